@@ -1,0 +1,1 @@
+"""Real-instrument drivers speaking each instrument's wire protocol through a `Transport`."""

@@ -1,0 +1,1 @@
+"""The smm-daq desktop application (PyQt6 + pyqtgraph)."""

@@ -1,0 +1,1 @@
+"""One simulated physical world and protocol-level emulators of each instrument."""

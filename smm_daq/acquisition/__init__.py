@@ -1,0 +1,1 @@
+"""Acquisition: scan plans, the sequencer, session files and recipes."""

@@ -1,0 +1,1 @@
+"""Analysis: forward model, maps, Fourier tools, susceptibility and micromagnetic tomography."""

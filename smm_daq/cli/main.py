@@ -1,0 +1,64 @@
+"""Entry point of the `smm-daq` command.
+
+Sub-commands are contributed by modules named in the `smm_daq.commands` entry-point group
+(pyproject.toml), each a `register(subparsers)` function that adds parsers whose `func`
+takes the parsed arguments and returns an exit code. So the core never imports the GUI or a
+driver by name, and a new area adds commands without touching this file.
+
+Exit codes: 0 success; 1 an instrument or run failure (rig made safe); 2 bad input (a clear
+message, no traceback); 130 interrupted by Ctrl-C (rig made safe by whoever was running).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from importlib.metadata import entry_points
+
+from smm_daq import PROGRAM_NAME, __version__
+from smm_daq.errors import InputError, SmmError
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse exits with 2 on bad usage already; keep its message, drop nothing."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROGRAM_NAME, description="Scanning magnetic microscope: acquisition and analysis."
+    )
+    parser.add_argument("--version", action="version", version=f"{PROGRAM_NAME} {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for ep in sorted(entry_points(group="smm_daq.commands"), key=lambda e: e.name):
+        ep.load()(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    try:
+        return int(func(args) or EXIT_OK)
+    except InputError as exc:
+        print(f"{PROGRAM_NAME}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except SmmError as exc:
+        print(f"{PROGRAM_NAME}: failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print(f"{PROGRAM_NAME}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

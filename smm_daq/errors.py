@@ -1,0 +1,49 @@
+"""The exceptions every part of smm-daq raises, so the command line can tell them apart.
+
+`InputError` is the user's to fix (a profile, recipe, grain file, data file or command-line
+value): the command line prints its message and exits with code 2, without a traceback.
+`InstrumentError` and its subclasses come from instruments; the sequencer makes the rig safe
+before letting them reach the user.
+"""
+
+from __future__ import annotations
+
+
+class SmmError(Exception):
+    """Base of every error smm-daq raises on purpose."""
+
+
+class InputError(SmmError):
+    """Bad input: names the file, key or line, the value, and what was expected."""
+
+    def __init__(self, message: str, *, source: str | None = None) -> None:
+        self.source = source
+        super().__init__(f"{source}: {message}" if source else message)
+
+
+class InstrumentError(SmmError):
+    """An instrument refused, failed or reported an error."""
+
+    def __init__(self, message: str, *, instrument: str | None = None) -> None:
+        self.instrument = instrument
+        super().__init__(f"{instrument}: {message}" if instrument else message)
+
+
+class InstrumentTimeout(InstrumentError):
+    """No (complete) reply within the timeout. Transient: may be retried after a device clear."""
+
+
+class ProtocolError(InstrumentError):
+    """A reply that does not parse as the protocol says. Never read as a silent zero."""
+
+
+class InstrumentLost(InstrumentError):
+    """The connection is gone (disconnect, closed socket, retries exhausted)."""
+
+
+class RangeError(InstrumentError, ValueError):
+    """A setting outside what the instrument or the profile allows; nothing was sent."""
+
+
+class SafetyError(SmmError):
+    """The rig could not be brought to its safe state; the operator must check it."""

@@ -1,0 +1,1 @@
+"""Instrument interfaces, transports, profiles and the rig factory (no driver names here)."""

@@ -1,0 +1,396 @@
+"""Instrument profiles: which implementation each instrument uses, where it is, its limits.
+
+A profile is a TOML file (see `configs/simulator.toml` and `configs/example-lab.toml`). Keys a
+person writes carry their unit (`height_um`, `max_field_uT`); the loaded `Profile` holds SI
+values. Every error names the file, the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from smm_daq.errors import InputError
+
+UM = 1e-6
+UT = 1e-6
+NT = 1e-9
+
+DEFAULT_PROFILE = Path(__file__).resolve().parents[2] / "configs" / "simulator.toml"
+
+
+@dataclass(frozen=True)
+class LinkSettings:
+    """How to reach one instrument."""
+
+    implementation: str
+    address: str
+    timeout_s: float
+    retries: int
+    baud_rate: int | None = None
+
+
+@dataclass(frozen=True)
+class SensorSettings:
+    sensitivity_V_per_T: float
+    channel: str  # "X" or "R"
+    height: float  # m
+    active_area: tuple[float, float]  # (w, l) in m; (0, 0) is a point sensor
+    offset_V: float
+
+
+@dataclass(frozen=True)
+class LockInSettings:
+    link: LinkSettings
+    time_constant: float  # s
+    sensitivity: float  # V full scale
+    reference_frequency: float  # Hz
+    reference_amplitude: float  # V rms
+    overrange_fraction: float  # |reading| above this fraction of full scale counts as out of range
+
+
+@dataclass(frozen=True)
+class StageSettings:
+    link: LinkSettings
+    axes: tuple[str, str, str]  # controller axis names for sample x, y, z
+    axis_sign: tuple[int, int, int]  # +1 or -1: controller direction onto the sample frame
+    travel: np.ndarray  # (3, 2) [min, max] in m, sample frame
+    velocity: float  # m/s
+    resolution: float  # m
+    settle_time: float  # s
+
+
+@dataclass(frozen=True)
+class CoilSettings:
+    link: LinkSettings
+    addresses: tuple[str, str, str]  # one supply per coil axis
+    calibration: np.ndarray  # (3, 3) T/A: field at the sample per coil current, sample frame
+    ambient_field: np.ndarray  # (3,) T: field at the sample with all currents at zero
+    max_current: float  # A
+    max_ramp_rate: float  # A/s
+    max_field: float  # T, magnitude of the applied field
+    field_tolerance: float  # T: verification with the fluxgate must agree within this
+    safe_state: str  # "zero" (ramp to zero applied field) or "off" (ramp down, outputs off)
+
+
+@dataclass(frozen=True)
+class FluxgateSettings:
+    link: LinkSettings
+    channels: tuple[int, int, int]  # multimeter scanner channels for the x, y, z outputs
+    scale: np.ndarray  # (3, 3) T/V, sample frame: B = scale @ (V - offset)
+    offset: np.ndarray  # (3,) V
+
+
+@dataclass(frozen=True)
+class Profile:
+    path: Path
+    name: str
+    simulated: bool
+    sensor: SensorSettings
+    lockin: LockInSettings
+    stage: StageSettings
+    coils: CoilSettings
+    fluxgate: FluxgateSettings | None
+    calibration_file: Path | None  # where calibrate-coils stores the fitted matrix and ambient
+    simulation: dict[str, Any] = field(default_factory=dict)  # validated by the simulator
+    text: str = ""  # the file as written, stored with every scan
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What must match for a scan to be resumed with this profile (hardware and geometry)."""
+        return {
+            "simulated": self.simulated,
+            "sensor_sensitivity_V_per_T": self.sensor.sensitivity_V_per_T,
+            "sensor_height_m": self.sensor.height,
+            "sensor_size_m": list(self.sensor.active_area),
+            "lockin": self.lockin.link.implementation,
+            "stage": self.stage.link.implementation,
+            "coils": self.coils.link.implementation,
+            "coil_calibration_T_per_A": self.coils.calibration.tolist(),
+        }
+
+
+class _Reader:
+    """Reads typed values from a TOML table, naming the file and full key in every error."""
+
+    def __init__(self, source: str, table: dict[str, Any], prefix: str = "") -> None:
+        self.source = source
+        self.table = table
+        self.prefix = prefix
+        self.used: set[str] = set()
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}{key}"
+
+    def fail(self, key: str, value: object, expected: str) -> InputError:
+        return InputError(
+            f"key '{self._key(key)}' is {value!r}; expected {expected}", source=self.source
+        )
+
+    def _get(self, key: str, default: object) -> object:
+        self.used.add(key)
+        if key in self.table:
+            return self.table[key]
+        if default is _REQUIRED:
+            raise InputError(f"key '{self._key(key)}' is missing", source=self.source)
+        return default
+
+    def sub(self, key: str, *, required: bool = True) -> _Reader | None:
+        value = self._get(key, _REQUIRED if required else None)
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise self.fail(key, value, "a table")
+        return _Reader(self.source, value, f"{self._key(key)}.")
+
+    def string(
+        self, key: str, default: object = None, choices: tuple[str, ...] | None = None
+    ) -> str:
+        value = self._get(key, _REQUIRED if default is None else default)
+        if not isinstance(value, str) or not value:
+            raise self.fail(key, value, "a non-empty string")
+        if choices is not None and value not in choices:
+            raise self.fail(key, value, "one of " + ", ".join(repr(c) for c in choices))
+        return value
+
+    def number(
+        self,
+        key: str,
+        default: object = None,
+        *,
+        lo: float | None = None,
+        hi: float | None = None,
+        positive: bool = False,
+    ) -> float:
+        value = self._get(key, _REQUIRED if default is None else default)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            raise self.fail(key, value, "a finite number")
+        value = float(value)
+        if positive and value <= 0:
+            raise self.fail(key, value, "a number > 0")
+        if lo is not None and value < lo:
+            raise self.fail(key, value, f"a number >= {lo:g}")
+        if hi is not None and value > hi:
+            raise self.fail(key, value, f"a number <= {hi:g}")
+        return value
+
+    def integer(self, key: str, default: object = None, *, lo: int | None = None) -> int:
+        value = self._get(key, _REQUIRED if default is None else default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(key, value, "a whole number")
+        if lo is not None and value < lo:
+            raise self.fail(key, value, f"a whole number >= {lo}")
+        return value
+
+    def boolean(self, key: str, default: object = None) -> bool:
+        value = self._get(key, _REQUIRED if default is None else default)
+        if not isinstance(value, bool):
+            raise self.fail(key, value, "true or false")
+        return value
+
+    def array(self, key: str, shape: tuple[int, ...], default: object = None) -> np.ndarray:
+        value = self._get(key, _REQUIRED if default is None else default)
+        expected = f"an array of shape {shape} of finite numbers"
+        try:
+            arr = np.array(value, dtype=float)
+        except (TypeError, ValueError):
+            raise self.fail(key, value, expected) from None
+        if arr.shape != shape or not np.all(np.isfinite(arr)):
+            raise self.fail(key, value, expected)
+        return arr
+
+    def strings(self, key: str, n: int, default: object = None) -> tuple[str, ...]:
+        value = self._get(key, _REQUIRED if default is None else default)
+        if (
+            not isinstance(value, list)
+            or len(value) != n
+            or not all(isinstance(v, str) and v for v in value)
+        ):
+            raise self.fail(key, value, f"a list of {n} non-empty strings")
+        return tuple(value)
+
+    def check_unknown(self) -> None:
+        unknown = sorted(set(self.table) - self.used)
+        if unknown:
+            raise InputError(
+                f"unknown key '{self._key(unknown[0])}'; expected one of "
+                + ", ".join(repr(self._key(k)) for k in sorted(self.used)),
+                source=self.source,
+            )
+
+
+_REQUIRED = object()
+
+
+def _link(r: _Reader, *, serial: bool = False, address: str | None = None) -> LinkSettings:
+    return LinkSettings(
+        implementation=r.string("implementation"),
+        address=address if address is not None else r.string("address"),
+        timeout_s=r.number("timeout_s", 3.0, positive=True),
+        retries=r.integer("retries", 2, lo=0),
+        baud_rate=r.integer("baud_rate", 115200, lo=1) if serial else None,
+    )
+
+
+def _sensor(r: _Reader) -> SensorSettings:
+    area = r.array("active_area_um", (2,))
+    if np.any(area < 0):
+        raise r.fail("active_area_um", area.tolist(), "two sizes >= 0 µm (0, 0 for a point sensor)")
+    s = SensorSettings(
+        sensitivity_V_per_T=r.number("sensitivity_V_per_T"),
+        channel=r.string("channel", "X", choices=("X", "R")),
+        height=r.number("height_um", positive=True) * UM,
+        active_area=(float(area[0]) * UM, float(area[1]) * UM),
+        offset_V=r.number("offset_V", 0.0),
+    )
+    if s.sensitivity_V_per_T == 0:
+        raise r.fail("sensitivity_V_per_T", 0, "a non-zero number (V per T at the lock-in input)")
+    r.check_unknown()
+    return s
+
+
+def _lockin(r: _Reader) -> LockInSettings:
+    s = LockInSettings(
+        link=_link(r),
+        time_constant=r.number("time_constant_s", positive=True),
+        sensitivity=r.number("sensitivity_V", positive=True),
+        reference_frequency=r.number("reference_frequency_Hz", positive=True),
+        reference_amplitude=r.number("reference_amplitude_V", positive=True),
+        overrange_fraction=r.number("overrange_fraction", 0.95, positive=True, hi=1.0),
+    )
+    r.check_unknown()
+    return s
+
+
+def _stage(r: _Reader) -> StageSettings:
+    travel = r.array("travel_um", (3, 2)) * UM
+    if np.any(travel[:, 1] <= travel[:, 0]):
+        raise r.fail("travel_um", (travel / UM).tolist(), "[min, max] per axis with min < max")
+    signs = r.array("axis_sign", (3,), [1, 1, 1])
+    if not np.all(np.isin(signs, (-1, 1))):
+        raise r.fail("axis_sign", signs.tolist(), "three values, each +1 or -1")
+    s = StageSettings(
+        link=_link(r, serial=True),
+        axes=r.strings("axes", 3),  # type: ignore[arg-type]
+        axis_sign=tuple(int(v) for v in signs),  # type: ignore[arg-type]
+        travel=travel,
+        velocity=r.number("velocity_um_per_s", positive=True) * UM,
+        resolution=r.number("resolution_nm", positive=True) * 1e-9,
+        settle_time=r.number("settle_time_s", 0.0, lo=0.0),
+    )
+    r.check_unknown()
+    return s
+
+
+def _coils(r: _Reader) -> CoilSettings:
+    addresses = r.strings("addresses", 3)
+    cal = r.array("calibration_T_per_A", (3, 3))
+    if abs(np.linalg.det(cal)) < 1e-30:
+        raise r.fail("calibration_T_per_A", cal.tolist(), "an invertible 3 × 3 matrix (T/A)")
+    s = CoilSettings(
+        link=_link(r, address=addresses[0]),
+        addresses=addresses,  # type: ignore[arg-type]
+        calibration=cal,
+        ambient_field=r.array("ambient_field_uT", (3,), [0.0, 0.0, 0.0]) * UT,
+        max_current=r.number("max_current_A", positive=True),
+        max_ramp_rate=r.number("max_ramp_A_per_s", positive=True),
+        max_field=r.number("max_field_uT", positive=True) * UT,
+        field_tolerance=r.number("field_tolerance_nT", 50.0, positive=True) * NT,
+        safe_state=r.string("safe_state", "zero", choices=("zero", "off")),
+    )
+    r.check_unknown()
+    return s
+
+
+def _fluxgate(r: _Reader) -> FluxgateSettings:
+    channels = r.array("channels", (3,), [1, 2, 3])
+    s = FluxgateSettings(
+        link=_link(r),
+        channels=tuple(int(c) for c in channels),  # type: ignore[arg-type]
+        scale=r.array("scale_T_per_V", (3, 3)),
+        offset=r.array("offset_V", (3,), [0.0, 0.0, 0.0]),
+    )
+    r.check_unknown()
+    return s
+
+
+def _apply_calibration_file(path: Path, coils: CoilSettings) -> CoilSettings:
+    """Overlay a stored coil calibration (written by `smm-daq calibrate-coils`)."""
+    source = str(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"not valid TOML: {exc}", source=source) from None
+    r = _Reader(source, data)
+    cal = r.array("calibration_T_per_A", (3, 3))
+    ambient = r.array("ambient_field_uT", (3,)) * UT
+    r.string("fitted_at", "unknown")
+    r.number("residual_nT", 0.0, lo=0.0)
+    r.check_unknown()
+    return CoilSettings(**{**coils.__dict__, "calibration": cal, "ambient_field": ambient})
+
+
+def parse_profile(text: str, path: Path) -> Profile:
+    """Parse and validate profile text; `path` names it in errors and anchors relative paths."""
+    source = str(path)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"not valid TOML: {exc}", source=source) from None
+    top = _Reader(source, data)
+    rig = top.sub("rig")
+    assert rig is not None
+    name = rig.string("name")
+    simulated = rig.boolean("simulated", False)
+    cal_name = rig._get("calibration_file", None)
+    if cal_name is not None and not isinstance(cal_name, str):
+        raise rig.fail("calibration_file", cal_name, "a path (relative to the profile)")
+    rig.check_unknown()
+    calibration_file = (path.parent / cal_name) if cal_name else None
+
+    coils = _coils(top.sub("coils"))  # type: ignore[arg-type]
+    if calibration_file is not None and calibration_file.exists():
+        coils = _apply_calibration_file(calibration_file, coils)
+    fluxgate_table = top.sub("fluxgate", required=False)
+    simulation = top._get("simulation", {})
+    if not isinstance(simulation, dict):
+        raise top.fail("simulation", simulation, "a table")
+    if simulation and not simulated:
+        raise InputError("a [simulation] table needs rig.simulated = true", source=source)
+    profile = Profile(
+        path=path,
+        name=name,
+        simulated=simulated,
+        sensor=_sensor(top.sub("sensor")),  # type: ignore[arg-type]
+        lockin=_lockin(top.sub("lockin")),  # type: ignore[arg-type]
+        stage=_stage(top.sub("stage")),  # type: ignore[arg-type]
+        coils=coils,
+        fluxgate=_fluxgate(fluxgate_table) if fluxgate_table is not None else None,
+        calibration_file=calibration_file,
+        simulation=simulation,
+        text=text,
+    )
+    top.check_unknown()
+    return profile
+
+
+def load_profile(path: str | Path | None = None) -> Profile:
+    """Load a profile file (the simulator profile when `path` is None)."""
+    p = Path(path) if path is not None else DEFAULT_PROFILE
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(
+            "profile file not found; expected a TOML instrument profile", source=str(p)
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read the profile: {exc}", source=str(p)) from None
+    return parse_profile(text, p.resolve())

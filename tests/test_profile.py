@@ -1,0 +1,84 @@
+"""Profiles load in SI units, and every error names the file, the key and what is allowed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from smm_daq.errors import InputError
+from smm_daq.instruments.profile import load_profile, parse_profile
+
+
+def test_simulator_profile_is_default_and_in_si(repo: Path) -> None:
+    p = load_profile()
+    assert p.path == (repo / "configs" / "simulator.toml").resolve()
+    assert p.simulated
+    assert p.sensor.height == pytest.approx(100e-6)
+    assert p.sensor.active_area == pytest.approx((30e-6, 30e-6))
+    assert p.coils.max_field == pytest.approx(100e-6)
+    np.testing.assert_allclose(p.stage.travel[0], [0.0, 25e-3])
+    assert p.stage.resolution == pytest.approx(10e-9)
+
+
+def test_example_lab_profile_loads(repo: Path) -> None:
+    p = load_profile(repo / "configs" / "example-lab.toml")
+    assert not p.simulated
+    assert p.lockin.link.implementation == "sr830"
+    assert p.stage.axis_sign == (1, -1, 1)
+    assert p.fluxgate is not None and p.fluxgate.channels == (101, 102, 103)
+    np.testing.assert_allclose(p.coils.ambient_field, [14.2e-6, 0.8e-6, -48.5e-6])
+
+
+def _edited(repo: Path, old: str, new: str) -> str:
+    text = (repo / "configs" / "simulator.toml").read_text()
+    assert old in text
+    return text.replace(old, new)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key", "expected"),
+    [
+        ("height_um = 100.0", "height_um = -5.0", "sensor.height_um", "> 0"),
+        ("max_field_uT = 100.0", 'max_field_uT = "lots"', "coils.max_field_uT", "finite number"),
+        ('channel = "X"', 'channel = "Q"', "sensor.channel", "'X', 'R'"),
+        ("axis_sign = [1, 1, 1]", "axis_sign = [1, 2, 1]", "stage.axis_sign", "+1 or -1"),
+        ("resolution_nm = 10.0", "resolution_nm = 10.0\nspeed = 3", "stage.speed", "unknown key"),
+        (
+            "[[0.0, 25000.0], [0.0, 25000.0]",
+            "[[10.0, 5.0], [0.0, 25000.0]",
+            "stage.travel_um",
+            "min < max",
+        ),
+    ],
+)
+def test_bad_values_are_named(repo: Path, old: str, new: str, key: str, expected: str) -> None:
+    path = Path("/lab/profiles/bad.toml")
+    with pytest.raises(InputError) as err:
+        parse_profile(_edited(repo, old, new), path)
+    message = str(err.value)
+    assert str(path) in message
+    assert key in message
+    assert expected in message
+
+
+def test_missing_key_and_missing_file(repo: Path, tmp_path: Path) -> None:
+    text = _edited(repo, "height_um = 100.0\n", "")
+    with pytest.raises(InputError, match=r"sensor\.height_um' is missing"):
+        parse_profile(text, tmp_path / "p.toml")
+    with pytest.raises(InputError, match="not found"):
+        load_profile(tmp_path / "nope.toml")
+    with pytest.raises(InputError, match="not valid TOML"):
+        parse_profile("[rig\nname=", tmp_path / "p.toml")
+
+
+def test_calibration_file_overrides_the_coil_matrix(repo: Path, tmp_path: Path) -> None:
+    (tmp_path / "coils.toml").write_text(
+        "calibration_T_per_A = [[4e-5, 0, 0], [0, 4e-5, 0], [0, 0, 4e-5]]\n"
+        "ambient_field_uT = [1.0, 2.0, 3.0]\n"
+    )
+    text = _edited(repo, "simulated = true", 'simulated = true\ncalibration_file = "coils.toml"')
+    p = parse_profile(text, tmp_path / "p.toml")
+    np.testing.assert_allclose(np.diag(p.coils.calibration), 4e-5)
+    np.testing.assert_allclose(p.coils.ambient_field, [1e-6, 2e-6, 3e-6])
