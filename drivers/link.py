@@ -1,0 +1,73 @@
+"""A transport with bounded retries and device clear, shared by every driver.
+
+Each driver owns one `Link` per connection. A query whose reply times out or does not parse
+is retried after a device clear, at most `retries` more times; then the instrument is taken
+as lost. Parsers raise `ProtocolError`: a garbled reply is never read as a silent zero.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import TypeVar
+
+from smm_daq.errors import InstrumentLost, InstrumentTimeout, ProtocolError
+from smm_daq.instruments.transport import Transport
+
+T = TypeVar("T")
+
+
+class Link:
+    """One instrument connection: strict queries, bounded retries, device clear in between."""
+
+    def __init__(self, transport: Transport, *, name: str, retries: int = 2) -> None:
+        if retries < 0:
+            raise ValueError(f"retries must be >= 0, got {retries}")
+        self.transport = transport
+        self.name = name
+        self.retries = retries
+
+    def write(self, command: str) -> None:
+        """Send a command that has no reply."""
+        self._attempt(lambda: self.transport.write(command), command)
+
+    def query(self, command: str, parse: Callable[[str], T]) -> T:
+        """Send `command`, parse its reply with `parse` (which raises ProtocolError if garbled)."""
+        return self._attempt(lambda: parse(self.transport.query(command).strip()), command)
+
+    def _attempt(self, action: Callable[[], T], command: str) -> T:
+        last: Exception | None = None
+        for _ in range(self.retries + 1):
+            try:
+                return action()
+            except (InstrumentTimeout, ProtocolError) as exc:
+                last = exc
+                with contextlib.suppress(InstrumentTimeout):
+                    self.transport.clear()
+        raise InstrumentLost(
+            f"no valid reply to {command!r} after {self.retries + 1} attempts (last: {last})",
+            instrument=self.name,
+        )
+
+    def close(self) -> None:
+        self.transport.close()
+
+
+def parse_float(reply: str, *, what: str = "number") -> float:
+    """A strict float: one token, finite. Raises ProtocolError naming the reply."""
+    try:
+        value = float(reply.strip())
+    except ValueError:
+        raise ProtocolError(f"expected a {what}, got {reply!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ProtocolError(f"expected a finite {what}, got {reply!r}")
+    return value
+
+
+def parse_int(reply: str, *, what: str = "integer") -> int:
+    """A strict integer reply. Raises ProtocolError naming the reply."""
+    text = reply.strip()
+    try:
+        return int(text)
+    except ValueError:
+        raise ProtocolError(f"expected an {what}, got {reply!r}") from None

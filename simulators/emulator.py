@@ -1,0 +1,118 @@
+"""Base of the protocol emulators, and the in-process transport that reaches them.
+
+An emulator answers the same command strings as the real instrument. `EmulatorTransport`
+gives a driver the `Transport` interface onto an emulator, with injectable faults (timeouts,
+garbage replies, disconnects), so the real drivers run unchanged in simulator mode and the
+tests can break the link on purpose. `simulators.tcp_server` serves the same emulators on
+loopback TCP for any VISA client.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections import deque
+from dataclasses import dataclass
+
+from smm_daq.clock import Clock
+from smm_daq.errors import InstrumentLost, InstrumentTimeout
+
+
+class Emulator(ABC):
+    """A simulated instrument speaking its real command language, one message at a time."""
+
+    name: str = "emulator"
+
+    @abstractmethod
+    def handle(self, message: str) -> str | None:
+        """Process one message (terminator stripped); return the reply, or None if there is none.
+
+        Unknown or malformed commands behave as on the real instrument (an error bit, an error
+        queue entry, or no reply): never an exception.
+        """
+
+    def device_clear(self) -> None:  # noqa: B027 - instruments without clear semantics ignore it
+        """IEEE 488.2 device clear: drop pending input and output."""
+
+
+@dataclass
+class Faults:
+    """Faults to inject on one link. Counters count down as faults are delivered."""
+
+    timeouts: int = 0  # the next N replies are lost (read times out)
+    garbage: int = 0  # the next N replies are replaced by garbage
+    disconnected: bool = False  # every operation fails with InstrumentLost
+    garbage_text: str = "#\x15?!"
+
+
+class EmulatorTransport:
+    """A `Transport` onto an in-process emulator. Thread safe; one outstanding reply queue.
+
+    A read with no reply waiting times out at once, advancing the virtual clock by the timeout
+    when a clock is given, as the real link would have waited.
+    """
+
+    def __init__(
+        self,
+        emulator: Emulator,
+        *,
+        timeout: float = 3.0,
+        clock: Clock | None = None,
+        faults: Faults | None = None,
+    ) -> None:
+        self.emulator = emulator
+        self.timeout = timeout
+        self.clock = clock
+        self.faults = faults or Faults()
+        self._replies: deque[str] = deque()
+        self._lock = threading.RLock()
+        self._closed = False
+
+    def _check(self) -> None:
+        if self._closed:
+            raise InstrumentLost("link closed", instrument=self.emulator.name)
+        if self.faults.disconnected:
+            raise InstrumentLost("connection lost", instrument=self.emulator.name)
+
+    def write(self, message: str) -> None:
+        with self._lock:
+            self._check()
+            reply = self.emulator.handle(message.strip())
+            if reply is not None:
+                self._replies.append(reply)
+
+    def read(self) -> str:
+        with self._lock:
+            self._check()
+            if self._replies and self.faults.timeouts > 0:
+                self.faults.timeouts -= 1
+                self._replies.popleft()
+                self._timed_out()
+            if not self._replies:
+                self._timed_out()
+            reply = self._replies.popleft()
+            if self.faults.garbage > 0:
+                self.faults.garbage -= 1
+                return self.faults.garbage_text
+            return reply
+
+    def _timed_out(self) -> None:
+        if self.clock is not None:
+            self.clock.sleep(self.timeout)
+        raise InstrumentTimeout(
+            f"no reply within {self.timeout:g} s", instrument=self.emulator.name
+        )
+
+    def query(self, message: str) -> str:
+        with self._lock:
+            self.write(message)
+            return self.read()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._check()
+            self._replies.clear()
+            self.emulator.device_clear()
+
+    def close(self) -> None:
+        self._closed = True

@@ -1,0 +1,1 @@
+"""Session files: NeXus/HDF5 entries for scans and analysis products."""
