@@ -1,9 +1,376 @@
-"""`smm-daq` sub-commands of this area."""
+"""`smm-daq` acquisition commands: scan, run, resume, info, demo.
+
+Scans show a progress bar with the remaining time on stderr. A scan that pauses (lock-in
+overload, a reading out of range) asks the operator on an interactive terminal and otherwise
+aborts cleanly, leaving a file that `smm-daq resume` finishes.
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
+import sys
+import time
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+
+from smm_daq.acquisition.events import ScanEvent
+from smm_daq.acquisition.plan import DEFAULT_SETTLE_TAU, ScanPlan
+from smm_daq.acquisition.recipe import check_recipe, load_recipe, run_recipe
+from smm_daq.acquisition.session import Session
+from smm_daq.cli.args import floats, positive
+from smm_daq.errors import InputError
+from smm_daq.instruments.profile import Profile, load_profile, parse_profile
+from smm_daq.storage.nexus import EntryInfo, list_entries, read_map
+from smm_daq.storage.scan_entry import read_scan_record
+
+UM = 1e-6
+UT = 1e-6
+DEMO_SIZE_UM = 2200.0  # the built-in sample fills a 2 mm square centred at (12.5, 12.5) mm
+DEMO_STEP_UM = 50.0
+DEMO_CENTER_UM = (12500.0, 12500.0)
+DEMO_FIELD_UT = (0.0, 40.0, 0.0)
+
+
+# -- progress ---------------------------------------------------------------------------------
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "--"
+    s = round(float(seconds))
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    if s >= 60:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s}s"
+
+
+class ProgressBar:
+    """A scan subscriber drawing one line on a terminal (or a line per 10 % elsewhere).
+
+    The remaining time is extrapolated from the wall-clock rate since the bar started, so it
+    is right for real instruments and for simulators at any time scale.
+    """
+
+    WIDTH = 30
+
+    def __init__(self, stream: TextIO | None = None, *, min_interval: float = 0.1) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.min_interval = min_interval
+        self._t0: float | None = None
+        self._p0 = 0.0
+        self._last_draw = 0.0
+        self._last_decile = -1
+        self._drawn = False
+
+    def __call__(self, event: ScanEvent) -> None:
+        now = time.monotonic()
+        if event.kind == "started":
+            self._t0, self._p0 = now, event.progress
+            self._last_decile = int(event.progress * 10)
+            self.stream.write(f"scan '{event.entry}': {event.message}\n")
+        elif event.kind in ("point", "line_done"):
+            if self.tty and now - self._last_draw >= self.min_interval:
+                self._draw(event, now)
+            elif not self.tty and int(event.progress * 10) > self._last_decile:
+                self._last_decile = int(event.progress * 10)
+                self.stream.write(self._text(event, now) + "\n")
+        elif event.kind == "paused":
+            self._end_line()
+            self.stream.write(f"scan '{event.entry}' paused: {event.message}\n")
+        elif event.kind == "resumed":
+            self.stream.write(f"scan '{event.entry}' resumed\n")
+        else:
+            if self.tty:
+                self._draw(event, now)
+            self._end_line()
+            tail = f": {event.message}" if event.message else ""
+            self.stream.write(f"scan '{event.entry}' {event.kind}{tail}\n")
+        self.stream.flush()
+
+    def _text(self, event: ScanEvent, now: float) -> str:
+        filled = int(event.progress * self.WIDTH)
+        eta = None
+        if self._t0 is not None and event.progress > self._p0:
+            rate = (event.progress - self._p0) / max(now - self._t0, 1e-9)
+            eta = (1.0 - event.progress) / rate
+        return (f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {event.progress:6.1%} "
+                f"line {event.line + 1} ETA {format_duration(eta)}")
+
+    def _draw(self, event: ScanEvent, now: float) -> None:
+        self._last_draw = now
+        self.stream.write("\r" + self._text(event, now) + "  ")
+        self._drawn = True
+
+    def _end_line(self) -> None:
+        if self._drawn:
+            self.stream.write("\n")
+            self._drawn = False
+
+
+def ask_operator(reason: str) -> bool:
+    """Pause handler: ask on an interactive terminal, otherwise abort (resume later)."""
+    if not (sys.stdin is not None and sys.stdin.isatty()):
+        return False
+    input(f"paused: {reason}. Enter to resume, Ctrl-C to abort: ")
+    return True
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def _time_scale(value: float | None) -> float:
+    if value is None:
+        return 0.0
+    if not (math.isfinite(value) and value >= 0):
+        raise InputError(f"--time-scale is {value!r}; expected a number >= 0 (simulated "
+                         "seconds per real second; 0 = as fast as possible)")
+    return value
+
+
+def _open_session(out: str, profile: Profile | str | None, time_scale: float | None
+                  ) -> Session:
+    return Session.open(out, profile, time_scale=_time_scale(time_scale), on_pause=ask_operator)
+
+
+def _finish(session: Session) -> int:
+    problems = session.close()
+    if problems:
+        print("smm-daq: the rig may NOT be safe: " + "; ".join(problems), file=sys.stderr)
+        return 1
+    return 0
+
+
+def noise_floor(bz: np.ndarray) -> float:
+    """Robust white-noise RMS of a map (T) from second differences along the lines.
+
+    For white noise of RMS σ, b[i-1] − 2 b[i] + b[i+1] has RMS σ √6; the median absolute
+    value (over 0.6745 for a Gaussian) ignores the few differences where grains curve the
+    field. NaN when there are too few measured points.
+    """
+    d2 = bz[:, :-2] - 2 * bz[:, 1:-1] + bz[:, 2:]
+    d2 = d2[np.isfinite(d2)]
+    if d2.size < 10:
+        return math.nan
+    return float(np.median(np.abs(d2)) / 0.6745 / math.sqrt(6))
+
+
+def _vec_ut(b: np.ndarray | None) -> str:
+    if b is None or not np.all(np.isfinite(b)):
+        return "-"
+    return "(" + ", ".join(f"{v / UT:.3g}" for v in b) + ") µT"
+
+
+# -- commands ---------------------------------------------------------------------------------
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    _time_scale(args.time_scale)
+    cx, cy = floats("--center-um", args.center_um, 2)
+    w, h = floats("--size-um", args.size_um, 2)
+    step = floats("--step-um", args.step_um, 2 if "," in args.step_um else 1)
+    for s in step:
+        positive("--step-um", s)
+    if w < 0 or h < 0:
+        raise InputError(f"--size-um is {args.size_um!r}; expected sizes >= 0 µm")
+    field = floats("--field-uT", args.field_uT, 3)
+    profile = load_profile(args.profile)
+    plan = ScanPlan.from_center(
+        args.name,
+        (cx * UM, cy * UM),
+        (w * UM, h * UM),
+        step[0] * UM if len(step) == 1 else (step[0] * UM, step[1] * UM),
+        field=tuple(b * UT for b in field),
+        height=profile.sensor.height if args.height_um is None else args.height_um * UM,
+        raster=args.raster,
+        settle_tau=args.settle_tau,
+        dwell_tau=args.dwell_tau,
+        title=args.title,
+    )
+    plan.validate(profile)
+    print(f"scan '{plan.name}': {plan.nx} × {plan.ny} points, field {_vec_ut(np.array(plan.field))}"
+          f", estimated {format_duration(plan.estimate_duration(profile))} of instrument time",
+          file=sys.stderr)
+    session = _open_session(args.out, profile, args.time_scale)
+    try:
+        session.scan_plan(plan, on_event=ProgressBar(), auto_range=args.auto_range)
+    finally:
+        code = _finish(session)
+    return code
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    _time_scale(args.time_scale)
+    recipe = load_recipe(args.recipe)
+    profile = load_profile(args.profile)
+    interactive = sys.stdin is not None and sys.stdin.isatty()
+    checked = check_recipe(recipe, profile, args.out, can_prompt=args.yes or interactive)
+    total = sum(p.estimate_duration(profile) for p in checked.plans if p is not None)
+    print(f"recipe {args.recipe}: {len(checked.steps)} steps, scans estimated "
+          f"{format_duration(total)} of instrument time", file=sys.stderr)
+    session = _open_session(args.out, profile, args.time_scale)
+    try:
+        written = run_recipe(
+            recipe, session, yes=args.yes,
+            on_step=lambda i, text: print(f"step {i + 1}/{len(checked.steps)}: {text}",
+                                          file=sys.stderr),
+            on_event=ProgressBar(), auto_range=args.auto_range,
+        )
+    finally:
+        code = _finish(session)
+    print(f"wrote {', '.join(written) or 'no entries'} to {args.out}", file=sys.stderr)
+    return code
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    _time_scale(args.time_scale)
+    record = read_scan_record(args.file, args.entry)
+    if record["status"] == "finished":
+        raise InputError(f"entry '{args.entry}' is finished already; nothing to resume",
+                         source=args.file)
+    if args.profile is not None:
+        profile = load_profile(args.profile)
+    else:  # the profile the scan was started with, as stored in the entry
+        stored = Path(record["profile_path"] or "stored-profile.toml")
+        profile = parse_profile(record["profile_text"], stored)
+    left = int(np.count_nonzero(~record["line_done"]))
+    print(f"resuming '{args.entry}': {left} of {record['line_done'].size} lines to measure",
+          file=sys.stderr)
+    session = _open_session(args.file, profile, args.time_scale)
+    try:
+        session.resume(args.entry, on_event=ProgressBar(), auto_range=args.auto_range)
+    finally:
+        code = _finish(session)
+    return code
+
+
+def _info_line(path: str, e: EntryInfo) -> str:
+    parts = [f"{e.name}", f"[{e.kind}, {e.status}]"]
+    if e.shape is not None:
+        ny, nx = e.shape
+        step = f" step {e.step[0] / UM:g} × {e.step[1] / UM:g} µm" if e.step else ""
+        parts.append(f"{nx} × {ny}{step}")
+    if e.lines_done is not None and e.shape is not None:
+        parts.append(f"lines {e.lines_done}/{e.shape[0]}")
+    if e.applied_field is not None:
+        parts.append(f"field {_vec_ut(e.applied_field)}")
+    if e.measured_field is not None and np.all(np.isfinite(e.measured_field)):
+        parts.append(f"measured {_vec_ut(e.measured_field)}")
+    if e.shape is not None:
+        sigma = noise_floor(read_map(path, e.name).bz)
+        parts.append(f"noise floor {sigma / UT:.3g} µT" if math.isfinite(sigma)
+                     else "noise floor -")
+    if e.sources:
+        parts.append("from " + ", ".join(e.sources))
+    if e.title:
+        parts.append(repr(e.title))
+    return "  ".join(parts)
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    entries = list_entries(args.file)
+    print(f"{args.file}: {len(entries)} entries")
+    for e in entries:
+        print("  " + _info_line(args.file, e))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    _time_scale(args.time_scale)
+    out = Path(args.out)
+    if out.exists():
+        raise InputError("exists already; the demo writes a new file (choose another --out)",
+                         source=str(out))
+    size = (DEMO_SIZE_UM, DEMO_SIZE_UM)
+    session = _open_session(str(out), None, args.time_scale)
+    bar = ProgressBar()
+    try:
+        session.zero_field()
+        rem = session.scan("remanent", center_um=DEMO_CENTER_UM, size_um=size,
+                           step_um=DEMO_STEP_UM, title="demo: zero field (remanence)",
+                           on_event=bar)
+        session.set_field(DEMO_FIELD_UT)
+        inf = session.scan("in_field", center_um=DEMO_CENTER_UM, size_um=size,
+                           step_um=DEMO_STEP_UM, title="demo: 40 µT along +Y", on_event=bar)
+        induced = session.subtract("in_field", "remanent", "induced")
+    finally:
+        code = _finish(session)
+    print(f"\ndemo written to {out}")
+    for m in (rem, inf, induced):
+        finite = m.bz[np.isfinite(m.bz)]
+        peak = float(np.max(np.abs(finite))) if finite.size else math.nan
+        print(f"  {m.name:9s} {m.shape[1]} × {m.shape[0]} points  field "
+              f"{_vec_ut(m.applied_field)}  peak |Bz| {peak / UT:.3g} µT  noise floor "
+              f"{noise_floor(m.bz) / UT:.3g} µT")
+    print(f"view it: smm-daq info {out}   (or silx view {out})")
+    return code
+
+
+# -- registration ------------------------------------------------------------------------------
+
+
+def _add_run_options(p: argparse.ArgumentParser, *, profile: bool = True) -> None:
+    if profile:
+        p.add_argument("--profile", metavar="FILE",
+                       help="instrument profile (default: the simulator)")
+    p.add_argument("--time-scale", type=float, default=None, metavar="S",
+                   help="simulated seconds per real second on a simulator (default 0: as "
+                        "fast as possible)")
+    p.add_argument("--auto-range", action="store_true",
+                   help="raise the lock-in sensitivity instead of pausing on out-of-range "
+                        "readings")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add this area's sub-commands."""
+    """Add scan, run, resume, info and demo."""
+    p = sub.add_parser("scan", help="raster-scan Bz into a session file",
+                       description="Raster-scan Bz on a grid at a fixed applied field.")
+    p.add_argument("--center-um", required=True, metavar="X,Y")
+    p.add_argument("--size-um", required=True, metavar="W,H")
+    p.add_argument("--step-um", required=True, metavar="S[,SY]")
+    p.add_argument("--field-uT", default="0,0,0", metavar="BX,BY,BZ")
+    p.add_argument("--name", required=True, help="entry name in the session file")
+    p.add_argument("--out", required=True, metavar="FILE.h5")
+    p.add_argument("--title", default="")
+    p.add_argument("--height-um", type=float, default=None,
+                   help="scan height (default: the profile's sensor height)")
+    p.add_argument("--raster", choices=("serpentine", "unidirectional"), default="serpentine")
+    p.add_argument("--settle-tau", type=float, default=DEFAULT_SETTLE_TAU,
+                   help=f"lock-in time constants to wait at each point (default "
+                        f"{DEFAULT_SETTLE_TAU:g})")
+    p.add_argument("--dwell-tau", type=float, default=0.0,
+                   help="time constants to average over at each point (default 0: one reading)")
+    _add_run_options(p)
+    p.set_defaults(func=cmd_scan)
+
+    p = sub.add_parser("run", help="run a recipe of scans and steps",
+                       description="Run a TOML recipe on one session file; the whole recipe "
+                                   "is checked before its first step.")
+    p.add_argument("recipe", metavar="RECIPE.toml")
+    p.add_argument("--out", required=True, metavar="FILE.h5")
+    p.add_argument("--yes", action="store_true", help="continue past prompts without asking")
+    _add_run_options(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("resume", help="finish an interrupted scan",
+                       description="Finish an interrupted scan from its first unfinished "
+                                   "line (the profile and plan must match).")
+    p.add_argument("file", metavar="FILE.h5")
+    p.add_argument("--entry", required=True)
+    _add_run_options(p)
+    p.set_defaults(func=cmd_resume)
+
+    p = sub.add_parser("info", help="list a session file's entries")
+    p.add_argument("file", metavar="FILE.h5")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("demo", help="simulated remanent + in-field scans and the induced map",
+                       description="On the simulator: a remanent and an in-field scan of the "
+                                   "built-in virtual sample, the induced map and a summary.")
+    p.add_argument("--out", required=True, metavar="FILE.h5")
+    _add_run_options(p, profile=False)
+    p.set_defaults(func=cmd_demo)

@@ -3,7 +3,90 @@
 from __future__ import annotations
 
 import argparse
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from smm_daq.errors import InputError
+from smm_daq.instruments.coil_calibration import calibrate_coils, write_calibration
+from smm_daq.instruments.profile import load_profile
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `calibrate-coils` sub-command."""
+    p = sub.add_parser(
+        "calibrate-coils",
+        help="fit the coil calibration and ambient field with the fluxgate, null the field",
+        description=(
+            "Step each coil's current, fit the 3 × 3 coil matrix (T/A) and the ambient field "
+            "to the fluxgate's readings at the sample, null the field, and store the result "
+            "where the profile's rig.calibration_file says (or --out). The coils end at "
+            "their safe state."
+        ),
+    )
+    p.add_argument("--profile", metavar="FILE", help="instrument profile (default: simulator)")
+    p.add_argument(
+        "--out", metavar="FILE", help="store the calibration here instead of the profile's file"
+    )
+    p.add_argument(
+        "--time-scale",
+        type=float,
+        metavar="S",
+        help="simulated seconds per real second (simulated profiles; default 0 = no waiting)",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from smm_daq.instruments.rig import open_rig  # the rig's machinery only when it runs
+
+    profile = load_profile(args.profile)
+    if profile.fluxgate is None:
+        raise InputError(
+            "the profile has no [fluxgate] section; coil calibration needs a fluxgate at the "
+            "sample position",
+            source=str(profile.path),
+        )
+    if args.time_scale is not None:
+        if not profile.simulated:
+            raise InputError("--time-scale applies to simulated profiles (rig.simulated = true)")
+        if not (math.isfinite(args.time_scale) and args.time_scale >= 0):
+            raise InputError(f"--time-scale is {args.time_scale!r}; expected a number >= 0")
+    out = Path(args.out) if args.out else profile.calibration_file
+    if out is not None and not out.parent.is_dir():
+        raise InputError(f"cannot store the calibration at {out}: no directory {out.parent}")
+
+    rig = open_rig(profile, time_scale=args.time_scale)
+    try:
+        result = calibrate_coils(rig.coils, rig.fluxgate, profile.coils, rig.clock)
+    finally:
+        rig.close()
+
+    fit = result.fit
+    print(f"coil calibration of {profile.name} ({fit.points} points)")
+    print("calibration (µT/A, columns = coils x, y, z):")
+    for row in fit.calibration / 1e-6:
+        print("   " + "  ".join(f"{v:10.5f}" for v in row))
+    print("ambient field (µT): " + ", ".join(f"{v:.4f}" for v in result.ambient / 1e-6))
+    print(f"fit residual: {fit.residual / 1e-9:.3g} nT rms")
+    print(
+        f"nulled field: {result.null_residual / 1e-9:.3g} nT after {result.iterations} "
+        f"iteration(s) (target {result.target / 1e-9:.3g} nT), at currents "
+        + ", ".join(f"{i:.5f}" for i in np.asarray(result.null_currents))
+        + " A"
+    )
+    if out is None:
+        print("not stored: the profile names no rig.calibration_file; pass --out FILE to store")
+    else:
+        write_calibration(out, result)
+        print(f"stored in {out}")
+    if not result.reached:
+        print(
+            f"smm-daq: nulling stopped at {result.null_residual / 1e-9:.3g} nT, above the "
+            f"target {result.target / 1e-9:.3g} nT",
+            file=sys.stderr,
+        )
+        return 1
+    return 0

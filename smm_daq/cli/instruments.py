@@ -1,9 +1,144 @@
-"""`smm-daq` sub-commands of this area."""
+"""`smm-daq check` and `smm-daq serve-sim`: talk to a rig, or serve the simulated one over TCP."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+import threading
+from typing import Any, TextIO
+
+import numpy as np
+
+from smm_daq.cli.args import positive
+from smm_daq.errors import InputError, InstrumentError
+from smm_daq.instruments.interfaces import Instrument
+from smm_daq.instruments.profile import DEFAULT_PROFILE, load_profile
+from smm_daq.instruments.rig import Rig, open_rig, simulator_class
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add this area's sub-commands."""
+    """Add `check` and `serve-sim`."""
+    check = sub.add_parser(
+        "check",
+        help="connect to every instrument of a profile; print identity, ranges and readings",
+        description="Connect to every instrument of a profile and print its identity, ranges "
+        "and present readings. Exit 0 when all answer, 2 naming the one that does not.",
+    )
+    check.add_argument("--profile", default=str(DEFAULT_PROFILE), help="instrument profile")
+    check.set_defaults(func=run_check)
+
+    serve = sub.add_parser(
+        "serve-sim",
+        help="serve the simulated instruments on loopback TCP ports for any VISA client",
+        description="Serve each simulated instrument on its own 127.0.0.1 TCP port (raw "
+        "socket, LF-terminated) and print its VISA resource string; until Ctrl-C or "
+        "--duration-s.",
+    )
+    serve.add_argument("--profile", default=str(DEFAULT_PROFILE), help="a simulated profile")
+    serve.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        help="simulated seconds per real second (default 1: real time)",
+    )
+    serve.add_argument(
+        "--duration-s", type=float, default=None, help="stop after this many real seconds"
+    )
+    serve.set_defaults(func=run_serve_sim)
+
+
+# --- check -------------------------------------------------------------------------------
+
+
+def _format(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, list | tuple | np.ndarray):
+        return "[" + ", ".join(_format(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_format(v)}" for k, v in value.items())
+    return str(value)
+
+
+def _ranges(role: str, instrument: Any) -> dict[str, object]:
+    if role == "stage":
+        return {"travel_m": instrument.limits().tolist()}
+    if role == "coils":
+        return dict(instrument.limits())
+    return {}
+
+
+def describe(rig: Rig, out: TextIO) -> None:
+    """Identity, ranges and present readings of every instrument. InstrumentError on silence."""
+    sections = {
+        "lockin": rig.profile.lockin,
+        "stage": rig.profile.stage,
+        "coils": rig.profile.coils,
+        "fluxgate": rig.profile.fluxgate,
+    }
+    instruments: dict[str, Instrument] = rig.instruments()
+    for role, instrument in instruments.items():
+        link = sections[role].link  # type: ignore[union-attr]
+        try:
+            identity = instrument.identify()
+            details = {**_ranges(role, instrument), **instrument.snapshot()}
+        except InstrumentError as exc:
+            error = type(exc)(
+                f"{role} ({link.implementation} at {link.address}) does not answer: {exc}"
+            )
+            error.instrument = role
+            raise error from exc
+        print(f"{role}: {link.implementation} at {link.address}", file=out)
+        print(f"  identity: {identity}", file=out)
+        for key, value in details.items():
+            if key != "identity":
+                print(f"  {key}: {_format(value)}", file=out)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    profile = load_profile(args.profile)
+    try:
+        with open_rig(profile) as rig:
+            print(f"rig '{profile.name}' ({profile.path})", file=sys.stdout)
+            describe(rig, sys.stdout)
+    except InstrumentError as exc:
+        raise InputError(str(exc)) from exc
+    print("every instrument answers", file=sys.stdout)
+    return 0
+
+
+# --- serve-sim ---------------------------------------------------------------------------
+
+
+def serve(
+    profile_path: str,
+    *,
+    time_scale: float,
+    duration: float | None,
+    out: TextIO,
+    stop: threading.Event | None = None,
+) -> None:
+    """Serve the profile's simulated instruments until `stop` is set or `duration` (s) ends."""
+    positive("--time-scale", time_scale)
+    if duration is not None:
+        positive("--duration-s", duration)
+    profile = load_profile(profile_path)
+    backend = simulator_class(profile).serving(profile, time_scale=time_scale)
+    server = backend.serve_tcp()
+    try:
+        print(f"serving '{profile.name}' at {time_scale:g}× real time; Ctrl-C stops", file=out)
+        resources = server.resources()
+        for role, address in backend.addresses().items():
+            print(f"{role:9s} {resources[address]}  (profile address {address})", file=out)
+        out.flush()
+        (stop or threading.Event()).wait(duration)
+    finally:
+        server.close()
+
+
+def run_serve_sim(args: argparse.Namespace) -> int:
+    try:
+        serve(args.profile, time_scale=args.time_scale, duration=args.duration_s, out=sys.stdout)
+    except KeyboardInterrupt:
+        print("stopped", file=sys.stdout)
+    return 0

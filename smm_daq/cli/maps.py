@@ -1,9 +1,380 @@
-"""`smm-daq` sub-commands of this area."""
+"""`smm-daq` map-analysis commands: subtract, background, level, noise, susceptibility,
+magnetization, crop, export.
+
+Each reads an entry of a session file and (except noise and export) writes a new entry
+naming its source. Lengths on the command line are in µm, fields in nT or µT as the option
+says. The analysis modules are imported inside the handlers: scipy is slow to import, and
+every `smm-daq` command builds this parser.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from smm_daq.cli.args import floats, positive
+from smm_daq.errors import InputError
+from smm_daq.storage.mapdata import MapData
+
+if TYPE_CHECKING:
+    from smm_daq.analysis.susceptibility import LayerInversion
+
+UM = 1e-6
+NT = 1e-9
+
+
+def _um_pairs(option: str, text: str) -> np.ndarray:
+    """'x,y;x,y;...' in µm -> (K, 2) in m."""
+    points = [floats(option, p, 2) for p in text.split(";") if p.strip()]
+    if len(points) < 3:
+        raise InputError(f"{option} is {text!r}; expected at least 3 'x,y' vertices in µm")
+    return np.array(points) * UM
+
+
+def _add_io(p: argparse.ArgumentParser, *, new_entry: bool = True) -> None:
+    p.add_argument("file", metavar="FILE.h5", help="session file")
+    p.add_argument("--entry", required=True, help="entry to read")
+    if new_entry:
+        p.add_argument("--name", required=True, help="entry to write")
+        p.add_argument("--overwrite", action="store_true", help="replace an entry of that name")
+
+
+def _add_mask(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("background pixels (off the sample); at least one")
+    g.add_argument("--background-rect", action="append", default=[], metavar="X0,X1,Y0,Y1",
+                   help="a rectangle of background, µm (repeatable)")
+    g.add_argument("--sample-polygon", action="append", default=[], metavar="X,Y;X,Y;...",
+                   help="the sample's outline, µm: background is outside it (repeatable)")
+    g.add_argument("--border-um", type=float, metavar="W",
+                   help="a frame W µm wide along the map's edges is background")
+
+
+def _background_mask(args: argparse.Namespace, m: MapData, *, required: bool) -> np.ndarray | None:
+    from smm_daq.analysis.background import border_mask
+    from smm_daq.analysis.masks import polygon_mask, rectangle_mask
+
+    mask = np.zeros(m.shape, bool)
+    given = False
+    for text in args.background_rect:
+        x0, x1, y0, y1 = floats("--background-rect", text, 4)
+        mask |= rectangle_mask(m, (x0 * UM, x1 * UM), (y0 * UM, y1 * UM))
+        given = True
+    if args.border_um is not None:
+        mask |= border_mask(m, positive("--border-um", args.border_um) * UM)
+        given = True
+    if args.sample_polygon:
+        sample = np.zeros(m.shape, bool)
+        for text in args.sample_polygon:
+            sample |= polygon_mask(m, _um_pairs("--sample-polygon", text))
+        mask |= ~sample
+        given = True
+    if not given:
+        if required:
+            raise InputError(
+                "no background given; expected --background-rect, --sample-polygon or --border-um"
+            )
+        return None
+    if not mask.any():
+        raise InputError("the background given covers no pixel of the map")
+    return mask
+
+
+def _write(args: argparse.Namespace, m: MapData, kind: str, extra: dict) -> None:
+    from smm_daq.storage.nexus import write_map_entry
+
+    write_map_entry(args.file, m, kind=kind, extra=extra, overwrite=args.overwrite)
+    print(f"{args.file}: wrote entry '{m.name}' ({kind})")
+
+
+def _derived(m: MapData, args: argparse.Namespace, what: str) -> MapData:
+    return m.with_bz(m.bz, name=args.name, title=f"{m.name}: {what}", sources=(m.name,))
+
+
+# -- handlers ---------------------------------------------------------------------------------
+
+
+def _subtract(args: argparse.Namespace) -> int:
+    from smm_daq.analysis.subtraction import subtract_maps
+    from smm_daq.storage.nexus import read_map
+
+    in_field = read_map(args.file, args.in_field)
+    remanent = read_map(args.file, args.remanent)
+    res = subtract_maps(in_field, remanent, register=not args.no_register, name=args.name,
+                        rotation=args.rotation)
+    extra: dict = {
+        "results/registered": int(res.registered),
+        "results/shift_m": np.array(res.shift),
+        "results/shift_sd_m": np.array(res.shift_sd),
+    }
+    if res.registration is not None:
+        extra["results/rotation_rad"] = res.rotation
+        extra["results/rotation_sd_rad"] = res.rotation_sd
+        extra["results/registration_offset_T"] = res.registration.offset
+        extra["results/registration_rms_T"] = res.registration.rms_residual
+    _write(args, res.map, "induced", extra)
+    if res.registered:
+        (sx, sy), (ex, ey) = res.shift, res.shift_sd
+        print(f"registered: shift ({sx / UM:.4f} ± {ex / UM:.4f}, {sy / UM:.4f} ± {ey / UM:.4f}) µm"
+              + (f", rotation {np.degrees(res.rotation):.4f} ± {np.degrees(res.rotation_sd):.4f}°"
+                 if args.rotation else ""))
+    return 0
+
+
+def _background(args: argparse.Namespace) -> int:
+    from smm_daq.analysis.background import remove_background, remove_field_leakage
+    from smm_daq.storage.nexus import read_map
+
+    m = read_map(args.file, args.entry)
+    if args.model == "field":
+        mask = _background_mask(args, m, required=False)
+        out, leak = remove_field_leakage(m, mask)
+        extra = {"results/field_leakage_T": leak}
+        print(f"removed the applied field's reading: {leak / NT:.4g} nT")
+        _write(args, _derived(out, args, "field leakage removed"), "background", extra)
+        return 0
+    fit = remove_background(m, _background_mask(args, m, required=True), model=args.model)
+    extra = {"results/model": args.model, "results/coefficients": np.array(fit.coefficients),
+             "results/residual_rms_T": fit.residual_rms, "results/pixels": fit.pixels}
+    print(f"{args.model} fitted on {fit.pixels} pixels: offset {fit.coefficients[0] / NT:.4g} nT, "
+          f"residual RMS {fit.residual_rms / NT:.4g} nT")
+    _write(args, _derived(fit.map, args, f"{args.model} background removed"), "background",
+           extra)
+    return 0
+
+
+def _level(args: argparse.Namespace) -> int:
+    from smm_daq.analysis.levelling import level_lines
+    from smm_daq.storage.nexus import read_map
+
+    m = read_map(args.file, args.entry)
+    lev = level_lines(m, _background_mask(args, m, required=True), order=args.order)
+    extra = {"results/line_offsets_T": lev.offsets, "results/line_slopes_T_per_m": lev.slopes,
+             "results/lines_interpolated": lev.interpolated.astype(np.int8)}
+    print(f"levelled {m.shape[0]} lines ({int(lev.interpolated.sum())} without background, "
+          "interpolated)")
+    _write(args, _derived(lev.map, args, "lines levelled"), "levelled", extra)
+    return 0
+
+
+def _noise(args: argparse.Namespace) -> int:
+    from smm_daq.analysis.noise import noise_from_repeats, noise_rms
+    from smm_daq.storage.nexus import read_map
+
+    m = read_map(args.file, args.entry)
+    if args.repeat:
+        other = read_map(args.file, args.repeat)
+        sigma = noise_from_repeats(m, other, _background_mask(args, m, required=False))
+        print(f"noise: {sigma / NT:.4g} nT RMS (from '{m.name}' − '{other.name}', over √2)")
+    else:
+        sigma = noise_rms(m, _background_mask(args, m, required=True))
+        print(f"noise: {sigma / NT:.4g} nT RMS (background pixels of '{m.name}')")
+    return 0
+
+
+def _support(args: argparse.Namespace, m: MapData) -> np.ndarray | None:
+    from smm_daq.analysis.masks import polygon_mask
+
+    if not args.support_polygon:
+        return None
+    support = np.zeros(m.shape, bool)
+    for text in args.support_polygon:
+        support |= polygon_mask(m, _um_pairs("--support-polygon", text))
+    return support
+
+
+def _layer_options(args: argparse.Namespace, m: MapData) -> dict:
+    options: dict = {"support": _support(args, m), "criterion": args.criterion}
+    if args.noise_nT is not None:
+        options["noise"] = positive("--noise-nT", args.noise_nT) * NT
+    if args.correlation_length_um is not None:
+        if not args.correlation_length_um >= 0:
+            raise InputError(f"--correlation-length-um is {args.correlation_length_um!r}; "
+                             "expected a number ≥ 0")
+        options["correlation_length"] = args.correlation_length_um * UM
+    return options
+
+
+def _write_layer(
+    args: argparse.Namespace, m: MapData, inv: LayerInversion, key: str, kind: str
+) -> None:
+    extra = {
+        f"results/{key}": inv.values,
+        f"results/{key.replace('_', '_sd_', 1)}": inv.sd,
+        "results/residual_T": m.bz - inv.predicted.bz,
+        "results/offset_T": inv.offset,
+        "results/direction": inv.direction,
+        "results/thickness_m": inv.thickness,
+        "results/regularization": inv.regularization,
+        "results/criterion": inv.criterion,
+        "results/noise_T": inv.noise,
+        "results/residual_rms_T": inv.residual_rms,
+    }
+    title = f"{m.name}: {kind} of a {inv.thickness / UM:g} µm layer (Bz: its model)"
+    model = inv.predicted.with_bz(inv.predicted.bz, name=args.name, sources=(m.name,), title=title)
+    _write(args, model, kind, extra)
+    print(f"λ by {inv.criterion}: {inv.regularization:.3g}; noise {inv.noise / NT:.4g} nT; "
+          f"residual RMS {inv.residual_rms / NT:.4g} nT; {inv.iterations} CG iterations")
+    if not inv.converged:
+        print(f"warning: the solution did not converge in {inv.iterations} iterations; the map "
+              "may not fit this model (thickness, direction) or its noise is set too low",
+              file=sys.stderr)
+
+
+def _susceptibility(args: argparse.Namespace) -> int:
+    from smm_daq.analysis.susceptibility import invert_susceptibility
+    from smm_daq.storage.nexus import read_map
+
+    m = read_map(args.file, args.entry)
+    thickness = positive("--thickness-um", args.thickness_um) * UM
+    inv = invert_susceptibility(m, thickness, **_layer_options(args, m))
+    _write_layer(args, m, inv, "chi_SI", "susceptibility")
+    return 0
+
+
+def _magnetization(args: argparse.Namespace) -> int:
+    from smm_daq.analysis.susceptibility import invert_magnetization
+    from smm_daq.storage.nexus import read_map
+
+    m = read_map(args.file, args.entry)
+    thickness = positive("--thickness-um", args.thickness_um) * UM
+    direction = np.array(floats("--direction", args.direction, 3))
+    if not np.any(direction):
+        raise InputError("--direction is zero; expected the remanence's direction x,y,z")
+    inv = invert_magnetization(m, direction, thickness, **_layer_options(args, m))
+    _write_layer(args, m, inv, "M_A_per_m", "magnetization")
+    return 0
+
+
+def _crop(args: argparse.Namespace) -> int:
+    from smm_daq.analysis.crop import crop
+    from smm_daq.storage.nexus import read_map
+
+    m = read_map(args.file, args.entry)
+    x0, x1 = floats("--x-um", args.x_um, 2)
+    y0, y1 = floats("--y-um", args.y_um, 2)
+    out = crop(m, (x0 * UM, x1 * UM), (y0 * UM, y1 * UM))
+    _write(args, _derived(out, args, "cropped"), "crop", {})
+    return 0
+
+
+_UNITS = {  # dataset name suffix -> (CSV column suffix, factor, picture label)
+    "_SI": ("SI", 1.0, "χ (SI)"),
+    "_A_per_m": ("A_per_m", 1.0, "M (A/m)"),
+    "_T": ("nT", 1e9, "nT"),
+}
+
+
+def _dataset(path: str, entry: str, dataset: str, m: MapData) -> tuple[np.ndarray, str, float,
+                                                                          str]:
+    from smm_daq.storage.h5file import open_read
+
+    with open_read(path) as f:
+        where = f"{path}, entry '{entry}'"
+        if dataset not in f[entry]:
+            raise InputError(f"has no dataset '{dataset}'", source=where)
+        values = np.asarray(f[entry][dataset][()], dtype=float)
+    if values.shape != m.shape:
+        raise InputError(f"dataset '{dataset}' has shape {values.shape}; expected a map of "
+                         f"shape {m.shape}", source=where)
+    base = dataset.rsplit("/", 1)[-1]
+    for suffix, (unit, factor, label) in _UNITS.items():
+        if base.endswith(suffix):
+            stem = base[: -len(suffix)]
+            return values, f"{stem}_{unit}", factor, f"{stem} ({label})" if unit == "nT" else label
+    return values, base, 1.0, base
+
+
+def _export(args: argparse.Namespace) -> int:
+    from smm_daq.analysis.export import write_csv, write_png
+    from smm_daq.storage.nexus import read_map
+
+    if not (args.csv or args.png):
+        raise InputError("nothing to export; expected --csv PATH and/or --png PATH")
+    m = read_map(args.file, args.entry)
+    if args.dataset in (None, "Bz", "data/Bz"):
+        values, column, factor, label = m.bz, "Bz_nT", 1e9, "Bz (nT)"
+    else:
+        values, column, factor, label = _dataset(args.file, args.entry, args.dataset, m)
+    if args.csv:
+        print(f"wrote {write_csv(m, Path(args.csv), values=values, column=column, factor=factor)}")
+    if args.png:
+        print(f"wrote {write_png(m, Path(args.png), values=values, label=label, factor=factor)}")
+    return 0
+
+
+# -- parsers ----------------------------------------------------------------------------------
+
+
+def _add_layer_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--thickness-um", type=float, required=True, help="layer thickness, µm")
+    p.add_argument("--noise-nT", type=float, help="the map's noise σ, nT (default: by GCV)")
+    p.add_argument("--criterion", choices=("discrepancy", "gcv"),
+                   help="how λ is chosen (default: discrepancy with --noise-nT, else gcv)")
+    p.add_argument("--correlation-length-um", type=float,
+                   help="ℓ of the penalty ‖M‖² + ℓ²‖∇M‖², µm (default: the sensor height)")
+    p.add_argument("--support-polygon", action="append", default=[], metavar="X,Y;X,Y;...",
+                   help="where the layer may be magnetized, µm (default: the whole map)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this area's sub-commands."""
+    p = sub.add_parser("subtract", help="in-field minus remanent (registered) into a new entry")
+    p.add_argument("file", metavar="FILE.h5", help="session file")
+    p.add_argument("--in-field", required=True, help="the scan taken in field")
+    p.add_argument("--remanent", required=True, help="the zero-field scan of the same sample")
+    p.add_argument("--name", required=True, help="entry to write")
+    p.add_argument("--no-register", action="store_true", help="subtract as the scans lie")
+    p.add_argument("--rotation", action="store_true", help="also fit a small rotation")
+    p.add_argument("--overwrite", action="store_true", help="replace an entry of that name")
+    p.set_defaults(func=_subtract)
+
+    p = sub.add_parser("background", help="remove an offset, a plane or the field's leakage")
+    _add_io(p)
+    p.add_argument("--model", choices=("offset", "plane", "field"), default="offset",
+                   help="field: the applied field's own Bz (from the background pixels if "
+                   "given, else from the entry's field vector)")
+    _add_mask(p)
+    p.set_defaults(func=_background)
+
+    p = sub.add_parser("level", help="remove per-line drift, fitted on background pixels")
+    _add_io(p)
+    p.add_argument("--order", type=int, choices=(0, 1), default=0,
+                   help="0: an offset per line; 1: an offset and a slope")
+    _add_mask(p)
+    p.set_defaults(func=_level)
+
+    p = sub.add_parser("noise", help="print the noise floor of an entry")
+    _add_io(p, new_entry=False)
+    p.add_argument("--repeat", help="a repeated scan of the same sample: use the difference")
+    _add_mask(p)
+    p.set_defaults(func=_noise)
+
+    p = sub.add_parser("susceptibility", help="χ map of a thin layer from an induced map")
+    _add_io(p)
+    _add_layer_options(p)
+    p.set_defaults(func=_susceptibility)
+
+    p = sub.add_parser("magnetization",
+                       help="magnetization map of a thin layer, remanence of known direction")
+    _add_io(p)
+    p.add_argument("--direction", required=True, metavar="X,Y,Z",
+                   help="direction of the remanence (e.g. of the IRM), sample frame")
+    _add_layer_options(p)
+    p.set_defaults(func=_magnetization)
+
+    p = sub.add_parser("crop", help="cut an entry down to a rectangle")
+    _add_io(p)
+    p.add_argument("--x-um", required=True, metavar="X0,X1", help="x range, µm")
+    p.add_argument("--y-um", required=True, metavar="Y0,Y1", help="y range, µm")
+    p.set_defaults(func=_crop)
+
+    p = sub.add_parser("export", help="an entry to CSV and/or a PNG picture")
+    _add_io(p, new_entry=False)
+    p.add_argument("--dataset", help="a map under the entry, e.g. results/chi_SI (default Bz)")
+    p.add_argument("--csv", help="CSV file to write")
+    p.add_argument("--png", help="PNG file to write")
+    p.set_defaults(func=_export)

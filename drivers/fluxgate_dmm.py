@@ -1,0 +1,121 @@
+"""A three-axis fluxgate read by a scanning multimeter (Agilent/Keysight 34970A style, SCPI).
+
+The fluxgate's x, y, z analogue outputs go to three multimeter channels (the profile's
+`fluxgate.channels`). The driver configures them as one scan on the 10 V DC range,
+`CONF:VOLT:DC 10,DEF,(@c1,c2,c3)`, and reads all three with `READ?`. The field is
+B = scale @ (V - offset) with the profile's calibration (sample frame, T/V and V).
+A reading of +9.9E+37 is the multimeter's overload mark: an error, never a field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Self
+
+import numpy as np
+
+from drivers import transports
+from drivers.link import Link, parse_float
+from drivers.srs_lockin import parse_identity
+from smm_daq.clock import Clock
+from smm_daq.errors import InstrumentError, ProtocolError
+from smm_daq.instruments.interfaces import Identity, Magnetometer
+from smm_daq.instruments.profile import FluxgateSettings, LinkSettings
+from smm_daq.instruments.transport import Transport
+
+OpenTransport = Callable[[str, LinkSettings], Transport]
+
+RANGE_V = 10.0  # fluxgate outputs swing ±10 V
+OVERLOAD_MARK = 9.9e37
+
+
+def parse_error(reply: str) -> tuple[int, str]:
+    """A SCPI error-queue entry: '<code>,"<text>"'."""
+    code, sep, text = reply.partition(",")
+    if not sep:
+        raise ProtocolError(f"expected '<code>,\"<message>\"', got {reply!r}")
+    try:
+        return int(code), text.strip().strip('"')
+    except ValueError:
+        raise ProtocolError(f"expected '<code>,\"<message>\"', got {reply!r}") from None
+
+
+def parse_three(reply: str) -> np.ndarray:
+    """Three comma-separated readings (V)."""
+    parts = reply.split(",")
+    if len(parts) != 3:
+        raise ProtocolError(f"expected three comma-separated readings, got {reply!r}")
+    return np.array([parse_float(p, what="voltage") for p in parts])
+
+
+class DMMFluxgate(Magnetometer):
+    """The fluxgate as a `Magnetometer`, through the multimeter."""
+
+    def __init__(self, link: Link, settings: FluxgateSettings) -> None:
+        self.link = link
+        self.settings = settings
+        self.scan_list = "(@" + ",".join(str(c) for c in settings.channels) + ")"
+
+    @classmethod
+    def from_profile(
+        cls,
+        settings: FluxgateSettings,
+        *,
+        clock: Clock,
+        open_transport: OpenTransport | None = None,
+    ) -> Self:
+        """Connect and configure the scan; `clock` is unused (a reading does not wait)."""
+        address = settings.link.address
+        transport = (open_transport or transports.open_transport)(address, settings.link)
+        link = Link(
+            transport, name=f"fluxgate multimeter at {address}", retries=settings.link.retries
+        )
+        fluxgate = cls(link, settings)
+        try:
+            fluxgate.identify()
+            fluxgate.configure()
+        except BaseException:
+            fluxgate.close()
+            raise
+        return fluxgate
+
+    def configure(self) -> None:
+        """Clear the error queue, set the channels to DC volts on the 10 V range as one scan."""
+        self.link.write("*CLS")
+        self.link.write(f"CONF:VOLT:DC {RANGE_V:g},DEF,{self.scan_list}")
+        self.check_errors()
+
+    def check_errors(self) -> None:
+        """Raise InstrumentError with the first queued error, if any (the queue is emptied)."""
+        errors = []
+        for _ in range(20):
+            code, text = self.link.query("SYST:ERR?", parse_error)
+            if code == 0:
+                break
+            errors.append(f"{code} {text}")
+        if errors:
+            raise InstrumentError("; ".join(errors), instrument=self.link.name)
+
+    def identify(self) -> Identity:
+        return self.link.query("*IDN?", parse_identity)
+
+    def read_volts(self) -> np.ndarray:
+        """The three fluxgate outputs (V), x, y, z."""
+        volts = self.link.query("READ?", parse_three)
+        if np.any(np.abs(volts) >= OVERLOAD_MARK):
+            raise InstrumentError(
+                f"output beyond the {RANGE_V:g} V range (reads {volts.tolist()})",
+                instrument=self.link.name,
+            )
+        return volts
+
+    def read_field(self) -> np.ndarray:
+        return self.settings.scale @ (self.read_volts() - self.settings.offset)
+
+    def snapshot(self) -> dict[str, object]:
+        volts = self.read_volts()
+        field = self.settings.scale @ (volts - self.settings.offset)
+        return {"volts_V": volts.tolist(), "field_T": field.tolist()}
+
+    def close(self) -> None:
+        self.link.close()

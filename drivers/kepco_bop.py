@@ -1,0 +1,389 @@
+"""Three-axis coils driven by three Kepco BOP bipolar supplies (one per coil axis, SCPI).
+
+Field to currents through the profile's calibration: I = C⁻¹ (B − ambient), C the 3 × 3 T/A
+matrix (sample frame, columns = coils x, y, z) and ambient the field with every current at
+zero, so a requested field of zero nulls the ambient field. Fields beyond `max_field` and
+currents beyond `max_current` are refused before anything is sent. Currents ramp in steps on
+the injected clock, never faster than `max_ramp_rate`. Every set command is followed by
+`SYST:ERR?`, and every ramp step checks `OUTP?`: a supply whose output went off without being
+told (a trip) or that reports an error raises `InstrumentError` naming its axis.
+
+Supplies run in current mode (`FUNC:MODE CURR`) with the voltage limit (`VOLT`) as their
+compliance. The safety paths (`zero`, `output_off`) try every axis even when one fails, and
+then raise one error naming every axis that failed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterator, Sequence
+from typing import TypeVar
+
+import numpy as np
+
+from drivers.link import Link, parse_float, parse_int
+from smm_daq.clock import Clock
+from smm_daq.errors import InstrumentError, ProtocolError, RangeError
+from smm_daq.instruments.interfaces import FieldSource, Identity
+from smm_daq.instruments.profile import CoilSettings, LinkSettings
+from smm_daq.instruments.transport import Transport
+
+AXES = ("x", "y", "z")
+T = TypeVar("T")
+
+OpenTransport = Callable[[str, LinkSettings], Transport]
+
+
+def parse_scpi_error(reply: str) -> tuple[int, str]:
+    """'-222,"Data out of range"' -> (-222, 'Data out of range')."""
+    code, sep, text = reply.partition(",")
+    if not sep:
+        raise ProtocolError(f"expected 'code,\"message\"' from SYST:ERR?, got {reply!r}")
+    return parse_int(code, what="SCPI error code"), text.strip().strip('"')
+
+
+def parse_kepco_idn(reply: str) -> Identity:
+    """'KEPCO,BOP 20-5M,E1234,1.66-1.66' -> Identity."""
+    parts = [p.strip() for p in reply.split(",")]
+    if len(parts) != 4 or not all(parts):
+        raise ProtocolError(f"expected 'vendor,model,serial,firmware', got {reply!r}")
+    return Identity(*parts)
+
+
+def _parse_output(reply: str) -> bool:
+    text = reply.strip().upper()
+    if text not in ("0", "1", "ON", "OFF"):
+        raise ProtocolError(f"expected 0 or 1 from OUTP?, got {reply!r}")
+    return text in ("1", "ON")
+
+
+class _Supply:
+    """One BOP: its link, the current last sent, whether its output should be on, and whether
+    it tripped (then only `output_off` re-arms it: a trip needs the operator's attention)."""
+
+    def __init__(self, transport: Transport, axis: str, retries: int) -> None:
+        self.axis = axis
+        self.name = f"coil {axis}"
+        self.link = Link(transport, name=self.name, retries=retries)
+        self.setpoint = 0.0
+        self.enabled = False
+        self.tripped = False
+
+    @contextlib.contextmanager
+    def _naming_axis(self) -> Iterator[None]:
+        """Errors from the transport itself (a lost link) carry its name: add the coil axis."""
+        try:
+            yield
+        except InstrumentError as exc:
+            if exc.instrument == self.name:
+                raise
+            raise type(exc)(str(exc), instrument=self.name) from exc
+
+    def write(self, command: str) -> None:
+        with self._naming_axis():
+            self.link.write(command)
+
+    def query(self, command: str, parse: Callable[[str], T]) -> T:
+        with self._naming_axis():
+            return self.link.query(command, parse)
+
+    def command(self, command: str) -> None:
+        """Send a set command, then read the error queue; raise naming the axis on an error."""
+        self.write(command)
+        code, text = self.query("SYST:ERR?", parse_scpi_error)
+        if code != 0:
+            raise InstrumentError(
+                f"supply reports error {code} ({text}) after {command!r}", instrument=self.name
+            )
+
+    def set_current(self, amps: float) -> None:
+        self.command(f"CURR {amps:.6f}")
+        self.setpoint = float(amps)
+
+    def check_output(self) -> None:
+        """Raise if the output is off while it should be on (the supply tripped)."""
+        if self.tripped:
+            raise InstrumentError(
+                "supply tripped; switch the outputs off to re-arm it", instrument=self.name
+            )
+        if self.enabled and not self.query("OUTP?", _parse_output):
+            self.enabled = False
+            self.tripped = True
+            code, text = self.query("SYST:ERR?", parse_scpi_error)
+            reason = f": error {code} ({text})" if code else ""
+            raise InstrumentError(
+                f"supply output found off (tripped){reason}", instrument=self.name
+            )
+
+    def measured(self) -> float:
+        return self.query("MEAS:CURR?", lambda r: parse_float(r, what="current in A"))
+
+    def switch(self, on: bool) -> None:
+        self.command("OUTP ON" if on else "OUTP OFF")
+        self.enabled = on
+        if not on:
+            self.tripped = False
+
+    def enable(self) -> None:
+        """Output on from 0 A (so it ramps from zero), unless it tripped."""
+        self.check_output()
+        if not self.enabled:
+            self.set_current(0.0)
+            self.switch(True)
+
+
+class KepcoBOPCoils(FieldSource):
+    """A `FieldSource` over three Kepco BOP supplies, one transport each."""
+
+    def __init__(
+        self,
+        transports: Sequence[Transport],
+        *,
+        calibration: np.ndarray,
+        ambient: np.ndarray,
+        max_current: float,
+        max_ramp_rate: float,
+        max_field: float,
+        clock: Clock,
+        safe_state: str = "zero",
+        retries: int = 2,
+        voltage_limit: float = 20.0,
+        ramp_step: float = 0.1,
+        current_tolerance: float = 5e-3,
+        settle_timeout: float = 2.0,
+        name: str = "coils",
+    ) -> None:
+        if len(transports) != 3:
+            raise ValueError(f"need one transport per coil axis (3), got {len(transports)}")
+        if safe_state not in ("zero", "off"):
+            raise ValueError(f"safe_state must be 'zero' or 'off', got {safe_state!r}")
+        self.name = name
+        self.calibration = np.array(calibration, dtype=float)
+        self.ambient = np.array(ambient, dtype=float)
+        self.max_current = max_current
+        self.max_ramp_rate = max_ramp_rate
+        self.max_field = max_field
+        self.clock = clock
+        self.safe_state = safe_state
+        self.voltage_limit = voltage_limit
+        self.ramp_step = ramp_step
+        self.current_tolerance = current_tolerance
+        self.settle_timeout = settle_timeout
+        self._supplies = [
+            _Supply(t, axis, retries) for t, axis in zip(transports, AXES, strict=True)
+        ]
+        try:
+            for s in self._supplies:
+                self._connect(s)
+        except Exception:
+            self.close()
+            raise
+        self._field_setpoint = self.calibration @ self._setpoints() + self.ambient
+
+    @classmethod
+    def from_profile(
+        cls, settings: CoilSettings, *, clock: Clock, open_transport: OpenTransport | None
+    ) -> KepcoBOPCoils:
+        opener = open_transport or _hardware_transport
+        return cls(
+            [opener(address, settings.link) for address in settings.addresses],
+            calibration=settings.calibration,
+            ambient=settings.ambient_field,
+            max_current=settings.max_current,
+            max_ramp_rate=settings.max_ramp_rate,
+            max_field=settings.max_field,
+            clock=clock,
+            safe_state=settings.safe_state,
+            retries=settings.link.retries,
+        )
+
+    def _connect(self, s: _Supply) -> None:
+        """Current mode, compliance set; keep whatever current flows (no jump at start-up)."""
+        s.query("*IDN?", parse_kepco_idn)
+        s.write("*CLS")
+        s.command("FUNC:MODE CURR")
+        s.command(f"VOLT {self.voltage_limit:.3f}")
+        s.setpoint = s.query("CURR?", lambda r: parse_float(r, what="current in A"))
+        s.enabled = s.query("OUTP?", _parse_output)
+
+    def _setpoints(self) -> np.ndarray:
+        return np.array([s.setpoint if s.enabled else 0.0 for s in self._supplies])
+
+    # -- field <-> currents ------------------------------------------------------------------
+
+    def currents_for(self, b: np.ndarray) -> np.ndarray:
+        """Currents (A) making the total field `b` (T) at the sample; RangeError if not allowed."""
+        b = np.asarray(b, dtype=float)
+        if b.shape != (3,) or not np.all(np.isfinite(b)):
+            raise RangeError(f"field must be 3 finite values in T, got {b!r}", instrument=self.name)
+        if np.linalg.norm(b) > self.max_field * (1 + 1e-9):
+            raise RangeError(
+                f"field {np.round(b * 1e6, 4).tolist()} µT has magnitude "
+                f"{np.linalg.norm(b) * 1e6:.4g} µT, beyond the limit {self.max_field * 1e6:.4g} µT",
+                instrument=self.name,
+            )
+        currents = np.linalg.solve(self.calibration, b - self.ambient)
+        over = [
+            f"coil {AXES[k]} {currents[k]:.4g} A"
+            for k in range(3)
+            if abs(currents[k]) > self.max_current
+        ]
+        if over:
+            raise RangeError(
+                f"field {np.round(b * 1e6, 4).tolist()} µT needs {', '.join(over)}, beyond "
+                f"the limit ±{self.max_current:g} A",
+                instrument=self.name,
+            )
+        return currents
+
+    def set_field(self, b: np.ndarray, *, ramp: bool = True) -> None:
+        target = self.currents_for(b)
+        for s in self._supplies:
+            s.check_output()
+        for s in self._supplies:
+            s.enable()
+        problems = self._ramp(target, rate=self.max_ramp_rate if ramp else math.inf)
+        problems += self._settle(target)
+        if problems:
+            raise InstrumentError("; ".join(problems), instrument=self.name)
+        self._field_setpoint = np.asarray(b, dtype=float).copy()
+
+    def _ramp(self, target: np.ndarray, *, rate: float, tolerant: bool = False) -> list[str]:
+        """Step every enabled supply to `target` within `rate` A/s.
+
+        Not tolerant: the first failure raises. Tolerant (safety paths): a failing supply is
+        left out of the remaining steps, the others go on, and the failures are returned.
+        """
+        active = [s for s in self._supplies if s.enabled]
+        start = np.array([s.setpoint for s in self._supplies])
+        span = max((abs(target[k] - start[k]) for k in range(3)), default=0.0)
+        duration = span / rate if math.isfinite(rate) else 0.0
+        steps = max(1, math.ceil(duration / self.ramp_step - 1e-9))
+        problems: list[str] = []
+        for j in range(1, steps + 1):
+            self.clock.sleep(duration / steps)
+            for k, s in enumerate(self._supplies):
+                if s not in active:
+                    continue
+                try:
+                    s.check_output()
+                    s.set_current(start[k] + (target[k] - start[k]) * j / steps)
+                except InstrumentError as exc:
+                    if not tolerant:
+                        raise
+                    problems.append(str(exc))
+                    active.remove(s)
+        return problems
+
+    def _settle(self, target: np.ndarray, *, tolerant: bool = False) -> list[str]:
+        """Wait until every enabled supply measures its setpoint; else name the ones that don't."""
+        deadline = self.clock.now() + self.settle_timeout
+        while True:
+            problems = []
+            for k, s in enumerate(self._supplies):
+                if not s.enabled:
+                    continue
+                try:
+                    s.check_output()
+                    measured = s.measured()
+                except InstrumentError as exc:
+                    if not tolerant:
+                        raise
+                    problems.append(str(exc))
+                    continue
+                if abs(measured - target[k]) > self.current_tolerance:
+                    problems.append(
+                        f"coil {s.axis} measures {measured:.5g} A, set to {target[k]:.5g} A "
+                        "(compliance limit or open circuit?)"
+                    )
+            if not problems or self.clock.now() >= deadline:
+                return problems
+            self.clock.sleep(0.05)
+
+    # -- FieldSource ---------------------------------------------------------------------------
+
+    def field_setpoint(self) -> np.ndarray:
+        return self._field_setpoint.copy()
+
+    def currents(self) -> np.ndarray:
+        return np.array([s.measured() for s in self._supplies])
+
+    def field(self) -> np.ndarray:
+        return self.calibration @ self.currents() + self.ambient
+
+    def limits(self) -> dict[str, float]:
+        return {
+            "max_field_T": self.max_field,
+            "max_current_A": self.max_current,
+            "max_ramp_A_per_s": self.max_ramp_rate,
+        }
+
+    def zero(self) -> None:
+        """Ramp to the safe state: the ambient field nulled ("zero") or outputs off ("off")."""
+        if self.safe_state == "off":
+            self.output_off()
+            return
+        problems: list[str] = []
+        target = np.linalg.solve(self.calibration, -self.ambient)
+        if np.any(np.abs(target) > self.max_current):
+            problems.append(
+                f"nulling the ambient field needs {np.round(target, 4).tolist()} A, beyond "
+                f"±{self.max_current:g} A: ramped to 0 A instead"
+            )
+            target = np.zeros(3)
+        for s in self._supplies:
+            try:
+                s.enable()
+            except InstrumentError as exc:
+                problems.append(str(exc))
+        problems += self._ramp(target, rate=self.max_ramp_rate, tolerant=True)
+        problems += self._settle(target, tolerant=True)
+        self._field_setpoint = np.zeros(3)
+        if problems:
+            raise InstrumentError("; ".join(problems), instrument=self.name)
+
+    def output_off(self) -> None:
+        """Ramp every supply to 0 A, then switch every output off (each tried, whatever fails)."""
+        problems = self._ramp(np.zeros(3), rate=self.max_ramp_rate, tolerant=True)
+        for s in self._supplies:
+            try:
+                s.switch(False)
+            except InstrumentError as exc:
+                problems.append(str(exc))
+        self._field_setpoint = self.ambient.copy()
+        if problems:
+            raise InstrumentError("; ".join(problems), instrument=self.name)
+
+    def identify(self) -> Identity:
+        ids = [s.query("*IDN?", parse_kepco_idn) for s in self._supplies]
+        return Identity(
+            vendor=ids[0].vendor,
+            model=" / ".join(i.model for i in ids),
+            serial=" / ".join(i.serial for i in ids),
+            firmware=" / ".join(i.firmware for i in ids),
+        )
+
+    def snapshot(self) -> dict[str, object]:
+        currents = self.currents()
+        return {
+            "identity": str(self.identify()),
+            "outputs_on": [bool(s.query("OUTP?", _parse_output)) for s in self._supplies],
+            "current_setpoints_A": [s.setpoint for s in self._supplies],
+            "currents_A": currents.tolist(),
+            "field_T": (self.calibration @ currents + self.ambient).tolist(),
+            "field_setpoint_T": self._field_setpoint.tolist(),
+            "calibration_T_per_A": self.calibration.tolist(),
+            "ambient_field_T": self.ambient.tolist(),
+            "safe_state": self.safe_state,
+        }
+
+    def close(self) -> None:
+        for s in self._supplies:
+            s.link.close()
+
+
+def _hardware_transport(address: str, link: LinkSettings) -> Transport:
+    from drivers.transports import open_transport
+
+    return open_transport(address, link)

@@ -1,0 +1,293 @@
+"""Physik Instrumente piezo stage over a GCS 2.0 controller (E-727, C-867, E-873, ...).
+
+Controller units are mm for positions and mm/s for velocities (the PI default for these
+stages); everything outside this module is SI. The profile's `stage.axes` names the controller
+axes that move the sample along x, y and z, and `axis_sign` maps each controller direction
+onto the sample frame: sample coordinate = sign × controller position. The controller's axis
+names are asked for (`SAI?`), never assumed.
+
+Protocol as used here: set commands (`SVO`, `MOV`, `VEL`, `STP`) have no reply, so every one is
+followed by `ERR?`; a non-zero code raises `InstrumentError` with PI's code and its meaning.
+Queries for several axes answer one `axis=value` line per axis, and every line but the last
+ends with a space before the line feed: the driver reads on until a line without it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+import numpy as np
+
+from drivers.link import Link, parse_float, parse_int
+from smm_daq.clock import Clock
+from smm_daq.errors import InstrumentError, InstrumentTimeout, ProtocolError, RangeError
+from smm_daq.instruments.interfaces import Identity, Stage
+from smm_daq.instruments.profile import LinkSettings, StageSettings
+from smm_daq.instruments.transport import Transport
+
+T = TypeVar("T")
+
+MM = 1e-3  # metres per controller unit
+LIMIT_SLACK = 1e-12  # m: travel limits compare with this slack, for unit conversions' rounding
+MAX_REPLY_LINES = 64
+MAX_VELOCITY = 0.01  # m/s: the fastest velocity setting accepted unless the profile's is higher
+
+# Meanings of the controller error codes (PI GCS error list) this driver can meet.
+GCS_ERRORS = {
+    1: "parameter syntax error",
+    2: "unknown command",
+    5: "move attempted on an unreferenced axis or with the servo off",
+    7: "position out of limits",
+    8: "velocity out of limits",
+    10: "controller was stopped by command",
+    15: "invalid axis identifier",
+    17: "parameter out of range",
+}
+
+OpenTransport = Callable[[str, LinkSettings], Transport]
+
+
+class GCSLink(Link):
+    """A `Link` that also reads GCS multi-line replies (lines ending ' ' continue)."""
+
+    def query_lines(self, command: str, parse: Callable[[list[str]], T]) -> T:
+        """Send `command`, gather every line of its reply, parse them; retried as `query`."""
+
+        def action() -> T:
+            lines = self._split(self.transport.query(command))
+            while lines[-1].endswith(" "):
+                if len(lines) > MAX_REPLY_LINES:
+                    raise ProtocolError(f"reply to {command!r} does not end", instrument=self.name)
+                lines.extend(self._split(self.transport.read()))
+            return parse([line.strip() for line in lines])
+
+        return self._attempt(action, command)
+
+    @staticmethod
+    def _split(text: str) -> list[str]:
+        return text.replace("\r", "").rstrip("\n").split("\n")
+
+
+def _parse_axis_lines(
+    lines: list[str], axes: Sequence[str], parse: Callable[[str], T]
+) -> dict[str, T]:
+    """'axis=value' lines, exactly one per requested axis."""
+    values: dict[str, T] = {}
+    for line in lines:
+        axis, sep, value = line.partition("=")
+        if not sep or axis.strip() not in axes or axis.strip() in values:
+            raise ProtocolError(f"expected 'axis=value' for axes {list(axes)}, got {lines!r}")
+        values[axis.strip()] = parse(value)
+    if len(values) != len(axes):
+        raise ProtocolError(f"expected one line per axis {list(axes)}, got {lines!r}")
+    return values
+
+
+def _parse_bool(text: str) -> bool:
+    if text.strip() not in ("0", "1"):
+        raise ProtocolError(f"expected 0 or 1, got {text!r}")
+    return text.strip() == "1"
+
+
+def parse_gcs_idn(reply: str) -> Identity:
+    """'(c)2015 Physik Instrumente (PI) GmbH & Co. KG, E-727, 0116044408, 13.21.00.09'."""
+    parts = [p.strip() for p in reply.split(",")]
+    if len(parts) < 4 or not all(parts[-3:]):
+        raise ProtocolError(f"expected 'vendor, model, serial, firmware', got {reply!r}")
+    vendor = ", ".join(parts[:-3])
+    if vendor.lower().startswith("(c)"):
+        vendor = vendor[3:].lstrip("0123456789 ")
+    return Identity(vendor=vendor, model=parts[-3], serial=parts[-2], firmware=parts[-1])
+
+
+class PIGCSStage(Stage):
+    """Three axes of a PI GCS 2.0 controller as a `Stage` in the sample frame."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        axes: Sequence[str],
+        axis_sign: Sequence[int],
+        travel: np.ndarray,
+        velocity: float,
+        clock: Clock,
+        retries: int = 2,
+        settle_time: float = 0.0,
+        max_velocity: float = MAX_VELOCITY,
+        poll_interval: float = 0.005,
+        name: str = "stage",
+    ) -> None:
+        self.name = name
+        self.link = GCSLink(transport, name=name, retries=retries)
+        self.clock = clock
+        self.axes = tuple(axes)
+        self.axis_sign = tuple(int(s) for s in axis_sign)
+        self.settle_time = settle_time
+        self.max_velocity = max_velocity
+        self.poll_interval = poll_interval
+        try:
+            self._limits = self._connect(np.asarray(travel, dtype=float), velocity)
+        except Exception:
+            self.link.close()
+            raise
+
+    @classmethod
+    def from_profile(
+        cls, settings: StageSettings, *, clock: Clock, open_transport: OpenTransport | None
+    ) -> PIGCSStage:
+        opener = open_transport or _hardware_transport
+        return cls(
+            opener(settings.link.address, settings.link),
+            axes=settings.axes,
+            axis_sign=settings.axis_sign,
+            travel=settings.travel,
+            velocity=settings.velocity,
+            clock=clock,
+            retries=settings.link.retries,
+            settle_time=settings.settle_time,
+            max_velocity=max(settings.velocity, MAX_VELOCITY),
+        )
+
+    # -- protocol helpers ------------------------------------------------------------------
+
+    def _command(self, command: str, *, allowed: tuple[int, ...] = (0,)) -> None:
+        """Send a set command, then read the error queue; raise on a code not allowed."""
+        self.link.write(command)
+        code = self.link.query("ERR?", lambda r: parse_int(r, what="GCS error code"))
+        if code not in allowed:
+            meaning = GCS_ERRORS.get(code, "see the controller manual")
+            raise InstrumentError(
+                f"PI error {code} ({meaning}) after {command!r}", instrument=self.name
+            )
+
+    def _query_axes(self, command: str, parse: Callable[[str], T]) -> list[T]:
+        """Ask `command` for the sample x, y, z axes; values in sample-axis order."""
+        values = self.link.query_lines(
+            f"{command} {' '.join(self.axes)}",
+            lambda lines: _parse_axis_lines(lines, self.axes, parse),
+        )
+        return [values[a] for a in self.axes]
+
+    def _to_sample(self, values_mm: Sequence[float]) -> np.ndarray:
+        return np.array([s * v * MM for s, v in zip(self.axis_sign, values_mm, strict=True)])
+
+    def _connect(self, travel: np.ndarray, velocity: float) -> np.ndarray:
+        names = self.link.query_lines("SAI?", lambda lines: [ln for ln in lines if ln])
+        missing = [a for a in self.axes if a not in names]
+        if missing:
+            raise InstrumentError(
+                f"the controller's axes are {names}; the profile's stage.axes {list(self.axes)} "
+                f"name {missing}, which it does not have",
+                instrument=self.name,
+            )
+        self._command("SVO " + " ".join(f"{a} 1" for a in self.axes))
+        lo = self._to_sample(self._query_axes("TMN?", parse_float))
+        hi = self._to_sample(self._query_axes("TMX?", parse_float))
+        controller = np.column_stack([np.minimum(lo, hi), np.maximum(lo, hi)])
+        limits = np.column_stack(
+            [np.maximum(controller[:, 0], travel[:, 0]), np.minimum(controller[:, 1], travel[:, 1])]
+        )
+        if np.any(limits[:, 1] <= limits[:, 0]):
+            raise InstrumentError(
+                f"the controller's travel {(controller / MM).tolist()} mm does not overlap the "
+                f"profile's travel {(travel / MM).tolist()} mm",
+                instrument=self.name,
+            )
+        self.set_velocity(velocity)
+        return limits
+
+    # -- Stage -------------------------------------------------------------------------------
+
+    def identify(self) -> Identity:
+        return self.link.query("*IDN?", parse_gcs_idn)
+
+    def limits(self) -> np.ndarray:
+        return self._limits.copy()
+
+    def position(self) -> np.ndarray:
+        return self._to_sample(self._query_axes("POS?", parse_float))
+
+    def velocity(self) -> float:
+        """The slowest of the three axes' velocity settings (m/s)."""
+        return min(self._query_axes("VEL?", parse_float)) * MM
+
+    def set_velocity(self, v: float) -> None:
+        if not (math.isfinite(v) and 0 < v <= self.max_velocity):
+            raise RangeError(
+                f"velocity {v} m/s outside (0, {self.max_velocity}] m/s", instrument=self.name
+            )
+        self._command("VEL " + " ".join(f"{a} {v / MM:.7f}" for a in self.axes))
+        self._velocity = v
+
+    def on_target(self) -> bool:
+        return all(self._query_axes("ONT?", _parse_bool))
+
+    def move_to(self, x: float, y: float, z: float | None = None, *, wait: bool = True) -> None:
+        request = [x, y] if z is None else [x, y, z]
+        for k, value in enumerate(request):
+            lo, hi = self._limits[k]
+            if not (math.isfinite(value) and lo - LIMIT_SLACK <= value <= hi + LIMIT_SLACK):
+                raise RangeError(
+                    f"{'xyz'[k]} = {value * 1e6:.3f} µm is outside the travel "
+                    f"[{lo * 1e6:.3f}, {hi * 1e6:.3f}] µm",
+                    instrument=self.name,
+                )
+        start = self.position()
+        self._command(
+            "MOV "
+            + " ".join(
+                f"{self.axes[k]} {self.axis_sign[k] * value / MM:.7f}"
+                for k, value in enumerate(request)
+            )
+        )
+        if wait:
+            distance = float(np.max(np.abs(np.asarray(request) - start[: len(request)])))
+            self._wait_on_target(distance / self._velocity)
+
+    def _wait_on_target(self, travel_time: float) -> None:
+        """Poll ONT? on the clock until every axis settles; timeout from the travel time."""
+        expected = travel_time + self.settle_time
+        timeout = 1.5 * expected + 1.0
+        deadline = self.clock.now() + timeout
+        self.clock.sleep(expected)
+        while True:
+            flags = self._query_axes("ONT?", _parse_bool)
+            if all(flags):
+                return
+            if self.clock.now() >= deadline:
+                late = ", ".join(
+                    f"{'xyz'[k]} (controller axis {self.axes[k]})"
+                    for k, ok in enumerate(flags)
+                    if not ok
+                )
+                raise InstrumentTimeout(
+                    f"axis {late} not on target within {timeout:.3g} s", instrument=self.name
+                )
+            self.clock.sleep(self.poll_interval)
+
+    def stop(self) -> None:
+        """STP: every axis stops at once (the controller then reports error 10, expected)."""
+        self._command("STP", allowed=(0, 10))
+
+    def snapshot(self) -> dict[str, object]:
+        return {
+            "identity": str(self.identify()),
+            "axes": list(self.axes),
+            "axis_sign": list(self.axis_sign),
+            "position_m": self.position().tolist(),
+            "on_target": self.on_target(),
+            "velocity_m_per_s": self.velocity(),
+            "limits_m": self._limits.tolist(),
+        }
+
+    def close(self) -> None:
+        self.link.close()
+
+
+def _hardware_transport(address: str, link: LinkSettings) -> Transport:
+    from drivers.transports import open_transport
+
+    return open_transport(address, link)

@@ -1,0 +1,218 @@
+"""What the Stanford Research SR830 and SR860 drivers share.
+
+Both speak short ASCII commands (`OFLT 7`, `OFLT?`). Their index tables for sensitivity and
+time constant differ, as do the sensitivity command, the reference-source command, the SNAP?
+parameters and the overload status; the subclasses hold those. Every setting is range-checked
+before it is sent and read back after, so a refused command is an error, not a silent mismatch.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import abstractmethod
+from collections.abc import Callable
+from typing import ClassVar, Self
+
+from drivers import transports
+from drivers.link import Link, parse_float, parse_int
+from smm_daq.clock import Clock
+from smm_daq.errors import InstrumentError, ProtocolError, RangeError
+from smm_daq.instruments.interfaces import Identity, LockIn
+from smm_daq.instruments.profile import LinkSettings, LockInSettings
+from smm_daq.instruments.transport import Transport
+
+OpenTransport = Callable[[str, LinkSettings], Transport]
+
+# Filter slope set at configuration: index 1 = 12 dB/oct on both models.
+SLOPE_12_DB = 1
+# A value read back must agree with the value sent within this relative tolerance.
+_READBACK_TOLERANCE = 1e-4
+
+
+def parse_identity(reply: str) -> Identity:
+    """An IEEE 488.2 *IDN? reply: vendor, model, serial, firmware."""
+    parts = [p.strip() for p in reply.split(",")]
+    if len(parts) != 4 or not all(parts[:2]):
+        raise ProtocolError(f"expected 'vendor,model,serial,firmware', got {reply!r}")
+    return Identity(*parts)
+
+
+def parse_pair(reply: str) -> tuple[float, float]:
+    """Two comma-separated finite numbers (a SNAP? reply)."""
+    parts = reply.split(",")
+    if len(parts) != 2:
+        raise ProtocolError(f"expected two comma-separated numbers, got {reply!r}")
+    return parse_float(parts[0], what="X value"), parse_float(parts[1], what="Y value")
+
+
+def index_at_or_above(values: tuple[float, ...], wanted: float) -> int | None:
+    """Index of the smallest of `values` >= wanted (within rounding), None if none is."""
+    fits = [i for i, v in enumerate(values) if v >= wanted * (1 - 1e-9)]
+    return min(fits, key=lambda i: values[i]) if fits else None
+
+
+class SRSLockIn(LockIn):
+    """An SRS lock-in on one `Link`; subclasses give the model's tables and status commands."""
+
+    MODEL: ClassVar[str]
+    SENSITIVITIES: ClassVar[tuple[float, ...]]  # V full scale, by instrument index
+    TIME_CONSTANTS: ClassVar[tuple[float, ...]]  # s, by instrument index
+    SENS_HEADER: ClassVar[str]
+    REF_SOURCE: ClassVar[tuple[str, int]]  # command and value selecting the internal reference
+    FREQ_RANGE: ClassVar[tuple[float, float]]  # Hz
+    AMPLITUDE_RANGE: ClassVar[tuple[float, float]]  # V
+    AMPLITUDE_STEP: ClassVar[float] = 0.0  # V: the amplitude resolution (read-back tolerance)
+    SNAP_XY: ClassVar[str]
+
+    def __init__(self, link: Link) -> None:
+        self.link = link
+
+    @classmethod
+    def from_profile(
+        cls,
+        settings: LockInSettings,
+        *,
+        clock: Clock,
+        open_transport: OpenTransport | None = None,
+    ) -> Self:
+        """Connect, check the model, and configure as the profile says.
+
+        `clock` is part of the driver contract; a lock-in never waits on its own (the caller
+        waits the settling time constants before reading).
+        """
+        address = settings.link.address
+        transport = (open_transport or transports.open_transport)(address, settings.link)
+        link = Link(
+            transport, name=f"lock-in {cls.MODEL} at {address}", retries=settings.link.retries
+        )
+        lockin = cls(link)
+        try:
+            lockin.prepare_interface(address)
+            lockin.check_model()
+            lockin.configure(settings)
+        except BaseException:
+            lockin.close()
+            raise
+        return lockin
+
+    def check_model(self) -> Identity:
+        identity = self.identify()
+        if identity.model.upper() != self.MODEL:
+            raise InstrumentError(
+                f"expected an {self.MODEL}, the instrument says it is {identity}",
+                instrument=self.link.name,
+            )
+        return identity
+
+    def configure(self, settings: LockInSettings) -> None:
+        """Internal reference, 12 dB/oct, the profile's settings; status cleared."""
+        command, value = self.REF_SOURCE
+        self._set_index(command, value)
+        self._set_index("OFSL", SLOPE_12_DB)
+        self.set_time_constant(settings.time_constant)
+        self.set_sensitivity(settings.sensitivity)
+        self.set_reference(settings.reference_frequency, settings.reference_amplitude)
+        self.link.write("*CLS")
+
+    def prepare_interface(self, address: str) -> None:
+        """Model-specific set-up of the connection, before the first query."""
+
+    # --- helpers -------------------------------------------------------------------------
+
+    def _range_error(self, what: str, value: float, allowed: str) -> RangeError:
+        return RangeError(f"{what} {value!r} outside {allowed}", instrument=self.link.name)
+
+    def _set_index(self, command: str, index: int) -> None:
+        self.link.write(f"{command} {index}")
+        echoed = self.link.query(f"{command}?", lambda r: parse_int(r, what=f"{command} index"))
+        if echoed != index:
+            raise InstrumentError(
+                f"'{command} {index}' not accepted (reads back {echoed})", instrument=self.link.name
+            )
+
+    def _set_value(self, command: str, value: float, *, tolerance: float) -> None:
+        self.link.write(f"{command} {value:.6g}")
+        echoed = self.link.query(f"{command}?", lambda r: parse_float(r, what=command))
+        if not math.isclose(echoed, value, rel_tol=_READBACK_TOLERANCE, abs_tol=tolerance):
+            raise InstrumentError(
+                f"'{command} {value:.6g}' not accepted (reads back {echoed:g})",
+                instrument=self.link.name,
+            )
+
+    def _index_of(self, command: str, table: tuple[float, ...]) -> int:
+        index = self.link.query(f"{command}?", lambda r: parse_int(r, what=f"{command} index"))
+        if not 0 <= index < len(table):
+            raise ProtocolError(
+                f"{command}? gave index {index}, expected 0..{len(table) - 1}",
+                instrument=self.link.name,
+            )
+        return index
+
+    # --- LockIn --------------------------------------------------------------------------
+
+    def identify(self) -> Identity:
+        return self.link.query("*IDN?", parse_identity)
+
+    def time_constant(self) -> float:
+        return self.TIME_CONSTANTS[self._index_of("OFLT", self.TIME_CONSTANTS)]
+
+    def set_time_constant(self, tau: float) -> None:
+        index = index_at_or_above(self.TIME_CONSTANTS, tau) if tau > 0 else None
+        if index is None:
+            raise self._range_error(
+                "time constant (s)",
+                tau,
+                f"{min(self.TIME_CONSTANTS):g} .. {max(self.TIME_CONSTANTS):g} s",
+            )
+        self._set_index("OFLT", index)
+
+    def sensitivity(self) -> float:
+        return self.SENSITIVITIES[self._index_of(self.SENS_HEADER, self.SENSITIVITIES)]
+
+    def set_sensitivity(self, volts: float) -> None:
+        index = index_at_or_above(self.SENSITIVITIES, volts) if volts > 0 else None
+        if index is None:
+            raise self._range_error(
+                "sensitivity (V)",
+                volts,
+                f"{min(self.SENSITIVITIES):g} .. {max(self.SENSITIVITIES):g} V",
+            )
+        self._set_index(self.SENS_HEADER, index)
+
+    def reference(self) -> tuple[float, float]:
+        frequency = self.link.query("FREQ?", lambda r: parse_float(r, what="frequency"))
+        amplitude = self.link.query("SLVL?", lambda r: parse_float(r, what="amplitude"))
+        return frequency, amplitude
+
+    def set_reference(self, frequency: float, amplitude: float) -> None:
+        lo, hi = self.FREQ_RANGE
+        if not lo <= frequency <= hi:
+            raise self._range_error("reference frequency (Hz)", frequency, f"{lo:g} .. {hi:g} Hz")
+        lo, hi = self.AMPLITUDE_RANGE
+        if not lo <= amplitude <= hi:
+            raise self._range_error("sine-out amplitude (V)", amplitude, f"{lo:g} .. {hi:g} V")
+        self._set_value("FREQ", frequency, tolerance=1e-4)
+        self._set_value("SLVL", amplitude, tolerance=self.AMPLITUDE_STEP)
+
+    def read_xy(self) -> tuple[float, float]:
+        return self.link.query(self.SNAP_XY, parse_pair)
+
+    @abstractmethod
+    def overloaded(self) -> bool:
+        """True when the input or an output has overloaded since the last check."""
+
+    def snapshot(self) -> dict[str, object]:
+        frequency, amplitude = self.reference()
+        x, y = self.read_xy()
+        return {
+            "model": self.MODEL,
+            "time_constant_s": self.time_constant(),
+            "sensitivity_V": self.sensitivity(),
+            "reference_frequency_Hz": frequency,
+            "reference_amplitude_V": amplitude,
+            "x_V": x,
+            "y_V": y,
+        }
+
+    def close(self) -> None:
+        self.link.close()

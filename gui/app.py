@@ -1,0 +1,116 @@
+"""Start the application: `smm-daq gui [--profile FILE] [FILE.h5] [--demo] [--screenshot FILE]`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from PyQt6 import QtCore, QtWidgets
+
+from gui.demo import Demo
+from gui.main_window import MainWindow
+from smm_daq.errors import InputError
+from smm_daq.instruments.profile import load_profile
+
+ORGANIZATION = "smm-daq"
+APPLICATION = "gui"
+
+
+def settings() -> QtCore.QSettings:
+    """The application's persistent settings (an INI file in the user's config folder;
+    tests move it with QSettings.setPath)."""
+    return QtCore.QSettings(
+        QtCore.QSettings.Format.IniFormat,
+        QtCore.QSettings.Scope.UserScope,
+        ORGANIZATION,
+        APPLICATION,
+    )
+
+
+def _check(args: argparse.Namespace) -> None:
+    if args.file is not None and not args.file.exists() and not args.demo:
+        raise InputError(f"session file {args.file} not found; expected an existing .h5 file")
+    if args.screenshot is not None:
+        if args.screenshot.suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp"):
+            raise InputError(
+                f"--screenshot is {str(args.screenshot)!r}; expected a .png, .jpg or .bmp file"
+            )
+        if not args.screenshot.parent.exists():
+            raise InputError(f"--screenshot: folder {args.screenshot.parent} does not exist")
+    if args.time_scale is not None and not args.time_scale >= 0:
+        raise InputError(f"--time-scale is {args.time_scale}; expected a number >= 0")
+
+
+def run(args: argparse.Namespace) -> int:
+    _check(args)
+    store = settings()
+    profile_path = args.profile
+    if profile_path is None and store.value("profile/path"):
+        remembered = Path(str(store.value("profile/path")))
+        profile_path = remembered if remembered.exists() else None
+    profile = load_profile(profile_path)
+    if args.demo and not profile.simulated:
+        raise InputError(
+            f"--demo runs the simulator; profile {profile.path} has rig.simulated = false"
+        )
+
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
+    app.setApplicationName("smm-daq")
+    window = MainWindow(profile, store, time_scale=args.time_scale, persist=not args.demo)
+    if args.view:
+        window.show_view(args.view)
+    window.show()
+    window.instruments.connect_rig()
+    outcome = {"ok": True}
+    if args.demo:
+        _start_demo(window, args, outcome)
+    else:
+        if args.file is not None:
+            window.open_file(args.file)
+        elif store.value("session/file") and Path(str(store.value("session/file"))).exists():
+            window.open_file(Path(str(store.value("session/file"))))
+        if args.screenshot is not None:  # once the rig's first readings are on show
+            shoot = lambda *_: _screenshot(window, args.screenshot)  # noqa: E731
+            window.instruments.updated.connect(shoot, QtCore.Qt.ConnectionType.SingleShotConnection)
+            window.holder.failed.connect(shoot)
+    status = app.exec()
+    return status if outcome["ok"] else 1
+
+
+def _start_demo(window: MainWindow, args: argparse.Namespace, outcome: dict) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="smm-daq-demo-"))
+    demo = Demo(window, folder, session_file=args.file)
+    window.statusBar().showMessage(f"Demo: files in {folder}")
+    print(f"smm-daq: demo files in {folder}")
+
+    def done(ok: bool, message: str) -> None:
+        outcome["ok"] = ok
+        if not ok:
+            print(f"smm-daq: demo failed: {message}", file=sys.stderr)
+        if args.view:
+            window.show_view(args.view)
+        if args.screenshot is not None:
+            _screenshot(window, args.screenshot)
+
+    demo.finished.connect(done)
+    demo.start()
+
+
+SCREENSHOT_SIZE = (1400, 860)
+
+
+def _screenshot(window: MainWindow, path: Path) -> None:
+    """Save the window as it looks now (at one size, for the docs), then close it (which
+    makes the rig safe)."""
+    window.resize(*SCREENSHOT_SIZE)
+    for _ in range(3):  # layouts settle over a few passes of posted events
+        QtWidgets.QApplication.sendPostedEvents()
+        QtWidgets.QApplication.processEvents()
+    window.session.compare.fit()
+    QtWidgets.QApplication.processEvents()
+    if not window.grab().save(str(path)):
+        print(f"smm-daq: could not write {path}", file=sys.stderr)
+    window.close()
+    QtWidgets.QApplication.quit()

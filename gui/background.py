@@ -1,0 +1,53 @@
+"""Run blocking calls (instrument I/O, inversions) off the GUI thread; results come back on it.
+
+One worker thread per `Background`, so the calls it runs are serialised: instrument drivers
+are not safe to drive from two threads at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from PyQt6 import QtCore
+
+
+class Background(QtCore.QObject):
+    """Submit callables to one worker thread; callbacks run in the GUI thread."""
+
+    _done = QtCore.pyqtSignal(object, object)  # callback, value
+
+    def __init__(self, name: str, parent: QtCore.QObject | None = None) -> None:
+        super().__init__(parent)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"smm-gui-{name}")
+        self._done.connect(self._deliver)  # queued: emitted from the worker thread
+        self.pending = 0
+
+    def submit(
+        self,
+        fn: Callable[[], Any],
+        on_result: Callable[[Any], None] | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
+    ) -> Future:
+        """Run `fn()` in the worker; then `on_result(value)` or `on_error(exc)` in the GUI."""
+        self.pending += 1
+
+        def job() -> None:
+            try:
+                value = fn()
+            except Exception as exc:  # delivered to the GUI, which shows it
+                self._done.emit(on_error, exc)
+            else:
+                self._done.emit(on_result, value)
+
+        return self._executor.submit(job)
+
+    def _deliver(self, callback: Callable[[Any], None] | None, value: Any) -> None:
+        self.pending -= 1
+        if callback is not None:
+            callback(value)
+
+    def shutdown(self) -> None:
+        """Finish what was submitted, then stop the thread."""
+        self._executor.shutdown(wait=True)

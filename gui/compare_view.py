@@ -1,0 +1,93 @@
+"""Remanent, in-field and induced maps side by side, zooming and panning together."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from PyQt6 import QtWidgets
+
+from gui.map_view import MapView
+from smm_daq.storage.mapdata import MapData
+from smm_daq.storage.nexus import EntryInfo
+
+ROLES = ("remanent", "in-field", "induced")
+ZERO_FIELD_T = 1e-8  # a scan below this applied field counts as remanent (zero field)
+
+
+def guess_roles(entries: list[EntryInfo]) -> dict[str, str]:
+    """Which entries to show first: the newest induced map and the two scans it came from,
+    else the newest zero-field scan and the newest in-field scan."""
+    roles: dict[str, str] = {}
+    names = {e.name for e in entries}
+    for info in reversed(entries):
+        if info.kind == "induced" and len(info.sources) == 2 and set(info.sources) <= names:
+            roles = {"induced": info.name, "in-field": info.sources[0],
+                     "remanent": info.sources[1]}
+            return roles
+    for info in reversed(entries):
+        if info.shape is None or info.kind != "scan" or info.applied_field is None:
+            continue
+        role = (
+            "remanent"
+            if float(np.linalg.norm(info.applied_field)) < ZERO_FIELD_T
+            else "in-field"
+        )
+        roles.setdefault(role, info.name)
+    return roles
+
+
+class CompareView(QtWidgets.QWidget):
+    """Three map views with an entry chooser above each; zoom is linked across them."""
+
+    def __init__(
+        self, load: Callable[[str], MapData | None], parent: QtWidgets.QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self._load = load
+        self.views: dict[str, MapView] = {}
+        self.choosers: dict[str, QtWidgets.QComboBox] = {}
+        layout = QtWidgets.QHBoxLayout(self)
+        for role in ROLES:
+            column = QtWidgets.QVBoxLayout()
+            chooser = QtWidgets.QComboBox()
+            chooser.setToolTip(f"the {role} map")
+            chooser.currentTextChanged.connect(lambda name, r=role: self.show_entry(r, name))
+            view = MapView(title=role)
+            column.addWidget(chooser)
+            column.addWidget(view, 1)
+            layout.addLayout(column, 1)
+            self.views[role] = view
+            self.choosers[role] = chooser
+        first = self.views[ROLES[0]]
+        for role in ROLES[1:]:
+            self.views[role].link_to(first)
+
+    def set_entries(self, entries: list[EntryInfo]) -> None:
+        """Offer the file's map entries; pick the likely remanent / in-field / induced."""
+        names = [e.name for e in entries if e.shape is not None]
+        roles = guess_roles(entries)
+        for role, chooser in self.choosers.items():
+            chooser.blockSignals(True)
+            chooser.clear()
+            chooser.addItems(["", *names])
+            chooser.blockSignals(False)
+            chooser.setCurrentText(roles.get(role, ""))
+
+    def show_entry(self, role: str, entry: str) -> None:
+        if not entry:
+            return
+        m = self._load(entry)
+        if m is not None:
+            view = self.views[role]
+            view.set_map(m)
+            view.plot.setTitle(f"{role}: {entry}")
+
+    def fit(self) -> None:
+        """Zoom all three to the first map (linked views with locked aspect ratios widen each
+        other's ranges when resized while hidden; this resets them)."""
+        self.views[ROLES[0]].fit()
+
+    def set_outlines(self, segments: np.ndarray) -> None:
+        for view in self.views.values():
+            view.set_outlines(segments)

@@ -1,0 +1,59 @@
+"""Outlines of grains seen from above: the boundary of the union of each grain's cuboids.
+
+A grain is a union of axis-aligned cuboids, so its footprint is a union of rectangles and
+its outline is made of axis-aligned segments: found exactly on the grid of the rectangles'
+own edges (no rasterisation error), drawn as one set of line segments.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+EDGE_DECIMALS = 12  # edges closer than 1e-12 m are the same edge
+
+
+def footprint_segments(cuboids: np.ndarray, grain: np.ndarray) -> np.ndarray:
+    """Outline segments (M, 2, 2) in m, [[x_a, y_a], [x_b, y_b]], of every grain's footprint.
+
+    cuboids (C, 6): centre x, y, z and FULL edge lengths dx, dy, dz (m); grain (C,) labels.
+    Edges shared by two cuboids of one grain are inside it and not drawn.
+    """
+    cuboids = np.asarray(cuboids, dtype=float)
+    grain = np.asarray(grain)
+    segments: list[np.ndarray] = []
+    for label in np.unique(grain):
+        rects = cuboids[grain == label]
+        x_lo = np.round(rects[:, 0] - rects[:, 3] / 2, EDGE_DECIMALS)
+        x_hi = np.round(rects[:, 0] + rects[:, 3] / 2, EDGE_DECIMALS)
+        y_lo = np.round(rects[:, 1] - rects[:, 4] / 2, EDGE_DECIMALS)
+        y_hi = np.round(rects[:, 1] + rects[:, 4] / 2, EDGE_DECIMALS)
+        xe = np.unique(np.concatenate([x_lo, x_hi]))
+        ye = np.unique(np.concatenate([y_lo, y_hi]))
+        covered = np.zeros((ye.size + 1, xe.size + 1), dtype=bool)  # one cell of padding
+        for a, b, c, d in zip(
+            np.searchsorted(xe, x_lo), np.searchsorted(xe, x_hi),
+            np.searchsorted(ye, y_lo), np.searchsorted(ye, y_hi), strict=True,
+        ):
+            covered[c + 1 : d + 1, a + 1 : b + 1] = True
+        # cell (i, j) of `covered` spans xe[j-1]..xe[j], ye[i-1]..ye[i]
+        rows, cols = np.nonzero(covered[1:-1, 1:] != covered[1:-1, :-1])
+        segments.append(
+            np.stack(
+                [np.column_stack([xe[cols], ye[rows]]), np.column_stack([xe[cols], ye[rows + 1]])],
+                axis=1,
+            )
+        )
+        rows, cols = np.nonzero(covered[1:, 1:-1] != covered[:-1, 1:-1])
+        segments.append(
+            np.stack(
+                [np.column_stack([xe[cols], ye[rows]]), np.column_stack([xe[cols + 1], ye[rows]])],
+                axis=1,
+            )
+        )
+    return np.concatenate(segments) if segments else np.zeros((0, 2, 2))
+
+
+def polygon_segments(polygon: np.ndarray) -> np.ndarray:
+    """The sides (N, 2, 2) of a closed polygon given by its vertices (N, 2)."""
+    polygon = np.asarray(polygon, dtype=float)
+    return np.stack([polygon, np.roll(polygon, -1, axis=0)], axis=1)

@@ -1,0 +1,344 @@
+"""Instruments: connection state, stage go-to and jog, field set and zero, lock-in settings.
+
+Readings are polled in the rig's thread twice a second while no scan owns the rig. Moves do
+not wait for the stage, so Stop is the next call the rig's thread makes. A simulated rig's
+virtual clock only moves when something waits on it; each poll moves it on by the poll
+interval, so while the window is idle the simulated world runs at the wall clock's pace.
+Entries are in µm and µT; everything sent to the rig is SI.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PyQt6 import QtCore, QtWidgets
+
+from gui.rig_holder import INSTRUMENTS, RigHolder
+from smm_daq.clock import VirtualClock
+
+UM = 1e-6
+UT = 1e-6
+POLL_MS = 500
+TRACE_POINTS = 240  # two minutes of readings
+LABELS = {"lockin": "Lock-in", "stage": "Stage", "coils": "Coils", "fluxgate": "Fluxgate"}
+
+
+def _spin(lo: float, hi: float, decimals: int, suffix: str, value: float = 0.0):
+    box = QtWidgets.QDoubleSpinBox()
+    box.setRange(lo, hi)
+    box.setDecimals(decimals)
+    box.setSuffix(suffix)
+    box.setValue(value)
+    box.setKeyboardTracking(False)
+    return box
+
+
+def read_all(rig: Any) -> dict[str, Any]:
+    """Every reading the panel shows; one failing instrument does not hide the others."""
+    if isinstance(rig.clock, VirtualClock):
+        rig.clock.advance(POLL_MS / 1000)
+    readings: dict[str, Any] = {}
+    calls = {
+        "position": lambda: rig.stage.position(),
+        "on_target": lambda: rig.stage.on_target(),
+        "field_setpoint": lambda: rig.coils.field_setpoint(),
+        "field": lambda: rig.coils.field(),
+        "currents": lambda: rig.coils.currents(),
+        "xy": lambda: rig.lockin.read_xy(),
+        "time_constant": lambda: rig.lockin.time_constant(),
+        "sensitivity": lambda: rig.lockin.sensitivity(),
+        "overloaded": lambda: rig.lockin.overloaded(),
+    }
+    if rig.fluxgate is not None:
+        calls["fluxgate"] = lambda: rig.fluxgate.read_field()
+    for key, call in calls.items():
+        try:
+            readings[key] = call()
+        except Exception as exc:  # shown in place of the reading
+            readings[key] = exc
+    return readings
+
+
+class InstrumentsPanel(QtWidgets.QWidget):
+    """The Instruments tab."""
+
+    updated = QtCore.pyqtSignal()  # fresh readings are on show
+
+    def __init__(self, holder: RigHolder, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.holder = holder
+        self.profile = holder.profile
+        self._polling = False
+        self.readings: dict[str, Any] = {}
+
+        layout = QtWidgets.QGridLayout(self)
+        layout.addWidget(self._connection_box(), 0, 0)
+        layout.addWidget(self._stage_box(), 0, 1)
+        layout.addWidget(self._field_box(), 1, 0)
+        layout.addWidget(self._lockin_box(), 1, 1)
+        self.trace = pg.PlotWidget(title="Sensor Bz from the lock-in X reading")
+        self.trace.setLabel("bottom", "reading")
+        self.trace.setLabel("left", "Bz", units="µT")
+        self.trace.getAxis("left").enableAutoSIPrefix(False)
+        self.trace_curve = self.trace.plot(pen=pg.mkPen("b", width=1.5))
+        self.trace_values: deque[float] = deque(maxlen=TRACE_POINTS)
+        layout.addWidget(self.trace, 2, 0, 1, 2)
+        self.message = QtWidgets.QLabel("")
+        self.message.setWordWrap(True)
+        self.message.setStyleSheet("color: #a00000")
+        layout.addWidget(self.message, 3, 0, 1, 2)
+        layout.setRowStretch(2, 1)
+
+        holder.opened.connect(self._rig_opened)
+        holder.failed.connect(self._rig_failed)
+        holder.identities.connect(self._show_identities)
+        holder.busyChanged.connect(self._busy_changed)
+        self.timer = QtCore.QTimer(self, interval=POLL_MS)
+        self.timer.timeout.connect(self.poll)
+        self._set_controls_enabled(False)
+
+    # --- layout --------------------------------------------------------------------------
+    def _connection_box(self) -> QtWidgets.QGroupBox:
+        box = QtWidgets.QGroupBox("Connections")
+        form = QtWidgets.QFormLayout(box)
+        self.state_labels: dict[str, QtWidgets.QLabel] = {}
+        for name in INSTRUMENTS:
+            label = QtWidgets.QLabel("not connected")
+            label.setWordWrap(True)
+            self.state_labels[name] = label
+            form.addRow(LABELS[name], label)
+        if self.profile.fluxgate is None:
+            self.state_labels["fluxgate"].setText("none in the profile")
+        self.connect_button = QtWidgets.QPushButton("Connect")
+        self.connect_button.clicked.connect(self.connect_rig)
+        form.addRow(self.connect_button)
+        return box
+
+    def _stage_box(self) -> QtWidgets.QGroupBox:
+        box = QtWidgets.QGroupBox("Stage")
+        grid = QtWidgets.QGridLayout(box)
+        travel = self.profile.stage.travel / UM
+        self.position_label = QtWidgets.QLabel("x, y, z: –")
+        grid.addWidget(self.position_label, 0, 0, 1, 4)
+        self.goto_boxes = []
+        for i, axis in enumerate("xyz"):
+            spin = _spin(travel[i, 0], travel[i, 1], 2, " µm", travel[i, 0])
+            grid.addWidget(QtWidgets.QLabel(axis), 1, i * 1, QtCore.Qt.AlignmentFlag.AlignTop)
+            grid.addWidget(spin, 2, i)
+            self.goto_boxes.append(spin)
+        self.goto_button = QtWidgets.QPushButton("Go to")
+        self.goto_button.clicked.connect(self.go_to)
+        grid.addWidget(self.goto_button, 2, 3)
+        self.jog_step = _spin(0.01, 10000.0, 2, " µm", 100.0)
+        grid.addWidget(QtWidgets.QLabel("Jog step"), 3, 0)
+        grid.addWidget(self.jog_step, 3, 1)
+        self.jog_buttons = []
+        for col, (axis, sign) in enumerate(
+            [(0, -1), (0, 1), (1, -1), (1, 1), (2, -1), (2, 1)]
+        ):
+            button = QtWidgets.QPushButton(f"{'xyz'[axis]}{'−' if sign < 0 else '+'}")
+            button.clicked.connect(lambda _=False, a=axis, s=sign: self.jog(a, s))
+            grid.addWidget(button, 4 + col // 3, col % 3)
+            self.jog_buttons.append(button)
+        self.stop_button = QtWidgets.QPushButton("Stop")
+        self.stop_button.clicked.connect(self.stop_stage)
+        grid.addWidget(self.stop_button, 4, 3, 2, 1)
+        return box
+
+    def _field_box(self) -> QtWidgets.QGroupBox:
+        box = QtWidgets.QGroupBox("Field at the sample")
+        grid = QtWidgets.QGridLayout(box)
+        limit = self.profile.coils.max_field / UT
+        self.field_boxes = []
+        for i, axis in enumerate("xyz"):
+            grid.addWidget(QtWidgets.QLabel(f"B{axis}"), 0, i)
+            spin = _spin(-limit, limit, 3, " µT")
+            grid.addWidget(spin, 1, i)
+            self.field_boxes.append(spin)
+        self.set_field_button = QtWidgets.QPushButton("Set")
+        self.set_field_button.clicked.connect(self.set_field)
+        self.zero_button = QtWidgets.QPushButton("Zero")
+        self.zero_button.clicked.connect(self.zero_field)
+        grid.addWidget(self.set_field_button, 1, 3)
+        grid.addWidget(self.zero_button, 1, 4)
+        self.field_label = QtWidgets.QLabel("setpoint –\nread-back –\nfluxgate –")
+        grid.addWidget(self.field_label, 2, 0, 1, 5)
+        return box
+
+    def _lockin_box(self) -> QtWidgets.QGroupBox:
+        box = QtWidgets.QGroupBox("Lock-in")
+        form = QtWidgets.QFormLayout(box)
+        self.lockin_label = QtWidgets.QLabel("X, Y: –")
+        form.addRow(self.lockin_label)
+        self.tau_box = _spin(1e-5, 3e4, 5, " s", self.profile.lockin.time_constant)
+        self.tau_box.editingFinished.connect(self.set_time_constant)
+        form.addRow("Time constant", self.tau_box)
+        self.sensitivity_box = _spin(1e-9, 1.0, 9, " V", self.profile.lockin.sensitivity)
+        self.sensitivity_box.editingFinished.connect(self.set_sensitivity)
+        form.addRow("Sensitivity", self.sensitivity_box)
+        return box
+
+    # --- connection ----------------------------------------------------------------------
+    def connect_rig(self) -> None:
+        self.connect_button.setEnabled(False)
+        for name, label in self.state_labels.items():
+            if name != "fluxgate" or self.profile.fluxgate is not None:
+                label.setText("connecting…")
+        self.holder.open()
+
+    def _rig_opened(self, rig: Any) -> None:
+        self.connect_button.setText("Reconnect")
+        self.connect_button.setEnabled(False)
+        self._set_controls_enabled(not self.holder.busy)
+        self.timer.start()
+        self.poll()
+
+    def _rig_failed(self, why: str) -> None:
+        self.connect_button.setEnabled(True)
+        for name, label in self.state_labels.items():
+            if name != "fluxgate" or self.profile.fluxgate is not None:
+                label.setText("not connected")
+        self.message.setText(f"Could not open the rig: {why}")
+
+    def _show_identities(self, found: dict[str, object]) -> None:
+        for name, what in found.items():
+            if isinstance(what, Exception):
+                self.state_labels[name].setText(f"<span style='color:#a00000'>✖ {what}</span>")
+            else:
+                self.state_labels[name].setText(f"<span style='color:#007000'>●</span> {what}")
+
+    def _busy_changed(self, busy: bool) -> None:
+        self._set_controls_enabled(not busy and self.holder.rig is not None)
+        if busy:
+            self.message.setText("A scan owns the rig; controls are back when it ends.")
+        else:
+            self.message.setText("")
+            self.poll()
+
+    def _set_controls_enabled(self, on: bool) -> None:
+        for w in [
+            *self.goto_boxes,
+            self.goto_button,
+            self.jog_step,
+            *self.jog_buttons,
+            *self.field_boxes,
+            self.set_field_button,
+            self.zero_button,
+            self.tau_box,
+            self.sensitivity_box,
+        ]:
+            w.setEnabled(on)
+        self.stop_button.setEnabled(self.holder.rig is not None)
+
+    # --- polling -------------------------------------------------------------------------
+    def poll(self) -> None:
+        """Ask for fresh readings unless one request is already out or a scan runs."""
+        if self._polling:
+            return
+        rig = self.holder.rig
+        if self.holder.call(lambda: read_all(rig), self._show_readings, self._failed):
+            self._polling = True
+
+    def _show_readings(self, readings: dict[str, Any]) -> None:
+        self._polling = False
+        self.readings = readings
+        pos = readings.get("position")
+        if isinstance(pos, Exception):
+            self.position_label.setText(f"position unknown: {pos}")
+        elif pos is not None:
+            settled = "" if readings.get("on_target") is True else "  (moving)"
+            self.position_label.setText(
+                "x = {:.2f} µm, y = {:.2f} µm, z = {:.2f} µm".format(*(np.asarray(pos) / UM))
+                + settled
+            )
+        self.field_label.setText(
+            f"setpoint {_vector(readings.get('field_setpoint'))}\n"
+            f"read-back {_vector(readings.get('field'))}\n"
+            f"fluxgate {_vector(readings.get('fluxgate', 'none'))}"
+        )
+        xy = readings.get("xy")
+        if isinstance(xy, Exception) or xy is None:
+            self.lockin_label.setText(f"X, Y: {xy}")
+        else:
+            bz = (xy[0] - self.profile.sensor.offset_V) / self.profile.sensor.sensitivity_V_per_T
+            self.trace_values.append(bz / UT)
+            self.trace_curve.setData(np.array(self.trace_values))
+            overload = "  OVERLOAD" if readings.get("overloaded") is True else ""
+            self.lockin_label.setText(
+                f"X = {xy[0] * 1e3:.4f} mV, Y = {xy[1] * 1e3:.4f} mV "
+                f"(Bz ≈ {bz / UT:.3f} µT){overload}"
+            )
+        for key, box in (("time_constant", self.tau_box), ("sensitivity", self.sensitivity_box)):
+            value = readings.get(key)
+            if isinstance(value, float) and not box.hasFocus():
+                box.setValue(value)
+        self.updated.emit()
+
+    def _failed(self, exc: BaseException) -> None:
+        self._polling = False
+        self.message.setText(str(exc))
+
+    # --- actions -------------------------------------------------------------------------
+    def _act(self, fn, what: str) -> None:
+        def done(_: object) -> None:
+            self.message.setText("")
+            self.poll()
+
+        def failed(exc: BaseException) -> None:
+            self.message.setText(f"{what}: {exc}")
+
+        if not self.holder.call(fn, done, failed):
+            self.message.setText(f"{what}: the rig is not available (not connected or scanning)")
+
+    def go_to(self) -> None:
+        x, y, z = (b.value() * UM for b in self.goto_boxes)
+        rig = self.holder.rig
+        self._act(lambda: rig.stage.move_to(x, y, z, wait=False), "Go to")
+
+    def jog(self, axis: int, sign: int) -> None:
+        rig, step = self.holder.rig, sign * self.jog_step.value() * UM
+
+        def move() -> None:
+            target = np.array(rig.stage.position(), dtype=float)
+            target[axis] += step
+            rig.stage.move_to(*target, wait=False)
+
+        self._act(move, f"Jog {'xyz'[axis]}")
+
+    def stop_stage(self) -> None:
+        rig = self.holder.rig
+        if rig is not None:  # moves do not wait, so the stop is next in the rig's thread
+            self.holder.background.submit(rig.stage.stop)
+
+    def set_field(self) -> None:
+        b = np.array([box.value() for box in self.field_boxes]) * UT
+        rig = self.holder.rig
+        self._act(lambda: rig.coils.set_field(b), "Set field")
+
+    def zero_field(self) -> None:
+        for box in self.field_boxes:
+            box.setValue(0.0)
+        rig = self.holder.rig
+        self._act(lambda: rig.coils.zero(), "Zero field")
+
+    def set_time_constant(self) -> None:
+        tau, rig = self.tau_box.value(), self.holder.rig
+        self._act(lambda: rig.lockin.set_time_constant(tau), "Time constant")
+
+    def set_sensitivity(self) -> None:
+        volts, rig = self.sensitivity_box.value(), self.holder.rig
+        self._act(lambda: rig.lockin.set_sensitivity(volts), "Sensitivity")
+
+
+def _vector(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Exception):
+        return f"unknown ({value})"
+    if value is None:
+        return "–"
+    bx, by, bz = np.asarray(value, dtype=float) / UT
+    return f"({bx:.3f}, {by:.3f}, {bz:.3f}) µT"

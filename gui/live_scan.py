@@ -1,0 +1,136 @@
+"""A scan running in the sequencer's worker thread, shown live in a map view.
+
+Events cross to the GUI thread through `ScanEventBridge`; points go into an array at once,
+and the map is redrawn from a timer at most `REDRAWS_PER_S` times a second, however fast
+points arrive, so the window stays responsive during a fast simulated scan.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PyQt6 import QtCore
+
+from gui.map_view import MapView
+from gui.scan_bridge import ScanEventBridge
+from smm_daq.acquisition.events import ScanEvent
+from smm_daq.acquisition.plan import ScanPlan
+from smm_daq.storage.mapdata import MapData
+
+REDRAWS_PER_S = 10
+TERMINAL = ("finished", "failed", "aborted")
+
+
+class LiveScan(QtCore.QObject):
+    """Starts a Sequencer, follows its events, fills `view`; one scan at a time."""
+
+    stateChanged = QtCore.pyqtSignal(str)  # idle, starting, running, paused, finished, ...
+    progressed = QtCore.pyqtSignal(float, object)  # progress 0..1, ETA s or None
+    ended = QtCore.pyqtSignal(str, str)  # final kind, message
+
+    def __init__(self, view: MapView, parent: QtCore.QObject | None = None) -> None:
+        super().__init__(parent)
+        self.view = view
+        self.bridge = ScanEventBridge(self)
+        self.bridge.eventsReady.connect(self._take_events)
+        self.timer = QtCore.QTimer(self, interval=1000 // REDRAWS_PER_S)
+        self.timer.timeout.connect(self._redraw)
+        self.sequencer: Any = None
+        self.plan: ScanPlan | None = None
+        self.path: Path | None = None
+        self.state = "idle"
+        self.bz = np.zeros((0, 0))
+        self.points = 0  # point events received
+        self.redraws = 0  # map refreshes made
+        self.message = ""
+        self._dirty = False
+
+    @property
+    def running(self) -> bool:
+        """True from start until the final event (finished, failed or aborted)."""
+        return self.state not in ("idle", *TERMINAL)
+
+    def prepare(self, plan: ScanPlan, path: Path, sensor_size: tuple[float, float] | None) -> None:
+        """Show an empty map of the plan's grid; call before the sequencer starts."""
+        self.plan, self.path = plan, Path(path)
+        self.bz = np.full((plan.ny, plan.nx), np.nan)
+        self.points = self.redraws = 0
+        self.message = ""
+        self.view.set_map(
+            MapData(
+                bz=self.bz.copy(), x=plan.x, y=plan.y, height=plan.height,
+                sensor_size=sensor_size, applied_field=np.array(plan.field), name=plan.name,
+                title=plan.title,
+            )
+        )
+        self.view.plot.setTitle(f"{plan.name} (live)")
+        self._set_state("starting")
+        self.timer.start()
+
+    def attach(self, sequencer: Any) -> None:
+        """The sequencer built for the prepared plan (already subscribed to `bridge.push`)."""
+        self.sequencer = sequencer
+        if self.state == "aborting":  # abort was asked before the sequencer existed
+            sequencer.abort()
+
+    def pause(self) -> None:
+        if self.sequencer is not None and self.state == "running":
+            self.sequencer.pause()
+
+    def resume(self) -> None:
+        if self.sequencer is not None and self.state == "paused":
+            self.sequencer.resume()
+
+    def abort(self) -> None:
+        """Ask the sequencer to stop; it makes the rig safe, then sends "aborted"."""
+        if not self.running:
+            return
+        self._set_state("aborting")
+        if self.sequencer is not None:
+            self.sequencer.abort()
+
+    def fail_to_start(self, message: str) -> None:
+        """The sequencer could not be built or started (the rig was not touched)."""
+        self.timer.stop()
+        self.message = message
+        self._set_state("failed")
+        self.ended.emit("failed", message)
+
+    # --- events --------------------------------------------------------------------------
+    def _take_events(self) -> None:
+        last: ScanEvent | None = None
+        for event in self.bridge.drain():
+            last = event  # type: ignore[assignment]
+            self._apply(event)  # type: ignore[arg-type]
+        if last is not None and last.kind not in TERMINAL:
+            self.progressed.emit(last.progress, last.eta_s)
+
+    def _apply(self, event: ScanEvent) -> None:
+        if event.kind == "point" and event.index is not None and event.bz is not None:
+            self.bz[event.index] = event.bz
+            self.points += 1
+            self._dirty = True
+        elif event.kind in ("started", "resumed") and self.state != "aborting":
+            self._set_state("running")
+        elif event.kind == "paused" and self.state != "aborting":
+            self.message = event.message
+            self._set_state("paused")
+        elif event.kind in TERMINAL:
+            self.timer.stop()
+            self._redraw()
+            self.message = event.message
+            self._set_state(event.kind)
+            self.ended.emit(event.kind, event.message)
+
+    def _redraw(self) -> None:
+        if self._dirty:
+            self._dirty = False
+            self.view.set_bz(self.bz.copy())
+            self.redraws += 1
+
+    def _set_state(self, state: str) -> None:
+        if state != self.state:
+            self.state = state
+            self.stateChanged.emit(state)

@@ -1,0 +1,149 @@
+"""The main window: a banner when simulated, and one tab per task of the operator's day."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from PyQt6 import QtCore, QtGui, QtWidgets
+
+from gui.instruments_panel import InstrumentsPanel
+from gui.recipes_view import RecipesView
+from gui.rig_holder import RigHolder
+from gui.scan_tab import ScanTab
+from gui.session_browser import SessionBrowser
+from smm_daq.instruments.profile import Profile
+
+TITLE = "smm-daq"
+
+
+class MainWindow(QtWidgets.QMainWindow):
+    """Holds the rig, the open session file and the tabs; settings persist in `settings`."""
+
+    def __init__(
+        self,
+        profile: Profile,
+        settings: QtCore.QSettings,
+        *,
+        time_scale: float | None = None,
+        world_options: dict | None = None,
+        persist: bool = True,
+    ) -> None:
+        super().__init__()
+        self.profile = profile
+        self.settings = settings
+        self.persist = persist  # False: nothing written to the settings (the demo)
+        self.holder = RigHolder(profile, time_scale=time_scale, world_options=world_options)
+        self.setWindowTitle(f"{TITLE}: {profile.name}")
+
+        self.tabs = QtWidgets.QTabWidget()
+        self.instruments = InstrumentsPanel(self.holder)
+        self.scan = ScanTab(self.holder)
+        self.session = SessionBrowser()
+        self.recipes = RecipesView(self.holder, self.scan)
+        self.tabs.addTab(self.instruments, "Instruments")
+        self.tabs.addTab(self.scan, "Scan")
+        self.tabs.addTab(self.session, "Session")
+        self.tabs.addTab(self.recipes, "Recipes")
+        self.session.fileOpened.connect(self._file_opened)
+        self.session.mapShown.connect(self.scan.show_last_map)
+        self.scan.scanEnded.connect(self._scan_ended)
+        self._close_after_scan = False
+
+        central = QtWidgets.QWidget()
+        layout = QtWidgets.QVBoxLayout(central)
+        layout.setContentsMargins(4, 4, 4, 4)
+        if profile.simulated:
+            layout.addWidget(self._banner())
+        layout.addWidget(self.tabs, 1)
+        self.setCentralWidget(central)
+        self.statusBar().showMessage(f"Profile {profile.path}")
+        self._restore()
+
+    def _banner(self) -> QtWidgets.QLabel:
+        banner = QtWidgets.QLabel(
+            "SIMULATED RIG: every instrument is an emulator; no real hardware is connected."
+        )
+        banner.setObjectName("simulatedBanner")
+        banner.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        banner.setStyleSheet(
+            "background: #ffd54f; color: #3e2723; font-weight: bold; padding: 6px;"
+        )
+        return banner
+
+    # --- tabs ----------------------------------------------------------------------------
+    def show_view(self, name: str) -> None:
+        """Bring the tab called `name` (case-insensitive) to the front."""
+        for i in range(self.tabs.count()):
+            if self.tabs.tabText(i).lower() == name.lower():
+                self.tabs.setCurrentIndex(i)
+                return
+        raise KeyError(name)
+
+    # --- session file --------------------------------------------------------------------
+    def open_file(self, path: Path) -> None:
+        self.session.open_file(path)
+
+    def _file_opened(self, path: Path) -> None:
+        if self.persist:
+            self.settings.setValue("session/file", str(path))
+        self.setWindowTitle(f"{TITLE}: {self.profile.name}: {path.name}")
+        self.scan.set_path(path)
+
+    def _scan_ended(self, kind: str, message: str) -> None:
+        path = self.scan.path
+        if path is not None and path.exists():
+            if self.session.path is not None and path.resolve() == self.session.path.resolve():
+                self.session.refresh()
+            else:
+                self.session.open_file(path)
+        self.statusBar().showMessage(f"Scan {kind}" + (f": {message}" if message else ""))
+        if self._close_after_scan:
+            self.close()
+
+    # --- settings and closing ------------------------------------------------------------
+    def _restore(self) -> None:
+        geometry = self.settings.value("window/geometry")
+        if isinstance(geometry, QtCore.QByteArray):
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1400, 900)
+        self.scan.restore(self.settings)
+        tab = self.settings.value("window/tab")
+        if isinstance(tab, str):
+            with contextlib.suppress(KeyError):
+                self.show_view(tab)
+
+    def save_settings(self) -> None:
+        if not self.persist:
+            return
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/tab", self.tabs.tabText(self.tabs.currentIndex()))
+        self.settings.setValue("profile/path", str(self.profile.path))
+        self.scan.save(self.settings)
+        self.settings.sync()
+
+    def closeEvent(self, event: QtGui.QCloseEvent) -> None:
+        """During a scan: ask, then abort it and close once the rig is safe."""
+        if self.scan.live.running:
+            if not self._close_after_scan:
+                answer = QtWidgets.QMessageBox.question(
+                    self, TITLE, "A scan is running. Abort it (the rig is made safe) and close?",
+                    QtWidgets.QMessageBox.StandardButton.Yes
+                    | QtWidgets.QMessageBox.StandardButton.No,
+                    QtWidgets.QMessageBox.StandardButton.No,
+                )
+                if answer != QtWidgets.QMessageBox.StandardButton.Yes:
+                    event.ignore()
+                    return
+                self._close_after_scan = True
+                self.scan.live.abort()
+            event.ignore()
+            return
+        self.save_settings()
+        problems = self.holder.close()
+        if problems:
+            QtWidgets.QMessageBox.warning(
+                self, TITLE, "The rig may not be safe:\n" + "\n".join(problems)
+            )
+        event.accept()

@@ -1,0 +1,231 @@
+"""One Bz map on screen: symmetric colour scale, cursor read-out, line profile, area selection.
+
+Axes are shown in µm and Bz in µT (converted here, at the edge); the map itself stays SI.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PyQt6 import QtCore, QtWidgets
+
+from gui.map_geometry import pixel_at, pixel_rect, profile_along, symmetric_level
+from smm_daq.storage.mapdata import MapData
+
+UM = 1e-6
+UT = 1e-6
+COLOUR_MAP = "CET-D1"  # diverging: blue negative, white zero, red positive
+
+# Light plots for every view of the application (the diverging map is white at zero).
+pg.setConfigOptions(background="w", foreground="k", antialias=True)
+
+
+class _SelectingViewBox(pg.ViewBox):
+    """A ViewBox that, in selection mode, draws a rectangle with a left-button drag."""
+
+    sigDragged = QtCore.pyqtSignal(object, object, bool)  # start, end (view µm), finished
+
+    def __init__(self) -> None:
+        super().__init__(lockAspect=True, invertY=False)
+        self.selecting = False
+
+    def mouseDragEvent(self, ev, axis=None):
+        if self.selecting and ev.button() == QtCore.Qt.MouseButton.LeftButton:
+            ev.accept()
+            start = self.mapSceneToView(ev.buttonDownScenePos())
+            end = self.mapSceneToView(ev.scenePos())
+            self.sigDragged.emit(start, end, ev.isFinish())
+            return
+        super().mouseDragEvent(ev, axis)
+
+
+class MapView(QtWidgets.QWidget):
+    """Shows a MapData; `set_bz` refreshes a map being filled without touching the view."""
+
+    areaSelected = QtCore.pyqtSignal(float, float, float, float)  # x0, y0, x1, y1 in m
+    readout = QtCore.pyqtSignal(str)
+
+    def __init__(self, title: str = "", parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._map: MapData | None = None
+        self.level_T = 0.0
+
+        self.view_box = _SelectingViewBox()
+        self.graphics = pg.GraphicsLayoutWidget()
+        self.plot = self.graphics.addPlot(viewBox=self.view_box, title=title or None)
+        self.plot.setLabel("bottom", "x", units="µm")
+        self.plot.setLabel("left", "y", units="µm")
+        self.plot.getAxis("bottom").enableAutoSIPrefix(False)
+        self.plot.getAxis("left").enableAutoSIPrefix(False)
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.plot.addItem(self.image)
+        self.colour_bar = pg.ColorBarItem(
+            colorMap=pg.colormap.get(COLOUR_MAP), label="Bz (µT)", interactive=False, width=15
+        )
+        self.colour_bar.setImageItem(self.image, insert_in=self.plot)
+
+        self.outlines = pg.PlotCurveItem(pen=pg.mkPen((20, 20, 20), width=1), connect="pairs")
+        self.plot.addItem(self.outlines, ignoreBounds=True)
+        self.area = pg.RectROI([0, 0], [1, 1], pen=pg.mkPen("g", width=2), movable=True)
+        self.area.hide()
+        self.plot.addItem(self.area, ignoreBounds=True)
+        self.area.sigRegionChangeFinished.connect(self._area_changed)
+        self.view_box.sigDragged.connect(self._dragged)
+
+        self.line = pg.LineSegmentROI([[0, 0], [1, 1]], pen=pg.mkPen("k", width=2))
+        self.line.hide()
+        self.plot.addItem(self.line, ignoreBounds=True)
+        self.line.sigRegionChanged.connect(self._update_profile)
+        self.profile_plot = pg.PlotWidget()
+        self.profile_plot.setLabel("bottom", "distance", units="µm")
+        self.profile_plot.setLabel("left", "Bz", units="µT")
+        for axis in ("bottom", "left"):
+            self.profile_plot.getAxis(axis).enableAutoSIPrefix(False)
+        self.profile_curve = self.profile_plot.plot(pen=pg.mkPen("b", width=2))
+        self.profile_plot.setMaximumHeight(180)
+        self.profile_plot.hide()
+
+        self.readout_label = QtWidgets.QLabel("x, y, Bz: move the cursor over the map")
+        self.readout_label.setSizePolicy(
+            QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred
+        )
+        self.readout_label.setTextInteractionFlags(
+            QtCore.Qt.TextInteractionFlag.TextSelectableByMouse
+        )
+        self.select_button = QtWidgets.QToolButton(text="Select area", checkable=True)
+        self.select_button.setToolTip("Drag a rectangle on the map to set the scan grid")
+        self.select_button.toggled.connect(self._set_selecting)
+        self.profile_button = QtWidgets.QToolButton(text="Line profile", checkable=True)
+        self.profile_button.toggled.connect(self.show_profile)
+
+        tools = QtWidgets.QHBoxLayout()
+        tools.addWidget(self.readout_label, 1)
+        tools.addWidget(self.select_button)
+        tools.addWidget(self.profile_button)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.graphics, 1)
+        layout.addWidget(self.profile_plot)
+        layout.addLayout(tools)
+        self.graphics.scene().sigMouseMoved.connect(self._mouse_moved)
+
+    # --- content -------------------------------------------------------------------------
+    @property
+    def map(self) -> MapData | None:
+        return self._map
+
+    def set_map(self, m: MapData) -> None:
+        """Show a new map, fitting the view to it."""
+        self._map = m
+        left, bottom, width, height = pixel_rect(m)
+        self.image.setImage(m.bz / UT, autoLevels=False)
+        self.image.setRect(QtCore.QRectF(left / UM, bottom / UM, width / UM, height / UM))
+        self._apply_levels()
+        self.fit()
+        self._update_profile()
+
+    def fit(self) -> None:
+        """Zoom to the whole map."""
+        self.view_box.autoRange(padding=0.02, items=[self.image])
+
+    def set_bz(self, bz: np.ndarray) -> None:
+        """Replace Bz on the same grid (a scan filling in); keeps zoom and ROIs."""
+        if self._map is None:
+            raise RuntimeError("set_map must come before set_bz")
+        self._map = self._map.with_bz(bz)
+        self.image.setImage(self._map.bz / UT, autoLevels=False)
+        self._apply_levels()
+        self._update_profile()
+
+    def _apply_levels(self) -> None:
+        assert self._map is not None
+        self.level_T = symmetric_level(self._map.bz)
+        self.colour_bar.setLevels((-self.level_T / UT, self.level_T / UT))
+
+    def link_to(self, other: MapView) -> None:
+        """Pan and zoom together with another view."""
+        self.view_box.setXLink(other.view_box)
+        self.view_box.setYLink(other.view_box)
+
+    def set_outlines(self, segments: np.ndarray) -> None:
+        """Draw line segments (M, 2, 2) in m, e.g. grain outlines, over the map."""
+        segments = np.asarray(segments, dtype=float).reshape(-1, 2, 2) / UM
+        self.outlines.setData(segments[:, :, 0].ravel(), segments[:, :, 1].ravel())
+
+    # --- cursor read-out -----------------------------------------------------------------
+    def describe(self, x: float, y: float) -> str:
+        """The read-out text for the point (x, y) in m."""
+        text = f"x = {x / UM:.1f} µm, y = {y / UM:.1f} µm"
+        if self._map is None:
+            return text
+        hit = pixel_at(self._map, x, y)
+        if hit is None:
+            return text
+        bz = self._map.bz[hit]
+        value = "not measured" if not np.isfinite(bz) else f"{bz / UT:.3f} µT"
+        return f"{text}, Bz = {value}"
+
+    def _mouse_moved(self, scene_pos: QtCore.QPointF) -> None:
+        if not self.plot.sceneBoundingRect().contains(scene_pos):
+            return
+        p = self.view_box.mapSceneToView(scene_pos)
+        text = self.describe(p.x() * UM, p.y() * UM)
+        self.readout_label.setText(text)
+        self.readout.emit(text)
+
+    # --- line profile --------------------------------------------------------------------
+    def show_profile(self, on: bool) -> None:
+        self.profile_plot.setVisible(on)
+        self.line.setVisible(on)
+        if on and self._map is not None:
+            left, bottom, width, height = (v / UM for v in pixel_rect(self._map))
+            mid = bottom + height / 2
+            self.line.movePoint(0, (left + 0.1 * width, mid), finish=False)
+            self.line.movePoint(1, (left + 0.9 * width, mid))
+        self._update_profile()
+
+    def profile_ends(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        """Ends of the profile line in m."""
+        a, b = (self.line.mapToParent(h.pos()) for h in self.line.getHandles())
+        return (a.x() * UM, a.y() * UM), (b.x() * UM, b.y() * UM)
+
+    def _update_profile(self) -> None:
+        if self._map is None or not self.profile_plot.isVisible():
+            return
+        start, end = self.profile_ends()
+        distance, bz = profile_along(self._map, start, end)
+        self.profile_curve.setData(distance / UM, bz / UT, connect="finite")
+
+    # --- area selection ------------------------------------------------------------------
+    def _set_selecting(self, on: bool) -> None:
+        self.view_box.selecting = on
+
+    def _dragged(self, start: QtCore.QPointF, end: QtCore.QPointF, finished: bool) -> None:
+        self.set_area((start.x() * UM, start.y() * UM), (end.x() * UM, end.y() * UM))
+        if finished:
+            self._area_changed()
+
+    def set_area(self, corner_a: tuple[float, float], corner_b: tuple[float, float]) -> None:
+        """Show the selection rectangle between two corners (m)."""
+        x0, x1 = sorted((corner_a[0] / UM, corner_b[0] / UM))
+        y0, y1 = sorted((corner_a[1] / UM, corner_b[1] / UM))
+        self.area.setPos((x0, y0), finish=False)
+        self.area.setSize((max(x1 - x0, 1e-3), max(y1 - y0, 1e-3)), finish=False)
+        self.area.show()
+
+    def area_corners(self) -> tuple[float, float, float, float] | None:
+        """The selected rectangle (x0, y0, x1, y1) in m, or None."""
+        if not self.area.isVisible():
+            return None
+        pos, size = self.area.pos(), self.area.size()
+        return (
+            pos.x() * UM,
+            pos.y() * UM,
+            (pos.x() + size.x()) * UM,
+            (pos.y() + size.y()) * UM,
+        )
+
+    def _area_changed(self) -> None:
+        corners = self.area_corners()
+        if corners is not None:
+            self.areaSelected.emit(*corners)

@@ -1,0 +1,129 @@
+"""Runs a checked recipe step by step from the GUI thread, without blocking it.
+
+Scan steps go through the Scan tab (so they fill the live map and can be paused or aborted
+there); field and wait steps run in the rig's thread; prompts are asked in a dialog;
+subtractions run in a worker. Each step starts when the previous one has ended.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PyQt6 import QtCore
+
+from gui.background import Background
+from gui.rig_holder import RigHolder
+from gui.scan_tab import ScanTab
+from smm_daq.acquisition.plan import ScanPlan
+from smm_daq.acquisition.recipe import (
+    PromptStep,
+    Recipe,
+    ScanStep,
+    SetFieldStep,
+    SubtractStep,
+    WaitStep,
+    ZeroFieldStep,
+)
+from smm_daq.acquisition.session import Session
+
+
+class RecipeRunner(QtCore.QObject):
+    """One recipe run; `ask(message) -> bool` answers prompts (False stops the recipe)."""
+
+    stepStarted = QtCore.pyqtSignal(int)
+    stepEnded = QtCore.pyqtSignal(int, bool, str)  # index, ok, message
+    finished = QtCore.pyqtSignal(bool, str)  # all steps done, message
+
+    def __init__(
+        self,
+        recipe: Recipe,
+        path: Path,
+        holder: RigHolder,
+        scan_tab: ScanTab,
+        ask: Callable[[str], bool],
+        parent: QtCore.QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.recipe, self.path, self.holder, self.scan_tab = recipe, Path(path), holder, scan_tab
+        self.ask = ask
+        self.index = -1
+        self.running = False
+        self._stop_requested = False
+        self.analysis = Background("analysis", self)
+
+    def start(self) -> None:
+        self.running = True
+        self._next()
+
+    def stop(self) -> None:
+        """Abort a scan under way, or stop before the next step."""
+        self._stop_requested = True
+        if self.scan_tab.live.running:
+            self.scan_tab.live.abort()
+
+    def _next(self) -> None:
+        self.index += 1
+        if self._stop_requested:
+            self._end(False, "stopped by the operator")
+            return
+        if self.index >= len(self.recipe.steps):
+            self._end(True, "all steps done")
+            return
+        self.stepStarted.emit(self.index)
+        step = self.recipe.steps[self.index]
+        rig = self.holder.rig
+        if isinstance(step, ScanStep):
+            self._scan(self.recipe.plans[self.index])
+        elif isinstance(step, SetFieldStep):
+            self._rig_step(lambda: rig.coils.set_field(np.array(step.field)))
+        elif isinstance(step, ZeroFieldStep):
+            self._rig_step(lambda: rig.coils.zero())
+        elif isinstance(step, WaitStep):
+            self._rig_step(lambda: rig.clock.sleep(step.seconds))
+        elif isinstance(step, PromptStep):
+            if self.ask(step.message):
+                self._step_done(None)
+            else:
+                self._step_failed("the operator stopped at the prompt")
+        elif isinstance(step, SubtractStep):
+            session = Session(self.path, rig)  # its subtract writes the entry as `run` does
+            self.analysis.submit(
+                lambda: session.subtract(
+                    step.in_field, step.remanent, step.name, register=step.register
+                ),
+                self._step_done,
+                self._step_failed,
+            )
+
+    def _scan(self, plan: ScanPlan | None) -> None:
+        self.scan_tab.set_path(self.path)
+        self.scan_tab.scanEnded.connect(self._scan_ended)
+        if not self.scan_tab.start(plan, recipe_text=self.recipe.text):
+            self.scan_tab.scanEnded.disconnect(self._scan_ended)
+            self._step_failed(self.scan_tab.status.text())
+
+    def _scan_ended(self, kind: str, message: str) -> None:
+        self.scan_tab.scanEnded.disconnect(self._scan_ended)
+        if kind == "finished":
+            self._step_done(None)
+        else:
+            self._step_failed(f"scan {kind}" + (f": {message}" if message else ""))
+
+    def _rig_step(self, fn: Callable[[], object]) -> None:
+        if not self.holder.call(fn, self._step_done, self._step_failed):
+            self._step_failed("the rig is not connected")
+
+    def _step_done(self, _: object) -> None:
+        self.stepEnded.emit(self.index, True, "")
+        self._next()
+
+    def _step_failed(self, why: object) -> None:
+        message = str(why)
+        self.stepEnded.emit(self.index, False, message)
+        self._end(False, f"step {self.index + 1}: {message}")
+
+    def _end(self, ok: bool, message: str) -> None:
+        self.running = False
+        self.finished.emit(ok, message)

@@ -1,0 +1,225 @@
+"""Scan set-up: the plan's numbers, checked as the command line checks them.
+
+Entries are in µm, µT and lock-in time constants; `plan()` returns an SI `ScanPlan`.
+A plan that fails `ScanPlan.validate` shows the message next to the field it names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from typing import Any
+
+from PyQt6 import QtCore, QtWidgets
+
+from gui.map_geometry import grid_from_rectangle
+from smm_daq.acquisition.plan import DEFAULT_SETTLE_TAU, RASTERS, ScanPlan
+from smm_daq.errors import InputError
+from smm_daq.instruments.profile import Profile
+
+UM = 1e-6
+UT = 1e-6
+FAR_UM = 1e7  # spin box bounds are loose on purpose: the plan's validation names the limit
+
+# The word after "plan" in a validation message -> the row that shows it.
+FIELD_OF_KEY = {
+    "name": "name", "raster": "raster", "nx": "nx", "ny": "ny", "step_x": "step_x",
+    "step_y": "step_y", "x": "x0", "y": "y0", "height": "height", "settle_tau": "settle_tau",
+    "dwell_tau": "dwell_tau", "field": "field",
+}
+
+
+def field_of_message(message: str) -> str | None:
+    """Which form row a plan validation message is about, or None if it names none."""
+    match = re.search(r"\bplan (\w+)", message)
+    return FIELD_OF_KEY.get(match.group(1)) if match else None
+
+
+def format_duration(seconds: float) -> str:
+    """'2 h 05 min', '4 min 10 s', '12 s'."""
+    seconds = max(0.0, float(seconds))
+    hours, rest = divmod(round(seconds), 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    if minutes:
+        return f"{minutes} min {secs:02d} s"
+    return f"{secs} s"
+
+
+class ScanForm(QtWidgets.QWidget):
+    """The plan entry form with an error label beside each row and the estimated duration."""
+
+    changed = QtCore.pyqtSignal()
+
+    def __init__(self, profile: Profile, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.profile = profile
+        self.inputs: dict[str, Any] = {}
+        self.errors: dict[str, QtWidgets.QLabel] = {}
+        self.form = QtWidgets.QFormLayout(self)
+
+        self.name = QtWidgets.QLineEdit("scan-1")
+        self.title = QtWidgets.QLineEdit("")
+        self._row("name", "Entry name", self.name)
+        self._row("title", "Title", self.title)
+        travel = profile.stage.travel / UM
+        self.x0 = self._spin(-FAR_UM, FAR_UM, float(travel[0].mean()), " µm")
+        self.y0 = self._spin(-FAR_UM, FAR_UM, float(travel[1].mean()), " µm")
+        self._row("x0", "First point x", self.x0)
+        self._row("y0", "First point y", self.y0)
+        self.nx = self._count(21)
+        self.ny = self._count(21)
+        self._row("nx", "Points along x", self.nx)
+        self._row("ny", "Lines (along y)", self.ny)
+        self.step_x = self._spin(0.0, FAR_UM, 10.0, " µm")
+        self.step_y = self._spin(0.0, FAR_UM, 10.0, " µm")
+        self._row("step_x", "Step x", self.step_x)
+        self._row("step_y", "Step y", self.step_y)
+        self.from_area = QtWidgets.QPushButton("Grid from the area selected on the map")
+        self.from_area.setEnabled(False)
+        self.form.addRow(self.from_area)
+        limit = 10 * profile.coils.max_field / UT
+        self.field = [self._spin(-limit, limit, 0.0, " µT") for _ in range(3)]
+        field_row = QtWidgets.QHBoxLayout()
+        for axis, box in zip("xyz", self.field, strict=True):
+            field_row.addWidget(QtWidgets.QLabel(f"B{axis}"))
+            field_row.addWidget(box)
+        holder = QtWidgets.QWidget()
+        holder.setLayout(field_row)
+        field_row.setContentsMargins(0, 0, 0, 0)
+        self._row("field", "Field", holder)
+        self.height = self._spin(-FAR_UM, FAR_UM, profile.sensor.height / UM, " µm")
+        self._row("height", "Sensor height", self.height)
+        self.raster = QtWidgets.QComboBox()
+        self.raster.addItems(RASTERS)
+        self.raster.currentTextChanged.connect(self._changed)
+        self._row("raster", "Raster", self.raster)
+        self.settle_tau = self._spin(-100.0, 1000.0, DEFAULT_SETTLE_TAU, " τ")
+        self.dwell_tau = self._spin(-100.0, 1000.0, 0.0, " τ")
+        self._row("settle_tau", "Settle", self.settle_tau)
+        self._row("dwell_tau", "Dwell (average)", self.dwell_tau)
+        self.duration = QtWidgets.QLabel("")
+        self.form.addRow("Estimated duration", self.duration)
+        self.name.textChanged.connect(self._changed)
+        self.title.textChanged.connect(self._changed)
+        self._changed()
+
+    # --- construction helpers ------------------------------------------------------------
+    def _spin(self, lo: float, hi: float, value: float, suffix: str) -> QtWidgets.QDoubleSpinBox:
+        box = QtWidgets.QDoubleSpinBox()
+        box.setRange(lo, hi)
+        box.setDecimals(3)
+        box.setSuffix(suffix)
+        box.setValue(value)
+        box.valueChanged.connect(self._changed)
+        return box
+
+    def _count(self, value: int) -> QtWidgets.QSpinBox:
+        box = QtWidgets.QSpinBox()
+        box.setRange(0, 1_000_000)
+        box.setValue(value)
+        box.valueChanged.connect(self._changed)
+        return box
+
+    def _row(self, key: str, label: str, widget: QtWidgets.QWidget) -> None:
+        error = QtWidgets.QLabel("")
+        error.setObjectName(f"error_{key}")
+        error.setStyleSheet("color: #b00000")
+        error.setWordWrap(True)
+        error.hide()
+        column = QtWidgets.QVBoxLayout()
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(widget)
+        column.addWidget(error)
+        self.form.addRow(label, column)
+        self.inputs[key] = widget
+        self.errors[key] = error
+
+    # --- the plan ------------------------------------------------------------------------
+    def plan(self) -> ScanPlan:
+        """The plan as entered (not yet validated against the profile)."""
+        return ScanPlan(
+            name=self.name.text().strip(),
+            title=self.title.text().strip(),
+            x0=self.x0.value() * UM,
+            y0=self.y0.value() * UM,
+            nx=self.nx.value(),
+            ny=self.ny.value(),
+            step_x=self.step_x.value() * UM,
+            step_y=self.step_y.value() * UM,
+            field=tuple(b.value() * UT for b in self.field),  # type: ignore[arg-type]
+            height=self.height.value() * UM,
+            raster=self.raster.currentText(),
+            settle_tau=self.settle_tau.value(),
+            dwell_tau=self.dwell_tau.value(),
+        )
+
+    def set_plan(self, plan: ScanPlan) -> None:
+        self.name.setText(plan.name)
+        self.title.setText(plan.title)
+        for box, value in (
+            (self.x0, plan.x0 / UM), (self.y0, plan.y0 / UM), (self.step_x, plan.step_x / UM),
+            (self.step_y, plan.step_y / UM), (self.height, plan.height / UM),
+            (self.settle_tau, plan.settle_tau), (self.dwell_tau, plan.dwell_tau),
+        ):
+            box.setValue(value)
+        self.nx.setValue(plan.nx)
+        self.ny.setValue(plan.ny)
+        for box, b in zip(self.field, plan.field, strict=True):
+            box.setValue(b / UT)
+        self.raster.setCurrentText(plan.raster)
+
+    def checked_plan(self) -> ScanPlan | None:
+        """The plan if it passes the profile's limits; else None, the message by its field."""
+        for label in self.errors.values():
+            label.hide()
+        try:
+            plan = self.plan()
+            plan.validate(self.profile)
+        except InputError as exc:
+            self.show_error(str(exc))
+            return None
+        return plan
+
+    def show_error(self, message: str) -> None:
+        key = field_of_message(message) or "name"
+        self.errors[key].setText(message)
+        self.errors[key].show()
+
+    def error_text(self, key: str) -> str:
+        """The message shown beside a row ('' when none)."""
+        label = self.errors[key]
+        return label.text() if not label.isHidden() else ""
+
+    def use_area(self, x0: float, y0: float, x1: float, y1: float) -> None:
+        """Fill the grid from a rectangle (m) with the steps already entered."""
+        step = (self.step_x.value() * UM, self.step_y.value() * UM)
+        if step[0] <= 0 or step[1] <= 0:
+            self.show_error("plan step_x must be > 0 to fit a grid into the area")
+            return
+        gx, gy, nx, ny = grid_from_rectangle((x0, y0), (x1, y1), step)
+        self.x0.setValue(gx / UM)
+        self.y0.setValue(gy / UM)
+        self.nx.setValue(nx)
+        self.ny.setValue(ny)
+
+    def _changed(self) -> None:
+        plan = self.checked_plan()
+        if plan is None:
+            self.duration.setText("–")
+        else:
+            self.duration.setText(format_duration(plan.estimate_duration(self.profile)))
+        self.changed.emit()
+
+    # --- settings ------------------------------------------------------------------------
+    def save(self, settings: QtCore.QSettings) -> None:
+        settings.setValue("scan/plan", self.plan().to_text())
+
+    def restore(self, settings: QtCore.QSettings) -> None:
+        text = settings.value("scan/plan")
+        if isinstance(text, str):
+            # a plan saved by another version is dropped: the defaults stay
+            with contextlib.suppress(InputError, ValueError):
+                self.set_plan(ScanPlan.from_text(text))
+

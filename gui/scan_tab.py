@@ -1,0 +1,202 @@
+"""The Scan tab: plan form, start / pause / resume / abort, progress, and the live map."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PyQt6 import QtCore, QtWidgets
+
+from gui.live_scan import LiveScan
+from gui.map_view import MapView
+from gui.rig_holder import RigHolder
+from gui.scan_form import ScanForm, format_duration
+from smm_daq.acquisition.plan import ScanPlan
+from smm_daq.errors import InputError
+from smm_daq.storage.mapdata import MapData
+
+
+class ScanTab(QtWidgets.QWidget):
+    """Sets up and runs one scan at a time in the file named above the form."""
+
+    scanEnded = QtCore.pyqtSignal(str, str)  # final kind, message
+
+    def __init__(self, holder: RigHolder, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.holder = holder
+        self.profile = holder.profile
+        self.form = ScanForm(self.profile)
+        self.view = MapView(title="last map")
+        self.live = LiveScan(self.view, self)
+
+        self.file_edit = QtWidgets.QLineEdit()
+        self.file_edit.setPlaceholderText("session file (.h5) the scan is written to")
+        browse = QtWidgets.QToolButton(text="…")
+        browse.clicked.connect(self._choose_file)
+        file_row = QtWidgets.QHBoxLayout()
+        file_row.addWidget(self.file_edit, 1)
+        file_row.addWidget(browse)
+
+        self.start_button = QtWidgets.QPushButton("Start")
+        self.pause_button = QtWidgets.QPushButton("Pause")
+        self.resume_button = QtWidgets.QPushButton("Resume")
+        self.abort_button = QtWidgets.QPushButton("Abort")
+        self.abort_button.setStyleSheet("font-weight: bold; color: #a00000")
+        self.start_button.clicked.connect(lambda: self.start())
+        self.pause_button.clicked.connect(self.live.pause)
+        self.resume_button.clicked.connect(self.live.resume)
+        self.abort_button.clicked.connect(self.live.abort)
+        buttons = QtWidgets.QHBoxLayout()
+        for b in (self.start_button, self.pause_button, self.resume_button, self.abort_button):
+            buttons.addWidget(b)
+        self.auto_range = QtWidgets.QCheckBox("Raise the lock-in range instead of pausing")
+        self.auto_range.setToolTip(
+            "On an overload or an out-of-range reading, raise the sensitivity one range and "
+            "re-read the point; pause only at the largest range"
+        )
+        self.progress = QtWidgets.QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setFormat("%p %")
+        self.status = QtWidgets.QLabel("idle")
+        self.status.setWordWrap(True)
+
+        left = QtWidgets.QWidget()
+        left_layout = QtWidgets.QVBoxLayout(left)
+        left_layout.addLayout(file_row)
+        scroll = QtWidgets.QScrollArea()
+        scroll.setWidget(self.form)
+        scroll.setWidgetResizable(True)
+        scroll.setMinimumWidth(self.form.sizeHint().width() + 30)
+        left_layout.addWidget(scroll, 1)
+        left_layout.addWidget(self.auto_range)
+        left_layout.addLayout(buttons)
+        left_layout.addWidget(self.progress)
+        left_layout.addWidget(self.status)
+        splitter = QtWidgets.QSplitter()
+        splitter.addWidget(left)
+        splitter.addWidget(self.view)
+        splitter.setStretchFactor(1, 1)
+        splitter.setCollapsible(0, False)
+        QtWidgets.QVBoxLayout(self).addWidget(splitter)
+
+        self.form.from_area.clicked.connect(self._use_area)
+        self.view.areaSelected.connect(lambda *_: self.form.from_area.setEnabled(True))
+        self.live.stateChanged.connect(self._state_changed)
+        self.live.progressed.connect(self._progressed)
+        self.live.ended.connect(self._ended)
+        self._state_changed("idle")
+
+    # --- file and last map ---------------------------------------------------------------
+    @property
+    def path(self) -> Path | None:
+        text = self.file_edit.text().strip()
+        return Path(text) if text else None
+
+    def set_path(self, path: Path) -> None:
+        if not self.live.running:
+            self.file_edit.setText(str(path))
+
+    def _choose_file(self) -> None:
+        name, _ = QtWidgets.QFileDialog.getSaveFileName(
+            self, "Session file for the scan", self.file_edit.text(),
+            "Session files (*.h5);;All files (*)",
+            options=QtWidgets.QFileDialog.Option.DontConfirmOverwrite,
+        )
+        if name:
+            self.file_edit.setText(name)
+
+    def show_last_map(self, m: MapData) -> None:
+        """A map to draw the next scan's area on (not while a scan fills the view)."""
+        if not self.live.running:
+            self.view.set_map(m)
+            self.view.plot.setTitle(f"last map: {m.name}")
+
+    def _use_area(self) -> None:
+        corners = self.view.area_corners()
+        if corners is not None:
+            self.form.use_area(*corners)
+
+    # --- running -------------------------------------------------------------------------
+    def start(self, plan: ScanPlan | None = None, recipe_text: str = "") -> bool:
+        """Validate the plan (the form's, or `plan` put into the form) and start the scan in
+        the sequencer's thread; False if refused, with the reason in the status line."""
+        if self.live.running:
+            return False
+        if plan is None:
+            plan = self.form.checked_plan()
+        else:  # shown in the form, but run exactly as given (the form rounds to its decimals)
+            self.form.set_plan(plan)
+            try:
+                plan.validate(self.profile)
+            except InputError as exc:
+                self.form.show_error(str(exc))
+                plan = None
+        if plan is None:
+            self.status.setText("The plan is not valid: see the message by the field.")
+            return False
+        path = self.path
+        if path is None:
+            self.status.setText("Choose the session file the scan is written to.")
+            return False
+        rig = self.holder.rig
+        if rig is None or self.holder.busy:
+            self.status.setText("Connect the rig first (Instruments tab).")
+            return False
+        self.holder.set_busy(True)
+        self.live.prepare(plan, path, self.profile.sensor.active_area)
+        push = self.live.bridge.push
+        auto_range = self.auto_range.isChecked()
+
+        def build_and_start():  # in the rig's thread, after any instrument call in flight
+            from smm_daq.acquisition.sequencer import Sequencer
+
+            sequencer = Sequencer(
+                rig, path, plan, recipe_text=recipe_text, auto_range=auto_range
+            )
+            sequencer.subscribe(push)
+            sequencer.start()
+            return sequencer
+
+        self.holder.background.submit(build_and_start, self.live.attach, self._start_failed)
+        return True
+
+    def _start_failed(self, exc: BaseException) -> None:
+        self.live.fail_to_start(str(exc))
+
+    def _state_changed(self, state: str) -> None:
+        running = self.live.running
+        self.start_button.setEnabled(not running)
+        self.pause_button.setEnabled(state == "running")
+        self.resume_button.setEnabled(state == "paused")
+        self.abort_button.setEnabled(state in ("running", "paused"))
+        self.form.setEnabled(not running)
+        self.file_edit.setEnabled(not running)
+        self.auto_range.setEnabled(not running)
+        text = state if not self.live.message else f"{state}: {self.live.message}"
+        self.status.setText(text)
+
+    def _progressed(self, progress: float, eta_s: object) -> None:
+        self.progress.setValue(round(1000 * progress))
+        eta = "" if eta_s is None else f", about {format_duration(float(eta_s))} left"
+        clock = " (simulated time)" if self.profile.simulated and eta else ""
+        self.status.setText(f"{self.live.state}: {100 * progress:.1f} % done{eta}{clock}")
+
+    def _ended(self, kind: str, message: str) -> None:
+        self.holder.set_busy(False)
+        if kind == "finished":
+            self.progress.setValue(1000)
+        if self.live.plan is not None:
+            self.view.plot.setTitle(f"{self.live.plan.name} ({kind})")
+        self.scanEnded.emit(kind, message)
+
+    # --- settings ------------------------------------------------------------------------
+    def save(self, settings: QtCore.QSettings) -> None:
+        self.form.save(settings)
+        settings.setValue("scan/file", self.file_edit.text())
+        settings.setValue("scan/auto_range", self.auto_range.isChecked())
+
+    def restore(self, settings: QtCore.QSettings) -> None:
+        self.form.restore(settings)
+        text = settings.value("scan/file")
+        if isinstance(text, str):
+            self.file_edit.setText(text)
+        self.auto_range.setChecked(settings.value("scan/auto_range", False, type=bool))

@@ -1,0 +1,187 @@
+"""Session: the entries of an open session file with their status; any map opens in a view."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PyQt6 import QtCore, QtWidgets
+
+from gui.compare_view import CompareView
+from gui.grain_outlines import footprint_segments
+from gui.map_view import MapView
+from smm_daq.analysis.grains import FORMATS, read_grains
+from smm_daq.errors import SmmError
+from smm_daq.storage.mapdata import MapData
+from smm_daq.storage.nexus import EntryInfo, list_entries, read_map
+
+UT = 1e-6
+COLUMNS = ("entry", "kind", "status", "title", "size", "field (µT)", "lines done", "started")
+
+
+def describe_entry(info: EntryInfo) -> tuple[str, ...]:
+    """One table row for an entry."""
+    size = f"{info.shape[1]} × {info.shape[0]}" if info.shape else "–"
+    field = (
+        "({:.1f}, {:.1f}, {:.1f})".format(*(np.asarray(info.applied_field) / UT))
+        if info.applied_field is not None
+        else "–"
+    )
+    lines = (
+        f"{info.lines_done} / {info.shape[0]}"
+        if info.lines_done is not None and info.shape
+        else "–"
+    )
+    return (info.name, info.kind, info.status, info.title, size, field, lines, info.start_time)
+
+
+class SessionBrowser(QtWidgets.QWidget):
+    """The Session tab: entries table above, map and comparison views below."""
+
+    fileOpened = QtCore.pyqtSignal(object)  # Path
+    mapShown = QtCore.pyqtSignal(object)  # MapData
+    grainsLoaded = QtCore.pyqtSignal(object, str)  # grain file Path, format
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.path: Path | None = None
+        self.entries: list[EntryInfo] = []
+
+        self.path_label = QtWidgets.QLabel("No session file open")
+        self.path_label.setWordWrap(True)
+        open_button = QtWidgets.QPushButton("Open…")
+        open_button.clicked.connect(self._choose_file)
+        refresh_button = QtWidgets.QPushButton("Refresh")
+        refresh_button.clicked.connect(self.refresh)
+        grains_button = QtWidgets.QPushButton("Grain outlines…")
+        grains_button.setToolTip("Draw the grains of a micro-CT grain file over the maps")
+        grains_button.clicked.connect(self._choose_grains)
+        self.grain_format = QtWidgets.QComboBox()
+        self.grain_format.addItems(FORMATS)
+        self.grain_format.setToolTip(
+            "csv: grain,x_um,y_um,z_um,dx_um,dy_um,dz_um; mmt: x y z hx hy hz grain (depth)"
+        )
+        self.table = QtWidgets.QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().hide()
+        self.table.cellDoubleClicked.connect(lambda row, _col: self.show_entry(row))
+        self.message = QtWidgets.QLabel("")
+        self.message.setWordWrap(True)
+        self.message.setStyleSheet("color: #a00000")
+
+        left = QtWidgets.QWidget()
+        left_layout = QtWidgets.QVBoxLayout(left)
+        buttons = QtWidgets.QHBoxLayout()
+        buttons.addWidget(self.path_label, 1)
+        buttons.addWidget(open_button)
+        buttons.addWidget(refresh_button)
+        buttons.addWidget(grains_button)
+        buttons.addWidget(self.grain_format)
+        left_layout.addLayout(buttons)
+        left_layout.addWidget(self.table, 1)
+        left_layout.addWidget(self.message)
+
+        self.map_view = MapView()
+        self.compare = CompareView(self._load)
+        self.views = QtWidgets.QTabWidget()
+        self.views.addTab(self.map_view, "Map")
+        self.views.addTab(self.compare, "Compare")
+        self.views.currentChanged.connect(
+            lambda _i: self.compare.fit() if self.views.currentWidget() is self.compare else None
+        )
+
+        splitter = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
+        splitter.addWidget(left)
+        splitter.addWidget(self.views)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([200, 700])
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.addWidget(splitter)
+
+    def _choose_file(self) -> None:
+        name, _ = QtWidgets.QFileDialog.getOpenFileName(
+            self, "Open a session file", str(self.path.parent if self.path else ""),
+            "Session files (*.h5 *.hdf5 *.nxs);;All files (*)",
+        )
+        if name:
+            self.open_file(Path(name))
+
+    def open_file(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path_label.setText(str(self.path))
+        self.refresh()
+        self.fileOpened.emit(self.path)
+
+    def refresh(self) -> None:
+        """Re-read the entries of the open file."""
+        if self.path is None:
+            return
+        try:
+            self.entries = list_entries(self.path)
+        except SmmError as exc:
+            self.message.setText(str(exc))
+            return
+        except OSError as exc:  # e.g. the file is being written by this very window
+            self.message.setText(f"{self.path}: cannot be read just now ({exc})")
+            return
+        self.message.setText("")
+        self.table.setSortingEnabled(False)
+        self.table.setRowCount(len(self.entries))
+        for row, info in enumerate(self.entries):
+            for col, value in enumerate(describe_entry(info)):
+                item = QtWidgets.QTableWidgetItem(value)
+                if col == 0:
+                    item.setData(QtCore.Qt.ItemDataRole.UserRole, info.name)
+                self.table.setItem(row, col, item)
+        self.table.setSortingEnabled(True)
+        self.table.resizeColumnsToContents()
+        self.compare.set_entries(self.entries)
+
+    def _load(self, entry: str) -> MapData | None:
+        if self.path is None:
+            return None
+        try:
+            return read_map(self.path, entry)
+        except (SmmError, OSError) as exc:
+            self.message.setText(str(exc))
+            return None
+
+    def show_entry(self, row: int) -> None:
+        """Open the entry in table row `row` in the map view."""
+        item = self.table.item(row, 0)
+        if item is None:
+            return
+        m = self._load(item.data(QtCore.Qt.ItemDataRole.UserRole))
+        if m is None:
+            return
+        self.map_view.set_map(m)
+        self.map_view.plot.setTitle(f"{m.name}: {m.title}" if m.title else m.name)
+        self.views.setCurrentWidget(self.map_view)
+        self.mapShown.emit(m)
+
+    def _choose_grains(self) -> None:
+        name, _ = QtWidgets.QFileDialog.getOpenFileName(
+            self, "Open a grain file", str(self.path.parent if self.path else ""),
+            "Grain files (*.csv *.txt);;All files (*)",
+        )
+        if name:
+            self.load_grains(Path(name), self.grain_format.currentText())
+
+    def load_grains(self, path: Path, fmt: str = "csv") -> bool:
+        """Read a grain file and draw its grains' outlines over every map of this tab."""
+        try:
+            grains = read_grains(path, fmt)
+        except SmmError as exc:
+            self.message.setText(str(exc))
+            return False
+        self.message.setText("")
+        self.set_outlines(footprint_segments(grains.cuboids, grains.grain))
+        self.grainsLoaded.emit(Path(path), fmt)
+        return True
+
+    def set_outlines(self, segments: np.ndarray) -> None:
+        """Grain outlines (segments (M, 2, 2) in m) over every map of this tab."""
+        self.map_view.set_outlines(segments)
+        self.compare.set_outlines(segments)

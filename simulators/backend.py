@@ -1,0 +1,319 @@
+"""The simulator backend: one World from a profile, one protocol emulator per address.
+
+`SimulatedBackend(profile, clock, world_options)` reads the profile's [simulation] table
+(every key optional; each error names the file and key), builds the stage and coil models, the
+sensor, the fluxgate and the sample into one `World`, and an emulator for each instrument
+address. `open_transport(address, link)` is what the rig hands to the drivers: an in-process
+`EmulatorTransport` with that address' `faults` (timeouts, garbage, disconnects), so the real
+drivers run unchanged. `SimulatedBackend.serving(profile, time_scale=...)` builds one whose
+world runs in scaled real time, and `serve_tcp()` serves every emulator on its own loopback
+port (`smm-daq serve-sim`).
+
+[simulation] keys (units in the names; defaults make a world that agrees with the profile):
+    seed                        random seed of every noise source (0)
+    sample                      "builtin" (the demo sample) or "empty"
+    sample_offset_um            where the sample sits relative to the stage origin ([0, 0])
+    noise_uT_rms                MTJ white noise in one reading at the profile's time
+                                constant and 12 dB/oct (0.25)
+    drift_uT_per_hour           MTJ zero drift (0)
+    sensor_offset_V             true MTJ offset at the lock-in input (the profile's offset_V)
+    ambient_field_uT            true field with the coils off (the profile's coil ambient)
+    coil_matrix_error           relative SD of the true coil matrix' errors (0)
+    supply_resolution_mA        current setpoint resolution of the supplies (0.1)
+    supply_slew_A_per_s         how fast a supply's current follows its setpoint (10)
+    fluxgate_scale_error        relative SD of each fluxgate output's gain error (0)
+    fluxgate_orthogonality_deg  SD of each fluxgate axis' tilt (0)
+    fluxgate_offset_nT          fluxgate offset errors ([0, 0, 0])
+    fluxgate_noise_nT_rms       fluxgate noise per reading (0)
+    disconnected                addresses whose link is dead from the start ([])
+`world_options` overrides these with SI values under the `SimulationOptions` field names, e.g.
+{"sample": VirtualSample(...), "noise_rms": 0.0}.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+import numpy as np
+
+from simulators.coil_model import CoilModel
+from simulators.dmm_emulator import DMMEmulator
+from simulators.emulator import Emulator, EmulatorTransport, Faults
+from simulators.kepco_emulator import KepcoBOPEmulator
+from simulators.lockin_emulator import SR830Emulator, SR860Emulator, SRSLockInEmulator
+from simulators.pi_emulator import PIGCSEmulator
+from simulators.sample import VirtualSample
+from simulators.sensor_model import FluxgateModel, MTJSensor, enbw
+from simulators.stage_model import StageModel
+from simulators.tcp_server import EmulatorServer, RealTimeClock
+from simulators.world import World
+from smm_daq.clock import Clock
+from smm_daq.errors import InputError, InstrumentLost
+from smm_daq.instruments.profile import LinkSettings, Profile, _Reader
+
+UM, UT, NT = 1e-6, 1e-6, 1e-9
+_LOCKINS: dict[str, type[SRSLockInEmulator]] = {"sr830": SR830Emulator, "sr860": SR860Emulator}
+_EMULATED = {
+    "lockin": tuple(_LOCKINS),
+    "stage": ("pi_gcs",),
+    "coils": ("kepco_bop",),
+    "fluxgate": ("dmm_fluxgate",),
+}
+
+
+@dataclass(frozen=True)
+class SimulationOptions:
+    """What the simulated world is made of, in SI units."""
+
+    seed: int = 0
+    sample: VirtualSample | None = None  # None: the builtin demo sample
+    sample_offset: np.ndarray = field(default_factory=lambda: np.zeros(2))
+    noise_rms: float = 0.25 * UT
+    drift_rate: float = 0.0  # T/s
+    sensor_offset: float | None = None  # V; None: the profile's sensor offset
+    ambient_field: np.ndarray | None = None  # T; None: the profile's coil ambient field
+    coil_matrix_error: float = 0.0
+    supply_resolution: float = 1e-4  # A
+    supply_slew_rate: float = 10.0  # A/s
+    fluxgate_scale_error: float = 0.0
+    fluxgate_orthogonality_error: float = 0.0  # rad
+    fluxgate_offset_error: np.ndarray = field(default_factory=lambda: np.zeros(3))  # T
+    fluxgate_noise_rms: float = 0.0  # T
+    disconnected: tuple[str, ...] = ()
+
+    @classmethod
+    def from_profile(cls, profile: Profile) -> SimulationOptions:
+        """Read and check the profile's [simulation] table."""
+        r = _Reader(str(profile.path), profile.simulation, "simulation.")
+        seed = r.integer("seed", 0, lo=0)
+        sample_name = r.string("sample", "builtin", choices=("builtin", "empty"))
+        addresses = _addresses(profile)
+        disconnected = r._get("disconnected", [])
+        if not isinstance(disconnected, list) or any(a not in addresses for a in disconnected):
+            raise r.fail(
+                "disconnected",
+                disconnected,
+                "a list of the profile's instrument addresses (" + ", ".join(addresses) + ")",
+            )
+        options = cls(
+            seed=seed,
+            sample=VirtualSample.empty() if sample_name == "empty" else None,
+            sample_offset=r.array("sample_offset_um", (2,), [0.0, 0.0]) * UM,
+            noise_rms=r.number("noise_uT_rms", 0.25, lo=0.0) * UT,
+            drift_rate=r.number("drift_uT_per_hour", 0.0) * UT / 3600.0,
+            sensor_offset=r.number("sensor_offset_V", profile.sensor.offset_V),
+            ambient_field=r.array(
+                "ambient_field_uT", (3,), (profile.coils.ambient_field / UT).tolist()
+            )
+            * UT,
+            coil_matrix_error=r.number("coil_matrix_error", 0.0, lo=0.0, hi=0.5),
+            supply_resolution=r.number("supply_resolution_mA", 0.1, positive=True) * 1e-3,
+            supply_slew_rate=r.number("supply_slew_A_per_s", 10.0, positive=True),
+            fluxgate_scale_error=r.number("fluxgate_scale_error", 0.0, lo=0.0, hi=0.5),
+            fluxgate_orthogonality_error=math.radians(
+                r.number("fluxgate_orthogonality_deg", 0.0, lo=0.0, hi=10.0)
+            ),
+            fluxgate_offset_error=r.array("fluxgate_offset_nT", (3,), [0.0, 0.0, 0.0]) * NT,
+            fluxgate_noise_rms=r.number("fluxgate_noise_nT_rms", 0.0, lo=0.0) * NT,
+            disconnected=tuple(disconnected),
+        )
+        r.check_unknown()
+        return options
+
+    def updated(self, world_options: dict[str, Any] | None) -> SimulationOptions:
+        """These options with `world_options` (SI, field names) laid over them."""
+        if not world_options:
+            return self
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(world_options) - known)
+        if unknown:
+            raise InputError(
+                f"unknown world option {unknown[0]!r}; expected one of " + ", ".join(sorted(known))
+            )
+        return replace(self, **world_options)
+
+
+def _addresses(profile: Profile) -> list[str]:
+    out = [profile.lockin.link.address, profile.stage.link.address, *profile.coils.addresses]
+    if profile.fluxgate is not None:
+        out.append(profile.fluxgate.link.address)
+    return out
+
+
+def _check_emulated(profile: Profile) -> None:
+    chosen = {
+        "lockin": profile.lockin.link.implementation,
+        "stage": profile.stage.link.implementation,
+        "coils": profile.coils.link.implementation,
+    }
+    if profile.fluxgate is not None:
+        chosen["fluxgate"] = profile.fluxgate.link.implementation
+    for key, name in chosen.items():
+        if name not in _EMULATED[key]:
+            raise InputError(
+                f"key '{key}.implementation' is {name!r}, which the simulator does not emulate;"
+                " expected one of " + ", ".join(repr(n) for n in _EMULATED[key]),
+                source=str(profile.path),
+            )
+    addresses = _addresses(profile)
+    for a in addresses:
+        if addresses.count(a) > 1:
+            raise InputError(
+                f"address {a!r} is given to more than one instrument; each needs its own",
+                source=str(profile.path),
+            )
+
+
+class WorldSynced(Emulator):
+    """An emulator whose every command first brings the world up to the present, under its lock."""
+
+    def __init__(self, inner: Emulator, world: World, address: str) -> None:
+        self.inner = inner
+        self.world = world
+        self.name = f"{inner.name} at {address}"  # what link errors name
+
+    def handle(self, message: str) -> str | None:
+        with self.world.lock:
+            self.world.sync()
+            return self.inner.handle(message)
+
+    def device_clear(self) -> None:
+        with self.world.lock:
+            self.inner.device_clear()
+
+
+class SimulatedBackend:
+    """The simulated rig behind a profile with `simulated = true`."""
+
+    def __init__(
+        self, profile: Profile, clock: Clock, world_options: dict[str, Any] | None = None
+    ) -> None:
+        _check_emulated(profile)
+        options = SimulationOptions.from_profile(profile).updated(world_options)
+        self.profile = profile
+        self.clock = clock
+        self.options = options
+        seeds = np.random.SeedSequence(options.seed).spawn(4)
+        world_rng, lockin_rng, dmm_rng, model_seq = (np.random.default_rng(s) for s in seeds)
+        model_seed = int(model_seq.integers(2**31))
+        self.world = World(
+            clock,
+            options.sample if options.sample is not None else VirtualSample.builtin(),
+            self._sensor(options),
+            self._stage(),
+            CoilModel.from_settings(
+                profile.coils,
+                clock,
+                calibration_error=options.coil_matrix_error,
+                ambient=options.ambient_field,
+                seed=model_seed,
+                resolution=options.supply_resolution,
+                slew_rate=options.supply_slew_rate,
+            ),
+            self._fluxgate(options, np.random.default_rng(model_seed + 7)),
+            rng=world_rng,
+            sample_offset=options.sample_offset,
+        )
+        lockin = _LOCKINS[profile.lockin.link.implementation](clock, self.world, rng=lockin_rng)
+        self.world.add_listener(lockin.advance_to)
+        self.emulators: dict[str, Emulator] = {
+            profile.lockin.link.address: lockin,
+            profile.stage.link.address: PIGCSEmulator(self.world.stage),
+        }
+        for axis, address in enumerate(profile.coils.addresses):
+            self.emulators[address] = KepcoBOPEmulator(self.world.coils, axis)
+        if profile.fluxgate is not None:
+            self.emulators[profile.fluxgate.link.address] = DMMEmulator(
+                self.world.fluxgate_volts, clock.now, profile.fluxgate.channels, rng=dmm_rng
+            )
+        self._endpoints = {a: WorldSynced(e, self.world, a) for a, e in self.emulators.items()}
+        self.faults = {a: Faults(disconnected=a in options.disconnected) for a in self.emulators}
+
+    def _sensor(self, options: SimulationOptions) -> MTJSensor:
+        p = self.profile
+        return MTJSensor(
+            sensitivity=p.sensor.sensitivity_V_per_T,
+            active_area=p.sensor.active_area,
+            noise_rms=options.noise_rms,
+            noise_bandwidth=enbw(p.lockin.time_constant, 2),
+            drift_rate=options.drift_rate,
+            offset=options.sensor_offset,
+            reference_amplitude=p.lockin.reference_amplitude,
+        )
+
+    def _stage(self) -> StageModel:
+        """The stage starts at its lower x, y limits with the sensor at the profile's height."""
+        s = self.profile.stage
+        height = min(max(self.profile.sensor.height, s.travel[2, 0]), s.travel[2, 1])
+        return StageModel.from_settings(
+            s, self.clock, start=(s.travel[0, 0], s.travel[1, 0], height)
+        )
+
+    def _fluxgate(
+        self, options: SimulationOptions, rng: np.random.Generator
+    ) -> FluxgateModel | None:
+        f = self.profile.fluxgate
+        if f is None:
+            return None
+        return FluxgateModel.with_errors(
+            f.scale,
+            f.offset,
+            scale_error=options.fluxgate_scale_error,
+            orthogonality_error=options.fluxgate_orthogonality_error,
+            offset_error=options.fluxgate_offset_error,
+            noise_rms=options.fluxgate_noise_rms,
+            rng=rng,
+        )
+
+    @classmethod
+    def serving(
+        cls,
+        profile: Profile,
+        *,
+        time_scale: float = 1.0,
+        world_options: dict[str, Any] | None = None,
+    ) -> SimulatedBackend:
+        """A backend whose world runs on its own, `time_scale` × real time, for `serve_tcp`."""
+        return cls(profile, RealTimeClock(time_scale), world_options)
+
+    def serve_tcp(self) -> EmulatorServer:
+        """Start serving every instrument on its own loopback TCP port (see `tcp_server`)."""
+        return EmulatorServer(dict(self._endpoints)).start()
+
+    def endpoint(self, address: str) -> Emulator:
+        """The emulator at `address`, synchronised with the world (for any transport)."""
+        try:
+            return self._endpoints[address]
+        except KeyError:
+            raise InstrumentLost(
+                "no simulated instrument at this address; the simulator has "
+                + ", ".join(self._endpoints),
+                instrument=address,
+            ) from None
+
+    def open_transport(self, address: str, link: LinkSettings) -> EmulatorTransport:
+        """An in-process link to the emulator at `address`, with its injectable faults."""
+        return EmulatorTransport(
+            self.endpoint(address),
+            timeout=link.timeout_s,
+            clock=self.clock,
+            faults=self.faults[address],
+        )
+
+    @property
+    def lockin(self) -> SRSLockInEmulator:
+        """The lock-in emulator (set `interference` on it to overload it)."""
+        emulator = self.emulators[self.profile.lockin.link.address]
+        assert isinstance(emulator, SRSLockInEmulator)
+        return emulator
+
+    def addresses(self) -> dict[str, str]:
+        """Instrument role -> address, e.g. {'lockin': 'GPIB0::8::INSTR', 'coil_x': ...}."""
+        p = self.profile
+        out = {"lockin": p.lockin.link.address, "stage": p.stage.link.address}
+        out.update({f"coil_{ax}": a for ax, a in zip("xyz", p.coils.addresses, strict=True)})
+        if p.fluxgate is not None:
+            out["fluxgate"] = p.fluxgate.link.address
+        return out

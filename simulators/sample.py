@@ -1,0 +1,161 @@
+"""The virtual sample: grains as uniformly magnetized cuboids, M = M_r + χ H.
+
+Each grain is one or more axis-aligned cuboids (centre x, y, z and FULL edge lengths, m, in
+the sample frame: top surface at z = 0, grains at z < 0). A grain has one remanent
+magnetization (A/m) and one volume susceptibility (SI); the field it induces uses the weak-field
+approximation H = B_applied / mu0 with no demagnetising correction. Bz at the sensor comes from
+the closed-form cuboid field of `smm_daq.analysis.forward`, averaged over the sensor's area.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from smm_daq.analysis.forward import cuboid_bz, cuboid_bz_kernel
+
+MU0 = 4e-7 * math.pi
+
+# Seed 001 §2.1: |M| = M0 (V / V0)^alpha, V0 the volume of a 1 µm sphere.
+_M0 = 46.5e3  # A/m
+_V0 = 4.0 / 3.0 * math.pi * (0.5e-6) ** 3  # m³
+_ALPHA = -0.355
+
+
+class VirtualSample:
+    """Grains of cuboids with remanence and susceptibility; its Bz anywhere above the top."""
+
+    def __init__(
+        self,
+        cuboids: np.ndarray,
+        grain: np.ndarray,
+        remanence: np.ndarray,
+        susceptibility: np.ndarray,
+    ) -> None:
+        cuboids = np.array(cuboids, dtype=float).reshape(-1, 6)
+        grain = np.array(grain, dtype=int).reshape(-1)
+        remanence = np.array(remanence, dtype=float).reshape(-1, 3)
+        susceptibility = np.array(susceptibility, dtype=float).reshape(-1)
+        n_grains = remanence.shape[0]
+        if grain.shape[0] != cuboids.shape[0]:
+            raise ValueError(f"{cuboids.shape[0]} cuboids but {grain.shape[0]} grain indices")
+        if susceptibility.shape[0] != n_grains:
+            raise ValueError(
+                f"{n_grains} remanences but {susceptibility.shape[0]} susceptibilities"
+            )
+        if grain.size and (grain.min() < 0 or grain.max() >= n_grains):
+            raise ValueError(f"grain indices must lie in 0..{n_grains - 1}")
+        if np.any(cuboids[:, 3:] <= 0):
+            raise ValueError("cuboid edge lengths must be > 0")
+        if np.any(cuboids[:, 2] + cuboids[:, 5] / 2 > 0):
+            raise ValueError("cuboids must lie inside the sample (top at z <= 0)")
+        if not (np.all(np.isfinite(cuboids)) and np.all(np.isfinite(remanence))):
+            raise ValueError("cuboids and remanence must be finite")
+        self.cuboids = cuboids
+        self.grain = grain
+        self.remanence = remanence
+        self.susceptibility = susceptibility
+
+    @property
+    def n_grains(self) -> int:
+        return self.remanence.shape[0]
+
+    def magnetization(self, applied_field: np.ndarray) -> np.ndarray:
+        """Per-cuboid M (C, 3) in A/m for applied field B (3,) in T; (P, C, 3) for B (P, 3)."""
+        b = np.asarray(applied_field, dtype=float)
+        chi = self.susceptibility[self.grain]
+        induced = chi[:, None] * (b[..., None, :] / MU0)
+        return self.remanence[self.grain] + induced
+
+    def bz_true(
+        self,
+        sensors: np.ndarray,
+        sensor_size: tuple[float, float],
+        applied_field: np.ndarray,
+    ) -> np.ndarray:
+        """Noiseless Bz (P,) in T at sensor centres (P, 3) m, averaged over `sensor_size`.
+
+        `applied_field` is one (3,) vector in T for every sensor, or one per sensor (P, 3).
+        """
+        sensors = np.asarray(sensors, dtype=float).reshape(-1, 3)
+        b = np.asarray(applied_field, dtype=float)
+        if self.cuboids.shape[0] == 0:
+            return np.zeros(sensors.shape[0])
+        if b.shape == (3,):
+            return cuboid_bz(sensors, self.cuboids, self.magnetization(b), sensor_size=sensor_size)
+        if b.shape != sensors.shape:
+            raise ValueError(f"applied field of shape {b.shape} for {sensors.shape[0]} sensors")
+        r = self.response(sensors, sensor_size)
+        return r[:, 0] + np.einsum("pj,pj->p", r[:, 1:], b)
+
+    def response(self, sensors: np.ndarray, sensor_size: tuple[float, float]) -> np.ndarray:
+        """Bz as a linear function of the applied field, (P, 4): Bz = r0 + r[1:] · B.
+
+        Column 0 is the remanent Bz (T), columns 1-3 the induced Bz per tesla applied along
+        x, y, z. Meant for a few sensors at a time (it holds the (P, C, 3) kernel).
+        """
+        sensors = np.asarray(sensors, dtype=float).reshape(-1, 3)
+        out = np.zeros((sensors.shape[0], 4))
+        if self.cuboids.shape[0] == 0:
+            return out
+        kernel = cuboid_bz_kernel(sensors, self.cuboids, sensor_size=sensor_size)
+        out[:, 0] = np.einsum("pcj,cj->p", kernel, self.remanence[self.grain])
+        out[:, 1:] = np.einsum("pcj,c->pj", kernel, self.susceptibility[self.grain]) / MU0
+        return out
+
+    @classmethod
+    def empty(cls) -> VirtualSample:
+        """A sample with no magnetic grains (a blank slide)."""
+        return cls(np.zeros((0, 6)), np.zeros(0, int), np.zeros((0, 3)), np.zeros(0))
+
+    @classmethod
+    def builtin(cls) -> VirtualSample:
+        """The demo sample: magnetite-like grains in a 2 mm square centred at (12.5, 12.5) mm.
+
+        36 grains of one or two cuboids, edges 10 to 80 µm, buried 2 to 20 µm below the top,
+        not overlapping in plan view. Remanence follows seed 001's size law with a log-normal
+        scatter and random directions; susceptibilities 1 to 3 SI. Always the same sample.
+        """
+        rng = np.random.default_rng(830)
+        centre = np.array([12.5e-3, 12.5e-3])
+        half = 1.0e-3
+        boxes: list[tuple[float, float, float, float]] = []  # plan-view x0, x1, y0, y1 per grain
+        cuboids: list[list[float]] = []
+        grain: list[int] = []
+        volumes: list[float] = []
+        while len(boxes) < 36:
+            dx, dy, dz = rng.uniform(10e-6, 80e-6, 3)
+            top = -rng.uniform(2e-6, 20e-6)
+            x, y = centre + rng.uniform(-half + 100e-6, half - 100e-6, 2)
+            parts = [[x, y, top - dz / 2, dx, dy, dz]]
+            if rng.random() < 0.3:  # an elongated grain: a second cuboid touching the first
+                dx2, dz2 = rng.uniform(10e-6, 40e-6, 2)
+                parts.append([x + (dx + dx2) / 2, y, top - dz2 / 2, dx2, 0.6 * dy, dz2])
+            p = np.array(parts)
+            box = (
+                float(np.min(p[:, 0] - p[:, 3] / 2)),
+                float(np.max(p[:, 0] + p[:, 3] / 2)),
+                float(np.min(p[:, 1] - p[:, 4] / 2)),
+                float(np.max(p[:, 1] + p[:, 4] / 2)),
+            )
+            gap = 20e-6
+            if any(
+                box[0] < b[1] + gap
+                and b[0] < box[1] + gap
+                and box[2] < b[3] + gap
+                and b[2] < box[3] + gap
+                for b in boxes
+            ):
+                continue
+            boxes.append(box)
+            cuboids.extend(parts)
+            grain.extend([len(boxes) - 1] * len(parts))
+            volumes.append(float(np.sum(np.prod(p[:, 3:], axis=1))))
+        v = np.array(volumes)
+        strength = _M0 * (v / _V0) ** _ALPHA * 10 ** rng.normal(0.0, 0.5, v.size)
+        directions = rng.normal(size=(v.size, 3))
+        directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+        remanence = strength[:, None] * directions
+        susceptibility = rng.uniform(1.0, 3.0, v.size)
+        return cls(np.array(cuboids), np.array(grain), remanence, susceptibility)

@@ -1,0 +1,145 @@
+"""Serve emulators on loopback TCP ports, so any VISA client can talk to the simulated rig.
+
+Each emulator gets its own port on 127.0.0.1: a raw socket carrying LF-terminated messages,
+what VISA calls a `TCPIP0::127.0.0.1::<port>::SOCKET` resource. Every connection has its
+own thread; a reply goes back LF-terminated (a multi-line GCS reply keeps its inner LFs).
+`close()` shuts every listener and connection and joins their threads. Fault injection
+(`simulators.emulator.Faults`) belongs to the in-process transports; a TCP client sees the
+emulators as they are.
+
+A served world has no caller that sleeps on its clock, so it runs on `RealTimeClock`:
+simulated time = time scale × real time elapsed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import socketserver
+import threading
+import time
+
+from simulators.emulator import Emulator
+from smm_daq.clock import Clock
+
+HOST = "127.0.0.1"
+_MAX_LINE = 65536
+
+
+class RealTimeClock(Clock):
+    """Simulated seconds = `time_scale` × real seconds since creation (+ `start`)."""
+
+    def __init__(self, time_scale: float = 1.0, start: float = 0.0) -> None:
+        if not time_scale > 0:
+            raise ValueError(f"time scale must be > 0 for a served world, got {time_scale}")
+        self.time_scale = float(time_scale)
+        self._origin = time.monotonic()
+        self._start = float(start)
+
+    def now(self) -> float:
+        return self._start + self.time_scale * (time.monotonic() - self._origin)
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            time.sleep(seconds / self.time_scale)
+
+
+class _Handler(socketserver.StreamRequestHandler):
+    server: _EmulatorServer
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.track(self.request, add=True)
+
+    def finish(self) -> None:
+        self.server.track(self.request, add=False)
+        with contextlib.suppress(OSError):
+            super().finish()
+
+    def handle(self) -> None:
+        while True:
+            try:
+                line = self.rfile.readline(_MAX_LINE)
+            except OSError:
+                return
+            if not line:
+                return
+            message = line.decode("ascii", errors="replace").rstrip("\r\n")
+            if not message.strip():
+                continue
+            reply = self.server.emulator.handle(message)
+            if reply is not None:
+                try:
+                    self.wfile.write((reply + "\n").encode("ascii", errors="replace"))
+                except OSError:
+                    return
+
+
+class _EmulatorServer(socketserver.ThreadingTCPServer):
+    daemon_threads = False
+    block_on_close = True  # server_close joins the connection threads
+    allow_reuse_address = True
+
+    def __init__(self, emulator: Emulator) -> None:
+        super().__init__((HOST, 0), _Handler)
+        self.emulator = emulator
+        self._connections: set[socket.socket] = set()
+        self._lock = threading.Lock()
+
+    def track(self, connection: socket.socket, *, add: bool) -> None:
+        with self._lock:
+            if add:
+                self._connections.add(connection)
+            else:
+                self._connections.discard(connection)
+
+    def drop_connections(self) -> None:
+        with self._lock:
+            connections = list(self._connections)
+        for c in connections:
+            with contextlib.suppress(OSError):
+                c.shutdown(socket.SHUT_RDWR)
+
+
+class EmulatorServer:
+    """One loopback TCP listener per emulator; `start()` then `resources()`; `close()`."""
+
+    def __init__(self, endpoints: dict[str, Emulator]) -> None:
+        self._servers = {address: _EmulatorServer(e) for address, e in endpoints.items()}
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> EmulatorServer:
+        for address, server in self._servers.items():
+            thread = threading.Thread(
+                target=server.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name=f"serve {address}",
+                daemon=True,
+            )
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def ports(self) -> dict[str, int]:
+        """Instrument address (as in the profile) -> TCP port."""
+        return {a: s.server_address[1] for a, s in self._servers.items()}
+
+    def resources(self) -> dict[str, str]:
+        """Instrument address -> the VISA resource string that reaches its emulator."""
+        return {a: f"TCPIP0::{HOST}::{port}::SOCKET" for a, port in self.ports().items()}
+
+    def close(self) -> None:
+        for server in self._servers.values():
+            if self._threads:
+                server.shutdown()
+            server.drop_connections()
+            server.server_close()
+        for thread in self._threads:
+            thread.join()
+        self._threads.clear()
+
+    def __enter__(self) -> EmulatorServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,36 @@
+"""What a running scan tells its subscribers (the command line, the GUI, a script)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EVENT_KINDS = ("started", "point", "line_done", "paused", "resumed", "finished", "failed",
+               "aborted")
+
+
+@dataclass(frozen=True)
+class ScanEvent:
+    """One step of a scan, published by the sequencer from its worker thread.
+
+    kind: "started" (field set, first move next), "point" (one reading stored in memory),
+        "line_done" (a line written and flushed to the file), "paused" (message says why:
+        operator request, lock-in overload, reading out of range), "resumed", and exactly one
+        of "finished", "failed" (message says what failed), "aborted" at the end, sent after
+        the rig has been made safe and the file closed.
+    entry: the scan's entry name. line: the line index iy (the current or last line).
+    index: (iy, ix) of the point for "point" events, else None.
+    bz: the point's Bz in T for "point" events, else None.
+    progress: fraction of the grid's points measured (0..1), counting lines finished before a
+        resume. eta_s: estimated remaining time in clock seconds (simulated seconds on a
+        simulator), or None when unknown. time: the rig clock's time (s).
+    """
+
+    kind: str
+    entry: str
+    line: int
+    index: tuple[int, int] | None = None
+    bz: float | None = None
+    message: str = ""
+    progress: float = 0.0
+    eta_s: float | None = None
+    time: float = 0.0

@@ -1,0 +1,263 @@
+"""Scan plans: the grid, raster, settling and field of one scan, checked against a profile.
+
+A plan is frozen: once a scan starts, what it does is fixed and stored with the data (as JSON
+with unit-suffixed keys), so a scan can be resumed and its file explains itself.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from smm_daq.errors import InputError
+from smm_daq.instruments.profile import Profile
+
+UM = 1e-6
+UT = 1e-6
+RASTERS = ("serpentine", "unidirectional")
+DEFAULT_SETTLE_TAU = 8.0  # a 12 dB/oct lock-in is then within 0.3 % of a step in its input
+
+
+@dataclass(frozen=True)
+class ScanPlan:
+    """One raster scan of Bz at a fixed applied field (SI units).
+
+    Lines run along x at fixed y; line `iy` is at y0 + iy * step_y. A serpentine raster runs
+    odd lines backwards (no flyback); a unidirectional one returns to x0 before every line.
+    At each point the sequencer waits `settle_tau` lock-in time constants after the stage is
+    on target, then reads the lock-in, averaging over `dwell_tau` time constants if > 0.
+    """
+
+    name: str  # the entry the scan is stored in
+    x0: float  # first point, m (sample frame)
+    y0: float
+    nx: int
+    ny: int
+    step_x: float  # m
+    step_y: float
+    field: tuple[float, float, float] = (0.0, 0.0, 0.0)  # applied field at the sample, T
+    height: float = 100e-6  # sensor plane above the sample top, m (stage z)
+    raster: str = "serpentine"
+    settle_tau: float = DEFAULT_SETTLE_TAU
+    dwell_tau: float = 0.0
+    title: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "field", tuple(float(b) for b in np.ravel(self.field)))
+        for key in ("x0", "y0", "step_x", "step_y", "height", "settle_tau", "dwell_tau"):
+            object.__setattr__(self, key, float(getattr(self, key)))
+
+    @classmethod
+    def from_center(
+        cls,
+        name: str,
+        center: tuple[float, float],
+        size: tuple[float, float],
+        step: float | tuple[float, float],
+        **kw: Any,
+    ) -> ScanPlan:
+        """A grid of `size` (w, h) m centred on `center` (x, y) m with `step` m (or (sx, sy))."""
+        sx, sy = (step, step) if np.isscalar(step) else tuple(step)  # type: ignore[misc]
+        for label, value in (("step_x", sx), ("step_y", sy)):
+            if not (math.isfinite(value) and value > 0):
+                raise InputError(f"plan {label} is {value!r} m; expected a step > 0")
+        for label, value in (("size w", size[0]), ("size h", size[1])):
+            if not (math.isfinite(value) and value >= 0):
+                raise InputError(f"plan {label} is {value!r} m; expected a size >= 0")
+        nx = round(float(size[0]) / sx) + 1
+        ny = round(float(size[1]) / sy) + 1
+        return cls(
+            name=name,
+            x0=center[0] - (nx - 1) * sx / 2,
+            y0=center[1] - (ny - 1) * sy / 2,
+            nx=nx,
+            ny=ny,
+            step_x=sx,
+            step_y=sy,
+            **kw,
+        )
+
+    @property
+    def x(self) -> np.ndarray:
+        """Grid x positions (nx,), m."""
+        return self.x0 + self.step_x * np.arange(self.nx)
+
+    @property
+    def y(self) -> np.ndarray:
+        """Grid y positions (ny,), m."""
+        return self.y0 + self.step_y * np.arange(self.ny)
+
+    @property
+    def points(self) -> int:
+        return self.nx * self.ny
+
+    def line_order(self, iy: int) -> np.ndarray:
+        """Column indices of line `iy` in the order the stage visits them."""
+        cols = np.arange(self.nx)
+        return cols[::-1] if self.raster == "serpentine" and iy % 2 == 1 else cols
+
+    def validate(self, profile: Profile) -> None:
+        """Check the plan against the profile's limits before anything moves.
+
+        Raises InputError naming the plan field, its value and the limit it breaks.
+        """
+        if not self.name or "/" in self.name or self.name in (".", ".."):
+            raise InputError(f"plan name {self.name!r} is not usable as an entry name; "
+                             "expected a non-empty name without '/'")
+        if self.raster not in RASTERS:
+            raise InputError(f"plan raster is {self.raster!r}; expected one of "
+                             + ", ".join(repr(r) for r in RASTERS))
+        for key in ("nx", "ny"):
+            n = getattr(self, key)
+            if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+                raise InputError(f"plan {key} is {n!r}; expected a whole number >= 1")
+        values = [self.x0, self.y0, self.step_x, self.step_y, self.height, self.settle_tau,
+                  self.dwell_tau, *self.field]
+        if not all(math.isfinite(v) for v in values):
+            raise InputError(f"plan {self.to_text()} has a value that is not a finite number")
+        stage = profile.stage
+        res_um = stage.resolution / UM
+        for key, n in (("step_x", self.nx), ("step_y", self.ny)):
+            step = getattr(self, key)
+            if n > 1 and step < stage.resolution * (1 - 1e-9):
+                raise InputError(
+                    f"plan {key} is {step / UM:g} µm; expected at least the stage resolution "
+                    f"{res_um:g} µm"
+                )
+        for axis, key, first, step, n in (
+            (0, "x", self.x0, self.step_x, self.nx),
+            (1, "y", self.y0, self.step_y, self.ny),
+        ):
+            lo, hi = sorted((first, first + step * (n - 1)))
+            tmin, tmax = stage.travel[axis]
+            if lo < tmin or hi > tmax:
+                raise InputError(
+                    f"plan {key} range {lo / UM:g} .. {hi / UM:g} µm leaves the stage travel "
+                    f"{tmin / UM:g} .. {tmax / UM:g} µm"
+                )
+        zmin, zmax = stage.travel[2]
+        if not (self.height > 0 and zmin <= self.height <= zmax):
+            raise InputError(
+                f"plan height is {self.height / UM:g} µm; expected > 0 and within the stage "
+                f"z travel {zmin / UM:g} .. {zmax / UM:g} µm"
+            )
+        for key in ("settle_tau", "dwell_tau"):
+            if getattr(self, key) < 0:
+                raise InputError(f"plan {key} is {getattr(self, key)!r}; expected >= 0 "
+                                 "lock-in time constants")
+        check_field(self.field, profile, label="plan field")
+
+    def estimate_duration(self, profile: Profile, time_constant: float | None = None) -> float:
+        """Seconds the scan should take: field ramp, moves, stage settling, lock-in settling.
+
+        `time_constant` is the lock-in's (s), the profile's when None. Instrument
+        communication is not included; the sequencer's ETA learns it as the scan runs.
+        """
+        tau = profile.lockin.time_constant if time_constant is None else time_constant
+        stage = profile.stage
+        coils = profile.coils
+        currents = np.linalg.solve(coils.calibration, np.array(self.field) - coils.ambient_field)
+        ramp = 2 * float(np.max(np.abs(currents))) / coils.max_ramp_rate  # up and back down
+        per_point = (
+            self.step_x / stage.velocity
+            + stage.settle_time
+            + (self.settle_tau + self.dwell_tau) * tau
+        )
+        per_line = self.step_y / stage.velocity
+        if self.raster == "unidirectional":
+            per_line += (self.nx - 1) * self.step_x / stage.velocity
+        return ramp + self.points * per_point + self.ny * per_line
+
+    def to_dict(self) -> dict[str, Any]:
+        """Human-facing form (unit-suffixed keys), stored as text in the scan entry."""
+        out: dict[str, Any] = {"name": self.name, "title": self.title}
+        out["x0_um"] = self.x0 / UM
+        out["y0_um"] = self.y0 / UM
+        out["nx"] = self.nx
+        out["ny"] = self.ny
+        out["step_x_um"] = self.step_x / UM
+        out["step_y_um"] = self.step_y / UM
+        out["field_uT"] = [b / UT for b in self.field]
+        out["height_um"] = self.height / UM
+        out["raster"] = self.raster
+        out["settle_tau"] = self.settle_tau
+        out["dwell_tau"] = self.dwell_tau
+        return out
+
+    def difference(self, other: ScanPlan) -> str | None:
+        """The first key (human form) in which two plans differ beyond rounding, or None."""
+        a, b = self.to_dict(), other.to_dict()
+        for key in a:
+            va, vb = np.atleast_1d(a[key]), np.atleast_1d(b[key])
+            if va.dtype.kind in "iuf" and vb.dtype.kind in "iuf":
+                if va.shape != vb.shape or not np.allclose(va, vb, rtol=1e-9, atol=1e-9):
+                    return f"{key} {a[key]} != {b[key]}"
+            elif a[key] != b[key]:
+                return f"{key} {a[key]!r} != {b[key]!r}"
+        return None
+
+    def to_text(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], *, source: str = "plan") -> ScanPlan:
+        """Inverse of `to_dict`; InputError naming `source` and the key when malformed."""
+        try:
+            return cls(
+                name=str(d["name"]),
+                title=str(d.get("title", "")),
+                x0=float(d["x0_um"]) * UM,
+                y0=float(d["y0_um"]) * UM,
+                nx=int(d["nx"]),
+                ny=int(d["ny"]),
+                step_x=float(d["step_x_um"]) * UM,
+                step_y=float(d["step_y_um"]) * UM,
+                field=tuple(float(b) * UT for b in d["field_uT"]),  # type: ignore[arg-type]
+                height=float(d["height_um"]) * UM,
+                raster=str(d["raster"]),
+                settle_tau=float(d["settle_tau"]),
+                dwell_tau=float(d["dwell_tau"]),
+            )
+        except KeyError as exc:
+            raise InputError(f"plan key {exc} is missing", source=source) from None
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"plan is malformed ({exc})", source=source) from None
+
+    @classmethod
+    def from_text(cls, text: str, *, source: str = "plan") -> ScanPlan:
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"plan text is not JSON ({exc})", source=source) from None
+        if not isinstance(d, dict):
+            raise InputError("plan text is not a JSON object", source=source)
+        return cls.from_dict(d, source=source)
+
+
+def check_field(field: tuple[float, float, float] | np.ndarray, profile: Profile, *,
+                label: str) -> None:
+    """InputError (naming `label`) when a field (T) is beyond max_field or max_current."""
+    coils = profile.coils
+    b = np.asarray(field, dtype=float)
+    magnitude = float(np.linalg.norm(b))
+    if magnitude > coils.max_field * (1 + 1e-9):
+        raise InputError(
+            f"{label} is {_ut(b)} µT (|B| = {magnitude / UT:g} µT); expected |B| <= "
+            f"max_field {coils.max_field / UT:g} µT"
+        )
+    currents = np.linalg.solve(coils.calibration, b - coils.ambient_field)
+    worst = int(np.argmax(np.abs(currents)))
+    if abs(currents[worst]) > coils.max_current:
+        raise InputError(
+            f"{label} {_ut(b)} µT needs {currents[worst]:.3g} A in coil {'xyz'[worst]}; "
+            f"expected at most max_current {coils.max_current:g} A"
+        )
+
+
+def _ut(b: np.ndarray) -> str:
+    return "(" + ", ".join(f"{v / UT:g}" for v in b) + ")"

@@ -1,0 +1,422 @@
+"""Recipes: TOML files of steps run in order on one session file.
+
+    [recipe]
+    title = "Remanent and induced maps"       # optional
+    [scan_defaults]                           # optional: keys every scan step inherits
+    center_um = [12500.0, 12500.0]
+    size_um = [1000.0, 1000.0]
+    step_um = 20.0
+    [[step]]
+    kind = "zero_field"
+    [[step]]
+    kind = "scan"
+    name = "remanent"                         # the entry; plus any scan key below
+    [[step]]
+    kind = "subtract"
+    in_field = "in_field_y"
+    remanent = "remanent"
+    name = "induced_y"
+
+Step kinds and their keys:
+    scan        name; title, center_um (x, y), size_um (w, h), step_um (s or [sx, sy]),
+                field_uT (bx, by, bz; default: the field of the last set_field / zero_field),
+                height_um (default: the profile's sensor height), raster, settle_tau, dwell_tau
+    set_field   field_uT: set the field now; later scans without field_uT use it
+    zero_field  (no keys): the same with zero field
+    wait        seconds (on the rig's clock)
+    prompt      message: the operator does something outside the microscope and confirms
+    subtract    in_field, remanent, name; register (default true): in-field − remanent
+
+The whole recipe, every plan against the profile and every entry name against the file, is
+checked before the first step runs. A recipe holds only data: nothing in it is executed.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from smm_daq.acquisition.plan import DEFAULT_SETTLE_TAU, RASTERS, ScanPlan, check_field
+from smm_daq.errors import InputError
+from smm_daq.instruments.profile import Profile
+from smm_daq.storage.nexus import list_entries
+
+UM = 1e-6
+UT = 1e-6
+SCAN_KEYS = ("name", "title", "center_um", "size_um", "step_um", "field_uT", "height_um",
+             "raster", "settle_tau", "dwell_tau")
+
+
+@dataclass(frozen=True)
+class ScanStep:
+    kind: ClassVar[str] = "scan"
+    keys: dict[str, Any]  # scan keys as written (defaults merged), checked when parsed
+
+    def plan(self, current_field: tuple[float, float, float], profile: Profile) -> ScanPlan:
+        """The plan, with the session's field when the step gives none."""
+        k = self.keys
+        b = tuple(v * UT for v in k["field_uT"]) if "field_uT" in k else current_field
+        step = k["step_um"]
+        return ScanPlan.from_center(
+            k["name"],
+            (k["center_um"][0] * UM, k["center_um"][1] * UM),
+            (k["size_um"][0] * UM, k["size_um"][1] * UM),
+            step * UM if np.isscalar(step) else (step[0] * UM, step[1] * UM),
+            field=b,
+            height=k["height_um"] * UM if "height_um" in k else profile.sensor.height,
+            raster=k.get("raster", "serpentine"),
+            settle_tau=k.get("settle_tau", DEFAULT_SETTLE_TAU),
+            dwell_tau=k.get("dwell_tau", 0.0),
+            title=k.get("title", ""),
+        )
+
+
+@dataclass(frozen=True)
+class SetFieldStep:
+    kind: ClassVar[str] = "set_field"
+    field: tuple[float, float, float]  # T
+
+
+@dataclass(frozen=True)
+class ZeroFieldStep:
+    kind: ClassVar[str] = "zero_field"
+
+
+@dataclass(frozen=True)
+class WaitStep:
+    kind: ClassVar[str] = "wait"
+    seconds: float
+
+
+@dataclass(frozen=True)
+class PromptStep:
+    kind: ClassVar[str] = "prompt"
+    message: str
+
+
+@dataclass(frozen=True)
+class SubtractStep:
+    kind: ClassVar[str] = "subtract"
+    in_field: str
+    remanent: str
+    name: str
+    register: bool = True
+
+
+Step = ScanStep | SetFieldStep | ZeroFieldStep | WaitStep | PromptStep | SubtractStep
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A parsed recipe: its text (stored with every scan), title and steps."""
+
+    source: str
+    text: str
+    title: str
+    steps: tuple[Step, ...]
+    plans: tuple[ScanPlan | None, ...] = field(default=())  # per step, after `check`
+
+    def describe(self, i: int) -> str:
+        """One line saying what step `i` does."""
+        step = self.steps[i]
+        if isinstance(step, ScanStep):
+            plan = self.plans[i] if self.plans else None
+            extra = (f" {plan.nx} × {plan.ny} points at {_ut(plan.field)} µT" if plan else "")
+            return f"scan '{step.keys['name']}'{extra}"
+        if isinstance(step, SetFieldStep):
+            return f"set field {_ut(step.field)} µT"
+        if isinstance(step, ZeroFieldStep):
+            return "zero field"
+        if isinstance(step, WaitStep):
+            return f"wait {step.seconds:g} s"
+        if isinstance(step, PromptStep):
+            return f"prompt: {step.message}"
+        return f"subtract '{step.in_field}' − '{step.remanent}' -> '{step.name}'"
+
+
+def _ut(b: tuple[float, ...]) -> str:
+    return "(" + ", ".join(f"{v / UT:g}" for v in b) + ")"
+
+
+class _Table:
+    """Typed access to one TOML table, each error naming the file, the place and the key."""
+
+    def __init__(self, source: str, where: str, table: Mapping[str, Any]) -> None:
+        self.source = source
+        self.where = where
+        self.table = table
+
+    def fail(self, key: str, expected: str) -> InputError:
+        return InputError(f"{self.where}: '{key}' is {self.table.get(key)!r}; expected "
+                          f"{expected}", source=self.source)
+
+    def only(self, allowed: tuple[str, ...]) -> None:
+        for key in self.table:
+            if key not in allowed:
+                raise InputError(
+                    f"{self.where}: unknown key '{key}'; expected one of "
+                    + ", ".join(repr(a) for a in allowed),
+                    source=self.source,
+                )
+
+    def require(self, key: str) -> Any:
+        if key not in self.table:
+            raise InputError(f"{self.where}: key '{key}' is missing", source=self.source)
+        return self.table[key]
+
+    def string(self, key: str) -> str:
+        value = self.require(key)
+        if not isinstance(value, str) or not value:
+            raise self.fail(key, "a non-empty string")
+        return value
+
+    def number(self, key: str, *, lo: float | None = None) -> float:
+        value = self.require(key)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(
+            value
+        ):
+            raise self.fail(key, "a finite number")
+        if lo is not None and value < lo:
+            raise self.fail(key, f"a number >= {lo:g}")
+        return float(value)
+
+    def numbers(self, key: str, n: int, *, positive: bool = False, lo: float | None = None
+                ) -> tuple[float, ...]:
+        value = self.require(key)
+        ok = (
+            isinstance(value, list)
+            and len(value) == n
+            and all(not isinstance(v, bool) and isinstance(v, int | float) and math.isfinite(v)
+                    for v in value)
+        )
+        if ok and positive:
+            ok = all(v > 0 for v in value)
+        if ok and lo is not None:
+            ok = all(v >= lo for v in value)
+        if not ok:
+            what = "numbers > 0" if positive else (f"numbers >= {lo:g}" if lo is not None
+                                                  else "numbers")
+            raise self.fail(key, f"a list of {n} {what}")
+        return tuple(float(v) for v in value)
+
+
+def _scan_keys(t: _Table) -> dict[str, Any]:
+    """Check the scan keys present in `t` (defaults or a step) and return them typed."""
+    out: dict[str, Any] = {}
+    tab = t.table
+    if "name" in tab:
+        out["name"] = t.string("name")
+    if "title" in tab:
+        value = tab["title"]
+        if not isinstance(value, str):
+            raise t.fail("title", "a string")
+        out["title"] = value
+    if "center_um" in tab:
+        out["center_um"] = t.numbers("center_um", 2)
+    if "size_um" in tab:
+        out["size_um"] = t.numbers("size_um", 2, lo=0.0)
+    if "step_um" in tab:
+        if isinstance(tab["step_um"], list):
+            out["step_um"] = t.numbers("step_um", 2, positive=True)
+        else:
+            step = t.number("step_um")
+            if step <= 0:
+                raise t.fail("step_um", "a step > 0 µm, or [sx, sy]")
+            out["step_um"] = step
+    if "field_uT" in tab:
+        out["field_uT"] = t.numbers("field_uT", 3)
+    if "height_um" in tab:
+        out["height_um"] = t.number("height_um", lo=0.0)
+    if "raster" in tab:
+        if tab["raster"] not in RASTERS:
+            raise t.fail("raster", "one of " + ", ".join(repr(r) for r in RASTERS))
+        out["raster"] = tab["raster"]
+    for key in ("settle_tau", "dwell_tau"):
+        if key in tab:
+            out[key] = t.number(key, lo=0.0)
+    return out
+
+
+def _parse_step(source: str, i: int, raw: object, defaults: dict[str, Any]) -> Step:
+    where = f"step {i + 1}"
+    if not isinstance(raw, dict):
+        raise InputError(f"{where} is not a table; expected [[step]] with a 'kind'", source=source)
+    t = _Table(source, where, raw)
+    kind = t.string("kind")
+    t.where = f"step {i + 1} ({kind})"
+    if kind == "scan":
+        t.only(("kind", *SCAN_KEYS))
+        keys = {**defaults, **_scan_keys(t)}
+        for key in ("name", "center_um", "size_um", "step_um"):
+            if key not in keys:
+                raise InputError(f"{t.where}: key '{key}' is missing (and not in "
+                                 "[scan_defaults])", source=source)
+        return ScanStep(keys)
+    if kind == "set_field":
+        t.only(("kind", "field_uT"))
+        return SetFieldStep(tuple(v * UT for v in t.numbers("field_uT", 3)))  # type: ignore[arg-type]
+    if kind == "zero_field":
+        t.only(("kind",))
+        return ZeroFieldStep()
+    if kind == "wait":
+        t.only(("kind", "seconds"))
+        return WaitStep(t.number("seconds", lo=0.0))
+    if kind == "prompt":
+        t.only(("kind", "message"))
+        return PromptStep(t.string("message"))
+    if kind == "subtract":
+        t.only(("kind", "in_field", "remanent", "name", "register"))
+        register = raw.get("register", True)
+        if not isinstance(register, bool):
+            raise t.fail("register", "true or false")
+        return SubtractStep(t.string("in_field"), t.string("remanent"), t.string("name"),
+                            register)
+    raise t.fail("kind", "one of 'scan', 'set_field', 'zero_field', 'wait', 'prompt', "
+                 "'subtract'")
+
+
+def parse_recipe(text: str, source: str = "recipe") -> Recipe:
+    """Parse recipe text (syntax and keys only; `check` validates it against a rig)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"not valid TOML: {exc}", source=source) from None
+    top = _Table(source, "recipe file", data)
+    top.only(("recipe", "scan_defaults", "step"))
+    title = ""
+    if "recipe" in data:
+        head = data["recipe"]
+        if not isinstance(head, dict):
+            raise top.fail("recipe", "a table")
+        ht = _Table(source, "[recipe]", head)
+        ht.only(("title", "description"))
+        title = str(head.get("title", ""))
+    defaults: dict[str, Any] = {}
+    if "scan_defaults" in data:
+        raw = data["scan_defaults"]
+        if not isinstance(raw, dict):
+            raise top.fail("scan_defaults", "a table")
+        dt = _Table(source, "[scan_defaults]", raw)
+        dt.only(tuple(k for k in SCAN_KEYS if k != "name"))
+        defaults = _scan_keys(dt)
+    steps_raw = data.get("step")
+    if not isinstance(steps_raw, list) or not steps_raw:
+        raise InputError("no steps; expected one or more [[step]] tables", source=source)
+    steps = tuple(_parse_step(source, i, raw, defaults) for i, raw in enumerate(steps_raw))
+    return Recipe(source=source, text=text, title=title, steps=steps)
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError("recipe file not found; expected a TOML recipe", source=str(p)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read the recipe: {exc}", source=str(p)) from None
+    return parse_recipe(text, str(p))
+
+
+def check_recipe(recipe: Recipe, profile: Profile, out: str | Path, *, can_prompt: bool
+                 ) -> Recipe:
+    """Validate every step against the profile and the session file; nothing runs.
+
+    Returns the recipe with each scan step's plan. `can_prompt`: whether a prompt step can be
+    answered (an interactive terminal, or --yes).
+    """
+    existing = {e.name for e in list_entries(out)} if Path(out).exists() else set()
+    made: set[str] = set()
+    current: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    plans: list[ScanPlan | None] = []
+    for i, step in enumerate(recipe.steps):
+        where = f"step {i + 1} ({step.kind})"
+        plan = None
+        if isinstance(step, ScanStep | SubtractStep):
+            name = step.keys["name"] if isinstance(step, ScanStep) else step.name
+            if name in existing or name in made:
+                raise InputError(
+                    f"{where}: entry '{name}' already exists in {out} or earlier in the recipe; "
+                    "expected a new name", source=recipe.source)
+            made.add(name)
+        if isinstance(step, ScanStep):
+            try:
+                plan = step.plan(current, profile)
+                plan.validate(profile)
+            except InputError as exc:
+                raise InputError(f"{where}: {exc}", source=recipe.source) from None
+        elif isinstance(step, SetFieldStep):
+            try:
+                check_field(step.field, profile, label="field_uT")
+            except InputError as exc:
+                raise InputError(f"{where}: {exc}", source=recipe.source) from None
+            current = step.field
+        elif isinstance(step, ZeroFieldStep):
+            current = (0.0, 0.0, 0.0)
+        elif isinstance(step, SubtractStep):
+            for key, ref in (("in_field", step.in_field), ("remanent", step.remanent)):
+                if ref not in existing and ref not in made:
+                    raise InputError(
+                        f"{where}: {key} '{ref}' is neither in {out} nor made by an earlier "
+                        "step", source=recipe.source)
+        elif isinstance(step, PromptStep) and not can_prompt:
+            raise InputError(
+                f"{where}: needs an operator, but input is not a terminal; run it "
+                "interactively or pass --yes to continue past prompts", source=recipe.source)
+        plans.append(plan)
+    return Recipe(recipe.source, recipe.text, recipe.title, recipe.steps, tuple(plans))
+
+
+def run_recipe(
+    recipe: Recipe,
+    session: Any,
+    *,
+    yes: bool = False,
+    ask: Callable[[str], object] = input,
+    on_step: Callable[[int, str], None] | None = None,
+    on_event: Callable[[Any], None] | None = None,
+    auto_range: bool = False,
+) -> list[str]:
+    """Check the recipe (`check_recipe`), then run its steps on a `Session`.
+
+    Returns the names of the entries written. Stops at the first scan that does not finish
+    (the session makes the rig safe).
+    """
+    checked = check_recipe(recipe, session.profile, session.path,
+                           can_prompt=yes or _interactive(ask))
+    written: list[str] = []
+    for i, step in enumerate(checked.steps):
+        if on_step is not None:
+            on_step(i, checked.describe(i))
+        if isinstance(step, ScanStep):
+            plan = checked.plans[i]
+            assert plan is not None
+            session.scan_plan(plan, recipe_text=recipe.text, on_event=on_event,
+                              auto_range=auto_range)
+            written.append(plan.name)
+        elif isinstance(step, SetFieldStep):
+            session.set_field(tuple(b / UT for b in step.field))
+        elif isinstance(step, ZeroFieldStep):
+            session.zero_field()
+        elif isinstance(step, WaitStep):
+            session.rig.clock.sleep(step.seconds)
+        elif isinstance(step, PromptStep):
+            if not yes:
+                ask(f"{step.message} [Enter to continue, Ctrl-C to stop] ")
+        elif isinstance(step, SubtractStep):
+            session.subtract(step.in_field, step.remanent, step.name, register=step.register)
+            written.append(step.name)
+    return written
+
+
+def _interactive(ask: Callable[[str], object]) -> bool:
+    """Prompts need a terminal when they go to input(); a custom `ask` is taken as able."""
+    if ask is input:
+        return sys.stdin is not None and sys.stdin.isatty()
+    return True

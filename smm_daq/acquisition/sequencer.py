@@ -1,0 +1,471 @@
+"""The scan sequencer: runs one `ScanPlan` on a rig, a line at a time, into a session file.
+
+Per scan: set the field (ramped) and verify it with the fluxgate when the rig has one; then per
+point: move, wait `settle_tau` lock-in time constants on the rig's clock, read X/Y (averaged
+over `dwell_tau` time constants when > 0), check for overload and over-range, convert volts to
+tesla through the profile's sensor (Bz = (V - offset_V) / sensitivity_V_per_T, V = X or R);
+per line: write and flush (`smm_daq.storage.scan_entry`).
+
+Faults: a timeout or garbled reply is retried (`retries` more times); a lost instrument, or a
+fault that persists, ends the scan as "failed". A lock-in overload (still there after settling
+and reading once more: the latch also catches transients while moving) or a reading above
+`overrange_fraction` of full scale pauses the scan with the reason, unless `auto_range` is on:
+then the sensitivity is raised one range and the point re-read (the full scale of every point
+is stored, so the data stay consistent); only at the largest range does it pause.
+
+Whatever ends the scan (finished, abort, an instrument failure, an unexpected exception,
+Ctrl-C) runs `rig.make_safe()` and then writes the final status to the file, in that order,
+before the terminal event is published.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from smm_daq.acquisition.events import ScanEvent
+from smm_daq.acquisition.plan import ScanPlan
+from smm_daq.errors import (
+    InputError,
+    InstrumentError,
+    InstrumentLost,
+    InstrumentTimeout,
+    ProtocolError,
+    SafetyError,
+)
+from smm_daq.storage.h5file import open_read
+from smm_daq.storage.scan_entry import ScanEntryWriter, fingerprint_text, read_scan_record
+
+T = TypeVar("T")
+TRANSIENT = (InstrumentTimeout, ProtocolError)
+FIELD_READINGS = 4  # fluxgate readings averaged to verify the field
+FIELD_ATTEMPTS = 3  # verification attempts, FIELD_RECHECK_S apart (a ramp may still settle)
+FIELD_RECHECK_S = 1.0
+OVERLOAD = "lock-in overload"
+STATES = ("idle", "running", "paused", "finished", "aborted", "failed")
+
+
+class _Aborted(Exception):
+    """Raised inside the worker to unwind at once when abort() was called."""
+
+
+class Sequencer:
+    """Runs one scan in a worker thread (`start`) or in the caller's thread (`run`).
+
+    `rig`: an open `smm_daq.instruments.rig.Rig`. `path`: the session file (created if
+    missing). `plan`: what to scan; the entry is `plan.name`. `recipe_text`: stored with the
+    scan. `resume`: continue the unfinished entry `plan.name` from its first unfinished line
+    (the stored plan and profile fingerprint must match). `auto_range`: raise the lock-in
+    sensitivity instead of pausing when a reading is out of range. `retries`: extra attempts
+    for a transient instrument error.
+
+    Subscribers (`subscribe`) receive `ScanEvent`s from the worker thread; keep them quick.
+    """
+
+    def __init__(
+        self,
+        rig: Any,
+        path: str | Path,
+        plan: ScanPlan,
+        *,
+        recipe_text: str = "",
+        resume: bool = False,
+        auto_range: bool = False,
+        retries: int = 2,
+    ) -> None:
+        self.rig = rig
+        self.path = Path(path)
+        self.plan = plan
+        self.recipe_text = recipe_text
+        self.resume_entry = resume
+        self.auto_range = auto_range
+        self.retries = retries
+        self.message = ""  # why the scan paused or ended
+        self.notes: list[str] = []  # range changes and other things worth telling the user
+        self.safety_problems: list[str] = []  # what make_safe could not do
+        self.error: BaseException | None = None  # an unexpected exception that ended the scan
+        self.subscriber_errors: list[BaseException] = []
+        self._subscribers: list[Callable[[ScanEvent], None]] = []
+        self._cond = threading.Condition()
+        self._state = "idle"
+        self._pause_requested = False
+        self._abort_requested = False
+        self._thread: threading.Thread | None = None
+        self._writer: ScanEntryWriter | None = None
+        self._done = threading.Event()
+        self._line = 0
+        self._points_done = 0
+        self._run_start: float | None = None
+        self._run_points = 0
+        self._full_scale = math.nan
+        self._z_pending = True
+
+    # -- control (any thread) -------------------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        """"idle", "running", "paused", "finished", "aborted" or "failed"."""
+        with self._cond:
+            return self._state
+
+    @property
+    def entry(self) -> str:
+        return self.plan.name
+
+    def subscribe(self, callback: Callable[[ScanEvent], None]) -> None:
+        """Call `callback(event)` for every event, from the worker thread."""
+        self._subscribers.append(callback)
+
+    def start(self) -> None:
+        """Check everything and create (or reopen) the entry, then scan in a worker thread.
+
+        Raises InputError (nothing moved, nothing written) when the plan does not fit the
+        profile, the entry exists (or, resuming, does not match).
+        """
+        self._prepare()
+        self._thread = threading.Thread(target=self._work, name=f"scan {self.entry}",
+                                        daemon=True)
+        self._thread.start()
+
+    def run(self) -> str:
+        """Scan in the calling thread; returns the final status. Ctrl-C makes the rig safe,
+        marks the scan "aborted", and is re-raised."""
+        self._prepare()
+        self._work()
+        if self.error is not None:
+            raise self.error
+        return self.state
+
+    def pause(self) -> None:
+        """Pause at the next point boundary (the field stays on)."""
+        with self._cond:
+            self._pause_requested = True
+
+    def resume(self) -> None:
+        """Continue a paused scan (re-settling and re-reading the point it paused on)."""
+        with self._cond:
+            self._pause_requested = False
+            self._cond.notify_all()
+
+    def abort(self, reason: str = "aborted by the operator") -> None:
+        """Stop after the instrument operation under way; the rig is then made safe."""
+        with self._cond:
+            if not self._abort_requested:
+                self._abort_requested = True
+                paused_for = self.message if self._state == "paused" else ""
+                self.message = f"paused ({paused_for}), then {reason}" if paused_for else reason
+            self._cond.notify_all()
+
+    def wait(self, timeout: float | None = None) -> str:
+        """Wait (real seconds) for the worker to end; returns the state.
+
+        Ctrl-C while waiting aborts the scan, waits for the rig to be safe, and re-raises.
+        """
+        try:
+            self._done.wait(timeout)
+        except KeyboardInterrupt:
+            self.abort("interrupted (Ctrl-C)")
+            self._done.wait()
+            raise
+        return self.state
+
+    # -- preparation (caller's thread) ----------------------------------------------------
+
+    def _prepare(self) -> None:
+        if self.state != "idle":
+            raise RuntimeError("a Sequencer runs one scan once")
+        profile = self.rig.profile
+        self.plan.validate(profile)
+        if self.resume_entry:
+            self._check_resumable()
+            self._writer = ScanEntryWriter.reopen(self.path, self.entry)
+        else:
+            self._check_new_entry()
+            try:
+                snapshot = self.rig.snapshot()
+            except InstrumentError:
+                self._make_safe()
+                raise
+            self._writer = ScanEntryWriter.create(
+                self.path,
+                name=self.entry,
+                title=self.plan.title,
+                x=self.plan.x,
+                y=self.plan.y,
+                field=np.array(self.plan.field),
+                height=self.plan.height,
+                plan_text=self.plan.to_text(),
+                profile=profile,
+                snapshot=snapshot,
+                recipe_text=self.recipe_text,
+            )
+        with self._cond:
+            self._state = "running"
+
+    def _check_new_entry(self) -> None:
+        if not self.path.exists():
+            return
+        with open_read(self.path) as f:
+            if self.entry in f:
+                raise InputError(
+                    f"entry '{self.entry}' already exists; choose another scan name "
+                    f"(or `smm-daq resume {self.path} --entry {self.entry}` to finish it)",
+                    source=str(self.path),
+                )
+
+    def _check_resumable(self) -> None:
+        record = read_scan_record(self.path, self.entry)
+        where = f"{self.path}, entry '{self.entry}'"
+        stored = ScanPlan.from_text(record["plan"], source=where)
+        diff = stored.difference(self.plan)
+        if diff is not None:
+            raise InputError(f"the plan does not match the stored plan: {diff}", source=where)
+        if record["fingerprint"] != fingerprint_text(self.rig.profile):
+            raise InputError(
+                "was taken with another instrument profile (sensor, coil calibration or "
+                "instruments differ); resume it with the profile stored in the entry",
+                source=where,
+            )
+
+    # -- the worker -------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        status, message = "failed", ""
+        try:
+            self._execute()
+            status = "finished"
+        except _Aborted:
+            status, message = "aborted", self.message or "aborted"
+        except KeyboardInterrupt:
+            status, message = "aborted", "interrupted (Ctrl-C)"
+            raise
+        except InstrumentLost as exc:
+            status, message = "failed", f"instrument lost: {exc}"
+        except (InstrumentError, SafetyError) as exc:
+            status, message = "failed", f"{type(exc).__name__}: {exc}"
+        except BaseException as exc:
+            status, message = "failed", f"unexpected {type(exc).__name__}: {exc}"
+            self.error = exc
+        finally:
+            self._finish(status, message)
+
+    def _execute(self) -> None:
+        plan, rig = self.plan, self.rig
+        writer = self._writer
+        assert writer is not None
+        tau = self._call(rig.lockin.time_constant)
+        self._full_scale = self._call(rig.lockin.sensitivity)
+        self._set_field()
+        todo = np.flatnonzero(~writer.line_done)
+        self._points_done = (plan.ny - todo.size) * plan.nx
+        self._emit("started", line=int(todo[0]) if todo.size else 0,
+                   message=f"{todo.size} of {plan.ny} lines to measure")
+        self._run_start = rig.clock.now()
+        sensor = rig.profile.sensor
+        xs, ys = plan.x, plan.y
+        bz = np.empty(plan.nx)
+        lx = np.empty(plan.nx)
+        ly = np.empty(plan.nx)
+        fs = np.empty(plan.nx)
+        t = np.empty(plan.nx)
+        for iy in todo.tolist():
+            self._line = iy
+            for ix in plan.line_order(iy):
+                self._checkpoint()
+                x_v, y_v = self._measure_point(float(xs[ix]), float(ys[iy]), tau)
+                v = x_v if sensor.channel == "X" else math.hypot(x_v, y_v)
+                b = (v - sensor.offset_V) / sensor.sensitivity_V_per_T
+                bz[ix], lx[ix], ly[ix], fs[ix], t[ix] = (b, x_v, y_v, self._full_scale,
+                                                         rig.clock.now())
+                self._points_done += 1
+                self._run_points += 1
+                self._emit("point", line=iy, index=(iy, int(ix)), bz=b)
+            writer.write_line(iy, bz, lx, ly, fs, t)
+            self._emit("line_done", line=iy)
+
+    def _set_field(self) -> None:
+        """Ramp to the plan's field and verify it; record what was measured."""
+        rig = self.rig
+        b = np.array(self.plan.field)
+        self._call(rig.coils.set_field, b, ramp=True)
+        tolerance = rig.profile.coils.field_tolerance
+        for attempt in range(FIELD_ATTEMPTS):
+            self._checkpoint(pausable=False)
+            if rig.fluxgate is not None:
+                measured = np.mean(
+                    [self._call(rig.fluxgate.read_field) for _ in range(FIELD_READINGS)], axis=0
+                )
+            else:
+                measured = np.asarray(self._call(rig.coils.field), dtype=float)
+            self._writer.set_measured_field(measured)  # type: ignore[union-attr]
+            error = float(np.linalg.norm(measured - b))
+            if rig.fluxgate is None or error <= tolerance:
+                return
+            if attempt < FIELD_ATTEMPTS - 1:
+                rig.clock.sleep(FIELD_RECHECK_S)
+        raise SafetyError(
+            f"field verification failed: the fluxgate reads {_ut(measured)} µT for "
+            f"{_ut(b)} µT requested, off by {error * 1e9:.0f} nT (tolerance "
+            f"{tolerance * 1e9:.0f} nT); check the coil calibration (`smm-daq calibrate-coils`)"
+        )
+
+    def _measure_point(self, x: float, y: float, tau: float) -> tuple[float, float]:
+        rig = self.rig
+        if self._z_pending:
+            self._call(rig.stage.move_to, x, y, self.plan.height)
+            self._z_pending = False
+        else:
+            self._call(rig.stage.move_to, x, y)
+        settle = self.plan.settle_tau * tau
+        reread = False
+        while True:
+            rig.clock.sleep(settle)
+            x_v, y_v = self._read(tau)
+            problem = self._range_problem(x_v, y_v)
+            if problem is None:
+                return x_v, y_v
+            if problem == OVERLOAD and not reread:
+                reread = True  # latched by a transient while moving? settle and read again
+                continue
+            if self.auto_range and self._raise_range(problem):
+                continue
+            self._pause_and_wait(problem)
+
+    def _read(self, tau: float) -> tuple[float, float]:
+        lockin = self.rig.lockin
+        n = int(self.plan.dwell_tau) + 1
+        if n == 1:
+            return self._call(lockin.read_xy)
+        readings = []
+        for i in range(n):
+            if i:
+                self.rig.clock.sleep(tau)
+            readings.append(self._call(lockin.read_xy))
+        mx, my = np.mean(readings, axis=0)
+        return float(mx), float(my)
+
+    def _range_problem(self, x_v: float, y_v: float) -> str | None:
+        if self._call(self.rig.lockin.overloaded):
+            return OVERLOAD
+        limit = self.rig.profile.lockin.overrange_fraction * self._full_scale
+        worst = max(abs(x_v), abs(y_v))
+        if worst > limit:
+            return (f"lock-in reading {worst:.4g} V is beyond "
+                    f"{self.rig.profile.lockin.overrange_fraction:.0%} of the "
+                    f"{self._full_scale:.4g} V full scale")
+        return None
+
+    def _raise_range(self, problem: str) -> bool:
+        lockin = self.rig.lockin
+        before = self._full_scale
+        self._call(lockin.set_sensitivity, before * 2.0)
+        self._full_scale = self._call(lockin.sensitivity)
+        if self._full_scale <= before:
+            return False
+        self.notes.append(f"{problem} at line {self._line}: lock-in full scale raised from "
+                          f"{before:.4g} V to {self._full_scale:.4g} V")
+        return True
+
+    def _checkpoint(self, *, pausable: bool = True) -> None:
+        with self._cond:
+            if self._abort_requested:
+                raise _Aborted
+            pause = pausable and self._pause_requested
+        if pause:
+            self._pause_and_wait("paused by the operator")
+
+    def _pause_and_wait(self, reason: str) -> None:
+        writer = self._writer
+        assert writer is not None
+        with self._cond:
+            if self._abort_requested:
+                raise _Aborted
+            self._state = "paused"
+            self._pause_requested = True
+            self.message = reason
+        writer.set_status("paused", reason)
+        self._emit("paused", line=self._line, message=reason)
+        with self._cond:
+            while self._pause_requested and not self._abort_requested:
+                self._cond.wait()
+            if self._abort_requested:
+                raise _Aborted
+            self._state = "running"
+            self.message = ""
+        writer.set_status("running")
+        self._run_start, self._run_points = self.rig.clock.now(), 0  # pause time is not rate
+        self._emit("resumed", line=self._line)
+
+    def _call(self, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
+        """Call an instrument, retrying transient errors; abort wins between attempts."""
+        for attempt in range(self.retries + 1):
+            try:
+                return fn(*args, **kw)
+            except TRANSIENT:
+                if attempt == self.retries:
+                    raise
+                with self._cond:
+                    if self._abort_requested:
+                        raise _Aborted from None
+        raise AssertionError("unreachable")
+
+    def _make_safe(self) -> None:
+        try:
+            self.safety_problems = list(self.rig.make_safe())
+        except Exception as exc:  # make_safe should not raise; never let it hide the status
+            self.safety_problems = [f"make_safe raised {type(exc).__name__}: {exc}"]
+
+    def _finish(self, status: str, message: str) -> None:
+        self._make_safe()
+        if self.safety_problems:
+            message = (message + "; " if message else "") + "rig NOT safe: " + "; ".join(
+                self.safety_problems)
+        if self.notes:
+            message = (message + "; " if message else "") + "; ".join(self.notes)
+        writer = self._writer
+        try:
+            if writer is not None:
+                writer.set_status(status, message)
+        finally:
+            if writer is not None:
+                writer.close()
+            with self._cond:
+                self._state = status
+                self.message = message
+            self._emit(status, line=self._line, message=message)
+            self._done.set()
+
+    # -- events -----------------------------------------------------------------------------
+
+    def _emit(self, kind: str, *, line: int, index: tuple[int, int] | None = None,
+              bz: float | None = None, message: str = "") -> None:
+        if not self._subscribers:
+            return
+        total = self.plan.points
+        progress = self._points_done / total if total else 1.0
+        now = self.rig.clock.now()
+        event = ScanEvent(kind=kind, entry=self.entry, line=line, index=index, bz=bz,
+                          message=message, progress=progress, eta_s=self._eta(now), time=now)
+        for callback in list(self._subscribers):
+            try:
+                callback(event)
+            except Exception as exc:  # a broken display must not break the scan
+                self.subscriber_errors.append(exc)
+
+    def _eta(self, now: float) -> float | None:
+        remaining = self.plan.points - self._points_done
+        if remaining <= 0:
+            return 0.0
+        if self._run_points and self._run_start is not None:
+            return (now - self._run_start) / self._run_points * remaining
+        estimate = self.plan.estimate_duration(self.rig.profile)
+        return estimate * remaining / self.plan.points
+
+
+def _ut(b: np.ndarray) -> str:
+    return "(" + ", ".join(f"{v * 1e6:.3f}" for v in b) + ")"

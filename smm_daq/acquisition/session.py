@@ -1,0 +1,229 @@
+"""The Python API for scripted acquisition: one session file, one rig, steps as methods.
+
+    with Session.open("sample.h5") as s:               # the simulator profile by default
+        s.zero_field()
+        rem = s.scan("remanent", center_um=(12500, 12500), size_um=(500, 500), step_um=20)
+        inf = s.scan("in_field", center_um=(12500, 12500), size_um=(500, 500), step_um=20,
+                     field_uT=(0, 40, 0))
+        induced = s.subtract("in_field", "remanent", "induced")
+        induced.bz                                     # (ny, nx) T
+
+Every scan ends with the rig made safe (the field ramped down); `set_field` sets the field
+now and becomes the default of later scans that give none. Leaving the `with` block, however
+it is left, makes the rig safe and closes it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from smm_daq.acquisition.events import ScanEvent
+from smm_daq.acquisition.plan import DEFAULT_SETTLE_TAU, ScanPlan, check_field
+from smm_daq.acquisition.sequencer import Sequencer
+from smm_daq.errors import InputError, SmmError
+from smm_daq.instruments.profile import Profile, load_profile
+from smm_daq.storage.mapdata import MapData
+from smm_daq.storage.nexus import read_map, write_map_entry
+from smm_daq.storage.scan_entry import read_scan_record
+
+UM = 1e-6
+UT = 1e-6
+TERMINAL = ("finished", "failed", "aborted")
+
+PauseHandler = Callable[[str], bool]  # reason -> True to resume, False to abort
+
+
+class ScanNotFinished(SmmError):
+    """A scan ended "failed" or "aborted"; its file holds the lines finished before."""
+
+    def __init__(self, entry: str, status: str, message: str) -> None:
+        self.entry = entry
+        self.status = status
+        super().__init__(f"scan '{entry}' {status}: {message}")
+
+
+def no_operator(reason: str) -> bool:
+    """Default pause handler of scripted use: nobody can resume, so abort."""
+    return False
+
+
+class Session:
+    """A session file and an open rig. Use `Session.open` as a context manager."""
+
+    def __init__(self, path: str | Path, rig: Any, *, on_pause: PauseHandler = no_operator
+                 ) -> None:
+        self.path = Path(path)
+        self.rig = rig
+        self.on_pause = on_pause
+        self.field: tuple[float, float, float] = (0.0, 0.0, 0.0)  # T, default for scans
+        self.last_sequencer: Sequencer | None = None
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path,
+        profile: Profile | str | Path | None = None,
+        *,
+        time_scale: float = 0.0,
+        world_options: dict[str, Any] | None = None,
+        on_pause: PauseHandler = no_operator,
+    ) -> Session:
+        """Open the rig of `profile` (a Profile, a profile file, or None: the simulator).
+
+        `time_scale` (simulated seconds per real second, 0 = as fast as possible) and
+        `world_options` (e.g. {"sample": VirtualSample(...)}) apply to simulated rigs.
+        `on_pause(reason)` decides whether a paused scan resumes (True) or aborts.
+        """
+        from smm_daq.instruments.rig import open_rig
+
+        prof = profile if isinstance(profile, Profile) else load_profile(profile)
+        rig = open_rig(prof, time_scale=time_scale, world_options=world_options)
+        return cls(path, rig, on_pause=on_pause)
+
+    @property
+    def profile(self) -> Profile:
+        return self.rig.profile
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> list[str]:
+        """Make the rig safe and close it; returns what make_safe could not do."""
+        try:
+            return list(self.rig.make_safe())
+        finally:
+            self.rig.close()
+
+    # -- steps ------------------------------------------------------------------------------
+
+    def scan(
+        self,
+        name: str,
+        *,
+        center_um: tuple[float, float],
+        size_um: tuple[float, float],
+        step_um: float | tuple[float, float],
+        field_uT: tuple[float, float, float] | None = None,
+        height_um: float | None = None,
+        raster: str = "serpentine",
+        settle_tau: float = DEFAULT_SETTLE_TAU,
+        dwell_tau: float = 0.0,
+        title: str = "",
+        on_event: Callable[[ScanEvent], None] | None = None,
+        auto_range: bool = False,
+    ) -> MapData:
+        """Scan a grid centred on `center_um` into entry `name`; returns the map.
+
+        Without `field_uT` the session's field (last `set_field`, initially zero) is applied.
+        Raises InputError before anything moves when the plan does not fit the profile, and
+        ScanNotFinished when the scan fails or is aborted.
+        """
+        step = (step_um * UM if np.isscalar(step_um)
+                else (step_um[0] * UM, step_um[1] * UM))  # type: ignore[index]
+        plan = ScanPlan.from_center(
+            name,
+            (center_um[0] * UM, center_um[1] * UM),
+            (size_um[0] * UM, size_um[1] * UM),
+            step,  # type: ignore[arg-type]
+            field=self.field if field_uT is None else tuple(b * UT for b in field_uT),
+            height=self.profile.sensor.height if height_um is None else height_um * UM,
+            raster=raster,
+            settle_tau=settle_tau,
+            dwell_tau=dwell_tau,
+            title=title,
+        )
+        return self.scan_plan(plan, on_event=on_event, auto_range=auto_range)
+
+    def scan_plan(
+        self,
+        plan: ScanPlan,
+        *,
+        recipe_text: str = "",
+        on_event: Callable[[ScanEvent], None] | None = None,
+        auto_range: bool = False,
+        resume: bool = False,
+    ) -> MapData:
+        """Run `plan` (or, with `resume`, finish its unfinished entry); returns the map."""
+        seq = Sequencer(self.rig, self.path, plan, recipe_text=recipe_text, resume=resume,
+                        auto_range=auto_range)
+        self.last_sequencer = seq
+        wake = threading.Event()
+        seq.subscribe(lambda e: (e.kind == "paused" or e.kind in TERMINAL) and wake.set())
+        if on_event is not None:
+            seq.subscribe(on_event)
+        seq.start()
+        try:
+            while seq.state not in TERMINAL:
+                wake.wait()
+                wake.clear()
+                if seq.state == "paused":
+                    if self.on_pause(seq.message):
+                        seq.resume()
+                    else:
+                        seq.abort(f"aborted with no operator to resume it; `smm-daq resume "
+                                  f"{self.path} --entry {plan.name}` continues the scan")
+        except KeyboardInterrupt:
+            seq.abort("interrupted (Ctrl-C)")
+            seq.wait()
+            raise
+        status = seq.wait()
+        if seq.error is not None:
+            raise seq.error
+        if status != "finished":
+            raise ScanNotFinished(plan.name, status, seq.message)
+        return read_map(self.path, plan.name)
+
+    def resume(self, entry: str, *, on_event: Callable[[ScanEvent], None] | None = None,
+               auto_range: bool = False) -> MapData:
+        """Finish an interrupted scan entry from its first unfinished line."""
+        record = read_scan_record(self.path, entry)
+        plan = ScanPlan.from_text(record["plan"], source=f"{self.path}, entry '{entry}'")
+        return self.scan_plan(plan, recipe_text=record["recipe"], on_event=on_event,
+                              auto_range=auto_range, resume=True)
+
+    def set_field(self, field_uT: tuple[float, float, float]) -> None:
+        """Ramp to `field_uT` now (checked against the profile); later scans default to it."""
+        if len(field_uT) != 3:
+            raise InputError(f"field_uT is {field_uT!r}; expected three numbers (µT)")
+        b = tuple(float(v) * UT for v in field_uT)
+        check_field(b, self.profile, label="field_uT")
+        self.rig.coils.set_field(np.array(b), ramp=True)
+        self.field = b  # type: ignore[assignment]
+
+    def zero_field(self) -> None:
+        """Ramp to zero applied field; later scans default to zero field."""
+        self.rig.coils.zero()
+        self.field = (0.0, 0.0, 0.0)
+
+    def subtract(self, in_field: str, remanent: str, name: str, *, register: bool = True
+                 ) -> MapData:
+        """In-field minus (registered) remanent into a new entry `name`; returns the map."""
+        # Imported here: registration pulls in scipy.signal (~2 s), which every `smm-daq`
+        # command would otherwise pay at start-up.
+        from smm_daq.analysis.subtraction import subtract_maps
+
+        result = subtract_maps(read_map(self.path, in_field), read_map(self.path, remanent),
+                               register=register, name=name)
+        write_map_entry(
+            self.path,
+            result.map,
+            kind="induced",
+            extra={
+                "results/shift_m": np.array(result.shift),
+                "results/shift_sd_m": np.array(result.shift_sd),
+                "results/registered": result.registered,
+            },
+        )
+        return result.map
+
+    def read(self, entry: str) -> MapData:
+        """The map of any entry of the session file."""
+        return read_map(self.path, entry)

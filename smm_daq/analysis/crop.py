@@ -1,0 +1,23 @@
+"""Cut a map down to a rectangle."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from smm_daq.errors import InputError
+from smm_daq.storage.mapdata import MapData
+
+
+def crop(m: MapData, x_range: tuple[float, float], y_range: tuple[float, float]) -> MapData:
+    """The pixels whose centres lie in x_range × y_range (m, ends included)."""
+    (x0, x1), (y0, y1) = sorted(x_range), sorted(y_range)
+    ix = np.nonzero((m.x >= x0) & (m.x <= x1))[0]
+    iy = np.nonzero((m.y >= y0) & (m.y <= y1))[0]
+    if ix.size == 0 or iy.size == 0:
+        raise InputError(
+            f"the crop x {x0 * 1e6:.4g}..{x1 * 1e6:.4g} µm, y {y0 * 1e6:.4g}..{y1 * 1e6:.4g} µm "
+            f"holds no pixel of '{m.name or 'the map'}' (x {m.x[0] * 1e6:.4g}..{m.x[-1] * 1e6:.4g}"
+            f" µm, y {m.y[0] * 1e6:.4g}..{m.y[-1] * 1e6:.4g} µm)"
+        )
+    sub = (slice(iy[0], iy[-1] + 1), slice(ix[0], ix[-1] + 1))
+    return m.with_bz(m.bz[sub], x=m.x[sub[1]], y=m.y[sub[0]])

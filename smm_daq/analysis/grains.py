@@ -1,0 +1,310 @@
+"""Grain geometry from micro-CT: each grain a union of axis-aligned cuboids.
+
+Two file formats (DESIGN.md §8):
+
+* CSV with the header ``grain,x_um,y_um,z_um,dx_um,dy_um,dz_um``: cuboid centre and FULL
+  edge lengths in µm, z up (grains at z < 0). Columns may come in any order; '#' starts a
+  comment line.
+* the MMT community's text format (``--grain-format mmt``): whitespace-separated
+  ``x y z hx hy hz grain`` in µm with HALF edge lengths and z as DEPTH (positive down).
+
+Cuboids of one grain may be spread over the file; they are grouped by label. Overlapping
+cuboids of one grain (which would count volume twice) and cuboids above the sample top are
+refused with a message naming the file and line(s); cuboids of different grains that overlap
+(micro-CT segmentations do this) are kept, with a GeometryWarning. Grains above the sensor are
+refused by the inversion, which knows the sensor height.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from numba import njit
+
+from smm_daq.errors import InputError
+
+UM = 1e-6
+CSV_COLUMNS = ("grain", "x_um", "y_um", "z_um", "dx_um", "dy_um", "dz_um")
+FORMATS = ("csv", "mmt")
+# Cuboids may touch: an overlap thinner than this fraction of the smaller edge is rounding.
+_OVERLAP_TOLERANCE = 1e-6
+
+
+@dataclass(frozen=True)
+class GrainSet:
+    """Cuboids (C, 6) in m (centre x, y, z; full edges dx, dy, dz; z up), grouped by grain.
+
+    Cuboids are sorted by grain: those of grain g are ``cuboids[start[g]:start[g + 1]]``.
+    ``labels[g]`` is the grain's label in the file, ``lines[c]`` the file line of cuboid c.
+    """
+
+    cuboids: np.ndarray
+    grain: np.ndarray  # (C,) grain index 0..G-1 of each cuboid (non-decreasing)
+    labels: np.ndarray  # (G,) int labels from the file
+    lines: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    source: str = ""
+
+    @property
+    def n_grains(self) -> int:
+        return int(self.labels.size)
+
+    @property
+    def start(self) -> np.ndarray:
+        """(G + 1,) offsets of each grain's cuboids."""
+        return np.searchsorted(self.grain, np.arange(self.n_grains + 1))
+
+    def cuboid_volumes(self) -> np.ndarray:
+        return np.prod(self.cuboids[:, 3:], axis=1)
+
+    def volumes(self) -> np.ndarray:
+        """(G,) grain volumes in m³."""
+        return np.bincount(self.grain, self.cuboid_volumes(), minlength=self.n_grains)
+
+    def centroids(self) -> np.ndarray:
+        """(G, 3) volume centroids in m."""
+        v = self.cuboid_volumes()
+        vol = self.volumes()
+        return np.stack(
+            [np.bincount(self.grain, v * self.cuboids[:, k], self.n_grains) / vol
+             for k in range(3)],
+            axis=1,
+        )
+
+    def radii(self) -> np.ndarray:
+        """(G,) the largest distance from a grain's centroid to any of its cuboids' corners."""
+        c = self.centroids()[self.grain]
+        far = np.abs(self.cuboids[:, :3] - c) + self.cuboids[:, 3:] / 2
+        return np.maximum.reduceat(np.linalg.norm(far, axis=1), self.start[:-1]) \
+            if self.cuboids.size else np.zeros(0)
+
+    def tops(self) -> np.ndarray:
+        """(G,) the highest z of each grain in m."""
+        top = self.cuboids[:, 2] + self.cuboids[:, 5] / 2
+        return np.maximum.reduceat(top, self.start[:-1]) if top.size else np.zeros(0)
+
+    def subset(self, grains: np.ndarray) -> GrainSet:
+        """The grains with the given indices (in that order), renumbered 0..len-1."""
+        grains = np.asarray(grains, dtype=np.int64)
+        start = self.start
+        idx = np.concatenate([np.arange(start[g], start[g + 1]) for g in grains]) \
+            if grains.size else np.zeros(0, dtype=np.int64)
+        counts = start[grains + 1] - start[grains]
+        return GrainSet(
+            cuboids=self.cuboids[idx],
+            grain=np.repeat(np.arange(grains.size), counts),
+            labels=self.labels[grains],
+            lines=self.lines[idx] if self.lines.size else self.lines,
+            source=self.source,
+        )
+
+
+def from_arrays(
+    cuboids: np.ndarray, grain_labels: np.ndarray, *, lines: np.ndarray | None = None,
+    source: str = "",
+) -> GrainSet:
+    """Group cuboids (C, 6) m by their grain labels (C,) (stable: file order within a grain)."""
+    cuboids = np.asarray(cuboids, dtype=float).reshape(-1, 6)
+    labels_in = np.asarray(grain_labels, dtype=np.int64).reshape(-1)
+    if labels_in.size != cuboids.shape[0]:
+        raise ValueError(f"{labels_in.size} labels for {cuboids.shape[0]} cuboids")
+    order = np.argsort(labels_in, kind="stable")
+    labels, grain = np.unique(labels_in[order], return_inverse=True)
+    line_arr = np.arange(1, cuboids.shape[0] + 1) if lines is None else np.asarray(lines)
+    return GrainSet(
+        cuboids=cuboids[order], grain=grain.astype(np.int64), labels=labels,
+        lines=line_arr[order].astype(np.int64), source=source,
+    )
+
+
+def _number(text: str, where: str, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise InputError(f"{what} is {text!r}; expected a finite number", source=where)
+    return value
+
+
+def _label(text: str, where: str) -> int:
+    value = _number(text, where, "grain label")
+    if value != round(value):
+        raise InputError(f"grain label is {text!r}; expected an integer", source=where)
+    return round(value)
+
+
+def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    source = str(path)
+    rows: list[list[float]] = []
+    labels: list[int] = []
+    lines: list[int] = []
+    header: list[str] | None = None
+    for lineno, raw in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        cells = [c.strip() for c in line.split(",")]
+        where = f"{source}, line {lineno}"
+        if header is None:
+            header = cells
+            unknown = [c for c in cells if c not in CSV_COLUMNS]
+            missing = [c for c in CSV_COLUMNS if c not in cells]
+            if unknown or missing or len(set(cells)) != len(cells):
+                problem = (f"unknown column(s) {', '.join(map(repr, unknown))}" if unknown
+                           else f"missing column(s) {', '.join(map(repr, missing))}" if missing
+                           else "repeated columns")
+                raise InputError(
+                    f"header has {problem}; expected the columns {','.join(CSV_COLUMNS)}"
+                    " (or use --grain-format mmt for the MMT text format)",
+                    source=where,
+                )
+            index = [cells.index(c) for c in CSV_COLUMNS]
+            continue
+        if len(cells) != len(header):
+            raise InputError(
+                f"has {len(cells)} values; expected {len(header)} ({','.join(header)})",
+                source=where,
+            )
+        values = [cells[i] for i in index]
+        labels.append(_label(values[0], where))
+        rows.append([_number(v, where, name) for v, name in zip(values[1:], CSV_COLUMNS[1:],
+                                                                   strict=True)])
+        lines.append(lineno)
+    if header is None:
+        raise InputError(f"is empty; expected the header {','.join(CSV_COLUMNS)}", source=source)
+    arr = np.array(rows, dtype=float).reshape(-1, 6) * UM
+    return arr, np.array(labels, dtype=np.int64), np.array(lines, dtype=np.int64)
+
+
+def _read_mmt(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    source = str(path)
+    rows: list[list[float]] = []
+    labels: list[int] = []
+    lines: list[int] = []
+    for lineno, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        cells = line.replace(",", " ").split()
+        where = f"{source}, line {lineno}"
+        if len(cells) != 7:
+            raise InputError(
+                f"has {len(cells)} values; expected 7 (x y z hx hy hz grain, µm, half edges, "
+                "z as depth)",
+                source=where,
+            )
+        x, y, depth, hx, hy, hz = (_number(c, where, n) for c, n in
+                                   zip(cells[:6], ("x", "y", "z", "hx", "hy", "hz"), strict=True))
+        labels.append(_label(cells[6], where))
+        rows.append([x, y, -depth, 2 * hx, 2 * hy, 2 * hz])
+        lines.append(lineno)
+    arr = np.array(rows, dtype=float).reshape(-1, 6) * UM
+    return arr, np.array(labels, dtype=np.int64), np.array(lines, dtype=np.int64)
+
+
+@njit(cache=True)
+def _overlaps(lo, hi, order, tol):
+    """Sweep along x over cuboids sorted by their lower x: all overlapping pairs (i, j)."""
+    n = order.size
+    pairs = []
+    for a in range(n):
+        i = order[a]
+        for b in range(a + 1, n):
+            j = order[b]
+            if lo[j, 0] >= hi[i, 0] - tol[i]:
+                break
+            t = min(tol[i], tol[j])
+            if (min(hi[i, 0], hi[j, 0]) - max(lo[i, 0], lo[j, 0]) > t
+                    and min(hi[i, 1], hi[j, 1]) - max(lo[i, 1], lo[j, 1]) > t
+                    and min(hi[i, 2], hi[j, 2]) - max(lo[i, 2], lo[j, 2]) > t):
+                pairs.append((min(i, j), max(i, j)))
+    return pairs
+
+
+class GeometryWarning(UserWarning):
+    """A grain file that is usable but suspicious (e.g. cuboids of two grains overlap)."""
+
+
+def check_geometry(grains: GrainSet) -> None:
+    """Refuse non-positive edges, cuboids above the sample top (z > 0) and overlapping cuboids
+    of one grain; warn (GeometryWarning) when cuboids of different grains overlap."""
+    cub = grains.cuboids
+    src = grains.source or "grain file"
+
+    def where(c: int) -> str:
+        return f"{src}, line {grains.lines[c]}" if grains.lines.size else f"{src}, cuboid {c}"
+
+    if cub.shape[0] == 0:
+        raise InputError("holds no cuboids; expected at least one grain", source=src)
+    bad = np.flatnonzero(np.any(cub[:, 3:] <= 0, axis=1))
+    if bad.size:
+        raise InputError("has an edge length <= 0; expected positive edges", source=where(bad[0]))
+    top = cub[:, 2] + cub[:, 5] / 2
+    tol = _OVERLAP_TOLERANCE * cub[:, 3:].min(axis=1)
+    above = np.flatnonzero(top > tol)
+    if above.size:
+        c = above[0]
+        raise InputError(
+            f"grain {grains.labels[grains.grain[c]]} reaches z = {top[c] / UM:.4g} µm, above the "
+            "sample top (z = 0); expected grains inside the sample (z up, or use "
+            "--grain-format mmt for depths)",
+            source=where(c),
+        )
+    lo = cub[:, :3] - cub[:, 3:] / 2
+    hi = cub[:, :3] + cub[:, 3:] / 2
+    pairs = _overlaps(lo, hi, np.argsort(lo[:, 0], kind="stable"), tol)
+    if not pairs:
+        return
+    pairs.sort()
+    label = grains.labels[grains.grain]
+
+    def lines(i: int, j: int) -> str:
+        if not grains.lines.size:
+            return f"cuboids {i} and {j}"
+        a, b = sorted((int(grains.lines[i]), int(grains.lines[j])))
+        return f"lines {a} and {b}"
+
+    same = [(i, j) for i, j in pairs if label[i] == label[j]]
+    if same:
+        i, j = same[0]
+        raise InputError(
+            f"cuboids of grain {label[i]} overlap ({lines(i, j)}), which would count their "
+            "common volume twice; expected the cuboids of a grain to be disjoint",
+            source=src,
+        )
+    i, j = pairs[0]
+    warnings.warn(
+        f"{src}: {len(pairs)} pair(s) of cuboids of different grains overlap (first: grains "
+        f"{label[i]} and {label[j]}, {lines(i, j)}); each grain keeps its own cuboids",
+        GeometryWarning,
+        stacklevel=3,
+    )
+
+
+def read_grains(path: str | Path, fmt: str = "csv") -> GrainSet:
+    """Read and check a grain file; InputError naming the file and line on bad input."""
+    path = Path(path)
+    if fmt not in FORMATS:
+        raise InputError(f"grain format {fmt!r} is unknown; expected one of {', '.join(FORMATS)}")
+    if not path.is_file():
+        raise InputError("no such grain file", source=str(path))
+    try:
+        arrays = _read_csv(path) if fmt == "csv" else _read_mmt(path)
+    except UnicodeDecodeError as exc:
+        raise InputError(f"is not a text file ({exc.reason})", source=str(path)) from None
+    cuboids, labels, lines = arrays
+    grains = from_arrays(cuboids, labels, lines=lines, source=str(path))
+    check_geometry(grains)
+    return grains
+
+
+def write_grains_csv(path: str | Path, grains: GrainSet) -> None:
+    """Write the DESIGN.md §8 CSV (µm, full edges, z up)."""
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(",".join(CSV_COLUMNS) + "\n")
+        for label, row in zip(grains.labels[grains.grain], grains.cuboids / UM, strict=True):
+            f.write(f"{int(label)}," + ",".join(f"{v:.9g}" for v in row) + "\n")

@@ -1,0 +1,42 @@
+"""Checks that maps can be combined pixel by pixel, with messages that name both maps."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from smm_daq.errors import InputError
+from smm_daq.storage.mapdata import MapData
+
+
+def _label(m: MapData, fallback: str) -> str:
+    return f"'{m.name}'" if m.name else fallback
+
+
+def require_same_grid(a: MapData, b: MapData) -> None:
+    """InputError unless `a` and `b` share shape and axes (to 1 % of a step)."""
+    la, lb = _label(a, "the first map"), _label(b, "the second map")
+    if a.shape != b.shape:
+        raise InputError(
+            f"{la} is {a.shape[0]} × {a.shape[1]} pixels (ny × nx) but {lb} is "
+            f"{b.shape[0]} × {b.shape[1]}; expected two scans on the same grid"
+        )
+    step = max(abs(s) for s in (*a.step, *b.step)) or 1.0
+    for axis, ua, ub in (("x", a.x, b.x), ("y", a.y, b.y)):
+        worst = float(np.max(np.abs(ua - ub))) if ua.size else 0.0
+        if worst > 0.01 * step:
+            raise InputError(
+                f"the {axis} axes of {la} and {lb} differ by up to {worst * 1e6:.3g} µm; "
+                "expected two scans on the same grid"
+            )
+
+
+def require_regular(m: MapData) -> tuple[float, float]:
+    """The steps (dx, dy) in m of a map whose axes are uniform and at least 2 × 2 pixels."""
+    label = _label(m, "the map")
+    if m.x.size < 2 or m.y.size < 2:
+        raise InputError(f"{label} has {m.shape[0]} × {m.shape[1]} pixels; expected at least 2 × 2")
+    for axis, u in (("x", m.x), ("y", m.y)):
+        d = np.diff(u)
+        if not (np.all(d > 0) and np.ptp(d) <= 1e-3 * d.mean()):
+            raise InputError(f"the {axis} axis of {label} is not uniform and increasing")
+    return m.step

@@ -1,0 +1,103 @@
+"""Dask for the tiled inversion and the parameter study: a client, and tasks run with progress.
+
+The default cluster is a `LocalCluster` of worker *processes*, one thread each, on loopback:
+the work is numba kernels and BLAS, which would otherwise contend for the same cores in one
+process (each kernel already spreads over all cores it is given), and a process per worker
+keeps each worker's memory its own, so the nanny can report and bound it, which is what tiling
+is for. Each worker gets NUMBA_NUM_THREADS=1 (Dask already sets OMP/BLAS threads to 1), so
+n_workers processes use n_workers cores. `processes=False` runs the workers as threads of
+this process (no sockets; what the tests use).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from distributed import Client, LocalCluster, as_completed
+
+from smm_daq.errors import InputError
+
+Progress = Callable[[str, int, int], None]  # (stage, tasks done, tasks in the stage)
+
+CONNECT_TIMEOUT_S = 10
+
+
+@contextlib.contextmanager
+def open_client(
+    scheduler: str | None = None, *, n_workers: int = 2, processes: bool = True
+) -> Iterator[Client]:
+    """A Dask client: connected to `scheduler` (an address such as tcp://host:8786) when given,
+    else to a new LocalCluster of `n_workers` single-threaded workers on 127.0.0.1, shut down
+    on exit."""
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout=CONNECT_TIMEOUT_S)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise InputError(
+                f"cannot reach the Dask scheduler at {scheduler!r} ({exc}); expected the "
+                "address of a running scheduler, e.g. tcp://host:8786"
+            ) from None
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    if n_workers < 1:
+        raise InputError(f"{n_workers} Dask workers: expected at least 1")
+    options: dict[str, Any] = {}
+    if processes:
+        options = {"host": "127.0.0.1", "env": {"NUMBA_NUM_THREADS": "1"}}
+    cluster = LocalCluster(
+        n_workers=n_workers, threads_per_worker=1, processes=processes,
+        dashboard_address=None, silence_logs=logging.ERROR, **options,
+    )
+    try:
+        with Client(cluster) as client:
+            yield client
+    finally:
+        cluster.close()
+
+
+def run_tasks(
+    client: Client | None, func: Callable[..., Any], items: Sequence[tuple[Any, ...]], *,
+    stage: str, progress: Progress | None = None,
+) -> list[Any]:
+    """func(*item) for every item on the cluster (in this process, one after another, when
+    `client` is None); results in the order of `items`. Calls progress(stage, done, total) as
+    tasks finish; a task's exception is raised here (the remaining tasks are cancelled)."""
+    if client is None:
+        results = []
+        for done, item in enumerate(items, start=1):
+            if progress is not None and done == 1:
+                progress(stage, 0, len(items))
+            results.append(func(*item))
+            if progress is not None:
+                progress(stage, done, len(items))
+        return results
+    futures = [client.submit(func, *item, pure=False) for item in items]
+    index = {f.key: i for i, f in enumerate(futures)}
+    results: list[Any] = [None] * len(futures)
+    if progress is not None:
+        progress(stage, 0, len(futures))
+    try:
+        for done, future in enumerate(as_completed(futures), start=1):
+            results[index[future.key]] = future.result()
+            if progress is not None:
+                progress(stage, done, len(futures))
+    finally:
+        client.cancel([f for f in futures if not f.done()])
+    return results
+
+
+def stderr_progress(stream: Any = None) -> Progress:
+    """A progress callback printing one line per finished task, e.g. `tiles pass 2: 3/9`."""
+    out = stream if stream is not None else sys.stderr
+
+    def report(stage: str, done: int, total: int) -> None:
+        print(f"{stage}: {done}/{total}", file=out, flush=True)
+
+    return report

@@ -1,0 +1,288 @@
+"""Registration of two scans of one sample: the sub-pixel shift (and, if asked, a small rotation)
+that carries one map onto the other, estimated from the maps themselves, with its uncertainty.
+
+Convention: `moved(p) = moving(R(-θ) (p - c - s) + c)`, p a position (x, y) in m, c the centre
+of the grid, s = `shift` and θ = `rotation` (counter-clockwise, rad). A sample that sat further
+along +x in the reference scan than in the moving scan gives a positive shift x.
+
+Method: a windowed cross-correlation gives the whole-pixel start; Gauss-Newton least squares
+on the overlap (Fourier-shift resampling of the moving map, see `_Resampler`; a free constant
+offset between the maps, which absorbs the applied field's leakage into Bz) refines it.
+The standard deviations come from the fit's sandwich covariance
+(J^T J)^-1 J^T C J (J^T J)^-1, with C the residual's own autocovariance (Bartlett-windowed): the
+residual of an in-field against a zero-field scan holds the induced field, which is smooth, so
+treating it as white noise would understate the uncertainty.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from smm_daq.analysis.fill import fill_nan
+from smm_daq.analysis.fourier import periodic_smooth, wavenumbers
+from smm_daq.analysis.grids import require_regular, require_same_grid
+from smm_daq.errors import InputError
+from smm_daq.storage.mapdata import MapData
+
+_FD_STEP = 0.05  # pixels, for the spline gradient
+_MIN_PIXELS_PER_PARAMETER = 20
+
+
+@dataclass(frozen=True)
+class Registration:
+    """How to carry the moving map onto the reference grid, and how well that is known."""
+
+    shift: tuple[float, float]  # (dx, dy) m
+    shift_sd: tuple[float, float]  # m
+    rotation: float = 0.0  # rad, counter-clockwise, about the grid centre
+    rotation_sd: float = 0.0  # rad
+    offset: float = 0.0  # T, reference minus moved: a constant the fit allowed between them
+    rms_residual: float = float("nan")  # T, of reference - moved - offset on the overlap
+    pixels: int = 0  # overlap used in the fit
+
+
+class _Resampler:
+    """Samples of a map (NaN filled) at transformed positions, with their gradient.
+
+    The map is split into a periodic part, shifted exactly by a Fourier phase when there is no
+    rotation, and a smooth part carrying the edge jumps, resampled by quintic spline (as is
+    everything when there is a rotation). A spline of the whole map is least accurate at the
+    edges, where the induced signal of a grain near the edge would drown in its error.
+    """
+
+    def __init__(self, m: MapData) -> None:
+        self.x0, self.y0 = float(m.x[0]), float(m.y[0])
+        self.dx, self.dy = m.step
+        periodic, smooth = periodic_smooth(fill_nan(m.bz))
+        self.periodic_hat = np.fft.fft2(periodic)
+        self.kx, self.ky = wavenumbers(m.shape, m.step)
+        self.periodic = ndimage.spline_filter(periodic, order=5, mode="mirror")
+        self.smooth = ndimage.spline_filter(smooth, order=5, mode="mirror")
+        self.measured = np.isfinite(m.bz).astype(float)
+
+    def _indices(self, qx: np.ndarray, qy: np.ndarray) -> list[np.ndarray]:
+        return [(qy - self.y0) / self.dy, (qx - self.x0) / self.dx]
+
+    def _spline(self, coeffs: np.ndarray, qx: np.ndarray, qy: np.ndarray) -> np.ndarray:
+        return ndimage.map_coordinates(
+            coeffs, self._indices(qx, qy), order=5, mode="mirror", prefilter=False
+        )
+
+    def _spline_gradient(
+        self, coeffs: np.ndarray, qx: np.ndarray, qy: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        hx, hy = _FD_STEP * self.dx, _FD_STEP * self.dy
+        gx = (self._spline(coeffs, qx + hx, qy) - self._spline(coeffs, qx - hx, qy)) / (2 * hx)
+        gy = (self._spline(coeffs, qx, qy + hy) - self._spline(coeffs, qx, qy - hy)) / (2 * hy)
+        return gx, gy
+
+    def sample(
+        self, qx: np.ndarray, qy: np.ndarray, shift: np.ndarray, angle: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Values and gradient (d/dx, d/dy) at q, which is the grid moved by (shift, angle)."""
+        values = self._spline(self.smooth, qx, qy)
+        gx, gy = self._spline_gradient(self.smooth, qx, qy)
+        if angle == 0.0:
+            phased = self.periodic_hat * np.exp(-1j * (self.kx * shift[0] + self.ky * shift[1]))
+            values = values + np.fft.ifft2(phased).real
+            gx = gx + np.fft.ifft2(1j * self.kx * phased).real
+            gy = gy + np.fft.ifft2(1j * self.ky * phased).real
+        else:
+            values = values + self._spline(self.periodic, qx, qy)
+            px, py = self._spline_gradient(self.periodic, qx, qy)
+            gx, gy = gx + px, gy + py
+        return values, gx, gy
+
+    def valid(self, qx: np.ndarray, qy: np.ndarray) -> np.ndarray:
+        """Inside the grid and every neighbouring pixel measured."""
+        w = ndimage.map_coordinates(
+            self.measured, self._indices(qx, qy), order=1, mode="constant", cval=0.0
+        )
+        return w > 0.999
+
+
+def _rot(angle: float) -> np.ndarray:
+    c, s = np.cos(angle), np.sin(angle)
+    return np.array([[c, -s], [s, c]])
+
+
+def _source_positions(
+    px: np.ndarray, py: np.ndarray, centre: np.ndarray, shift: np.ndarray, angle: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """q = R(-θ)(p - c - s) + c, and v = p - c - s (for the derivative in θ)."""
+    vx, vy = px - centre[0] - shift[0], py - centre[1] - shift[1]
+    r = _rot(-angle)
+    return r[0, 0] * vx + r[0, 1] * vy + centre[0], r[1, 0] * vx + r[1, 1] * vy + centre[1], vx, vy
+
+
+def _tukey(n: int, alpha: float) -> np.ndarray:
+    """A window flat in the middle with cosine tapers over alpha/2 of each end."""
+    w = np.ones(n)
+    edge = int(alpha * (n - 1) / 2)
+    if edge > 0:
+        ramp = 0.5 * (1 - np.cos(np.pi * np.arange(edge) / edge))
+        w[:edge] = ramp
+        w[n - edge :] = ramp[::-1]
+    return w
+
+
+def _whole_pixel_start(
+    reference: MapData, moving: MapData, max_shift: float | None
+) -> tuple[float, float]:
+    """Peak of the windowed cross-correlation, refined by a parabola through its neighbours."""
+    ny, nx = reference.shape
+    window = np.outer(_tukey(ny, 0.3), _tukey(nx, 0.3))
+    images = []
+    for m in (reference, moving):
+        finite = np.isfinite(m.bz)
+        a = np.where(finite, m.bz - np.nanmean(m.bz), 0.0) * window
+        images.append(np.fft.rfft2(a, s=(2 * ny, 2 * nx)))
+    corr = np.fft.fftshift(np.fft.irfft2(images[0] * np.conj(images[1]), s=(2 * ny, 2 * nx)))
+    lag_y = np.arange(2 * ny) - ny
+    lag_x = np.arange(2 * nx) - nx
+    dx, dy = reference.step
+    limit_x = nx // 2 if max_shift is None else min(nx - 2, int(max_shift / dx) + 1)
+    limit_y = ny // 2 if max_shift is None else min(ny - 2, int(max_shift / dy) + 1)
+    allowed = (np.abs(lag_y)[:, None] <= limit_y) & (np.abs(lag_x)[None, :] <= limit_x)
+    corr = np.where(allowed, corr, -np.inf)
+    iy, ix = np.unravel_index(int(np.argmax(corr)), corr.shape)
+
+    def parabola(c_minus: float, c0: float, c_plus: float) -> float:
+        denom = c_minus - 2 * c0 + c_plus
+        if not np.isfinite(denom) or denom >= 0:
+            return 0.0
+        return float(np.clip(0.5 * (c_minus - c_plus) / denom, -0.5, 0.5))
+
+    fx = parabola(corr[iy, ix - 1], corr[iy, ix], corr[iy, ix + 1]) if 0 < ix < 2 * nx - 1 else 0
+    fy = parabola(corr[iy - 1, ix], corr[iy, ix], corr[iy + 1, ix]) if 0 < iy < 2 * ny - 1 else 0
+    return (lag_x[ix] + fx) * dx, (lag_y[iy] + fy) * dy
+
+
+def _sandwich_covariance(
+    jac_images: np.ndarray, residual: np.ndarray, used: np.ndarray
+) -> np.ndarray:
+    """(J^T J)^-1 J^T C J (J^T J)^-1 with C the residual's Bartlett-windowed autocovariance.
+
+    jac_images (p, ny, nx) and residual (ny, nx) are zero outside `used`.
+    """
+    p, ny, nx = jac_images.shape
+    shape = (2 * ny, 2 * nx)
+    r_hat = np.fft.rfft2(residual, s=shape)
+    u_hat = np.fft.rfft2(used.astype(float), s=shape)
+    pairs = np.fft.irfft2(u_hat * np.conj(u_hat), s=shape)
+    autocov = np.fft.irfft2(r_hat * np.conj(r_hat), s=shape) / np.maximum(pairs, 1.0)
+    autocov[pairs < 0.25 * used.sum()] = 0.0
+    rho = autocov / autocov[0, 0] if autocov[0, 0] > 0 else autocov
+
+    def reach(profile: np.ndarray, limit: int) -> int:
+        below = np.nonzero(profile[1:limit] < 0.1)[0]
+        return int(below[0]) + 1 if below.size else limit
+
+    lx = min(2 * reach(rho[0, :], nx // 2), nx // 4)
+    ly = min(2 * reach(rho[:, 0], ny // 2), ny // 4)
+    kx = np.fft.fftfreq(shape[1], 1.0 / shape[1])
+    ky = np.fft.fftfreq(shape[0], 1.0 / shape[0])
+    bartlett = np.outer(
+        np.clip(1 - np.abs(ky) / (ly + 1), 0, None), np.clip(1 - np.abs(kx) / (lx + 1), 0, None)
+    )
+    weighted = np.fft.rfft2(autocov * bartlett)
+    j_hat = np.fft.rfft2(jac_images, s=shape)
+    meat = np.empty((p, p))
+    for a in range(p):
+        for b in range(a, p):
+            # sum over lags of C(lag) * sum_q J_a(q) J_b(q + lag), via the convolution theorem
+            cross = np.fft.irfft2(np.conj(j_hat[a]) * j_hat[b] * np.conj(weighted), s=shape)
+            meat[a, b] = meat[b, a] = cross[0, 0]
+    flat = jac_images.reshape(p, -1)
+    bread = np.linalg.inv(flat @ flat.T)
+    return bread @ meat @ bread
+
+
+def estimate_registration(
+    reference: MapData,
+    moving: MapData,
+    *,
+    rotation: bool = False,
+    max_shift: float | None = None,
+    max_iterations: int = 30,
+) -> Registration:
+    """The shift (and rotation, if asked) that carries `moving` onto `reference`.
+
+    Both maps must share one grid. `max_shift` (m) bounds the search; default a quarter of the
+    map. InputError if the maps do not overlap enough to fit.
+    """
+    require_same_grid(reference, moving)
+    dx, dy = require_regular(reference)
+    ref_valid = np.isfinite(reference.bz)
+    resampler = _Resampler(moving)
+    px, py = np.meshgrid(reference.x, reference.y)
+    centre = np.array([reference.x.mean(), reference.y.mean()])
+    n_par = 4 if rotation else 3
+    shift = np.array(_whole_pixel_start(reference, moving, max_shift))
+    angle = 0.0
+    offset = float(np.nanmean(reference.bz) - np.nanmean(moving.bz))
+    ref = np.where(ref_valid, reference.bz, 0.0)
+
+    def linearise() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        qx, qy, vx, vy = _source_positions(px, py, centre, shift, angle)
+        used = ref_valid & resampler.valid(qx, qy)
+        if used.sum() < _MIN_PIXELS_PER_PARAMETER * n_par:
+            raise InputError(
+                f"the maps overlap in only {int(used.sum())} measured pixels after a shift of "
+                f"({shift[0] * 1e6:.3g}, {shift[1] * 1e6:.3g}) µm; too few to register"
+            )
+        values, gx, gy = resampler.sample(qx, qy, shift, angle)
+        r = _rot(-angle)
+        # d(moved)/d(shift_j) = -sum_i g_i R_ij ;  d(moved)/d(theta) = g . (-dR/dphi v)
+        cols = [-(gx * r[0, 0] + gy * r[1, 0]), -(gx * r[0, 1] + gy * r[1, 1])]
+        if rotation:
+            d = np.array([[-r[1, 0], -r[0, 0]], [r[0, 0], -r[1, 0]]])  # dR(phi)/dphi
+            cols.append(-(gx * (d[0, 0] * vx + d[0, 1] * vy) + gy * (d[1, 0] * vx + d[1, 1] * vy)))
+        cols.append(np.ones_like(gx))
+        jac = np.where(used, np.stack(cols), 0.0)
+        residual = np.where(used, ref - values - offset, 0.0)
+        return jac, residual, used
+
+    for _ in range(max_iterations):
+        jac, residual, used = linearise()
+        step, *_ = np.linalg.lstsq(jac.reshape(n_par, -1).T, residual.ravel(), rcond=None)
+        shift = shift + step[:2]
+        if rotation:
+            angle += step[2]
+        offset += step[-1]
+        if abs(step[0]) < 1e-4 * dx and abs(step[1]) < 1e-4 * dy:
+            break
+        if np.hypot(*shift) > 0.5 * np.hypot(np.ptp(reference.x), np.ptp(reference.y)):
+            raise InputError("registration did not converge: the maps do not look alike")
+    jac, residual, used = linearise()
+    cov = _sandwich_covariance(jac, residual, used)
+    sd = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    return Registration(
+        shift=(float(shift[0]), float(shift[1])),
+        shift_sd=(float(sd[0]), float(sd[1])),
+        rotation=float(angle),
+        rotation_sd=float(sd[2]) if rotation else 0.0,
+        offset=float(offset),
+        rms_residual=float(np.sqrt(np.sum(residual**2) / used.sum())),
+        pixels=int(used.sum()),
+    )
+
+
+def apply_registration(moving: MapData, registration: Registration) -> MapData:
+    """`moving` resampled (see `_Resampler`) so it lies on its grid as the reference did.
+
+    Pixels whose source falls outside the moving map or next to an unmeasured pixel are NaN.
+    """
+    require_regular(moving)
+    resampler = _Resampler(moving)
+    px, py = np.meshgrid(moving.x, moving.y)
+    centre = np.array([moving.x.mean(), moving.y.mean()])
+    shift = np.asarray(registration.shift, dtype=float)
+    qx, qy, _, _ = _source_positions(px, py, centre, shift, registration.rotation)
+    values, _, _ = resampler.sample(qx, qy, shift, registration.rotation)
+    bz = np.where(resampler.valid(qx, qy), values, np.nan)
+    return moving.with_bz(bz)
+

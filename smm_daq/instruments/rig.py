@@ -1,0 +1,196 @@
+"""The rig factory: the instruments a profile names, connected and configured.
+
+Implementation names in a profile (`lockin.implementation = "sr830"`) are looked up in the
+"smm_daq.drivers" entry-point group, so the core never names a driver module. With
+`rig.simulated = true`, the transports come from the "smm_daq.simulators" entry point `world`
+(one simulated world shared by all instruments) on a virtual clock; otherwise drivers open
+real links themselves, on the system clock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any
+
+from smm_daq.clock import Clock, SystemClock, VirtualClock
+from smm_daq.errors import InputError, InstrumentError, SmmError
+from smm_daq.instruments.interfaces import (
+    FieldSource,
+    Instrument,
+    LockIn,
+    Magnetometer,
+    Stage,
+)
+from smm_daq.instruments.profile import Profile
+
+DRIVER_GROUP = "smm_daq.drivers"
+SIMULATOR_GROUP = "smm_daq.simulators"
+SIMULATOR_NAME = "world"
+
+# Profile section -> what the instrument in it must be.
+_ROLES: dict[str, type[Instrument]] = {
+    "lockin": LockIn,
+    "stage": Stage,
+    "coils": FieldSource,
+    "fluxgate": Magnetometer,
+}
+
+
+@dataclass
+class Rig:
+    """The connected instruments of one profile, and (simulated) the world behind them."""
+
+    profile: Profile
+    clock: Clock
+    stage: Stage
+    coils: FieldSource
+    lockin: LockIn
+    fluxgate: Magnetometer | None
+    world: Any = None  # simulators.world.World when simulated
+    backend: Any = None  # the simulator backend (its `faults` per address) when simulated
+
+    def instruments(self) -> dict[str, Instrument]:
+        out: dict[str, Instrument] = {
+            "lockin": self.lockin,
+            "stage": self.stage,
+            "coils": self.coils,
+        }
+        if self.fluxgate is not None:
+            out["fluxgate"] = self.fluxgate
+        return out
+
+    def make_safe(self) -> list[str]:
+        """Stop the stage, bring the field to the profile's safe state; every step is tried.
+
+        Returns what could not be done (empty when the rig is safe).
+        """
+        problems = []
+        try:
+            self.stage.stop()
+        except Exception as exc:
+            problems.append(f"stage not stopped: {exc}")
+        try:
+            if self.profile.coils.safe_state == "off":
+                self.coils.output_off()
+            else:
+                self.coils.zero()
+        except Exception as exc:
+            problems.append(f"field not ramped down: {exc}")
+        return problems
+
+    def snapshot(self) -> dict[str, object]:
+        """Every instrument's snapshot; one that fails gives {'error': message}."""
+        out: dict[str, object] = {}
+        for name, instrument in self.instruments().items():
+            try:
+                out[name] = instrument.snapshot()
+            except SmmError as exc:
+                out[name] = {"error": str(exc)}
+        return out
+
+    def close(self) -> None:
+        for instrument in self.instruments().values():
+            with contextlib.suppress(Exception):
+                instrument.close()
+
+    def __enter__(self) -> Rig:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def driver_class(profile: Profile, role: str, name: str) -> type[Instrument]:
+    """The class registered under `name`, checked to be the right kind for `role`."""
+    found = {ep.name: ep for ep in entry_points(group=DRIVER_GROUP)}
+    if name not in found:
+        raise InputError(
+            f"key '{role}.implementation' is {name!r}; expected one of "
+            + ", ".join(repr(n) for n in sorted(found)),
+            source=str(profile.path),
+        )
+    cls = found[name].load()
+    expected = _ROLES[role]
+    if not (isinstance(cls, type) and issubclass(cls, expected)):
+        raise InputError(
+            f"key '{role}.implementation' is {name!r}, which is not a {expected.__name__}",
+            source=str(profile.path),
+        )
+    return cls
+
+
+def simulator_class(profile: Profile) -> Any:
+    """The simulator backend class (entry point 'world'), for a simulated profile."""
+    if not profile.simulated:
+        raise InputError(
+            "the profile is not simulated (rig.simulated = false)", source=str(profile.path)
+        )
+    found = {ep.name: ep for ep in entry_points(group=SIMULATOR_GROUP)}
+    if SIMULATOR_NAME not in found:
+        raise InputError(
+            f"the profile is simulated, but no simulator is installed ('{SIMULATOR_GROUP}'"
+            f" entry point '{SIMULATOR_NAME}')",
+            source=str(profile.path),
+        )
+    return found[SIMULATOR_NAME].load()
+
+
+def open_rig(
+    profile: Profile,
+    *,
+    clock: Clock | None = None,
+    time_scale: float | None = None,
+    world_options: dict[str, Any] | None = None,
+) -> Rig:
+    """Connect to and configure every instrument of `profile`.
+
+    Simulated: one world on `clock` (default a VirtualClock running `time_scale` simulated
+    seconds per real second, 0 = as fast as possible). An instrument that does not answer
+    raises `InstrumentError` naming it; the ones already connected are closed.
+    """
+    sections = {"lockin": profile.lockin, "stage": profile.stage, "coils": profile.coils}
+    if profile.fluxgate is not None:
+        sections["fluxgate"] = profile.fluxgate
+    classes = {
+        role: driver_class(profile, role, s.link.implementation) for role, s in sections.items()
+    }
+    backend = None
+    if profile.simulated:
+        clock = clock or VirtualClock(time_scale=time_scale or 0.0)
+        backend = simulator_class(profile)(profile, clock, world_options)
+        open_transport = backend.open_transport
+    else:
+        clock = clock or SystemClock()
+        open_transport = None
+    opened: dict[str, Any] = {}
+    try:
+        for role, cls in classes.items():
+            settings = sections[role]
+            try:
+                opened[role] = cls.from_profile(  # type: ignore[attr-defined]
+                    settings, clock=clock, open_transport=open_transport
+                )
+            except InstrumentError as exc:
+                error = type(exc)(
+                    f"{role} ({settings.link.implementation} at {settings.link.address}) "
+                    f"does not answer: {exc}"
+                )
+                error.instrument = role
+                raise error from exc
+    except BaseException:
+        for instrument in opened.values():
+            with contextlib.suppress(Exception):
+                instrument.close()
+        raise
+    return Rig(
+        profile=profile,
+        clock=clock,
+        stage=opened["stage"],
+        coils=opened["coils"],
+        lockin=opened["lockin"],
+        fluxgate=opened.get("fluxgate"),
+        world=backend.world if backend is not None else None,
+        backend=backend,
+    )

@@ -1,0 +1,297 @@
+"""Map entries in session files, laid out in NeXus classes (DESIGN.md §7).
+
+Every entry, a scan or an analysis product, has the same core so that one reader serves all
+and general viewers (silx, h5web, NeXpy) plot it as it is:
+
+    /<name>                 NXentry, attrs kind, sources; title, start_time, end_time, status,
+                            program_name (attr version)
+      data                  NXdata, signal "Bz", axes ["y", "x"]: Bz (ny, nx) T, x (nx) m, y (ny) m
+      instrument            NXinstrument
+        sensor              NXsensor: height (m), size (2,) (m)
+        field               NXcollection: requested (3,) T [, measured (3,) T]
+      sample                NXsample
+
+Scan entries add more (see `smm_daq.storage.scan_entry`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from smm_daq import PROGRAM_NAME, __version__
+from smm_daq.errors import InputError
+from smm_daq.storage.h5file import (
+    TEXT,
+    now_iso,
+    open_append,
+    open_read,
+    text,
+    writer_alive,
+    writer_id,
+)
+from smm_daq.storage.mapdata import MapData
+
+KINDS_HINT = "scan, induced, background, susceptibility, mmt, import, ..."
+
+
+@dataclass(frozen=True)
+class EntryInfo:
+    """A summary of one entry, read without loading its map."""
+
+    name: str
+    kind: str  # "scan", "induced", "background", ...
+    status: str  # scans: "running", "paused", "finished", "aborted", "failed", "interrupted";
+    # analysis products: "finished"
+    title: str
+    shape: tuple[int, int] | None  # (ny, nx); None when the entry holds no map
+    applied_field: np.ndarray | None  # (3,) T requested
+    measured_field: np.ndarray | None  # (3,) T measured at the start of a scan
+    lines_done: int | None  # finished lines of a scan
+    start_time: str
+    end_time: str
+    sources: tuple[str, ...]
+    height: float | None  # m
+    step: tuple[float, float] | None  # (dx, dy) m
+
+
+def check_entry_name(name: str, *, source: str) -> str:
+    """An entry name must be a single HDF5 name: non-empty, no '/', not '.'."""
+    if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
+        raise InputError(
+            f"entry name {name!r} is not usable; expected a non-empty name without '/'",
+            source=source,
+        )
+    return name
+
+
+def _set_nx(group: h5py.Group, nx_class: str) -> h5py.Group:
+    group.attrs["NX_class"] = nx_class
+    return group
+
+
+def _dataset(group: h5py.Group, name: str, value: object, units: str | None = None,
+             **attrs: object) -> h5py.Dataset:
+    ds = group.create_dataset(name, data=value)
+    if units is not None:
+        ds.attrs["units"] = units
+    for key, val in attrs.items():
+        ds.attrs[key] = val
+    return ds
+
+
+def create_entry_core(
+    f: h5py.File,
+    data: MapData,
+    *,
+    kind: str,
+    status: str,
+    start_time: str,
+    end_time: str,
+    status_dtype: object = TEXT,
+) -> h5py.Group:
+    """The part of the layout every entry shares; returns the NXentry group.
+
+    `status_dtype` lets a scan writer give status and end_time fixed lengths, so they can be
+    rewritten while the file is in SWMR mode.
+    """
+    entry = _set_nx(f.create_group(data.name), "NXentry")
+    entry.attrs["kind"] = kind
+    entry.attrs["sources"] = np.array(list(data.sources), dtype=TEXT)
+    entry.attrs["default"] = "data"
+    _dataset(entry, "title", data.title)
+    entry.create_dataset("start_time", data=start_time, dtype=status_dtype)
+    entry.create_dataset("end_time", data=end_time, dtype=status_dtype)
+    entry.create_dataset("status", data=status, dtype=status_dtype)
+    _dataset(entry, "program_name", PROGRAM_NAME, version=__version__)
+
+    nxdata = _set_nx(entry.create_group("data"), "NXdata")
+    nxdata.attrs["signal"] = "Bz"
+    nxdata.attrs["axes"] = np.array(["y", "x"], dtype=TEXT)
+    nxdata.attrs["y_indices"] = 0
+    nxdata.attrs["x_indices"] = 1
+    _dataset(nxdata, "x", data.x, "m", long_name="x (m)")
+    _dataset(nxdata, "y", data.y, "m", long_name="y (m)")
+
+    instrument = _set_nx(entry.create_group("instrument"), "NXinstrument")
+    sensor = _set_nx(instrument.create_group("sensor"), "NXsensor")
+    _dataset(sensor, "measurement", "magnetic_field")
+    if data.height is not None:
+        _dataset(sensor, "height", float(data.height), "m")
+    if data.sensor_size is not None:
+        _dataset(sensor, "size", np.asarray(data.sensor_size, dtype=float), "m")
+    fieldgrp = _set_nx(instrument.create_group("field"), "NXcollection")
+    if data.applied_field is not None:
+        _dataset(fieldgrp, "requested", data.applied_field, "T")
+    sample = _set_nx(entry.create_group("sample"), "NXsample")
+    _dataset(sample, "name", data.title or data.name)
+    f.attrs["default"] = data.name
+    return entry
+
+
+def _store_extra(entry: h5py.Group, extra: Mapping[str, object], source: str) -> None:
+    for key, value in extra.items():
+        parts = [p for p in str(key).split("/") if p]
+        if not parts:
+            raise InputError(f"extra key {key!r} is empty", source=source)
+        group = entry
+        for part in parts[:-1]:
+            group = group[part] if part in group else _set_nx(group.create_group(part),
+                                                              "NXcollection")
+        if isinstance(value, str):
+            group.create_dataset(parts[-1], data=value, dtype=TEXT)
+            continue
+        arr = np.asarray(value)
+        if arr.dtype.kind not in "biuf":
+            raise InputError(
+                f"extra '{key}' is of type {type(value).__name__}; expected a string, a number "
+                "or a numeric array",
+                source=source,
+            )
+        group.create_dataset(parts[-1], data=arr)
+
+
+def write_map_entry(
+    path: str | Path,
+    data: MapData,
+    *,
+    kind: str,
+    extra: Mapping[str, object] | None = None,
+    overwrite: bool = False,
+) -> str:
+    """Write `data` as a new NXentry named `data.name`; returns the entry name.
+
+    An existing entry of that name raises InputError unless `overwrite`. `extra` maps paths
+    under the entry (e.g. "results/shift_m") to strings, numbers or numeric arrays.
+    The file is created when missing; entries already in it are never touched.
+    """
+    source = str(path)
+    check_entry_name(data.name, source=source)
+    if not kind:
+        raise InputError(f"entry kind is empty; expected one of {KINDS_HINT}", source=source)
+    f = open_append(path)
+    try:
+        if data.name in f:
+            if not overwrite:
+                raise InputError(
+                    f"entry '{data.name}' already exists; choose another name or overwrite it",
+                    source=source,
+                )
+            del f[data.name]
+        stamp = now_iso()
+        entry = create_entry_core(f, data, kind=kind, status="finished", start_time=stamp,
+                                  end_time=stamp)
+        nxdata = entry["data"]
+        _dataset(nxdata, "Bz", data.bz, "T", long_name="Bz (T)")
+        if extra:
+            _store_extra(entry, extra, f"{source}, entry '{data.name}'")
+    finally:
+        f.close()
+    return data.name
+
+
+def _entry_group(f: h5py.File, entry: str, source: str) -> h5py.Group:
+    if entry not in f or not isinstance(f[entry], h5py.Group):
+        names = [k for k in f if isinstance(f[k], h5py.Group)]
+        raise InputError(
+            f"no entry '{entry}'; the file holds "
+            + (", ".join(repr(n) for n in names) if names else "no entries"),
+            source=source,
+        )
+    return f[entry]
+
+
+def _optional(group: h5py.Group, path: str) -> np.ndarray | None:
+    if path in group and isinstance(group[path], h5py.Dataset):
+        return np.asarray(group[path][()], dtype=float)
+    return None
+
+
+def read_map(path: str | Path, entry: str) -> MapData:
+    """The map stored in `entry` of a session file (NaN where not measured).
+
+    InputError naming the file and entry when the entry is missing or holds no usable map.
+    """
+    source = str(path)
+    with open_read(path) as f:
+        g = _entry_group(f, entry, source)
+        where = f"{source}, entry '{entry}'"
+        if not all(f"data/{k}" in g for k in ("Bz", "x", "y")):
+            raise InputError("holds no map; expected data/Bz, data/x and data/y", source=where)
+        bz = np.asarray(g["data/Bz"][()], dtype=float)
+        x = np.asarray(g["data/x"][()], dtype=float)
+        y = np.asarray(g["data/y"][()], dtype=float)
+        if bz.ndim != 2 or bz.shape != (y.size, x.size) or x.ndim != 1 or y.ndim != 1:
+            raise InputError(
+                f"data/Bz has shape {bz.shape} but the axes have y {y.shape} and x {x.shape}; "
+                "expected Bz of shape (ny, nx)",
+                source=where,
+            )
+        height = _optional(g, "instrument/sensor/height")
+        size = _optional(g, "instrument/sensor/size")
+        applied = _optional(g, "instrument/field/requested")
+        sources = tuple(text(s) for s in np.atleast_1d(g.attrs.get("sources", [])))
+        return MapData(
+            bz=bz,
+            x=x,
+            y=y,
+            height=float(height) if height is not None else None,
+            sensor_size=(float(size[0]), float(size[1])) if size is not None else None,
+            applied_field=applied,
+            name=entry,
+            title=text(g["title"]) if "title" in g else "",
+            sources=sources,
+        )
+
+
+def _entry_status(g: h5py.Group) -> str:
+    status = text(g["status"]) if "status" in g else "finished"
+    if status in ("running", "paused") and "writer" in g:
+        writer = text(g["writer"])
+        if writer != writer_id() and not writer_alive(writer):
+            return "interrupted"  # its writer was killed or crashed; `resume` can finish it
+    return status
+
+
+def _info(name: str, g: h5py.Group) -> EntryInfo:
+    shape = None
+    step = None
+    if "data/Bz" in g and isinstance(g["data/Bz"], h5py.Dataset) and g["data/Bz"].ndim == 2:
+        shape = tuple(int(n) for n in g["data/Bz"].shape)
+        x = np.asarray(g["data/x"][()], dtype=float) if "data/x" in g else np.zeros(0)
+        y = np.asarray(g["data/y"][()], dtype=float) if "data/y" in g else np.zeros(0)
+        step = (float(x[1] - x[0]) if x.size > 1 else 0.0,
+                float(y[1] - y[0]) if y.size > 1 else 0.0)
+    lines = None
+    if "data/line_done" in g:
+        lines = int(np.count_nonzero(g["data/line_done"][()]))
+    height = _optional(g, "instrument/sensor/height")
+    return EntryInfo(
+        name=name,
+        kind=text(g.attrs.get("kind", "unknown")),
+        status=_entry_status(g),
+        title=text(g["title"]) if "title" in g else "",
+        shape=shape,  # type: ignore[arg-type]
+        applied_field=_optional(g, "instrument/field/requested"),
+        measured_field=_optional(g, "instrument/field/measured"),
+        lines_done=lines,
+        start_time=text(g["start_time"]) if "start_time" in g else "",
+        end_time=text(g["end_time"]) if "end_time" in g else "",
+        sources=tuple(text(s) for s in np.atleast_1d(g.attrs.get("sources", []))),
+        height=float(height) if height is not None else None,
+        step=step,
+    )
+
+
+def list_entries(path: str | Path) -> list[EntryInfo]:
+    """Every NXentry in a session file, in creation order where the file tracks it."""
+    with open_read(path) as f:
+        return [
+            _info(name, g)
+            for name, g in f.items()
+            if isinstance(g, h5py.Group) and text(g.attrs.get("NX_class", "")) == "NXentry"
+        ]

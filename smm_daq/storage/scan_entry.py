@@ -1,0 +1,267 @@
+"""Writing one scan into its session-file entry, crash-safe, a line at a time.
+
+The whole entry is laid out before the first point (HDF5 SWMR mode allows no new objects
+afterwards), then the file switches to SWMR mode and every finished line is written and
+flushed before its `line_done` flag is set and flushed: after a crash the file opens with
+every finished line intact, and a line without its flag is simply measured again on resume.
+
+Beyond the map core of `smm_daq.storage.nexus`, a scan entry holds:
+
+    /<name>   kind "scan"; writer ("host:pid" while running); message (why it paused or
+              ended); profile (text), profile_fingerprint (JSON), plan (JSON), recipe (text)
+      data    Bz (ny, nx) T NaN-filled, line_done (ny,), lockin_x, lockin_y (ny, nx) V,
+              lockin_range (ny, nx) V full scale, time (ny, nx) s on the rig clock
+      instrument/sensor      sensitivity (V/T), offset (V), channel
+      instrument/field       requested (3,) T, measured (3,) T (fluxgate, or coil read-back)
+      instrument/calibration coil matrix (3, 3) T/A, ambient field (3,) T
+      instrument/snapshot    the rig's snapshot at the start, as JSON and as groups
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from smm_daq.errors import InputError
+from smm_daq.instruments.profile import Profile
+from smm_daq.storage.h5file import (
+    FIXED_TEXT,
+    TEXT,
+    now_iso,
+    open_append,
+    open_read,
+    require_swmr_format,
+    text,
+    writer_alive,
+    writer_id,
+)
+from smm_daq.storage.mapdata import MapData
+from smm_daq.storage.nexus import check_entry_name, create_entry_core
+
+MESSAGE_TEXT = h5py.string_dtype("utf-8", 512)
+STATUSES = ("running", "paused", "finished", "aborted", "failed", "interrupted")
+
+
+def fingerprint_text(profile: Profile) -> str:
+    """The profile fingerprint as canonical JSON (what resume compares)."""
+    return json.dumps(profile.fingerprint(), sort_keys=True)
+
+
+def _snapshot_groups(group: h5py.Group, snapshot: Mapping[str, Any]) -> None:
+    for key, value in snapshot.items():
+        name = str(key).replace("/", "_") or "_"
+        if isinstance(value, Mapping):
+            sub = group.create_group(name)
+            sub.attrs["NX_class"] = "NXcollection"
+            _snapshot_groups(sub, value)
+        elif isinstance(value, str):
+            group.create_dataset(name, data=value, dtype=TEXT)
+        else:
+            arr = np.asarray(value) if value is not None else None
+            if arr is not None and arr.dtype.kind in "biuf":
+                group.create_dataset(name, data=arr)
+            else:
+                group.create_dataset(name, data=json.dumps(value, default=str), dtype=TEXT)
+
+
+def _clip(message: str) -> str:
+    """Messages go into a fixed 512-byte field: keep the start, mark a cut."""
+    raw = message.encode("utf-8")
+    if len(raw) <= 500:
+        return message
+    return raw[:500].decode("utf-8", errors="ignore") + " ..."
+
+
+class ScanEntryWriter:
+    """An open scan entry in SWMR mode. Create with `create` or `reopen`; always `close`."""
+
+    def __init__(self, path: Path, f: h5py.File, name: str) -> None:
+        self.path = path
+        self.name = name
+        self._f = f
+        g = f[name]
+        self._entry = g
+        self._bz = g["data/Bz"]
+        self._x = g["data/lockin_x"]
+        self._y = g["data/lockin_y"]
+        self._range = g["data/lockin_range"]
+        self._time = g["data/time"]
+        self._line_done = g["data/line_done"]
+        self._status = g["status"]
+        self._message = g["message"]
+        self._end = g["end_time"]
+        self._measured = g["instrument/field/measured"]
+        self.line_done = np.asarray(self._line_done[()], dtype=bool)
+
+    @classmethod
+    def create(
+        cls,
+        path: str | Path,
+        *,
+        name: str,
+        title: str,
+        x: np.ndarray,
+        y: np.ndarray,
+        field: np.ndarray,
+        height: float,
+        plan_text: str,
+        profile: Profile,
+        snapshot: Mapping[str, Any],
+        recipe_text: str = "",
+    ) -> ScanEntryWriter:
+        """Lay out a new scan entry (InputError if `name` exists) and enter SWMR mode."""
+        p = Path(path)
+        check_entry_name(name, source=str(p))
+        f = open_append(p)
+        try:
+            require_swmr_format(f)
+            if name in f:
+                raise InputError(
+                    f"entry '{name}' already exists; choose another scan name "
+                    f"(or `smm-daq resume {p} --entry {name}` to finish it)",
+                    source=str(p),
+                )
+            sensor = profile.sensor
+            core = MapData(  # the layout only: Bz is a zero-stride placeholder, no memory
+                bz=np.broadcast_to(0.0, (len(y), len(x))),
+                x=x,
+                y=y,
+                height=height,
+                sensor_size=sensor.active_area,
+                applied_field=np.asarray(field, dtype=float),
+                name=name,
+                title=title,
+            )
+            entry = create_entry_core(
+                f, core, kind="scan", status="running", start_time=now_iso(), end_time="",
+                status_dtype=FIXED_TEXT,
+            )
+            cls._layout_scan(entry, len(y), len(x), profile, snapshot)
+            entry.create_dataset("writer", data=writer_id(), dtype=FIXED_TEXT)
+            entry.create_dataset("message", data="", dtype=MESSAGE_TEXT)
+            entry.create_dataset("plan", data=plan_text, dtype=TEXT)
+            entry.create_dataset("recipe", data=recipe_text, dtype=TEXT)
+            entry.create_dataset("profile", data=profile.text, dtype=TEXT).attrs["path"] = str(
+                profile.path
+            )
+            entry.create_dataset("profile_fingerprint", data=fingerprint_text(profile),
+                                 dtype=TEXT)
+            f.swmr_mode = True
+            return cls(p, f, name)
+        except BaseException:
+            f.close()
+            raise
+
+    @staticmethod
+    def _layout_scan(entry: h5py.Group, ny: int, nx: int, profile: Profile,
+                     snapshot: Mapping[str, Any]) -> None:
+        data = entry["data"]
+        chunks = (1, nx)
+        for key, units, long_name in (
+            ("Bz", "T", "Bz (T)"),
+            ("lockin_x", "V", "lock-in X (V)"),
+            ("lockin_y", "V", "lock-in Y (V)"),
+            ("lockin_range", "V", "lock-in full scale (V)"),
+            ("time", "s", "time of the reading on the rig clock (s)"),
+        ):
+            ds = data.create_dataset(key, shape=(ny, nx), dtype="f8", chunks=chunks,
+                                     fillvalue=np.nan)
+            ds.attrs["units"] = units
+            ds.attrs["long_name"] = long_name
+        data.create_dataset("line_done", shape=(ny,), dtype=bool, fillvalue=False)
+        sensor_grp = entry["instrument/sensor"]
+        s = profile.sensor
+        sensor_grp.create_dataset("sensitivity", data=s.sensitivity_V_per_T).attrs["units"] = "V/T"
+        sensor_grp.create_dataset("offset", data=s.offset_V).attrs["units"] = "V"
+        sensor_grp.create_dataset("channel", data=s.channel, dtype=TEXT)
+        fieldgrp = entry["instrument/field"]
+        measured = fieldgrp.create_dataset("measured", shape=(3,), dtype="f8", fillvalue=np.nan)
+        measured.attrs["units"] = "T"
+        cal = entry["instrument"].create_group("calibration")
+        cal.attrs["NX_class"] = "NXcollection"
+        cal.create_dataset("coil_matrix", data=profile.coils.calibration).attrs["units"] = "T/A"
+        cal.create_dataset("ambient_field", data=profile.coils.ambient_field).attrs["units"] = "T"
+        snap = entry["instrument"].create_group("snapshot")
+        snap.attrs["NX_class"] = "NXcollection"
+        snap.create_dataset("json", data=json.dumps(snapshot, default=str, sort_keys=True),
+                            dtype=TEXT)
+        _snapshot_groups(snap, snapshot)
+
+    @classmethod
+    def reopen(cls, path: str | Path, name: str) -> ScanEntryWriter:
+        """Open an unfinished scan entry to continue it (InputError if it cannot be)."""
+        p = Path(path)
+        f = open_append(p)
+        try:
+            require_swmr_format(f)
+            where = f"{p}, entry '{name}'"
+            if name not in f or text(f[name].attrs.get("kind", "")) != "scan":
+                raise InputError("is not a scan entry in this file", source=where)
+            g = f[name]
+            status = text(g["status"])
+            if status == "finished":
+                raise InputError("is finished already; nothing to resume", source=where)
+            if status in ("running", "paused") and writer_alive(text(g["writer"])):
+                raise InputError(f"is being written by process {text(g['writer'])}",
+                                 source=where)
+            g["writer"][()] = writer_id()
+            g["status"][()] = "running"
+            f.swmr_mode = True
+            return cls(p, f, name)
+        except BaseException:
+            f.close()
+            raise
+
+    def write_line(self, iy: int, bz: np.ndarray, x: np.ndarray, y: np.ndarray,
+                   full_scale: np.ndarray, t: np.ndarray) -> None:
+        """Store line `iy` and flush it, then mark it done and flush again."""
+        self._bz[iy] = bz
+        self._x[iy] = x
+        self._y[iy] = y
+        self._range[iy] = full_scale
+        self._time[iy] = t
+        self._f.flush()
+        self._line_done[iy] = True
+        self.line_done[iy] = True
+        self._f.flush()
+
+    def set_measured_field(self, b: np.ndarray) -> None:
+        self._measured[:] = np.asarray(b, dtype=float)
+        self._f.flush()
+
+    def set_status(self, status: str, message: str = "") -> None:
+        if status not in STATUSES:
+            raise ValueError(f"status {status!r} is not one of {STATUSES}")
+        self._status[()] = status
+        self._message[()] = _clip(message)
+        if status in ("finished", "aborted", "failed"):
+            self._end[()] = now_iso()
+        self._f.flush()
+
+    def close(self) -> None:
+        """Close the file (idempotent)."""
+        if self._f.id.valid:
+            self._f.close()
+
+
+def read_scan_record(path: str | Path, name: str) -> dict[str, Any]:
+    """What resume needs from a scan entry: plan text, fingerprint, profile, status, lines."""
+    where = f"{path}, entry '{name}'"
+    with open_read(path) as f:
+        if name not in f or text(f[name].attrs.get("kind", "")) != "scan":
+            raise InputError("is not a scan entry in this file", source=where)
+        g = f[name]
+        return {
+            "plan": text(g["plan"]),
+            "fingerprint": text(g["profile_fingerprint"]),
+            "profile_text": text(g["profile"]),
+            "profile_path": text(g["profile"].attrs.get("path", "")),
+            "recipe": text(g["recipe"]),
+            "status": text(g["status"]),
+            "line_done": np.asarray(g["data/line_done"][()], dtype=bool),
+        }

@@ -1,0 +1,356 @@
+"""The sequencer's logic on instant fakes: order, storage, pause/abort, faults, safe exits."""
+
+from __future__ import annotations
+
+import threading
+
+import h5py
+import numpy as np
+import pytest
+from acq_fakes import fake_rig, gradient_bz
+
+from smm_daq.acquisition.plan import ScanPlan
+from smm_daq.acquisition.sequencer import Sequencer
+from smm_daq.errors import InputError, InstrumentLost, InstrumentTimeout, ProtocolError
+from smm_daq.storage.h5file import open_read
+from smm_daq.storage.nexus import list_entries, read_map
+
+C = 12.5e-3
+
+
+def _plan(name: str = "scan", **kw) -> ScanPlan:
+    kw.setdefault("field", (0.0, 40e-6, 0.0))
+    return ScanPlan.from_center(name, (C, C), (40e-6, 30e-6), 10e-6, **kw)
+
+
+def _status(path, entry="scan") -> str:
+    with open_read(path) as f:
+        return f[entry]["status"].asstr()[()]
+
+
+def test_scan_stores_every_point_at_its_grid_position(tmp_path):
+    rig = fake_rig()
+    plan = _plan()
+    events = []
+    seq = Sequencer(rig, tmp_path / "s.h5", plan)
+    seq.subscribe(events.append)
+    assert seq.run() == "finished"
+    m = read_map(tmp_path / "s.h5", "scan")
+    expected = np.array([[gradient_bz(x, y) for x in plan.x] for y in plan.y])
+    np.testing.assert_allclose(m.bz, expected, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(m.x, plan.x)
+    np.testing.assert_allclose(m.applied_field, [0.0, 40e-6, 0.0])
+    assert m.height == plan.height
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "started" and kinds[-1] == "finished"
+    assert kinds.count("point") == plan.points and kinds.count("line_done") == plan.ny
+    assert events[-1].progress == 1.0
+    info = list_entries(tmp_path / "s.h5")[0]
+    assert (info.kind, info.status, info.lines_done) == ("scan", "finished", plan.ny)
+    np.testing.assert_allclose(info.measured_field, [0.0, 40e-6, 0.0])
+
+
+def test_field_is_set_before_the_first_point_and_zero_after(tmp_path):
+    rig = fake_rig()
+    fields_at_points = []
+    seq = Sequencer(rig, tmp_path / "s.h5", _plan())
+    seq.subscribe(lambda e: e.kind == "point" and fields_at_points.append(rig.coils.setpoint))
+    seq.run()
+    assert all(np.allclose(b, [0.0, 40e-6, 0.0]) for b in fields_at_points)
+    np.testing.assert_array_equal(rig.coils.setpoint, 0.0)
+    assert rig.safe_calls == 1 and rig.stage.stops == 1
+
+
+@pytest.mark.parametrize("raster", ["serpentine", "unidirectional"])
+def test_raster_order(tmp_path, raster):
+    rig = fake_rig()
+    plan = _plan(raster=raster)
+    Sequencer(rig, tmp_path / "s.h5", plan).run()
+    visits = np.array(rig.stage.visits)
+    for iy in range(plan.ny):
+        xs = visits[iy * plan.nx : (iy + 1) * plan.nx, 0]
+        backwards = raster == "serpentine" and iy % 2 == 1
+        np.testing.assert_allclose(xs, plan.x[::-1] if backwards else plan.x)
+        np.testing.assert_allclose(visits[iy * plan.nx : (iy + 1) * plan.nx, 1], plan.y[iy])
+
+
+def test_settling_waits_settle_tau_time_constants(tmp_path):
+    rig = fake_rig()
+    plan = _plan(settle_tau=7.0)
+    times = []
+    seq = Sequencer(rig, tmp_path / "s.h5", plan)
+    seq.subscribe(lambda e: e.kind == "point" and times.append(e.time))
+    seq.run()
+    np.testing.assert_allclose(np.diff(times), 7.0 * rig.lockin.tau)
+
+
+def test_dwell_averages_readings(tmp_path):
+    rig = fake_rig()
+    seq = Sequencer(rig, tmp_path / "s.h5", _plan(dwell_tau=3.0))
+    seq.run()
+    assert rig.lockin.reads == 4 * _plan().points
+
+
+def test_pause_and_resume_at_a_point_boundary(tmp_path):
+    rig = fake_rig()
+    plan = _plan()
+    path = tmp_path / "s.h5"
+    paused = threading.Event()
+    seen = []
+    seq = Sequencer(rig, path, plan)
+
+    def on_event(e):
+        seen.append(e)
+        if e.kind == "point" and e.index == (1, 2):
+            seq.pause()
+        if e.kind == "paused":
+            paused.set()
+
+    seq.subscribe(on_event)
+    seq.start()
+    assert paused.wait(30)
+    assert seq.state == "paused"
+    assert _status(path) == "paused"
+    points_when_paused = sum(e.kind == "point" for e in seen)
+    assert seen[-1].kind == "paused" and "operator" in seen[-1].message
+    seq.resume()
+    assert seq.wait(30) == "finished"
+    kinds = [e.kind for e in seen]
+    assert kinds.index("resumed") == kinds.index("paused") + 1
+    assert points_when_paused == plan.nx + 3  # stopped right after the point it was asked at
+    assert kinds.count("point") == plan.points
+    assert np.isfinite(read_map(path, "scan").bz).all()
+
+
+def test_abort_keeps_finished_lines_and_makes_safe(tmp_path):
+    rig = fake_rig()
+    plan = _plan()
+    path = tmp_path / "s.h5"
+    seq = Sequencer(rig, path, plan)
+    seq.subscribe(lambda e: e.kind == "point" and e.index == (2, 1) and seq.abort())
+    seq.start()
+    assert seq.wait(30) == "aborted"
+    m = read_map(path, "scan")
+    assert np.isfinite(m.bz[:2]).all() and np.isnan(m.bz[2:]).all()
+    assert _status(path) == "aborted"
+    np.testing.assert_array_equal(rig.coils.setpoint, 0.0)
+    with h5py.File(path, "r") as f:  # closed cleanly: any HDF5 reader opens it
+        assert list(f["scan/data/line_done"][()]) == [True, True, False, False]
+        assert f["scan/end_time"].asstr()[()] != ""
+
+
+def test_abort_while_paused(tmp_path):
+    rig = fake_rig()
+    seq = Sequencer(rig, tmp_path / "s.h5", _plan())
+    seq.subscribe(lambda e: e.kind == "paused" and seq.abort())
+    seq.pause()
+    seq.start()
+    assert seq.wait(30) == "aborted"
+    np.testing.assert_array_equal(rig.coils.setpoint, 0.0)
+
+
+def test_unexpected_exception_fails_safely_and_is_reraised(tmp_path):
+    rig = fake_rig()
+    rig.lockin.hooks[5] = lambda: (_ for _ in ()).throw(ZeroDivisionError("boom"))
+    seq = Sequencer(rig, tmp_path / "s.h5", _plan())
+    with pytest.raises(ZeroDivisionError):
+        seq.run()
+    assert seq.state == "failed" and "boom" in seq.message
+    assert _status(tmp_path / "s.h5") == "failed"
+    np.testing.assert_array_equal(rig.coils.setpoint, 0.0)
+
+
+def test_keyboard_interrupt_aborts_safely_and_propagates(tmp_path):
+    rig = fake_rig()
+
+    def interrupt():
+        raise KeyboardInterrupt
+
+    rig.lockin.hooks[7] = interrupt
+    seq = Sequencer(rig, tmp_path / "s.h5", _plan())
+    with pytest.raises(KeyboardInterrupt):
+        seq.run()
+    assert seq.state == "aborted"
+    assert _status(tmp_path / "s.h5") == "aborted"
+    np.testing.assert_array_equal(rig.coils.setpoint, 0.0)
+    assert rig.stage.stops == 1
+
+
+def test_lost_instrument_fails_safely(tmp_path):
+    rig = fake_rig()
+
+    def lost():
+        raise InstrumentLost("connection closed", instrument="lockin")
+
+    rig.lockin.hooks[9] = lost
+    events = []
+    seq = Sequencer(rig, tmp_path / "s.h5", _plan())
+    seq.subscribe(events.append)
+    assert seq.run() == "failed"
+    assert "lost" in seq.message and events[-1].kind == "failed"
+    np.testing.assert_array_equal(rig.coils.setpoint, 0.0)
+    assert _status(tmp_path / "s.h5") == "failed"
+    assert "instrument lost" in _status_message(tmp_path / "s.h5")
+
+
+def test_transient_errors_are_retried(tmp_path):
+    rig = fake_rig()
+
+    def timeout():
+        raise InstrumentTimeout("no reply", instrument="lockin")
+
+    def garbled():
+        raise ProtocolError("garbage", instrument="lockin")
+
+    rig.lockin.hooks[3] = timeout
+    rig.lockin.hooks[4] = garbled
+    plan = _plan()
+    assert Sequencer(rig, tmp_path / "s.h5", plan).run() == "finished"
+    expected = np.array([[gradient_bz(x, y) for x in plan.x] for y in plan.y])
+    np.testing.assert_allclose(read_map(tmp_path / "s.h5", "scan").bz, expected, atol=1e-15)
+
+
+def test_persistent_transient_error_fails(tmp_path):
+    rig = fake_rig()
+
+    def timeout():
+        raise InstrumentTimeout("no reply", instrument="lockin")
+
+    for n in range(3, 10):
+        rig.lockin.hooks[n] = timeout
+    seq = Sequencer(rig, tmp_path / "s.h5", _plan(), retries=2)
+    assert seq.run() == "failed"
+    assert "InstrumentTimeout" in seq.message
+
+
+def test_a_single_overload_is_read_again_without_pausing(tmp_path):
+    rig = fake_rig()
+    rig.lockin.overload_reads.add(6)
+    plan = _plan()
+    kinds = []
+    seq = Sequencer(rig, tmp_path / "s.h5", plan)
+    seq.subscribe(lambda e: kinds.append(e.kind))
+    assert seq.run() == "finished"
+    assert "paused" not in kinds
+    assert rig.lockin.reads == plan.points + 1
+
+
+def test_overload_pauses_with_the_reason_and_rereads(tmp_path):
+    rig = fake_rig()
+    rig.lockin.overload_reads.update({6, 7})
+    plan = _plan()
+    seq = Sequencer(rig, tmp_path / "s.h5", plan)
+    reasons = []
+    seq.subscribe(lambda e: e.kind == "paused" and (reasons.append(e.message), seq.resume()))
+    assert seq.run() == "finished"
+    assert reasons == ["lock-in overload"]
+    assert rig.lockin.reads == plan.points + 2
+    expected = np.array([[gradient_bz(x, y) for x in plan.x] for y in plan.y])
+    np.testing.assert_allclose(read_map(tmp_path / "s.h5", "scan").bz, expected, atol=1e-15)
+
+
+def test_overrange_reading_pauses(tmp_path):
+    rig = fake_rig(lambda x, y: 300e-6 if x > C else 0.0)  # 0.6 V on a 0.5 V full scale
+    seq = Sequencer(rig, tmp_path / "s.h5", _plan())
+    reasons = []
+    seq.subscribe(lambda e: e.kind == "paused" and (reasons.append(e.message), seq.abort()))
+    assert seq.run() == "aborted"
+    assert "beyond 95% of the 0.5 V full scale" in reasons[0]
+    assert "beyond 95%" in _status_message(tmp_path / "s.h5")
+
+
+def _status_message(path) -> str:
+    with open_read(path) as f:
+        return f["scan/message"].asstr()[()]
+
+
+def test_auto_range_raises_the_sensitivity_instead(tmp_path):
+    rig = fake_rig(lambda x, y: 300e-6 if x > C else 0.0)
+    plan = _plan()
+    seq = Sequencer(rig, tmp_path / "s.h5", plan, auto_range=True)
+    kinds = []
+    seq.subscribe(lambda e: kinds.append(e.kind))
+    assert seq.run() == "finished"
+    assert "paused" not in kinds and rig.lockin.full_scale == 1.0
+    m = read_map(tmp_path / "s.h5", "scan")
+    np.testing.assert_allclose(m.bz[:, plan.x > C], 300e-6)
+    with open_read(tmp_path / "s.h5") as f:
+        ranges = f["scan/data/lockin_range"][()]
+    assert set(np.unique(ranges)) == {0.5, 1.0}
+    assert "raised from 0.5 V to 1 V" in seq.message
+
+
+def test_field_verification_failure_fails_before_any_point(tmp_path):
+    rig = fake_rig()
+    rig.fluxgate.bias = np.array([0.0, 0.0, 200e-9])  # 200 nT off, tolerance 50 nT
+    seq = Sequencer(rig, tmp_path / "s.h5", _plan())
+    assert seq.run() == "failed"
+    assert "field verification failed" in seq.message
+    assert rig.lockin.reads == 0
+    np.testing.assert_array_equal(rig.coils.setpoint, 0.0)
+
+
+def test_unsafe_rig_is_reported(tmp_path):
+    rig = fake_rig()
+    rig.safe_problems = ["coils: supply 2 did not answer"]
+    seq = Sequencer(rig, tmp_path / "s.h5", _plan())
+    seq.run()
+    assert seq.safety_problems == ["coils: supply 2 did not answer"]
+    assert "rig NOT safe" in _status_message(tmp_path / "s.h5")
+
+
+def test_bad_plan_is_refused_before_anything_happens(tmp_path):
+    rig = fake_rig()
+    plan = _plan(field=(0.0, 0.0, 500e-6))
+    with pytest.raises(InputError, match="max_field"):
+        Sequencer(rig, tmp_path / "s.h5", plan).run()
+    assert not (tmp_path / "s.h5").exists()
+    assert rig.coils.history == [] and rig.stage.visits == []
+
+
+def test_existing_entry_is_refused_and_kept(tmp_path):
+    rig = fake_rig()
+    Sequencer(rig, tmp_path / "s.h5", _plan()).run()
+    before = read_map(tmp_path / "s.h5", "scan").bz
+    with pytest.raises(InputError, match="already exists"):
+        Sequencer(fake_rig(), tmp_path / "s.h5", _plan()).run()
+    np.testing.assert_array_equal(read_map(tmp_path / "s.h5", "scan").bz, before)
+
+
+def test_resume_measures_only_unfinished_lines(tmp_path):
+    path = tmp_path / "s.h5"
+    plan = _plan()
+    rig = fake_rig()
+    seq = Sequencer(rig, path, plan)
+    seq.subscribe(lambda e: e.kind == "line_done" and e.line == 1 and seq.abort())
+    assert seq.run() == "aborted"
+    rig2 = fake_rig()
+    events = []
+    seq2 = Sequencer(rig2, path, plan, resume=True)
+    seq2.subscribe(events.append)
+    assert seq2.run() == "finished"
+    assert rig2.lockin.reads == 2 * plan.nx
+    assert events[0].progress == pytest.approx(0.5)
+    expected = np.array([[gradient_bz(x, y) for x in plan.x] for y in plan.y])
+    np.testing.assert_allclose(read_map(path, "scan").bz, expected, atol=1e-15)
+    with pytest.raises(InputError, match="finished already"):
+        Sequencer(fake_rig(), path, plan, resume=True).run()
+
+
+def test_resume_refuses_another_plan_or_profile(tmp_path):
+    path = tmp_path / "s.h5"
+    rig = fake_rig()
+    seq = Sequencer(rig, path, _plan())
+    seq.subscribe(lambda e: e.kind == "line_done" and seq.abort())
+    seq.run()
+    with pytest.raises(InputError, match="does not match the stored plan: settle_tau"):
+        Sequencer(fake_rig(), path, _plan(settle_tau=9.0), resume=True).run()
+    other = fake_rig()
+    from dataclasses import replace
+
+    other.profile = replace(
+        other.profile, sensor=replace(other.profile.sensor, sensitivity_V_per_T=1000.0)
+    )
+    with pytest.raises(InputError, match="another instrument profile"):
+        Sequencer(other, path, _plan(), resume=True).run()
+    assert _status(path) == "aborted"

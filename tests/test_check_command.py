@@ -1,0 +1,99 @@
+"""`smm-daq check`: every instrument's identity, ranges and readings, or exit 2 naming the
+instrument that does not answer; also through the real transports against serve-sim."""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+from test_serve_sim import Lines, read_resources
+
+from smm_daq.cli.instruments import serve
+from smm_daq.cli.main import main
+
+REPO = Path(__file__).resolve().parents[1]
+PROFILE = REPO / "configs" / "simulator.toml"
+
+
+def test_check_prints_every_instrument_and_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "--profile", str(PROFILE)]) == 0
+    out = capsys.readouterr().out
+    for expected in ("lockin: sr830 at GPIB0::8::INSTR", "SR830", "E-727", "KEPCO", "34970A",
+                     "sensitivity_V: 0.5", "travel_m:", "max_field_T: 0.0001", "field_T:",
+                     "every instrument answers"):  # fmt: skip
+        assert expected in out
+
+
+def test_a_silent_instrument_is_named_with_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    profile = tmp_path / "sim.toml"
+    text = PROFILE.read_text().replace("disconnected = []", 'disconnected = ["GPIB0::22::INSTR"]')
+    profile.write_text(text)
+    assert main(["check", "--profile", str(profile)]) == 2
+    err = capsys.readouterr().err
+    assert "fluxgate (dmm_fluxgate at GPIB0::22::INSTR) does not answer" in err
+    assert "Traceback" not in err
+
+
+def test_a_missing_profile_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "--profile", str(tmp_path / "nope.toml")]) == 2
+    assert "not found" in capsys.readouterr().err
+
+
+def real_profile(tmp_path: Path, addresses: dict[str, str]) -> Path:
+    """The simulator profile as a real rig reached at `addresses` (profile address -> new)."""
+    text = PROFILE.read_text()
+    text = text.replace("simulated = true", "simulated = false")
+    text = text[: text.index("[simulation]")]
+    text = re.sub(r"(?m)^#.*\n", "", text)
+    for old, new in addresses.items():
+        text = text.replace(f'"{old}"', f'"{new}"')
+    path = tmp_path / "lab.toml"
+    path.write_text(text)
+    return path
+
+
+def test_check_through_real_transports_against_serve_sim(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out, stop = Lines(), threading.Event()
+    thread = threading.Thread(
+        target=serve,
+        args=(str(PROFILE),),
+        kwargs={"time_scale": 100.0, "duration": None, "out": out, "stop": stop},
+    )
+    thread.start()
+    try:
+        resources = read_resources(lambda: out.lines.get(timeout=30))
+        served_at = {
+            "GPIB0::8::INSTR": resources["lockin"],
+            "ASRL1::INSTR": resources["stage"],
+            "GPIB0::1::INSTR": resources["coil_x"],
+            "GPIB0::2::INSTR": resources["coil_y"],
+            "GPIB0::3::INSTR": resources["coil_z"],
+            "GPIB0::22::INSTR": resources["fluxgate"],
+        }
+        monkeypatch.setenv("PYVISA_LIBRARY", "@py")
+        assert main(["check", "--profile", str(real_profile(tmp_path, served_at))]) == 0
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    printed = capsys.readouterr().out
+    assert "every instrument answers" in printed and resources["lockin"] in printed
+
+
+def test_check_names_an_unreachable_real_instrument(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("PYVISA_LIBRARY", "@py")
+    path = real_profile(tmp_path, {"GPIB0::8::INSTR": f"TCPIP0::127.0.0.1::{port}::SOCKET"})
+    assert main(["check", "--profile", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"lockin (sr830 at TCPIP0::127.0.0.1::{port}::SOCKET) does not answer" in err

@@ -1,0 +1,251 @@
+"""The acquisition commands as a user runs them: scan, run, resume, info, demo, bad input."""
+
+from __future__ import annotations
+
+import textwrap
+
+import h5py
+import numpy as np
+import pytest
+
+from smm_daq.cli.acquisition import ProgressBar, format_duration, noise_floor
+from smm_daq.cli.main import main
+from smm_daq.storage.nexus import list_entries, read_map
+
+SCAN = [
+    "scan",
+    "--center-um",
+    "12500,12500",
+    "--size-um",
+    "60,40",
+    "--step-um",
+    "20",
+    "--field-uT",
+    "0,40,0",
+    "--name",
+    "s1",
+]
+
+
+def _run(capsys, argv):
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_scan_writes_a_finished_entry_and_info_lists_it(tmp_path, capsys):
+    path = tmp_path / "s.h5"
+    code, _, err = _run(capsys, [*SCAN, "--out", str(path)])
+    assert code == 0, err
+    assert "scan 's1': 4 × 3 points" in err and "scan 's1' finished" in err
+    m = read_map(path, "s1")
+    assert m.shape == (3, 4) and np.isfinite(m.bz).all()
+    np.testing.assert_allclose(m.applied_field, [0, 40e-6, 0])
+    code, out, _ = _run(capsys, ["info", str(path)])
+    assert code == 0
+    assert "s1  [scan, finished]  4 × 3 step 20 × 20 µm  lines 3/3  field (0, 40, 0) µT" in out
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        (["--center-um", "a,b"], ["--center-um is 'a,b'", "2 comma-separated numbers"]),
+        (["--field-uT", "0,0,500"], ["plan field", "max_field 100 µT"]),
+        (["--step-um", "0"], ["--step-um is 0.0", "> 0"]),
+        (["--step-um", "0.001"], ["step_x is 0.001 µm", "stage resolution 0.01 µm"]),
+        (["--center-um", "24990,12500"], ["plan x range", "stage travel"]),
+        (["--time-scale", "-1"], ["--time-scale is -1.0"]),
+        (["--profile", "/nonexistent.toml"], ["profile file not found"]),
+        (["--name", "a/b"], ["plan name 'a/b'"]),
+    ],
+)
+def test_bad_scan_input_exits_2_with_one_clear_message(tmp_path, capsys, extra, words):
+    path = tmp_path / "s.h5"
+    code, _, err = _run(capsys, [*SCAN, "--out", str(path), *extra])
+    assert code == 2
+    assert "Traceback" not in err and err.startswith("smm-daq: error: ")
+    for w in words:
+        assert w in err
+    assert not path.exists()
+
+
+def test_existing_entry_is_refused_and_nothing_is_lost(tmp_path, capsys):
+    path = tmp_path / "s.h5"
+    assert main([*SCAN, "--out", str(path)]) == 0
+    before = read_map(path, "s1").bz
+    code, _, err = _run(capsys, [*SCAN, "--out", str(path)])
+    assert code == 2 and "entry 's1' already exists" in err
+    np.testing.assert_array_equal(read_map(path, "s1").bz, before)
+
+
+def test_bad_files_exit_2(tmp_path, capsys):
+    junk = tmp_path / "junk.h5"
+    junk.write_text("hello")
+    for argv, words in (
+        (["info", str(tmp_path / "none.h5")], "file not found"),
+        (["info", str(junk)], "cannot open as HDF5"),
+        (["resume", str(junk), "--entry", "x"], "cannot open as HDF5"),
+        (
+            ["run", str(tmp_path / "none.toml"), "--out", str(tmp_path / "o.h5")],
+            "recipe file not found",
+        ),
+    ):
+        code, _, err = _run(capsys, argv)
+        assert code == 2 and words in err and "Traceback" not in err, argv
+    assert junk.read_text() == "hello"
+
+
+def test_resume_of_a_finished_scan_exits_2(tmp_path, capsys):
+    path = tmp_path / "s.h5"
+    main([*SCAN, "--out", str(path)])
+    code, _, err = _run(capsys, ["resume", str(path), "--entry", "s1"])
+    assert code == 2 and "finished already" in err
+    code, _, err = _run(capsys, ["resume", str(path), "--entry", "nope"])
+    assert code == 2 and "entry 'nope'" in err
+
+
+def test_resume_refuses_another_profile(tmp_path, capsys, repo):
+    path = tmp_path / "s.h5"
+    with h5py.File(path, "w", libver="latest"):
+        pass
+    main([*SCAN, "--out", str(path)])
+    with h5py.File(path, "a") as f:  # make it look interrupted
+        f["s1/status"][()] = "aborted"
+    other = tmp_path / "other.toml"
+    other.write_text(
+        (repo / "configs" / "simulator.toml")
+        .read_text()
+        .replace("sensitivity_V_per_T = 2000.0", "sensitivity_V_per_T = 1000.0")
+    )
+    code, _, err = _run(capsys, ["resume", str(path), "--entry", "s1", "--profile", str(other)])
+    assert code == 2 and "another instrument profile" in err
+
+
+RECIPE = textwrap.dedent(
+    """
+    [scan_defaults]
+    center_um = [12500.0, 12500.0]
+    size_um = [40.0, 40.0]
+    step_um = 20.0
+    [[step]]
+    kind = "zero_field"
+    [[step]]
+    kind = "scan"
+    name = "rem"
+    [[step]]
+    kind = "prompt"
+    message = "Turn the sample over"
+    [[step]]
+    kind = "scan"
+    name = "inf"
+    field_uT = [0.0, 40.0, 0.0]
+    [[step]]
+    kind = "subtract"
+    in_field = "inf"
+    remanent = "rem"
+    name = "ind"
+    register = false
+    """
+)
+
+
+def test_run_a_recipe_with_yes(tmp_path, capsys):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(RECIPE)
+    path = tmp_path / "s.h5"
+    code, _, err = _run(capsys, ["run", str(recipe), "--out", str(path), "--yes"])
+    assert code == 0, err
+    assert "step 3/5: prompt: Turn the sample over" in err
+    assert [e.name for e in list_entries(path)] == ["rem", "inf", "ind"]
+
+
+def test_run_refuses_a_prompt_without_yes_when_no_one_can_answer(tmp_path, capsys):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(RECIPE)
+    path = tmp_path / "s.h5"
+    code, _, err = _run(capsys, ["run", str(recipe), "--out", str(path)])  # stdin not a tty
+    assert code == 2 and "step 3 (prompt): needs an operator" in err
+    assert not path.exists()
+
+
+def test_a_pause_with_no_operator_aborts_with_a_resume_hint(tmp_path, capsys, repo):
+    touchy = tmp_path / "touchy.toml"
+    touchy.write_text(
+        (repo / "configs" / "simulator.toml")
+        .read_text()
+        .replace("sensitivity_V = 0.5", "sensitivity_V = 0.002")
+    )  # the sample overloads this range
+    path = tmp_path / "s.h5"
+    argv = [
+        "scan",
+        "--center-um",
+        "12500,12500",
+        "--size-um",
+        "400,400",
+        "--step-um",
+        "100",
+        "--name",
+        "t",
+        "--out",
+        str(path),
+        "--profile",
+        str(touchy),
+    ]
+    code, _, err = _run(capsys, argv)
+    assert code == 1
+    assert "then aborted with no operator" in err and f"smm-daq resume {path} --entry t" in err
+    assert list_entries(path)[0].status == "aborted"
+    code, _, err = _run(capsys, ["resume", str(path), "--entry", "t", "--auto-range"])
+    assert code == 0, err
+    assert np.isfinite(read_map(path, "t").bz).all()
+
+
+@pytest.mark.slow
+def test_demo_writes_three_entries_and_a_summary(tmp_path, capsys):
+    path = tmp_path / "demo.h5"
+    code, out, err = _run(capsys, ["demo", "--out", str(path)])
+    assert code == 0, err
+    infos = {e.name: e for e in list_entries(path)}
+    assert set(infos) == {"remanent", "in_field", "induced"}
+    assert infos["induced"].sources == ("in_field", "remanent")
+    np.testing.assert_allclose(infos["in_field"].applied_field, [0, 40e-6, 0])
+    assert "demo written to" in out and "induced" in out
+    induced = read_map(path, "induced").bz
+    rem = read_map(path, "remanent").bz
+    # the induced map is far weaker than the remanent one: remanence cancelled, not doubled
+    assert np.nanmax(np.abs(induced)) < 0.2 * np.nanmax(np.abs(rem))
+    code, _, err = _run(capsys, ["demo", "--out", str(path)])
+    assert code == 2 and "exists already" in err
+
+
+def test_noise_floor_estimates_white_noise_under_a_smooth_field():
+    rng = np.random.default_rng(3)
+    x = np.linspace(-1, 1, 200)
+    smooth = 5e-6 * np.add.outer(x**2, np.sin(x))
+    sigma = 0.25e-6
+    est = noise_floor(smooth + rng.normal(0, sigma, smooth.shape))
+    assert est == pytest.approx(sigma, rel=0.05)
+
+
+def test_progress_bar_and_durations():
+    assert format_duration(59.4) == "59s"
+    assert format_duration(3 * 3600 + 125) == "3h02m"
+    assert format_duration(None) == "--"
+
+    class Stream:
+        text = ""
+
+        def write(self, s):
+            Stream.text += s
+
+        def flush(self):
+            pass
+
+    from smm_daq.acquisition.events import ScanEvent
+
+    bar = ProgressBar(Stream())
+    bar(ScanEvent("started", "e", 0, message="3 of 3 lines to measure"))
+    for i in range(1, 11):
+        bar(ScanEvent("point", "e", 0, progress=i / 10))
+    bar(ScanEvent("finished", "e", 2, progress=1.0))
+    assert Stream.text.count("ETA") == 10 and "scan 'e' finished" in Stream.text

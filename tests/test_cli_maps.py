@@ -1,0 +1,140 @@
+"""The map-analysis commands, run through `smm-daq`'s entry point on a session file."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+from test_registration import dipoles_bz, random_sources
+from test_susceptibility import grains, induced_map
+
+from smm_daq.cli.main import main
+from smm_daq.storage.mapdata import MapData
+from smm_daq.storage.nexus import read_map, write_map_entry
+
+STEP = 2e-6
+
+
+@pytest.fixture
+def session(tmp_path):
+    """A file with a zero-field scan and an in-field scan of a sample moved by SHIFT."""
+    rng = np.random.default_rng(12)
+    x = np.arange(60) * STEP
+    y = np.arange(50) * STEP
+    px, py = np.meshgrid(x, y)
+    sources = random_sources(rng, 15, np.array([x[-1], y[-1]]))
+    shift = (1.3e-6, -0.7e-6)
+    moved = [(s[0] + shift[0], s[1] + shift[1], *s[2:]) for s in sources]
+    kw = dict(height=10e-6, sensor_size=(0.0, 0.0))
+    path = tmp_path / "s.h5"
+    noise = rng.normal(size=(2, *px.shape)) * 2e-8
+    write_map_entry(path, MapData(dipoles_bz(px, py, sources) + noise[0], x, y,
+                                  applied_field=np.zeros(3), name="remanent", **kw), kind="scan")
+    write_map_entry(path, MapData(dipoles_bz(px, py, moved) + 1e-6 + noise[1], x, y,
+                                  applied_field=np.array([0, 40e-6, 1e-6]), name="in_field", **kw),
+                    kind="scan")
+    return path, shift
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_subtract_registers_and_records_the_shift(session, capsys):
+    path, shift = session
+    code, out, _ = run(capsys, "subtract", path, "--in-field", "in_field", "--remanent",
+                       "remanent", "--name", "induced")
+    assert code == 0 and "registered: shift" in out
+    m = read_map(path, "induced")
+    assert m.sources == ("in_field", "remanent")
+    np.testing.assert_array_equal(m.applied_field, [0, 40e-6, 1e-6])
+    with h5py.File(path) as f:
+        assert f["induced/results/registered"][()] == 1
+        np.testing.assert_allclose(f["induced/results/shift_m"][()], shift, atol=0.02 * STEP)
+        assert np.all(f["induced/results/shift_sd_m"][()] > 0)
+    code, _, _ = run(capsys, "subtract", path, "--in-field", "in_field", "--remanent",
+                     "remanent", "--name", "raw", "--no-register")
+    assert code == 0
+    with h5py.File(path) as f:
+        assert f["raw/results/registered"][()] == 0
+    # the registered difference is the leakage alone, the raw one is not
+    assert np.nanstd(m.bz) < 1e-7 < np.nanstd(read_map(path, "raw").bz)
+
+
+def test_entries_that_do_not_match_exit_2_with_a_message(session, capsys):
+    path, _ = session
+    small = read_map(path, "remanent")
+    write_map_entry(path, MapData(small.bz[:-1], small.x, small.y[:-1], name="small"), kind="scan")
+    code, _, err = run(capsys, "subtract", path, "--in-field", "in_field", "--remanent", "small",
+                       "--name", "x")
+    assert code == 2 and "same grid" in err and "Traceback" not in err
+    code, _, err = run(capsys, "susceptibility", path, "--entry", "small", "--name", "chi",
+                       "--thickness-um", "30")
+    assert code == 2 and "no applied field" in err
+    code, _, err = run(capsys, "background", path, "--entry", "nope", "--name", "b",
+                       "--border-um", "10")
+    assert code == 2 and "no entry 'nope'" in err
+    code, _, err = run(capsys, "background", path, "--entry", "remanent", "--name", "b")
+    assert code == 2 and "no background given" in err
+    code, _, err = run(capsys, "background", path, "--entry", "remanent", "--name", "remanent",
+                       "--border-um", "10")
+    assert code == 2 and "already exists" in err
+
+
+def test_background_level_noise_crop_and_export(session, capsys, tmp_path):
+    path, _ = session
+    code, out, _ = run(capsys, "background", path, "--entry", "in_field", "--name", "nofield",
+                       "--model", "field")
+    assert code == 0 and "1000 nT" in out
+    np.testing.assert_allclose(read_map(path, "nofield").bz,
+                               read_map(path, "in_field").bz - 1e-6)
+    code, _, _ = run(capsys, "background", path, "--entry", "in_field", "--name", "plane",
+                     "--model", "plane", "--background-rect", "0,20,0,98",
+                     "--sample-polygon", "30,10;110,10;110,90;30,90")
+    assert code == 0
+    code, out, _ = run(capsys, "level", path, "--entry", "in_field", "--name", "lev",
+                       "--border-um", "6")
+    assert code == 0 and "levelled 50 lines" in out
+    code, out, _ = run(capsys, "noise", path, "--entry", "in_field", "--repeat", "in_field")
+    assert code == 0 and "noise: 0 nT" in out
+    code, _, _ = run(capsys, "crop", path, "--entry", "in_field", "--name", "part",
+                     "--x-um", "10,30", "--y-um", "0,9")
+    assert code == 0 and read_map(path, "part").shape == (5, 11)
+    code, _, _ = run(capsys, "export", path, "--entry", "part", "--csv", tmp_path / "p.csv",
+                     "--png", tmp_path / "p.png")
+    assert code == 0
+    assert len((tmp_path / "p.csv").read_text().splitlines()) == 1 + 55
+    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+    code, _, err = run(capsys, "export", path, "--entry", "part")
+    assert code == 2 and "nothing to export" in err
+
+
+def test_susceptibility_and_magnetization_entries(tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    chi, _ = grains(rng, 40, count=3)
+    m = induced_map(chi, np.array([0.0, 50e-6, 10e-6]), height=20e-6, thickness=20e-6,
+                    size=(0.0, 0.0), noise=1e-7, rng=rng)
+    path = tmp_path / "layer.h5"
+    write_map_entry(path, m, kind="induced")
+    code, out, err = run(capsys, "susceptibility", path, "--entry", "induced", "--name", "chi",
+                         "--thickness-um", "20", "--noise-nT", "100")
+    assert code == 0 and "λ by discrepancy" in out and "warning" not in err
+    with h5py.File(path) as f:
+        got = f["chi/results/chi_SI"][()]
+        assert np.sqrt(np.mean((got - chi) ** 2)) < 0.1 * chi.max()
+        assert f["chi/results/chi_sd_SI"].shape == (40, 40)
+        assert f["chi"].attrs["kind"] == "susceptibility"
+    code, _, _ = run(capsys, "export", path, "--entry", "chi", "--dataset", "results/chi_SI",
+                     "--csv", tmp_path / "chi.csv")
+    assert code == 0
+    assert (tmp_path / "chi.csv").read_text().splitlines()[0] == "x_um,y_um,chi_SI"
+    code, _, _ = run(capsys, "magnetization", path, "--entry", "induced", "--name", "mag",
+                     "--thickness-um", "20", "--direction", "0,5,1", "--noise-nT", "100")
+    assert code == 0
+    with h5py.File(path) as f:
+        assert "mag/results/M_A_per_m" in f and "mag/results/M_sd_A_per_m" in f
+    code, _, err = run(capsys, "magnetization", path, "--entry", "induced", "--name", "mag2",
+                       "--thickness-um", "20", "--direction", "0,0,0")
+    assert code == 2 and "--direction is zero" in err

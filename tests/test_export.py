@@ -1,0 +1,55 @@
+"""Export of a map to CSV and to a PNG picture."""
+
+from __future__ import annotations
+
+import csv
+
+import matplotlib.image as mpimg
+import numpy as np
+import pytest
+
+from smm_daq.analysis.export import _nice_length, write_csv, write_png
+from smm_daq.errors import InputError
+from smm_daq.storage.mapdata import MapData
+
+
+def small_map():
+    x = np.array([0.0, 10e-6, 20e-6])
+    y = np.array([5e-6, 15e-6])
+    bz = np.array([[1e-9, -2e-9, np.nan], [3.5e-9, 0.0, 4e-9]])
+    return MapData(bz, x, y, name="scan_1", title="a scan")
+
+
+def test_csv_has_one_row_per_pixel_with_units_in_the_header(tmp_path):
+    path = write_csv(small_map(), tmp_path / "m.csv")
+    rows = list(csv.reader(path.open()))
+    assert rows[0] == ["x_um", "y_um", "Bz_nT"]
+    assert len(rows) == 1 + 6
+    assert rows[1] == ["0", "5", "1"]
+    assert rows[2] == ["10", "5", "-2"]
+    assert rows[3] == ["20", "5", ""]  # NaN: not measured
+    assert float(rows[4][2]) == pytest.approx(3.5)
+    chi = np.full((2, 3), 0.25)
+    rows = list(
+        csv.reader(
+            write_csv(
+                small_map(), tmp_path / "c.csv", values=chi, column="chi_SI", factor=1.0
+            ).open()
+        )
+    )
+    assert rows[0][2] == "chi_SI" and float(rows[6][2]) == 0.25
+
+
+def test_png_is_written_and_scale_bar_lengths_are_round(tmp_path):
+    rng = np.random.default_rng(0)
+    m = MapData(rng.normal(size=(30, 40)) * 1e-7, np.arange(40) * 5e-6, np.arange(30) * 5e-6)
+    path = write_png(m, tmp_path / "m.png")
+    image = mpimg.imread(path)
+    assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
+    assert _nice_length(200.0) == 20.0
+    assert _nice_length(1000.0) == 200.0
+    assert _nice_length(26.0) == 5.0
+    with pytest.raises(InputError, match="cannot write"):
+        write_png(m, tmp_path / "missing-dir" / "m.png")
+    with pytest.raises(InputError, match="shape"):
+        write_csv(m, tmp_path / "x.csv", values=np.zeros((2, 2)))

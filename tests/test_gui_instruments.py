@@ -1,0 +1,115 @@
+"""Instruments tab: connection state, stage go-to and jog, field set and zero, lock-in, banner."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PyQt6 import QtCore, QtWidgets
+
+from gui.main_window import MainWindow
+from smm_daq.instruments.profile import load_profile
+
+UM = 1e-6
+UT = 1e-6
+WAIT_MS = 60_000
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return QtCore.QSettings(str(tmp_path / "gui.ini"), QtCore.QSettings.Format.IniFormat)
+
+
+@pytest.fixture
+def window(qtbot, settings):
+    w = MainWindow(load_profile(), settings)
+    qtbot.addWidget(w)
+    w.show()
+    w.instruments.connect_rig()
+    qtbot.waitUntil(lambda: w.holder.rig is not None, timeout=WAIT_MS)
+    yield w
+    w.holder.close()
+
+
+def fresh_readings(qtbot, panel):
+    panel.readings = {}
+    panel.poll()
+    qtbot.waitUntil(lambda: bool(panel.readings), timeout=WAIT_MS)
+    return panel.readings
+
+
+def test_each_instrument_shows_its_identity(window, qtbot):
+    panel = window.instruments
+    qtbot.waitUntil(lambda: "●" in panel.state_labels["stage"].text(), timeout=WAIT_MS)
+    for name in ("lockin", "stage", "coils", "fluxgate"):
+        assert "●" in panel.state_labels[name].text(), name
+    assert "SR830" in panel.state_labels["lockin"].text()
+
+
+def test_go_to_and_jog_move_the_stage(window, qtbot):
+    panel = window.instruments
+    for box, value in zip(panel.goto_boxes, (12000.0, 13000.0, 150.0), strict=True):
+        box.setValue(value)
+    qtbot.mouseClick(panel.goto_button, QtCore.Qt.MouseButton.LeftButton)
+
+    def arrived(target):
+        r = fresh_readings(qtbot, panel)
+        return r.get("on_target") is True and np.allclose(r["position"], target, atol=0.05 * UM)
+
+    qtbot.waitUntil(lambda: arrived(np.array([12000, 13000, 150]) * UM), timeout=WAIT_MS)
+    assert "x = 12000.00 µm" in panel.position_label.text()
+
+    panel.jog_step.setValue(25.0)
+    y_plus = panel.jog_buttons[3]
+    assert y_plus.text() == "y+"
+    qtbot.mouseClick(y_plus, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: arrived(np.array([12000, 13025, 150]) * UM), timeout=WAIT_MS)
+
+
+def test_set_and_zero_the_field(window, qtbot):
+    panel = window.instruments
+    for box, value in zip(panel.field_boxes, (10.0, -20.0, 30.0), strict=True):
+        box.setValue(value)
+    qtbot.mouseClick(panel.set_field_button, QtCore.Qt.MouseButton.LeftButton)
+    target = np.array([10.0, -20.0, 30.0]) * UT
+    qtbot.waitUntil(
+        lambda: np.allclose(fresh_readings(qtbot, panel)["field_setpoint"], target, atol=1e-12),
+        timeout=WAIT_MS,
+    )
+    assert "(10.000, -20.000, 30.000) µT" in panel.field_label.text()
+    qtbot.mouseClick(panel.zero_button, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(
+        lambda: np.allclose(fresh_readings(qtbot, panel)["field_setpoint"], 0.0, atol=1e-12),
+        timeout=WAIT_MS,
+    )
+    assert all(box.value() == 0.0 for box in panel.field_boxes)
+
+
+def test_a_field_beyond_the_limit_is_refused_with_a_message(window, qtbot):
+    panel = window.instruments
+    limit = window.profile.coils.max_field / UT
+    panel.field_boxes[0].setValue(limit)
+    panel.field_boxes[1].setValue(limit)  # each within the box, |B| beyond the limit
+    qtbot.mouseClick(panel.set_field_button, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.message.text().startswith("Set field"), timeout=WAIT_MS)
+    assert np.allclose(fresh_readings(qtbot, panel)["field_setpoint"], 0.0, atol=1e-12)
+
+
+def test_lockin_time_constant_and_readings(window, qtbot):
+    panel = window.instruments
+    panel.tau_box.setValue(0.1)
+    panel.tau_box.editingFinished.emit()
+    qtbot.waitUntil(
+        lambda: fresh_readings(qtbot, panel).get("time_constant") == pytest.approx(0.1),
+        timeout=WAIT_MS,
+    )
+    assert "X = " in panel.lockin_label.text() and "µT" in panel.lockin_label.text()
+
+
+def test_simulated_banner_only_for_a_simulated_rig(qtbot, settings, repo):
+    sim = MainWindow(load_profile(), settings)
+    real = MainWindow(load_profile(repo / "configs" / "example-lab.toml"), settings)
+    for w in (sim, real):
+        qtbot.addWidget(w)
+    banner = sim.findChild(QtWidgets.QLabel, "simulatedBanner")
+    assert banner is not None and "SIMULATED" in banner.text()
+    assert real.findChild(QtWidgets.QLabel, "simulatedBanner") is None

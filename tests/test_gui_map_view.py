@@ -1,0 +1,175 @@
+"""The map view: symmetric levels from the whole image, read-out, profile, area selection."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PyQt6 import QtCore, QtGui, QtWidgets
+
+from gui.map_geometry import grid_from_rectangle, pixel_at, profile_along, symmetric_level
+from gui.map_view import MapView
+from smm_daq.storage.mapdata import MapData
+
+UM = 1e-6
+UT = 1e-6
+
+
+def grid_map(bz: np.ndarray, step: float = 10 * UM, origin=(100 * UM, 200 * UM)) -> MapData:
+    ny, nx = bz.shape
+    return MapData(bz=bz, x=origin[0] + step * np.arange(nx), y=origin[1] + step * np.arange(ny))
+
+
+@pytest.fixture
+def view(qtbot):
+    v = MapView()
+    qtbot.addWidget(v)
+    v.resize(800, 600)
+    v.show()
+    qtbot.waitExposed(v)
+    return v
+
+
+def test_single_pixel_dipole_sets_the_colour_scale(view):
+    rng = np.random.default_rng(1)
+    bz = rng.normal(0, 0.2 * UT, (60, 80))
+    bz[17, 33] = -9.0 * UT  # one pixel: a percentile would clip it
+    bz[3, 3] = np.nan  # not yet measured
+    view.set_map(grid_map(bz))
+    low, high = view.colour_bar.levels()
+    assert high == pytest.approx(9.0)
+    assert low == pytest.approx(-9.0)
+    assert tuple(view.image.getLevels()) == pytest.approx((-9.0, 9.0))
+
+
+def test_levels_follow_a_map_being_filled(view):
+    bz = np.full((10, 10), np.nan)
+    view.set_map(grid_map(bz))
+    bz = bz.copy()
+    bz[0, :] = 0.5 * UT
+    view.set_bz(bz)
+    assert view.colour_bar.levels()[1] == pytest.approx(0.5)
+    bz = bz.copy()
+    bz[1, 4] = -2.0 * UT
+    view.set_bz(bz)
+    assert view.colour_bar.levels() == pytest.approx((-2.0, 2.0))
+
+
+def test_symmetric_level_of_a_blank_map_is_small_but_valid():
+    assert symmetric_level(np.full((3, 3), np.nan)) > 0
+
+
+def test_cursor_readout_names_position_and_bz_of_the_pixel(view):
+    bz = np.zeros((5, 6))
+    bz[2, 4] = 1.25 * UT
+    m = grid_map(bz)
+    view.set_map(m)
+    # a point inside pixel (2, 4) but off its centre by less than half a step
+    text = view.describe(m.x[4] + 3 * UM, m.y[2] - 4 * UM)
+    assert "x = 143.0 µm" in text and "y = 216.0 µm" in text
+    assert "Bz = 1.250 µT" in text
+    assert pixel_at(m, m.x[0] - 6 * UM, m.y[0]) is None
+    assert "Bz" not in view.describe(0.0, 0.0)
+
+
+def test_cursor_readout_follows_the_mouse(view, qtbot):
+    bz = np.zeros((5, 6))
+    bz[1, 2] = -3.5 * UT
+    m = grid_map(bz)
+    view.set_map(m)
+    scene = view.view_box.mapViewToScene(QtCore.QPointF(m.x[2] / UM, m.y[1] / UM))
+    with qtbot.waitSignal(view.readout) as got:
+        view.graphics.scene().sigMouseMoved.emit(scene)
+    assert "Bz = -3.500 µT" in got.args[0]
+
+
+def test_profile_of_a_linear_field_is_linear():
+    x = np.arange(20) * 5 * UM
+    y = np.arange(10) * 5 * UM
+    bz = np.add.outer(0.3 * y / UM, 0.1 * x / UM) * UT  # Bz = 0.1 µT/µm x + 0.3 µT/µm y
+    m = MapData(bz=bz, x=x, y=y)
+    start, end = (10 * UM, 5 * UM), (80 * UM, 40 * UM)
+    distance, values = profile_along(m, start, end, n=50)
+    t = distance / distance[-1]
+    xs = start[0] + t * (end[0] - start[0])
+    ys = start[1] + t * (end[1] - start[1])
+    np.testing.assert_allclose(values, (0.1 * xs / UM + 0.3 * ys / UM) * UT, rtol=1e-9)
+    assert distance[-1] == pytest.approx(np.hypot(70, 35) * UM)
+    _, off = profile_along(m, (-50 * UM, 0.0), (10 * UM, 0.0), n=7)
+    assert np.isnan(off[0]) and np.isfinite(off[-1])
+
+
+def test_profile_plot_shows_the_map_along_the_line(view):
+    bz = np.tile(np.linspace(-1, 1, 30) * UT, (12, 1))
+    view.set_map(grid_map(bz))
+    view.profile_button.setChecked(True)
+    _xs, ys = view.profile_curve.getData()
+    start, end = view.profile_ends()
+    assert start[1] == pytest.approx(end[1])  # a horizontal line across the middle
+    assert ys[0] < 0 < ys[-1]
+    assert np.all(np.diff(ys[np.isfinite(ys)]) >= -1e-12)
+
+
+def _drag(view: MapView, a_um, b_um) -> None:
+    vp = view.graphics.viewport()
+
+    def widget_point(p):
+        scene = view.view_box.mapViewToScene(QtCore.QPointF(*p))
+        return QtCore.QPointF(view.graphics.mapFromScene(scene))
+
+    def send(kind, p, buttons):
+        global_p = QtCore.QPointF(vp.mapToGlobal(p.toPoint()))
+        event = QtGui.QMouseEvent(
+            kind,
+            p,
+            global_p,
+            QtCore.Qt.MouseButton.LeftButton,
+            buttons,
+            QtCore.Qt.KeyboardModifier.NoModifier,
+        )
+        QtWidgets.QApplication.sendEvent(vp, event)
+
+    a, b = widget_point(a_um), widget_point(b_um)
+    left = QtCore.Qt.MouseButton.LeftButton
+    send(QtCore.QEvent.Type.MouseButtonPress, a, left)
+    for i in range(1, 9):
+        send(QtCore.QEvent.Type.MouseMove, a + (b - a) * (i / 8), left)
+    send(QtCore.QEvent.Type.MouseButtonRelease, b, QtCore.Qt.MouseButton.NoButton)
+
+
+def test_dragging_a_rectangle_selects_an_area(view, qtbot):
+    view.set_map(grid_map(np.zeros((30, 40))))
+    view.select_button.setChecked(True)
+    with qtbot.waitSignal(view.areaSelected) as got:
+        _drag(view, (400, 450), (250, 300))  # right-to-left, top-to-bottom
+    x0, y0, x1, y1 = got.args
+    pixel = 400 / view.graphics.width() * UM  # the drag lands within a screen pixel or so
+    assert x0 == pytest.approx(250 * UM, abs=3 * pixel)
+    assert x1 == pytest.approx(400 * UM, abs=3 * pixel)
+    assert y0 == pytest.approx(300 * UM, abs=3 * pixel)
+    assert y1 == pytest.approx(450 * UM, abs=3 * pixel)
+
+
+def test_without_selection_mode_a_drag_pans(view):
+    view.set_map(grid_map(np.zeros((30, 40))))
+    before = view.view_box.viewRange()
+    _drag(view, (400, 450), (250, 300))
+    assert view.area_corners() is None
+    assert view.view_box.viewRange() != before
+
+
+def test_grid_from_rectangle_fits_whole_steps():
+    x0, y0, nx, ny = grid_from_rectangle(
+        (300 * UM, 100 * UM), (100 * UM, 155 * UM), (10 * UM, 5 * UM)
+    )
+    assert (x0, y0) == pytest.approx((100 * UM, 100 * UM))
+    assert (nx, ny) == (21, 12)
+
+
+def test_linked_views_zoom_together(qtbot):
+    a, b = MapView(), MapView()
+    for v in (a, b):
+        qtbot.addWidget(v)
+        v.set_map(grid_map(np.zeros((10, 10))))
+    b.link_to(a)
+    a.view_box.setRange(xRange=(120, 150), yRange=(210, 240), padding=0)
+    assert b.view_box.viewRange()[0] == pytest.approx(a.view_box.viewRange()[0])

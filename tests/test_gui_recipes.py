@@ -1,0 +1,109 @@
+"""Recipes from the window: steps listed, run one by one, prompts answered in a dialog."""
+
+from __future__ import annotations
+
+import pytest
+from PyQt6 import QtCore
+
+from gui.main_window import MainWindow
+from smm_daq.instruments.profile import load_profile
+from smm_daq.storage.nexus import list_entries, read_map
+from smm_daq.storage.scan_entry import read_scan_record
+
+WAIT_MS = 60_000
+
+RECIPE = """
+[recipe]
+title = "two scans and their difference"
+[scan_defaults]
+center_um = [12500.0, 12500.0]
+size_um = [100.0, 60.0]
+step_um = 20.0
+settle_tau = 1.0
+[[step]]
+kind = "zero_field"
+[[step]]
+kind = "scan"
+name = "first"
+[[step]]
+kind = "prompt"
+message = "Demagnetize the sample, put it back, then press OK"
+[[step]]
+kind = "wait"
+seconds = 30.0
+[[step]]
+kind = "scan"
+name = "second"
+[[step]]
+kind = "subtract"
+in_field = "second"
+remanent = "first"
+name = "difference"
+register = false
+"""
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    settings = QtCore.QSettings(str(tmp_path / "gui.ini"), QtCore.QSettings.Format.IniFormat)
+    w = MainWindow(load_profile(), settings)
+    qtbot.addWidget(w)
+    w.show()
+    w.instruments.connect_rig()
+    qtbot.waitUntil(lambda: w.holder.rig is not None, timeout=WAIT_MS)
+    w.scan.file_edit.setText(str(tmp_path / "session.h5"))
+    yield w
+    if w.scan.live.running:
+        w.scan.live.abort()
+        qtbot.waitUntil(lambda: not w.scan.live.running, timeout=WAIT_MS)
+    w.holder.close()
+
+
+@pytest.fixture
+def recipe_file(tmp_path):
+    path = tmp_path / "recipe.toml"
+    path.write_text(RECIPE, encoding="utf-8")
+    return path
+
+
+def test_a_recipe_runs_step_by_step_with_its_prompt(window, qtbot, recipe_file, tmp_path):
+    view = window.recipes
+    prompts = []
+    view.ask = lambda message: prompts.append(message) or True
+    assert view.open_recipe(recipe_file)
+    assert view.title_label.text() == "two scans and their difference"
+    assert view.steps.count() == 6
+    assert "scan 'first' 6 × 4 points" in view.steps.item(1).text()
+    started_at = window.holder.rig.clock.now()
+    assert view.run()
+    qtbot.waitUntil(lambda: not view.runner.running, timeout=WAIT_MS)
+
+    assert prompts == ["Demagnetize the sample, put it back, then press OK"]
+    assert all(view.steps.item(i).text().startswith("✔") for i in range(6)), view.message.text()
+    path = tmp_path / "session.h5"
+    kinds = {e.name: e.kind for e in list_entries(path)}
+    assert kinds == {"first": "scan", "second": "scan", "difference": "induced"}
+    assert read_scan_record(path, "second")["recipe"] == RECIPE
+    assert window.holder.rig.clock.now() - started_at >= 30.0  # the wait step ran on the clock
+    first, second, diff = (read_map(path, n) for n in ("first", "second", "difference"))
+    assert diff.bz == pytest.approx(second.bz - first.bz)
+
+
+def test_cancelling_a_prompt_stops_the_recipe(window, qtbot, recipe_file, tmp_path):
+    view = window.recipes
+    view.ask = lambda message: False
+    assert view.open_recipe(recipe_file)
+    assert view.run()
+    qtbot.waitUntil(lambda: not view.runner.running, timeout=WAIT_MS)
+    marks = [view.steps.item(i).text()[0] for i in range(6)]
+    assert marks == ["✔", "✔", "✖", "○", "○", "○"]
+    assert "stopped" in view.message.text()
+    assert [e.name for e in list_entries(tmp_path / "session.h5")] == ["first"]
+
+
+def test_a_recipe_that_does_not_fit_the_rig_is_refused_before_anything_runs(window, recipe_file):
+    recipe_file.write_text(RECIPE.replace("12500.0, 12500.0", "99000.0, 12500.0"))
+    view = window.recipes
+    assert not view.open_recipe(recipe_file)
+    assert "step 2" in view.message.text() and "stage travel" in view.message.text()
+    assert not view.run_button.isEnabled()

@@ -1,0 +1,127 @@
+"""Scan set-up: plans validated as on the command line, messages beside the wrong field."""
+
+from __future__ import annotations
+
+import pytest
+from PyQt6 import QtCore
+
+from gui.scan_form import ScanForm, field_of_message, format_duration
+from smm_daq.acquisition.plan import ScanPlan
+from smm_daq.instruments.profile import load_profile
+
+UM = 1e-6
+UT = 1e-6
+
+
+@pytest.fixture
+def profile():
+    return load_profile()
+
+
+@pytest.fixture
+def form(qtbot, profile):
+    f = ScanForm(profile)
+    qtbot.addWidget(f)
+    return f
+
+
+def test_the_default_plan_is_valid_and_has_a_duration(form, profile):
+    plan = form.checked_plan()
+    assert plan is not None
+    assert all(form.error_text(k) == "" for k in form.errors)
+    assert form.duration.text() == format_duration(plan.estimate_duration(profile))
+
+
+def test_a_grid_leaving_the_stage_travel_is_reported_beside_x(form, profile):
+    form.x0.setValue(profile.stage.travel[0, 1] / UM - 50.0)
+    assert form.checked_plan() is None
+    assert "stage travel" in form.error_text("x0")
+    assert form.duration.text() == "–"
+    form.x0.setValue(1000.0)
+    assert form.error_text("x0") == ""
+
+
+def test_a_field_above_the_limit_is_reported_beside_the_field(form, profile):
+    form.field[2].setValue(profile.coils.max_field / UT + 1.0)
+    assert form.checked_plan() is None
+    assert "max_field" in form.error_text("field")
+
+
+@pytest.mark.parametrize(
+    ("row", "set_bad"),
+    [
+        ("nx", lambda f: f.nx.setValue(0)),
+        ("step_y", lambda f: f.step_y.setValue(0.001)),
+        ("height", lambda f: f.height.setValue(-5.0)),
+        ("settle_tau", lambda f: f.settle_tau.setValue(-1.0)),
+        ("name", lambda f: f.name.setText("a/b")),
+    ],
+)
+def test_each_message_lands_by_its_field(form, row, set_bad):
+    set_bad(form)
+    assert form.checked_plan() is None
+    assert form.error_text(row) != ""
+    assert [k for k in form.errors if form.error_text(k)] == [row]
+
+
+def test_the_message_is_the_one_the_command_line_gives(form, profile):
+    form.ny.setValue(0)
+    with pytest.raises(Exception) as raised:
+        form.plan().validate(profile)
+    form.checked_plan()
+    assert form.error_text("ny") == str(raised.value)
+
+
+def test_field_of_message_reads_the_plan_key():
+    assert field_of_message("plan step_x is 0.001 µm; expected ...") == "step_x"
+    assert field_of_message("plan y range 1 .. 2 µm leaves the stage travel") == "y0"
+    assert field_of_message("something else") is None
+
+
+def test_a_dragged_area_becomes_the_grid(form):
+    form.step_x.setValue(20.0)
+    form.step_y.setValue(10.0)
+    form.use_area(1000 * UM, 2000 * UM, 1400 * UM, 2105 * UM)
+    plan = form.checked_plan()
+    assert plan is not None
+    assert (plan.x0, plan.y0) == pytest.approx((1000 * UM, 2000 * UM))
+    assert (plan.nx, plan.ny) == (21, 11)
+    assert plan.x[-1] <= 1400 * UM + 1e-12 and plan.y[-1] <= 2105 * UM
+
+
+def test_the_plan_carries_si_values(form):
+    form.field[0].setValue(12.5)
+    form.raster.setCurrentText("unidirectional")
+    plan = form.plan()
+    assert plan.field == pytest.approx((12.5 * UT, 0.0, 0.0))
+    assert plan.raster == "unidirectional"
+
+
+def test_the_plan_persists_in_settings(qtbot, profile, tmp_path):
+    store = QtCore.QSettings(str(tmp_path / "gui.ini"), QtCore.QSettings.Format.IniFormat)
+    first = ScanForm(profile)
+    qtbot.addWidget(first)
+    first.set_plan(
+        ScanPlan(
+            name="kept",
+            x0=1e-3,
+            y0=2e-3,
+            nx=7,
+            ny=5,
+            step_x=5e-6,
+            step_y=6e-6,
+            field=(0, 0, 20e-6),
+            raster="unidirectional",
+        )
+    )
+    first.save(store)
+    second = ScanForm(profile)
+    qtbot.addWidget(second)
+    second.restore(store)
+    assert second.plan() == first.plan()
+
+
+def test_format_duration():
+    assert format_duration(12.4) == "12 s"
+    assert format_duration(250) == "4 min 10 s"
+    assert format_duration(2 * 3600 + 300) == "2 h 05 min"

@@ -1,0 +1,154 @@
+"""Session browser: entries with status, maps open in views, side-by-side with linked zoom."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PyQt6 import QtCore
+
+from gui.compare_view import guess_roles
+from gui.grain_outlines import polygon_segments
+from gui.session_browser import SessionBrowser
+from smm_daq.storage.mapdata import MapData
+from smm_daq.storage.nexus import list_entries, write_map_entry
+
+UM = 1e-6
+UT = 1e-6
+
+
+def a_map(name: str, value: float, field=(0.0, 0.0, 0.0), sources=()) -> MapData:
+    x = np.arange(12) * 5 * UM
+    y = np.arange(8) * 5 * UM
+    bz = np.full((8, 12), value)
+    bz[3, 4] = -2 * value
+    return MapData(
+        bz=bz,
+        x=x,
+        y=y,
+        height=50 * UM,
+        sensor_size=(1e-6, 1e-6),
+        applied_field=np.array(field),
+        name=name,
+        title=f"{name} map",
+        sources=sources,
+    )
+
+
+@pytest.fixture
+def session_file(tmp_path):
+    path = tmp_path / "session.h5"
+    write_map_entry(path, a_map("rem", 1 * UT), kind="scan")
+    write_map_entry(path, a_map("inf", 3 * UT, field=(0, 0, 50 * UT)), kind="scan")
+    write_map_entry(path, a_map("ind", 2 * UT, sources=("inf", "rem")), kind="induced")
+    return path
+
+
+@pytest.fixture
+def browser(qtbot, session_file):
+    b = SessionBrowser()
+    qtbot.addWidget(b)
+    b.resize(1200, 700)
+    b.show()
+    b.open_file(session_file)
+    return b
+
+
+def test_entries_are_listed_with_kind_and_status(browser):
+    rows = {
+        browser.table.item(r, 0).text(): (
+            browser.table.item(r, 1).text(),
+            browser.table.item(r, 2).text(),
+            browser.table.item(r, 5).text(),
+        )
+        for r in range(browser.table.rowCount())
+    }
+    assert rows == {
+        "rem": ("scan", "finished", "(0.0, 0.0, 0.0)"),
+        "inf": ("scan", "finished", "(0.0, 0.0, 50.0)"),
+        "ind": ("induced", "finished", "(0.0, 0.0, 0.0)"),
+    }
+
+
+def test_double_click_opens_the_map(browser, qtbot):
+    row = next(r for r in range(3) if browser.table.item(r, 0).text() == "inf")
+    with qtbot.waitSignal(browser.mapShown) as shown:
+        browser.table.cellDoubleClicked.emit(row, 0)
+    assert shown.args[0].name == "inf"
+    assert browser.map_view.map.bz[3, 4] == pytest.approx(-6 * UT)
+    assert browser.map_view.colour_bar.levels() == pytest.approx((-6.0, 6.0))
+
+
+def test_compare_shows_the_three_maps_side_by_side(browser):
+    views = browser.compare.views
+    assert {role: v.map.name for role, v in views.items()} == {
+        "remanent": "rem",
+        "in-field": "inf",
+        "induced": "ind",
+    }
+    views["induced"].view_box.setRange(xRange=(10, 20), yRange=(10, 20), padding=0)
+    zoomed = views["induced"].view_box.viewRange()[0]
+    assert zoomed[0] <= 10 and zoomed[1] >= 20 and zoomed[1] - zoomed[0] < 15
+    for view in views.values():
+        assert view.view_box.viewRange()[0] == pytest.approx(zoomed, abs=1e-6)
+
+
+def test_choosing_another_entry_shows_it(browser):
+    browser.compare.choosers["remanent"].setCurrentText("inf")
+    assert browser.compare.views["remanent"].map.name == "inf"
+
+
+def test_guess_without_an_induced_entry_uses_the_field(tmp_path):
+    path = tmp_path / "s.h5"
+    write_map_entry(path, a_map("zero-1", 1 * UT), kind="scan")
+    write_map_entry(path, a_map("field-1", 1 * UT, field=(20 * UT, 0, 0)), kind="scan")
+    write_map_entry(path, a_map("zero-2", 1 * UT), kind="scan")
+    assert guess_roles(list_entries(path)) == {"remanent": "zero-2", "in-field": "field-1"}
+
+
+def test_outlines_are_drawn_over_every_map(browser):
+    square = np.array([[10, 10], [20, 10], [20, 20], [10, 20]]) * UM
+    browser.set_outlines(polygon_segments(square))
+    for view in (browser.map_view, *browser.compare.views.values()):
+        xs, ys = view.outlines.getData()
+        assert xs.size == 8  # four sides, two ends each, in µm
+        assert set(xs) == {10.0, 20.0} and set(ys) == {10.0, 20.0}
+
+
+def test_grain_outlines_from_a_grain_file(browser, tmp_path, qtbot):
+    grains = tmp_path / "grains.csv"
+    grains.write_text(
+        "grain,x_um,y_um,z_um,dx_um,dy_um,dz_um\n"
+        "1,10,10,-5,10,10,4\n"
+        "1,20,10,-5,10,10,4\n"  # shares an edge with the first: one 20 × 10 outline
+        "2,40,30,-5,6,6,4\n"
+    )
+    with qtbot.waitSignal(browser.grainsLoaded):
+        assert browser.load_grains(grains)
+    xs, ys = browser.map_view.outlines.getData()
+    sides = np.hypot(xs[1::2] - xs[::2], ys[1::2] - ys[::2])
+    assert sides.sum() == pytest.approx(2 * (20 + 10) + 4 * 6)  # µm
+
+
+def test_a_bad_grain_file_is_named_in_the_message(browser, tmp_path):
+    grains = tmp_path / "bad.csv"
+    grains.write_text("grain,x_um,y_um,z_um,dx_um,dy_um,dz_um\n1,10,10,-5,ten,10,4\n")
+    assert not browser.load_grains(grains)
+    assert "bad.csv" in browser.message.text()
+
+
+def test_a_bad_file_gives_a_message_not_a_crash(qtbot, tmp_path):
+    bad = tmp_path / "not.h5"
+    bad.write_text("hello")
+    b = SessionBrowser()
+    qtbot.addWidget(b)
+    b.open_file(bad)
+    assert "not.h5" in b.message.text()
+    assert b.table.rowCount() == 0
+
+
+def test_sorting_keeps_rows_whole(browser):
+    browser.table.sortItems(0, QtCore.Qt.SortOrder.AscendingOrder)
+    names = [browser.table.item(r, 0).text() for r in range(3)]
+    kinds = [browser.table.item(r, 1).text() for r in range(3)]
+    assert names == ["ind", "inf", "rem"]
+    assert kinds == ["induced", "scan", "scan"]

@@ -1,0 +1,204 @@
+"""The window drives a simulated scan: start, pause, resume, abort; live map against the file;
+the window stays responsive; closing during a scan asks, then aborts safely."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PyQt6 import QtCore, QtWidgets
+
+from gui.main_window import MainWindow
+from smm_daq.acquisition.plan import ScanPlan
+from smm_daq.instruments.profile import load_profile
+from smm_daq.storage.h5file import open_read
+from smm_daq.storage.nexus import list_entries, read_map
+
+UM = 1e-6
+UT = 1e-6
+WAIT_MS = 60_000  # generous: the whole suite shares two cores
+CENTRE = (12.5e-3, 12.5e-3)  # the simulated sample's middle
+
+
+def small_plan(name: str, n: int = 10, **kw) -> ScanPlan:
+    return ScanPlan.from_center(
+        name, CENTRE, ((n - 1) * 20 * UM, (n - 1) * 20 * UM), 20 * UM, settle_tau=1.0, **kw
+    )
+
+
+def status(path, entry: str) -> str:
+    return {e.name: e.status for e in list_entries(path)}[entry]
+
+
+def lines_done(path, entry: str) -> np.ndarray:
+    with open_read(path) as f:
+        return np.asarray(f[entry]["data/line_done"][()], dtype=bool)
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return QtCore.QSettings(str(tmp_path / "gui.ini"), QtCore.QSettings.Format.IniFormat)
+
+
+@pytest.fixture
+def window(qtbot, settings, tmp_path):
+    w = MainWindow(load_profile(), settings)
+    qtbot.addWidget(w)
+    w.show()
+    w.instruments.connect_rig()
+    qtbot.waitUntil(lambda: w.holder.rig is not None, timeout=WAIT_MS)
+    w.scan.file_edit.setText(str(tmp_path / "session.h5"))
+    yield w
+    if w.scan.live.running:
+        w.scan.live.abort()
+        qtbot.waitUntil(lambda: not w.scan.live.running, timeout=WAIT_MS)
+    w.holder.close()
+
+
+def run_to_end(qtbot, w: MainWindow, plan: ScanPlan) -> None:
+    with qtbot.waitSignal(w.scan.scanEnded, timeout=WAIT_MS):
+        assert w.scan.start(plan)
+
+
+def test_start_pause_resume_abort_from_the_window(window, qtbot, tmp_path):
+    scan, live = window.scan, window.scan.live
+    path = tmp_path / "session.h5"
+    scan.form.set_plan(small_plan("first", n=12))
+    qtbot.mouseClick(scan.start_button, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: live.state == "running" and live.points >= 3, timeout=WAIT_MS)
+    assert window.holder.busy and not window.instruments.goto_button.isEnabled()
+
+    qtbot.mouseClick(scan.pause_button, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: live.state == "paused", timeout=WAIT_MS)
+    assert live.sequencer.state == "paused"
+    assert status(path, "first") == "paused"
+    assert scan.resume_button.isEnabled() and not scan.pause_button.isEnabled()
+    paused_at = live.points
+    qtbot.waitUntil(
+        lambda: np.count_nonzero(np.isfinite(scan.view.map.bz)) == paused_at, timeout=WAIT_MS
+    )  # the live map shows every point measured, no more
+
+    qtbot.mouseClick(scan.resume_button, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: live.state == "running" and live.points >= 12 * 3 + 2, timeout=WAIT_MS)
+    assert live.points > paused_at
+
+    qtbot.mouseClick(scan.abort_button, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: live.state == "aborted", timeout=WAIT_MS)
+    assert status(path, "first") == "aborted"
+    assert not window.holder.busy and scan.start_button.isEnabled()
+    # the rig was made safe: zero applied field
+    np.testing.assert_allclose(window.holder.rig.coils.field_setpoint(), 0.0, atol=1e-12)
+
+    stored = read_map(path, "first")
+    done = lines_done(path, "first")
+    shown = scan.view.map.bz
+    assert done.sum() >= 3
+    np.testing.assert_array_equal(stored.bz[done], shown[done])  # finished lines: identical
+    assert np.all(np.isnan(stored.bz[~done]))
+    assert np.count_nonzero(np.isfinite(shown)) == live.points
+
+
+def test_a_finished_scan_matches_its_file_and_shows_in_the_session(window, qtbot, tmp_path):
+    path = tmp_path / "session.h5"
+    run_to_end(qtbot, window, small_plan("whole", n=8, raster="unidirectional"))
+    live = window.scan.live
+    assert live.state == "finished" and live.points == 64
+    stored = read_map(path, "whole")
+    np.testing.assert_array_equal(stored.bz, window.scan.view.map.bz)
+    level = window.scan.view.colour_bar.levels()[1]
+    assert level == pytest.approx(np.max(np.abs(stored.bz)) / UT)
+    assert window.session.path == path
+    names = [window.session.table.item(r, 0).text() for r in range(window.session.table.rowCount())]
+    assert names == ["whole"]
+
+
+def test_window_stays_responsive_during_a_fast_scan(window, qtbot):
+    """A zero-interval timer keeps firing and queued calls return while points stream in;
+    the live map is redrawn only from its 10-per-second timer, never once per point."""
+    live = window.scan.live
+    ticks = []
+    counter = QtCore.QTimer(interval=0)
+    counter.timeout.connect(lambda: ticks.append(live.points))
+    redraw_ticks = []
+    live.timer.timeout.connect(lambda: redraw_ticks.append(1))
+    assert live.timer.interval() == 100
+
+    counter.start()
+    assert window.scan.start(small_plan("fast", n=20))
+    qtbot.waitUntil(lambda: live.points >= 60, timeout=WAIT_MS)
+    answered = []
+    QtCore.QTimer.singleShot(0, lambda: answered.append(live.points))
+    qtbot.waitUntil(lambda: bool(answered), timeout=WAIT_MS)
+    mid_scan = live.running and answered[0] < 400
+    with qtbot.waitSignal(window.scan.scanEnded, timeout=WAIT_MS):
+        pass
+    counter.stop()
+
+    assert mid_scan  # the queued call came back while the scan was still running
+    during = [p for p in ticks if 0 < p < 400]
+    assert len(during) >= 10  # the event loop kept turning between points
+    assert live.points == 400
+    assert live.redraws <= len(redraw_ticks) + 1  # one final redraw at the end
+
+
+def test_closing_during_a_scan_asks_then_aborts_safely(window, qtbot, tmp_path, monkeypatch):
+    path = tmp_path / "session.h5"
+    asked = []
+    answer = QtWidgets.QMessageBox.StandardButton.No
+
+    def question(*args, **kwargs):
+        asked.append(args[2])
+        return answer
+
+    monkeypatch.setattr(QtWidgets.QMessageBox, "question", question)
+    assert window.scan.start(small_plan("closing", n=30))
+    live = window.scan.live
+    qtbot.waitUntil(lambda: live.state == "running" and live.points >= 3, timeout=WAIT_MS)
+
+    assert not window.close()  # "No": the scan goes on
+    assert len(asked) == 1 and window.isVisible() and live.running
+
+    answer = QtWidgets.QMessageBox.StandardButton.Yes
+    window.close()
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=WAIT_MS)
+    assert len(asked) == 2
+    assert live.state == "aborted"
+    assert status(path, "closing") == "aborted"
+    assert window.holder.rig is None  # made safe and closed
+
+
+def test_drag_an_area_on_the_last_map_to_set_the_grid(window, qtbot):
+    run_to_end(qtbot, window, small_plan("area", n=6))
+    scan = window.scan
+    scan.form.step_x.setValue(10.0)
+    scan.form.step_y.setValue(10.0)
+    x0, y0 = CENTRE[0] - 40 * UM, CENTRE[1] - 30 * UM
+    scan.view.set_area((x0, y0), (x0 + 80 * UM, y0 + 50 * UM))
+    scan.view._area_changed()
+    assert scan.form.from_area.isEnabled()
+    qtbot.mouseClick(scan.form.from_area, QtCore.Qt.MouseButton.LeftButton)
+    plan = scan.form.plan()
+    assert (plan.x0, plan.y0) == pytest.approx((x0, y0), abs=1e-9)
+    assert (plan.nx, plan.ny) == (9, 6)
+
+
+def test_a_plan_outside_the_limits_is_refused_with_the_message_by_the_field(window):
+    scan = window.scan
+    scan.form.set_plan(small_plan("too-strong", field=(0.0, 0.0, 500 * UT)))
+    assert not scan.start()
+    assert "max_field" in scan.form.error_text("field")
+    assert not scan.live.running and not window.holder.busy
+
+
+def test_settings_persist_between_windows(qtbot, settings, tmp_path):
+    first = MainWindow(load_profile(), settings)
+    qtbot.addWidget(first)
+    first.scan.form.set_plan(small_plan("remembered", n=5))
+    first.scan.file_edit.setText(str(tmp_path / "kept.h5"))
+    first.show_view("session")
+    first.close()
+    second = MainWindow(load_profile(), settings)
+    qtbot.addWidget(second)
+    assert second.scan.form.name.text() == "remembered"
+    assert second.scan.path == tmp_path / "kept.h5"
+    assert second.tabs.tabText(second.tabs.currentIndex()) == "Session"
+    second.close()

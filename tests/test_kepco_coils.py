@@ -1,0 +1,251 @@
+"""Kepco BOP coil driver: command/response pairs against the emulators, field <-> currents,
+ramp limits, range checks, trips and the safety paths."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from drivers.kepco_bop import KepcoBOPCoils, parse_kepco_idn, parse_scpi_error
+from simulators.coil_model import CoilModel
+from simulators.emulator import Emulator, EmulatorTransport, Faults
+from simulators.kepco_emulator import KepcoBOPEmulator
+from smm_daq.clock import VirtualClock
+from smm_daq.errors import InstrumentError, ProtocolError, RangeError
+
+C = np.array([[5e-5, 1e-6, 0.0], [-2e-6, 4.8e-5, 3e-7], [0.0, 5e-7, 5.1e-5]])
+AMBIENT = np.array([14e-6, 0.6e-6, -49e-6])
+
+
+class Recorder(Emulator):
+    """Passes messages to a supply emulator, logging (clock time, message, reply)."""
+
+    def __init__(self, inner: KepcoBOPEmulator, clock: VirtualClock) -> None:
+        self.inner = inner
+        self.clock = clock
+        self.name = inner.name
+        self.log: list[tuple[float, str, str | None]] = []
+
+    def handle(self, message: str) -> str | None:
+        reply = self.inner.handle(message)
+        self.log.append((self.clock.now(), message, reply))
+        return reply
+
+    def sent(self, prefix: str) -> list[tuple[float, str]]:
+        return [(t, m) for t, m, _ in self.log if m.startswith(prefix)]
+
+
+class Rig:
+    def __init__(self, *, safe_state="zero", faults=None, model_kw=None, **kw) -> None:
+        self.clock = VirtualClock()
+        self.model = CoilModel(
+            self.clock, calibration=C, ambient=AMBIENT, resolution=1e-6, **(model_kw or {})
+        )
+        self.emulators = [Recorder(KepcoBOPEmulator(self.model, i), self.clock) for i in range(3)]
+        self.faults = faults or [Faults() for _ in range(3)]
+        self.transports = [
+            EmulatorTransport(e, clock=self.clock, faults=f)
+            for e, f in zip(self.emulators, self.faults, strict=True)
+        ]
+        self.coils = KepcoBOPCoils(
+            self.transports,
+            calibration=C,
+            ambient=AMBIENT,
+            max_current=3.0,
+            max_ramp_rate=1.0,
+            max_field=100e-6,
+            clock=self.clock,
+            safe_state=safe_state,
+            **kw,
+        )
+
+
+def test_connect_sets_current_mode_and_compliance_and_keeps_outputs_as_found():
+    rig = Rig()
+    for e in rig.emulators:
+        messages = [m for _, m, _ in e.log]
+        assert messages[:4] == ["*IDN?", "*CLS", "FUNC:MODE CURR", "SYST:ERR?"]
+        assert "VOLT 20.000" in messages
+        assert e.inner.mode == "CURR"
+    assert [rig.model.output(i) for i in range(3)] == [False] * 3
+
+
+def test_field_becomes_currents_through_the_inverse_calibration():
+    rig = Rig()
+    b = np.array([30e-6, -20e-6, 10e-6])
+    rig.coils.set_field(b)
+    expected = np.linalg.solve(C, b - AMBIENT)  # I = C⁻¹ (B − ambient)
+    for i, e in enumerate(rig.emulators):
+        last = e.sent("CURR ")[-1][1]
+        assert float(last.split()[1]) == pytest.approx(expected[i], abs=1e-6)
+    np.testing.assert_allclose(rig.model.field_at_sample(), b, atol=0.2e-9)
+    np.testing.assert_allclose(rig.coils.field(), b, atol=0.2e-9)
+    np.testing.assert_allclose(rig.coils.currents(), expected, atol=1e-6)
+    np.testing.assert_array_equal(rig.coils.field_setpoint(), b)
+
+
+def test_ramp_never_exceeds_the_rate_limit():
+    rig = Rig()
+    rig.coils.set_field(np.array([0.0, 0.0, 60e-6]))
+    for e in rig.emulators:
+        steps = [(t, float(m.split()[1])) for t, m in e.sent("CURR ")]
+        for (t0, i0), (t1, i1) in itertools.pairwise(steps[1:]):
+            assert abs(i1 - i0) <= 1.0 * (t1 - t0) + 2e-6  # currents are sent to 1 µA
+    # z needs about (60 + 49) µT / 51 µT/A ≈ 2.1 A: at 1 A/s that takes > 2 s on the clock
+    assert rig.clock.now() >= 2.1
+
+
+def test_without_ramp_the_currents_jump_in_one_step():
+    rig = Rig()
+    rig.coils.set_field(np.array([0.0, 0.0, 0.0]), ramp=False)
+    assert all(len(e.sent("CURR ")) == 2 for e in rig.emulators)  # 0 A on switch-on, then target
+
+
+@pytest.mark.parametrize(
+    ("field", "match"),
+    [
+        ([0.0, 0.0, 101e-6], "beyond the limit 100 µT"),
+        ([80e-6, 0.0, 61e-6], "beyond the limit 100 µT"),
+        ([0.0, 0.0, float("nan")], "finite"),
+    ],
+)
+def test_fields_beyond_the_limit_are_refused_and_nothing_is_sent(field, match):
+    rig = Rig()
+    before = [len(e.log) for e in rig.emulators]
+    with pytest.raises(RangeError, match=match):
+        rig.coils.set_field(np.array(field))
+    assert [len(e.log) for e in rig.emulators] == before
+
+
+def test_currents_beyond_the_limit_are_refused_and_nothing_is_sent():
+    rig = Rig()
+    rig.coils.max_current = 1.0
+    before = [len(e.log) for e in rig.emulators]
+    with pytest.raises(RangeError, match="coil z"):
+        rig.coils.set_field(np.array([14e-6, 0.6e-6, 30e-6]))  # z needs ~1.55 A
+    assert [len(e.log) for e in rig.emulators] == before
+
+
+def test_zero_nulls_the_ambient_field():
+    rig = Rig()
+    rig.coils.set_field(np.array([50e-6, 0.0, 0.0]))
+    rig.coils.zero()
+    np.testing.assert_allclose(rig.model.field_at_sample(), 0.0, atol=0.2e-9)
+    np.testing.assert_array_equal(rig.coils.field_setpoint(), 0.0)
+
+
+def test_safe_state_off_ramps_down_and_switches_outputs_off():
+    rig = Rig(safe_state="off")
+    rig.coils.set_field(np.array([50e-6, 0.0, 0.0]))
+    rig.coils.zero()
+    assert [rig.model.output(i) for i in range(3)] == [False] * 3
+    for e in rig.emulators:
+        assert float(e.sent("CURR ")[-1][1].split()[1]) == 0.0
+    np.testing.assert_allclose(rig.model.field_at_sample(), AMBIENT)
+
+
+def test_a_supply_tripping_during_a_ramp_is_an_error_naming_its_axis():
+    rig = Rig()
+    inner = rig.emulators[1].inner
+    original = inner.handle
+
+    def trip_after_some_steps(message: str) -> str | None:
+        if message.startswith("CURR ") and len(rig.emulators[1].sent("CURR ")) == 5:
+            rig.model.trip(1, "overtemperature")
+        return original(message)
+
+    inner.handle = trip_after_some_steps
+    with pytest.raises(InstrumentError, match="coil y") as info:
+        rig.coils.set_field(np.array([0.0, 60e-6, 0.0]))
+    assert "overtemperature" in str(info.value) or "found off" in str(info.value)
+    # A tripped supply stays refused until the outputs are switched off.
+    with pytest.raises(InstrumentError, match=r"coil y: .*tripped"):
+        rig.coils.set_field(np.zeros(3))
+
+
+def test_zero_after_a_trip_still_brings_the_other_axes_to_the_safe_state():
+    rig = Rig()
+    rig.coils.set_field(np.array([40e-6, 40e-6, 40e-6]))
+    rig.model.trip(0)
+    with pytest.raises(InstrumentError, match="coil x") as info:
+        rig.coils.zero()
+    assert "coil y" not in str(info.value) and "coil z" not in str(info.value)
+    null = np.linalg.solve(C, -AMBIENT)
+    np.testing.assert_allclose(rig.model.currents()[1:], null[1:], atol=2e-6)
+    # Outputs off re-arms the tripped supply; then fields can be set again.
+    rig.coils.output_off()
+    rig.coils.set_field(np.zeros(3))
+    np.testing.assert_allclose(rig.model.field_at_sample(), 0.0, atol=0.2e-9)
+
+
+def test_output_off_tries_every_axis_when_one_link_is_lost():
+    rig = Rig()
+    rig.coils.set_field(np.array([20e-6, 20e-6, 20e-6]))
+    rig.faults[2].disconnected = True
+    with pytest.raises(InstrumentError, match=r"coil z: .*connection lost"):
+        rig.coils.output_off()
+    assert [rig.model.output(i) for i in range(2)] == [False, False]
+    assert rig.model.currents()[:2] == pytest.approx([0.0, 0.0])
+
+
+def test_supply_error_after_a_command_names_the_axis():
+    rig = Rig()
+    rig.coils.set_field(np.zeros(3))
+    rig.emulators[0].inner.errors.append((-222, "Data out of range"))  # x reports an error
+    with pytest.raises(InstrumentError, match=r"coil x: supply reports error -222"):
+        rig.coils.set_field(np.array([60e-6, 0.0, 0.0]))
+
+
+def test_compliance_limit_is_detected_from_the_measured_current():
+    rig = Rig(voltage_limit=2.0, model_kw={"resistance": 2.0})  # caps |I| at 1 A
+    with pytest.raises(InstrumentError, match=r"coil z measures 1 A, set to 1\.19"):
+        rig.coils.set_field(np.array([14e-6, 0.6e-6, 12e-6]))
+
+
+def test_link_faults_are_retried():
+    rig = Rig()
+    rig.faults[0].garbage = 1
+    rig.faults[1].timeouts = 2
+    rig.coils.set_field(np.array([10e-6, 10e-6, 10e-6]))
+    np.testing.assert_allclose(rig.model.field_at_sample(), [10e-6] * 3, atol=0.2e-9)
+
+
+def test_identity_limits_and_snapshot():
+    rig = Rig()
+    ident = rig.coils.identify()
+    assert ident.vendor == "KEPCO" and ident.serial == "E4711 / E4712 / E4713"
+    assert rig.coils.limits() == {
+        "max_field_T": 100e-6,
+        "max_current_A": 3.0,
+        "max_ramp_A_per_s": 1.0,
+    }
+    snap = rig.coils.snapshot()
+    np.testing.assert_allclose(snap["field_T"], AMBIENT)
+    assert snap["outputs_on"] == [False, False, False]
+
+
+def test_replies_parsed_strictly():
+    assert parse_scpi_error('-222,"Data out of range"') == (-222, "Data out of range")
+    assert parse_kepco_idn("KEPCO,BOP 20-5M,E1,1.66").model == "BOP 20-5M"
+    for bad in ("", "No error", 'x,"y"'):
+        with pytest.raises(ProtocolError):
+            parse_scpi_error(bad)
+    with pytest.raises(ProtocolError):
+        parse_kepco_idn("KEPCO BOP")
+
+
+def test_emulator_scpi_long_forms_and_error_queue():
+    clock = VirtualClock()
+    emu = KepcoBOPEmulator(CoilModel(clock, calibration=C), 2)
+    assert emu.handle("SOURce:FUNCtion:MODE CURRent") is None
+    assert emu.handle("func:mode?") == "1"  # 0 voltage mode, 1 current mode
+    emu.handle("CURR:LEV:IMM 1.5;OUTP ON")
+    clock.advance(1.0)
+    assert float(emu.handle("MEAS:CURR?")) == pytest.approx(1.5)
+    emu.handle("CURR 7")
+    emu.handle("NOPE")
+    assert emu.handle("SYST:ERR?") == '-222,"Data out of range"'
+    assert emu.handle("SYST:ERR?") == '-113,"Undefined header"'
+    assert emu.handle("SYST:ERR?") == '0,"No error"'

@@ -1,0 +1,128 @@
+"""Background, field leakage, line levelling, noise floor, masks and crop."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from smm_daq.analysis.background import border_mask, remove_background, remove_field_leakage
+from smm_daq.analysis.crop import crop
+from smm_daq.analysis.levelling import level_lines
+from smm_daq.analysis.masks import apply_mask, polygon_mask, rectangle_mask
+from smm_daq.analysis.noise import noise_from_repeats, noise_rms
+from smm_daq.errors import InputError
+from smm_daq.storage.mapdata import MapData
+
+UM = 1e-6
+
+
+def grid_map(bz=None, n=(40, 50), **kw):
+    ny, nx = n
+    x = np.arange(nx) * 5 * UM
+    y = np.arange(ny) * 5 * UM
+    return MapData(np.zeros(n) if bz is None else bz, x, y, name="m", **kw)
+
+
+def sample_disc(m):
+    px, py = np.meshgrid(m.x, m.y)
+    r = np.hypot(px - m.x.mean(), py - m.y.mean())
+    return np.where(r < 60 * UM, 1e-6 * np.cos(r / (20 * UM)), 0.0), r < 70 * UM
+
+
+def test_plane_fitted_on_background_only_is_removed():
+    m = grid_map()
+    signal, on_sample = sample_disc(m)
+    px, py = np.meshgrid(m.x - m.x.mean(), m.y - m.y.mean())
+    plane = 3e-7 + 2e-3 * px - 1e-3 * py
+    fit = remove_background(m.with_bz(signal + plane), ~on_sample, model="plane")
+    np.testing.assert_allclose(fit.map.bz, signal, atol=1e-15)
+    assert fit.coefficients == pytest.approx((3e-7, 2e-3, -1e-3))
+    # an offset alone leaves the tilt
+    off = remove_background(m.with_bz(signal + plane), ~on_sample, model="offset")
+    assert np.abs(off.map.bz - signal).max() > 1e-7
+    with pytest.raises(InputError, match="expected at least 3"):
+        remove_background(m, np.zeros(m.shape, bool), model="plane")
+    with pytest.raises(InputError, match="background model"):
+        remove_background(m, ~on_sample, model="cubic")
+
+
+def test_field_leakage_from_metadata_or_from_background():
+    m = grid_map(applied_field=np.array([0.0, 40e-6, 2e-6]))
+    signal, on_sample = sample_disc(m)
+    seen = m.with_bz(signal + 2.05e-6)  # the sensor read a little more than the request
+    out, leak = remove_field_leakage(seen)
+    assert leak == 2e-6
+    np.testing.assert_allclose(out.bz, signal + 0.05e-6, atol=1e-18)
+    out, leak = remove_field_leakage(seen, ~on_sample)
+    assert leak == pytest.approx(2.05e-6)
+    np.testing.assert_allclose(out.bz, signal, atol=1e-15)
+    with pytest.raises(InputError, match="no applied field"):
+        remove_field_leakage(seen.with_bz(seen.bz, applied_field=None))
+
+
+def test_line_levelling_removes_drift_but_not_the_sample():
+    m = grid_map()
+    signal, on_sample = sample_disc(m)
+    rng = np.random.default_rng(0)
+    drift = np.cumsum(rng.normal(size=m.shape[0])) * 1e-8
+    slope = rng.normal(size=m.shape[0]) * 1e-4
+    xc = m.x - m.x.mean()
+    data = signal + drift[:, None] + slope[:, None] * xc[None, :]
+    lev = level_lines(m.with_bz(data), ~on_sample, order=1)
+    np.testing.assert_allclose(lev.map.bz, signal, atol=1e-15)
+    assert not lev.interpolated.any()
+    # order 0 with lines that cross only the sample: filled in from neighbours
+    mask = ~on_sample
+    mask[10:13] = False
+    lev0 = level_lines(m.with_bz(signal + drift[:, None]), mask)
+    assert lev0.interpolated[10:13].all()
+    np.testing.assert_allclose(lev0.map.bz[:10], signal[:10], atol=1e-15)
+    np.testing.assert_allclose(lev0.offsets[11], np.interp(11, [9, 13], drift[[9, 13]]))
+
+
+def test_noise_floor_from_background_and_from_repeats():
+    rng = np.random.default_rng(1)
+    sigma = 2.5e-7
+    m = grid_map(n=(80, 80))
+    signal, on_sample = sample_disc(m)
+    estimates, repeats = [], []
+    for _ in range(20):
+        a = m.with_bz(signal * 100 + 1e-6 + rng.normal(size=m.shape) * sigma)
+        b = m.with_bz(signal * 100 + 3e-6 + rng.normal(size=m.shape) * sigma)
+        estimates.append(noise_rms(a, ~on_sample))
+        repeats.append(noise_from_repeats(a, b))
+    # unbiased to within the scatter of the 20 estimates
+    assert np.mean(estimates) == pytest.approx(sigma, rel=0.02)
+    assert np.mean(repeats) == pytest.approx(sigma, rel=0.02)
+    with pytest.raises(InputError, match="same grid"):
+        noise_from_repeats(a, MapData(a.bz[1:], a.x, a.y[1:], name="other"))
+
+
+def test_masks_crop_and_their_errors():
+    m = grid_map()
+    square = np.array([[20, 20], [80, 20], [80, 60], [20, 60]]) * UM
+    poly = polygon_mask(m, square)
+    rect = rectangle_mask(m, (20 * UM, 80 * UM), (20 * UM, 60 * UM))
+    # pixel centres on the square's lower-left edges count as inside, upper-right as outside
+    assert poly.sum() == 12 * 8 and rect.sum() == 13 * 9 and not (poly & ~rect).any()
+    triangle = np.array([[0, 0], [200, 0], [0, 150]]) * UM
+    px, py = np.meshgrid(m.x, m.y)
+    inside = px / (200 * UM) + py / (150 * UM) < 1
+    edge = np.abs(px / (200 * UM) + py / (150 * UM) - 1) < 0.03
+    assert (polygon_mask(m, triangle) == inside)[~edge].all()
+    frame = border_mask(m, 10 * UM)
+    assert frame[:2].all() and frame[:, -2:].all() and not frame[2:-2, 2:-2].any()
+    blank = apply_mask(m.with_bz(np.ones(m.shape)), rect)
+    assert np.isnan(blank.bz[~rect]).all() and (blank.bz[rect] == 1).all()
+    c = crop(
+        m.with_bz(np.arange(m.bz.size, dtype=float).reshape(m.shape)),
+        (20 * UM, 40 * UM),
+        (10 * UM, 15 * UM),
+    )
+    assert c.shape == (2, 5) and c.x[0] == pytest.approx(20 * UM) and c.bz[0, 0] == 2 * 50 + 4
+    with pytest.raises(InputError, match="holds no pixel"):
+        crop(m, (1.0, 2.0), (0.0, 1.0))
+    with pytest.raises(InputError, match="at least 3"):
+        polygon_mask(m, square[:2])
+    with pytest.raises(InputError, match="shape"):
+        apply_mask(m, np.ones((3, 3), bool))

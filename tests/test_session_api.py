@@ -1,0 +1,123 @@
+"""The scripted Session API: arrays back, field defaults, safe exits, pause policy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from acq_fakes import fake_rig, gradient_bz
+
+from simulators.sample import VirtualSample
+from smm_daq.acquisition.session import ScanNotFinished, Session
+from smm_daq.errors import InputError
+from smm_daq.storage.nexus import list_entries
+
+C_UM = (12500.0, 12500.0)
+
+
+def test_scan_returns_the_map(tmp_path):
+    rig = fake_rig()
+    s = Session(tmp_path / "s.h5", rig)
+    m = s.scan("a", center_um=C_UM, size_um=(40, 20), step_um=10)
+    assert m.shape == (3, 5) and m.name == "a"
+    expected = np.array([[gradient_bz(x, y) for x in m.x] for y in m.y])
+    np.testing.assert_allclose(m.bz, expected, atol=1e-15)
+    np.testing.assert_allclose(s.read("a").bz, m.bz)
+
+
+def test_set_field_is_applied_now_and_to_later_scans(tmp_path):
+    rig = fake_rig()
+    s = Session(tmp_path / "s.h5", rig)
+    s.set_field((0, 40, 0))
+    np.testing.assert_allclose(rig.coils.setpoint, [0, 40e-6, 0])
+    m = s.scan("a", center_um=C_UM, size_um=(20, 0), step_um=10)
+    np.testing.assert_allclose(m.applied_field, [0, 40e-6, 0])
+    np.testing.assert_array_equal(rig.coils.setpoint, 0.0)  # safe after the scan
+    s.zero_field()
+    assert s.scan("b", center_um=C_UM, size_um=(20, 0), step_um=10).applied_field.tolist() == [
+        0.0,
+        0.0,
+        0.0,
+    ]
+
+
+def test_set_field_beyond_the_limit_is_refused_without_touching_the_coils(tmp_path):
+    rig = fake_rig()
+    s = Session(tmp_path / "s.h5", rig)
+    with pytest.raises(InputError, match="max_field 100 µT"):
+        s.set_field((0, 0, 200))
+    assert rig.coils.history == []
+
+
+def test_a_failing_scan_raises_and_leaves_the_rig_safe(tmp_path):
+    rig = fake_rig()
+    rig.fluxgate.bias = np.array([1e-6, 0, 0])
+    s = Session(tmp_path / "s.h5", rig)
+    with pytest.raises(ScanNotFinished, match="scan 'a' failed: SafetyError: field verification"):
+        s.scan("a", center_um=C_UM, size_um=(20, 20), step_um=10, field_uT=(0, 40, 0))
+    np.testing.assert_array_equal(rig.coils.setpoint, 0.0)
+
+
+def test_pauses_go_to_the_pause_handler(tmp_path):
+    rig = fake_rig()
+    rig.lockin.overload_reads.update({3, 4, 7, 8})
+    reasons = []
+    s = Session(tmp_path / "s.h5", rig, on_pause=lambda r: reasons.append(r) or True)
+    m = s.scan("a", center_um=C_UM, size_um=(40, 20), step_um=10)
+    assert reasons == ["lock-in overload", "lock-in overload"]
+    assert np.isfinite(m.bz).all()
+
+
+def test_without_an_operator_a_pause_aborts_and_resume_finishes(tmp_path):
+    rig = fake_rig()
+    rig.lockin.overload_reads.update({8, 9})
+    s = Session(tmp_path / "s.h5", rig)
+    expected = r"paused \(lock-in overload\), then aborted with no operator.*smm-daq resume"
+    with pytest.raises(ScanNotFinished, match=expected):
+        s.scan("a", center_um=C_UM, size_um=(40, 20), step_um=10)
+    assert list_entries(tmp_path / "s.h5")[0].status == "aborted"
+    m = Session(tmp_path / "s.h5", fake_rig()).resume("a")
+    expected = np.array([[gradient_bz(x, y) for x in m.x] for y in m.y])
+    np.testing.assert_allclose(m.bz, expected, atol=1e-15)
+
+
+def test_leaving_the_with_block_makes_the_rig_safe_even_on_error(tmp_path):
+    rig = fake_rig()
+    closed = []
+    rig.close = lambda: closed.append(True)
+    with pytest.raises(ZeroDivisionError), Session(tmp_path / "s.h5", rig) as s:
+        s.set_field((0, 40, 0))
+        raise ZeroDivisionError
+    np.testing.assert_array_equal(rig.coils.setpoint, 0.0)
+    assert closed == [True] and rig.safe_calls == 1
+
+
+def test_session_on_the_simulator_gives_back_the_induced_map(tmp_path):
+    """Remanent, in-field and their difference for one grain of known susceptibility."""
+    chi = 5.0
+    sample = VirtualSample(
+        np.array([[12.5e-3, 12.5e-3, -40e-6, 60e-6, 60e-6, 60e-6]]),
+        np.array([0]),
+        np.array([[0.0, 0.0, 2e3]]),
+        np.array([chi]),
+    )
+    with Session.open(tmp_path / "s.h5", world_options={"sample": sample, "noise_rms": 0.0}) as s:
+        kw = {"center_um": C_UM, "size_um": (200, 200), "step_um": 40}
+        s.zero_field()
+        s.scan("rem", **kw)
+        s.scan("inf", field_uT=(0, 0, 40), **kw)
+        induced = s.subtract("inf", "rem", "ind", register=False)
+        world = s.rig.world
+        currents = world.coils.currents(s.rig.clock.now())
+    # independent truth: the grain magnetized by chi H alone, plus the applied z field itself
+    only_induced = VirtualSample(
+        sample.cuboids, sample.grain, np.array([[0.0, 0.0, 0.0]]), np.array([chi])
+    )
+    xx, yy = np.meshgrid(induced.x, induced.y)
+    sensors = np.c_[xx.ravel(), yy.ravel(), np.full(xx.size, induced.height)]
+    b = np.array([0, 0, 40e-6])
+    truth = only_induced.bz_true(sensors, s.profile.sensor.active_area, b).reshape(xx.shape)
+    truth += b[2]
+    # the two scans' residual ambient fields (tens of nT) are the only difference left
+    np.testing.assert_allclose(induced.bz, truth, atol=0.1e-6)
+    assert np.ptp(truth) > 1e-6
+    assert np.allclose(currents, 0.0)

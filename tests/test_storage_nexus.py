@@ -1,0 +1,247 @@
+"""Map entries: round trip, NeXus layout for general viewers, clear errors, crash repair."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import h5py
+import numpy as np
+import pytest
+
+from smm_daq.errors import InputError
+from smm_daq.storage.h5file import repair
+from smm_daq.storage.mapdata import MapData
+from smm_daq.storage.nexus import list_entries, read_map, write_map_entry
+
+
+def _map(name: str = "induced", ny: int = 4, nx: int = 5, **kw: object) -> MapData:
+    rng = np.random.default_rng(1)
+    bz = rng.normal(size=(ny, nx)) * 1e-6
+    bz[0, 0] = np.nan
+    return MapData(
+        bz=bz,
+        x=np.arange(nx) * 2e-6 + 1e-3,
+        y=np.arange(ny) * 3e-6 - 1e-3,
+        height=100e-6,
+        sensor_size=(30e-6, 20e-6),
+        applied_field=np.array([0.0, 40e-6, 0.0]),
+        name=name,
+        title="a title",
+        sources=("scan_b", "scan_a"),
+        **kw,
+    )
+
+
+def test_round_trip_keeps_every_field(tmp_path):
+    path = tmp_path / "s.h5"
+    m = _map()
+    assert write_map_entry(path, m, kind="induced") == "induced"
+    back = read_map(path, "induced")
+    np.testing.assert_array_equal(back.bz, m.bz)  # NaN where not measured stays NaN
+    np.testing.assert_array_equal(back.x, m.x)
+    np.testing.assert_array_equal(back.y, m.y)
+    assert back.height == m.height
+    assert back.sensor_size == m.sensor_size
+    np.testing.assert_array_equal(back.applied_field, m.applied_field)
+    assert (back.name, back.title, back.sources) == ("induced", "a title", ("scan_b", "scan_a"))
+
+
+def test_optional_geometry_may_be_absent(tmp_path):
+    path = tmp_path / "s.h5"
+    m = MapData(bz=np.zeros((2, 3)), x=np.arange(3.0), y=np.arange(2.0), name="bare")
+    write_map_entry(path, m, kind="import")
+    back = read_map(path, "bare")
+    assert back.height is None and back.sensor_size is None and back.applied_field is None
+    assert back.sources == ()
+
+
+def test_layout_is_nexus_with_units_and_plot_attributes(tmp_path):
+    path = tmp_path / "s.h5"
+    write_map_entry(path, _map(), kind="induced")
+    with h5py.File(path, "r") as f:
+        assert f.attrs["NX_class"] == "NXroot"
+        assert f.attrs["default"] == "induced"
+        e = f["induced"]
+        assert e.attrs["NX_class"] == "NXentry"
+        assert e.attrs["default"] == "data"
+        assert e.attrs["kind"] == "induced"
+        d = e["data"]
+        assert d.attrs["NX_class"] == "NXdata"
+        assert d.attrs["signal"] == "Bz"
+        assert list(d.attrs["axes"]) == ["y", "x"]
+        assert d["Bz"].attrs["units"] == "T"
+        assert d["x"].attrs["units"] == "m" and d["y"].attrs["units"] == "m"
+        assert e["instrument"].attrs["NX_class"] == "NXinstrument"
+        assert e["instrument/sensor"].attrs["NX_class"] == "NXsensor"
+        assert e["instrument/sensor/height"].attrs["units"] == "m"
+        assert e["instrument/field/requested"].attrs["units"] == "T"
+        assert e["sample"].attrs["NX_class"] == "NXsample"
+        assert e["status"].asstr()[()] == "finished"
+        assert e["program_name"].asstr()[()] == "smm-daq"
+
+
+def test_existing_entry_is_refused_unless_overwrite(tmp_path):
+    path = tmp_path / "s.h5"
+    write_map_entry(path, _map(), kind="induced")
+    with pytest.raises(InputError, match="'induced' already exists"):
+        write_map_entry(path, _map(), kind="induced")
+    replacement = _map().with_bz(np.ones((4, 5)))
+    write_map_entry(path, replacement, kind="induced", overwrite=True)
+    np.testing.assert_array_equal(read_map(path, "induced").bz, np.ones((4, 5)))
+
+
+def test_other_entries_are_untouched(tmp_path):
+    path = tmp_path / "s.h5"
+    first = _map("first")
+    write_map_entry(path, first, kind="scan")
+    write_map_entry(path, _map("second"), kind="induced")
+    np.testing.assert_array_equal(read_map(path, "first").bz, first.bz)
+
+
+def test_extra_datasets_are_stored_under_the_entry(tmp_path):
+    path = tmp_path / "s.h5"
+    extra = {
+        "results/shift_m": np.array([1e-6, -2e-6]),
+        "results/registered": True,
+        "note": "hello",
+        "results/count": 3,
+    }
+    write_map_entry(path, _map(), kind="induced", extra=extra)
+    with h5py.File(path, "r") as f:
+        e = f["induced"]
+        np.testing.assert_array_equal(e["results/shift_m"][()], [1e-6, -2e-6])
+        assert bool(e["results/registered"][()]) is True
+        assert e["note"].asstr()[()] == "hello"
+        assert int(e["results/count"][()]) == 3
+
+
+def test_extra_of_an_unstorable_type_is_refused(tmp_path):
+    with pytest.raises(InputError, match="extra 'bad'"):
+        write_map_entry(tmp_path / "s.h5", _map(), kind="induced", extra={"bad": object()})
+
+
+@pytest.mark.parametrize("name", ["", "a/b", "."])
+def test_unusable_entry_names_are_refused(tmp_path, name):
+    with pytest.raises(InputError, match="entry name"):
+        write_map_entry(tmp_path / "s.h5", _map(name), kind="induced")
+
+
+def test_missing_entry_names_file_and_entry(tmp_path):
+    path = tmp_path / "s.h5"
+    write_map_entry(path, _map("one"), kind="induced")
+    with pytest.raises(InputError) as err:
+        read_map(path, "two")
+    assert str(path) in str(err.value) and "'two'" in str(err.value) and "'one'" in str(err.value)
+
+
+def test_entry_without_a_map_names_file_and_entry(tmp_path):
+    path = tmp_path / "s.h5"
+    with h5py.File(path, "w") as f:
+        f.create_group("empty").attrs["NX_class"] = "NXentry"
+        g = f.create_group("bad")
+        g.create_dataset("data/Bz", data=np.zeros((3, 3)))
+        g.create_dataset("data/x", data=np.zeros(2))
+        g.create_dataset("data/y", data=np.zeros(3))
+    with pytest.raises(InputError, match=r"entry 'empty'.*holds no map"):
+        read_map(path, "empty")
+    with pytest.raises(InputError, match=r"entry 'bad'.*shape"):
+        read_map(path, "bad")
+
+
+def test_missing_or_non_hdf5_file_is_input_error(tmp_path):
+    with pytest.raises(InputError, match="file not found"):
+        read_map(tmp_path / "none.h5", "x")
+    junk = tmp_path / "junk.h5"
+    junk.write_text("not hdf5")
+    with pytest.raises(InputError, match="cannot open as HDF5"):
+        list_entries(junk)
+    with pytest.raises(InputError, match=r"junk\.h5"):
+        write_map_entry(junk, _map(), kind="induced")
+    assert junk.read_text() == "not hdf5"  # nothing lost
+
+
+def test_list_entries_summarises_in_creation_order(tmp_path):
+    path = tmp_path / "s.h5"
+    write_map_entry(path, _map("zeta", ny=3, nx=7), kind="scan")
+    write_map_entry(path, _map("alpha"), kind="induced")
+    infos = list_entries(path)
+    assert [i.name for i in infos] == ["zeta", "alpha"]
+    zeta = infos[0]
+    assert zeta.kind == "scan" and zeta.status == "finished" and zeta.shape == (3, 7)
+    np.testing.assert_array_equal(zeta.applied_field, [0.0, 40e-6, 0.0])
+    assert zeta.step == pytest.approx((2e-6, 3e-6))
+    assert zeta.height == 100e-6
+    assert infos[1].sources == ("scan_b", "scan_a")
+
+
+CRASHING_WRITER = textwrap.dedent(
+    """
+    import os, sys
+    import h5py, numpy as np
+    from smm_daq.storage.h5file import open_append, writer_id
+    f = open_append(sys.argv[1])
+    g = f.create_group("scan")
+    g.attrs["NX_class"] = "NXentry"
+    g.create_dataset("status", data="running", dtype=h5py.string_dtype("utf-8", 64))
+    g.create_dataset("writer", data=writer_id())
+    d = g.create_dataset("data/Bz", shape=(4, 3), dtype="f8", fillvalue=np.nan)
+    g.create_dataset("data/x", data=np.arange(3.0))
+    g.create_dataset("data/y", data=np.arange(4.0))
+    f.swmr_mode = True
+    d[0] = 1.0
+    d[1] = 2.0
+    f.flush()
+    os.kill(os.getpid(), 9)
+    """
+)
+
+
+def test_file_of_a_killed_writer_reads_and_is_repaired_without_loss(tmp_path):
+    path = tmp_path / "s.h5"
+    write_map_entry(path, _map("earlier"), kind="induced")
+    proc = subprocess.run([sys.executable, "-c", CRASHING_WRITER, str(path)], check=False)
+    assert proc.returncode == -9
+    with pytest.raises(OSError):  # what a plain HDF5 reader sees before repair
+        h5py.File(path, "r").close()
+    m = read_map(path, "scan")  # still readable
+    np.testing.assert_array_equal(m.bz[:2], [[1.0] * 3, [2.0] * 3])
+    assert np.isnan(m.bz[2:]).all()
+    assert {i.name: i.status for i in list_entries(path)}["scan"] == "interrupted"
+    write_map_entry(path, _map("later"), kind="induced")  # repairs, then appends
+    with h5py.File(path, "r") as f:  # openable by anything again
+        assert f["scan/status"].asstr()[()] == "interrupted"
+        np.testing.assert_array_equal(f["scan/data/Bz"][:2], [[1.0] * 3, [2.0] * 3])
+        assert set(f) == {"earlier", "scan", "later"}
+    np.testing.assert_array_equal(read_map(path, "earlier").bz, _map("earlier").bz)
+
+
+def test_repair_refuses_a_file_a_live_process_writes(tmp_path, monkeypatch):
+    path = tmp_path / "s.h5"
+    with h5py.File(path, "w", libver="latest") as f:
+        g = f.create_group("scan")
+        g.create_dataset("status", data="running")
+        g.create_dataset("writer", data="x")
+    monkeypatch.setattr("smm_daq.storage.h5file.writer_alive", lambda w: True)
+    with pytest.raises(InputError, match="being written by a running process"):
+        repair(path)
+    assert not (tmp_path / "s.h5.repair-tmp").exists()
+
+
+def test_scans_refuse_a_file_in_a_format_without_swmr(tmp_path):
+    from acq_fakes import fake_rig
+
+    from smm_daq.acquisition.plan import ScanPlan
+    from smm_daq.acquisition.sequencer import Sequencer
+
+    path = tmp_path / "old.h5"
+    with h5py.File(path, "w") as f:  # the library's default (oldest) format
+        f.attrs["mark"] = 1
+    plan = ScanPlan.from_center("s", (12.5e-3, 12.5e-3), (20e-6, 20e-6), 10e-6)
+    rig = fake_rig()
+    with pytest.raises(InputError, match="older HDF5 format"):
+        Sequencer(rig, path, plan).run()
+    with h5py.File(path, "r") as f:
+        assert list(f) == [] and f.attrs["mark"] == 1
+    assert rig.coils.history == []

@@ -1,0 +1,256 @@
+"""The simulated world: the demo sample, fields at the sensor, noise, drift, the lock-in's lag,
+and the fluxgate's errors, checked against closed forms and statistics."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy.integrate import quad
+
+from simulators.backend import SimulatedBackend
+from simulators.sample import MU0, VirtualSample
+from simulators.sensor_model import FluxgateModel, enbw
+from smm_daq.clock import VirtualClock
+from smm_daq.instruments.profile import load_profile
+from smm_daq.instruments.rig import open_rig
+
+UT = 1e-6
+SIZE = (30e-6, 30e-6)
+
+
+@pytest.fixture(scope="module")
+def builtin() -> VirtualSample:
+    return VirtualSample.builtin()
+
+
+def quiet_world(**options: object) -> SimulatedBackend:
+    base = {
+        "noise_rms": 0.0,
+        "drift_rate": 0.0,
+        "ambient_field": np.zeros(3),
+        "coil_matrix_error": 0.0,
+    }
+    return SimulatedBackend(load_profile(), VirtualClock(), {**base, **options})
+
+
+# --- the demo sample ---------------------------------------------------------------------
+
+
+def test_builtin_sample_is_the_described_demo(builtin: VirtualSample) -> None:
+    again = VirtualSample.builtin()
+    np.testing.assert_array_equal(builtin.cuboids, again.cuboids)
+    np.testing.assert_array_equal(builtin.remanence, again.remanence)
+    assert 24 <= builtin.n_grains <= 48
+    c = builtin.cuboids
+    assert np.all(c[:, 3:] >= 10e-6 * 0.6) and np.all(c[:, 3:] <= 80e-6)
+    assert np.all(np.abs(c[:, :2] - 12.5e-3) < 1.0e-3)  # inside the 2 mm square
+    assert np.all(c[:, 2] + c[:, 5] / 2 <= -2e-6)  # buried below the top surface
+    assert np.all((builtin.susceptibility >= 1) & (builtin.susceptibility <= 3))
+    boxes = []  # grains do not overlap in plan view
+    for g in range(builtin.n_grains):
+        p = c[builtin.grain == g]
+        boxes.append(
+            (
+                (p[:, 0] - p[:, 3] / 2).min(),
+                (p[:, 0] + p[:, 3] / 2).max(),
+                (p[:, 1] - p[:, 4] / 2).min(),
+                (p[:, 1] + p[:, 4] / 2).max(),
+            )
+        )
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            assert a[1] <= b[0] or b[1] <= a[0] or a[3] <= b[2] or b[3] <= a[2]
+
+
+def test_builtin_peak_field_at_100_um_is_tens_of_microtesla(builtin: VirtualSample) -> None:
+    x = np.arange(11.4e-3, 13.6e-3, 30e-6)
+    gx, gy = np.meshgrid(x, x)
+    sensors = np.column_stack([gx.ravel(), gy.ravel(), np.full(gx.size, 100e-6)])
+    bz = builtin.bz_true(sensors, SIZE, np.zeros(3))
+    assert 10 * UT <= np.abs(bz).max() <= 100 * UT
+
+
+def test_one_grain_far_away_is_a_point_dipole_of_remanent_plus_induced_moment() -> None:
+    edge = 40e-6
+    mr = np.array([300.0, -200.0, 500.0])
+    chi = 2.0
+    sample = VirtualSample([[0, 0, -50e-6, edge, edge, edge]], [0], [mr], [chi])
+    b = np.array([20e-6, 0.0, 80e-6])
+    m = (mr + chi * b / MU0) * edge**3
+    r = np.array([1.2e-3, -0.7e-3, 2.0e-3])
+    sensor = r + np.array([0, 0, -50e-6])  # relative to the grain centre: r
+    rn = np.linalg.norm(r)
+    dipole = 1e-7 * (3 * r[2] * (m @ r) / rn**5 - m[2] / rn**3)
+    assert sample.bz_true(sensor[None], (0, 0), b)[0] == pytest.approx(dipole, rel=2e-3)
+
+
+def test_induced_field_is_linear_in_the_applied_field(builtin: VirtualSample) -> None:
+    sensors = np.array([[12.4e-3, 12.6e-3, 80e-6], [12.0e-3, 12.1e-3, 150e-6]])
+    b1, b2 = np.array([0, 0, 60e-6]), np.array([30e-6, -10e-6, 0])
+    zero = builtin.bz_true(sensors, SIZE, np.zeros(3))
+
+    def induced(b: np.ndarray) -> np.ndarray:
+        return builtin.bz_true(sensors, SIZE, b) - zero
+
+    np.testing.assert_allclose(induced(b1 + b2), induced(b1) + induced(b2), rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(induced(2.5 * b1), 2.5 * induced(b1), rtol=1e-9)
+    per_sensor = builtin.bz_true(sensors, SIZE, np.array([b1, b2]))  # the kernel path
+    direct = [builtin.bz_true(sensors[i : i + 1], SIZE, b)[0] for i, b in enumerate((b1, b2))]
+    np.testing.assert_allclose(per_sensor, direct, rtol=1e-9)
+
+
+def test_a_sample_without_susceptibility_ignores_the_field() -> None:
+    sample = VirtualSample([[0, 0, -20e-6, 20e-6, 20e-6, 20e-6]], [0], [[0, 0, 1e3]], [0.0])
+    s = np.array([[10e-6, 0, 60e-6]])
+    assert (
+        sample.bz_true(s, SIZE, np.array([0, 0, 1e-4]))[0]
+        == sample.bz_true(s, SIZE, np.zeros(3))[0]
+    )
+
+
+def test_bad_samples_are_refused() -> None:
+    with pytest.raises(ValueError, match="inside the sample"):
+        VirtualSample([[0, 0, 0, 10e-6, 10e-6, 10e-6]], [0], [[0, 0, 1]], [1.0])
+    with pytest.raises(ValueError, match="grain indices"):
+        VirtualSample([[0, 0, -1e-5, 1e-6, 1e-6, 1e-6]], [3], [[0, 0, 1]], [1.0])
+
+
+# --- the world ---------------------------------------------------------------------------
+
+
+def test_sensor_sees_the_sample_where_the_stage_puts_it_and_moves_with_a_remount() -> None:
+    backend = quiet_world()
+    world, clock = backend.world, backend.clock
+    world.stage.set_servo("1", True)
+    world.stage.set_servo("2", True)
+    world.stage.move({"1": 12.45e-3, "2": 12.55e-3})
+    clock.advance(10.0)
+    t = clock.now()
+    here = np.array([[12.45e-3, 12.55e-3, 100e-6]])
+    expected = world.sample.bz_true(here, SIZE, world.coils.field_at_sample(t))[0]
+    assert world.bz_noiseless([t])[0] == pytest.approx(expected, rel=1e-12)
+    world.sample_offset = np.array([30e-6, -20e-6])  # the sample sits 30 µm further along x
+    shifted = world.sample.bz_true(here - [[30e-6, -20e-6, 0]], SIZE, np.zeros(3))[0]
+    assert world.bz_noiseless([t])[0] == pytest.approx(shifted, rel=1e-12)
+
+
+def test_replacing_the_sample_takes_effect_at_once() -> None:
+    backend = quiet_world()
+    world = backend.world
+    world.stage.set_servo("1", True)
+    world.stage.set_servo("2", True)
+    world.stage.move({"1": 12.36e-3, "2": 11.66e-3})  # above the demo sample's peak
+    backend.clock.advance(10.0)
+    t = backend.clock.now()
+    assert abs(world.bz_noiseless([t])[0]) > 10 * UT
+    world.sample = VirtualSample.empty()
+    assert world.bz_noiseless([t])[0] == 0.0
+
+
+def test_the_applied_field_adds_its_z_part_to_what_the_sensor_sees() -> None:
+    backend = quiet_world(sample=VirtualSample.empty(), ambient_field=np.array([0, 0, 7e-6]))
+    world = backend.world
+    world.coils.set_output(2, True)
+    world.coils.set_current(2, 0.5)  # 25 µT along z through the nominal matrix
+    backend.clock.advance(1.0)
+    assert world.bz_noiseless([backend.clock.now()])[0] == pytest.approx(32e-6, rel=1e-9)
+
+
+def test_sensor_noise_and_drift_statistics() -> None:
+    backend = quiet_world(noise_rms=0.25 * UT, drift_rate=1e-9, seed=3)
+    world, clock = backend.world, backend.clock
+    truth = world.bz_noiseless([clock.now()])[0]
+    draws = np.array([world.bz_at_sensor(clock.now()) for _ in range(4000)])
+    assert draws.mean() == pytest.approx(truth, abs=4 * 0.25 * UT / math.sqrt(4000))
+    assert draws.std() == pytest.approx(0.25 * UT, rel=0.05)  # SD of the SD: 1.1 %
+    v0 = world.lockin_signal([100.0], 1.0)[0]
+    v1 = world.lockin_signal([3700.0], 1.0)[0]  # the stage has not moved since
+    assert v1 - v0 == pytest.approx(2000.0 * 1e-9 * 3600.0, rel=1e-9)
+
+
+@pytest.mark.parametrize("poles", [1, 2, 3, 4])
+def test_equivalent_noise_bandwidth_matches_quadrature(poles: int) -> None:
+    tau = 0.03
+    value, _ = quad(lambda f: 1 / (1 + (2 * math.pi * f * tau) ** 2) ** poles, 0, np.inf)
+    assert enbw(tau, poles) == pytest.approx(value, rel=1e-8)
+
+
+def test_lockin_readings_scatter_by_the_sensor_noise_at_the_profile_settings() -> None:
+    rig = open_rig(load_profile(), world_options={"drift_rate": 0.0, "seed": 11})
+    s = rig.profile.sensor.sensitivity_V_per_T
+    xs = []
+    for _ in range(300):  # far from the sample: only the ambient field and noise
+        rig.clock.sleep(0.3)
+        xs.append(rig.lockin.read_xy()[0] / s)
+    assert np.std(xs) == pytest.approx(0.25 * UT, rel=0.17)  # SD of the SD: 4 %
+    ambient_z = 0.031 * UT
+    assert np.mean(xs) == pytest.approx(ambient_z, abs=4 * 0.25 * UT / math.sqrt(300) * 3)
+    rig.close()
+
+
+def test_the_lockin_lags_a_move_by_its_time_constant() -> None:
+    rig = open_rig(load_profile(), world_options={"noise_rms": 0.0, "drift_rate": 0.0})
+    world, s, tau = rig.world, rig.profile.sensor.sensitivity_V_per_T, 0.03
+    rig.stage.set_velocity(0.01)  # 10 mm/s: the 20 µm step takes 2 ms
+    a, b = (12.36e-3, 11.66e-3), (12.38e-3, 11.66e-3)  # the steepest part of the demo sample
+    rig.stage.move_to(*a, 100e-6)
+    rig.clock.sleep(1.0)
+    bz_a = world.bz_noiseless([rig.clock.now()])[0]
+    assert rig.lockin.read_xy()[0] / s == pytest.approx(bz_a, rel=1e-6)
+    rig.stage.move_to(*b)  # waits until on target: a few ms
+    moved = rig.clock.now()
+    lagging = rig.lockin.read_xy()[0] / s
+    bz_b = world.bz_noiseless([moved])[0]
+    assert abs(bz_b - bz_a) > 1 * UT
+    assert abs(lagging - bz_a) < 0.5 * abs(bz_b - bz_a)  # still mostly at a
+    rig.clock.sleep(10 * tau)
+    assert rig.lockin.read_xy()[0] / s == pytest.approx(bz_b, rel=1e-3)
+    rig.close()
+
+
+def test_same_seed_same_world_other_seed_other_noise() -> None:
+    def readings(seed: int) -> list[float]:
+        rig = open_rig(load_profile(), world_options={"seed": seed})
+        out = []
+        for _ in range(5):
+            rig.clock.sleep(0.3)
+            out.append(rig.lockin.read_xy()[0])
+        rig.close()
+        return out
+
+    assert readings(5) == readings(5)
+    assert readings(5) != readings(6)
+
+
+# --- the fluxgate ------------------------------------------------------------------------
+
+
+def test_fluxgate_without_errors_inverts_its_nominal_calibration() -> None:
+    scale = np.array([[1e-5, 2e-8, 0], [0, 1.1e-5, 0], [-1e-8, 0, 0.9e-5]])
+    offset = np.array([0.01, -0.02, 0.005])
+    f = FluxgateModel.with_errors(
+        scale, offset, scale_error=0, orthogonality_error=0, offset_error=np.zeros(3),
+        noise_rms=0, rng=np.random.default_rng(0),
+    )  # fmt: skip
+    b = np.array([12e-6, -3e-6, 45e-6])
+    v = f.volts(b, np.random.default_rng(1))
+    np.testing.assert_allclose(scale @ (v - offset), b, rtol=1e-12)
+
+
+def test_fluxgate_errors_are_as_large_as_asked() -> None:
+    scale = np.eye(3) * 1e-5
+    b = np.array([0.0, 0.0, 100e-6])
+    rng = np.random.default_rng(2)
+    tilted, offsets = [], []
+    for _ in range(300):
+        f = FluxgateModel.with_errors(
+            scale, np.zeros(3), scale_error=0, orthogonality_error=1e-3,
+            offset_error=np.array([5e-9, 0, 0]), noise_rms=0, rng=rng,
+        )  # fmt: skip
+        reading = scale @ f.volts(b, rng)
+        tilted.append(reading[0] - 5e-9)  # x sees z through its tilt
+        offsets.append(scale @ f.volts(np.zeros(3), rng))
+    assert np.std(tilted) == pytest.approx(100e-6 * 1e-3, rel=0.15)
+    np.testing.assert_allclose(offsets[0], [5e-9, 0, 0], atol=1e-15)
