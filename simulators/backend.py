@@ -51,7 +51,7 @@ from simulators.tcp_server import EmulatorServer, RealTimeClock
 from simulators.world import World
 from smm_daq.clock import Clock
 from smm_daq.errors import InputError, InstrumentLost
-from smm_daq.instruments.profile import LinkSettings, Profile, _Reader
+from smm_daq.instruments.profile import CoilSettings, LinkSettings, Profile, _Reader
 
 UM, UT, NT = 1e-6, 1e-6, 1e-9
 _LOCKINS: dict[str, type[SRSLockInEmulator]] = {"sr830": SR830Emulator, "sr860": SR860Emulator}
@@ -61,6 +61,11 @@ _EMULATED = {
     "coils": ("kepco_bop",),
     "fluxgate": ("dmm_fluxgate",),
 }
+
+
+def _nominal_coils(profile: Profile) -> CoilSettings:
+    """The coils as the profile writes them: the simulated truth must not follow a calibration."""
+    return profile.coils_as_written or profile.coils
 
 
 @dataclass(frozen=True)
@@ -105,7 +110,7 @@ class SimulationOptions:
             drift_rate=r.number("drift_uT_per_hour", 0.0) * UT / 3600.0,
             sensor_offset=r.number("sensor_offset_V", profile.sensor.offset_V),
             ambient_field=r.array(
-                "ambient_field_uT", (3,), (profile.coils.ambient_field / UT).tolist()
+                "ambient_field_uT", (3,), (_nominal_coils(profile).ambient_field / UT).tolist()
             )
             * UT,
             coil_matrix_error=r.number("coil_matrix_error", 0.0, lo=0.0, hi=0.5),
@@ -204,7 +209,7 @@ class SimulatedBackend:
             self._sensor(options),
             self._stage(),
             CoilModel.from_settings(
-                profile.coils,
+                _nominal_coils(profile),
                 clock,
                 calibration_error=options.coil_matrix_error,
                 ambient=options.ambient_field,

@@ -99,6 +99,9 @@ class Profile:
     calibration_file: Path | None  # where calibrate-coils stores the fitted matrix and ambient
     simulation: dict[str, Any] = field(default_factory=dict)  # validated by the simulator
     text: str = ""  # the file as written, stored with every scan
+    # The coil settings as the profile writes them, before a stored calibration is laid over
+    # them: the simulator builds its "true" coils from these, so calibrating does not move them.
+    coils_as_written: CoilSettings | None = None
 
     def fingerprint(self) -> dict[str, Any]:
         """What must match for a scan to be resumed with this profile (hardware and geometry)."""
@@ -356,7 +359,7 @@ def parse_profile(text: str, path: Path) -> Profile:
     rig.check_unknown()
     calibration_file = (path.parent / cal_name) if cal_name else None
 
-    coils = _coils(top.sub("coils"))  # type: ignore[arg-type]
+    coils_as_written = coils = _coils(top.sub("coils"))  # type: ignore[arg-type]
     if calibration_file is not None and calibration_file.exists():
         coils = _apply_calibration_file(calibration_file, coils)
     fluxgate_table = top.sub("fluxgate", required=False)
@@ -377,6 +380,7 @@ def parse_profile(text: str, path: Path) -> Profile:
         calibration_file=calibration_file,
         simulation=simulation,
         text=text,
+        coils_as_written=coils_as_written,
     )
     top.check_unknown()
     return profile
