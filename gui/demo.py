@@ -1,8 +1,9 @@
-"""`smm-daq gui --demo`: the simulator's day in the window, run as a recipe.
+"""`smm-daq gui --demo`: the simulator's day in the window.
 
-Zero field, a remanent scan, an in-field scan and their difference, on the simulated
-sample; then the session shows the three maps side by side with the grains' outlines
-(taken from the simulated world, and written as a grain file for the MMT tab).
+A recipe (zero field, a remanent scan, an in-field scan and their difference) on the
+simulated sample; the session then shows the three maps side by side with the grains'
+outlines (the simulated world's grains, written as a grain file), and the MMT tab inverts
+the remanent scan with that grain file.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from PyQt6 import QtCore
 
+from gui.grain_table import RATIO
 from gui.main_window import MainWindow
 from smm_daq.analysis.grains import CSV_COLUMNS
 
@@ -101,7 +103,11 @@ class Demo(QtCore.QObject):
                           step=self.step_um),
             encoding="utf-8",
         )
-        write_grain_file(self.grain_path, sample.cuboids, sample.grain)
+        near = np.all(np.abs(sample.cuboids[:, :2] - centre) <= (self.size_um / 2 + 100) * UM,
+                      axis=1)  # the grains under the scan (and just beyond its edges)
+        grains = np.unique(sample.grain[near])
+        keep = np.isin(sample.grain, grains)
+        write_grain_file(self.grain_path, sample.cuboids[keep], sample.grain[keep])
         self.window.scan.set_path(self.path)
         recipes = self.window.recipes
         self.window.show_view("recipes")
@@ -119,4 +125,19 @@ class Demo(QtCore.QObject):
         session.views.setCurrentWidget(session.compare)
         QtCore.QCoreApplication.processEvents()  # lay the views out before fitting them
         session.compare.fit()
-        self.finished.emit(ok, message)
+        if not ok:
+            self.finished.emit(ok, message)
+            return
+        mmt = self.window.mmt
+        mmt.entry.setCurrentText(REMANENT)
+        mmt.finished.connect(self._inverted)
+        if not mmt.run():
+            self.finished.emit(False, mmt.status.text())
+
+    def _inverted(self, ok: bool, message: str) -> None:
+        mmt = self.window.mmt
+        mmt.max_ratio.setValue(20.0)  # the grains whose magnetization is well determined
+        mmt.sort_by(RATIO)
+        if mmt.proxy.rowCount():
+            mmt.table.selectRow(0)
+        self.finished.emit(ok, "all steps done" if ok else f"MMT: {message}")

@@ -8,6 +8,7 @@ from pathlib import Path
 from PyQt6 import QtCore, QtGui, QtWidgets
 
 from gui.instruments_panel import InstrumentsPanel
+from gui.mmt_view import MMTView
 from gui.recipes_view import RecipesView
 from gui.rig_holder import RigHolder
 from gui.scan_tab import ScanTab
@@ -41,10 +42,14 @@ class MainWindow(QtWidgets.QMainWindow):
         self.scan = ScanTab(self.holder)
         self.session = SessionBrowser()
         self.recipes = RecipesView(self.holder, self.scan)
+        self.mmt = MMTView(profile)
         self.tabs.addTab(self.instruments, "Instruments")
         self.tabs.addTab(self.scan, "Scan")
         self.tabs.addTab(self.session, "Session")
         self.tabs.addTab(self.recipes, "Recipes")
+        self.tabs.addTab(self.mmt, "MMT")
+        self.session.entriesChanged.connect(self.mmt.set_file)
+        self.session.grainsLoaded.connect(self.mmt.set_grain_file)
         self.session.fileOpened.connect(self._file_opened)
         self.session.mapShown.connect(self.scan.show_last_map)
         self.scan.scanEnded.connect(self._scan_ended)

@@ -41,6 +41,7 @@ class SessionBrowser(QtWidgets.QWidget):
     fileOpened = QtCore.pyqtSignal(object)  # Path
     mapShown = QtCore.pyqtSignal(object)  # MapData
     grainsLoaded = QtCore.pyqtSignal(object, str)  # grain file Path, format
+    entriesChanged = QtCore.pyqtSignal(object)  # Path of the file whose entries were re-read
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -138,6 +139,7 @@ class SessionBrowser(QtWidgets.QWidget):
         self.table.setSortingEnabled(True)
         self.table.resizeColumnsToContents()
         self.compare.set_entries(self.entries)
+        self.entriesChanged.emit(self.path)
 
     def _load(self, entry: str) -> MapData | None:
         if self.path is None:

@@ -1,0 +1,280 @@
+"""MMT: invert a scan with a grain file, then pick reliable grains.
+
+The inversion runs in a worker thread (its progress messages come back through a Qt signal);
+then a sortable grain table filtered by SSR and uncertainty ratio, the selected grain's own
+fitted field and the residual around it, and an equal-area net of the shown grains' directions.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PyQt6 import QtCore, QtWidgets
+
+from gui.background import Background
+from gui.grain_outlines import footprint_segments
+from gui.grain_table import GrainFilter, GrainTableModel
+from gui.map_view import MapView
+from gui.stereonet import Stereonet
+from smm_daq.analysis.forward import cuboid_bz
+from smm_daq.analysis.grains import FORMATS, read_grains
+from smm_daq.errors import SmmError
+from smm_daq.instruments.profile import Profile
+from smm_daq.storage.mapdata import MapData
+from smm_daq.storage.nexus import list_entries, read_map
+
+UM = 1e-6
+UT = 1e-6
+
+
+class _Progress(QtCore.QObject):
+    """Carries the inversion's progress messages from its thread to the GUI thread."""
+
+    message = QtCore.pyqtSignal(str)
+
+
+def grain_field(result: Any, g: int, data: MapData) -> MapData:
+    """Bz of grain `g` alone, with its fitted magnetization, on the grid of `data`."""
+    grains = result.grains
+    cub = grains.cuboids[grains.start[g]:grains.start[g + 1]]
+    X, Y = np.meshgrid(data.x, data.y)
+    sensors = np.c_[X.ravel(), Y.ravel(), np.full(X.size, result.height)]
+    m = np.repeat(result.magnetization[g][None, :], cub.shape[0], axis=0)
+    bz = cuboid_bz(sensors, cub, m, sensor_size=result.fitted.sensor_size or (0.0, 0.0))
+    return data.with_bz(bz.reshape(data.bz.shape), name=f"grain {grains.labels[g]}",
+                        title="fitted field of the grain")
+
+
+class MMTView(QtWidgets.QWidget):
+    """The MMT tab."""
+
+    finished = QtCore.pyqtSignal(bool, str)  # inversion done (ok, message)
+
+    def __init__(self, profile: Profile, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.profile = profile
+        self.path: Path | None = None
+        self.result: Any = None
+        self.data: MapData | None = None
+        self.worker = Background("mmt", self)
+        self.progress_bridge = _Progress(self)
+        self.progress_bridge.message.connect(self._progress)
+
+        self.entry = QtWidgets.QComboBox()
+        self.entry.setMinimumContentsLength(16)
+        self.grain_edit = QtWidgets.QLineEdit()
+        self.grain_edit.setPlaceholderText("grain file (micro-CT cuboids)")
+        browse = QtWidgets.QToolButton(text="…")
+        browse.clicked.connect(self._choose_grains)
+        self.grain_format = QtWidgets.QComboBox()
+        self.grain_format.addItems(FORMATS)
+        self.sigma = QtWidgets.QDoubleSpinBox()
+        self.sigma.setRange(0.0, 1e6)
+        self.sigma.setDecimals(4)
+        self.sigma.setSuffix(" µT")
+        self.sigma.setSpecialValueText("from residual")
+        self.sigma.setToolTip("noise SD of one pixel; 0: estimated from the residual")
+        self.run_button = QtWidgets.QPushButton("Invert")
+        self.run_button.clicked.connect(self.run)
+        self.busy = QtWidgets.QProgressBar()
+        self.busy.setRange(0, 1)
+        self.busy.setMaximumWidth(160)
+        self.status = QtWidgets.QLabel("Choose a scan entry and a grain file.")
+        self.status.setWordWrap(True)
+
+        top = QtWidgets.QHBoxLayout()
+        for w in (QtWidgets.QLabel("Map"), self.entry, QtWidgets.QLabel("Grains"),
+                  self.grain_edit, browse, self.grain_format, QtWidgets.QLabel("σ"),
+                  self.sigma, self.run_button, self.busy):
+            top.addWidget(w)
+        top.setStretchFactor(self.grain_edit, 1)
+
+        self.min_ssr = QtWidgets.QDoubleSpinBox()
+        self.min_ssr.setRange(0.0, 1e6)
+        self.min_ssr.setDecimals(3)
+        self.min_ssr.setSpecialValueText("any")
+        self.max_ratio = QtWidgets.QDoubleSpinBox()
+        self.max_ratio.setRange(0.0, 1e6)
+        self.max_ratio.setDecimals(3)
+        self.max_ratio.setSuffix(" %")
+        self.max_ratio.setSpecialValueText("any")
+        self.shown = QtWidgets.QLabel("")
+        for box in (self.min_ssr, self.max_ratio):
+            box.valueChanged.connect(self._filter_changed)
+        filters = QtWidgets.QHBoxLayout()
+        filters.addWidget(QtWidgets.QLabel("SSR at least"))
+        filters.addWidget(self.min_ssr)
+        filters.addWidget(QtWidgets.QLabel("uncertainty ratio at most"))
+        filters.addWidget(self.max_ratio)
+        filters.addWidget(self.shown, 1)
+
+        self.proxy = GrainFilter(self)
+        self.table = QtWidgets.QTableView()
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.selectionModel().selectionChanged.connect(self._selected)
+
+        self.data_view = MapView(title="map and grains")
+        self.grain_view = MapView(title="fitted field of the grain")
+        self.residual_view = MapView(title="residual (map − fit)")
+        for view in (self.grain_view, self.residual_view):
+            view.link_to(self.data_view)
+        self.highlight = pg.PlotCurveItem(pen=pg.mkPen((0, 160, 0), width=3), connect="pairs")
+        self.data_view.plot.addItem(self.highlight, ignoreBounds=True)
+        self.net = Stereonet()
+
+        maps = QtWidgets.QGridLayout()
+        maps.addWidget(self.data_view, 0, 0)
+        maps.addWidget(self.grain_view, 0, 1)
+        maps.addWidget(self.residual_view, 1, 0)
+        maps.addWidget(self.net, 1, 1)
+        maps_holder = QtWidgets.QWidget()
+        maps_holder.setLayout(maps)
+        left = QtWidgets.QWidget()
+        left_layout = QtWidgets.QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addLayout(filters)
+        left_layout.addWidget(self.table, 1)
+        splitter = QtWidgets.QSplitter()
+        splitter.addWidget(left)
+        splitter.addWidget(maps_holder)
+        splitter.setSizes([520, 880])
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.status)
+        layout.addWidget(splitter, 1)
+
+    # --- inputs --------------------------------------------------------------------------
+    def set_file(self, path: Path) -> None:
+        """Offer the map entries of a session file."""
+        self.path = Path(path)
+        current = self.entry.currentText()
+        try:
+            names = [e.name for e in list_entries(self.path) if e.shape is not None]
+        except (SmmError, OSError) as exc:
+            self.status.setText(str(exc))
+            return
+        self.entry.clear()
+        self.entry.addItems(names)
+        if current in names:
+            self.entry.setCurrentText(current)
+
+    def set_grain_file(self, path: Path, fmt: str = "csv") -> None:
+        self.grain_edit.setText(str(path))
+        self.grain_format.setCurrentText(fmt)
+
+    def _choose_grains(self) -> None:
+        name, _ = QtWidgets.QFileDialog.getOpenFileName(
+            self, "Grain file", self.grain_edit.text(), "Grain files (*.csv *.txt);;All (*)"
+        )
+        if name:
+            self.grain_edit.setText(name)
+
+    # --- running -------------------------------------------------------------------------
+    def run(self) -> bool:
+        """Start the inversion in the worker; False (with the reason shown) if it cannot."""
+        entry, grain_file = self.entry.currentText(), self.grain_edit.text().strip()
+        if self.path is None or not entry or not grain_file:
+            self.status.setText("Choose a scan entry (open a session file) and a grain file.")
+            return False
+        path, fmt = self.path, self.grain_format.currentText()
+        sigma = self.sigma.value() * UT or None
+        profile, emit = self.profile, self.progress_bridge.message.emit
+
+        def job() -> tuple[MapData, Any, dict, list[str]]:
+            from smm_daq.analysis.mmt.inversion import invert_map
+
+            data = read_map(path, entry)
+            grains = read_grains(grain_file, fmt)
+            emit(f"{grains.n_grains} grains, map {data.shape[1]} × {data.shape[0]}")
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                result = invert_map(
+                    data, grains,
+                    height=data.height if data.height is not None else profile.sensor.height,
+                    sensor_size=data.sensor_size or profile.sensor.active_area,
+                    sigma=sigma, progress=emit,
+                )
+                table = result.table()
+            return data, result, table, [str(w.message) for w in caught]
+
+        self.run_button.setEnabled(False)
+        self.busy.setRange(0, 0)  # busy until done: the inversion reports steps, not fractions
+        self.status.setText(f"inverting '{entry}'…")
+        self.worker.submit(job, self._done, self._failed)
+        return True
+
+    def _progress(self, text: str) -> None:
+        self.status.setText(text)
+
+    def _failed(self, exc: BaseException) -> None:
+        self._idle()
+        self.status.setText(f"Inversion failed: {exc}")
+        self.finished.emit(False, str(exc))
+
+    def _idle(self) -> None:
+        self.busy.setRange(0, 1)
+        self.busy.setValue(1)
+        self.run_button.setEnabled(True)
+
+    def _done(self, value: tuple[MapData, Any, dict, list[str]]) -> None:
+        self._idle()
+        self.data, self.result, table, notes = value
+        r = self.result
+        self.proxy.setSourceModel(GrainTableModel(table, self))
+        self.table.resizeColumnsToContents()
+        self.data_view.set_map(self.data)
+        self.data_view.set_outlines(footprint_segments(r.grains.cuboids, r.grains.grain))
+        self.residual_view.set_map(r.residual)
+        self.grain_view.set_map(r.fitted.with_bz(np.zeros_like(r.fitted.bz)))
+        sigma_text = "from the residual" if r.sigma_from_residual else "given"
+        self.status.setText(
+            f"{r.grains.n_grains} grains from {r.n_sensors} pixels; σ = {r.sigma / UT:.3g} µT "
+            f"({sigma_text}); cond(Q) = {r.condition_number:.3g}"
+            + "".join(f"\nWarning: {note}" for note in notes)
+        )
+        self._filter_changed()
+        self.finished.emit(True, self.status.text())
+
+    # --- results -------------------------------------------------------------------------
+    def _filter_changed(self) -> None:
+        self.proxy.set_limits(self.min_ssr.value(), self.max_ratio.value() or float("inf"))
+        if self.result is None:
+            return
+        rows = self.proxy.shown_rows()
+        self.shown.setText(f"{len(rows)} of {self.result.grains.n_grains} grains shown")
+        labels = [str(self.result.grains.labels[r]) for r in rows]
+        self.net.set_directions(self.result.magnetization[rows], labels)
+
+    def sort_by(self, column: str, order=QtCore.Qt.SortOrder.AscendingOrder) -> None:
+        """Sort the table by the named column."""
+        model = self.proxy.sourceModel()
+        if isinstance(model, GrainTableModel):
+            self.table.sortByColumn(model.names.index(column), order)
+
+    def select_grain(self, g: int) -> None:
+        """Show grain `g` (index into the result): its own field, the residual around it."""
+        r = self.result
+        assert r is not None and self.data is not None
+        self.grain_view.set_bz(grain_field(r, g, self.data).bz)
+        self.grain_view.plot.setTitle(f"fitted field of grain {r.grains.labels[g]}")
+        sub = r.grains.subset(np.array([g]))
+        segments = footprint_segments(sub.cuboids, sub.grain) / UM
+        self.highlight.setData(segments[:, :, 0].ravel(), segments[:, :, 1].ravel())
+        centre = r.grains.centroids()[g]
+        half = max(4 * (r.height - centre[2]), 4 * r.grains.radii()[g]) / UM
+        self.data_view.view_box.setRange(
+            xRange=(centre[0] / UM - half, centre[0] / UM + half),
+            yRange=(centre[1] / UM - half, centre[1] / UM + half), padding=0,
+        )
+
+    def _selected(self) -> None:
+        rows = self.table.selectionModel().selectedRows()
+        if rows:
+            self.select_grain(self.proxy.mapToSource(rows[0]).row())

@@ -1,0 +1,163 @@
+"""MMT tab: inversion in a worker, grain table sorted and filtered, per-grain maps, net."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PyQt6 import QtCore
+
+from gui.grain_table import RATIO, SORT_ROLE, SSR, GrainFilter, GrainTableModel
+from gui.mmt_view import MMTView, grain_field
+from gui.stereonet import equal_area
+from smm_daq.analysis.forward import cuboid_bz
+from smm_daq.instruments.profile import load_profile
+from smm_daq.storage.mapdata import MapData
+from smm_daq.storage.nexus import write_map_entry
+
+UM = 1e-6
+UT = 1e-6
+WAIT_MS = 120_000
+HEIGHT = 20 * UM
+# three grains, one of two cuboids; centre x, y, z, full edges (µm)
+CUBOIDS = np.array([
+    [30, 30, -6, 8, 8, 6],
+    [38, 30, -6, 8, 6, 6],
+    [80, 60, -10, 10, 10, 8],
+    [60, 100, -30, 6, 6, 6],  # deep and small: poorly determined
+]) * UM
+GRAIN = np.array([1, 1, 2, 3])
+M_TRUE = np.array([[2e4, 0, -3e4], [-1e4, 2e4, 1e4], [1e4, 1e4, 1e4]])  # A/m per grain
+
+
+@pytest.fixture
+def session(tmp_path):
+    x = np.arange(0, 120.1, 4) * UM
+    y = np.arange(0, 130.1, 4) * UM
+    X, Y = np.meshgrid(x, y)
+    sensors = np.c_[X.ravel(), Y.ravel(), np.full(X.size, HEIGHT)]
+    bz = cuboid_bz(sensors, CUBOIDS, M_TRUE[GRAIN - 1], sensor_size=(2 * UM, 2 * UM))
+    bz = bz + np.random.default_rng(4).normal(0, 0.05 * UT, bz.size)
+    path = tmp_path / "s.h5"
+    write_map_entry(path, MapData(bz=bz.reshape(X.shape), x=x, y=y, height=HEIGHT,
+                                  sensor_size=(2 * UM, 2 * UM), name="scan"), kind="scan")
+    grains = tmp_path / "grains.csv"
+    rows = ["grain,x_um,y_um,z_um,dx_um,dy_um,dz_um"]
+    rows += [f"{g}," + ",".join(repr(float(v)) for v in c / UM) for g, c in zip(GRAIN, CUBOIDS,
+                                                                           strict=True)]
+    grains.write_text("\n".join(rows) + "\n")
+    return path, grains
+
+
+@pytest.fixture
+def inverted(qtbot, session):
+    path, grains = session
+    view = MMTView(load_profile())
+    qtbot.addWidget(view)
+    view.resize(1300, 800)
+    view.show()
+    view.set_file(path)
+    view.set_grain_file(grains)
+    with qtbot.waitSignal(view.finished, timeout=WAIT_MS) as done:
+        assert view.run()
+    assert done.args[0], done.args[1]
+    return view
+
+
+def column(view, name):
+    model = view.proxy.sourceModel()
+    return [view.proxy.index(r, model.names.index(name)).data(SORT_ROLE)
+            for r in range(view.proxy.rowCount())]
+
+
+def test_inversion_fills_the_table_and_recovers_the_grains(inverted):
+    view = inverted
+    assert view.proxy.rowCount() == 3
+    assert sorted(column(view, "grain")) == [1, 2, 3]
+    by_grain = dict(zip(column(view, "grain"), zip(column(view, "mx_A_per_m"),
+                                                   column(view, "my_A_per_m"),
+                                                   column(view, "mz_A_per_m"), strict=True),
+                        strict=True))
+    for label in (1, 2):  # the shallow grains: close to the magnetizations the map was made of
+        np.testing.assert_allclose(by_grain[label], M_TRUE[label - 1], rtol=0.05, atol=500)
+    assert "3 grains" in view.status.text()
+    assert view.busy.maximum() == 1 and view.run_button.isEnabled()
+
+
+def test_table_sorts_numerically(inverted):
+    view = inverted
+    view.sort_by(RATIO)
+    ratios = column(view, RATIO)
+    assert ratios == sorted(ratios)
+    view.sort_by(RATIO, QtCore.Qt.SortOrder.DescendingOrder)
+    assert column(view, RATIO) == sorted(ratios, reverse=True)
+
+
+def test_filters_hide_unreliable_grains(inverted):
+    view = inverted
+    ratios = dict(zip(column(view, "grain"), column(view, RATIO), strict=True))
+    ssrs = dict(zip(column(view, "grain"), column(view, SSR), strict=True))
+    best = sorted(ratios.values())
+    limit = round(float(np.sqrt(best[1] * best[2])), 3)  # keeps the two best-determined grains
+    assert best[1] < limit < best[2]
+    view.max_ratio.setValue(limit)
+    assert sorted(column(view, "grain")) == sorted(g for g, r in ratios.items() if r <= limit)
+    assert view.shown.text() == "2 of 3 grains shown"
+    assert len(view.net.lower.data) + len(view.net.upper.data) == 2
+    view.max_ratio.setValue(0.0)  # "any"
+    strongest = sorted(ssrs.values())
+    view.min_ssr.setDecimals(6)
+    view.min_ssr.setValue(round(float(np.sqrt(strongest[-2] * strongest[-1])), 6))
+    assert column(view, "grain") == [max(ssrs, key=ssrs.get)]
+
+
+def test_the_net_shows_each_grains_direction(inverted):
+    view = inverted
+    result = view.result
+    x, y, _down = equal_area(result.magnetization)
+    points = {tuple(np.round(p, 9)) for p in zip(x, y, strict=True)}
+    shown = {tuple(np.round((s.pos().x(), s.pos().y()), 9))
+             for item in (view.net.lower, view.net.upper) for s in item.points()}
+    assert shown == points
+
+
+def test_selecting_a_grain_shows_its_own_field_and_zooms_to_it(inverted, qtbot):
+    view = inverted
+    rows = column(view, "grain")
+    view.table.selectRow(rows.index(2))
+    m = view.grain_view.map
+    iy, ix = np.unravel_index(np.nanargmax(np.abs(m.bz)), m.bz.shape)
+    assert abs(m.x[ix] - 80 * UM) < 15 * UM and abs(m.y[iy] - 60 * UM) < 15 * UM
+    # the grains' own fields add up to the inversion's fitted map (superposition)
+    result, data = view.result, view.data
+    total = sum(grain_field(result, g, data).bz for g in range(result.grains.n_grains))
+    scale = np.max(np.abs(result.fitted.bz))
+    np.testing.assert_allclose(total, result.fitted.bz, atol=1e-3 * scale)
+    np.testing.assert_allclose(m.bz, grain_field(result, 1, data).bz)  # grain 2 is index 1
+    xs, _ys = view.highlight.getData()
+    assert xs.min() == pytest.approx(75.0) and xs.max() == pytest.approx(85.0)
+    (x0, x1), (y0, y1) = view.data_view.view_box.viewRange()
+    assert (x0 + x1) / 2 == pytest.approx(80, abs=1) and (y0 + y1) / 2 == pytest.approx(60, abs=1)
+
+
+def test_a_missing_grain_file_is_reported(qtbot, session, tmp_path):
+    path, _ = session
+    view = MMTView(load_profile())
+    qtbot.addWidget(view)
+    view.set_file(path)
+    view.set_grain_file(tmp_path / "nope.csv")
+    with qtbot.waitSignal(view.finished, timeout=WAIT_MS) as done:
+        view.run()
+    assert done.args[0] is False
+    assert "nope.csv" in view.status.text()
+
+
+def test_filter_leaves_undetermined_grains_out_only_when_a_limit_is_set(qtbot):
+    model = GrainTableModel({"grain": np.array([1, 2]), SSR: np.array([0.5, np.nan]),
+                             RATIO: np.array([10.0, np.inf])})
+    proxy = GrainFilter()
+    proxy.setSourceModel(model)
+    assert proxy.shown_rows() == [0, 1]
+    proxy.set_limits(0.1, float("inf"))
+    assert proxy.shown_rows() == [0]
+    proxy.set_limits(0.0, 50.0)
+    assert proxy.shown_rows() == [0]
