@@ -127,7 +127,7 @@ def test_visa_transport_maps_a_silent_instrument_to_a_timeout() -> None:
 
     with EmulatorServer({"mute": Mute()}) as server:
         resource = server.resources()["mute"]
-        t = open_transport(resource, LinkSettings("x", resource, 0.05, 0), visa_library="@py")
+        t = open_transport(resource, LinkSettings("x", resource, 1.0, 0), visa_library="@py")
         assert t.query("ping") == "pong"
         with pytest.raises(InstrumentTimeout):
             t.query("silence")
