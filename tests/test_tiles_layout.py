@@ -83,7 +83,7 @@ def test_information_beyond_matches_a_sum_over_a_sensor_grid() -> None:
     R2 = X**2 + Y**2 + D**2
     fields = {"x": 3 * D * X / R2**2.5, "z": (2 * D**2 - X**2 - Y**2) / R2**2.5}
     for k in (1.0, 2.0, 3.0):
-        outside = X**2 + Y**2 > (k * D) ** 2
+        outside = np.hypot(X, Y) > k * D
         worst = max(float(np.sum(f[outside] ** 2) / np.sum(f**2)) for f in fields.values())
         assert information_beyond(k) == pytest.approx(worst, rel=2e-2)
 

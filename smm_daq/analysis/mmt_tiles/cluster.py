@@ -48,13 +48,17 @@ def open_client(
         return
     if n_workers < 1:
         raise InputError(f"{n_workers} Dask workers: expected at least 1")
-    options: dict[str, Any] = {}
+    # Every node also serves HTTP (health, metrics) on all interfaces unless told an address:
+    # loopback only, and no dashboard (which would need bokeh).
+    options: dict[str, Any] = {
+        "dashboard_address": None,
+        "scheduler_kwargs": {"dashboard_address": "127.0.0.1:0"},
+        "worker_dashboard_address": "127.0.0.1:0",
+    }
     if processes:
-        options = {"host": "127.0.0.1", "env": {"NUMBA_NUM_THREADS": "1"}}
-    cluster = LocalCluster(
-        n_workers=n_workers, threads_per_worker=1, processes=processes,
-        dashboard_address=None, silence_logs=logging.ERROR, **options,
-    )
+        options |= {"host": "127.0.0.1", "env": {"NUMBA_NUM_THREADS": "1"}}
+    cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=processes,
+                           silence_logs=logging.ERROR, **options)
     try:
         with Client(cluster) as client:
             yield client

@@ -1,0 +1,118 @@
+"""`smm-daq mmt study`, and `--tile-um` / `--scheduler` for `smm-daq mmt invert`.
+
+Wiring (in `smm_daq.cli.mmt.register`): `add_study_command(mmt_sub, make)` with the `mmt`
+group's sub-parsers and the synthetic-sample maker (`study.SampleMaker`: the seed's §2.1
+model for one `SampleSpec`), and `add_tiling_options(invert_parser)` on the `invert` parser;
+the invert handler then calls `tiled_result_or_none(args, data, grains, ...)` and uses its
+result when it is not None (the user asked for tiles).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from smm_daq.analysis.grains import GrainSet
+from smm_daq.analysis.mmt.inversion import MMTResult
+from smm_daq.analysis.mmt_tiles.cluster import open_client, stderr_progress
+from smm_daq.analysis.mmt_tiles.study import SampleMaker, run_study
+from smm_daq.analysis.mmt_tiles.study_grid import (
+    TABLE1_DENSITIES_PER_MM3,
+    TABLE1_INTERVALS_UM,
+    TABLE1_NOISE_NT,
+    TABLE1_REPEATS,
+    TABLE1_SURFACES_UM,
+    TABLE1_THICKNESSES_UM,
+    StudySpec,
+    parse_list,
+)
+from smm_daq.analysis.mmt_tiles.tiled import invert_tiled
+from smm_daq.cli.args import positive
+from smm_daq.errors import InputError
+from smm_daq.storage.mapdata import MapData
+
+UM = 1e-6
+
+
+def _csv(values: tuple[float, ...]) -> str:
+    return ",".join(f"{v:g}" for v in values)
+
+
+def add_dask_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="Dask scheduler address (e.g. tcp://host:8786); default: a local "
+                             "cluster of --workers processes on this machine")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="workers of the local cluster (default 2, one core each)")
+
+
+def add_tiling_options(parser: argparse.ArgumentParser) -> None:
+    """`--tile-um` (and the Dask options) for `mmt invert`."""
+    parser.add_argument("--tile-um", type=float, metavar="SIZE",
+                        help="invert in overlapping tiles of about SIZE × SIZE µm on Dask (for "
+                             "scans too large for one machine's memory)")
+    add_dask_options(parser)
+
+
+def tiled_result_or_none(args: argparse.Namespace, data: MapData, grains: GrainSet, *,
+                         height: float, sensor_size: tuple[float, float],
+                         sigma: float | None) -> MMTResult | None:
+    """The tiled inversion when `--tile-um` was given (progress on stderr), else None."""
+    if args.tile_um is None:
+        if args.scheduler:
+            raise InputError("--scheduler needs --tile-um; expected both, or neither")
+        return None
+    tile = positive("--tile-um", args.tile_um) * UM
+    progress = stderr_progress()
+    with open_client(args.scheduler, n_workers=args.workers) as client:
+        return invert_tiled(data, grains, tile=tile, height=height, sensor_size=sensor_size,
+                            sigma=sigma, client=client, progress=progress,
+                            info=lambda text: print(text, file=sys.stderr, flush=True))
+
+
+def add_study_command(mmt_sub: argparse._SubParsersAction, make: SampleMaker) -> None:
+    """`smm-daq mmt study` in the `mmt` group, drawing samples with `make`."""
+    p = mmt_sub.add_parser(
+        "study", help="the parameter study of seed 001 (Table 1) on Dask",
+        description="Synthetic samples for every model of seed 001's Table 1 (or the subset "
+                    "given), inverted with uncertainties; writes the statistics behind the "
+                    "seed's Figures 4 and 5 (study.csv, study.json) and their plots (PNG).")
+    p.add_argument("--out", required=True, metavar="DIR", help="directory for the results")
+    p.add_argument("--surface-um", default=_csv(TABLE1_SURFACES_UM),
+                   help="side(s) of the square sample surface, µm")
+    p.add_argument("--thickness-um", default=_csv(TABLE1_THICKNESSES_UM),
+                   help="sample thickness(es), µm")
+    p.add_argument("--densities-per-mm3", default=_csv(TABLE1_DENSITIES_PER_MM3),
+                   help="grain densities, grains per mm³")
+    p.add_argument("--intervals-um", default=_csv(TABLE1_INTERVALS_UM),
+                   help="sampling intervals, whole µm (sub-sampled from the 1 µm grid)")
+    p.add_argument("--noise-nT", default=_csv(TABLE1_NOISE_NT), help="noise levels (SD), nT")
+    p.add_argument("--repeats", type=int, default=TABLE1_REPEATS,
+                   help=f"runs per model (default {TABLE1_REPEATS})")
+    p.add_argument("--seed", type=int, default=1, help="random seed of the study")
+    add_dask_options(p)
+    p.set_defaults(func=_study, sample_maker=make)
+
+
+def _study(args: argparse.Namespace) -> int:
+    spec = StudySpec(
+        surfaces_um=parse_list("--surface-um", args.surface_um),
+        thicknesses_um=parse_list("--thickness-um", args.thickness_um),
+        densities_per_mm3=parse_list("--densities-per-mm3", args.densities_per_mm3),
+        intervals_um=parse_list(  # type: ignore[arg-type]
+            "--intervals-um", args.intervals_um, integer=True),
+        noise_nT=parse_list("--noise-nT", args.noise_nT),
+        repeats=args.repeats,
+        seed=args.seed,
+    )
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file; expected a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    with open_client(args.scheduler, n_workers=args.workers) as client:
+        written = run_study(spec, out, make=args.sample_maker, client=client,
+                            progress=stderr_progress())
+    print(json.dumps({k: str(v) for k, v in written.items()}, indent=1))
+    return 0

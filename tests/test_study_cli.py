@@ -1,0 +1,59 @@
+"""`mmt study` and the `mmt invert` tiling options, on a parser of their own."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+
+import pytest
+from test_study_run import _boxes
+
+from smm_daq.analysis.mmt_tiles.cluster import open_client
+from smm_daq.cli.mmt_study import add_study_command, add_tiling_options, tiled_result_or_none
+from smm_daq.errors import InputError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="smm-daq mmt")
+    sub = parser.add_subparsers(dest="action")
+    add_study_command(sub, _boxes)
+    invert = sub.add_parser("invert")
+    add_tiling_options(invert)
+    return parser
+
+
+def test_study_rejects_bad_values_naming_the_option(tmp_path) -> None:
+    parser = _parser()
+    for option, value in (("--intervals-um", "1,2.5"), ("--noise-nT", "5,x"),
+                          ("--densities-per-mm3", "-3")):
+        args = parser.parse_args(["study", "--out", str(tmp_path), option, value])
+        with pytest.raises(InputError, match=option):
+            args.func(args)
+
+
+def test_study_command_runs_a_subset_on_the_scheduler_given(tmp_path, capsys) -> None:
+    with open_client(processes=False, n_workers=1) as client:
+        args = _parser().parse_args([
+            "study", "--out", str(tmp_path / "s"), "--surface-um", "30", "--thickness-um", "8",
+            "--densities-per-mm3", "400000", "--intervals-um", "1,3", "--noise-nT", "5",
+            "--repeats", "2", "--scheduler", client.scheduler.address])
+        assert args.func(args) == 0
+    with open(tmp_path / "s" / "study.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["interval_um"] for r in rows] == ["1", "3"]
+    assert "study samples: 2/2" in capsys.readouterr().err
+
+
+def test_invert_uses_tiles_only_when_asked() -> None:
+    parser = _parser()
+    args = parser.parse_args(["invert"])
+    assert tiled_result_or_none(args, None, None, height=1e-6, sensor_size=(0, 0),
+                                sigma=None) is None  # type: ignore[arg-type]
+    args = parser.parse_args(["invert", "--scheduler", "tcp://127.0.0.1:8786"])
+    with pytest.raises(InputError, match="--scheduler needs --tile-um"):
+        tiled_result_or_none(args, None, None, height=1e-6, sensor_size=(0, 0),
+                             sigma=None)  # type: ignore[arg-type]
+    args = parser.parse_args(["invert", "--tile-um", "-5"])
+    with pytest.raises(InputError, match="--tile-um"):
+        tiled_result_or_none(args, None, None, height=1e-6, sensor_size=(0, 0),
+                             sigma=None)  # type: ignore[arg-type]
