@@ -7,7 +7,8 @@ antiderivative of 1/R in the corner-relative coordinates X, Y, Z (sensor − cor
 every column of the kernel is a corner sum of closed-form functions:
 
 * point sensor, per corner (Mx, My, Mz):
-  asinh(Y/√(X²+Z²)), asinh(X/√(Y²+Z²)), −atan(XY/(ZR));
+  asinh(Y/√(X²+Z²)), asinh(X/√(Y²+Z²)), −atan(XY/(ZR)) (the asinh evaluated as a single
+  logarithm, `_log_plus`);
 * sensor area w × l: two more antiderivatives, in X and in Y, over the 4 sensor corners,
   i.e. ∂X, ∂Y, ∂Z of W = ∂X⁻²∂Y⁻² (1/R) (Newell's f function with z as its first argument),
   divided by w·l: 32 terms per column.
@@ -57,6 +58,17 @@ for _n in range(1, _GL_MAX + 1):
 
 
 @njit(cache=True)
+def _log_plus(u, R, rho2):
+    """ln(u + R), R² = u² + ρ², without the cancellation in u + R when u < 0 (there
+    u + R = ρ²/(R − u)). asinh(u/ρ) = ln(u + R) − ln ρ, and ln ρ does not depend on u, so the
+    corner sums along u (whose signs add to zero, and where it multiplies a factor at most
+    linear in u) remove it: one logarithm per asinh."""
+    if u >= 0.0:
+        return math.log(u + R)
+    return math.log(rho2 / (R - u))
+
+
+@njit(cache=True)
 def _point_exact(dx, dy, dz, a, b, c):
     """Point-sensor corner sums (Mx, My, Mz columns, ×4π/μ0) at offset (dx, dy, dz)."""
     fx = 0.0
@@ -71,9 +83,11 @@ def _point_exact(dx, dy, dz, a, b, c):
             for k in range(2):
                 Z = dz + c if k == 0 else dz - c
                 s = sj if k == 0 else -sj
-                R = math.sqrt(X * X + Y * Y + Z * Z)
-                fx += s * math.asinh(Y / math.sqrt(X * X + Z * Z))
-                fy += s * math.asinh(X / math.sqrt(Y * Y + Z * Z))
+                x2z2 = X * X + Z * Z
+                y2z2 = Y * Y + Z * Z
+                R = math.sqrt(x2z2 + Y * Y)
+                fx += s * _log_plus(Y, R, x2z2)
+                fy += s * _log_plus(X, R, y2z2)
                 fz -= s * math.atan(X * Y / (Z * R))
     return fx, fy, fz
 
@@ -114,9 +128,11 @@ def _area_exact(dx, dy, dz, a, b, c, p, q):
             for k in range(2):
                 Z = dz + c if k == 0 else dz - c
                 s = sj if k == 0 else -sj
-                R = math.sqrt(X * X + Y * Y + Z * Z)
-                ax = math.asinh(X / math.sqrt(Y * Y + Z * Z))
-                ay = math.asinh(Y / math.sqrt(X * X + Z * Z))
+                x2z2 = X * X + Z * Z
+                y2z2 = Y * Y + Z * Z
+                R = math.sqrt(x2z2 + Y * Y)
+                ax = _log_plus(X, R, y2z2)
+                ay = _log_plus(Y, R, x2z2)
                 at = math.atan(X * Y / (Z * R))
                 gx += s * (X * Y * ay + 0.5 * (Y * Y - Z * Z) * ax - 0.5 * X * R - Y * Z * at)
                 gy += s * (X * Y * ax + 0.5 * (X * X - Z * Z) * ay - 0.5 * Y * R - X * Z * at)

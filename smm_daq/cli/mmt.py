@@ -1,9 +1,216 @@
-"""`smm-daq` sub-commands of this area."""
+"""`smm-daq mmt invert | synth | study` and `smm-daq import mmt-scan`.
+
+`register` adds the `mmt` group; other modules extend it through its sub-parsers
+(`smm_daq.cli.mmt_study`: `mmt study`, and `--tile-um` / `--scheduler` on `mmt invert`).
+"""
 
 from __future__ import annotations
 
 import argparse
+import csv
+import math
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from smm_daq.analysis.grains import FORMATS, read_grains, write_grains_csv
+from smm_daq.analysis.mmt import synth
+from smm_daq.analysis.mmt.community import read_mmt_scan
+from smm_daq.analysis.mmt.inversion import MMTResult, invert_map
+from smm_daq.cli.args import floats, positive
+from smm_daq.cli.mmt_study import add_study_command, add_tiling_options, tiled_result_or_none
+from smm_daq.errors import InputError
+from smm_daq.storage.mapdata import MapData
+from smm_daq.storage.nexus import read_map, write_map_entry
+
+UM = 1e-6
+NT = 1e-9
+
+
+@contextmanager
+def _warnings_to_stderr() -> Iterator[None]:
+    """Library warnings (overlapping grains, a singular system) as one line each on stderr."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            for w in caught:
+                print(f"smm-daq: warning: {w.message}", file=sys.stderr)
+
+
+def _sensor_size(text: str | None, fallback: tuple[float, float] | None) -> tuple[float, float]:
+    if text is None:
+        return fallback if fallback is not None else (0.0, 0.0)
+    w, l = floats("--sensor-size-um", text, 2)
+    if w < 0 or l < 0 or (w > 0) != (l > 0):
+        raise InputError(f"--sensor-size-um is {text!r}; expected W,L both > 0, or 0,0 for a "
+                         "point sensor")
+    return w * UM, l * UM
+
+
+def write_result_csv(path: str | Path, table: dict[str, np.ndarray]) -> None:
+    names = list(table)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        out = csv.writer(f)
+        out.writerow(names)
+        for i in range(len(table["grain"])):
+            out.writerow([int(table[k][i]) if k == "grain" else f"{float(table[k][i]):.9g}"
+                          for k in names])
+
+
+def result_extra(result: MMTResult, table: dict[str, np.ndarray], args_text: str
+                 ) -> dict[str, object]:
+    """The per-grain table and the fitted map under the result entry ('results/...')."""
+    extra: dict[str, object] = {f"results/{k}": np.asarray(v, dtype=float)
+                                for k, v in table.items()}
+    extra["results/grain"] = np.asarray(result.grains.labels, dtype=np.int64)
+    extra["results/covariance_A2_per_m2"] = result.covariance
+    extra["results/sigma_T"] = result.sigma
+    extra["results/sigma_from_residual"] = int(result.sigma_from_residual)
+    extra["results/condition_number"] = result.condition_number
+    extra["results/damping"] = result.damping
+    extra["results/n_sensors"] = result.n_sensors
+    extra["fitted/Bz"] = result.fitted.bz
+    extra["results/command"] = args_text
+    return extra
+
+
+def _invert(args: argparse.Namespace) -> int:
+    data = read_map(args.file, args.entry)
+    height = positive("--height-um", args.height_um) * UM if args.height_um is not None \
+        else data.height
+    if height is None:
+        raise InputError(f"entry '{args.entry}' of {args.file} has no sensor height; give "
+                         "--height-um")
+    size = _sensor_size(args.sensor_size_um, data.sensor_size)
+    sigma = positive("--sigma-nT", args.sigma_nT) * NT if args.sigma_nT is not None else None
+    if not (args.damping >= 0 and math.isfinite(args.damping)):
+        raise InputError(f"--damping is {args.damping!r}; expected a number >= 0")
+    name = args.result_entry or f"{args.entry}_mmt"
+    with _warnings_to_stderr():
+        grains = read_grains(args.grains, args.grain_format)
+        result = tiled_result_or_none(args, data, grains, height=height, sensor_size=size,
+                                      sigma=sigma)
+        if result is None:
+            result = invert_map(data, grains, height=height, sensor_size=size, sigma=sigma,
+                                damping=args.damping)
+    table = result.table()
+    write_result_csv(args.out, table)
+    residual = MapData(bz=result.residual.bz, x=data.x, y=data.y, height=height,
+                       sensor_size=size, applied_field=data.applied_field, name=name,
+                       title=f"MMT residual of {args.entry}", sources=(args.entry,))
+    write_map_entry(args.file, residual, kind="mmt",
+                    extra=result_extra(result, table, " ".join(sys.argv[1:])),
+                    overwrite=args.overwrite)
+    ur = table["uncertainty_ratio_pct"]
+    how = "from the residual" if result.sigma_from_residual else "given"
+    print(f"{result.grains.n_grains} grains from {result.n_sensors} pixels; sigma "
+          f"{result.sigma / NT:.4g} nT ({how}); "
+          f"cond(Q) {result.condition_number:.3g}; {int(np.sum(ur < 10))} grains with "
+          f"uncertainty ratio < 10 %; results in {args.out} and entry '{name}' of {args.file}")
+    return 0
+
+
+def _synth(args: argparse.Namespace) -> int:
+    sx, sy = floats("--size-um", args.size_um, 2)
+    for option, value in (("--size-um", sx), ("--size-um", sy),
+                          ("--thickness-um", args.thickness_um), ("--step-um", args.step_um),
+                          ("--height-um", args.height_um)):
+        positive(option, value)
+    if not (args.density_per_mm3 > 0 and math.isfinite(args.density_per_mm3)):
+        raise InputError(f"--density-per-mm3 is {args.density_per_mm3!r}; expected > 0")
+    if not (args.noise_nT >= 0 and math.isfinite(args.noise_nT)):
+        raise InputError(f"--noise-nT is {args.noise_nT!r}; expected >= 0")
+    size = _sensor_size(args.sensor_size_um, (0.0, 0.0))
+    rng = np.random.default_rng(args.seed)
+    sample = synth.make_sample((sx * UM, sy * UM), args.thickness_um * UM, args.density_per_mm3,
+                               rng)
+    data = synth.scan(sample, height=args.height_um * UM, step=args.step_um * UM,
+                      sensor_size=size, noise=args.noise_nT * NT, rng=rng, name=args.name)
+    write_map_entry(args.out, data, kind="synthetic", overwrite=args.overwrite,
+                    extra={"sample/noise_T": args.noise_nT * NT, "sample/seed": args.seed,
+                           "sample/thickness_m": args.thickness_um * UM,
+                           "sample/density_per_mm3": args.density_per_mm3})
+    write_grains_csv(args.grains_out, sample.grains)
+    synth.write_truth_csv(args.truth_out, sample)
+    print(f"{sample.grains.n_grains} grains ({sample.grains.cuboids.shape[0]} cuboids); scan "
+          f"{data.bz.shape[1]} × {data.bz.shape[0]} in entry '{args.name}' of {args.out}; "
+          f"grains in {args.grains_out}, truth in {args.truth_out}")
+    return 0
+
+
+def _import_mmt_scan(args: argparse.Namespace) -> int:
+    data = read_mmt_scan(args.map, args.params, name=args.name)
+    write_map_entry(args.out, data, kind="import", overwrite=args.overwrite)
+    print(f"{data.bz.shape[1]} × {data.bz.shape[0]} map into entry '{args.name}' of {args.out}")
+    return 0
+
+
+def _add_invert(mmt_sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = mmt_sub.add_parser("invert", help="per-grain magnetizations with uncertainties",
+                           description="Least-squares MMT inversion of a Bz map entry with "
+                                       "micro-CT grains; writes a CSV and a new entry.")
+    p.add_argument("file", metavar="FILE.h5")
+    p.add_argument("--entry", required=True, help="the map entry to invert")
+    p.add_argument("--grains", required=True, metavar="GRAINS",
+                   help="grain file: CSV grain,x_um,y_um,z_um,dx_um,dy_um,dz_um (full edges, "
+                        "z up), or the MMT format with --grain-format mmt")
+    p.add_argument("--grain-format", choices=FORMATS, default="csv")
+    p.add_argument("--sigma-nT", type=float, help="noise SD (default: from the residual)")
+    p.add_argument("--height-um", type=float,
+                   help="sensor height above the sample top (default: the entry's)")
+    p.add_argument("--sensor-size-um", metavar="W,L",
+                   help="sensor active area (default: the entry's; 0,0 a point)")
+    p.add_argument("--damping", type=float, default=0.0,
+                   help="Tikhonov damping, relative to the mean diagonal of QᵀQ (default 0)")
+    p.add_argument("--out", required=True, metavar="RESULT.csv")
+    p.add_argument("--result-entry", help="name of the new entry (default ENTRY_mmt)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing result entry")
+    p.set_defaults(func=_invert)
+    return p
+
+
+def _add_synth(mmt_sub: argparse._SubParsersAction) -> None:
+    p = mmt_sub.add_parser("synth", help="a synthetic sample and its noisy scan (seed 001 §2.1)")
+    p.add_argument("--out", required=True, metavar="FILE.h5")
+    p.add_argument("--name", default="synthetic", help="entry name of the scan")
+    p.add_argument("--grains-out", required=True, metavar="GRAINS.csv")
+    p.add_argument("--truth-out", required=True, metavar="TRUTH.csv")
+    p.add_argument("--size-um", default="200,200", metavar="X,Y", help="sample surface, µm")
+    p.add_argument("--thickness-um", type=float, default=50.0)
+    p.add_argument("--density-per-mm3", type=float, default=1e4)
+    p.add_argument("--height-um", type=float, default=1.0, help="sensor above the sample top")
+    p.add_argument("--step-um", type=float, default=1.0)
+    p.add_argument("--sensor-size-um", metavar="W,L", help="sensor area (default 0,0: point)")
+    p.add_argument("--noise-nT", type=float, default=5.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=_synth)
+
+
+def _add_import(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("import", help="bring scans of other formats into a session file")
+    isub = p.add_subparsers(dest="import_format", metavar="FORMAT", required=True)
+    q = isub.add_parser("mmt-scan", help="a scan in the MMT community's format")
+    q.add_argument("map", metavar="MAP.txt", help="whitespace matrix of Bz in T")
+    q.add_argument("--params", required=True, metavar="PARAMS.json")
+    q.add_argument("--out", required=True, metavar="FILE.h5")
+    q.add_argument("--name", required=True, help="entry name")
+    q.add_argument("--overwrite", action="store_true")
+    q.set_defaults(func=_import_mmt_scan)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add this area's sub-commands."""
+    """Add `mmt` (invert, synth, study) and `import mmt-scan`."""
+    p = sub.add_parser("mmt", help="micromagnetic tomography: invert, synth, study")
+    mmt_sub = p.add_subparsers(dest="mmt_command", metavar="COMMAND", required=True)
+    invert = _add_invert(mmt_sub)
+    add_tiling_options(invert)
+    _add_synth(mmt_sub)
+    add_study_command(mmt_sub, synth.study_sample)
+    _add_import(sub)

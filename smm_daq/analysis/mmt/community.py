@@ -58,6 +58,13 @@ def read_mmt_scan(map_path: str | Path, params_path: str | Path, *, name: str = 
     if any(h < 0 for h in half):
         raise InputError("'Scan delta-x/y' must be >= 0 (sensor half-widths in m)", source=psrc)
 
+    spans = ((x1 - x0) / step, (y1 - y0) / step)
+    if any(v < 0 or abs(v - round(v)) > 1e-3 for v in spans):
+        raise InputError(
+            f"the corners ({x0}, {y0}) and ({x1}, {y1}) m are not a whole number of 'Scan "
+            f"spacing' ({step} m) apart, lower-left first",
+            source=psrc,
+        )
     msrc = str(map_path)
     rows: list[list[float]] = []
     try:

@@ -28,6 +28,7 @@ from smm_daq.storage.mapdata import MapData
 
 UM = 1e-6
 DEFAULT_BLOCK = 2048  # sensors per block: 2048 × 3G doubles (48 MB for 1,000 grains)
+KEEP_Q_BYTES = 256 * 2**20  # below this, Q's blocks are kept for the fitted map
 
 
 class SingularWarning(UserWarning):
@@ -110,28 +111,37 @@ def check_grains_below_sensor(grains: GrainSet, height: float) -> None:
 
 
 def accumulate(model: GreenModel, sensors: np.ndarray, phi: np.ndarray, *,
-               block: int = DEFAULT_BLOCK) -> tuple[np.ndarray, np.ndarray]:
-    """QᵀQ (upper triangle filled, Fortran order) and Qᵀφ over blocks of sensors."""
+               block: int = DEFAULT_BLOCK, keep_rows: bool = False
+               ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray] | None]:
+    """QᵀQ (upper triangle filled, Fortran order) and Qᵀφ over blocks of sensors; with
+    `keep_rows`, also the blocks of Q themselves (for the fitted map without recomputing)."""
     n = model.n_columns
     ata = np.zeros((n, n), order="F")
     atb = np.zeros(n)
-    buf = np.empty((min(block, sensors.shape[0]), n))
+    kept: list[np.ndarray] | None = [] if keep_rows else None
+    buf = None if keep_rows else np.empty((min(block, sensors.shape[0]), n))
     for s in range(0, sensors.shape[0], block):
-        rows = model.block(sensors[s:s + block], buf[: min(block, sensors.shape[0] - s)])
+        size = min(block, sensors.shape[0] - s)
+        rows = model.block(sensors[s:s + size], None if buf is None else buf[:size])
         ata = blas.dsyrk(1.0, rows.T, beta=1.0, c=ata, trans=0, lower=0, overwrite_c=1)
-        atb += rows.T @ phi[s:s + block]
-    return ata, atb
+        atb += rows.T @ phi[s:s + size]
+        if kept is not None:
+            kept.append(rows)
+    return ata, atb, kept
 
 
 def forward(model: GreenModel, sensors: np.ndarray, m: np.ndarray, *,
-            block: int = DEFAULT_BLOCK) -> np.ndarray:
-    """Q M over blocks of sensors (the fitted field at the sensors)."""
-    out = np.empty(sensors.shape[0])
+            block: int = DEFAULT_BLOCK, rows: list[np.ndarray] | None = None) -> np.ndarray:
+    """Q M over blocks of sensors (the fitted field at the sensors); `rows` are the blocks of
+    Q when `accumulate` kept them."""
     flat = m.reshape(-1)
+    if rows is not None:
+        return np.concatenate([r @ flat for r in rows]) if rows else np.zeros(0)
+    out = np.empty(sensors.shape[0])
     buf = np.empty((min(block, sensors.shape[0]), model.n_columns))
     for s in range(0, sensors.shape[0], block):
-        rows = model.block(sensors[s:s + block], buf[: min(block, sensors.shape[0] - s)])
-        out[s:s + block] = rows @ flat
+        size = min(block, sensors.shape[0] - s)
+        out[s:s + size] = model.block(sensors[s:s + size], buf[:size]) @ flat
     return out
 
 
@@ -161,7 +171,9 @@ def solve_normal(ata: np.ndarray, atb: np.ndarray, damping: float = 0.0
             inv = inv @ A @ inv
     else:
         w, v = linalg.eigh(Ad)
-        cut = w.max(initial=0.0) * n * np.finfo(float).eps
+        # eigenvalues of the equilibrated matrix are known to about eps absolute: keep those
+        # known to ~1 % (their variances are large but meaningful), drop the rest
+        cut = w.max(initial=0.0) * 100 * np.finfo(float).eps
         good = w > cut
         null = v[:, ~good]
         unresolved = np.sum(null**2, axis=1) > 1e-6
@@ -213,13 +225,15 @@ def invert_map(
     model = GreenModel.build(grains, sensor_size, lo, hi, height, exact=exact)
     if progress:
         progress(f"normal equations: {sensors.shape[0]} sensors × {grains.n_grains} grains")
-    ata, atb = accumulate(model, sensors, phi, block=block)
+    keep_rows = sensors.shape[0] * n * 8 <= KEEP_Q_BYTES
+    ata, atb, rows = accumulate(model, sensors, phi, block=block, keep_rows=keep_rows)
     timings["green_and_normal_equations_s"] = time.perf_counter() - t0
     t1 = time.perf_counter()
     x, cov_unit, unresolved, cond = solve_normal(ata, atb, damping)
     timings["solve_s"] = time.perf_counter() - t1
     t2 = time.perf_counter()
-    fitted = forward(model, sensors, x, block=block)
+    fitted = forward(model, sensors, x, block=block, rows=rows)
+    del rows
     timings["forward_s"] = time.perf_counter() - t2
     resid = phi - fitted
     dof = sensors.shape[0] - n

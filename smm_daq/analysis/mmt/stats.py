@@ -59,7 +59,11 @@ def sphere_radius_95(cov: np.ndarray) -> np.ndarray:
     the exact distribution function (`_cdf_and_density`) by safeguarded Newton iteration."""
     cov = np.asarray(cov, dtype=float)
     shape = cov.shape[:-2]
-    lam = np.clip(np.linalg.eigvalsh(cov.reshape(-1, 3, 3)), 0.0, None)
+    flat = cov.reshape(-1, 3, 3)
+    finite = np.all(np.isfinite(flat), axis=(1, 2))
+    lam = np.full((flat.shape[0], 3), np.inf)
+    if np.any(finite):
+        lam[finite] = np.clip(np.linalg.eigvalsh(flat[finite]), 0.0, None)
     top = lam.max(axis=1)
     ok = np.isfinite(top) & (top > 0)
     out = np.where(np.isfinite(top), 0.0, np.inf)

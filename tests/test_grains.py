@@ -1,0 +1,83 @@
+"""Grain files: both formats, and every kind of bad input refused with file and line."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from smm_daq.analysis.grains import GeometryWarning, read_grains, write_grains_csv
+from smm_daq.errors import InputError
+
+UM = 1e-6
+HEADER = "grain,x_um,y_um,z_um,dx_um,dy_um,dz_um\n"
+
+
+def _write(tmp_path, text, name="g.csv"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test_csv_with_columns_in_any_order_comments_and_spread_grains(tmp_path):
+    p = _write(tmp_path, "# micro-CT export\nx_um,grain,y_um,z_um,dx_um,dy_um,dz_um\n"
+                         "0,7,0,-2,1,1,1\n5,3,5,-3,2,2,2\n\n1,7,0,-2,1,1,1\n")
+    g = read_grains(p)
+    assert list(g.labels) == [3, 7]
+    assert g.start.tolist() == [0, 1, 3]
+    np.testing.assert_allclose(g.volumes(), [8 * UM**3, 2 * UM**3])
+    np.testing.assert_allclose(g.centroids()[1], [0.5 * UM, 0, -2 * UM])
+    assert g.lines.tolist() == [4, 3, 6]
+
+
+def test_mmt_format_half_edges_and_depth(tmp_path):
+    p = _write(tmp_path, "1.0 2.0 3.0 0.5 0.25 1.0 4\n", "g.txt")
+    g = read_grains(p, "mmt")
+    np.testing.assert_allclose(g.cuboids[0], np.array([1, 2, -3, 1, 0.5, 2]) * UM)
+    assert g.labels.tolist() == [4]
+
+
+@pytest.mark.parametrize(("text", "match"), [
+    (HEADER.replace("dz_um", "dz_um,colour") + "1,0,0,-2,1,1,1,red\n", "unknown column"),
+    (HEADER.replace(",dz_um", "") + "1,0,0,-2,1,1\n", "missing column"),
+    (HEADER + "1,0,0,-2,1,1\n", "line 2: has 6 values"),
+    (HEADER + "1,0,zero,-2,1,1,1\n", "line 2: y_um is 'zero'"),
+    (HEADER + "1.5,0,0,-2,1,1,1\n", "line 2: grain label"),
+    (HEADER + "1,0,0,-2,1,-1,1\n", "line 2: has an edge length"),
+    (HEADER + "1,0,0,-2,1,1,1\n1,0,0,0.2,1,1,1\n", "line 3: grain 1 reaches z = 0.7"),
+    (HEADER + "1,0,0,-2,1,1,1\n2,5,5,-2,1,1,1\n1,0.5,0.5,-2,1,1,1\n",
+     "cuboids of grain 1 overlap \\(lines 2 and 4\\)"),
+    ("", "is empty"),
+])
+def test_bad_csv_is_refused_naming_file_and_line(tmp_path, text, match):
+    p = _write(tmp_path, text)
+    with pytest.raises(InputError, match=match) as err:
+        read_grains(p)
+    assert str(p) in str(err.value)
+
+
+def test_mmt_format_wrong_column_count(tmp_path):
+    p = _write(tmp_path, "1 2 3 0.5 0.5 0.5 1\n1 2 3 0.5 0.5 1\n", "g.txt")
+    with pytest.raises(InputError, match="line 2: has 6 values"):
+        read_grains(p, "mmt")
+
+
+def test_cuboids_of_different_grains_overlapping_warn_but_are_kept(tmp_path):
+    p = _write(tmp_path, HEADER + "1,0,0,-2,1,1,1\n2,0.5,0,-2,1,1,1\n")
+    with pytest.warns(GeometryWarning, match="grains 1 and 2, lines 2 and 3"):
+        g = read_grains(p)
+    assert g.n_grains == 2
+
+
+def test_touching_cuboids_are_not_an_overlap(tmp_path):
+    p = _write(tmp_path, HEADER + "1,0,0,-2,1,1,1\n1,1,0,-2,1,1,1\n1,0,0,-1,1,1,1\n")
+    assert read_grains(p).volumes()[0] == pytest.approx(3 * UM**3)
+
+
+def test_csv_round_trip(tmp_path):
+    p = _write(tmp_path, HEADER + "2,1,2,-3,1,2,3\n5,10,2,-3,1,2,0.5\n")
+    g = read_grains(p)
+    out = tmp_path / "out.csv"
+    write_grains_csv(out, g)
+    h = read_grains(out)
+    np.testing.assert_allclose(h.cuboids, g.cuboids)
+    assert h.labels.tolist() == g.labels.tolist()

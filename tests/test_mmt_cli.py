@@ -1,0 +1,75 @@
+"""`smm-daq mmt synth`, `smm-daq mmt invert` and `smm-daq import mmt-scan` end to end."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from smm_daq.cli.main import main
+from smm_daq.storage.nexus import list_entries, read_map
+
+HEADERS = ["grain", "mx_A_per_m", "my_A_per_m", "mz_A_per_m", "sd_mx_A_per_m", "sd_my_A_per_m",
+           "sd_mz_A_per_m", "moment_Am2", "volume_um3", "depth_um", "ssr",
+           "uncertainty_ratio_pct"]
+
+
+def test_synth_then_invert_recovers_the_truth(tmp_path, capsys):
+    h5, grains, truth, out = (tmp_path / n for n in ("s.h5", "g.csv", "t.csv", "r.csv"))
+    assert main(["mmt", "synth", "--out", str(h5), "--name", "scan", "--grains-out",
+                 str(grains), "--truth-out", str(truth), "--size-um", "30,30",
+                 "--thickness-um", "15", "--density-per-mm3", "4e5", "--height-um", "2",
+                 "--step-um", "1", "--noise-nT", "10", "--seed", "3"]) == 0
+    assert main(["mmt", "invert", str(h5), "--entry", "scan", "--grains", str(grains),
+                 "--sigma-nT", "10", "--out", str(out)]) == 0
+    with open(out) as f:
+        rows = list(csv.reader(f))
+    assert rows[0][: len(HEADERS)] == HEADERS
+    with open(truth) as f:
+        true = {int(r["grain"]): r for r in csv.DictReader(f)}
+    for row in rows[1:]:
+        rec = dict(zip(rows[0], row, strict=True))
+        t = true[int(rec["grain"])]
+        for c in ("mx", "my", "mz"):
+            assert abs(float(rec[f"{c}_A_per_m"]) - float(t[f"{c}_A_per_m"])) < 5 * float(
+                rec[f"sd_{c}_A_per_m"])
+    kinds = {e.name: e.kind for e in list_entries(h5)}
+    assert kinds == {"scan": "synthetic", "scan_mmt": "mmt"}
+    assert np.nanstd(read_map(h5, "scan_mmt").bz) < 2e-8  # residual ≈ the 10 nT noise
+
+
+def test_import_mmt_scan_and_bad_input(tmp_path, capsys):
+    bz = np.arange(12.0).reshape(3, 4) * 1e-6
+    m = tmp_path / "map.txt"
+    np.savetxt(m, bz)
+    params = {"Sensor center domain LL-x-y": [0.0, 1e-5], "Sensor center domain UR-x-y":
+              [3e-6, 1.2e-5], "Scan spacing": 1e-6, "Scan delta-x": 5e-7, "Scan delta-y": 5e-7,
+              "Scan height": 4e-6}
+    pj = tmp_path / "p.json"
+    pj.write_text(json.dumps(params))
+    h5 = tmp_path / "f.h5"
+    assert main(["import", "mmt-scan", str(m), "--params", str(pj), "--out", str(h5),
+                 "--name", "qdm"]) == 0
+    data = read_map(h5, "qdm")
+    np.testing.assert_allclose(data.bz, bz)
+    np.testing.assert_allclose(data.y, [1e-5, 1.1e-5, 1.2e-5])
+    assert data.height == pytest.approx(4e-6) and data.sensor_size == pytest.approx((1e-6, 1e-6))
+    params["Scan spacing"] = 2e-6
+    pj.write_text(json.dumps(params))
+    assert main(["import", "mmt-scan", str(m), "--params", str(pj), "--out", str(h5),
+                 "--name", "other"]) == 2
+    assert "not a whole number of 'Scan spacing'" in capsys.readouterr().err
+    params["Scan spacing"] = 1e-6
+    params["Sensor center domain UR-x-y"] = [4e-6, 1.2e-5]
+    pj.write_text(json.dumps(params))
+    assert main(["import", "mmt-scan", str(m), "--params", str(pj), "--out", str(h5),
+                 "--name", "other"]) == 2
+    assert "expected 3 × 5 values" in capsys.readouterr().err
+    assert main(["mmt", "invert", str(h5), "--entry", "qdm", "--grains",
+                 str(tmp_path / "none.csv"), "--out", str(tmp_path / "r.csv")]) == 2
+    assert "no such grain file" in capsys.readouterr().err
+    assert main(["mmt", "invert", str(h5), "--entry", "qdm", "--grains", str(m),
+                 "--sensor-size-um", "1,0", "--out", str(tmp_path / "r.csv")]) == 2
+    assert "--sensor-size-um" in capsys.readouterr().err

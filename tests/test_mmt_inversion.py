@@ -1,0 +1,147 @@
+"""MMT inversion: exact recovery, statistics over noise draws, the far-field switch, masking,
+the singular fallback and bad geometry."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+from smm_daq.analysis.grains import GeometryWarning, from_arrays
+from smm_daq.analysis.mmt import stats, synth
+from smm_daq.analysis.mmt.green import GreenModel
+from smm_daq.analysis.mmt.inversion import SingularWarning, invert_map, sensor_positions
+from smm_daq.errors import InputError
+from smm_daq.storage.mapdata import MapData
+
+UM = 1e-6
+NT = 1e-9
+
+
+def _small_sample(seed=3, size=30, thickness=15, density=4e5):
+    rng = np.random.default_rng(seed)
+    return synth.make_sample((size * UM, size * UM), thickness * UM, density, rng)
+
+
+def test_noiseless_map_gives_the_true_magnetizations_with_nan_pixels_masked():
+    sample = _small_sample()
+    data = synth.scan(sample, height=2 * UM, step=1 * UM, sensor_size=(0.5 * UM, 0.5 * UM),
+                      noise=0.0, rng=np.random.default_rng(0))
+    bz = data.bz.copy()
+    bz[3:6, 10:20] = np.nan
+    result = invert_map(data.with_bz(bz), sample.grains, height=2 * UM,
+                        sensor_size=(0.5 * UM, 0.5 * UM), sigma=1 * NT)
+    scale = np.linalg.norm(sample.magnetization, axis=1)
+    err = np.linalg.norm(result.magnetization - sample.magnetization, axis=1)
+    assert np.all(err < 1e-6 * scale)
+    assert np.isnan(result.residual.bz[4, 12]) and np.isnan(result.fitted.bz[4, 12])
+    assert np.nanmax(np.abs(result.residual.bz)) < 1e-6 * np.nanmax(np.abs(data.bz))
+
+
+def test_noise_draws_match_the_reported_covariance_and_95_percent_sphere():
+    """Over many noise draws of one sample: the whitened errors have identity covariance
+    (mean Mahalanobis distance 3) and the true M lies in the 95 % sphere in 95 % of draws."""
+    sample = _small_sample(seed=5, size=24, thickness=12, density=5e5)
+    clean = synth.scan(sample, height=1.5 * UM, step=1.5 * UM, sensor_size=(0, 0), noise=0.0,
+                       rng=np.random.default_rng(0))
+    sigma = 0.02 * np.abs(clean.bz).max()  # strong noise: errors well above rounding
+    rng = np.random.default_rng(11)
+    G = sample.grains.n_grains
+    maha, inside, errs = [], [], []
+    draws = 150
+    for _ in range(draws):
+        noisy = clean.with_bz(clean.bz + sigma * rng.standard_normal(clean.bz.shape))
+        r = invert_map(noisy, sample.grains, height=1.5 * UM, sensor_size=(0, 0), sigma=sigma)
+        d = r.magnetization - sample.magnetization
+        errs.append(d)
+        maha.append(np.einsum("gi,gij,gj->g", d, np.linalg.inv(r.covariance), d))
+        inside.append(np.linalg.norm(d, axis=1) <= stats.sphere_radius_95(r.covariance))
+    maha = np.array(maha)
+    n = maha.size
+    assert abs(maha.mean() - 3.0) < 4 * math.sqrt(6.0 / n)
+    frac = np.mean(inside)
+    assert abs(frac - 0.95) < 4 * math.sqrt(0.95 * 0.05 / n)
+    # per grain, the empirical covariance of M̂ against the reported one (whitened ≈ I)
+    errs = np.array(errs)
+    for g in range(G):
+        w = np.linalg.cholesky(np.linalg.inv(r.covariance[g]))
+        white = errs[:, g] @ w
+        emp = white.T @ white / draws
+        assert np.all(np.abs(np.diag(emp) - 1) < 5 * math.sqrt(2 / draws))
+        off = emp[np.triu_indices(3, 1)]
+        assert np.all(np.abs(off) < 5 * math.sqrt(1 / draws))
+
+
+def test_sigma_from_the_residual_estimates_the_noise():
+    sample = _small_sample()
+    sigma = 50 * NT
+    data = synth.scan(sample, height=2 * UM, step=1 * UM, sensor_size=(0, 0), noise=sigma,
+                      rng=np.random.default_rng(2))
+    r = invert_map(data, sample.grains, height=2 * UM, sensor_size=(0, 0))
+    assert r.sigma_from_residual
+    n = data.bz.size - 3 * sample.grains.n_grains
+    assert abs(r.sigma / sigma - 1) < 4 / math.sqrt(2 * n)
+
+
+def test_grain_far_field_switch_bounds_q_and_the_solution():
+    """Q with the grain far field against Q from the cuboids everywhere: every entry within
+    1e-4 of its column's largest, and every M̂ moved by less than a tenth of its SD."""
+    sample = _small_sample(seed=8, size=120, thickness=15, density=1e5)
+    height = 1 * UM
+    data = synth.scan(sample, height=height, step=2 * UM, sensor_size=(0, 0), noise=20 * NT,
+                      rng=np.random.default_rng(1), exact=True)
+    sensors, _ = sensor_positions(data, height)
+    lo, hi = sensors[:, :2].min(axis=0), sensors[:, :2].max(axis=0)
+    fast = GreenModel.build(sample.grains, (0, 0), lo, hi, height)
+    exact = GreenModel.build(sample.grains, (0, 0), lo, hi, height, exact=True)
+    q_fast, q_exact = fast.block(sensors), exact.block(sensors)
+    d2 = ((sensors[:, None, :] - fast.centroid[None]) ** 2).sum(-1)
+    assert np.mean(d2 >= fast.far2[None]) > 0.3  # the switch is really used
+    col_max = np.abs(q_exact).max(axis=0)
+    assert np.all(np.abs(q_fast - q_exact).max(axis=0) <= 1e-4 * col_max)
+    r_fast = invert_map(data, sample.grains, height=height, sensor_size=(0, 0), sigma=20 * NT)
+    r_exact = invert_map(data, sample.grains, height=height, sensor_size=(0, 0), sigma=20 * NT,
+                         exact=True)
+    assert np.all(np.abs(r_fast.magnetization - r_exact.magnetization) < 0.1 * r_exact.sd)
+
+
+def test_indistinguishable_grains_warn_and_get_infinite_uncertainty():
+    cub = np.array([[0, 0, -3, 2, 2, 2], [0, 0, -3, 2, 2, 2], [12, 5, -4, 2, 3, 2]]) * UM
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GeometryWarning)
+        grains = from_arrays(cub, np.array([1, 2, 3]))
+    x = np.arange(-15, 26) * UM
+    y = np.arange(-15, 21) * UM
+    X, Y = np.meshgrid(x, y)
+    model = GreenModel.build(grains, (0, 0), np.array([x[0], y[0]]), np.array([x[-1], y[-1]]),
+                             1 * UM)
+    q = model.block(np.c_[X.ravel(), Y.ravel(), np.full(X.size, 1 * UM)])
+    bz = (q @ np.array([1e4, 0, 0, 1e4, 0, 0, 0, 2e4, 0])).reshape(X.shape)
+    with pytest.warns(SingularWarning, match="pseudo-inverse"):
+        r = invert_map(MapData(bz=bz, x=x, y=y), grains, height=1 * UM, sensor_size=(0, 0),
+                       sigma=1 * NT)
+    assert np.all(np.isinf(r.sd[:2]))
+    np.testing.assert_allclose(r.magnetization[2], [0, 2e4, 0], rtol=1e-6, atol=1e-3)
+    np.testing.assert_allclose(r.magnetization[0] + r.magnetization[1], [2e4, 0, 0], rtol=1e-6,
+                               atol=1e-3)
+
+
+def test_grains_at_or_above_the_sensor_are_refused():
+    grains = from_arrays(np.array([[0, 0, -0.5, 1, 1, 1]]) * UM, np.array([9]), source="g.csv")
+    x = np.arange(-5, 6) * UM
+    data = MapData(bz=np.zeros((x.size, x.size)), x=x, y=x)
+    with pytest.raises(InputError, match=r"g\.csv, line 1: grain 9 reaches"):
+        invert_map(data, grains, height=-0.2 * UM, sensor_size=(0, 0))
+
+
+def test_damping_shrinks_the_solution_and_its_covariance():
+    sample = _small_sample()
+    data = synth.scan(sample, height=2 * UM, step=1 * UM, sensor_size=(0, 0), noise=20 * NT,
+                      rng=np.random.default_rng(4))
+    plain = invert_map(data, sample.grains, height=2 * UM, sensor_size=(0, 0), sigma=20 * NT)
+    damped = invert_map(data, sample.grains, height=2 * UM, sensor_size=(0, 0), sigma=20 * NT,
+                        damping=1e-2)
+    assert np.linalg.norm(damped.magnetization) < np.linalg.norm(plain.magnetization)
+    assert np.all(damped.sd <= plain.sd * (1 + 1e-9))
