@@ -145,6 +145,8 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.scan.live.abort()
             event.ignore()
             return
+        if self.recipes.runner is not None and self.recipes.runner.running:
+            self.recipes.stop()  # a wait step ends within a slice; the rig is then made safe
         self.save_settings()
         problems = self.holder.close()
         if problems:

@@ -27,6 +27,9 @@ from smm_daq.acquisition.recipe import (
     ZeroFieldStep,
 )
 from smm_daq.acquisition.session import Session
+from smm_daq.clock import Clock
+
+WAIT_SLICE_S = 1.0  # a wait step checks for Stop this often (rig-clock seconds)
 
 
 class RecipeRunner(QtCore.QObject):
@@ -81,7 +84,7 @@ class RecipeRunner(QtCore.QObject):
         elif isinstance(step, ZeroFieldStep):
             self._rig_step(lambda: rig.coils.zero())
         elif isinstance(step, WaitStep):
-            self._rig_step(lambda: rig.clock.sleep(step.seconds))
+            self._rig_step(lambda: self._wait(rig.clock, step.seconds))
         elif isinstance(step, PromptStep):
             if self.ask(step.message):
                 self._step_done(None)
@@ -124,6 +127,26 @@ class RecipeRunner(QtCore.QObject):
         self.stepEnded.emit(self.index, False, message)
         self._end(False, f"step {self.index + 1}: {message}")
 
+    def _wait(self, clock: Clock, seconds: float) -> None:
+        """A wait step in slices, so that Stop (or closing the window) ends it promptly."""
+        end = clock.now() + seconds
+        while not self._stop_requested and clock.now() < end:
+            clock.sleep(min(WAIT_SLICE_S, end - clock.now()))
+
     def _end(self, ok: bool, message: str) -> None:
-        self.running = False
-        self.finished.emit(ok, message)
+        """However the recipe ends, the rig goes to its safe state, as `smm-daq run` does;
+        the recipe counts as running until that is done."""
+
+        def done(ok: bool, message: str) -> None:
+            self.running = False
+            self.finished.emit(ok, message)
+
+        rig = self.holder.rig
+        if rig is None or not self.holder.call(
+            rig.make_safe,
+            lambda problems: done(
+                ok and not problems, message + "".join(f"; NOT SAFE: {p}" for p in problems)
+            ),
+            lambda exc: done(False, f"{message}; making the rig safe failed: {exc}"),
+        ):
+            done(ok, message)

@@ -107,12 +107,14 @@ def test_kill_9_leaves_every_finished_line_and_resume_completes(tmp_path):
 
 
 @pytest.mark.slow
-def test_ctrl_c_aborts_cleanly_with_exit_130(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_ctrl_c_aborts_cleanly_with_exit_130(tmp_path, sig):
+    """Ctrl-C, and the signals of `kill`, `timeout` and a closed terminal, abort safely."""
     path = tmp_path / "s.h5"
     proc = _start_scan(path)
     try:
         _wait_for_lines(proc, path, 1)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         rest = proc.stderr.read()
         rc = proc.wait()
     finally:

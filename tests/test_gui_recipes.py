@@ -107,3 +107,20 @@ def test_a_recipe_that_does_not_fit_the_rig_is_refused_before_anything_runs(wind
     assert not view.open_recipe(recipe_file)
     assert "step 2" in view.message.text() and "stage travel" in view.message.text()
     assert not view.run_button.isEnabled()
+
+
+def test_a_stopped_recipe_leaves_the_field_at_zero(window, qtbot, tmp_path):
+    recipe = tmp_path / "field-then-prompt.toml"
+    recipe.write_text(
+        '[recipe]\ntitle = "field, then a prompt the operator cancels"\n'
+        '[[step]]\nkind = "set_field"\nfield_uT = [0.0, 40.0, 0.0]\n'
+        '[[step]]\nkind = "prompt"\nmessage = "Cancel me"\n'
+    )
+    view = window.recipes
+    view.ask = lambda message: False
+    assert view.open_recipe(recipe)
+    assert view.run()
+    qtbot.waitUntil(lambda: not view.runner.running, timeout=WAIT_MS)
+    assert "stopped" in view.message.text()
+    coils = window.holder.rig.world.coils
+    assert abs(coils.currents()).max() < 1e-6  # 40 µT would need 0.8 A on coil y

@@ -245,3 +245,25 @@ def test_scans_refuse_a_file_in_a_format_without_swmr(tmp_path):
     with h5py.File(path, "r") as f:
         assert list(f) == [] and f.attrs["mark"] == 1
     assert rig.coils.history == []
+
+
+def test_overwrite_never_replaces_acquired_data_or_a_source(tmp_path) -> None:
+    path = tmp_path / "s.h5"
+    x = np.arange(4) * 1e-6
+    scan = MapData(np.ones((4, 4)), x, x, name="remanent")
+    write_map_entry(path, scan, kind="import")
+    product = MapData(np.zeros((4, 4)), x, x, name="remanent", sources=("remanent",))
+    with pytest.raises(InputError, match="acquired data"):
+        write_map_entry(path, product, kind="induced", overwrite=True)
+    np.testing.assert_array_equal(read_map(path, "remanent").bz, 1.0)
+
+    write_map_entry(path, MapData(np.zeros((4, 4)), x, x, name="induced",
+                                  sources=("remanent",)), kind="induced")
+    with pytest.raises(InputError, match="computed from"):
+        write_map_entry(path, MapData(np.ones((4, 4)), x, x, name="induced",
+                                      sources=("induced",)), kind="background", overwrite=True)
+    write_map_entry(path, MapData(np.full((4, 4), 2.0), x, x, name="induced",
+                                  sources=("remanent",)), kind="induced", overwrite=True)
+    np.testing.assert_array_equal(read_map(path, "induced").bz, 2.0)
+    with h5py.File(path, "r") as f:
+        assert sorted(f) == ["induced", "remanent"]

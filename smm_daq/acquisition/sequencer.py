@@ -169,7 +169,7 @@ class Sequencer:
         try:
             self._done.wait(timeout)
         except KeyboardInterrupt:
-            self.abort("interrupted (Ctrl-C)")
+            self.abort("interrupted (Ctrl-C or a termination signal)")
             self._done.wait()
             raise
         return self.state
@@ -242,7 +242,7 @@ class Sequencer:
         except _Aborted:
             status, message = "aborted", self.message or "aborted"
         except KeyboardInterrupt:
-            status, message = "aborted", "interrupted (Ctrl-C)"
+            status, message = "aborted", "interrupted (Ctrl-C or a termination signal)"
             raise
         except InstrumentLost as exc:
             status, message = "failed", f"instrument lost: {exc}"
@@ -285,8 +285,31 @@ class Sequencer:
                 self._points_done += 1
                 self._run_points += 1
                 self._emit("point", line=iy, index=(iy, int(ix)), bz=b)
+            self._check_field_held()
             writer.write_line(iy, bz, lx, ly, fs, t)
             self._emit("line_done", line=iy)
+
+    def _check_field_held(self) -> None:
+        """Before a line is stored: the coils still make the plan's field.
+
+        A supply that tripped or a coil that lost its current mid-line would otherwise leave a
+        map that mixes fields under a "finished" status. The check reads the coil currents
+        (cheap, once a line) and allows for their read-back accuracy: it catches a lost axis,
+        not calibration drift, which the fluxgate check at the start of the scan covers.
+        """
+        rig = self.rig
+        requested = np.array(self.plan.field)
+        held = np.asarray(self._call(rig.coils.field), dtype=float)
+        allowed = max(10 * rig.profile.coils.field_tolerance,
+                      0.02 * float(np.linalg.norm(requested)))
+        error = float(np.linalg.norm(held - requested))
+        if error > allowed:
+            raise SafetyError(
+                f"the coils no longer hold the field during line {self._line}: their currents "
+                f"make {_ut(held)} µT for {_ut(requested)} µT requested (off by "
+                f"{error * 1e9:.0f} nT, allowed {allowed * 1e9:.0f} nT); a supply may have "
+                "tripped. The line was not stored"
+            )
 
     def _set_field(self) -> None:
         """Ramp to the plan's field and verify it; record what was measured."""

@@ -170,8 +170,9 @@ class Session:
                     else:
                         seq.abort(f"aborted with no operator to resume it; `smm-daq resume "
                                   f"{self.path} --entry {plan.name}` continues the scan")
-        except KeyboardInterrupt:
-            seq.abort("interrupted (Ctrl-C)")
+        except BaseException as exc:  # Ctrl-C, a signal, or a failing pause handler
+            seq.abort("interrupted (Ctrl-C or a termination signal)"
+                      if isinstance(exc, KeyboardInterrupt) else f"aborted: {exc}")
             seq.wait()
             raise
         status = seq.wait()

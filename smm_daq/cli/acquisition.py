@@ -116,7 +116,10 @@ def ask_operator(reason: str) -> bool:
     """Pause handler: ask on an interactive terminal, otherwise abort (resume later)."""
     if not (sys.stdin is not None and sys.stdin.isatty()):
         return False
-    input(f"paused: {reason}. Enter to resume, Ctrl-C to abort: ")
+    try:
+        input(f"paused: {reason}. Enter to resume, Ctrl-C to abort: ")
+    except EOFError:  # Ctrl-D, or the terminal went away: nobody can resume it
+        return False
     return True
 
 

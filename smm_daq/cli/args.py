@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
+
+import h5py
 
 from smm_daq.errors import InputError
 
@@ -23,3 +26,19 @@ def positive(option: str, value: float) -> float:
     if not (math.isfinite(value) and value > 0):
         raise InputError(f"{option} is {value!r}; expected a number > 0")
     return value
+
+
+def output_file(option: str, text: str) -> Path:
+    """A path a command may write: never a directory, never an HDF5 file (a session file
+    holds acquired scans; writing a CSV, PNG or TOML over it would lose them)."""
+    path = Path(text)
+    if path.is_dir():
+        raise InputError(f"{option} is {text!r}, a directory; expected a file name")
+    if path.exists() and h5py.is_hdf5(path):
+        raise InputError(
+            f"{option} is {text!r}, an HDF5 file (perhaps a session file); expected a new "
+            "or expendable file name: nothing was written"
+        )
+    if not path.parent.is_dir():
+        raise InputError(f"{option} is {text!r}; there is no directory {path.parent}")
+    return path

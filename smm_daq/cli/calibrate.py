@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from pathlib import Path
 
 import numpy as np
 
+from smm_daq.cli.args import output_file
 from smm_daq.errors import InputError
 from smm_daq.instruments.coil_calibration import calibrate_coils, write_calibration
 from smm_daq.instruments.profile import load_profile
@@ -54,9 +54,11 @@ def run(args: argparse.Namespace) -> int:
             raise InputError("--time-scale applies to simulated profiles (rig.simulated = true)")
         if not (math.isfinite(args.time_scale) and args.time_scale >= 0):
             raise InputError(f"--time-scale is {args.time_scale!r}; expected a number >= 0")
-    out = Path(args.out) if args.out else profile.calibration_file
-    if out is not None and not out.parent.is_dir():
-        raise InputError(f"cannot store the calibration at {out}: no directory {out.parent}")
+    out = profile.calibration_file
+    if args.out:
+        out = output_file("--out", args.out)
+    elif out is not None:
+        out = output_file("rig.calibration_file", str(out))
 
     rig = open_rig(profile, time_scale=args.time_scale)
     try:

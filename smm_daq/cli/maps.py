@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from smm_daq.cli.args import floats, positive
+from smm_daq.cli.args import floats, output_file, positive
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
 
@@ -299,10 +298,14 @@ def _export(args: argparse.Namespace) -> int:
         values, column, factor, label = m.bz, "Bz_nT", 1e9, "Bz (nT)"
     else:
         values, column, factor, label = _dataset(args.file, args.entry, args.dataset, m)
-    if args.csv:
-        print(f"wrote {write_csv(m, Path(args.csv), values=values, column=column, factor=factor)}")
-    if args.png:
-        print(f"wrote {write_png(m, Path(args.png), values=values, label=label, factor=factor)}")
+    csv_path = output_file("--csv", args.csv) if args.csv else None
+    png_path = output_file("--png", args.png) if args.png else None
+    if png_path is not None and png_path.suffix.lower() != ".png":
+        raise InputError(f"--png is {args.png!r}; expected a file name ending in .png")
+    if csv_path is not None:
+        print(f"wrote {write_csv(m, csv_path, values=values, column=column, factor=factor)}")
+    if png_path is not None:
+        print(f"wrote {write_png(m, png_path, values=values, label=label, factor=factor)}")
     return 0
 
 

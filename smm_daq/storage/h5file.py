@@ -75,11 +75,19 @@ def open_read(path: str | Path) -> Iterator[h5py.File]:
     """Open a session file for reading, also while a scan writes it or after a crash."""
     p = Path(path)
     _check_exists(p)
+    # A plain open first: it fails at once on a truncated or foreign file, where an SWMR open
+    # would sit in HDF5's read-retry loop for many minutes. SWMR is for a file that a scan is
+    # writing now, or was writing when it crashed (its superblock says "open for write").
     try:
-        f = h5py.File(p, "r", swmr=True)
-    except OSError:
+        f = h5py.File(p, "r")
+    except OSError as plain:
+        if "truncated" in str(plain) or not h5py.is_hdf5(p):
+            raise InputError(
+                f"cannot open as HDF5 ({_reason(plain)}); expected an smm-daq session file",
+                source=str(p),
+            ) from None
         try:
-            f = h5py.File(p, "r")
+            f = h5py.File(p, "r", swmr=True)
         except OSError as exc:
             raise InputError(
                 f"cannot open as HDF5 ({_reason(exc)}); expected an smm-daq session file",

@@ -17,7 +17,7 @@ Scan entries add more (see `smm_daq.storage.scan_entry`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import h5py
@@ -37,6 +37,7 @@ from smm_daq.storage.h5file import (
 from smm_daq.storage.mapdata import MapData
 
 KINDS_HINT = "scan, induced, background, susceptibility, mmt, import, ..."
+ACQUIRED_KINDS = ("scan", "import")  # measured data: never overwritten
 
 
 @dataclass(frozen=True)
@@ -175,23 +176,48 @@ def write_map_entry(
         raise InputError(f"entry kind is empty; expected one of {KINDS_HINT}", source=source)
     f = open_append(path)
     try:
-        if data.name in f:
-            if not overwrite:
-                raise InputError(
-                    f"entry '{data.name}' already exists; choose another name or overwrite it",
-                    source=source,
-                )
-            del f[data.name]
+        replacing = data.name in f
+        if replacing:
+            _check_replaceable(f, data, overwrite, source)
+        # Written beside the old entry first, so a failure part-way loses neither.
+        staged = replace(data, name=f"{data.name}.new") if replacing else data
+        if staged.name in f:
+            del f[staged.name]
         stamp = now_iso()
-        entry = create_entry_core(f, data, kind=kind, status="finished", start_time=stamp,
+        entry = create_entry_core(f, staged, kind=kind, status="finished", start_time=stamp,
                                   end_time=stamp)
         nxdata = entry["data"]
         _dataset(nxdata, "Bz", data.bz, "T", long_name="Bz (T)")
         if extra:
             _store_extra(entry, extra, f"{source}, entry '{data.name}'")
+        if replacing:
+            del f[data.name]
+            f.move(staged.name, data.name)
     finally:
         f.close()
     return data.name
+
+
+def _check_replaceable(f: h5py.File, data: MapData, overwrite: bool, source: str) -> None:
+    """Overwriting is for analysis products only: never an acquired scan, never a source."""
+    if not overwrite:
+        raise InputError(
+            f"entry '{data.name}' already exists; choose another name or overwrite it",
+            source=source,
+        )
+    kind = text(f[data.name].attrs.get("kind", ""))
+    if kind in ACQUIRED_KINDS:
+        raise InputError(
+            f"entry '{data.name}' holds acquired data (kind '{kind}') and is never "
+            "overwritten; choose another name",
+            source=source,
+        )
+    if data.name in data.sources:
+        raise InputError(
+            f"entry '{data.name}' is one of the entries the new one is computed from; "
+            "choose another name",
+            source=source,
+        )
 
 
 def _entry_group(f: h5py.File, entry: str, source: str) -> h5py.Group:

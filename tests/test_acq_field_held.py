@@ -1,0 +1,39 @@
+"""A supply that trips mid-scan fails the scan: the map never mixes fields under "finished"."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+
+from smm_daq.acquisition.plan import ScanPlan
+from smm_daq.acquisition.sequencer import Sequencer
+from smm_daq.instruments.profile import load_profile
+from smm_daq.instruments.rig import open_rig
+
+UM = 1e-6
+
+
+def test_a_supply_tripping_mid_scan_fails_the_scan_and_leaves_the_rig_safe(tmp_path) -> None:
+    profile = load_profile()
+    rig = open_rig(profile)
+    plan = ScanPlan.from_center("trip", (12.5e-3, 12.5e-3), (100 * UM, 100 * UM), 20 * UM,
+                                field=(0.0, 40e-6, 0.0))
+    seq = Sequencer(rig, tmp_path / "s.h5", plan)
+    points = []
+
+    def trip_on_the_eighth_point(event) -> None:
+        if event.kind == "point":
+            points.append(event)
+            if len(points) == 8:  # in the second line of six points
+                rig.world.coils.trip(1)
+
+    seq.subscribe(trip_on_the_eighth_point)
+    status = seq.run()
+    assert status == "failed"
+    assert "no longer hold the field" in seq.message
+    with h5py.File(tmp_path / "s.h5", "r") as f:
+        assert f["trip/status"].asstr()[()] == "failed"
+        done = f["trip/data/line_done"][()].astype(bool)
+    assert done.tolist() == [True, False, False, False, False, False]
+    np.testing.assert_allclose(rig.world.coils.currents(), 0.0, atol=1e-9)
+    rig.close()

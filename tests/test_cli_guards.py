@@ -1,0 +1,44 @@
+"""Commands refuse, with exit 2 and nothing lost, files they must not read or write."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from smm_daq.cli.main import main
+from smm_daq.storage.mapdata import MapData
+from smm_daq.storage.nexus import read_map, write_map_entry
+
+
+@pytest.fixture
+def session(tmp_path: Path) -> Path:
+    path = tmp_path / "s.h5"
+    x = np.arange(8) * 10e-6
+    write_map_entry(path, MapData(np.outer(x, x), x, x, name="scan1"), kind="import")
+    return path
+
+
+def test_a_truncated_session_file_is_refused_at_once(session: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    cut = tmp_path / "cut.h5"
+    cut.write_bytes(session.read_bytes()[:4000])
+    assert main(["info", str(cut)]) == 2
+    assert "truncated" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option", ["--csv", "--png"])
+def test_export_never_writes_over_a_session_file(session: Path, option: str,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    before = session.read_bytes()
+    assert main(["export", str(session), "--entry", "scan1", option, str(session)]) == 2
+    assert "HDF5 file" in capsys.readouterr().err
+    assert session.read_bytes() == before
+    np.testing.assert_array_equal(read_map(session, "scan1").bz.shape, (8, 8))
+
+
+def test_calibration_is_never_stored_over_a_session_file(session: Path) -> None:
+    before = session.read_bytes()
+    assert main(["calibrate-coils", "--out", str(session)]) == 2
+    assert session.read_bytes() == before
