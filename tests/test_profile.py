@@ -51,6 +51,13 @@ def _edited(repo: Path, old: str, new: str) -> str:
             "stage.travel_um",
             "min < max",
         ),
+        (
+            "scale_T_per_V = [[1.0e-5, 0.0, 0.0], [0.0, 1.0e-5, 0.0], [0.0, 0.0, 1.0e-5]]",
+            "scale_T_per_V = [[1.0e-5, 0.0, 0.0], [1.0e-5, 0.0, 0.0], [0.0, 0.0, 1.0e-5]]",
+            "fluxgate.scale_T_per_V",
+            "invertible",
+        ),
+        ("channels = [1, 2, 3]", "channels = [1.5, 2, 3]", "fluxgate.channels", "whole"),
     ],
 )
 def test_bad_values_are_named(repo: Path, old: str, new: str, key: str, expected: str) -> None:
@@ -82,3 +89,10 @@ def test_calibration_file_overrides_the_coil_matrix(repo: Path, tmp_path: Path) 
     p = parse_profile(text, tmp_path / "p.toml")
     np.testing.assert_allclose(np.diag(p.coils.calibration), 4e-5)
     np.testing.assert_allclose(p.coils.ambient_field, [1e-6, 2e-6, 3e-6])
+
+
+def test_a_calibration_file_that_cannot_be_read_is_named(repo: Path, tmp_path: Path) -> None:
+    (tmp_path / "coils.toml").mkdir()  # a folder where the calibration file should be
+    text = _edited(repo, "simulated = true", 'simulated = true\ncalibration_file = "coils.toml"')
+    with pytest.raises(InputError, match="cannot read the coil calibration file"):
+        parse_profile(text, tmp_path / "p.toml")

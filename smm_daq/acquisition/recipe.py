@@ -46,7 +46,7 @@ import numpy as np
 from smm_daq.acquisition.plan import DEFAULT_SETTLE_TAU, RASTERS, ScanPlan, check_field
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import Profile
-from smm_daq.storage.nexus import list_entries
+from smm_daq.storage.nexus import check_entry_name, list_entries
 
 UM = 1e-6
 UT = 1e-6
@@ -340,6 +340,7 @@ def check_recipe(recipe: Recipe, profile: Profile, out: str | Path, *, can_promp
         plan = None
         if isinstance(step, ScanStep | SubtractStep):
             name = step.keys["name"] if isinstance(step, ScanStep) else step.name
+            check_entry_name(name, source=f"{recipe.source}, {where}")
             if name in existing or name in made:
                 raise InputError(
                     f"{where}: entry '{name}' already exists in {out} or earlier in the recipe; "

@@ -451,16 +451,25 @@ class Sequencer:
         if self.notes:
             message = (message + "; " if message else "") + "; ".join(self.notes)
         writer = self._writer
-        try:
-            if writer is not None:
+        if writer is not None:
+            # Each step on its own: a full disk must neither hide the end of the scan from
+            # its subscribers nor leave wait() blocked.
+            try:
                 writer.set_status(status, message)
-        finally:
-            if writer is not None:
+            except Exception as exc:
+                status = "failed"
+                message += f"; the final status could not be written: {exc}"
+            try:
                 writer.close()
-            with self._cond:
-                self._state = status
-                self.message = message
+            except Exception as exc:
+                status = "failed"
+                message += f"; the file could not be closed cleanly: {exc}"
+        with self._cond:
+            self._state = status
+            self.message = message
+        try:
             self._emit(status, line=self._line, message=message)
+        finally:
             self._done.set()
 
     # -- events -----------------------------------------------------------------------------

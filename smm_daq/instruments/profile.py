@@ -295,9 +295,7 @@ def _stage(r: _Reader) -> StageSettings:
 
 def _coils(r: _Reader) -> CoilSettings:
     addresses = r.strings("addresses", 3)
-    cal = r.array("calibration_T_per_A", (3, 3))
-    if abs(np.linalg.det(cal)) < 1e-30:
-        raise r.fail("calibration_T_per_A", cal.tolist(), "an invertible 3 × 3 matrix (T/A)")
+    cal = _invertible(r, "calibration_T_per_A", "T/A")
     s = CoilSettings(
         link=_link(r, address=addresses[0]),
         addresses=addresses,  # type: ignore[arg-type]
@@ -313,12 +311,22 @@ def _coils(r: _Reader) -> CoilSettings:
     return s
 
 
+def _invertible(r: _Reader, key: str, unit: str) -> np.ndarray:
+    """A 3 × 3 matrix that maps one frame onto another, so it must be well invertible."""
+    m = r.array(key, (3, 3))
+    if np.linalg.cond(m) > 1e8:
+        raise r.fail(key, m.tolist(), f"an invertible 3 × 3 matrix ({unit})")
+    return m
+
+
 def _fluxgate(r: _Reader) -> FluxgateSettings:
     channels = r.array("channels", (3,), [1, 2, 3])
+    if np.any(channels != np.round(channels)) or np.any(channels < 0):
+        raise r.fail("channels", channels.tolist(), "three whole channel numbers >= 0")
     s = FluxgateSettings(
         link=_link(r),
         channels=tuple(int(c) for c in channels),  # type: ignore[arg-type]
-        scale=r.array("scale_T_per_V", (3, 3)),
+        scale=_invertible(r, "scale_T_per_V", "T/V"),
         offset=r.array("offset_V", (3,), [0.0, 0.0, 0.0]),
     )
     r.check_unknown()
@@ -332,8 +340,11 @@ def _apply_calibration_file(path: Path, coils: CoilSettings) -> CoilSettings:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"not valid TOML: {exc}", source=source) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read the coil calibration file: {exc}; expected the TOML "
+                         "file written by `smm-daq calibrate-coils`", source=source) from None
     r = _Reader(source, data)
-    cal = r.array("calibration_T_per_A", (3, 3))
+    cal = _invertible(r, "calibration_T_per_A", "T/A")
     ambient = r.array("ambient_field_uT", (3,)) * UT
     r.string("fitted_at", "unknown")
     r.number("residual_nT", 0.0, lo=0.0)
