@@ -66,6 +66,9 @@ class InstrumentsPanel(QtWidgets.QWidget):
     """The Instruments tab."""
 
     updated = QtCore.pyqtSignal()  # fresh readings are on show
+    # Stop pressed while a scan owns the rig: the scan must be aborted (its sequencer then
+    # stops the stage and makes the rig safe), not the stage commanded from a second thread.
+    stopDuringScan = QtCore.pyqtSignal()
 
     def __init__(self, holder: RigHolder, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -310,7 +313,9 @@ class InstrumentsPanel(QtWidgets.QWidget):
 
     def stop_stage(self) -> None:
         rig = self.holder.rig
-        if rig is not None:  # moves do not wait, so the stop is next in the rig's thread
+        if self.holder.busy:
+            self.stopDuringScan.emit()
+        elif rig is not None:  # moves do not wait, so the stop is next in the rig's thread
             self.holder.background.submit(rig.stage.stop)
 
     def set_field(self) -> None:

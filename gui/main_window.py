@@ -40,6 +40,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tabs = QtWidgets.QTabWidget()
         self.instruments = InstrumentsPanel(self.holder)
         self.scan = ScanTab(self.holder)
+        self.instruments.stopDuringScan.connect(self.scan.live.abort)
         self.session = SessionBrowser()
         self.recipes = RecipesView(self.holder, self.scan)
         self.mmt = MMTView(profile)

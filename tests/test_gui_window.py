@@ -202,3 +202,14 @@ def test_settings_persist_between_windows(qtbot, settings, tmp_path):
     assert second.scan.path == tmp_path / "kept.h5"
     assert second.tabs.tabText(second.tabs.currentIndex()) == "Session"
     second.close()
+
+
+def test_the_stage_stop_button_during_a_scan_aborts_the_scan(window, qtbot, tmp_path):
+    scan, live = window.scan, window.scan.live
+    scan.form.set_plan(small_plan("stopped", n=12))
+    qtbot.mouseClick(scan.start_button, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: live.state == "running" and live.points >= 3, timeout=WAIT_MS)
+    qtbot.mouseClick(window.instruments.stop_button, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: live.state == "aborted", timeout=WAIT_MS)
+    assert status(tmp_path / "session.h5", "stopped") == "aborted"
+    np.testing.assert_allclose(window.holder.rig.coils.field_setpoint(), 0.0, atol=1e-12)
