@@ -55,6 +55,9 @@ def test_a_good_plan_validates(profile):
         ({"settle_tau": -1.0}, ["plan settle_tau is -1.0"]),
         ({"nx": 0}, ["plan nx is 0"]),
         ({"name": "a/b"}, ["plan name 'a/b'"]),
+        ({"nx": 6000, "ny": 6000, "step_x": 1e-6, "step_y": 1e-6},
+         ["6000 × 6000", "at most 25,000,000"]),
+        ({"dwell_tau": float("nan")}, ["plan dwell_tau is nan"]),
     ],
 )
 def test_validation_names_the_field_value_and_limit(profile, change, words):

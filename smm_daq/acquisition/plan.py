@@ -19,6 +19,8 @@ from smm_daq.instruments.profile import Profile
 
 UM = 1e-6
 UT = 1e-6
+# 5000 × 5000 points: a 25 mm sample at 5 µm; beyond it the file and the hours run away
+MAX_POINTS = 25_000_000
 RASTERS = ("serpentine", "unidirectional")
 DEFAULT_SETTLE_TAU = 8.0  # a 12 dB/oct lock-in is then within 0.3 % of a step in its input
 
@@ -116,10 +118,17 @@ class ScanPlan:
             n = getattr(self, key)
             if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
                 raise InputError(f"plan {key} is {n!r}; expected a whole number >= 1")
-        values = [self.x0, self.y0, self.step_x, self.step_y, self.height, self.settle_tau,
-                  self.dwell_tau, *self.field]
-        if not all(math.isfinite(v) for v in values):
-            raise InputError(f"plan {self.to_text()} has a value that is not a finite number")
+        if self.nx * self.ny > MAX_POINTS:
+            raise InputError(
+                f"plan grid is {self.nx} × {self.ny} = {self.nx * self.ny:,} points; expected at "
+                f"most {MAX_POINTS:,} (a larger step, or several scans)"
+            )
+        named = {"x0": self.x0, "y0": self.y0, "step_x": self.step_x, "step_y": self.step_y,
+                 "height": self.height, "settle_tau": self.settle_tau,
+                 "dwell_tau": self.dwell_tau, "field": np.linalg.norm(self.field)}
+        for key, v in named.items():
+            if not math.isfinite(v):
+                raise InputError(f"plan {key} is {v!r}; expected a finite number")
         stage = profile.stage
         res_um = stage.resolution / UM
         for key, n in (("step_x", self.nx), ("step_y", self.ny)):
