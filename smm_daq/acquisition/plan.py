@@ -118,11 +118,6 @@ class ScanPlan:
             n = getattr(self, key)
             if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
                 raise InputError(f"plan {key} is {n!r}; expected a whole number >= 1")
-        if self.nx * self.ny > MAX_POINTS:
-            raise InputError(
-                f"plan grid is {self.nx} × {self.ny} = {self.nx * self.ny:,} points; expected at "
-                f"most {MAX_POINTS:,} (a larger step, or several scans)"
-            )
         named = {"x0": self.x0, "y0": self.y0, "step_x": self.step_x, "step_y": self.step_y,
                  "height": self.height, "settle_tau": self.settle_tau,
                  "dwell_tau": self.dwell_tau, "field": np.linalg.norm(self.field)}
@@ -138,6 +133,11 @@ class ScanPlan:
                     f"plan {key} is {step / UM:g} µm; expected at least the stage resolution "
                     f"{res_um:g} µm"
                 )
+        if self.nx * self.ny > MAX_POINTS:
+            raise InputError(
+                f"plan grid is {self.nx} × {self.ny} = {self.nx * self.ny:,} points; expected at "
+                f"most {MAX_POINTS:,} (a larger step, or several scans)"
+            )
         for axis, key, first, step, n in (
             (0, "x", self.x0, self.step_x, self.nx),
             (1, "y", self.y0, self.step_y, self.ny),
