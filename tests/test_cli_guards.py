@@ -42,3 +42,12 @@ def test_calibration_is_never_stored_over_a_session_file(session: Path) -> None:
     before = session.read_bytes()
     assert main(["calibrate-coils", "--out", str(session)]) == 2
     assert session.read_bytes() == before
+
+
+def test_export_of_a_group_is_refused_by_name(session: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    out = session.parent / "x.csv"
+    assert main(["export", str(session), "--entry", "scan1", "--dataset", "data",
+                 "--csv", str(out)]) == 2
+    assert "'data' is not a numeric dataset" in capsys.readouterr().err
+    assert not out.exists()

@@ -269,13 +269,19 @@ _UNITS = {  # dataset name suffix -> (CSV column suffix, factor, picture label)
 
 def _dataset(path: str, entry: str, dataset: str, m: MapData) -> tuple[np.ndarray, str, float,
                                                                           str]:
+    import h5py
+
     from smm_daq.storage.h5file import open_read
 
     with open_read(path) as f:
         where = f"{path}, entry '{entry}'"
         if dataset not in f[entry]:
             raise InputError(f"has no dataset '{dataset}'", source=where)
-        values = np.asarray(f[entry][dataset][()], dtype=float)
+        node = f[entry][dataset]
+        if not isinstance(node, h5py.Dataset) or node.dtype.kind not in "iuf":
+            raise InputError(f"'{dataset}' is not a numeric dataset; expected a map such as "
+                             "results/chi_SI", source=where)
+        values = np.asarray(node[()], dtype=float)
     if values.shape != m.shape:
         raise InputError(f"dataset '{dataset}' has shape {values.shape}; expected a map of "
                          f"shape {m.shape}", source=where)
