@@ -24,3 +24,32 @@ def shared_data() -> Path:
     if not SHARED_DATA.exists():
         pytest.skip(f"{SHARED_DATA} is not present beside the checkout")
     return SHARED_DATA
+
+
+@pytest.fixture
+def settings(tmp_path: Path):
+    """GUI settings in a temporary file, never the user's."""
+    from PyQt6 import QtCore
+
+    return QtCore.QSettings(str(tmp_path / "gui.ini"), QtCore.QSettings.Format.IniFormat)
+
+
+@pytest.fixture
+def window(qtbot, settings, tmp_path: Path):
+    """The main window on the simulator profile, its rig connected and a session file chosen;
+    afterwards any scan still running is aborted and the rig made safe and closed."""
+    from gui.main_window import MainWindow
+    from smm_daq.instruments.profile import load_profile
+
+    wait_ms = 60_000  # generous: the whole suite shares two cores
+    w = MainWindow(load_profile(), settings)
+    qtbot.addWidget(w)
+    w.show()
+    w.instruments.connect_rig()
+    qtbot.waitUntil(lambda: w.holder.rig is not None, timeout=wait_ms)
+    w.scan.file_edit.setText(str(tmp_path / "session.h5"))
+    yield w
+    if w.scan.live.running:
+        w.scan.live.abort()
+        qtbot.waitUntil(lambda: not w.scan.live.running, timeout=wait_ms)
+    w.holder.close()

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from PyQt6 import QtCore, QtGui
+from PyQt6 import QtGui
 
 from gui.app import SCREENSHOT_SIZE
 from gui.demo import IN_FIELD, INDUCED, REMANENT, Demo
@@ -18,11 +18,6 @@ from smm_daq.instruments.profile import load_profile
 from smm_daq.storage.nexus import list_entries
 
 WAIT_MS = 120_000
-
-
-@pytest.fixture
-def settings(tmp_path):
-    return QtCore.QSettings(str(tmp_path / "gui.ini"), QtCore.QSettings.Format.IniFormat)
 
 
 def test_the_demo_fills_the_session_and_compares_the_maps(qtbot, settings, tmp_path):

@@ -14,22 +14,6 @@ UT = 1e-6
 WAIT_MS = 60_000
 
 
-@pytest.fixture
-def settings(tmp_path):
-    return QtCore.QSettings(str(tmp_path / "gui.ini"), QtCore.QSettings.Format.IniFormat)
-
-
-@pytest.fixture
-def window(qtbot, settings):
-    w = MainWindow(load_profile(), settings)
-    qtbot.addWidget(w)
-    w.show()
-    w.instruments.connect_rig()
-    qtbot.waitUntil(lambda: w.holder.rig is not None, timeout=WAIT_MS)
-    yield w
-    w.holder.close()
-
-
 def fresh_readings(qtbot, panel):
     panel.readings = {}
     panel.poll()

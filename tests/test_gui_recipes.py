@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from PyQt6 import QtCore
 
-from gui.main_window import MainWindow
-from smm_daq.instruments.profile import load_profile
 from smm_daq.storage.nexus import list_entries, read_map
 from smm_daq.storage.scan_entry import read_scan_record
 
@@ -41,22 +38,6 @@ remanent = "first"
 name = "difference"
 register = false
 """
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    settings = QtCore.QSettings(str(tmp_path / "gui.ini"), QtCore.QSettings.Format.IniFormat)
-    w = MainWindow(load_profile(), settings)
-    qtbot.addWidget(w)
-    w.show()
-    w.instruments.connect_rig()
-    qtbot.waitUntil(lambda: w.holder.rig is not None, timeout=WAIT_MS)
-    w.scan.file_edit.setText(str(tmp_path / "session.h5"))
-    yield w
-    if w.scan.live.running:
-        w.scan.live.abort()
-        qtbot.waitUntil(lambda: not w.scan.live.running, timeout=WAIT_MS)
-    w.holder.close()
 
 
 @pytest.fixture

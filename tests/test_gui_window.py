@@ -34,26 +34,6 @@ def lines_done(path, entry: str) -> np.ndarray:
         return np.asarray(f[entry]["data/line_done"][()], dtype=bool)
 
 
-@pytest.fixture
-def settings(tmp_path):
-    return QtCore.QSettings(str(tmp_path / "gui.ini"), QtCore.QSettings.Format.IniFormat)
-
-
-@pytest.fixture
-def window(qtbot, settings, tmp_path):
-    w = MainWindow(load_profile(), settings)
-    qtbot.addWidget(w)
-    w.show()
-    w.instruments.connect_rig()
-    qtbot.waitUntil(lambda: w.holder.rig is not None, timeout=WAIT_MS)
-    w.scan.file_edit.setText(str(tmp_path / "session.h5"))
-    yield w
-    if w.scan.live.running:
-        w.scan.live.abort()
-        qtbot.waitUntil(lambda: not w.scan.live.running, timeout=WAIT_MS)
-    w.holder.close()
-
-
 def run_to_end(qtbot, w: MainWindow, plan: ScanPlan) -> None:
     with qtbot.waitSignal(w.scan.scanEnded, timeout=WAIT_MS):
         assert w.scan.start(plan)

@@ -158,29 +158,34 @@ def _area_quadrature(dx, dy, dz, a, b, c, p, q, n, nodes, weights):
 
 
 @njit(cache=True)
-def _expansion(dx, dy, dz, volume, vx, vy, vz):
-    """Dipole + quadrupole of the cuboid ∗ sensor-area density (second moments vx, vy, vz)."""
+def moment_expansion(dx, dy, dz, volume, sxx, syy, szz, sxy, sxz, syz):
+    """Bz columns (×4π/μ0) of a density with volume V and second moments S (about its centroid,
+    per unit volume): the dipole plus the quadrupole term of its Newtonian potential.
+
+    Serves a cuboid convolved with the sensor area (diagonal S) and a whole grain (full S)."""
     r2 = dx * dx + dy * dy + dz * dz
     r = math.sqrt(r2)
     ir2 = 1.0 / r2
     ir5 = ir2 * ir2 / r
     ir7 = ir5 * ir2
     ir9 = ir7 * ir2
-    s = vx + vy + vz
-    cx = 0.5 * (3.0 * vx - s)
-    cy = 0.5 * (3.0 * vy - s)
-    cz = 0.5 * (3.0 * vz - s)
-    u = cx * dx * dx + cy * dy * dy + cz * dz * dz
-    common = -10.0 * cz * dz * ir7 + 35.0 * dz * u * ir9
-    fx = 3.0 * dz * dx * ir5 - 10.0 * cx * dx * dz * ir7 + dx * common
-    fy = 3.0 * dz * dy * ir5 - 10.0 * cy * dy * dz * ir7 + dy * common
-    fz = (
-        (3.0 * dz * dz - r2) * ir5
-        + 2.0 * cz * ir5
-        - 10.0 * cz * dz * dz * ir7
-        - 5.0 * u * ir7
-        + dz * common
-    )
+    tr = sxx + syy + szz
+    # C = (3 S - tr S I) / 2, the quadrupole per unit volume over 2
+    cxx = 0.5 * (3.0 * sxx - tr)
+    cyy = 0.5 * (3.0 * syy - tr)
+    czz = 0.5 * (3.0 * szz - tr)
+    cxy = 1.5 * sxy
+    cxz = 1.5 * sxz
+    cyz = 1.5 * syz
+    vx = cxx * dx + cxy * dy + cxz * dz
+    vy = cxy * dx + cyy * dy + cyz * dz
+    vz = cxz * dx + cyz * dy + czz * dz
+    u = dx * vx + dy * vy + dz * vz
+    common = -10.0 * vz * ir7 + 35.0 * dz * u * ir9
+    fx = 3.0 * dz * dx * ir5 + 2.0 * cxz * ir5 - 10.0 * vx * dz * ir7 + dx * common
+    fy = 3.0 * dz * dy * ir5 + 2.0 * cyz * ir5 - 10.0 * vy * dz * ir7 + dy * common
+    fz = ((3.0 * dz * dz - r2) * ir5 + 2.0 * czz * ir5 - 10.0 * vz * dz * ir7 - 5.0 * u * ir7
+          + dz * common)
     return volume * fx, volume * fy, volume * fz
 
 
@@ -203,7 +208,7 @@ def _pair(dx, dy, dz, a, b, c, p, q, far2, ref_scale, tol, nodes, weights):
         vx = (a * a + p * p) / 3.0
         vy = (b * b + q * q) / 3.0
         vz = c * c / 3.0
-        return _expansion(dx, dy, dz, 8.0 * a * b * c, vx, vy, vz)
+        return moment_expansion(dx, dy, dz, 8.0 * a * b * c, vx, vy, vz, 0.0, 0.0, 0.0)
     if p == 0.0:
         return _point_exact(dx, dy, dz, a, b, c)
     lx = a + p

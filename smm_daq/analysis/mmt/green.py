@@ -32,42 +32,13 @@ from smm_daq.analysis.forward import (
     MU0_OVER_4PI,
     _cuboid_constants,
     _pair,
+    moment_expansion,
 )
 from smm_daq.analysis.grains import GrainSet
 
 GRAIN_TOLERANCE = 1e-5  # far-field error target relative to the grain's reference scale
 CUBOID_TOLERANCE = 1e-5  # the same for each cuboid's own switch (forward model)
 GRAIN_FAR_CONSTANT = 6.0  # bound on |remainder| / ((ρ/R)^3 V/R^3) of the grain far field
-
-
-@njit(cache=True)
-def _moment_expansion(dx, dy, dz, volume, sxx, syy, szz, sxy, sxz, syz):
-    """Bz columns (×4π/μ0) of a density with volume V and second moments S (about its centroid,
-    per unit volume): the dipole plus the quadrupole term of its Newtonian potential."""
-    r2 = dx * dx + dy * dy + dz * dz
-    r = math.sqrt(r2)
-    ir2 = 1.0 / r2
-    ir5 = ir2 * ir2 / r
-    ir7 = ir5 * ir2
-    ir9 = ir7 * ir2
-    tr = sxx + syy + szz
-    # C = (3 S - tr S I) / 2, the quadrupole per unit volume over 2
-    cxx = 0.5 * (3.0 * sxx - tr)
-    cyy = 0.5 * (3.0 * syy - tr)
-    czz = 0.5 * (3.0 * szz - tr)
-    cxy = 1.5 * sxy
-    cxz = 1.5 * sxz
-    cyz = 1.5 * syz
-    vx = cxx * dx + cxy * dy + cxz * dz
-    vy = cxy * dx + cyy * dy + cyz * dz
-    vz = cxz * dx + cyz * dy + czz * dz
-    u = dx * vx + dy * vy + dz * vz
-    common = -10.0 * vz * ir7 + 35.0 * dz * u * ir9
-    fx = 3.0 * dz * dx * ir5 + 2.0 * cxz * ir5 - 10.0 * vx * dz * ir7 + dx * common
-    fy = 3.0 * dz * dy * ir5 + 2.0 * cyz * ir5 - 10.0 * vy * dz * ir7 + dy * common
-    fz = ((3.0 * dz * dz - r2) * ir5 + 2.0 * czz * ir5 - 10.0 * vz * dz * ir7 - 5.0 * u * ir7
-          + dz * common)
-    return volume * fx, volume * fy, volume * fz
 
 
 @njit(cache=True, parallel=True)
@@ -83,7 +54,7 @@ def _green_block(sensors, p, q, centroid, volume, moments, far2, start, cuboids,
             dy = sy - centroid[g, 1]
             dz = sz - centroid[g, 2]
             if dx * dx + dy * dy + dz * dz >= far2[g]:
-                fx, fy, fz = _moment_expansion(
+                fx, fy, fz = moment_expansion(
                     dx, dy, dz, volume[g], moments[g, 0], moments[g, 1], moments[g, 2],
                     moments[g, 3], moments[g, 4], moments[g, 5])
             else:
