@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 
 import pytest
 from test_study_run import _boxes
@@ -25,7 +26,8 @@ def _parser() -> argparse.ArgumentParser:
 def test_study_rejects_bad_values_naming_the_option(tmp_path) -> None:
     parser = _parser()
     for option, value in (("--intervals-um", "1,2.5"), ("--noise-nT", "5,x"),
-                          ("--densities-per-mm3", "-3")):
+                          ("--densities-per-mm3", "-3"), ("--height-um", "0"),
+                          ("--sensor-um", "-1"), ("--height-um", "nan")):
         args = parser.parse_args(["study", "--out", str(tmp_path), option, value])
         with pytest.raises(InputError, match=option):
             args.func(args)
@@ -36,12 +38,15 @@ def test_study_command_runs_a_subset_on_the_scheduler_given(tmp_path, capsys) ->
         args = _parser().parse_args([
             "study", "--out", str(tmp_path / "s"), "--surface-um", "30", "--thickness-um", "8",
             "--densities-per-mm3", "400000", "--intervals-um", "1,3", "--noise-nT", "5",
-            "--repeats", "2", "--scheduler", client.scheduler.address])
+            "--repeats", "2", "--height-um", "2", "--sensor-um", "0",
+            "--scheduler", client.scheduler.address])
         assert args.func(args) == 0
     with open(tmp_path / "s" / "study.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [r["interval_um"] for r in rows] == ["1", "3"]
     assert "study samples: 2/2" in capsys.readouterr().err
+    settings = json.loads((tmp_path / "s" / "study.json").read_text())["settings"]
+    assert settings["height_um"] == 2 and settings["sensor_size_um"] == [0, 0]
 
 
 def test_invert_uses_tiles_only_when_asked() -> None:

@@ -42,6 +42,18 @@ def test_noise_and_coarser_sampling_raise_the_uncertainty_ratio() -> None:
     np.testing.assert_array_equal(ssr, out[(3, 50.0)][1])  # SSR is geometry only
 
 
+def test_a_higher_sensor_sees_less_and_raises_the_uncertainty_ratio() -> None:
+    near = StudySpec(surfaces_um=(30.0,), thicknesses_um=(8.0,), densities_per_mm3=(5e5,),
+                     intervals_um=(1,), noise_nT=(5.0,), repeats=1)
+    far = StudySpec(surfaces_um=(30.0,), thicknesses_um=(8.0,), densities_per_mm3=(5e5,),
+                    intervals_um=(1,), noise_nT=(5.0,), repeats=1, height_um=4.0,
+                    sensor_um=0.0)
+    ur_near, ssr_near = run_sample(near.samples()[0], near, _boxes)[(1, 5.0)]
+    ur_far, ssr_far = run_sample(far.samples()[0], far, _boxes)[(1, 5.0)]
+    assert np.median(ur_far) > 2 * np.median(ur_near)
+    assert np.all(ssr_far < ssr_near)  # the same grains, 3.5 µm farther from the sensor
+
+
 def test_study_writes_statistics_and_figures_through_dask(tmp_path) -> None:
     spec = StudySpec(surfaces_um=(30.0,), thicknesses_um=(8.0,),
                      densities_per_mm3=(2e5, 5e5), intervals_um=(1, 3), noise_nT=(5.0, 50.0),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from smm_daq.analysis.mmt.inversion import MMTResult
 from smm_daq.analysis.mmt_tiles.cluster import open_client, stderr_progress
 from smm_daq.analysis.mmt_tiles.study import SampleMaker, run_study
 from smm_daq.analysis.mmt_tiles.study_grid import (
+    DEFAULT_HEIGHT_UM,
+    DEFAULT_SENSOR_UM,
     TABLE1_DENSITIES_PER_MM3,
     TABLE1_INTERVALS_UM,
     TABLE1_NOISE_NT,
@@ -92,8 +95,19 @@ def add_study_command(mmt_sub: argparse._SubParsersAction, make: SampleMaker) ->
     p.add_argument("--repeats", type=int, default=TABLE1_REPEATS,
                    help=f"runs per model (default {TABLE1_REPEATS})")
     p.add_argument("--seed", type=int, default=1, help="random seed of the study")
+    p.add_argument("--height-um", type=float, default=DEFAULT_HEIGHT_UM,
+                   help=f"sensor plane above the sample top, µm (default {DEFAULT_HEIGHT_UM:g})")
+    p.add_argument("--sensor-um", type=float, default=DEFAULT_SENSOR_UM,
+                   help=f"side of the square sensor, µm; 0 for a point sensor (default "
+                        f"{DEFAULT_SENSOR_UM:g}, the seed's)")
     add_dask_options(p)
     p.set_defaults(func=_study, sample_maker=make)
+
+
+def _at_least_zero(option: str, value: float) -> float:
+    if not (math.isfinite(value) and value >= 0):
+        raise InputError(f"{option} is {value!r}; expected a number >= 0 (0 for a point sensor)")
+    return value
 
 
 def _study(args: argparse.Namespace) -> int:
@@ -106,6 +120,8 @@ def _study(args: argparse.Namespace) -> int:
         noise_nT=parse_list("--noise-nT", args.noise_nT),
         repeats=args.repeats,
         seed=args.seed,
+        height_um=positive("--height-um", args.height_um),
+        sensor_um=_at_least_zero("--sensor-um", args.sensor_um),
     )
     out = Path(args.out)
     if out.exists() and not out.is_dir():

@@ -31,10 +31,6 @@ from smm_daq.analysis.mmt_tiles.study_stats import model_statistics, write_csv
 from smm_daq.storage.mapdata import MapData
 
 UM = 1e-6
-# The seed's sensor: a 1 × 1 µm loop on the sample surface. The forward model needs the
-# sensor above every grain's top; grains reach up to the surface, so the plane sits just above.
-HEIGHT = 0.5 * UM
-SENSOR_SIZE = (1 * UM, 1 * UM)
 
 # (sample, rng) -> (grains, magnetization (G, 3) A/m) inside the sample's volume
 SampleMaker = Callable[[SampleSpec, np.random.Generator], tuple[GrainSet, np.ndarray]]
@@ -45,19 +41,21 @@ def run_sample(sample: SampleSpec, spec: StudySpec, make: SampleMaker
     """{(interval_um, noise_nT): (UR %, SSR) per grain} for one synthetic sample."""
     rng = sample.rng()
     grains, magnetization = make(sample, rng)
+    height = spec.height_um * UM
+    sensor_size = (spec.sensor_um * UM, spec.sensor_um * UM)
     axis = np.arange(0.0, sample.surface_um + 1e-9, BASE_INTERVAL_UM) * UM
     X, Y = np.meshgrid(axis, axis)
-    sensors = np.c_[X.ravel(), Y.ravel(), np.full(X.size, HEIGHT)]
+    sensors = np.c_[X.ravel(), Y.ravel(), np.full(X.size, height)]
     clean = cuboid_bz(sensors, grains.cuboids, magnetization[grains.grain],
-                      sensor_size=SENSOR_SIZE).reshape(X.shape)
+                      sensor_size=sensor_size).reshape(X.shape)
     out = {}
     for noise in spec.noise_nT:
         noisy = clean + rng.normal(0.0, noise * 1e-9, clean.shape)
         for interval in spec.intervals_um:
             keep = subsample_index(axis.size, interval)
             data = MapData(bz=noisy[np.ix_(keep, keep)], x=axis[keep], y=axis[keep],
-                           height=HEIGHT, sensor_size=SENSOR_SIZE, name="study")
-            result = invert_map(data, grains, height=HEIGHT, sensor_size=SENSOR_SIZE,
+                           height=height, sensor_size=sensor_size, name="study")
+            result = invert_map(data, grains, height=height, sensor_size=sensor_size,
                                 sigma=noise * 1e-9)
             table = result.table()
             out[(interval, noise)] = (table["uncertainty_ratio_pct"], table["ssr"])
@@ -97,7 +95,7 @@ def run_study(spec: StudySpec, out: Path, *, make: SampleMaker, client: object |
     settings = {"surfaces_um": spec.surfaces_um, "thicknesses_um": spec.thicknesses_um,
                 "densities_per_mm3": spec.densities_per_mm3, "intervals_um": spec.intervals_um,
                 "noise_nT": spec.noise_nT, "repeats": spec.repeats, "seed": spec.seed,
-                "height_um": HEIGHT / UM, "sensor_size_um": [v / UM for v in SENSOR_SIZE]}
+                "height_um": spec.height_um, "sensor_size_um": [spec.sensor_um] * 2}
     with open(paths["json"], "w", encoding="utf-8") as f:
         json.dump({"settings": settings,
                    "models": [{k: (v if math.isfinite(v) else None) for k, v in r.items()}

@@ -28,6 +28,10 @@ TABLE1_NOISE_NT = (5.0, 20.0, 50.0, 100.0)
 TABLE1_REPEATS = 15
 BASE_INTERVAL_UM = 1  # the grid that is computed; coarser intervals are sub-sampled from it
 UR_LEVELS_PCT = (1.0, 3.0, 5.0, 10.0, 20.0)  # the uncertainty ratios of the seed's Figure 5
+# The seed's sensor: a 1 × 1 µm loop on the sample surface. The forward model needs the
+# sensor above every grain's top; grains reach up to the surface, so the plane sits just above.
+DEFAULT_HEIGHT_UM = 0.5
+DEFAULT_SENSOR_UM = 1.0
 
 
 @dataclass(frozen=True)
@@ -56,8 +60,16 @@ class StudySpec:
     noise_nT: tuple[float, ...] = TABLE1_NOISE_NT
     repeats: int = TABLE1_REPEATS
     seed: int = 1
+    height_um: float = DEFAULT_HEIGHT_UM  # sensor plane above the sample top
+    sensor_um: float = DEFAULT_SENSOR_UM  # side of the square sensor (0: a point)
 
     def __post_init__(self) -> None:
+        if not (math.isfinite(self.height_um) and self.height_um > 0):
+            raise InputError(f"study height_um {self.height_um!r}: expected a number > 0 (the "
+                             "sensor plane must lie above the sample top, where grains reach)")
+        if not (math.isfinite(self.sensor_um) and self.sensor_um >= 0):
+            raise InputError(f"study sensor_um {self.sensor_um!r}: expected a number >= 0 "
+                             "(0 for a point sensor)")
         for name in ("surfaces_um", "thicknesses_um", "densities_per_mm3", "noise_nT"):
             values = getattr(self, name)
             if not values or not all(math.isfinite(v) and v > 0 for v in values):
