@@ -81,3 +81,18 @@ def test_csv_round_trip(tmp_path):
     h = read_grains(out)
     np.testing.assert_allclose(h.cuboids, g.cuboids)
     assert h.labels.tolist() == g.labels.tolist()
+
+
+def test_touching_cuboids_at_awkward_coordinates_survive_a_round_trip(tmp_path):
+    """Coordinates come back as the same doubles (9 significant digits used to move them by up
+    to 5e-7 µm, which against sub-µm edges can exceed the touching tolerance)."""
+    from smm_daq.analysis.grains import from_arrays
+
+    e = 1e-3 / 3  # µm
+    x0 = 123.456789012
+    cub = np.array([[x0, 7.1, -2.0, e, 1.0, 1.0], [x0 + e, 7.1, -2.0, e, 1.0, 1.0]]) * UM
+    g = from_arrays(cub, np.array([4, 4]))
+    out = tmp_path / "out.csv"
+    write_grains_csv(out, g)
+    h = read_grains(out)
+    np.testing.assert_array_equal(h.cuboids / UM, g.cuboids / UM)

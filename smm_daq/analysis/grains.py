@@ -303,8 +303,9 @@ def read_grains(path: str | Path, fmt: str = "csv") -> GrainSet:
 
 
 def write_grains_csv(path: str | Path, grains: GrainSet) -> None:
-    """Write the DESIGN.md §8 CSV (µm, full edges, z up)."""
+    """Write the DESIGN.md §8 CSV (µm, full edges, z up), each number in the shortest form
+    that reads back to the same double, so touching cuboids never come back overlapping."""
     with open(path, "w", encoding="utf-8") as f:
         f.write(",".join(CSV_COLUMNS) + "\n")
         for label, row in zip(grains.labels[grains.grain], grains.cuboids / UM, strict=True):
-            f.write(f"{int(label)}," + ",".join(f"{v:.9g}" for v in row) + "\n")
+            f.write(f"{int(label)}," + ",".join(repr(float(v)) for v in row) + "\n")
