@@ -71,8 +71,11 @@ def main() -> None:
     ur = table["uncertainty_ratio_pct"]
     err = np.linalg.norm(result.magnetization - sample.magnetization, axis=1)
     inside = err <= ur / 100 * np.linalg.norm(result.magnetization, axis=1)
-    print(f"cond(Q) {result.condition_number:.3g}; median uncertainty ratio {np.median(ur):.3g} %;"
-          f" true M inside the 95 % sphere for {100 * np.mean(inside):.1f} % of grains")
+    finite = np.isfinite(ur)
+    q1, q2, q3 = np.percentile(ur[finite], [25, 50, 75]) if finite.any() else (np.nan,) * 3
+    print(f"cond(Q) {result.condition_number:.3g} (1-norm estimate); uncertainty ratio quartiles "
+          f"{q1:.3g} / {q2:.3g} / {q3:.3g} %; {int(np.sum(~finite))} grains unresolved; "
+          f"true M inside the 95 % sphere for {100 * np.mean(inside):.1f} % of grains")
 
 
 if __name__ == "__main__":

@@ -62,6 +62,7 @@ def test_tiles_match_the_whole_inversion_within_a_tenth_of_a_standard_deviation(
 def test_one_pass_without_the_outside_field_is_far_off_so_passes_are_needed() -> None:
     """The reason for the passes: the field of grains left out leaks into a tile."""
     from smm_daq.analysis.mmt_tiles import tiled as tiled_module
+    from smm_daq.analysis.mmt_tiles.factor import factor_tile, solve_factor
 
     data, grains, _ = _case(1, 80.0, 24, thickness_um=6.0)
     whole = invert_map(data, grains, height=HEIGHT, sensor_size=SENSOR, sigma=SIGMA)
@@ -72,8 +73,10 @@ def test_one_pass_without_the_outside_field_is_far_off_so_passes_are_needed() ->
     worst = 0.0
     for k, t in enumerate(layout.tiles):
         own = np.flatnonzero(owners == k)
-        s = tiled_module.solve_tile(data, grains, t, t.unknowns(xy, layout.band), own, None,
-                                    HEIGHT, SENSOR, SIGMA)
+        band = t.unknowns(xy, layout.band)
+        factor = factor_tile(data, grains, t, t.unknowns(xy, 0.0), band,
+                             np.zeros(0, dtype=np.int64), HEIGHT, SENSOR)
+        s = solve_factor(factor, None, True, own, SIGMA)
         worst = max(worst, float(np.max(np.abs(s.magnetization - whole.magnetization[own])
                                         / whole.sd[own])))
     assert worst > 1.0

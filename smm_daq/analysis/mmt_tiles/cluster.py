@@ -66,12 +66,19 @@ def open_client(
         cluster.close()
 
 
+def submit(client: Client | None, func: Callable[..., Any], *args: Any) -> Any:
+    """func(*args) as a future on the cluster, its result staying in the worker's memory for
+    later tasks that take the future as an argument (computed here when `client` is None)."""
+    return client.submit(func, *args, pure=False) if client is not None else func(*args)
+
+
 def run_tasks(
     client: Client | None, func: Callable[..., Any], items: Sequence[tuple[Any, ...]], *,
     stage: str, progress: Progress | None = None,
 ) -> list[Any]:
     """func(*item) for every item on the cluster (in this process, one after another, when
-    `client` is None); results in the order of `items`. Calls progress(stage, done, total) as
+    `client` is None; futures among an item's values are replaced by their results); results
+    in the order of `items`. Calls progress(stage, done, total) as
     tasks finish; a task's exception is raised here (the remaining tasks are cancelled)."""
     if client is None:
         results = []

@@ -1,21 +1,31 @@
 """MMT inversion of a scan too large for one machine, as overlapping tiles on a Dask cluster.
 
-Each tile is an ordinary MMT inversion (`smm_daq.analysis.mmt.inversion.invert_map`) of the
-sensors of its window (`layout`) for the grains near it, and each grain's result comes from the
-tile where it lies farthest from an interior window edge. Cutting the data alone is not
-enough: the field of the grains left out of a tile leaks into its window and biases its grains
-by far more than their standard deviations (at 20 nT noise, hundreds of σ in a 240 µm test
-case), and a nuisance band wide enough to soak that up would be most of the sample. So the
-tiles are solved in passes, block-Jacobi fashion: in every pass after the first, each tile's
-window map has the field of all grains that are not its unknowns subtracted, computed from
-the previous pass's estimates (with `inversion.forward`, block by block). The first
+Each tile is an MMT least-squares problem over the sensors of its window (`layout`) for the
+grains near it, and each grain's result comes from the tile where it lies farthest from an
+interior window edge. Cutting the data alone is not enough: the field of the grains left out
+of a tile leaks into its window and biases its grains by far more than their standard
+deviations (at 20 nT noise, hundreds of σ in a 240 µm test case), and a nuisance band wide
+enough to soak that up would be most of the sample. So the tiles are solved in passes,
+block-Jacobi fashion: in every pass after the first, each tile's window map has the field of
+the grains that are not its unknowns removed, at the previous pass's estimates. The first
 ``BAND_PASSES`` passes also solve the grains within the nuisance band beyond the window, which
 makes the first estimates close; the later passes solve only the window's grains, whose fixed
 point differs from the whole inversion only by the information the owned grains lose to
 sensors beyond the margin (`margin`: about √0.005 σ). Passes stop when no owned magnetization
 moves by more than ``TOLERANCE`` of its standard deviation.
 
-Noise σ: the given one, else each tile's estimate from its own residual.
+Each tile is factored once (`factor`): the QR of its window's [Q of its grains | Q of the
+outside grains near enough to matter | φ], which serves both unknown sets and every pass, so a
+pass after the factoring only changes the right-hand side (no Green's matrix, no pass over the
+sensors). The first pass removes no outside field and needs no outside columns, so it factors
+only the band's grains; the second factors again with the outside grains that `cutoff` cannot
+prove negligible at the first pass's estimates (with half its budget). A later pass factors a
+tile again only when, at its estimates, the grains that tile's factor leaves out no longer
+satisfy the cut-off's bound (they would move an unknown by more than ``cutoff.SKIP_SHIFT`` σ).
+The factors stay in the workers' memory between passes (as futures).
+
+Noise σ: the given one, else each tile's estimate from its own residual (the cut-off then uses
+the smallest of them).
 """
 
 from __future__ import annotations
@@ -25,28 +35,24 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from smm_daq.analysis.grains import GrainSet
 from smm_daq.analysis.mmt.green import GreenModel
-from smm_daq.analysis.mmt.inversion import (
-    MMTResult,
-    check_grains_below_sensor,
-    forward,
-    invert_map,
-    sensor_positions,
-)
-from smm_daq.analysis.mmt_tiles.cluster import Progress, run_tasks
+from smm_daq.analysis.mmt.inversion import MMTResult, check_grains_below_sensor, forward
+from smm_daq.analysis.mmt_tiles.cluster import Progress, run_tasks, submit
+from smm_daq.analysis.mmt_tiles.cutoff import SKIP_SHIFT, field_bounds, shift_bound, skippable
+from smm_daq.analysis.mmt_tiles.factor import TileSolution, factor_tile, solve_factor
 from smm_daq.analysis.mmt_tiles.layout import Tile, TileLayout, plan_tiles
 from smm_daq.analysis.mmt_tiles.margin import band_for, margin_for
-from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
 
 BAND_PASSES = 2
 TOLERANCE = 0.02  # of each owned grain's standard deviation
 MAX_PASSES = 12
-FORWARD_BYTES = 64 * 2**20  # memory for one block of Q rows when subtracting outside fields
+FORWARD_BYTES = 64 * 2**20  # memory for one block of Q rows for the fitted map
 
 
 class ConvergenceWarning(UserWarning):
@@ -54,17 +60,66 @@ class ConvergenceWarning(UserWarning):
 
 
 @dataclass
-class TileSolution:
-    owned: np.ndarray  # (n,) grain indices into the whole grain set
-    magnetization: np.ndarray  # (n, 3) A/m
-    covariance: np.ndarray  # (n, 3, 3)
-    sigma: float
-    condition_number: float
+class _Job:
+    """A tile with owned grains: its grain sets, the outside grains its factor leaves out, and
+    the factor (a `TileFactor`, or its future on the cluster)."""
+
+    tile: Tile
+    window: np.ndarray  # the window's grains
+    band: np.ndarray  # the window's and the band's
+    owned: np.ndarray
+    outside: np.ndarray  # every other grain
     n_sensors: int
+    skipped: np.ndarray
+    factor: Any = None
 
 
-def _window(data: MapData, tile: Tile) -> MapData:
-    return data.with_bz(data.bz[tile.rows, tile.cols], x=data.x[tile.cols], y=data.y[tile.rows])
+class _Bounds:
+    """`cutoff.field_bounds` of any grains over a tile's window at given magnetizations."""
+
+    def __init__(self, grains: GrainSet, height: float, sensor_size: tuple[float, float]):
+        self.centroid = grains.centroids()
+        self.radius = grains.radii()
+        self.volume = grains.volumes()
+        self.height = height
+        self.sensor_size = sensor_size
+
+    def __call__(self, tile: Tile, which: np.ndarray, m: np.ndarray) -> np.ndarray:
+        moment = np.linalg.norm(m[which], axis=1) * self.volume[which]
+        return field_bounds(self.centroid[which], self.radius[which], moment, tile.window,
+                            self.height, self.sensor_size)
+
+
+def _jobs(data: MapData, layout: TileLayout, xy: np.ndarray) -> list[_Job]:
+    owners = layout.owners(xy)
+    everyone = np.arange(xy.shape[0])
+    finite = np.isfinite(data.bz)
+    jobs = []
+    for k, t in enumerate(layout.tiles):
+        owned = np.flatnonzero(owners == k)
+        if owned.size:
+            band = t.unknowns(xy, layout.band)
+            outside = np.setdiff1d(everyone, band)
+            jobs.append(_Job(t, t.unknowns(xy, 0.0), band, owned, outside,
+                             int(np.count_nonzero(finite[t.rows, t.cols])), outside))
+    return jobs
+
+
+def _refactor(jobs: list[_Job], bounds: _Bounds, estimate: np.ndarray | None,
+              noise: float) -> list[_Job]:
+    """The jobs whose factor must be (re)built at `estimate`, their `skipped` set anew: all
+    of them at the first pass (no outside field: no outside columns), later those whose left-out
+    grains may move an unknown by more than SKIP_SHIFT σ at noise `noise`."""
+    if estimate is None:
+        return [j for j in jobs if j.factor is None]
+    stale = []
+    for j in jobs:
+        if shift_bound(bounds(j.tile, j.skipped, estimate), j.n_sensors, noise) > SKIP_SHIFT:
+            skip = skippable(bounds(j.tile, j.outside, estimate), j.n_sensors, noise,
+                             SKIP_SHIFT / 2)
+            j.skipped = j.outside[skip]
+            stale.append(j)
+    return stale
 
 
 def _field_of(grains: GrainSet, magnetization: np.ndarray, sensors: np.ndarray,
@@ -74,33 +129,6 @@ def _field_of(grains: GrainSet, magnetization: np.ndarray, sensors: np.ndarray,
                              sensors[:, :2].max(axis=0), height)
     block = max(16, FORWARD_BYTES // (8 * model.n_columns))
     return forward(model, sensors, magnetization, block=block)
-
-
-def solve_tile(data: MapData, grains: GrainSet, tile: Tile, unknowns: np.ndarray,
-               owned: np.ndarray, estimate: np.ndarray | None, height: float,
-               sensor_size: tuple[float, float], sigma: float | None) -> TileSolution:
-    """One tile's inversion: its window of `data`, less the field of every grain that is not
-    one of its `unknowns` at the magnetizations `estimate` (G, 3) (none subtracted when None);
-    results for the grains `owned` (a subset of `unknowns`)."""
-    window = _window(data, tile)
-    if estimate is not None:
-        others = np.setdiff1d(np.arange(grains.n_grains), unknowns)
-        if others.size:
-            sensors, keep = sensor_positions(window, height)
-            bz = window.bz.copy().ravel()
-            bz[keep] -= _field_of(grains.subset(others), estimate[others], sensors,
-                                  sensor_size, height)
-            window = window.with_bz(bz.reshape(window.bz.shape))
-    try:
-        result = invert_map(window, grains.subset(unknowns), height=height,
-                            sensor_size=sensor_size, sigma=sigma)
-    except InputError as exc:
-        um = tuple(round(v * 1e6, 3) for v in tile.window)
-        raise InputError(f"tile {tile.index} (window x0, x1, y0, y1 = {um} µm): {exc}; "
-                         "expected a larger tile") from None
-    where = np.searchsorted(unknowns, owned)
-    return TileSolution(owned, result.magnetization[where], result.covariance[where],
-                        result.sigma, result.condition_number, result.n_sensors)
 
 
 def _core_block(data: MapData, tile: Tile) -> tuple[slice, slice]:
@@ -147,11 +175,8 @@ def invert_tiled(
     t0 = time.perf_counter()
     check_grains_below_sensor(grains, height)
     layout = layout or default_layout(data, grains, tile, height)
-    xy = grains.centroids()[:, :2]
-    owners = layout.owners(xy)
-    jobs = [(k, t, t.unknowns(xy, layout.band), t.unknowns(xy, 0.0),
-             np.flatnonzero(owners == k)) for k, t in enumerate(layout.tiles)]
-    jobs = [j for j in jobs if j[4].size]
+    jobs = _jobs(data, layout, grains.centroids()[:, :2])
+    bounds = _Bounds(grains, height, sensor_size)
     if info:
         info(f"{len(layout.tiles)} tiles, margin {layout.margin * 1e6:.1f} µm, band "
              f"{layout.band * 1e6:.1f} µm, {grains.n_grains} grains")
@@ -169,10 +194,18 @@ def invert_tiled(
     change = math.inf
     for p in range(passes):
         with_band = p < BAND_PASSES
-        items = [(shared_data, shared_grains, t, band if with_band else window, own,
-                  estimate, height, sensor_size, sigma)
-                 for _, t, band, window, own in jobs]
-        solutions = run_tasks(client, solve_tile, items, stage=f"tiles, pass {p + 1}",
+        noise = sigma if sigma is not None else min((s.sigma for s in solutions), default=0.0)
+        stale = _refactor(jobs, bounds, estimate, noise)
+        for j in stale:
+            near = np.setdiff1d(j.outside, j.skipped) if estimate is not None \
+                else np.zeros(0, dtype=np.int64)
+            j.factor = submit(client, factor_tile, shared_data, shared_grains, j.tile,
+                              j.window, j.band, near, height, sensor_size)
+        shared_m = estimate
+        if client is not None and estimate is not None:
+            shared_m = client.scatter(estimate, broadcast=True)  # type: ignore[attr-defined]
+        items = [(j.factor, shared_m, with_band, j.owned, sigma) for j in jobs]
+        solutions = run_tasks(client, solve_factor, items, stage=f"tiles, pass {p + 1}",
                               progress=progress)  # type: ignore[arg-type]
         new = m.copy()
         for s in solutions:
@@ -183,9 +216,10 @@ def invert_tiled(
         with np.errstate(invalid="ignore", divide="ignore"):
             change = float(np.nanmax(np.abs(new - m) / sd)) if estimate is not None else math.inf
         m = new
+        if info and estimate is not None:
+            info(f"pass {p + 1}: largest change {change:.3g} standard deviations; "
+                 f"{len(stale)} of {len(jobs)} tiles factored")
         estimate = m
-        if info and estimate is not None and p > 0:
-            info(f"pass {p + 1}: largest change {change:.3g} standard deviations")
         if not with_band and change <= TOLERANCE:
             break
     else:
@@ -193,6 +227,8 @@ def invert_tiled(
             warnings.warn(f"tiled inversion stopped after {passes} passes with estimates still "
                           f"moving by {change:.3g} standard deviations (tolerance {TOLERANCE})",
                           ConvergenceWarning, stacklevel=2)
+    for j in jobs:
+        j.factor = None  # frees the factors on the workers
     fitted = np.full(data.bz.shape, np.nan)
     shared_m = client.scatter(m, broadcast=True) if client is not None else m  # type: ignore[attr-defined]
     blocks = run_tasks(client, fitted_core,  # type: ignore[arg-type]
