@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import sys
 from collections.abc import Sequence
@@ -27,8 +28,20 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
 
+# A value such as "-100,50" (µm) or "-40,0,0" (µT) is a negative number list, not an option.
+_NUMBER = r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?"
+_NEGATIVE_NUMBERS = re.compile(rf"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?(,{_NUMBER})*$")
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse exits with 2 on bad usage already; keep its message, drop nothing."""
+    """argparse exits with 2 on bad usage already; keep its message, drop nothing. Values that
+    are comma-separated lists starting with a negative number are taken as values (argparse
+    alone takes only a single negative number so, and reports "-100,50" as an unknown
+    option)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._negative_number_matcher = _NEGATIVE_NUMBERS
 
 
 def build_parser() -> argparse.ArgumentParser:
