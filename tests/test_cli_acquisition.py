@@ -121,6 +121,22 @@ def test_resume_refuses_another_profile(tmp_path, capsys, repo):
     assert code == 2 and "another instrument profile" in err
 
 
+def test_resume_after_a_recalibration_names_the_calibration(tmp_path, capsys, repo):
+    profile = tmp_path / "lab.toml"
+    profile.write_text((repo / "configs" / "simulator.toml").read_text().replace(
+        "simulated = true", 'simulated = true\ncalibration_file = "coils.toml"'))
+    path = tmp_path / "s.h5"
+    assert main([*SCAN, "--out", str(path), "--profile", str(profile)]) == 0
+    with h5py.File(path, "a") as f:  # make it look interrupted
+        f["s1/status"][()] = "aborted"
+    (tmp_path / "coils.toml").write_text(
+        "calibration_T_per_A = [[1e-4, 0, 0], [0, 1e-4, 0], [0, 0, 1e-4]]\n"
+        "ambient_field_uT = [0, 0, 0]\n")
+    code, _, err = _run(capsys, ["resume", str(path), "--entry", "s1"])
+    assert code == 2
+    assert "coil_calibration_T_per_A was" in err and "calibration file was rewritten" in err
+
+
 RECIPE = textwrap.dedent(
     """
     [scan_defaults]

@@ -20,6 +20,7 @@ before the terminal event is published.
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 from collections.abc import Callable
@@ -225,12 +226,17 @@ class Sequencer:
         diff = stored.difference(self.plan)
         if diff is not None:
             raise InputError(f"the plan does not match the stored plan: {diff}", source=where)
-        if record["fingerprint"] != fingerprint_text(self.rig.profile):
+        now = fingerprint_text(self.rig.profile)
+        if record["fingerprint"] != now:
+            then, current = json.loads(record["fingerprint"]), json.loads(now)
+            keys = sorted(k for k in then.keys() | current.keys() if then.get(k) != current.get(k))
+            changed = "; ".join(f"{k} was {then.get(k)!r}, now {current.get(k)!r}" for k in keys)
+            hint = (" (the coil calibration file was rewritten since the scan started: the "
+                    "rest of the scan would be taken with another field calibration; start a "
+                    "new scan, or give --profile with the calibration the scan was taken with)"
+                    if "coil_calibration_T_per_A" in keys else "")
             raise InputError(
-                "was taken with another instrument profile (sensor, coil calibration or "
-                "instruments differ); resume it with the profile stored in the entry",
-                source=where,
-            )
+                f"was taken with another instrument profile: {changed}{hint}", source=where)
 
     # -- the worker -------------------------------------------------------------------------
 
