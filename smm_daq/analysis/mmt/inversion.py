@@ -35,9 +35,10 @@ from smm_daq.storage.mapdata import MapData
 UM = 1e-6
 DEFAULT_BLOCK = 4096  # sensors per block: 4096 × 3G doubles (98 MB for 1,000 grains)
 QR_PANEL = 256  # dtpqrt's panel width: the fastest of those measured on 5,626 columns
-# the scaled R is treated as singular below this reciprocal condition number (about the
-# accuracy of a QR factorization in double precision over a few hundred thousand rows)
-SINGULAR_RCOND = 1e-13
+# R (columns scaled to unit norm) is singular to working precision when LAPACK's reciprocal
+# condition estimate falls below machine epsilon (the convention of scipy.linalg.solve); the
+# SVD then drops singular values below n·eps of the largest (that of numpy's matrix_rank)
+SINGULAR_RCOND = float(np.finfo(float).eps)
 KEEP_Q_BYTES = 256 * 2**20  # below this, Q's blocks are kept for the fitted map
 
 
@@ -225,7 +226,7 @@ def solve_triangle(tri: Triangle, damping: float = 0.0) -> Solution:
         w = _triangular_inverse(rs)
     else:
         u, sv, vt = linalg.svd(rs)
-        good = sv > sv.max(initial=0.0) * SINGULAR_RCOND
+        good = sv > sv.max(initial=0.0) * n * SINGULAR_RCOND
         null = vt[~good].T
         unresolved = np.sum(null**2, axis=1) > 1e-6
         w = vt[good].T / sv[good]
