@@ -17,7 +17,12 @@ import numpy as np
 
 from smm_daq.analysis.mmt import synth
 from smm_daq.analysis.mmt.green import GreenModel
-from smm_daq.analysis.mmt.inversion import DEFAULT_BLOCK, accumulate, sensor_positions, solve_normal
+from smm_daq.analysis.mmt.inversion import (
+    DEFAULT_BLOCK,
+    accumulate,
+    sensor_positions,
+    solve_triangle,
+)
 
 UM = 1e-6
 LIBRARY_S_PER_PAIR = 0.5e-6
@@ -49,24 +54,28 @@ def main() -> None:
         model.block(sensors[s:s + DEFAULT_BLOCK], buf[: min(DEFAULT_BLOCK, P - s)])
     t_green = time.perf_counter() - t
     t = time.perf_counter()
-    ata, atb, _ = accumulate(model, sensors, phi)
-    t_normal = time.perf_counter() - t
+    tri, _ = accumulate(model, sensors, phi)
+    t_qr = time.perf_counter() - t
     t = time.perf_counter()
-    solve_normal(ata, atb)
+    solve_triangle(tri)
     t_solve = time.perf_counter() - t
     d2 = ((sensors[::97, None, :] - model.centroid[None]) ** 2).sum(-1)
     far = float(np.mean(d2 >= model.far2[None]))
+    order4 = float(np.mean((d2 >= model.far2[None]) & (d2 < model.coarse2[None])))
+    near = d2 < model.far2[None]
+    per_sensor = float(np.mean(near @ np.diff(g.start)))
     library = LIBRARY_S_PER_PAIR * P * C
     print(f"Green's matrix (all {P} × {n} entries, in blocks)   {t_green:8.2f} s"
           f"  = {t_green / (P * C) * 1e9:.1f} ns per (sensor, cuboid) pair;"
-          f" {100 * far:.0f} % of (sensor, grain) pairs by the grain's far field")
-    print(f"Green's matrix + normal equations QᵀQ, Qᵀφ      {t_normal:8.2f} s")
-    print(f"solve (Cholesky, covariance, condition number)  {t_solve:8.2f} s")
-    print(f"inversion total                                 {t_normal + t_solve:8.2f} s")
+          f" {100 * far:.0f} % of (sensor, grain) pairs by the grain's far field"
+          f" ({100 * order4:.0f} % at order 4), {per_sensor:.0f} cuboid terms per sensor")
+    print(f"Green's matrix + QR of [Q | φ] (dtpqrt)          {t_qr:8.2f} s")
+    print(f"solve (triangular, covariance blocks, cond)     {t_solve:8.2f} s")
+    print(f"inversion total                                 {t_qr + t_solve:8.2f} s")
     print(f"public library estimate (0.5 µs × pairs)        {library:8.2f} s;"
           f" Q alone {P * n * 8 / 2**30:.2f} GiB held whole")
     print(f"speed-up on the Green's matrix {library / t_green:.0f}×, on the whole inversion "
-          f"{library / (t_normal + t_solve):.0f}×")
+          f"{library / (t_qr + t_solve):.0f}×")
     print(f"peak memory (max RSS) {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}"
           " MB")
 

@@ -70,26 +70,60 @@ def _log_plus(u, R, rho2):
 
 @njit(cache=True)
 def _point_exact(dx, dy, dz, a, b, c):
-    """Point-sensor corner sums (Mx, My, Mz columns, ×4π/μ0) at offset (dx, dy, dz)."""
-    fx = 0.0
-    fy = 0.0
+    """Point-sensor corner sums (Mx, My, Mz columns, ×4π/μ0) at offset (dx, dy, dz).
+
+    The Mx and My columns are Σ ± ln(u + R) (as in `_log_plus`): one logarithm of a ratio of
+    products, which is also more accurate than 8 logarithms of about ln(1 µm) each. The Mz
+    column −Σ ± atan(XY/(ZR)) with Z > 0 on both faces is a sum of arguments of the complex
+    numbers ZR + iXY: the two corners on one vertical edge combine into one angle in
+    (−π/2, π/2) (same sign of XY), two such edges into one atan2 in (−π, π); two atan2 in all.
+    Products of up to 8 lengths stay far inside the double range for µm-scale geometry."""
+    num_x = 1.0
+    den_x = 1.0
+    num_y = 1.0
+    den_y = 1.0
     fz = 0.0
-    for i in range(2):
-        X = dx + a if i == 0 else dx - a
-        si = 1.0 if i == 0 else -1.0
-        for j in range(2):
-            Y = dy + b if j == 0 else dy - b
-            sj = si if j == 0 else -si
-            for k in range(2):
-                Z = dz + c if k == 0 else dz - c
-                s = sj if k == 0 else -sj
-                x2z2 = X * X + Z * Z
-                y2z2 = Y * Y + Z * Z
-                R = math.sqrt(x2z2 + Y * Y)
-                fx += s * _log_plus(Y, R, x2z2)
-                fy += s * _log_plus(X, R, y2z2)
-                fz -= s * math.atan(X * Y / (Z * R))
-    return fx, fy, fz
+    z1 = dz + c
+    z2 = dz - c
+    z1s = z1 * z1
+    z2s = z2 * z2
+    for j in range(2):
+        Y = dy + b if j == 0 else dy - b
+        y2 = Y * Y
+        re = 1.0
+        im = 0.0
+        for i in range(2):
+            X = dx + a if i == 0 else dx - a
+            x2 = X * X
+            r1 = math.sqrt(x2 + y2 + z1s)  # upper corner, sign +1 when i + j is even
+            r2 = math.sqrt(x2 + y2 + z2s)  # lower corner, the opposite sign
+            if Y >= 0.0:
+                py1, qy1, py2, qy2 = Y + r1, 1.0, Y + r2, 1.0
+            else:
+                py1, qy1, py2, qy2 = x2 + z1s, r1 - Y, x2 + z2s, r2 - Y
+            if X >= 0.0:
+                px1, qx1, px2, qx2 = X + r1, 1.0, X + r2, 1.0
+            else:
+                px1, qx1, px2, qx2 = y2 + z1s, r1 - X, y2 + z2s, r2 - X
+            xy = X * Y
+            zr1 = z1 * r1
+            zr2 = z2 * r2
+            wr = zr1 * zr2 + xy * xy  # (Z1R1 + iXY) conj(Z2R2 + iXY)
+            wi = xy * (zr2 - zr1)
+            if i == j:
+                num_x *= py1 * qy2
+                den_x *= qy1 * py2
+                num_y *= px1 * qx2
+                den_y *= qx1 * px2
+                re, im = re * wr - im * wi, re * wi + im * wr
+            else:
+                num_x *= qy1 * py2
+                den_x *= py1 * qy2
+                num_y *= qx1 * px2
+                den_y *= px1 * qx2
+                re, im = re * wr + im * wi, im * wr - re * wi
+        fz -= math.atan2(im, re)
+    return math.log(num_x / den_x), math.log(num_y / den_y), fz
 
 
 @njit(cache=True)
@@ -142,15 +176,16 @@ def _area_exact(dx, dy, dz, a, b, c, p, q):
 
 
 @njit(cache=True)
-def _area_quadrature(dx, dy, dz, a, b, c, p, q, n, nodes, weights):
+def _area_quadrature(dx, dy, dz, a, b, c, p, q, n):
     """Gauss-Legendre n × n average over the sensor area of the point-sensor form."""
     fx = 0.0
     fy = 0.0
     fz = 0.0
     for i in range(n):
         for j in range(n):
-            w = weights[n, i] * weights[n, j]
-            ex, ey, ez = _point_exact(dx + p * nodes[n, i], dy + q * nodes[n, j], dz, a, b, c)
+            w = _GL_WEIGHTS[n, i] * _GL_WEIGHTS[n, j]
+            ex, ey, ez = _point_exact(dx + p * _GL_NODES[n, i], dy + q * _GL_NODES[n, j], dz,
+                                      a, b, c)
             fx += w * ex
             fy += w * ey
             fz += w * ez
@@ -201,16 +236,29 @@ def _quadrature_order(clearance, p, q, target):
 
 
 @njit(cache=True)
-def _pair(dx, dy, dz, a, b, c, p, q, far2, ref_scale, tol, nodes, weights):
-    """The three columns (×4π/μ0) for one sensor and one cuboid, by the cheapest accurate form."""
+def _point_pair(dx, dy, dz, a, b, c, far2):
+    """The three columns (×4π/μ0) for a point sensor and one cuboid: the expansion beyond
+    the switching distance, else the closed form."""
+    if dx * dx + dy * dy + dz * dz >= far2:
+        return moment_expansion(dx, dy, dz, 8.0 * a * b * c, a * a / 3.0, b * b / 3.0,
+                                c * c / 3.0, 0.0, 0.0, 0.0)
+    return _point_exact(dx, dy, dz, a, b, c)
+
+
+@njit(cache=True)
+def _pair(dx, dy, dz, a, b, c, p, q, far2, ref_scale, tol):
+    """The three columns (×4π/μ0) for one sensor and one cuboid, by the cheapest accurate form.
+
+    Only scalars are passed (the quadrature table is a compile-time constant), so this
+    per-pair call does no reference counting of array arguments."""
+    if p == 0.0:
+        return _point_pair(dx, dy, dz, a, b, c, far2)
     r2 = dx * dx + dy * dy + dz * dz
     if r2 >= far2:
         vx = (a * a + p * p) / 3.0
         vy = (b * b + q * q) / 3.0
         vz = c * c / 3.0
         return moment_expansion(dx, dy, dz, 8.0 * a * b * c, vx, vy, vz, 0.0, 0.0, 0.0)
-    if p == 0.0:
-        return _point_exact(dx, dy, dz, a, b, c)
     lx = a + p
     ly = b + q
     span = math.sqrt(r2) + math.sqrt(lx * lx + ly * ly + c * c)
@@ -221,7 +269,7 @@ def _pair(dx, dy, dz, a, b, c, p, q, far2, ref_scale, tol, nodes, weights):
     oz = max(abs(dz) - c, 0.0)
     clearance = math.sqrt(ox * ox + oy * oy + oz * oz)
     n = _quadrature_order(clearance, p, q, tol * ref_scale)
-    return _area_quadrature(dx, dy, dz, a, b, c, p, q, n, nodes, weights)
+    return _area_quadrature(dx, dy, dz, a, b, c, p, q, n)
 
 
 @njit(cache=True)
@@ -270,7 +318,7 @@ def _nearest_sensor_distance(sensors, cuboids):
 
 def _make_kernel(parallel: bool):
     @njit(cache=True, parallel=parallel)
-    def kernel(sensors, cuboids, p, q, ref_dist, nodes, weights, out):
+    def kernel(sensors, cuboids, p, q, ref_dist, out):
         half, far2, ref_scale = _cuboid_constants(cuboids, p, q, ref_dist, TOLERANCE)
         for i in prange(sensors.shape[0]):
             for m in range(cuboids.shape[0]):
@@ -279,7 +327,7 @@ def _make_kernel(parallel: bool):
                     sensors[i, 1] - cuboids[m, 1],
                     sensors[i, 2] - cuboids[m, 2],
                     half[m, 0], half[m, 1], half[m, 2], p, q,
-                    far2[m], ref_scale[m], TOLERANCE, nodes, weights,
+                    far2[m], ref_scale[m], TOLERANCE,
                 )
                 out[i, m, 0] = MU0_OVER_4PI * fx
                 out[i, m, 1] = MU0_OVER_4PI * fy
@@ -290,7 +338,7 @@ def _make_kernel(parallel: bool):
 
 def _make_field(parallel: bool):
     @njit(cache=True, parallel=parallel)
-    def field(sensors, cuboids, magnetization, p, q, ref_dist, nodes, weights, out):
+    def field(sensors, cuboids, magnetization, p, q, ref_dist, out):
         half, far2, ref_scale = _cuboid_constants(cuboids, p, q, ref_dist, TOLERANCE)
         for i in prange(sensors.shape[0]):
             acc = 0.0
@@ -300,7 +348,7 @@ def _make_field(parallel: bool):
                     sensors[i, 1] - cuboids[m, 1],
                     sensors[i, 2] - cuboids[m, 2],
                     half[m, 0], half[m, 1], half[m, 2], p, q,
-                    far2[m], ref_scale[m], TOLERANCE, nodes, weights,
+                    far2[m], ref_scale[m], TOLERANCE,
                 )
                 acc += (
                     fx * magnetization[m, 0]
@@ -352,7 +400,7 @@ def cuboid_bz_kernel(
         return out
     ref = _nearest_sensor_distance(sensors, cuboids)
     kernel = _kernel_parallel if out.shape[0] * out.shape[1] > _PARALLEL_PAIRS else _kernel_serial
-    kernel(sensors, cuboids, p, q, ref, _GL_NODES, _GL_WEIGHTS, out)
+    kernel(sensors, cuboids, p, q, ref, out)
     return out
 
 
@@ -378,5 +426,5 @@ def cuboid_bz(
     ref = _nearest_sensor_distance(sensors, cuboids)
     pairs = sensors.shape[0] * cuboids.shape[0]
     field = _field_parallel if pairs > _PARALLEL_PAIRS else _field_serial
-    field(sensors, cuboids, magnetization, p, q, ref, _GL_NODES, _GL_WEIGHTS, out)
+    field(sensors, cuboids, magnetization, p, q, ref, out)
     return out

@@ -4,22 +4,38 @@ computed one block of sensors at a time, in parallel over the sensors of a block
 Column 3g + j of Q is the field of grain g magnetized along axis j: the sum over the grain's
 cuboids of the closed-form kernel of `smm_daq.analysis.forward` (with its own choice between
 the exact form and the cuboid's far-field expansion). Far from the grain, the grain's own far
-field replaces the sum over its cuboids: the dipole at its volume centroid (the quadrupole of a
-uniformly magnetized body about its volume centroid vanishes) plus the leading correction from
-the second moments of its volume (and of the sensor area). What remains is of third order in
-the grain's size: at most ``GRAIN_FAR_CONSTANT`` (ρ/R)³ μ0 V/(4π R³) per unit M, ρ the largest
-distance from the centroid to the grain (plus the sensor's half-diagonal), R the distance from
-the centroid. That switch is made where this bound falls below ``GRAIN_TOLERANCE`` of the
-grain's reference scale μ0 V/(4π R_ref³), R_ref the distance from the centroid to the nearest
-point of the scanned area, which is about the column's largest entry. Tests check that every
-entry then stays within 1e-4 of its column's largest, and that every M̂ moves by less than a
-tenth of its standard deviation on a sample with 20 nT noise. The second property depends on
-the signal-to-noise ratio: a map with far less noise than that, relative to its field, may
-need a smaller GRAIN_TOLERANCE (or `exact=True`).
+field replaces that sum: the multipole expansion of its Newtonian potential about its volume
+centroid (where the dipole-order term of the potential, i.e. the quadrupole of the field,
+vanishes), from the volume moments of the grain convolved with the sensor area.
+
+The remainder of that expansion truncated after order N is bounded for any shape: the order-n
+term of a unit source at distance s from the centroid is at most (n+1)(n+2) sⁿ/R^(n+3)
+(attained on the axis through the source), and for the first neglected order, which is odd,
+the zero-mean constraint of moments about the centroid lowers that to ``OCTUPOLE_CONSTANT``
+(n = 3) or ``ORDER5_CONSTANT`` (n = 5): the largest term over zero-mean distributions inside
+the ball ρ, a linear program (12.45 and 27.9; the extremes are a point plus a ring on a cone,
+not two points on a line, which give only 5 and 13.7). With x = ρ/R, ρ the largest distance
+from the centroid to the grain plus the sensor's half-diagonal, R the distance from the
+centroid:
+
+    |remainder| ≤ [c x^(N+1) + Σ_{n ≥ N+2} (n+1)(n+2) xⁿ] μ0 V/(4π R³) per unit M
+    (`remainder_bound`).
+
+Two orders are used: N = 4 (third and fourth moments added) from the distance where its
+bound falls below ``GRAIN_TOLERANCE`` of the grain's reference scale μ0 V/(4π R_ref³), R_ref
+the distance from the centroid to the nearest point of the scanned area (about the column's
+largest entry); N = 2 (second moments only, cheaper) beyond the distance where
+its own bound does. The order-4 switch is about half as far as the order-2 one for a large
+grain, which is what removes most of the per-cuboid sums of large deep grains. Tests check
+the bounds on adversarial shapes, that every entry stays within 1e-4 of its column's largest,
+and that every M̂ moves by less than a tenth of its standard deviation on a sample with 20 nT
+noise. The second property depends on the signal-to-noise ratio: a map with far less noise
+than that, relative to its field, may need a smaller GRAIN_TOLERANCE (or `exact=True`).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -27,23 +43,113 @@ import numpy as np
 from numba import njit, prange
 
 from smm_daq.analysis.forward import (
-    _GL_NODES,
-    _GL_WEIGHTS,
     MU0_OVER_4PI,
     _cuboid_constants,
     _pair,
+    _point_pair,
     moment_expansion,
 )
 from smm_daq.analysis.grains import GrainSet
 
 GRAIN_TOLERANCE = 1e-5  # far-field error target relative to the grain's reference scale
 CUBOID_TOLERANCE = 1e-5  # the same for each cuboid's own switch (forward model)
-GRAIN_FAR_CONSTANT = 6.0  # bound on |remainder| / ((ρ/R)^3 V/R^3) of the grain far field
+OCTUPOLE_CONSTANT = 13.0  # sup |order-3 term| / ((ρ/R)^3 V/R^3) over zero-mean shapes (12.45)
+ORDER5_CONSTANT = 30.0  # the same for the order-5 term (27.9)
+
+
+def remainder_bound(x: np.ndarray, order: int) -> np.ndarray:
+    """Bound on |remainder| / (V/R³) of the grain expansion truncated after `order` (2 or 4),
+    x = ρ/R < 1: the first neglected (odd) order with its zero-mean constant, then the
+    pointwise bound (n+1)(n+2) xⁿ summed in closed form from n = k = order + 2:
+    Σ_{n≥k} (n+1)(n+2) xⁿ = x^k [(k+1)(k+2)/(1−x) + (2k+3) x/(1−x)² + x(1+x)/(1−x)³]."""
+    first = OCTUPOLE_CONSTANT if order == 2 else ORDER5_CONSTANT
+    k = order + 2
+    u = 1.0 - x
+    tail = x**k * ((k + 1) * (k + 2) / u + (2 * k + 3) * x / u**2 + x * (1 + x) / u**3)
+    return first * x ** (order + 1) + tail
+
+
+def _switch_distance(rho: np.ndarray, r_ref: np.ndarray, order: int) -> np.ndarray:
+    """The distance R beyond which remainder_bound(ρ/R) V/R³ ≤ GRAIN_TOLERANCE V/R_ref³
+    (the left side decreases with R), by bisection on log R."""
+    def excess(r: np.ndarray) -> np.ndarray:
+        return remainder_bound(rho / r, order) * (r_ref / r) ** 3 - GRAIN_TOLERANCE
+
+    lo = rho.copy()
+    hi = 2.0 * rho
+    while np.any(excess(hi) > 0):
+        hi = np.where(excess(hi) > 0, 2.0 * hi, hi)
+    for _ in range(60):
+        mid = np.sqrt(lo * hi)
+        above = excess(mid) > 0
+        lo = np.where(above, mid, lo)
+        hi = np.where(above, hi, mid)
+    return hi
+
+
+@njit(cache=True, inline="always")
+def _orders_3_4(x, y, z, t, g):
+    """Bz columns (×4π/μ0) of the third- and fourth-order terms of a grain's potential.
+
+    t[g] holds (2n−1)!!/n! × V × the detraced n-th volume moments: 10 components for n = 3
+    (xxx xxy xxz xyy xyz xzz yyy yyz yzz zzz), 15 for n = 4 (xxxx … zzzz in the same order).
+    The order-n potential is P(r)/r^(2n+1) with P = t·rⁿ a harmonic polynomial; with
+    v_ij = Σ t_ij… r…, w = v·r: P = w·r, ∇P = n w, ∂z∇P = n(n−1) v_·z, and
+    ∂z∂j (P r^−m) = r^−m [∂z∂jP − m r^−2 (∂jP z + ∂zP r_j + P δzj) + m(m+2) r^−4 P r_j z]."""
+    r2 = x * x + y * y + z * z
+    ir2 = 1.0 / r2
+    # n = 3
+    vxx = t[g, 0] * x + t[g, 1] * y + t[g, 2] * z
+    vxy = t[g, 1] * x + t[g, 3] * y + t[g, 4] * z
+    vxz = t[g, 2] * x + t[g, 4] * y + t[g, 5] * z
+    vyy = t[g, 3] * x + t[g, 6] * y + t[g, 7] * z
+    vyz = t[g, 4] * x + t[g, 7] * y + t[g, 8] * z
+    vzz = t[g, 5] * x + t[g, 8] * y + t[g, 9] * z
+    wx = vxx * x + vxy * y + vxz * z
+    wy = vxy * x + vyy * y + vyz * z
+    wz = vxz * x + vyz * y + vzz * z
+    P3 = wx * x + wy * y + wz * z
+    a3 = 7.0 * ir2
+    c3 = 63.0 * ir2 * ir2 * P3 * z - a3 * 3.0 * wz
+    s3 = ir2 * ir2 * ir2 / math.sqrt(r2)  # r^-7
+    fx = s3 * (6.0 * vxz - a3 * 3.0 * wx * z + c3 * x)
+    fy = s3 * (6.0 * vyz - a3 * 3.0 * wy * z + c3 * y)
+    fz = s3 * (6.0 * vzz - a3 * (3.0 * wz * z + P3) + c3 * z)
+    # n = 4
+    xx = x * x
+    yy = y * y
+    zz = z * z
+    xy2 = 2.0 * x * y
+    xz2 = 2.0 * x * z
+    yz2 = 2.0 * y * z
+    vxx = (t[g, 10] * xx + t[g, 13] * yy + t[g, 15] * zz
+           + t[g, 11] * xy2 + t[g, 12] * xz2 + t[g, 14] * yz2)
+    vxy = (t[g, 11] * xx + t[g, 16] * yy + t[g, 18] * zz
+           + t[g, 13] * xy2 + t[g, 14] * xz2 + t[g, 17] * yz2)
+    vxz = (t[g, 12] * xx + t[g, 17] * yy + t[g, 19] * zz
+           + t[g, 14] * xy2 + t[g, 15] * xz2 + t[g, 18] * yz2)
+    vyy = (t[g, 13] * xx + t[g, 20] * yy + t[g, 22] * zz
+           + t[g, 16] * xy2 + t[g, 17] * xz2 + t[g, 21] * yz2)
+    vyz = (t[g, 14] * xx + t[g, 21] * yy + t[g, 23] * zz
+           + t[g, 17] * xy2 + t[g, 18] * xz2 + t[g, 22] * yz2)
+    vzz = (t[g, 15] * xx + t[g, 22] * yy + t[g, 24] * zz
+           + t[g, 18] * xy2 + t[g, 19] * xz2 + t[g, 23] * yz2)
+    wx = vxx * x + vxy * y + vxz * z
+    wy = vxy * x + vyy * y + vyz * z
+    wz = vxz * x + vyz * y + vzz * z
+    P4 = wx * x + wy * y + wz * z
+    a4 = 9.0 * ir2
+    c4 = 99.0 * ir2 * ir2 * P4 * z - a4 * 4.0 * wz
+    s4 = s3 * ir2  # r^-9
+    fx += s4 * (12.0 * vxz - a4 * 4.0 * wx * z + c4 * x)
+    fy += s4 * (12.0 * vyz - a4 * 4.0 * wy * z + c4 * y)
+    fz += s4 * (12.0 * vzz - a4 * (4.0 * wz * z + P4) + c4 * z)
+    return fx, fy, fz
 
 
 @njit(cache=True, parallel=True)
-def _green_block(sensors, p, q, centroid, volume, moments, far2, start, cuboids, half,
-                 cub_far2, cub_scale, tol, nodes, weights, out):
+def _green_block(sensors, p, q, centroid, volume, moments, high, coarse2, far2, start,
+                 cuboids, half, cub_far2, cub_scale, tol, out):
     G = centroid.shape[0]
     for i in prange(sensors.shape[0]):
         sx = sensors[i, 0]
@@ -53,19 +159,30 @@ def _green_block(sensors, p, q, centroid, volume, moments, far2, start, cuboids,
             dx = sx - centroid[g, 0]
             dy = sy - centroid[g, 1]
             dz = sz - centroid[g, 2]
-            if dx * dx + dy * dy + dz * dz >= far2[g]:
+            d2 = dx * dx + dy * dy + dz * dz
+            if d2 >= far2[g]:
                 fx, fy, fz = moment_expansion(
                     dx, dy, dz, volume[g], moments[g, 0], moments[g, 1], moments[g, 2],
                     moments[g, 3], moments[g, 4], moments[g, 5])
+                if d2 < coarse2[g]:
+                    ex, ey, ez = _orders_3_4(dx, dy, dz, high, g)
+                    fx += ex
+                    fy += ey
+                    fz += ez
             else:
                 fx = 0.0
                 fy = 0.0
                 fz = 0.0
                 for m in range(start[g], start[g + 1]):
-                    ex, ey, ez = _pair(
-                        sx - cuboids[m, 0], sy - cuboids[m, 1], sz - cuboids[m, 2],
-                        half[m, 0], half[m, 1], half[m, 2], p, q,
-                        cub_far2[m], cub_scale[m], tol, nodes, weights)
+                    if p == 0.0:
+                        ex, ey, ez = _point_pair(
+                            sx - cuboids[m, 0], sy - cuboids[m, 1], sz - cuboids[m, 2],
+                            half[m, 0], half[m, 1], half[m, 2], cub_far2[m])
+                    else:
+                        ex, ey, ez = _pair(
+                            sx - cuboids[m, 0], sy - cuboids[m, 1], sz - cuboids[m, 2],
+                            half[m, 0], half[m, 1], half[m, 2], p, q,
+                            cub_far2[m], cub_scale[m], tol)
                     fx += ex
                     fy += ey
                     fz += ez
@@ -82,6 +199,69 @@ def distance_to_scan(points: np.ndarray, scan_lo: np.ndarray, scan_hi: np.ndarra
     return np.sqrt(np.sum(dxy**2, axis=1) + (height - points[:, 2]) ** 2)
 
 
+def _multi_indices(n: int) -> list[tuple[int, ...]]:
+    """Sorted index tuples of a symmetric rank-n tensor in 3D: xxx, xxy, …, zzz."""
+    return list(itertools.combinations_with_replacement(range(3), n))
+
+
+def _detraced(t: np.ndarray) -> np.ndarray:
+    """The traceless part of symmetric tensors (G, 3, 3, 3) or (G, 3, 3, 3, 3): the tensor
+    whose contraction with rⁿ is the harmonic part of the contraction with the original."""
+    d = np.eye(3)
+    if t.ndim == 4:
+        v = np.einsum("giik->gk", t)
+        return t - (np.einsum("ij,gk->gijk", d, v) + np.einsum("ik,gj->gijk", d, v)
+                    + np.einsum("jk,gi->gijk", d, v)) / 5.0
+    w = np.einsum("giikl->gkl", t)
+    tr = np.einsum("gkk->g", w)
+    pairs = sum(np.einsum(f"{a},g{b}->gijkl", d, w) for a, b in
+                (("ij", "kl"), ("ik", "jl"), ("il", "jk"), ("jk", "il"), ("jl", "ik"),
+                 ("kl", "ij")))
+    dd = (np.einsum("ij,kl->ijkl", d, d) + np.einsum("ik,jl->ijkl", d, d)
+          + np.einsum("il,jk->ijkl", d, d))
+    return t - pairs / 7.0 + tr[:, None, None, None, None] * dd / 35.0
+
+
+def grain_moments(grains: GrainSet, sensor_half: tuple[float, float]
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Volume moments of each grain convolved with the sensor area (half-widths p, q), about
+    the grain's centroid and per unit volume: second (G, 6: xx, yy, zz, xy, xz, yz), third
+    (G, 3, 3, 3) and fourth (G, 3, 3, 3, 3).
+
+    A cuboid convolved with the sensor rectangle is a product of independent distributions
+    along x, y, z (a box's uniform one plus the sensor's along x and y), so each moment is a
+    sum over cuboids of products of one-axis moments E[(c + u)^k], c the cuboid's offset from
+    the centroid and u with E u² = (h² + p²)/3, E u⁴ = h⁴/5 + 2h²p²/3 + p⁴/5 (odd ones 0)."""
+    cub = grains.cuboids
+    vol_c = grains.cuboid_volumes()
+    volume = grains.volumes()
+    G = grains.n_grains
+    c = cub[:, :3] - grains.centroids()[grains.grain]
+    h2 = cub[:, 3:] ** 2 / 4.0
+    s2 = np.array([sensor_half[0] ** 2, sensor_half[1] ** 2, 0.0])
+    e2 = (h2 + s2) / 3.0
+    e4 = h2 * h2 / 5.0 + 2.0 * h2 * s2 / 3.0 + s2 * s2 / 5.0
+    axis = np.stack([np.ones_like(c), c, c * c + e2, c**3 + 3.0 * c * e2,
+                     c**4 + 6.0 * c * c * e2 + e4], axis=-1)  # (C, 3, 5)
+
+    def raw(index: tuple[int, ...]) -> np.ndarray:
+        k = np.bincount(np.asarray(index, dtype=np.int64), minlength=3)
+        w = vol_c * axis[:, 0, k[0]] * axis[:, 1, k[1]] * axis[:, 2, k[2]]
+        return np.bincount(grains.grain, w, G) / volume
+
+    second = np.stack([raw(ix) for ix in ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))],
+                      axis=1)
+    tensors = []
+    for n in (3, 4):
+        t = np.empty((G,) + (3,) * n)
+        for ix in _multi_indices(n):
+            value = raw(ix)
+            for perm in set(itertools.permutations(ix)):
+                t[(slice(None), *perm)] = value
+        tensors.append(t)
+    return second, tensors[0], tensors[1]
+
+
 @dataclass
 class GreenModel:
     """Everything the block kernel needs about the grains, the sensor and the scan."""
@@ -91,6 +271,8 @@ class GreenModel:
     centroid: np.ndarray  # (G, 3) m
     volume: np.ndarray  # (G,) m^3
     moments: np.ndarray  # (G, 6) second moments xx, yy, zz, xy, xz, yz per unit volume, m^2
+    high: np.ndarray  # (G, 25) order-3 and -4 coefficients of `_orders_3_4`
+    coarse2: np.ndarray  # (G,) squared distance beyond which order 2 suffices, m^2
     far2: np.ndarray  # (G,) squared switching distance to the grain far field, m^2
     cub_far2: np.ndarray
     cub_scale: np.ndarray
@@ -103,29 +285,30 @@ class GreenModel:
         """scan_lo/scan_hi: (x, y) corners of the scanned sensor centres in m."""
         p, q = 0.5 * float(sensor_size[0]), 0.5 * float(sensor_size[1])
         cub = grains.cuboids
-        vol_c = grains.cuboid_volumes()
         volume = grains.volumes()
         centroid = grains.centroids()
-        rel = cub[:, :3] - centroid[grains.grain]
-        e2 = cub[:, 3:] ** 2 / 12.0  # a box's own second moments per unit volume
         G = grains.n_grains
-
-        def moment(a: int, b: int) -> np.ndarray:
-            own = e2[:, a] if a == b else 0.0
-            return np.bincount(grains.grain, vol_c * (rel[:, a] * rel[:, b] + own), G) / volume
-
-        moments = np.stack([moment(0, 0) + p * p / 3, moment(1, 1) + q * q / 3, moment(2, 2),
-                            moment(0, 1), moment(0, 2), moment(1, 2)], axis=1)
+        second, third, fourth = grain_moments(grains, (p, q))
+        # (2n-1)!!/n! V times the detraced moments, in the component order of _orders_3_4
+        d3, d4 = _detraced(third), _detraced(fourth)
+        high = np.concatenate(
+            [2.5 * volume[:, None] * np.stack([d3[(slice(None), *ix)]
+                                               for ix in _multi_indices(3)], axis=1),
+             35.0 / 8.0 * volume[:, None] * np.stack([d4[(slice(None), *ix)]
+                                                       for ix in _multi_indices(4)], axis=1)],
+            axis=1)
         rho = grains.radii() + math.hypot(p, q)
         r_ref = distance_to_scan(centroid, scan_lo, scan_hi, height)
-        # GRAIN_FAR_CONSTANT rho^3 V / R^6 <= GRAIN_TOLERANCE V / R_ref^3
-        far = (GRAIN_FAR_CONSTANT / GRAIN_TOLERANCE * rho**3 * r_ref**3) ** (1.0 / 6.0)
-        far2 = np.full(G, np.inf) if exact else far**2
+        if exact:
+            coarse2 = far2 = np.full(G, np.inf)
+        else:
+            coarse2 = _switch_distance(rho, r_ref, 2) ** 2
+            far2 = np.minimum(_switch_distance(rho, r_ref, 4) ** 2, coarse2)
         cub_ref = distance_to_scan(cub[:, :3], scan_lo, scan_hi, height)
         half, cub_far2, cub_scale = _cuboid_constants(
             np.ascontiguousarray(cub), p, q, cub_ref, CUBOID_TOLERANCE)
-        return cls(grains, (2 * p, 2 * q), centroid, volume, np.ascontiguousarray(moments),
-                   far2, cub_far2, cub_scale, half, exact)
+        return cls(grains, (2 * p, 2 * q), centroid, volume, np.ascontiguousarray(second),
+                   np.ascontiguousarray(high), coarse2, far2, cub_far2, cub_scale, half, exact)
 
     @property
     def n_columns(self) -> int:
@@ -137,8 +320,8 @@ class GreenModel:
         if out is None:
             out = np.empty((sensors.shape[0], self.n_columns))
         p, q = 0.5 * self.sensor_size[0], 0.5 * self.sensor_size[1]
-        _green_block(sensors, p, q, self.centroid, self.volume, self.moments, self.far2,
-                     self.grains.start, np.ascontiguousarray(self.grains.cuboids), self.half,
-                     self.cub_far2, self.cub_scale, CUBOID_TOLERANCE, _GL_NODES, _GL_WEIGHTS,
-                     out)
+        _green_block(sensors, p, q, self.centroid, self.volume, self.moments, self.high,
+                     self.coarse2, self.far2, self.grains.start,
+                     np.ascontiguousarray(self.grains.cuboids), self.half, self.cub_far2,
+                     self.cub_scale, CUBOID_TOLERANCE, out)
         return out
