@@ -43,7 +43,7 @@ KEEP_Q_BYTES = 256 * 2**20  # below this, Q's blocks are kept for the fitted map
 
 
 class SingularWarning(UserWarning):
-    """QᵀQ is singular: some grains cannot be resolved from this map."""
+    """Q is singular to working precision: some grains cannot be resolved from this map."""
 
 
 @dataclass
