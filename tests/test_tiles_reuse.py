@@ -156,3 +156,31 @@ def test_a_tile_is_factored_again_only_when_its_left_out_grains_break_the_bound(
     louder[10:] *= 100  # the left-out grains now too strong to leave out
     assert first in tiled_module._refactor(jobs, bounds, louder, noise)
     assert first.skipped.size < left_out
+
+
+def test_a_factor_over_its_memory_budget_subtracts_the_rest_and_still_matches_whole(
+        monkeypatch) -> None:
+    """With room for only 12 grains per factor, outside grains that cannot be skipped have
+    their field subtracted at the factoring pass's estimate instead of becoming columns; the
+    tiles still match the whole inversion within a tenth of a standard deviation."""
+    data, grains, _ = _case(1, 80.0, 24, thickness_um=6.0)
+    monkeypatch.setattr(tiled_module, "FACTOR_BYTES", 8 * 36**2)  # 36 columns: 12 grains
+    columns: list[tuple[int, int]] = []  # (band grains, outside grains taken as columns)
+    subtracted: list[int] = []
+    real = tiled_module.factor_tile
+
+    def spy(data, grains, tile, window, band, near, *rest):
+        far = rest[2]
+        columns.append((band.size, near.size))
+        subtracted.append(0 if far is None else far.size)
+        return real(data, grains, tile, window, band, near, *rest)
+
+    monkeypatch.setattr(tiled_module, "factor_tile", spy)
+    whole = invert_map(data, grains, height=HEIGHT, sensor_size=SENSOR, sigma=SIGMA)
+    tiled = tiled_module.invert_tiled(data, grains, tile=40 * UM, height=HEIGHT,
+                                      sensor_size=SENSOR, sigma=SIGMA)
+    assert max(subtracted) > 0  # the budget was binding
+    assert all(near <= max(0, 12 - band) for band, near in columns)
+    z = (tiled.magnetization - whole.magnetization) / whole.sd
+    assert np.sqrt(np.mean(z**2)) < 0.1 and np.max(np.abs(z)) < 0.3
+

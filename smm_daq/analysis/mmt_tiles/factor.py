@@ -31,7 +31,13 @@ import numpy as np
 
 from smm_daq.analysis.grains import GrainSet
 from smm_daq.analysis.mmt.green import GreenModel
-from smm_daq.analysis.mmt.inversion import Triangle, accumulate, sensor_positions, solve_triangle
+from smm_daq.analysis.mmt.inversion import (
+    Triangle,
+    accumulate,
+    forward,
+    sensor_positions,
+    solve_triangle,
+)
 from smm_daq.analysis.mmt_tiles.layout import Tile
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
@@ -70,10 +76,21 @@ def window_map(data: MapData, tile: Tile) -> MapData:
 
 def factor_tile(data: MapData, grains: GrainSet, tile: Tile, window: np.ndarray,
                 band: np.ndarray, near: np.ndarray, height: float,
-                sensor_size: tuple[float, float]) -> TileFactor:
+                sensor_size: tuple[float, float],
+                far: np.ndarray | None = None, far_m: np.ndarray | None = None) -> TileFactor:
     """The factor of the tile's window for its `window` grains, the `band` grains (a superset)
-    and the `near` outside grains (index arrays into `grains`)."""
+    and the `near` outside grains (index arrays into `grains`); the field of the `far` grains
+    at magnetizations `far_m` (k, 3) is removed from the window's map first (those that do
+    not fit the factor's memory budget, see `tiled`)."""
     win = window_map(data, tile)
+    if far is not None and far.size:
+        sensors, keep = sensor_positions(win, height)
+        model = GreenModel.build(grains.subset(far), sensor_size, sensors[:, :2].min(axis=0),
+                                 sensors[:, :2].max(axis=0), height)
+        block = max(16, FACTOR_BLOCK_BYTES // (8 * model.n_columns))
+        bz = win.bz.copy().ravel()
+        bz[keep] -= forward(model, sensors, far_m, block=block)
+        win = win.with_bz(bz.reshape(win.bz.shape))
     sensors, keep = sensor_positions(win, height)
     if sensors.shape[0] <= 3 * band.size:
         um = tuple(round(v * 1e6, 3) for v in tile.window)

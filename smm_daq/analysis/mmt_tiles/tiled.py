@@ -24,6 +24,15 @@ tile again only when, at its estimates, the grains that tile's factor leaves out
 satisfy the cut-off's bound (they would move an unknown by more than ``cutoff.SKIP_SHIFT`` σ).
 The factors stay in the workers' memory between passes (as futures).
 
+A factor holds N² doubles for N of its columns, so the outside grains it takes are capped by
+``FACTOR_BYTES`` (the strongest by the cut-off's bound first). Outside grains beyond that cap
+that the cut-off cannot skip (on a scan of 1e5 grains at seed 001's moments, almost all of
+them: the bound is conservative by orders of magnitude) have their field removed from the
+window's map at the estimate of the pass that factors, and a tile is factored again when the
+change of their estimates since then, added to the skipped grains' bound, may move an unknown
+by more than ``cutoff.SKIP_SHIFT`` σ. Memory per tile then stays bounded whatever the number
+of grains; such tiles go back over their sensors only while the estimates still move.
+
 Noise σ: the given one, else each tile's estimate from its own residual (the cut-off then uses
 the smallest of them).
 """
@@ -34,7 +43,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -53,6 +62,7 @@ BAND_PASSES = 2
 TOLERANCE = 0.02  # of each owned grain's standard deviation
 MAX_PASSES = 12
 FORWARD_BYTES = 64 * 2**20  # memory for one block of Q rows for the fitted map
+FACTOR_BYTES = 512 * 2**20  # the largest factor (R of a tile's columns) kept per tile
 
 
 class ConvergenceWarning(UserWarning):
@@ -70,7 +80,10 @@ class _Job:
     owned: np.ndarray
     outside: np.ndarray  # every other grain
     n_sensors: int
-    skipped: np.ndarray
+    skipped: np.ndarray  # outside grains left out as negligible
+    near: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # columns
+    far: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # subtracted
+    far_m: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))  # ... at these M
     factor: Any = None
 
 
@@ -85,7 +98,11 @@ class _Bounds:
         self.sensor_size = sensor_size
 
     def __call__(self, tile: Tile, which: np.ndarray, m: np.ndarray) -> np.ndarray:
-        moment = np.linalg.norm(m[which], axis=1) * self.volume[which]
+        return self.rows(tile, which, m[which])
+
+    def rows(self, tile: Tile, which: np.ndarray, m_rows: np.ndarray) -> np.ndarray:
+        """The bounds for grains `which` at magnetizations `m_rows` (one row each)."""
+        moment = np.linalg.norm(m_rows, axis=1) * self.volume[which]
         return field_bounds(self.centroid[which], self.radius[which], moment, tile.window,
                             self.height, self.sensor_size)
 
@@ -113,11 +130,20 @@ def _refactor(jobs: list[_Job], bounds: _Bounds, estimate: np.ndarray | None,
     if estimate is None:
         return [j for j in jobs if j.factor is None]
     stale = []
+    room = max(0, math.isqrt(FACTOR_BYTES // 8) // 3)  # grains a factor may hold
     for j in jobs:
-        if shift_bound(bounds(j.tile, j.skipped, estimate), j.n_sensors, noise) > SKIP_SHIFT:
-            skip = skippable(bounds(j.tile, j.outside, estimate), j.n_sensors, noise,
-                             SKIP_SHIFT / 2)
+        left_out = np.r_[bounds(j.tile, j.skipped, estimate),
+                         bounds.rows(j.tile, j.far, estimate[j.far] - j.far_m)]
+        if shift_bound(left_out, j.n_sensors, noise) > SKIP_SHIFT:
+            strength = bounds(j.tile, j.outside, estimate)
+            skip = skippable(strength, j.n_sensors, noise, SKIP_SHIFT / 2)
             j.skipped = j.outside[skip]
+            kept = np.flatnonzero(~skip)
+            kept = kept[np.argsort(-strength[kept], kind="stable")]
+            cap = max(0, room - j.band.size)
+            j.near = np.sort(j.outside[kept[:cap]])
+            j.far = np.sort(j.outside[kept[cap:]])
+            j.far_m = estimate[j.far].copy()
             stale.append(j)
     return stale
 
@@ -197,10 +223,8 @@ def invert_tiled(
         noise = sigma if sigma is not None else min((s.sigma for s in solutions), default=0.0)
         stale = _refactor(jobs, bounds, estimate, noise)
         for j in stale:
-            near = np.setdiff1d(j.outside, j.skipped) if estimate is not None \
-                else np.zeros(0, dtype=np.int64)
             j.factor = submit(client, factor_tile, shared_data, shared_grains, j.tile,
-                              j.window, j.band, near, height, sensor_size)
+                              j.window, j.band, j.near, height, sensor_size, j.far, j.far_m)
         shared_m = estimate
         if client is not None and estimate is not None:
             shared_m = client.scatter(estimate, broadcast=True)  # type: ignore[attr-defined]
