@@ -16,8 +16,8 @@ import time
 import numpy as np
 
 from smm_daq.analysis.mmt import synth
-from smm_daq.analysis.mmt.green import GreenModel
-from smm_daq.analysis.mmt.inversion import (
+from smm_daq.analysis.mmt.models.cuboid import GreenModel
+from smm_daq.analysis.mmt.solver.inversion import (
     DEFAULT_BLOCK,
     accumulate,
     sensor_positions,

@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from smm_daq.analysis.mmt import synth
-from smm_daq.analysis.mmt.inversion import invert_map
+from smm_daq.analysis.mmt.solver.inversion import invert_map
 
 UM = 1e-6
 PRESETS = {  # surface side µm, thickness µm, grains per mm³

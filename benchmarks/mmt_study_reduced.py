@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from smm_daq.analysis.grains import GrainSet, from_arrays
-from smm_daq.analysis.mmt_tiles.cluster import open_client, stderr_progress
-from smm_daq.analysis.mmt_tiles.study import run_study
-from smm_daq.analysis.mmt_tiles.study_grid import SampleSpec, StudySpec, parse_list
+from smm_daq.analysis.mmt.study.grid import SampleSpec, StudySpec, parse_list
+from smm_daq.analysis.mmt.study.run import run_study
+from smm_daq.analysis.mmt.tiles.cluster import open_client, stderr_progress
 
 UM = 1e-6
 M0 = 46.5e3  # A/m, seed 001 eq. 1

@@ -20,10 +20,10 @@ import numpy as np
 from mmt_study_reduced import cube_sample
 
 from smm_daq.analysis.forward import cuboid_bz
-from smm_daq.analysis.mmt.inversion import invert_map
-from smm_daq.analysis.mmt_tiles.cluster import open_client, stderr_progress
-from smm_daq.analysis.mmt_tiles.study_grid import SampleSpec
-from smm_daq.analysis.mmt_tiles.tiled import invert_tiled
+from smm_daq.analysis.mmt.solver.inversion import invert_map
+from smm_daq.analysis.mmt.study.grid import SampleSpec
+from smm_daq.analysis.mmt.tiles.cluster import open_client, stderr_progress
+from smm_daq.analysis.mmt.tiles.tiled import invert_tiled
 from smm_daq.storage.mapdata import MapData
 
 UM = 1e-6

@@ -188,7 +188,7 @@ class MMTView(QtWidgets.QWidget):
         profile, emit = self.profile, self.progress_bridge.message.emit
 
         def job() -> tuple[MapData, Any, dict, list[str]]:
-            from smm_daq.analysis.mmt.inversion import invert_map
+            from smm_daq.analysis.mmt.solver.inversion import invert_map
 
             data = read_map(path, entry)
             grains = read_grains(grain_file, fmt)

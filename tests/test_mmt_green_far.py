@@ -15,7 +15,7 @@ from scipy.optimize import linprog
 from smm_daq.analysis.forward import cuboid_bz_kernel
 from smm_daq.analysis.grains import from_arrays
 from smm_daq.analysis.mmt import synth
-from smm_daq.analysis.mmt.green import (
+from smm_daq.analysis.mmt.models.cuboid import (
     OCTUPOLE_CONSTANT,
     ORDER5_CONSTANT,
     GreenModel,

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from smm_daq.analysis.grains import GeometryWarning, from_arrays
-from smm_daq.analysis.mmt import stats, synth
-from smm_daq.analysis.mmt.green import GreenModel
-from smm_daq.analysis.mmt.inversion import SingularWarning, invert_map, sensor_positions
+from smm_daq.analysis.mmt import synth
+from smm_daq.analysis.mmt.models.cuboid import GreenModel
+from smm_daq.analysis.mmt.solver import stats
+from smm_daq.analysis.mmt.solver.inversion import SingularWarning, invert_map, sensor_positions
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
 

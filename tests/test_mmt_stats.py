@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import integrate, optimize, stats
 
-from smm_daq.analysis.mmt.stats import (
+from smm_daq.analysis.mmt.solver.stats import (
     direction,
     signal_strength_ratio,
     sphere_radius_95,

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from smm_daq.analysis.grains import GeometryWarning, read_grains
-from smm_daq.analysis.mmt.community import read_mmt_scan
-from smm_daq.analysis.mmt.inversion import invert_map
+from smm_daq.analysis.mmt.formats.community import read_mmt_scan
+from smm_daq.analysis.mmt.solver.inversion import invert_map
 
 
 @pytest.mark.slow

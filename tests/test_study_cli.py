@@ -9,7 +9,7 @@ import json
 import pytest
 from test_study_run import _boxes
 
-from smm_daq.analysis.mmt_tiles.cluster import open_client
+from smm_daq.analysis.mmt.tiles.cluster import open_client
 from smm_daq.cli.mmt_study import add_study_command, add_tiling_options, tiled_result_or_none
 from smm_daq.errors import InputError
 

@@ -8,9 +8,9 @@ import json
 import numpy as np
 
 from smm_daq.analysis.grains import GrainSet, from_arrays
-from smm_daq.analysis.mmt_tiles.cluster import open_client
-from smm_daq.analysis.mmt_tiles.study import run_sample, run_study
-from smm_daq.analysis.mmt_tiles.study_grid import SampleSpec, StudySpec
+from smm_daq.analysis.mmt.study.grid import SampleSpec, StudySpec
+from smm_daq.analysis.mmt.study.run import run_sample, run_study
+from smm_daq.analysis.mmt.tiles.cluster import open_client
 
 UM = 1e-6
 

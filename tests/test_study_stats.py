@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from smm_daq.analysis.mmt_tiles.study_grid import StudySpec, parse_list, subsample_index
-from smm_daq.analysis.mmt_tiles.study_plots import plot_ssr_resolved, plot_uncertainty_boxes
-from smm_daq.analysis.mmt_tiles.study_stats import (
+from smm_daq.analysis.mmt.study.grid import StudySpec, parse_list, subsample_index
+from smm_daq.analysis.mmt.study.plots import plot_ssr_resolved, plot_uncertainty_boxes
+from smm_daq.analysis.mmt.study.stats import (
     model_statistics,
     ssr_resolved,
     ur_quartiles,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from smm_daq.analysis.mmt_tiles import cluster
-from smm_daq.analysis.mmt_tiles.cluster import open_client, run_tasks
+from smm_daq.analysis.mmt.tiles import cluster
+from smm_daq.analysis.mmt.tiles.cluster import open_client, run_tasks
 from smm_daq.errors import InputError
 
 

@@ -7,9 +7,9 @@ import pytest
 
 from smm_daq.analysis.forward import cuboid_bz
 from smm_daq.analysis.grains import from_arrays
-from smm_daq.analysis.mmt.inversion import invert_map
-from smm_daq.analysis.mmt_tiles.cluster import open_client
-from smm_daq.analysis.mmt_tiles.tiled import invert_tiled
+from smm_daq.analysis.mmt.solver.inversion import invert_map
+from smm_daq.analysis.mmt.tiles.cluster import open_client
+from smm_daq.analysis.mmt.tiles.tiled import invert_tiled
 from smm_daq.storage.mapdata import MapData
 
 UM = 1e-6
@@ -61,8 +61,8 @@ def test_tiles_match_the_whole_inversion_within_a_tenth_of_a_standard_deviation(
 @pytest.mark.slow
 def test_one_pass_without_the_outside_field_is_far_off_so_passes_are_needed() -> None:
     """The reason for the passes: the field of grains left out leaks into a tile."""
-    from smm_daq.analysis.mmt_tiles import tiled as tiled_module
-    from smm_daq.analysis.mmt_tiles.factor import factor_tile, solve_factor
+    from smm_daq.analysis.mmt.tiles import tiled as tiled_module
+    from smm_daq.analysis.mmt.tiles.factor import factor_tile, solve_factor
 
     data, grains, _ = _case(1, 80.0, 24, thickness_um=6.0)
     whole = invert_map(data, grains, height=HEIGHT, sensor_size=SENSOR, sigma=SIGMA)
@@ -88,7 +88,7 @@ def test_one_pass_without_the_outside_field_is_far_off_so_passes_are_needed() ->
 
 
 def test_a_tile_too_small_for_its_grains_is_refused_with_the_tile_named() -> None:
-    from smm_daq.analysis.mmt_tiles.layout import plan_tiles
+    from smm_daq.analysis.mmt.tiles.layout import plan_tiles
     from smm_daq.errors import InputError
 
     data, grains, _ = _case(2, 40.0, 12, thickness_um=6.0)

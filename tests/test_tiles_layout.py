@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from smm_daq.analysis.mmt_tiles.layout import plan_tiles
-from smm_daq.analysis.mmt_tiles.margin import information_beyond, margin_factor, margin_for
+from smm_daq.analysis.mmt.tiles.layout import plan_tiles
+from smm_daq.analysis.mmt.tiles.margin import information_beyond, margin_factor, margin_for
 from smm_daq.errors import InputError
 
 UM = 1e-6

@@ -7,17 +7,17 @@ from test_tiles_inversion import HEIGHT, SENSOR, SIGMA, UM, _case
 
 from smm_daq.analysis.forward import cuboid_bz
 from smm_daq.analysis.grains import from_arrays
-from smm_daq.analysis.mmt.green import GreenModel
-from smm_daq.analysis.mmt.inversion import forward, invert_map, sensor_positions
-from smm_daq.analysis.mmt_tiles import tiled as tiled_module
-from smm_daq.analysis.mmt_tiles.cutoff import (
+from smm_daq.analysis.mmt.models.cuboid import GreenModel
+from smm_daq.analysis.mmt.solver.inversion import forward, invert_map, sensor_positions
+from smm_daq.analysis.mmt.tiles import tiled as tiled_module
+from smm_daq.analysis.mmt.tiles.cutoff import (
     SKIP_SHIFT,
     field_bounds,
     shift_bound,
     skippable,
 )
-from smm_daq.analysis.mmt_tiles.factor import factor_tile, solve_factor, window_map
-from smm_daq.analysis.mmt_tiles.layout import plan_tiles
+from smm_daq.analysis.mmt.tiles.factor import factor_tile, solve_factor, window_map
+from smm_daq.analysis.mmt.tiles.layout import plan_tiles
 from smm_daq.storage.mapdata import MapData
 
 

@@ -19,8 +19,8 @@ import numpy as np
 
 from smm_daq.analysis.grains import FORMATS, read_grains, write_grains_csv
 from smm_daq.analysis.mmt import synth
-from smm_daq.analysis.mmt.community import read_mmt_scan
-from smm_daq.analysis.mmt.inversion import MMTResult, invert_map
+from smm_daq.analysis.mmt.formats.community import read_mmt_scan
+from smm_daq.analysis.mmt.solver.inversion import MMTResult, invert_map
 from smm_daq.cli.args import floats, positive
 from smm_daq.cli.mmt_study import add_study_command, add_tiling_options, tiled_result_or_none
 from smm_daq.errors import InputError

@@ -16,10 +16,8 @@ import sys
 from pathlib import Path
 
 from smm_daq.analysis.grains import GrainSet
-from smm_daq.analysis.mmt.inversion import MMTResult
-from smm_daq.analysis.mmt_tiles.cluster import open_client, stderr_progress
-from smm_daq.analysis.mmt_tiles.study import SampleMaker, run_study
-from smm_daq.analysis.mmt_tiles.study_grid import (
+from smm_daq.analysis.mmt.solver.inversion import MMTResult
+from smm_daq.analysis.mmt.study.grid import (
     DEFAULT_HEIGHT_UM,
     DEFAULT_SENSOR_UM,
     TABLE1_DENSITIES_PER_MM3,
@@ -31,7 +29,9 @@ from smm_daq.analysis.mmt_tiles.study_grid import (
     StudySpec,
     parse_list,
 )
-from smm_daq.analysis.mmt_tiles.tiled import invert_tiled
+from smm_daq.analysis.mmt.study.run import SampleMaker, run_study
+from smm_daq.analysis.mmt.tiles.cluster import open_client, stderr_progress
+from smm_daq.analysis.mmt.tiles.tiled import invert_tiled
 from smm_daq.cli.args import positive
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData

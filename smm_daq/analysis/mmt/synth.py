@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from smm_daq.analysis.grains import GrainSet, from_arrays
-from smm_daq.analysis.mmt.green import GreenModel
-from smm_daq.analysis.mmt.inversion import forward
+from smm_daq.analysis.mmt.models.cuboid import GreenModel
+from smm_daq.analysis.mmt.solver.inversion import forward
 from smm_daq.storage.mapdata import MapData
 
 UM = 1e-6

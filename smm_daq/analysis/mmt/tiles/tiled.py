@@ -49,13 +49,13 @@ from typing import Any
 import numpy as np
 
 from smm_daq.analysis.grains import GrainSet
-from smm_daq.analysis.mmt.green import GreenModel
-from smm_daq.analysis.mmt.inversion import MMTResult, check_grains_below_sensor, forward
-from smm_daq.analysis.mmt_tiles.cluster import Progress, run_tasks, submit
-from smm_daq.analysis.mmt_tiles.cutoff import SKIP_SHIFT, field_bounds, shift_bound, skippable
-from smm_daq.analysis.mmt_tiles.factor import TileSolution, factor_tile, solve_factor
-from smm_daq.analysis.mmt_tiles.layout import Tile, TileLayout, plan_tiles
-from smm_daq.analysis.mmt_tiles.margin import band_for, margin_for
+from smm_daq.analysis.mmt.models.cuboid import GreenModel
+from smm_daq.analysis.mmt.solver.inversion import MMTResult, check_grains_below_sensor, forward
+from smm_daq.analysis.mmt.tiles.cluster import Progress, run_tasks, submit
+from smm_daq.analysis.mmt.tiles.cutoff import SKIP_SHIFT, field_bounds, shift_bound, skippable
+from smm_daq.analysis.mmt.tiles.factor import TileSolution, factor_tile, solve_factor
+from smm_daq.analysis.mmt.tiles.layout import Tile, TileLayout, plan_tiles
+from smm_daq.analysis.mmt.tiles.margin import band_for, margin_for
 from smm_daq.storage.mapdata import MapData
 
 BAND_PASSES = 2

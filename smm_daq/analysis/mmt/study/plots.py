@@ -19,7 +19,7 @@ import matplotlib
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from smm_daq.analysis.mmt_tiles.study_grid import UR_LEVELS_PCT
+from smm_daq.analysis.mmt.study.grid import UR_LEVELS_PCT
 
 Row = dict[str, float]
 _MARKERS = ("o", "^", "v", "x", "*", "s", "d")
@@ -38,7 +38,7 @@ def _finite(v: float, floor: float) -> float:
 
 
 def plot_uncertainty_boxes(rows: Sequence[Row], path: str | Path) -> None:
-    """Figure 4 of the seed from the study's rows (`study_stats.model_statistics` + keys)."""
+    """Figure 4 of the seed from the study's rows (`study.stats.model_statistics` + keys)."""
     geometries = [(s, t) for s in _values(rows, "surface_um") for t in _values(rows, "thickness_um")
                   if _select(rows, surface_um=s, thickness_um=t)]
     intervals = _values(rows, "interval_um")

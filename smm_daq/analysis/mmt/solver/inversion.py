@@ -27,8 +27,8 @@ from scipy import linalg
 from scipy.linalg import lapack
 
 from smm_daq.analysis.grains import GrainSet
-from smm_daq.analysis.mmt import stats
-from smm_daq.analysis.mmt.green import GreenModel
+from smm_daq.analysis.mmt.models.cuboid import GreenModel
+from smm_daq.analysis.mmt.solver import stats
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
 

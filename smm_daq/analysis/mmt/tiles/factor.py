@@ -30,15 +30,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from smm_daq.analysis.grains import GrainSet
-from smm_daq.analysis.mmt.green import GreenModel
-from smm_daq.analysis.mmt.inversion import (
+from smm_daq.analysis.mmt.models.cuboid import GreenModel
+from smm_daq.analysis.mmt.solver.inversion import (
     Triangle,
     accumulate,
     forward,
     sensor_positions,
     solve_triangle,
 )
-from smm_daq.analysis.mmt_tiles.layout import Tile
+from smm_daq.analysis.mmt.tiles.layout import Tile
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
 

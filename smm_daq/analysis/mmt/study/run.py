@@ -4,7 +4,7 @@ A task draws its sample (grains and magnetizations, by the seed's §2.1 model), 
 noiseless Bz on the 1 µm grid, and for each noise level adds one noise draw to that grid and
 inverts it sub-sampled at each interval (the seed's scheme: every interval sees the same noisy
 map), keeping each grain's uncertainty ratio and SSR. The results of all repeats of a model are
-pooled into its row (`study_stats.model_statistics`).
+pooled into its row (`study.stats.model_statistics`).
 """
 
 from __future__ import annotations
@@ -18,16 +18,16 @@ import numpy as np
 
 from smm_daq.analysis.forward import cuboid_bz
 from smm_daq.analysis.grains import GrainSet
-from smm_daq.analysis.mmt.inversion import invert_map
-from smm_daq.analysis.mmt_tiles.cluster import Progress, run_tasks
-from smm_daq.analysis.mmt_tiles.study_grid import (
+from smm_daq.analysis.mmt.solver.inversion import invert_map
+from smm_daq.analysis.mmt.study.grid import (
     BASE_INTERVAL_UM,
     SampleSpec,
     StudySpec,
     subsample_index,
 )
-from smm_daq.analysis.mmt_tiles.study_plots import plot_ssr_resolved, plot_uncertainty_boxes
-from smm_daq.analysis.mmt_tiles.study_stats import model_statistics, write_csv
+from smm_daq.analysis.mmt.study.plots import plot_ssr_resolved, plot_uncertainty_boxes
+from smm_daq.analysis.mmt.study.stats import model_statistics, write_csv
+from smm_daq.analysis.mmt.tiles.cluster import Progress, run_tasks
 from smm_daq.storage.mapdata import MapData
 
 UM = 1e-6

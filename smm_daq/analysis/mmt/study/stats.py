@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from smm_daq.analysis.mmt_tiles.study_grid import UR_LEVELS_PCT
+from smm_daq.analysis.mmt.study.grid import UR_LEVELS_PCT
 
 RESOLVED_FRACTION = 0.99
 _HUGE = 1e300  # stands in for an infinite UR while interpolating quartiles

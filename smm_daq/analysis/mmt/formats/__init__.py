@@ -1,0 +1,2 @@
+"""The MMT community's file formats (`community`: the cuboid library's scan text and
+parameters)."""
