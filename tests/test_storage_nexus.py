@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from smm_daq.errors import InputError
-from smm_daq.storage.h5file import repair
+from smm_daq.storage.h5file import marked_open, repair
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import list_entries, read_map, write_map_entry
 
@@ -180,41 +180,59 @@ CRASHING_WRITER = textwrap.dedent(
     """
     import os, sys
     import h5py, numpy as np
-    from smm_daq.storage.h5file import open_append, writer_id
-    f = open_append(sys.argv[1])
-    g = f.create_group("scan")
-    g.attrs["NX_class"] = "NXentry"
-    g.create_dataset("status", data="running", dtype=h5py.string_dtype("utf-8", 64))
-    g.create_dataset("writer", data=writer_id())
-    d = g.create_dataset("data/Bz", shape=(4, 3), dtype="f8", fillvalue=np.nan)
-    g.create_dataset("data/x", data=np.arange(3.0))
-    g.create_dataset("data/y", data=np.arange(4.0))
-    f.swmr_mode = True
-    d[0] = 1.0
-    d[1] = 2.0
-    f.flush()
-    os.kill(os.getpid(), 9)
+    from smm_daq.storage.h5file import writer_id, writing
+    with writing(sys.argv[1]) as f:
+        g = f.create_group("scan")
+        g.attrs["NX_class"] = "NXentry"
+        g.create_dataset("status", data="running", dtype=h5py.string_dtype("utf-8", 64))
+        g.create_dataset("writer", data=writer_id())
+        d = g.create_dataset("data/Bz", shape=(4, 3), dtype="f8", fillvalue=np.nan)
+        g.create_dataset("data/x", data=np.arange(3.0))
+        g.create_dataset("data/y", data=np.arange(4.0))
+    with writing(sys.argv[1], swmr=True) as f:
+        d = f["scan/data/Bz"]
+        d[0] = 1.0
+        d[1] = 2.0
+        f.flush()
+        os.kill(os.getpid(), 9)  # killed during a write: the file stays marked open
     """
 )
 
 
-def test_file_of_a_killed_writer_reads_and_is_repaired_without_loss(tmp_path):
+def test_file_of_a_writer_killed_mid_write_reads_and_is_repaired_without_loss(tmp_path):
     path = tmp_path / "s.h5"
     write_map_entry(path, _map("earlier"), kind="induced")
     proc = subprocess.run([sys.executable, "-c", CRASHING_WRITER, str(path)], check=False)
     assert proc.returncode == -9
-    with pytest.raises(OSError):  # what a plain HDF5 reader sees before repair
+    assert marked_open(path)
+    with pytest.raises(OSError, match="open for write"):  # a plain reader before repair
         h5py.File(path, "r").close()
-    m = read_map(path, "scan")  # still readable
+    m = read_map(path, "scan")  # smm-daq's next touch clears the mark
+    assert not marked_open(path)
     np.testing.assert_array_equal(m.bz[:2], [[1.0] * 3, [2.0] * 3])
     assert np.isnan(m.bz[2:]).all()
     assert {i.name: i.status for i in list_entries(path)}["scan"] == "interrupted"
-    write_map_entry(path, _map("later"), kind="induced")  # repairs, then appends
     with h5py.File(path, "r") as f:  # openable by anything again
         assert f["scan/status"].asstr()[()] == "interrupted"
         np.testing.assert_array_equal(f["scan/data/Bz"][:2], [[1.0] * 3, [2.0] * 3])
+    write_map_entry(path, _map("later"), kind="induced")
+    with h5py.File(path, "r") as f:
         assert set(f) == {"earlier", "scan", "later"}
     np.testing.assert_array_equal(read_map(path, "earlier").bz, _map("earlier").bz)
+
+
+def test_a_read_only_marked_file_is_read_without_repair(tmp_path):
+    path = tmp_path / "s.h5"
+    write_map_entry(path, _map("earlier"), kind="induced")
+    subprocess.run([sys.executable, "-c", CRASHING_WRITER, str(path)], check=False)
+    path.chmod(0o444)
+    tmp_path.chmod(0o555)
+    try:
+        m = read_map(path, "scan")  # SWMR read: nothing can be rewritten here
+    finally:
+        tmp_path.chmod(0o755)
+        path.chmod(0o644)
+    np.testing.assert_array_equal(m.bz[:2], [[1.0] * 3, [2.0] * 3])
 
 
 def test_repair_refuses_a_file_a_live_process_writes(tmp_path, monkeypatch):

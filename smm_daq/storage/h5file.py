@@ -1,18 +1,32 @@
-"""Opening session files safely: for reading during or after a scan, and for appending.
+"""Opening session files: for reading (also during a scan or after a crash) and for writing.
 
-Session files use the latest HDF5 format so that scans can be written in SWMR mode (single
-writer, many readers). A process killed while writing in SWMR mode leaves the file's
-"open for write" flags set: HDF5 then refuses to open it normally, though a SWMR reader still
-sees every flushed line. `open_read` therefore falls back to SWMR reading, and `open_append`
-repairs such a file first (`repair`: copy every object into a fresh file and swap it in, so
-nothing flushed is lost) unless a live process on this machine is still writing it.
+Format. Files are written with HDF5's format bounds ("v110", "latest"): every object is
+encoded as HDF5 1.10 can decode it (a newer library would otherwise use encodings no 1.x
+library reads, e.g. for boolean datasets), and the superblock allows SWMR writing.
+
+Writing scheme. A file is never left open for writing while nothing is being written:
+`writing` opens it, the caller writes and flushes, and it is closed again; a scan does this
+once per line. A crash between two writes therefore leaves a file that every HDF5 reader opens
+as it is. Scan lines are written in SWMR mode from the moment the file is opened
+(`writing(..., swmr=True)`), so a crash during that write leaves a file that a SWMR reader
+still reads whole; it is only marked "open for write" in its superblock. smm-daq clears that
+mark on its next touch of the file (`repair`: copy every object into a fresh file and swap it
+in, so nothing flushed is lost), and `smm-daq repair FILE` does it on demand.
+
+Writers of one file are serialized by an open-file-description lock on the file itself (not
+HDF5's own file lock, which a reader holding the file open in a viewer would turn into a
+stalled scan): a reader that finds the mark waits for the lock, so it sees either the file
+before or after a write, never half of one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import socket
+import struct
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,9 +37,13 @@ import numpy as np
 from smm_daq import PROGRAM_NAME, __version__
 from smm_daq.errors import InputError
 
+LIBVER = ("v110", "latest")
 FIXED_TEXT = h5py.string_dtype("utf-8", 64)  # for values rewritten while in SWMR mode
 TEXT = h5py.string_dtype("utf-8")
-_CRASHED = "already open for write"
+REPAIR_HINT = "`smm-daq repair FILE` makes it openable again without losing what was written"
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_LOCKS: dict[str, threading.Lock] = {}  # in-process: one writer per file at a time
+_LOCKS_GUARD = threading.Lock()
 
 
 def now_iso() -> str:
@@ -70,14 +88,88 @@ def _check_exists(path: Path) -> None:
         raise InputError("file not found; expected an smm-daq session file (.h5)", source=str(path))
 
 
+def _reason(exc: OSError) -> str:
+    msg = str(exc)
+    return msg.split("(", 1)[1].rstrip(")") if "(" in msg else msg
+
+
+# -- the open-for-write mark and the writers' lock ------------------------------------------
+
+
+def marked_open(path: str | Path) -> bool:
+    """True when the superblock says a writer has the file open (or had, and was killed).
+
+    Read from the superblock's file-consistency flags (superblock version 3, the only one
+    HDF5 marks), without HDF5, so it costs one small read and never blocks.
+    """
+    try:
+        with open(path, "rb") as fh:
+            for base in (0, 512, 1024, 2048):  # the superblock follows any user block
+                fh.seek(base)
+                head = fh.read(12)
+                if head[:8] == _HDF5_SIGNATURE:
+                    return len(head) == 12 and head[8] >= 2 and head[11] != 0
+    except OSError:
+        return False
+    return False
+
+
+def _flock_struct(kind: int) -> bytes:
+    # struct flock {short l_type; short l_whence; off_t l_start; off_t l_len; pid_t l_pid;}
+    return struct.pack("@hhqqi4x", kind, os.SEEK_SET, 0, 0, 0)
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path, *, exclusive: bool) -> Iterator[None]:
+    """An open-file-description lock on the whole file, waited for.
+
+    Independent of HDF5's own (flock) locks and of other descriptors of the same file in this
+    process, so HDF5 opening and closing the file never drops it. Where the system has no such
+    locks, writers in this process are still serialized.
+    """
+    key = str(path.resolve())
+    with _LOCKS_GUARD:
+        local = _LOCKS.setdefault(key, threading.Lock())
+    with contextlib.ExitStack() as stack:
+        if exclusive:
+            stack.enter_context(local)
+        setlkw = getattr(fcntl, "F_OFD_SETLKW", None)
+        if setlkw is not None and path.exists():
+            fd = os.open(path, os.O_RDWR if exclusive else os.O_RDONLY)
+            stack.callback(os.close, fd)  # closing the descriptor releases the lock
+            fcntl.fcntl(fd, setlkw, _flock_struct(fcntl.F_WRLCK if exclusive else fcntl.F_RDLCK))
+        yield
+
+
+def _fapl(*, locking: bool) -> h5py.h5p.PropFAID:
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    fapl.set_fclose_degree(h5py.h5f.CLOSE_STRONG)
+    fapl.set_libver_bounds(h5py.h5f.LIBVER_V110, h5py.h5f.LIBVER_LATEST)
+    fapl.set_file_locking(locking, True)
+    return fapl
+
+
+# -- reading --------------------------------------------------------------------------------
+
+
 @contextlib.contextmanager
 def open_read(path: str | Path) -> Iterator[h5py.File]:
-    """Open a session file for reading, also while a scan writes it or after a crash."""
+    """Open a session file for reading, also while a scan writes it or after a crash.
+
+    A file marked open-for-write is waited for when an smm-daq writer is at work (a line takes
+    milliseconds to write) and repaired when its writer was killed; when it cannot be
+    repaired (it is read-only here, or a process still writes it), it is read in SWMR mode.
+    """
     p = Path(path)
     _check_exists(p)
+    if marked_open(p):
+        with _file_lock(p, exclusive=False):
+            pass  # an smm-daq writer at work has finished its write
+        if marked_open(p):
+            with contextlib.suppress(InputError, OSError):
+                repair(p)
     # A plain open first: it fails at once on a truncated or foreign file, where an SWMR open
-    # would sit in HDF5's read-retry loop for many minutes. SWMR is for a file that a scan is
-    # writing now, or was writing when it crashed (its superblock says "open for write").
+    # would sit in HDF5's read-retry loop for many minutes.
     try:
         f = h5py.File(p, "r")
     except OSError as plain:
@@ -90,7 +182,8 @@ def open_read(path: str | Path) -> Iterator[h5py.File]:
             f = h5py.File(p, "r", swmr=True)
         except OSError as exc:
             raise InputError(
-                f"cannot open as HDF5 ({_reason(exc)}); expected an smm-daq session file",
+                f"cannot open as HDF5 ({_reason(exc)}); expected an smm-daq session file; "
+                f"if a program writing it was stopped, {REPAIR_HINT}",
                 source=str(p),
             ) from None
     try:
@@ -99,9 +192,7 @@ def open_read(path: str | Path) -> Iterator[h5py.File]:
         f.close()
 
 
-def _reason(exc: OSError) -> str:
-    msg = str(exc)
-    return msg.split("(", 1)[1].rstrip(")") if "(" in msg else msg
+# -- writing --------------------------------------------------------------------------------
 
 
 def _init_root(f: h5py.File, path: Path) -> None:
@@ -113,43 +204,78 @@ def _init_root(f: h5py.File, path: Path) -> None:
     f.attrs["h5py_version"] = h5py.version.version
 
 
-def open_append(path: str | Path) -> h5py.File:
-    """Open (or create) a session file for writing; the caller closes it.
+def _create(p: Path) -> None:
+    """A new, empty session file, made beside the target and linked in whole (never half)."""
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.{threading.get_ident()}.new")
+    try:
+        with h5py.File(tmp, "w", libver=LIBVER, track_order=True, locking=False) as f:
+            _init_root(f, p)
+        with contextlib.suppress(FileExistsError):  # made meanwhile: keep that one
+            os.link(tmp, p)  # atomic, never a half-made file under the name
+    except OSError as exc:
+        raise InputError(f"cannot create the file ({_reason(exc)})", source=str(p)) from None
+    finally:
+        tmp.unlink(missing_ok=True)
 
-    A file left open-for-write by a crashed process is repaired first; one being written by
-    a live process raises InputError.
+
+@contextlib.contextmanager
+def writing(path: str | Path, *, create: bool = True, swmr: bool = False
+            ) -> Iterator[h5py.File]:
+    """Open a session file for writing, for the duration of one write; closes it after.
+
+    `create`: make the file when missing. `swmr`: open in SWMR-write mode (no new objects,
+    but a crash during the write leaves every flushed byte readable). A file left marked
+    open-for-write by a killed writer is repaired first; one that a live process writes
+    outside this lock raises InputError.
     """
     p = Path(path)
     if p.exists() and not p.is_file():
         raise InputError("is not a file; expected an smm-daq session file (.h5)", source=str(p))
     if not p.exists():
+        if not create:
+            _check_exists(p)
+        _create(p)
+    with _file_lock(p, exclusive=True):
+        if marked_open(p):
+            _repair_locked(p)
+        flags = h5py.h5f.ACC_RDWR | (h5py.h5f.ACC_SWMR_WRITE if swmr else 0)
         try:
-            f = h5py.File(p, "w-", libver="latest", track_order=True)
+            fid = h5py.h5f.open(os.fsencode(p), flags, _fapl(locking=False))
         except OSError as exc:
-            raise InputError(f"cannot create the file ({_reason(exc)})", source=str(p)) from None
-        _init_root(f, p)
-        return f
-    try:
-        return h5py.File(p, "a", libver="latest")
-    except OSError as exc:
-        if _CRASHED not in str(exc):
             raise InputError(
                 f"cannot open for writing ({_reason(exc)}); expected an smm-daq session file "
-                "not open in another program",
+                "not open for writing in another program",
                 source=str(p),
             ) from None
-    repair(p)
-    return h5py.File(p, "a", libver="latest")
+        f = h5py.File(fid)
+        try:
+            if swmr and f.id.get_create_plist().get_version()[0] < 3:
+                raise InputError(
+                    "is in an older HDF5 format that cannot be written while it is read "
+                    "(SWMR); write scans to a new file (smm-daq still reads this one)",
+                    source=str(p),
+                )
+            yield f
+            f.flush()
+        finally:
+            f.close()
 
 
-def require_swmr_format(f: h5py.File) -> None:
-    """InputError unless the file's format allows SWMR writing (HDF5 superblock 3 or later)."""
-    if f.id.get_create_plist().get_version()[0] < 3:
-        raise InputError(
-            "is in an older HDF5 format that cannot be written while it is read (SWMR); "
-            "write scans to a new file (smm-daq still reads this one)",
-            source=f.filename,
-        )
+def require_swmr_format(path: str | Path) -> None:
+    """InputError unless the file is missing or its format allows SWMR writing."""
+    p = Path(path)
+    if not p.exists():
+        return
+    with open_read(p) as f:
+        if f.id.get_create_plist().get_version()[0] < 3:
+            raise InputError(
+                "is in an older HDF5 format that cannot be written while it is read (SWMR); "
+                "write scans to a new file (smm-daq still reads this one)",
+                source=str(p),
+            )
+
+
+# -- repair ---------------------------------------------------------------------------------
 
 
 def live_writers(f: h5py.File) -> list[str]:
@@ -160,7 +286,7 @@ def live_writers(f: h5py.File) -> list[str]:
             isinstance(entry, h5py.Group)
             and "writer" in entry
             and "status" in entry
-            and text(entry["status"]) in ("running", "paused")
+            and text(entry["status"]) in ("running", "paused", "interrupted")
             and writer_alive(text(entry["writer"]))
         ):
             busy.append(name)
@@ -168,20 +294,27 @@ def live_writers(f: h5py.File) -> list[str]:
 
 
 def repair(path: str | Path) -> None:
-    """Make a file left open by a killed writer openable again, keeping every flushed byte.
+    """Make a file left open by a killed writer openable by every reader, keeping every byte.
 
-    Copies every entry into a new file beside it (reading in SWMR mode, which a crash does
-    not block) and replaces the original only once the copy is complete. Entries still marked
-    "running" or "paused" are marked "interrupted".
+    Rebuilds the file beside it (reading in SWMR mode, which a crash does not block; writing
+    every object anew in the 1.10-readable format, which also makes a file from an older
+    version of smm-daq readable by HDF5 1.x) and replaces the original only once the copy is
+    complete. Scan entries still marked "running" or "paused" are marked "interrupted".
     """
     p = Path(path)
+    _check_exists(p)
+    with _file_lock(p, exclusive=True):
+        _repair_locked(p)
+
+
+def _repair_locked(p: Path) -> None:
     tmp = p.with_name(p.name + ".repair-tmp")
     try:
-        src = h5py.File(p, "r", swmr=True)
+        src = h5py.File(p, "r", swmr=marked_open(p))
     except OSError as exc:
         raise InputError(
-            f"the file was left open by a process that stopped and cannot be read back "
-            f"({_reason(exc)})",
+            f"cannot be read back to repair it ({_reason(exc)}); expected a session file "
+            "that a stopped smm-daq process was writing",
             source=str(p),
         ) from None
     try:
@@ -192,12 +325,9 @@ def repair(path: str | Path) -> None:
                 f"({text(src[busy[0]]['writer'])}); wait for it or stop it first",
                 source=str(p),
             )
-        with h5py.File(tmp, "w", libver="latest", track_order=True) as dst:
-            for key, value in src.attrs.items():
-                dst.attrs[key] = value
-            for key in src:
-                src.copy(src[key], dst, name=key)
-                entry = dst[key]
+        with h5py.File(tmp, "w", libver=LIBVER, track_order=True, locking=False) as dst:
+            _rebuild(src, dst)
+            for entry in dst.values():
                 if (
                     isinstance(entry, h5py.Group)
                     and "status" in entry
@@ -210,3 +340,35 @@ def repair(path: str | Path) -> None:
     finally:
         src.close()
     os.replace(tmp, p)
+
+
+_COPY_ROWS = 1 << 22  # elements per block when copying a dataset
+
+
+def _rebuild(src: h5py.Group, dst: h5py.Group) -> None:
+    """Every attribute, group and dataset of `src` written anew under `dst`."""
+    for key, value in src.attrs.items():
+        dst.attrs[key] = value
+    for key in src:
+        node = src.get(key, getlink=True)
+        if isinstance(node, h5py.SoftLink):
+            dst[key] = h5py.SoftLink(node.path)
+            continue
+        obj = src[key]
+        if isinstance(obj, h5py.Group):
+            _rebuild(obj, dst.create_group(key, track_order=True))
+            continue
+        kw: dict[str, object] = {}
+        if obj.chunks is not None:
+            kw.update(chunks=obj.chunks, maxshape=obj.maxshape)
+        if obj.fillvalue is not None and obj.dtype.kind in "biuf":
+            kw["fillvalue"] = obj.fillvalue
+        if obj.shape is None or obj.ndim == 0 or obj.dtype.kind not in "biuf":
+            new = dst.create_dataset(key, data=obj[()], dtype=obj.dtype)
+        else:
+            new = dst.create_dataset(key, shape=obj.shape, dtype=obj.dtype, **kw)
+            rows = max(1, _COPY_ROWS // max(1, int(np.prod(obj.shape[1:]))))
+            for start in range(0, obj.shape[0], rows):
+                new[start:start + rows] = obj[start:start + rows]
+        for k, v in obj.attrs.items():
+            new.attrs[k] = v

@@ -28,11 +28,11 @@ from smm_daq.errors import InputError
 from smm_daq.storage.h5file import (
     TEXT,
     now_iso,
-    open_append,
     open_read,
     text,
     writer_alive,
     writer_id,
+    writing,
 )
 from smm_daq.storage.mapdata import MapData
 
@@ -174,8 +174,7 @@ def write_map_entry(
     check_entry_name(data.name, source=source)
     if not kind:
         raise InputError(f"entry kind is empty; expected one of {KINDS_HINT}", source=source)
-    f = open_append(path)
-    try:
+    with writing(path) as f:
         replacing = data.name in f
         if replacing:
             _check_replaceable(f, data, overwrite, source)
@@ -193,8 +192,7 @@ def write_map_entry(
         if replacing:
             del f[data.name]
             f.move(staged.name, data.name)
-    finally:
-        f.close()
+        f.attrs["default"] = data.name
     return data.name
 
 
@@ -275,11 +273,13 @@ def read_map(path: str | Path, entry: str) -> MapData:
 
 
 def _entry_status(g: h5py.Group) -> str:
+    """A scan's status as the user should see it: a live writer's state, else the file's."""
     status = text(g["status"]) if "status" in g else "finished"
-    if status in ("running", "paused") and "writer" in g:
+    if status in ("running", "paused", "interrupted") and "writer" in g:
         writer = text(g["writer"])
-        if writer != writer_id() and not writer_alive(writer):
-            return "interrupted"  # its writer was killed or crashed; `resume` can finish it
+        if writer == writer_id() or writer_alive(writer):
+            return text(g["state"]) if "state" in g else status
+        return "interrupted"  # its writer was killed or crashed; `resume` can finish it
     return status
 
 

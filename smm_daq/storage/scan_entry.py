@@ -1,14 +1,17 @@
 """Writing one scan into its session-file entry, crash-safe, a line at a time.
 
 The whole entry is laid out before the first point (HDF5 SWMR mode allows no new objects
-afterwards), then the file switches to SWMR mode and every finished line is written and
-flushed before its `line_done` flag is set and flushed: after a crash the file opens with
-every finished line intact, and a line without its flag is simply measured again on resume.
+afterwards). Then each finished line is written in SWMR mode and flushed before its
+`line_done` flag is set; the file is closed between lines (`smm_daq.storage.h5file`). After a
+crash the file opens with every finished line intact, and a line without its flag is simply
+measured again on resume.
 
 Beyond the map core of `smm_daq.storage.nexus`, a scan entry holds:
 
-    /<name>   kind "scan"; writer ("host:pid" while running); message (why it paused or
-              ended); profile (text), profile_fingerprint (JSON), plan (JSON), recipe (text)
+    /<name>   kind "scan"; status ("interrupted" until a final status is written); state
+              ("running", "paused" or the final status); writer ("host:pid"); message (why
+              it paused or ended); end_time (of the last line until the scan ends);
+              profile (text), profile_fingerprint (JSON), plan (JSON), recipe (text)
       data    Bz (ny, nx) T NaN-filled, line_done (ny,), lockin_x, lockin_y (ny, nx) V,
               lockin_range (ny, nx) V full scale, time (ny, nx) s on the rig clock
       instrument/sensor      sensitivity (V/T), offset (V), channel
@@ -33,18 +36,19 @@ from smm_daq.storage.h5file import (
     FIXED_TEXT,
     TEXT,
     now_iso,
-    open_append,
     open_read,
     require_swmr_format,
     text,
     writer_alive,
     writer_id,
+    writing,
 )
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import check_entry_name, create_entry_core
 
 MESSAGE_TEXT = h5py.string_dtype("utf-8", 512)
 STATUSES = ("running", "paused", "finished", "aborted", "failed", "interrupted")
+ACTIVE = ("running", "paused", "interrupted")  # not ended: a live writer may hold it
 
 
 def fingerprint_text(profile: Profile) -> str:
@@ -78,25 +82,20 @@ def _clip(message: str) -> str:
 
 
 class ScanEntryWriter:
-    """An open scan entry in SWMR mode. Create with `create` or `reopen`; always `close`."""
+    """A scan entry being written. Create with `create` or `reopen`; `close` when done.
 
-    def __init__(self, path: Path, f: h5py.File, name: str) -> None:
+    The file is open only while something is written (`smm_daq.storage.h5file.writing`): each
+    call opens it, writes, flushes and closes it again, so between writes every HDF5 reader
+    opens it as it is. Until the final status is written, `status` reads "interrupted" (what
+    the scan is if its process stops now, which the file cannot otherwise tell), `state` says
+    "running" or "paused", and `writer` names the process: smm-daq's readers show that state
+    while the writer is alive.
+    """
+
+    def __init__(self, path: Path, name: str, line_done: np.ndarray) -> None:
         self.path = path
         self.name = name
-        self._f = f
-        g = f[name]
-        self._entry = g
-        self._bz = g["data/Bz"]
-        self._x = g["data/lockin_x"]
-        self._y = g["data/lockin_y"]
-        self._range = g["data/lockin_range"]
-        self._time = g["data/time"]
-        self._line_done = g["data/line_done"]
-        self._status = g["status"]
-        self._message = g["message"]
-        self._end = g["end_time"]
-        self._measured = g["instrument/field/measured"]
-        self.line_done = np.asarray(self._line_done[()], dtype=bool)
+        self.line_done = np.asarray(line_done, dtype=bool)
 
     @classmethod
     def create(
@@ -114,12 +113,11 @@ class ScanEntryWriter:
         snapshot: Mapping[str, Any],
         recipe_text: str = "",
     ) -> ScanEntryWriter:
-        """Lay out a new scan entry (InputError if `name` exists) and enter SWMR mode."""
+        """Lay out a new scan entry (InputError if `name` exists or the file cannot take it)."""
         p = Path(path)
         check_entry_name(name, source=str(p))
-        f = open_append(p)
-        try:
-            require_swmr_format(f)
+        require_swmr_format(p)
+        with writing(p) as f:
             if name in f:
                 raise InputError(
                     f"entry '{name}' already exists; choose another scan name "
@@ -138,12 +136,14 @@ class ScanEntryWriter:
                 title=title,
             )
             entry = create_entry_core(
-                f, core, kind="scan", status="running", start_time=now_iso(), end_time="",
-                status_dtype=FIXED_TEXT,
+                f, core, kind="scan", status="interrupted", start_time=now_iso(),
+                end_time=now_iso(), status_dtype=FIXED_TEXT,
             )
             cls._layout_scan(entry, len(y), len(x), profile, snapshot)
             entry.create_dataset("writer", data=writer_id(), dtype=FIXED_TEXT)
-            entry.create_dataset("message", data="", dtype=MESSAGE_TEXT)
+            entry.create_dataset("state", data="running", dtype=FIXED_TEXT)
+            entry.create_dataset("message", data=_in_progress(p, name, "running"),
+                                 dtype=MESSAGE_TEXT)
             entry.create_dataset("plan", data=plan_text, dtype=TEXT)
             entry.create_dataset("recipe", data=recipe_text, dtype=TEXT)
             entry.create_dataset("profile", data=profile.text, dtype=TEXT).attrs["path"] = str(
@@ -151,11 +151,7 @@ class ScanEntryWriter:
             )
             entry.create_dataset("profile_fingerprint", data=fingerprint_text(profile),
                                  dtype=TEXT)
-            f.swmr_mode = True
-            return cls(p, f, name)
-        except BaseException:
-            f.close()
-            raise
+        return cls(p, name, np.zeros(len(y), dtype=bool))
 
     @staticmethod
     def _layout_scan(entry: h5py.Group, ny: int, nx: int, profile: Profile,
@@ -194,11 +190,10 @@ class ScanEntryWriter:
 
     @classmethod
     def reopen(cls, path: str | Path, name: str) -> ScanEntryWriter:
-        """Open an unfinished scan entry to continue it (InputError if it cannot be)."""
+        """Take over an unfinished scan entry to continue it (InputError if it cannot be)."""
         p = Path(path)
-        f = open_append(p)
-        try:
-            require_swmr_format(f)
+        require_swmr_format(p)
+        with writing(p, create=False, swmr=True) as f:
             where = f"{p}, entry '{name}'"
             if name not in f or text(f[name].attrs.get("kind", "")) != "scan":
                 raise InputError("is not a scan entry in this file", source=where)
@@ -206,47 +201,61 @@ class ScanEntryWriter:
             status = text(g["status"])
             if status == "finished":
                 raise InputError("is finished already; nothing to resume", source=where)
-            if status in ("running", "paused") and writer_alive(text(g["writer"])):
+            if status in ACTIVE and writer_alive(text(g["writer"])):
                 raise InputError(f"is being written by process {text(g['writer'])}",
                                  source=where)
             g["writer"][()] = writer_id()
-            g["status"][()] = "running"
-            f.swmr_mode = True
-            return cls(p, f, name)
-        except BaseException:
-            f.close()
-            raise
+            g["status"][()] = "interrupted"
+            if "state" in g:  # files of earlier versions have none
+                g["state"][()] = "running"
+            g["message"][()] = _clip(_in_progress(p, name, "running"))
+            line_done = np.asarray(g["data/line_done"][()], dtype=bool)
+        return cls(p, name, line_done)
 
     def write_line(self, iy: int, bz: np.ndarray, x: np.ndarray, y: np.ndarray,
                    full_scale: np.ndarray, t: np.ndarray) -> None:
         """Store line `iy` and flush it, then mark it done and flush again."""
-        self._bz[iy] = bz
-        self._x[iy] = x
-        self._y[iy] = y
-        self._range[iy] = full_scale
-        self._time[iy] = t
-        self._f.flush()
-        self._line_done[iy] = True
+        with writing(self.path, create=False, swmr=True) as f:
+            g = f[self.name]
+            data = g["data"]
+            data["Bz"][iy] = bz
+            data["lockin_x"][iy] = x
+            data["lockin_y"][iy] = y
+            data["lockin_range"][iy] = full_scale
+            data["time"][iy] = t
+            f.flush()
+            data["line_done"][iy] = True
+            g["end_time"][()] = now_iso()  # where an interrupted scan ended
         self.line_done[iy] = True
-        self._f.flush()
 
     def set_measured_field(self, b: np.ndarray) -> None:
-        self._measured[:] = np.asarray(b, dtype=float)
-        self._f.flush()
+        with writing(self.path, create=False, swmr=True) as f:
+            f[self.name]["instrument/field/measured"][:] = np.asarray(b, dtype=float)
 
     def set_status(self, status: str, message: str = "") -> None:
+        """"running" or "paused" while the scan goes on; a final status ends it."""
         if status not in STATUSES:
             raise ValueError(f"status {status!r} is not one of {STATUSES}")
-        self._status[()] = status
-        self._message[()] = _clip(message)
-        if status in ("finished", "aborted", "failed"):
-            self._end[()] = now_iso()
-        self._f.flush()
+        with writing(self.path, create=False, swmr=True) as f:
+            g = f[self.name]
+            if status in ("running", "paused"):
+                g["status"][()] = "interrupted"
+                note = _in_progress(self.path, self.name, status)
+                g["message"][()] = _clip(f"{message}; {note}" if message else note)
+            else:
+                g["status"][()] = status
+                g["message"][()] = _clip(message)
+                g["end_time"][()] = now_iso()
+            if "state" in g:
+                g["state"][()] = status
 
     def close(self) -> None:
-        """Close the file (idempotent)."""
-        if self._f.id.valid:
-            self._f.close()
+        """Nothing to release: the file is open only while it is written."""
+
+
+def _in_progress(path: Path, name: str, state: str) -> str:
+    return (f"{state}, written by {writer_id()}: if that process has stopped, the scan was "
+            f"interrupted; `smm-daq resume {path} --entry {name}` finishes it")
 
 
 def read_scan_record(path: str | Path, name: str) -> dict[str, Any]:

@@ -1,0 +1,29 @@
+"""`smm-daq repair FILE`: make a session file left marked open-for-write by a killed writer
+openable by every HDF5 reader again, and in the format HDF5 1.10 and later decode.
+
+smm-daq's own commands do this on their next touch of such a file; this command is for a file
+that is to be opened in other programs first, or that came from an older version of smm-daq.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from smm_daq.storage.h5file import marked_open, repair
+
+
+def _repair(args: argparse.Namespace) -> int:
+    was_marked = marked_open(args.file)
+    repair(args.file)
+    what = "cleared the open-for-write mark; " if was_marked else ""
+    print(f"{args.file}: {what}rewritten in the HDF5 1.10 format, every entry kept; scans "
+          "that were cut off read 'interrupted'")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add `repair`."""
+    p = sub.add_parser("repair", help="make a file left open by a stopped writer openable "
+                       "everywhere (HDF5 1.10 format)")
+    p.add_argument("file", metavar="FILE.h5", help="session file")
+    p.set_defaults(func=_repair)
