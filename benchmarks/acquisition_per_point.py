@@ -8,7 +8,9 @@
    Run with and without an event subscriber.
 2. Memory: Python peak (tracemalloc) and peak RSS of a fresh process scanning 1/5 of the
    lines and all of them; the grid is on disk, the sequencer holds one line, so neither grows.
-3. For reference, the whole simulated rig (real drivers over emulated protocols and the
+3. The file writer per line: each line opens the file (SWMR write), writes and flushes the
+   line and its flag, and closes it, so that a killed scan leaves a file every reader opens.
+4. For reference, the whole simulated rig (real drivers over emulated protocols and the
    simulated world) per point with no settling, on a smaller grid: that is the simulator's
    cost, not what the software adds on real instruments.
 """
@@ -122,6 +124,23 @@ def memory(n: int, directory: Path) -> list[tuple[int, str]]:
     return rows
 
 
+def line_write_cost(n: int, lines: int, directory: Path) -> float:
+    """Seconds per `write_line` of an n-point line (open, write, flush, close)."""
+    from smm_daq.storage.scan_entry import ScanEntryWriter
+
+    plan = _plan("lines", n, lines)
+    writer = ScanEntryWriter.create(
+        directory / f"lines-{n}.h5", name="lines", title="", x=plan.x, y=plan.y,
+        field=np.zeros(3), height=plan.height, plan_text=plan.to_text(),
+        profile=load_profile(), snapshot={},
+    )
+    row = np.linspace(0.0, 1e-6, n)
+    t = time.perf_counter()
+    for iy in range(lines):
+        writer.write_line(iy, row, row, row, row, row)
+    return (time.perf_counter() - t) / lines
+
+
 def simulator_cost(n: int, directory: Path) -> float:
     from smm_daq.instruments.rig import open_rig
 
@@ -156,6 +175,9 @@ def main() -> None:
         print("peak memory (lines scanned: Python peak, process peak RSS):")
         for lines, figures in memory(args.n, d):
             print(f"  {lines:4d} lines of {args.n}: {figures}")
+        per_line = line_write_cost(args.n, 200, d)
+        print(f"file writer per line of {args.n} points (open, write, flush, close): "
+              f"{per_line * 1e3:.2f} ms")
         sim = simulator_cost(args.sim_n, d)
         print(f"whole simulated rig per point (simulator included), {args.sim_n} x "
               f"{args.sim_n} grid, no settling: {sim * 1e3:.3f} ms")
