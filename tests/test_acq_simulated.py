@@ -95,7 +95,7 @@ def test_stored_raw_readings_and_measured_field(rig, tmp_path):
         bz = e["data/Bz"][()]
         np.testing.assert_allclose(bz, x_v / rig.profile.sensor.sensitivity_V_per_T)
         assert np.all(np.diff(e["data/time"][()][0]) > 0)  # line 0 runs forwards in time
-        np.testing.assert_allclose(e["instrument/field/measured"][()], [20e-6, 0, 0], atol=60e-9)
+        np.testing.assert_allclose(e["instrument/field_check/value"][()], [20e-6, 0, 0], atol=60e-9)
         snapshot = e["instrument/snapshot/json"].asstr()[()]
         assert '"lockin"' in snapshot and '"stage"' in snapshot and '"coils"' in snapshot
         assert e["profile"].asstr()[()] == rig.profile.text

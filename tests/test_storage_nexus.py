@@ -76,7 +76,7 @@ def test_layout_is_nexus_with_units_and_plot_attributes(tmp_path):
         assert e["instrument"].attrs["NX_class"] == "NXinstrument"
         assert e["instrument/sensor"].attrs["NX_class"] == "NXsensor"
         assert e["instrument/sensor/height"].attrs["units"] == "m"
-        assert e["instrument/field/requested"].attrs["units"] == "T"
+        assert e["sample/magnetic_field"].attrs["units"] == "T"
         assert e["sample"].attrs["NX_class"] == "NXsample"
         assert e["status"].asstr()[()] == "finished"
         assert e["program_name"].asstr()[()] == "smm-daq"

@@ -3,20 +3,24 @@
 Every entry, a scan or an analysis product, has the same core so that one reader serves all
 and general viewers (silx, h5web, NeXpy) plot it as it is:
 
-    /<name>                 NXentry, attrs kind, sources; title, start_time, end_time, status,
-                            program_name (attr version)
+    /<name>                 NXentry, attrs kind, sources, default; title, start_time, end_time,
+                            status, program_name (attr version)
       data                  NXdata, signal "Bz", axes ["y", "x"]: Bz (ny, nx) T, x (nx) m, y (ny) m
       instrument            NXinstrument
-        sensor              NXsensor: height (m), size (2,) (m)
-        field               NXcollection: requested (3,) T [, measured (3,) T]
-      sample                NXsample
+        sensor              NXsensor: measurement, height (m), size (2,) (m)
+      sample                NXsample: name [, magnetic_field (3,) T, the applied field]
+      process               NXprocess (analysis entries): program, version, date, sources,
+                            parameters (NXparameters)
 
-Scan entries add more (see `smm_daq.storage.scan_entry`).
+Analysis products add the NXdata groups that show them (`smm_daq.storage.products`); the
+entry's `default` names the one to plot. Scan entries add more (`smm_daq.storage.scan_entry`).
+Files of earlier versions kept the applied field in instrument/field/requested (and a scan's
+measured field in instrument/field/measured); they are still read.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -35,6 +39,16 @@ from smm_daq.storage.h5file import (
     writing,
 )
 from smm_daq.storage.mapdata import MapData
+from smm_daq.storage.products import (
+    MapPlot,
+    Quantity,
+    TablePlot,
+    put,
+    set_nx,
+    write_map_plot,
+    write_process,
+    write_table_plot,
+)
 
 KINDS_HINT = "scan, induced, background, susceptibility, mmt, import, ..."
 ACQUIRED_KINDS = ("scan", "import")  # measured data: never overwritten
@@ -70,11 +84,6 @@ def check_entry_name(name: str, *, source: str) -> str:
     return name
 
 
-def _set_nx(group: h5py.Group, nx_class: str) -> h5py.Group:
-    group.attrs["NX_class"] = nx_class
-    return group
-
-
 def _dataset(group: h5py.Group, name: str, value: object, units: str | None = None,
              **attrs: object) -> h5py.Dataset:
     ds = group.create_dataset(name, data=value)
@@ -100,7 +109,7 @@ def create_entry_core(
     `status_dtype` lets a scan writer give status and end_time fixed lengths, so they can be
     rewritten while the file is in SWMR mode.
     """
-    entry = _set_nx(f.create_group(data.name), "NXentry")
+    entry = set_nx(f.create_group(data.name), "NXentry")
     entry.attrs["kind"] = kind
     entry.attrs["sources"] = np.array(list(data.sources), dtype=TEXT)
     entry.attrs["default"] = "data"
@@ -110,7 +119,7 @@ def create_entry_core(
     entry.create_dataset("status", data=status, dtype=status_dtype)
     _dataset(entry, "program_name", PROGRAM_NAME, version=__version__)
 
-    nxdata = _set_nx(entry.create_group("data"), "NXdata")
+    nxdata = set_nx(entry.create_group("data"), "NXdata")
     nxdata.attrs["signal"] = "Bz"
     nxdata.attrs["axes"] = np.array(["y", "x"], dtype=TEXT)
     nxdata.attrs["y_indices"] = 0
@@ -118,18 +127,18 @@ def create_entry_core(
     _dataset(nxdata, "x", data.x, "m", long_name="x (m)")
     _dataset(nxdata, "y", data.y, "m", long_name="y (m)")
 
-    instrument = _set_nx(entry.create_group("instrument"), "NXinstrument")
-    sensor = _set_nx(instrument.create_group("sensor"), "NXsensor")
+    instrument = set_nx(entry.create_group("instrument"), "NXinstrument")
+    sensor = set_nx(instrument.create_group("sensor"), "NXsensor")
     _dataset(sensor, "measurement", "magnetic_field")
     if data.height is not None:
         _dataset(sensor, "height", float(data.height), "m")
     if data.sensor_size is not None:
         _dataset(sensor, "size", np.asarray(data.sensor_size, dtype=float), "m")
-    fieldgrp = _set_nx(instrument.create_group("field"), "NXcollection")
-    if data.applied_field is not None:
-        _dataset(fieldgrp, "requested", data.applied_field, "T")
-    sample = _set_nx(entry.create_group("sample"), "NXsample")
+    sample = set_nx(entry.create_group("sample"), "NXsample")
     _dataset(sample, "name", data.title or data.name)
+    if data.applied_field is not None:
+        _dataset(sample, "magnetic_field", data.applied_field, "T",
+                 long_name="applied magnetic field (x, y, z)")
     f.attrs["default"] = data.name
     return entry
 
@@ -141,19 +150,16 @@ def _store_extra(entry: h5py.Group, extra: Mapping[str, object], source: str) ->
             raise InputError(f"extra key {key!r} is empty", source=source)
         group = entry
         for part in parts[:-1]:
-            group = group[part] if part in group else _set_nx(group.create_group(part),
-                                                              "NXcollection")
-        if isinstance(value, str):
-            group.create_dataset(parts[-1], data=value, dtype=TEXT)
-            continue
-        arr = np.asarray(value)
-        if arr.dtype.kind not in "biuf":
+            group = group[part] if part in group else set_nx(group.create_group(part),
+                                                             "NXcollection")
+        inner = value.value if isinstance(value, Quantity) else value
+        if not isinstance(inner, str) and np.asarray(inner).dtype.kind not in "biuf":
             raise InputError(
-                f"extra '{key}' is of type {type(value).__name__}; expected a string, a number "
+                f"extra '{key}' is of type {type(inner).__name__}; expected a string, a number "
                 "or a numeric array",
                 source=source,
             )
-        group.create_dataset(parts[-1], data=arr)
+        put(group, parts[-1], value)
 
 
 def write_map_entry(
@@ -163,12 +169,18 @@ def write_map_entry(
     kind: str,
     extra: Mapping[str, object] | None = None,
     overwrite: bool = False,
+    plots: Sequence[MapPlot | TablePlot] = (),
+    parameters: Mapping[str, object] | None = None,
+    default: str = "data",
 ) -> str:
     """Write `data` as a new NXentry named `data.name`; returns the entry name.
 
     An existing entry of that name raises InputError unless `overwrite`. `extra` maps paths
-    under the entry (e.g. "results/shift_m") to strings, numbers or numeric arrays.
-    The file is created when missing; entries already in it are never touched.
+    under the entry (e.g. "results/offset") to strings, numbers, numeric arrays or
+    `Quantity`s. `plots` are NXdata groups that show the product; `default` names the one a
+    viewer opens. `parameters` (values or `Quantity`s) go to the entry's NXprocess with the
+    program, its version and the entry's sources. The file is created when missing; entries
+    already in it are never touched, and the root's `default` names this entry.
     """
     source = str(path)
     check_entry_name(data.name, source=source)
@@ -187,6 +199,13 @@ def write_map_entry(
                                   end_time=stamp)
         nxdata = entry["data"]
         _dataset(nxdata, "Bz", data.bz, "T", long_name="Bz (T)")
+        for plot in plots:
+            if isinstance(plot, MapPlot):
+                write_map_plot(entry, plot)
+            else:
+                write_table_plot(entry, plot)
+        entry.attrs["default"] = default
+        write_process(entry, sources=data.sources, parameters=parameters or {})
         if extra:
             _store_extra(entry, extra, f"{source}, entry '{data.name}'")
         if replacing:
@@ -257,7 +276,7 @@ def read_map(path: str | Path, entry: str) -> MapData:
             )
         height = _optional(g, "instrument/sensor/height")
         size = _optional(g, "instrument/sensor/size")
-        applied = _optional(g, "instrument/field/requested")
+        applied = _applied_field(g)
         sources = tuple(text(s) for s in np.atleast_1d(g.attrs.get("sources", [])))
         return MapData(
             bz=bz,
@@ -270,6 +289,16 @@ def read_map(path: str | Path, entry: str) -> MapData:
             title=text(g["title"]) if "title" in g else "",
             sources=sources,
         )
+
+
+def _applied_field(g: h5py.Group) -> np.ndarray | None:
+    found = _optional(g, "sample/magnetic_field")
+    return found if found is not None else _optional(g, "instrument/field/requested")
+
+
+def _measured_field(g: h5py.Group) -> np.ndarray | None:
+    found = _optional(g, "instrument/field_check/value")
+    return found if found is not None else _optional(g, "instrument/field/measured")
 
 
 def _entry_status(g: h5py.Group) -> str:
@@ -302,8 +331,8 @@ def _info(name: str, g: h5py.Group) -> EntryInfo:
         status=_entry_status(g),
         title=text(g["title"]) if "title" in g else "",
         shape=shape,  # type: ignore[arg-type]
-        applied_field=_optional(g, "instrument/field/requested"),
-        measured_field=_optional(g, "instrument/field/measured"),
+        applied_field=_applied_field(g),
+        measured_field=_measured_field(g),
         lines_done=lines,
         start_time=text(g["start_time"]) if "start_time" in g else "",
         end_time=text(g["end_time"]) if "end_time" in g else "",

@@ -15,7 +15,9 @@ Beyond the map core of `smm_daq.storage.nexus`, a scan entry holds:
       data    Bz (ny, nx) T NaN-filled, line_done (ny,), lockin_x, lockin_y (ny, nx) V,
               lockin_range (ny, nx) V full scale, time (ny, nx) s on the rig clock
       instrument/sensor      sensitivity (V/T), offset (V), channel
-      instrument/field       requested (3,) T, measured (3,) T (fluxgate, or coil read-back)
+      instrument/field_check NXsensor: value (3,) T measured at the start (fluxgate, or
+                             the coils' read-back); the requested field is sample/magnetic_field
+      instrument/stage_x, _y, _z  NXpositioner: value (the axis; z the height), soft limits
       instrument/calibration coil matrix (3, 3) T/A, ambient field (3,) T
       instrument/snapshot    the rig's snapshot at the start, as JSON and as groups
 """
@@ -45,6 +47,8 @@ from smm_daq.storage.h5file import (
 )
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import check_entry_name, create_entry_core
+from smm_daq.storage.products import Quantity, put, set_nx
+from smm_daq.storage.units import split_units
 
 MESSAGE_TEXT = h5py.string_dtype("utf-8", 512)
 STATUSES = ("running", "paused", "finished", "aborted", "failed", "interrupted")
@@ -57,6 +61,7 @@ def fingerprint_text(profile: Profile) -> str:
 
 
 def _snapshot_groups(group: h5py.Group, snapshot: Mapping[str, Any]) -> None:
+    """The snapshot as groups; a numeric key's unit suffix goes to its `units` attribute."""
     for key, value in snapshot.items():
         name = str(key).replace("/", "_") or "_"
         if isinstance(value, Mapping):
@@ -68,9 +73,26 @@ def _snapshot_groups(group: h5py.Group, snapshot: Mapping[str, Any]) -> None:
         else:
             arr = np.asarray(value) if value is not None else None
             if arr is not None and arr.dtype.kind in "biuf":
-                group.create_dataset(name, data=arr)
+                stem, units = split_units(name)
+                if units is None or stem in group or stem in snapshot:
+                    group.create_dataset(name, data=arr)
+                else:
+                    put(group, stem, Quantity(arr, units))
             else:
                 group.create_dataset(name, data=json.dumps(value, default=str), dtype=TEXT)
+
+
+def _positioners(entry: h5py.Group, profile: Profile) -> None:
+    """The stage as NXpositioner groups: the scanned x and y (the map's axes) and z (height)."""
+    travel = np.asarray(profile.stage.travel, dtype=float)
+    values = {"x": entry["data/x"], "y": entry["data/y"], "z": entry["instrument/sensor/height"]}
+    for i, axis in enumerate("xyz"):
+        g = set_nx(entry["instrument"].create_group(f"stage_{axis}"), "NXpositioner")
+        put(g, "name", f"stage {axis} ({profile.stage.axes[i]} on the controller)")
+        g["value"] = values[axis]  # a hard link: the axis itself
+        put(g, "soft_limit_min", Quantity(travel[i, 0], "m"))
+        put(g, "soft_limit_max", Quantity(travel[i, 1], "m"))
+        put(g, "velocity", Quantity(float(profile.stage.velocity), "m/s"))
 
 
 def _clip(message: str) -> str:
@@ -175,9 +197,13 @@ class ScanEntryWriter:
         sensor_grp.create_dataset("sensitivity", data=s.sensitivity_V_per_T).attrs["units"] = "V/T"
         sensor_grp.create_dataset("offset", data=s.offset_V).attrs["units"] = "V"
         sensor_grp.create_dataset("channel", data=s.channel, dtype=TEXT)
-        fieldgrp = entry["instrument/field"]
-        measured = fieldgrp.create_dataset("measured", shape=(3,), dtype="f8", fillvalue=np.nan)
+        check = set_nx(entry["instrument"].create_group("field_check"), "NXsensor")
+        put(check, "name", "applied field check (fluxgate, or the coils' read-back)")
+        put(check, "measurement", "magnetic_field")
+        measured = check.create_dataset("value", shape=(3,), dtype="f8", fillvalue=np.nan)
         measured.attrs["units"] = "T"
+        measured.attrs["long_name"] = "applied magnetic field measured at the start (x, y, z)"
+        _positioners(entry, profile)
         cal = entry["instrument"].create_group("calibration")
         cal.attrs["NX_class"] = "NXcollection"
         cal.create_dataset("coil_matrix", data=profile.coils.calibration).attrs["units"] = "T/A"
@@ -230,7 +256,7 @@ class ScanEntryWriter:
 
     def set_measured_field(self, b: np.ndarray) -> None:
         with writing(self.path, create=False, swmr=True) as f:
-            f[self.name]["instrument/field/measured"][:] = np.asarray(b, dtype=float)
+            f[self.name]["instrument/field_check/value"][:] = np.asarray(b, dtype=float)
 
     def set_status(self, status: str, message: str = "") -> None:
         """"running" or "paused" while the scan goes on; a final status ends it."""
