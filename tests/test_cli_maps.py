@@ -51,14 +51,16 @@ def test_subtract_registers_and_records_the_shift(session, capsys):
     assert m.sources == ("in_field", "remanent")
     np.testing.assert_array_equal(m.applied_field, [0, 40e-6, 1e-6])
     with h5py.File(path) as f:
-        assert f["induced/results/registered"][()] == 1
-        np.testing.assert_allclose(f["induced/results/shift_m"][()], shift, atol=0.02 * STEP)
-        assert np.all(f["induced/results/shift_sd_m"][()] > 0)
+        reg = f["induced/registration"]
+        assert reg.attrs["NX_class"] == "NXprocess" and reg["registered"][()] == 1
+        np.testing.assert_allclose(reg["shift"][()], shift, atol=0.02 * STEP)
+        assert reg["shift"].attrs["units"] == "m" and reg["shift_errors"].attrs["units"] == "m"
+        assert np.all(reg["shift_errors"][()] > 0)
     code, _, _ = run(capsys, "subtract", path, "--in-field", "in_field", "--remanent",
                      "remanent", "--name", "raw", "--no-register")
     assert code == 0
     with h5py.File(path) as f:
-        assert f["raw/results/registered"][()] == 0
+        assert f["raw/registration/registered"][()] == 0
     # the registered difference is the leakage alone, the raw one is not
     assert np.nanstd(m.bz) < 1e-7 < np.nanstd(read_map(path, "raw").bz)
 
@@ -122,19 +124,24 @@ def test_susceptibility_and_magnetization_entries(tmp_path, capsys):
                          "--thickness-um", "20", "--noise-nT", "100")
     assert code == 0 and "λ by discrepancy" in out and "warning" not in err
     with h5py.File(path) as f:
-        got = f["chi/results/chi_SI"][()]
+        got = f["chi/chi/chi"][()]
         assert np.sqrt(np.mean((got - chi) ** 2)) < 0.1 * chi.max()
-        assert f["chi/results/chi_sd_SI"].shape == (40, 40)
+        assert f["chi/chi/errors"].shape == (40, 40)
         assert f["chi"].attrs["kind"] == "susceptibility"
-    code, _, _ = run(capsys, "export", path, "--entry", "chi", "--dataset", "results/chi_SI",
-                     "--csv", tmp_path / "chi.csv")
-    assert code == 0
-    assert (tmp_path / "chi.csv").read_text().splitlines()[0] == "x_um,y_um,chi_SI"
+    for dataset, column in (("chi/chi", "chi_SI"), ("chi/errors", "chi_sd_SI"),
+                            ("results/chi_SI", "chi_SI")):  # the last: an earlier version's name
+        code, _, _ = run(capsys, "export", path, "--entry", "chi", "--dataset", dataset,
+                         "--csv", tmp_path / "chi.csv")
+        assert code == 0
+        assert (tmp_path / "chi.csv").read_text().splitlines()[0] == f"x_um,y_um,{column}"
+        (tmp_path / "chi.csv").unlink()
     code, _, _ = run(capsys, "magnetization", path, "--entry", "induced", "--name", "mag",
                      "--thickness-um", "20", "--direction", "0,5,1", "--noise-nT", "100")
     assert code == 0
     with h5py.File(path) as f:
-        assert "mag/results/M_A_per_m" in f and "mag/results/M_sd_A_per_m" in f
+        assert f["mag/magnetization/M"].attrs["units"] == "A/m"
+        assert f["mag/magnetization/errors"].attrs["units"] == "A/m"
+        assert f["mag"].attrs["default"] == "magnetization"
     code, _, err = run(capsys, "magnetization", path, "--entry", "induced", "--name", "mag2",
                        "--thickness-um", "20", "--direction", "0,0,0")
     assert code == 2 and "--direction is zero" in err

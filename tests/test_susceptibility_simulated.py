@@ -110,8 +110,8 @@ def test_thin_section_chi_is_recovered_within_the_noise(tmp_path, capsys):
     assert induced.height == pytest.approx(100e-6)  # the profile's sensor (simulator.toml)
     assert induced.sensor_size == pytest.approx((30e-6, 30e-6))
     with h5py.File(path, "r") as f:
-        shift = f["induced/results/shift_m"][()]
-        shift_sd = f["induced/results/shift_sd_m"][()]
+        shift = f["induced/registration/shift"][()]
+        shift_sd = f["induced/registration/shift_errors"][()]
     assert np.all(np.abs(shift) < 3 * shift_sd)
 
     # the induced map against the simulator's noiseless truth, up to a constant (the field's own
@@ -155,8 +155,8 @@ def test_thin_section_chi_is_recovered_within_the_noise(tmp_path, capsys):
     assert main(argv) == 0
     assert "wrote entry 'chi'" in capsys.readouterr().out
     with h5py.File(path, "r") as f:
-        written = f["chi/results/chi_SI"][()]
-        written_sd = f["chi/results/chi_sd_SI"][()]
+        written = f["chi/chi/chi"][()]
+        written_sd = f["chi/chi/errors"][()]
     # the same solve to the solver's tolerance (iterates differ in the last digits run to run)
     np.testing.assert_allclose(written, inv.values, rtol=0, atol=1e-6 * np.abs(inv.values).max())
     np.testing.assert_allclose(written_sd, inv.sd, rtol=1e-6)

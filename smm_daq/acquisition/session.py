@@ -209,7 +209,7 @@ class Session:
         """In-field minus (registered) remanent into a new entry `name`; returns the map."""
         # Imported here: registration pulls in scipy.signal (~2 s), which every `smm-daq`
         # command would otherwise pay at start-up.
-        from smm_daq.analysis.subtraction import subtract_maps
+        from smm_daq.analysis.subtraction import registration_fields, subtract_maps
 
         result = subtract_maps(read_map(self.path, in_field), read_map(self.path, remanent),
                                register=register, name=name)
@@ -217,11 +217,8 @@ class Session:
             self.path,
             result.map,
             kind="induced",
-            extra={
-                "results/shift_m": np.array(result.shift),
-                "results/shift_sd_m": np.array(result.shift_sd),
-                "results/registered": result.registered,
-            },
+            parameters={"register": np.uint8(register)},
+            processes={"registration": registration_fields(result)},
         )
         return result.map
 

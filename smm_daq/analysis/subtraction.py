@@ -15,6 +15,7 @@ from smm_daq.analysis.grids import require_same_grid
 from smm_daq.analysis.registration import Registration, apply_registration, estimate_registration
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
+from smm_daq.storage.products import Quantity
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,23 @@ class SubtractionResult:
     rotation: float = 0.0  # rad applied to the remanent map (only if asked)
     rotation_sd: float = 0.0
     registration: Registration | None = None  # the full fit, when registered
+
+
+def registration_fields(res: SubtractionResult) -> dict[str, object]:
+    """What the induced entry's `registration` NXprocess records, each with its unit."""
+    fields: dict[str, object] = {
+        "registered": np.uint8(res.registered),
+        "shift": Quantity(np.array(res.shift), "m", "shift (dx, dy) applied to the remanent map"),
+        "shift_errors": Quantity(np.array(res.shift_sd), "m", "standard deviation of the shift"),
+    }
+    if res.registration is not None:
+        fields["rotation"] = Quantity(res.rotation, "rad", "rotation applied to the remanent map")
+        fields["rotation_errors"] = Quantity(res.rotation_sd, "rad")
+        fields["offset"] = Quantity(res.registration.offset, "T",
+                                    "constant between the maps (in-field minus remanent)")
+        fields["rms_residual"] = Quantity(res.registration.rms_residual, "T")
+        fields["pixels"] = res.registration.pixels
+    return fields
 
 
 def subtract_maps(

@@ -18,6 +18,7 @@ import numpy as np
 from smm_daq.cli.args import floats, output_file, positive
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
+from smm_daq.storage.products import MapPlot, Quantity
 
 if TYPE_CHECKING:
     from smm_daq.analysis.susceptibility import LayerInversion
@@ -82,10 +83,15 @@ def _background_mask(args: argparse.Namespace, m: MapData, *, required: bool) ->
     return mask
 
 
-def _write(args: argparse.Namespace, m: MapData, kind: str, extra: dict) -> None:
+def _write(args: argparse.Namespace, m: MapData, kind: str, extra: dict | None = None,
+           **layout: object) -> None:
+    """Write the product entry: `layout` passes plots, parameters, default and processes."""
     from smm_daq.storage.nexus import write_map_entry
 
-    write_map_entry(args.file, m, kind=kind, extra=extra, overwrite=args.overwrite)
+    parameters = dict(layout.pop("parameters", {}) or {})  # type: ignore[call-overload]
+    parameters["command"] = "smm-daq " + " ".join(sys.argv[1:])
+    write_map_entry(args.file, m, kind=kind, extra=extra, overwrite=args.overwrite,
+                    parameters=parameters, **layout)  # type: ignore[arg-type]
     print(f"{args.file}: wrote entry '{m.name}' ({kind})")
 
 
@@ -97,24 +103,17 @@ def _derived(m: MapData, args: argparse.Namespace, what: str) -> MapData:
 
 
 def _subtract(args: argparse.Namespace) -> int:
-    from smm_daq.analysis.subtraction import subtract_maps
+    from smm_daq.analysis.subtraction import registration_fields, subtract_maps
     from smm_daq.storage.nexus import read_map
 
     in_field = read_map(args.file, args.in_field)
     remanent = read_map(args.file, args.remanent)
     res = subtract_maps(in_field, remanent, register=not args.no_register, name=args.name,
                         rotation=args.rotation)
-    extra: dict = {
-        "results/registered": int(res.registered),
-        "results/shift_m": np.array(res.shift),
-        "results/shift_sd_m": np.array(res.shift_sd),
-    }
-    if res.registration is not None:
-        extra["results/rotation_rad"] = res.rotation
-        extra["results/rotation_sd_rad"] = res.rotation_sd
-        extra["results/registration_offset_T"] = res.registration.offset
-        extra["results/registration_rms_T"] = res.registration.rms_residual
-    _write(args, res.map, "induced", extra)
+    parameters = {"register": np.uint8(not args.no_register),
+                  "fit_rotation": np.uint8(bool(args.rotation))}
+    _write(args, res.map, "induced", parameters=parameters,
+           processes={"registration": registration_fields(res)})
     if res.registered:
         (sx, sy), (ex, ey) = res.shift, res.shift_sd
         print(f"registered: shift ({sx / UM:.4f} ± {ex / UM:.4f}, {sy / UM:.4f} ± {ey / UM:.4f}) µm"
@@ -131,17 +130,22 @@ def _background(args: argparse.Namespace) -> int:
     if args.model == "field":
         mask = _background_mask(args, m, required=False)
         out, leak = remove_field_leakage(m, mask)
-        extra = {"results/field_leakage_T": leak}
+        extra = {"results/field_leakage": Quantity(leak, "T", "the applied field's reading")}
         print(f"removed the applied field's reading: {leak / NT:.4g} nT")
-        _write(args, _derived(out, args, "field leakage removed"), "background", extra)
+        _write(args, _derived(out, args, "field leakage removed"), "background", extra,
+               parameters={"model": "field"})
         return 0
     fit = remove_background(m, _background_mask(args, m, required=True), model=args.model)
-    extra = {"results/model": args.model, "results/coefficients": np.array(fit.coefficients),
-             "results/residual_rms_T": fit.residual_rms, "results/pixels": fit.pixels}
+    extra: dict = {"results/offset": Quantity(fit.coefficients[0], "T"),
+                   "results/residual_rms": Quantity(fit.residual_rms, "T"),
+                   "results/pixels": fit.pixels}
+    if len(fit.coefficients) > 1:
+        extra["results/gradient"] = Quantity(np.array(fit.coefficients[1:]), "T/m",
+                                             "slope (x, y) about the map centre")
     print(f"{args.model} fitted on {fit.pixels} pixels: offset {fit.coefficients[0] / NT:.4g} nT, "
           f"residual RMS {fit.residual_rms / NT:.4g} nT")
     _write(args, _derived(fit.map, args, f"{args.model} background removed"), "background",
-           extra)
+           extra, parameters={"model": args.model})
     return 0
 
 
@@ -151,11 +155,13 @@ def _level(args: argparse.Namespace) -> int:
 
     m = read_map(args.file, args.entry)
     lev = level_lines(m, _background_mask(args, m, required=True), order=args.order)
-    extra = {"results/line_offsets_T": lev.offsets, "results/line_slopes_T_per_m": lev.slopes,
-             "results/lines_interpolated": lev.interpolated.astype(np.int8)}
+    extra = {"results/line_offsets": Quantity(lev.offsets, "T"),
+             "results/line_slopes": Quantity(lev.slopes, "T/m"),
+             "results/lines_interpolated": lev.interpolated.astype(np.uint8)}
     print(f"levelled {m.shape[0]} lines ({int(lev.interpolated.sum())} without background, "
           "interpolated)")
-    _write(args, _derived(lev.map, args, "lines levelled"), "levelled", extra)
+    _write(args, _derived(lev.map, args, "lines levelled"), "levelled", extra,
+           parameters={"order": args.order})
     return 0
 
 
@@ -197,24 +203,34 @@ def _layer_options(args: argparse.Namespace, m: MapData) -> dict:
     return options
 
 
-def _write_layer(
-    args: argparse.Namespace, m: MapData, inv: LayerInversion, key: str, kind: str
-) -> None:
+_LAYER = {  # kind -> (plot group, signal, units, long name)
+    "susceptibility": ("chi", "chi", "1", "susceptibility χ (SI)"),
+    "magnetization": ("magnetization", "M", "A/m", "magnetization M along the direction"),
+}
+
+
+def _write_layer(args: argparse.Namespace, m: MapData, inv: LayerInversion, kind: str) -> None:
+    group, signal, units, long_name = _LAYER[kind]
+    plot = MapPlot(group, signal, inv.values, units, long_name, errors=inv.sd)
+    residual = MapPlot("residual", "residual", m.bz - inv.predicted.bz, "T",
+                       "Bz minus the model's Bz")
     extra = {
-        f"results/{key}": inv.values,
-        f"results/{key.replace('_', '_sd_', 1)}": inv.sd,
-        "results/residual_T": m.bz - inv.predicted.bz,
-        "results/offset_T": inv.offset,
-        "results/direction": inv.direction,
-        "results/thickness_m": inv.thickness,
-        "results/regularization": inv.regularization,
-        "results/criterion": inv.criterion,
-        "results/noise_T": inv.noise,
-        "results/residual_rms_T": inv.residual_rms,
+        "results/offset": Quantity(inv.offset, "T", "fitted constant"),
+        "results/regularization": Quantity(inv.regularization, "T2 m2 A-2", "λ"),
+        "results/noise": Quantity(inv.noise, "T", "noise σ"),
+        "results/residual_rms": Quantity(inv.residual_rms, "T"),
+        "results/iterations": inv.iterations,
+        "results/converged": np.uint8(inv.converged),
     }
-    title = f"{m.name}: {kind} of a {inv.thickness / UM:g} µm layer (Bz: its model)"
+    parameters = {
+        "thickness": Quantity(inv.thickness, "m", "layer thickness"),
+        "direction": Quantity(inv.direction, "1", "unit vector of the magnetization"),
+        "criterion": inv.criterion,
+    }
+    title = f"{m.name}: {kind} of a {inv.thickness / UM:g} µm layer (data/Bz: its model)"
     model = inv.predicted.with_bz(inv.predicted.bz, name=args.name, sources=(m.name,), title=title)
-    _write(args, model, kind, extra)
+    _write(args, model, kind, extra, plots=[plot, residual], default=group,
+           parameters=parameters)
     print(f"λ by {inv.criterion}: {inv.regularization:.3g}; noise {inv.noise / NT:.4g} nT; "
           f"residual RMS {inv.residual_rms / NT:.4g} nT; {inv.iterations} CG iterations")
     if not inv.converged:
@@ -230,7 +246,7 @@ def _susceptibility(args: argparse.Namespace) -> int:
     m = read_map(args.file, args.entry)
     thickness = positive("--thickness-um", args.thickness_um) * UM
     inv = invert_susceptibility(m, thickness, **_layer_options(args, m))
-    _write_layer(args, m, inv, "chi_SI", "susceptibility")
+    _write_layer(args, m, inv, "susceptibility")
     return 0
 
 
@@ -244,7 +260,7 @@ def _magnetization(args: argparse.Namespace) -> int:
     if not np.any(direction):
         raise InputError("--direction is zero; expected the remanence's direction x,y,z")
     inv = invert_magnetization(m, direction, thickness, **_layer_options(args, m))
-    _write_layer(args, m, inv, "M_A_per_m", "magnetization")
+    _write_layer(args, m, inv, "magnetization")
     return 0
 
 
@@ -256,40 +272,58 @@ def _crop(args: argparse.Namespace) -> int:
     x0, x1 = floats("--x-um", args.x_um, 2)
     y0, y1 = floats("--y-um", args.y_um, 2)
     out = crop(m, (x0 * UM, x1 * UM), (y0 * UM, y1 * UM))
-    _write(args, _derived(out, args, "cropped"), "crop", {})
+    _write(args, _derived(out, args, "cropped"), "crop",
+           parameters={"x_range": Quantity(np.array([x0, x1]) * UM, "m"),
+                       "y_range": Quantity(np.array([y0, y1]) * UM, "m")})
     return 0
 
 
-_UNITS = {  # dataset name suffix -> (CSV column suffix, factor, picture label)
-    "_SI": ("SI", 1.0, "χ (SI)"),
-    "_A_per_m": ("A_per_m", 1.0, "M (A/m)"),
-    "_T": ("nT", 1e9, "nT"),
+_FORMATS = {  # units -> (CSV column suffix, factor, picture label given the name)
+    "1": ("SI", 1.0, lambda stem: "χ (SI)" if stem == "chi" else f"{stem} (SI)"),
+    "A/m": ("A_per_m", 1.0, lambda stem: f"{stem} (A/m)"),
+    "T": ("nT", 1e9, lambda stem: f"{stem} (nT)"),
+}
+_RENAMED = {  # dataset paths of earlier versions -> where the maps are now
+    "results/chi_SI": "chi/chi",
+    "results/chi_sd_SI": "chi/errors",
+    "results/M_A_per_m": "magnetization/M",
+    "results/M_sd_A_per_m": "magnetization/errors",
+    "results/residual_T": "residual/residual",
 }
 
 
 def _dataset(path: str, entry: str, dataset: str, m: MapData) -> tuple[np.ndarray, str, float,
                                                                           str]:
+    """A map under the entry with its CSV column name, factor and label, from its units."""
     import h5py
 
-    from smm_daq.storage.h5file import open_read
+    from smm_daq.storage.h5file import open_read, text
+    from smm_daq.storage.units import split_units
 
     with open_read(path) as f:
         where = f"{path}, entry '{entry}'"
+        if dataset not in f[entry] and _RENAMED.get(dataset) in f[entry]:
+            dataset = _RENAMED[dataset]
         if dataset not in f[entry]:
             raise InputError(f"has no dataset '{dataset}'", source=where)
         node = f[entry][dataset]
         if not isinstance(node, h5py.Dataset) or node.dtype.kind not in "iuf":
             raise InputError(f"'{dataset}' is not a numeric dataset; expected a map such as "
-                             "results/chi_SI", source=where)
+                             "chi/chi", source=where)
         values = np.asarray(node[()], dtype=float)
+        units = text(node.attrs["units"]) if "units" in node.attrs else None
+        base = dataset.rsplit("/", 1)[-1]
+        if base == "errors" and "signal" in node.parent.attrs:  # an NXdata's SD
+            base = f"{text(node.parent.attrs['signal'])}_sd"
     if values.shape != m.shape:
         raise InputError(f"dataset '{dataset}' has shape {values.shape}; expected a map of "
                          f"shape {m.shape}", source=where)
-    base = dataset.rsplit("/", 1)[-1]
-    for suffix, (unit, factor, label) in _UNITS.items():
-        if base.endswith(suffix):
-            stem = base[: -len(suffix)]
-            return values, f"{stem}_{unit}", factor, f"{stem} ({label})" if unit == "nT" else label
+    stem = base
+    if units is None:  # files of earlier versions: the unit in the name
+        stem, units = split_units(base)
+    if units in _FORMATS:
+        suffix, factor, label = _FORMATS[units]
+        return values, f"{stem}_{suffix}", factor, label(stem)
     return values, base, 1.0, base
 
 
@@ -383,7 +417,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("export", help="an entry to CSV and/or a PNG picture")
     _add_io(p, new_entry=False)
-    p.add_argument("--dataset", help="a map under the entry, e.g. results/chi_SI (default Bz)")
+    p.add_argument("--dataset",
+                   help="a map under the entry, e.g. chi/chi or chi/errors (default Bz)")
     p.add_argument("--csv", help="CSV file to write")
     p.add_argument("--png", help="PNG file to write")
     p.set_defaults(func=_export)

@@ -172,6 +172,7 @@ def write_map_entry(
     plots: Sequence[MapPlot | TablePlot] = (),
     parameters: Mapping[str, object] | None = None,
     default: str = "data",
+    processes: Mapping[str, Mapping[str, object]] | None = None,
 ) -> str:
     """Write `data` as a new NXentry named `data.name`; returns the entry name.
 
@@ -179,8 +180,10 @@ def write_map_entry(
     under the entry (e.g. "results/offset") to strings, numbers, numeric arrays or
     `Quantity`s. `plots` are NXdata groups that show the product; `default` names the one a
     viewer opens. `parameters` (values or `Quantity`s) go to the entry's NXprocess with the
-    program, its version and the entry's sources. The file is created when missing; entries
-    already in it are never touched, and the root's `default` names this entry.
+    program, its version and the entry's sources; `processes` are further NXprocess groups
+    (name -> fields, e.g. "registration" -> its shift), each with the same record. The file
+    is created when missing; entries already in it are never touched, and the root's
+    `default` names this entry.
     """
     source = str(path)
     check_entry_name(data.name, source=source)
@@ -206,6 +209,8 @@ def write_map_entry(
                 write_table_plot(entry, plot)
         entry.attrs["default"] = default
         write_process(entry, sources=data.sources, parameters=parameters or {})
+        for step, fields in (processes or {}).items():
+            write_process(entry, sources=data.sources, parameters={}, name=step, fields=fields)
         if extra:
             _store_extra(entry, extra, f"{source}, entry '{data.name}'")
         if replacing:

@@ -120,8 +120,10 @@ def write_table_plot(entry: h5py.Group, plot: TablePlot) -> h5py.Group:
 
 
 def write_process(entry: h5py.Group, *, sources: Sequence[str],
-                  parameters: Mapping[str, object], name: str = "process") -> h5py.Group:
-    """NXprocess: program, version, date, sources, and parameters (values or Quantities)."""
+                  parameters: Mapping[str, object], name: str = "process",
+                  fields: Mapping[str, object] | None = None) -> h5py.Group:
+    """NXprocess: program, version, date, sources, parameters (values or Quantities) in
+    NXparameters, and `fields`: what the step found (e.g. a registration's shift)."""
     p = set_nx(entry.create_group(name), "NXprocess")
     put(p, "program", PROGRAM_NAME)
     put(p, "version", __version__)
@@ -131,4 +133,6 @@ def write_process(entry: h5py.Group, *, sources: Sequence[str],
         params = set_nx(p.create_group("parameters"), "NXparameters")
         for key, value in parameters.items():
             put(params, key, value)
+    for key, value in (fields or {}).items():
+        put(p, key, value)
     return p
