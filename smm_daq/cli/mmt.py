@@ -26,6 +26,7 @@ from smm_daq.cli.mmt_study import add_study_command, add_tiling_options, tiled_r
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import read_map, write_map_entry
+from smm_daq.storage.products import MapPlot, Quantity, TablePlot
 
 UM = 1e-6
 NT = 1e-9
@@ -63,21 +64,30 @@ def write_result_csv(path: str | Path, table: dict[str, np.ndarray]) -> None:
                           for k in names])
 
 
-def result_extra(result: MMTResult, table: dict[str, np.ndarray], args_text: str
-                 ) -> dict[str, object]:
-    """The per-grain table and the fitted map under the result entry ('results/...')."""
-    extra: dict[str, object] = {f"results/{k}": np.asarray(v, dtype=float)
-                                for k, v in table.items()}
-    extra["results/grain"] = np.asarray(result.grains.labels, dtype=np.int64)
-    extra["results/covariance_A2_per_m2"] = result.covariance
-    extra["results/sigma_T"] = result.sigma
-    extra["results/sigma_from_residual"] = int(result.sigma_from_residual)
-    extra["results/condition_number"] = result.condition_number
-    extra["results/damping"] = result.damping
-    extra["results/n_sensors"] = result.n_sensors
-    extra["fitted/Bz"] = result.fitted.bz
-    extra["results/command"] = args_text
-    return extra
+def result_layout(result: MMTResult, table: dict[str, np.ndarray]) -> dict[str, object]:
+    """How the result entry shows the inversion (keyword arguments of `write_map_entry`).
+
+    `data` holds the residual map; `fitted` the fitted grains' Bz; `grains` (the entry's
+    default plot) the per-grain table as columns against the grain label: every CSV column,
+    stored under its name without the unit (`units` attribute), SDs as `<column>_errors`, so
+    a column added to the table appears here as it is.
+    """
+    return {
+        "plots": [
+            TablePlot("grains", table, axis="grain", signal="mx_A_per_m",
+                      auxiliary=("my_A_per_m", "mz_A_per_m")),
+            MapPlot("fitted", "Bz", result.fitted.bz, "T", "Bz of the fitted grains"),
+        ],
+        "default": "grains",
+        "extra": {
+            "results/covariance": Quantity(result.covariance, "A2/m2",
+                                           "per-grain covariance of (mx, my, mz)"),
+            "results/sigma": Quantity(result.sigma, "T", "noise σ of the map"),
+            "results/sigma_from_residual": np.uint8(result.sigma_from_residual),
+            "results/condition_number": Quantity(result.condition_number, "1"),
+            "results/n_sensors": result.n_sensors,
+        },
+    }
 
 
 def _invert(args: argparse.Namespace) -> int:
@@ -104,9 +114,15 @@ def _invert(args: argparse.Namespace) -> int:
     residual = MapData(bz=result.residual.bz, x=data.x, y=data.y, height=height,
                        sensor_size=size, applied_field=data.applied_field, name=name,
                        title=f"MMT residual of {args.entry}", sources=(args.entry,))
-    write_map_entry(args.file, residual, kind="mmt",
-                    extra=result_extra(result, table, " ".join(sys.argv[1:])),
-                    overwrite=args.overwrite)
+    parameters = {
+        "command": "smm-daq " + " ".join(sys.argv[1:]),
+        "grains": str(args.grains),
+        "height": Quantity(height, "m", "sensor height"),
+        "sensor_size": Quantity(np.array(size), "m"),
+        "damping": result.damping,
+    }
+    write_map_entry(args.file, residual, kind="mmt", overwrite=args.overwrite,
+                    parameters=parameters, **result_layout(result, table))  # type: ignore[arg-type]
     ur = table["uncertainty_ratio_pct"]
     how = "from the residual" if result.sigma_from_residual else "given"
     print(f"{result.grains.n_grains} grains from {result.n_sensors} pixels; sigma "
@@ -133,9 +149,12 @@ def _synth(args: argparse.Namespace) -> int:
     data = synth.scan(sample, height=args.height_um * UM, step=args.step_um * UM,
                       sensor_size=size, noise=args.noise_nT * NT, rng=rng, name=args.name)
     write_map_entry(args.out, data, kind="synthetic", overwrite=args.overwrite,
-                    extra={"sample/noise_T": args.noise_nT * NT, "sample/seed": args.seed,
-                           "sample/thickness_m": args.thickness_um * UM,
-                           "sample/density_per_mm3": args.density_per_mm3})
+                    extra={"sample/thickness": Quantity(args.thickness_um * UM, "m")},
+                    parameters={"command": "smm-daq " + " ".join(sys.argv[1:]),
+                                "noise": Quantity(args.noise_nT * NT, "T"),
+                                "seed": args.seed,
+                                "density": Quantity(args.density_per_mm3, "mm-3",
+                                                    "grains per volume")})
     write_grains_csv(args.grains_out, sample.grains)
     synth.write_truth_csv(args.truth_out, sample)
     print(f"{sample.grains.n_grains} grains ({sample.grains.cuboids.shape[0]} cuboids); scan "
@@ -146,7 +165,8 @@ def _synth(args: argparse.Namespace) -> int:
 
 def _import_mmt_scan(args: argparse.Namespace) -> int:
     data = read_mmt_scan(args.map, args.params, name=args.name)
-    write_map_entry(args.out, data, kind="import", overwrite=args.overwrite)
+    write_map_entry(args.out, data, kind="import", overwrite=args.overwrite,
+                    parameters={"map": str(args.map), "params": str(args.params)})
     print(f"{data.bz.shape[1]} × {data.bz.shape[0]} map into entry '{args.name}' of {args.out}")
     return 0
 
