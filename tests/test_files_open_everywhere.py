@@ -1,0 +1,310 @@
+"""Every file smm-daq writes opens in the tools of the field and plots as what it is.
+
+Real files (the demo session and every analysis product on it, an MMT result, a scan killed
+with kill -9 between lines, the same scan resumed, a scan killed during a write) are opened
+with h5dump of HDF5 1.10 (Debian's hdf5-tools: .ci/run installs it), plain h5py, silx and
+nexusformat; each entry's default chain is followed to an NXdata whose signal and axes exist,
+carry units and fit together (errors too); nexusformat's validator and punx (offline, its
+bundled NeXus definitions) report no error; no dataset carries a unit in its name.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from smm_daq.cli.main import main
+from smm_daq.storage.h5file import marked_open, text
+from smm_daq.storage.nexus import list_entries, read_map
+from smm_daq.storage.units import split_units
+
+TESTS = Path(__file__).resolve().parent
+H5DUMP = shutil.which("h5dump")
+
+KILLED_SCAN = textwrap.dedent(
+    """
+    import os, sys
+    sys.path.insert(0, sys.argv[2])
+    from acq_fakes import fake_rig
+    from smm_daq.acquisition.plan import ScanPlan
+    from smm_daq.acquisition.sequencer import Sequencer
+    plan = ScanPlan.from_center("k", (12.5e-3, 12.5e-3), (60e-6, 50e-6), 10e-6,
+                                field=(0.0, 20e-6, 0.0))
+    seq = Sequencer(fake_rig(), sys.argv[1], plan)
+    def on_event(e):
+        if e.kind == "line_done" and e.line == 2:
+            os.kill(os.getpid(), 9)  # after the line's write returned: between two writes
+    seq.subscribe(on_event)
+    seq.run()
+    """
+)
+
+KILLED_MID_WRITE = textwrap.dedent(
+    """
+    import os, sys
+    import numpy as np
+    from smm_daq.storage.h5file import writing
+    with writing(sys.argv[1], create=False, swmr=True) as f:
+        f["k/data/Bz"][3] = np.zeros(f["k/data/Bz"].shape[1])
+        f.flush()
+        os.kill(os.getpid(), 9)
+    """
+)
+
+
+def _plan():
+    from smm_daq.acquisition.plan import ScanPlan
+
+    return ScanPlan.from_center("k", (12.5e-3, 12.5e-3), (60e-6, 50e-6), 10e-6,
+                                field=(0.0, 20e-6, 0.0))
+
+
+def _run(*argv: object) -> None:
+    assert main([str(a) for a in argv]) == 0, argv
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("files")
+    demo = d / "demo.h5"
+    _run("demo", "--out", demo)
+    _run("subtract", demo, "--in-field", "in_field", "--remanent", "remanent",
+         "--name", "induced", "--overwrite")
+    _run("susceptibility", demo, "--entry", "induced", "--name", "chi", "--thickness-um", "30")
+    _run("magnetization", demo, "--entry", "remanent", "--name", "mag", "--thickness-um", "30",
+         "--direction", "0,0,1")
+    _run("background", demo, "--entry", "remanent", "--name", "bg", "--model", "plane",
+         "--border-um", "40")
+    _run("level", demo, "--entry", "remanent", "--name", "lev", "--border-um", "40")
+    _run("crop", demo, "--entry", "remanent", "--name", "part", "--x-um", "12400,12600",
+         "--y-um", "12400,12600")
+    _run("susceptibility", demo, "--entry", "induced", "--name", "chi", "--thickness-um", "20",
+         "--overwrite")
+
+    mmt = d / "mmt.h5"
+    _run("mmt", "synth", "--out", mmt, "--name", "synth", "--size-um", "40,40",
+         "--thickness-um", "10", "--density-per-mm3", "3e5", "--step-um", "2", "--height-um",
+         "5", "--noise-nT", "50", "--seed", "4", "--grains-out", d / "grains.csv",
+         "--truth-out", d / "truth.csv")
+    _run("mmt", "invert", mmt, "--entry", "synth", "--grains", d / "grains.csv",
+         "--out", d / "result.csv")
+
+    killed = d / "killed.h5"
+    proc = subprocess.run([sys.executable, "-c", KILLED_SCAN, str(killed), str(TESTS)],
+                          check=False, capture_output=True)
+    assert proc.returncode == -9, proc.stderr
+    resumed = d / "resumed.h5"
+    shutil.copy(killed, resumed)
+    from acq_fakes import fake_rig
+
+    from smm_daq.acquisition.sequencer import Sequencer
+
+    assert Sequencer(fake_rig(), resumed, _plan(), resume=True).run() == "finished"
+
+    mid_write = d / "mid_write.h5"
+    shutil.copy(killed, mid_write)
+    proc = subprocess.run([sys.executable, "-c", KILLED_MID_WRITE, str(mid_write)],
+                          check=False, capture_output=True)
+    assert proc.returncode == -9, proc.stderr
+    return {"demo": demo, "mmt": mmt, "killed": killed, "resumed": resumed,
+            "mid_write": mid_write}
+
+
+# -- what every reader must find -----------------------------------------------------------
+
+
+def _default_nxdata(f: h5py.File, entry: str) -> h5py.Group:
+    """Follow the entry's `default` to its NXdata and check the plot it makes."""
+    g = f[entry]
+    assert text(g.attrs["NX_class"]) == "NXentry"
+    nxdata = g[text(g.attrs["default"])]
+    assert text(nxdata.attrs["NX_class"]) == "NXdata"
+    signal = nxdata[text(nxdata.attrs["signal"])]
+    assert "units" in signal.attrs, signal.name
+    axes = [text(a) for a in np.atleast_1d(nxdata.attrs["axes"])]
+    assert len(axes) == signal.ndim
+    for i, name in enumerate(axes):
+        assert nxdata[name].shape == (signal.shape[i],), nxdata[name].name
+        assert "units" in nxdata[name].attrs or nxdata[name].dtype.kind in "iu"
+    for key in [*nxdata.keys()]:
+        if key == "errors" or key.endswith("_errors"):
+            of = text(nxdata.attrs["signal"]) if key == "errors" else key[: -len("_errors")]
+            assert nxdata[key].shape == nxdata[of].shape
+            assert text(nxdata[key].attrs["units"]) == text(nxdata[of].attrs["units"])
+    return nxdata
+
+
+def _check_h5py(path: Path) -> None:
+    with h5py.File(path, "r") as f:  # plain h5py: no SWMR, no repair
+        root_default = text(f.attrs["default"])
+        assert root_default in f, f"root default {root_default!r} is not an entry"
+        for entry in f:
+            _default_nxdata(f, entry)
+        named = []
+        f.visititems(lambda name, obj: named.append(name)
+                     if isinstance(obj, h5py.Dataset) and "snapshot/json" not in name else None)
+        with_units = [n for n in named if split_units(n.rsplit("/", 1)[-1])[1] is not None]
+        assert with_units == [], "unit in a dataset's name"
+
+
+def _check_h5dump(path: Path) -> None:
+    if H5DUMP is None:
+        if os.environ.get("CI"):
+            pytest.fail("h5dump (Debian's hdf5-tools) is missing; .ci/run installs it")
+        pytest.skip("h5dump (hdf5-tools) is not installed here; CI installs it")
+    version = subprocess.run([H5DUMP, "--version"], capture_output=True, text=True).stdout
+    assert re.search(r"Version 1\.\d+", version), version  # an HDF5 1.x reader
+    out = subprocess.run([H5DUMP, str(path)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "error" not in out.stderr.lower()
+
+
+def _check_silx(path: Path) -> None:
+    from silx.io import nxdata as silx_nxdata
+
+    with h5py.File(path, "r") as f:
+        assert silx_nxdata.get_default(f) is not None
+        for entry in f:
+            plot = silx_nxdata.get_default(f[entry])
+            assert plot is not None and plot.is_valid, entry
+            assert plot.signal.shape == plot.axes[0].shape + plot.signal.shape[1:] or \
+                plot.signal.ndim == 2
+            if plot.errors is not None:
+                assert plot.errors.shape == plot.signal.shape
+
+
+def _check_nexusformat(path: Path) -> None:
+    from nexusformat.nexus import nxload
+    from nexusformat.nexus.validate import validate_file
+
+    root = nxload(str(path), "r")
+    try:
+        for entry in root.NXentry:
+            plot = entry.plottable_data
+            assert plot is not None and plot.nxsignal is not None, entry.nxpath
+            assert plot.nxsignal.attrs["units"]
+    finally:
+        root.nxfile.close()
+    warnings_errors = validate_file(str(path))
+    assert warnings_errors is not None and warnings_errors[1] == 0
+
+
+def _check_punx(path: Path) -> None:
+    punx = Path(sys.executable).with_name("punx")
+    out = subprocess.run([str(punx), "validate", str(path)], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    errors = re.search(r"^ERROR\s+(\d+)\s", out.stdout, re.MULTILINE)
+    assert errors is not None and errors.group(1) == "0", out.stdout[-3000:]
+
+
+READERS = {"h5py": _check_h5py, "h5dump": _check_h5dump, "silx": _check_silx,
+           "nexusformat": _check_nexusformat, "punx": _check_punx}
+
+
+@pytest.mark.parametrize("reader", READERS)
+@pytest.mark.parametrize("name", ["demo", "mmt", "killed", "resumed"])
+def test_every_file_opens_and_plots_in_every_reader(files, name, reader):
+    READERS[reader](files[name])
+
+
+# -- what each product is -------------------------------------------------------------------
+
+
+def test_chi_and_magnetization_plot_as_themselves_with_their_sd(files):
+    with h5py.File(files["demo"], "r") as f:
+        for entry, signal, units in (("chi", "chi", "1"), ("mag", "M", "A/m")):
+            plot = _default_nxdata(f, entry)
+            assert text(plot.attrs["signal"]) == signal
+            assert text(plot[signal].attrs["units"]) == units
+            assert np.all(plot["errors"][()][np.isfinite(plot["errors"][()])] >= 0)
+            process = f[entry]["process"]
+            assert text(process.attrs["NX_class"]) == "NXprocess"
+            assert text(process["program"][()]) == "smm-daq"
+            assert [text(s) for s in process["sources"][()]] == [
+                "induced" if entry == "chi" else "remanent"]
+            assert text(process["parameters/thickness"].attrs["units"]) == "m"
+        assert f["chi/process/parameters/thickness"][()] == pytest.approx(20e-6)  # overwritten
+        reg = f["induced/registration"]
+        assert text(reg.attrs["NX_class"]) == "NXprocess"
+        assert text(reg["shift"].attrs["units"]) == "m"
+        np.testing.assert_allclose(f["induced/sample/magnetic_field"][()], [0, 40e-6, 0])
+        assert text(f["remanent/instrument/stage_x"].attrs["NX_class"]) == "NXpositioner"
+        np.testing.assert_array_equal(f["remanent/instrument/stage_x/value"][()],
+                                      f["remanent/data/x"][()])
+
+
+def test_mmt_result_plots_the_grain_table_with_errors(files):
+    with h5py.File(files["mmt"], "r") as f:
+        plot = _default_nxdata(f, "synth_mmt")
+        assert text(plot.attrs["signal"]) == "mx"
+        assert [text(s) for s in plot.attrs["auxiliary_signals"]] == ["my", "mz"]
+        assert text(plot["mx"].attrs["units"]) == "A/m"
+        assert plot["mx_errors"].shape == plot["mx"].shape
+        assert np.all(plot["mx_errors"][()] > 0)
+        assert text(plot["volume"].attrs["units"]) == "um3"
+        fitted = f["synth_mmt/fitted"]
+        assert text(fitted.attrs["NX_class"]) == "NXdata"
+        assert text(fitted["Bz"].attrs["units"]) == "T"
+
+
+def test_overwrite_leaves_every_default_pointing_at_an_entry(files):
+    with h5py.File(files["demo"], "r") as f:
+        assert text(f.attrs["default"]) == "chi"  # the last entry written
+        assert not any(name.endswith(".new") for name in f)
+
+
+# -- crashes ----------------------------------------------------------------------------------
+
+
+def test_killed_scan_says_interrupted_in_the_file_and_resume_completes_it(files):
+    with h5py.File(files["killed"], "r") as f:
+        assert text(f["k/status"][()]) == "interrupted"
+        assert text(f["k/end_time"][()]) != ""
+        assert "smm-daq resume" in text(f["k/message"][()])
+        done = f["k/data/line_done"][()].astype(bool)
+        before = f["k/data/Bz"][()]
+    assert done.tolist()[:3] == [True, True, True] and not done.all()
+    assert list_entries(files["killed"])[0].status == "interrupted"
+    after = read_map(files["resumed"], "k").bz
+    np.testing.assert_array_equal(after[done], before[done])
+    assert np.isfinite(after).all()
+    with h5py.File(files["resumed"], "r") as f:
+        assert text(f["k/status"][()]) == "finished"
+
+
+def test_a_scan_killed_during_a_write_is_repaired_by_the_command(files, capsys):
+    path = files["mid_write"]
+    assert marked_open(path)
+    with pytest.raises(OSError):
+        h5py.File(path, "r").close()
+    assert main(["repair", str(path)]) == 0
+    assert "cleared the open-for-write mark" in capsys.readouterr().out
+    assert not marked_open(path)
+    with h5py.File(path, "r") as f:
+        assert text(f["k/status"][()]) == "interrupted"
+    for check in (_check_h5py, _check_h5dump, _check_nexusformat):
+        check(path)
+
+
+def test_repair_makes_a_file_of_an_earlier_version_readable_by_hdf5_1x(tmp_path):
+    path = tmp_path / "old.h5"
+    with h5py.File(path, "w", libver="latest") as f:  # how earlier versions wrote
+        f.create_dataset("scan/data/line_done", data=np.array([True, False]))
+        f["scan"].attrs["NX_class"] = "NXentry"
+    assert main(["repair", str(path)]) == 0
+    with h5py.File(path, "r") as f:
+        assert f["scan/data/line_done"][()].tolist() == [True, False]
+        assert text(f["scan"].attrs["NX_class"]) == "NXentry"
+    if H5DUMP is not None:
+        out = subprocess.run([H5DUMP, str(path)], capture_output=True, text=True)
+        assert out.returncode == 0 and "TRUE" in out.stdout
