@@ -171,7 +171,7 @@ def open_read(path: str | Path) -> Iterator[h5py.File]:
     # A plain open first: it fails at once on a truncated or foreign file, where an SWMR open
     # would sit in HDF5's read-retry loop for many minutes.
     try:
-        f = h5py.File(p, "r")
+        f = _open_plain_after_writer(p)
     except OSError as plain:
         if "truncated" in str(plain) or not h5py.is_hdf5(p):
             raise InputError(
@@ -190,6 +190,17 @@ def open_read(path: str | Path) -> Iterator[h5py.File]:
         yield f
     finally:
         f.close()
+
+
+def _open_plain_after_writer(p: Path) -> h5py.File:
+    """A plain read-only open; when a writer began meanwhile, once more after its write."""
+    try:
+        return h5py.File(p, "r")
+    except OSError:
+        if not marked_open(p):
+            raise
+    with _file_lock(p, exclusive=False):
+        return h5py.File(p, "r")
 
 
 # -- writing --------------------------------------------------------------------------------
