@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import shutil
 import socket
 import struct
 import threading
@@ -36,6 +37,7 @@ import numpy as np
 
 from smm_daq import PROGRAM_NAME, __version__
 from smm_daq.errors import InputError
+from smm_daq.storage.superblock import clear_open_mark
 
 LIBVER = ("v110", "latest")
 FIXED_TEXT = h5py.string_dtype("utf-8", 64)  # for values rewritten while in SWMR mode
@@ -320,37 +322,53 @@ def repair(path: str | Path) -> None:
 
 def _repair_locked(p: Path) -> None:
     tmp = p.with_name(p.name + ".repair-tmp")
+    cleared = p.with_name(p.name + ".repair-src")
     try:
-        src = h5py.File(p, "r", swmr=marked_open(p))
-    except OSError as exc:
-        raise InputError(
-            f"cannot be read back to repair it ({_reason(exc)}); expected a session file "
-            "that a stopped smm-daq process was writing",
-            source=str(p),
-        ) from None
-    try:
-        busy = live_writers(src)
-        if busy:
-            raise InputError(
-                f"entry '{busy[0]}' is being written by a running process "
-                f"({text(src[busy[0]]['writer'])}); wait for it or stop it first",
-                source=str(p),
-            )
-        with h5py.File(tmp, "w", libver=LIBVER, track_order=True, locking=False) as dst:
-            _rebuild(src, dst)
-            for entry in dst.values():
-                if (
-                    isinstance(entry, h5py.Group)
-                    and "status" in entry
-                    and text(entry["status"]) in ("running", "paused")
-                ):
-                    entry["status"][()] = "interrupted"
+        src = _open_for_repair(p, cleared)
+        try:
+            busy = live_writers(src)
+            if busy:
+                raise InputError(
+                    f"entry '{busy[0]}' is being written by a running process "
+                    f"({text(src[busy[0]]['writer'])}); wait for it or stop it first",
+                    source=str(p),
+                )
+            with h5py.File(tmp, "w", libver=LIBVER, track_order=True, locking=False) as dst:
+                _rebuild(src, dst)
+                for entry in dst.values():
+                    if (
+                        isinstance(entry, h5py.Group)
+                        and "status" in entry
+                        and text(entry["status"]) in ("running", "paused")
+                    ):
+                        entry["status"][()] = "interrupted"
+        finally:
+            src.close()
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     finally:
-        src.close()
+        cleared.unlink(missing_ok=True)
     os.replace(tmp, p)
+
+
+def _open_for_repair(p: Path, cleared: Path) -> h5py.File:
+    """The file to rebuild from: itself (in SWMR mode when marked, which a writer killed in
+    SWMR mode allows), or else a copy with the mark cleared as `h5clear -s` would."""
+    try:
+        return h5py.File(p, "r", swmr=marked_open(p))
+    except OSError as exc:
+        first = exc
+    if marked_open(p):
+        shutil.copyfile(p, cleared)
+        with contextlib.suppress(ValueError, OSError):
+            clear_open_mark(cleared)
+            return h5py.File(cleared, "r")
+    raise InputError(
+        f"cannot be read back to repair it ({_reason(first)}); expected a session file "
+        "that a stopped smm-daq process was writing",
+        source=str(p),
+    ) from None
 
 
 _COPY_ROWS = 1 << 22  # elements per block when copying a dataset

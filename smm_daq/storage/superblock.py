@@ -1,0 +1,85 @@
+"""Clearing the "open for write" mark that a killed HDF5 writer leaves in a file's superblock.
+
+HDF5 1.10 and later mark a file open for writing in its superblock (version 3) and clear the
+mark on close; a process killed meanwhile leaves it set, and every later open then fails. The
+HDF5 library clears it only through a private property that its `h5clear -s` tool uses, which
+h5py does not reach, so this module does what `h5clear -s` does: zero the flags byte and write
+the superblock's checksum again (Jenkins' lookup3, as the HDF5 format specifies). It refuses
+a superblock whose stored checksum it cannot reproduce, so it never writes over something it
+does not understand.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_MASK = 0xFFFFFFFF
+
+
+def _rot(x: int, k: int) -> int:
+    return ((x << k) | (x >> (32 - k))) & _MASK
+
+
+def lookup3(data: bytes, initval: int = 0) -> int:
+    """Bob Jenkins' lookup3 `hashlittle` of `data`, as HDF5's H5_checksum_lookup3."""
+    length = len(data)
+    a = b = c = (0xDEADBEEF + length + initval) & _MASK
+    k = 0
+    while length > 12:
+        a = (a + int.from_bytes(data[k:k + 4], "little")) & _MASK
+        b = (b + int.from_bytes(data[k + 4:k + 8], "little")) & _MASK
+        c = (c + int.from_bytes(data[k + 8:k + 12], "little")) & _MASK
+        a = (a - c) & _MASK; a ^= _rot(c, 4); c = (c + b) & _MASK  # noqa: E702
+        b = (b - a) & _MASK; b ^= _rot(a, 6); a = (a + c) & _MASK  # noqa: E702
+        c = (c - b) & _MASK; c ^= _rot(b, 8); b = (b + a) & _MASK  # noqa: E702
+        a = (a - c) & _MASK; a ^= _rot(c, 16); c = (c + b) & _MASK  # noqa: E702
+        b = (b - a) & _MASK; b ^= _rot(a, 19); a = (a + c) & _MASK  # noqa: E702
+        c = (c - b) & _MASK; c ^= _rot(b, 4); b = (b + a) & _MASK  # noqa: E702
+        length -= 12
+        k += 12
+    if length == 0:
+        return c
+    tail = data[k:k + length] + bytes(12 - length)
+    a = (a + int.from_bytes(tail[0:4], "little")) & _MASK
+    b = (b + int.from_bytes(tail[4:8], "little")) & _MASK
+    c = (c + int.from_bytes(tail[8:12], "little")) & _MASK
+    c ^= b; c = (c - _rot(b, 14)) & _MASK  # noqa: E702
+    a ^= c; a = (a - _rot(c, 11)) & _MASK  # noqa: E702
+    b ^= a; b = (b - _rot(a, 25)) & _MASK  # noqa: E702
+    c ^= b; c = (c - _rot(b, 16)) & _MASK  # noqa: E702
+    a ^= c; a = (a - _rot(c, 4)) & _MASK  # noqa: E702
+    b ^= a; b = (b - _rot(a, 14)) & _MASK  # noqa: E702
+    c ^= b; c = (c - _rot(b, 24)) & _MASK  # noqa: E702
+    return c
+
+
+def clear_open_mark(path: str | Path) -> bool:
+    """Zero the superblock's file-consistency flags; True if they were set.
+
+    ValueError when the file has no version 2 or 3 superblock whose checksum this module
+    reproduces (then nothing is written).
+    """
+    with open(path, "r+b") as fh:
+        for base in (0, 512, 1024, 2048):
+            fh.seek(base)
+            if fh.read(8) == _SIGNATURE:
+                break
+        else:
+            raise ValueError("no HDF5 superblock found")
+        head = fh.read(4)  # version, size of offsets, size of lengths, flags
+        if len(head) < 4 or head[0] not in (2, 3):
+            raise ValueError("the superblock's version has no open-for-write mark")
+        size = 12 + 4 * head[1]  # signature, those 4 bytes, 4 addresses
+        fh.seek(base)
+        block = fh.read(size + 4)
+        stored = struct.unpack("<I", block[size:size + 4])[0]
+        if len(block) < size + 4 or lookup3(block[:size]) != stored:
+            raise ValueError("the superblock's checksum does not match; not touching it")
+        if block[11] == 0:
+            return False
+        cleared = block[:11] + b"\x00" + block[12:size]
+        fh.seek(base)
+        fh.write(cleared + struct.pack("<I", lookup3(cleared)))
+        return True
