@@ -1,9 +1,11 @@
 """Memory over a long scan: process RSS every N lines of a 601 × 601 scan, and its growth.
 
-    .venv/bin/python benchmarks/scan_memory.py [--n 601] [--every 50]
+    .venv/bin/python benchmarks/scan_memory.py [--n 601] [--every 50] [--simulated]
 
 The scan runs the real sequencer and file writer on instruments that answer at once (see
-`acquisition_per_point.py`), in a fresh process, so RSS belongs to this scan alone. The grid
+`acquisition_per_point.py`), or with `--simulated` on the whole simulated rig (real drivers,
+emulated protocols, the simulated world: minutes for 601²), in a fresh process, so RSS
+belongs to this scan alone. The grid
 is on disk and the sequencer holds one line, so RSS should stay flat: the figure to watch is
 the growth per line after the first lines (allocator and HDF5 caches warm up).
 """
@@ -31,9 +33,18 @@ def _rss_kb() -> float:
         return int(fh.read().split()[1]) * PAGE / 1024
 
 
-def child(n: int, every: int, path: Path) -> None:
-    rig = _InstantRig(load_profile(), VirtualClock(), _Stage(), _Coils(), _LockIn())
-    seq = Sequencer(rig, path, _plan("mem", n))
+def child(n: int, every: int, path: Path, simulated: bool) -> None:
+    if simulated:
+        from smm_daq.acquisition.plan import ScanPlan
+        from smm_daq.instruments.rig import open_rig
+
+        rig = open_rig(load_profile())
+        plan = ScanPlan.from_center("mem", (12.5e-3, 12.5e-3), ((n - 1) * 10e-6,) * 2, 10e-6,
+                                    settle_tau=0.0)
+    else:
+        rig = _InstantRig(load_profile(), VirtualClock(), _Stage(), _Coils(), _LockIn())
+        plan = _plan("mem", n)
+    seq = Sequencer(rig, path, plan)
     rows: list[tuple[int, float, float]] = []
     t0 = time.perf_counter()
 
@@ -51,19 +62,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=601)
     parser.add_argument("--every", type=int, default=50)
+    parser.add_argument("--simulated", action="store_true", help="on the simulated rig")
     parser.add_argument("--child", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.n, args.every, Path(args.child))
+        child(args.n, args.every, Path(args.child), args.simulated)
         return
     with tempfile.TemporaryDirectory() as tmp:
         out = subprocess.run(
             [sys.executable, __file__, "--n", str(args.n), "--every", str(args.every),
-             "--child", str(Path(tmp) / "mem.h5")],
+             "--child", str(Path(tmp) / "mem.h5"), *(["--simulated"] if args.simulated else [])],
             check=True, capture_output=True, text=True, cwd=Path(__file__).parent,
         ).stdout.split("\n")
     rows = [tuple(float(v) for v in line.split()) for line in out if line.strip()]
-    print(f"RSS over a {args.n} x {args.n} scan (instant instruments):")
+    rig = "the simulated rig" if args.simulated else "instant instruments"
+    print(f"RSS over a {args.n} x {args.n} scan ({rig}):")
     print("  lines    RSS MB   seconds")
     for line, rss, t in rows:
         print(f"  {int(line):5d}  {rss / 1024:8.1f}  {t:8.2f}")

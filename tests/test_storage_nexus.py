@@ -347,3 +347,25 @@ def test_clearing_refuses_a_superblock_it_does_not_reproduce(tmp_path):
     with pytest.raises(ValueError, match="checksum"):
         clear_open_mark(path)
     assert path.read_bytes() == bytes(raw)
+
+
+def test_reading_in_another_thread_during_a_scan_never_stops_it(tmp_path):
+    """The window reads the session file while its worker thread writes lines into it."""
+    from acq_fakes import fake_rig
+
+    from smm_daq.acquisition.plan import ScanPlan
+    from smm_daq.acquisition.sequencer import Sequencer
+
+    path = tmp_path / "s.h5"
+    write_map_entry(path, _map("earlier"), kind="induced")
+    plan = ScanPlan.from_center("s", (12.5e-3, 12.5e-3), (300e-6, 300e-6), 10e-6)
+    seq = Sequencer(fake_rig(), path, plan)
+    seq.start()
+    reads = 0
+    while seq.state in ("idle", "running"):
+        infos = {i.name: i for i in list_entries(path)}
+        assert infos["earlier"].status == "finished"
+        reads += 1
+    assert seq.wait(60) == "finished", seq.message
+    assert reads > 0
+    assert list_entries(path)[1].lines_done == plan.ny

@@ -44,7 +44,7 @@ FIXED_TEXT = h5py.string_dtype("utf-8", 64)  # for values rewritten while in SWM
 TEXT = h5py.string_dtype("utf-8")
 REPAIR_HINT = "`smm-daq repair FILE` makes it openable again without losing what was written"
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-_LOCKS: dict[str, threading.Lock] = {}  # in-process: one writer per file at a time
+_LOCKS: dict[str, threading.RLock] = {}  # in-process: one thread has a file open at a time
 _LOCKS_GUARD = threading.Lock()
 
 
@@ -127,20 +127,23 @@ def _file_lock(path: Path, *, exclusive: bool) -> Iterator[None]:
 
     Independent of HDF5's own (flock) locks and of other descriptors of the same file in this
     process, so HDF5 opening and closing the file never drops it. Where the system has no such
-    locks, writers in this process are still serialized.
+    locks, threads of this process still take turns.
     """
-    key = str(path.resolve())
-    with _LOCKS_GUARD:
-        local = _LOCKS.setdefault(key, threading.Lock())
     with contextlib.ExitStack() as stack:
-        if exclusive:
-            stack.enter_context(local)
+        stack.enter_context(_local_lock(path))
         setlkw = getattr(fcntl, "F_OFD_SETLKW", None)
         if setlkw is not None and path.exists():
             fd = os.open(path, os.O_RDWR if exclusive else os.O_RDONLY)
             stack.callback(os.close, fd)  # closing the descriptor releases the lock
             fcntl.fcntl(fd, setlkw, _flock_struct(fcntl.F_WRLCK if exclusive else fcntl.F_RDLCK))
         yield
+
+
+def _local_lock(path: Path) -> threading.RLock:
+    """This process's lock of a file: HDF5 refuses to open a file for writing that another
+    thread of the same process has open for reading, so they take turns."""
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(str(path.resolve()), threading.RLock())
 
 
 def _fapl(*, locking: bool) -> h5py.h5p.PropFAID:
@@ -164,6 +167,12 @@ def open_read(path: str | Path) -> Iterator[h5py.File]:
     """
     p = Path(path)
     _check_exists(p)
+    with _local_lock(p), _open_read(p) as f:
+        yield f
+
+
+@contextlib.contextmanager
+def _open_read(p: Path) -> Iterator[h5py.File]:
     if marked_open(p):
         with _file_lock(p, exclusive=False):
             pass  # an smm-daq writer at work has finished its write
