@@ -117,9 +117,17 @@ def test_extra_datasets_are_stored_under_the_entry(tmp_path):
         assert int(e["results/count"][()]) == 3
 
 
-def test_extra_of_an_unstorable_type_is_refused(tmp_path):
+def test_extra_of_an_unstorable_type_is_refused_and_nothing_is_left(tmp_path):
+    path = tmp_path / "s.h5"
+    write_map_entry(path, _map("first"), kind="induced")
     with pytest.raises(InputError, match="extra 'bad'"):
-        write_map_entry(tmp_path / "s.h5", _map(), kind="induced", extra={"bad": object()})
+        write_map_entry(path, _map(), kind="induced", extra={"bad": object()})
+    with pytest.raises(InputError, match="extra 'bad'"):
+        write_map_entry(path, _map("first"), kind="induced", extra={"bad": object()},
+                        overwrite=True)
+    with h5py.File(path, "r") as f:
+        assert list(f) == ["first"] and f.attrs["default"] == "first"
+    np.testing.assert_array_equal(read_map(path, "first").bz, _map("first").bz)
 
 
 @pytest.mark.parametrize("name", ["", "a/b", "."])

@@ -21,7 +21,7 @@ measured field in instrument/field/measured); they are still read.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
@@ -52,6 +52,7 @@ from smm_daq.storage.products import (
 
 KINDS_HINT = "scan, induced, background, susceptibility, mmt, import, ..."
 ACQUIRED_KINDS = ("scan", "import")  # measured data: never overwritten
+STAGING = "smm_daq_staging"  # marks an entry still being written under a temporary name
 
 
 @dataclass(frozen=True)
@@ -103,13 +104,16 @@ def create_entry_core(
     start_time: str,
     end_time: str,
     status_dtype: object = TEXT,
+    group: str | None = None,
 ) -> h5py.Group:
     """The part of the layout every entry shares; returns the NXentry group.
+
+    `group` is where it is made when not at `data.name` (an entry staged under another name).
 
     `status_dtype` lets a scan writer give status and end_time fixed lengths, so they can be
     rewritten while the file is in SWMR mode.
     """
-    entry = set_nx(f.create_group(data.name), "NXentry")
+    entry = set_nx(f.create_group(group or data.name), "NXentry")
     entry.attrs["kind"] = kind
     entry.attrs["sources"] = np.array(list(data.sources), dtype=TEXT)
     entry.attrs["default"] = "data"
@@ -139,7 +143,6 @@ def create_entry_core(
     if data.applied_field is not None:
         _dataset(sample, "magnetic_field", data.applied_field, "T",
                  long_name="applied magnetic field (x, y, z)")
-    f.attrs["default"] = data.name
     return entry
 
 
@@ -193,29 +196,36 @@ def write_map_entry(
         replacing = data.name in f
         if replacing:
             _check_replaceable(f, data, overwrite, source)
-        # Written beside the old entry first, so a failure part-way loses neither.
-        staged = replace(data, name=f"{data.name}.new") if replacing else data
-        if staged.name in f:
-            del f[staged.name]
-        stamp = now_iso()
-        entry = create_entry_core(f, staged, kind=kind, status="finished", start_time=stamp,
-                                  end_time=stamp)
-        nxdata = entry["data"]
-        _dataset(nxdata, "Bz", data.bz, "T", long_name="Bz (T)")
-        for plot in plots:
-            if isinstance(plot, MapPlot):
-                write_map_plot(entry, plot)
-            else:
-                write_table_plot(entry, plot)
-        entry.attrs["default"] = default
-        write_process(entry, sources=data.sources, parameters=parameters or {})
-        for step, fields in (processes or {}).items():
-            write_process(entry, sources=data.sources, parameters={}, name=step, fields=fields)
-        if extra:
-            _store_extra(entry, extra, f"{source}, entry '{data.name}'")
+        # Written under another name first: a failure part-way leaves the file as it was.
+        staged = f".{data.name}.{STAGING}"
+        if staged in f and STAGING in f[staged].attrs:  # left by a writer that was killed
+            del f[staged]
+        try:
+            stamp = now_iso()
+            entry = create_entry_core(f, data, kind=kind, status="finished", start_time=stamp,
+                                      end_time=stamp, group=staged)
+            entry.attrs[STAGING] = 1
+            _dataset(entry["data"], "Bz", data.bz, "T", long_name="Bz (T)")
+            for plot in plots:
+                if isinstance(plot, MapPlot):
+                    write_map_plot(entry, plot)
+                else:
+                    write_table_plot(entry, plot)
+            entry.attrs["default"] = default
+            write_process(entry, sources=data.sources, parameters=parameters or {})
+            for step, fields in (processes or {}).items():
+                write_process(entry, sources=data.sources, parameters={}, name=step,
+                              fields=fields)
+            if extra:
+                _store_extra(entry, extra, f"{source}, entry '{data.name}'")
+        except BaseException:
+            if staged in f:
+                del f[staged]
+            raise
+        del entry.attrs[STAGING]
         if replacing:
             del f[data.name]
-            f.move(staged.name, data.name)
+        f.move(staged, data.name)
         f.attrs["default"] = data.name
     return data.name
 

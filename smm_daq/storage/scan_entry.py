@@ -161,6 +161,7 @@ class ScanEntryWriter:
                 f, core, kind="scan", status="interrupted", start_time=now_iso(),
                 end_time=now_iso(), status_dtype=FIXED_TEXT,
             )
+            f.attrs["default"] = name
             cls._layout_scan(entry, len(y), len(x), profile, snapshot)
             entry.create_dataset("writer", data=writer_id(), dtype=FIXED_TEXT)
             entry.create_dataset("state", data="running", dtype=FIXED_TEXT)
