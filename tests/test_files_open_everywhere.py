@@ -5,7 +5,8 @@ with kill -9 between lines, the same scan resumed, a scan killed during a write)
 with h5dump of HDF5 1.10 (Debian's hdf5-tools: .ci/run installs it), plain h5py, silx and
 nexusformat; each entry's default chain is followed to an NXdata whose signal and axes exist,
 carry units and fit together (errors too); nexusformat's validator and punx (offline, its
-bundled NeXus definitions) report no error; no dataset carries a unit in its name.
+bundled NeXus definitions) report no error; no dataset carries a unit in its name, and every
+`units` attribute parses in UDUNITS-2 (through cf-units).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from cf_units import Unit
 
 from smm_daq.cli.main import main
 from smm_daq.storage.h5file import marked_open, text
@@ -154,6 +156,9 @@ def _check_h5py(path: Path) -> None:
                      if isinstance(obj, h5py.Dataset) and "snapshot/json" not in name else None)
         with_units = [n for n in named if split_units(n.rsplit("/", 1)[-1])[1] is not None]
         assert with_units == [], "unit in a dataset's name"
+        for name in named:  # every unit in UDUNITS spelling (UDUNITS-2 itself parses it)
+            if "units" in f[name].attrs:
+                Unit(text(f[name].attrs["units"]))
 
 
 def _check_h5dump(path: Path) -> None:
