@@ -9,14 +9,18 @@ Writing scheme. A file is never left open for writing while nothing is being wri
 once per line. A crash between two writes therefore leaves a file that every HDF5 reader opens
 as it is. Scan lines are written in SWMR mode from the moment the file is opened
 (`writing(..., swmr=True)`), so a crash during that write leaves a file that a SWMR reader
-still reads whole; it is only marked "open for write" in its superblock. smm-daq clears that
-mark on its next touch of the file (`repair`: copy every object into a fresh file and swap it
-in, so nothing flushed is lost), and `smm-daq repair FILE` does it on demand.
+still reads whole; it is only marked "open for write" in its superblock. New entries are laid
+out outside SWMR mode (it makes no new objects), staged under a temporary name; a crash then
+leaves the mark too. smm-daq clears the mark on its next touch of the file (`repair`: copy
+every object into a fresh file and swap it in, so nothing flushed is lost; reading the file in
+SWMR mode, or a copy whose mark is cleared as `h5clear -s` does), and `smm-daq repair FILE`
+does it on demand.
 
 Writers of one file are serialized by an open-file-description lock on the file itself (not
 HDF5's own file lock, which a reader holding the file open in a viewer would turn into a
 stalled scan): a reader that finds the mark waits for the lock, so it sees either the file
-before or after a write, never half of one.
+before or after a write, never half of one. Threads of one process take turns on a file, as
+HDF5 refuses to open a file for writing that the same process has open for reading.
 """
 
 from __future__ import annotations
@@ -245,8 +249,9 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False
             ) -> Iterator[h5py.File]:
     """Open a session file for writing, for the duration of one write; closes it after.
 
-    `create`: make the file when missing. `swmr`: open in SWMR-write mode (no new objects,
-    but a crash during the write leaves every flushed byte readable). A file left marked
+    `create`: make the file when missing. `swmr`: open in SWMR-write mode (for files that
+    pass `require_swmr_format`; no new objects, but a crash during the write leaves every
+    flushed byte readable). A file left marked
     open-for-write by a killed writer is repaired first; one that a live process writes
     outside this lock raises InputError.
     """
@@ -271,12 +276,6 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False
             ) from None
         f = h5py.File(fid)
         try:
-            if swmr and f.id.get_create_plist().get_version()[0] < 3:
-                raise InputError(
-                    "is in an older HDF5 format that cannot be written while it is read "
-                    "(SWMR); write scans to a new file (smm-daq still reads this one)",
-                    source=str(p),
-                )
             yield f
             f.flush()
         finally:
