@@ -165,7 +165,7 @@ class ScanEntryWriter:
             cls._layout_scan(entry, len(y), len(x), profile, snapshot)
             entry.create_dataset("writer", data=writer_id(), dtype=FIXED_TEXT)
             entry.create_dataset("state", data="running", dtype=FIXED_TEXT)
-            entry.create_dataset("message", data=_in_progress(p, name, "running"),
+            entry.create_dataset("message", data=_clip(_in_progress(p, name, "running")),
                                  dtype=MESSAGE_TEXT)
             entry.create_dataset("plan", data=plan_text, dtype=TEXT)
             entry.create_dataset("recipe", data=recipe_text, dtype=TEXT)
