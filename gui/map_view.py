@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt6 import QtCore, QtWidgets
+from PyQt6 import QtCore, QtGui, QtWidgets
 
 from gui.map_geometry import pixel_at, pixel_rect, profile_along, symmetric_level
 from smm_daq.storage.mapdata import MapData
@@ -57,6 +57,10 @@ class MapView(QtWidgets.QWidget):
         self.plot.setLabel("left", "y", units="µm")
         self.plot.getAxis("bottom").enableAutoSIPrefix(False)
         self.plot.getAxis("left").enableAutoSIPrefix(False)
+        self.underlay = pg.ImageItem(axisOrder="row-major")
+        self.underlay.setZValue(-10)
+        self.underlay.hide()
+        self.plot.addItem(self.underlay, ignoreBounds=True)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.plot.addItem(self.image)
         self.colour_bar = pg.ColorBarItem(
@@ -97,9 +101,17 @@ class MapView(QtWidgets.QWidget):
         self.select_button.toggled.connect(self._set_selecting)
         self.profile_button = QtWidgets.QToolButton(text="Line profile", checkable=True)
         self.profile_button.toggled.connect(self.show_profile)
+        self.opacity = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
+        self.opacity.setRange(0, 100)
+        self.opacity.setValue(70)
+        self.opacity.setMaximumWidth(120)
+        self.opacity.setToolTip("Opacity of the map over the image of the sample")
+        self.opacity.valueChanged.connect(lambda v: self.image.setOpacity(v / 100))
+        self.opacity.hide()
 
         tools = QtWidgets.QHBoxLayout()
         tools.addWidget(self.readout_label, 1)
+        tools.addWidget(self.opacity)
         tools.addWidget(self.select_button)
         tools.addWidget(self.profile_button)
         layout = QtWidgets.QVBoxLayout(self)
@@ -146,6 +158,21 @@ class MapView(QtWidgets.QWidget):
         """Pan and zoom together with another view."""
         self.view_box.setXLink(other.view_box)
         self.view_box.setYLink(other.view_box)
+
+    def set_underlay(self, image: np.ndarray, transform: QtGui.QTransform) -> None:
+        """Draw an RGB image (rows, columns, 3) under the map, placed by `transform` (image
+        item coordinates to view µm, see `gui.image_registration.underlay_transform`); the
+        map becomes translucent, its opacity set by the slider."""
+        self.underlay.setImage(np.asarray(image), autoLevels=False, levels=(0, 255))
+        self.underlay.setTransform(transform)
+        self.underlay.show()
+        self.opacity.show()
+        self.image.setOpacity(self.opacity.value() / 100)
+
+    def clear_underlay(self) -> None:
+        self.underlay.hide()
+        self.opacity.hide()
+        self.image.setOpacity(1.0)
 
     def set_outlines(self, segments: np.ndarray) -> None:
         """Draw line segments (M, 2, 2) in m, e.g. grain outlines, over the map."""

@@ -9,11 +9,18 @@ from PyQt6 import QtCore, QtWidgets
 
 from gui.compare_view import CompareView
 from gui.grain_outlines import footprint_segments
+from gui.image_registration import RegistrationDialog, underlay_transform
 from gui.map_view import MapView
 from smm_daq.analysis.grains import FORMATS, read_grains
+from smm_daq.analysis.optical import ImageRegistration, load_image
 from smm_daq.errors import SmmError
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import EntryInfo, list_entries, read_map
+from smm_daq.storage.optical_entry import (
+    optical_entries,
+    read_optical_entry,
+    write_optical_entry,
+)
 
 UT = 1e-6
 COLUMNS = ("entry", "kind", "status", "title", "size", "field (µT)", "lines done", "started")
@@ -57,6 +64,12 @@ class SessionBrowser(QtWidgets.QWidget):
         grains_button = QtWidgets.QPushButton("Grain outlines…")
         grains_button.setToolTip("Draw the grains of a micro-CT grain file over the maps")
         grains_button.clicked.connect(self._choose_grains)
+        image_button = QtWidgets.QPushButton("Image of the sample…")
+        image_button.setToolTip(
+            "Register an optical or micro-CT image onto the shown map by control points; it "
+            "is stored in the file and drawn under the maps"
+        )
+        image_button.clicked.connect(self._choose_image)
         self.grain_format = QtWidgets.QComboBox()
         self.grain_format.addItems(FORMATS)
         self.grain_format.setToolTip(
@@ -80,6 +93,7 @@ class SessionBrowser(QtWidgets.QWidget):
         buttons.addWidget(refresh_button)
         buttons.addWidget(grains_button)
         buttons.addWidget(self.grain_format)
+        buttons.addWidget(image_button)
         left_layout.addLayout(buttons)
         left_layout.addWidget(self.table, 1)
         left_layout.addWidget(self.message)
@@ -113,6 +127,7 @@ class SessionBrowser(QtWidgets.QWidget):
         self.path = Path(path)
         self.path_label.setText(str(self.path))
         self.refresh()
+        self.show_underlay()
         self.fileOpened.emit(self.path)
 
     def refresh(self) -> None:
@@ -187,3 +202,64 @@ class SessionBrowser(QtWidgets.QWidget):
         """Grain outlines (segments (M, 2, 2) in m) over every map of this tab."""
         self.map_view.set_outlines(segments)
         self.compare.set_outlines(segments)
+
+    # --- image of the sample -------------------------------------------------------------
+    def _choose_image(self) -> None:
+        if self.path is None or self.map_view.map is None:
+            self.message.setText("Open a session file and show a map first: the image is "
+                                 "registered onto the map shown.")
+            return
+        name, _ = QtWidgets.QFileDialog.getOpenFileName(
+            self, "Open an image of the sample", str(self.path.parent),
+            "Images (*.png *.jpg *.jpeg *.tif *.tiff *.bmp);;All files (*)",
+        )
+        if name:
+            self.register_image(Path(name))
+
+    def register_image(self, image_path: Path) -> bool:
+        """Read an image, let the user pick control points against the shown map, store it."""
+        if self.path is None or self.map_view.map is None:
+            return False
+        try:
+            image = load_image(image_path)
+        except SmmError as exc:
+            self.message.setText(str(exc))
+            return False
+        dialog = RegistrationDialog(image, self.map_view.map, image_name=Path(image_path).name,
+                                    parent=self)
+        accepted = dialog.exec() == QtWidgets.QDialog.DialogCode.Accepted
+        if not accepted or dialog.registration is None:
+            return False
+        return self.store_image(image, dialog.registration, dialog.name_edit.text().strip(),
+                                Path(image_path).name)
+
+    def store_image(self, image: np.ndarray, registration: ImageRegistration, name: str,
+                    image_file: str) -> bool:
+        """Write the registered image into the open file and draw it under the maps."""
+        if self.path is None:
+            return False
+        try:
+            write_optical_entry(self.path, name, image, registration, image_file=image_file)
+        except (SmmError, OSError) as exc:
+            self.message.setText(str(exc))
+            return False
+        self.refresh()
+        self.show_underlay()
+        return True
+
+    def show_underlay(self) -> None:
+        """Draw the file's newest registered image under the maps of this tab."""
+        if self.path is None:
+            return
+        views = [self.map_view, *self.compare.views.values()]
+        try:
+            names = optical_entries(self.path)
+            found = read_optical_entry(self.path, names[-1]) if names else None
+        except (SmmError, OSError) as exc:
+            self.message.setText(str(exc))
+            found = None
+        for view in views:
+            if found is None:
+                view.clear_underlay()
+            else:
+                view.set_underlay(found[0], underlay_transform(found[1].matrix))
