@@ -23,6 +23,7 @@ from smm_daq.storage.optical_entry import (
 )
 
 UT = 1e-6
+RESUMABLE = ("interrupted", "aborted", "failed")
 COLUMNS = ("entry", "kind", "status", "title", "size", "field (µT)", "lines done", "started")
 
 
@@ -42,6 +43,12 @@ def describe_entry(info: EntryInfo) -> tuple[str, ...]:
     return (info.name, info.kind, info.status, info.title, size, field, lines, info.start_time)
 
 
+def resumable(info: EntryInfo) -> bool:
+    """A scan that stopped before its last line: interrupted, aborted or failed."""
+    return (info.kind == "scan" and info.status in RESUMABLE and info.shape is not None
+            and info.lines_done is not None and info.lines_done < info.shape[0])
+
+
 class SessionBrowser(QtWidgets.QWidget):
     """The Session tab: entries table above, map and comparison views below."""
 
@@ -49,6 +56,7 @@ class SessionBrowser(QtWidgets.QWidget):
     mapShown = QtCore.pyqtSignal(object)  # MapData
     grainsLoaded = QtCore.pyqtSignal(object, str)  # grain file Path, format
     entriesChanged = QtCore.pyqtSignal(object)  # Path of the file whose entries were re-read
+    resumeRequested = QtCore.pyqtSignal(object, str)  # session file Path, scan entry
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -64,6 +72,13 @@ class SessionBrowser(QtWidgets.QWidget):
         grains_button = QtWidgets.QPushButton("Grain outlines…")
         grains_button.setToolTip("Draw the grains of a micro-CT grain file over the maps")
         grains_button.clicked.connect(self._choose_grains)
+        self.resume_button = QtWidgets.QPushButton("Resume scan")
+        self.resume_button.setToolTip(
+            "Finish the selected interrupted, aborted or failed scan from its first "
+            "unfinished line (in the Scan tab, on the connected rig)"
+        )
+        self.resume_button.setEnabled(False)
+        self.resume_button.clicked.connect(self._resume_selected)
         image_button = QtWidgets.QPushButton("Image of the sample…")
         image_button.setToolTip(
             "Register an optical or micro-CT image onto the shown map by control points; it "
@@ -81,6 +96,7 @@ class SessionBrowser(QtWidgets.QWidget):
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().hide()
         self.table.cellDoubleClicked.connect(lambda row, _col: self.show_entry(row))
+        self.table.itemSelectionChanged.connect(self._selection_changed)
         self.message = QtWidgets.QLabel("")
         self.message.setWordWrap(True)
         self.message.setStyleSheet("color: #a00000")
@@ -91,6 +107,7 @@ class SessionBrowser(QtWidgets.QWidget):
         buttons.addWidget(self.path_label, 1)
         buttons.addWidget(open_button)
         buttons.addWidget(refresh_button)
+        buttons.addWidget(self.resume_button)
         buttons.addWidget(grains_button)
         buttons.addWidget(self.grain_format)
         buttons.addWidget(image_button)
@@ -153,8 +170,26 @@ class SessionBrowser(QtWidgets.QWidget):
                 self.table.setItem(row, col, item)
         self.table.setSortingEnabled(True)
         self.table.resizeColumnsToContents()
+        self._selection_changed()  # an entry's status may have changed under the selection
         self.compare.set_entries(self.entries)
         self.entriesChanged.emit(self.path)
+
+    def selected_entry(self) -> EntryInfo | None:
+        rows = {i.row() for i in self.table.selectedIndexes()}
+        if len(rows) != 1:
+            return None
+        item = self.table.item(rows.pop(), 0)
+        name = item.data(QtCore.Qt.ItemDataRole.UserRole) if item is not None else None
+        return next((e for e in self.entries if e.name == name), None)
+
+    def _selection_changed(self) -> None:
+        info = self.selected_entry()
+        self.resume_button.setEnabled(info is not None and resumable(info))
+
+    def _resume_selected(self) -> None:
+        info = self.selected_entry()
+        if self.path is not None and info is not None and resumable(info):
+            self.resumeRequested.emit(self.path, info.name)
 
     def _load(self, entry: str) -> MapData | None:
         if self.path is None:
