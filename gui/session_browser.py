@@ -11,6 +11,7 @@ from gui.compare_view import CompareView
 from gui.grain_outlines import footprint_segments
 from gui.image_registration import RegistrationDialog, underlay_transform
 from gui.map_view import MapView
+from gui.subtract_dialog import SubtractDialog
 from smm_daq.analysis.grains import FORMATS, read_grains
 from smm_daq.analysis.optical import ImageRegistration, load_image
 from smm_daq.errors import SmmError
@@ -79,6 +80,10 @@ class SessionBrowser(QtWidgets.QWidget):
         )
         self.resume_button.setEnabled(False)
         self.resume_button.clicked.connect(self._resume_selected)
+        subtract_button = QtWidgets.QPushButton("Subtract…")
+        subtract_button.setToolTip("A new induced entry: an in-field map minus a remanent map, "
+                                   "registered or not")
+        subtract_button.clicked.connect(self._choose_subtraction)
         image_button = QtWidgets.QPushButton("Image of the sample…")
         image_button.setToolTip(
             "Register an optical or micro-CT image onto the shown map by control points; it "
@@ -108,6 +113,7 @@ class SessionBrowser(QtWidgets.QWidget):
         buttons.addWidget(open_button)
         buttons.addWidget(refresh_button)
         buttons.addWidget(self.resume_button)
+        buttons.addWidget(subtract_button)
         buttons.addWidget(grains_button)
         buttons.addWidget(self.grain_format)
         buttons.addWidget(image_button)
@@ -237,6 +243,43 @@ class SessionBrowser(QtWidgets.QWidget):
         """Grain outlines (segments (M, 2, 2) in m) over every map of this tab."""
         self.map_view.set_outlines(segments)
         self.compare.set_outlines(segments)
+
+    # --- subtraction ---------------------------------------------------------------------
+    def _choose_subtraction(self) -> None:
+        if self.path is None:
+            self.message.setText("Open a session file first.")
+            return
+        dialog = SubtractDialog(self.entries, self)
+        if dialog.exec() == QtWidgets.QDialog.DialogCode.Accepted:
+            in_field, remanent, name, register, rotation = dialog.choice()
+            self.subtract(in_field, remanent, name, register=register, rotation=rotation)
+
+    def subtract(self, in_field: str, remanent: str, name: str, *, register: bool = True,
+                 rotation: bool = False) -> bool:
+        """Write `in_field` − `remanent` as entry `name` and show it; False, with the reason
+        shown, when refused (nothing is written then)."""
+        from smm_daq.analysis.induced_entry import subtract_entries
+
+        if self.path is None:
+            return False
+        QtWidgets.QApplication.setOverrideCursor(QtCore.Qt.CursorShape.WaitCursor)
+        try:
+            res = subtract_entries(self.path, in_field, remanent, name, register=register,
+                                   rotation=rotation)
+        except SmmError as exc:
+            self.message.setText(str(exc))
+            return False
+        finally:
+            QtWidgets.QApplication.restoreOverrideCursor()
+        self.refresh()
+        row = next(r for r in range(self.table.rowCount())
+                   if self.table.item(r, 0).text() == name)
+        self.show_entry(row)
+        if res.registered:
+            (sx, sy), (ex, ey) = (np.array(res.shift) / 1e-6, np.array(res.shift_sd) / 1e-6)
+            self.map_view.plot.setTitle(f"{name}: remanent shifted by ({sx:.3f} ± {ex:.3f}, "
+                                        f"{sy:.3f} ± {ey:.3f}) µm")
+        return True
 
     # --- image of the sample -------------------------------------------------------------
     def _choose_image(self) -> None:

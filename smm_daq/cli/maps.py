@@ -97,24 +97,12 @@ def _derived(m: MapData, args: argparse.Namespace, what: str) -> MapData:
 
 
 def _subtract(args: argparse.Namespace) -> int:
-    from smm_daq.analysis.subtraction import subtract_maps
-    from smm_daq.storage.nexus import read_map
+    from smm_daq.analysis.induced_entry import subtract_entries
 
-    in_field = read_map(args.file, args.in_field)
-    remanent = read_map(args.file, args.remanent)
-    res = subtract_maps(in_field, remanent, register=not args.no_register, name=args.name,
-                        rotation=args.rotation)
-    extra: dict = {
-        "results/registered": int(res.registered),
-        "results/shift_m": np.array(res.shift),
-        "results/shift_sd_m": np.array(res.shift_sd),
-    }
-    if res.registration is not None:
-        extra["results/rotation_rad"] = res.rotation
-        extra["results/rotation_sd_rad"] = res.rotation_sd
-        extra["results/registration_offset_T"] = res.registration.offset
-        extra["results/registration_rms_T"] = res.registration.rms_residual
-    _write(args, res.map, "induced", extra)
+    res = subtract_entries(args.file, args.in_field, args.remanent, args.name,
+                           register=not args.no_register, rotation=args.rotation,
+                           overwrite=args.overwrite)
+    print(f"{args.file}: wrote entry '{args.name}' (induced)")
     if res.registered:
         (sx, sy), (ex, ey) = res.shift, res.shift_sd
         print(f"registered: shift ({sx / UM:.4f} ± {ex / UM:.4f}, {sy / UM:.4f} ± {ey / UM:.4f}) µm"
