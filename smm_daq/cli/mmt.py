@@ -7,24 +7,22 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
 
 from smm_daq.analysis.grains import FORMATS, read_grains, write_grains_csv
 from smm_daq.analysis.mmt import synth
 from smm_daq.analysis.mmt.formats.community import read_mmt_scan
-from smm_daq.analysis.mmt.solver.inversion import MMTResult, invert_map
+from smm_daq.analysis.mmt.result_file import write_result_csv, write_result_entry
+from smm_daq.analysis.mmt.solver.inversion import invert_map
 from smm_daq.cli.args import floats, positive
 from smm_daq.cli.mmt_study import add_study_command, add_tiling_options, tiled_result_or_none
 from smm_daq.errors import InputError
-from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import read_map, write_map_entry
 
 UM = 1e-6
@@ -53,33 +51,6 @@ def _sensor_size(text: str | None, fallback: tuple[float, float] | None) -> tupl
     return w * UM, l * UM
 
 
-def write_result_csv(path: str | Path, table: dict[str, np.ndarray]) -> None:
-    names = list(table)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        out = csv.writer(f)
-        out.writerow(names)
-        for i in range(len(table["grain"])):
-            out.writerow([int(table[k][i]) if k == "grain" else f"{float(table[k][i]):.9g}"
-                          for k in names])
-
-
-def result_extra(result: MMTResult, table: dict[str, np.ndarray], args_text: str
-                 ) -> dict[str, object]:
-    """The per-grain table and the fitted map under the result entry ('results/...')."""
-    extra: dict[str, object] = {f"results/{k}": np.asarray(v, dtype=float)
-                                for k, v in table.items()}
-    extra["results/grain"] = np.asarray(result.grains.labels, dtype=np.int64)
-    extra["results/covariance_A2_per_m2"] = result.covariance
-    extra["results/sigma_T"] = result.sigma
-    extra["results/sigma_from_residual"] = int(result.sigma_from_residual)
-    extra["results/condition_number"] = result.condition_number
-    extra["results/damping"] = result.damping
-    extra["results/n_sensors"] = result.n_sensors
-    extra["fitted/Bz"] = result.fitted.bz
-    extra["results/command"] = args_text
-    return extra
-
-
 def _invert(args: argparse.Namespace) -> int:
     data = read_map(args.file, args.entry)
     height = positive("--height-um", args.height_um) * UM if args.height_um is not None \
@@ -101,12 +72,8 @@ def _invert(args: argparse.Namespace) -> int:
                                 damping=args.damping)
     table = result.table()
     write_result_csv(args.out, table)
-    residual = MapData(bz=result.residual.bz, x=data.x, y=data.y, height=height,
-                       sensor_size=size, applied_field=data.applied_field, name=name,
-                       title=f"MMT residual of {args.entry}", sources=(args.entry,))
-    write_map_entry(args.file, residual, kind="mmt",
-                    extra=result_extra(result, table, " ".join(sys.argv[1:])),
-                    overwrite=args.overwrite)
+    write_result_entry(args.file, name, args.entry, result, table, " ".join(sys.argv[1:]),
+                       overwrite=args.overwrite)
     ur = table["uncertainty_ratio_pct"]
     how = "from the residual" if result.sigma_from_residual else "given"
     print(f"{result.grains.n_grains} grains from {result.n_sensors} pixels; sigma "
