@@ -52,10 +52,12 @@ class LiveScan(QtCore.QObject):
         """True from start until the final event (finished, failed or aborted)."""
         return self.state not in ("idle", *TERMINAL)
 
-    def prepare(self, plan: ScanPlan, path: Path, sensor_size: tuple[float, float] | None) -> None:
-        """Show an empty map of the plan's grid; call before the sequencer starts."""
+    def prepare(self, plan: ScanPlan, path: Path, sensor_size: tuple[float, float] | None,
+                bz: np.ndarray | None = None) -> None:
+        """Show the plan's grid, empty or with the lines already measured (`bz`, a resumed
+        scan); call before the sequencer starts."""
         self.plan, self.path = plan, Path(path)
-        self.bz = np.full((plan.ny, plan.nx), np.nan)
+        self.bz = np.full((plan.ny, plan.nx), np.nan) if bz is None else np.array(bz, float)
         self.points = self.redraws = 0
         self.message = ""
         self.view.set_map(

@@ -53,6 +53,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.session.grainsLoaded.connect(self.mmt.set_grain_file)
         self.session.fileOpened.connect(self._file_opened)
         self.session.mapShown.connect(self.scan.show_last_map)
+        self.session.resumeRequested.connect(self._resume)
+        self.mmt.saved.connect(self._file_written)
         self.scan.scanEnded.connect(self._scan_ended)
         self._close_after_scan = False
 
@@ -95,6 +97,16 @@ class MainWindow(QtWidgets.QMainWindow):
             self.settings.setValue("session/file", str(path))
         self.setWindowTitle(f"{TITLE}: {self.profile.name}: {path.name}")
         self.scan.set_path(path)
+
+    def _file_written(self, path: Path) -> None:
+        if self.session.path is not None and Path(path).resolve() == self.session.path.resolve():
+            self.session.refresh()
+
+    def _resume(self, path: Path, entry: str) -> None:
+        if self.scan.resume_entry(path, entry):
+            self.show_view("scan")
+        else:
+            self.statusBar().showMessage(self.scan.status.text())
 
     def _scan_ended(self, kind: str, message: str) -> None:
         path = self.scan.path

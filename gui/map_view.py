@@ -1,19 +1,40 @@
-"""One Bz map on screen: symmetric colour scale, cursor read-out, line profile, area selection.
+"""One map on screen: symmetric colour scale, cursor read-out, line profile, area selection.
 
 Axes are shown in µm and Bz in µT (converted here, at the edge); the map itself stays SI.
+Other quantities on the same grid (χ, magnetization, their standard deviations) are shown
+with their own name and unit (`Quantity`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pyqtgraph as pg
-from PyQt6 import QtCore, QtWidgets
+from PyQt6 import QtCore, QtGui, QtWidgets
 
 from gui.map_geometry import pixel_at, pixel_rect, profile_along, symmetric_level
 from smm_daq.storage.mapdata import MapData
 
 UM = 1e-6
 UT = 1e-6
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """What a map view shows: a name, the unit shown and the SI value of one such unit."""
+
+    name: str
+    unit: str
+    scale: float
+    format: str = ".4g"  # of the read-out
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.unit})" if self.unit else self.name
+
+
+BZ = Quantity("Bz", "µT", UT, ".3f")
 COLOUR_MAP = "CET-D1"  # diverging: blue negative, white zero, red positive
 
 # Light plots for every view of the application (the diverging map is white at zero).
@@ -48,7 +69,8 @@ class MapView(QtWidgets.QWidget):
     def __init__(self, title: str = "", parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self._map: MapData | None = None
-        self.level_T = 0.0
+        self.level_T = 0.0  # half-width of the colour range, SI (T for Bz)
+        self.quantity = BZ
 
         self.view_box = _SelectingViewBox()
         self.graphics = pg.GraphicsLayoutWidget()
@@ -57,10 +79,14 @@ class MapView(QtWidgets.QWidget):
         self.plot.setLabel("left", "y", units="µm")
         self.plot.getAxis("bottom").enableAutoSIPrefix(False)
         self.plot.getAxis("left").enableAutoSIPrefix(False)
+        self.underlay = pg.ImageItem(axisOrder="row-major")
+        self.underlay.setZValue(-10)
+        self.underlay.hide()
+        self.plot.addItem(self.underlay, ignoreBounds=True)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.plot.addItem(self.image)
         self.colour_bar = pg.ColorBarItem(
-            colorMap=pg.colormap.get(COLOUR_MAP), label="Bz (µT)", interactive=False, width=15
+            colorMap=pg.colormap.get(COLOUR_MAP), label=BZ.label, interactive=False, width=15
         )
         self.colour_bar.setImageItem(self.image, insert_in=self.plot)
 
@@ -97,9 +123,17 @@ class MapView(QtWidgets.QWidget):
         self.select_button.toggled.connect(self._set_selecting)
         self.profile_button = QtWidgets.QToolButton(text="Line profile", checkable=True)
         self.profile_button.toggled.connect(self.show_profile)
+        self.opacity = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
+        self.opacity.setRange(0, 100)
+        self.opacity.setValue(70)
+        self.opacity.setMaximumWidth(120)
+        self.opacity.setToolTip("Opacity of the map over the image of the sample")
+        self.opacity.valueChanged.connect(lambda v: self.image.setOpacity(v / 100))
+        self.opacity.hide()
 
         tools = QtWidgets.QHBoxLayout()
         tools.addWidget(self.readout_label, 1)
+        tools.addWidget(self.opacity)
         tools.addWidget(self.select_button)
         tools.addWidget(self.profile_button)
         layout = QtWidgets.QVBoxLayout(self)
@@ -114,11 +148,19 @@ class MapView(QtWidgets.QWidget):
     def map(self) -> MapData | None:
         return self._map
 
-    def set_map(self, m: MapData) -> None:
-        """Show a new map, fitting the view to it."""
+    def set_quantity(self, quantity: Quantity) -> None:
+        """Show the maps that follow as `quantity` (their `bz` array holds its SI values)."""
+        self.quantity = quantity
+        self.colour_bar.setLabel("left", quantity.label)
+        self.profile_plot.setLabel("left", quantity.name, units=quantity.unit)
+
+    def set_map(self, m: MapData, quantity: Quantity = BZ) -> None:
+        """Show a new map, fitting the view to it; `quantity` says what its values are."""
+        if quantity != self.quantity:
+            self.set_quantity(quantity)
         self._map = m
         left, bottom, width, height = pixel_rect(m)
-        self.image.setImage(m.bz / UT, autoLevels=False)
+        self.image.setImage(m.bz / self.quantity.scale, autoLevels=False)
         self.image.setRect(QtCore.QRectF(left / UM, bottom / UM, width / UM, height / UM))
         self._apply_levels()
         self.fit()
@@ -133,19 +175,35 @@ class MapView(QtWidgets.QWidget):
         if self._map is None:
             raise RuntimeError("set_map must come before set_bz")
         self._map = self._map.with_bz(bz)
-        self.image.setImage(self._map.bz / UT, autoLevels=False)
+        self.image.setImage(self._map.bz / self.quantity.scale, autoLevels=False)
         self._apply_levels()
         self._update_profile()
 
     def _apply_levels(self) -> None:
         assert self._map is not None
         self.level_T = symmetric_level(self._map.bz)
-        self.colour_bar.setLevels((-self.level_T / UT, self.level_T / UT))
+        scale = self.quantity.scale
+        self.colour_bar.setLevels((-self.level_T / scale, self.level_T / scale))
 
     def link_to(self, other: MapView) -> None:
         """Pan and zoom together with another view."""
         self.view_box.setXLink(other.view_box)
         self.view_box.setYLink(other.view_box)
+
+    def set_underlay(self, image: np.ndarray, transform: QtGui.QTransform) -> None:
+        """Draw an RGB image (rows, columns, 3) under the map, placed by `transform` (image
+        item coordinates to view µm, see `gui.image_registration.underlay_transform`); the
+        map becomes translucent, its opacity set by the slider."""
+        self.underlay.setImage(np.asarray(image), autoLevels=False, levels=(0, 255))
+        self.underlay.setTransform(transform)
+        self.underlay.show()
+        self.opacity.show()
+        self.image.setOpacity(self.opacity.value() / 100)
+
+    def clear_underlay(self) -> None:
+        self.underlay.hide()
+        self.opacity.hide()
+        self.image.setOpacity(1.0)
 
     def set_outlines(self, segments: np.ndarray) -> None:
         """Draw line segments (M, 2, 2) in m, e.g. grain outlines, over the map."""
@@ -162,8 +220,10 @@ class MapView(QtWidgets.QWidget):
         if hit is None:
             return text
         bz = self._map.bz[hit]
-        value = "not measured" if not np.isfinite(bz) else f"{bz / UT:.3f} µT"
-        return f"{text}, Bz = {value}"
+        q = self.quantity
+        value = (f"{bz / q.scale:{q.format}} {q.unit}".rstrip() if np.isfinite(bz)
+                 else "not measured")
+        return f"{text}, {q.name} = {value}"
 
     def _mouse_moved(self, scene_pos: QtCore.QPointF) -> None:
         if not self.plot.sceneBoundingRect().contains(scene_pos):
@@ -194,7 +254,7 @@ class MapView(QtWidgets.QWidget):
             return
         start, end = self.profile_ends()
         distance, bz = profile_along(self._map, start, end)
-        self.profile_curve.setData(distance / UM, bz / UT, connect="finite")
+        self.profile_curve.setData(distance / UM, bz / self.quantity.scale, connect="finite")
 
     # --- area selection ------------------------------------------------------------------
     def _set_selecting(self, on: bool) -> None:

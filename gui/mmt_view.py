@@ -53,6 +53,7 @@ class MMTView(QtWidgets.QWidget):
     """The MMT tab."""
 
     finished = QtCore.pyqtSignal(bool, str)  # inversion done (ok, message)
+    saved = QtCore.pyqtSignal(object)  # the session file a result entry was written to
 
     def __init__(self, profile: Profile, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -60,6 +61,8 @@ class MMTView(QtWidgets.QWidget):
         self.path: Path | None = None
         self.result: Any = None
         self.data: MapData | None = None
+        self.table_columns: dict | None = None  # the result's per-grain columns
+        self.settings_text = ""  # how the shown result was made
         self.worker = Background("mmt", self)
         self.progress_bridge = _Progress(self)
         self.progress_bridge.message.connect(self._progress)
@@ -103,6 +106,15 @@ class MMTView(QtWidgets.QWidget):
         self.max_ratio.setSuffix(" %")
         self.max_ratio.setSpecialValueText("any")
         self.shown = QtWidgets.QLabel("")
+        self.save_button = QtWidgets.QPushButton("Save to file")
+        self.save_button.setToolTip("Write the result as a new entry of the session file "
+                                    "(residual and fitted maps, per-grain table, covariances)")
+        self.save_button.clicked.connect(lambda: self.save_to_file())
+        self.csv_button = QtWidgets.QPushButton("Export CSV…")
+        self.csv_button.setToolTip("The per-grain table as CSV, one row a grain")
+        self.csv_button.clicked.connect(self._choose_csv)
+        for b in (self.save_button, self.csv_button):
+            b.setEnabled(False)
         for box in (self.min_ssr, self.max_ratio):
             box.valueChanged.connect(self._filter_changed)
         filters = QtWidgets.QHBoxLayout()
@@ -111,6 +123,8 @@ class MMTView(QtWidgets.QWidget):
         filters.addWidget(QtWidgets.QLabel("uncertainty ratio at most"))
         filters.addWidget(self.max_ratio)
         filters.addWidget(self.shown, 1)
+        filters.addWidget(self.save_button)
+        filters.addWidget(self.csv_button)
 
         self.proxy = GrainFilter(self)
         self.table = QtWidgets.QTableView()
@@ -185,6 +199,10 @@ class MMTView(QtWidgets.QWidget):
             return False
         path, fmt = self.path, self.grain_format.currentText()
         sigma = self.sigma.value() * UT or None
+        self.settings_text = (
+            f"smm-daq gui: mmt invert {path} --entry {entry} --grains {grain_file} "
+            f"--grain-format {fmt}" + (f" --sigma-nT {sigma / 1e-9:g}" if sigma else "")
+        )
         profile, emit = self.profile, self.progress_bridge.message.emit
 
         def job() -> tuple[MapData, Any, dict, list[str]]:
@@ -226,6 +244,9 @@ class MMTView(QtWidgets.QWidget):
     def _done(self, value: tuple[MapData, Any, dict, list[str]]) -> None:
         self._idle()
         self.data, self.result, table, notes = value
+        self.table_columns = table
+        self.save_button.setEnabled(True)
+        self.csv_button.setEnabled(True)
         r = self.result
         self.proxy.setSourceModel(GrainTableModel(table, self))
         self.table.resizeColumnsToContents()
@@ -241,6 +262,53 @@ class MMTView(QtWidgets.QWidget):
         )
         self._filter_changed()
         self.finished.emit(True, self.status.text())
+
+    # --- saving --------------------------------------------------------------------------
+    def save_to_file(self, name: str | None = None) -> bool:
+        """Write the shown result as entry `name` (default: the next free ENTRY_mmt) of the
+        open session file; False, with the reason shown, if refused."""
+        from smm_daq.analysis.mmt.result_file import write_result_entry
+        from smm_daq.storage.nexus import list_entries
+
+        if self.result is None or self.data is None or self.path is None:
+            return False
+        try:
+            if name is None:
+                taken = {e.name for e in list_entries(self.path)}
+                name, n = f"{self.data.name}_mmt", 1
+                while name in taken:
+                    n += 1
+                    name = f"{self.data.name}_mmt_{n}"
+            write_result_entry(self.path, name, self.data.name, self.result,
+                               self.table_columns, {"command": self.settings_text})
+        except (SmmError, OSError) as exc:
+            self.status.setText(f"Not saved: {exc}")
+            return False
+        self.status.setText(f"Saved as entry '{name}' of {self.path}")
+        self.saved.emit(self.path)
+        return True
+
+    def _choose_csv(self) -> None:
+        start = str(self.path.with_suffix(".csv")) if self.path else ""
+        name, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Per-grain results", start,
+                                                        "CSV files (*.csv)")
+        if name:
+            self.export_csv(Path(name))
+
+    def export_csv(self, path: Path) -> bool:
+        """The per-grain table as CSV; never over an HDF5 (session) file."""
+        from smm_daq.analysis.mmt.result_file import write_result_csv
+        from smm_daq.cli.args import output_file
+
+        if self.table_columns is None:
+            return False
+        try:
+            write_result_csv(output_file("CSV file", str(path)), self.table_columns)
+        except (SmmError, OSError) as exc:
+            self.status.setText(f"Not exported: {exc}")
+            return False
+        self.status.setText(f"Per-grain results written to {path}")
+        return True
 
     # --- results -------------------------------------------------------------------------
     def _filter_changed(self) -> None:

@@ -11,7 +11,7 @@ from gui.map_view import MapView
 from gui.rig_holder import RigHolder
 from gui.scan_form import ScanForm, format_duration
 from smm_daq.acquisition.plan import ScanPlan
-from smm_daq.errors import InputError
+from smm_daq.errors import InputError, SmmError
 from smm_daq.storage.mapdata import MapData
 
 
@@ -152,6 +152,50 @@ class ScanTab(QtWidgets.QWidget):
             sequencer = Sequencer(
                 rig, path, plan, recipe_text=recipe_text, auto_range=auto_range
             )
+            sequencer.subscribe(push)
+            sequencer.start()
+            return sequencer
+
+        self.holder.background.submit(build_and_start, self.live.attach, self._start_failed)
+        return True
+
+    def resume_entry(self, path: Path, entry: str) -> bool:
+        """Finish an interrupted, aborted or failed scan entry of `path` from its first
+        unfinished line, with the plan stored in the entry; the finished lines stay as they
+        are and show at once. False if refused, with the reason in the status line."""
+        from smm_daq.storage.nexus import read_map
+        from smm_daq.storage.scan_entry import read_scan_record
+
+        if self.live.running:
+            self.status.setText("A scan is running; resume the other one when it has ended.")
+            return False
+        rig = self.holder.rig
+        if rig is None or self.holder.busy:
+            self.status.setText("Connect the rig first (Instruments tab).")
+            return False
+        try:
+            record = read_scan_record(path, entry)
+            if record["status"] == "finished":
+                raise InputError(f"entry '{entry}' is finished already; nothing to resume")
+            plan = ScanPlan.from_text(record["plan"], source=f"{path}, entry '{entry}'")
+            plan.validate(self.profile)
+            measured = read_map(path, entry).bz
+        except SmmError as exc:
+            self.status.setText(f"Cannot resume: {exc}")
+            return False
+        self.file_edit.setText(str(path))
+        self.form.set_plan(plan)
+        self.holder.set_busy(True)
+        self.live.prepare(plan, Path(path), self.profile.sensor.active_area, bz=measured)
+        push = self.live.bridge.push
+        auto_range = self.auto_range.isChecked()
+        recipe_text = record["recipe"]
+
+        def build_and_start():  # in the rig's thread
+            from smm_daq.acquisition.sequencer import Sequencer
+
+            sequencer = Sequencer(rig, path, plan, recipe_text=recipe_text, resume=True,
+                                  auto_range=auto_range)
             sequencer.subscribe(push)
             sequencer.start()
             return sequencer

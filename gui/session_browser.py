@@ -9,13 +9,22 @@ from PyQt6 import QtCore, QtWidgets
 
 from gui.compare_view import CompareView
 from gui.grain_outlines import footprint_segments
+from gui.image_registration import RegistrationDialog, underlay_transform
 from gui.map_view import MapView
+from gui.subtract_dialog import SubtractDialog
 from smm_daq.analysis.grains import FORMATS, read_grains
+from smm_daq.analysis.optical import ImageRegistration, load_image
 from smm_daq.errors import SmmError
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import EntryInfo, list_entries, read_map
+from smm_daq.storage.optical_entry import (
+    optical_entries,
+    read_optical_entry,
+    write_optical_entry,
+)
 
 UT = 1e-6
+RESUMABLE = ("interrupted", "aborted", "failed")
 COLUMNS = ("entry", "kind", "status", "title", "size", "field (µT)", "lines done", "started")
 
 
@@ -35,6 +44,12 @@ def describe_entry(info: EntryInfo) -> tuple[str, ...]:
     return (info.name, info.kind, info.status, info.title, size, field, lines, info.start_time)
 
 
+def resumable(info: EntryInfo) -> bool:
+    """A scan that stopped before its last line: interrupted, aborted or failed."""
+    return (info.kind == "scan" and info.status in RESUMABLE and info.shape is not None
+            and info.lines_done is not None and info.lines_done < info.shape[0])
+
+
 class SessionBrowser(QtWidgets.QWidget):
     """The Session tab: entries table above, map and comparison views below."""
 
@@ -42,6 +57,7 @@ class SessionBrowser(QtWidgets.QWidget):
     mapShown = QtCore.pyqtSignal(object)  # MapData
     grainsLoaded = QtCore.pyqtSignal(object, str)  # grain file Path, format
     entriesChanged = QtCore.pyqtSignal(object)  # Path of the file whose entries were re-read
+    resumeRequested = QtCore.pyqtSignal(object, str)  # session file Path, scan entry
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -57,6 +73,23 @@ class SessionBrowser(QtWidgets.QWidget):
         grains_button = QtWidgets.QPushButton("Grain outlines…")
         grains_button.setToolTip("Draw the grains of a micro-CT grain file over the maps")
         grains_button.clicked.connect(self._choose_grains)
+        self.resume_button = QtWidgets.QPushButton("Resume scan")
+        self.resume_button.setToolTip(
+            "Finish the selected interrupted, aborted or failed scan from its first "
+            "unfinished line (in the Scan tab, on the connected rig)"
+        )
+        self.resume_button.setEnabled(False)
+        self.resume_button.clicked.connect(self._resume_selected)
+        subtract_button = QtWidgets.QPushButton("Subtract…")
+        subtract_button.setToolTip("A new induced entry: an in-field map minus a remanent map, "
+                                   "registered or not")
+        subtract_button.clicked.connect(self._choose_subtraction)
+        image_button = QtWidgets.QPushButton("Image of the sample…")
+        image_button.setToolTip(
+            "Register an optical or micro-CT image onto the shown map by control points; it "
+            "is stored in the file and drawn under the maps"
+        )
+        image_button.clicked.connect(self._choose_image)
         self.grain_format = QtWidgets.QComboBox()
         self.grain_format.addItems(FORMATS)
         self.grain_format.setToolTip(
@@ -68,6 +101,7 @@ class SessionBrowser(QtWidgets.QWidget):
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().hide()
         self.table.cellDoubleClicked.connect(lambda row, _col: self.show_entry(row))
+        self.table.itemSelectionChanged.connect(self._selection_changed)
         self.message = QtWidgets.QLabel("")
         self.message.setWordWrap(True)
         self.message.setStyleSheet("color: #a00000")
@@ -78,8 +112,11 @@ class SessionBrowser(QtWidgets.QWidget):
         buttons.addWidget(self.path_label, 1)
         buttons.addWidget(open_button)
         buttons.addWidget(refresh_button)
+        buttons.addWidget(self.resume_button)
+        buttons.addWidget(subtract_button)
         buttons.addWidget(grains_button)
         buttons.addWidget(self.grain_format)
+        buttons.addWidget(image_button)
         left_layout.addLayout(buttons)
         left_layout.addWidget(self.table, 1)
         left_layout.addWidget(self.message)
@@ -113,6 +150,7 @@ class SessionBrowser(QtWidgets.QWidget):
         self.path = Path(path)
         self.path_label.setText(str(self.path))
         self.refresh()
+        self.show_underlay()
         self.fileOpened.emit(self.path)
 
     def refresh(self) -> None:
@@ -138,8 +176,26 @@ class SessionBrowser(QtWidgets.QWidget):
                 self.table.setItem(row, col, item)
         self.table.setSortingEnabled(True)
         self.table.resizeColumnsToContents()
+        self._selection_changed()  # an entry's status may have changed under the selection
         self.compare.set_entries(self.entries)
         self.entriesChanged.emit(self.path)
+
+    def selected_entry(self) -> EntryInfo | None:
+        rows = {i.row() for i in self.table.selectedIndexes()}
+        if len(rows) != 1:
+            return None
+        item = self.table.item(rows.pop(), 0)
+        name = item.data(QtCore.Qt.ItemDataRole.UserRole) if item is not None else None
+        return next((e for e in self.entries if e.name == name), None)
+
+    def _selection_changed(self) -> None:
+        info = self.selected_entry()
+        self.resume_button.setEnabled(info is not None and resumable(info))
+
+    def _resume_selected(self) -> None:
+        info = self.selected_entry()
+        if self.path is not None and info is not None and resumable(info):
+            self.resumeRequested.emit(self.path, info.name)
 
     def _load(self, entry: str) -> MapData | None:
         if self.path is None:
@@ -187,3 +243,101 @@ class SessionBrowser(QtWidgets.QWidget):
         """Grain outlines (segments (M, 2, 2) in m) over every map of this tab."""
         self.map_view.set_outlines(segments)
         self.compare.set_outlines(segments)
+
+    # --- subtraction ---------------------------------------------------------------------
+    def _choose_subtraction(self) -> None:
+        if self.path is None:
+            self.message.setText("Open a session file first.")
+            return
+        dialog = SubtractDialog(self.entries, self)
+        if dialog.exec() == QtWidgets.QDialog.DialogCode.Accepted:
+            in_field, remanent, name, register, rotation = dialog.choice()
+            self.subtract(in_field, remanent, name, register=register, rotation=rotation)
+
+    def subtract(self, in_field: str, remanent: str, name: str, *, register: bool = True,
+                 rotation: bool = False) -> bool:
+        """Write `in_field` − `remanent` as entry `name` and show it; False, with the reason
+        shown, when refused (nothing is written then)."""
+        from smm_daq.analysis.induced_entry import subtract_entries
+
+        if self.path is None:
+            return False
+        QtWidgets.QApplication.setOverrideCursor(QtCore.Qt.CursorShape.WaitCursor)
+        try:
+            res = subtract_entries(self.path, in_field, remanent, name, register=register,
+                                   rotation=rotation)
+        except SmmError as exc:
+            self.message.setText(str(exc))
+            return False
+        finally:
+            QtWidgets.QApplication.restoreOverrideCursor()
+        self.refresh()
+        row = next(r for r in range(self.table.rowCount())
+                   if self.table.item(r, 0).text() == name)
+        self.show_entry(row)
+        if res.registered:
+            (sx, sy), (ex, ey) = (np.array(res.shift) / 1e-6, np.array(res.shift_sd) / 1e-6)
+            self.map_view.plot.setTitle(f"{name}: remanent shifted by ({sx:.3f} ± {ex:.3f}, "
+                                        f"{sy:.3f} ± {ey:.3f}) µm")
+        return True
+
+    # --- image of the sample -------------------------------------------------------------
+    def _choose_image(self) -> None:
+        if self.path is None or self.map_view.map is None:
+            self.message.setText("Open a session file and show a map first: the image is "
+                                 "registered onto the map shown.")
+            return
+        name, _ = QtWidgets.QFileDialog.getOpenFileName(
+            self, "Open an image of the sample", str(self.path.parent),
+            "Images (*.png *.jpg *.jpeg *.tif *.tiff *.bmp);;All files (*)",
+        )
+        if name:
+            self.register_image(Path(name))
+
+    def register_image(self, image_path: Path) -> bool:
+        """Read an image, let the user pick control points against the shown map, store it."""
+        if self.path is None or self.map_view.map is None:
+            return False
+        try:
+            image = load_image(image_path)
+        except SmmError as exc:
+            self.message.setText(str(exc))
+            return False
+        dialog = RegistrationDialog(image, self.map_view.map, image_name=Path(image_path).name,
+                                    parent=self)
+        accepted = dialog.exec() == QtWidgets.QDialog.DialogCode.Accepted
+        if not accepted or dialog.registration is None:
+            return False
+        return self.store_image(image, dialog.registration, dialog.name_edit.text().strip(),
+                                Path(image_path).name)
+
+    def store_image(self, image: np.ndarray, registration: ImageRegistration, name: str,
+                    image_file: str) -> bool:
+        """Write the registered image into the open file and draw it under the maps."""
+        if self.path is None:
+            return False
+        try:
+            write_optical_entry(self.path, name, image, registration, image_file=image_file)
+        except (SmmError, OSError) as exc:
+            self.message.setText(str(exc))
+            return False
+        self.refresh()
+        self.show_underlay()
+        return True
+
+    def show_underlay(self) -> None:
+        """Draw the file's newest registered image under the maps of this tab."""
+        if self.path is None:
+            return
+        views = [self.map_view, *self.compare.views.values()]
+        try:
+            names = optical_entries(self.path)
+            found = read_optical_entry(self.path, names[-1]) if names else None
+        except (SmmError, OSError) as exc:
+            self.message.setText(str(exc))
+            found = None
+        for view in views:
+            if found is None:
+                view.clear_underlay()
+            else:
+                view.set_underlay(found[0], underlay_transform(found[1].matrix))

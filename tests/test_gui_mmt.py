@@ -161,3 +161,41 @@ def test_filter_leaves_undetermined_grains_out_only_when_a_limit_is_set(qtbot):
     assert proxy.shown_rows() == [0]
     proxy.set_limits(0.0, 50.0)
     assert proxy.shown_rows() == [0]
+
+
+def test_results_are_saved_to_the_file_and_as_csv_like_the_command_line(inverted, tmp_path):
+    import csv
+
+    import h5py
+
+    from smm_daq.storage.nexus import list_entries, read_map
+
+    view = inverted
+    assert view.save_button.isEnabled() and view.csv_button.isEnabled()
+    with_signal = []
+    view.saved.connect(with_signal.append)
+    assert view.save_to_file()
+    assert view.save_to_file()  # a second save takes the next free name
+    names = [e.name for e in list_entries(view.path)]
+    assert names[-2:] == ["scan_mmt", "scan_mmt_2"]
+    assert with_signal == [view.path, view.path]
+    info = {e.name: e for e in list_entries(view.path)}["scan_mmt"]
+    assert info.kind == "mmt" and info.sources == ("scan",)
+    residual = read_map(view.path, "scan_mmt")
+    np.testing.assert_allclose(residual.bz, view.result.residual.bz)
+    with h5py.File(view.path, "r") as f:
+        np.testing.assert_allclose(f["scan_mmt/grains/mx"][()], view.result.magnetization[:, 0])
+        assert f["scan_mmt/grains/mx"].attrs["units"] == "A/m"
+        command = f["scan_mmt/process/parameters/command"][()].decode()
+        assert "--grain-format csv" in command
+
+    out = tmp_path / "grains_result.csv"
+    assert view.export_csv(out)
+    rows = list(csv.DictReader(out.open()))
+    assert [int(r["grain"]) for r in rows] == [1, 2, 3]
+    np.testing.assert_allclose([float(r["my_A_per_m"]) for r in rows],
+                               view.result.magnetization[:, 1], rtol=1e-8)
+    before = view.path.read_bytes()
+    assert not view.export_csv(view.path)  # never over the session file
+    assert "HDF5" in view.status.text()
+    assert view.path.read_bytes() == before

@@ -28,7 +28,7 @@ from smm_daq.acquisition.sequencer import Sequencer
 from smm_daq.errors import InputError, SmmError
 from smm_daq.instruments.profile import Profile, load_profile
 from smm_daq.storage.mapdata import MapData
-from smm_daq.storage.nexus import read_map, write_map_entry
+from smm_daq.storage.nexus import read_map
 from smm_daq.storage.scan_entry import read_scan_record
 
 UM = 1e-6
@@ -209,18 +209,9 @@ class Session:
         """In-field minus (registered) remanent into a new entry `name`; returns the map."""
         # Imported here: registration pulls in scipy.signal (~2 s), which every `smm-daq`
         # command would otherwise pay at start-up.
-        from smm_daq.analysis.subtraction import registration_fields, subtract_maps
+        from smm_daq.analysis.induced_entry import subtract_entries
 
-        result = subtract_maps(read_map(self.path, in_field), read_map(self.path, remanent),
-                               register=register, name=name)
-        write_map_entry(
-            self.path,
-            result.map,
-            kind="induced",
-            parameters={"register": np.uint8(register)},
-            processes={"registration": registration_fields(result)},
-        )
-        return result.map
+        return subtract_entries(self.path, in_field, remanent, name, register=register).map
 
     def read(self, entry: str) -> MapData:
         """The map of any entry of the session file."""

@@ -103,17 +103,13 @@ def _derived(m: MapData, args: argparse.Namespace, what: str) -> MapData:
 
 
 def _subtract(args: argparse.Namespace) -> int:
-    from smm_daq.analysis.subtraction import registration_fields, subtract_maps
-    from smm_daq.storage.nexus import read_map
+    from smm_daq.analysis.induced_entry import subtract_entries
 
-    in_field = read_map(args.file, args.in_field)
-    remanent = read_map(args.file, args.remanent)
-    res = subtract_maps(in_field, remanent, register=not args.no_register, name=args.name,
-                        rotation=args.rotation)
-    parameters = {"register": np.uint8(not args.no_register),
-                  "fit_rotation": np.uint8(bool(args.rotation))}
-    _write(args, res.map, "induced", parameters=parameters,
-           processes={"registration": registration_fields(res)})
+    res = subtract_entries(args.file, args.in_field, args.remanent, args.name,
+                           register=not args.no_register, rotation=args.rotation,
+                           overwrite=args.overwrite,
+                           parameters={"command": "smm-daq " + " ".join(sys.argv[1:])})
+    print(f"{args.file}: wrote entry '{args.name}' (induced)")
     if res.registered:
         (sx, sy), (ex, ey) = res.shift, res.shift_sd
         print(f"registered: shift ({sx / UM:.4f} ± {ex / UM:.4f}, {sy / UM:.4f} ± {ey / UM:.4f}) µm"

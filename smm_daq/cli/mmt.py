@@ -7,26 +7,24 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
 
 from smm_daq.analysis.grains import FORMATS, read_grains, write_grains_csv
 from smm_daq.analysis.mmt import synth
 from smm_daq.analysis.mmt.formats.community import read_mmt_scan
-from smm_daq.analysis.mmt.solver.inversion import MMTResult, invert_map
+from smm_daq.analysis.mmt.result_file import write_result_csv, write_result_entry
+from smm_daq.analysis.mmt.solver.inversion import invert_map
 from smm_daq.cli.args import floats, positive
 from smm_daq.cli.mmt_study import add_study_command, add_tiling_options, tiled_result_or_none
 from smm_daq.errors import InputError
-from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import read_map, write_map_entry
-from smm_daq.storage.products import MapPlot, Quantity, TablePlot
+from smm_daq.storage.products import Quantity
 
 UM = 1e-6
 NT = 1e-9
@@ -54,42 +52,6 @@ def _sensor_size(text: str | None, fallback: tuple[float, float] | None) -> tupl
     return w * UM, l * UM
 
 
-def write_result_csv(path: str | Path, table: dict[str, np.ndarray]) -> None:
-    names = list(table)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        out = csv.writer(f)
-        out.writerow(names)
-        for i in range(len(table["grain"])):
-            out.writerow([int(table[k][i]) if k == "grain" else f"{float(table[k][i]):.9g}"
-                          for k in names])
-
-
-def result_layout(result: MMTResult, table: dict[str, np.ndarray]) -> dict[str, object]:
-    """How the result entry shows the inversion (keyword arguments of `write_map_entry`).
-
-    `data` holds the residual map; `fitted` the fitted grains' Bz; `grains` (the entry's
-    default plot) the per-grain table as columns against the grain label: every CSV column,
-    stored under its name without the unit (`units` attribute), SDs as `<column>_errors`, so
-    a column added to the table appears here as it is.
-    """
-    return {
-        "plots": [
-            TablePlot("grains", table, axis="grain", signal="mx_A_per_m",
-                      auxiliary=("my_A_per_m", "mz_A_per_m")),
-            MapPlot("fitted", "Bz", result.fitted.bz, "T", "Bz of the fitted grains"),
-        ],
-        "default": "grains",
-        "extra": {
-            "results/covariance": Quantity(result.covariance, "A2/m2",
-                                           "per-grain covariance of (mx, my, mz)"),
-            "results/sigma": Quantity(result.sigma, "T", "noise σ of the map"),
-            "results/sigma_from_residual": np.uint8(result.sigma_from_residual),
-            "results/condition_number": Quantity(result.condition_number, "1"),
-            "results/n_sensors": result.n_sensors,
-        },
-    }
-
-
 def _invert(args: argparse.Namespace) -> int:
     data = read_map(args.file, args.entry)
     height = positive("--height-um", args.height_um) * UM if args.height_um is not None \
@@ -111,18 +73,10 @@ def _invert(args: argparse.Namespace) -> int:
                                 damping=args.damping)
     table = result.table()
     write_result_csv(args.out, table)
-    residual = MapData(bz=result.residual.bz, x=data.x, y=data.y, height=height,
-                       sensor_size=size, applied_field=data.applied_field, name=name,
-                       title=f"MMT residual of {args.entry}", sources=(args.entry,))
-    parameters = {
-        "command": "smm-daq " + " ".join(sys.argv[1:]),
-        "grains": str(args.grains),
-        "height": Quantity(height, "m", "sensor height"),
-        "sensor_size": Quantity(np.array(size), "m"),
-        "damping": result.damping,
-    }
-    write_map_entry(args.file, residual, kind="mmt", overwrite=args.overwrite,
-                    parameters=parameters, **result_layout(result, table))  # type: ignore[arg-type]
+    write_result_entry(args.file, name, args.entry, result, table,
+                       {"command": "smm-daq " + " ".join(sys.argv[1:]),
+                        "grains": str(args.grains)},
+                       overwrite=args.overwrite)
     ur = table["uncertainty_ratio_pct"]
     how = "from the residual" if result.sigma_from_residual else "given"
     print(f"{result.grains.n_grains} grains from {result.n_sensors} pixels; sigma "

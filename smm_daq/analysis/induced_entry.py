@@ -1,0 +1,39 @@
+"""The induced map of two entries of a session file, written as a new entry.
+
+One function for every way a user asks for it (the `subtract` command, the scripting
+`Session`, the window), so each writes the same entry: the map, and the registration found
+with its uncertainty in an NXprocess.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from smm_daq.analysis.subtraction import SubtractionResult, registration_fields, subtract_maps
+from smm_daq.storage.nexus import read_map, write_map_entry
+
+
+def subtract_entries(
+    path: str | Path,
+    in_field: str,
+    remanent: str,
+    name: str,
+    *,
+    register: bool = True,
+    rotation: bool = False,
+    overwrite: bool = False,
+    parameters: Mapping[str, object] | None = None,
+) -> SubtractionResult:
+    """Entry `in_field` minus entry `remanent` (registered onto it unless `register` is
+    False) into a new entry `name` of kind "induced"; returns the subtraction. `parameters`
+    (e.g. the command line) are recorded with the entry's own."""
+    res = subtract_maps(read_map(path, in_field), read_map(path, remanent), register=register,
+                        name=name, rotation=rotation)
+    recorded = {"register": np.uint8(register), "fit_rotation": np.uint8(rotation),
+                **(parameters or {})}
+    write_map_entry(path, res.map, kind="induced", overwrite=overwrite, parameters=recorded,
+                    processes={"registration": registration_fields(res)})
+    return res

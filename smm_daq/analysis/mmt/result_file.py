@@ -1,0 +1,73 @@
+"""Writing an MMT result: the per-grain CSV and a new entry in the session file.
+
+The command line and the window both save through here, so a result saved from either is
+the same: the CSV's columns (unit-suffixed, one row a grain) and an entry of kind "mmt"
+whose `data` is the residual map, `fitted` the fitted grains' Bz and `grains` (its default
+plot) the per-grain table, with the covariances and how the result was made.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from smm_daq.analysis.mmt.solver.inversion import MMTResult
+from smm_daq.storage.nexus import write_map_entry
+from smm_daq.storage.products import MapPlot, Quantity, TablePlot
+
+
+def write_result_csv(path: str | Path, table: dict[str, np.ndarray]) -> None:
+    names = list(table)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        out = csv.writer(f)
+        out.writerow(names)
+        for i in range(len(table["grain"])):
+            out.writerow([int(table[k][i]) if k == "grain" else f"{float(table[k][i]):.9g}"
+                          for k in names])
+
+
+def result_layout(result: MMTResult, table: dict[str, np.ndarray]) -> dict[str, object]:
+    """How the result entry shows the inversion (keyword arguments of `write_map_entry`).
+
+    `data` holds the residual map; `fitted` the fitted grains' Bz; `grains` (the entry's
+    default plot) the per-grain table as columns against the grain label: every CSV column,
+    stored under its name without the unit (`units` attribute), SDs as `<column>_errors`, so
+    a column added to the table appears here as it is.
+    """
+    return {
+        "plots": [
+            TablePlot("grains", table, axis="grain", signal="mx_A_per_m",
+                      auxiliary=("my_A_per_m", "mz_A_per_m")),
+            MapPlot("fitted", "Bz", result.fitted.bz, "T", "Bz of the fitted grains"),
+        ],
+        "default": "grains",
+        "extra": {
+            "results/covariance": Quantity(result.covariance, "A2/m2",
+                                           "per-grain covariance of (mx, my, mz)"),
+            "results/sigma": Quantity(result.sigma, "T", "noise σ of the map"),
+            "results/sigma_from_residual": np.uint8(result.sigma_from_residual),
+            "results/condition_number": Quantity(result.condition_number, "1"),
+            "results/n_sensors": result.n_sensors,
+        },
+    }
+
+
+def write_result_entry(path: str | Path, name: str, source: str, result: MMTResult,
+                       table: dict[str, np.ndarray], parameters: Mapping[str, object], *,
+                       overwrite: bool = False) -> str:
+    """The result as entry `name` of the session file, its map the residual of the entry
+    `source` that was inverted; `parameters` (how it was made: the command, the grain file,
+    the sensor geometry) go to the entry's NXprocess with the damping used."""
+    residual = result.residual.with_bz(result.residual.bz, name=name, sources=(source,),
+                                       title=f"MMT residual of {source}")
+    recorded = {
+        **parameters,
+        "height": Quantity(result.height, "m", "sensor height"),
+        "sensor_size": Quantity(np.array(result.residual.sensor_size or (0.0, 0.0)), "m"),
+        "damping": result.damping,
+    }
+    return write_map_entry(path, residual, kind="mmt", overwrite=overwrite,
+                           parameters=recorded, **result_layout(result, table))  # type: ignore[arg-type]

@@ -1,0 +1,128 @@
+"""Registered images of the sample (optical or micro-CT) in session files.
+
+One NXentry of kind "optical" per image, so viewers show it as the picture it is:
+
+    /<name>                 NXentry, attrs kind "optical", default "data"
+      data                  NXdata, signal "image": image (rows, columns, 3) uint8 RGB
+                            (interpretation "rgb-image"), axes row and column (pixel indices)
+      registration          NXprocess: program, version, the image file it came from,
+                            matrix (2, 3) pixel (column, row, 1) → sample (x, y) m,
+                            control_pixels (n, 2), control_points (n, 2) m, rms (m)
+
+The map views draw the newest such image under every map of the same file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from smm_daq import PROGRAM_NAME, __version__
+from smm_daq.analysis.optical import ImageRegistration
+from smm_daq.errors import InputError
+from smm_daq.storage.h5file import TEXT, now_iso, open_read, text, writing
+from smm_daq.storage.nexus import check_entry_name
+
+KIND = "optical"
+
+
+def write_optical_entry(
+    path: str | Path,
+    name: str,
+    image: np.ndarray,
+    registration: ImageRegistration,
+    *,
+    image_file: str = "",
+    title: str = "",
+) -> str:
+    """Store `image` (rows, columns, 3) uint8 and its registration as a new entry `name`.
+
+    An existing entry of that name raises InputError; nothing in the file is changed then.
+    """
+    source = str(path)
+    check_entry_name(name, source=source)
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise InputError(f"image of shape {image.shape} and type {image.dtype}; expected "
+                         "(rows, columns, 3) uint8 RGB", source=source)
+    with writing(path) as f:
+        if name in f:
+            raise InputError(f"entry '{name}' already exists; choose another name",
+                             source=source)
+        entry = f.create_group(name)
+        entry.attrs["NX_class"] = "NXentry"
+        entry.attrs["kind"] = KIND
+        entry.attrs["default"] = "data"
+        entry.create_dataset("title", data=title or f"image of the sample: {image_file}",
+                             dtype=TEXT)
+        stamp = now_iso()
+        for key in ("start_time", "end_time"):
+            entry.create_dataset(key, data=stamp, dtype=TEXT)
+        entry.create_dataset("status", data="finished", dtype=TEXT)
+        entry.create_dataset("program_name", data=PROGRAM_NAME, dtype=TEXT).attrs["version"] = (
+            __version__
+        )
+
+        data = entry.create_group("data")
+        data.attrs["NX_class"] = "NXdata"
+        data.attrs["signal"] = "image"
+        data.attrs["axes"] = np.array(["row", "column", "."], dtype=TEXT)
+        data.attrs["row_indices"] = 0
+        data.attrs["column_indices"] = 1
+        pixels = data.create_dataset("image", data=image, compression="gzip")
+        pixels.attrs["interpretation"] = "rgb-image"
+        data.create_dataset("row", data=np.arange(image.shape[0], dtype=float))
+        data.create_dataset("column", data=np.arange(image.shape[1], dtype=float))
+
+        process = entry.create_group("registration")
+        process.attrs["NX_class"] = "NXprocess"
+        process.create_dataset("program", data=PROGRAM_NAME, dtype=TEXT)
+        process.create_dataset("version", data=__version__, dtype=TEXT)
+        process.create_dataset("image_file", data=image_file, dtype=TEXT)
+        process.create_dataset("description", dtype=TEXT, data=(
+            "affine map from image pixel (column, row, 1) to sample position (x, y), "
+            "least squares over the control points"))
+        process.create_dataset("matrix", data=registration.matrix).attrs["units"] = "m"
+        process.create_dataset("control_pixels", data=registration.pixels)
+        process.create_dataset("control_points", data=registration.points).attrs["units"] = "m"
+        process.create_dataset("rms", data=registration.rms).attrs["units"] = "m"
+    return name
+
+
+def optical_entries(path: str | Path) -> list[str]:
+    """Names of the file's registered images, oldest first."""
+    with open_read(path) as f:
+        return [
+            name for name, g in f.items()
+            if isinstance(g, h5py.Group) and text(g.attrs.get("kind", "")) == KIND
+        ]
+
+
+def read_optical_entry(path: str | Path, name: str) -> tuple[np.ndarray, ImageRegistration]:
+    """The image (rows, columns, 3) uint8 and its registration stored in entry `name`."""
+    source = f"{path}, entry '{name}'"
+    with open_read(path) as f:
+        g = f.get(name)
+        if not isinstance(g, h5py.Group) or text(g.attrs.get("kind", "")) != KIND:
+            raise InputError("is not a registered image; expected an entry of kind "
+                             f"'{KIND}'", source=source)
+        try:
+            image = np.asarray(g["data/image"][()])
+            reg = g["registration"]
+            registration = ImageRegistration(
+                matrix=np.asarray(reg["matrix"][()], dtype=float),
+                pixels=np.asarray(reg["control_pixels"][()], dtype=float),
+                points=np.asarray(reg["control_points"][()], dtype=float),
+                rms=float(reg["rms"][()]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"is incomplete ({exc}); expected data/image and registration/"
+                             "matrix, control_pixels, control_points, rms",
+                             source=source) from None
+    if image.ndim != 3 or image.shape[2] != 3 or registration.matrix.shape != (2, 3):
+        raise InputError(f"holds an image of shape {image.shape} and a matrix of shape "
+                         f"{registration.matrix.shape}; expected (rows, columns, 3) and (2, 3)",
+                         source=source)
+    return image.astype(np.uint8, copy=False), registration

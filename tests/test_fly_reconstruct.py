@@ -1,0 +1,176 @@
+"""Flown lines back to pixels: placing samples, the lag, binning, blur and noise.
+
+The streams are made here independently of the code under test: a field along the line,
+sampled by a stage moving at constant speed, passed through n cascaded one-pole filters
+(scipy.signal.lfilter at a fine time step), plus white noise of a known density, then
+sampled at the lock-in's buffer rate with a clock offset.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.signal import lfilter
+
+from smm_daq.acquisition.fly.noise import (
+    averaged_sd,
+    floor_time,
+    flown_pixel_sd,
+)
+from smm_daq.acquisition.fly.reconstruct import (
+    LineStreams,
+    bin_line,
+    blur_pixels,
+    deconvolve_line,
+    line_baselines,
+    model_lag,
+    refine_lag,
+    sample_positions,
+)
+
+UM = 1e-6
+UT = 1e-6
+STEP = 10 * UM
+NX = 40
+PIXELS = np.arange(NX) * STEP
+
+
+def field(x: np.ndarray, y: float) -> np.ndarray:
+    """A dipole-like feature: a positive lobe and a weaker negative one, 60 µm wide."""
+    r2 = (x - 200 * UM) ** 2 + (y - 20 * UM) ** 2
+    return 2 * UT * np.exp(-r2 / (2 * (30 * UM) ** 2)) * (1 - 0.8 * (x - 200 * UM) / (60 * UM))
+
+
+def fly(y: float, forward: bool, velocity: float, tau: float, poles: int, rate: float,
+        delay: float, noise_density: float, rng: np.random.Generator,
+        blank: bool = False) -> LineStreams:
+    """One flown line over the pixels plus a run-up of 10 pixels at each end."""
+    dt = min(tau, 1 / rate) / 20
+    runup = 10 * STEP
+    length = PIXELS[-1] + 2 * runup
+    t = np.arange(0.0, length / velocity, dt)
+    x = (-runup + velocity * t) if forward else (PIXELS[-1] + runup - velocity * t)
+    signal = np.zeros_like(t) if blank else field(x, y)
+    signal = signal + rng.normal(0.0, noise_density / np.sqrt(2 * dt), t.size)
+    a = np.exp(-dt / tau)
+    out = signal
+    for _ in range(poles):  # n cascaded RC poles, started in their steady state
+        out, _zf = lfilter([1 - a], [1, -a], out, zi=[a * out[0]])
+    every = round(1 / (rate * dt))
+    ts, reading = t[::every], out[::every]
+    recorder = slice(None, None, 10)
+    # The lock-in's clock runs `delay` ahead: its sample times read later than the truth.
+    return LineStreams(t=ts + delay, bz=reading, t_pos=t[recorder], x_pos=x[recorder],
+                       forward=forward)
+
+
+def serpentine(n_lines: int, **kw) -> list[LineStreams]:
+    rng = kw.pop("rng")
+    return [fly(i * STEP, i % 2 == 0, rng=rng, **kw) for i in range(n_lines)]
+
+
+def test_model_lag_and_blur_follow_the_filter() -> None:
+    assert model_lag(1e-3, 4, 2e-3) == pytest.approx(6e-3)
+    assert blur_pixels(2e-3, 1e-3, 4, STEP) == pytest.approx(0.4)
+
+
+def test_bin_line_averages_the_samples_in_each_pixel() -> None:
+    positions = np.array([-4.9, 0.0, 4.0, 5.1, 10.0, 14.0, 100.0]) * UM
+    values = np.array([1.0, 3.0, 5.0, 7.0, 9.0, np.nan, 11.0])
+    means, counts = bin_line(positions, values, PIXELS[:4])
+    np.testing.assert_allclose(means[:2], [3.0, 8.0])
+    np.testing.assert_array_equal(counts, [3, 2, 0, 0])
+    assert np.isnan(means[2])
+
+
+@pytest.mark.parametrize("velocity", [2e-3, 0.6e-3, 2e-3 / 30])
+def test_an_injected_lag_is_recovered_to_a_tenth_of_a_pixel(velocity: float) -> None:
+    tau, poles, delay = 1e-3, 4, 7e-3
+    lines = serpentine(4, velocity=velocity, tau=tau, poles=poles, rate=4e3, delay=delay,
+                       noise_density=2 * UT * 1e-3, rng=np.random.default_rng(1))
+    truth = model_lag(tau, poles, delay)
+    found = refine_lag(lines, guess=model_lag(tau, poles), span=2 * delay)
+    assert abs(found - truth) * velocity / STEP < 0.1
+
+
+def test_forward_and_backward_lines_put_the_dipole_in_the_same_place() -> None:
+    velocity, tau, poles, delay = 1e-3, 1e-3, 4, 5e-3
+    lines = serpentine(3, velocity=velocity, tau=tau, poles=poles, rate=4e3, delay=delay,
+                       noise_density=1 * UT * 1e-3, rng=np.random.default_rng(2))
+    lag = refine_lag(lines, guess=model_lag(tau, poles), span=3 * delay)
+
+    def centre(line: LineStreams, lag_s: float) -> float:
+        x = sample_positions(line, lag_s)
+        fine = np.linspace(PIXELS[0], PIXELS[-1], 4001)
+        order = np.argsort(x)
+        return float(fine[np.argmax(np.interp(fine, x[order], line.bz[order]))])
+
+    fwd, bwd = centre(lines[0], lag), centre(lines[1], lag)
+    # Lines 0 and 1 are 10 µm apart in y; the peak's x does not depend on y here.
+    assert abs(fwd - bwd) / STEP < 0.1
+    naive = abs(centre(lines[0], 0.0) - centre(lines[1], 0.0)) / STEP
+    assert naive > 1  # without the lag they disagree by pixels: the test can see a wrong lag
+
+
+def test_refine_lag_needs_opposite_lines() -> None:
+    rng = np.random.default_rng(0)
+    one_way = [fly(0.0, True, 1e-3, 1e-3, 2, 2e3, 0.0, 0.0, rng) for _ in range(2)]
+    with pytest.raises(ValueError, match="opposite"):
+        refine_lag(one_way, 0.0, 1e-3)
+
+
+@pytest.mark.parametrize("ratio", [5, 10, 20])
+def test_noise_of_a_blank_region_matches_the_model_whatever_the_time_constant(ratio) -> None:
+    pixel_time, poles = 10e-3, 4
+    velocity = STEP / pixel_time
+    tau = pixel_time / ratio
+    rate = 2000.0
+    density = 1 * UT  # per √Hz
+    rng = np.random.default_rng(ratio)
+    values = []
+    for i in range(12):
+        line = fly(0.0, i % 2 == 0, velocity, tau, poles, rate, 0.0, density, rng, blank=True)
+        means, _ = bin_line(sample_positions(line, model_lag(tau, poles)), line.bz, PIXELS)
+        values.append(means)
+    measured = float(np.nanstd(np.concatenate(values), ddof=1))
+    model = flown_pixel_sd(density, pixel_time, tau, poles, rate)
+    assert measured == pytest.approx(model, rel=0.1)
+
+
+def test_the_flown_model_tends_to_plain_averaging_as_the_filter_shortens() -> None:
+    """The filter's memory reaches beyond a pixel, so a pixel's own noise is a little lower
+    than plain averaging (and neighbours correlate); with τ ≪ pixel time they agree."""
+    plain = averaged_sd(1 * UT, 10e-3)
+    sds = [flown_pixel_sd(1 * UT, 10e-3, 10e-3 / r, 4, 2e4) for r in (5, 20, 100)]
+    assert sds[0] < sds[1] < sds[2]
+    assert sds[2] == pytest.approx(plain, rel=0.02)
+
+
+def test_floor_time_is_the_averaging_the_noise_needs() -> None:
+    density, sigma = 1 * UT, 10e-9  # 1 µT/√Hz to 10 nT per pixel
+    t = floor_time(1, density, sigma)
+    assert averaged_sd(density, t) == pytest.approx(sigma)
+    assert floor_time(1000, density, sigma) == pytest.approx(1000 * t)
+
+
+def test_deconvolution_sharpens_a_blurred_line() -> None:
+    velocity, tau, poles = 4e-3, 1.5e-3, 4  # blur 1.2 px: beyond the 0.3 px threshold
+    assert blur_pixels(velocity, tau, poles, STEP) > 0.3
+    line = fly(20 * UM, True, velocity, tau, poles, 8e3, 0.0, 0.0, np.random.default_rng(0))
+    dt = float(np.median(np.diff(line.t)))
+    sharp = deconvolve_line(line.bz, dt, tau, poles, noise_to_signal=1e-6)
+    lag = model_lag(tau, poles)
+    x = sample_positions(line, lag)
+    truth = field(x, 20 * UM)
+    inner = (x > 50 * UM) & (x < 350 * UM)
+    blurred_error = np.sqrt(np.mean((line.bz - truth)[inner] ** 2))
+    sharp_error = np.sqrt(np.mean((sharp - truth)[inner] ** 2))
+    assert sharp_error < 0.2 * blurred_error
+
+
+def test_line_baselines_take_each_line_median_on_the_mask() -> None:
+    bz = np.array([[1.0, 2.0, 9.0], [np.nan, 4.0, 5.0], [np.nan, np.nan, np.nan]])
+    np.testing.assert_allclose(line_baselines(bz)[:2], [2.0, 4.5])
+    mask = np.array([[True, True, False]] * 3)
+    np.testing.assert_allclose(line_baselines(bz, mask)[:2], [1.5, 4.0])
+    assert np.isnan(line_baselines(bz)[2])

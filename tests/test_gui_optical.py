@@ -1,0 +1,108 @@
+"""An image of the sample registered by control points and drawn under the maps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+from PyQt6 import QtCore, QtWidgets
+
+from gui.image_registration import RegistrationDialog, underlay_transform
+from gui.session_browser import SessionBrowser
+from smm_daq.storage.mapdata import MapData
+from smm_daq.storage.nexus import write_map_entry
+from smm_daq.storage.optical_entry import optical_entries, read_optical_entry
+
+UM = 1e-6
+
+
+def a_map() -> MapData:
+    x = np.arange(20) * 5 * UM
+    y = np.arange(10) * 5 * UM
+    return MapData(bz=np.ones((10, 20)) * 1e-6, x=x, y=y, height=50 * UM,
+                   sensor_size=(1e-6, 1e-6), applied_field=np.zeros(3), name="rem",
+                   title="remanent")
+
+
+def test_underlay_transform_puts_pixel_centres_where_the_registration_says() -> None:
+    matrix = np.array([[2 * UM, 0.5 * UM, 10 * UM], [-0.3 * UM, 1.5 * UM, 40 * UM]])
+    t = underlay_transform(matrix)
+    for col, row in [(0, 0), (7, 3), (100, 250)]:
+        p = t.map(QtCore.QPointF(col + 0.5, row + 0.5))  # ImageItem pixel centre
+        expected = matrix[:, :2] @ [col, row] + matrix[:, 2]
+        assert (p.x(), p.y()) == pytest.approx(tuple(expected / UM), abs=1e-9)
+
+
+def test_dialog_fits_from_clicked_pairs(qtbot) -> None:
+    image = np.zeros((50, 80, 3), np.uint8)
+    dialog = RegistrationDialog(image, a_map(), image_name="ts.png")
+    qtbot.addWidget(dialog)
+    assert not dialog.save_button.isEnabled()
+    pairs = [((0, 0), (0, 0)), ((79, 0), (79 * 1.2 * UM, 0)), ((0, 49), (0, 49 * 1.2 * UM))]
+    for (col, row), (x, y) in pairs[:2]:
+        dialog.add_pixel(col, row)
+        dialog.add_point(x, y)
+    assert dialog.registration is None and "at least 3" in dialog.result.text()
+    (col, row), (x, y) = pairs[2]
+    dialog.add_pixel(col, row)
+    dialog.add_point(x, y)
+    assert dialog.registration is not None
+    assert dialog.registration.pixel_size == pytest.approx(1.2 * UM, rel=1e-3)
+    assert dialog.save_button.isEnabled()
+    dialog.table.selectRow(2)
+    dialog._remove_selected()
+    assert dialog.registration is None and not dialog.save_button.isEnabled()
+
+
+@pytest.fixture
+def browser(qtbot, tmp_path):
+    path = tmp_path / "s.h5"
+    write_map_entry(path, a_map(), kind="scan")
+    b = SessionBrowser()
+    qtbot.addWidget(b)
+    b.open_file(path)
+    b.show_entry(0)
+    return b
+
+
+def test_registered_image_is_stored_and_drawn_under_every_map(browser, tmp_path,
+                                                            monkeypatch) -> None:
+    picture = np.zeros((40, 60, 3), np.uint8)
+    picture[10:20, 10:30] = (200, 100, 50)
+    Image.fromarray(picture).save(tmp_path / "thin.png")
+
+    def pick_and_save(dialog: RegistrationDialog) -> int:
+        for (col, row), (x, y) in [((0, 0), (0, 0)), ((59, 0), (59 * UM, 0)),
+                                   ((0, 39), (0, 39 * UM))]:
+            dialog.add_pixel(col, row)
+            dialog.add_point(x, y)
+        dialog.name_edit.setText("thin_section")
+        return QtWidgets.QDialog.DialogCode.Accepted
+
+    monkeypatch.setattr(RegistrationDialog, "exec", pick_and_save)
+    assert browser.register_image(tmp_path / "thin.png")
+    assert optical_entries(browser.path) == ["thin_section"]
+    image, _reg = read_optical_entry(browser.path, "thin_section")
+    np.testing.assert_array_equal(image, picture)
+    for view in (browser.map_view, *browser.compare.views.values()):
+        assert view.underlay.isVisible()
+        assert not view.opacity.isHidden()
+    view = browser.map_view
+    view.opacity.setValue(25)
+    assert view.image.opacity() == pytest.approx(0.25)
+    # The image's far corner pixel sits on the sample where the control points put it.
+    corner = view.underlay.mapToView(QtCore.QPointF(59.5, 39.5))
+    assert (corner.x(), corner.y()) == pytest.approx((59.0, 39.0), abs=1e-6)
+    # Re-opening the file draws it again; the table lists the entry.
+    browser.open_file(browser.path)
+    assert browser.map_view.underlay.isVisible()
+    kinds = [e.kind for e in browser.entries]
+    assert "optical" in kinds
+
+
+def test_a_file_that_is_not_an_image_is_reported_and_nothing_written(browser,
+                                                                     tmp_path) -> None:
+    (tmp_path / "bad.png").write_bytes(b"\x00garbage")
+    assert not browser.register_image(tmp_path / "bad.png")
+    assert "cannot be read as an image" in browser.message.text()
+    assert optical_entries(browser.path) == []
