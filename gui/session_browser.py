@@ -10,7 +10,7 @@ from PyQt6 import QtCore, QtWidgets
 from gui.compare_view import CompareView
 from gui.grain_outlines import footprint_segments
 from gui.image_registration import RegistrationDialog, underlay_transform
-from gui.map_view import MapView
+from gui.map_view import MapView, Quantity
 from gui.subtract_dialog import SubtractDialog
 from smm_daq.analysis.grains import FORMATS, read_grains
 from smm_daq.analysis.optical import ImageRegistration, load_image
@@ -22,6 +22,7 @@ from smm_daq.storage.optical_entry import (
     read_optical_entry,
     write_optical_entry,
 )
+from smm_daq.storage.product_maps import ProductMap, read_product_map
 
 UT = 1e-6
 RESUMABLE = ("interrupted", "aborted", "failed")
@@ -42,6 +43,13 @@ def describe_entry(info: EntryInfo) -> tuple[str, ...]:
         else "–"
     )
     return (info.name, info.kind, info.status, info.title, size, field, lines, info.start_time)
+
+
+def product_quantity(product: ProductMap) -> Quantity:
+    """How a product's map is shown: its signal's name and unit ("1" shown as SI)."""
+    name = {"chi": "χ"}.get(product.signal, product.signal)
+    unit = "SI" if product.units in ("1", "") else product.units
+    return Quantity(name, unit, 1.0)
 
 
 def resumable(info: EntryInfo) -> bool:
@@ -80,6 +88,13 @@ class SessionBrowser(QtWidgets.QWidget):
         )
         self.resume_button.setEnabled(False)
         self.resume_button.clicked.connect(self._resume_selected)
+        self.product: ProductMap | None = None  # the shown entry's own map (χ, M), if any
+        self.product_entry: MapData | None = None
+        self.show_choice = QtWidgets.QComboBox()
+        self.show_choice.setToolTip("What to show of a product such as χ or a magnetization: "
+                                    "its value, its standard deviation, or the Bz it models")
+        self.show_choice.currentIndexChanged.connect(lambda _i: self._show_product())
+        self.show_choice.hide()
         subtract_button = QtWidgets.QPushButton("Subtract…")
         subtract_button.setToolTip("A new induced entry: an in-field map minus a remanent map, "
                                    "registered or not")
@@ -117,6 +132,7 @@ class SessionBrowser(QtWidgets.QWidget):
         buttons.addWidget(grains_button)
         buttons.addWidget(self.grain_format)
         buttons.addWidget(image_button)
+        buttons.addWidget(self.show_choice)
         left_layout.addLayout(buttons)
         left_layout.addWidget(self.table, 1)
         left_layout.addWidget(self.message)
@@ -214,10 +230,42 @@ class SessionBrowser(QtWidgets.QWidget):
         m = self._load(item.data(QtCore.Qt.ItemDataRole.UserRole))
         if m is None:
             return
-        self.map_view.set_map(m)
-        self.map_view.plot.setTitle(f"{m.name}: {m.title}" if m.title else m.name)
+        try:
+            self.product = read_product_map(self.path, m.name) if self.path else None
+        except (SmmError, OSError):
+            self.product = None
+        self.product_entry = m
+        self.show_choice.blockSignals(True)
+        self.show_choice.clear()
+        if self.product is not None:
+            name = product_quantity(self.product).name
+            self.show_choice.addItems(
+                [name] + ([f"SD of {name}"] if self.product.errors is not None else [])
+                + ["Bz (its model)"])
+        self.show_choice.blockSignals(False)
+        self.show_choice.setVisible(self.product is not None)
+        self._show_product()
         self.views.setCurrentWidget(self.map_view)
         self.mapShown.emit(m)
+
+    def _show_product(self) -> None:
+        """The shown entry as chosen: a product's value or SD, or the entry's Bz."""
+        m, product = self.product_entry, self.product
+        if m is None:
+            return
+        title = f"{m.name}: {m.title}" if m.title else m.name
+        choice = self.show_choice.currentText()
+        if product is None or choice.startswith("Bz"):
+            self.map_view.set_map(m)
+        else:
+            quantity = product_quantity(product)
+            sd = choice.startswith("SD")
+            values = product.errors if sd and product.errors is not None else product.values
+            if sd:
+                quantity = Quantity(f"SD of {quantity.name}", quantity.unit, quantity.scale)
+            self.map_view.set_map(m.with_bz(values), quantity)
+            title = f"{m.name}: {quantity.name}"
+        self.map_view.plot.setTitle(title)
 
     def _choose_grains(self) -> None:
         name, _ = QtWidgets.QFileDialog.getOpenFileName(

@@ -1,0 +1,57 @@
+"""Reading back the map a product entry shows: χ or magnetization with its SD.
+
+A product entry's `default` names the NXdata group that shows it (`storage.products`); when
+that group is a map on the entry's own grid (other than the Bz in `data`), this returns it
+with its standard deviation, its unit and its name, so a viewer can show the product as
+what it is rather than the Bz it was made from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from smm_daq.storage.h5file import open_read, text
+
+
+@dataclass(frozen=True)
+class ProductMap:
+    """A product's map (ny, nx), its SD (or None), unit (UDUNITS) and long name."""
+
+    values: np.ndarray
+    errors: np.ndarray | None
+    units: str
+    long_name: str
+    signal: str
+
+
+def read_product_map(path: str | Path, entry: str) -> ProductMap | None:
+    """The entry's default plot when it is a map on the entry's grid other than `data`;
+    None for scans, plain map products and entries whose default plot is a table."""
+    with open_read(path) as f:
+        g = f.get(entry)
+        if not isinstance(g, h5py.Group):
+            return None
+        default = text(g.attrs.get("default", "data"))
+        plot = g.get(default)
+        bz = g.get("data/Bz")
+        if (default == "data" or not isinstance(plot, h5py.Group)
+                or not isinstance(bz, h5py.Dataset)):
+            return None
+        signal = text(plot.attrs.get("signal", ""))
+        values = plot.get(signal)
+        if not isinstance(values, h5py.Dataset) or values.shape != bz.shape:
+            return None
+        errors = plot.get("errors")
+        sd = (np.asarray(errors[()], dtype=float)
+              if isinstance(errors, h5py.Dataset) and errors.shape == bz.shape else None)
+        return ProductMap(
+            values=np.asarray(values[()], dtype=float),
+            errors=sd,
+            units=text(values.attrs.get("units", "")),
+            long_name=text(values.attrs.get("long_name", signal)),
+            signal=signal,
+        )

@@ -1,0 +1,78 @@
+"""χ and magnetization entries are shown as χ and M, with their standard deviation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gui.session_browser import SessionBrowser
+from smm_daq.storage.mapdata import MapData
+from smm_daq.storage.nexus import write_map_entry
+from smm_daq.storage.product_maps import read_product_map
+from smm_daq.storage.products import MapPlot
+
+UM = 1e-6
+UT = 1e-6
+
+
+def a_map(name: str) -> MapData:
+    x = np.arange(10) * 5 * UM
+    y = np.arange(6) * 5 * UM
+    return MapData(bz=np.full((6, 10), 0.5 * UT), x=x, y=y, height=50 * UM,
+                   sensor_size=(1e-6, 1e-6), applied_field=np.zeros(3), name=name, title=name)
+
+
+@pytest.fixture
+def browser(qtbot, tmp_path):
+    path = tmp_path / "s.h5"
+    write_map_entry(path, a_map("scan"), kind="scan")
+    chi = np.linspace(0, 3, 60).reshape(6, 10)
+    write_map_entry(path, a_map("chi"), kind="susceptibility", default="chi",
+                    plots=[MapPlot("chi", "chi", chi, "1", "susceptibility χ (SI)",
+                                   errors=chi / 10 + 0.01)])
+    write_map_entry(path, a_map("mag"), kind="magnetization", default="magnetization",
+                    plots=[MapPlot("magnetization", "M", chi * 1e3, "A/m", "M")])
+    b = SessionBrowser()
+    qtbot.addWidget(b)
+    b.open_file(path)
+    return b
+
+
+def row_of(browser, name: str) -> int:
+    return next(r for r in range(browser.table.rowCount())
+                if browser.table.item(r, 0).text() == name)
+
+
+def test_reader_returns_the_default_map_and_its_errors(browser) -> None:
+    p = read_product_map(browser.path, "chi")
+    assert p is not None and p.units == "1" and p.signal == "chi"
+    np.testing.assert_allclose(p.errors, p.values / 10 + 0.01)
+    assert read_product_map(browser.path, "scan") is None
+
+
+def test_chi_shows_as_chi_then_its_sd_then_its_bz(browser) -> None:
+    browser.show_entry(row_of(browser, "chi"))
+    view = browser.map_view
+    assert not browser.show_choice.isHidden()
+    assert [browser.show_choice.itemText(i) for i in range(browser.show_choice.count())] == [
+        "χ", "SD of χ", "Bz (its model)"]
+    assert view.quantity.name == "χ" and view.quantity.unit == "SI"
+    assert view.map.bz[5, 9] == pytest.approx(3.0)
+    assert "χ = 3 SI" in view.describe(45 * UM, 25 * UM)
+
+    browser.show_choice.setCurrentIndex(1)
+    assert view.quantity.name == "SD of χ"
+    assert view.map.bz[5, 9] == pytest.approx(0.31)
+
+    browser.show_choice.setCurrentIndex(2)
+    assert view.quantity.name == "Bz"
+    assert view.map.bz[0, 0] == pytest.approx(0.5 * UT)
+
+
+def test_magnetization_without_sd_and_scans_without_a_choice(browser) -> None:
+    browser.show_entry(row_of(browser, "mag"))
+    assert browser.map_view.quantity.unit == "A/m"
+    assert browser.show_choice.count() == 2  # M and Bz: no SD stored
+    browser.show_entry(row_of(browser, "scan"))
+    assert browser.show_choice.isHidden()
+    assert browser.map_view.quantity.name == "Bz"
