@@ -426,15 +426,19 @@ class PIGCSEmulator(Emulator):
 
     # -- data recorder -------------------------------------------------------------------------
 
-    def _recorder_config(self, args: list[str]) -> None:
-        if len(args) != 3:
+    @staticmethod
+    def _triplets(args: list[str]) -> list[tuple[str, str, str]]:
+        if not args or len(args) % 3:
             raise _CommandError(PARAM_NR)
-        self.recorder.configure(*args)
+        return list(zip(args[::3], args[1::3], args[2::3], strict=True))
+
+    def _recorder_config(self, args: list[str]) -> None:
+        for table, source, option in self._triplets(args):
+            self.recorder.configure(table, source, option)
 
     def _recorder_trigger(self, args: list[str]) -> None:
-        if len(args) != 3:
-            raise _CommandError(PARAM_NR)
-        self.recorder.set_trigger(*args)
+        for table, source, value in self._triplets(args):
+            self.recorder.set_trigger(table, source, value)
 
     def _record_rate(self, args: list[str]) -> None:
         if len(args) != 1:
