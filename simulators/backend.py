@@ -30,6 +30,8 @@ port (`smm-daq serve-sim`).
                                 axes referenced before they move) or "E-727" (a piezo
                                 controller in µm, flexure stages of at most 2 mm) ("C-884")
     stage_travel_um             the stage's own travel, sample frame (the profile's travel_um)
+    supply_model                the coil supplies on their label, "BOP <volts>-<amps>[suffix]":
+                                their rating, answered in *IDN? ("BOP 20-5M")
 `world_options` overrides these with SI values under the `SimulationOptions` field names, e.g.
 {"sample": VirtualSample(...), "noise_rms": 0.0}.
 """
@@ -46,6 +48,7 @@ from simulators.coil_model import CoilModel
 from simulators.dmm_emulator import DMMEmulator
 from simulators.emulator import Emulator, EmulatorTransport, Faults
 from simulators.kepco_emulator import KepcoBOPEmulator
+from simulators.kepco_emulator import rating as supply_rating
 from simulators.lockin_emulator import SR830Emulator, SR860Emulator, SRSLockInEmulator
 from simulators.pi_emulator import CONTROLLERS, Controller, PIGCSEmulator
 from simulators.sample import VirtualSample
@@ -93,6 +96,7 @@ class SimulationOptions:
     disconnected: tuple[str, ...] = ()
     stage_controller: Controller = CONTROLLERS["C-884"]
     stage_travel: np.ndarray | None = None  # (3, 2) m, sample frame; None: the profile's
+    supply_model: str = "BOP 20-5M"
 
     @classmethod
     def from_profile(cls, profile: Profile) -> SimulationOptions:
@@ -132,6 +136,7 @@ class SimulationOptions:
             stage_controller=CONTROLLERS[
                 r.string("stage_controller", "C-884", choices=tuple(CONTROLLERS))
             ],
+            supply_model=r.string("supply_model", "BOP 20-5M"),
             stage_travel=(
                 r.array("stage_travel_um", (3, 2)) * UM
                 if "stage_travel_um" in profile.simulation
@@ -139,6 +144,11 @@ class SimulationOptions:
             ),
         )
         r.check_unknown()
+        try:
+            supply_rating(options.supply_model)
+        except ValueError:
+            raise r.fail("supply_model", options.supply_model, "a Kepco model such as "
+                         "'BOP 20-5M' (± volts - ± amps)") from None  # fmt: skip
         travel = profile.stage.travel if options.stage_travel is None else options.stage_travel
         key = "stage.travel_um" if options.stage_travel is None else "simulation.stage_travel_um"
         if np.any(travel[:, 1] <= travel[:, 0]):
@@ -248,6 +258,7 @@ class SimulatedBackend:
                 seed=model_seed,
                 resolution=options.supply_resolution,
                 slew_rate=options.supply_slew_rate,
+                rating=supply_rating(options.supply_model)[1],
             ),
             self._fluxgate(options, np.random.default_rng(model_seed + 7)),
             rng=world_rng,
@@ -262,7 +273,9 @@ class SimulatedBackend:
             ),
         }
         for axis, address in enumerate(profile.coils.addresses):
-            self.emulators[address] = KepcoBOPEmulator(self.world.coils, axis)
+            self.emulators[address] = KepcoBOPEmulator(
+                self.world.coils, axis, model=options.supply_model
+            )
         if profile.fluxgate is not None:
             self.emulators[profile.fluxgate.link.address] = DMMEmulator(
                 self.world.fluxgate_volts, clock.now, profile.fluxgate.channels, rng=dmm_rng
