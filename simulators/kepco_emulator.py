@@ -29,10 +29,10 @@ from __future__ import annotations
 
 import math
 import re
-from collections import deque
 
 from simulators.coil_model import CoilModel
 from simulators.emulator import Emulator
+from simulators.scpi_status import UNHANDLED, ScpiStatus
 
 _NODES = {  # long name -> short name
     "SOURCE": "SOUR",
@@ -51,9 +51,6 @@ _NODES = {  # long name -> short name
 }
 _OPTIONAL = {"SOUR", "LEV", "IMM", "STAT"}
 _RATING = re.compile(r"^BOP\s*(\d+(?:\.\d+)?)-(\d+(?:\.\d+)?)", re.IGNORECASE)
-QUEUE_DEPTH = 16
-# Standard event status register bits (IEEE 488.2)
-OPC, QYE, DDE, EXE, CME = 1, 4, 8, 16, 32
 
 
 def rating(model: str) -> tuple[float, float]:
@@ -92,10 +89,8 @@ class KepcoBOPEmulator(Emulator):
         self.max_voltage, self.max_current = rating(model)
         self.idn = idn or f"KEPCO,{model},E{4711 + axis_index},1.66-1.66"
         self.name = f"kepco_bop[{'xyz'[axis_index]}]"
-        self.errors: deque[tuple[int, str]] = deque()
-        self.ese = 0  # standard event status enable
-        self.sre = 0  # service request enable
-        self.esr = 0  # standard event status register
+        self.status = ScpiStatus()
+        self.errors = self.status.errors  # the SCPI error queue
         self._reset()
 
     def _reset(self) -> None:
@@ -120,12 +115,7 @@ class KepcoBOPEmulator(Emulator):
             self.model.set_current(self.axis, max(-limit, min(limit, self.voltage_setting / r)))
 
     def _error(self, code: int, text: str) -> None:
-        self.esr |= CME if -199 <= code <= -100 else EXE if -299 <= code <= -200 else (
-            DDE if -399 <= code <= -300 else QYE if -499 <= code <= -400 else 0)  # fmt: skip
-        if len(self.errors) < QUEUE_DEPTH - 1:
-            self.errors.append((code, text))
-        elif len(self.errors) == QUEUE_DEPTH - 1:
-            self.errors.append((-350, "Queue overflow"))
+        self.status.error(code, text)
 
     def handle(self, message: str) -> str | None:
         replies = []
@@ -171,64 +161,22 @@ class KepcoBOPEmulator(Emulator):
         return self.current_setting if self.mode == "CURR" else self.limit_current
 
     def _common(self, header: str, arg: str) -> str | None:
-        simple = {
-            "*IDN?": lambda: self.idn,
-            "*OPC?": lambda: "1",
-            "*TST?": lambda: "0",  # self-test passed
-            "*OPT?": lambda: "0",  # no options installed
-            "*ESE?": lambda: str(self.ese),
-            "*SRE?": lambda: str(self.sre),
-            "*STB?": lambda: str(self._status_byte()),
-            "*ESR?": self._read_esr,
-        }
-        if header in simple:
-            return simple[header]()
+        if header == "*IDN?":
+            return self.idn
+        if header == "*OPT?":
+            return "0"  # no options installed
         if header == "*RST":
             self._reset()
-        elif header == "*CLS":
-            self.errors.clear()
-            self.esr = 0
+            return None
+        if header == "*STB?":
+            self._collect_fault()
+        if header == "*CLS":
             self.model.pop_fault(self.axis)
-        elif header == "*OPC":
-            self.esr |= OPC  # every operation completes at once
-        elif header == "*WAI":
-            pass
-        elif header in ("*ESE", "*SRE"):
-            value = self._mask(arg)
-            if value is not None:
-                if header == "*ESE":
-                    self.ese = value
-                else:
-                    self.sre = value & ~64  # bit 6 (RQS/MSS) cannot be enabled
-        else:
+        reply = self.status.common(header, arg)
+        if reply is UNHANDLED:
             self._error(-113, "Undefined header")
-        return None
-
-    def _mask(self, arg: str) -> int | None:
-        if not arg:
-            self._error(-109, "Missing parameter")
             return None
-        try:
-            value = int(float(arg))
-        except ValueError:
-            self._error(-104, "Data type error")
-            return None
-        if not 0 <= value <= 255:
-            self._error(-222, "Data out of range")
-            return None
-        return value
-
-    def _read_esr(self) -> str:
-        value, self.esr = self.esr, 0
-        return str(value)
-
-    def _status_byte(self) -> int:
-        """Bit 2 error queue not empty, bit 5 ESB (an enabled event), bit 6 MSS."""
-        self._collect_fault()
-        stb = (4 if self.errors else 0) | (32 if self.esr & self.ese else 0)
-        if stb & self.sre:
-            stb |= 64
-        return stb
+        return reply  # type: ignore[return-value]
 
     def _number(self, arg: str) -> float | None:
         if not arg:
@@ -292,7 +240,4 @@ class KepcoBOPEmulator(Emulator):
 
     def _next_error(self, _arg: str) -> str:
         self._collect_fault()
-        if not self.errors:
-            return '0,"No error"'
-        code, text = self.errors.popleft()
-        return f'{code},"{text}"'
+        return self.status.next_error()
