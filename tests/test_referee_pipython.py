@@ -221,3 +221,33 @@ def test_wave_generator_drives_the_axis_along_a_line_and_reports_running() -> No
         wait_for(lambda: not dev.IsGeneratorRunning()[1])
         pitools.waitontarget(dev, axes="1", polldelay=0.01)
         assert dev.qPOS("1")["1"] == pytest.approx(600.0, abs=1e-6)
+
+
+def test_settings_read_back_through_pipython_getters() -> None:
+    with served_port("E-727") as (_, port), connected(port) as dev:
+        started(dev)
+        dev.VEL("1", 123.0)
+        assert dev.qVEL("1")["1"] == pytest.approx(123.0)
+        dev.MOV("2", 10.0)
+        assert dev.qMOV("2")["2"] == pytest.approx(10.0)
+        assert dev.qSAI_ALL() == ["1", "2", "3"]
+        assert dev.qSEP("1", 0x07000601)["1"][0x07000601] == "\u00b5m"
+        dev.DRC(3, "2", 3)
+        assert dev.qDRC(3)[3] == ["2", 3]
+        dev.DRT(3, 1, 0)  # trigger on the next target change
+        assert dev.qDRT(3)[3] == [1, "0"]
+        dev.RTR(7)
+        assert dev.qRTR() == 7
+        dev.WSL(2, 2)
+        dev.WGC(2, 5)
+        dev.WTR(2, 3, 1)
+        assert dev.qWSL(2)[2] == 2 and dev.qWGC(2)[2] == 5
+        assert dev.qWTR(2)[2] == [3, 1]
+        assert dev.qWGO(2)[2] == 0
+        dev.CTO(1, 3, 4)
+        dev.CTO(1, 2, 1)
+        assert dev.qCTO(1, 3)[1][3] == "4"  # generator trigger
+        dev.TWS(1, 10, 1)
+        dev.TWC()
+        dev.HLT("2", noraise=True)
+        assert not dev.IsMoving()["2"]
