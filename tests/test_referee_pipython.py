@@ -120,7 +120,7 @@ def test_single_byte_commands_report_motion_readiness_and_stop_everything(device
     dev, _ = device
     started(dev)
     lo, hi = dev.qTMN(), dev.qTMX()
-    dev.VEL("1", 0.05 * (hi["1"] - lo["1"]))  # a slow move: 20 s of simulated time
+    dev.VEL("1", 0.005 * (hi["1"] - lo["1"]))  # a slow move: 200 s simulated, 4 s real
     dev.MOV("1", hi["1"])
     assert dev.IsMoving()["1"] and not dev.IsMoving()["2"]  # #5
     assert dev.IsControllerReady()  # #7 answers 0xB1
@@ -210,14 +210,18 @@ def test_wave_generator_drives_the_axis_along_a_line_and_reports_running() -> No
         dev.WAV_LIN(1, 0, 1000, "X", 100, 500.0, 100.0, 1000)  # 100 -> 600 µm, 1000 points
         assert dev.qWAV(1, 1)[1][1] == 1000
         dev.WSL(1, 1)
-        dev.WGC(1, 1)
         dev.WTR(1, 50, 0)  # one point per 50 servo cycles: 1 ms, the line takes 1 s
+        dev.WGC(1, 0)  # until stopped: no race with the served clock
         dev.WGO(1, 1)
         assert dev.IsGeneratorRunning()[1]  # #9
         assert dev.IsMoving()["1"]
         with pytest.raises(GCSError) as err:
             dev.MOV("1", 10.0)
         assert err.value.val == 73  # the wave generator drives the axis
+        dev.WGO(1, 0)
+        assert not dev.IsGeneratorRunning()[1]
+        dev.WGC(1, 1)  # one cycle: it ends on the line's last point
+        dev.WGO(1, 1)
         wait_for(lambda: not dev.IsGeneratorRunning()[1])
         pitools.waitontarget(dev, axes="1", polldelay=0.01)
         assert dev.qPOS("1")["1"] == pytest.approx(600.0, abs=1e-6)
