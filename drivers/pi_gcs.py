@@ -228,10 +228,15 @@ class PIGCSStage(Stage):
             )
         self.units = self._read_units(commands)
         self._scale = [UNITS[u.lower()] for u in self.units]
+        limits = self._check_travel(travel)  # before anything moves
         self._command("SVO " + " ".join(f"{a} 1" for a in self.axes))
         self.set_velocity(velocity)
         if "FRF?" in commands:
             self._reference(commands, travel)
+        return limits
+
+    def _check_travel(self, travel: np.ndarray) -> np.ndarray:
+        """The profile's travel, if the controller's soft limits hold it; else refuse."""
         lo = self._to_sample(self._query_axes("TMN?", parse_float))
         hi = self._to_sample(self._query_axes("TMX?", parse_float))
         controller = np.column_stack([np.minimum(lo, hi), np.maximum(lo, hi)])
