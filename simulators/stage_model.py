@@ -77,6 +77,7 @@ class _Axis:
     referencing: bool = False  # driving to the reference switch
     trajectory: Trajectory | None = None  # position set point as a function of time (a wave)
     segments: list[_Segment] = field(default_factory=list)
+    segment_times: list[float] = field(default_factory=list)  # each segment's t0, for bisect
 
     def _current(self) -> _Segment:
         return (self.start, self.t0, self.target, self.velocity, self.stalled, self.trajectory)
@@ -88,7 +89,7 @@ class _Axis:
         current = self._current()
         if t >= self.t0 or not self.segments:
             return current
-        k = bisect.bisect_right([seg[1] for seg in self.segments], t) - 1
+        k = bisect.bisect_right(self.segment_times, t) - 1
         return self.segments[max(k, 0)]
 
     def position_at(self, t: float) -> float:
@@ -118,7 +119,8 @@ class _Axis:
         end: float = math.inf,
     ) -> None:
         self.segments.append(self._current())
-        del self.segments[:-HISTORY]
+        self.segment_times.append(self.t0)
+        del self.segments[:-HISTORY], self.segment_times[:-HISTORY]
         self.start = self.position(now)
         self.t0 = now
         self.target = target
