@@ -76,7 +76,7 @@ def wave_points(kind: str, params: list[str]) -> np.ndarray:
             raise WaveError(26)
         start, count = _int(params[0]), _int(params[1])
         values = [_float(p) for p in params[2:]]
-        if count != len(values) or start < 0:
+        if count != len(values) or not 0 <= start <= MAX_POINTS:
             raise WaveError(17)
         return np.concatenate([np.full(start, values[0]), values])
     numbers = [_float(p) for p in params]
@@ -108,6 +108,8 @@ def wave_points(kind: str, params: list[str]) -> np.ndarray:
 
 
 def _check_segment(seg: float, length: float, start: float) -> None:
+    if seg > MAX_POINTS:
+        raise WaveError(67)  # wave too large
     if not (seg >= 1 and seg == int(seg) and length >= 1 and 0 <= start < seg):
         raise WaveError(17)
 

@@ -98,7 +98,7 @@ class ScpiStatus:
             return None
         try:
             value = int(float(arg))
-        except ValueError:
+        except (ValueError, OverflowError):
             self.error(-104, "Data type error")
             return None
         if not 0 <= value <= 255:

@@ -149,3 +149,20 @@ def test_single_bytes_inside_a_line_and_stop_everything():
     clock.advance(10.0)
     assert model.position("2") == stopped == pytest.approx(100e-6)
     assert t.query("\x05") == "0"
+
+
+@pytest.mark.parametrize("controller", [E727, C884])
+def test_malformed_arguments_to_every_command_leave_an_error_code_never_an_exception(controller):
+    clock = VirtualClock()
+    model = StageModel(clock, travel=FINE, velocity=1e-3)
+    emulator = PIGCSEmulator(model, controller=controller)
+    names = [line.split()[0] for line in emulator.handle("HLP?").split(" \n")[1:-1]]
+    odd = ["", "x", "1 x", "9 9", "1 1 1 1 1 1 1", "1 X LIN 1e12 1 0 1 0 0", "1 nan", "-1 -1 -1",
+           "0x7 0x07000601", "1 X PNT 0 2 1", "2 & RAMP 10 1 0 10 0 0 20", "1 257"]
+    for name in names:
+        if name.startswith("#"):
+            emulator.handle_byte(int(name[1:]))
+            continue
+        for args in odd:
+            emulator.handle(f"{name} {args}".strip())  # must not raise
+    assert emulator.handle("ERR?") is not None
