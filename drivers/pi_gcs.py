@@ -45,6 +45,7 @@ T = TypeVar("T")
 # Metres per controller unit, by the unit string PUN? answers (case-insensitive).
 UNITS = {"m": 1.0, "mm": 1e-3, "µm": 1e-6, "μm": 1e-6, "um": 1e-6, "micron": 1e-6, "nm": 1e-9}
 UNIT_PARAMETER = "0x07000601"
+STOP_ALL = "\x18"  # GCS single-byte command #24
 LIMIT_SLACK = 1e-12  # m: travel limits compare with this slack, for unit conversions' rounding
 MAX_REPLY_LINES = 1024
 MAX_VELOCITY = 0.01  # m/s: the fastest velocity setting accepted unless the profile's is higher
@@ -165,6 +166,7 @@ class PIGCSStage(Stage):
         self.poll_interval = poll_interval
         self.reference_on_connect = reference_on_connect
         self.units: list[str] = []
+        self._commands: set[str] = set()
         self._scale = [1.0, 1.0, 1.0]
         try:
             self._limits = self._connect(np.asarray(travel, dtype=float), velocity)
@@ -217,7 +219,7 @@ class PIGCSStage(Stage):
         )
 
     def _connect(self, travel: np.ndarray, velocity: float) -> np.ndarray:
-        commands = self.link.query_lines("HLP?", _parse_help)
+        commands = self._commands = self.link.query_lines("HLP?", _parse_help)
         names = self.link.query_lines("SAI?", lambda lines: [ln for ln in lines if ln])
         missing = [a for a in self.axes if a not in names]
         if missing:
@@ -402,8 +404,9 @@ class PIGCSStage(Stage):
             self.clock.sleep(self.poll_interval)
 
     def stop(self) -> None:
-        """STP: every axis stops at once (the controller then reports error 10, expected)."""
-        self._command("STP", allowed=(0, 10))
+        """Every axis stops at once: #24 where the controller lists it (a single byte acted on
+        even if a line was cut off half-sent), else STP; error 10 then is expected."""
+        self._command(STOP_ALL if "#24" in self._commands else "STP", allowed=(0, 10))
 
     def snapshot(self) -> dict[str, object]:
         return {

@@ -239,6 +239,24 @@ def test_stop_accepts_the_stopped_by_command_error():
     assert t.sent[-2:] == ["STP", "ERR?"]
 
 
+def test_stop_is_the_single_byte_24_where_the_controller_has_it():
+    script = [("HLP?", help_reply(*BASIC, "PUN?", "#24")), *CONNECT[1:], ("\x18", None),
+              ("ERR?", "10")]  # fmt: skip
+    stage, t = scripted(script)
+    stage.stop()
+    assert not t.script
+
+
+def test_emulated_stop_by_24_halts_a_move_midway():
+    stage, model, _, clock = emulated("E-727")
+    stage.move_to(1.5e-3, 0.0, wait=False)
+    clock.advance(0.25)
+    stage.stop()
+    x = model.position("1")
+    clock.advance(5.0)
+    assert model.position("1") == x == pytest.approx(0.5e-3, abs=1e-9)
+
+
 def test_velocity_setting_is_range_checked_before_sending():
     stage, t = scripted(CONNECT)
     for bad in (0.0, -1e-3, 1.0, float("inf")):
