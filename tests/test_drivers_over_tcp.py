@@ -53,6 +53,12 @@ def test_stage_driver_over_tcp_reads_the_unit_and_moves_in_the_sample_frame(name
             np.testing.assert_allclose(
                 backend.world.stage.sample_position()[:2], target[:2], atol=2e-8
             )
+            stage.set_velocity(2e-5)  # a slow move (minutes simulated), stopped by #24
+            stage.move_to(hi[0], target[1], wait=False)
+            stage.stop()
+            model = backend.world.stage
+            assert not any(model.moving(ax) for ax in model.axis_names)
+            assert target[0] < model.sample_position()[0] < hi[0]
         finally:
             stage.close()
 
