@@ -318,8 +318,11 @@ class StageModel:
             a.restart(now, a.target, self.settle_time)
             a.velocity = float(v)
             a.settled_at = a.arrival() + self.settle_time
-        else:
+        else:  # a new segment from where it stands: the past motion keeps its own velocity
+            settled = a.settled_at
+            a.restart(now, a.target, 0.0)
             a.velocity = float(v)
+            a.settled_at = settled
 
     def move(self, targets: Mapping[str, float]) -> None:
         """Start moving the named axes (controller frame, m). All or nothing.
