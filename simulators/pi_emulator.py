@@ -67,6 +67,7 @@ class Controller:
     min_param: int  # SPA id of the lower soft limit (TMN?)
     max_param: int  # SPA id of the upper soft limit (TMX?)
     stage_name: str
+    tracking_lag: float = 0.0  # s: how far the closed-loop position trails a wave's set point
 
 
 E727 = Controller(
@@ -84,6 +85,7 @@ E727 = Controller(
     min_param=0x07000000,
     max_param=0x07000001,
     stage_name="P-629.2CD",
+    tracking_lag=1.5e-3,  # the phase lag of a closed loop of about 100 Hz bandwidth
 )
 C884 = Controller(
     model="C-884",
@@ -145,6 +147,7 @@ class PIGCSEmulator(Emulator):
                 servo_cycle=controller.servo_cycle,
                 unit_scale=controller.unit_scale,
                 on_start=self.recorder.wave_started,
+                tracking_lag=controller.tracking_lag,
             )
             if controller.wave_generators
             else None

@@ -6,8 +6,10 @@ Wave tables are defined point by point in controller units (`WAV <table> X|& <ty
 axis g (`SAI?` order): `WSL g t` connects table t, `WGC g n` sets the number of cycles
 (0: until stopped), `WTR g r 0` outputs one point every r servo cycles, `WGO g 1` starts it
 now (`WGO g 257`: the wave is added to the axis' position at the start), `WGO g 0` stops it.
-While it runs the axis' set point follows the wave on the virtual clock and the stage model
-tracks it, so positions (`POS?`, the data recorder, the simulated sensor) move with it.
+While it runs the axis' set point follows the wave on the virtual clock and the position
+trails it by the closed loop's lag (the controller's `tracking_lag`), so positions (`POS?`, the
+data recorder, the simulated sensor) move with it and the recorded position error is the
+wave's slope times the lag.
 
 Trigger output lines (`CTO line param value`): parameter 2 the axis, 3 the mode (0 position
 distance: a pulse every `1` TriggerStep of travel; 4 generator trigger: a pulse at each wave
@@ -144,12 +146,14 @@ class WaveGenerator:
         servo_cycle: float,
         unit_scale: float,
         on_start: Callable[[], None],
+        tracking_lag: float = 0.0,
     ) -> None:
         self.model = model
         self.now = now
         self.servo_cycle = servo_cycle
         self.unit_scale = unit_scale
         self.on_start = on_start
+        self.tracking_lag = tracking_lag  # s: the closed loop's position trails the wave
         self.tables: dict[int, np.ndarray] = {k: np.zeros(0) for k in range(1, generators + 1)}
         self.generators = {k: _Generator() for k in range(1, generators + 1)}
         self.lines = {k: _TriggerLine() for k in range(1, 4)}
@@ -283,7 +287,7 @@ class WaveGenerator:
             gen.mode, gen.base, gen.started = mode, base, self.now()
             dt = gen.rate * self.servo_cycle
             gen.end = gen.started + len(table) * dt * gen.cycles if gen.cycles else math.inf
-            self.model.follow(ax, self._trajectory(gen, values), gen.end)
+            self.model.follow(ax, self._trajectory(gen, values), gen.end, self.tracking_lag)
             self.on_start()
 
     def _trajectory(self, gen: _Generator, values: np.ndarray) -> Callable[[float], float]:

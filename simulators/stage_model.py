@@ -47,7 +47,7 @@ LIMIT_SLACK = 1e-12  # m: limits compare with this slack, for unit conversions' 
 HISTORY = 4096  # motion segments kept per axis for `position_at`
 
 Trajectory = Callable[[float], float]  # time (s) -> controller-frame position (m)
-_Segment = tuple[float, float, float, float, bool, "Trajectory | None"]
+_Segment = tuple[float, float, float, float, bool, "Trajectory | None", float]
 
 
 class StageRefused(Exception):
@@ -76,11 +76,15 @@ class _Axis:
     origin: float = 0.0  # m: where the position counter reads 0 (the start, until referenced)
     referencing: bool = False  # driving to the reference switch
     trajectory: Trajectory | None = None  # position set point as a function of time (a wave)
+    lag: float = 0.0  # s: how far the closed loop trails a trajectory
     segments: list[_Segment] = field(default_factory=list)
     segment_times: list[float] = field(default_factory=list)  # each segment's t0, for bisect
 
     def _current(self) -> _Segment:
-        return (self.start, self.t0, self.target, self.velocity, self.stalled, self.trajectory)
+        return (
+            self.start, self.t0, self.target, self.velocity, self.stalled, self.trajectory,
+            self.lag,
+        )  # fmt: skip
 
     def position(self, now: float) -> float:
         return _segment_position(*self._current(), now)
@@ -117,6 +121,7 @@ class _Axis:
         settle_time: float,
         trajectory: Trajectory | None = None,
         end: float = math.inf,
+        lag: float = 0.0,
     ) -> None:
         self.segments.append(self._current())
         self.segment_times.append(self.t0)
@@ -125,7 +130,8 @@ class _Axis:
         self.t0 = now
         self.target = target
         self.trajectory = trajectory
-        self.settled_at = (end if trajectory is not None else self.arrival()) + settle_time
+        self.lag = lag if trajectory is not None else 0.0
+        self.settled_at = (end + lag if trajectory is not None else self.arrival()) + settle_time
 
 
 def _segment_position(
@@ -135,12 +141,13 @@ def _segment_position(
     velocity: float,
     stalled: bool,
     trajectory: Trajectory | None,
+    lag: float,
     now: float,
 ) -> float:
     if stalled:
         return start
-    if trajectory is not None:
-        return trajectory(now)
+    if trajectory is not None:  # the closed loop trails its set point by `lag`
+        return start if now - lag < t0 else trajectory(now - lag)
     distance = target - start
     travelled = velocity * max(0.0, now - t0)
     if travelled >= abs(distance):
@@ -276,17 +283,13 @@ class StageModel:
     def moving(self, name: str) -> bool:
         return self._axis(name).moving(self.clock.now())
 
-    def follow(self, name: str, trajectory: Trajectory, end: float) -> None:
+    def follow(self, name: str, trajectory: Trajectory, end: float, lag: float = 0.0) -> None:
         """The axis' set point follows `trajectory` (controller frame, m) until time `end`
-        (math.inf: until stopped), as a wave generator drives it; the closed loop tracks it."""
+        (math.inf: until stopped), as a wave generator drives it; the position trails the set
+        point by `lag` s, as a closed loop of finite bandwidth does."""
         a = self._axis(name)
         a.restart(self.clock.now(), trajectory(end) if math.isfinite(end) else a.target,
-                  self.settle_time, trajectory, end)  # fmt: skip
-
-    def following(self, name: str) -> bool:
-        """True while a trajectory (not a straight move) drives the axis."""
-        a = self._axis(name)
-        return a.trajectory is not None and self.clock.now() < a.settled_at - self.settle_time
+                  self.settle_time, trajectory, end, lag)  # fmt: skip
 
     def target(self, name: str) -> float:
         return self._axis(name).target

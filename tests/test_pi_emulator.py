@@ -73,8 +73,12 @@ def test_a_line_wave_drives_the_axis_point_by_point_and_ends_on_its_last_point()
     t.write("WGO 1 1")
     assert t.query("ERR?") == "0"
     assert t.query("\x09") == "1"  # #9: generator 1 runs
-    clock.advance(0.2505)  # inside point 250 of the first cycle
+    lag = E727.tracking_lag  # the position trails the set point by the closed loop's lag
+    clock.advance(0.2505 + lag)  # inside point 250 of the first cycle, as the axis follows
     assert model.position("1") == pytest.approx((100 + 500 * 250 / 999) * 1e-6, abs=1e-12)
+    assert model.target_at("1", clock.now()) == pytest.approx(
+        (100 + 500 * int((0.2505 + lag) / 1e-3) / 999) * 1e-6, abs=1e-12
+    )
     clock.advance(1.0)  # second cycle, same point
     assert model.position("1") == pytest.approx((100 + 500 * 250 / 999) * 1e-6, abs=1e-12)
     assert t.query("ONT? 1") == "1=0"
@@ -90,6 +94,7 @@ def test_speed_up_and_down_make_a_trapezoidal_velocity():
     t.write("WSL 1 1")
     t.write("WTR 1 50 0")
     t.write("WGO 1 1")
+    clock.advance(E727.tracking_lag)  # the position trails the set point by the lag
     positions = []
     for _ in range(101):
         positions.append(model.position("1") / 1e-6)
@@ -98,6 +103,25 @@ def test_speed_up_and_down_make_a_trapezoidal_velocity():
     assert positions[0] == 0 and positions[-1] == pytest.approx(100.0)
     assert v[0] < v[10] < v[20] == pytest.approx(v[50]) == pytest.approx(v[79])
     assert v[50] == pytest.approx(100.0 / 80.0, rel=1e-9)  # 100 µm over 100 - 20 intervals
+
+
+def test_recorded_position_trails_the_wave_by_the_closed_loops_lag():
+    t, _, _, clock = e727()
+    t.write("WAV 1 X LIN 1000 500 0 1000 0 0")  # 500 µm in 1 s: 500 µm/s
+    t.write("WSL 1 1")
+    t.write("WTR 1 50 0")  # 1 ms per point
+    t.write("DRC 1 1 1 2 1 2 3 1 3")  # commanded, actual, error of axis 1
+    t.write("DRT 0 0 0")  # triggered by the wave generator's start
+    t.write("RTR 50")
+    t.write("WGO 1 1")
+    clock.advance(0.5)
+    rows = np.array([[float(v) for v in line.split()]
+                     for line in t.query("DRR? 1 400 1 2 3").split(" \n") if line[0] != "#"])
+    commanded, actual, error = rows[100:300].T  # mid line, at constant speed
+    np.testing.assert_allclose(error, commanded - actual, atol=1e-6)
+    lag_points = round(E727.tracking_lag / 1e-3)
+    np.testing.assert_allclose(actual[lag_points:], commanded[:-lag_points], atol=1e-6)
+    assert np.mean(error) == pytest.approx(500.0 / 999 * lag_points, rel=1e-3)  # slope × lag
 
 
 def test_generator_trigger_pulses_at_the_marked_wave_points():
