@@ -77,7 +77,7 @@ def wait_for(predicate, timeout: float = 10.0) -> None:
 def test_identity_syntax_version_help_and_units(device) -> None:
     dev, backend = device
     controller = backend.emulators[backend.profile.stage.link.address].controller
-    assert dev.devname == controller.model.split(".")[0] or controller.model in dev.qIDN()
+    assert dev.devname.startswith(controller.model)  # PIPython's per-model behaviour keys on it
     assert dev.qCSV() == 2.0  # GCS 2.0: PIPython picks its GCS2 command set
     assert "FW_" in dev.qVER()
     assert dev.axes == ["1", "2", "3"]
@@ -255,3 +255,17 @@ def test_settings_read_back_through_pipython_getters() -> None:
         dev.TWC()
         dev.HLT("2", noraise=True)
         assert not dev.IsMoving()["2"]
+
+
+def test_gcsdevice_with_the_socket_gateway_works_too() -> None:
+    """`GCSDevice(gateway=PISocket(...))`, the other way PI documents, on the C-884."""
+    from pipython import GCSDevice
+
+    with served_port("C-884") as (_, port):
+        dev = GCSDevice(gateway=PISocket("127.0.0.1", port))
+        assert dev.devname == "C-884.4DC"  # from *IDN?, for PIPython's per-model behaviour
+        pitools.startup(dev, refmodes=["FRF"] * 3)
+        dev.MOV("1", 13.0)
+        pitools.waitontarget(dev, axes="1", polldelay=0.01)
+        assert dev.qPOS("1")["1"] == pytest.approx(13.0)
+        del dev  # its __del__ closes the gateway (closing it twice raises inside PIPython)
