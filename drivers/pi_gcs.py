@@ -167,6 +167,7 @@ class PIGCSStage(Stage):
         self.reference_on_connect = reference_on_connect
         self.units: list[str] = []
         self._commands: set[str] = set()
+        self._controller_travel = np.zeros((3, 2))
         self._scale = [1.0, 1.0, 1.0]
         try:
             self._limits = self._connect(np.asarray(travel, dtype=float), velocity)
@@ -234,7 +235,7 @@ class PIGCSStage(Stage):
         self._command("SVO " + " ".join(f"{a} 1" for a in self.axes))
         self.set_velocity(velocity)
         if "FRF?" in commands:
-            self._reference(commands, travel)
+            self._reference(commands)
         return limits
 
     def _check_travel(self, travel: np.ndarray) -> np.ndarray:
@@ -242,6 +243,7 @@ class PIGCSStage(Stage):
         lo = self._to_sample(self._query_axes("TMN?", parse_float))
         hi = self._to_sample(self._query_axes("TMX?", parse_float))
         controller = np.column_stack([np.minimum(lo, hi), np.maximum(lo, hi)])
+        self._controller_travel = controller
         outside = [
             k
             for k in range(3)
@@ -301,7 +303,7 @@ class PIGCSStage(Stage):
 
         return self.link.query_lines(f"SPA? {request}", parse)
 
-    def _reference(self, commands: set[str], travel: np.ndarray) -> None:
+    def _reference(self, commands: set[str]) -> None:
         """Reference the axes that need it, if the profile allows; else refuse to go on."""
         pending = [
             a for a, ok in zip(self.axes, self._query_axes("FRF?", _parse_bool), strict=True)
@@ -319,8 +321,8 @@ class PIGCSStage(Stage):
         if "RON" in commands:
             self._command("RON " + " ".join(f"{a} 1" for a in pending))
         self._command("FRF " + " ".join(pending))
-        span = float(np.max(travel[:, 1] - travel[:, 0]))
-        timeout = 2.0 * span / self._velocity + 10.0
+        travel = self._controller_travel  # a reference move crosses at most all of it
+        timeout = 2.0 * float(np.max(travel[:, 1] - travel[:, 0])) / self._velocity + 10.0
         deadline = self.clock.now() + timeout
         while not all(self._query_axes("FRF?", _parse_bool)):
             if self.clock.now() >= deadline:
