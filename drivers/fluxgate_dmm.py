@@ -1,8 +1,11 @@
 """A three-axis fluxgate read by a scanning multimeter (Agilent/Keysight 34970A style, SCPI).
 
 The fluxgate's x, y, z analogue outputs go to three multimeter channels (the profile's
-`fluxgate.channels`). The driver configures them as one scan on the 10 V DC range,
-`CONF:VOLT:DC 10,DEF,(@c1,c2,c3)`, and reads all three with `READ?`. The field is
+`fluxgate.channels`, numbered slot and channel: 101-140, 201-240, ...). The driver configures
+them as one scan on the 10 V DC range, `CONF:VOLT:DC 10,DEF,(@c1,c2,c3)`, integrating over
+one power-line cycle (`VOLT:DC:NPLC 1`, which rejects mains hum), makes each reading carry
+nothing but its value (`FORM:READ:CHAN|TIME|UNIT|ALAR OFF`: a unit left by its last user may
+have turned them on), and reads all three with `READ?`. The field is
 B = scale @ (V - offset) with the profile's calibration (sample frame, T/V and V).
 A reading of +9.9E+37 is the multimeter's overload mark: an error, never a field.
 """
@@ -27,6 +30,8 @@ OpenTransport = Callable[[str, LinkSettings], Transport]
 
 RANGE_V = 10.0  # fluxgate outputs swing ±10 V
 OVERLOAD_MARK = 9.9e37
+NPLC = 1  # integration time in power-line cycles
+FORMAT_FLAGS = ("CHAN", "TIME", "UNIT", "ALAR")
 
 
 def parse_error(reply: str) -> tuple[int, str]:
@@ -80,9 +85,12 @@ class DMMFluxgate(Magnetometer):
         return fluxgate
 
     def configure(self) -> None:
-        """Clear the error queue, set the channels to DC volts on the 10 V range as one scan."""
+        """Clear the error queue, set the channels to DC volts on the 10 V range as one scan,
+        one power-line cycle each, readings without channel, time, unit or alarm."""
         self.link.write("*CLS")
         self.link.write(f"CONF:VOLT:DC {RANGE_V:g},DEF,{self.scan_list}")
+        self.link.write(f"VOLT:DC:NPLC {NPLC:g},{self.scan_list}")
+        self.link.write(";".join(f"FORM:READ:{flag} OFF" for flag in FORMAT_FLAGS))
         self.check_errors()
 
     def check_errors(self) -> None:
@@ -115,7 +123,11 @@ class DMMFluxgate(Magnetometer):
     def snapshot(self) -> dict[str, object]:
         volts = self.read_volts()
         field = self.settings.scale @ (volts - self.settings.offset)
-        return {"volts_V": volts.tolist(), "field_T": field.tolist()}
+        return {
+            "channels": list(self.settings.channels),
+            "volts_V": volts.tolist(),
+            "field_T": field.tolist(),
+        }
 
     def close(self) -> None:
         self.link.close()

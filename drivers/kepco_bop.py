@@ -9,14 +9,17 @@ the injected clock, never faster than `max_ramp_rate`. Every set command is foll
 told (a trip) or that reports an error raises `InstrumentError` naming its axis.
 
 Supplies run in current mode (`FUNC:MODE CURR`) with the voltage limit (`VOLT`) as their
-compliance. The safety paths (`zero`, `output_off`) try every axis even when one fails, and
-then raise one error naming every axis that failed.
+compliance. At connect each supply's rating is read from its model in `*IDN?` (a BOP 20-5M is
+±20 V, ±5 A): a profile whose `max_current_A` exceeds it is refused, and the compliance is
+never set beyond the rated voltage. The safety paths (`zero`, `output_off`) try every axis
+even when one fails, and then raise one error naming every axis that failed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import re
 from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
@@ -24,7 +27,7 @@ import numpy as np
 
 from drivers.link import Link, parse_float, parse_int
 from smm_daq.clock import Clock
-from smm_daq.errors import InstrumentError, ProtocolError, RangeError
+from smm_daq.errors import InputError, InstrumentError, ProtocolError, RangeError
 from smm_daq.instruments.interfaces import FieldSource, Identity
 from smm_daq.instruments.profile import CoilSettings, LinkSettings
 from smm_daq.instruments.transport import Transport
@@ -41,6 +44,12 @@ def parse_scpi_error(reply: str) -> tuple[int, str]:
     if not sep:
         raise ProtocolError(f"expected 'code,\"message\"' from SYST:ERR?, got {reply!r}")
     return parse_int(code, what="SCPI error code"), text.strip().strip('"')
+
+
+def bop_rating(model: str) -> tuple[float, float] | None:
+    """'BOP 20-5M' -> (20.0, 5.0), the supply's ± volts and amps; None if not a BOP model."""
+    match = re.match(r"^BOP\s*(\d+(?:\.\d+)?)-(\d+(?:\.\d+)?)", model.strip(), re.IGNORECASE)
+    return (float(match.group(1)), float(match.group(2))) if match else None
 
 
 def parse_kepco_idn(reply: str) -> Identity:
@@ -69,6 +78,7 @@ class _Supply:
         self.setpoint = 0.0
         self.enabled = False
         self.tripped = False
+        self.rating = (math.nan, math.nan)  # ± V, ± A, from the model in *IDN?
 
     @contextlib.contextmanager
     def _naming_axis(self) -> Iterator[None]:
@@ -199,11 +209,27 @@ class KepcoBOPCoils(FieldSource):
         )
 
     def _connect(self, s: _Supply) -> None:
-        """Current mode, compliance set; keep whatever current flows (no jump at start-up)."""
-        s.query("*IDN?", parse_kepco_idn)
+        """Rating checked, current mode, compliance set; keep whatever current flows (no jump
+        at start-up)."""
+        identity = s.query("*IDN?", parse_kepco_idn)
+        rated = bop_rating(identity.model)
+        if rated is None:
+            raise InstrumentError(
+                f"cannot tell the supply's rating from its model {identity.model!r} (*IDN?); "
+                "expected a Kepco 'BOP <volts>-<amps>'",
+                instrument=s.name,
+            )
+        volts, amps = rated
+        if self.max_current > amps:
+            raise InputError(
+                f"key 'coils.max_current_A' is {self.max_current:g} A, but the supply of {s.name} "
+                f"({identity.vendor} {identity.model}) is rated ±{amps:g} A; set "
+                f"coils.max_current_A to at most {amps:g}"
+            )
+        s.rating = rated
         s.write("*CLS")
         s.command("FUNC:MODE CURR")
-        s.command(f"VOLT {self.voltage_limit:.3f}")
+        s.command(f"VOLT {min(self.voltage_limit, volts):.3f}")
         s.setpoint = s.query("CURR?", lambda r: parse_float(r, what="current in A"))
         s.enabled = s.query("OUTP?", _parse_output)
 
@@ -376,6 +402,7 @@ class KepcoBOPCoils(FieldSource):
             "calibration_T_per_A": self.calibration.tolist(),
             "ambient_field_T": self.ambient.tolist(),
             "safe_state": self.safe_state,
+            "supply_ratings_V_A": [list(s.rating) for s in self._supplies],
         }
 
     def close(self) -> None:

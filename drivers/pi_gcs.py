@@ -1,10 +1,17 @@
-"""Physik Instrumente piezo stage over a GCS 2.0 controller (E-727, C-867, E-873, ...).
+"""Physik Instrumente stage over a GCS 2.0 controller (E-727, C-884, C-867, E-873, ...).
 
-Controller units are mm for positions and mm/s for velocities (the PI default for these
-stages); everything outside this module is SI. The profile's `stage.axes` names the controller
-axes that move the sample along x, y and z, and `axis_sign` maps each controller direction
-onto the sample frame: sample coordinate = sign × controller position. The controller's axis
-names are asked for (`SAI?`), never assumed.
+Units are never assumed: at connect the driver asks which commands the controller has
+(`HLP?`), then each axis' unit (`PUN?`, or the unit parameter 0x07000601 with `SPA?`), and
+scales every position and velocity by it (an E-727 works in µm, a motor controller in mm); an
+axis in a unit it does not know (degrees, counts) is refused. Everything outside this module
+is SI. The profile's `stage.axes` names the controller axes that move the sample along x, y
+and z, and `axis_sign` maps each controller direction onto the sample frame: sample
+coordinate = sign × controller position. The controller's axis names are asked for (`SAI?`).
+
+Axes with incremental sensors report whether they are referenced (`FRF?`); an unreferenced axis
+is referenced (`RON 1`, `FRF`) only when the profile says `reference_on_connect = true`,
+because referencing drives each axis to its reference switch. The controller's travel
+(`TMN?`, `TMX?`) must hold the profile's `travel_um`: a profile allowing more is refused.
 
 Protocol as used here: set commands (`SVO`, `MOV`, `VEL`, `STP`) have no reply, so every one is
 followed by `ERR?`; a non-zero code raises `InstrumentError` with PI's code and its meaning.
@@ -22,16 +29,25 @@ import numpy as np
 
 from drivers.link import Link, parse_float, parse_int
 from smm_daq.clock import Clock
-from smm_daq.errors import InstrumentError, InstrumentTimeout, ProtocolError, RangeError
+from smm_daq.errors import (
+    InputError,
+    InstrumentError,
+    InstrumentTimeout,
+    ProtocolError,
+    RangeError,
+)
 from smm_daq.instruments.interfaces import Identity, Stage
 from smm_daq.instruments.profile import LinkSettings, StageSettings
 from smm_daq.instruments.transport import Transport
 
 T = TypeVar("T")
 
-MM = 1e-3  # metres per controller unit
+# Metres per controller unit, by the unit string PUN? answers (case-insensitive).
+UNITS = {"m": 1.0, "mm": 1e-3, "µm": 1e-6, "μm": 1e-6, "um": 1e-6, "micron": 1e-6, "nm": 1e-9}
+UNIT_PARAMETER = "0x07000601"
+STOP_ALL = "\x18"  # GCS single-byte command #24
 LIMIT_SLACK = 1e-12  # m: travel limits compare with this slack, for unit conversions' rounding
-MAX_REPLY_LINES = 64
+MAX_REPLY_LINES = 1024
 MAX_VELOCITY = 0.01  # m/s: the fastest velocity setting accepted unless the profile's is higher
 
 # Meanings of the controller error codes (PI GCS error list) this driver can meet.
@@ -39,6 +55,7 @@ GCS_ERRORS = {
     1: "parameter syntax error",
     2: "unknown command",
     5: "move attempted on an unreferenced axis or with the servo off",
+    54: "unknown parameter",
     7: "position out of limits",
     8: "velocity out of limits",
     10: "controller was stopped by command",
@@ -85,6 +102,24 @@ def _parse_axis_lines(
     return values
 
 
+def _um(span: np.ndarray) -> list[float]:
+    return [round(float(v) * 1e6, 3) for v in span]
+
+
+def _hex(text: str) -> int | None:
+    try:
+        return int(text, 0)
+    except ValueError:
+        return None
+
+
+def _parse_help(lines: list[str]) -> set[str]:
+    """HLP?: a title line, one 'COMMAND description' line per command, an end line."""
+    if len(lines) < 2:
+        raise ProtocolError(f"expected the command list from HLP?, got {lines!r}")
+    return {line.split()[0].upper() for line in lines[1:-1] if line.split()}
+
+
 def _parse_bool(text: str) -> bool:
     if text.strip() not in ("0", "1"):
         raise ProtocolError(f"expected 0 or 1, got {text!r}")
@@ -118,6 +153,7 @@ class PIGCSStage(Stage):
         settle_time: float = 0.0,
         max_velocity: float = MAX_VELOCITY,
         poll_interval: float = 0.005,
+        reference_on_connect: bool = False,
         name: str = "stage",
     ) -> None:
         self.name = name
@@ -128,6 +164,11 @@ class PIGCSStage(Stage):
         self.settle_time = settle_time
         self.max_velocity = max_velocity
         self.poll_interval = poll_interval
+        self.reference_on_connect = reference_on_connect
+        self.units: list[str] = []
+        self._commands: set[str] = set()
+        self._controller_travel = np.zeros((3, 2))
+        self._scale = [1.0, 1.0, 1.0]
         try:
             self._limits = self._connect(np.asarray(travel, dtype=float), velocity)
         except Exception:
@@ -149,6 +190,7 @@ class PIGCSStage(Stage):
             retries=settings.link.retries,
             settle_time=settings.settle_time,
             max_velocity=max(settings.velocity, MAX_VELOCITY),
+            reference_on_connect=settings.reference_on_connect,
         )
 
     # -- protocol helpers ------------------------------------------------------------------
@@ -171,10 +213,14 @@ class PIGCSStage(Stage):
         )
         return [values[a] for a in self.axes]
 
-    def _to_sample(self, values_mm: Sequence[float]) -> np.ndarray:
-        return np.array([s * v * MM for s, v in zip(self.axis_sign, values_mm, strict=True)])
+    def _to_sample(self, values: Sequence[float]) -> np.ndarray:
+        """Controller values (its units, sample-axis order) -> sample-frame metres."""
+        return np.array(
+            [s * v * k for s, v, k in zip(self.axis_sign, values, self._scale, strict=True)]
+        )
 
     def _connect(self, travel: np.ndarray, velocity: float) -> np.ndarray:
+        commands = self._commands = self.link.query_lines("HLP?", _parse_help)
         names = self.link.query_lines("SAI?", lambda lines: [ln for ln in lines if ln])
         missing = [a for a in self.axes if a not in names]
         if missing:
@@ -183,21 +229,108 @@ class PIGCSStage(Stage):
                 f"name {missing}, which it does not have",
                 instrument=self.name,
             )
+        self.units = self._read_units(commands)
+        self._scale = [UNITS[u.lower()] for u in self.units]
+        limits = self._check_travel(travel)  # before anything moves
         self._command("SVO " + " ".join(f"{a} 1" for a in self.axes))
+        self.set_velocity(velocity)
+        if "FRF?" in commands:
+            self._reference(commands)
+        return limits
+
+    def _check_travel(self, travel: np.ndarray) -> np.ndarray:
+        """The profile's travel, if the controller's soft limits hold it; else refuse."""
         lo = self._to_sample(self._query_axes("TMN?", parse_float))
         hi = self._to_sample(self._query_axes("TMX?", parse_float))
         controller = np.column_stack([np.minimum(lo, hi), np.maximum(lo, hi)])
-        limits = np.column_stack(
-            [np.maximum(controller[:, 0], travel[:, 0]), np.minimum(controller[:, 1], travel[:, 1])]
-        )
-        if np.any(limits[:, 1] <= limits[:, 0]):
+        self._controller_travel = controller
+        outside = [
+            k
+            for k in range(3)
+            if travel[k, 0] < controller[k, 0] - LIMIT_SLACK
+            or travel[k, 1] > controller[k, 1] + LIMIT_SLACK
+        ]
+        if outside:
+            where = "; ".join(
+                f"{'xyz'[k]} {_um(travel[k])} µm, but controller axis {self.axes[k]} travels "
+                f"{_um(controller[k])} µm (TMN?/TMX?)"
+                for k in outside
+            )
+            raise InputError(
+                f"key 'stage.travel_um' allows more than the stage can travel: {where}; "
+                "set stage.travel_um within the controller's travel"
+            )
+        return travel.copy()
+
+    def _read_units(self, commands: set[str]) -> list[str]:
+        """Each axis' unit (sample-axis order), from PUN? or the unit parameter; known ones only."""
+        if "PUN?" in commands:
+            units = self._query_axes("PUN?", str.strip)
+        elif "SPA?" in commands:
+            units = self._query_unit_parameter()
+        else:
             raise InstrumentError(
-                f"the controller's travel {(controller / MM).tolist()} mm does not overlap the "
-                f"profile's travel {(travel / MM).tolist()} mm",
+                "the controller reports no position unit (it has neither PUN? nor SPA?); "
+                "refusing to guess whether it works in mm or µm",
                 instrument=self.name,
             )
-        self.set_velocity(velocity)
-        return limits
+        unknown = [
+            f"axis {a} in {u!r}" for a, u in zip(self.axes, units, strict=True)
+            if u.lower() not in UNITS
+        ]  # fmt: skip
+        if unknown:
+            raise InstrumentError(
+                f"{', '.join(unknown)}: not a length unit this driver knows "
+                f"({', '.join(sorted(UNITS))}); a stage axis must move in one",
+                instrument=self.name,
+            )
+        return units
+
+    def _query_unit_parameter(self) -> list[str]:
+        request = " ".join(f"{a} {UNIT_PARAMETER}" for a in self.axes)
+
+        def parse(lines: list[str]) -> list[str]:
+            found: dict[str, str] = {}
+            for line in lines:
+                head, sep, value = line.partition("=")
+                axis, _, pid = head.strip().partition(" ")
+                if not sep or axis not in self.axes or _hex(pid) != int(UNIT_PARAMETER, 0):
+                    raise ProtocolError(f"expected 'axis {UNIT_PARAMETER}=unit', got {lines!r}")
+                found[axis] = value.strip()
+            if set(found) != set(self.axes):
+                raise ProtocolError(f"expected one unit per axis {list(self.axes)}, got {lines!r}")
+            return [found[a] for a in self.axes]
+
+        return self.link.query_lines(f"SPA? {request}", parse)
+
+    def _reference(self, commands: set[str]) -> None:
+        """Reference the axes that need it, if the profile allows; else refuse to go on."""
+        pending = [
+            a for a, ok in zip(self.axes, self._query_axes("FRF?", _parse_bool), strict=True)
+            if not ok
+        ]  # fmt: skip
+        if not pending:
+            return
+        if not self.reference_on_connect:
+            raise InstrumentError(
+                f"axes {pending} are not referenced and refuse to move; reference them (FRF) or "
+                "set stage.reference_on_connect = true (each axis then drives to its reference "
+                "switch: make sure the sensor is clear of the sample)",
+                instrument=self.name,
+            )
+        if "RON" in commands:
+            self._command("RON " + " ".join(f"{a} 1" for a in pending))
+        self._command("FRF " + " ".join(pending))
+        travel = self._controller_travel  # a reference move crosses at most all of it
+        timeout = 2.0 * float(np.max(travel[:, 1] - travel[:, 0])) / self._velocity + 10.0
+        deadline = self.clock.now() + timeout
+        while not all(self._query_axes("FRF?", _parse_bool)):
+            if self.clock.now() >= deadline:
+                self._command("STP", allowed=(0, 10))
+                raise InstrumentTimeout(
+                    f"axes {pending} not referenced within {timeout:.3g} s", instrument=self.name
+                )
+            self.clock.sleep(max(self.poll_interval, 0.05))
 
     # -- Stage -------------------------------------------------------------------------------
 
@@ -212,14 +345,18 @@ class PIGCSStage(Stage):
 
     def velocity(self) -> float:
         """The slowest of the three axes' velocity settings (m/s)."""
-        return min(self._query_axes("VEL?", parse_float)) * MM
+        values = self._query_axes("VEL?", parse_float)
+        return min(v * k for v, k in zip(values, self._scale, strict=True))
 
     def set_velocity(self, v: float) -> None:
         if not (math.isfinite(v) and 0 < v <= self.max_velocity):
             raise RangeError(
                 f"velocity {v} m/s outside (0, {self.max_velocity}] m/s", instrument=self.name
             )
-        self._command("VEL " + " ".join(f"{a} {v / MM:.7f}" for a in self.axes))
+        self._command(
+            "VEL "
+            + " ".join(f"{a} {v / k:.7g}" for a, k in zip(self.axes, self._scale, strict=True))
+        )
         self._velocity = v
 
     def on_target(self) -> bool:
@@ -239,7 +376,7 @@ class PIGCSStage(Stage):
         self._command(
             "MOV "
             + " ".join(
-                f"{self.axes[k]} {self.axis_sign[k] * value / MM:.7f}"
+                f"{self.axes[k]} {self.axis_sign[k] * value / self._scale[k]:.10g}"
                 for k, value in enumerate(request)
             )
         )
@@ -269,14 +406,16 @@ class PIGCSStage(Stage):
             self.clock.sleep(self.poll_interval)
 
     def stop(self) -> None:
-        """STP: every axis stops at once (the controller then reports error 10, expected)."""
-        self._command("STP", allowed=(0, 10))
+        """Every axis stops at once: #24 where the controller lists it (a single byte acted on
+        even if a line was cut off half-sent), else STP; error 10 then is expected."""
+        self._command(STOP_ALL if "#24" in self._commands else "STP", allowed=(0, 10))
 
     def snapshot(self) -> dict[str, object]:
         return {
             "identity": str(self.identify()),
             "axes": list(self.axes),
             "axis_sign": list(self.axis_sign),
+            "units": list(self.units),
             "position_m": self.position().tolist(),
             "on_target": self.on_target(),
             "velocity_m_per_s": self.velocity(),

@@ -26,6 +26,7 @@ from smm_daq.instruments.profile import LinkSettings
 from smm_daq.instruments.transport import Transport
 
 TERMINATION = "\n"
+ENCODING = "latin-1"  # instruments' 8-bit code page (PI answers "µm" as 0xB5 0x6D); ASCII-safe
 SERIAL_PREFIX = "serial:"
 DEFAULT_BAUD_RATE = 9600
 
@@ -69,6 +70,7 @@ class VisaTransport:
                 read_termination=TERMINATION,
                 write_termination=TERMINATION,
                 timeout=timeout * 1000.0,
+                encoding=ENCODING,
             )
         except (pyvisa.Error, OSError, ValueError) as exc:
             raise InstrumentLost(f"cannot open: {exc}", instrument=address) from exc
@@ -173,7 +175,7 @@ class SerialTransport:
 
     def write(self, message: str) -> None:
         try:
-            self.port.write((message + TERMINATION).encode("ascii"))
+            self.port.write((message + TERMINATION).encode(ENCODING))
         except serial.SerialTimeoutException as exc:
             raise InstrumentTimeout(
                 f"could not send within {self.timeout:g} s", instrument=self.name
@@ -188,7 +190,7 @@ class SerialTransport:
             raise InstrumentLost(f"link failed: {exc}", instrument=self.name) from exc
         if not line.endswith(TERMINATION.encode("ascii")):
             raise InstrumentTimeout(f"no reply within {self.timeout:g} s", instrument=self.name)
-        return line[: -len(TERMINATION)].decode("ascii", errors="replace").rstrip("\r")
+        return line[: -len(TERMINATION)].decode(ENCODING).rstrip("\r")
 
     def query(self, message: str) -> str:
         self.write(message)

@@ -26,6 +26,12 @@ port (`smm-daq serve-sim`).
     fluxgate_offset_nT          fluxgate offset errors ([0, 0, 0])
     fluxgate_noise_nT_rms       fluxgate noise per reading (0)
     disconnected                addresses whose link is dead from the start ([])
+    stage_controller            the PI controller emulated: "C-884" (a motor controller in mm,
+                                axes referenced before they move) or "E-727" (a piezo
+                                controller in µm, flexure stages of at most 2 mm) ("C-884")
+    stage_travel_um             the stage's own travel, sample frame (the profile's travel_um)
+    supply_model                the coil supplies on their label, "BOP <volts>-<amps>[suffix]":
+                                their rating, answered in *IDN? ("BOP 20-5M")
 `world_options` overrides these with SI values under the `SimulationOptions` field names, e.g.
 {"sample": VirtualSample(...), "noise_rms": 0.0}.
 """
@@ -42,8 +48,9 @@ from simulators.coil_model import CoilModel
 from simulators.dmm_emulator import DMMEmulator
 from simulators.emulator import Emulator, EmulatorTransport, Faults
 from simulators.kepco_emulator import KepcoBOPEmulator
+from simulators.kepco_emulator import rating as supply_rating
 from simulators.lockin_emulator import SR830Emulator, SR860Emulator, SRSLockInEmulator
-from simulators.pi_emulator import PIGCSEmulator
+from simulators.pi_emulator import CONTROLLERS, Controller, PIGCSEmulator
 from simulators.sample import VirtualSample
 from simulators.sensor_model import FluxgateModel, MTJSensor, enbw
 from simulators.stage_model import StageModel
@@ -87,6 +94,9 @@ class SimulationOptions:
     fluxgate_offset_error: np.ndarray = field(default_factory=lambda: np.zeros(3))  # T
     fluxgate_noise_rms: float = 0.0  # T
     disconnected: tuple[str, ...] = ()
+    stage_controller: Controller = CONTROLLERS["C-884"]
+    stage_travel: np.ndarray | None = None  # (3, 2) m, sample frame; None: the profile's
+    supply_model: str = "BOP 20-5M"
 
     @classmethod
     def from_profile(cls, profile: Profile) -> SimulationOptions:
@@ -123,8 +133,34 @@ class SimulationOptions:
             fluxgate_offset_error=r.array("fluxgate_offset_nT", (3,), [0.0, 0.0, 0.0]) * NT,
             fluxgate_noise_rms=r.number("fluxgate_noise_nT_rms", 0.0, lo=0.0) * NT,
             disconnected=tuple(disconnected),
+            stage_controller=CONTROLLERS[
+                r.string("stage_controller", "C-884", choices=tuple(CONTROLLERS))
+            ],
+            supply_model=r.string("supply_model", "BOP 20-5M"),
+            stage_travel=(
+                r.array("stage_travel_um", (3, 2)) * UM
+                if "stage_travel_um" in profile.simulation
+                else None
+            ),
         )
         r.check_unknown()
+        try:
+            supply_rating(options.supply_model)
+        except ValueError:
+            raise r.fail("supply_model", options.supply_model, "a Kepco model such as "
+                         "'BOP 20-5M' (± volts - ± amps)") from None  # fmt: skip
+        travel = profile.stage.travel if options.stage_travel is None else options.stage_travel
+        key = "stage.travel_um" if options.stage_travel is None else "simulation.stage_travel_um"
+        if np.any(travel[:, 1] <= travel[:, 0]):
+            raise r.fail("stage_travel_um", (travel / UM).tolist(), "[min, max] with min < max")
+        controller = options.stage_controller
+        if np.any(travel[:, 1] - travel[:, 0] > controller.max_travel * (1 + 1e-9)):
+            raise InputError(
+                f"key '{key}' is {(travel / UM).tolist()} µm, but an emulated "
+                f"{controller.model} drives stages of at most {controller.max_travel / UM:g} µm "
+                "travel per axis; choose another simulation.stage_controller or less travel",
+                source=str(profile.path),
+            )
         return options
 
     def updated(self, world_options: dict[str, Any] | None) -> SimulationOptions:
@@ -178,11 +214,17 @@ class WorldSynced(Emulator):
         self.inner = inner
         self.world = world
         self.name = f"{inner.name} at {address}"  # what link errors name
+        self.immediate_bytes = inner.immediate_bytes
 
     def handle(self, message: str) -> str | None:
         with self.world.lock:
             self.world.sync()
             return self.inner.handle(message)
+
+    def handle_byte(self, code: int) -> str | None:
+        with self.world.lock:
+            self.world.sync()
+            return self.inner.handle_byte(code)
 
     def device_clear(self) -> None:
         with self.world.lock:
@@ -207,7 +249,7 @@ class SimulatedBackend:
             clock,
             options.sample if options.sample is not None else VirtualSample.builtin(),
             self._sensor(options),
-            self._stage(),
+            self._stage(options),
             CoilModel.from_settings(
                 _nominal_coils(profile),
                 clock,
@@ -216,6 +258,7 @@ class SimulatedBackend:
                 seed=model_seed,
                 resolution=options.supply_resolution,
                 slew_rate=options.supply_slew_rate,
+                rating=supply_rating(options.supply_model)[1],
             ),
             self._fluxgate(options, np.random.default_rng(model_seed + 7)),
             rng=world_rng,
@@ -225,10 +268,14 @@ class SimulatedBackend:
         self.world.add_listener(lockin.advance_to)
         self.emulators: dict[str, Emulator] = {
             profile.lockin.link.address: lockin,
-            profile.stage.link.address: PIGCSEmulator(self.world.stage),
+            profile.stage.link.address: PIGCSEmulator(
+                self.world.stage, controller=options.stage_controller
+            ),
         }
         for axis, address in enumerate(profile.coils.addresses):
-            self.emulators[address] = KepcoBOPEmulator(self.world.coils, axis)
+            self.emulators[address] = KepcoBOPEmulator(
+                self.world.coils, axis, model=options.supply_model
+            )
         if profile.fluxgate is not None:
             self.emulators[profile.fluxgate.link.address] = DMMEmulator(
                 self.world.fluxgate_volts, clock.now, profile.fluxgate.channels, rng=dmm_rng
@@ -248,12 +295,17 @@ class SimulatedBackend:
             reference_amplitude=p.lockin.reference_amplitude,
         )
 
-    def _stage(self) -> StageModel:
+    def _stage(self, options: SimulationOptions) -> StageModel:
         """The stage starts at its lower x, y limits with the sensor at the profile's height."""
         s = self.profile.stage
-        height = min(max(self.profile.sensor.height, s.travel[2, 0]), s.travel[2, 1])
+        travel = s.travel if options.stage_travel is None else options.stage_travel
+        height = min(max(self.profile.sensor.height, travel[2, 0]), travel[2, 1])
         return StageModel.from_settings(
-            s, self.clock, start=(s.travel[0, 0], s.travel[1, 0], height)
+            s,
+            self.clock,
+            start=(travel[0, 0], travel[1, 0], height),
+            travel=travel,
+            needs_reference=options.stage_controller.referencing,
         )
 
     def _fluxgate(

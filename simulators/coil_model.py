@@ -138,8 +138,8 @@ class CoilModel:
         return self._supplies[i].output
 
     def set_voltage_limit(self, i: int, volts: float) -> None:
-        if not volts > 0:
-            raise ValueError(f"voltage limit must be > 0 V, got {volts}")
+        if not volts >= 0:
+            raise ValueError(f"voltage limit must be >= 0 V, got {volts}")
         s = self._supplies[i]
         self._restart(s)
         s.voltage_limit = float(volts)

@@ -22,6 +22,9 @@ class Emulator(ABC):
     """A simulated instrument speaking its real command language, one message at a time."""
 
     name: str = "emulator"
+    # Byte values the instrument acts on at once, wherever they arrive, without a terminator
+    # (PI's single-byte commands: chr(5) asks which axes move, chr(24) stops everything).
+    immediate_bytes: frozenset[int] = frozenset()
 
     @abstractmethod
     def handle(self, message: str) -> str | None:
@@ -30,6 +33,10 @@ class Emulator(ABC):
         Unknown or malformed commands behave as on the real instrument (an error bit, an error
         queue entry, or no reply): never an exception.
         """
+
+    def handle_byte(self, code: int) -> str | None:
+        """Process one of `immediate_bytes`; return the reply, or None if there is none."""
+        return None
 
     def device_clear(self) -> None:  # noqa: B027 - instruments without clear semantics ignore it
         """IEEE 488.2 device clear: drop pending input and output."""
@@ -77,7 +84,10 @@ class EmulatorTransport:
     def write(self, message: str) -> None:
         with self._lock:
             self._check()
-            reply = self.emulator.handle(message.strip())
+            if len(message) == 1 and ord(message) in self.emulator.immediate_bytes:
+                reply = self.emulator.handle_byte(ord(message))
+            else:
+                reply = self.emulator.handle(message.strip())
             if reply is not None:
                 self._replies.append(reply)
 

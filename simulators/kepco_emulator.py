@@ -2,28 +2,37 @@
 
 Constructor:
 
-    KepcoBOPEmulator(coil_model: CoilModel, axis_index: int, *, idn=None)
+    KepcoBOPEmulator(coil_model: CoilModel, axis_index: int, *, model="BOP 20-5M", idn=None)
 
-`idn` defaults to "KEPCO,BOP 20-5M,E<serial>,1.66-1.66" with a serial per axis. Commands (SCPI,
-case-insensitive, long or short node names, optional SOURce: and :LEVel[:IMMediate] nodes):
-`*IDN?`, `*RST`, `*CLS`, `FUNC:MODE CURR|VOLT`, `FUNC:MODE?` (0 voltage, 1 current mode),
-`CURR <A>`, `CURR?`, `VOLT <V>` (in current mode: the compliance limit), `VOLT?`,
-`MEAS:CURR?`, `MEAS:VOLT?`, `OUTP ON|OFF|1|0`, `OUTP?`, `SYST:ERR?`. Several commands may be
-joined with ';'.
+`model` is the supply on the label, "BOP <volts>-<amps>[suffix]": its rating is ±volts and
+±amps (a BOP 20-5M: ±20 V, ±5 A), and `*IDN?` answers "KEPCO,<model>,E<serial>,1.66-1.66".
+Commands follow the BOP's SCPI (BIT 4886 interface manual; case-insensitive, long or short
+nodes, optional SOURce:, :LEVel[:IMMediate] and :STATe, several joined with ';'):
+`FUNC:MODE VOLT|CURR`, `FUNC:MODE?` (0 voltage, 1 current), `CURR <A>`, `CURR?`, `VOLT <V>`,
+`VOLT?`, `MEAS:CURR?`, `MEAS:VOLT?`, `OUTP ON|OFF|1|0`, `OUTP?`, `SYST:ERR?`, `SYST:BEEP`, and
+the IEEE 488.2 common commands `*IDN?`, `*RST`, `*CLS`, `*OPC`, `*OPC?`, `*WAI`, `*TST?`,
+`*OPT?`, `*ESR?`, `*ESE`, `*ESE?`, `*SRE`, `*SRE?`, `*STB?`.
 
-Errors go to the SCPI error queue read by `SYST:ERR?` (`0,"No error"` when empty):
--104 data type error, -113 undefined header, -222 data out of range, -224 illegal parameter
-value, and -300 device-specific error for a supply that tripped (its output found off, see
-`CoilModel.trip`). The output current follows the setpoint only in current mode.
+Both modes drive the coil (resistance R of the coil model) physically:
+- current mode: the output current follows `CURR`, within the compliance |`VOLT`| / R;
+- voltage mode: the output voltage is `VOLT` (bipolar), so the coil carries V/R, limited to
+  ±|`CURR`|, the current limit in this mode.
+Errors go to the SCPI error queue read by `SYST:ERR?` (`0,"No error"` when empty; 16 deep,
+then -350 "Queue overflow") and set the standard event status bits (-1xx command error,
+-2xx execution error, -3xx device-specific error, -4xx query error): -102 syntax error, -104
+data type error, -109 missing parameter, -113 undefined header, -222 data out of range, -224
+illegal parameter value, -410 query interrupted, and -300 for a supply that tripped (its output
+found off, see `CoilModel.trip`).
 """
 
 from __future__ import annotations
 
 import math
-from collections import deque
+import re
 
 from simulators.coil_model import CoilModel
 from simulators.emulator import Emulator
+from simulators.scpi_status import UNHANDLED, ScpiStatus
 
 _NODES = {  # long name -> short name
     "SOURCE": "SOUR",
@@ -38,8 +47,18 @@ _NODES = {  # long name -> short name
     "ERROR": "ERR",
     "LEVEL": "LEV",
     "IMMEDIATE": "IMM",
+    "BEEP": "BEEP",
 }
 _OPTIONAL = {"SOUR", "LEV", "IMM", "STAT"}
+_RATING = re.compile(r"^BOP\s*(\d+(?:\.\d+)?)-(\d+(?:\.\d+)?)", re.IGNORECASE)
+
+
+def rating(model: str) -> tuple[float, float]:
+    """'BOP 20-5M' -> (20.0, 5.0): the supply's ± voltage and current. ValueError if not a BOP."""
+    match = _RATING.match(model.strip())
+    if match is None:
+        raise ValueError(f"not a Kepco BOP model: {model!r} (expected 'BOP <volts>-<amps>')")
+    return float(match.group(1)), float(match.group(2))
 
 
 def _short(node: str) -> str | None:
@@ -54,22 +73,49 @@ class KepcoBOPEmulator(Emulator):
     """A Kepco BOP in SCPI, one coil axis of the shared coil model."""
 
     name = "kepco_bop"
-    max_voltage = 20.0  # V, the BOP 20-5M's output range
 
-    def __init__(self, coil_model: CoilModel, axis_index: int, *, idn: str | None = None) -> None:
+    def __init__(
+        self,
+        coil_model: CoilModel,
+        axis_index: int,
+        *,
+        model: str = "BOP 20-5M",
+        idn: str | None = None,
+    ) -> None:
         if axis_index not in (0, 1, 2):
             raise ValueError(f"axis_index must be 0, 1 or 2, got {axis_index}")
         self.model = coil_model
         self.axis = axis_index
-        self.idn = idn or f"KEPCO,BOP 20-5M,E{4711 + axis_index},1.66-1.66"
+        self.max_voltage, self.max_current = rating(model)
+        self.idn = idn or f"KEPCO,{model},E{4711 + axis_index},1.66-1.66"
         self.name = f"kepco_bop[{'xyz'[axis_index]}]"
+        self.status = ScpiStatus()
+        self.errors = self.status.errors  # the SCPI error queue
+        self._reset()
+
+    def _reset(self) -> None:
+        """*RST: voltage mode, 0 V, current limit at the rating, output off."""
         self.mode = "VOLT"
         self.current_setting = 0.0
-        self.errors: deque[tuple[int, str]] = deque()
+        self.voltage_setting = 0.0
+        self.limit_current = self.max_current
+        self.model.set_output(self.axis, False)
+        self._apply()
+
+    def _apply(self) -> None:
+        """Drive the coil from the settings of the present mode."""
+        r = self.model.resistance
+        amps_max = min(self.model.rating, self.max_current)
+        if self.mode == "CURR":
+            self.model.set_voltage_limit(self.axis, abs(self.voltage_setting))
+            self.model.set_current(self.axis, max(-amps_max, min(amps_max, self.current_setting)))
+        else:
+            limit = min(abs(self.limit_current), amps_max)
+            self.model.set_voltage_limit(self.axis, self.max_voltage)
+            self.model.set_current(self.axis, max(-limit, min(limit, self.voltage_setting / r)))
 
     def _error(self, code: int, text: str) -> None:
-        if len(self.errors) < 16:
-            self.errors.append((code, text))
+        self.status.error(code, text)
 
     def handle(self, message: str) -> str | None:
         replies = []
@@ -85,7 +131,7 @@ class KepcoBOPEmulator(Emulator):
         arg = arg.strip()
         upper = header.upper()
         if upper.startswith("*"):
-            return self._common(upper)
+            return self._common(upper, arg)
         query = upper.endswith("?")
         nodes = [_short(n) for n in header.rstrip("?").lstrip(":").split(":")]
         if None in nodes:
@@ -96,37 +142,49 @@ class KepcoBOPEmulator(Emulator):
             "FUNC:MODE": self._set_mode,
             "FUNC:MODE?": lambda _: "1" if self.mode == "CURR" else "0",
             "CURR": self._set_current,
-            "CURR?": lambda _: f"{self.current_setting:.6E}",
+            "CURR?": lambda _: f"{self._current_value():.6E}",
             "VOLT": self._set_voltage,
-            "VOLT?": lambda _: f"{self.model.voltage_limit(self.axis):.6E}",
+            "VOLT?": lambda _: f"{self.voltage_setting:.6E}",
             "MEAS:CURR?": lambda _: f"{self.model.measured_current(self.axis):.6E}",
             "MEAS:VOLT?": lambda _: f"{self.model.voltage(self.axis):.6E}",
             "OUTP": self._set_output,
             "OUTP?": lambda _: "1" if self.model.output(self.axis) else "0",
             "SYST:ERR?": self._next_error,
+            "SYST:BEEP": lambda _: None,
         }.get(path)
         if handler is None:
             self._error(-113, "Undefined header")
             return None
         return handler(arg)
 
-    def _common(self, header: str) -> str | None:
+    def _current_value(self) -> float:
+        return self.current_setting if self.mode == "CURR" else self.limit_current
+
+    def _common(self, header: str, arg: str) -> str | None:
         if header == "*IDN?":
             return self.idn
+        if header == "*OPT?":
+            return "0"  # no options installed
         if header == "*RST":
-            self.mode = "VOLT"
-            self.current_setting = 0.0
-            self.model.set_current(self.axis, 0.0)
-            self.model.set_output(self.axis, False)
+            self._reset()
             return None
+        if header == "*STB?":
+            self._collect_fault()
         if header == "*CLS":
-            self.errors.clear()
             self.model.pop_fault(self.axis)
+        reply = self.status.common(header, arg)
+        if reply is UNHANDLED:
+            self._error(-113, "Undefined header")
             return None
-        self._error(-113, "Undefined header")
-        return None
+        return reply  # type: ignore[return-value]
 
     def _number(self, arg: str) -> float | None:
+        if not arg:
+            self._error(-109, "Missing parameter")
+            return None
+        upper = arg.upper()
+        if upper in ("MIN", "MAX"):
+            return None if upper == "MIN" else math.inf  # resolved by the caller's range
         try:
             value = float(arg)
         except ValueError:
@@ -143,27 +201,30 @@ class KepcoBOPEmulator(Emulator):
             self._error(-224, "Illegal parameter value")
             return
         self.mode = mode
-        self.model.set_current(self.axis, self.current_setting if mode == "CURR" else 0.0)
+        self._apply()
 
     def _set_current(self, arg: str) -> None:
         value = self._number(arg)
         if value is None:
             return
-        if abs(value) > self.model.rating:
+        if abs(value) > min(self.max_current, self.model.rating):
             self._error(-222, "Data out of range")
             return
-        self.current_setting = value
         if self.mode == "CURR":
-            self.model.set_current(self.axis, value)
+            self.current_setting = value
+        else:
+            self.limit_current = abs(value)
+        self._apply()
 
     def _set_voltage(self, arg: str) -> None:
         value = self._number(arg)
         if value is None:
             return
-        if not 0 < value <= self.max_voltage:
+        if abs(value) > self.max_voltage:
             self._error(-222, "Data out of range")
             return
-        self.model.set_voltage_limit(self.axis, value)
+        self.voltage_setting = value
+        self._apply()
 
     def _set_output(self, arg: str) -> None:
         state = arg.upper()
@@ -172,11 +233,11 @@ class KepcoBOPEmulator(Emulator):
             return
         self.model.set_output(self.axis, state in ("ON", "1"))
 
-    def _next_error(self, _arg: str) -> str:
+    def _collect_fault(self) -> None:
         fault = self.model.pop_fault(self.axis)
         if fault is not None:
             self._error(-300, f"Device-specific error; {fault}")
-        if not self.errors:
-            return '0,"No error"'
-        code, text = self.errors.popleft()
-        return f'{code},"{text}"'
+
+    def _next_error(self, _arg: str) -> str:
+        self._collect_fault()
+        return self.status.next_error()

@@ -15,19 +15,26 @@ Constructor (what the world and the emulator build):
 - `resolution`: closed-loop precision (m): an axis settles on its target rounded to this grid.
 - `settle_time`: s after arrival before the axis reports on target.
 - `start`: (3,) sample-frame start position in m (default: the lower travel limit).
+- `needs_reference`: the axes have incremental sensors (a motor stage): after power-up they are
+  unreferenced, their position counter reads 0 wherever they are, and they refuse moves until
+  `reference` has driven each to its reference switch (the middle of its travel). Axes with
+  absolute sensors (a flexure piezo stage) are referenced from the start.
 
 Each axis moves at its velocity along a straight line from where it was when the move was
 commanded; a new move, a stop or a velocity change restarts the line from the present position.
 Servo starts off, as on a real controller after power-up; moves need the servo on.
 All positions here are SI metres; the emulator converts to the controller's units.
 `stall(axis)` injects a fault: the axis stops where it is and never reaches its target.
+Each axis keeps the straight-line segments of its recent motion, so `position_at` and
+`target_at` answer for past times too (what a data recorder sampled then).
 """
 
 from __future__ import annotations
 
+import bisect
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -37,8 +44,15 @@ from smm_daq.instruments.profile import StageSettings
 LIMIT_SLACK = 1e-12  # m: limits compare with this slack, for unit conversions' rounding
 
 
+HISTORY = 4096  # motion segments kept per axis for `position_at`
+
+Trajectory = Callable[[float], float]  # time (s) -> controller-frame position (m)
+_Segment = tuple[float, float, float, float, bool, "Trajectory | None", float]
+
+
 class StageRefused(Exception):
-    """A command the controller refuses: `reason` is "servo_off" or "out_of_limits"."""
+    """A command the controller refuses: `reason` is "servo_off", "unreferenced" or
+    "out_of_limits"."""
 
     def __init__(self, reason: str, axis: str) -> None:
         self.reason = reason
@@ -58,15 +72,37 @@ class _Axis:
     servo: bool = False
     stalled: bool = False
     settled_at: float = -math.inf  # when the axis reports on target (arrival + settle time)
+    referenced: bool = True
+    origin: float = 0.0  # m: where the position counter reads 0 (the start, until referenced)
+    referencing: bool = False  # driving to the reference switch
+    trajectory: Trajectory | None = None  # position set point as a function of time (a wave)
+    lag: float = 0.0  # s: how far the closed loop trails a trajectory
+    segments: list[_Segment] = field(default_factory=list)
+    segment_times: list[float] = field(default_factory=list)  # each segment's t0, for bisect
+
+    def _current(self) -> _Segment:
+        return (
+            self.start, self.t0, self.target, self.velocity, self.stalled, self.trajectory,
+            self.lag,
+        )  # fmt: skip
 
     def position(self, now: float) -> float:
-        if self.stalled:
-            return self.start
-        distance = self.target - self.start
-        travelled = self.velocity * max(0.0, now - self.t0)
-        if travelled >= abs(distance):
-            return self.target
-        return self.start + math.copysign(travelled, distance)
+        return _segment_position(*self._current(), now)
+
+    def _segment(self, t: float) -> _Segment:
+        current = self._current()
+        if t >= self.t0 or not self.segments:
+            return current
+        k = bisect.bisect_right(self.segment_times, t) - 1
+        return self.segments[max(k, 0)]
+
+    def position_at(self, t: float) -> float:
+        return _segment_position(*self._segment(t), t)
+
+    def target_at(self, t: float) -> float:
+        segment = self._segment(t)
+        trajectory = segment[5]
+        return trajectory(t) if trajectory is not None else segment[2]
 
     def arrival(self) -> float:
         if self.stalled:
@@ -74,13 +110,49 @@ class _Axis:
         return self.t0 + abs(self.target - self.start) / self.velocity
 
     def moving(self, now: float) -> bool:
+        if self.trajectory is not None:
+            return now < self.settled_at
         return self.position(now) != self.target
 
-    def restart(self, now: float, target: float, settle_time: float) -> None:
+    def restart(
+        self,
+        now: float,
+        target: float,
+        settle_time: float,
+        trajectory: Trajectory | None = None,
+        end: float = math.inf,
+        lag: float = 0.0,
+    ) -> None:
+        self.segments.append(self._current())
+        self.segment_times.append(self.t0)
+        del self.segments[:-HISTORY], self.segment_times[:-HISTORY]
         self.start = self.position(now)
         self.t0 = now
         self.target = target
-        self.settled_at = self.arrival() + settle_time
+        self.trajectory = trajectory
+        self.lag = lag if trajectory is not None else 0.0
+        self.settled_at = (end + lag if trajectory is not None else self.arrival()) + settle_time
+
+
+def _segment_position(
+    start: float,
+    t0: float,
+    target: float,
+    velocity: float,
+    stalled: bool,
+    trajectory: Trajectory | None,
+    lag: float,
+    now: float,
+) -> float:
+    if stalled:
+        return start
+    if trajectory is not None:  # the closed loop trails its set point by `lag`
+        return start if now - lag < t0 else trajectory(now - lag)
+    distance = target - start
+    travelled = velocity * max(0.0, now - t0)
+    if travelled >= abs(distance):
+        return target
+    return start + math.copysign(travelled, distance)
 
 
 class StageModel:
@@ -98,6 +170,7 @@ class StageModel:
         settle_time: float = 0.005,
         max_velocity: float = 0.01,
         start: Sequence[float] | None = None,
+        needs_reference: bool = False,
     ) -> None:
         travel = np.asarray(travel, dtype=float)
         if len(axes) != 3 or len(set(axes)) != 3:
@@ -114,6 +187,7 @@ class StageModel:
         self.resolution = float(resolution)
         self.settle_time = float(settle_time)
         self.max_velocity = float(max_velocity)
+        self.needs_reference = bool(needs_reference)
         start_sample = travel[:, 0] if start is None else np.asarray(start, dtype=float)
         now = clock.now()
         self._axes: dict[str, _Axis] = {}
@@ -124,17 +198,27 @@ class StageModel:
             if not lo <= p <= hi:
                 raise ValueError(f"start position {start_sample[k]} m outside travel of axis {k}")
             self._axes[name] = _Axis(name, lo, hi, float(velocity), p, now, p)
+            self._axes[name].referenced = not needs_reference
+            self._axes[name].origin = p if needs_reference else 0.0
 
     @classmethod
     def from_settings(
-        cls, settings: StageSettings, clock: Clock, *, start: Sequence[float] | None = None
+        cls,
+        settings: StageSettings,
+        clock: Clock,
+        *,
+        start: Sequence[float] | None = None,
+        travel: np.ndarray | None = None,
+        needs_reference: bool = False,
     ) -> StageModel:
-        """The stage a profile describes (its axes, signs, travel, velocity, resolution)."""
+        """The stage a profile describes (its axes, signs, velocity, resolution); `travel`
+        (sample frame, m) is the stage's own, the profile's when None."""
         return cls(
             clock,
             axes=settings.axes,
             axis_sign=settings.axis_sign,
-            travel=settings.travel,
+            travel=settings.travel if travel is None else travel,
+            needs_reference=needs_reference,
             velocity=settings.velocity,
             resolution=settings.resolution,
             settle_time=settings.settle_time,
@@ -157,8 +241,55 @@ class StageModel:
         return a.lo, a.hi
 
     def position(self, name: str) -> float:
-        """Controller-frame position (m) of one axis now."""
+        """Controller-frame position (m) of one axis now (the true one, whatever the counter)."""
         return self._axis(name).position(self.clock.now())
+
+    def position_at(self, name: str, t: float) -> float:
+        """Controller-frame position (m) of one axis at a past (or present) time `t`."""
+        return self._axis(name).position_at(t)
+
+    def target_at(self, name: str, t: float) -> float:
+        """Where the axis was commanded to be (m) at time `t`."""
+        return self._axis(name).target_at(t)
+
+    def counter(self, name: str) -> float:
+        """The origin (m) of the axis' position counter: 0 once referenced."""
+        self._update_reference(self._axis(name))
+        return self._axis(name).origin
+
+    def referenced(self, name: str) -> bool:
+        a = self._axis(name)
+        self._update_reference(a)
+        return a.referenced
+
+    def _update_reference(self, a: _Axis) -> None:
+        if a.referencing and self.clock.now() >= a.settled_at:
+            a.referencing, a.referenced, a.origin = False, True, 0.0
+
+    def reference(self, names: Sequence[str]) -> None:
+        """Drive the axes to their reference switches (mid travel); referenced on arrival.
+
+        Raises StageRefused("servo_off") before any axis moves.
+        """
+        for name in names:
+            if not self._axis(name).servo:
+                raise StageRefused("servo_off", name)
+        now = self.clock.now()
+        for name in names:
+            a = self._axes[name]
+            a.restart(now, (a.lo + a.hi) / 2, self.settle_time)
+            a.referencing = True
+
+    def moving(self, name: str) -> bool:
+        return self._axis(name).moving(self.clock.now())
+
+    def follow(self, name: str, trajectory: Trajectory, end: float, lag: float = 0.0) -> None:
+        """The axis' set point follows `trajectory` (controller frame, m) until time `end`
+        (math.inf: until stopped), as a wave generator drives it; the position trails the set
+        point by `lag` s, as a closed loop of finite bandwidth does."""
+        a = self._axis(name)
+        a.restart(self.clock.now(), trajectory(end) if math.isfinite(end) else a.target,
+                  self.settle_time, trajectory, end, lag)  # fmt: skip
 
     def target(self, name: str) -> float:
         return self._axis(name).target
@@ -190,18 +321,25 @@ class StageModel:
             a.restart(now, a.target, self.settle_time)
             a.velocity = float(v)
             a.settled_at = a.arrival() + self.settle_time
-        else:
+        else:  # a new segment from where it stands: the past motion keeps its own velocity
+            settled = a.settled_at
+            a.restart(now, a.target, 0.0)
             a.velocity = float(v)
+            a.settled_at = settled
 
     def move(self, targets: Mapping[str, float]) -> None:
         """Start moving the named axes (controller frame, m). All or nothing.
 
-        Raises StageRefused (servo off, or a target outside the limits) before any axis moves.
+        Raises StageRefused (servo off, unreferenced, or a target outside the limits) before
+        any axis moves.
         """
         for name, t in targets.items():
             a = self._axis(name)
             if not a.servo:
                 raise StageRefused("servo_off", name)
+            self._update_reference(a)
+            if not a.referenced:
+                raise StageRefused("unreferenced", name)
             if not a.lo - LIMIT_SLACK <= t <= a.hi + LIMIT_SLACK:
                 raise StageRefused("out_of_limits", name)
         now = self.clock.now()
@@ -212,10 +350,17 @@ class StageModel:
 
     def stop(self) -> None:
         """Every axis stops where it is now."""
+        for name in self._axes:
+            self.stop_axis(name)  # a referencing move cut short leaves the axis unreferenced
+
+    def stop_axis(self, name: str) -> None:
+        """One axis stops where it is now."""
+        a = self._axis(name)
         now = self.clock.now()
-        for a in self._axes.values():
-            if a.moving(now):
-                a.restart(now, a.position(now), self.settle_time)
+        self._update_reference(a)
+        if a.moving(now):
+            a.restart(now, a.position(now), self.settle_time)
+        a.referencing = False
 
     def stall(self, name: str) -> None:
         """Fault injection: the axis freezes where it is and never arrives."""

@@ -3,6 +3,9 @@
 Each emulator gets its own port on 127.0.0.1: a raw socket carrying LF-terminated messages,
 what VISA calls a `TCPIP0::127.0.0.1::<port>::SOCKET` resource. Every connection has its
 own thread; a reply goes back LF-terminated (a multi-line GCS reply keeps its inner LFs).
+The stream is read byte by byte: an emulator's `immediate_bytes` (PI's single-byte commands,
+sent without a line feed) are answered the moment they arrive, even inside a line. Text goes
+both ways in the instruments' 8-bit code page (latin-1), not UTF-8.
 `close()` shuts every listener and connection and joins their threads. Fault injection
 (`simulators.emulator.Faults`) belongs to the in-process transports; a TCP client sees the
 emulators as they are.
@@ -23,6 +26,7 @@ from simulators.emulator import Emulator
 from smm_daq.clock import Clock
 
 HOST = "127.0.0.1"
+ENCODING = "latin-1"  # the instruments' 8-bit code page: "µ" is 0xB5, PI's "ready" 0xB1
 _MAX_LINE = 65536
 
 
@@ -44,7 +48,7 @@ class RealTimeClock(Clock):
             time.sleep(seconds / self.time_scale)
 
 
-class _Handler(socketserver.StreamRequestHandler):
+class _Handler(socketserver.BaseRequestHandler):
     server: _EmulatorServer
 
     def setup(self) -> None:
@@ -57,22 +61,37 @@ class _Handler(socketserver.StreamRequestHandler):
             super().finish()
 
     def handle(self) -> None:
+        """Read bytes as they come: an immediate byte is answered at once, wherever it falls;
+        every other byte gathers into a line, handled at its LF."""
+        emulator = self.server.emulator
+        line = bytearray()
         while True:
             try:
-                line = self.rfile.readline(_MAX_LINE)
+                chunk = self.request.recv(4096)
             except OSError:
                 return
-            if not line:
+            if not chunk:
                 return
-            message = line.decode("ascii", errors="replace").rstrip("\r\n")
-            if not message.strip():
-                continue
-            reply = self.server.emulator.handle(message)
-            if reply is not None:
-                try:
-                    self.wfile.write((reply + "\n").encode("ascii", errors="replace"))
-                except OSError:
+            for byte in chunk:
+                if byte in emulator.immediate_bytes:
+                    reply = emulator.handle_byte(byte)
+                elif byte == 0x0A:
+                    message = line.decode(ENCODING).rstrip("\r")
+                    line.clear()
+                    reply = emulator.handle(message) if message.strip() else None
+                else:
+                    if len(line) < _MAX_LINE:
+                        line.append(byte)
+                    continue
+                if reply is not None and not self._send(reply):
                     return
+
+    def _send(self, reply: str) -> bool:
+        try:
+            self.request.sendall((reply + "\n").encode(ENCODING, errors="replace"))
+        except OSError:
+            return False
+        return True
 
 
 class _EmulatorServer(socketserver.ThreadingTCPServer):

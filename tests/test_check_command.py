@@ -21,7 +21,7 @@ PROFILE = REPO / "configs" / "simulator.toml"
 def test_check_prints_every_instrument_and_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", "--profile", str(PROFILE)]) == 0
     out = capsys.readouterr().out
-    for expected in ("lockin: sr830 at GPIB0::8::INSTR", "SR830", "E-727", "KEPCO", "34970A",
+    for expected in ("lockin: sr830 at GPIB0::8::INSTR", "SR830", "C-884", "KEPCO", "34970A",
                      "sensitivity_V: 0.5", "travel_m:", "max_field_T: 0.0001", "field_T:",
                      "every instrument answers"):  # fmt: skip
         assert expected in out

@@ -9,6 +9,7 @@ from instrument_fakes import ScriptedTransport, link_settings, opener
 
 from drivers.fluxgate_dmm import DMMFluxgate
 from simulators.dmm_emulator import DMMEmulator, parse_channel_list
+from simulators.emulator import EmulatorTransport
 from smm_daq.clock import VirtualClock
 from smm_daq.errors import InstrumentError, InstrumentLost
 from smm_daq.instruments.profile import FluxgateSettings, load_profile
@@ -32,6 +33,8 @@ OPENING = [
     ("*IDN?", IDN),
     ("*CLS", None),
     ("CONF:VOLT:DC 10,DEF,(@101,102,103)", None),
+    ("VOLT:DC:NPLC 1,(@101,102,103)", None),
+    ("FORM:READ:CHAN OFF;FORM:READ:TIME OFF;FORM:READ:UNIT OFF;FORM:READ:ALAR OFF", None),
     ("SYST:ERR?", '+0,"No error"'),
 ]
 
@@ -70,7 +73,7 @@ def test_overload_mark_is_an_error_not_a_field() -> None:
 
 def test_a_queued_scpi_error_after_configuring_is_reported() -> None:
     t = ScriptedTransport(
-        [*OPENING[:3], ("SYST:ERR?", '-222,"Data out of range"'), ("SYST:ERR?", '+0,"No error"')]
+        [*OPENING[:5], ("SYST:ERR?", '-222,"Data out of range"'), ("SYST:ERR?", '+0,"No error"')]
     )
     with pytest.raises(InstrumentError, match="-222 Data out of range"):
         DMMFluxgate.from_profile(settings(), clock=VirtualClock(), open_transport=opener(t))
@@ -86,7 +89,7 @@ def emulator(outputs=(1.5, -2.0, 0.25)) -> DMMEmulator:
 
 def test_channel_lists() -> None:
     assert parse_channel_list("(@101,102,105:107)") == [101, 102, 105, 106, 107]
-    assert parse_channel_list("(@ 1 )") == [1]
+    assert parse_channel_list("(@ 201 )") == [201]
 
 
 def test_emulator_reads_the_wired_channels_in_scan_order() -> None:
@@ -113,6 +116,64 @@ def test_emulator_overload_and_error_queue() -> None:
         '-222,"Data out of range"',
         '+0,"No error"',
     ]
+
+
+def test_emulator_refuses_channels_not_numbered_by_slot_with_the_real_error() -> None:
+    dmm = emulator()
+    for bad in ("(@1,2,3)", "(@100)", "(@141)", "(@401)"):
+        dmm.handle(f"CONF:VOLT:DC 10,DEF,{bad}")
+        assert dmm.handle("SYST:ERR?") == '-222,"Data out of range"', bad
+    assert dmm.handle("ROUT:SCAN?") == "#13(@)"  # nothing configured: an empty list
+
+
+def test_emulator_scan_list_init_fetch_and_configuration_queries() -> None:
+    dmm = emulator()
+    assert dmm.handle("FETC?") is None  # nothing measured yet
+    assert dmm.handle("SYST:ERR?") == '-230,"Data stale"'
+    dmm.handle("CONF:VOLT:DC 10,DEF,(@101:103)")
+    dmm.handle("ROUT:SCAN (@102,101)")
+    assert dmm.handle("ROUT:SCAN?") == "#210(@102,101)"  # IEEE 488.2 definite-length block
+    dmm.handle("INIT")
+    assert dmm.handle("FETC?") == "-2.00000000E+00,+1.50000000E+00"
+    assert dmm.handle("FETC?") == "-2.00000000E+00,+1.50000000E+00"  # memory kept
+    assert dmm.handle("CONF? (@101)") == '"VOLT +1.000000E+01,+3.000000E-05"'
+    dmm.handle("VOLT:DC:NPLC 5,(@101,102)")  # 5 is not a step: the next one up, 10
+    assert dmm.handle("VOLT:DC:NPLC? (@101,103)") == "+1.00000000E+01,+1.00000000E+00"
+    dmm.handle("FORM:READ:CHAN ON;FORM:READ:UNIT ON")
+    assert dmm.handle("READ?") == "-2.00000000E+00 VDC,102,+1.50000000E+00 VDC,101"
+    assert dmm.handle("FORM:READ:CHAN?") == "1"
+    assert dmm.handle("SYST:ERR?") == '+0,"No error"'
+
+
+def test_emulator_common_commands_and_status_byte() -> None:
+    dmm = emulator()
+    assert dmm.handle("*OPC?") == "1" and dmm.handle("*STB?") == "0"
+    dmm.handle("*ESE 32")
+    dmm.handle("BOGUS")
+    assert dmm.handle("*STB?") == str(4 | 32)  # error queued, command error enabled
+    assert dmm.handle("*ESR?") == "32"
+    assert dmm.handle("SYST:ERR?") == '-113,"Undefined header"'
+    assert dmm.handle("*STB?") == "0"
+
+
+def test_open_channel_noise_falls_with_the_integration_time() -> None:
+    dmm = DMMEmulator(lambda now: np.zeros(3), lambda: 0.0, (101, 102, 103),
+                      rng=np.random.default_rng(1))  # fmt: skip
+    dmm.handle("CONF:VOLT:DC 1,(@120)")
+    short = [float(dmm.handle("READ?")) for _ in range(2000)]
+    dmm.handle("VOLT:DC:NPLC 100,(@120)")
+    long = [float(dmm.handle("READ?")) for _ in range(2000)]
+    assert np.std(short) / np.std(long) == pytest.approx(10.0, rel=0.1)  # √(100 / 1)
+
+
+def test_a_driver_left_with_channel_numbers_in_the_readings_turns_them_off() -> None:
+    dmm = emulator()
+    dmm.handle("FORM:READ:CHAN ON;FORM:READ:TIME ON")  # the last user's settings
+    fluxgate = DMMFluxgate.from_profile(
+        settings(), clock=VirtualClock(),
+        open_transport=lambda address, link: EmulatorTransport(dmm),
+    )  # fmt: skip
+    np.testing.assert_allclose(fluxgate.read_volts(), [1.5, -2.0, 0.25])
 
 
 # --- in the simulated world --------------------------------------------------------------

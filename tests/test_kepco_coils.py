@@ -13,7 +13,7 @@ from simulators.coil_model import CoilModel
 from simulators.emulator import Emulator, EmulatorTransport, Faults
 from simulators.kepco_emulator import KepcoBOPEmulator
 from smm_daq.clock import VirtualClock
-from smm_daq.errors import InstrumentError, ProtocolError, RangeError
+from smm_daq.errors import InputError, InstrumentError, ProtocolError, RangeError
 
 C = np.array([[5e-5, 1e-6, 0.0], [-2e-6, 4.8e-5, 3e-7], [0.0, 5e-7, 5.1e-5]])
 AMBIENT = np.array([14e-6, 0.6e-6, -49e-6])
@@ -241,7 +241,7 @@ def test_emulator_scpi_long_forms_and_error_queue():
     emu = KepcoBOPEmulator(CoilModel(clock, calibration=C), 2)
     assert emu.handle("SOURce:FUNCtion:MODE CURRent") is None
     assert emu.handle("func:mode?") == "1"  # 0 voltage mode, 1 current mode
-    emu.handle("CURR:LEV:IMM 1.5;OUTP ON")
+    emu.handle("VOLT 10;CURR:LEV:IMM 1.5;OUTP ON")  # compliance 10 V, 1.5 A
     clock.advance(1.0)
     assert float(emu.handle("MEAS:CURR?")) == pytest.approx(1.5)
     emu.handle("CURR 7")
@@ -249,3 +249,73 @@ def test_emulator_scpi_long_forms_and_error_queue():
     assert emu.handle("SYST:ERR?") == '-222,"Data out of range"'
     assert emu.handle("SYST:ERR?") == '-113,"Undefined header"'
     assert emu.handle("SYST:ERR?") == '0,"No error"'
+
+
+def test_emulator_voltage_mode_drives_v_over_r_within_the_current_limit_both_polarities():
+    clock = VirtualClock()
+    model = CoilModel(clock, calibration=C, resistance=4.0)
+    emu = KepcoBOPEmulator(model, 0, model="BOP 20-10M")
+    assert emu.handle("FUNC:MODE?") == "0"  # voltage mode after power-up
+    emu.handle("VOLT -6;CURR 2;OUTP ON")
+    clock.advance(1.0)
+    assert float(emu.handle("MEAS:CURR?")) == pytest.approx(-1.5)  # -6 V / 4 Ω
+    assert float(emu.handle("MEAS:VOLT?")) == pytest.approx(-6.0)
+    emu.handle("VOLT 12")  # 3 A wanted, the current limit holds it at 2 A
+    clock.advance(1.0)
+    assert float(emu.handle("MEAS:CURR?")) == pytest.approx(2.0)
+    emu.handle("VOLT 21")  # beyond the BOP 20-10's ±20 V
+    assert emu.handle("SYST:ERR?") == '-222,"Data out of range"'
+    emu.handle("FUNC:MODE CURR;VOLT 2;CURR -1")  # compliance 2 V: at most 0.5 A into 4 Ω
+    clock.advance(1.0)
+    assert float(emu.handle("MEAS:CURR?")) == pytest.approx(-0.5)
+
+
+def test_emulator_common_commands_and_status_registers():
+    clock = VirtualClock()
+    emu = KepcoBOPEmulator(CoilModel(clock, calibration=C), 1)
+    assert emu.handle("*OPC?") == "1" and emu.handle("*TST?") == "0"
+    assert emu.handle("*OPT?") == "0" and emu.handle("*WAI") is None
+    assert emu.handle("*STB?") == "0"
+    emu.handle("*ESE 48;*SRE 32")
+    assert emu.handle("*ESE?;*SRE?") == "48;32"
+    emu.handle("BOGUS")  # -113: a command error, ESR bit 5
+    assert emu.handle("*STB?") == str(4 | 32 | 64)  # error queued, ESB, and the summary MSS
+    assert emu.handle("*ESR?") == "32"
+    assert emu.handle("*ESR?") == "0"  # reading clears it
+    emu.handle("*OPC")
+    assert emu.handle("*ESR?") == "1"
+    for _ in range(20):
+        emu.handle("CURR 99")
+    codes = [emu.handle("SYST:ERR?") for _ in range(17)]
+    assert codes[0] == '-113,"Undefined header"'
+    assert codes[15] == '-350,"Queue overflow"' and codes[16] == '0,"No error"'  # 16 deep
+    emu.handle("*RST")
+    assert emu.handle("FUNC:MODE?") == "0" and emu.handle("OUTP?") == "0"
+
+
+def test_a_profile_current_beyond_the_supplys_rating_is_refused_at_connect():
+    clock = VirtualClock()
+    model = CoilModel(clock, calibration=C, ambient=AMBIENT)
+    transports = [
+        EmulatorTransport(KepcoBOPEmulator(model, i, model="BOP 20-2M" if i == 1 else "BOP 20-5M"),
+                          clock=clock)
+        for i in range(3)
+    ]  # fmt: skip
+    with pytest.raises(InputError) as err:
+        KepcoBOPCoils(transports, calibration=C, ambient=AMBIENT, max_current=3.0,
+                      max_ramp_rate=1.0, max_field=100e-6, clock=clock)  # fmt: skip
+    message = str(err.value)
+    assert "coils.max_current_A" in message and "3 A" in message
+    assert "coil y" in message and "BOP 20-2M" in message and "±2 A" in message
+    assert not any(model.output(i) for i in range(3))
+
+
+def test_compliance_is_never_set_beyond_the_rated_voltage():
+    clock = VirtualClock()
+    model = CoilModel(clock, calibration=C, ambient=AMBIENT)
+    emulators = [KepcoBOPEmulator(model, i, model="BOP 10-5M") for i in range(3)]
+    coils = KepcoBOPCoils([EmulatorTransport(e, clock=clock) for e in emulators],
+                          calibration=C, ambient=AMBIENT, max_current=3.0, max_ramp_rate=1.0,
+                          max_field=100e-6, clock=clock)  # fmt: skip
+    assert [e.voltage_setting for e in emulators] == [10.0] * 3  # not the default 20 V
+    assert coils.snapshot()["supply_ratings_V_A"] == [[10.0, 5.0]] * 3

@@ -8,10 +8,11 @@ from instrument_fakes import ScriptedTransport
 
 from drivers.pi_gcs import PIGCSStage, parse_gcs_idn
 from simulators.emulator import EmulatorTransport, Faults
-from simulators.pi_emulator import PIGCSEmulator
+from simulators.pi_emulator import C884, E727, PIGCSEmulator
 from simulators.stage_model import StageModel
 from smm_daq.clock import VirtualClock
 from smm_daq.errors import (
+    InputError,
     InstrumentError,
     InstrumentLost,
     InstrumentTimeout,
@@ -33,48 +34,142 @@ class LineTransport(ScriptedTransport):
             self._pending.extend(self._pending.pop().split("\n"))
 
 
+def help_reply(*commands: str) -> str:
+    """An HLP? reply listing `commands` (title line, one line each, end line)."""
+    lines = ["The following commands are valid:", *(f"{c} some text" for c in commands)]
+    return " \n".join([*lines, "end of help"])
+
+
+BASIC = ("*IDN?", "SAI?", "SVO", "MOV", "POS?", "ONT?", "TMN?", "TMX?", "VEL", "VEL?", "STP",
+         "ERR?")  # fmt: skip
+HELP = help_reply(*BASIC, "PUN?")
 CONNECT = [
+    ("HLP?", HELP),
     ("SAI?", "1 \n2 \n3 \n4"),
+    ("PUN? 1 2 3", "1=mm \n2=mm \n3=mm"),
+    ("TMN? 1 2 3", "1=-1.0000000 \n2=0.0000000 \n3=0.0000000"),
+    ("TMX? 1 2 3", "1=30.0000000 \n2=25.0000000 \n3=10.0000000"),
     ("SVO 1 1 2 1 3 1", None),
     ("ERR?", "0"),
-    ("TMN? 1 2 3", "1=-1.0000000 \n2=0.0000000 \n3=0.0000000"),
-    ("TMX? 1 2 3", "1=30.0000000 \n2=20.0000000 \n3=10.0000000"),
-    ("VEL 1 2.0000000 2 2.0000000 3 2.0000000", None),
+    ("VEL 1 2 2 2 3 2", None),
     ("ERR?", "0"),
 ]
 
 
-def scripted(script, *, axes=("1", "2", "3"), signs=(1, 1, 1), clock=None):
+def scripted(script, *, axes=("1", "2", "3"), signs=(1, 1, 1), clock=None, travel=TRAVEL, **kw):
     t = LineTransport(script)
     stage = PIGCSStage(
-        t, axes=axes, axis_sign=signs, travel=TRAVEL, velocity=2e-3, clock=clock or VirtualClock()
-    )
+        t, axes=axes, axis_sign=signs, travel=travel, velocity=2e-3,
+        clock=clock or VirtualClock(), **kw,
+    )  # fmt: skip
     return stage, t
 
 
-def test_connect_queries_axes_servos_on_and_intersects_limits_with_the_profile():
+def test_connect_asks_commands_axes_units_then_servos_on_and_checks_the_travel():
     stage, t = scripted(CONNECT)
     assert not t.script
-    # controller x: [-1, 30] mm ∩ profile [0, 25]; y: [0, 20] ∩ [0, 25]
-    np.testing.assert_allclose(stage.limits(), [[0, 25e-3], [0, 20e-3], [0, 10e-3]])
+    np.testing.assert_allclose(stage.limits(), TRAVEL)  # within the controller's travel
+    assert stage.units == ["mm", "mm", "mm"]
 
 
-def test_profile_axis_the_controller_does_not_have_is_an_error():
-    with pytest.raises(InstrumentError, match=r"\['A', 'B'\].*\['3'\]"):
-        scripted([("SAI?", "A \nB")], axes=("A", "B", "3"))
+def test_a_profile_travel_beyond_the_controllers_is_refused_naming_key_value_and_limit():
+    script = [*CONNECT[:4], ("TMX? 1 2 3", "1=30.0000000 \n2=20.0000000 \n3=10.0000000")]
+    with pytest.raises(InputError) as err:
+        scripted(script)  # refused before the servos go on: nothing can move
+    message = str(err.value)
+    assert "stage.travel_um" in message
+    assert "y [0.0, 25000.0] µm" in message and "[0.0, 20000.0] µm (TMN?/TMX?)" in message
+
+
+def test_an_E727_in_micrometres_gets_every_position_and_velocity_scaled_by_1000():
+    script = [
+        ("HLP?", HELP),
+        ("SAI?", "1 \n2 \n3"),
+        ("PUN? 1 2 3", "1=\u00b5m \n2=\u00b5m \n3=\u00b5m"),
+        ("TMN? 1 2 3", "1=0.0000000 \n2=0.0000000 \n3=0.0000000"),
+        ("TMX? 1 2 3", "1=1800.0000000 \n2=1800.0000000 \n3=400.0000000"),
+        ("SVO 1 1 2 1 3 1", None),
+        ("ERR?", "0"),
+        ("VEL 1 2000 2 2000 3 2000", None),
+        ("ERR?", "0"),
+        ("POS? 1 2 3", "1=0.0 \n2=0.0 \n3=100.0"),
+        ("MOV 1 1234.5678 2 10", None),
+        ("ERR?", "0"),
+        ("POS? 1 2 3", "1=1234.5678 \n2=10.0 \n3=100.0"),
+    ]
+    travel = np.array([[0.0, 1.8e-3], [0.0, 1.8e-3], [0.0, 0.4e-3]])
+    stage, t = scripted(script, travel=travel)
+    stage.move_to(1.2345678e-3, 10e-6, wait=False)
+    np.testing.assert_allclose(stage.position(), [1.2345678e-3, 10e-6, 100e-6], atol=1e-12)
+    assert not t.script
+
+
+def test_without_PUN_the_unit_parameter_is_read_with_SPA():
+    script = [
+        ("HLP?", help_reply(*BASIC, "SPA?")),
+        ("SAI?", "1 \n2 \n3"),
+        ("SPA? 1 0x07000601 2 0x07000601 3 0x07000601",
+         "1 0x07000601=um \n2 0x07000601=um \n3 0x07000601=um"),
+        ("TMN? 1 2 3", "1=0 \n2=0 \n3=0"),
+        ("TMX? 1 2 3", "1=30000 \n2=30000 \n3=10000"),
+        *CONNECT[5:7],
+        ("VEL 1 2000 2 2000 3 2000", None),
+        ("ERR?", "0"),
+    ]  # fmt: skip
+    stage, t = scripted(script)
+    assert stage.units == ["um", "um", "um"] and not t.script
+
+
+@pytest.mark.parametrize(
+    ("help_text", "reply", "match"),
+    [
+        (HELP, "1=mm \n2=deg \n3=mm", r"axis 2 in 'deg': not a length unit"),
+        (help_reply(*BASIC), None, r"neither PUN\? nor SPA\?"),
+    ],
+)
+def test_an_axis_in_an_unknown_unit_or_no_unit_at_all_is_refused(help_text, reply, match):
+    script = [("HLP?", help_text), ("SAI?", "1 \n2 \n3")]
+    if reply is not None:
+        script.append(("PUN? 1 2 3", reply))
+    with pytest.raises(InstrumentError, match=match):
+        scripted(script)
+
+
+REFERENCED_HELP = help_reply(*BASIC, "PUN?", "FRF", "FRF?", "RON")
+
+
+def test_unreferenced_axes_are_refused_unless_the_profile_lets_the_driver_reference_them():
+    head = [("HLP?", REFERENCED_HELP), *CONNECT[1:], ("FRF? 1 2 3", "1=1 \n2=0 \n3=0")]
+    with pytest.raises(InstrumentError, match=r"\['2', '3'\] are not referenced.*"
+                                              r"reference_on_connect"):
+        scripted(head)
+    clock = VirtualClock()
+    script = [
+        *head,
+        ("RON 2 1 3 1", None),
+        ("ERR?", "0"),
+        ("FRF 2 3", None),
+        ("ERR?", "0"),
+        ("FRF? 1 2 3", "1=1 \n2=0 \n3=0"),
+        ("FRF? 1 2 3", "1=1 \n2=1 \n3=1"),
+    ]
+    _, t = scripted(script, clock=clock, reference_on_connect=True)
+    assert not t.script and clock.now() > 0  # waited on the clock between polls
 
 
 def test_axes_and_signs_map_the_sample_frame_onto_controller_axes():
     script = [
+        ("HLP?", HELP),
         ("SAI?", "A \nB \nC"),
-        ("SVO B 1 A 1 C 1", None),
-        ("ERR?", "0"),
+        ("PUN? B A C", "B=mm \nA=mm \nC=mm"),
         ("TMN? B A C", "B=0.0000000 \nA=-25.0000000 \nC=0.0000000"),
         ("TMX? B A C", "B=25.0000000 \nA=0.0000000 \nC=10.0000000"),
-        ("VEL B 2.0000000 A 2.0000000 C 2.0000000", None),
+        ("SVO B 1 A 1 C 1", None),
+        ("ERR?", "0"),
+        ("VEL B 2 A 2 C 2", None),
         ("ERR?", "0"),
         ("POS? B A C", "B=0.0000000 \nA=0.0000000 \nC=0.0000000"),
-        ("MOV B 1.5000000 A -2.2500000", None),
+        ("MOV B 1.5 A -2.25", None),
         ("ERR?", "0"),
         ("POS? B A C", "B=1.5000000 \nA=-2.2500000 \nC=0.0000000"),
     ]
@@ -87,8 +182,8 @@ def test_axes_and_signs_map_the_sample_frame_onto_controller_axes():
 
 def test_move_outside_travel_is_refused_before_anything_is_sent():
     stage, t = scripted(CONNECT)
-    with pytest.raises(RangeError, match=r"y = 21000\.000 µm"):
-        stage.move_to(1e-3, 21e-3)
+    with pytest.raises(RangeError, match=r"y = 26000\.000 µm"):
+        stage.move_to(1e-3, 26e-3)
     with pytest.raises(RangeError):
         stage.move_to(float("nan"), 0.0)
     assert len(t.sent) == len(CONNECT)
@@ -99,7 +194,7 @@ def test_controller_error_after_a_command_names_the_code_and_its_meaning():
         [
             *CONNECT,
             ("POS? 1 2 3", "1=0.0 \n2=0.0 \n3=0.0"),
-            ("MOV 1 1.0000000 2 1.0000000", None),
+            ("MOV 1 1 2 1", None),
             ("ERR?", "5"),
         ]
     )
@@ -113,7 +208,7 @@ def test_move_waits_polling_on_target_through_the_clock():
         [
             *CONNECT,
             ("POS? 1 2 3", "1=0.0 \n2=0.0 \n3=0.0"),
-            ("MOV 1 4.0000000 2 1.0000000", None),
+            ("MOV 1 4 2 1", None),
             ("ERR?", "0"),
             ("ONT? 1 2 3", "1=0 \n2=1 \n3=1"),
             ("ONT? 1 2 3", "1=1 \n2=1 \n3=1"),
@@ -144,6 +239,24 @@ def test_stop_accepts_the_stopped_by_command_error():
     assert t.sent[-2:] == ["STP", "ERR?"]
 
 
+def test_stop_is_the_single_byte_24_where_the_controller_has_it():
+    script = [("HLP?", help_reply(*BASIC, "PUN?", "#24")), *CONNECT[1:], ("\x18", None),
+              ("ERR?", "10")]  # fmt: skip
+    stage, t = scripted(script)
+    stage.stop()
+    assert not t.script
+
+
+def test_emulated_stop_by_24_halts_a_move_midway():
+    stage, model, _, clock = emulated("E-727")
+    stage.move_to(1.5e-3, 0.0, wait=False)
+    clock.advance(0.25)
+    stage.stop()
+    x = model.position("1")
+    clock.advance(5.0)
+    assert model.position("1") == x == pytest.approx(0.5e-3, abs=1e-9)
+
+
 def test_velocity_setting_is_range_checked_before_sending():
     stage, t = scripted(CONNECT)
     for bad in (0.0, -1e-3, 1.0, float("inf")):
@@ -163,35 +276,87 @@ def test_identity_parsed_strictly():
         parse_gcs_idn("E-727")
 
 
-# -- against the emulator ---------------------------------------------------------------------
+# -- against the emulators: an E-727 in µm (flexure travel) and a C-884 in mm (referenced) ----
+
+FINE = np.array([[0.0, 1.8e-3], [0.0, 1.8e-3], [0.0, 0.4e-3]])
+CONTROLLERS = {"E-727": (E727, FINE), "C-884": (C884, TRAVEL)}
 
 
-def emulated(*, signs=(1, 1, 1), faults=None, **model_kw):
+def emulated(controller="E-727", *, signs=(1, 1, 1), faults=None, **model_kw):
+    spec, travel = CONTROLLERS[controller]
     clock = VirtualClock()
     model = StageModel(
-        clock, axis_sign=signs, travel=TRAVEL, velocity=2e-3, settle_time=0.01, **model_kw
-    )
-    transport = EmulatorTransport(PIGCSEmulator(model), clock=clock, faults=faults)
+        clock, axis_sign=signs, travel=travel, velocity=2e-3, settle_time=0.01,
+        needs_reference=spec.referencing, **model_kw,
+    )  # fmt: skip
+    transport = EmulatorTransport(PIGCSEmulator(model, controller=spec), clock=clock, faults=faults)
     stage = PIGCSStage(
         transport,
         axes=("1", "2", "3"),
         axis_sign=signs,
-        travel=TRAVEL,
+        travel=travel,
         velocity=2e-3,
         clock=clock,
         settle_time=0.01,
+        reference_on_connect=True,
     )
     return stage, model, transport, clock
 
 
+@pytest.mark.parametrize("controller", list(CONTROLLERS))
 @pytest.mark.parametrize("signs", [(1, 1, 1), (1, -1, -1)])
-def test_emulated_move_arrives_on_target_in_the_sample_frame(signs):
-    stage, model, _, _ = emulated(signs=signs)
-    np.testing.assert_allclose(stage.limits(), TRAVEL, atol=1e-12)
-    stage.move_to(12.3456789e-3, 7.5e-3, 2.0e-3)
+def test_emulated_move_arrives_on_target_in_the_sample_frame(controller, signs):
+    stage, model, _, _ = emulated(controller, signs=signs)
+    travel = CONTROLLERS[controller][1]
+    np.testing.assert_allclose(stage.limits(), travel, atol=1e-12)
+    target = travel[:, 0] + np.array([0.6172839, 0.3, 0.2]) * (travel[:, 1] - travel[:, 0])
+    stage.move_to(*target)
     assert stage.on_target()
-    np.testing.assert_allclose(stage.position(), [12.3456789e-3, 7.5e-3, 2e-3], atol=5e-9)
+    np.testing.assert_allclose(stage.position(), target, atol=5e-9)
     np.testing.assert_allclose(model.sample_position(), stage.position(), atol=1e-10)
+
+
+def test_the_E727_works_in_micrometres_and_the_C884_in_millimetres_on_the_wire():
+    _, model, fine, clock = emulated("E-727")
+    assert fine.query("PUN? 1") == "1=\u00b5m"
+    fine.write("MOV 1 250")
+    clock.advance(1.0)
+    assert model.position("1") == pytest.approx(250e-6)  # 250 µm, not 250 mm
+    stage, _, coarse, _ = emulated("C-884")
+    assert coarse.query("PUN? 1") == "1=mm"
+    assert stage.units == ["mm"] * 3
+    stage.move_to(5e-3, 6e-3, 1e-3)
+    assert coarse.query("POS? 1") == "1=5.0000000"
+
+
+def test_C884_axes_refuse_to_move_until_referenced_and_reference_at_mid_travel():
+    clock = VirtualClock()
+    model = StageModel(clock, travel=TRAVEL, velocity=2e-3, needs_reference=True,
+                       start=(1e-3, 1e-3, 1e-3))  # fmt: skip
+    t = EmulatorTransport(PIGCSEmulator(model, controller=C884), clock=clock)
+    t.write("SVO 1 1")
+    t.write("MOV 1 3")
+    assert t.query("ERR?") == "5"  # unreferenced
+    assert t.query("POS? 1") == "1=0.0000000"  # the counter reads 0 at power-up
+    assert t.query("FRF? 1") == "1=0"
+    t.write("FRF 1")
+    assert t.query("\x07") == "\xb0"  # busy while referencing
+    clock.advance(10.0)
+    assert t.query("\x07") == "\xb1"
+    assert t.query("FRF? 1") == "1=1"
+    assert t.query("POS? 1") == "1=12.5000000"  # the reference switch at mid travel
+    t.write("MOV 1 3")
+    assert t.query("ERR?") == "0"
+
+
+def test_without_reference_on_connect_an_unreferenced_C884_is_refused():
+    clock = VirtualClock()
+    model = StageModel(clock, travel=TRAVEL, velocity=2e-3, needs_reference=True)
+    t = EmulatorTransport(PIGCSEmulator(model, controller=C884), clock=clock)
+    with pytest.raises(InstrumentError, match="not referenced"):
+        PIGCSStage(t, axes=("1", "2", "3"), axis_sign=(1, 1, 1), travel=TRAVEL, velocity=2e-3,
+                   clock=clock)  # fmt: skip
+    assert not any(model.moving(ax) for ax in "123")
 
 
 def test_emulated_velocity_round_trip_and_identity():
@@ -203,15 +368,18 @@ def test_emulated_velocity_round_trip_and_identity():
     assert stage.identify().model == "E-727"
     snap = stage.snapshot()
     assert snap["on_target"] is True and len(snap["position_m"]) == 3
+    assert snap["units"] == ["\u00b5m"] * 3
 
 
 def test_emulated_stop_halts_a_move_midway():
-    stage, _, _, clock = emulated()
+    stage, _, _, clock = emulated("C-884")
     stage.move_to(20e-3, 0.0, wait=False)
     clock.advance(1.0)
     stage.stop()
     clock.advance(5.0)
-    assert stage.position()[0] == pytest.approx(2e-3, abs=1e-9)
+    x = stage.position()[0]
+    clock.advance(5.0)
+    assert stage.position()[0] == x and 12.5e-3 < x < 20e-3
 
 
 def test_stalled_axis_times_out_naming_the_axis():
@@ -237,7 +405,7 @@ def test_emulator_refuses_out_of_limit_move_with_error_7():
     _, model, transport, _ = emulated()
     for ax in "123":
         model.set_servo(ax, True)
-    transport.write("MOV 1 26.0")
+    transport.write("MOV 1 1800.1")
     assert transport.query("ERR?") == "7"
     assert transport.query("ERR?") == "0"
     assert transport.query("POS? 1") == "1=0.0000000"
@@ -246,6 +414,6 @@ def test_emulator_refuses_out_of_limit_move_with_error_7():
 def test_emulator_multiline_replies_end_lines_with_space_but_the_last():
     _, _, transport, _ = emulated()
     assert transport.query("SAI?") == "1 \n2 \n3"
-    assert transport.query("TMX? 3 1") == "3=10.0000000 \n1=25.0000000"
+    assert transport.query("TMX? 3 1") == "3=400.0000000 \n1=1800.0000000"
     transport.write("POS? 9")
     assert transport.query("ERR?") == "15"

@@ -57,7 +57,14 @@ def _edited(repo: Path, old: str, new: str) -> str:
             "fluxgate.scale_T_per_V",
             "invertible",
         ),
-        ("channels = [1, 2, 3]", "channels = [1.5, 2, 3]", "fluxgate.channels", "whole"),
+        ("channels = [101, 102, 103]", "channels = [101.5, 102, 103]", "fluxgate.channels",
+         "slot and channel"),
+        ("channels = [101, 102, 103]", "channels = [101, 101, 103]", "fluxgate.channels",
+         "three different"),
+        ("channels = [101, 102, 103]", "channels = [101, 141, 103]", "fluxgate.channels",
+         "101-140"),
+        ("reference_on_connect = true", "reference_on_connect = 1", "stage.reference_on_connect",
+         "true or false"),
     ],
 )
 def test_bad_values_are_named(repo: Path, old: str, new: str, key: str, expected: str) -> None:
@@ -68,6 +75,18 @@ def test_bad_values_are_named(repo: Path, old: str, new: str, key: str, expected
     assert str(path) in message
     assert key in message
     assert expected in message
+
+
+def test_a_multimeter_profile_with_channel_1_is_refused_naming_the_real_numbering(
+    repo: Path,
+) -> None:
+    """A 34970A numbers its channels by slot: channel 1 of slot 1 is 101, never 1."""
+    path = Path("/lab/profiles/dmm.toml")
+    with pytest.raises(InputError) as err:
+        parse_profile(_edited(repo, "channels = [101, 102, 103]", "channels = [1, 2, 3]"), path)
+    message = str(err.value)
+    assert "fluxgate.channels" in message and "[1, 2, 3]" in message
+    assert "101-140 in slot 1, 201-240 in slot 2" in message
 
 
 def test_missing_key_and_missing_file(repo: Path, tmp_path: Path) -> None:

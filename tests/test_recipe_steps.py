@@ -80,6 +80,16 @@ def test_shipped_recipes_are_valid_for_the_simulator(repo, tmp_path, name):
     assert plans and all(p.nx == p.ny == 111 for p in plans)
 
 
+def test_the_fine_stage_recipe_fits_the_E727_and_the_coarse_ones_do_not(repo, tmp_path):
+    fine = load_profile(repo / "configs" / "simulator-e727.toml")
+    recipe = load_recipe(repo / "configs" / "recipes" / "fine-stage-remanent-and-induced.toml")
+    checked = check_recipe(recipe, fine, tmp_path / "new.h5", can_prompt=False)
+    assert all(p.nx == p.ny == 81 for p in checked.plans if p is not None)
+    coarse = load_recipe(repo / "configs" / "recipes" / "remanent-and-induced.toml")
+    with pytest.raises(InputError, match="step 2"):
+        check_recipe(coarse, fine, tmp_path / "new.h5", can_prompt=False)
+
+
 def test_seed_recipe_is_zero_field_then_40_uT_along_y_then_induced(repo, tmp_path):
     recipe = load_recipe(repo / "configs" / "recipes" / "remanent-and-induced.toml")
     checked = check_recipe(recipe, load_profile(), tmp_path / "new.h5", can_prompt=False)

@@ -58,8 +58,10 @@ def test_registered_induced_map_matches_the_truth_within_noise(tmp_path):
     assert ok.sum() > 0.85 * ok.size
     error = registered.map.bz[ok] - induced_true[ok]
     rms = float(np.sqrt(np.mean((error - error.mean()) ** 2)))
-    # the difference of two scans carries √2 σ; the registered one within 20 % of that
-    assert rms < 1.2 * np.sqrt(2) * NOISE
+    # the difference of two scans carries √2 σ; the registered one adds the error of
+    # interpolating the remanent map onto the shifted grid: over 12 world seeds the ratio
+    # was 1.12-1.26 (mean 1.19), so 1.35 is its mean plus four spreads
+    assert rms < 1.35 * np.sqrt(2) * NOISE
     assert abs(error.mean()) < 3 * np.sqrt(2) * NOISE / np.sqrt(ok.sum()) + 5e-9
     unregistered = plain.map.bz - induced_true
     assert np.sqrt(np.mean(unregistered**2)) > 10 * np.sqrt(2) * NOISE

@@ -84,15 +84,16 @@ def test_visa_client_gets_identity_readings_and_stage_position(served: dict[str,
         assert abs(x) < 1.0 and abs(y) < 1.0
         assert lockin.query("OFLT?") == "8"  # power-on 100 ms: nothing configured it
         stage = open_socket(manager, served["stage"])
-        assert "E-727" in stage.query("*IDN?")
+        assert "C-884" in stage.query("*IDN?")  # the simulator's coarse stage, in mm
         axis, _, value = stage.query("POS? 1").partition("=")
         assert axis == "1" and float(value) == pytest.approx(0.0)
-        stage.write("POS? 1 3")  # a GCS multi-line reply: one LF-terminated line per axis
-        assert stage.read() == "1=0.0000000 " and stage.read() == "3=0.1000000"
+        stage.write("PUN? 1 3")  # a GCS multi-line reply: one LF-terminated line per axis
+        assert stage.read() == "1=mm " and stage.read() == "3=mm"
+        assert stage.query("FRF? 1") == "1=0"  # encoders: unreferenced after power-up
         coil = open_socket(manager, served["coil_z"])
         assert coil.query("MEAS:CURR?") not in ("", None)
         fluxgate = open_socket(manager, served["fluxgate"])
-        fluxgate.write("CONF:VOLT:DC 10,DEF,(@1,2,3)")
+        fluxgate.write("CONF:VOLT:DC 10,DEF,(@101:103)")
         assert len(fluxgate.query("READ?").split(",")) == 3
         second = open_socket(manager, served["lockin"])  # a second client on the same port
         assert second.query("*IDN?") == lockin.query("*IDN?")

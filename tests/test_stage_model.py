@@ -131,3 +131,14 @@ def test_start_position_and_bad_construction():
         StageModel(VirtualClock(), travel=TRAVEL, velocity=1e-3, start=(30e-3, 0, 0))
     with pytest.raises(ValueError):
         StageModel(VirtualClock(), axes=("1", "1", "2"), travel=TRAVEL, velocity=1e-3)
+
+
+def test_a_velocity_change_after_arrival_leaves_the_position_and_its_history_alone():
+    clock = VirtualClock()
+    m = make(clock)
+    m.move({"1": 4e-3})
+    clock.advance(3.0)  # arrived at 2 s, settled at 2.01 s
+    m.set_velocity("1", 0.5e-3)
+    assert m.position("1") == pytest.approx(4e-3, abs=1e-15)
+    assert m.on_target("1")
+    assert m.position_at("1", clock.now() - 2.0) == pytest.approx(2e-3, abs=1e-12)  # at 1 s

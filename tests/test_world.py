@@ -32,7 +32,15 @@ def quiet_world(**options: object) -> SimulatedBackend:
         "ambient_field": np.zeros(3),
         "coil_matrix_error": 0.0,
     }
-    return SimulatedBackend(load_profile(), VirtualClock(), {**base, **options})
+    backend = SimulatedBackend(load_profile(), VirtualClock(), {**base, **options})
+    stage = backend.world.stage  # the simulator's C-884 references its axes before moving
+    for axis in stage.axis_names:
+        stage.set_servo(axis, True)
+    stage.reference(stage.axis_names)
+    backend.clock.advance(10.0)
+    stage.move({"1": 0.0, "2": 0.0, "3": 100e-6})  # back where the world starts it
+    backend.clock.advance(10.0)
+    return backend
 
 
 # --- the demo sample ---------------------------------------------------------------------
@@ -161,7 +169,8 @@ def test_the_applied_field_adds_its_z_part_to_what_the_sensor_sees() -> None:
 def test_sensor_noise_and_drift_statistics() -> None:
     backend = quiet_world(noise_rms=0.25 * UT, drift_rate=1e-9, seed=3)
     world, clock = backend.world, backend.clock
-    truth = world.bz_noiseless([clock.now()])[0]
+    drift = 1e-9 * (clock.now() - world.start_time)
+    truth = world.bz_noiseless([clock.now()])[0] + drift
     draws = np.array([world.bz_at_sensor(clock.now()) for _ in range(4000)])
     assert draws.mean() == pytest.approx(truth, abs=4 * 0.25 * UT / math.sqrt(4000))
     assert draws.std() == pytest.approx(0.25 * UT, rel=0.05)  # SD of the SD: 1.1 %

@@ -63,6 +63,8 @@ class StageSettings:
     velocity: float  # m/s
     resolution: float  # m
     settle_time: float  # s
+    # Reference unreferenced axes (motor stages: FRF drives each to its switch) at connect.
+    reference_on_connect: bool = False
 
 
 @dataclass(frozen=True)
@@ -288,6 +290,7 @@ def _stage(r: _Reader) -> StageSettings:
         velocity=r.number("velocity_um_per_s", positive=True) * UM,
         resolution=r.number("resolution_nm", positive=True) * 1e-9,
         settle_time=r.number("settle_time_s", 0.0, lo=0.0),
+        reference_on_connect=r.boolean("reference_on_connect", False),
     )
     r.check_unknown()
     return s
@@ -320,9 +323,19 @@ def _invertible(r: _Reader, key: str, unit: str) -> np.ndarray:
 
 
 def _fluxgate(r: _Reader) -> FluxgateSettings:
-    channels = r.array("channels", (3,), [1, 2, 3])
-    if np.any(channels != np.round(channels)) or np.any(channels < 0):
-        raise r.fail("channels", channels.tolist(), "three whole channel numbers >= 0")
+    channels = r.array("channels", (3,), [101, 102, 103])
+    if (
+        np.any(channels != np.round(channels))
+        or not np.all((channels // 100 >= 1) & (channels // 100 <= 3))
+        or not np.all((channels % 100 >= 1) & (channels % 100 <= 40))
+        or len(set(channels.tolist())) != 3
+    ):
+        raise r.fail(
+            "channels",
+            [int(c) if c == round(c) else c for c in channels.tolist()],
+            "three different scanner channels numbered slot and channel, as the multimeter "
+            "(34970A) numbers them: 101-140 in slot 1, 201-240 in slot 2, 301-340 in slot 3",
+        )
     s = FluxgateSettings(
         link=_link(r),
         channels=tuple(int(c) for c in channels),  # type: ignore[arg-type]

@@ -172,6 +172,10 @@ def open_rig(
                 opened[role] = cls.from_profile(  # type: ignore[attr-defined]
                     settings, clock=clock, open_transport=open_transport
                 )
+            except InputError as exc:  # the profile asks more than the instrument can do
+                if exc.source is not None:
+                    raise
+                raise InputError(str(exc), source=str(profile.path)) from exc
             except InstrumentError as exc:
                 error = type(exc)(
                     f"{role} ({settings.link.implementation} at {settings.link.address}) "
