@@ -19,7 +19,7 @@ import socketserver
 import threading
 import time
 
-from simulators.emulator import Emulator
+from simulators.emulator import BinaryReply, Emulator
 from smm_daq.clock import Clock
 
 HOST = "127.0.0.1"
@@ -64,13 +64,14 @@ class _Handler(socketserver.StreamRequestHandler):
                 return
             if not line:
                 return
-            message = line.decode("ascii", errors="replace").rstrip("\r\n")
+            message = line.decode("latin-1").rstrip("\r\n")
             if not message.strip():
                 continue
             reply = self.server.emulator.handle(message)
             if reply is not None:
                 try:
-                    self.wfile.write((reply + "\n").encode("ascii", errors="replace"))
+                    data = reply.encode("latin-1", errors="replace")
+                    self.wfile.write(data if isinstance(reply, BinaryReply) else data + b"\n")
                 except OSError:
                     return
 

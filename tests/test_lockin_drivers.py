@@ -13,14 +13,8 @@ from instrument_fakes import ScriptedTransport, link_settings, opener
 from drivers.sr830 import SR830
 from drivers.sr860 import SR860
 from simulators.emulator import EmulatorTransport
-from simulators.lockin_emulator import (
-    SR830_SENSITIVITIES,
-    SR830_TIME_CONSTANTS,
-    SR860_SENSITIVITIES,
-    SR860_TIME_CONSTANTS,
-    SR830Emulator,
-    SR860Emulator,
-)
+from simulators.sr830_emulator import SR830_SENSITIVITIES, SR830_TIME_CONSTANTS, SR830Emulator
+from simulators.sr860_emulator import SR860_SENSITIVITIES, SR860_TIME_CONSTANTS, SR860Emulator
 from smm_daq.clock import VirtualClock
 from smm_daq.errors import InstrumentError, InstrumentLost, ProtocolError, RangeError
 from smm_daq.instruments.profile import LockInSettings
