@@ -44,11 +44,19 @@ def sr830_opening(address: str = "GPIB0::8::INSTR") -> list[tuple[str, str | Non
         (f"OUTX {outx}", None),
         ("*IDN?", IDN_830),
         *set_and_read("FMOD", "1"),
+        *set_and_read("FREQ", "1017"),
+        *set_and_read("SLVL", "1"),
+        *set_and_read("HARM", "1"),
+        ("PHAS 0.00", None),
+        ("PHAS?", "0"),
+        *set_and_read("ISRC", "0"),  # A
+        *set_and_read("ICPL", "0"),  # AC
+        *set_and_read("IGND", "0"),  # float
+        *set_and_read("SYNC", "0"),
+        *set_and_read("RMOD", "1"),  # normal reserve
         *set_and_read("OFSL", "1"),
         *set_and_read("OFLT", "7"),  # 30 ms
         *set_and_read("SENS", "25"),  # 500 mV
-        *set_and_read("FREQ", "1017"),
-        *set_and_read("SLVL", "1"),
         ("*CLS", None),
     ]
 
@@ -58,11 +66,19 @@ def sr860_opening() -> list[tuple[str, str | None]]:
         ("*IDN?", IDN_860),
         *set_and_read("IRNG", "0"),
         *set_and_read("RSRC", "0"),
+        *set_and_read("FREQ", "1017"),
+        *set_and_read("SLVL", "1"),
+        *set_and_read("HARM", "1"),
+        ("PHAS 0.00", None),
+        ("PHAS?", "0"),
+        *set_and_read("IVMD", "0"),  # voltage
+        *set_and_read("ISRC", "0"),  # A
+        *set_and_read("ICPL", "0"),  # AC
+        *set_and_read("IGND", "0"),  # float
+        *set_and_read("SYNC", "0"),
         *set_and_read("OFSL", "1"),
         *set_and_read("OFLT", "9"),  # 30 ms
         *set_and_read("SCAL", "1"),  # 500 mV
-        *set_and_read("FREQ", "1017"),
-        *set_and_read("SLVL", "1"),
         ("*CLS", None),
     ]
 
@@ -285,7 +301,9 @@ def test_emulator_answers_the_driver(model: str) -> None:
     assert lockin.reference() == pytest.approx((1017.0, 1.0))
     clock.sleep(1.0)  # 33 time constants
     x, y = lockin.read_xy()
-    assert x == pytest.approx(0.123, rel=1e-9) and y == 0.0
+    r = 0.16 / 1017.0  # AC coupling: one pole at 0.16 Hz, H = 1 / (1 - i r)
+    assert x == pytest.approx(0.123 / (1 + r * r), rel=1e-6)  # SNAP? gives 6 digits
+    assert y == pytest.approx(0.123 * r / (1 + r * r), rel=1e-5)
     assert not lockin.overloaded()
 
 
@@ -358,15 +376,20 @@ def test_emulator_sets_error_bits_like_the_instrument(model: str) -> None:
     clock = VirtualClock()
     emulator = EMULATORS[model][1](clock, Level())
     sens = "SENS" if model == "sr830" else "SCAL"
+    assert emulator.handle("*ESR?") == str(1 << 7)  # power-on
     assert emulator.handle("FOO 1") is None
-    assert emulator.handle("*STB?") == str(1 << 5)
+    assert not int(emulator.handle("*STB? 5"))  # ESB reports only enabled events
+    emulator.handle("*ESE 48")
+    assert emulator.handle("*STB? 5") == "1"
+    assert emulator.handle("*ESR? 5") == "1" and emulator.handle("*ESR? 5") == "0"
+    assert emulator.handle("FOO 1") is None
     assert emulator.handle("*ESR?") == str(1 << 5)  # command error, cleared by reading
     before = emulator.handle(f"{sens}?")
     assert emulator.handle(f"{sens} 28") is None
     assert emulator.handle(f"{sens}?") == before  # refused: nothing changed
     assert emulator.handle("*ESR?") == str(1 << 4)  # execution error
     assert emulator.handle("FREQ -5") is None and emulator.handle("*ESR?") == str(1 << 4)
-    assert emulator.handle("snap? 9,9") is None and emulator.handle("*ESR?") == str(1 << 4)
+    assert emulator.handle("snap? 17,17") is None and emulator.handle("*ESR?") == str(1 << 4)
     emulator.handle("FOO")
     emulator.handle("*CLS")
     assert emulator.handle("*ESR?") == "0"
@@ -375,9 +398,9 @@ def test_emulator_sets_error_bits_like_the_instrument(model: str) -> None:
 def test_reset_restores_power_on_settings() -> None:
     emulator = SR830Emulator(VirtualClock(), Level())
     emulator.handle("OFLT 3;SENS 4")
-    assert emulator.handle("OFLT?;SENS?") == "3;4"
+    assert emulator.handle("OFLT?;SENS?") == "3\n4"  # one line per reply, as the SR830 does
     emulator.handle("*RST")
-    assert emulator.handle("OFLT?;SENS?") == "8;26"
+    assert emulator.handle("OFLT?;SENS?") == "8\n26"
 
 
 def test_external_reference_without_a_signal_unlocks() -> None:
