@@ -218,7 +218,11 @@ class SR830Emulator(SRSLockInEmulator):
             return  # ignored while storing, and once a one-shot buffer is full
         self._storage = "running"
         now = self.clock.now() if at is None else at
-        self._next_sample = now if self.sample_rate_index != SRAT_TRIGGER else math.inf
+        triggered = self.sample_rate_index == SRAT_TRIGGER
+        self._next_sample = math.inf if triggered else now + 1 / self._rate()
+
+    def _rate(self) -> float:
+        return SR830_SAMPLE_RATES[self.sample_rate_index]
 
     def _pause(self) -> None:
         if self._storage == "running":
@@ -228,7 +232,7 @@ class SR830Emulator(SRSLockInEmulator):
     def _sample_times(self, now: float) -> list[float]:
         if self._storage != "running" or self._next_sample > now:
             return []
-        rate = SR830_SAMPLE_RATES[self.sample_rate_index]
+        rate = self._rate()
         due = math.floor((now - self._next_sample) * rate + 1e-9) + 1
         first = 0
         room = BUFFER_POINTS - len(self._points)

@@ -219,7 +219,8 @@ class SR860Emulator(SRSLockInEmulator):
     def _begin(self, t: float) -> None:
         self._capture_state = "running"
         self._capture_status |= 1 << 1
-        self._next_sample = t if self._capture_trigger != "SAMP" else math.inf
+        per_trigger = self._capture_trigger == "SAMP"
+        self._next_sample = math.inf if per_trigger else t + 1 / self.capture_rate()
 
     def _stop_capture(self) -> None:
         self._capture_state = "stopped"
