@@ -135,9 +135,25 @@ def wrap_phase(degrees: float) -> float:
 
 
 def ieee_block(data: bytes) -> BinaryReply:
-    """An IEEE 488.2 definite-length block: '#', digit count, length, bytes."""
+    """An IEEE 488.2 definite-length block: '#', digit count, length, bytes, then a line feed.
+
+    Over GPIB the block ends with END (EOI); a raw socket has no END, so the line feed stands
+    for it, and the payload holds no line feed (see `lf_free_float32`): a reader that stops at
+    the terminator and one that counts the block's bytes both get all of it and nothing more.
+    """
     length = str(len(data))
-    return BinaryReply(f"#{len(length)}{length}" + data.decode("latin-1"))
+    return BinaryReply(f"#{len(length)}{length}" + data.decode("latin-1") + "\n")
+
+
+def lf_free_float32(value: float) -> float:
+    """The float32 nearest `value` (at most a few units in the last place away) whose four
+    little-endian bytes hold no line feed, so binary transfers over a socket stay whole."""
+    v = np.float32(value)
+    for _ in range(8):
+        if b"\n" not in v.tobytes():
+            return float(v)
+        v = np.nextafter(v, np.float32(0.0) if v > 0 else np.float32(1.0))
+    return 0.0
 
 
 class SRSLockInEmulator(Emulator):

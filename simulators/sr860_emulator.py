@@ -11,8 +11,9 @@ accepted by their short forms or in full (X, THeta, ONE, CONTinuous, IMMediate, 
 
 The capture buffer samples X, Y, R, θ (as CAPTURECFG says) at CAPTURERATE in simulated time,
 or one sample per trigger, into CAPTURELEN kB of 4-byte floats; one-shot stops when full,
-continuous wraps. CAPTUREGET? answers an IEEE 488.2 binary block with no terminator, and only
-while capture is stopped (otherwise an execution error and no reply), as the manual says.
+continuous wraps. CAPTUREGET? answers an IEEE 488.2 binary block, only while capture is stopped
+(otherwise an execution error and no reply), as the manual says; over the socket the block
+ends with a line feed where GPIB would signal END, and its payload never holds one.
 CAPTURERATEMAX? is 1.25 MHz / 2^n with the least n that gives at most about ten samples per
 time constant (an approximation of the instrument's own rule, which the manual does not state).
 """
@@ -32,6 +33,7 @@ from simulators.lockin_emulator import (
     ieee_block,
     in_range,
     index,
+    lf_free_float32,
     no_args,
     one,
 )
@@ -255,7 +257,7 @@ class SR860Emulator(SRSLockInEmulator):
         names = CAPTURE_VARIABLES[self.capture_config]
         size = len(self._capture)
         for name in names:
-            self._capture[self._write] = values[name]
+            self._capture[self._write] = lf_free_float32(values[name])
             self._write += 1
         self._captured = min(self._captured + len(names), size)
         if self._write + len(names) > size:
