@@ -147,13 +147,14 @@ def ieee_block(data: bytes) -> BinaryReply:
 
 def lf_free_float32(value: float) -> float:
     """The float32 nearest `value` (at most a few units in the last place away) whose four
-    little-endian bytes hold no line feed, so binary transfers over a socket stay whole."""
+    little-endian bytes hold no line feed, so binary transfers over a socket stay whole; where
+    the line feed sits in the exponent byte no small change removes it and the value is kept."""
     v = np.float32(value)
     for _ in range(8):
         if b"\n" not in v.tobytes():
             return float(v)
         v = np.nextafter(v, np.float32(0.0) if v > 0 else np.float32(1.0))
-    return 0.0
+    return float(np.float32(value))  # the line feed is in the exponent byte: keep the value
 
 
 class SRSLockInEmulator(Emulator):

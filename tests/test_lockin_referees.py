@@ -250,7 +250,7 @@ def test_qcodes_sr86x_sets_reads_and_captures(fresh: Served) -> None:
         lia.visa_handle.query_binary_values("CAPTUREGET? 0,1", datatype="f",
                                             expect_termination=False)
     assert lia.ask("*ESR? 4") == "1"  # the refusal is an execution error
-    settle(lia, fresh, 1000 / (rate / 4))
+    settle(lia, fresh, 1000.5 / (rate / 4))
     buffer.stop_capture()
     assert buffer.count_capture_bytes() >= 1000 * 2 * 4
     data = buffer.get_capture_data(1000)
