@@ -30,6 +30,7 @@ from qcodes.instrument_drivers.stanford_research import SR860 as QcodesSR860
 from drivers.sr830 import SR830
 from drivers.sr860 import SR860
 from simulators.backend import SimulatedBackend, WorldSynced
+from simulators.sample import VirtualSample
 from simulators.sensor_model import enbw
 from simulators.sr830_emulator import SR830Emulator
 from simulators.sr860_emulator import SR860Emulator
@@ -49,12 +50,25 @@ class Served:
     resources: dict[str, str]
 
 
+def grain_under_travel_middle(profile) -> VirtualSample:
+    """One grain 30 µm deep under the middle of the x travel, at the lower y limit."""
+    x = float(np.mean(profile.stage.travel[0]))
+    y = float(profile.stage.travel[1, 0])
+    return VirtualSample(
+        np.array([[x, y, -30e-6, 40e-6, 40e-6, 40e-6]]),
+        np.array([0]),
+        remanence=np.array([[0.0, 0.0, 1e4]]),
+        susceptibility=np.array([0.0]),
+    )
+
+
 @pytest.fixture(scope="module")
 def served() -> Iterator[Served]:
     """The simulator profile's world (SR830 at its address) plus an SR860 on the same MTJ."""
     clock = VirtualClock()
     profile = load_profile()
-    backend = SimulatedBackend(profile, clock, {"noise_rms": 0.0, "drift_rate": 0.0})
+    options = {"noise_rms": 0.0, "drift_rate": 0.0, "sample": grain_under_travel_middle(profile)}
+    backend = SimulatedBackend(profile, clock, options)
     sr860 = SR860Emulator(clock, backend.world, rng=np.random.default_rng(5))
     backend.world.add_listener(sr860.advance_to)
     sr830 = backend.lockin
@@ -300,6 +314,15 @@ def test_pymeasure_sr830_settings_readings_status_and_buffer(fresh: Served) -> N
         assert got == pytest.approx(value) if isinstance(value, float) else got == value, name
     lia.reserve = "Low Noise"
     assert lia.reserve == "Low Noise"
+    # set_scaling passes its expansion through discreteTruncate, which returns the factor, not
+    # its index: a factor of 10 becomes "OEXP 1,10.00,10", which the SR830 refuses (index
+    # 0..2); a factor of 1 becomes index 1, i.e. ×10. The emulator does what the SR830 does.
+    lia.set_scaling("X", 10.0, 10)
+    assert int(lia.ask("*ESR?")) & (1 << 4)
+    lia.set_scaling("X", 10.0, 1)
+    assert lia.get_scaling("X") == (10.0, 10)
+    assert fresh.sr830.offsets[0] == 10.0 and fresh.sr830.expands[0] == 1
+    lia.write("OEXP 1,0,0")
     lia.phase = 0.0
     lia.sensitivity = 0.5
     settle(lia, fresh, 1.0)
@@ -355,24 +378,26 @@ def test_a_stage_move_changes_the_reading_as_the_sample_field_says(fresh: Served
     lia = qcodes_sr830(fresh)
     lia.input_coupling("DC")
     lia.sensitivity(0.5)
-    world, sensor = fresh.backend.world, fresh.backend.world.sensor
+    world, profile = fresh.backend.world, fresh.backend.profile
     stage = pyvisa.ResourceManager("@py").open_resource(
         fresh.resources["stage"], read_termination="\n", write_termination="\n", timeout=2000
     )
-    axis = fresh.backend.profile.stage.axes[0]
+    axis = profile.stage.axes[0]
     lo, hi = (float(stage.query(f"{q}? {axis}").split("=")[1]) for q in ("TMN", "TMX"))
     stage.write(f"SVO {axis} 1")
-    readings, fields = [], []
-    for fraction in (0.002, 0.01):  # in the controller's own unit, whatever it is
+    readings, bz = [], []
+    for fraction in (0.5 - 0.004, 0.5):  # 100 µm apart, in the controller's own unit
         stage.write(f"MOV {axis} {lo + fraction * (hi - lo)}")
-        settle(lia, fresh, 5.0)
+        settle(lia, fresh, 60.0)  # long enough to cross half the travel and settle
         readings.append(lia.X())
-        fields.append(float(world.bz_noiseless(np.array([fresh.clock.now()]))[0]))
+        sensor = world.sensor_positions([fresh.clock.now()])
+        bz.append(float(world.sample.bz_true(sensor, profile.sensor.active_area, np.zeros(3))[0]))
+    stage.write(f"MOV {axis} {lo}")  # back where the other tests expect it
+    settle(lia, fresh, 60.0)
     stage.close()
-    gain = sensor.gain(1.0)  # V per T at the lock-in input for a 1 V excitation
-    expected = gain * (fields[1] - fields[0])
-    assert abs(fields[1] - fields[0]) > 1e-14  # the move crosses the sample's field
-    assert readings[1] - readings[0] == pytest.approx(expected, rel=0.05)  # 6-digit replies
+    volts_per_tesla = world.sensor.gain(fresh.sr830.amplitude)
+    assert abs(bz[1] - bz[0]) > 1e-6  # microtesla: the move crosses the grain's field
+    assert readings[1] - readings[0] == pytest.approx(volts_per_tesla * (bz[1] - bz[0]), rel=1e-3)
 
 
 def lockin_settings(model: str, address: str) -> LockInSettings:
