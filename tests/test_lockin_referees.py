@@ -69,6 +69,7 @@ def served() -> Iterator[Served]:
     profile = load_profile()
     options = {"noise_rms": 0.0, "drift_rate": 0.0, "sample": grain_under_travel_middle(profile)}
     backend = SimulatedBackend(profile, clock, options)
+    backend.world.lockin_signal([0.0], 1.0)  # compile the field code before any client waits
     sr860 = SR860Emulator(clock, backend.world, rng=np.random.default_rng(5))
     backend.world.add_listener(sr860.advance_to)
     sr830 = backend.lockin
