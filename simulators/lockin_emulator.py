@@ -501,7 +501,7 @@ class SRSLockInEmulator(Emulator):
 
     def _add_common_commands(self) -> None:
         self._add("*IDN", self.reading(lambda: self.IDN))
-        self._add("*RST", self.action(self._reset_all))
+        self._add("*RST", self.action(self._reset))
         self._add("*CLS", self.action(self._clear_status))
         self._add("*ESR", self._status("_esr"))
         self._add("*ESE", self._register("_ese"))
@@ -521,9 +521,6 @@ class SRSLockInEmulator(Emulator):
         self._add("APHS", self.action(self._auto_phase))
 
     LIAS_SIZE: ClassVar[int] = 256
-
-    def _reset_all(self) -> None:
-        self._reset()
 
     def _clear_status(self) -> None:
         self._esr = self._lias = 0

@@ -32,6 +32,7 @@ from simulators.emulator import BinaryReply
 from simulators.lockin_emulator import (
     BadCommand,
     BadValue,
+    SignalSource,
     SRSLockInEmulator,
     decade_values,
     in_range,
@@ -117,7 +118,7 @@ class SR830Emulator(SRSLockInEmulator):
     INPUT_LIMIT = 1.0  # V: beyond it the input overloads whatever the sensitivity or reserve
 
     def __init__(
-        self, clock: Clock, source: object, *, rng: np.random.Generator | None = None
+        self, clock: Clock, source: SignalSource, *, rng: np.random.Generator | None = None
     ) -> None:
         self.outx = 1
         self.override_remote = False
@@ -130,7 +131,7 @@ class SR830Emulator(SRSLockInEmulator):
         self._storage = "reset"  # reset, running, paused or done
         self._next_sample = math.inf
         self.fast_mode = 0
-        super().__init__(clock, source, rng=rng)  # type: ignore[arg-type]
+        super().__init__(clock, source, rng=rng)
 
     def _reset(self) -> None:
         super()._reset()
@@ -295,9 +296,6 @@ class SR830Emulator(SRSLockInEmulator):
     def _clear_status(self) -> None:
         super()._clear_status()
         self._errs = 0
-
-    def _reset_all(self) -> None:
-        self._reset()
 
     # --- commands ------------------------------------------------------------------------
 

@@ -21,13 +21,16 @@ time constant (an approximation of the instrument's own rule, which the manual d
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import ClassVar
 
 import numpy as np
 
 from simulators.lockin_emulator import (
+    BadCommand,
     BadValue,
     Handler,
+    SignalSource,
     SRSLockInEmulator,
     decade_values,
     ieee_block,
@@ -94,7 +97,7 @@ class SR860Emulator(SRSLockInEmulator):
     LIAS_SIZE = 65536
 
     def __init__(
-        self, clock: Clock, source: object, *, rng: np.random.Generator | None = None
+        self, clock: Clock, source: SignalSource, *, rng: np.random.Generator | None = None
     ) -> None:
         self.capture_kb = 256
         self.capture_config = 0
@@ -108,7 +111,8 @@ class SR860Emulator(SRSLockInEmulator):
         self._capture_status = 0  # bits 1 (started) and 2 (wrapped), latched until CAPTURECFG
         self._next_sample = math.inf
         self.data_channels = [0, 1, 2, 3]  # CDSP: DAT1..DAT4 show X, Y, R, θ
-        super().__init__(clock, source, rng=rng)  # type: ignore[arg-type]
+        self.ref_source = 0
+        super().__init__(clock, source, rng=rng)
 
     def _reset(self) -> None:
         super()._reset()
@@ -126,7 +130,8 @@ class SR860Emulator(SRSLockInEmulator):
 
     @property
     def reference_internal(self) -> bool:  # type: ignore[override]
-        return getattr(self, "ref_source", 0) == 0
+        """RSRC 0; external, dual and chop need a reference input nothing drives here."""
+        return self.ref_source == 0
 
     @reference_internal.setter
     def reference_internal(self, value: bool) -> None:
@@ -347,11 +352,11 @@ class SR860Emulator(SRSLockInEmulator):
         add("CAPTUREGET", self.query_only(self._capture_get))
 
     @staticmethod
-    def _action_with_args(run: object) -> Handler:
+    def _action_with_args(run: Callable[[list[str]], None]) -> Handler:
         def handler(query: bool, args: list[str]) -> str | None:
             if query:
-                raise BadValue("no query form")
-            run(args)  # type: ignore[operator]
+                raise BadCommand("no query form")
+            run(args)
             return None
 
         return handler
@@ -423,7 +428,7 @@ class SR860Emulator(SRSLockInEmulator):
 
     def _auto_offset_command(self, query: bool, args: list[str]) -> str | None:
         if query:
-            raise BadValue("no query form")
+            raise BadCommand("no query form")
         self._auto_offset(token(one(args), ("X", "Y", "R")))
         return None
 
