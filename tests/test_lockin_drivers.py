@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,8 +18,8 @@ from simulators.emulator import EmulatorTransport
 from simulators.sr830_emulator import SR830_SENSITIVITIES, SR830_TIME_CONSTANTS, SR830Emulator
 from simulators.sr860_emulator import SR860_SENSITIVITIES, SR860_TIME_CONSTANTS, SR860Emulator
 from smm_daq.clock import VirtualClock
-from smm_daq.errors import InstrumentError, InstrumentLost, ProtocolError, RangeError
-from smm_daq.instruments.profile import LockInSettings
+from smm_daq.errors import InputError, InstrumentError, InstrumentLost, ProtocolError, RangeError
+from smm_daq.instruments.profile import LockInSettings, parse_profile
 
 IDN_830 = "Stanford_Research_Systems,SR830,s/n86514,ver1.07"
 IDN_860 = "Stanford_Research_Systems,SR860,004317,v1.51"
@@ -409,3 +411,45 @@ def test_external_reference_without_a_signal_unlocks() -> None:
     clock.sleep(1.0)
     assert lockin.read_xy()[0] == pytest.approx(0.0, abs=1e-12)
     assert emulator.handle("LIAS? 3") == "1"
+
+
+# --- the [lockin] keys that choose what X and Y mean ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key", "expected"),
+    [
+        ("reference_phase_deg = 0.0", "reference_phase_deg = 270.0", "phase_deg", "<= 180"),
+        ("harmonic = 1", "harmonic = 0", "lockin.harmonic", ">= 1"),
+        ("harmonic = 1", "harmonic = 1.5", "lockin.harmonic", "whole"),
+        ('input = "A"', 'input = "I"', "lockin.input", "'A', 'A-B'"),
+        ('coupling = "AC"', 'coupling = "ac"', "lockin.coupling", "'AC', 'DC'"),
+        ('grounding = "float"', 'grounding = "earth"', "lockin.grounding", "'float', 'ground'"),
+        ('reserve = "normal"', 'reserve = "max"', "lockin.reserve", "'low_noise'"),
+        ("sync_filter = false", "sync_filter = 1", "lockin.sync_filter", "true or false"),
+    ],
+)
+def test_bad_lockin_choices_are_named(old: str, new: str, key: str, expected: str) -> None:
+    text = (Path(__file__).resolve().parents[1] / "configs" / "simulator.toml").read_text()
+    assert old in text
+    with pytest.raises(InputError) as err:
+        parse_profile(text.replace(old, new), Path("/lab/bad.toml"))
+    message = str(err.value)
+    assert "/lab/bad.toml" in message and key in message and expected in message
+
+
+def test_lockin_choices_default_to_the_plain_voltage_measurement() -> None:
+    text = (Path(__file__).resolve().parents[1] / "configs" / "simulator.toml").read_text()
+    start = text.index("reference_phase_deg")
+    end = text.index("sync_filter = false") + len("sync_filter = false")
+    lockin = parse_profile(text[:start] + text[end:], Path("p.toml")).lockin
+    assert (lockin.reference_phase, lockin.harmonic, lockin.input) == (0.0, 1, "A")
+    assert (lockin.coupling, lockin.grounding, lockin.reserve) == ("AC", "float", "normal")
+    assert lockin.sync_filter is False
+
+
+def test_a_refused_harmonic_is_named_before_anything_is_sent() -> None:
+    t = ScriptedTransport(sr830_opening()[:-20])  # up to the reference being set
+    lockin_settings = replace(settings("sr830"), harmonic=200)  # 200 × 1017 Hz > 102 kHz
+    with pytest.raises(RangeError, match="harmonic"):
+        SR830.from_profile(lockin_settings, clock=VirtualClock(), open_transport=opener(t))
