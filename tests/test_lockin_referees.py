@@ -350,6 +350,41 @@ def test_pymeasure_sr830_settings_readings_status_and_buffer(fresh: Served) -> N
     assert int(lia.ask("*ESR?")) & (1 << 5)  # an unknown command is a command error
 
 
+def test_pymeasure_sr830_displays_auto_functions_and_fast_start(fresh: Served) -> None:
+    lia = pymeasure(PyMeasureSR830, fresh.resources["sr830"])
+    lia.channel1 = "R"
+    lia.channel2 = "Theta"
+    assert fresh.sr830.displays == [[1, 0], [1, 0]]
+    # PyMeasure's getter parses DDEF?'s "display,ratio" pair as a list of numbers, so it
+    # cannot map it back to a name: the SR830 answers that pair too.
+    assert lia.channel1 == [1.0, 0.0]
+    assert int(lia.status) & 0b11 == 0b11  # SCN and IFC: no storage, no command running
+    lia.phase = 37.0
+    settle(lia, fresh, 3.0)  # 30 time constants
+    lia.auto_phase()
+    settle(lia, fresh, 3.0)
+    assert abs(lia.theta) < 0.01
+    lia.auto_gain()
+    lia.auto_reserve()
+    assert lia.sensitivity >= abs(lia.x)
+    lia.auto_offset("X")
+    assert lia.get_scaling("X")[0] != 0.0 and abs(lia.x) < 1e-3 * lia.sensitivity
+    assert lia.is_out_of_range() is False
+    lia.sample_frequency = 8
+    lia.reset_buffer()
+    lia.start_buffer()  # FAST2;STRD: storage starts half a second later
+    settle(lia, fresh, 1.5)
+    assert lia.buffer_count == 8
+    lia.pause_buffer()
+    lia.sample_frequency = None  # one point per trigger
+    lia.reset_buffer()
+    lia.aquireOnTrigger(True)  # TSTR 1: the first trigger starts storage
+    lia.trigger()
+    lia.trigger()
+    assert lia.buffer_count == 1  # the first trigger started it, the second stored a point
+    assert lia.lia_status & 64  # TRIG bit
+
+
 def test_pymeasure_sr860_settings_and_readings(fresh: Served) -> None:
     lia = pymeasure(PyMeasureSR860, fresh.resources["sr860"])
     settings = {
