@@ -52,6 +52,11 @@ class SR830(SRSLockIn):
     def chosen(self, settings: LockInSettings) -> dict[str, object]:
         return {**super().chosen(settings), "reserve": settings.reserve}
 
+    def clear_offsets(self) -> None:
+        for channel in (1, 2, 3):  # X, Y, R: offset 0 %, expand ×1
+            self.link.write(f"OEXP {channel},0,0")
+            self._check_zero(f"OEXP? {channel}")
+
     def prepare_interface(self, address: str) -> None:
         serial = address.upper().startswith("ASRL") or address.startswith(SERIAL_PREFIX)
         self.link.write(f"OUTX {0 if serial else 1}")

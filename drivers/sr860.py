@@ -50,6 +50,12 @@ class SR860(SRSLockIn):
         """The SR860 chooses its reserve itself; its input is a voltage first of all."""
         return {"input_mode": "voltage", **super().chosen(settings)}
 
+    def clear_offsets(self) -> None:
+        for channel in (0, 1, 2):  # X, Y, R: offset 0 %, expansion off
+            for command in ("COFP", "CEXP"):
+                self.link.write(f"{command} {channel},0")
+                self._check_zero(f"{command}? {channel}")
+
     def configure(self, settings: LockInSettings) -> None:
         self._set_index("IRNG", 0)
         super().configure(settings)

@@ -4,7 +4,7 @@ Both speak short ASCII commands (`OFLT 7`, `OFLT?`). Their index tables for sens
 time constant differ, as do the sensitivity command, the reference-source command, the input
 commands, the SNAP? parameters and the overload status; the subclasses hold those. At connect
 the driver sets everything that changes X and Y (reference, harmonic, phase, input, coupling,
-grounding, reserve, sync filter, slope, time constant, sensitivity), so a lock-in left on
+grounding, reserve, sync filter, offsets, slope, time constant, sensitivity), so a lock-in left on
 another harmonic, phase or input by its last user reads what the profile means. Every setting
 is range-checked before it is sent and read back after, so a refused command is an error, not a
 silent mismatch; the snapshot reads them all back from the instrument.
@@ -119,7 +119,8 @@ class SRSLockIn(LockIn):
 
         Internal reference at the profile's frequency and amplitude, the profile's harmonic and
         phase, input, coupling, grounding, reserve and sync filter, 12 dB/oct, time constant and
-        sensitivity: whatever state the last user left, the readings mean what the profile says.
+        sensitivity, with no output offsets: whatever state the last user left, the readings
+        mean what the profile says.
         """
         command, value = self.REF_SOURCE
         self._set_index(command, value)
@@ -128,10 +129,25 @@ class SRSLockIn(LockIn):
         self.set_phase(settings.reference_phase)
         for key, name in self.chosen(settings).items():
             self._set_choice(key, name)
+        self.clear_offsets()
         self._set_index("OFSL", SLOPE_12_DB)
         self.set_time_constant(settings.time_constant)
         self.set_sensitivity(settings.sensitivity)
         self.link.write("*CLS")
+
+    @abstractmethod
+    def clear_offsets(self) -> None:
+        """No offset or expansion on X, Y and R (an offset shifts what they read)."""
+
+    def _check_zero(self, query: str) -> None:
+        """Every number in the reply to `query` is zero (an offset or expansion cleared)."""
+        values = self.link.query(
+            query, lambda r: [parse_float(v, what=query) for v in r.split(",")]
+        )
+        if any(values):
+            raise InstrumentError(
+                f"offsets not cleared: {query} reads {values}", instrument=self.link.name
+            )
 
     def chosen(self, settings: LockInSettings) -> dict[str, object]:
         """The named settings the profile asks of this model (keys of CHOICES)."""

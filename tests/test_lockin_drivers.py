@@ -56,6 +56,7 @@ def sr830_opening(address: str = "GPIB0::8::INSTR") -> list[tuple[str, str | Non
         *set_and_read("IGND", "0"),  # float
         *set_and_read("SYNC", "0"),
         *set_and_read("RMOD", "1"),  # normal reserve
+        *[pair for ch in "123" for pair in ((f"OEXP {ch},0,0", None), (f"OEXP? {ch}", "0.00,0"))],
         *set_and_read("OFSL", "1"),
         *set_and_read("OFLT", "7"),  # 30 ms
         *set_and_read("SENS", "25"),  # 500 mV
@@ -78,6 +79,16 @@ def sr860_opening() -> list[tuple[str, str | None]]:
         *set_and_read("ICPL", "0"),  # AC
         *set_and_read("IGND", "0"),  # float
         *set_and_read("SYNC", "0"),
+        *[
+            pair
+            for ch in "012"
+            for pair in (
+                (f"COFP {ch},0", None),
+                (f"COFP? {ch}", "0.00"),
+                (f"CEXP {ch},0", None),
+                (f"CEXP? {ch}", "0"),
+            )
+        ],
         *set_and_read("OFSL", "1"),
         *set_and_read("OFLT", "9"),  # 30 ms
         *set_and_read("SCAL", "1"),  # 500 mV
@@ -449,7 +460,8 @@ def test_lockin_choices_default_to_the_plain_voltage_measurement() -> None:
 
 
 def test_a_refused_harmonic_is_named_before_anything_is_sent() -> None:
-    t = ScriptedTransport(sr830_opening()[:-20])  # up to the reference being set
+    opening = sr830_opening()
+    t = ScriptedTransport(opening[: opening.index(("HARM 1", None))])  # the reference only
     lockin_settings = replace(settings("sr830"), harmonic=200)  # 200 × 1017 Hz > 102 kHz
     with pytest.raises(RangeError, match="harmonic"):
         SR830.from_profile(lockin_settings, clock=VirtualClock(), open_transport=opener(t))

@@ -318,8 +318,8 @@ def settings(model: str) -> LockInSettings:
 
 @pytest.mark.parametrize("model", ["sr830", "sr860"])
 def test_our_driver_puts_right_a_lockin_left_in_another_state_in_process(model: str) -> None:
-    left = "HARM 2;PHAS 90;ISRC 2;RMOD 0;SYNC 1" if model == "sr830" else (
-        "HARM 2;PHAS 90;IVMD 1;ISRC 1;IGND 1"
+    left = "HARM 2;PHAS 90;ISRC 2;RMOD 0;SYNC 1;OEXP 1,20,1" if model == "sr830" else (
+        "HARM 2;PHAS 90;IVMD 1;ISRC 1;IGND 1;COFP 0,50;CEXP 1,2"
     )
     emulator, clock = settled(model, left)
     cls = SR830 if model == "sr830" else SR860
@@ -330,6 +330,7 @@ def test_our_driver_puts_right_a_lockin_left_in_another_state_in_process(model: 
     )
     assert (emulator.harmonic, emulator.phase, emulator.current_gain) == (1, 0.0, 0.0)
     assert not emulator.differential and not emulator.sync_filter
+    assert emulator.offsets == [0.0, 0.0, 0.0] and emulator.expands == [0, 0, 0]
     clock.sleep(1.0)
     x, _ = lockin.read_xy()
     assert x == pytest.approx(V / (1 + (AC_COUPLING_CORNER / 1017.0) ** 2), rel=1e-6)
