@@ -354,6 +354,7 @@ def test_pymeasure_sr830_displays_auto_functions_and_fast_start(fresh: Served) -
     lia = pymeasure(PyMeasureSR830, fresh.resources["sr830"])
     lia.channel1 = "R"
     lia.channel2 = "Theta"
+    settle(lia, fresh, 0.0)
     assert fresh.sr830.displays == [[1, 0], [1, 0]]
     # PyMeasure's getter parses DDEF?'s "display,ratio" pair as a list of numbers, so it
     # cannot map it back to a name: the SR830 answers that pair too.
