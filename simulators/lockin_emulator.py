@@ -298,10 +298,41 @@ class SRSLockInEmulator(Emulator):
 
     def advance_to(self, now: float) -> None:
         """Integrate filter and noise from the last update to `now`, storing buffer samples."""
-        for t in self._sample_times(now):
-            self._integrate_to(t)
-            self._store_sample(t)
+        times = self._sample_times(now)
+        if len(times):
+            self._integrate_to(times[0])
+            self._store_sample(times[0])
+            spacing = times[1] - times[0] if len(times) > 1 else math.inf
+            if spacing <= self.time_constant:
+                self._sample_evenly(times[1:], spacing)
+            else:
+                for t in times[1:]:
+                    self._integrate_to(t)
+                    self._store_sample(t)
         self._integrate_to(now)
+
+    def _sample_evenly(self, times: Sequence[float], spacing: float) -> None:
+        """Samples `spacing` (≤ one time constant) apart: the input held at each sample's value
+        over the interval before it, as `_integrate_to` does, with the world asked once."""
+        tau = self.time_constant
+        a = spacing / tau
+        transition = math.exp(-a) * np.array(
+            [[a ** (k - j) / math.factorial(k - j) if j <= k else 0.0 for j in range(4)]
+             for k in range(4)]
+        )  # fmt: skip
+        rho = math.exp(-a)
+        kick = math.sqrt(1 - rho * rho) * self.rng.normal(size=(len(times), 2))
+        z, volts = self._demodulated(times)
+        self._batch_noise_rms = self._noise_rms()  # no setting changes within the batch
+        try:
+            for i, t in enumerate(times):
+                self._filter = z[i] + transition @ (self._filter - z[i])
+                self._noise = rho * self._noise + kick[i]
+                self._t = t
+                self._latch_overloads(float(volts[i]))
+                self._store_sample(t)
+        finally:
+            self._batch_noise_rms = None
 
     def _sample_times(self, now: float) -> Sequence[float]:
         """Times up to `now` at which the data buffer stores a sample (none by default)."""
@@ -314,8 +345,11 @@ class SRSLockInEmulator(Emulator):
         density = self.source.lockin_noise_density(self.amplitude) * self.conversion
         return density * math.sqrt(enbw(self.time_constant, self.poles))
 
+    _batch_noise_rms: float | None = None
+
     def _raw_outputs(self) -> tuple[float, float]:
-        noise = self._noise_rms() * self._noise
+        rms = self._batch_noise_rms if self._batch_noise_rms is not None else self._noise_rms()
+        noise = rms * self._noise
         xy = self._filter[self.poles - 1]
         return float(xy[0] + noise[0]), float(xy[1] + noise[1])
 
