@@ -361,3 +361,25 @@ def test_scan_file_snapshot_reports_the_settings_put_right(monkeypatch, tmp_path
         assert group["input"].asstr()[()] == "A"
         stored = json.loads(f["scan/instrument/snapshot/json"].asstr()[()])["lockin"]
         assert stored["coupling"] == "AC" and stored["reserve"] == "normal"
+
+
+@pytest.mark.parametrize(("model", "start", "read"), [
+    ("sr830", "OFLT 7;OFSL 1;SRAT 13;SEND 0;REST;STRT", "TRCA? 1,9,200"),
+    ("sr860", "OFLT 9;OFSL 1;CAPTURELEN 2;CAPTURECFG X;CAPTURESTART ONE,IMM", "CAPTUREGET? 0,2"),
+])  # fmt: skip
+def test_buffered_step_response_is_that_of_two_rc_poles(model: str, start: str, read: str) -> None:
+    emulator, clock = settled(model, volts=0.0)
+    emulator.handle(start)
+    rate = 512.0 if model == "sr830" else emulator.capture_rate()
+    clock.sleep(10 / rate - 1e-9)  # just before the 10th sample
+    emulator.advance_to(clock.now())
+    emulator.source.volts = V  # a step, held from the 10th sample on
+    clock.sleep(1.0)
+    emulator.handle("CAPTURESTOP" if model == "sr860" else "PAUS")
+    if model == "sr830":
+        x = np.array([float(v) for v in emulator.handle(read).split(",")[:-1]])
+    else:
+        x = np.frombuffer(emulator.handle(read)[6:-1].encode("latin-1"), dtype="<f4")[9:209]
+    # sample 10 + m holds m intervals of input V: X = V (1 − e^(−s)(1 + s)), s = m / (rate τ)
+    s = np.arange(len(x)) / (rate * 0.03)
+    np.testing.assert_allclose(x, V * (1 - np.exp(-s) * (1 + s)), rtol=1e-4, atol=1e-9)

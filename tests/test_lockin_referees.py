@@ -39,6 +39,8 @@ from smm_daq.clock import VirtualClock
 from smm_daq.instruments.profile import LockInSettings, load_profile
 
 TIMEOUT_S = 1.0
+# QCoDeS warns that its own SR830 buffer parameters do not forward kwargs: nothing of ours.
+pytestmark = pytest.mark.filterwarnings("ignore:Parameter ch[12]_databuffer")
 
 
 @dataclass
