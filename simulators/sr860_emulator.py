@@ -1,7 +1,8 @@
 """Emulator of the Stanford Research SR860 500 kHz DSP lock-in amplifier.
 
-Follows the SR860 manual, chapter 4 (Programming), command reference: reference (FREQ, SLVL,
-SOFF, PHAS, HARM, RSRC, RTRG, REFZ), signal input (IVMD, ISRC, ICUR, ICPL, IGND, IRNG, ILVL?),
+Follows the SR860 manual, chapter 4 (Programming), command reference: reference (FREQ,
+FREQINT, FREQEXT?, FREQDET?, SLVL, SOFF, PHAS, HARM, HARMDUAL, RSRC, RTRG, REFZ, TBMODE,
+TBSTAT?), display (DBLK, DLAY), signal input (IVMD, ISRC, ICUR, ICPL, IGND, IRNG, ILVL?),
 filters (OFLT, OFSL, SYNC, ENBW?, ADVFILT), gain and offsets (SCAL, COFP, CEXP, COFA, APHS,
 ASCL, ARNG), aux I/O (OAUX?, AUXV), outputs (OUTP?, SNAP?, SNAPD?, CDSP), status (*CLS, *ESE,
 *ESR?, *SRE, *STB?, *OPC?, LIAE, LIAS?, CUROVLDSTAT?) and the capture buffer (CAPTURELEN,
@@ -124,6 +125,10 @@ class SR860Emulator(SRSLockInEmulator):
         self.ref_trigger = 0
         self.ref_impedance = 0
         self.advanced_filter = True
+        self.dual_harmonic = 1
+        self.timebase_mode = 0
+        self.screen_blanked = False
+        self.screen_layout = 0
         self.input_source = 0  # ISRC: 0 A, 1 A−B
         self.data_channels = [0, 1, 2, 3]
         self._apply_input()
@@ -319,6 +324,14 @@ class SR860Emulator(SRSLockInEmulator):
         add("RTRG", self.indexed("ref_trigger", 3))
         add("REFZ", self.indexed("ref_impedance", 2))
         add("ADVFILT", self.flag("advanced_filter"))
+        add("FREQINT", self._frequency)  # the internal oscillator: what FREQ sets here
+        add("FREQEXT", self.reading(lambda: "0"))  # no external reference is wired
+        add("FREQDET", self.reading(lambda: f"{self.frequency * self.harmonic:.6g}"))
+        add("HARMDUAL", self.indexed("dual_harmonic", self.MAX_HARMONIC, 1))
+        add("TBMODE", self.indexed("timebase_mode", 2))
+        add("TBSTAT", self.reading(lambda: "1"))  # 1: the internal timebase in use
+        add("DBLK", self.flag("screen_blanked"))
+        add("DLAY", self.indexed("screen_layout", 6))
         add("IVMD", self._input_setting("current_mode"))
         add("ISRC", self._input_setting("input_source"))
         add("ICUR", self._input_setting("current_gain_index"))

@@ -395,7 +395,7 @@ def test_pymeasure_sr860_settings_and_readings(fresh: Served) -> None:
         "reference_source": "INT", "reference_triggermode": "POS", "input_signal": "VOLT",
         "input_voltage_mode": "A-B", "input_coupling": "DC", "input_shields": "Ground",
         "input_range": "300M", "input_current_gain": "100MEG", "sensitivity": 0.2,
-        "time_constant": 0.1, "filter_slope": 2, "aux_out_1": 1.5,
+        "time_constant": 0.1, "filter_slope": 1, "aux_out_1": 1.5,
     }  # fmt: skip
     for name, value in settings.items():
         setattr(lia, name, value)
@@ -408,6 +408,20 @@ def test_pymeasure_sr860_settings_and_readings(fresh: Served) -> None:
     assert lia.x == pytest.approx(signal_volts(fresh, fresh.sr860), rel=1e-3)
     assert lia.magnitude == pytest.approx(abs(lia.x), rel=1e-3)
     assert lia.theta == pytest.approx(0.0, abs=0.1)
+    x, y, r = lia.snap("X", "Y", "R")
+    assert r == pytest.approx(math.hypot(x, y), rel=1e-6)
+    assert len(lia.snap_all()) == 4
+    assert lia.get_noise_bandwidth == pytest.approx(1 / (8 * 0.1))  # 12 dB/oct: 1/(8 τ)
+    assert lia.get_signal_strength_indicator in range(5)
+    assert lia.detectedfrequency == pytest.approx(2000.0) and lia.extfreqency == 0
+    assert lia.gettimebase == 1 and lia.aux_in_1 == 0.0
+    lia.harmonicdual = 3
+    assert lia.harmonicdual == 3
+    lia.internalfrequency = 1017.0
+    assert lia.frequency == pytest.approx(1017.0)
+    lia.front_panel = "1"
+    lia.screen_layout = "2"
+    assert (lia.front_panel, lia.screen_layout) == ("1", "2")
 
 
 # --- physics through a third-party client, and our own drivers over TCP ---------------------
