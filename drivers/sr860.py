@@ -2,12 +2,15 @@
 
 Sensitivity `SCAL i`, i = 0..27 for 1 V .. 1 nV full scale (1-5-2 steps, DOWNWARDS, unlike the
 SR830); time constant `OFLT i`, i = 0..21 for 1 µs .. 30 ks; internal reference `RSRC 0`; input
-range `IRNG 0` (1 V); X and Y at one instant `SNAP? X,Y`. Overloads: `LIAS?` latches them until
-read (bit 0 CH1 output, bit 1 CH2 output, bit 4 input range) and `CUROVLDSTAT?` reports those
-present now (same bits).
+range `IRNG 0` (1 V); voltage input `IVMD 0`, `ISRC` (0 A, 1 A-B), `ICPL`, `IGND`, `SYNC`,
+harmonic `HARM`, phase `PHAS`; X and Y at one instant `SNAP? X,Y`. Overloads: `LIAS?`
+latches them until read (bit 0 CH1 output, bit 1 CH2 output, bit 4 input range) and
+`CUROVLDSTAT?` reports those present now (same bits).
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 from drivers.link import parse_int
 from drivers.srs_lockin import SRSLockIn
@@ -33,6 +36,25 @@ class SR860(SRSLockIn):
     FREQ_RANGE = (0.001, 500000.0)
     AMPLITUDE_RANGE = (1e-9, 2.0)
     SNAP_XY = "SNAP? X,Y"
+    MAX_HARMONIC = 99
+    MAX_DETECTION_FREQUENCY = 500000.0
+    CHOICES: ClassVar[dict[str, tuple[str, dict[object, int]]]] = {
+        "input_mode": ("IVMD", {"voltage": 0, "current": 1}),
+        "input": ("ISRC", {"A": 0, "A-B": 1}),
+        "coupling": ("ICPL", {"AC": 0, "DC": 1}),
+        "grounding": ("IGND", {"float": 0, "ground": 1}),
+        "sync_filter": ("SYNC", {False: 0, True: 1}),
+    }
+
+    def chosen(self, settings: LockInSettings) -> dict[str, object]:
+        """The SR860 chooses its reserve itself; its input is a voltage first of all."""
+        return {"input_mode": "voltage", **super().chosen(settings)}
+
+    def clear_offsets(self) -> None:
+        for channel in (0, 1, 2):  # X, Y, R: offset 0 %, expansion off
+            for command in ("COFP", "CEXP"):
+                self.link.write(f"{command} {channel},0")
+                self._check_zero(f"{command}? {channel}")
 
     def configure(self, settings: LockInSettings) -> None:
         self._set_index("IRNG", 0)

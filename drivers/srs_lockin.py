@@ -1,9 +1,13 @@
 """What the Stanford Research SR830 and SR860 drivers share.
 
 Both speak short ASCII commands (`OFLT 7`, `OFLT?`). Their index tables for sensitivity and
-time constant differ, as do the sensitivity command, the reference-source command, the SNAP?
-parameters and the overload status; the subclasses hold those. Every setting is range-checked
-before it is sent and read back after, so a refused command is an error, not a silent mismatch.
+time constant differ, as do the sensitivity command, the reference-source command, the input
+commands, the SNAP? parameters and the overload status; the subclasses hold those. At connect
+the driver sets everything that changes X and Y (reference, harmonic, phase, input, coupling,
+grounding, reserve, sync filter, offsets, slope, time constant, sensitivity), so a lock-in left on
+another harmonic, phase or input by its last user reads what the profile means. Every setting
+is range-checked before it is sent and read back after, so a refused command is an error, not a
+silent mismatch; the snapshot reads them all back from the instrument.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ OpenTransport = Callable[[str, LinkSettings], Transport]
 SLOPE_12_DB = 1
 # A value read back must agree with the value sent within this relative tolerance.
 _READBACK_TOLERANCE = 1e-4
+# Degrees: the phase is sent with 0.01° resolution, which the SR830 keeps.
+_PHASE_TOLERANCE = 0.006
 
 
 def parse_identity(reply: str) -> Identity:
@@ -63,6 +69,10 @@ class SRSLockIn(LockIn):
     AMPLITUDE_RANGE: ClassVar[tuple[float, float]]  # V
     AMPLITUDE_STEP: ClassVar[float] = 0.0  # V: the amplitude resolution (read-back tolerance)
     SNAP_XY: ClassVar[str]
+    MAX_HARMONIC: ClassVar[int]
+    MAX_DETECTION_FREQUENCY: ClassVar[float]  # Hz: harmonic × reference frequency
+    # Settings chosen by name: key -> (command, {name: index}); the keys are the snapshot's.
+    CHOICES: ClassVar[dict[str, tuple[str, dict[object, int]]]]
 
     def __init__(self, link: Link) -> None:
         self.link = link
@@ -105,14 +115,95 @@ class SRSLockIn(LockIn):
         return identity
 
     def configure(self, settings: LockInSettings) -> None:
-        """Internal reference, 12 dB/oct, the profile's settings; status cleared."""
+        """Everything that changes X and Y, each set and read back; status cleared.
+
+        Internal reference at the profile's frequency and amplitude, the profile's harmonic and
+        phase, input, coupling, grounding, reserve and sync filter, 12 dB/oct, time constant and
+        sensitivity, with no output offsets: whatever state the last user left, the readings
+        mean what the profile says.
+        """
         command, value = self.REF_SOURCE
         self._set_index(command, value)
+        self.set_reference(settings.reference_frequency, settings.reference_amplitude)
+        self.set_harmonic(settings.harmonic, settings.reference_frequency)
+        self.set_phase(settings.reference_phase)
+        for key, name in self.chosen(settings).items():
+            self._set_choice(key, name)
+        self.clear_offsets()
         self._set_index("OFSL", SLOPE_12_DB)
         self.set_time_constant(settings.time_constant)
         self.set_sensitivity(settings.sensitivity)
-        self.set_reference(settings.reference_frequency, settings.reference_amplitude)
         self.link.write("*CLS")
+
+    @abstractmethod
+    def clear_offsets(self) -> None:
+        """No offset or expansion on X, Y and R (an offset shifts what they read)."""
+
+    def _check_zero(self, query: str) -> None:
+        """Every number in the reply to `query` is zero (an offset or expansion cleared)."""
+        values = self.link.query(
+            query, lambda r: [parse_float(v, what=query) for v in r.split(",")]
+        )
+        if any(values):
+            raise InstrumentError(
+                f"offsets not cleared: {query} reads {values}", instrument=self.link.name
+            )
+
+    def chosen(self, settings: LockInSettings) -> dict[str, object]:
+        """The named settings the profile asks of this model (keys of CHOICES)."""
+        return {
+            "input": settings.input,
+            "coupling": settings.coupling,
+            "grounding": settings.grounding,
+            "sync_filter": settings.sync_filter,
+        }
+
+    def _set_choice(self, key: str, name: object) -> None:
+        command, table = self.CHOICES[key]
+        if name not in table:
+            raise self._range_error(key, name, ", ".join(map(str, table)))  # type: ignore[arg-type]
+        self._set_index(command, table[name])
+
+    def choice(self, key: str) -> object:
+        """A named setting as the instrument has it now."""
+        command, table = self.CHOICES[key]
+        value = self.link.query(f"{command}?", lambda r: parse_int(r, what=f"{command} index"))
+        for name, i in table.items():
+            if i == value:
+                return name
+        raise ProtocolError(
+            f"{command}? gave {value}, expected one of {sorted(table.values())}",
+            instrument=self.link.name,
+        )
+
+    def harmonic(self) -> int:
+        return self.link.query("HARM?", lambda r: parse_int(r, what="harmonic"))
+
+    def set_harmonic(self, harmonic: int, frequency: float) -> None:
+        if not 1 <= harmonic <= self.MAX_HARMONIC or (
+            harmonic * frequency > self.MAX_DETECTION_FREQUENCY
+        ):
+            raise self._range_error(
+                "harmonic",
+                harmonic,
+                f"1 .. {self.MAX_HARMONIC} with harmonic × reference frequency"
+                f" <= {self.MAX_DETECTION_FREQUENCY:g} Hz",
+            )
+        self._set_index("HARM", harmonic)
+
+    def phase(self) -> float:
+        return self.link.query("PHAS?", lambda r: parse_float(r, what="phase"))
+
+    def set_phase(self, degrees: float) -> None:
+        if not -180.0 <= degrees <= 180.0:
+            raise self._range_error("reference phase (deg)", degrees, "-180 .. 180 degrees")
+        self.link.write(f"PHAS {degrees:.2f}")
+        echoed = self.phase()
+        if abs(math.remainder(echoed - degrees, 360.0)) > _PHASE_TOLERANCE:
+            raise InstrumentError(
+                f"'PHAS {degrees:.2f}' not accepted (reads back {echoed:g})",
+                instrument=self.link.name,
+            )
 
     def prepare_interface(self, address: str) -> None:
         """Model-specific set-up of the connection, before the first query."""
@@ -210,6 +301,9 @@ class SRSLockIn(LockIn):
             "sensitivity_V": self.sensitivity(),
             "reference_frequency_Hz": frequency,
             "reference_amplitude_V": amplitude,
+            "harmonic": self.harmonic(),
+            "reference_phase_deg": self.phase(),
+            **{key: self.choice(key) for key in self.CHOICES},
             "x_V": x,
             "y_V": y,
         }

@@ -49,10 +49,12 @@ from simulators.dmm_emulator import DMMEmulator
 from simulators.emulator import Emulator, EmulatorTransport, Faults
 from simulators.kepco_emulator import KepcoBOPEmulator
 from simulators.kepco_emulator import rating as supply_rating
-from simulators.lockin_emulator import SR830Emulator, SR860Emulator, SRSLockInEmulator
+from simulators.lockin_emulator import SRSLockInEmulator
 from simulators.pi_emulator import CONTROLLERS, Controller, PIGCSEmulator
 from simulators.sample import VirtualSample
 from simulators.sensor_model import FluxgateModel, MTJSensor, enbw
+from simulators.sr830_emulator import SR830Emulator
+from simulators.sr860_emulator import SR860Emulator
 from simulators.stage_model import StageModel
 from simulators.tcp_server import EmulatorServer, RealTimeClock
 from simulators.world import World

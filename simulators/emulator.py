@@ -18,6 +18,11 @@ from smm_daq.clock import Clock
 from smm_daq.errors import InstrumentLost, InstrumentTimeout
 
 
+class BinaryReply(str):
+    """A reply of raw bytes (one character per byte, latin-1) that is sent without a
+    terminator, as an instrument ends a binary transfer with EOI rather than a line feed."""
+
+
 class Emulator(ABC):
     """A simulated instrument speaking its real command language, one message at a time."""
 

@@ -22,7 +22,7 @@ import socketserver
 import threading
 import time
 
-from simulators.emulator import Emulator
+from simulators.emulator import BinaryReply, Emulator
 from smm_daq.clock import Clock
 
 HOST = "127.0.0.1"
@@ -87,8 +87,10 @@ class _Handler(socketserver.BaseRequestHandler):
                     return
 
     def _send(self, reply: str) -> bool:
+        """A reply with its line feed; a binary block (`BinaryReply`) as it is."""
+        data = reply.encode(ENCODING, errors="replace")
         try:
-            self.request.sendall((reply + "\n").encode(ENCODING, errors="replace"))
+            self.request.sendall(data if isinstance(reply, BinaryReply) else data + b"\n")
         except OSError:
             return False
         return True

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,17 +15,11 @@ from instrument_fakes import ScriptedTransport, link_settings, opener
 from drivers.sr830 import SR830
 from drivers.sr860 import SR860
 from simulators.emulator import EmulatorTransport
-from simulators.lockin_emulator import (
-    SR830_SENSITIVITIES,
-    SR830_TIME_CONSTANTS,
-    SR860_SENSITIVITIES,
-    SR860_TIME_CONSTANTS,
-    SR830Emulator,
-    SR860Emulator,
-)
+from simulators.sr830_emulator import SR830_SENSITIVITIES, SR830_TIME_CONSTANTS, SR830Emulator
+from simulators.sr860_emulator import SR860_SENSITIVITIES, SR860_TIME_CONSTANTS, SR860Emulator
 from smm_daq.clock import VirtualClock
-from smm_daq.errors import InstrumentError, InstrumentLost, ProtocolError, RangeError
-from smm_daq.instruments.profile import LockInSettings
+from smm_daq.errors import InputError, InstrumentError, InstrumentLost, ProtocolError, RangeError
+from smm_daq.instruments.profile import LockInSettings, parse_profile
 
 IDN_830 = "Stanford_Research_Systems,SR830,s/n86514,ver1.07"
 IDN_860 = "Stanford_Research_Systems,SR860,004317,v1.51"
@@ -50,11 +46,20 @@ def sr830_opening(address: str = "GPIB0::8::INSTR") -> list[tuple[str, str | Non
         (f"OUTX {outx}", None),
         ("*IDN?", IDN_830),
         *set_and_read("FMOD", "1"),
+        *set_and_read("FREQ", "1017"),
+        *set_and_read("SLVL", "1"),
+        *set_and_read("HARM", "1"),
+        ("PHAS 0.00", None),
+        ("PHAS?", "0"),
+        *set_and_read("ISRC", "0"),  # A
+        *set_and_read("ICPL", "0"),  # AC
+        *set_and_read("IGND", "0"),  # float
+        *set_and_read("SYNC", "0"),
+        *set_and_read("RMOD", "1"),  # normal reserve
+        *[pair for ch in "123" for pair in ((f"OEXP {ch},0,0", None), (f"OEXP? {ch}", "0.00,0"))],
         *set_and_read("OFSL", "1"),
         *set_and_read("OFLT", "7"),  # 30 ms
         *set_and_read("SENS", "25"),  # 500 mV
-        *set_and_read("FREQ", "1017"),
-        *set_and_read("SLVL", "1"),
         ("*CLS", None),
     ]
 
@@ -64,11 +69,29 @@ def sr860_opening() -> list[tuple[str, str | None]]:
         ("*IDN?", IDN_860),
         *set_and_read("IRNG", "0"),
         *set_and_read("RSRC", "0"),
+        *set_and_read("FREQ", "1017"),
+        *set_and_read("SLVL", "1"),
+        *set_and_read("HARM", "1"),
+        ("PHAS 0.00", None),
+        ("PHAS?", "0"),
+        *set_and_read("IVMD", "0"),  # voltage
+        *set_and_read("ISRC", "0"),  # A
+        *set_and_read("ICPL", "0"),  # AC
+        *set_and_read("IGND", "0"),  # float
+        *set_and_read("SYNC", "0"),
+        *[
+            pair
+            for ch in "012"
+            for pair in (
+                (f"COFP {ch},0", None),
+                (f"COFP? {ch}", "0.00"),
+                (f"CEXP {ch},0", None),
+                (f"CEXP? {ch}", "0"),
+            )
+        ],
         *set_and_read("OFSL", "1"),
         *set_and_read("OFLT", "9"),  # 30 ms
         *set_and_read("SCAL", "1"),  # 500 mV
-        *set_and_read("FREQ", "1017"),
-        *set_and_read("SLVL", "1"),
         ("*CLS", None),
     ]
 
@@ -291,7 +314,9 @@ def test_emulator_answers_the_driver(model: str) -> None:
     assert lockin.reference() == pytest.approx((1017.0, 1.0))
     clock.sleep(1.0)  # 33 time constants
     x, y = lockin.read_xy()
-    assert x == pytest.approx(0.123, rel=1e-9) and y == 0.0
+    r = 0.16 / 1017.0  # AC coupling: one pole at 0.16 Hz, H = 1 / (1 - i r)
+    assert x == pytest.approx(0.123 / (1 + r * r), rel=1e-6)  # SNAP? gives 6 digits
+    assert y == pytest.approx(0.123 * r / (1 + r * r), rel=1e-5)
     assert not lockin.overloaded()
 
 
@@ -364,15 +389,20 @@ def test_emulator_sets_error_bits_like_the_instrument(model: str) -> None:
     clock = VirtualClock()
     emulator = EMULATORS[model][1](clock, Level())
     sens = "SENS" if model == "sr830" else "SCAL"
+    assert emulator.handle("*ESR?") == str(1 << 7)  # power-on
     assert emulator.handle("FOO 1") is None
-    assert emulator.handle("*STB?") == str(1 << 5)
+    assert not int(emulator.handle("*STB? 5"))  # ESB reports only enabled events
+    emulator.handle("*ESE 48")
+    assert emulator.handle("*STB? 5") == "1"
+    assert emulator.handle("*ESR? 5") == "1" and emulator.handle("*ESR? 5") == "0"
+    assert emulator.handle("FOO 1") is None
     assert emulator.handle("*ESR?") == str(1 << 5)  # command error, cleared by reading
     before = emulator.handle(f"{sens}?")
     assert emulator.handle(f"{sens} 28") is None
     assert emulator.handle(f"{sens}?") == before  # refused: nothing changed
     assert emulator.handle("*ESR?") == str(1 << 4)  # execution error
     assert emulator.handle("FREQ -5") is None and emulator.handle("*ESR?") == str(1 << 4)
-    assert emulator.handle("snap? 9,9") is None and emulator.handle("*ESR?") == str(1 << 4)
+    assert emulator.handle("snap? 17,17") is None and emulator.handle("*ESR?") == str(1 << 4)
     emulator.handle("FOO")
     emulator.handle("*CLS")
     assert emulator.handle("*ESR?") == "0"
@@ -381,9 +411,9 @@ def test_emulator_sets_error_bits_like_the_instrument(model: str) -> None:
 def test_reset_restores_power_on_settings() -> None:
     emulator = SR830Emulator(VirtualClock(), Level())
     emulator.handle("OFLT 3;SENS 4")
-    assert emulator.handle("OFLT?;SENS?") == "3;4"
+    assert emulator.handle("OFLT?;SENS?") == "3\n4"  # one line per reply, as the SR830 does
     emulator.handle("*RST")
-    assert emulator.handle("OFLT?;SENS?") == "8;26"
+    assert emulator.handle("OFLT?;SENS?") == "8\n26"
 
 
 def test_external_reference_without_a_signal_unlocks() -> None:
@@ -392,3 +422,46 @@ def test_external_reference_without_a_signal_unlocks() -> None:
     clock.sleep(1.0)
     assert lockin.read_xy()[0] == pytest.approx(0.0, abs=1e-12)
     assert emulator.handle("LIAS? 3") == "1"
+
+
+# --- the [lockin] keys that choose what X and Y mean ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key", "expected"),
+    [
+        ("reference_phase_deg = 0.0", "reference_phase_deg = 270.0", "phase_deg", "<= 180"),
+        ("harmonic = 1", "harmonic = 0", "lockin.harmonic", ">= 1"),
+        ("harmonic = 1", "harmonic = 1.5", "lockin.harmonic", "whole"),
+        ('input = "A"', 'input = "I"', "lockin.input", "'A', 'A-B'"),
+        ('coupling = "AC"', 'coupling = "ac"', "lockin.coupling", "'AC', 'DC'"),
+        ('grounding = "float"', 'grounding = "earth"', "lockin.grounding", "'float', 'ground'"),
+        ('reserve = "normal"', 'reserve = "max"', "lockin.reserve", "'low_noise'"),
+        ("sync_filter = false", "sync_filter = 1", "lockin.sync_filter", "true or false"),
+    ],
+)
+def test_bad_lockin_choices_are_named(old: str, new: str, key: str, expected: str) -> None:
+    text = (Path(__file__).resolve().parents[1] / "configs" / "simulator.toml").read_text()
+    assert old in text
+    with pytest.raises(InputError) as err:
+        parse_profile(text.replace(old, new), Path("/lab/bad.toml"))
+    message = str(err.value)
+    assert "/lab/bad.toml" in message and key in message and expected in message
+
+
+def test_lockin_choices_default_to_the_plain_voltage_measurement() -> None:
+    text = (Path(__file__).resolve().parents[1] / "configs" / "simulator.toml").read_text()
+    start = text.index("reference_phase_deg")
+    end = text.index("sync_filter = false") + len("sync_filter = false")
+    lockin = parse_profile(text[:start] + text[end:], Path("p.toml")).lockin
+    assert (lockin.reference_phase, lockin.harmonic, lockin.input) == (0.0, 1, "A")
+    assert (lockin.coupling, lockin.grounding, lockin.reserve) == ("AC", "float", "normal")
+    assert lockin.sync_filter is False
+
+
+def test_a_refused_harmonic_is_named_before_anything_is_sent() -> None:
+    opening = sr830_opening()
+    t = ScriptedTransport(opening[: opening.index(("HARM 1", None))])  # the reference only
+    lockin_settings = replace(settings("sr830"), harmonic=200)  # 200 × 1017 Hz > 102 kHz
+    with pytest.raises(RangeError, match="harmonic"):
+        SR830.from_profile(lockin_settings, clock=VirtualClock(), open_transport=opener(t))

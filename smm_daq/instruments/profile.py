@@ -44,6 +44,10 @@ class SensorSettings:
     offset_V: float
 
 
+LOCKIN_INPUTS = ("A", "A-B")
+LOCKIN_RESERVES = ("high", "normal", "low_noise")
+
+
 @dataclass(frozen=True)
 class LockInSettings:
     link: LinkSettings
@@ -52,6 +56,14 @@ class LockInSettings:
     reference_frequency: float  # Hz
     reference_amplitude: float  # V rms
     overrange_fraction: float  # |reading| above this fraction of full scale counts as out of range
+    # Everything else that changes X and Y; the driver sets each and reads it back at connect.
+    reference_phase: float = 0.0  # degrees, −180 .. 180
+    harmonic: int = 1  # detect at this multiple of the reference frequency
+    input: str = "A"  # "A" (single-ended) or "A-B" (differential); the sensor is a voltage
+    coupling: str = "AC"  # "AC" or "DC"
+    grounding: str = "float"  # input shield: "float" or "ground"
+    reserve: str = "normal"  # SR830 dynamic reserve: "high", "normal" or "low_noise"
+    sync_filter: bool = False  # synchronous filter (acts below 200 Hz)
 
 
 @dataclass(frozen=True)
@@ -270,6 +282,13 @@ def _lockin(r: _Reader) -> LockInSettings:
         reference_frequency=r.number("reference_frequency_Hz", positive=True),
         reference_amplitude=r.number("reference_amplitude_V", positive=True),
         overrange_fraction=r.number("overrange_fraction", 0.95, positive=True, hi=1.0),
+        reference_phase=r.number("reference_phase_deg", 0.0, lo=-180.0, hi=180.0),
+        harmonic=r.integer("harmonic", 1, lo=1),
+        input=r.string("input", "A", choices=LOCKIN_INPUTS),
+        coupling=r.string("coupling", "AC", choices=("AC", "DC")),
+        grounding=r.string("grounding", "float", choices=("float", "ground")),
+        reserve=r.string("reserve", "normal", choices=LOCKIN_RESERVES),
+        sync_filter=r.boolean("sync_filter", False),
     )
     r.check_unknown()
     return s
