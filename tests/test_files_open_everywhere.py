@@ -181,8 +181,8 @@ def _check_silx(path: Path) -> None:
         for entry in f:
             plot = silx_nxdata.get_default(f[entry])
             assert plot is not None and plot.is_valid, entry
-            assert plot.signal.shape == plot.axes[0].shape + plot.signal.shape[1:] or \
-                plot.signal.ndim == 2
+            for i, axis in enumerate(plot.axes):
+                assert axis is not None and axis.shape == (plot.signal.shape[i],), entry
             if plot.errors is not None:
                 assert plot.errors.shape == plot.signal.shape
 
