@@ -377,3 +377,59 @@ def test_reading_in_another_thread_during_a_scan_never_stops_it(tmp_path):
     assert seq.wait(60) == "finished", seq.message
     assert reads > 0
     assert list_entries(path)[1].lines_done == plan.ny
+
+
+HOLDING_WRITER = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    from smm_daq.storage.h5file import writing
+    with writing(sys.argv[1]) as f:  # adds an entry, not in SWMR mode: no reader opens it
+        g = f.create_group("late")
+        g.attrs["NX_class"] = "NXentry"
+        g.create_dataset("data/Bz", data=np.ones((2, 2)))
+        f.flush()
+        print("holding", flush=True)
+        sys.stdin.readline()
+    """
+)
+
+
+def test_a_reader_waits_for_another_process_to_finish_its_write(tmp_path, monkeypatch):
+    import threading
+    import types
+
+    from smm_daq.storage import h5file
+
+    path = tmp_path / "s.h5"
+    write_map_entry(path, _map("earlier"), kind="induced")
+    child = subprocess.Popen([sys.executable, "-c", HOLDING_WRITER, str(path)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline() == "holding\n"
+        assert marked_open(path)
+        waiting = threading.Event()
+        real = h5file.fcntl
+
+        def fcntl(fd, cmd, arg):  # the reader is about to wait for the writer's lock
+            waiting.set()
+            return real.fcntl(fd, cmd, arg)
+
+        monkeypatch.setattr(h5file, "fcntl", types.SimpleNamespace(
+            fcntl=fcntl, F_OFD_SETLKW=real.F_OFD_SETLKW, F_RDLCK=real.F_RDLCK,
+            F_WRLCK=real.F_WRLCK))
+        seen: list[list[str]] = []
+        reader = threading.Thread(target=lambda: seen.append(
+            [i.name for i in list_entries(path)]))
+        reader.start()
+        assert waiting.wait(60)
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        reader.join(60)
+    finally:
+        child.stdin.close()
+        child.wait(60)
+    assert child.returncode == 0
+    assert seen == [["earlier", "late"]]  # the file after the write, not a half of it
+    with h5py.File(path, "r") as f:
+        assert set(f) == {"earlier", "late"}

@@ -26,7 +26,6 @@ HDF5 refuses to open a file for writing that the same process has open for readi
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import shutil
 import socket
@@ -41,6 +40,11 @@ import numpy as np
 
 from smm_daq import PROGRAM_NAME, __version__
 from smm_daq.errors import InputError
+
+try:
+    import fcntl
+except ImportError:  # Windows: threads of one process still take turns
+    fcntl = None  # type: ignore[assignment]
 from smm_daq.storage.superblock import clear_open_mark
 
 LIBVER = ("v110", "latest")
@@ -135,11 +139,12 @@ def _file_lock(path: Path, *, exclusive: bool) -> Iterator[None]:
     """
     with contextlib.ExitStack() as stack:
         stack.enter_context(_local_lock(path))
-        setlkw = getattr(fcntl, "F_OFD_SETLKW", None)
+        setlkw = getattr(fcntl, "F_OFD_SETLKW", None) if fcntl is not None else None
         if setlkw is not None and path.exists():
             fd = os.open(path, os.O_RDWR if exclusive else os.O_RDONLY)
             stack.callback(os.close, fd)  # closing the descriptor releases the lock
-            fcntl.fcntl(fd, setlkw, _flock_struct(fcntl.F_WRLCK if exclusive else fcntl.F_RDLCK))
+            kind = fcntl.F_WRLCK if exclusive else fcntl.F_RDLCK  # type: ignore[union-attr]
+            fcntl.fcntl(fd, setlkw, _flock_struct(kind))  # type: ignore[union-attr]
         yield
 
 
