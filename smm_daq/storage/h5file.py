@@ -144,7 +144,8 @@ def _file_lock(path: Path, *, exclusive: bool) -> Iterator[None]:
             fd = os.open(path, os.O_RDWR if exclusive else os.O_RDONLY)
             stack.callback(os.close, fd)  # closing the descriptor releases the lock
             kind = fcntl.F_WRLCK if exclusive else fcntl.F_RDLCK  # type: ignore[union-attr]
-            fcntl.fcntl(fd, setlkw, _flock_struct(kind))  # type: ignore[union-attr]
+            with contextlib.suppress(OSError):  # a file system without such locks (some NFS)
+                fcntl.fcntl(fd, setlkw, _flock_struct(kind))  # type: ignore[union-attr]
         yield
 
 
