@@ -161,6 +161,10 @@ def _fapl(*, locking: bool) -> h5py.h5p.PropFAID:
     fapl.set_fclose_degree(h5py.h5f.CLOSE_STRONG)
     fapl.set_libver_bounds(h5py.h5f.LIBVER_V110, h5py.h5f.LIBVER_LATEST)
     fapl.set_file_locking(locking, True)
+    # No raw-data chunk cache: lines and maps are written whole, once, so it would only hold
+    # memory (kept open, it grew by a chunk per dataset and line).
+    _, rdcc_nslots, _, rdcc_w0 = fapl.get_cache()
+    fapl.set_cache(0, rdcc_nslots, 0, rdcc_w0)
     return fapl
 
 
