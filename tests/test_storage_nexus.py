@@ -433,3 +433,15 @@ def test_a_reader_waits_for_another_process_to_finish_its_write(tmp_path, monkey
     assert seen == [["earlier", "late"]]  # the file after the write, not a half of it
     with h5py.File(path, "r") as f:
         assert set(f) == {"earlier", "late"}
+
+
+def test_repair_refuses_a_file_another_program_writes_with_hdf5_locking(tmp_path):
+    path = tmp_path / "s.h5"
+    write_map_entry(path, _map("earlier"), kind="induced")
+    with h5py.File(path, "a", locking=True) as other:  # e.g. a notebook appending to it
+        other.attrs["note"] = "theirs"
+        with pytest.raises(InputError, match="open for writing in another program"):
+            repair(path)
+    assert not (tmp_path / "s.h5.repair-tmp").exists()
+    with h5py.File(path, "r") as f:
+        assert f.attrs["note"] == "theirs" and "earlier" in f

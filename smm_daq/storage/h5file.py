@@ -341,6 +341,12 @@ def repair(path: str | Path) -> None:
 def _repair_locked(p: Path) -> None:
     tmp = p.with_name(p.name + ".repair-tmp")
     cleared = p.with_name(p.name + ".repair-src")
+    if _locked_by_a_writer(p):
+        raise InputError(
+            "is open for writing in another program (it holds HDF5's write lock); close it "
+            "there first",
+            source=str(p),
+        )
     try:
         src = _open_for_repair(p, cleared)
         try:
@@ -368,6 +374,23 @@ def _repair_locked(p: Path) -> None:
     finally:
         cleared.unlink(missing_ok=True)
     os.replace(tmp, p)
+
+
+def _locked_by_a_writer(p: Path) -> bool:
+    """True when a live process holds HDF5's own (flock) write lock on the file: a program
+    writing it with HDF5's default locking. A killed process holds no lock."""
+    if fcntl is None:
+        return False
+    fd = os.open(p, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:  # a file system without flock: nothing to learn
+        return False
+    finally:
+        os.close(fd)  # and with it the probe's lock
+    return False
 
 
 def _open_for_repair(p: Path, cleared: Path) -> h5py.File:
