@@ -445,3 +445,13 @@ def test_repair_refuses_a_file_another_program_writes_with_hdf5_locking(tmp_path
     assert not (tmp_path / "s.h5.repair-tmp").exists()
     with h5py.File(path, "r") as f:
         assert f.attrs["note"] == "theirs" and "earlier" in f
+
+
+def test_writing_refuses_a_file_another_program_writes_with_hdf5_locking(tmp_path):
+    path = tmp_path / "s.h5"
+    write_map_entry(path, _map("earlier"), kind="induced")
+    with h5py.File(path, "a", locking=True), pytest.raises(
+            InputError, match="open for writing in another program"):
+        write_map_entry(path, _map("second"), kind="induced")
+    with h5py.File(path, "r") as f:
+        assert list(f) == ["earlier"]

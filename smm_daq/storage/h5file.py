@@ -275,6 +275,12 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False
     with _file_lock(p, exclusive=True):
         if marked_open(p):
             _repair_locked(p)
+        elif _locked_by_a_writer(p):
+            raise InputError(
+                "is open for writing in another program (it holds HDF5's write lock); close "
+                "it there first",
+                source=str(p),
+            )
         flags = h5py.h5f.ACC_RDWR | (h5py.h5f.ACC_SWMR_WRITE if swmr else 0)
         try:
             fid = h5py.h5f.open(os.fsencode(p), flags, _fapl(locking=False))
