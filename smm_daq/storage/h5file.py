@@ -141,7 +141,11 @@ def _file_lock(path: Path, *, exclusive: bool) -> Iterator[None]:
         stack.enter_context(_local_lock(path))
         setlkw = getattr(fcntl, "F_OFD_SETLKW", None) if fcntl is not None else None
         if setlkw is not None and path.exists():
-            fd = os.open(path, os.O_RDWR if exclusive else os.O_RDONLY)
+            try:
+                fd = os.open(path, os.O_RDWR if exclusive else os.O_RDONLY)
+            except OSError as exc:
+                raise InputError(f"cannot open for {'writing' if exclusive else 'reading'} "
+                                 f"({exc.strerror})", source=str(path)) from None
             stack.callback(os.close, fd)  # closing the descriptor releases the lock
             kind = fcntl.F_WRLCK if exclusive else fcntl.F_RDLCK  # type: ignore[union-attr]
             with contextlib.suppress(OSError):  # a file system without such locks (some NFS)
@@ -156,11 +160,12 @@ def _local_lock(path: Path) -> threading.RLock:
         return _LOCKS.setdefault(str(path.resolve()), threading.RLock())
 
 
-def _fapl(*, locking: bool) -> h5py.h5p.PropFAID:
+def _write_fapl() -> h5py.h5p.PropFAID:
+    """Writers: the 1.10 format bound, and none of HDF5's own locking (see the module doc)."""
     fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
     fapl.set_fclose_degree(h5py.h5f.CLOSE_STRONG)
     fapl.set_libver_bounds(h5py.h5f.LIBVER_V110, h5py.h5f.LIBVER_LATEST)
-    fapl.set_file_locking(locking, True)
+    fapl.set_file_locking(False, True)
     # No raw-data chunk cache: lines and maps are written whole, once, so it would only hold
     # memory (kept open, it grew by a chunk per dataset and line).
     _, rdcc_nslots, _, rdcc_w0 = fapl.get_cache()
@@ -283,7 +288,7 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False
             )
         flags = h5py.h5f.ACC_RDWR | (h5py.h5f.ACC_SWMR_WRITE if swmr else 0)
         try:
-            fid = h5py.h5f.open(os.fsencode(p), flags, _fapl(locking=False))
+            fid = h5py.h5f.open(os.fsencode(p), flags, _write_fapl())
         except OSError as exc:
             raise InputError(
                 f"cannot open for writing ({_reason(exc)}); expected an smm-daq session file "
