@@ -452,3 +452,33 @@ def test_writing_refuses_a_file_another_program_writes_with_hdf5_locking(tmp_pat
         write_map_entry(path, _map("second"), kind="induced")
     with h5py.File(path, "r") as f:
         assert list(f) == ["earlier"]
+
+
+KILLED_IN_WRITE_MAP_ENTRY = textwrap.dedent(
+    """
+    import os, sys
+    import numpy as np
+    from smm_daq.storage import nexus
+    from smm_daq.storage.mapdata import MapData
+
+    def killed(*args):  # the entry is laid out, its extras not yet stored
+        os.kill(os.getpid(), 9)
+
+    nexus._store_extra = killed
+    m = MapData(np.ones((2, 3)), np.arange(3.0), np.arange(2.0), name="product")
+    nexus.write_map_entry(sys.argv[1], m, kind="induced", extra={"results/n": 1})
+    """
+)
+
+
+def test_an_entry_whose_writer_was_killed_is_never_part_of_the_file(tmp_path):
+    path = tmp_path / "s.h5"
+    write_map_entry(path, _map("earlier"), kind="induced")
+    proc = subprocess.run([sys.executable, "-c", KILLED_IN_WRITE_MAP_ENTRY, str(path)],
+                          check=False)
+    assert proc.returncode == -9 and marked_open(path)
+    assert [i.name for i in list_entries(path)] == ["earlier"]  # cleared, staged entry gone
+    with h5py.File(path, "r") as f:
+        assert list(f) == ["earlier"] and f.attrs["default"] == "earlier"
+    write_map_entry(path, _map("product"), kind="induced")
+    assert [i.name for i in list_entries(path)] == ["earlier", "product"]

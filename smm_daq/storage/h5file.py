@@ -50,6 +50,7 @@ from smm_daq.storage.superblock import clear_open_mark
 LIBVER = ("v110", "latest")
 FIXED_TEXT = h5py.string_dtype("utf-8", 64)  # for values rewritten while in SWMR mode
 TEXT = h5py.string_dtype("utf-8")
+STAGING = "smm_daq_staging"  # marks an entry still being written under a temporary name
 REPAIR_HINT = "`smm-daq repair FILE` makes it openable again without losing what was written"
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _LOCKS: dict[str, threading.RLock] = {}  # in-process: one thread has a file open at a time
@@ -341,7 +342,8 @@ def repair(path: str | Path) -> None:
     Rebuilds the file beside it (reading in SWMR mode, which a crash does not block; writing
     every object anew in the 1.10-readable format, which also makes a file from an older
     version of smm-daq readable by HDF5 1.x) and replaces the original only once the copy is
-    complete. Scan entries still marked "running" or "paused" are marked "interrupted".
+    complete. Scan entries still marked "running" or "paused" are marked "interrupted"; an
+    entry whose writer was killed before it was complete (still staged) is left out.
     """
     p = Path(path)
     _check_exists(p)
@@ -370,6 +372,8 @@ def _repair_locked(p: Path) -> None:
                 )
             with h5py.File(tmp, "w", libver=LIBVER, track_order=True, locking=False) as dst:
                 _rebuild(src, dst)
+                for name in [k for k, g in dst.items() if STAGING in g.attrs]:
+                    del dst[name]  # an entry its writer did not finish: never part of the file
                 for entry in dst.values():
                     if (
                         isinstance(entry, h5py.Group)
