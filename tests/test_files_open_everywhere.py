@@ -181,8 +181,8 @@ def _check_silx(path: Path) -> None:
         for entry in f:
             plot = silx_nxdata.get_default(f[entry])
             assert plot is not None and plot.is_valid, entry
-            assert plot.signal.shape == plot.axes[0].shape + plot.signal.shape[1:] or \
-                plot.signal.ndim == 2
+            for i, axis in enumerate(plot.axes):
+                assert axis is not None and axis.shape == (plot.signal.shape[i],), entry
             if plot.errors is not None:
                 assert plot.errors.shape == plot.signal.shape
 
@@ -313,3 +313,13 @@ def test_repair_makes_a_file_of_an_earlier_version_readable_by_hdf5_1x(tmp_path)
     if H5DUMP is not None:
         out = subprocess.run([H5DUMP, str(path)], capture_output=True, text=True)
         assert out.returncode == 0 and "TRUE" in out.stdout
+
+
+def test_repair_of_a_file_that_is_not_hdf5_changes_nothing(tmp_path, capsys):
+    junk = tmp_path / "junk.h5"
+    junk.write_bytes(b"not hdf5 at all")
+    assert main(["repair", str(junk)]) == 2
+    err = capsys.readouterr().err
+    assert "junk.h5" in err and "Traceback" not in err
+    assert junk.read_bytes() == b"not hdf5 at all"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.h5"]

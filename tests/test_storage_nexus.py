@@ -229,18 +229,15 @@ def test_file_of_a_writer_killed_mid_write_reads_and_is_repaired_without_loss(tm
     np.testing.assert_array_equal(read_map(path, "earlier").bz, _map("earlier").bz)
 
 
-def test_a_read_only_marked_file_is_read_without_repair(tmp_path):
+def test_a_marked_file_whose_writer_lives_is_read_in_swmr_mode_not_repaired(tmp_path,
+                                                                          monkeypatch):
     path = tmp_path / "s.h5"
     write_map_entry(path, _map("earlier"), kind="induced")
     subprocess.run([sys.executable, "-c", CRASHING_WRITER, str(path)], check=False)
-    path.chmod(0o444)
-    tmp_path.chmod(0o555)
-    try:
-        m = read_map(path, "scan")  # SWMR read: nothing can be rewritten here
-    finally:
-        tmp_path.chmod(0o755)
-        path.chmod(0o644)
+    monkeypatch.setattr("smm_daq.storage.h5file.writer_alive", lambda w: True)
+    m = read_map(path, "scan")
     np.testing.assert_array_equal(m.bz[:2], [[1.0] * 3, [2.0] * 3])
+    assert marked_open(path)  # left for its writer
 
 
 def test_repair_refuses_a_file_a_live_process_writes(tmp_path, monkeypatch):
@@ -377,3 +374,111 @@ def test_reading_in_another_thread_during_a_scan_never_stops_it(tmp_path):
     assert seq.wait(60) == "finished", seq.message
     assert reads > 0
     assert list_entries(path)[1].lines_done == plan.ny
+
+
+HOLDING_WRITER = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    from smm_daq.storage.h5file import writing
+    with writing(sys.argv[1]) as f:  # adds an entry, not in SWMR mode: no reader opens it
+        g = f.create_group("late")
+        g.attrs["NX_class"] = "NXentry"
+        g.create_dataset("data/Bz", data=np.ones((2, 2)))
+        f.flush()
+        print("holding", flush=True)
+        sys.stdin.readline()
+    """
+)
+
+
+def test_a_reader_waits_for_another_process_to_finish_its_write(tmp_path, monkeypatch):
+    import threading
+    import types
+
+    from smm_daq.storage import h5file
+
+    path = tmp_path / "s.h5"
+    write_map_entry(path, _map("earlier"), kind="induced")
+    child = subprocess.Popen([sys.executable, "-c", HOLDING_WRITER, str(path)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline() == "holding\n"
+        assert marked_open(path)
+        waiting = threading.Event()
+        real = h5file.fcntl
+
+        def fcntl(fd, cmd, arg):  # the reader is about to wait for the writer's lock
+            waiting.set()
+            return real.fcntl(fd, cmd, arg)
+
+        monkeypatch.setattr(h5file, "fcntl", types.SimpleNamespace(
+            fcntl=fcntl, F_OFD_SETLKW=real.F_OFD_SETLKW, F_RDLCK=real.F_RDLCK,
+            F_WRLCK=real.F_WRLCK))
+        seen: list[list[str]] = []
+        reader = threading.Thread(target=lambda: seen.append(
+            [i.name for i in list_entries(path)]))
+        reader.start()
+        assert waiting.wait(60)
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        reader.join(60)
+    finally:
+        child.stdin.close()
+        child.wait(60)
+    assert child.returncode == 0
+    assert seen == [["earlier", "late"]]  # the file after the write, not a half of it
+    with h5py.File(path, "r") as f:
+        assert set(f) == {"earlier", "late"}
+
+
+def test_repair_refuses_a_file_another_program_writes_with_hdf5_locking(tmp_path):
+    path = tmp_path / "s.h5"
+    write_map_entry(path, _map("earlier"), kind="induced")
+    with h5py.File(path, "a", locking=True) as other:  # e.g. a notebook appending to it
+        other.attrs["note"] = "theirs"
+        with pytest.raises(InputError, match="open for writing in another program"):
+            repair(path)
+    assert not (tmp_path / "s.h5.repair-tmp").exists()
+    with h5py.File(path, "r") as f:
+        assert f.attrs["note"] == "theirs" and "earlier" in f
+
+
+def test_writing_refuses_a_file_another_program_writes_with_hdf5_locking(tmp_path):
+    path = tmp_path / "s.h5"
+    write_map_entry(path, _map("earlier"), kind="induced")
+    with h5py.File(path, "a", locking=True), pytest.raises(
+            InputError, match="open for writing in another program"):
+        write_map_entry(path, _map("second"), kind="induced")
+    with h5py.File(path, "r") as f:
+        assert list(f) == ["earlier"]
+
+
+KILLED_IN_WRITE_MAP_ENTRY = textwrap.dedent(
+    """
+    import os, sys
+    import numpy as np
+    from smm_daq.storage import nexus
+    from smm_daq.storage.mapdata import MapData
+
+    def killed(*args):  # the entry is laid out, its extras not yet stored
+        os.kill(os.getpid(), 9)
+
+    nexus._store_extra = killed
+    m = MapData(np.ones((2, 3)), np.arange(3.0), np.arange(2.0), name="product")
+    nexus.write_map_entry(sys.argv[1], m, kind="induced", extra={"results/n": 1})
+    """
+)
+
+
+def test_an_entry_whose_writer_was_killed_is_never_part_of_the_file(tmp_path):
+    path = tmp_path / "s.h5"
+    write_map_entry(path, _map("earlier"), kind="induced")
+    proc = subprocess.run([sys.executable, "-c", KILLED_IN_WRITE_MAP_ENTRY, str(path)],
+                          check=False)
+    assert proc.returncode == -9 and marked_open(path)
+    assert [i.name for i in list_entries(path)] == ["earlier"]  # cleared, staged entry gone
+    with h5py.File(path, "r") as f:
+        assert list(f) == ["earlier"] and f.attrs["default"] == "earlier"
+    write_map_entry(path, _map("product"), kind="induced")
+    assert [i.name for i in list_entries(path)] == ["earlier", "product"]

@@ -26,7 +26,6 @@ HDF5 refuses to open a file for writing that the same process has open for readi
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import shutil
 import socket
@@ -41,11 +40,17 @@ import numpy as np
 
 from smm_daq import PROGRAM_NAME, __version__
 from smm_daq.errors import InputError
+
+try:
+    import fcntl
+except ImportError:  # Windows: threads of one process still take turns
+    fcntl = None  # type: ignore[assignment]
 from smm_daq.storage.superblock import clear_open_mark
 
 LIBVER = ("v110", "latest")
 FIXED_TEXT = h5py.string_dtype("utf-8", 64)  # for values rewritten while in SWMR mode
 TEXT = h5py.string_dtype("utf-8")
+STAGING = "smm_daq_staging"  # marks an entry still being written under a temporary name
 REPAIR_HINT = "`smm-daq repair FILE` makes it openable again without losing what was written"
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _LOCKS: dict[str, threading.RLock] = {}  # in-process: one thread has a file open at a time
@@ -135,11 +140,17 @@ def _file_lock(path: Path, *, exclusive: bool) -> Iterator[None]:
     """
     with contextlib.ExitStack() as stack:
         stack.enter_context(_local_lock(path))
-        setlkw = getattr(fcntl, "F_OFD_SETLKW", None)
+        setlkw = getattr(fcntl, "F_OFD_SETLKW", None) if fcntl is not None else None
         if setlkw is not None and path.exists():
-            fd = os.open(path, os.O_RDWR if exclusive else os.O_RDONLY)
+            try:
+                fd = os.open(path, os.O_RDWR if exclusive else os.O_RDONLY)
+            except OSError as exc:
+                raise InputError(f"cannot open for {'writing' if exclusive else 'reading'} "
+                                 f"({exc.strerror})", source=str(path)) from None
             stack.callback(os.close, fd)  # closing the descriptor releases the lock
-            fcntl.fcntl(fd, setlkw, _flock_struct(fcntl.F_WRLCK if exclusive else fcntl.F_RDLCK))
+            kind = fcntl.F_WRLCK if exclusive else fcntl.F_RDLCK  # type: ignore[union-attr]
+            with contextlib.suppress(OSError):  # a file system without such locks (some NFS)
+                fcntl.fcntl(fd, setlkw, _flock_struct(kind))  # type: ignore[union-attr]
         yield
 
 
@@ -150,11 +161,16 @@ def _local_lock(path: Path) -> threading.RLock:
         return _LOCKS.setdefault(str(path.resolve()), threading.RLock())
 
 
-def _fapl(*, locking: bool) -> h5py.h5p.PropFAID:
+def _write_fapl() -> h5py.h5p.PropFAID:
+    """Writers: the 1.10 format bound, and none of HDF5's own locking (see the module doc)."""
     fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
     fapl.set_fclose_degree(h5py.h5f.CLOSE_STRONG)
     fapl.set_libver_bounds(h5py.h5f.LIBVER_V110, h5py.h5f.LIBVER_LATEST)
-    fapl.set_file_locking(locking, True)
+    fapl.set_file_locking(False, True)
+    # No raw-data chunk cache: lines and maps are written whole, once, so it would only hold
+    # memory (kept open, it grew by a chunk per dataset and line).
+    _, rdcc_nslots, _, rdcc_w0 = fapl.get_cache()
+    fapl.set_cache(0, rdcc_nslots, 0, rdcc_w0)
     return fapl
 
 
@@ -265,9 +281,15 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False
     with _file_lock(p, exclusive=True):
         if marked_open(p):
             _repair_locked(p)
+        elif _locked_by_a_writer(p):
+            raise InputError(
+                "is open for writing in another program (it holds HDF5's write lock); close "
+                "it there first",
+                source=str(p),
+            )
         flags = h5py.h5f.ACC_RDWR | (h5py.h5f.ACC_SWMR_WRITE if swmr else 0)
         try:
-            fid = h5py.h5f.open(os.fsencode(p), flags, _fapl(locking=False))
+            fid = h5py.h5f.open(os.fsencode(p), flags, _write_fapl())
         except OSError as exc:
             raise InputError(
                 f"cannot open for writing ({_reason(exc)}); expected an smm-daq session file "
@@ -320,7 +342,8 @@ def repair(path: str | Path) -> None:
     Rebuilds the file beside it (reading in SWMR mode, which a crash does not block; writing
     every object anew in the 1.10-readable format, which also makes a file from an older
     version of smm-daq readable by HDF5 1.x) and replaces the original only once the copy is
-    complete. Scan entries still marked "running" or "paused" are marked "interrupted".
+    complete. Scan entries still marked "running" or "paused" are marked "interrupted"; an
+    entry whose writer was killed before it was complete (still staged) is left out.
     """
     p = Path(path)
     _check_exists(p)
@@ -331,6 +354,12 @@ def repair(path: str | Path) -> None:
 def _repair_locked(p: Path) -> None:
     tmp = p.with_name(p.name + ".repair-tmp")
     cleared = p.with_name(p.name + ".repair-src")
+    if _locked_by_a_writer(p):
+        raise InputError(
+            "is open for writing in another program (it holds HDF5's write lock); close it "
+            "there first",
+            source=str(p),
+        )
     try:
         src = _open_for_repair(p, cleared)
         try:
@@ -343,6 +372,8 @@ def _repair_locked(p: Path) -> None:
                 )
             with h5py.File(tmp, "w", libver=LIBVER, track_order=True, locking=False) as dst:
                 _rebuild(src, dst)
+                for name in [k for k, g in dst.items() if STAGING in g.attrs]:
+                    del dst[name]  # an entry its writer did not finish: never part of the file
                 for entry in dst.values():
                     if (
                         isinstance(entry, h5py.Group)
@@ -358,6 +389,23 @@ def _repair_locked(p: Path) -> None:
     finally:
         cleared.unlink(missing_ok=True)
     os.replace(tmp, p)
+
+
+def _locked_by_a_writer(p: Path) -> bool:
+    """True when a live process holds HDF5's own (flock) write lock on the file: a program
+    writing it with HDF5's default locking. A killed process holds no lock."""
+    if fcntl is None:
+        return False
+    fd = os.open(p, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:  # a file system without flock: nothing to learn
+        return False
+    finally:
+        os.close(fd)  # and with it the probe's lock
+    return False
 
 
 def _open_for_repair(p: Path, cleared: Path) -> h5py.File:

@@ -30,6 +30,7 @@ import numpy as np
 from smm_daq import PROGRAM_NAME, __version__
 from smm_daq.errors import InputError
 from smm_daq.storage.h5file import (
+    STAGING,
     TEXT,
     now_iso,
     open_read,
@@ -52,7 +53,6 @@ from smm_daq.storage.products import (
 
 KINDS_HINT = "scan, induced, background, susceptibility, mmt, import, ..."
 ACQUIRED_KINDS = ("scan", "import")  # measured data: never overwritten
-STAGING = "smm_daq_staging"  # marks an entry still being written under a temporary name
 
 
 @dataclass(frozen=True)
@@ -364,4 +364,5 @@ def list_entries(path: str | Path) -> list[EntryInfo]:
             _info(name, g)
             for name, g in f.items()
             if isinstance(g, h5py.Group) and text(g.attrs.get("NX_class", "")) == "NXentry"
+            and STAGING not in g.attrs
         ]

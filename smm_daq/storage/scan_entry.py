@@ -36,6 +36,7 @@ from smm_daq.errors import InputError
 from smm_daq.instruments.profile import Profile
 from smm_daq.storage.h5file import (
     FIXED_TEXT,
+    STAGING,
     TEXT,
     now_iso,
     open_read,
@@ -157,23 +158,34 @@ class ScanEntryWriter:
                 name=name,
                 title=title,
             )
-            entry = create_entry_core(
-                f, core, kind="scan", status="interrupted", start_time=now_iso(),
-                end_time=now_iso(), status_dtype=FIXED_TEXT,
-            )
+            # Laid out under a temporary name and moved in whole (see write_map_entry).
+            staged = f".{name}.{STAGING}"
+            if staged in f and STAGING in f[staged].attrs:
+                del f[staged]
+            try:
+                entry = create_entry_core(
+                    f, core, kind="scan", status="interrupted", start_time=now_iso(),
+                    end_time=now_iso(), status_dtype=FIXED_TEXT, group=staged,
+                )
+                entry.attrs[STAGING] = 1
+                cls._layout_scan(entry, len(y), len(x), profile, snapshot)
+                entry.create_dataset("writer", data=writer_id(), dtype=FIXED_TEXT)
+                entry.create_dataset("state", data="running", dtype=FIXED_TEXT)
+                entry.create_dataset("message", data=_clip(_in_progress(p, name, "running")),
+                                     dtype=MESSAGE_TEXT)
+                entry.create_dataset("plan", data=plan_text, dtype=TEXT)
+                entry.create_dataset("recipe", data=recipe_text, dtype=TEXT)
+                entry.create_dataset("profile", data=profile.text, dtype=TEXT).attrs["path"] = (
+                    str(profile.path))
+                entry.create_dataset("profile_fingerprint", data=fingerprint_text(profile),
+                                     dtype=TEXT)
+            except BaseException:
+                if staged in f:
+                    del f[staged]
+                raise
+            del entry.attrs[STAGING]
+            f.move(staged, name)
             f.attrs["default"] = name
-            cls._layout_scan(entry, len(y), len(x), profile, snapshot)
-            entry.create_dataset("writer", data=writer_id(), dtype=FIXED_TEXT)
-            entry.create_dataset("state", data="running", dtype=FIXED_TEXT)
-            entry.create_dataset("message", data=_clip(_in_progress(p, name, "running")),
-                                 dtype=MESSAGE_TEXT)
-            entry.create_dataset("plan", data=plan_text, dtype=TEXT)
-            entry.create_dataset("recipe", data=recipe_text, dtype=TEXT)
-            entry.create_dataset("profile", data=profile.text, dtype=TEXT).attrs["path"] = str(
-                profile.path
-            )
-            entry.create_dataset("profile_fingerprint", data=fingerprint_text(profile),
-                                 dtype=TEXT)
         return cls(p, name, np.zeros(len(y), dtype=bool))
 
     @staticmethod

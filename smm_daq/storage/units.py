@@ -18,6 +18,8 @@ _SUFFIXES = {  # name suffix -> UDUNITS
     "m_per_s": "m/s",
     "per_mm3": "mm-3",
     "Am2": "A m2",
+    "Am3": "A m3",
+    "Am4": "A m4",
     "um3": "um3",
     "um": "um",
     "uT": "uT",

@@ -1,0 +1,31 @@
+"""People's unit-suffixed keys become a unit-free name and a UDUNITS unit."""
+
+from __future__ import annotations
+
+import pytest
+from cf_units import Unit
+
+from smm_daq.storage.units import _SUFFIXES, split_units
+
+
+@pytest.mark.parametrize(("key", "name", "units"), [
+    ("mx_A_per_m", "mx", "A/m"),
+    ("sd_mx_A_per_m", "sd_mx", "A/m"),
+    ("cov_xy_A2_per_m2", "cov_xy", "A2/m2"),
+    ("uncertainty_ratio_pct", "uncertainty_ratio", "percent"),
+    ("time_constant_s", "time_constant", "s"),
+    ("calibration_T_per_A", "calibration", "T/A"),
+    ("velocity_m_per_s", "velocity", "m/s"),
+    ("moment_Am2", "moment", "A m2"),
+    ("ssr", "ssr", None),
+    ("grain", "grain", None),
+    ("axis_sign", "axis_sign", None),
+    ("_m", "_m", None),  # a suffix alone is a name
+])
+def test_split_units(key, name, units):
+    assert split_units(key) == (name, units)
+
+
+def test_every_unit_is_udunits():
+    for units in _SUFFIXES.values():
+        assert Unit(units).is_unknown() is False
