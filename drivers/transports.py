@@ -10,11 +10,21 @@
 Messages are LF terminated both ways. A reply that does not come within the timeout raises
 `InstrumentTimeout`; a link that is gone (unplugged, socket closed, no such resource) raises
 `InstrumentLost`.
+
+Every call returns within a bounded time. A raw TCP socket (`...::SOCKET`) has no device
+clear: pyvisa-py's `clear()` on one only drains what the socket holds, and loops forever once
+the peer has closed it (`select` keeps reporting the socket readable, `recv` keeps returning
+b"", and the loop only ends when `select` times out). So on a socket `clear()` closes the
+connection and opens a new one: what the old one still held (a late reply) goes with it, and
+a peer that is gone answers the new connection with a refusal, raised as `InstrumentLost` at
+once. A socket that failed is reopened the same way before its next use, so the safety path
+(ramping the coils down) gets a fresh connection after a link was dropped.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
 import pyvisa
 import serial
@@ -45,13 +55,29 @@ def open_transport(
     )
 
 
-class VisaTransport:
-    """A pyvisa message-based resource as a `Transport`."""
+def is_raw_socket(address: str) -> bool:
+    """A VISA raw-socket resource (TCPIP[n]::host::port::SOCKET)."""
+    return address.strip().upper().endswith("::SOCKET")
 
-    def __init__(self, resource: MessageBasedResource, *, name: str) -> None:
+
+class VisaTransport:
+    """A pyvisa message-based resource as a `Transport`.
+
+    `reopen` (a raw socket's): opens the same resource again, for `clear` and after a failure.
+    """
+
+    def __init__(
+        self,
+        resource: MessageBasedResource,
+        *,
+        name: str,
+        reopen: Callable[[], MessageBasedResource] | None = None,
+    ) -> None:
         self.resource = resource
         self.name = name
+        self._reopen = reopen
         self._closed = False
+        self._broken = False
 
     @classmethod
     def open(
@@ -62,22 +88,10 @@ class VisaTransport:
         baud_rate: int | None = None,
         visa_library: str | None = None,
     ) -> VisaTransport:
-        try:
-            manager = pyvisa.ResourceManager(visa_library or "")
-            resource = manager.open_resource(
-                address,
-                read_termination=TERMINATION,
-                write_termination=TERMINATION,
-                timeout=timeout * 1000.0,
-            )
-        except (pyvisa.Error, OSError, ValueError) as exc:
-            raise InstrumentLost(f"cannot open: {exc}", instrument=address) from exc
-        if not isinstance(resource, MessageBasedResource):
-            resource.close()
-            raise InstrumentLost(f"{address} is not a message-based resource", instrument=address)
-        if baud_rate is not None and resource.interface_type == constants.InterfaceType.asrl:
-            resource.baud_rate = baud_rate  # type: ignore[attr-defined]
-        return cls(resource, name=address)
+        def connect() -> MessageBasedResource:
+            return _open_resource(address, timeout, baud_rate, visa_library)
+
+        return cls(connect(), name=address, reopen=connect if is_raw_socket(address) else None)
 
     @property
     def timeout(self) -> float:
@@ -94,11 +108,25 @@ class VisaTransport:
             and exc.error_code == constants.StatusCode.error_timeout
         ):
             return InstrumentTimeout(f"no reply within {self.timeout:g} s", instrument=self.name)
+        self._broken = True
         return InstrumentLost(f"link failed: {exc}", instrument=self.name)
 
     def _check_open(self) -> None:
         if self._closed:
             raise InstrumentLost("link closed", instrument=self.name)
+        if self._broken and self._reopen is not None:
+            self._reconnect()
+
+    def _reconnect(self) -> None:
+        """Drop the connection and open a new one (raw sockets only): InstrumentLost if none."""
+        assert self._reopen is not None
+        timeout_ms = self.resource.timeout
+        self._broken = True
+        with contextlib.suppress(Exception):  # the old socket may be gone already
+            self.resource.close()
+        self.resource = self._reopen()
+        self.resource.timeout = timeout_ms
+        self._broken = False
 
     def write(self, message: str) -> None:
         self._check_open()
@@ -123,8 +151,13 @@ class VisaTransport:
         return self.read()
 
     def clear(self) -> None:
-        """Device clear (viClear); where the interface has none (serial), flush the buffers."""
-        self._check_open()
+        """Device clear (viClear); where the interface has none (serial), flush the buffers;
+        a raw socket is closed and opened again (see the module's docstring)."""
+        if self._closed:
+            raise InstrumentLost("link closed", instrument=self.name)
+        if self._reopen is not None:
+            self._reconnect()
+            return
         try:
             self.resource.clear()
         except (pyvisa.Error, NotImplementedError):
@@ -143,6 +176,29 @@ class VisaTransport:
             self._closed = True
             with contextlib.suppress(pyvisa.Error, OSError):  # already gone: best effort
                 self.resource.close()
+
+
+def _open_resource(
+    address: str, timeout: float, baud_rate: int | None, visa_library: str | None
+) -> MessageBasedResource:
+    try:
+        manager = pyvisa.ResourceManager(visa_library or "")
+        resource = manager.open_resource(
+            address,
+            read_termination=TERMINATION,
+            write_termination=TERMINATION,
+            timeout=timeout * 1000.0,
+            open_timeout=max(1, round(timeout * 1000.0)),
+        )
+    # pyvisa-py raises a bare Exception when a TCP connection cannot be made in time
+    except Exception as exc:
+        raise InstrumentLost(f"cannot open: {exc}", instrument=address) from exc
+    if not isinstance(resource, MessageBasedResource):
+        resource.close()
+        raise InstrumentLost(f"{address} is not a message-based resource", instrument=address)
+    if baud_rate is not None and resource.interface_type == constants.InterfaceType.asrl:
+        resource.baud_rate = baud_rate  # type: ignore[attr-defined]
+    return resource
 
 
 class SerialTransport:
