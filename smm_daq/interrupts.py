@@ -1,6 +1,6 @@
 """Ctrl-C and termination signals: the first stops what runs; none cuts the ramp-down short.
 
-`install()` (the command line does it) routes SIGINT, SIGTERM and SIGHUP here. The first
+`installed()` (the command line runs in it) routes SIGINT, SIGTERM and SIGHUP here. The first
 signal raises `KeyboardInterrupt` in the main thread, which aborts a scan or a recipe; every
 later one is only acknowledged on stderr ("making the rig safe, about N s left"), so pressing
 Ctrl-C again, or a supervisor sending SIGTERM again, never interrupts the ramp-down that makes
@@ -37,11 +37,16 @@ class _State:
 _state = _State()
 
 
-def install(recovery: str = "") -> None:
-    """Route SIGINT, SIGTERM and SIGHUP here (call from the main thread)."""
-    reset(recovery)
-    for sig in SIGNALS:
-        signal.signal(sig, _handle)
+@contextlib.contextmanager
+def installed() -> Iterator[None]:
+    """Route SIGINT, SIGTERM and SIGHUP here (from the main thread); restored afterwards."""
+    reset()
+    previous = {sig: signal.signal(sig, _handle) for sig in SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def reset(recovery: str = "") -> None:

@@ -39,6 +39,7 @@ from smm_daq.errors import (
     ProtocolError,
     SafetyError,
 )
+from smm_daq.instruments.rig import safe_command_hint
 from smm_daq.storage.h5file import open_read
 from smm_daq.storage.scan_entry import ScanEntryWriter, fingerprint_text, read_scan_record
 
@@ -453,7 +454,7 @@ class Sequencer:
         self._make_safe()
         if self.safety_problems:
             message = (message + "; " if message else "") + "rig NOT safe: " + "; ".join(
-                self.safety_problems)
+                self.safety_problems) + ". " + safe_command_hint(self.rig.profile)
         if self.notes:
             message = (message + "; " if message else "") + "; ".join(self.notes)
         writer = self._writer

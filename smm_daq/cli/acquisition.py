@@ -23,6 +23,7 @@ from smm_daq.acquisition.session import Session
 from smm_daq.cli.args import floats, positive
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import Profile, load_profile, parse_profile
+from smm_daq.instruments.rig import safe_command_hint
 from smm_daq.storage.nexus import EntryInfo, list_entries, read_map
 from smm_daq.storage.scan_entry import read_scan_record
 
@@ -141,10 +142,14 @@ def _open_session(out: str, profile: Profile | str | None, time_scale: float | N
 
 
 def _finish(session: Session) -> int:
+    """Close the session (the rig made safe once, by one owner) and say plainly how it is."""
     problems = session.close()
     if problems:
-        print("smm-daq: the rig may NOT be safe: " + "; ".join(problems), file=sys.stderr)
+        print(f"smm-daq: the rig may NOT be safe: {'; '.join(problems)}. "
+              f"{safe_command_hint(session.profile)}", file=sys.stderr)
         return 1
+    print("smm-daq: the rig is safe (coils at their safe state, stage stopped)",
+          file=sys.stderr)
     return 0
 
 

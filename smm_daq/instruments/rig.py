@@ -10,10 +10,14 @@ real links themselves, on the system clock.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
 
+import numpy as np
+
+from smm_daq import interrupts
 from smm_daq.clock import Clock, SystemClock, VirtualClock
 from smm_daq.errors import InputError, InstrumentError, SmmError
 from smm_daq.instruments.interfaces import (
@@ -28,6 +32,33 @@ from smm_daq.instruments.profile import Profile
 DRIVER_GROUP = "smm_daq.drivers"
 SIMULATOR_GROUP = "smm_daq.simulators"
 SIMULATOR_NAME = "world"
+
+SETTLE_ALLOWANCE_S = 2.0  # the supplies' wait for their measured current to reach the setpoint
+RAMP_OVERHEAD = 1.5  # ramp steps also talk to every supply: allow half the ramp time again
+LOST_EXCHANGES = 4  # safety-path exchanges with a lost supply or stage, after its retries
+
+
+def safe_time_bound(profile: Profile) -> float:
+    """Seconds that making the rig safe may take at most (s): the longest ramp to the safe
+    state at the profile's ramp rate, the supplies' settling, and every coil supply's and the
+    stage's link timing out on each exchange of the safety path.
+
+    A supervisor that stops a scan with SIGTERM must wait at least this long before SIGKILL;
+    otherwise the coils may be left energised.
+    """
+    coils = profile.coils
+    null = np.linalg.solve(coils.calibration, -coils.ambient_field)
+    ramp = (coils.max_current + float(np.max(np.abs(null)))) / coils.max_ramp_rate
+    links = [coils.link] * 3 + [profile.stage.link]
+    talk = sum(link.timeout_s * (link.retries + 1 + LOST_EXCHANGES) for link in links)
+    return RAMP_OVERHEAD * ramp + SETTLE_ALLOWANCE_S + talk
+
+
+def safe_command_hint(profile: Profile) -> str:
+    """What to run when a program could not make the rig safe (or was killed before it did)."""
+    return (f"Make it safe with `smm-daq safe --profile {profile.path}` (it ramps every coil to "
+            "its safe state and stops the stage), or by hand at the supplies")
+
 
 # Profile section -> what the instrument in it must be.
 _ROLES: dict[str, type[Instrument]] = {
@@ -50,6 +81,7 @@ class Rig:
     fluxgate: Magnetometer | None
     world: Any = None  # simulators.world.World when simulated
     backend: Any = None  # the simulator backend (its `faults` per address) when simulated
+    _safing: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def instruments(self) -> dict[str, Instrument]:
         out: dict[str, Instrument] = {
@@ -64,8 +96,14 @@ class Rig:
     def make_safe(self) -> list[str]:
         """Stop the stage, bring the field to the profile's safe state; every step is tried.
 
-        Returns what could not be done (empty when the rig is safe).
+        Returns what could not be done (empty when the rig is safe). One thread at a time;
+        signals meanwhile are acknowledged and never cut the ramp-down short
+        (`smm_daq.interrupts`).
         """
+        with self._safing, interrupts.making_safe(safe_time_bound(self.profile)):
+            return self._make_safe()
+
+    def _make_safe(self) -> list[str]:
         problems = []
         try:
             self.stage.stop()
