@@ -1,4 +1,4 @@
-"""`smm-daq` acquisition commands: scan, run, resume, info, demo.
+"""`smm-daq` acquisition commands: scan, run, resume, info, demo, safe.
 
 Scans show a progress bar with the remaining time on stderr. A scan that pauses (lock-in
 overload, a reading out of range) asks the operator on an interactive terminal and otherwise
@@ -23,7 +23,7 @@ from smm_daq.acquisition.session import Session
 from smm_daq.cli.args import floats, positive
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import Profile, load_profile, parse_profile
-from smm_daq.instruments.rig import safe_command_hint
+from smm_daq.instruments.rig import make_rig_safe, safe_command_hint, safe_time_bound
 from smm_daq.storage.nexus import EntryInfo, list_entries, read_map
 from smm_daq.storage.scan_entry import read_scan_record
 
@@ -318,6 +318,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_safe(args: argparse.Namespace) -> int:
+    profile = load_profile(args.profile)
+    print(f"making rig '{profile.name}' safe: coils to their safe state "
+          f"({profile.coils.safe_state}), stage stopped; at most "
+          f"{safe_time_bound(profile):.0f} s", file=sys.stderr)
+    states = make_rig_safe(profile)
+    for s in states:
+        print(f"{s.role}: {'safe' if s.safe else 'NOT SAFE'}: {s.state}")
+    if all(s.safe for s in states):
+        print("the rig is safe", file=sys.stderr)
+        return 0
+    print("smm-daq: the rig may NOT be safe (see above): check the instruments named, then run "
+          "this command again, or make them safe by hand at the supplies", file=sys.stderr)
+    return 1
+
+
 # -- registration ------------------------------------------------------------------------------
 
 
@@ -334,7 +350,7 @@ def _add_run_options(p: argparse.ArgumentParser, *, profile: bool = True) -> Non
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add scan, run, resume, info and demo."""
+    """Add scan, run, resume, info, demo and safe."""
     p = sub.add_parser("scan", help="raster-scan Bz into a session file",
                        description="Raster-scan Bz on a grid at a fixed applied field.")
     p.add_argument("--center-um", required=True, metavar="X,Y")
@@ -371,6 +387,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--entry", required=True)
     _add_run_options(p)
     p.set_defaults(func=cmd_resume)
+
+    p = sub.add_parser(
+        "safe", help="ramp every coil to its safe state and stop the stage",
+        description="Connect to the coils and the stage of a profile, ramp the coils to the "
+                    "profile's safe state, stop the stage and print each one's final state. "
+                    "For after a program was killed (kill -9) or could not make the rig safe. "
+                    "Exit 0 when the rig is safe, 1 when not.")
+    p.add_argument("--profile", required=True, metavar="FILE", help="instrument profile")
+    p.set_defaults(func=cmd_safe)
 
     p = sub.add_parser("info", help="list a session file's entries")
     p.add_argument("file", metavar="FILE.h5")

@@ -232,3 +232,89 @@ def open_rig(
         world=backend.world if backend is not None else None,
         backend=backend,
     )
+
+
+@dataclass(frozen=True)
+class SafeState:
+    """What `make_rig_safe` found and did for one instrument."""
+
+    role: str  # "coils" or "stage"
+    safe: bool
+    state: str  # its final state, or why it could not be made safe
+
+
+def make_rig_safe(profile: Profile, *, clock: Clock | None = None) -> list[SafeState]:
+    """Connect to the coils and the stage of `profile` on their own (one that does not answer
+    does not keep the other from being made safe), ramp the coils to the profile's safe state,
+    stop the stage, and read back each one's final state.
+
+    For after a program that could not make the rig safe, or was killed (kill -9) before it
+    did. Signals meanwhile are acknowledged, never cut the ramp-down short.
+    """
+    clock = clock or SystemClock()
+    open_transport = None
+    if profile.simulated:
+        clock = VirtualClock()
+        open_transport = simulator_class(profile)(profile, clock, None).open_transport
+    with interrupts.making_safe(safe_time_bound(profile)):
+        return [
+            _safe_coils(profile, clock, open_transport),
+            _safe_stage(profile, clock, open_transport),
+        ]
+
+
+def _connect(profile: Profile, role: str, settings: Any, clock: Clock,
+             open_transport: Any) -> Any:
+    cls = driver_class(profile, role, settings.link.implementation)
+    return cls.from_profile(settings, clock=clock, open_transport=open_transport)  # type: ignore[attr-defined]
+
+
+def _safe_coils(profile: Profile, clock: Clock, open_transport: Any) -> SafeState:
+    settings = profile.coils
+    where = f"{settings.link.implementation} at {', '.join(settings.addresses)}"
+    try:
+        coils = _connect(profile, "coils", settings, clock, open_transport)
+    except SmmError as exc:
+        return SafeState("coils", False, f"{where} could not be reached: {exc}")
+    try:
+        problem = ""
+        try:
+            if settings.safe_state == "off":
+                coils.output_off()
+            else:
+                coils.zero()
+        except SmmError as exc:
+            problem = f"not ramped to the safe state: {exc}; "
+        try:
+            currents = np.asarray(coils.currents(), dtype=float)
+            field_ut = (settings.calibration @ currents + settings.ambient_field) * 1e6
+            state = (f"currents {_numbers(currents, '.4f')} A, field "
+                     f"{_numbers(field_ut, '.3g')} µT ({settings.safe_state})")
+        except SmmError as exc:
+            return SafeState("coils", False, f"{problem}currents not read back: {exc}")
+        return SafeState("coils", not problem, problem + state)
+    finally:
+        with contextlib.suppress(Exception):
+            coils.close()
+
+
+def _safe_stage(profile: Profile, clock: Clock, open_transport: Any) -> SafeState:
+    settings = profile.stage
+    where = f"{settings.link.implementation} at {settings.link.address}"
+    try:
+        stage = _connect(profile, "stage", settings, clock, open_transport)
+    except SmmError as exc:
+        return SafeState("stage", False, f"{where} could not be reached: {exc}")
+    try:
+        stage.stop()
+        position = np.asarray(stage.position(), dtype=float) * 1e6
+        return SafeState("stage", True, f"stopped at {_numbers(position, '.1f')} µm")
+    except SmmError as exc:
+        return SafeState("stage", False, f"not stopped: {exc}")
+    finally:
+        with contextlib.suppress(Exception):
+            stage.close()
+
+
+def _numbers(values: np.ndarray, fmt: str) -> str:
+    return "(" + ", ".join(format(float(v), fmt) for v in values) + ")"
