@@ -20,7 +20,7 @@ from smm_daq.acquisition.events import ScanEvent
 from smm_daq.acquisition.plan import DEFAULT_SETTLE_TAU, ScanPlan
 from smm_daq.acquisition.recipe import check_recipe, load_recipe, run_recipe
 from smm_daq.acquisition.session import Session
-from smm_daq.cli.args import floats, positive
+from smm_daq.cli.args import floats, positive, session_file
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import Profile, load_profile, parse_profile
 from smm_daq.instruments.rig import make_rig_safe, safe_command_hint, safe_time_bound
@@ -177,6 +177,7 @@ def _vec_ut(b: np.ndarray | None) -> str:
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
+    session_file("--out", args.out)
     _time_scale(args.time_scale)
     cx, cy = floats("--center-um", args.center_um, 2)
     w, h = floats("--size-um", args.size_um, 2)
@@ -212,6 +213,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    session_file("--out", args.out)
     _time_scale(args.time_scale)
     recipe = load_recipe(args.recipe)
     profile = load_profile(args.profile)
@@ -289,7 +291,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     _time_scale(args.time_scale)
-    out = Path(args.out)
+    out = session_file("--out", args.out)
     if out.exists():
         raise InputError("exists already; the demo writes a new file (choose another --out)",
                          source=str(out))

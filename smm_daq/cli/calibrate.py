@@ -30,6 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--out", metavar="FILE", help="store the calibration here instead of the profile's file"
     )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.add_argument(
         "--time-scale",
         type=float,
@@ -56,9 +57,9 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"--time-scale is {args.time_scale!r}; expected a number >= 0")
     out = profile.calibration_file
     if args.out:
-        out = output_file("--out", args.out)
-    elif out is not None:
-        out = output_file("rig.calibration_file", str(out))
+        out = output_file("--out", args.out, overwrite=args.overwrite)
+    elif out is not None:  # the profile's own store: calibrations replace each other there
+        out = output_file("rig.calibration_file", str(out), overwrite=True)
 
     rig = open_rig(profile, time_scale=args.time_scale)
     try:

@@ -21,7 +21,7 @@ from smm_daq.analysis.grains import FORMATS, read_grains, write_grains_csv
 from smm_daq.analysis.mmt import synth
 from smm_daq.analysis.mmt.formats.community import read_mmt_scan
 from smm_daq.analysis.mmt.solver.inversion import MMTResult, invert_map
-from smm_daq.cli.args import floats, positive
+from smm_daq.cli.args import distinct_outputs, floats, output_file, positive, session_file
 from smm_daq.cli.mmt_study import add_study_command, add_tiling_options, tiled_result_or_none
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
@@ -81,6 +81,7 @@ def result_extra(result: MMTResult, table: dict[str, np.ndarray], args_text: str
 
 
 def _invert(args: argparse.Namespace) -> int:
+    out = output_file("--out", args.out, overwrite=args.overwrite)
     data = read_map(args.file, args.entry)
     height = positive("--height-um", args.height_um) * UM if args.height_um is not None \
         else data.height
@@ -100,7 +101,7 @@ def _invert(args: argparse.Namespace) -> int:
             result = invert_map(data, grains, height=height, sensor_size=size, sigma=sigma,
                                 damping=args.damping)
     table = result.table()
-    write_result_csv(args.out, table)
+    write_result_csv(out, table)
     residual = MapData(bz=result.residual.bz, x=data.x, y=data.y, height=height,
                        sensor_size=size, applied_field=data.applied_field, name=name,
                        title=f"MMT residual of {args.entry}", sources=(args.entry,))
@@ -117,6 +118,11 @@ def _invert(args: argparse.Namespace) -> int:
 
 
 def _synth(args: argparse.Namespace) -> int:
+    distinct_outputs(("--out", args.out), ("--grains-out", args.grains_out),
+                     ("--truth-out", args.truth_out))
+    session_file("--out", args.out)
+    output_file("--grains-out", args.grains_out, overwrite=args.overwrite)
+    output_file("--truth-out", args.truth_out, overwrite=args.overwrite)
     sx, sy = floats("--size-um", args.size_um, 2)
     for option, value in (("--size-um", sx), ("--size-um", sy),
                           ("--thickness-um", args.thickness_um), ("--step-um", args.step_um),
@@ -145,6 +151,7 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _import_mmt_scan(args: argparse.Namespace) -> int:
+    session_file("--out", args.out)
     data = read_mmt_scan(args.map, args.params, name=args.name)
     write_map_entry(args.out, data, kind="import", overwrite=args.overwrite)
     print(f"{data.bz.shape[1]} × {data.bz.shape[0]} map into entry '{args.name}' of {args.out}")
@@ -170,7 +177,8 @@ def _add_invert(mmt_sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="Tikhonov damping, relative to the mean diagonal of QᵀQ (default 0)")
     p.add_argument("--out", required=True, metavar="RESULT.csv")
     p.add_argument("--result-entry", help="name of the new entry (default ENTRY_mmt)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing result entry")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing result entry and an existing --out file")
     p.set_defaults(func=_invert)
     return p
 
@@ -189,7 +197,8 @@ def _add_synth(mmt_sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sensor-size-um", metavar="W,L", help="sensor area (default 0,0: point)")
     p.add_argument("--noise-nT", type=float, default=5.0)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing entry of that name and existing grain/truth files")
     p.set_defaults(func=_synth)
 
 
