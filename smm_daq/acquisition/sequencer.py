@@ -31,6 +31,7 @@ import numpy as np
 
 from smm_daq.acquisition.events import ScanEvent
 from smm_daq.acquisition.plan import ScanPlan
+from smm_daq.acquisition.resumable import load_resumable
 from smm_daq.errors import (
     InputError,
     InstrumentError,
@@ -41,7 +42,7 @@ from smm_daq.errors import (
 )
 from smm_daq.instruments.rig import safe_command_hint
 from smm_daq.storage.h5file import open_read
-from smm_daq.storage.scan_entry import ScanEntryWriter, fingerprint_text, read_scan_record
+from smm_daq.storage.scan_entry import ScanEntryWriter, fingerprint_text
 
 T = TypeVar("T")
 TRANSIENT = (InstrumentTimeout, ProtocolError)
@@ -221,15 +222,14 @@ class Sequencer:
                 )
 
     def _check_resumable(self) -> None:
-        record = read_scan_record(self.path, self.entry)
+        record = load_resumable(self.path, self.entry)
         where = f"{self.path}, entry '{self.entry}'"
-        stored = ScanPlan.from_text(record["plan"], source=where)
-        diff = stored.difference(self.plan)
+        diff = record.plan.difference(self.plan)
         if diff is not None:
             raise InputError(f"the plan does not match the stored plan: {diff}", source=where)
         now = fingerprint_text(self.rig.profile)
-        if record["fingerprint"] != now:
-            then, current = json.loads(record["fingerprint"]), json.loads(now)
+        if record.fingerprint != now:
+            then, current = json.loads(record.fingerprint), json.loads(now)
             keys = sorted(k for k in then.keys() | current.keys() if then.get(k) != current.get(k))
             changed = "; ".join(f"{k} was {then.get(k)!r}, now {current.get(k)!r}" for k in keys)
             hint = (" (the coil calibration file was rewritten since the scan started: the "
@@ -246,6 +246,9 @@ class Sequencer:
         try:
             self._execute()
             status = "finished"
+            message = self._lines_missing()
+            if message:
+                status = "failed"
         except _Aborted:
             status, message = "aborted", self.message or "aborted"
         except KeyboardInterrupt:
@@ -295,6 +298,14 @@ class Sequencer:
             self._check_field_held()
             writer.write_line(iy, bz, lx, ly, fs, t)
             self._emit("line_done", line=iy)
+
+    def _lines_missing(self) -> str:
+        """Why the scan is not finished although its loop ended ("" when every line is)."""
+        done = self._writer.line_done if self._writer is not None else np.zeros(0, bool)
+        if done.shape == (self.plan.ny,) and bool(done.all()):
+            return ""
+        return (f"{int(np.count_nonzero(done))} of {self.plan.ny} lines are stored; the scan "
+                "is not finished")
 
     def _check_field_held(self) -> None:
         """Before a line is stored: the coils still make the plan's field.

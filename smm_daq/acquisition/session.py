@@ -25,12 +25,12 @@ import numpy as np
 
 from smm_daq.acquisition.events import ScanEvent
 from smm_daq.acquisition.plan import DEFAULT_SETTLE_TAU, ScanPlan, check_field
+from smm_daq.acquisition.resumable import load_resumable
 from smm_daq.acquisition.sequencer import Sequencer
 from smm_daq.errors import InputError, SmmError
 from smm_daq.instruments.profile import Profile, load_profile
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import read_map, write_map_entry
-from smm_daq.storage.scan_entry import read_scan_record
 
 UM = 1e-6
 UT = 1e-6
@@ -203,9 +203,8 @@ class Session:
     def resume(self, entry: str, *, on_event: Callable[[ScanEvent], None] | None = None,
                auto_range: bool = False) -> MapData:
         """Finish an interrupted scan entry from its first unfinished line."""
-        record = read_scan_record(self.path, entry)
-        plan = ScanPlan.from_text(record["plan"], source=f"{self.path}, entry '{entry}'")
-        return self.scan_plan(plan, recipe_text=record["recipe"], on_event=on_event,
+        stored = load_resumable(self.path, entry)
+        return self.scan_plan(stored.plan, recipe_text=stored.recipe, on_event=on_event,
                               auto_range=auto_range, resume=True)
 
     def set_field(self, field_uT: tuple[float, float, float]) -> None:

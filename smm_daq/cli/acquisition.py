@@ -19,13 +19,13 @@ import numpy as np
 from smm_daq.acquisition.events import ScanEvent
 from smm_daq.acquisition.plan import DEFAULT_SETTLE_TAU, ScanPlan
 from smm_daq.acquisition.recipe import check_recipe, load_recipe, run_recipe
+from smm_daq.acquisition.resumable import load_resumable
 from smm_daq.acquisition.session import Session
 from smm_daq.cli.args import floats, positive, session_file
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import Profile, load_profile, parse_profile
 from smm_daq.instruments.rig import make_rig_safe, safe_command_hint, safe_time_bound
 from smm_daq.storage.nexus import EntryInfo, list_entries, read_map
-from smm_daq.storage.scan_entry import read_scan_record
 
 UM = 1e-6
 UT = 1e-6
@@ -238,18 +238,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     _time_scale(args.time_scale)
-    record = read_scan_record(args.file, args.entry)
-    if record["status"] == "finished":
-        raise InputError(f"entry '{args.entry}' is finished already; nothing to resume",
-                         source=args.file)
+    entry = load_resumable(args.file, args.entry)  # checked whole before the rig is touched
     if args.profile is not None:
         profile = load_profile(args.profile)
     else:  # the profile the scan was started with, as stored in the entry
-        stored = Path(record["profile_path"] or "stored-profile.toml")
-        profile = parse_profile(record["profile_text"], stored)
-    left = int(np.count_nonzero(~record["line_done"]))
-    print(f"resuming '{args.entry}': {left} of {record['line_done'].size} lines to measure",
-          file=sys.stderr)
+        stored = Path(entry.profile_path or "stored-profile.toml")
+        profile = parse_profile(entry.profile_text, stored)
+    entry.plan.validate(profile)
+    print(f"resuming '{args.entry}': {entry.lines_left} of {entry.line_done.size} lines to "
+          f"measure", file=sys.stderr)
     session = _open_session(args.file, profile, args.time_scale)
     try:
         session.resume(args.entry, on_event=ProgressBar(), auto_range=args.auto_range)
