@@ -17,11 +17,11 @@ from typing import TextIO
 import numpy as np
 
 from smm_daq.acquisition.events import ScanEvent
-from smm_daq.acquisition.plan import DEFAULT_SETTLE_TAU, ScanPlan
+from smm_daq.acquisition.plan import DEFAULT_SETTLE_TAU, MAX_DWELL_TAU, MAX_SETTLE_TAU, ScanPlan
 from smm_daq.acquisition.recipe import check_recipe, load_recipe, run_recipe
 from smm_daq.acquisition.resumable import load_resumable
 from smm_daq.acquisition.session import Session
-from smm_daq.cli.args import floats, positive, session_file
+from smm_daq.cli.args import floats, positive, session_file, within
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import Profile, load_profile, parse_profile
 from smm_daq.instruments.rig import make_rig_safe, safe_command_hint, safe_time_bound
@@ -33,6 +33,9 @@ DEMO_SIZE_UM = 2200.0  # the built-in sample fills a 2 mm square centred at (12.
 DEMO_STEP_UM = 50.0
 DEMO_CENTER_UM = (12500.0, 12500.0)
 DEMO_FIELD_UT = (0.0, 40.0, 0.0)
+# A simulator's pace: slower than 1/1000 of real time, a 6-hour scan would take 250 days.
+MIN_TIME_SCALE = 1e-3
+MAX_TIME_SCALE = 1e9
 
 
 # -- progress ---------------------------------------------------------------------------------
@@ -130,9 +133,10 @@ def ask_operator(reason: str) -> bool:
 def _time_scale(value: float | None) -> float:
     if value is None:
         return 0.0
-    if not (math.isfinite(value) and value >= 0):
-        raise InputError(f"--time-scale is {value!r}; expected a number >= 0 (simulated "
-                         "seconds per real second; 0 = as fast as possible)")
+    if not (value == 0 or MIN_TIME_SCALE <= value <= MAX_TIME_SCALE):
+        raise InputError(f"--time-scale is {value!r}; expected 0 (as fast as possible) or "
+                         f"{MIN_TIME_SCALE:g} to {MAX_TIME_SCALE:g} simulated seconds per real "
+                         "second")
     return value
 
 
@@ -187,6 +191,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if w < 0 or h < 0:
         raise InputError(f"--size-um is {args.size_um!r}; expected sizes >= 0 µm")
     field = floats("--field-uT", args.field_uT, 3)
+    within("--settle-tau", args.settle_tau, 0.0, MAX_SETTLE_TAU, " lock-in time constants")
+    within("--dwell-tau", args.dwell_tau, 0.0, MAX_DWELL_TAU, " lock-in time constants")
     profile = load_profile(args.profile)
     plan = ScanPlan.from_center(
         args.name,
@@ -219,9 +225,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     profile = load_profile(args.profile)
     interactive = sys.stdin is not None and sys.stdin.isatty()
     checked = check_recipe(recipe, profile, args.out, can_prompt=args.yes or interactive)
-    total = sum(p.estimate_duration(profile) for p in checked.plans if p is not None)
-    print(f"recipe {args.recipe}: {len(checked.steps)} steps, scans estimated "
-          f"{format_duration(total)} of instrument time", file=sys.stderr)
+    print(f"recipe {args.recipe}: {len(checked.steps)} steps, estimated "
+          f"{format_duration(checked.duration_s)} of instrument time (scans, waits and field "
+          "ramps)", file=sys.stderr)
     session = _open_session(args.out, profile, args.time_scale)
     try:
         written = run_recipe(

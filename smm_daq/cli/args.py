@@ -28,6 +28,13 @@ def positive(option: str, value: float) -> float:
     return value
 
 
+def within(option: str, value: float, lo: float, hi: float, unit: str = "") -> float:
+    """`value` if finite and in [lo, hi], else InputError naming `option` and the limits."""
+    if not (math.isfinite(value) and lo <= value <= hi):
+        raise InputError(f"{option} is {value!r}; expected {lo:g} to {hi:g}{unit}")
+    return value
+
+
 def output_file(option: str, text: str, *, overwrite: bool = False) -> Path:
     """A file a command writes whole (CSV, PNG, TOML), checked before any work starts.
 
