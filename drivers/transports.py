@@ -24,6 +24,7 @@ once. A socket that failed is reopened the same way before its next use, so the 
 from __future__ import annotations
 
 import contextlib
+import socket
 from collections.abc import Callable
 
 import pyvisa
@@ -198,7 +199,24 @@ def _open_resource(
         raise InstrumentLost(f"{address} is not a message-based resource", instrument=address)
     if baud_rate is not None and resource.interface_type == constants.InterfaceType.asrl:
         resource.baud_rate = baud_rate  # type: ignore[attr-defined]
+    if is_raw_socket(address):
+        _no_delay(resource)
     return resource
+
+
+def _no_delay(resource: MessageBasedResource) -> None:
+    """TCP_NODELAY on a raw socket: without it a command that has no reply followed at once by
+    a query (CURR, then SYST:ERR?) waits for the delayed ACK of the first, 40 ms a command."""
+    try:
+        resource.set_visa_attribute(constants.ResourceAttribute.tcpip_nodelay, constants.VI_TRUE)
+        return
+    except Exception:  # pyvisa-py 0.8 registers no setter for it on SOCKET sessions
+        pass
+    session = getattr(resource.visalib, "sessions", {}).get(resource.session)
+    sock = getattr(session, "interface", None)
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 class SerialTransport:

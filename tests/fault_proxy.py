@@ -146,6 +146,7 @@ class FaultProxy:
             return
         for s in (client, server):
             s.setblocking(True)
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._pairs[client], self._pairs[server] = server, client
         self._clients.add(client)
         self._selector.register(client, selectors.EVENT_READ, "up")

@@ -7,6 +7,7 @@ test waits for with a generous timeout, so a hang fails the test instead of free
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Callable, Iterator
 
@@ -115,3 +116,19 @@ def test_a_link_to_a_closed_port_is_lost_at_once() -> None:
                                visa_library="@py"), name="echo")
     with pytest.raises(InstrumentLost):
         bounded(lambda: link.query("a", str))
+
+
+def test_a_raw_socket_sends_each_command_at_once(proxied) -> None:
+    """TCP_NODELAY, on the first connection and on every reconnection (pyvisa-py cannot set it
+    through its attribute, the transport sets it on the socket)."""
+    _, proxy = proxied
+    t = transport(proxy)
+
+    def nodelay() -> int:
+        session = t.resource.visalib.sessions[t.resource.session]
+        return session.interface.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+    assert nodelay() == 1
+    t.clear()
+    assert nodelay() == 1
+    t.close()
