@@ -38,15 +38,20 @@ _state = _State()
 
 
 @contextlib.contextmanager
-def installed() -> Iterator[None]:
-    """Route SIGINT, SIGTERM and SIGHUP here (from the main thread); restored afterwards."""
+def installed(*, restore: bool = True) -> Iterator[None]:
+    """Route SIGINT, SIGTERM and SIGHUP here (from the main thread); the previous handlers
+    come back afterwards unless `restore` is false (a program that ends there: a late signal
+    is then still only acknowledged, never a traceback or a death by signal)."""
     reset()
     previous = {sig: signal.signal(sig, _handle) for sig in SIGNALS}
     try:
         yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        if restore:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        else:  # the program ends: a signal from now on would only kill it at its last step
+            signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
 
 
 def reset(recovery: str = "") -> None:

@@ -10,7 +10,7 @@ Faults (each callable any time, from any thread, or from a trigger):
 - `refuse()`: drop, and close every later connection at once (the instrument is gone).
 - `hold()`: replies are kept back (the client times out); `release()` sends what was kept.
 - `garble(n)`: the next `n` replies are replaced by garbage bytes.
-- `restore()`: forward everything again.
+- `restore()`: forward everything again; `disarm()`: forget triggers not yet fired.
 
 `after(n, action)` runs `action()` (in the proxy's thread) when the n-th LF-terminated command
 from the client has been seen, before it is forwarded; `commands` counts them.
@@ -87,6 +87,11 @@ class FaultProxy:
     def garble(self, n: int) -> None:
         with self._lock:
             self._garble += n
+
+    def disarm(self) -> None:
+        """Forget the `after` triggers that have not fired."""
+        with self._lock:
+            self._triggers.clear()
 
     def restore(self) -> None:
         with self._lock:

@@ -32,7 +32,10 @@ class ServedRig:
         self.sim_profile = load_profile(SIM_PROFILE)
         self.backend = SimulatedBackend.serving(self.sim_profile, time_scale=time_scale)
         self.clock = self.backend.clock  # scaled real time, shared with the rig under test
+        # The lock-in's first reply computes the sample's field: not within a short timeout.
+        self.backend.endpoint(self.sim_profile.lockin.link.address).handle("*IDN?")
         self.server = self.backend.serve_tcp()
+        self._alive = True
         self.roles = self.backend.addresses()  # role -> profile address
         ports = self.server.ports()
         self.proxies = {role: FaultProxy((HOST, ports[a])).start()
@@ -70,11 +73,16 @@ class ServedRig:
     # -- faults -----------------------------------------------------------------------------
 
     def kill_server(self) -> None:
+        self._alive = False
         self.server.close()
+
+    def server_alive(self) -> bool:
+        return self._alive
 
     def restart_server(self) -> None:
         """Serve the same world again (new ports); the proxies forward there from now on."""
         self.server = EmulatorServer(dict(self.backend._endpoints)).start()
+        self._alive = True
         ports = self.server.ports()
         for role, address in self.roles.items():
             self.proxies[role].upstream = (HOST, ports[address])

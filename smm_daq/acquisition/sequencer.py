@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -50,6 +51,7 @@ FIELD_READINGS = 4  # fluxgate readings averaged to verify the field
 FIELD_ATTEMPTS = 3  # verification attempts, FIELD_RECHECK_S apart (a ramp may still settle)
 FIELD_RECHECK_S = 1.0
 OVERLOAD = "lock-in overload"
+SIGNAL_POLL_S = 0.05  # real seconds: how soon a waiting main thread runs a signal's handler
 STATES = ("idle", "running", "paused", "finished", "aborted", "failed")
 
 
@@ -170,10 +172,10 @@ class Sequencer:
         Ctrl-C while waiting aborts the scan, waits for the rig to be safe, and re-raises.
         """
         try:
-            self._done.wait(timeout)
+            wait_awake(self._done, timeout)
         except KeyboardInterrupt:
             self.abort("interrupted (Ctrl-C or a termination signal)")
-            self._done.wait()
+            wait_awake(self._done)
             raise
         return self.state
 
@@ -515,6 +517,20 @@ class Sequencer:
             return (now - self._run_start) / self._run_points * remaining
         estimate = self.plan.estimate_duration(self.rig.profile)
         return estimate * remaining / self.plan.points
+
+
+def wait_awake(event: threading.Event, timeout: float | None = None) -> bool:
+    """`event.wait(timeout)` in short slices, so that a signal reaches the main thread's
+    handler at once: a signal the kernel hands to another thread (the worker) does not wake
+    an untimed wait, and its Python handler would run only when the wait ended."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while not event.is_set():
+        left = SIGNAL_POLL_S if deadline is None else min(SIGNAL_POLL_S,
+                                                           deadline - time.monotonic())
+        if left <= 0:
+            break
+        event.wait(left)
+    return event.is_set()
 
 
 def _ut(b: np.ndarray) -> str:

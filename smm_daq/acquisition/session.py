@@ -26,7 +26,7 @@ import numpy as np
 from smm_daq.acquisition.events import ScanEvent
 from smm_daq.acquisition.plan import DEFAULT_SETTLE_TAU, ScanPlan, check_field
 from smm_daq.acquisition.resumable import load_resumable
-from smm_daq.acquisition.sequencer import Sequencer
+from smm_daq.acquisition.sequencer import Sequencer, wait_awake
 from smm_daq.errors import InputError, SmmError
 from smm_daq.instruments.profile import Profile, load_profile
 from smm_daq.storage.mapdata import MapData
@@ -178,7 +178,7 @@ class Session:
         seq.start()
         try:
             while seq.state not in TERMINAL:
-                wake.wait()
+                wait_awake(wake)
                 wake.clear()
                 if seq.state == "paused":
                     if self.on_pause(seq.message):

@@ -63,8 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if func is None:
         parser.print_help()
         return EXIT_BAD_INPUT
-    try:
-        with interrupts.installed():
+    try:  # run as the program (argv None): late signals stay acknowledged until it ends
+        with interrupts.installed(restore=argv is not None):
             return int(func(args) or EXIT_OK)
     except InputError as exc:
         print(f"{PROGRAM_NAME}: error: {exc}", file=sys.stderr)
