@@ -327,7 +327,8 @@ def cmd_safe(args: argparse.Namespace) -> int:
     profile = load_profile(args.profile)
     print(f"making rig '{profile.name}' safe: coils to their safe state "
           f"({profile.coils.safe_state}), stage stopped; at most "
-          f"{safe_time_bound(profile):.0f} s", file=sys.stderr)
+          f"{math.ceil(safe_time_bound(profile))} s (a supervisor must allow at least this "
+          "between SIGTERM and SIGKILL)", file=sys.stderr)
     states = make_rig_safe(profile)
     for s in states:
         print(f"{s.role}: {'safe' if s.safe else 'NOT SAFE'}: {s.state}")
