@@ -208,7 +208,7 @@ def test_signals_at_random_moments_stop_the_scan_once_and_never_the_ramp_down(
     coil y (ramps, and the ramp-down): the first stops the scan, the others are acknowledged,
     and the coils end safe. The main thread runs the scan as the command line does."""
     rng = np.random.default_rng([SEED, 99])
-    for i in range(MOMENTS + 1):
+    for i in range(MOMENTS + 2):
         name = f"sig{i}"
         path = tmp_path / f"{name}.h5"
         n = int(rng.integers(1, 5))
