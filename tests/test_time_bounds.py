@@ -74,3 +74,14 @@ def test_run_shows_the_recipe_estimate_with_its_waits(tmp_path, capsys):
     steps = '[[step]]\nkind = "wait"\nseconds = 7200\n[[step]]\nkind = "scan"\nname = "a"\n'
     assert main(["run", str(recipe(tmp_path, steps)), "--out", str(tmp_path / "s.h5")]) == 0
     assert "estimated 2h00m of instrument time" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "words"), [
+    (["calibrate-coils", "--time-scale", "1e-310"], "--time-scale is 1e-310"),
+    (["serve-sim", "--time-scale", "1e-310"], "--time-scale is 1e-310; expected 0.001 to"),
+    (["serve-sim", "--duration-s", "1e300"], "--duration-s is 1e+300; expected 0 to"),
+])
+def test_other_commands_bound_their_times_too(tmp_path, capsys, argv, words):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err

@@ -21,7 +21,7 @@ from smm_daq.acquisition.plan import DEFAULT_SETTLE_TAU, MAX_DWELL_TAU, MAX_SETT
 from smm_daq.acquisition.recipe import check_recipe, load_recipe, run_recipe
 from smm_daq.acquisition.resumable import load_resumable
 from smm_daq.acquisition.session import Session
-from smm_daq.cli.args import floats, positive, session_file, within
+from smm_daq.cli.args import floats, positive, session_file, time_scale, within
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import Profile, load_profile, parse_profile
 from smm_daq.instruments.rig import make_rig_safe, safe_command_hint, safe_time_bound
@@ -33,9 +33,6 @@ DEMO_SIZE_UM = 2200.0  # the built-in sample fills a 2 mm square centred at (12.
 DEMO_STEP_UM = 50.0
 DEMO_CENTER_UM = (12500.0, 12500.0)
 DEMO_FIELD_UT = (0.0, 40.0, 0.0)
-# A simulator's pace: slower than 1/1000 of real time, a 6-hour scan would take 250 days.
-MIN_TIME_SCALE = 1e-3
-MAX_TIME_SCALE = 1e9
 
 
 # -- progress ---------------------------------------------------------------------------------
@@ -131,13 +128,7 @@ def ask_operator(reason: str) -> bool:
 
 
 def _time_scale(value: float | None) -> float:
-    if value is None:
-        return 0.0
-    if not (value == 0 or MIN_TIME_SCALE <= value <= MAX_TIME_SCALE):
-        raise InputError(f"--time-scale is {value!r}; expected 0 (as fast as possible) or "
-                         f"{MIN_TIME_SCALE:g} to {MAX_TIME_SCALE:g} simulated seconds per real "
-                         "second")
-    return value
+    return time_scale(value)
 
 
 def _open_session(out: str, profile: Profile | str | None, time_scale: float | None

@@ -28,6 +28,23 @@ def positive(option: str, value: float) -> float:
     return value
 
 
+# A simulator's pace: slower than 1/1000 of real time, a 6-hour scan would take 250 days.
+MIN_TIME_SCALE = 1e-3
+MAX_TIME_SCALE = 1e9
+MAX_SERVE_S = 30 * 24 * 3600.0
+
+
+def time_scale(value: float | None, *, zero_allowed: bool = True) -> float:
+    """--time-scale: simulated seconds per real second (0: as fast as possible, where allowed)."""
+    if value is None:
+        return 0.0
+    if not ((zero_allowed and value == 0) or MIN_TIME_SCALE <= value <= MAX_TIME_SCALE):
+        zero = "0 (as fast as possible) or " if zero_allowed else ""
+        raise InputError(f"--time-scale is {value!r}; expected {zero}{MIN_TIME_SCALE:g} to "
+                         f"{MAX_TIME_SCALE:g} simulated seconds per real second")
+    return value
+
+
 def within(option: str, value: float, lo: float, hi: float, unit: str = "") -> float:
     """`value` if finite and in [lo, hi], else InputError naming `option` and the limits."""
     if not (math.isfinite(value) and lo <= value <= hi):

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 
 import numpy as np
 
-from smm_daq.cli.args import output_file
+from smm_daq.cli.args import output_file, time_scale
 from smm_daq.errors import InputError
 from smm_daq.instruments.coil_calibration import calibrate_coils, write_calibration
 from smm_daq.instruments.profile import load_profile
@@ -53,8 +52,7 @@ def run(args: argparse.Namespace) -> int:
     if args.time_scale is not None:
         if not profile.simulated:
             raise InputError("--time-scale applies to simulated profiles (rig.simulated = true)")
-        if not (math.isfinite(args.time_scale) and args.time_scale >= 0):
-            raise InputError(f"--time-scale is {args.time_scale!r}; expected a number >= 0")
+        time_scale(args.time_scale)
     out = profile.calibration_file
     if args.out:
         out = output_file("--out", args.out, overwrite=args.overwrite)
