@@ -132,3 +132,24 @@ def test_a_raw_socket_sends_each_command_at_once(proxied) -> None:
     t.clear()
     assert nodelay() == 1
     t.close()
+
+
+def test_two_threads_on_one_link_never_take_each_others_replies(proxied) -> None:
+    _, proxy = proxied
+    link = Link(transport(proxy), name="echo", retries=0)
+    wrong: list[tuple[str, str]] = []
+
+    def talk(tag: str) -> None:
+        for i in range(200):
+            reply = link.query(f"{tag}{i}", str)
+            if reply != f"echo {tag}{i}":
+                wrong.append((f"{tag}{i}", reply))
+
+    threads = [threading.Thread(target=talk, args=(tag,)) for tag in "ab"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(HANG_GUARD_S)
+    assert not any(t.is_alive() for t in threads)
+    assert wrong == []
+    link.close()
