@@ -77,6 +77,7 @@ class VisaTransport:
         self.resource = resource
         self.name = name
         self._reopen = reopen
+        self._timeout_ms = resource.timeout  # kept here: a closed resource cannot say it
         self._closed = False
         self._broken = False
 
@@ -96,12 +97,13 @@ class VisaTransport:
 
     @property
     def timeout(self) -> float:
-        ms = self.resource.timeout
+        ms = self._timeout_ms
         return float("inf") if ms is None else float(ms) / 1000.0
 
     @timeout.setter
     def timeout(self, seconds: float) -> None:
         self.resource.timeout = seconds * 1000.0
+        self._timeout_ms = self.resource.timeout
 
     def _failed(self, exc: Exception) -> Exception:
         if (
@@ -121,12 +123,11 @@ class VisaTransport:
     def _reconnect(self) -> None:
         """Drop the connection and open a new one (raw sockets only): InstrumentLost if none."""
         assert self._reopen is not None
-        timeout_ms = self.resource.timeout
         self._broken = True
         with contextlib.suppress(Exception):  # the old socket may be gone already
             self.resource.close()
         self.resource = self._reopen()
-        self.resource.timeout = timeout_ms
+        self.resource.timeout = self._timeout_ms
         self._broken = False
 
     def write(self, message: str) -> None:

@@ -153,3 +153,21 @@ def test_two_threads_on_one_link_never_take_each_others_replies(proxied) -> None
     assert not any(t.is_alive() for t in threads)
     assert wrong == []
     link.close()
+
+
+def test_a_link_that_cannot_be_reopened_stays_lost_not_broken(proxied) -> None:
+    """Every later call raises InstrumentLost again (never an error of the closed resource)."""
+    from drivers.transports import VisaTransport
+
+    _, proxy = proxied
+    opened = transport(proxy)
+
+    def gone():
+        raise InstrumentLost("cannot open: refused", instrument="echo")
+
+    t = VisaTransport(opened.resource, name="echo", reopen=gone)
+    for call in (t.clear, t.clear, lambda: t.write("a"), lambda: t.query("b")):
+        with pytest.raises(InstrumentLost, match="refused"):
+            bounded(call)
+    assert t.timeout == pytest.approx(TIMEOUT_S)
+    t.close()
