@@ -28,7 +28,7 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 class _State:
     def __init__(self) -> None:
         self.received = 0  # signals received since install/reset
-        self.held = False  # a first signal waiting for the end of an exchange
+        self.held = ""  # the name of a first signal waiting for the end of an exchange
         self.depth = 0  # the main thread's nesting of `atomic`
         self.safe_by: list[float] = []  # monotonic deadlines of the ramp-downs under way
         self.recovery = ""  # how to make the rig safe by hand, e.g. "smm-daq safe --profile F"
@@ -81,7 +81,7 @@ def _handle(signum: int, _frame: object) -> None:
         _acknowledge(name)
         return
     if _state.depth > 0:
-        _state.held = True
+        _state.held = name
         return
     raise KeyboardInterrupt(name)
 
@@ -111,8 +111,8 @@ def atomic() -> Iterator[None]:
     finally:
         _state.depth -= 1
     if _state.depth == 0 and _state.held:
-        _state.held = False
-        raise KeyboardInterrupt("held until the instrument exchange ended")
+        name, _state.held = _state.held, ""
+        raise KeyboardInterrupt(name)
 
 
 @contextlib.contextmanager
