@@ -3,14 +3,24 @@
 Each driver owns one `Link` per connection. A query whose reply times out or does not parse
 is retried after a device clear, at most `retries` more times; then the instrument is taken
 as lost. Parsers raise `ProtocolError`: a garbled reply is never read as a silent zero.
+
+An exchange (a command, its reply and any retries) holds the link's lock, so two threads never
+talk to one instrument at once and never take each other's replies; a Ctrl-C in the main
+thread waits for the exchange to end (`smm_daq.interrupts.atomic`). A device clear that fails
+because the link is gone ends the exchange with `InstrumentLost` at once. Once lost, an
+instrument gets one attempt per exchange (no retries) until it answers again, so the safety
+path that must still try every instrument spends one timeout, not `retries + 1`, on each
+exchange with a lost one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable
 from typing import TypeVar
 
+from smm_daq import interrupts
 from smm_daq.errors import InstrumentLost, InstrumentTimeout, ProtocolError
 from smm_daq.instruments.transport import Transport
 
@@ -26,6 +36,8 @@ class Link:
         self.transport = transport
         self.name = name
         self.retries = retries
+        self._lock = threading.RLock()
+        self.lost = False  # the last exchange ended with InstrumentLost
 
     def write(self, command: str) -> None:
         """Send a command that has no reply."""
@@ -36,21 +48,36 @@ class Link:
         return self._attempt(lambda: parse(self.transport.query(command).strip()), command)
 
     def _attempt(self, action: Callable[[], T], command: str) -> T:
+        with self._lock, interrupts.atomic():
+            return self._attempts(action, command)
+
+    def _attempts(self, action: Callable[[], T], command: str) -> T:
         last: Exception | None = None
-        for _ in range(self.retries + 1):
-            try:
-                return action()
-            except (InstrumentTimeout, ProtocolError) as exc:
-                last = exc
-                with contextlib.suppress(InstrumentTimeout):
-                    self.transport.clear()
+        attempts = 1 if self.lost else self.retries + 1
+        try:
+            for _ in range(attempts):
+                try:
+                    result = action()
+                except (InstrumentTimeout, ProtocolError) as exc:
+                    last = exc
+                    with contextlib.suppress(InstrumentTimeout):  # the next attempt tells more
+                        self.transport.clear()
+                else:
+                    self.lost = False
+                    return result
+        except InstrumentLost:
+            self.lost = True
+            raise
+        self.lost = True
         raise InstrumentLost(
-            f"no valid reply to {command!r} after {self.retries + 1} attempts (last: {last})",
+            f"no valid reply to {command!r} after {attempts} attempt"
+            f"{'s' if attempts > 1 else ''} (last: {last})",
             instrument=self.name,
         )
 
     def close(self) -> None:
-        self.transport.close()
+        with self._lock:
+            self.transport.close()
 
 
 def parse_float(reply: str, *, what: str = "number") -> float:

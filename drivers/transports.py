@@ -10,11 +10,22 @@
 Messages are LF terminated both ways. A reply that does not come within the timeout raises
 `InstrumentTimeout`; a link that is gone (unplugged, socket closed, no such resource) raises
 `InstrumentLost`.
+
+Every call returns within a bounded time. A raw TCP socket (`...::SOCKET`) has no device
+clear: pyvisa-py's `clear()` on one only drains what the socket holds, and loops forever once
+the peer has closed it (`select` keeps reporting the socket readable, `recv` keeps returning
+b"", and the loop only ends when `select` times out). So on a socket `clear()` closes the
+connection and opens a new one: what the old one still held (a late reply) goes with it, and
+a peer that is gone answers the new connection with a refusal, raised as `InstrumentLost` at
+once. A socket that failed is reopened the same way before its next use, so the safety path
+(ramping the coils down) gets a fresh connection after a link was dropped.
 """
 
 from __future__ import annotations
 
 import contextlib
+import socket
+from collections.abc import Callable
 
 import pyvisa
 import serial
@@ -46,13 +57,30 @@ def open_transport(
     )
 
 
-class VisaTransport:
-    """A pyvisa message-based resource as a `Transport`."""
+def is_raw_socket(address: str) -> bool:
+    """A VISA raw-socket resource (TCPIP[n]::host::port::SOCKET)."""
+    return address.strip().upper().endswith("::SOCKET")
 
-    def __init__(self, resource: MessageBasedResource, *, name: str) -> None:
+
+class VisaTransport:
+    """A pyvisa message-based resource as a `Transport`.
+
+    `reopen` (a raw socket's): opens the same resource again, for `clear` and after a failure.
+    """
+
+    def __init__(
+        self,
+        resource: MessageBasedResource,
+        *,
+        name: str,
+        reopen: Callable[[], MessageBasedResource] | None = None,
+    ) -> None:
         self.resource = resource
         self.name = name
+        self._reopen = reopen
+        self._timeout_ms = resource.timeout  # kept here: a closed resource cannot say it
         self._closed = False
+        self._broken = False
 
     @classmethod
     def open(
@@ -63,32 +91,20 @@ class VisaTransport:
         baud_rate: int | None = None,
         visa_library: str | None = None,
     ) -> VisaTransport:
-        try:
-            manager = pyvisa.ResourceManager(visa_library or "")
-            resource = manager.open_resource(
-                address,
-                read_termination=TERMINATION,
-                write_termination=TERMINATION,
-                timeout=timeout * 1000.0,
-                encoding=ENCODING,
-            )
-        except (pyvisa.Error, OSError, ValueError) as exc:
-            raise InstrumentLost(f"cannot open: {exc}", instrument=address) from exc
-        if not isinstance(resource, MessageBasedResource):
-            resource.close()
-            raise InstrumentLost(f"{address} is not a message-based resource", instrument=address)
-        if baud_rate is not None and resource.interface_type == constants.InterfaceType.asrl:
-            resource.baud_rate = baud_rate  # type: ignore[attr-defined]
-        return cls(resource, name=address)
+        def connect() -> MessageBasedResource:
+            return _open_resource(address, timeout, baud_rate, visa_library)
+
+        return cls(connect(), name=address, reopen=connect if is_raw_socket(address) else None)
 
     @property
     def timeout(self) -> float:
-        ms = self.resource.timeout
+        ms = self._timeout_ms
         return float("inf") if ms is None else float(ms) / 1000.0
 
     @timeout.setter
     def timeout(self, seconds: float) -> None:
         self.resource.timeout = seconds * 1000.0
+        self._timeout_ms = self.resource.timeout
 
     def _failed(self, exc: Exception) -> Exception:
         if (
@@ -96,11 +112,24 @@ class VisaTransport:
             and exc.error_code == constants.StatusCode.error_timeout
         ):
             return InstrumentTimeout(f"no reply within {self.timeout:g} s", instrument=self.name)
+        self._broken = True
         return InstrumentLost(f"link failed: {exc}", instrument=self.name)
 
     def _check_open(self) -> None:
         if self._closed:
             raise InstrumentLost("link closed", instrument=self.name)
+        if self._broken and self._reopen is not None:
+            self._reconnect()
+
+    def _reconnect(self) -> None:
+        """Drop the connection and open a new one (raw sockets only): InstrumentLost if none."""
+        assert self._reopen is not None
+        self._broken = True
+        with contextlib.suppress(Exception):  # the old socket may be gone already
+            self.resource.close()
+        self.resource = self._reopen()
+        self.resource.timeout = self._timeout_ms
+        self._broken = False
 
     def write(self, message: str) -> None:
         self._check_open()
@@ -125,8 +154,13 @@ class VisaTransport:
         return self.read()
 
     def clear(self) -> None:
-        """Device clear (viClear); where the interface has none (serial), flush the buffers."""
-        self._check_open()
+        """Device clear (viClear); where the interface has none (serial), flush the buffers;
+        a raw socket is closed and opened again (see the module's docstring)."""
+        if self._closed:
+            raise InstrumentLost("link closed", instrument=self.name)
+        if self._reopen is not None:
+            self._reconnect()
+            return
         try:
             self.resource.clear()
         except (pyvisa.Error, NotImplementedError):
@@ -145,6 +179,47 @@ class VisaTransport:
             self._closed = True
             with contextlib.suppress(pyvisa.Error, OSError):  # already gone: best effort
                 self.resource.close()
+
+
+def _open_resource(
+    address: str, timeout: float, baud_rate: int | None, visa_library: str | None
+) -> MessageBasedResource:
+    try:
+        manager = pyvisa.ResourceManager(visa_library or "")
+        resource = manager.open_resource(
+            address,
+            read_termination=TERMINATION,
+            write_termination=TERMINATION,
+            timeout=timeout * 1000.0,
+            open_timeout=max(1, round(timeout * 1000.0)),
+            encoding=ENCODING,
+        )
+    # pyvisa-py raises a bare Exception when a TCP connection cannot be made in time
+    except Exception as exc:
+        raise InstrumentLost(f"cannot open: {exc}", instrument=address) from exc
+    if not isinstance(resource, MessageBasedResource):
+        resource.close()
+        raise InstrumentLost(f"{address} is not a message-based resource", instrument=address)
+    if baud_rate is not None and resource.interface_type == constants.InterfaceType.asrl:
+        resource.baud_rate = baud_rate  # type: ignore[attr-defined]
+    if is_raw_socket(address):
+        _no_delay(resource)
+    return resource
+
+
+def _no_delay(resource: MessageBasedResource) -> None:
+    """TCP_NODELAY on a raw socket: without it a command that has no reply followed at once by
+    a query (CURR, then SYST:ERR?) waits for the delayed ACK of the first, 40 ms a command."""
+    try:
+        resource.set_visa_attribute(constants.ResourceAttribute.tcpip_nodelay, constants.VI_TRUE)
+        return
+    except Exception:  # pyvisa-py 0.8 registers no setter for it on SOCKET sessions
+        pass
+    session = getattr(resource.visalib, "sessions", {}).get(resource.session)
+    sock = getattr(session, "interface", None)
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 class SerialTransport:

@@ -163,8 +163,8 @@ class ScanTab(QtWidgets.QWidget):
         """Finish an interrupted, aborted or failed scan entry of `path` from its first
         unfinished line, with the plan stored in the entry; the finished lines stay as they
         are and show at once. False if refused, with the reason in the status line."""
+        from smm_daq.acquisition.resumable import load_resumable
         from smm_daq.storage.nexus import read_map
-        from smm_daq.storage.scan_entry import read_scan_record
 
         if self.live.running:
             self.status.setText("A scan is running; resume the other one when it has ended.")
@@ -174,10 +174,8 @@ class ScanTab(QtWidgets.QWidget):
             self.status.setText("Connect the rig first (Instruments tab).")
             return False
         try:
-            record = read_scan_record(path, entry)
-            if record["status"] == "finished":
-                raise InputError(f"entry '{entry}' is finished already; nothing to resume")
-            plan = ScanPlan.from_text(record["plan"], source=f"{path}, entry '{entry}'")
+            stored = load_resumable(path, entry)  # checked whole (and not finished); rig untouched
+            plan = stored.plan
             plan.validate(self.profile)
             measured = read_map(path, entry).bz
         except SmmError as exc:
@@ -189,7 +187,7 @@ class ScanTab(QtWidgets.QWidget):
         self.live.prepare(plan, Path(path), self.profile.sensor.active_area, bz=measured)
         push = self.live.bridge.push
         auto_range = self.auto_range.isChecked()
-        recipe_text = record["recipe"]
+        recipe_text = stored.recipe
 
         def build_and_start():  # in the rig's thread
             from smm_daq.acquisition.sequencer import Sequencer

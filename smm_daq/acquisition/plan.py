@@ -22,6 +22,13 @@ UT = 1e-6
 # 5000 × 5000 points: a 25 mm sample at 5 µm; beyond it the file and the hours run away
 MAX_POINTS = 25_000_000
 RASTERS = ("serpentine", "unidirectional")
+# Time-like values are bounded before anything moves: a typo (1e300, 1e12) must not hold the
+# field on for ever. 1000 time constants is far beyond any settling a 12 dB/oct filter needs
+# (8 reach 0.3 %) and any averaging worth doing at one point; a week is longer than any scan
+# one sample session holds (4 to 8 hours each).
+MAX_SETTLE_TAU = 1000.0
+MAX_DWELL_TAU = 1000.0
+MAX_DURATION_S = 7 * 24 * 3600.0
 DEFAULT_SETTLE_TAU = 8.0  # a 12 dB/oct lock-in is then within 0.3 % of a step in its input
 
 
@@ -71,6 +78,11 @@ class ScanPlan:
         for label, value in (("size w", size[0]), ("size h", size[1])):
             if not (math.isfinite(value) and value >= 0):
                 raise InputError(f"plan {label} is {value!r} m; expected a size >= 0")
+        for label, span, value in (("x", size[0], sx), ("y", size[1], sy)):
+            if not span / value < MAX_POINTS:  # also an overflow to inf (a step of 1e-310)
+                raise InputError(f"plan size {span / UM:g} µm at a step of {value / UM:g} µm "
+                                 f"makes {span / value:g} points along {label}; expected at "
+                                 f"most {MAX_POINTS:,} points in all")
         nx = round(float(size[0]) / sx) + 1
         ny = round(float(size[1]) / sy) + 1
         return cls(
@@ -155,11 +167,19 @@ class ScanPlan:
                 f"plan height is {self.height / UM:g} µm; expected > 0 and within the stage "
                 f"z travel {zmin / UM:g} .. {zmax / UM:g} µm"
             )
-        for key in ("settle_tau", "dwell_tau"):
-            if getattr(self, key) < 0:
-                raise InputError(f"plan {key} is {getattr(self, key)!r}; expected >= 0 "
-                                 "lock-in time constants")
+        for key, most in (("settle_tau", MAX_SETTLE_TAU), ("dwell_tau", MAX_DWELL_TAU)):
+            if not 0 <= getattr(self, key) <= most:
+                raise InputError(f"plan {key} is {getattr(self, key)!r}; expected 0 to "
+                                 f"{most:g} lock-in time constants")
         check_field(self.field, profile, label="plan field")
+        duration = self.estimate_duration(profile)
+        if not duration <= MAX_DURATION_S:  # also catches an overflow to inf or NaN
+            raise InputError(
+                f"plan '{self.name}' is estimated to take {format_seconds(duration)} "
+                f"({self.nx} × {self.ny} points at {self.seconds_per_point(profile):.3g} s "
+                f"each); expected at most {format_seconds(MAX_DURATION_S)} (a coarser step, "
+                "a smaller area, fewer settle/dwell time constants, or several scans)"
+            )
 
     def estimate_duration(self, profile: Profile, time_constant: float | None = None) -> float:
         """Seconds the scan should take: field ramp, moves, stage settling, lock-in settling.
@@ -167,20 +187,22 @@ class ScanPlan:
         `time_constant` is the lock-in's (s), the profile's when None. Instrument
         communication is not included; the sequencer's ETA learns it as the scan runs.
         """
-        tau = profile.lockin.time_constant if time_constant is None else time_constant
         stage = profile.stage
         coils = profile.coils
         currents = np.linalg.solve(coils.calibration, np.array(self.field) - coils.ambient_field)
         ramp = 2 * float(np.max(np.abs(currents))) / coils.max_ramp_rate  # up and back down
-        per_point = (
-            self.step_x / stage.velocity
-            + stage.settle_time
-            + (self.settle_tau + self.dwell_tau) * tau
-        )
+        per_point = self.seconds_per_point(profile, time_constant)
         per_line = self.step_y / stage.velocity
         if self.raster == "unidirectional":
             per_line += (self.nx - 1) * self.step_x / stage.velocity
         return ramp + self.points * per_point + self.ny * per_line
+
+    def seconds_per_point(self, profile: Profile, time_constant: float | None = None) -> float:
+        """The move to a point, the stage's settling and the lock-in's settle and dwell (s)."""
+        tau = profile.lockin.time_constant if time_constant is None else time_constant
+        stage = profile.stage
+        return (self.step_x / stage.velocity + stage.settle_time
+                + (self.settle_tau + self.dwell_tau) * tau)
 
     def to_dict(self) -> dict[str, Any]:
         """Human-facing form (unit-suffixed keys), stored as text in the scan entry."""
@@ -266,6 +288,17 @@ def check_field(field: tuple[float, float, float] | np.ndarray, profile: Profile
             f"{label} {_ut(b)} µT needs {currents[worst]:.3g} A in coil {'xyz'[worst]}; "
             f"expected at most max_current {coils.max_current:g} A"
         )
+
+
+def format_seconds(seconds: float) -> str:
+    """A duration for messages: '3.2 h', '4.1 days', or the value itself when not finite."""
+    if not math.isfinite(seconds):
+        return f"{seconds!r} s"
+    if seconds >= 86400:
+        return f"{seconds / 86400:.3g} days"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.3g} h"
+    return f"{seconds:.3g} s"
 
 
 def _ut(b: np.ndarray) -> str:

@@ -23,12 +23,14 @@ Step kinds and their keys:
                 height_um (default: the profile's sensor height), raster, settle_tau, dwell_tau
     set_field   field_uT: set the field now; later scans without field_uT use it
     zero_field  (no keys): the same with zero field
-    wait        seconds (on the rig's clock)
+    wait        seconds (on the rig's clock), at most MAX_WAIT_S
     prompt      message: the operator does something outside the microscope and confirms
     subtract    in_field, remanent, name; register (default true): in-field − remanent
 
 The whole recipe, every plan against the profile and every entry name against the file, is
-checked before the first step runs. A recipe holds only data: nothing in it is executed.
+checked before the first step runs; so is its estimated duration (scans, waits and field
+ramps), at most the plan limit MAX_DURATION_S. A recipe holds only data: nothing in it is
+executed.
 """
 
 from __future__ import annotations
@@ -43,13 +45,23 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from smm_daq.acquisition.plan import DEFAULT_SETTLE_TAU, RASTERS, ScanPlan, check_field
+from smm_daq.acquisition.plan import (
+    DEFAULT_SETTLE_TAU,
+    MAX_DURATION_S,
+    MAX_DWELL_TAU,
+    MAX_SETTLE_TAU,
+    RASTERS,
+    ScanPlan,
+    check_field,
+    format_seconds,
+)
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import Profile
 from smm_daq.storage.nexus import check_entry_name, list_entries
 
 UM = 1e-6
 UT = 1e-6
+MAX_WAIT_S = 2 * 24 * 3600.0  # a wait step: e.g. overnight viscous decay, never a typo's 1e300
 SCAN_KEYS = ("name", "title", "center_um", "size_um", "step_um", "field_uT", "height_um",
              "raster", "settle_tau", "dwell_tau")
 
@@ -122,6 +134,7 @@ class Recipe:
     title: str
     steps: tuple[Step, ...]
     plans: tuple[ScanPlan | None, ...] = field(default=())  # per step, after `check`
+    duration_s: float = 0.0  # estimated, after `check`: scans, waits and field ramps
 
     def describe(self, i: int) -> str:
         """One line saying what step `i` does."""
@@ -177,12 +190,14 @@ class _Table:
             raise self.fail(key, "a non-empty string")
         return value
 
-    def number(self, key: str, *, lo: float | None = None) -> float:
+    def number(self, key: str, *, lo: float | None = None, hi: float | None = None) -> float:
         value = self.require(key)
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(
             value
         ):
             raise self.fail(key, "a finite number")
+        if lo is not None and hi is not None and not lo <= value <= hi:
+            raise self.fail(key, f"a number from {lo:g} to {hi:g}")
         if lo is not None and value < lo:
             raise self.fail(key, f"a number >= {lo:g}")
         return float(value)
@@ -238,9 +253,9 @@ def _scan_keys(t: _Table) -> dict[str, Any]:
         if tab["raster"] not in RASTERS:
             raise t.fail("raster", "one of " + ", ".join(repr(r) for r in RASTERS))
         out["raster"] = tab["raster"]
-    for key in ("settle_tau", "dwell_tau"):
+    for key, most in (("settle_tau", MAX_SETTLE_TAU), ("dwell_tau", MAX_DWELL_TAU)):
         if key in tab:
-            out[key] = t.number(key, lo=0.0)
+            out[key] = t.number(key, lo=0.0, hi=most)
     return out
 
 
@@ -267,7 +282,7 @@ def _parse_step(source: str, i: int, raw: object, defaults: dict[str, Any]) -> S
         return ZeroFieldStep()
     if kind == "wait":
         t.only(("kind", "seconds"))
-        return WaitStep(t.number("seconds", lo=0.0))
+        return WaitStep(t.number("seconds", lo=0.0, hi=MAX_WAIT_S))
     if kind == "prompt":
         t.only(("kind", "message"))
         return PromptStep(t.string("message"))
@@ -335,6 +350,7 @@ def check_recipe(recipe: Recipe, profile: Profile, out: str | Path, *, can_promp
     made: set[str] = set()
     current: tuple[float, float, float] = (0.0, 0.0, 0.0)
     plans: list[ScanPlan | None] = []
+    duration = 0.0
     for i, step in enumerate(recipe.steps):
         where = f"step {i + 1} ({step.kind})"
         plan = None
@@ -352,14 +368,19 @@ def check_recipe(recipe: Recipe, profile: Profile, out: str | Path, *, can_promp
                 plan.validate(profile)
             except InputError as exc:
                 raise InputError(f"{where}: {exc}", source=recipe.source) from None
+            duration += plan.estimate_duration(profile)
         elif isinstance(step, SetFieldStep):
             try:
                 check_field(step.field, profile, label="field_uT")
             except InputError as exc:
                 raise InputError(f"{where}: {exc}", source=recipe.source) from None
+            duration += _ramp_seconds(current, step.field, profile)
             current = step.field
         elif isinstance(step, ZeroFieldStep):
+            duration += _ramp_seconds(current, (0.0, 0.0, 0.0), profile)
             current = (0.0, 0.0, 0.0)
+        elif isinstance(step, WaitStep):
+            duration += step.seconds
         elif isinstance(step, SubtractStep):
             for key, ref in (("in_field", step.in_field), ("remanent", step.remanent)):
                 if ref not in existing and ref not in made:
@@ -371,7 +392,20 @@ def check_recipe(recipe: Recipe, profile: Profile, out: str | Path, *, can_promp
                 f"{where}: needs an operator, but input is not a terminal; run it "
                 "interactively or pass --yes to continue past prompts", source=recipe.source)
         plans.append(plan)
-    return Recipe(recipe.source, recipe.text, recipe.title, recipe.steps, tuple(plans))
+    if not duration <= MAX_DURATION_S:
+        raise InputError(
+            f"the recipe is estimated to take {format_seconds(duration)} (its scans, waits and "
+            f"field ramps); expected at most {format_seconds(MAX_DURATION_S)}: split it into "
+            "several recipes", source=recipe.source)
+    return Recipe(recipe.source, recipe.text, recipe.title, recipe.steps, tuple(plans),
+                  duration)
+
+
+def _ramp_seconds(start: tuple[float, ...], end: tuple[float, ...], profile: Profile) -> float:
+    """How long the supplies ramp from the currents of field `start` to those of `end` (s)."""
+    coils = profile.coils
+    change = np.linalg.solve(coils.calibration, np.subtract(end, start))
+    return float(np.max(np.abs(change))) / coils.max_ramp_rate
 
 
 def run_recipe(

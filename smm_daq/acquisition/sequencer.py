@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,6 +32,7 @@ import numpy as np
 
 from smm_daq.acquisition.events import ScanEvent
 from smm_daq.acquisition.plan import ScanPlan
+from smm_daq.acquisition.resumable import load_resumable
 from smm_daq.errors import (
     InputError,
     InstrumentError,
@@ -39,8 +41,9 @@ from smm_daq.errors import (
     ProtocolError,
     SafetyError,
 )
+from smm_daq.instruments.rig import safe_command_hint
 from smm_daq.storage.h5file import open_read
-from smm_daq.storage.scan_entry import ScanEntryWriter, fingerprint_text, read_scan_record
+from smm_daq.storage.scan_entry import ScanEntryWriter, fingerprint_text
 
 T = TypeVar("T")
 TRANSIENT = (InstrumentTimeout, ProtocolError)
@@ -48,6 +51,7 @@ FIELD_READINGS = 4  # fluxgate readings averaged to verify the field
 FIELD_ATTEMPTS = 3  # verification attempts, FIELD_RECHECK_S apart (a ramp may still settle)
 FIELD_RECHECK_S = 1.0
 OVERLOAD = "lock-in overload"
+SIGNAL_POLL_S = 0.05  # real seconds: how soon a waiting main thread runs a signal's handler
 STATES = ("idle", "running", "paused", "finished", "aborted", "failed")
 
 
@@ -168,10 +172,10 @@ class Sequencer:
         Ctrl-C while waiting aborts the scan, waits for the rig to be safe, and re-raises.
         """
         try:
-            self._done.wait(timeout)
+            wait_awake(self._done, timeout)
         except KeyboardInterrupt:
             self.abort("interrupted (Ctrl-C or a termination signal)")
-            self._done.wait()
+            wait_awake(self._done)
             raise
         return self.state
 
@@ -220,15 +224,14 @@ class Sequencer:
                 )
 
     def _check_resumable(self) -> None:
-        record = read_scan_record(self.path, self.entry)
+        record = load_resumable(self.path, self.entry)
         where = f"{self.path}, entry '{self.entry}'"
-        stored = ScanPlan.from_text(record["plan"], source=where)
-        diff = stored.difference(self.plan)
+        diff = record.plan.difference(self.plan)
         if diff is not None:
             raise InputError(f"the plan does not match the stored plan: {diff}", source=where)
         now = fingerprint_text(self.rig.profile)
-        if record["fingerprint"] != now:
-            then, current = json.loads(record["fingerprint"]), json.loads(now)
+        if record.fingerprint != now:
+            then, current = json.loads(record.fingerprint), json.loads(now)
             keys = sorted(k for k in then.keys() | current.keys() if then.get(k) != current.get(k))
             changed = "; ".join(f"{k} was {then.get(k)!r}, now {current.get(k)!r}" for k in keys)
             hint = (" (the coil calibration file was rewritten since the scan started: the "
@@ -245,6 +248,9 @@ class Sequencer:
         try:
             self._execute()
             status = "finished"
+            message = self._lines_missing()
+            if message:
+                status = "failed"
         except _Aborted:
             status, message = "aborted", self.message or "aborted"
         except KeyboardInterrupt:
@@ -294,6 +300,14 @@ class Sequencer:
             self._check_field_held()
             writer.write_line(iy, bz, lx, ly, fs, t)
             self._emit("line_done", line=iy)
+
+    def _lines_missing(self) -> str:
+        """Why the scan is not finished although its loop ended ("" when every line is)."""
+        done = self._writer.line_done if self._writer is not None else np.zeros(0, bool)
+        if done.shape == (self.plan.ny,) and bool(done.all()):
+            return ""
+        return (f"{int(np.count_nonzero(done))} of {self.plan.ny} lines are stored; the scan "
+                "is not finished")
 
     def _check_field_held(self) -> None:
         """Before a line is stored: the coils still make the plan's field.
@@ -453,7 +467,7 @@ class Sequencer:
         self._make_safe()
         if self.safety_problems:
             message = (message + "; " if message else "") + "rig NOT safe: " + "; ".join(
-                self.safety_problems)
+                self.safety_problems) + ". " + safe_command_hint(self.rig.profile)
         if self.notes:
             message = (message + "; " if message else "") + "; ".join(self.notes)
         writer = self._writer
@@ -503,6 +517,20 @@ class Sequencer:
             return (now - self._run_start) / self._run_points * remaining
         estimate = self.plan.estimate_duration(self.rig.profile)
         return estimate * remaining / self.plan.points
+
+
+def wait_awake(event: threading.Event, timeout: float | None = None) -> bool:
+    """`event.wait(timeout)` in short slices, so that a signal reaches the main thread's
+    handler at once: a signal the kernel hands to another thread (the worker) does not wake
+    an untimed wait, and its Python handler would run only when the wait ended."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while not event.is_set():
+        left = SIGNAL_POLL_S if deadline is None else min(SIGNAL_POLL_S,
+                                                           deadline - time.monotonic())
+        if left <= 0:
+            break
+        event.wait(left)
+    return event.is_set()
 
 
 def _ut(b: np.ndarray) -> str:

@@ -10,7 +10,8 @@
 
 Every scan ends with the rig made safe (the field ramped down); `set_field` sets the field
 now and becomes the default of later scans that give none. Leaving the `with` block, however
-it is left, makes the rig safe and closes it.
+it is left, makes the rig safe and closes it: one owner at a time makes the rig safe (a scan
+still running is stopped and its own ramp-down waited for, never run beside a second one).
 """
 
 from __future__ import annotations
@@ -24,12 +25,12 @@ import numpy as np
 
 from smm_daq.acquisition.events import ScanEvent
 from smm_daq.acquisition.plan import DEFAULT_SETTLE_TAU, ScanPlan, check_field
-from smm_daq.acquisition.sequencer import Sequencer
+from smm_daq.acquisition.resumable import load_resumable
+from smm_daq.acquisition.sequencer import Sequencer, wait_awake
 from smm_daq.errors import InputError, SmmError
 from smm_daq.instruments.profile import Profile, load_profile
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import read_map
-from smm_daq.storage.scan_entry import read_scan_record
 
 UM = 1e-6
 UT = 1e-6
@@ -62,6 +63,9 @@ class Session:
         self.on_pause = on_pause
         self.field: tuple[float, float, float] = (0.0, 0.0, 0.0)  # T, default for scans
         self.last_sequencer: Sequencer | None = None
+        # What the last make_safe could not do, while nothing has touched the rig since it;
+        # None: the rig may have been changed since, close() makes it safe again.
+        self._safe_problems: list[str] | None = None
 
     @classmethod
     def open(
@@ -96,9 +100,20 @@ class Session:
         self.close()
 
     def close(self) -> list[str]:
-        """Make the rig safe and close it; returns what make_safe could not do."""
+        """Make the rig safe and close it; returns what make_safe could not do.
+
+        A scan still running is aborted and waited for: its worker makes the rig safe, and
+        that result stands unless the rig was touched after it.
+        """
         try:
-            return list(self.rig.make_safe())
+            seq = self.last_sequencer
+            if seq is not None and seq.state not in (*TERMINAL, "idle"):
+                seq.abort("the session was closed")
+                seq.wait()
+                self._safe_problems = list(seq.safety_problems)
+            if self._safe_problems is None:
+                self._safe_problems = list(self.rig.make_safe())
+            return list(self._safe_problems)
         finally:
             self.rig.close()
 
@@ -155,6 +170,7 @@ class Session:
         seq = Sequencer(self.rig, self.path, plan, recipe_text=recipe_text, resume=resume,
                         auto_range=auto_range)
         self.last_sequencer = seq
+        self._safe_problems = None
         wake = threading.Event()
         seq.subscribe(lambda e: (e.kind == "paused" or e.kind in TERMINAL) and wake.set())
         if on_event is not None:
@@ -162,7 +178,7 @@ class Session:
         seq.start()
         try:
             while seq.state not in TERMINAL:
-                wake.wait()
+                wait_awake(wake)
                 wake.clear()
                 if seq.state == "paused":
                     if self.on_pause(seq.message):
@@ -174,8 +190,10 @@ class Session:
             seq.abort("interrupted (Ctrl-C or a termination signal)"
                       if isinstance(exc, KeyboardInterrupt) else f"aborted: {exc}")
             seq.wait()
+            self._safe_problems = list(seq.safety_problems)
             raise
         status = seq.wait()
+        self._safe_problems = list(seq.safety_problems)
         if seq.error is not None:
             raise seq.error
         if status != "finished":
@@ -185,9 +203,8 @@ class Session:
     def resume(self, entry: str, *, on_event: Callable[[ScanEvent], None] | None = None,
                auto_range: bool = False) -> MapData:
         """Finish an interrupted scan entry from its first unfinished line."""
-        record = read_scan_record(self.path, entry)
-        plan = ScanPlan.from_text(record["plan"], source=f"{self.path}, entry '{entry}'")
-        return self.scan_plan(plan, recipe_text=record["recipe"], on_event=on_event,
+        stored = load_resumable(self.path, entry)
+        return self.scan_plan(stored.plan, recipe_text=stored.recipe, on_event=on_event,
                               auto_range=auto_range, resume=True)
 
     def set_field(self, field_uT: tuple[float, float, float]) -> None:
@@ -196,11 +213,13 @@ class Session:
             raise InputError(f"field_uT is {field_uT!r}; expected three numbers (µT)")
         b = tuple(float(v) * UT for v in field_uT)
         check_field(b, self.profile, label="field_uT")
+        self._safe_problems = None
         self.rig.coils.set_field(np.array(b), ramp=True)
         self.field = b  # type: ignore[assignment]
 
     def zero_field(self) -> None:
         """Ramp to zero applied field; later scans default to zero field."""
+        self._safe_problems = None
         self.rig.coils.zero()
         self.field = (0.0, 0.0, 0.0)
 

@@ -1,4 +1,4 @@
-"""`smm-daq` acquisition commands: scan, run, resume, info, demo.
+"""`smm-daq` acquisition commands: scan, run, resume, info, demo, safe.
 
 Scans show a progress bar with the remaining time on stderr. A scan that pauses (lock-in
 overload, a reading out of range) asks the operator on an interactive terminal and otherwise
@@ -17,14 +17,15 @@ from typing import TextIO
 import numpy as np
 
 from smm_daq.acquisition.events import ScanEvent
-from smm_daq.acquisition.plan import DEFAULT_SETTLE_TAU, ScanPlan
+from smm_daq.acquisition.plan import DEFAULT_SETTLE_TAU, MAX_DWELL_TAU, MAX_SETTLE_TAU, ScanPlan
 from smm_daq.acquisition.recipe import check_recipe, load_recipe, run_recipe
+from smm_daq.acquisition.resumable import load_resumable
 from smm_daq.acquisition.session import Session
-from smm_daq.cli.args import floats, positive
+from smm_daq.cli.args import floats, positive, session_file, time_scale, within
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import Profile, load_profile, parse_profile
+from smm_daq.instruments.rig import make_rig_safe, safe_command_hint, safe_time_bound
 from smm_daq.storage.nexus import EntryInfo, list_entries, read_map
-from smm_daq.storage.scan_entry import read_scan_record
 
 UM = 1e-6
 UT = 1e-6
@@ -127,12 +128,7 @@ def ask_operator(reason: str) -> bool:
 
 
 def _time_scale(value: float | None) -> float:
-    if value is None:
-        return 0.0
-    if not (math.isfinite(value) and value >= 0):
-        raise InputError(f"--time-scale is {value!r}; expected a number >= 0 (simulated "
-                         "seconds per real second; 0 = as fast as possible)")
-    return value
+    return time_scale(value)
 
 
 def _open_session(out: str, profile: Profile | str | None, time_scale: float | None
@@ -141,10 +137,14 @@ def _open_session(out: str, profile: Profile | str | None, time_scale: float | N
 
 
 def _finish(session: Session) -> int:
+    """Close the session (the rig made safe once, by one owner) and say plainly how it is."""
     problems = session.close()
     if problems:
-        print("smm-daq: the rig may NOT be safe: " + "; ".join(problems), file=sys.stderr)
+        print(f"smm-daq: the rig may NOT be safe: {'; '.join(problems)}. "
+              f"{safe_command_hint(session.profile)}", file=sys.stderr)
         return 1
+    print("smm-daq: the rig is safe (coils at their safe state, stage stopped)",
+          file=sys.stderr)
     return 0
 
 
@@ -172,6 +172,7 @@ def _vec_ut(b: np.ndarray | None) -> str:
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
+    session_file("--out", args.out)
     _time_scale(args.time_scale)
     cx, cy = floats("--center-um", args.center_um, 2)
     w, h = floats("--size-um", args.size_um, 2)
@@ -181,6 +182,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if w < 0 or h < 0:
         raise InputError(f"--size-um is {args.size_um!r}; expected sizes >= 0 µm")
     field = floats("--field-uT", args.field_uT, 3)
+    within("--settle-tau", args.settle_tau, 0.0, MAX_SETTLE_TAU, " lock-in time constants")
+    within("--dwell-tau", args.dwell_tau, 0.0, MAX_DWELL_TAU, " lock-in time constants")
     profile = load_profile(args.profile)
     plan = ScanPlan.from_center(
         args.name,
@@ -207,14 +210,15 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    session_file("--out", args.out)
     _time_scale(args.time_scale)
     recipe = load_recipe(args.recipe)
     profile = load_profile(args.profile)
     interactive = sys.stdin is not None and sys.stdin.isatty()
     checked = check_recipe(recipe, profile, args.out, can_prompt=args.yes or interactive)
-    total = sum(p.estimate_duration(profile) for p in checked.plans if p is not None)
-    print(f"recipe {args.recipe}: {len(checked.steps)} steps, scans estimated "
-          f"{format_duration(total)} of instrument time", file=sys.stderr)
+    print(f"recipe {args.recipe}: {len(checked.steps)} steps, estimated "
+          f"{format_duration(checked.duration_s)} of instrument time (scans, waits and field "
+          "ramps)", file=sys.stderr)
     session = _open_session(args.out, profile, args.time_scale)
     try:
         written = run_recipe(
@@ -231,18 +235,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     _time_scale(args.time_scale)
-    record = read_scan_record(args.file, args.entry)
-    if record["status"] == "finished":
-        raise InputError(f"entry '{args.entry}' is finished already; nothing to resume",
-                         source=args.file)
+    entry = load_resumable(args.file, args.entry)  # checked whole before the rig is touched
     if args.profile is not None:
         profile = load_profile(args.profile)
     else:  # the profile the scan was started with, as stored in the entry
-        stored = Path(record["profile_path"] or "stored-profile.toml")
-        profile = parse_profile(record["profile_text"], stored)
-    left = int(np.count_nonzero(~record["line_done"]))
-    print(f"resuming '{args.entry}': {left} of {record['line_done'].size} lines to measure",
-          file=sys.stderr)
+        stored = Path(entry.profile_path or "stored-profile.toml")
+        profile = parse_profile(entry.profile_text, stored)
+    entry.plan.validate(profile)
+    print(f"resuming '{args.entry}': {entry.lines_left} of {entry.line_done.size} lines to "
+          f"measure", file=sys.stderr)
     session = _open_session(args.file, profile, args.time_scale)
     try:
         session.resume(args.entry, on_event=ProgressBar(), auto_range=args.auto_range)
@@ -284,7 +285,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     _time_scale(args.time_scale)
-    out = Path(args.out)
+    out = session_file("--out", args.out)
     if out.exists():
         raise InputError("exists already; the demo writes a new file (choose another --out)",
                          source=str(out))
@@ -313,6 +314,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_safe(args: argparse.Namespace) -> int:
+    profile = load_profile(args.profile)
+    print(f"making rig '{profile.name}' safe: coils to their safe state "
+          f"({profile.coils.safe_state}), stage stopped; at most "
+          f"{math.ceil(safe_time_bound(profile))} s (a supervisor must allow at least this "
+          "between SIGTERM and SIGKILL)", file=sys.stderr)
+    states = make_rig_safe(profile)
+    for s in states:
+        print(f"{s.role}: {'safe' if s.safe else 'NOT SAFE'}: {s.state}")
+    if all(s.safe for s in states):
+        print("the rig is safe", file=sys.stderr)
+        return 0
+    print("smm-daq: the rig may NOT be safe (see above): check the instruments named, then run "
+          "this command again, or make them safe by hand at the supplies", file=sys.stderr)
+    return 1
+
+
 # -- registration ------------------------------------------------------------------------------
 
 
@@ -329,7 +347,7 @@ def _add_run_options(p: argparse.ArgumentParser, *, profile: bool = True) -> Non
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add scan, run, resume, info and demo."""
+    """Add scan, run, resume, info, demo and safe."""
     p = sub.add_parser("scan", help="raster-scan Bz into a session file",
                        description="Raster-scan Bz on a grid at a fixed applied field.")
     p.add_argument("--center-um", required=True, metavar="X,Y")
@@ -366,6 +384,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--entry", required=True)
     _add_run_options(p)
     p.set_defaults(func=cmd_resume)
+
+    p = sub.add_parser(
+        "safe", help="ramp every coil to its safe state and stop the stage",
+        description="Connect to the coils and the stage of a profile, ramp the coils to the "
+                    "profile's safe state, stop the stage and print each one's final state. "
+                    "For after a program was killed (kill -9) or could not make the rig safe. "
+                    "Exit 0 when the rig is safe, 1 when not.")
+    p.add_argument("--profile", required=True, metavar="FILE", help="instrument profile")
+    p.set_defaults(func=cmd_safe)
 
     p = sub.add_parser("info", help="list a session file's entries")
     p.add_argument("file", metavar="FILE.h5")

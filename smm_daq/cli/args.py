@@ -28,17 +28,86 @@ def positive(option: str, value: float) -> float:
     return value
 
 
-def output_file(option: str, text: str) -> Path:
-    """A path a command may write: never a directory, never an HDF5 file (a session file
-    holds acquired scans; writing a CSV, PNG or TOML over it would lose them)."""
+# A simulator's pace: slower than 1/1000 of real time, a 6-hour scan would take 250 days.
+MIN_TIME_SCALE = 1e-3
+MAX_TIME_SCALE = 1e9
+MAX_SERVE_S = 30 * 24 * 3600.0
+
+
+def time_scale(value: float | None, *, zero_allowed: bool = True) -> float:
+    """--time-scale: simulated seconds per real second (0: as fast as possible, where allowed)."""
+    if value is None:
+        return 0.0
+    if not ((zero_allowed and value == 0) or MIN_TIME_SCALE <= value <= MAX_TIME_SCALE):
+        zero = "0 (as fast as possible) or " if zero_allowed else ""
+        raise InputError(f"--time-scale is {value!r}; expected {zero}{MIN_TIME_SCALE:g} to "
+                         f"{MAX_TIME_SCALE:g} simulated seconds per real second")
+    return value
+
+
+def within(option: str, value: float, lo: float, hi: float, unit: str = "") -> float:
+    """`value` if finite and in [lo, hi], else InputError naming `option` and the limits."""
+    if not (math.isfinite(value) and lo <= value <= hi):
+        raise InputError(f"{option} is {value!r}; expected {lo:g} to {hi:g}{unit}")
+    return value
+
+
+def output_file(option: str, text: str, *, overwrite: bool = False) -> Path:
+    """A file a command writes whole (CSV, PNG, TOML), checked before any work starts.
+
+    Never a directory, never in a folder that does not exist, never an HDF5 file (a session
+    file holds acquired scans: text written over it would lose them, --overwrite or not), and
+    never an existing file unless `overwrite` (the command's --overwrite) allows it.
+    """
     path = Path(text)
-    if path.is_dir():
-        raise InputError(f"{option} is {text!r}, a directory; expected a file name")
+    _check_place(option, text, path)
     if path.exists() and h5py.is_hdf5(path):
         raise InputError(
             f"{option} is {text!r}, an HDF5 file (perhaps a session file); expected a new "
             "or expendable file name: nothing was written"
         )
+    if path.exists() and not overwrite:
+        raise InputError(
+            f"{option} is {text!r}, which exists; expected a new file name (or --overwrite to "
+            "replace it): nothing was written"
+        )
+    return path
+
+
+def session_file(option: str, text: str) -> Path:
+    """An HDF5 session file a command adds entries to: new, or an existing HDF5 file.
+
+    Refuses a directory, a missing folder, and an existing file that is not HDF5 (writing an
+    HDF5 file there would destroy it), before any work starts.
+    """
+    path = Path(text)
+    _check_place(option, text, path)
+    if path.exists() and not h5py.is_hdf5(path):
+        raise InputError(
+            f"{option} is {text!r}, which exists and is not an HDF5 file; expected a session "
+            "file (.h5) or a new file name: nothing was written"
+        )
+    return path
+
+
+def distinct_outputs(*outputs: tuple[str, str | None]) -> None:
+    """Refuse two outputs of one command that name the same file (one would replace the
+    other); each is (option, path or None when not given)."""
+    seen: dict[Path, str] = {}
+    for option, text in outputs:
+        if text is None:
+            continue
+        key = Path(text).resolve()
+        if key in seen:
+            raise InputError(f"{option} and {seen[key]} both name {text!r}; expected "
+                             "different files: nothing was written")
+        seen[key] = option
+
+
+def _check_place(option: str, text: str, path: Path) -> None:
+    if not text:
+        raise InputError(f"{option} is empty; expected a file name")
+    if path.is_dir():
+        raise InputError(f"{option} is {text!r}, a directory; expected a file name")
     if not path.parent.is_dir():
         raise InputError(f"{option} is {text!r}; there is no directory {path.parent}")
-    return path

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 
 import numpy as np
 
-from smm_daq.cli.args import output_file
+from smm_daq.cli.args import output_file, time_scale
 from smm_daq.errors import InputError
 from smm_daq.instruments.coil_calibration import calibrate_coils, write_calibration
 from smm_daq.instruments.profile import load_profile
@@ -30,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--out", metavar="FILE", help="store the calibration here instead of the profile's file"
     )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.add_argument(
         "--time-scale",
         type=float,
@@ -52,13 +52,12 @@ def run(args: argparse.Namespace) -> int:
     if args.time_scale is not None:
         if not profile.simulated:
             raise InputError("--time-scale applies to simulated profiles (rig.simulated = true)")
-        if not (math.isfinite(args.time_scale) and args.time_scale >= 0):
-            raise InputError(f"--time-scale is {args.time_scale!r}; expected a number >= 0")
+        time_scale(args.time_scale)
     out = profile.calibration_file
     if args.out:
-        out = output_file("--out", args.out)
-    elif out is not None:
-        out = output_file("rig.calibration_file", str(out))
+        out = output_file("--out", args.out, overwrite=args.overwrite)
+    elif out is not None:  # the profile's own store: calibrations replace each other there
+        out = output_file("rig.calibration_file", str(out), overwrite=True)
 
     rig = open_rig(profile, time_scale=args.time_scale)
     try:

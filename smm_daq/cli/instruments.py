@@ -9,7 +9,8 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from smm_daq.cli.args import positive
+from smm_daq.cli.args import MAX_SERVE_S, positive, within
+from smm_daq.cli.args import time_scale as check_time_scale
 from smm_daq.errors import InputError, InstrumentError
 from smm_daq.instruments.interfaces import Instrument
 from smm_daq.instruments.profile import DEFAULT_PROFILE, load_profile
@@ -119,9 +120,10 @@ def serve(
     stop: threading.Event | None = None,
 ) -> None:
     """Serve the profile's simulated instruments until `stop` is set or `duration` (s) ends."""
-    positive("--time-scale", time_scale)
+    check_time_scale(time_scale, zero_allowed=False)
     if duration is not None:
         positive("--duration-s", duration)
+        within("--duration-s", duration, 0.0, MAX_SERVE_S, " s")
     profile = load_profile(profile_path)
     backend = simulator_class(profile).serving(profile, time_scale=time_scale)
     server = backend.serve_tcp()

@@ -6,7 +6,9 @@ takes the parsed arguments and returns an exit code. So the core never imports t
 driver by name, and a new area adds commands without touching this file.
 
 Exit codes: 0 success; 1 an instrument or run failure (rig made safe); 2 bad input (a clear
-message, no traceback); 130 interrupted by Ctrl-C (rig made safe by whoever was running).
+message, no traceback); 130 interrupted by Ctrl-C or a termination signal (rig made safe by
+whoever was running). Ctrl-C, SIGTERM and SIGHUP all take the Ctrl-C path; only the first one
+interrupts, later ones are acknowledged while the rig is made safe (`smm_daq.interrupts`).
 """
 
 from __future__ import annotations
@@ -14,12 +16,11 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import signal
 import sys
 from collections.abc import Sequence
 from importlib.metadata import entry_points
 
-from smm_daq import PROGRAM_NAME, __version__
+from smm_daq import PROGRAM_NAME, __version__, interrupts
 from smm_daq.errors import InputError, SmmError
 
 EXIT_OK = 0
@@ -55,17 +56,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _interrupt(signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt(signal.Signals(signum).name)
-
-
-def _treat_termination_as_ctrl_c() -> None:
-    """SIGTERM (kill, timeout, systemd) and SIGHUP (a closed terminal) take the Ctrl-C path,
-    which aborts a running scan with the rig made safe and the file closed as "aborted"."""
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _interrupt)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -73,17 +63,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if func is None:
         parser.print_help()
         return EXIT_BAD_INPUT
-    _treat_termination_as_ctrl_c()
-    try:
-        return int(func(args) or EXIT_OK)
+    try:  # run as the program (argv None): late signals stay acknowledged until it ends
+        with interrupts.installed(restore=argv is not None):
+            return int(func(args) or EXIT_OK)
     except InputError as exc:
         print(f"{PROGRAM_NAME}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except SmmError as exc:
         print(f"{PROGRAM_NAME}: failed: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    except KeyboardInterrupt:
-        print(f"{PROGRAM_NAME}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"{PROGRAM_NAME}: interrupted ({exc or 'Ctrl-C'})", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # output piped into `head` and the like: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from smm_daq.cli.args import floats, output_file, positive
+from smm_daq.cli.args import distinct_outputs, floats, output_file, positive
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.products import MapPlot, Quantity
@@ -334,8 +334,9 @@ def _export(args: argparse.Namespace) -> int:
         values, column, factor, label = m.bz, "Bz_nT", 1e9, "Bz (nT)"
     else:
         values, column, factor, label = _dataset(args.file, args.entry, args.dataset, m)
-    csv_path = output_file("--csv", args.csv) if args.csv else None
-    png_path = output_file("--png", args.png) if args.png else None
+    distinct_outputs(("--csv", args.csv), ("--png", args.png))
+    csv_path = output_file("--csv", args.csv, overwrite=args.overwrite) if args.csv else None
+    png_path = output_file("--png", args.png, overwrite=args.overwrite) if args.png else None
     if png_path is not None and png_path.suffix.lower() != ".png":
         raise InputError(f"--png is {args.png!r}; expected a file name ending in .png")
     if csv_path is not None:
@@ -417,4 +418,5 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a map under the entry, e.g. chi/chi or chi/errors (default Bz)")
     p.add_argument("--csv", help="CSV file to write")
     p.add_argument("--png", help="PNG file to write")
+    p.add_argument("--overwrite", action="store_true", help="replace existing --csv/--png files")
     p.set_defaults(func=_export)

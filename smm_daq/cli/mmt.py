@@ -20,7 +20,7 @@ from smm_daq.analysis.mmt import synth
 from smm_daq.analysis.mmt.formats.community import read_mmt_scan
 from smm_daq.analysis.mmt.result_file import write_result_csv, write_result_entry
 from smm_daq.analysis.mmt.solver.inversion import invert_map
-from smm_daq.cli.args import floats, positive
+from smm_daq.cli.args import distinct_outputs, floats, output_file, positive, session_file
 from smm_daq.cli.mmt_study import add_study_command, add_tiling_options, tiled_result_or_none
 from smm_daq.errors import InputError
 from smm_daq.storage.nexus import read_map, write_map_entry
@@ -53,6 +53,7 @@ def _sensor_size(text: str | None, fallback: tuple[float, float] | None) -> tupl
 
 
 def _invert(args: argparse.Namespace) -> int:
+    out = output_file("--out", args.out, overwrite=args.overwrite)
     data = read_map(args.file, args.entry)
     height = positive("--height-um", args.height_um) * UM if args.height_um is not None \
         else data.height
@@ -72,7 +73,7 @@ def _invert(args: argparse.Namespace) -> int:
             result = invert_map(data, grains, height=height, sensor_size=size, sigma=sigma,
                                 damping=args.damping)
     table = result.table()
-    write_result_csv(args.out, table)
+    write_result_csv(out, table)
     write_result_entry(args.file, name, args.entry, result, table,
                        {"command": "smm-daq " + " ".join(sys.argv[1:]),
                         "grains": str(args.grains)},
@@ -87,6 +88,11 @@ def _invert(args: argparse.Namespace) -> int:
 
 
 def _synth(args: argparse.Namespace) -> int:
+    distinct_outputs(("--out", args.out), ("--grains-out", args.grains_out),
+                     ("--truth-out", args.truth_out))
+    session_file("--out", args.out)
+    output_file("--grains-out", args.grains_out, overwrite=args.overwrite)
+    output_file("--truth-out", args.truth_out, overwrite=args.overwrite)
     sx, sy = floats("--size-um", args.size_um, 2)
     for option, value in (("--size-um", sx), ("--size-um", sy),
                           ("--thickness-um", args.thickness_um), ("--step-um", args.step_um),
@@ -118,6 +124,7 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _import_mmt_scan(args: argparse.Namespace) -> int:
+    session_file("--out", args.out)
     data = read_mmt_scan(args.map, args.params, name=args.name)
     write_map_entry(args.out, data, kind="import", overwrite=args.overwrite,
                     parameters={"map": str(args.map), "params": str(args.params)})
@@ -144,7 +151,8 @@ def _add_invert(mmt_sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="Tikhonov damping, relative to the mean diagonal of QᵀQ (default 0)")
     p.add_argument("--out", required=True, metavar="RESULT.csv")
     p.add_argument("--result-entry", help="name of the new entry (default ENTRY_mmt)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing result entry")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing result entry and an existing --out file")
     p.set_defaults(func=_invert)
     return p
 
@@ -163,7 +171,8 @@ def _add_synth(mmt_sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sensor-size-um", metavar="W,L", help="sensor area (default 0,0: point)")
     p.add_argument("--noise-nT", type=float, default=5.0)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing entry of that name and existing grain/truth files")
     p.set_defaults(func=_synth)
 
 

@@ -10,10 +10,14 @@ real links themselves, on the system clock.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
 
+import numpy as np
+
+from smm_daq import interrupts
 from smm_daq.clock import Clock, SystemClock, VirtualClock
 from smm_daq.errors import InputError, InstrumentError, SmmError
 from smm_daq.instruments.interfaces import (
@@ -28,6 +32,33 @@ from smm_daq.instruments.profile import Profile
 DRIVER_GROUP = "smm_daq.drivers"
 SIMULATOR_GROUP = "smm_daq.simulators"
 SIMULATOR_NAME = "world"
+
+SETTLE_ALLOWANCE_S = 2.0  # the supplies' wait for their measured current to reach the setpoint
+RAMP_OVERHEAD = 1.5  # ramp steps also talk to every supply: allow half the ramp time again
+LOST_EXCHANGES = 4  # safety-path exchanges with a lost supply or stage, after its retries
+
+
+def safe_time_bound(profile: Profile) -> float:
+    """Seconds that making the rig safe may take at most (s): the longest ramp to the safe
+    state at the profile's ramp rate, the supplies' settling, and every coil supply's and the
+    stage's link timing out on each exchange of the safety path.
+
+    A supervisor that stops a scan with SIGTERM must wait at least this long before SIGKILL;
+    otherwise the coils may be left energised.
+    """
+    coils = profile.coils
+    null = np.linalg.solve(coils.calibration, -coils.ambient_field)
+    ramp = (coils.max_current + float(np.max(np.abs(null)))) / coils.max_ramp_rate
+    links = [coils.link] * 3 + [profile.stage.link]
+    talk = sum(link.timeout_s * (link.retries + 1 + LOST_EXCHANGES) for link in links)
+    return RAMP_OVERHEAD * ramp + SETTLE_ALLOWANCE_S + talk
+
+
+def safe_command_hint(profile: Profile) -> str:
+    """What to run when a program could not make the rig safe (or was killed before it did)."""
+    return (f"Make it safe with `smm-daq safe --profile {profile.path}` (it ramps every coil to "
+            "its safe state and stops the stage), or by hand at the supplies")
+
 
 # Profile section -> what the instrument in it must be.
 _ROLES: dict[str, type[Instrument]] = {
@@ -50,6 +81,7 @@ class Rig:
     fluxgate: Magnetometer | None
     world: Any = None  # simulators.world.World when simulated
     backend: Any = None  # the simulator backend (its `faults` per address) when simulated
+    _safing: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def instruments(self) -> dict[str, Instrument]:
         out: dict[str, Instrument] = {
@@ -64,8 +96,14 @@ class Rig:
     def make_safe(self) -> list[str]:
         """Stop the stage, bring the field to the profile's safe state; every step is tried.
 
-        Returns what could not be done (empty when the rig is safe).
+        Returns what could not be done (empty when the rig is safe). One thread at a time;
+        signals meanwhile are acknowledged and never cut the ramp-down short
+        (`smm_daq.interrupts`).
         """
+        with self._safing, interrupts.making_safe(safe_time_bound(self.profile)):
+            return self._make_safe()
+
+    def _make_safe(self) -> list[str]:
         problems = []
         try:
             self.stage.stop()
@@ -198,3 +236,89 @@ def open_rig(
         world=backend.world if backend is not None else None,
         backend=backend,
     )
+
+
+@dataclass(frozen=True)
+class SafeState:
+    """What `make_rig_safe` found and did for one instrument."""
+
+    role: str  # "coils" or "stage"
+    safe: bool
+    state: str  # its final state, or why it could not be made safe
+
+
+def make_rig_safe(profile: Profile, *, clock: Clock | None = None) -> list[SafeState]:
+    """Connect to the coils and the stage of `profile` on their own (one that does not answer
+    does not keep the other from being made safe), ramp the coils to the profile's safe state,
+    stop the stage, and read back each one's final state.
+
+    For after a program that could not make the rig safe, or was killed (kill -9) before it
+    did. Signals meanwhile are acknowledged, never cut the ramp-down short.
+    """
+    clock = clock or SystemClock()
+    open_transport = None
+    if profile.simulated:
+        clock = VirtualClock()
+        open_transport = simulator_class(profile)(profile, clock, None).open_transport
+    with interrupts.making_safe(safe_time_bound(profile)):
+        return [
+            _safe_coils(profile, clock, open_transport),
+            _safe_stage(profile, clock, open_transport),
+        ]
+
+
+def _connect(profile: Profile, role: str, settings: Any, clock: Clock,
+             open_transport: Any) -> Any:
+    cls = driver_class(profile, role, settings.link.implementation)
+    return cls.from_profile(settings, clock=clock, open_transport=open_transport)  # type: ignore[attr-defined]
+
+
+def _safe_coils(profile: Profile, clock: Clock, open_transport: Any) -> SafeState:
+    settings = profile.coils
+    where = f"{settings.link.implementation} at {', '.join(settings.addresses)}"
+    try:
+        coils = _connect(profile, "coils", settings, clock, open_transport)
+    except SmmError as exc:
+        return SafeState("coils", False, f"{where} could not be reached: {exc}")
+    try:
+        problem = ""
+        try:
+            if settings.safe_state == "off":
+                coils.output_off()
+            else:
+                coils.zero()
+        except SmmError as exc:
+            problem = f"not ramped to the safe state: {exc}; "
+        try:
+            currents = np.asarray(coils.currents(), dtype=float)
+            field_ut = (settings.calibration @ currents + settings.ambient_field) * 1e6
+            state = (f"currents {_numbers(currents, '.4f')} A, field "
+                     f"{_numbers(field_ut, '.3g')} µT ({settings.safe_state})")
+        except SmmError as exc:
+            return SafeState("coils", False, f"{problem}currents not read back: {exc}")
+        return SafeState("coils", not problem, problem + state)
+    finally:
+        with contextlib.suppress(Exception):
+            coils.close()
+
+
+def _safe_stage(profile: Profile, clock: Clock, open_transport: Any) -> SafeState:
+    settings = profile.stage
+    where = f"{settings.link.implementation} at {settings.link.address}"
+    try:
+        stage = _connect(profile, "stage", settings, clock, open_transport)
+    except SmmError as exc:
+        return SafeState("stage", False, f"{where} could not be reached: {exc}")
+    try:
+        stage.stop()
+        position = np.asarray(stage.position(), dtype=float) * 1e6
+        return SafeState("stage", True, f"stopped at {_numbers(position, '.1f')} µm")
+    except SmmError as exc:
+        return SafeState("stage", False, f"not stopped: {exc}")
+    finally:
+        with contextlib.suppress(Exception):
+            stage.close()
+
+
+def _numbers(values: np.ndarray, fmt: str) -> str:
+    return "(" + ", ".join(format(float(v), fmt) for v in values) + ")"

@@ -1,0 +1,98 @@
+"""What `resume` checks in a scan entry, whole, before anything touches the rig.
+
+An entry is resumable when it is a scan entry with every part a scan writes (plan, profile
+and its fingerprint, status, the data arrays), its plan parses, every array has the plan's
+shape (line_done one flag per grid line, Bz and the raw readings one value per point, x and y
+the plan's grid), and it is not finished. Anything else is one `InputError` naming the file,
+the entry and the part, so a damaged entry never reaches the rig nor ends in a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from smm_daq.acquisition.plan import ScanPlan
+from smm_daq.errors import InputError
+from smm_daq.storage.h5file import open_read, text
+
+TEXTS = ("plan", "profile", "profile_fingerprint", "recipe", "status")
+GRIDS = ("data/Bz", "data/lockin_x", "data/lockin_y", "data/lockin_range", "data/time")
+
+
+@dataclass(frozen=True)
+class ResumableEntry:
+    plan: ScanPlan
+    status: str
+    line_done: np.ndarray  # (ny,) bool
+    fingerprint: str  # JSON
+    profile_text: str
+    profile_path: str
+    recipe: str
+
+    @property
+    def lines_left(self) -> int:
+        return int(np.count_nonzero(~self.line_done))
+
+
+def load_resumable(path: str | Path, name: str) -> ResumableEntry:
+    """The entry `name` of `path`, checked whole (see the module); InputError otherwise."""
+    where = f"{path}, entry '{name}'"
+    with open_read(path) as f:
+        if name not in f or not isinstance(f[name], h5py.Group) or text(
+                f[name].attrs.get("kind", "")) != "scan":
+            raise InputError("is not a scan entry in this file", source=where)
+        g = f[name]
+        values: dict[str, str] = {}
+        for key in TEXTS:
+            node = g.get(key)
+            if not isinstance(node, h5py.Dataset) or node.shape != ():
+                raise InputError(f"has no '{key}' text; the entry is damaged and cannot be "
+                                 "resumed (start a new scan)", source=where)
+            values[key] = text(node)
+        plan = ScanPlan.from_text(values["plan"], source=f"{where}, 'plan'")
+        try:
+            fingerprint = json.loads(values["profile_fingerprint"])
+        except json.JSONDecodeError:
+            fingerprint = None
+        if not isinstance(fingerprint, dict):
+            raise InputError(f"'profile_fingerprint' is {values['profile_fingerprint']!r}; "
+                             "expected the JSON fingerprint of the profile the scan started "
+                             "with: the entry cannot be resumed (start a new scan)", source=where)
+        expected = {"data/line_done": (plan.ny,), "data/x": (plan.nx,), "data/y": (plan.ny,)}
+        expected.update({key: (plan.ny, plan.nx) for key in GRIDS})
+        arrays: dict[str, np.ndarray] = {}
+        for key, shape in expected.items():
+            node = g.get(key)
+            if not isinstance(node, h5py.Dataset):
+                raise InputError(f"has no '{key}' dataset; the entry is damaged and cannot be "
+                                 "resumed (start a new scan)", source=where)
+            if node.shape != shape:
+                raise InputError(
+                    f"'{key}' has shape {node.shape}, but its plan ({plan.nx} × {plan.ny} "
+                    f"points) needs {shape}: the entry cannot be resumed (start a new scan)",
+                    source=where)
+            if key in ("data/line_done", "data/x", "data/y"):
+                arrays[key] = node[()]
+        for axis, grid in (("x", plan.x), ("y", plan.y)):
+            stored = np.asarray(arrays[f"data/{axis}"], dtype=float)
+            if not np.allclose(stored, grid, rtol=0.0, atol=1e-9):
+                raise InputError(f"'data/{axis}' is not the grid of its plan: the entry cannot "
+                                 "be resumed (start a new scan)", source=where)
+        status = values["status"]
+        if status == "finished":
+            raise InputError(f"entry '{name}' is finished already; nothing to resume",
+                             source=str(path))
+        return ResumableEntry(
+            plan=plan,
+            status=status,
+            line_done=np.asarray(arrays["data/line_done"], dtype=bool),
+            fingerprint=values["profile_fingerprint"],
+            profile_text=values["profile"],
+            profile_path=text(g["profile"].attrs.get("path", "")),
+            recipe=values["recipe"],
+        )

@@ -1,0 +1,126 @@
+"""Ctrl-C and termination signals: the first stops what runs; none cuts the ramp-down short.
+
+`installed()` (the command line runs in it) routes SIGINT, SIGTERM and SIGHUP here. The first
+signal raises `KeyboardInterrupt` in the main thread, which aborts a scan or a recipe; every
+later one is only acknowledged on stderr ("making the rig safe, about N s left"), so pressing
+Ctrl-C again, or a supervisor sending SIGTERM again, never interrupts the ramp-down that makes
+the rig safe. A signal that arrives while the main thread is inside an instrument exchange
+(`atomic`: a command and its reply) is held until the exchange ends, so no reply is left
+unread on a link to be taken for the answer to the next command; one that arrives while the
+rig is being made safe (`making_safe`) is only acknowledged.
+
+The state is per process; `reset()` is for tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class _State:
+    def __init__(self) -> None:
+        self.received = 0  # signals received since install/reset
+        self.held = ""  # the name of a first signal waiting for the end of an exchange
+        self.depth = 0  # the main thread's nesting of `atomic`
+        self.safe_by: list[float] = []  # monotonic deadlines of the ramp-downs under way
+        self.recovery = ""  # how to make the rig safe by hand, e.g. "smm-daq safe --profile F"
+
+
+_state = _State()
+
+
+@contextlib.contextmanager
+def installed(*, restore: bool = True) -> Iterator[None]:
+    """Route SIGINT, SIGTERM and SIGHUP here (from the main thread); the previous handlers
+    come back afterwards unless `restore` is false (a program that ends there: a late signal
+    is then still only acknowledged, never a traceback or a death by signal)."""
+    reset()
+    previous = {sig: signal.signal(sig, _handle) for sig in SIGNALS}
+    try:
+        yield
+    finally:
+        if restore:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        else:  # the program ends: a signal from now on would only kill it at its last step
+            signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+
+
+def reset(recovery: str = "") -> None:
+    global _state
+    _state = _State()
+    _state.recovery = recovery
+
+
+def set_recovery(command: str) -> None:
+    """The command that makes this rig safe by hand, named when the process must end early."""
+    _state.recovery = command
+
+
+def recovery() -> str:
+    return _state.recovery
+
+
+def interrupted() -> bool:
+    """Whether a signal has been received."""
+    return _state.received > 0
+
+
+def _handle(signum: int, _frame: object) -> None:
+    name = signal.Signals(signum).name
+    _state.received += 1
+    if _state.received > 1 or _state.safe_by:
+        _acknowledge(name)
+        return
+    if _state.depth > 0:
+        _state.held = name
+        return
+    raise KeyboardInterrupt(name)
+
+
+def _acknowledge(name: str) -> None:
+    if _state.safe_by:
+        left = max(0, math.ceil(max(_state.safe_by) - time.monotonic()))
+        text = (f"smm-daq: {name}: making the rig safe, at most {left} s left; the ramp-down "
+                "is not cut short")
+    else:
+        text = f"smm-daq: {name}: stopping; the rig is made safe before the program ends"
+    if _state.recovery:
+        text += f" (if the process is killed, run `{_state.recovery}`)"
+    with contextlib.suppress(OSError):  # os.write: print() is not safe inside a handler
+        os.write(2, (text + "\n").encode())
+
+
+@contextlib.contextmanager
+def atomic() -> Iterator[None]:
+    """One instrument exchange: a first signal in the main thread waits for its end."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _state.depth += 1
+    try:
+        yield
+    finally:
+        _state.depth -= 1
+    if _state.depth == 0 and _state.held:
+        name, _state.held = _state.held, ""
+        raise KeyboardInterrupt(name)
+
+
+@contextlib.contextmanager
+def making_safe(seconds: float) -> Iterator[None]:
+    """The rig is being made safe, in at most `seconds`: signals meanwhile are acknowledged."""
+    deadline = time.monotonic() + seconds
+    _state.safe_by.append(deadline)
+    try:
+        yield
+    finally:
+        _state.safe_by.remove(deadline)

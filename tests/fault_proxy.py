@@ -1,0 +1,224 @@
+"""A loopback TCP proxy that breaks a link on demand, for fault tests over the real byte path.
+
+    proxy = FaultProxy(("127.0.0.1", upstream_port)).start()
+    proxy.resource                   # the VISA resource string that reaches the upstream
+    proxy.after(40, proxy.drop)      # on the 40th command through it, drop the link
+    proxy.close()
+
+Faults (each callable any time, from any thread, or from a trigger):
+- `drop()`: close every connection now (the client sees the peer close); new ones are accepted.
+- `refuse()`: drop, and close every later connection at once (the instrument is gone).
+- `hold()`: replies are kept back (the client times out); `release()` sends what was kept.
+- `garble(n)`: the next `n` replies are replaced by garbage bytes.
+- `restore()`: forward everything again; `disarm()`: forget triggers not yet fired.
+
+`after(n, action)` runs `action()` (in the proxy's thread) when the n-th LF-terminated command
+from the client has been seen, before it is forwarded; `commands` counts them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import selectors
+import socket
+import threading
+from collections.abc import Callable
+
+HOST = "127.0.0.1"
+GARBAGE = b"#\x15?!\xff\n"
+
+
+class FaultProxy:
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        self._listener = socket.create_server((HOST, 0))
+        self._listener.setblocking(False)
+        self._selector = selectors.DefaultSelector()
+        self._lock = threading.Lock()
+        self._pairs: dict[socket.socket, socket.socket] = {}  # either end -> the other end
+        self._clients: set[socket.socket] = set()
+        self._held: dict[socket.socket, bytearray] = {}  # client -> replies kept back
+        self._holding = False
+        self._refusing = False
+        self._garble = 0
+        self._triggers: list[tuple[int, Callable[[], None]]] = []
+        self._stop = False
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._thread = threading.Thread(target=self._run, name="fault proxy", daemon=True)
+        self.commands = 0
+
+    @property
+    def port(self) -> int:
+        return self._listener.getsockname()[1]
+
+    @property
+    def resource(self) -> str:
+        return f"TCPIP0::{HOST}::{self.port}::SOCKET"
+
+    def start(self) -> FaultProxy:
+        self._selector.register(self._listener, selectors.EVENT_READ, "accept")
+        self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")
+        self._thread.start()
+        return self
+
+    # -- faults ---------------------------------------------------------------------------
+
+    def after(self, n: int, action: Callable[[], None]) -> None:
+        with self._lock:
+            self._triggers.append((n, action))
+
+    def drop(self) -> None:
+        self._call_in_loop(self._drop_all)
+
+    def refuse(self) -> None:
+        with self._lock:
+            self._refusing = True
+        self.drop()
+
+    def hold(self) -> None:
+        with self._lock:
+            self._holding = True
+
+    def release(self) -> None:
+        with self._lock:
+            self._holding = False
+        self._call_in_loop(self._flush_held)
+
+    def garble(self, n: int) -> None:
+        with self._lock:
+            self._garble += n
+
+    def disarm(self) -> None:
+        """Forget the `after` triggers that have not fired."""
+        with self._lock:
+            self._triggers.clear()
+
+    def restore(self) -> None:
+        with self._lock:
+            self._refusing = False
+            self._garble = 0
+        self.release()
+
+    def close(self) -> None:
+        self._stop = True
+        self._wake_w.send(b"x")
+        self._thread.join(timeout=30)
+        for s in list(self._pairs):
+            with contextlib.suppress(OSError):
+                s.close()
+        self._listener.close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def _call_in_loop(self, fn: Callable[[], None]) -> None:
+        if threading.current_thread() is self._thread:
+            fn()
+            return
+        done = threading.Event()
+        with self._lock:
+            self._triggers.append((0, lambda: (fn(), done.set())))
+        self._wake_w.send(b"x")
+        done.wait(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop:
+            for key, _ in self._selector.select(timeout=None):
+                if key.data == "wake":
+                    self._wake_r.recv(4096)
+                    self._fire(0)
+                elif key.data == "accept":
+                    self._accept()
+                else:
+                    self._forward(key.fileobj, key.data)  # type: ignore[arg-type]
+        self._drop_all()
+
+    def _accept(self) -> None:
+        try:
+            client, _ = self._listener.accept()
+        except BlockingIOError:
+            return
+        with self._lock:
+            refusing = self._refusing
+        if refusing:
+            client.close()
+            return
+        try:
+            server = socket.create_connection(self.upstream, timeout=5)
+        except OSError:
+            client.close()
+            return
+        for s in (client, server):
+            s.setblocking(True)
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._pairs[client], self._pairs[server] = server, client
+        self._clients.add(client)
+        self._selector.register(client, selectors.EVENT_READ, "up")
+        self._selector.register(server, selectors.EVENT_READ, "down")
+
+    def _close_pair(self, s: socket.socket) -> None:
+        other = self._pairs.pop(s, None)
+        for end in (s, other):
+            if end is None:
+                continue
+            self._pairs.pop(end, None)
+            self._clients.discard(end)
+            self._held.pop(end, None)
+            with contextlib.suppress(KeyError, ValueError):
+                self._selector.unregister(end)
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+            end.close()
+
+    def _drop_all(self) -> None:
+        for client in list(self._clients):
+            self._close_pair(client)
+
+    def _forward(self, source: socket.socket, direction: str) -> None:
+        try:
+            data = source.recv(65536)
+        except OSError:
+            data = b""
+        if not data:
+            self._close_pair(source)
+            return
+        target = self._pairs[source]
+        if direction == "up":
+            for _ in range(data.count(b"\n")):
+                self.commands += 1
+                self._fire(self.commands)
+                if source not in self._pairs:  # a trigger dropped the link
+                    return
+            self._send(target, data)
+            return
+        with self._lock:
+            holding = self._holding
+            if self._garble and not holding:
+                lines = data.count(b"\n") or 1
+                used = min(lines, self._garble)
+                self._garble -= used
+                data = GARBAGE * used
+        if holding:
+            self._held.setdefault(target, bytearray()).extend(data)
+        else:
+            self._send(target, data)
+
+    def _send(self, target: socket.socket, data: bytes) -> None:
+        try:
+            target.sendall(data)
+        except OSError:
+            self._close_pair(target)
+
+    def _flush_held(self) -> None:
+        for client, data in list(self._held.items()):
+            self._held.pop(client)
+            if client in self._pairs:
+                self._send(client, bytes(data))
+
+    def _fire(self, count: int) -> None:
+        with self._lock:
+            due = [t for t in self._triggers if t[0] <= count and (t[0] == 0) == (count == 0)]
+            self._triggers = [t for t in self._triggers if t not in due]
+        for _, action in due:
+            action()

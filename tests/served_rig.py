@@ -1,0 +1,93 @@
+"""The simulated rig served on loopback TCP, reached by the real drivers through fault proxies.
+
+`ServedRig(tmp_path, time_scale=...)`: the simulator profile's world served by
+`SimulatedBackend.serving` (the emulators on their own ports), one `FaultProxy` in front of
+each instrument, and `profile_path`: the same rig as a real one (`simulated = false`, every
+address a proxy's VISA resource, short link timeouts). The world is inspected from the
+emulators' side: `currents()` (what the served supplies drive), `stage_moving()`.
+`kill_server()` closes every listener and connection (the instruments are gone);
+`restart_server()` serves the same world on new ports behind the same proxies.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+from fault_proxy import FaultProxy
+
+from simulators.backend import SimulatedBackend
+from simulators.tcp_server import HOST, EmulatorServer
+from smm_daq.instruments.profile import load_profile
+
+REPO = Path(__file__).resolve().parents[1]
+SIM_PROFILE = REPO / "configs" / "simulator.toml"
+LINK_TIMEOUT_S = 0.5
+
+
+class ServedRig:
+    def __init__(self, tmp_path: Path, *, time_scale: float = 50.0,
+                 timeout_s: float = LINK_TIMEOUT_S) -> None:
+        self.sim_profile = load_profile(SIM_PROFILE)
+        self.backend = SimulatedBackend.serving(self.sim_profile, time_scale=time_scale)
+        self.clock = self.backend.clock  # scaled real time, shared with the rig under test
+        # The lock-in's first reply computes the sample's field: not within a short timeout.
+        self.backend.endpoint(self.sim_profile.lockin.link.address).handle("*IDN?")
+        self.server = self.backend.serve_tcp()
+        self._alive = True
+        self.roles = self.backend.addresses()  # role -> profile address
+        ports = self.server.ports()
+        self.proxies = {role: FaultProxy((HOST, ports[a])).start()
+                        for role, a in self.roles.items()}
+        self.profile_path = tmp_path / "served-lab.toml"
+        self.profile_path.write_text(self._real_profile_text(timeout_s))
+
+    def _real_profile_text(self, timeout_s: float) -> str:
+        text = SIM_PROFILE.read_text()
+        text = text.replace("simulated = true", "simulated = false")
+        text = text[: text.index("[simulation]")]
+        text = re.sub(r"(?m)^#.*\n", "", text)
+        text = re.sub(r"(?m)^(implementation = .*)$", rf"\1\ntimeout_s = {timeout_s}", text)
+        for role, address in self.roles.items():
+            text = text.replace(f'"{address}"', f'"{self.proxies[role].resource}"')
+        return text
+
+    # -- the emulators' side ----------------------------------------------------------------
+
+    def currents(self) -> np.ndarray:
+        """The currents the served supplies drive now (A)."""
+        with self.backend.world.lock:
+            return self.backend.world.coils.currents(self.clock.now())
+
+    def safe_currents(self) -> np.ndarray:
+        """The currents of the profile's safe state "zero": the ambient field nulled."""
+        coils = self.sim_profile.coils
+        return np.linalg.solve(coils.calibration, -coils.ambient_field)
+
+    def stage_moving(self) -> bool:
+        stage = self.backend.world.stage
+        with self.backend.world.lock:
+            return any(stage.position(a) != stage.target(a) for a in stage.axis_names)
+
+    # -- faults -----------------------------------------------------------------------------
+
+    def kill_server(self) -> None:
+        self._alive = False
+        self.server.close()
+
+    def server_alive(self) -> bool:
+        return self._alive
+
+    def restart_server(self) -> None:
+        """Serve the same world again (new ports); the proxies forward there from now on."""
+        self.server = EmulatorServer(dict(self.backend._endpoints)).start()
+        self._alive = True
+        ports = self.server.ports()
+        for role, address in self.roles.items():
+            self.proxies[role].upstream = (HOST, ports[address])
+
+    def close(self) -> None:
+        for proxy in self.proxies.values():
+            proxy.close()
+        self.server.close()

@@ -1,0 +1,152 @@
+"""`smm-daq scan` in its own process on a real (TCP-served) rig: killed with -9, stopped with
+several signals, or losing its instruments; judged from the emulators' side, then repaired
+with `smm-daq safe` and finished with `smm-daq resume`.
+
+No test waits on time: each blocks on the scan's own output lines (its progress, the
+acknowledgement of a signal) or on the process' end, with generous guards.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from served_rig import ServedRig
+
+from smm_daq.cli.main import main
+
+GUARD_S = 120.0
+CURRENT_ATOL = 2e-3
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedRig]:
+    """The served rig in real time (the command runs on the system clock)."""
+    rig = ServedRig(tmp_path_factory.mktemp("served"), time_scale=1.0, timeout_s=0.3)
+    yield rig
+    rig.close()
+
+
+@pytest.fixture
+def served(world: ServedRig, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServedRig]:
+    monkeypatch.setenv("PYVISA_LIBRARY", "@py")
+    yield world
+    if not world.server_alive():
+        world.restart_server()
+
+
+def start_scan(served: ServedRig, out: Path, field_ut: str = "0,10,0") -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "smm_daq.cli.main", "scan", "--profile", str(served.profile_path),
+         "--center-um", "100,100", "--size-um", "60,40", "--step-um", "20",
+         "--field-uT", field_ut, "--settle-tau", "1", "--name", "k", "--out", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYVISA_LIBRARY": "@py", "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def read_until(proc: subprocess.Popen[str], words: str, seen: list[str]) -> str:
+    """The first stderr line holding `words` (every line read goes into `seen`)."""
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        seen.append(line)
+        if words in line:
+            return line
+    raise AssertionError(f"{words!r} never came: rc {proc.wait()}:\n{''.join(seen)}")
+
+
+def finish(proc: subprocess.Popen[str], seen: list[str]) -> tuple[int, str]:
+    assert proc.stderr is not None
+    try:
+        _, rest = proc.communicate(timeout=GUARD_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return proc.returncode, "".join(seen) + rest
+
+
+def status(path: Path) -> str:
+    with h5py.File(path, "r") as f:
+        return f["k/status"].asstr()[()]
+
+
+def safe_now(served: ServedRig) -> None:
+    np.testing.assert_allclose(served.currents(), served.safe_currents(), atol=CURRENT_ATOL)
+    assert not served.stage_moving()
+
+
+def run_safe(served: ServedRig, capsys: pytest.CaptureFixture[str]) -> str:
+    assert main(["safe", "--profile", str(served.profile_path)]) == 0
+    out = capsys.readouterr().out
+    assert "coils: safe: currents" in out and "stage: safe: stopped at" in out
+    safe_now(served)
+    return out
+
+
+def resume(served: ServedRig, path: Path) -> None:
+    assert main(["resume", str(path), "--entry", "k", "--profile", str(served.profile_path)]) == 0
+    assert status(path) == "finished"
+    with h5py.File(path, "r") as f:
+        assert np.isfinite(f["k/data/Bz"][()]).all()
+
+
+@pytest.mark.slow
+def test_kill_9_leaves_the_field_on_and_smm_daq_safe_ramps_it_down(served, tmp_path, capsys):
+    path = tmp_path / "s.h5"
+    proc = start_scan(served, path)
+    seen: list[str] = []
+    read_until(proc, "line 1", seen)  # measuring: the field is up
+    proc.kill()
+    proc.communicate(timeout=GUARD_S)
+    assert served.currents()[1] > 0.15  # what kill -9 leaves: 0.2 A in coil y
+    run_safe(served, capsys)
+    resume(served, path)
+
+
+@pytest.mark.slow
+def test_repeated_signals_are_acknowledged_and_never_cut_the_ramp_down(served, tmp_path):
+    path = tmp_path / "s.h5"
+    proc = start_scan(served, path, "0,40,0")  # 0.8 s of ramp-down for the signals to meet
+    seen: list[str] = []
+    read_until(proc, "line 1", seen)
+    proc.send_signal(signal.SIGTERM)
+    sent = 1
+    while True:  # one more each time the last is acknowledged, until one lands in the ramp-down
+        proc.send_signal(signal.SIGINT if sent % 2 else signal.SIGTERM)
+        sent += 1
+        line = read_until(proc, "smm-daq: SIG", seen)
+        if "making the rig safe, at most" in line:
+            break
+    rc, err = finish(proc, seen)
+    assert rc == 130, err
+    assert "Traceback" not in err
+    assert "the rig is safe (coils at their safe state, stage stopped)" in err
+    assert "smm-daq: interrupted" in err
+    safe_now(served)
+    assert status(path) == "aborted"
+
+
+@pytest.mark.slow
+def test_instruments_lost_mid_scan_end_it_in_bounded_time_naming_smm_daq_safe(
+        served, tmp_path, capsys):
+    path = tmp_path / "s.h5"
+    proc = start_scan(served, path)
+    seen: list[str] = []
+    read_until(proc, "line 1", seen)
+    served.kill_server()  # every instrument is gone with its link
+    rc, err = finish(proc, seen)
+    assert rc == 1, err
+    assert "Traceback" not in err
+    assert f"smm-daq safe --profile {served.profile_path}" in err
+    assert "the rig may NOT be safe" in err
+    assert status(path) == "failed"
+    served.restart_server()
+    run_safe(served, capsys)
