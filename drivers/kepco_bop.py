@@ -402,7 +402,8 @@ class KepcoBOPCoils(FieldSource):
             "calibration_T_per_A": self.calibration.tolist(),
             "ambient_field_T": self.ambient.tolist(),
             "safe_state": self.safe_state,
-            "supply_ratings_V_A": [list(s.rating) for s in self._supplies],
+            "rated_voltages_V": [s.rating[0] for s in self._supplies],
+            "rated_currents_A": [s.rating[1] for s in self._supplies],
         }
 
     def close(self) -> None:

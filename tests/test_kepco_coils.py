@@ -318,4 +318,6 @@ def test_compliance_is_never_set_beyond_the_rated_voltage():
                           calibration=C, ambient=AMBIENT, max_current=3.0, max_ramp_rate=1.0,
                           max_field=100e-6, clock=clock)  # fmt: skip
     assert [e.voltage_setting for e in emulators] == [10.0] * 3  # not the default 20 V
-    assert coils.snapshot()["supply_ratings_V_A"] == [[10.0, 5.0]] * 3
+    snapshot = coils.snapshot()
+    assert snapshot["rated_voltages_V"] == [10.0] * 3
+    assert snapshot["rated_currents_A"] == [5.0] * 3
