@@ -27,12 +27,13 @@ import numpy as np
 
 from drivers.link import Link, parse_float, parse_int
 from smm_daq.clock import Clock
-from smm_daq.errors import InputError, InstrumentError, ProtocolError, RangeError
+from smm_daq.errors import InputError, InstrumentError, ProtocolError, RangeError, SmmError
 from smm_daq.instruments.interfaces import FieldSource, Identity
 from smm_daq.instruments.profile import CoilSettings, LinkSettings
 from smm_daq.instruments.transport import Transport
 
 AXES = ("x", "y", "z")
+RAMP_STEP_S = 0.1  # time between current steps of a ramp
 T = TypeVar("T")
 
 OpenTransport = Callable[[str, LinkSettings], Transport]
@@ -159,7 +160,7 @@ class KepcoBOPCoils(FieldSource):
         safe_state: str = "zero",
         retries: int = 2,
         voltage_limit: float = 20.0,
-        ramp_step: float = 0.1,
+        ramp_step: float = RAMP_STEP_S,
         current_tolerance: float = 5e-3,
         settle_timeout: float = 2.0,
         name: str = "coils",
@@ -190,6 +191,38 @@ class KepcoBOPCoils(FieldSource):
             self.close()
             raise
         self._field_setpoint = self.calibration @ self._setpoints() + self.ambient
+
+    @classmethod
+    def ramp_down_each(
+        cls, settings: CoilSettings, *, clock: Clock, open_transport: OpenTransport | None
+    ) -> list[tuple[str, bool, str]]:
+        """For when the three supplies cannot be driven together (one does not answer): each
+        one that answers, on its own, ramped to 0 A within the ramp limit and switched off.
+
+        The ambient field cannot be nulled without all three, so this is the "off" state
+        whatever the profile's safe state. Returns (coil, safe, its final state) per axis.
+        """
+        opener = open_transport or _hardware_transport
+        results: list[tuple[str, bool, str]] = []
+        for address, axis in zip(settings.addresses, AXES, strict=True):
+            supply = None
+            try:
+                supply = _Supply(opener(address, settings.link), axis, settings.link.retries)
+                start = supply.query("CURR?", lambda r: parse_float(r, what="current in A"))
+                duration = abs(start) / settings.max_ramp_rate
+                steps = max(1, math.ceil(duration / RAMP_STEP_S - 1e-9))
+                for j in range(1, steps + 1):
+                    clock.sleep(duration / steps)
+                    supply.set_current(start * (1 - j / steps))
+                supply.switch(False)
+                results.append((supply.name, True, f"{supply.measured():.4f} A, output off"))
+            except SmmError as exc:
+                results.append((f"coil {axis}", False, f"not made safe: {exc}"))
+            finally:
+                if supply is not None:
+                    with contextlib.suppress(Exception):
+                        supply.link.close()
+        return results
 
     @classmethod
     def from_profile(

@@ -279,7 +279,14 @@ def _safe_coils(profile: Profile, clock: Clock, open_transport: Any) -> SafeStat
     try:
         coils = _connect(profile, "coils", settings, clock, open_transport)
     except SmmError as exc:
-        return SafeState("coils", False, f"{where} could not be reached: {exc}")
+        each = getattr(driver_class(profile, "coils", settings.link.implementation),
+                       "ramp_down_each", None)
+        if each is None:
+            return SafeState("coils", False, f"{where} could not be reached: {exc}")
+        states = each(settings, clock=clock, open_transport=open_transport)
+        return SafeState("coils", all(ok for _, ok, _ in states),
+                         f"not reachable together ({exc}); each supply on its own: "
+                         + "; ".join(f"{coil} {state}" for coil, _, state in states))
     try:
         problem = ""
         try:

@@ -1,0 +1,43 @@
+"""`smm-daq safe` when one coil supply does not answer: the others are ramped down on their
+own, judged from the served supplies' side."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from served_rig import ServedRig
+
+from smm_daq.instruments.profile import load_profile
+from smm_daq.instruments.rig import make_rig_safe, open_rig
+
+
+@pytest.fixture
+def served(tmp_path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServedRig]:
+    monkeypatch.setenv("PYVISA_LIBRARY", "@py")
+    rig = ServedRig(tmp_path, time_scale=200.0, timeout_s=0.3)
+    yield rig
+    rig.close()
+
+
+def test_reachable_supplies_are_ramped_down_when_one_is_lost(served: ServedRig) -> None:
+    profile = load_profile(served.profile_path)
+    rig = open_rig(profile)
+    try:
+        rig.coils.set_field(np.array([30e-6, -20e-6, 10e-6]))
+    finally:
+        rig.close()  # closed without ramping down: as a killed program leaves it
+    before = served.currents()
+    assert np.all(np.abs(before - served.safe_currents()) > 0.05)
+
+    served.proxies["coil_x"].refuse()  # supply x is gone
+    coils, stage = make_rig_safe(profile)
+
+    after = served.currents()
+    np.testing.assert_allclose(after[1:], 0.0, atol=2e-3)  # y and z: ramped to 0 A, off
+    assert after[0] == pytest.approx(before[0])  # x could not be reached: left as it was
+    assert not coils.safe  # one coil's state is unknown: never reported as safe
+    assert "coil x not made safe" in coils.state
+    assert "coil y 0.0000 A, output off" in coils.state
+    assert stage.safe
