@@ -45,7 +45,7 @@ import numpy as np
 
 from smm_daq.acquisition.plan import DEFAULT_SETTLE_TAU, RASTERS, ScanPlan, check_field
 from smm_daq.errors import InputError
-from smm_daq.instruments.profile import Profile
+from smm_daq.instruments.profile import Profile, check_complete
 from smm_daq.storage.nexus import check_entry_name, list_entries
 
 UM = 1e-6
@@ -288,6 +288,7 @@ def parse_recipe(text: str, source: str = "recipe") -> Recipe:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"not valid TOML: {exc}", source=source) from None
+    check_complete(text, source)
     top = _Table(source, "recipe file", data)
     top.only(("recipe", "scan_defaults", "step"))
     title = ""

@@ -10,7 +10,9 @@ every `smm-daq` command builds this parser.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -89,6 +91,32 @@ def _write(args: argparse.Namespace, m: MapData, kind: str, extra: dict) -> None
     print(f"{args.file}: wrote entry '{m.name}' ({kind})")
 
 
+def _read(args: argparse.Namespace, entry: str) -> MapData:
+    """The entry's map, refused unless an analysis can use it (a grid, some measured pixels)."""
+    from smm_daq.storage.checks import usable_map
+    from smm_daq.storage.nexus import read_map
+
+    m = read_map(args.file, entry)
+    usable_map(m, f"{args.file}, entry '{entry}'")
+    return m
+
+
+def _naming_the_file(handler: Callable[[argparse.Namespace], int]
+                     ) -> Callable[[argparse.Namespace], int]:
+    """An analysis's InputError (a map it cannot use) names the session file too."""
+
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except InputError as exc:
+            if args.file in str(exc):
+                raise
+            raise InputError(str(exc), source=args.file) from None
+
+    return run
+
+
 def _derived(m: MapData, args: argparse.Namespace, what: str) -> MapData:
     return m.with_bz(m.bz, name=args.name, title=f"{m.name}: {what}", sources=(m.name,))
 
@@ -98,10 +126,9 @@ def _derived(m: MapData, args: argparse.Namespace, what: str) -> MapData:
 
 def _subtract(args: argparse.Namespace) -> int:
     from smm_daq.analysis.subtraction import subtract_maps
-    from smm_daq.storage.nexus import read_map
 
-    in_field = read_map(args.file, args.in_field)
-    remanent = read_map(args.file, args.remanent)
+    in_field = _read(args, args.in_field)
+    remanent = _read(args, args.remanent)
     res = subtract_maps(in_field, remanent, register=not args.no_register, name=args.name,
                         rotation=args.rotation)
     extra: dict = {
@@ -125,9 +152,8 @@ def _subtract(args: argparse.Namespace) -> int:
 
 def _background(args: argparse.Namespace) -> int:
     from smm_daq.analysis.background import remove_background, remove_field_leakage
-    from smm_daq.storage.nexus import read_map
 
-    m = read_map(args.file, args.entry)
+    m = _read(args, args.entry)
     if args.model == "field":
         mask = _background_mask(args, m, required=False)
         out, leak = remove_field_leakage(m, mask)
@@ -147,9 +173,8 @@ def _background(args: argparse.Namespace) -> int:
 
 def _level(args: argparse.Namespace) -> int:
     from smm_daq.analysis.levelling import level_lines
-    from smm_daq.storage.nexus import read_map
 
-    m = read_map(args.file, args.entry)
+    m = _read(args, args.entry)
     lev = level_lines(m, _background_mask(args, m, required=True), order=args.order)
     extra = {"results/line_offsets_T": lev.offsets, "results/line_slopes_T_per_m": lev.slopes,
              "results/lines_interpolated": lev.interpolated.astype(np.int8)}
@@ -161,11 +186,10 @@ def _level(args: argparse.Namespace) -> int:
 
 def _noise(args: argparse.Namespace) -> int:
     from smm_daq.analysis.noise import noise_from_repeats, noise_rms
-    from smm_daq.storage.nexus import read_map
 
-    m = read_map(args.file, args.entry)
+    m = _read(args, args.entry)
     if args.repeat:
-        other = read_map(args.file, args.repeat)
+        other = _read(args, args.repeat)
         sigma = noise_from_repeats(m, other, _background_mask(args, m, required=False))
         print(f"noise: {sigma / NT:.4g} nT RMS (from '{m.name}' − '{other.name}', over √2)")
     else:
@@ -225,9 +249,8 @@ def _write_layer(
 
 def _susceptibility(args: argparse.Namespace) -> int:
     from smm_daq.analysis.susceptibility import invert_susceptibility
-    from smm_daq.storage.nexus import read_map
 
-    m = read_map(args.file, args.entry)
+    m = _read(args, args.entry)
     thickness = positive("--thickness-um", args.thickness_um) * UM
     inv = invert_susceptibility(m, thickness, **_layer_options(args, m))
     _write_layer(args, m, inv, "chi_SI", "susceptibility")
@@ -236,9 +259,8 @@ def _susceptibility(args: argparse.Namespace) -> int:
 
 def _magnetization(args: argparse.Namespace) -> int:
     from smm_daq.analysis.susceptibility import invert_magnetization
-    from smm_daq.storage.nexus import read_map
 
-    m = read_map(args.file, args.entry)
+    m = _read(args, args.entry)
     thickness = positive("--thickness-um", args.thickness_um) * UM
     direction = np.array(floats("--direction", args.direction, 3))
     if not np.any(direction):
@@ -250,9 +272,8 @@ def _magnetization(args: argparse.Namespace) -> int:
 
 def _crop(args: argparse.Namespace) -> int:
     from smm_daq.analysis.crop import crop
-    from smm_daq.storage.nexus import read_map
 
-    m = read_map(args.file, args.entry)
+    m = _read(args, args.entry)
     x0, x1 = floats("--x-um", args.x_um, 2)
     y0, y1 = floats("--y-um", args.y_um, 2)
     out = crop(m, (x0 * UM, x1 * UM), (y0 * UM, y1 * UM))
@@ -339,7 +360,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-register", action="store_true", help="subtract as the scans lie")
     p.add_argument("--rotation", action="store_true", help="also fit a small rotation")
     p.add_argument("--overwrite", action="store_true", help="replace an entry of that name")
-    p.set_defaults(func=_subtract)
+    p.set_defaults(func=_naming_the_file(_subtract))
 
     p = sub.add_parser("background", help="remove an offset, a plane or the field's leakage")
     _add_io(p)
@@ -347,25 +368,25 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="field: the applied field's own Bz (from the background pixels if "
                    "given, else from the entry's field vector)")
     _add_mask(p)
-    p.set_defaults(func=_background)
+    p.set_defaults(func=_naming_the_file(_background))
 
     p = sub.add_parser("level", help="remove per-line drift, fitted on background pixels")
     _add_io(p)
     p.add_argument("--order", type=int, choices=(0, 1), default=0,
                    help="0: an offset per line; 1: an offset and a slope")
     _add_mask(p)
-    p.set_defaults(func=_level)
+    p.set_defaults(func=_naming_the_file(_level))
 
     p = sub.add_parser("noise", help="print the noise floor of an entry")
     _add_io(p, new_entry=False)
     p.add_argument("--repeat", help="a repeated scan of the same sample: use the difference")
     _add_mask(p)
-    p.set_defaults(func=_noise)
+    p.set_defaults(func=_naming_the_file(_noise))
 
     p = sub.add_parser("susceptibility", help="χ map of a thin layer from an induced map")
     _add_io(p)
     _add_layer_options(p)
-    p.set_defaults(func=_susceptibility)
+    p.set_defaults(func=_naming_the_file(_susceptibility))
 
     p = sub.add_parser("magnetization",
                        help="magnetization map of a thin layer, remanence of known direction")
@@ -373,17 +394,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--direction", required=True, metavar="X,Y,Z",
                    help="direction of the remanence (e.g. of the IRM), sample frame")
     _add_layer_options(p)
-    p.set_defaults(func=_magnetization)
+    p.set_defaults(func=_naming_the_file(_magnetization))
 
     p = sub.add_parser("crop", help="cut an entry down to a rectangle")
     _add_io(p)
     p.add_argument("--x-um", required=True, metavar="X0,X1", help="x range, µm")
     p.add_argument("--y-um", required=True, metavar="Y0,Y1", help="y range, µm")
-    p.set_defaults(func=_crop)
+    p.set_defaults(func=_naming_the_file(_crop))
 
     p = sub.add_parser("export", help="an entry to CSV and/or a PNG picture")
     _add_io(p, new_entry=False)
     p.add_argument("--dataset", help="a map under the entry, e.g. results/chi_SI (default Bz)")
     p.add_argument("--csv", help="CSV file to write")
     p.add_argument("--png", help="PNG file to write")
-    p.set_defaults(func=_export)
+    p.set_defaults(func=_naming_the_file(_export))

@@ -24,6 +24,7 @@ from smm_daq.analysis.mmt.solver.inversion import MMTResult, invert_map
 from smm_daq.cli.args import floats, positive
 from smm_daq.cli.mmt_study import add_study_command, add_tiling_options, tiled_result_or_none
 from smm_daq.errors import InputError
+from smm_daq.storage.checks import usable_map
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import read_map, write_map_entry
 
@@ -82,11 +83,12 @@ def result_extra(result: MMTResult, table: dict[str, np.ndarray], args_text: str
 
 def _invert(args: argparse.Namespace) -> int:
     data = read_map(args.file, args.entry)
+    usable_map(data, f"{args.file}, entry '{args.entry}'")
     height = positive("--height-um", args.height_um) * UM if args.height_um is not None \
         else data.height
     if height is None:
-        raise InputError(f"entry '{args.entry}' of {args.file} has no sensor height; give "
-                         "--height-um")
+        raise InputError(f"entry '{args.entry}' of {args.file} has no sensor height; expected "
+                         "one in the entry or --height-um")
     size = _sensor_size(args.sensor_size_um, data.sensor_size)
     sigma = positive("--sigma-nT", args.sigma_nT) * NT if args.sigma_nT is not None else None
     if not (args.damping >= 0 and math.isfinite(args.damping)):

@@ -78,12 +78,18 @@ def open_read(path: str | Path) -> Iterator[h5py.File]:
     # A plain open first: it fails at once on a truncated or foreign file, where an SWMR open
     # would sit in HDF5's read-retry loop for many minutes. SWMR is for a file that a scan is
     # writing now, or was writing when it crashed (its superblock says "open for write").
+    # Any other failure (truncated, a checksum error, a broken superblock) is a corrupt file:
+    # an SWMR open of it would retry for minutes.
     try:
         f = h5py.File(p, "r")
     except OSError as plain:
-        if "truncated" in str(plain) or not h5py.is_hdf5(p):
+        if "unable to lock file" in str(plain):
+            raise InputError("is locked by another program writing it; expected it closed",
+                             source=str(p)) from None
+        if _CRASHED not in str(plain):
             raise InputError(
-                f"cannot open as HDF5 ({_reason(plain)}); expected an smm-daq session file",
+                f"cannot open as HDF5 ({_reason(plain)}): the file is corrupt or not HDF5; "
+                "expected an smm-daq session file",
                 source=str(p),
             ) from None
         try:
