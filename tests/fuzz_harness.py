@@ -28,6 +28,7 @@ class Case:
     watched: list[Path] = field(default_factory=list)  # files that must not change
     absent: list[Path] = field(default_factory=list)  # outputs that must not appear
     mention: list[str] = field(default_factory=list)  # the message names each of these
+    any_of: list[str] = field(default_factory=list)  # ... and at least one of these
 
 
 def _digest(path: Path) -> str | None:
@@ -64,6 +65,8 @@ def judge(case: Case) -> str | None:
         missing = [m for m in case.mention if m not in msg]
         if missing:
             problems.append(f"message does not name {missing}")
+        if case.any_of and not any(m in msg for m in case.any_of):
+            problems.append(f"message names none of {case.any_of}")
         if "expected" not in msg and "usage" not in text and "invalid" not in msg:
             problems.append("message does not say what was expected")
     for p, digest in before.items():

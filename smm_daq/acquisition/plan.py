@@ -71,6 +71,13 @@ class ScanPlan:
         for label, value in (("size w", size[0]), ("size h", size[1])):
             if not (math.isfinite(value) and value >= 0):
                 raise InputError(f"plan {label} is {value!r} m; expected a size >= 0")
+        for label, extent, value in (("x", size[0], sx), ("y", size[1], sy)):
+            if extent / value > MAX_POINTS:  # before counting: the ratio may not fit an int
+                raise InputError(
+                    f"plan {label}: a size of {extent:g} m at a step of {value:g} m is more than "
+                    f"{MAX_POINTS:,} points; expected at most {MAX_POINTS:,} points in all (a "
+                    "larger step, or a smaller size)"
+                )
         nx = round(float(size[0]) / sx) + 1
         ny = round(float(size[1]) / sy) + 1
         return cls(
@@ -138,6 +145,11 @@ class ScanPlan:
                 f"plan grid is {self.nx} × {self.ny} = {self.nx * self.ny:,} points; expected at "
                 f"most {MAX_POINTS:,} (a larger step, or several scans)"
             )
+        for axis, key in ((0, "step_x"), (1, "step_y")):
+            span = float(np.ptp(stage.travel[axis]))
+            if getattr(self, key) > span:
+                raise InputError(f"plan {key} is {getattr(self, key) / UM:g} µm; expected at "
+                                 f"most the stage travel {span / UM:g} µm")
         for axis, key, first, step, n in (
             (0, "x", self.x0, self.step_x, self.nx),
             (1, "y", self.y0, self.step_y, self.ny),
@@ -146,8 +158,8 @@ class ScanPlan:
             tmin, tmax = stage.travel[axis]
             if lo < tmin or hi > tmax:
                 raise InputError(
-                    f"plan {key} range {lo / UM:g} .. {hi / UM:g} µm leaves the stage travel "
-                    f"{tmin / UM:g} .. {tmax / UM:g} µm"
+                    f"plan {key} range {lo / UM:g} .. {hi / UM:g} µm leaves the stage travel; "
+                    f"expected it within {tmin / UM:g} .. {tmax / UM:g} µm"
                 )
         zmin, zmax = stage.travel[2]
         if not (self.height > 0 and zmin <= self.height <= zmax):
@@ -253,6 +265,9 @@ def check_field(field: tuple[float, float, float] | np.ndarray, profile: Profile
     """InputError (naming `label`) when a field (T) is beyond max_field or max_current."""
     coils = profile.coils
     b = np.asarray(field, dtype=float)
+    if b.shape != (3,) or not np.all(np.isfinite(b)) or np.any(np.abs(b) > 1.0):
+        raise InputError(f"{label} is {b.tolist()!r} T; expected three finite components, "
+                         f"|B| <= max_field {coils.max_field / UT:g} µT")
     magnitude = float(np.linalg.norm(b))
     if magnitude > coils.max_field * (1 + 1e-9):
         raise InputError(

@@ -165,7 +165,8 @@ class _Reader:
         if key in self.table:
             return self.table[key]
         if default is _REQUIRED:
-            raise InputError(f"key '{self._key(key)}' is missing", source=self.source)
+            raise InputError(f"key '{self._key(key)}' is missing; expected it (see "
+                             "configs/simulator.toml for every key)", source=self.source)
         return default
 
     def sub(self, key: str, *, required: bool = True) -> _Reader | None:
@@ -384,7 +385,8 @@ def _apply_calibration_file(path: Path, coils: CoilSettings) -> CoilSettings:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"not valid TOML: {exc}", source=source) from None
+        raise InputError(f"not valid TOML ({exc}); expected a complete TOML file",
+                         source=source) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read the coil calibration file: {exc}; expected the TOML "
                          "file written by `smm-daq calibrate-coils`", source=source) from None
@@ -416,7 +418,8 @@ def parse_profile(text: str, path: Path) -> Profile:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"not valid TOML: {exc}", source=source) from None
+        raise InputError(f"not valid TOML ({exc}); expected a complete TOML file",
+                         source=source) from None
     check_complete(text, source)
     top = _Reader(source, data)
     rig = top.sub("rig")
