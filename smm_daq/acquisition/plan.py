@@ -127,7 +127,7 @@ class ScanPlan:
                 raise InputError(f"plan {key} is {n!r}; expected a whole number >= 1")
         named = {"x0": self.x0, "y0": self.y0, "step_x": self.step_x, "step_y": self.step_y,
                  "height": self.height, "settle_tau": self.settle_tau,
-                 "dwell_tau": self.dwell_tau, "field": np.linalg.norm(self.field)}
+                 "dwell_tau": self.dwell_tau, "field": float(np.sum(np.abs(self.field)))}
         for key, v in named.items():
             if not math.isfinite(v):
                 raise InputError(f"plan {key} is {v!r}; expected a finite number")
@@ -162,9 +162,10 @@ class ScanPlan:
                     f"expected it within {tmin / UM:g} .. {tmax / UM:g} µm"
                 )
         zmin, zmax = stage.travel[2]
-        if not (self.height > 0 and zmin <= self.height <= zmax):
+        if not (self.height >= stage.resolution and zmin <= self.height <= zmax):
             raise InputError(
-                f"plan height is {self.height / UM:g} µm; expected > 0 and within the stage "
+                f"plan height is {self.height / UM:g} µm; expected at least the stage resolution "
+                f"{res_um:g} µm and within the stage "
                 f"z travel {zmin / UM:g} .. {zmax / UM:g} µm"
             )
         for key in ("settle_tau", "dwell_tau"):

@@ -121,7 +121,7 @@ def from_arrays(
 
 
 MAX_UM = 1e6  # a metre: no micro-CT volume is larger
-MIN_EDGE_UM = 1e-3  # a nanometre: far below any voxel
+MIN_EDGE_UM = 1e-6  # a picometre: far below any voxel, yet a volume that stays finite
 MAX_LABEL = 2**53  # labels stay exact as float64 and fit int64
 
 

@@ -11,6 +11,8 @@ import argparse
 import math
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
@@ -182,7 +184,43 @@ def cmd_scan(args: argparse.Namespace) -> int:
         raise InputError(f"--size-um is {args.size_um!r}; expected sizes >= 0 µm")
     field = floats("--field-uT", args.field_uT, 3)
     profile = load_profile(args.profile)
-    plan = ScanPlan.from_center(
+    with _plan_options():
+        plan = _scan_plan(args, cx, cy, w, h, step, field, profile)
+        plan.validate(profile)
+    print(f"scan '{plan.name}': {plan.nx} × {plan.ny} points, field {_vec_ut(np.array(plan.field))}"
+          f", estimated {format_duration(plan.estimate_duration(profile))} of instrument time",
+          file=sys.stderr)
+    session = _open_session(args.out, profile, args.time_scale)
+    try:
+        session.scan_plan(plan, on_event=ProgressBar(), auto_range=args.auto_range)
+    finally:
+        code = _finish(session)
+    return code
+
+
+# Which options set the plan field a plan's message names.
+_PLAN_OPTIONS = {"x range": "--center-um, --size-um", "y range": "--center-um, --size-um",
+                 "plan x:": "--size-um, --step-um", "plan y:": "--size-um, --step-um",
+                 "grid": "--size-um, --step-um", "step_": "--step-um", "height": "--height-um",
+                 "field": "--field-uT", "settle_tau": "--settle-tau", "dwell_tau": "--dwell-tau"}
+
+
+@contextmanager
+def _plan_options() -> Iterator[None]:
+    """A plan's InputError names the command-line options that set what it refuses."""
+    try:
+        yield
+    except InputError as exc:
+        text = str(exc)
+        options = next((o for k, o in _PLAN_OPTIONS.items() if k in text), None)
+        if options is None:
+            raise
+        raise InputError(f"{options}: {text}") from None
+
+
+def _scan_plan(args: argparse.Namespace, cx: float, cy: float, w: float, h: float,
+               step: tuple[float, ...], field: tuple[float, ...], profile: Profile) -> ScanPlan:
+    return ScanPlan.from_center(
         args.name,
         (cx * UM, cy * UM),
         (w * UM, h * UM),
@@ -194,16 +232,6 @@ def cmd_scan(args: argparse.Namespace) -> int:
         dwell_tau=args.dwell_tau,
         title=args.title,
     )
-    plan.validate(profile)
-    print(f"scan '{plan.name}': {plan.nx} × {plan.ny} points, field {_vec_ut(np.array(plan.field))}"
-          f", estimated {format_duration(plan.estimate_duration(profile))} of instrument time",
-          file=sys.stderr)
-    session = _open_session(args.out, profile, args.time_scale)
-    try:
-        session.scan_plan(plan, on_event=ProgressBar(), auto_range=args.auto_range)
-    finally:
-        code = _finish(session)
-    return code
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -28,6 +28,13 @@ def positive(option: str, value: float) -> float:
     return value
 
 
+def bounded(option: str, value: float, lo: float, hi: float, unit: str) -> float:
+    """`value` if finite and within [lo, hi], else InputError naming `option` and the range."""
+    if not (math.isfinite(value) and lo <= value <= hi):
+        raise InputError(f"{option} is {value!r}; expected a number in [{lo:g}, {hi:g}] {unit}")
+    return value
+
+
 def output_file(option: str, text: str) -> Path:
     """A path a command may write: never a directory, never an HDF5 file (a session file
     holds acquired scans; writing a CSV, PNG or TOML over it would lose them)."""

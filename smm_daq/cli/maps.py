@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from smm_daq.cli.args import floats, output_file, positive
+from smm_daq.cli.args import bounded, floats, output_file
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
 
@@ -26,13 +26,15 @@ if TYPE_CHECKING:
 
 UM = 1e-6
 NT = 1e-9
+MAX_UM = 1e6  # a metre: no map or sample is larger
 
 
 def _um_pairs(option: str, text: str) -> np.ndarray:
     """'x,y;x,y;...' in µm -> (K, 2) in m."""
     points = [floats(option, p, 2) for p in text.split(";") if p.strip()]
-    if len(points) < 3:
-        raise InputError(f"{option} is {text!r}; expected at least 3 'x,y' vertices in µm")
+    if len(points) < 3 or np.any(np.abs(points) > MAX_UM):
+        raise InputError(f"{option} is {text!r}; expected at least 3 'x,y' vertices in µm, "
+                         f"each within ±{MAX_UM:g}")
     return np.array(points) * UM
 
 
@@ -62,10 +64,12 @@ def _background_mask(args: argparse.Namespace, m: MapData, *, required: bool) ->
     given = False
     for text in args.background_rect:
         x0, x1, y0, y1 = floats("--background-rect", text, 4)
+        if max(abs(x0), abs(x1), abs(y0), abs(y1)) > MAX_UM:
+            raise InputError(f"--background-rect is {text!r}; expected µm within ±{MAX_UM:g}")
         mask |= rectangle_mask(m, (x0 * UM, x1 * UM), (y0 * UM, y1 * UM))
         given = True
     if args.border_um is not None:
-        mask |= border_mask(m, positive("--border-um", args.border_um) * UM)
+        mask |= border_mask(m, bounded("--border-um", args.border_um, 1e-3, MAX_UM, "µm") * UM)
         given = True
     if args.sample_polygon:
         sample = np.zeros(m.shape, bool)
@@ -80,7 +84,10 @@ def _background_mask(args: argparse.Namespace, m: MapData, *, required: bool) ->
             )
         return None
     if not mask.any():
-        raise InputError("the background given covers no pixel of the map")
+        raise InputError(
+            "the background given (--background-rect, --sample-polygon, --border-um) covers no "
+            f"pixel of the map; expected pixels within x {m.x[0] / UM:g}..{m.x[-1] / UM:g} µm, "
+            f"y {m.y[0] / UM:g}..{m.y[-1] / UM:g} µm")
     return mask
 
 
@@ -212,12 +219,11 @@ def _support(args: argparse.Namespace, m: MapData) -> np.ndarray | None:
 def _layer_options(args: argparse.Namespace, m: MapData) -> dict:
     options: dict = {"support": _support(args, m), "criterion": args.criterion}
     if args.noise_nT is not None:
-        options["noise"] = positive("--noise-nT", args.noise_nT) * NT
+        options["noise"] = bounded("--noise-nT", args.noise_nT, 1e-6, 1e9, "nT") * NT
     if args.correlation_length_um is not None:
-        if not args.correlation_length_um >= 0:
-            raise InputError(f"--correlation-length-um is {args.correlation_length_um!r}; "
-                             "expected a number ≥ 0")
-        options["correlation_length"] = args.correlation_length_um * UM
+        options["correlation_length"] = bounded("--correlation-length-um",
+                                                args.correlation_length_um, 0.0, MAX_UM,
+                                                "µm") * UM
     return options
 
 
@@ -251,7 +257,7 @@ def _susceptibility(args: argparse.Namespace) -> int:
     from smm_daq.analysis.susceptibility import invert_susceptibility
 
     m = _read(args, args.entry)
-    thickness = positive("--thickness-um", args.thickness_um) * UM
+    thickness = bounded("--thickness-um", args.thickness_um, 1e-3, MAX_UM, "µm") * UM
     inv = invert_susceptibility(m, thickness, **_layer_options(args, m))
     _write_layer(args, m, inv, "chi_SI", "susceptibility")
     return 0
@@ -261,10 +267,13 @@ def _magnetization(args: argparse.Namespace) -> int:
     from smm_daq.analysis.susceptibility import invert_magnetization
 
     m = _read(args, args.entry)
-    thickness = positive("--thickness-um", args.thickness_um) * UM
+    thickness = bounded("--thickness-um", args.thickness_um, 1e-3, MAX_UM, "µm") * UM
     direction = np.array(floats("--direction", args.direction, 3))
-    if not np.any(direction):
-        raise InputError("--direction is zero; expected the remanence's direction x,y,z")
+    size = float(np.max(np.abs(direction)))
+    if not 0 < size <= 1e300:
+        raise InputError(f"--direction is zero or absurd ({args.direction!r}); expected the "
+                         "remanence's direction x,y,z")
+    direction = direction / size
     inv = invert_magnetization(m, direction, thickness, **_layer_options(args, m))
     _write_layer(args, m, inv, "M_A_per_m", "magnetization")
     return 0
@@ -276,7 +285,10 @@ def _crop(args: argparse.Namespace) -> int:
     m = _read(args, args.entry)
     x0, x1 = floats("--x-um", args.x_um, 2)
     y0, y1 = floats("--y-um", args.y_um, 2)
-    out = crop(m, (x0 * UM, x1 * UM), (y0 * UM, y1 * UM))
+    try:
+        out = crop(m, (x0 * UM, x1 * UM), (y0 * UM, y1 * UM))
+    except InputError as exc:
+        raise InputError(f"--x-um {args.x_um}, --y-um {args.y_um}: {exc}") from None
     _write(args, _derived(out, args, "cropped"), "crop", {})
     return 0
 

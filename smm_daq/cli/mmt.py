@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import math
 import sys
 import warnings
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ from smm_daq.analysis.grains import FORMATS, read_grains, write_grains_csv
 from smm_daq.analysis.mmt import synth
 from smm_daq.analysis.mmt.formats.community import read_mmt_scan
 from smm_daq.analysis.mmt.solver.inversion import MMTResult, invert_map
-from smm_daq.cli.args import floats, positive
+from smm_daq.cli.args import bounded, floats, positive
 from smm_daq.cli.mmt_study import add_study_command, add_tiling_options, tiled_result_or_none
 from smm_daq.errors import InputError
 from smm_daq.storage.checks import usable_map
@@ -30,6 +29,11 @@ from smm_daq.storage.nexus import read_map, write_map_entry
 
 UM = 1e-6
 NT = 1e-9
+# What `mmt synth` can make on one machine (the seed's largest study model is 500 µm a side).
+SYNTH_MIN_UM = 1e-3
+SYNTH_MAX_SIZE_UM = 1e5
+SYNTH_MAX_POINTS = 25_000_000
+SYNTH_MAX_GRAINS = 1_000_000
 
 
 @contextmanager
@@ -48,9 +52,9 @@ def _sensor_size(text: str | None, fallback: tuple[float, float] | None) -> tupl
     if text is None:
         return fallback if fallback is not None else (0.0, 0.0)
     w, l = floats("--sensor-size-um", text, 2)
-    if w < 0 or l < 0 or (w > 0) != (l > 0):
-        raise InputError(f"--sensor-size-um is {text!r}; expected W,L both > 0, or 0,0 for a "
-                         "point sensor")
+    if not (0 <= w <= 1e6 and 0 <= l <= 1e6) or (w > 0) != (l > 0):
+        raise InputError(f"--sensor-size-um is {text!r}; expected W,L both in (0, 1e6] µm, or "
+                         "0,0 for a point sensor")
     return w * UM, l * UM
 
 
@@ -90,9 +94,12 @@ def _invert(args: argparse.Namespace) -> int:
         raise InputError(f"entry '{args.entry}' of {args.file} has no sensor height; expected "
                          "one in the entry or --height-um")
     size = _sensor_size(args.sensor_size_um, data.sensor_size)
-    sigma = positive("--sigma-nT", args.sigma_nT) * NT if args.sigma_nT is not None else None
-    if not (args.damping >= 0 and math.isfinite(args.damping)):
-        raise InputError(f"--damping is {args.damping!r}; expected a number >= 0")
+    if not SYNTH_MIN_UM * UM <= height <= 1.0:
+        raise InputError(f"--height-um is {args.height_um!r}; expected a number in "
+                         f"[{SYNTH_MIN_UM:g}, 1e6] µm")
+    sigma = bounded("--sigma-nT", args.sigma_nT, 1e-9, 1e9, "nT") * NT \
+        if args.sigma_nT is not None else None
+    bounded("--damping", args.damping, 0.0, 1e6, "(relative to QᵀQ's mean diagonal)")
     name = args.result_entry or f"{args.entry}_mmt"
     with _warnings_to_stderr():
         grains = read_grains(args.grains, args.grain_format)
@@ -120,14 +127,24 @@ def _invert(args: argparse.Namespace) -> int:
 
 def _synth(args: argparse.Namespace) -> int:
     sx, sy = floats("--size-um", args.size_um, 2)
-    for option, value in (("--size-um", sx), ("--size-um", sy),
-                          ("--thickness-um", args.thickness_um), ("--step-um", args.step_um),
-                          ("--height-um", args.height_um)):
-        positive(option, value)
-    if not (args.density_per_mm3 > 0 and math.isfinite(args.density_per_mm3)):
-        raise InputError(f"--density-per-mm3 is {args.density_per_mm3!r}; expected > 0")
-    if not (args.noise_nT >= 0 and math.isfinite(args.noise_nT)):
-        raise InputError(f"--noise-nT is {args.noise_nT!r}; expected >= 0")
+    for value in (sx, sy):
+        bounded("--size-um", value, SYNTH_MIN_UM, SYNTH_MAX_SIZE_UM, "µm")
+    bounded("--thickness-um", args.thickness_um, SYNTH_MIN_UM, SYNTH_MAX_SIZE_UM, "µm")
+    bounded("--height-um", args.height_um, SYNTH_MIN_UM, SYNTH_MAX_SIZE_UM, "µm")
+    bounded("--step-um", args.step_um, SYNTH_MIN_UM, min(sx, sy), "µm (at most the size)")
+    points = (sx / args.step_um + 1) * (sy / args.step_um + 1)
+    if points > SYNTH_MAX_POINTS:
+        raise InputError(f"--step-um {args.step_um:g} over --size-um {args.size_um} makes "
+                         f"{points:.3g} points; expected at most {SYNTH_MAX_POINTS:,}")
+    bounded("--density-per-mm3", args.density_per_mm3, 1e-3, 1e9, "grains per mm³")
+    grains = args.density_per_mm3 * sx * sy * args.thickness_um * 1e-9
+    if grains > SYNTH_MAX_GRAINS:
+        raise InputError(f"--density-per-mm3 {args.density_per_mm3:g} in a {sx:g} × {sy:g} × "
+                         f"{args.thickness_um:g} µm sample makes {grains:.3g} grains; expected "
+                         f"at most {SYNTH_MAX_GRAINS:,}")
+    bounded("--noise-nT", args.noise_nT, 0.0, 1e9, "nT")
+    if not 0 <= args.seed < 2**63:
+        raise InputError(f"--seed is {args.seed}; expected a whole number in [0, 2**63)")
     size = _sensor_size(args.sensor_size_um, (0.0, 0.0))
     rng = np.random.default_rng(args.seed)
     sample = synth.make_sample((sx * UM, sy * UM), args.thickness_um * UM, args.density_per_mm3,

@@ -15,6 +15,8 @@ import math
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from smm_daq.analysis.grains import GrainSet
 from smm_daq.analysis.mmt.solver.inversion import MMTResult
 from smm_daq.analysis.mmt.study.grid import (
@@ -37,6 +39,8 @@ from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
 
 UM = 1e-6
+MAX_WORKERS = 256
+MAX_STUDY_HEIGHT_UM = 1e4
 
 
 def _csv(values: tuple[float, ...]) -> str:
@@ -63,11 +67,19 @@ def tiled_result_or_none(args: argparse.Namespace, data: MapData, grains: GrainS
                          height: float, sensor_size: tuple[float, float],
                          sigma: float | None) -> MMTResult | None:
     """The tiled inversion when `--tile-um` was given (progress on stderr), else None."""
+    if not 1 <= args.workers <= MAX_WORKERS:
+        raise InputError(f"--workers is {args.workers}; expected 1 to {MAX_WORKERS}")
     if args.tile_um is None:
         if args.scheduler:
             raise InputError("--scheduler needs --tile-um; expected both, or neither")
         return None
     tile = positive("--tile-um", args.tile_um) * UM
+    steps = [abs(float(a[1] - a[0])) for a in (data.x, data.y) if a.size > 1]
+    span = max(float(np.ptp(data.x)), float(np.ptp(data.y)), *steps, 0.0)
+    if not (max(steps, default=0.0) * 4 <= tile <= max(span, 1e-9) * 2):
+        raise InputError(f"--tile-um is {args.tile_um!r}; expected a tile of at least 4 grid "
+                         f"steps ({4 * max(steps, default=0.0) / UM:g} µm) and at most twice "
+                         f"the map ({2 * span / UM:g} µm)")
     progress = stderr_progress()
     with open_client(args.scheduler, n_workers=args.workers) as client:
         return invert_tiled(data, grains, tile=tile, height=height, sensor_size=sensor_size,
@@ -111,6 +123,11 @@ def _at_least_zero(option: str, value: float) -> float:
 
 
 def _study(args: argparse.Namespace) -> int:
+    if not 1 <= args.workers <= MAX_WORKERS:
+        raise InputError(f"--workers is {args.workers}; expected 1 to {MAX_WORKERS}")
+    if not (math.isfinite(args.height_um) and 0 < args.height_um <= MAX_STUDY_HEIGHT_UM):
+        raise InputError(f"--height-um is {args.height_um!r}; expected a number in (0, "
+                         f"{MAX_STUDY_HEIGHT_UM:g}] µm")
     spec = StudySpec(
         surfaces_um=parse_list("--surface-um", args.surface_um),
         thicknesses_um=parse_list("--thickness-um", args.thickness_um),
@@ -120,7 +137,7 @@ def _study(args: argparse.Namespace) -> int:
         noise_nT=parse_list("--noise-nT", args.noise_nT),
         repeats=args.repeats,
         seed=args.seed,
-        height_um=positive("--height-um", args.height_um),
+        height_um=args.height_um,
         sensor_um=_at_least_zero("--sensor-um", args.sensor_um),
     )
     out = Path(args.out)
