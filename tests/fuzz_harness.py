@@ -17,7 +17,12 @@ from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from smm_daq.cli import main as cli_main
 from smm_daq.cli.main import main
+
+# One parser for all cases: building it loads every command's entry point (about 25 ms),
+# which would be most of a refused case's time. argparse parsers are reusable.
+_PARSER = cli_main.build_parser()
 
 
 @dataclass
@@ -82,9 +87,15 @@ def run_all(cases: Iterable[Case]) -> tuple[dict[str, int], list[str]]:
     """Counts of cases per kind, and one line per case that was not refused cleanly."""
     counts: dict[str, int] = {}
     failures = []
-    for case in cases:
-        counts[case.kind] = counts.get(case.kind, 0) + 1
-        problem = judge(case)
-        if problem is not None:
-            failures.append(f"[{case.kind}] {case.label}: {' '.join(case.argv)}\n    {problem}")
+    build = cli_main.build_parser
+    cli_main.build_parser = lambda: _PARSER  # type: ignore[assignment]
+    try:
+        for case in cases:
+            counts[case.kind] = counts.get(case.kind, 0) + 1
+            problem = judge(case)
+            if problem is not None:
+                failures.append(f"[{case.kind}] {case.label}: {' '.join(case.argv)}\n"
+                                f"    {problem}")
+    finally:
+        cli_main.build_parser = build  # type: ignore[assignment]
     return counts, failures
