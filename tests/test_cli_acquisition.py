@@ -8,6 +8,7 @@ import h5py
 import numpy as np
 import pytest
 
+from simulators.sample import LARGE_MAGNETITE, VirtualSample
 from smm_daq.cli.acquisition import ProgressBar, format_duration, noise_floor
 from smm_daq.cli.main import main
 from smm_daq.storage.nexus import list_entries, read_map
@@ -230,6 +231,15 @@ def test_demo_writes_three_entries_and_a_summary(tmp_path, capsys):
     rem = read_map(path, "remanent").bz
     # the induced map is far weaker than the remanent one: remanence cancelled, not doubled
     assert np.nanmax(np.abs(induced)) < 0.2 * np.nanmax(np.abs(rem))
+    # seed 000's Figure 4d: the large magnetite's edges across the +y field, + above and −
+    # below, far above the difference's noise (√2 × 0.25 µT)
+    m = read_map(path, "induced")
+    for x, y, _, _, dy, _ in VirtualSample.builtin().cuboids[-len(LARGE_MAGNETITE):]:
+        ix = int(np.argmin(np.abs(m.x - x)))
+        top, bottom = (int(np.argmin(np.abs(m.y - v))) for v in (y + dy / 2, y - dy / 2))
+        assert m.bz[top, ix] > 5 * 0.36e-6 and m.bz[bottom, ix] < -5 * 0.36e-6
+    with h5py.File(path, "r") as f:
+        assert f.attrs["default"] == "induced"  # the file opens on that map
     code, _, err = _run(capsys, ["demo", "--out", str(path)])
     assert code == 2 and "exists already" in err
 

@@ -220,7 +220,8 @@ def _corrupt_cases(tmp_path: Path, grains: Path) -> Iterator[Case]:
                        [out / "x.csv", out / "r.csv"], [path.name])
 
 
-def test_every_malformed_entry_is_refused_by_the_commands_that_read_it(tmp_path: Path, grains: Path):
+def test_every_malformed_entry_is_refused_by_the_commands_that_read_it(tmp_path: Path,
+                                                                       grains: Path):
     counts, failures = run_all(_cases(tmp_path, grains))
     print(counts)
     assert not failures, f"{len(failures)} of {sum(counts.values())}:\n" + "\n".join(failures)
