@@ -275,3 +275,24 @@ def test_progress_bar_and_durations():
         bar(ScanEvent("point", "e", 0, progress=i / 10))
     bar(ScanEvent("finished", "e", 2, progress=1.0))
     assert Stream.text.count("ETA") == 10 and "scan 'e' finished" in Stream.text
+
+
+def test_progress_bar_on_a_terminal_redraws_one_line_from_where_a_resume_starts():
+    import io
+
+    from smm_daq.acquisition.events import ScanEvent
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    out = Terminal()
+    bar = ProgressBar(out, min_interval=0)
+    bar(ScanEvent("started", "e", 3, message="7 of 10 lines to measure", progress=0.3))
+    for line in range(3, 10):
+        bar(ScanEvent("line_done", "e", line, progress=(line + 1) / 10))
+    bar(ScanEvent("finished", "e", 9, progress=1.0))
+    text = out.getvalue()
+    assert "e line 4:  40.0%" in text and "e line 10: 100.0%" in text
+    assert " 10.0%" not in text  # the bar started at the 3 lines already measured
+    assert text.endswith("\nscan 'e' finished\n") and text.count("\n") == 3
