@@ -26,6 +26,7 @@ import numpy as np
 from smm_daq import PROGRAM_NAME, __version__
 from smm_daq.errors import InputError
 from smm_daq.storage.checks import (
+    check_headers,
     check_intact,
     check_map,
     corrupt_guard,
@@ -252,8 +253,8 @@ def read_map(path: str | Path, entry: str) -> MapData:
     """
     source = str(path)
     where = f"{source}, entry '{entry}'"
-    check_intact(path)
     with open_read(path) as f, corrupt_guard(where):
+        check_headers(f, source)
         g = _entry_group(f, entry, source)
         _info(entry, g, source)  # the entry's record is well formed too
         data = g.get("data")
@@ -346,8 +347,8 @@ def list_entries(path: str | Path) -> list[EntryInfo]:
 
     InputError naming the entry and dataset when one is malformed, or the file is corrupt."""
     source = str(path)
-    check_intact(path)
     with open_read(path) as f, corrupt_guard(source):
+        check_headers(f, source)
         return [
             _info(name, g, source)
             for name, g in f.items()
