@@ -210,7 +210,9 @@ def _corrupt_cases(tmp_path: Path, grains: Path) -> Iterator[Case]:
     for label, content in spoiled.items():
         path = tmp_path / f"{label.replace(' ', '_').replace('%', 'pc')}.h5"
         path.write_bytes(content)
-        commands = _commands(path, grains, out, entry="ok")
+        commands = {**_commands(path, grains, out, entry="ok"),
+                    "scan into it": ["scan", "--center-um", "12500,12500", "--size-um", "20,20",
+                                     "--step-um", "10", "--name", "s2", "--out", str(path)]}
         others = [c for c in commands if c not in ("info", "subtract remanent")]
         drawn = {"info", *rng.choice(others, PER_FILE, replace=False)}
         for command, argv in commands.items():

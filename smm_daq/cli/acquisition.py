@@ -26,6 +26,7 @@ from smm_daq.acquisition.session import Session
 from smm_daq.cli.args import floats, positive
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import Profile, load_profile, parse_profile
+from smm_daq.storage.checks import check_intact
 from smm_daq.storage.nexus import EntryInfo, list_entries, read_map
 from smm_daq.storage.scan_entry import read_scan_record
 
@@ -140,6 +141,7 @@ def _time_scale(value: float | None) -> float:
 
 def _open_session(out: str, profile: Profile | str | None, time_scale: float | None
                   ) -> Session:
+    check_intact(out)  # a damaged session file is reported, never written into
     return Session.open(out, profile, time_scale=_time_scale(time_scale), on_pause=ask_operator)
 
 
