@@ -214,10 +214,13 @@ class _Reader:
             raise self.fail(key, value, f"a number in {low}, {high}{unit}")
         return value
 
-    def integer(self, key: str, default: object = None, *, lo: int, hi: int) -> int:
+    def integer(self, key: str, default: object = None, *, lo: int | None = None,
+                hi: int | None = None) -> int:
         value = self._get(key, _REQUIRED if default is None else default)
-        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-            raise self.fail(key, value, f"a whole number in [{lo}, {hi}]")
+        if (isinstance(value, bool) or not isinstance(value, int)
+                or (lo is not None and value < lo) or (hi is not None and value > hi)):
+            raise self.fail(key, value, f"a whole number in [{'-inf' if lo is None else lo}, "
+                                        f"{'inf' if hi is None else hi}]")
         return value
 
     def boolean(self, key: str, default: object = None) -> bool:
@@ -227,10 +230,11 @@ class _Reader:
         return value
 
     def array(self, key: str, shape: tuple[int, ...], default: object = None, *,
-              limit: float, unit: str = "") -> np.ndarray:
+              limit: float = math.inf, unit: str = "") -> np.ndarray:
         """An array of finite numbers each within ±limit."""
         value = self._get(key, _REQUIRED if default is None else default)
-        expected = f"an array of shape {shape} of finite numbers within ±{limit:g}{unit}"
+        bound = f" within ±{limit:g}{unit}" if math.isfinite(limit) else ""
+        expected = f"an array of shape {shape} of finite numbers{bound}"
         try:
             arr = np.array(value, dtype=float)
         except (TypeError, ValueError, OverflowError):
