@@ -292,6 +292,7 @@ def _cli_cases(tmp: Path, session: Path, grains: Path) -> Iterator[tuple[str, li
              str(tmp / "t.csv"), "--size-um", "20,20", "--thickness-um", "5"]
     scan = ["scan", "--center-um", "12500,12500", "--size-um", "20,20", "--step-um", "10",
             "--name", "s", "--out", out]
+    study = ["mmt", "study", "--out", str(tmp / "study")]
     invert = ["mmt", "invert", s, "--entry", "ok", "--grains", str(grains), "--out",
               str(tmp / "r.csv")]
     per_option: list[tuple[list[str], str, list[str]]] = [
@@ -330,6 +331,16 @@ def _cli_cases(tmp: Path, session: Path, grains: Path) -> Iterator[tuple[str, li
         (["magnetization", s, "--entry", "ok", "--name", "c", "--thickness-um", "5"],
          "--direction", ["0,0,0", "nan,0,1", "1e308,1e308,1e308", "1,1"]),
         (["serve-sim", "--duration-s", "0"], "--time-scale", ["nan", "-1", "inf"]),
+        (study, "--surface-um", ["nan", "-5", "1e308", "1e5"]),
+        (study, "--thickness-um", ["0", "1e308"]),
+        (study, "--densities-per-mm3", ["inf", "1e308"]),
+        (study, "--intervals-um", ["0", "1.5", "1e9"]),
+        (study, "--noise-nT", ["-1", "1e308"]),
+        (study, "--repeats", ["0", "-1", "100000", "abc"]),
+        (study, "--seed", ["-1"]),
+        (study, "--height-um", ["nan", "-1", "1e308"]),
+        (study, "--sensor-um", ["nan", "-1", "1e308"]),
+        (study, "--workers", ["0", "1000000"]),
     ]
     for base, option, values in per_option:
         for v in values:
@@ -339,7 +350,7 @@ def _cli_cases(tmp: Path, session: Path, grains: Path) -> Iterator[tuple[str, li
 def _cli_fuzz(tmp: Path, session: Path) -> Iterator[Case]:
     grains = tmp / "grains.csv"
     grains.write_text(CSV_HEADER + CSV_ROW)
-    outputs = [tmp / n for n in ("o.h5", "g.csv", "t.csv", "r.csv")]
+    outputs = [tmp / n for n in ("o.h5", "g.csv", "t.csv", "r.csv", "study")]
     for label, argv, option in _cli_cases(tmp, session, grains):
         yield Case("command-line value", label, argv, [session, grains], outputs, [option])
 
