@@ -9,7 +9,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from smm_daq.cli.args import positive
+from smm_daq.cli.args import bounded
 from smm_daq.errors import InputError, InstrumentError
 from smm_daq.instruments.interfaces import Instrument
 from smm_daq.instruments.profile import DEFAULT_PROFILE, load_profile
@@ -119,9 +119,10 @@ def serve(
     stop: threading.Event | None = None,
 ) -> None:
     """Serve the profile's simulated instruments until `stop` is set or `duration` (s) ends."""
-    positive("--time-scale", time_scale)
+    bounded("--time-scale", time_scale, 1e-6, 1e6, "simulated seconds per real second")
     if duration is not None:
-        positive("--duration-s", duration)
+        # Event.wait turns its timeout into a platform time: a year is far beyond any use.
+        bounded("--duration-s", duration, 1e-3, 3.2e7, "s (up to a year)")
     profile = load_profile(profile_path)
     backend = simulator_class(profile).serving(profile, time_scale=time_scale)
     server = backend.serve_tcp()
