@@ -104,7 +104,7 @@ class SimulationOptions:
     def from_profile(cls, profile: Profile) -> SimulationOptions:
         """Read and check the profile's [simulation] table."""
         r = _Reader(str(profile.path), profile.simulation, "simulation.")
-        seed = r.integer("seed", 0, lo=0)
+        seed = r.integer("seed", 0, lo=0, hi=2**63 - 1)
         sample_name = r.string("sample", "builtin", choices=("builtin", "empty"))
         addresses = _addresses(profile)
         disconnected = r._get("disconnected", [])
@@ -117,23 +117,30 @@ class SimulationOptions:
         options = cls(
             seed=seed,
             sample=VirtualSample.empty() if sample_name == "empty" else None,
-            sample_offset=r.array("sample_offset_um", (2,), [0.0, 0.0]) * UM,
-            noise_rms=r.number("noise_uT_rms", 0.25, lo=0.0) * UT,
-            drift_rate=r.number("drift_uT_per_hour", 0.0) * UT / 3600.0,
-            sensor_offset=r.number("sensor_offset_V", profile.sensor.offset_V),
+            sample_offset=r.array("sample_offset_um", (2,), [0.0, 0.0], limit=1e6,
+                                  unit=" µm") * UM,
+            noise_rms=r.number("noise_uT_rms", 0.25, lo=0.0, hi=1e3, unit=" µT") * UT,
+            drift_rate=r.number("drift_uT_per_hour", 0.0, lo=-1e3, hi=1e3, unit=" µT/h")
+            * UT / 3600.0,
+            sensor_offset=r.number("sensor_offset_V", profile.sensor.offset_V, lo=-10.0, hi=10.0,
+                                   unit=" V"),
             ambient_field=r.array(
-                "ambient_field_uT", (3,), (_nominal_coils(profile).ambient_field / UT).tolist()
-            )
+                "ambient_field_uT", (3,), (_nominal_coils(profile).ambient_field / UT).tolist(),
+                limit=1e3, unit=" µT")
             * UT,
             coil_matrix_error=r.number("coil_matrix_error", 0.0, lo=0.0, hi=0.5),
-            supply_resolution=r.number("supply_resolution_mA", 0.1, positive=True) * 1e-3,
-            supply_slew_rate=r.number("supply_slew_A_per_s", 10.0, positive=True),
+            supply_resolution=r.number("supply_resolution_mA", 0.1, positive=True, hi=1e3,
+                                       unit=" mA") * 1e-3,
+            supply_slew_rate=r.number("supply_slew_A_per_s", 10.0, positive=True, hi=1e4,
+                                      unit=" A/s"),
             fluxgate_scale_error=r.number("fluxgate_scale_error", 0.0, lo=0.0, hi=0.5),
             fluxgate_orthogonality_error=math.radians(
                 r.number("fluxgate_orthogonality_deg", 0.0, lo=0.0, hi=10.0)
             ),
-            fluxgate_offset_error=r.array("fluxgate_offset_nT", (3,), [0.0, 0.0, 0.0]) * NT,
-            fluxgate_noise_rms=r.number("fluxgate_noise_nT_rms", 0.0, lo=0.0) * NT,
+            fluxgate_offset_error=r.array("fluxgate_offset_nT", (3,), [0.0, 0.0, 0.0], limit=1e6,
+                                          unit=" nT") * NT,
+            fluxgate_noise_rms=r.number("fluxgate_noise_nT_rms", 0.0, lo=0.0, hi=1e6,
+                                        unit=" nT") * NT,
             disconnected=tuple(disconnected),
             stage_controller=CONTROLLERS[
                 r.string("stage_controller", "C-884", choices=tuple(CONTROLLERS))

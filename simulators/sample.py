@@ -22,6 +22,36 @@ _M0 = 46.5e3  # A/m
 _V0 = 4.0 / 3.0 * math.pi * (0.5e-6) ** 3  # m³
 _ALPHA = -0.355
 
+# The demo's large multidomain magnetite plates (plan-view size, m) in a 30 µm thin section.
+LARGE_MAGNETITE = ((480e-6, 300e-6), (320e-6, 420e-6), (360e-6, 220e-6))
+SECTION = 30e-6
+LARGE_TOP = -2.5e-6  # just below the polished surface
+LARGE_CHI = 3.0  # multidomain magnetite, SI
+_GAP = 20e-6  # plan-view clearance between grains
+_LARGE_GAP = 200e-6  # between the large plates: about twice the sensor height
+
+
+def _free_place(boxes: list[tuple[float, float, float, float]], size: tuple[float, float],
+                centre: np.ndarray, half: float, apart: list[tuple[float, float, float, float]]
+                ) -> tuple[float, float, float, float]:
+    """The plan-view box of `size` nearest the centre, on a 10 µm lattice inside the square,
+    clear of every box by _GAP and of the boxes in `apart` by _LARGE_GAP, so that no edge's
+    field is cancelled by a neighbour's (deterministic: the demo sample is always the same)."""
+    w, h = size
+    margin = 50e-6
+    xs = np.arange(centre[0] - half + margin + w / 2, centre[0] + half - margin - w / 2, 10e-6)
+    ys = np.arange(centre[1] - half + margin + h / 2, centre[1] + half - margin - h / 2, 10e-6)
+    gx, gy = np.meshgrid(xs, ys)
+    order = np.argsort(np.hypot(gx - centre[0], gy - centre[1]), axis=None)
+    for k in order:
+        x, y = gx.flat[k], gy.flat[k]
+        box = (x - w / 2, x + w / 2, y - h / 2, y + h / 2)
+        if not any(box[0] < b[1] + gap and b[0] < box[1] + gap and box[2] < b[3] + gap
+                   and b[2] < box[3] + gap
+                   for group, gap in ((boxes, _GAP), (apart, _LARGE_GAP)) for b in group):
+            return box
+    raise RuntimeError(f"no room for a {w / 1e-6:g} × {h / 1e-6:g} µm grain in the demo sample")
+
 
 class VirtualSample:
     """Grains of cuboids with remanence and susceptibility; its Bz anywhere above the top."""
@@ -111,11 +141,15 @@ class VirtualSample:
 
     @classmethod
     def builtin(cls) -> VirtualSample:
-        """The demo sample: magnetite-like grains in a 2 mm square centred at (12.5, 12.5) mm.
+        """The demo sample: magnetite in a thin section, a 2 mm square centred at (12.5, 12.5) mm.
 
-        36 grains of one or two cuboids, edges 10 to 80 µm, buried 2 to 20 µm below the top,
-        not overlapping in plan view. Remanence follows seed 001's size law with a log-normal
-        scatter and random directions; susceptibilities 1 to 3 SI. Always the same sample.
+        36 small grains of one or two cuboids, edges 10 to 80 µm, buried 2 to 20 µm below the
+        top, susceptibilities 1 to 3 SI; and, as in seed 000's Figure 4, three large multidomain
+        magnetite crystals (plates 220 to 480 µm across through the section's 30 µm, just below
+        the polished top, χ = 3 SI; the last three grains), whose induced magnetization in a
+        40 µT field gives Bz of several µT along their edges across the field, far above the
+        sensor's noise. No two grains overlap in plan view. Remanence follows seed 001's size
+        law with a log-normal scatter and random directions. Always the same sample.
         """
         rng = np.random.default_rng(830)
         centre = np.array([12.5e-3, 12.5e-3])
@@ -152,10 +186,20 @@ class VirtualSample:
             cuboids.extend(parts)
             grain.extend([len(boxes) - 1] * len(parts))
             volumes.append(float(np.sum(np.prod(p[:, 3:], axis=1))))
+        large: list[tuple[float, float, float, float]] = []
+        for size in LARGE_MAGNETITE:
+            x0, x1, y0, y1 = _free_place(boxes, size, centre, half, large)
+            large.append((x0, x1, y0, y1))
+            cuboids.append([(x0 + x1) / 2, (y0 + y1) / 2, LARGE_TOP - SECTION / 2, *size,
+                            SECTION])
+            grain.append(len(boxes))
+            boxes.append((x0, x1, y0, y1))
+            volumes.append(size[0] * size[1] * SECTION)
         v = np.array(volumes)
         strength = _M0 * (v / _V0) ** _ALPHA * 10 ** rng.normal(0.0, 0.5, v.size)
         directions = rng.normal(size=(v.size, 3))
         directions /= np.linalg.norm(directions, axis=1, keepdims=True)
         remanence = strength[:, None] * directions
         susceptibility = rng.uniform(1.0, 3.0, v.size)
+        susceptibility[-len(LARGE_MAGNETITE):] = LARGE_CHI
         return cls(np.array(cuboids), np.array(grain), remanence, susceptibility)

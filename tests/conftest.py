@@ -1,4 +1,4 @@
-"""Shared test set-up: Qt offscreen, paths to the repository and to ../shared/data."""
+"""Shared test set-up: Qt offscreen, paths to the repository and to its test data."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+DATA = REPO / "tests" / "data"
 
 
 @pytest.fixture
@@ -20,10 +20,9 @@ def repo() -> Path:
 
 
 @pytest.fixture
-def shared_data() -> Path:
-    if not SHARED_DATA.exists():
-        pytest.skip(f"{SHARED_DATA} is not present beside the checkout")
-    return SHARED_DATA
+def test_data() -> Path:
+    """The real data sets kept in the repository (tests/data, each with its licence)."""
+    return DATA
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import h5py
 import numpy as np
 import pytest
 
+from simulators.sample import LARGE_MAGNETITE, VirtualSample
 from smm_daq.cli.acquisition import ProgressBar, format_duration, noise_floor
 from smm_daq.cli.main import main
 from smm_daq.storage.nexus import list_entries, read_map
@@ -230,6 +231,15 @@ def test_demo_writes_three_entries_and_a_summary(tmp_path, capsys):
     rem = read_map(path, "remanent").bz
     # the induced map is far weaker than the remanent one: remanence cancelled, not doubled
     assert np.nanmax(np.abs(induced)) < 0.2 * np.nanmax(np.abs(rem))
+    # seed 000's Figure 4d: the large magnetite's edges across the +y field, + above and −
+    # below, far above the difference's noise (√2 × 0.25 µT)
+    m = read_map(path, "induced")
+    for x, y, _, _, dy, _ in VirtualSample.builtin().cuboids[-len(LARGE_MAGNETITE):]:
+        ix = int(np.argmin(np.abs(m.x - x)))
+        top, bottom = (int(np.argmin(np.abs(m.y - v))) for v in (y + dy / 2, y - dy / 2))
+        assert m.bz[top, ix] > 5 * 0.36e-6 and m.bz[bottom, ix] < -5 * 0.36e-6
+    with h5py.File(path, "r") as f:
+        assert f.attrs["default"] == "induced"  # the file opens on that map
     code, _, err = _run(capsys, ["demo", "--out", str(path)])
     assert code == 2 and "exists already" in err
 
@@ -265,3 +275,24 @@ def test_progress_bar_and_durations():
         bar(ScanEvent("point", "e", 0, progress=i / 10))
     bar(ScanEvent("finished", "e", 2, progress=1.0))
     assert Stream.text.count("ETA") == 10 and "scan 'e' finished" in Stream.text
+
+
+def test_progress_bar_on_a_terminal_redraws_one_line_from_where_a_resume_starts():
+    import io
+
+    from smm_daq.acquisition.events import ScanEvent
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    out = Terminal()
+    bar = ProgressBar(out, min_interval=0)
+    bar(ScanEvent("started", "e", 3, message="7 of 10 lines to measure", progress=0.3))
+    for line in range(3, 10):
+        bar(ScanEvent("line_done", "e", line, progress=(line + 1) / 10))
+    bar(ScanEvent("finished", "e", 9, progress=1.0))
+    text = out.getvalue()
+    assert "e line 4:  40.0%" in text and "e line 10: 100.0%" in text
+    assert " 10.0%" not in text  # the bar started at the 3 lines already measured
+    assert text.endswith("\nscan 'e' finished\n") and text.count("\n") == 3

@@ -42,7 +42,7 @@ def test_mmt_format_half_edges_and_depth(tmp_path):
     (HEADER + "1,0,0,-2,1,1\n", "line 2: has 6 values"),
     (HEADER + "1,0,zero,-2,1,1,1\n", "line 2: y_um is 'zero'"),
     (HEADER + "1.5,0,0,-2,1,1,1\n", "line 2: grain label"),
-    (HEADER + "1,0,0,-2,1,-1,1\n", "line 2: has an edge length"),
+    (HEADER + "1,0,0,-2,1,-1,1\n", "line 2: has edges 1, -1, 1 µm"),
     (HEADER + "1,0,0,-2,1,1,1\n1,0,0,0.2,1,1,1\n", "line 3: grain 1 reaches z = 0.7"),
     (HEADER + "1,0,0,-2,1,1,1\n2,5,5,-2,1,1,1\n1,0.5,0.5,-2,1,1,1\n",
      "cuboids of grain 1 overlap \\(lines 2 and 4\\)"),

@@ -1,4 +1,4 @@
-"""Done-when of issue 4: the real QDM tutorial scan against the public library's result."""
+"""The real QDM tutorial scan (tests/data/mmt-tutorial-qdm) against the public library's result."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from smm_daq.analysis.mmt.solver.inversion import invert_map
 
 
 @pytest.mark.slow
-def test_tutorial_qdm_scan_agrees_with_the_published_magnetizations(shared_data):
-    d = shared_data / "mmt-tutorial-qdm"
+def test_tutorial_qdm_scan_agrees_with_the_published_magnetizations(test_data):
+    d = test_data / "mmt-tutorial-qdm"
     scan = read_mmt_scan(d / "class_QDM_result2.txt", d / "tutorial_scan_params.json")
     assert scan.bz.shape == (126, 126)
     assert scan.height == pytest.approx(6e-6) and scan.sensor_size == pytest.approx((1.2e-6,) * 2)

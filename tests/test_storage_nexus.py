@@ -385,6 +385,8 @@ HOLDING_WRITER = textwrap.dedent(
         g = f.create_group("late")
         g.attrs["NX_class"] = "NXentry"
         g.create_dataset("data/Bz", data=np.ones((2, 2)))
+        g.create_dataset("data/x", data=[0.0, 1e-6])
+        g.create_dataset("data/y", data=[0.0, 1e-6])
         f.flush()
         print("holding", flush=True)
         sys.stdin.readline()
@@ -417,7 +419,7 @@ def test_a_reader_waits_for_another_process_to_finish_its_write(tmp_path, monkey
             F_WRLCK=real.F_WRLCK))
         seen: list[list[str]] = []
         reader = threading.Thread(target=lambda: seen.append(
-            [i.name for i in list_entries(path)]))
+            [i.name for i in list_entries(path)]), daemon=True)  # a failure never hangs pytest
         reader.start()
         assert waiting.wait(60)
         child.stdin.write("go\n")

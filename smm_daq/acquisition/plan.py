@@ -79,10 +79,13 @@ class ScanPlan:
             if not (math.isfinite(value) and value >= 0):
                 raise InputError(f"plan {label} is {value!r} m; expected a size >= 0")
         for label, span, value in (("x", size[0], sx), ("y", size[1], sy)):
-            if not span / value < MAX_POINTS:  # also an overflow to inf (a step of 1e-310)
-                raise InputError(f"plan size {span / UM:g} µm at a step of {value / UM:g} µm "
-                                 f"makes {span / value:g} points along {label}; expected at "
-                                 f"most {MAX_POINTS:,} points in all")
+            # Before counting: the ratio may not fit an int, or overflow to inf (1e-310 m).
+            if not span / value < MAX_POINTS:
+                raise InputError(
+                    f"plan {label}: a size of {span / UM:g} µm at a step of {value / UM:g} µm "
+                    f"makes {span / value:g} points along {label}; expected at most "
+                    f"{MAX_POINTS:,} points in all (a larger step, or a smaller size)"
+                )
         nx = round(float(size[0]) / sx) + 1
         ny = round(float(size[1]) / sy) + 1
         return cls(
@@ -132,7 +135,7 @@ class ScanPlan:
                 raise InputError(f"plan {key} is {n!r}; expected a whole number >= 1")
         named = {"x0": self.x0, "y0": self.y0, "step_x": self.step_x, "step_y": self.step_y,
                  "height": self.height, "settle_tau": self.settle_tau,
-                 "dwell_tau": self.dwell_tau, "field": np.linalg.norm(self.field)}
+                 "dwell_tau": self.dwell_tau, "field": float(np.sum(np.abs(self.field)))}
         for key, v in named.items():
             if not math.isfinite(v):
                 raise InputError(f"plan {key} is {v!r}; expected a finite number")
@@ -150,6 +153,11 @@ class ScanPlan:
                 f"plan grid is {self.nx} × {self.ny} = {self.nx * self.ny:,} points; expected at "
                 f"most {MAX_POINTS:,} (a larger step, or several scans)"
             )
+        for axis, key in ((0, "step_x"), (1, "step_y")):
+            span = float(np.ptp(stage.travel[axis]))
+            if getattr(self, key) > span:
+                raise InputError(f"plan {key} is {getattr(self, key) / UM:g} µm; expected at "
+                                 f"most the stage travel {span / UM:g} µm")
         for axis, key, first, step, n in (
             (0, "x", self.x0, self.step_x, self.nx),
             (1, "y", self.y0, self.step_y, self.ny),
@@ -158,13 +166,14 @@ class ScanPlan:
             tmin, tmax = stage.travel[axis]
             if lo < tmin or hi > tmax:
                 raise InputError(
-                    f"plan {key} range {lo / UM:g} .. {hi / UM:g} µm leaves the stage travel "
-                    f"{tmin / UM:g} .. {tmax / UM:g} µm"
+                    f"plan {key} range {lo / UM:g} .. {hi / UM:g} µm leaves the stage travel; "
+                    f"expected it within {tmin / UM:g} .. {tmax / UM:g} µm"
                 )
         zmin, zmax = stage.travel[2]
-        if not (self.height > 0 and zmin <= self.height <= zmax):
+        if not (self.height >= stage.resolution and zmin <= self.height <= zmax):
             raise InputError(
-                f"plan height is {self.height / UM:g} µm; expected > 0 and within the stage "
+                f"plan height is {self.height / UM:g} µm; expected at least the stage resolution "
+                f"{res_um:g} µm and within the stage "
                 f"z travel {zmin / UM:g} .. {zmax / UM:g} µm"
             )
         for key, most in (("settle_tau", MAX_SETTLE_TAU), ("dwell_tau", MAX_DWELL_TAU)):
@@ -275,6 +284,9 @@ def check_field(field: tuple[float, float, float] | np.ndarray, profile: Profile
     """InputError (naming `label`) when a field (T) is beyond max_field or max_current."""
     coils = profile.coils
     b = np.asarray(field, dtype=float)
+    if b.shape != (3,) or not np.all(np.isfinite(b)) or np.any(np.abs(b) > 1.0):
+        raise InputError(f"{label} is {b.tolist()!r} T; expected three finite components, "
+                         f"|B| <= max_field {coils.max_field / UT:g} µT")
     magnitude = float(np.linalg.norm(b))
     if magnitude > coils.max_field * (1 + 1e-9):
         raise InputError(

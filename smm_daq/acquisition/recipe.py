@@ -56,7 +56,7 @@ from smm_daq.acquisition.plan import (
     format_seconds,
 )
 from smm_daq.errors import InputError
-from smm_daq.instruments.profile import Profile
+from smm_daq.instruments.profile import Profile, check_complete
 from smm_daq.storage.nexus import check_entry_name, list_entries
 
 UM = 1e-6
@@ -302,7 +302,9 @@ def parse_recipe(text: str, source: str = "recipe") -> Recipe:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"not valid TOML: {exc}", source=source) from None
+        raise InputError(f"not valid TOML ({exc}); expected a complete TOML file",
+                         source=source) from None
+    check_complete(text, source)
     top = _Table(source, "recipe file", data)
     top.only(("recipe", "scan_defaults", "step"))
     title = ""
@@ -312,7 +314,10 @@ def parse_recipe(text: str, source: str = "recipe") -> Recipe:
             raise top.fail("recipe", "a table")
         ht = _Table(source, "[recipe]", head)
         ht.only(("title", "description"))
-        title = str(head.get("title", ""))
+        for key in ("title", "description"):
+            if key in head and not isinstance(head[key], str):
+                raise ht.fail(key, "a string")
+        title = head.get("title", "")
     defaults: dict[str, Any] = {}
     if "scan_defaults" in data:
         raw = data["scan_defaults"]
@@ -386,7 +391,8 @@ def check_recipe(recipe: Recipe, profile: Profile, out: str | Path, *, can_promp
                 if ref not in existing and ref not in made:
                     raise InputError(
                         f"{where}: {key} '{ref}' is neither in {out} nor made by an earlier "
-                        "step", source=recipe.source)
+                        "step; expected an entry of the file or of an earlier scan step",
+                        source=recipe.source)
         elif isinstance(step, PromptStep) and not can_prompt:
             raise InputError(
                 f"{where}: needs an operator, but input is not a terminal; run it "

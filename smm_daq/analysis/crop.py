@@ -17,7 +17,8 @@ def crop(m: MapData, x_range: tuple[float, float], y_range: tuple[float, float])
         raise InputError(
             f"the crop x {x0 * 1e6:.4g}..{x1 * 1e6:.4g} µm, y {y0 * 1e6:.4g}..{y1 * 1e6:.4g} µm "
             f"holds no pixel of '{m.name or 'the map'}' (x {m.x[0] * 1e6:.4g}..{m.x[-1] * 1e6:.4g}"
-            f" µm, y {m.y[0] * 1e6:.4g}..{m.y[-1] * 1e6:.4g} µm)"
+            f" µm, y {m.y[0] * 1e6:.4g}..{m.y[-1] * 1e6:.4g} µm); expected ranges that overlap "
+            "the map"
         )
     sub = (slice(iy[0], iy[-1] + 1), slice(ix[0], ix[-1] + 1))
     return m.with_bz(m.bz[sub], x=m.x[sub[1]], y=m.y[sub[0]])

@@ -120,20 +120,30 @@ def from_arrays(
     )
 
 
+MAX_UM = 1e6  # a metre: no micro-CT volume is larger
+MIN_EDGE_UM = 1e-6  # a picometre: far below any voxel, yet a volume that stays finite
+MAX_LABEL = 2**53  # labels stay exact as float64 and fit int64
+
+
 def _number(text: str, where: str, what: str) -> float:
     try:
         value = float(text)
     except ValueError:
         value = math.nan
-    if not math.isfinite(value):
-        raise InputError(f"{what} is {text!r}; expected a finite number", source=where)
+    if not (math.isfinite(value) and abs(value) <= MAX_UM):
+        raise InputError(f"{what} is {text!r}; expected a finite number of µm within "
+                         f"±{MAX_UM:g}", source=where)
     return value
 
 
 def _label(text: str, where: str) -> int:
-    value = _number(text, where, "grain label")
-    if value != round(value):
-        raise InputError(f"grain label is {text!r}; expected an integer", source=where)
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value == round(value) and abs(value) <= MAX_LABEL):
+        raise InputError(f"grain label is {text!r}; expected a whole number within "
+                         f"±{MAX_LABEL:g}", source=where)
     return round(value)
 
 
@@ -240,9 +250,11 @@ def check_geometry(grains: GrainSet) -> None:
 
     if cub.shape[0] == 0:
         raise InputError("holds no cuboids; expected at least one grain", source=src)
-    bad = np.flatnonzero(np.any(cub[:, 3:] <= 0, axis=1))
+    bad = np.flatnonzero(np.any(cub[:, 3:] < MIN_EDGE_UM * UM, axis=1))
     if bad.size:
-        raise InputError("has an edge length <= 0; expected positive edges", source=where(bad[0]))
+        edges = ", ".join(f"{v / UM:g}" for v in cub[bad[0], 3:])
+        raise InputError(f"has edges {edges} µm; expected edges of at least {MIN_EDGE_UM:g} µm",
+                         source=where(bad[0]))
     top = cub[:, 2] + cub[:, 5] / 2
     tol = _OVERLAP_TOLERANCE * cub[:, 3:].min(axis=1)
     above = np.flatnonzero(top > tol)

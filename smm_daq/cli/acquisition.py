@@ -11,10 +11,13 @@ import argparse
 import math
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
 import numpy as np
+from tqdm import tqdm
 
 from smm_daq.acquisition.events import ScanEvent
 from smm_daq.acquisition.plan import DEFAULT_SETTLE_TAU, MAX_DWELL_TAU, MAX_SETTLE_TAU, ScanPlan
@@ -25,6 +28,7 @@ from smm_daq.cli.args import floats, positive, session_file, time_scale, within
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import Profile, load_profile, parse_profile
 from smm_daq.instruments.rig import make_rig_safe, safe_command_hint, safe_time_bound
+from smm_daq.storage.checks import check_intact
 from smm_daq.storage.nexus import EntryInfo, list_entries, read_map
 
 UM = 1e-6
@@ -50,67 +54,67 @@ def format_duration(seconds: float | None) -> str:
 
 
 class ProgressBar:
-    """A scan subscriber drawing one line on a terminal (or a line per 10 % elsewhere).
+    """A scan subscriber showing a tqdm bar on a terminal (or a line per 10 % elsewhere, so
+    logs stay readable).
 
-    The remaining time is extrapolated from the wall-clock rate since the bar started, so it
-    is right for real instruments and for simulators at any time scale.
+    The remaining time is tqdm's, from the wall-clock rate since the bar started, so it is
+    right for real instruments and for simulators at any time scale; a resumed scan starts
+    the bar at the lines already measured.
     """
 
-    WIDTH = 30
+    STEPS = 1000  # the bar counts tenths of a percent of the grid's points
+    FORMAT = "{desc}: {percentage:5.1f}%|{bar}| ETA {remaining}"
 
     def __init__(self, stream: TextIO | None = None, *, min_interval: float = 0.1) -> None:
         self.stream = stream if stream is not None else sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.min_interval = min_interval
-        self._t0: float | None = None
-        self._p0 = 0.0
-        self._last_draw = 0.0
+        self._bar: tqdm | None = None
+        self._t0 = 0.0
+        self._p0 = 0
         self._last_decile = -1
-        self._drawn = False
 
     def __call__(self, event: ScanEvent) -> None:
-        now = time.monotonic()
+        done = round(event.progress * self.STEPS)
         if event.kind == "started":
-            self._t0, self._p0 = now, event.progress
-            self._last_decile = int(event.progress * 10)
+            self._close()
             self.stream.write(f"scan '{event.entry}': {event.message}\n")
+            self._t0, self._p0 = time.monotonic(), done
+            self._last_decile = done * 10 // self.STEPS
+            if self.tty:
+                self._bar = tqdm(total=self.STEPS, initial=done, file=self.stream, leave=True,
+                                 desc=event.entry, bar_format=self.FORMAT,
+                                 mininterval=self.min_interval, dynamic_ncols=True)
         elif event.kind in ("point", "line_done"):
-            if self.tty and now - self._last_draw >= self.min_interval:
-                self._draw(event, now)
-            elif not self.tty and int(event.progress * 10) > self._last_decile:
-                self._last_decile = int(event.progress * 10)
-                self.stream.write(self._text(event, now) + "\n")
+            if self._bar is not None:
+                self._bar.set_description_str(f"{event.entry} line {event.line + 1}",
+                                              refresh=False)
+                self._bar.update(done - self._bar.n)
+            elif not self.tty and done * 10 // self.STEPS > self._last_decile:
+                self._last_decile = done * 10 // self.STEPS
+                self.stream.write(self._line(event, done) + "\n")
         elif event.kind == "paused":
-            self._end_line()
+            self._close()
             self.stream.write(f"scan '{event.entry}' paused: {event.message}\n")
         elif event.kind == "resumed":
             self.stream.write(f"scan '{event.entry}' resumed\n")
         else:
-            if self.tty:
-                self._draw(event, now)
-            self._end_line()
+            if self._bar is not None:
+                self._bar.update(done - self._bar.n)
+            self._close()
             tail = f": {event.message}" if event.message else ""
             self.stream.write(f"scan '{event.entry}' {event.kind}{tail}\n")
         self.stream.flush()
 
-    def _text(self, event: ScanEvent, now: float) -> str:
-        filled = int(event.progress * self.WIDTH)
-        eta = None
-        if self._t0 is not None and event.progress > self._p0:
-            rate = (event.progress - self._p0) / max(now - self._t0, 1e-9)
-            eta = (1.0 - event.progress) / rate
-        return (f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {event.progress:6.1%} "
-                f"line {event.line + 1} ETA {format_duration(eta)}")
+    def _line(self, event: ScanEvent, done: int) -> str:
+        return tqdm.format_meter(done, self.STEPS, time.monotonic() - self._t0, ncols=70,
+                                 prefix=f"{event.entry} line {event.line + 1}",
+                                 initial=self._p0, bar_format=self.FORMAT, ascii=True)
 
-    def _draw(self, event: ScanEvent, now: float) -> None:
-        self._last_draw = now
-        self.stream.write("\r" + self._text(event, now) + "  ")
-        self._drawn = True
-
-    def _end_line(self) -> None:
-        if self._drawn:
-            self.stream.write("\n")
-            self._drawn = False
+    def _close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
 
 def ask_operator(reason: str) -> bool:
@@ -133,6 +137,7 @@ def _time_scale(value: float | None) -> float:
 
 def _open_session(out: str, profile: Profile | str | None, time_scale: float | None
                   ) -> Session:
+    check_intact(out)  # a damaged session file is reported, never written into
     return Session.open(out, profile, time_scale=_time_scale(time_scale), on_pause=ask_operator)
 
 
@@ -185,7 +190,43 @@ def cmd_scan(args: argparse.Namespace) -> int:
     within("--settle-tau", args.settle_tau, 0.0, MAX_SETTLE_TAU, " lock-in time constants")
     within("--dwell-tau", args.dwell_tau, 0.0, MAX_DWELL_TAU, " lock-in time constants")
     profile = load_profile(args.profile)
-    plan = ScanPlan.from_center(
+    with _plan_options():
+        plan = _scan_plan(args, cx, cy, w, h, step, field, profile)
+        plan.validate(profile)
+    print(f"scan '{plan.name}': {plan.nx} × {plan.ny} points, field {_vec_ut(np.array(plan.field))}"
+          f", estimated {format_duration(plan.estimate_duration(profile))} of instrument time",
+          file=sys.stderr)
+    session = _open_session(args.out, profile, args.time_scale)
+    try:
+        session.scan_plan(plan, on_event=ProgressBar(), auto_range=args.auto_range)
+    finally:
+        code = _finish(session)
+    return code
+
+
+# Which options set the plan field a plan's message names.
+_PLAN_OPTIONS = {"x range": "--center-um, --size-um", "y range": "--center-um, --size-um",
+                 "plan x:": "--size-um, --step-um", "plan y:": "--size-um, --step-um",
+                 "grid": "--size-um, --step-um", "step_": "--step-um", "height": "--height-um",
+                 "field": "--field-uT", "settle_tau": "--settle-tau", "dwell_tau": "--dwell-tau"}
+
+
+@contextmanager
+def _plan_options() -> Iterator[None]:
+    """A plan's InputError names the command-line options that set what it refuses."""
+    try:
+        yield
+    except InputError as exc:
+        text = str(exc)
+        options = next((o for k, o in _PLAN_OPTIONS.items() if k in text), None)
+        if options is None:
+            raise
+        raise InputError(f"{options}: {text}") from None
+
+
+def _scan_plan(args: argparse.Namespace, cx: float, cy: float, w: float, h: float,
+               step: tuple[float, ...], field: tuple[float, ...], profile: Profile) -> ScanPlan:
+    return ScanPlan.from_center(
         args.name,
         (cx * UM, cy * UM),
         (w * UM, h * UM),
@@ -197,16 +238,6 @@ def cmd_scan(args: argparse.Namespace) -> int:
         dwell_tau=args.dwell_tau,
         title=args.title,
     )
-    plan.validate(profile)
-    print(f"scan '{plan.name}': {plan.nx} × {plan.ny} points, field {_vec_ut(np.array(plan.field))}"
-          f", estimated {format_duration(plan.estimate_duration(profile))} of instrument time",
-          file=sys.stderr)
-    session = _open_session(args.out, profile, args.time_scale)
-    try:
-        session.scan_plan(plan, on_event=ProgressBar(), auto_range=args.auto_range)
-    finally:
-        code = _finish(session)
-    return code
 
 
 def cmd_run(args: argparse.Namespace) -> int:

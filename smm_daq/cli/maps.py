@@ -10,12 +10,14 @@ every `smm-daq` command builds this parser.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from smm_daq.cli.args import distinct_outputs, floats, output_file, positive
+from smm_daq.cli.args import distinct_outputs, floats, output_file, within
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.products import MapPlot, Quantity
@@ -25,13 +27,15 @@ if TYPE_CHECKING:
 
 UM = 1e-6
 NT = 1e-9
+MAX_UM = 1e6  # a metre: no map or sample is larger
 
 
 def _um_pairs(option: str, text: str) -> np.ndarray:
     """'x,y;x,y;...' in µm -> (K, 2) in m."""
     points = [floats(option, p, 2) for p in text.split(";") if p.strip()]
-    if len(points) < 3:
-        raise InputError(f"{option} is {text!r}; expected at least 3 'x,y' vertices in µm")
+    if len(points) < 3 or np.any(np.abs(points) > MAX_UM):
+        raise InputError(f"{option} is {text!r}; expected at least 3 'x,y' vertices in µm, "
+                         f"each within ±{MAX_UM:g}")
     return np.array(points) * UM
 
 
@@ -61,10 +65,12 @@ def _background_mask(args: argparse.Namespace, m: MapData, *, required: bool) ->
     given = False
     for text in args.background_rect:
         x0, x1, y0, y1 = floats("--background-rect", text, 4)
+        if max(abs(x0), abs(x1), abs(y0), abs(y1)) > MAX_UM:
+            raise InputError(f"--background-rect is {text!r}; expected µm within ±{MAX_UM:g}")
         mask |= rectangle_mask(m, (x0 * UM, x1 * UM), (y0 * UM, y1 * UM))
         given = True
     if args.border_um is not None:
-        mask |= border_mask(m, positive("--border-um", args.border_um) * UM)
+        mask |= border_mask(m, within("--border-um", args.border_um, 1e-3, MAX_UM, " µm") * UM)
         given = True
     if args.sample_polygon:
         sample = np.zeros(m.shape, bool)
@@ -79,7 +85,10 @@ def _background_mask(args: argparse.Namespace, m: MapData, *, required: bool) ->
             )
         return None
     if not mask.any():
-        raise InputError("the background given covers no pixel of the map")
+        raise InputError(
+            "the background given (--background-rect, --sample-polygon, --border-um) covers no "
+            f"pixel of the map; expected pixels within x {m.x[0] / UM:g}..{m.x[-1] / UM:g} µm, "
+            f"y {m.y[0] / UM:g}..{m.y[-1] / UM:g} µm")
     return mask
 
 
@@ -93,6 +102,32 @@ def _write(args: argparse.Namespace, m: MapData, kind: str, extra: dict | None =
     write_map_entry(args.file, m, kind=kind, extra=extra, overwrite=args.overwrite,
                     parameters=parameters, **layout)  # type: ignore[arg-type]
     print(f"{args.file}: wrote entry '{m.name}' ({kind})")
+
+
+def _read(args: argparse.Namespace, entry: str) -> MapData:
+    """The entry's map, refused unless an analysis can use it (a grid, some measured pixels)."""
+    from smm_daq.storage.checks import usable_map
+    from smm_daq.storage.nexus import read_map
+
+    m = read_map(args.file, entry)
+    usable_map(m, f"{args.file}, entry '{entry}'")
+    return m
+
+
+def _naming_the_file(handler: Callable[[argparse.Namespace], int]
+                     ) -> Callable[[argparse.Namespace], int]:
+    """An analysis's InputError (a map it cannot use) names the session file too."""
+
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except InputError as exc:
+            if args.file in str(exc):
+                raise
+            raise InputError(str(exc), source=args.file) from None
+
+    return run
 
 
 def _derived(m: MapData, args: argparse.Namespace, what: str) -> MapData:
@@ -120,9 +155,8 @@ def _subtract(args: argparse.Namespace) -> int:
 
 def _background(args: argparse.Namespace) -> int:
     from smm_daq.analysis.background import remove_background, remove_field_leakage
-    from smm_daq.storage.nexus import read_map
 
-    m = read_map(args.file, args.entry)
+    m = _read(args, args.entry)
     if args.model == "field":
         mask = _background_mask(args, m, required=False)
         out, leak = remove_field_leakage(m, mask)
@@ -147,9 +181,8 @@ def _background(args: argparse.Namespace) -> int:
 
 def _level(args: argparse.Namespace) -> int:
     from smm_daq.analysis.levelling import level_lines
-    from smm_daq.storage.nexus import read_map
 
-    m = read_map(args.file, args.entry)
+    m = _read(args, args.entry)
     lev = level_lines(m, _background_mask(args, m, required=True), order=args.order)
     extra = {"results/line_offsets": Quantity(lev.offsets, "T"),
              "results/line_slopes": Quantity(lev.slopes, "T/m"),
@@ -163,11 +196,10 @@ def _level(args: argparse.Namespace) -> int:
 
 def _noise(args: argparse.Namespace) -> int:
     from smm_daq.analysis.noise import noise_from_repeats, noise_rms
-    from smm_daq.storage.nexus import read_map
 
-    m = read_map(args.file, args.entry)
+    m = _read(args, args.entry)
     if args.repeat:
-        other = read_map(args.file, args.repeat)
+        other = _read(args, args.repeat)
         sigma = noise_from_repeats(m, other, _background_mask(args, m, required=False))
         print(f"noise: {sigma / NT:.4g} nT RMS (from '{m.name}' − '{other.name}', over √2)")
     else:
@@ -190,12 +222,10 @@ def _support(args: argparse.Namespace, m: MapData) -> np.ndarray | None:
 def _layer_options(args: argparse.Namespace, m: MapData) -> dict:
     options: dict = {"support": _support(args, m), "criterion": args.criterion}
     if args.noise_nT is not None:
-        options["noise"] = positive("--noise-nT", args.noise_nT) * NT
+        options["noise"] = within("--noise-nT", args.noise_nT, 1e-6, 1e9, " nT") * NT
     if args.correlation_length_um is not None:
-        if not args.correlation_length_um >= 0:
-            raise InputError(f"--correlation-length-um is {args.correlation_length_um!r}; "
-                             "expected a number ≥ 0")
-        options["correlation_length"] = args.correlation_length_um * UM
+        options["correlation_length"] = within("--correlation-length-um",
+                                                args.correlation_length_um, 0.0, MAX_UM, " µm") * UM
     return options
 
 
@@ -237,10 +267,9 @@ def _write_layer(args: argparse.Namespace, m: MapData, inv: LayerInversion, kind
 
 def _susceptibility(args: argparse.Namespace) -> int:
     from smm_daq.analysis.susceptibility import invert_susceptibility
-    from smm_daq.storage.nexus import read_map
 
-    m = read_map(args.file, args.entry)
-    thickness = positive("--thickness-um", args.thickness_um) * UM
+    m = _read(args, args.entry)
+    thickness = within("--thickness-um", args.thickness_um, 1e-3, MAX_UM, " µm") * UM
     inv = invert_susceptibility(m, thickness, **_layer_options(args, m))
     _write_layer(args, m, inv, "susceptibility")
     return 0
@@ -248,13 +277,15 @@ def _susceptibility(args: argparse.Namespace) -> int:
 
 def _magnetization(args: argparse.Namespace) -> int:
     from smm_daq.analysis.susceptibility import invert_magnetization
-    from smm_daq.storage.nexus import read_map
 
-    m = read_map(args.file, args.entry)
-    thickness = positive("--thickness-um", args.thickness_um) * UM
+    m = _read(args, args.entry)
+    thickness = within("--thickness-um", args.thickness_um, 1e-3, MAX_UM, " µm") * UM
     direction = np.array(floats("--direction", args.direction, 3))
-    if not np.any(direction):
-        raise InputError("--direction is zero; expected the remanence's direction x,y,z")
+    size = float(np.max(np.abs(direction)))
+    if not 0 < size <= 1e300:
+        raise InputError(f"--direction is zero or absurd ({args.direction!r}); expected the "
+                         "remanence's direction x,y,z")
+    direction = direction / size
     inv = invert_magnetization(m, direction, thickness, **_layer_options(args, m))
     _write_layer(args, m, inv, "magnetization")
     return 0
@@ -262,12 +293,14 @@ def _magnetization(args: argparse.Namespace) -> int:
 
 def _crop(args: argparse.Namespace) -> int:
     from smm_daq.analysis.crop import crop
-    from smm_daq.storage.nexus import read_map
 
-    m = read_map(args.file, args.entry)
+    m = _read(args, args.entry)
     x0, x1 = floats("--x-um", args.x_um, 2)
     y0, y1 = floats("--y-um", args.y_um, 2)
-    out = crop(m, (x0 * UM, x1 * UM), (y0 * UM, y1 * UM))
+    try:
+        out = crop(m, (x0 * UM, x1 * UM), (y0 * UM, y1 * UM))
+    except InputError as exc:
+        raise InputError(f"--x-um {args.x_um}, --y-um {args.y_um}: {exc}") from None
     _write(args, _derived(out, args, "cropped"), "crop",
            parameters={"x_range": Quantity(np.array([x0, x1]) * UM, "m"),
                        "y_range": Quantity(np.array([y0, y1]) * UM, "m")})
@@ -370,7 +403,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-register", action="store_true", help="subtract as the scans lie")
     p.add_argument("--rotation", action="store_true", help="also fit a small rotation")
     p.add_argument("--overwrite", action="store_true", help="replace an entry of that name")
-    p.set_defaults(func=_subtract)
+    p.set_defaults(func=_naming_the_file(_subtract))
 
     p = sub.add_parser("background", help="remove an offset, a plane or the field's leakage")
     _add_io(p)
@@ -378,25 +411,25 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="field: the applied field's own Bz (from the background pixels if "
                    "given, else from the entry's field vector)")
     _add_mask(p)
-    p.set_defaults(func=_background)
+    p.set_defaults(func=_naming_the_file(_background))
 
     p = sub.add_parser("level", help="remove per-line drift, fitted on background pixels")
     _add_io(p)
     p.add_argument("--order", type=int, choices=(0, 1), default=0,
                    help="0: an offset per line; 1: an offset and a slope")
     _add_mask(p)
-    p.set_defaults(func=_level)
+    p.set_defaults(func=_naming_the_file(_level))
 
     p = sub.add_parser("noise", help="print the noise floor of an entry")
     _add_io(p, new_entry=False)
     p.add_argument("--repeat", help="a repeated scan of the same sample: use the difference")
     _add_mask(p)
-    p.set_defaults(func=_noise)
+    p.set_defaults(func=_naming_the_file(_noise))
 
     p = sub.add_parser("susceptibility", help="χ map of a thin layer from an induced map")
     _add_io(p)
     _add_layer_options(p)
-    p.set_defaults(func=_susceptibility)
+    p.set_defaults(func=_naming_the_file(_susceptibility))
 
     p = sub.add_parser("magnetization",
                        help="magnetization map of a thin layer, remanence of known direction")
@@ -404,13 +437,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--direction", required=True, metavar="X,Y,Z",
                    help="direction of the remanence (e.g. of the IRM), sample frame")
     _add_layer_options(p)
-    p.set_defaults(func=_magnetization)
+    p.set_defaults(func=_naming_the_file(_magnetization))
 
     p = sub.add_parser("crop", help="cut an entry down to a rectangle")
     _add_io(p)
     p.add_argument("--x-um", required=True, metavar="X0,X1", help="x range, µm")
     p.add_argument("--y-um", required=True, metavar="Y0,Y1", help="y range, µm")
-    p.set_defaults(func=_crop)
+    p.set_defaults(func=_naming_the_file(_crop))
 
     p = sub.add_parser("export", help="an entry to CSV and/or a PNG picture")
     _add_io(p, new_entry=False)
@@ -419,4 +452,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--csv", help="CSV file to write")
     p.add_argument("--png", help="PNG file to write")
     p.add_argument("--overwrite", action="store_true", help="replace existing --csv/--png files")
-    p.set_defaults(func=_export)
+    p.set_defaults(func=_naming_the_file(_export))

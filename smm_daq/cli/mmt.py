@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import warnings
 from collections.abc import Iterator
@@ -20,14 +19,20 @@ from smm_daq.analysis.mmt import synth
 from smm_daq.analysis.mmt.formats.community import read_mmt_scan
 from smm_daq.analysis.mmt.result_file import write_result_csv, write_result_entry
 from smm_daq.analysis.mmt.solver.inversion import invert_map
-from smm_daq.cli.args import distinct_outputs, floats, output_file, positive, session_file
+from smm_daq.cli.args import distinct_outputs, floats, output_file, positive, session_file, within
 from smm_daq.cli.mmt_study import add_study_command, add_tiling_options, tiled_result_or_none
 from smm_daq.errors import InputError
+from smm_daq.storage.checks import usable_map
 from smm_daq.storage.nexus import read_map, write_map_entry
 from smm_daq.storage.products import Quantity
 
 UM = 1e-6
 NT = 1e-9
+# What `mmt synth` can make on one machine (the seed's largest study model is 500 µm a side).
+SYNTH_MIN_UM = 1e-3
+SYNTH_MAX_SIZE_UM = 1e5
+SYNTH_MAX_POINTS = 25_000_000
+SYNTH_MAX_GRAINS = 1_000_000
 
 
 @contextmanager
@@ -46,24 +51,28 @@ def _sensor_size(text: str | None, fallback: tuple[float, float] | None) -> tupl
     if text is None:
         return fallback if fallback is not None else (0.0, 0.0)
     w, l = floats("--sensor-size-um", text, 2)
-    if w < 0 or l < 0 or (w > 0) != (l > 0):
-        raise InputError(f"--sensor-size-um is {text!r}; expected W,L both > 0, or 0,0 for a "
-                         "point sensor")
+    if not (0 <= w <= 1e6 and 0 <= l <= 1e6) or (w > 0) != (l > 0):
+        raise InputError(f"--sensor-size-um is {text!r}; expected W,L both in (0, 1e6] µm, or "
+                         "0,0 for a point sensor")
     return w * UM, l * UM
 
 
 def _invert(args: argparse.Namespace) -> int:
     out = output_file("--out", args.out, overwrite=args.overwrite)
     data = read_map(args.file, args.entry)
+    usable_map(data, f"{args.file}, entry '{args.entry}'")
     height = positive("--height-um", args.height_um) * UM if args.height_um is not None \
         else data.height
     if height is None:
-        raise InputError(f"entry '{args.entry}' of {args.file} has no sensor height; give "
-                         "--height-um")
+        raise InputError(f"entry '{args.entry}' of {args.file} has no sensor height; expected "
+                         "one in the entry or --height-um")
     size = _sensor_size(args.sensor_size_um, data.sensor_size)
-    sigma = positive("--sigma-nT", args.sigma_nT) * NT if args.sigma_nT is not None else None
-    if not (args.damping >= 0 and math.isfinite(args.damping)):
-        raise InputError(f"--damping is {args.damping!r}; expected a number >= 0")
+    if not SYNTH_MIN_UM * UM <= height <= 1.0:
+        raise InputError(f"--height-um is {args.height_um!r}; expected a number in "
+                         f"[{SYNTH_MIN_UM:g}, 1e6] µm")
+    sigma = within("--sigma-nT", args.sigma_nT, 1e-9, 1e9, " nT") * NT \
+        if args.sigma_nT is not None else None
+    within("--damping", args.damping, 0.0, 1e6, " (relative to QᵀQ's mean diagonal)")
     name = args.result_entry or f"{args.entry}_mmt"
     with _warnings_to_stderr():
         grains = read_grains(args.grains, args.grain_format)
@@ -94,14 +103,24 @@ def _synth(args: argparse.Namespace) -> int:
     output_file("--grains-out", args.grains_out, overwrite=args.overwrite)
     output_file("--truth-out", args.truth_out, overwrite=args.overwrite)
     sx, sy = floats("--size-um", args.size_um, 2)
-    for option, value in (("--size-um", sx), ("--size-um", sy),
-                          ("--thickness-um", args.thickness_um), ("--step-um", args.step_um),
-                          ("--height-um", args.height_um)):
-        positive(option, value)
-    if not (args.density_per_mm3 > 0 and math.isfinite(args.density_per_mm3)):
-        raise InputError(f"--density-per-mm3 is {args.density_per_mm3!r}; expected > 0")
-    if not (args.noise_nT >= 0 and math.isfinite(args.noise_nT)):
-        raise InputError(f"--noise-nT is {args.noise_nT!r}; expected >= 0")
+    for value in (sx, sy):
+        within("--size-um", value, SYNTH_MIN_UM, SYNTH_MAX_SIZE_UM, " µm")
+    within("--thickness-um", args.thickness_um, SYNTH_MIN_UM, SYNTH_MAX_SIZE_UM, " µm")
+    within("--height-um", args.height_um, SYNTH_MIN_UM, SYNTH_MAX_SIZE_UM, " µm")
+    within("--step-um", args.step_um, SYNTH_MIN_UM, min(sx, sy), " µm (at most the size)")
+    points = (sx / args.step_um + 1) * (sy / args.step_um + 1)
+    if points > SYNTH_MAX_POINTS:
+        raise InputError(f"--step-um {args.step_um:g} over --size-um {args.size_um} makes "
+                         f"{points:.3g} points; expected at most {SYNTH_MAX_POINTS:,}")
+    within("--density-per-mm3", args.density_per_mm3, 1e-3, 1e9, " grains per mm³")
+    grains = args.density_per_mm3 * sx * sy * args.thickness_um * 1e-9
+    if grains > SYNTH_MAX_GRAINS:
+        raise InputError(f"--density-per-mm3 {args.density_per_mm3:g} in a {sx:g} × {sy:g} × "
+                         f"{args.thickness_um:g} µm sample makes {grains:.3g} grains; expected "
+                         f"at most {SYNTH_MAX_GRAINS:,}")
+    within("--noise-nT", args.noise_nT, 0.0, 1e9, " nT")
+    if not 0 <= args.seed < 2**63:
+        raise InputError(f"--seed is {args.seed}; expected a whole number in [0, 2**63)")
     size = _sensor_size(args.sensor_size_um, (0.0, 0.0))
     rng = np.random.default_rng(args.seed)
     sample = synth.make_sample((sx * UM, sy * UM), args.thickness_um * UM, args.density_per_mm3,

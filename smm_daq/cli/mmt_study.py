@@ -15,6 +15,8 @@ import math
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from smm_daq.analysis.grains import GrainSet
 from smm_daq.analysis.mmt.solver.inversion import MMTResult
 from smm_daq.analysis.mmt.study.grid import (
@@ -37,6 +39,11 @@ from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
 
 UM = 1e-6
+MAX_WORKERS = 256
+MAX_STUDY_HEIGHT_UM = 1e4
+MAX_REPEATS = 1000
+MAX_STUDY_SENSORS = 25_000_000  # the 1 µm grid of the largest sample
+MAX_STUDY_GRAINS = 100_000
 
 
 def _csv(values: tuple[float, ...]) -> str:
@@ -63,11 +70,19 @@ def tiled_result_or_none(args: argparse.Namespace, data: MapData, grains: GrainS
                          height: float, sensor_size: tuple[float, float],
                          sigma: float | None) -> MMTResult | None:
     """The tiled inversion when `--tile-um` was given (progress on stderr), else None."""
+    if not 1 <= args.workers <= MAX_WORKERS:
+        raise InputError(f"--workers is {args.workers}; expected 1 to {MAX_WORKERS}")
     if args.tile_um is None:
         if args.scheduler:
             raise InputError("--scheduler needs --tile-um; expected both, or neither")
         return None
     tile = positive("--tile-um", args.tile_um) * UM
+    steps = [abs(float(a[1] - a[0])) for a in (data.x, data.y) if a.size > 1]
+    span = max(float(np.ptp(data.x)), float(np.ptp(data.y)), *steps, 0.0)
+    if not (max(steps, default=0.0) * 4 <= tile <= max(span, 1e-9) * 2):
+        raise InputError(f"--tile-um is {args.tile_um!r}; expected a tile of at least 4 grid "
+                         f"steps ({4 * max(steps, default=0.0) / UM:g} µm) and at most twice "
+                         f"the map ({2 * span / UM:g} µm)")
     progress = stderr_progress()
     with open_client(args.scheduler, n_workers=args.workers) as client:
         return invert_tiled(data, grains, tile=tile, height=height, sensor_size=sensor_size,
@@ -104,6 +119,34 @@ def add_study_command(mmt_sub: argparse._SubParsersAction, make: SampleMaker) ->
     p.set_defaults(func=_study, sample_maker=make)
 
 
+def _check_size(spec: StudySpec, seed: int) -> None:
+    """Refuse a study no machine could run before any work starts: each sample's grains and
+    1 µm grid bounded, repeats and noise sensible."""
+    if not 0 <= seed < 2**63:
+        raise InputError(f"--seed is {seed}; expected a whole number in [0, 2**63)")
+    if max(spec.noise_nT) > 1e9:
+        raise InputError(f"--noise-nT is {_csv(spec.noise_nT)}; expected levels up to 1e9 nT")
+    if max(spec.thicknesses_um) > max(spec.surfaces_um) * 10:
+        raise InputError(f"--thickness-um is {_csv(spec.thicknesses_um)}; expected at most ten "
+                         f"times the largest surface ({max(spec.surfaces_um):g} µm)")
+    side = max(spec.surfaces_um)
+    if side + 1 > math.sqrt(MAX_STUDY_SENSORS):
+        raise InputError(f"--surface-um is {_csv(spec.surfaces_um)}; expected sides up to "
+                         f"{math.sqrt(MAX_STUDY_SENSORS) - 1:g} µm ({MAX_STUDY_SENSORS:,} "
+                         "sensors on the 1 µm grid)")
+    if spec.sensor_um > side:
+        raise InputError(f"--sensor-um is {spec.sensor_um:g}; expected at most the surface "
+                         f"({side:g} µm)")
+    grains = side**2 * max(spec.thicknesses_um) * max(spec.densities_per_mm3) * 1e-9
+    if grains > MAX_STUDY_GRAINS:
+        raise InputError(f"--densities-per-mm3 {_csv(spec.densities_per_mm3)} in the largest "
+                         f"sample makes {grains:.3g} grains; expected at most "
+                         f"{MAX_STUDY_GRAINS:,}")
+    if max(spec.intervals_um) > side:
+        raise InputError(f"--intervals-um is {_csv(spec.intervals_um)}; expected intervals up "
+                         f"to the surface ({side:g} µm)")
+
+
 def _at_least_zero(option: str, value: float) -> float:
     if not (math.isfinite(value) and value >= 0):
         raise InputError(f"{option} is {value!r}; expected a number >= 0 (0 for a point sensor)")
@@ -111,6 +154,13 @@ def _at_least_zero(option: str, value: float) -> float:
 
 
 def _study(args: argparse.Namespace) -> int:
+    if not 1 <= args.workers <= MAX_WORKERS:
+        raise InputError(f"--workers is {args.workers}; expected 1 to {MAX_WORKERS}")
+    if not 1 <= args.repeats <= MAX_REPEATS:
+        raise InputError(f"--repeats is {args.repeats}; expected 1 to {MAX_REPEATS}")
+    if not (math.isfinite(args.height_um) and 0 < args.height_um <= MAX_STUDY_HEIGHT_UM):
+        raise InputError(f"--height-um is {args.height_um!r}; expected a number in (0, "
+                         f"{MAX_STUDY_HEIGHT_UM:g}] µm")
     spec = StudySpec(
         surfaces_um=parse_list("--surface-um", args.surface_um),
         thicknesses_um=parse_list("--thickness-um", args.thickness_um),
@@ -120,9 +170,10 @@ def _study(args: argparse.Namespace) -> int:
         noise_nT=parse_list("--noise-nT", args.noise_nT),
         repeats=args.repeats,
         seed=args.seed,
-        height_um=positive("--height-um", args.height_um),
+        height_um=args.height_um,
         sensor_um=_at_least_zero("--sensor-um", args.sensor_um),
     )
+    _check_size(spec, args.seed)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} is a file; expected a directory")

@@ -23,6 +23,32 @@ NT = 1e-9
 
 DEFAULT_PROFILE = Path(__file__).resolve().parents[2] / "configs" / "simulator.toml"
 
+# What any rig of this kind can be: a profile beyond these is a typing mistake, not a rig.
+# (The rig's own ratings, read at connect, may be tighter still.)
+MAX_TIMEOUT_S = 300.0  # a reply later than 5 min is a dead link
+MAX_RETRIES = 10
+BAUD_RATES = (50, 4_000_000)
+MAX_SENSITIVITY_V_PER_T = 1e9  # an MTJ bridge with its preamplifier gives about 1e3 V/T
+MAX_HEIGHT_UM = 10_000.0  # the piezo stage's z travel: a scan height beyond it is no height
+MAX_SENSOR_UM = 10_000.0
+MAX_OFFSET_V = 10.0  # the lock-in's input range
+TIME_CONSTANTS_S = (1e-6, 3e4)  # SR830: 10 µs .. 30 ks; SR860: 1 µs .. 30 ks
+LOCKIN_SENSITIVITY_V = (1e-9, 1.0)  # SR830/SR860 full scales: 1-2 nV .. 1 V
+REFERENCE_HZ = (1e-3, 5e5)  # SR830: 1 mHz .. 102 kHz; SR860: .. 500 kHz
+REFERENCE_V = (1e-9, 5.0)  # sine output amplitude, rms
+MAX_TRAVEL_UM = 1e6  # no stage of a microscope travels a metre
+MAX_VELOCITY_UM_PER_S = 1e6  # 1 m/s: beyond any piezo or hybrid stage
+RESOLUTION_NM = (1e-3, 1e5)
+MAX_SETTLE_S = 60.0
+MAX_COIL_T_PER_A = 0.1  # Helmholtz coils of a microscope: about 5e-5 T/A
+MAX_AMBIENT_UT = 1000.0  # the Earth's field is below 70 µT; a lab magnet nearby a few 100
+MAX_CURRENT_A = 50.0  # the largest bipolar supplies (Kepco BOP 20-20 is 20 A)
+MAX_RAMP_A_PER_S = 100.0
+MAX_FIELD_UT = 10_000.0  # 10 mT: air coils around a microscope never reach it
+MAX_TOLERANCE_NT = 100_000.0
+MAX_FLUXGATE_T_PER_V = 1e-2  # fluxgates give 1e4..1e6 V/T
+MAX_CHANNEL = 10_000
+
 
 @dataclass(frozen=True)
 class LinkSettings:
@@ -153,7 +179,8 @@ class _Reader:
         if key in self.table:
             return self.table[key]
         if default is _REQUIRED:
-            raise InputError(f"key '{self._key(key)}' is missing", source=self.source)
+            raise InputError(f"key '{self._key(key)}' is missing; expected it (see "
+                             "configs/simulator.toml for every key)", source=self.source)
         return default
 
     def sub(self, key: str, *, required: bool = True) -> _Reader | None:
@@ -182,6 +209,7 @@ class _Reader:
         lo: float | None = None,
         hi: float | None = None,
         positive: bool = False,
+        unit: str = "",
     ) -> float:
         value = self._get(key, _REQUIRED if default is None else default)
         if (
@@ -191,20 +219,22 @@ class _Reader:
         ):
             raise self.fail(key, value, "a finite number")
         value = float(value)
-        if positive and value <= 0:
-            raise self.fail(key, value, "a number > 0")
-        if lo is not None and value < lo:
-            raise self.fail(key, value, f"a number >= {lo:g}")
-        if hi is not None and value > hi:
-            raise self.fail(key, value, f"a number <= {hi:g}")
+        if (positive and value <= 0) or (lo is not None and value < lo) or (
+            hi is not None and value > hi
+        ):
+            low = "(0" if positive and (lo is None or lo <= 0) else (
+                f"[{lo:g}" if lo is not None else "(-inf")
+            high = f"{hi:g}]" if hi is not None else "inf)"
+            raise self.fail(key, value, f"a number in {low}, {high}{unit}")
         return value
 
-    def integer(self, key: str, default: object = None, *, lo: int | None = None) -> int:
+    def integer(self, key: str, default: object = None, *, lo: int | None = None,
+                hi: int | None = None) -> int:
         value = self._get(key, _REQUIRED if default is None else default)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(key, value, "a whole number")
-        if lo is not None and value < lo:
-            raise self.fail(key, value, f"a whole number >= {lo}")
+        if (isinstance(value, bool) or not isinstance(value, int)
+                or (lo is not None and value < lo) or (hi is not None and value > hi)):
+            raise self.fail(key, value, f"a whole number in [{'-inf' if lo is None else lo}, "
+                                        f"{'inf' if hi is None else hi}]")
         return value
 
     def boolean(self, key: str, default: object = None) -> bool:
@@ -213,14 +243,19 @@ class _Reader:
             raise self.fail(key, value, "true or false")
         return value
 
-    def array(self, key: str, shape: tuple[int, ...], default: object = None) -> np.ndarray:
+    def array(self, key: str, shape: tuple[int, ...], default: object = None, *,
+              limit: float = math.inf, unit: str = "") -> np.ndarray:
+        """An array of finite numbers each within ±limit."""
         value = self._get(key, _REQUIRED if default is None else default)
-        expected = f"an array of shape {shape} of finite numbers"
+        bound = f" within ±{limit:g}{unit}" if math.isfinite(limit) else ""
+        expected = f"an array of shape {shape} of finite numbers{bound}"
         try:
             arr = np.array(value, dtype=float)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise self.fail(key, value, expected) from None
-        if arr.shape != shape or not np.all(np.isfinite(arr)):
+        if (arr.shape != shape or not np.all(np.isfinite(arr))
+                or np.any(np.abs(arr) > limit)
+                or any(isinstance(v, bool) for v in np.ravel(np.array(value, dtype=object)))):
             raise self.fail(key, value, expected)
         return arr
 
@@ -251,25 +286,28 @@ def _link(r: _Reader, *, serial: bool = False, address: str | None = None) -> Li
     return LinkSettings(
         implementation=r.string("implementation"),
         address=address if address is not None else r.string("address"),
-        timeout_s=r.number("timeout_s", 3.0, positive=True),
-        retries=r.integer("retries", 2, lo=0),
-        baud_rate=r.integer("baud_rate", 115200, lo=1) if serial else None,
+        timeout_s=r.number("timeout_s", 3.0, positive=True, hi=MAX_TIMEOUT_S, unit=" s"),
+        retries=r.integer("retries", 2, lo=0, hi=MAX_RETRIES),
+        baud_rate=r.integer("baud_rate", 115200, lo=BAUD_RATES[0], hi=BAUD_RATES[1])
+        if serial else None,
     )
 
 
 def _sensor(r: _Reader) -> SensorSettings:
-    area = r.array("active_area_um", (2,))
+    area = r.array("active_area_um", (2,), limit=MAX_SENSOR_UM, unit=" µm")
     if np.any(area < 0):
         raise r.fail("active_area_um", area.tolist(), "two sizes >= 0 µm (0, 0 for a point sensor)")
     s = SensorSettings(
-        sensitivity_V_per_T=r.number("sensitivity_V_per_T"),
+        sensitivity_V_per_T=r.number("sensitivity_V_per_T", lo=-MAX_SENSITIVITY_V_PER_T,
+                                     hi=MAX_SENSITIVITY_V_PER_T, unit=" V/T"),
         channel=r.string("channel", "X", choices=("X", "R")),
-        height=r.number("height_um", positive=True) * UM,
+        height=r.number("height_um", positive=True, hi=MAX_HEIGHT_UM, unit=" µm") * UM,
         active_area=(float(area[0]) * UM, float(area[1]) * UM),
-        offset_V=r.number("offset_V", 0.0),
+        offset_V=r.number("offset_V", 0.0, lo=-MAX_OFFSET_V, hi=MAX_OFFSET_V, unit=" V"),
     )
-    if s.sensitivity_V_per_T == 0:
-        raise r.fail("sensitivity_V_per_T", 0, "a non-zero number (V per T at the lock-in input)")
+    if abs(s.sensitivity_V_per_T) < 1e-6:
+        raise r.fail("sensitivity_V_per_T", s.sensitivity_V_per_T,
+                     "a non-zero number, |s| >= 1e-06 V/T (V per T at the lock-in input)")
     r.check_unknown()
     return s
 
@@ -277,10 +315,14 @@ def _sensor(r: _Reader) -> SensorSettings:
 def _lockin(r: _Reader) -> LockInSettings:
     s = LockInSettings(
         link=_link(r),
-        time_constant=r.number("time_constant_s", positive=True),
-        sensitivity=r.number("sensitivity_V", positive=True),
-        reference_frequency=r.number("reference_frequency_Hz", positive=True),
-        reference_amplitude=r.number("reference_amplitude_V", positive=True),
+        time_constant=r.number("time_constant_s", lo=TIME_CONSTANTS_S[0],
+                               hi=TIME_CONSTANTS_S[1], unit=" s"),
+        sensitivity=r.number("sensitivity_V", lo=LOCKIN_SENSITIVITY_V[0],
+                             hi=LOCKIN_SENSITIVITY_V[1], unit=" V"),
+        reference_frequency=r.number("reference_frequency_Hz", lo=REFERENCE_HZ[0],
+                                     hi=REFERENCE_HZ[1], unit=" Hz"),
+        reference_amplitude=r.number("reference_amplitude_V", lo=REFERENCE_V[0],
+                                     hi=REFERENCE_V[1], unit=" V"),
         overrange_fraction=r.number("overrange_fraction", 0.95, positive=True, hi=1.0),
         reference_phase=r.number("reference_phase_deg", 0.0, lo=-180.0, hi=180.0),
         harmonic=r.integer("harmonic", 1, lo=1),
@@ -295,10 +337,10 @@ def _lockin(r: _Reader) -> LockInSettings:
 
 
 def _stage(r: _Reader) -> StageSettings:
-    travel = r.array("travel_um", (3, 2)) * UM
+    travel = r.array("travel_um", (3, 2), limit=MAX_TRAVEL_UM, unit=" µm") * UM
     if np.any(travel[:, 1] <= travel[:, 0]):
         raise r.fail("travel_um", (travel / UM).tolist(), "[min, max] per axis with min < max")
-    signs = r.array("axis_sign", (3,), [1, 1, 1])
+    signs = r.array("axis_sign", (3,), [1, 1, 1], limit=10)
     if not np.all(np.isin(signs, (-1, 1))):
         raise r.fail("axis_sign", signs.tolist(), "three values, each +1 or -1")
     s = StageSettings(
@@ -306,9 +348,11 @@ def _stage(r: _Reader) -> StageSettings:
         axes=r.strings("axes", 3),  # type: ignore[arg-type]
         axis_sign=tuple(int(v) for v in signs),  # type: ignore[arg-type]
         travel=travel,
-        velocity=r.number("velocity_um_per_s", positive=True) * UM,
-        resolution=r.number("resolution_nm", positive=True) * 1e-9,
-        settle_time=r.number("settle_time_s", 0.0, lo=0.0),
+        velocity=r.number("velocity_um_per_s", positive=True, hi=MAX_VELOCITY_UM_PER_S,
+                          unit=" µm/s") * UM,
+        resolution=r.number("resolution_nm", lo=RESOLUTION_NM[0], hi=RESOLUTION_NM[1],
+                            unit=" nm") * 1e-9,
+        settle_time=r.number("settle_time_s", 0.0, lo=0.0, hi=MAX_SETTLE_S, unit=" s"),
         reference_on_connect=r.boolean("reference_on_connect", False),
     )
     r.check_unknown()
@@ -317,25 +361,28 @@ def _stage(r: _Reader) -> StageSettings:
 
 def _coils(r: _Reader) -> CoilSettings:
     addresses = r.strings("addresses", 3)
-    cal = _invertible(r, "calibration_T_per_A", "T/A")
+    cal = _invertible(r, "calibration_T_per_A", "T/A", MAX_COIL_T_PER_A)
     s = CoilSettings(
         link=_link(r, address=addresses[0]),
         addresses=addresses,  # type: ignore[arg-type]
         calibration=cal,
-        ambient_field=r.array("ambient_field_uT", (3,), [0.0, 0.0, 0.0]) * UT,
-        max_current=r.number("max_current_A", positive=True),
-        max_ramp_rate=r.number("max_ramp_A_per_s", positive=True),
-        max_field=r.number("max_field_uT", positive=True) * UT,
-        field_tolerance=r.number("field_tolerance_nT", 50.0, positive=True) * NT,
+        ambient_field=r.array("ambient_field_uT", (3,), [0.0, 0.0, 0.0], limit=MAX_AMBIENT_UT,
+                              unit=" µT") * UT,
+        max_current=r.number("max_current_A", positive=True, hi=MAX_CURRENT_A, unit=" A"),
+        max_ramp_rate=r.number("max_ramp_A_per_s", positive=True, hi=MAX_RAMP_A_PER_S,
+                               unit=" A/s"),
+        max_field=r.number("max_field_uT", positive=True, hi=MAX_FIELD_UT, unit=" µT") * UT,
+        field_tolerance=r.number("field_tolerance_nT", 50.0, positive=True,
+                                 hi=MAX_TOLERANCE_NT, unit=" nT") * NT,
         safe_state=r.string("safe_state", "zero", choices=("zero", "off")),
     )
     r.check_unknown()
     return s
 
 
-def _invertible(r: _Reader, key: str, unit: str) -> np.ndarray:
+def _invertible(r: _Reader, key: str, unit: str, limit: float) -> np.ndarray:
     """A 3 × 3 matrix that maps one frame onto another, so it must be well invertible."""
-    m = r.array(key, (3, 3))
+    m = r.array(key, (3, 3), limit=limit, unit=f" {unit}")
     if np.linalg.cond(m) > 1e8:
         raise r.fail(key, m.tolist(), f"an invertible 3 × 3 matrix ({unit})")
     return m
@@ -358,8 +405,8 @@ def _fluxgate(r: _Reader) -> FluxgateSettings:
     s = FluxgateSettings(
         link=_link(r),
         channels=tuple(int(c) for c in channels),  # type: ignore[arg-type]
-        scale=_invertible(r, "scale_T_per_V", "T/V"),
-        offset=r.array("offset_V", (3,), [0.0, 0.0, 0.0]),
+        scale=_invertible(r, "scale_T_per_V", "T/V", MAX_FLUXGATE_T_PER_V),
+        offset=r.array("offset_V", (3,), [0.0, 0.0, 0.0], limit=MAX_OFFSET_V, unit=" V"),
     )
     r.check_unknown()
     return s
@@ -371,17 +418,31 @@ def _apply_calibration_file(path: Path, coils: CoilSettings) -> CoilSettings:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"not valid TOML: {exc}", source=source) from None
+        raise InputError(f"not valid TOML ({exc}); expected a complete TOML file",
+                         source=source) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read the coil calibration file: {exc}; expected the TOML "
                          "file written by `smm-daq calibrate-coils`", source=source) from None
     r = _Reader(source, data)
-    cal = _invertible(r, "calibration_T_per_A", "T/A")
-    ambient = r.array("ambient_field_uT", (3,)) * UT
+    cal = _invertible(r, "calibration_T_per_A", "T/A", MAX_COIL_T_PER_A)
+    ambient = r.array("ambient_field_uT", (3,), limit=MAX_AMBIENT_UT, unit=" µT") * UT
     r.string("fitted_at", "unknown")
-    r.number("residual_nT", 0.0, lo=0.0)
+    r.number("residual_nT", 0.0, lo=0.0, hi=MAX_TOLERANCE_NT, unit=" nT")
     r.check_unknown()
     return CoilSettings(**{**coils.__dict__, "calibration": cal, "ambient_field": ambient})
+
+
+def check_complete(text: str, source: str) -> None:
+    """A file cut short mid-line may still parse (`max_current_A = 3` from `= 30.0`), so a
+    profile or recipe must end with a line break, as editors write it."""
+    if text.strip() and not text.endswith("\n"):
+        last = text.rstrip("\n").rsplit("\n", 1)[-1]
+        lineno = text.count("\n") + 1
+        raise InputError(
+            f"line {lineno} ({last[:60]!r}) does not end with a line break: the file may be cut "
+            "short; expected the complete file (add a line break at its end if it is)",
+            source=source,
+        )
 
 
 def parse_profile(text: str, path: Path) -> Profile:
@@ -390,7 +451,9 @@ def parse_profile(text: str, path: Path) -> Profile:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"not valid TOML: {exc}", source=source) from None
+        raise InputError(f"not valid TOML ({exc}); expected a complete TOML file",
+                         source=source) from None
+    check_complete(text, source)
     top = _Reader(source, data)
     rig = top.sub("rig")
     assert rig is not None

@@ -51,6 +51,7 @@ LIBVER = ("v110", "latest")
 FIXED_TEXT = h5py.string_dtype("utf-8", 64)  # for values rewritten while in SWMR mode
 TEXT = h5py.string_dtype("utf-8")
 STAGING = "smm_daq_staging"  # marks an entry still being written under a temporary name
+_CRASHED = "already open for write"  # HDF5's words for a file a killed writer left marked
 REPAIR_HINT = "`smm-daq repair FILE` makes it openable again without losing what was written"
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _LOCKS: dict[str, threading.RLock] = {}  # in-process: one thread has a file open at a time
@@ -204,9 +205,13 @@ def _open_read(p: Path) -> Iterator[h5py.File]:
     try:
         f = _open_plain_after_writer(p)
     except OSError as plain:
-        if "truncated" in str(plain) or not h5py.is_hdf5(p):
+        if "lock" in str(plain):  # "unable to lock file", "file locking ... don't match"
+            raise InputError("is open for writing in another program (HDF5 locks it); "
+                             "expected it closed", source=str(p)) from None
+        if _CRASHED not in str(plain):
             raise InputError(
-                f"cannot open as HDF5 ({_reason(plain)}); expected an smm-daq session file",
+                f"cannot open as HDF5 ({_reason(plain)}): the file is corrupt or not HDF5; "
+                "expected an smm-daq session file",
                 source=str(p),
             ) from None
         try:

@@ -29,6 +29,16 @@ import numpy as np
 
 from smm_daq import PROGRAM_NAME, __version__
 from smm_daq.errors import InputError
+from smm_daq.storage.checks import (
+    check_headers,
+    check_intact,
+    check_map,
+    corrupt_guard,
+    numeric,
+    optional_numeric,
+    string,
+    strings,
+)
 from smm_daq.storage.h5file import (
     STAGING,
     TEXT,
@@ -192,6 +202,7 @@ def write_map_entry(
     check_entry_name(data.name, source=source)
     if not kind:
         raise InputError(f"entry kind is empty; expected one of {KINDS_HINT}", source=source)
+    check_intact(path)
     with writing(path) as f:
         replacing = data.name in f
         if replacing:
@@ -234,7 +245,8 @@ def _check_replaceable(f: h5py.File, data: MapData, overwrite: bool, source: str
     """Overwriting is for analysis products only: never an acquired scan, never a source."""
     if not overwrite:
         raise InputError(
-            f"entry '{data.name}' already exists; choose another name or overwrite it",
+            f"entry '{data.name}' already exists; expected a new entry name (or --overwrite "
+            "to replace an analysis product)",
             source=source,
         )
     kind = text(f[data.name].attrs.get("kind", ""))
@@ -256,112 +268,135 @@ def _entry_group(f: h5py.File, entry: str, source: str) -> h5py.Group:
     if entry not in f or not isinstance(f[entry], h5py.Group):
         names = [k for k in f if isinstance(f[k], h5py.Group)]
         raise InputError(
-            f"no entry '{entry}'; the file holds "
-            + (", ".join(repr(n) for n in names) if names else "no entries"),
+            f"no entry '{entry}'; expected "
+            + ("one of " + ", ".join(repr(n) for n in names) if names
+               else "an entry, but the file holds none"),
             source=source,
         )
     return f[entry]
 
 
-def _optional(group: h5py.Group, path: str) -> np.ndarray | None:
-    if path in group and isinstance(group[path], h5py.Dataset):
-        return np.asarray(group[path][()], dtype=float)
-    return None
-
-
 def read_map(path: str | Path, entry: str) -> MapData:
     """The map stored in `entry` of a session file (NaN where not measured).
 
-    InputError naming the file and entry when the entry is missing or holds no usable map.
+    InputError naming the file and entry when the entry is missing, holds no usable map
+    (datasets of the wrong kind or shape, axes that are not a regular grid, values no
+    magnetometer records) or cannot be read (a corrupt file).
     """
     source = str(path)
-    with open_read(path) as f:
+    where = f"{source}, entry '{entry}'"
+    with open_read(path) as f, corrupt_guard(where):
+        check_headers(f, source)
         g = _entry_group(f, entry, source)
-        where = f"{source}, entry '{entry}'"
-        if not all(f"data/{k}" in g for k in ("Bz", "x", "y")):
-            raise InputError("holds no map; expected data/Bz, data/x and data/y", source=where)
-        bz = np.asarray(g["data/Bz"][()], dtype=float)
-        x = np.asarray(g["data/x"][()], dtype=float)
-        y = np.asarray(g["data/y"][()], dtype=float)
-        if bz.ndim != 2 or bz.shape != (y.size, x.size) or x.ndim != 1 or y.ndim != 1:
+        _info(entry, g, source)  # the entry's record is well formed too
+        data = g.get("data")
+        if not isinstance(data, h5py.Group):
+            raise InputError("holds no map; expected a group 'data' with Bz, x and y",
+                             source=where)
+        bz = numeric(data, "Bz", f"{where}, data", ndim=2)
+        x = numeric(data, "x", f"{where}, data", ndim=1)
+        y = numeric(data, "y", f"{where}, data", ndim=1)
+        if bz.shape != (y.size, x.size):
             raise InputError(
                 f"data/Bz has shape {bz.shape} but the axes have y {y.shape} and x {x.shape}; "
                 "expected Bz of shape (ny, nx)",
                 source=where,
             )
-        height = _optional(g, "instrument/sensor/height")
-        size = _optional(g, "instrument/sensor/size")
-        applied = _applied_field(g)
-        sources = tuple(text(s) for s in np.atleast_1d(g.attrs.get("sources", [])))
-        return MapData(
-            bz=bz,
-            x=x,
-            y=y,
-            height=float(height) if height is not None else None,
-            sensor_size=(float(size[0]), float(size[1])) if size is not None else None,
-            applied_field=applied,
-            name=entry,
-            title=text(g["title"]) if "title" in g else "",
-            sources=sources,
-        )
+        height = optional_numeric(g, "instrument/sensor/height", where, ndim=0)
+        size = optional_numeric(g, "instrument/sensor/size", where, length=2)
+        applied = _applied_field(g, where)
+        sources = strings(g.attrs.get("sources", []), "sources", where) \
+            if "sources" in g.attrs and np.size(g.attrs["sources"]) else ()
+        title = string(g["title"], "title", where) if "title" in g else ""
+    m = MapData(
+        bz=bz,
+        x=x,
+        y=y,
+        height=float(height) if height is not None else None,
+        sensor_size=(float(size[0]), float(size[1])) if size is not None else None,
+        applied_field=applied,
+        name=entry,
+        title=title,
+        sources=sources,
+    )
+    check_map(m, where)
+    return m
 
 
-def _applied_field(g: h5py.Group) -> np.ndarray | None:
-    found = _optional(g, "sample/magnetic_field")
-    return found if found is not None else _optional(g, "instrument/field/requested")
+def _applied_field(g: h5py.Group, where: str) -> np.ndarray | None:
+    found = optional_numeric(g, "sample/magnetic_field", where, length=3)
+    return (found if found is not None
+            else optional_numeric(g, "instrument/field/requested", where, length=3))
 
 
-def _measured_field(g: h5py.Group) -> np.ndarray | None:
-    found = _optional(g, "instrument/field_check/value")
-    return found if found is not None else _optional(g, "instrument/field/measured")
+def _measured_field(g: h5py.Group, where: str) -> np.ndarray | None:
+    found = optional_numeric(g, "instrument/field_check/value", where, length=3)
+    return (found if found is not None
+            else optional_numeric(g, "instrument/field/measured", where, length=3))
 
 
-def _entry_status(g: h5py.Group) -> str:
+def _entry_status(g: h5py.Group, where: str) -> str:
     """A scan's status as the user should see it: a live writer's state, else the file's."""
-    status = text(g["status"]) if "status" in g else "finished"
+    status = string(g["status"], "status", where) if "status" in g else "finished"
     if status in ("running", "paused", "interrupted") and "writer" in g:
-        writer = text(g["writer"])
+        writer = string(g["writer"], "writer", where)
         if writer == writer_id() or writer_alive(writer):
-            return text(g["state"]) if "state" in g else status
+            return string(g["state"], "state", where) if "state" in g else status
         return "interrupted"  # its writer was killed or crashed; `resume` can finish it
     return status
 
 
-def _info(name: str, g: h5py.Group) -> EntryInfo:
+def _info(name: str, g: h5py.Group, source: str) -> EntryInfo:
+    where = f"{source}, entry '{name}'"
+    for part in ("data", "instrument", "sample"):
+        if part in g and not isinstance(g[part], h5py.Group):
+            raise InputError(f"'{part}' is a dataset; expected a group (NeXus layout)",
+                             source=where)
     shape = None
     step = None
-    if "data/Bz" in g and isinstance(g["data/Bz"], h5py.Dataset) and g["data/Bz"].ndim == 2:
-        shape = tuple(int(n) for n in g["data/Bz"].shape)
-        x = np.asarray(g["data/x"][()], dtype=float) if "data/x" in g else np.zeros(0)
-        y = np.asarray(g["data/y"][()], dtype=float) if "data/y" in g else np.zeros(0)
+    data = g.get("data")
+    if isinstance(data, h5py.Group) and "Bz" in data:
+        bz = data["Bz"]
+        if not isinstance(bz, h5py.Dataset) or bz.ndim != 2:
+            numeric(data, "Bz", f"{where}, data", ndim=2)  # raises, saying what it is
+        shape = tuple(int(n) for n in bz.shape)
+        x = numeric(data, "x", f"{where}, data", length=shape[1])
+        y = numeric(data, "y", f"{where}, data", length=shape[0])
         step = (float(x[1] - x[0]) if x.size > 1 else 0.0,
                 float(y[1] - y[0]) if y.size > 1 else 0.0)
     lines = None
-    if "data/line_done" in g:
-        lines = int(np.count_nonzero(g["data/line_done"][()]))
-    height = _optional(g, "instrument/sensor/height")
+    if isinstance(data, h5py.Group) and "line_done" in data:
+        done = numeric(data, "line_done", f"{where}, data", kinds="biu",
+                       length=shape[0] if shape else None)
+        lines = int(np.count_nonzero(done))
+    height = optional_numeric(g, "instrument/sensor/height", where, ndim=0)
+    sources = g.attrs.get("sources", [])
     return EntryInfo(
         name=name,
-        kind=text(g.attrs.get("kind", "unknown")),
-        status=_entry_status(g),
-        title=text(g["title"]) if "title" in g else "",
+        kind=string(g.attrs.get("kind", "unknown"), "kind", where),
+        status=_entry_status(g, where),
+        title=string(g["title"], "title", where) if "title" in g else "",
         shape=shape,  # type: ignore[arg-type]
-        applied_field=_applied_field(g),
-        measured_field=_measured_field(g),
+        applied_field=_applied_field(g, where),
+        measured_field=_measured_field(g, where),
         lines_done=lines,
-        start_time=text(g["start_time"]) if "start_time" in g else "",
-        end_time=text(g["end_time"]) if "end_time" in g else "",
-        sources=tuple(text(s) for s in np.atleast_1d(g.attrs.get("sources", []))),
+        start_time=string(g["start_time"], "start_time", where) if "start_time" in g else "",
+        end_time=string(g["end_time"], "end_time", where) if "end_time" in g else "",
+        sources=strings(sources, "sources", where) if np.size(sources) else (),
         height=float(height) if height is not None else None,
         step=step,
     )
 
 
 def list_entries(path: str | Path) -> list[EntryInfo]:
-    """Every NXentry in a session file, in creation order where the file tracks it."""
-    with open_read(path) as f:
+    """Every NXentry in a session file, in creation order where the file tracks it.
+
+    InputError naming the entry and dataset when one is malformed, or the file is corrupt."""
+    source = str(path)
+    with open_read(path) as f, corrupt_guard(source):
+        check_headers(f, source)
         return [
-            _info(name, g)
+            _info(name, g, source)
             for name, g in f.items()
             if isinstance(g, h5py.Group) and text(g.attrs.get("NX_class", "")) == "NXentry"
             and STAGING not in g.attrs

@@ -6,7 +6,6 @@ lowest y) and a JSON file of scan parameters in m, as `mmt_dipole_cuboid_inversi
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -14,22 +13,32 @@ import numpy as np
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
 
+MAX_M = 1e3  # positions: far beyond any scan, and their squares stay finite
+MIN_M = 1e-9  # spacing, height and sensor half-widths: a nanometre at least
+MAX_SIDE = 100_000  # points along one side of a map
+MAX_T = 100.0  # no magnetometer map holds a field this strong
 _KEYS = ("Sensor center domain LL-x-y", "Sensor center domain UR-x-y", "Scan spacing",
          "Scan height")
 
 
-def _number(params: dict, key: str, source: str) -> float:
+def _number(params: dict, key: str, source: str, lo: float, hi: float, *,
+            zero: bool = False) -> float:
+    """A length in m within [lo, hi] (or exactly 0 when `zero`)."""
     value = params.get(key)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise InputError(f"key '{key}' is {value!r}; expected a finite number in m", source=source)
+    if (isinstance(value, bool) or not isinstance(value, int | float)
+            or not (lo <= value <= hi or (zero and value == 0))):
+        allowed = f"0 or a number in [{lo:g}, {hi:g}]" if zero else f"a number in [{lo:g}, {hi:g}]"
+        raise InputError(f"key '{key}' is {value!r}; expected {allowed} m", source=source)
     return float(value)
 
 
 def _pair(params: dict, key: str, source: str) -> tuple[float, float]:
     value = params.get(key)
     if (not isinstance(value, list) or len(value) != 2
-            or not all(isinstance(v, int | float) and math.isfinite(v) for v in value)):
-        raise InputError(f"key '{key}' is {value!r}; expected [x, y] in m", source=source)
+            or not all(isinstance(v, int | float) and not isinstance(v, bool)
+                       and abs(v) <= MAX_M for v in value)):
+        raise InputError(f"key '{key}' is {value!r}; expected [x, y] in m within ±{MAX_M:g}",
+                         source=source)
     return float(value[0]), float(value[1])
 
 
@@ -40,29 +49,34 @@ def read_mmt_scan(map_path: str | Path, params_path: str | Path, *, name: str = 
     try:
         params = json.loads(Path(params_path).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise InputError("no such parameter file", source=psrc) from None
+        raise InputError("no such parameter file; expected the scan's JSON parameters",
+                         source=psrc) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"is not JSON ({exc})", source=psrc) from None
+        raise InputError(f"is not JSON ({exc}); expected the scan's JSON parameters",
+                         source=psrc) from None
     if not isinstance(params, dict):
-        raise InputError("expected a JSON object of scan parameters", source=psrc)
+        raise InputError("holds no JSON object; expected an object of scan parameters",
+                         source=psrc)
     missing = [k for k in _KEYS if k not in params]
     if missing:
-        raise InputError(f"lacks key(s) {', '.join(map(repr, missing))}", source=psrc)
+        raise InputError(f"lacks key(s) {', '.join(map(repr, missing))}; expected "
+                         + ", ".join(map(repr, _KEYS)), source=psrc)
     (x0, y0), (x1, y1) = _pair(params, _KEYS[0], psrc), _pair(params, _KEYS[1], psrc)
-    step = _number(params, "Scan spacing", psrc)
-    height = _number(params, "Scan height", psrc)
-    if step <= 0 or height <= 0:
-        raise InputError("'Scan spacing' and 'Scan height' must be > 0", source=psrc)
-    half = [_number(params, k, psrc) if k in params else 0.0
+    step = _number(params, "Scan spacing", psrc, MIN_M, 1.0)
+    height = _number(params, "Scan height", psrc, MIN_M, 1.0)
+    half = [_number(params, k, psrc, MIN_M, 1.0, zero=True) if k in params else 0.0
             for k in ("Scan delta-x", "Scan delta-y")]
-    if any(h < 0 for h in half):
-        raise InputError("'Scan delta-x/y' must be >= 0 (sensor half-widths in m)", source=psrc)
+    if (x1 - x0) / step > MAX_SIDE or (y1 - y0) / step > MAX_SIDE:
+        raise InputError(f"the corners ({x0}, {y0}) and ({x1}, {y1}) m are more than "
+                         f"{MAX_SIDE:,} 'Scan spacing' ({step} m) apart; expected a map of at "
+                         f"most {MAX_SIDE:,} points a side", source=psrc)
 
     spans = ((x1 - x0) / step, (y1 - y0) / step)
     if any(v < 0 or abs(v - round(v)) > 1e-3 for v in spans):
         raise InputError(
             f"the corners ({x0}, {y0}) and ({x1}, {y1}) m are not a whole number of 'Scan "
-            f"spacing' ({step} m) apart, lower-left first",
+            f"spacing' ({step} m) apart; expected the lower-left corner first and a whole "
+            "number of steps between them",
             source=psrc,
         )
     msrc = str(map_path)
@@ -70,7 +84,11 @@ def read_mmt_scan(map_path: str | Path, params_path: str | Path, *, name: str = 
     try:
         text = Path(map_path).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise InputError("no such map file", source=msrc) from None
+        raise InputError("no such map file; expected a whitespace matrix of Bz in T",
+                         source=msrc) from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"is not a text file ({exc.reason} at byte {exc.start}); expected a "
+                         "whitespace matrix of Bz in T", source=msrc) from None
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
@@ -79,12 +97,17 @@ def read_mmt_scan(map_path: str | Path, params_path: str | Path, *, name: str = 
         except ValueError:
             raise InputError("holds a value that is not a number; expected Bz in T",
                              source=f"{msrc}, line {lineno}") from None
+        big = [v for v in rows[-1] if abs(v) > MAX_T]  # NaN (a masked pixel) passes
+        if big:
+            raise InputError(f"holds {big[0]!r}; expected Bz in T, below {MAX_T:g} T in "
+                             "magnitude (NaN for a masked pixel)",
+                             source=f"{msrc}, line {lineno}")
         if rows and len(rows[-1]) != len(rows[0]):
-            raise InputError(f"has {len(rows[-1])} values; expected {len(rows[0])} like line 1",
+            raise InputError(f"has {len(rows[-1])} values; expected {len(rows[0])} like the first",
                              source=f"{msrc}, line {lineno}")
     bz = np.array(rows, dtype=float)
     if bz.ndim != 2 or bz.size == 0:
-        raise InputError("holds no map", source=msrc)
+        raise InputError("holds no map; expected a whitespace matrix of Bz in T", source=msrc)
     ny, nx = bz.shape
     x = x0 + step * np.arange(nx)
     y = y0 + step * np.arange(ny)
