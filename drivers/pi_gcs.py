@@ -36,7 +36,7 @@ from smm_daq.errors import (
     ProtocolError,
     RangeError,
 )
-from smm_daq.instruments.interfaces import Identity, Stage
+from smm_daq.instruments.interfaces import FlyStage, Identity, RecordedMotion, Stage
 from smm_daq.instruments.profile import LinkSettings, StageSettings
 from smm_daq.instruments.transport import Transport
 
@@ -47,7 +47,9 @@ UNITS = {"m": 1.0, "mm": 1e-3, "µm": 1e-6, "μm": 1e-6, "um": 1e-6, "micron": 1
 UNIT_PARAMETER = "0x07000601"
 STOP_ALL = "\x18"  # GCS single-byte command #24
 LIMIT_SLACK = 1e-12  # m: travel limits compare with this slack, for unit conversions' rounding
-MAX_REPLY_LINES = 1024
+MAX_REPLY_LINES = 2**18 + 64  # a full data-recorder table and its header
+SERVO_UPDATE_TIME = 0x0E000200  # SPA parameter: the servo cycle (s)
+RECORDER_POINTS = 0x16000200  # SPA parameter: samples per data-recorder table
 MAX_VELOCITY = 0.01  # m/s: the fastest velocity setting accepted unless the profile's is higher
 
 # Meanings of the controller error codes (PI GCS error list) this driver can meet.
@@ -137,8 +139,30 @@ def parse_gcs_idn(reply: str) -> Identity:
     return Identity(vendor=vendor, model=parts[-3], serial=parts[-2], firmware=parts[-1])
 
 
-class PIGCSStage(Stage):
-    """Three axes of a PI GCS 2.0 controller as a `Stage` in the sample frame."""
+def _parse_recording(lines: list[str]) -> tuple[float, np.ndarray]:
+    """A DRR? reply (GCS array format): the sample time (s) and the first column's values."""
+    dt = math.nan
+    values = []
+    for line in lines:
+        if line.startswith("#"):
+            key, _, value = line[1:].partition("=")
+            if key.strip() == "SAMPLE_TIME":
+                dt = parse_float(value, what="recorder sample time")
+        elif line:
+            values.append(parse_float(line.split()[0], what="recorded position"))
+    if not (dt > 0):
+        raise ProtocolError(f"DRR? reply without a SAMPLE_TIME: {lines[:8]!r}")
+    return dt, np.array(values)
+
+
+class PIGCSStage(Stage, FlyStage):
+    """Three axes of a PI GCS 2.0 controller as a `Stage` in the sample frame.
+
+    Fly lines (`fly_x`): record table 1 records the x axis' actual position (`DRC 1 <x> 2`),
+    triggered by the next target change (`DRT 1 1 0`), one sample every `RTR` servo cycles
+    (chosen so the line fits the table); `VEL` then `MOV` of x alone moves the line at
+    constant velocity; `DRL?` and `DRR?` read the record back.
+    """
 
     def __init__(
         self,
@@ -404,6 +428,57 @@ class PIGCSStage(Stage):
                     f"axis {late} not on target within {timeout:.3g} s", instrument=self.name
                 )
             self.clock.sleep(self.poll_interval)
+
+    # -- FlyStage ----------------------------------------------------------------------------
+
+    def _parameter(self, pid: int) -> str:
+        ax = self.axes[0]
+
+        def parse(lines: list[str]) -> str:
+            head, sep, value = lines[0].partition("=")
+            if not sep or _hex(head.strip().partition(" ")[2]) != pid:
+                raise ProtocolError(f"expected '{ax} 0x{pid:08X}=value', got {lines!r}")
+            return value.strip()
+
+        return self.link.query_lines(f"SPA? {ax} 0x{pid:08X}", parse)
+
+    def velocity_limit(self) -> float:
+        return self.max_velocity
+
+    def recorder_points(self) -> int:
+        return parse_int(self._parameter(RECORDER_POINTS), what="recorder points")
+
+    def fly_x(self, x_end: float, velocity: float, duration: float) -> float:
+        lo, hi = self._limits[0]
+        if not (math.isfinite(x_end) and lo - LIMIT_SLACK <= x_end <= hi + LIMIT_SLACK):
+            raise RangeError(f"x = {x_end * 1e6:.3f} µm is outside the travel "
+                             f"[{lo * 1e6:.3f}, {hi * 1e6:.3f}] µm", instrument=self.name)
+        cycle = parse_float(self._parameter(SERVO_UPDATE_TIME), what="servo update time")
+        rate = max(1, math.ceil(duration / (self.recorder_points() * cycle)))
+        ax = self.axes[0]
+        self._command(f"DRC 1 {ax} 2")
+        self._command("DRT 1 1 0")
+        self._command(f"RTR {rate}")
+        self.set_velocity(velocity)
+        start = self.clock.now()
+        self._command(f"MOV {ax} {self.axis_sign[0] * x_end / self._scale[0]:.10g}")
+        return start
+
+    def read_recorded(self, start: float) -> RecordedMotion:
+        def count(lines: list[str]) -> int:
+            head, sep, value = lines[0].partition("=")
+            if not sep or head.strip() != "1":
+                raise ProtocolError(f"expected '1=count', got {lines!r}")
+            return parse_int(value, what="recorded points")
+
+        n = self.link.query_lines("DRL? 1", count)
+        if n == 0:
+            return RecordedMotion(t=np.zeros(0), x=np.zeros(0))
+        dt, values = self.link.query_lines(f"DRR? 1 {n} 1", _parse_recording)
+        if values.size != n:
+            raise ProtocolError(f"DRR? gave {values.size} of {n} samples", instrument=self.name)
+        x = self.axis_sign[0] * values * self._scale[0]
+        return RecordedMotion(t=start + dt * np.arange(n), x=x)
 
     def stop(self) -> None:
         """Every axis stops at once: #24 where the controller lists it (a single byte acted on
