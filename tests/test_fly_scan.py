@@ -1,0 +1,181 @@
+"""Fly scans on the simulator: the real drivers fly lines against the emulated SR830 and PI
+C-884 in one simulated world on the virtual clock (no test sleeps).
+
+The references are independent of the fly path: a step scan of the same region (a different
+noise seed), the noise a flown pixel must have from the filter's autocorrelation (numerical,
+`flown_pixel_sd`, against the sensor's stated noise density), and the plan's limits.
+"""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from simulators.sensor_model import enbw
+from smm_daq.acquisition.fly.noise import flown_pixel_sd
+from smm_daq.acquisition.fly.reconstruct import LineStreams, bin_line, sample_positions
+from smm_daq.acquisition.fly.settings import FlySettings
+from smm_daq.acquisition.plan import ScanPlan
+from smm_daq.acquisition.sequencer import Sequencer
+from smm_daq.errors import InputError
+from smm_daq.instruments.profile import load_profile
+from smm_daq.instruments.rig import open_rig
+from smm_daq.storage.nexus import read_map
+
+PROFILE = "configs/simulator.toml"
+CENTRE = (12.5e-3, 12.5e-3)  # the builtin sample
+BLANK = (3.0e-3, 3.0e-3)  # far from it
+NOISE = 0.25e-6  # the profile's simulated noise: T RMS per reading at 30 ms, 2 poles
+
+
+@pytest.fixture(scope="module")
+def profile():
+    return load_profile(PROFILE)
+
+
+def _density() -> float:
+    return NOISE / np.sqrt(enbw(0.03, 2))
+
+
+def _fly(pixel_time: float, **kw) -> FlySettings:
+    return FlySettings(pixel_time=pixel_time, **kw)
+
+
+def test_flown_and_stepped_maps_agree_within_noise(profile, tmp_path):
+    path = tmp_path / "s.h5"
+    size, step = (1.0e-3, 0.4e-3), 20e-6
+    with open_rig(profile) as rig:
+        assert Sequencer(rig, path, ScanPlan.from_center("step", CENTRE, size, step)).run() \
+            == "finished"
+    with open_rig(profile, world_options={"seed": 5}) as rig:
+        seq = Sequencer(rig, path, ScanPlan.from_center("fly", CENTRE, size, step,
+                                                        fly=_fly(0.05)))
+        assert seq.run() == "finished"
+        line = seq._fly
+    stepped, flown = read_map(path, "step").bz, read_map(path, "fly").bz
+    assert np.ptp(stepped) > 40 * NOISE  # a map with structure, not a blank
+    sd = np.hypot(NOISE, flown_pixel_sd(_density(), 0.05, line.time_constant, line.poles,
+                                        line.rate))
+    z = (flown - stepped) / sd
+    assert abs(z.mean()) < 4 / np.sqrt(z.size)
+    assert z.std() == pytest.approx(1.0, abs=0.1)
+    slope = np.gradient(stepped, axis=1).ravel()
+    assert abs(np.corrcoef(z.ravel(), slope)[0, 1]) < 4 / np.sqrt(z.size)
+
+
+@pytest.mark.parametrize(("pixel_time", "tau_fraction"), [(0.05, 5), (0.1, 10)])
+def test_blank_noise_matches_the_model_whatever_the_time_constant(profile, tmp_path,
+                                                                   pixel_time, tau_fraction):
+    path = tmp_path / "b.h5"
+    with open_rig(profile, world_options={"seed": tau_fraction}) as rig:
+        seq = Sequencer(rig, path, ScanPlan.from_center("blank", BLANK, (0.6e-3, 0.4e-3), 20e-6,
+                                                        fly=_fly(pixel_time)))
+        assert seq.run() == "finished"
+        line = seq._fly
+    assert line.time_constant == pytest.approx(pixel_time / tau_fraction)
+    bz = read_map(path, "blank").bz
+    residual = bz - bz.mean(axis=1, keepdims=True)  # less each line's mean (drift, offset)
+    measured = residual.std() * np.sqrt(bz.shape[1] / (bz.shape[1] - 1))
+    model = flown_pixel_sd(_density(), pixel_time, line.time_constant, line.poles, line.rate)
+    assert measured == pytest.approx(model, rel=0.1)
+
+
+def test_raw_streams_are_stored_and_rebin_to_the_map(profile, tmp_path):
+    path = tmp_path / "r.h5"
+    plan = ScanPlan.from_center("fly", CENTRE, (0.3e-3, 0.06e-3), 20e-6, fly=_fly(0.05))
+    with open_rig(profile) as rig:
+        seq = Sequencer(rig, path, plan)
+        assert seq.run() == "finished"
+        line = seq._fly
+    with h5py.File(path, "r") as f:
+        g = f["fly"]
+        streams = {k: g["fly_streams"][k][()] for k in
+                   ("time", "lockin_x", "position_time", "position_x", "lag")}
+        settings = json.loads(g["fly_streams/settings"][()])
+        bz = g["data/Bz"][()]
+        duration = float(g["duration"][()])
+        assert g["duration"].attrs["units"] == "s"
+    assert settings["time_constant_s"] == line.time_constant
+    assert duration > plan.ny * line.duration  # rig-clock seconds, lines and moves
+    sensitivity = profile.sensor.sensitivity_V_per_T
+    for iy in range(plan.ny):
+        keep = np.isfinite(streams["time"][iy])
+        kept = np.isfinite(streams["position_time"][iy])
+        raw = LineStreams(t=streams["time"][iy][keep],
+                          bz=streams["lockin_x"][iy][keep] / sensitivity,
+                          t_pos=streams["position_time"][iy][kept],
+                          x_pos=streams["position_x"][iy][kept], forward=iy % 2 == 0)
+        rebinned, counts = bin_line(sample_positions(raw, streams["lag"][iy]), raw.bz, plan.x)
+        assert counts.min() >= 1
+        np.testing.assert_allclose(rebinned, bz[iy], rtol=1e-12, atol=1e-15)
+        # the recorded motion is the constant-velocity line over the pixels and run-up
+        v = np.diff(raw.x_pos) / np.diff(raw.t_pos)
+        moving = np.abs(v) > 0
+        assert np.allclose(np.abs(v[moving][1:-1]), line.velocity, rtol=1e-3)
+        assert raw.x_pos.min() < plan.x[0] - line.lag * line.velocity
+        assert raw.x_pos.max() > plan.x[-1] + line.lag * line.velocity
+
+
+def test_a_line_longer_than_the_buffer_is_refused_before_anything_moves(profile, tmp_path):
+    path = tmp_path / "n.h5"
+    # 400 pixels of 0.2 s with 32 samples each: 256 Hz × 80 s, beyond 16383 points
+    plan = ScanPlan.from_center("long", CENTRE, (7.98e-3, 0.0), 20e-6,
+                                fly=_fly(0.2, oversample=32))
+    with open_rig(profile) as rig:
+        before = rig.stage.position()
+        with pytest.raises(InputError, match="lock-in buffer's 16383 points"):
+            Sequencer(rig, path, plan).run()
+        np.testing.assert_array_equal(rig.stage.position(), before)
+    assert not path.exists()
+
+
+def test_a_line_faster_than_the_stage_is_refused(profile, tmp_path):
+    path = tmp_path / "v.h5"
+    with open_rig(profile) as rig:
+        limit = rig.stage.velocity_limit()
+        plan = ScanPlan.from_center("fast", CENTRE, (4.0e-3, 0.0), 1e-3,  # twice the limit
+                                    fly=_fly(0.5 * 1e-3 / limit))
+        with pytest.raises(InputError, match="exceeds the stage's maximum velocity"):
+            Sequencer(rig, path, plan).run()
+    assert not path.exists()
+
+
+def test_a_rig_without_buffers_refuses_a_fly_plan(tmp_path):
+    from acq_fakes import fake_rig
+
+    plan = ScanPlan.from_center("fly", CENTRE, (40e-6, 30e-6), 10e-6, fly=_fly(0.05))
+    with pytest.raises(InputError, match="data buffer"):
+        Sequencer(fake_rig(), tmp_path / "f.h5", plan).run()
+
+
+def test_abort_mid_line_leaves_the_rig_safe_and_resume_completes(profile, tmp_path):
+    path = tmp_path / "a.h5"
+    plan = ScanPlan.from_center("fly", CENTRE, (0.4e-3, 0.1e-3), 20e-6, field=(0, 0, 20e-6),
+                                fly=_fly(0.05))
+    with open_rig(profile) as rig:
+        seq = Sequencer(rig, path, plan)
+        fly_x = rig.stage.fly_x
+        flown = []
+
+        def fly_then_abort(*args, **kw):  # the third line is aborted while it moves
+            start = fly_x(*args, **kw)
+            flown.append(start)
+            if len(flown) == 3:
+                seq.abort("test abort")
+            return start
+
+        rig.stage.fly_x = fly_then_abort
+        assert seq.run() == "aborted"
+        assert not any(rig.world.stage.moving(a) for a in rig.world.stage.axis_names)
+        np.testing.assert_allclose(rig.coils.field_setpoint(), 0.0, atol=1e-12)
+    first = read_map(path, "fly")
+    done = np.flatnonzero(np.isfinite(first.bz).all(axis=1))
+    assert done.size >= 2 and done.size < plan.ny
+    with open_rig(profile, world_options={"seed": 9}) as rig:
+        assert Sequencer(rig, path, plan, resume=True).run() == "finished"
+    final = read_map(path, "fly")
+    np.testing.assert_array_equal(final.bz[done], first.bz[done])
+    assert np.isfinite(final.bz).all()
