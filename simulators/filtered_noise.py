@@ -9,7 +9,8 @@ the ratio of the two equivalent noise bandwidths.)
 
 The state (4 sections × 2 channels) is driven by unit two-sided white noise; over a step h it
 moves by the exact transition Φ(h) = e^{Ah} plus a Gaussian kick of covariance
-Q(h) = ∫₀ʰ e^{As} B Bᵀ e^{Aᵀs} ds (Van Loan's method). `unit_scale(poles, τ)` turns section
+Q(h) = ∫₀ʰ e^{As} B Bᵀ e^{Aᵀs} ds = P∞ − Φ P∞ Φᵀ (P∞ the stationary covariance; this form
+stays accurate for steps of many time constants, where Van Loan's block exponential overflows). `unit_scale(poles, τ)` turns section
 `poles − 1` into unit variance, so the emulator multiplies by the RMS noise in its ENBW.
 """
 
@@ -43,15 +44,10 @@ def step(h: float, tau: float) -> tuple[np.ndarray, np.ndarray]:
     """Transition Φ (4, 4) and a square root of the kick covariance (4, 4) over h seconds."""
     if h >= _STATIONARY_TAUS * tau:
         return np.zeros((SECTIONS, SECTIONS)), _sqrt(stationary(tau))
-    a, b = _system(tau)
-    n = SECTIONS
-    m = np.zeros((2 * n, 2 * n))
-    m[:n, :n] = -a
-    m[:n, n:] = b @ b.T
-    m[n:, n:] = a.T
-    e = expm(m * h)
-    phi = e[n:, n:].T
-    q = phi @ e[:n, n:]
+    a, _ = _system(tau)
+    phi = expm(a * h)
+    p = stationary(tau)
+    q = p - phi @ p @ phi.T
     return phi, _sqrt((q + q.T) / 2)
 
 

@@ -9,6 +9,10 @@ noise seed), the noise a flown pixel must have from the filter's autocorrelation
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 
 import h5py
 import numpy as np
@@ -20,6 +24,7 @@ from smm_daq.acquisition.fly.reconstruct import LineStreams, bin_line, sample_po
 from smm_daq.acquisition.fly.settings import FlySettings
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.acquisition.sequencer import Sequencer
+from smm_daq.cli.main import main
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import load_profile
 from smm_daq.instruments.rig import open_rig
@@ -179,3 +184,58 @@ def test_abort_mid_line_leaves_the_rig_safe_and_resume_completes(profile, tmp_pa
     final = read_map(path, "fly")
     np.testing.assert_array_equal(final.bz[done], first.bz[done])
     assert np.isfinite(final.bz).all()
+
+
+def _start_fly_scan(path):
+    return subprocess.Popen(
+        [sys.executable, "-m", "smm_daq.cli.main", "scan", "--center-um", "12500,12500",
+         "--size-um", "200,140", "--step-um", "20", "--field-uT", "0,30,0", "--name", "k",
+         "--out", str(path), "--time-scale", "10", "--fly", "--pixel-time-s", "0.05"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _lines_done(path):
+    try:
+        with h5py.File(path, "r") as f:
+            return int(np.count_nonzero(f["k/data/line_done"][()])) if "k" in f else 0
+    except (OSError, KeyError):
+        return 0  # being set up, or a line being written at that moment
+
+
+@pytest.mark.slow
+def test_kill_9_mid_fly_then_resume_keeps_every_finished_line(tmp_path):
+    path = tmp_path / "k.h5"
+    proc = _start_fly_scan(path)
+    try:
+        for _ in proc.stderr:  # block on progress output, never on time
+            if _lines_done(path) >= 2:
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL
+    before = read_map(path, "k")
+    with h5py.File(path, "r") as f:
+        done = f["k/data/line_done"][()].astype(bool)
+        streams = f["k/fly_streams/time"][()]
+    assert 2 <= done.sum() < before.bz.shape[0]
+    assert np.isfinite(streams[done, 0]).all() and np.isnan(streams[~done]).all()
+    assert main(["resume", str(path), "--entry", "k"]) == 0
+    after = read_map(path, "k")
+    np.testing.assert_array_equal(after.bz[done], before.bz[done])
+    assert np.isfinite(after.bz).all()
+    with h5py.File(path, "r") as f:
+        assert f["k/status"].asstr()[()] == "finished"
+        assert json.loads(f["k/plan"][()])["fly"]["pixel_time_s"] == 0.05
+        assert float(f["k/duration"][()]) > 0
+
+
+def test_cli_refuses_a_bad_pixel_time_naming_the_option(tmp_path, capsys):
+    code = main(["scan", "--center-um", "12500,12500", "--size-um", "200,140", "--step-um",
+                 "20", "--name", "k", "--out", str(tmp_path / "c.h5"), "--fly",
+                 "--pixel-time-s", "-1"])
+    assert code == 2
+    assert "--pixel-time-s" in capsys.readouterr().err
+    assert not (tmp_path / "c.h5").exists()

@@ -17,6 +17,7 @@ from typing import TextIO
 import numpy as np
 
 from smm_daq.acquisition.events import ScanEvent
+from smm_daq.acquisition.fly.settings import FlySettings
 from smm_daq.acquisition.plan import DEFAULT_SETTLE_TAU, ScanPlan
 from smm_daq.acquisition.recipe import check_recipe, load_recipe, run_recipe
 from smm_daq.acquisition.session import Session
@@ -181,6 +182,14 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if w < 0 or h < 0:
         raise InputError(f"--size-um is {args.size_um!r}; expected sizes >= 0 µm")
     field = floats("--field-uT", args.field_uT, 3)
+    fly = None
+    if args.fly:
+        positive("--pixel-time-s", args.pixel_time_s)
+        if args.oversample < 1:
+            raise InputError(f"--oversample is {args.oversample!r}; expected a whole number "
+                             ">= 1 of lock-in samples per pixel")
+        fly = FlySettings(pixel_time=args.pixel_time_s, oversample=args.oversample,
+                          baselines=args.line_baselines)
     profile = load_profile(args.profile)
     plan = ScanPlan.from_center(
         args.name,
@@ -193,6 +202,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
         settle_tau=args.settle_tau,
         dwell_tau=args.dwell_tau,
         title=args.title,
+        fly=fly,
     )
     plan.validate(profile)
     print(f"scan '{plan.name}': {plan.nx} × {plan.ny} points, field {_vec_ut(np.array(plan.field))}"
@@ -347,6 +357,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                         f"{DEFAULT_SETTLE_TAU:g})")
     p.add_argument("--dwell-tau", type=float, default=0.0,
                    help="time constants to average over at each point (default 0: one reading)")
+    p.add_argument("--fly", action="store_true",
+                   help="fly the lines at constant velocity, the lock-in buffered in time "
+                        "(settle and dwell then play no part)")
+    p.add_argument("--pixel-time-s", type=float, default=0.05, metavar="S",
+                   help="fly: seconds per pixel (default 0.05); the lock-in time constant is "
+                        "set to at most a fifth of it")
+    p.add_argument("--oversample", type=int, default=8, metavar="N",
+                   help="fly: lock-in samples per pixel at least (default 8)")
+    p.add_argument("--line-baselines", action="store_true",
+                   help="fly: subtract each line's median (slow drift between lines)")
     _add_run_options(p)
     p.set_defaults(func=cmd_scan)
 
