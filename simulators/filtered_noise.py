@@ -11,7 +11,8 @@ The state (4 sections × 2 channels) is driven by unit two-sided white noise; ov
 moves by the exact transition Φ(h) = e^{Ah} plus a Gaussian kick of covariance
 Q(h) = ∫₀ʰ e^{As} B Bᵀ e^{Aᵀs} ds = P∞ − Φ P∞ Φᵀ (P∞ the stationary covariance; this form
 stays accurate for steps of many time constants, where Van Loan's block exponential
-overflows). `unit_scale(poles, τ)` turns section `poles − 1` into unit variance, so the emulator multiplies by the RMS noise in its ENBW.
+overflows). `unit_scale(poles, τ)` turns section `poles − 1` into unit variance, so the
+emulator multiplies by the RMS noise in its ENBW.
 """
 
 from __future__ import annotations
