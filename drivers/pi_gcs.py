@@ -460,8 +460,13 @@ class PIGCSStage(Stage, FlyStage):
         self._command("DRT 1 1 0")
         self._command(f"RTR {rate}")
         self.set_velocity(velocity)
-        start = self.clock.now()
-        self._command(f"MOV {ax} {self.axis_sign[0] * x_end / self._scale[0]:.10g}")
+        command = f"MOV {ax} {self.axis_sign[0] * x_end / self._scale[0]:.10g}"
+        self.link.write(command)
+        start = self.clock.now()  # as the move left; its error is read after
+        code = self.link.query("ERR?", lambda r: parse_int(r, what="GCS error code"))
+        if code != 0:
+            raise InstrumentError(f"PI error {code} ({GCS_ERRORS.get(code, 'see the manual')}) "
+                                  f"after {command!r}", instrument=self.name)
         return start
 
     def read_recorded(self, start: float) -> RecordedMotion:

@@ -108,11 +108,13 @@ class SR830(SRSLockIn, BufferedLockIn):
         self._set_index("SEND", 0)
         return SAMPLE_RATES[fits[0]]
 
-    def start_buffer(self, *, on_trigger: bool) -> None:
+    def start_buffer(self, *, on_trigger: bool) -> float | None:
         self._set_index("TSTR", int(on_trigger))
         self.link.write("REST")
-        if not on_trigger:
-            self.link.write("STRT")
+        if on_trigger:
+            return None
+        self.link.write("STRT")
+        return self.clock.now() if self.clock is not None else None
 
     def read_buffer(self) -> BufferTrace:
         self.link.write("PAUS")

@@ -32,6 +32,8 @@ port (`smm-daq serve-sim`).
     stage_travel_um             the stage's own travel, sample frame (the profile's travel_um)
     supply_model                the coil supplies on their label, "BOP <volts>-<amps>[suffix]":
                                 their rating, answered in *IDN? ("BOP 20-5M")
+    bus_latency_ms              rig-clock time each message takes to reach an instrument (0)
+    bus_bytes_per_s             throughput of the replies, 0 for instant (0)
 `world_options` overrides these with SI values under the `SimulationOptions` field names, e.g.
 {"sample": VirtualSample(...), "noise_rms": 0.0}.
 """
@@ -99,6 +101,8 @@ class SimulationOptions:
     stage_controller: Controller = CONTROLLERS["C-884"]
     stage_travel: np.ndarray | None = None  # (3, 2) m, sample frame; None: the profile's
     supply_model: str = "BOP 20-5M"
+    bus_latency: float = 0.0  # s per message
+    bus_bytes_per_s: float = 0.0  # reply throughput; 0: instant
 
     @classmethod
     def from_profile(cls, profile: Profile) -> SimulationOptions:
@@ -139,6 +143,8 @@ class SimulationOptions:
                 r.string("stage_controller", "C-884", choices=tuple(CONTROLLERS))
             ],
             supply_model=r.string("supply_model", "BOP 20-5M"),
+            bus_latency=r.number("bus_latency_ms", 0.0, lo=0.0) * 1e-3,
+            bus_bytes_per_s=r.number("bus_bytes_per_s", 0.0, lo=0.0),
             stage_travel=(
                 r.array("stage_travel_um", (3, 2)) * UM
                 if "stage_travel_um" in profile.simulation
@@ -359,6 +365,8 @@ class SimulatedBackend:
             timeout=link.timeout_s,
             clock=self.clock,
             faults=self.faults[address],
+            latency=self.options.bus_latency,
+            bytes_per_s=self.options.bus_bytes_per_s,
         )
 
     @property

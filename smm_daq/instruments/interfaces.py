@@ -210,9 +210,10 @@ class BufferedLockIn(ABC):
         (stop when full); returns the rate set. RangeError above the highest rate."""
 
     @abstractmethod
-    def start_buffer(self, *, on_trigger: bool) -> None:
+    def start_buffer(self, *, on_trigger: bool) -> float | None:
         """Clear the buffer and start storing now, or (`on_trigger`) at the next edge on
-        the trigger input."""
+        the trigger input. Returns the rig-clock time storage started (as the start message
+        left), or None when armed or when the driver has no clock."""
 
     @abstractmethod
     def read_buffer(self) -> BufferTrace:

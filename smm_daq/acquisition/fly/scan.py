@@ -125,8 +125,9 @@ class FlyScan:
             self._z_pending = False
         else:
             self._call(rig.stage.move_to, start, y)
-        buffer_start = rig.clock.now()
-        self._call(rig.lockin.start_buffer, on_trigger=plan.fly.trigger)
+        before = rig.clock.now()
+        started = self._call(rig.lockin.start_buffer, on_trigger=plan.fly.trigger)
+        buffer_start = before if started is None else started
         motion_start = self._call(rig.stage.fly_x, end, line.velocity, line.duration)
         if plan.fly.trigger:
             buffer_start = motion_start  # the stage's trigger edge starts the buffer
