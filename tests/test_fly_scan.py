@@ -239,3 +239,46 @@ def test_cli_refuses_a_bad_pixel_time_naming_the_option(tmp_path, capsys):
     assert code == 2
     assert "--pixel-time-s" in capsys.readouterr().err
     assert not (tmp_path / "c.h5").exists()
+
+
+def _centre(row: np.ndarray) -> float:
+    """Position (pixels) of a line's main anomaly: the centroid of Bz over it, less its
+    level around it. (A centroid, not the peak: the filter's blur is skewed, forwards on one
+    line and backwards on the next, and moves the peak by up to τ·v while the centroid moves
+    by exactly the mean delay that the lag removes.)"""
+    i = int(np.argmax(np.abs(row)))
+    window = np.arange(max(i - 8, 0), min(i + 9, row.size))
+    w = np.abs(row[window]) - np.abs(row[window]).min()
+    return float(window @ w / w.sum())
+
+
+@pytest.mark.parametrize("pixel_time", [0.02, 0.1, 0.6])  # a 30× range of speeds
+def test_an_unknown_delay_is_found_from_the_line_pairs(profile, tmp_path, pixel_time):
+    # The buffer really starts half a pixel later than the driver says (as an unknown
+    # trigger delay would make it): the lag that places the samples is the model's plus it.
+    path = tmp_path / "l.h5"
+    step = 20e-6
+    delay = 0.5 * pixel_time
+    plan = ScanPlan.from_center("lag", (12.3e-3, 11.65e-3), (0.4e-3, 0.01e-6), (step, 0.01e-6),
+                                fly=_fly(pixel_time))
+    with open_rig(profile) as rig:
+        start_buffer = rig.lockin.start_buffer
+        rig.lockin.start_buffer = lambda **kw: start_buffer(**kw) + delay
+        seq = Sequencer(rig, path, plan)
+        assert seq.run() == "finished"
+        line = seq._fly
+    with h5py.File(path, "r") as f:
+        g = f["lag/fly_streams"]
+        lag = g["lag"][()]
+        raw = []
+        for iy in range(2):
+            keep, kept = np.isfinite(g["time"][iy]), np.isfinite(g["position_time"][iy])
+            raw.append(LineStreams(t=g["time"][iy][keep], bz=g["lockin_x"][iy][keep],
+                                   t_pos=g["position_time"][iy][kept],
+                                   x_pos=g["position_x"][iy][kept], forward=iy == 0))
+    assert lag[0] == pytest.approx(line.lag)  # one line alone: the model
+    error_px = abs(lag[1] - (line.lag + delay)) * line.velocity / step
+    assert error_px < 0.1
+    # rebinned with it, a dipole's peak is at the same place in the forward and backward line
+    peaks = [_centre(bin_line(sample_positions(r, lag[1]), r.bz, plan.x)[0]) for r in raw]
+    assert abs(peaks[0] - peaks[1]) < 0.1
