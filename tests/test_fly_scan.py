@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -26,7 +28,7 @@ from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.acquisition.sequencer import Sequencer
 from smm_daq.cli.main import main
 from smm_daq.errors import InputError
-from smm_daq.instruments.profile import load_profile
+from smm_daq.instruments.profile import load_profile, parse_profile
 from smm_daq.instruments.rig import open_rig
 from smm_daq.storage.nexus import read_map
 
@@ -282,3 +284,24 @@ def test_an_unknown_delay_is_found_from_the_line_pairs(profile, tmp_path, pixel_
     # rebinned with it, a dipole's peak is at the same place in the forward and backward line
     peaks = [_centre(bin_line(sample_positions(r, lag[1]), r.bz, plan.x)[0]) for r in raw]
     assert abs(peaks[0] - peaks[1]) < 0.1
+
+
+def test_the_sr860_capture_flies_the_same_map_as_the_sr830_buffer(profile, tmp_path):
+    text = Path(PROFILE).read_text().replace('implementation = "sr830"',
+                                             'implementation = "sr860"')
+    sr860 = parse_profile(re.sub(r"reserve = .*\n", "", text), Path(PROFILE))
+    path = tmp_path / "m.h5"
+    sd = []
+    for name, p in (("sr830", profile), ("sr860", sr860)):
+        with open_rig(p, world_options={"seed": len(sd)}) as rig:
+            seq = Sequencer(rig, path, ScanPlan.from_center(name, CENTRE, (0.6e-3, 0.3e-3),
+                                                            20e-6, fly=_fly(0.05)))
+            assert seq.run() == "finished"
+            line = seq._fly
+        sd.append(flown_pixel_sd(_density(), 0.05, line.time_constant, line.poles, line.rate))
+    assert line.rate == pytest.approx(1.25e6 / 2**12)  # the SR860's own rate grid
+    a, b = read_map(path, "sr830").bz, read_map(path, "sr860").bz
+    z = (a - b) / np.hypot(*sd)
+    assert np.ptp(a) > 20 * sd[0]
+    assert z.std() == pytest.approx(1.0, abs=0.15)
+    assert abs(z.mean()) < 4 / np.sqrt(z.size)
