@@ -239,6 +239,28 @@ class WorldSynced(Emulator):
             self.inner.device_clear()
 
 
+class TriggerCable:
+    """The cable from the stage controller's trigger output line 1 to the lock-in's TRIG IN
+    (the profile's `[fly] trigger_wired`): each pulse the controller puts out (wave-generator
+    triggers, `CTO 1 3 4`) reaches the lock-in at its own time."""
+
+    LINE = 1
+
+    def __init__(self, stage: PIGCSEmulator, lockin: SRSLockInEmulator, now: float) -> None:
+        self.stage = stage
+        self.lockin = lockin
+        self._last = now
+
+    def advance_to(self, now: float) -> None:
+        wave = self.stage.wave
+        if wave is None or now <= self._last:
+            return
+        if wave.lines[self.LINE].params[3] == 4:  # position-distance pulses are not relayed
+            for t in wave.trigger_edges(self.LINE, self._last, now):
+                self.lockin.trigger_in(t)
+        self._last = now
+
+
 class SimulatedBackend:
     """The simulated rig behind a profile with `simulated = true`."""
 
@@ -273,12 +295,13 @@ class SimulatedBackend:
             sample_offset=options.sample_offset,
         )
         lockin = _LOCKINS[profile.lockin.link.implementation](clock, self.world, rng=lockin_rng)
+        stage = PIGCSEmulator(self.world.stage, controller=options.stage_controller)
+        if profile.fly_trigger_wired:  # before the lock-in: edges reach it in time order
+            self.world.add_listener(TriggerCable(stage, lockin, clock.now()).advance_to)
         self.world.add_listener(lockin.advance_to)
         self.emulators: dict[str, Emulator] = {
             profile.lockin.link.address: lockin,
-            profile.stage.link.address: PIGCSEmulator(
-                self.world.stage, controller=options.stage_controller
-            ),
+            profile.stage.link.address: stage,
         }
         for axis, address in enumerate(profile.coils.addresses):
             self.emulators[address] = KepcoBOPEmulator(

@@ -350,6 +350,15 @@ class SRSLockInEmulator(Emulator):
             kick = root @ self.rng.normal(size=(filtered_noise.SECTIONS, 2))
             self._noise = phi @ self._noise + kick
 
+    def trigger_in(self, t: float) -> None:
+        """A rising edge reaches TRIG IN at time t (≤ now) through a cable: the instrument
+        is brought up to t, then acts on it as on the TRIG command."""
+        self.advance_to(t)
+        self._trigger(t)
+
+    def _trigger(self, at: float | None = None) -> None:
+        """What a rising edge at TRIG IN does (nothing unless the model has a buffer)."""
+
     def _sample_times(self, now: float) -> Sequence[float]:
         """Times up to `now` at which the data buffer stores a sample (none by default)."""
         return ()

@@ -254,12 +254,14 @@ class SR830Emulator(SRSLockInEmulator):
             self._storage = "done"
             self._next_sample = math.inf
 
-    def _trigger(self) -> None:
+    def _trigger(self, at: float | None = None) -> None:
+        """A rising edge at TRIG IN (the TRIG command, or a wired cable at time `at`)."""
+        t = self.clock.now() if at is None else at
         self._lias |= 1 << self.TRIGGER_BIT
         if self.trigger_starts and self._storage in ("reset", "paused"):
-            self._start()
+            self._start(t)
         elif self._storage == "running" and self.sample_rate_index == SRAT_TRIGGER:
-            self._store_sample(self.clock.now())
+            self._store_sample(t)
 
     def _trace(self, args: list[str]) -> list[tuple[int, int]]:
         if len(args) != 3:
@@ -329,7 +331,7 @@ class SR830Emulator(SRSLockInEmulator):
         add("SRAT", self._srat)
         add("SEND", self._send)
         add("TSTR", self.flag("trigger_starts"))
-        add("TRIG", self.action(self._trigger))
+        add("TRIG", self.action(lambda: self._trigger()))
         add("STRT", self.action(self._start))
         add("STRD", self.action(lambda: self._start(self.clock.now() + _STRD_DELAY)))
         add("PAUS", self.action(self._pause))
