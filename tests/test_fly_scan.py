@@ -305,3 +305,47 @@ def test_the_sr860_capture_flies_the_same_map_as_the_sr830_buffer(profile, tmp_p
     assert np.ptp(a) > 20 * sd[0]
     assert z.std() == pytest.approx(1.0, abs=0.15)
     assert abs(z.mean()) < 4 / np.sqrt(z.size)
+
+
+def test_a_wired_e727_starts_the_buffer_on_its_trigger_and_flies_the_same_map(tmp_path):
+    e727 = Path("configs/simulator-e727.toml")
+    wired = parse_profile(e727.read_text() + "\n[fly]\ntrigger_wired = true\n", e727)
+    path = tmp_path / "t.h5"
+    for name, trigger in (("software", False), ("trigger", True)):
+        with open_rig(wired, world_options={"seed": int(trigger)}) as rig:
+            assert rig.stage.trigger_output()
+            seq = Sequencer(rig, path, ScanPlan.from_center(
+                name, (900e-6, 900e-6), (0.6e-3, 0.3e-3), 20e-6, fly=_fly(0.05, trigger=trigger)))
+            assert seq.run() == "finished"
+            line = seq._fly
+    sd = flown_pixel_sd(_density(), 0.05, line.time_constant, line.poles, line.rate)
+    a, b = read_map(path, "software").bz, read_map(path, "trigger").bz
+    z = (a - b) / (np.sqrt(2) * sd)
+    assert np.ptp(a) > 20 * sd
+    assert z.std() == pytest.approx(1.0, abs=0.15)
+    assert abs(z.mean()) < 4 / np.sqrt(z.size)
+
+
+def test_a_trigger_start_needs_the_cable_in_the_profile(profile, tmp_path):
+    plan = ScanPlan.from_center("t", CENTRE, (0.2e-3, 0.0), 20e-6, fly=_fly(0.05, trigger=True))
+    with open_rig(profile) as rig, pytest.raises(InputError, match="trigger_wired"):
+        Sequencer(rig, tmp_path / "t.h5", plan).run()
+    assert not (tmp_path / "t.h5").exists()
+
+
+def test_a_recipe_flies_a_scan_with_its_fly_keys(tmp_path):
+    from smm_daq.acquisition.recipe import load_recipe
+
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('[[step]]\nkind = "scan"\nname = "f"\ncenter_um = [12500, 12500]\n'
+                      'size_um = [100, 20]\nstep_um = 20\nfly = true\npixel_time_s = 0.1\n'
+                      'oversample = 4\n')
+    assert main(["run", str(recipe), "--out", str(tmp_path / "r.h5"), "--yes"]) == 0
+    with h5py.File(tmp_path / "r.h5", "r") as f:
+        assert json.loads(f["f/plan"][()])["fly"] == {
+            "pixel_time_s": 0.1, "oversample": 4, "trigger": False, "baselines": False}
+        assert np.isfinite(f["f/data/Bz"][()]).all()
+    bad = tmp_path / "b.toml"
+    bad.write_text(recipe.read_text().replace("oversample = 4", "oversample = 0"))
+    with pytest.raises(InputError, match="oversample"):
+        load_recipe(bad)

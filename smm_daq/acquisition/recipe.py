@@ -22,7 +22,8 @@ Step kinds and their keys:
                 field_uT (bx, by, bz; default: the field of the last set_field / zero_field),
                 height_um (default: the profile's sensor height), raster, settle_tau, dwell_tau,
                 fly (true: fly the lines), pixel_time_s (fly, default 0.05), oversample
-                (fly, default 8), line_baselines (fly, default false)
+                (fly, default 8), line_baselines (fly, default false), fly_trigger (fly:
+                the buffer started by the stage's trigger, default false)
     set_field   field_uT: set the field now; later scans without field_uT use it
     zero_field  (no keys): the same with zero field
     wait        seconds (on the rig's clock)
@@ -55,7 +56,7 @@ UM = 1e-6
 UT = 1e-6
 SCAN_KEYS = ("name", "title", "center_um", "size_um", "step_um", "field_uT", "height_um",
              "raster", "settle_tau", "dwell_tau", "fly", "pixel_time_s", "oversample",
-             "line_baselines")
+             "line_baselines", "fly_trigger")
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,8 @@ class ScanStep:
             title=k.get("title", ""),
             fly=FlySettings(pixel_time=k.get("pixel_time_s", 0.05),
                             oversample=k.get("oversample", 8),
-                            baselines=k.get("line_baselines", False)) if k.get("fly") else None,
+                            baselines=k.get("line_baselines", False),
+                            trigger=k.get("fly_trigger", False)) if k.get("fly") else None,
         )
 
 
@@ -248,7 +250,7 @@ def _scan_keys(t: _Table) -> dict[str, Any]:
     for key in ("settle_tau", "dwell_tau"):
         if key in tab:
             out[key] = t.number(key, lo=0.0)
-    for key in ("fly", "line_baselines"):
+    for key in ("fly", "line_baselines", "fly_trigger"):
         if key in tab:
             if not isinstance(tab[key], bool):
                 raise t.fail(key, "true or false")

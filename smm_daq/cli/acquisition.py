@@ -189,7 +189,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
             raise InputError(f"--oversample is {args.oversample!r}; expected a whole number "
                              ">= 1 of lock-in samples per pixel")
         fly = FlySettings(pixel_time=args.pixel_time_s, oversample=args.oversample,
-                          baselines=args.line_baselines)
+                          baselines=args.line_baselines, trigger=args.fly_trigger)
     profile = load_profile(args.profile)
     plan = ScanPlan.from_center(
         args.name,
@@ -365,6 +365,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "set to at most a fifth of it")
     p.add_argument("--oversample", type=int, default=8, metavar="N",
                    help="fly: lock-in samples per pixel at least (default 8)")
+    p.add_argument("--fly-trigger", action="store_true",
+                   help="fly: start the lock-in's buffer on the stage's trigger edge (needs "
+                        "the profile's [fly] trigger_wired = true); else by software")
     p.add_argument("--line-baselines", action="store_true",
                    help="fly: subtract each line's median (slow drift between lines)")
     _add_run_options(p)

@@ -240,6 +240,10 @@ class FlyStage(ABC):
         """Samples the position recorder holds per record."""
 
     @abstractmethod
+    def trigger_output(self) -> bool:
+        """True when `fly_x` pulses trigger output line 1 as the constant velocity starts."""
+
+    @abstractmethod
     def fly_x(self, x_end: float, velocity: float, duration: float) -> float:
         """Start recording x (enough samples for `duration` s) and move along x to `x_end` at
         `velocity` m/s, without waiting; returns the rig-clock time the motion started."""

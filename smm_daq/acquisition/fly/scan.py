@@ -36,8 +36,9 @@ from smm_daq.instruments.interfaces import BufferedLockIn, FlyStage
 if TYPE_CHECKING:
     from smm_daq.acquisition.fly.settings import FlySettings
 
-REFINE_LINES = 4  # the most recent lines the lag is refined over
+REFINE_LINES = 8  # the most recent lines the lag is refined over
 ADOPT_BELOW = 0.9  # a refined lag is kept when its mismatch is below this × the model's
+SIGNAL_ABOVE = 1.25  # ... and the mismatch at the search's ends is above this × its own
 WAIT_SLICE_S = 0.25  # the wait for a line's end is cut into slices to notice an abort
 LINE_TIMEOUT_FACTOR = 1.5  # the motion must end within this × its duration + 1 s
 
@@ -62,6 +63,12 @@ class FlyScan:
         if not isinstance(rig.stage, FlyStage):
             raise InputError(f"fly scans need a stage that records its position; "
                              f"{type(rig.stage).__name__} does not")
+        if fly.trigger and not rig.profile.fly_trigger_wired:
+            raise InputError("the fly plan starts the lock-in by the stage's trigger, but the "
+                             "profile does not say the cable is wired ([fly] trigger_wired)")
+        if fly.trigger and not self._call(rig.stage.trigger_output):
+            raise InputError("the fly plan starts the lock-in by the stage's trigger, but "
+                             "this stage controller puts out no trigger for a fly line")
         line = plan_line(fly, plan.step_x, plan.nx, self._call(rig.lockin.buffer_limits),
                          self._call(rig.stage.velocity_limit),
                          self._call(rig.stage.recorder_points))
@@ -173,14 +180,17 @@ class FlyScan:
 
     def _lag(self, history: list[LineStreams], current: float) -> float:
         """The lag refined over the recent lines, kept only where it fits them clearly
-        better than the model's (on a blank region nothing does, and the model stands)."""
+        better than the model's and the lines hold enough signal for the fit to mean
+        something (on a blank region the mismatch is flat noise, and the model stands)."""
         line = self._fly
         assert line is not None
         if not any(a.forward != b.forward for a, b in itertools.pairwise(history)):
             return current
         span = max(self.plan.fly.pixel_time, 2 * line.time_constant)
         refined = refine_lag(history, line.lag, span)
-        if lag_mismatch(history, refined) < ADOPT_BELOW * lag_mismatch(history, line.lag):
+        best = lag_mismatch(history, refined)
+        ends = min(lag_mismatch(history, line.lag - span), lag_mismatch(history, line.lag + span))
+        if best < ADOPT_BELOW * lag_mismatch(history, line.lag) and ends > SIGNAL_ABOVE * best:
             return refined
         return line.lag
 
