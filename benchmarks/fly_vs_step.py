@@ -12,7 +12,11 @@ candidate is timed on a short line on the simulator and the fastest scans the re
 fly scan takes the shortest pixel time whose flown noise is at most σ (τ' ≤ pixel time / 5).
 Printed: the rig-clock seconds of each scan (the entries' `duration`), the speed-up, the
 floor T = N·b²/(2σ²) for the noise each reached, each scan's ratio to it, and the spread of
-the difference of the two maps against the noise the model expects.
+the difference of the two maps against the noise the model expects. A flown pixel can come
+in under the floor: the filter's memory reaches a little into the neighbouring pixels, so its
+noise is slightly lower than b/√(2·pixel time) and correlated with theirs (the floor assumes
+independent pixels). The fly's overhead over its pixels' own time (run-ups, moves between
+lines, buffer read-out) is printed too.
 """
 
 from __future__ import annotations
@@ -121,6 +125,8 @@ def main() -> None:
     print(f"fly:  pixel {pixel_time * 1e3:.1f} ms, τ' {tau_fly * 1e3:g} ms, σ "
           f"{sd_fly * 1e9:.0f} nT: {t_fly:.1f} s rig clock, {t_fly / floor_fly:.2f} × its "
           f"floor {floor_fly:.1f} s")
+    print(f"fly overhead: {t_fly:.1f} s for {n} pixels × {pixel_time * 1e3:.1f} ms = "
+          f"{n * pixel_time:.1f} s of pixel time ({(t_fly / (n * pixel_time) - 1) * 100:.0f} %)")
     print(f"speed-up {t_step / t_fly:.2f} × (goal ≥ 1.5); fly within "
           f"{(t_fly / floor_fly - 1) * 100:.0f} % of the floor (goal ≤ 20 %)")
     print(f"fly − step: SD {diff.std() * 1e9:.0f} nT, model {np.hypot(sd_step, sd_fly) * 1e9:.0f}"
