@@ -349,3 +349,16 @@ def test_a_recipe_flies_a_scan_with_its_fly_keys(tmp_path):
     bad.write_text(recipe.read_text().replace("oversample = 4", "oversample = 0"))
     with pytest.raises(InputError, match="oversample"):
         load_recipe(bad)
+
+
+def test_a_step_scan_records_its_rig_clock_duration(tmp_path):
+    from acq_fakes import fake_rig
+
+    rig = fake_rig()
+    t0 = rig.clock.now()
+    plan = ScanPlan.from_center("s", CENTRE, (40e-6, 30e-6), 10e-6, field=(0, 20e-6, 0))
+    assert Sequencer(rig, tmp_path / "s.h5", plan).run() == "finished"
+    with h5py.File(tmp_path / "s.h5", "r") as f:
+        duration = float(f["s/duration"][()])
+    assert duration == pytest.approx(rig.clock.now() - t0, rel=1e-9)
+    assert duration > plan.points * plan.settle_tau * rig.lockin.time_constant()

@@ -277,6 +277,7 @@ class Sequencer(FlyScan):
         plan, rig = self.plan, self.rig
         writer = self._writer
         assert writer is not None
+        self._time_mark = rig.clock.now()  # the duration counts the field's ramp too
         tau = self._call(rig.lockin.time_constant)
         self._full_scale = self._call(rig.lockin.sensitivity)
         self._set_field()
@@ -284,7 +285,7 @@ class Sequencer(FlyScan):
         self._points_done = (plan.ny - todo.size) * plan.nx
         self._emit("started", line=int(todo[0]) if todo.size else 0,
                    message=f"{todo.size} of {plan.ny} lines to measure")
-        self._run_start = self._time_mark = rig.clock.now()
+        self._run_start = rig.clock.now()
         if plan.fly is not None:
             self._execute_fly(todo.tolist())
             return
