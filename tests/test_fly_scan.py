@@ -362,3 +362,36 @@ def test_a_step_scan_records_its_rig_clock_duration(tmp_path):
         duration = float(f["s/duration"][()])
     assert duration == pytest.approx(rig.clock.now() - t0, rel=1e-9)
     assert duration > plan.points * plan.settle_tau * rig.lockin.time_constant()
+
+
+def test_a_pause_waits_for_the_line_boundary(profile, tmp_path):
+    plan = ScanPlan.from_center("p", CENTRE, (0.2e-3, 0.06e-3), 20e-6, fly=_fly(0.05))
+    with open_rig(profile) as rig:
+        seq = Sequencer(rig, tmp_path / "p.h5", plan)
+        fly_x = rig.stage.fly_x
+        kinds = []
+
+        def pause_mid_line(*args, **kw):  # asked while the second line moves
+            start = fly_x(*args, **kw)
+            if len(kinds) and kinds.count("line_done") == 1 and "paused" not in kinds:
+                seq.pause()
+            return start
+
+        def on_event(event):
+            kinds.append(event.kind)
+            if event.kind == "paused":
+                seq.resume()  # from the subscriber: the scan goes on at once
+
+        rig.stage.fly_x = pause_mid_line
+        seq.subscribe(on_event)
+        assert seq.run() == "finished"
+    done = [i for i, k in enumerate(kinds) if k == "line_done"]
+    assert kinds.index("paused") > done[1]  # the line under way was finished first
+    assert np.isfinite(read_map(tmp_path / "p.h5", "p").bz).all()
+
+
+def test_the_bus_latency_costs_rig_time_per_message(profile):
+    with open_rig(profile, world_options={"bus_latency": 0.004}) as rig:
+        t0 = rig.clock.now()
+        rig.lockin.time_constant()  # one query: one message out
+        assert rig.clock.now() - t0 == pytest.approx(0.004)
