@@ -115,6 +115,10 @@ class ScanForm(QtWidgets.QWidget):
         self._row("pixel_time", "Fly: pixel time", self.pixel_time)
         self.oversample = self._count(8)
         self._row("oversample", "Fly: samples per pixel", self.oversample)
+        self.fly_trigger = QtWidgets.QCheckBox("start the lock-in on the stage's trigger")
+        self.fly_trigger.setToolTip("needs the cable and the profile's [fly] trigger_wired")
+        self.fly_trigger.toggled.connect(self._changed)
+        self._row("fly_trigger", "Fly: trigger", self.fly_trigger)
         self.duration = QtWidgets.QLabel("")
         self.form.addRow("Estimated duration", self.duration)
         self.name.textChanged.connect(self._changed)
@@ -170,7 +174,8 @@ class ScanForm(QtWidgets.QWidget):
             settle_tau=self.settle_tau.value(),
             dwell_tau=self.dwell_tau.value(),
             fly=FlySettings(pixel_time=self.pixel_time.value(),
-                            oversample=self.oversample.value())
+                            oversample=self.oversample.value(),
+                            trigger=self.fly_trigger.isChecked())
             if self.mode.currentText() == "fly" else None,
         )
 
@@ -192,6 +197,7 @@ class ScanForm(QtWidgets.QWidget):
         if plan.fly is not None:
             self.pixel_time.setValue(plan.fly.pixel_time)
             self.oversample.setValue(plan.fly.oversample)
+            self.fly_trigger.setChecked(plan.fly.trigger)
 
     def checked_plan(self) -> ScanPlan | None:
         """The plan if it passes the profile's limits; else None, the message by its field."""
@@ -229,7 +235,7 @@ class ScanForm(QtWidgets.QWidget):
 
     def _changed(self) -> None:
         flying = self.mode.currentText() == "fly"
-        for key in ("pixel_time", "oversample"):
+        for key in ("pixel_time", "oversample", "fly_trigger"):
             self.inputs[key].setEnabled(flying)
         for key in ("settle_tau", "dwell_tau"):
             self.inputs[key].setEnabled(not flying)

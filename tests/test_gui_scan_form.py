@@ -133,9 +133,10 @@ def test_fly_mode_makes_a_fly_plan_and_round_trips(form):
     form.mode.setCurrentText("fly")
     form.pixel_time.setValue(0.2)
     form.oversample.setValue(16)
+    form.fly_trigger.setChecked(True)
     plan = form.plan()
     assert plan.fly is not None
-    assert (plan.fly.pixel_time, plan.fly.oversample) == (0.2, 16)
+    assert (plan.fly.pixel_time, plan.fly.oversample, plan.fly.trigger) == (0.2, 16, True)
     assert not form.settle_tau.isEnabled() and form.pixel_time.isEnabled()
     form.mode.setCurrentText("step")
     assert form.plan().fly is None
