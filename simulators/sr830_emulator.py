@@ -15,8 +15,9 @@ overwriting the oldest in loop mode (SEND 1). Points are kept in the instrument'
 format (a 16-bit mantissa m and exponent e, value m · 2^(e−124)), so TRCA?, TRCB? and TRCL?
 return the same values. A binary transfer over GPIB ends with EOI; over a socket there is no
 EOI, so the emulator sends no terminator and, of the representations of a point that differ
-by at most a few units of its 15-bit mantissa, stores one whose TRCB? and TRCL? bytes hold no
-line feed: a client reading to its terminator or to its timeout gets every byte.
+by at most a few units of its 15-bit mantissa (up to 0.4 % where the float's second byte
+would be a line feed), stores one whose TRCB? and TRCL? bytes hold no line feed: a client
+reading to its terminator or to its timeout gets every byte.
 """
 
 from __future__ import annotations
@@ -73,10 +74,18 @@ def point_words(value: float) -> tuple[int, int]:
     return m, e
 
 
+_BAND_UNITS = 300  # mantissa units searched: more than half the widest 0x0A band
+_NUDGES = sorted(range(-_BAND_UNITS, _BAND_UNITS + 1), key=lambda d: (abs(d), -d))
+
+
 def storable_point(value: float) -> tuple[int, int]:
-    """The nearest point whose TRCL? and TRCB? bytes hold no line feed."""
+    """The nearest point whose TRCL? and TRCB? bytes hold no line feed.
+
+    Mostly a few units of the mantissa away; but where the 4-byte float's second byte is
+    0x0A (a band of 1/128 of each octave) the nearest such point is at the band's edge, up to
+    0.4 % away, never zero."""
     m, e = point_words(value)
-    for dm in (0, 1, -1, 2, -2, 3, -3, 4, -4):
+    for dm in _NUDGES:
         mm = m + dm
         if not -32768 <= mm <= 32767:
             continue

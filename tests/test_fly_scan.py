@@ -395,3 +395,17 @@ def test_the_bus_latency_costs_rig_time_per_message(profile):
         t0 = rig.clock.now()
         rig.lockin.time_constant()  # one query: one message out
         assert rig.clock.now() - t0 == pytest.approx(0.004)
+
+
+@pytest.mark.parametrize("baselines", [False, True])
+def test_line_baselines_take_out_the_drift_between_lines(profile, tmp_path, baselines):
+    drift = 1e-6  # T/s: about a µT from one line to the next
+    plan = ScanPlan.from_center("d", BLANK, (0.2e-3, 0.2e-3), 20e-6,
+                                fly=_fly(0.05, baselines=baselines))
+    with open_rig(profile, world_options={"drift_rate": drift}) as rig:
+        assert Sequencer(rig, tmp_path / "d.h5", plan).run() == "finished"
+    medians = np.median(read_map(tmp_path / "d.h5", "d").bz, axis=1)
+    if baselines:
+        np.testing.assert_allclose(medians, 0.0, atol=1e-12)
+    else:  # the drift is there, about a µT a line
+        assert np.polyfit(np.arange(medians.size), medians, 1)[0] > 0.5e-6
