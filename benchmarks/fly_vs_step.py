@@ -10,7 +10,7 @@ dwell (in time constants, readings one τ apart) whose averaged noise (the filte
 autocorrelation, `flown_pixel_sd` with one sample per τ) is at most σ, settle 8 τ; each
 candidate is timed on a short line on the simulator and the fastest scans the region. The
 fly scan takes the shortest pixel time whose flown noise is at most σ (τ' ≤ pixel time / 5).
-Printed: the rig-clock seconds of each scan (the entries' `duration`), the speed-up, the
+Printed: the rig-clock seconds of each scan (the entries' `rig_clock_duration`), the speed-up, the
 floor T = N·b²/(2σ²) for the noise each reached, each scan's ratio to it, and the spread of
 the difference of the two maps against the noise the model expects. A flown pixel can come
 in under the floor: the filter's memory reaches a little into the neighbouring pixels, so its
@@ -66,8 +66,9 @@ def run(profile, path: Path, plan: ScanPlan, world: dict, tau: float | None
         rig.stage.move_to(plan.x[0], plan.y[0], plan.height)
         assert Sequencer(rig, path, plan).run() == "finished"
     with h5py.File(path, "r") as f:
-        times = f[plan.name]["data/time"][0]
-        return float(f[plan.name]["duration"][()]), float(np.median(np.abs(np.diff(times))))
+        g = f[plan.name]
+        spacing = float(np.median(np.abs(np.diff(g["data/time"][0]))))
+        return float(g["rig_clock_duration"][()]), spacing
 
 
 def main() -> None:

@@ -103,8 +103,8 @@ def test_raw_streams_are_stored_and_rebin_to_the_map(profile, tmp_path):
                    ("time", "lockin_x", "position_time", "position_x", "lag")}
         settings = json.loads(g["fly_streams/settings"][()])
         bz = g["data/Bz"][()]
-        duration = float(g["duration"][()])
-        assert g["duration"].attrs["units"] == "s"
+        duration = float(g["rig_clock_duration"][()])
+        assert g["rig_clock_duration"].attrs["units"] == "s"
     assert settings["time_constant_s"] == line.time_constant
     assert duration > plan.ny * line.duration  # rig-clock seconds, lines and moves
     sensitivity = profile.sensor.sensitivity_V_per_T
@@ -231,7 +231,7 @@ def test_kill_9_mid_fly_then_resume_keeps_every_finished_line(tmp_path):
     with h5py.File(path, "r") as f:
         assert f["k/status"].asstr()[()] == "finished"
         assert json.loads(f["k/plan"][()])["fly"]["pixel_time_s"] == 0.05
-        assert float(f["k/duration"][()]) > 0
+        assert float(f["k/rig_clock_duration"][()]) > 0
 
 
 def test_cli_refuses_a_bad_pixel_time_naming_the_option(tmp_path, capsys):
@@ -359,7 +359,7 @@ def test_a_step_scan_records_its_rig_clock_duration(tmp_path):
     plan = ScanPlan.from_center("s", CENTRE, (40e-6, 30e-6), 10e-6, field=(0, 20e-6, 0))
     assert Sequencer(rig, tmp_path / "s.h5", plan).run() == "finished"
     with h5py.File(tmp_path / "s.h5", "r") as f:
-        duration = float(f["s/duration"][()])
+        duration = float(f["s/rig_clock_duration"][()])
     assert duration == pytest.approx(rig.clock.now() - t0, rel=1e-9)
     assert duration > plan.points * plan.settle_tau * rig.lockin.time_constant()
 

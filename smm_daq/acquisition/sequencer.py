@@ -15,7 +15,7 @@ is stored, so the data stay consistent); only at the largest range does it pause
 
 A plan with `fly` settings is flown instead, a line at a time (`smm_daq.acquisition.fly.scan`),
 with the same field handling, pausing at line boundaries, resuming and ending. Every scan
-adds the rig-clock seconds it ran to its entry's `duration`.
+adds the rig-clock seconds it ran to its entry's `rig_clock_duration`.
 
 Whatever ends the scan (finished, abort, an instrument failure, an unexpected exception,
 Ctrl-C) runs `rig.make_safe()` and then writes the final status to the file, in that order,
@@ -110,7 +110,7 @@ class Sequencer(FlyScan):
         self._run_points = 0
         self._full_scale = math.nan
         self._z_pending = True
-        self._time_mark: float | None = None  # rig clock when `duration` was last updated
+        self._time_mark: float | None = None  # rig clock of the last `rig_clock_duration` update
 
     # -- control (any thread) -------------------------------------------------------------
 
@@ -314,7 +314,7 @@ class Sequencer(FlyScan):
             self._emit("line_done", line=iy)
 
     def _account_time(self) -> None:
-        """Add the rig-clock time since the last mark to the entry's `duration`."""
+        """Add the rig-clock time since the last mark to the entry's `rig_clock_duration`."""
         if self._time_mark is None or self._writer is None:
             return
         now = self.rig.clock.now()

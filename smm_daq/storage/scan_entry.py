@@ -20,7 +20,8 @@ Beyond the map core of `smm_daq.storage.nexus`, a scan entry holds:
       instrument/stage_x, _y, _z  NXpositioner: value (the axis; z the height), soft limits
       instrument/calibration coil matrix (3, 3) T/A, ambient field (3,) T
       instrument/snapshot    the rig's snapshot at the start, as JSON and as groups
-      duration               s of rig-clock time spent scanning (summed over resumes)
+      rig_clock_duration     s of rig-clock time spent scanning (summed over resumes; a float,
+                             so not NeXus' integer `duration`)
       fly_streams            (flown scans) NXcollection of each line's raw streams, NaN-padded:
                              time, lockin_x, lockin_y (ny, samples); position_time,
                              position_x (ny, recorder points); lag (ny,) s used to place them;
@@ -183,7 +184,7 @@ class ScanEntryWriter:
             )
             entry.create_dataset("profile_fingerprint", data=fingerprint_text(profile),
                                  dtype=TEXT)
-            duration = entry.create_dataset("duration", data=0.0)
+            duration = entry.create_dataset("rig_clock_duration", data=0.0)
             duration.attrs["units"] = "s"
             duration.attrs["long_name"] = "rig-clock time spent scanning (s)"
             if streams is not None:
@@ -305,8 +306,8 @@ class ScanEntryWriter:
         """Add rig-clock seconds spent scanning (files of earlier versions have no record)."""
         with writing(self.path, create=False, swmr=True) as f:
             g = f[self.name]
-            if "duration" in g:
-                g["duration"][()] = float(g["duration"][()]) + seconds
+            if "rig_clock_duration" in g:
+                g["rig_clock_duration"][()] = float(g["rig_clock_duration"][()]) + seconds
 
     def set_measured_field(self, b: np.ndarray) -> None:
         with writing(self.path, create=False, swmr=True) as f:
