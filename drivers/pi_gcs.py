@@ -36,7 +36,7 @@ from smm_daq.errors import (
     ProtocolError,
     RangeError,
 )
-from smm_daq.instruments.interfaces import Identity, Stage
+from smm_daq.instruments.interfaces import FlyStage, Identity, RecordedMotion, Stage
 from smm_daq.instruments.profile import LinkSettings, StageSettings
 from smm_daq.instruments.transport import Transport
 
@@ -47,7 +47,11 @@ UNITS = {"m": 1.0, "mm": 1e-3, "µm": 1e-6, "μm": 1e-6, "um": 1e-6, "micron": 1
 UNIT_PARAMETER = "0x07000601"
 STOP_ALL = "\x18"  # GCS single-byte command #24
 LIMIT_SLACK = 1e-12  # m: travel limits compare with this slack, for unit conversions' rounding
-MAX_REPLY_LINES = 1024
+MAX_REPLY_LINES = 2**18 + 64  # a full data-recorder table and its header
+SERVO_UPDATE_TIME = 0x0E000200  # SPA parameter: the servo cycle (s)
+RECORDER_POINTS = 0x16000200  # SPA parameter: samples per data-recorder table
+RECORDED_PER_LINE = 4096  # positions recorded per fly line at most (the motion is smooth)
+WAVE_POINTS = 100_000  # the most points a fly line's wave segment is given
 MAX_VELOCITY = 0.01  # m/s: the fastest velocity setting accepted unless the profile's is higher
 
 # Meanings of the controller error codes (PI GCS error list) this driver can meet.
@@ -137,8 +141,34 @@ def parse_gcs_idn(reply: str) -> Identity:
     return Identity(vendor=vendor, model=parts[-3], serial=parts[-2], firmware=parts[-1])
 
 
-class PIGCSStage(Stage):
-    """Three axes of a PI GCS 2.0 controller as a `Stage` in the sample frame."""
+def _parse_recording(lines: list[str]) -> tuple[float, np.ndarray]:
+    """A DRR? reply (GCS array format): the sample time (s) and the first column's values."""
+    dt = math.nan
+    values = []
+    for line in lines:
+        if line.startswith("#"):
+            key, _, value = line[1:].partition("=")
+            if key.strip() == "SAMPLE_TIME":
+                dt = parse_float(value, what="recorder sample time")
+        elif line:
+            values.append(parse_float(line.split()[0], what="recorded position"))
+    if not (dt > 0):
+        raise ProtocolError(f"DRR? reply without a SAMPLE_TIME: {lines[:8]!r}")
+    return dt, np.array(values)
+
+
+class PIGCSStage(Stage, FlyStage):
+    """Three axes of a PI GCS 2.0 controller as a `Stage` in the sample frame.
+
+    Fly lines (`fly_x`): record table 1 records the x axis' actual position (`DRC 1 <x> 2`),
+    one sample every `RTR` servo cycles (chosen so the line fits the table); `DRL?` and `DRR?`
+    read the record back. A controller with a wave generator and trigger outputs (E-727)
+    flies the line as a `LIN` wave segment at constant speed on the generator of the x axis,
+    the recording started with the wave (`DRT 1 0 0`) and trigger output line 1 pulsing at
+    the wave's first point (`CTO 1 3 4`, `TWS 1 1 1`): the edge that starts a wired lock-in's
+    buffer. Other controllers (C-884) move x alone by `VEL` then `MOV`, the recording
+    started by that move (`DRT 1 1 0`).
+    """
 
     def __init__(
         self,
@@ -167,6 +197,7 @@ class PIGCSStage(Stage):
         self.reference_on_connect = reference_on_connect
         self.units: list[str] = []
         self._commands: set[str] = set()
+        self._controller_axes: list[str] = []
         self._controller_travel = np.zeros((3, 2))
         self._scale = [1.0, 1.0, 1.0]
         try:
@@ -222,6 +253,7 @@ class PIGCSStage(Stage):
     def _connect(self, travel: np.ndarray, velocity: float) -> np.ndarray:
         commands = self._commands = self.link.query_lines("HLP?", _parse_help)
         names = self.link.query_lines("SAI?", lambda lines: [ln for ln in lines if ln])
+        self._controller_axes = list(names)
         missing = [a for a in self.axes if a not in names]
         if missing:
             raise InstrumentError(
@@ -404,6 +436,91 @@ class PIGCSStage(Stage):
                     f"axis {late} not on target within {timeout:.3g} s", instrument=self.name
                 )
             self.clock.sleep(self.poll_interval)
+
+    # -- FlyStage ----------------------------------------------------------------------------
+
+    def _parameter(self, pid: int) -> str:
+        ax = self.axes[0]
+
+        def parse(lines: list[str]) -> str:
+            head, sep, value = lines[0].partition("=")
+            if not sep or _hex(head.strip().partition(" ")[2]) != pid:
+                raise ProtocolError(f"expected '{ax} 0x{pid:08X}=value', got {lines!r}")
+            return value.strip()
+
+        return self.link.query_lines(f"SPA? {ax} 0x{pid:08X}", parse)
+
+    def velocity_limit(self) -> float:
+        return self.max_velocity
+
+    def recorder_points(self) -> int:
+        return parse_int(self._parameter(RECORDER_POINTS), what="recorder points")
+
+    def trigger_output(self) -> bool:
+        return {"WAV", "WGO", "CTO", "TWS"} <= self._commands
+
+    def fly_x(self, x_end: float, velocity: float, duration: float) -> float:
+        lo, hi = self._limits[0]
+        if not (math.isfinite(x_end) and lo - LIMIT_SLACK <= x_end <= hi + LIMIT_SLACK):
+            raise RangeError(f"x = {x_end * 1e6:.3f} µm is outside the travel "
+                             f"[{lo * 1e6:.3f}, {hi * 1e6:.3f}] µm", instrument=self.name)
+        cycle = parse_float(self._parameter(SERVO_UPDATE_TIME), what="servo update time")
+        samples = min(self.recorder_points(), RECORDED_PER_LINE)
+        rate = max(1, math.ceil(duration / (samples * cycle)))
+        ax = self.axes[0]
+        self._command(f"DRC 1 {ax} 2")
+        self._command(f"RTR {rate}")
+        if self.trigger_output():
+            self._command("DRT 1 0 0")
+            return self._fly_wave(x_end, velocity, cycle)
+        self._command("DRT 1 1 0")
+        self.set_velocity(velocity)
+        command = f"MOV {ax} {self.axis_sign[0] * x_end / self._scale[0]:.10g}"
+        self.link.write(command)
+        start = self.clock.now()  # as the move left; its error is read after
+        code = self.link.query("ERR?", lambda r: parse_int(r, what="GCS error code"))
+        if code != 0:
+            raise InstrumentError(f"PI error {code} ({GCS_ERRORS.get(code, 'see the manual')}) "
+                                  f"after {command!r}", instrument=self.name)
+        return start
+
+    def _fly_wave(self, x_end: float, velocity: float, cycle: float) -> float:
+        """The line as one LIN wave segment of constant speed from here to `x_end`."""
+        ax = self.axes[0]
+        g = self._controller_axes.index(ax) + 1  # generator g drives the g-th axis
+        x_start = float(self.position()[0])
+        distance = abs(x_end - x_start)
+        rate = max(1, math.ceil(distance / velocity / (cycle * WAVE_POINTS)))
+        steps = max(1, round(distance / (velocity * rate * cycle)))
+        k = self.axis_sign[0] / self._scale[0]
+        self._command(f"WAV 1 X LIN {steps + 1} {(x_end - x_start) * k:.10g} "
+                      f"{x_start * k:.10g} {steps + 1} 0 0")
+        for command in (f"WSL {g} 1", f"WGC {g} 1", f"WTR {g} {rate} 0", f"CTO 1 2 {g}",
+                        "CTO 1 3 4", "TWC", "TWS 1 1 1"):
+            self._command(command)
+        self.link.write(f"WGO {g} 1")
+        start = self.clock.now()  # as the start left; its error is read after
+        code = self.link.query("ERR?", lambda r: parse_int(r, what="GCS error code"))
+        if code != 0:
+            raise InstrumentError(f"PI error {code} ({GCS_ERRORS.get(code, 'see the manual')}) "
+                                  f"after 'WGO {g} 1'", instrument=self.name)
+        return start
+
+    def read_recorded(self, start: float) -> RecordedMotion:
+        def count(lines: list[str]) -> int:
+            head, sep, value = lines[0].partition("=")
+            if not sep or head.strip() != "1":
+                raise ProtocolError(f"expected '1=count', got {lines!r}")
+            return parse_int(value, what="recorded points")
+
+        n = self.link.query_lines("DRL? 1", count)
+        if n == 0:
+            return RecordedMotion(t=np.zeros(0), x=np.zeros(0))
+        dt, values = self.link.query_lines(f"DRR? 1 {n} 1", _parse_recording)
+        if values.size != n:
+            raise ProtocolError(f"DRR? gave {values.size} of {n} samples", instrument=self.name)
+        x = self.axis_sign[0] * values * self._scale[0]
+        return RecordedMotion(t=start + dt * np.arange(n), x=x)
 
     def stop(self) -> None:
         """Every axis stops at once: #24 where the controller lists it (a single byte acted on

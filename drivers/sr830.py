@@ -7,23 +7,43 @@ Sensitivity `SENS i`, i = 0..26 for 2 nV .. 1 V full scale (1-2-5 steps); time c
 instant `SNAP? 1,2`. Overloads latch in the LIA status byte (`LIAS?`, cleared by reading): bit 0
 input or reserve, bit 1 filter, bit 2 output. Replies go to the interface `OUTX` names, so the
 driver sets it first (0 RS-232, 1 GPIB).
+
+Data buffer (for fly scans): CH1 and CH2 display X and Y (`DDEF 1,0,0`, `DDEF 2,0,0`), stored
+at `SRAT i` = 62.5 mHz · 2^i (i = 0..13, up to 512 Hz) into 16383 points, one shot (`SEND 0`),
+cleared by `REST`, started by `STRT` or, with `TSTR 1`, by a rising edge at TRIG IN; `PAUS`
+stops it, `SPTS?` counts the points, `TRCA? ch,first,count` reads them as ASCII (a text
+transport carries it unchanged, which TRCB?'s binary bytes would not survive everywhere).
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
 
-from drivers.link import parse_int
-from drivers.srs_lockin import SRSLockIn
+import numpy as np
+
+from drivers.link import parse_float, parse_int
+from drivers.srs_lockin import SLOPE_12_DB, SRSLockIn
 from drivers.transports import SERIAL_PREFIX
 from smm_daq.errors import ProtocolError
+from smm_daq.instruments.interfaces import BufferedLockIn, BufferLimits, BufferTrace
 from smm_daq.instruments.profile import LockInSettings
 
 # Bits of the LIA status byte that mean an overload: input/reserve, filter, output.
 _OVERLOAD_BITS = 0b111
+BUFFER_POINTS = 16383
+SAMPLE_RATES = tuple(0.0625 * 2**i for i in range(14))  # SRAT 0..13, Hz
+TRACE_CHUNK = 2048  # points per TRCA? reply
 
 
-class SR830(SRSLockIn):
+def _parse_trace(reply: str, count: int) -> np.ndarray:
+    """A TRCA? reply: `count` comma-terminated numbers."""
+    parts = [p for p in reply.split(",") if p.strip()]
+    if len(parts) != count:
+        raise ProtocolError(f"expected {count} buffer points, got {len(parts)}")
+    return np.array([parse_float(p, what="buffer point") for p in parts])
+
+
+class SR830(SRSLockIn, BufferedLockIn):
     MODEL = "SR830"
     SENSITIVITIES = (
         2e-9, 5e-9, 1e-8, 2e-8, 5e-8, 1e-7, 2e-7, 5e-7, 1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5,
@@ -68,3 +88,46 @@ class SR830(SRSLockIn):
                 f"LIA status byte {status} outside 0..255", instrument=self.link.name
             )
         return bool(status & _OVERLOAD_BITS)
+
+    # -- data buffer ------------------------------------------------------------------------
+
+    def buffer_limits(self) -> BufferLimits:
+        return BufferLimits(points=BUFFER_POINTS, rates=SAMPLE_RATES,
+                            time_constants=self.TIME_CONSTANTS, poles=2 * SLOPE_12_DB)
+
+    def configure_buffer(self, rate: float) -> float:
+        fits = [i for i, r in enumerate(SAMPLE_RATES) if r >= rate * (1 - 1e-9)]
+        if not fits:
+            raise self._range_error("buffer sample rate", rate, f"at most {SAMPLE_RATES[-1]} Hz")
+        self.link.write("PAUS")
+        for channel in (1, 2):  # CH1 shows X, CH2 shows Y, no ratio: the buffer stores them
+            self.link.write(f"DDEF {channel},0,0")
+            if self.link.query(f"DDEF? {channel}", str.strip).replace(" ", "") != "0,0":
+                raise ProtocolError(f"DDEF {channel},0,0 was not kept", instrument=self.link.name)
+        self._set_index("SRAT", fits[0])
+        self._set_index("SEND", 0)
+        return SAMPLE_RATES[fits[0]]
+
+    def start_buffer(self, *, on_trigger: bool) -> float | None:
+        self._set_index("TSTR", int(on_trigger))
+        self.link.write("REST")
+        if on_trigger:
+            return None
+        self.link.write("STRT")
+        return self.clock.now() if self.clock is not None else None
+
+    def read_buffer(self) -> BufferTrace:
+        self.link.write("PAUS")
+        n = self.link.query("SPTS?", lambda r: parse_int(r, what="buffer point count"))
+        if not 0 <= n <= BUFFER_POINTS:
+            raise ProtocolError(f"SPTS? gave {n} points", instrument=self.link.name)
+        rate = SAMPLE_RATES[self._index_of("SRAT", SAMPLE_RATES)]
+        channels = []
+        for channel in (1, 2):
+            chunks = [np.zeros(0)]
+            for first in range(0, n, TRACE_CHUNK):
+                k = min(TRACE_CHUNK, n - first)
+                chunks.append(self.link.query(f"TRCA? {channel},{first},{k}",
+                                              lambda r, k=k: _parse_trace(r, k)))
+            channels.append(np.concatenate(chunks))
+        return BufferTrace(rate=rate, x=channels[0], y=channels[1])

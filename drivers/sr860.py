@@ -6,22 +6,50 @@ range `IRNG 0` (1 V); voltage input `IVMD 0`, `ISRC` (0 A, 1 A-B), `ICPL`, `IGND
 harmonic `HARM`, phase `PHAS`; X and Y at one instant `SNAP? X,Y`. Overloads: `LIAS?`
 latches them until read (bit 0 CH1 output, bit 1 CH2 output, bit 4 input range) and
 `CUROVLDSTAT?` reports those present now (same bits).
+
+Capture buffer (for fly scans): X and Y (`CAPTURECFG XY`) at `CAPTURERATE n` = the rate
+`CAPTURERATEMAX?` allows at this time constant over 2^n, into `CAPTURELEN` kB (at most 4096),
+started by `CAPTURESTART ONE,IMM` or, armed, by TRIG IN (`ONE,TRIG`); `CAPTURESTOP`, then
+`CAPTUREBYTES?` and `CAPTUREGET? offset,size` (kB, at most 64 a time; IEEE 488.2 binary
+blocks of little-endian 4-byte floats) read it back.
 """
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
-from drivers.link import parse_int
-from drivers.srs_lockin import SRSLockIn
+import numpy as np
+
+from drivers.link import parse_float, parse_int
+from drivers.srs_lockin import SLOPE_12_DB, SRSLockIn
 from smm_daq.errors import ProtocolError
+from smm_daq.instruments.interfaces import BufferedLockIn, BufferLimits, BufferTrace
 from smm_daq.instruments.profile import LockInSettings
 
 # CH1 output, CH2 output and input-range overload bits, in LIAS? and CUROVLDSTAT? alike.
 _OVERLOAD_BITS = (1 << 0) | (1 << 1) | (1 << 4)
+MAX_CAPTURE_RATE = 1.25e6  # Hz; the rates offered are this over 2^n, n = 0..20
+CAPTURE_KB = 4096
+GET_KB = 64  # the most one CAPTUREGET? returns
+BYTES_PER_SAMPLE = 8  # X and Y, 4-byte floats
 
 
-class SR860(SRSLockIn):
+def parse_block(reply: str) -> bytes:
+    """The payload of an IEEE 488.2 definite-length block `#<n><length><bytes>`."""
+    if len(reply) < 2 or reply[0] != "#" or not reply[1].isdigit() or reply[1] == "0":
+        raise ProtocolError(f"expected an IEEE 488.2 block, got {reply[:16]!r}")
+    digits = int(reply[1])
+    head = reply[2:2 + digits]
+    if not head.isdigit():
+        raise ProtocolError(f"bad block length {head!r}")
+    payload = reply[2 + digits:2 + digits + int(head)]
+    if len(payload) != int(head):
+        raise ProtocolError(f"block of {int(head)} bytes holds {len(payload)}")
+    return payload.encode("latin-1")
+
+
+class SR860(SRSLockIn, BufferedLockIn):
     MODEL = "SR860"
     SENSITIVITIES = (
         1.0, 0.5, 0.2, 0.1, 5e-2, 2e-2, 1e-2, 5e-3, 2e-3, 1e-3, 5e-4, 2e-4, 1e-4, 5e-5,
@@ -72,3 +100,50 @@ class SR860(SRSLockIn):
         latched = self._status("LIAS?")
         present = self._status("CUROVLDSTAT?")
         return bool((latched | present) & _OVERLOAD_BITS)
+
+    # -- capture buffer ---------------------------------------------------------------------
+
+    def buffer_limits(self) -> BufferLimits:
+        rates = tuple(MAX_CAPTURE_RATE / 2**n for n in range(20, -1, -1))
+        return BufferLimits(points=CAPTURE_KB * 1024 // BYTES_PER_SAMPLE, rates=rates,
+                            time_constants=self.TIME_CONSTANTS, poles=2 * SLOPE_12_DB)
+
+    def configure_buffer(self, rate: float) -> float:
+        self.link.write("CAPTURESTOP")
+        highest = self.link.query("CAPTURERATEMAX?", lambda r: parse_float(r, what="rate"))
+        if rate > highest * (1 + 1e-9):
+            raise self._range_error("capture rate", rate,
+                                    f"at most {highest:g} Hz at this time constant")
+        n = min(20, math.floor(math.log2(highest / rate) + 1e-9))
+        self._set_index("CAPTURECFG", 1)
+        self._set_index("CAPTURELEN", CAPTURE_KB)
+        self.link.write(f"CAPTURERATE {n}")
+        got = self.link.query("CAPTURERATE?", lambda r: parse_float(r, what="capture rate"))
+        if not math.isclose(got, highest / 2**n, rel_tol=1e-5):
+            raise ProtocolError(f"CAPTURERATE {n} reads back {got:g} Hz, not "
+                                f"{highest / 2**n:g} Hz", instrument=self.link.name)
+        return got
+
+    def start_buffer(self, *, on_trigger: bool) -> float | None:
+        self.link.write("CAPTURESTOP")
+        self.link.write(f"CAPTURESTART ONE,{'TRIG' if on_trigger else 'IMM'}")
+        if on_trigger or self.clock is None:
+            return None
+        return self.clock.now()
+
+    def read_buffer(self) -> BufferTrace:
+        self.link.write("CAPTURESTOP")
+        rate = self.link.query("CAPTURERATE?", lambda r: parse_float(r, what="capture rate"))
+        size = self.link.query("CAPTUREBYTES?", lambda r: parse_int(r, what="captured bytes"))
+        if not 0 <= size <= CAPTURE_KB * 1024:
+            raise ProtocolError(f"CAPTUREBYTES? gave {size}", instrument=self.link.name)
+        data = b""
+        for offset in range(0, math.ceil(size / 1024), GET_KB):
+            kb = min(GET_KB, math.ceil(size / 1024) - offset)
+            # the raw reply: a binary block must not lose its last bytes to stripping
+            data += self.link._attempt(
+                lambda o=offset, k=kb: parse_block(
+                    self.link.transport.query(f"CAPTUREGET? {o},{k}")),
+                f"CAPTUREGET? {offset},{kb}")
+        values = np.frombuffer(data[: size - size % BYTES_PER_SAMPLE], dtype="<f4")
+        return BufferTrace(rate=rate, x=values[0::2].astype(float), y=values[1::2].astype(float))

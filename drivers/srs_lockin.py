@@ -74,8 +74,9 @@ class SRSLockIn(LockIn):
     # Settings chosen by name: key -> (command, {name: index}); the keys are the snapshot's.
     CHOICES: ClassVar[dict[str, tuple[str, dict[object, int]]]]
 
-    def __init__(self, link: Link) -> None:
+    def __init__(self, link: Link, clock: Clock | None = None) -> None:
         self.link = link
+        self.clock = clock  # stamps a software start of the data buffer
 
     @classmethod
     def from_profile(
@@ -88,14 +89,14 @@ class SRSLockIn(LockIn):
         """Connect, check the model, and configure as the profile says.
 
         `clock` is part of the driver contract; a lock-in never waits on its own (the caller
-        waits the settling time constants before reading).
+        waits the settling time constants before reading); it stamps when the buffer starts.
         """
         address = settings.link.address
         transport = (open_transport or transports.open_transport)(address, settings.link)
         link = Link(
             transport, name=f"lock-in {cls.MODEL} at {address}", retries=settings.link.retries
         )
-        lockin = cls(link)
+        lockin = cls(link, clock)
         try:
             lockin.prepare_interface(address)
             lockin.check_model()

@@ -13,6 +13,7 @@ from typing import Any
 from PyQt6 import QtCore, QtWidgets
 
 from gui.map_geometry import grid_from_rectangle
+from smm_daq.acquisition.fly.settings import FlySettings
 from smm_daq.acquisition.plan import DEFAULT_SETTLE_TAU, RASTERS, ScanPlan
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import Profile
@@ -27,12 +28,17 @@ FIELD_OF_KEY = {
     "step_y": "step_y", "x": "x0", "y": "y0", "height": "height", "settle_tau": "settle_tau",
     "dwell_tau": "dwell_tau", "field": "field",
 }
+FLY_FIELD_OF_KEY = {"pixel_time_s": "pixel_time", "oversample": "oversample"}
+MODES = ("step", "fly")  # step and settle at each point; or fly the lines at constant speed
 
 
 def field_of_message(message: str) -> str | None:
     """Which form row a plan validation message is about, or None if it names none."""
     match = re.search(r"\bplan (\w+)", message)
-    return FIELD_OF_KEY.get(match.group(1)) if match else None
+    if match is None:
+        fly = re.search(r"\bfly (\w+)", message)
+        return FLY_FIELD_OF_KEY.get(fly.group(1)) if fly else None
+    return FIELD_OF_KEY.get(match.group(1))
 
 
 def format_duration(seconds: float) -> str:
@@ -99,6 +105,20 @@ class ScanForm(QtWidgets.QWidget):
         self.dwell_tau = self._spin(-100.0, 1000.0, 0.0, " τ")
         self._row("settle_tau", "Settle", self.settle_tau)
         self._row("dwell_tau", "Dwell (average)", self.dwell_tau)
+        self.mode = QtWidgets.QComboBox()
+        self.mode.addItems(MODES)
+        self.mode.setToolTip("step: move, settle and read at each point; fly: each line at "
+                             "constant velocity, the lock-in buffered in time")
+        self.mode.currentTextChanged.connect(self._changed)
+        self._row("mode", "Mode", self.mode)
+        self.pixel_time = self._spin(-100.0, 1e4, 0.05, " s")
+        self._row("pixel_time", "Fly: pixel time", self.pixel_time)
+        self.oversample = self._count(8)
+        self._row("oversample", "Fly: samples per pixel", self.oversample)
+        self.fly_trigger = QtWidgets.QCheckBox("start the lock-in on the stage's trigger")
+        self.fly_trigger.setToolTip("needs the cable and the profile's [fly] trigger_wired")
+        self.fly_trigger.toggled.connect(self._changed)
+        self._row("fly_trigger", "Fly: trigger", self.fly_trigger)
         self.duration = QtWidgets.QLabel("")
         self.form.addRow("Estimated duration", self.duration)
         self.name.textChanged.connect(self._changed)
@@ -153,6 +173,10 @@ class ScanForm(QtWidgets.QWidget):
             raster=self.raster.currentText(),
             settle_tau=self.settle_tau.value(),
             dwell_tau=self.dwell_tau.value(),
+            fly=FlySettings(pixel_time=self.pixel_time.value(),
+                            oversample=self.oversample.value(),
+                            trigger=self.fly_trigger.isChecked())
+            if self.mode.currentText() == "fly" else None,
         )
 
     def set_plan(self, plan: ScanPlan) -> None:
@@ -169,6 +193,11 @@ class ScanForm(QtWidgets.QWidget):
         for box, b in zip(self.field, plan.field, strict=True):
             box.setValue(b / UT)
         self.raster.setCurrentText(plan.raster)
+        self.mode.setCurrentText("step" if plan.fly is None else "fly")
+        if plan.fly is not None:
+            self.pixel_time.setValue(plan.fly.pixel_time)
+            self.oversample.setValue(plan.fly.oversample)
+            self.fly_trigger.setChecked(plan.fly.trigger)
 
     def checked_plan(self) -> ScanPlan | None:
         """The plan if it passes the profile's limits; else None, the message by its field."""
@@ -205,6 +234,11 @@ class ScanForm(QtWidgets.QWidget):
         self.ny.setValue(ny)
 
     def _changed(self) -> None:
+        flying = self.mode.currentText() == "fly"
+        for key in ("pixel_time", "oversample", "fly_trigger"):
+            self.inputs[key].setEnabled(flying)
+        for key in ("settle_tau", "dwell_tau"):
+            self.inputs[key].setEnabled(not flying)
         plan = self.checked_plan()
         if plan is None:
             self.duration.setText("–")

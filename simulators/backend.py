@@ -32,6 +32,8 @@ port (`smm-daq serve-sim`).
     stage_travel_um             the stage's own travel, sample frame (the profile's travel_um)
     supply_model                the coil supplies on their label, "BOP <volts>-<amps>[suffix]":
                                 their rating, answered in *IDN? ("BOP 20-5M")
+    bus_latency_ms              rig-clock time each message takes to reach an instrument (0)
+    bus_bytes_per_s             throughput of the replies, 0 for instant (0)
 `world_options` overrides these with SI values under the `SimulationOptions` field names, e.g.
 {"sample": VirtualSample(...), "noise_rms": 0.0}.
 """
@@ -99,6 +101,8 @@ class SimulationOptions:
     stage_controller: Controller = CONTROLLERS["C-884"]
     stage_travel: np.ndarray | None = None  # (3, 2) m, sample frame; None: the profile's
     supply_model: str = "BOP 20-5M"
+    bus_latency: float = 0.0  # s per message
+    bus_bytes_per_s: float = 0.0  # reply throughput; 0: instant
 
     @classmethod
     def from_profile(cls, profile: Profile) -> SimulationOptions:
@@ -146,6 +150,8 @@ class SimulationOptions:
                 r.string("stage_controller", "C-884", choices=tuple(CONTROLLERS))
             ],
             supply_model=r.string("supply_model", "BOP 20-5M"),
+            bus_latency=r.number("bus_latency_ms", 0.0, lo=0.0) * 1e-3,
+            bus_bytes_per_s=r.number("bus_bytes_per_s", 0.0, lo=0.0),
             stage_travel=(
                 r.array("stage_travel_um", (3, 2)) * UM
                 if "stage_travel_um" in profile.simulation
@@ -240,6 +246,28 @@ class WorldSynced(Emulator):
             self.inner.device_clear()
 
 
+class TriggerCable:
+    """The cable from the stage controller's trigger output line 1 to the lock-in's TRIG IN
+    (the profile's `[fly] trigger_wired`): each pulse the controller puts out (wave-generator
+    triggers, `CTO 1 3 4`) reaches the lock-in at its own time."""
+
+    LINE = 1
+
+    def __init__(self, stage: PIGCSEmulator, lockin: SRSLockInEmulator, now: float) -> None:
+        self.stage = stage
+        self.lockin = lockin
+        self._last = now
+
+    def advance_to(self, now: float) -> None:
+        wave = self.stage.wave
+        if wave is None or now <= self._last:
+            return
+        if wave.lines[self.LINE].params[3] == 4:  # position-distance pulses are not relayed
+            for t in wave.trigger_edges(self.LINE, self._last, now):
+                self.lockin.trigger_in(t)
+        self._last = now
+
+
 class SimulatedBackend:
     """The simulated rig behind a profile with `simulated = true`."""
 
@@ -274,12 +302,13 @@ class SimulatedBackend:
             sample_offset=options.sample_offset,
         )
         lockin = _LOCKINS[profile.lockin.link.implementation](clock, self.world, rng=lockin_rng)
+        stage = PIGCSEmulator(self.world.stage, controller=options.stage_controller)
+        if profile.fly_trigger_wired:  # before the lock-in: edges reach it in time order
+            self.world.add_listener(TriggerCable(stage, lockin, clock.now()).advance_to)
         self.world.add_listener(lockin.advance_to)
         self.emulators: dict[str, Emulator] = {
             profile.lockin.link.address: lockin,
-            profile.stage.link.address: PIGCSEmulator(
-                self.world.stage, controller=options.stage_controller
-            ),
+            profile.stage.link.address: stage,
         }
         for axis, address in enumerate(profile.coils.addresses):
             self.emulators[address] = KepcoBOPEmulator(
@@ -366,6 +395,8 @@ class SimulatedBackend:
             timeout=link.timeout_s,
             clock=self.clock,
             faults=self.faults[address],
+            latency=self.options.bus_latency,
+            bytes_per_s=self.options.bus_bytes_per_s,
         )
 
     @property

@@ -61,7 +61,9 @@ class EmulatorTransport:
     """A `Transport` onto an in-process emulator. Thread safe; one outstanding reply queue.
 
     A read with no reply waiting times out at once, advancing the virtual clock by the timeout
-    when a clock is given, as the real link would have waited.
+    when a clock is given, as the real link would have waited. With a clock, `latency` s pass
+    before each message reaches the instrument and each reply takes its length over
+    `bytes_per_s` to come back (0: instant), as on a real bus.
     """
 
     def __init__(
@@ -71,8 +73,12 @@ class EmulatorTransport:
         timeout: float = 3.0,
         clock: Clock | None = None,
         faults: Faults | None = None,
+        latency: float = 0.0,
+        bytes_per_s: float = 0.0,
     ) -> None:
         self.emulator = emulator
+        self.latency = latency
+        self.bytes_per_s = bytes_per_s
         self.timeout = timeout
         self.clock = clock
         self.faults = faults or Faults()
@@ -89,6 +95,8 @@ class EmulatorTransport:
     def write(self, message: str) -> None:
         with self._lock:
             self._check()
+            if self.clock is not None and self.latency > 0:
+                self.clock.sleep(self.latency)
             if len(message) == 1 and ord(message) in self.emulator.immediate_bytes:
                 reply = self.emulator.handle_byte(ord(message))
             else:
@@ -106,6 +114,8 @@ class EmulatorTransport:
             if not self._replies:
                 self._timed_out()
             reply = self._replies.popleft()
+            if self.clock is not None and self.bytes_per_s > 0:
+                self.clock.sleep(len(reply) / self.bytes_per_s)
             if self.faults.garbage > 0:
                 self.faults.garbage -= 1
                 return self.faults.garbage_text

@@ -15,10 +15,12 @@ full scale is the voltage sensitivity over the transimpedance gain (1e6 or 1e8 V
 other than the first sees no signal: the sensor responds linearly. Re z and Im z (X and Y) pass
 through the output low-pass filter, `poles` cascaded RC sections of the time constant (6, 12,
 18, 24 dB/oct), integrated exactly for input held constant over sub-steps no longer than one
-time constant. The sensor's white noise is added as two unit-variance Ornstein-Uhlenbeck
-processes (correlation time one time constant) scaled to density · |c| · √ENBW. An input beyond
-the input limit and an output beyond full scale latch the overload bits; outputs saturate a
-little above full scale. Channel offsets (in % of full scale) are subtracted from X, Y and R.
+time constant. The sensor's white noise passes the same cascade (`simulators.filtered_noise`,
+stepped exactly), so readings are correlated as the filter makes them and long averages
+have the variance the density promises; it is scaled to density · |c| · √ENBW per reading.
+An input beyond the input limit and an output beyond full scale latch the overload bits;
+outputs saturate a little above full scale. Channel offsets (in % of full scale) are
+subtracted from X, Y and R.
 
 Protocol. Commands are separated by ';' or sent one per message; each reply goes on its own
 line (the SR830 way: a compound query gives one terminated line per query). An unknown command
@@ -37,6 +39,7 @@ from typing import ClassVar, Protocol
 
 import numpy as np
 
+from simulators import filtered_noise
 from simulators.emulator import BinaryReply, Emulator
 from simulators.sensor_model import enbw
 from smm_daq.clock import Clock
@@ -186,7 +189,8 @@ class SRSLockInEmulator(Emulator):
         self.aux_inputs = [0.0, 0.0, 0.0, 0.0]  # V at the rear-panel aux inputs (unconnected)
         self._t = clock.now()
         self._filter = np.zeros((4, 2))  # the four RC sections, (X, Y) in output units
-        self._noise = self.rng.normal(size=2)  # unit-variance X, Y noise processes
+        self._noise = np.zeros((filtered_noise.SECTIONS, 2))  # X, Y noise through the sections
+        self._noise_tau = 0.0  # the time constant the noise state was drawn for
         self._esr = 1 << 7  # PON: set at power-on
         self._ese = self._sre = 0
         self._lias = self._liae = 0
@@ -292,8 +296,7 @@ class SRSLockInEmulator(Emulator):
         z, volts = self._demodulated(times)
         for value in z:
             self._step(value, window / k)
-        rho = math.exp(-(now - t0) / tau)
-        self._noise = rho * self._noise + math.sqrt(1 - rho * rho) * self.rng.normal(size=2)
+        self._step_noise(now - t0)
         self._latch_overloads(float(volts[-1]))
 
     def advance_to(self, now: float) -> None:
@@ -320,19 +323,41 @@ class SRSLockInEmulator(Emulator):
             [[a ** (k - j) / math.factorial(k - j) if j <= k else 0.0 for j in range(4)]
              for k in range(4)]
         )  # fmt: skip
-        rho = math.exp(-a)
-        kick = math.sqrt(1 - rho * rho) * self.rng.normal(size=(len(times), 2))
+        self._step_noise(0.0)  # the state drawn for this time constant
+        phi, root = filtered_noise.step(spacing, tau)
+        kick = root @ self.rng.normal(size=(len(times), filtered_noise.SECTIONS, 2))
         z, volts = self._demodulated(times)
         self._batch_noise_rms = self._noise_rms()  # no setting changes within the batch
         try:
             for i, t in enumerate(times):
                 self._filter = z[i] + transition @ (self._filter - z[i])
-                self._noise = rho * self._noise + kick[i]
+                self._noise = phi @ self._noise + kick[i]
                 self._t = t
                 self._latch_overloads(float(volts[i]))
                 self._store_sample(t)
         finally:
             self._batch_noise_rms = None
+
+    def _step_noise(self, h: float) -> None:
+        """Advance the noise state by h seconds (a new time constant: a fresh stationary draw,
+        as the filter's past noise is then of another bandwidth anyway)."""
+        tau = self.time_constant
+        if tau != self._noise_tau:
+            self._noise = filtered_noise.initial(tau, self.rng)
+            self._noise_tau = tau
+        if h > 0:
+            phi, root = filtered_noise.step(h, tau)
+            kick = root @ self.rng.normal(size=(filtered_noise.SECTIONS, 2))
+            self._noise = phi @ self._noise + kick
+
+    def trigger_in(self, t: float) -> None:
+        """A rising edge reaches TRIG IN at time t (≤ now) through a cable: the instrument
+        is brought up to t, then acts on it as on the TRIG command."""
+        self.advance_to(t)
+        self._trigger(t)
+
+    def _trigger(self, at: float | None = None) -> None:
+        """What a rising edge at TRIG IN does (nothing unless the model has a buffer)."""
 
     def _sample_times(self, now: float) -> Sequence[float]:
         """Times up to `now` at which the data buffer stores a sample (none by default)."""
@@ -349,7 +374,10 @@ class SRSLockInEmulator(Emulator):
 
     def _raw_outputs(self) -> tuple[float, float]:
         rms = self._batch_noise_rms if self._batch_noise_rms is not None else self._noise_rms()
-        noise = rms * self._noise
+        if self._noise_tau != self.time_constant:
+            self._step_noise(0.0)
+        noise = rms * filtered_noise.unit_scale(self.poles, self.time_constant) * self._noise[
+            self.poles - 1]
         xy = self._filter[self.poles - 1]
         return float(xy[0] + noise[0]), float(xy[1] + noise[1])
 

@@ -47,6 +47,7 @@ WAVE_GENERATOR_ACTIVE = 73
 
 READY, BUSY = "\xb1", "\xb0"
 UNIT_PARAMETER = 0x07000601
+RECORDER_POINTS = 0x16000200  # samples per record table
 
 
 @dataclass(frozen=True)
@@ -302,6 +303,8 @@ class PIGCSEmulator(Emulator):
             UNIT_PARAMETER: ("CHAR", "Axis Unit", lambda _ax: c.unit),
             0x0E000200: ("FLOAT", "Servo Update Time", lambda _ax: f"{c.servo_cycle:.9g}"),
             0x3C: ("CHAR", "Stage Name", lambda _ax: c.stage_name),
+            RECORDER_POINTS: ("INT", "Data Recorder Max Points",
+                              lambda _ax: str(c.record_points)),
         }
 
     def _help_parameters(self, _args: list[str]) -> str:

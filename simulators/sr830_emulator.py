@@ -15,8 +15,9 @@ overwriting the oldest in loop mode (SEND 1). Points are kept in the instrument'
 format (a 16-bit mantissa m and exponent e, value m · 2^(e−124)), so TRCA?, TRCB? and TRCL?
 return the same values. A binary transfer over GPIB ends with EOI; over a socket there is no
 EOI, so the emulator sends no terminator and, of the representations of a point that differ
-by at most a few units of its 15-bit mantissa, stores one whose TRCB? and TRCL? bytes hold no
-line feed: a client reading to its terminator or to its timeout gets every byte.
+by at most a few units of its 15-bit mantissa (up to 0.4 % where the float's second byte
+would be a line feed), stores one whose TRCB? and TRCL? bytes hold no line feed: a client
+reading to its terminator or to its timeout gets every byte.
 """
 
 from __future__ import annotations
@@ -73,10 +74,18 @@ def point_words(value: float) -> tuple[int, int]:
     return m, e
 
 
+_BAND_UNITS = 300  # mantissa units searched: more than half the widest 0x0A band
+_NUDGES = sorted(range(-_BAND_UNITS, _BAND_UNITS + 1), key=lambda d: (abs(d), -d))
+
+
 def storable_point(value: float) -> tuple[int, int]:
-    """The nearest point whose TRCL? and TRCB? bytes hold no line feed."""
+    """The nearest point whose TRCL? and TRCB? bytes hold no line feed.
+
+    Mostly a few units of the mantissa away; but where the 4-byte float's second byte is
+    0x0A (a band of 1/128 of each octave) the nearest such point is at the band's edge, up to
+    0.4 % away, never zero."""
     m, e = point_words(value)
-    for dm in (0, 1, -1, 2, -2, 3, -3, 4, -4):
+    for dm in _NUDGES:
         mm = m + dm
         if not -32768 <= mm <= 32767:
             continue
@@ -254,12 +263,14 @@ class SR830Emulator(SRSLockInEmulator):
             self._storage = "done"
             self._next_sample = math.inf
 
-    def _trigger(self) -> None:
+    def _trigger(self, at: float | None = None) -> None:
+        """A rising edge at TRIG IN (the TRIG command, or a wired cable at time `at`)."""
+        t = self.clock.now() if at is None else at
         self._lias |= 1 << self.TRIGGER_BIT
         if self.trigger_starts and self._storage in ("reset", "paused"):
-            self._start()
+            self._start(t)
         elif self._storage == "running" and self.sample_rate_index == SRAT_TRIGGER:
-            self._store_sample(self.clock.now())
+            self._store_sample(t)
 
     def _trace(self, args: list[str]) -> list[tuple[int, int]]:
         if len(args) != 3:
@@ -329,7 +340,7 @@ class SR830Emulator(SRSLockInEmulator):
         add("SRAT", self._srat)
         add("SEND", self._send)
         add("TSTR", self.flag("trigger_starts"))
-        add("TRIG", self.action(self._trigger))
+        add("TRIG", self.action(lambda: self._trigger()))
         add("STRT", self.action(self._start))
         add("STRD", self.action(lambda: self._start(self.clock.now() + _STRD_DELAY)))
         add("PAUS", self.action(self._pause))

@@ -238,13 +238,15 @@ class SR860Emulator(SRSLockInEmulator):
         self._capture_state = "stopped"
         self._next_sample = math.inf
 
-    def _trigger(self) -> None:
+    def _trigger(self, at: float | None = None) -> None:
+        """A rising edge at TRIG IN (the TRIG command, or a wired cable at time `at`)."""
+        t = self.clock.now() if at is None else at
         if self._capture_state == "armed":
-            self._begin(self.clock.now())
+            self._begin(t)
             if self._capture_trigger == "SAMP":
-                self._store_sample(self.clock.now())
+                self._store_sample(t)
         elif self._capture_state == "running" and self._capture_trigger == "SAMP":
-            self._store_sample(self.clock.now())
+            self._store_sample(t)
 
     def _sample_times(self, now: float) -> list[float]:
         if self._capture_state != "running" or self._next_sample > now:
@@ -351,7 +353,7 @@ class SR860Emulator(SRSLockInEmulator):
         add("COFA", self._auto_offset_command)
         add("ASCL", self.action(self._auto_gain))
         add("ARNG", self.action(self._auto_range))
-        add("TRIG", self.action(self._trigger))
+        add("TRIG", self.action(lambda: self._trigger()))
         add("CAPTURELEN", self._capture_setting("capture_kb"))
         add("CAPTURECFG", self._capture_setting("capture_config"))
         add("CAPTURERATE", self._capture_rate_command)

@@ -125,3 +125,28 @@ def test_format_duration():
     assert format_duration(12.4) == "12 s"
     assert format_duration(250) == "4 min 10 s"
     assert format_duration(2 * 3600 + 300) == "2 h 05 min"
+
+
+def test_fly_mode_makes_a_fly_plan_and_round_trips(form):
+    assert form.plan().fly is None
+    assert not form.pixel_time.isEnabled()
+    form.mode.setCurrentText("fly")
+    form.pixel_time.setValue(0.2)
+    form.oversample.setValue(16)
+    form.fly_trigger.setChecked(True)
+    plan = form.plan()
+    assert plan.fly is not None
+    assert (plan.fly.pixel_time, plan.fly.oversample, plan.fly.trigger) == (0.2, 16, True)
+    assert not form.settle_tau.isEnabled() and form.pixel_time.isEnabled()
+    form.mode.setCurrentText("step")
+    assert form.plan().fly is None
+    form.set_plan(plan)
+    assert form.mode.currentText() == "fly" and form.plan().fly == plan.fly
+
+
+def test_a_bad_fly_pixel_time_lands_by_its_field(form):
+    form.mode.setCurrentText("fly")
+    form.pixel_time.setValue(-1.0)
+    assert form.checked_plan() is None
+    assert "pixel_time_s" in form.error_text("pixel_time")
+    assert [k for k in form.errors if form.error_text(k)] == ["pixel_time"]

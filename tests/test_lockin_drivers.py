@@ -430,8 +430,8 @@ def test_external_reference_without_a_signal_unlocks() -> None:
 @pytest.mark.parametrize(
     ("old", "new", "key", "expected"),
     [
-        ("reference_phase_deg = 0.0", "reference_phase_deg = 270.0", "phase_deg", "<= 180"),
-        ("harmonic = 1", "harmonic = 0", "lockin.harmonic", ">= 1"),
+        ("reference_phase_deg = 0.0", "reference_phase_deg = 270.0", "phase_deg", "[-180, 180]"),
+        ("harmonic = 1", "harmonic = 0", "lockin.harmonic", "[1, "),
         ("harmonic = 1", "harmonic = 1.5", "lockin.harmonic", "whole"),
         ('input = "A"', 'input = "I"', "lockin.input", "'A', 'A-B'"),
         ('coupling = "AC"', 'coupling = "ac"', "lockin.coupling", "'AC', 'DC'"),

@@ -384,3 +384,14 @@ def test_buffered_step_response_is_that_of_two_rc_poles(model: str, start: str, 
     # sample 10 + m holds m intervals of input V: X = V (1 − e^(−s)(1 + s)), s = m / (rate τ)
     s = np.arange(len(x)) / (rate * 0.03)
     np.testing.assert_allclose(x, V * (1 - np.exp(-s) * (1 + s)), rtol=1e-4, atol=1e-9)
+
+
+def test_sr830_buffer_points_in_the_line_feed_band_are_nudged_not_zeroed() -> None:
+    # 4-byte floats from 0.03369 to 0.03394 V have 0x0A as their second byte; the point
+    # stored must stay within 0.4 % of the value (it once fell back to zero)
+    from simulators.sr830_emulator import point_value, storable_point
+
+    values = np.linspace(0.0335, 0.0341, 400)
+    stored = np.array([point_value(storable_point(v)) for v in values])
+    np.testing.assert_allclose(stored, values, rtol=0.004)
+    assert all(b"\n" not in struct.pack("<f", v) for v in stored)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from smm_daq.acquisition.fly.settings import FlySettings
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import Profile
 
@@ -40,6 +41,8 @@ class ScanPlan:
     odd lines backwards (no flyback); a unidirectional one returns to x0 before every line.
     At each point the sequencer waits `settle_tau` lock-in time constants after the stage is
     on target, then reads the lock-in, averaging over `dwell_tau` time constants if > 0.
+    With `fly` set, lines are flown instead (`smm_daq.acquisition.fly`); settle and dwell
+    then play no part.
     """
 
     name: str  # the entry the scan is stored in
@@ -55,6 +58,7 @@ class ScanPlan:
     settle_tau: float = DEFAULT_SETTLE_TAU
     dwell_tau: float = 0.0
     title: str = ""
+    fly: FlySettings | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "field", tuple(float(b) for b in np.ravel(self.field)))
@@ -181,6 +185,8 @@ class ScanPlan:
                 raise InputError(f"plan {key} is {getattr(self, key)!r}; expected 0 to "
                                  f"{most:g} lock-in time constants")
         check_field(self.field, profile, label="plan field")
+        if self.fly is not None:
+            self.fly.check()
         duration = self.estimate_duration(profile)
         if not duration <= MAX_DURATION_S:  # also catches an overflow to inf or NaN
             raise InputError(
@@ -200,6 +206,11 @@ class ScanPlan:
         coils = profile.coils
         currents = np.linalg.solve(coils.calibration, np.array(self.field) - coils.ambient_field)
         ramp = 2 * float(np.max(np.abs(currents))) / coils.max_ramp_rate  # up and back down
+        if self.fly is not None:  # the pixels' time, a run-up of ~20 pixel times, the y steps
+            per_fly_line = (self.nx + 20) * self.fly.pixel_time + self.step_y / stage.velocity
+            if self.raster == "unidirectional":
+                per_fly_line += (self.nx - 1) * self.step_x / stage.velocity
+            return ramp + self.ny * per_fly_line
         per_point = self.seconds_per_point(profile, time_constant)
         per_line = self.step_y / stage.velocity
         if self.raster == "unidirectional":
@@ -227,11 +238,16 @@ class ScanPlan:
         out["raster"] = self.raster
         out["settle_tau"] = self.settle_tau
         out["dwell_tau"] = self.dwell_tau
+        if self.fly is not None:
+            out["fly"] = self.fly.to_dict()
         return out
 
     def difference(self, other: ScanPlan) -> str | None:
         """The first key (human form) in which two plans differ beyond rounding, or None."""
         a, b = self.to_dict(), other.to_dict()
+        if a.get("fly") != b.get("fly"):
+            return f"fly {a.get('fly')} != {b.get('fly')}"
+        a.pop("fly", None)
         for key in a:
             va, vb = np.atleast_1d(a[key]), np.atleast_1d(b[key])
             if va.dtype.kind in "iuf" and vb.dtype.kind in "iuf":
@@ -262,6 +278,7 @@ class ScanPlan:
                 raster=str(d["raster"]),
                 settle_tau=float(d["settle_tau"]),
                 dwell_tau=float(d["dwell_tau"]),
+                fly=FlySettings.from_dict(d["fly"]) if d.get("fly") is not None else None,
             )
         except KeyError as exc:
             raise InputError(f"plan key {exc} is missing", source=source) from None

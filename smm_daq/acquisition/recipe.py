@@ -20,7 +20,10 @@
 Step kinds and their keys:
     scan        name; title, center_um (x, y), size_um (w, h), step_um (s or [sx, sy]),
                 field_uT (bx, by, bz; default: the field of the last set_field / zero_field),
-                height_um (default: the profile's sensor height), raster, settle_tau, dwell_tau
+                height_um (default: the profile's sensor height), raster, settle_tau, dwell_tau,
+                fly (true: fly the lines), pixel_time_s (fly, default 0.05), oversample
+                (fly, default 8), line_baselines (fly, default false), fly_trigger (fly:
+                the buffer started by the stage's trigger, default false)
     set_field   field_uT: set the field now; later scans without field_uT use it
     zero_field  (no keys): the same with zero field
     wait        seconds (on the rig's clock), at most MAX_WAIT_S
@@ -45,6 +48,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from smm_daq.acquisition.fly.settings import FlySettings
 from smm_daq.acquisition.plan import (
     DEFAULT_SETTLE_TAU,
     MAX_DURATION_S,
@@ -63,7 +67,8 @@ UM = 1e-6
 UT = 1e-6
 MAX_WAIT_S = 2 * 24 * 3600.0  # a wait step: e.g. overnight viscous decay, never a typo's 1e300
 SCAN_KEYS = ("name", "title", "center_um", "size_um", "step_um", "field_uT", "height_um",
-             "raster", "settle_tau", "dwell_tau")
+             "raster", "settle_tau", "dwell_tau", "fly", "pixel_time_s", "oversample",
+             "line_baselines", "fly_trigger")
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,10 @@ class ScanStep:
             settle_tau=k.get("settle_tau", DEFAULT_SETTLE_TAU),
             dwell_tau=k.get("dwell_tau", 0.0),
             title=k.get("title", ""),
+            fly=FlySettings(pixel_time=k.get("pixel_time_s", 0.05),
+                            oversample=k.get("oversample", 8),
+                            baselines=k.get("line_baselines", False),
+                            trigger=k.get("fly_trigger", False)) if k.get("fly") else None,
         )
 
 
@@ -256,6 +265,20 @@ def _scan_keys(t: _Table) -> dict[str, Any]:
     for key, most in (("settle_tau", MAX_SETTLE_TAU), ("dwell_tau", MAX_DWELL_TAU)):
         if key in tab:
             out[key] = t.number(key, lo=0.0, hi=most)
+    for key in ("fly", "line_baselines", "fly_trigger"):
+        if key in tab:
+            if not isinstance(tab[key], bool):
+                raise t.fail(key, "true or false")
+            out[key] = tab[key]
+    if "pixel_time_s" in tab:
+        out["pixel_time_s"] = t.number("pixel_time_s", lo=0.0)
+        if out["pixel_time_s"] <= 0:
+            raise t.fail("pixel_time_s", "a time > 0 s")
+    if "oversample" in tab:
+        n = tab["oversample"]
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise t.fail("oversample", "a whole number >= 1 of samples per pixel")
+        out["oversample"] = n
     return out
 
 

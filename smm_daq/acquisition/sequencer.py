@@ -13,6 +13,10 @@ and reading once more: the latch also catches transients while moving) or a read
 then the sensitivity is raised one range and the point re-read (the full scale of every point
 is stored, so the data stay consistent); only at the largest range does it pause.
 
+A plan with `fly` settings is flown instead, a line at a time (`smm_daq.acquisition.fly.scan`),
+with the same field handling, pausing at line boundaries, resuming and ending. Every scan
+adds the rig-clock seconds it ran to its entry's `rig_clock_duration`.
+
 Whatever ends the scan (finished, abort, an instrument failure, an unexpected exception,
 Ctrl-C) runs `rig.make_safe()` and then writes the final status to the file, in that order,
 before the terminal event is published.
@@ -31,6 +35,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from smm_daq.acquisition.events import ScanEvent
+from smm_daq.acquisition.fly.scan import FlyScan
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.acquisition.resumable import load_resumable
 from smm_daq.errors import (
@@ -59,7 +64,7 @@ class _Aborted(Exception):
     """Raised inside the worker to unwind at once when abort() was called."""
 
 
-class Sequencer:
+class Sequencer(FlyScan):
     """Runs one scan in a worker thread (`start`) or in the caller's thread (`run`).
 
     `rig`: an open `smm_daq.instruments.rig.Rig`. `path`: the session file (created if
@@ -109,6 +114,7 @@ class Sequencer:
         self._run_points = 0
         self._full_scale = math.nan
         self._z_pending = True
+        self._time_mark: float | None = None  # rig clock of the last `rig_clock_duration` update
 
     # -- control (any thread) -------------------------------------------------------------
 
@@ -186,6 +192,12 @@ class Sequencer:
             raise RuntimeError("a Sequencer runs one scan once")
         profile = self.rig.profile
         self.plan.validate(profile)
+        if self.plan.fly is not None:
+            try:
+                self._check_fly()
+            except InstrumentError:
+                self._make_safe()
+                raise
         if self.resume_entry:
             self._check_resumable()
             self._writer = ScanEntryWriter.reopen(self.path, self.entry)
@@ -208,6 +220,7 @@ class Sequencer:
                 profile=profile,
                 snapshot=snapshot,
                 recipe_text=self.recipe_text,
+                streams=self._fly_layout() if self.plan.fly is not None else None,
             )
         with self._cond:
             self._state = "running"
@@ -270,6 +283,7 @@ class Sequencer:
         plan, rig = self.plan, self.rig
         writer = self._writer
         assert writer is not None
+        self._time_mark = rig.clock.now()  # the duration counts the field's ramp too
         tau = self._call(rig.lockin.time_constant)
         self._full_scale = self._call(rig.lockin.sensitivity)
         self._set_field()
@@ -278,6 +292,9 @@ class Sequencer:
         self._emit("started", line=int(todo[0]) if todo.size else 0,
                    message=f"{todo.size} of {plan.ny} lines to measure")
         self._run_start = rig.clock.now()
+        if plan.fly is not None:
+            self._execute_fly(todo.tolist())
+            return
         sensor = rig.profile.sensor
         xs, ys = plan.x, plan.y
         bz = np.empty(plan.nx)
@@ -299,6 +316,7 @@ class Sequencer:
                 self._emit("point", line=iy, index=(iy, int(ix)), bz=b)
             self._check_field_held()
             writer.write_line(iy, bz, lx, ly, fs, t)
+            self._account_time()
             self._emit("line_done", line=iy)
 
     def _lines_missing(self) -> str:
@@ -308,6 +326,14 @@ class Sequencer:
             return ""
         return (f"{int(np.count_nonzero(done))} of {self.plan.ny} lines are stored; the scan "
                 "is not finished")
+
+    def _account_time(self) -> None:
+        """Add the rig-clock time since the last mark to the entry's `rig_clock_duration`."""
+        if self._time_mark is None or self._writer is None:
+            return
+        now = self.rig.clock.now()
+        self._writer.add_duration(now - self._time_mark)
+        self._time_mark = now
 
     def _check_field_held(self) -> None:
         """Before a line is stored: the coils still make the plan's field.
@@ -465,6 +491,10 @@ class Sequencer:
 
     def _finish(self, status: str, message: str) -> None:
         self._make_safe()
+        try:
+            self._account_time()
+        except Exception as exc:  # the final status below matters more
+            self.notes.append(f"the scan's duration could not be written: {exc}")
         if self.safety_problems:
             message = (message + "; " if message else "") + "rig NOT safe: " + "; ".join(
                 self.safety_problems) + ". " + safe_command_hint(self.rig.profile)

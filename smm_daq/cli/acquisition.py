@@ -20,6 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from smm_daq.acquisition.events import ScanEvent
+from smm_daq.acquisition.fly.settings import FlySettings
 from smm_daq.acquisition.plan import DEFAULT_SETTLE_TAU, MAX_DWELL_TAU, MAX_SETTLE_TAU, ScanPlan
 from smm_daq.acquisition.recipe import check_recipe, load_recipe, run_recipe
 from smm_daq.acquisition.resumable import load_resumable
@@ -189,9 +190,17 @@ def cmd_scan(args: argparse.Namespace) -> int:
     field = floats("--field-uT", args.field_uT, 3)
     within("--settle-tau", args.settle_tau, 0.0, MAX_SETTLE_TAU, " lock-in time constants")
     within("--dwell-tau", args.dwell_tau, 0.0, MAX_DWELL_TAU, " lock-in time constants")
+    fly = None
+    if args.fly:
+        positive("--pixel-time-s", args.pixel_time_s)
+        if args.oversample < 1:
+            raise InputError(f"--oversample is {args.oversample!r}; expected a whole number "
+                             ">= 1 of lock-in samples per pixel")
+        fly = FlySettings(pixel_time=args.pixel_time_s, oversample=args.oversample,
+                          baselines=args.line_baselines, trigger=args.fly_trigger)
     profile = load_profile(args.profile)
     with _plan_options():
-        plan = _scan_plan(args, cx, cy, w, h, step, field, profile)
+        plan = _scan_plan(args, cx, cy, w, h, step, field, profile, fly)
         plan.validate(profile)
     print(f"scan '{plan.name}': {plan.nx} × {plan.ny} points, field {_vec_ut(np.array(plan.field))}"
           f", estimated {format_duration(plan.estimate_duration(profile))} of instrument time",
@@ -225,7 +234,8 @@ def _plan_options() -> Iterator[None]:
 
 
 def _scan_plan(args: argparse.Namespace, cx: float, cy: float, w: float, h: float,
-               step: tuple[float, ...], field: tuple[float, ...], profile: Profile) -> ScanPlan:
+               step: tuple[float, ...], field: tuple[float, ...], profile: Profile,
+               fly: FlySettings | None) -> ScanPlan:
     return ScanPlan.from_center(
         args.name,
         (cx * UM, cy * UM),
@@ -237,6 +247,7 @@ def _scan_plan(args: argparse.Namespace, cx: float, cy: float, w: float, h: floa
         settle_tau=args.settle_tau,
         dwell_tau=args.dwell_tau,
         title=args.title,
+        fly=fly,
     )
 
 
@@ -396,6 +407,19 @@ def register(sub: argparse._SubParsersAction) -> None:
                         f"{DEFAULT_SETTLE_TAU:g})")
     p.add_argument("--dwell-tau", type=float, default=0.0,
                    help="time constants to average over at each point (default 0: one reading)")
+    p.add_argument("--fly", action="store_true",
+                   help="fly the lines at constant velocity, the lock-in buffered in time "
+                        "(settle and dwell then play no part)")
+    p.add_argument("--pixel-time-s", type=float, default=0.05, metavar="S",
+                   help="fly: seconds per pixel (default 0.05); the lock-in time constant is "
+                        "set to at most a fifth of it")
+    p.add_argument("--oversample", type=int, default=8, metavar="N",
+                   help="fly: lock-in samples per pixel at least (default 8)")
+    p.add_argument("--fly-trigger", action="store_true",
+                   help="fly: start the lock-in's buffer on the stage's trigger edge (needs "
+                        "the profile's [fly] trigger_wired = true); else by software")
+    p.add_argument("--line-baselines", action="store_true",
+                   help="fly: subtract each line's median (slow drift between lines)")
     _add_run_options(p)
     p.set_defaults(func=cmd_scan)
 

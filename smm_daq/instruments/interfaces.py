@@ -164,3 +164,90 @@ class Magnetometer(Instrument):
     @abstractmethod
     def read_field(self) -> np.ndarray:
         """The field (3,) in T."""
+
+
+# -- optional capabilities for fly scans ---------------------------------------------------
+# A driver that can take part in a fly scan also derives from these; the sequencer checks
+# `isinstance(rig.lockin, BufferedLockIn)` and `isinstance(rig.stage, FlyStage)` before it
+# accepts a fly plan.
+
+
+@dataclass(frozen=True)
+class BufferLimits:
+    """What a lock-in's data buffer can do: its length (samples per channel), the sample
+    rates it offers (Hz, ascending), its time constants (s, ascending) and filter poles."""
+
+    points: int
+    rates: tuple[float, ...]
+    time_constants: tuple[float, ...]
+    poles: int
+
+
+@dataclass(frozen=True)
+class BufferTrace:
+    """X and Y (V) as the buffer stored them, `rate` Hz apart; sample k was taken
+    (k + 1)/rate after the buffer started."""
+
+    rate: float
+    x: np.ndarray
+    y: np.ndarray
+
+    def times(self, start: float) -> np.ndarray:
+        """Sample times (s) on the rig clock, for a buffer started at `start`."""
+        return start + (np.arange(self.x.size) + 1.0) / self.rate
+
+
+class BufferedLockIn(ABC):
+    """A lock-in that stores X and Y at a fixed rate into its own buffer."""
+
+    @abstractmethod
+    def buffer_limits(self) -> BufferLimits:
+        """The buffer's length and rates, and the filter's time constants and poles."""
+
+    @abstractmethod
+    def configure_buffer(self, rate: float) -> float:
+        """Store X and Y at the smallest offered rate at or above `rate` (Hz), one shot
+        (stop when full); returns the rate set. RangeError above the highest rate."""
+
+    @abstractmethod
+    def start_buffer(self, *, on_trigger: bool) -> float | None:
+        """Clear the buffer and start storing now, or (`on_trigger`) at the next edge on
+        the trigger input. Returns the rig-clock time storage started (as the start message
+        left), or None when armed or when the driver has no clock."""
+
+    @abstractmethod
+    def read_buffer(self) -> BufferTrace:
+        """Stop storing and read back every stored sample."""
+
+
+@dataclass(frozen=True)
+class RecordedMotion:
+    """Where the stage actually was (sample-frame x, m) at times `t` (s, rig clock)."""
+
+    t: np.ndarray
+    x: np.ndarray
+
+
+class FlyStage(ABC):
+    """A stage that moves along x at a constant velocity while recording its position."""
+
+    @abstractmethod
+    def velocity_limit(self) -> float:
+        """The largest velocity (m/s) the stage accepts."""
+
+    @abstractmethod
+    def recorder_points(self) -> int:
+        """Samples the position recorder holds per record."""
+
+    @abstractmethod
+    def trigger_output(self) -> bool:
+        """True when `fly_x` pulses trigger output line 1 as the constant velocity starts."""
+
+    @abstractmethod
+    def fly_x(self, x_end: float, velocity: float, duration: float) -> float:
+        """Start recording x (enough samples for `duration` s) and move along x to `x_end` at
+        `velocity` m/s, without waiting; returns the rig-clock time the motion started."""
+
+    @abstractmethod
+    def read_recorded(self, start: float) -> RecordedMotion:
+        """The recorded x positions since the motion that started at `start` (rig clock)."""

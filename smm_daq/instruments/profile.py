@@ -142,6 +142,9 @@ class Profile:
     # The coil settings as the profile writes them, before a stored calibration is laid over
     # them: the simulator builds its "true" coils from these, so calibrating does not move them.
     coils_as_written: CoilSettings | None = None
+    # [fly] trigger_wired: the stage controller's trigger output is cabled to the lock-in's
+    # TRIG IN, so a fly line's buffer can start on the stage's edge
+    fly_trigger_wired: bool = False
 
     def fingerprint(self) -> dict[str, Any]:
         """What must match for a scan to be resumed with this profile (hardware and geometry)."""
@@ -474,6 +477,11 @@ def parse_profile(text: str, path: Path) -> Profile:
         raise top.fail("simulation", simulation, "a table")
     if simulation and not simulated:
         raise InputError("a [simulation] table needs rig.simulated = true", source=source)
+    fly_table = top.sub("fly", required=False)
+    trigger_wired = False
+    if fly_table is not None:
+        trigger_wired = fly_table.boolean("trigger_wired", False)
+        fly_table.check_unknown()
     profile = Profile(
         path=path,
         name=name,
@@ -487,6 +495,7 @@ def parse_profile(text: str, path: Path) -> Profile:
         simulation=simulation,
         text=text,
         coils_as_written=coils_as_written,
+        fly_trigger_wired=trigger_wired,
     )
     top.check_unknown()
     return profile

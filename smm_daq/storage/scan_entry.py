@@ -20,6 +20,12 @@ Beyond the map core of `smm_daq.storage.nexus`, a scan entry holds:
       instrument/stage_x, _y, _z  NXpositioner: value (the axis; z the height), soft limits
       instrument/calibration coil matrix (3, 3) T/A, ambient field (3,) T
       instrument/snapshot    the rig's snapshot at the start, as JSON and as groups
+      rig_clock_duration     s of rig-clock time spent scanning (summed over resumes; a float,
+                             so not NeXus' integer `duration`)
+      fly_streams            (flown scans) NXcollection of each line's raw streams, NaN-padded:
+                             time, lockin_x, lockin_y (ny, samples); position_time,
+                             position_x (ny, recorder points); lag (ny,) s used to place them;
+                             settings (JSON: time constant, poles, rate, velocity, run-up)
 """
 
 from __future__ import annotations
@@ -135,8 +141,12 @@ class ScanEntryWriter:
         profile: Profile,
         snapshot: Mapping[str, Any],
         recipe_text: str = "",
+        streams: tuple[int, int, str] | None = None,
     ) -> ScanEntryWriter:
-        """Lay out a new scan entry (InputError if `name` exists or the file cannot take it)."""
+        """Lay out a new scan entry (InputError if `name` exists or the file cannot take it).
+
+        `streams`: for a flown scan, (lock-in samples, recorder points) per line and the fly
+        settings as JSON, to lay out `fly_streams`."""
         p = Path(path)
         check_entry_name(name, source=str(p))
         require_swmr_format(p)
@@ -179,6 +189,11 @@ class ScanEntryWriter:
                     str(profile.path))
                 entry.create_dataset("profile_fingerprint", data=fingerprint_text(profile),
                                      dtype=TEXT)
+                duration = entry.create_dataset("rig_clock_duration", data=0.0)
+                duration.attrs["units"] = "s"
+                duration.attrs["long_name"] = "rig-clock time spent scanning (s)"
+                if streams is not None:
+                    cls._layout_streams(entry, len(y), *streams)
             except BaseException:
                 if staged in f:
                     del f[staged]
@@ -187,6 +202,26 @@ class ScanEntryWriter:
             f.move(staged, name)
             f.attrs["default"] = name
         return cls(p, name, np.zeros(len(y), dtype=bool))
+
+    @staticmethod
+    def _layout_streams(entry: h5py.Group, ny: int, samples: int, recorded: int,
+                        settings: str) -> None:
+        g = set_nx(entry.create_group("fly_streams"), "NXcollection")
+        for key, n, units, long_name in (
+            ("time", samples, "s", "lock-in sample time on the rig clock (s)"),
+            ("lockin_x", samples, "V", "lock-in X (V)"),
+            ("lockin_y", samples, "V", "lock-in Y (V)"),
+            ("position_time", recorded, "s", "recorded position's time on the rig clock (s)"),
+            ("position_x", recorded, "m", "recorded stage x (m)"),
+        ):
+            ds = g.create_dataset(key, shape=(ny, n), dtype="f8", chunks=(1, n),
+                                  fillvalue=np.nan)
+            ds.attrs["units"] = units
+            ds.attrs["long_name"] = long_name
+        lag = g.create_dataset("lag", shape=(ny,), dtype="f8", fillvalue=np.nan)
+        lag.attrs["units"] = "s"
+        lag.attrs["long_name"] = "delay of a reading behind the field, used to place it (s)"
+        g.create_dataset("settings", data=settings, dtype=TEXT)
 
     @staticmethod
     def _layout_scan(entry: h5py.Group, ny: int, nx: int, profile: Profile,
@@ -252,11 +287,23 @@ class ScanEntryWriter:
         return cls(p, name, line_done)
 
     def write_line(self, iy: int, bz: np.ndarray, x: np.ndarray, y: np.ndarray,
-                   full_scale: np.ndarray, t: np.ndarray) -> None:
-        """Store line `iy` and flush it, then mark it done and flush again."""
+                   full_scale: np.ndarray, t: np.ndarray,
+                   streams: Mapping[str, np.ndarray] | None = None) -> None:
+        """Store line `iy` (and, flown, its raw `streams`: the `fly_streams` datasets by
+        name, each line shorter than the layout NaN-padded) and flush it, then mark it
+        done and flush again."""
         with writing(self.path, create=False, swmr=True) as f:
             g = f[self.name]
             data = g["data"]
+            for key, values in (streams or {}).items():
+                ds = g["fly_streams"][key]
+                if ds.ndim == 1:
+                    ds[iy] = values
+                    continue
+                row = np.full(ds.shape[1], np.nan)
+                n = min(np.size(values), row.size)
+                row[:n] = np.asarray(values, dtype=float)[:n]
+                ds[iy] = row
             data["Bz"][iy] = bz
             data["lockin_x"][iy] = x
             data["lockin_y"][iy] = y
@@ -266,6 +313,13 @@ class ScanEntryWriter:
             data["line_done"][iy] = True
             g["end_time"][()] = now_iso()  # where an interrupted scan ended
         self.line_done[iy] = True
+
+    def add_duration(self, seconds: float) -> None:
+        """Add rig-clock seconds spent scanning (files of earlier versions have no record)."""
+        with writing(self.path, create=False, swmr=True) as f:
+            g = f[self.name]
+            if "rig_clock_duration" in g:
+                g["rig_clock_duration"][()] = float(g["rig_clock_duration"][()]) + seconds
 
     def set_measured_field(self, b: np.ndarray) -> None:
         with writing(self.path, create=False, swmr=True) as f:

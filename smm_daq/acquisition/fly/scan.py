@@ -1,0 +1,218 @@
+"""The fly path of the sequencer: each line flown at constant velocity and reconstructed.
+
+Per line: move to the run-up start (the first line also to the plan's height), start the
+lock-in's buffer (by software, or armed for the stage's trigger edge where the cable is
+wired), move along x at constant velocity while the stage records its position, read both
+back, place each sample at the recorded position at its time less the lag
+(`reconstruct.sample_positions`), average the samples in each pixel, and write the line with
+its raw streams. The lag is the filter's model lag, refined from adjacent forward and backward
+lines once two exist and kept only where it fits them clearly better; the lag used is stored
+per line, so a map can be rebinned from the streams later.
+
+Lines are the unit of pausing, resuming and aborting, exactly as for a step scan: a line
+interrupted midway is flown again.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from smm_daq.acquisition.fly.reconstruct import (
+    LineStreams,
+    bin_line,
+    lag_mismatch,
+    refine_lag,
+    sample_positions,
+)
+from smm_daq.acquisition.fly.settings import FlyLine, plan_line
+from smm_daq.errors import InputError, InstrumentTimeout
+from smm_daq.instruments.interfaces import BufferedLockIn, FlyStage
+
+if TYPE_CHECKING:
+    from smm_daq.acquisition.fly.settings import FlySettings
+
+REFINE_LINES = 8  # the most recent lines the lag is refined over
+ADOPT_BELOW = 0.9  # a refined lag is kept when its mismatch is below this × the model's
+SIGNAL_ABOVE = 1.25  # ... and the mismatch at the search's ends is above this × its own
+WAIT_SLICE_S = 0.25  # the wait for a line's end is cut into slices to notice an abort
+LINE_TIMEOUT_FACTOR = 1.5  # the motion must end within this × its duration + 1 s
+
+
+class FlyScan:
+    """Mixed into `Sequencer`: the checks and the line loop of a flown plan."""
+
+    # It uses the Sequencer's rig, plan, writer, counters and helpers (_call, _checkpoint,
+    # _pause_and_wait, _raise_range, _check_field_held, _account_time, _emit).
+    rig: Any
+    plan: Any
+    _fly: FlyLine | None = None
+
+    def _check_fly(self) -> FlyLine:
+        """The fly line, checked against the lock-in's buffer, the stage's velocity and
+        travel; InputError naming the limit (before anything moves)."""
+        rig, plan = self.rig, self.plan
+        fly: FlySettings = plan.fly
+        if not isinstance(rig.lockin, BufferedLockIn):
+            raise InputError(f"fly scans need a lock-in with a data buffer; "
+                             f"{type(rig.lockin).__name__} has none")
+        if not isinstance(rig.stage, FlyStage):
+            raise InputError(f"fly scans need a stage that records its position; "
+                             f"{type(rig.stage).__name__} does not")
+        if fly.trigger and not rig.profile.fly_trigger_wired:
+            raise InputError("the fly plan starts the lock-in by the stage's trigger, but the "
+                             "profile does not say the cable is wired ([fly] trigger_wired)")
+        if fly.trigger and not self._call(rig.stage.trigger_output):
+            raise InputError("the fly plan starts the lock-in by the stage's trigger, but "
+                             "this stage controller puts out no trigger for a fly line")
+        line = plan_line(fly, plan.step_x, plan.nx, self._call(rig.lockin.buffer_limits),
+                         self._call(rig.stage.velocity_limit),
+                         self._call(rig.stage.recorder_points))
+        tmin, tmax = rig.profile.stage.travel[0]
+        lo, hi = plan.x[0] - line.run_up, plan.x[-1] + line.run_up
+        if lo < tmin or hi > tmax:
+            raise InputError(
+                f"a fly line runs from {lo * 1e6:g} to {hi * 1e6:g} µm with its run-up "
+                f"({line.run_up * 1e6:g} µm each side), beyond the stage x travel "
+                f"{tmin * 1e6:g} .. {tmax * 1e6:g} µm (move the region inward)")
+        self._fly = line
+        return line
+
+    def _fly_layout(self) -> tuple[int, int, str]:
+        line = self._fly
+        assert line is not None
+        settings = {"time_constant_s": line.time_constant, "poles": line.poles,
+                    "rate_Hz": line.rate, "velocity_m_per_s": line.velocity,
+                    "model_lag_s": line.lag, "run_up_m": line.run_up,
+                    "line_duration_s": line.duration}
+        recorded = self._call(self.rig.stage.recorder_points)
+        return line.samples + 16, recorded, json.dumps(settings, sort_keys=True)
+
+    def _execute_fly(self, todo: list[int]) -> None:
+        rig, _plan = self.rig, self.plan
+        line = self._fly
+        assert line is not None
+        self._call(rig.lockin.set_time_constant, line.time_constant)
+        tau = self._call(rig.lockin.time_constant)
+        if not math.isclose(tau, line.time_constant, rel_tol=1e-6):
+            raise InputError(f"the lock-in took time constant {tau:g} s for "
+                             f"{line.time_constant:g} s")
+        self._call(rig.lockin.configure_buffer, line.rate)
+        history: list[LineStreams] = []
+        lag = line.lag
+        for iy in todo:
+            self._line = iy
+            while True:
+                self._checkpoint()
+                streams, trace_x, trace_y, t_pos, x_pos = self._fly_once(iy)
+                problem = self._range_problem_fly(trace_x, trace_y)
+                if problem is None:
+                    break
+                if self.auto_range and self._raise_range(problem):
+                    continue
+                self._pause_and_wait(problem)
+            history = [*history, streams][-REFINE_LINES:]
+            lag = self._lag(history, lag)
+            self._store_fly_line(iy, streams, trace_x, trace_y, t_pos, x_pos, lag)
+
+    def _fly_once(self, iy: int) -> tuple[LineStreams, np.ndarray, np.ndarray, np.ndarray,
+                                         np.ndarray]:
+        rig, plan, line = self.rig, self.plan, self._fly
+        assert line is not None
+        forward = int(plan.line_order(iy)[0]) == 0
+        lo, hi = plan.x[0] - line.run_up, plan.x[-1] + line.run_up
+        start, end = (lo, hi) if forward else (hi, lo)
+        y = float(plan.y[iy])
+        if self._z_pending:
+            self._call(rig.stage.move_to, start, y, plan.height)
+            self._z_pending = False
+        else:
+            self._call(rig.stage.move_to, start, y)
+        before = rig.clock.now()
+        started = self._call(rig.lockin.start_buffer, on_trigger=plan.fly.trigger)
+        buffer_start = before if started is None else started
+        motion_start = self._call(rig.stage.fly_x, end, line.velocity, line.duration)
+        if plan.fly.trigger:
+            buffer_start = motion_start  # the stage's trigger edge starts the buffer
+        try:
+            self._wait_motion(line.duration)
+        finally:
+            self._call(rig.stage.set_velocity, rig.profile.stage.velocity)
+        trace = self._call(rig.lockin.read_buffer)
+        motion = self._call(rig.stage.read_recorded, motion_start)
+        sensor = rig.profile.sensor
+        volts = trace.x if sensor.channel == "X" else np.hypot(trace.x, trace.y)
+        bz = (volts - sensor.offset_V) / sensor.sensitivity_V_per_T
+        streams = LineStreams(t=trace.times(buffer_start), bz=bz, t_pos=motion.t,
+                              x_pos=motion.x, forward=forward)
+        return streams, trace.x, trace.y, motion.t, motion.x
+
+    def _wait_motion(self, duration: float) -> None:
+        """Wait out the line on the rig clock, noticing an abort between slices."""
+        clock, stage = self.rig.clock, self.rig.stage
+        deadline = clock.now() + LINE_TIMEOUT_FACTOR * duration + 1.0
+        end = clock.now() + duration
+        while clock.now() < end:
+            self._checkpoint(pausable=False)
+            clock.sleep(min(WAIT_SLICE_S, end - clock.now()))
+        while not self._call(stage.on_target):
+            if clock.now() >= deadline:
+                raise InstrumentTimeout(f"the fly line did not end within "
+                                        f"{deadline - end + duration:.3g} s", instrument="stage")
+            self._checkpoint(pausable=False)
+            clock.sleep(0.01)
+
+    def _range_problem_fly(self, x: np.ndarray, y: np.ndarray) -> str | None:
+        rig = self.rig
+        if self._call(rig.lockin.overloaded):
+            return "lock-in overload during the fly line"
+        limit = rig.profile.lockin.overrange_fraction * self._full_scale
+        worst = float(np.max(np.abs(np.concatenate([x, y])))) if x.size else 0.0
+        if worst > limit:
+            return (f"lock-in reading {worst:.4g} V is beyond "
+                    f"{rig.profile.lockin.overrange_fraction:.0%} of the "
+                    f"{self._full_scale:.4g} V full scale")
+        return None
+
+    def _lag(self, history: list[LineStreams], current: float) -> float:
+        """The lag refined over the recent lines, kept only where it fits them clearly
+        better than the model's and the lines hold enough signal for the fit to mean
+        something (on a blank region the mismatch is flat noise, and the model stands)."""
+        line = self._fly
+        assert line is not None
+        if not any(a.forward != b.forward for a, b in itertools.pairwise(history)):
+            return current
+        span = max(self.plan.fly.pixel_time, 2 * line.time_constant)
+        refined = refine_lag(history, line.lag, span)
+        best = lag_mismatch(history, refined)
+        ends = min(lag_mismatch(history, line.lag - span), lag_mismatch(history, line.lag + span))
+        if best < ADOPT_BELOW * lag_mismatch(history, line.lag) and ends > SIGNAL_ABOVE * best:
+            return refined
+        return line.lag
+
+    def _store_fly_line(self, iy: int, streams: LineStreams, x: np.ndarray, y: np.ndarray,
+                        t_pos: np.ndarray, x_pos: np.ndarray, lag: float) -> None:
+        plan = self.plan
+        where = sample_positions(streams, lag)
+        bz, _ = bin_line(where, streams.bz, plan.x)
+        lx, _ = bin_line(where, x, plan.x)
+        ly, _ = bin_line(where, y, plan.x)
+        t, _ = bin_line(where, streams.t, plan.x)
+        if plan.fly.baselines and np.isfinite(bz).any():
+            bz = bz - np.nanmedian(bz)
+        fs = np.full(plan.nx, self._full_scale)
+        self._check_field_held()
+        self._writer.write_line(  # type: ignore[attr-defined]
+            iy, bz, lx, ly, fs, t,
+            streams={"time": streams.t, "lockin_x": x, "lockin_y": y,
+                     "position_time": t_pos, "position_x": x_pos, "lag": np.float64(lag)})
+        self._account_time()
+        self._points_done += plan.nx
+        self._run_points += plan.nx
+        for ix in plan.line_order(iy).tolist():
+            self._emit("point", line=iy, index=(iy, int(ix)), bz=float(bz[ix]))
+        self._emit("line_done", line=iy)

@@ -1,0 +1,108 @@
+"""How a plan is flown, and the check of a flown plan against the instruments' limits.
+
+A fly plan scans each line at constant velocity v = step_x / pixel_time over the plan's
+pixels plus a run-up at each end (long enough for the stage's motion and the lock-in's filter
+to be steady before the first pixel), the lock-in storing X and Y at a fixed rate of at least
+`oversample` samples per pixel with a time constant of at most pixel_time / 5 (the filter is
+then only an anti-alias filter, `smm_daq.acquisition.fly.noise`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from smm_daq.acquisition.fly.reconstruct import model_lag
+from smm_daq.errors import InputError
+from smm_daq.instruments.interfaces import BufferLimits
+
+TAU_FRACTION = 5.0  # τ ≤ pixel time / TAU_FRACTION
+RUN_UP_TAUS = 10.0  # run-up beyond the filter lag, in time constants
+
+
+@dataclass(frozen=True)
+class FlySettings:
+    """`pixel_time` s per pixel; `oversample` lock-in samples per pixel at least;
+    `trigger` True when the stage's trigger output is wired to the lock-in's TRIG IN (the
+    buffer then starts on the edge instead of by software); `baselines` subtracts each line's
+    median (slow drift between lines) from the stored map."""
+
+    pixel_time: float
+    oversample: int = 8
+    trigger: bool = False
+    baselines: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"pixel_time_s": self.pixel_time, "oversample": self.oversample,
+                "trigger": self.trigger, "baselines": self.baselines}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> FlySettings:
+        return cls(pixel_time=float(d["pixel_time_s"]), oversample=int(d["oversample"]),
+                   trigger=bool(d.get("trigger", False)), baselines=bool(d.get("baselines", False)))
+
+    def check(self) -> None:
+        """InputError for values no instrument could fly."""
+        if not (math.isfinite(self.pixel_time) and self.pixel_time > 0):
+            raise InputError(f"fly pixel_time_s is {self.pixel_time!r}; expected a time > 0 s")
+        if isinstance(self.oversample, bool) or self.oversample < 1:
+            raise InputError(f"fly oversample is {self.oversample!r}; expected a whole "
+                             "number >= 1 of samples per pixel")
+
+
+@dataclass(frozen=True)
+class FlyLine:
+    """What every line of a fly plan uses: time constant τ (s), filter poles, buffer rate
+    (Hz), velocity (m/s), model lag (s), run-up (m), the line's duration (s) and samples."""
+
+    time_constant: float
+    poles: int
+    rate: float
+    velocity: float
+    lag: float
+    run_up: float
+    duration: float
+    samples: int
+
+
+def plan_line(fly: FlySettings, step_x: float, nx: int, limits: BufferLimits,
+              velocity_limit: float, recorder_points: int) -> FlyLine:
+    """The line every fly line will be, checked against the lock-in's buffer and the stage's
+    velocity; InputError naming the limit it breaks (before anything moves)."""
+    fly.check()
+    wanted_tau = fly.pixel_time / TAU_FRACTION
+    taus = [t for t in limits.time_constants if t <= wanted_tau * (1 + 1e-9)]
+    if not taus:
+        raise InputError(
+            f"fly pixel_time_s {fly.pixel_time:g} s needs a lock-in time constant <= "
+            f"{wanted_tau:g} s (pixel time / {TAU_FRACTION:g}); the lock-in's shortest is "
+            f"{limits.time_constants[0]:g} s")
+    tau = max(taus)
+    wanted_rate = fly.oversample / fly.pixel_time
+    rates = [r for r in limits.rates if r >= wanted_rate * (1 - 1e-9)]
+    if not rates:
+        raise InputError(
+            f"fly oversample {fly.oversample} at pixel_time_s {fly.pixel_time:g} s needs "
+            f"{wanted_rate:g} samples/s; the lock-in buffer's highest rate is "
+            f"{limits.rates[-1]:g} Hz (a longer pixel time or fewer samples per pixel)")
+    rate = min(rates)
+    velocity = step_x / fly.pixel_time
+    if velocity > velocity_limit * (1 + 1e-9):
+        raise InputError(
+            f"fly speed {velocity * 1e3:g} mm/s (step_x / pixel_time_s) exceeds the stage's "
+            f"maximum velocity {velocity_limit * 1e3:g} mm/s; a longer pixel time")
+    lag = model_lag(tau, limits.poles)
+    run_up = velocity * (lag + RUN_UP_TAUS * tau) + step_x
+    duration = (nx * step_x + 2 * run_up) / velocity
+    samples = math.ceil(duration * rate) + 1
+    if samples > limits.points:
+        raise InputError(
+            f"a fly line of {nx} pixels takes {duration:.4g} s with its run-up, "
+            f"{samples} samples at {rate:g} Hz: more than the lock-in buffer's "
+            f"{limits.points} points (fewer pixels per line, or a shorter pixel_time_s)")
+    if recorder_points < 2:
+        raise InputError(f"the stage's position recorder holds {recorder_points} points; "
+                         "a fly line needs at least 2")
+    return FlyLine(tau, limits.poles, rate, velocity, lag, run_up, duration, samples)
