@@ -7,11 +7,12 @@ square cond(Q): thick, dense samples reach cond(Q) ~ 1e9 with columns scaled to 
 (300 × 300 × 75 µm at 1e5 grains/mm³), where the normal equations in double precision lose
 the deep grains (half of them came out "unresolved", and grains they did solve moved by up to
 2.8 SD) while R keeps them, with large but finite, correct uncertainties. R is solved in
-columns scaled to unit norm; the covariance (QᵀQ)⁻¹ = R⁻¹R⁻ᵀ is formed only in its 3 × 3
-diagonal blocks. When R is singular to working precision a warning is given and the SVD's
-pseudo-inverse is used, with the grains touching its null space reported as unresolved
-(infinite standard deviations). Optional Tikhonov damping adds λ·mean(‖Q[:, j]‖²)·‖x‖² to the
-misfit (covariance then by the sandwich formula).
+columns scaled to unit norm; the covariance (QᵀQ)⁻¹ = R⁻¹R⁻ᵀ is formed only in its diagonal
+blocks, one per grain (3 × 3 for a magnetization, k × k for k multipole coefficients). When
+R is singular to working precision a warning is given and the SVD's pseudo-inverse is used,
+with the grains touching its null space reported as unresolved (infinite standard deviations).
+Optional Tikhonov damping adds λ·mean(‖Q[:, j]‖²)·‖x‖² to the misfit
+(covariance then by the sandwich formula).
 """
 
 from __future__ import annotations
@@ -186,20 +187,21 @@ class Solution:
     condition_number: float
 
 
-def _grain_blocks(w: np.ndarray) -> np.ndarray:
-    """Diagonal 3 × 3 blocks of W Wᵀ for W (n, k), n = 3G."""
-    rows = w.reshape(-1, 3, w.shape[1])
+def _grain_blocks(w: np.ndarray, per_grain: int = 3) -> np.ndarray:
+    """Diagonal k × k blocks of W Wᵀ for W (n, m), n = kG, k = per_grain."""
+    rows = w.reshape(-1, per_grain, w.shape[1])
     return np.einsum("gik,gjk->gij", rows, rows)
 
 
-def solve_triangle(tri: Triangle, damping: float = 0.0) -> Solution:
+def solve_triangle(tri: Triangle, damping: float = 0.0, per_grain: int = 3) -> Solution:
     """Least squares from the accumulated triangle, in columns scaled to unit norm.
 
     cond(Q) is LAPACK's 1-norm estimate from R. When the scaled R is singular to working
     precision a SingularWarning is given and its SVD yields the pseudo-inverse solution, the
     grains touching the null space reported as unresolved. Damping λ (relative to the mean
     ‖Q[:, j]‖²) adds λ‖x‖² to the misfit; the covariance is then the sandwich
-    (QᵀQ + λI)⁻¹ QᵀQ (QᵀQ + λI)⁻¹.
+    (QᵀQ + λI)⁻¹ QᵀQ (QᵀQ + λI)⁻¹. per_grain: unknowns per grain (3 for a magnetization,
+    8 or 15 for multipoles), the size of the covariance blocks.
     """
     n = tri.c.size
     norms = tri.column_norms
@@ -234,12 +236,12 @@ def solve_triangle(tri: Triangle, damping: float = 0.0) -> Solution:
         y = w @ (u[:, good].T @ tri.c)
         warnings.warn(
             f"Q is singular to working precision ({int(np.sum(~good))} of {n} directions "
-            f"unresolved); falling back to the pseudo-inverse: the magnetizations of "
-            f"{int(np.sum(unresolved.reshape(-1, 3).any(axis=1)))} grain(s) are not determined "
-            "by this map (their standard deviations are reported as infinite)",
+            f"unresolved); falling back to the pseudo-inverse: the unknowns of "
+            f"{int(np.sum(unresolved.reshape(-1, per_grain).any(axis=1)))} grain(s) are not "
+            "determined by this map (their standard deviations are reported as infinite)",
             SingularWarning, stacklevel=3,
         )
-    blocks = _grain_blocks(w * scale[:, None])
+    blocks = _grain_blocks(w * scale[:, None], per_grain)
     return Solution(y * scale, blocks, unresolved, cond)
 
 
