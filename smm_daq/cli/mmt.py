@@ -1,7 +1,9 @@
-"""`smm-daq mmt invert | synth | study` and `smm-daq import mmt-scan`.
+"""`smm-daq mmt invert | synth | study` and `smm-daq import mmt-scan | mpe`.
 
 `register` adds the `mmt` group; other modules extend it through its sub-parsers
-(`smm_daq.cli.mmt_study`: `mmt study`, and `--tile-um` / `--scheduler` on `mmt invert`).
+(`smm_daq.cli.mmt_study`: `mmt study`, and `--tile-um` / `--scheduler` on `mmt invert`;
+`smm_daq.cli.mmt_models`: point grains, grain models, joint inversions and masks on `mmt invert`,
+point-source samples on `mmt synth`, and `import mpe`).
 """
 
 from __future__ import annotations
@@ -17,11 +19,21 @@ from pathlib import Path
 
 import numpy as np
 
-from smm_daq.analysis.grains import FORMATS, read_grains, write_grains_csv
+from smm_daq.analysis.grains import read_grains, write_grains_csv
 from smm_daq.analysis.mmt import synth
 from smm_daq.analysis.mmt.formats.community import read_mmt_scan
 from smm_daq.analysis.mmt.solver.inversion import MMTResult, invert_map
 from smm_daq.cli.args import floats, positive
+from smm_daq.cli.mmt_models import (
+    GRAIN_FORMATS,
+    add_import_mpe,
+    add_invert_options,
+    add_synth_options,
+    check_device,
+    invert_models,
+    synth_points,
+    uses_models,
+)
 from smm_daq.cli.mmt_study import add_study_command, add_tiling_options, tiled_result_or_none
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
@@ -81,19 +93,24 @@ def result_extra(result: MMTResult, table: dict[str, np.ndarray], args_text: str
 
 
 def _invert(args: argparse.Namespace) -> int:
-    data = read_map(args.file, args.entry)
-    height = positive("--height-um", args.height_um) * UM if args.height_um is not None \
-        else data.height
+    if uses_models(args):
+        return invert_models(args)
+    check_device(args.device)
+    entry = args.entry[0]
+    data = read_map(args.file, entry)
+    height = positive("--height-um", floats("--height-um", args.height_um, 1)[0]) * UM \
+        if args.height_um is not None else data.height
     if height is None:
-        raise InputError(f"entry '{args.entry}' of {args.file} has no sensor height; give "
+        raise InputError(f"entry '{entry}' of {args.file} has no sensor height; give "
                          "--height-um")
     size = _sensor_size(args.sensor_size_um, data.sensor_size)
-    sigma = positive("--sigma-nT", args.sigma_nT) * NT if args.sigma_nT is not None else None
+    sigma = positive("--sigma-nT", floats("--sigma-nT", args.sigma_nT, 1)[0]) * NT \
+        if args.sigma_nT is not None else None
     if not (args.damping >= 0 and math.isfinite(args.damping)):
         raise InputError(f"--damping is {args.damping!r}; expected a number >= 0")
-    name = args.result_entry or f"{args.entry}_mmt"
+    name = args.result_entry or f"{entry}_mmt"
     with _warnings_to_stderr():
-        grains = read_grains(args.grains, args.grain_format)
+        grains = read_grains(args.grains, "mmt" if args.grain_format == "mmt" else "csv")
         result = tiled_result_or_none(args, data, grains, height=height, sensor_size=size,
                                       sigma=sigma)
         if result is None:
@@ -103,7 +120,7 @@ def _invert(args: argparse.Namespace) -> int:
     write_result_csv(args.out, table)
     residual = MapData(bz=result.residual.bz, x=data.x, y=data.y, height=height,
                        sensor_size=size, applied_field=data.applied_field, name=name,
-                       title=f"MMT residual of {args.entry}", sources=(args.entry,))
+                       title=f"MMT residual of {entry}", sources=(entry,))
     write_map_entry(args.file, residual, kind="mmt",
                     extra=result_extra(result, table, " ".join(sys.argv[1:])),
                     overwrite=args.overwrite)
@@ -127,6 +144,8 @@ def _synth(args: argparse.Namespace) -> int:
     if not (args.noise_nT >= 0 and math.isfinite(args.noise_nT)):
         raise InputError(f"--noise-nT is {args.noise_nT!r}; expected >= 0")
     size = _sensor_size(args.sensor_size_um, (0.0, 0.0))
+    if args.model != "cuboid":
+        return synth_points(args, sx, sy, size)
     rng = np.random.default_rng(args.seed)
     sample = synth.make_sample((sx * UM, sy * UM), args.thickness_um * UM, args.density_per_mm3,
                                rng)
@@ -156,14 +175,20 @@ def _add_invert(mmt_sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                            description="Least-squares MMT inversion of a Bz map entry with "
                                        "micro-CT grains; writes a CSV and a new entry.")
     p.add_argument("file", metavar="FILE.h5")
-    p.add_argument("--entry", required=True, help="the map entry to invert")
+    p.add_argument("--entry", required=True, action="append",
+                   help="the map entry to invert; repeated, the scans inverted jointly")
     p.add_argument("--grains", required=True, metavar="GRAINS",
                    help="grain file: CSV grain,x_um,y_um,z_um,dx_um,dy_um,dz_um (full edges, "
-                        "z up), or the MMT format with --grain-format mmt")
-    p.add_argument("--grain-format", choices=FORMATS, default="csv")
-    p.add_argument("--sigma-nT", type=float, help="noise SD (default: from the residual)")
-    p.add_argument("--height-um", type=float,
-                   help="sensor height above the sample top (default: the entry's)")
+                        "z up); the cuboid library's text (mmt); x y z volume label in m "
+                        "(points); the multipole library's NPZ (mpe); a Dragonfly "
+                        "connected-components CSV (dragonfly)")
+    p.add_argument("--grain-format", choices=GRAIN_FORMATS, default="cuboids",
+                   help="default cuboids (csv is the same)")
+    add_invert_options(p)
+    p.add_argument("--sigma-nT", help="noise SD (default: from the residual); a comma list "
+                                      "gives one per --entry")
+    p.add_argument("--height-um", help="sensor height above the sample top (default: the "
+                                       "entry's); a comma list gives one per --entry")
     p.add_argument("--sensor-size-um", metavar="W,L",
                    help="sensor active area (default: the entry's; 0,0 a point)")
     p.add_argument("--damping", type=float, default=0.0,
@@ -190,6 +215,7 @@ def _add_synth(mmt_sub: argparse._SubParsersAction) -> None:
     p.add_argument("--noise-nT", type=float, default=5.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true")
+    add_synth_options(p)
     p.set_defaults(func=_synth)
 
 
@@ -203,6 +229,7 @@ def _add_import(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--name", required=True, help="entry name")
     q.add_argument("--overwrite", action="store_true")
     q.set_defaults(func=_import_mmt_scan)
+    add_import_mpe(isub)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

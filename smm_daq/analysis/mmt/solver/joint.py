@@ -152,13 +152,13 @@ def _model(grains: GrainSet | PointGrains, scan: Scan, model: str, sensors: np.n
         lo, hi = sensors[:, :2].min(axis=0), sensors[:, :2].max(axis=0)
         return GreenModel.build(grains, tuple(scan.sensor_size[:2]), lo, hi, scan.height,
                                 exact=exact)
-    points = grains if isinstance(grains, PointGrains) else _as_points(grains)
+    points = grains if isinstance(grains, PointGrains) else as_points(grains)
     sensor = Sensor.from_size(tuple(scan.sensor_size))
     check_below_sensor(points, scan.height, sensor)
     return MultipoleModel.build(points, sensor, model)
 
 
-def _as_points(grains: GrainSet) -> PointGrains:
+def as_points(grains: GrainSet) -> PointGrains:
     """Cuboid grains as point sources at their centroids (for multipole models)."""
     return point_grains(grains.centroids(), grains.volumes(), grains.labels,
                         source=grains.source)
@@ -172,9 +172,13 @@ def invert_scans(
     damping: float = 0.0,
     block: int = DEFAULT_BLOCK,
     exact: bool = False,
+    device: str = "cpu",
     progress: Callable[[str], None] | None = None,
 ) -> MultipoleResult:
-    """Joint least squares of all `scans` for the grains' unknowns under `model`."""
+    """Joint least squares of all `scans` for the grains' unknowns under `model`, on `device`
+    ("cpu"; "auto" is the CPU while no GPU backend is installed)."""
+    if device not in ("auto", "cpu"):
+        raise InputError(f"device {device!r}: no GPU backend is installed; expected cpu or auto")
     if model not in GRAIN_MODELS:
         raise InputError(f"model {model!r}; expected one of {', '.join(GRAIN_MODELS)}")
     if not scans:
@@ -182,7 +186,7 @@ def invert_scans(
     t0 = time.perf_counter()
     k = 3 if model == "cuboid" else MODELS[model]
     points = grains if model == "cuboid" or isinstance(grains, PointGrains) \
-        else _as_points(grains)
+        else as_points(grains)
     n = k * grains.n_grains
     parts, phis, keeps, models = [], [], [], []
     for s, scan in enumerate(scans):
