@@ -18,7 +18,7 @@ from smm_daq.errors import InputError
 
 UM = 1e-6
 NT = 1e-9
-GRAIN_FORMATS = ("cuboids", "csv", "mmt", "points", "mpe", "dragonfly")
+GRAIN_FORMATS = ("cuboids", "csv", "mmt", "points", "mpe", "dragonfly")  # as formats.grains
 CUBOID_FORMATS = ("cuboids", "csv", "mmt")
 MODEL_CHOICES = ("cuboid", "dipole", "quadrupole", "octupole")
 DEVICES = ("auto", "cpu", "gpu")
@@ -86,27 +86,22 @@ def _per_entry(option: str, text: str | None, n: int) -> list[float | None]:
 
 
 def _grains(args: argparse.Namespace, first_map: object) -> object:
-    from smm_daq.analysis.grains import read_grains
-    from smm_daq.analysis.mmt.formats import dragonfly, mpe, points
+    from smm_daq.analysis.mmt.formats.dragonfly import DragonflyOptions
+    from smm_daq.analysis.mmt.formats.grains import read_grain_file
 
-    fmt = args.grain_format
-    if fmt in CUBOID_FORMATS:
-        return read_grains(args.grains, "mmt" if fmt == "mmt" else "csv")
-    if fmt == "points":
-        return points.read_points(args.grains)
-    if fmt == "mpe":
-        return mpe.read_particles(args.grains)
-    crop = None
-    if args.crop_to_scan:
-        m = first_map
-        crop = (float(m.x.min()), float(m.x.max()), float(m.y.min()), float(m.y.max()))
-    if args.min_voxels < 1:
-        raise InputError(f"--min-voxels is {args.min_voxels}; expected a whole number >= 1")
-    options = dragonfly.DragonflyOptions(
-        min_voxels=args.min_voxels,
-        z_top_mm=None if args.z_top_um is None else args.z_top_um * 1e-3,
-        z_down=args.z_down, crop=crop)
-    return dragonfly.read_dragonfly(args.grains, options)
+    options = None
+    if args.grain_format == "dragonfly":
+        if args.min_voxels < 1:
+            raise InputError(f"--min-voxels is {args.min_voxels}; expected a whole number >= 1")
+        crop = None
+        if args.crop_to_scan:
+            m = first_map
+            crop = (float(m.x.min()), float(m.x.max()), float(m.y.min()), float(m.y.max()))
+        options = DragonflyOptions(
+            min_voxels=args.min_voxels,
+            z_top_mm=None if args.z_top_um is None else args.z_top_um * 1e-3,
+            z_down=args.z_down, crop=crop)
+    return read_grain_file(args.grains, args.grain_format, options)
 
 
 def invert_models(args: argparse.Namespace) -> int:
