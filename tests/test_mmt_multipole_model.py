@@ -177,3 +177,15 @@ def test_bad_grains_and_sensors_refused():
         point_grains(np.zeros((2, 3)), np.ones(2), np.array([3, 3]))
     with pytest.raises(InputError, match="sensor size"):
         Sensor.from_size((1e-6, 0.0))
+
+
+def test_kernels_module_is_what_the_generator_writes():
+    """The committed closed forms are the generator's (sympy derivation) output."""
+    import importlib.util
+    from pathlib import Path
+
+    tool = Path(__file__).resolve().parents[1] / "tools" / "gen_multipole_kernels.py"
+    spec = importlib.util.spec_from_file_location("gen_multipole_kernels", tool)
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    assert gen.OUT.read_text(encoding="utf-8") == gen.generate()

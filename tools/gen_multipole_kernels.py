@@ -25,6 +25,8 @@ from pathlib import Path
 
 import sympy as sp
 
+OUT = Path(__file__).resolve().parents[1] / "smm_daq/analysis/mmt/models/multipole_kernels.py"
+
 x, y, z = sp.symbols("x y z", real=True)
 r = sp.sqrt(x**2 + y**2 + z**2)
 R2 = x**2 + y**2 + z**2
@@ -123,7 +125,8 @@ from numba import njit
 '''
 
 
-def main() -> int:
+def generate() -> str:
+    """The text of the kernels module."""
     polys = harmonic_polynomials()
     terms = [derivative_terms(p, order)
              for order, row in enumerate(polys, start=1) for p in row]
@@ -147,11 +150,12 @@ def main() -> int:
             lines.append("")
     lines.append("S_POLYNOMIALS = (" + ", ".join(
         repr(str(p)) for row in polys for p in row) + ",)")
-    out = Path("smm_daq/analysis/mmt/models/multipole_kernels.py")
-    out.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
-    print(f"wrote {out}")
-    for row in polys:
-        print(row)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def main() -> int:
+    OUT.write_text(generate(), encoding="utf-8")
+    print(f"wrote {OUT}")
     return 0
 
 
