@@ -135,26 +135,31 @@ class Sensor:
         return cls(w / 2, l / 2, th / 2)
 
 
+# Parallel over grains, sensors inner: the blocks of Q are column-major (Fortran order, for
+# LAPACK), so each grain's columns are written contiguously.
 @njit(cache=True, parallel=True)
 def _block_point(kernel, sensors, pos, scale, n, out):
-    for i in prange(sensors.shape[0]):
-        for g in range(pos.shape[0]):
+    for g in prange(pos.shape[0]):
+        vol = pos[g, 3]
+        for i in range(sensors.shape[0]):
             v = kernel(sensors[i, 0] - pos[g, 0], sensors[i, 1] - pos[g, 1],
                        sensors[i, 2] - pos[g, 2])
             for j in range(n):
-                out[i, n * g + j] = scale[j] * v[j] * (pos[g, 3] if j < 3 else 1.0)
+                out[i, n * g + j] = scale[j] * v[j] * (vol if j < 3 else 1.0)
 
 
 @njit(cache=True, parallel=True)
 def _block_corners(kernel, sensors, pos, scale, n, p, q, t, out):
     nz = 2 if t > 0 else 1
-    for i in prange(sensors.shape[0]):
-        for g in range(pos.shape[0]):
+    acc = np.empty((pos.shape[0], n))
+    for g in prange(pos.shape[0]):
+        vol = pos[g, 3]
+        for i in range(sensors.shape[0]):
             dx = sensors[i, 0] - pos[g, 0]
             dy = sensors[i, 1] - pos[g, 1]
             dz = sensors[i, 2] - pos[g, 2]
             for j in range(n):
-                out[i, n * g + j] = 0.0
+                acc[g, j] = 0.0
             for c in range(4 * nz):
                 sx = 1.0 if c & 1 else -1.0
                 sy = 1.0 if c & 2 else -1.0
@@ -162,9 +167,9 @@ def _block_corners(kernel, sensors, pos, scale, n, p, q, t, out):
                 v = kernel(dx + sx * p, dy + sy * q, dz + sz * t)
                 sign = sx * sy * sz
                 for j in range(n):
-                    out[i, n * g + j] += sign * v[j]
+                    acc[g, j] += sign * v[j]
             for j in range(n):
-                out[i, n * g + j] *= scale[j] * (pos[g, 3] if j < 3 else 1.0)
+                out[i, n * g + j] = acc[g, j] * scale[j] * (vol if j < 3 else 1.0)
 
 
 @dataclass
