@@ -129,11 +129,10 @@ def _square_roots(exprs: list[sp.Expr]) -> tuple[list[tuple[sp.Symbol, sp.Expr]]
                                                    list[sp.Expr]]:
     """Half-integer powers b**(k/2) as integer powers of a symbol s = sqrt(b): one square root
     per base instead of a call to pow per term (several times faster in the kernels)."""
-    bases: dict[sp.Expr, sp.Symbol] = {}
-    for e in exprs:
-        for p in e.atoms(sp.Pow):
-            if p.exp.is_Rational and p.exp.q == 2 and p.base not in bases:
-                bases[p.base] = sp.Symbol(f"s{len(bases)}", positive=True)
+    found = {p.base for e in exprs for p in e.atoms(sp.Pow)
+             if p.exp.is_Rational and p.exp.q == 2}
+    bases = {b: sp.Symbol(f"s{i}", positive=True)
+             for i, b in enumerate(sorted(found, key=sp.default_sort_key))}
 
     def swap(e: sp.Expr) -> sp.Expr:
         return e.replace(lambda p: p.is_Pow and p.exp.is_Rational and p.exp.q == 2,

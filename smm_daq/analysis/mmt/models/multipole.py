@@ -43,11 +43,6 @@ COEFFICIENT_NAMES = (
     "o30", "o31c", "o31s", "o32c", "o32s", "o33c", "o33s",
 )
 COEFFICIENT_UNITS = ("A/m",) * 3 + ("A m3",) * 5 + ("A m4",) * 7
-_KERNELS = {
-    ("point", 3): mk.point_3, ("point", 8): mk.point_8, ("point", 15): mk.point_15,
-    ("area", 3): mk.area_3, ("area", 8): mk.area_8, ("area", 15): mk.area_15,
-    ("volume", 3): mk.volume_3, ("volume", 8): mk.volume_8, ("volume", 15): mk.volume_15,
-}
 
 
 @dataclass(frozen=True)
@@ -135,41 +130,90 @@ class Sensor:
         return cls(w / 2, l / 2, th / 2)
 
 
+@njit(cache=True, inline="always")
+def _point_values(n, x, y, z, buf):
+    """The point kernel of n coefficients at (x, y, z) into buf (one kernel per branch keeps
+    the block functions free of function arguments, so numba can cache them)."""
+    if n == 3:
+        v3 = mk.point_3(x, y, z)
+        for j in range(3):
+            buf[j] = v3[j]
+    elif n == 8:
+        v8 = mk.point_8(x, y, z)
+        for j in range(8):
+            buf[j] = v8[j]
+    else:
+        v15 = mk.point_15(x, y, z)
+        for j in range(15):
+            buf[j] = v15[j]
+
+
+@njit(cache=True, inline="always")
+def _corner_values(volume, n, x, y, z, buf):
+    """Corner value of the area (volume False) or volume kernel, n coefficients, into buf."""
+    if volume:
+        if n == 3:
+            v3 = mk.volume_3(x, y, z)
+            for j in range(3):
+                buf[j] = v3[j]
+        elif n == 8:
+            v8 = mk.volume_8(x, y, z)
+            for j in range(8):
+                buf[j] = v8[j]
+        else:
+            v15 = mk.volume_15(x, y, z)
+            for j in range(15):
+                buf[j] = v15[j]
+    elif n == 3:
+        v3 = mk.area_3(x, y, z)
+        for j in range(3):
+            buf[j] = v3[j]
+    elif n == 8:
+        v8 = mk.area_8(x, y, z)
+        for j in range(8):
+            buf[j] = v8[j]
+    else:
+        v15 = mk.area_15(x, y, z)
+        for j in range(15):
+            buf[j] = v15[j]
+
+
 # Parallel over grains, sensors inner: the blocks of Q are column-major (Fortran order, for
 # LAPACK), so each grain's columns are written contiguously.
 @njit(cache=True, parallel=True)
-def _block_point(kernel, sensors, pos, scale, n, out):
+def _block_point(sensors, pos, scale, n, out):
     for g in prange(pos.shape[0]):
         vol = pos[g, 3]
+        buf = np.empty(n)
         for i in range(sensors.shape[0]):
-            v = kernel(sensors[i, 0] - pos[g, 0], sensors[i, 1] - pos[g, 1],
-                       sensors[i, 2] - pos[g, 2])
+            _point_values(n, sensors[i, 0] - pos[g, 0], sensors[i, 1] - pos[g, 1],
+                          sensors[i, 2] - pos[g, 2], buf)
             for j in range(n):
-                out[i, n * g + j] = scale[j] * v[j] * (vol if j < 3 else 1.0)
+                out[i, n * g + j] = scale[j] * buf[j] * (vol if j < 3 else 1.0)
 
 
 @njit(cache=True, parallel=True)
-def _block_corners(kernel, sensors, pos, scale, n, p, q, t, out):
+def _block_corners(sensors, pos, scale, n, p, q, t, out):
     nz = 2 if t > 0 else 1
-    acc = np.empty((pos.shape[0], n))
     for g in prange(pos.shape[0]):
         vol = pos[g, 3]
+        buf = np.empty(n)
+        acc = np.empty(n)
         for i in range(sensors.shape[0]):
             dx = sensors[i, 0] - pos[g, 0]
             dy = sensors[i, 1] - pos[g, 1]
             dz = sensors[i, 2] - pos[g, 2]
-            for j in range(n):
-                acc[g, j] = 0.0
+            acc[:] = 0.0
             for c in range(4 * nz):
                 sx = 1.0 if c & 1 else -1.0
                 sy = 1.0 if c & 2 else -1.0
                 sz = (1.0 if c & 4 else -1.0) if nz == 2 else 1.0
-                v = kernel(dx + sx * p, dy + sy * q, dz + sz * t)
+                _corner_values(nz == 2, n, dx + sx * p, dy + sy * q, dz + sz * t, buf)
                 sign = sx * sy * sz
                 for j in range(n):
-                    acc[g, j] += sign * v[j]
+                    acc[j] += sign * buf[j]
             for j in range(n):
-                out[i, n * g + j] = acc[g, j] * scale[j] * (vol if j < 3 else 1.0)
+                out[i, n * g + j] = acc[j] * scale[j] * (vol if j < 3 else 1.0)
 
 
 @dataclass
@@ -195,16 +239,15 @@ class MultipoleModel:
         """Rows of Q for sensors (B, 3) into out (B, n_columns)."""
         s = self.sensor
         n = self.n_per_grain
-        kernel = _KERNELS[(s.kind, n)]
         pos = np.ascontiguousarray(np.c_[self.grains.positions, self.grains.volume])
         sens = np.ascontiguousarray(sensors[:, :3], dtype=float)
         if s.kind == "point":
             scale = np.full(n, MU0_OVER_4PI)
-            _block_point(kernel, sens, pos, scale, n, out)
+            _block_point(sens, pos, scale, n, out)
         else:
             measure = 4.0 * s.p * s.q * (2.0 * s.t if s.t > 0 else 1.0)
             scale = np.full(n, MU0_OVER_4PI / measure)
-            _block_corners(kernel, sens, pos, scale, n, s.p, s.q, s.t, out)
+            _block_corners(sens, pos, scale, n, s.p, s.q, s.t, out)
         return out
 
 

@@ -22,10 +22,10 @@ def point_3(x, y, z):
 
 @njit(cache=True, inline="always", fastmath=False)
 def point_8(x, y, z):
-    s0 = math.sqrt(x**2 + y**2 + z**2)
+    s0 = math.sqrt(2)
     s1 = math.sqrt(6)
-    s2 = math.sqrt(2)
-    t0 = s0**(-5)
+    s2 = math.sqrt(x**2 + y**2 + z**2)
+    t0 = s2**(-5)
     t1 = t0*x
     t2 = 3*z
     t3 = t0*y
@@ -41,18 +41,18 @@ def point_8(x, y, z):
     t13 = (1/6)*t12
     t14 = -t6*t9 + 1
     t15 = 5*t8
-    t16 = s2*(t15 - 1)
-    return (t1*t2, t2*t3, (3*t8 - 1)/s0**3, t10*t13 - 1/3*t12*(3 - t15) + t13*t14, t1*t16, t16*t3, (1/2)*s2*t0*t14*z - 1/2*s2*t10*t11, 5*s2*x*y*z/s0**7,)
+    t16 = s0*(t15 - 1)
+    return (t1*t2, t2*t3, (3*t8 - 1)/s2**3, t10*t13 - 1/3*t12*(3 - t15) + t13*t14, t1*t16, t16*t3, (1/2)*s0*t0*t14*z - 1/2*s0*t10*t11, 5*s0*x*y*z/s2**7,)
 
 
 @njit(cache=True, inline="always", fastmath=False)
 def point_15(x, y, z):
-    s0 = math.sqrt(x**2 + y**2 + z**2)
+    s0 = math.sqrt(2)
     s1 = math.sqrt(6)
-    s2 = math.sqrt(2)
-    s3 = math.sqrt(10)
-    s4 = math.sqrt(15)
-    t0 = s0**(-5)
+    s2 = math.sqrt(10)
+    s3 = math.sqrt(15)
+    s4 = math.sqrt(x**2 + y**2 + z**2)
+    t0 = s4**(-5)
     t1 = t0*x
     t2 = 3*z
     t3 = t0*y
@@ -71,21 +71,21 @@ def point_15(x, y, z):
     t16 = t10*t6
     t17 = 1 - t16
     t18 = 5*t9
-    t19 = s2*(t18 - 1)
+    t19 = s0*(t18 - 1)
     t20 = (1/2)*z
-    t21 = s0**(-7)
+    t21 = s4**(-7)
     t22 = t21*x
     t23 = t22*y
     t24 = 35/t7**2
     t25 = t24*t4
     t26 = 1 - t18
     t27 = -t11 + t25*t5 + t26
-    t28 = (3/50)*s3*t0
+    t28 = (3/50)*s2*t0
     t29 = -t16 + t25*t6 + t26
     t30 = 7*t8
     t31 = t30*t5
     t32 = t22*(t31 - 3)
-    t33 = (1/10)*s4*z
+    t33 = (1/10)*s3*z
     t34 = t30*t6
     t35 = t22*(t34 - 1)
     t36 = 7*t9
@@ -95,44 +95,44 @@ def point_15(x, y, z):
     t40 = t38*(t34 - 3)
     t41 = (1/10)*t13
     t42 = (3/2)*z
-    return (t1*t2, t2*t3, (3*t9 - 1)/s0**3, t12*t15 - 1/3*t14*(3 - t18) + t15*t17, t1*t19, t19*t3, -s2*t0*t12*t20 + (1/2)*s2*t0*t17*z, 5*s2*t23*z, (1/25)*s3*t0*(t24*z**4 - 30*t9 + 3) - t27*t28 - t28*t29, (2/5)*s4*t21*t37*x*z - t32*t33 - t33*t35, (2/5)*s4*t21*t37*y*z - t33*t39 - t33*t40, t27*t41 - t29*t41, s1*t23*(t36 - 1), t20*t32 - t35*t42, -t20*t40 + t39*t42,)
+    return (t1*t2, t2*t3, (3*t9 - 1)/s4**3, t12*t15 - 1/3*t14*(3 - t18) + t15*t17, t1*t19, t19*t3, -s0*t0*t12*t20 + (1/2)*s0*t0*t17*z, 5*s0*t23*z, (1/25)*s2*t0*(t24*z**4 - 30*t9 + 3) - t27*t28 - t28*t29, (2/5)*s3*t21*t37*x*z - t32*t33 - t33*t35, (2/5)*s3*t21*t37*y*z - t33*t39 - t33*t40, t27*t41 - t29*t41, s1*t23*(t36 - 1), t20*t32 - t35*t42, -t20*t40 + t39*t42,)
 
 
 @njit(cache=True, inline="always", fastmath=False)
 def area_3(x, y, z):
-    s0 = math.sqrt(y**2/(x**2 + z**2) + 1)
-    s1 = math.sqrt(x**2 + z**2)
-    s2 = math.sqrt(y**2 + z**2)
-    s3 = math.sqrt(x**2/(y**2 + z**2) + 1)
+    s0 = math.sqrt(x**2 + z**2)
+    s1 = math.sqrt(y**2 + z**2)
+    s2 = math.sqrt(x**2/(y**2 + z**2) + 1)
+    s3 = math.sqrt(y**2/(x**2 + z**2) + 1)
     s4 = math.sqrt(x**2 + y**2 + z**2)
     t0 = x*y
     t1 = z**2
     t2 = 1/t1
     t3 = x**2
     t4 = y**2
-    return (-y*z/(s0*s1**3), -x*z/(s2**3*s3), -(-t0*t2/s4 - t0/s4**3)/(t2*t3*t4/(t1 + t3 + t4) + 1),)
+    return (-y*z/(s0**3*s3), -x*z/(s1**3*s2), -(-t0*t2/s4 - t0/s4**3)/(t2*t3*t4/(t1 + t3 + t4) + 1),)
 
 
 @njit(cache=True, inline="always", fastmath=False)
 def area_8(x, y, z):
-    s0 = math.sqrt(y**2/(x**2 + z**2) + 1)
-    s1 = math.sqrt(x**2 + z**2)
-    s2 = math.sqrt(y**2 + z**2)
-    s3 = math.sqrt(x**2/(y**2 + z**2) + 1)
-    s4 = math.sqrt(x**2 + y**2 + z**2)
-    s5 = math.sqrt(6)
-    s6 = math.sqrt(2)
-    t0 = 1/s0
+    s0 = math.sqrt(2)
+    s1 = math.sqrt(6)
+    s2 = math.sqrt(x**2 + z**2)
+    s3 = math.sqrt(y**2 + z**2)
+    s4 = math.sqrt(x**2/(y**2 + z**2) + 1)
+    s5 = math.sqrt(y**2/(x**2 + z**2) + 1)
+    s6 = math.sqrt(x**2 + y**2 + z**2)
+    t0 = 1/s5
     t1 = t0*z
-    t2 = y/s1**3
-    t3 = 1/s3
+    t2 = y/s2**3
+    t3 = 1/s4
     t4 = t3*z
-    t5 = x/s2**3
-    t6 = s4**(-3)
+    t5 = x/s3**3
+    t6 = s6**(-3)
     t7 = x*y
     t8 = z**2
     t9 = 1/t8
-    t10 = t7/s4
+    t10 = t7/s6
     t11 = y**2
     t12 = x**2
     t13 = t12 + t8
@@ -140,44 +140,44 @@ def area_8(x, y, z):
     t15 = 1/t14
     t16 = t11*t12
     t17 = 1/(t15*t16*t9 + 1)
-    t18 = (1/18)*s5*t7
+    t18 = (1/18)*s1*t7
     t19 = 1/t13
     t20 = t11*t19
     t21 = 1/(t20 + 1)
-    t22 = t1*(-t20*t21 + 3)/s1**5
+    t22 = t1*(-t20*t21 + 3)/s2**5
     t23 = t11 + t8
     t24 = 1/t23
     t25 = t12*t24
     t26 = 1/(t25 + 1)
-    t27 = t4*(-t25*t26 + 3)/s2**5
+    t27 = t4*(-t25*t26 + 3)/s3**5
     t28 = t15/z
-    t29 = (1/3)*s6
-    t30 = (1/6)*s6*t7
-    return (-t1*t2, -t4*t5, -t17*(-t10*t9 - t6*t7), (1/9)*s5*t10*t17*(-2*t16*t17*t28*(t15 + t9)**2 + t28 + 2/z**3 + 3*z/t14**2) + t18*t22 + t18*t27, -t0*t2*t29*(-t11*t21*t8/t13**2 + 3*t19*t8 - 1), -t29*t3*t5*(-t12*t26*t8/t23**2 + 3*t24*t8 - 1), -t22*t30 + t27*t30, t29*t6*z,)
+    t29 = (1/3)*s0
+    t30 = (1/6)*s0*t7
+    return (-t1*t2, -t4*t5, -t17*(-t10*t9 - t6*t7), (1/9)*s1*t10*t17*(-2*t16*t17*t28*(t15 + t9)**2 + t28 + 2/z**3 + 3*z/t14**2) + t18*t22 + t18*t27, -t0*t2*t29*(-t11*t21*t8/t13**2 + 3*t19*t8 - 1), -t29*t3*t5*(-t12*t26*t8/t23**2 + 3*t24*t8 - 1), -t22*t30 + t27*t30, t29*t6*z,)
 
 
 @njit(cache=True, inline="always", fastmath=False)
 def area_15(x, y, z):
-    s0 = math.sqrt(y**2/(x**2 + z**2) + 1)
-    s1 = math.sqrt(x**2 + z**2)
-    s2 = math.sqrt(y**2 + z**2)
-    s3 = math.sqrt(x**2/(y**2 + z**2) + 1)
-    s4 = math.sqrt(x**2 + y**2 + z**2)
-    s5 = math.sqrt(6)
-    s6 = math.sqrt(2)
-    s7 = math.sqrt(10)
-    s8 = math.sqrt(15)
+    s0 = math.sqrt(2)
+    s1 = math.sqrt(6)
+    s2 = math.sqrt(10)
+    s3 = math.sqrt(15)
+    s4 = math.sqrt(x**2 + z**2)
+    s5 = math.sqrt(y**2 + z**2)
+    s6 = math.sqrt(x**2/(y**2 + z**2) + 1)
+    s7 = math.sqrt(y**2/(x**2 + z**2) + 1)
+    s8 = math.sqrt(x**2 + y**2 + z**2)
     t0 = y*z
-    t1 = 1/s0
-    t2 = t1/s1**3
+    t1 = 1/s7
+    t2 = t1/s4**3
     t3 = x*z
-    t4 = 1/s3
-    t5 = t4/s2**3
-    t6 = s4**(-3)
+    t4 = 1/s6
+    t5 = t4/s5**3
+    t6 = s8**(-3)
     t7 = x*y
     t8 = z**2
     t9 = 1/t8
-    t10 = 1/s4
+    t10 = 1/s8
     t11 = t10*t7
     t12 = y**2
     t13 = x**2
@@ -188,14 +188,14 @@ def area_15(x, y, z):
     t18 = t12*t13
     t19 = t17*t18 + 1
     t20 = 1/t19
-    t21 = (1/18)*s5*z
+    t21 = (1/18)*s1*z
     t22 = 1/t14
     t23 = t12*t22
     t24 = t23 + 1
     t25 = 1/t24
     t26 = t23*t25
     t27 = t26 - 3
-    t28 = s1**(-5)
+    t28 = s4**(-5)
     t29 = t1*t28
     t30 = t29*t7
     t31 = -t27*t30
@@ -206,7 +206,7 @@ def area_15(x, y, z):
     t36 = 1/t35
     t37 = t34*t36
     t38 = t37 - 3
-    t39 = s2**(-5)
+    t39 = s5**(-5)
     t40 = t39*t4
     t41 = t40*t7
     t42 = -t38*t41
@@ -218,12 +218,12 @@ def area_15(x, y, z):
     t48 = t14**(-2)
     t49 = t12*t25*t48
     t50 = t49*t8
-    t51 = (1/3)*s6
+    t51 = (1/3)*s0
     t52 = t32**(-2)
     t53 = t13*t36*t52
     t54 = t53*t8
-    t55 = (1/6)*s6*z
-    t56 = (1/50)*s7
+    t55 = (1/6)*s0*z
+    t56 = (1/50)*s2
     t57 = t22*t8
     t58 = 15*t57
     t59 = 3*t8
@@ -235,16 +235,16 @@ def area_15(x, y, z):
     t65 = 3*t17
     t66 = x**4
     t67 = y**4
-    t68 = s8*t0
-    t69 = s4**(-5)
+    t68 = s3*t0
+    t69 = s8**(-5)
     t70 = (1/50)*t69
     t71 = t67/(t14**3*t24**2)
     t72 = 10*t12*t13*t25*t48 - 15*t13*t22 - 3*t13*t71 - t27
-    t73 = s8*t3
+    t73 = s3*t3
     t74 = t66/(t32**3*t35**2)
     t75 = t40*(10*t12*t13*t36*t52 - 15*t12*t33 - 3*t12*t74 - t38)
     t76 = (3/10)*t69
-    return (-t0*t2, -t3*t5, -t20*(-t11*t9 - t6*t7), (1/9)*s5*t11*t20*(-t43**2*t44*t45 + t47) + t21*t31 + t21*t42, -t2*t51*y*(3*t22*t8 - t50 - 1), -t5*t51*x*(3*t33*t8 - t54 - 1), -t31*t55 + t42*t55, t51*t6*z, (1/75)*s7*t10*t20*x*y*(-t16*t43*t45*(4*t46 + 3*t64 + t65) - 4*t18*t20*t43*t44*t47 + 6*t64 + t65 + 8*t43**3*t46*t66*t67*t9/t19**2 + 15*t8/t15**3) - t30*t56*t60 - t56*t63, (2/75)*s8*t1*t28*y*z*(10*t12*t25*t48*t8 - 3*t26 - t58 - t59*t71 + 9) - 1/150*t29*t68*t72 - t68*t70, (2/75)*s8*t39*t4*x*z*(10*t13*t36*t52*t8 - 3*t37 - t59*t74 - t62 + 9) - t70*t73 - 1/150*t73*t75, (1/30)*s5*t1*t28*t60*x*y - 1/30*s5*t63, (1/15)*s5*t6*(t16*t59 - 1), -t0*t76 + (1/30)*t1*t28*t72*y*z, -1/30*t3*t75 + t3*t76,)
+    return (-t0*t2, -t3*t5, -t20*(-t11*t9 - t6*t7), (1/9)*s1*t11*t20*(-t43**2*t44*t45 + t47) + t21*t31 + t21*t42, -t2*t51*y*(3*t22*t8 - t50 - 1), -t5*t51*x*(3*t33*t8 - t54 - 1), -t31*t55 + t42*t55, t51*t6*z, (1/75)*s2*t10*t20*x*y*(-t16*t43*t45*(4*t46 + 3*t64 + t65) - 4*t18*t20*t43*t44*t47 + 6*t64 + t65 + 8*t43**3*t46*t66*t67*t9/t19**2 + 15*t8/t15**3) - t30*t56*t60 - t56*t63, (2/75)*s3*t1*t28*y*z*(10*t12*t25*t48*t8 - 3*t26 - t58 - t59*t71 + 9) - 1/150*t29*t68*t72 - t68*t70, (2/75)*s3*t39*t4*x*z*(10*t13*t36*t52*t8 - 3*t37 - t59*t74 - t62 + 9) - t70*t73 - 1/150*t73*t75, (1/30)*s1*t1*t28*t60*x*y - 1/30*s1*t63, (1/15)*s1*t6*(t16*t59 - 1), -t0*t76 + (1/30)*t1*t28*t72*y*z, -1/30*t3*t75 + t3*t76,)
 
 
 @njit(cache=True, inline="always", fastmath=False)
@@ -257,53 +257,53 @@ def volume_3(x, y, z):
 
 @njit(cache=True, inline="always", fastmath=False)
 def volume_8(x, y, z):
-    s0 = math.sqrt(x**2 + z**2)
-    s1 = math.sqrt(y**2 + z**2)
-    s2 = math.sqrt(x**2 + y**2 + z**2)
-    s3 = math.sqrt(6)
-    s4 = math.sqrt(y**2/(x**2 + z**2) + 1)
-    s5 = math.sqrt(x**2/(y**2 + z**2) + 1)
-    s6 = math.sqrt(2)
-    t0 = 1/s2
+    s0 = math.sqrt(2)
+    s1 = math.sqrt(6)
+    s2 = math.sqrt(x**2 + z**2)
+    s3 = math.sqrt(y**2 + z**2)
+    s4 = math.sqrt(x**2/(y**2 + z**2) + 1)
+    s5 = math.sqrt(y**2/(x**2 + z**2) + 1)
+    s6 = math.sqrt(x**2 + y**2 + z**2)
+    t0 = 1/s6
     t1 = x*y
     t2 = t0*t1
-    t3 = s0**(-3)
-    t4 = 1/s4
+    t3 = s2**(-3)
+    t4 = 1/s5
     t5 = t3*t4
-    t6 = (1/18)*s3*t1
-    t7 = 1/(s1**3*s5)
+    t6 = (1/18)*s1*t1
+    t7 = 1/(s3**3*s4)
     t8 = z**2
     t9 = 1/t8
     t10 = x**2
     t11 = y**2
-    t12 = (1/3)*s6
+    t12 = (1/3)*s0
     t13 = t12*z
-    return (math.asinh(y/s0), math.asinh(x/s1), -math.atan(t2/z), (1/9)*s3*(-t2*t9 - t1/s2**3)/(t10*t11*t9/(t10 + t11 + t8) + 1) - t5*t6 - t6*t7, t13*t5*y, t13*t7*x, -1/6*s6*t1*t7 + (1/6)*s6*t3*t4*x*y, -t0*t12,)
+    return (math.asinh(y/s2), math.asinh(x/s3), -math.atan(t2/z), (1/9)*s1*(-t2*t9 - t1/s6**3)/(t10*t11*t9/(t10 + t11 + t8) + 1) - t5*t6 - t6*t7, t13*t5*y, t13*t7*x, -1/6*s0*t1*t7 + (1/6)*s0*t3*t4*x*y, -t0*t12,)
 
 
 @njit(cache=True, inline="always", fastmath=False)
 def volume_15(x, y, z):
-    s0 = math.sqrt(x**2 + z**2)
-    s1 = math.sqrt(y**2 + z**2)
-    s2 = math.sqrt(x**2 + y**2 + z**2)
-    s3 = math.sqrt(6)
-    s4 = math.sqrt(y**2/(x**2 + z**2) + 1)
-    s5 = math.sqrt(x**2/(y**2 + z**2) + 1)
-    s6 = math.sqrt(2)
-    s7 = math.sqrt(10)
-    s8 = math.sqrt(15)
+    s0 = math.sqrt(2)
+    s1 = math.sqrt(6)
+    s2 = math.sqrt(10)
+    s3 = math.sqrt(15)
+    s4 = math.sqrt(x**2 + z**2)
+    s5 = math.sqrt(y**2 + z**2)
+    s6 = math.sqrt(x**2/(y**2 + z**2) + 1)
+    s7 = math.sqrt(y**2/(x**2 + z**2) + 1)
+    s8 = math.sqrt(x**2 + y**2 + z**2)
     t0 = 1/z
-    t1 = 1/s2
+    t1 = 1/s8
     t2 = x*y
     t3 = t1*t2
-    t4 = s0**(-3)
-    t5 = 1/s4
+    t4 = s4**(-3)
+    t5 = 1/s7
     t6 = t4*t5
-    t7 = (1/18)*s3
-    t8 = 1/s5
-    t9 = t8/s1**3
+    t7 = (1/18)*s1
+    t8 = 1/s6
+    t9 = t8/s5**3
     t10 = t2*t9
-    t11 = s2**(-3)
+    t11 = s8**(-3)
     t12 = t11*y
     t13 = z**2
     t14 = 1/t13
@@ -315,11 +315,11 @@ def volume_15(x, y, z):
     t20 = t15*t16
     t21 = 1/(t14*t19*t20 + 1)
     t22 = t6*y
-    t23 = (1/3)*s6
+    t23 = (1/3)*s0
     t24 = t23*z
     t25 = t9*x
-    t26 = (1/50)*s7*t2*z
-    t27 = s0**(-5)
+    t26 = (1/50)*s2*t2*z
+    t27 = s4**(-5)
     t28 = 1/t17
     t29 = t15*t28
     t30 = 1/(t29 + 1)
@@ -328,17 +328,17 @@ def volume_15(x, y, z):
     t33 = 1/t32
     t34 = t16*t33
     t35 = 1/(t34 + 1)
-    t36 = t8*(-t34*t35 + 3)/s1**5
+    t36 = t8*(-t34*t35 + 3)/s5**5
     t37 = t0*t19
-    t38 = (1/150)*s8
+    t38 = (1/150)*s3
     t39 = t30/t17**2
     t40 = t22*(3*t16*t28 - t20*t39 - 1)
-    t41 = (2/75)*s8
+    t41 = (2/75)*s3
     t42 = t11*x
     t43 = t35/t32**2
     t44 = t25*(3*t15*t33 - t20*t43 - 1)
-    t45 = s3*z
-    return (math.asinh(y/s0), math.asinh(x/s1), -math.atan(t0*t3), (1/9)*s3*t21*(-t12*x - t14*t3) - t10*t7 - t2*t6*t7, t22*t24, t24*t25, -1/6*s6*t10 + (1/6)*s6*t4*t5*x*y, -t1*t23, -1/75*s7*t21*t3*(-2*t20*t21*t37*(t14 + t19)**2 + t37 + 2/z**3 + 3*z/t18**2) - t26*t27*t31*t5 - t26*t36, t12*t38 + t22*t41*(-t13*t15*t39 + 3*t13*t28 - 1) - t38*t40, t25*t41*(-t13*t16*t43 + 3*t13*t33 - 1) + t38*t42 - t38*t44, (1/30)*s3*t27*t31*t5*x*y*z - 1/30*t2*t36*t45, -1/15*t11*t45, (1/10)*t12 + (1/30)*t40, -1/10*t42 - 1/30*t44,)
+    t45 = s1*z
+    return (math.asinh(y/s4), math.asinh(x/s5), -math.atan(t0*t3), (1/9)*s1*t21*(-t12*x - t14*t3) - t10*t7 - t2*t6*t7, t22*t24, t24*t25, -1/6*s0*t10 + (1/6)*s0*t4*t5*x*y, -t1*t23, -1/75*s2*t21*t3*(-2*t20*t21*t37*(t14 + t19)**2 + t37 + 2/z**3 + 3*z/t18**2) - t26*t27*t31*t5 - t26*t36, t12*t38 + t22*t41*(-t13*t15*t39 + 3*t13*t28 - 1) - t38*t40, t25*t41*(-t13*t16*t43 + 3*t13*t33 - 1) + t38*t42 - t38*t44, (1/30)*s1*t27*t31*t5*x*y*z - 1/30*t2*t36*t45, -1/15*t11*t45, (1/10)*t12 + (1/30)*t40, -1/10*t42 - 1/30*t44,)
 
 
 S_POLYNOMIALS = ('x', 'y', 'z', '-sqrt(6)*x**2/6 - sqrt(6)*y**2/6 + sqrt(6)*z**2/3', 'sqrt(2)*x*z', 'sqrt(2)*y*z', 'sqrt(2)*x**2/2 - sqrt(2)*y**2/2', 'sqrt(2)*x*y', '-3*sqrt(10)*x**2*z/10 - 3*sqrt(10)*y**2*z/10 + sqrt(10)*z**3/5', '-sqrt(15)*x**3/10 - sqrt(15)*x*y**2/10 + 2*sqrt(15)*x*z**2/5', '-sqrt(15)*x**2*y/10 - sqrt(15)*y**3/10 + 2*sqrt(15)*y*z**2/5', 'sqrt(6)*x**2*z/2 - sqrt(6)*y**2*z/2', 'sqrt(6)*x*y*z', 'x**3/2 - 3*x*y**2/2', '3*x**2*y/2 - y**3/2',)
