@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from scipy import stats as sps
+from threadpoolctl import threadpool_limits
 
 from smm_daq.analysis.grains import from_arrays
 from smm_daq.analysis.mmt.models.multipole import MultipoleModel, Sensor, point_grains
@@ -13,6 +14,8 @@ from smm_daq.storage.mapdata import MapData
 
 UM = 1e-6
 NT = 1e-9
+# The statistical tests solve hundreds of tiny systems, where BLAS threads only contend
+# (tenfold slower on a loaded machine): one BLAS thread there.
 
 POS = np.array([[10, 12, -4], [28, 9, -6], [15, 30, -9], [31, 29, -5]], float) * UM
 VOL = np.array([3.0, 5.0, 8.0, 4.0]) * UM**3
@@ -66,7 +69,8 @@ def test_coverage_of_the_95_percent_sphere_for_the_dipole_model():
     inside = 0
     radius = None
     for _ in range(draws):
-        res = invert_scans([Scan(noisy(LOW, sigma, rng), 3 * UM, sigma=sigma)], GRAINS)
+        with threadpool_limits(1):
+            res = invert_scans([Scan(noisy(LOW, sigma, rng), 3 * UM, sigma=sigma)], GRAINS)
         if radius is None:
             radius = stats.sphere_radius_95(res.covariance)
         inside += int(np.sum(np.linalg.norm(res.magnetization - M_TRUE, axis=1) <= radius))
@@ -134,8 +138,9 @@ def test_higher_order_test_has_its_stated_size_on_dipoles():
     draws = 100
     flagged = 0
     for _ in range(draws):
-        res = invert_scans([Scan(noisy(LOW, sigma, rng), 3 * UM, sigma=sigma)], GRAINS,
-                           model="quadrupole")
+        with threadpool_limits(1):
+            res = invert_scans([Scan(noisy(LOW, sigma, rng), 3 * UM, sigma=sigma)], GRAINS,
+                               model="quadrupole")
         flagged += int(np.sum(res.higher_orders()[2]))
     n = draws * len(VOL)
     assert abs(flagged / n - 0.05) < 4 * np.sqrt(0.05 * 0.95 / n)
