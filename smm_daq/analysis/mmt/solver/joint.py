@@ -86,7 +86,8 @@ class MultipoleResult(MMTResult):
 
     `magnetization`/`covariance` are the dipole part (the first three unknowns), so today's
     columns mean the same for every model; `fits` holds (fitted, residual) for every scan,
-    `fitted`/`residual` those of the first."""
+    `fitted`/`residual` those of the first; `height` is the lowest scan's (the SSR's), `sigma`
+    the first scan's σ and `sigmas` every scan's."""
 
     model: str = "cuboid"
     coefficients: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
