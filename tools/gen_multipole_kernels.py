@@ -127,18 +127,31 @@ from numba import njit
 
 def _square_roots(exprs: list[sp.Expr]) -> tuple[list[tuple[sp.Symbol, sp.Expr]],
                                                    list[sp.Expr]]:
-    """Half-integer powers b**(k/2) as integer powers of a symbol s = sqrt(b): one square root
-    per base instead of a call to pow per term (several times faster in the kernels)."""
-    found = {p.base for e in exprs for p in e.atoms(sp.Pow)
-             if p.exp.is_Rational and p.exp.q == 2}
-    bases = {b: sp.Symbol(f"s{i}", positive=True)
+    """Half-integer powers b**(k/2) as integer powers of symbols s = sqrt(.): one square root
+    per base instead of a call to pow per term (several times faster in the kernels). A base
+    that is a ratio n/d of sums of squares (from the derivatives of asinh) becomes
+    sqrt(n)^k / sqrt(d)^k, sharing the roots of r, √(x² + z²) and √(y² + z²)."""
+    def parts(b: sp.Expr) -> tuple[sp.Expr, sp.Expr]:
+        n, d = sp.fraction(sp.together(b))
+        return sp.expand(n), sp.expand(d)
+
+    halves = {p for e in exprs for p in e.atoms(sp.Pow)
+              if p.exp.is_Rational and p.exp.q == 2}
+    found = {f for p in halves for f in parts(p.base) if f != 1}
+    roots = {b: sp.Symbol(f"s{i}", positive=True)
              for i, b in enumerate(sorted(found, key=sp.default_sort_key))}
 
-    def swap(e: sp.Expr) -> sp.Expr:
-        return e.replace(lambda p: p.is_Pow and p.exp.is_Rational and p.exp.q == 2,
-                         lambda p: bases[p.base] ** int(2 * p.exp))
+    def root(f: sp.Expr) -> sp.Expr:
+        return sp.Integer(1) if f == 1 else roots[f]
 
-    return [(sym, sp.sqrt(b)) for b, sym in bases.items()], [swap(e) for e in exprs]
+    def swap(e: sp.Expr) -> sp.Expr:
+        def new(p: sp.Pow) -> sp.Expr:
+            n, d = parts(p.base)
+            k = int(2 * p.exp)
+            return root(n) ** k / root(d) ** k
+        return e.replace(lambda p: p.is_Pow and p.exp.is_Rational and p.exp.q == 2, new)
+
+    return [(sym, sp.sqrt(b)) for b, sym in roots.items()], [swap(e) for e in exprs]
 
 
 def generate() -> str:
