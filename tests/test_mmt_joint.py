@@ -62,15 +62,20 @@ def test_joint_fit_of_two_heights_is_better_than_each_and_finds_the_truth():
         assert 0.8 < np.nanstd(resid.bz) / sg < 1.2
 
 
-def test_coverage_of_the_95_percent_sphere_for_the_dipole_model():
+@pytest.mark.parametrize("joint", [False, True])
+def test_coverage_of_the_95_percent_sphere_for_the_dipole_model(joint):
     rng = np.random.default_rng(5)
     sigma = 30 * NT
-    draws = 250
+    draws = 200
     inside = 0
     radius = None
     for _ in range(draws):
+        scans = [Scan(noisy(LOW, sigma, rng), 3 * UM, sigma=sigma)]
+        if joint:
+            scans.append(Scan(noisy(HIGH, sigma / 3, rng), 8 * UM, (2 * UM, 2 * UM),
+                              sigma=sigma / 3))
         with threadpool_limits(1):
-            res = invert_scans([Scan(noisy(LOW, sigma, rng), 3 * UM, sigma=sigma)], GRAINS)
+            res = invert_scans(scans, GRAINS)
         if radius is None:
             radius = stats.sphere_radius_95(res.covariance)
         inside += int(np.sum(np.linalg.norm(res.magnetization - M_TRUE, axis=1) <= radius))
