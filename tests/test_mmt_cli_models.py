@@ -121,5 +121,10 @@ def test_bad_input_exits_2(tmp_path, capsys):
     pts_bad.write_text("1e-6 2e-6 -3e-6 1e-18 1\n1e-6 2e-6 -3e-6 x 2\n")
     assert main([*base, "--grain-format", "points", "--grains", str(pts_bad)]) == 2
     assert "g.txt, line 2, column 17: volume is 'x'" in capsys.readouterr().err
+    cub = tmp_path / "c.csv"
+    cub.write_text("grain,x_um,y_um,z_um,dx_um,dy_um,dz_um\n1,5,4,-3,2,2,2\n")
+    assert main([*base, "--grains", str(cub), "--library-out", str(tmp_path / "l.npz")]) == 2
+    assert "--library-out is for point models" in capsys.readouterr().err
+    assert not (tmp_path / "r.csv").exists()
     with h5py.File(h5) as f:
         assert "qdm_mmt" not in f and "x" not in f

@@ -156,6 +156,9 @@ def invert_models(args: argparse.Namespace) -> int:
             raise InputError(f"--model cuboid needs cuboid grains; --grain-format "
                              f"{args.grain_format} gives points: expected --model dipole, "
                              "quadrupole or octupole")
+        if library_out is not None and model == "cuboid":
+            raise InputError("--library-out is for point models; expected --model dipole, "
+                             "quadrupole or octupole")
         result = invert_scans(scans, grains, model=model, damping=args.damping, device=device)
     table = result.table()
     write_result_csv(out, table)
@@ -180,9 +183,6 @@ def invert_models(args: argparse.Namespace) -> int:
             extra[f"scans/{entry}/mask"] = mask.astype(np.uint8)
     write_map_entry(args.file, residual, kind="mmt", extra=extra, overwrite=args.overwrite)
     if library_out is not None:
-        if not point and model == "cuboid":
-            raise InputError("--library-out is for point models; expected --model dipole, "
-                             "quadrupole or octupole")
         from smm_daq.analysis.mmt.formats.mpe import write_library_results
         from smm_daq.analysis.mmt.solver.joint import as_points
 
