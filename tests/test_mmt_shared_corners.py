@@ -9,10 +9,12 @@ import dataclasses
 
 import numpy as np
 import pytest
+from scipy import sparse
 
 from smm_daq.analysis.forward import cuboid_bz_kernel
 from smm_daq.analysis.grains import from_arrays
 from smm_daq.analysis.mmt.models.cuboid import GreenModel, sensor_lattice
+from smm_daq.analysis.mmt.solver.inversion import accumulate, forward
 
 UM = 1e-6
 
@@ -94,3 +96,21 @@ def test_no_lattice_for_other_pitches_or_scattered_sensors():
     scattered = on_grid[[0, -1]] * [1, 1, 1] + [[0, 0, 0], [500 * UM, 0, 0]]
     assert sensor_lattice(scattered, (size, size)) is None
     assert sensor_lattice(np.vstack([on_grid, on_grid[:1]]), (size, size)) is None  # twice
+
+
+def test_the_fitted_map_needs_only_the_sparse_exact_part_of_q():
+    """With area sensors sharing corners, `accumulate` keeps of each block only the exact
+    form's sparse part; the fitted field from it and the cheap rest equals Q M."""
+    size = 1.0 * UM
+    grains = _grains()
+    X, Y = np.meshgrid(np.arange(-60, 60) * size, np.arange(-50, 50) * size)
+    sensors = np.c_[X.ravel(), Y.ravel(), np.full(X.size, 1.0 * UM)]
+    lo, hi = sensors[:, :2].min(axis=0), sensors[:, :2].max(axis=0)
+    model = GreenModel.build(grains, (size, size), lo, hi, 1.0 * UM)
+    m = np.array([[3e4, -1e4, 2e4], [-2e4, 4e4, 1e4], [5e3, 5e3, -4e4]])
+    phi = model.block(sensors) @ m.ravel()
+    _, kept = accumulate(model, sensors, phi, block=4000, keep_rows=True)
+    assert len(kept) == 3 and all(sparse.issparse(k) for k in kept)
+    assert sum(k.nnz for k in kept) < 0.5 * len(sensors) * model.n_columns
+    fitted = forward(model, sensors, m, block=4000, rows=kept)
+    assert np.all(np.abs(fitted - phi) <= 1e-9 * np.abs(phi).max())

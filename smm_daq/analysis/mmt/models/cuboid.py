@@ -42,6 +42,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 from numba import njit, prange
+from scipy import sparse
 
 from smm_daq.analysis.forward import (
     AREA_EXACT,
@@ -449,22 +450,39 @@ class GreenModel:
     def n_columns(self) -> int:
         return 3 * self.grains.n_grains
 
-    def block(self, sensors: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """Q rows (B, 3G) in T/(A/m) for sensor centres (B, 3) in m."""
+    def lattice(self, sensors: np.ndarray) -> tuple[np.ndarray, float, float] | None:
+        """`sensor_lattice` of these sensors when they share corners, else None."""
+        return sensor_lattice(sensors, self.sensor_size) if self.share_corners else None
+
+    def block(self, sensors: np.ndarray, out: np.ndarray | None = None, *,
+              exact_part: list[sparse.csr_matrix] | None = None, skip_exact: bool = False
+              ) -> np.ndarray:
+        """Q rows (B, 3G) in T/(A/m) for sensor centres (B, 3) in m.
+
+        When the sensors share corners (`lattice` is not None): with `exact_part`, the part
+        of the rows from the exact sensor-area form (sparse: only sensors near a grain have
+        one) is appended to it; with `skip_exact`, that part is left out. The rows are
+        `block(…, skip_exact=True)` plus that part, which is cheap to make again: the fitted
+        map needs no rows of Q held."""
         sensors = np.ascontiguousarray(sensors, dtype=float)
         if out is None:
             out = np.empty((sensors.shape[0], self.n_columns))
         p, q = 0.5 * self.sensor_size[0], 0.5 * self.sensor_size[1]
         cuboids = np.ascontiguousarray(self.grains.cuboids)
-        lattice = sensor_lattice(sensors, self.sensor_size) if self.share_corners else None
+        lattice = self.lattice(sensors)
         _green_block(sensors, p, q, self.centroid, self.volume, self.moments, self.high,
                      self.coarse2, self.far2, self.grains.start, cuboids, self.half,
                      self.cub_far2, self.cub_scale, CUBOID_TOLERANCE, lattice is not None, out)
-        if lattice is not None:
-            grid, x0, y0 = lattice
-            n_chunks = min(grid.shape[0], 2 * numba.get_num_threads())
-            chunks = np.linspace(0, grid.shape[0], n_chunks + 1).round().astype(np.int64)
-            _grid_exact(sensors, grid, x0, y0, 2 * p, 2 * q, p, q, self.centroid, self.far2,
-                        self.grains.start, cuboids, self.half, self.cub_far2, self.cub_scale,
-                        CUBOID_TOLERANCE, chunks, out)
+        if lattice is None or skip_exact:
+            return out
+        grid, x0, y0 = lattice
+        n_chunks = min(grid.shape[0], 2 * numba.get_num_threads())
+        chunks = np.linspace(0, grid.shape[0], n_chunks + 1).round().astype(np.int64)
+        target = out if exact_part is None else np.zeros_like(out)
+        _grid_exact(sensors, grid, x0, y0, 2 * p, 2 * q, p, q, self.centroid, self.far2,
+                    self.grains.start, cuboids, self.half, self.cub_far2, self.cub_scale,
+                    CUBOID_TOLERANCE, chunks, target)
+        if exact_part is not None:
+            out += target
+            exact_part.append(sparse.csr_matrix(target))
         return out
