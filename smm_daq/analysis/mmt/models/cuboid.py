@@ -31,6 +31,16 @@ the bounds on adversarial shapes, that every entry stays within 1e-4 of its colu
 and that every M̂ moves by less than a tenth of its standard deviation on a sample with 20 nT
 noise. The second property depends on the signal-to-noise ratio: a map with far less noise
 than that, relative to its field, may need a smaller GRAIN_TOLERANCE (or `exact=True`).
+
+Area sensors whose pitch is their size (a QDM or SQUID map: each pixel the sensor's area)
+share their corners with their neighbours. The exact sensor-area form is a signed sum over
+the sensor's 4 corners of a sum over the cuboid's 8 corners, so on such a lattice each
+(lattice corner, cuboid) sum is computed once and used by the up to 4 sensors around it:
+about 8 corner terms a pair instead of 32 (`_grid_exact`). Which form each (sensor, cuboid)
+pair takes is decided as before; only the exact form's sums are regrouped, so the rows agree
+with the per-sensor form to its rounding error. The same split gives the fitted map without
+Q held: the exact form's part of each block is sparse (only sensors near a grain have one)
+and is kept, the rest is cheap to compute again.
 """
 
 from __future__ import annotations
