@@ -153,7 +153,10 @@ def accumulate(model: GreenModel, sensors: np.ndarray, phi: np.ndarray, *,
         size = min(block, sensors.shape[0] - s)
         rows = buf[:size]
         split = kept is not None and model.lattice(sensors[s:s + size]) is not None
-        model.block(sensors[s:s + size], rows[:, :n], exact_part=kept if split else None)
+        if split:
+            model.block(sensors[s:s + size], rows[:, :n], exact_part=kept)
+        else:
+            model.block(sensors[s:s + size], rows[:, :n])
         rows[:, n] = phi[s:s + size]
         if kept is not None and not split:
             kept.append(np.array(rows[:, :n], order="C"))
