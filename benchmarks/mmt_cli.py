@@ -110,6 +110,8 @@ def _probe_public(scan: str, params: str, cuboids: str, out: str) -> int:
     _mark("start-up")
     inv = DipoleCuboidInversion.from_json(params, verbose=False)
     inv.read_files(scan, cuboids, cuboid_scaling_factor=1e-6)
+    if np.all(inv.cuboids[:, 2] > 0):  # z as depth: the library's z-down frame, negative height
+        inv.scan_height = -abs(inv.scan_height)
     inv.set_scan_domain(gen_sd_mesh_from="sensor_center_domain")
     _mark("reading")
     inv.prepare_matrix(method="cython")
