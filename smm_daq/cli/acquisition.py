@@ -12,19 +12,19 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 
-from smm_daq.acquisition.events import ScanEvent
 from smm_daq.acquisition.plan import DEFAULT_SETTLE_TAU, ScanPlan
-from smm_daq.acquisition.recipe import check_recipe, load_recipe, run_recipe
-from smm_daq.acquisition.session import Session
 from smm_daq.cli.args import floats, positive
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import Profile, load_profile, parse_profile
-from smm_daq.storage.nexus import EntryInfo, list_entries, read_map
-from smm_daq.storage.scan_entry import read_scan_record
+
+if TYPE_CHECKING:  # the session, recipes and storage are imported by the commands that run
+    from smm_daq.acquisition.events import ScanEvent
+    from smm_daq.acquisition.session import Session
+    from smm_daq.storage.nexus import EntryInfo
 
 UM = 1e-6
 UT = 1e-6
@@ -137,6 +137,8 @@ def _time_scale(value: float | None) -> float:
 
 def _open_session(out: str, profile: Profile | str | None, time_scale: float | None
                   ) -> Session:
+    from smm_daq.acquisition.session import Session
+
     return Session.open(out, profile, time_scale=_time_scale(time_scale), on_pause=ask_operator)
 
 
@@ -207,6 +209,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from smm_daq.acquisition.recipe import check_recipe, load_recipe, run_recipe
+
     _time_scale(args.time_scale)
     recipe = load_recipe(args.recipe)
     profile = load_profile(args.profile)
@@ -230,6 +234,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
+    from smm_daq.storage.scan_entry import read_scan_record
+
     _time_scale(args.time_scale)
     record = read_scan_record(args.file, args.entry)
     if record["status"] == "finished":
@@ -252,6 +258,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def _info_line(path: str, e: EntryInfo) -> str:
+    from smm_daq.storage.nexus import read_map
+
     parts = [f"{e.name}", f"[{e.kind}, {e.status}]"]
     if e.shape is not None:
         ny, nx = e.shape
@@ -275,6 +283,8 @@ def _info_line(path: str, e: EntryInfo) -> str:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    from smm_daq.storage.nexus import list_entries
+
     entries = list_entries(args.file)
     print(f"{args.file}: {len(entries)} entries")
     for e in entries:

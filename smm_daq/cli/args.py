@@ -5,8 +5,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import h5py
-
 from smm_daq.errors import InputError
 
 
@@ -31,6 +29,8 @@ def positive(option: str, value: float) -> float:
 def output_file(option: str, text: str) -> Path:
     """A path a command may write: never a directory, never an HDF5 file (a session file
     holds acquired scans; writing a CSV, PNG or TOML over it would lose them)."""
+    import h5py  # only when a command writes: every command imports this module
+
     path = Path(text)
     if path.is_dir():
         raise InputError(f"{option} is {text!r}, a directory; expected a file name")

@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -36,8 +37,11 @@ from smm_daq.cli.mmt_models import (
 )
 from smm_daq.cli.mmt_study import add_study_command, add_tiling_options, tiled_result_or_none
 from smm_daq.errors import InputError
-from smm_daq.storage.mapdata import MapData
-from smm_daq.storage.nexus import read_map, write_map_entry
+
+if TYPE_CHECKING:  # the analysis (numba, scipy) and storage are imported by the commands
+    from smm_daq.analysis.grains import GrainSet
+    from smm_daq.analysis.mmt.solver.inversion import MMTResult
+    from smm_daq.analysis.mmt.study.grid import SampleSpec
 
 UM = 1e-6
 NT = 1e-9
@@ -134,6 +138,10 @@ def _invert(args: argparse.Namespace) -> int:
 
 
 def _synth(args: argparse.Namespace) -> int:
+    from smm_daq.analysis.grains import write_grains_csv
+    from smm_daq.analysis.mmt import synth
+    from smm_daq.storage.nexus import write_map_entry
+
     sx, sy = floats("--size-um", args.size_um, 2)
     for option, value in (("--size-um", sx), ("--size-um", sy),
                           ("--thickness-um", args.thickness_um), ("--step-um", args.step_um),
@@ -164,10 +172,21 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _import_mmt_scan(args: argparse.Namespace) -> int:
+    from smm_daq.analysis.mmt.formats.community import read_mmt_scan
+    from smm_daq.storage.nexus import write_map_entry
+
     data = read_mmt_scan(args.map, args.params, name=args.name)
     write_map_entry(args.out, data, kind="import", overwrite=args.overwrite)
     print(f"{data.bz.shape[1]} × {data.bz.shape[0]} map into entry '{args.name}' of {args.out}")
     return 0
+
+
+def study_sample(spec: SampleSpec, rng: np.random.Generator
+                 ) -> tuple[GrainSet, np.ndarray]:
+    """The study's sample maker (`synth.study_sample`), imported when a study runs."""
+    from smm_daq.analysis.mmt import synth
+
+    return synth.study_sample(spec, rng)
 
 
 def _add_invert(mmt_sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -239,5 +258,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     invert = _add_invert(mmt_sub)
     add_tiling_options(invert)
     _add_synth(mmt_sub)
-    add_study_command(mmt_sub, synth.study_sample)
+    add_study_command(mmt_sub, study_sample)
     _add_import(sub)

@@ -14,9 +14,8 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from smm_daq.analysis.grains import GrainSet
-from smm_daq.analysis.mmt.solver.inversion import MMTResult
 from smm_daq.analysis.mmt.study.grid import (
     DEFAULT_HEIGHT_UM,
     DEFAULT_SENSOR_UM,
@@ -29,12 +28,14 @@ from smm_daq.analysis.mmt.study.grid import (
     StudySpec,
     parse_list,
 )
-from smm_daq.analysis.mmt.study.run import SampleMaker, run_study
-from smm_daq.analysis.mmt.tiles.cluster import open_client, stderr_progress
-from smm_daq.analysis.mmt.tiles.tiled import invert_tiled
 from smm_daq.cli.args import positive
 from smm_daq.errors import InputError
-from smm_daq.storage.mapdata import MapData
+
+if TYPE_CHECKING:  # Dask, the study's plots and the solver are imported by the commands
+    from smm_daq.analysis.grains import GrainSet
+    from smm_daq.analysis.mmt.solver.inversion import MMTResult
+    from smm_daq.analysis.mmt.study.run import SampleMaker
+    from smm_daq.storage.mapdata import MapData
 
 UM = 1e-6
 
@@ -67,6 +68,9 @@ def tiled_result_or_none(args: argparse.Namespace, data: MapData, grains: GrainS
         if args.scheduler:
             raise InputError("--scheduler needs --tile-um; expected both, or neither")
         return None
+    from smm_daq.analysis.mmt.tiles.cluster import open_client, stderr_progress
+    from smm_daq.analysis.mmt.tiles.tiled import invert_tiled
+
     tile = positive("--tile-um", args.tile_um) * UM
     progress = stderr_progress()
     with open_client(args.scheduler, n_workers=args.workers) as client:
@@ -111,6 +115,9 @@ def _at_least_zero(option: str, value: float) -> float:
 
 
 def _study(args: argparse.Namespace) -> int:
+    from smm_daq.analysis.mmt.study.run import run_study
+    from smm_daq.analysis.mmt.tiles.cluster import open_client, stderr_progress
+
     spec = StudySpec(
         surfaces_um=parse_list("--surface-um", args.surface_um),
         thicknesses_um=parse_list("--thickness-um", args.thickness_um),

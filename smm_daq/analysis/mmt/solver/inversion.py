@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import linalg
+from scipy import linalg, sparse
 from scipy.linalg import lapack
 
 from smm_daq.analysis.grains import GrainSet
@@ -41,7 +41,8 @@ QR_PANEL = 256  # dtpqrt's panel width: the fastest of those measured on 5,626 c
 # condition estimate falls below machine epsilon (the convention of scipy.linalg.solve); the
 # SVD then drops singular values below n·eps of the largest (that of numpy's matrix_rank)
 SINGULAR_RCOND = float(np.finfo(float).eps)
-KEEP_Q_BYTES = 256 * 2**20  # below this, Q's blocks are kept for the fitted map
+KEEP_Q_BYTES = 256 * 2**20  # below this, Q's blocks (or their sparse part) are kept for the
+# fitted map
 
 
 class SingularWarning(UserWarning):
@@ -139,21 +140,26 @@ class Triangle:
 
 def accumulate(model: GreenModel, sensors: np.ndarray, phi: np.ndarray, *,
                block: int = DEFAULT_BLOCK, keep_rows: bool = False
-               ) -> tuple[Triangle, list[np.ndarray] | None]:
+               ) -> tuple[Triangle, list[np.ndarray | sparse.csr_matrix] | None]:
     """R of [Q | φ] by Householder QR updated one block of sensors at a time (LAPACK dtpqrt:
-    the triangle so far stacked on the block's rows); with `keep_rows`, also the blocks of Q
-    themselves (for the fitted map without recomputing)."""
+    the triangle so far stacked on the block's rows); with `keep_rows`, also what the fitted
+    map needs of each block without its cost: the block of Q itself, or for area sensors
+    that share corners only the exact form's sparse part (`GreenModel.block`)."""
     n = model.n_columns
     tri = np.zeros((n + 1, n + 1), order="F")
-    kept: list[np.ndarray] | None = [] if keep_rows else None
+    kept: list[np.ndarray | sparse.csr_matrix] | None = [] if keep_rows else None
     buf = np.empty((min(block, sensors.shape[0]), n + 1), order="F")
     nb = max(1, min(QR_PANEL, n + 1))
     for s in range(0, sensors.shape[0], block):
         size = min(block, sensors.shape[0] - s)
         rows = buf[:size]
-        model.block(sensors[s:s + size], rows[:, :n])
+        split = kept is not None and model.lattice(sensors[s:s + size]) is not None
+        if split:
+            model.block(sensors[s:s + size], rows[:, :n], exact_part=kept)
+        else:
+            model.block(sensors[s:s + size], rows[:, :n])
         rows[:, n] = phi[s:s + size]
-        if kept is not None:
+        if kept is not None and not split:
             kept.append(np.array(rows[:, :n], order="C"))
         tri, _, _, info = lapack.dtpqrt(0, nb, tri, rows, overwrite_a=1, overwrite_b=1)
         if info != 0:  # only for an illegal argument: a programming error
@@ -162,17 +168,23 @@ def accumulate(model: GreenModel, sensors: np.ndarray, phi: np.ndarray, *,
 
 
 def forward(model: GreenModel, sensors: np.ndarray, m: np.ndarray, *,
-            block: int = DEFAULT_BLOCK, rows: list[np.ndarray] | None = None) -> np.ndarray:
-    """Q M over blocks of sensors (the fitted field at the sensors); `rows` are the blocks of
-    Q when `accumulate` kept them."""
+            block: int = DEFAULT_BLOCK,
+            rows: list[np.ndarray | sparse.csr_matrix] | None = None) -> np.ndarray:
+    """Q M over blocks of sensors (the fitted field at the sensors); `rows` what `accumulate`
+    kept of each block (the block, or the sparse exact part of one that shares corners)."""
     flat = m.reshape(-1)
-    if rows is not None:
-        return np.concatenate([r @ flat for r in rows]) if rows else np.zeros(0)
     out = np.empty(sensors.shape[0])
     buf = np.empty((min(block, sensors.shape[0]), model.n_columns))
-    for s in range(0, sensors.shape[0], block):
+    for b, s in enumerate(range(0, sensors.shape[0], block)):
         size = min(block, sensors.shape[0] - s)
-        out[s:s + size] = model.block(sensors[s:s + size], buf[:size]) @ flat
+        kept = rows[b] if rows is not None else None
+        if isinstance(kept, np.ndarray):
+            out[s:s + size] = kept @ flat
+        elif kept is not None:
+            out[s:s + size] = (model.block(sensors[s:s + size], buf[:size], skip_exact=True)
+                               @ flat + kept @ flat)
+        else:
+            out[s:s + size] = model.block(sensors[s:s + size], buf[:size]) @ flat
     return out
 
 
