@@ -69,7 +69,7 @@ class NumpyArrays:
         if self.kernels == "cuda":
             from smm_daq.analysis.mmt.models.cuboid_gpu import DeviceGreen
 
-            return DeviceGreen.upload(model, self.to_device)
+            return _Contiguous(DeviceGreen.upload(model, self.to_device))
         return _HostGreen(model)
 
 
@@ -84,6 +84,24 @@ class _HostGreen:
 
     def field(self, sensors: np.ndarray, m: np.ndarray, out: np.ndarray) -> None:
         out[...] = self.model.block(sensors) @ m.reshape(-1)
+
+
+class _Contiguous:
+    """The CUDA kernels on host arrays (numba's simulator), which take only contiguous ones:
+    results go through a contiguous copy."""
+
+    def __init__(self, green: Any) -> None:
+        self.green = green
+
+    def block(self, sensors: np.ndarray, out: np.ndarray) -> None:
+        tmp = np.empty(out.shape, order="F")
+        self.green.block(np.ascontiguousarray(sensors), tmp)
+        out[...] = tmp
+
+    def field(self, sensors: np.ndarray, m: np.ndarray, out: np.ndarray) -> None:
+        tmp = np.empty(out.shape)
+        self.green.field(np.ascontiguousarray(sensors), np.ascontiguousarray(m), tmp)
+        out[...] = tmp
 
 
 class CupyArrays:
