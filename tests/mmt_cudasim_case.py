@@ -7,11 +7,10 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-from numba import config
 
 from smm_daq.analysis.mmt import synth
 from smm_daq.analysis.mmt.models.cuboid import GreenModel
-from smm_daq.analysis.mmt.models.cuboid_gpu import DeviceGreen
+from smm_daq.analysis.mmt.models.cuboid_gpu import SIMULATED, DeviceGreen
 from smm_daq.analysis.mmt.solver import device as devices
 from smm_daq.analysis.mmt.solver.arrays import NumpyArrays
 from smm_daq.analysis.mmt.solver.device_qr import DeviceSolver
@@ -21,7 +20,7 @@ UM = 1e-6
 
 
 def main() -> int:
-    assert config.ENABLE_CUDASIM, "run with NUMBA_ENABLE_CUDASIM=1"
+    assert SIMULATED, "run with NUMBA_ENABLE_CUDASIM=1"
     rng = np.random.default_rng(3)
     sample = synth.make_sample((80 * UM, 80 * UM), 30 * UM, 1e5, rng)
     x = np.arange(0.0, 80.1 * UM, 5 * UM)

@@ -193,7 +193,7 @@ def test_gpu_inversion_matches_cpu(small, case):
     kwargs = {"height": 1 * UM, "sensor_size": (0.0, 0.0), "sigma": 5e-9}
     ref, floor = _cpu(data, sample.grains, **kwargs)
     with warnings.catch_warnings():
-        warnings.simplefilter("error")
+        warnings.simplefilter("error", SingularWarning)  # solved on the device, no fallback
         res = invert_map(data, sample.grains, device="gpu", **kwargs)
     dm = np.max(np.abs(res.magnetization - ref.magnetization) / ref.sd)
     dc = np.max(np.abs(res.covariance - ref.covariance) / np.abs(ref.covariance))

@@ -19,11 +19,12 @@ NumPy arrays.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numba import config, cuda
+from numba import cuda
 
 from smm_daq.analysis.forward import MU0_OVER_4PI, _pair, _point_pair, moment_expansion
 from smm_daq.analysis.mmt.models.cuboid import CUBOID_TOLERANCE, GreenModel, _orders_3_4
@@ -31,7 +32,8 @@ from smm_daq.analysis.mmt.models.cuboid import CUBOID_TOLERANCE, GreenModel, _or
 THREADS = 256  # threads per CUDA block
 # The simulator runs kernels in Python, where a CPU-compiled function cannot take its array
 # arguments: it runs the same function's Python source instead.
-_orders = _orders_3_4.py_func if config.ENABLE_CUDASIM else _orders_3_4
+SIMULATED = bool(int(os.environ.get("NUMBA_ENABLE_CUDASIM", "0") or 0))  # as numba reads it
+_orders = _orders_3_4.py_func if SIMULATED else _orders_3_4
 
 
 @cuda.jit(device=True)
