@@ -33,6 +33,7 @@ from scipy.linalg import lapack
 from smm_daq.analysis.mmt import synth
 from smm_daq.analysis.mmt.solver import device as devices
 from smm_daq.analysis.mmt.solver.inversion import DEFAULT_BLOCK, QR_PANEL, invert_map
+from smm_daq.errors import InputError
 
 UM = 1e-6
 NOISE = 5e-9  # T
@@ -142,7 +143,10 @@ def main() -> None:
     if not 0 < args.fraction <= 1:
         parser.error(f"--fraction {args.fraction}: expected 0 < f ≤ 1")
     preset = PRESETS[args.preset]
-    device = devices.resolve(args.device)
+    try:
+        device = devices.resolve(args.device)
+    except InputError as exc:
+        parser.error(f"--device {args.device}: {exc}")
     nx = math.floor(preset.size_um[0] * args.fraction / preset.step_um + 1e-9)
     ny = math.floor(preset.size_um[1] * args.fraction / preset.step_um + 1e-9)
     size = (nx * preset.step_um, ny * preset.step_um)
