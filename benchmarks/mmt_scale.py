@@ -8,13 +8,18 @@ the high-water mark of CuPy's memory pool).
     python benchmarks/mmt_scale.py --preset lab-size --device gpu
     python benchmarks/mmt_scale.py --preset lab-size --fraction 0.5   # a quarter of its area
     python benchmarks/mmt_scale.py --preset medium --qr-floor  # the CPU's ratio to its QR
+    python benchmarks/mmt_scale.py --preset lab-size --step-factor 4  # all its grains, 1/16
+                                                                      # of its sensors
 
 Presets after the seed (point sensors 1 µm above the sample top, 1 µm sampling) and a
 stand-in for the lab's real scans (951 × 771 sensors at 1.2 µm, 2 µm above, 4,300 grains);
 5 nT noise. `--fraction` keeps a preset's sampling, height, depth and grain density on a
-smaller area (each side × the fraction). `--qr-floor` also times the CPU's QR alone (LAPACK
-dtpqrt over the same blocks of a random matrix of Q's shape) and prints the inversion's time
-over it. Grain models are entries of MODELS (today uniformly magnetized cuboid grains).
+smaller area (each side × the fraction); `--step-factor K` keeps the area and the grains
+(so Q's columns, which set the memory) with the sampling step × K (1/K² of the sensors, which
+set the time of the QR, so a full-size time is about K² times that stage). `--qr-floor`
+also times the CPU's QR alone (LAPACK dtpqrt over the same blocks of a random matrix of Q's
+shape) and prints the inversion's time over it. Grain models are entries of MODELS (today
+uniformly magnetized cuboid grains).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import os
 import resource
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.linalg import lapack
@@ -136,12 +141,16 @@ def main() -> None:
     parser.add_argument("--device", choices=devices.DEVICES, default="auto")
     parser.add_argument("--fraction", type=float, default=1.0,
                         help="each side of the preset's area times this (0 < f ≤ 1)")
+    parser.add_argument("--step-factor", type=int, default=1,
+                        help="sampling step × this integer, same area and grains")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--qr-floor", action="store_true",
                         help="also time the CPU's QR alone and print the ratio")
     args = parser.parse_args()
     if not 0 < args.fraction <= 1:
         parser.error(f"--fraction {args.fraction}: expected 0 < f ≤ 1")
+    if args.step_factor < 1:
+        parser.error(f"--step-factor {args.step_factor}: expected an integer ≥ 1")
     preset = PRESETS[args.preset]
     try:
         device = devices.resolve(args.device)
@@ -150,7 +159,9 @@ def main() -> None:
     nx = math.floor(preset.size_um[0] * args.fraction / preset.step_um + 1e-9)
     ny = math.floor(preset.size_um[1] * args.fraction / preset.step_um + 1e-9)
     size = (nx * preset.step_um, ny * preset.step_um)
-    print(f"preset {args.preset} × {args.fraction:g}: {size[0]:g} × {size[1]:g} × "
+    preset = replace(preset, step_um=preset.step_um * args.step_factor)
+    print(f"preset {args.preset} × {args.fraction:g} (step × {args.step_factor}): "
+          f"{size[0]:g} × {size[1]:g} × "
           f"{preset.thickness_um:g} µm, {preset.density_per_mm3:.4g} grains/mm³, step "
           f"{preset.step_um:g} µm, height {preset.height_um:g} µm, sensor "
           f"{preset.sensor_size_um[0]:g} × {preset.sensor_size_um[1]:g} µm, noise "
