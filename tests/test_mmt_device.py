@@ -167,8 +167,12 @@ def test_gpu_modules_import_without_dask_pyvisa_or_qt():
 # On a machine with a CUDA GPU (benchmarks/gpu_check.sh runs these): the GPU itself.
 
 @pytest.mark.skipif(not GPU, reason="no usable CUDA GPU")
-@pytest.mark.parametrize("sensor_size", [(0.0, 0.0), (2 * UM, 1.5 * UM)])
-def test_gpu_green_block_matches_cpu(small, sensor_size):
+# Point sensors: closed forms accurate to a few ulps. Area sensors: the 32-term closed form
+# is used while its rounding (which the GPU's libdevice rounds differently) stays below the
+# forward model's tolerance of the column's scale, so the two agree less closely.
+@pytest.mark.parametrize(("sensor_size", "tol"), [((0.0, 0.0), 1e-12),
+                                                  ((2 * UM, 1.5 * UM), 1e-8)])
+def test_gpu_green_block_matches_cpu(small, sensor_size, tol):
     import cupy
 
     from smm_daq.analysis.mmt.models.cuboid_gpu import DeviceGreen
@@ -183,7 +187,8 @@ def test_gpu_green_block_matches_cpu(small, sensor_size):
     green.block(cupy.asarray(sensors), buf[7:, :-1])  # a strided view, as the solver uses
     out = cupy.asnumpy(buf[7:, :-1])
     err = np.max(np.abs(out - ref), axis=0) / np.max(np.abs(ref), axis=0)
-    assert err.max() <= 1e-12
+    print(f"\nsensor {sensor_size}: GPU block within {err.max():.3g} of each column's largest")
+    assert err.max() <= tol
 
 
 @pytest.mark.skipif(not GPU, reason="no usable CUDA GPU")
