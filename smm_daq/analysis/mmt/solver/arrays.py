@@ -124,7 +124,7 @@ class CupyArrays:
         return self.xp.asarray(a)
 
     def to_host(self, a: Any) -> np.ndarray:
-        return self.xp.asnumpy(a)
+        return self.xp.asnumpy(a, order="A")  # keeps column-major R column-major
 
     def synchronize(self) -> None:
         self.xp.cuda.Device().synchronize()
