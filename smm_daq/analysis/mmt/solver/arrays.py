@@ -41,9 +41,9 @@ class NumpyArrays:
     def synchronize(self) -> None:
         """Nothing is asynchronous here."""
 
-    def free_bytes(self) -> int:
-        """Memory the block buffer may take: bounded by the caller's block size instead."""
-        return 0
+    def free_bytes(self) -> None:
+        """No device memory to size blocks from (host blocks are sized by their columns)."""
+        return None
 
     def geqrf(self, a: np.ndarray) -> np.ndarray:
         """Householder QR of a (m, n), m ≥ n, column-major: returns an array whose upper

@@ -40,7 +40,7 @@ from smm_daq.analysis.mmt.solver.inversion import (
 )
 
 BUFFER_SHARE = 0.5  # of the free device memory, for the stacked block buffer
-MIN_ROWS_PER_COLUMN = 4  # automatic blocks hold at least 4 rows per column (flops +17 %)
+MIN_ROWS_PER_COLUMN = 4  # host blocks: 4 rows per column (stacking costs 17 % more flops)
 COVARIANCE_CHUNK = 1024  # grains per batched product for the covariance blocks
 WIDTH = 3  # columns per grain
 
@@ -60,8 +60,9 @@ class DeviceTriangle:
 class DeviceSolver:
     """`accumulate`, `solve_triangle` and `forward` of `inversion` on an array backend.
 
-    rows: sensors per block; None sizes blocks from the free device memory (at least
-    ``MIN_ROWS_PER_COLUMN`` per column). `timings` holds the last call's stages (s)."""
+    rows: sensors per block; None sizes blocks from the free device memory (a share
+    ``BUFFER_SHARE`` of it), or on the host at ``MIN_ROWS_PER_COLUMN`` per column. `timings`
+    holds the last call's stages (s)."""
 
     arrays: Any = field(default_factory=NumpyArrays)
     rows: int | None = None
@@ -69,11 +70,13 @@ class DeviceSolver:
 
     def _block_rows(self, n: int, n_sensors: int, n_grains: int) -> int:
         cols = n + 1
+        free = self.arrays.free_bytes()
         if self.rows is not None:
             rows = self.rows
+        elif free is None:
+            rows = MIN_ROWS_PER_COLUMN * cols
         else:
-            budget = int(BUFFER_SHARE * self.arrays.free_bytes()) // (8 * cols) - cols
-            rows = max(MIN_ROWS_PER_COLUMN * cols, budget)
+            rows = max(cols, int(BUFFER_SHARE * free) // (8 * cols) - cols)
         rows = min(rows, MAX_ENTRIES // cols - cols, (2**31 - 1) // max(n_grains, 1))
         return max(1, min(rows, n_sensors))
 
