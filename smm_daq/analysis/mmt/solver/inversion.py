@@ -159,6 +159,7 @@ def accumulate(model: GreenModel, sensors: np.ndarray, phi: np.ndarray, *,
         tri, _, _, info = lapack.dtpqrt(0, nb, tri, rows, overwrite_a=1, overwrite_b=1)
         if info != 0:  # only for an illegal argument: a programming error
             raise RuntimeError(f"dtpqrt failed (info {info})")
+    del buf, rows  # before R is copied out: the block buffer is 0.6 GB at 12,900 columns
     tri *= np.where(np.diag(tri) < 0, -1.0, 1.0)[:, None]  # R with a diagonal ≥ 0: unique
     return Triangle(np.asfortranarray(tri[:n, :n]), tri[:n, n].copy()), kept
 
@@ -190,9 +191,12 @@ class Solution:
 
 
 def _grain_blocks(w: np.ndarray) -> np.ndarray:
-    """Diagonal 3 × 3 blocks of W Wᵀ for W (n, k), n = 3G."""
-    rows = w.reshape(-1, 3, w.shape[1])
-    return np.einsum("gik,gjk->gij", rows, rows)
+    """Diagonal 3 × 3 blocks of W Wᵀ for W (n, k), n = 3G, from views of W (no copy of it)."""
+    if w.flags.c_contiguous:
+        rows = w.reshape(-1, 3, w.shape[1])
+        return np.einsum("gik,gjk->gij", rows, rows)
+    cols = np.asfortranarray(w).T.reshape(w.shape[1], -1, 3)
+    return np.einsum("kgi,kgj->gij", cols, cols)
 
 
 def solve_triangle(tri: Triangle, damping: float = 0.0) -> Solution:
