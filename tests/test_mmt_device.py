@@ -46,6 +46,16 @@ def small():
     return _case(60, 30, 5)
 
 
+KNOWN_NOISE = {"height": 1 * UM, "sensor_size": (0.0, 0.0), "sigma": 5e-9}
+
+
+@pytest.fixture(scope="module")
+def small_cpu(small):
+    """The CPU path's result for `small` with the noise known, and its rounding floor."""
+    sample, data = small
+    return _cpu(data, sample.grains, **KNOWN_NOISE)
+
+
 def _on_device(monkeypatch, solver):
     monkeypatch.setattr(devices, "gpu_problem", lambda: None)
     monkeypatch.setattr(devices, "gpu_solver", lambda: solver)
@@ -71,13 +81,12 @@ def _assert_agree(res, ref, floor=0.0):
 
 
 @pytest.mark.parametrize("rows", [None, 700, 5000])  # automatic (4 per column); 6; 1 block
-def test_device_solver_on_numpy_matches_cpu_path(small, monkeypatch, rows):
+def test_device_solver_on_numpy_matches_cpu_path(small, small_cpu, monkeypatch, rows):
     sample, data = small
-    kwargs = {"height": 1 * UM, "sensor_size": (0.0, 0.0), "sigma": 5e-9}
-    ref, floor = _cpu(data, sample.grains, **kwargs)
+    ref, floor = small_cpu
     solver = DeviceSolver(NumpyArrays(), rows=rows)
     _on_device(monkeypatch, solver)
-    res = invert_map(data, sample.grains, device="gpu", **kwargs)
+    res = invert_map(data, sample.grains, device="gpu", **KNOWN_NOISE)
     _assert_agree(res, ref, floor)
     automatic = MIN_ROWS_PER_COLUMN * (3 * sample.grains.n_grains + 1)
     assert solver.timings["block_rows"] == min(rows or automatic, data.bz.size)
@@ -104,12 +113,11 @@ def test_device_solver_singular_reports_the_same_unresolved_grains(monkeypatch):
         [[1e4, 0, 0], [0, 1e4, 0], [0, 0, 2e4]]), (30 * UM, 30 * UM), 10 * UM)
     data = synth.scan(sample, height=1 * UM, step=1 * UM, sensor_size=(0, 0), noise=5e-9,
                       rng=np.random.default_rng(1))
-    kwargs = {"height": 1 * UM, "sensor_size": (0.0, 0.0), "sigma": 5e-9}
     with pytest.warns(SingularWarning):
-        ref = invert_map(data, sample.grains, device="cpu", **kwargs)
+        ref = invert_map(data, sample.grains, device="cpu", **KNOWN_NOISE)
     _on_device(monkeypatch, DeviceSolver(NumpyArrays()))
     with pytest.warns(SingularWarning):
-        res = invert_map(data, sample.grains, device="gpu", **kwargs)
+        res = invert_map(data, sample.grains, device="gpu", **KNOWN_NOISE)
     np.testing.assert_array_equal(np.isinf(res.sd), np.isinf(ref.sd))
     assert np.isinf(res.sd[:2]).all() and np.isfinite(res.sd[2]).all()
     np.testing.assert_allclose(res.magnetization[2], ref.magnetization[2],
@@ -195,11 +203,10 @@ def test_gpu_green_block_matches_cpu(small, sensor_size, tol):
 @pytest.mark.parametrize("case", ["small", "medium"])
 def test_gpu_inversion_matches_cpu(small, case):
     sample, data = small if case == "small" else _case(200, 50, 7)
-    kwargs = {"height": 1 * UM, "sensor_size": (0.0, 0.0), "sigma": 5e-9}
-    ref, floor = _cpu(data, sample.grains, **kwargs)
+    ref, floor = _cpu(data, sample.grains, **KNOWN_NOISE)
     with warnings.catch_warnings():
         warnings.simplefilter("error", SingularWarning)  # solved on the device, no fallback
-        res = invert_map(data, sample.grains, device="gpu", **kwargs)
+        res = invert_map(data, sample.grains, device="gpu", **KNOWN_NOISE)
     dm = np.max(np.abs(res.magnetization - ref.magnetization) / ref.sd)
     dc = np.max(np.abs(res.covariance - ref.covariance) / np.abs(ref.covariance))
     print(f"\n{case}: {sample.grains.n_grains} grains, {data.bz.size} sensors; GPU against CPU:"
