@@ -159,7 +159,7 @@ def accumulate(model: GreenModel, sensors: np.ndarray, phi: np.ndarray, *,
         tri, _, _, info = lapack.dtpqrt(0, nb, tri, rows, overwrite_a=1, overwrite_b=1)
         if info != 0:  # only for an illegal argument: a programming error
             raise RuntimeError(f"dtpqrt failed (info {info})")
-    del buf, rows  # before R is copied out: the block buffer is 0.6 GB at 12,900 columns
+    buf = rows = None  # freed before R is copied out: 0.6 GB at 12,900 columns
     tri *= np.where(np.diag(tri) < 0, -1.0, 1.0)[:, None]  # R with a diagonal ≥ 0: unique
     return Triangle(np.asfortranarray(tri[:n, :n]), tri[:n, n].copy()), kept
 
