@@ -240,7 +240,8 @@ def _quadrature_order(clearance, p, q, target):
     h = max(p, q)
     t = clearance / h
     rho = t + math.sqrt(t * t + 1.0)
-    n = math.ceil(math.log(4.0 / target) / (2.0 * math.log(rho)))
+    # int(): math.ceil gives a float in numba.cuda, which cannot index the node table
+    n = int(math.ceil(math.log(4.0 / target) / (2.0 * math.log(rho))))  # noqa: RUF046
     return min(max(n, 2), _GL_MAX)
 
 

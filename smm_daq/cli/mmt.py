@@ -138,7 +138,6 @@ def _invert(args: argparse.Namespace) -> int:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from smm_daq.analysis.grains import write_grains_csv
     from smm_daq.analysis.mmt import synth
     from smm_daq.storage.nexus import write_map_entry
 
@@ -172,7 +171,6 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _import_mmt_scan(args: argparse.Namespace) -> int:
-    from smm_daq.analysis.mmt.formats.community import read_mmt_scan
     from smm_daq.storage.nexus import write_map_entry
 
     data = read_mmt_scan(args.map, args.params, name=args.name)
@@ -184,7 +182,6 @@ def _import_mmt_scan(args: argparse.Namespace) -> int:
 def study_sample(spec: SampleSpec, rng: np.random.Generator
                  ) -> tuple[GrainSet, np.ndarray]:
     """The study's sample maker (`synth.study_sample`), imported when a study runs."""
-    from smm_daq.analysis.mmt import synth
 
     return synth.study_sample(spec, rng)
 

@@ -18,6 +18,7 @@ Optional Tikhonov damping adds λ·mean(‖Q[:, j]‖²)·‖x‖² to the misfi
 from __future__ import annotations
 
 import math
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from scipy.linalg import lapack
 
 from smm_daq.analysis.grains import GrainSet
 from smm_daq.analysis.mmt.models.cuboid import GreenModel
+from smm_daq.analysis.mmt.solver import device as devices
 from smm_daq.analysis.mmt.solver import stats
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
@@ -164,6 +166,8 @@ def accumulate(model: GreenModel, sensors: np.ndarray, phi: np.ndarray, *,
         tri, _, _, info = lapack.dtpqrt(0, nb, tri, rows, overwrite_a=1, overwrite_b=1)
         if info != 0:  # only for an illegal argument: a programming error
             raise RuntimeError(f"dtpqrt failed (info {info})")
+    buf = rows = None  # freed before R is copied out: 0.6 GB at 12,900 columns
+    tri *= np.where(np.diag(tri) < 0, -1.0, 1.0)[:, None]  # R with a diagonal ≥ 0: unique
     return Triangle(np.asfortranarray(tri[:n, :n]), tri[:n, n].copy()), kept
 
 
@@ -200,9 +204,13 @@ class Solution:
 
 
 def _grain_blocks(w: np.ndarray, per_grain: int = 3) -> np.ndarray:
-    """Diagonal k × k blocks of W Wᵀ for W (n, m), n = kG, k = per_grain."""
-    rows = w.reshape(-1, per_grain, w.shape[1])
-    return np.einsum("gik,gjk->gij", rows, rows)
+    """Diagonal k × k blocks of W Wᵀ for W (n, m), n = kG, k = per_grain, from views of W
+    (no copy of it)."""
+    if w.flags.c_contiguous:
+        rows = w.reshape(-1, per_grain, w.shape[1])
+        return np.einsum("gik,gjk->gij", rows, rows)
+    cols = np.asfortranarray(w).T.reshape(w.shape[1], -1, per_grain)
+    return np.einsum("kgi,kgj->gij", cols, cols)
 
 
 def solve_triangle(tri: Triangle, damping: float = 0.0, per_grain: int = 3) -> Solution:
@@ -238,7 +246,7 @@ def solve_triangle(tri: Triangle, damping: float = 0.0, per_grain: int = 3) -> S
         w = rd_inv @ (rs @ rd_inv).T  # covariance W Wᵀ = Rd⁻¹ Rd⁻ᵀ RᵀR Rd⁻¹ Rd⁻ᵀ
     elif rcond > SINGULAR_RCOND and not np.any(zero):
         y = linalg.solve_triangular(rs, tri.c)
-        w = _triangular_inverse(rs)
+        w = _triangular_inverse(rs, overwrite=True)
     else:
         u, sv, vt = linalg.svd(rs)
         good = sv > sv.max(initial=0.0) * n * SINGULAR_RCOND
@@ -253,12 +261,13 @@ def solve_triangle(tri: Triangle, damping: float = 0.0, per_grain: int = 3) -> S
             "determined by this map (their standard deviations are reported as infinite)",
             SingularWarning, stacklevel=3,
         )
-    blocks = _grain_blocks(w * scale[:, None], per_grain)
+    w *= scale[:, None]  # in place: W is n × n (1.3 GB at 12,900 columns)
+    blocks = _grain_blocks(w, per_grain)
     return Solution(y * scale, blocks, unresolved, cond)
 
 
-def _triangular_inverse(r: np.ndarray) -> np.ndarray:
-    inv, info = lapack.dtrtri(r, lower=0)
+def _triangular_inverse(r: np.ndarray, overwrite: bool = False) -> np.ndarray:
+    inv, info = lapack.dtrtri(r, lower=0, overwrite_c=overwrite)
     if info != 0:
         raise np.linalg.LinAlgError(f"triangular factor is singular at column {info}")
     return inv
@@ -288,14 +297,19 @@ def invert_map(
     block: int = DEFAULT_BLOCK,
     exact: bool = False,
     progress: Callable[[str], None] | None = None,
+    device: str = "auto",
 ) -> MMTResult:
     """Per-grain magnetizations with covariances from the Bz map `data` (T; NaN masked).
 
     height (m) is the sensor plane above the sample top; sensor_size (w, l) in m; sigma (T) the
-    noise SD, else estimated from the residual; damping the relative Tikhonov parameter.
+    noise SD, else estimated from the residual; damping the relative Tikhonov parameter;
+    device "cpu", "gpu" or "auto" (the GPU when one is usable, `device`); block is the CPU's
+    sensors per block (the GPU sizes its own).
     """
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
+    # accumulate / solve_triangle / forward: this module's on the CPU, else the GPU's
+    ops = sys.modules[__name__] if devices.resolve(device) == "cpu" else devices.gpu_solver()
     check_grains_below_sensor(grains, height)
     sensors, keep = sensor_positions(data, height)
     n = 3 * grains.n_grains
@@ -311,15 +325,15 @@ def invert_map(
     if progress:
         progress(f"QR of the Green's matrix: {sensors.shape[0]} sensors × {grains.n_grains} grains")
     keep_rows = sensors.shape[0] * n * 8 <= KEEP_Q_BYTES
-    tri, rows = accumulate(model, sensors, phi, block=block, keep_rows=keep_rows)
+    tri, rows = ops.accumulate(model, sensors, phi, block=block, keep_rows=keep_rows)
     timings["green_and_qr_s"] = time.perf_counter() - t0
     t1 = time.perf_counter()
-    sol = solve_triangle(tri, damping)
+    sol = ops.solve_triangle(tri, damping)
     del tri
     timings["solve_s"] = time.perf_counter() - t1
     t2 = time.perf_counter()
     x = sol.x
-    fitted = forward(model, sensors, x, block=block, rows=rows)
+    fitted = ops.forward(model, sensors, x, block=block, rows=rows)
     del rows
     timings["forward_s"] = time.perf_counter() - t2
     resid = phi - fitted
