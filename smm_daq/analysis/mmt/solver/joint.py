@@ -129,6 +129,10 @@ class _Stacked:
         self.weights = weights
         self.n_columns = n_columns
 
+    def lattice(self, sensors: np.ndarray) -> None:
+        """Stacked scans are not one lattice of shared corners: each block is kept whole."""
+        return None
+
     def block(self, sensors: np.ndarray, out: np.ndarray) -> np.ndarray:
         index = sensors[:, 3].astype(np.int64)
         cuts = np.flatnonzero(np.diff(index)) + 1
