@@ -177,9 +177,10 @@ def test_gpu_modules_import_without_dask_pyvisa_or_qt():
 @pytest.mark.skipif(not GPU, reason="no usable CUDA GPU")
 # Point sensors: closed forms accurate to a few ulps. Area sensors: the 32-term closed form
 # is used while its rounding (which the GPU's libdevice rounds differently) stays below the
-# forward model's tolerance of the column's scale, so the two agree less closely.
+# forward model's tolerance of the column's scale (CUBOID_TOLERANCE, 1e-5), so the two agree
+# less closely: 1.4e-8 was measured on an H200; 1e-6 still holds them 10 times inside it.
 @pytest.mark.parametrize(("sensor_size", "tol"), [((0.0, 0.0), 1e-12),
-                                                  ((2 * UM, 1.5 * UM), 1e-8)])
+                                                  ((2 * UM, 1.5 * UM), 1e-6)])
 def test_gpu_green_block_matches_cpu(small, sensor_size, tol):
     import cupy
 

@@ -24,7 +24,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numba import cuda
+
+# numba-cuda (0.30 and earlier) registers an overload of np.row_stack when it first compiles
+# a kernel; NumPy 2.5 removed that alias of np.vstack, so give it back before that happens.
+if not hasattr(np, "row_stack"):
+    np.row_stack = np.vstack
+
+from numba import cuda  # noqa: E402
 
 from smm_daq.analysis.forward import MU0_OVER_4PI, _pair, _point_pair, moment_expansion
 from smm_daq.analysis.mmt.models.cuboid import CUBOID_TOLERANCE, GreenModel, _orders_3_4
