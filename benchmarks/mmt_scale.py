@@ -1,81 +1,222 @@
-"""MMT at scale on one machine (issue 7): a synthetic sample of seed 001 from sample to
-inversion with full uncertainties; prints the time of each stage and the peak memory.
+"""MMT at scale on one machine: a synthetic sample of seed 001 from sample to inversion with
+full uncertainties, on the CPU or a GPU; prints the time of each stage and the peak memory
+(host: the process's maximum resident set size, numba's and BLAS's buffers included; GPU:
+the high-water mark of CuPy's memory pool).
 
     python benchmarks/mmt_scale.py --preset paper-largest   # 500 × 500 × 75 µm, 1e5 /mm³
     python benchmarks/mmt_scale.py --preset small            # quick
+    python benchmarks/mmt_scale.py --preset lab-size --device gpu
+    python benchmarks/mmt_scale.py --preset lab-size --fraction 0.5   # a quarter of its area
+    python benchmarks/mmt_scale.py --preset medium --qr-floor  # the CPU's ratio to its QR
+    python benchmarks/mmt_scale.py --preset lab-size --step-factor 4  # all its grains, 1/16
+                                                                      # of its sensors
 
-Point sensors 1 µm above the sample top, 1 µm sampling, 5 nT noise. Peak memory is the
-process's maximum resident set size (ru_maxrss), which includes numba's and BLAS's buffers.
+Presets after the seed (point sensors 1 µm above the sample top, 1 µm sampling) and a
+stand-in for the lab's real scans (951 × 771 sensors at 1.2 µm, 2 µm above, 4,300 grains);
+5 nT noise. `--fraction` keeps a preset's sampling, height, depth and grain density on a
+smaller area (each side × the fraction); `--step-factor K` keeps the area and the grains
+(so Q's columns, which set the memory) with the sampling step × K (1/K² of the sensors, which
+set the time of the QR, so a full-size time is about K² times that stage). `--qr-floor`
+also times the CPU's QR alone (LAPACK dtpqrt over the same blocks of a random matrix of Q's
+shape) and prints the inversion's time over it. Grain models are entries of MODELS (today
+uniformly magnetized cuboid grains).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import resource
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import numpy as np
+from scipy.linalg import lapack
 
 from smm_daq.analysis.mmt import synth
-from smm_daq.analysis.mmt.solver.inversion import invert_map
+from smm_daq.analysis.mmt.solver import device as devices
+from smm_daq.analysis.mmt.solver.inversion import DEFAULT_BLOCK, QR_PANEL, invert_map
+from smm_daq.errors import InputError
 
 UM = 1e-6
-PRESETS = {  # surface side µm, thickness µm, grains per mm³
-    "small": (100.0, 30.0, 1e5),
-    "medium": (200.0, 50.0, 1e5),
-    "large": (300.0, 75.0, 1e5),
-    "paper-largest": (500.0, 75.0, 1e5),
+NOISE = 5e-9  # T
+
+
+@dataclass(frozen=True)
+class Preset:
+    size_um: tuple[float, float]  # sample surface (x, y); sensors cover it at `step_um`
+    thickness_um: float
+    density_per_mm3: float
+    step_um: float = 1.0
+    height_um: float = 1.0
+    sensor_size_um: tuple[float, float] = (0.0, 0.0)
+
+
+_LAB_SIZE = (950 * 1.2, 770 * 1.2)  # 951 × 771 sensors at 1.2 µm
+_LAB_THICKNESS = 40.0
+PRESETS = {
+    "small": Preset((100.0, 100.0), 30.0, 1e5),
+    "medium": Preset((200.0, 200.0), 50.0, 1e5),
+    "large": Preset((300.0, 300.0), 75.0, 1e5),
+    "paper-largest": Preset((500.0, 500.0), 75.0, 1e5),
+    "lab-size": Preset(_LAB_SIZE, _LAB_THICKNESS,
+                       4300 / (_LAB_SIZE[0] * _LAB_SIZE[1] * _LAB_THICKNESS * 1e-9),
+                       step_um=1.2, height_um=2.0),
 }
 
 
-def peak_mb() -> float:
+@dataclass
+class Case:
+    """A grain model's synthetic sample, its scan and its inversion."""
+
+    describe: str  # grains, cuboids/sources
+    truth: np.ndarray  # (G, k) the true coefficients
+    scan: Callable[[], object]  # -> MapData
+    invert: Callable[[object], object]  # MapData -> MMTResult
+
+
+def cuboid_case(preset: Preset, size: tuple[float, float], rng: np.random.Generator,
+                device: str) -> Case:
+    sample = synth.make_sample((size[0] * UM, size[1] * UM), preset.thickness_um * UM,
+                               preset.density_per_mm3, rng)
+    height = preset.height_um * UM
+    sensor = (preset.sensor_size_um[0] * UM, preset.sensor_size_um[1] * UM)
+    g = sample.grains
+    return Case(
+        f"{g.n_grains} cuboid grains ({g.cuboids.shape[0]} cuboids)",
+        sample.magnetization,
+        lambda: synth.scan(sample, height=height, step=preset.step_um * UM,
+                           sensor_size=sensor, noise=NOISE, rng=rng, device=device),
+        lambda data: invert_map(data, g, height=height, sensor_size=sensor, sigma=NOISE,
+                                device=device),
+    )
+
+
+# Grain models: point-source and multipole grains plug in here with a function of the same
+# signature (preset, sample size in µm, rng, device) -> Case.
+MODELS: dict[str, Callable[[Preset, tuple[float, float], np.random.Generator, str], Case]] = {
+    "cuboid": cuboid_case,
+}
+
+
+def host_peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def gpu_pool_mb(device: str) -> float | None:
+    if device != "gpu":
+        return None
+    import cupy
+
+    return cupy.get_default_memory_pool().total_bytes() / 2**20
+
+
+def memory(device: str) -> str:
+    gpu = gpu_pool_mb(device)
+    return f"host peak {host_peak_mb():.0f} MB" + ("" if gpu is None else f", GPU {gpu:.0f} MB")
+
+
+def qr_floor(n_sensors: int, n_columns: int, block: int = DEFAULT_BLOCK) -> float:
+    """Seconds of the CPU path's QR alone: dtpqrt over blocks of a random (P, n + 1)."""
+    rng = np.random.default_rng(0)
+    cols = n_columns + 1
+    tri = np.zeros((cols, cols), order="F")
+    rows = np.asfortranarray(rng.standard_normal((min(block, n_sensors), cols)))
+    nb = max(1, min(QR_PANEL, cols))
+    t = time.perf_counter()
+    for s in range(0, n_sensors, block):
+        size = min(block, n_sensors - s)
+        part = rows if size == rows.shape[0] else np.asfortranarray(rows[:size])
+        tri, _, _, _ = lapack.dtpqrt(0, nb, tri, part.copy(order="F"), overwrite_a=1,
+                                     overwrite_b=1)
+    return time.perf_counter() - t
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", choices=PRESETS, default="small")
+    parser.add_argument("--model", choices=MODELS, default="cuboid")
+    parser.add_argument("--device", choices=devices.DEVICES, default="auto")
+    parser.add_argument("--fraction", type=float, default=1.0,
+                        help="each side of the preset's area times this (0 < f ≤ 1)")
+    parser.add_argument("--step-factor", type=int, default=1,
+                        help="sampling step × this integer, same area and grains")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--qr-floor", action="store_true",
+                        help="also time the CPU's QR alone and print the ratio")
     args = parser.parse_args()
-    side, thickness, density = PRESETS[args.preset]
-    height, step, noise = 1 * UM, 1 * UM, 5e-9
-    rng = np.random.default_rng(args.seed)
-    print(f"preset {args.preset}: {side:g} × {side:g} × {thickness:g} µm, {density:g} grains/mm³,"
-          f" step 1 µm, height 1 µm, point sensor, noise 5 nT; cores {os.cpu_count()}")
-    t = time.perf_counter()
-    sample = synth.make_sample((side * UM, side * UM), thickness * UM, density, rng)
-    stages = {"synthetic sample": time.perf_counter() - t}
-    print(f"synthetic sample {stages['synthetic sample']:.1f} s", flush=True)
-    g = sample.grains
-    t = time.perf_counter()
-    data = synth.scan(sample, height=height, step=step, sensor_size=(0, 0), noise=noise, rng=rng)
-    stages["forward scan (truth + noise)"] = time.perf_counter() - t
-    print(f"{g.n_grains} grains, {g.cuboids.shape[0]} cuboids, {data.bz.size} sensors; forward "
-          f"scan {stages['forward scan (truth + noise)']:.1f} s, peak {peak_mb():.0f} MB",
+    if not 0 < args.fraction <= 1:
+        parser.error(f"--fraction {args.fraction}: expected 0 < f ≤ 1")
+    if args.step_factor < 1:
+        parser.error(f"--step-factor {args.step_factor}: expected an integer ≥ 1")
+    preset = PRESETS[args.preset]
+    try:
+        device = devices.resolve(args.device)
+    except InputError as exc:
+        parser.error(f"--device {args.device}: {exc}")
+    nx = math.floor(preset.size_um[0] * args.fraction / preset.step_um + 1e-9)
+    ny = math.floor(preset.size_um[1] * args.fraction / preset.step_um + 1e-9)
+    size = (nx * preset.step_um, ny * preset.step_um)
+    preset = replace(preset, step_um=preset.step_um * args.step_factor)
+    print(f"preset {args.preset} × {args.fraction:g} (step × {args.step_factor}): "
+          f"{size[0]:g} × {size[1]:g} × "
+          f"{preset.thickness_um:g} µm, {preset.density_per_mm3:.4g} grains/mm³, step "
+          f"{preset.step_um:g} µm, height {preset.height_um:g} µm, sensor "
+          f"{preset.sensor_size_um[0]:g} × {preset.sensor_size_um[1]:g} µm, noise "
+          f"{NOISE / 1e-9:g} nT; model {args.model}; device {device}; cores {os.cpu_count()}",
           flush=True)
+    if device == "gpu":
+        import cupy
+
+        props = cupy.cuda.runtime.getDeviceProperties(0)
+        print(f"GPU {props['name'].decode()}, {props['totalGlobalMem'] / 2**30:.0f} GiB",
+              flush=True)
+    rng = np.random.default_rng(args.seed)
+    stages: dict[str, float] = {}
     t = time.perf_counter()
-    result = invert_map(data, g, height=height, sensor_size=(0, 0), sigma=noise)
+    case = MODELS[args.model](preset, size, rng, device)
+    stages["synthetic sample"] = time.perf_counter() - t
+    print(f"{case.describe}; synthetic sample {stages['synthetic sample']:.1f} s, "
+          f"{memory(device)}", flush=True)
+    t = time.perf_counter()
+    data = case.scan()
+    stages["forward scan (truth + noise)"] = time.perf_counter() - t
+    print(f"{data.bz.shape[1]} × {data.bz.shape[0]} = {data.bz.size} sensors; forward scan "
+          f"{stages['forward scan (truth + noise)']:.1f} s, {memory(device)}", flush=True)
+    t = time.perf_counter()
+    result = case.invert(data)
     stages["inversion total"] = time.perf_counter() - t
     for key, value in result.timings.items():
         if key != "total_s":
             stages[f"  {key[:-2].replace('_', ' ')}"] = value
+    if device == "gpu":
+        for key, value in devices.gpu_solver().timings.items():
+            if key.endswith("_s"):
+                stages[f"    GPU {key[:-2].replace('_', ' ')}"] = value
+    print(f"inversion {stages['inversion total']:.1f} s, {memory(device)}", flush=True)
     t = time.perf_counter()
     table = result.table()
     stages["per-grain statistics (UR, SSR, directions)"] = time.perf_counter() - t
     total = sum(v for k, v in stages.items() if not k.startswith("  "))
     for key, value in stages.items():
-        print(f"{key:46s} {value:9.1f} s")
-    print(f"{'total':46s} {total:9.1f} s")
-    print(f"peak memory (max RSS)                          {peak_mb():9.0f} MB")
+        print(f"{key:46s} {value:9.2f} s")
+    print(f"{'total (sample to uncertainties)':46s} {total:9.2f} s")
+    print(f"peak memory: {memory(device)}")
     ur = table["uncertainty_ratio_pct"]
-    err = np.linalg.norm(result.magnetization - sample.magnetization, axis=1)
+    err = np.linalg.norm(result.magnetization - case.truth, axis=1)
     inside = err <= ur / 100 * np.linalg.norm(result.magnetization, axis=1)
     finite = np.isfinite(ur)
     q1, q2, q3 = np.percentile(ur[finite], [25, 50, 75]) if finite.any() else (np.nan,) * 3
     print(f"cond(Q) {result.condition_number:.3g} (1-norm estimate); uncertainty ratio quartiles "
           f"{q1:.3g} / {q2:.3g} / {q3:.3g} %; {int(np.sum(~finite))} grains unresolved; "
           f"true M inside the 95 % sphere for {100 * np.mean(inside):.1f} % of grains")
+    if args.qr_floor:
+        floor = qr_floor(result.n_sensors, result.magnetization.size)
+        print(f"QR floor (dtpqrt alone, {DEFAULT_BLOCK}-row blocks) {floor:.2f} s; inversion "
+              f"{stages['inversion total']:.2f} s = {stages['inversion total'] / floor:.2f} × "
+              "the floor", flush=True)
 
 
 if __name__ == "__main__":

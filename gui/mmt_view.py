@@ -3,6 +3,10 @@
 The inversion runs in a worker thread (its progress messages come back through a Qt signal);
 then a sortable grain table filtered by SSR and uncertainty ratio, the selected grain's own
 fitted field and the residual around it, and an equal-area net of the shown grains' directions.
+Grains are cuboids or points (point lists, the multipole library's NPZ, Dragonfly exports),
+modelled as uniform cuboids or as dipoles, quadrupoles or octupoles; more scans of the same
+grains can be inverted jointly and a mask of bad pixels applied. For multipole models the table
+says per grain whether its higher orders are resolved (`higher_order_resolved`, 1 = yes).
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from gui.grain_table import GrainFilter, GrainTableModel
 from gui.map_view import MapView
 from gui.stereonet import Stereonet
 from smm_daq.analysis.forward import cuboid_bz
-from smm_daq.analysis.grains import FORMATS, read_grains
+from smm_daq.analysis.mmt.formats.grains import GRAIN_FORMATS, read_grain_file
+from smm_daq.analysis.mmt.models.multipole import MultipoleModel, PointGrains, Sensor
 from smm_daq.errors import SmmError
 from smm_daq.instruments.profile import Profile
 from smm_daq.storage.mapdata import MapData
@@ -37,14 +42,42 @@ class _Progress(QtCore.QObject):
     message = QtCore.pyqtSignal(str)
 
 
+MODELS = ("auto", "cuboid", "dipole", "quadrupole", "octupole")
+DEVICES = ("auto", "cpu", "gpu")
+
+
+def grain_boxes(grains: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Cuboids (C, 6) and their grain indices to outline: a grain's own, or for a point grain
+    the cube of its volume about its centroid."""
+    if isinstance(grains, PointGrains):
+        side = np.cbrt(grains.volume)
+        return np.c_[grains.positions, side, side, side], np.arange(grains.n_grains)
+    return grains.cuboids, grains.grain
+
+
 def grain_field(result: Any, g: int, data: MapData) -> MapData:
-    """Bz of grain `g` alone, with its fitted magnetization, on the grid of `data`."""
+    """Bz of grain `g` alone, with its fitted unknowns, on the grid of `data` (the first
+    scan's height and sensor)."""
     grains = result.grains
-    cub = grains.cuboids[grains.start[g]:grains.start[g + 1]]
     X, Y = np.meshgrid(data.x, data.y)
-    sensors = np.c_[X.ravel(), Y.ravel(), np.full(X.size, result.height)]
-    m = np.repeat(result.magnetization[g][None, :], cub.shape[0], axis=0)
-    bz = cuboid_bz(sensors, cub, m, sensor_size=result.fitted.sensor_size or (0.0, 0.0))
+    height = result.fitted.height if result.fitted.height is not None else result.height
+    sensors = np.c_[X.ravel(), Y.ravel(), np.full(X.size, height)]
+    size = result.fitted.sensor_size or (0.0, 0.0)
+    if getattr(result, "model", "cuboid") == "cuboid":
+        cub = grains.cuboids[grains.start[g]:grains.start[g + 1]]
+        m = np.repeat(result.magnetization[g][None, :], cub.shape[0], axis=0)
+        bz = cuboid_bz(sensors, cub, m, sensor_size=size)
+    else:
+        points = grains if isinstance(grains, PointGrains) else None
+        if points is None:
+            from smm_daq.analysis.mmt.solver.joint import as_points
+
+            points = as_points(grains)
+        one = PointGrains(points.positions[g:g + 1], points.volume[g:g + 1],
+                          points.labels[g:g + 1])
+        model = MultipoleModel.build(one, Sensor.from_size(size), result.model)
+        bz = model.block(sensors, np.empty((sensors.shape[0], model.n_columns))) \
+            @ result.coefficients[g]
     return data.with_bz(bz.reshape(data.bz.shape), name=f"grain {grains.labels[g]}",
                         title="fitted field of the grain")
 
@@ -70,11 +103,24 @@ class MMTView(QtWidgets.QWidget):
         self.entry = QtWidgets.QComboBox()
         self.entry.setMinimumContentsLength(16)
         self.grain_edit = QtWidgets.QLineEdit()
-        self.grain_edit.setPlaceholderText("grain file (micro-CT cuboids)")
+        self.grain_edit.setPlaceholderText("grain file (micro-CT cuboids or points)")
         browse = QtWidgets.QToolButton(text="…")
         browse.clicked.connect(self._choose_grains)
         self.grain_format = QtWidgets.QComboBox()
-        self.grain_format.addItems(FORMATS)
+        self.grain_format.addItems(GRAIN_FORMATS)
+        self.model = QtWidgets.QComboBox()
+        self.model.addItems(MODELS)
+        self.model.setToolTip("grain model; auto: cuboid for cuboid grains, dipole for points")
+        self.device = QtWidgets.QComboBox()
+        self.device.addItems(DEVICES)
+        self.more_entries = QtWidgets.QLineEdit()
+        self.more_entries.setPlaceholderText("joint with entries…")
+        self.more_entries.setToolTip("more scans of the same grains, comma-separated entry "
+                                     "names, inverted jointly with the map")
+        self.mask_edit = QtWidgets.QLineEdit()
+        self.mask_edit.setPlaceholderText("mask (optional)")
+        self.mask_edit.setToolTip("bad pixels: .npy (True = bad), an image (black = bad) or "
+                                  ".json of rectangles/polygons in µm; applied to every scan")
         self.sigma = QtWidgets.QDoubleSpinBox()
         self.sigma.setRange(0.0, 1e6)
         self.sigma.setDecimals(4)
@@ -95,6 +141,12 @@ class MMTView(QtWidgets.QWidget):
                   self.sigma, self.run_button, self.busy):
             top.addWidget(w)
         top.setStretchFactor(self.grain_edit, 1)
+        second = QtWidgets.QHBoxLayout()
+        for w in (QtWidgets.QLabel("Model"), self.model, QtWidgets.QLabel("Device"),
+                  self.device, self.more_entries, self.mask_edit):
+            second.addWidget(w)
+        second.setStretchFactor(self.more_entries, 1)
+        second.setStretchFactor(self.mask_edit, 1)
 
         self.min_ssr = QtWidgets.QDoubleSpinBox()
         self.min_ssr.setRange(0.0, 1e6)
@@ -161,6 +213,7 @@ class MMTView(QtWidgets.QWidget):
         splitter.setSizes([520, 880])
         layout = QtWidgets.QVBoxLayout(self)
         layout.addLayout(top)
+        layout.addLayout(second)
         layout.addWidget(self.status)
         layout.addWidget(splitter, 1)
 
@@ -179,13 +232,14 @@ class MMTView(QtWidgets.QWidget):
         if current in names:
             self.entry.setCurrentText(current)
 
-    def set_grain_file(self, path: Path, fmt: str = "csv") -> None:
+    def set_grain_file(self, path: Path, fmt: str = "cuboids") -> None:
         self.grain_edit.setText(str(path))
         self.grain_format.setCurrentText(fmt)
 
     def _choose_grains(self) -> None:
         name, _ = QtWidgets.QFileDialog.getOpenFileName(
-            self, "Grain file", self.grain_edit.text(), "Grain files (*.csv *.txt);;All (*)"
+            self, "Grain file", self.grain_edit.text(),
+            "Grain files (*.csv *.txt *.npz);;All (*)"
         )
         if name:
             self.grain_edit.setText(name)
@@ -204,21 +258,39 @@ class MMTView(QtWidgets.QWidget):
             f"--grain-format {fmt}" + (f" --sigma-nT {sigma / 1e-9:g}" if sigma else "")
         )
         profile, emit = self.profile, self.progress_bridge.message.emit
+        model_choice, device = self.model.currentText(), self.device.currentText()
+        extra = [e.strip() for e in self.more_entries.text().split(",") if e.strip()]
+        mask_file = self.mask_edit.text().strip() or None
 
         def job() -> tuple[MapData, Any, dict, list[str]]:
+            from smm_daq.analysis.mmt.masks import read_mask
             from smm_daq.analysis.mmt.solver.inversion import invert_map
+            from smm_daq.analysis.mmt.solver.joint import Scan, invert_scans
 
             data = read_map(path, entry)
-            grains = read_grains(grain_file, fmt)
-            emit(f"{grains.n_grains} grains, map {data.shape[1]} × {data.shape[0]}")
+            grains = read_grain_file(grain_file, fmt)
+            point = isinstance(grains, PointGrains)
+            model = model_choice if model_choice != "auto" else ("dipole" if point else "cuboid")
+            emit(f"{grains.n_grains} grains ({model}), map {data.shape[1]} × {data.shape[0]}")
+
+            def height_of(m: MapData) -> float:
+                return m.height if m.height is not None else profile.sensor.height
+
+            def size_of(m: MapData) -> tuple[float, float]:
+                return m.sensor_size or profile.sensor.active_area
+
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                result = invert_map(
-                    data, grains,
-                    height=data.height if data.height is not None else profile.sensor.height,
-                    sensor_size=data.sensor_size or profile.sensor.active_area,
-                    sigma=sigma, progress=emit,
-                )
+                if model == "cuboid" and not extra and mask_file is None and device != "gpu":
+                    result = invert_map(data, grains, height=height_of(data),
+                                        sensor_size=size_of(data), sigma=sigma, progress=emit)
+                else:
+                    maps = [data] + [read_map(path, e) for e in extra]
+                    scans = [Scan(m, height_of(m), size_of(m), sigma,
+                                  read_mask(mask_file, m) if mask_file else None)
+                             for m in maps]
+                    result = invert_scans(scans, grains, model=model, device=device,
+                                          progress=emit)
                 table = result.table()
             return data, result, table, [str(w.message) for w in caught]
 
@@ -251,14 +323,18 @@ class MMTView(QtWidgets.QWidget):
         self.proxy.setSourceModel(GrainTableModel(table, self))
         self.table.resizeColumnsToContents()
         self.data_view.set_map(self.data)
-        self.data_view.set_outlines(footprint_segments(r.grains.cuboids, r.grains.grain))
+        self.data_view.set_outlines(footprint_segments(*grain_boxes(r.grains)))
         self.residual_view.set_map(r.residual)
         self.grain_view.set_map(r.fitted.with_bz(np.zeros_like(r.fitted.bz)))
         sigma_text = "from the residual" if r.sigma_from_residual else "given"
+        higher = r.higher_orders() if hasattr(r, "higher_orders") else None
+        resolved = ("" if higher is None else
+                    f"; {int(np.sum(higher[2]))} with resolved higher orders (p < 0.05)")
+        scans = f" of {len(r.scans)} scans" if len(getattr(r, "scans", ())) > 1 else ""
         self.status.setText(
-            f"{r.grains.n_grains} grains from {r.n_sensors} pixels; σ = {r.sigma / UT:.3g} µT "
-            f"({sigma_text}); cond(Q) = {r.condition_number:.3g}"
-            + "".join(f"\nWarning: {note}" for note in notes)
+            f"{r.grains.n_grains} grains from {r.n_sensors} pixels{scans}; σ = "
+            f"{r.sigma / UT:.3g} µT ({sigma_text}); cond(Q) = {r.condition_number:.3g}"
+            f"{resolved}" + "".join(f"\nWarning: {note}" for note in notes)
         )
         self._filter_changed()
         self.finished.emit(True, self.status.text())
@@ -332,11 +408,13 @@ class MMTView(QtWidgets.QWidget):
         assert r is not None and self.data is not None
         self.grain_view.set_bz(grain_field(r, g, self.data).bz)
         self.grain_view.plot.setTitle(f"fitted field of grain {r.grains.labels[g]}")
-        sub = r.grains.subset(np.array([g]))
-        segments = footprint_segments(sub.cuboids, sub.grain) / UM
+        boxes, owner = grain_boxes(r.grains)
+        segments = footprint_segments(boxes[owner == g], owner[owner == g]) / UM
         self.highlight.setData(segments[:, :, 0].ravel(), segments[:, :, 1].ravel())
         centre = r.grains.centroids()[g]
-        half = max(4 * (r.height - centre[2]), 4 * r.grains.radii()[g]) / UM
+        radius = (float(np.cbrt(3 * r.grains.volume[g] / (4 * np.pi)))
+                  if isinstance(r.grains, PointGrains) else r.grains.radii()[g])
+        half = max(4 * (r.height - centre[2]), 4 * radius) / UM
         self.data_view.view_box.setRange(
             xRange=(centre[0] / UM - half, centre[0] / UM + half),
             yRange=(centre[1] / UM - half, centre[1] / UM + half), padding=0,

@@ -187,7 +187,7 @@ def test_results_are_saved_to_the_file_and_as_csv_like_the_command_line(inverted
         np.testing.assert_allclose(f["scan_mmt/grains/mx"][()], view.result.magnetization[:, 0])
         assert f["scan_mmt/grains/mx"].attrs["units"] == "A/m"
         command = f["scan_mmt/process/parameters/command"][()].decode()
-        assert "--grain-format csv" in command
+        assert "--grain-format cuboids" in command
 
     out = tmp_path / "grains_result.csv"
     assert view.export_csv(out)

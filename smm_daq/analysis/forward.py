@@ -162,17 +162,26 @@ def _area_exact(dx, dy, dz, a, b, c, p, q):
             for k in range(2):
                 Z = dz + c if k == 0 else dz - c
                 s = sj if k == 0 else -sj
-                x2z2 = X * X + Z * Z
-                y2z2 = Y * Y + Z * Z
-                R = math.sqrt(x2z2 + Y * Y)
-                ax = _log_plus(X, R, y2z2)
-                ay = _log_plus(Y, R, x2z2)
-                at = math.atan(X * Y / (Z * R))
-                gx += s * (X * Y * ay + 0.5 * (Y * Y - Z * Z) * ax - 0.5 * X * R - Y * Z * at)
-                gy += s * (X * Y * ax + 0.5 * (X * X - Z * Z) * ay - 0.5 * Y * R - X * Z * at)
-                gz += s * (Z * R - X * Y * at - X * Z * ax - Y * Z * ay)
+                ex, ey, ez = _area_corner(X, Y, Z)
+                gx += s * ex
+                gy += s * ey
+                gz += s * ez
     inv = 1.0 / (4.0 * p * q)
     return gx * inv, gy * inv, gz * inv
+
+
+@njit(cache=True, inline="always")
+def _area_corner(X, Y, Z):
+    """One corner's terms of `_area_exact` (X, Y, Z: sensor edge − cuboid face, Z > 0)."""
+    x2z2 = X * X + Z * Z
+    y2z2 = Y * Y + Z * Z
+    R = math.sqrt(x2z2 + Y * Y)
+    ax = _log_plus(X, R, y2z2)
+    ay = _log_plus(Y, R, x2z2)
+    at = math.atan(X * Y / (Z * R))
+    return (X * Y * ay + 0.5 * (Y * Y - Z * Z) * ax - 0.5 * X * R - Y * Z * at,
+            X * Y * ax + 0.5 * (X * X - Z * Z) * ay - 0.5 * Y * R - X * Z * at,
+            Z * R - X * Y * at - X * Z * ax - Y * Z * ay)
 
 
 @njit(cache=True)
@@ -231,7 +240,8 @@ def _quadrature_order(clearance, p, q, target):
     h = max(p, q)
     t = clearance / h
     rho = t + math.sqrt(t * t + 1.0)
-    n = math.ceil(math.log(4.0 / target) / (2.0 * math.log(rho)))
+    # int(): math.ceil gives a float in numba.cuda, which cannot index the node table
+    n = int(math.ceil(math.log(4.0 / target) / (2.0 * math.log(rho))))  # noqa: RUF046
     return min(max(n, 2), _GL_MAX)
 
 
@@ -253,16 +263,40 @@ def _pair(dx, dy, dz, a, b, c, p, q, far2, ref_scale, tol):
     per-pair call does no reference counting of array arguments."""
     if p == 0.0:
         return _point_pair(dx, dy, dz, a, b, c, far2)
+    return _area_form(_area_tier(dx, dy, dz, a, b, c, p, q, far2, ref_scale, tol),
+                      dx, dy, dz, a, b, c, p, q, ref_scale, tol)
+
+
+AREA_EXPANSION = 0
+AREA_EXACT = 1
+AREA_QUADRATURE = 2
+
+
+@njit(cache=True)
+def _area_tier(dx, dy, dz, a, b, c, p, q, far2, ref_scale, tol):
+    """Which form `_pair` uses for an area sensor: AREA_EXPANSION beyond the switching
+    distance, else AREA_EXACT where its rounding error is below the target, else
+    AREA_QUADRATURE."""
     r2 = dx * dx + dy * dy + dz * dz
     if r2 >= far2:
-        vx = (a * a + p * p) / 3.0
-        vy = (b * b + q * q) / 3.0
-        vz = c * c / 3.0
-        return moment_expansion(dx, dy, dz, 8.0 * a * b * c, vx, vy, vz, 0.0, 0.0, 0.0)
+        return AREA_EXPANSION
     lx = a + p
     ly = b + q
     span = math.sqrt(r2) + math.sqrt(lx * lx + ly * ly + c * c)
     if ROUNDING_CONSTANT * _EPS * span * span / (4.0 * p * q) <= tol * ref_scale:
+        return AREA_EXACT
+    return AREA_QUADRATURE
+
+
+@njit(cache=True)
+def _area_form(tier, dx, dy, dz, a, b, c, p, q, ref_scale, tol):
+    """The three columns (×4π/μ0) for an area sensor and one cuboid by the form `tier`."""
+    if tier == AREA_EXPANSION:
+        vx = (a * a + p * p) / 3.0
+        vy = (b * b + q * q) / 3.0
+        vz = c * c / 3.0
+        return moment_expansion(dx, dy, dz, 8.0 * a * b * c, vx, vy, vz, 0.0, 0.0, 0.0)
+    if tier == AREA_EXACT:
         return _area_exact(dx, dy, dz, a, b, c, p, q)
     ox = max(abs(dx) - a, 0.0)
     oy = max(abs(dy) - b, 0.0)

@@ -17,13 +17,14 @@ refused by the inversion, which knows the sensor height.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from numba import njit
 
 from smm_daq.errors import InputError
 
@@ -216,7 +217,6 @@ def _read_mmt(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return arr, np.array(labels, dtype=np.int64), np.array(lines, dtype=np.int64)
 
 
-@njit(cache=True)
 def _overlaps(lo, hi, order, tol):
     """Sweep along x over cuboids sorted by their lower x: all overlapping pairs (i, j)."""
     n = order.size
@@ -233,6 +233,15 @@ def _overlaps(lo, hi, order, tol):
                     and min(hi[i, 2], hi[j, 2]) - max(lo[i, 2], lo[j, 2]) > t):
                 pairs.append((min(i, j), max(i, j)))
     return pairs
+
+
+@functools.cache
+def _overlap_kernel() -> Callable[..., list[tuple[int, int]]]:
+    """`_overlaps` compiled by numba, imported on first use: the command line imports this
+    module to build its parser, and numba takes longer to import than the rest together."""
+    from numba import njit
+
+    return njit(cache=True)(_overlaps)
 
 
 class GeometryWarning(UserWarning):
@@ -268,7 +277,7 @@ def check_geometry(grains: GrainSet) -> None:
         )
     lo = cub[:, :3] - cub[:, 3:] / 2
     hi = cub[:, :3] + cub[:, 3:] / 2
-    pairs = _overlaps(lo, hi, np.argsort(lo[:, 0], kind="stable"), tol)
+    pairs = _overlap_kernel()(lo, hi, np.argsort(lo[:, 0], kind="stable"), tol)
     if not pairs:
         return
     pairs.sort()

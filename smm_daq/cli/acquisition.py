@@ -14,23 +14,21 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 from tqdm import tqdm
 
-from smm_daq.acquisition.events import ScanEvent
 from smm_daq.acquisition.fly.settings import FlySettings
 from smm_daq.acquisition.plan import DEFAULT_SETTLE_TAU, MAX_DWELL_TAU, MAX_SETTLE_TAU, ScanPlan
-from smm_daq.acquisition.recipe import check_recipe, load_recipe, run_recipe
-from smm_daq.acquisition.resumable import load_resumable
-from smm_daq.acquisition.session import Session
 from smm_daq.cli.args import floats, positive, session_file, time_scale, within
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import Profile, load_profile, parse_profile
-from smm_daq.instruments.rig import make_rig_safe, safe_command_hint, safe_time_bound
-from smm_daq.storage.checks import check_intact
-from smm_daq.storage.nexus import EntryInfo, list_entries, read_map
+
+if TYPE_CHECKING:  # the session, recipes, rig and storage are imported by the commands
+    from smm_daq.acquisition.events import ScanEvent
+    from smm_daq.acquisition.session import Session
+    from smm_daq.storage.nexus import EntryInfo
 
 UM = 1e-6
 UT = 1e-6
@@ -138,12 +136,17 @@ def _time_scale(value: float | None) -> float:
 
 def _open_session(out: str, profile: Profile | str | None, time_scale: float | None
                   ) -> Session:
+    from smm_daq.acquisition.session import Session
+    from smm_daq.storage.checks import check_intact
+
     check_intact(out)  # a damaged session file is reported, never written into
     return Session.open(out, profile, time_scale=_time_scale(time_scale), on_pause=ask_operator)
 
 
 def _finish(session: Session) -> int:
     """Close the session (the rig made safe once, by one owner) and say plainly how it is."""
+    from smm_daq.instruments.rig import safe_command_hint
+
     problems = session.close()
     if problems:
         print(f"smm-daq: the rig may NOT be safe: {'; '.join(problems)}. "
@@ -252,6 +255,8 @@ def _scan_plan(args: argparse.Namespace, cx: float, cy: float, w: float, h: floa
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from smm_daq.acquisition.recipe import check_recipe, load_recipe, run_recipe
+
     session_file("--out", args.out)
     _time_scale(args.time_scale)
     recipe = load_recipe(args.recipe)
@@ -276,6 +281,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
+    from smm_daq.acquisition.resumable import load_resumable
+
     _time_scale(args.time_scale)
     entry = load_resumable(args.file, args.entry)  # checked whole before the rig is touched
     if args.profile is not None:
@@ -295,6 +302,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def _info_line(path: str, e: EntryInfo) -> str:
+    from smm_daq.storage.nexus import read_map
+
     parts = [f"{e.name}", f"[{e.kind}, {e.status}]"]
     if e.shape is not None:
         ny, nx = e.shape
@@ -318,6 +327,8 @@ def _info_line(path: str, e: EntryInfo) -> str:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    from smm_daq.storage.nexus import list_entries
+
     entries = list_entries(args.file)
     print(f"{args.file}: {len(entries)} entries")
     for e in entries:
@@ -357,6 +368,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_safe(args: argparse.Namespace) -> int:
+    from smm_daq.instruments.rig import make_rig_safe, safe_time_bound
+
     profile = load_profile(args.profile)
     print(f"making rig '{profile.name}' safe: coils to their safe state "
           f"({profile.coils.safe_state}), stage stopped; at most "

@@ -5,8 +5,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import h5py
-
 from smm_daq.errors import InputError
 
 
@@ -52,6 +50,12 @@ def within(option: str, value: float, lo: float, hi: float, unit: str = "") -> f
     return value
 
 
+def _is_hdf5(path: Path) -> bool:
+    import h5py  # only when a command checks an output: every command imports this module
+
+    return bool(h5py.is_hdf5(path))
+
+
 def output_file(option: str, text: str, *, overwrite: bool = False) -> Path:
     """A file a command writes whole (CSV, PNG, TOML), checked before any work starts.
 
@@ -61,7 +65,7 @@ def output_file(option: str, text: str, *, overwrite: bool = False) -> Path:
     """
     path = Path(text)
     _check_place(option, text, path)
-    if path.exists() and h5py.is_hdf5(path):
+    if path.exists() and _is_hdf5(path):
         raise InputError(
             f"{option} is {text!r}, an HDF5 file (perhaps a session file); expected a new "
             "or expendable file name: nothing was written"
@@ -82,7 +86,7 @@ def session_file(option: str, text: str) -> Path:
     """
     path = Path(text)
     _check_place(option, text, path)
-    if path.exists() and not h5py.is_hdf5(path):
+    if path.exists() and not _is_hdf5(path):
         raise InputError(
             f"{option} is {text!r}, which exists and is not an HDF5 file; expected a session "
             "file (.h5) or a new file name: nothing was written"

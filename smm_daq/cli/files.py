@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import argparse
 
-from smm_daq.storage.h5file import marked_open, repair
-
 
 def _repair(args: argparse.Namespace) -> int:
+    from smm_daq.storage.h5file import marked_open, repair
+
     was_marked = marked_open(args.file)
     repair(args.file)
     what = "cleared the open-for-write mark; " if was_marked else ""

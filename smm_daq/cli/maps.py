@@ -20,7 +20,6 @@ import numpy as np
 from smm_daq.cli.args import distinct_outputs, floats, output_file, within
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
-from smm_daq.storage.products import MapPlot, Quantity
 
 if TYPE_CHECKING:
     from smm_daq.analysis.susceptibility import LayerInversion
@@ -155,6 +154,7 @@ def _subtract(args: argparse.Namespace) -> int:
 
 def _background(args: argparse.Namespace) -> int:
     from smm_daq.analysis.background import remove_background, remove_field_leakage
+    from smm_daq.storage.products import Quantity
 
     m = _read(args, args.entry)
     if args.model == "field":
@@ -181,6 +181,7 @@ def _background(args: argparse.Namespace) -> int:
 
 def _level(args: argparse.Namespace) -> int:
     from smm_daq.analysis.levelling import level_lines
+    from smm_daq.storage.products import Quantity
 
     m = _read(args, args.entry)
     lev = level_lines(m, _background_mask(args, m, required=True), order=args.order)
@@ -236,6 +237,8 @@ _LAYER = {  # kind -> (plot group, signal, units, long name)
 
 
 def _write_layer(args: argparse.Namespace, m: MapData, inv: LayerInversion, kind: str) -> None:
+    from smm_daq.storage.products import MapPlot, Quantity
+
     group, signal, units, long_name = _LAYER[kind]
     plot = MapPlot(group, signal, inv.values, units, long_name, errors=inv.sd)
     residual = MapPlot("residual", "residual", m.bz - inv.predicted.bz, "T",
@@ -293,6 +296,7 @@ def _magnetization(args: argparse.Namespace) -> int:
 
 def _crop(args: argparse.Namespace) -> int:
     from smm_daq.analysis.crop import crop
+    from smm_daq.storage.products import Quantity
 
     m = _read(args, args.entry)
     x0, x1 = floats("--x-um", args.x_um, 2)

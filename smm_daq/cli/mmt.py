@@ -1,7 +1,9 @@
-"""`smm-daq mmt invert | synth | study` and `smm-daq import mmt-scan`.
+"""`smm-daq mmt invert | synth | study` and `smm-daq import mmt-scan | mpe`.
 
 `register` adds the `mmt` group; other modules extend it through its sub-parsers
-(`smm_daq.cli.mmt_study`: `mmt study`, and `--tile-um` / `--scheduler` on `mmt invert`).
+(`smm_daq.cli.mmt_study`: `mmt study`, and `--tile-um` / `--scheduler` on `mmt invert`;
+`smm_daq.cli.mmt_models`: point grains, grain models, joint inversions and masks on `mmt invert`,
+point-source samples on `mmt synth`, and `import mpe`).
 """
 
 from __future__ import annotations
@@ -11,20 +13,26 @@ import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from smm_daq.analysis.grains import FORMATS, read_grains, write_grains_csv
-from smm_daq.analysis.mmt import synth
-from smm_daq.analysis.mmt.formats.community import read_mmt_scan
-from smm_daq.analysis.mmt.result_file import write_result_csv, write_result_entry
-from smm_daq.analysis.mmt.solver.inversion import invert_map
 from smm_daq.cli.args import distinct_outputs, floats, output_file, positive, session_file, within
+from smm_daq.cli.mmt_models import (
+    GRAIN_FORMATS,
+    add_import_mpe,
+    add_invert_options,
+    add_synth_options,
+    invert_models,
+    synth_points,
+    uses_models,
+)
 from smm_daq.cli.mmt_study import add_study_command, add_tiling_options, tiled_result_or_none
 from smm_daq.errors import InputError
-from smm_daq.storage.checks import usable_map
-from smm_daq.storage.nexus import read_map, write_map_entry
-from smm_daq.storage.products import Quantity
+
+if TYPE_CHECKING:  # the analysis (numba, scipy) and storage are imported by the commands
+    from smm_daq.analysis.grains import GrainSet
+    from smm_daq.analysis.mmt.study.grid import SampleSpec
 
 UM = 1e-6
 NT = 1e-9
@@ -58,32 +66,43 @@ def _sensor_size(text: str | None, fallback: tuple[float, float] | None) -> tupl
 
 
 def _invert(args: argparse.Namespace) -> int:
+    from smm_daq.analysis.grains import read_grains
+    from smm_daq.analysis.mmt.result_file import write_result_csv, write_result_entry
+    from smm_daq.analysis.mmt.solver.device import resolve
+    from smm_daq.analysis.mmt.solver.inversion import invert_map
+    from smm_daq.storage.checks import usable_map
+    from smm_daq.storage.nexus import read_map
+
     out = output_file("--out", args.out, overwrite=args.overwrite)
-    data = read_map(args.file, args.entry)
-    usable_map(data, f"{args.file}, entry '{args.entry}'")
-    height = positive("--height-um", args.height_um) * UM if args.height_um is not None \
-        else data.height
+    if uses_models(args):
+        return invert_models(args)
+    device = resolve(args.device)  # a GPU asked for and not usable: refused, saying why
+    entry = args.entry[0]
+    data = read_map(args.file, entry)
+    usable_map(data, f"{args.file}, entry '{entry}'")
+    height = positive("--height-um", floats("--height-um", args.height_um, 1)[0]) * UM \
+        if args.height_um is not None else data.height
     if height is None:
-        raise InputError(f"entry '{args.entry}' of {args.file} has no sensor height; expected "
+        raise InputError(f"entry '{entry}' of {args.file} has no sensor height; expected "
                          "one in the entry or --height-um")
     size = _sensor_size(args.sensor_size_um, data.sensor_size)
     if not SYNTH_MIN_UM * UM <= height <= 1.0:
         raise InputError(f"--height-um is {args.height_um!r}; expected a number in "
                          f"[{SYNTH_MIN_UM:g}, 1e6] µm")
-    sigma = within("--sigma-nT", args.sigma_nT, 1e-9, 1e9, " nT") * NT \
-        if args.sigma_nT is not None else None
+    sigma = within("--sigma-nT", floats("--sigma-nT", args.sigma_nT, 1)[0], 1e-9, 1e9, " nT") \
+        * NT if args.sigma_nT is not None else None
     within("--damping", args.damping, 0.0, 1e6, " (relative to QᵀQ's mean diagonal)")
-    name = args.result_entry or f"{args.entry}_mmt"
+    name = args.result_entry or f"{entry}_mmt"
     with _warnings_to_stderr():
-        grains = read_grains(args.grains, args.grain_format)
+        grains = read_grains(args.grains, "mmt" if args.grain_format == "mmt" else "csv")
         result = tiled_result_or_none(args, data, grains, height=height, sensor_size=size,
                                       sigma=sigma)
         if result is None:
             result = invert_map(data, grains, height=height, sensor_size=size, sigma=sigma,
-                                damping=args.damping)
+                                damping=args.damping, device=device)
     table = result.table()
     write_result_csv(out, table)
-    write_result_entry(args.file, name, args.entry, result, table,
+    write_result_entry(args.file, name, entry, result, table,
                        {"command": "smm-daq " + " ".join(sys.argv[1:]),
                         "grains": str(args.grains)},
                        overwrite=args.overwrite)
@@ -97,6 +116,11 @@ def _invert(args: argparse.Namespace) -> int:
 
 
 def _synth(args: argparse.Namespace) -> int:
+    from smm_daq.analysis.grains import write_grains_csv
+    from smm_daq.analysis.mmt import synth
+    from smm_daq.storage.nexus import write_map_entry
+    from smm_daq.storage.products import Quantity
+
     distinct_outputs(("--out", args.out), ("--grains-out", args.grains_out),
                      ("--truth-out", args.truth_out))
     session_file("--out", args.out)
@@ -122,6 +146,8 @@ def _synth(args: argparse.Namespace) -> int:
     if not 0 <= args.seed < 2**63:
         raise InputError(f"--seed is {args.seed}; expected a whole number in [0, 2**63)")
     size = _sensor_size(args.sensor_size_um, (0.0, 0.0))
+    if args.model != "cuboid":
+        return synth_points(args, sx, sy, size)
     rng = np.random.default_rng(args.seed)
     sample = synth.make_sample((sx * UM, sy * UM), args.thickness_um * UM, args.density_per_mm3,
                                rng)
@@ -143,6 +169,9 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _import_mmt_scan(args: argparse.Namespace) -> int:
+    from smm_daq.analysis.mmt.formats.community import read_mmt_scan
+    from smm_daq.storage.nexus import write_map_entry
+
     session_file("--out", args.out)
     data = read_mmt_scan(args.map, args.params, name=args.name)
     write_map_entry(args.out, data, kind="import", overwrite=args.overwrite,
@@ -151,19 +180,33 @@ def _import_mmt_scan(args: argparse.Namespace) -> int:
     return 0
 
 
+def study_sample(spec: SampleSpec, rng: np.random.Generator
+                 ) -> tuple[GrainSet, np.ndarray]:
+    """The study's sample maker (`synth.study_sample`), imported when a study runs."""
+    from smm_daq.analysis.mmt import synth
+
+    return synth.study_sample(spec, rng)
+
+
 def _add_invert(mmt_sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = mmt_sub.add_parser("invert", help="per-grain magnetizations with uncertainties",
                            description="Least-squares MMT inversion of a Bz map entry with "
                                        "micro-CT grains; writes a CSV and a new entry.")
     p.add_argument("file", metavar="FILE.h5")
-    p.add_argument("--entry", required=True, help="the map entry to invert")
+    p.add_argument("--entry", required=True, action="append",
+                   help="the map entry to invert; repeated, the scans inverted jointly")
     p.add_argument("--grains", required=True, metavar="GRAINS",
                    help="grain file: CSV grain,x_um,y_um,z_um,dx_um,dy_um,dz_um (full edges, "
-                        "z up), or the MMT format with --grain-format mmt")
-    p.add_argument("--grain-format", choices=FORMATS, default="csv")
-    p.add_argument("--sigma-nT", type=float, help="noise SD (default: from the residual)")
-    p.add_argument("--height-um", type=float,
-                   help="sensor height above the sample top (default: the entry's)")
+                        "z up); the cuboid library's text (mmt); x y z volume label in m "
+                        "(points); the multipole library's NPZ (mpe); a Dragonfly "
+                        "connected-components CSV (dragonfly)")
+    p.add_argument("--grain-format", choices=GRAIN_FORMATS, default="cuboids",
+                   help="default cuboids (csv is the same)")
+    add_invert_options(p)
+    p.add_argument("--sigma-nT", help="noise SD (default: from the residual); a comma list "
+                                      "gives one per --entry")
+    p.add_argument("--height-um", help="sensor height above the sample top (default: the "
+                                       "entry's); a comma list gives one per --entry")
     p.add_argument("--sensor-size-um", metavar="W,L",
                    help="sensor active area (default: the entry's; 0,0 a point)")
     p.add_argument("--damping", type=float, default=0.0,
@@ -192,6 +235,7 @@ def _add_synth(mmt_sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing entry of that name and existing grain/truth files")
+    add_synth_options(p)
     p.set_defaults(func=_synth)
 
 
@@ -205,6 +249,7 @@ def _add_import(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--name", required=True, help="entry name")
     q.add_argument("--overwrite", action="store_true")
     q.set_defaults(func=_import_mmt_scan)
+    add_import_mpe(isub)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -214,5 +259,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     invert = _add_invert(mmt_sub)
     add_tiling_options(invert)
     _add_synth(mmt_sub)
-    add_study_command(mmt_sub, synth.study_sample)
+    add_study_command(mmt_sub, study_sample)
     _add_import(sub)

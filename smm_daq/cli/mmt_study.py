@@ -14,11 +14,10 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from smm_daq.analysis.grains import GrainSet
-from smm_daq.analysis.mmt.solver.inversion import MMTResult
 from smm_daq.analysis.mmt.study.grid import (
     DEFAULT_HEIGHT_UM,
     DEFAULT_SENSOR_UM,
@@ -31,12 +30,14 @@ from smm_daq.analysis.mmt.study.grid import (
     StudySpec,
     parse_list,
 )
-from smm_daq.analysis.mmt.study.run import SampleMaker, run_study
-from smm_daq.analysis.mmt.tiles.cluster import open_client, stderr_progress
-from smm_daq.analysis.mmt.tiles.tiled import invert_tiled
 from smm_daq.cli.args import positive
 from smm_daq.errors import InputError
-from smm_daq.storage.mapdata import MapData
+
+if TYPE_CHECKING:  # Dask, the study's plots and the solver are imported by the commands
+    from smm_daq.analysis.grains import GrainSet
+    from smm_daq.analysis.mmt.solver.inversion import MMTResult
+    from smm_daq.analysis.mmt.study.run import SampleMaker
+    from smm_daq.storage.mapdata import MapData
 
 UM = 1e-6
 MAX_WORKERS = 256
@@ -76,6 +77,9 @@ def tiled_result_or_none(args: argparse.Namespace, data: MapData, grains: GrainS
         if args.scheduler:
             raise InputError("--scheduler needs --tile-um; expected both, or neither")
         return None
+    from smm_daq.analysis.mmt.tiles.cluster import open_client, stderr_progress
+    from smm_daq.analysis.mmt.tiles.tiled import invert_tiled
+
     tile = positive("--tile-um", args.tile_um) * UM
     steps = [abs(float(a[1] - a[0])) for a in (data.x, data.y) if a.size > 1]
     span = max(float(np.ptp(data.x)), float(np.ptp(data.y)), *steps, 0.0)
@@ -154,6 +158,9 @@ def _at_least_zero(option: str, value: float) -> float:
 
 
 def _study(args: argparse.Namespace) -> int:
+    from smm_daq.analysis.mmt.study.run import run_study
+    from smm_daq.analysis.mmt.tiles.cluster import open_client, stderr_progress
+
     if not 1 <= args.workers <= MAX_WORKERS:
         raise InputError(f"--workers is {args.workers}; expected 1 to {MAX_WORKERS}")
     if not 1 <= args.repeats <= MAX_REPEATS:

@@ -21,7 +21,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 
 DECONVOLVE_ABOVE_PX = 0.3  # blur (RMS, in pixels) above which a line is deconvolved
 LAG_GRID = 41  # candidate lags in the coarse search before the bounded refinement
@@ -110,6 +109,8 @@ def refine_lag(lines: Sequence[LineStreams], guess: float, span: float) -> float
     A coarse search over `LAG_GRID` lags, then a bounded scalar minimisation around the best.
     ValueError when no two adjacent lines run in opposite directions.
     """
+    from scipy.optimize import minimize_scalar
+
     if not any(a.forward != b.forward for a, b in itertools.pairwise(lines)):
         raise ValueError("refining the lag needs adjacent lines run in opposite directions")
     lo, hi = guess - span, guess + span

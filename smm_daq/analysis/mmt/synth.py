@@ -20,6 +20,7 @@ import numpy as np
 
 from smm_daq.analysis.grains import GrainSet, from_arrays
 from smm_daq.analysis.mmt.models.cuboid import GreenModel
+from smm_daq.analysis.mmt.solver import device as devices
 from smm_daq.analysis.mmt.solver.inversion import forward
 from smm_daq.storage.mapdata import MapData
 
@@ -170,16 +171,19 @@ def make_sample(size: tuple[float, float], thickness: float, density_per_mm3: fl
 
 def scan(sample: SyntheticSample, *, height: float, step: float,
          sensor_size: tuple[float, float], noise: float, rng: np.random.Generator,
-         name: str = "synthetic", exact: bool = False) -> MapData:
+         name: str = "synthetic", exact: bool = False, device: str = "cpu") -> MapData:
     """Bz over the sample's surface on a grid of `step` at `height`, with Gaussian noise
-    (SD `noise`, T)."""
+    (SD `noise`, T); the field computed on `device` (`solver.device`)."""
     x = np.arange(0.0, sample.size[0] + 0.5 * step, step)
     y = np.arange(0.0, sample.size[1] + 0.5 * step, step)
     X, Y = np.meshgrid(x, y)
     sensors = np.c_[X.ravel(), Y.ravel(), np.full(X.size, height)]
     model = GreenModel.build(sample.grains, sensor_size, np.array([x[0], y[0]]),
                              np.array([x[-1], y[-1]]), height, exact=exact)
-    bz = forward(model, sensors, sample.magnetization)
+    if devices.resolve(device) == "gpu":
+        bz = devices.gpu_solver().forward(model, sensors, sample.magnetization)
+    else:
+        bz = forward(model, sensors, sample.magnetization)
     bz = bz + noise * rng.standard_normal(bz.size)
     return MapData(bz=bz.reshape(y.size, x.size), x=x, y=y, height=height,
                    sensor_size=tuple(sensor_size), name=name,

@@ -1,2 +1,3 @@
-"""Grain models of MMT: the Green's matrix that maps grain magnetizations to the sensors'
-readings (`cuboid`: uniformly magnetized grains built of cuboids)."""
+"""Grain models of MMT: the Green's matrix that maps grain unknowns to the sensors' readings
+(`cuboid`: uniformly magnetized grains built of cuboids; `multipole`: point sources expanded
+as dipole, quadrupole or octupole, with the generated closed forms in `multipole_kernels`)."""

@@ -31,6 +31,16 @@ the bounds on adversarial shapes, that every entry stays within 1e-4 of its colu
 and that every M̂ moves by less than a tenth of its standard deviation on a sample with 20 nT
 noise. The second property depends on the signal-to-noise ratio: a map with far less noise
 than that, relative to its field, may need a smaller GRAIN_TOLERANCE (or `exact=True`).
+
+Area sensors whose pitch is their size (a QDM or SQUID map: each pixel the sensor's area)
+share their corners with their neighbours. The exact sensor-area form is a signed sum over
+the sensor's 4 corners of a sum over the cuboid's 8 corners, so on such a lattice each
+(lattice corner, cuboid) sum is computed once and used by the up to 4 sensors around it:
+about 8 corner terms a pair instead of 32 (`_grid_exact`). Which form each (sensor, cuboid)
+pair takes is decided as before; only the exact form's sums are regrouped, so the rows agree
+with the per-sensor form to its rounding error. The same split gives the fitted map without
+Q held: the exact form's part of each block is sparse (only sensors near a grain have one)
+and is kept, the rest is cheap to compute again.
 """
 
 from __future__ import annotations
@@ -39,13 +49,18 @@ import itertools
 import math
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 from numba import njit, prange
+from scipy import sparse
 
 from smm_daq.analysis.forward import (
+    AREA_EXACT,
     MU0_OVER_4PI,
+    _area_corner,
+    _area_form,
+    _area_tier,
     _cuboid_constants,
-    _pair,
     _point_pair,
     moment_expansion,
 )
@@ -149,7 +164,9 @@ def _orders_3_4(x, y, z, t, g):
 
 @njit(cache=True, parallel=True)
 def _green_block(sensors, p, q, centroid, volume, moments, high, coarse2, far2, start,
-                 cuboids, half, cub_far2, cub_scale, tol, out):
+                 cuboids, half, cub_far2, cub_scale, tol, skip_exact, out):
+    """Q rows; with `skip_exact`, the (sensor, cuboid) pairs of an area sensor that take the
+    exact form are left out (`_grid_exact` adds them)."""
     G = centroid.shape[0]
     for i in prange(sensors.shape[0]):
         sx = sensors[i, 0]
@@ -179,16 +196,144 @@ def _green_block(sensors, p, q, centroid, volume, moments, high, coarse2, far2, 
                             sx - cuboids[m, 0], sy - cuboids[m, 1], sz - cuboids[m, 2],
                             half[m, 0], half[m, 1], half[m, 2], cub_far2[m])
                     else:
-                        ex, ey, ez = _pair(
-                            sx - cuboids[m, 0], sy - cuboids[m, 1], sz - cuboids[m, 2],
-                            half[m, 0], half[m, 1], half[m, 2], p, q,
-                            cub_far2[m], cub_scale[m], tol)
+                        ddx = sx - cuboids[m, 0]
+                        ddy = sy - cuboids[m, 1]
+                        ddz = sz - cuboids[m, 2]
+                        tier = _area_tier(ddx, ddy, ddz, half[m, 0], half[m, 1], half[m, 2],
+                                          p, q, cub_far2[m], cub_scale[m], tol)
+                        if skip_exact and tier == AREA_EXACT:
+                            continue
+                        ex, ey, ez = _area_form(tier, ddx, ddy, ddz, half[m, 0], half[m, 1],
+                                                half[m, 2], p, q, cub_scale[m], tol)
                     fx += ex
                     fy += ey
                     fz += ez
             out[i, 3 * g] = MU0_OVER_4PI * fx
             out[i, 3 * g + 1] = MU0_OVER_4PI * fy
             out[i, 3 * g + 2] = MU0_OVER_4PI * fz
+
+
+@njit(cache=True, inline="always")
+def _node_value(ux, uy, sz, cx, cy, cz, a, b, c):
+    """Corner sum of `_area_exact` at one sensor corner (ux, uy): over the cuboid's 8 corners,
+    + for its lower faces and − for its upper ones. A sensor's exact form is the signed sum of
+    its 4 corners' values over 4pq."""
+    gx = 0.0
+    gy = 0.0
+    gz = 0.0
+    for i in range(2):
+        X = ux - (cx - a) if i == 0 else ux - (cx + a)
+        for j in range(2):
+            Y = uy - (cy - b) if j == 0 else uy - (cy + b)
+            for k in range(2):
+                Z = sz - (cz - c) if k == 0 else sz - (cz + c)
+                ex, ey, ez = _area_corner(X, Y, Z)
+                if (i + j + k) % 2 == 0:
+                    gx += ex
+                    gy += ey
+                    gz += ez
+                else:
+                    gx -= ex
+                    gy -= ey
+                    gz -= ez
+    return gx, gy, gz
+
+
+@njit(cache=True, parallel=True)
+def _grid_exact(sensors, grid, x0, y0, step_x, step_y, p, q, centroid, far2, start, cuboids,
+                half, cub_far2, cub_scale, tol, chunks, out):
+    """Adds the exact-form pairs that `_green_block` left out, for sensors on a lattice whose
+    pitch is the sensor's size: neighbouring sensors share corners, so each corner's value is
+    computed once per cuboid (8 corner terms a pair instead of 32). grid[r, k] is the sensor
+    at lattice row r, column k (centre x0 + k·step_x, y0 + r·step_y), or −1. Rows are split
+    into `chunks` run in parallel; each keeps the last two rows of corner values."""
+    nrow, ncol = grid.shape
+    sz = sensors[0, 2]
+    inv = MU0_OVER_4PI / (4.0 * p * q)
+    for ch in prange(chunks.size - 1):
+        values = np.empty((2, ncol + 1, 3))
+        stamp = np.full((2, ncol + 1), -1, dtype=np.int64)
+        for g in range(centroid.shape[0]):
+            for m in range(start[g], start[g + 1]):
+                cx = cuboids[m, 0]
+                cy = cuboids[m, 1]
+                cz = cuboids[m, 2]
+                a = half[m, 0]
+                b = half[m, 1]
+                c = half[m, 2]
+                for r in range(chunks[ch], chunks[ch + 1]):
+                    dyc = y0 + r * step_y - cy
+                    w2 = cub_far2[m] * (1.0 + 1e-6) - dyc * dyc - (sz - cz) ** 2
+                    if w2 <= 0.0:
+                        continue
+                    w = math.sqrt(w2)
+                    k_lo = max(0, math.floor((cx - w - x0) / step_x) - 1)
+                    k_hi = min(ncol - 1, math.ceil((cx + w - x0) / step_x) + 1)
+                    for k in range(k_lo, k_hi + 1):
+                        i = grid[r, k]
+                        if i < 0:
+                            continue
+                        gx = sensors[i, 0] - centroid[g, 0]
+                        gy = sensors[i, 1] - centroid[g, 1]
+                        gz = sensors[i, 2] - centroid[g, 2]
+                        if gx * gx + gy * gy + gz * gz >= far2[g]:
+                            continue
+                        tier = _area_tier(sensors[i, 0] - cx, sensors[i, 1] - cy,
+                                          sensors[i, 2] - cz, a, b, c, p, q, cub_far2[m],
+                                          cub_scale[m], tol)
+                        if tier != AREA_EXACT:
+                            continue
+                        fx = 0.0
+                        fy = 0.0
+                        fz = 0.0
+                        for corner in range(4):
+                            nr = r + 1 if corner < 2 else r
+                            nk = k + 1 if corner % 2 == 0 else k
+                            sign = 1.0 if corner == 0 or corner == 3 else -1.0
+                            slot = nr % 2
+                            key = m * (nrow + 1) + nr
+                            if stamp[slot, nk] != key:
+                                vx, vy, vz = _node_value(x0 + (nk - 0.5) * step_x,
+                                                         y0 + (nr - 0.5) * step_y, sz,
+                                                         cx, cy, cz, a, b, c)
+                                values[slot, nk, 0] = vx
+                                values[slot, nk, 1] = vy
+                                values[slot, nk, 2] = vz
+                                stamp[slot, nk] = key
+                            fx += sign * values[slot, nk, 0]
+                            fy += sign * values[slot, nk, 1]
+                            fz += sign * values[slot, nk, 2]
+                        out[i, 3 * g] += inv * fx
+                        out[i, 3 * g + 1] += inv * fy
+                        out[i, 3 * g + 2] += inv * fz
+
+
+LATTICE_TOLERANCE = 1e-9  # sensor centres off the lattice by less than this × the pitch
+
+
+def sensor_lattice(sensors: np.ndarray, sensor_size: tuple[float, float]
+                   ) -> tuple[np.ndarray, float, float] | None:
+    """(grid, x0, y0) when the sensors lie on a lattice whose pitch is the sensor's size, in
+    one plane (grid[r, k] the sensor at (x0 + k·w, y0 + r·l), −1 where none), else None.
+    None too when fewer than about half the lattice's places hold a sensor (scattered sensors,
+    or sensors smaller than their pitch: few corners to share)."""
+    w, l = sensor_size
+    if w <= 0 or l <= 0 or sensors.shape[0] == 0 or np.ptp(sensors[:, 2]) != 0:
+        return None
+    x0, y0 = float(sensors[:, 0].min()), float(sensors[:, 1].min())
+    kx = np.rint((sensors[:, 0] - x0) / w)
+    ky = np.rint((sensors[:, 1] - y0) / l)
+    if (np.abs(sensors[:, 0] - (x0 + kx * w)).max() > LATTICE_TOLERANCE * w
+            or np.abs(sensors[:, 1] - (y0 + ky * l)).max() > LATTICE_TOLERANCE * l):
+        return None
+    shape = (int(ky.max()) + 1, int(kx.max()) + 1)
+    if shape[0] * shape[1] > 2 * sensors.shape[0] + 1024:
+        return None
+    grid = np.full(shape, -1, dtype=np.int64)
+    grid[ky.astype(np.int64), kx.astype(np.int64)] = np.arange(sensors.shape[0])
+    if np.count_nonzero(grid >= 0) != sensors.shape[0]:  # two sensors at one place
+        return None
+    return grid, x0, y0
 
 
 def distance_to_scan(points: np.ndarray, scan_lo: np.ndarray, scan_hi: np.ndarray,
@@ -278,6 +423,7 @@ class GreenModel:
     cub_scale: np.ndarray
     half: np.ndarray
     exact: bool = False  # True: never the grain far field (for tests and references)
+    share_corners: bool = True  # False: every sensor's exact form on its own (for tests)
 
     @classmethod
     def build(cls, grains: GrainSet, sensor_size: tuple[float, float], scan_lo: np.ndarray,
@@ -314,14 +460,39 @@ class GreenModel:
     def n_columns(self) -> int:
         return 3 * self.grains.n_grains
 
-    def block(self, sensors: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """Q rows (B, 3G) in T/(A/m) for sensor centres (B, 3) in m."""
+    def lattice(self, sensors: np.ndarray) -> tuple[np.ndarray, float, float] | None:
+        """`sensor_lattice` of these sensors when they share corners, else None."""
+        return sensor_lattice(sensors, self.sensor_size) if self.share_corners else None
+
+    def block(self, sensors: np.ndarray, out: np.ndarray | None = None, *,
+              exact_part: list[sparse.csr_matrix] | None = None, skip_exact: bool = False
+              ) -> np.ndarray:
+        """Q rows (B, 3G) in T/(A/m) for sensor centres (B, 3) in m.
+
+        When the sensors share corners (`lattice` is not None): with `exact_part`, the part
+        of the rows from the exact sensor-area form (sparse: only sensors near a grain have
+        one) is appended to it; with `skip_exact`, that part is left out. The rows are
+        `block(…, skip_exact=True)` plus that part, which is cheap to make again: the fitted
+        map needs no rows of Q held."""
         sensors = np.ascontiguousarray(sensors, dtype=float)
         if out is None:
             out = np.empty((sensors.shape[0], self.n_columns))
         p, q = 0.5 * self.sensor_size[0], 0.5 * self.sensor_size[1]
+        cuboids = np.ascontiguousarray(self.grains.cuboids)
+        lattice = self.lattice(sensors)
         _green_block(sensors, p, q, self.centroid, self.volume, self.moments, self.high,
-                     self.coarse2, self.far2, self.grains.start,
-                     np.ascontiguousarray(self.grains.cuboids), self.half, self.cub_far2,
-                     self.cub_scale, CUBOID_TOLERANCE, out)
+                     self.coarse2, self.far2, self.grains.start, cuboids, self.half,
+                     self.cub_far2, self.cub_scale, CUBOID_TOLERANCE, lattice is not None, out)
+        if lattice is None or skip_exact:
+            return out
+        grid, x0, y0 = lattice
+        n_chunks = min(grid.shape[0], 2 * numba.get_num_threads())
+        chunks = np.linspace(0, grid.shape[0], n_chunks + 1).round().astype(np.int64)
+        target = out if exact_part is None else np.zeros_like(out)
+        _grid_exact(sensors, grid, x0, y0, 2 * p, 2 * q, p, q, self.centroid, self.far2,
+                    self.grains.start, cuboids, self.half, self.cub_far2, self.cub_scale,
+                    CUBOID_TOLERANCE, chunks, target)
+        if exact_part is not None:
+            out += target
+            exact_part.append(sparse.csr_matrix(target))
         return out

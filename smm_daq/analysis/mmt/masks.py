@@ -1,0 +1,112 @@
+"""Masks of bad pixels for MMT (True = excluded from the inversion), read from three kinds of
+file, each for a map of shape (ny, nx) whose row 0 is the lowest y:
+
+* ``.npy``: a boolean (or 0/1 integer) array of the map's shape, True/1 on the bad pixels
+  (numpy.ma's convention: the mask marks what is invalid);
+* an image (``.png``, ``.jpg``, ``.jpeg``, ``.tif``, ``.tiff``, ``.bmp``): black pixels (grey
+  level below half) are excluded, as in the multipole library's masks. The image spans the
+  scan's extent with its top row at the highest y, as it is drawn; an image of another size
+  is resampled to the grid by nearest neighbour;
+* ``.json``: ``{"rectangles_um": [[x0, x1, y0, y1], ...], "polygons_um": [[[x, y], ...], ...]}``
+  in µm, the pixels whose centres lie inside any shape excluded.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from smm_daq.analysis.masks import polygon_mask, rectangle_mask
+from smm_daq.errors import InputError
+from smm_daq.storage.mapdata import MapData
+
+UM = 1e-6
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+
+
+def read_mask(path: str | Path, data: MapData) -> np.ndarray:
+    """The mask of bad pixels (ny, nx) for `data` from a file; InputError naming the file."""
+    path = Path(path)
+    source = str(path)
+    if not path.is_file():
+        raise InputError("no such mask file", source=source)
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        return _from_array(path, data)
+    if suffix in IMAGE_SUFFIXES:
+        return _from_image(path, data)
+    if suffix == ".json":
+        return _from_shapes(path, data)
+    raise InputError(f"mask file of type '{suffix}'; expected .npy, .json or an image "
+                     f"({', '.join(IMAGE_SUFFIXES)})", source=source)
+
+
+def _from_array(path: Path, data: MapData) -> np.ndarray:
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise InputError(f"is not a numpy array file ({exc})", source=str(path)) from None
+    if arr.shape != data.shape:
+        raise InputError(f"holds an array of shape {arr.shape}; expected the map's "
+                         f"{data.shape} (ny, nx)", source=str(path))
+    if arr.dtype != bool:
+        if not np.issubdtype(arr.dtype, np.integer) or not np.isin(arr, (0, 1)).all():
+            raise InputError(f"holds an array of type {arr.dtype}; expected booleans (or 0/1)",
+                             source=str(path))
+        arr = arr.astype(bool)
+    return arr
+
+
+def _from_image(path: Path, data: MapData) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            grey = np.asarray(im.convert("L"), dtype=float) / 255.0
+    except (UnidentifiedImageError, OSError) as exc:
+        raise InputError(f"is not a readable image ({exc})", source=str(path)) from None
+    black = grey[::-1] < 0.5  # image rows run downward; the map's row 0 is the lowest y
+    ny, nx = data.shape
+    if black.shape == (ny, nx):
+        return black
+    # nearest neighbour: pixel centres of both spread evenly over the scan's extent
+    rows = np.minimum((np.arange(ny) + 0.5) * black.shape[0] / ny, black.shape[0] - 1)
+    cols = np.minimum((np.arange(nx) + 0.5) * black.shape[1] / nx, black.shape[1] - 1)
+    return black[np.ix_(rows.astype(int), cols.astype(int))]
+
+
+def _numbers(value: object, count: int | None) -> bool:
+    return (isinstance(value, list) and (count is None or len(value) == count)
+            and all(isinstance(v, int | float) and not isinstance(v, bool)
+                    and math.isfinite(v) for v in value))
+
+
+def _from_shapes(path: Path, data: MapData) -> np.ndarray:
+    source = str(path)
+    try:
+        spec = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"is not JSON: {exc.msg}",
+                         source=f"{source}, line {exc.lineno}, column {exc.colno}") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"is not UTF-8 text ({exc})", source=source) from None
+    if not isinstance(spec, dict) or not set(spec) <= {"rectangles_um", "polygons_um"}:
+        raise InputError("expected a JSON object with keys 'rectangles_um' and/or "
+                         "'polygons_um'", source=source)
+    mask = np.zeros(data.shape, bool)
+    for i, rect in enumerate(spec.get("rectangles_um", [])):
+        if not _numbers(rect, 4):
+            raise InputError(f"rectangles_um[{i}] is {rect!r}; expected [x0, x1, y0, y1] in µm",
+                             source=source)
+        x0, x1, y0, y1 = (v * UM for v in rect)
+        mask |= rectangle_mask(data, (x0, x1), (y0, y1))
+    for i, poly in enumerate(spec.get("polygons_um", [])):
+        if not (isinstance(poly, list) and len(poly) >= 3
+                and all(_numbers(v, 2) for v in poly)):
+            raise InputError(f"polygons_um[{i}] is {poly!r}; expected at least 3 [x, y] "
+                             "vertices in µm", source=source)
+        mask |= polygon_mask(data, np.asarray(poly, dtype=float) * UM)
+    return mask

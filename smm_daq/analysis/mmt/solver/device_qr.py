@@ -1,0 +1,178 @@
+"""The MMT least squares on an array backend (`arrays`): a GPU through CuPy, or NumPy.
+
+The same three steps as the CPU path of `inversion`, with its signatures, so `invert_map`
+runs either: `accumulate` (R of [Q | φ] over blocks of sensors), `solve_triangle` (M and the
+3 × 3 diagonal blocks of (QᵀQ)⁻¹ in columns scaled to unit norm) and `forward` (Q·M, the
+fitted map).
+
+Blocks are large: each block of Q is written by the Green's kernel straight under the
+triangle so far, in one column-major buffer [R; Q_block | φ_block], and that buffer is
+factored in place by Householder QR (geqrf); its upper triangle is the new R. Stacking on a
+full R costs 2n²·(2n/3) more flops per block than the structured update the CPU uses
+(LAPACK tpqrt, which cuSOLVER lacks), a fraction 2n/(3B) of the whole for B rows a block:
+the buffer is sized from the free device memory, so the whole Q of the seed's largest case
+(251,001 × 5,626) is one block, and a lab-size case of 12,900 columns takes blocks of over
+150,000 rows (cuSOLVER's 32-bit sizes cap the buffer at 2^31 entries).
+
+The solve runs on the device when R (columns scaled) is well conditioned and there is no
+damping: y = Rs⁻¹c and W = Rs⁻¹ by triangular solves, the grains' covariance blocks from W's
+rows. Otherwise, and for cond(Q) (LAPACK's estimate, which has no GPU counterpart), R is
+copied to the host and `inversion.solve_triangle` does what the CPU path does.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from smm_daq.analysis.mmt.models.cuboid import GreenModel
+from smm_daq.analysis.mmt.solver.arrays import MAX_ENTRIES, NumpyArrays
+from smm_daq.analysis.mmt.solver.inversion import (
+    SINGULAR_RCOND,
+    Solution,
+    Triangle,
+    _condition,
+    _rcond,
+    solve_triangle,
+)
+
+BUFFER_SHARE = 0.5  # of the free device memory, for the stacked block buffer
+MIN_ROWS_PER_COLUMN = 4  # host blocks: 4 rows per column (stacking costs 17 % more flops)
+COVARIANCE_CHUNK = 1024  # grains per batched product for the covariance blocks
+WIDTH = 3  # columns per grain
+
+
+@dataclass
+class DeviceTriangle:
+    """R of [Q | φ] on the device: (n + 1) × (n + 1), upper triangular, column-major."""
+
+    full: Any
+
+    @property
+    def n(self) -> int:
+        return self.full.shape[0] - 1
+
+
+@dataclass
+class DeviceSolver:
+    """`accumulate`, `solve_triangle` and `forward` of `inversion` on an array backend.
+
+    rows: sensors per block; None sizes blocks from the free device memory (a share
+    ``BUFFER_SHARE`` of it), or on the host at ``MIN_ROWS_PER_COLUMN`` per column. `timings`
+    holds the last call's stages (s)."""
+
+    arrays: Any = field(default_factory=NumpyArrays)
+    rows: int | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def _block_rows(self, n: int, n_sensors: int, n_grains: int) -> int:
+        cols = n + 1
+        free = self.arrays.free_bytes()
+        if self.rows is not None:
+            rows = self.rows
+        elif free is None:
+            rows = MIN_ROWS_PER_COLUMN * cols
+        else:
+            rows = max(cols, int(BUFFER_SHARE * free) // (8 * cols) - cols)
+        rows = min(rows, MAX_ENTRIES // cols - cols, (2**31 - 1) // max(n_grains, 1))
+        return max(1, min(rows, n_sensors))
+
+    def accumulate(self, model: GreenModel, sensors: np.ndarray, phi: np.ndarray, *,
+                   block: int | None = None, keep_rows: bool = False
+                   ) -> tuple[DeviceTriangle, None]:
+        """R of [Q | φ] (`block` and `keep_rows` are the CPU path's: blocks here are sized
+        by `rows`, and Q is not kept, `forward` recomputes it)."""
+        arr = self.arrays
+        xp = arr.xp
+        n = model.n_columns
+        t0 = time.perf_counter()
+        green = arr.green(model)
+        sens = arr.to_device(np.ascontiguousarray(sensors, dtype=float))
+        data = arr.to_device(np.ascontiguousarray(phi, dtype=float))
+        rows = self._block_rows(n, sensors.shape[0], model.grains.n_grains)
+        buf = xp.zeros((n + 1 + rows, n + 1), dtype=np.float64, order="F")
+        arr.synchronize()
+        t_green = 0.0
+        t_qr = 0.0
+        t_upload = time.perf_counter() - t0
+        for s in range(0, sensors.shape[0], rows):
+            size = min(rows, sensors.shape[0] - s)
+            t1 = time.perf_counter()
+            green.block(sens[s:s + size], buf[n + 1:n + 1 + size, :n])
+            buf[n + 1:n + 1 + size, n] = data[s:s + size]
+            arr.synchronize()
+            t2 = time.perf_counter()
+            factored = arr.geqrf(buf[:n + 1 + size])
+            buf[:n + 1] = xp.triu(factored[:n + 1])
+            arr.synchronize()
+            t_green += t2 - t1
+            t_qr += time.perf_counter() - t2
+        full = xp.array(buf[:n + 1], order="F")
+        del buf
+        full *= xp.where(xp.diag(full) < 0, -1.0, 1.0)[:, None]  # as the CPU's: diagonal ≥ 0
+        arr.synchronize()
+        self.timings = {"upload_s": t_upload, "green_s": t_green, "qr_s": t_qr,
+                        "block_rows": float(rows)}
+        return DeviceTriangle(full), None
+
+    def solve_triangle(self, tri: DeviceTriangle, damping: float = 0.0) -> Solution:
+        """As `inversion.solve_triangle`, on the device where R is well conditioned."""
+        arr = self.arrays
+        xp = arr.xp
+        n = tri.n
+        t0 = time.perf_counter()
+        host = arr.to_host(tri.full)
+        host_tri = Triangle(np.asfortranarray(host[:n, :n]), host[:n, n].copy())
+        del host
+        norms = host_tri.column_norms
+        zero = norms == 0
+        scale = np.where(zero, 1.0, 1.0 / np.where(zero, 1.0, norms))
+        cond = _condition(host_tri.r)
+        rcond = _rcond(np.asfortranarray(host_tri.r * scale[None, :])) if n else 1.0
+        self.timings["solve_host_s"] = time.perf_counter() - t0
+        if damping > 0 or not rcond > SINGULAR_RCOND or np.any(zero):
+            return solve_triangle(host_tri, damping)
+        del host_tri
+        t1 = time.perf_counter()
+        s = arr.to_device(scale)
+        rs = xp.asfortranarray(tri.full[:n, :n] * s[None, :])
+        y = arr.solve_triangular(rs, tri.full[:n, n])
+        w = arr.triangular_inverse(rs)
+        del rs
+        w *= s[:, None]
+        blocks = grain_blocks(xp, w)
+        x = arr.to_host(y * s)
+        blocks_host = arr.to_host(blocks)
+        self.timings["solve_device_s"] = time.perf_counter() - t1
+        return Solution(x, blocks_host, np.zeros(n, dtype=bool), cond)
+
+    def forward(self, model: GreenModel, sensors: np.ndarray, m: np.ndarray, *,
+                block: int | None = None, rows: list[np.ndarray] | None = None
+                ) -> np.ndarray:
+        """Q·M at the sensors (`block` and `rows` are the CPU path's and not used)."""
+        arr = self.arrays
+        green = arr.green(model)
+        sens = arr.to_device(np.ascontiguousarray(sensors, dtype=float))
+        mag = arr.to_device(np.ascontiguousarray(np.reshape(m, (-1, WIDTH)), dtype=float))
+        out = arr.xp.empty(sensors.shape[0], dtype=np.float64)
+        step = self._block_rows(model.n_columns, sensors.shape[0], model.grains.n_grains)
+        for s in range(0, sensors.shape[0], step):
+            green.field(sens[s:s + step], mag, out[s:s + step])
+        return arr.to_host(out)
+
+
+def grain_blocks(xp: Any, w: Any) -> Any:
+    """Diagonal WIDTH × WIDTH blocks of W Wᵀ (G, WIDTH, WIDTH) for W (n, n), n = WIDTH·G, in
+    chunks of grains (each a batched product of (c, WIDTH, n) by its transpose)."""
+    n = w.shape[0]
+    g_total = n // WIDTH
+    out = xp.empty((g_total, WIDTH, WIDTH), dtype=np.float64)
+    for g0 in range(0, g_total, COVARIANCE_CHUNK):
+        g1 = min(g_total, g0 + COVARIANCE_CHUNK)
+        rows = xp.ascontiguousarray(w[WIDTH * g0:WIDTH * g1]).reshape(g1 - g0, WIDTH, n)
+        out[g0:g1] = rows @ rows.transpose(0, 2, 1)
+    return out
+

@@ -1,0 +1,276 @@
+"""MMT from one or several scans of the same grains, with any grain model, in one least-squares
+system built the same streamed way as `inversion` (blocks of sensors folded into the R factor
+of [Q | φ]).
+
+Scans may differ in height, sensor (point, area, volume) and noise; each has its own σ and
+mask of bad pixels. Scan s's rows of Q and φ are weighted by 1/σ_s, so the solution is the
+maximum-likelihood one for independent Gaussian noise and (QᵀWQ)⁻¹ is its covariance. A σ
+not given is estimated from that scan's residual after a first fit with every given σ used
+and the unknown ones set to 1 (one scan: exactly the unweighted fit of `invert_map`); with
+several scans the system is then solved again with the estimates. The degrees of freedom of
+scan s are taken as N_s (1 − n/N), its share of the total.
+
+Unknowns per grain: the magnetization (A/m) for cuboid grains; for point sources the
+magnetization of the dipole, then the quadrupole and octupole coefficients of
+`models.multipole`. Each grain's full k × k covariance is kept.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from smm_daq.analysis.grains import GrainSet
+from smm_daq.analysis.mmt.models.cuboid import GreenModel
+from smm_daq.analysis.mmt.models.multipole import (
+    COEFFICIENT_NAMES,
+    MODELS,
+    MultipoleModel,
+    PointGrains,
+    Sensor,
+    check_below_sensor,
+    point_grains,
+)
+from smm_daq.analysis.mmt.solver import higher_order
+from smm_daq.analysis.mmt.solver.inversion import (
+    DEFAULT_BLOCK,
+    KEEP_Q_BYTES,
+    MMTResult,
+    accumulate,
+    check_grains_below_sensor,
+    forward,
+    solve_triangle,
+)
+from smm_daq.errors import InputError
+from smm_daq.storage.mapdata import MapData
+
+UM = 1e-6
+GRAIN_MODELS = ("cuboid", *MODELS)
+
+
+@dataclass(frozen=True)
+class Scan:
+    """One scan of the grains: Bz (T; NaN not measured), the sensor plane's height above the
+    sample top (m), the sensor's full size (w, l) or (w, l, thickness) in m, the noise SD σ (T;
+    None: from the residual) and a mask of bad pixels (True = excluded) of the map's shape."""
+
+    data: MapData
+    height: float
+    sensor_size: tuple[float, ...] = (0.0, 0.0)
+    sigma: float | None = None
+    mask: np.ndarray | None = None
+
+    @property
+    def name(self) -> str:
+        return self.data.name
+
+    def usable(self) -> np.ndarray:
+        """Flat indices of the pixels used: finite and not masked."""
+        ok = np.isfinite(self.data.bz)
+        if self.mask is not None:
+            mask = np.asarray(self.mask, dtype=bool)
+            if mask.shape != ok.shape:
+                raise InputError(f"the mask of scan '{self.name}' has shape {mask.shape}; "
+                                 f"expected the map's {ok.shape}")
+            ok &= ~mask
+        return np.flatnonzero(ok.ravel())
+
+
+@dataclass
+class MultipoleResult(MMTResult):
+    """An MMTResult with the grain model's full coefficients and covariances, and the scans.
+
+    `magnetization`/`covariance` are the dipole part (the first three unknowns), so today's
+    columns mean the same for every model; `fits` holds (fitted, residual) for every scan,
+    `fitted`/`residual` those of the first; `height` is the lowest scan's (the SSR's), `sigma`
+    the first scan's σ and `sigmas` every scan's."""
+
+    model: str = "cuboid"
+    coefficients: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+    coefficient_covariance: np.ndarray = field(default_factory=lambda: np.zeros((0, 3, 3)))
+    scans: tuple[str, ...] = ()
+    sigmas: tuple[float, ...] = ()
+    fits: list[tuple[MapData, MapData]] = field(default_factory=list)
+    masks: list[np.ndarray | None] = field(default_factory=list)
+
+    def higher_orders(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(χ², p-value, resolved) of each grain's higher orders; None for 3 unknowns."""
+        if self.coefficients.shape[1] <= 3:
+            return None
+        return higher_order.higher_order_test(self.coefficients, self.coefficient_covariance)
+
+    def table(self) -> dict[str, np.ndarray]:
+        """Today's columns, then the higher-order coefficients, their SDs and the test."""
+        out = super().table()
+        k = self.coefficients.shape[1]
+        if k <= 3:
+            return out
+        sd = np.sqrt(np.einsum("gii->gi", self.coefficient_covariance))
+        for j in range(3, k):
+            unit = "A_m3" if j < 8 else "A_m4"
+            out[f"{COEFFICIENT_NAMES[j]}_{unit}"] = self.coefficients[:, j]
+            out[f"sd_{COEFFICIENT_NAMES[j]}_{unit}"] = sd[:, j]
+        chi2, p, resolved = self.higher_orders()  # type: ignore[misc]
+        out["higher_order_chi2"] = chi2
+        out["higher_order_p"] = p
+        out["higher_order_resolved"] = resolved.astype(float)
+        return out
+
+
+class _Stacked:
+    """All scans' sensors as one list (x, y, z, scan index) with rows weighted by 1/σ_s."""
+
+    def __init__(self, models: list, weights: np.ndarray, n_columns: int) -> None:
+        self.models = models
+        self.weights = weights
+        self.n_columns = n_columns
+
+    def lattice(self, sensors: np.ndarray) -> None:
+        """Stacked scans are not one lattice of shared corners: each block is kept whole."""
+        return None
+
+    def block(self, sensors: np.ndarray, out: np.ndarray) -> np.ndarray:
+        index = sensors[:, 3].astype(np.int64)
+        cuts = np.flatnonzero(np.diff(index)) + 1
+        for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, index.size], strict=True):
+            s = int(index[lo])
+            rows = out[lo:hi]
+            self.models[s].block(np.ascontiguousarray(sensors[lo:hi, :3]), rows)
+            rows *= self.weights[s]
+        return out
+
+
+def _model(grains: GrainSet | PointGrains, scan: Scan, model: str, sensors: np.ndarray,
+           exact: bool) -> GreenModel | MultipoleModel:
+    if model == "cuboid":
+        if not isinstance(grains, GrainSet):
+            raise InputError("the cuboid model needs cuboid grains (--grain-format cuboids or "
+                             "mmt); point grains take dipole, quadrupole or octupole")
+        if len(scan.sensor_size) > 2 and scan.sensor_size[2] > 0:
+            raise InputError(f"scan '{scan.name}': the cuboid model has point and area sensors "
+                             "only; expected a sensor thickness of 0")
+        check_grains_below_sensor(grains, scan.height)
+        lo, hi = sensors[:, :2].min(axis=0), sensors[:, :2].max(axis=0)
+        return GreenModel.build(grains, tuple(scan.sensor_size[:2]), lo, hi, scan.height,
+                                exact=exact)
+    points = grains if isinstance(grains, PointGrains) else as_points(grains)
+    sensor = Sensor.from_size(tuple(scan.sensor_size))
+    check_below_sensor(points, scan.height, sensor)
+    return MultipoleModel.build(points, sensor, model)
+
+
+def as_points(grains: GrainSet) -> PointGrains:
+    """Cuboid grains as point sources at their centroids (for multipole models)."""
+    return point_grains(grains.centroids(), grains.volumes(), grains.labels,
+                        source=grains.source)
+
+
+def invert_scans(
+    scans: list[Scan],
+    grains: GrainSet | PointGrains,
+    *,
+    model: str = "dipole",
+    damping: float = 0.0,
+    block: int = DEFAULT_BLOCK,
+    exact: bool = False,
+    device: str = "cpu",
+    progress: Callable[[str], None] | None = None,
+) -> MultipoleResult:
+    """Joint least squares of all `scans` for the grains' unknowns under `model`, on `device`
+    ("cpu"; "auto" is the CPU while no GPU backend is installed)."""
+    if device not in ("auto", "cpu"):
+        raise InputError(f"device {device!r}: no GPU backend is installed; expected cpu or auto")
+    if model not in GRAIN_MODELS:
+        raise InputError(f"model {model!r}; expected one of {', '.join(GRAIN_MODELS)}")
+    if not scans:
+        raise InputError("no scans to invert")
+    t0 = time.perf_counter()
+    k = 3 if model == "cuboid" else MODELS[model]
+    points = grains if model == "cuboid" or isinstance(grains, PointGrains) \
+        else as_points(grains)
+    n = k * grains.n_grains
+    parts, phis, keeps, models = [], [], [], []
+    for s, scan in enumerate(scans):
+        keep = scan.usable()
+        X, Y = np.meshgrid(scan.data.x, scan.data.y)
+        pts = np.c_[X.ravel()[keep], Y.ravel()[keep], np.full(keep.size, scan.height),
+                    np.full(keep.size, float(s))]
+        models.append(_model(points, scan, model, pts, exact))
+        parts.append(pts)
+        phis.append(scan.data.bz.ravel()[keep])
+        keeps.append(keep)
+    sensors = np.concatenate(parts)
+    counts = np.array([p.shape[0] for p in parts])
+    if sensors.shape[0] <= n:
+        raise InputError(
+            f"{sensors.shape[0]} usable pixels in {len(scans)} scan(s) for {grains.n_grains} "
+            f"grains; expected more than {n} ({k} per grain)")
+    given = [scan.sigma for scan in scans]
+    sigmas = np.array([1.0 if sg is None else sg for sg in given])
+    passes = 1 if all(sg is not None for sg in given) or len(scans) == 1 else 2
+    for attempt in range(passes):
+        weights = 1.0 / sigmas
+        row_w = np.repeat(weights, counts)
+        stacked = _Stacked(models, weights, n)
+        if progress:
+            progress(f"QR of the Green's matrix: {sensors.shape[0]} sensors × "
+                     f"{grains.n_grains} grains × {k}")
+        keep_rows = sensors.shape[0] * n * 8 <= KEEP_Q_BYTES
+        phi = np.concatenate(phis) * row_w
+        tri, rows = accumulate(stacked, sensors, phi, block=block, keep_rows=keep_rows)
+        sol = solve_triangle(tri, damping, per_grain=k)
+        del tri
+        if rows is not None:
+            fitted = np.concatenate([r @ sol.x for r in rows]) / row_w
+        else:
+            fitted = forward(stacked, sensors, sol.x, block=block) / row_w
+        del rows
+        resid = np.concatenate(phis) - fitted
+        dof_share = 1.0 - n / sensors.shape[0]
+        for s, sg in enumerate(given):
+            if sg is None:
+                part = resid[counts[:s].sum():counts[:s + 1].sum()]
+                sigmas[s] = math.sqrt(float(part @ part) / (counts[s] * dof_share))
+        if attempt == 0 and passes == 2 and progress:
+            progress("second pass with the estimated noise of each scan")
+    # unit-weight covariance of the weighted system is the covariance itself, except for a
+    # single scan of unknown σ (fitted with weight 1): scale by its estimate
+    blocks = sol.covariance_blocks * (sigmas[0] ** 2 if passes == 1 and given[0] is None
+                                      else 1.0)
+    bad = sol.unresolved.reshape(-1, k).any(axis=1)
+    blocks[bad] = np.inf
+    fits = []
+    offset = 0
+    for scan, keep, cnt in zip(scans, keeps, counts, strict=True):
+        fits.append(_maps(scan, keep, fitted[offset:offset + cnt], resid[offset:offset + cnt]))
+        offset += cnt
+    x = sol.x.reshape(-1, k)
+    return MultipoleResult(
+        grains=grains, magnetization=x[:, :3].copy(), covariance=blocks[:, :3, :3].copy(),
+        sigma=float(sigmas[0]), sigma_from_residual=given[0] is None,
+        fitted=fits[0][0], residual=fits[0][1], condition_number=sol.condition_number,
+        n_sensors=int(sensors.shape[0]), damping=damping,
+        timings={"total_s": time.perf_counter() - t0},
+        height=min(scan.height for scan in scans),
+        model=model, coefficients=x, coefficient_covariance=blocks,
+        scans=tuple(scan.name for scan in scans), sigmas=tuple(float(v) for v in sigmas),
+        fits=fits, masks=[scan.mask for scan in scans],
+    )
+
+
+def _maps(scan: Scan, keep: np.ndarray, fitted: np.ndarray, resid: np.ndarray
+          ) -> tuple[MapData, MapData]:
+    data = scan.data
+    common = {"height": scan.height, "sensor_size": tuple(scan.sensor_size[:2]),
+              "applied_field": data.applied_field, "sources": (data.name,)}
+    out = []
+    for values, what in ((fitted, "fitted"), (resid, "residual")):
+        flat = np.full(data.bz.size, np.nan)
+        flat[keep] = values
+        out.append(MapData(bz=flat.reshape(data.bz.shape), x=data.x, y=data.y,
+                           name=f"{data.name}_mmt_{what}", title=f"MMT {what} Bz", **common))
+    return out[0], out[1]

@@ -1,0 +1,276 @@
+"""`smm-daq mmt invert` with point-source grains, multipole models, several scans at once and
+masks; `smm-daq mmt synth --model` for point-source samples; `smm-daq import mpe`.
+
+`smm_daq.cli.mmt` adds these options to its parsers and hands an inversion here whenever it
+goes beyond one scan of cuboid grains under the cuboid model without a mask.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+
+import numpy as np
+
+from smm_daq.cli.args import floats, output_file, positive
+from smm_daq.errors import InputError
+
+UM = 1e-6
+NT = 1e-9
+GRAIN_FORMATS = ("cuboids", "csv", "mmt", "points", "mpe", "dragonfly")  # as formats.grains
+CUBOID_FORMATS = ("cuboids", "csv", "mmt")
+MODEL_CHOICES = ("cuboid", "dipole", "quadrupole", "octupole")
+DEVICES = ("auto", "cpu", "gpu")
+
+
+def add_invert_options(p: argparse.ArgumentParser) -> None:
+    """Options of `mmt invert` beyond the cuboid inversion of one scan."""
+    p.add_argument("--model", choices=MODEL_CHOICES,
+                   help="grain model (default: cuboid for cuboid grains, dipole for point "
+                        "grains; cuboid needs cuboid grains)")
+    p.add_argument("--mask", action="append", metavar="FILE",
+                   help="bad pixels to leave out: .npy (True = bad), an image (black = bad) or "
+                        ".json of rectangles/polygons in µm; one for all entries or one per "
+                        "--entry, in order")
+    p.add_argument("--device", choices=DEVICES, default="auto",
+                   help="where to compute (default auto: a CUDA GPU when one is usable)")
+    p.add_argument("--sensor-thickness-um", type=float,
+                   help="volume sensors: the sensor's thickness (default: the entry's, else 0)")
+    p.add_argument("--library-out", metavar="RESULT.npz",
+                   help="point models: also write the results in the multipole library's "
+                        "convention (inv_multipole_moments, moments_std)")
+    g = p.add_argument_group("point grains from Dragonfly (--grain-format dragonfly)")
+    g.add_argument("--min-voxels", type=int, default=1,
+                   help="drop components of fewer voxels (default 1: keep all)")
+    g.add_argument("--z-top-um", type=float,
+                   help="CT z of the sample top in µm (default: the top of the highest grain)")
+    g.add_argument("--z-down", action="store_true",
+                   help="the CT z axis points down into the sample (default: up)")
+    g.add_argument("--crop-to-scan", action="store_true",
+                   help="keep only grains whose centroid lies under the first scan")
+
+
+def uses_models(args: argparse.Namespace) -> bool:
+    """Does this inversion need more than the cuboid inversion of one scan?"""
+    return (len(args.entry) > 1 or bool(args.mask) or args.grain_format not in CUBOID_FORMATS
+            or (args.model or "cuboid") != "cuboid" or bool(args.sensor_thickness_um)
+            or args.library_out is not None)
+
+
+def check_device(device: str) -> str:
+    """The device point-source, multipole and joint inversions run on: the CPU (the GPU
+    backend runs the single-scan cuboid model); `--device gpu` is refused for them."""
+    if device == "gpu":
+        raise InputError("--device is 'gpu', but the GPU runs the single-scan cuboid model "
+                         "only; point-source, multipole and joint inversions run on the CPU: "
+                         "expected auto or cpu")
+    return "cpu"
+
+
+def _thickness(path: str, entry: str) -> float:
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        node = f.get(f"{entry}/instrument/sensor/thickness")
+        return float(node[()]) if node is not None else 0.0
+
+
+def _per_entry(option: str, text: str | None, n: int) -> list[float | None]:
+    """A comma list of one value for all entries or one per entry (µm or nT)."""
+    if text is None:
+        return [None] * n
+    parts = text.split(",")
+    if len(parts) not in (1, n):
+        raise InputError(f"{option} is {text!r}; expected one value or {n} (one per --entry)")
+    values = [positive(option, v) for v in floats(option, text, len(parts))]
+    return values * n if len(values) == 1 else values
+
+
+def _grains(args: argparse.Namespace, first_map: object) -> object:
+    from smm_daq.analysis.mmt.formats.dragonfly import DragonflyOptions
+    from smm_daq.analysis.mmt.formats.grains import read_grain_file
+
+    options = None
+    if args.grain_format == "dragonfly":
+        if args.min_voxels < 1:
+            raise InputError(f"--min-voxels is {args.min_voxels}; expected a whole number >= 1")
+        crop = None
+        if args.crop_to_scan:
+            m = first_map
+            crop = (float(m.x.min()), float(m.x.max()), float(m.y.min()), float(m.y.max()))
+        options = DragonflyOptions(
+            min_voxels=args.min_voxels,
+            z_top_mm=None if args.z_top_um is None else args.z_top_um * 1e-3,
+            z_down=args.z_down, crop=crop)
+    return read_grain_file(args.grains, args.grain_format, options)
+
+
+def invert_models(args: argparse.Namespace) -> int:
+    """`mmt invert` through the joint solver (any grain model, one or more scans)."""
+    from smm_daq.analysis.mmt.masks import read_mask
+    from smm_daq.analysis.mmt.models.multipole import PointGrains
+    from smm_daq.analysis.mmt.result_file import write_result_csv
+    from smm_daq.analysis.mmt.solver.joint import Scan, invert_scans
+    from smm_daq.cli.mmt import _sensor_size, _warnings_to_stderr
+    from smm_daq.storage.mapdata import MapData
+    from smm_daq.storage.nexus import read_map, write_map_entry
+    from smm_daq.storage.products import Quantity, TablePlot
+
+    entries = list(args.entry)
+    if len(set(entries)) != len(entries):
+        raise InputError(f"--entry names {entries}; expected each entry once")
+    if args.tile_um is not None:
+        raise InputError("--tile-um inverts one scan of cuboid grains with the cuboid model; "
+                         "expected no --tile-um with several entries, point grains, another "
+                         "model or a mask")
+    device = check_device(args.device)
+    out = output_file("--out", args.out, overwrite=args.overwrite)
+    library_out = (output_file("--library-out", args.library_out, overwrite=args.overwrite)
+                   if args.library_out else None)
+    if not (args.damping >= 0 and math.isfinite(args.damping)):
+        raise InputError(f"--damping is {args.damping!r}; expected a number >= 0")
+    maps = [read_map(args.file, e) for e in entries]
+    heights = _per_entry("--height-um", args.height_um, len(entries))
+    sigmas = _per_entry("--sigma-nT", args.sigma_nT, len(entries))
+    masks = list(args.mask or [])
+    if len(masks) not in (0, 1, len(entries)):
+        raise InputError(f"{len(masks)} --mask for {len(entries)} --entry; expected one for "
+                         "all, or one per entry")
+    scans = []
+    for i, (entry, data) in enumerate(zip(entries, maps, strict=True)):
+        height = heights[i] * UM if heights[i] is not None else data.height
+        if height is None:
+            raise InputError(f"entry '{entry}' of {args.file} has no sensor height; give "
+                             "--height-um")
+        size = _sensor_size(args.sensor_size_um, data.sensor_size)
+        thick = (args.sensor_thickness_um * UM if args.sensor_thickness_um is not None
+                 else _thickness(args.file, entry))
+        if thick < 0 or not math.isfinite(thick):
+            raise InputError(f"--sensor-thickness-um is {args.sensor_thickness_um!r}; "
+                             "expected a number >= 0")
+        mask = read_mask(masks[min(i, len(masks) - 1)], data) if masks else None
+        scans.append(Scan(data, height, (*size, thick) if thick > 0 else size,
+                          None if sigmas[i] is None else sigmas[i] * NT, mask))
+    name = args.result_entry or f"{entries[0]}_mmt"
+    with _warnings_to_stderr():
+        grains = _grains(args, maps[0])
+        point = isinstance(grains, PointGrains)
+        model = args.model or ("dipole" if point else "cuboid")
+        if model == "cuboid" and point:
+            raise InputError(f"--model cuboid needs cuboid grains; --grain-format "
+                             f"{args.grain_format} gives points: expected --model dipole, "
+                             "quadrupole or octupole")
+        if library_out is not None and model == "cuboid":
+            raise InputError("--library-out is for point models; expected --model dipole, "
+                             "quadrupole or octupole")
+        result = invert_scans(scans, grains, model=model, damping=args.damping, device=device)
+    table = result.table()
+    write_result_csv(out, table)
+    first = maps[0]
+    residual = MapData(bz=result.residual.bz, x=first.x, y=first.y, height=scans[0].height,
+                       sensor_size=tuple(scans[0].sensor_size[:2]),
+                       applied_field=first.applied_field, name=name,
+                       title=f"MMT residual of {entries[0]}", sources=tuple(entries))
+    extra: dict[str, object] = {
+        "results/model": model,
+        "results/coefficients": result.coefficients,  # basis and units: docs/mmt-models.md
+        "results/coefficient_covariance": result.coefficient_covariance,
+        "results/scans": ",".join(entries),
+        "results/device": device,
+        "results/condition_number": Quantity(result.condition_number, "1"),
+        "results/n_sensors": result.n_sensors,
+        "results/sigma_from_residual": np.uint8(result.sigma_from_residual),
+    }
+    for entry, scan, sigma, (fitted, resid), mask in zip(
+            entries, scans, result.sigmas, result.fits, result.masks, strict=True):
+        extra[f"scans/{entry}/sigma"] = Quantity(sigma, "T", "noise σ of the scan")
+        extra[f"scans/{entry}/height"] = Quantity(scan.height, "m", "sensor height")
+        extra[f"scans/{entry}/fitted_Bz"] = Quantity(fitted.bz, "T", "Bz of the fitted grains")
+        extra[f"scans/{entry}/residual_Bz"] = Quantity(resid.bz, "T", "Bz minus the fit")
+        if mask is not None:
+            extra[f"scans/{entry}/mask"] = mask.astype(np.uint8)
+    parameters = {"command": "smm-daq " + " ".join(sys.argv[1:]), "grains": str(args.grains),
+                  "model": model, "damping": args.damping}
+    grain_table = TablePlot("grains", table, axis="grain", signal="mx_A_per_m",
+                            auxiliary=("my_A_per_m", "mz_A_per_m"))
+    write_map_entry(args.file, residual, kind="mmt", extra=extra, overwrite=args.overwrite,
+                    parameters=parameters, plots=[grain_table], default="grains")
+    if library_out is not None:
+        from smm_daq.analysis.mmt.formats.mpe import write_library_results
+        from smm_daq.analysis.mmt.solver.joint import as_points
+
+        write_library_results(library_out, result.coefficients, result.coefficient_covariance,
+                              grains if point else as_points(grains))
+    how = ", ".join(f"{s / NT:.4g}" for s in result.sigmas)
+    summary = (f"{result.grains.n_grains} grains ({model}) from {result.n_sensors} pixels of "
+               f"{len(entries)} scan(s); sigma {how} nT"
+               f"{' (from the residual)' if result.sigma_from_residual else ''}; "
+               f"cond(Q) {result.condition_number:.3g}")
+    higher = result.higher_orders()
+    if higher is not None:
+        summary += f"; {int(np.sum(higher[2]))} grains with resolved higher orders (p < 0.05)"
+    print(f"{summary}; results in {out} and entry '{name}' of {args.file}")
+    return 0
+
+
+def add_synth_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", choices=MODEL_CHOICES, default="cuboid",
+                   help="cuboid grains (default), or point sources with a dipole, quadrupole "
+                        "or octupole (grains written as an x y z volume label list in m)")
+
+
+def synth_points(args: argparse.Namespace, sx: float, sy: float,
+                 size: tuple[float, float]) -> int:
+    """`mmt synth --model dipole|quadrupole|octupole`."""
+    from smm_daq.analysis.mmt.formats.points import write_points
+    from smm_daq.analysis.mmt.models.multipole import COEFFICIENT_NAMES
+    from smm_daq.analysis.mmt.synth_points import make_point_sample, scan_points
+    from smm_daq.storage.nexus import write_map_entry
+
+    rng = np.random.default_rng(args.seed)
+    sample = make_point_sample((sx * UM, sy * UM), args.thickness_um * UM,
+                               args.density_per_mm3, rng, args.model)
+    data = scan_points(sample, height=args.height_um * UM, step=args.step_um * UM,
+                       sensor_size=size, noise=args.noise_nT * NT, rng=rng, name=args.name)
+    write_map_entry(args.out, data, kind="synthetic", overwrite=args.overwrite,
+                    extra={"sample/noise_T": args.noise_nT * NT, "sample/seed": args.seed,
+                           "sample/thickness_m": args.thickness_um * UM,
+                           "sample/density_per_mm3": args.density_per_mm3,
+                           "sample/model": args.model})
+    write_points(args.grains_out, sample.grains)
+    g = sample.grains
+    k = sample.coefficients.shape[1]
+    with open(args.truth_out, "w", encoding="utf-8") as f:
+        names = ["mx_A_per_m", "my_A_per_m", "mz_A_per_m"] + [
+            f"{COEFFICIENT_NAMES[j]}_{'A_m3' if j < 8 else 'A_m4'}" for j in range(3, k)]
+        f.write(",".join(["grain", *names, "volume_um3", "x_um", "y_um", "z_um"]) + "\n")
+        for i in range(g.n_grains):
+            vals = [*sample.coefficients[i], g.volume[i] / UM**3, *(g.positions[i] / UM)]
+            f.write(f"{int(g.labels[i])}," + ",".join(f"{v:.9g}" for v in vals) + "\n")
+    print(f"{g.n_grains} point grains ({args.model}); scan {data.bz.shape[1]} × "
+          f"{data.bz.shape[0]} in entry '{args.name}' of {args.out}; grains in "
+          f"{args.grains_out}, truth in {args.truth_out}")
+    return 0
+
+
+def _import_mpe(args: argparse.Namespace) -> int:
+    from smm_daq.analysis.mmt.formats.mpe import read_scan
+    from smm_daq.storage.nexus import write_map_entry
+
+    data, geo = read_scan(args.params, args.arrays, name=args.name)
+    extra = {"instrument/sensor/thickness": geo.sensor_size[2]} \
+        if len(geo.sensor_size) > 2 else None
+    write_map_entry(args.out, data, kind="import", overwrite=args.overwrite, extra=extra)
+    print(f"{data.bz.shape[1]} × {data.bz.shape[0]} map into entry '{args.name}' of {args.out}")
+    return 0
+
+
+def add_import_mpe(isub: argparse._SubParsersAction) -> None:
+    q = isub.add_parser("mpe", help="a scan in the multipole library's format (JSON + NPZ)")
+    q.add_argument("params", metavar="PARAMS.json", help="scan geometry (MetaDict JSON)")
+    q.add_argument("arrays", metavar="DATA.npz", help="arrays with Bz_array in T")
+    q.add_argument("--out", required=True, metavar="FILE.h5")
+    q.add_argument("--name", required=True, help="entry name")
+    q.add_argument("--overwrite", action="store_true")
+    q.set_defaults(func=_import_mpe)

@@ -1,0 +1,67 @@
+"""Run by test_mmt_device in a fresh interpreter with NUMBA_ENABLE_CUDASIM=1 (numba reads it
+at import): the CUDA Green's kernels, executed by numba's simulator, against the CPU kernel,
+and a whole inversion with them against the CPU path. Exits non-zero on a mismatch."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from smm_daq.analysis.mmt import synth
+from smm_daq.analysis.mmt.models.cuboid import GreenModel
+from smm_daq.analysis.mmt.models.cuboid_gpu import SIMULATED, DeviceGreen
+from smm_daq.analysis.mmt.solver import device as devices
+from smm_daq.analysis.mmt.solver.arrays import NumpyArrays
+from smm_daq.analysis.mmt.solver.device_qr import DeviceSolver
+from smm_daq.analysis.mmt.solver.inversion import invert_map
+
+UM = 1e-6
+
+
+def main() -> int:
+    assert SIMULATED, "run with NUMBA_ENABLE_CUDASIM=1"
+    rng = np.random.default_rng(3)
+    sample = synth.make_sample((80 * UM, 80 * UM), 30 * UM, 1e5, rng)
+    x = np.arange(0.0, 80.1 * UM, 5 * UM)
+    X, Y = np.meshgrid(x, x)
+    height = 1 * UM
+    sensors = np.c_[X.ravel(), Y.ravel(), np.full(X.size, height)]
+    lo, hi = np.zeros(2), np.array([x[-1], x[-1]])
+    for size in ((0.0, 0.0), (2 * UM, 1.5 * UM)):
+        model = GreenModel.build(sample.grains, size, lo, hi, height)
+        d2 = np.sum((sensors[:, None, :] - model.centroid[None]) ** 2, axis=-1)
+        tiers = {"cuboid sums": int(np.sum(d2 < model.far2)),
+                 "order 4": int(np.sum((d2 >= model.far2) & (d2 < model.coarse2))),
+                 "order 2": int(np.sum(d2 >= model.coarse2))}
+        assert min(tiers.values()) > 100, f"the case must exercise every tier: {tiers}"
+        ref = model.block(sensors)
+        out = np.full((sensors.shape[0], model.n_columns), np.nan, order="F")
+        green = DeviceGreen.upload(model, np.asarray)
+        green.block(sensors, out)
+        err = np.max(np.abs(out - ref), axis=0) / np.max(np.abs(ref), axis=0)
+        assert np.all(err <= 1e-14), f"sensor {size}: block differs by {err.max():.3g}"
+        field = np.empty(sensors.shape[0])
+        green.field(sensors, sample.magnetization, field)
+        expect = ref @ sample.magnetization.ravel()
+        ferr = np.max(np.abs(field - expect)) / np.max(np.abs(expect))
+        assert ferr <= 1e-13, f"sensor {size}: field differs by {ferr:.3g}"
+        print(f"sensor {size}: tiers {tiers}; block {err.max():.2g}, field {ferr:.2g}")
+
+    data = synth.scan(sample, height=height, step=5 * UM, sensor_size=(0, 0), noise=5e-9,
+                      rng=rng)
+    kwargs = {"height": height, "sensor_size": (0.0, 0.0), "sigma": 5e-9}
+    cpu = invert_map(data, sample.grains, device="cpu", **kwargs)
+    solver = DeviceSolver(NumpyArrays(kernels="cuda"), rows=100)
+    devices.gpu_problem = lambda: None  # the simulator stands in for the GPU
+    devices.gpu_solver = lambda: solver
+    sim = invert_map(data, sample.grains, device="gpu", **kwargs)
+    dm = np.max(np.abs(sim.magnetization - cpu.magnetization) / cpu.sd)
+    dc = np.max(np.abs(sim.covariance - cpu.covariance) / np.abs(cpu.covariance))
+    assert dm <= 1e-9 and dc <= 1e-6, f"inversion differs: M {dm:.3g} SD, covariance {dc:.3g}"
+    print(f"inversion on the simulated kernels: M within {dm:.2g} SD, covariance {dc:.2g}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""MMT tab with point grains: a multipole model, a joint inversion of two scans and a mask,
+and the per-grain flag of resolved higher orders."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gui.mmt_view import MMTView, grain_field
+from smm_daq.analysis.mmt.formats.points import write_points
+from smm_daq.analysis.mmt.models.multipole import MultipoleModel, Sensor, point_grains
+from smm_daq.analysis.mmt.solver.inversion import forward
+from smm_daq.instruments.profile import load_profile
+from smm_daq.storage.mapdata import MapData
+from smm_daq.storage.nexus import write_map_entry
+
+UM = 1e-6
+WAIT_MS = 120_000
+GRAINS = point_grains(np.array([[10, 10, -3], [30, 12, -4], [20, 30, -5]]) * UM,
+                      np.array([4.0, 6.0, 8.0]) * UM**3)
+COEF = np.zeros((3, 8))
+COEF[:, :3] = [[3e4, 0, -2e4], [-1e4, 2e4, 1e4], [1e4, 1e4, 2e4]]
+COEF[0, 3:] = 2e4 * 4 * UM**3 * 1.0 * UM  # a strong quadrupole on grain 1 only
+
+
+@pytest.fixture
+def session(tmp_path):
+    x = np.arange(0, 40.1, 1) * UM
+    y = np.arange(0, 40.1, 1) * UM
+    X, Y = np.meshgrid(x, y)
+    path = tmp_path / "s.h5"
+    rng = np.random.default_rng(2)
+    for name, h in (("low", 2 * UM), ("high", 4 * UM)):
+        sensors = np.c_[X.ravel(), Y.ravel(), np.full(X.size, h)]
+        model = MultipoleModel.build(GRAINS, Sensor(), "quadrupole")
+        bz = forward(model, sensors, COEF) + rng.normal(0, 2e-9, X.size)
+        write_map_entry(path, MapData(bz=bz.reshape(X.shape), x=x, y=y, height=h,
+                                      sensor_size=(0.0, 0.0), name=name), kind="scan")
+    grains = tmp_path / "g.txt"
+    write_points(grains, GRAINS)
+    mask = tmp_path / "mask.json"
+    mask.write_text('{"rectangles_um": [[0, 3, 0, 40]]}')
+    return path, grains, mask
+
+
+def test_point_grains_quadrupole_joint_with_mask(qtbot, session):
+    path, grains, mask = session
+    view = MMTView(load_profile())
+    qtbot.addWidget(view)
+    view.set_file(path)
+    view.entry.setCurrentText("low")
+    view.set_grain_file(grains, "points")
+    view.model.setCurrentText("quadrupole")
+    view.more_entries.setText("high")
+    view.mask_edit.setText(str(mask))
+    with qtbot.waitSignal(view.finished, timeout=WAIT_MS) as done:
+        assert view.run()
+    assert done.args[0], done.args[1]
+    r = view.result
+    assert r.scans == ("low", "high") and r.model == "quadrupole"
+    assert r.n_sensors == 2 * 41 * (41 - 4)
+    model = view.proxy.sourceModel()
+    flags = dict(zip(model.columns["grain"], model.columns["higher_order_resolved"],
+                     strict=True))
+    assert flags[1] == 1.0
+    assert "with resolved higher orders" in view.status.text()
+    total = sum(grain_field(r, g, view.data).bz for g in range(3))
+    fitted = r.fitted.bz
+    ok = np.isfinite(fitted)
+    np.testing.assert_allclose(total[ok], fitted[ok], atol=1e-9 * np.abs(fitted[ok]).max())
+    view.select_grain(0)
+    (x0, x1), _ = view.data_view.view_box.viewRange()
+    assert (x0 + x1) / 2 == pytest.approx(10, abs=1)

@@ -1,0 +1,131 @@
+"""`smm-daq import mpe`, and `smm-daq mmt invert | synth` with point grains, multipole models,
+joint inversions and masks, end to end."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from smm_daq.cli.main import main
+
+DATA = Path(__file__).parent / "data"
+JSON = DATA / "MetaDict_mpe_demo.json"
+NPZ = DATA / "MagneticSample_mpe_demo.npz"
+HEADERS = ["grain", "mx_A_per_m", "my_A_per_m", "mz_A_per_m", "sd_mx_A_per_m", "sd_my_A_per_m",
+           "sd_mz_A_per_m", "moment_Am2", "volume_um3", "depth_um", "ssr",
+           "uncertainty_ratio_pct"]
+
+
+def read_csv(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def imported(tmp_path, *names):
+    h5 = tmp_path / "s.h5"
+    for name in names:
+        assert main(["import", "mpe", str(JSON), str(NPZ), "--out", str(h5),
+                     "--name", name]) == 0
+    return h5
+
+
+def test_import_mpe_and_invert_the_particles(tmp_path):
+    h5 = imported(tmp_path, "qdm")
+    out, lib = tmp_path / "r.csv", tmp_path / "InvMag.npz"
+    assert main(["mmt", "invert", str(h5), "--entry", "qdm", "--grain-format", "mpe",
+                 "--grains", str(NPZ), "--out", str(out), "--library-out", str(lib)]) == 0
+    with open(out) as f:
+        assert next(csv.reader(f))[:len(HEADERS)] == HEADERS
+    rows = read_csv(out)
+    truth = np.load(NPZ)["dipole_moments"]
+    got = np.load(lib)
+    sd = got["moments_std"][:, :3]
+    assert np.all(np.abs(got["inv_multipole_moments"] - truth) < 5 * sd)
+    vol = np.load(NPZ)["volumes"]
+    assert np.isclose(float(rows[0]["mx_A_per_m"]) * vol[0], got["inv_multipole_moments"][0, 0],
+                      rtol=1e-8)
+    with h5py.File(h5) as f:
+        assert f["qdm_mmt/results/model"][()].decode() == "dipole"
+        assert f["qdm_mmt/results/coefficients"].shape == (3, 3)
+
+
+def test_repeated_scans_inverted_jointly_halve_the_variance(tmp_path):
+    h5 = imported(tmp_path, "a", "b")
+    one, two = tmp_path / "1.csv", tmp_path / "2.csv"
+    common = ["--grain-format", "points", "--grains", str(DATA / "grains_points.txt"),
+              "--sigma-nT", "1"]
+    assert main(["mmt", "invert", str(h5), "--entry", "a", *common, "--out", str(one)]) == 0
+    assert main(["mmt", "invert", str(h5), "--entry", "a", "--entry", "b", *common,
+                 "--out", str(two), "--result-entry", "ab"]) == 0
+    for r1, r2 in zip(read_csv(one), read_csv(two), strict=True):
+        assert np.isclose(float(r2["sd_mx_A_per_m"]), float(r1["sd_mx_A_per_m"]) / np.sqrt(2))
+        assert np.isclose(float(r2["mx_A_per_m"]), float(r1["mx_A_per_m"]))
+    with h5py.File(h5) as f:
+        assert f["ab/results/scans"][()].decode() == "a,b"
+        assert f["ab/scans/b/sigma"][()] == 1e-9
+        assert f["ab/scans/b/sigma"].attrs["units"] == "T"
+
+
+def test_mask_is_honoured_and_stored(tmp_path):
+    h5 = imported(tmp_path, "qdm")
+    mask = np.zeros((16, 20), bool)
+    mask[:, :4] = True
+    np.save(tmp_path / "m.npy", mask)
+    out = tmp_path / "r.csv"
+    assert main(["mmt", "invert", str(h5), "--entry", "qdm", "--grain-format", "mpe",
+                 "--grains", str(NPZ), "--mask", str(tmp_path / "m.npy"),
+                 "--out", str(out)]) == 0
+    with h5py.File(h5) as f:
+        assert f["qdm_mmt/results/n_sensors"][()] == 16 * 16
+        assert np.array_equal(f["qdm_mmt/scans/qdm/mask"][()].astype(bool), mask)
+        assert np.all(np.isnan(f["qdm_mmt/data/Bz"][()][:, :4]))
+
+
+def test_synth_multipole_sample_and_invert_it(tmp_path, capsys):
+    h5, grains, truth, out = (tmp_path / n for n in ("s.h5", "g.txt", "t.csv", "r.csv"))
+    assert main(["mmt", "synth", "--model", "quadrupole", "--out", str(h5), "--name", "scan",
+                 "--grains-out", str(grains), "--truth-out", str(truth), "--size-um", "30,30",
+                 "--thickness-um", "10", "--density-per-mm3", "2e5", "--height-um", "2",
+                 "--step-um", "1", "--noise-nT", "5", "--seed", "4"]) == 0
+    assert main(["mmt", "invert", str(h5), "--entry", "scan", "--grain-format", "points",
+                 "--grains", str(grains), "--model", "quadrupole", "--sigma-nT", "5",
+                 "--out", str(out)]) == 0
+    assert "resolved higher orders" in capsys.readouterr().out
+    rows = read_csv(out)
+    true = {r["grain"]: r for r in read_csv(truth)}
+    assert "q22s_A_m3" in rows[0] and "higher_order_p" in rows[0]
+    for r in rows:
+        t = true[r["grain"]]
+        for c in ("mx_A_per_m", "q20_A_m3", "q22s_A_m3"):
+            assert abs(float(r[c]) - float(t[c])) < 5 * float(r[f"sd_{c}"])
+
+
+def test_bad_input_exits_2(tmp_path, capsys):
+    h5 = imported(tmp_path, "qdm")
+    base = ["mmt", "invert", str(h5), "--entry", "qdm", "--out", str(tmp_path / "r.csv")]
+    pts = ["--grain-format", "points", "--grains", str(DATA / "grains_points.txt")]
+    assert main([*base, *pts, "--model", "cuboid"]) == 2
+    assert "--model cuboid needs cuboid grains" in capsys.readouterr().err
+    assert main([*base, *pts, "--device", "gpu"]) == 2
+    assert "--device is 'gpu'" in capsys.readouterr().err
+    np.save(tmp_path / "m.npy", np.zeros((3, 3), bool))
+    assert main([*base, *pts, "--mask", str(tmp_path / "m.npy")]) == 2
+    assert "m.npy: holds an array of shape (3, 3)" in capsys.readouterr().err
+    bad = tmp_path / "p.json"
+    bad.write_text('{"Scan height Hz": 2e-06,\n  "Scan x-step Sdx" 1e-06}')
+    assert main(["import", "mpe", str(bad), str(NPZ), "--out", str(h5), "--name", "x"]) == 2
+    assert "p.json, line 2, column 21" in capsys.readouterr().err
+    pts_bad = tmp_path / "g.txt"
+    pts_bad.write_text("1e-6 2e-6 -3e-6 1e-18 1\n1e-6 2e-6 -3e-6 x 2\n")
+    assert main([*base, "--grain-format", "points", "--grains", str(pts_bad)]) == 2
+    assert "g.txt, line 2, column 17: volume is 'x'" in capsys.readouterr().err
+    cub = tmp_path / "c.csv"
+    cub.write_text("grain,x_um,y_um,z_um,dx_um,dy_um,dz_um\n1,5,4,-3,2,2,2\n")
+    assert main([*base, "--grains", str(cub), "--library-out", str(tmp_path / "l.npz")]) == 2
+    assert "--library-out is for point models" in capsys.readouterr().err
+    assert not (tmp_path / "r.csv").exists()
+    with h5py.File(h5) as f:
+        assert "qdm_mmt" not in f and "x" not in f

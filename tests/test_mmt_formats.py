@@ -1,0 +1,186 @@
+"""The MMT community's point-source files (multipole library JSON + NPZ, point lists, Dragonfly
+exports) and masks of bad pixels, from fixtures written as the community writes them."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from smm_daq.analysis.mmt.formats import dragonfly, mpe, points
+from smm_daq.analysis.mmt.masks import read_mask
+from smm_daq.analysis.mmt.solver.joint import Scan, invert_scans
+from smm_daq.errors import InputError
+from smm_daq.storage.mapdata import MapData
+
+DATA = Path(__file__).parent / "data"
+JSON = DATA / "MetaDict_mpe_demo.json"
+NPZ = DATA / "MagneticSample_mpe_demo.npz"
+UM = 1e-6
+
+
+def test_mpe_scan_and_particles_invert_to_the_moments_choclo_made():
+    data, geo = mpe.read_scan(JSON, NPZ, name="demo")
+    assert data.shape == (16, 20) and geo.height == 2e-6
+    assert data.x[1] - data.x[0] == pytest.approx(1e-6) and data.sensor_size == (0.0, 0.0)
+    grains = mpe.read_particles(NPZ)
+    assert grains.labels.tolist() == [1, 2, 3]
+    res = invert_scans([Scan(data, geo.height, geo.sensor_size)], grains, model="dipole")
+    truth = np.load(NPZ)["dipole_moments"]
+    moment_sd = np.sqrt(np.einsum("gii->gi", res.covariance)) * grains.volume[:, None]
+    assert np.all(np.abs(res.magnetization * grains.volume[:, None] - truth) < 5 * moment_sd)
+
+
+def test_library_results_roundtrip(tmp_path):
+    grains = mpe.read_particles(NPZ)
+    coef = np.arange(24.0).reshape(3, 8) + 1
+    cov = np.stack([np.diag(np.arange(1.0, 9.0))] * 3)
+    out = tmp_path / "InvMagQuad_demo.npz"
+    mpe.write_library_results(out, coef, cov, grains)
+    got = np.load(out)
+    assert np.allclose(got["inv_multipole_moments"][:, :3], coef[:, :3] * grains.volume[:, None])
+    assert np.allclose(got["inv_multipole_moments"][:, 3:], coef[:, 3:])
+    assert np.allclose(got["moments_std"][:, 0], grains.volume)
+    assert got["identifier"].tolist() == [1, 2, 3]
+
+
+def test_mpe_sensor_dimensions_are_half_lengths(tmp_path):
+    meta = json.loads(JSON.read_text())
+    meta["Sensor dimensions"] = [0.5e-6, 0.25e-6, 0.1e-6]
+    p = tmp_path / "m.json"
+    p.write_text(json.dumps(meta))
+    assert mpe.read_geometry(p).sensor_size == pytest.approx((1e-6, 0.5e-6, 0.2e-6))
+
+
+@pytest.mark.parametrize(("text", "match"), [
+    ('{"Scan height Hz": 2e-06,\n "Scan area x-dimension Sx": }', r"m\.json, line 2, column 30"),
+    ('{"Scan height Hz": 2e-06}', "lacks key"),
+    ('{"Scan height Hz": -1, "Scan area x-dimension Sx": 1, "Scan area y-dimension Sy": 1, '
+     '"Scan x-step Sdx": 1, "Scan y-step Sdy": 1}', "'Scan height Hz' is -1"),
+    ('{"Scan height Hz": 1, "Scan area x-dimension Sx": 1, "Scan area y-dimension Sy": 1, '
+     '"Scan x-step Sdx": 1, "Scan y-step Sdy": 1, "Sensor dimensions": [1]}',
+     "'Sensor dimensions'"),
+])
+def test_bad_mpe_json_refused(tmp_path, text, match):
+    p = tmp_path / "m.json"
+    p.write_text(text)
+    with pytest.raises(InputError, match=match):
+        mpe.read_geometry(p)
+
+
+def test_bad_mpe_npz_refused(tmp_path):
+    p = tmp_path / "bad.npz"
+    np.savez(p, Bz_array=np.zeros((3, 3)), volumes=np.ones(2))
+    with pytest.raises(InputError, match=r"bad\.npz: array 'Bz_array' has shape \(3, 3\)"):
+        mpe.read_scan(JSON, p)
+    with pytest.raises(InputError, match="lacks array 'particle_positions'"):
+        mpe.read_particles(p)
+    np.savez(p, particle_positions=np.zeros((2, 3)), volumes=np.array([1e-18, 0.0]))
+    with pytest.raises(InputError, match="particle 1"):
+        mpe.read_particles(p)
+    q = tmp_path / "text.npz"
+    q.write_text("not a zip")
+    with pytest.raises(InputError, match="not a numpy NPZ"):
+        mpe.read_particles(q)
+
+
+def test_point_list_as_numpy_savetxt_writes_it(tmp_path):
+    g = points.read_points(DATA / "grains_points.txt")
+    ref = mpe.read_particles(NPZ)
+    assert np.array_equal(g.positions, ref.positions) and np.array_equal(g.volume, ref.volume)
+    assert g.labels.tolist() == [1, 2, 3]
+    out = tmp_path / "p.txt"
+    points.write_points(out, g)
+    back = points.read_points(out)
+    assert np.array_equal(back.positions, g.positions)
+
+
+@pytest.mark.parametrize(("text", "match"), [
+    ("# x y z v label\n1e-6 2e-6 -3e-6 1e-18 1\n1e-6 2e-6 abc 1e-18 2\n",
+     r"line 3, column 11: z is 'abc'"),
+    ("1e-6 2e-6 -3e-6 0 1\n", r"line 1, column 17: volume is '0'"),
+    ("1e-6 2e-6 -3e-6 1e-18 1.5\n", r"line 1, column 23: label is '1.5'"),
+    ("1e-6 2e-6 -3e-6 1e-18\n", "line 1: has 4 fields"),
+    ("1e-6 2e-6 -3e-6 1e-18 1\n1e-6 2e-6 -4e-6 1e-18 1\n", "line 2: label 1 appears more"),
+])
+def test_bad_point_lists_refused(tmp_path, text, match):
+    p = tmp_path / "pts.txt"
+    p.write_text(text)
+    with pytest.raises(InputError, match=match):
+        points.read_points(p)
+
+
+def test_dragonfly_defaults_and_options():
+    path = DATA / "dragonfly_components.csv"
+    g = dragonfly.read_dragonfly(path)
+    assert g.labels.tolist() == [1, 2, 3, 4]
+    assert g.volume[0] == pytest.approx(3.4e-8 * 1e-9)
+    assert g.positions[0, :2] == pytest.approx([15e-6, 17e-6])
+    radius = np.cbrt(3 * g.volume / (4 * np.pi))
+    assert np.max(g.positions[:, 2] + radius) == pytest.approx(0.0, abs=1e-15)
+    g = dragonfly.read_dragonfly(path, dragonfly.DragonflyOptions(min_voxels=5, z_top_mm=0.17))
+    assert g.labels.tolist() == [1, 3, 4]
+    assert g.positions[:, 2] == pytest.approx(np.array([-18.0, -22.5, -14.5]) * UM)
+    g = dragonfly.read_dragonfly(path, dragonfly.DragonflyOptions(z_top_mm=0.14, z_down=True))
+    assert g.positions[0, 2] == pytest.approx(-12.0 * UM)
+    g = dragonfly.read_dragonfly(path, dragonfly.DragonflyOptions(
+        crop=(16 * UM, 26 * UM, 0.0, 1.0)))
+    assert g.labels.tolist() == [2, 3]
+
+
+def test_bad_dragonfly_files_refused(tmp_path):
+    p = tmp_path / "cc.csv"
+    head = ("Label Index;Voxel count;Volume (mm³);Center Of Mass X (mm);Center Of Mass Y (mm);"
+            "Center Of Mass Z (mm)\r\n")
+    p.write_bytes((head + "1;10;1E-8;0.01;0.02;0.1\r\n2;10;1E-8;0,02;0.02;0.1\r\n")
+                  .encode("latin-1"))
+    with pytest.raises(InputError, match=r"cc\.csv, line 3, column 11: 'Center Of Mass X"):
+        dragonfly.read_dragonfly(p)
+    p.write_bytes(head.replace("Voxel count", "Voxels").encode("latin-1"))
+    with pytest.raises(InputError, match="line 1: lacks column 'Voxel count'"):
+        dragonfly.read_dragonfly(p)
+
+
+def grid_map():
+    x = np.arange(10) * UM
+    y = np.arange(8) * UM
+    return MapData(bz=np.zeros((8, 10)), x=x, y=y)
+
+
+def test_masks_from_array_image_and_shapes(tmp_path):
+    m = grid_map()
+    arr = np.zeros((8, 10), bool)
+    arr[2, 3] = True
+    np.save(tmp_path / "m.npy", arr)
+    assert np.array_equal(read_mask(tmp_path / "m.npy", m), arr)
+    # an image drawn top-down: black in its top-left corner is the map's high-y, low-x corner
+    img = np.full((8, 10), 255, np.uint8)
+    img[0:2, 0:3] = 0
+    Image.fromarray(img).save(tmp_path / "m.png")
+    mask = read_mask(tmp_path / "m.png", m)
+    assert mask.sum() == 6 and mask[7, 0] and mask[6, 2] and not mask[0, 0]
+    # at twice the resolution it resamples to the same mask
+    Image.fromarray(np.kron(img, np.ones((2, 2), np.uint8))).save(tmp_path / "big.png")
+    assert np.array_equal(read_mask(tmp_path / "big.png", m), mask)
+    (tmp_path / "s.json").write_text(json.dumps(
+        {"rectangles_um": [[0, 1, 0, 1]],
+         "polygons_um": [[[4.5, 4.5], [6.5, 4.5], [6.5, 6.5], [4.5, 6.5]]]}))
+    shapes = read_mask(tmp_path / "s.json", m)
+    assert shapes[0:2, 0:2].all() and shapes[5:7, 5:7].all() and shapes.sum() == 8
+
+
+def test_bad_masks_refused(tmp_path):
+    m = grid_map()
+    np.save(tmp_path / "m.npy", np.zeros((3, 3), bool))
+    with pytest.raises(InputError, match=r"shape \(3, 3\); expected the map's \(8, 10\)"):
+        read_mask(tmp_path / "m.npy", m)
+    (tmp_path / "s.json").write_text('{"rectangles_um": [[0, 1, 0]]}')
+    with pytest.raises(InputError, match=r"rectangles_um\[0\]"):
+        read_mask(tmp_path / "s.json", m)
+    (tmp_path / "t.json").write_text('{\n "polygons_um": [[1, 2],\n}')
+    with pytest.raises(InputError, match=r"t\.json, line 3, column 1"):
+        read_mask(tmp_path / "t.json", m)
+    (tmp_path / "x.png").write_text("not an image")
+    with pytest.raises(InputError, match="not a readable image"):
+        read_mask(tmp_path / "x.png", m)

@@ -1,0 +1,164 @@
+"""Joint inversion of several scans, point-source models, masks and the higher-order test."""
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+from threadpoolctl import threadpool_limits
+
+from smm_daq.analysis.grains import from_arrays
+from smm_daq.analysis.mmt.models.multipole import MultipoleModel, Sensor, point_grains
+from smm_daq.analysis.mmt.solver import stats
+from smm_daq.analysis.mmt.solver.inversion import forward, invert_map
+from smm_daq.analysis.mmt.solver.joint import Scan, invert_scans
+from smm_daq.storage.mapdata import MapData
+
+UM = 1e-6
+NT = 1e-9
+# The statistical tests solve hundreds of tiny systems, where BLAS threads only contend
+# (tenfold slower on a loaded machine): one BLAS thread there.
+
+POS = np.array([[10, 12, -4], [28, 9, -6], [15, 30, -9], [31, 29, -5]], float) * UM
+VOL = np.array([3.0, 5.0, 8.0, 4.0]) * UM**3
+M_TRUE = np.array([[3e3, -2e3, 4e3], [-1e3, 2e3, 1e3], [2e3, 2e3, -3e3], [1e3, -3e3, -2e3]])
+GRAINS = point_grains(POS, VOL, np.array([1, 2, 3, 4]))
+AXIS = np.arange(0.0, 41.0, 2.0) * UM
+
+
+def clean_map(coef, height, model="dipole", sensor=(0.0, 0.0), name="scan"):
+    X, Y = np.meshgrid(AXIS, AXIS)
+    sensors = np.c_[X.ravel(), Y.ravel(), np.full(X.size, height)]
+    m = MultipoleModel.build(GRAINS, Sensor.from_size(sensor), model)
+    bz = forward(m, sensors, coef).reshape(X.shape)
+    return MapData(bz=bz, x=AXIS, y=AXIS, height=height, sensor_size=sensor[:2], name=name)
+
+
+def noisy(data, sigma, rng):
+    return MapData(bz=data.bz + sigma * rng.standard_normal(data.bz.shape), x=data.x,
+                   y=data.y, height=data.height, sensor_size=data.sensor_size, name=data.name)
+
+
+LOW = clean_map(M_TRUE, 3 * UM, name="low")
+HIGH = clean_map(M_TRUE, 8 * UM, sensor=(2 * UM, 2 * UM), name="high")
+
+
+def test_joint_fit_of_two_heights_is_better_than_each_and_finds_the_truth():
+    rng = np.random.default_rng(4)
+    s_low, s_high = 20 * NT, 5 * NT
+    low = Scan(noisy(LOW, s_low, rng), 3 * UM, sigma=s_low)
+    high = Scan(noisy(HIGH, s_high, rng), 8 * UM, (2 * UM, 2 * UM), sigma=s_high)
+    joint = invert_scans([low, high], GRAINS, model="dipole")
+    assert joint.scans == ("low", "high")
+    assert joint.sigmas == (s_low, s_high)
+    for alone in (invert_scans([low], GRAINS), invert_scans([high], GRAINS)):
+        diff = alone.coefficient_covariance - joint.coefficient_covariance
+        eig = np.linalg.eigvalsh(diff)
+        assert eig.min() >= -1e-9 * np.abs(alone.coefficient_covariance).max()
+        assert np.all(np.diagonal(diff, axis1=1, axis2=2) > 0)
+    err = joint.magnetization - M_TRUE
+    chi2 = np.einsum("gi,gij,gj->g", err, np.linalg.inv(joint.covariance), err)
+    assert np.all(chi2 < sps.chi2.ppf(0.9999, 3))
+    # each scan's residual is noise of its own σ
+    for (_, resid), sg in zip(joint.fits, (s_low, s_high), strict=True):
+        assert 0.8 < np.nanstd(resid.bz) / sg < 1.2
+
+
+@pytest.mark.parametrize("joint", [False, True])
+def test_coverage_of_the_95_percent_sphere_for_the_dipole_model(joint):
+    rng = np.random.default_rng(5)
+    sigma = 30 * NT
+    draws = 200
+    inside = 0
+    radius = None
+    for _ in range(draws):
+        scans = [Scan(noisy(LOW, sigma, rng), 3 * UM, sigma=sigma)]
+        if joint:
+            scans.append(Scan(noisy(HIGH, sigma / 3, rng), 8 * UM, (2 * UM, 2 * UM),
+                              sigma=sigma / 3))
+        with threadpool_limits(1):
+            res = invert_scans(scans, GRAINS)
+        if radius is None:
+            radius = stats.sphere_radius_95(res.covariance)
+        inside += int(np.sum(np.linalg.norm(res.magnetization - M_TRUE, axis=1) <= radius))
+    n = draws * len(VOL)
+    frac = inside / n
+    assert abs(frac - 0.95) < 4 * np.sqrt(0.95 * 0.05 / n), frac
+
+
+def test_sigma_from_the_residual_per_scan():
+    rng = np.random.default_rng(6)
+    low = Scan(noisy(LOW, 40 * NT, rng), 3 * UM)
+    high = Scan(noisy(HIGH, 10 * NT, rng), 8 * UM, (2 * UM, 2 * UM))
+    res = invert_scans([low, high], GRAINS)
+    assert res.sigma_from_residual
+    assert res.sigmas[0] == pytest.approx(40 * NT, rel=0.1)
+    assert res.sigmas[1] == pytest.approx(10 * NT, rel=0.1)
+
+
+def test_masked_pixels_are_left_out():
+    rng = np.random.default_rng(7)
+    data = noisy(LOW, 10 * NT, rng)
+    bad = data.bz.copy()
+    spots = [(3, 4), (10, 10), (15, 2)]
+    mask = np.zeros(bad.shape, bool)
+    for j, i in spots:
+        bad[j, i] += 1e-5
+        mask[j, i] = True
+    corrupted = MapData(bz=bad, x=data.x, y=data.y, name="low")
+    blank = bad.copy()
+    blank[mask] = np.nan
+    masked = invert_scans([Scan(corrupted, 3 * UM, mask=mask)], GRAINS)
+    reference = invert_scans([Scan(MapData(bz=blank, x=data.x, y=data.y, name="low"),
+                                   3 * UM)], GRAINS)
+    unmasked = invert_scans([Scan(corrupted, 3 * UM)], GRAINS)
+    assert np.allclose(masked.magnetization, reference.magnetization, rtol=1e-12)
+    assert masked.n_sensors == bad.size - len(spots)
+    assert np.all(np.isnan(masked.residual.bz[mask]))
+    assert np.abs(unmasked.magnetization - masked.magnetization).max() > 100
+
+
+def test_octupole_truth_recovered_and_higher_orders_resolved():
+    rng = np.random.default_rng(8)
+    coef = np.zeros((4, 15))
+    coef[:, :3] = M_TRUE
+    a = (3 * VOL / (4 * np.pi)) ** (1 / 3)
+    coef[:, 3:8] = 0.5 * 4e3 * (VOL * a)[:, None] * rng.choice([-1, 1], (4, 5))
+    coef[:, 8:] = 0.5 * 4e3 * (VOL * a * a)[:, None] * rng.choice([-1, 1], (4, 7))
+    data = clean_map(coef, 2 * UM, model="octupole")
+    res = invert_scans([Scan(noisy(data, 2 * NT, rng), 2 * UM, sigma=2 * NT)], GRAINS,
+                       model="octupole")
+    z = (res.coefficients - coef) / np.sqrt(np.einsum("gii->gi", res.coefficient_covariance))
+    assert np.abs(z).max() < 5
+    _, p, resolved = res.higher_orders()
+    assert np.all(p < 0.05)
+    assert resolved.all()
+    table = res.table()
+    assert list(table)[:3] == ["grain", "mx_A_per_m", "my_A_per_m"]
+    assert "o33s_A_m4" in table and "sd_q20_A_m3" in table
+    assert np.all(table["higher_order_resolved"] == 1.0)
+
+
+def test_higher_order_test_has_its_stated_size_on_dipoles():
+    rng = np.random.default_rng(9)
+    sigma = 20 * NT
+    draws = 100
+    flagged = 0
+    for _ in range(draws):
+        with threadpool_limits(1):
+            res = invert_scans([Scan(noisy(LOW, sigma, rng), 3 * UM, sigma=sigma)], GRAINS,
+                               model="quadrupole")
+        flagged += int(np.sum(res.higher_orders()[2]))
+    n = draws * len(VOL)
+    assert abs(flagged / n - 0.05) < 4 * np.sqrt(0.05 * 0.95 / n)
+
+
+def test_cuboid_model_single_scan_matches_invert_map():
+    cub = np.array([[10, 12, -4, 2, 2, 2], [28, 9, -6, 3, 2, 2], [15, 30, -9, 2, 3, 2]],
+                   float) * UM
+    grains = from_arrays(cub, np.array([1, 2, 3]))
+    rng = np.random.default_rng(10)
+    data = noisy(LOW, 10 * NT, rng)
+    ref = invert_map(data, grains, height=3 * UM, sensor_size=(0.0, 0.0))
+    res = invert_scans([Scan(data, 3 * UM)], grains, model="cuboid")
+    assert np.allclose(res.magnetization, ref.magnetization, rtol=1e-9)
+    assert np.allclose(res.covariance, ref.covariance, rtol=1e-9)
+    assert res.sigma == pytest.approx(ref.sigma, rel=1e-12)

@@ -1,0 +1,116 @@
+"""Area sensors on a lattice whose pitch is the sensor's size share their corners: each
+corner's value is computed once per cuboid instead of once per sensor. The rows of Q must be
+those of the per-sensor exact form (the same sums, regrouped), also with holes in the map,
+part rows and several grains, and against an independent quadrature of the point field."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from scipy import sparse
+
+from smm_daq.analysis.forward import cuboid_bz_kernel
+from smm_daq.analysis.grains import from_arrays
+from smm_daq.analysis.mmt.models.cuboid import GreenModel, sensor_lattice
+from smm_daq.analysis.mmt.solver.inversion import accumulate, forward
+
+UM = 1e-6
+
+
+def _grains():
+    """Two grains of several cuboids (one shallow, one deep), and a single-cuboid grain."""
+    cub = np.array([
+        [0.0, 0.0, -1.5, 2.0, 1.5, 2.0], [2.0, 0.0, -1.5, 2.0, 1.5, 2.0],
+        [1.0, 1.5, -2.0, 3.0, 1.5, 3.0],
+        [9.0, -6.0, -9.0, 3.0, 4.0, 2.0], [9.0, -6.0, -12.0, 5.0, 2.0, 4.0],
+        [-7.0, 8.0, -4.0, 1.0, 1.0, 1.0],
+    ]) * UM
+    return from_arrays(cub, np.array([1, 1, 1, 2, 2, 3]))
+
+
+def _lattice_sensors(step: float, *, holes: bool = True) -> np.ndarray:
+    x = np.arange(-15, 19) * step + 0.3 * UM
+    y = np.arange(-14, 17) * step - 0.2 * UM
+    X, Y = np.meshgrid(x, y)
+    pts = np.c_[X.ravel(), Y.ravel(), np.full(X.size, 1.0 * UM)]
+    if holes:  # masked pixels, and a block that ends part way along a row
+        keep = np.ones(len(pts), bool)
+        keep[[5, 40, 41, 42, 300, 301, 333]] = False
+        pts = pts[keep][: len(pts) - 50]
+    return pts
+
+
+@pytest.mark.parametrize("size_um", [1.0, 1.2])
+def test_shared_corners_give_the_per_sensor_exact_rows(size_um):
+    size = size_um * UM
+    grains = _grains()
+    sensors = _lattice_sensors(size)
+    assert sensor_lattice(sensors, (size, size)) is not None  # the shared path is taken
+    lo, hi = sensors[:, :2].min(axis=0), sensors[:, :2].max(axis=0)
+    for exact in (False, True):
+        shared = GreenModel.build(grains, (size, size), lo, hi, 1.0 * UM, exact=exact)
+        alone = dataclasses.replace(shared, share_corners=False)
+        q_shared, q_alone = shared.block(sensors), alone.block(sensors)
+        col_max = np.abs(q_alone).max(axis=0)
+        assert np.all(np.abs(q_shared - q_alone) <= 1e-9 * col_max)
+
+
+def test_shared_corners_agree_with_quadrature_of_the_point_field():
+    """Independent of the area closed form: a 24 × 24 Gauss-Legendre average of the
+    point-sensor field over each sensor (cuboids summed), exact form everywhere."""
+    size = 1.0 * UM
+    grains = _grains()
+    sensors = _lattice_sensors(size, holes=False)[::7]
+    every = _lattice_sensors(size, holes=False)
+    lo, hi = every[:, :2].min(axis=0), every[:, :2].max(axis=0)
+    model = GreenModel.build(grains, (size, size), lo, hi, 1.0 * UM, exact=True)
+    rows = model.block(every)
+    index = np.flatnonzero(np.isin(every[:, 0] + 1e3 * every[:, 1],
+                                   sensors[:, 0] + 1e3 * sensors[:, 1]))
+    nodes, weights = np.polynomial.legendre.leggauss(24)
+    offsets = np.array([(u, v) for u in nodes for v in nodes])
+    w2 = np.outer(weights, weights).ravel() / 4
+    pts = (sensors[:, None, :2] + 0.5 * size * offsets[None]).reshape(-1, 2)
+    pts = np.c_[pts, np.full(len(pts), 1.0 * UM)]
+    point = cuboid_bz_kernel(pts, grains.cuboids).reshape(len(sensors), len(w2), -1, 3)
+    avg = np.einsum("k,skmj->smj", w2, point)
+    expected = np.stack([avg[:, grains.grain == g].sum(axis=1) for g in range(3)], axis=1)
+    expected = expected.reshape(len(sensors), -1)
+    col_max = np.abs(rows).max(axis=0)
+    assert np.all(np.abs(rows[index] - expected) <= 1e-6 * col_max)
+
+
+def test_no_lattice_for_other_pitches_or_scattered_sensors():
+    size = 1.0 * UM
+    on_grid = _lattice_sensors(size)
+    assert sensor_lattice(on_grid, (size, size)) is not None
+    # sensors half their pitch in size sit on every other place of a finer lattice: nothing
+    # to share
+    assert sensor_lattice(on_grid, (0.5 * size, 0.5 * size)) is None
+    assert sensor_lattice(on_grid, (0.0, 0.0)) is None  # point sensors
+    tilted = on_grid.copy()
+    tilted[:, 2] += 1e-3 * tilted[:, 0]
+    assert sensor_lattice(tilted, (size, size)) is None  # not in one plane
+    scattered = on_grid[[0, -1]] * [1, 1, 1] + [[0, 0, 0], [500 * UM, 0, 0]]
+    assert sensor_lattice(scattered, (size, size)) is None
+    assert sensor_lattice(np.vstack([on_grid, on_grid[:1]]), (size, size)) is None  # twice
+
+
+def test_the_fitted_map_needs_only_the_sparse_exact_part_of_q():
+    """With area sensors sharing corners, `accumulate` keeps of each block only the exact
+    form's sparse part; the fitted field from it and the cheap rest equals Q M."""
+    size = 1.0 * UM
+    grains = _grains()
+    X, Y = np.meshgrid(np.arange(-60, 60) * size, np.arange(-50, 50) * size)
+    sensors = np.c_[X.ravel(), Y.ravel(), np.full(X.size, 1.0 * UM)]
+    lo, hi = sensors[:, :2].min(axis=0), sensors[:, :2].max(axis=0)
+    model = GreenModel.build(grains, (size, size), lo, hi, 1.0 * UM)
+    m = np.array([[3e4, -1e4, 2e4], [-2e4, 4e4, 1e4], [5e3, 5e3, -4e4]])
+    phi = model.block(sensors) @ m.ravel()
+    _, kept = accumulate(model, sensors, phi, block=4000, keep_rows=True)
+    assert len(kept) == 3 and all(sparse.issparse(k) for k in kept)
+    assert sum(k.nnz for k in kept) < 0.5 * len(sensors) * model.n_columns
+    fitted = forward(model, sensors, m, block=4000, rows=kept)
+    assert np.all(np.abs(fitted - phi) <= 1e-9 * np.abs(phi).max())
