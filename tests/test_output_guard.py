@@ -71,6 +71,22 @@ def test_mmt_invert_refuses_an_existing_file_a_directory_and_a_missing_folder(
     assert "no directory" in refused(capsys, invert(session, tmp_path / "no" / "r.csv"), session)
 
 
+def test_mmt_invert_refuses_a_result_entry_it_may_not_write_before_any_work(
+        session, tmp_path, capsys):
+    """Checked before the grains are even read (the grain file here does not exist)."""
+    out = tmp_path / "r.csv"
+    x = np.arange(8) * 10e-6
+    write_map_entry(session, MapData(np.outer(x, x), x, x, name="scan1_mmt"), kind="mmt")
+    err = refused(capsys, invert(session, out), session)
+    assert "entry 'scan1_mmt' already exists" in err and not out.exists()
+    err = refused(capsys, invert(session, out, "--result-entry", "scan1", "--overwrite"),
+                  session)
+    assert "acquired data" in err and not out.exists()
+    err = refused(capsys, invert(session, out, "--grain-format", "points"),
+                  session)
+    assert "already exists" in err and not out.exists()  # the joint/models path too
+
+
 def test_mmt_synth_guards_every_output(session, other_session, text, tmp_path, capsys):
     g, t = tmp_path / "g.csv", tmp_path / "t.csv"
     new = tmp_path / "new.h5"

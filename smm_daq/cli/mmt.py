@@ -71,7 +71,7 @@ def _invert(args: argparse.Namespace) -> int:
     from smm_daq.analysis.mmt.solver.device import resolve
     from smm_daq.analysis.mmt.solver.inversion import invert_map
     from smm_daq.storage.checks import usable_map
-    from smm_daq.storage.nexus import read_map
+    from smm_daq.storage.nexus import check_new_entry, read_map
 
     out = output_file("--out", args.out, overwrite=args.overwrite)
     if uses_models(args):
@@ -93,6 +93,7 @@ def _invert(args: argparse.Namespace) -> int:
         * NT if args.sigma_nT is not None else None
     within("--damping", args.damping, 0.0, 1e6, " (relative to QᵀQ's mean diagonal)")
     name = args.result_entry or f"{entry}_mmt"
+    check_new_entry(args.file, name, (entry,), overwrite=args.overwrite)  # before the work
     with _warnings_to_stderr():
         grains = read_grains(args.grains, "mmt" if args.grain_format == "mmt" else "csv")
         result = tiled_result_or_none(args, data, grains, height=height, sensor_size=size,

@@ -114,7 +114,7 @@ def invert_models(args: argparse.Namespace) -> int:
     from smm_daq.analysis.mmt.solver.joint import Scan, invert_scans
     from smm_daq.cli.mmt import _sensor_size, _warnings_to_stderr
     from smm_daq.storage.mapdata import MapData
-    from smm_daq.storage.nexus import read_map, write_map_entry
+    from smm_daq.storage.nexus import check_new_entry, read_map, write_map_entry
     from smm_daq.storage.products import Quantity, TablePlot
 
     entries = list(args.entry)
@@ -153,6 +153,7 @@ def invert_models(args: argparse.Namespace) -> int:
         scans.append(Scan(data, height, (*size, thick) if thick > 0 else size,
                           None if sigmas[i] is None else sigmas[i] * NT, mask))
     name = args.result_entry or f"{entries[0]}_mmt"
+    check_new_entry(args.file, name, entries, overwrite=args.overwrite)  # before the work
     with _warnings_to_stderr():
         grains = _grains(args, maps[0])
         point = isinstance(grains, PointGrains)

@@ -206,7 +206,7 @@ def write_map_entry(
     with writing(path) as f:
         replacing = data.name in f
         if replacing:
-            _check_replaceable(f, data, overwrite, source)
+            _check_replaceable(f, data.name, data.sources, overwrite, source)
         # Written under another name first: a failure part-way leaves the file as it was.
         staged = f".{data.name}.{STAGING}"
         if staged in f and STAGING in f[staged].attrs:  # left by a writer that was killed
@@ -241,24 +241,38 @@ def write_map_entry(
     return data.name
 
 
-def _check_replaceable(f: h5py.File, data: MapData, overwrite: bool, source: str) -> None:
+def check_new_entry(path: str | Path, name: str, sources: Sequence[str], *,
+                    overwrite: bool) -> None:
+    """InputError now, before any long work, when `write_map_entry` would refuse to write
+    entry `name` computed from `sources` into the existing file `path`."""
+    source = str(path)
+    check_entry_name(name, source=source)
+    if not Path(path).exists():
+        return
+    with open_read(path) as f:
+        if name in f:
+            _check_replaceable(f, name, sources, overwrite, source)
+
+
+def _check_replaceable(f: h5py.File, name: str, sources: Sequence[str], overwrite: bool,
+                       source: str) -> None:
     """Overwriting is for analysis products only: never an acquired scan, never a source."""
     if not overwrite:
         raise InputError(
-            f"entry '{data.name}' already exists; expected a new entry name (or --overwrite "
+            f"entry '{name}' already exists; expected a new entry name (or --overwrite "
             "to replace an analysis product)",
             source=source,
         )
-    kind = text(f[data.name].attrs.get("kind", ""))
+    kind = text(f[name].attrs.get("kind", ""))
     if kind in ACQUIRED_KINDS:
         raise InputError(
-            f"entry '{data.name}' holds acquired data (kind '{kind}') and is never "
+            f"entry '{name}' holds acquired data (kind '{kind}') and is never "
             "overwritten; choose another name",
             source=source,
         )
-    if data.name in data.sources:
+    if name in sources:
         raise InputError(
-            f"entry '{data.name}' is one of the entries the new one is computed from; "
+            f"entry '{name}' is one of the entries the new one is computed from; "
             "choose another name",
             source=source,
         )
