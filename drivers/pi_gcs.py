@@ -229,6 +229,17 @@ class PIGCSStage(Stage, FlyStage):
     def _command(self, command: str, *, allowed: tuple[int, ...] = (0,)) -> None:
         """Send a set command, then read the error queue; raise on a code not allowed."""
         self.link.write(command)
+        self._check_error(command, allowed)
+
+    def _started(self, command: str) -> float:
+        """Send a command that starts motion; the rig-clock time it left (its error is read
+        after, so the start is timed as it happened)."""
+        self.link.write(command)
+        start = self.clock.now()
+        self._check_error(command)
+        return start
+
+    def _check_error(self, command: str, allowed: tuple[int, ...] = (0,)) -> None:
         code = self.link.query("ERR?", lambda r: parse_int(r, what="GCS error code"))
         if code not in allowed:
             meaning = GCS_ERRORS.get(code, "see the controller manual")
@@ -475,14 +486,7 @@ class PIGCSStage(Stage, FlyStage):
             return self._fly_wave(x_end, velocity, cycle)
         self._command("DRT 1 1 0")
         self.set_velocity(velocity)
-        command = f"MOV {ax} {self.axis_sign[0] * x_end / self._scale[0]:.10g}"
-        self.link.write(command)
-        start = self.clock.now()  # as the move left; its error is read after
-        code = self.link.query("ERR?", lambda r: parse_int(r, what="GCS error code"))
-        if code != 0:
-            raise InstrumentError(f"PI error {code} ({GCS_ERRORS.get(code, 'see the manual')}) "
-                                  f"after {command!r}", instrument=self.name)
-        return start
+        return self._started(f"MOV {ax} {self.axis_sign[0] * x_end / self._scale[0]:.10g}")
 
     def _fly_wave(self, x_end: float, velocity: float, cycle: float) -> float:
         """The line as one LIN wave segment of constant speed from here to `x_end`."""
@@ -498,13 +502,7 @@ class PIGCSStage(Stage, FlyStage):
         for command in (f"WSL {g} 1", f"WGC {g} 1", f"WTR {g} {rate} 0", f"CTO 1 2 {g}",
                         "CTO 1 3 4", "TWC", "TWS 1 1 1"):
             self._command(command)
-        self.link.write(f"WGO {g} 1")
-        start = self.clock.now()  # as the start left; its error is read after
-        code = self.link.query("ERR?", lambda r: parse_int(r, what="GCS error code"))
-        if code != 0:
-            raise InstrumentError(f"PI error {code} ({GCS_ERRORS.get(code, 'see the manual')}) "
-                                  f"after 'WGO {g} 1'", instrument=self.name)
-        return start
+        return self._started(f"WGO {g} 1")
 
     def read_recorded(self, start: float) -> RecordedMotion:
         def count(lines: list[str]) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from PyQt6 import QtCore, QtWidgets
 
 from gui.live_scan import LiveScan
@@ -141,23 +142,29 @@ class ScanTab(QtWidgets.QWidget):
         if rig is None or self.holder.busy:
             self.status.setText("Connect the rig first (Instruments tab).")
             return False
+        self._launch(plan, path, recipe_text)
+        return True
+
+    def _launch(self, plan: ScanPlan, path: Path, recipe_text: str, *, resume: bool = False,
+                measured: np.ndarray | None = None) -> None:
+        """Show the plan's grid (with the lines `measured` so far) and build and start its
+        sequencer in the rig's thread, after any instrument call in flight."""
+        rig = self.holder.rig
         self.holder.set_busy(True)
-        self.live.prepare(plan, path, self.profile.sensor.active_area)
+        self.live.prepare(plan, path, self.profile.sensor.active_area, bz=measured)
         push = self.live.bridge.push
         auto_range = self.auto_range.isChecked()
 
-        def build_and_start():  # in the rig's thread, after any instrument call in flight
+        def build_and_start():
             from smm_daq.acquisition.sequencer import Sequencer
 
-            sequencer = Sequencer(
-                rig, path, plan, recipe_text=recipe_text, auto_range=auto_range
-            )
+            sequencer = Sequencer(rig, path, plan, recipe_text=recipe_text, resume=resume,
+                                  auto_range=auto_range)
             sequencer.subscribe(push)
             sequencer.start()
             return sequencer
 
         self.holder.background.submit(build_and_start, self.live.attach, self._start_failed)
-        return True
 
     def resume_entry(self, path: Path, entry: str) -> bool:
         """Finish an interrupted, aborted or failed scan entry of `path` from its first
@@ -183,22 +190,7 @@ class ScanTab(QtWidgets.QWidget):
             return False
         self.file_edit.setText(str(path))
         self.form.set_plan(plan)
-        self.holder.set_busy(True)
-        self.live.prepare(plan, Path(path), self.profile.sensor.active_area, bz=measured)
-        push = self.live.bridge.push
-        auto_range = self.auto_range.isChecked()
-        recipe_text = stored.recipe
-
-        def build_and_start():  # in the rig's thread
-            from smm_daq.acquisition.sequencer import Sequencer
-
-            sequencer = Sequencer(rig, path, plan, recipe_text=recipe_text, resume=True,
-                                  auto_range=auto_range)
-            sequencer.subscribe(push)
-            sequencer.start()
-            return sequencer
-
-        self.holder.background.submit(build_and_start, self.live.attach, self._start_failed)
+        self._launch(plan, Path(path), stored.recipe, resume=True, measured=measured)
         return True
 
     def _start_failed(self, exc: BaseException) -> None:
