@@ -21,12 +21,12 @@ from smm_daq.acquisition.fly.reconstruct import (
     LineStreams,
     bin_line,
     blur_pixels,
-    deconvolve_line,
-    line_baselines,
     model_lag,
     refine_lag,
     sample_positions,
 )
+from smm_daq.acquisition.fly.settings import FlySettings, plan_line
+from smm_daq.instruments.interfaces import BufferLimits
 
 UM = 1e-6
 UT = 1e-6
@@ -153,24 +153,15 @@ def test_floor_time_is_the_averaging_the_noise_needs() -> None:
     assert floor_time(1000, density, sigma) == pytest.approx(1000 * t)
 
 
-def test_deconvolution_sharpens_a_blurred_line() -> None:
-    velocity, tau, poles = 4e-3, 1.5e-3, 4  # blur 1.2 px: beyond the 0.3 px threshold
-    assert blur_pixels(velocity, tau, poles, STEP) > 0.3
-    line = fly(20 * UM, True, velocity, tau, poles, 8e3, 0.0, 0.0, np.random.default_rng(0))
-    dt = float(np.median(np.diff(line.t)))
-    sharp = deconvolve_line(line.bz, dt, tau, poles, noise_to_signal=1e-6)
-    lag = model_lag(tau, poles)
-    x = sample_positions(line, lag)
-    truth = field(x, 20 * UM)
-    inner = (x > 50 * UM) & (x < 350 * UM)
-    blurred_error = np.sqrt(np.mean((line.bz - truth)[inner] ** 2))
-    sharp_error = np.sqrt(np.mean((sharp - truth)[inner] ** 2))
-    assert sharp_error < 0.2 * blurred_error
-
-
-def test_line_baselines_take_each_line_median_on_the_mask() -> None:
-    bz = np.array([[1.0, 2.0, 9.0], [np.nan, 4.0, 5.0], [np.nan, np.nan, np.nan]])
-    np.testing.assert_allclose(line_baselines(bz)[:2], [2.0, 4.5])
-    mask = np.array([[True, True, False]] * 3)
-    np.testing.assert_allclose(line_baselines(bz, mask)[:2], [1.5, 4.0])
-    assert np.isnan(line_baselines(bz)[2])
+@pytest.mark.parametrize("poles", [1, 2, 3, 4])
+def test_a_fly_plan_keeps_the_filter_blur_under_a_third_of_a_pixel(poles) -> None:
+    """So no flown line needs deconvolving: τ ≤ pixel time / 5, shorter with 3 or 4 poles."""
+    taus = tuple(10.0 ** np.arange(-6, 2, 0.25))  # a fine ladder of time constants
+    limits = BufferLimits(points=100_000, rates=(1e3, 2e3, 4e3, 8e3), time_constants=taus,
+                          poles=poles)
+    fly = FlySettings(pixel_time=0.01)
+    line = plan_line(fly, STEP, NX, limits, velocity_limit=1.0, recorder_points=1000)
+    assert line.time_constant <= fly.pixel_time / 5
+    assert blur_pixels(line.velocity, line.time_constant, poles, STEP) <= 0.3
+    tightest = min(fly.pixel_time / 5, 0.3 * fly.pixel_time / np.sqrt(poles))
+    assert line.time_constant > tightest / 10**0.25 * (1 - 1e-9)  # the longest that fits

@@ -10,8 +10,8 @@ position interpolated to t − L, and the samples falling in a pixel are average
 L is first the model's (`model_lag`), then refined from the data: on a serpentine raster a
 wrong L shifts forward lines one way and backward lines the other, so the L that makes
 adjacent forward and backward lines agree best is the right one (`refine_lag`). The filter
-also blurs along the line by about v·τ·√n; where that exceeds `DECONVOLVE_ABOVE_PX` pixels
-the line is sharpened by a Wiener filter of the n-pole response (`deconvolve_line`).
+also blurs along the line by about v·τ·√n (`blur_pixels`); a fly plan chooses τ to keep that
+under a third of a pixel (`settings.MAX_BLUR_PX`), so no line needs deconvolving.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-DECONVOLVE_ABOVE_PX = 0.3  # blur (RMS, in pixels) above which a line is deconvolved
 LAG_GRID = 41  # candidate lags in the coarse search before the bounded refinement
 
 
@@ -133,29 +132,3 @@ def pole_response(n: int, time_constant: float, dt: float) -> np.ndarray:
     t = np.arange(0.0, length + dt, dt)
     h = gamma.pdf(t + dt / 2, n, scale=time_constant)
     return h / h.sum()
-
-
-def deconvolve_line(values: np.ndarray, dt: float, time_constant: float, poles: int,
-                    noise_to_signal: float) -> np.ndarray:
-    """Undo the filter's blur on evenly timed samples by a Wiener filter.
-
-    The delay part of the response is taken out first (its group delay n·τ, which the lag
-    already corrects), so only the blur is undone; `noise_to_signal` is the ratio of noise
-    to signal power that keeps the filter from amplifying noise where the response is small.
-    """
-    h = pole_response(poles, time_constant, dt)
-    n = values.size + h.size
-    H = np.fft.rfft(h, n)
-    freq = np.fft.rfftfreq(n, dt)
-    H = H * np.exp(2j * np.pi * freq * poles * time_constant)  # remove the mean delay
-    wiener = np.conj(H) / (np.abs(H) ** 2 + noise_to_signal)
-    padded = np.concatenate([values, np.full(h.size, values[-1])])
-    return np.fft.irfft(np.fft.rfft(padded, n) * wiener, n)[: values.size]
-
-
-def line_baselines(bz: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-    """Each line's offset (median of its pixels, or of those in `mask`), for removing slow
-    drift between lines; NaN for a line with no such pixel."""
-    use = np.isfinite(bz) if mask is None else (np.isfinite(bz) & mask)
-    return np.array([np.median(row[keep]) if keep.any() else np.nan
-                     for row, keep in zip(bz, use, strict=True)])

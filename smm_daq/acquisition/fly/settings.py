@@ -19,6 +19,10 @@ from smm_daq.errors import InputError
 from smm_daq.instruments.interfaces import BufferLimits
 
 TAU_FRACTION = 5.0  # τ ≤ pixel time / TAU_FRACTION
+# The filter's blur along the line (RMS, √n·τ of time) is kept under this part of a pixel by
+# the choice of τ, so no flown line needs deconvolving: with 3 or 4 poles (18, 24 dB/oct) that
+# asks for a shorter τ than pixel time / 5.
+MAX_BLUR_PX = 0.3
 RUN_UP_TAUS = 10.0  # run-up beyond the filter lag, in time constants
 
 
@@ -72,13 +76,15 @@ def plan_line(fly: FlySettings, step_x: float, nx: int, limits: BufferLimits,
     """The line every fly line will be, checked against the lock-in's buffer and the stage's
     velocity; InputError naming the limit it breaks (before anything moves)."""
     fly.check()
-    wanted_tau = fly.pixel_time / TAU_FRACTION
+    wanted_tau = min(fly.pixel_time / TAU_FRACTION,
+                     MAX_BLUR_PX * fly.pixel_time / math.sqrt(limits.poles))
     taus = [t for t in limits.time_constants if t <= wanted_tau * (1 + 1e-9)]
     if not taus:
         raise InputError(
             f"fly pixel_time_s {fly.pixel_time:g} s needs a lock-in time constant <= "
-            f"{wanted_tau:g} s (pixel time / {TAU_FRACTION:g}); the lock-in's shortest is "
-            f"{limits.time_constants[0]:g} s")
+            f"{wanted_tau:g} s (pixel time / {TAU_FRACTION:g}, and a blur of at most "
+            f"{MAX_BLUR_PX:g} pixel with {limits.poles} filter poles); the lock-in's shortest "
+            f"is {limits.time_constants[0]:g} s")
     tau = max(taus)
     wanted_rate = fly.oversample / fly.pixel_time
     rates = [r for r in limits.rates if r >= wanted_rate * (1 - 1e-9)]
