@@ -42,7 +42,8 @@ def describe_entry(info: EntryInfo) -> tuple[str, ...]:
         if info.lines_done is not None and info.shape
         else "–"
     )
-    return (info.name, info.kind, info.status, info.title, size, field, lines, info.start_time)
+    title = info.problem or info.title  # an unreadable entry says why in the title's place
+    return (info.name, info.kind, info.status, title, size, field, lines, info.start_time)
 
 
 def product_quantity(product: ProductMap) -> Quantity:
@@ -181,7 +182,8 @@ class SessionBrowser(QtWidgets.QWidget):
         except OSError as exc:  # e.g. the file is being written by this very window
             self.message.setText(f"{self.path}: cannot be read just now ({exc})")
             return
-        self.message.setText("")
+        unreadable = [e.problem for e in self.entries if e.problem]
+        self.message.setText(unreadable[0] if unreadable else "")
         self.table.setSortingEnabled(False)
         self.table.setRowCount(len(self.entries))
         for row, info in enumerate(self.entries):

@@ -152,3 +152,21 @@ def test_sorting_keeps_rows_whole(browser):
     kinds = [browser.table.item(r, 1).text() for r in range(3)]
     assert names == ["ind", "inf", "rem"]
     assert kinds == ["induced", "scan", "scan"]
+
+
+def test_an_unreadable_entry_is_listed_with_its_reason_and_the_others_open(qtbot, session_file):
+    import h5py
+
+    with h5py.File(session_file, "a") as f:
+        del f["rem/title"]
+        f["rem/title"] = np.zeros(3)  # numbers where the title's text belongs
+    b = SessionBrowser()
+    qtbot.addWidget(b)
+    b.open_file(session_file)
+    rows = {b.table.item(r, 0).text(): (b.table.item(r, 2).text(), b.table.item(r, 3).text())
+            for r in range(b.table.rowCount())}
+    assert set(rows) == {"rem", "inf", "ind"}
+    assert rows["rem"][0] == "unreadable" and "title" in rows["rem"][1]
+    assert rows["inf"] == ("finished", "inf map")
+    assert "entry 'rem'" in b.message.text()
+    assert all(c.findText("rem") < 0 for c in b.compare.choosers.values())  # not offered

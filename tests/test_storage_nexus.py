@@ -184,6 +184,31 @@ def test_list_entries_summarises_in_creation_order(tmp_path):
     assert infos[1].sources == ("scan_b", "scan_a")
 
 
+
+def test_one_malformed_entry_is_listed_as_unreadable_beside_the_others(tmp_path, capsys):
+    path = tmp_path / "s.h5"
+    write_map_entry(path, _map("good"), kind="scan")
+    write_map_entry(path, _map("spoiled"), kind="induced")
+    write_map_entry(path, _map("later"), kind="induced")
+    with h5py.File(path, "a") as f:
+        del f["spoiled/data/x"]
+        f["spoiled/data/x"] = np.zeros(2)  # the wrong length for its map
+    infos = list_entries(path)
+    assert [(i.name, i.status) for i in infos] == [
+        ("good", "finished"), ("spoiled", "unreadable"), ("later", "finished")]
+    assert "entry 'spoiled'" in infos[1].problem and "x" in infos[1].problem
+    assert infos[0].problem == infos[2].problem == ""
+    from smm_daq.cli.main import main
+
+    before = path.read_bytes()
+    assert main(["info", str(path)]) == 2  # the file has an entry no command can read
+    out, err = capsys.readouterr()
+    assert "good  [scan, finished]" in out and "later  [induced, finished]" in out
+    assert "spoiled  [unreadable]" in out
+    assert err.count("error:") == 1 and "entry 'spoiled'" in err and "expected" in err
+    assert path.read_bytes() == before
+
+
 CRASHING_WRITER = textwrap.dedent(
     """
     import os, sys

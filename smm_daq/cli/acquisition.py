@@ -332,7 +332,11 @@ def cmd_info(args: argparse.Namespace) -> int:
     entries = list_entries(args.file)
     print(f"{args.file}: {len(entries)} entries")
     for e in entries:
-        print("  " + _info_line(args.file, e))
+        print("  " + (f"{e.name}  [unreadable]" if e.problem else _info_line(args.file, e)))
+    bad = [e for e in entries if e.problem]
+    if bad:  # every readable entry was listed; the first malformed one is the error
+        others = f" (and {len(bad) - 1} more unreadable entries)" if len(bad) > 1 else ""
+        raise InputError(bad[0].problem + others)
     return 0
 
 

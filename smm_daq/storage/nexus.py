@@ -83,6 +83,7 @@ class EntryInfo:
     sources: tuple[str, ...]
     height: float | None  # m
     step: tuple[float, float] | None  # (dx, dy) m
+    problem: str = ""  # why the entry could not be summarised (status "unreadable"), else ""
 
 
 def check_entry_name(name: str, *, source: str) -> str:
@@ -405,13 +406,25 @@ def _info(name: str, g: h5py.Group, source: str) -> EntryInfo:
 def list_entries(path: str | Path) -> list[EntryInfo]:
     """Every NXentry in a session file, in creation order where the file tracks it.
 
-    InputError naming the entry and dataset when one is malformed, or the file is corrupt."""
+    A malformed entry is listed with status "unreadable" and the reason in `problem` (naming
+    the entry and dataset), so that one bad entry does not hide the others; InputError when
+    the file itself is corrupt."""
     source = str(path)
     with open_read(path) as f, corrupt_guard(source):
         check_headers(f, source)
         return [
-            _info(name, g, source)
+            _info_or_problem(name, g, source)
             for name, g in f.items()
             if isinstance(g, h5py.Group) and text(g.attrs.get("NX_class", "")) == "NXentry"
             and STAGING not in g.attrs
         ]
+
+
+def _info_or_problem(name: str, g: h5py.Group, source: str) -> EntryInfo:
+    try:
+        return _info(name, g, source)
+    except InputError as exc:
+        return EntryInfo(name=name, kind="?", status="unreadable", title="", shape=None,
+                         applied_field=None, measured_field=None, lines_done=None,
+                         start_time="", end_time="", sources=(), height=None, step=None,
+                         problem=str(exc))
