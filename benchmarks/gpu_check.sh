@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# The MMT GPU path on a machine with a CUDA GPU: the CPU/GPU agreement tests (small and
-# medium cases), then mmt_scale.py on the GPU for the paper's largest case (goal: under 10 s
-# from synthetic sample to uncertainties on one H200) and the lab-size stand-in (goal: under
-# 60 s). Needs python3 with numpy, scipy, h5py, numba (with its CUDA target), CuPy and pytest;
-# imports only the MMT modules (no dask, pyvisa or Qt), from this checkout.
+# The MMT GPU path on a machine with a CUDA GPU: the CPU/GPU agreement tests (cuboid grains:
+# small and medium cases; point-source grains: the dipole, quadrupole and octupole kernels for
+# point, area and volume sensors, their inversions and joint inversions of two scans), then
+# mmt_scale.py on the GPU for the paper's largest case (goal: under 10 s from synthetic sample
+# to uncertainties on one H200) and the lab-size stand-in (goal: under 60 s) with cuboid
+# grains, the lab-size stand-in with point grains under the dipole model (the lab's own
+# workflow) and the paper's largest case under the quadrupole model. Needs python3 with numpy,
+# scipy, h5py, numba (with its CUDA target), CuPy and pytest; imports only the MMT modules (no
+# dask, pyvisa or Qt), from this checkout.
 #
 #   OUT=/some/dir bash benchmarks/gpu_check.sh      # from the repository root
 #
 # Every step's output goes to $OUT/<step>.txt; a failing step does not stop the next; the
-# figures are gathered in $OUT/gpu_figures.txt. About 4 to 6 minutes in all.
+# figures are gathered in $OUT/gpu_figures.txt. About 6 to 9 minutes in all.
 set -u -o pipefail
 set -x
 cd "$(dirname "$0")/.."
@@ -50,9 +54,22 @@ cat "$OUT/environment.txt" >>"$FIG"
 step agreement 150 python3 -m pytest -q -rA -s -p no:cacheprovider tests/test_mmt_device.py
 grep -E "GPU against CPU|passed|failed|skipped|error" "$OUT/agreement.txt" >>"$FIG"
 
+# The same for point-source grains and joint inversions (the multipole kernels compile on
+# first use: 18 of them, which takes most of this step's time).
+step agreement-models 240 python3 -m pytest -q -rA -s -p no:cacheprovider \
+    tests/test_mmt_device_models.py
+grep -E "GPU block within|GPU against CPU|joint cuboid|passed|failed|skipped|error" \
+    "$OUT/agreement-models.txt" >>"$FIG"
+
 for preset in paper-largest lab-size; do
     step "scale-$preset" 100 python3 benchmarks/mmt_scale.py --preset "$preset" --device gpu
     cat "$OUT/scale-$preset.txt" >>"$FIG"
+done
+for run in "lab-size dipole" "paper-largest quadrupole"; do
+    set -- $run
+    step "scale-$1-$2" 100 python3 benchmarks/mmt_scale.py --preset "$1" --model "$2" \
+        --device gpu
+    cat "$OUT/scale-$1-$2.txt" >>"$FIG"
 done
 
 set +x
