@@ -4,8 +4,9 @@
 # point, area and volume sensors, their inversions and joint inversions of two scans), then
 # mmt_scale.py on the GPU for the paper's largest case (goal: under 10 s from synthetic sample
 # to uncertainties on one H200) and the lab-size stand-in (goal: under 60 s) with cuboid
-# grains, the lab-size stand-in with point grains under the dipole model (the lab's own
-# workflow) and the paper's largest case under the quadrupole model. Needs python3 with numpy,
+# grains, then with point grains: the lab-size stand-in and the paper's largest case under the
+# dipole model (the lab's own workflow) and the medium case under the quadrupole model (the
+# multipole kernels compile on first use, within these times). Needs python3 with numpy,
 # scipy, h5py, numba (with its CUDA target), CuPy and pytest; imports only the MMT modules (no
 # dask, pyvisa or Qt), from this checkout.
 #
@@ -65,7 +66,7 @@ for preset in paper-largest lab-size; do
     step "scale-$preset" 100 python3 benchmarks/mmt_scale.py --preset "$preset" --device gpu
     cat "$OUT/scale-$preset.txt" >>"$FIG"
 done
-for run in "lab-size dipole" "paper-largest quadrupole"; do
+for run in "lab-size dipole" "paper-largest dipole" "medium quadrupole"; do
     set -- $run
     step "scale-$1-$2" 100 python3 benchmarks/mmt_scale.py --preset "$1" --model "$2" \
         --device gpu
