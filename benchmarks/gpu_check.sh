@@ -11,9 +11,12 @@
 # dask, pyvisa or Qt), from this checkout.
 #
 #   OUT=/some/dir bash benchmarks/gpu_check.sh      # from the repository root
+#   PARTS=models OUT=/some/dir bash benchmarks/gpu_check.sh   # point-source grains only
 #
-# Every step's output goes to $OUT/<step>.txt; a failing step does not stop the next; the
-# figures are gathered in $OUT/gpu_figures.txt. About 6 to 9 minutes in all.
+# PARTS names what runs after the environment: "cuboid" (cuboid grains' tests and runs, about
+# 4 to 6 minutes) and "models" (point-source grains and joint inversions, about 3 to 5
+# minutes); both by default. Every step's output goes to $OUT/<step>.txt; a failing step does
+# not stop the next; the figures are gathered in $OUT/gpu_figures.txt.
 set -u -o pipefail
 set -x
 cd "$(dirname "$0")/.."
@@ -25,6 +28,7 @@ if [ -z "${CUDA_HOME:-}" ] && [ -d /usr/local/cuda ]; then export CUDA_HOME=/usr
 FIG=$OUT/gpu_figures.txt
 : >"$FIG"
 status=0
+PARTS=" ${PARTS:-cuboid models} "
 
 step() {  # step NAME SECONDS COMMAND...: run with a time limit, output teed to $OUT/NAME.txt
     local name=$1 limit=$2
@@ -50,28 +54,31 @@ print(\"MMT device auto ->\", device.resolve(\"auto\"), \"| problem:\", device.g
 "'
 cat "$OUT/environment.txt" >>"$FIG"
 
-# The agreement tests: the GPU (small and medium cases, the Green's block of point and area
-# sensors), the same logic on NumPy, the kernels in numba's simulator, the import check.
-step agreement 150 python3 -m pytest -q -rA -s -p no:cacheprovider tests/test_mmt_device.py
-grep -E "GPU against CPU|passed|failed|skipped|error" "$OUT/agreement.txt" >>"$FIG"
+if [[ $PARTS == *" cuboid "* ]]; then
+    # The agreement tests: the GPU (small and medium cases, the Green's block of point and
+    # area sensors), the same logic on NumPy, the kernels in numba's simulator, the imports.
+    step agreement 150 python3 -m pytest -q -rA -s -p no:cacheprovider tests/test_mmt_device.py
+    grep -E "GPU against CPU|passed|failed|skipped|error" "$OUT/agreement.txt" >>"$FIG"
+    for preset in paper-largest lab-size; do
+        step "scale-$preset" 100 python3 benchmarks/mmt_scale.py --preset "$preset" --device gpu
+        cat "$OUT/scale-$preset.txt" >>"$FIG"
+    done
+fi
 
-# The same for point-source grains and joint inversions (the multipole kernels compile on
-# first use: 18 of them, which takes most of this step's time).
-step agreement-models 240 python3 -m pytest -q -rA -s -p no:cacheprovider \
-    tests/test_mmt_device_models.py
-grep -E "GPU block within|GPU against CPU|joint cuboid|passed|failed|skipped|error" \
-    "$OUT/agreement-models.txt" >>"$FIG"
-
-for preset in paper-largest lab-size; do
-    step "scale-$preset" 100 python3 benchmarks/mmt_scale.py --preset "$preset" --device gpu
-    cat "$OUT/scale-$preset.txt" >>"$FIG"
-done
-for run in "lab-size dipole" "paper-largest dipole" "medium quadrupole"; do
-    set -- $run
-    step "scale-$1-$2" 100 python3 benchmarks/mmt_scale.py --preset "$1" --model "$2" \
-        --device gpu
-    cat "$OUT/scale-$1-$2.txt" >>"$FIG"
-done
+if [[ $PARTS == *" models "* ]]; then
+    # The same for point-source grains and joint inversions (the multipole kernels compile on
+    # first use: 18 of them, which takes most of this step's time).
+    step agreement-models 240 python3 -m pytest -q -rA -s -p no:cacheprovider \
+        tests/test_mmt_device_models.py
+    grep -E "GPU block within|GPU against CPU|joint cuboid|passed|failed|skipped|error" \
+        "$OUT/agreement-models.txt" >>"$FIG"
+    for run in "lab-size dipole" "paper-largest dipole" "medium quadrupole"; do
+        read -r preset model <<<"$run"
+        step "scale-$preset-$model" 100 python3 benchmarks/mmt_scale.py --preset "$preset" \
+            --model "$model" --device gpu
+        cat "$OUT/scale-$preset-$model.txt" >>"$FIG"
+    done
+fi
 
 set +x
 echo "figures: $FIG"
