@@ -1,14 +1,22 @@
 #!/usr/bin/env bash
-# The MMT GPU path on a machine with a CUDA GPU: the CPU/GPU agreement tests (small and
-# medium cases), then mmt_scale.py on the GPU for the paper's largest case (goal: under 10 s
-# from synthetic sample to uncertainties on one H200) and the lab-size stand-in (goal: under
-# 60 s). Needs python3 with numpy, scipy, h5py, numba (with its CUDA target), CuPy and pytest;
-# imports only the MMT modules (no dask, pyvisa or Qt), from this checkout.
+# The MMT GPU path on a machine with a CUDA GPU: the CPU/GPU agreement tests (cuboid grains:
+# small and medium cases; point-source grains: the dipole, quadrupole and octupole kernels for
+# point, area and volume sensors, their inversions and joint inversions of two scans), then
+# mmt_scale.py on the GPU for the paper's largest case (goal: under 10 s from synthetic sample
+# to uncertainties on one H200) and the lab-size stand-in (goal: under 60 s) with cuboid
+# grains, then with point grains: the lab-size stand-in and the paper's largest case under the
+# dipole model (the lab's own workflow) and the medium case under the quadrupole model (the
+# multipole kernels compile on first use, within these times). Needs python3 with numpy,
+# scipy, h5py, numba (with its CUDA target), CuPy and pytest; imports only the MMT modules (no
+# dask, pyvisa or Qt), from this checkout.
 #
 #   OUT=/some/dir bash benchmarks/gpu_check.sh      # from the repository root
+#   PARTS=models OUT=/some/dir bash benchmarks/gpu_check.sh   # point-source grains only
 #
-# Every step's output goes to $OUT/<step>.txt; a failing step does not stop the next; the
-# figures are gathered in $OUT/gpu_figures.txt. About 4 to 6 minutes in all.
+# PARTS names what runs after the environment: "cuboid" (cuboid grains' tests and runs, about
+# 4 to 6 minutes) and "models" (point-source grains and joint inversions, about 3 to 5
+# minutes); both by default. Every step's output goes to $OUT/<step>.txt; a failing step does
+# not stop the next; the figures are gathered in $OUT/gpu_figures.txt.
 set -u -o pipefail
 set -x
 cd "$(dirname "$0")/.."
@@ -20,6 +28,7 @@ if [ -z "${CUDA_HOME:-}" ] && [ -d /usr/local/cuda ]; then export CUDA_HOME=/usr
 FIG=$OUT/gpu_figures.txt
 : >"$FIG"
 status=0
+PARTS=" ${PARTS:-cuboid models} "
 
 step() {  # step NAME SECONDS COMMAND...: run with a time limit, output teed to $OUT/NAME.txt
     local name=$1 limit=$2
@@ -45,15 +54,31 @@ print(\"MMT device auto ->\", device.resolve(\"auto\"), \"| problem:\", device.g
 "'
 cat "$OUT/environment.txt" >>"$FIG"
 
-# The agreement tests: the GPU (small and medium cases, the Green's block of point and area
-# sensors), the same logic on NumPy, the kernels in numba's simulator, the import check.
-step agreement 150 python3 -m pytest -q -rA -s -p no:cacheprovider tests/test_mmt_device.py
-grep -E "GPU against CPU|passed|failed|skipped|error" "$OUT/agreement.txt" >>"$FIG"
+if [[ $PARTS == *" cuboid "* ]]; then
+    # The agreement tests: the GPU (small and medium cases, the Green's block of point and
+    # area sensors), the same logic on NumPy, the kernels in numba's simulator, the imports.
+    step agreement 150 python3 -m pytest -q -rA -s -p no:cacheprovider tests/test_mmt_device.py
+    grep -E "GPU against CPU|passed|failed|skipped|error" "$OUT/agreement.txt" >>"$FIG"
+    for preset in paper-largest lab-size; do
+        step "scale-$preset" 100 python3 benchmarks/mmt_scale.py --preset "$preset" --device gpu
+        cat "$OUT/scale-$preset.txt" >>"$FIG"
+    done
+fi
 
-for preset in paper-largest lab-size; do
-    step "scale-$preset" 100 python3 benchmarks/mmt_scale.py --preset "$preset" --device gpu
-    cat "$OUT/scale-$preset.txt" >>"$FIG"
-done
+if [[ $PARTS == *" models "* ]]; then
+    # The same for point-source grains and joint inversions (the multipole kernels compile on
+    # first use: 18 of them, which takes most of this step's time).
+    step agreement-models 240 python3 -m pytest -q -rA -s -p no:cacheprovider \
+        tests/test_mmt_device_models.py
+    grep -E "GPU block within|GPU against CPU|joint cuboid|passed|failed|skipped|error" \
+        "$OUT/agreement-models.txt" >>"$FIG"
+    for run in "lab-size dipole" "paper-largest dipole" "medium quadrupole"; do
+        read -r preset model <<<"$run"
+        step "scale-$preset-$model" 100 python3 benchmarks/mmt_scale.py --preset "$preset" \
+            --model "$model" --device gpu
+        cat "$OUT/scale-$preset-$model.txt" >>"$FIG"
+    done
+fi
 
 set +x
 echo "figures: $FIG"

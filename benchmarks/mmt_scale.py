@@ -10,6 +10,8 @@ the high-water mark of CuPy's memory pool).
     python benchmarks/mmt_scale.py --preset medium --qr-floor  # the CPU's ratio to its QR
     python benchmarks/mmt_scale.py --preset lab-size --step-factor 4  # all its grains, 1/16
                                                                       # of its sensors
+    python benchmarks/mmt_scale.py --preset lab-size --model dipole   # the lab's workflow
+    python benchmarks/mmt_scale.py --preset medium --model quadrupole --device gpu
 
 Presets after the seed (point sensors 1 µm above the sample top, 1 µm sampling) and a
 stand-in for the lab's real scans (951 × 771 sensors at 1.2 µm, 2 µm above, 4,300 grains);
@@ -18,8 +20,11 @@ smaller area (each side × the fraction); `--step-factor K` keeps the area and t
 (so Q's columns, which set the memory) with the sampling step × K (1/K² of the sensors, which
 set the time of the QR, so a full-size time is about K² times that stage). `--qr-floor`
 also times the CPU's QR alone (LAPACK dtpqrt over the same blocks of a random matrix of Q's
-shape) and prints the inversion's time over it. Grain models are entries of MODELS (today
-uniformly magnetized cuboid grains).
+shape) and prints the inversion's time over it. Grain models are entries of MODELS:
+uniformly magnetized cuboid grains (`invert_map`), or point-source grains (centroid and
+volume, as from a micro-CT segmentation, drawn by `synth_points` at the preset's density)
+expanded as a dipole, up to the quadrupole or up to the octupole (`joint.invert_scans`; 3, 8
+or 15 unknowns per grain).
 """
 
 from __future__ import annotations
@@ -35,9 +40,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy.linalg import lapack
 
-from smm_daq.analysis.mmt import synth
+from smm_daq.analysis.mmt import synth, synth_points
 from smm_daq.analysis.mmt.solver import device as devices
 from smm_daq.analysis.mmt.solver.inversion import DEFAULT_BLOCK, QR_PANEL, invert_map
+from smm_daq.analysis.mmt.solver.joint import Scan, invert_scans
 from smm_daq.errors import InputError
 
 UM = 1e-6
@@ -72,7 +78,7 @@ class Case:
     """A grain model's synthetic sample, its scan and its inversion."""
 
     describe: str  # grains, cuboids/sources
-    truth: np.ndarray  # (G, k) the true coefficients
+    truth: np.ndarray  # (G, 3) the true magnetizations (A/m)
     scan: Callable[[], object]  # -> MapData
     invert: Callable[[object], object]  # MapData -> MMTResult
 
@@ -94,10 +100,36 @@ def cuboid_case(preset: Preset, size: tuple[float, float], rng: np.random.Genera
     )
 
 
-# Grain models: point-source and multipole grains plug in here with a function of the same
-# signature (preset, sample size in µm, rng, device) -> Case.
+def point_case(model: str) -> Callable[[Preset, tuple[float, float], np.random.Generator, str],
+                                        Case]:
+    """Point-source grains under a multipole `model` ("dipole", "quadrupole", "octupole")."""
+
+    def case(preset: Preset, size: tuple[float, float], rng: np.random.Generator,
+             device: str) -> Case:
+        sample = synth_points.make_point_sample((size[0] * UM, size[1] * UM),
+                                                preset.thickness_um * UM,
+                                                preset.density_per_mm3, rng, model)
+        height = preset.height_um * UM
+        sensor = (preset.sensor_size_um[0] * UM, preset.sensor_size_um[1] * UM)
+        g = sample.grains
+        k = sample.coefficients.shape[1]
+        return Case(
+            f"{g.n_grains} point grains ({model}: {k} unknowns each, {k * g.n_grains} in all)",
+            sample.coefficients[:, :3],
+            lambda: synth_points.scan_points(sample, height=height, step=preset.step_um * UM,
+                                             sensor_size=sensor, noise=NOISE, rng=rng,
+                                             device=device),
+            lambda data: invert_scans([Scan(data, height, sensor, sigma=NOISE)], g,
+                                      model=model, device=device),
+        )
+
+    return case
+
+
+# Grain models: each a function (preset, sample size in µm, rng, device) -> Case.
 MODELS: dict[str, Callable[[Preset, tuple[float, float], np.random.Generator, str], Case]] = {
     "cuboid": cuboid_case,
+    **{m: point_case(m) for m in ("dipole", "quadrupole", "octupole")},
 }
 
 
@@ -212,8 +244,13 @@ def main() -> None:
     print(f"cond(Q) {result.condition_number:.3g} (1-norm estimate); uncertainty ratio quartiles "
           f"{q1:.3g} / {q2:.3g} / {q3:.3g} %; {int(np.sum(~finite))} grains unresolved; "
           f"true M inside the 95 % sphere for {100 * np.mean(inside):.1f} % of grains")
+    higher = result.higher_orders() if hasattr(result, "higher_orders") else None
+    if higher is not None:
+        print(f"higher orders resolved (p < 0.05) for {int(np.sum(higher[2]))} of "
+              f"{higher[2].size} grains")
     if args.qr_floor:
-        floor = qr_floor(result.n_sensors, result.magnetization.size)
+        unknowns = getattr(result, "coefficients", result.magnetization).size
+        floor = qr_floor(result.n_sensors, unknowns)
         print(f"QR floor (dtpqrt alone, {DEFAULT_BLOCK}-row blocks) {floor:.2f} s; inversion "
               f"{stages['inversion total']:.2f} s = {stages['inversion total'] / floor:.2f} × "
               "the floor", flush=True)

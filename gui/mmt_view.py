@@ -281,9 +281,10 @@ class MMTView(QtWidgets.QWidget):
 
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                if model == "cuboid" and not extra and mask_file is None and device != "gpu":
+                if model == "cuboid" and not extra and mask_file is None:
                     result = invert_map(data, grains, height=height_of(data),
-                                        sensor_size=size_of(data), sigma=sigma, progress=emit)
+                                        sensor_size=size_of(data), sigma=sigma, progress=emit,
+                                        device=device)
                 else:
                     maps = [data] + [read_map(path, e) for e in extra]
                     scans = [Scan(m, height_of(m), size_of(m), sigma,

@@ -58,14 +58,6 @@ def uses_models(args: argparse.Namespace) -> bool:
             or args.library_out is not None)
 
 
-def check_device(device: str) -> str:
-    """The device point-source, multipole and joint inversions run on: the CPU (the GPU
-    backend runs the single-scan cuboid model); `--device gpu` is refused for them."""
-    if device == "gpu":
-        raise InputError("--device is 'gpu', but the GPU runs the single-scan cuboid model "
-                         "only; point-source, multipole and joint inversions run on the CPU: "
-                         "expected auto or cpu")
-    return "cpu"
 
 
 def _thickness(path: str, entry: str) -> float:
@@ -111,6 +103,7 @@ def invert_models(args: argparse.Namespace) -> int:
     from smm_daq.analysis.mmt.masks import read_mask
     from smm_daq.analysis.mmt.models.multipole import PointGrains
     from smm_daq.analysis.mmt.result_file import write_result_csv
+    from smm_daq.analysis.mmt.solver.device import resolve
     from smm_daq.analysis.mmt.solver.joint import Scan, invert_scans
     from smm_daq.cli.mmt import _sensor_size, _warnings_to_stderr
     from smm_daq.storage.mapdata import MapData
@@ -124,7 +117,7 @@ def invert_models(args: argparse.Namespace) -> int:
         raise InputError("--tile-um inverts one scan of cuboid grains with the cuboid model; "
                          "expected no --tile-um with several entries, point grains, another "
                          "model or a mask")
-    device = check_device(args.device)
+    device = resolve(args.device)  # a GPU asked for and not usable: refused, saying why
     out = output_file("--out", args.out, overwrite=args.overwrite)
     library_out = (output_file("--library-out", args.library_out, overwrite=args.overwrite)
                    if args.library_out else None)

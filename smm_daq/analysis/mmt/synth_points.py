@@ -18,6 +18,7 @@ from smm_daq.analysis.mmt.models.multipole import (
     Sensor,
     point_grains,
 )
+from smm_daq.analysis.mmt.solver import device as devices
 from smm_daq.analysis.mmt.solver.inversion import forward
 from smm_daq.storage.mapdata import MapData
 
@@ -71,14 +72,18 @@ def make_point_sample(size: tuple[float, float], thickness: float, density_per_m
 
 def scan_points(sample: PointSample, *, height: float, step: float,
                 sensor_size: tuple[float, ...], noise: float, rng: np.random.Generator,
-                name: str = "synthetic") -> MapData:
-    """Bz over the sample on a grid of `step` at `height`, Gaussian noise of SD `noise` (T)."""
+                name: str = "synthetic", device: str = "cpu") -> MapData:
+    """Bz over the sample on a grid of `step` at `height`, Gaussian noise of SD `noise` (T);
+    the field computed on `device` (`solver.device`)."""
     x = np.arange(0.0, sample.size[0] + 0.5 * step, step)
     y = np.arange(0.0, sample.size[1] + 0.5 * step, step)
     X, Y = np.meshgrid(x, y)
     sensors = np.c_[X.ravel(), Y.ravel(), np.full(X.size, height)]
     model = MultipoleModel.build(sample.grains, Sensor.from_size(sensor_size), sample.model)
-    bz = forward(model, sensors, sample.coefficients)
+    if devices.resolve(device) == "gpu":
+        bz = devices.gpu_solver().forward(model, sensors, sample.coefficients)
+    else:
+        bz = forward(model, sensors, sample.coefficients)
     bz = bz + noise * rng.standard_normal(bz.size)
     return MapData(bz=bz.reshape(y.size, x.size), x=x, y=y, height=height,
                    sensor_size=(float(sensor_size[0]), float(sensor_size[1])), name=name,

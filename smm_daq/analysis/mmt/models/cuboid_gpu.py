@@ -25,15 +25,9 @@ from typing import Any
 
 import numpy as np
 
-# numba-cuda (0.30 and earlier) registers an overload of np.row_stack when it first compiles
-# a kernel; NumPy 2.5 removed that alias of np.vstack, so give it back before that happens.
-if not hasattr(np, "row_stack"):
-    np.row_stack = np.vstack
-
-from numba import cuda
-
 from smm_daq.analysis.forward import MU0_OVER_4PI, _pair, _point_pair, moment_expansion
 from smm_daq.analysis.mmt.models.cuboid import CUBOID_TOLERANCE, GreenModel, _orders_3_4
+from smm_daq.analysis.mmt.models.cuda_compat import cuda
 
 THREADS = 256  # threads per CUDA block
 # The simulator runs kernels in Python, where a CPU-compiled function cannot take its array

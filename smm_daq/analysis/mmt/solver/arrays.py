@@ -2,9 +2,13 @@
 spell differently (in-place QR, triangular solves, transfers, the Green's kernels).
 
 `CupyArrays` is the GPU (cuSOLVER's geqrf, cuBLAS's trsm, the numba.cuda kernels of
-`cuboid_gpu`). `NumpyArrays` runs the same solver on the CPU (LAPACK through SciPy), with
-the Green's blocks from the CPU kernel or, with ``kernels="cuda"``, from the CUDA kernels run
-in numba's simulator: that is how the GPU path's logic is tested on machines without one.
+`cuboid_gpu` and `multipole_gpu`). `NumpyArrays` runs the same solver on the CPU (LAPACK
+through SciPy), with the Green's blocks from the CPU kernels or, with ``kernels="cuda"``, from
+the CUDA kernels run in numba's simulator: that is how the GPU path's logic is tested on
+machines without one.
+
+Models: `cuboid.GreenModel`, `multipole.MultipoleModel`, and several scans stacked
+(`joint.StackedModel`: each scan's rows from its own model's kernels, weighted by 1/σ).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from scipy import linalg
 from scipy.linalg import lapack
 
 from smm_daq.analysis.mmt.models.cuboid import GreenModel
+from smm_daq.analysis.mmt.models.multipole import MultipoleModel
 
 # cuSOLVER's geqrf takes 32-bit sizes: the stacked matrix stays below 2^31 entries
 MAX_ENTRIES = 2**31 - 1
@@ -63,27 +68,79 @@ class NumpyArrays:
             raise np.linalg.LinAlgError(f"triangular factor is singular at column {info}")
         return inv
 
-    def green(self, model: GreenModel) -> Any:
+    def green(self, model: Any) -> Any:
         """The Green's kernels for this backend: `.block(sensors, out)` and
         `.field(sensors, m, out)` on this backend's arrays."""
-        if self.kernels == "cuda":
-            from smm_daq.analysis.mmt.models.cuboid_gpu import DeviceGreen
+        return _green(model, self.to_device, self.to_host,
+                      lambda one: (_Contiguous(_device_green(one, self.to_device))
+                                   if self.kernels == "cuda" else _HostGreen(one)))
 
-            return _Contiguous(DeviceGreen.upload(model, self.to_device))
-        return _HostGreen(model)
+
+def per_grain(model: Any) -> int:
+    """Unknowns per grain of a model (3 for a magnetization, 3, 8 or 15 for multipoles)."""
+    return model.n_columns // model.grains.n_grains
+
+
+def _device_green(model: GreenModel | MultipoleModel, to_device: Any) -> Any:
+    """One model's CUDA kernels with its arrays uploaded."""
+    if isinstance(model, MultipoleModel):
+        from smm_daq.analysis.mmt.models.multipole_gpu import DeviceMultipole
+
+        return DeviceMultipole.upload(model, to_device)
+    from smm_daq.analysis.mmt.models.cuboid_gpu import DeviceGreen
+
+    return DeviceGreen.upload(model, to_device)
+
+
+def _green(model: Any, to_device: Any, to_host: Any, one: Any) -> Any:
+    """`one(model)` for a single model; for stacked scans, `one` of each scan's model behind
+    `_StackedGreen`."""
+    parts = getattr(model, "models", None)
+    if parts is None:
+        return one(model)
+    return _StackedGreen([one(m) for m in parts], [float(w) for w in model.weights], to_host)
 
 
 class _HostGreen:
-    """`GreenModel` behind the device kernels' interface."""
+    """A model's CPU kernel behind the device kernels' interface."""
 
-    def __init__(self, model: GreenModel) -> None:
+    def __init__(self, model: GreenModel | MultipoleModel) -> None:
         self.model = model
 
     def block(self, sensors: np.ndarray, out: np.ndarray) -> None:
-        out[...] = self.model.block(sensors)
+        out[...] = self.model.block(np.ascontiguousarray(sensors[:, :3]), np.empty(out.shape))
 
     def field(self, sensors: np.ndarray, m: np.ndarray, out: np.ndarray) -> None:
-        out[...] = self.model.block(sensors) @ m.reshape(-1)
+        rows = self.model.block(np.ascontiguousarray(sensors[:, :3]),
+                                np.empty((sensors.shape[0], self.model.n_columns)))
+        out[...] = rows @ m.reshape(-1)
+
+
+class _StackedGreen:
+    """Several scans' kernels as one: sensors (B, 4) hold (x, y, z, scan index), each run of
+    one scan's rows computed by that scan's kernels and weighted by its 1/σ (as
+    `joint.StackedModel.block`). The scan indices are read back to the host (B numbers)."""
+
+    def __init__(self, parts: list[Any], weights: list[float], to_host: Any) -> None:
+        self.parts = parts
+        self.weights = weights
+        self.to_host = to_host
+
+    def _runs(self, sensors: Any) -> list[tuple[int, int, int]]:
+        index = self.to_host(sensors[:, 3]).astype(np.int64)
+        cuts = np.flatnonzero(np.diff(index)) + 1
+        return [(int(lo), int(hi), int(index[lo]))
+                for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, index.size], strict=True)]
+
+    def block(self, sensors: Any, out: Any) -> None:
+        for lo, hi, s in self._runs(sensors):
+            self.parts[s].block(sensors[lo:hi, :3], out[lo:hi])
+            out[lo:hi] *= self.weights[s]
+
+    def field(self, sensors: Any, m: Any, out: Any) -> None:
+        for lo, hi, s in self._runs(sensors):
+            self.parts[s].field(sensors[lo:hi, :3], m, out[lo:hi])
+            out[lo:hi] *= self.weights[s]
 
 
 class _Contiguous:
@@ -161,7 +218,6 @@ class CupyArrays:
         eye = self.xp.eye(r.shape[0], dtype=np.float64, order="F")
         return self._solve(r, eye, overwrite_b=True)
 
-    def green(self, model: GreenModel) -> Any:
-        from smm_daq.analysis.mmt.models.cuboid_gpu import DeviceGreen
-
-        return DeviceGreen.upload(model, self.to_device)
+    def green(self, model: Any) -> Any:
+        return _green(model, self.to_device, self.to_host,
+                      lambda one: _device_green(one, self.to_device))

@@ -1,9 +1,11 @@
 """The MMT least squares on an array backend (`arrays`): a GPU through CuPy, or NumPy.
 
 The same three steps as the CPU path of `inversion`, with its signatures, so `invert_map`
-runs either: `accumulate` (R of [Q | φ] over blocks of sensors), `solve_triangle` (M and the
-3 × 3 diagonal blocks of (QᵀQ)⁻¹ in columns scaled to unit norm) and `forward` (Q·M, the
-fitted map).
+and `joint.invert_scans` run either: `accumulate` (R of [Q | φ] over blocks of sensors),
+`solve_triangle` (the unknowns and the k × k diagonal blocks of (QᵀQ)⁻¹, k unknowns per
+grain, in columns scaled to unit norm) and `forward` (Q·x, the fitted map). The model may be
+any of the grain models (`cuboid.GreenModel`, `multipole.MultipoleModel`) or several scans
+stacked (`joint.StackedModel`): `arrays` gives each its Green's kernels.
 
 Blocks are large: each block of Q is written by the Green's kernel straight under the
 triangle so far, in one column-major buffer [R; Q_block | φ_block], and that buffer is
@@ -28,8 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from smm_daq.analysis.mmt.models.cuboid import GreenModel
-from smm_daq.analysis.mmt.solver.arrays import MAX_ENTRIES, NumpyArrays
+from smm_daq.analysis.mmt.solver.arrays import MAX_ENTRIES, NumpyArrays, per_grain
 from smm_daq.analysis.mmt.solver.inversion import (
     SINGULAR_RCOND,
     Solution,
@@ -42,7 +43,6 @@ from smm_daq.analysis.mmt.solver.inversion import (
 BUFFER_SHARE = 0.5  # of the free device memory, for the stacked block buffer
 MIN_ROWS_PER_COLUMN = 4  # host blocks: 4 rows per column (stacking costs 17 % more flops)
 COVARIANCE_CHUNK = 1024  # grains per batched product for the covariance blocks
-WIDTH = 3  # columns per grain
 
 
 @dataclass
@@ -80,7 +80,7 @@ class DeviceSolver:
         rows = min(rows, MAX_ENTRIES // cols - cols, (2**31 - 1) // max(n_grains, 1))
         return max(1, min(rows, n_sensors))
 
-    def accumulate(self, model: GreenModel, sensors: np.ndarray, phi: np.ndarray, *,
+    def accumulate(self, model: Any, sensors: np.ndarray, phi: np.ndarray, *,
                    block: int | None = None, keep_rows: bool = False
                    ) -> tuple[DeviceTriangle, None]:
         """R of [Q | φ] (`block` and `keep_rows` are the CPU path's: blocks here are sized
@@ -118,7 +118,8 @@ class DeviceSolver:
                         "block_rows": float(rows)}
         return DeviceTriangle(full), None
 
-    def solve_triangle(self, tri: DeviceTriangle, damping: float = 0.0) -> Solution:
+    def solve_triangle(self, tri: DeviceTriangle, damping: float = 0.0,
+                       per_grain: int = 3) -> Solution:
         """As `inversion.solve_triangle`, on the device where R is well conditioned."""
         arr = self.arrays
         xp = arr.xp
@@ -134,7 +135,7 @@ class DeviceSolver:
         rcond = _rcond(np.asfortranarray(host_tri.r * scale[None, :])) if n else 1.0
         self.timings["solve_host_s"] = time.perf_counter() - t0
         if damping > 0 or not rcond > SINGULAR_RCOND or np.any(zero):
-            return solve_triangle(host_tri, damping)
+            return solve_triangle(host_tri, damping, per_grain)
         del host_tri
         t1 = time.perf_counter()
         s = arr.to_device(scale)
@@ -143,20 +144,21 @@ class DeviceSolver:
         w = arr.triangular_inverse(rs)
         del rs
         w *= s[:, None]
-        blocks = grain_blocks(xp, w)
+        blocks = grain_blocks(xp, w, per_grain)
         x = arr.to_host(y * s)
         blocks_host = arr.to_host(blocks)
         self.timings["solve_device_s"] = time.perf_counter() - t1
         return Solution(x, blocks_host, np.zeros(n, dtype=bool), cond)
 
-    def forward(self, model: GreenModel, sensors: np.ndarray, m: np.ndarray, *,
+    def forward(self, model: Any, sensors: np.ndarray, m: np.ndarray, *,
                 block: int | None = None, rows: list[np.ndarray] | None = None
                 ) -> np.ndarray:
-        """Q·M at the sensors (`block` and `rows` are the CPU path's and not used)."""
+        """Q·x at the sensors (`block` and `rows` are the CPU path's and not used)."""
         arr = self.arrays
         green = arr.green(model)
         sens = arr.to_device(np.ascontiguousarray(sensors, dtype=float))
-        mag = arr.to_device(np.ascontiguousarray(np.reshape(m, (-1, WIDTH)), dtype=float))
+        mag = arr.to_device(np.ascontiguousarray(np.reshape(m, (-1, per_grain(model))),
+                                                 dtype=float))
         out = arr.xp.empty(sensors.shape[0], dtype=np.float64)
         step = self._block_rows(model.n_columns, sensors.shape[0], model.grains.n_grains)
         for s in range(0, sensors.shape[0], step):
@@ -164,15 +166,15 @@ class DeviceSolver:
         return arr.to_host(out)
 
 
-def grain_blocks(xp: Any, w: Any) -> Any:
-    """Diagonal WIDTH × WIDTH blocks of W Wᵀ (G, WIDTH, WIDTH) for W (n, n), n = WIDTH·G, in
-    chunks of grains (each a batched product of (c, WIDTH, n) by its transpose)."""
+def grain_blocks(xp: Any, w: Any, k: int = 3) -> Any:
+    """Diagonal k × k blocks of W Wᵀ (G, k, k) for W (n, n), n = k·G, in chunks of grains
+    (each a batched product of (c, k, n) by its transpose)."""
     n = w.shape[0]
-    g_total = n // WIDTH
-    out = xp.empty((g_total, WIDTH, WIDTH), dtype=np.float64)
+    g_total = n // k
+    out = xp.empty((g_total, k, k), dtype=np.float64)
     for g0 in range(0, g_total, COVARIANCE_CHUNK):
         g1 = min(g_total, g0 + COVARIANCE_CHUNK)
-        rows = xp.ascontiguousarray(w[WIDTH * g0:WIDTH * g1]).reshape(g1 - g0, WIDTH, n)
+        rows = xp.ascontiguousarray(w[k * g0:k * g1]).reshape(g1 - g0, k, n)
         out[g0:g1] = rows @ rows.transpose(0, 2, 1)
     return out
 

@@ -35,15 +35,13 @@ from smm_daq.analysis.mmt.models.multipole import (
     check_below_sensor,
     point_grains,
 )
-from smm_daq.analysis.mmt.solver import higher_order
+from smm_daq.analysis.mmt.solver import device as devices
+from smm_daq.analysis.mmt.solver import higher_order, inversion
 from smm_daq.analysis.mmt.solver.inversion import (
     DEFAULT_BLOCK,
     KEEP_Q_BYTES,
     MMTResult,
-    accumulate,
     check_grains_below_sensor,
-    forward,
-    solve_triangle,
 )
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
@@ -121,13 +119,15 @@ class MultipoleResult(MMTResult):
         return out
 
 
-class _Stacked:
-    """All scans' sensors as one list (x, y, z, scan index) with rows weighted by 1/σ_s."""
+class StackedModel:
+    """All scans' sensors as one list (x, y, z, scan index) with rows weighted by 1/σ_s (the
+    device solver's kernels stack the same way: `arrays`)."""
 
     def __init__(self, models: list, weights: np.ndarray, n_columns: int) -> None:
         self.models = models
         self.weights = weights
         self.n_columns = n_columns
+        self.grains = models[0].grains
 
     def lattice(self, sensors: np.ndarray) -> None:
         """Stacked scans are not one lattice of shared corners: each block is kept whole."""
@@ -181,9 +181,9 @@ def invert_scans(
     progress: Callable[[str], None] | None = None,
 ) -> MultipoleResult:
     """Joint least squares of all `scans` for the grains' unknowns under `model`, on `device`
-    ("cpu"; "auto" is the CPU while no GPU backend is installed)."""
-    if device not in ("auto", "cpu"):
-        raise InputError(f"device {device!r}: no GPU backend is installed; expected cpu or auto")
+    ("cpu", "gpu" or "auto": the GPU when one is usable, `solver.device`)."""
+    # accumulate / solve_triangle / forward: the CPU's (`inversion`), else the GPU's
+    ops = inversion if devices.resolve(device) == "cpu" else devices.gpu_solver()
     if model not in GRAIN_MODELS:
         raise InputError(f"model {model!r}; expected one of {', '.join(GRAIN_MODELS)}")
     if not scans:
@@ -212,23 +212,30 @@ def invert_scans(
     given = [scan.sigma for scan in scans]
     sigmas = np.array([1.0 if sg is None else sg for sg in given])
     passes = 1 if all(sg is not None for sg in given) or len(scans) == 1 else 2
+    timings = dict.fromkeys(("green_and_qr_s", "solve_s", "forward_s"), 0.0)
     for attempt in range(passes):
         weights = 1.0 / sigmas
         row_w = np.repeat(weights, counts)
-        stacked = _Stacked(models, weights, n)
+        stacked = StackedModel(models, weights, n)
         if progress:
             progress(f"QR of the Green's matrix: {sensors.shape[0]} sensors × "
                      f"{grains.n_grains} grains × {k}")
         keep_rows = sensors.shape[0] * n * 8 <= KEEP_Q_BYTES
         phi = np.concatenate(phis) * row_w
-        tri, rows = accumulate(stacked, sensors, phi, block=block, keep_rows=keep_rows)
-        sol = solve_triangle(tri, damping, per_grain=k)
+        t1 = time.perf_counter()
+        tri, rows = ops.accumulate(stacked, sensors, phi, block=block, keep_rows=keep_rows)
+        t2 = time.perf_counter()
+        sol = ops.solve_triangle(tri, damping, per_grain=k)
         del tri
+        t3 = time.perf_counter()
         if rows is not None:
             fitted = np.concatenate([r @ sol.x for r in rows]) / row_w
         else:
-            fitted = forward(stacked, sensors, sol.x, block=block) / row_w
+            fitted = ops.forward(stacked, sensors, sol.x, block=block) / row_w
         del rows
+        timings["green_and_qr_s"] += t2 - t1
+        timings["solve_s"] += t3 - t2
+        timings["forward_s"] += time.perf_counter() - t3
         resid = np.concatenate(phis) - fitted
         dof_share = 1.0 - n / sensors.shape[0]
         for s, sg in enumerate(given):
@@ -254,7 +261,7 @@ def invert_scans(
         sigma=float(sigmas[0]), sigma_from_residual=given[0] is None,
         fitted=fits[0][0], residual=fits[0][1], condition_number=sol.condition_number,
         n_sensors=int(sensors.shape[0]), damping=damping,
-        timings={"total_s": time.perf_counter() - t0},
+        timings={**timings, "total_s": time.perf_counter() - t0},
         height=min(scan.height for scan in scans),
         model=model, coefficients=x, coefficient_covariance=blocks,
         scans=tuple(scan.name for scan in scans), sigmas=tuple(float(v) for v in sigmas),
