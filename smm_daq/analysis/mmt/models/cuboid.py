@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numba
@@ -68,6 +69,7 @@ from smm_daq.analysis.grains import GrainSet
 
 GRAIN_TOLERANCE = 1e-5  # far-field error target relative to the grain's reference scale
 CUBOID_TOLERANCE = 1e-5  # the same for each cuboid's own switch (forward model)
+ORDER4_TOLERANCE = 2.5e-6  # the same for the switch to a cuboid's order-4 expansion
 OCTUPOLE_CONSTANT = 13.0  # sup |order-3 term| / ((ρ/R)^3 V/R^3) over zero-mean shapes (12.45)
 ORDER5_CONSTANT = 30.0  # the same for the order-5 term (27.9)
 
@@ -84,11 +86,21 @@ def remainder_bound(x: np.ndarray, order: int) -> np.ndarray:
     return first * x ** (order + 1) + tail
 
 
-def _switch_distance(rho: np.ndarray, r_ref: np.ndarray, order: int) -> np.ndarray:
-    """The distance R beyond which remainder_bound(ρ/R) V/R³ ≤ GRAIN_TOLERANCE V/R_ref³
-    (the left side decreases with R), by bisection on log R."""
+def even_remainder_bound(x: np.ndarray) -> np.ndarray:
+    """Bound on |remainder| / (V/R³) of the expansion of a centrally symmetric density (a
+    cuboid convolved with the sensor area: its odd orders vanish) truncated after order 4,
+    x = ρ/R < 1: the pointwise bound (n+1)(n+2) xⁿ summed over even n ≥ 6, in closed form
+    with y = x²: Σ_{m≥3} (2m+1)(2m+2) y^m = y³ (56 − 78 y + 30 y²) / (1 − y)³."""
+    y = x * x
+    return y**3 * (56.0 - 78.0 * y + 30.0 * y * y) / (1.0 - y) ** 3
+
+
+def _switch_distance(rho: np.ndarray, r_ref: np.ndarray,
+                     bound: Callable[[np.ndarray], np.ndarray], tol: float) -> np.ndarray:
+    """The distance R beyond which bound(ρ/R) V/R³ ≤ tol V/R_ref³ (the left side decreases
+    with R), by bisection on log R."""
     def excess(r: np.ndarray) -> np.ndarray:
-        return remainder_bound(rho / r, order) * (r_ref / r) ** 3 - GRAIN_TOLERANCE
+        return bound(rho / r) * (r_ref / r) ** 3 - tol
 
     lo = rho.copy()
     hi = 2.0 * rho
@@ -103,17 +115,14 @@ def _switch_distance(rho: np.ndarray, r_ref: np.ndarray, order: int) -> np.ndarr
 
 
 @njit(cache=True, inline="always")
-def _orders_3_4(x, y, z, t, g):
-    """Bz columns (×4π/μ0) of the third- and fourth-order terms of a grain's potential.
-
-    t[g] holds (2n−1)!!/n! × V × the detraced n-th volume moments: 10 components for n = 3
-    (xxx xxy xxz xyy xyz xzz yyy yyz yzz zzz), 15 for n = 4 (xxxx … zzzz in the same order).
-    The order-n potential is P(r)/r^(2n+1) with P = t·rⁿ a harmonic polynomial; with
-    v_ij = Σ t_ij… r…, w = v·r: P = w·r, ∇P = n w, ∂z∇P = n(n−1) v_·z, and
+def _order_3(x, y, z, t, g):
+    """Bz columns (×4π/μ0) of the third-order term of a potential whose coefficients are
+    t[g, 0:10] ((2n−1)!!/n! × V × the detraced third volume moments, xxx xxy xxz xyy xyz xzz
+    yyy yyz yzz zzz). The order-n potential is P(r)/r^(2n+1) with P = t·rⁿ a harmonic
+    polynomial; with v_ij = Σ t_ij… r…, w = v·r: P = w·r, ∇P = n w, ∂z∇P = n(n−1) v_·z, and
     ∂z∂j (P r^−m) = r^−m [∂z∂jP − m r^−2 (∂jP z + ∂zP r_j + P δzj) + m(m+2) r^−4 P r_j z]."""
     r2 = x * x + y * y + z * z
     ir2 = 1.0 / r2
-    # n = 3
     vxx = t[g, 0] * x + t[g, 1] * y + t[g, 2] * z
     vxy = t[g, 1] * x + t[g, 3] * y + t[g, 4] * z
     vxz = t[g, 2] * x + t[g, 4] * y + t[g, 5] * z
@@ -127,46 +136,75 @@ def _orders_3_4(x, y, z, t, g):
     a3 = 7.0 * ir2
     c3 = 63.0 * ir2 * ir2 * P3 * z - a3 * 3.0 * wz
     s3 = ir2 * ir2 * ir2 / math.sqrt(r2)  # r^-7
-    fx = s3 * (6.0 * vxz - a3 * 3.0 * wx * z + c3 * x)
-    fy = s3 * (6.0 * vyz - a3 * 3.0 * wy * z + c3 * y)
-    fz = s3 * (6.0 * vzz - a3 * (3.0 * wz * z + P3) + c3 * z)
-    # n = 4
+    return (s3 * (6.0 * vxz - a3 * 3.0 * wx * z + c3 * x),
+            s3 * (6.0 * vyz - a3 * 3.0 * wy * z + c3 * y),
+            s3 * (6.0 * vzz - a3 * (3.0 * wz * z + P3) + c3 * z))
+
+
+@njit(cache=True, inline="always")
+def _order_4(x, y, z, t, g, o):
+    """Bz columns (×4π/μ0) of the fourth-order term, as `_order_3`, from the 15 coefficients
+    t[g, o:o + 15] (xxxx … zzzz in the order of `_multi_indices(4)`)."""
+    r2 = x * x + y * y + z * z
+    ir2 = 1.0 / r2
     xx = x * x
     yy = y * y
     zz = z * z
     xy2 = 2.0 * x * y
     xz2 = 2.0 * x * z
     yz2 = 2.0 * y * z
-    vxx = (t[g, 10] * xx + t[g, 13] * yy + t[g, 15] * zz
-           + t[g, 11] * xy2 + t[g, 12] * xz2 + t[g, 14] * yz2)
-    vxy = (t[g, 11] * xx + t[g, 16] * yy + t[g, 18] * zz
-           + t[g, 13] * xy2 + t[g, 14] * xz2 + t[g, 17] * yz2)
-    vxz = (t[g, 12] * xx + t[g, 17] * yy + t[g, 19] * zz
-           + t[g, 14] * xy2 + t[g, 15] * xz2 + t[g, 18] * yz2)
-    vyy = (t[g, 13] * xx + t[g, 20] * yy + t[g, 22] * zz
-           + t[g, 16] * xy2 + t[g, 17] * xz2 + t[g, 21] * yz2)
-    vyz = (t[g, 14] * xx + t[g, 21] * yy + t[g, 23] * zz
-           + t[g, 17] * xy2 + t[g, 18] * xz2 + t[g, 22] * yz2)
-    vzz = (t[g, 15] * xx + t[g, 22] * yy + t[g, 24] * zz
-           + t[g, 18] * xy2 + t[g, 19] * xz2 + t[g, 23] * yz2)
+    vxx = (t[g, o] * xx + t[g, o + 3] * yy + t[g, o + 5] * zz
+           + t[g, o + 1] * xy2 + t[g, o + 2] * xz2 + t[g, o + 4] * yz2)
+    vxy = (t[g, o + 1] * xx + t[g, o + 6] * yy + t[g, o + 8] * zz
+           + t[g, o + 3] * xy2 + t[g, o + 4] * xz2 + t[g, o + 7] * yz2)
+    vxz = (t[g, o + 2] * xx + t[g, o + 7] * yy + t[g, o + 9] * zz
+           + t[g, o + 4] * xy2 + t[g, o + 5] * xz2 + t[g, o + 8] * yz2)
+    vyy = (t[g, o + 3] * xx + t[g, o + 10] * yy + t[g, o + 12] * zz
+           + t[g, o + 6] * xy2 + t[g, o + 7] * xz2 + t[g, o + 11] * yz2)
+    vyz = (t[g, o + 4] * xx + t[g, o + 11] * yy + t[g, o + 13] * zz
+           + t[g, o + 7] * xy2 + t[g, o + 8] * xz2 + t[g, o + 12] * yz2)
+    vzz = (t[g, o + 5] * xx + t[g, o + 12] * yy + t[g, o + 14] * zz
+           + t[g, o + 8] * xy2 + t[g, o + 9] * xz2 + t[g, o + 13] * yz2)
     wx = vxx * x + vxy * y + vxz * z
     wy = vxy * x + vyy * y + vyz * z
     wz = vxz * x + vyz * y + vzz * z
     P4 = wx * x + wy * y + wz * z
     a4 = 9.0 * ir2
     c4 = 99.0 * ir2 * ir2 * P4 * z - a4 * 4.0 * wz
-    s4 = s3 * ir2  # r^-9
-    fx += s4 * (12.0 * vxz - a4 * 4.0 * wx * z + c4 * x)
-    fy += s4 * (12.0 * vyz - a4 * 4.0 * wy * z + c4 * y)
-    fz += s4 * (12.0 * vzz - a4 * (4.0 * wz * z + P4) + c4 * z)
-    return fx, fy, fz
+    s4 = ir2 * ir2 * ir2 * ir2 / math.sqrt(r2)  # r^-9
+    return (s4 * (12.0 * vxz - a4 * 4.0 * wx * z + c4 * x),
+            s4 * (12.0 * vyz - a4 * 4.0 * wy * z + c4 * y),
+            s4 * (12.0 * vzz - a4 * (4.0 * wz * z + P4) + c4 * z))
+
+
+@njit(cache=True, inline="always")
+def _orders_3_4(x, y, z, t, g):
+    """Bz columns (×4π/μ0) of the third- and fourth-order terms of a grain's potential:
+    t[g] holds (2n−1)!!/n! × V × the detraced n-th volume moments, 10 components for n = 3
+    then 15 for n = 4 (`_order_3`, `_order_4`)."""
+    fx, fy, fz = _order_3(x, y, z, t, g)
+    ex, ey, ez = _order_4(x, y, z, t, g, 10)
+    return fx + ex, fy + ey, fz + ez
+
+
+@njit(cache=True, inline="always")
+def _cuboid_order_4(dx, dy, dz, a, b, c, p, q, high, m):
+    """Bz columns (×4π/μ0) of cuboid m (half-edges a, b, c) convolved with the sensor area
+    (half-widths p, q), expanded to the fourth order: its odd moments vanish (a centrally
+    symmetric density), so this is the quadrupole expansion plus the order-4 term."""
+    fx, fy, fz = moment_expansion(dx, dy, dz, 8.0 * a * b * c, (a * a + p * p) / 3.0,
+                                  (b * b + q * q) / 3.0, c * c / 3.0, 0.0, 0.0, 0.0)
+    ex, ey, ez = _order_4(dx, dy, dz, high, m, 0)
+    return fx + ex, fy + ey, fz + ez
 
 
 @njit(cache=True, parallel=True)
 def _green_block(sensors, p, q, centroid, volume, moments, high, coarse2, far2, start,
-                 cuboids, half, cub_far2, cub_scale, tol, skip_exact, out):
-    """Q rows; with `skip_exact`, the (sensor, cuboid) pairs of an area sensor that take the
-    exact form are left out (`_grid_exact` adds them)."""
+                 cuboids, half, cub_far2, cub_scale, cub_high, cub_mid2, tol, skip_exact, add,
+                 out):
+    """Q rows, written to `out` (added to it with `add`); with `skip_exact`, the (sensor,
+    cuboid) pairs of an area sensor that take the exact form are left out (`_grid_exact`
+    adds them)."""
     G = centroid.shape[0]
     for i in prange(sensors.shape[0]):
         sx = sensors[i, 0]
@@ -199,18 +237,29 @@ def _green_block(sensors, p, q, centroid, volume, moments, high, coarse2, far2, 
                         ddx = sx - cuboids[m, 0]
                         ddy = sy - cuboids[m, 1]
                         ddz = sz - cuboids[m, 2]
-                        tier = _area_tier(ddx, ddy, ddz, half[m, 0], half[m, 1], half[m, 2],
-                                          p, q, cub_far2[m], cub_scale[m], tol)
-                        if skip_exact and tier == AREA_EXACT:
-                            continue
-                        ex, ey, ez = _area_form(tier, ddx, ddy, ddz, half[m, 0], half[m, 1],
-                                                half[m, 2], p, q, cub_scale[m], tol)
+                        r2 = ddx * ddx + ddy * ddy + ddz * ddz
+                        if cub_mid2[m] <= r2 < cub_far2[m]:
+                            ex, ey, ez = _cuboid_order_4(ddx, ddy, ddz, half[m, 0], half[m, 1],
+                                                         half[m, 2], p, q, cub_high, m)
+                        else:
+                            tier = _area_tier(ddx, ddy, ddz, half[m, 0], half[m, 1],
+                                              half[m, 2], p, q, cub_far2[m], cub_scale[m], tol)
+                            if skip_exact and tier == AREA_EXACT:
+                                continue
+                            ex, ey, ez = _area_form(tier, ddx, ddy, ddz, half[m, 0],
+                                                    half[m, 1], half[m, 2], p, q, cub_scale[m],
+                                                    tol)
                     fx += ex
                     fy += ey
                     fz += ez
-            out[i, 3 * g] = MU0_OVER_4PI * fx
-            out[i, 3 * g + 1] = MU0_OVER_4PI * fy
-            out[i, 3 * g + 2] = MU0_OVER_4PI * fz
+            if add:
+                out[i, 3 * g] += MU0_OVER_4PI * fx
+                out[i, 3 * g + 1] += MU0_OVER_4PI * fy
+                out[i, 3 * g + 2] += MU0_OVER_4PI * fz
+            else:
+                out[i, 3 * g] = MU0_OVER_4PI * fx
+                out[i, 3 * g + 1] = MU0_OVER_4PI * fy
+                out[i, 3 * g + 2] = MU0_OVER_4PI * fz
 
 
 @njit(cache=True, inline="always")
@@ -241,7 +290,7 @@ def _node_value(ux, uy, sz, cx, cy, cz, a, b, c):
 
 @njit(cache=True, parallel=True)
 def _grid_exact(sensors, grid, x0, y0, step_x, step_y, p, q, centroid, far2, start, cuboids,
-                half, cub_far2, cub_scale, tol, chunks, out):
+                half, cub_far2, cub_scale, cub_mid2, tol, chunks, out):
     """Adds the exact-form pairs that `_green_block` left out, for sensors on a lattice whose
     pitch is the sensor's size: neighbouring sensors share corners, so each corner's value is
     computed once per cuboid (8 corner terms a pair instead of 32). grid[r, k] is the sensor
@@ -261,9 +310,10 @@ def _grid_exact(sensors, grid, x0, y0, step_x, step_y, p, q, centroid, far2, sta
                 a = half[m, 0]
                 b = half[m, 1]
                 c = half[m, 2]
+                reach2 = min(cub_far2[m], cub_mid2[m]) * (1.0 + 1e-6)
                 for r in range(chunks[ch], chunks[ch + 1]):
                     dyc = y0 + r * step_y - cy
-                    w2 = cub_far2[m] * (1.0 + 1e-6) - dyc * dyc - (sz - cz) ** 2
+                    w2 = reach2 - dyc * dyc - (sz - cz) ** 2
                     if w2 <= 0.0:
                         continue
                     w = math.sqrt(w2)
@@ -278,8 +328,12 @@ def _grid_exact(sensors, grid, x0, y0, step_x, step_y, p, q, centroid, far2, sta
                         gz = sensors[i, 2] - centroid[g, 2]
                         if gx * gx + gy * gy + gz * gz >= far2[g]:
                             continue
-                        tier = _area_tier(sensors[i, 0] - cx, sensors[i, 1] - cy,
-                                          sensors[i, 2] - cz, a, b, c, p, q, cub_far2[m],
+                        ddx = sensors[i, 0] - cx
+                        ddy = sensors[i, 1] - cy
+                        ddz = sensors[i, 2] - cz
+                        if ddx * ddx + ddy * ddy + ddz * ddz >= cub_mid2[m]:
+                            continue  # the order-4 expansion (`_green_block`)
+                        tier = _area_tier(ddx, ddy, ddz, a, b, c, p, q, cub_far2[m],
                                           cub_scale[m], tol)
                         if tier != AREA_EXACT:
                             continue
@@ -367,6 +421,30 @@ def _detraced(t: np.ndarray) -> np.ndarray:
     return t - pairs / 7.0 + tr[:, None, None, None, None] * dd / 35.0
 
 
+def cuboid_order_4(half: np.ndarray, sensor_half: tuple[float, float]) -> np.ndarray:
+    """(C, 15) coefficients of `_order_4` for each cuboid (half-edges (C, 3)) convolved with
+    the sensor area: 35/8 × V × its detraced fourth moments about its centre. The convolved
+    density is a product along x, y, z of a box's uniform one plus the sensor's (x, y), so
+    E[uᵢ²uⱼ²] = E uᵢ² E uⱼ² (i ≠ j), E uᵢ² = (hᵢ² + pᵢ²)/3, E uᵢ⁴ = hᵢ⁴/5 + 2hᵢ²pᵢ²/3 + pᵢ⁴/5,
+    and the moments with an odd power vanish."""
+    h2 = half**2
+    s2 = np.array([sensor_half[0] ** 2, sensor_half[1] ** 2, 0.0])
+    e2 = (h2 + s2) / 3.0
+    e4 = h2 * h2 / 5.0 + 2.0 * h2 * s2 / 3.0 + s2 * s2 / 5.0
+    t = np.zeros((half.shape[0], 3, 3, 3, 3))
+    for ix in itertools.product(range(3), repeat=4):
+        k = np.bincount(np.asarray(ix), minlength=3)
+        if np.any(k % 2):
+            continue
+        axes = np.flatnonzero(k)
+        t[(slice(None), *ix)] = (e4[:, axes[0]] if axes.size == 1
+                                 else e2[:, axes[0]] * e2[:, axes[1]])
+    d4 = _detraced(t)
+    volume = 8.0 * np.prod(half, axis=1)
+    return np.ascontiguousarray(35.0 / 8.0 * volume[:, None] * np.stack(
+        [d4[(slice(None), *ix)] for ix in _multi_indices(4)], axis=1))
+
+
 def grain_moments(grains: GrainSet, sensor_half: tuple[float, float]
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Volume moments of each grain convolved with the sensor area (half-widths p, q), about
@@ -419,9 +497,11 @@ class GreenModel:
     high: np.ndarray  # (G, 25) order-3 and -4 coefficients of `_orders_3_4`
     coarse2: np.ndarray  # (G,) squared distance beyond which order 2 suffices, m^2
     far2: np.ndarray  # (G,) squared switching distance to the grain far field, m^2
-    cub_far2: np.ndarray
-    cub_scale: np.ndarray
-    half: np.ndarray
+    cub_far2: np.ndarray  # (C,) squared distance beyond which a cuboid's quadrupole suffices
+    cub_scale: np.ndarray  # (C,) its reference scale V/R_ref³
+    half: np.ndarray  # (C, 3) its half-edges
+    cub_high: np.ndarray  # (C, 15) order-4 coefficients of each cuboid ⊗ sensor area
+    cub_mid2: np.ndarray  # (C,) squared distance beyond which its order-4 expansion suffices
     exact: bool = False  # True: never the grain far field (for tests and references)
     share_corners: bool = True  # False: every sensor's exact form on its own (for tests)
 
@@ -448,13 +528,23 @@ class GreenModel:
         if exact:
             coarse2 = far2 = np.full(G, np.inf)
         else:
-            coarse2 = _switch_distance(rho, r_ref, 2) ** 2
-            far2 = np.minimum(_switch_distance(rho, r_ref, 4) ** 2, coarse2)
+            coarse2 = _switch_distance(rho, r_ref, lambda x: remainder_bound(x, 2),
+                                       GRAIN_TOLERANCE) ** 2
+            far2 = np.minimum(_switch_distance(rho, r_ref, lambda x: remainder_bound(x, 4),
+                                               GRAIN_TOLERANCE) ** 2, coarse2)
         cub_ref = distance_to_scan(cub[:, :3], scan_lo, scan_hi, height)
         half, cub_far2, cub_scale = _cuboid_constants(
             np.ascontiguousarray(cub), p, q, cub_ref, CUBOID_TOLERANCE)
+        cub_high = cuboid_order_4(half, (p, q))
+        if p > 0:
+            reach = np.sqrt(np.sum((half + np.array([p, q, 0.0])) ** 2, axis=1))
+            cub_mid2 = _switch_distance(reach, cub_ref, even_remainder_bound,
+                                        ORDER4_TOLERANCE) ** 2
+        else:  # point sensors: the closed form is about as cheap as the expansion
+            cub_mid2 = np.full(cub.shape[0], np.inf)
         return cls(grains, (2 * p, 2 * q), centroid, volume, np.ascontiguousarray(second),
-                   np.ascontiguousarray(high), coarse2, far2, cub_far2, cub_scale, half, exact)
+                   np.ascontiguousarray(high), coarse2, far2, cub_far2, cub_scale, half,
+                   cub_high, cub_mid2, exact)
 
     @property
     def n_columns(self) -> int:
@@ -480,19 +570,26 @@ class GreenModel:
         p, q = 0.5 * self.sensor_size[0], 0.5 * self.sensor_size[1]
         cuboids = np.ascontiguousarray(self.grains.cuboids)
         lattice = self.lattice(sensors)
-        _green_block(sensors, p, q, self.centroid, self.volume, self.moments, self.high,
-                     self.coarse2, self.far2, self.grains.start, cuboids, self.half,
-                     self.cub_far2, self.cub_scale, CUBOID_TOLERANCE, lattice is not None, out)
+
+        def rest(add: bool) -> None:
+            _green_block(sensors, p, q, self.centroid, self.volume, self.moments, self.high,
+                         self.coarse2, self.far2, self.grains.start, cuboids, self.half,
+                         self.cub_far2, self.cub_scale, self.cub_high, self.cub_mid2,
+                         CUBOID_TOLERANCE, lattice is not None, add, out)
+
         if lattice is None or skip_exact:
+            rest(False)
             return out
         grid, x0, y0 = lattice
         n_chunks = min(grid.shape[0], 2 * numba.get_num_threads())
         chunks = np.linspace(0, grid.shape[0], n_chunks + 1).round().astype(np.int64)
-        target = out if exact_part is None else np.zeros_like(out)
+        # the exact part first, into the zeroed rows, so that its sparse copy needs no other
+        # dense buffer; then the rest added to it
+        out[:] = 0.0
         _grid_exact(sensors, grid, x0, y0, 2 * p, 2 * q, p, q, self.centroid, self.far2,
                     self.grains.start, cuboids, self.half, self.cub_far2, self.cub_scale,
-                    CUBOID_TOLERANCE, chunks, target)
+                    self.cub_mid2, CUBOID_TOLERANCE, chunks, out)
         if exact_part is not None:
-            out += target
-            exact_part.append(sparse.csr_matrix(target))
+            exact_part.append(sparse.csr_matrix(out))
+        rest(True)
         return out
