@@ -32,6 +32,19 @@ and that every M̂ moves by less than a tenth of its standard deviation on a sam
 noise. The second property depends on the signal-to-noise ratio: a map with far less noise
 than that, relative to its field, may need a smaller GRAIN_TOLERANCE (or `exact=True`).
 
+Between a cuboid's quadrupole switch (`forward`) and the exact sensor-area form, an area
+sensor uses the cuboid's own expansion to the sixth order (`_cuboid_expansion`): the cuboid
+convolved with the sensor rectangle is centrally symmetric, so its odd orders vanish and the
+remainder after order 6 is at most Σ_{n even ≥ 8} (n+1)(n+2) xⁿ μ0 V/(4π R³) per unit M,
+x = L/R with L the half-diagonal of the convolved box (`even_remainder_bound`, in closed
+form). It is used from the distance where that bound falls below ``NEAR_TOLERANCE`` of the
+cuboid's reference scale μ0 V/(4π R_ref³), a quarter of the quadrupole's target, so that
+on the 1 × 1 µm sensors 1 µm above a 200 × 200 × 50 µm sample (5 nT) every M̂ stays within
+0.002 of its SD of the exact form's. Most of the pairs that took the exact form there are
+far from the sensor's scale (a deep cuboid under a wide disc of sensors): this takes about
+80 % of them, at about a fifth of their cost. Point sensors keep the closed form, about as
+cheap as the expansion.
+
 Area sensors whose pitch is their size (a QDM or SQUID map: each pixel the sensor's area)
 share their corners with their neighbours. The exact sensor-area form is a signed sum over
 the sensor's 4 corners of a sum over the cuboid's 8 corners, so on such a lattice each
@@ -69,7 +82,11 @@ from smm_daq.analysis.grains import GrainSet
 
 GRAIN_TOLERANCE = 1e-5  # far-field error target relative to the grain's reference scale
 CUBOID_TOLERANCE = 1e-5  # the same for each cuboid's own switch (forward model)
-ORDER4_TOLERANCE = 2.5e-6  # the same for the switch to a cuboid's order-4 expansion
+NEAR_TOLERANCE = 2.5e-6  # the same for the switch to a cuboid's order-6 expansion
+# the monomials x^a y^b z^c (a, b, c even) of degrees 4 and 6, in the order of the
+# coefficients of `cuboid_even_terms`
+EVEN_MONOMIALS = np.array([(a, b, n - a - b) for n in (4, 6) for a in range(n, -1, -2)
+                           for b in range(n - a, -1, -2)], dtype=np.int64)
 OCTUPOLE_CONSTANT = 13.0  # sup |order-3 term| / ((ρ/R)^3 V/R^3) over zero-mean shapes (12.45)
 ORDER5_CONSTANT = 30.0  # the same for the order-5 term (27.9)
 
@@ -88,11 +105,11 @@ def remainder_bound(x: np.ndarray, order: int) -> np.ndarray:
 
 def even_remainder_bound(x: np.ndarray) -> np.ndarray:
     """Bound on |remainder| / (V/R³) of the expansion of a centrally symmetric density (a
-    cuboid convolved with the sensor area: its odd orders vanish) truncated after order 4,
-    x = ρ/R < 1: the pointwise bound (n+1)(n+2) xⁿ summed over even n ≥ 6, in closed form
-    with y = x²: Σ_{m≥3} (2m+1)(2m+2) y^m = y³ (56 − 78 y + 30 y²) / (1 − y)³."""
+    cuboid convolved with the sensor area: its odd orders vanish) truncated after order 6,
+    x = ρ/R < 1: the pointwise bound (n+1)(n+2) xⁿ summed over even n ≥ 8, in closed form
+    with y = x²: Σ_{m≥4} (2m+1)(2m+2) y^m = y⁴ (90 − 138 y + 56 y²) / (1 − y)³."""
     y = x * x
-    return y**3 * (56.0 - 78.0 * y + 30.0 * y * y) / (1.0 - y) ** 3
+    return y**4 * (90.0 - 138.0 * y + 56.0 * y * y) / (1.0 - y) ** 3
 
 
 def _switch_distance(rho: np.ndarray, r_ref: np.ndarray,
@@ -115,14 +132,17 @@ def _switch_distance(rho: np.ndarray, r_ref: np.ndarray,
 
 
 @njit(cache=True, inline="always")
-def _order_3(x, y, z, t, g):
-    """Bz columns (×4π/μ0) of the third-order term of a potential whose coefficients are
-    t[g, 0:10] ((2n−1)!!/n! × V × the detraced third volume moments, xxx xxy xxz xyy xyz xzz
-    yyy yyz yzz zzz). The order-n potential is P(r)/r^(2n+1) with P = t·rⁿ a harmonic
-    polynomial; with v_ij = Σ t_ij… r…, w = v·r: P = w·r, ∇P = n w, ∂z∇P = n(n−1) v_·z, and
+def _orders_3_4(x, y, z, t, g):
+    """Bz columns (×4π/μ0) of the third- and fourth-order terms of a grain's potential.
+
+    t[g] holds (2n−1)!!/n! × V × the detraced n-th volume moments: 10 components for n = 3
+    (xxx xxy xxz xyy xyz xzz yyy yyz yzz zzz), 15 for n = 4 (xxxx … zzzz in the same order).
+    The order-n potential is P(r)/r^(2n+1) with P = t·rⁿ a harmonic polynomial; with
+    v_ij = Σ t_ij… r…, w = v·r: P = w·r, ∇P = n w, ∂z∇P = n(n−1) v_·z, and
     ∂z∂j (P r^−m) = r^−m [∂z∂jP − m r^−2 (∂jP z + ∂zP r_j + P δzj) + m(m+2) r^−4 P r_j z]."""
     r2 = x * x + y * y + z * z
     ir2 = 1.0 / r2
+    # n = 3
     vxx = t[g, 0] * x + t[g, 1] * y + t[g, 2] * z
     vxy = t[g, 1] * x + t[g, 3] * y + t[g, 4] * z
     vxz = t[g, 2] * x + t[g, 4] * y + t[g, 5] * z
@@ -136,71 +156,109 @@ def _order_3(x, y, z, t, g):
     a3 = 7.0 * ir2
     c3 = 63.0 * ir2 * ir2 * P3 * z - a3 * 3.0 * wz
     s3 = ir2 * ir2 * ir2 / math.sqrt(r2)  # r^-7
-    return (s3 * (6.0 * vxz - a3 * 3.0 * wx * z + c3 * x),
-            s3 * (6.0 * vyz - a3 * 3.0 * wy * z + c3 * y),
-            s3 * (6.0 * vzz - a3 * (3.0 * wz * z + P3) + c3 * z))
-
-
-@njit(cache=True, inline="always")
-def _order_4(x, y, z, t, g, o):
-    """Bz columns (×4π/μ0) of the fourth-order term, as `_order_3`, from the 15 coefficients
-    t[g, o:o + 15] (xxxx … zzzz in the order of `_multi_indices(4)`)."""
-    r2 = x * x + y * y + z * z
-    ir2 = 1.0 / r2
+    fx = s3 * (6.0 * vxz - a3 * 3.0 * wx * z + c3 * x)
+    fy = s3 * (6.0 * vyz - a3 * 3.0 * wy * z + c3 * y)
+    fz = s3 * (6.0 * vzz - a3 * (3.0 * wz * z + P3) + c3 * z)
+    # n = 4
     xx = x * x
     yy = y * y
     zz = z * z
     xy2 = 2.0 * x * y
     xz2 = 2.0 * x * z
     yz2 = 2.0 * y * z
-    vxx = (t[g, o] * xx + t[g, o + 3] * yy + t[g, o + 5] * zz
-           + t[g, o + 1] * xy2 + t[g, o + 2] * xz2 + t[g, o + 4] * yz2)
-    vxy = (t[g, o + 1] * xx + t[g, o + 6] * yy + t[g, o + 8] * zz
-           + t[g, o + 3] * xy2 + t[g, o + 4] * xz2 + t[g, o + 7] * yz2)
-    vxz = (t[g, o + 2] * xx + t[g, o + 7] * yy + t[g, o + 9] * zz
-           + t[g, o + 4] * xy2 + t[g, o + 5] * xz2 + t[g, o + 8] * yz2)
-    vyy = (t[g, o + 3] * xx + t[g, o + 10] * yy + t[g, o + 12] * zz
-           + t[g, o + 6] * xy2 + t[g, o + 7] * xz2 + t[g, o + 11] * yz2)
-    vyz = (t[g, o + 4] * xx + t[g, o + 11] * yy + t[g, o + 13] * zz
-           + t[g, o + 7] * xy2 + t[g, o + 8] * xz2 + t[g, o + 12] * yz2)
-    vzz = (t[g, o + 5] * xx + t[g, o + 12] * yy + t[g, o + 14] * zz
-           + t[g, o + 8] * xy2 + t[g, o + 9] * xz2 + t[g, o + 13] * yz2)
+    vxx = (t[g, 10] * xx + t[g, 13] * yy + t[g, 15] * zz
+           + t[g, 11] * xy2 + t[g, 12] * xz2 + t[g, 14] * yz2)
+    vxy = (t[g, 11] * xx + t[g, 16] * yy + t[g, 18] * zz
+           + t[g, 13] * xy2 + t[g, 14] * xz2 + t[g, 17] * yz2)
+    vxz = (t[g, 12] * xx + t[g, 17] * yy + t[g, 19] * zz
+           + t[g, 14] * xy2 + t[g, 15] * xz2 + t[g, 18] * yz2)
+    vyy = (t[g, 13] * xx + t[g, 20] * yy + t[g, 22] * zz
+           + t[g, 16] * xy2 + t[g, 17] * xz2 + t[g, 21] * yz2)
+    vyz = (t[g, 14] * xx + t[g, 21] * yy + t[g, 23] * zz
+           + t[g, 17] * xy2 + t[g, 18] * xz2 + t[g, 22] * yz2)
+    vzz = (t[g, 15] * xx + t[g, 22] * yy + t[g, 24] * zz
+           + t[g, 18] * xy2 + t[g, 19] * xz2 + t[g, 23] * yz2)
     wx = vxx * x + vxy * y + vxz * z
     wy = vxy * x + vyy * y + vyz * z
     wz = vxz * x + vyz * y + vzz * z
     P4 = wx * x + wy * y + wz * z
     a4 = 9.0 * ir2
     c4 = 99.0 * ir2 * ir2 * P4 * z - a4 * 4.0 * wz
-    s4 = ir2 * ir2 * ir2 * ir2 / math.sqrt(r2)  # r^-9
-    return (s4 * (12.0 * vxz - a4 * 4.0 * wx * z + c4 * x),
-            s4 * (12.0 * vyz - a4 * 4.0 * wy * z + c4 * y),
-            s4 * (12.0 * vzz - a4 * (4.0 * wz * z + P4) + c4 * z))
+    s4 = s3 * ir2  # r^-9
+    fx += s4 * (12.0 * vxz - a4 * 4.0 * wx * z + c4 * x)
+    fy += s4 * (12.0 * vyz - a4 * 4.0 * wy * z + c4 * y)
+    fz += s4 * (12.0 * vzz - a4 * (4.0 * wz * z + P4) + c4 * z)
+    return fx, fy, fz
 
 
 @njit(cache=True, inline="always")
-def _orders_3_4(x, y, z, t, g):
-    """Bz columns (×4π/μ0) of the third- and fourth-order terms of a grain's potential:
-    t[g] holds (2n−1)!!/n! × V × the detraced n-th volume moments, 10 components for n = 3
-    then 15 for n = 4 (`_order_3`, `_order_4`)."""
-    fx, fy, fz = _order_3(x, y, z, t, g)
-    ex, ey, ez = _order_4(x, y, z, t, g, 10)
-    return fx + ex, fy + ey, fz + ez
+def _even_term(x, y, z, t, m, lo, hi, n, xp, yp, zp, ir2, r):
+    """Bz columns (×4π/μ0) of the order-n term P(r)/r^(2n+1) of a potential, P the harmonic
+    polynomial Σ t[m, k] x^a y^b z^c over the even monomials k = lo … hi − 1 of
+    EVEN_MONOMIALS (xp[i] = x^i, …; a power −1 only ever multiplies a zero exponent), by
+    ∂z∂j (P r^−s) = r^−s [∂z∂jP − s r^−2 (∂jP z + ∂zP r_j + P δzj) + s(s+2) r^−4 P r_j z]."""
+    P = 0.0
+    px = 0.0
+    py = 0.0
+    pz = 0.0
+    pzx = 0.0
+    pzy = 0.0
+    pzz = 0.0
+    for k in range(lo, hi):
+        a = EVEN_MONOMIALS[k, 0]
+        b = EVEN_MONOMIALS[k, 1]
+        c = EVEN_MONOMIALS[k, 2]
+        w = t[m, k]
+        xa = xp[a]
+        yb = yp[b]
+        zc = zp[c]
+        P += w * xa * yb * zc
+        if a > 0:
+            px += w * a * xp[a - 1] * yb * zc
+        if b > 0:
+            py += w * b * xa * yp[b - 1] * zc
+        if c > 0:
+            zc1 = zp[c - 1]
+            pz += w * c * xa * yb * zc1
+            if a > 0:
+                pzx += w * a * c * xp[a - 1] * yb * zc1
+            if b > 0:
+                pzy += w * b * c * xa * yp[b - 1] * zc1
+            if c > 1:
+                pzz += w * c * (c - 1) * xa * yb * zp[c - 2]
+    s = 2.0 * n + 1.0
+    scale = ir2**n / r  # r^−(2n+1)
+    common = s * (s + 2.0) * ir2 * ir2 * P * z - s * ir2 * pz
+    return (scale * (pzx - s * ir2 * px * z + common * x),
+            scale * (pzy - s * ir2 * py * z + common * y),
+            scale * (pzz - s * ir2 * (pz * z + P) + common * z))
 
 
 @njit(cache=True, inline="always")
-def _cuboid_order_4(dx, dy, dz, a, b, c, p, q, high, m):
+def _cuboid_expansion(dx, dy, dz, a, b, c, p, q, terms, m):
     """Bz columns (×4π/μ0) of cuboid m (half-edges a, b, c) convolved with the sensor area
-    (half-widths p, q), expanded to the fourth order: its odd moments vanish (a centrally
-    symmetric density), so this is the quadrupole expansion plus the order-4 term."""
+    (half-widths p, q), expanded to the sixth order: its odd moments vanish (a centrally
+    symmetric density), so this is the quadrupole expansion plus the order-4 and order-6
+    terms (coefficients `cuboid_even_terms`)."""
     fx, fy, fz = moment_expansion(dx, dy, dz, 8.0 * a * b * c, (a * a + p * p) / 3.0,
                                   (b * b + q * q) / 3.0, c * c / 3.0, 0.0, 0.0, 0.0)
-    ex, ey, ez = _order_4(dx, dy, dz, high, m, 0)
-    return fx + ex, fy + ey, fz + ez
+    x2 = dx * dx
+    y2 = dy * dy
+    z2 = dz * dz
+    xp = (1.0, dx, x2, x2 * dx, x2 * x2, x2 * x2 * dx, x2 * x2 * x2)  # powers 0 … 6
+    yp = (1.0, dy, y2, y2 * dy, y2 * y2, y2 * y2 * dy, y2 * y2 * y2)
+    zp = (1.0, dz, z2, z2 * dz, z2 * z2, z2 * z2 * dz, z2 * z2 * z2)
+    r2 = x2 + y2 + z2
+    ir2 = 1.0 / r2
+    r = math.sqrt(r2)
+    ex, ey, ez = _even_term(dx, dy, dz, terms, m, 0, 6, 4, xp, yp, zp, ir2, r)
+    gx, gy, gz = _even_term(dx, dy, dz, terms, m, 6, 16, 6, xp, yp, zp, ir2, r)
+    return fx + ex + gx, fy + ey + gy, fz + ez + gz
 
 
 @njit(cache=True, parallel=True)
 def _green_block(sensors, p, q, centroid, volume, moments, high, coarse2, far2, start,
-                 cuboids, half, cub_far2, cub_scale, cub_high, cub_mid2, tol, skip_exact, add,
+                 cuboids, half, cub_far2, cub_scale, cub_terms, cub_mid2, tol, skip_exact, add,
                  out):
     """Q rows, written to `out` (added to it with `add`); with `skip_exact`, the (sensor,
     cuboid) pairs of an area sensor that take the exact form are left out (`_grid_exact`
@@ -239,8 +297,9 @@ def _green_block(sensors, p, q, centroid, volume, moments, high, coarse2, far2, 
                         ddz = sz - cuboids[m, 2]
                         r2 = ddx * ddx + ddy * ddy + ddz * ddz
                         if cub_mid2[m] <= r2 < cub_far2[m]:
-                            ex, ey, ez = _cuboid_order_4(ddx, ddy, ddz, half[m, 0], half[m, 1],
-                                                         half[m, 2], p, q, cub_high, m)
+                            ex, ey, ez = _cuboid_expansion(ddx, ddy, ddz, half[m, 0],
+                                                           half[m, 1], half[m, 2], p, q,
+                                                           cub_terms, m)
                         else:
                             tier = _area_tier(ddx, ddy, ddz, half[m, 0], half[m, 1],
                                               half[m, 2], p, q, cub_far2[m], cub_scale[m], tol)
@@ -332,7 +391,7 @@ def _grid_exact(sensors, grid, x0, y0, step_x, step_y, p, q, centroid, far2, sta
                         ddy = sensors[i, 1] - cy
                         ddz = sensors[i, 2] - cz
                         if ddx * ddx + ddy * ddy + ddz * ddz >= cub_mid2[m]:
-                            continue  # the order-4 expansion (`_green_block`)
+                            continue  # the order-6 expansion (`_green_block`)
                         tier = _area_tier(ddx, ddy, ddz, a, b, c, p, q, cub_far2[m],
                                           cub_scale[m], tol)
                         if tier != AREA_EXACT:
@@ -421,28 +480,69 @@ def _detraced(t: np.ndarray) -> np.ndarray:
     return t - pairs / 7.0 + tr[:, None, None, None, None] * dd / 35.0
 
 
-def cuboid_order_4(half: np.ndarray, sensor_half: tuple[float, float]) -> np.ndarray:
-    """(C, 15) coefficients of `_order_4` for each cuboid (half-edges (C, 3)) convolved with
-    the sensor area: 35/8 × V × its detraced fourth moments about its centre. The convolved
-    density is a product along x, y, z of a box's uniform one plus the sensor's (x, y), so
-    E[uᵢ²uⱼ²] = E uᵢ² E uⱼ² (i ≠ j), E uᵢ² = (hᵢ² + pᵢ²)/3, E uᵢ⁴ = hᵢ⁴/5 + 2hᵢ²pᵢ²/3 + pᵢ⁴/5,
-    and the moments with an odd power vanish."""
-    h2 = half**2
-    s2 = np.array([sensor_half[0] ** 2, sensor_half[1] ** 2, 0.0])
-    e2 = (h2 + s2) / 3.0
-    e4 = h2 * h2 / 5.0 + 2.0 * h2 * s2 / 3.0 + s2 * s2 / 5.0
-    t = np.zeros((half.shape[0], 3, 3, 3, 3))
-    for ix in itertools.product(range(3), repeat=4):
-        k = np.bincount(np.asarray(ix), minlength=3)
-        if np.any(k % 2):
-            continue
-        axes = np.flatnonzero(k)
-        t[(slice(None), *ix)] = (e4[:, axes[0]] if axes.size == 1
-                                 else e2[:, axes[0]] * e2[:, axes[1]])
-    d4 = _detraced(t)
+def _double_factorial(n: int) -> int:
+    return math.prod(range(n, 0, -2))
+
+
+def cuboid_even_terms(half: np.ndarray, sensor_half: tuple[float, float]) -> np.ndarray:
+    """(C, 16) coefficients of the order-4 and order-6 terms of `_cuboid_expansion` for each
+    cuboid (half-edges (C, 3)) convolved with the sensor area, over EVEN_MONOMIALS.
+
+    The order-n term of the potential is P(r)/r^(2n+1) with P = (2n−1)!!/n! V H[E (u·r)ⁿ],
+    H the harmonic projection of a homogeneous polynomial of degree n,
+    H[f] = Σ_k (−1)^k (2n−2k−1)!! / ((2n−1)!! (2k)!!) r^(2k) Δ^k f. The convolved density
+    is a product along x, y, z of a box's uniform density plus the sensor's (x, y), so
+    E (u·r)ⁿ = Σ n!/(a! b! c!) E uₓ^a E u_y^b E u_z^c x^a y^b z^c with one-axis moments
+    E u^k = Σ_j C(k, j) h^j/(j+1) s^(k−j)/(k−j+1) (j, k − j even; h the half-edge, s the
+    sensor's half-width); the odd ones vanish, so only even monomials appear."""
+    widths = np.c_[half, np.full(half.shape[0], sensor_half[0]),
+                   np.full(half.shape[0], sensor_half[1]), np.zeros(half.shape[0])]
+    moments = np.zeros((half.shape[0], 3, 7))
+    for axis in range(3):
+        h, s = widths[:, axis], widths[:, axis + 3]
+        for k in range(0, 7, 2):
+            moments[:, axis, k] = sum(math.comb(k, j) * h**j / (j + 1) * s ** (k - j)
+                                      / (k - j + 1) for j in range(0, k + 1, 2))
     volume = 8.0 * np.prod(half, axis=1)
-    return np.ascontiguousarray(35.0 / 8.0 * volume[:, None] * np.stack(
-        [d4[(slice(None), *ix)] for ix in _multi_indices(4)], axis=1))
+    out = []
+    for n in (4, 6):
+        poly = {(a, b, n - a - b): math.factorial(n) / (math.factorial(a) * math.factorial(b)
+                                                        * math.factorial(n - a - b))
+                * moments[:, 0, a] * moments[:, 1, b] * moments[:, 2, n - a - b]
+                for a in range(n, -1, -2) for b in range(n - a, -1, -2)}
+        harmonic = dict.fromkeys(poly, 0.0)
+        term, power = poly, {(0, 0, 0): 1.0}  # Δ^k f and r^(2k)
+        for k in range(n // 2 + 1):
+            w = ((-1) ** k * _double_factorial(2 * n - 2 * k - 1)
+                 / (_double_factorial(2 * n - 1) * _double_factorial(2 * k)))
+            for (ea, ca) in term.items():
+                for (eb, cb) in power.items():
+                    key = (ea[0] + eb[0], ea[1] + eb[1], ea[2] + eb[2])
+                    harmonic[key] = harmonic[key] + w * ca * cb
+            term = _laplacian(term)
+            power = _times_r2(power)
+        factor = _double_factorial(2 * n - 1) / math.factorial(n) * volume
+        out += [factor * harmonic[tuple(e)] for e in EVEN_MONOMIALS
+                if sum(e) == n]
+    return np.ascontiguousarray(np.stack(out, axis=1))
+
+
+def _laplacian(poly: dict) -> dict:
+    out: dict = {}
+    for (a, b, c), w in poly.items():
+        for e, f in (((a - 2, b, c), a * (a - 1)), ((a, b - 2, c), b * (b - 1)),
+                     ((a, b, c - 2), c * (c - 1))):
+            if f:
+                out[e] = out.get(e, 0.0) + f * w
+    return out
+
+
+def _times_r2(poly: dict) -> dict:
+    out: dict = {}
+    for (a, b, c), w in poly.items():
+        for e in ((a + 2, b, c), (a, b + 2, c), (a, b, c + 2)):
+            out[e] = out.get(e, 0.0) + w
+    return out
 
 
 def grain_moments(grains: GrainSet, sensor_half: tuple[float, float]
@@ -500,8 +600,8 @@ class GreenModel:
     cub_far2: np.ndarray  # (C,) squared distance beyond which a cuboid's quadrupole suffices
     cub_scale: np.ndarray  # (C,) its reference scale V/R_ref³
     half: np.ndarray  # (C, 3) its half-edges
-    cub_high: np.ndarray  # (C, 15) order-4 coefficients of each cuboid ⊗ sensor area
-    cub_mid2: np.ndarray  # (C,) squared distance beyond which its order-4 expansion suffices
+    cub_terms: np.ndarray  # (C, 16) order-4 and -6 coefficients of each cuboid ⊗ sensor area
+    cub_mid2: np.ndarray  # (C,) squared distance beyond which its order-6 expansion suffices
     exact: bool = False  # True: never the grain far field (for tests and references)
     share_corners: bool = True  # False: every sensor's exact form on its own (for tests)
 
@@ -535,16 +635,16 @@ class GreenModel:
         cub_ref = distance_to_scan(cub[:, :3], scan_lo, scan_hi, height)
         half, cub_far2, cub_scale = _cuboid_constants(
             np.ascontiguousarray(cub), p, q, cub_ref, CUBOID_TOLERANCE)
-        cub_high = cuboid_order_4(half, (p, q))
+        cub_terms = cuboid_even_terms(half, (p, q))
         if p > 0:
             reach = np.sqrt(np.sum((half + np.array([p, q, 0.0])) ** 2, axis=1))
             cub_mid2 = _switch_distance(reach, cub_ref, even_remainder_bound,
-                                        ORDER4_TOLERANCE) ** 2
+                                        NEAR_TOLERANCE) ** 2
         else:  # point sensors: the closed form is about as cheap as the expansion
             cub_mid2 = np.full(cub.shape[0], np.inf)
         return cls(grains, (2 * p, 2 * q), centroid, volume, np.ascontiguousarray(second),
                    np.ascontiguousarray(high), coarse2, far2, cub_far2, cub_scale, half,
-                   cub_high, cub_mid2, exact)
+                   cub_terms, cub_mid2, exact)
 
     @property
     def n_columns(self) -> int:
@@ -574,7 +674,7 @@ class GreenModel:
         def rest(add: bool) -> None:
             _green_block(sensors, p, q, self.centroid, self.volume, self.moments, self.high,
                          self.coarse2, self.far2, self.grains.start, cuboids, self.half,
-                         self.cub_far2, self.cub_scale, self.cub_high, self.cub_mid2,
+                         self.cub_far2, self.cub_scale, self.cub_terms, self.cub_mid2,
                          CUBOID_TOLERANCE, lattice is not None, add, out)
 
         if lattice is None or skip_exact:
