@@ -200,6 +200,7 @@ def _tutorial_dir(given: str | None) -> Path:
 
 def _prepare_tutorial(src: Path, work: Path) -> tuple[list[str], tuple[str, str, str]]:
     h5 = work / "qdm.h5"
+    h5.unlink(missing_ok=True)  # a --work folder used before
     subprocess.run([*_smm(), "import", "mmt-scan", str(src / TUTORIAL_FILES[0]), "--params",
                     str(src / TUTORIAL_FILES[1]), "--out", str(h5), "--name", "qdm"],
                    check=True, capture_output=True)
@@ -211,6 +212,7 @@ def _prepare_tutorial(src: Path, work: Path) -> tuple[list[str], tuple[str, str,
 
 def _prepare_medium(work: Path) -> tuple[list[str], tuple[str, str, str]]:
     h5 = work / "medium.h5"
+    h5.unlink(missing_ok=True)
     grains = work / "medium_grains.csv"
     subprocess.run([*_smm(), "mmt", "synth", *MEDIUM, "--out", str(h5), "--grains-out",
                     str(grains), "--truth-out", str(work / "medium_truth.csv")],

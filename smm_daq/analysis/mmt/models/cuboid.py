@@ -192,40 +192,10 @@ def _orders_3_4(x, y, z, t, g):
 
 
 @njit(cache=True, inline="always")
-def _even_term(x, y, z, t, m, lo, hi, n, xp, yp, zp, ir2, r):
-    """Bz columns (×4π/μ0) of the order-n term P(r)/r^(2n+1) of a potential, P the harmonic
-    polynomial Σ t[m, k] x^a y^b z^c over the even monomials k = lo … hi − 1 of
-    EVEN_MONOMIALS (xp[i] = x^i, …; a power −1 only ever multiplies a zero exponent), by
+def _harmonic_bz(n, P, px, py, pz, pzx, pzy, pzz, x, y, z, ir2, r):
+    """Bz columns (×4π/μ0) of the potential P(r)/r^(2n+1), P a harmonic polynomial of degree
+    n given with its derivatives ∂jP and ∂z∂jP at r = (x, y, z):
     ∂z∂j (P r^−s) = r^−s [∂z∂jP − s r^−2 (∂jP z + ∂zP r_j + P δzj) + s(s+2) r^−4 P r_j z]."""
-    P = 0.0
-    px = 0.0
-    py = 0.0
-    pz = 0.0
-    pzx = 0.0
-    pzy = 0.0
-    pzz = 0.0
-    for k in range(lo, hi):
-        a = EVEN_MONOMIALS[k, 0]
-        b = EVEN_MONOMIALS[k, 1]
-        c = EVEN_MONOMIALS[k, 2]
-        w = t[m, k]
-        xa = xp[a]
-        yb = yp[b]
-        zc = zp[c]
-        P += w * xa * yb * zc
-        if a > 0:
-            px += w * a * xp[a - 1] * yb * zc
-        if b > 0:
-            py += w * b * xa * yp[b - 1] * zc
-        if c > 0:
-            zc1 = zp[c - 1]
-            pz += w * c * xa * yb * zc1
-            if a > 0:
-                pzx += w * a * c * xp[a - 1] * yb * zc1
-            if b > 0:
-                pzy += w * b * c * xa * yp[b - 1] * zc1
-            if c > 1:
-                pzz += w * c * (c - 1) * xa * yb * zp[c - 2]
     s = 2.0 * n + 1.0
     scale = ir2**n / r  # r^−(2n+1)
     common = s * (s + 2.0) * ir2 * ir2 * P * z - s * ir2 * pz
@@ -239,7 +209,9 @@ def _cuboid_expansion(dx, dy, dz, a, b, c, p, q, terms, m):
     """Bz columns (×4π/μ0) of cuboid m (half-edges a, b, c) convolved with the sensor area
     (half-widths p, q), expanded to the sixth order: its odd moments vanish (a centrally
     symmetric density), so this is the quadrupole expansion plus the order-4 and order-6
-    terms (coefficients `cuboid_even_terms`)."""
+    terms, harmonic polynomials Σ terms[m, k] x^i y^j z^l over EVEN_MONOMIALS
+    (`cuboid_even_terms`). Arrays are read here only (the GPU simulator runs this function's
+    Python source, where a compiled function cannot take them)."""
     fx, fy, fz = moment_expansion(dx, dy, dz, 8.0 * a * b * c, (a * a + p * p) / 3.0,
                                   (b * b + q * q) / 3.0, c * c / 3.0, 0.0, 0.0, 0.0)
     x2 = dx * dx
@@ -251,9 +223,41 @@ def _cuboid_expansion(dx, dy, dz, a, b, c, p, q, terms, m):
     r2 = x2 + y2 + z2
     ir2 = 1.0 / r2
     r = math.sqrt(r2)
-    ex, ey, ez = _even_term(dx, dy, dz, terms, m, 0, 6, 4, xp, yp, zp, ir2, r)
-    gx, gy, gz = _even_term(dx, dy, dz, terms, m, 6, 16, 6, xp, yp, zp, ir2, r)
-    return fx + ex + gx, fy + ey + gy, fz + ez + gz
+    for n, lo, hi in ((4, 0, 6), (6, 6, 16)):
+        P = 0.0  # P and its derivatives ∂x, ∂y, ∂z, ∂z∂x, ∂z∂y, ∂z∂z
+        px = 0.0
+        py = 0.0
+        pz = 0.0
+        pzx = 0.0
+        pzy = 0.0
+        pzz = 0.0
+        for k in range(lo, hi):
+            i = EVEN_MONOMIALS[k, 0]
+            j = EVEN_MONOMIALS[k, 1]
+            l = EVEN_MONOMIALS[k, 2]
+            w = terms[m, k]
+            xi = xp[i]
+            yj = yp[j]
+            zl = zp[l]
+            P += w * xi * yj * zl
+            if i > 0:
+                px += w * i * xp[i - 1] * yj * zl
+            if j > 0:
+                py += w * j * xi * yp[j - 1] * zl
+            if l > 0:
+                zl1 = zp[l - 1]
+                pz += w * l * xi * yj * zl1
+                if i > 0:
+                    pzx += w * i * l * xp[i - 1] * yj * zl1
+                if j > 0:
+                    pzy += w * j * l * xi * yp[j - 1] * zl1
+                if l > 1:
+                    pzz += w * l * (l - 1) * xi * yj * zp[l - 2]
+        ex, ey, ez = _harmonic_bz(n, P, px, py, pz, pzx, pzy, pzz, dx, dy, dz, ir2, r)
+        fx += ex
+        fy += ey
+        fz += ez
+    return fx, fy, fz
 
 
 @njit(cache=True, parallel=True)
