@@ -212,8 +212,9 @@ def _prepare_tutorial(src: Path, work: Path) -> tuple[list[str], tuple[str, str,
 
 def _prepare_medium(work: Path) -> tuple[list[str], tuple[str, str, str]]:
     h5 = work / "medium.h5"
-    h5.unlink(missing_ok=True)
     grains = work / "medium_grains.csv"
+    for made in (h5, grains, work / "medium_truth.csv"):  # a --work folder used before
+        made.unlink(missing_ok=True)
     subprocess.run([*_smm(), "mmt", "synth", *MEDIUM, "--out", str(h5), "--grains-out",
                     str(grains), "--truth-out", str(work / "medium_truth.csv")],
                    check=True, capture_output=True)
