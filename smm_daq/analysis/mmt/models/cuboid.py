@@ -192,10 +192,41 @@ def _orders_3_4(x, y, z, t, g):
 
 
 @njit(cache=True, inline="always")
-def _harmonic_bz(n, P, px, py, pz, pzx, pzy, pzz, x, y, z, ir2, r):
-    """Bz columns (×4π/μ0) of the potential P(r)/r^(2n+1), P a harmonic polynomial of degree
-    n given with its derivatives ∂jP and ∂z∂jP at r = (x, y, z):
-    ∂z∂j (P r^−s) = r^−s [∂z∂jP − s r^−2 (∂jP z + ∂zP r_j + P δzj) + s(s+2) r^−4 P r_j z]."""
+def _even_term(w, lo, hi, n, x, y, z, xp, yp, zp, ir2, r):
+    """Bz columns (×4π/μ0) of the order-n term P(r)/r^(2n+1) of a potential, P the harmonic
+    polynomial Σ w[k] x^i y^j z^l over the even monomials k = lo … hi − 1 of EVEN_MONOMIALS
+    (xp[i] = x^i, …), by
+    ∂z∂j (P r^−s) = r^−s [∂z∂jP − s r^−2 (∂jP z + ∂zP r_j + P δzj) + s(s+2) r^−4 P r_j z].
+    Called with constant lo, hi and n, so that the compiler unrolls the loop."""
+    P = 0.0  # P and its derivatives ∂x, ∂y, ∂z, ∂z∂x, ∂z∂y, ∂z∂z
+    px = 0.0
+    py = 0.0
+    pz = 0.0
+    pzx = 0.0
+    pzy = 0.0
+    pzz = 0.0
+    for k in range(lo, hi):
+        i = EVEN_MONOMIALS[k, 0]
+        j = EVEN_MONOMIALS[k, 1]
+        l = EVEN_MONOMIALS[k, 2]
+        c = w[k]
+        xi = xp[i]
+        yj = yp[j]
+        zl = zp[l]
+        P += c * xi * yj * zl
+        if i > 0:
+            px += c * i * xp[i - 1] * yj * zl
+        if j > 0:
+            py += c * j * xi * yp[j - 1] * zl
+        if l > 0:
+            zl1 = zp[l - 1]
+            pz += c * l * xi * yj * zl1
+            if i > 0:
+                pzx += c * i * l * xp[i - 1] * yj * zl1
+            if j > 0:
+                pzy += c * j * l * xi * yp[j - 1] * zl1
+            if l > 1:
+                pzz += c * l * (l - 1) * xi * yj * zp[l - 2]
     s = 2.0 * n + 1.0
     scale = ir2**n / r  # r^−(2n+1)
     common = s * (s + 2.0) * ir2 * ir2 * P * z - s * ir2 * pz
@@ -209,11 +240,14 @@ def _cuboid_expansion(dx, dy, dz, a, b, c, p, q, terms, m):
     """Bz columns (×4π/μ0) of cuboid m (half-edges a, b, c) convolved with the sensor area
     (half-widths p, q), expanded to the sixth order: its odd moments vanish (a centrally
     symmetric density), so this is the quadrupole expansion plus the order-4 and order-6
-    terms, harmonic polynomials Σ terms[m, k] x^i y^j z^l over EVEN_MONOMIALS
-    (`cuboid_even_terms`). Arrays are read here only (the GPU simulator runs this function's
-    Python source, where a compiled function cannot take them)."""
+    terms, harmonic polynomials over EVEN_MONOMIALS with the coefficients terms[m]
+    (`cuboid_even_terms`). The array is read here only (the GPU simulator runs this
+    function's Python source, where a compiled function cannot take it)."""
     fx, fy, fz = moment_expansion(dx, dy, dz, 8.0 * a * b * c, (a * a + p * p) / 3.0,
                                   (b * b + q * q) / 3.0, c * c / 3.0, 0.0, 0.0, 0.0)
+    w = (terms[m, 0], terms[m, 1], terms[m, 2], terms[m, 3], terms[m, 4], terms[m, 5],
+         terms[m, 6], terms[m, 7], terms[m, 8], terms[m, 9], terms[m, 10], terms[m, 11],
+         terms[m, 12], terms[m, 13], terms[m, 14], terms[m, 15])
     x2 = dx * dx
     y2 = dy * dy
     z2 = dz * dz
@@ -223,41 +257,9 @@ def _cuboid_expansion(dx, dy, dz, a, b, c, p, q, terms, m):
     r2 = x2 + y2 + z2
     ir2 = 1.0 / r2
     r = math.sqrt(r2)
-    for n, lo, hi in ((4, 0, 6), (6, 6, 16)):
-        P = 0.0  # P and its derivatives ∂x, ∂y, ∂z, ∂z∂x, ∂z∂y, ∂z∂z
-        px = 0.0
-        py = 0.0
-        pz = 0.0
-        pzx = 0.0
-        pzy = 0.0
-        pzz = 0.0
-        for k in range(lo, hi):
-            i = EVEN_MONOMIALS[k, 0]
-            j = EVEN_MONOMIALS[k, 1]
-            l = EVEN_MONOMIALS[k, 2]
-            w = terms[m, k]
-            xi = xp[i]
-            yj = yp[j]
-            zl = zp[l]
-            P += w * xi * yj * zl
-            if i > 0:
-                px += w * i * xp[i - 1] * yj * zl
-            if j > 0:
-                py += w * j * xi * yp[j - 1] * zl
-            if l > 0:
-                zl1 = zp[l - 1]
-                pz += w * l * xi * yj * zl1
-                if i > 0:
-                    pzx += w * i * l * xp[i - 1] * yj * zl1
-                if j > 0:
-                    pzy += w * j * l * xi * yp[j - 1] * zl1
-                if l > 1:
-                    pzz += w * l * (l - 1) * xi * yj * zp[l - 2]
-        ex, ey, ez = _harmonic_bz(n, P, px, py, pz, pzx, pzy, pzz, dx, dy, dz, ir2, r)
-        fx += ex
-        fy += ey
-        fz += ez
-    return fx, fy, fz
+    ex, ey, ez = _even_term(w, 0, 6, 4, dx, dy, dz, xp, yp, zp, ir2, r)
+    gx, gy, gz = _even_term(w, 6, 16, 6, dx, dy, dz, xp, yp, zp, ir2, r)
+    return fx + ex + gx, fy + ey + gy, fz + ez + gz
 
 
 @njit(cache=True, parallel=True)
