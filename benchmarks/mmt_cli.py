@@ -129,8 +129,9 @@ def _probe_public(scan: str, params: str, cuboids: str, out: str) -> int:
 
 
 def _run(cmd: list[str], *, env: dict[str, str] | None = None, quiet: bool = True
-         ) -> tuple[float, float, list[tuple[str, float, float]]]:
-    """Wall time (s), peak RSS (MB) and checkpoints (stage, s since launch, MB) of a process."""
+         ) -> tuple[float, float, list[tuple[str, float, float]], float]:
+    """Wall time (s), peak RSS (MB), checkpoints (stage, s since launch, MB) and CPU time (s,
+    user + system over all threads) of a process."""
     with tempfile.NamedTemporaryFile("r", suffix=".jsonl") as marks:
         env = {**os.environ, **(env or {}), _CHECKPOINTS: marks.name}
         start = time.time()
@@ -139,25 +140,30 @@ def _run(cmd: list[str], *, env: dict[str, str] | None = None, quiet: bool = Tru
         _, err = proc.communicate()
         wall = time.time() - start
         # the child has been reaped by communicate(); its peak is the largest among children
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        peak = usage.ru_maxrss / 1024
+        cpu = usage.ru_utime + usage.ru_stime
         if proc.returncode != 0:
             raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err}")
         points = [json.loads(line) for line in marks.read().splitlines() if line.strip()]
-    return wall, peak, [(s, t - start, m) for s, t, m in points]
+    return wall, peak, [(s, t - start, m) for s, t, m in points], cpu
 
 
-def _isolated(cmd: list[str], **kw) -> tuple[float, float, list[tuple[str, float, float]]]:
+def _isolated(cmd: list[str], **kw
+              ) -> tuple[float, float, list[tuple[str, float, float]], float]:
     """`_run` in a fresh helper process, so that RUSAGE_CHILDREN is this command's alone."""
     helper = [sys.executable, __file__, "_measure", json.dumps({"cmd": cmd, **kw})]
     done = subprocess.run(helper, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(done.stderr)
-    wall, peak, points = json.loads(done.stdout.splitlines()[-1])
-    return wall, peak, [tuple(p) for p in points]
+    wall, peak, points, cpu = json.loads(done.stdout.splitlines()[-1])
+    return wall, peak, [tuple(p) for p in points], cpu
 
 
-def _stages(wall: float, peak: float, points: list) -> dict[str, tuple[float, float]]:
-    """{stage: (seconds, peak MB so far)} from the checkpoints; 'writing' ends at the exit."""
+def _stages(wall: float, peak: float, points: list, cpu: float
+            ) -> dict[str, tuple[float, float]]:
+    """{stage: (seconds, peak MB so far)} from the checkpoints; 'writing' ends at the exit;
+    'CPU' is the process's CPU time over all threads (wall time hides load on the machine)."""
     out: dict[str, tuple[float, float]] = {}
     last = 0.0
     for stage, at, mb in points:
@@ -165,6 +171,7 @@ def _stages(wall: float, peak: float, points: list) -> dict[str, tuple[float, fl
         last = at
     out["writing"] = (wall - last, peak)
     out["total"] = (wall, peak)
+    out["CPU"] = (cpu, peak)
     return out
 
 
@@ -193,6 +200,7 @@ def _tutorial_dir(given: str | None) -> Path:
 
 def _prepare_tutorial(src: Path, work: Path) -> tuple[list[str], tuple[str, str, str]]:
     h5 = work / "qdm.h5"
+    h5.unlink(missing_ok=True)  # a --work folder used before
     subprocess.run([*_smm(), "import", "mmt-scan", str(src / TUTORIAL_FILES[0]), "--params",
                     str(src / TUTORIAL_FILES[1]), "--out", str(h5), "--name", "qdm"],
                    check=True, capture_output=True)
@@ -205,6 +213,8 @@ def _prepare_tutorial(src: Path, work: Path) -> tuple[list[str], tuple[str, str,
 def _prepare_medium(work: Path) -> tuple[list[str], tuple[str, str, str]]:
     h5 = work / "medium.h5"
     grains = work / "medium_grains.csv"
+    for made in (h5, grains, work / "medium_truth.csv"):  # a --work folder used before
+        made.unlink(missing_ok=True)
     subprocess.run([*_smm(), "mmt", "synth", *MEDIUM, "--out", str(h5), "--grains-out",
                     str(grains), "--truth-out", str(work / "medium_truth.csv")],
                    check=True, capture_output=True)
@@ -257,7 +267,7 @@ def _print_case(name: str, ours: dict, public: dict | None, agree: str | None) -
     if public:
         head += f" {'library s':>10s} {'peak MB':>8s} {'time ×':>8s}"
     print(head)
-    for stage in (*STAGES, "total"):
+    for stage in (*STAGES, "total", "CPU"):
         t, mb = ours.get(stage, (float("nan"), float("nan")))
         line = f"  {stage:12s} {t:10.2f} {mb:8.0f}"
         if public:

@@ -164,6 +164,7 @@ def test_gpu_modules_import_without_dask_pyvisa_or_qt():
         "sys.meta_path.insert(0, Block())\n"
         "import smm_daq.analysis.mmt.solver.inversion, smm_daq.analysis.mmt.solver.device_qr\n"
         "import smm_daq.analysis.mmt.models.cuboid_gpu, smm_daq.analysis.mmt.synth\n"
+        "import smm_daq.analysis.mmt.models.multipole_gpu, smm_daq.analysis.mmt.solver.joint\n"
         "sys.path.insert(0, 'benchmarks')\n"
         "import mmt_scale\n"
     )

@@ -114,3 +114,28 @@ def test_the_fitted_map_needs_only_the_sparse_exact_part_of_q():
     assert sum(k.nnz for k in kept) < 0.5 * len(sensors) * model.n_columns
     fitted = forward(model, sensors, m, block=4000, rows=kept)
     assert np.all(np.abs(fitted - phi) <= 1e-9 * np.abs(phi).max())
+
+
+@pytest.mark.parametrize("size_um", [0.0, 1.0])
+def test_blocks_with_a_short_last_one_give_the_triangle_of_one_block(size_um):
+    """R and Uᵀφ accumulated over blocks of 1,000 sensors, the last one short, against the
+    QR of the whole [Q | φ] at once (numpy's, with R's diagonal made ≥ 0)."""
+    size = size_um * UM
+    grains = _grains()
+    X, Y = np.meshgrid(np.arange(-30, 30) * UM, np.arange(-25, 20) * UM)
+    sensors = np.c_[X.ravel(), Y.ravel(), np.full(X.size, 1.0 * UM)]  # 2,700 sensors
+    lo, hi = sensors[:, :2].min(axis=0), sensors[:, :2].max(axis=0)
+    model = GreenModel.build(grains, (size, size), lo, hi, 1.0 * UM)
+    q = model.block(sensors)
+    phi = q @ np.array([3e4, -1e4, 2e4, -2e4, 4e4, 1e4, 5e3, 5e3, -4e4]) + 1e-9 * np.sin(
+        np.arange(len(sensors)))
+    tri, kept = accumulate(model, sensors, phi, block=1000, keep_rows=True)
+    r = np.linalg.qr(np.c_[q, phi], mode="r")
+    r *= np.where(np.diag(r) < 0, -1.0, 1.0)[:, None]
+    n = model.n_columns
+    np.testing.assert_allclose(tri.r, r[:n, :n], atol=1e-9 * np.abs(r).max())
+    np.testing.assert_allclose(tri.c, r[:n, n], atol=1e-9 * np.abs(r[:n, n]).max())
+    fitted = forward(model, sensors, np.reshape(np.linalg.lstsq(q, phi)[0], (-1, 3)),
+                     block=1000, rows=kept)
+    np.testing.assert_allclose(fitted, q @ np.linalg.lstsq(q, phi)[0],
+                               atol=1e-9 * np.abs(phi).max())

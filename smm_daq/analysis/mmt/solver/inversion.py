@@ -150,11 +150,13 @@ def accumulate(model: GreenModel, sensors: np.ndarray, phi: np.ndarray, *,
     n = model.n_columns
     tri = np.zeros((n + 1, n + 1), order="F")
     kept: list[np.ndarray | sparse.csr_matrix] | None = [] if keep_rows else None
-    buf = np.empty((min(block, sensors.shape[0]), n + 1), order="F")
+    # one buffer, whose first size × (n + 1) doubles are each block's rows in Fortran order:
+    # a short last block is then contiguous too, which dtpqrt would otherwise copy
+    buf = np.empty(min(block, sensors.shape[0]) * (n + 1))
     nb = max(1, min(QR_PANEL, n + 1))
     for s in range(0, sensors.shape[0], block):
         size = min(block, sensors.shape[0] - s)
-        rows = buf[:size]
+        rows = buf[:size * (n + 1)].reshape((size, n + 1), order="F")
         split = kept is not None and model.lattice(sensors[s:s + size]) is not None
         if split:
             model.block(sensors[s:s + size], rows[:, :n], exact_part=kept)
