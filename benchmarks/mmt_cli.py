@@ -302,6 +302,9 @@ def main() -> None:
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="mmt_cli_"))
     work.mkdir(parents=True, exist_ok=True)
+    if shutil.which(args.public_python) is None:
+        parser.error(f"--public-python {args.public_python!r}: no such interpreter; expected "
+                     "the python of a venv where mmt_dipole_cuboid_inversion is installed")
     public = _public_available(args.public_python)
     smm = shutil.which("smm-daq", path=str(Path(sys.executable).parent)) or "smm-daq"
     print(f"cores {os.cpu_count()}; smm-daq {smm}; public library "
