@@ -52,3 +52,16 @@ def window(qtbot, settings, tmp_path: Path):
         w.scan.live.abort()
         qtbot.waitUntil(lambda: not w.scan.live.running, timeout=wait_ms)
     w.holder.close()
+
+
+@pytest.fixture
+def as_gpu(monkeypatch):
+    """Makes the MMT device layer take a given solver (e.g. DeviceSolver on NumPy) for a
+    usable GPU, so the GPU path's logic runs on any machine."""
+    from smm_daq.analysis.mmt.solver import device as devices
+
+    def use(solver) -> None:
+        monkeypatch.setattr(devices, "gpu_problem", lambda: None)
+        monkeypatch.setattr(devices, "gpu_solver", lambda: solver)
+
+    return use

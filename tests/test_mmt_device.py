@@ -56,11 +56,6 @@ def small_cpu(small):
     return _cpu(data, sample.grains, **KNOWN_NOISE)
 
 
-def _on_device(monkeypatch, solver):
-    monkeypatch.setattr(devices, "gpu_problem", lambda: None)
-    monkeypatch.setattr(devices, "gpu_solver", lambda: solver)
-
-
 def _cpu(data, grains, **kwargs):
     """The CPU result and its rounding floor: max |ΔM|/SD against another sensor blocking."""
     ref = invert_map(data, grains, device="cpu", **kwargs)
@@ -81,11 +76,11 @@ def _assert_agree(res, ref, floor=0.0):
 
 
 @pytest.mark.parametrize("rows", [None, 700, 5000])  # automatic (4 per column); 6; 1 block
-def test_device_solver_on_numpy_matches_cpu_path(small, small_cpu, monkeypatch, rows):
+def test_device_solver_on_numpy_matches_cpu_path(small, small_cpu, as_gpu, rows):
     sample, data = small
     ref, floor = small_cpu
     solver = DeviceSolver(NumpyArrays(), rows=rows)
-    _on_device(monkeypatch, solver)
+    as_gpu(solver)
     res = invert_map(data, sample.grains, device="gpu", **KNOWN_NOISE)
     _assert_agree(res, ref, floor)
     automatic = MIN_ROWS_PER_COLUMN * (3 * sample.grains.n_grains + 1)
@@ -93,17 +88,17 @@ def test_device_solver_on_numpy_matches_cpu_path(small, small_cpu, monkeypatch, 
     assert "solve_device_s" in solver.timings  # solved by the device code, not the host's
 
 
-def test_device_solver_damped_and_noise_from_residual(small, monkeypatch):
+def test_device_solver_damped_and_noise_from_residual(small, as_gpu):
     sample, data = small
     kwargs = {"height": 1 * UM, "sensor_size": (0.0, 0.0), "damping": 1e-6}
     ref, floor = _cpu(data, sample.grains, **kwargs)
-    _on_device(monkeypatch, DeviceSolver(NumpyArrays(), rows=1000))
+    as_gpu(DeviceSolver(NumpyArrays(), rows=1000))
     res = invert_map(data, sample.grains, device="gpu", **kwargs)
     assert res.sigma_from_residual
     _assert_agree(res, ref, floor)
 
 
-def test_device_solver_singular_reports_the_same_unresolved_grains(monkeypatch):
+def test_device_solver_singular_reports_the_same_unresolved_grains(as_gpu):
     shape = synth.random_grain(np.random.default_rng(2), 3 * UM)
     # grains 1 and 2 are the same body: only their sum is determined
     at = np.array([[10, 10, -4], [10, 10, -4], [20, 15, -6]]) * UM
@@ -115,7 +110,7 @@ def test_device_solver_singular_reports_the_same_unresolved_grains(monkeypatch):
                       rng=np.random.default_rng(1))
     with pytest.warns(SingularWarning):
         ref = invert_map(data, sample.grains, device="cpu", **KNOWN_NOISE)
-    _on_device(monkeypatch, DeviceSolver(NumpyArrays()))
+    as_gpu(DeviceSolver(NumpyArrays()))
     with pytest.warns(SingularWarning):
         res = invert_map(data, sample.grains, device="gpu", **KNOWN_NOISE)
     np.testing.assert_array_equal(np.isinf(res.sd), np.isinf(ref.sd))

@@ -55,11 +55,6 @@ def _map(height, model, sensor, seed, name):
     return MapData(bz=bz, x=AXIS, y=AXIS, height=height, sensor_size=sensor[:2], name=name)
 
 
-def _on_device(monkeypatch, solver):
-    monkeypatch.setattr(devices, "gpu_problem", lambda: None)
-    monkeypatch.setattr(devices, "gpu_solver", lambda: solver)
-
-
 def _cpu(scans, grains, **kwargs):
     """The CPU result and its rounding floor: max |Δ|/SD against another sensor blocking."""
     ref = invert_scans(scans, grains, device="cpu", **kwargs)
@@ -101,18 +96,18 @@ CASES = {
 
 @pytest.mark.parametrize("rows", [None, 150])  # automatic (4 per column); blocks across scans
 @pytest.mark.parametrize("case", CASES)
-def test_device_solver_on_numpy_matches_cpu_path(case, rows, monkeypatch):
+def test_device_solver_on_numpy_matches_cpu_path(case, rows, as_gpu):
     scans, model = CASES[case]
     ref, floor = _cpu(scans, GRAINS, model=model)
     solver = DeviceSolver(NumpyArrays(), rows=rows)
-    _on_device(monkeypatch, solver)
+    as_gpu(solver)
     res = invert_scans(scans, GRAINS, model=model, device="gpu")
     _assert_agree(res, ref, floor)
     assert "solve_device_s" in solver.timings  # solved by the device code, not the host's
     assert res.timings["green_and_qr_s"] > 0 and res.timings["forward_s"] > 0
 
 
-def test_device_solver_joint_cuboid_grains_and_damping(monkeypatch):
+def test_device_solver_joint_cuboid_grains_and_damping(as_gpu):
     rng = np.random.default_rng(6)
     sample = synth.make_sample((30 * UM, 30 * UM), 12 * UM, 2e5, rng)
     scans = [Scan(synth.scan(sample, height=h, step=1.5 * UM, sensor_size=size, noise=5 * NT,
@@ -120,17 +115,17 @@ def test_device_solver_joint_cuboid_grains_and_damping(monkeypatch):
              for h, size in ((1 * UM, (0.0, 0.0)), (3 * UM, (2 * UM, 2 * UM)))]
     for damping in (0.0, 1e-6):  # damped: the host's solve from the device's triangle
         ref, floor = _cpu(scans, sample.grains, model="cuboid", damping=damping)
-        _on_device(monkeypatch, DeviceSolver(NumpyArrays(), rows=400))
+        as_gpu(DeviceSolver(NumpyArrays(), rows=400))
         res = invert_scans(scans, sample.grains, model="cuboid", damping=damping, device="gpu")
         _assert_agree(res, ref, floor)
 
 
-def test_singular_joint_system_reports_the_same_unresolved_grains(monkeypatch):
+def test_singular_joint_system_reports_the_same_unresolved_grains(as_gpu):
     twins = point_grains(np.r_[POS[:2], POS[:1]], np.r_[VOL[:2], VOL[:1]])  # 1 and 3 coincide
     scans = [Scan(_map(2 * UM, "dipole", (0.0, 0.0), 7, "s"), 2 * UM, sigma=5 * NT)]
     with pytest.warns(SingularWarning):
         ref = invert_scans(scans, twins, device="cpu")
-    _on_device(monkeypatch, DeviceSolver(NumpyArrays()))
+    as_gpu(DeviceSolver(NumpyArrays()))
     with pytest.warns(SingularWarning):
         res = invert_scans(scans, twins, device="gpu")
     np.testing.assert_array_equal(np.isinf(res.sd), np.isinf(ref.sd))
@@ -146,7 +141,7 @@ def test_gpu_asked_for_without_one_is_refused_before_any_work(monkeypatch):
         invert_scans([LOW], GRAINS, device="gpu")
 
 
-def test_cli_device_gpu_runs_the_device_solver(tmp_path, monkeypatch):
+def test_cli_device_gpu_runs_the_device_solver(tmp_path, as_gpu):
     h5 = tmp_path / "s.h5"
     from smm_daq.storage.nexus import write_map_entry
 
@@ -158,7 +153,7 @@ def test_cli_device_gpu_runs_the_device_solver(tmp_path, monkeypatch):
             str(grains), "--model", "quadrupole", "--sigma-nT", "5"]
     assert main([*args, "--device", "cpu", "--out", str(tmp_path / "cpu.csv")]) == 0
     solver = DeviceSolver(NumpyArrays())
-    _on_device(monkeypatch, solver)
+    as_gpu(solver)
     assert main([*args, "--device", "gpu", "--out", str(tmp_path / "gpu.csv"),
                  "--result-entry", "on_gpu"]) == 0
     assert "solve_device_s" in solver.timings
