@@ -72,7 +72,8 @@ def _probe_smm(argv: list[str]) -> int:
         return out
 
     cli_main._Parser.parse_args = parse_args
-    return cli_main.main(argv)
+    sys.argv = ["smm-daq", *argv]
+    return cli_main.main()  # as the installed command calls it, with its end of program
 
 
 def _wrap_stages() -> None:

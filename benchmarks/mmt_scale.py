@@ -37,6 +37,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+# as `smm-daq` sets it (smm_daq/cli/main.py: OpenBLAS's threads otherwise spin after each call
+# and take the cores from the Green's kernels); before NumPy loads OpenBLAS
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "20")
+
 import numpy as np
 from scipy.linalg import lapack
 from scipy.stats import chi2

@@ -46,3 +46,47 @@ def test_parsing_any_command_line_imports_no_heavy_library():
         ["--help"],
     )
     assert sorted(loaded & set(HEAVY)) == []
+
+
+_END = """
+import gc, json, os, sys
+{before}
+from smm_daq.cli.main import main
+sys.argv = ["smm-daq", *{argv!r}]
+code = main({call})
+print(json.dumps([code, gc.get_freeze_count(), os.environ.get("OPENBLAS_THREAD_TIMEOUT")]))
+"""
+
+
+def _end_of(argv: list[str], *, as_program: bool, before: str = "") -> list:
+    call = "" if as_program else repr(argv)
+    done = subprocess.run(
+        [sys.executable, "-c", _END.format(before=before, argv=argv, call=call)],
+        capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_the_program_leaves_its_objects_to_the_process_end(tmp_path):
+    """Run as the program (argv None), a command that succeeded freezes the collector's
+    objects, so the interpreter's last collection skips them; called with an argv (tests,
+    scripts that go on), it leaves the collector alone."""
+    import h5py
+
+    path = tmp_path / "s.h5"
+    h5py.File(path, "w").close()  # a file of no entries: `info` succeeds
+    code, frozen, _ = _end_of(["info", str(path)], as_program=True)
+    assert code == 0 and frozen > 1000
+    code, frozen, _ = _end_of(["info", str(path)], as_program=False)
+    assert code == 0 and frozen == 0
+    code, frozen, _ = _end_of(["info", str(tmp_path / "none.h5")], as_program=True)
+    assert code == 2 and frozen == 0  # an error is reported as before, nothing frozen
+
+
+def test_openblas_threads_stop_spinning_sooner_unless_the_user_says_otherwise(tmp_path):
+    """The command sets OPENBLAS_THREAD_TIMEOUT before NumPy loads (its threads otherwise spin
+    between LAPACK calls while numba's kernels need the cores); a user's value is kept."""
+    path = tmp_path / "none.h5"
+    assert _end_of(["info", str(path)], as_program=True)[2] == "20"
+    kept = _end_of(["info", str(path)], as_program=True,
+                   before="os.environ['OPENBLAS_THREAD_TIMEOUT'] = '7'")
+    assert kept[2] == "7"

@@ -1,8 +1,9 @@
-"""The order-6 expansion of a cuboid convolved with the sensor area, which replaces the exact
-sensor-area form between the distance where its bound meets the tolerance and the cuboid's
-quadrupole switch: its bound against the series it sums, its error against the closed form
-(the forward model at a 100× tighter tolerance) on adversarial cuboid shapes in every
-direction above, Q's rows against the exact form, and the inversion's answers."""
+"""The order-6 and order-10 expansions of a cuboid convolved with the sensor area, which
+replace the exact sensor-area form between the distance where their bounds meet the tolerance
+and the cuboid's quadrupole switch: their bounds against the series they sum, their errors
+against the closed form (the forward model at a 100× tighter tolerance) on adversarial cuboid
+shapes in every direction above, Q's rows against the exact form, and the inversion's
+answers."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from smm_daq.analysis.mmt.models.cuboid import (
     NEAR_TOLERANCE,
     GreenModel,
     _cuboid_expansion,
+    _cuboid_expansion_10,
     cuboid_even_terms,
     even_remainder_bound,
 )
@@ -31,11 +33,12 @@ SHAPES_UM = [(0.75, 0.75, 0.75), (22.5, 0.75, 0.75), (0.75, 7.5, 0.75), (10.0, 8
              (0.75, 0.75, 5.25), (4.5, 1.5, 3.0)]
 
 
-def test_the_closed_form_bound_is_the_even_tail_of_the_pointwise_series():
+@pytest.mark.parametrize("order", [6, 10])
+def test_the_closed_form_bound_is_the_even_tail_of_the_pointwise_series(order):
     x = np.array([0.01, 0.1, 0.3, 0.5, 0.7, 0.9])
-    n = np.arange(8, 4000, 2)
+    n = np.arange(order + 2, 4000, 2)
     series = np.sum((n + 1) * (n + 2) * x[:, None] ** n, axis=1)
-    np.testing.assert_allclose(even_remainder_bound(x), series, rtol=1e-12)
+    np.testing.assert_allclose(even_remainder_bound(x, order), series, rtol=1e-12)
 
 
 def _upper_directions(k: int) -> np.ndarray:
@@ -77,6 +80,34 @@ def test_the_order_6_expansion_stays_within_its_bound_and_beats_the_quadrupole(s
             assert err4 < 0.2 * err2, (shape_um, x, err4, err2)
 
 
+@pytest.mark.parametrize("shape_um", SHAPES_UM)
+def test_the_order_10_expansion_stays_within_its_bound_and_beats_order_6(shape_um):
+    """The same for the order-10 expansion from x = 0.45 to 0.2 (nearer than that the exact
+    form's own rounding, at the reference's tighter tolerance, is about the size of the
+    bound): |error| ≤ even_remainder_bound(x, 10) V/R³, and well below the order-6 error
+    where that is above the reference's."""
+    p = q = 0.5 * UM
+    a, b, c = (0.5 * s * UM for s in shape_um)
+    terms = cuboid_even_terms(np.array([[a, b, c]]), (p, q))
+    big_l = math.sqrt((a + p) ** 2 + (b + q) ** 2 + c * c)
+    volume = 8 * a * b * c
+    dirs = _upper_directions(60)
+    cuboid = np.array([[0.0, 0.0, 0.0, 2 * a, 2 * b, 2 * c]])
+    for x in (0.45, 0.3, 0.2):
+        r = big_l / x
+        pts = r * dirs
+        pts = pts[pts[:, 2] > c + 0.05 * UM]
+        ref = cuboid_bz_kernel(pts, cuboid, sensor_size=(2 * p, 2 * q))[:, 0, :] / MU0_OVER_4PI
+        got = np.array([_cuboid_expansion_10(*pt, a, b, c, p, q, terms, 0) for pt in pts])
+        six = np.array([_cuboid_expansion(*pt, a, b, c, p, q, terms, 0) for pt in pts])
+        scale = volume / r**3
+        err10 = np.abs(got - ref).max()
+        err6 = np.abs(six - ref).max()
+        assert err10 <= even_remainder_bound(np.array(x), 10) * scale, (shape_um, x)
+        if err6 > 1e-6 * scale:
+            assert err10 < 0.2 * err6, (shape_um, x, err10, err6)
+
+
 def _sample_grains():
     """Adversarial cuboids (a long rod, a plate, a tall column) near the sensors, a cluster
     a few µm down and single cuboids deep down, on a 40 × 40 µm area."""
@@ -91,11 +122,11 @@ def _sample_grains():
     return from_arrays(cub, np.array([1, 2, 3, 4, 4, 5, 6]))
 
 
-def test_q_rows_with_the_order_6_tier_match_the_exact_form():
+def test_q_rows_with_the_expansion_tiers_match_the_exact_form():
     """Rows of Q (area sensors 1 × 1 µm on their lattice, 1 µm above the top cuboid, so
     sensors sit right over cuboid corners and edges at the smallest height) against the same
-    model with the exact form wherever the order-6 expansion is now used: every entry within
-    the sum over the grain's cuboids of NEAR_TOLERANCE μ0 V/(4π R_ref³)."""
+    model with the exact form wherever the order-6 or order-10 expansion is now used: every
+    entry within the sum over the grain's cuboids of NEAR_TOLERANCE μ0 V/(4π R_ref³)."""
     size = 1.0 * UM
     grains = _sample_grains()
     x = np.arange(-20, 21) * size + 0.125 * UM  # sensors over the rod's ends and the plate
@@ -104,11 +135,14 @@ def test_q_rows_with_the_order_6_tier_match_the_exact_form():
     sensors = np.c_[X.ravel(), Y.ravel(), np.full(X.size, top + 1.0 * UM)]
     lo, hi = sensors[:, :2].min(axis=0), sensors[:, :2].max(axis=0)
     model = GreenModel.build(grains, (size, size), lo, hi, top + 1.0 * UM, exact=True)
-    exact = dataclasses.replace(model, cub_mid2=np.full_like(model.cub_mid2, np.inf))
+    exact = dataclasses.replace(model, cub_mid2=np.full_like(model.cub_mid2, np.inf),
+                                cub_inner2=np.full_like(model.cub_inner2, np.inf))
     d2 = ((sensors[:, None, :] - grains.cuboids[None, :, :3]) ** 2).sum(-1)
     used = (d2 >= model.cub_mid2) & (d2 < model.cub_far2)
-    assert used.mean() > 0.1  # the tier is really used
+    assert used.mean() > 0.1  # the tiers are really used
     assert used.any(axis=0).sum() >= 5  # by all but the shallow rod and plate
+    tenth = (d2 >= model.cub_inner2) & (d2 < model.cub_mid2) & (d2 < model.cub_far2)
+    assert tenth.mean() > 0.02 and tenth.any(axis=0).sum() >= 5
     bound = np.repeat(np.bincount(grains.grain, NEAR_TOLERANCE * MU0_OVER_4PI
                                   * model.cub_scale), 3)
     for share in (True, False):
@@ -120,7 +154,8 @@ def test_q_rows_with_the_order_6_tier_match_the_exact_form():
 
 def test_the_answers_move_by_less_than_a_hundredth_of_their_sd(monkeypatch):
     """A small sample scanned as the medium case is (1 × 1 µm sensors 1 µm above, 1 µm
-    steps, 5 nT): every M̂ with the order-6 tier within 0.01 SD of M̂ with the exact form."""
+    steps, 5 nT): every M̂ with the order-6 and order-10 tiers within 0.01 SD of M̂ with the
+    exact form."""
     rng = np.random.default_rng(3)
     sample = synth.make_sample((80 * UM, 80 * UM), 30 * UM, 1e5, rng)
     data = synth.scan(sample, height=1 * UM, step=1 * UM, sensor_size=(UM, UM),
@@ -130,7 +165,8 @@ def test_the_answers_move_by_less_than_a_hundredth_of_their_sd(monkeypatch):
 
     def without_expansion(cls, *args, **kwargs):
         model = build(cls, *args, **kwargs)
-        return dataclasses.replace(model, cub_mid2=np.full_like(model.cub_mid2, np.inf))
+        return dataclasses.replace(model, cub_mid2=np.full_like(model.cub_mid2, np.inf),
+                                   cub_inner2=np.full_like(model.cub_inner2, np.inf))
 
     monkeypatch.setattr(GreenModel, "build", classmethod(without_expansion))
     old = inversion.invert_map(data, sample.grains, height=1 * UM, sensor_size=(UM, UM))

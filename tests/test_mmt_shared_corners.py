@@ -98,22 +98,50 @@ def test_no_lattice_for_other_pitches_or_scattered_sensors():
     assert sensor_lattice(np.vstack([on_grid, on_grid[:1]]), (size, size)) is None  # twice
 
 
-def test_the_fitted_map_needs_only_the_sparse_exact_part_of_q():
-    """With area sensors sharing corners, `accumulate` keeps of each block only the exact
-    form's sparse part; the fitted field from it and the cheap rest equals Q M."""
-    size = 1.0 * UM
+@pytest.mark.parametrize("size_um", [0.0, 1.0])
+def test_the_fitted_map_needs_only_the_sparse_near_part_of_q(size_um):
+    """`accumulate` keeps of each block only the sparse part of the (sensor, grain) pairs
+    nearer than the grain's far-field switch; the fitted field from it and the far fields
+    computed again equals Q M, for point sensors and for area sensors sharing corners."""
+    size = size_um * UM
     grains = _grains()
-    X, Y = np.meshgrid(np.arange(-60, 60) * size, np.arange(-50, 50) * size)
+    X, Y = np.meshgrid(np.arange(-60, 60) * UM, np.arange(-50, 50) * UM)
     sensors = np.c_[X.ravel(), Y.ravel(), np.full(X.size, 1.0 * UM)]
     lo, hi = sensors[:, :2].min(axis=0), sensors[:, :2].max(axis=0)
     model = GreenModel.build(grains, (size, size), lo, hi, 1.0 * UM)
     m = np.array([[3e4, -1e4, 2e4], [-2e4, 4e4, 1e4], [5e3, 5e3, -4e4]])
-    phi = model.block(sensors) @ m.ravel()
-    _, kept = accumulate(model, sensors, phi, block=4000, keep_rows=True)
+    q = model.block(sensors)
+    phi = q @ m.ravel()
+    _, kept = accumulate(model, sensors, phi, block=4000, keep_bytes=2**30)
     assert len(kept) == 3 and all(sparse.issparse(k) for k in kept)
-    assert sum(k.nnz for k in kept) < 0.5 * len(sensors) * model.n_columns
+    near = np.vstack([k.toarray() for k in kept])
+    assert 0 < np.count_nonzero(near) < 0.5 * q.size
+    held = near != 0  # the kept entries are Q's own (to rounding: blocks share fewer corners)
+    np.testing.assert_allclose(near[held], q[held], rtol=0, atol=1e-9 * np.abs(q).max())
     fitted = forward(model, sensors, m, block=4000, rows=kept)
     assert np.all(np.abs(fitted - phi) <= 1e-9 * np.abs(phi).max())
+    far = forward(model, sensors, m, block=4000, rows=[None, kept[1], None])  # beyond budget
+    assert np.all(np.abs(far - phi) <= 1e-9 * np.abs(phi).max())
+
+
+def test_what_the_fitted_map_keeps_stays_within_its_budget():
+    """Blocks whose near part would pass the budget keep nothing (the fitted map computes
+    them again); the kept bytes never pass it."""
+    grains = _grains()
+    X, Y = np.meshgrid(np.arange(-60, 60) * UM, np.arange(-50, 50) * UM)
+    sensors = np.c_[X.ravel(), Y.ravel(), np.full(X.size, 1.0 * UM)]
+    lo, hi = sensors[:, :2].min(axis=0), sensors[:, :2].max(axis=0)
+    model = GreenModel.build(grains, (UM, UM), lo, hi, 1.0 * UM)
+    phi = np.zeros(len(sensors))
+    _, everything = accumulate(model, sensors, phi, block=4000, keep_bytes=2**30)
+    sizes = [k.data.nbytes + k.indices.nbytes + k.indptr.nbytes for k in everything]
+    budget = sizes[0] + sizes[1] // 2
+    _, kept = accumulate(model, sensors, phi, block=4000, keep_bytes=budget)
+    assert kept[0] is not None and kept[1] is None
+    assert sum(k.data.nbytes + k.indices.nbytes + k.indptr.nbytes
+               for k in kept if k is not None) <= budget
+    _, none = accumulate(model, sensors, phi, block=4000)
+    assert none is None
 
 
 @pytest.mark.parametrize("size_um", [0.0, 1.0])
@@ -129,7 +157,7 @@ def test_blocks_with_a_short_last_one_give_the_triangle_of_one_block(size_um):
     q = model.block(sensors)
     phi = q @ np.array([3e4, -1e4, 2e4, -2e4, 4e4, 1e4, 5e3, 5e3, -4e4]) + 1e-9 * np.sin(
         np.arange(len(sensors)))
-    tri, kept = accumulate(model, sensors, phi, block=1000, keep_rows=True)
+    tri, kept = accumulate(model, sensors, phi, block=1000, keep_bytes=2**30)
     r = np.linalg.qr(np.c_[q, phi], mode="r")
     r *= np.where(np.diag(r) < 0, -1.0, 1.0)[:, None]
     n = model.n_columns

@@ -51,9 +51,13 @@ the sensor's 4 corners of a sum over the cuboid's 8 corners, so on such a lattic
 (lattice corner, cuboid) sum is computed once and used by the up to 4 sensors around it:
 about 8 corner terms a pair instead of 32 (`_grid_exact`). Which form each (sensor, cuboid)
 pair takes is decided as before; only the exact form's sums are regrouped, so the rows agree
-with the per-sensor form to its rounding error. The same split gives the fitted map without
-Q held: the exact form's part of each block is sparse (only sensors near a grain have one)
-and is kept, the rest is cheap to compute again.
+with the per-sensor form to its rounding error.
+
+The fitted map needs no rows of Q held: the costly entries, the (sensor, grain) pairs nearer
+than the grain's far-field switch (sums over its cuboids), are few (only sensors near a grain
+have any; 9 % of the pairs on the 200 × 200 × 50 µm sample above) and are kept sparse
+(`GreenModel.near_part`); the far-field entries are cheap to compute again
+(`GreenModel.block(…, far_only=True)`).
 """
 
 from __future__ import annotations
@@ -82,10 +86,10 @@ from smm_daq.analysis.grains import GrainSet
 
 GRAIN_TOLERANCE = 1e-5  # far-field error target relative to the grain's reference scale
 CUBOID_TOLERANCE = 1e-5  # the same for each cuboid's own switch (forward model)
-NEAR_TOLERANCE = 2.5e-6  # the same for the switch to a cuboid's order-6 expansion
-# the monomials x^a y^b z^c (a, b, c even) of degrees 4 and 6, in the order of the
-# coefficients of `cuboid_even_terms`
-EVEN_MONOMIALS = np.array([(a, b, n - a - b) for n in (4, 6) for a in range(n, -1, -2)
+NEAR_TOLERANCE = 2.5e-6  # the same for the switches to a cuboid's order-6 and -10 expansions
+# the monomials x^a y^b z^c (a, b, c even) of degrees 4, 6, 8 and 10, in the order of the
+# coefficients of `cuboid_even_terms` (6, 10, 15 and 21 of them)
+EVEN_MONOMIALS = np.array([(a, b, n - a - b) for n in (4, 6, 8, 10) for a in range(n, -1, -2)
                            for b in range(n - a, -1, -2)], dtype=np.int64)
 OCTUPOLE_CONSTANT = 13.0  # sup |order-3 term| / ((ρ/R)^3 V/R^3) over zero-mean shapes (12.45)
 ORDER5_CONSTANT = 30.0  # the same for the order-5 term (27.9)
@@ -103,13 +107,17 @@ def remainder_bound(x: np.ndarray, order: int) -> np.ndarray:
     return first * x ** (order + 1) + tail
 
 
-def even_remainder_bound(x: np.ndarray) -> np.ndarray:
+def even_remainder_bound(x: np.ndarray, order: int = 6) -> np.ndarray:
     """Bound on |remainder| / (V/R³) of the expansion of a centrally symmetric density (a
-    cuboid convolved with the sensor area: its odd orders vanish) truncated after order 6,
-    x = ρ/R < 1: the pointwise bound (n+1)(n+2) xⁿ summed over even n ≥ 8, in closed form
-    with y = x²: Σ_{m≥4} (2m+1)(2m+2) y^m = y⁴ (90 − 138 y + 56 y²) / (1 − y)³."""
+    cuboid convolved with the sensor area: its odd orders vanish) truncated after the even
+    `order` (6 or 10), x = ρ/R < 1: the pointwise bound (n+1)(n+2) xⁿ summed over even
+    n ≥ 2k = order + 2, in closed form with y = x², A = (2k+1)(2k+2), B = (2k−1)2k:
+    Σ_{m≥k} (2m+1)(2m+2) y^m = y^k (A − (A + B − 8) y + B y²) / (1 − y)³
+    (order 6: y⁴ (90 − 138 y + 56 y²) / (1 − y)³)."""
+    k = order // 2 + 1
+    a, b = (2 * k + 1) * (2 * k + 2), (2 * k - 1) * 2 * k
     y = x * x
-    return y**4 * (90.0 - 138.0 * y + 56.0 * y * y) / (1.0 - y) ** 3
+    return y**k * (a - (a + b - 8) * y + b * y * y) / (1.0 - y) ** 3
 
 
 def _switch_distance(rho: np.ndarray, r_ref: np.ndarray,
@@ -192,13 +200,13 @@ def _orders_3_4(x, y, z, t, g):
 
 
 @njit(cache=True, inline="always")
-def _even_term(w, lo, hi, n, x, y, z, xp, yp, zp, ir2, r):
-    """Bz columns (×4π/μ0) of the order-n term P(r)/r^(2n+1) of a potential, P the harmonic
-    polynomial Σ w[k] x^i y^j z^l over the even monomials k = lo … hi − 1 of EVEN_MONOMIALS
-    (xp[i] = x^i, …), by
-    ∂z∂j (P r^−s) = r^−s [∂z∂jP − s r^−2 (∂jP z + ∂zP r_j + P δzj) + s(s+2) r^−4 P r_j z].
-    Called with constant lo, hi and n, so that the compiler unrolls the loop."""
-    P = 0.0  # P and its derivatives ∂x, ∂y, ∂z, ∂z∂x, ∂z∂y, ∂z∂z
+def _even_sums(w, base, lo, hi, xp, yp, zp):
+    """P = Σ w[k − base] x^i y^j z^l over the even monomials k = lo … hi − 1 of
+    EVEN_MONOMIALS (xp[i] = x^i, …) and its derivatives ∂x, ∂y, ∂z, ∂z∂x, ∂z∂y, ∂z∂z.
+    Called with constant base, lo and hi, at most 10 apart, so that the compiler unrolls the
+    loop (it does not at 15 or 21: the tuples are then indexed at run time, twice as slow as
+    in runs of 5, and 3× slower than the exact form)."""
+    P = 0.0
     px = 0.0
     py = 0.0
     pz = 0.0
@@ -209,7 +217,7 @@ def _even_term(w, lo, hi, n, x, y, z, xp, yp, zp, ir2, r):
         i = EVEN_MONOMIALS[k, 0]
         j = EVEN_MONOMIALS[k, 1]
         l = EVEN_MONOMIALS[k, 2]
-        c = w[k]
+        c = w[k - base]
         xi = xp[i]
         yj = yp[j]
         zl = zp[l]
@@ -227,12 +235,53 @@ def _even_term(w, lo, hi, n, x, y, z, xp, yp, zp, ir2, r):
                 pzy += c * j * l * xi * yp[j - 1] * zl1
             if l > 1:
                 pzz += c * l * (l - 1) * xi * yj * zp[l - 2]
+    return P, px, py, pz, pzx, pzy, pzz
+
+
+@njit(cache=True, inline="always")
+def _even_field(sums, n, x, y, z, ir2, r):
+    """Bz columns (×4π/μ0) of the order-n term P(r)/r^(2n+1) of a potential from P and its
+    derivatives (`_even_sums`), by
+    ∂z∂j (P r^−s) = r^−s [∂z∂jP − s r^−2 (∂jP z + ∂zP r_j + P δzj) + s(s+2) r^−4 P r_j z]."""
+    P, px, py, pz, pzx, pzy, pzz = sums
     s = 2.0 * n + 1.0
     scale = ir2**n / r  # r^−(2n+1)
     common = s * (s + 2.0) * ir2 * ir2 * P * z - s * ir2 * pz
     return (scale * (pzx - s * ir2 * px * z + common * x),
             scale * (pzy - s * ir2 * py * z + common * y),
             scale * (pzz - s * ir2 * (pz * z + P) + common * z))
+
+
+@njit(cache=True, inline="always")
+def _add(a, b):
+    """The sum of two tuples of P and its derivatives (`_even_sums`)."""
+    return (a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3], a[4] + b[4], a[5] + b[5],
+            a[6] + b[6])
+
+
+@njit(cache=True, inline="always")
+def _powers(v):
+    """(1, v, v², …, v¹⁰)."""
+    v2 = v * v
+    v4 = v2 * v2
+    v8 = v4 * v4
+    return (1.0, v, v2, v2 * v, v4, v4 * v, v4 * v2, v4 * v2 * v, v8, v8 * v, v8 * v2)
+
+
+@njit(cache=True, inline="always")
+def _expansion_to_6(dx, dy, dz, a, b, c, p, q, w):
+    """`_cuboid_expansion` from its 16 coefficients w."""
+    fx, fy, fz = moment_expansion(dx, dy, dz, 8.0 * a * b * c, (a * a + p * p) / 3.0,
+                                  (b * b + q * q) / 3.0, c * c / 3.0, 0.0, 0.0, 0.0)
+    xp = _powers(dx)
+    yp = _powers(dy)
+    zp = _powers(dz)
+    r2 = dx * dx + dy * dy + dz * dz
+    ir2 = 1.0 / r2
+    r = math.sqrt(r2)
+    ex, ey, ez = _even_field(_even_sums(w, 0, 0, 6, xp, yp, zp), 4, dx, dy, dz, ir2, r)
+    gx, gy, gz = _even_field(_even_sums(w, 0, 6, 16, xp, yp, zp), 6, dx, dy, dz, ir2, r)
+    return fx + ex + gx, fy + ey + gy, fz + ez + gz
 
 
 @njit(cache=True, inline="always")
@@ -243,32 +292,52 @@ def _cuboid_expansion(dx, dy, dz, a, b, c, p, q, terms, m):
     terms, harmonic polynomials over EVEN_MONOMIALS with the coefficients terms[m]
     (`cuboid_even_terms`). The array is read here only (the GPU simulator runs this
     function's Python source, where a compiled function cannot take it)."""
-    fx, fy, fz = moment_expansion(dx, dy, dz, 8.0 * a * b * c, (a * a + p * p) / 3.0,
-                                  (b * b + q * q) / 3.0, c * c / 3.0, 0.0, 0.0, 0.0)
     w = (terms[m, 0], terms[m, 1], terms[m, 2], terms[m, 3], terms[m, 4], terms[m, 5],
          terms[m, 6], terms[m, 7], terms[m, 8], terms[m, 9], terms[m, 10], terms[m, 11],
          terms[m, 12], terms[m, 13], terms[m, 14], terms[m, 15])
-    x2 = dx * dx
-    y2 = dy * dy
-    z2 = dz * dz
-    xp = (1.0, dx, x2, x2 * dx, x2 * x2, x2 * x2 * dx, x2 * x2 * x2)  # powers 0 … 6
-    yp = (1.0, dy, y2, y2 * dy, y2 * y2, y2 * y2 * dy, y2 * y2 * y2)
-    zp = (1.0, dz, z2, z2 * dz, z2 * z2, z2 * z2 * dz, z2 * z2 * z2)
-    r2 = x2 + y2 + z2
+    return _expansion_to_6(dx, dy, dz, a, b, c, p, q, w)
+
+
+@njit(cache=True, inline="always")
+def _cuboid_expansion_10(dx, dy, dz, a, b, c, p, q, terms, m):
+    """`_cuboid_expansion` to the tenth order: with the order-8 and order-10 terms (the
+    coefficients terms[m, 16:52]), for sensors nearer the cuboid than its order-6 switch."""
+    w = (terms[m, 0], terms[m, 1], terms[m, 2], terms[m, 3], terms[m, 4], terms[m, 5],
+         terms[m, 6], terms[m, 7], terms[m, 8], terms[m, 9], terms[m, 10], terms[m, 11],
+         terms[m, 12], terms[m, 13], terms[m, 14], terms[m, 15])
+    h = (terms[m, 16], terms[m, 17], terms[m, 18], terms[m, 19], terms[m, 20], terms[m, 21],
+         terms[m, 22], terms[m, 23], terms[m, 24], terms[m, 25], terms[m, 26], terms[m, 27],
+         terms[m, 28], terms[m, 29], terms[m, 30], terms[m, 31], terms[m, 32], terms[m, 33],
+         terms[m, 34], terms[m, 35], terms[m, 36], terms[m, 37], terms[m, 38], terms[m, 39],
+         terms[m, 40], terms[m, 41], terms[m, 42], terms[m, 43], terms[m, 44], terms[m, 45],
+         terms[m, 46], terms[m, 47], terms[m, 48], terms[m, 49], terms[m, 50], terms[m, 51])
+    fx, fy, fz = _expansion_to_6(dx, dy, dz, a, b, c, p, q, w)
+    xp = _powers(dx)
+    yp = _powers(dy)
+    zp = _powers(dz)
+    r2 = dx * dx + dy * dy + dz * dz
     ir2 = 1.0 / r2
     r = math.sqrt(r2)
-    ex, ey, ez = _even_term(w, 0, 6, 4, dx, dy, dz, xp, yp, zp, ir2, r)
-    gx, gy, gz = _even_term(w, 6, 16, 6, dx, dy, dz, xp, yp, zp, ir2, r)
+    order8 = _add(_add(_even_sums(h, 16, 16, 21, xp, yp, zp),
+                       _even_sums(h, 16, 21, 26, xp, yp, zp)),
+                  _even_sums(h, 16, 26, 31, xp, yp, zp))
+    order10 = _add(_add(_even_sums(h, 16, 31, 36, xp, yp, zp),
+                        _even_sums(h, 16, 36, 41, xp, yp, zp)),
+                   _add(_even_sums(h, 16, 41, 46, xp, yp, zp),
+                        _even_sums(h, 16, 46, 52, xp, yp, zp)))
+    ex, ey, ez = _even_field(order8, 8, dx, dy, dz, ir2, r)
+    gx, gy, gz = _even_field(order10, 10, dx, dy, dz, ir2, r)
     return fx + ex + gx, fy + ey + gy, fz + ez + gz
 
 
 @njit(cache=True, parallel=True)
 def _green_block(sensors, p, q, centroid, volume, moments, high, coarse2, far2, start,
-                 cuboids, half, cub_far2, cub_scale, cub_terms, cub_mid2, tol, skip_exact, add,
-                 out):
+                 cuboids, half, cub_far2, cub_scale, cub_terms, cub_mid2, cub_inner2, tol,
+                 skip_exact, far_only, add, out):
     """Q rows, written to `out` (added to it with `add`); with `skip_exact`, the (sensor,
     cuboid) pairs of an area sensor that take the exact form are left out (`_grid_exact`
-    adds them)."""
+    adds them); with `far_only`, every (sensor, grain) pair nearer than the grain's far-field
+    switch is (`_near_fill` keeps them)."""
     G = centroid.shape[0]
     for i in prange(sensors.shape[0]):
         sx = sensors[i, 0]
@@ -292,7 +361,7 @@ def _green_block(sensors, p, q, centroid, volume, moments, high, coarse2, far2, 
                 fx = 0.0
                 fy = 0.0
                 fz = 0.0
-                for m in range(start[g], start[g + 1]):
+                for m in range(start[g], start[g + 1] if not far_only else start[g]):
                     if p == 0.0:
                         ex, ey, ez = _point_pair(
                             sx - cuboids[m, 0], sy - cuboids[m, 1], sz - cuboids[m, 2],
@@ -306,6 +375,10 @@ def _green_block(sensors, p, q, centroid, volume, moments, high, coarse2, far2, 
                             ex, ey, ez = _cuboid_expansion(ddx, ddy, ddz, half[m, 0],
                                                            half[m, 1], half[m, 2], p, q,
                                                            cub_terms, m)
+                        elif cub_inner2[m] <= r2 < cub_far2[m]:
+                            ex, ey, ez = _cuboid_expansion_10(ddx, ddy, ddz, half[m, 0],
+                                                              half[m, 1], half[m, 2], p, q,
+                                                              cub_terms, m)
                         else:
                             tier = _area_tier(ddx, ddy, ddz, half[m, 0], half[m, 1],
                                               half[m, 2], p, q, cub_far2[m], cub_scale[m], tol)
@@ -355,7 +428,7 @@ def _node_value(ux, uy, sz, cx, cy, cz, a, b, c):
 
 @njit(cache=True, parallel=True)
 def _grid_exact(sensors, grid, x0, y0, step_x, step_y, p, q, centroid, far2, start, cuboids,
-                half, cub_far2, cub_scale, cub_mid2, tol, chunks, out):
+                half, cub_far2, cub_scale, cub_inner2, tol, chunks, out):
     """Adds the exact-form pairs that `_green_block` left out, for sensors on a lattice whose
     pitch is the sensor's size: neighbouring sensors share corners, so each corner's value is
     computed once per cuboid (8 corner terms a pair instead of 32). grid[r, k] is the sensor
@@ -375,7 +448,7 @@ def _grid_exact(sensors, grid, x0, y0, step_x, step_y, p, q, centroid, far2, sta
                 a = half[m, 0]
                 b = half[m, 1]
                 c = half[m, 2]
-                reach2 = min(cub_far2[m], cub_mid2[m]) * (1.0 + 1e-6)
+                reach2 = min(cub_far2[m], cub_inner2[m]) * (1.0 + 1e-6)
                 for r in range(chunks[ch], chunks[ch + 1]):
                     dyc = y0 + r * step_y - cy
                     w2 = reach2 - dyc * dyc - (sz - cz) ** 2
@@ -396,8 +469,8 @@ def _grid_exact(sensors, grid, x0, y0, step_x, step_y, p, q, centroid, far2, sta
                         ddx = sensors[i, 0] - cx
                         ddy = sensors[i, 1] - cy
                         ddz = sensors[i, 2] - cz
-                        if ddx * ddx + ddy * ddy + ddz * ddz >= cub_mid2[m]:
-                            continue  # the order-6 expansion (`_green_block`)
+                        if ddx * ddx + ddy * ddy + ddz * ddz >= cub_inner2[m]:
+                            continue  # an expansion (`_green_block`)
                         tier = _area_tier(ddx, ddy, ddz, a, b, c, p, q, cub_far2[m],
                                           cub_scale[m], tol)
                         if tier != AREA_EXACT:
@@ -425,6 +498,39 @@ def _grid_exact(sensors, grid, x0, y0, step_x, step_y, p, q, centroid, far2, sta
                         out[i, 3 * g] += inv * fx
                         out[i, 3 * g + 1] += inv * fy
                         out[i, 3 * g + 2] += inv * fz
+
+
+@njit(cache=True, parallel=True)
+def _near_counts(sensors, centroid, far2, counts):
+    """counts[i]: the grains nearer to sensor i than their far-field switch (the pairs that
+    `_green_block` sums over cuboids), by the same test."""
+    for i in prange(sensors.shape[0]):
+        c = 0
+        for g in range(centroid.shape[0]):
+            dx = sensors[i, 0] - centroid[g, 0]
+            dy = sensors[i, 1] - centroid[g, 1]
+            dz = sensors[i, 2] - centroid[g, 2]
+            if not dx * dx + dy * dy + dz * dz >= far2[g]:
+                c += 1
+        counts[i] = c
+
+
+@njit(cache=True, parallel=True)
+def _near_fill(sensors, centroid, far2, rows, indptr, indices, data):
+    """The near pairs' entries of `rows` as the 1 × 3 blocks of a BSR matrix (row i's blocks
+    from indptr[i]; the grain in `indices`, its 3 columns in `data`)."""
+    for i in prange(sensors.shape[0]):
+        k = indptr[i]
+        for g in range(centroid.shape[0]):
+            dx = sensors[i, 0] - centroid[g, 0]
+            dy = sensors[i, 1] - centroid[g, 1]
+            dz = sensors[i, 2] - centroid[g, 2]
+            if not dx * dx + dy * dy + dz * dz >= far2[g]:
+                indices[k] = g
+                data[k, 0, 0] = rows[i, 3 * g]
+                data[k, 0, 1] = rows[i, 3 * g + 1]
+                data[k, 0, 2] = rows[i, 3 * g + 2]
+                k += 1
 
 
 LATTICE_TOLERANCE = 1e-9  # sensor centres off the lattice by less than this × the pitch
@@ -491,8 +597,9 @@ def _double_factorial(n: int) -> int:
 
 
 def cuboid_even_terms(half: np.ndarray, sensor_half: tuple[float, float]) -> np.ndarray:
-    """(C, 16) coefficients of the order-4 and order-6 terms of `_cuboid_expansion` for each
-    cuboid (half-edges (C, 3)) convolved with the sensor area, over EVEN_MONOMIALS.
+    """(C, 52) coefficients of the order-4, -6, -8 and -10 terms of `_cuboid_expansion` and
+    `_cuboid_expansion_10` for each cuboid (half-edges (C, 3)) convolved with the sensor
+    area, over EVEN_MONOMIALS.
 
     The order-n term of the potential is P(r)/r^(2n+1) with P = (2n−1)!!/n! V H[E (u·r)ⁿ],
     H the harmonic projection of a homogeneous polynomial of degree n,
@@ -503,15 +610,15 @@ def cuboid_even_terms(half: np.ndarray, sensor_half: tuple[float, float]) -> np.
     sensor's half-width); the odd ones vanish, so only even monomials appear."""
     widths = np.c_[half, np.full(half.shape[0], sensor_half[0]),
                    np.full(half.shape[0], sensor_half[1]), np.zeros(half.shape[0])]
-    moments = np.zeros((half.shape[0], 3, 7))
+    moments = np.zeros((half.shape[0], 3, 11))
     for axis in range(3):
         h, s = widths[:, axis], widths[:, axis + 3]
-        for k in range(0, 7, 2):
+        for k in range(0, 11, 2):
             moments[:, axis, k] = sum(math.comb(k, j) * h**j / (j + 1) * s ** (k - j)
                                       / (k - j + 1) for j in range(0, k + 1, 2))
     volume = 8.0 * np.prod(half, axis=1)
     out = []
-    for n in (4, 6):
+    for n in (4, 6, 8, 10):
         poly = {(a, b, n - a - b): math.factorial(n) / (math.factorial(a) * math.factorial(b)
                                                         * math.factorial(n - a - b))
                 * moments[:, 0, a] * moments[:, 1, b] * moments[:, 2, n - a - b]
@@ -606,8 +713,9 @@ class GreenModel:
     cub_far2: np.ndarray  # (C,) squared distance beyond which a cuboid's quadrupole suffices
     cub_scale: np.ndarray  # (C,) its reference scale V/R_ref³
     half: np.ndarray  # (C, 3) its half-edges
-    cub_terms: np.ndarray  # (C, 16) order-4 and -6 coefficients of each cuboid ⊗ sensor area
+    cub_terms: np.ndarray  # (C, 52) order-4 to -10 coefficients of each cuboid ⊗ sensor area
     cub_mid2: np.ndarray  # (C,) squared distance beyond which its order-6 expansion suffices
+    cub_inner2: np.ndarray  # (C,) the same for its order-10 expansion (≤ cub_mid2)
     exact: bool = False  # True: never the grain far field (for tests and references)
     share_corners: bool = True  # False: every sensor's exact form on its own (for tests)
 
@@ -646,11 +754,14 @@ class GreenModel:
             reach = np.sqrt(np.sum((half + np.array([p, q, 0.0])) ** 2, axis=1))
             cub_mid2 = _switch_distance(reach, cub_ref, even_remainder_bound,
                                         NEAR_TOLERANCE) ** 2
+            cub_inner2 = np.minimum(_switch_distance(
+                reach, cub_ref, lambda x: even_remainder_bound(x, 10), NEAR_TOLERANCE) ** 2,
+                cub_mid2)
         else:  # point sensors: the closed form is about as cheap as the expansion
-            cub_mid2 = np.full(cub.shape[0], np.inf)
+            cub_mid2 = cub_inner2 = np.full(cub.shape[0], np.inf)
         return cls(grains, (2 * p, 2 * q), centroid, volume, np.ascontiguousarray(second),
                    np.ascontiguousarray(high), coarse2, far2, cub_far2, cub_scale, half,
-                   cub_terms, cub_mid2, exact)
+                   cub_terms, cub_mid2, cub_inner2, exact)
 
     @property
     def n_columns(self) -> int:
@@ -661,41 +772,48 @@ class GreenModel:
         return sensor_lattice(sensors, self.sensor_size) if self.share_corners else None
 
     def block(self, sensors: np.ndarray, out: np.ndarray | None = None, *,
-              exact_part: list[sparse.csr_matrix] | None = None, skip_exact: bool = False
-              ) -> np.ndarray:
-        """Q rows (B, 3G) in T/(A/m) for sensor centres (B, 3) in m.
-
-        When the sensors share corners (`lattice` is not None): with `exact_part`, the part
-        of the rows from the exact sensor-area form (sparse: only sensors near a grain have
-        one) is appended to it; with `skip_exact`, that part is left out. The rows are
-        `block(…, skip_exact=True)` plus that part, which is cheap to make again: the fitted
-        map needs no rows of Q held."""
+              far_only: bool = False) -> np.ndarray:
+        """Q rows (B, 3G) in T/(A/m) for sensor centres (B, 3) in m; with `far_only`, only the
+        grains' own far fields, the pairs nearer than that left 0 (`near_part` holds them)."""
         sensors = np.ascontiguousarray(sensors, dtype=float)
         if out is None:
             out = np.empty((sensors.shape[0], self.n_columns))
         p, q = 0.5 * self.sensor_size[0], 0.5 * self.sensor_size[1]
         cuboids = np.ascontiguousarray(self.grains.cuboids)
-        lattice = self.lattice(sensors)
-
-        def rest(add: bool) -> None:
-            _green_block(sensors, p, q, self.centroid, self.volume, self.moments, self.high,
-                         self.coarse2, self.far2, self.grains.start, cuboids, self.half,
-                         self.cub_far2, self.cub_scale, self.cub_terms, self.cub_mid2,
-                         CUBOID_TOLERANCE, lattice is not None, add, out)
-
-        if lattice is None or skip_exact:
-            rest(False)
-            return out
-        grid, x0, y0 = lattice
-        n_chunks = min(grid.shape[0], 2 * numba.get_num_threads())
-        chunks = np.linspace(0, grid.shape[0], n_chunks + 1).round().astype(np.int64)
-        # the exact part first, into the zeroed rows, so that its sparse copy needs no other
-        # dense buffer; then the rest added to it
-        out[:] = 0.0
-        _grid_exact(sensors, grid, x0, y0, 2 * p, 2 * q, p, q, self.centroid, self.far2,
-                    self.grains.start, cuboids, self.half, self.cub_far2, self.cub_scale,
-                    self.cub_mid2, CUBOID_TOLERANCE, chunks, out)
-        if exact_part is not None:
-            exact_part.append(sparse.csr_matrix(out))
-        rest(True)
+        lattice = None if far_only else self.lattice(sensors)
+        if lattice is not None:
+            # the exact form's pairs first, into zeroed rows, then the rest added to them
+            grid, x0, y0 = lattice
+            n_chunks = min(grid.shape[0], 2 * numba.get_num_threads())
+            chunks = np.linspace(0, grid.shape[0], n_chunks + 1).round().astype(np.int64)
+            out[:] = 0.0
+            _grid_exact(sensors, grid, x0, y0, 2 * p, 2 * q, p, q, self.centroid, self.far2,
+                        self.grains.start, cuboids, self.half, self.cub_far2, self.cub_scale,
+                        self.cub_inner2, CUBOID_TOLERANCE, chunks, out)
+        _green_block(sensors, p, q, self.centroid, self.volume, self.moments, self.high,
+                     self.coarse2, self.far2, self.grains.start, cuboids, self.half,
+                     self.cub_far2, self.cub_scale, self.cub_terms, self.cub_mid2,
+                     self.cub_inner2, CUBOID_TOLERANCE, lattice is not None, far_only,
+                     lattice is not None, out)
         return out
+
+    def near_part(self, sensors: np.ndarray, rows: np.ndarray, max_bytes: float = math.inf
+                  ) -> sparse.bsr_matrix | None:
+        """The entries of Q rows `rows` (from `block`) of the (sensor, grain) pairs nearer than
+        the grain's far-field switch, as a BSR matrix of 1 × 3 blocks (only sensors near a
+        grain have any); None when it would take more than `max_bytes`. These are the costly
+        entries, the sums over cuboids: `block(…, far_only=True)` plus this part are the rows,
+        so the fitted map needs no rows of Q held."""
+        sensors = np.ascontiguousarray(sensors, dtype=float)
+        counts = np.empty(sensors.shape[0], dtype=np.int64)
+        _near_counts(sensors, self.centroid, self.far2, counts)
+        indptr = np.zeros(sensors.shape[0] + 1, dtype=np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        nnz = int(indptr[-1])
+        if nnz * 28 + indptr.nbytes > max_bytes:
+            return None
+        indices = np.empty(nnz, dtype=np.int32)
+        data = np.empty((nnz, 1, 3))
+        _near_fill(sensors, self.centroid, self.far2, rows, indptr, indices, data)
+        return sparse.bsr_matrix((data, indices, indptr),
+                                 shape=(sensors.shape[0], self.n_columns))

@@ -3,11 +3,12 @@
 One thread per (sensor, grain) pair writes the grain's three columns at that sensor, by the
 same tiers as the CPU kernel `cuboid._green_block` (grain far field to order 2 or 4 beyond
 the grain's switching distances, else the sum over its cuboids of the forward model's
-per-pair form, or the cuboid's own order-6 expansion for an area sensor) and through the
-same scalar functions (`moment_expansion`, `_orders_3_4`, `_cuboid_expansion`, `_pair`,
-`_point_pair`), which numba compiles for the GPU as device functions. So the GPU
-block equals the CPU block to rounding, and the test suite checks that in numba's CUDA
-simulator (``NUMBA_ENABLE_CUDASIM=1``), which runs these kernels in Python on any machine.
+per-pair form, or the cuboid's own order-6 or order-10 expansion for an area sensor) and
+through the same scalar functions (`moment_expansion`, `_orders_3_4`, `_cuboid_expansion`,
+`_cuboid_expansion_10`, `_pair`, `_point_pair`), which numba compiles for the GPU as device
+functions. So the GPU block equals the CPU block to rounding, and the test suite checks that
+in numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``), which runs these kernels in Python on
+any machine.
 
 Threads are numbered sensor-fastest, so a warp holds consecutive sensors of one grain (the
 same tier for nearly all of them) and its writes to a column-major block are coalesced.
@@ -31,6 +32,7 @@ from smm_daq.analysis.mmt.models.cuboid import (
     CUBOID_TOLERANCE,
     GreenModel,
     _cuboid_expansion,
+    _cuboid_expansion_10,
     _orders_3_4,
 )
 from smm_daq.analysis.mmt.models.cuda_compat import cuda
@@ -41,11 +43,13 @@ THREADS = 256  # threads per CUDA block
 SIMULATED = bool(int(os.environ.get("NUMBA_ENABLE_CUDASIM", "0") or 0))  # as numba reads it
 _orders = _orders_3_4.py_func if SIMULATED else _orders_3_4
 _expansion = _cuboid_expansion.py_func if SIMULATED else _cuboid_expansion
+_expansion_10 = _cuboid_expansion_10.py_func if SIMULATED else _cuboid_expansion_10
 
 
 @cuda.jit(device=True)
 def _grain_columns(sx, sy, sz, g, p, q, centroid, volume, moments, high, coarse2, far2,
-                   start, cuboids, half, cub_far2, cub_scale, cub_terms, cub_mid2, tol):
+                   start, cuboids, half, cub_far2, cub_scale, cub_terms, cub_mid2, cub_inner2,
+                   tol):
     """The three columns (×4π/μ0) of grain g at sensor (sx, sy, sz): `_green_block`'s body."""
     dx = sx - centroid[g, 0]
     dy = sy - centroid[g, 1]
@@ -77,6 +81,9 @@ def _grain_columns(sx, sy, sz, g, p, q, centroid, volume, moments, high, coarse2
             if cub_mid2[m] <= r2 < cub_far2[m]:
                 ex, ey, ez = _expansion(ddx, ddy, ddz, half[m, 0], half[m, 1], half[m, 2],
                                         p, q, cub_terms, m)
+            elif cub_inner2[m] <= r2 < cub_far2[m]:
+                ex, ey, ez = _expansion_10(ddx, ddy, ddz, half[m, 0], half[m, 1], half[m, 2],
+                                           p, q, cub_terms, m)
             else:
                 ex, ey, ez = _pair(ddx, ddy, ddz, half[m, 0], half[m, 1], half[m, 2], p, q,
                                    cub_far2[m], cub_scale[m], tol)
@@ -88,7 +95,8 @@ def _grain_columns(sx, sy, sz, g, p, q, centroid, volume, moments, high, coarse2
 
 @cuda.jit(cache=True)
 def _green_kernel(sensors, p, q, centroid, volume, moments, high, coarse2, far2, start,
-                  cuboids, half, cub_far2, cub_scale, cub_terms, cub_mid2, tol, out):
+                  cuboids, half, cub_far2, cub_scale, cub_terms, cub_mid2, cub_inner2, tol,
+                  out):
     b = sensors.shape[0]
     t = cuda.grid(1)
     if t >= b * centroid.shape[0]:
@@ -98,7 +106,7 @@ def _green_kernel(sensors, p, q, centroid, volume, moments, high, coarse2, far2,
     fx, fy, fz = _grain_columns(sensors[i, 0], sensors[i, 1], sensors[i, 2], g, p, q,
                                 centroid, volume, moments, high, coarse2, far2, start,
                                 cuboids, half, cub_far2, cub_scale, cub_terms, cub_mid2,
-                                tol)
+                                cub_inner2, tol)
     out[i, 3 * g] = MU0_OVER_4PI * fx
     out[i, 3 * g + 1] = MU0_OVER_4PI * fy
     out[i, 3 * g + 2] = MU0_OVER_4PI * fz
@@ -106,7 +114,8 @@ def _green_kernel(sensors, p, q, centroid, volume, moments, high, coarse2, far2,
 
 @cuda.jit(cache=True)
 def _field_kernel(sensors, p, q, centroid, volume, moments, high, coarse2, far2, start,
-                  cuboids, half, cub_far2, cub_scale, cub_terms, cub_mid2, tol, m, out):
+                  cuboids, half, cub_far2, cub_scale, cub_terms, cub_mid2, cub_inner2, tol,
+                  m, out):
     i = cuda.grid(1)
     if i >= sensors.shape[0]:
         return
@@ -115,7 +124,7 @@ def _field_kernel(sensors, p, q, centroid, volume, moments, high, coarse2, far2,
         fx, fy, fz = _grain_columns(sensors[i, 0], sensors[i, 1], sensors[i, 2], g, p, q,
                                     centroid, volume, moments, high, coarse2, far2, start,
                                     cuboids, half, cub_far2, cub_scale, cub_terms,
-                                    cub_mid2, tol)
+                                    cub_mid2, cub_inner2, tol)
         acc += fx * m[g, 0] + fy * m[g, 1] + fz * m[g, 2]
     out[i] = MU0_OVER_4PI * acc
 
@@ -126,7 +135,7 @@ class DeviceGreen:
 
     p: float
     q: float
-    arrays: tuple[Any, ...]  # centroid … cub_mid2 in the kernels' argument order
+    arrays: tuple[Any, ...]  # centroid … cub_inner2 in the kernels' argument order
     n_grains: int
 
     @classmethod
@@ -136,7 +145,7 @@ class DeviceGreen:
         g = model.grains
         host = (model.centroid, model.volume, model.moments, model.high, model.coarse2,
                 model.far2, g.start, g.cuboids, model.half, model.cub_far2, model.cub_scale,
-                model.cub_terms, model.cub_mid2)
+                model.cub_terms, model.cub_mid2, model.cub_inner2)
         arrays = tuple(to_device(np.ascontiguousarray(a)) for a in host)
         return cls(0.5 * model.sensor_size[0], 0.5 * model.sensor_size[1], arrays, g.n_grains)
 

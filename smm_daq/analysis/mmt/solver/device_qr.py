@@ -81,9 +81,9 @@ class DeviceSolver:
         return max(1, min(rows, n_sensors))
 
     def accumulate(self, model: Any, sensors: np.ndarray, phi: np.ndarray, *,
-                   block: int | None = None, keep_rows: bool = False
+                   block: int | None = None, keep_bytes: float = 0
                    ) -> tuple[DeviceTriangle, None]:
-        """R of [Q | φ] (`block` and `keep_rows` are the CPU path's: blocks here are sized
+        """R of [Q | φ] (`block` and `keep_bytes` are the CPU path's: blocks here are sized
         by `rows`, and Q is not kept, `forward` recomputes it)."""
         arr = self.arrays
         xp = arr.xp

@@ -23,6 +23,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy import linalg, sparse
@@ -43,8 +44,8 @@ QR_PANEL = 256  # dtpqrt's panel width: the fastest of those measured on 5,626 c
 # condition estimate falls below machine epsilon (the convention of scipy.linalg.solve); the
 # SVD then drops singular values below n·eps of the largest (that of numpy's matrix_rank)
 SINGULAR_RCOND = float(np.finfo(float).eps)
-KEEP_Q_BYTES = 256 * 2**20  # below this, Q's blocks (or their sparse part) are kept for the
-# fitted map
+KEEP_Q_BYTES = 256 * 2**20  # what the fitted map may keep of Q's blocks (`accumulate`)
+Kept = np.ndarray | sparse.bsr_matrix | None  # what `accumulate` keeps of one block
 
 
 class SingularWarning(UserWarning):
@@ -140,16 +141,19 @@ class Triangle:
         return np.sqrt(np.einsum("ij,ij->j", self.r, self.r))
 
 
-def accumulate(model: GreenModel, sensors: np.ndarray, phi: np.ndarray, *,
-               block: int = DEFAULT_BLOCK, keep_rows: bool = False
-               ) -> tuple[Triangle, list[np.ndarray | sparse.csr_matrix] | None]:
+def accumulate(model: GreenModel | Any, sensors: np.ndarray, phi: np.ndarray, *,
+               block: int = DEFAULT_BLOCK, keep_bytes: float = 0
+               ) -> tuple[Triangle, list[Kept] | None]:
     """R of [Q | φ] by Householder QR updated one block of sensors at a time (LAPACK dtpqrt:
-    the triangle so far stacked on the block's rows); with `keep_rows`, also what the fitted
-    map needs of each block without its cost: the block of Q itself, or for area sensors
-    that share corners only the exact form's sparse part (`GreenModel.block`)."""
+    the triangle so far stacked on the block's rows); with `keep_bytes`, also what the fitted
+    map needs of each block without its cost, while their total stays within that many bytes:
+    for cuboid grains the sparse near part of its rows (`GreenModel.near_part`), for other
+    models the rows themselves; None for a block beyond the budget (`forward` computes it
+    again)."""
     n = model.n_columns
     tri = np.zeros((n + 1, n + 1), order="F")
-    kept: list[np.ndarray | sparse.csr_matrix] | None = [] if keep_rows else None
+    kept: list[Kept] | None = [] if keep_bytes > 0 else None
+    held = 0
     # one buffer, whose first size × (n + 1) doubles are each block's rows in Fortran order:
     # a short last block is then contiguous too, which dtpqrt would otherwise copy
     buf = np.empty(min(block, sensors.shape[0]) * (n + 1))
@@ -157,14 +161,12 @@ def accumulate(model: GreenModel, sensors: np.ndarray, phi: np.ndarray, *,
     for s in range(0, sensors.shape[0], block):
         size = min(block, sensors.shape[0] - s)
         rows = buf[:size * (n + 1)].reshape((size, n + 1), order="F")
-        split = kept is not None and model.lattice(sensors[s:s + size]) is not None
-        if split:
-            model.block(sensors[s:s + size], rows[:, :n], exact_part=kept)
-        else:
-            model.block(sensors[s:s + size], rows[:, :n])
+        model.block(sensors[s:s + size], rows[:, :n])
         rows[:, n] = phi[s:s + size]
-        if kept is not None and not split:
-            kept.append(np.array(rows[:, :n], order="C"))
+        if kept is not None:
+            part = _part_to_keep(model, sensors[s:s + size], rows[:, :n], keep_bytes - held)
+            held += _nbytes(part)
+            kept.append(part)
         tri, _, _, info = lapack.dtpqrt(0, nb, tri, rows, overwrite_a=1, overwrite_b=1)
         if info != 0:  # only for an illegal argument: a programming error
             raise RuntimeError(f"dtpqrt failed (info {info})")
@@ -173,11 +175,25 @@ def accumulate(model: GreenModel, sensors: np.ndarray, phi: np.ndarray, *,
     return Triangle(np.asfortranarray(tri[:n, :n]), tri[:n, n].copy()), kept
 
 
-def forward(model: GreenModel, sensors: np.ndarray, m: np.ndarray, *,
-            block: int = DEFAULT_BLOCK,
-            rows: list[np.ndarray | sparse.csr_matrix] | None = None) -> np.ndarray:
+def _part_to_keep(model: GreenModel | Any, sensors: np.ndarray, rows: np.ndarray,
+                  budget: float) -> Kept:
+    if isinstance(model, GreenModel):
+        return model.near_part(sensors, rows, budget)
+    return np.array(rows, order="C") if rows.nbytes <= budget else None
+
+
+def _nbytes(part: Kept) -> int:
+    if part is None:
+        return 0
+    if isinstance(part, np.ndarray):
+        return part.nbytes
+    return part.data.nbytes + part.indices.nbytes + part.indptr.nbytes
+
+
+def forward(model: GreenModel | Any, sensors: np.ndarray, m: np.ndarray, *,
+            block: int = DEFAULT_BLOCK, rows: list[Kept] | None = None) -> np.ndarray:
     """Q M over blocks of sensors (the fitted field at the sensors); `rows` what `accumulate`
-    kept of each block (the block, or the sparse exact part of one that shares corners)."""
+    kept of each block (the block, its sparse near part, or None)."""
     flat = m.reshape(-1)
     out = np.empty(sensors.shape[0])
     buf = np.empty((min(block, sensors.shape[0]), model.n_columns))
@@ -187,7 +203,7 @@ def forward(model: GreenModel, sensors: np.ndarray, m: np.ndarray, *,
         if isinstance(kept, np.ndarray):
             out[s:s + size] = kept @ flat
         elif kept is not None:
-            out[s:s + size] = (model.block(sensors[s:s + size], buf[:size], skip_exact=True)
+            out[s:s + size] = (model.block(sensors[s:s + size], buf[:size], far_only=True)
                                @ flat + kept @ flat)
         else:
             out[s:s + size] = model.block(sensors[s:s + size], buf[:size]) @ flat
@@ -326,8 +342,7 @@ def invert_map(
     model = GreenModel.build(grains, sensor_size, lo, hi, height, exact=exact)
     if progress:
         progress(f"QR of the Green's matrix: {sensors.shape[0]} sensors × {grains.n_grains} grains")
-    keep_rows = sensors.shape[0] * n * 8 <= KEEP_Q_BYTES
-    tri, rows = ops.accumulate(model, sensors, phi, block=block, keep_rows=keep_rows)
+    tri, rows = ops.accumulate(model, sensors, phi, block=block, keep_bytes=KEEP_Q_BYTES)
     timings["green_and_qr_s"] = time.perf_counter() - t0
     t1 = time.perf_counter()
     sol = ops.solve_triangle(tri, damping)

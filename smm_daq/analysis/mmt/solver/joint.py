@@ -129,10 +129,6 @@ class StackedModel:
         self.n_columns = n_columns
         self.grains = models[0].grains
 
-    def lattice(self, sensors: np.ndarray) -> None:
-        """Stacked scans are not one lattice of shared corners: each block is kept whole."""
-        return None
-
     def block(self, sensors: np.ndarray, out: np.ndarray) -> np.ndarray:
         index = sensors[:, 3].astype(np.int64)
         cuts = np.flatnonzero(np.diff(index)) + 1
@@ -220,18 +216,14 @@ def invert_scans(
         if progress:
             progress(f"QR of the Green's matrix: {sensors.shape[0]} sensors × "
                      f"{grains.n_grains} grains × {k}")
-        keep_rows = sensors.shape[0] * n * 8 <= KEEP_Q_BYTES
         phi = np.concatenate(phis) * row_w
         t1 = time.perf_counter()
-        tri, rows = ops.accumulate(stacked, sensors, phi, block=block, keep_rows=keep_rows)
+        tri, rows = ops.accumulate(stacked, sensors, phi, block=block, keep_bytes=KEEP_Q_BYTES)
         t2 = time.perf_counter()
         sol = ops.solve_triangle(tri, damping, per_grain=k)
         del tri
         t3 = time.perf_counter()
-        if rows is not None:
-            fitted = np.concatenate([r @ sol.x for r in rows]) / row_w
-        else:
-            fitted = ops.forward(stacked, sensors, sol.x, block=block) / row_w
+        fitted = ops.forward(stacked, sensors, sol.x, block=block, rows=rows) / row_w
         del rows
         timings["green_and_qr_s"] += t2 - t1
         timings["solve_s"] += t3 - t2
