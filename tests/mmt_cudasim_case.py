@@ -31,8 +31,11 @@ def main() -> int:
     for size in ((0.0, 0.0), (2 * UM, 1.5 * UM)):
         model = GreenModel.build(sample.grains, size, lo, hi, height)
         d2 = np.sum((sensors[:, None, :] - model.centroid[None]) ** 2, axis=-1)
+        fine4, fine6 = model.fine2[:, 0], model.fine2[:, 1]
         tiers = {"cuboid sums": int(np.sum(d2 < model.far2)),
-                 "order 4": int(np.sum((d2 >= model.far2) & (d2 < model.coarse2))),
+                 "order 8": int(np.sum((d2 >= model.far2) & (d2 < fine6))),
+                 "order 6": int(np.sum((d2 >= fine6) & (d2 < fine4))),
+                 "order 4": int(np.sum((d2 >= fine4) & (d2 < model.coarse2))),
                  "order 2": int(np.sum(d2 >= model.coarse2))}
         assert min(tiers.values()) > 100, f"the case must exercise every tier: {tiers}"
         ref = model.block(sensors)

@@ -57,10 +57,15 @@ def small_cpu(small):
 
 
 def _cpu(data, grains, **kwargs):
-    """The CPU result and its rounding floor: max |ΔM|/SD against another sensor blocking."""
+    """The CPU result and its rounding floor: max |ΔM|/SD against two other sensor
+    blockings (one pair of runs alone gives a floor that varies by a factor of about 2)."""
     ref = invert_map(data, grains, device="cpu", **kwargs)
-    other = invert_map(data, grains, device="cpu", block=1000, **kwargs)
-    return ref, float(np.max(np.abs(other.magnetization - ref.magnetization) / ref.sd))
+    spread = 0.0
+    for block in (1000, 2500):
+        other = invert_map(data, grains, device="cpu", block=block, **kwargs)
+        spread = max(spread, float(np.max(np.abs(other.magnetization - ref.magnetization)
+                                          / ref.sd)))
+    return ref, spread
 
 
 def _assert_agree(res, ref, floor=0.0):

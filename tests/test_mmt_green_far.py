@@ -19,6 +19,8 @@ from smm_daq.analysis.mmt.models.cuboid import (
     OCTUPOLE_CONSTANT,
     ORDER5_CONSTANT,
     GreenModel,
+    _grain_orders,
+    grain_order_terms,
     remainder_bound,
 )
 
@@ -112,18 +114,27 @@ def _shapes():
     ]
 
 
+def _up_to(model: GreenModel, order: int) -> GreenModel:
+    """The model with every grain's far field to `order` (2, 4, 6 or 8) at every distance."""
+    G = model.grains.n_grains
+    inf, zero = np.full(G, np.inf), np.zeros(G)
+    return dataclasses.replace(
+        model, far2=zero, coarse2=inf if order > 2 else zero,
+        fine2=np.c_[inf if order > 4 else zero, inf if order > 6 else zero])
+
+
 @pytest.mark.parametrize("size_um", [(0.0, 0.0), (2.0, 1.5)])
-def test_grain_expansions_stay_within_their_bounds_and_order_4_converges_faster(size_um):
-    """Order-2 and order-4 grain far fields against the field summed over the grain's cuboids
-    (the forward model's own accurate kernel), from ρ/R = 0.45 to 0.05 and in all directions
-    above: every error within `remainder_bound`; and order 4 much closer than order 2 where
-    both errors are well above the reference's, so the third and fourth moments are right."""
+def test_grain_expansions_stay_within_their_bounds_and_higher_orders_converge_faster(size_um):
+    """Order-2 to order-8 grain far fields against the field summed over the grain's cuboids
+    (the forward model's own accurate kernel), from ρ/R = 0.45 to 0.05 (orders 6 and 8: to
+    0.2, beyond which their bounds fall to the reference's own error) and in all directions
+    above: every error within `remainder_bound`; and each order much closer than the one
+    before where that error is well above the reference's, so the moments are right."""
     grains = _grain_set(_shapes())
     size = (size_um[0] * UM, size_um[1] * UM)
     model = GreenModel.build(grains, size, np.zeros(2), np.zeros(2), 1 * UM)
     G = grains.n_grains
-    order2 = dataclasses.replace(model, far2=np.zeros(G), coarse2=np.zeros(G))
-    order4 = dataclasses.replace(model, far2=np.zeros(G), coarse2=np.full(G, np.inf))
+    orders = {n: _up_to(model, n) for n in (2, 4, 6, 8)}
     rho = grains.radii() + math.hypot(*size) / 2
     dirs = _sphere(60)
     dirs = dirs[dirs[:, 2] > 0.3]
@@ -137,18 +148,45 @@ def test_grain_expansions_stay_within_their_bounds_and_order_4_converges_faster(
             sensors = sensors[sensors[:, 2] > top + 0.2 * UM]
             ref = cuboid_bz_kernel(sensors, cuboids, sensor_size=size).sum(axis=1)
             scale = MU0_OVER_4PI * model.volume[g] / R**3
-            err2 = np.abs(order2.block(sensors)[:, 3 * g:3 * g + 3] - ref).max()
-            err4 = np.abs(order4.block(sensors)[:, 3 * g:3 * g + 3] - ref).max()
-            assert err2 <= remainder_bound(np.array(x), 2) * scale, (g, x)
-            assert err4 <= remainder_bound(np.array(x), 4) * scale, (g, x)
+            err = {n: np.abs(m.block(sensors)[:, 3 * g:3 * g + 3] - ref).max()
+                   for n, m in orders.items() if n <= 4 or x >= 0.2}
+            for n, e in err.items():
+                assert e <= remainder_bound(np.array(x), n) * scale, (g, x, n)
             if x == 0.2:
-                assert err4 < 0.3 * err2, (g, x)
+                assert err[4] < 0.3 * err[2], (g, x)
+            if x == 0.3:
+                assert err[6] < 0.5 * err[4] and err[8] < 0.5 * err[6], (g, x, err)
 
 
-def test_the_switch_uses_order_4_nearer_than_order_2_and_exact_uses_neither():
+def test_the_switch_uses_each_order_nearer_than_the_one_before_and_exact_uses_none():
     grains = _grain_set(_shapes()[:3])
     model = GreenModel.build(grains, (0, 0), np.zeros(2), np.array([300, 50]) * UM, 1 * UM)
-    assert np.all(model.far2 < model.coarse2)
+    assert np.all(model.far2 < model.fine2[:, 1])
+    assert np.all(model.fine2[:, 1] < model.fine2[:, 0])
+    assert np.all(model.fine2[:, 0] < model.coarse2)
     exact = GreenModel.build(grains, (0, 0), np.zeros(2), np.array([300, 50]) * UM, 1 * UM,
                              exact=True)
     assert np.all(np.isinf(exact.far2))
+
+
+def test_orders_5_to_8_are_the_taylor_terms_of_the_grain_potential():
+    """Each order's Bz columns from `grain_order_terms` (polynomial algebra: moments,
+    harmonic projection, derivatives) against the Taylor coefficients of Σ V ∂z∂j 1/|r − u|
+    over the grain's sources (contour integration, `_taylor_terms`), for a grain of cuboids
+    small enough (1e-4 of their spread) to be those point sources, at field points at unit
+    distance above the centroid."""
+    rng = np.random.default_rng(11)
+    points = rng.uniform(-0.3, 0.3, (10, 3))
+    edge = 1e-4
+    grains = from_arrays(np.c_[points, np.full((10, 3), edge)], np.ones(10))
+    sources = points - points.mean(axis=0)  # equal volumes: the centroid is the mean
+    volume = edge**3
+    dirs = _sphere(40)
+    dirs = dirs[dirs[:, 2] > 0.2]  # the sensor is above the grain
+    for n in (5, 6, 7, 8):
+        t = grain_order_terms(grains, (0.0, 0.0), (n,))
+        got = np.array([_grain_orders(*d, t, 0, n, n) for d in dirs])
+        want = np.array([[volume * _taylor_terms(d, j, sources, [n])[0].sum() for j in range(3)]
+                         for d in dirs])
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-6 * np.abs(want).max())
+        assert np.abs(want).max() > 0

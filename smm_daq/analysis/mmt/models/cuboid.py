@@ -14,23 +14,27 @@ term of a unit source at distance s from the centroid is at most (n+1)(n+2) sⁿ
 the zero-mean constraint of moments about the centroid lowers that to ``OCTUPOLE_CONSTANT``
 (n = 3) or ``ORDER5_CONSTANT`` (n = 5): the largest term over zero-mean distributions inside
 the ball ρ, a linear program (12.45 and 27.9; the extremes are a point plus a ring on a cone,
-not two points on a line, which give only 5 and 13.7). With x = ρ/R, ρ the largest distance
+not two points on a line, which give only 5 and 13.7); for n = 7 and 9 the pointwise constant
+(n+1)(n+2) is kept. With x = ρ/R, ρ the largest distance
 from the centroid to the grain plus the sensor's half-diagonal, R the distance from the
 centroid:
 
     |remainder| ≤ [c x^(N+1) + Σ_{n ≥ N+2} (n+1)(n+2) xⁿ] μ0 V/(4π R³) per unit M
     (`remainder_bound`).
 
-Two orders are used: N = 4 (third and fourth moments added) from the distance where its
-bound falls below ``GRAIN_TOLERANCE`` of the grain's reference scale μ0 V/(4π R_ref³), R_ref
-the distance from the centroid to the nearest point of the scanned area (about the column's
-largest entry); N = 2 (second moments only, cheaper) beyond the distance where
-its own bound does. The order-4 switch is about half as far as the order-2 one for a large
-grain, which is what removes most of the per-cuboid sums of large deep grains. Tests check
-the bounds on adversarial shapes, that every entry stays within 1e-4 of its column's largest,
-and that every M̂ moves by less than a tenth of its standard deviation on a sample with 20 nT
-noise. The second property depends on the signal-to-noise ratio: a map with far less noise
-than that, relative to its field, may need a smaller GRAIN_TOLERANCE (or `exact=True`).
+Four orders are used, each from the distance where its bound falls below
+``GRAIN_TOLERANCE`` of the grain's reference scale μ0 V/(4π R_ref³), R_ref the distance from
+the centroid to the nearest point of the scanned area (about the column's largest entry):
+N = 2 (second moments only, cheapest) farthest out, then N = 4 (`_orders_3_4`), then N = 6
+and N = 8 (`_grain_orders`: the Bz columns of each order as homogeneous polynomials over
+r^(2n+5), `grain_order_terms`). Each order brings nearer the distance from which the grain's
+own far field replaces the sum over its cuboids: orders 6 and 8 leave a fifth of the
+(sensor, cuboid) pairs that order 4 did on the 200 × 200 × 50 µm sample (9.5 million of
+45.8). Tests check the bounds on adversarial shapes, that every entry stays within 1e-4 of
+its column's largest, and that every M̂ moves by less than a tenth of its standard deviation
+on a sample with 20 nT noise. The second property depends on the signal-to-noise ratio: a
+map with far less noise than that, relative to its field, may need a smaller
+GRAIN_TOLERANCE (or `exact=True`).
 
 Between a cuboid's quadrupole switch (`forward`) and the exact sensor-area form, an area
 sensor uses the cuboid's own expansion to the sixth order (`_cuboid_expansion`): the cuboid
@@ -42,8 +46,10 @@ cuboid's reference scale μ0 V/(4π R_ref³), a quarter of the quadrupole's targ
 on the 1 × 1 µm sensors 1 µm above a 200 × 200 × 50 µm sample (5 nT) every M̂ stays within
 0.002 of its SD of the exact form's. Most of the pairs that took the exact form there are
 far from the sensor's scale (a deep cuboid under a wide disc of sensors): this takes about
-80 % of them, at about a fifth of their cost. Point sensors keep the closed form, about as
-cheap as the expansion.
+80 % of them, at about a fifth of their cost. Nearer, the expansion to the tenth order
+(`_cuboid_expansion_10`, the same bound summed from n = 12) takes 85 % of the rest, at about
+a third of the exact form's cost on shared corners. Point sensors keep the closed form,
+about as cheap as the expansion.
 
 Area sensors whose pitch is their size (a QDM or SQUID map: each pixel the sensor's area)
 share their corners with their neighbours. The exact sensor-area form is a signed sum over
@@ -83,6 +89,7 @@ from smm_daq.analysis.forward import (
     moment_expansion,
 )
 from smm_daq.analysis.grains import GrainSet
+from smm_daq.analysis.mmt.models import polynomials
 
 GRAIN_TOLERANCE = 1e-5  # far-field error target relative to the grain's reference scale
 CUBOID_TOLERANCE = 1e-5  # the same for each cuboid's own switch (forward model)
@@ -96,11 +103,12 @@ ORDER5_CONSTANT = 30.0  # the same for the order-5 term (27.9)
 
 
 def remainder_bound(x: np.ndarray, order: int) -> np.ndarray:
-    """Bound on |remainder| / (V/R³) of the grain expansion truncated after `order` (2 or 4),
-    x = ρ/R < 1: the first neglected (odd) order with its zero-mean constant, then the
-    pointwise bound (n+1)(n+2) xⁿ summed in closed form from n = k = order + 2:
+    """Bound on |remainder| / (V/R³) of the grain expansion truncated after `order` (2, 4, 6
+    or 8), x = ρ/R < 1: the first neglected (odd) order with its zero-mean constant (after
+    orders 6 and 8 the pointwise one, (n+1)(n+2)), then the pointwise bound (n+1)(n+2) xⁿ
+    summed in closed form from n = k = order + 2:
     Σ_{n≥k} (n+1)(n+2) xⁿ = x^k [(k+1)(k+2)/(1−x) + (2k+3) x/(1−x)² + x(1+x)/(1−x)³]."""
-    first = OCTUPOLE_CONSTANT if order == 2 else ORDER5_CONSTANT
+    first = {2: OCTUPOLE_CONSTANT, 4: ORDER5_CONSTANT}.get(order, (order + 2) * (order + 3))
     k = order + 2
     u = 1.0 - x
     tail = x**k * ((k + 1) * (k + 2) / u + (2 * k + 3) * x / u**2 + x * (1 + x) / u**3)
@@ -196,6 +204,47 @@ def _orders_3_4(x, y, z, t, g):
     fx += s4 * (12.0 * vxz - a4 * 4.0 * wx * z + c4 * x)
     fy += s4 * (12.0 * vyz - a4 * 4.0 * wy * z + c4 * y)
     fz += s4 * (12.0 * vzz - a4 * (4.0 * wz * z + P4) + c4 * z)
+    return fx, fy, fz
+
+
+@njit(cache=True, inline="always")
+def _grain_orders(dx, dy, dz, t, g, first, top):
+    """Bz columns (×4π/μ0) of the orders `first` … `top` of grain g's potential from their
+    coefficients t[g] (`grain_order_terms`): order n's three columns are Q_j(r)/r^(2n+5),
+    Q_j a homogeneous polynomial of degree N = n + 2, evaluated as dz^N q_j(dx/dz, dy/dz) by
+    Horner's rule in both variables (the coefficients stored in that order, the three
+    columns interleaved). dz > 0: the sensor is above the grain (checked before any
+    inversion)."""
+    u = dx / dz
+    v = dy / dz
+    r2 = dx * dx + dy * dy + dz * dz
+    r = math.sqrt(r2)
+    w = dz / r
+    fx = 0.0
+    fy = 0.0
+    fz = 0.0
+    k = 0
+    for n in range(first, top + 1):
+        big_n = n + 2
+        qx = 0.0
+        qy = 0.0
+        qz = 0.0
+        for a in range(big_n, -1, -1):
+            sx = 0.0
+            sy = 0.0
+            sz = 0.0
+            for _ in range(big_n - a, -1, -1):
+                sx = sx * v + t[g, k]
+                sy = sy * v + t[g, k + 1]
+                sz = sz * v + t[g, k + 2]
+                k += 3
+            qx = qx * u + sx
+            qy = qy * u + sy
+            qz = qz * u + sz
+        f = w**big_n / r ** (n + 3)  # dz^N / r^(2n+5)
+        fx += f * qx
+        fy += f * qy
+        fz += f * qz
     return fx, fy, fz
 
 
@@ -331,9 +380,9 @@ def _cuboid_expansion_10(dx, dy, dz, a, b, c, p, q, terms, m):
 
 
 @njit(cache=True, parallel=True)
-def _green_block(sensors, p, q, centroid, volume, moments, high, coarse2, far2, start,
-                 cuboids, half, cub_far2, cub_scale, cub_terms, cub_mid2, cub_inner2, tol,
-                 skip_exact, far_only, add, out):
+def _green_block(sensors, p, q, centroid, volume, moments, high, coarse2, far2, higher,
+                 fine2, start, cuboids, half, cub_far2, cub_scale, cub_terms, cub_mid2,
+                 cub_inner2, tol, skip_exact, far_only, add, out):
     """Q rows, written to `out` (added to it with `add`); with `skip_exact`, the (sensor,
     cuboid) pairs of an area sensor that take the exact form are left out (`_grid_exact`
     adds them); with `far_only`, every (sensor, grain) pair nearer than the grain's far-field
@@ -357,6 +406,12 @@ def _green_block(sensors, p, q, centroid, volume, moments, high, coarse2, far2, 
                     fx += ex
                     fy += ey
                     fz += ez
+                    if d2 < fine2[g, 0]:
+                        ex, ey, ez = _grain_orders(dx, dy, dz, higher, g, 5,
+                                                   8 if d2 < fine2[g, 1] else 6)
+                        fx += ex
+                        fy += ey
+                        fz += ez
             else:
                 fx = 0.0
                 fy = 0.0
@@ -592,18 +647,14 @@ def _detraced(t: np.ndarray) -> np.ndarray:
     return t - pairs / 7.0 + tr[:, None, None, None, None] * dd / 35.0
 
 
-def _double_factorial(n: int) -> int:
-    return math.prod(range(n, 0, -2))
-
-
 def cuboid_even_terms(half: np.ndarray, sensor_half: tuple[float, float]) -> np.ndarray:
     """(C, 52) coefficients of the order-4, -6, -8 and -10 terms of `_cuboid_expansion` and
     `_cuboid_expansion_10` for each cuboid (half-edges (C, 3)) convolved with the sensor
     area, over EVEN_MONOMIALS.
 
     The order-n term of the potential is P(r)/r^(2n+1) with P = (2n−1)!!/n! V H[E (u·r)ⁿ],
-    H the harmonic projection of a homogeneous polynomial of degree n,
-    H[f] = Σ_k (−1)^k (2n−2k−1)!! / ((2n−1)!! (2k)!!) r^(2k) Δ^k f. The convolved density
+    H the harmonic projection of a homogeneous polynomial of degree n
+    (`polynomials.harmonic_part`). The convolved density
     is a product along x, y, z of a box's uniform density plus the sensor's (x, y), so
     E (u·r)ⁿ = Σ n!/(a! b! c!) E uₓ^a E u_y^b E u_z^c x^a y^b z^c with one-axis moments
     E u^k = Σ_j C(k, j) h^j/(j+1) s^(k−j)/(k−j+1) (j, k − j even; h the half-edge, s the
@@ -623,39 +674,11 @@ def cuboid_even_terms(half: np.ndarray, sensor_half: tuple[float, float]) -> np.
                                                         * math.factorial(n - a - b))
                 * moments[:, 0, a] * moments[:, 1, b] * moments[:, 2, n - a - b]
                 for a in range(n, -1, -2) for b in range(n - a, -1, -2)}
-        harmonic = dict.fromkeys(poly, 0.0)
-        term, power = poly, {(0, 0, 0): 1.0}  # Δ^k f and r^(2k)
-        for k in range(n // 2 + 1):
-            w = ((-1) ** k * _double_factorial(2 * n - 2 * k - 1)
-                 / (_double_factorial(2 * n - 1) * _double_factorial(2 * k)))
-            for (ea, ca) in term.items():
-                for (eb, cb) in power.items():
-                    key = (ea[0] + eb[0], ea[1] + eb[1], ea[2] + eb[2])
-                    harmonic[key] = harmonic[key] + w * ca * cb
-            term = _laplacian(term)
-            power = _times_r2(power)
-        factor = _double_factorial(2 * n - 1) / math.factorial(n) * volume
-        out += [factor * harmonic[tuple(e)] for e in EVEN_MONOMIALS
-                if sum(e) == n]
+        harmonic = polynomials.harmonic_part(poly, n)
+        factor = polynomials.double_factorial(2 * n - 1) / math.factorial(n) * volume
+        out += [factor * harmonic[(int(a), int(b), int(c))] for a, b, c in EVEN_MONOMIALS
+                if a + b + c == n]
     return np.ascontiguousarray(np.stack(out, axis=1))
-
-
-def _laplacian(poly: dict) -> dict:
-    out: dict = {}
-    for (a, b, c), w in poly.items():
-        for e, f in (((a - 2, b, c), a * (a - 1)), ((a, b - 2, c), b * (b - 1)),
-                     ((a, b, c - 2), c * (c - 1))):
-            if f:
-                out[e] = out.get(e, 0.0) + f * w
-    return out
-
-
-def _times_r2(poly: dict) -> dict:
-    out: dict = {}
-    for (a, b, c), w in poly.items():
-        for e in ((a + 2, b, c), (a, b + 2, c), (a, b, c + 2)):
-            out[e] = out.get(e, 0.0) + w
-    return out
 
 
 def grain_moments(grains: GrainSet, sensor_half: tuple[float, float]
@@ -698,6 +721,57 @@ def grain_moments(grains: GrainSet, sensor_half: tuple[float, float]
     return second, tensors[0], tensors[1]
 
 
+HIGHER_ORDERS = (5, 6, 7, 8)  # the grain orders of `grain_order_terms` in the model
+
+
+def grain_order_terms(grains: GrainSet, sensor_half: tuple[float, float],
+                      orders: tuple[int, ...] = HIGHER_ORDERS) -> np.ndarray:
+    """(G, K) coefficients of `_grain_orders` for the given consecutive orders of each grain
+    (convolved with the sensor area, half-widths p, q), about the grain's centroid.
+
+    The order-n term of the potential is P/r^(2n+1), P = (2n−1)!!/n! H[Σ V E (u·r)ⁿ]
+    (`polynomials.harmonic_part`; u the offset of a point of the grain, or of the sensor's
+    area, from the centroid), and its Bz columns Q_j/r^(2n+5) (`polynomials.bz_numerators`).
+    A cuboid convolved with the sensor rectangle is a product of independent distributions
+    along x, y, z (a box's uniform one plus the sensor's along x and y), so each moment
+    Σ V E u_x^a u_y^b u_z^c is a sum over cuboids of products of one-axis moments
+    E (c + u)^k = Σ_j C(k, j) c^(k−j) E u^j, with E u^j = Σ_i C(j, i) h^i/(i+1)
+    s^(j−i)/(j−i+1) (i, j − i even; h the half-edge, s the sensor's half-width). Stored in
+    the order `_grain_orders` reads them: for each order, x's power a from N = n + 2 down,
+    y's from N − a down, the three columns interleaved."""
+    cub = grains.cuboids
+    offset = cub[:, :3] - grains.centroids()[grains.grain]
+    half = cub[:, 3:] / 2.0
+    sensor = np.array([sensor_half[0], sensor_half[1], 0.0])
+    top = max(orders)
+    own = np.zeros((cub.shape[0], 3, top + 1))  # E u^j of each cuboid ⊗ sensor, per axis
+    for j in range(0, top + 1, 2):
+        own[:, :, j] = sum(math.comb(j, i) * half**i / (i + 1) * sensor ** (j - i)
+                           / (j - i + 1) for i in range(0, j + 1, 2))
+    axis = np.zeros_like(own)  # E (c + u)^k
+    for k in range(top + 1):
+        axis[:, :, k] = sum(math.comb(k, j) * offset ** (k - j) * own[:, :, j]
+                            for j in range(0, k + 1, 2))
+    vol = grains.cuboid_volumes()
+    G = grains.n_grains
+    columns = []
+    for n in orders:
+        poly = {(a, b, n - a - b): math.factorial(n) / (math.factorial(a) * math.factorial(b)
+                                                        * math.factorial(n - a - b))
+                * np.bincount(grains.grain, vol * axis[:, 0, a] * axis[:, 1, b]
+                              * axis[:, 2, n - a - b], G)
+                for a in range(n + 1) for b in range(n + 1 - a)}
+        factor = polynomials.double_factorial(2 * n - 1) / math.factorial(n)
+        p = {e: factor * w for e, w in polynomials.harmonic_part(poly, n).items()}
+        q = polynomials.bz_numerators(p, n)
+        big_n = n + 2
+        for a in range(big_n, -1, -1):
+            for b in range(big_n - a, -1, -1):
+                e = (a, b, big_n - a - b)
+                columns += [np.broadcast_to(qj.get(e, 0.0), (G,)) for qj in q]
+    return np.ascontiguousarray(np.stack(columns, axis=1))
+
+
 @dataclass
 class GreenModel:
     """Everything the block kernel needs about the grains, the sensor and the scan."""
@@ -710,6 +784,8 @@ class GreenModel:
     high: np.ndarray  # (G, 25) order-3 and -4 coefficients of `_orders_3_4`
     coarse2: np.ndarray  # (G,) squared distance beyond which order 2 suffices, m^2
     far2: np.ndarray  # (G,) squared switching distance to the grain far field, m^2
+    higher: np.ndarray  # (G, 606) order-5 to -8 coefficients of `_grain_orders`
+    fine2: np.ndarray  # (G, 2) squared distances beyond which orders 4 and 6 suffice, m^2
     cub_far2: np.ndarray  # (C,) squared distance beyond which a cuboid's quadrupole suffices
     cub_scale: np.ndarray  # (C,) its reference scale V/R_ref³
     half: np.ndarray  # (C, 3) its half-edges
@@ -739,13 +815,15 @@ class GreenModel:
             axis=1)
         rho = grains.radii() + math.hypot(p, q)
         r_ref = distance_to_scan(centroid, scan_lo, scan_hi, height)
-        if exact:
-            coarse2 = far2 = np.full(G, np.inf)
-        else:
-            coarse2 = _switch_distance(rho, r_ref, lambda x: remainder_bound(x, 2),
-                                       GRAIN_TOLERANCE) ** 2
-            far2 = np.minimum(_switch_distance(rho, r_ref, lambda x: remainder_bound(x, 4),
-                                               GRAIN_TOLERANCE) ** 2, coarse2)
+        switch2 = []  # the squared switching distances of orders 2, 4, 6 and 8, nearer each
+        for order in (2, 4, 6, 8):
+            d2 = np.full(G, np.inf) if exact else _switch_distance(
+                rho, r_ref, lambda x, order=order: remainder_bound(x, order),
+                GRAIN_TOLERANCE) ** 2
+            switch2.append(d2 if not switch2 else np.minimum(d2, switch2[-1]))
+        coarse2, far2 = switch2[0], switch2[3]
+        fine2 = np.ascontiguousarray(np.stack(switch2[1:3], axis=1))
+        higher = grain_order_terms(grains, (p, q))
         cub_ref = distance_to_scan(cub[:, :3], scan_lo, scan_hi, height)
         half, cub_far2, cub_scale = _cuboid_constants(
             np.ascontiguousarray(cub), p, q, cub_ref, CUBOID_TOLERANCE)
@@ -760,8 +838,8 @@ class GreenModel:
         else:  # point sensors: the closed form is about as cheap as the expansion
             cub_mid2 = cub_inner2 = np.full(cub.shape[0], np.inf)
         return cls(grains, (2 * p, 2 * q), centroid, volume, np.ascontiguousarray(second),
-                   np.ascontiguousarray(high), coarse2, far2, cub_far2, cub_scale, half,
-                   cub_terms, cub_mid2, cub_inner2, exact)
+                   np.ascontiguousarray(high), coarse2, far2, higher, fine2, cub_far2,
+                   cub_scale, half, cub_terms, cub_mid2, cub_inner2, exact)
 
     @property
     def n_columns(self) -> int:
@@ -791,10 +869,10 @@ class GreenModel:
                         self.grains.start, cuboids, self.half, self.cub_far2, self.cub_scale,
                         self.cub_inner2, CUBOID_TOLERANCE, chunks, out)
         _green_block(sensors, p, q, self.centroid, self.volume, self.moments, self.high,
-                     self.coarse2, self.far2, self.grains.start, cuboids, self.half,
-                     self.cub_far2, self.cub_scale, self.cub_terms, self.cub_mid2,
-                     self.cub_inner2, CUBOID_TOLERANCE, lattice is not None, far_only,
-                     lattice is not None, out)
+                     self.coarse2, self.far2, self.higher, self.fine2, self.grains.start,
+                     cuboids, self.half, self.cub_far2, self.cub_scale, self.cub_terms,
+                     self.cub_mid2, self.cub_inner2, CUBOID_TOLERANCE, lattice is not None,
+                     far_only, lattice is not None, out)
         return out
 
     def near_part(self, sensors: np.ndarray, rows: np.ndarray, max_bytes: float = math.inf

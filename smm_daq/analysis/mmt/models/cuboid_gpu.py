@@ -1,10 +1,11 @@
 """The cuboid Green's matrix of `cuboid` on a CUDA GPU (numba.cuda kernels).
 
 One thread per (sensor, grain) pair writes the grain's three columns at that sensor, by the
-same tiers as the CPU kernel `cuboid._green_block` (grain far field to order 2 or 4 beyond
-the grain's switching distances, else the sum over its cuboids of the forward model's
+same tiers as the CPU kernel `cuboid._green_block` (grain far field to order 2, 4, 6 or 8
+beyond the grain's switching distances, else the sum over its cuboids of the forward model's
 per-pair form, or the cuboid's own order-6 or order-10 expansion for an area sensor) and
-through the same scalar functions (`moment_expansion`, `_orders_3_4`, `_cuboid_expansion`,
+through the same scalar functions (`moment_expansion`, `_orders_3_4`, `_grain_orders`,
+`_cuboid_expansion`,
 `_cuboid_expansion_10`, `_pair`, `_point_pair`), which numba compiles for the GPU as device
 functions. So the GPU block equals the CPU block to rounding, and the test suite checks that
 in numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``), which runs these kernels in Python on
@@ -33,6 +34,7 @@ from smm_daq.analysis.mmt.models.cuboid import (
     GreenModel,
     _cuboid_expansion,
     _cuboid_expansion_10,
+    _grain_orders,
     _orders_3_4,
 )
 from smm_daq.analysis.mmt.models.cuda_compat import cuda
@@ -42,14 +44,15 @@ THREADS = 256  # threads per CUDA block
 # arguments: it runs the same function's Python source instead.
 SIMULATED = bool(int(os.environ.get("NUMBA_ENABLE_CUDASIM", "0") or 0))  # as numba reads it
 _orders = _orders_3_4.py_func if SIMULATED else _orders_3_4
+_higher = _grain_orders.py_func if SIMULATED else _grain_orders
 _expansion = _cuboid_expansion.py_func if SIMULATED else _cuboid_expansion
 _expansion_10 = _cuboid_expansion_10.py_func if SIMULATED else _cuboid_expansion_10
 
 
 @cuda.jit(device=True)
 def _grain_columns(sx, sy, sz, g, p, q, centroid, volume, moments, high, coarse2, far2,
-                   start, cuboids, half, cub_far2, cub_scale, cub_terms, cub_mid2, cub_inner2,
-                   tol):
+                   higher, fine2, start, cuboids, half, cub_far2, cub_scale, cub_terms,
+                   cub_mid2, cub_inner2, tol):
     """The three columns (×4π/μ0) of grain g at sensor (sx, sy, sz): `_green_block`'s body."""
     dx = sx - centroid[g, 0]
     dy = sy - centroid[g, 1]
@@ -64,6 +67,11 @@ def _grain_columns(sx, sy, sz, g, p, q, centroid, volume, moments, high, coarse2
             fx += ex
             fy += ey
             fz += ez
+            if d2 < fine2[g, 0]:
+                ex, ey, ez = _higher(dx, dy, dz, higher, g, 5, 8 if d2 < fine2[g, 1] else 6)
+                fx += ex
+                fy += ey
+                fz += ez
         return fx, fy, fz
     fx = 0.0
     fy = 0.0
@@ -94,9 +102,9 @@ def _grain_columns(sx, sy, sz, g, p, q, centroid, volume, moments, high, coarse2
 
 
 @cuda.jit(cache=True)
-def _green_kernel(sensors, p, q, centroid, volume, moments, high, coarse2, far2, start,
-                  cuboids, half, cub_far2, cub_scale, cub_terms, cub_mid2, cub_inner2, tol,
-                  out):
+def _green_kernel(sensors, p, q, centroid, volume, moments, high, coarse2, far2, higher,
+                  fine2, start, cuboids, half, cub_far2, cub_scale, cub_terms, cub_mid2,
+                  cub_inner2, tol, out):
     b = sensors.shape[0]
     t = cuda.grid(1)
     if t >= b * centroid.shape[0]:
@@ -104,27 +112,27 @@ def _green_kernel(sensors, p, q, centroid, volume, moments, high, coarse2, far2,
     g = t // b
     i = t - g * b
     fx, fy, fz = _grain_columns(sensors[i, 0], sensors[i, 1], sensors[i, 2], g, p, q,
-                                centroid, volume, moments, high, coarse2, far2, start,
-                                cuboids, half, cub_far2, cub_scale, cub_terms, cub_mid2,
-                                cub_inner2, tol)
+                                centroid, volume, moments, high, coarse2, far2, higher,
+                                fine2, start, cuboids, half, cub_far2, cub_scale,
+                                cub_terms, cub_mid2, cub_inner2, tol)
     out[i, 3 * g] = MU0_OVER_4PI * fx
     out[i, 3 * g + 1] = MU0_OVER_4PI * fy
     out[i, 3 * g + 2] = MU0_OVER_4PI * fz
 
 
 @cuda.jit(cache=True)
-def _field_kernel(sensors, p, q, centroid, volume, moments, high, coarse2, far2, start,
-                  cuboids, half, cub_far2, cub_scale, cub_terms, cub_mid2, cub_inner2, tol,
-                  m, out):
+def _field_kernel(sensors, p, q, centroid, volume, moments, high, coarse2, far2, higher,
+                  fine2, start, cuboids, half, cub_far2, cub_scale, cub_terms, cub_mid2,
+                  cub_inner2, tol, m, out):
     i = cuda.grid(1)
     if i >= sensors.shape[0]:
         return
     acc = 0.0
     for g in range(centroid.shape[0]):
         fx, fy, fz = _grain_columns(sensors[i, 0], sensors[i, 1], sensors[i, 2], g, p, q,
-                                    centroid, volume, moments, high, coarse2, far2, start,
-                                    cuboids, half, cub_far2, cub_scale, cub_terms,
-                                    cub_mid2, cub_inner2, tol)
+                                    centroid, volume, moments, high, coarse2, far2,
+                                    higher, fine2, start, cuboids, half, cub_far2,
+                                    cub_scale, cub_terms, cub_mid2, cub_inner2, tol)
         acc += fx * m[g, 0] + fy * m[g, 1] + fz * m[g, 2]
     out[i] = MU0_OVER_4PI * acc
 
@@ -144,8 +152,9 @@ class DeviceGreen:
         the simulator)."""
         g = model.grains
         host = (model.centroid, model.volume, model.moments, model.high, model.coarse2,
-                model.far2, g.start, g.cuboids, model.half, model.cub_far2, model.cub_scale,
-                model.cub_terms, model.cub_mid2, model.cub_inner2)
+                model.far2, model.higher, model.fine2, g.start, g.cuboids, model.half,
+                model.cub_far2, model.cub_scale, model.cub_terms, model.cub_mid2,
+                model.cub_inner2)
         arrays = tuple(to_device(np.ascontiguousarray(a)) for a in host)
         return cls(0.5 * model.sensor_size[0], 0.5 * model.sensor_size[1], arrays, g.n_grains)
 
