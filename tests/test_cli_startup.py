@@ -5,6 +5,7 @@ Checked on the import graph in a fresh interpreter, never on the time."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -52,6 +53,7 @@ _END = """
 import gc, json, os, sys
 {before}
 from smm_daq.cli.main import main
+assert "numpy" not in sys.modules  # the OpenBLAS setting comes before NumPy loads it
 sys.argv = ["smm-daq", *{argv!r}]
 code = main({call})
 print(json.dumps([code, gc.get_freeze_count(), os.environ.get("OPENBLAS_THREAD_TIMEOUT")]))
@@ -60,9 +62,10 @@ print(json.dumps([code, gc.get_freeze_count(), os.environ.get("OPENBLAS_THREAD_T
 
 def _end_of(argv: list[str], *, as_program: bool, before: str = "") -> list:
     call = "" if as_program else repr(argv)
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
     done = subprocess.run(
         [sys.executable, "-c", _END.format(before=before, argv=argv, call=call)],
-        capture_output=True, text=True, check=True)
+        capture_output=True, text=True, check=True, env=env)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 

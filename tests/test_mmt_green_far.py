@@ -154,7 +154,7 @@ def test_grain_expansions_stay_within_their_bounds_and_higher_orders_converge_fa
                 assert e <= remainder_bound(np.array(x), n) * scale, (g, x, n)
             if x == 0.2:
                 assert err[4] < 0.3 * err[2], (g, x)
-            if x == 0.3:
+            if x == 0.3 and err[6] > 1e-5 * scale:  # well above the reference's error
                 assert err[6] < 0.5 * err[4] and err[8] < 0.5 * err[6], (g, x, err)
 
 

@@ -14,6 +14,7 @@ from scipy import sparse
 from smm_daq.analysis.forward import cuboid_bz_kernel
 from smm_daq.analysis.grains import from_arrays
 from smm_daq.analysis.mmt.models.cuboid import GreenModel, sensor_lattice
+from smm_daq.analysis.mmt.models.multipole import MultipoleModel, Sensor, point_grains
 from smm_daq.analysis.mmt.solver.inversion import accumulate, forward
 
 UM = 1e-6
@@ -142,6 +143,28 @@ def test_what_the_fitted_map_keeps_stays_within_its_budget():
                for k in kept if k is not None) <= budget
     _, none = accumulate(model, sensors, phi, block=4000)
     assert none is None
+
+
+def test_rows_are_kept_whole_where_no_near_part_is_smaller():
+    """The exact model (no grain far field) and point-source models have no cheap far part:
+    their blocks are kept as rows within the budget, the rest computed again, and the fitted
+    field is Q M either way."""
+    grains = _grains()
+    X, Y = np.meshgrid(np.arange(-30, 30) * UM, np.arange(-25, 25) * UM)
+    sensors = np.c_[X.ravel(), Y.ravel(), np.full(X.size, 1.0 * UM)]  # 3,000
+    lo, hi = sensors[:, :2].min(axis=0), sensors[:, :2].max(axis=0)
+    exact = GreenModel.build(grains, (0.0, 0.0), lo, hi, 1.0 * UM, exact=True)
+    points = MultipoleModel.build(point_grains(grains.centroids(), grains.volumes()),
+                                  Sensor.from_size((0.0, 0.0)), "quadrupole")
+    for model in (exact, points):
+        m = np.linspace(-3e4, 4e4, model.n_columns)
+        q = model.block(sensors, np.empty((len(sensors), model.n_columns)))
+        phi = q @ m
+        block_bytes = 1000 * model.n_columns * 8
+        _, kept = accumulate(model, sensors, phi, block=1000, keep_bytes=2 * block_bytes)
+        assert [type(k) for k in kept] == [np.ndarray, np.ndarray, type(None)]
+        fitted = forward(model, sensors, m, block=1000, rows=kept)
+        np.testing.assert_allclose(fitted, phi, rtol=0, atol=1e-9 * np.abs(phi).max())
 
 
 @pytest.mark.parametrize("size_um", [0.0, 1.0])

@@ -213,7 +213,7 @@ def _grain_orders(dx, dy, dz, t, g, first, top):
     coefficients t[g] (`grain_order_terms`): order n's three columns are Q_j(r)/r^(2n+5),
     Q_j a homogeneous polynomial of degree N = n + 2, evaluated as dz^N q_j(dx/dz, dy/dz) by
     Horner's rule in both variables (the coefficients stored in that order, the three
-    columns interleaved). dz > 0: the sensor is above the grain (checked before any
+    columns interleaved). dz ≠ 0: the sensor is above the grain (checked before any
     inversion)."""
     u = dx / dz
     v = dy / dz
@@ -386,7 +386,7 @@ def _green_block(sensors, p, q, centroid, volume, moments, high, coarse2, far2, 
     """Q rows, written to `out` (added to it with `add`); with `skip_exact`, the (sensor,
     cuboid) pairs of an area sensor that take the exact form are left out (`_grid_exact`
     adds them); with `far_only`, every (sensor, grain) pair nearer than the grain's far-field
-    switch is (`_near_fill` keeps them)."""
+    switch is left out, its entries 0 (`_near_fill` keeps them)."""
     G = centroid.shape[0]
     for i in prange(sensors.shape[0]):
         sx = sensors[i, 0]
@@ -407,7 +407,7 @@ def _green_block(sensors, p, q, centroid, volume, moments, high, coarse2, far2, 
                     fy += ey
                     fz += ez
                     if d2 < fine2[g, 0]:
-                        ex, ey, ez = _grain_orders(dx, dy, dz, higher, g, 5,
+                        ex, ey, ez = _grain_orders(dx, dy, dz, higher, g, 5,  # HIGHER_ORDERS
                                                    8 if d2 < fine2[g, 1] else 6)
                         fx += ex
                         fy += ey
@@ -416,7 +416,8 @@ def _green_block(sensors, p, q, centroid, volume, moments, high, coarse2, far2, 
                 fx = 0.0
                 fy = 0.0
                 fz = 0.0
-                for m in range(start[g], start[g + 1] if not far_only else start[g]):
+                stop = start[g] if far_only else start[g + 1]  # far_only: no cuboid sums
+                for m in range(start[g], stop):
                     if p == 0.0:
                         ex, ey, ez = _point_pair(
                             sx - cuboids[m, 0], sy - cuboids[m, 1], sz - cuboids[m, 2],
@@ -588,6 +589,7 @@ def _near_fill(sensors, centroid, far2, rows, indptr, indices, data):
                 k += 1
 
 
+NEAR_PAIR_BYTES = 28  # a near (sensor, grain) pair kept: 3 doubles and an int32 column
 LATTICE_TOLERANCE = 1e-9  # sensor centres off the lattice by less than this × the pitch
 
 
@@ -784,12 +786,12 @@ class GreenModel:
     high: np.ndarray  # (G, 25) order-3 and -4 coefficients of `_orders_3_4`
     coarse2: np.ndarray  # (G,) squared distance beyond which order 2 suffices, m^2
     far2: np.ndarray  # (G,) squared switching distance to the grain far field, m^2
-    higher: np.ndarray  # (G, 606) order-5 to -8 coefficients of `_grain_orders`
+    higher: np.ndarray  # (G, 606) order-5 to -8 coefficients of `_grain_orders` (none: exact)
     fine2: np.ndarray  # (G, 2) squared distances beyond which orders 4 and 6 suffice, m^2
     cub_far2: np.ndarray  # (C,) squared distance beyond which a cuboid's quadrupole suffices
     cub_scale: np.ndarray  # (C,) its reference scale V/R_ref³
     half: np.ndarray  # (C, 3) its half-edges
-    cub_terms: np.ndarray  # (C, 52) order-4 to -10 coefficients of each cuboid ⊗ sensor area
+    cub_terms: np.ndarray  # (C, 52) order-4 to -10 coefficients of cuboid ⊗ sensor (area only)
     cub_mid2: np.ndarray  # (C,) squared distance beyond which its order-6 expansion suffices
     cub_inner2: np.ndarray  # (C,) the same for its order-10 expansion (≤ cub_mid2)
     exact: bool = False  # True: never the grain far field (for tests and references)
@@ -823,11 +825,12 @@ class GreenModel:
             switch2.append(d2 if not switch2 else np.minimum(d2, switch2[-1]))
         coarse2, far2 = switch2[0], switch2[3]
         fine2 = np.ascontiguousarray(np.stack(switch2[1:3], axis=1))
-        higher = grain_order_terms(grains, (p, q))
+        # (the exact model has no grain far field, point sensors no cuboid expansions)
+        higher = np.empty((G, 0)) if exact else grain_order_terms(grains, (p, q))
         cub_ref = distance_to_scan(cub[:, :3], scan_lo, scan_hi, height)
         half, cub_far2, cub_scale = _cuboid_constants(
             np.ascontiguousarray(cub), p, q, cub_ref, CUBOID_TOLERANCE)
-        cub_terms = cuboid_even_terms(half, (p, q))
+        cub_terms = cuboid_even_terms(half, (p, q)) if p > 0 else np.empty((cub.shape[0], 0))
         if p > 0:
             reach = np.sqrt(np.sum((half + np.array([p, q, 0.0])) ** 2, axis=1))
             cub_mid2 = _switch_distance(reach, cub_ref, even_remainder_bound,
@@ -882,16 +885,19 @@ class GreenModel:
         grain have any); None when it would take more than `max_bytes`. These are the costly
         entries, the sums over cuboids: `block(…, far_only=True)` plus this part are the rows,
         so the fitted map needs no rows of Q held."""
+        pointers = 4 * (sensors.shape[0] + 1)  # int32 row pointers, as SciPy keeps them
+        if max_bytes < pointers:
+            return None
         sensors = np.ascontiguousarray(sensors, dtype=float)
         counts = np.empty(sensors.shape[0], dtype=np.int64)
         _near_counts(sensors, self.centroid, self.far2, counts)
         indptr = np.zeros(sensors.shape[0] + 1, dtype=np.int64)
         np.cumsum(counts, out=indptr[1:])
         nnz = int(indptr[-1])
-        if nnz * 28 + indptr.nbytes > max_bytes:
+        if nnz * NEAR_PAIR_BYTES + pointers > max_bytes:
             return None
         indices = np.empty(nnz, dtype=np.int32)
         data = np.empty((nnz, 1, 3))
         _near_fill(sensors, self.centroid, self.far2, rows, indptr, indices, data)
-        return sparse.bsr_matrix((data, indices, indptr),
+        return sparse.bsr_matrix((data, indices, indptr.astype(np.int32)),
                                  shape=(sensors.shape[0], self.n_columns))

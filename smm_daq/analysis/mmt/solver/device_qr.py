@@ -151,7 +151,7 @@ class DeviceSolver:
         return Solution(x, blocks_host, np.zeros(n, dtype=bool), cond)
 
     def forward(self, model: Any, sensors: np.ndarray, m: np.ndarray, *,
-                block: int | None = None, rows: list[np.ndarray] | None = None
+                block: int | None = None, rows: list[Any] | None = None
                 ) -> np.ndarray:
         """Q·x at the sensors (`block` and `rows` are the CPU path's and not used)."""
         arr = self.arrays

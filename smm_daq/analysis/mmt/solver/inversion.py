@@ -177,8 +177,12 @@ def accumulate(model: GreenModel | Any, sensors: np.ndarray, phi: np.ndarray, *,
 
 def _part_to_keep(model: GreenModel | Any, sensors: np.ndarray, rows: np.ndarray,
                   budget: float) -> Kept:
+    """The sparse near part when it is smaller than the rows (not so for `exact` models,
+    which have no far part), else the rows; None beyond the budget."""
     if isinstance(model, GreenModel):
-        return model.near_part(sensors, rows, budget)
+        part = model.near_part(sensors, rows, min(budget, rows.nbytes))
+        if part is not None:
+            return part
     return np.array(rows, order="C") if rows.nbytes <= budget else None
 
 
