@@ -147,13 +147,15 @@ def accumulate(model: GreenModel | Any, sensors: np.ndarray, phi: np.ndarray, *,
     """R of [Q | φ] by Householder QR updated one block of sensors at a time (LAPACK dtpqrt:
     the triangle so far stacked on the block's rows); with `keep_bytes`, also what the fitted
     map needs of each block without its cost, while their total stays within that many bytes:
-    for cuboid grains the sparse near part of its rows (`GreenModel.near_part`), for other
-    models the rows themselves; None for a block beyond the budget (`forward` computes it
-    again)."""
+    for cuboid grains the sparse near part of its rows (`GreenModel.near_part`); the rows
+    themselves for other models (and where no near part is smaller), only when all of Q fits
+    (a part of Q saves only its share of a cheap recomputation); None for a block not kept
+    (`forward` computes it again)."""
     n = model.n_columns
     tri = np.zeros((n + 1, n + 1), order="F")
     kept: list[Kept] | None = [] if keep_bytes > 0 else None
     held = 0
+    whole = sensors.shape[0] * n * 8 <= keep_bytes  # all of Q's rows fit
     # one buffer, whose first size × (n + 1) doubles are each block's rows in Fortran order:
     # a short last block is then contiguous too, which dtpqrt would otherwise copy
     buf = np.empty(min(block, sensors.shape[0]) * (n + 1))
@@ -164,7 +166,8 @@ def accumulate(model: GreenModel | Any, sensors: np.ndarray, phi: np.ndarray, *,
         model.block(sensors[s:s + size], rows[:, :n])
         rows[:, n] = phi[s:s + size]
         if kept is not None:
-            part = _part_to_keep(model, sensors[s:s + size], rows[:, :n], keep_bytes - held)
+            part = _part_to_keep(model, sensors[s:s + size], rows[:, :n], keep_bytes - held,
+                                 whole)
             held += _nbytes(part)
             kept.append(part)
         tri, _, _, info = lapack.dtpqrt(0, nb, tri, rows, overwrite_a=1, overwrite_b=1)
@@ -176,14 +179,14 @@ def accumulate(model: GreenModel | Any, sensors: np.ndarray, phi: np.ndarray, *,
 
 
 def _part_to_keep(model: GreenModel | Any, sensors: np.ndarray, rows: np.ndarray,
-                  budget: float) -> Kept:
+                  budget: float, whole: bool) -> Kept:
     """The sparse near part when it is smaller than the rows (not so for `exact` models,
-    which have no far part), else the rows; None beyond the budget."""
+    which have no far part), else the rows when all of Q fits; None beyond the budget."""
     if isinstance(model, GreenModel):
         part = model.near_part(sensors, rows, min(budget, rows.nbytes))
         if part is not None:
             return part
-    return np.array(rows, order="C") if rows.nbytes <= budget else None
+    return np.array(rows, order="C") if whole and rows.nbytes <= budget else None
 
 
 def _nbytes(part: Kept) -> int:
