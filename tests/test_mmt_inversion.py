@@ -11,6 +11,7 @@ import pytest
 
 from smm_daq.analysis.grains import GeometryWarning, from_arrays
 from smm_daq.analysis.mmt import synth
+from smm_daq.analysis.mmt.models import cuboid
 from smm_daq.analysis.mmt.models.cuboid import GreenModel
 from smm_daq.analysis.mmt.solver import stats
 from smm_daq.analysis.mmt.solver.inversion import SingularWarning, invert_map, sensor_positions
@@ -106,6 +107,27 @@ def test_grain_far_field_switch_bounds_q_and_the_solution():
     r_exact = invert_map(data, sample.grains, height=height, sensor_size=(0, 0), sigma=20 * NT,
                          exact=True)
     assert np.all(np.abs(r_fast.magnetization - r_exact.magnetization) < 0.1 * r_exact.sd)
+
+
+@pytest.mark.parametrize("seed", [3, 4, 5])
+def test_the_answers_lie_near_those_of_the_exact_model(seed, monkeypatch):
+    """Every tier together (grain far field to order 8, the cuboids' expansions, shared
+    corners) against the exact model (no grain far field, every pair to 1e-8 of its
+    cuboid's scale), on 1 × 1 µm sensors 1 µm above an 80 × 80 × 30 µm sample at 5 nT: every
+    M̂ within 0.15 SD and the median within 0.02 SD (measured: at most 0.115 and 0.013; the
+    tiers before the grain's orders 6 and 8 gave 0.177 and 0.023 on seed 4)."""
+    rng = np.random.default_rng(seed)
+    sample = synth.make_sample((80 * UM, 80 * UM), 30 * UM, 1e5, rng)
+    data = synth.scan(sample, height=1 * UM, step=1 * UM, sensor_size=(UM, UM), noise=5 * NT,
+                      rng=rng)
+    kwargs = {"height": 1 * UM, "sensor_size": (UM, UM), "sigma": 5 * NT, "device": "cpu"}
+    fast = invert_map(data, sample.grains, **kwargs)
+    monkeypatch.setattr(cuboid, "CUBOID_TOLERANCE", 1e-8)
+    monkeypatch.setattr(cuboid, "NEAR_TOLERANCE", 1e-8)
+    ref = invert_map(data, sample.grains, exact=True, **kwargs)
+    shift = np.abs(fast.magnetization - ref.magnetization) / ref.sd
+    assert shift.max() < 0.15 and np.median(shift) < 0.02
+    assert np.any(fast.magnetization != ref.magnetization)
 
 
 def test_indistinguishable_grains_warn_and_get_infinite_uncertainty():
