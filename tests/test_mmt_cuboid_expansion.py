@@ -50,24 +50,34 @@ def _upper_directions(k: int) -> np.ndarray:
     return np.c_[np.cos(azimuth) * s, np.sin(azimuth) * s, cos_polar]
 
 
+def _one_cuboid(shape_um):
+    """Sensor half-widths (1 × 1 µm sensor), the cuboid's half-edges, its expansion's
+    coefficients and its volume."""
+    p = q = 0.5 * UM
+    a, b, c = (0.5 * s * UM for s in shape_um)
+    return p, q, (a, b, c), cuboid_even_terms(np.array([[a, b, c]]), (p, q)), 8 * a * b * c
+
+
+def _around(shape_um, x):
+    """The distance R = L/x (L the half-diagonal of the cuboid ⊗ sensor), sensor centres at
+    R in the directions above the top face, and the closed form's columns (×4π/μ0) there."""
+    p, q, (a, b, c), _, _ = _one_cuboid(shape_um)
+    r = math.sqrt((a + p) ** 2 + (b + q) ** 2 + c * c) / x
+    pts = r * _upper_directions(60)
+    pts = pts[pts[:, 2] > c + 0.05 * UM]
+    cuboid = np.array([[0.0, 0.0, 0.0, 2 * a, 2 * b, 2 * c]])
+    return r, pts, cuboid_bz_kernel(pts, cuboid, sensor_size=(2 * p, 2 * q))[:, 0, :] / MU0_OVER_4PI
+
+
 @pytest.mark.parametrize("shape_um", SHAPES_UM)
 def test_the_order_6_expansion_stays_within_its_bound_and_beats_the_quadrupole(shape_um):
     """At x = L/R from 0.6 to 0.1 (L the half-diagonal of the cuboid ⊗ sensor), in all
     directions where a sensor can be (above the top face): |error| ≤ even_remainder_bound(x)
     V/R³ per unit M; and from x = 0.3 in, where the quadrupole's own error is well above the
     reference's, the order-6 error far below it (the higher moments are right)."""
-    p = q = 0.5 * UM
-    a, b, c = (0.5 * s * UM for s in shape_um)
-    terms = cuboid_even_terms(np.array([[a, b, c]]), (p, q))
-    big_l = math.sqrt((a + p) ** 2 + (b + q) ** 2 + c * c)
-    volume = 8 * a * b * c
-    dirs = _upper_directions(60)
-    cuboid = np.array([[0.0, 0.0, 0.0, 2 * a, 2 * b, 2 * c]])
+    p, q, (a, b, c), terms, volume = _one_cuboid(shape_um)
     for x in (0.6, 0.45, 0.3, 0.2, 0.1):
-        r = big_l / x
-        pts = r * dirs
-        pts = pts[pts[:, 2] > c + 0.05 * UM]
-        ref = cuboid_bz_kernel(pts, cuboid, sensor_size=(2 * p, 2 * q))[:, 0, :] / MU0_OVER_4PI
+        r, pts, ref = _around(shape_um, x)
         got = np.array([_cuboid_expansion(*pt, a, b, c, p, q, terms, 0) for pt in pts])
         quad = np.array([moment_expansion(*pt, volume, (a * a + p * p) / 3,
                                           (b * b + q * q) / 3, c * c / 3, 0.0, 0.0, 0.0)
@@ -86,18 +96,9 @@ def test_the_order_10_expansion_stays_within_its_bound_and_beats_order_6(shape_u
     form's own rounding, at the reference's tighter tolerance, is about the size of the
     bound): |error| ≤ even_remainder_bound(x, 10) V/R³, and well below the order-6 error
     where that is above the reference's."""
-    p = q = 0.5 * UM
-    a, b, c = (0.5 * s * UM for s in shape_um)
-    terms = cuboid_even_terms(np.array([[a, b, c]]), (p, q))
-    big_l = math.sqrt((a + p) ** 2 + (b + q) ** 2 + c * c)
-    volume = 8 * a * b * c
-    dirs = _upper_directions(60)
-    cuboid = np.array([[0.0, 0.0, 0.0, 2 * a, 2 * b, 2 * c]])
+    p, q, (a, b, c), terms, volume = _one_cuboid(shape_um)
     for x in (0.45, 0.3, 0.2):
-        r = big_l / x
-        pts = r * dirs
-        pts = pts[pts[:, 2] > c + 0.05 * UM]
-        ref = cuboid_bz_kernel(pts, cuboid, sensor_size=(2 * p, 2 * q))[:, 0, :] / MU0_OVER_4PI
+        r, pts, ref = _around(shape_um, x)
         got = np.array([_cuboid_expansion_10(*pt, a, b, c, p, q, terms, 0) for pt in pts])
         six = np.array([_cuboid_expansion(*pt, a, b, c, p, q, terms, 0) for pt in pts])
         scale = volume / r**3
