@@ -361,7 +361,7 @@ def _cuboid_expansion_10(dx, dy, dz, a, b, c, p, q, terms, m):
          terms[m, 40], terms[m, 41], terms[m, 42], terms[m, 43], terms[m, 44], terms[m, 45],
          terms[m, 46], terms[m, 47], terms[m, 48], terms[m, 49], terms[m, 50], terms[m, 51])
     fx, fy, fz = _expansion_to_6(dx, dy, dz, a, b, c, p, q, w)
-    # the powers again (the compiler shares them): passed down as a tuple of tuples they
+    # the powers again (a few multiplications): passed down as a tuple of tuples they
     # fail numba's array analysis of the parallel block kernel
     xp = _powers(dx)
     yp = _powers(dy)
