@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -65,3 +67,19 @@ def as_gpu(monkeypatch):
         monkeypatch.setattr(devices, "gpu_solver", lambda: solver)
 
     return use
+
+
+@pytest.fixture
+def in_cuda_simulator():
+    """Runs a script of tests/ in a fresh interpreter under numba's CUDA simulator
+    (NUMBA_ENABLE_CUDASIM=1, which numba reads at import) and fails with its output unless
+    it exits 0."""
+
+    def run(script: str) -> None:
+        env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1",
+                   PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+        done = subprocess.run([sys.executable, str(REPO / "tests" / script)], env=env,
+                              capture_output=True, text=True, timeout=240)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    return run

@@ -4,7 +4,6 @@ simulator, and on a machine with a CUDA GPU the GPU itself is compared."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import warnings
@@ -144,12 +143,8 @@ def test_gpu_asked_for_without_one_is_refused_before_any_work(small, monkeypatch
         invert_map(data, sample.grains, height=1 * UM, sensor_size=(0, 0), device="gpu")
 
 
-def test_cuda_kernels_in_the_simulator_match_the_cpu_kernel():
-    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1",
-               PYTHONPATH=os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")]))
-    run = subprocess.run([sys.executable, str(HERE / "mmt_cudasim_case.py")], env=env,
-                         capture_output=True, text=True, timeout=240)
-    assert run.returncode == 0, run.stdout + run.stderr
+def test_cuda_kernels_in_the_simulator_match_the_cpu_kernel(in_cuda_simulator):
+    in_cuda_simulator("mmt_cudasim_case.py")
 
 
 def test_gpu_modules_import_without_dask_pyvisa_or_qt():

@@ -6,11 +6,7 @@ is compared."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import warnings
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -28,7 +24,6 @@ from smm_daq.storage.mapdata import MapData
 
 UM = 1e-6
 NT = 1e-9
-HERE = Path(__file__).parent
 GPU = devices.gpu_problem() is None
 M_TOL = 1e-9  # |Δ coefficient| relative to its SD
 COV_TOL = 1e-6  # covariance, relative to the grain's largest entry
@@ -167,12 +162,8 @@ def test_cli_device_gpu_runs_the_device_solver(tmp_path, as_gpu):
         assert f["low_mmt/results/device"][()].decode() == "cpu"
 
 
-def test_multipole_cuda_kernels_in_the_simulator_match_the_cpu_kernels():
-    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1",
-               PYTHONPATH=os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")]))
-    run = subprocess.run([sys.executable, str(HERE / "mmt_cudasim_models_case.py")], env=env,
-                         capture_output=True, text=True, timeout=240)
-    assert run.returncode == 0, run.stdout + run.stderr
+def test_multipole_cuda_kernels_in_the_simulator_match_the_cpu_kernels(in_cuda_simulator):
+    in_cuda_simulator("mmt_cudasim_models_case.py")
 
 
 # On a machine with a CUDA GPU (benchmarks/gpu_check.sh runs these): the GPU itself.
