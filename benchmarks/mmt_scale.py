@@ -19,7 +19,7 @@ stand-in for the lab's real scans (951 × 771 sensors at 1.2 µm, 2 µm above, 4
 smaller area (each side × the fraction); `--step-factor K` keeps the area and the grains
 (so Q's columns, which set the memory) with the sampling step × K (1/K² of the sensors, which
 set the time of the QR, so a full-size time is about K² times that stage). `--qr-floor`
-also times the CPU's QR alone (LAPACK dtpqrt over the same blocks of a random matrix of Q's
+also times the CPU's QR alone (`QRUpdate` over the same blocks of a random matrix of Q's
 shape) and prints the inversion's time over it. Grain models are entries of MODELS:
 uniformly magnetized cuboid grains (`invert_map`), or point-source grains (centroid and
 volume, as from a micro-CT segmentation, drawn by `synth_points` at the preset's density)
@@ -42,13 +42,13 @@ from dataclasses import dataclass, replace
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "20")
 
 import numpy as np
-from scipy.linalg import lapack
 from scipy.stats import chi2
 
 from smm_daq.analysis.mmt import synth, synth_points
 from smm_daq.analysis.mmt.solver import device as devices
-from smm_daq.analysis.mmt.solver.inversion import DEFAULT_BLOCK, QR_PANEL, invert_map
+from smm_daq.analysis.mmt.solver.inversion import DEFAULT_BLOCK, invert_map
 from smm_daq.analysis.mmt.solver.joint import Scan, invert_scans
+from smm_daq.analysis.mmt.solver.qr_update import QRUpdate
 from smm_daq.errors import InputError
 
 UM = 1e-6
@@ -156,18 +156,15 @@ def memory(device: str) -> str:
 
 
 def qr_floor(n_sensors: int, n_columns: int, block: int = DEFAULT_BLOCK) -> float:
-    """Seconds of the CPU path's QR alone: dtpqrt over blocks of a random (P, n + 1)."""
+    """Seconds of the CPU path's QR alone (`QRUpdate` over blocks of a random (P, n + 1))."""
     rng = np.random.default_rng(0)
     cols = n_columns + 1
-    tri = np.zeros((cols, cols), order="F")
+    qr = QRUpdate(cols, min(block, n_sensors))
     rows = np.asfortranarray(rng.standard_normal((min(block, n_sensors), cols)))
-    nb = max(1, min(QR_PANEL, cols))
     t = time.perf_counter()
     for s in range(0, n_sensors, block):
         size = min(block, n_sensors - s)
-        part = rows if size == rows.shape[0] else np.asfortranarray(rows[:size])
-        tri, _, _, _ = lapack.dtpqrt(0, nb, tri, part.copy(order="F"), overwrite_a=1,
-                                     overwrite_b=1)
+        qr.add(np.asfortranarray(rows[:size]) if size < rows.shape[0] else rows.copy(order="F"))
     return time.perf_counter() - t
 
 
@@ -262,7 +259,7 @@ def main() -> None:
     if args.qr_floor:
         unknowns = getattr(result, "coefficients", result.magnetization).size
         floor = qr_floor(result.n_sensors, unknowns)
-        print(f"QR floor (dtpqrt alone, {DEFAULT_BLOCK}-row blocks) {floor:.2f} s; inversion "
+        print(f"QR floor (QR alone, {DEFAULT_BLOCK}-row blocks) {floor:.2f} s; inversion "
               f"{stages['inversion total']:.2f} s = {stages['inversion total'] / floor:.2f} × "
               "the floor", flush=True)
 

@@ -16,6 +16,7 @@ from smm_daq.analysis.grains import from_arrays
 from smm_daq.analysis.mmt.models.cuboid import GreenModel, sensor_lattice
 from smm_daq.analysis.mmt.models.multipole import MultipoleModel, Sensor, point_grains
 from smm_daq.analysis.mmt.solver.inversion import accumulate, forward
+from smm_daq.analysis.mmt.solver.joint import StackedModel
 
 UM = 1e-6
 
@@ -146,10 +147,10 @@ def test_what_the_fitted_map_keeps_stays_within_its_budget():
 
 
 def test_rows_are_kept_whole_where_no_near_part_is_smaller():
-    """The exact model (no grain far field) and point-source models have no cheap far part:
-    their blocks are kept as rows when all of Q fits the budget, else none is (a share of Q
-    would save only its share of a cheap recomputation), and the fitted field is Q M either
-    way."""
+    """The exact model (no grain far field) has no cheap far part: its blocks are kept as rows
+    when all of Q fits the budget, else none is (a share of Q would save only its share of a
+    cheap recomputation). Point-source models keep none: their rows are computed again faster
+    than copied. The fitted field is Q M either way."""
     grains = _grains()
     X, Y = np.meshgrid(np.arange(-30, 30) * UM, np.arange(-25, 25) * UM)
     sensors = np.c_[X.ravel(), Y.ravel(), np.full(X.size, 1.0 * UM)]  # 3,000
@@ -157,11 +158,11 @@ def test_rows_are_kept_whole_where_no_near_part_is_smaller():
     exact = GreenModel.build(grains, (0.0, 0.0), lo, hi, 1.0 * UM, exact=True)
     points = MultipoleModel.build(point_grains(grains.centroids(), grains.volumes()),
                                   Sensor.from_size((0.0, 0.0)), "quadrupole")
-    for model in (exact, points):
+    for model, fits in ((exact, np.ndarray), (points, type(None))):
         m = np.linspace(-3e4, 4e4, model.n_columns)
         q = model.block(sensors, np.empty((len(sensors), model.n_columns)))
         phi = q @ m
-        for budget, kind in ((q.nbytes, np.ndarray), (q.nbytes - 1, type(None))):
+        for budget, kind in ((q.nbytes, fits), (q.nbytes - 1, type(None))):
             _, kept = accumulate(model, sensors, phi, block=1000, keep_bytes=budget)
             assert [type(k) for k in kept] == [kind] * 3
             fitted = forward(model, sensors, m, block=1000, rows=kept)
@@ -191,3 +192,32 @@ def test_blocks_with_a_short_last_one_give_the_triangle_of_one_block(size_um):
                      block=1000, rows=kept)
     np.testing.assert_allclose(fitted, q @ np.linalg.lstsq(q, phi)[0],
                                atol=1e-9 * np.abs(phi).max())
+
+
+def test_a_joint_cuboid_inversion_keeps_each_scans_sparse_near_part():
+    """Two scans of cuboid grains (point sensors at 1 µm, area sensors at 3 µm) stacked with
+    their weights: a block that spans both keeps the near parts of both, and the fitted field
+    from them is the weighted Q M, as computed again without them."""
+    grains = _grains()
+    X, Y = np.meshgrid(np.arange(-40, 40) * UM, np.arange(-30, 30) * UM)
+    xy = np.c_[X.ravel(), Y.ravel()]
+    lo, hi = xy.min(axis=0), xy.max(axis=0)
+    models = [GreenModel.build(grains, (0.0, 0.0), lo, hi, 1.0 * UM),
+              GreenModel.build(grains, (UM, UM), lo, hi, 3.0 * UM)]
+    stacked = StackedModel(models, np.array([2.0, 0.5]), 9)
+    sensors = np.r_[np.c_[xy, np.full(len(xy), 1.0 * UM), np.zeros(len(xy))],
+                    np.c_[xy, np.full(len(xy), 3.0 * UM), np.ones(len(xy))]]
+    m = np.array([3e4, -1e4, 2e4, -2e4, 4e4, 1e4, 5e3, 5e3, -4e4])
+    phi = stacked.block(sensors, np.empty((len(sensors), 9))) @ m
+    _, kept = accumulate(stacked, sensors, phi, block=3000, keep_bytes=2**30)
+    assert len(kept) == 4 and all(sparse.issparse(k) for k in kept)  # the 2nd spans both
+    assert sum(k.nnz for k in kept) < 0.5 * phi.size * 9
+    for rows in (kept, None):
+        fitted = forward(stacked, sensors, m, block=3000, rows=rows)
+        assert np.all(np.abs(fitted - phi) <= 1e-9 * np.abs(phi).max())
+    points = StackedModel([MultipoleModel.build(point_grains(grains.centroids(),
+                                                             grains.volumes()),
+                                                Sensor.from_size((0.0, 0.0)), "dipole")],
+                          np.array([1.0]), 9)
+    _, none = accumulate(points, sensors[:4800], phi[:4800], block=3000, keep_bytes=2**30)
+    assert none == [None, None]  # point sources: computed again, never kept

@@ -72,6 +72,7 @@ import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numba
 import numpy as np
@@ -798,6 +799,9 @@ class GreenModel:
     cub_inner2: np.ndarray  # (C,) the same for its order-10 expansion (≤ cub_mid2)
     exact: bool = False  # True: never the grain far field (for tests and references)
     share_corners: bool = True  # False: every sensor's exact form on its own (for tests)
+    # the fitted map keeps the rows when all of Q fits and no near part is smaller (`exact`):
+    # sums over cuboids cost more to compute again than to copy
+    keep_rows: ClassVar[bool] = True
 
     @classmethod
     def build(cls, grains: GrainSet, sensor_size: tuple[float, float], scan_lo: np.ndarray,

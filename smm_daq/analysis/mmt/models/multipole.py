@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 from numba import njit, prange
@@ -224,6 +225,8 @@ class MultipoleModel:
     grains: PointGrains
     sensor: Sensor
     n_per_grain: int
+    # the fitted map never keeps the rows: they are computed again faster than copied
+    keep_rows: ClassVar[bool] = False
 
     @classmethod
     def build(cls, grains: PointGrains, sensor: Sensor, model: str) -> MultipoleModel:

@@ -2,7 +2,7 @@
 
 Q is never held whole: for each block of sensors, its rows of Q are computed (in parallel,
 `green.GreenModel.block`) and folded, with the data φ as one more column, into the triangular
-factor R of [Q | φ] by Householder reflections (LAPACK dtpqrt). Forming QᵀQ instead would
+factor R of [Q | φ] by Householder reflections (`qr_update`). Forming QᵀQ instead would
 square cond(Q): thick, dense samples reach cond(Q) ~ 1e9 with columns scaled to unit norm
 (300 × 300 × 75 µm at 1e5 grains/mm³), where the normal equations in double precision lose
 the deep grains (half of them came out "unresolved", and grains they did solve moved by up to
@@ -33,13 +33,14 @@ from smm_daq.analysis.grains import GrainSet
 from smm_daq.analysis.mmt.models.cuboid import GreenModel
 from smm_daq.analysis.mmt.solver import device as devices
 from smm_daq.analysis.mmt.solver import stats
+from smm_daq.analysis.mmt.solver.qr_update import QRUpdate
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
 
 UM = 1e-6
 DEFAULT_BLOCK = 6144  # sensors per block: 6144 × 3G doubles (147 MB for 1,000 grains);
 # dtpqrt measured 34.9 GFLOPS at 6144 rows against 33.7 at 4096 and 31.8 at 3072 (2 cores)
-QR_PANEL = 256  # dtpqrt's panel width: the fastest of those measured on 5,626 columns
+DAMPING_PANEL = 256  # dtpqrt's panel width for the damped solve's triangular stack
 # R (columns scaled to unit norm) is singular to working precision when LAPACK's reciprocal
 # condition estimate falls below machine epsilon (the convention of scipy.linalg.solve); the
 # SVD then drops singular values below n·eps of the largest (that of numpy's matrix_rank)
@@ -144,22 +145,21 @@ class Triangle:
 def accumulate(model: GreenModel | Any, sensors: np.ndarray, phi: np.ndarray, *,
                block: int = DEFAULT_BLOCK, keep_bytes: float = 0
                ) -> tuple[Triangle, list[Kept] | None]:
-    """R of [Q | φ] by Householder QR updated one block of sensors at a time (LAPACK dtpqrt:
+    """R of [Q | φ] by Householder QR updated one block of sensors at a time (`QRUpdate`:
     the triangle so far stacked on the block's rows); with `keep_bytes`, also what the fitted
     map needs of each block without its cost, while their total stays within that many bytes:
     for cuboid grains the sparse near part of its rows (`GreenModel.near_part`); the rows
-    themselves for other models (and where no near part is smaller), only when all of Q fits
-    (a part of Q saves only its share of a cheap recomputation); None for a block not kept
+    themselves where no near part is smaller, only when all of Q fits (a part of Q saves only
+    its share of a cheap recomputation) and the model's `keep_rows`; None for a block not kept
     (`forward` computes it again)."""
     n = model.n_columns
-    tri = np.zeros((n + 1, n + 1), order="F")
+    qr = QRUpdate(n + 1, min(block, sensors.shape[0]))
     kept: list[Kept] | None = [] if keep_bytes > 0 else None
     held = 0
     whole = sensors.shape[0] * n * 8 <= keep_bytes  # all of Q's rows fit
     # one buffer, whose first size × (n + 1) doubles are each block's rows in Fortran order:
-    # a short last block is then contiguous too, which dtpqrt would otherwise copy
+    # a short last block is then contiguous too, which LAPACK's wrappers would otherwise copy
     buf = np.empty(min(block, sensors.shape[0]) * (n + 1))
-    nb = max(1, min(QR_PANEL, n + 1))
     for s in range(0, sensors.shape[0], block):
         size = min(block, sensors.shape[0] - s)
         rows = buf[:size * (n + 1)].reshape((size, n + 1), order="F")
@@ -170,23 +170,26 @@ def accumulate(model: GreenModel | Any, sensors: np.ndarray, phi: np.ndarray, *,
                                  whole)
             held += _nbytes(part)
             kept.append(part)
-        tri, _, _, info = lapack.dtpqrt(0, nb, tri, rows, overwrite_a=1, overwrite_b=1)
-        if info != 0:  # only for an illegal argument: a programming error
-            raise RuntimeError(f"dtpqrt failed (info {info})")
+        qr.add(rows)
     buf = rows = None  # freed before R is copied out: 0.6 GB at 12,900 columns
+    tri = qr.r
     tri *= np.where(np.diag(tri) < 0, -1.0, 1.0)[:, None]  # R with a diagonal ≥ 0: unique
     return Triangle(np.asfortranarray(tri[:n, :n]), tri[:n, n].copy()), kept
 
 
 def _part_to_keep(model: GreenModel | Any, sensors: np.ndarray, rows: np.ndarray,
                   budget: float, whole: bool) -> Kept:
-    """The sparse near part when it is smaller than the rows (not so for `exact` models,
-    which have no far part), else the rows when all of Q fits; None beyond the budget."""
-    if isinstance(model, GreenModel):
-        part = model.near_part(sensors, rows, min(budget, rows.nbytes))
+    """The sparse near part when the model has one smaller than the rows (cuboid grains, not
+    `exact`), else the rows when all of Q fits and the model's rows cost more to compute
+    again than to copy (`keep_rows`: not so for point sources); None beyond the budget."""
+    near_part = getattr(model, "near_part", None)
+    if near_part is not None:
+        part = near_part(sensors, rows, min(budget, rows.nbytes))
         if part is not None:
             return part
-    return np.array(rows, order="C") if whole and rows.nbytes <= budget else None
+    if model.keep_rows and whole and rows.nbytes <= budget:
+        return np.array(rows, order="F")
+    return None
 
 
 def _nbytes(part: Kept) -> int:
@@ -263,7 +266,7 @@ def solve_triangle(tri: Triangle, damping: float = 0.0, per_grain: int = 3) -> S
         aug = np.zeros((n + 1, n + 1), order="F")
         aug[:n, :n] = rs
         aug[:n, n] = tri.c
-        aug, _, _, _ = lapack.dtpqrt(n, max(1, min(QR_PANEL, n + 1)), aug, stacked,
+        aug, _, _, _ = lapack.dtpqrt(n, max(1, min(DAMPING_PANEL, n + 1)), aug, stacked,
                                      overwrite_a=1, overwrite_b=1)
         rd = np.asfortranarray(aug[:n, :n])
         y = linalg.solve_triangular(rd, aug[:n, n])

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import sparse
 
 from smm_daq.analysis.grains import GrainSet
 from smm_daq.analysis.mmt.models.cuboid import GreenModel
@@ -128,16 +129,44 @@ class StackedModel:
         self.weights = weights
         self.n_columns = n_columns
         self.grains = models[0].grains
+        self.keep_rows = all(m.keep_rows for m in models)
+        self._cuboids = all(isinstance(m, GreenModel) for m in models)
 
-    def block(self, sensors: np.ndarray, out: np.ndarray) -> np.ndarray:
+    def _scans(self, sensors: np.ndarray) -> Iterator[tuple[int, int, int]]:
+        """(scan, first, end) of each run of one scan's sensors in `sensors`."""
         index = sensors[:, 3].astype(np.int64)
         cuts = np.flatnonzero(np.diff(index)) + 1
         for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, index.size], strict=True):
-            s = int(index[lo])
+            yield int(index[lo]), int(lo), int(hi)
+
+    def block(self, sensors: np.ndarray, out: np.ndarray, *,
+              far_only: bool = False) -> np.ndarray:
+        """Weighted rows; `far_only` (cuboid grains): only the grains' far fields."""
+        for s, lo, hi in self._scans(sensors):
             rows = out[lo:hi]
-            self.models[s].block(np.ascontiguousarray(sensors[lo:hi, :3]), rows)
+            points = np.ascontiguousarray(sensors[lo:hi, :3])
+            if far_only:
+                self.models[s].block(points, rows, far_only=True)
+            else:
+                self.models[s].block(points, rows)
             rows *= self.weights[s]
         return out
+
+    def near_part(self, sensors: np.ndarray, rows: np.ndarray, max_bytes: float = math.inf
+                  ) -> sparse.spmatrix | None:
+        """Each scan's `GreenModel.near_part` of these weighted rows, stacked (what the fitted
+        map keeps, `accumulate`); None beyond `max_bytes`, or for point-source grains."""
+        if not self._cuboids:
+            return None
+        parts = []
+        for s, lo, hi in self._scans(sensors):
+            part = self.models[s].near_part(np.ascontiguousarray(sensors[lo:hi, :3]),
+                                            rows[lo:hi], max_bytes)
+            if part is None:
+                return None
+            max_bytes -= part.data.nbytes + part.indices.nbytes + part.indptr.nbytes
+            parts.append(part)
+        return parts[0] if len(parts) == 1 else sparse.vstack(parts, format="csr")
 
 
 def _model(grains: GrainSet | PointGrains, scan: Scan, model: str, sensors: np.ndarray,

@@ -1,0 +1,59 @@
+"""The triangular factor updated block by block (`QRUpdate`) against NumPy's QR of all the
+rows at once (LAPACK dgeqrf), and the inversion's triangle against it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from smm_daq.analysis.mmt.solver.qr_update import QRUpdate, panel_width
+
+
+def _fold(a: np.ndarray, sizes: list[int], panel: int | None) -> np.ndarray:
+    qr = QRUpdate(a.shape[1], max(sizes), panel)
+    start = 0
+    for size in sizes:
+        qr.add(np.array(a[start:start + size], order="F"))  # a copy: add overwrites it
+        start += size
+    assert start == a.shape[0]
+    return qr.r
+
+
+def _signed(r: np.ndarray) -> np.ndarray:
+    """R with a diagonal ≥ 0: the unique factor of a full-rank matrix."""
+    return r * np.where(np.diag(r) < 0, -1.0, 1.0)[:, None]
+
+
+@pytest.mark.parametrize(("n", "sizes", "panel"), [
+    (7, [40, 3, 25], 3),  # panels of 3, the last of 1; a block shorter than a panel
+    (12, [12, 12, 1], 5),  # a block of one row
+    (30, [100, 64, 17], None),  # the default panel wider than the matrix
+    (300, [500, 120, 381], 128),  # three panels, the last short
+])
+def test_matches_the_qr_of_all_rows(n: int, sizes: list[int], panel: int | None) -> None:
+    rng = np.random.default_rng(n)
+    # columns of very different scales, as Q's are (deep and shallow grains)
+    a = rng.standard_normal((sum(sizes), n)) * np.logspace(0, -6, n)
+    r = _fold(a, sizes, panel)
+    expected = np.linalg.qr(a, mode="r")
+    assert np.array_equal(r, np.triu(r))
+    error = np.abs(_signed(r) - _signed(expected)) / np.linalg.norm(a, axis=0)  # per column
+    assert error.max() < 1e-12
+
+
+def test_rank_deficient_rows_keep_rᵀr() -> None:
+    """A zero column and a repeated one (singular Q): R is no longer unique, RᵀR = AᵀA is."""
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((90, 10))
+    a[:, 4] = 0.0
+    a[:, 7] = a[:, 2]
+    r = _fold(a, [30, 30, 30], 4)
+    np.testing.assert_allclose(r.T @ r, a.T @ a, atol=1e-11 * np.abs(a.T @ a).max())
+    assert r[4, 4] == 0.0
+    assert abs(r[7, 7]) < 1e-12 * abs(r[2, 2])
+
+
+def test_panel_width_grows_with_the_columns() -> None:
+    widths = [panel_width(n) for n in (10, 601, 1501, 5626, 12901)]
+    assert widths == sorted(widths)
+    assert QRUpdate(10, 5).panel == 10  # never wider than the matrix
