@@ -122,6 +122,10 @@ def test_the_fitted_map_needs_only_the_sparse_near_part_of_q(size_um):
     np.testing.assert_allclose(near[held], q[held], rtol=0, atol=1e-9 * np.abs(q).max())
     fitted = forward(model, sensors, m, block=4000, rows=kept)
     assert np.all(np.abs(fitted - phi) <= 1e-9 * np.abs(phi).max())
+    # the far fields dotted with M are Q's entries that were not kept, times M
+    np.testing.assert_allclose(model.far_field(sensors, m.ravel()),
+                               np.where(held, 0.0, q) @ m.ravel(),
+                               rtol=0, atol=1e-12 * np.abs(phi).max())
     far = forward(model, sensors, m, block=4000, rows=[None, kept[1], None])  # beyond budget
     assert np.all(np.abs(far - phi) <= 1e-9 * np.abs(phi).max())
 

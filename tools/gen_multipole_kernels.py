@@ -170,7 +170,8 @@ def generate() -> str:
                      for t in terms[:n]]
             roots, exprs = _square_roots(exprs)
             subs, reduced = sp.cse(exprs, symbols=sp.numbered_symbols("t"))
-            lines.append("@njit(cache=True, inline=\"always\", fastmath=False)")
+            lines.append("@njit(cache=True, inline=\"always\", fastmath=False, "
+                         "error_model=\"numpy\")")
             lines.append(f"def {sensor}_{n}(x, y, z):")
             for sym, e in roots + subs:
                 lines.append(f"    {sym} = {sp.pycode(e, fully_qualified_modules=True)}")

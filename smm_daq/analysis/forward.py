@@ -57,7 +57,7 @@ for _n in range(1, _GL_MAX + 1):
     _GL_WEIGHTS[_n, :_n] = _w
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _log_plus(u, R, rho2):
     """ln(u + R), R² = u² + ρ², without the cancellation in u + R when u < 0 (there
     u + R = ρ²/(R − u)). asinh(u/ρ) = ln(u + R) − ln ρ, and ln ρ does not depend on u, so the
@@ -68,7 +68,7 @@ def _log_plus(u, R, rho2):
     return math.log(rho2 / (R - u))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _point_exact(dx, dy, dz, a, b, c):
     """Point-sensor corner sums (Mx, My, Mz columns, ×4π/μ0) at offset (dx, dy, dz).
 
@@ -126,7 +126,7 @@ def _point_exact(dx, dy, dz, a, b, c):
     return math.log(num_x / den_x), math.log(num_y / den_y), fz
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _area_exact(dx, dy, dz, a, b, c, p, q):
     """Sensor-area (half-widths p, q) corner sums over 4 × 8 corners, ×4π/μ0."""
     gx = 0.0
@@ -170,7 +170,7 @@ def _area_exact(dx, dy, dz, a, b, c, p, q):
     return gx * inv, gy * inv, gz * inv
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _area_corner(X, Y, Z):
     """One corner's terms of `_area_exact` (X, Y, Z: sensor edge − cuboid face, Z > 0)."""
     x2z2 = X * X + Z * Z
@@ -184,7 +184,7 @@ def _area_corner(X, Y, Z):
             Z * R - X * Y * at - X * Z * ax - Y * Z * ay)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _area_quadrature(dx, dy, dz, a, b, c, p, q, n):
     """Gauss-Legendre n × n average over the sensor area of the point-sensor form."""
     fx = 0.0
@@ -201,7 +201,7 @@ def _area_quadrature(dx, dy, dz, a, b, c, p, q, n):
     return 0.25 * fx, 0.25 * fy, 0.25 * fz
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def moment_expansion(dx, dy, dz, volume, sxx, syy, szz, sxy, sxz, syz):
     """Bz columns (×4π/μ0) of a density with volume V and second moments S (about its centroid,
     per unit volume): the dipole plus the quadrupole term of its Newtonian potential.
@@ -233,7 +233,7 @@ def moment_expansion(dx, dy, dz, volume, sxx, syy, szz, sxy, sxz, syz):
     return volume * fx, volume * fy, volume * fz
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _quadrature_order(clearance, p, q, target):
     """Nodes per axis so that the Gauss-Legendre error (≈ 4 ρ^(−2n), ρ the Bernstein radius
     of the sensor half-width against the clearance to the cuboid) stays below `target`."""
@@ -245,7 +245,7 @@ def _quadrature_order(clearance, p, q, target):
     return min(max(n, 2), _GL_MAX)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _point_pair(dx, dy, dz, a, b, c, far2):
     """The three columns (×4π/μ0) for a point sensor and one cuboid: the expansion beyond
     the switching distance, else the closed form."""
@@ -255,7 +255,7 @@ def _point_pair(dx, dy, dz, a, b, c, far2):
     return _point_exact(dx, dy, dz, a, b, c)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _pair(dx, dy, dz, a, b, c, p, q, far2, ref_scale, tol):
     """The three columns (×4π/μ0) for one sensor and one cuboid, by the cheapest accurate form.
 
@@ -272,7 +272,7 @@ AREA_EXACT = 1
 AREA_QUADRATURE = 2
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _area_tier(dx, dy, dz, a, b, c, p, q, far2, ref_scale, tol):
     """Which form `_pair` uses for an area sensor: AREA_EXPANSION beyond the switching
     distance, else AREA_EXACT where its rounding error is below the target, else
@@ -288,7 +288,7 @@ def _area_tier(dx, dy, dz, a, b, c, p, q, far2, ref_scale, tol):
     return AREA_QUADRATURE
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _area_form(tier, dx, dy, dz, a, b, c, p, q, ref_scale, tol):
     """The three columns (×4π/μ0) for an area sensor and one cuboid by the form `tier`."""
     if tier == AREA_EXPANSION:
@@ -306,7 +306,7 @@ def _area_form(tier, dx, dy, dz, a, b, c, p, q, ref_scale, tol):
     return _area_quadrature(dx, dy, dz, a, b, c, p, q, n)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _cuboid_constants(cuboids, p, q, ref_dist, tol):
     """Per cuboid: half-edges, the squared switching distance to the expansion, and the
     reference scale V/R_ref³ that the error target `tol` is relative to."""
@@ -332,7 +332,7 @@ def _cuboid_constants(cuboids, p, q, ref_dist, tol):
     return half, far2, ref_scale
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _nearest_sensor_distance(sensors, cuboids):
     """Distance from each cuboid's centre to its nearest sensor."""
     C = cuboids.shape[0]
@@ -351,7 +351,7 @@ def _nearest_sensor_distance(sensors, cuboids):
 
 
 def _make_kernel(parallel: bool):
-    @njit(cache=True, parallel=parallel)
+    @njit(cache=True, parallel=parallel, error_model="numpy")
     def kernel(sensors, cuboids, p, q, ref_dist, out):
         half, far2, ref_scale = _cuboid_constants(cuboids, p, q, ref_dist, TOLERANCE)
         for i in prange(sensors.shape[0]):
@@ -371,7 +371,7 @@ def _make_kernel(parallel: bool):
 
 
 def _make_field(parallel: bool):
-    @njit(cache=True, parallel=parallel)
+    @njit(cache=True, parallel=parallel, error_model="numpy")
     def field(sensors, cuboids, magnetization, p, q, ref_dist, out):
         half, far2, ref_scale = _cuboid_constants(cuboids, p, q, ref_dist, TOLERANCE)
         for i in prange(sensors.shape[0]):

@@ -62,8 +62,8 @@ with the per-sensor form to its rounding error.
 The fitted map needs no rows of Q held: the costly entries, the (sensor, grain) pairs nearer
 than the grain's far-field switch (sums over its cuboids), are few (only sensors near a grain
 have any; 9 % of the pairs on the 200 × 200 × 50 µm sample above) and are kept sparse
-(`GreenModel.near_part`); the far-field entries are cheap to compute again
-(`GreenModel.block(…, far_only=True)`).
+(`GreenModel.near_part`); the far fields are cheap to compute again, dotted with M without
+forming their rows (`GreenModel.far_field`).
 """
 
 from __future__ import annotations
@@ -148,7 +148,7 @@ def _switch_distance(rho: np.ndarray, r_ref: np.ndarray,
     return hi
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _orders_3_4(x, y, z, t, g):
     """Bz columns (×4π/μ0) of the third- and fourth-order terms of a grain's potential.
 
@@ -208,7 +208,7 @@ def _orders_3_4(x, y, z, t, g):
     return fx, fy, fz
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _grain_orders(dx, dy, dz, t, g, first, top):
     """Bz columns (×4π/μ0) of the orders `first` … `top` of grain g's potential from their
     coefficients t[g] (`grain_order_terms`): order n's three columns are Q_j(r)/r^(2n+5),
@@ -249,7 +249,7 @@ def _grain_orders(dx, dy, dz, t, g, first, top):
     return fx, fy, fz
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _even_sums(w, base, lo, hi, xp, yp, zp):
     """P = Σ w[k − base] x^i y^j z^l over the even monomials k = lo … hi − 1 of
     EVEN_MONOMIALS (xp[i] = x^i, …) and its derivatives ∂x, ∂y, ∂z, ∂z∂x, ∂z∂y, ∂z∂z.
@@ -288,7 +288,7 @@ def _even_sums(w, base, lo, hi, xp, yp, zp):
     return P, px, py, pz, pzx, pzy, pzz
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _even_field(sums, n, x, y, z, ir2, r):
     """Bz columns (×4π/μ0) of the order-n term P(r)/r^(2n+1) of a potential from P and its
     derivatives (`_even_sums`), by
@@ -302,14 +302,14 @@ def _even_field(sums, n, x, y, z, ir2, r):
             scale * (pzz - s * ir2 * (pz * z + P) + common * z))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _add(a, b):
     """The sum of two tuples of P and its derivatives (`_even_sums`)."""
     return (a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3], a[4] + b[4], a[5] + b[5],
             a[6] + b[6])
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _powers(v):
     """(1, v, v², …, v¹⁰)."""
     v2 = v * v
@@ -318,7 +318,7 @@ def _powers(v):
     return (1.0, v, v2, v2 * v, v4, v4 * v, v4 * v2, v4 * v2 * v, v8, v8 * v, v8 * v2)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _expansion_to_6(dx, dy, dz, a, b, c, p, q, w):
     """`_cuboid_expansion` from its 16 coefficients w."""
     fx, fy, fz = moment_expansion(dx, dy, dz, 8.0 * a * b * c, (a * a + p * p) / 3.0,
@@ -334,7 +334,7 @@ def _expansion_to_6(dx, dy, dz, a, b, c, p, q, w):
     return fx + ex + gx, fy + ey + gy, fz + ez + gz
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _cuboid_expansion(dx, dy, dz, a, b, c, p, q, terms, m):
     """Bz columns (×4π/μ0) of cuboid m (half-edges a, b, c) convolved with the sensor area
     (half-widths p, q), expanded to the sixth order: its odd moments vanish (a centrally
@@ -348,7 +348,7 @@ def _cuboid_expansion(dx, dy, dz, a, b, c, p, q, terms, m):
     return _expansion_to_6(dx, dy, dz, a, b, c, p, q, w)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _cuboid_expansion_10(dx, dy, dz, a, b, c, p, q, terms, m):
     """`_cuboid_expansion` to the tenth order: with the order-8 and order-10 terms (the
     coefficients terms[m, 16:52]), for sensors nearer the cuboid than its order-6 switch."""
@@ -382,84 +382,192 @@ def _cuboid_expansion_10(dx, dy, dz, a, b, c, p, q, terms, m):
     return fx + ex + gx, fy + ey + gy, fz + ez + gz
 
 
-@njit(cache=True, parallel=True)
-def _green_block(sensors, p, q, centroid, volume, moments, high, coarse2, far2, higher,
-                 fine2, start, cuboids, half, cub_far2, cub_scale, cub_terms, cub_mid2,
-                 cub_inner2, tol, skip_exact, far_only, add, out):
-    """Q rows, written to `out` (added to it with `add`); with `skip_exact`, the (sensor,
-    cuboid) pairs of an area sensor that take the exact form are left out (`_grid_exact`
-    adds them); with `far_only`, every (sensor, grain) pair nearer than the grain's far-field
-    switch is left out, its entries 0 (`_near_fill` keeps them)."""
-    G = centroid.shape[0]
-    for i in prange(sensors.shape[0]):
-        sx = sensors[i, 0]
-        sy = sensors[i, 1]
-        sz = sensors[i, 2]
-        for g in range(G):
-            dx = sx - centroid[g, 0]
-            dy = sy - centroid[g, 1]
-            dz = sz - centroid[g, 2]
-            d2 = dx * dx + dy * dy + dz * dz
-            if d2 >= far2[g]:
-                fx, fy, fz = moment_expansion(
-                    dx, dy, dz, volume[g], moments[g, 0], moments[g, 1], moments[g, 2],
-                    moments[g, 3], moments[g, 4], moments[g, 5])
-                if d2 < coarse2[g]:
-                    ex, ey, ez = _orders_3_4(dx, dy, dz, high, g)
-                    fx += ex
-                    fy += ey
-                    fz += ez
-                    if d2 < fine2[g, 0]:
-                        ex, ey, ez = _grain_orders(dx, dy, dz, higher, g, 5,  # HIGHER_ORDERS
-                                                   8 if d2 < fine2[g, 1] else 6)
+@njit(cache=True, inline="always", error_model="numpy")
+def _offset(sensors, i, centroid, g):
+    """(dx, dy, dz, squared distance) of sensor i from grain g's centroid."""
+    dx = sensors[i, 0] - centroid[g, 0]
+    dy = sensors[i, 1] - centroid[g, 1]
+    dz = sensors[i, 2] - centroid[g, 2]
+    return dx, dy, dz, dx * dx + dy * dy + dz * dz
+
+
+TILE = 64  # sensors per tile: a grain's order 2 (or 3–4) over a tile is one vectorized loop
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _tile_box_distance2(sensors, lo, hi, centroid, g):
+    """Squared distance from grain g's centroid to the bounding box of sensors lo … hi − 1: no
+    sensor of the tile is nearer."""
+    e2 = 0.0
+    for k in range(3):
+        bottom = sensors[lo, k]
+        top = bottom
+        for i in range(lo + 1, hi):
+            bottom = min(bottom, sensors[i, k])
+            top = max(top, sensors[i, k])
+        e = max(0.0, bottom - centroid[g, k], centroid[g, k] - top)
+        e2 += e * e
+    return e2
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _order_2_block(sensors, centroid, volume, moments, far2, add, out):
+    """Each grain's order 2 (×μ0/4π) written to its columns of `out` (added with `add`), 0
+    for the sensors nearer than its far-field switch: one loop without branches per (tile,
+    grain), which the compiler vectorizes (in Q's Fortran order a tile's entries of a column
+    are contiguous). A kernel of its own: within `_green_block`, LLVM left it scalar."""
+    n_sensors = sensors.shape[0]
+    for t in prange((n_sensors + TILE - 1) // TILE):
+        lo = t * TILE
+        hi = min(n_sensors, lo + TILE)
+        for g in range(centroid.shape[0]):
+            for i in range(lo, hi):
+                dx, dy, dz, d2 = _offset(sensors, i, centroid, g)
+                fx, fy, fz = moment_expansion(dx, dy, dz, volume[g], moments[g, 0],
+                                              moments[g, 1], moments[g, 2], moments[g, 3],
+                                              moments[g, 4], moments[g, 5])
+                w = MU0_OVER_4PI if d2 >= far2[g] else 0.0
+                if add:
+                    out[i, 3 * g] += w * fx
+                    out[i, 3 * g + 1] += w * fy
+                    out[i, 3 * g + 2] += w * fz
+                else:
+                    out[i, 3 * g] = w * fx
+                    out[i, 3 * g + 1] = w * fy
+                    out[i, 3 * g + 2] = w * fz
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _order_2_field(sensors, centroid, volume, moments, far2, m, out):
+    """out[i] = Σ_g (grain g's order-2 columns ×μ0/4π at sensor i) · m[3g:3g+3], over the
+    grains beyond their far-field switch, as `_order_2_block` without writing rows."""
+    n_sensors = sensors.shape[0]
+    for t in prange((n_sensors + TILE - 1) // TILE):
+        lo = t * TILE
+        hi = min(n_sensors, lo + TILE)
+        total = np.zeros(TILE)
+        for g in range(centroid.shape[0]):
+            m0 = m[3 * g]
+            m1 = m[3 * g + 1]
+            m2 = m[3 * g + 2]
+            for i in range(lo, hi):
+                dx, dy, dz, d2 = _offset(sensors, i, centroid, g)
+                fx, fy, fz = moment_expansion(dx, dy, dz, volume[g], moments[g, 0],
+                                              moments[g, 1], moments[g, 2], moments[g, 3],
+                                              moments[g, 4], moments[g, 5])
+                total[i - lo] += (fx * m0 + fy * m1 + fz * m2) if d2 >= far2[g] else 0.0
+        for i in range(lo, hi):
+            out[i] = MU0_OVER_4PI * total[i - lo]
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _high_orders_field(sensors, centroid, high, coarse2, far2, higher, fine2, m, out):
+    """Adds to out[i] the orders 3–8 that `_green_block` adds to the grains' order 2, dotted
+    with m, by the same passes: the rest of `GreenModel.far_field` after `_order_2_field`."""
+    n_sensors = sensors.shape[0]
+    for t in prange((n_sensors + TILE - 1) // TILE):
+        lo = t * TILE
+        hi = min(n_sensors, lo + TILE)
+        for g in range(centroid.shape[0]):
+            box2 = _tile_box_distance2(sensors, lo, hi, centroid, g)
+            if box2 >= coarse2[g]:
+                continue
+            m0 = m[3 * g]
+            m1 = m[3 * g + 1]
+            m2 = m[3 * g + 2]
+            for i in range(lo, hi):
+                dx, dy, dz, d2 = _offset(sensors, i, centroid, g)
+                fx, fy, fz = _orders_3_4(dx, dy, dz, high, g)
+                w = MU0_OVER_4PI if far2[g] <= d2 < coarse2[g] else 0.0
+                out[i] += w * (fx * m0 + fy * m1 + fz * m2)
+            if box2 >= fine2[g, 0]:
+                continue
+            for i in range(lo, hi):
+                dx, dy, dz, d2 = _offset(sensors, i, centroid, g)
+                if far2[g] <= d2 < fine2[g, 0]:
+                    fx, fy, fz = _grain_orders(dx, dy, dz, higher, g, 5,  # HIGHER_ORDERS
+                                               8 if d2 < fine2[g, 1] else 6)
+                    out[i] += MU0_OVER_4PI * (fx * m0 + fy * m1 + fz * m2)
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _green_block(sensors, p, q, centroid, high, coarse2, far2, higher, fine2, start, cuboids,
+                 half, cub_far2, cub_scale, cub_terms, cub_mid2, cub_inner2, tol, skip_exact,
+                 out):
+    """Adds to `out` (each grain's order 2 from `_order_2_block`) what the (tile, grain)
+    pairs nearer than the grain's `coarse2` need: orders 3–4 over the tile in one loop (0
+    where not wanted); nearer than `fine2`, pair by pair, orders 5–8 or (nearer than `far2`)
+    the sum over the grain's cuboids. With `skip_exact`, the (sensor, cuboid) pairs of an
+    area sensor that take the exact form are left out (`_grid_exact` adds them). Division by
+    zero cannot occur (every grain is below the sensors), so the kernels take NumPy's error
+    model, which lets the tile loops vectorize."""
+    n_sensors = sensors.shape[0]
+    for t in prange((n_sensors + TILE - 1) // TILE):
+        lo = t * TILE
+        hi = min(n_sensors, lo + TILE)
+        for g in range(centroid.shape[0]):
+            box2 = _tile_box_distance2(sensors, lo, hi, centroid, g)
+            if box2 >= coarse2[g]:
+                continue
+            for i in range(lo, hi):
+                dx, dy, dz, d2 = _offset(sensors, i, centroid, g)
+                fx, fy, fz = _orders_3_4(dx, dy, dz, high, g)
+                w = MU0_OVER_4PI if far2[g] <= d2 < coarse2[g] else 0.0
+                out[i, 3 * g] += w * fx
+                out[i, 3 * g + 1] += w * fy
+                out[i, 3 * g + 2] += w * fz
+            if box2 >= fine2[g, 0]:
+                continue
+            for i in range(lo, hi):
+                sx = sensors[i, 0]
+                sy = sensors[i, 1]
+                sz = sensors[i, 2]
+                dx, dy, dz, d2 = _offset(sensors, i, centroid, g)
+                if d2 >= fine2[g, 0]:
+                    continue
+                if d2 >= far2[g]:
+                    fx, fy, fz = _grain_orders(dx, dy, dz, higher, g, 5,  # HIGHER_ORDERS
+                                               8 if d2 < fine2[g, 1] else 6)
+                else:
+                    fx = 0.0
+                    fy = 0.0
+                    fz = 0.0
+                    for m in range(start[g], start[g + 1]):
+                        if p == 0.0:
+                            ex, ey, ez = _point_pair(
+                                sx - cuboids[m, 0], sy - cuboids[m, 1], sz - cuboids[m, 2],
+                                half[m, 0], half[m, 1], half[m, 2], cub_far2[m])
+                        else:
+                            ddx = sx - cuboids[m, 0]
+                            ddy = sy - cuboids[m, 1]
+                            ddz = sz - cuboids[m, 2]
+                            r2 = ddx * ddx + ddy * ddy + ddz * ddz
+                            if cub_mid2[m] <= r2 < cub_far2[m]:
+                                ex, ey, ez = _cuboid_expansion(ddx, ddy, ddz, half[m, 0],
+                                                               half[m, 1], half[m, 2], p, q,
+                                                               cub_terms, m)
+                            elif cub_inner2[m] <= r2 < cub_far2[m]:
+                                ex, ey, ez = _cuboid_expansion_10(ddx, ddy, ddz, half[m, 0],
+                                                                  half[m, 1], half[m, 2], p,
+                                                                  q, cub_terms, m)
+                            else:
+                                tier = _area_tier(ddx, ddy, ddz, half[m, 0], half[m, 1],
+                                                  half[m, 2], p, q, cub_far2[m],
+                                                  cub_scale[m], tol)
+                                if skip_exact and tier == AREA_EXACT:
+                                    continue
+                                ex, ey, ez = _area_form(tier, ddx, ddy, ddz, half[m, 0],
+                                                        half[m, 1], half[m, 2], p, q,
+                                                        cub_scale[m], tol)
                         fx += ex
                         fy += ey
                         fz += ez
-            else:
-                fx = 0.0
-                fy = 0.0
-                fz = 0.0
-                stop = start[g] if far_only else start[g + 1]  # far_only: no cuboid sums
-                for m in range(start[g], stop):
-                    if p == 0.0:
-                        ex, ey, ez = _point_pair(
-                            sx - cuboids[m, 0], sy - cuboids[m, 1], sz - cuboids[m, 2],
-                            half[m, 0], half[m, 1], half[m, 2], cub_far2[m])
-                    else:
-                        ddx = sx - cuboids[m, 0]
-                        ddy = sy - cuboids[m, 1]
-                        ddz = sz - cuboids[m, 2]
-                        r2 = ddx * ddx + ddy * ddy + ddz * ddz
-                        if cub_mid2[m] <= r2 < cub_far2[m]:
-                            ex, ey, ez = _cuboid_expansion(ddx, ddy, ddz, half[m, 0],
-                                                           half[m, 1], half[m, 2], p, q,
-                                                           cub_terms, m)
-                        elif cub_inner2[m] <= r2 < cub_far2[m]:
-                            ex, ey, ez = _cuboid_expansion_10(ddx, ddy, ddz, half[m, 0],
-                                                              half[m, 1], half[m, 2], p, q,
-                                                              cub_terms, m)
-                        else:
-                            tier = _area_tier(ddx, ddy, ddz, half[m, 0], half[m, 1],
-                                              half[m, 2], p, q, cub_far2[m], cub_scale[m], tol)
-                            if skip_exact and tier == AREA_EXACT:
-                                continue
-                            ex, ey, ez = _area_form(tier, ddx, ddy, ddz, half[m, 0],
-                                                    half[m, 1], half[m, 2], p, q, cub_scale[m],
-                                                    tol)
-                    fx += ex
-                    fy += ey
-                    fz += ez
-            if add:
                 out[i, 3 * g] += MU0_OVER_4PI * fx
                 out[i, 3 * g + 1] += MU0_OVER_4PI * fy
                 out[i, 3 * g + 2] += MU0_OVER_4PI * fz
-            else:
-                out[i, 3 * g] = MU0_OVER_4PI * fx
-                out[i, 3 * g + 1] = MU0_OVER_4PI * fy
-                out[i, 3 * g + 2] = MU0_OVER_4PI * fz
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _node_value(ux, uy, sz, cx, cy, cz, a, b, c):
     """Corner sum of `_area_exact` at one sensor corner (ux, uy): over the cuboid's 8 corners,
     + for its lower faces and − for its upper ones. A sensor's exact form is the signed sum of
@@ -485,7 +593,7 @@ def _node_value(ux, uy, sz, cx, cy, cz, a, b, c):
     return gx, gy, gz
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _grid_exact(sensors, grid, x0, y0, step_x, step_y, p, q, centroid, far2, start, cuboids,
                 half, cub_far2, cub_scale, cub_inner2, tol, chunks, out):
     """Adds the exact-form pairs that `_green_block` left out, for sensors on a lattice whose
@@ -559,7 +667,7 @@ def _grid_exact(sensors, grid, x0, y0, step_x, step_y, p, q, centroid, far2, sta
                         out[i, 3 * g + 2] += inv * fz
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _near_counts(sensors, centroid, far2, counts):
     """counts[i]: the grains nearer to sensor i than their far-field switch (the pairs that
     `_green_block` sums over cuboids), by the same test."""
@@ -574,7 +682,7 @@ def _near_counts(sensors, centroid, far2, counts):
         counts[i] = c
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _near_fill(sensors, centroid, far2, rows, indptr, indices, data):
     """The near pairs' entries of `rows` as the 1 × 3 blocks of a BSR matrix (row i's blocks
     from indptr[i]; the grain in `indices`, its 3 columns in `data`)."""
@@ -858,16 +966,14 @@ class GreenModel:
         """`sensor_lattice` of these sensors when they share corners, else None."""
         return sensor_lattice(sensors, self.sensor_size) if self.share_corners else None
 
-    def block(self, sensors: np.ndarray, out: np.ndarray | None = None, *,
-              far_only: bool = False) -> np.ndarray:
-        """Q rows (B, 3G) in T/(A/m) for sensor centres (B, 3) in m; with `far_only`, only the
-        grains' own far fields, the pairs nearer than that left 0 (`near_part` holds them)."""
+    def block(self, sensors: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Q rows (B, 3G) in T/(A/m) for sensor centres (B, 3) in m."""
         sensors = np.ascontiguousarray(sensors, dtype=float)
         if out is None:
             out = np.empty((sensors.shape[0], self.n_columns))
         p, q = 0.5 * self.sensor_size[0], 0.5 * self.sensor_size[1]
         cuboids = np.ascontiguousarray(self.grains.cuboids)
-        lattice = None if far_only else self.lattice(sensors)
+        lattice = self.lattice(sensors)
         if lattice is not None:
             # the exact form's pairs first, into zeroed rows, then the rest added to them
             grid, x0, y0 = lattice
@@ -877,11 +983,24 @@ class GreenModel:
             _grid_exact(sensors, grid, x0, y0, 2 * p, 2 * q, p, q, self.centroid, self.far2,
                         self.grains.start, cuboids, self.half, self.cub_far2, self.cub_scale,
                         self.cub_inner2, CUBOID_TOLERANCE, chunks, out)
-        _green_block(sensors, p, q, self.centroid, self.volume, self.moments, self.high,
-                     self.coarse2, self.far2, self.higher, self.fine2, self.grains.start,
-                     cuboids, self.half, self.cub_far2, self.cub_scale, self.cub_terms,
-                     self.cub_mid2, self.cub_inner2, CUBOID_TOLERANCE, lattice is not None,
-                     far_only, lattice is not None, out)
+        _order_2_block(sensors, self.centroid, self.volume, self.moments, self.far2,
+                       lattice is not None, out)
+        _green_block(sensors, p, q, self.centroid, self.high, self.coarse2, self.far2,
+                     self.higher, self.fine2, self.grains.start, cuboids, self.half,
+                     self.cub_far2, self.cub_scale, self.cub_terms, self.cub_mid2,
+                     self.cub_inner2, CUBOID_TOLERANCE, lattice is not None, out)
+        return out
+
+    def far_field(self, sensors: np.ndarray, m: np.ndarray) -> np.ndarray:
+        """Σ over the grains beyond their far-field switch of their `block` entries times
+        m (3G,), without forming the rows: the fitted map's far part (`near_part` holds the
+        rest)."""
+        sensors = np.ascontiguousarray(sensors, dtype=float)
+        m = np.ascontiguousarray(m, dtype=float)
+        out = np.empty(sensors.shape[0])
+        _order_2_field(sensors, self.centroid, self.volume, self.moments, self.far2, m, out)
+        _high_orders_field(sensors, self.centroid, self.high, self.coarse2, self.far2,
+                           self.higher, self.fine2, m, out)
         return out
 
     def near_part(self, sensors: np.ndarray, rows: np.ndarray, max_bytes: float = math.inf
@@ -889,8 +1008,8 @@ class GreenModel:
         """The entries of Q rows `rows` (from `block`) of the (sensor, grain) pairs nearer than
         the grain's far-field switch, as a BSR matrix of 1 × 3 blocks (only sensors near a
         grain have any); None when it would take more than `max_bytes`. These are the costly
-        entries, the sums over cuboids: `block(…, far_only=True)` plus this part are the rows,
-        so the fitted map needs no rows of Q held."""
+        entries, the sums over cuboids: `far_field(sensors, m)` plus this part times m is the
+        rows times m, so the fitted map needs no rows of Q held."""
         pointers = 4 * (sensors.shape[0] + 1)  # int32 row pointers, as SciPy keeps them
         if max_bytes < pointers:
             return None

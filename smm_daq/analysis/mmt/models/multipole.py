@@ -131,7 +131,7 @@ class Sensor:
         return cls(w / 2, l / 2, th / 2)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _point_values(n, x, y, z, buf):
     """The point kernel of n coefficients at (x, y, z) into buf (one kernel per branch keeps
     the block functions free of function arguments, so numba can cache them)."""
@@ -149,7 +149,7 @@ def _point_values(n, x, y, z, buf):
             buf[j] = v15[j]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _corner_values(volume, n, x, y, z, buf):
     """Corner value of the area (volume False) or volume kernel, n coefficients, into buf."""
     if volume:
@@ -181,7 +181,7 @@ def _corner_values(volume, n, x, y, z, buf):
 
 # Parallel over grains, sensors inner: the blocks of Q are column-major (Fortran order, for
 # LAPACK), so each grain's columns are written contiguously.
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _block_point(sensors, pos, scale, n, out):
     for g in prange(pos.shape[0]):
         vol = pos[g, 3]
@@ -193,7 +193,7 @@ def _block_point(sensors, pos, scale, n, out):
                 out[i, n * g + j] = scale[j] * buf[j] * (vol if j < 3 else 1.0)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _block_corners(sensors, pos, scale, n, p, q, t, out):
     nz = 2 if t > 0 else 1
     for g in prange(pos.shape[0]):

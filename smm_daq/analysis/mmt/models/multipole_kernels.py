@@ -12,7 +12,7 @@ import math
 from numba import njit
 
 
-@njit(cache=True, inline="always", fastmath=False)
+@njit(cache=True, inline="always", fastmath=False, error_model="numpy")
 def point_3(x, y, z):
     s0 = math.sqrt(x**2 + y**2 + z**2)
     t0 = 3*z/s0**5
@@ -20,7 +20,7 @@ def point_3(x, y, z):
     return (t0*x, t0*y, (3*t1/(t1 + x**2 + y**2) - 1)/s0**3,)
 
 
-@njit(cache=True, inline="always", fastmath=False)
+@njit(cache=True, inline="always", fastmath=False, error_model="numpy")
 def point_8(x, y, z):
     s0 = math.sqrt(2)
     s1 = math.sqrt(6)
@@ -45,7 +45,7 @@ def point_8(x, y, z):
     return (t1*t2, t2*t3, (3*t8 - 1)/s2**3, t10*t13 - 1/3*t12*(3 - t15) + t13*t14, t1*t16, t16*t3, (1/2)*s0*t0*t14*z - 1/2*s0*t10*t11, 5*s0*x*y*z/s2**7,)
 
 
-@njit(cache=True, inline="always", fastmath=False)
+@njit(cache=True, inline="always", fastmath=False, error_model="numpy")
 def point_15(x, y, z):
     s0 = math.sqrt(2)
     s1 = math.sqrt(6)
@@ -98,7 +98,7 @@ def point_15(x, y, z):
     return (t1*t2, t2*t3, (3*t9 - 1)/s4**3, t12*t15 - 1/3*t14*(3 - t18) + t15*t17, t1*t19, t19*t3, -s0*t0*t12*t20 + (1/2)*s0*t0*t17*z, 5*s0*t23*z, (1/25)*s2*t0*(t24*z**4 - 30*t9 + 3) - t27*t28 - t28*t29, (2/5)*s3*t21*t37*x*z - t32*t33 - t33*t35, (2/5)*s3*t21*t37*y*z - t33*t39 - t33*t40, t27*t41 - t29*t41, s1*t23*(t36 - 1), t20*t32 - t35*t42, -t20*t40 + t39*t42,)
 
 
-@njit(cache=True, inline="always", fastmath=False)
+@njit(cache=True, inline="always", fastmath=False, error_model="numpy")
 def area_3(x, y, z):
     s0 = math.sqrt(x**2 + z**2)
     s1 = math.sqrt(y**2 + z**2)
@@ -113,7 +113,7 @@ def area_3(x, y, z):
     return (-t1*y/s0**2, -t1*x/s1**2, -(-t0*t2*t4 - t2/s2**3)/(t4*t5*t6/(t3 + t5 + t6) + 1),)
 
 
-@njit(cache=True, inline="always", fastmath=False)
+@njit(cache=True, inline="always", fastmath=False, error_model="numpy")
 def area_8(x, y, z):
     s0 = math.sqrt(2)
     s1 = math.sqrt(6)
@@ -154,7 +154,7 @@ def area_8(x, y, z):
     return (-t1*t2, -t1*t3, -t15*(-t4*t5 - t7*t8), (1/9)*s1*t15*t8*(-2*t14*t15*t27*(t13 + t7)**2 + t27 + 2/z**3 + 3*z/t12**2) + t17*t21 + t17*t26, -t2*t29*(3*t18*t6 - 1 - t20*t6*t9/t11**2), -t29*t3*(-t10*t25*t6/t22**2 + 3*t23*t6 - 1), -t21*t30 + t26*t30, t28*t4*z,)
 
 
-@njit(cache=True, inline="always", fastmath=False)
+@njit(cache=True, inline="always", fastmath=False, error_model="numpy")
 def area_15(x, y, z):
     s0 = math.sqrt(2)
     s1 = math.sqrt(6)
@@ -238,7 +238,7 @@ def area_15(x, y, z):
     return (-t1*t2, -t1*t3, -t17*(-t4*t5 - t7*t8), (1/9)*s1*t17*t8*(-t37**2*t38*t39 + t41) + t19*t27 + t19*t36, -t2*t46*(3*t21*t6 - t44 - 1), -t3*t46*(3*t30*t6 - t49 - 1), -t27*t50 + t36*t50, t4*t45*z, (1/75)*s2*t0*t17*x*y*(-t13*t37*t39*(4*t40 + 3*t59 + t60) - 4*t15*t17*t37*t38*t41 + 6*t59 + t60 + 8*t37**3*t40*t61*t62*t7/t16**2 + 15*t6/t12**3) - t20*t51*t55 - t51*t58, (2/75)*s3*t0*t20*y*z*(10*t24*t42*t6*t9 - 3*t25 - t53 - t54*t66 + 9) - 1/150*t1*t20*t63*t67 - t63*t65, (2/75)*s3*t0*t28*x*z*(10*t10*t33*t47*t6 - 3*t34 - t54*t69 - t57 + 9) - 1/150*t1*t68*t70 - t65*t68, (1/30)*s1*t0*t20*t55*x*y - 1/30*s1*t58*t8, (1/15)*s1*t4*(t13*t54 - 1), (1/30)*t0*t20*t67*y*z - t71*y, -1/30*t1*t70*x + t71*x,)
 
 
-@njit(cache=True, inline="always", fastmath=False)
+@njit(cache=True, inline="always", fastmath=False, error_model="numpy")
 def volume_3(x, y, z):
     s0 = math.sqrt(x**2 + z**2)
     s1 = math.sqrt(y**2 + z**2)
@@ -246,7 +246,7 @@ def volume_3(x, y, z):
     return (math.asinh(y/s0), math.asinh(x/s1), -math.atan(x*y/(s2*z)),)
 
 
-@njit(cache=True, inline="always", fastmath=False)
+@njit(cache=True, inline="always", fastmath=False, error_model="numpy")
 def volume_8(x, y, z):
     s0 = math.sqrt(2)
     s1 = math.sqrt(6)
@@ -269,7 +269,7 @@ def volume_8(x, y, z):
     return (math.asinh(y/s2), math.asinh(x/s3), -math.atan(t2/z), (1/9)*s1*(-t2*t7 - t1/s4**3)/(t7*t8*t9/(t6 + t8 + t9) + 1) - t3*t4 - t4*t5, t12*t3*y, t12*t5*x, (1/6)*s0*t0*t3*x*y - 1/6*t1*t10*t5, -t11,)
 
 
-@njit(cache=True, inline="always", fastmath=False)
+@njit(cache=True, inline="always", fastmath=False, error_model="numpy")
 def volume_15(x, y, z):
     s0 = math.sqrt(2)
     s1 = math.sqrt(6)

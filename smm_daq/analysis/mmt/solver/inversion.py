@@ -212,9 +212,8 @@ def forward(model: GreenModel | Any, sensors: np.ndarray, m: np.ndarray, *,
         kept = rows[b] if rows is not None else None
         if isinstance(kept, np.ndarray):
             out[s:s + size] = kept @ flat
-        elif kept is not None:
-            out[s:s + size] = (model.block(sensors[s:s + size], buf[:size], far_only=True)
-                               @ flat + kept @ flat)
+        elif kept is not None:  # the near part kept: the far fields computed again
+            out[s:s + size] = model.far_field(sensors[s:s + size], flat) + kept @ flat
         else:
             out[s:s + size] = model.block(sensors[s:s + size], buf[:size]) @ flat
     return out

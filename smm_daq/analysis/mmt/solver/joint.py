@@ -139,17 +139,18 @@ class StackedModel:
         for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, index.size], strict=True):
             yield int(index[lo]), int(lo), int(hi)
 
-    def block(self, sensors: np.ndarray, out: np.ndarray, *,
-              far_only: bool = False) -> np.ndarray:
-        """Weighted rows; `far_only` (cuboid grains): only the grains' far fields."""
+    def block(self, sensors: np.ndarray, out: np.ndarray) -> np.ndarray:
         for s, lo, hi in self._scans(sensors):
             rows = out[lo:hi]
-            points = np.ascontiguousarray(sensors[lo:hi, :3])
-            if far_only:
-                self.models[s].block(points, rows, far_only=True)
-            else:
-                self.models[s].block(points, rows)
+            self.models[s].block(np.ascontiguousarray(sensors[lo:hi, :3]), rows)
             rows *= self.weights[s]
+        return out
+
+    def far_field(self, sensors: np.ndarray, m: np.ndarray) -> np.ndarray:
+        """Weighted `GreenModel.far_field` of each scan's sensors (cuboid grains)."""
+        out = np.empty(sensors.shape[0])
+        for s, lo, hi in self._scans(sensors):
+            out[lo:hi] = self.weights[s] * self.models[s].far_field(sensors[lo:hi, :3], m)
         return out
 
     def near_part(self, sensors: np.ndarray, rows: np.ndarray, max_bytes: float = math.inf
