@@ -69,7 +69,7 @@ def main() -> None:
           f"  = {t_green / (P * C) * 1e9:.1f} ns per (sensor, cuboid) pair;"
           f" {100 * far:.0f} % of (sensor, grain) pairs by the grain's far field"
           f" ({100 * higher:.0f} % at orders 4 to 8), {per_sensor:.0f} cuboid terms per sensor")
-    print(f"Green's matrix + QR of [Q | φ] (dtpqrt)          {t_qr:8.2f} s")
+    print(f"Green's matrix + QR of [Q | φ] (QRUpdate)       {t_qr:8.2f} s")
     print(f"solve (triangular, covariance blocks, cond)     {t_solve:8.2f} s")
     print(f"inversion total                                 {t_qr + t_solve:8.2f} s")
     print(f"public library estimate (0.5 µs × pairs)        {library:8.2f} s;"
