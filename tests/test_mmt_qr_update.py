@@ -1,5 +1,5 @@
 """The triangular factor updated block by block (`QRUpdate`) against NumPy's QR of all the
-rows at once (LAPACK dgeqrf), and the inversion's triangle against it."""
+rows at once (LAPACK dgeqrf)."""
 
 from __future__ import annotations
 
@@ -57,3 +57,12 @@ def test_panel_width_grows_with_the_columns() -> None:
     widths = [panel_width(n) for n in (10, 601, 1501, 5626, 12901)]
     assert widths == sorted(widths)
     assert QRUpdate(10, 5).panel == 10  # never wider than the matrix
+
+
+def test_rows_of_the_wrong_shape_or_type_are_refused() -> None:
+    qr = QRUpdate(6, 10, 4)
+    for rows in (np.zeros((3, 5), order="F"), np.zeros((11, 6), order="F"),
+                 np.zeros((3, 6), dtype=np.float32, order="F")):
+        with pytest.raises(ValueError, match="rows"):
+            qr.add(rows)
+    assert not qr.r.any()

@@ -214,8 +214,12 @@ def test_a_joint_cuboid_inversion_keeps_each_scans_sparse_near_part():
     m = np.array([3e4, -1e4, 2e4, -2e4, 4e4, 1e4, 5e3, 5e3, -4e4])
     phi = stacked.block(sensors, np.empty((len(sensors), 9))) @ m
     _, kept = accumulate(stacked, sensors, phi, block=3000, keep_bytes=2**30)
-    assert len(kept) == 4 and all(sparse.issparse(k) for k in kept)  # the 2nd spans both
-    assert sum(k.nnz for k in kept) < 0.5 * phi.size * 9
+    assert len(kept) == 4 and all(isinstance(k, sparse.bsr_matrix) for k in kept)
+    assert sum(k.nnz for k in kept) < 0.5 * phi.size * 9  # the 2nd block spans both scans
+    size = sum(k.data.nbytes + k.indices.nbytes + k.indptr.nbytes for k in kept)
+    _, within = accumulate(stacked, sensors, phi, block=3000, keep_bytes=size)  # just enough
+    assert all(k is not None for k in within)
+    assert sum(k.data.nbytes + k.indices.nbytes + k.indptr.nbytes for k in within) <= size
     for rows in (kept, None):
         fitted = forward(stacked, sensors, m, block=3000, rows=rows)
         assert np.all(np.abs(fitted - phi) <= 1e-9 * np.abs(phi).max())

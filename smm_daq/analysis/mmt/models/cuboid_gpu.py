@@ -1,15 +1,14 @@
 """The cuboid Green's matrix of `cuboid` on a CUDA GPU (numba.cuda kernels).
 
 One thread per (sensor, grain) pair writes the grain's three columns at that sensor, by the
-same tiers as the CPU kernel `cuboid._green_block` (grain far field to order 2, 4, 6 or 8
-beyond the grain's switching distances, else the sum over its cuboids of the forward model's
-per-pair form, or the cuboid's own order-6 or order-10 expansion for an area sensor) and
-through the same scalar functions (`moment_expansion`, `_orders_3_4`, `_grain_orders`,
-`_cuboid_expansion`,
-`_cuboid_expansion_10`, `_pair`, `_point_pair`), which numba compiles for the GPU as device
-functions. So the GPU block equals the CPU block to rounding, and the test suite checks that
-in numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``), which runs these kernels in Python on
-any machine.
+same tiers as the CPU kernels `cuboid._order_2_block` and `_green_block` (grain far field to
+order 2, 4, 6 or 8 beyond the grain's switching distances, else the sum over its cuboids of the
+forward model's per-pair form, or the cuboid's own order-6 or order-10 expansion for an area
+sensor) and through the same scalar functions (`moment_expansion`, `_orders_3_4`,
+`_grain_orders`, `_cuboid_expansion`, `_cuboid_expansion_10`, `_pair`, `_point_pair`), which
+numba compiles for the GPU as device functions. So the GPU block equals the CPU block to
+rounding, and the test suite checks that in numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``),
+which runs these kernels in Python on any machine.
 
 Threads are numbered sensor-fastest, so a warp holds consecutive sensors of one grain (the
 same tier for nearly all of them) and its writes to a column-major block are coalesced.
@@ -53,7 +52,8 @@ _expansion_10 = _cuboid_expansion_10.py_func if SIMULATED else _cuboid_expansion
 def _grain_columns(sx, sy, sz, g, p, q, centroid, volume, moments, high, coarse2, far2,
                    higher, fine2, start, cuboids, half, cub_far2, cub_scale, cub_terms,
                    cub_mid2, cub_inner2, tol):
-    """The three columns (×4π/μ0) of grain g at sensor (sx, sy, sz): `_green_block`'s body."""
+    """The three columns (×4π/μ0) of grain g at sensor (sx, sy, sz): the CPU's tiers
+    (`_order_2_block`, `_green_block`) for one pair."""
     dx = sx - centroid[g, 0]
     dy = sy - centroid[g, 1]
     dz = sz - centroid[g, 2]

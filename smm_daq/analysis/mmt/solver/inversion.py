@@ -39,7 +39,7 @@ from smm_daq.storage.mapdata import MapData
 
 UM = 1e-6
 DEFAULT_BLOCK = 6144  # sensors per block: 6144 × 3G doubles (147 MB for 1,000 grains);
-# dtpqrt measured 34.9 GFLOPS at 6144 rows against 33.7 at 4096 and 31.8 at 3072 (2 cores)
+# chosen with dtpqrt (34.9 GFLOPS at 6144 rows against 33.7 at 4096 and 31.8 at 3072, 2 cores)
 DAMPING_PANEL = 256  # dtpqrt's panel width for the damped solve's triangular stack
 # R (columns scaled to unit norm) is singular to working precision when LAPACK's reciprocal
 # condition estimate falls below machine epsilon (the convention of scipy.linalg.solve); the

@@ -154,9 +154,10 @@ class StackedModel:
         return out
 
     def near_part(self, sensors: np.ndarray, rows: np.ndarray, max_bytes: float = math.inf
-                  ) -> sparse.spmatrix | None:
-        """Each scan's `GreenModel.near_part` of these weighted rows, stacked (what the fitted
-        map keeps, `accumulate`); None beyond `max_bytes`, or for point-source grains."""
+                  ) -> sparse.bsr_matrix | None:
+        """Each scan's `GreenModel.near_part` of these weighted rows, joined into one BSR
+        matrix of 1 × 3 blocks (what the fitted map keeps, `accumulate`); None beyond
+        `max_bytes`, or for point-source grains."""
         if not self._cuboids:
             return None
         parts = []
@@ -167,7 +168,14 @@ class StackedModel:
                 return None
             max_bytes -= part.data.nbytes + part.indices.nbytes + part.indptr.nbytes
             parts.append(part)
-        return parts[0] if len(parts) == 1 else sparse.vstack(parts, format="csr")
+        if len(parts) == 1:
+            return parts[0]
+        offsets = np.cumsum([0] + [p.indices.size for p in parts[:-1]])
+        indptr = np.concatenate([parts[0].indptr[:1]]
+                                + [p.indptr[1:] + o for p, o in zip(parts, offsets, strict=True)])
+        return sparse.bsr_matrix((np.concatenate([p.data for p in parts]),
+                                  np.concatenate([p.indices for p in parts]), indptr),
+                                 shape=(sensors.shape[0], self.n_columns))
 
 
 def _model(grains: GrainSet | PointGrains, scan: Scan, model: str, sensors: np.ndarray,

@@ -42,6 +42,11 @@ class QRUpdate:
         """R ← R of [R; rows]. rows (m, n), m ≤ max_rows, Fortran order: it is overwritten."""
         r = self.r
         m, n = rows.shape
+        if n != r.shape[0] or m > self._work.size // self.panel - self.panel:
+            raise ValueError(f"rows {rows.shape}: expected at most "
+                             f"{self._work.size // self.panel - self.panel} rows of {r.shape[0]}")
+        if rows.dtype != np.float64:
+            raise ValueError(f"rows of {rows.dtype}: expected float64")
         if m == 0:
             return
         for j0 in range(0, n, self.panel):
