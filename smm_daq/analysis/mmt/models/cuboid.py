@@ -414,12 +414,17 @@ def _tile_box_distance2(sensors, lo, hi, centroid, g):
 def _order_2_block(sensors, centroid, volume, moments, far2, add, out):
     """Each grain's order 2 (×μ0/4π) written to its columns of `out` (added with `add`), 0
     for the sensors nearer than its far-field switch: one loop without branches per (tile,
-    grain), which the compiler vectorizes (in Q's Fortran order a tile's entries of a column
-    are contiguous). A kernel of its own: within `_green_block`, LLVM left it scalar."""
+    grain), which the compiler vectorizes.
+
+    Two things keep such a loop scalar, found by LLVM's vectorizer remarks and by timing:
+    stores into an argument array (which might alias the sensors, so each (tile, grain) is
+    computed into a buffer of the kernel's own and copied out) and a second loop of other
+    work in the same kernel (so each pass is a kernel of its own)."""
     n_sensors = sensors.shape[0]
     for t in prange((n_sensors + TILE - 1) // TILE):
         lo = t * TILE
         hi = min(n_sensors, lo + TILE)
+        cols = np.empty((3, TILE))
         for g in range(centroid.shape[0]):
             for i in range(lo, hi):
                 dx, dy, dz, d2 = _offset(sensors, i, centroid, g)
@@ -427,20 +432,28 @@ def _order_2_block(sensors, centroid, volume, moments, far2, add, out):
                                               moments[g, 1], moments[g, 2], moments[g, 3],
                                               moments[g, 4], moments[g, 5])
                 w = MU0_OVER_4PI if d2 >= far2[g] else 0.0
-                if add:
-                    out[i, 3 * g] += w * fx
-                    out[i, 3 * g + 1] += w * fy
-                    out[i, 3 * g + 2] += w * fz
-                else:
-                    out[i, 3 * g] = w * fx
-                    out[i, 3 * g + 1] = w * fy
-                    out[i, 3 * g + 2] = w * fz
+                cols[0, i - lo] = w * fx
+                cols[1, i - lo] = w * fy
+                cols[2, i - lo] = w * fz
+            _store(cols, lo, hi, 3 * g, add, out)
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _store(cols, lo, hi, first, add, out):
+    """out[lo:hi, first:first + k] = cols[:, :hi − lo]ᵀ (added with `add`)."""
+    for k in range(cols.shape[0]):
+        for i in range(lo, hi):
+            if add:
+                out[i, first + k] += cols[k, i - lo]
+            else:
+                out[i, first + k] = cols[k, i - lo]
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
 def _order_2_field(sensors, centroid, volume, moments, far2, m, out):
     """out[i] = Σ_g (grain g's order-2 columns ×μ0/4π at sensor i) · m[3g:3g+3], over the
-    grains beyond their far-field switch, as `_order_2_block` without writing rows."""
+    grains beyond their far-field switch, as `_order_2_block` without writing rows (then
+    `_orders_3_4_field` and `_orders_5_8_field` add the higher orders)."""
     n_sensors = sensors.shape[0]
     for t in prange((n_sensors + TILE - 1) // TILE):
         lo = t * TILE
@@ -461,16 +474,16 @@ def _order_2_field(sensors, centroid, volume, moments, far2, m, out):
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def _high_orders_field(sensors, centroid, high, coarse2, far2, higher, fine2, m, out):
-    """Adds to out[i] the orders 3–8 that `_green_block` adds to the grains' order 2, dotted
-    with m, by the same passes: the rest of `GreenModel.far_field` after `_order_2_field`."""
+def _orders_3_4_field(sensors, centroid, high, coarse2, far2, m, out):
+    """Adds to out[i] the orders 3–4 that `_orders_3_4_block` adds to the grains' order 2,
+    dotted with m."""
     n_sensors = sensors.shape[0]
     for t in prange((n_sensors + TILE - 1) // TILE):
         lo = t * TILE
         hi = min(n_sensors, lo + TILE)
+        total = np.zeros(TILE)
         for g in range(centroid.shape[0]):
-            box2 = _tile_box_distance2(sensors, lo, hi, centroid, g)
-            if box2 >= coarse2[g]:
+            if _tile_box_distance2(sensors, lo, hi, centroid, g) >= coarse2[g]:
                 continue
             m0 = m[3 * g]
             m1 = m[3 * g + 1]
@@ -479,44 +492,68 @@ def _high_orders_field(sensors, centroid, high, coarse2, far2, higher, fine2, m,
                 dx, dy, dz, d2 = _offset(sensors, i, centroid, g)
                 fx, fy, fz = _orders_3_4(dx, dy, dz, high, g)
                 w = MU0_OVER_4PI if far2[g] <= d2 < coarse2[g] else 0.0
-                out[i] += w * (fx * m0 + fy * m1 + fz * m2)
-            if box2 >= fine2[g, 0]:
+                total[i - lo] += w * (fx * m0 + fy * m1 + fz * m2)
+        for i in range(lo, hi):
+            out[i] += total[i - lo]
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _orders_5_8_field(sensors, centroid, far2, higher, fine2, m, out):
+    """Adds to out[i] the orders 5–8 that `_green_block` adds, dotted with m."""
+    n_sensors = sensors.shape[0]
+    for t in prange((n_sensors + TILE - 1) // TILE):
+        lo = t * TILE
+        hi = min(n_sensors, lo + TILE)
+        for g in range(centroid.shape[0]):
+            if _tile_box_distance2(sensors, lo, hi, centroid, g) >= fine2[g, 0]:
                 continue
             for i in range(lo, hi):
                 dx, dy, dz, d2 = _offset(sensors, i, centroid, g)
                 if far2[g] <= d2 < fine2[g, 0]:
                     fx, fy, fz = _grain_orders(dx, dy, dz, higher, g, 5,  # HIGHER_ORDERS
                                                8 if d2 < fine2[g, 1] else 6)
-                    out[i] += MU0_OVER_4PI * (fx * m0 + fy * m1 + fz * m2)
+                    out[i] += MU0_OVER_4PI * (fx * m[3 * g] + fy * m[3 * g + 1]
+                                              + fz * m[3 * g + 2])
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def _green_block(sensors, p, q, centroid, high, coarse2, far2, higher, fine2, start, cuboids,
-                 half, cub_far2, cub_scale, cub_terms, cub_mid2, cub_inner2, tol, skip_exact,
-                 out):
-    """Adds to `out` (each grain's order 2 from `_order_2_block`) what the (tile, grain)
-    pairs nearer than the grain's `coarse2` need: orders 3–4 over the tile in one loop (0
-    where not wanted); nearer than `fine2`, pair by pair, orders 5–8 or (nearer than `far2`)
-    the sum over the grain's cuboids. With `skip_exact`, the (sensor, cuboid) pairs of an
-    area sensor that take the exact form are left out (`_grid_exact` adds them). Division by
-    zero cannot occur (every grain is below the sensors), so the kernels take NumPy's error
-    model, which lets the tile loops vectorize."""
+def _orders_3_4_block(sensors, centroid, high, coarse2, far2, out):
+    """Adds to `out` (each grain's order 2, `_order_2_block`) orders 3–4 where the sensor is
+    beyond the grain's far-field switch and nearer than its `coarse2`: over each tile nearer
+    than that in one loop (0 where not wanted), as `_order_2_block`."""
     n_sensors = sensors.shape[0]
     for t in prange((n_sensors + TILE - 1) // TILE):
         lo = t * TILE
         hi = min(n_sensors, lo + TILE)
+        cols = np.empty((3, TILE))
         for g in range(centroid.shape[0]):
-            box2 = _tile_box_distance2(sensors, lo, hi, centroid, g)
-            if box2 >= coarse2[g]:
+            if _tile_box_distance2(sensors, lo, hi, centroid, g) >= coarse2[g]:
                 continue
             for i in range(lo, hi):
                 dx, dy, dz, d2 = _offset(sensors, i, centroid, g)
                 fx, fy, fz = _orders_3_4(dx, dy, dz, high, g)
                 w = MU0_OVER_4PI if far2[g] <= d2 < coarse2[g] else 0.0
-                out[i, 3 * g] += w * fx
-                out[i, 3 * g + 1] += w * fy
-                out[i, 3 * g + 2] += w * fz
-            if box2 >= fine2[g, 0]:
+                cols[0, i - lo] = w * fx
+                cols[1, i - lo] = w * fy
+                cols[2, i - lo] = w * fz
+            _store(cols, lo, hi, 3 * g, True, out)
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _green_block(sensors, p, q, centroid, far2, higher, fine2, start, cuboids, half, cub_far2,
+                 cub_scale, cub_terms, cub_mid2, cub_inner2, tol, skip_exact, out):
+    """Adds to `out` (orders 2–4, `_order_2_block` and `_orders_3_4_block`), pair by pair
+    where the sensor is nearer than the grain's `fine2`, orders 5–8 or (nearer than `far2`)
+    the sum over the grain's cuboids. With `skip_exact`, the (sensor, cuboid) pairs of an area
+    sensor that take the exact form are left out (`_grid_exact` adds them). Division by zero
+    cannot occur (every grain is below the sensors), so the kernels take NumPy's error model,
+    which lets the tile loops vectorize."""
+    n_sensors = sensors.shape[0]
+    for t in prange((n_sensors + TILE - 1) // TILE):
+        lo = t * TILE
+        hi = min(n_sensors, lo + TILE)
+        for g in range(centroid.shape[0]):
+            if _tile_box_distance2(sensors, lo, hi, centroid, g) >= fine2[g, 0]:
                 continue
             for i in range(lo, hi):
                 sx = sensors[i, 0]
@@ -985,10 +1022,11 @@ class GreenModel:
                         self.cub_inner2, CUBOID_TOLERANCE, chunks, out)
         _order_2_block(sensors, self.centroid, self.volume, self.moments, self.far2,
                        lattice is not None, out)
-        _green_block(sensors, p, q, self.centroid, self.high, self.coarse2, self.far2,
-                     self.higher, self.fine2, self.grains.start, cuboids, self.half,
-                     self.cub_far2, self.cub_scale, self.cub_terms, self.cub_mid2,
-                     self.cub_inner2, CUBOID_TOLERANCE, lattice is not None, out)
+        _orders_3_4_block(sensors, self.centroid, self.high, self.coarse2, self.far2, out)
+        _green_block(sensors, p, q, self.centroid, self.far2, self.higher, self.fine2,
+                     self.grains.start, cuboids, self.half, self.cub_far2, self.cub_scale,
+                     self.cub_terms, self.cub_mid2, self.cub_inner2, CUBOID_TOLERANCE,
+                     lattice is not None, out)
         return out
 
     def far_field(self, sensors: np.ndarray, m: np.ndarray) -> np.ndarray:
@@ -999,8 +1037,8 @@ class GreenModel:
         m = np.ascontiguousarray(m, dtype=float)
         out = np.empty(sensors.shape[0])
         _order_2_field(sensors, self.centroid, self.volume, self.moments, self.far2, m, out)
-        _high_orders_field(sensors, self.centroid, self.high, self.coarse2, self.far2,
-                           self.higher, self.fine2, m, out)
+        _orders_3_4_field(sensors, self.centroid, self.high, self.coarse2, self.far2, m, out)
+        _orders_5_8_field(sensors, self.centroid, self.far2, self.higher, self.fine2, m, out)
         return out
 
     def near_part(self, sensors: np.ndarray, rows: np.ndarray, max_bytes: float = math.inf
