@@ -483,8 +483,9 @@ def _orders_3_4_field(sensors, centroid, high, coarse2, far2, m, out):
         hi = min(n_sensors, lo + TILE)
         total = np.zeros(TILE)
         for g in range(centroid.shape[0]):
-            if _tile_box_distance2(sensors, lo, hi, centroid, g) >= coarse2[g]:
-                continue
+            if (far2[g] >= coarse2[g]  # no grain far field (`exact`)
+                    or _tile_box_distance2(sensors, lo, hi, centroid, g) >= coarse2[g]):
+                continue  # no sensor of the tile takes orders 3–4
             m0 = m[3 * g]
             m1 = m[3 * g + 1]
             m2 = m[3 * g + 2]
@@ -527,8 +528,9 @@ def _orders_3_4_block(sensors, centroid, high, coarse2, far2, out):
         hi = min(n_sensors, lo + TILE)
         cols = np.empty((3, TILE))
         for g in range(centroid.shape[0]):
-            if _tile_box_distance2(sensors, lo, hi, centroid, g) >= coarse2[g]:
-                continue
+            if (far2[g] >= coarse2[g]  # no grain far field (`exact`)
+                    or _tile_box_distance2(sensors, lo, hi, centroid, g) >= coarse2[g]):
+                continue  # no sensor of the tile takes orders 3–4
             for i in range(lo, hi):
                 dx, dy, dz, d2 = _offset(sensors, i, centroid, g)
                 fx, fy, fz = _orders_3_4(dx, dy, dz, high, g)
