@@ -10,9 +10,10 @@ from pathlib import Path
 from PyQt6 import QtCore, QtWidgets
 
 from gui.demo import Demo
+from gui.gui_thread_gc import collect_in_gui_thread
 from gui.main_window import MainWindow
 from smm_daq.errors import InputError
-from smm_daq.instruments.profile import load_profile
+from smm_daq.instruments.profile import Profile, load_profile
 
 ORGANIZATION = "smm-daq"
 APPLICATION = "gui"
@@ -58,6 +59,16 @@ def run(args: argparse.Namespace) -> int:
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
     app.setApplicationName("smm-daq")
+    with collect_in_gui_thread():  # worker threads must never delete widgets
+        _window, outcome = _open_window(profile, store, args)  # the window held while it runs
+        status = app.exec()
+    return status if outcome["ok"] else 1
+
+
+def _open_window(profile: Profile, store: QtCore.QSettings, args: argparse.Namespace
+                 ) -> tuple[MainWindow, dict]:
+    """The main window, shown, its rig connecting, and the demo or the session file begun;
+    with the outcome the demo will report (ok unless it fails)."""
     window = MainWindow(profile, store, time_scale=args.time_scale, persist=not args.demo)
     if args.view:
         window.show_view(args.view)
@@ -75,8 +86,7 @@ def run(args: argparse.Namespace) -> int:
             shoot = lambda *_: _screenshot(window, args.screenshot)  # noqa: E731
             window.instruments.updated.connect(shoot, QtCore.Qt.ConnectionType.SingleShotConnection)
             window.holder.failed.connect(shoot)
-    status = app.exec()
-    return status if outcome["ok"] else 1
+    return window, outcome
 
 
 def _start_demo(window: MainWindow, args: argparse.Namespace, outcome: dict) -> None:

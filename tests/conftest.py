@@ -27,6 +27,20 @@ def test_data() -> Path:
     return DATA
 
 
+@pytest.fixture(autouse=True)
+def _gc_in_gui_thread(request):
+    """GUI tests collect garbage as the application does, in the GUI thread only: otherwise a
+    worker thread's collection (an inversion's, a scan's) can free an earlier test's widgets
+    there, and Qt crashes. Everything is collected, in this thread, before the next test."""
+    if "qtbot" not in request.fixturenames:
+        yield
+        return
+    from gui.gui_thread_gc import collect_in_gui_thread
+
+    with collect_in_gui_thread():
+        yield
+
+
 @pytest.fixture
 def settings(tmp_path: Path):
     """GUI settings in a temporary file, never the user's."""
