@@ -1,14 +1,14 @@
 """The cuboid Green's matrix of `cuboid` on a CUDA GPU (numba.cuda kernels).
 
 One thread per (sensor, grain) pair writes the grain's three columns at that sensor, by the
-same tiers as the CPU kernels `cuboid._order_2_block` and `_green_block` (grain far field to
-order 2, 4, 6 or 8 beyond the grain's switching distances, else the sum over its cuboids of the
-forward model's per-pair form, or the cuboid's own order-6 or order-10 expansion for an area
-sensor) and through the same scalar functions (`moment_expansion`, `_orders_3_4`,
-`_grain_orders`, `_cuboid_expansion`, `_cuboid_expansion_10`, `_pair`, `_point_pair`), which
-numba compiles for the GPU as device functions. So the GPU block equals the CPU block to
-rounding, and the test suite checks that in numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``),
-which runs these kernels in Python on any machine.
+same tiers as the CPU kernels `cuboid._order_2_block` and `_green_block` (the grain's far
+field to one of GRAIN_ORDERS beyond its switching distances, else the sum over its cuboids of
+the forward model's per-pair form, or the cuboid's own order-6 or order-10 expansion for an
+area sensor) and through the same scalar functions (`moment_expansion`, `_orders_3_4`,
+`_grain_orders`, `_top_order`, `_cuboid_expansion`, `_cuboid_expansion_10`, `_pair`,
+`_point_pair`), which numba compiles for the GPU as device functions. So the GPU block equals
+the CPU block to rounding, and the test suite checks that in numba's CUDA simulator
+(``NUMBA_ENABLE_CUDASIM=1``), which runs these kernels in Python on any machine.
 
 Threads are numbered sensor-fastest, so a warp holds consecutive sensors of one grain (the
 same tier for nearly all of them) and its writes to a column-major block are coalesced.
@@ -30,11 +30,13 @@ import numpy as np
 from smm_daq.analysis.forward import MU0_OVER_4PI, _pair, _point_pair, moment_expansion
 from smm_daq.analysis.mmt.models.cuboid import (
     CUBOID_TOLERANCE,
+    HIGHER_ORDERS,
     GreenModel,
     _cuboid_expansion,
     _cuboid_expansion_10,
     _grain_orders,
     _orders_3_4,
+    _top_order,
 )
 from smm_daq.analysis.mmt.models.cuda_compat import cuda
 
@@ -44,6 +46,7 @@ THREADS = 256  # threads per CUDA block
 SIMULATED = bool(int(os.environ.get("NUMBA_ENABLE_CUDASIM", "0") or 0))  # as numba reads it
 _orders = _orders_3_4.py_func if SIMULATED else _orders_3_4
 _higher = _grain_orders.py_func if SIMULATED else _grain_orders
+_top = _top_order.py_func if SIMULATED else _top_order
 _expansion = _cuboid_expansion.py_func if SIMULATED else _cuboid_expansion
 _expansion_10 = _cuboid_expansion_10.py_func if SIMULATED else _cuboid_expansion_10
 
@@ -68,7 +71,8 @@ def _grain_columns(sx, sy, sz, g, p, q, centroid, volume, moments, high, coarse2
             fy += ey
             fz += ez
             if d2 < fine2[g, 0]:
-                ex, ey, ez = _higher(dx, dy, dz, higher, g, 5, 8 if d2 < fine2[g, 1] else 6)
+                ex, ey, ez = _higher(dx, dy, dz, higher, g, HIGHER_ORDERS[0],
+                                     _top(d2, fine2, g))
                 fx += ex
                 fy += ey
                 fz += ez
