@@ -125,6 +125,24 @@ def test_area_and_volume_sensors_match_quadrature_of_the_point_field(size):
     assert np.abs(got - rows(point, centres)).max() > 1e-3 * np.abs(want).max()
 
 
+@pytest.mark.parametrize("model", ["dipole", "quadrupole", "octupole"])
+@pytest.mark.parametrize("size", [(), (3 * UM, 2 * UM), (3 * UM, 2 * UM, 1 * UM)])
+def test_the_field_kernel_is_the_rows_times_the_coefficients(model, size):
+    """`field` (Q·m without rows, tiled over sensors) against `block` @ m, on a sensor count
+    that leaves a partial tile, for point, area and volume sensors."""
+    rng = np.random.default_rng(5)
+    g = grains_at(rng.uniform(-20, 20, (7, 3)) * UM - [0, 0, 30 * UM],
+                  rng.uniform(1, 8, 7) * UM**3)
+    m = MultipoleModel.build(g, Sensor.from_size(size), model)
+    sensors = np.c_[rng.uniform(-40, 40, (150, 2)) * UM, np.full(150, 2 * UM)]
+    q = rows(m, sensors)
+    coefficients = rng.standard_normal(m.n_columns) / np.abs(q).max(axis=0)  # all count
+    want = q @ coefficients
+    got = m.field(sensors, coefficients)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12 * np.abs(want).max())
+    assert np.abs(want).max() > 0
+
+
 def test_far_field_of_a_uniform_cuboid():
     """A uniformly magnetized cuboid (half-lengths a, b, c, magnetization M) has, about its
     centre, the dipole M V, no quadrupole, and an octupole potential −M·∇ of the Newtonian

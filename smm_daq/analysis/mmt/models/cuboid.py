@@ -1106,6 +1106,11 @@ class GreenModel:
                      lattice is not None, out)
         return out
 
+    def field(self, sensors: np.ndarray, m: np.ndarray) -> np.ndarray:
+        """Q·m (B,) for sensors (B, 3) and magnetizations m (3G,): from the rows (`block`),
+        as the sums over cuboids need them (`far_field` and `near_part` for the rest)."""
+        return self.block(sensors) @ np.ascontiguousarray(m, dtype=float).reshape(-1)
+
     def far_field(self, sensors: np.ndarray, m: np.ndarray) -> np.ndarray:
         """Σ over the grains beyond their far-field switch of their `block` entries times
         m (3G,), without forming the rows: the fitted map's far part (`near_part` holds the

@@ -131,22 +131,25 @@ class Sensor:
         return cls(w / 2, l / 2, th / 2)
 
 
+TILE = 64  # sensors per loop of the point kernels: one vectorized loop per (tile, grain)
+
+
 @njit(cache=True, inline="always", error_model="numpy")
-def _point_values(n, x, y, z, buf):
-    """The point kernel of n coefficients at (x, y, z) into buf (one kernel per branch keeps
-    the block functions free of function arguments, so numba can cache them)."""
+def _point_columns(n, x, y, z, cols, k):
+    """The point kernel of n coefficients at (x, y, z) into cols[:, k] (one kernel per
+    branch keeps the block functions free of function arguments, so numba can cache them)."""
     if n == 3:
         v3 = mk.point_3(x, y, z)
         for j in range(3):
-            buf[j] = v3[j]
+            cols[j, k] = v3[j]
     elif n == 8:
         v8 = mk.point_8(x, y, z)
         for j in range(8):
-            buf[j] = v8[j]
+            cols[j, k] = v8[j]
     else:
         v15 = mk.point_15(x, y, z)
         for j in range(15):
-            buf[j] = v15[j]
+            cols[j, k] = v15[j]
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -179,42 +182,110 @@ def _corner_values(volume, n, x, y, z, buf):
             buf[j] = v15[j]
 
 
+@njit(cache=True, inline="always", error_model="numpy")
+def _grain_corners(sensors, i, pos, g, scale, n, p, q, t, buf, acc):
+    """Grain g's n columns of Q at area or volume sensor i (half-sizes p, q, t) into acc: the
+    signed sum of the kernel's antiderivative over the sensor's corners."""
+    nz = 2 if t > 0 else 1
+    dx = sensors[i, 0] - pos[g, 0]
+    dy = sensors[i, 1] - pos[g, 1]
+    dz = sensors[i, 2] - pos[g, 2]
+    acc[:] = 0.0
+    for c in range(4 * nz):
+        sx = 1.0 if c & 1 else -1.0
+        sy = 1.0 if c & 2 else -1.0
+        sz = (1.0 if c & 4 else -1.0) if nz == 2 else 1.0
+        _corner_values(nz == 2, n, dx + sx * p, dy + sy * q, dz + sz * t, buf)
+        sign = sx * sy * sz
+        for j in range(n):
+            acc[j] += sign * buf[j]
+    for j in range(n):
+        acc[j] *= scale[j] * (pos[g, 3] if j < 3 else 1.0)
+
+
 # Parallel over grains, sensors inner: the blocks of Q are column-major (Fortran order, for
-# LAPACK), so each grain's columns are written contiguously.
+# LAPACK), so each grain's columns are written contiguously. Each tile of sensors is computed
+# into a buffer of the kernel's own, then scaled into `out`: LLVM vectorizes such a loop, not
+# one storing into an argument array (which might alias the inputs).
 @njit(cache=True, parallel=True, error_model="numpy")
 def _block_point(sensors, pos, scale, n, out):
     for g in prange(pos.shape[0]):
-        vol = pos[g, 3]
-        buf = np.empty(n)
-        for i in range(sensors.shape[0]):
-            _point_values(n, sensors[i, 0] - pos[g, 0], sensors[i, 1] - pos[g, 1],
-                          sensors[i, 2] - pos[g, 2], buf)
+        cols = np.empty((n, TILE))
+        w = np.empty(n)
+        for j in range(n):
+            w[j] = scale[j] * (pos[g, 3] if j < 3 else 1.0)
+        for lo in range(0, sensors.shape[0], TILE):
+            hi = min(sensors.shape[0], lo + TILE)
+            for i in range(lo, hi):
+                _point_columns(n, sensors[i, 0] - pos[g, 0], sensors[i, 1] - pos[g, 1],
+                               sensors[i, 2] - pos[g, 2], cols, i - lo)
             for j in range(n):
-                out[i, n * g + j] = scale[j] * buf[j] * (vol if j < 3 else 1.0)
+                for i in range(lo, hi):
+                    out[i, n * g + j] = w[j] * cols[j, i - lo]
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
 def _block_corners(sensors, pos, scale, n, p, q, t, out):
-    nz = 2 if t > 0 else 1
     for g in prange(pos.shape[0]):
-        vol = pos[g, 3]
         buf = np.empty(n)
         acc = np.empty(n)
         for i in range(sensors.shape[0]):
-            dx = sensors[i, 0] - pos[g, 0]
-            dy = sensors[i, 1] - pos[g, 1]
-            dz = sensors[i, 2] - pos[g, 2]
-            acc[:] = 0.0
-            for c in range(4 * nz):
-                sx = 1.0 if c & 1 else -1.0
-                sy = 1.0 if c & 2 else -1.0
-                sz = (1.0 if c & 4 else -1.0) if nz == 2 else 1.0
-                _corner_values(nz == 2, n, dx + sx * p, dy + sy * q, dz + sz * t, buf)
-                sign = sx * sy * sz
-                for j in range(n):
-                    acc[j] += sign * buf[j]
+            _grain_corners(sensors, i, pos, g, scale, n, p, q, t, buf, acc)
             for j in range(n):
-                out[i, n * g + j] = acc[j] * scale[j] * (vol if j < 3 else 1.0)
+                out[i, n * g + j] = acc[j]
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _dotted_point(n, x, y, z, w):
+    """The point kernel of n coefficients at (x, y, z) dotted with the weights w."""
+    if n == 3:
+        v3 = mk.point_3(x, y, z)
+        return v3[0] * w[0] + v3[1] * w[1] + v3[2] * w[2]
+    total = 0.0
+    if n == 8:
+        v8 = mk.point_8(x, y, z)
+        for j in range(8):
+            total += v8[j] * w[j]
+    else:
+        v15 = mk.point_15(x, y, z)
+        for j in range(15):
+            total += v15[j] * w[j]
+    return total
+
+
+# Parallel over tiles of sensors, grains inner: Q·m without Q's rows; each (tile, grain) one
+# loop over the tile's sensors into a buffer of the kernel's own, which LLVM vectorizes (as
+# `cuboid._order_2_field`).
+@njit(cache=True, parallel=True, error_model="numpy")
+def _field_point(sensors, pos, scale, n, m, out):
+    for t in prange((sensors.shape[0] + TILE - 1) // TILE):
+        lo = t * TILE
+        hi = min(sensors.shape[0], lo + TILE)
+        total = np.zeros(TILE)
+        w = np.empty(n)
+        for g in range(pos.shape[0]):
+            for j in range(n):
+                w[j] = scale[j] * (pos[g, 3] if j < 3 else 1.0) * m[n * g + j]
+            for i in range(lo, hi):
+                total[i - lo] += _dotted_point(n, sensors[i, 0] - pos[g, 0],
+                                               sensors[i, 1] - pos[g, 1],
+                                               sensors[i, 2] - pos[g, 2], w)
+        for i in range(lo, hi):
+            out[i] = total[i - lo]
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _field_corners(sensors, pos, scale, n, p, q, t, m, out):
+    for k in prange((sensors.shape[0] + TILE - 1) // TILE):
+        buf = np.empty(n)
+        acc = np.empty(n)
+        for i in range(k * TILE, min(sensors.shape[0], (k + 1) * TILE)):
+            total = 0.0
+            for g in range(pos.shape[0]):
+                _grain_corners(sensors, i, pos, g, scale, n, p, q, t, buf, acc)
+                for j in range(n):
+                    total += acc[j] * m[n * g + j]
+            out[i] = total
 
 
 @dataclass
@@ -225,7 +296,7 @@ class MultipoleModel:
     grains: PointGrains
     sensor: Sensor
     n_per_grain: int
-    # the fitted map never keeps the rows: they are computed again faster than copied
+    # the fitted map never keeps the rows: Q·M is computed again faster than copied (`field`)
     keep_rows: ClassVar[bool] = False
 
     @classmethod
@@ -238,19 +309,36 @@ class MultipoleModel:
     def n_columns(self) -> int:
         return self.n_per_grain * self.grains.n_grains
 
-    def block(self, sensors: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """Rows of Q for sensors (B, 3) into out (B, n_columns)."""
+    def _kernel_args(self, sensors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The sensors, the grains (x, y, z, volume) and each column's scale, as the kernels
+        take them."""
         s = self.sensor
-        n = self.n_per_grain
+        measure = 1.0 if s.kind == "point" else 4.0 * s.p * s.q * (2.0 * s.t if s.t > 0 else 1.0)
         pos = np.ascontiguousarray(np.c_[self.grains.positions, self.grains.volume])
         sens = np.ascontiguousarray(sensors[:, :3], dtype=float)
+        return sens, pos, np.full(self.n_per_grain, MU0_OVER_4PI / measure)
+
+    def block(self, sensors: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Rows of Q for sensors (B, 3) into out (B, n_columns)."""
+        s, n = self.sensor, self.n_per_grain
+        sens, pos, scale = self._kernel_args(sensors)
         if s.kind == "point":
-            scale = np.full(n, MU0_OVER_4PI)
             _block_point(sens, pos, scale, n, out)
         else:
-            measure = 4.0 * s.p * s.q * (2.0 * s.t if s.t > 0 else 1.0)
-            scale = np.full(n, MU0_OVER_4PI / measure)
             _block_corners(sens, pos, scale, n, s.p, s.q, s.t, out)
+        return out
+
+    def field(self, sensors: np.ndarray, m: np.ndarray) -> np.ndarray:
+        """Q·m (B,) for sensors (B, 3) and coefficients m (n_columns,), without Q's rows:
+        the fitted map and synthetic scans."""
+        s, n = self.sensor, self.n_per_grain
+        sens, pos, scale = self._kernel_args(sensors)
+        m = np.ascontiguousarray(m, dtype=float).reshape(-1)
+        out = np.empty(sens.shape[0])
+        if s.kind == "point":
+            _field_point(sens, pos, scale, n, m, out)
+        else:
+            _field_corners(sens, pos, scale, n, s.p, s.q, s.t, m, out)
         return out
 
 

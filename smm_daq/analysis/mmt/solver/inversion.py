@@ -203,10 +203,9 @@ def _nbytes(part: Kept) -> int:
 def forward(model: GreenModel | Any, sensors: np.ndarray, m: np.ndarray, *,
             block: int = DEFAULT_BLOCK, rows: list[Kept] | None = None) -> np.ndarray:
     """Q M over blocks of sensors (the fitted field at the sensors); `rows` what `accumulate`
-    kept of each block (the block, its sparse near part, or None)."""
+    kept of each block (the block, its sparse near part, or None: the model's `field`)."""
     flat = m.reshape(-1)
     out = np.empty(sensors.shape[0])
-    buf = np.empty((min(block, sensors.shape[0]), model.n_columns))
     for b, s in enumerate(range(0, sensors.shape[0], block)):
         size = min(block, sensors.shape[0] - s)
         kept = rows[b] if rows is not None else None
@@ -215,7 +214,7 @@ def forward(model: GreenModel | Any, sensors: np.ndarray, m: np.ndarray, *,
         elif kept is not None:  # the near part kept: the far fields computed again
             out[s:s + size] = model.far_field(sensors[s:s + size], flat) + kept @ flat
         else:
-            out[s:s + size] = model.block(sensors[s:s + size], buf[:size]) @ flat
+            out[s:s + size] = model.field(sensors[s:s + size], flat)
     return out
 
 

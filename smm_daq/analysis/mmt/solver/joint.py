@@ -146,6 +146,13 @@ class StackedModel:
             rows *= self.weights[s]
         return out
 
+    def field(self, sensors: np.ndarray, m: np.ndarray) -> np.ndarray:
+        """Weighted Q·m of each scan's sensors (each model's `field`)."""
+        out = np.empty(sensors.shape[0])
+        for s, lo, hi in self._scans(sensors):
+            out[lo:hi] = self.weights[s] * self.models[s].field(sensors[lo:hi, :3], m)
+        return out
+
     def far_field(self, sensors: np.ndarray, m: np.ndarray) -> np.ndarray:
         """Weighted `GreenModel.far_field` of each scan's sensors (cuboid grains)."""
         out = np.empty(sensors.shape[0])
