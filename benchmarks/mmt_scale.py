@@ -189,6 +189,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.repeat < 1:
         parser.error(f"--repeat {args.repeat}: expected an integer ≥ 1")
+    if args.repeat > 1 and not args.qr_floor:
+        parser.error("--repeat times the inversion against its QR floor; expected --qr-floor")
     if not 0 < args.fraction <= 1:
         parser.error(f"--fraction {args.fraction}: expected 0 < f ≤ 1")
     if args.step_factor < 1:

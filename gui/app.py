@@ -60,13 +60,14 @@ def run(args: argparse.Namespace) -> int:
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
     app.setApplicationName("smm-daq")
     with collect_in_gui_thread():  # worker threads must never delete widgets
-        _window, outcome = _open_window(profile, store, args)  # the window held while it runs
+        window, outcome = _open_window(profile, store, args)
         status = app.exec()
+        del window  # so that leaving the block frees it here, in the GUI thread
     return status if outcome["ok"] else 1
 
 
 def _open_window(profile: Profile, store: QtCore.QSettings, args: argparse.Namespace
-                 ) -> tuple[MainWindow, dict]:
+                 ) -> tuple[MainWindow, dict[str, bool]]:
     """The main window, shown, its rig connecting, and the demo or the session file begun;
     with the outcome the demo will report (ok unless it fails)."""
     window = MainWindow(profile, store, time_scale=args.time_scale, persist=not args.demo)

@@ -24,11 +24,13 @@ def collect_in_gui_thread(interval_s: float = INTERVAL_S) -> Iterator[GarbageCol
     """Within the block, garbage is collected by a timer in this (the GUI) thread only; on
     leaving, everything is collected here and the automatic collector turned back on."""
     was_enabled = gc.isenabled()
-    collector = GarbageCollector(interval=interval_s)
+    collector = None
     try:
+        collector = GarbageCollector(interval=interval_s)
         yield collector
     finally:
-        collector.timer.stop()
+        if collector is not None:
+            collector.timer.stop()
         gc.collect()
         if was_enabled:
             gc.enable()

@@ -23,7 +23,7 @@ def _tiers(model: GreenModel, sensors: np.ndarray) -> dict[str, int]:
     """How many (sensor, grain) pairs take each tier: the sums over cuboids, or the grain's
     far field to each of GRAIN_ORDERS."""
     d2 = np.sum((sensors[:, None, :] - model.centroid[None]) ** 2, axis=-1)
-    switches = np.c_[model.coarse2, model.fine2, model.far2]  # GRAIN_ORDERS', nearer each
+    switches = np.c_[model.coarse2, model.fine2, model.far2]  # each order's, nearer each
     tiers = {"cuboid sums": int(np.sum(d2 < model.far2)),
              f"order {GRAIN_ORDERS[0]}": int(np.sum(d2 >= model.coarse2))}
     for j, top in enumerate(GRAIN_ORDERS[1:], start=1):

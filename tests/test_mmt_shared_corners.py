@@ -122,6 +122,11 @@ def test_the_fitted_map_needs_only_the_sparse_near_part_of_q(size_um):
     np.testing.assert_allclose(near[held], q[held], rtol=0, atol=1e-9 * np.abs(q).max())
     fitted = forward(model, sensors, m, block=4000, rows=kept)
     assert np.all(np.abs(fitted - phi) <= 1e-9 * np.abs(phi).max())
+    # every tier is used: the grain's far field to each of its orders, and the cuboid sums
+    d2 = np.sum((sensors[:, None, :] - model.centroid[None]) ** 2, axis=-1)
+    switches = np.c_[model.coarse2, model.fine2, model.far2]  # each order's, nearer each
+    tier = np.sum(d2[:, :, None] < switches[None], axis=-1)  # 0: order 2, …, last: sums
+    assert set(np.unique(tier)) == set(range(switches.shape[1] + 1))
     # the far fields dotted with M are Q's entries that were not kept, times M
     np.testing.assert_allclose(model.far_field(sensors, m.ravel()),
                                np.where(held, 0.0, q) @ m.ravel(),

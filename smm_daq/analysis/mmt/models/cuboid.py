@@ -29,9 +29,10 @@ N = 2 (second moments only, cheapest) farthest out, then N = 4 (`_orders_3_4`), 
 8, 10 and 12 (`_grain_orders`: the Bz columns of each order as homogeneous polynomials over
 r^(2n+5), `grain_order_terms`). Each order brings nearer the distance from which the grain's
 own far field replaces the sum over its cuboids, the costliest entries: on the 200 × 200 ×
-50 µm sample, 45.8 million (sensor, cuboid) pairs after order 4, 6.7 million after order 8
-and 1.5 million after order 12 (on 300 × 300 × 75 µm: 28.7 and 7.9 million after orders 8
-and 12, which halved the time of the Green's block kernel). Order 14 gained nothing more
+50 µm sample of `benchmarks/mmt_scale.py` (seed 1, point sensors), 34.5 million (sensor,
+cuboid) pairs after order 4, 6.7 million after order 8 and 1.5 million after order 12 (on
+its 300 × 300 × 75 µm sample: 28.7 and 7.9 million after orders 8 and 12, which halved the
+time of the Green's block kernel). Order 14 gained nothing more
 (its terms cost what its fewer sums saved). Tests check the bounds on adversarial shapes,
 that every entry stays within 1e-4 of its column's largest, and that every M̂ moves by less
 than a tenth of its standard deviation on a sample with 20 nT noise. The second property
@@ -106,6 +107,7 @@ OCTUPOLE_CONSTANT = 13.0  # sup |order-3 term| / ((ρ/R)^3 V/R^3) over zero-mean
 ORDER5_CONSTANT = 30.0  # the same for the order-5 term (27.9)
 # the grain far field truncated after each of these orders, the first farthest out
 GRAIN_ORDERS = (2, 4, 6, 8, 10, 12)
+HIGHER_ORDERS = tuple(range(5, GRAIN_ORDERS[-1] + 1))  # `grain_order_terms` in the model
 
 
 def remainder_bound(x: np.ndarray, order: int) -> np.ndarray:
@@ -928,8 +930,6 @@ def grain_moments(grains: GrainSet, sensor_half: tuple[float, float]
     return second, tensors[0], tensors[1]
 
 
-HIGHER_ORDERS = tuple(range(5, GRAIN_ORDERS[-1] + 1))  # `grain_order_terms` in the model
-
 
 def grain_order_terms(grains: GrainSet, sensor_half: tuple[float, float],
                       orders: tuple[int, ...] = HIGHER_ORDERS) -> np.ndarray:
@@ -978,7 +978,9 @@ def grain_order_terms(grains: GrainSet, sensor_half: tuple[float, float],
 @functools.cache
 def _monomials(n: int) -> np.ndarray:
     """(M, 3) exponents (a, b, c) of the monomials of degree n, a then b descending from n."""
-    return np.array([(a, b, n - a - b) for a in range(n, -1, -1) for b in range(n - a, -1, -1)])
+    e = np.array([(a, b, n - a - b) for a in range(n, -1, -1) for b in range(n - a, -1, -1)])
+    e.setflags(write=False)  # shared by every caller (cached)
+    return e
 
 
 @functools.cache
@@ -995,8 +997,10 @@ def _order_terms_map(n: int) -> np.ndarray:
     q = polynomials.bz_numerators(
         {k: factor * w for k, w in polynomials.harmonic_part(poly, n).items()}, n)
     zero = np.zeros(len(exponents))
-    return np.array([qj.get(tuple(int(k) for k in m), zero)
-                     for m in _monomials(n + 2) for qj in q])
+    terms = np.array([qj.get(tuple(int(k) for k in m), zero)
+                      for m in _monomials(n + 2) for qj in q])
+    terms.setflags(write=False)  # shared by every caller (cached)
+    return terms
 
 
 @dataclass
@@ -1012,7 +1016,7 @@ class GreenModel:
     coarse2: np.ndarray  # (G,) squared distance beyond which order 2 suffices, m^2
     far2: np.ndarray  # (G,) squared switching distance to the grain far field, m^2
     higher: np.ndarray  # (G, K) coefficients of `_grain_orders`, HIGHER_ORDERS (none: exact)
-    fine2: np.ndarray  # (G, k) squared distances beyond which orders 4, 6, … suffice, m^2
+    fine2: np.ndarray  # (G, 4) squared distances beyond which orders 4, 6, 8, 10 suffice, m^2
     cub_far2: np.ndarray  # (C,) squared distance beyond which a cuboid's quadrupole suffices
     cub_scale: np.ndarray  # (C,) its reference scale V/R_ref³
     half: np.ndarray  # (C, 3) its half-edges
@@ -1120,8 +1124,8 @@ class GreenModel:
         out = np.empty(sensors.shape[0])
         _order_2_field(sensors, self.centroid, self.volume, self.moments, self.far2, m, out)
         _orders_3_4_field(sensors, self.centroid, self.high, self.coarse2, self.far2, m, out)
-        dotted = np.einsum("gkj,gj->gk", self.higher.reshape(self.grains.n_grains, -1, 3),
-                           m.reshape(-1, 3))
+        G, K = self.higher.shape
+        dotted = np.einsum("gkj,gj->gk", self.higher.reshape(G, K // 3, 3), m.reshape(G, 3))
         _higher_orders_field(sensors, self.centroid, self.far2, dotted, self.fine2, out)
         return out
 
