@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,7 @@ def test_data() -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _gc_in_gui_thread(request):
+def _gc_in_gui_thread(request: pytest.FixtureRequest) -> Iterator[None]:
     """GUI tests collect garbage as the application does, in the GUI thread only: otherwise a
     worker thread's collection (an inversion's, a scan's) can free an earlier test's widgets
     there, and Qt crashes. Everything is collected, in this thread, before the next test."""

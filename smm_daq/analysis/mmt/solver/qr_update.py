@@ -44,7 +44,8 @@ class QRUpdate:
         m, n = rows.shape
         if n != r.shape[0] or m > self._work.size // self.panel - self.panel:
             raise ValueError(f"rows {rows.shape}: expected at most "
-                             f"{self._work.size // self.panel - self.panel} rows of {r.shape[0]}")
+                             f"{self._work.size // self.panel - self.panel} rows of "
+                             f"{r.shape[0]} columns")
         if rows.dtype != np.float64:
             raise ValueError(f"rows of {rows.dtype}: expected float64")
         if m == 0:
