@@ -48,6 +48,7 @@ class Background(QtCore.QObject):
         if callback is not None:
             callback(value)
 
-    def shutdown(self) -> None:
-        """Finish what was submitted, then stop the thread."""
-        self._executor.shutdown(wait=True)
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop the thread once what was submitted is finished (wait: before returning), or,
+        without waiting, once the call in hand is (what has not started is dropped)."""
+        self._executor.shutdown(wait=wait, cancel_futures=not wait)

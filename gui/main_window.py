@@ -142,7 +142,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.settings.sync()
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
-        """During a scan: ask, then abort it and close once the rig is safe."""
+        """During a scan: ask, then abort it and close once the rig is safe. During an MMT
+        inversion: ask, then cancel it (its thread ends after the block of sensors in hand)."""
         if self.scan.live.running:
             if not self._close_after_scan:
                 answer = QtWidgets.QMessageBox.question(
@@ -158,6 +159,18 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.scan.live.abort()
             event.ignore()
             return
+        if self.mmt.running:
+            answer = QtWidgets.QMessageBox.question(
+                self, TITLE, "An MMT inversion is running. Cancel it and close?",
+                QtWidgets.QMessageBox.StandardButton.Yes
+                | QtWidgets.QMessageBox.StandardButton.No,
+                QtWidgets.QMessageBox.StandardButton.No,
+            )
+            if answer != QtWidgets.QMessageBox.StandardButton.Yes:
+                event.ignore()
+                return
+            self.mmt.cancel()  # it stops after its block of sensors in hand
+        self.mmt.worker.shutdown(wait=False)
         if self.recipes.runner is not None and self.recipes.runner.running:
             self.recipes.stop()  # a wait step ends within a slice; the rig is then made safe
         self.save_settings()

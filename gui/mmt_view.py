@@ -1,8 +1,9 @@
 """MMT: invert a scan with a grain file, then pick reliable grains.
 
-The inversion runs in a worker thread (its progress messages come back through a Qt signal);
-then a sortable grain table filtered by SSR and uncertainty ratio, the selected grain's own
-fitted field and the residual around it, and an equal-area net of the shown grains' directions.
+The inversion runs in a worker thread (its progress messages and the blocks of sensors it has
+folded into its QR come back through Qt signals), and can be cancelled between blocks; then a
+sortable grain table filtered by SSR and uncertainty ratio, the selected grain's own fitted
+field and the residual around it, and an equal-area net of the shown grains' directions.
 Grains are cuboids or points (point lists, the multipole library's NPZ, Dragonfly exports),
 modelled as uniform cuboids or as dipoles, quadrupoles or octupoles; more scans of the same
 grains can be inverted jointly and a mask of bad pixels applied. For multipole models the table
@@ -11,6 +12,7 @@ says per grain whether its higher orders are resolved (`higher_order_resolved`, 
 
 from __future__ import annotations
 
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -37,9 +39,14 @@ UT = 1e-6
 
 
 class _Progress(QtCore.QObject):
-    """Carries the inversion's progress messages from its thread to the GUI thread."""
+    """Carries the inversion's progress from its thread to the GUI thread."""
 
     message = QtCore.pyqtSignal(str)
+    sensors = QtCore.pyqtSignal(int, int)  # sensors folded into the QR, of all
+
+
+class InversionCancelled(Exception):
+    """Raised in the worker between blocks of sensors once the user has cancelled."""
 
 
 MODELS = ("auto", "cuboid", "dipole", "quadrupole", "octupole")
@@ -99,6 +106,9 @@ class MMTView(QtWidgets.QWidget):
         self.worker = Background("mmt", self)
         self.progress_bridge = _Progress(self)
         self.progress_bridge.message.connect(self._progress)
+        self.progress_bridge.sensors.connect(self._sensors_done)
+        self.running = False
+        self._cancel = threading.Event()
 
         self.entry = QtWidgets.QComboBox()
         self.entry.setMinimumContentsLength(16)
@@ -129,6 +139,10 @@ class MMTView(QtWidgets.QWidget):
         self.sigma.setToolTip("noise SD of one pixel; 0: estimated from the residual")
         self.run_button = QtWidgets.QPushButton("Invert")
         self.run_button.clicked.connect(self.run)
+        self.cancel_button = QtWidgets.QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop the inversion after the block of sensors in hand")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
         self.busy = QtWidgets.QProgressBar()
         self.busy.setRange(0, 1)
         self.busy.setMaximumWidth(160)
@@ -138,7 +152,7 @@ class MMTView(QtWidgets.QWidget):
         top = QtWidgets.QHBoxLayout()
         for w in (QtWidgets.QLabel("Map"), self.entry, QtWidgets.QLabel("Grains"),
                   self.grain_edit, browse, self.grain_format, QtWidgets.QLabel("σ"),
-                  self.sigma, self.run_button, self.busy):
+                  self.sigma, self.run_button, self.cancel_button, self.busy):
             top.addWidget(w)
         top.setStretchFactor(self.grain_edit, 1)
         second = QtWidgets.QHBoxLayout()
@@ -258,11 +272,20 @@ class MMTView(QtWidgets.QWidget):
             f"--grain-format {fmt}" + (f" --sigma-nT {sigma / 1e-9:g}" if sigma else "")
         )
         profile, emit = self.profile, self.progress_bridge.message.emit
+        cancel, sensors_done = self._cancel, self.progress_bridge.sensors.emit
+        cancel.clear()
+
+        def on_block(done: int, total: int) -> None:
+            if cancel.is_set():
+                raise InversionCancelled
+            sensors_done(done, total)
         model_choice, device = self.model.currentText(), self.device.currentText()
         extra = [e.strip() for e in self.more_entries.text().split(",") if e.strip()]
         mask_file = self.mask_edit.text().strip() or None
 
         def job() -> tuple[MapData, Any, dict, list[str]]:
+            if cancel.is_set():
+                raise InversionCancelled
             from smm_daq.analysis.mmt.masks import read_mask
             from smm_daq.analysis.mmt.solver.inversion import invert_map
             from smm_daq.analysis.mmt.solver.joint import Scan, invert_scans
@@ -284,35 +307,56 @@ class MMTView(QtWidgets.QWidget):
                 if model == "cuboid" and not extra and mask_file is None:
                     result = invert_map(data, grains, height=height_of(data),
                                         sensor_size=size_of(data), sigma=sigma, progress=emit,
-                                        device=device)
+                                        device=device, on_block=on_block)
                 else:
                     maps = [data] + [read_map(path, e) for e in extra]
                     scans = [Scan(m, height_of(m), size_of(m), sigma,
                                   read_mask(mask_file, m) if mask_file else None)
                              for m in maps]
                     result = invert_scans(scans, grains, model=model, device=device,
-                                          progress=emit)
+                                          progress=emit, on_block=on_block)
                 table = result.table()
             return data, result, table, [str(w.message) for w in caught]
 
         self.run_button.setEnabled(False)
-        self.busy.setRange(0, 0)  # busy until done: the inversion reports steps, not fractions
+        self.cancel_button.setEnabled(True)
+        self.running = True
+        self.busy.setRange(0, 0)  # busy until the first block of sensors is done
         self.status.setText(f"inverting '{entry}'…")
         self.worker.submit(job, self._done, self._failed)
         return True
 
+    def cancel(self) -> None:
+        """Stop the running inversion once the block of sensors in hand is done."""
+        if self.running:
+            self._cancel.set()
+            self.cancel_button.setEnabled(False)
+            self.status.setText("cancelling after the block of sensors in hand…")
+
     def _progress(self, text: str) -> None:
-        self.status.setText(text)
+        if not self._cancel.is_set():
+            self.status.setText(text)
+
+    def _sensors_done(self, done: int, total: int) -> None:
+        self.busy.setRange(0, total)
+        self.busy.setValue(done)
 
     def _failed(self, exc: BaseException) -> None:
         self._idle()
+        if isinstance(exc, InversionCancelled):
+            self.status.setText("Inversion cancelled; the shown result, if any, is the last "
+                                "one finished.")
+            self.finished.emit(False, "cancelled")
+            return
         self.status.setText(f"Inversion failed: {exc}")
         self.finished.emit(False, str(exc))
 
     def _idle(self) -> None:
+        self.running = False
         self.busy.setRange(0, 1)
         self.busy.setValue(1)
         self.run_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
 
     def _done(self, value: tuple[MapData, Any, dict, list[str]]) -> None:
         self._idle()

@@ -199,3 +199,83 @@ def test_results_are_saved_to_the_file_and_as_csv_like_the_command_line(inverted
     assert not view.export_csv(view.path)  # never over the session file
     assert "HDF5" in view.status.text()
     assert view.path.read_bytes() == before
+
+
+@pytest.fixture
+def held_inversion(monkeypatch):
+    """GreenModel.block made to wait, on its first call, until the test releases it: the
+    inversion is then in flight, between the start of its first block and its end."""
+    import threading
+
+    from smm_daq.analysis.mmt.models.cuboid import GreenModel
+
+    started, release = threading.Event(), threading.Event()
+    block = GreenModel.block
+
+    def held(self, *args, **kwargs):
+        started.set()
+        assert release.wait(WAIT_MS / 1000)
+        return block(self, *args, **kwargs)
+
+    monkeypatch.setattr(GreenModel, "block", held)
+    yield started, release
+    release.set()
+
+
+def test_cancel_stops_the_inversion_after_its_block_then_a_new_run_works(
+        qtbot, session, held_inversion):
+    path, grains = session
+    started, release = held_inversion
+    view = MMTView(load_profile())
+    qtbot.addWidget(view)
+    view.set_file(path)
+    view.set_grain_file(grains)
+    assert not view.cancel_button.isEnabled()
+    with qtbot.waitSignal(view.finished, timeout=WAIT_MS) as done:
+        assert view.run()
+        assert started.wait(WAIT_MS / 1000)
+        assert view.running and view.cancel_button.isEnabled()
+        view.cancel()
+        assert not view.cancel_button.isEnabled()
+        release.set()
+    assert done.args == [False, "cancelled"]
+    assert "cancelled" in view.status.text()
+    assert view.result is None and not view.running
+    assert view.run_button.isEnabled() and not view.cancel_button.isEnabled()
+
+    with qtbot.waitSignal(view.finished, timeout=WAIT_MS) as again:
+        assert view.run()
+    assert again.args[0], again.args[1]
+    assert view.result is not None
+    assert view.busy.maximum() == view.busy.value() == 1
+
+
+def test_closing_during_an_inversion_asks_then_cancels_it(window, qtbot, session,
+                                                          held_inversion, monkeypatch):
+    from PyQt6 import QtWidgets
+
+    path, grains = session
+    started, release = held_inversion
+    answers = [QtWidgets.QMessageBox.StandardButton.No, QtWidgets.QMessageBox.StandardButton.Yes]
+    asked = []
+
+    def question(*args, **kwargs):
+        asked.append(args[2])
+        return answers[len(asked) - 1]
+
+    monkeypatch.setattr(QtWidgets.QMessageBox, "question", question)
+    view = window.mmt
+    view.set_file(path)
+    view.set_grain_file(grains)
+    assert view.run()
+    assert started.wait(WAIT_MS / 1000)
+
+    assert not window.close()  # "No": the inversion goes on
+    assert window.isVisible() and view.running and not view._cancel.is_set()
+    with qtbot.waitSignal(view.finished, timeout=WAIT_MS) as done:
+        window.close()  # "Yes"
+        assert not window.isVisible() and view._cancel.is_set()
+        release.set()
+    assert len(asked) == 2 and "MMT inversion" in asked[0]
+    assert done.args == [False, "cancelled"]
+    assert view.result is None

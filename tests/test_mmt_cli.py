@@ -73,3 +73,20 @@ def test_import_mmt_scan_and_bad_input(tmp_path, capsys):
     assert main(["mmt", "invert", str(h5), "--entry", "qdm", "--grains", str(m),
                  "--sensor-size-um", "1,0", "--out", str(tmp_path / "r.csv")]) == 2
     assert "--sensor-size-um" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("model", [[], ["--model", "dipole"]], ids=["cuboid", "dipole"])
+def test_invert_shows_its_progress_on_stderr(tmp_path, capsys, model):
+    h5, grains = tmp_path / "s.h5", tmp_path / "g.csv"
+    assert main(["mmt", "synth", "--out", str(h5), "--name", "scan", "--grains-out",
+                 str(grains), "--truth-out", str(tmp_path / "t.csv"), "--size-um", "100,80", "--thickness-um", "10",
+                 "--density-per-mm3", "1e5", "--height-um", "2", "--step-um", "1",
+                 "--noise-nT", "10", "--seed", "3"]) == 0
+    capsys.readouterr()
+    assert main(["mmt", "invert", str(h5), "--entry", "scan", "--grains", str(grains),
+                 "--out", str(tmp_path / "r.csv"), *model]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    # 101 × 81 sensors in two blocks of the QR: a line for each (not a terminal)
+    shown = [line for line in lines if line.startswith("Green's matrix and QR:")]
+    assert [line[23:29] for line in shown] == [" 75.1%", "100.0%"]
+    assert "8181/8181 sensors" in shown[-1]

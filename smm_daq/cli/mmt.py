@@ -70,6 +70,7 @@ def _invert(args: argparse.Namespace) -> int:
     from smm_daq.analysis.mmt.result_file import write_result_csv, write_result_entry
     from smm_daq.analysis.mmt.solver.device import resolve
     from smm_daq.analysis.mmt.solver.inversion import invert_map
+    from smm_daq.cli.inversion_progress import InversionProgress
     from smm_daq.storage.checks import usable_map
     from smm_daq.storage.nexus import check_new_entry, read_map
 
@@ -100,7 +101,8 @@ def _invert(args: argparse.Namespace) -> int:
                                       sigma=sigma)
         if result is None:
             result = invert_map(data, grains, height=height, sensor_size=size, sigma=sigma,
-                                damping=args.damping, device=device)
+                                damping=args.damping, device=device,
+                                on_block=InversionProgress())
     table = result.table()
     write_result_csv(out, table)
     write_result_entry(args.file, name, entry, result, table,

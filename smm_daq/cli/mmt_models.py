@@ -105,6 +105,7 @@ def invert_models(args: argparse.Namespace) -> int:
     from smm_daq.analysis.mmt.result_file import write_result_csv
     from smm_daq.analysis.mmt.solver.device import resolve
     from smm_daq.analysis.mmt.solver.joint import Scan, invert_scans
+    from smm_daq.cli.inversion_progress import InversionProgress
     from smm_daq.cli.mmt import _sensor_size, _warnings_to_stderr
     from smm_daq.storage.mapdata import MapData
     from smm_daq.storage.nexus import check_new_entry, read_map, write_map_entry
@@ -158,7 +159,8 @@ def invert_models(args: argparse.Namespace) -> int:
         if library_out is not None and model == "cuboid":
             raise InputError("--library-out is for point models; expected --model dipole, "
                              "quadrupole or octupole")
-        result = invert_scans(scans, grains, model=model, damping=args.damping, device=device)
+        result = invert_scans(scans, grains, model=model, damping=args.damping, device=device,
+                              on_block=InversionProgress())
     table = result.table()
     write_result_csv(out, table)
     first = maps[0]

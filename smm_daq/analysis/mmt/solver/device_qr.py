@@ -33,6 +33,7 @@ import numpy as np
 from smm_daq.analysis.mmt.solver.arrays import MAX_ENTRIES, NumpyArrays, per_grain
 from smm_daq.analysis.mmt.solver.inversion import (
     SINGULAR_RCOND,
+    BlockProgress,
     Solution,
     Triangle,
     _condition,
@@ -81,10 +82,10 @@ class DeviceSolver:
         return max(1, min(rows, n_sensors))
 
     def accumulate(self, model: Any, sensors: np.ndarray, phi: np.ndarray, *,
-                   block: int | None = None, keep_bytes: float = 0
-                   ) -> tuple[DeviceTriangle, None]:
+                   block: int | None = None, keep_bytes: float = 0,
+                   on_block: BlockProgress | None = None) -> tuple[DeviceTriangle, None]:
         """R of [Q | φ] (`block` and `keep_bytes` are the CPU path's: blocks here are sized
-        by `rows`, and Q is not kept, `forward` recomputes it)."""
+        by `rows`, and Q is not kept, `forward` recomputes it); `on_block` as the CPU's."""
         arr = self.arrays
         xp = arr.xp
         n = model.n_columns
@@ -110,6 +111,8 @@ class DeviceSolver:
             arr.synchronize()
             t_green += t2 - t1
             t_qr += time.perf_counter() - t2
+            if on_block is not None:
+                on_block(s + size, sensors.shape[0])
         full = xp.array(buf[:n + 1], order="F")
         del buf
         full *= xp.where(xp.diag(full) < 0, -1.0, 1.0)[:, None]  # as the CPU's: diagonal ≥ 0

@@ -47,6 +47,9 @@ DAMPING_PANEL = 256  # dtpqrt's panel width for the damped solve's triangular st
 SINGULAR_RCOND = float(np.finfo(float).eps)
 KEEP_Q_BYTES = 256 * 2**20  # what the fitted map may keep of Q's blocks (`accumulate`)
 Kept = np.ndarray | sparse.bsr_matrix | None  # what `accumulate` keeps of one block
+# called after each block of sensors with (sensors done, sensors in all); an exception it
+# raises (a user's cancel) stops the inversion and propagates
+BlockProgress = Callable[[int, int], None]
 
 
 class SingularWarning(UserWarning):
@@ -143,15 +146,15 @@ class Triangle:
 
 
 def accumulate(model: GreenModel | Any, sensors: np.ndarray, phi: np.ndarray, *,
-               block: int = DEFAULT_BLOCK, keep_bytes: float = 0
-               ) -> tuple[Triangle, list[Kept] | None]:
+               block: int = DEFAULT_BLOCK, keep_bytes: float = 0,
+               on_block: BlockProgress | None = None) -> tuple[Triangle, list[Kept] | None]:
     """R of [Q | φ] by Householder QR updated one block of sensors at a time (`QRUpdate`:
     the triangle so far stacked on the block's rows); with `keep_bytes`, also what the fitted
     map needs of each block without its cost, while their total stays within that many bytes:
     for cuboid grains the sparse near part of its rows (`GreenModel.near_part`); the rows
     themselves where no near part is smaller, only when all of Q fits (a part of Q saves only
     its share of a cheap recomputation) and the model's `keep_rows`; None for a block not kept
-    (`forward` computes it again)."""
+    (`forward` computes it again). `on_block` is told of each block done."""
     n = model.n_columns
     qr = QRUpdate(n + 1, min(block, sensors.shape[0]))
     kept: list[Kept] | None = [] if keep_bytes > 0 else None
@@ -171,6 +174,8 @@ def accumulate(model: GreenModel | Any, sensors: np.ndarray, phi: np.ndarray, *,
             held += _nbytes(part)
             kept.append(part)
         qr.add(rows)
+        if on_block is not None:
+            on_block(s + size, sensors.shape[0])
     buf = rows = None  # freed before R is copied out: 0.6 GB at 12,900 columns
     tri = qr.r
     tri *= np.where(np.diag(tri) < 0, -1.0, 1.0)[:, None]  # R with a diagonal ≥ 0: unique
@@ -324,13 +329,15 @@ def invert_map(
     exact: bool = False,
     progress: Callable[[str], None] | None = None,
     device: str = "auto",
+    on_block: BlockProgress | None = None,
 ) -> MMTResult:
     """Per-grain magnetizations with covariances from the Bz map `data` (T; NaN masked).
 
     height (m) is the sensor plane above the sample top; sensor_size (w, l) in m; sigma (T) the
     noise SD, else estimated from the residual; damping the relative Tikhonov parameter;
     device "cpu", "gpu" or "auto" (the GPU when one is usable, `device`); block is the CPU's
-    sensors per block (the GPU sizes its own).
+    sensors per block (the GPU sizes its own); `on_block` is told of each block of sensors
+    folded into the QR (the inversion's progress; an exception it raises stops it).
     """
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
@@ -350,7 +357,8 @@ def invert_map(
     model = GreenModel.build(grains, sensor_size, lo, hi, height, exact=exact)
     if progress:
         progress(f"QR of the Green's matrix: {sensors.shape[0]} sensors × {grains.n_grains} grains")
-    tri, rows = ops.accumulate(model, sensors, phi, block=block, keep_bytes=KEEP_Q_BYTES)
+    tri, rows = ops.accumulate(model, sensors, phi, block=block, keep_bytes=KEEP_Q_BYTES,
+                               on_block=on_block)
     timings["green_and_qr_s"] = time.perf_counter() - t0
     t1 = time.perf_counter()
     sol = ops.solve_triangle(tri, damping)

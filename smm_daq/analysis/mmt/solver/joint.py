@@ -41,6 +41,7 @@ from smm_daq.analysis.mmt.solver import higher_order, inversion
 from smm_daq.analysis.mmt.solver.inversion import (
     DEFAULT_BLOCK,
     KEEP_Q_BYTES,
+    BlockProgress,
     MMTResult,
     check_grains_below_sensor,
 )
@@ -220,9 +221,11 @@ def invert_scans(
     exact: bool = False,
     device: str = "cpu",
     progress: Callable[[str], None] | None = None,
+    on_block: BlockProgress | None = None,
 ) -> MultipoleResult:
     """Joint least squares of all `scans` for the grains' unknowns under `model`, on `device`
-    ("cpu", "gpu" or "auto": the GPU when one is usable, `solver.device`)."""
+    ("cpu", "gpu" or "auto": the GPU when one is usable, `solver.device`); `on_block` as
+    `inversion.invert_map`'s (told again from 0 for the second pass, when there is one)."""
     # accumulate / solve_triangle / forward: the CPU's (`inversion`), else the GPU's
     ops = inversion if devices.resolve(device) == "cpu" else devices.gpu_solver()
     if model not in GRAIN_MODELS:
@@ -263,7 +266,8 @@ def invert_scans(
                      f"{grains.n_grains} grains × {k}")
         phi = np.concatenate(phis) * row_w
         t1 = time.perf_counter()
-        tri, rows = ops.accumulate(stacked, sensors, phi, block=block, keep_bytes=KEEP_Q_BYTES)
+        tri, rows = ops.accumulate(stacked, sensors, phi, block=block, keep_bytes=KEEP_Q_BYTES,
+                                   on_block=on_block)
         t2 = time.perf_counter()
         sol = ops.solve_triangle(tri, damping, per_grain=k)
         del tri

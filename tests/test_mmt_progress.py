@@ -1,0 +1,130 @@
+"""The inversion's progress: each block of sensors folded into the QR is reported, on the CPU
+and on the device path, an exception from the report stops the inversion, and the command
+line shows it on stderr (a bar on a terminal, a line per 10 % elsewhere)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+from smm_daq.analysis.mmt import synth
+from smm_daq.analysis.mmt.models.multipole import PointGrains
+from smm_daq.analysis.mmt.solver import device as devices
+from smm_daq.analysis.mmt.solver.arrays import NumpyArrays
+from smm_daq.analysis.mmt.solver.device_qr import DeviceSolver
+from smm_daq.analysis.mmt.solver.inversion import invert_map
+from smm_daq.analysis.mmt.solver.joint import Scan, invert_scans
+from smm_daq.cli.inversion_progress import InversionProgress
+
+UM = 1e-6
+
+
+class Stop(Exception):
+    pass
+
+
+@pytest.fixture(scope="module")
+def case():
+    rng = np.random.default_rng(2)
+    sample = synth.make_sample((30 * UM, 30 * UM), 15 * UM, 4e5, rng)
+    data = synth.scan(sample, height=1 * UM, step=1 * UM, sensor_size=(0.0, 0.0), noise=5e-9,
+                      rng=rng)
+    return sample.grains, data
+
+
+def _told(calls: list[tuple[int, int]], n_sensors: int, block: int) -> None:
+    assert [c[1] for c in calls] == [n_sensors] * len(calls)
+    done = [c[0] for c in calls]
+    assert done == sorted(done) and done[-1] == n_sensors
+    assert len(done) == -(-n_sensors // block)  # one call a block
+
+
+def test_each_block_is_reported_on_the_cpu(case):
+    grains, data = case
+    calls: list[tuple[int, int]] = []
+    result = invert_map(data, grains, height=1 * UM, sensor_size=(0.0, 0.0), block=200,
+                        device="cpu", on_block=lambda d, t: calls.append((d, t)))
+    _told(calls, result.n_sensors, 200)
+    assert calls[0][0] == 200
+
+
+def test_each_block_is_reported_on_the_device_path(case, monkeypatch):
+    grains, data = case
+    solver = DeviceSolver(NumpyArrays(), rows=300)
+    monkeypatch.setattr(devices, "resolve", lambda device: "gpu")
+    monkeypatch.setattr(devices, "gpu_solver", lambda: solver)
+    calls: list[tuple[int, int]] = []
+    result = invert_map(data, grains, height=1 * UM, sensor_size=(0.0, 0.0), device="gpu",
+                        on_block=lambda d, t: calls.append((d, t)))
+    _told(calls, result.n_sensors, 300)
+
+
+def test_joint_scans_report_each_pass(case):
+    grains, data = case
+    points = PointGrains(grains.centroids(), grains.volumes(), grains.labels)
+    scans = [Scan(data, 1 * UM, (0.0, 0.0), None, None),
+             Scan(data.with_bz(data.bz, name="again"), 1 * UM, (0.0, 0.0), None, None)]
+    calls: list[tuple[int, int]] = []
+    result = invert_scans(scans, points, model="dipole", block=400,
+                          on_block=lambda d, t: calls.append((d, t)))
+    per_pass = -(-result.n_sensors // 400)
+    assert len(calls) == 2 * per_pass  # σ unknown for both scans: two passes
+    _told(calls[:per_pass], result.n_sensors, 400)
+    _told(calls[per_pass:], result.n_sensors, 400)
+
+
+def test_an_exception_from_the_report_stops_the_inversion(case):
+    grains, data = case
+    calls: list[int] = []
+
+    def stop_after_two(done: int, total: int) -> None:
+        calls.append(done)
+        if len(calls) == 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        invert_map(data, grains, height=1 * UM, sensor_size=(0.0, 0.0), block=200,
+                   device="cpu", on_block=stop_after_two)
+    assert calls == [200, 400]  # no block after the one that raised
+
+
+def test_a_line_per_tenth_when_not_a_terminal():
+    out = io.StringIO()
+    progress = InversionProgress(out)
+    for done in range(1000, 10_001, 1000):
+        progress(done, 10_000)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 10
+    assert lines[0].startswith("Green's matrix and QR:  10.0%")
+    assert lines[-1].startswith("Green's matrix and QR: 100.0%")
+    assert "10000/10000 sensors" in lines[-1]
+
+
+def test_a_second_pass_starts_again_and_one_block_shows_nothing():
+    out = io.StringIO()
+    progress = InversionProgress(out)
+    progress(500, 500)  # a single block
+    assert out.getvalue() == ""
+    for _ in range(2):
+        progress(100, 200)
+        progress(200, 200)
+    lines = out.getvalue().splitlines()
+    assert [line[23:28] for line in lines] == [" 50.0", "100.0"] * 2
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_bar_on_a_terminal():
+    out = _Terminal()
+    progress = InversionProgress(out)
+    for done in (100, 200, 300):
+        progress(done, 300)
+    text = out.getvalue()
+    assert "\r" in text  # redrawn in place
+    assert "300/300 sensors" in text.split("\r")[-1]
+    assert text.endswith("\n")  # closed when done
