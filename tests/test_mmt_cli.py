@@ -79,9 +79,9 @@ def test_import_mmt_scan_and_bad_input(tmp_path, capsys):
 def test_invert_shows_its_progress_on_stderr(tmp_path, capsys, model):
     h5, grains = tmp_path / "s.h5", tmp_path / "g.csv"
     assert main(["mmt", "synth", "--out", str(h5), "--name", "scan", "--grains-out",
-                 str(grains), "--truth-out", str(tmp_path / "t.csv"), "--size-um", "100,80", "--thickness-um", "10",
-                 "--density-per-mm3", "1e5", "--height-um", "2", "--step-um", "1",
-                 "--noise-nT", "10", "--seed", "3"]) == 0
+                 str(grains), "--truth-out", str(tmp_path / "t.csv"), "--size-um", "100,80",
+                 "--thickness-um", "10", "--density-per-mm3", "1e5", "--height-um", "2",
+                 "--step-um", "1", "--noise-nT", "10", "--seed", "3"]) == 0
     capsys.readouterr()
     assert main(["mmt", "invert", str(h5), "--entry", "scan", "--grains", str(grains),
                  "--out", str(tmp_path / "r.csv"), *model]) == 0

@@ -21,6 +21,8 @@ from smm_daq.analysis.mmt.models.cuboid import (
     GreenModel,
     _cuboid_expansion,
     _cuboid_expansion_10,
+)
+from smm_daq.analysis.mmt.models.expansion_terms import (
     cuboid_even_terms,
     even_remainder_bound,
 )

@@ -18,11 +18,13 @@ from smm_daq.analysis.mmt import synth
 from smm_daq.analysis.mmt.models.cuboid import (
     GRAIN_ORDERS,
     HIGHER_ORDERS,
-    OCTUPOLE_CONSTANT,
-    ORDER5_CONSTANT,
     GreenModel,
     _grain_orders,
     _top_order,
+)
+from smm_daq.analysis.mmt.models.expansion_terms import (
+    OCTUPOLE_CONSTANT,
+    ORDER5_CONSTANT,
     grain_order_terms,
     remainder_bound,
 )

@@ -71,10 +71,7 @@ forming their rows (`GreenModel.far_field`).
 
 from __future__ import annotations
 
-import functools
-import itertools
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -94,65 +91,23 @@ from smm_daq.analysis.forward import (
     moment_expansion,
 )
 from smm_daq.analysis.grains import GrainSet
-from smm_daq.analysis.mmt.models import polynomials
+from smm_daq.analysis.mmt.models.expansion_terms import (
+    EVEN_MONOMIALS,
+    cuboid_even_terms,
+    even_remainder_bound,
+    grain_moments,
+    grain_order_terms,
+    orders_3_4_terms,
+    remainder_bound,
+    switch_distance,
+)
 
 GRAIN_TOLERANCE = 1e-5  # far-field error target relative to the grain's reference scale
 CUBOID_TOLERANCE = 1e-5  # the same for each cuboid's own switch (forward model)
 NEAR_TOLERANCE = 2.5e-6  # the same for the switches to a cuboid's order-6 and -10 expansions
-# the monomials x^a y^b z^c (a, b, c even) of degrees 4, 6, 8 and 10, in the order of the
-# coefficients of `cuboid_even_terms` (6, 10, 15 and 21 of them)
-EVEN_MONOMIALS = np.array([(a, b, n - a - b) for n in (4, 6, 8, 10) for a in range(n, -1, -2)
-                           for b in range(n - a, -1, -2)], dtype=np.int64)
-OCTUPOLE_CONSTANT = 13.0  # sup |order-3 term| / ((ρ/R)^3 V/R^3) over zero-mean shapes (12.45)
-ORDER5_CONSTANT = 30.0  # the same for the order-5 term (27.9)
 # the grain far field truncated after each of these orders, the first farthest out
 GRAIN_ORDERS = (2, 4, 6, 8, 10, 12)
 HIGHER_ORDERS = tuple(range(5, GRAIN_ORDERS[-1] + 1))  # `grain_order_terms` in the model
-
-
-def remainder_bound(x: np.ndarray, order: int) -> np.ndarray:
-    """Bound on |remainder| / (V/R³) of the grain expansion truncated after `order` (one of
-    GRAIN_ORDERS), x = ρ/R < 1: the first neglected (odd) order with its zero-mean constant
-    (after order 6 and beyond the pointwise one, (n+1)(n+2)), then the pointwise bound (n+1)(n+2) xⁿ
-    summed in closed form from n = k = order + 2:
-    Σ_{n≥k} (n+1)(n+2) xⁿ = x^k [(k+1)(k+2)/(1−x) + (2k+3) x/(1−x)² + x(1+x)/(1−x)³]."""
-    first = {2: OCTUPOLE_CONSTANT, 4: ORDER5_CONSTANT}.get(order, (order + 2) * (order + 3))
-    k = order + 2
-    u = 1.0 - x
-    tail = x**k * ((k + 1) * (k + 2) / u + (2 * k + 3) * x / u**2 + x * (1 + x) / u**3)
-    return first * x ** (order + 1) + tail
-
-
-def even_remainder_bound(x: np.ndarray, order: int = 6) -> np.ndarray:
-    """Bound on |remainder| / (V/R³) of the expansion of a centrally symmetric density (a
-    cuboid convolved with the sensor area: its odd orders vanish) truncated after the even
-    `order` (6 or 10), x = ρ/R < 1: the pointwise bound (n+1)(n+2) xⁿ summed over even
-    n ≥ 2k = order + 2, in closed form with y = x², A = (2k+1)(2k+2), B = (2k−1)2k:
-    Σ_{m≥k} (2m+1)(2m+2) y^m = y^k (A − (A + B − 8) y + B y²) / (1 − y)³
-    (order 6: y⁴ (90 − 138 y + 56 y²) / (1 − y)³)."""
-    k = order // 2 + 1
-    a, b = (2 * k + 1) * (2 * k + 2), (2 * k - 1) * 2 * k
-    y = x * x
-    return y**k * (a - (a + b - 8) * y + b * y * y) / (1.0 - y) ** 3
-
-
-def _switch_distance(rho: np.ndarray, r_ref: np.ndarray,
-                     bound: Callable[[np.ndarray], np.ndarray], tol: float) -> np.ndarray:
-    """The distance R beyond which bound(ρ/R) V/R³ ≤ tol V/R_ref³ (the left side decreases
-    with R), by bisection on log R."""
-    def excess(r: np.ndarray) -> np.ndarray:
-        return bound(rho / r) * (r_ref / r) ** 3 - tol
-
-    lo = rho.copy()
-    hi = 2.0 * rho
-    while np.any(excess(hi) > 0):
-        hi = np.where(excess(hi) > 0, 2.0 * hi, hi)
-    for _ in range(60):
-        mid = np.sqrt(lo * hi)
-        above = excess(mid) > 0
-        lo = np.where(above, mid, lo)
-        hi = np.where(above, hi, mid)
-    return hi
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -833,176 +788,6 @@ def distance_to_scan(points: np.ndarray, scan_lo: np.ndarray, scan_hi: np.ndarra
     return np.sqrt(np.sum(dxy**2, axis=1) + (height - points[:, 2]) ** 2)
 
 
-def _multi_indices(n: int) -> list[tuple[int, ...]]:
-    """Sorted index tuples of a symmetric rank-n tensor in 3D: xxx, xxy, …, zzz."""
-    return list(itertools.combinations_with_replacement(range(3), n))
-
-
-def _detraced(t: np.ndarray) -> np.ndarray:
-    """The traceless part of symmetric tensors (G, 3, 3, 3) or (G, 3, 3, 3, 3): the tensor
-    whose contraction with rⁿ is the harmonic part of the contraction with the original."""
-    d = np.eye(3)
-    if t.ndim == 4:
-        v = np.einsum("giik->gk", t)
-        return t - (np.einsum("ij,gk->gijk", d, v) + np.einsum("ik,gj->gijk", d, v)
-                    + np.einsum("jk,gi->gijk", d, v)) / 5.0
-    w = np.einsum("giikl->gkl", t)
-    tr = np.einsum("gkk->g", w)
-    pairs = sum(np.einsum(f"{a},g{b}->gijkl", d, w) for a, b in
-                (("ij", "kl"), ("ik", "jl"), ("il", "jk"), ("jk", "il"), ("jl", "ik"),
-                 ("kl", "ij")))
-    dd = (np.einsum("ij,kl->ijkl", d, d) + np.einsum("ik,jl->ijkl", d, d)
-          + np.einsum("il,jk->ijkl", d, d))
-    return t - pairs / 7.0 + tr[:, None, None, None, None] * dd / 35.0
-
-
-def cuboid_even_terms(half: np.ndarray, sensor_half: tuple[float, float]) -> np.ndarray:
-    """(C, 52) coefficients of the order-4, -6, -8 and -10 terms of `_cuboid_expansion` and
-    `_cuboid_expansion_10` for each cuboid (half-edges (C, 3)) convolved with the sensor
-    area, over EVEN_MONOMIALS.
-
-    The order-n term of the potential is P(r)/r^(2n+1) with P = (2n−1)!!/n! V H[E (u·r)ⁿ],
-    H the harmonic projection of a homogeneous polynomial of degree n
-    (`polynomials.harmonic_part`). The convolved density
-    is a product along x, y, z of a box's uniform density plus the sensor's (x, y), so
-    E (u·r)ⁿ = Σ n!/(a! b! c!) E uₓ^a E u_y^b E u_z^c x^a y^b z^c with one-axis moments
-    E u^k = Σ_j C(k, j) h^j/(j+1) s^(k−j)/(k−j+1) (j, k − j even; h the half-edge, s the
-    sensor's half-width); the odd ones vanish, so only even monomials appear."""
-    widths = np.c_[half, np.full(half.shape[0], sensor_half[0]),
-                   np.full(half.shape[0], sensor_half[1]), np.zeros(half.shape[0])]
-    moments = np.zeros((half.shape[0], 3, 11))
-    for axis in range(3):
-        h, s = widths[:, axis], widths[:, axis + 3]
-        for k in range(0, 11, 2):
-            moments[:, axis, k] = sum(math.comb(k, j) * h**j / (j + 1) * s ** (k - j)
-                                      / (k - j + 1) for j in range(0, k + 1, 2))
-    volume = 8.0 * np.prod(half, axis=1)
-    out = []
-    for n in (4, 6, 8, 10):
-        poly = {(a, b, n - a - b): math.factorial(n) / (math.factorial(a) * math.factorial(b)
-                                                        * math.factorial(n - a - b))
-                * moments[:, 0, a] * moments[:, 1, b] * moments[:, 2, n - a - b]
-                for a in range(n, -1, -2) for b in range(n - a, -1, -2)}
-        harmonic = polynomials.harmonic_part(poly, n)
-        factor = polynomials.double_factorial(2 * n - 1) / math.factorial(n) * volume
-        out += [factor * harmonic[(int(a), int(b), int(c))] for a, b, c in EVEN_MONOMIALS
-                if a + b + c == n]
-    return np.ascontiguousarray(np.stack(out, axis=1))
-
-
-def grain_moments(grains: GrainSet, sensor_half: tuple[float, float]
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Volume moments of each grain convolved with the sensor area (half-widths p, q), about
-    the grain's centroid and per unit volume: second (G, 6: xx, yy, zz, xy, xz, yz), third
-    (G, 3, 3, 3) and fourth (G, 3, 3, 3, 3).
-
-    A cuboid convolved with the sensor rectangle is a product of independent distributions
-    along x, y, z (a box's uniform one plus the sensor's along x and y), so each moment is a
-    sum over cuboids of products of one-axis moments E[(c + u)^k], c the cuboid's offset from
-    the centroid and u with E u² = (h² + p²)/3, E u⁴ = h⁴/5 + 2h²p²/3 + p⁴/5 (odd ones 0)."""
-    cub = grains.cuboids
-    vol_c = grains.cuboid_volumes()
-    volume = grains.volumes()
-    G = grains.n_grains
-    c = cub[:, :3] - grains.centroids()[grains.grain]
-    h2 = cub[:, 3:] ** 2 / 4.0
-    s2 = np.array([sensor_half[0] ** 2, sensor_half[1] ** 2, 0.0])
-    e2 = (h2 + s2) / 3.0
-    e4 = h2 * h2 / 5.0 + 2.0 * h2 * s2 / 3.0 + s2 * s2 / 5.0
-    axis = np.stack([np.ones_like(c), c, c * c + e2, c**3 + 3.0 * c * e2,
-                     c**4 + 6.0 * c * c * e2 + e4], axis=-1)  # (C, 3, 5)
-
-    def raw(index: tuple[int, ...]) -> np.ndarray:
-        k = np.bincount(np.asarray(index, dtype=np.int64), minlength=3)
-        w = vol_c * axis[:, 0, k[0]] * axis[:, 1, k[1]] * axis[:, 2, k[2]]
-        return np.bincount(grains.grain, w, G) / volume
-
-    second = np.stack([raw(ix) for ix in ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))],
-                      axis=1)
-    tensors = []
-    for n in (3, 4):
-        t = np.empty((G,) + (3,) * n)
-        for ix in _multi_indices(n):
-            value = raw(ix)
-            for perm in set(itertools.permutations(ix)):
-                t[(slice(None), *perm)] = value
-        tensors.append(t)
-    return second, tensors[0], tensors[1]
-
-
-
-def grain_order_terms(grains: GrainSet, sensor_half: tuple[float, float],
-                      orders: tuple[int, ...] = HIGHER_ORDERS) -> np.ndarray:
-    """(G, K) coefficients of `_grain_orders` for the given consecutive orders of each grain
-    (convolved with the sensor area, half-widths p, q), about the grain's centroid.
-
-    The order-n term of the potential is P/r^(2n+1), P = (2n−1)!!/n! H[Σ V E (u·r)ⁿ]
-    (`polynomials.harmonic_part`; u the offset of a point of the grain, or of the sensor's
-    area, from the centroid), and its Bz columns Q_j/r^(2n+5) (`polynomials.bz_numerators`).
-    A cuboid convolved with the sensor rectangle is a product of independent distributions
-    along x, y, z (a box's uniform one plus the sensor's along x and y), so each moment
-    Σ V E u_x^a u_y^b u_z^c is a sum over cuboids of products of one-axis moments
-    E (c + u)^k = Σ_j C(k, j) c^(k−j) E u^j, with E u^j = Σ_i C(j, i) h^i/(i+1)
-    s^(j−i)/(j−i+1) (i, j − i even; h the half-edge, s the sensor's half-width). Stored in
-    the order `_grain_orders` reads them: for each order, x's power a from N = n + 2 down,
-    y's from N − a down, the three columns interleaved."""
-    cub = grains.cuboids
-    offset = cub[:, :3] - grains.centroids()[grains.grain]
-    half = cub[:, 3:] / 2.0
-    sensor = np.array([sensor_half[0], sensor_half[1], 0.0])
-    top = max(orders)
-    own = np.zeros((cub.shape[0], 3, top + 1))  # E u^j of each cuboid ⊗ sensor, per axis
-    for j in range(0, top + 1, 2):
-        own[:, :, j] = sum(math.comb(j, i) * half**i / (i + 1) * sensor ** (j - i)
-                           / (j - i + 1) for i in range(0, j + 1, 2))
-    powers = np.cumprod(np.concatenate(
-        [np.ones((*offset.shape, 1)), np.repeat(offset[:, :, None], top, axis=2)], axis=2),
-        axis=2)
-    axis = np.zeros_like(own)  # E (c + u)^k = Σ_j C(k, j) c^(k−j) E u^j
-    for j in range(0, top + 1, 2):
-        binomials = np.array([math.comb(k, j) for k in range(j, top + 1)], dtype=float)
-        axis[:, :, j:] += binomials * powers[:, :, :top + 1 - j] * own[:, :, j:j + 1]
-    axis = np.ascontiguousarray(axis.transpose(1, 2, 0))  # (3, top + 1, C): rows to gather
-    n_cub = cub.shape[0]
-    per_grain = sparse.csr_matrix(  # Σ over each grain's cuboids
-        (grains.cuboid_volumes(), (grains.grain, np.arange(n_cub))),
-        shape=(grains.n_grains, n_cub))
-    blocks = []
-    for n in orders:
-        e = _monomials(n)
-        moments = per_grain @ (axis[0, e[:, 0]] * axis[1, e[:, 1]] * axis[2, e[:, 2]]).T
-        blocks.append(moments @ _order_terms_map(n).T)
-    return np.ascontiguousarray(np.concatenate(blocks, axis=1))
-
-
-@functools.cache
-def _monomials(n: int) -> np.ndarray:
-    """(M, 3) exponents (a, b, c) of the monomials of degree n, a then b descending from n."""
-    e = np.array([(a, b, n - a - b) for a in range(n, -1, -1) for b in range(n - a, -1, -1)])
-    e.setflags(write=False)  # shared by every caller (cached)
-    return e
-
-
-@functools.cache
-def _order_terms_map(n: int) -> np.ndarray:
-    """The linear map from a grain's volume moments Σ V E u^e of degree n (`_monomials`) to
-    the coefficients of its order-n Bz columns as `_grain_orders` reads them: the polynomial
-    algebra done once on unit moments (each coefficient a row of the identity), as the map
-    is the same for every grain."""
-    exponents = [tuple(int(k) for k in m) for m in _monomials(n)]
-    unit = np.eye(len(exponents))
-    poly = {m: math.factorial(n) / math.prod(map(math.factorial, m)) * unit[i]
-            for i, m in enumerate(exponents)}
-    factor = polynomials.double_factorial(2 * n - 1) / math.factorial(n)
-    q = polynomials.bz_numerators(
-        {k: factor * w for k, w in polynomials.harmonic_part(poly, n).items()}, n)
-    zero = np.zeros(len(exponents))
-    terms = np.array([qj.get(tuple(int(k) for k in m), zero)
-                      for m in _monomials(n + 2) for qj in q])
-    terms.setflags(write=False)  # shared by every caller (cached)
-    return terms
-
-
 @dataclass
 class GreenModel:
     """Everything the block kernel needs about the grains, the sensor and the scan."""
@@ -1039,41 +824,34 @@ class GreenModel:
         centroid = grains.centroids()
         G = grains.n_grains
         second, third, fourth = grain_moments(grains, (p, q))
-        # (2n-1)!!/n! V times the detraced moments, in the component order of _orders_3_4
-        d3, d4 = _detraced(third), _detraced(fourth)
-        high = np.concatenate(
-            [2.5 * volume[:, None] * np.stack([d3[(slice(None), *ix)]
-                                               for ix in _multi_indices(3)], axis=1),
-             35.0 / 8.0 * volume[:, None] * np.stack([d4[(slice(None), *ix)]
-                                                       for ix in _multi_indices(4)], axis=1)],
-            axis=1)
+        high = orders_3_4_terms(volume, third, fourth)
         rho = grains.radii() + math.hypot(p, q)
         r_ref = distance_to_scan(centroid, scan_lo, scan_hi, height)
         switch2 = []  # the squared switching distances of GRAIN_ORDERS, each nearer
         for order in GRAIN_ORDERS:
-            d2 = np.full(G, np.inf) if exact else _switch_distance(
+            d2 = np.full(G, np.inf) if exact else switch_distance(
                 rho, r_ref, lambda x, order=order: remainder_bound(x, order),
                 GRAIN_TOLERANCE) ** 2
             switch2.append(d2 if not switch2 else np.minimum(d2, switch2[-1]))
         coarse2, far2 = switch2[0], switch2[-1]
         fine2 = np.ascontiguousarray(np.stack(switch2[1:-1], axis=1))
         # (the exact model has no grain far field, point sensors no cuboid expansions)
-        higher = np.empty((G, 0)) if exact else grain_order_terms(grains, (p, q))
+        higher = np.empty((G, 0)) if exact else grain_order_terms(grains, (p, q), HIGHER_ORDERS)
         cub_ref = distance_to_scan(cub[:, :3], scan_lo, scan_hi, height)
         half, cub_far2, cub_scale = _cuboid_constants(
             np.ascontiguousarray(cub), p, q, cub_ref, CUBOID_TOLERANCE)
         cub_terms = cuboid_even_terms(half, (p, q)) if p > 0 else np.empty((cub.shape[0], 0))
         if p > 0:
             reach = np.sqrt(np.sum((half + np.array([p, q, 0.0])) ** 2, axis=1))
-            cub_mid2 = _switch_distance(reach, cub_ref, even_remainder_bound,
+            cub_mid2 = switch_distance(reach, cub_ref, even_remainder_bound,
                                         NEAR_TOLERANCE) ** 2
-            cub_inner2 = np.minimum(_switch_distance(
+            cub_inner2 = np.minimum(switch_distance(
                 reach, cub_ref, lambda x: even_remainder_bound(x, 10), NEAR_TOLERANCE) ** 2,
                 cub_mid2)
         else:  # point sensors: the closed form is about as cheap as the expansion
             cub_mid2 = cub_inner2 = np.full(cub.shape[0], np.inf)
         return cls(grains, (2 * p, 2 * q), centroid, volume, np.ascontiguousarray(second),
-                   np.ascontiguousarray(high), coarse2, far2, higher, fine2, cub_far2,
+                   high, coarse2, far2, higher, fine2, cub_far2,
                    cub_scale, half, cub_terms, cub_mid2, cub_inner2, exact)
 
     @property
