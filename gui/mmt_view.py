@@ -267,10 +267,6 @@ class MMTView(QtWidgets.QWidget):
             return False
         path, fmt = self.path, self.grain_format.currentText()
         sigma = self.sigma.value() * UT or None
-        self.settings_text = (
-            f"smm-daq gui: mmt invert {path} --entry {entry} --grains {grain_file} "
-            f"--grain-format {fmt}" + (f" --sigma-nT {sigma / 1e-9:g}" if sigma else "")
-        )
         profile, emit = self.profile, self.progress_bridge.message.emit
         cancel, sensors_done = self._cancel, self.progress_bridge.sensors.emit
         cancel.clear()
@@ -282,6 +278,15 @@ class MMTView(QtWidgets.QWidget):
         model_choice, device = self.model.currentText(), self.device.currentText()
         extra = [e.strip() for e in self.more_entries.text().split(",") if e.strip()]
         mask_file = self.mask_edit.text().strip() or None
+        self.settings_text = (  # as the command line would say it (auto: its defaults)
+            f"smm-daq gui: mmt invert {path} --entry {entry}"
+            + "".join(f" --entry {e}" for e in extra)
+            + f" --grains {grain_file} --grain-format {fmt}"
+            + (f" --model {model_choice}" if model_choice != "auto" else "")
+            + (f" --mask {mask_file}" if mask_file else "")
+            + (f" --device {device}" if device != "auto" else "")
+            + (f" --sigma-nT {sigma / 1e-9:g}" if sigma else "")
+        )
 
         def job() -> tuple[MapData, Any, dict, list[str]]:
             if cancel.is_set():

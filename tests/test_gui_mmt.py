@@ -12,7 +12,7 @@ from gui.stereonet import equal_area
 from smm_daq.analysis.forward import cuboid_bz
 from smm_daq.instruments.profile import load_profile
 from smm_daq.storage.mapdata import MapData
-from smm_daq.storage.nexus import write_map_entry
+from smm_daq.storage.nexus import read_map, write_map_entry
 
 UM = 1e-6
 UT = 1e-6
@@ -279,3 +279,66 @@ def test_closing_during_an_inversion_asks_then_cancels_it(window, qtbot, session
     assert len(asked) == 2 and "MMT inversion" in asked[0]
     assert done.args == [False, "cancelled"]
     assert view.result is None
+
+
+def test_a_joint_multipole_result_is_saved_whole_like_the_command_line(qtbot, session,
+                                                                        tmp_path):
+    """The window saves through the command line's writer: the model, its coefficients and
+    their covariances, both scans with their σ, fit and mask, and how it was made."""
+    import h5py
+
+    from smm_daq.storage.nexus import list_entries
+
+    path, grains = session
+    first = read_map(path, "scan")
+    again = first.with_bz(first.bz + np.random.default_rng(9).normal(0, 0.05 * UT,
+                                                                     first.bz.shape),
+                          name="again")
+    write_map_entry(path, again, kind="scan")
+    mask = np.zeros(first.bz.shape, dtype=bool)
+    mask[0, :5] = True
+    np.save(tmp_path / "bad.npy", mask)
+    view = MMTView(load_profile())
+    qtbot.addWidget(view)
+    view.set_file(path)
+    view.set_grain_file(grains)
+    view.entry.setCurrentText("scan")
+    view.model.setCurrentText("quadrupole")
+    view.more_entries.setText("again")
+    view.mask_edit.setText(str(tmp_path / "bad.npy"))
+    with qtbot.waitSignal(view.finished, timeout=WAIT_MS) as done:
+        assert view.run()
+    assert done.args[0], done.args[1]
+    assert view.save_to_file("joint")
+    info = {e.name: e for e in list_entries(path)}["joint"]
+    assert info.kind == "mmt" and info.sources == ("scan", "again")
+    with h5py.File(path, "r") as f:
+        results = f["joint/results"]
+        assert results["model"][()].decode() == "quadrupole"
+        assert results["device"][()].decode() == "cpu"
+        assert results["scans"][()].decode() == "scan,again"
+        np.testing.assert_array_equal(results["coefficients"][()], view.result.coefficients)
+        assert results["coefficient_covariance"].shape == (3, 8, 8)
+        for name in ("scan", "again"):
+            assert f[f"joint/scans/{name}/sigma"].attrs["units"] == "T"
+            np.testing.assert_array_equal(f[f"joint/scans/{name}/mask"][()], mask)
+        command = f["joint/process/parameters/command"][()].decode()
+        assert "--entry scan --entry again" in command
+        assert "--model quadrupole" in command and "--mask" in command
+        assert f["joint/process/parameters/model"][()].decode() == "quadrupole"
+
+
+def test_the_cuboid_model_for_point_grains_is_refused_clearly(qtbot, session, tmp_path):
+    path, _ = session
+    points = tmp_path / "points.txt"
+    points.write_text("3e-05 3e-05 -6e-06 1e-15 1\n8e-05 6e-05 -1e-05 8e-16 2\n")
+    view = MMTView(load_profile())
+    qtbot.addWidget(view)
+    view.set_file(path)
+    view.set_grain_file(points, "points")
+    view.model.setCurrentText("cuboid")
+    with qtbot.waitSignal(view.finished, timeout=WAIT_MS) as done:
+        view.run()
+    assert done.args[0] is False
+    assert "cuboid model needs cuboid grains" in view.status.text()
+    assert "dipole, quadrupole or octupole" in view.status.text()

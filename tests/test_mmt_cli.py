@@ -37,6 +37,11 @@ def test_synth_then_invert_recovers_the_truth(tmp_path, capsys):
                 rec[f"sd_{c}_A_per_m"])
     kinds = {e.name: e.kind for e in list_entries(h5)}
     assert kinds == {"scan": "synthetic", "scan_mmt": "mmt"}
+    import h5py
+
+    with h5py.File(h5, "r") as f:
+        assert f["scan_mmt/results/device"][()].decode() == "cpu"
+        assert f["scan_mmt/process/parameters/model"][()].decode() == "cuboid"
     assert np.nanstd(read_map(h5, "scan_mmt").bz) < 2e-8  # residual ≈ the 10 nT noise
 
 

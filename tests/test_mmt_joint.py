@@ -162,3 +162,16 @@ def test_cuboid_model_single_scan_matches_invert_map():
     assert np.allclose(res.magnetization, ref.magnetization, rtol=1e-9)
     assert np.allclose(res.covariance, ref.covariance, rtol=1e-9)
     assert res.sigma == pytest.approx(ref.sigma, rel=1e-12)
+
+
+def test_the_cuboid_model_is_refused_for_point_grains():
+    from smm_daq.errors import InputError
+
+    grains = point_grains(np.array([[0.0, 0.0, -5e-6]]), np.array([1e-18]), source="p.txt")
+    x = np.arange(0, 10e-6, 1e-6)
+    data = MapData(bz=np.zeros((x.size, x.size)), x=x, y=x, name="scan")
+    for invert in (lambda: invert_scans([Scan(data, 1e-6)], grains, model="cuboid"),
+                   lambda: invert_map(data, grains, height=1e-6, sensor_size=(0.0, 0.0))):
+        with pytest.raises(InputError, match=r"cuboid model needs cuboid grains.*p\.txt.*"
+                                             "dipole, quadrupole or octupole"):
+            invert()

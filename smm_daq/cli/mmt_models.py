@@ -102,14 +102,12 @@ def invert_models(args: argparse.Namespace) -> int:
     """`mmt invert` through the joint solver (any grain model, one or more scans)."""
     from smm_daq.analysis.mmt.masks import read_mask
     from smm_daq.analysis.mmt.models.multipole import PointGrains
-    from smm_daq.analysis.mmt.result_file import write_result_csv
+    from smm_daq.analysis.mmt.result_file import write_result_csv, write_result_entry
     from smm_daq.analysis.mmt.solver.device import resolve
     from smm_daq.analysis.mmt.solver.joint import Scan, invert_scans
     from smm_daq.cli.inversion_progress import InversionProgress
     from smm_daq.cli.mmt import _sensor_size, _warnings_to_stderr
-    from smm_daq.storage.mapdata import MapData
-    from smm_daq.storage.nexus import check_new_entry, read_map, write_map_entry
-    from smm_daq.storage.products import Quantity, TablePlot
+    from smm_daq.storage.nexus import check_new_entry, read_map
 
     entries = list(args.entry)
     if len(set(entries)) != len(entries):
@@ -163,35 +161,9 @@ def invert_models(args: argparse.Namespace) -> int:
                               on_block=InversionProgress())
     table = result.table()
     write_result_csv(out, table)
-    first = maps[0]
-    residual = MapData(bz=result.residual.bz, x=first.x, y=first.y, height=scans[0].height,
-                       sensor_size=tuple(scans[0].sensor_size[:2]),
-                       applied_field=first.applied_field, name=name,
-                       title=f"MMT residual of {entries[0]}", sources=tuple(entries))
-    extra: dict[str, object] = {
-        "results/model": model,
-        "results/coefficients": result.coefficients,  # basis and units: docs/mmt-models.md
-        "results/coefficient_covariance": result.coefficient_covariance,
-        "results/scans": ",".join(entries),
-        "results/device": device,
-        "results/condition_number": Quantity(result.condition_number, "1"),
-        "results/n_sensors": result.n_sensors,
-        "results/sigma_from_residual": np.uint8(result.sigma_from_residual),
-    }
-    for entry, scan, sigma, (fitted, resid), mask in zip(
-            entries, scans, result.sigmas, result.fits, result.masks, strict=True):
-        extra[f"scans/{entry}/sigma"] = Quantity(sigma, "T", "noise σ of the scan")
-        extra[f"scans/{entry}/height"] = Quantity(scan.height, "m", "sensor height")
-        extra[f"scans/{entry}/fitted_Bz"] = Quantity(fitted.bz, "T", "Bz of the fitted grains")
-        extra[f"scans/{entry}/residual_Bz"] = Quantity(resid.bz, "T", "Bz minus the fit")
-        if mask is not None:
-            extra[f"scans/{entry}/mask"] = mask.astype(np.uint8)
-    parameters = {"command": "smm-daq " + " ".join(sys.argv[1:]), "grains": str(args.grains),
-                  "model": model, "damping": args.damping}
-    grain_table = TablePlot("grains", table, axis="grain", signal="mx_A_per_m",
-                            auxiliary=("my_A_per_m", "mz_A_per_m"))
-    write_map_entry(args.file, residual, kind="mmt", extra=extra, overwrite=args.overwrite,
-                    parameters=parameters, plots=[grain_table], default="grains")
+    write_result_entry(args.file, name, entries[0], result, table,
+                       {"command": "smm-daq " + " ".join(sys.argv[1:]),
+                        "grains": str(args.grains)}, overwrite=args.overwrite)
     if library_out is not None:
         from smm_daq.analysis.mmt.formats.mpe import write_library_results
         from smm_daq.analysis.mmt.solver.joint import as_points

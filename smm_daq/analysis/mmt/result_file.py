@@ -3,7 +3,9 @@
 The command line and the window both save through here, so a result saved from either is
 the same: the CSV's columns (unit-suffixed, one row a grain) and an entry of kind "mmt"
 whose `data` is the residual map, `fitted` the fitted grains' Bz and `grains` (its default
-plot) the per-grain table, with the covariances and how the result was made.
+plot) the per-grain table, with the covariances, the device that computed it and how the
+result was made; for point-source models and joint inversions also the model's coefficients
+and every scan's σ, fit and mask (`model_datasets`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from smm_daq.analysis.mmt.solver.inversion import MMTResult
+from smm_daq.analysis.mmt.solver.joint import MultipoleResult
 from smm_daq.storage.nexus import write_map_entry
 from smm_daq.storage.products import MapPlot, Quantity, TablePlot
 
@@ -51,23 +54,52 @@ def result_layout(result: MMTResult, table: dict[str, np.ndarray]) -> dict[str, 
             "results/sigma_from_residual": np.uint8(result.sigma_from_residual),
             "results/condition_number": Quantity(result.condition_number, "1"),
             "results/n_sensors": result.n_sensors,
+            "results/device": result.device,
         },
     }
+
+
+def model_datasets(result: MultipoleResult) -> dict[str, object]:
+    """What a result of `joint.invert_scans` adds to the entry: the grain model, its full
+    coefficients and their covariances (basis and units: docs/mmt-models.md), the scans used
+    and, per scan, its σ, height, fitted and residual Bz and mask (1 = excluded)."""
+    extra: dict[str, object] = {
+        "results/model": result.model,
+        "results/coefficients": result.coefficients,
+        "results/coefficient_covariance": result.coefficient_covariance,
+        "results/scans": ",".join(result.scans),
+    }
+    for entry, sigma, (fitted, resid), mask in zip(result.scans, result.sigmas, result.fits,
+                                                   result.masks, strict=True):
+        extra[f"scans/{entry}/sigma"] = Quantity(sigma, "T", "noise σ of the scan")
+        extra[f"scans/{entry}/height"] = Quantity(fitted.height, "m", "sensor height")
+        extra[f"scans/{entry}/fitted_Bz"] = Quantity(fitted.bz, "T", "Bz of the fitted grains")
+        extra[f"scans/{entry}/residual_Bz"] = Quantity(resid.bz, "T", "Bz minus the fit")
+        if mask is not None:
+            extra[f"scans/{entry}/mask"] = np.asarray(mask, dtype=np.uint8)
+    return extra
 
 
 def write_result_entry(path: str | Path, name: str, source: str, result: MMTResult,
                        table: dict[str, np.ndarray], parameters: Mapping[str, object], *,
                        overwrite: bool = False) -> str:
     """The result as entry `name` of the session file, its map the residual of the entry
-    `source` that was inverted; `parameters` (how it was made: the command, the grain file,
-    the sensor geometry) go to the entry's NXprocess with the damping used."""
-    residual = result.residual.with_bz(result.residual.bz, name=name, sources=(source,),
+    `source` that was inverted (the first scan of a joint inversion, whose other scans the
+    entry lists too); `parameters` (how it was made: the command, the grain file, the sensor
+    geometry) go to the entry's NXprocess with the damping and the grain model used."""
+    joint = isinstance(result, MultipoleResult)
+    sources = result.scans if joint and result.scans else (source,)
+    residual = result.residual.with_bz(result.residual.bz, name=name, sources=tuple(sources),
                                        title=f"MMT residual of {source}")
     recorded = {
         **parameters,
+        "model": result.model if joint else "cuboid",
         "height": Quantity(result.height, "m", "sensor height"),
         "sensor_size": Quantity(np.array(result.residual.sensor_size or (0.0, 0.0)), "m"),
         "damping": result.damping,
     }
+    layout = result_layout(result, table)
+    if joint:
+        layout["extra"] = {**layout["extra"], **model_datasets(result)}  # type: ignore[dict-item]
     return write_map_entry(path, residual, kind="mmt", overwrite=overwrite,
-                           parameters=recorded, **result_layout(result, table))  # type: ignore[arg-type]
+                           parameters=recorded, **layout)  # type: ignore[arg-type]

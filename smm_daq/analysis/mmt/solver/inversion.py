@@ -72,6 +72,7 @@ class MMTResult:
     damping: float
     timings: dict[str, float] = field(default_factory=dict)
     height: float = 0.0
+    device: str = "cpu"  # where it was computed ("cpu" or "gpu")
 
     @property
     def sd(self) -> np.ndarray:
@@ -342,7 +343,13 @@ def invert_map(
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
     # accumulate / solve_triangle / forward: this module's on the CPU, else the GPU's
-    ops = sys.modules[__name__] if devices.resolve(device) == "cpu" else devices.gpu_solver()
+    if not isinstance(grains, GrainSet):
+        raise InputError("the cuboid model needs cuboid grains, and these grains are points "
+                         f"({getattr(grains, 'source', '') or 'centroids and volumes'}); "
+                         "expected the model dipole, quadrupole or octupole "
+                         "(`joint.invert_scans`)")
+    used = devices.resolve(device)
+    ops = sys.modules[__name__] if used == "cpu" else devices.gpu_solver()
     check_grains_below_sensor(grains, height)
     sensors, keep = sensor_positions(data, height)
     n = 3 * grains.n_grains
@@ -400,4 +407,5 @@ def invert_map(
         damping=damping,
         timings=timings,
         height=height,
+        device=used,
     )

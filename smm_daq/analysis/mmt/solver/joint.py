@@ -227,11 +227,16 @@ def invert_scans(
     ("cpu", "gpu" or "auto": the GPU when one is usable, `solver.device`); `on_block` as
     `inversion.invert_map`'s (told again from 0 for the second pass, when there is one)."""
     # accumulate / solve_triangle / forward: the CPU's (`inversion`), else the GPU's
-    ops = inversion if devices.resolve(device) == "cpu" else devices.gpu_solver()
+    used = devices.resolve(device)
+    ops = inversion if used == "cpu" else devices.gpu_solver()
     if model not in GRAIN_MODELS:
         raise InputError(f"model {model!r}; expected one of {', '.join(GRAIN_MODELS)}")
     if not scans:
         raise InputError("no scans to invert")
+    if model == "cuboid" and isinstance(grains, PointGrains):
+        raise InputError("the cuboid model needs cuboid grains, and these grains are points "
+                         f"({grains.source or 'centroids and volumes'}); expected the model "
+                         "dipole, quadrupole or octupole")
     t0 = time.perf_counter()
     k = 3 if model == "cuboid" else MODELS[model]
     points = grains if model == "cuboid" or isinstance(grains, PointGrains) \
@@ -303,7 +308,7 @@ def invert_scans(
         fitted=fits[0][0], residual=fits[0][1], condition_number=sol.condition_number,
         n_sensors=int(sensors.shape[0]), damping=damping,
         timings={**timings, "total_s": time.perf_counter() - t0},
-        height=min(scan.height for scan in scans),
+        height=min(scan.height for scan in scans), device=used,
         model=model, coefficients=x, coefficient_covariance=blocks,
         scans=tuple(scan.name for scan in scans), sigmas=tuple(float(v) for v in sigmas),
         fits=fits, masks=[scan.mask for scan in scans],
