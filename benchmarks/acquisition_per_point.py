@@ -155,7 +155,7 @@ def simulator_cost(n: int, directory: Path) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=501, help="grid side for the software cost")
     parser.add_argument("--sim-n", type=int, default=41, help="grid side for the simulator")
     parser.add_argument("--memory-child", type=int, default=0, help=argparse.SUPPRESS)

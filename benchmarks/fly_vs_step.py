@@ -72,7 +72,7 @@ def run(profile, path: Path, plan: ScanPlan, world: dict, tau: float | None
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--nx", type=int, default=201)
     ap.add_argument("--ny", type=int, default=4)
     ap.add_argument("--step-um", type=float, default=10.0)

@@ -30,7 +30,7 @@ def _measure(emulator, clock: VirtualClock, start: str, count: str, seconds: flo
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="simulated seconds")
     args = parser.parse_args()
     clock = VirtualClock()

@@ -43,7 +43,7 @@ def _shift(m: np.ndarray, ref: np.ndarray, sd: np.ndarray) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", help="the medium case's files (made here when absent)")
     parser.add_argument("--against", nargs="*", default=[],
                         help="result CSVs of `smm-daq mmt invert` on the same files")

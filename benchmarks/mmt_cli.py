@@ -293,7 +293,7 @@ def main() -> None:
         spec = json.loads(sys.argv[2])
         print(json.dumps(_run(spec.pop("cmd"), **spec)))
         return
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tutorial", help="directory of the QDM tutorial files")
     parser.add_argument("--public-python", default=sys.executable,
                         help="an interpreter that imports mmt_dipole_cuboid_inversion")

@@ -29,7 +29,7 @@ LIBRARY_S_PER_PAIR = 0.5e-6
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--side-um", type=float, default=200.0)
     parser.add_argument("--thickness-um", type=float, default=50.0)
     parser.add_argument("--density", type=float, default=1e5)

@@ -21,7 +21,7 @@ SENSORS = {"point": (0.0, 0.0), "area": (1 * UM, 1 * UM), "volume": (1 * UM, 1 *
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--grains", type=int, default=500)
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()

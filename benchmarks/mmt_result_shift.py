@@ -28,7 +28,7 @@ def _read(path: str) -> tuple[list[str], np.ndarray, np.ndarray]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("reference")
     parser.add_argument("result")
     parser.add_argument("--limit", type=float, default=0.01,

@@ -172,7 +172,7 @@ def qr_floor(n_sensors: int, n_columns: int, block: int = DEFAULT_BLOCK) -> floa
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", choices=PRESETS, default="small")
     parser.add_argument("--model", choices=MODELS, default="cuboid")
     parser.add_argument("--device", choices=devices.DEVICES, default="auto")

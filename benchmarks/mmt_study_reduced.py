@@ -59,7 +59,7 @@ def cube_sample(sample: SampleSpec, rng: np.random.Generator) -> tuple[GrainSet,
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True)
     ap.add_argument("--surface-um", default="200")
     ap.add_argument("--thickness-um", default="50")

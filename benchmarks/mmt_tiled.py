@@ -50,7 +50,7 @@ class StageClock:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size-um", type=float, default=300.0)
     ap.add_argument("--thickness-um", type=float, default=20.0)
     ap.add_argument("--density", type=float, default=50e3, help="grains per mm³")

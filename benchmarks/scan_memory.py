@@ -59,7 +59,7 @@ def child(n: int, every: int, path: Path, simulated: bool) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=601)
     parser.add_argument("--every", type=int, default=50)
     parser.add_argument("--simulated", action="store_true", help="on the simulated rig")

@@ -94,8 +94,11 @@ def test_synth_multipole_sample_and_invert_it(tmp_path, capsys):
     assert main(["mmt", "invert", str(h5), "--entry", "scan", "--grain-format", "points",
                  "--grains", str(grains), "--model", "quadrupole", "--sigma-nT", "5",
                  "--out", str(out)]) == 0
-    assert "resolved higher orders" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "resolved higher orders" in said
     rows = read_csv(out)
+    good = sum(float(r["uncertainty_ratio_pct"]) < 10 for r in rows)
+    assert f"; {good} grains with uncertainty ratio < 10 %" in said
     true = {r["grain"]: r for r in read_csv(truth)}
     assert "q22s_A_m3" in rows[0] and "higher_order_p" in rows[0]
     for r in rows:
@@ -131,3 +134,34 @@ def test_bad_input_exits_2(tmp_path, capsys, monkeypatch):
     assert not (tmp_path / "r.csv").exists()
     with h5py.File(h5) as f:
         assert "qdm_mmt" not in f and "x" not in f
+
+
+def test_outputs_that_would_destroy_an_input_or_each_other_are_refused(tmp_path, capsys):
+    h5 = imported(tmp_path, "qdm")
+    grains = tmp_path / "g.txt"
+    grains.write_bytes((DATA / "grains_points.txt").read_bytes())
+    before = grains.read_bytes()
+    base = ["mmt", "invert", str(h5), "--entry", "qdm", "--grain-format", "points",
+            "--grains", str(grains), "--overwrite"]
+    assert main([*base, "--out", str(grains)]) == 2
+    assert f"--out is {str(grains)!r}, the file --grains reads" in capsys.readouterr().err
+    assert main([*base, "--out", str(tmp_path / "r.csv"), "--library-out", str(grains)]) == 2
+    assert "--library-out" in capsys.readouterr().err
+    same = str(tmp_path / "both.npz")
+    assert main([*base, "--out", same, "--library-out", same]) == 2
+    assert "--library-out and --out both name" in capsys.readouterr().err
+    assert grains.read_bytes() == before
+    assert not (tmp_path / "r.csv").exists() and not Path(same).exists()
+
+
+def test_dragonfly_options_with_another_format_are_refused(tmp_path, capsys):
+    h5 = imported(tmp_path, "qdm")
+    base = ["mmt", "invert", str(h5), "--entry", "qdm", "--grains",
+            str(DATA / "grains_points.txt"), "--out", str(tmp_path / "r.csv")]
+    assert main([*base, "--grain-format", "points", "--min-voxels", "3", "--crop-to-scan"]) == 2
+    err = capsys.readouterr().err
+    assert "--min-voxels, --crop-to-scan given with --grain-format points" in err
+    assert "only with --grain-format dragonfly" in err
+    assert main([*base, "--grain-format", "dragonfly", "--z-top-um", "nan"]) == 2
+    assert "--z-top-um is nan; expected a finite number" in capsys.readouterr().err
+    assert not (tmp_path / "r.csv").exists()

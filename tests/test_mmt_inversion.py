@@ -208,3 +208,17 @@ def test_a_deep_dense_cluster_beyond_the_normal_equations_matches_the_svd_of_q()
     np.testing.assert_allclose(r.covariance, ref_cov, rtol=1e-3,
                                atol=1e-6 * ref_cov.max(axis=(1, 2))[:, None, None].min())
     assert np.max(ref_sd / np.abs(ref.reshape(-1, 3)).clip(1)) > 1  # some grains barely seen
+
+
+def test_a_cuboid_grain_far_outside_the_scan_is_warned_of():
+    from smm_daq.analysis.mmt.solver.inversion import FarGrainWarning
+
+    sample = _small_sample()
+    data = synth.scan(sample, height=2 * UM, step=1 * UM, sensor_size=(0.0, 0.0),
+                      noise=1 * NT, rng=np.random.default_rng(0))
+    g = sample.grains
+    far = np.r_[g.cuboids, [[200 * UM, 15 * UM, -5 * UM, 2 * UM, 2 * UM, 2 * UM]]]
+    grains = from_arrays(far, np.r_[g.labels[g.grain], 999])
+    with pytest.warns(FarGrainWarning, match=r"1 of \d+ grains .* e\.g\. grain 999 at "
+                                             r"\(200, 15, -5\) µm"):
+        invert_map(data, grains, height=2 * UM, sensor_size=(0.0, 0.0), sigma=1 * NT)

@@ -175,3 +175,43 @@ def test_the_cuboid_model_is_refused_for_point_grains():
         with pytest.raises(InputError, match=r"cuboid model needs cuboid grains.*p\.txt.*"
                                              "dipole, quadrupole or octupole"):
             invert()
+
+
+def test_grains_far_outside_the_scan_are_warned_of():
+    """Positions in µm read as metres put grains metres away: a warning names one; grains
+    under or near the scan give none."""
+    import warnings
+
+    from smm_daq.analysis.mmt.solver.inversion import FarGrainWarning
+
+    data = noisy(LOW, 1 * NT, np.random.default_rng(3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FarGrainWarning)
+        invert_scans([Scan(data, 3 * UM, sigma=1 * NT)], GRAINS, model="dipole")
+    near = point_grains(np.r_[POS, [[-35 * UM, 20 * UM, -5 * UM]]], np.r_[VOL, 2 * UM**3])
+    with warnings.catch_warnings():  # 35 µm outside a 40 µm scan: near enough
+        warnings.simplefilter("error", FarGrainWarning)
+        invert_scans([Scan(data, 3 * UM, sigma=1 * NT)], near, model="dipole")
+    in_um = point_grains(np.r_[POS, [[30.0, 30.0, -6.0]]], np.r_[VOL, 2 * UM**3],
+                         np.array([1, 2, 3, 4, 7]))
+    with pytest.warns(FarGrainWarning, match=r"1 of 5 grains lie farther from the scanned "
+                                             r"area than its size \(40 µm\), e.g. grain 7 at "
+                                             r"\(3e\+07, 3e\+07, -6e\+06\) µm"):
+        invert_scans([Scan(data, 3 * UM, sigma=1 * NT)], in_um, model="dipole")
+
+
+def test_the_condition_number_is_that_of_q_in_unit_columns():
+    """An octupole's unknowns mix A/m, A m³ and A m⁴: cond(Q) in raw columns is ~1e30 and
+    says nothing; the reported one is that of Q with unit-norm columns (numpy's, to within
+    LAPACK's estimate)."""
+    data = noisy(LOW, 1 * NT, np.random.default_rng(5))
+    result = invert_scans([Scan(data, 3 * UM, sigma=1 * NT)], GRAINS, model="octupole")
+    X, Y = np.meshgrid(AXIS, AXIS)
+    sensors = np.c_[X.ravel(), Y.ravel(), np.full(X.size, 3 * UM)]
+    model = MultipoleModel.build(GRAINS, Sensor.from_size((0.0, 0.0)), "octupole")
+    q = model.block(sensors, np.empty((sensors.shape[0], model.n_columns)))
+    assert np.linalg.cond(q) > 1e20  # raw columns
+    unit = q / np.linalg.norm(q, axis=0)
+    exact = np.linalg.cond(np.linalg.qr(unit, mode="r"), 1)  # Q = U R: the 1-norm one of R
+    assert exact < 1e8
+    assert exact / 3 <= result.condition_number <= exact * (1 + 1e-9)  # an estimate, ≤ exact

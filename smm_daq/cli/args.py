@@ -108,6 +108,18 @@ def distinct_outputs(*outputs: tuple[str, str | None]) -> None:
         seen[key] = option
 
 
+def outputs_apart(outputs: tuple[tuple[str, str | None], ...],
+                  inputs: tuple[tuple[str, str | None], ...]) -> None:
+    """`distinct_outputs`, and no output naming one of the command's inputs (writing it,
+    --overwrite or not, would destroy what the command reads)."""
+    distinct_outputs(*outputs)
+    read = {Path(text).resolve(): option for option, text in inputs if text is not None}
+    for option, text in outputs:
+        if text is not None and Path(text).resolve() in read:
+            raise InputError(f"{option} is {text!r}, the file {read[Path(text).resolve()]} "
+                             "reads; expected another file: nothing was written")
+
+
 def _check_place(option: str, text: str, path: Path) -> None:
     if not text:
         raise InputError(f"{option} is empty; expected a file name")

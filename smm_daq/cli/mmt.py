@@ -17,12 +17,21 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from smm_daq.cli.args import distinct_outputs, floats, output_file, positive, session_file, within
+from smm_daq.cli.args import (
+    distinct_outputs,
+    floats,
+    output_file,
+    outputs_apart,
+    positive,
+    session_file,
+    within,
+)
 from smm_daq.cli.mmt_models import (
     GRAIN_FORMATS,
     add_import_mpe,
     add_invert_options,
     add_synth_options,
+    dragonfly_options_only_for_dragonfly,
     invert_models,
     synth_points,
     uses_models,
@@ -74,6 +83,9 @@ def _invert(args: argparse.Namespace) -> int:
     from smm_daq.storage.checks import usable_map
     from smm_daq.storage.nexus import check_new_entry, read_map
 
+    outputs_apart((("--out", args.out), ("--library-out", args.library_out)),
+                  (("--grains", args.grains), *(("--mask", m) for m in args.mask or ())))
+    dragonfly_options_only_for_dragonfly(args)
     out = output_file("--out", args.out, overwrite=args.overwrite)
     if uses_models(args):
         return invert_models(args)

@@ -60,6 +60,19 @@ def uses_models(args: argparse.Namespace) -> bool:
 
 
 
+def dragonfly_options_only_for_dragonfly(args: argparse.Namespace) -> None:
+    """Refuse the Dragonfly options with another grain format (they would be ignored)."""
+    given = [option for option, value in (("--min-voxels", args.min_voxels != 1),
+                                          ("--z-top-um", args.z_top_um is not None),
+                                          ("--z-down", args.z_down),
+                                          ("--crop-to-scan", args.crop_to_scan)) if value]
+    if given and args.grain_format != "dragonfly":
+        raise InputError(f"{', '.join(given)} given with --grain-format {args.grain_format}; "
+                         "expected them only with --grain-format dragonfly")
+    if args.z_top_um is not None and not math.isfinite(args.z_top_um):
+        raise InputError(f"--z-top-um is {args.z_top_um!r}; expected a finite number (µm)")
+
+
 def _thickness(path: str, entry: str) -> float:
     import h5py
 
@@ -174,7 +187,9 @@ def invert_models(args: argparse.Namespace) -> int:
     summary = (f"{result.grains.n_grains} grains ({model}) from {result.n_sensors} pixels of "
                f"{len(entries)} scan(s); sigma {how} nT"
                f"{' (from the residual)' if result.sigma_from_residual else ''}; "
-               f"cond(Q) {result.condition_number:.3g}")
+               f"cond(Q) {result.condition_number:.3g}; "
+               f"{int(np.sum(table['uncertainty_ratio_pct'] < 10))} grains with uncertainty "
+               "ratio < 10 %")
     higher = result.higher_orders()
     if higher is not None:
         summary += f"; {int(np.sum(higher[2]))} grains with resolved higher orders (p < 0.05)"

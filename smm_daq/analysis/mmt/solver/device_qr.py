@@ -36,8 +36,8 @@ from smm_daq.analysis.mmt.solver.inversion import (
     BlockProgress,
     Solution,
     Triangle,
-    _condition,
     _rcond,
+    condition_number,
     solve_triangle,
 )
 
@@ -134,8 +134,8 @@ class DeviceSolver:
         norms = host_tri.column_norms
         zero = norms == 0
         scale = np.where(zero, 1.0, 1.0 / np.where(zero, 1.0, norms))
-        cond = _condition(host_tri.r)
         rcond = _rcond(np.asfortranarray(host_tri.r * scale[None, :])) if n else 1.0
+        cond = condition_number(rcond)
         self.timings["solve_host_s"] = time.perf_counter() - t0
         if damping > 0 or not rcond > SINGULAR_RCOND or np.any(zero):
             return solve_triangle(host_tri, damping, per_grain)

@@ -56,6 +56,10 @@ class SingularWarning(UserWarning):
     """Q is singular to working precision: some grains cannot be resolved from this map."""
 
 
+class FarGrainWarning(UserWarning):
+    """Grains far outside the scanned area: the map barely constrains them."""
+
+
 @dataclass
 class MMTResult:
     """Per-grain results (SI) and the maps; arrays indexed by grain (order of `grains`)."""
@@ -67,7 +71,7 @@ class MMTResult:
     sigma_from_residual: bool
     fitted: MapData
     residual: MapData
-    condition_number: float  # of Q, LAPACK's 1-norm estimate from its R factor
+    condition_number: float  # of Q in unit-norm columns, LAPACK's 1-norm estimate from R
     n_sensors: int
     damping: float
     timings: dict[str, float] = field(default_factory=dict)
@@ -130,6 +134,26 @@ def check_grains_below_sensor(grains: GrainSet, height: float) -> None:
             f"(height {height / UM:.4g} µm); expected every grain below the sensor",
             source=f"{grains.source or 'grain file'}{line}",
         )
+
+
+def warn_far_grains(grains: GrainSet | Any, lo: np.ndarray, hi: np.ndarray) -> None:
+    """Warn of grains whose centroid lies farther from the scanned rectangle (sensor centres
+    lo..hi, in the sample's top plane) than the rectangle's larger side. Their fields barely
+    reach the sensors, so their magnetizations come out huge and meaningless; the cause is
+    usually positions in the wrong unit (µm read as m) or grains outside the scanned area."""
+    c = grains.centroids()
+    outside = np.maximum(np.maximum(lo - c[:, :2], c[:, :2] - hi), 0.0)
+    distance = np.sqrt(np.sum(outside**2, axis=1) + c[:, 2] ** 2)
+    reach = max(float(np.max(hi - lo)), 0.0)
+    far = np.flatnonzero(distance > reach)
+    if far.size:
+        g = far[np.argmax(distance[far])]
+        warnings.warn(
+            f"{far.size} of {grains.n_grains} grains lie farther from the scanned area than "
+            f"its size ({reach / UM:.4g} µm), e.g. grain {grains.labels[g]} at "
+            f"({c[g, 0] / UM:.4g}, {c[g, 1] / UM:.4g}, {c[g, 2] / UM:.4g}) µm: the map barely "
+            "constrains them (are the positions in metres? are the grains under the scan?)",
+            FarGrainWarning, stacklevel=3)
 
 
 @dataclass
@@ -248,7 +272,9 @@ def _grain_blocks(w: np.ndarray, per_grain: int = 3) -> np.ndarray:
 def solve_triangle(tri: Triangle, damping: float = 0.0, per_grain: int = 3) -> Solution:
     """Least squares from the accumulated triangle, in columns scaled to unit norm.
 
-    cond(Q) is LAPACK's 1-norm estimate from R. When the scaled R is singular to working
+    cond(Q) is that of Q with its columns scaled to unit norm (LAPACK's 1-norm estimate from
+    the scaled R), so that unknowns of different units (a multipole's A/m, A m³, A m⁴) do not
+    make it meaningless. When the scaled R is singular to working
     precision a SingularWarning is given and its SVD yields the pseudo-inverse solution, the
     grains touching the null space reported as unresolved. Damping λ (relative to the mean
     ‖Q[:, j]‖²) adds λ‖x‖² to the misfit; the covariance is then the sandwich
@@ -260,9 +286,9 @@ def solve_triangle(tri: Triangle, damping: float = 0.0, per_grain: int = 3) -> S
     zero = norms == 0
     scale = np.where(zero, 1.0, 1.0 / np.where(zero, 1.0, norms))
     rs = np.asfortranarray(tri.r * scale[None, :])
-    cond = _condition(tri.r)
     unresolved = np.zeros(n, dtype=bool)
     rcond = _rcond(rs) if n else 1.0
+    cond = condition_number(rcond)
     if damping > 0:
         lam = damping * float(np.mean(norms[~zero] ** 2)) if np.any(~zero) else 0.0
         stacked = np.zeros((n, n + 1), order="F")
@@ -311,11 +337,9 @@ def _rcond(r: np.ndarray) -> float:
     return float(rc) if info == 0 else 0.0
 
 
-def _condition(r: np.ndarray) -> float:
-    if r.size == 0:
-        return 1.0
-    rc = _rcond(np.asfortranarray(r))
-    return 1.0 / rc if rc > 0 else math.inf
+def condition_number(rcond: float) -> float:
+    """The condition number from LAPACK's reciprocal estimate (infinite for a singular R)."""
+    return 1.0 / rcond if rcond > 0 else math.inf
 
 
 def invert_map(
@@ -361,6 +385,7 @@ def invert_map(
     phi = data.bz.ravel()[keep]
     lo = sensors[:, :2].min(axis=0)
     hi = sensors[:, :2].max(axis=0)
+    warn_far_grains(grains, lo, hi)
     model = GreenModel.build(grains, sensor_size, lo, hi, height, exact=exact)
     if progress:
         progress(f"QR of the Green's matrix: {sensors.shape[0]} sensors × {grains.n_grains} grains")

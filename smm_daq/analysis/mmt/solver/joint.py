@@ -44,6 +44,7 @@ from smm_daq.analysis.mmt.solver.inversion import (
     BlockProgress,
     MMTResult,
     check_grains_below_sensor,
+    warn_far_grains,
 )
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
@@ -189,9 +190,7 @@ class StackedModel:
 def _model(grains: GrainSet | PointGrains, scan: Scan, model: str, sensors: np.ndarray,
            exact: bool) -> GreenModel | MultipoleModel:
     if model == "cuboid":
-        if not isinstance(grains, GrainSet):
-            raise InputError("the cuboid model needs cuboid grains (--grain-format cuboids or "
-                             "mmt); point grains take dipole, quadrupole or octupole")
+        assert isinstance(grains, GrainSet)  # point grains refused by `invert_scans`
         if len(scan.sensor_size) > 2 and scan.sensor_size[2] > 0:
             raise InputError(f"scan '{scan.name}': the cuboid model has point and area sensors "
                              "only; expected a sensor thickness of 0")
@@ -253,6 +252,7 @@ def invert_scans(
         phis.append(scan.data.bz.ravel()[keep])
         keeps.append(keep)
     sensors = np.concatenate(parts)
+    warn_far_grains(grains, sensors[:, :2].min(axis=0), sensors[:, :2].max(axis=0))
     counts = np.array([p.shape[0] for p in parts])
     if sensors.shape[0] <= n:
         raise InputError(
