@@ -4,16 +4,19 @@ The inversion runs in a worker thread (its progress messages and the blocks of s
 folded into its QR come back through Qt signals), and can be cancelled between blocks; then a
 sortable grain table filtered by SSR and uncertainty ratio, the selected grain's own fitted
 field and the residual around it, and an equal-area net of the shown grains' directions.
-Grains are cuboids or points (point lists, the multipole library's NPZ, Dragonfly exports),
-modelled as uniform cuboids or as dipoles, quadrupoles or octupoles; more scans of the same
-grains can be inverted jointly and a mask of bad pixels applied. For multipole models the table
-says per grain whether its higher orders are resolved (`higher_order_resolved`, 1 = yes).
+Grains are cuboids or points (point lists, the multipole library's NPZ, Dragonfly exports with
+the micro-CT workflow's options), modelled as uniform cuboids or as dipoles, quadrupoles or
+octupoles; more scans of the same grains can be inverted jointly and masks of bad pixels
+applied (one for all scans or one each), as on the command line. For multipole models the table
+says per grain whether its higher orders are resolved (`higher_order_resolved`, 1 = yes), and
+the results can be exported in the multipole library's convention.
 """
 
 from __future__ import annotations
 
 import threading
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +30,7 @@ from gui.grain_table import GrainFilter, GrainTableModel
 from gui.map_view import MapView
 from gui.stereonet import Stereonet
 from smm_daq.analysis.forward import cuboid_bz
+from smm_daq.analysis.mmt.formats.dragonfly import DragonflyOptions
 from smm_daq.analysis.mmt.formats.grains import GRAIN_FORMATS, read_grain_file
 from smm_daq.analysis.mmt.models.multipole import MultipoleModel, PointGrains, Sensor
 from smm_daq.errors import SmmError
@@ -50,6 +54,52 @@ class InversionCancelled(Exception):
 
 
 MODELS = ("auto", "cuboid", "dipole", "quadrupole", "octupole")
+# DragonflyOptions.crop placeholder: the scan's window, known once its map is read
+CROP_TO_SCAN = (0.0, 0.0, 0.0, 0.0)
+Z_TOP_AUTO_UM = -1e6  # the z-top box's minimum, shown as "auto"
+
+
+class _DragonflyOptions(QtWidgets.QWidget):
+    """The micro-CT workflow's options for Dragonfly exports, as `--min-voxels`,
+    `--z-top-um`, `--z-down` and `--crop-to-scan` on the command line."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.min_voxels = QtWidgets.QSpinBox()
+        self.min_voxels.setRange(1, 10**9)
+        self.min_voxels.setToolTip("drop components of fewer voxels (1: keep all)")
+        self.z_top = QtWidgets.QDoubleSpinBox()
+        self.z_top.setRange(Z_TOP_AUTO_UM, 1e6)
+        self.z_top.setDecimals(3)
+        self.z_top.setSuffix(" µm")
+        self.z_top.setSpecialValueText("auto")
+        self.z_top.setValue(Z_TOP_AUTO_UM)
+        self.z_top.setToolTip("CT z of the sample top (auto: the top of the highest grain)")
+        self.z_down = QtWidgets.QCheckBox("z axis points down")
+        self.crop = QtWidgets.QCheckBox("only grains under the scan")
+        row = QtWidgets.QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        for w in (QtWidgets.QLabel("Dragonfly: min voxels"), self.min_voxels,
+                  QtWidgets.QLabel("sample top"), self.z_top, self.z_down, self.crop):
+            row.addWidget(w)
+        row.addStretch(1)
+
+    def options(self) -> DragonflyOptions:
+        """The options chosen; `crop` is CROP_TO_SCAN when the scan's window is wanted."""
+        z_top = self.z_top.value()
+        return DragonflyOptions(
+            min_voxels=self.min_voxels.value(),
+            z_top_mm=None if z_top == Z_TOP_AUTO_UM else z_top * 1e-3,
+            z_down=self.z_down.isChecked(),
+            crop=CROP_TO_SCAN if self.crop.isChecked() else None)
+
+    def command_line(self) -> str:
+        """The same options as the command line spells them."""
+        o = self.options()
+        return ((f" --min-voxels {o.min_voxels}" if o.min_voxels != 1 else "")
+                + (f" --z-top-um {o.z_top_mm * 1e3:g}" if o.z_top_mm is not None else "")
+                + (" --z-down" if o.z_down else "")
+                + (" --crop-to-scan" if o.crop is not None else ""))
 DEVICES = ("auto", "cpu", "gpu")
 
 
@@ -118,6 +168,10 @@ class MMTView(QtWidgets.QWidget):
         browse.clicked.connect(self._choose_grains)
         self.grain_format = QtWidgets.QComboBox()
         self.grain_format.addItems(GRAIN_FORMATS)
+        self.dragonfly = _DragonflyOptions()
+        self.dragonfly.setVisible(False)
+        self.grain_format.currentTextChanged.connect(
+            lambda fmt: self.dragonfly.setVisible(fmt == "dragonfly"))
         self.model = QtWidgets.QComboBox()
         self.model.addItems(MODELS)
         self.model.setToolTip("grain model; auto: cuboid for cuboid grains, dipole for points")
@@ -130,7 +184,8 @@ class MMTView(QtWidgets.QWidget):
         self.mask_edit = QtWidgets.QLineEdit()
         self.mask_edit.setPlaceholderText("mask (optional)")
         self.mask_edit.setToolTip("bad pixels: .npy (True = bad), an image (black = bad) or "
-                                  ".json of rectangles/polygons in µm; applied to every scan")
+                                  ".json of rectangles/polygons in µm; one file for every "
+                                  "scan, or one per scan, comma-separated")
         self.sigma = QtWidgets.QDoubleSpinBox()
         self.sigma.setRange(0.0, 1e6)
         self.sigma.setDecimals(4)
@@ -179,7 +234,12 @@ class MMTView(QtWidgets.QWidget):
         self.csv_button = QtWidgets.QPushButton("Export CSV…")
         self.csv_button.setToolTip("The per-grain table as CSV, one row a grain")
         self.csv_button.clicked.connect(self._choose_csv)
-        for b in (self.save_button, self.csv_button):
+        self.library_button = QtWidgets.QPushButton("Export for the multipole library…")
+        self.library_button.setToolTip("Point models: the results in the convention of "
+                                       "mmt_multipole_inversion (inv_multipole_moments, "
+                                       "moments_std, covariance), as NPZ")
+        self.library_button.clicked.connect(self._choose_library_file)
+        for b in (self.save_button, self.csv_button, self.library_button):
             b.setEnabled(False)
         for box in (self.min_ssr, self.max_ratio):
             box.valueChanged.connect(self._filter_changed)
@@ -191,6 +251,7 @@ class MMTView(QtWidgets.QWidget):
         filters.addWidget(self.shown, 1)
         filters.addWidget(self.save_button)
         filters.addWidget(self.csv_button)
+        filters.addWidget(self.library_button)
 
         self.proxy = GrainFilter(self)
         self.table = QtWidgets.QTableView()
@@ -228,6 +289,7 @@ class MMTView(QtWidgets.QWidget):
         layout = QtWidgets.QVBoxLayout(self)
         layout.addLayout(top)
         layout.addLayout(second)
+        layout.addWidget(self.dragonfly)
         layout.addWidget(self.status)
         layout.addWidget(splitter, 1)
 
@@ -277,13 +339,19 @@ class MMTView(QtWidgets.QWidget):
             sensors_done(done, total)
         model_choice, device = self.model.currentText(), self.device.currentText()
         extra = [e.strip() for e in self.more_entries.text().split(",") if e.strip()]
-        mask_file = self.mask_edit.text().strip() or None
+        masks = [m.strip() for m in self.mask_edit.text().split(",") if m.strip()]
+        if len(masks) not in (0, 1, 1 + len(extra)):
+            self.status.setText(f"{len(masks)} masks for {1 + len(extra)} scans; expected one "
+                                "for all, or one per scan")
+            return False
+        dragonfly = self.dragonfly.options() if fmt == "dragonfly" else None
         self.settings_text = (  # as the command line would say it (auto: its defaults)
             f"smm-daq gui: mmt invert {path} --entry {entry}"
             + "".join(f" --entry {e}" for e in extra)
             + f" --grains {grain_file} --grain-format {fmt}"
             + (f" --model {model_choice}" if model_choice != "auto" else "")
-            + (f" --mask {mask_file}" if mask_file else "")
+            + "".join(f" --mask {m}" for m in masks)
+            + (self.dragonfly.command_line() if dragonfly is not None else "")
             + (f" --device {device}" if device != "auto" else "")
             + (f" --sigma-nT {sigma / 1e-9:g}" if sigma else "")
         )
@@ -296,7 +364,12 @@ class MMTView(QtWidgets.QWidget):
             from smm_daq.analysis.mmt.solver.joint import Scan, invert_scans
 
             data = read_map(path, entry)
-            grains = read_grain_file(grain_file, fmt)
+            if dragonfly is not None and dragonfly.crop == CROP_TO_SCAN:
+                options = replace(dragonfly, crop=(float(data.x.min()), float(data.x.max()),
+                                                   float(data.y.min()), float(data.y.max())))
+            else:
+                options = dragonfly
+            grains = read_grain_file(grain_file, fmt, options)
             point = isinstance(grains, PointGrains)
             model = model_choice if model_choice != "auto" else ("dipole" if point else "cuboid")
             emit(f"{grains.n_grains} grains ({model}), map {data.shape[1]} × {data.shape[0]}")
@@ -309,15 +382,16 @@ class MMTView(QtWidgets.QWidget):
 
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                if model == "cuboid" and not extra and mask_file is None:
+                if model == "cuboid" and not extra and not masks:
                     result = invert_map(data, grains, height=height_of(data),
                                         sensor_size=size_of(data), sigma=sigma, progress=emit,
                                         device=device, on_block=on_block)
                 else:
                     maps = [data] + [read_map(path, e) for e in extra]
                     scans = [Scan(m, height_of(m), size_of(m), sigma,
-                                  read_mask(mask_file, m) if mask_file else None)
-                             for m in maps]
+                                  read_mask(masks[min(i, len(masks) - 1)], m) if masks
+                                  else None)
+                             for i, m in enumerate(maps)]
                     result = invert_scans(scans, grains, model=model, device=device,
                                           progress=emit, on_block=on_block)
                 table = result.table()
@@ -369,6 +443,7 @@ class MMTView(QtWidgets.QWidget):
         self.table_columns = table
         self.save_button.setEnabled(True)
         self.csv_button.setEnabled(True)
+        self.library_button.setEnabled(getattr(self.result, "model", "cuboid") != "cuboid")
         r = self.result
         self.proxy.setSourceModel(GrainTableModel(table, self))
         self.table.resizeColumnsToContents()
@@ -383,7 +458,8 @@ class MMTView(QtWidgets.QWidget):
         scans = f" of {len(r.scans)} scans" if len(getattr(r, "scans", ())) > 1 else ""
         self.status.setText(
             f"{r.grains.n_grains} grains from {r.n_sensors} pixels{scans}; σ = "
-            f"{r.sigma / UT:.3g} µT ({sigma_text}); cond(Q) = {r.condition_number:.3g}"
+            f"{', '.join(f'{v / UT:.3g}' for v in getattr(r, 'sigmas', ()) or (r.sigma,))} µT "
+            f"({sigma_text}); cond(Q) = {r.condition_number:.3g}"
             f"{resolved}" + "".join(f"\nWarning: {note}" for note in notes)
         )
         self._filter_changed()
@@ -429,11 +505,39 @@ class MMTView(QtWidgets.QWidget):
         if self.table_columns is None:
             return False
         try:
-            write_result_csv(output_file("CSV file", str(path)), self.table_columns)
+            # the file dialog has asked before replacing a file; a session file never is
+            write_result_csv(output_file("CSV file", str(path), overwrite=True),
+                             self.table_columns)
         except (SmmError, OSError) as exc:
             self.status.setText(f"Not exported: {exc}")
             return False
         self.status.setText(f"Per-grain results written to {path}")
+        return True
+
+    def _choose_library_file(self) -> None:
+        start = str(self.path.with_name("InvMagQuad.npz")) if self.path else ""
+        name, _ = QtWidgets.QFileDialog.getSaveFileName(
+            self, "Results for mmt_multipole_inversion", start, "NPZ files (*.npz)")
+        if name:
+            self.export_library(Path(name))
+
+    def export_library(self, path: Path) -> bool:
+        """A point model's results in the multipole library's convention (NPZ)."""
+        from smm_daq.analysis.mmt.formats.mpe import write_library_results
+        from smm_daq.analysis.mmt.solver.joint import as_points
+        from smm_daq.cli.args import output_file
+
+        r = self.result
+        if r is None or getattr(r, "model", "cuboid") == "cuboid":
+            return False
+        try:
+            grains = r.grains if isinstance(r.grains, PointGrains) else as_points(r.grains)
+            write_library_results(output_file("NPZ file", str(path), overwrite=True),
+                                  r.coefficients, r.coefficient_covariance, grains)
+        except (SmmError, OSError) as exc:
+            self.status.setText(f"Not exported: {exc}")
+            return False
+        self.status.setText(f"Results in the multipole library's convention written to {path}")
         return True
 
     # --- results -------------------------------------------------------------------------

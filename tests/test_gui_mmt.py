@@ -172,6 +172,7 @@ def test_results_are_saved_to_the_file_and_as_csv_like_the_command_line(inverted
 
     view = inverted
     assert view.save_button.isEnabled() and view.csv_button.isEnabled()
+    assert not view.library_button.isEnabled()  # the cuboid model has no library form
     with_signal = []
     view.saved.connect(with_signal.append)
     assert view.save_to_file()
@@ -342,3 +343,69 @@ def test_the_cuboid_model_for_point_grains_is_refused_clearly(qtbot, session, tm
     assert done.args[0] is False
     assert "cuboid model needs cuboid grains" in view.status.text()
     assert "dipole, quadrupole or octupole" in view.status.text()
+
+
+DRAGONFLY = (
+    "Label Index;Voxel count;Volume (mm³);Center Of Mass X (mm);Center Of Mass Y (mm);"
+    "Center Of Mass Z (mm);\n"
+    "1;672;6.72e-07;0.0335;0.030;0.494;\n"
+    "2;800;8.0e-07;0.080;0.060;0.490;\n"
+    "3;216;2.16e-07;0.060;0.100;0.470;\n"
+    "4;2;2.0e-09;0.050;0.050;0.495;\n"  # too few voxels
+    "5;900;9.0e-07;0.500;0.050;0.490;\n"  # outside the scan
+)
+
+
+def test_dragonfly_options_a_mask_per_scan_and_the_library_export(qtbot, session, tmp_path):
+    import h5py
+
+    path, _ = session
+    first = read_map(path, "scan")
+    write_map_entry(path, first.with_bz(first.bz * 1.01, name="again"), kind="scan")
+    export = tmp_path / "cc.csv"
+    export.write_bytes(DRAGONFLY.encode("latin-1"))
+    masks = []
+    for k in range(2):
+        mask = np.zeros(first.bz.shape, dtype=bool)
+        mask[k, :4] = True
+        masks.append(tmp_path / f"bad{k}.npy")
+        np.save(masks[-1], mask)
+    view = MMTView(load_profile())
+    qtbot.addWidget(view)
+    view.show()
+    view.set_file(path)
+    view.entry.setCurrentText("scan")
+    view.set_grain_file(export, "dragonfly")
+    assert view.dragonfly.isVisible()
+    view.dragonfly.min_voxels.setValue(5)
+    view.dragonfly.z_top.setValue(500.0)
+    view.dragonfly.crop.setChecked(True)
+    view.model.setCurrentText("dipole")
+    view.more_entries.setText("again")
+    view.mask_edit.setText(f"{masks[0]}, {masks[1]}, {masks[0]}")
+    assert not view.run()  # three masks for two scans
+    assert "3 masks for 2 scans" in view.status.text()
+    view.mask_edit.setText(f"{masks[0]}, {masks[1]}")
+    with qtbot.waitSignal(view.finished, timeout=WAIT_MS) as done:
+        assert view.run()
+    assert done.args[0], done.args[1]
+    assert list(view.result.grains.labels) == [1, 2, 3]
+    np.testing.assert_allclose(view.result.grains.centroids()[:, 2] / UM, [-6, -10, -30],
+                               atol=1e-9)
+    assert "--min-voxels 5 --z-top-um 500 --crop-to-scan" in view.settings_text
+    assert view.status.text().count(" µT (") == 1 and ", " in view.status.text()  # 2 σ
+    assert view.save_to_file("df")
+    with h5py.File(path, "r") as f:
+        for k, name in enumerate(("scan", "again")):
+            assert f[f"df/scans/{name}/mask"][()][k, :4].all()
+            assert not f[f"df/scans/{name}/mask"][()][1 - k].any()
+    assert view.library_button.isEnabled()
+    out = tmp_path / "InvMag.npz"
+    assert view.export_library(out)
+    got = np.load(out)
+    volumes = view.result.grains.volumes()
+    np.testing.assert_allclose(got["inv_multipole_moments"][:, :3],
+                               view.result.coefficients[:, :3] * volumes[:, None])
+    np.testing.assert_array_equal(got["identifier"], [1, 2, 3])
+    view.grain_format.setCurrentText("points")
+    assert not view.dragonfly.isVisible()
