@@ -165,3 +165,27 @@ def test_dragonfly_options_with_another_format_are_refused(tmp_path, capsys):
     assert main([*base, "--grain-format", "dragonfly", "--z-top-um", "nan"]) == 2
     assert "--z-top-um is nan; expected a finite number" in capsys.readouterr().err
     assert not (tmp_path / "r.csv").exists()
+
+
+def test_a_volume_sensor_entry_is_not_silently_read_as_an_area_by_the_cuboid_model(
+        tmp_path, capsys):
+    import json
+
+    meta = json.loads(JSON.read_text())
+    meta["Sensor dimensions"] = [0.25e-6, 0.25e-6, 0.5e-6]  # half-lengths: 1 µm thick
+    params = tmp_path / "vol.json"
+    params.write_text(json.dumps(meta))
+    h5 = tmp_path / "s.h5"
+    assert main(["import", "mpe", str(params), str(NPZ), "--out", str(h5), "--name", "vol"]) == 0
+    cub = tmp_path / "c.csv"
+    cub.write_text("grain,x_um,y_um,z_um,dx_um,dy_um,dz_um\n"
+                   "1,5,4,-3,1,1,1\n2,14,10,-4,1,1,1\n3,9,12,-6,1,1,1\n")
+    base = ["mmt", "invert", str(h5), "--entry", "vol", "--grains", str(cub)]
+    assert main([*base, "--out", str(tmp_path / "r.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "entry 'vol'" in err and "sensor 1 µm thick" in err
+    assert "--model dipole, quadrupole or octupole" in err and "--sensor-thickness-um 0" in err
+    assert not (tmp_path / "r.csv").exists()
+    assert main([*base, "--out", str(tmp_path / "r.csv"), "--sensor-thickness-um", "0"]) == 0
+    assert main([*base, "--out", str(tmp_path / "d.csv"), "--model", "dipole",
+                 "--result-entry", "vol_dipole"]) == 0

@@ -32,6 +32,7 @@ from smm_daq.cli.mmt_models import (
     add_invert_options,
     add_synth_options,
     dragonfly_options_only_for_dragonfly,
+    entry_sensor_thickness,
     invert_models,
     synth_points,
     uses_models,
@@ -93,6 +94,13 @@ def _invert(args: argparse.Namespace) -> int:
     entry = args.entry[0]
     data = read_map(args.file, entry)
     usable_map(data, f"{args.file}, entry '{entry}'")
+    thickness = entry_sensor_thickness(args.file, entry)
+    if thickness > 0 and args.sensor_thickness_um is None:
+        raise InputError(f"entry '{entry}' of {args.file} was measured by a sensor "
+                         f"{thickness / UM:g} µm thick, and the cuboid model has point and "
+                         "area sensors only; expected --model dipole, quadrupole or octupole "
+                         "(point grains at the cuboid grains' centroids), or "
+                         "--sensor-thickness-um 0 to treat the sensor as an area")
     height = positive("--height-um", floats("--height-um", args.height_um, 1)[0]) * UM \
         if args.height_um is not None else data.height
     if height is None:

@@ -73,7 +73,8 @@ def dragonfly_options_only_for_dragonfly(args: argparse.Namespace) -> None:
         raise InputError(f"--z-top-um is {args.z_top_um!r}; expected a finite number (µm)")
 
 
-def _thickness(path: str, entry: str) -> float:
+def entry_sensor_thickness(path: str, entry: str) -> float:
+    """The sensor thickness an entry records (m; 0 for point and area sensors)."""
     import h5py
 
     with h5py.File(path, "r") as f:
@@ -150,7 +151,7 @@ def invert_models(args: argparse.Namespace) -> int:
                              "--height-um")
         size = _sensor_size(args.sensor_size_um, data.sensor_size)
         thick = (args.sensor_thickness_um * UM if args.sensor_thickness_um is not None
-                 else _thickness(args.file, entry))
+                 else entry_sensor_thickness(args.file, entry))
         if thick < 0 or not math.isfinite(thick):
             raise InputError(f"--sensor-thickness-um is {args.sensor_thickness_um!r}; "
                              "expected a number >= 0")
