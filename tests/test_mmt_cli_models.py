@@ -189,3 +189,16 @@ def test_a_volume_sensor_entry_is_not_silently_read_as_an_area_by_the_cuboid_mod
     assert main([*base, "--out", str(tmp_path / "r.csv"), "--sensor-thickness-um", "0"]) == 0
     assert main([*base, "--out", str(tmp_path / "d.csv"), "--model", "dipole",
                  "--result-entry", "vol_dipole"]) == 0
+
+
+def test_a_mask_shape_that_excludes_nothing_is_warned_of_on_stderr(tmp_path, capsys):
+    import json
+
+    h5 = imported(tmp_path, "qdm")
+    shapes = tmp_path / "m.json"
+    shapes.write_text(json.dumps({"rectangles_um": [[500, 600, 500, 600]]}))  # off the scan
+    assert main(["mmt", "invert", str(h5), "--entry", "qdm", "--grain-format", "points",
+                 "--grains", str(DATA / "grains_points.txt"), "--mask", str(shapes),
+                 "--out", str(tmp_path / "r.csv")]) == 0
+    assert (f"smm-daq: warning: {shapes}: rectangles_um[0] covers no pixel centre"
+            in capsys.readouterr().err)

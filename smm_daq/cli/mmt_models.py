@@ -155,7 +155,8 @@ def invert_models(args: argparse.Namespace) -> int:
         if thick < 0 or not math.isfinite(thick):
             raise InputError(f"--sensor-thickness-um is {args.sensor_thickness_um!r}; "
                              "expected a number >= 0")
-        mask = read_mask(masks[min(i, len(masks) - 1)], data) if masks else None
+        with _warnings_to_stderr():  # e.g. a mask shape that excludes no pixel
+            mask = read_mask(masks[min(i, len(masks) - 1)], data) if masks else None
         scans.append(Scan(data, height, (*size, thick) if thick > 0 else size,
                           None if sigmas[i] is None else sigmas[i] * NT, mask))
     name = args.result_entry or f"{entries[0]}_mmt"

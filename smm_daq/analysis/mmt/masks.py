@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,10 @@ from smm_daq.storage.mapdata import MapData
 
 UM = 1e-6
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+
+
+class MaskWarning(UserWarning):
+    """A mask file's shape excludes no pixel."""
 
 
 def read_mask(path: str | Path, data: MapData) -> np.ndarray:
@@ -102,11 +107,22 @@ def _from_shapes(path: Path, data: MapData) -> np.ndarray:
             raise InputError(f"rectangles_um[{i}] is {rect!r}; expected [x0, x1, y0, y1] in µm",
                              source=source)
         x0, x1, y0, y1 = (v * UM for v in rect)
-        mask |= rectangle_mask(data, (x0, x1), (y0, y1))
+        mask |= _covering(rectangle_mask(data, (x0, x1), (y0, y1)), f"rectangles_um[{i}]",
+                          source)
     for i, poly in enumerate(spec.get("polygons_um", [])):
         if not (isinstance(poly, list) and len(poly) >= 3
                 and all(_numbers(v, 2) for v in poly)):
             raise InputError(f"polygons_um[{i}] is {poly!r}; expected at least 3 [x, y] "
                              "vertices in µm", source=source)
-        mask |= polygon_mask(data, np.asarray(poly, dtype=float) * UM)
+        mask |= _covering(polygon_mask(data, np.asarray(poly, dtype=float) * UM),
+                          f"polygons_um[{i}]", source)
     return mask
+
+
+def _covering(shape: np.ndarray, name: str, source: str) -> np.ndarray:
+    """A shape's pixels, with a warning when it covers none: drawn in the wrong unit or
+    place, it would leave the pixels meant out in the fit without a word."""
+    if not shape.any():
+        warnings.warn(f"{source}: {name} covers no pixel centre of the scan; expected a "
+                      "shape over its bad pixels, in µm", MaskWarning, stacklevel=4)
+    return shape

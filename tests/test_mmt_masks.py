@@ -1,0 +1,35 @@
+"""Mask shapes that exclude nothing are warned of (a shape in the wrong unit or place would
+otherwise leave the bad pixels in the fit without a word)."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+from smm_daq.analysis.mmt.masks import MaskWarning, read_mask
+from smm_daq.storage.mapdata import MapData
+
+UM = 1e-6
+
+
+def test_a_shape_covering_no_pixel_is_warned_of_and_others_are_not(tmp_path):
+    x = np.arange(10) * UM
+    data = MapData(bz=np.zeros((8, 10)), x=x, y=x[:8], name="scan")
+    shapes = tmp_path / "s.json"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MaskWarning)
+        shapes.write_text(json.dumps({"rectangles_um": [[0, 1, 0, 1]],
+                                      "polygons_um": [[[4, 4], [6, 4], [5, 6]]]}))
+        assert read_mask(shapes, data).sum() > 4
+    shapes.write_text(json.dumps({"rectangles_um": [[0, 1, 0, 1], [20, 30, 2, 3]],
+                                  "polygons_um": [[[40, 40], [60, 40], [50, 60]]]}))
+    with pytest.warns(MaskWarning) as caught:
+        mask = read_mask(shapes, data)
+    said = [str(w.message) for w in caught]
+    assert len(said) == 2
+    assert said[0].startswith(f"{shapes}: rectangles_um[1] covers no pixel centre")
+    assert said[1].startswith(f"{shapes}: polygons_um[0] covers no pixel centre")
+    assert mask.sum() == 4  # the first rectangle's pixels still excluded
