@@ -202,3 +202,10 @@ def test_a_mask_shape_that_excludes_nothing_is_warned_of_on_stderr(tmp_path, cap
                  "--out", str(tmp_path / "r.csv")]) == 0
     assert (f"smm-daq: warning: {shapes}: rectangles_um[0] covers no pixel centre"
             in capsys.readouterr().err)
+
+
+def test_a_points_file_read_as_cuboids_names_the_format_that_fits(tmp_path, capsys):
+    h5 = imported(tmp_path, "qdm")
+    assert main(["mmt", "invert", str(h5), "--entry", "qdm", "--grains",
+                 str(DATA / "grains_points.txt"), "--out", str(tmp_path / "r.csv")]) == 2
+    assert "it looks like a points file (--grain-format points)" in capsys.readouterr().err

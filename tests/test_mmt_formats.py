@@ -10,6 +10,7 @@ from PIL import Image
 
 from smm_daq.analysis.mmt.formats import dragonfly, mpe, points
 from smm_daq.analysis.mmt.masks import read_mask
+from smm_daq.analysis.mmt.models.multipole import point_grains
 from smm_daq.analysis.mmt.solver.joint import Scan, invert_scans
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
@@ -81,8 +82,34 @@ def test_bad_mpe_npz_refused(tmp_path):
         mpe.read_particles(p)
     q = tmp_path / "text.npz"
     q.write_text("not a zip")
-    with pytest.raises(InputError, match="not a numpy NPZ"):
+    with pytest.raises(InputError, match=r"text\.npz: is not an NPZ archive \(expected the "
+                       "multipole library's particle file: particle_positions, volumes\\)$"):
         mpe.read_particles(q)
+
+
+def test_duplicate_mpe_identifiers_refused(tmp_path):
+    p = tmp_path / "dup.npz"
+    np.savez(p, particle_positions=np.zeros((3, 3)) - 1e-6, volumes=np.full(3, 1e-18),
+             identifier=np.array([3.0, 4.0, 3.0]))
+    with pytest.raises(InputError, match=r"dup\.npz: array 'identifier' holds 3 more than once "
+                       r"\(rows 0 and 2\)"):
+        mpe.read_particles(p)
+    np.savez(p, particle_positions=np.zeros((2, 3)) - 1e-6, volumes=np.full(2, 1e-18),
+             identifier=np.array([7, 5]))
+    assert mpe.read_particles(p).labels.tolist() == [7, 5]
+
+
+def test_bad_particle_numbers_are_printed_plainly(tmp_path):
+    p = tmp_path / "vol.npz"
+    np.savez(p, particle_positions=np.array([[1e-6, np.nan, -2e-6]]), volumes=np.array([-2e-18]))
+    with pytest.raises(InputError, match=r"position \(1e-06, nan, -2e-06\) and volume -2e-18; "
+                       ) as err:
+        mpe.read_particles(p)
+    assert "np." not in str(err.value)
+    with pytest.raises(InputError, match=r"grain 1 has volume -2e-18; expected > 0"):
+        point_grains(np.zeros((1, 3)), np.array([-2e-18]))
+    with pytest.raises(InputError, match=r"grain 1 has position \(0, inf, 0\); "):
+        point_grains(np.array([[0.0, np.inf, 0.0]]), np.array([1e-18]))
 
 
 def test_point_list_as_numpy_savetxt_writes_it(tmp_path):
@@ -133,13 +160,63 @@ def test_bad_dragonfly_files_refused(tmp_path):
     p = tmp_path / "cc.csv"
     head = ("Label Index;Voxel count;Volume (mm³);Center Of Mass X (mm);Center Of Mass Y (mm);"
             "Center Of Mass Z (mm)\r\n")
-    p.write_bytes((head + "1;10;1E-8;0.01;0.02;0.1\r\n2;10;1E-8;0,02;0.02;0.1\r\n")
-                  .encode("latin-1"))
-    with pytest.raises(InputError, match=r"cc\.csv, line 3, column 11: 'Center Of Mass X"):
-        dragonfly.read_dragonfly(p)
+    for cell in ("0,0,2", "0.0,2"):
+        p.write_bytes((head + f"1;10;1E-8;0.01;0.02;0.1\r\n2;10;1E-8;{cell};0.02;0.1\r\n")
+                      .encode("latin-1"))
+        with pytest.raises(InputError, match=r"cc\.csv, line 3, column 11: 'Center Of Mass X"):
+            dragonfly.read_dragonfly(p)
     p.write_bytes(head.replace("Voxel count", "Voxels").encode("latin-1"))
-    with pytest.raises(InputError, match="line 1: lacks column 'Voxel count'"):
+    with pytest.raises(InputError, match=r"line 1: lacks column 'Voxel count' \(found 'Label "
+                       r"Index', 'Voxels', 'Volume \(mm³\)', "):
         dragonfly.read_dragonfly(p)
+
+
+DRAGONFLY_HEAD = ("Label Index;Voxel count;Volume (mm³);Center Of Mass X (mm);"
+                  "Center Of Mass Y (mm);Center Of Mass Z (mm);\r\n")
+DRAGONFLY_ROWS = "1;412;3.4E-08;0.015;0.017;0.152;\r\n2;57;4.7E-09;0.03;0.008;0.1555;\r\n"
+
+
+@pytest.mark.parametrize("encoding", ["latin-1", "utf-8", "utf-8-sig"])
+def test_dragonfly_export_in_any_encoding(tmp_path, encoding):
+    p = tmp_path / "cc.csv"
+    p.write_bytes((DRAGONFLY_HEAD + DRAGONFLY_ROWS).encode(encoding))
+    g = dragonfly.read_dragonfly(p)
+    assert g.labels.tolist() == [1, 2] and g.volume[1] == pytest.approx(4.7e-18)
+
+
+def test_dragonfly_decimal_commas(tmp_path):
+    dots, commas = tmp_path / "dots.csv", tmp_path / "commas.csv"
+    dots.write_bytes((DRAGONFLY_HEAD + DRAGONFLY_ROWS).encode("latin-1"))
+    commas.write_bytes((DRAGONFLY_HEAD + DRAGONFLY_ROWS.replace(".", ",")).encode("latin-1"))
+    got, want = dragonfly.read_dragonfly(commas), dragonfly.read_dragonfly(dots)
+    assert np.array_equal(got.positions, want.positions)
+    assert np.array_equal(got.volume, want.volume)
+
+
+def test_dragonfly_centroid_above_the_given_top_refused():
+    path = DATA / "dragonfly_components.csv"
+    opt = dragonfly.DragonflyOptions(z_top_mm=0.16)
+    with pytest.raises(InputError, match=r"dragonfly_components\.csv, line 3: grain 2: its "
+                       r"centroid lies 1 µm above the sample top given \(z_top 160 µm\); "
+                       r"expected every centroid at or below it: check z_top \(--z-top-um\) .*"
+                       r"--z-down"):
+        dragonfly.read_dragonfly(path, opt)
+    opt = dragonfly.DragonflyOptions(z_top_mm=0.15, z_down=True)
+    with pytest.raises(InputError, match=r"csv, line 4: grain 3: its centroid lies 2\.5 µm "):
+        dragonfly.read_dragonfly(path, opt)
+    g = dragonfly.read_dragonfly(path, dragonfly.DragonflyOptions(z_top_mm=0.161))
+    assert g.positions[:, 2].max() == 0.0
+    crop = (14 * UM, 16 * UM, 0.0, 1.0)  # only grain 1, which lies below 0.16 mm
+    g = dragonfly.read_dragonfly(path, dragonfly.DragonflyOptions(z_top_mm=0.16, crop=crop))
+    assert g.labels.tolist() == [1]
+
+
+@pytest.mark.parametrize("z_top_mm", [float("nan"), float("inf")])
+def test_dragonfly_non_finite_z_top_refused(z_top_mm):
+    with pytest.raises(InputError, match=r"^z_top \(--z-top-um\) is (nan|inf) µm; expected a "
+                       "finite z"):
+        dragonfly.read_dragonfly(DATA / "dragonfly_components.csv",
+                                 dragonfly.DragonflyOptions(z_top_mm=z_top_mm))
 
 
 def grid_map():

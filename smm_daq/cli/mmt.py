@@ -76,7 +76,7 @@ def _sensor_size(text: str | None, fallback: tuple[float, float] | None) -> tupl
 
 
 def _invert(args: argparse.Namespace) -> int:
-    from smm_daq.analysis.grains import read_grains
+    from smm_daq.analysis.mmt.formats.grains import read_grain_file
     from smm_daq.analysis.mmt.result_file import write_result_csv, write_result_entry
     from smm_daq.analysis.mmt.solver.device import resolve
     from smm_daq.analysis.mmt.solver.inversion import invert_map
@@ -116,7 +116,7 @@ def _invert(args: argparse.Namespace) -> int:
     name = args.result_entry or f"{entry}_mmt"
     check_new_entry(args.file, name, (entry,), overwrite=args.overwrite)  # before the work
     with _warnings_to_stderr():
-        grains = read_grains(args.grains, "mmt" if args.grain_format == "mmt" else "csv")
+        grains = read_grain_file(args.grains, args.grain_format)  # a cuboid format
         result = tiled_result_or_none(args, data, grains, height=height, sensor_size=size,
                                       sigma=sigma)
         if result is None:

@@ -1,7 +1,10 @@
-"""Grains from a Dragonfly "connected components" export: ``;``-separated CSV in latin-1
-(Windows) with a header line naming the columns, lengths in mm. The columns used are
-``Label Index``, ``Voxel count``, ``Volume (mm³)`` and ``Center Of Mass X/Y/Z (mm)``; others
-(surface area, aspect ratios, ...) are ignored, in any order, and a trailing ``;`` is allowed.
+"""Grains from a Dragonfly "connected components" export: ``;``-separated CSV with a header
+line naming the columns, lengths in mm. The columns used are ``Label Index``, ``Voxel count``,
+``Volume (mm³)`` and ``Center Of Mass X/Y/Z (mm)``; others (surface area, aspect ratios, ...)
+are ignored, in any order, and a trailing ``;`` is allowed. The text is read as UTF-8 (with or
+without a byte-order mark) when it is valid UTF-8, else as latin-1 (Dragonfly's Windows
+default); numbers may have a decimal comma (``0,008``), as exports from European locales write
+them.
 
 The conventions of the micro-CT workflow, each an option:
 
@@ -9,7 +12,8 @@ The conventions of the micro-CT workflow, each an option:
   segmentation noise;
 * ``z_top_mm`` (default: the top of the highest grain, taken as its centroid z plus the
   radius of the sphere of its volume): the CT z of the sample's top surface; z is shifted so
-  that it is 0 there and negative (depth) below;
+  that it is 0 there and negative (depth) below. A kept grain whose centroid comes out above
+  the top (a wrong z_top or z axis) is refused;
 * ``z_down`` (default False): the CT z axis points down into the sample (slice index order),
   so depth is z − z_top rather than z_top − z;
 * ``crop`` (default None: keep all): an (x0, x1, y0, y1) window in m, usually the scan's
@@ -18,6 +22,7 @@ The conventions of the micro-CT workflow, each an option:
 
 from __future__ import annotations
 
+import codecs
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +33,8 @@ from smm_daq.analysis.mmt.models.multipole import PointGrains, point_grains
 from smm_daq.errors import InputError
 
 MM = 1e-3
+UM = 1e-6
+MAX_LISTED = 40  # column names a message lists (an export has some 30)
 COLUMNS = ("Label Index", "Voxel count", "Volume (mm³)", "Center Of Mass X (mm)",
            "Center Of Mass Y (mm)", "Center Of Mass Z (mm)")
 
@@ -40,57 +47,125 @@ class DragonflyOptions:
     crop: tuple[float, float, float, float] | None = None
 
 
-def read_dragonfly(path: str | Path, options: DragonflyOptions | None = None) -> PointGrains:
-    """The grains of an export, shifted and filtered by `options`; InputError naming the file,
-    line and column on bad input."""
-    opt = options or DragonflyOptions()
-    path = Path(path)
-    source = str(path)
-    if not path.is_file():
-        raise InputError("no such grain file", source=source)
-    text = path.read_bytes().decode("latin-1")  # every byte is a latin-1 character
-    lines = text.splitlines()
+def _decode(data: bytes) -> str:
+    """UTF-8 (a byte-order mark dropped) when the bytes are valid UTF-8, else latin-1, in
+    which every byte is a character."""
+    try:
+        return data.removeprefix(codecs.BOM_UTF8).decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+def _number(cell: str) -> float:
+    """The cell's number, a decimal comma read as a dot; NaN when it is not a number."""
+    if cell.count(",") == 1 and "." not in cell:
+        cell = cell.replace(",", ".")
+    try:
+        return float(cell)
+    except ValueError:
+        return math.nan
+
+
+def _found(header: list[str]) -> str:
+    """The header's column names for a message, shortened when the line is no header at all."""
+    names = [h if len(h) <= 60 else h[:57] + "..." for h in header if h]
+    if not names:
+        return "none"
+    listed = ", ".join(map(repr, names[:MAX_LISTED]))
+    return listed + (f", ... ({len(names)} in all)" if len(names) > MAX_LISTED else "")
+
+
+def _columns(lines: list[str], source: str) -> tuple[int, list[int]]:
+    """The header's line index and the index of each of COLUMNS in it."""
     header_no = next((i for i, ln in enumerate(lines) if ln.strip()), None)
     if header_no is None:
         raise InputError("is empty; expected a Dragonfly connected-components CSV", source=source)
     header = [h.strip().strip('"') for h in lines[header_no].split(";")]
-    where: dict[str, int] = {}
     for name in COLUMNS:
         if name not in header:
-            raise InputError(f"lacks column '{name}'; expected a ';'-separated header with "
-                             f"{', '.join(repr(c) for c in COLUMNS)}",
+            raise InputError(f"lacks column '{name}' (found {_found(header)}); expected a "
+                             f"';'-separated header with {', '.join(repr(c) for c in COLUMNS)}",
                              source=f"{source}, line {header_no + 1}")
-        where[name] = header.index(name)
+    return header_no, [header.index(name) for name in COLUMNS]
+
+
+def _bad(name: str, v: float) -> bool:
+    if not math.isfinite(v):
+        return True
+    if name in ("Label Index", "Voxel count"):
+        return v != round(v) or v < (1 if name == "Voxel count" else 0)
+    return name == "Volume (mm³)" and v <= 0
+
+
+def _expected(name: str) -> str:
+    if name in ("Label Index", "Voxel count"):
+        return "a whole number"
+    return "a volume > 0" if name.startswith("Volume") else "a number in mm"
+
+
+def _row(line: str, where: list[int], source: str) -> list[float]:
+    """The numbers of COLUMNS in one data line; InputError naming its column on a bad cell."""
+    cells = line.split(";")
+    starts = np.cumsum([0] + [len(c) + 1 for c in cells[:-1]]) + 1
+    row = []
+    for name, k in zip(COLUMNS, where, strict=True):
+        cell = cells[k].strip().strip('"') if k < len(cells) else ""
+        v = _number(cell)
+        if _bad(name, v):
+            col = int(starts[k]) if k < len(cells) else len(line) + 1
+            raise InputError(f"'{name}' is {cell!r}; expected {_expected(name)}",
+                             source=f"{source}, column {col}")
+        row.append(v)
+    return row
+
+
+def _z_top(opt: DragonflyOptions, pos: np.ndarray, vol: np.ndarray) -> float:
+    """The CT z of the sample top in m: the option's, else the top of the highest grain."""
+    if opt.z_top_mm is not None:
+        return opt.z_top_mm * MM
+    radius = np.cbrt(3.0 * vol / (4.0 * math.pi))
+    return float(np.min(pos[:, 2] - radius)) if opt.z_down \
+        else float(np.max(pos[:, 2] + radius))
+
+
+def _refuse_above_top(z: np.ndarray, labels: np.ndarray, lines: np.ndarray,
+                      opt: DragonflyOptions, source: str) -> None:
+    """A centroid above the given sample top means a wrong z_top or z axis, so every depth
+    would be wrong (the default top lies above every grain)."""
+    above = np.flatnonzero(z > 0)
+    if opt.z_top_mm is None or not above.size:
+        return
+    g = above[0]
+    axis = ("taken as pointing down into the sample (z_down, --z-down, is set)" if opt.z_down
+            else "taken as pointing up (set z_down, --z-down, if it points down into the sample)")
+    raise InputError(f"grain {labels[g]}: its centroid lies {z[g] / UM:.6g} µm above the sample "
+                     f"top given (z_top {opt.z_top_mm * MM / UM:.6g} µm); expected every "
+                     f"centroid at or below it: check z_top (--z-top-um) and the CT z axis, "
+                     f"{axis}", source=f"{source}, line {lines[g]}")
+
+
+def _check_options(opt: DragonflyOptions) -> None:
+    if opt.z_top_mm is not None and not math.isfinite(opt.z_top_mm):
+        raise InputError(f"z_top (--z-top-um) is {opt.z_top_mm * MM / UM:g} µm; expected a "
+                         "finite z of the sample top")
+
+
+def read_dragonfly(path: str | Path, options: DragonflyOptions | None = None) -> PointGrains:
+    """The grains of an export, shifted and filtered by `options`; InputError naming the file,
+    line and column on bad input."""
+    opt = options or DragonflyOptions()
+    _check_options(opt)
+    path = Path(path)
+    source = str(path)
+    if not path.is_file():
+        raise InputError("no such grain file", source=source)
+    lines = _decode(path.read_bytes()).splitlines()
+    header_no, where = _columns(lines, source)
     rows, line_numbers = [], []
     for i in range(header_no + 1, len(lines)):
-        line = lines[i]
-        if not line.strip():
-            continue
-        cells = line.split(";")
-        starts = np.cumsum([0] + [len(c) + 1 for c in cells[:-1]]) + 1
-        row = []
-        for name in COLUMNS:
-            k = where[name]
-            cell = cells[k].strip().strip('"') if k < len(cells) else ""
-            try:
-                v = float(cell)
-            except ValueError:
-                v = math.nan
-            bad = not math.isfinite(v)
-            if name in ("Label Index", "Voxel count"):
-                bad = bad or v != round(v) or v < (1 if name == "Voxel count" else 0)
-            if name == "Volume (mm³)":
-                bad = bad or v <= 0
-            if bad:
-                col = int(starts[k]) if k < len(cells) else len(line) + 1
-                raise InputError(f"'{name}' is {cell!r}; expected "
-                                 + ("a whole number" if name in ("Label Index", "Voxel count")
-                                    else "a volume > 0" if name.startswith("Volume")
-                                    else "a number in mm"),
-                                 source=f"{source}, line {i + 1}, column {col}")
-            row.append(v)
-        rows.append(row)
-        line_numbers.append(i + 1)
+        if lines[i].strip():
+            rows.append(_row(lines[i], where, f"{source}, line {i + 1}"))
+            line_numbers.append(i + 1)
     if not rows:
         raise InputError("holds no components", source=source)
     arr = np.array(rows)
@@ -101,19 +176,16 @@ def read_dragonfly(path: str | Path, options: DragonflyOptions | None = None) ->
                          source=source)
     vol = arr[:, 2] * MM**3
     pos = arr[:, 3:6] * MM
-    if opt.z_top_mm is not None:
-        top = opt.z_top_mm * MM
-    else:
-        radius = np.cbrt(3.0 * vol / (4.0 * math.pi))
-        top = float(np.min(pos[:, 2] - radius)) if opt.z_down \
-            else float(np.max(pos[:, 2] + radius))
+    top = _z_top(opt, pos, vol)
     pos[:, 2] = (top - pos[:, 2]) if opt.z_down else (pos[:, 2] - top)
     if opt.crop is not None:
         x0, x1, y0, y1 = opt.crop
         inside = (pos[:, 0] >= x0) & (pos[:, 0] <= x1) & (pos[:, 1] >= y0) & (pos[:, 1] <= y1)
         if not inside.any():
             raise InputError("no grain lies inside the scan window "
-                             f"x {x0 / 1e-6:.6g}..{x1 / 1e-6:.6g} µm, "
-                             f"y {y0 / 1e-6:.6g}..{y1 / 1e-6:.6g} µm", source=source)
+                             f"x {x0 / UM:.6g}..{x1 / UM:.6g} µm, "
+                             f"y {y0 / UM:.6g}..{y1 / UM:.6g} µm", source=source)
         pos, vol, arr, lines_kept = pos[inside], vol[inside], arr[inside], lines_kept[inside]
-    return point_grains(pos, vol, arr[:, 0].astype(np.int64), source=source, lines=lines_kept)
+    labels = arr[:, 0].astype(np.int64)
+    _refuse_above_top(pos[:, 2], labels, lines_kept, opt, source)
+    return point_grains(pos, vol, labels, source=source, lines=lines_kept)

@@ -1,18 +1,95 @@
 """One entry point for every grain file MMT reads: cuboid grains (the DESIGN.md CSV, the cuboid
 library's text) and point grains (point lists, the multipole library's NPZ, Dragonfly
-exports)."""
+exports).
+
+A file read in the wrong format gives the reader's message about the first thing it could not
+read, which rarely says why; `guess_grain_format` looks at the file's first bytes, and when it
+recognises another format, the message ends with the ``--grain-format`` that reads it."""
 
 from __future__ import annotations
 
+import codecs
+import zipfile
 from pathlib import Path
 
-from smm_daq.analysis.grains import GrainSet, read_grains
+from smm_daq.analysis.grains import CSV_COLUMNS, GrainSet, read_grains
 from smm_daq.analysis.mmt.formats import dragonfly, mpe, points
 from smm_daq.analysis.mmt.models.multipole import PointGrains
 from smm_daq.errors import InputError
 
 GRAIN_FORMATS = ("cuboids", "csv", "mmt", "points", "mpe", "dragonfly")  # csv = cuboids
 CUBOID_FORMATS = ("cuboids", "csv", "mmt")
+SNIFF_BYTES = 65536
+FIELDS = {5: "points", 7: "mmt"}  # numbers on a line: x y z volume label; x y z hx hy hz grain
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _first_line(head: bytes, whole: bool) -> str | None:
+    """The first line that is neither blank nor a '#' comment (None if there is none, or it may
+    be cut short by the sniffing limit)."""
+    lines = head.removeprefix(codecs.BOM_UTF8).decode("latin-1").splitlines()
+    complete = lines if whole else lines[:-1]
+    return next((ln.strip() for ln in complete if ln.strip() and not ln.lstrip().startswith("#")),
+                None)
+
+
+def _zip_format(path: str | Path) -> str | None:
+    """"mpe" for a zip archive of numpy arrays (an NPZ), None for another or a damaged one."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return None
+    return "mpe" if any(name.endswith(".npy") for name in names) else None
+
+
+def guess_grain_format(path: str | Path) -> str | None:
+    """The grain format a file looks like from its first bytes: "mpe" (an NPZ archive),
+    "dragonfly", "cuboids", "points" or "mmt"; None when unsure or unreadable."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(SNIFF_BYTES)
+    except OSError:
+        return None
+    if head.startswith(b"PK"):
+        return _zip_format(path)
+    line = _first_line(head, len(head) < SNIFF_BYTES)
+    if line is None:
+        return None
+    if "Label Index" in line and ";" in line:
+        return "dragonfly"
+    if set(CSV_COLUMNS) <= {cell.strip() for cell in line.split(",")}:
+        return "cuboids"
+    fields = line.replace(",", " ").split()
+    return FIELDS.get(len(fields)) if all(map(_is_number, fields)) else None
+
+
+def _hinted(exc: InputError, path: str | Path, fmt: str) -> InputError:
+    """`exc` with the --grain-format the file looks like appended, when that is another."""
+    guess = guess_grain_format(path)
+    if guess is None or guess == ("cuboids" if fmt == "csv" else fmt):
+        return exc
+    message = str(exc).removeprefix(f"{exc.source}: ") if exc.source else str(exc)
+    return InputError(f"{message}; it looks like a {guess} file (--grain-format {guess})",
+                      source=exc.source)
+
+
+def _read(path: str | Path, fmt: str, options: dragonfly.DragonflyOptions | None
+          ) -> GrainSet | PointGrains:
+    if fmt in CUBOID_FORMATS:
+        return read_grains(path, "mmt" if fmt == "mmt" else "csv")
+    if fmt == "points":
+        return points.read_points(path)
+    if fmt == "mpe":
+        return mpe.read_particles(path)
+    return dragonfly.read_dragonfly(path, options)
 
 
 def read_grain_file(path: str | Path, fmt: str = "cuboids",
@@ -22,10 +99,7 @@ def read_grain_file(path: str | Path, fmt: str = "cuboids",
     if fmt not in GRAIN_FORMATS:
         raise InputError(f"grain format {fmt!r} is unknown; expected one of "
                          f"{', '.join(GRAIN_FORMATS)}")
-    if fmt in CUBOID_FORMATS:
-        return read_grains(path, "mmt" if fmt == "mmt" else "csv")
-    if fmt == "points":
-        return points.read_points(path)
-    if fmt == "mpe":
-        return mpe.read_particles(path)
-    return dragonfly.read_dragonfly(path, options)
+    try:
+        return _read(path, fmt, options)
+    except InputError as exc:
+        raise _hinted(exc, path, fmt) from None

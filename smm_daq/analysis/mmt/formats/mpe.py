@@ -31,6 +31,7 @@ from smm_daq.analysis.mmt.models.multipole import PointGrains, point_grains, to_
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
 
+MAX_LABEL = 2**53  # labels stay exact as float64 and fit int64
 REQUIRED = ("Scan height Hz", "Scan area x-dimension Sx", "Scan area y-dimension Sy",
             "Scan x-step Sdx", "Scan y-step Sdy")
 
@@ -87,15 +88,41 @@ def read_geometry(path: str | Path) -> ScanGeometry:
     return ScanGeometry(hz, ox + sdx * np.arange(nx), oy + sdy * np.arange(ny), size)
 
 
-def _load(path: str | Path) -> dict[str, np.ndarray]:
+def _arrays(npz: np.lib.npyio.NpzFile, source: str) -> dict[str, np.ndarray]:
+    out = {}
+    for key in npz.files:
+        try:
+            value = npz[key]
+        except (ValueError, OSError, zipfile.BadZipFile) as exc:
+            reason = "it holds Python objects" if "allow_pickle" in str(exc) else str(exc)
+            raise InputError(f"array '{key}' cannot be read ({reason}); expected numeric arrays",
+                             source=source) from None
+        if not isinstance(value, np.ndarray):
+            raise InputError(f"member '{key}' is not a numpy array; expected numeric arrays",
+                             source=source)
+        out[key] = value
+    return out
+
+
+def _load(path: str | Path, expected: str) -> dict[str, np.ndarray]:
+    """The arrays of an NPZ; InputError saying `expected` when the file is not one (checked
+    by its zip signature first, so that numpy never answers with its pickle advice)."""
     source = str(path)
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {k: npz[k] for k in npz.files}
+        with open(path, "rb") as f:
+            signature = f.read(2)
     except FileNotFoundError:
         raise InputError("no such NPZ file", source=source) from None
+    except OSError as exc:
+        raise InputError(f"cannot be read ({exc.strerror})", source=source) from None
+    if signature != b"PK":
+        raise InputError(f"is not an NPZ archive (expected {expected})", source=source)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return _arrays(npz, source)
     except (ValueError, OSError, zipfile.BadZipFile) as exc:
-        raise InputError(f"is not a numpy NPZ file ({exc})", source=source) from None
+        raise InputError(f"is not a readable NPZ archive ({exc}); expected {expected}",
+                         source=source) from None
 
 
 def read_scan(params: str | Path, arrays: str | Path, *, name: str = "mpe_scan"
@@ -103,7 +130,7 @@ def read_scan(params: str | Path, arrays: str | Path, *, name: str = "mpe_scan"
     """The NPZ's Bz_array on the JSON's grid (MapData with the area sensor's size; a volume
     sensor's thickness is in the returned geometry)."""
     geo = read_geometry(params)
-    data = _load(arrays)
+    data = _load(arrays, "the multipole library's sample file: Bz_array")
     source = str(arrays)
     if "Bz_array" not in data:
         raise InputError("lacks array 'Bz_array'; expected Bz (ny, nx) in T", source=source)
@@ -117,14 +144,42 @@ def read_scan(params: str | Path, arrays: str | Path, *, name: str = "mpe_scan"
                    sources=(Path(arrays).name,)), geo
 
 
+def _labels(data: dict[str, np.ndarray], n: int, source: str) -> np.ndarray | None:
+    """The grain labels of `identifier` when it holds n whole numbers (InputError when one
+    repeats), else None (labels 1..N)."""
+    ident = data.get("identifier")
+    if ident is None or ident.size != n or not (np.issubdtype(ident.dtype, np.integer)
+                                                or np.issubdtype(ident.dtype, np.floating)):
+        return None
+    ident = ident.reshape(-1)
+    if not np.all(np.isfinite(ident) & (ident == np.round(ident)) & (np.abs(ident) <= MAX_LABEL)):
+        return None
+    first_row: dict[float, int] = {}
+    for row, value in enumerate(ident.tolist()):
+        if value in first_row:
+            raise InputError(f"array 'identifier' holds {int(value)} more than once (rows "
+                             f"{first_row[value]} and {row}); expected one label per particle",
+                             source=source)
+        first_row[value] = row
+    return ident.astype(np.int64)
+
+
+def _numbers(values: np.ndarray) -> str:
+    return ", ".join(f"{v:g}" for v in values.tolist())
+
+
 def read_particles(arrays: str | Path) -> PointGrains:
     """Point grains from the NPZ's particle_positions and volumes (labels from `identifier`
-    when it holds unique whole numbers, else 1..N)."""
-    data = _load(arrays)
+    when it holds whole numbers, else 1..N)."""
+    data = _load(arrays, "the multipole library's particle file: particle_positions, volumes")
     source = str(arrays)
     for key, want in (("particle_positions", "(N, 3) in m"), ("volumes", "(N,) in m³")):
         if key not in data:
             raise InputError(f"lacks array '{key}'; expected {want}", source=source)
+        if not (np.issubdtype(data[key].dtype, np.integer)
+                or np.issubdtype(data[key].dtype, np.floating)):
+            raise InputError(f"array '{key}' holds {data[key].dtype}; expected real numbers "
+                             f"{want}", source=source)
     pos = np.asarray(data["particle_positions"], dtype=float)
     vol = np.asarray(data["volumes"], dtype=float).reshape(-1)
     if pos.ndim != 2 or pos.shape[1] != 3:
@@ -133,17 +188,12 @@ def read_particles(arrays: str | Path) -> PointGrains:
     if vol.size != pos.shape[0]:
         raise InputError(f"array 'volumes' has {vol.size} values for {pos.shape[0]} particles",
                          source=source)
-    labels = None
-    ident = data.get("identifier")
-    if ident is not None and ident.size == pos.shape[0] and np.issubdtype(ident.dtype, np.number):
-        ident = ident.reshape(-1)
-        if np.all(ident == np.round(ident)) and np.unique(ident).size == ident.size:
-            labels = ident.astype(np.int64)
+    labels = _labels(data, pos.shape[0], source)
     for row in range(pos.shape[0]):
         if not np.all(np.isfinite(pos[row])) or not (vol[row] > 0 and math.isfinite(vol[row])):
             raise InputError(f"particle {row} (row {row} of 'particle_positions'/'volumes') has "
-                             f"position {pos[row].tolist()} and volume {vol[row]!r}; expected "
-                             "finite numbers and a volume > 0", source=source)
+                             f"position ({_numbers(pos[row])}) and volume {vol[row]:g}; "
+                             "expected finite numbers and a volume > 0", source=source)
     return point_grains(pos, vol, labels, source=source)
 
 

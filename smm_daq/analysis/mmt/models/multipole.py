@@ -92,10 +92,11 @@ def point_grains(positions: np.ndarray, volumes: np.ndarray, labels: np.ndarray 
         raise InputError("holds no grains", source=source or None)
     for g in range(pos.shape[0]):
         if not np.all(np.isfinite(pos[g])):
-            raise InputError(f"grain {lab[g]} has position {pos[g].tolist()}; expected finite "
+            position = ", ".join(f"{v:g}" for v in pos[g].tolist())
+            raise InputError(f"grain {lab[g]} has position ({position}); expected finite "
                              "numbers", source=grains.where(g))
         if not (vol[g] > 0 and math.isfinite(vol[g])):
-            raise InputError(f"grain {lab[g]} has volume {vol[g]!r}; expected > 0",
+            raise InputError(f"grain {lab[g]} has volume {vol[g]:g}; expected > 0",
                              source=grains.where(g))
     uniq, counts = np.unique(lab, return_counts=True)
     if np.any(counts > 1):
