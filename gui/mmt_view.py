@@ -14,6 +14,7 @@ the results can be exported in the multipole library's convention.
 
 from __future__ import annotations
 
+import shlex
 import threading
 import warnings
 from dataclasses import replace
@@ -33,10 +34,10 @@ from smm_daq.analysis.forward import cuboid_bz
 from smm_daq.analysis.mmt.formats.dragonfly import DragonflyOptions
 from smm_daq.analysis.mmt.formats.grains import GRAIN_FORMATS, read_grain_file
 from smm_daq.analysis.mmt.models.multipole import MultipoleModel, PointGrains, Sensor
-from smm_daq.errors import SmmError
+from smm_daq.errors import InputError, SmmError
 from smm_daq.instruments.profile import Profile
 from smm_daq.storage.mapdata import MapData
-from smm_daq.storage.nexus import list_entries, read_map
+from smm_daq.storage.nexus import list_entries, read_map, read_sensor_thickness
 
 UM = 1e-6
 UT = 1e-6
@@ -93,13 +94,15 @@ class _DragonflyOptions(QtWidgets.QWidget):
             z_down=self.z_down.isChecked(),
             crop=CROP_TO_SCAN if self.crop.isChecked() else None)
 
-    def command_line(self) -> str:
-        """The same options as the command line spells them."""
+    def arguments(self) -> list[str]:
+        """The same options as the command line's arguments."""
         o = self.options()
-        return ((f" --min-voxels {o.min_voxels}" if o.min_voxels != 1 else "")
-                + (f" --z-top-um {o.z_top_mm * 1e3:g}" if o.z_top_mm is not None else "")
-                + (" --z-down" if o.z_down else "")
-                + (" --crop-to-scan" if o.crop is not None else ""))
+        return ((["--min-voxels", str(o.min_voxels)] if o.min_voxels != 1 else [])
+                + (["--z-top-um", repr(o.z_top_mm * 1e3)] if o.z_top_mm is not None else [])
+                + (["--z-down"] if o.z_down else [])
+                + (["--crop-to-scan"] if o.crop is not None else []))
+
+
 DEVICES = ("auto", "cpu", "gpu")
 
 
@@ -152,7 +155,7 @@ class MMTView(QtWidgets.QWidget):
         self.result: Any = None
         self.data: MapData | None = None
         self.table_columns: dict | None = None  # the result's per-grain columns
-        self.settings_text = ""  # how the shown result was made
+        self.made: dict[str, str] = {}  # how the shown result was made: command, grains
         self.worker = Background("mmt", self)
         self.progress_bridge = _Progress(self)
         self.progress_bridge.message.connect(self._progress)
@@ -207,12 +210,12 @@ class MMTView(QtWidgets.QWidget):
         top = QtWidgets.QHBoxLayout()
         for w in (QtWidgets.QLabel("Map"), self.entry, QtWidgets.QLabel("Grains"),
                   self.grain_edit, browse, self.grain_format, QtWidgets.QLabel("σ"),
-                  self.sigma, self.run_button, self.cancel_button, self.busy):
+                  self.sigma, self.run_button):
             top.addWidget(w)
         top.setStretchFactor(self.grain_edit, 1)
         second = QtWidgets.QHBoxLayout()
         for w in (QtWidgets.QLabel("Model"), self.model, QtWidgets.QLabel("Device"),
-                  self.device, self.more_entries, self.mask_edit):
+                  self.device, self.more_entries, self.mask_edit, self.busy, self.cancel_button):
             second.addWidget(w)
         second.setStretchFactor(self.more_entries, 1)
         second.setStretchFactor(self.mask_edit, 1)
@@ -234,7 +237,7 @@ class MMTView(QtWidgets.QWidget):
         self.csv_button = QtWidgets.QPushButton("Export CSV…")
         self.csv_button.setToolTip("The per-grain table as CSV, one row a grain")
         self.csv_button.clicked.connect(self._choose_csv)
-        self.library_button = QtWidgets.QPushButton("Export for the multipole library…")
+        self.library_button = QtWidgets.QPushButton("Export NPZ…")
         self.library_button.setToolTip("Point models: the results in the convention of "
                                        "mmt_multipole_inversion (inv_multipole_moments, "
                                        "moments_std, covariance), as NPZ")
@@ -329,36 +332,44 @@ class MMTView(QtWidgets.QWidget):
             return False
         path, fmt = self.path, self.grain_format.currentText()
         sigma = self.sigma.value() * UT or None
-        profile, emit = self.profile, self.progress_bridge.message.emit
-        cancel, sensors_done = self._cancel, self.progress_bridge.sensors.emit
-        cancel.clear()
-
-        def on_block(done: int, total: int) -> None:
-            if cancel.is_set():
-                raise InversionCancelled
-            sensors_done(done, total)
         model_choice, device = self.model.currentText(), self.device.currentText()
         extra = [e.strip() for e in self.more_entries.text().split(",") if e.strip()]
+        if len({entry, *extra}) != 1 + len(extra):
+            self.status.setText(f"scans {', '.join([entry, *extra])}: expected each scan once "
+                                "(a scan counted twice would halve its variance)")
+            return False
         masks = [m.strip() for m in self.mask_edit.text().split(",") if m.strip()]
         if len(masks) not in (0, 1, 1 + len(extra)):
             self.status.setText(f"{len(masks)} masks for {1 + len(extra)} scans; expected one "
                                 "for all, or one per scan")
             return False
         dragonfly = self.dragonfly.options() if fmt == "dragonfly" else None
-        self.settings_text = (  # as the command line would say it (auto: its defaults)
-            f"smm-daq gui: mmt invert {path} --entry {entry}"
-            + "".join(f" --entry {e}" for e in extra)
-            + f" --grains {grain_file} --grain-format {fmt}"
-            + (f" --model {model_choice}" if model_choice != "auto" else "")
-            + "".join(f" --mask {m}" for m in masks)
-            + (self.dragonfly.command_line() if dragonfly is not None else "")
-            + (f" --device {device}" if device != "auto" else "")
-            + (f" --sigma-nT {sigma / 1e-9:g}" if sigma else "")
-        )
+        # how this run is made, as the command line would say it (auto: its defaults)
+        arguments = ["mmt", "invert", str(path)]
+        for name in (entry, *extra):
+            arguments += ["--entry", name]
+        arguments += ["--grains", grain_file, "--grain-format", fmt]
+        arguments += ["--model", model_choice] if model_choice != "auto" else []
+        for mask in masks:
+            arguments += ["--mask", mask]
+        arguments += self.dragonfly.arguments() if dragonfly is not None else []
+        arguments += ["--device", device] if device != "auto" else []
+        arguments += ["--sigma-nT", f"{sigma / 1e-9:g}"] if sigma else []
+        made = {"command": "smm-daq gui: " + shlex.join(arguments), "grains": grain_file}
+        profile, emit = self.profile, self.progress_bridge.message.emit
+        cancel, sensors_done = self._cancel, self.progress_bridge.sensors.emit
+        cancel.clear()
 
-        def job() -> tuple[MapData, Any, dict, list[str]]:
+        def stop_if_cancelled() -> None:
             if cancel.is_set():
                 raise InversionCancelled
+
+        def on_block(done: int, total: int) -> None:
+            stop_if_cancelled()
+            sensors_done(done, total)
+
+        def job() -> tuple[MapData, Any, dict, list[str], dict[str, str]]:
+            stop_if_cancelled()
             from smm_daq.analysis.mmt.masks import read_mask
             from smm_daq.analysis.mmt.solver.inversion import invert_map
             from smm_daq.analysis.mmt.solver.joint import Scan, invert_scans
@@ -373,29 +384,36 @@ class MMTView(QtWidgets.QWidget):
             point = isinstance(grains, PointGrains)
             model = model_choice if model_choice != "auto" else ("dipole" if point else "cuboid")
             emit(f"{grains.n_grains} grains ({model}), map {data.shape[1]} × {data.shape[0]}")
+            maps = [data] + [read_map(path, e) for e in extra]
 
-            def height_of(m: MapData) -> float:
-                return m.height if m.height is not None else profile.sensor.height
+            def sensor_of(m: MapData) -> tuple[float, ...]:
+                size = m.sensor_size or profile.sensor.active_area
+                thickness = read_sensor_thickness(path, m.name)
+                if thickness > 0 and model == "cuboid":
+                    raise InputError(
+                        f"entry '{m.name}' was measured by a sensor {thickness / UM:g} µm "
+                        "thick, and the cuboid model has point and area sensors only; "
+                        "expected the model dipole, quadrupole or octupole")
+                return (*size, thickness) if thickness > 0 else tuple(size)
 
-            def size_of(m: MapData) -> tuple[float, float]:
-                return m.sensor_size or profile.sensor.active_area
-
+            scans = [Scan(m, m.height if m.height is not None else profile.sensor.height,
+                          sensor_of(m), sigma,
+                          read_mask(masks[min(i, len(masks) - 1)], m) if masks else None)
+                     for i, m in enumerate(maps)]
+            stop_if_cancelled()
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                if model == "cuboid" and not extra and not masks:
-                    result = invert_map(data, grains, height=height_of(data),
-                                        sensor_size=size_of(data), sigma=sigma, progress=emit,
-                                        device=device, on_block=on_block)
+                if model == "cuboid" and len(scans) == 1 and not masks:
+                    one = scans[0]
+                    result = invert_map(data, grains, height=one.height,
+                                        sensor_size=one.sensor_size[:2], sigma=sigma,
+                                        progress=emit, device=device, on_block=on_block)
                 else:
-                    maps = [data] + [read_map(path, e) for e in extra]
-                    scans = [Scan(m, height_of(m), size_of(m), sigma,
-                                  read_mask(masks[min(i, len(masks) - 1)], m) if masks
-                                  else None)
-                             for i, m in enumerate(maps)]
                     result = invert_scans(scans, grains, model=model, device=device,
                                           progress=emit, on_block=on_block)
                 table = result.table()
-            return data, result, table, [str(w.message) for w in caught]
+            stop_if_cancelled()  # cancelled after the last block: the result is not shown
+            return data, result, table, [str(w.message) for w in caught], made
 
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
@@ -437,9 +455,9 @@ class MMTView(QtWidgets.QWidget):
         self.run_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
 
-    def _done(self, value: tuple[MapData, Any, dict, list[str]]) -> None:
+    def _done(self, value: tuple[MapData, Any, dict, list[str], dict[str, str]]) -> None:
         self._idle()
-        self.data, self.result, table, notes = value
+        self.data, self.result, table, notes, self.made = value
         self.table_columns = table
         self.save_button.setEnabled(True)
         self.csv_button.setEnabled(True)
@@ -482,7 +500,7 @@ class MMTView(QtWidgets.QWidget):
                     n += 1
                     name = f"{self.data.name}_mmt_{n}"
             write_result_entry(self.path, name, self.data.name, self.result,
-                               self.table_columns, {"command": self.settings_text})
+                               self.table_columns, self.made)
         except (SmmError, OSError) as exc:
             self.status.setText(f"Not saved: {exc}")
             return False

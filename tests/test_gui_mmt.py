@@ -392,7 +392,8 @@ def test_dragonfly_options_a_mask_per_scan_and_the_library_export(qtbot, session
     assert list(view.result.grains.labels) == [1, 2, 3]
     np.testing.assert_allclose(view.result.grains.centroids()[:, 2] / UM, [-6, -10, -30],
                                atol=1e-9)
-    assert "--min-voxels 5 --z-top-um 500 --crop-to-scan" in view.settings_text
+    assert "--min-voxels 5 --z-top-um 500.0 --crop-to-scan" in view.made["command"]
+    assert view.made["grains"] == str(export)
     assert view.status.text().count(" µT (") == 1 and ", " in view.status.text()  # 2 σ
     assert view.save_to_file("df")
     with h5py.File(path, "r") as f:
@@ -409,3 +410,84 @@ def test_dragonfly_options_a_mask_per_scan_and_the_library_export(qtbot, session
     np.testing.assert_array_equal(got["identifier"], [1, 2, 3])
     view.grain_format.setCurrentText("points")
     assert not view.dragonfly.isVisible()
+
+
+def test_a_volume_sensor_entry_keeps_its_thickness_and_the_cuboid_model_refuses_it(
+        qtbot, session):
+    from smm_daq.analysis.mmt.formats.grains import read_grain_file
+    from smm_daq.analysis.mmt.solver.joint import Scan, as_points, invert_scans
+
+    path, grains = session
+    first = read_map(path, "scan")
+    write_map_entry(path, first.with_bz(first.bz, name="thick"), kind="scan",
+                    extra={"instrument/sensor/thickness": 1 * UM})
+    view = MMTView(load_profile())
+    qtbot.addWidget(view)
+    view.set_file(path)
+    view.set_grain_file(grains)
+    view.entry.setCurrentText("thick")
+    with qtbot.waitSignal(view.finished, timeout=WAIT_MS) as done:
+        assert view.run()  # auto: the cuboid model for cuboid grains
+    assert done.args[0] is False
+    assert "'thick' was measured by a sensor 1 µm thick" in view.status.text()
+    view.model.setCurrentText("dipole")
+    with qtbot.waitSignal(view.finished, timeout=WAIT_MS) as done:
+        assert view.run()
+    assert done.args[0], done.args[1]
+    volume = invert_scans([Scan(first, HEIGHT, (2 * UM, 2 * UM, 1 * UM))],
+                          as_points(read_grain_file(grains)), model="dipole")
+    np.testing.assert_allclose(view.result.coefficients, volume.coefficients, rtol=1e-9)
+
+
+def test_a_scan_named_twice_is_refused(qtbot, session):
+    path, grains = session
+    view = MMTView(load_profile())
+    qtbot.addWidget(view)
+    view.set_file(path)
+    view.set_grain_file(grains)
+    view.more_entries.setText("scan")
+    assert not view.run()
+    assert "expected each scan once" in view.status.text()
+
+
+def test_the_progress_bar_follows_the_blocks_of_sensors(qtbot, session):
+    path, grains = session
+    view = MMTView(load_profile())
+    qtbot.addWidget(view)
+    view.set_file(path)
+    view.set_grain_file(grains)
+    seen = []
+    view.progress_bridge.sensors.connect(  # after the view's own slot: the bar as updated
+        lambda done, total: seen.append((view.busy.value(), view.busy.maximum())))
+    with qtbot.waitSignal(view.finished, timeout=WAIT_MS) as done:
+        assert view.run()
+    assert done.args[0], done.args[1]
+    assert seen == [(view.result.n_sensors, view.result.n_sensors)]  # one block here
+
+
+def test_a_cancel_after_the_last_block_discards_the_result(qtbot, session, monkeypatch):
+    import threading
+
+    from smm_daq.analysis.mmt.solver import inversion
+
+    path, grains = session
+    started, release = threading.Event(), threading.Event()
+    solve = inversion.solve_triangle
+
+    def held(*args, **kwargs):
+        started.set()
+        assert release.wait(WAIT_MS / 1000)
+        return solve(*args, **kwargs)
+
+    monkeypatch.setattr(inversion, "solve_triangle", held)
+    view = MMTView(load_profile())
+    qtbot.addWidget(view)
+    view.set_file(path)
+    view.set_grain_file(grains)
+    with qtbot.waitSignal(view.finished, timeout=WAIT_MS) as done:
+        assert view.run()
+        assert started.wait(WAIT_MS / 1000)  # every block done, solving
+        view.cancel()
+        release.set()
+    assert done.args == [False, "cancelled"]
+    assert view.result is None

@@ -76,3 +76,14 @@ def test_mpe_refuses_text_with_its_own_message(files):
         read_grain_file(files["prose.txt"], "mpe")
     assert str(err.value) == (f"{files['prose.txt']}: is not an NPZ archive (expected the "
                               "multipole library's particle file: particle_positions, volumes)")
+
+
+def test_a_pipe_is_not_sniffed(tmp_path):
+    """Reading a FIFO to guess its format would block until a writer came."""
+    import os
+
+    fifo = tmp_path / "grains.fifo"
+    os.mkfifo(fifo)
+    assert guess_grain_format(fifo) is None
+    with pytest.raises(InputError):
+        read_grain_file(fifo, "points")

@@ -196,7 +196,8 @@ def test_grains_far_outside_the_scan_are_warned_of():
                          np.array([1, 2, 3, 4, 7]))
     with pytest.warns(FarGrainWarning, match=r"1 of 5 grains lie farther from the scanned "
                                              r"area than its size \(40 µm\), e.g. grain 7 at "
-                                             r"\(3e\+07, 3e\+07, -6e\+06\) µm"):
+                                             r"\(3e\+07, 3e\+07, -6e\+06\) µm, 4\.2"
+                                             r"\d+e\+07 µm outside it, 6e\+06 µm deep"):
         invert_scans([Scan(data, 3 * UM, sigma=1 * NT)], in_um, model="dipole")
 
 
@@ -215,3 +216,10 @@ def test_the_condition_number_is_that_of_q_in_unit_columns():
     exact = np.linalg.cond(np.linalg.qr(unit, mode="r"), 1)  # Q = U R: the 1-norm one of R
     assert exact < 1e8
     assert exact / 3 <= result.condition_number <= exact * (1 + 1e-9)  # an estimate, ≤ exact
+
+
+def test_a_scan_given_twice_is_refused():
+    from smm_daq.errors import InputError
+
+    with pytest.raises(InputError, match="scans low, low: expected each scan once"):
+        invert_scans([Scan(LOW, 3 * UM, sigma=1 * NT)] * 2, GRAINS, model="dipole")

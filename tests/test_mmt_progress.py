@@ -111,7 +111,9 @@ def test_a_second_pass_starts_again_and_one_block_shows_nothing():
         progress(100, 200)
         progress(200, 200)
     lines = out.getvalue().splitlines()
-    assert [line[23:28] for line in lines] == [" 50.0", "100.0"] * 2
+    first, second = "Green's matrix and QR:", "Green's matrix and QR, pass 2:"
+    assert [line[:line.index("%")] for line in lines] == [
+        f"{first}  50.0", f"{first} 100.0", f"{second}  50.0", f"{second} 100.0"]
 
 
 class _Terminal(io.StringIO):

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import math
+import shlex
+import sys
 from pathlib import Path
 
 from smm_daq.errors import InputError
+
+
+def invoked_command() -> str:
+    """The command line as run, quoted so that it can be run again (paths with spaces)."""
+    return "smm-daq " + shlex.join(sys.argv[1:])
 
 
 def floats(option: str, text: str, n: int) -> tuple[float, ...]:

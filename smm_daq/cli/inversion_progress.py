@@ -18,7 +18,7 @@ class InversionProgress:
     """`on_block` for `invert_map` and `invert_scans`: a tqdm bar with the remaining time on a
     terminal, else a line per 10 % (logs stay readable); nothing for an inversion of a single
     block (it has no progress to show). A second pass (joint inversions of scans of unknown
-    noise) starts a new bar."""
+    noise) starts a new bar, labelled as such."""
 
     FORMAT = "{desc}: {percentage:5.1f}%|{bar}| {n_fmt}/{total_fmt} sensors, ETA {remaining}"
 
@@ -32,6 +32,7 @@ class InversionProgress:
         self._t0 = 0.0
         self._first = 0
         self._decile = 0
+        self._passes = 0
 
     def __call__(self, done: int, total: int) -> None:
         if not self._started:
@@ -39,15 +40,16 @@ class InversionProgress:
                 return  # one block: done as soon as it began
             self._started = True
             self._t0, self._first, self._decile = time.monotonic(), done, 0
+            self._passes += 1
             if self.tty:
-                self._bar = tqdm(total=total, initial=done, file=self.stream, desc=self.label,
+                self._bar = tqdm(total=total, initial=done, file=self.stream, desc=self._desc(),
                                  bar_format=self.FORMAT, dynamic_ncols=True, leave=True)
         if self._bar is not None:
             self._bar.update(done - self._bar.n)
         elif done * 10 // total > self._decile:
             self._decile = done * 10 // total
             line = tqdm.format_meter(done, total, time.monotonic() - self._t0, ncols=80,
-                                     prefix=self.label, initial=self._first,
+                                     prefix=self._desc(), initial=self._first,
                                      bar_format=self.FORMAT, ascii=True)
             self.stream.write(line + "\n")
             self.stream.flush()
@@ -56,3 +58,6 @@ class InversionProgress:
                 self._bar.close()
                 self._bar = None
             self._started = False
+
+    def _desc(self) -> str:
+        return self.label if self._passes == 1 else f"{self.label}, pass {self._passes}"

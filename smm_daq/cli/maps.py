@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from smm_daq.cli.args import distinct_outputs, floats, output_file, within
+from smm_daq.cli.args import distinct_outputs, floats, invoked_command, output_file, within
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
 
@@ -97,7 +97,7 @@ def _write(args: argparse.Namespace, m: MapData, kind: str, extra: dict | None =
     from smm_daq.storage.nexus import write_map_entry
 
     parameters = dict(layout.pop("parameters", {}) or {})  # type: ignore[call-overload]
-    parameters["command"] = "smm-daq " + " ".join(sys.argv[1:])
+    parameters["command"] = invoked_command()
     write_map_entry(args.file, m, kind=kind, extra=extra, overwrite=args.overwrite,
                     parameters=parameters, **layout)  # type: ignore[arg-type]
     print(f"{args.file}: wrote entry '{m.name}' ({kind})")
@@ -142,7 +142,7 @@ def _subtract(args: argparse.Namespace) -> int:
     res = subtract_entries(args.file, args.in_field, args.remanent, args.name,
                            register=not args.no_register, rotation=args.rotation,
                            overwrite=args.overwrite,
-                           parameters={"command": "smm-daq " + " ".join(sys.argv[1:])})
+                           parameters={"command": invoked_command()})
     print(f"{args.file}: wrote entry '{args.name}' (induced)")
     if res.registered:
         (sx, sy), (ex, ey) = res.shift, res.shift_sd

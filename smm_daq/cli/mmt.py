@@ -20,6 +20,7 @@ import numpy as np
 from smm_daq.cli.args import (
     distinct_outputs,
     floats,
+    invoked_command,
     output_file,
     outputs_apart,
     positive,
@@ -32,7 +33,6 @@ from smm_daq.cli.mmt_models import (
     add_invert_options,
     add_synth_options,
     dragonfly_options_only_for_dragonfly,
-    entry_sensor_thickness,
     invert_models,
     synth_points,
     uses_models,
@@ -82,7 +82,7 @@ def _invert(args: argparse.Namespace) -> int:
     from smm_daq.analysis.mmt.solver.inversion import invert_map
     from smm_daq.cli.inversion_progress import InversionProgress
     from smm_daq.storage.checks import usable_map
-    from smm_daq.storage.nexus import check_new_entry, read_map
+    from smm_daq.storage.nexus import check_new_entry, read_map, read_sensor_thickness
 
     outputs_apart((("--out", args.out), ("--library-out", args.library_out)),
                   (("--grains", args.grains), *(("--mask", m) for m in args.mask or ())))
@@ -94,7 +94,7 @@ def _invert(args: argparse.Namespace) -> int:
     entry = args.entry[0]
     data = read_map(args.file, entry)
     usable_map(data, f"{args.file}, entry '{entry}'")
-    thickness = entry_sensor_thickness(args.file, entry)
+    thickness = read_sensor_thickness(args.file, entry)
     if thickness > 0 and args.sensor_thickness_um is None:
         raise InputError(f"entry '{entry}' of {args.file} was measured by a sensor "
                          f"{thickness / UM:g} µm thick, and the cuboid model has point and "
@@ -126,7 +126,7 @@ def _invert(args: argparse.Namespace) -> int:
     table = result.table()
     write_result_csv(out, table)
     write_result_entry(args.file, name, entry, result, table,
-                       {"command": "smm-daq " + " ".join(sys.argv[1:]),
+                       {"command": invoked_command(),
                         "grains": str(args.grains)},
                        overwrite=args.overwrite)
     ur = table["uncertainty_ratio_pct"]
@@ -178,7 +178,7 @@ def _synth(args: argparse.Namespace) -> int:
                       sensor_size=size, noise=args.noise_nT * NT, rng=rng, name=args.name)
     write_map_entry(args.out, data, kind="synthetic", overwrite=args.overwrite,
                     extra={"sample/thickness": Quantity(args.thickness_um * UM, "m")},
-                    parameters={"command": "smm-daq " + " ".join(sys.argv[1:]),
+                    parameters={"command": invoked_command(),
                                 "noise": Quantity(args.noise_nT * NT, "T"),
                                 "seed": args.seed,
                                 "density": Quantity(args.density_per_mm3, "mm-3",

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 
 import numpy as np
 
-from smm_daq.cli.args import floats, output_file, positive
+from smm_daq.cli.args import floats, invoked_command, output_file, positive
 from smm_daq.errors import InputError
 
 UM = 1e-6
@@ -73,15 +72,6 @@ def dragonfly_options_only_for_dragonfly(args: argparse.Namespace) -> None:
         raise InputError(f"--z-top-um is {args.z_top_um!r}; expected a finite number (µm)")
 
 
-def entry_sensor_thickness(path: str, entry: str) -> float:
-    """The sensor thickness an entry records (m; 0 for point and area sensors)."""
-    import h5py
-
-    with h5py.File(path, "r") as f:
-        node = f.get(f"{entry}/instrument/sensor/thickness")
-        return float(node[()]) if node is not None else 0.0
-
-
 def _per_entry(option: str, text: str | None, n: int) -> list[float | None]:
     """A comma list of one value for all entries or one per entry (µm or nT)."""
     if text is None:
@@ -121,7 +111,7 @@ def invert_models(args: argparse.Namespace) -> int:
     from smm_daq.analysis.mmt.solver.joint import Scan, invert_scans
     from smm_daq.cli.inversion_progress import InversionProgress
     from smm_daq.cli.mmt import _sensor_size, _warnings_to_stderr
-    from smm_daq.storage.nexus import check_new_entry, read_map
+    from smm_daq.storage.nexus import check_new_entry, read_map, read_sensor_thickness
 
     entries = list(args.entry)
     if len(set(entries)) != len(entries):
@@ -151,7 +141,7 @@ def invert_models(args: argparse.Namespace) -> int:
                              "--height-um")
         size = _sensor_size(args.sensor_size_um, data.sensor_size)
         thick = (args.sensor_thickness_um * UM if args.sensor_thickness_um is not None
-                 else entry_sensor_thickness(args.file, entry))
+                 else read_sensor_thickness(args.file, entry))
         if thick < 0 or not math.isfinite(thick):
             raise InputError(f"--sensor-thickness-um is {args.sensor_thickness_um!r}; "
                              "expected a number >= 0")
@@ -177,7 +167,7 @@ def invert_models(args: argparse.Namespace) -> int:
     table = result.table()
     write_result_csv(out, table)
     write_result_entry(args.file, name, entries[0], result, table,
-                       {"command": "smm-daq " + " ".join(sys.argv[1:]),
+                       {"command": invoked_command(),
                         "grains": str(args.grains)}, overwrite=args.overwrite)
     if library_out is not None:
         from smm_daq.analysis.mmt.formats.mpe import write_library_results

@@ -338,6 +338,20 @@ def read_map(path: str | Path, entry: str) -> MapData:
     return m
 
 
+def read_sensor_thickness(path: str | Path, entry: str) -> float:
+    """The thickness (m) of the sensor that measured `entry`: > 0 for a volume sensor (as the
+    multipole library's scans record it), else 0. InputError as `read_map`."""
+    where = f"{path}, entry '{entry}'"
+    with open_read(path) as f, corrupt_guard(where):
+        g = _entry_group(f, entry, str(path))
+        thickness = optional_numeric(g, "instrument/sensor/thickness", where, ndim=0)
+    value = float(thickness) if thickness is not None else 0.0
+    if not (value >= 0 and np.isfinite(value)):
+        raise InputError(f"instrument/sensor/thickness is {value!r}; expected a length >= 0 "
+                         "in m", source=where)
+    return value
+
+
 def _applied_field(g: h5py.Group, where: str) -> np.ndarray | None:
     found = optional_numeric(g, "sample/magnetic_field", where, length=3)
     return (found if found is not None

@@ -53,6 +53,8 @@ def _zip_format(path: str | Path) -> str | None:
 def guess_grain_format(path: str | Path) -> str | None:
     """The grain format a file looks like from its first bytes: "mpe" (an NPZ archive),
     "dragonfly", "cuboids", "points" or "mmt"; None when unsure or unreadable."""
+    if not Path(path).is_file():  # a pipe or device would block the read
+        return None
     try:
         with open(path, "rb") as f:
             head = f.read(SNIFF_BYTES)

@@ -142,17 +142,20 @@ def warn_far_grains(grains: GrainSet | Any, lo: np.ndarray, hi: np.ndarray) -> N
     reach the sensors, so their magnetizations come out huge and meaningless; the cause is
     usually positions in the wrong unit (µm read as m) or grains outside the scanned area."""
     c = grains.centroids()
-    outside = np.maximum(np.maximum(lo - c[:, :2], c[:, :2] - hi), 0.0)
-    distance = np.sqrt(np.sum(outside**2, axis=1) + c[:, 2] ** 2)
+    lateral = np.hypot(*np.maximum(np.maximum(lo - c[:, :2], c[:, :2] - hi), 0.0).T)
+    distance = np.hypot(lateral, c[:, 2])
     reach = max(float(np.max(hi - lo)), 0.0)
     far = np.flatnonzero(distance > reach)
     if far.size:
         g = far[np.argmax(distance[far])]
+        where = (f"{lateral[g] / UM:.4g} µm outside it" if lateral[g] > 0
+                 else "under it") + f", {-c[g, 2] / UM:.4g} µm deep"
         warnings.warn(
             f"{far.size} of {grains.n_grains} grains lie farther from the scanned area than "
             f"its size ({reach / UM:.4g} µm), e.g. grain {grains.labels[g]} at "
-            f"({c[g, 0] / UM:.4g}, {c[g, 1] / UM:.4g}, {c[g, 2] / UM:.4g}) µm: the map barely "
-            "constrains them (are the positions in metres? are the grains under the scan?)",
+            f"({c[g, 0] / UM:.4g}, {c[g, 1] / UM:.4g}, {c[g, 2] / UM:.4g}) µm, {where}: the "
+            "map barely constrains them (positions in µm read as metres? grains outside the "
+            "scan? a scan too small for their depth?)",
             FarGrainWarning, stacklevel=3)
 
 
@@ -370,8 +373,7 @@ def invert_map(
     if not isinstance(grains, GrainSet):
         raise InputError("the cuboid model needs cuboid grains, and these grains are points "
                          f"({getattr(grains, 'source', '') or 'centroids and volumes'}); "
-                         "expected the model dipole, quadrupole or octupole "
-                         "(`joint.invert_scans`)")
+                         "expected the model dipole, quadrupole or octupole")
     used = devices.resolve(device)
     ops = sys.modules[__name__] if used == "cpu" else devices.gpu_solver()
     check_grains_below_sensor(grains, height)

@@ -232,6 +232,10 @@ def invert_scans(
         raise InputError(f"model {model!r}; expected one of {', '.join(GRAIN_MODELS)}")
     if not scans:
         raise InputError("no scans to invert")
+    names = [scan.name for scan in scans]
+    if len(set(names)) != len(names):
+        raise InputError(f"scans {', '.join(names)}: expected each scan once (a scan counted "
+                         "twice would halve its variance)")
     if model == "cuboid" and isinstance(grains, PointGrains):
         raise InputError("the cuboid model needs cuboid grains, and these grains are points "
                          f"({grains.source or 'centroids and volumes'}); expected the model "
