@@ -141,18 +141,18 @@ class MainWindow(QtWidgets.QMainWindow):
         self.scan.save(self.settings)
         self.settings.sync()
 
+    def _confirm(self, question: str) -> bool:
+        """Yes or No to `question` (No by default)."""
+        yes, no = QtWidgets.QMessageBox.StandardButton.Yes, QtWidgets.QMessageBox.StandardButton.No
+        return QtWidgets.QMessageBox.question(self, TITLE, question, yes | no, no) == yes
+
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
         """During a scan: ask, then abort it and close once the rig is safe. During an MMT
         inversion: ask, then cancel it (its thread ends after the block of sensors in hand)."""
         if self.scan.live.running:
             if not self._close_after_scan:
-                answer = QtWidgets.QMessageBox.question(
-                    self, TITLE, "A scan is running. Abort it (the rig is made safe) and close?",
-                    QtWidgets.QMessageBox.StandardButton.Yes
-                    | QtWidgets.QMessageBox.StandardButton.No,
-                    QtWidgets.QMessageBox.StandardButton.No,
-                )
-                if answer != QtWidgets.QMessageBox.StandardButton.Yes:
+                if not self._confirm("A scan is running. Abort it (the rig is made safe) and "
+                                     "close?"):
                     event.ignore()
                     return
                 self._close_after_scan = True
@@ -160,13 +160,7 @@ class MainWindow(QtWidgets.QMainWindow):
             event.ignore()
             return
         if self.mmt.running:
-            answer = QtWidgets.QMessageBox.question(
-                self, TITLE, "An MMT inversion is running. Cancel it and close?",
-                QtWidgets.QMessageBox.StandardButton.Yes
-                | QtWidgets.QMessageBox.StandardButton.No,
-                QtWidgets.QMessageBox.StandardButton.No,
-            )
-            if answer != QtWidgets.QMessageBox.StandardButton.Yes:
+            if not self._confirm("An MMT inversion is running. Cancel it and close?"):
                 event.ignore()
                 return
             self.mmt.cancel()  # it stops after its block of sensors in hand

@@ -63,6 +63,15 @@ def inverted(qtbot, session):
     return view
 
 
+def open_view(qtbot, path, grains):
+    """The MMT tab on a session file and a grain file (cuboids)."""
+    view = MMTView(load_profile())
+    qtbot.addWidget(view)
+    view.set_file(path)
+    view.set_grain_file(grains)
+    return view
+
+
 def column(view, name):
     model = view.proxy.sourceModel()
     return [view.proxy.index(r, model.names.index(name)).data(SORT_ROLE)
@@ -227,10 +236,7 @@ def test_cancel_stops_the_inversion_after_its_block_then_a_new_run_works(
         qtbot, session, held_inversion):
     path, grains = session
     started, release = held_inversion
-    view = MMTView(load_profile())
-    qtbot.addWidget(view)
-    view.set_file(path)
-    view.set_grain_file(grains)
+    view = open_view(qtbot, path, grains)
     assert not view.cancel_button.isEnabled()
     with qtbot.waitSignal(view.finished, timeout=WAIT_MS) as done:
         assert view.run()
@@ -299,10 +305,7 @@ def test_a_joint_multipole_result_is_saved_whole_like_the_command_line(qtbot, se
     mask = np.zeros(first.bz.shape, dtype=bool)
     mask[0, :5] = True
     np.save(tmp_path / "bad.npy", mask)
-    view = MMTView(load_profile())
-    qtbot.addWidget(view)
-    view.set_file(path)
-    view.set_grain_file(grains)
+    view = open_view(qtbot, path, grains)
     view.entry.setCurrentText("scan")
     view.model.setCurrentText("quadrupole")
     view.more_entries.setText("again")
@@ -421,10 +424,7 @@ def test_a_volume_sensor_entry_keeps_its_thickness_and_the_cuboid_model_refuses_
     first = read_map(path, "scan")
     write_map_entry(path, first.with_bz(first.bz, name="thick"), kind="scan",
                     extra={"instrument/sensor/thickness": 1 * UM})
-    view = MMTView(load_profile())
-    qtbot.addWidget(view)
-    view.set_file(path)
-    view.set_grain_file(grains)
+    view = open_view(qtbot, path, grains)
     view.entry.setCurrentText("thick")
     with qtbot.waitSignal(view.finished, timeout=WAIT_MS) as done:
         assert view.run()  # auto: the cuboid model for cuboid grains
@@ -441,10 +441,7 @@ def test_a_volume_sensor_entry_keeps_its_thickness_and_the_cuboid_model_refuses_
 
 def test_a_scan_named_twice_is_refused(qtbot, session):
     path, grains = session
-    view = MMTView(load_profile())
-    qtbot.addWidget(view)
-    view.set_file(path)
-    view.set_grain_file(grains)
+    view = open_view(qtbot, path, grains)
     view.more_entries.setText("scan")
     assert not view.run()
     assert "expected each scan once" in view.status.text()
@@ -452,10 +449,7 @@ def test_a_scan_named_twice_is_refused(qtbot, session):
 
 def test_the_progress_bar_follows_the_blocks_of_sensors(qtbot, session):
     path, grains = session
-    view = MMTView(load_profile())
-    qtbot.addWidget(view)
-    view.set_file(path)
-    view.set_grain_file(grains)
+    view = open_view(qtbot, path, grains)
     seen = []
     view.progress_bridge.sensors.connect(  # after the view's own slot: the bar as updated
         lambda done, total: seen.append((view.busy.value(), view.busy.maximum())))
@@ -480,10 +474,7 @@ def test_a_cancel_after_the_last_block_discards_the_result(qtbot, session, monke
         return solve(*args, **kwargs)
 
     monkeypatch.setattr(inversion, "solve_triangle", held)
-    view = MMTView(load_profile())
-    qtbot.addWidget(view)
-    view.set_file(path)
-    view.set_grain_file(grains)
+    view = open_view(qtbot, path, grains)
     with qtbot.waitSignal(view.finished, timeout=WAIT_MS) as done:
         assert view.run()
         assert started.wait(WAIT_MS / 1000)  # every block done, solving
