@@ -247,9 +247,9 @@ class MMTView(QtWidgets.QWidget):
         for box in (self.min_ssr, self.max_ratio):
             box.valueChanged.connect(self._filter_changed)
         filters = QtWidgets.QHBoxLayout()
-        filters.addWidget(QtWidgets.QLabel("SSR at least"))
+        filters.addWidget(QtWidgets.QLabel("SSR ≥"))
         filters.addWidget(self.min_ssr)
-        filters.addWidget(QtWidgets.QLabel("uncertainty ratio at most"))
+        filters.addWidget(QtWidgets.QLabel("uncertainty ratio ≤"))
         filters.addWidget(self.max_ratio)
         filters.addWidget(self.shown, 1)
         filters.addWidget(self.save_button)

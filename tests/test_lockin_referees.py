@@ -451,6 +451,9 @@ def test_a_stage_move_changes_the_reading_as_the_sample_field_says(fresh: Served
         sensor = world.sensor_positions([fresh.clock.now()])
         bz.append(float(world.sample.bz_true(sensor, profile.sensor.active_area, np.zeros(3))[0]))
     stage.write(f"MOV {axis} {lo}")  # back where the other tests expect it
+    # a reply: the server has taken the move before the clock runs on (else, on a loaded
+    # machine, the move could start after the settling and run into the next test)
+    assert stage.query("ERR?").strip() == "0"
     settle(lia, fresh, 60.0)
     stage.close()
     volts_per_tesla = world.sensor.gain(fresh.sr830.amplitude)
