@@ -396,13 +396,13 @@ class MMTView(QtWidgets.QWidget):
                         "expected the model dipole, quadrupole or octupole")
                 return (*size, thickness) if thickness > 0 else tuple(size)
 
-            scans = [Scan(m, m.height if m.height is not None else profile.sensor.height,
-                          sensor_of(m), sigma,
-                          read_mask(masks[min(i, len(masks) - 1)], m) if masks else None)
-                     for i, m in enumerate(maps)]
-            stop_if_cancelled()
-            with warnings.catch_warnings(record=True) as caught:
+            with warnings.catch_warnings(record=True) as caught:  # shown with the result
                 warnings.simplefilter("always")
+                scans = [Scan(m, m.height if m.height is not None else profile.sensor.height,
+                              sensor_of(m), sigma,
+                              read_mask(masks[min(i, len(masks) - 1)], m) if masks else None)
+                         for i, m in enumerate(maps)]
+                stop_if_cancelled()
                 if model == "cuboid" and len(scans) == 1 and not masks:
                     one = scans[0]
                     result = invert_map(data, grains, height=one.height,

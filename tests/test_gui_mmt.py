@@ -482,3 +482,19 @@ def test_a_cancel_after_the_last_block_discards_the_result(qtbot, session, monke
         release.set()
     assert done.args == [False, "cancelled"]
     assert view.result is None
+
+
+def test_a_mask_shape_that_excludes_nothing_is_shown_with_the_result(qtbot, session,
+                                                                      tmp_path):
+    import json
+
+    path, grains = session
+    shapes = tmp_path / "m.json"
+    shapes.write_text(json.dumps({"rectangles_um": [[500, 600, 500, 600]]}))  # off the scan
+    view = open_view(qtbot, path, grains)
+    view.mask_edit.setText(str(shapes))
+    with qtbot.waitSignal(view.finished, timeout=WAIT_MS) as done:
+        assert view.run()
+    assert done.args[0], done.args[1]
+    assert "Warning: " in view.status.text()
+    assert "rectangles_um[0] covers no pixel centre" in view.status.text()
