@@ -261,3 +261,16 @@ def test_bad_masks_refused(tmp_path):
     (tmp_path / "x.png").write_text("not an image")
     with pytest.raises(InputError, match="not a readable image"):
         read_mask(tmp_path / "x.png", m)
+
+
+@pytest.mark.parametrize("identifier", [np.array(["a", "b"]), np.array([1, 2, 3]),
+                                        np.array([1.5, 2.0]), np.array([1.0, np.nan])],
+                         ids=["text", "too many", "fraction", "nan"])
+def test_an_identifier_that_is_not_one_label_per_particle_is_refused(tmp_path, identifier):
+    p = tmp_path / "ids.npz"
+    np.savez(p, particle_positions=np.zeros((2, 3)) - 1e-6, volumes=np.full(2, 1e-18),
+             identifier=identifier)
+    with pytest.raises(InputError, match=r"ids\.npz: array 'identifier' holds \d+ values of "
+                                         r"type .*; expected 2 whole numbers, one label per "
+                                         "particle"):
+        mpe.read_particles(p)

@@ -145,23 +145,27 @@ def read_scan(params: str | Path, arrays: str | Path, *, name: str = "mpe_scan"
 
 
 def _labels(data: dict[str, np.ndarray], n: int, source: str) -> np.ndarray | None:
-    """The grain labels of `identifier` when it holds n whole numbers (InputError when one
-    repeats), else None (labels 1..N)."""
+    """The grain labels of `identifier`, None without one (labels 1..N); InputError unless it
+    holds n distinct whole numbers (a label that repeats, or labels that are not numbers,
+    would pair results with the wrong grains)."""
     ident = data.get("identifier")
-    if ident is None or ident.size != n or not (np.issubdtype(ident.dtype, np.integer)
-                                                or np.issubdtype(ident.dtype, np.floating)):
+    if ident is None:
         return None
-    ident = ident.reshape(-1)
-    if not np.all(np.isfinite(ident) & (ident == np.round(ident)) & (np.abs(ident) <= MAX_LABEL)):
-        return None
+    numeric = np.issubdtype(ident.dtype, np.integer) or np.issubdtype(ident.dtype, np.floating)
+    flat = ident.reshape(-1)
+    if not (numeric and ident.size == n and np.all(
+            np.isfinite(flat) & (flat == np.round(flat)) & (np.abs(flat) <= MAX_LABEL))):
+        raise InputError(f"array 'identifier' holds {ident.size} values of type {ident.dtype};"
+                         f" expected {n} whole numbers, one label per particle (at most "
+                         f"{MAX_LABEL:g} in size)", source=source)
     first_row: dict[float, int] = {}
-    for row, value in enumerate(ident.tolist()):
+    for row, value in enumerate(flat.tolist()):
         if value in first_row:
             raise InputError(f"array 'identifier' holds {int(value)} more than once (rows "
                              f"{first_row[value]} and {row}); expected one label per particle",
                              source=source)
         first_row[value] = row
-    return ident.astype(np.int64)
+    return flat.astype(np.int64)
 
 
 def _numbers(values: np.ndarray) -> str:
@@ -170,7 +174,7 @@ def _numbers(values: np.ndarray) -> str:
 
 def read_particles(arrays: str | Path) -> PointGrains:
     """Point grains from the NPZ's particle_positions and volumes (labels from `identifier`
-    when it holds whole numbers, else 1..N)."""
+    when there is one, else 1..N)."""
     data = _load(arrays, "the multipole library's particle file: particle_positions, volumes")
     source = str(arrays)
     for key, want in (("particle_positions", "(N, 3) in m"), ("volumes", "(N,) in m³")):
