@@ -334,9 +334,12 @@ class MMTView(QtWidgets.QWidget):
         sigma = self.sigma.value() * UT or None
         model_choice, device = self.model.currentText(), self.device.currentText()
         extra = [e.strip() for e in self.more_entries.text().split(",") if e.strip()]
-        if len({entry, *extra}) != 1 + len(extra):
-            self.status.setText(f"scans {', '.join([entry, *extra])}: expected each scan once "
-                                "(a scan counted twice would halve its variance)")
+        from smm_daq.analysis.mmt.solver.joint import check_each_scan_once
+
+        try:
+            check_each_scan_once([entry, *extra])
+        except InputError as exc:
+            self.status.setText(str(exc))
             return False
         masks = [m.strip() for m in self.mask_edit.text().split(",") if m.strip()]
         if len(masks) not in (0, 1, 1 + len(extra)):
@@ -387,13 +390,10 @@ class MMTView(QtWidgets.QWidget):
             maps = [data] + [read_map(path, e) for e in extra]
 
             def sensor_of(m: MapData) -> tuple[float, ...]:
+                """(w, l), or (w, l, thickness) for a volume sensor (which `invert_scans`
+                refuses under the cuboid model)."""
                 size = m.sensor_size or profile.sensor.active_area
                 thickness = read_sensor_thickness(path, m.name)
-                if thickness > 0 and model == "cuboid":
-                    raise InputError(
-                        f"entry '{m.name}' was measured by a sensor {thickness / UM:g} µm "
-                        "thick, and the cuboid model has point and area sensors only; "
-                        "expected the model dipole, quadrupole or octupole")
                 return (*size, thickness) if thickness > 0 else tuple(size)
 
             with warnings.catch_warnings(record=True) as caught:  # shown with the result
@@ -403,7 +403,8 @@ class MMTView(QtWidgets.QWidget):
                               read_mask(masks[min(i, len(masks) - 1)], m) if masks else None)
                          for i, m in enumerate(maps)]
                 stop_if_cancelled()
-                if model == "cuboid" and len(scans) == 1 and not masks:
+                if model == "cuboid" and len(scans) == 1 and not masks \
+                        and len(scans[0].sensor_size) == 2:
                     one = scans[0]
                     result = invert_map(data, grains, height=one.height,
                                         sensor_size=one.sensor_size[:2], sigma=sigma,

@@ -136,6 +136,14 @@ def check_grains_below_sensor(grains: GrainSet, height: float) -> None:
         )
 
 
+def check_cuboid_grains(grains: GrainSet | Any) -> None:
+    """Refuse point grains (centroids and volumes) for the cuboid model."""
+    if not isinstance(grains, GrainSet):
+        raise InputError("the cuboid model needs cuboid grains, and these grains are points "
+                         f"({getattr(grains, 'source', '') or 'centroids and volumes'}); "
+                         "expected the model dipole, quadrupole or octupole")
+
+
 def warn_far_grains(grains: GrainSet | Any, lo: np.ndarray, hi: np.ndarray) -> None:
     """Warn of grains whose centroid lies farther from the scanned rectangle (sensor centres
     lo..hi, in the sample's top plane) than the rectangle's larger side. Their fields barely
@@ -370,10 +378,7 @@ def invert_map(
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
     # accumulate / solve_triangle / forward: this module's on the CPU, else the GPU's
-    if not isinstance(grains, GrainSet):
-        raise InputError("the cuboid model needs cuboid grains, and these grains are points "
-                         f"({getattr(grains, 'source', '') or 'centroids and volumes'}); "
-                         "expected the model dipole, quadrupole or octupole")
+    check_cuboid_grains(grains)
     used = devices.resolve(device)
     ops = sys.modules[__name__] if used == "cpu" else devices.gpu_solver()
     check_grains_below_sensor(grains, height)

@@ -43,6 +43,7 @@ from smm_daq.analysis.mmt.solver.inversion import (
     KEEP_Q_BYTES,
     BlockProgress,
     MMTResult,
+    check_cuboid_grains,
     check_grains_below_sensor,
     warn_far_grains,
 )
@@ -192,8 +193,10 @@ def _model(grains: GrainSet | PointGrains, scan: Scan, model: str, sensors: np.n
     if model == "cuboid":
         assert isinstance(grains, GrainSet)  # point grains refused by `invert_scans`
         if len(scan.sensor_size) > 2 and scan.sensor_size[2] > 0:
-            raise InputError(f"scan '{scan.name}': the cuboid model has point and area sensors "
-                             "only; expected a sensor thickness of 0")
+            raise InputError(f"entry '{scan.name}' was measured by a sensor "
+                             f"{scan.sensor_size[2] / UM:g} µm thick, and the cuboid model has "
+                             "point and area sensors only; expected the model dipole, "
+                             "quadrupole or octupole")
         check_grains_below_sensor(grains, scan.height)
         lo, hi = sensors[:, :2].min(axis=0), sensors[:, :2].max(axis=0)
         return GreenModel.build(grains, tuple(scan.sensor_size[:2]), lo, hi, scan.height,
@@ -208,6 +211,13 @@ def as_points(grains: GrainSet) -> PointGrains:
     """Cuboid grains as point sources at their centroids (for multipole models)."""
     return point_grains(grains.centroids(), grains.volumes(), grains.labels,
                         source=grains.source)
+
+
+def check_each_scan_once(names: list[str]) -> None:
+    """Refuse a scan named twice: its rows counted twice would halve its variance."""
+    if len(set(names)) != len(names):
+        raise InputError(f"scans {', '.join(names)}: expected each scan once (a scan counted "
+                         "twice would halve its variance)")
 
 
 def invert_scans(
@@ -232,14 +242,9 @@ def invert_scans(
         raise InputError(f"model {model!r}; expected one of {', '.join(GRAIN_MODELS)}")
     if not scans:
         raise InputError("no scans to invert")
-    names = [scan.name for scan in scans]
-    if len(set(names)) != len(names):
-        raise InputError(f"scans {', '.join(names)}: expected each scan once (a scan counted "
-                         "twice would halve its variance)")
-    if model == "cuboid" and isinstance(grains, PointGrains):
-        raise InputError("the cuboid model needs cuboid grains, and these grains are points "
-                         f"({grains.source or 'centroids and volumes'}); expected the model "
-                         "dipole, quadrupole or octupole")
+    check_each_scan_once([scan.name for scan in scans])
+    if model == "cuboid":
+        check_cuboid_grains(grains)
     t0 = time.perf_counter()
     k = 3 if model == "cuboid" else MODELS[model]
     points = grains if model == "cuboid" or isinstance(grains, PointGrains) \
