@@ -188,7 +188,8 @@ class MMTView(QtWidgets.QWidget):
         self.mask_edit.setPlaceholderText("mask (optional)")
         self.mask_edit.setToolTip("bad pixels: .npy (True = bad), an image (black = bad) or "
                                   ".json of rectangles/polygons in µm; one file for every "
-                                  "scan, or one per scan, comma-separated")
+                                  "scan, or one per scan, comma-separated ('none': that "
+                                  "scan unmasked)")
         self.sigma = QtWidgets.QDoubleSpinBox()
         self.sigma.setRange(0.0, 1e6)
         self.sigma.setDecimals(4)
@@ -373,7 +374,7 @@ class MMTView(QtWidgets.QWidget):
 
         def job() -> tuple[MapData, Any, dict, list[str], dict[str, str]]:
             stop_if_cancelled()
-            from smm_daq.analysis.mmt.masks import read_mask
+            from smm_daq.analysis.mmt.masks import mask_for
             from smm_daq.analysis.mmt.solver.inversion import invert_map
             from smm_daq.analysis.mmt.solver.joint import Scan, invert_scans
 
@@ -400,10 +401,10 @@ class MMTView(QtWidgets.QWidget):
                 warnings.simplefilter("always")
                 scans = [Scan(m, m.height if m.height is not None else profile.sensor.height,
                               sensor_of(m), sigma,
-                              read_mask(masks[min(i, len(masks) - 1)], m) if masks else None)
+                              mask_for(masks, i, m))
                          for i, m in enumerate(maps)]
                 stop_if_cancelled()
-                if model == "cuboid" and len(scans) == 1 and not masks \
+                if model == "cuboid" and len(scans) == 1 and scans[0].mask is None \
                         and len(scans[0].sensor_size) == 2:
                     one = scans[0]
                     result = invert_map(data, grains, height=one.height,

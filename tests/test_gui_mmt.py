@@ -411,6 +411,15 @@ def test_dragonfly_options_a_mask_per_scan_and_the_library_export(qtbot, session
     np.testing.assert_allclose(got["inv_multipole_moments"][:, :3],
                                view.result.coefficients[:, :3] * volumes[:, None])
     np.testing.assert_array_equal(got["identifier"], [1, 2, 3])
+    view.mask_edit.setText(f"none, {masks[1]}")  # the first scan unmasked
+    with qtbot.waitSignal(view.finished, timeout=WAIT_MS) as done:
+        assert view.run()
+    assert done.args[0], done.args[1]
+    assert f"--mask none --mask {masks[1]}" in view.made["command"]
+    assert view.save_to_file("df_none")
+    with h5py.File(path, "r") as f:
+        assert "mask" not in f["df_none/scans/scan"]
+        assert f["df_none/scans/again/mask"][()][1, :4].all()
     view.grain_format.setCurrentText("points")
     assert not view.dragonfly.isVisible()
 

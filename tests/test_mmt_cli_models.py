@@ -85,6 +85,20 @@ def test_mask_is_honoured_and_stored(tmp_path):
         assert np.all(np.isnan(f["qdm_mmt/data/Bz"][()][:, :4]))
 
 
+def test_mask_none_leaves_one_scan_of_a_joint_inversion_unmasked(tmp_path):
+    h5 = imported(tmp_path, "a", "b")
+    mask = np.zeros((16, 20), bool)
+    mask[:, :4] = True
+    np.save(tmp_path / "m.npy", mask)
+    assert main(["mmt", "invert", str(h5), "--entry", "a", "--entry", "b", "--grain-format",
+                 "mpe", "--grains", str(NPZ), "--mask", "none", "--mask",
+                 str(tmp_path / "m.npy"), "--out", str(tmp_path / "r.csv")]) == 0
+    with h5py.File(h5) as f:
+        assert f["a_mmt/results/n_sensors"][()] == 16 * 20 + 16 * 16
+        assert "mask" not in f["a_mmt/scans/a"]
+        assert np.array_equal(f["a_mmt/scans/b/mask"][()].astype(bool), mask)
+
+
 def test_synth_multipole_sample_and_invert_it(tmp_path, capsys):
     h5, grains, truth, out = (tmp_path / n for n in ("s.h5", "g.txt", "t.csv", "r.csv"))
     assert main(["mmt", "synth", "--model", "quadrupole", "--out", str(h5), "--name", "scan",
@@ -200,8 +214,8 @@ def test_a_mask_shape_that_excludes_nothing_is_warned_of_on_stderr(tmp_path, cap
     assert main(["mmt", "invert", str(h5), "--entry", "qdm", "--grain-format", "points",
                  "--grains", str(DATA / "grains_points.txt"), "--mask", str(shapes),
                  "--out", str(tmp_path / "r.csv")]) == 0
-    assert (f"smm-daq: warning: {shapes}: rectangles_um[0] covers no pixel centre"
-            in capsys.readouterr().err)
+    assert (f"smm-daq: warning: {shapes}: rectangles_um[0] covers no pixel centre of scan "
+            "'qdm'" in capsys.readouterr().err)
 
 
 def test_a_points_file_read_as_cuboids_names_the_format_that_fits(tmp_path, capsys):

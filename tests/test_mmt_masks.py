@@ -1,5 +1,6 @@
 """Mask shapes that exclude nothing are warned of (a shape in the wrong unit or place would
-otherwise leave the bad pixels in the fit without a word)."""
+otherwise leave the bad pixels in the fit without a word); one mask per scan from the list
+of files given for all."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import warnings
 import numpy as np
 import pytest
 
-from smm_daq.analysis.mmt.masks import MaskWarning, read_mask
+from smm_daq.analysis.mmt.masks import NO_MASK, MaskWarning, mask_for, read_mask
 from smm_daq.storage.mapdata import MapData
 
 UM = 1e-6
@@ -30,6 +31,22 @@ def test_a_shape_covering_no_pixel_is_warned_of_and_others_are_not(tmp_path):
         mask = read_mask(shapes, data)
     said = [str(w.message) for w in caught]
     assert len(said) == 2
-    assert said[0].startswith(f"{shapes}: rectangles_um[1] covers no pixel centre")
-    assert said[1].startswith(f"{shapes}: polygons_um[0] covers no pixel centre")
+    assert said[0].startswith(f"{shapes}: rectangles_um[1] covers no pixel centre of scan "
+                              "'scan'")
+    assert said[1].startswith(f"{shapes}: polygons_um[0] covers no pixel centre of scan 'scan'")
     assert mask.sum() == 4  # the first rectangle's pixels still excluded
+
+
+def test_each_scan_takes_its_mask_from_the_list_given_for_all(tmp_path):
+    x = np.arange(4) * UM
+    data = MapData(bz=np.zeros((4, 4)), x=x, y=x, name="scan")
+    left, right = np.zeros((4, 4), bool), np.zeros((4, 4), bool)
+    left[:, 0] = right[:, 3] = True
+    np.save(tmp_path / "l.npy", left)
+    np.save(tmp_path / "r.npy", right)
+    l, r = str(tmp_path / "l.npy"), str(tmp_path / "r.npy")
+    assert mask_for([], 1, data) is None
+    assert all(np.array_equal(mask_for([l], i, data), left) for i in range(3))  # one for all
+    assert np.array_equal(mask_for([l, r], 1, data), right)
+    assert mask_for([NO_MASK, r], 0, data) is None
+    assert np.array_equal(mask_for([NO_MASK, r], 1, data), right)

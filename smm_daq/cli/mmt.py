@@ -77,6 +77,7 @@ def _sensor_size(text: str | None, fallback: tuple[float, float] | None) -> tupl
 
 def _invert(args: argparse.Namespace) -> int:
     from smm_daq.analysis.mmt.formats.grains import read_grain_file
+    from smm_daq.analysis.mmt.masks import NO_MASK
     from smm_daq.analysis.mmt.result_file import write_result_csv, write_result_entry
     from smm_daq.analysis.mmt.solver.device import resolve
     from smm_daq.analysis.mmt.solver.inversion import invert_map
@@ -84,8 +85,9 @@ def _invert(args: argparse.Namespace) -> int:
     from smm_daq.storage.checks import usable_map
     from smm_daq.storage.nexus import check_new_entry, read_map, read_sensor_thickness
 
+    masks = [("--mask", m) for m in args.mask or () if m != NO_MASK]
     outputs_apart((("--out", args.out), ("--library-out", args.library_out)),
-                  (("--grains", args.grains), *(("--mask", m) for m in args.mask or ())))
+                  (("--grains", args.grains), *masks))
     dragonfly_options_only_for_dragonfly(args)
     out = output_file("--out", args.out, overwrite=args.overwrite)
     if uses_models(args):

@@ -31,7 +31,7 @@ def add_invert_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mask", action="append", metavar="FILE",
                    help="bad pixels to leave out: .npy (True = bad), an image (black = bad) or "
                         ".json of rectangles/polygons in µm; one for all entries or one per "
-                        "--entry, in order")
+                        "--entry, in order, where 'none' leaves that entry unmasked")
     p.add_argument("--device", choices=DEVICES, default="auto",
                    help="where to compute (default auto: a CUDA GPU when one is usable)")
     p.add_argument("--sensor-thickness-um", type=float,
@@ -52,7 +52,10 @@ def add_invert_options(p: argparse.ArgumentParser) -> None:
 
 def uses_models(args: argparse.Namespace) -> bool:
     """Does this inversion need more than the cuboid inversion of one scan?"""
-    return (len(args.entry) > 1 or bool(args.mask) or args.grain_format not in CUBOID_FORMATS
+    from smm_daq.analysis.mmt.masks import NO_MASK
+
+    return (len(args.entry) > 1 or any(m != NO_MASK for m in args.mask or ())
+            or args.grain_format not in CUBOID_FORMATS
             or (args.model or "cuboid") != "cuboid" or bool(args.sensor_thickness_um)
             or args.library_out is not None)
 
@@ -104,7 +107,7 @@ def _grains(args: argparse.Namespace, first_map: object) -> object:
 
 def invert_models(args: argparse.Namespace) -> int:
     """`mmt invert` through the joint solver (any grain model, one or more scans)."""
-    from smm_daq.analysis.mmt.masks import read_mask
+    from smm_daq.analysis.mmt.masks import mask_for
     from smm_daq.analysis.mmt.models.multipole import PointGrains
     from smm_daq.analysis.mmt.result_file import write_result_csv, write_result_entry
     from smm_daq.analysis.mmt.solver.device import resolve
@@ -146,7 +149,7 @@ def invert_models(args: argparse.Namespace) -> int:
             raise InputError(f"--sensor-thickness-um is {args.sensor_thickness_um!r}; "
                              "expected a number >= 0")
         with _warnings_to_stderr():  # e.g. a mask shape that excludes no pixel
-            mask = read_mask(masks[min(i, len(masks) - 1)], data) if masks else None
+            mask = mask_for(masks, i, data)
         scans.append(Scan(data, height, (*size, thick) if thick > 0 else size,
                           None if sigmas[i] is None else sigmas[i] * NT, mask))
     name = args.result_entry or f"{entries[0]}_mmt"

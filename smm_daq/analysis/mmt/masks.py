@@ -9,6 +9,9 @@ file, each for a map of shape (ny, nx) whose row 0 is the lowest y:
   is resampled to the grid by nearest neighbour;
 * ``.json``: ``{"rectangles_um": [[x0, x1, y0, y1], ...], "polygons_um": [[[x, y], ...], ...]}``
   in µm, the pixels whose centres lie inside any shape excluded.
+
+Several scans take one mask each from a list of such files (`mask_for`): one file for all,
+or one per scan in order, where ``none`` leaves that scan unmasked.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -26,10 +30,20 @@ from smm_daq.storage.mapdata import MapData
 
 UM = 1e-6
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+NO_MASK = "none"  # in a list of masks, one per scan: that scan has none
 
 
 class MaskWarning(UserWarning):
     """A mask file's shape excludes no pixel."""
+
+
+def mask_for(files: Sequence[str], i: int, data: MapData) -> np.ndarray | None:
+    """Scan i's mask (`read_mask`) from the `files` given for all the scans: none, one for
+    all, or one per scan in order (`NO_MASK`: none for that scan)."""
+    if not files:
+        return None
+    file = files[min(i, len(files) - 1)]
+    return None if file == NO_MASK else read_mask(file, data)
 
 
 def read_mask(path: str | Path, data: MapData) -> np.ndarray:
@@ -108,21 +122,22 @@ def _from_shapes(path: Path, data: MapData) -> np.ndarray:
                              source=source)
         x0, x1, y0, y1 = (v * UM for v in rect)
         mask |= _covering(rectangle_mask(data, (x0, x1), (y0, y1)), f"rectangles_um[{i}]",
-                          source)
+                          source, data.name)
     for i, poly in enumerate(spec.get("polygons_um", [])):
         if not (isinstance(poly, list) and len(poly) >= 3
                 and all(_numbers(v, 2) for v in poly)):
             raise InputError(f"polygons_um[{i}] is {poly!r}; expected at least 3 [x, y] "
                              "vertices in µm", source=source)
         mask |= _covering(polygon_mask(data, np.asarray(poly, dtype=float) * UM),
-                          f"polygons_um[{i}]", source)
+                          f"polygons_um[{i}]", source, data.name)
     return mask
 
 
-def _covering(shape: np.ndarray, name: str, source: str) -> np.ndarray:
+def _covering(shape: np.ndarray, name: str, source: str, scan: str) -> np.ndarray:
     """A shape's pixels, with a warning when it covers none: drawn in the wrong unit or
-    place, it would leave the pixels meant out in the fit without a word."""
+    place, it would leave the pixels meant out in the fit without a word. The scan is named:
+    one mask file may serve several scans."""
     if not shape.any():
-        warnings.warn(f"{source}: {name} covers no pixel centre of the scan; expected a "
+        warnings.warn(f"{source}: {name} covers no pixel centre of scan '{scan}'; expected a "
                       "shape over its bad pixels, in µm", MaskWarning, stacklevel=4)
     return shape
