@@ -217,6 +217,24 @@ def test_a_pause_with_no_operator_aborts_with_a_resume_hint(tmp_path, capsys, re
     assert np.isfinite(read_map(path, "t").bz).all()
 
 
+def test_names_and_paths_beyond_ascii_are_scanned_resumed_and_read(tmp_path, capsys, repo):
+    """The status message names the file and the entry, and is kept in a fixed-length field:
+    an accent in either must be written as UTF-8, when the scan starts, ends and resumes."""
+    touchy = tmp_path / "touchy.toml"
+    touchy.write_text((repo / "configs" / "simulator.toml").read_text()
+                      .replace("sensitivity_V = 0.5", "sensitivity_V = 0.002"))
+    path = tmp_path / "échantillon_µ.h5"
+    argv = ["scan", "--center-um", "12500,12500", "--size-um", "400,400", "--step-um", "100",
+            "--name", "rémanent", "--out", str(path), "--profile", str(touchy)]
+    code, _, err = _run(capsys, argv)
+    assert code == 1 and f"smm-daq resume {path} --entry rémanent" in err
+    (info,) = list_entries(path)
+    assert (info.name, info.status) == ("rémanent", "aborted")
+    code, _, err = _run(capsys, ["resume", str(path), "--entry", "rémanent", "--auto-range"])
+    assert code == 0, err
+    assert np.isfinite(read_map(path, "rémanent").bz).all()
+
+
 @pytest.mark.slow
 def test_demo_writes_three_entries_and_a_summary(tmp_path, capsys):
     path = tmp_path / "demo.h5"

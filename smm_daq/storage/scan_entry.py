@@ -102,12 +102,14 @@ def _positioners(entry: h5py.Group, profile: Profile) -> None:
         put(g, "velocity", Quantity(float(profile.stage.velocity), "m/s"))
 
 
-def _clip(message: str) -> str:
-    """Messages go into a fixed 512-byte field: keep the start, mark a cut."""
+def _clip(message: str) -> bytes:
+    """Messages go into a fixed 512-byte field: keep the start, mark a cut. As UTF-8 bytes:
+    h5py encodes a str for a fixed-length field as ASCII, so a path or entry name with an
+    accent would fail to write."""
     raw = message.encode("utf-8")
     if len(raw) <= 500:
-        return message
-    return raw[:500].decode("utf-8", errors="ignore") + " ..."
+        return raw
+    return raw[:500].decode("utf-8", errors="ignore").encode("utf-8") + b" ..."
 
 
 class ScanEntryWriter:
@@ -179,7 +181,7 @@ class ScanEntryWriter:
                 )
                 entry.attrs[STAGING] = 1
                 cls._layout_scan(entry, len(y), len(x), profile, snapshot)
-                entry.create_dataset("writer", data=writer_id(), dtype=FIXED_TEXT)
+                entry.create_dataset("writer", data=writer_id().encode(), dtype=FIXED_TEXT)
                 entry.create_dataset("state", data="running", dtype=FIXED_TEXT)
                 entry.create_dataset("message", data=_clip(_in_progress(p, name, "running")),
                                      dtype=MESSAGE_TEXT)
@@ -278,7 +280,7 @@ class ScanEntryWriter:
             if status in ACTIVE and writer_alive(text(g["writer"])):
                 raise InputError(f"is being written by process {text(g['writer'])}",
                                  source=where)
-            g["writer"][()] = writer_id()
+            g["writer"][()] = writer_id().encode()  # UTF-8 in a fixed field (`_clip`)
             g["status"][()] = "interrupted"
             if "state" in g:  # files of earlier versions have none
                 g["state"][()] = "running"
