@@ -135,6 +135,12 @@ def test_susceptibility_and_magnetization_entries(tmp_path, capsys):
         assert code == 0
         assert (tmp_path / "chi.csv").read_text().splitlines()[0] == f"x_um,y_um,{column}"
         (tmp_path / "chi.csv").unlink()
+    for dataset, words in (("chi/Chi", "has no dataset 'chi/Chi'"),
+                           ("/induced/data/Bz", "expected a path inside the entry")):
+        code, _, err = run(capsys, "export", path, "--entry", "chi", "--dataset", dataset,
+                           "--csv", tmp_path / "chi.csv")
+        assert code == 2 and words in err, err
+        assert not (tmp_path / "chi.csv").exists()
     code, _, _ = run(capsys, "magnetization", path, "--entry", "induced", "--name", "mag",
                      "--thickness-um", "20", "--direction", "0,5,1", "--noise-nT", "100")
     assert code == 0

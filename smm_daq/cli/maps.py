@@ -335,7 +335,10 @@ def _dataset(path: str, entry: str, dataset: str, m: MapData) -> tuple[np.ndarra
 
     with open_read(path) as f:
         where = f"{path}, entry '{entry}'"
-        if dataset not in f[entry] and _RENAMED.get(dataset) in f[entry]:
+        if dataset.startswith("/"):  # HDF5 would read it from the file's root, not the entry
+            raise InputError(f"--dataset is {dataset!r}; expected a path inside the entry, "
+                             "such as chi/chi", source=where)
+        if dataset not in f[entry] and dataset in _RENAMED and _RENAMED[dataset] in f[entry]:
             dataset = _RENAMED[dataset]
         if dataset not in f[entry]:
             raise InputError(f"has no dataset '{dataset}'", source=where)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import socket
 import struct
@@ -205,9 +206,17 @@ def _open_read(p: Path) -> Iterator[h5py.File]:
     try:
         f = _open_plain_after_writer(p)
     except OSError as plain:
-        if "lock" in str(plain):  # "unable to lock file", "file locking ... don't match"
+        # "unable to lock file", "file locking ... don't match"; not the "sblock" (superblock)
+        # of a truncated file's message
+        if re.search(r"\block(ing)?\b", str(plain)):
             raise InputError("is open for writing in another program (HDF5 locks it); "
                              "expected it closed", source=str(p)) from None
+        if "truncated file" in str(plain):
+            raise InputError(
+                f"is cut short ({_reason(plain)}); expected a whole smm-daq session file: a "
+                "copy or download that stopped early? copy it again from where it was written",
+                source=str(p),
+            ) from None
         if _CRASHED not in str(plain):
             raise InputError(
                 f"cannot open as HDF5 ({_reason(plain)}): the file is corrupt or not HDF5; "
