@@ -55,3 +55,23 @@ def test_export_of_a_group_is_refused_by_name(session: Path,
                  "--csv", str(out)]) == 2
     assert "'data' is not a numeric dataset" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_new_file_on_a_read_only_file_system_is_refused_with_its_reason(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """There even removing the staging name fails: that must not hide why nothing was made."""
+    import errno
+
+    from smm_daq.storage import h5file
+
+    def read_only(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.EROFS, "Unable to create file (Read-only file system)")
+
+    monkeypatch.setattr(h5file.h5py, "File", read_only)
+    monkeypatch.setattr(Path, "unlink", read_only)
+    out = tmp_path / "new.h5"
+    assert main(["scan", "--center-um", "12500,12500", "--size-um", "40,40", "--step-um", "20",
+                 "--name", "s", "--out", str(out)]) == 2
+    assert "cannot create the file (Read-only file system)" in capsys.readouterr().err
+    assert not out.exists()

@@ -271,7 +271,8 @@ def _create(p: Path) -> None:
     except OSError as exc:
         raise InputError(f"cannot create the file ({_reason(exc)})", source=str(p)) from None
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a read-only file system refuses even this
+            tmp.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
