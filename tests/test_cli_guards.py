@@ -75,3 +75,37 @@ def test_a_new_file_on_a_read_only_file_system_is_refused_with_its_reason(
                  "--name", "s", "--out", str(out)]) == 2
     assert "cannot create the file (Read-only file system)" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_calibration_is_never_stored_over_its_own_profile(
+        tmp_path: Path, repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    profile = tmp_path / "rig.toml"
+    profile.write_text((repo / "configs" / "simulator.toml").read_text())
+    before = profile.read_bytes()
+    assert main(["calibrate-coils", "--profile", str(profile), "--out", str(profile),
+                 "--overwrite"]) == 2
+    assert "the file --profile reads" in capsys.readouterr().err
+    assert profile.read_bytes() == before
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_the_rig_moves(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import errno
+
+    from smm_daq.cli import args
+    from smm_daq.instruments import rig
+
+    def read_only(*_: object, **__: object) -> None:
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    def never(*_: object, **__: object) -> None:
+        raise AssertionError("the rig was connected")
+
+    monkeypatch.setattr(args.tempfile, "TemporaryFile", read_only)
+    monkeypatch.setattr(rig, "open_rig", never)
+    out = tmp_path / "coils.toml"
+    assert main(["calibrate-coils", "--out", str(out)]) == 2
+    assert (f"--out is '{out}', which cannot be written (Read-only file system)"
+            in capsys.readouterr().err)
+    assert not out.exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import shlex
 import sys
+import tempfile
 from pathlib import Path
 
 from smm_daq.errors import InputError
@@ -134,3 +135,20 @@ def _check_place(option: str, text: str, path: Path) -> None:
         raise InputError(f"{option} is {text!r}, a directory; expected a file name")
     if not path.parent.is_dir():
         raise InputError(f"{option} is {text!r}; there is no directory {path.parent}")
+    _check_writable(option, text, path)
+
+
+def _check_writable(option: str, text: str, path: Path) -> None:
+    """Try the write before the work (a read-only disk, another user's folder), which would
+    otherwise fail only after a scan or a calibration had run. Nothing is changed: an existing
+    file is opened for update and closed, a new one made nameless and dropped."""
+    try:
+        if path.exists():
+            with open(path, "r+b"):
+                pass
+        else:
+            with tempfile.TemporaryFile(dir=path.parent):
+                pass
+    except OSError as exc:
+        raise InputError(f"{option} is {text!r}, which cannot be written ({exc.strerror}); "
+                         "expected a file in a place you can write: nothing was done") from None

@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 
-from smm_daq.cli.args import output_file, time_scale
+from smm_daq.cli.args import output_file, outputs_apart, time_scale
 from smm_daq.errors import InputError
 from smm_daq.instruments.coil_calibration import calibrate_coils, write_calibration
 from smm_daq.instruments.profile import load_profile
@@ -54,6 +54,9 @@ def run(args: argparse.Namespace) -> int:
             raise InputError("--time-scale applies to simulated profiles (rig.simulated = true)")
         time_scale(args.time_scale)
     out = profile.calibration_file
+    outputs_apart((("--out", args.out), ("rig.calibration_file", None if args.out or out is None
+                                          else str(out))),
+                  (("--profile", str(profile.path)),))
     if args.out:
         out = output_file("--out", args.out, overwrite=args.overwrite)
     elif out is not None:  # the profile's own store: calibrations replace each other there
