@@ -20,6 +20,7 @@ import numpy as np
 from smm_daq.errors import InputError
 from smm_daq.storage.h5file import open_read
 from smm_daq.storage.mapdata import MapData
+from smm_daq.storage.units import si_factor, spellings
 
 MAX_FIELD_T = 100.0  # no map, applied field or magnet reading reaches this
 MAX_LENGTH_M = 1e3  # far beyond any stage, sensor or height; keeps squares of lengths finite
@@ -40,8 +41,11 @@ def corrupt_guard(where: str) -> Iterator[None]:
 
 
 def numeric(group: h5py.Group, name: str, where: str, *, ndim: int | None = None,
-            length: int | None = None, kinds: str = "iuf") -> np.ndarray:
-    """Dataset `name` of `group` as a float array, or InputError saying what it is instead."""
+            length: int | None = None, kinds: str = "iuf", si: str | None = None
+            ) -> np.ndarray:
+    """Dataset `name` of `group` as a float array, or InputError saying what it is instead.
+    `si` ("T" or "m"): its values in that unit, converted from the one its `units` attribute
+    names (none: taken as `si`)."""
     node = group.get(name)
     what = "missing" if node is None else ("a group" if isinstance(node, h5py.Group)
                                            else None)
@@ -56,7 +60,15 @@ def numeric(group: h5py.Group, name: str, where: str, *, ndim: int | None = None
         shape = "a scalar" if ndim == 0 else (f"{length} values" if length is not None
                                                else f"a {ndim}-D array" if ndim else "an array")
         raise InputError(f"'{name}' is {what}; expected {shape} of numbers", source=where)
-    return np.asarray(node[()], dtype=float)
+    values = np.asarray(node[()], dtype=float)
+    if si is None or "units" not in node.attrs:
+        return values
+    units = string(node.attrs["units"], f"{name}'s units", where)
+    factor = si_factor(units, si)
+    if factor is None:
+        raise InputError(f"'{name}' has units {units!r}; expected {si} (or one of "
+                         f"{spellings(si)})", source=where)
+    return values if factor == 1.0 else values * factor
 
 
 def optional_numeric(group: h5py.Group, name: str, where: str, **kwargs: object

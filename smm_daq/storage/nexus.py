@@ -308,17 +308,17 @@ def read_map(path: str | Path, entry: str) -> MapData:
         if not isinstance(data, h5py.Group):
             raise InputError("holds no map; expected a group 'data' with Bz, x and y",
                              source=where)
-        bz = numeric(data, "Bz", f"{where}, data", ndim=2)
-        x = numeric(data, "x", f"{where}, data", ndim=1)
-        y = numeric(data, "y", f"{where}, data", ndim=1)
+        bz = numeric(data, "Bz", f"{where}, data", ndim=2, si="T")
+        x = numeric(data, "x", f"{where}, data", ndim=1, si="m")
+        y = numeric(data, "y", f"{where}, data", ndim=1, si="m")
         if bz.shape != (y.size, x.size):
             raise InputError(
                 f"data/Bz has shape {bz.shape} but the axes have y {y.shape} and x {x.shape}; "
                 "expected Bz of shape (ny, nx)",
                 source=where,
             )
-        height = optional_numeric(g, "instrument/sensor/height", where, ndim=0)
-        size = optional_numeric(g, "instrument/sensor/size", where, length=2)
+        height = optional_numeric(g, "instrument/sensor/height", where, ndim=0, si="m")
+        size = optional_numeric(g, "instrument/sensor/size", where, length=2, si="m")
         applied = _applied_field(g, where)
         sources = strings(g.attrs.get("sources", []), "sources", where) \
             if "sources" in g.attrs and np.size(g.attrs["sources"]) else ()
@@ -344,7 +344,8 @@ def read_sensor_thickness(path: str | Path, entry: str) -> float:
     where = f"{path}, entry '{entry}'"
     with open_read(path) as f, corrupt_guard(where):
         g = _entry_group(f, entry, str(path))
-        thickness = optional_numeric(g, "instrument/sensor/thickness", where, ndim=0)
+        thickness = optional_numeric(g, "instrument/sensor/thickness", where, ndim=0,
+                                     si="m")
     value = float(thickness) if thickness is not None else 0.0
     if not (value >= 0 and np.isfinite(value)):
         raise InputError(f"instrument/sensor/thickness is {value!r}; expected a length >= 0 "
@@ -353,15 +354,15 @@ def read_sensor_thickness(path: str | Path, entry: str) -> float:
 
 
 def _applied_field(g: h5py.Group, where: str) -> np.ndarray | None:
-    found = optional_numeric(g, "sample/magnetic_field", where, length=3)
+    found = optional_numeric(g, "sample/magnetic_field", where, length=3, si="T")
     return (found if found is not None
-            else optional_numeric(g, "instrument/field/requested", where, length=3))
+            else optional_numeric(g, "instrument/field/requested", where, length=3, si="T"))
 
 
 def _measured_field(g: h5py.Group, where: str) -> np.ndarray | None:
-    found = optional_numeric(g, "instrument/field_check/value", where, length=3)
+    found = optional_numeric(g, "instrument/field_check/value", where, length=3, si="T")
     return (found if found is not None
-            else optional_numeric(g, "instrument/field/measured", where, length=3))
+            else optional_numeric(g, "instrument/field/measured", where, length=3, si="T"))
 
 
 def _entry_status(g: h5py.Group, where: str) -> str:
@@ -398,7 +399,7 @@ def _info(name: str, g: h5py.Group, source: str) -> EntryInfo:
         done = numeric(data, "line_done", f"{where}, data", kinds="biu",
                        length=shape[0] if shape else None)
         lines = int(np.count_nonzero(done))
-    height = optional_numeric(g, "instrument/sensor/height", where, ndim=0)
+    height = optional_numeric(g, "instrument/sensor/height", where, ndim=0, si="m")
     sources = g.attrs.get("sources", [])
     return EntryInfo(
         name=name,

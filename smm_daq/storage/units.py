@@ -4,6 +4,10 @@ People's keys and CSV columns carry their unit in the name (`mx_A_per_m`, `time_
 `split_units` turns such a key into the name stored in the file and its UDUNITS unit, so a
 table or settings dict whose keys follow that convention is stored without units in names,
 new columns included.
+
+A map read back is taken in SI; a file whose `units` attribute says another unit of the same
+quantity (Bz in nT, axes in µm, as another program may write them) is converted
+(`si_factor`), and one of another quantity refused.
 """
 
 from __future__ import annotations
@@ -45,3 +49,24 @@ def split_units(key: str) -> tuple[str, str | None]:
         if key.endswith(tail) and len(key) > len(tail):
             return key[: -len(tail)], _SUFFIXES[suffix]
     return key, None
+
+
+# SI unit -> the spellings of units of that quantity a map's datasets may carry, and each one's
+# factor to SI (UDUNITS names and symbols; "u" for µ, as UDUNITS allows)
+_TO_SI = {
+    "T": {"T": 1.0, "tesla": 1.0, "mT": 1e-3, "uT": 1e-6, "µT": 1e-6, "μT": 1e-6, "nT": 1e-9,
+          "pT": 1e-12, "G": 1e-4, "gauss": 1e-4},
+    "m": {"m": 1.0, "meter": 1.0, "metre": 1.0, "mm": 1e-3, "um": 1e-6, "µm": 1e-6,
+          "μm": 1e-6, "micron": 1e-6, "nm": 1e-9},
+}
+
+
+def si_factor(units: str, si: str) -> float | None:
+    """The factor taking values in `units` to the SI unit `si` ("T" or "m"); None when `units`
+    is not a unit of that quantity."""
+    return _TO_SI[si].get(units.strip())
+
+
+def spellings(si: str) -> str:
+    """The units of `si`'s quantity that `si_factor` knows, for messages."""
+    return ", ".join(_TO_SI[si])
