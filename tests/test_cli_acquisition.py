@@ -70,10 +70,18 @@ def test_bad_scan_input_exits_2_with_one_clear_message(tmp_path, capsys, extra, 
     assert not path.exists()
 
 
-def test_existing_entry_is_refused_and_nothing_is_lost(tmp_path, capsys):
+def test_existing_entry_is_refused_and_nothing_is_lost(tmp_path, capsys, monkeypatch):
+    """Refused before the rig is connected: a motor stage may reference itself at connect."""
+    from smm_daq.instruments import rig
+
     path = tmp_path / "s.h5"
     assert main([*SCAN, "--out", str(path)]) == 0
     before = read_map(path, "s1").bz
+
+    def never(*_, **__):
+        raise AssertionError("the rig was connected")
+
+    monkeypatch.setattr(rig, "open_rig", never)
     code, _, err = _run(capsys, [*SCAN, "--out", str(path)])
     assert code == 2 and "entry 's1' already exists" in err
     np.testing.assert_array_equal(read_map(path, "s1").bz, before)

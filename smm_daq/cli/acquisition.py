@@ -181,6 +181,8 @@ def _vec_ut(b: np.ndarray | None) -> str:
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
+    from smm_daq.storage.scan_entry import check_new_scan
+
     session_file("--out", args.out)
     _time_scale(args.time_scale)
     cx, cy = floats("--center-um", args.center_um, 2)
@@ -205,6 +207,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     with _plan_options():
         plan = _scan_plan(args, cx, cy, w, h, step, field, profile, fly)
         plan.validate(profile)
+    check_new_scan(args.out, plan.name)
     print(f"scan '{plan.name}': {plan.nx} × {plan.ny} points, field {_vec_ut(np.array(plan.field))}"
           f", estimated {format_duration(plan.estimate_duration(profile))} of instrument time",
           file=sys.stderr)

@@ -112,6 +112,22 @@ def _clip(message: str) -> bytes:
     return raw[:500].decode("utf-8", errors="ignore").encode("utf-8") + b" ..."
 
 
+def check_new_scan(path: str | Path, name: str) -> None:
+    """InputError now, before the rig is connected (a stage may reference itself at connect),
+    when `ScanEntryWriter.create` would refuse the name."""
+    p = Path(path)
+    check_entry_name(name, source=str(p))
+    if p.exists():
+        with open_read(p) as f:
+            if name in f:
+                raise _taken(p, name)
+
+
+def _taken(path: Path, name: str) -> InputError:
+    return InputError(f"entry '{name}' already exists; choose another scan name (or "
+                      f"`smm-daq resume {path} --entry {name}` to finish it)", source=str(path))
+
+
 class ScanEntryWriter:
     """A scan entry being written. Create with `create` or `reopen`; `close` when done.
 
@@ -154,11 +170,7 @@ class ScanEntryWriter:
         require_swmr_format(p)
         with writing(p) as f:
             if name in f:
-                raise InputError(
-                    f"entry '{name}' already exists; choose another scan name "
-                    f"(or `smm-daq resume {p} --entry {name}` to finish it)",
-                    source=str(p),
-                )
+                raise _taken(p, name)
             sensor = profile.sensor
             core = MapData(  # the layout only: Bz is a zero-stride placeholder, no memory
                 bz=np.broadcast_to(0.0, (len(y), len(x))),
