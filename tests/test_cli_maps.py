@@ -10,7 +10,7 @@ from test_susceptibility import grains, induced_map
 
 from smm_daq.cli.main import main
 from smm_daq.storage.mapdata import MapData
-from smm_daq.storage.nexus import read_map, write_map_entry
+from smm_daq.storage.nexus import list_entries, read_map, write_map_entry
 
 STEP = 2e-6
 
@@ -72,6 +72,17 @@ def test_entries_that_do_not_match_exit_2_with_a_message(session, capsys):
     code, _, err = run(capsys, "subtract", path, "--in-field", "in_field", "--remanent", "small",
                        "--name", "x")
     assert code == 2 and "same grid" in err and "Traceback" not in err
+    rem = read_map(path, "remanent")
+    write_map_entry(path, rem.with_bz(rem.bz, name="chi"), kind="susceptibility")
+    for in_field, remanent, words in (
+            ("remanent", "remanent", "are both 'remanent'"),
+            ("remanent", "in_field", "'remanent' was scanned in zero field and the remanent "
+                                     "entry 'in_field' in (0, 40, 1) µT"),
+            ("chi", "remanent", "entry 'chi' is a susceptibility result")):
+        code, _, err = run(capsys, "subtract", path, "--in-field", in_field, "--remanent",
+                           remanent, "--name", "x")
+        assert code == 2 and words in err, err
+    assert "x" not in {e.name for e in list_entries(path)}
     code, _, err = run(capsys, "susceptibility", path, "--entry", "small", "--name", "chi",
                        "--thickness-um", "30")
     assert code == 2 and "no applied field" in err
@@ -99,8 +110,12 @@ def test_background_level_noise_crop_and_export(session, capsys, tmp_path):
     code, out, _ = run(capsys, "level", path, "--entry", "in_field", "--name", "lev",
                        "--border-um", "6")
     assert code == 0 and "levelled 50 lines" in out
-    code, out, _ = run(capsys, "noise", path, "--entry", "in_field", "--repeat", "in_field")
+    same = read_map(path, "in_field")
+    write_map_entry(path, same.with_bz(same.bz, name="again"), kind="scan")
+    code, out, _ = run(capsys, "noise", path, "--entry", "in_field", "--repeat", "again")
     assert code == 0 and "noise: 0 nT" in out
+    code, _, err = run(capsys, "noise", path, "--entry", "in_field", "--repeat", "in_field")
+    assert code == 2 and "the repeat is entry 'in_field' itself" in err
     code, _, _ = run(capsys, "crop", path, "--entry", "in_field", "--name", "part",
                      "--x-um", "10,30", "--y-um", "0,9")
     assert code == 0 and read_map(path, "part").shape == (5, 11)
