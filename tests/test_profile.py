@@ -115,3 +115,23 @@ def test_a_calibration_file_that_cannot_be_read_is_named(repo: Path, tmp_path: P
     text = _edited(repo, "simulated = true", 'simulated = true\ncalibration_file = "coils.toml"')
     with pytest.raises(InputError, match="cannot read the coil calibration file"):
         parse_profile(text, tmp_path / "p.toml")
+
+
+@pytest.mark.parametrize("kind", ["profile", "recipe"])
+def test_a_hand_written_file_that_cannot_be_read_says_why_and_where(
+        repo: Path, tmp_path: Path, kind: str) -> None:
+    from smm_daq.acquisition.recipe import load_recipe
+
+    load = load_profile if kind == "profile" else load_recipe
+    source = (repo / "configs" / "simulator.toml" if kind == "profile"
+              else repo / "configs" / "recipes" / "remanent-and-induced.toml")
+    latin = tmp_path / "latin.toml"
+    lines = source.read_bytes().splitlines(keepends=True)
+    lines.insert(2, "# échantillon\n".encode("latin-1"))  # a line pasted from a Latin-1 file
+    latin.write_bytes(b"".join(lines))
+    with pytest.raises(InputError) as caught:
+        load(latin)
+    assert str(caught.value).startswith(f"{latin}, line 3, column 3: is not UTF-8 text "
+                                        "(byte 0xe9); expected a TOML")
+    with pytest.raises(InputError, match="is a directory; expected a TOML"):
+        load(tmp_path)

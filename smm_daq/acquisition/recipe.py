@@ -62,6 +62,7 @@ from smm_daq.acquisition.plan import (
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import Profile, check_complete
 from smm_daq.storage.nexus import check_entry_name, list_entries
+from smm_daq.text_files import read_text_file
 
 UM = 1e-6
 UT = 1e-6
@@ -358,13 +359,7 @@ def parse_recipe(text: str, source: str = "recipe") -> Recipe:
 
 def load_recipe(path: str | Path) -> Recipe:
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError("recipe file not found; expected a TOML recipe", source=str(p)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read the recipe: {exc}", source=str(p)) from None
-    return parse_recipe(text, str(p))
+    return parse_recipe(read_text_file(p, "recipe", "a TOML recipe"), str(p))
 
 
 def check_recipe(recipe: Recipe, profile: Profile, out: str | Path, *, can_prompt: bool

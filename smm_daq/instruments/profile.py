@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from smm_daq.errors import InputError
+from smm_daq.text_files import read_text_file
 
 UM = 1e-6
 UT = 1e-6
@@ -504,12 +505,5 @@ def parse_profile(text: str, path: Path) -> Profile:
 def load_profile(path: str | Path | None = None) -> Profile:
     """Load a profile file (the simulator profile when `path` is None)."""
     p = Path(path) if path is not None else DEFAULT_PROFILE
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(
-            "profile file not found; expected a TOML instrument profile", source=str(p)
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read the profile: {exc}", source=str(p)) from None
+    text = read_text_file(p, "profile", "a TOML instrument profile")
     return parse_profile(text, p.resolve())
