@@ -95,6 +95,10 @@ def test_missing_key_and_missing_file(repo: Path, tmp_path: Path) -> None:
         parse_profile(text, tmp_path / "p.toml")
     with pytest.raises(InputError, match="not found"):
         load_profile(tmp_path / "nope.toml")
+    typo = _edited(repo, "max_current_A =", "max_curent_A =")
+    with pytest.raises(InputError, match=r"key 'coils\.max_current_A' is missing; the table has "
+                                         r"'coils\.max_curent_A' instead: a misspelling\?"):
+        parse_profile(typo, tmp_path / "p.toml")
     with pytest.raises(InputError, match="not valid TOML"):
         parse_profile("[rig\nname=", tmp_path / "p.toml")
 

@@ -7,6 +7,7 @@ values. Every error names the file, the key, the value and what is allowed.
 
 from __future__ import annotations
 
+import difflib
 import math
 import tomllib
 from dataclasses import dataclass, field
@@ -183,7 +184,10 @@ class _Reader:
         if key in self.table:
             return self.table[key]
         if default is _REQUIRED:
-            raise InputError(f"key '{self._key(key)}' is missing; expected it (see "
+            near = difflib.get_close_matches(key, [str(k) for k in self.table], n=1, cutoff=0.8)
+            typo = (f"; the table has '{self._key(near[0])}' instead: a misspelling?"
+                    if near else "")
+            raise InputError(f"key '{self._key(key)}' is missing{typo}; expected it (see "
                              "configs/simulator.toml for every key)", source=self.source)
         return default
 
