@@ -51,6 +51,8 @@ def test_scan_writes_a_finished_entry_and_info_lists_it(tmp_path, capsys):
     ("extra", "words"),
     [
         (["--center-um", "a,b"], ["--center-um is 'a,b'", "2 comma-separated numbers"]),
+        (["--step-um", "nan"], ["--step-um is 'nan'", "expected a number, finite"]),
+        (["--step-um", "10;20"], ["--step-um is '10;20'", "expected a number"]),
         (["--field-uT", "0,0,500"], ["plan field", "max_field 100 µT"]),
         (["--step-um", "0"], ["--step-um is 0.0", "> 0"]),
         (["--step-um", "0.001"], ["step_x is 0.001 µm", "stage resolution 0.01 µm"]),

@@ -23,8 +23,11 @@ def floats(option: str, text: str, n: int) -> tuple[float, ...]:
         values = tuple(float(p) for p in parts)
     except ValueError:
         values = ()
-    if len(values) != n or not all(math.isfinite(v) for v in values):
-        raise InputError(f"{option} is {text!r}; expected {n} comma-separated numbers")
+    numbers = "a number" if n == 1 else f"{n} comma-separated numbers"
+    if len(values) != n:
+        raise InputError(f"{option} is {text!r}; expected {numbers}")
+    if not all(math.isfinite(v) for v in values):
+        raise InputError(f"{option} is {text!r}; expected {numbers}, finite (not nan or inf)")
     return values
 
 
