@@ -324,3 +324,19 @@ def test_progress_bar_on_a_terminal_redraws_one_line_from_where_a_resume_starts(
     assert "e line 4:  40.0%" in text and "e line 10: 100.0%" in text
     assert " 10.0%" not in text  # the bar started at the 3 lines already measured
     assert text.endswith("\nscan 'e' finished\n") and text.count("\n") == 3
+
+
+def test_time_scale_with_real_instruments_is_refused_before_connecting(tmp_path, capsys,
+                                                                       monkeypatch, repo):
+    """Real instruments keep their own time: the option would be ignored without a word."""
+    from smm_daq.instruments import rig
+
+    def never(*_, **__):
+        raise AssertionError("the rig was connected")
+
+    monkeypatch.setattr(rig, "open_rig", never)
+    lab = str(repo / "configs" / "example-lab.toml")
+    for argv in ([*SCAN, "--out", str(tmp_path / "s.h5")], ["calibrate-coils"]):
+        code, _, err = _run(capsys, [*argv, "--profile", lab, "--time-scale", "10"])
+        assert code == 2 and "--time-scale applies to simulated profiles" in err, err
+    assert not (tmp_path / "s.h5").exists()

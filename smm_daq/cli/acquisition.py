@@ -21,7 +21,8 @@ from tqdm import tqdm
 
 from smm_daq.acquisition.fly.settings import FlySettings
 from smm_daq.acquisition.plan import DEFAULT_SETTLE_TAU, MAX_DWELL_TAU, MAX_SETTLE_TAU, ScanPlan
-from smm_daq.cli.args import floats, positive, session_file, time_scale, within
+from smm_daq.cli.args import floats, positive, session_file, within
+from smm_daq.cli.args import time_scale as time_scale_option
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import Profile, load_profile, parse_profile
 
@@ -130,17 +131,16 @@ def ask_operator(reason: str) -> bool:
 # -- helpers ----------------------------------------------------------------------------------
 
 
-def _time_scale(value: float | None) -> float:
-    return time_scale(value)
-
-
 def _open_session(out: str, profile: Profile | str | None, time_scale: float | None
                   ) -> Session:
     from smm_daq.acquisition.session import Session
     from smm_daq.storage.checks import check_intact
 
     check_intact(out)  # a damaged session file is reported, never written into
-    return Session.open(out, profile, time_scale=_time_scale(time_scale), on_pause=ask_operator)
+    simulated = not isinstance(profile, Profile) or profile.simulated  # None: the simulator
+    return Session.open(out, profile, time_scale=time_scale_option(time_scale,
+                                                                     simulated=simulated),
+                        on_pause=ask_operator)
 
 
 def _finish(session: Session) -> int:
@@ -184,7 +184,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     from smm_daq.storage.scan_entry import check_new_scan
 
     session_file("--out", args.out)
-    _time_scale(args.time_scale)
+    time_scale_option(args.time_scale)
     cx, cy = floats("--center-um", args.center_um, 2)
     w, h = floats("--size-um", args.size_um, 2)
     step = floats("--step-um", args.step_um, 2 if "," in args.step_um else 1)
@@ -261,7 +261,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from smm_daq.acquisition.recipe import check_recipe, load_recipe, run_recipe
 
     session_file("--out", args.out)
-    _time_scale(args.time_scale)
+    time_scale_option(args.time_scale)
     recipe = load_recipe(args.recipe)
     profile = load_profile(args.profile)
     interactive = sys.stdin is not None and sys.stdin.isatty()
@@ -286,7 +286,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_resume(args: argparse.Namespace) -> int:
     from smm_daq.acquisition.resumable import load_resumable
 
-    _time_scale(args.time_scale)
+    time_scale_option(args.time_scale)
     entry = load_resumable(args.file, args.entry)  # checked whole before the rig is touched
     if args.profile is not None:
         profile = load_profile(args.profile)
@@ -344,7 +344,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    _time_scale(args.time_scale)
+    time_scale_option(args.time_scale)
     out = session_file("--out", args.out)
     if out.exists():
         raise InputError("exists already; the demo writes a new file (choose another --out)",

@@ -43,10 +43,15 @@ MAX_TIME_SCALE = 1e9
 MAX_SERVE_S = 30 * 24 * 3600.0
 
 
-def time_scale(value: float | None, *, zero_allowed: bool = True) -> float:
-    """--time-scale: simulated seconds per real second (0: as fast as possible, where allowed)."""
+def time_scale(value: float | None, *, zero_allowed: bool = True, simulated: bool = True
+               ) -> float:
+    """--time-scale: simulated seconds per real second (0: as fast as possible, where allowed);
+    refused for a profile that is not `simulated`, whose instruments keep their own time."""
     if value is None:
         return 0.0
+    if not simulated:
+        raise InputError("--time-scale applies to simulated profiles (rig.simulated = true); "
+                         "expected no --time-scale with real instruments")
     if not ((zero_allowed and value == 0) or MIN_TIME_SCALE <= value <= MAX_TIME_SCALE):
         zero = "0 (as fast as possible) or " if zero_allowed else ""
         raise InputError(f"--time-scale is {value!r}; expected {zero}{MIN_TIME_SCALE:g} to "

@@ -49,10 +49,7 @@ def run(args: argparse.Namespace) -> int:
             "sample position",
             source=str(profile.path),
         )
-    if args.time_scale is not None:
-        if not profile.simulated:
-            raise InputError("--time-scale applies to simulated profiles (rig.simulated = true)")
-        time_scale(args.time_scale)
+    time_scale(args.time_scale, simulated=profile.simulated)
     out = profile.calibration_file
     outputs_apart((("--out", args.out), ("rig.calibration_file", None if args.out or out is None
                                           else str(out))),
