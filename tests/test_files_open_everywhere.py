@@ -304,6 +304,7 @@ def test_a_scan_killed_during_a_write_is_repaired_by_the_command(files, capsys):
 def test_repair_makes_a_file_of_an_earlier_version_readable_by_hdf5_1x(tmp_path):
     path = tmp_path / "old.h5"
     with h5py.File(path, "w", libver="latest") as f:  # how earlier versions wrote
+        f.attrs["creator"] = "smm-daq 0.1.0"
         f.create_dataset("scan/data/line_done", data=np.array([True, False]))
         f["scan"].attrs["NX_class"] = "NXentry"
     assert main(["repair", str(path)]) == 0
@@ -323,3 +324,17 @@ def test_repair_of_a_file_that_is_not_hdf5_changes_nothing(tmp_path, capsys):
     assert "junk.h5" in err and "Traceback" not in err
     assert junk.read_bytes() == b"not hdf5 at all"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.h5"]
+
+
+@pytest.mark.parametrize("creator", [None, "another-daq 2.3"])
+def test_repair_leaves_another_programs_file_alone(tmp_path, capsys, creator):
+    path = tmp_path / "theirs.h5"
+    with h5py.File(path, "w", libver="latest") as f:
+        if creator is not None:
+            f.attrs["creator"] = creator
+        f.create_dataset("entry/data", data=np.arange(3))
+    before = path.read_bytes()
+    assert main(["repair", str(path)]) == 2
+    assert "was not made by smm-daq" in capsys.readouterr().err
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["theirs.h5"]

@@ -14,7 +14,7 @@ def _repair(args: argparse.Namespace) -> int:
     from smm_daq.storage.h5file import marked_open, repair
 
     was_marked = marked_open(args.file)
-    repair(args.file)
+    repair(args.file, only_ours=True)
     what = "cleared the open-for-write mark; " if was_marked else ""
     print(f"{args.file}: {what}rewritten in the HDF5 1.10 format, every entry kept; scans "
           "that were cut off read 'interrupted'")

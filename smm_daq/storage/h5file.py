@@ -351,7 +351,7 @@ def live_writers(f: h5py.File) -> list[str]:
     return busy
 
 
-def repair(path: str | Path) -> None:
+def repair(path: str | Path, *, only_ours: bool = False) -> None:
     """Make a file left open by a killed writer openable by every reader, keeping every byte.
 
     Rebuilds the file beside it (reading in SWMR mode, which a crash does not block; writing
@@ -359,14 +359,16 @@ def repair(path: str | Path) -> None:
     version of smm-daq readable by HDF5 1.x) and replaces the original only once the copy is
     complete. Scan entries still marked "running" or "paused" are marked "interrupted"; an
     entry whose writer was killed before it was complete (still staged) is left out.
+    `only_ours`: refuse a file that smm-daq did not create (rewriting another program's
+    file in another format is not for it to do).
     """
     p = Path(path)
     _check_exists(p)
     with _file_lock(p, exclusive=True):
-        _repair_locked(p)
+        _repair_locked(p, only_ours=only_ours)
 
 
-def _repair_locked(p: Path) -> None:
+def _repair_locked(p: Path, *, only_ours: bool = False) -> None:
     tmp = p.with_name(p.name + ".repair-tmp")
     cleared = p.with_name(p.name + ".repair-src")
     if _locked_by_a_writer(p):
@@ -378,6 +380,12 @@ def _repair_locked(p: Path) -> None:
     try:
         src = _open_for_repair(p, cleared)
         try:
+            creator = text(src.attrs.get("creator", ""))
+            if only_ours and not creator.startswith(PROGRAM_NAME):
+                raise InputError(
+                    f"was not made by {PROGRAM_NAME} (creator {creator or 'not recorded'!r}); "
+                    f"expected an {PROGRAM_NAME} session file: nothing was changed (`h5clear "
+                    "-s` clears the open-for-write mark of any HDF5 file)", source=str(p))
             busy = live_writers(src)
             if busy:
                 raise InputError(
