@@ -115,7 +115,7 @@ def test_resume_of_a_finished_scan_exits_2(tmp_path, capsys):
     assert code == 2 and "entry 'nope'" in err
 
 
-def test_resume_refuses_another_profile(tmp_path, capsys, repo):
+def test_resume_refuses_another_profile(tmp_path, capsys, repo, monkeypatch):
     path = tmp_path / "s.h5"
     with h5py.File(path, "w", libver="latest"):
         pass
@@ -128,8 +128,15 @@ def test_resume_refuses_another_profile(tmp_path, capsys, repo):
         .read_text()
         .replace("sensitivity_V_per_T = 2000.0", "sensitivity_V_per_T = 1000.0")
     )
+    from smm_daq.instruments import rig
+
+    def never(*_, **__):
+        raise AssertionError("the rig was connected")
+
+    monkeypatch.setattr(rig, "open_rig", never)  # refused before connecting
     code, _, err = _run(capsys, ["resume", str(path), "--entry", "s1", "--profile", str(other)])
     assert code == 2 and "another instrument profile" in err
+    assert "sensor_sensitivity_V_per_T was 2000, now 1000" in err  # as people write numbers
 
 
 def test_resume_after_a_recalibration_names_the_calibration(tmp_path, capsys, repo):

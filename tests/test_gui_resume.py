@@ -70,4 +70,4 @@ def test_resume_is_refused_while_a_scan_runs_and_for_a_finished_entry(window, qt
     assert not scan.resume_entry(path, "done")
     assert "finished already" in scan.status.text()
     assert not scan.resume_entry(path, "missing")
-    assert "not a scan entry" in scan.status.text()
+    assert "no such entry; expected a scan of this file (done)" in scan.status.text()

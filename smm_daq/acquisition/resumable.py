@@ -43,9 +43,15 @@ def load_resumable(path: str | Path, name: str) -> ResumableEntry:
     """The entry `name` of `path`, checked whole (see the module); InputError otherwise."""
     where = f"{path}, entry '{name}'"
     with open_read(path) as f:
-        if name not in f or not isinstance(f[name], h5py.Group) or text(
-                f[name].attrs.get("kind", "")) != "scan":
-            raise InputError("is not a scan entry in this file", source=where)
+        if name not in f or not isinstance(f[name], h5py.Group):
+            scans = [k for k, g in f.items()
+                     if isinstance(g, h5py.Group) and text(g.attrs.get("kind", "")) == "scan"]
+            raise InputError(f"no such entry; expected a scan of this file ("
+                             f"{', '.join(scans) or 'it holds none'})", source=where)
+        kind = text(f[name].attrs.get("kind", ""))
+        if kind != "scan":
+            raise InputError(f"is not a scan (kind '{kind}'); only scans are resumed",
+                             source=where)
         g = f[name]
         values: dict[str, str] = {}
         for key in TEXTS:

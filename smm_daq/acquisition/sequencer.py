@@ -24,7 +24,6 @@ before the terminal event is published.
 
 from __future__ import annotations
 
-import json
 import math
 import threading
 import time
@@ -48,7 +47,7 @@ from smm_daq.errors import (
 )
 from smm_daq.instruments.rig import safe_command_hint
 from smm_daq.storage.h5file import open_read
-from smm_daq.storage.scan_entry import ScanEntryWriter, fingerprint_text
+from smm_daq.storage.scan_entry import ScanEntryWriter, check_same_profile
 
 T = TypeVar("T")
 TRANSIENT = (InstrumentTimeout, ProtocolError)
@@ -242,17 +241,7 @@ class Sequencer(FlyScan):
         diff = record.plan.difference(self.plan)
         if diff is not None:
             raise InputError(f"the plan does not match the stored plan: {diff}", source=where)
-        now = fingerprint_text(self.rig.profile)
-        if record.fingerprint != now:
-            then, current = json.loads(record.fingerprint), json.loads(now)
-            keys = sorted(k for k in then.keys() | current.keys() if then.get(k) != current.get(k))
-            changed = "; ".join(f"{k} was {then.get(k)!r}, now {current.get(k)!r}" for k in keys)
-            hint = (" (the coil calibration file was rewritten since the scan started: the "
-                    "rest of the scan would be taken with another field calibration; start a "
-                    "new scan, or give --profile with the calibration the scan was taken with)"
-                    if "coil_calibration_T_per_A" in keys else "")
-            raise InputError(
-                f"was taken with another instrument profile: {changed}{hint}", source=where)
+        check_same_profile(record.fingerprint, self.rig.profile, where)
 
     # -- the worker -------------------------------------------------------------------------
 

@@ -285,6 +285,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     from smm_daq.acquisition.resumable import load_resumable
+    from smm_daq.storage.scan_entry import check_same_profile
 
     time_scale_option(args.time_scale)
     entry = load_resumable(args.file, args.entry)  # checked whole before the rig is touched
@@ -293,6 +294,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     else:  # the profile the scan was started with, as stored in the entry
         stored = Path(entry.profile_path or "stored-profile.toml")
         profile = parse_profile(entry.profile_text, stored)
+    check_same_profile(entry.fingerprint, profile, f"{args.file}, entry '{args.entry}'")
     entry.plan.validate(profile)
     print(f"resuming '{args.entry}': {entry.lines_left} of {entry.line_done.size} lines to "
           f"measure", file=sys.stderr)

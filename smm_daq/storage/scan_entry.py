@@ -67,6 +67,33 @@ def fingerprint_text(profile: Profile) -> str:
     return json.dumps(profile.fingerprint(), sort_keys=True)
 
 
+def check_same_profile(stored: str, profile: Profile, where: str) -> None:
+    """InputError when `profile` is not the one whose fingerprint a scan stored (`stored`,
+    JSON): the rest of the scan would be taken with other hardware or geometry. Checked
+    before the rig is connected, and again by the sequencer that resumes."""
+    then, now = json.loads(stored), profile.fingerprint()
+    keys = sorted(k for k in then.keys() | now.keys() if then.get(k) != now.get(k))
+    if not keys:
+        return
+    changed = "; ".join(f"{k} was {_shown(then.get(k))}, now {_shown(now.get(k))}"
+                        for k in keys)
+    hint = (" (the coil calibration file was rewritten since the scan started: the rest of "
+            "the scan would be taken with another field calibration; start a new scan, or "
+            "give --profile with the calibration the scan was taken with)"
+            if "coil_calibration_T_per_A" in keys else "")
+    raise InputError(f"was taken with another instrument profile: {changed}{hint}",
+                     source=where)
+
+
+def _shown(value: object) -> str:
+    """A fingerprint value as people read it: 0.0001, not 9.999999999999999e-05."""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_shown(v) for v in value) + "]"
+    return repr(value)
+
+
 def _snapshot_groups(group: h5py.Group, snapshot: Mapping[str, Any]) -> None:
     """The snapshot as groups; a numeric key's unit suffix goes to its `units` attribute."""
     for key, value in snapshot.items():
