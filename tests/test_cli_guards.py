@@ -109,3 +109,11 @@ def test_an_output_that_cannot_be_written_is_refused_before_the_rig_moves(
     assert (f"--out is '{out}', which cannot be written (Read-only file system)"
             in capsys.readouterr().err)
     assert not out.exists()
+
+
+def test_a_directory_given_as_the_session_file_is_named_as_one(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path}: is a directory; expected an smm-daq session file" in err
+    assert "errno" not in err  # not HDF5's dump of the failed read

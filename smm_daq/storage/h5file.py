@@ -99,6 +99,9 @@ def text(node: h5py.Dataset | object) -> str:
 def _check_exists(path: Path) -> None:
     if not path.exists():
         raise InputError("file not found; expected an smm-daq session file (.h5)", source=str(path))
+    if path.is_dir():
+        raise InputError("is a directory; expected an smm-daq session file (.h5)",
+                         source=str(path))
 
 
 def _reason(exc: OSError) -> str:
