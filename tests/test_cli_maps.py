@@ -115,7 +115,7 @@ def test_background_level_noise_crop_and_export(session, capsys, tmp_path):
     code, out, _ = run(capsys, "noise", path, "--entry", "in_field", "--repeat", "again")
     assert code == 0 and "noise: 0 nT" in out
     code, _, err = run(capsys, "noise", path, "--entry", "in_field", "--repeat", "in_field")
-    assert code == 2 and "the repeat is entry 'in_field' itself" in err
+    assert code == 2 and "--repeat is entry 'in_field' itself" in err
     code, _, _ = run(capsys, "crop", path, "--entry", "in_field", "--name", "part",
                      "--x-um", "10,30", "--y-um", "0,9")
     assert code == 0 and read_map(path, "part").shape == (5, 11)

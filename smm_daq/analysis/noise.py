@@ -24,9 +24,6 @@ def noise_from_repeats(a: MapData, b: MapData, mask: np.ndarray | None = None) -
     `mask` (optional) limits the pixels used, e.g. to exclude strong gradients where a stage
     that did not return exactly would leave residues.
     """
-    if a.name and a.name == b.name:
-        raise InputError(f"the repeat is entry '{a.name}' itself; expected another scan of the "
-                         "same sample (its difference from this one is the noise)")
     require_same_grid(a, b)
     diff = a.bz - b.bz
     used = np.isfinite(diff)

@@ -198,6 +198,9 @@ def _level(args: argparse.Namespace) -> int:
 def _noise(args: argparse.Namespace) -> int:
     from smm_daq.analysis.noise import noise_from_repeats, noise_rms
 
+    if args.repeat == args.entry:
+        raise InputError(f"--repeat is entry '{args.entry}' itself; expected another scan of "
+                         "the same sample (its difference from this one is the noise)")
     m = _read(args, args.entry)
     if args.repeat:
         other = _read(args, args.repeat)
