@@ -26,7 +26,8 @@ from cf_units import Unit
 
 from smm_daq.cli.main import main
 from smm_daq.storage.h5file import marked_open, text
-from smm_daq.storage.nexus import list_entries, read_map
+from smm_daq.storage.mapdata import MapData
+from smm_daq.storage.nexus import list_entries, read_map, write_map_entry
 from smm_daq.storage.units import split_units
 
 TESTS = Path(__file__).resolve().parent
@@ -338,3 +339,23 @@ def test_repair_leaves_another_programs_file_alone(tmp_path, capsys, creator):
     assert "was not made by smm-daq" in capsys.readouterr().err
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["theirs.h5"]
+
+
+def test_a_damaged_superblock_marked_open_is_refused_not_retried(tmp_path, capsys):
+    """Its open-for-write mark set but its checksum not rewritten: an SWMR open would retry
+    the superblock for many minutes, so the damage is named from the checksum first."""
+    from smm_daq.storage.superblock import superblock_intact
+
+    path = tmp_path / "damaged.h5"
+    x = np.arange(4) * 1e-5
+    write_map_entry(path, MapData(np.outer(x, x), x, x, name="m"), kind="import")
+    assert superblock_intact(path)
+    data = bytearray(path.read_bytes())
+    data[11] = 0x05  # the flags byte of a version 3 superblock
+    path.write_bytes(bytes(data))
+    assert not superblock_intact(path)
+    assert main(["repair", str(path)]) == 2
+    assert "superblock fails its checksum" in capsys.readouterr().err
+    assert main(["info", str(path)]) == 2
+    assert "checksum" in capsys.readouterr().err
+    assert path.read_bytes() == bytes(data)

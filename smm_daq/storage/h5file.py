@@ -46,7 +46,7 @@ try:
     import fcntl
 except ImportError:  # Windows: threads of one process still take turns
     fcntl = None  # type: ignore[assignment]
-from smm_daq.storage.superblock import clear_open_mark
+from smm_daq.storage.superblock import clear_open_mark, superblock_intact
 
 LIBVER = ("v110", "latest")
 FIXED_TEXT = h5py.string_dtype("utf-8", 64)  # for values rewritten while in SWMR mode
@@ -102,6 +102,14 @@ def _check_exists(path: Path) -> None:
     if path.is_dir():
         raise InputError("is a directory; expected an smm-daq session file (.h5)",
                          source=str(path))
+
+
+def _check_superblock(p: Path) -> None:
+    """InputError for a damaged superblock, before an SWMR open would retry it for many
+    minutes (HDF5 cannot tell damage from a writer's half-written update there)."""
+    if not superblock_intact(p):
+        raise InputError("is damaged: its HDF5 superblock fails its checksum; expected an "
+                         "smm-daq session file (restore it from a copy)", source=str(p))
 
 
 def _reason(exc: OSError) -> str:
@@ -226,6 +234,7 @@ def _open_read(p: Path) -> Iterator[h5py.File]:
                 "expected an smm-daq session file",
                 source=str(p),
             ) from None
+        _check_superblock(p)
         try:
             f = h5py.File(p, "r", swmr=True)
         except OSError as exc:
@@ -437,6 +446,8 @@ def _locked_by_a_writer(p: Path) -> bool:
 def _open_for_repair(p: Path, cleared: Path) -> h5py.File:
     """The file to rebuild from: itself (in SWMR mode when marked, which a writer killed in
     SWMR mode allows), or else a copy with the mark cleared as `h5clear -s` would."""
+    if marked_open(p):
+        _check_superblock(p)
     try:
         return h5py.File(p, "r", swmr=marked_open(p))
     except OSError as exc:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import struct
 from pathlib import Path
+from typing import BinaryIO
 
 _SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _MASK = 0xFFFFFFFF
@@ -55,6 +56,41 @@ def lookup3(data: bytes, initval: int = 0) -> int:
     return c
 
 
+def _read_superblock(fh: BinaryIO) -> tuple[int, bytes, int] | None:
+    """(offset, bytes, checksummed length) of a version 2 or 3 superblock with its checksum
+    after the checksummed bytes; None for an older version (which has no checksum and no
+    open-for-write mark). ValueError when there is no HDF5 superblock."""
+    for base in (0, 512, 1024, 2048):  # the superblock follows any user block
+        fh.seek(base)
+        if fh.read(8) == _SIGNATURE:
+            break
+    else:
+        raise ValueError("no HDF5 superblock found")
+    head = fh.read(4)  # version, size of offsets, size of lengths, flags
+    if len(head) < 4 or head[0] not in (2, 3):
+        return None
+    size = 12 + 4 * head[1]  # signature, those 4 bytes, 4 addresses
+    fh.seek(base)
+    return base, fh.read(size + 4), size
+
+
+def _checksum_matches(block: bytes, size: int) -> bool:
+    return len(block) == size + 4 and lookup3(block[:size]) == struct.unpack(
+        "<I", block[size:size + 4])[0]
+
+
+def superblock_intact(path: str | Path) -> bool:
+    """False when the file's version 2 or 3 superblock fails its checksum (or there is no
+    superblock): HDF5 would then retry reading it for many minutes in SWMR mode, unable to
+    tell damage from a writer's half-written update. True for older versions."""
+    try:
+        with open(path, "rb") as fh:
+            found = _read_superblock(fh)
+    except (OSError, ValueError):
+        return False
+    return found is None or _checksum_matches(found[1], found[2])
+
+
 def clear_open_mark(path: str | Path) -> bool:
     """Zero the superblock's file-consistency flags; True if they were set.
 
@@ -62,20 +98,11 @@ def clear_open_mark(path: str | Path) -> bool:
     reproduces (then nothing is written).
     """
     with open(path, "r+b") as fh:
-        for base in (0, 512, 1024, 2048):
-            fh.seek(base)
-            if fh.read(8) == _SIGNATURE:
-                break
-        else:
-            raise ValueError("no HDF5 superblock found")
-        head = fh.read(4)  # version, size of offsets, size of lengths, flags
-        if len(head) < 4 or head[0] not in (2, 3):
+        found = _read_superblock(fh)
+        if found is None:
             raise ValueError("the superblock's version has no open-for-write mark")
-        size = 12 + 4 * head[1]  # signature, those 4 bytes, 4 addresses
-        fh.seek(base)
-        block = fh.read(size + 4)
-        stored = struct.unpack("<I", block[size:size + 4])[0]
-        if len(block) < size + 4 or lookup3(block[:size]) != stored:
+        base, block, size = found
+        if not _checksum_matches(block, size):
             raise ValueError("the superblock's checksum does not match; not touching it")
         if block[11] == 0:
             return False
