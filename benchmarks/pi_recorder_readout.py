@@ -9,6 +9,7 @@ motion history. Prints the time and the reply's size.
 
 from __future__ import annotations
 
+import argparse
 import time
 
 import numpy as np
@@ -20,6 +21,7 @@ from smm_daq.clock import VirtualClock
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__).parse_args()  # --help; no options
     clock = VirtualClock()
     travel = np.array([[0.0, 1.8e-3], [0.0, 1.8e-3], [0.0, 0.4e-3]])
     model = StageModel(clock, travel=travel, velocity=1e-3, settle_time=0.0)

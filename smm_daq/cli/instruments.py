@@ -25,7 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Connect to every instrument of a profile and print its identity, ranges "
         "and present readings. Exit 0 when all answer, 2 naming the one that does not.",
     )
-    check.add_argument("--profile", default=str(DEFAULT_PROFILE), help="instrument profile")
+    check.add_argument("--profile", default=str(DEFAULT_PROFILE),
+                       help="instrument profile (default: the simulator, configs/simulator.toml)")
     check.set_defaults(func=run_check)
 
     serve = sub.add_parser(

@@ -46,8 +46,8 @@ def _add_io(p: argparse.ArgumentParser, *, new_entry: bool = True) -> None:
         p.add_argument("--overwrite", action="store_true", help="replace an entry of that name")
 
 
-def _add_mask(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("background pixels (off the sample); at least one")
+def _add_mask(p: argparse.ArgumentParser, needed: str = "at least one") -> None:
+    g = p.add_argument_group(f"background pixels (off the sample); {needed}")
     g.add_argument("--background-rect", action="append", default=[], metavar="X0,X1,Y0,Y1",
                    help="a rectangle of background, µm (repeatable)")
     g.add_argument("--sample-polygon", action="append", default=[], metavar="X,Y;X,Y;...",
@@ -420,7 +420,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", choices=("offset", "plane", "field"), default="offset",
                    help="field: the applied field's own Bz (from the background pixels if "
                    "given, else from the entry's field vector)")
-    _add_mask(p)
+    _add_mask(p, "at least one, except with --model field")
     p.set_defaults(func=_naming_the_file(_background))
 
     p = sub.add_parser("level", help="remove per-line drift, fitted on background pixels")
@@ -433,7 +433,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("noise", help="print the noise floor of an entry")
     _add_io(p, new_entry=False)
     p.add_argument("--repeat", help="a repeated scan of the same sample: use the difference")
-    _add_mask(p)
+    _add_mask(p, "at least one, except with --repeat (then they limit the pixels used)")
     p.set_defaults(func=_naming_the_file(_noise))
 
     p = sub.add_parser("susceptibility", help="χ map of a thin layer from an induced map")

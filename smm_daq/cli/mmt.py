@@ -246,18 +246,28 @@ def _add_invert(mmt_sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def _add_synth(mmt_sub: argparse._SubParsersAction) -> None:
     p = mmt_sub.add_parser("synth", help="a synthetic sample and its noisy scan (seed 001 §2.1)")
-    p.add_argument("--out", required=True, metavar="FILE.h5")
-    p.add_argument("--name", default="synthetic", help="entry name of the scan")
-    p.add_argument("--grains-out", required=True, metavar="GRAINS.csv")
-    p.add_argument("--truth-out", required=True, metavar="TRUTH.csv")
-    p.add_argument("--size-um", default="200,200", metavar="X,Y", help="sample surface, µm")
-    p.add_argument("--thickness-um", type=float, default=50.0)
-    p.add_argument("--density-per-mm3", type=float, default=1e4)
-    p.add_argument("--height-um", type=float, default=1.0, help="sensor above the sample top")
-    p.add_argument("--step-um", type=float, default=1.0)
+    p.add_argument("--out", required=True, metavar="FILE.h5", help="session file of the scan")
+    p.add_argument("--name", default="synthetic",
+                   help="entry name of the scan (default: %(default)s)")
+    p.add_argument("--grains-out", required=True, metavar="GRAINS",
+                   help="the grains: cuboids CSV, or (point models) an x y z volume label list")
+    p.add_argument("--truth-out", required=True, metavar="TRUTH.csv",
+                   help="each grain's true magnetization (and coefficients)")
+    p.add_argument("--size-um", default="200,200", metavar="X,Y",
+                   help="sample surface, µm (default: %(default)s)")
+    p.add_argument("--thickness-um", type=float, default=50.0,
+                   help="sample thickness, µm (default: %(default)s)")
+    p.add_argument("--density-per-mm3", type=float, default=1e4,
+                   help="grains per mm³ (default: %(default)g)")
+    p.add_argument("--height-um", type=float, default=1.0,
+                   help="sensor above the sample top, µm (default: %(default)s)")
+    p.add_argument("--step-um", type=float, default=1.0,
+                   help="sampling step, µm (default: %(default)s)")
     p.add_argument("--sensor-size-um", metavar="W,L", help="sensor area (default 0,0: point)")
-    p.add_argument("--noise-nT", type=float, default=5.0)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--noise-nT", type=float, default=5.0,
+                   help="Gaussian noise σ, nT (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="random seed of the sample and noise (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing entry of that name and existing grain/truth files")
     add_synth_options(p)
