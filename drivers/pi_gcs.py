@@ -21,6 +21,7 @@ ends with a space before the line feed: the driver reads on until a line without
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Sequence
 from typing import TypeVar
@@ -200,9 +201,13 @@ class PIGCSStage(Stage, FlyStage):
         self._controller_axes: list[str] = []
         self._controller_travel = np.zeros((3, 2))
         self._scale = [1.0, 1.0, 1.0]
+        self._referencing = False
         try:
             self._limits = self._connect(np.asarray(travel, dtype=float), velocity)
-        except Exception:
+        except BaseException:  # Ctrl-C or a signal too: a reference move must not run on
+            if self._referencing:
+                with contextlib.suppress(Exception):
+                    self.stop()
             self.link.close()
             raise
 
@@ -363,6 +368,7 @@ class PIGCSStage(Stage, FlyStage):
             )
         if "RON" in commands:
             self._command("RON " + " ".join(f"{a} 1" for a in pending))
+        self._referencing = True
         self._command("FRF " + " ".join(pending))
         travel = self._controller_travel  # a reference move crosses at most all of it
         timeout = 2.0 * float(np.max(travel[:, 1] - travel[:, 0])) / self._velocity + 10.0
@@ -374,6 +380,7 @@ class PIGCSStage(Stage, FlyStage):
                     f"axes {pending} not referenced within {timeout:.3g} s", instrument=self.name
                 )
             self.clock.sleep(max(self.poll_interval, 0.05))
+        self._referencing = False
 
     # -- Stage -------------------------------------------------------------------------------
 

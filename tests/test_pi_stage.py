@@ -359,6 +359,26 @@ def test_without_reference_on_connect_an_unreferenced_C884_is_refused():
     assert not any(model.moving(ax) for ax in "123")
 
 
+def test_ctrl_c_during_the_reference_move_at_connect_stops_every_axis():
+    """The reference move runs inside the driver's connect, before any caller holds a stage
+    to stop: the driver itself must stop it when Ctrl-C or a signal ends the connect."""
+
+    class InterruptedClock(VirtualClock):
+        def sleep(self, seconds: float) -> None:
+            super().sleep(seconds)
+            if any(model.moving(ax) for ax in "123"):
+                raise KeyboardInterrupt
+
+    clock = InterruptedClock()
+    model = StageModel(clock, travel=TRAVEL, velocity=2e-3, needs_reference=True,
+                       start=(1e-3, 1e-3, 1e-3))  # fmt: skip
+    t = EmulatorTransport(PIGCSEmulator(model, controller=C884), clock=clock)
+    with pytest.raises(KeyboardInterrupt):
+        PIGCSStage(t, axes=("1", "2", "3"), axis_sign=(1, 1, 1), travel=TRAVEL, velocity=2e-3,
+                   clock=clock, reference_on_connect=True)  # fmt: skip
+    assert not any(model.moving(ax) for ax in "123")
+
+
 def test_emulated_velocity_round_trip_and_identity():
     stage, model, _, clock = emulated()
     clock.advance(0.1)  # the servo loops settle after switching on
