@@ -323,6 +323,8 @@ def test_a_joint_multipole_result_is_saved_whole_like_the_command_line(qtbot, se
         assert results["scans"][()].decode() == "scan,again"
         np.testing.assert_array_equal(results["coefficients"][()], view.result.coefficients)
         assert results["coefficient_covariance"].shape == (3, 8, 8)
+        assert results["coefficient_units"][()].decode().split(",") == \
+            ["A/m"] * 3 + ["A m3"] * 5  # a quadrupole's columns mix units
         for name in ("scan", "again"):
             assert f[f"joint/scans/{name}/sigma"].attrs["units"] == "T"
             np.testing.assert_array_equal(f[f"joint/scans/{name}/mask"][()], mask)

@@ -51,6 +51,8 @@ def test_import_mpe_and_invert_the_particles(tmp_path):
     with h5py.File(h5) as f:
         assert f["qdm_mmt/results/model"][()].decode() == "dipole"
         assert f["qdm_mmt/results/coefficients"].shape == (3, 3)
+        assert f["qdm_mmt/results/coefficients"].attrs["units"] == "A/m"
+        assert f["qdm_mmt/results/coefficient_covariance"].attrs["units"] == "A2/m2"
 
 
 def test_repeated_scans_inverted_jointly_halve_the_variance(tmp_path):
@@ -191,6 +193,8 @@ def test_a_volume_sensor_entry_is_not_silently_read_as_an_area_by_the_cuboid_mod
     params.write_text(json.dumps(meta))
     h5 = tmp_path / "s.h5"
     assert main(["import", "mpe", str(params), str(NPZ), "--out", str(h5), "--name", "vol"]) == 0
+    with h5py.File(h5) as f:
+        assert f["vol/instrument/sensor/thickness"].attrs["units"] == "m"
     cub = tmp_path / "c.csv"
     cub.write_text("grain,x_um,y_um,z_um,dx_um,dy_um,dz_um\n"
                    "1,5,4,-3,1,1,1\n2,14,10,-4,1,1,1\n3,9,12,-6,1,1,1\n")

@@ -59,14 +59,28 @@ def result_layout(result: MMTResult, table: dict[str, np.ndarray]) -> dict[str, 
     }
 
 
+def coefficient_units(n: int) -> list[str]:
+    """The UDUNITS unit of each of a grain's first `n` coefficients (3, 8 or 15): M, then the
+    quadrupole's and octupole's (see `models.multipole`); entry (i, j) of their covariance is
+    in unit i times unit j."""
+    return (["A/m"] * 3 + ["A m3"] * 5 + ["A m4"] * 7)[:n]
+
+
 def model_datasets(result: MultipoleResult) -> dict[str, object]:
     """What a result of `joint.invert_scans` adds to the entry: the grain model, its full
     coefficients and their covariances (basis and units: docs/mmt-models.md), the scans used
     and, per scan, its σ, height, fitted and residual Bz and mask (1 = excluded)."""
+    units = coefficient_units(result.coefficients.shape[1])
+    coefficients: object = result.coefficients
+    covariance: object = result.coefficient_covariance
+    if len(set(units)) == 1:  # a dipole's, all A/m: one unit for the dataset
+        coefficients = Quantity(coefficients, "A/m", "magnetization M of each grain")
+        covariance = Quantity(covariance, "A2/m2", "covariance of each grain's M")
     extra: dict[str, object] = {
         "results/model": result.model,
-        "results/coefficients": result.coefficients,
-        "results/coefficient_covariance": result.coefficient_covariance,
+        "results/coefficients": coefficients,
+        "results/coefficient_units": ",".join(units),  # each column's, in order
+        "results/coefficient_covariance": covariance,
         "results/scans": ",".join(result.scans),
     }
     for entry, sigma, (fitted, resid), mask in zip(result.scans, result.sigmas, result.fits,
