@@ -305,7 +305,7 @@ class KepcoBOPCoils(FieldSource):
         problems = self._ramp(target, rate=self.max_ramp_rate if ramp else math.inf)
         problems += self._settle(target)
         if problems:
-            raise InstrumentError("; ".join(problems), instrument=self.name)
+            raise InstrumentError(_first_per_coil(problems), instrument=self.name)
         self._field_setpoint = np.asarray(b, dtype=float).copy()
 
     def _ramp(self, target: np.ndarray, *, rate: float, tolerant: bool = False) -> list[str]:
@@ -400,7 +400,7 @@ class KepcoBOPCoils(FieldSource):
         problems += self._settle(target, tolerant=True)
         self._field_setpoint = np.zeros(3)
         if problems:
-            raise InstrumentError("; ".join(problems), instrument=self.name)
+            raise InstrumentError(_first_per_coil(problems), instrument=self.name)
 
     def output_off(self) -> None:
         """Ramp every supply to 0 A, then switch every output off (each tried, whatever fails)."""
@@ -412,7 +412,7 @@ class KepcoBOPCoils(FieldSource):
                 problems.append(str(exc))
         self._field_setpoint = self.ambient.copy()
         if problems:
-            raise InstrumentError("; ".join(problems), instrument=self.name)
+            raise InstrumentError(_first_per_coil(problems), instrument=self.name)
 
     def identify(self) -> Identity:
         ids = [s.query("*IDN?", parse_kepco_idn) for s in self._supplies]
@@ -448,3 +448,16 @@ def _hardware_transport(address: str, link: LinkSettings) -> Transport:
     from drivers.transports import open_transport
 
     return open_transport(address, link)
+
+
+def _first_per_coil(problems: list[str]) -> str:
+    """The problems joined, only the first of each coil kept: a supply that is gone fails
+    its enable, every ramp step tried and the read-back, and the first says it best."""
+    seen: set[str] = set()
+    kept = []
+    for problem in problems:
+        coil = problem.split(":", 1)[0] if problem.startswith("coil ") else problem
+        if coil not in seen:
+            seen.add(coil)
+            kept.append(problem)
+    return "; ".join(kept)

@@ -102,7 +102,8 @@ class ProgressBar:
             if self._bar is not None:
                 self._bar.update(done - self._bar.n)
             self._close()
-            tail = f": {event.message}" if event.message else ""
+            # a scan that did not finish raises, and its message is printed once, with it
+            tail = f": {event.message}" if event.message and event.kind == "finished" else ""
             self.stream.write(f"scan '{event.entry}' {event.kind}{tail}\n")
         self.stream.flush()
 
