@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from smm_daq.analysis.subtract_inputs import read_source
 from smm_daq.analysis.subtraction import SubtractionResult, registration_fields, subtract_maps
-from smm_daq.storage.checks import usable_map
-from smm_daq.storage.nexus import read_map, write_map_entry
+from smm_daq.storage.nexus import write_map_entry
 
 
 def subtract_entries(
@@ -31,11 +31,7 @@ def subtract_entries(
     """Entry `in_field` minus entry `remanent` (registered onto it unless `register` is
     False) into a new entry `name` of kind "induced"; returns the subtraction. `parameters`
     (e.g. the command line) are recorded with the entry's own."""
-    maps = []
-    for entry in (in_field, remanent):
-        m = read_map(path, entry)
-        usable_map(m, f"{path}, entry '{entry}'")  # a grid and some measured pixels
-        maps.append(m)
+    maps = [read_source(path, entry) for entry in (in_field, remanent)]
     res = subtract_maps(*maps, register=register, name=name, rotation=rotation)
     recorded = {"register": np.uint8(register), "fit_rotation": np.uint8(rotation),
                 **(parameters or {})}
