@@ -225,7 +225,7 @@ class PIGCSStage(Stage, FlyStage):
             clock=clock,
             retries=settings.link.retries,
             settle_time=settings.settle_time,
-            max_velocity=max(settings.velocity, MAX_VELOCITY),
+            max_velocity=cls.velocity_limit_for(settings),
             reference_on_connect=settings.reference_on_connect,
         )
 
@@ -467,6 +467,10 @@ class PIGCSStage(Stage, FlyStage):
             return value.strip()
 
         return self.link.query_lines(f"SPA? {ax} 0x{pid:08X}", parse)
+
+    @classmethod
+    def velocity_limit_for(cls, settings: StageSettings) -> float:
+        return max(settings.velocity, MAX_VELOCITY)
 
     def velocity_limit(self) -> float:
         return self.max_velocity

@@ -91,9 +91,10 @@ class SR830(SRSLockIn, BufferedLockIn):
 
     # -- data buffer ------------------------------------------------------------------------
 
-    def buffer_limits(self) -> BufferLimits:
+    @classmethod
+    def buffer_limits(cls) -> BufferLimits:
         return BufferLimits(points=BUFFER_POINTS, rates=SAMPLE_RATES,
-                            time_constants=self.TIME_CONSTANTS, poles=2 * SLOPE_12_DB)
+                            time_constants=cls.TIME_CONSTANTS, poles=2 * SLOPE_12_DB)
 
     def configure_buffer(self, rate: float) -> float:
         fits = [i for i, r in enumerate(SAMPLE_RATES) if r >= rate * (1 - 1e-9)]

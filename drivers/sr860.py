@@ -103,10 +103,11 @@ class SR860(SRSLockIn, BufferedLockIn):
 
     # -- capture buffer ---------------------------------------------------------------------
 
-    def buffer_limits(self) -> BufferLimits:
+    @classmethod
+    def buffer_limits(cls) -> BufferLimits:
         rates = tuple(MAX_CAPTURE_RATE / 2**n for n in range(20, -1, -1))
         return BufferLimits(points=CAPTURE_KB * 1024 // BYTES_PER_SAMPLE, rates=rates,
-                            time_constants=self.TIME_CONSTANTS, poles=2 * SLOPE_12_DB)
+                            time_constants=cls.TIME_CONSTANTS, poles=2 * SLOPE_12_DB)
 
     def configure_buffer(self, rate: float) -> float:
         self.link.write("CAPTURESTOP")

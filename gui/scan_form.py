@@ -28,7 +28,8 @@ FIELD_OF_KEY = {
     "step_y": "step_y", "x": "x0", "y": "y0", "height": "height", "settle_tau": "settle_tau",
     "dwell_tau": "dwell_tau", "field": "field",
 }
-FLY_FIELD_OF_KEY = {"pixel_time_s": "pixel_time", "oversample": "oversample"}
+FLY_FIELD_OF_KEY = {"pixel_time_s": "pixel_time", "oversample": "oversample",
+                    "speed": "pixel_time", "trigger": "fly_trigger"}
 MODES = ("step", "fly")  # step and settle at each point; or fly the lines at constant speed
 
 

@@ -160,7 +160,7 @@ def test_a_fly_plan_keeps_the_filter_blur_under_a_third_of_a_pixel(poles) -> Non
     limits = BufferLimits(points=100_000, rates=(1e3, 2e3, 4e3, 8e3), time_constants=taus,
                           poles=poles)
     fly = FlySettings(pixel_time=0.01)
-    line = plan_line(fly, STEP, NX, limits, velocity_limit=1.0, recorder_points=1000)
+    line = plan_line(fly, STEP, NX, limits, velocity_limit=1.0)
     assert line.time_constant <= fly.pixel_time / 5
     assert blur_pixels(line.velocity, line.time_constant, poles, STEP) <= 0.3
     tightest = min(fly.pixel_time / 5, 0.3 * fly.pixel_time / np.sqrt(poles))

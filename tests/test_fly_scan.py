@@ -334,6 +334,20 @@ def test_a_trigger_start_needs_the_cable_in_the_profile(profile, tmp_path):
     assert not (tmp_path / "t.h5").exists()
 
 
+def test_a_controller_without_a_trigger_output_is_found_when_the_scan_starts(profile, tmp_path):
+    # The profile says the cable is wired, but the C-884 puts out no trigger: the plan passes
+    # every check made before connecting, and the connected controller refuses it.
+    wired = parse_profile(profile.text + "\n[fly]\ntrigger_wired = true\n", profile.path)
+    plan = ScanPlan.from_center("t", CENTRE, (0.2e-3, 0.0), 20e-6, fly=_fly(0.05, trigger=True))
+    plan.validate(wired)
+    with open_rig(wired) as rig:
+        before = rig.stage.position()
+        with pytest.raises(InputError, match="puts out no trigger"):
+            Sequencer(rig, tmp_path / "t.h5", plan).run()
+        np.testing.assert_array_equal(rig.stage.position(), before)
+    assert not (tmp_path / "t.h5").exists()
+
+
 def test_a_recipe_flies_a_scan_with_its_fly_keys(tmp_path):
     from smm_daq.acquisition.recipe import load_recipe
 

@@ -105,3 +105,31 @@ def test_a_stopped_recipe_leaves_the_field_at_zero(window, qtbot, tmp_path):
     assert "stopped" in view.message.text()
     coils = window.holder.rig.world.coils
     assert abs(coils.currents()).max() < 1e-6  # 40 µT would need 0.8 A on coil y
+
+
+FIRST_SCAN = '[[step]]\nkind = "scan"\nname = "r1"\n'
+
+
+@pytest.mark.parametrize(
+    ("steps", "words"),
+    [
+        (FIRST_SCAN + '[[step]]\nkind = "scan"\nname = "r2"\nfly = true\nfly_trigger = true\n',
+         ["step 2 (scan 'r2')", "trigger_wired = true"]),
+        (FIRST_SCAN + '[[step]]\nkind = "scan"\nname = "r2"\nsize_um = [40.0, 40.0]\n'
+         '[[step]]\nkind = "subtract"\nin_field = "r2"\nremanent = "r1"\nname = "d"\n',
+         ["step 3 (subtract 'd')", "'r2' is 3 × 3 pixels (ny × nx) but 'r1' is 4 × 6",
+          "same grid"]),
+    ],
+    ids=["fly trigger", "subtract grids"],
+)
+def test_a_later_step_the_rig_cannot_run_refuses_the_recipe_before_its_first(
+        window, tmp_path, steps, words):
+    recipe = tmp_path / "later.toml"
+    recipe.write_text(RECIPE.split("[[step]]")[0] + steps)
+    view = window.recipes
+    assert not view.open_recipe(recipe)
+    for w in words:
+        assert w in view.message.text()
+    assert not view.run_button.isEnabled()
+    assert not view.run() and view.runner is None
+    assert not (tmp_path / "session.h5").exists()

@@ -150,3 +150,22 @@ def test_a_bad_fly_pixel_time_lands_by_its_field(form):
     assert form.checked_plan() is None
     assert "pixel_time_s" in form.error_text("pixel_time")
     assert [k for k in form.errors if form.error_text(k)] == ["pixel_time"]
+
+
+@pytest.mark.parametrize(
+    ("row", "set_bad", "words"),
+    [
+        ("fly_trigger", lambda f: f.fly_trigger.setChecked(True), "trigger_wired = true"),
+        ("oversample", lambda f: f.oversample.setValue(64), "highest rate is 512 Hz"),
+        ("pixel_time", lambda f: f.pixel_time.setValue(0.002), "maximum velocity"),
+    ],
+)
+def test_what_the_rig_cannot_fly_lands_by_its_field_before_connecting(form, row, set_bad,
+                                                                      words):
+    form.mode.setCurrentText("fly")
+    form.step_x.setValue(40.0)  # at 2 ms a pixel: 20 mm/s, beyond the stage's 10 mm/s
+    form.oversample.setValue(1)
+    set_bad(form)
+    assert form.checked_plan() is None
+    assert words in form.error_text(row)
+    assert [k for k in form.errors if form.error_text(k)] == [row]

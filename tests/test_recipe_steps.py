@@ -147,7 +147,7 @@ BAD_LAST_STEP = GOOD + '[[step]]\nkind = "scan"\nname = "far"\ncenter_um = [3000
         ),
         (GOOD + '[[step]]\nkind = "wait"\n', ["step 8 (wait)", "'seconds' is missing"]),
         (GOOD + '[[step]]\nkind = "wait"\nseconds = -1\n', ["'seconds' is -1"]),
-        (BAD_LAST_STEP, ["step 8 (scan)", "plan x range", "stage travel"]),
+        (BAD_LAST_STEP, ["step 8 (scan 'far')", "plan x range", "stage travel"]),
         (
             GOOD + '[[step]]\nkind = "set_field"\nfield_uT = [0, 0, 150]\n',
             ["step 8 (set", "field_uT", "max_field 100 µT"],

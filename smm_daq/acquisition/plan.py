@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from smm_daq.acquisition.fly.checks import check_fly_plan, profile_fly_limits
 from smm_daq.acquisition.fly.settings import FlySettings
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import Profile
@@ -123,7 +124,8 @@ class ScanPlan:
         return cols[::-1] if self.raster == "serpentine" and iy % 2 == 1 else cols
 
     def validate(self, profile: Profile) -> None:
-        """Check the plan against the profile's limits before anything moves.
+        """Check the plan against the profile's limits before anything moves (a fly plan also
+        against the limits of the lock-in and stage the profile names; nothing connects).
 
         Raises InputError naming the plan field, its value and the limit it breaks.
         """
@@ -185,8 +187,8 @@ class ScanPlan:
                 raise InputError(f"plan {key} is {getattr(self, key)!r}; expected 0 to "
                                  f"{most:g} lock-in time constants")
         check_field(self.field, profile, label="plan field")
-        if self.fly is not None:
-            self.fly.check()
+        if self.fly is not None:  # against the profile's drivers, nothing connected
+            check_fly_plan(self, profile, profile_fly_limits(profile))
         duration = self.estimate_duration(profile)
         if not duration <= MAX_DURATION_S:  # also catches an overflow to inf or NaN
             raise InputError(

@@ -30,10 +30,11 @@ Step kinds and their keys:
     prompt      message: the operator does something outside the microscope and confirms
     subtract    in_field, remanent, name; register (default true): in-field − remanent
 
-The whole recipe, every plan against the profile and every entry name against the file, is
-checked before the first step runs; so is its estimated duration (scans, waits and field
-ramps), at most the plan limit MAX_DURATION_S. A recipe holds only data: nothing in it is
-executed.
+The whole recipe is checked before the first step runs: every plan against the profile (a
+fly plan also against the lock-in and stage the profile names), every entry name against the
+file, each subtraction's two entries (in the file or made by earlier steps) against each
+other's grid, and its estimated duration (scans, waits and field ramps), at most the plan
+limit MAX_DURATION_S. A recipe holds only data: nothing in it is executed.
 """
 
 from __future__ import annotations
@@ -58,6 +59,14 @@ from smm_daq.acquisition.plan import (
     ScanPlan,
     check_field,
     format_seconds,
+)
+from smm_daq.analysis.subtract_inputs import (
+    Footprint,
+    Measured,
+    induced_footprint,
+    read_source,
+    require_subtractable,
+    require_two_scans,
 )
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import Profile, check_complete
@@ -370,12 +379,12 @@ def check_recipe(recipe: Recipe, profile: Profile, out: str | Path, *, can_promp
     answered (an interactive terminal, or --yes).
     """
     existing = {e.name for e in list_entries(out)} if Path(out).exists() else set()
-    made: set[str] = set()
+    made: dict[str, Footprint] = {}  # entries earlier steps will write, by name
     current: tuple[float, float, float] = (0.0, 0.0, 0.0)
     plans: list[ScanPlan | None] = []
     duration = 0.0
     for i, step in enumerate(recipe.steps):
-        where = f"step {i + 1} ({step.kind})"
+        where = _where(i, step)
         plan = None
         if isinstance(step, ScanStep | SubtractStep):
             name = step.keys["name"] if isinstance(step, ScanStep) else step.name
@@ -384,37 +393,29 @@ def check_recipe(recipe: Recipe, profile: Profile, out: str | Path, *, can_promp
                 raise InputError(
                     f"{where}: entry '{name}' already exists in {out} or earlier in the recipe; "
                     "expected a new name", source=recipe.source)
-            made.add(name)
-        if isinstance(step, ScanStep):
-            try:
+        try:
+            if isinstance(step, ScanStep):
                 plan = step.plan(current, profile)
                 plan.validate(profile)
-            except InputError as exc:
-                raise InputError(f"{where}: {exc}", source=recipe.source) from None
-            duration += plan.estimate_duration(profile)
-        elif isinstance(step, SetFieldStep):
-            try:
+                duration += plan.estimate_duration(profile)
+                made[plan.name] = Footprint(plan.name, plan.x, plan.y, plan.height,
+                                            profile.sensor.active_area, np.array(plan.field))
+            elif isinstance(step, SetFieldStep):
                 check_field(step.field, profile, label="field_uT")
-            except InputError as exc:
-                raise InputError(f"{where}: {exc}", source=recipe.source) from None
-            duration += _ramp_seconds(current, step.field, profile)
-            current = step.field
-        elif isinstance(step, ZeroFieldStep):
-            duration += _ramp_seconds(current, (0.0, 0.0, 0.0), profile)
-            current = (0.0, 0.0, 0.0)
-        elif isinstance(step, WaitStep):
-            duration += step.seconds
-        elif isinstance(step, SubtractStep):
-            for key, ref in (("in_field", step.in_field), ("remanent", step.remanent)):
-                if ref not in existing and ref not in made:
-                    raise InputError(
-                        f"{where}: {key} '{ref}' is neither in {out} nor made by an earlier "
-                        "step; expected an entry of the file or of an earlier scan step",
-                        source=recipe.source)
-        elif isinstance(step, PromptStep) and not can_prompt:
-            raise InputError(
-                f"{where}: needs an operator, but input is not a terminal; run it "
-                "interactively or pass --yes to continue past prompts", source=recipe.source)
+                duration += _ramp_seconds(current, step.field, profile)
+                current = step.field
+            elif isinstance(step, ZeroFieldStep):
+                duration += _ramp_seconds(current, (0.0, 0.0, 0.0), profile)
+                current = (0.0, 0.0, 0.0)
+            elif isinstance(step, WaitStep):
+                duration += step.seconds
+            elif isinstance(step, SubtractStep):
+                made[step.name] = _subtract_footprint(step, made, existing, out)
+            elif isinstance(step, PromptStep) and not can_prompt:
+                raise InputError("needs an operator, but input is not a terminal; run it "
+                                 "interactively or pass --yes to continue past prompts")
+        except InputError as exc:
+            raise InputError(f"{where}: {exc}", source=recipe.source) from None
         plans.append(plan)
     if not duration <= MAX_DURATION_S:
         raise InputError(
@@ -423,6 +424,34 @@ def check_recipe(recipe: Recipe, profile: Profile, out: str | Path, *, can_promp
             "several recipes", source=recipe.source)
     return Recipe(recipe.source, recipe.text, recipe.title, recipe.steps, tuple(plans),
                   duration)
+
+
+def _where(i: int, step: Step) -> str:
+    """A step as messages name it: its number and kind, and the entry it writes."""
+    if isinstance(step, ScanStep):
+        return f"step {i + 1} (scan '{step.keys['name']}')"
+    if isinstance(step, SubtractStep):
+        return f"step {i + 1} (subtract '{step.name}')"
+    return f"step {i + 1} ({step.kind})"
+
+
+def _subtract_footprint(step: SubtractStep, made: Mapping[str, Footprint],
+                        existing: set[str], out: str | Path) -> Footprint:
+    """The footprint of the map a subtract step will write, its two entries checked as the
+    subtraction will check them: each in the file or made by an earlier step, on one grid."""
+    sources: list[Measured] = []
+    for key, ref in (("in_field", step.in_field), ("remanent", step.remanent)):
+        if ref in made:
+            sources.append(made[ref])
+        elif ref in existing:
+            sources.append(read_source(out, ref))
+        else:
+            raise InputError(f"{key} '{ref}' is neither in {out} nor made by an earlier step; "
+                             "expected an entry of the file or of an earlier scan step")
+    in_field, remanent = sources
+    require_two_scans(in_field, remanent)
+    require_subtractable(in_field, remanent)
+    return induced_footprint(step.name, in_field, remanent)
 
 
 def _ramp_seconds(start: tuple[float, ...], end: tuple[float, ...], profile: Profile) -> float:

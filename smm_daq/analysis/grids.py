@@ -2,25 +2,43 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
 
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
 
 
-def _label(m: MapData, fallback: str) -> str:
+class Gridded(Protocol):
+    """Anything with a name and grid axes x (nx,) and y (ny,) in m: a map, or a scan not yet
+    taken (its plan), so grids can be compared before the scan runs."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def x(self) -> np.ndarray: ...
+    @property
+    def y(self) -> np.ndarray: ...
+
+
+def _label(m: Gridded, fallback: str) -> str:
     return f"'{m.name}'" if m.name else fallback
 
 
-def require_same_grid(a: MapData, b: MapData) -> None:
+def _step(u: np.ndarray) -> float:
+    return float(u[1] - u[0]) if u.size > 1 else 0.0
+
+
+def require_same_grid(a: Gridded, b: Gridded) -> None:
     """InputError unless `a` and `b` share shape and axes (to 1 % of a step)."""
     la, lb = _label(a, "the first map"), _label(b, "the second map")
-    if a.shape != b.shape:
+    if (a.y.size, a.x.size) != (b.y.size, b.x.size):
         raise InputError(
-            f"{la} is {a.shape[0]} × {a.shape[1]} pixels (ny × nx) but {lb} is "
-            f"{b.shape[0]} × {b.shape[1]}; expected two scans on the same grid"
+            f"{la} is {a.y.size} × {a.x.size} pixels (ny × nx) but {lb} is "
+            f"{b.y.size} × {b.x.size}; expected two scans on the same grid"
         )
-    step = max(abs(s) for s in (*a.step, *b.step)) or 1.0
+    step = max(abs(_step(u)) for u in (a.x, a.y, b.x, b.y)) or 1.0
     for axis, ua, ub in (("x", a.x, b.x), ("y", a.y, b.y)):
         worst = float(np.max(np.abs(ua - ub))) if ua.size else 0.0
         if worst > 0.01 * step:

@@ -12,14 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from smm_daq.analysis.subtract_inputs import read_source, require_two_scans
 from smm_daq.analysis.subtraction import SubtractionResult, registration_fields, subtract_maps
-from smm_daq.errors import InputError
-from smm_daq.storage.checks import usable_map
-from smm_daq.storage.mapdata import MapData
-from smm_daq.storage.nexus import list_entries, read_map, write_map_entry
-
-# kinds of entry whose data/Bz is a model's field or a fit's residual, not a measured map
-MODEL_KINDS = ("susceptibility", "magnetization", "mmt")
+from smm_daq.storage.nexus import write_map_entry
 
 
 def subtract_entries(
@@ -36,21 +31,8 @@ def subtract_entries(
     """Entry `in_field` minus entry `remanent` (registered onto it unless `register` is
     False) into a new entry `name` of kind "induced"; returns the subtraction. `parameters`
     (e.g. the command line) are recorded with the entry's own."""
-    if in_field == remanent:
-        raise InputError(f"the in-field and the remanent entries are both '{in_field}'; "
-                         "expected two scans of the sample, one in field, one in zero field",
-                         source=str(path))
-    kinds = {e.name: e.kind for e in list_entries(path)}
-    maps = []
-    for entry in (in_field, remanent):
-        if kinds.get(entry) in MODEL_KINDS:
-            raise InputError(f"entry '{entry}' is a {kinds[entry]} result: its Bz is a "
-                             "model's, not a measurement; expected a scanned or imported map",
-                             source=str(path))
-        m = read_map(path, entry)
-        usable_map(m, f"{path}, entry '{entry}'")  # a grid and some measured pixels
-        maps.append(m)
-    _check_order(*maps, str(path))
+    maps = [read_source(path, entry) for entry in (in_field, remanent)]
+    require_two_scans(*maps, source=str(path))
     res = subtract_maps(*maps, register=register, name=name, rotation=rotation)
     recorded = {"register": np.uint8(register), "fit_rotation": np.uint8(rotation),
                 **(parameters or {})}
@@ -58,16 +40,3 @@ def subtract_entries(
                     processes={"registration": registration_fields(res)})
     return res
 
-
-def _check_order(in_field: MapData, remanent: MapData, source: str) -> None:
-    """Refuse the two scans given the wrong way round: the "in-field" one scanned in zero
-    field and the "remanent" one in a field (the induced map would come out negated). Two
-    scans in fields (e.g. +B and −B) are the user's choice."""
-    a, b = in_field.applied_field, remanent.applied_field
-    if a is None or b is None:
-        return
-    if not np.any(a) and np.any(b):
-        raise InputError(
-            f"the in-field entry '{in_field.name}' was scanned in zero field and the remanent "
-            f"entry '{remanent.name}' in ({', '.join(f'{v / 1e-6:g}' for v in b)}) µT; "
-            "expected them the other way round", source=source)

@@ -11,9 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from smm_daq.analysis.grids import require_same_grid
 from smm_daq.analysis.registration import Registration, apply_registration, estimate_registration
-from smm_daq.errors import InputError
+from smm_daq.analysis.subtract_inputs import induced_footprint, require_subtractable
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.products import Quantity
 
@@ -60,16 +59,7 @@ def subtract_maps(
     The result keeps the in-field map's geometry and applied field and names both entries as
     its sources. InputError if the grids differ or the sensor geometry disagrees.
     """
-    require_same_grid(in_field, remanent)
-    for what, a, b in (
-        ("height", in_field.height, remanent.height),
-        ("sensor size", in_field.sensor_size, remanent.sensor_size),
-    ):
-        if a is not None and b is not None and not np.allclose(a, b, rtol=1e-6, atol=1e-12):
-            raise InputError(
-                f"the {what} of '{in_field.name}' ({a}) and '{remanent.name}' ({b}) differ; "
-                "expected two scans taken with the same sensor geometry"
-            )
+    require_subtractable(in_field, remanent)
     if register:
         reg = estimate_registration(in_field, remanent, rotation=rotation, max_shift=max_shift)
         moved = apply_registration(remanent, reg)
@@ -78,15 +68,14 @@ def subtract_maps(
         moved = remanent
     bz = in_field.bz - moved.bz
     title = f"{in_field.name or 'in-field'} − {remanent.name or 'remanent'}"
+    footprint = induced_footprint(name, in_field, remanent)
     out = in_field.with_bz(
         bz,
         name=name,
         title=title + (" (registered)" if register else ""),
         sources=(in_field.name, remanent.name),
-        height=in_field.height if in_field.height is not None else remanent.height,
-        sensor_size=(
-            in_field.sensor_size if in_field.sensor_size is not None else remanent.sensor_size
-        ),
+        height=footprint.height,
+        sensor_size=footprint.sensor_size,
     )
     if reg is None:
         return SubtractionResult(out, (0.0, 0.0), (0.0, 0.0), False)

@@ -220,8 +220,14 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return code
 
 
-# Which options set the plan field a plan's message names.
-_PLAN_OPTIONS = {"x range": "--center-um, --size-um", "y range": "--center-um, --size-um",
+# Which options set the plan field a plan's message names (the fly ones first: a fly
+# message may also name step_x).
+_PLAN_OPTIONS = {"fly trigger": "--fly-trigger", "fly pixel_time_s": "--pixel-time-s",
+                 "fly oversample": "--oversample, --pixel-time-s",
+                 "fly speed": "--step-um, --pixel-time-s",
+                 "fly line runs": "--center-um, --size-um",
+                 "fly line of": "--size-um, --step-um, --pixel-time-s",
+                 "x range": "--center-um, --size-um", "y range": "--center-um, --size-um",
                  "plan x:": "--size-um, --step-um", "plan y:": "--size-um, --step-um",
                  "grid": "--size-um, --step-um", "step_": "--step-um", "height": "--height-um",
                  "field": "--field-uT", "settle_tau": "--settle-tau", "dwell_tau": "--dwell-tau"}

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from smm_daq.instruments.profile import StageSettings
 
 
 @dataclass(frozen=True)
@@ -167,9 +171,9 @@ class Magnetometer(Instrument):
 
 
 # -- optional capabilities for fly scans ---------------------------------------------------
-# A driver that can take part in a fly scan also derives from these; the sequencer checks
-# `isinstance(rig.lockin, BufferedLockIn)` and `isinstance(rig.stage, FlyStage)` before it
-# accepts a fly plan.
+# A driver that can take part in a fly scan also derives from these. A fly plan is checked
+# against the classes the profile names before anything connects, and against the connected
+# instruments when its scan starts (`smm_daq.acquisition.fly.checks`).
 
 
 @dataclass(frozen=True)
@@ -200,9 +204,11 @@ class BufferTrace:
 class BufferedLockIn(ABC):
     """A lock-in that stores X and Y at a fixed rate into its own buffer."""
 
+    @classmethod
     @abstractmethod
-    def buffer_limits(self) -> BufferLimits:
-        """The buffer's length and rates, and the filter's time constants and poles."""
+    def buffer_limits(cls) -> BufferLimits:
+        """The buffer's length and rates, and the filter's time constants and poles: fixed
+        by the model, so a fly plan is checked against them before connecting."""
 
     @abstractmethod
     def configure_buffer(self, rate: float) -> float:
@@ -230,6 +236,12 @@ class RecordedMotion:
 
 class FlyStage(ABC):
     """A stage that moves along x at a constant velocity while recording its position."""
+
+    @classmethod
+    @abstractmethod
+    def velocity_limit_for(cls, settings: StageSettings) -> float:
+        """The largest velocity (m/s) such a stage accepts once connected with `settings`:
+        known before connecting, so a fly plan's speed is checked up front."""
 
     @abstractmethod
     def velocity_limit(self) -> float:

@@ -18,10 +18,11 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from smm_daq.acquisition.fly.checks import FlyLimits, check_fly_plan, require_fly_kinds
 from smm_daq.acquisition.fly.reconstruct import (
     LineStreams,
     bin_line,
@@ -29,12 +30,8 @@ from smm_daq.acquisition.fly.reconstruct import (
     refine_lag,
     sample_positions,
 )
-from smm_daq.acquisition.fly.settings import FlyLine, plan_line
+from smm_daq.acquisition.fly.settings import FlyLine
 from smm_daq.errors import InputError, InstrumentTimeout
-from smm_daq.instruments.interfaces import BufferedLockIn, FlyStage
-
-if TYPE_CHECKING:
-    from smm_daq.acquisition.fly.settings import FlySettings
 
 REFINE_LINES = 8  # the most recent lines the lag is refined over
 ADOPT_BELOW = 0.9  # a refined lag is kept when its mismatch is below this × the model's
@@ -53,32 +50,25 @@ class FlyScan:
     _fly: FlyLine | None = None
 
     def _check_fly(self) -> FlyLine:
-        """The fly line, checked against the lock-in's buffer, the stage's velocity and
-        travel; InputError naming the limit (before anything moves)."""
+        """The fly line: the plan's checks (`check_fly_plan`, also run before connecting) on
+        the connected instruments' own limits, then what only a connected controller can
+        tell; InputError naming the limit (before anything moves)."""
         rig, plan = self.rig, self.plan
-        fly: FlySettings = plan.fly
-        if not isinstance(rig.lockin, BufferedLockIn):
-            raise InputError(f"fly scans need a lock-in with a data buffer; "
-                             f"{type(rig.lockin).__name__} has none")
-        if not isinstance(rig.stage, FlyStage):
-            raise InputError(f"fly scans need a stage that records its position; "
-                             f"{type(rig.stage).__name__} does not")
-        if fly.trigger and not rig.profile.fly_trigger_wired:
-            raise InputError("the fly plan starts the lock-in by the stage's trigger, but the "
-                             "profile does not say the cable is wired ([fly] trigger_wired)")
-        if fly.trigger and not self._call(rig.stage.trigger_output):
-            raise InputError("the fly plan starts the lock-in by the stage's trigger, but "
-                             "this stage controller puts out no trigger for a fly line")
-        line = plan_line(fly, plan.step_x, plan.nx, self._call(rig.lockin.buffer_limits),
-                         self._call(rig.stage.velocity_limit),
-                         self._call(rig.stage.recorder_points))
-        tmin, tmax = rig.profile.stage.travel[0]
-        lo, hi = plan.x[0] - line.run_up, plan.x[-1] + line.run_up
-        if lo < tmin or hi > tmax:
-            raise InputError(
-                f"a fly line runs from {lo * 1e6:g} to {hi * 1e6:g} µm with its run-up "
-                f"({line.run_up * 1e6:g} µm each side), beyond the stage x travel "
-                f"{tmin * 1e6:g} .. {tmax * 1e6:g} µm (move the region inward)")
+        require_fly_kinds(type(rig.lockin), type(rig.stage))
+        line = check_fly_plan(plan, rig.profile,
+                              FlyLimits(self._call(rig.lockin.buffer_limits),
+                                        self._call(rig.stage.velocity_limit)))
+        # Whether the controller puts out a trigger, and how long its recorder is, the driver
+        # reads from the controller itself (its command set, a parameter): unknown before
+        # connecting.
+        if plan.fly.trigger and not self._call(rig.stage.trigger_output):
+            raise InputError("fly trigger: this stage controller puts out no trigger for a "
+                             "fly line; expected one that does, or the buffer started by "
+                             "software")
+        points = self._call(rig.stage.recorder_points)
+        if points < 2:
+            raise InputError(f"the stage's position recorder holds {points} points; a fly "
+                             "line needs at least 2")
         self._fly = line
         return line
 

@@ -72,7 +72,7 @@ class FlyLine:
 
 
 def plan_line(fly: FlySettings, step_x: float, nx: int, limits: BufferLimits,
-              velocity_limit: float, recorder_points: int) -> FlyLine:
+              velocity_limit: float) -> FlyLine:
     """The line every fly line will be, checked against the lock-in's buffer and the stage's
     velocity; InputError naming the limit it breaks (before anything moves)."""
     fly.check()
@@ -108,7 +108,4 @@ def plan_line(fly: FlySettings, step_x: float, nx: int, limits: BufferLimits,
             f"a fly line of {nx} pixels takes {duration:.4g} s with its run-up, "
             f"{samples} samples at {rate:g} Hz: more than the lock-in buffer's "
             f"{limits.points} points (fewer pixels per line, or a shorter pixel_time_s)")
-    if recorder_points < 2:
-        raise InputError(f"the stage's position recorder holds {recorder_points} points; "
-                         "a fly line needs at least 2")
     return FlyLine(tau, limits.poles, rate, velocity, lag, run_up, duration, samples)

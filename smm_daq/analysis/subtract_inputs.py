@@ -1,0 +1,114 @@
+"""What a subtraction asks of its two maps, one set of checks wherever it is asked: when the
+subtraction runs, and before a recipe's first step, where one or both maps are scans the
+recipe has yet to take (known then by their plans' footprints).
+
+Light on purpose (no registration, so no SciPy): a recipe is checked before anything
+connects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from smm_daq.analysis.grids import Gridded, require_same_grid
+from smm_daq.errors import InputError
+from smm_daq.storage.checks import usable_map
+from smm_daq.storage.mapdata import MapData
+from smm_daq.storage.nexus import list_entries, read_map
+
+UM = 1e-6
+
+
+# kinds of entry whose data/Bz is a model's field or a fit's residual, not a measured map
+MODEL_KINDS = ("susceptibility", "magnetization", "mmt")
+
+
+class Measured(Gridded, Protocol):
+    """A grid, the sensor geometry that measured it and the field applied: a map, or a
+    `Footprint`."""
+
+    @property
+    def height(self) -> float | None: ...
+    @property
+    def sensor_size(self) -> tuple[float, float] | None: ...
+    @property
+    def applied_field(self) -> np.ndarray | None: ...
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """A map's grid (axes in m) and sensor geometry (height and active area, m) without its
+    values: all the checks need. A scan's is known from its plan before the scan runs."""
+
+    name: str
+    x: np.ndarray
+    y: np.ndarray
+    height: float | None = None
+    sensor_size: tuple[float, float] | None = None
+    applied_field: np.ndarray | None = None  # T
+
+
+def read_source(path: str | Path, entry: str) -> MapData:
+    """Entry `entry` of a session file as a subtraction reads it; InputError naming the file
+    and entry unless it holds a measured map (not a model's Bz) on a grid with some measured
+    pixels."""
+    kinds = {e.name: e.kind for e in list_entries(path)}
+    if kinds.get(entry) in MODEL_KINDS:
+        raise InputError(f"entry '{entry}' is a {kinds[entry]} result: its Bz is a model's, "
+                         "not a measurement; expected a scanned or imported map",
+                         source=str(path))
+    m = read_map(path, entry)
+    usable_map(m, f"{path}, entry '{entry}'")
+    return m
+
+
+def require_two_scans(in_field: Measured, remanent: Measured, source: str | None = None
+                      ) -> None:
+    """InputError for one entry given as both maps, or for the two given the wrong way round:
+    the "in-field" one scanned in zero field and the "remanent" one in a field (the induced
+    map would come out negated). Two scans in fields (e.g. +B and −B) are the user's choice."""
+    if in_field.name == remanent.name:
+        raise InputError(f"the in-field and the remanent entries are both '{in_field.name}'; "
+                         "expected two scans of the sample, one in field, one in zero field",
+                         source=source)
+    a, b = in_field.applied_field, remanent.applied_field
+    if a is not None and b is not None and not np.any(a) and np.any(b):
+        raise InputError(
+            f"the in-field entry '{in_field.name}' was scanned in zero field and the remanent "
+            f"entry '{remanent.name}' in ({', '.join(f'{v / 1e-6:g}' for v in b)}) µT; "
+            "expected them the other way round", source=source)
+
+
+def require_subtractable(in_field: Measured, remanent: Measured) -> None:
+    """InputError unless the two lie on the same grid and were measured with the same sensor
+    geometry (where both record it)."""
+    require_same_grid(in_field, remanent)
+    for what, a, b in (
+        ("height", in_field.height, remanent.height),
+        ("sensor size", in_field.sensor_size, remanent.sensor_size),
+    ):
+        if a is not None and b is not None and not np.allclose(a, b, rtol=1e-6, atol=1e-12):
+            raise InputError(
+                f"the {what} of '{in_field.name}' ({_um(a)}) and '{remanent.name}' ({_um(b)}) "
+                "differ; expected two scans taken with the same sensor geometry"
+            )
+
+
+def _um(value: float | tuple[float, float]) -> str:
+    return " × ".join(f"{v / UM:g}" for v in np.atleast_1d(value)) + " µm"
+
+
+def induced_footprint(name: str, in_field: Measured, remanent: Measured) -> Footprint:
+    """The footprint of the induced map `name`: the in-field grid, and the sensor geometry
+    of the in-field map where it records one, else the remanent map's."""
+    return Footprint(
+        name, in_field.x, in_field.y,
+        height=in_field.height if in_field.height is not None else remanent.height,
+        sensor_size=(in_field.sensor_size if in_field.sensor_size is not None
+                     else remanent.sensor_size),
+        applied_field=in_field.applied_field,
+    )

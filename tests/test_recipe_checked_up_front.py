@@ -1,0 +1,181 @@
+"""What a fly plan or a subtraction asks beyond the rig or the file is refused before anything
+connects: a recipe before its first step, `smm-daq scan --fly` before the rig is opened. The
+session file is left byte for byte as it was."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+
+import pytest
+
+from smm_daq.acquisition.recipe import check_recipe, parse_recipe
+from smm_daq.cli.main import main
+from smm_daq.errors import InputError
+from smm_daq.instruments.profile import load_profile
+from smm_daq.storage.nexus import list_entries
+
+DEFAULTS = textwrap.dedent(
+    """
+    [scan_defaults]
+    center_um = [12500.0, 12500.0]
+    size_um = [80.0, 80.0]
+    step_um = 10.0
+    settle_tau = 1.0
+    """
+)
+PLAIN_FIRST = '[[step]]\nkind = "scan"\nname = "r1"\n'
+
+
+def _scan(name: str, **keys: object) -> str:
+    lines = [f"{k} = {v}" for k, v in keys.items()]
+    return "\n".join(['[[step]]', 'kind = "scan"', f'name = "{name}"', *lines]) + "\n"
+
+
+def _subtract(in_field: str, remanent: str, name: str = "induced") -> str:
+    return (f'[[step]]\nkind = "subtract"\nin_field = "{in_field}"\nremanent = "{remanent}"\n'
+            f'name = "{name}"\nregister = false\n')
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory) -> object:
+    """A session file holding 'inf' (13 × 13 pixels) and 'small' (9 × 9), scanned once."""
+    path = tmp_path_factory.mktemp("session") / "base.h5"
+    for name, size in (("inf", "120,120"), ("small", "80,80")):
+        code = main(["scan", "--center-um", "12500,12500", "--size-um", size, "--step-um",
+                     "10", "--settle-tau", "1", "--name", name, "--out", str(path)])
+        assert code == 0
+    return path
+
+
+@pytest.fixture
+def copy(session, tmp_path):
+    """A copy of the session file, with its bytes and entries as they were."""
+    path = tmp_path / "s.h5"
+    shutil.copyfile(session, path)
+    return path, path.read_bytes(), [e.name for e in list_entries(path)]
+
+
+@pytest.fixture
+def no_rig(monkeypatch) -> list:
+    """Fails any attempt to connect the rig (and records it, in case the error is caught)."""
+    attempts: list = []
+
+    def refuse(*args: object, **kw: object) -> None:
+        attempts.append(args)
+        raise AssertionError("the rig was connected")
+
+    monkeypatch.setattr("smm_daq.instruments.rig.open_rig", refuse)
+    return attempts
+
+
+def _refused(capsys, no_rig: list, argv: list[str]) -> str:
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert no_rig == []
+    assert "Traceback" not in err
+    return err
+
+
+FLY_CASES = [
+    ("fly_trigger = true", ["fly trigger", "does not say it is wired",
+                            "expected [fly] trigger_wired = true"]),
+    ("oversample = 64", ["fly oversample 64 at pixel_time_s 0.05 s needs 1280 samples/s",
+                         "highest rate is 512 Hz"]),
+    ("pixel_time_s = 4e-5", ["fly pixel_time_s 4e-05 s needs a lock-in time constant",
+                             "shortest is 1e-05 s"]),
+]
+
+
+@pytest.mark.parametrize(("fly_key", "words"), FLY_CASES)
+def test_a_fly_step_the_rig_cannot_fly_is_refused_before_the_first_step(
+        tmp_path, capsys, no_rig, copy, fly_key, words):
+    path, before, entries = copy
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(DEFAULTS + PLAIN_FIRST + _scan("r2", fly="true") + fly_key + "\n")
+    err = _refused(capsys, no_rig, ["run", str(recipe), "--out", str(path), "--yes"])
+    assert f"{recipe}: step 2 (scan 'r2'): " in err
+    for w in words:
+        assert w in err
+    assert "step 1/" not in err  # no step was started
+    assert [e.name for e in list_entries(path)] == entries == ["inf", "small"]
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("steps", "words"),
+    [
+        (_scan("r2") + _subtract("inf", "r2"),  # in the file, and made by the recipe
+         ["step 2 (subtract 'induced'): 'inf' is 13 × 13 pixels (ny × nx) but 'r2' is 9 × 9",
+          "expected two scans on the same grid"]),
+        (PLAIN_FIRST + _subtract("inf", "small"),  # both in the file
+         ["step 2 (subtract 'induced'): 'inf' is 13 × 13 pixels (ny × nx) but 'small' is "
+          "9 × 9"]),
+        (_scan("a") + _scan("b", size_um="[120.0, 120.0]") + _subtract("b", "a"),  # both made
+         ["step 3 (subtract 'induced'): 'b' is 13 × 13 pixels (ny × nx) but 'a' is 9 × 9"]),
+        (_scan("a") + _scan("b", center_um="[12600.0, 12500.0]") + _subtract("b", "a"),
+         ["step 3 (subtract 'induced'): the x axes of 'b' and 'a' differ by up to 100 µm"]),
+        (_scan("a") + _scan("b", height_um="150.0") + _subtract("b", "a"),
+         ["step 3 (subtract 'induced'): the height of 'b' (150 µm) and 'a' (100 µm) differ"]),
+        (PLAIN_FIRST + _subtract("inf", "later") + _scan("later"),  # made only afterwards
+         ["step 2 (subtract 'induced'): remanent 'later' is neither in", "earlier step"]),
+        (PLAIN_FIRST + _subtract("inf", "induced"),  # the entry the step itself writes
+         ["step 2 (subtract 'induced'): remanent 'induced' is neither in", "earlier step"]),
+    ],
+    ids=["file and recipe", "both in the file", "both made", "shifted", "heights",
+         "made later", "its own entry"],
+)
+def test_a_subtraction_of_two_grids_is_refused_before_the_first_step(
+        tmp_path, capsys, no_rig, copy, steps, words):
+    path, before, entries = copy
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(DEFAULTS + steps)
+    err = _refused(capsys, no_rig, ["run", str(recipe), "--out", str(path), "--yes"])
+    for w in words:
+        assert w in err
+    assert [e.name for e in list_entries(path)] == entries
+    assert path.read_bytes() == before
+
+
+def test_a_subtraction_of_a_subtraction_is_checked_on_the_in_field_grid(tmp_path):
+    out = tmp_path / "new.h5"
+    chain = (DEFAULTS + _scan("a") + _scan("b") + _subtract("b", "a", "d")
+             + _subtract("d", "a", "e"))
+    checked = check_recipe(parse_recipe(chain, "chain.toml"), load_profile(), out,
+                           can_prompt=False)
+    assert [p.name for p in checked.plans if p is not None] == ["a", "b"]
+    off = chain + _scan("c", size_um="[120.0, 120.0]") + _subtract("e", "c", "f")
+    with pytest.raises(InputError, match=r"step 6 \(subtract 'f'\): 'e' is 9 × 9 pixels "
+                                         r"\(ny × nx\) but 'c' is 13 × 13"):
+        check_recipe(parse_recipe(off, "off.toml"), load_profile(), out, can_prompt=False)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        (["--fly-trigger"], ["--fly-trigger: fly trigger", "trigger_wired = true"]),
+        (["--oversample", "64"], ["--oversample, --pixel-time-s: fly oversample 64",
+                                  "highest rate is 512 Hz"]),
+        (["--pixel-time-s", "4e-5"], ["--pixel-time-s: fly pixel_time_s 4e-05 s",
+                                      "shortest is 1e-05 s"]),
+        (["--pixel-time-s", "0.002", "--oversample", "1", "--step-um", "40"],
+         ["--step-um, --pixel-time-s: fly speed 20 mm/s", "maximum velocity 10 mm/s"]),
+        (["--center-um", "24890,12500"],  # the grid fits the travel, its run-up does not
+         ["--center-um, --size-um: a fly line runs from", "beyond the stage x travel"]),
+        (["--size-um", "7980,0", "--step-um", "20", "--pixel-time-s", "0.2", "--oversample",
+          "32"], ["--size-um, --step-um, --pixel-time-s: a fly line of 400 pixels",
+                  "the lock-in buffer's 16383 points"]),
+    ],
+    ids=["trigger", "oversample", "pixel time", "speed", "run-up", "buffer length"],
+)
+def test_a_fly_scan_the_rig_cannot_fly_is_refused_before_connecting(
+        capsys, no_rig, copy, options, words):
+    path, before, _ = copy
+    err = _refused(capsys, no_rig, ["scan", "--center-um", "12500,12500", "--size-um",
+                                    "200,100", "--step-um", "10", "--name", "k", "--out",
+                                    str(path), "--fly", *options])
+    for w in words:
+        assert w in err
+    assert path.read_bytes() == before
