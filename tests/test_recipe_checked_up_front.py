@@ -122,9 +122,14 @@ def test_a_fly_step_the_rig_cannot_fly_is_refused_before_the_first_step(
          ["step 2 (subtract 'induced'): remanent 'later' is neither in", "earlier step"]),
         (PLAIN_FIRST + _subtract("inf", "induced"),  # the entry the step itself writes
          ["step 2 (subtract 'induced'): remanent 'induced' is neither in", "earlier step"]),
+        (_scan("a") + _subtract("a", "a"),  # one entry as both
+         ["step 2 (subtract 'induced'): the in-field and the remanent entries are both 'a'"]),
+        (_scan("a") + _scan("b", field_uT="[0.0, 40.0, 0.0]") + _subtract("a", "b"),
+         ["step 3 (subtract 'induced'): the in-field entry 'a' was scanned in zero field and "
+          "the remanent entry 'b' in (0, 40, 0) µT; expected them the other way round"]),
     ],
     ids=["file and recipe", "both in the file", "both made", "shifted", "heights",
-         "made later", "its own entry"],
+         "made later", "its own entry", "one entry twice", "the wrong way round"],
 )
 def test_a_subtraction_of_two_grids_is_refused_before_the_first_step(
         tmp_path, capsys, no_rig, copy, steps, words):
