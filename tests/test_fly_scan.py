@@ -30,7 +30,7 @@ from smm_daq.cli.main import main
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import load_profile, parse_profile
 from smm_daq.instruments.rig import open_rig
-from smm_daq.storage.nexus import read_map
+from smm_daq.storage.nexus import list_entries, read_map
 
 PROFILE = "configs/simulator.toml"
 CENTRE = (12.5e-3, 12.5e-3)  # the builtin sample
@@ -346,6 +346,25 @@ def test_a_controller_without_a_trigger_output_is_found_when_the_scan_starts(pro
             Sequencer(rig, tmp_path / "t.h5", plan).run()
         np.testing.assert_array_equal(rig.stage.position(), before)
     assert not (tmp_path / "t.h5").exists()
+
+
+def test_a_recipe_is_refused_before_its_first_step_by_a_controller_without_a_trigger(
+        profile, tmp_path, capsys):
+    """What only the connected controller can tell is asked of every fly step once the rig
+    is connected, before the first step takes lab time."""
+    wired = tmp_path / "wired.toml"
+    wired.write_text(profile.text + "\n[fly]\ntrigger_wired = true\n")
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('[scan_defaults]\ncenter_um = [12500, 12500]\nsize_um = [100, 20]\n'
+                      'step_um = 20\n\n[[step]]\nkind = "scan"\nname = "plain"\n\n'
+                      '[[step]]\nkind = "scan"\nname = "f"\nfly = true\npixel_time_s = 0.1\n'
+                      'fly_trigger = true\n')
+    out = tmp_path / "r.h5"
+    assert main(["run", str(recipe), "--out", str(out), "--profile", str(wired), "--yes"]) == 2
+    err = capsys.readouterr().err
+    assert "step 2 (scan 'f'): fly trigger: this stage controller puts out no trigger" in err
+    assert "step 1/" not in err and "the rig is safe" in err
+    assert not out.exists() or list_entries(out) == []
 
 
 def test_a_recipe_flies_a_scan_with_its_fly_keys(tmp_path):

@@ -49,6 +49,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from smm_daq.acquisition.fly.checks import check_controller
 from smm_daq.acquisition.fly.settings import FlySettings
 from smm_daq.acquisition.plan import (
     DEFAULT_SETTLE_TAU,
@@ -461,6 +462,17 @@ def _ramp_seconds(start: tuple[float, ...], end: tuple[float, ...], profile: Pro
     return float(np.max(np.abs(change))) / coils.max_ramp_rate
 
 
+def check_fly_steps(checked: Recipe, stage: Any) -> None:
+    """The fly steps of a checked recipe against the connected stage controller
+    (`check_controller`: what no profile says), before the first step runs."""
+    for i, (step, plan) in enumerate(zip(checked.steps, checked.plans, strict=True)):
+        if plan is not None and plan.fly is not None:
+            try:
+                check_controller(plan, stage)
+            except InputError as exc:
+                raise InputError(f"{_where(i, step)}: {exc}", source=checked.source) from None
+
+
 def run_recipe(
     recipe: Recipe,
     session: Any,
@@ -478,6 +490,7 @@ def run_recipe(
     """
     checked = check_recipe(recipe, session.profile, session.path,
                            can_prompt=yes or _interactive(ask))
+    check_fly_steps(checked, session.rig.stage)
     written: list[str] = []
     for i, step in enumerate(checked.steps):
         if on_step is not None:

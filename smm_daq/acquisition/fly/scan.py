@@ -22,7 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from smm_daq.acquisition.fly.checks import FlyLimits, check_fly_plan, require_fly_kinds
+from smm_daq.acquisition.fly.checks import (
+    FlyLimits,
+    check_controller,
+    check_fly_plan,
+    require_fly_kinds,
+)
 from smm_daq.acquisition.fly.reconstruct import (
     LineStreams,
     bin_line,
@@ -58,17 +63,7 @@ class FlyScan:
         line = check_fly_plan(plan, rig.profile,
                               FlyLimits(self._call(rig.lockin.buffer_limits),
                                         self._call(rig.stage.velocity_limit)))
-        # Whether the controller puts out a trigger, and how long its recorder is, the driver
-        # reads from the controller itself (its command set, a parameter): unknown before
-        # connecting.
-        if plan.fly.trigger and not self._call(rig.stage.trigger_output):
-            raise InputError("fly trigger: this stage controller puts out no trigger for a "
-                             "fly line; expected one that does, or the buffer started by "
-                             "software")
-        points = self._call(rig.stage.recorder_points)
-        if points < 2:
-            raise InputError(f"the stage's position recorder holds {points} points; a fly "
-                             "line needs at least 2")
+        self._call(check_controller, plan, rig.stage)  # unknown before connecting
         self._fly = line
         return line
 
