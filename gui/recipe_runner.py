@@ -25,6 +25,7 @@ from smm_daq.acquisition.recipe import (
     SubtractStep,
     WaitStep,
     ZeroFieldStep,
+    check_fly_steps,
 )
 from smm_daq.acquisition.session import Session
 from smm_daq.clock import Clock
@@ -57,8 +58,16 @@ class RecipeRunner(QtCore.QObject):
         self.analysis = Background("analysis", self)
 
     def start(self) -> None:
+        """Ask the connected stage controller what each fly step needs (`check_fly_steps`),
+        then run the first step; a refusal ends the recipe before it."""
         self.running = True
-        self._next()
+        rig = self.holder.rig
+        if rig is None or not self.holder.call(
+            lambda: check_fly_steps(self.recipe, rig.stage),
+            lambda _: self._next(),
+            lambda exc: self._end(False, str(exc)),
+        ):
+            self._end(False, "the rig is not connected")
 
     def stop(self) -> None:
         """Abort a scan under way, or stop before the next step."""

@@ -133,3 +133,19 @@ def test_a_later_step_the_rig_cannot_run_refuses_the_recipe_before_its_first(
     assert not view.run_button.isEnabled()
     assert not view.run() and view.runner is None
     assert not (tmp_path / "session.h5").exists()
+
+
+def test_what_only_the_connected_controller_tells_refuses_the_recipe_before_its_first(
+        window, qtbot, tmp_path, monkeypatch):
+    recipe = tmp_path / "fly.toml"
+    recipe.write_text(RECIPE.split("[[step]]")[0] + FIRST_SCAN
+                      + '[[step]]\nkind = "scan"\nname = "r2"\nfly = true\n')
+    monkeypatch.setattr(window.holder.rig.stage, "recorder_points", lambda: 1)
+    view = window.recipes
+    assert view.open_recipe(recipe)
+    assert view.run()
+    qtbot.waitUntil(lambda: not view.runner.running, timeout=WAIT_MS)
+    assert "step 2 (scan 'r2'): the stage's position recorder holds 1 points" in \
+        view.message.text()
+    path = tmp_path / "session.h5"
+    assert not path.exists() or list_entries(path) == []
