@@ -47,7 +47,8 @@ _SERIAL_COM = re.compile(r"^ASRLCOM(\d+)$")
 
 
 class RigInUse(InputError):
-    """Another process holds some of the rig's instruments; nothing was opened."""
+    """Another process (or another open rig of this one) holds some of the rig's instruments;
+    nothing was opened."""
 
 
 @dataclass(frozen=True)
