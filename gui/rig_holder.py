@@ -43,7 +43,7 @@ class RigHolder(QtCore.QObject):
 
             return open_rig(profile, time_scale=time_scale, world_options=options)
 
-        self.background.submit(job, self._opened, lambda exc: self.failed.emit(str(exc)))
+        self.background.submit(job, self._opened, lambda exc: self.failed.emit(_why(exc)))
 
     def _opened(self, rig: Any) -> None:
         self.rig = rig
@@ -74,9 +74,15 @@ class RigHolder(QtCore.QObject):
         rig, self.rig = self.rig, None
         if rig is None:
             return []
-        problems = list(rig.make_safe())
-        rig.close()
-        return problems
+        try:
+            return list(rig.make_safe())
+        finally:
+            rig.close()  # also lets other processes have the rig
+
+
+def _why(exc: BaseException) -> str:
+    """The error, then its notes (after a failed connect: whether the rig is safe)."""
+    return "\n".join([str(exc), *getattr(exc, "__notes__", ())])
 
 
 def _identify_all(rig: Any) -> Callable[[], dict[str, object]]:

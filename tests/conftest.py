@@ -17,6 +17,15 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _rig_locks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Rig locks (and the commands run in subprocesses) in a directory of this run, never the
+    machine's: tests lock only loopback addresses, but a lab PC's directory stays clean."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SMM_DAQ_LOCK_DIR", str(tmp_path_factory.mktemp("rig-locks")))
+        yield
+
+
 @pytest.fixture
 def repo() -> Path:
     return REPO

@@ -93,7 +93,10 @@ def test_check_names_an_unreachable_real_instrument(
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     monkeypatch.setenv("PYVISA_LIBRARY", "@py")
-    path = real_profile(tmp_path, {"GPIB0::8::INSTR": f"TCPIP0::127.0.0.1::{port}::SOCKET"})
+    path = real_profile(tmp_path, {"GPIB0::1::INSTR": f"TCPIP0::127.0.0.1::{port}::SOCKET"})
     assert main(["check", "--profile", str(path)]) == 2
     err = capsys.readouterr().err
-    assert f"lockin (sr830 at TCPIP0::127.0.0.1::{port}::SOCKET) does not answer" in err
+    assert f"coils (kepco_bop at TCPIP0::127.0.0.1::{port}::SOCKET) does not answer" in err
+    # the coils are connected first: nothing could be made safe, and the command says so
+    assert "smm-daq: the rig may NOT be safe: stage (pi_gcs at ASRL1::INSTR) not connected" in err
+    assert f"smm-daq safe --profile {path}" in err

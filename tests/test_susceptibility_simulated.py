@@ -157,6 +157,7 @@ def test_thin_section_chi_is_recovered_within_the_noise(tmp_path, capsys):
     with h5py.File(path, "r") as f:
         written = f["chi/chi/chi"][()]
         written_sd = f["chi/chi/errors"][()]
-    # the same solve to the solver's tolerance (iterates differ in the last digits run to run)
-    np.testing.assert_allclose(written, inv.values, rtol=0, atol=1e-6 * np.abs(inv.values).max())
+    # the same solve to the solver's tolerance: λ may differ in its last digits run to run, and
+    # with it the conjugate-gradient iterations that reach a relative residual of 1e-5
+    np.testing.assert_array_less(np.abs(written - inv.values), 1e-3 * inv.sd)
     np.testing.assert_allclose(written_sd, inv.sd, rtol=1e-6)

@@ -146,16 +146,11 @@ def _open_session(out: str, profile: Profile | str | None, time_scale: float | N
 
 def _finish(session: Session) -> int:
     """Close the session (the rig made safe once, by one owner) and say plainly how it is."""
-    from smm_daq.instruments.rig import safe_command_hint
+    from smm_daq.instruments.rig import safety_statement
 
     problems = session.close()
-    if problems:
-        print(f"smm-daq: the rig may NOT be safe: {'; '.join(problems)}. "
-              f"{safe_command_hint(session.profile)}", file=sys.stderr)
-        return 1
-    print("smm-daq: the rig is safe (coils at their safe state, stage stopped)",
-          file=sys.stderr)
-    return 0
+    print(f"smm-daq: {safety_statement(session.profile, problems)}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 def noise_floor(bz: np.ndarray) -> float:
@@ -391,6 +386,7 @@ def cmd_safe(args: argparse.Namespace) -> int:
           f"({profile.coils.safe_state}), stage stopped; at most "
           f"{math.ceil(safe_time_bound(profile))} s (a supervisor must allow at least this "
           "between SIGTERM and SIGKILL)", file=sys.stderr)
+    _note_other_holder(profile)
     states = make_rig_safe(profile)
     for s in states:
         print(f"{s.role}: {'safe' if s.safe else 'NOT SAFE'}: {s.state}")
@@ -400,6 +396,24 @@ def cmd_safe(args: argparse.Namespace) -> int:
     print("smm-daq: the rig may NOT be safe (see above): check the instruments named, then run "
           "this command again, or make them safe by hand at the supplies", file=sys.stderr)
     return 1
+
+
+def _note_other_holder(profile: Profile) -> None:
+    """`safe` never waits for the rig lock (it is the way out); it says who else holds it."""
+    from smm_daq.instruments.rig import rig_addresses
+    from smm_daq.instruments.rig_lock import holders, in_use_message
+
+    if profile.simulated:  # each process has its own simulated rig
+        return
+    try:
+        held = holders(rig_addresses(profile))
+    except InputError as exc:  # an unusable lock directory must not stop `safe` either
+        print(f"smm-daq: note: cannot tell whether another process holds the rig: {exc}",
+              file=sys.stderr)
+        return
+    if held:
+        print(f"smm-daq: note: {in_use_message(held)}; making the rig safe anyway: stop that "
+              "process too, or it may go on driving the rig", file=sys.stderr)
 
 
 # -- registration ------------------------------------------------------------------------------

@@ -104,7 +104,10 @@ def run_check(args: argparse.Namespace) -> int:
             print(f"rig '{profile.name}' ({profile.path})", file=sys.stdout)
             describe(rig, sys.stdout)
     except InstrumentError as exc:
-        raise InputError(str(exc)) from exc
+        error = InputError(str(exc))
+        for note in getattr(exc, "__notes__", ()):  # how connecting left the rig
+            error.add_note(note)
+        raise error from exc
     print("every instrument answers", file=sys.stdout)
     return 0
 

@@ -9,6 +9,8 @@ Exit codes: 0 success; 1 an instrument or run failure (rig made safe); 2 bad inp
 message, no traceback); 130 interrupted by Ctrl-C or a termination signal (rig made safe by
 whoever was running). Ctrl-C, SIGTERM and SIGHUP all take the Ctrl-C path; only the first one
 interrupts, later ones are acknowledged while the rig is made safe (`smm_daq.interrupts`).
+An error's notes (`add_note`: e.g. whether the rig is safe after connecting failed) follow its
+message, a line each.
 """
 
 from __future__ import annotations
@@ -78,17 +80,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             _before_exit()
         return code
     except InputError as exc:
-        print(f"{PROGRAM_NAME}: error: {exc}", file=sys.stderr)
+        _report(f"error: {exc}", exc)
         return EXIT_BAD_INPUT
     except SmmError as exc:
-        print(f"{PROGRAM_NAME}: failed: {exc}", file=sys.stderr)
+        _report(f"failed: {exc}", exc)
         return EXIT_FAILED
     except KeyboardInterrupt as exc:
-        print(f"{PROGRAM_NAME}: interrupted ({exc or 'Ctrl-C'})", file=sys.stderr)
+        _report(f"interrupted ({exc or 'Ctrl-C'})", exc)
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # output piped into `head` and the like: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+
+
+def _report(message: str, exc: BaseException) -> None:
+    for line in (message, *getattr(exc, "__notes__", ())):
+        print(f"{PROGRAM_NAME}: {line}", file=sys.stderr)
 
 
 def _before_exit() -> None:

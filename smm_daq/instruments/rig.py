@@ -4,7 +4,12 @@ Implementation names in a profile (`lockin.implementation = "sr830"`) are looked
 "smm_daq.drivers" entry-point group, so the core never names a driver module. With
 `rig.simulated = true`, the transports come from the "smm_daq.simulators" entry point `world`
 (one simulated world shared by all instruments) on a virtual clock; otherwise drivers open
-real links themselves, on the system clock.
+real links themselves, on the system clock, after locking every instrument address for this
+process (`smm_daq.instruments.rig_lock`): a second process on the same rig is refused before
+it sends anything.
+
+Connecting goes coils first, then the stage: whatever fails after them finds them connected,
+and they are made safe (a killed program may have left the field on) before they are closed.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import contextlib
 import threading
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,6 +33,9 @@ from smm_daq.instruments.interfaces import (
     Stage,
 )
 from smm_daq.instruments.profile import Profile
+
+if TYPE_CHECKING:
+    from smm_daq.instruments.rig_lock import RigLock
 
 DRIVER_GROUP = "smm_daq.drivers"
 SIMULATOR_GROUP = "smm_daq.simulators"
@@ -60,6 +68,23 @@ def safe_command_hint(profile: Profile) -> str:
             "its safe state and stops the stage), or by hand at the supplies")
 
 
+def safety_statement(profile: Profile, problems: list[str]) -> str:
+    """What a command ends by saying: the rig is safe, or what could not be done and what to
+    run then."""
+    if problems:
+        return f"the rig may NOT be safe: {'; '.join(problems)}. {safe_command_hint(profile)}"
+    return "the rig is safe (coils at their safe state, stage stopped)"
+
+
+def rig_addresses(profile: Profile) -> list[str]:
+    """Every instrument address of the profile, in the order they are connected."""
+    addresses = [*profile.coils.addresses, profile.stage.link.address,
+                 profile.lockin.link.address]
+    if profile.fluxgate is not None:
+        addresses.append(profile.fluxgate.link.address)
+    return addresses
+
+
 # Profile section -> what the instrument in it must be.
 _ROLES: dict[str, type[Instrument]] = {
     "lockin": LockIn,
@@ -81,6 +106,7 @@ class Rig:
     fluxgate: Magnetometer | None
     world: Any = None  # simulators.world.World when simulated
     backend: Any = None  # the simulator backend (its `faults` per address) when simulated
+    lock: RigLock | None = field(default=None, repr=False)  # the addresses', when not simulated
     _safing: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def instruments(self) -> dict[str, Instrument]:
@@ -101,22 +127,7 @@ class Rig:
         (`smm_daq.interrupts`).
         """
         with self._safing, interrupts.making_safe(safe_time_bound(self.profile)):
-            return self._make_safe()
-
-    def _make_safe(self) -> list[str]:
-        problems = []
-        try:
-            self.stage.stop()
-        except Exception as exc:
-            problems.append(f"stage not stopped: {exc}")
-        try:
-            if self.profile.coils.safe_state == "off":
-                self.coils.output_off()
-            else:
-                self.coils.zero()
-        except Exception as exc:
-            problems.append(f"field not ramped down: {exc}")
-        return problems
+            return _make_safe(self.profile, self.stage, self.coils)
 
     def snapshot(self) -> dict[str, object]:
         """Every instrument's snapshot; one that fails gives {'error': message}."""
@@ -129,9 +140,14 @@ class Rig:
         return out
 
     def close(self) -> None:
-        for instrument in self.instruments().values():
-            with contextlib.suppress(Exception):
-                instrument.close()
+        """Close every instrument, then let other processes have the rig."""
+        try:
+            for instrument in self.instruments().values():
+                with contextlib.suppress(Exception):
+                    instrument.close()
+        finally:
+            if self.lock is not None:
+                self.lock.release()
 
     def __enter__(self) -> Rig:
         return self
@@ -185,46 +201,44 @@ def open_rig(
     """Connect to and configure every instrument of `profile`.
 
     Simulated: one world on `clock` (default a VirtualClock running `time_scale` simulated
-    seconds per real second, 0 = as fast as possible). An instrument that does not answer
-    raises `InstrumentError` naming it; the ones already connected are closed.
+    seconds per real second, 0 = as fast as possible). Not simulated: `RigInUse` (an
+    InputError) before anything is opened when another process holds any of the addresses.
+    An instrument that does not answer raises `InstrumentError` naming it. Whatever fails once
+    connecting began, the coils and stage already connected are made safe and every instrument
+    closed; the error then carries a note (`add_note`) saying whether the rig is safe.
     """
-    sections = {"lockin": profile.lockin, "stage": profile.stage, "coils": profile.coils}
+    sections = {"coils": profile.coils, "stage": profile.stage, "lockin": profile.lockin}
     if profile.fluxgate is not None:
         sections["fluxgate"] = profile.fluxgate
     classes = {
         role: driver_class(profile, role, s.link.implementation) for role, s in sections.items()
     }
     backend = None
+    lock = None
     if profile.simulated:
         clock = clock or VirtualClock(time_scale=time_scale or 0.0)
         backend = simulator_class(profile)(profile, clock, world_options)
         open_transport = backend.open_transport
     else:
+        from smm_daq.instruments.rig_lock import RigLock  # filelock only for a real rig
+
         clock = clock or SystemClock()
         open_transport = None
+        lock = RigLock.acquire(rig_addresses(profile))
     opened: dict[str, Any] = {}
     try:
         for role, cls in classes.items():
-            settings = sections[role]
-            try:
-                opened[role] = cls.from_profile(  # type: ignore[attr-defined]
-                    settings, clock=clock, open_transport=open_transport
-                )
-            except InputError as exc:  # the profile asks more than the instrument can do
-                if exc.source is not None:
-                    raise
-                raise InputError(str(exc), source=str(profile.path)) from exc
-            except InstrumentError as exc:
-                error = type(exc)(
-                    f"{role} ({settings.link.implementation} at {settings.link.address}) "
-                    f"does not answer: {exc}"
-                )
-                error.instrument = role
-                raise error from exc
-    except BaseException:
-        for instrument in opened.values():
-            with contextlib.suppress(Exception):
-                instrument.close()
+            opened[role] = _open_instrument(profile, role, cls, sections[role], clock,
+                                            open_transport)
+    except BaseException as exc:
+        try:
+            exc.add_note(_safe_after_failed_connect(profile, opened))
+        finally:
+            for instrument in opened.values():
+                with contextlib.suppress(Exception):
+                    instrument.close()
+            if lock is not None:
+                lock.release()
         raise
     return Rig(
         profile=profile,
@@ -235,7 +249,61 @@ def open_rig(
         fluxgate=opened.get("fluxgate"),
         world=backend.world if backend is not None else None,
         backend=backend,
+        lock=lock,
     )
+
+
+def _open_instrument(profile: Profile, role: str, cls: type[Instrument], settings: Any,
+                     clock: Clock, open_transport: Any) -> Any:
+    try:
+        return cls.from_profile(  # type: ignore[attr-defined]
+            settings, clock=clock, open_transport=open_transport
+        )
+    except InputError as exc:  # the profile asks more than the instrument can do
+        if exc.source is not None:
+            raise
+        raise InputError(str(exc), source=str(profile.path)) from exc
+    except InstrumentError as exc:
+        error = type(exc)(
+            f"{role} ({settings.link.implementation} at {settings.link.address}) "
+            f"does not answer: {exc}"
+        )
+        error.instrument = role
+        raise error from exc
+
+
+def _safe_after_failed_connect(profile: Profile, opened: dict[str, Any]) -> str:
+    """Make safe the coils and stage that connected before connecting failed; say how the rig
+    is left."""
+    with interrupts.making_safe(safe_time_bound(profile)):
+        problems = _make_safe(profile, opened.get("stage"), opened.get("coils"))
+    return safety_statement(profile, problems)
+
+
+def _make_safe(profile: Profile, stage: Stage | None, coils: FieldSource | None) -> list[str]:
+    """Stop the stage, bring the field to the profile's safe state, each tried; what could
+    not be done (None: that instrument is not connected)."""
+    problems = []
+    if stage is None:
+        where = f"{profile.stage.link.implementation} at {profile.stage.link.address}"
+        problems.append(f"stage ({where}) not connected, so not stopped")
+    else:
+        try:
+            stage.stop()
+        except Exception as exc:
+            problems.append(f"stage not stopped: {exc}")
+    if coils is None:
+        where = f"{profile.coils.link.implementation} at {', '.join(profile.coils.addresses)}"
+        problems.append(f"coils ({where}) not connected, so not ramped to their safe state")
+    else:
+        try:
+            if profile.coils.safe_state == "off":
+                coils.output_off()
+            else:
+                coils.zero()
+        except Exception as exc:
+            problems.append(f"field not ramped down: {exc}")
+    return problems
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,242 @@
+"""One smm-daq process per rig: an exclusive operating-system lock on each instrument address.
+
+Two processes talking to the same instruments interleave their commands, so one silently
+scans at the other's field or position. `open_rig` therefore takes a lock per address (VISA
+resource, serial port, TCP address) before it opens any instrument, and the rig holds them
+until `Rig.close()`. The locks are the operating system's (flock, LockFileEx, through
+`filelock`), so they go with the process: a crash or `kill -9` leaves nothing to clear.
+Beside each lock a small record names its holder (PID, user, command, since when) for the
+refusal message.
+
+The lock files live in one directory per machine, `<temporary directory>/smm-daq-locks`,
+or wherever $SMM_DAQ_LOCK_DIR says: where the temporary directory is per user (Windows,
+macOS), point SMM_DAQ_LOCK_DIR at a directory every user of the rig's computer shares.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import hashlib
+import json
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+
+from filelock import BaseFileLock, FileLock, Timeout
+
+from smm_daq import PROGRAM_NAME
+from smm_daq.errors import InputError
+
+LOCK_DIR_ENV = "SMM_DAQ_LOCK_DIR"
+LOCK_DIR_NAME = "smm-daq-locks"
+# Every user of the machine must be able to lock here. Not sticky: under a sticky directory
+# filelock refuses a lock file that another account created.
+DIR_MODE = 0o777
+FILE_MODE = 0o666
+RECORD_MODE = 0o644
+MAX_COMMAND = 200  # characters of the holder's command line kept in its record
+
+_VISA_BOARD = re.compile(r"^(GPIB|TCPIP|USB|VXI|PXI)(?=::)")  # board 0 may be left out
+_SERIAL_COM = re.compile(r"^ASRLCOM(\d+)$")
+
+
+class RigInUse(InputError):
+    """Another process (or another open rig of this one) holds some of the rig's instruments;
+    nothing was opened."""
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who holds an address, as its record says."""
+
+    pid: int
+    user: str
+    command: str
+    since: str  # ISO 8601, local time with its offset
+
+    def describe(self) -> str:
+        this = "this process: " if self.pid == os.getpid() else ""
+        user = f"user {self.user}, " if self.user else ""
+        return (f"{PROGRAM_NAME} process {self.pid} on this machine ({this}{user}running "
+                f"`{self.command}` since {self.since})")
+
+
+def address_key(address: str) -> str:
+    """One spelling per instrument: VISA resource names ignore case, leave out board 0 and
+    the default class '::INSTR' at will; pyserial's "serial:PORT" is VISA's ASRL port."""
+    key = address.strip().upper()
+    if key.startswith("SERIAL:"):
+        key = "ASRL" + key.removeprefix("SERIAL:")
+    key = _VISA_BOARD.sub(r"\g<1>0", key).removesuffix("::INSTR")
+    return _SERIAL_COM.sub(r"ASRL\1", key)
+
+
+def lock_directory() -> Path:
+    """The machine's lock directory, made (writable for every user) if it is not there."""
+    configured = os.environ.get(LOCK_DIR_ENV)
+    directory = Path(configured) if configured else Path(tempfile.gettempdir()) / LOCK_DIR_NAME
+    try:
+        directory.mkdir(parents=True)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise _unusable(directory, exc) from exc
+    else:
+        os.chmod(directory, DIR_MODE)  # mkdir's mode is cut by the umask
+    return directory
+
+
+def _unusable(directory: Path, exc: OSError) -> InputError:
+    return InputError(f"the rig lock directory {directory} cannot be used ({exc}); expected a "
+                      f"directory every user of this machine can write: set {LOCK_DIR_ENV} "
+                      "to one")
+
+
+def _stem(key: str) -> str:
+    readable = re.sub(r"[^A-Za-z0-9]+", "_", key).strip("_")[:48]
+    return f"{readable}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+
+
+@dataclass
+class _AddressLock:
+    address: str
+    lock: BaseFileLock
+    record: Path  # who holds it, written by the holder
+
+
+def _address_locks(directory: Path, addresses: Iterable[str]) -> list[_AddressLock]:
+    found: dict[str, _AddressLock] = {}
+    for address in addresses:
+        key = address_key(address)
+        if key not in found:
+            stem = _stem(key)
+            # fallback_to_soft=False: a soft lock would outlive a killed process
+            lock = FileLock(directory / f"{stem}.lock", mode=FILE_MODE, thread_local=False,
+                            blocking=False, fallback_to_soft=False)
+            found[key] = _AddressLock(address, lock, directory / f"{stem}.holder.json")
+    return list(found.values())
+
+
+def _try(entry: _AddressLock, directory: Path) -> bool:
+    """Take `entry`'s lock without waiting: False when another holder has it."""
+    try:
+        entry.lock.acquire()
+    except Timeout:
+        return False
+    except OSError as exc:  # e.g. a filesystem without flock
+        raise _unusable(directory, exc) from exc
+    return True
+
+
+class RigLock:
+    """Exclusive locks on instrument addresses, held until `release()` or the process ends."""
+
+    def __init__(self, held: list[_AddressLock]) -> None:
+        self._held = held
+
+    @classmethod
+    def acquire(cls, addresses: Iterable[str]) -> RigLock:
+        """Take every address' lock at once, without waiting. `RigInUse` naming the holders
+        when another process has any of them (then none is kept)."""
+        directory = lock_directory()
+        held: list[_AddressLock] = []
+        taken: list[_AddressLock] = []
+        try:
+            for entry in _address_locks(directory, addresses):
+                (held if _try(entry, directory) else taken).append(entry)
+        except BaseException:
+            cls(held).release()
+            raise
+        if taken:
+            cls(held).release()
+            them = "them" if len(taken) > 1 else "it"
+            raise RigInUse(in_use_message({e.address: _read(e.record) for e in taken})
+                           + f"; expected {them} free: wait for that process to end, or stop "
+                           "it, then try again")
+        holder = _this_process()
+        for entry in held:
+            _write(entry.record, holder)
+        return cls(held)
+
+    def release(self) -> None:
+        """Give every lock back (each tried); a second call does nothing."""
+        held, self._held = self._held, []
+        for entry in held:
+            # Only the holder writes the record, and removes it before the lock goes: it
+            # never deletes the next holder's.
+            with contextlib.suppress(OSError):
+                entry.record.unlink()
+            with contextlib.suppress(Exception):
+                entry.lock.release()
+
+
+def holders(addresses: Iterable[str]) -> dict[str, Holder | None]:
+    """The addresses another process holds now, each with its holder (None: no record)."""
+    directory = lock_directory()
+    found: dict[str, Holder | None] = {}
+    for entry in _address_locks(directory, addresses):
+        if _try(entry, directory):
+            entry.lock.release()
+        else:
+            found[entry.address] = _read(entry.record)
+    return found
+
+
+def in_use_message(held: dict[str, Holder | None]) -> str:
+    """'the rig's instruments A, B are in use by <holder>', a clause per holder."""
+    by_holder: dict[Holder | None, list[str]] = {}
+    for address, holder in held.items():
+        by_holder.setdefault(holder, []).append(address)
+    clauses = []
+    for holder, addresses in by_holder.items():
+        who = holder.describe() if holder else (f"another {PROGRAM_NAME} process on this "
+                                                "machine (it left no record of itself)")
+        verb = "are" if len(addresses) > 1 else "is"
+        clauses.append(f"{', '.join(addresses)} {verb} in use by {who}")
+    noun = "instruments" if len(held) > 1 else "instrument"
+    return f"the rig's {noun} " + "; ".join(clauses)
+
+
+def _this_process() -> Holder:
+    try:
+        user = getpass.getuser()
+    except Exception:  # no login name in the environment or the password database
+        user = ""
+    argv = [Path(sys.argv[0]).name, *sys.argv[1:]] if sys.argv and sys.argv[0] else []
+    command = " ".join(argv) or "python"
+    if len(command) > MAX_COMMAND:
+        command = command[: MAX_COMMAND - 1] + "…"
+    since = datetime.now().astimezone().isoformat(timespec="seconds")
+    return Holder(pid=os.getpid(), user=user, command=command, since=since)
+
+
+def _write(record: Path, holder: Holder) -> None:
+    """Replace the record whole, so a reader never sees half of it. One that cannot be
+    written only makes a refusal less specific: the lock is what keeps others out."""
+    try:
+        fd, temporary = tempfile.mkstemp(dir=record.parent, prefix=".", suffix=".tmp")
+    except OSError:
+        return
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(asdict(holder), out)
+        os.chmod(temporary, RECORD_MODE)  # mkstemp's 0o600 would hide it from other users
+        os.replace(temporary, record)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+
+
+def _read(record: Path) -> Holder | None:
+    try:
+        data = json.loads(record.read_text(encoding="utf-8"))
+        return Holder(pid=int(data["pid"]), user=str(data["user"]),
+                      command=str(data["command"]), since=str(data["since"]))
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
