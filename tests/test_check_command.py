@@ -96,7 +96,9 @@ def test_check_names_an_unreachable_real_instrument(
     path = real_profile(tmp_path, {"GPIB0::1::INSTR": f"TCPIP0::127.0.0.1::{port}::SOCKET"})
     assert main(["check", "--profile", str(path)]) == 2
     err = capsys.readouterr().err
-    assert f"coils (kepco_bop at TCPIP0::127.0.0.1::{port}::SOCKET) does not answer" in err
+    # every supply's address: the error that follows names the one that failed
+    assert (f"coils (kepco_bop at TCPIP0::127.0.0.1::{port}::SOCKET, GPIB0::2::INSTR, "
+            "GPIB0::3::INSTR) does not answer") in err
     # the coils are connected first: nothing could be made safe, and the command says so
     assert "smm-daq: the rig may NOT be safe: stage (pi_gcs at ASRL1::INSTR) not connected" in err
     assert f"smm-daq safe --profile {path}" in err

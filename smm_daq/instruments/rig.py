@@ -264,9 +264,10 @@ def _open_instrument(profile: Profile, role: str, cls: type[Instrument], setting
             raise
         raise InputError(str(exc), source=str(profile.path)) from exc
     except InstrumentError as exc:
+        # the coils' supplies each have an address: all named (the error says which failed)
+        where = ", ".join(getattr(settings, "addresses", ())) or settings.link.address
         error = type(exc)(
-            f"{role} ({settings.link.implementation} at {settings.link.address}) "
-            f"does not answer: {exc}"
+            f"{role} ({settings.link.implementation} at {where}) does not answer: {exc}"
         )
         error.instrument = role
         raise error from exc
