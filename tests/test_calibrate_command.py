@@ -81,7 +81,10 @@ def test_calibrates_stores_where_the_profile_says_and_the_stored_file_nulls_the_
 def test_out_overrides_and_a_profile_without_a_file_only_prints(tmp_path, capsys):
     profile_path = write_profile(tmp_path, calibration_file=None)
     assert main(["calibrate-coils", "--profile", str(profile_path)]) == 0
-    assert "not stored" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert "not stored" in printed.out
+    assert printed.err.endswith("smm-daq: the rig is safe (coils at their safe state, stage "
+                                "stopped)\n")  # as every command that drives the rig ends
     target = tmp_path / "elsewhere.toml"
     assert main(["calibrate-coils", "--profile", str(profile_path), "--out", str(target)]) == 0
     assert target.exists()

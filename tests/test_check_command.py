@@ -102,3 +102,18 @@ def test_check_names_an_unreachable_real_instrument(
     # the coils are connected first: nothing could be made safe, and the command says so
     assert "smm-daq: the rig may NOT be safe: stage (pi_gcs at ASRL1::INSTR) not connected" in err
     assert f"smm-daq safe --profile {path}" in err
+
+
+def test_check_says_where_the_coil_matrix_comes_from(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """A rig.calibration_file that does not exist is no error (the first calibration goes
+    there), but a misspelt one would otherwise leave the nominal matrix in use unnoticed."""
+    assert main(["check", "--profile", str(PROFILE)]) == 0
+    assert "coil calibration: the profile's own matrix (no rig.calibration_file)" in \
+        capsys.readouterr().out
+    profile = tmp_path / "lab.toml"
+    profile.write_text(PROFILE.read_text().replace(
+        "simulated = true", 'simulated = true\ncalibration_file = "coils.tom"'))
+    assert main(["check", "--profile", str(profile)]) == 0
+    assert (f"coil calibration: the profile's own matrix: {tmp_path / 'coils.tom'} does not "
+            "exist yet") in capsys.readouterr().out

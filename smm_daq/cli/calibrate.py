@@ -40,7 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from smm_daq.instruments.rig import open_rig  # the rig's machinery only when it runs
+    # the rig's machinery only when it runs
+    from smm_daq.instruments.rig import open_rig, safety_statement
 
     profile = load_profile(args.profile)
     if profile.fluxgate is None:
@@ -62,8 +63,10 @@ def run(args: argparse.Namespace) -> int:
     rig = open_rig(profile, time_scale=args.time_scale)
     try:
         result = calibrate_coils(rig.coils, rig.fluxgate, profile.coils, rig.clock)
-    finally:
+    finally:  # the coils end at their safe state either way; said, as every command says it
+        problems = rig.make_safe()
         rig.close()
+        print(f"smm-daq: {safety_statement(profile, problems)}", file=sys.stderr)
 
     fit = result.fit
     print(f"coil calibration of {profile.name} ({fit.points} points)")

@@ -13,7 +13,7 @@ from smm_daq.cli.args import MAX_SERVE_S, positive, within
 from smm_daq.cli.args import time_scale as check_time_scale
 from smm_daq.errors import InputError, InstrumentError
 from smm_daq.instruments.interfaces import Instrument
-from smm_daq.instruments.profile import DEFAULT_PROFILE, load_profile
+from smm_daq.instruments.profile import DEFAULT_PROFILE, Profile, load_profile
 from smm_daq.instruments.rig import Rig, open_rig, simulator_class
 
 
@@ -102,6 +102,7 @@ def run_check(args: argparse.Namespace) -> int:
     try:
         with open_rig(profile) as rig:
             print(f"rig '{profile.name}' ({profile.path})", file=sys.stdout)
+            print(f"coil calibration: {_calibration_source(profile)}", file=sys.stdout)
             describe(rig, sys.stdout)
     except InstrumentError as exc:
         error = InputError(str(exc))
@@ -110,6 +111,18 @@ def run_check(args: argparse.Namespace) -> int:
         raise error from exc
     print("every instrument answers", file=sys.stdout)
     return 0
+
+
+def _calibration_source(profile: Profile) -> str:
+    """Where the coil matrix in use comes from: a file that is missing is no error (it is
+    where the first calibration will go) but would otherwise pass unnoticed, e.g. misspelt."""
+    path = profile.calibration_file
+    if path is None:
+        return "the profile's own matrix (no rig.calibration_file)"
+    if not path.exists():
+        return (f"the profile's own matrix: {path} does not exist yet (`smm-daq "
+                "calibrate-coils` writes it; a misspelt rig.calibration_file?)")
+    return f"{path}"
 
 
 # --- serve-sim ---------------------------------------------------------------------------
