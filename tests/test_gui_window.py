@@ -3,6 +3,8 @@ the window stays responsive; closing during a scan asks, then aborts safely."""
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 from PyQt6 import QtCore, QtWidgets
@@ -39,15 +41,43 @@ def run_to_end(qtbot, w: MainWindow, plan: ScanPlan) -> None:
         assert w.scan.start(plan)
 
 
-def test_start_pause_resume_abort_from_the_window(window, qtbot, tmp_path):
+class Turnstile:
+    """Wraps the lock-in's read: the read numbered `hold_at` waits until `release`, so a click
+    lands while the scan is surely mid-way (on a busy machine the simulated scan, which runs
+    as fast as it can, could otherwise end before the click is handled)."""
+
+    def __init__(self, read) -> None:
+        self.read, self.count, self.hold_at = read, 0, 0
+        self.waiting, self.go = threading.Event(), threading.Event()
+
+    def __call__(self):
+        self.count += 1
+        if self.count == self.hold_at:
+            self.waiting.set()
+            assert self.go.wait(WAIT_MS / 1000)
+        return self.read()
+
+    def hold(self, at: int) -> None:
+        self.hold_at = at
+        self.waiting.clear()
+        self.go.clear()
+
+
+def test_start_pause_resume_abort_from_the_window(window, qtbot, tmp_path, monkeypatch):
     scan, live = window.scan, window.scan.live
     path = tmp_path / "session.h5"
+    lockin = window.holder.rig.lockin
+    gate = Turnstile(lockin.read_xy)
+    monkeypatch.setattr(lockin, "read_xy", gate)
+    gate.hold(at=5)  # the first read is before the scan, then one a point
     scan.form.set_plan(small_plan("first", n=12))
     qtbot.mouseClick(scan.start_button, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(gate.waiting.is_set, timeout=WAIT_MS)
     qtbot.waitUntil(lambda: live.state == "running" and live.points >= 3, timeout=WAIT_MS)
     assert window.holder.busy and not window.instruments.goto_button.isEnabled()
 
     qtbot.mouseClick(scan.pause_button, QtCore.Qt.MouseButton.LeftButton)
+    gate.go.set()
     qtbot.waitUntil(lambda: live.state == "paused", timeout=WAIT_MS)
     assert live.sequencer.state == "paused"
     assert status(path, "first") == "paused"
@@ -57,11 +87,14 @@ def test_start_pause_resume_abort_from_the_window(window, qtbot, tmp_path):
         lambda: np.count_nonzero(np.isfinite(scan.view.map.bz)) == paused_at, timeout=WAIT_MS
     )  # the live map shows every point measured, no more
 
+    gate.hold(at=gate.count + 12 * 3)
     qtbot.mouseClick(scan.resume_button, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(gate.waiting.is_set, timeout=WAIT_MS)
     qtbot.waitUntil(lambda: live.state == "running" and live.points >= 12 * 3 + 2, timeout=WAIT_MS)
     assert live.points > paused_at
 
     qtbot.mouseClick(scan.abort_button, QtCore.Qt.MouseButton.LeftButton)
+    gate.go.set()
     qtbot.waitUntil(lambda: live.state == "aborted", timeout=WAIT_MS)
     assert status(path, "first") == "aborted"
     assert not window.holder.busy and scan.start_button.isEnabled()
