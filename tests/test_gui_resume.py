@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scan_gate import Turnstile
 
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.storage.h5file import open_read
@@ -26,16 +27,22 @@ def select(browser, entry: str) -> None:
     raise KeyError(entry)
 
 
-def test_resume_finishes_an_aborted_scan_and_keeps_its_finished_lines(window, qtbot, tmp_path):
+def test_resume_finishes_an_aborted_scan_and_keeps_its_finished_lines(window, qtbot, tmp_path,
+                                                                     monkeypatch):
     scan, live, session = window.scan, window.scan.live, window.session
     path = tmp_path / "session.h5"
     plan = ScanPlan.from_center("part", CENTRE, (9 * 20 * UM, 7 * 20 * UM), 20 * UM,
                                 settle_tau=1.0)
+    gate = Turnstile(window.holder.rig.lockin.read_xy)
+    monkeypatch.setattr(window.holder.rig.lockin, "read_xy", gate)
+    gate.hold_scan(at_point=10 * 3 + 2)  # into the fourth of seven lines
     assert scan.start(plan)
+    qtbot.waitUntil(gate.waiting.is_set, timeout=WAIT_MS)
     qtbot.waitUntil(lambda: live.state == "running" and live.points >= 10 * 3 + 1,
                     timeout=WAIT_MS)
     with qtbot.waitSignal(scan.scanEnded, timeout=WAIT_MS):
         live.abort()
+        gate.go.set()
     before = read_map(path, "part").bz
     done_before = lines_done(path, "part")
     assert 3 <= done_before.sum() < 8

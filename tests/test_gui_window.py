@@ -3,11 +3,10 @@ the window stays responsive; closing during a scan asks, then aborts safely."""
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
 from PyQt6 import QtCore, QtWidgets
+from scan_gate import Turnstile
 
 from gui.main_window import MainWindow
 from smm_daq.acquisition.plan import ScanPlan
@@ -41,35 +40,13 @@ def run_to_end(qtbot, w: MainWindow, plan: ScanPlan) -> None:
         assert w.scan.start(plan)
 
 
-class Turnstile:
-    """Wraps the lock-in's read: the read numbered `hold_at` waits until `release`, so a click
-    lands while the scan is surely mid-way (on a busy machine the simulated scan, which runs
-    as fast as it can, could otherwise end before the click is handled)."""
-
-    def __init__(self, read) -> None:
-        self.read, self.count, self.hold_at = read, 0, 0
-        self.waiting, self.go = threading.Event(), threading.Event()
-
-    def __call__(self):
-        self.count += 1
-        if self.count == self.hold_at:
-            self.waiting.set()
-            assert self.go.wait(WAIT_MS / 1000)
-        return self.read()
-
-    def hold(self, at: int) -> None:
-        self.hold_at = at
-        self.waiting.clear()
-        self.go.clear()
-
-
 def test_start_pause_resume_abort_from_the_window(window, qtbot, tmp_path, monkeypatch):
     scan, live = window.scan, window.scan.live
     path = tmp_path / "session.h5"
     lockin = window.holder.rig.lockin
     gate = Turnstile(lockin.read_xy)
     monkeypatch.setattr(lockin, "read_xy", gate)
-    gate.hold(at=5)  # the first read is before the scan, then one a point
+    gate.hold_scan(at_point=4)
     scan.form.set_plan(small_plan("first", n=12))
     qtbot.mouseClick(scan.start_button, QtCore.Qt.MouseButton.LeftButton)
     qtbot.waitUntil(gate.waiting.is_set, timeout=WAIT_MS)
@@ -217,12 +194,18 @@ def test_settings_persist_between_windows(qtbot, settings, tmp_path):
     second.close()
 
 
-def test_the_stage_stop_button_during_a_scan_aborts_the_scan(window, qtbot, tmp_path):
+def test_the_stage_stop_button_during_a_scan_aborts_the_scan(window, qtbot, tmp_path,
+                                                             monkeypatch):
     scan, live = window.scan, window.scan.live
+    gate = Turnstile(window.holder.rig.lockin.read_xy)
+    monkeypatch.setattr(window.holder.rig.lockin, "read_xy", gate)
+    gate.hold_scan(at_point=4)
     scan.form.set_plan(small_plan("stopped", n=12))
     qtbot.mouseClick(scan.start_button, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(gate.waiting.is_set, timeout=WAIT_MS)
     qtbot.waitUntil(lambda: live.state == "running" and live.points >= 3, timeout=WAIT_MS)
     qtbot.mouseClick(window.instruments.stop_button, QtCore.Qt.MouseButton.LeftButton)
+    gate.go.set()
     qtbot.waitUntil(lambda: live.state == "aborted", timeout=WAIT_MS)
     assert status(tmp_path / "session.h5", "stopped") == "aborted"
     np.testing.assert_allclose(window.holder.rig.coils.field_setpoint(), 0.0, atol=1e-12)

@@ -1,0 +1,36 @@
+"""Holding a simulated scan at a chosen point, so a test's click lands mid-scan for sure."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+WAIT_S = 60.0  # generous: the whole suite shares two cores
+
+
+class Turnstile:
+    """Wraps the lock-in's read: the read numbered `hold_at` waits (`waiting` set) until `go`
+    is set, so a click lands while the scan is surely mid-way (on a busy machine the
+    simulated scan, which runs as fast as it can, could otherwise end before the click is
+    handled)."""
+
+    def __init__(self, read: Callable[[], tuple[float, float]]) -> None:
+        self.read, self.count, self.hold_at = read, 0, 0
+        self.waiting, self.go = threading.Event(), threading.Event()
+
+    def __call__(self) -> tuple[float, float]:
+        self.count += 1
+        if self.count == self.hold_at:
+            self.waiting.set()
+            assert self.go.wait(WAIT_S)
+        return self.read()
+
+    def hold(self, at: int) -> None:
+        self.hold_at = at
+        self.waiting.clear()
+        self.go.clear()
+
+    def hold_scan(self, at_point: int) -> None:
+        """Hold the read of point `at_point` of a scan just started (its first read comes
+        before the scan, then one a point)."""
+        self.hold(at_point + 1)
