@@ -117,3 +117,14 @@ def test_a_directory_given_as_the_session_file_is_named_as_one(
     err = capsys.readouterr().err
     assert f"{tmp_path}: is a directory; expected an smm-daq session file" in err
     assert "errno" not in err  # not HDF5's dump of the failed read
+
+
+def test_an_option_typed_with_an_underscore_is_named_with_the_one_meant(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """argparse would only say that --step-um is missing."""
+    with pytest.raises(SystemExit) as caught:
+        main(["scan", "--center-um", "0,0", "--size-um", "1,1", "--step_um", "1", "--name", "a",
+              "--out", str(tmp_path / "f.h5")])
+    assert caught.value.code == 2
+    assert ("the following arguments are required: --step-um; unknown option --step_um (did "
+            "you mean --step-um?)") in capsys.readouterr().err

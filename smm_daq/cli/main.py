@@ -16,12 +16,14 @@ message, a line each.
 from __future__ import annotations
 
 import argparse
+import difflib
 import gc
 import os
 import re
 import sys
 from collections.abc import Sequence
 from importlib.metadata import entry_points
+from typing import NoReturn
 
 from smm_daq import PROGRAM_NAME, __version__, interrupts
 from smm_daq.errors import InputError, SmmError
@@ -53,6 +55,28 @@ class _Parser(argparse.ArgumentParser):
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self._negative_number_matcher = _NEGATIVE_NUMBERS
+        self._given: list[str] = []
+
+    def parse_known_args(self, args: Sequence[str] | None = None,
+                         namespace: argparse.Namespace | None = None
+                         ) -> tuple[argparse.Namespace, list[str]]:
+        self._given = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(args, namespace)
+
+    def error(self, message: str) -> NoReturn:
+        """argparse names a required option missing before an unknown one given: an option
+        typed with '_' for '-' (--step_um) then reads as missing. Name the unknown ones, with
+        the option each most likely meant."""
+        known = list(self._option_string_actions)
+        unknown = [a.split("=", 1)[0] for a in self._given
+                   if a.startswith("--") and a.split("=", 1)[0] not in known]
+        if unknown and "unrecognized arguments" not in message:
+            hints = []
+            for option in unknown:
+                near = difflib.get_close_matches(option.replace("_", "-"), known, n=1)
+                hints.append(f"{option} (did you mean {near[0]}?)" if near else option)
+            message += "; unknown option " + ", ".join(hints)
+        super().error(message)
 
 
 def build_parser() -> argparse.ArgumentParser:
