@@ -107,7 +107,8 @@ def test_an_instrument_that_does_not_answer_is_named() -> None:
     with pytest.raises(InstrumentError) as err:
         open_rig(profile)
     assert err.value.instrument == "coils"
-    assert "coils (kepco_bop at GPIB0::1::INSTR)" in str(err.value)
+    assert ("coils (kepco_bop at GPIB0::1::INSTR, GPIB0::2::INSTR, GPIB0::3::INSTR) does not "
+            "answer: coil y: kepco_bop[y] at GPIB0::2::INSTR") in str(err.value)
 
 
 def test_make_safe_ramps_the_field_down_and_stops_the_stage() -> None:
