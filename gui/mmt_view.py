@@ -384,7 +384,9 @@ class MMTView(QtWidgets.QWidget):
                                                    float(data.y.min()), float(data.y.max())))
             else:
                 options = dragonfly
-            grains = read_grain_file(grain_file, fmt, options)
+            with warnings.catch_warnings(record=True) as read:  # e.g. overlapping cuboids
+                warnings.simplefilter("always")
+                grains = read_grain_file(grain_file, fmt, options)
             point = isinstance(grains, PointGrains)
             model = model_choice if model_choice != "auto" else ("dipole" if point else "cuboid")
             emit(f"{grains.n_grains} grains ({model}), map {data.shape[1]} × {data.shape[0]}")
@@ -415,7 +417,7 @@ class MMTView(QtWidgets.QWidget):
                                           progress=emit, on_block=on_block)
                 table = result.table()
             stop_if_cancelled()  # cancelled after the last block: the result is not shown
-            return data, result, table, [str(w.message) for w in caught], made
+            return data, result, table, [str(w.message) for w in [*read, *caught]], made
 
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)

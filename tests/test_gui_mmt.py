@@ -509,3 +509,29 @@ def test_a_mask_shape_that_excludes_nothing_is_shown_with_the_result(qtbot, sess
     assert done.args[0], done.args[1]
     assert "Warning: " in view.status.text()
     assert "rectangles_um[0] covers no pixel centre" in view.status.text()
+
+
+def test_warnings_of_the_grain_file_are_shown_with_the_result(qtbot, session, tmp_path):
+    """As the command line prints them: here a cuboid of one grain overlapping another's."""
+    path, grains = session
+    rows = grains.read_text().splitlines()
+    first = rows[1].split(",", 1)[1]
+    overlapping = tmp_path / "overlap.csv"
+    overlapping.write_text("\n".join([*rows, f"99,{first}"]) + "\n")
+    view = open_view(qtbot, path, overlapping)
+    with qtbot.waitSignal(view.finished, timeout=WAIT_MS) as done:
+        assert view.run()
+    assert done.args[0], done.args[1]
+    assert "Warning: " in view.status.text() and "overlap" in view.status.text()
+
+
+def test_a_mask_that_leaves_no_pixel_is_refused_by_name(qtbot, session, tmp_path):
+    path, grains = session
+    every = tmp_path / "all.npy"
+    np.save(every, np.ones(read_map(path, "scan").shape, bool))
+    view = open_view(qtbot, path, grains)
+    view.mask_edit.setText(str(every))
+    with qtbot.waitSignal(view.finished, timeout=WAIT_MS) as done:
+        assert view.run()
+    assert not done.args[0]
+    assert "scan 'scan' has no usable pixel" in view.status.text()

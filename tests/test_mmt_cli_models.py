@@ -227,3 +227,16 @@ def test_a_points_file_read_as_cuboids_names_the_format_that_fits(tmp_path, caps
     assert main(["mmt", "invert", str(h5), "--entry", "qdm", "--grains",
                  str(DATA / "grains_points.txt"), "--out", str(tmp_path / "r.csv")]) == 2
     assert "it looks like a points file (--grain-format points)" in capsys.readouterr().err
+
+
+def test_a_damaged_mask_image_and_a_directory_of_grains_are_refused_by_name(tmp_path, capsys):
+    h5 = imported(tmp_path, "qdm")
+    cut = tmp_path / "bad.png"
+    cut.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00")  # a PNG cut short
+    base = ["mmt", "invert", str(h5), "--entry", "qdm", "--grain-format", "points",
+            "--out", str(tmp_path / "r.csv")]
+    assert main([*base, "--grains", str(DATA / "grains_points.txt"), "--mask", str(cut)]) == 2
+    assert f"{cut}: is not a readable image" in capsys.readouterr().err
+    assert main([*base, "--grains", str(tmp_path)]) == 2
+    assert f"{tmp_path}: is a directory; expected a grain file" in capsys.readouterr().err
+    assert not (tmp_path / "r.csv").exists()

@@ -312,7 +312,8 @@ def read_grains(path: str | Path, fmt: str = "csv") -> GrainSet:
     if fmt not in FORMATS:
         raise InputError(f"grain format {fmt!r} is unknown; expected one of {', '.join(FORMATS)}")
     if not path.is_file():
-        raise InputError("no such grain file", source=str(path))
+        raise InputError("is a directory; expected a grain file" if path.is_dir()
+                         else "no such grain file", source=str(path))
     try:
         arrays = _read_csv(path) if fmt == "csv" else _read_mmt(path)
     except UnicodeDecodeError as exc:

@@ -85,7 +85,9 @@ def _from_image(path: Path, data: MapData) -> np.ndarray:
     try:
         with Image.open(path) as im:
             grey = np.asarray(im.convert("L"), dtype=float) / 255.0
-    except (UnidentifiedImageError, OSError) as exc:
+    # a damaged image fails in PIL's decoders with any of these (e.g. a PNG cut short: a
+    # SyntaxError "Reached EOF while reading header")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InputError(f"is not a readable image ({exc})", source=str(path)) from None
     black = grey[::-1] < 0.5  # image rows run downward; the map's row 0 is the lowest y
     ny, nx = data.shape

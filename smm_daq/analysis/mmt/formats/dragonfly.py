@@ -158,7 +158,8 @@ def read_dragonfly(path: str | Path, options: DragonflyOptions | None = None) ->
     path = Path(path)
     source = str(path)
     if not path.is_file():
-        raise InputError("no such grain file", source=source)
+        raise InputError("is a directory; expected a grain file" if path.is_dir()
+                         else "no such grain file", source=source)
     lines = _decode(path.read_bytes()).splitlines()
     header_no, where = _columns(lines, source)
     rows, line_numbers = [], []

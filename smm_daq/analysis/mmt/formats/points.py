@@ -38,7 +38,8 @@ def read_points(path: str | Path) -> PointGrains:
     path = Path(path)
     source = str(path)
     if not path.is_file():
-        raise InputError("no such grain file", source=source)
+        raise InputError("is a directory; expected a grain file" if path.is_dir()
+                         else "no such grain file", source=source)
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:

@@ -253,6 +253,9 @@ def invert_scans(
     parts, phis, keeps, models = [], [], [], []
     for s, scan in enumerate(scans):
         keep = scan.usable()
+        if keep.size == 0:
+            raise InputError(f"scan '{scan.name}' has no usable pixel (its mask and NaNs "
+                             "leave none); expected some measured pixels to fit")
         X, Y = np.meshgrid(scan.data.x, scan.data.y)
         pts = np.c_[X.ravel()[keep], Y.ravel()[keep], np.full(keep.size, scan.height),
                     np.full(keep.size, float(s))]
