@@ -84,6 +84,23 @@ def test_settling_waits_settle_tau_time_constants(tmp_path):
     np.testing.assert_allclose(np.diff(times), 7.0 * rig.lockin.tau)
 
 
+def test_a_step_scan_runs_at_the_profiles_time_constant_whatever_was_left_on_the_lockin(
+        tmp_path):
+    """A fly scan, or the window's controls, may leave another τ on the lock-in; the plan was
+    checked and timed with the profile's, and settles in units of it."""
+    rig = fake_rig()
+    tau = rig.profile.lockin.time_constant
+    rig.lockin.set_time_constant(tau / 10)
+    times = []
+    seq = Sequencer(rig, tmp_path / "s.h5", _plan(settle_tau=7.0))
+    seq.subscribe(lambda e: e.kind == "point" and times.append(e.time))
+    seq.run()
+    assert rig.lockin.time_constant() == tau
+    np.testing.assert_allclose(np.diff(times), 7.0 * tau)
+    with open_read(tmp_path / "s.h5") as f:  # the instrument's state as recorded
+        assert f["scan/instrument/snapshot/lockin/time_constant"][()] == tau
+
+
 def test_dwell_averages_readings(tmp_path):
     rig = fake_rig()
     seq = Sequencer(rig, tmp_path / "s.h5", _plan(dwell_tau=3.0))

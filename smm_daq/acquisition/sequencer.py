@@ -191,12 +191,14 @@ class Sequencer(FlyScan):
             raise RuntimeError("a Sequencer runs one scan once")
         profile = self.rig.profile
         self.plan.validate(profile)
-        if self.plan.fly is not None:
-            try:
+        try:
+            if self.plan.fly is not None:
                 self._check_fly()
-            except InstrumentError:
-                self._make_safe()
-                raise
+            else:
+                self._use_profile_time_constant()
+        except InstrumentError:
+            self._make_safe()
+            raise
         if self.resume_entry:
             self._check_resumable()
             self._writer = ScanEntryWriter.reopen(self.path, self.entry)
@@ -223,6 +225,15 @@ class Sequencer(FlyScan):
             )
         with self._cond:
             self._state = "running"
+
+    def _use_profile_time_constant(self) -> None:
+        """A step scan settles and dwells in units of the profile's lock-in τ, with which its
+        plan was checked and timed: the lock-in is set to it, whatever a fly scan or the
+        window's controls left on it (a fresh connection from the command line does the
+        same)."""
+        tau = self.rig.profile.lockin.time_constant
+        if not math.isclose(self._call(self.rig.lockin.time_constant), tau, rel_tol=1e-6):
+            self._call(self.rig.lockin.set_time_constant, tau)
 
     def _check_new_entry(self) -> None:
         if not self.path.exists():
