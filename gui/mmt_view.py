@@ -151,7 +151,9 @@ class MMTView(QtWidgets.QWidget):
     def __init__(self, profile: Profile, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.profile = profile
-        self.path: Path | None = None
+        self.path: Path | None = None  # the open session file
+        self.result_path: Path | None = None  # the file of the scans the result is of
+        self._inverting: Path | None = None
         self.result: Any = None
         self.data: MapData | None = None
         self.table_columns: dict | None = None  # the result's per-grain columns
@@ -424,6 +426,7 @@ class MMTView(QtWidgets.QWidget):
         self.running = True
         self.busy.setRange(0, 0)  # busy until the first block of sensors is done
         self.status.setText(f"inverting '{entry}'…")
+        self._inverting = path
         self.worker.submit(job, self._done, self._failed)
         return True
 
@@ -462,6 +465,7 @@ class MMTView(QtWidgets.QWidget):
     def _done(self, value: tuple[MapData, Any, dict, list[str], dict[str, str]]) -> None:
         self._idle()
         self.data, self.result, table, notes, self.made = value
+        self.result_path = self._inverting  # saved there, whichever file is open by then
         self.table_columns = table
         self.save_button.setEnabled(True)
         self.csv_button.setEnabled(True)
@@ -490,26 +494,28 @@ class MMTView(QtWidgets.QWidget):
     # --- saving --------------------------------------------------------------------------
     def save_to_file(self, name: str | None = None) -> bool:
         """Write the shown result as entry `name` (default: the next free ENTRY_mmt) of the
-        open session file; False, with the reason shown, if refused."""
+        session file whose scans it inverted, beside them, even if another file has been
+        opened since; False, with the reason shown, if refused."""
         from smm_daq.analysis.mmt.result_file import write_result_entry
         from smm_daq.storage.nexus import list_entries
 
-        if self.result is None or self.data is None or self.path is None:
+        path = self.result_path
+        if self.result is None or self.data is None or path is None:
             return False
         try:
             if name is None:
-                taken = {e.name for e in list_entries(self.path)}
+                taken = {e.name for e in list_entries(path)}
                 name, n = f"{self.data.name}_mmt", 1
                 while name in taken:
                     n += 1
                     name = f"{self.data.name}_mmt_{n}"
-            write_result_entry(self.path, name, self.data.name, self.result,
+            write_result_entry(path, name, self.data.name, self.result,
                                self.table_columns, self.made)
         except (SmmError, OSError) as exc:
             self.status.setText(f"Not saved: {exc}")
             return False
-        self.status.setText(f"Saved as entry '{name}' of {self.path}")
-        self.saved.emit(self.path)
+        self.status.setText(f"Saved as entry '{name}' of {path}")
+        self.saved.emit(path)
         return True
 
     def _choose_csv(self) -> None:

@@ -12,7 +12,7 @@ from gui.stereonet import equal_area
 from smm_daq.analysis.forward import cuboid_bz
 from smm_daq.instruments.profile import load_profile
 from smm_daq.storage.mapdata import MapData
-from smm_daq.storage.nexus import read_map, write_map_entry
+from smm_daq.storage.nexus import list_entries, read_map, write_map_entry
 
 UM = 1e-6
 UT = 1e-6
@@ -535,3 +535,20 @@ def test_a_mask_that_leaves_no_pixel_is_refused_by_name(qtbot, session, tmp_path
         assert view.run()
     assert not done.args[0]
     assert "scan 'scan' has no usable pixel" in view.status.text()
+
+
+def test_a_result_is_saved_beside_its_scans_after_another_file_is_opened(qtbot, session,
+                                                                         tmp_path):
+    path, grains = session
+    other = tmp_path / "other.h5"
+    scan = read_map(path, "scan")
+    write_map_entry(other, scan.with_bz(scan.bz, name="elsewhere"), kind="scan")
+    view = open_view(qtbot, path, grains)
+    with qtbot.waitSignal(view.finished, timeout=WAIT_MS) as done:
+        assert view.run()
+    assert done.args[0], done.args[1]
+    view.set_file(other)
+    assert view.save_to_file()
+    assert "scan_mmt" in {e.name for e in list_entries(path)}
+    assert "scan_mmt" not in {e.name for e in list_entries(other)}
+    assert f"of {path}" in view.status.text()
