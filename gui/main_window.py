@@ -89,8 +89,8 @@ class MainWindow(QtWidgets.QMainWindow):
         raise KeyError(name)
 
     # --- session file --------------------------------------------------------------------
-    def open_file(self, path: Path) -> None:
-        self.session.open_file(path)
+    def open_file(self, path: Path) -> bool:
+        return self.session.open_file(path)
 
     def _file_opened(self, path: Path) -> None:
         if self.persist:

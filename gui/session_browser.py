@@ -163,12 +163,24 @@ class SessionBrowser(QtWidgets.QWidget):
         if name:
             self.open_file(Path(name))
 
-    def open_file(self, path: Path) -> None:
-        self.path = Path(path)
+    def open_file(self, path: Path) -> bool:
+        """Show the entries of a session file; False, with the reason shown, when it cannot
+        be read: then the file open before stays open, here and in the other tabs."""
+        path = Path(path)
+        try:
+            list_entries(path)
+        except SmmError as exc:
+            self.message.setText(f"Not opened: {exc}")
+            return False
+        except OSError as exc:
+            self.message.setText(f"Not opened: {path}: cannot be read ({exc})")
+            return False
+        self.path = path
         self.path_label.setText(str(self.path))
         self.refresh()
         self.show_underlay()
         self.fileOpened.emit(self.path)
+        return True
 
     def refresh(self) -> None:
         """Re-read the entries of the open file."""

@@ -170,3 +170,21 @@ def test_an_unreadable_entry_is_listed_with_its_reason_and_the_others_open(qtbot
     assert rows["inf"] == ("finished", "inf map")
     assert "entry 'rem'" in b.message.text()
     assert all(c.findText("rem") < 0 for c in b.compare.choosers.values())  # not offered
+
+
+def test_a_file_that_cannot_be_opened_leaves_the_open_one_everywhere(window, session_file,
+                                                                     tmp_path):
+    """Not the table of the file before under the new name, nor a scan target, window title
+    or remembered file that cannot be read."""
+    assert window.open_file(session_file)
+    title = window.windowTitle()
+    for bad in (tmp_path / "not.h5", tmp_path, tmp_path / "missing.h5"):
+        if bad.suffix == ".h5" and bad.name == "not.h5":
+            bad.write_text("hello")
+        assert not window.open_file(bad)
+        assert window.session.message.text().startswith("Not opened: ")
+        assert window.session.path == session_file
+        assert window.session.path_label.text() == str(session_file)
+        assert window.scan.path == session_file
+        assert window.windowTitle() == title
+        assert window.session.table.rowCount() == 3
