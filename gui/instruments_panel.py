@@ -99,6 +99,7 @@ class InstrumentsPanel(QtWidgets.QWidget):
         holder.failed.connect(self._rig_failed)
         holder.identities.connect(self._show_identities)
         holder.busyChanged.connect(self._busy_changed)
+        holder.recipeChanged.connect(self._recipe_changed)
         self.timer = QtCore.QTimer(self, interval=POLL_MS)
         self.timer.timeout.connect(self.poll)
         self._set_controls_enabled(False)
@@ -195,7 +196,7 @@ class InstrumentsPanel(QtWidgets.QWidget):
     def _rig_opened(self, rig: Any) -> None:
         self.connect_button.setText("Reconnect")
         self.connect_button.setEnabled(False)
-        self._set_controls_enabled(not self.holder.busy)
+        self._set_controls_enabled(not self.holder.busy and not self.holder.recipe_running)
         self.timer.start()
         self.poll()
 
@@ -214,12 +215,18 @@ class InstrumentsPanel(QtWidgets.QWidget):
                 self.state_labels[name].setText(f"<span style='color:#007000'>●</span> {what}")
 
     def _busy_changed(self, busy: bool) -> None:
-        self._set_controls_enabled(not busy and self.holder.rig is not None)
+        recipe = self.holder.recipe_running
+        self._set_controls_enabled(not busy and not recipe and self.holder.rig is not None)
         if busy:
             self.message.setText("A scan owns the rig; controls are back when it ends.")
+        elif recipe:
+            self.message.setText("A recipe drives the rig; controls are back when it ends.")
         else:
             self.message.setText("")
             self.poll()
+
+    def _recipe_changed(self, running: bool) -> None:
+        self._busy_changed(self.holder.busy)
 
     def _set_controls_enabled(self, on: bool) -> None:
         for w in [

@@ -52,6 +52,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.session.entriesChanged.connect(self.mmt.set_file)
         self.session.grainsLoaded.connect(self.mmt.set_grain_file)
         self.session.fileOpened.connect(self._file_opened)
+        self.recipes.ended.connect(self._recipe_ended)
         self.session.mapShown.connect(self.scan.show_last_map)
         self.session.resumeRequested.connect(self._resume)
         self.mmt.saved.connect(self._file_written)
@@ -108,13 +109,19 @@ class MainWindow(QtWidgets.QMainWindow):
         else:
             self.statusBar().showMessage(self.scan.status.text())
 
-    def _scan_ended(self, kind: str, message: str) -> None:
-        path = self.scan.path
+    def _show_written(self, path: Path | None) -> None:
+        """The session tab on the file a scan or recipe wrote, its entries read again."""
         if path is not None and path.exists():
             if self.session.path is not None and path.resolve() == self.session.path.resolve():
                 self.session.refresh()
             else:
                 self.session.open_file(path)
+
+    def _recipe_ended(self, path: Path) -> None:
+        self._show_written(path)  # its last step may have been a subtraction
+
+    def _scan_ended(self, kind: str, message: str) -> None:
+        self._show_written(self.scan.path)
         self.statusBar().showMessage(f"Scan {kind}" + (f": {message}" if message else ""))
         if self._close_after_scan:
             self.close()
@@ -157,6 +164,11 @@ class MainWindow(QtWidgets.QMainWindow):
                     return
                 self._close_after_scan = True
                 self.scan.live.abort()
+            event.ignore()
+            return
+        recipe = self.recipes.runner
+        if recipe is not None and recipe.running and not self._confirm(
+                "A recipe is running. Stop it (the rig is made safe) and close?"):
             event.ignore()
             return
         if self.mmt.running:

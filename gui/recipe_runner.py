@@ -61,6 +61,7 @@ class RecipeRunner(QtCore.QObject):
         """Ask the connected stage controller what each fly step needs (`check_fly_steps`),
         then run the first step; a refusal ends the recipe before it."""
         self.running = True
+        self.holder.set_recipe_running(True)
         rig = self.holder.rig
         if rig is None or not self.holder.call(
             lambda: check_fly_steps(self.recipe, rig.stage),
@@ -148,6 +149,7 @@ class RecipeRunner(QtCore.QObject):
 
         def done(ok: bool, message: str) -> None:
             self.running = False
+            self.holder.set_recipe_running(False)
             self.finished.emit(ok, message)
 
         rig = self.holder.rig

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PyQt6 import QtWidgets
+from PyQt6 import QtCore, QtWidgets
 
 from gui.recipe_runner import RecipeRunner
 from gui.rig_holder import RigHolder
@@ -17,6 +17,8 @@ MARKS = {"pending": "○", "running": "▶", "done": "✔", "failed": "✖"}
 
 class RecipesView(QtWidgets.QWidget):
     """The Recipes tab. Scans run through the Scan tab, which shows the live map."""
+
+    ended = QtCore.pyqtSignal(object)  # the session file a recipe wrote, when it has ended
 
     def __init__(
         self, holder: RigHolder, scan_tab: ScanTab, parent: QtWidgets.QWidget | None = None
@@ -146,6 +148,8 @@ class RecipesView(QtWidgets.QWidget):
     def _finished(self, ok: bool, message: str) -> None:
         self.stop_button.setEnabled(False)
         self.run_button.setEnabled(True)
+        if self.runner is not None:
+            self.ended.emit(self.runner.path)
         self._say(("Recipe finished: " if ok else "Recipe stopped: ") + message, error=not ok)
 
     def _say(self, text: str, *, error: bool = False) -> None:

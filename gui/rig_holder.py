@@ -1,7 +1,9 @@
 """The window's one rig: opened, called and closed off the GUI thread.
 
 While a scan runs the sequencer owns the rig; the holder is then `busy` and refuses other
-instrument calls, so two threads never talk to one instrument at once.
+instrument calls, so two threads never talk to one instrument at once. While a recipe runs
+(`recipe_running`), its steps alone drive the rig: the window's manual controls and its own
+Start are refused, though the recipe's calls go through.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ class RigHolder(QtCore.QObject):
     failed = QtCore.pyqtSignal(str)  # why it could not be opened
     identities = QtCore.pyqtSignal(dict)  # instrument name -> Identity or the exception
     busyChanged = QtCore.pyqtSignal(bool)
+    recipeChanged = QtCore.pyqtSignal(bool)  # a recipe started (True) or ended
 
     def __init__(self, profile: Profile, *, time_scale: float | None = None, world_options=None):
         super().__init__()
@@ -32,6 +35,7 @@ class RigHolder(QtCore.QObject):
         self.world_options = world_options
         self.rig: Any = None
         self.busy = False
+        self.recipe_running = False
         self.background = Background("rig", self)
 
     def open(self) -> None:
@@ -67,6 +71,12 @@ class RigHolder(QtCore.QObject):
         if busy != self.busy:
             self.busy = busy
             self.busyChanged.emit(busy)
+
+    def set_recipe_running(self, running: bool) -> None:
+        """Mark the rig as driven by a recipe (True) or by the operator again (False)."""
+        if running != self.recipe_running:
+            self.recipe_running = running
+            self.recipeChanged.emit(running)
 
     def close(self) -> list[str]:
         """Make the rig safe and close it (waits for calls in flight). Returns problems."""

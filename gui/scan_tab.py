@@ -119,8 +119,13 @@ class ScanTab(QtWidgets.QWidget):
     # --- running -------------------------------------------------------------------------
     def start(self, plan: ScanPlan | None = None, recipe_text: str = "") -> bool:
         """Validate the plan (the form's, or `plan` put into the form) and start the scan in
-        the sequencer's thread; False if refused, with the reason in the status line."""
+        the sequencer's thread; False if refused, with the reason in the status line. While a
+        recipe runs, only its own scans (`recipe_text` given) start."""
         if self.live.running:
+            return False
+        if self.holder.recipe_running and not recipe_text:
+            self.status.setText("A recipe is running: its steps alone drive the rig (stop it "
+                                "on the Recipes tab first).")
             return False
         if plan is None:
             plan = self.form.checked_plan()
@@ -173,8 +178,9 @@ class ScanTab(QtWidgets.QWidget):
         from smm_daq.acquisition.resumable import load_resumable
         from smm_daq.storage.nexus import read_map
 
-        if self.live.running:
-            self.status.setText("A scan is running; resume the other one when it has ended.")
+        if self.live.running or self.holder.recipe_running:
+            self.status.setText("A scan or recipe is running; resume the scan when it has "
+                                "ended.")
             return False
         rig = self.holder.rig
         if rig is None or self.holder.busy:

@@ -149,3 +149,38 @@ def test_what_only_the_connected_controller_tells_refuses_the_recipe_before_its_
         view.message.text()
     path = tmp_path / "session.h5"
     assert not path.exists() or list_entries(path) == []
+
+
+def test_while_a_recipe_runs_it_alone_drives_the_rig(window, qtbot, recipe_file, tmp_path,
+                                                      monkeypatch):
+    """At its prompt (the field on, the operator at the sample): the manual controls and Start
+    are refused, closing the window asks; when it ends, the session tab shows every entry it
+    wrote, the last one made by its subtraction."""
+    from PyQt6 import QtWidgets
+
+    seen = {}
+
+    def at_the_prompt(message: str) -> bool:
+        seen["recipe"] = window.holder.recipe_running
+        seen["goto"] = window.instruments.goto_button.isEnabled()
+        seen["start"] = window.scan.start()
+        seen["why"] = window.scan.status.text()
+        asked = []
+        monkeypatch.setattr(QtWidgets.QMessageBox, "question",
+                            lambda *a, **k: asked.append(a[2])
+                            or QtWidgets.QMessageBox.StandardButton.No)
+        seen["closed"] = window.close()
+        seen["asked"] = asked
+        return True
+
+    view = window.recipes
+    view.ask = at_the_prompt
+    assert view.open_recipe(recipe_file)
+    assert view.run()
+    qtbot.waitUntil(lambda: not view.runner.running, timeout=WAIT_MS)
+    assert seen["recipe"] and not seen["goto"] and not seen["start"]
+    assert "A recipe is running" in seen["why"]
+    assert not seen["closed"] and seen["asked"] == [
+        "A recipe is running. Stop it (the rig is made safe) and close?"]
+    assert not window.holder.recipe_running and window.instruments.goto_button.isEnabled()
+    assert window.session.table.rowCount() == 3  # first, second and difference
