@@ -12,9 +12,12 @@ emulators' side: `currents()` (what the served supplies drive), `stage_moving()`
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import pytest
 from fault_proxy import FaultProxy
 
 from simulators.backend import SimulatedBackend
@@ -91,3 +94,16 @@ class ServedRig:
         for proxy in self.proxies.values():
             proxy.close()
         self.server.close()
+
+
+@contextmanager
+def served_to_pyvisa_py(folder: Path, *, time_scale: float = 50.0, timeout_s: float = 0.3
+                        ) -> Iterator[ServedRig]:
+    """A `ServedRig` reached through pyvisa-py (the pure-Python VISA backend) while in use."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PYVISA_LIBRARY", "@py")
+        rig = ServedRig(folder, time_scale=time_scale, timeout_s=timeout_s)
+        try:
+            yield rig
+        finally:
+            rig.close()

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from served_rig import ServedRig
+from served_rig import ServedRig, served_to_pyvisa_py
 
 from gui.rig_holder import RigHolder
 from smm_daq.cli.main import main
@@ -26,11 +26,8 @@ WAIT_MS = 60_000
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedRig]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PYVISA_LIBRARY", "@py")
-        rig = ServedRig(tmp_path_factory.mktemp("served"), time_scale=50.0, timeout_s=0.3)
+    with served_to_pyvisa_py(tmp_path_factory.mktemp("served")) as rig:
         yield rig
-        rig.close()
 
 
 @pytest.fixture

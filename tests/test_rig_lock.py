@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from served_rig import ServedRig
+from served_rig import ServedRig, served_to_pyvisa_py
 
 from gui.rig_holder import RigHolder
 from smm_daq.cli.main import main
@@ -38,11 +38,8 @@ HOLD = ("import sys\nfrom smm_daq.instruments.rig_lock import RigLock\n"
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedRig]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PYVISA_LIBRARY", "@py")
-        rig = ServedRig(tmp_path_factory.mktemp("served"), time_scale=50.0, timeout_s=0.3)
+    with served_to_pyvisa_py(tmp_path_factory.mktemp("served")) as rig:
         yield rig
-        rig.close()
 
 
 def commands(served: ServedRig) -> dict[str, int]:
