@@ -128,3 +128,34 @@ def test_an_option_typed_with_an_underscore_is_named_with_the_one_meant(
     assert caught.value.code == 2
     assert ("the following arguments are required: --step-um; unknown option --step_um (did "
             "you mean --step-um?)") in capsys.readouterr().err
+
+
+def test_resume_into_a_file_that_cannot_be_written_is_refused_before_connecting(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import errno
+
+    import h5py
+
+    from smm_daq.cli import args
+    from smm_daq.instruments import rig
+
+    path = tmp_path / "s.h5"
+    assert main(["scan", "--center-um", "12500,12500", "--size-um", "40,40", "--step-um", "20",
+                 "--name", "s", "--out", str(path)]) == 0
+    with h5py.File(path, "a") as f:  # cut off
+        f["s/status"][()] = "aborted"
+    capsys.readouterr()
+
+    def read_only(file: object, mode: str = "r", *a: object, **k: object) -> object:
+        if "+" in mode or "w" in mode:
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return open(file, mode, *a, **k)
+
+    def never(*_: object, **__: object) -> None:
+        raise AssertionError("the rig was connected")
+
+    monkeypatch.setattr(args, "open", read_only, raising=False)
+    monkeypatch.setattr(rig, "open_rig", never)
+    assert main(["resume", str(path), "--entry", "s"]) == 2
+    assert "which cannot be written (Permission denied)" in capsys.readouterr().err

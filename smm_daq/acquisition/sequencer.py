@@ -46,8 +46,7 @@ from smm_daq.errors import (
     SafetyError,
 )
 from smm_daq.instruments.rig import safe_command_hint
-from smm_daq.storage.h5file import open_read
-from smm_daq.storage.scan_entry import ScanEntryWriter, check_same_profile
+from smm_daq.storage.scan_entry import ScanEntryWriter, check_new_scan, check_same_profile
 
 T = TypeVar("T")
 TRANSIENT = (InstrumentTimeout, ProtocolError)
@@ -203,7 +202,7 @@ class Sequencer(FlyScan):
             self._check_resumable()
             self._writer = ScanEntryWriter.reopen(self.path, self.entry)
         else:
-            self._check_new_entry()
+            check_new_scan(self.path, self.entry)
             try:
                 snapshot = self.rig.snapshot()
             except InstrumentError:
@@ -234,17 +233,6 @@ class Sequencer(FlyScan):
         tau = self.rig.profile.lockin.time_constant
         if not math.isclose(self._call(self.rig.lockin.time_constant), tau, rel_tol=1e-6):
             self._call(self.rig.lockin.set_time_constant, tau)
-
-    def _check_new_entry(self) -> None:
-        if not self.path.exists():
-            return
-        with open_read(self.path) as f:
-            if self.entry in f:
-                raise InputError(
-                    f"entry '{self.entry}' already exists; choose another scan name "
-                    f"(or `smm-daq resume {self.path} --entry {self.entry}` to finish it)",
-                    source=str(self.path),
-                )
 
     def _check_resumable(self) -> None:
         record = load_resumable(self.path, self.entry)

@@ -291,6 +291,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
     time_scale_option(args.time_scale)
     entry = load_resumable(args.file, args.entry)  # checked whole before the rig is touched
+    session_file("FILE.h5", args.file)  # and writable: the rest of the scan goes into it
     if args.profile is not None:
         profile = load_profile(args.profile)
     else:  # the profile the scan was started with, as stored in the entry

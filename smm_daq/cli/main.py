@@ -68,8 +68,9 @@ class _Parser(argparse.ArgumentParser):
         typed with '_' for '-' (--step_um) then reads as missing. Name the unknown ones, with
         the option each most likely meant."""
         known = list(self._option_string_actions)
-        unknown = [a.split("=", 1)[0] for a in self._given
-                   if a.startswith("--") and a.split("=", 1)[0] not in known]
+        given = [a.split("=", 1)[0] for a in self._given if a.startswith("--")]
+        # (an abbreviation argparse accepts is the start of a known option)
+        unknown = [a for a in given if not any(k.startswith(a) for k in known)]
         if unknown and "unrecognized arguments" not in message:
             hints = []
             for option in unknown:
