@@ -35,6 +35,7 @@ from smm_daq.cli.mmt_models import (
     dragonfly_options_only_for_dragonfly,
     invert_models,
     synth_points,
+    synthetic_provenance,
     uses_models,
 )
 from smm_daq.cli.mmt_study import add_study_command, add_tiling_options, tiled_result_or_none
@@ -144,7 +145,6 @@ def _synth(args: argparse.Namespace) -> int:
     from smm_daq.analysis.grains import write_grains_csv
     from smm_daq.analysis.mmt import synth
     from smm_daq.storage.nexus import write_map_entry
-    from smm_daq.storage.products import Quantity
 
     distinct_outputs(("--out", args.out), ("--grains-out", args.grains_out),
                      ("--truth-out", args.truth_out))
@@ -179,12 +179,7 @@ def _synth(args: argparse.Namespace) -> int:
     data = synth.scan(sample, height=args.height_um * UM, step=args.step_um * UM,
                       sensor_size=size, noise=args.noise_nT * NT, rng=rng, name=args.name)
     write_map_entry(args.out, data, kind="synthetic", overwrite=args.overwrite,
-                    extra={"sample/thickness": Quantity(args.thickness_um * UM, "m")},
-                    parameters={"command": invoked_command(),
-                                "noise": Quantity(args.noise_nT * NT, "T"),
-                                "seed": args.seed,
-                                "density": Quantity(args.density_per_mm3, "mm-3",
-                                                    "grains per volume")})
+                    **synthetic_provenance(args))
     write_grains_csv(args.grains_out, sample.grains)
     synth.write_truth_csv(args.truth_out, sample)
     print(f"{sample.grains.n_grains} grains ({sample.grains.cuboids.shape[0]} cuboids); scan "

@@ -198,6 +198,20 @@ def add_synth_options(p: argparse.ArgumentParser) -> None:
                         "or octupole (grains written as an x y z volume label list in m)")
 
 
+def synthetic_provenance(args: argparse.Namespace) -> dict[str, dict[str, object]]:
+    """How `mmt synth` made its scan (keyword arguments of `write_map_entry`), the same for
+    every grain model: the sample's thickness and model, and the command's parameters."""
+    from smm_daq.storage.products import Quantity
+
+    return {"extra": {"sample/thickness": Quantity(args.thickness_um * UM, "m"),
+                      "sample/model": args.model},
+            "parameters": {"command": invoked_command(),
+                           "noise": Quantity(args.noise_nT * NT, "T"),
+                           "seed": args.seed,
+                           "density": Quantity(args.density_per_mm3, "mm-3",
+                                               "grains per volume")}}
+
+
 def synth_points(args: argparse.Namespace, sx: float, sy: float,
                  size: tuple[float, float]) -> int:
     """`mmt synth --model dipole|quadrupole|octupole`."""
@@ -212,10 +226,7 @@ def synth_points(args: argparse.Namespace, sx: float, sy: float,
     data = scan_points(sample, height=args.height_um * UM, step=args.step_um * UM,
                        sensor_size=size, noise=args.noise_nT * NT, rng=rng, name=args.name)
     write_map_entry(args.out, data, kind="synthetic", overwrite=args.overwrite,
-                    extra={"sample/noise_T": args.noise_nT * NT, "sample/seed": args.seed,
-                           "sample/thickness_m": args.thickness_um * UM,
-                           "sample/density_per_mm3": args.density_per_mm3,
-                           "sample/model": args.model})
+                    **synthetic_provenance(args))
     write_points(args.grains_out, sample.grains)
     g = sample.grains
     k = sample.coefficients.shape[1]

@@ -68,13 +68,18 @@ def write_optical_entry(
         data = entry.create_group("data")
         data.attrs["NX_class"] = "NXdata"
         data.attrs["signal"] = "image"
-        data.attrs["axes"] = np.array(["row", "column", "."], dtype=TEXT)
+        # every dimension named (punx rejects NeXus's "." for one without an axis), in pixel
+        # indices: the registration below maps them to the sample, with any rotation
+        data.attrs["axes"] = np.array(["row", "column", "channel"], dtype=TEXT)
         data.attrs["row_indices"] = 0
         data.attrs["column_indices"] = 1
+        data.attrs["channel_indices"] = 2
         pixels = data.create_dataset("image", data=image, compression="gzip")
         pixels.attrs["interpretation"] = "rgb-image"
-        data.create_dataset("row", data=np.arange(image.shape[0], dtype=float))
-        data.create_dataset("column", data=np.arange(image.shape[1], dtype=float))
+        for axis, size, long_name in (("row", image.shape[0], "image row (pixel)"),
+                                      ("column", image.shape[1], "image column (pixel)"),
+                                      ("channel", 3, "colour (0 red, 1 green, 2 blue)")):
+            data.create_dataset(axis, data=np.arange(size)).attrs["long_name"] = long_name
 
         process = entry.create_group("registration")
         process.attrs["NX_class"] = "NXprocess"
