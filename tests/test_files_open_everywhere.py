@@ -103,6 +103,10 @@ def files(tmp_path_factory) -> dict[str, Path]:
          "--truth-out", d / "truth.csv")
     _run("mmt", "invert", mmt, "--entry", "synth", "--grains", d / "grains.csv",
          "--out", d / "result.csv")
+    _run("crop", mmt, "--entry", "synth", "--name", "tiled", "--x-um", "0,40", "--y-um",
+         "0,40")  # the same scan again, inverted in tiles on Dask
+    _run("mmt", "invert", mmt, "--entry", "tiled", "--grains", d / "grains.csv",
+         "--out", d / "tiled.csv", "--tile-um", "20", "--workers", "1")
 
     models = d / "models.h5"  # point-source grains, multipoles, a joint fit, the imports
     for name, height in (("low", "2"), ("high", "4")):
