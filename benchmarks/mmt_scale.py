@@ -21,7 +21,9 @@ smaller area (each side × the fraction); `--step-factor K` keeps the area and t
 (so Q's columns, which set the memory) with the sampling step × K (1/K² of the sensors, which
 set the time of the QR, so a full-size time is about K² times that stage). `--qr-floor`
 also times the CPU's QR alone (`QRUpdate` over the same blocks of a random matrix of Q's
-shape) and prints the inversion's time over it; `--repeat N` times both N times, alternating,
+shape) and prints the inversion's time over it, and for scale LAPACK's dgeqrf of that matrix
+held whole (what a straightforward implementation would factor; OpenBLAS runs it at a fraction
+of dgemm's speed); `--repeat N` times both N times, alternating,
 and compares the best of each (this VM's speed drifts by up to 1.6× between runs, so one pair
 of times can mislead at a second or less). Grain models are entries of MODELS:
 uniformly magnetized cuboid grains (`invert_map`), or point-source grains (centroid and
@@ -45,6 +47,7 @@ from dataclasses import dataclass, replace
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "20")
 
 import numpy as np
+from scipy.linalg import lapack
 from scipy.stats import chi2
 
 from smm_daq.analysis.mmt import synth, synth_points
@@ -171,6 +174,21 @@ def qr_floor(n_sensors: int, n_columns: int, block: int = DEFAULT_BLOCK) -> floa
     return time.perf_counter() - t
 
 
+LAPACK_QR_MAX_BYTES = 2 * 2**30  # the dense matrix `lapack_qr` factors is held whole
+
+
+def lapack_qr(n_sensors: int, n_columns: int) -> float | None:
+    """Seconds of LAPACK's dgeqrf on a random dense (P, n + 1): the QR of [Q | φ] as a
+    straightforward implementation would do it, Q held whole; None when it exceeds
+    LAPACK_QR_MAX_BYTES."""
+    if n_sensors * (n_columns + 1) * 8 > LAPACK_QR_MAX_BYTES:
+        return None
+    a = np.asfortranarray(np.random.default_rng(0).standard_normal((n_sensors, n_columns + 1)))
+    t = time.perf_counter()
+    lapack.dgeqrf(a, overwrite_a=1)
+    return time.perf_counter() - t
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", choices=PRESETS, default="small")
@@ -279,6 +297,11 @@ def main() -> None:
         print(f"QR floor (QR alone, {DEFAULT_BLOCK}-row blocks{best}) {min(floors):.2f} s; "
               f"inversion {min(inversions):.2f} s = {min(inversions) / min(floors):.2f} × "
               "the floor", flush=True)
+        dense = lapack_qr(result.n_sensors, unknowns)
+        print("for scale, LAPACK's dgeqrf of Q whole: " + (
+            f"{dense:.2f} s (the inversion {min(inversions) / dense:.2f} × that)"
+            if dense is not None else f"not timed (over {LAPACK_QR_MAX_BYTES / 2**30:g} GiB)"),
+            flush=True)
 
 
 if __name__ == "__main__":
