@@ -17,11 +17,8 @@ from smm_daq.analysis.optical import ImageRegistration, load_image
 from smm_daq.errors import SmmError
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import EntryInfo, list_entries, read_map
-from smm_daq.storage.optical_entry import (
-    optical_entries,
-    read_optical_entry,
-    write_optical_entry,
-)
+from smm_daq.storage.optical_entry import KIND as OPTICAL
+from smm_daq.storage.optical_entry import read_optical_entry, write_optical_entry
 from smm_daq.storage.product_maps import ProductMap, read_product_map
 
 UT = 1e-6
@@ -168,7 +165,7 @@ class SessionBrowser(QtWidgets.QWidget):
         be read: then the file open before stays open, here and in the other tabs."""
         path = Path(path)
         try:
-            list_entries(path)
+            entries = list_entries(path)
         except SmmError as exc:
             self.message.setText(f"Not opened: {exc}")
             return False
@@ -177,7 +174,7 @@ class SessionBrowser(QtWidgets.QWidget):
             return False
         self.path = path
         self.path_label.setText(str(self.path))
-        self.refresh()
+        self._show_entries(entries)
         self.show_underlay()
         self.fileOpened.emit(self.path)
         return True
@@ -187,13 +184,18 @@ class SessionBrowser(QtWidgets.QWidget):
         if self.path is None:
             return
         try:
-            self.entries = list_entries(self.path)
+            entries = list_entries(self.path)
         except SmmError as exc:
             self.message.setText(str(exc))
             return
         except OSError as exc:  # e.g. the file is being written by this very window
             self.message.setText(f"{self.path}: cannot be read just now ({exc})")
             return
+        self._show_entries(entries)
+
+    def _show_entries(self, entries: list[EntryInfo]) -> None:
+        """Fill the table (and the compare view) with the open file's `entries`, as read."""
+        self.entries = entries
         unreadable = [e.problem for e in self.entries if e.problem]
         self.message.setText(unreadable[0] if unreadable else "")
         self.table.setSortingEnabled(False)
@@ -237,11 +239,17 @@ class SessionBrowser(QtWidgets.QWidget):
             return None
 
     def show_entry(self, row: int) -> None:
-        """Open the entry in table row `row` in the map view."""
+        """Open the entry in table row `row` in the map view (a registered image of the
+        sample: under the maps, as it is drawn when the file opens)."""
         item = self.table.item(row, 0)
         if item is None:
             return
-        m = self._load(item.data(QtCore.Qt.ItemDataRole.UserRole))
+        name = item.data(QtCore.Qt.ItemDataRole.UserRole)
+        info = next((e for e in self.entries if e.name == name), None)
+        if info is not None and info.kind == OPTICAL:
+            self.show_image(name)
+            return
+        m = self._load(name)
         if m is None:
             return
         try:
@@ -389,17 +397,34 @@ class SessionBrowser(QtWidgets.QWidget):
 
     def show_underlay(self) -> None:
         """Draw the file's newest registered image under the maps of this tab."""
+        names = [e.name for e in self.entries if e.kind == OPTICAL]
+        if names:
+            self._draw_underlay(names[-1])
+        else:
+            for view in (self.map_view, *self.compare.views.values()):
+                view.clear_underlay()
+
+    def _draw_underlay(self, name: str) -> bool:
+        """Draw the registered image of entry `name` under every map of this tab."""
         if self.path is None:
-            return
-        views = [self.map_view, *self.compare.views.values()]
+            return False
         try:
-            names = optical_entries(self.path)
-            found = read_optical_entry(self.path, names[-1]) if names else None
+            image, registration = read_optical_entry(self.path, name)
         except (SmmError, OSError) as exc:
             self.message.setText(str(exc))
-            found = None
-        for view in views:
-            if found is None:
-                view.clear_underlay()
-            else:
-                view.set_underlay(found[0], underlay_transform(found[1].matrix))
+            return False
+        for view in (self.map_view, *self.compare.views.values()):
+            view.set_underlay(image, underlay_transform(registration.matrix))
+        return True
+
+    def show_image(self, name: str) -> bool:
+        """Show the registered image of entry `name`: drawn under the maps where its
+        registration places it, the map view zoomed to it."""
+        if not self._draw_underlay(name):
+            return False
+        self.message.setText("")
+        self.map_view.fit_underlay()
+        self.map_view.plot.setTitle(f"{name}: image of the sample, drawn under the maps "
+                                    "where it was registered")
+        self.views.setCurrentWidget(self.map_view)
+        return True

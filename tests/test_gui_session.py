@@ -188,3 +188,24 @@ def test_a_file_that_cannot_be_opened_leaves_the_open_one_everywhere(window, ses
         assert window.scan.path == session_file
         assert window.windowTitle() == title
         assert window.session.table.rowCount() == 3
+
+
+
+def names_shown(table) -> list[str]:
+    return [table.item(r, 0).text() for r in range(table.rowCount())]
+
+
+def test_opening_a_file_reads_its_entries_once(qtbot, session_file, monkeypatch):
+    from gui import session_browser
+
+    calls: list[object] = []
+
+    def counted(path):
+        calls.append(path)
+        return list_entries(path)
+
+    monkeypatch.setattr(session_browser, "list_entries", counted)
+    b = SessionBrowser()
+    qtbot.addWidget(b)
+    assert b.open_file(session_file)
+    assert calls == [session_file]
