@@ -113,6 +113,10 @@ class SessionBrowser(QtWidgets.QWidget):
         self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().hide()
+        # Sortable by a click on a header, but shown at first in the file's (acquisition)
+        # order: no column is the sort column until the user picks one.
+        self.table.horizontalHeader().setSortIndicator(-1, QtCore.Qt.SortOrder.AscendingOrder)
+        self.table.setSortingEnabled(True)
         self.table.cellDoubleClicked.connect(lambda row, _col: self.show_entry(row))
         self.table.itemSelectionChanged.connect(self._selection_changed)
         self.message = QtWidgets.QLabel("")
