@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PyQt6 import QtCore, QtWidgets
 
+from gui.background import Background
 from gui.compare_view import CompareView
 from gui.grain_outlines import footprint_segments
 from gui.image_registration import RegistrationDialog, underlay_transform
 from gui.map_view import MapView, Quantity
-from gui.subtract_dialog import SubtractDialog
+from gui.subtract_dialog import SubtractDialog, subtract_command
 from smm_daq.analysis.grains import FORMATS, read_grains
 from smm_daq.analysis.optical import ImageRegistration, load_image
 from smm_daq.errors import SmmError
@@ -20,6 +22,9 @@ from smm_daq.storage.nexus import EntryInfo, list_entries, read_map
 from smm_daq.storage.optical_entry import KIND as OPTICAL
 from smm_daq.storage.optical_entry import read_optical_entry, write_optical_entry
 from smm_daq.storage.product_maps import ProductMap, read_product_map
+
+if TYPE_CHECKING:  # registration needs SciPy: imported when a subtraction runs
+    from smm_daq.analysis.subtraction import SubtractionResult
 
 UT = 1e-6
 RESUMABLE = ("interrupted", "aborted", "failed")
@@ -64,6 +69,7 @@ class SessionBrowser(QtWidgets.QWidget):
     grainsLoaded = QtCore.pyqtSignal(object, str)  # grain file Path, format
     entriesChanged = QtCore.pyqtSignal(object)  # Path of the file whose entries were re-read
     resumeRequested = QtCore.pyqtSignal(object, str)  # session file Path, scan entry
+    subtracted = QtCore.pyqtSignal(bool, str)  # a subtraction ended: written?, what happened
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -93,7 +99,9 @@ class SessionBrowser(QtWidgets.QWidget):
                                     "its value, its standard deviation, or the Bz it models")
         self.show_choice.currentIndexChanged.connect(lambda _i: self._show_product())
         self.show_choice.hide()
-        subtract_button = QtWidgets.QPushButton("Subtract…")
+        self.worker = Background("subtract", self)
+        self.subtracting = False
+        self.subtract_button = subtract_button = QtWidgets.QPushButton("Subtract…")
         subtract_button.setToolTip("A new induced entry: an in-field map minus a remanent map, "
                                    "registered or not")
         subtract_button.clicked.connect(self._choose_subtraction)
@@ -330,21 +338,36 @@ class SessionBrowser(QtWidgets.QWidget):
 
     def subtract(self, in_field: str, remanent: str, name: str, *, register: bool = True,
                  rotation: bool = False) -> bool:
-        """Write `in_field` − `remanent` as entry `name` and show it; False, with the reason
-        shown, when refused (nothing is written then)."""
-        from smm_daq.analysis.induced_entry import subtract_entries
-
-        if self.path is None:
+        """Start writing `in_field` − `remanent` as entry `name` of the open file, in the
+        worker (a registration takes a while); `subtracted` follows, and the new entry is
+        shown, or the reason it was refused (then nothing is written). False when no file is
+        open or a subtraction is already running."""
+        if self.path is None or self.subtracting:
             return False
-        QtWidgets.QApplication.setOverrideCursor(QtCore.Qt.CursorShape.WaitCursor)
-        try:
-            res = subtract_entries(self.path, in_field, remanent, name, register=register,
+        path = self.path
+        command = subtract_command(path, in_field, remanent, name, register=register,
                                    rotation=rotation)
-        except SmmError as exc:
-            self.message.setText(str(exc))
-            return False
-        finally:
-            QtWidgets.QApplication.restoreOverrideCursor()
+
+        def job() -> SubtractionResult:
+            from smm_daq.analysis.induced_entry import subtract_entries
+
+            return subtract_entries(path, in_field, remanent, name, register=register,
+                                    rotation=rotation, parameters={"command": command})
+
+        self.subtracting = True
+        self.subtract_button.setEnabled(False)
+        self.message.setText(f"Subtracting '{remanent}' from '{in_field}'…")
+        self.worker.submit(job, lambda res: self._subtracted(path, name, res),
+                           self._subtraction_failed)
+        return True
+
+    def _subtracted(self, path: Path, name: str, res: SubtractionResult) -> None:
+        self._subtraction_ended()
+        written = f"Wrote entry '{name}' (induced) into {path}"
+        if self.path is None or self.path.resolve() != path.resolve():  # another file open
+            self.message.setText(written)
+            self.subtracted.emit(True, written)
+            return
         self.refresh()
         row = next(r for r in range(self.table.rowCount())
                    if self.table.item(r, 0).text() == name)
@@ -353,7 +376,17 @@ class SessionBrowser(QtWidgets.QWidget):
             (sx, sy), (ex, ey) = (np.array(res.shift) / 1e-6, np.array(res.shift_sd) / 1e-6)
             self.map_view.plot.setTitle(f"{name}: remanent shifted by ({sx:.3f} ± {ex:.3f}, "
                                         f"{sy:.3f} ± {ey:.3f}) µm")
-        return True
+        self.subtracted.emit(True, written)
+
+    def _subtraction_failed(self, exc: BaseException) -> None:
+        self._subtraction_ended()
+        text = str(exc) if isinstance(exc, SmmError) else f"Subtraction failed: {exc!r}"
+        self.message.setText(text)
+        self.subtracted.emit(False, text)
+
+    def _subtraction_ended(self) -> None:
+        self.subtracting = False
+        self.subtract_button.setEnabled(True)
 
     # --- image of the sample -------------------------------------------------------------
     def _choose_image(self) -> None:
