@@ -12,6 +12,7 @@ from PyQt6 import QtCore, QtWidgets
 from gui.demo import Demo
 from gui.gui_thread_gc import collect_in_gui_thread
 from gui.main_window import MainWindow
+from smm_daq.cli.args import output_file, session_file
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import Profile, load_profile
 
@@ -31,17 +32,34 @@ def settings() -> QtCore.QSettings:
 
 
 def _check(args: argparse.Namespace) -> None:
-    if args.file is not None and not args.file.exists() and not args.demo:
-        raise InputError(f"session file {args.file} not found; expected an existing .h5 file")
+    """Refuse, before any window opens, what the other commands refuse: a session file that
+    cannot be read (the demo's: one it could not write into), and a screenshot that could not
+    be written (one there already is replaced: the README's pictures are made again so)."""
+    if args.file is not None:
+        if args.demo:
+            session_file("FILE.h5", str(args.file))
+        else:
+            _readable_session(args.file)
     if args.screenshot is not None:
         if args.screenshot.suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp"):
             raise InputError(
                 f"--screenshot is {str(args.screenshot)!r}; expected a .png, .jpg or .bmp file"
             )
-        if not args.screenshot.parent.exists():
-            raise InputError(f"--screenshot: folder {args.screenshot.parent} does not exist")
+        output_file("--screenshot", str(args.screenshot), overwrite=True)
     if args.time_scale is not None and not args.time_scale >= 0:
         raise InputError(f"--time-scale is {args.time_scale}; expected a number >= 0")
+
+
+def _readable_session(path: Path) -> None:
+    """InputError naming `path` and what is wrong unless it opens as a session file (missing,
+    a directory, not HDF5, cut short, damaged: as `smm-daq info` says it)."""
+    from smm_daq.storage.nexus import list_entries
+
+    try:
+        list_entries(path)
+    except OSError as exc:
+        raise InputError(f"cannot be read ({exc.strerror or exc}); expected an smm-daq "
+                         "session file (.h5)", source=str(path)) from None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -30,16 +30,18 @@ class Background(QtCore.QObject):
         on_result: Callable[[Any], None] | None = None,
         on_error: Callable[[BaseException], None] | None = None,
     ) -> Future:
-        """Run `fn()` in the worker; then `on_result(value)` or `on_error(exc)` in the GUI."""
+        """Run `fn()` in the worker; then `on_result(value)` or `on_error(exc)` in the GUI.
+        The future returned holds the value (None after an error)."""
         self.pending += 1
 
-        def job() -> None:
+        def job() -> Any:
             try:
                 value = fn()
             except Exception as exc:  # delivered to the GUI, which shows it
                 self._done.emit(on_error, exc)
-            else:
-                self._done.emit(on_result, value)
+                return None
+            self._done.emit(on_result, value)
+            return value  # also the future's: for a caller that cannot wait for the delivery
 
         return self._executor.submit(job)
 

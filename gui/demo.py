@@ -88,8 +88,17 @@ class Demo(QtCore.QObject):
         if holder.rig is not None:
             self._run()
         else:
-            holder.opened.connect(lambda _rig: self._run())
-            holder.failed.connect(lambda why: self.finished.emit(False, why))
+            # the first connect only: a later Reconnect does not run the demo again
+            def opened(_rig: object) -> None:
+                holder.failed.disconnect(failed)
+                self._run()
+
+            def failed(why: str) -> None:
+                holder.opened.disconnect(opened)
+                self.finished.emit(False, why)
+
+            holder.opened.connect(opened, QtCore.Qt.ConnectionType.SingleShotConnection)
+            holder.failed.connect(failed, QtCore.Qt.ConnectionType.SingleShotConnection)
 
     def _run(self) -> None:
         rig = self.window.holder.rig

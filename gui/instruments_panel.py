@@ -187,21 +187,37 @@ class InstrumentsPanel(QtWidgets.QWidget):
 
     # --- connection ----------------------------------------------------------------------
     def connect_rig(self) -> None:
-        self.connect_button.setEnabled(False)
+        """Connect, or reconnect (e.g. after an instrument was power-cycled): the rig open
+        now is made safe and closed first. Refused while a scan or a recipe drives the rig."""
+        if not self.holder.open():
+            self.message.setText("Not reconnected: a scan or a recipe drives the rig, or a "
+                                 "connect is under way.")
+            return
+        self.timer.stop()
+        self._set_controls_enabled(False)
+        self._update_connect_button()
+        self.message.setText("")
         for name, label in self.state_labels.items():
             if name != "fluxgate" or self.profile.fluxgate is not None:
                 label.setText("connecting…")
-        self.holder.open()
+
+    def _update_connect_button(self) -> None:
+        """Usable whenever nothing else drives the rig and no connect is under way."""
+        h = self.holder
+        self.connect_button.setEnabled(not (h.connecting or h.busy or h.recipe_running))
 
     def _rig_opened(self, rig: Any) -> None:
         self.connect_button.setText("Reconnect")
-        self.connect_button.setEnabled(False)
+        self._update_connect_button()
         self._set_controls_enabled(not self.holder.busy and not self.holder.recipe_running)
+        if self.holder.reconnect_problems:
+            self.message.setText("Reconnected; making the rig safe before it reported: "
+                                 + "; ".join(self.holder.reconnect_problems))
         self.timer.start()
         self.poll()
 
     def _rig_failed(self, why: str) -> None:
-        self.connect_button.setEnabled(True)
+        self._update_connect_button()
         for name, label in self.state_labels.items():
             if name != "fluxgate" or self.profile.fluxgate is not None:
                 label.setText("not connected")
@@ -216,6 +232,7 @@ class InstrumentsPanel(QtWidgets.QWidget):
 
     def _busy_changed(self, busy: bool) -> None:
         recipe = self.holder.recipe_running
+        self._update_connect_button()
         self._set_controls_enabled(not busy and not recipe and self.holder.rig is not None)
         if busy:
             self.message.setText("A scan owns the rig; controls are back when it ends.")

@@ -177,6 +177,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 return
             self.mmt.cancel()  # it stops after its block of sensors in hand
         self.mmt.worker.shutdown(wait=False)
+        self.session.worker.shutdown()  # a subtraction in hand finishes writing its entry
         if self.recipes.runner is not None and self.recipes.runner.running:
             self.recipes.stop()  # a wait step ends within a slice; the rig is then made safe
         self.save_settings()

@@ -200,6 +200,10 @@ class MapView(QtWidgets.QWidget):
         self.opacity.show()
         self.image.setOpacity(self.opacity.value() / 100)
 
+    def fit_underlay(self) -> None:
+        """Zoom to the image under the map."""
+        self.view_box.autoRange(padding=0.02, items=[self.underlay])
+
     def clear_underlay(self) -> None:
         self.underlay.hide()
         self.opacity.hide()

@@ -9,6 +9,7 @@ Start are refused, though the recipe's calls go through.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
 
 from PyQt6 import QtCore
@@ -36,23 +37,47 @@ class RigHolder(QtCore.QObject):
         self.rig: Any = None
         self.busy = False
         self.recipe_running = False
+        self.connecting = False
+        # what making the rig safe before a reconnect could not do
+        self.reconnect_problems: list[str] = []
+        self._connect: Future | None = None  # the connect under way
+        self._closed = False
         self.background = Background("rig", self)
 
-    def open(self) -> None:
-        """Open (or reopen) the rig; `opened` or `failed` follows."""
+    def open(self) -> bool:
+        """Open the rig, or open it again (the rig open now made safe and closed first, e.g.
+        after an instrument was power-cycled); `opened` or `failed` follows. False, nothing
+        done, while a scan or a recipe drives the rig, a connect is under way, or after
+        `close`."""
+        if self.connecting or self.busy or self.recipe_running or self._closed:
+            return False
         profile, time_scale, options = self.profile, self.time_scale, self.world_options
+        old, self.rig = self.rig, None
+        self.reconnect_problems = []
 
-        def job() -> Any:
+        def job() -> tuple[Any, list[str]]:
             from smm_daq.instruments.rig import open_rig
 
-            return open_rig(profile, time_scale=time_scale, world_options=options)
+            # the old rig's locks go before the new rig takes them
+            problems = _make_safe_and_close(old) if old is not None else []
+            return open_rig(profile, time_scale=time_scale, world_options=options), problems
 
-        self.background.submit(job, self._opened, lambda exc: self.failed.emit(_why(exc)))
+        self.connecting = True
+        self._connect = self.background.submit(job, self._opened, self._failed)
+        return True
 
-    def _opened(self, rig: Any) -> None:
-        self.rig = rig
-        self.call(_identify_all(rig), self.identities.emit)  # before any reading polled
-        self.opened.emit(rig)
+    def _opened(self, found: tuple[Any, list[str]]) -> None:
+        self.connecting, self._connect = False, None
+        if self._closed:  # `close` has closed this rig already
+            return
+        self.rig, self.reconnect_problems = found
+        self.call(_identify_all(self.rig), self.identities.emit)  # before any reading polled
+        self.opened.emit(self.rig)
+
+    def _failed(self, exc: BaseException) -> None:
+        self.connecting, self._connect = False, None
+        if not self._closed:
+            self.failed.emit(_why(exc))
 
     def call(
         self,
@@ -79,15 +104,24 @@ class RigHolder(QtCore.QObject):
             self.recipeChanged.emit(running)
 
     def close(self) -> list[str]:
-        """Make the rig safe and close it (waits for calls in flight). Returns problems."""
+        """Make the rig safe and close it (waits for calls in flight). A connect under way
+        is waited for (an exchange with an instrument cannot be cut short), and the rig it
+        opened is made safe and closed here too, its locks released. Returns problems."""
+        self._closed = True
         self.background.shutdown()
         rig, self.rig = self.rig, None
-        if rig is None:
-            return []
-        try:
-            return list(rig.make_safe())
-        finally:
-            rig.close()  # also lets other processes have the rig
+        if rig is None and self._connect is not None:  # opened, not yet delivered
+            found = self._connect.result()
+            rig = found[0] if found is not None else None
+        return _make_safe_and_close(rig) if rig is not None else []
+
+
+def _make_safe_and_close(rig: Any) -> list[str]:
+    """Make `rig` safe, then close it (which lets other processes have it); the problems."""
+    try:
+        return list(rig.make_safe())
+    finally:
+        rig.close()
 
 
 def _why(exc: BaseException) -> str:

@@ -7,6 +7,7 @@ A plan that fails `ScanPlan.validate` shows the message next to the field it nam
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 from typing import Any
 
@@ -16,12 +17,24 @@ from gui.map_geometry import grid_from_rectangle
 from smm_daq.acquisition.fly.settings import FlySettings
 from smm_daq.acquisition.plan import DEFAULT_SETTLE_TAU, RASTERS, ScanPlan
 from smm_daq.errors import InputError
-from smm_daq.instruments.profile import Profile
+from smm_daq.instruments.profile import RESOLUTION_NM, Profile
 
 UM = 1e-6
 UT = 1e-6
 FAR_UM = 1e7  # spin box bounds are loose on purpose: the plan's validation names the limit
 
+# Steps in µm to the finest stage resolution a profile may declare: every step the command
+# line takes (a float in µm, at least the resolution) can be entered, none rounded.
+STEP_DECIMALS = math.ceil(-math.log10(RESOLUTION_NM[0] * 1e-3))
+
+# Messages that name no plan key, or not the row that sets what they refuse -> that row.
+ROW_OF_PHRASE = {
+    "plan grid": "nx",  # too many points
+    "is estimated to take": "duration",
+    "a fly line runs": "x0",  # its run-up leaves the stage travel
+    "a fly line of": "nx",  # more samples than the lock-in buffer holds
+    "fly scans need": "mode",  # the profile's lock-in or stage cannot fly
+}
 # The word after "plan" in a validation message -> the row that shows it.
 FIELD_OF_KEY = {
     "name": "name", "raster": "raster", "nx": "nx", "ny": "ny", "step_x": "step_x",
@@ -35,6 +48,9 @@ MODES = ("step", "fly")  # step and settle at each point; or fly the lines at co
 
 def field_of_message(message: str) -> str | None:
     """Which form row a plan validation message is about, or None if it names none."""
+    for phrase, row in ROW_OF_PHRASE.items():
+        if phrase in message:
+            return row
     match = re.search(r"\bplan (\w+)", message)
     if match is None:
         fly = re.search(r"\bfly (\w+)", message)
@@ -52,6 +68,15 @@ def format_duration(seconds: float) -> str:
     if minutes:
         return f"{minutes} min {secs:02d} s"
     return f"{secs} s"
+
+
+class _TrimmedSpinBox(QtWidgets.QDoubleSpinBox):
+    """Shows its value without trailing zeros (2.5, not 2.500000), to all its decimals."""
+
+    def textFromValue(self, value: float) -> str:
+        text = super().textFromValue(value)
+        point = self.locale().decimalPoint()
+        return text.rstrip("0").rstrip(point) if point in text else text
 
 
 class ScanForm(QtWidgets.QWidget):
@@ -79,8 +104,8 @@ class ScanForm(QtWidgets.QWidget):
         self.ny = self._count(21)
         self._row("nx", "Points along x", self.nx)
         self._row("ny", "Lines (along y)", self.ny)
-        self.step_x = self._spin(0.0, FAR_UM, 10.0, " µm")
-        self.step_y = self._spin(0.0, FAR_UM, 10.0, " µm")
+        self.step_x = self._spin(0.0, FAR_UM, 10.0, " µm", STEP_DECIMALS)
+        self.step_y = self._spin(0.0, FAR_UM, 10.0, " µm", STEP_DECIMALS)
         self._row("step_x", "Step x", self.step_x)
         self._row("step_y", "Step y", self.step_y)
         self.from_area = QtWidgets.QPushButton("Grid from the area selected on the map")
@@ -121,16 +146,17 @@ class ScanForm(QtWidgets.QWidget):
         self.fly_trigger.toggled.connect(self._changed)
         self._row("fly_trigger", "Fly: trigger", self.fly_trigger)
         self.duration = QtWidgets.QLabel("")
-        self.form.addRow("Estimated duration", self.duration)
+        self._row("duration", "Estimated duration", self.duration)
         self.name.textChanged.connect(self._changed)
         self.title.textChanged.connect(self._changed)
         self._changed()
 
     # --- construction helpers ------------------------------------------------------------
-    def _spin(self, lo: float, hi: float, value: float, suffix: str) -> QtWidgets.QDoubleSpinBox:
-        box = QtWidgets.QDoubleSpinBox()
+    def _spin(self, lo: float, hi: float, value: float, suffix: str, decimals: int = 3
+              ) -> QtWidgets.QDoubleSpinBox:
+        box = _TrimmedSpinBox()
         box.setRange(lo, hi)
-        box.setDecimals(3)
+        box.setDecimals(decimals)
         box.setSuffix(suffix)
         box.setValue(value)
         box.valueChanged.connect(self._changed)

@@ -3,26 +3,28 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PyQt6 import QtCore, QtWidgets
 
+from gui.background import Background
 from gui.compare_view import CompareView
 from gui.grain_outlines import footprint_segments
 from gui.image_registration import RegistrationDialog, underlay_transform
 from gui.map_view import MapView, Quantity
-from gui.subtract_dialog import SubtractDialog
+from gui.subtract_dialog import SubtractDialog, subtract_command
 from smm_daq.analysis.grains import FORMATS, read_grains
 from smm_daq.analysis.optical import ImageRegistration, load_image
 from smm_daq.errors import SmmError
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import EntryInfo, list_entries, read_map
-from smm_daq.storage.optical_entry import (
-    optical_entries,
-    read_optical_entry,
-    write_optical_entry,
-)
+from smm_daq.storage.optical_entry import KIND as OPTICAL
+from smm_daq.storage.optical_entry import read_optical_entry, write_optical_entry
 from smm_daq.storage.product_maps import ProductMap, read_product_map
+
+if TYPE_CHECKING:  # registration needs SciPy: imported when a subtraction runs
+    from smm_daq.analysis.subtraction import SubtractionResult
 
 UT = 1e-6
 RESUMABLE = ("interrupted", "aborted", "failed")
@@ -67,6 +69,7 @@ class SessionBrowser(QtWidgets.QWidget):
     grainsLoaded = QtCore.pyqtSignal(object, str)  # grain file Path, format
     entriesChanged = QtCore.pyqtSignal(object)  # Path of the file whose entries were re-read
     resumeRequested = QtCore.pyqtSignal(object, str)  # session file Path, scan entry
+    subtracted = QtCore.pyqtSignal(bool, str)  # a subtraction ended: written?, what happened
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -96,7 +99,9 @@ class SessionBrowser(QtWidgets.QWidget):
                                     "its value, its standard deviation, or the Bz it models")
         self.show_choice.currentIndexChanged.connect(lambda _i: self._show_product())
         self.show_choice.hide()
-        subtract_button = QtWidgets.QPushButton("Subtract…")
+        self.worker = Background("subtract", self)
+        self.subtracting = False
+        self.subtract_button = subtract_button = QtWidgets.QPushButton("Subtract…")
         subtract_button.setToolTip("A new induced entry: an in-field map minus a remanent map, "
                                    "registered or not")
         subtract_button.clicked.connect(self._choose_subtraction)
@@ -116,6 +121,10 @@ class SessionBrowser(QtWidgets.QWidget):
         self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().hide()
+        # Sortable by a click on a header, but shown at first in the file's (acquisition)
+        # order: no column is the sort column until the user picks one.
+        self.table.horizontalHeader().setSortIndicator(-1, QtCore.Qt.SortOrder.AscendingOrder)
+        self.table.setSortingEnabled(True)
         self.table.cellDoubleClicked.connect(lambda row, _col: self.show_entry(row))
         self.table.itemSelectionChanged.connect(self._selection_changed)
         self.message = QtWidgets.QLabel("")
@@ -168,7 +177,7 @@ class SessionBrowser(QtWidgets.QWidget):
         be read: then the file open before stays open, here and in the other tabs."""
         path = Path(path)
         try:
-            list_entries(path)
+            entries = list_entries(path)
         except SmmError as exc:
             self.message.setText(f"Not opened: {exc}")
             return False
@@ -177,7 +186,7 @@ class SessionBrowser(QtWidgets.QWidget):
             return False
         self.path = path
         self.path_label.setText(str(self.path))
-        self.refresh()
+        self._show_entries(entries)
         self.show_underlay()
         self.fileOpened.emit(self.path)
         return True
@@ -187,13 +196,18 @@ class SessionBrowser(QtWidgets.QWidget):
         if self.path is None:
             return
         try:
-            self.entries = list_entries(self.path)
+            entries = list_entries(self.path)
         except SmmError as exc:
             self.message.setText(str(exc))
             return
         except OSError as exc:  # e.g. the file is being written by this very window
             self.message.setText(f"{self.path}: cannot be read just now ({exc})")
             return
+        self._show_entries(entries)
+
+    def _show_entries(self, entries: list[EntryInfo]) -> None:
+        """Fill the table (and the compare view) with the open file's `entries`, as read."""
+        self.entries = entries
         unreadable = [e.problem for e in self.entries if e.problem]
         self.message.setText(unreadable[0] if unreadable else "")
         self.table.setSortingEnabled(False)
@@ -237,11 +251,17 @@ class SessionBrowser(QtWidgets.QWidget):
             return None
 
     def show_entry(self, row: int) -> None:
-        """Open the entry in table row `row` in the map view."""
+        """Open the entry in table row `row` in the map view (a registered image of the
+        sample: under the maps, as it is drawn when the file opens)."""
         item = self.table.item(row, 0)
         if item is None:
             return
-        m = self._load(item.data(QtCore.Qt.ItemDataRole.UserRole))
+        name = item.data(QtCore.Qt.ItemDataRole.UserRole)
+        info = next((e for e in self.entries if e.name == name), None)
+        if info is not None and info.kind == OPTICAL:
+            self.show_image(name)
+            return
+        m = self._load(name)
         if m is None:
             return
         try:
@@ -318,21 +338,36 @@ class SessionBrowser(QtWidgets.QWidget):
 
     def subtract(self, in_field: str, remanent: str, name: str, *, register: bool = True,
                  rotation: bool = False) -> bool:
-        """Write `in_field` − `remanent` as entry `name` and show it; False, with the reason
-        shown, when refused (nothing is written then)."""
-        from smm_daq.analysis.induced_entry import subtract_entries
-
-        if self.path is None:
+        """Start writing `in_field` − `remanent` as entry `name` of the open file, in the
+        worker (a registration takes a while); `subtracted` follows, and the new entry is
+        shown, or the reason it was refused (then nothing is written). False when no file is
+        open or a subtraction is already running."""
+        if self.path is None or self.subtracting:
             return False
-        QtWidgets.QApplication.setOverrideCursor(QtCore.Qt.CursorShape.WaitCursor)
-        try:
-            res = subtract_entries(self.path, in_field, remanent, name, register=register,
+        path = self.path
+        command = subtract_command(path, in_field, remanent, name, register=register,
                                    rotation=rotation)
-        except SmmError as exc:
-            self.message.setText(str(exc))
-            return False
-        finally:
-            QtWidgets.QApplication.restoreOverrideCursor()
+
+        def job() -> SubtractionResult:
+            from smm_daq.analysis.induced_entry import subtract_entries
+
+            return subtract_entries(path, in_field, remanent, name, register=register,
+                                    rotation=rotation, parameters={"command": command})
+
+        self.subtracting = True
+        self.subtract_button.setEnabled(False)
+        self.message.setText(f"Subtracting '{remanent}' from '{in_field}'…")
+        self.worker.submit(job, lambda res: self._subtracted(path, name, res),
+                           self._subtraction_failed)
+        return True
+
+    def _subtracted(self, path: Path, name: str, res: SubtractionResult) -> None:
+        self._subtraction_ended()
+        written = f"Wrote entry '{name}' (induced) into {path}"
+        if self.path is None or self.path.resolve() != path.resolve():  # another file open
+            self.message.setText(written)
+            self.subtracted.emit(True, written)
+            return
         self.refresh()
         row = next(r for r in range(self.table.rowCount())
                    if self.table.item(r, 0).text() == name)
@@ -341,7 +376,17 @@ class SessionBrowser(QtWidgets.QWidget):
             (sx, sy), (ex, ey) = (np.array(res.shift) / 1e-6, np.array(res.shift_sd) / 1e-6)
             self.map_view.plot.setTitle(f"{name}: remanent shifted by ({sx:.3f} ± {ex:.3f}, "
                                         f"{sy:.3f} ± {ey:.3f}) µm")
-        return True
+        self.subtracted.emit(True, written)
+
+    def _subtraction_failed(self, exc: BaseException) -> None:
+        self._subtraction_ended()
+        text = str(exc) if isinstance(exc, SmmError) else f"Subtraction failed: {exc!r}"
+        self.message.setText(text)
+        self.subtracted.emit(False, text)
+
+    def _subtraction_ended(self) -> None:
+        self.subtracting = False
+        self.subtract_button.setEnabled(True)
 
     # --- image of the sample -------------------------------------------------------------
     def _choose_image(self) -> None:
@@ -389,17 +434,34 @@ class SessionBrowser(QtWidgets.QWidget):
 
     def show_underlay(self) -> None:
         """Draw the file's newest registered image under the maps of this tab."""
+        names = [e.name for e in self.entries if e.kind == OPTICAL]
+        if names:
+            self._draw_underlay(names[-1])
+        else:
+            for view in (self.map_view, *self.compare.views.values()):
+                view.clear_underlay()
+
+    def _draw_underlay(self, name: str) -> bool:
+        """Draw the registered image of entry `name` under every map of this tab."""
         if self.path is None:
-            return
-        views = [self.map_view, *self.compare.views.values()]
+            return False
         try:
-            names = optical_entries(self.path)
-            found = read_optical_entry(self.path, names[-1]) if names else None
+            image, registration = read_optical_entry(self.path, name)
         except (SmmError, OSError) as exc:
             self.message.setText(str(exc))
-            found = None
-        for view in views:
-            if found is None:
-                view.clear_underlay()
-            else:
-                view.set_underlay(found[0], underlay_transform(found[1].matrix))
+            return False
+        for view in (self.map_view, *self.compare.views.values()):
+            view.set_underlay(image, underlay_transform(registration.matrix))
+        return True
+
+    def show_image(self, name: str) -> bool:
+        """Show the registered image of entry `name`: drawn under the maps where its
+        registration places it, the map view zoomed to it."""
+        if not self._draw_underlay(name):
+            return False
+        self.message.setText("")
+        self.map_view.fit_underlay()
+        self.map_view.plot.setTitle(f"{name}: image of the sample, drawn under the maps "
+                                    "where it was registered")
+        self.views.setCurrentWidget(self.map_view)
+        return True

@@ -1,10 +1,20 @@
-"""Choosing two entries to subtract: in-field minus remanent, registered or not."""
+"""Choosing two entries to subtract: in-field minus remanent, registered or not.
+
+Only entries a subtraction accepts are offered: a measured map on a grid (a scan, an imported
+map, or one processed from them), never a model's Bz (χ, M, an MMT result) nor an image of
+the sample, as `smm_daq.analysis.subtract_inputs` decides for the command line.
+"""
 
 from __future__ import annotations
+
+import shlex
+from pathlib import Path
 
 from PyQt6 import QtWidgets
 
 from gui.compare_view import guess_roles
+from smm_daq.analysis.subtract_inputs import MODEL_KINDS, require_two_scans
+from smm_daq.errors import InputError
 from smm_daq.storage.nexus import EntryInfo
 
 
@@ -17,6 +27,21 @@ def unused_name(base: str, taken: set[str]) -> str:
     return name
 
 
+def subtractable(info: EntryInfo) -> bool:
+    """A readable entry holding a measured Bz map (not a model's, not an image)."""
+    return info.shape is not None and not info.problem and info.kind not in MODEL_KINDS
+
+
+def subtract_command(path: Path, in_field: str, remanent: str, name: str, *,
+                     register: bool, rotation: bool) -> str:
+    """The window's subtraction as the command line would run it, for the entry's record."""
+    arguments = ["subtract", str(path), "--in-field", in_field, "--remanent", remanent,
+                 "--name", name]
+    arguments += [] if register else ["--no-register"]
+    arguments += ["--rotation"] if rotation else []
+    return "smm-daq gui: " + shlex.join(arguments)
+
+
 class SubtractDialog(QtWidgets.QDialog):
     """The in-field and remanent entries, registration options and the new entry's name."""
 
@@ -24,14 +49,15 @@ class SubtractDialog(QtWidgets.QDialog):
                  ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Induced map: in-field − remanent")
-        names = [e.name for e in entries if e.shape is not None]
-        roles = guess_roles(entries)
+        self.offered = {e.name: e for e in entries if subtractable(e)}
+        roles = guess_roles(list(self.offered.values()))
         self.in_field = QtWidgets.QComboBox()
         self.remanent = QtWidgets.QComboBox()
         for box, role in ((self.in_field, "in-field"), (self.remanent, "remanent")):
-            box.addItems(names)
+            box.addItems(list(self.offered))
             if role in roles:
                 box.setCurrentText(roles[role])
+            box.currentTextChanged.connect(lambda _text: self._check_pair())
         self.register = QtWidgets.QCheckBox("Register the remanent map onto the in-field map")
         self.register.setChecked(True)
         self.register.setToolTip("Estimate the shift between the scans from the maps themselves"
@@ -39,6 +65,9 @@ class SubtractDialog(QtWidgets.QDialog):
         self.rotation = QtWidgets.QCheckBox("Also fit a rotation")
         self.register.toggled.connect(self.rotation.setEnabled)
         self.name = QtWidgets.QLineEdit(unused_name("induced", {e.name for e in entries}))
+        self.problem = QtWidgets.QLabel("")
+        self.problem.setWordWrap(True)
+        self.problem.setStyleSheet("color: #a00000")
         self.buttons = QtWidgets.QDialogButtonBox(
             QtWidgets.QDialogButtonBox.StandardButton.Ok
             | QtWidgets.QDialogButtonBox.StandardButton.Cancel
@@ -51,7 +80,28 @@ class SubtractDialog(QtWidgets.QDialog):
         form.addRow(self.register)
         form.addRow(self.rotation)
         form.addRow("New entry", self.name)
+        form.addRow(self.problem)
         form.addRow(self.buttons)
+        self._check_pair()
+
+    @property
+    def ok_button(self) -> QtWidgets.QPushButton:
+        return self.buttons.button(QtWidgets.QDialogButtonBox.StandardButton.Ok)
+
+    def _check_pair(self) -> None:
+        """Say at once what the subtraction would refuse of the chosen pair (one entry as
+        both, two given the wrong way round); grids are compared when it runs."""
+        a = self.offered.get(self.in_field.currentText())
+        b = self.offered.get(self.remanent.currentText())
+        problem = "" if a and b else "The file holds no scans to subtract."
+        if a and b:
+            try:
+                require_two_scans(a, b)  # type: ignore[arg-type]  # uses name, applied_field
+            except InputError as exc:
+                problem = str(exc)
+        self.problem.setText(problem)
+        self.problem.setVisible(bool(problem))
+        self.ok_button.setEnabled(not problem)
 
     def choice(self) -> tuple[str, str, str, bool, bool]:
         """(in-field, remanent, new name, register, rotation)."""

@@ -106,3 +106,24 @@ def test_a_file_that_is_not_an_image_is_reported_and_nothing_written(browser,
     assert not browser.register_image(tmp_path / "bad.png")
     assert "cannot be read as an image" in browser.message.text()
     assert optical_entries(browser.path) == []
+
+
+def test_double_clicking_an_image_entry_shows_that_image(browser) -> None:
+    """An optical entry has no Bz: opening it shows the picture where it was registered."""
+    from smm_daq.analysis.optical import fit_affine
+
+    registration = fit_affine([[0, 0], [59, 0], [0, 39]], [[0, 0], [59 * UM, 0], [0, 39 * UM]])
+    first = np.full((40, 60, 3), 30, np.uint8)
+    second = np.full((40, 60, 3), 200, np.uint8)
+    assert browser.store_image(first, registration, "first", "first.png")
+    assert browser.store_image(second, registration, "second", "second.png")
+    row = next(r for r in range(browser.table.rowCount())
+               if browser.table.item(r, 0).text() == "first")
+    browser.table.cellDoubleClicked.emit(row, 0)
+    assert browser.message.text() == ""
+    assert "image of the sample" in browser.map_view.plot.titleLabel.text
+    for view in (browser.map_view, *browser.compare.views.values()):
+        assert view.underlay.isVisible()
+        np.testing.assert_array_equal(view.underlay.image, first)
+    shown = browser.map_view.view_box.viewRect()
+    assert shown.contains(QtCore.QPointF(0.0, 0.0)) and shown.contains(QtCore.QPointF(59, 39))

@@ -169,3 +169,56 @@ def test_what_the_rig_cannot_fly_lands_by_its_field_before_connecting(form, row,
     assert form.checked_plan() is None
     assert words in form.error_text(row)
     assert [k for k in form.errors if form.error_text(k)] == [row]
+
+
+def centre_um(profile, axis: int) -> float:
+    return float(profile.stage.travel[axis].mean()) / UM
+
+
+@pytest.mark.parametrize(
+    ("row", "set_bad", "words"),
+    [
+        ("nx", lambda f, p: (f.step_x.setValue(0.01), f.step_y.setValue(0.01),
+                             f.nx.setValue(10_000), f.ny.setValue(3_000)), "points"),
+        ("duration", lambda f, p: (f.nx.setValue(1000), f.ny.setValue(1000),
+                                   f.settle_tau.setValue(1000.0)), "estimated to take"),
+    ],
+)
+def test_grid_and_duration_messages_land_by_their_rows(form, profile, row, set_bad, words):
+    set_bad(form, profile)
+    assert form.checked_plan() is None
+    assert words in form.error_text(row)
+    assert [k for k in form.errors if form.error_text(k)] == [row]
+
+
+@pytest.mark.parametrize(
+    ("row", "set_bad", "words"),
+    [
+        ("x0", lambda f, p: f.x0.setValue(p.stage.travel[0, 1] / UM - 20 * 10.0),
+         "run-up"),
+        ("nx", lambda f, p: (f.step_x.setValue(1.0), f.nx.setValue(5000),
+                             f.x0.setValue(centre_um(p, 0) - 2500.0)), "lock-in buffer"),
+    ],
+)
+def test_fly_line_messages_land_by_their_rows(form, profile, row, set_bad, words):
+    form.mode.setCurrentText("fly")
+    set_bad(form, profile)
+    assert form.checked_plan() is None
+    assert words in form.error_text(row)
+    assert [k for k in form.errors if form.error_text(k)] == [row]
+
+
+def test_every_step_the_command_line_takes_can_be_entered(form):
+    """The command line takes any step (µm, as a float) down to the finest stage resolution
+    a profile may declare (RESOLUTION_NM); the form must not round it."""
+    from smm_daq.instruments.profile import RESOLUTION_NM
+
+    finest_um = RESOLUTION_NM[0] * 1e-3
+    for value_um in (2.0005, 0.0123456, 1.234567, finest_um):
+        form.step_x.setValue(value_um)
+        form.step_y.setValue(value_um)
+        plan = form.plan()
+        assert plan.step_x == pytest.approx(value_um * UM, rel=1e-12), value_um
+        assert plan.step_y == pytest.approx(value_um * UM, rel=1e-12), value_um
+    form.step_x.setValue(2.5)
+    assert form.step_x.text() == "2.5 µm"  # no row of trailing zeros

@@ -188,3 +188,44 @@ def test_a_file_that_cannot_be_opened_leaves_the_open_one_everywhere(window, ses
         assert window.scan.path == session_file
         assert window.windowTitle() == title
         assert window.session.table.rowCount() == 3
+
+
+
+def names_shown(table) -> list[str]:
+    return [table.item(r, 0).text() for r in range(table.rowCount())]
+
+
+def test_the_table_opens_in_the_files_order_and_still_sorts(qtbot, tmp_path):
+    path = tmp_path / "order.h5"
+    for name in ("zero", "alpha", "mid"):  # neither ascending nor descending by name
+        write_map_entry(path, a_map(name, 1 * UT), kind="scan")
+    b = SessionBrowser()
+    qtbot.addWidget(b)
+    assert b.open_file(path)
+    assert names_shown(b.table) == ["zero", "alpha", "mid"]  # as acquired
+    assert b.table.isSortingEnabled()
+    b.show()
+    header = b.table.horizontalHeader()
+    qtbot.mouseClick(header.viewport(), QtCore.Qt.MouseButton.LeftButton,
+                     pos=QtCore.QPoint(header.sectionViewportPosition(0) + 5, 5))
+    assert names_shown(b.table) in (["alpha", "mid", "zero"], ["zero", "mid", "alpha"])
+    b.table.sortByColumn(0, QtCore.Qt.SortOrder.AscendingOrder)
+    assert names_shown(b.table) == ["alpha", "mid", "zero"]
+    b.refresh()  # the user's choice of order stays
+    assert names_shown(b.table) == ["alpha", "mid", "zero"]
+
+
+def test_opening_a_file_reads_its_entries_once(qtbot, session_file, monkeypatch):
+    from gui import session_browser
+
+    calls: list[object] = []
+
+    def counted(path):
+        calls.append(path)
+        return list_entries(path)
+
+    monkeypatch.setattr(session_browser, "list_entries", counted)
+    b = SessionBrowser()
+    qtbot.addWidget(b)
+    assert b.open_file(session_file)
+    assert calls == [session_file]

@@ -47,8 +47,15 @@ def test_dialog_offers_the_likely_pair_and_a_free_name(browser, qtbot) -> None:
     assert unused_name("induced", {"induced", "induced_2"}) == "induced_3"
 
 
-def test_registered_subtraction_removes_the_shift_and_shows_the_result(browser) -> None:
-    assert browser.subtract("inf", "rem", "induced", register=True)
+def subtract(qtbot, browser: SessionBrowser, *args, **kwargs) -> bool:
+    """Run the window's subtraction (in its worker) to its end: whether it wrote the entry."""
+    with qtbot.waitSignal(browser.subtracted, timeout=60_000) as ended:
+        assert browser.subtract(*args, **kwargs)
+    return ended.args[0]
+
+
+def test_registered_subtraction_removes_the_shift_and_shows_the_result(browser, qtbot) -> None:
+    assert subtract(qtbot, browser, "inf", "rem", "induced", register=True)
     info = {e.name: e for e in list_entries(browser.path)}["induced"]
     assert info.kind == "induced" and info.sources == ("inf", "rem")
     assert browser.map_view.map.name == "induced"
@@ -58,18 +65,100 @@ def test_registered_subtraction_removes_the_shift_and_shows_the_result(browser) 
     assert "shifted by (3.0" in browser.map_view.plot.titleLabel.text
 
 
-def test_unregistered_subtraction_is_the_plain_difference(browser) -> None:
-    assert browser.subtract("inf", "rem", "plain", register=False)
+def test_unregistered_subtraction_is_the_plain_difference(browser, qtbot) -> None:
+    assert subtract(qtbot, browser, "inf", "rem", "plain", register=False)
     expected = read_map(browser.path, "inf").bz - read_map(browser.path, "rem").bz
     np.testing.assert_allclose(read_map(browser.path, "plain").bz, expected)
 
 
-def test_a_refused_subtraction_is_reported_and_writes_nothing(browser, tmp_path) -> None:
+def test_a_refused_subtraction_is_reported_and_writes_nothing(browser, qtbot) -> None:
     write_map_entry(browser.path, bump_map("small", (20, 20), 1 * UT, n=20), kind="scan")
     browser.refresh()
     names = [e.name for e in list_entries(browser.path)]
-    assert not browser.subtract("inf", "small", "bad")
+    assert not subtract(qtbot, browser, "inf", "small", "bad")
     assert browser.message.text()
     assert [e.name for e in list_entries(browser.path)] == names
-    assert not browser.subtract("inf", "rem", "rem")  # an existing entry is never replaced
+    assert not subtract(qtbot, browser, "inf", "rem", "rem")  # never replaces an entry
     assert "already exists" in browser.message.text()
+    assert browser.subtract_button.isEnabled()
+
+
+def test_the_subtraction_runs_off_the_gui_thread_and_a_failure_is_shown(browser, qtbot,
+                                                                        monkeypatch) -> None:
+    import threading
+
+    from smm_daq.analysis import induced_entry
+
+    ran_in: list[threading.Thread] = []
+
+    def broken(*_args, **_kwargs):
+        ran_in.append(threading.current_thread())
+        raise MemoryError("no room for the registration")
+
+    monkeypatch.setattr(induced_entry, "subtract_entries", broken)
+    assert not subtract(qtbot, browser, "inf", "rem", "induced")
+    assert ran_in and ran_in[0] is not threading.main_thread()
+    assert "no room for the registration" in browser.message.text()
+    assert browser.subtract_button.isEnabled() and not browser.subtracting
+
+
+def entry_layout(path, name: str) -> dict[str, tuple[str, set[str]]]:
+    """Every object of an entry: its type and its attributes' names."""
+    import h5py
+
+    found: dict[str, tuple[str, set[str]]] = {}
+    with h5py.File(path, "r") as f:
+        f[name].visititems(lambda key, obj: found.__setitem__(
+            key, (type(obj).__name__, set(obj.attrs))))
+        found["."] = ("Group", set(f[name].attrs))
+    return found
+
+
+@pytest.mark.parametrize("register", [True, False])
+def test_the_windows_entry_records_its_command_as_the_command_lines_does(
+        browser, qtbot, register, monkeypatch, capsys) -> None:
+    import shlex
+
+    import h5py
+
+    from smm_daq.cli.main import build_parser, main
+
+    argv = ["subtract", str(browser.path), "--in-field", "inf", "--remanent", "rem",
+            "--name", "by_cli", *([] if register else ["--no-register"])]
+    monkeypatch.setattr("sys.argv", ["smm-daq", *argv])
+    assert main(argv) == 0
+    assert subtract(qtbot, browser, "inf", "rem", "by_gui", register=register)
+    assert entry_layout(browser.path, "by_gui") == entry_layout(browser.path, "by_cli")
+    with h5py.File(browser.path, "r") as f:
+        parameters = f["by_gui/process/parameters"]
+        command = parameters["command"][()].decode()
+        assert bool(parameters["register"][()]) is register
+    assert command.startswith("smm-daq gui: subtract ")
+    again = build_parser().parse_args(shlex.split(command.removeprefix("smm-daq gui: ")))
+    assert (again.file, again.in_field, again.remanent, again.name) == (
+        str(browser.path), "inf", "rem", "by_gui")
+    assert again.no_register is not register and not again.rotation
+
+
+def test_the_dialog_offers_only_maps_a_subtraction_accepts(browser, qtbot) -> None:
+    """Not a model's Bz (χ, M, MMT) nor an image of the sample; a wrong pair is named at
+    once and cannot be accepted."""
+    from smm_daq.analysis.optical import fit_affine
+    from smm_daq.storage.optical_entry import write_optical_entry
+
+    for kind in ("susceptibility", "magnetization", "mmt"):
+        write_map_entry(browser.path, bump_map(kind, (48, 48), 1 * UT), kind=kind)
+    registration = fit_affine([[0, 0], [9, 0], [0, 9]], [[0, 0], [9 * UM, 0], [0, 9 * UM]])
+    write_optical_entry(browser.path, "photo", np.zeros((10, 10, 3), np.uint8), registration)
+    browser.refresh()
+    dialog = SubtractDialog(browser.entries)
+    qtbot.addWidget(dialog)
+    for box in (dialog.in_field, dialog.remanent):
+        assert [box.itemText(i) for i in range(box.count())] == ["rem", "inf"]
+    assert dialog.ok_button.isEnabled() and dialog.problem.isHidden()
+    dialog.remanent.setCurrentText("inf")
+    assert not dialog.ok_button.isEnabled()
+    assert "both 'inf'" in dialog.problem.text()
+    dialog.in_field.setCurrentText("rem")  # the zero-field scan given as the in-field one
+    assert not dialog.ok_button.isEnabled()
+    assert "other way round" in dialog.problem.text()

@@ -1,0 +1,94 @@
+"""Connecting the window's rig: Reconnect whenever nothing else drives the rig, and a window
+closed while it connects leaves the rig safe and its lock released."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from PyQt6 import QtCore
+from served_rig import ServedRig, served_to_pyvisa_py
+
+from gui.main_window import MainWindow
+from smm_daq.instruments import rig as rig_module
+from smm_daq.instruments.profile import load_profile
+from smm_daq.instruments.rig import rig_addresses
+from smm_daq.instruments.rig_lock import holders
+
+WAIT_MS = 60_000
+CURRENT_ATOL = 2e-3
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedRig]:
+    with served_to_pyvisa_py(tmp_path_factory.mktemp("served")) as rig:
+        yield rig
+
+
+@pytest.fixture
+def lab_window(served, qtbot, settings) -> Iterator[MainWindow]:
+    """The main window on the served rig as a real one (its instruments locked), shown, not
+    yet connected."""
+    w = MainWindow(load_profile(served.profile_path), settings, persist=False)
+    qtbot.addWidget(w)
+    w.show()
+    yield w
+    w.holder.close()
+
+
+def test_reconnect_is_usable_whenever_nothing_drives_the_rig(window, qtbot) -> None:
+    panel, holder = window.instruments, window.holder
+    assert panel.connect_button.text() == "Reconnect"
+    assert panel.connect_button.isEnabled()
+    holder.set_busy(True)  # a scan owns the rig
+    assert not panel.connect_button.isEnabled()
+    holder.set_busy(False)
+    assert panel.connect_button.isEnabled()
+    holder.set_recipe_running(True)
+    assert not panel.connect_button.isEnabled()
+    holder.set_recipe_running(False)
+    first = holder.rig
+    with qtbot.waitSignal(holder.opened, timeout=WAIT_MS):
+        qtbot.mouseClick(panel.connect_button, QtCore.Qt.MouseButton.LeftButton)
+        assert not panel.connect_button.isEnabled()  # while it connects
+        assert not panel.goto_button.isEnabled()
+    assert holder.rig is not None and holder.rig is not first
+    assert panel.connect_button.isEnabled() and panel.goto_button.isEnabled()
+
+
+def test_reconnect_hands_the_rig_and_its_lock_over_and_leaves_it_safe(lab_window, served,
+                                                                      qtbot) -> None:
+    panel, holder = lab_window.instruments, lab_window.holder
+    with qtbot.waitSignal(holder.opened, timeout=WAIT_MS):
+        panel.connect_rig()
+    holder.rig.coils.set_field(np.array([0.0, 10e-6, 0.0]))
+    with qtbot.waitSignal(holder.opened, timeout=WAIT_MS):
+        qtbot.mouseClick(panel.connect_button, QtCore.Qt.MouseButton.LeftButton)
+    assert panel.message.text() == ""
+    np.testing.assert_allclose(served.currents(), served.safe_currents(), atol=CURRENT_ATOL)
+    qtbot.waitUntil(lambda: "●" in panel.state_labels["coils"].text(), timeout=WAIT_MS)
+
+
+def test_closing_while_connecting_leaves_the_rig_safe_and_its_lock_free(
+        lab_window, served, qtbot, monkeypatch) -> None:
+    profile = lab_window.profile
+    entered, go = threading.Event(), threading.Event()
+    real_open = rig_module.open_rig
+
+    def held_open(*args, **kwargs):
+        entered.set()  # the connect is under way
+        assert go.wait(WAIT_MS / 1000)
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(rig_module, "open_rig", held_open)
+    lab_window.instruments.connect_rig()
+    assert entered.wait(WAIT_MS / 1000)
+    go.set()
+    assert lab_window.close()
+    assert holders(rig_addresses(profile)) == {}
+    np.testing.assert_allclose(served.currents(), served.safe_currents(), atol=CURRENT_ATOL)
+    qtbot.waitUntil(lambda: not lab_window.holder.connecting, timeout=WAIT_MS)
+    assert lab_window.holder.rig is None  # the late result is not taken up
+    assert holders(rig_addresses(profile)) == {}
