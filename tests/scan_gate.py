@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import Any
 
 WAIT_S = 60.0  # generous: the whole suite shares two cores
 
@@ -34,3 +35,15 @@ class Turnstile:
         """Hold the read of point `at_point` of a scan just started (its first read comes
         before the scan, then one a point)."""
         self.hold(at_point + 1)
+
+
+def gate_the_scan(window: Any, qtbot: Any, monkeypatch: Any) -> Turnstile:
+    """A Turnstile on the window's lock-in that only the scan reads: the Instruments tab's
+    poll (every 500 ms, also a lock-in read) is stopped and let finish first, as a poll read
+    could take the held number and leave the scan running on to its end."""
+    window.instruments.timer.stop()
+    qtbot.waitUntil(lambda: window.holder.background.pending == 0, timeout=int(WAIT_S * 1000))
+    lockin = window.holder.rig.lockin
+    gate = Turnstile(lockin.read_xy)
+    monkeypatch.setattr(lockin, "read_xy", gate)
+    return gate

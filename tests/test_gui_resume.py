@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from scan_gate import Turnstile
+from scan_gate import gate_the_scan
 
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.storage.h5file import open_read
@@ -33,8 +33,7 @@ def test_resume_finishes_an_aborted_scan_and_keeps_its_finished_lines(window, qt
     path = tmp_path / "session.h5"
     plan = ScanPlan.from_center("part", CENTRE, (9 * 20 * UM, 7 * 20 * UM), 20 * UM,
                                 settle_tau=1.0)
-    gate = Turnstile(window.holder.rig.lockin.read_xy)
-    monkeypatch.setattr(window.holder.rig.lockin, "read_xy", gate)
+    gate = gate_the_scan(window, qtbot, monkeypatch)
     gate.hold_scan(at_point=10 * 3 + 2)  # into the fourth of seven lines
     assert scan.start(plan)
     qtbot.waitUntil(gate.waiting.is_set, timeout=WAIT_MS)

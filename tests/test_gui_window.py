@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PyQt6 import QtCore, QtWidgets
-from scan_gate import Turnstile
+from scan_gate import gate_the_scan
 
 from gui.main_window import MainWindow
 from smm_daq.acquisition.plan import ScanPlan
@@ -43,9 +43,7 @@ def run_to_end(qtbot, w: MainWindow, plan: ScanPlan) -> None:
 def test_start_pause_resume_abort_from_the_window(window, qtbot, tmp_path, monkeypatch):
     scan, live = window.scan, window.scan.live
     path = tmp_path / "session.h5"
-    lockin = window.holder.rig.lockin
-    gate = Turnstile(lockin.read_xy)
-    monkeypatch.setattr(lockin, "read_xy", gate)
+    gate = gate_the_scan(window, qtbot, monkeypatch)
     gate.hold_scan(at_point=4)
     scan.form.set_plan(small_plan("first", n=12))
     qtbot.mouseClick(scan.start_button, QtCore.Qt.MouseButton.LeftButton)
@@ -197,8 +195,7 @@ def test_settings_persist_between_windows(qtbot, settings, tmp_path):
 def test_the_stage_stop_button_during_a_scan_aborts_the_scan(window, qtbot, tmp_path,
                                                              monkeypatch):
     scan, live = window.scan, window.scan.live
-    gate = Turnstile(window.holder.rig.lockin.read_xy)
-    monkeypatch.setattr(window.holder.rig.lockin, "read_xy", gate)
+    gate = gate_the_scan(window, qtbot, monkeypatch)
     gate.hold_scan(at_point=4)
     scan.form.set_plan(small_plan("stopped", n=12))
     qtbot.mouseClick(scan.start_button, QtCore.Qt.MouseButton.LeftButton)
