@@ -94,7 +94,9 @@ class SR830(SRSLockIn, BufferedLockIn):
     @classmethod
     def buffer_limits(cls) -> BufferLimits:
         return BufferLimits(points=BUFFER_POINTS, rates=SAMPLE_RATES,
-                            time_constants=cls.TIME_CONSTANTS, poles=2 * SLOPE_12_DB)
+                            time_constants=cls.TIME_CONSTANTS,
+                            max_rates=(SAMPLE_RATES[-1],) * len(cls.TIME_CONSTANTS),
+                            poles=2 * SLOPE_12_DB)
 
     def configure_buffer(self, rate: float) -> float:
         fits = [i for i, r in enumerate(SAMPLE_RATES) if r >= rate * (1 - 1e-9)]

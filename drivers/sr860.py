@@ -30,6 +30,7 @@ from smm_daq.instruments.profile import LockInSettings
 # CH1 output, CH2 output and input-range overload bits, in LIAS? and CUROVLDSTAT? alike.
 _OVERLOAD_BITS = (1 << 0) | (1 << 1) | (1 << 4)
 MAX_CAPTURE_RATE = 1.25e6  # Hz; the rates offered are this over 2^n, n = 0..20
+SAMPLES_PER_TIME_CONSTANT = 10.0  # the most a time constant allows (see capture_rate_max)
 CAPTURE_KB = 4096
 GET_KB = 64  # the most one CAPTUREGET? returns
 BYTES_PER_SAMPLE = 8  # X and Y, 4-byte floats
@@ -47,6 +48,17 @@ def parse_block(reply: str) -> bytes:
     if len(payload) != int(head):
         raise ProtocolError(f"block of {int(head)} bytes holds {len(payload)}")
     return payload.encode("latin-1")
+
+
+def capture_rate_max(time_constant: float) -> float:
+    """CAPTURERATEMAX? at `time_constant`: the manual says the filter's time constant limits
+    the capture rate, shorter ones allowing faster rates up to 1.25 MHz, in steps of 2, and
+    gives no formula; taken as at most about ten samples per time constant, which the
+    emulator answers too. The instrument's own answer is checked when a scan starts
+    (`configure_buffer`), so a firmware that allows less is refused before anything moves."""
+    wanted = SAMPLES_PER_TIME_CONSTANT / time_constant
+    n = max(0, math.ceil(math.log2(MAX_CAPTURE_RATE / wanted) - 1e-12))
+    return MAX_CAPTURE_RATE / 2**n
 
 
 class SR860(SRSLockIn, BufferedLockIn):
@@ -107,7 +119,9 @@ class SR860(SRSLockIn, BufferedLockIn):
     def buffer_limits(cls) -> BufferLimits:
         rates = tuple(MAX_CAPTURE_RATE / 2**n for n in range(20, -1, -1))
         return BufferLimits(points=CAPTURE_KB * 1024 // BYTES_PER_SAMPLE, rates=rates,
-                            time_constants=cls.TIME_CONSTANTS, poles=2 * SLOPE_12_DB)
+                            time_constants=cls.TIME_CONSTANTS,
+                            max_rates=tuple(map(capture_rate_max, cls.TIME_CONSTANTS)),
+                            poles=2 * SLOPE_12_DB)
 
     def configure_buffer(self, rate: float) -> float:
         self.link.write("CAPTURESTOP")

@@ -159,3 +159,47 @@ def test_resume_into_a_file_that_cannot_be_written_is_refused_before_connecting(
     monkeypatch.setattr(rig, "open_rig", never)
     assert main(["resume", str(path), "--entry", "s"]) == 2
     assert "which cannot be written (Permission denied)" in capsys.readouterr().err
+
+
+def _refusal(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    with pytest.raises(SystemExit) as caught:
+        main(argv)
+    assert caught.value.code == 2
+    (line,) = [ln for ln in capsys.readouterr().err.splitlines() if "error:" in ln]
+    return line
+
+
+def test_an_unrecognized_option_of_a_command_gets_the_same_hint(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The program's parser, not the command's, reports what is left over: argparse alone
+    names it with no hint."""
+    line = _refusal(["scan", "--center-um", "0,0", "--size-um", "1,1", "--step-um", "1",
+                     "--name", "a", "--out", str(tmp_path / "f.h5"), "--height_um", "100"],
+                    capsys)
+    assert line.endswith("unrecognized arguments: --height_um 100; unknown option "
+                         "--height_um (did you mean --height-um?)")
+    assert not (tmp_path / "f.h5").exists()
+
+
+def test_an_option_before_its_command_is_named_with_the_command_it_belongs_to(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    line = _refusal(["--profil", "x", "scan", "--out", "o.h5"], capsys)
+    assert "invalid choice: 'x'" in line
+    assert line.endswith("; unknown option --profil (did you mean --profile, after 'scan'?)")
+    assert "--out" not in line.split("; unknown option")[1]  # scan's own option
+    line = _refusal(["--profile", "p.toml", "scan", "--out", "o.h5"], capsys)
+    assert line.endswith("; unknown option --profile (it goes after 'scan')")
+
+
+def test_an_unknown_option_without_a_near_one_is_named_once(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    line = _refusal(["info", str(tmp_path / "s.h5"), "--frobnicate"], capsys)
+    assert line.endswith("error: unrecognized arguments: --frobnicate")
+
+
+def test_an_abbreviation_argparse_accepts_is_never_named_unknown(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    line = _refusal(["scan", "--prof", "p.toml", "--out", str(tmp_path / "f.h5")], capsys)
+    assert "required" in line and "unknown option" not in line
+    line = _refusal(["mmt", "invert", "--entyr", "x"], capsys)
+    assert line.endswith("; unknown option --entyr (did you mean --entry?)")

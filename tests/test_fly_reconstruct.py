@@ -26,6 +26,7 @@ from smm_daq.acquisition.fly.reconstruct import (
     sample_positions,
 )
 from smm_daq.acquisition.fly.settings import FlySettings, plan_line
+from smm_daq.errors import InputError
 from smm_daq.instruments.interfaces import BufferLimits
 
 UM = 1e-6
@@ -158,10 +159,26 @@ def test_a_fly_plan_keeps_the_filter_blur_under_a_third_of_a_pixel(poles) -> Non
     """So no flown line needs deconvolving: τ ≤ pixel time / 5, shorter with 3 or 4 poles."""
     taus = tuple(10.0 ** np.arange(-6, 2, 0.25))  # a fine ladder of time constants
     limits = BufferLimits(points=100_000, rates=(1e3, 2e3, 4e3, 8e3), time_constants=taus,
-                          poles=poles)
+                          max_rates=(8e3,) * len(taus), poles=poles)
     fly = FlySettings(pixel_time=0.01)
     line = plan_line(fly, STEP, NX, limits, velocity_limit=1.0)
     assert line.time_constant <= fly.pixel_time / 5
     assert blur_pixels(line.velocity, line.time_constant, poles, STEP) <= 0.3
     tightest = min(fly.pixel_time / 5, 0.3 * fly.pixel_time / np.sqrt(poles))
     assert line.time_constant > tightest / 10**0.25 * (1 - 1e-9)  # the longest that fits
+
+
+def test_a_fly_plan_shortens_its_time_constant_to_a_capture_ceiling_that_admits_its_rate(
+        ) -> None:
+    """A DSP lock-in samples its filter no faster than the time constant allows: the longest
+    τ whose ceiling admits the rate, never a rate beyond the ceiling."""
+    taus = (1e-4, 3e-4, 1e-3, 3e-3)
+    limits = BufferLimits(points=100_000, rates=(1e3, 2e3, 4e3, 8e3), time_constants=taus,
+                          max_rates=(1e5, 3e4, 1e4, 3e3), poles=2)
+    line = plan_line(FlySettings(pixel_time=0.02, oversample=80), STEP, NX, limits, 1.0)
+    assert (line.rate, line.time_constant) == (4e3, 1e-3)  # 3 ms allows only 3 kHz
+    starved = BufferLimits(points=100_000, rates=(1e3, 2e3, 4e3, 8e3), time_constants=taus,
+                           max_rates=(2e3,) * 4, poles=2)
+    with pytest.raises(InputError, match=r"needs 4000 samples/s; the lock-in captures at most "
+                                         r"2000 Hz at its shortest time constant 0\.0001 s"):
+        plan_line(FlySettings(pixel_time=0.02, oversample=80), STEP, NX, starved, 1.0)

@@ -443,3 +443,53 @@ def test_line_baselines_take_out_the_drift_between_lines(profile, tmp_path, base
         np.testing.assert_allclose(medians, 0.0, atol=1e-12)
     else:  # the drift is there, about a µT a line
         assert np.polyfit(np.arange(medians.size), medians, 1)[0] > 0.5e-6
+
+
+def _sr860_profile():
+    text = Path(PROFILE).read_text().replace('implementation = "sr830"',
+                                             'implementation = "sr860"')
+    return parse_profile(re.sub(r"reserve = .*\n", "", text), Path(PROFILE))
+
+
+def test_the_sr860_driver_states_the_capture_ceiling_its_emulator_answers():
+    """The plan is checked, before anything connects, against the ceiling the driver states
+    for each time constant: the one CAPTURERATEMAX? answers there."""
+    from drivers.sr860 import SR860
+    from simulators.sr860_emulator import SR860Emulator
+    from smm_daq.clock import VirtualClock
+
+    limits = SR860.buffer_limits()
+    emulator = SR860Emulator(VirtualClock(), None, rng=np.random.default_rng(0))
+    for i, (tau, ceiling) in enumerate(zip(limits.time_constants, limits.max_rates,
+                                           strict=True)):
+        emulator.handle(f"OFLT {i}")
+        assert ceiling == pytest.approx(float(emulator.handle("CAPTURERATEMAX?")), rel=1e-5), tau
+
+
+def test_a_fly_plan_takes_a_time_constant_whose_capture_ceiling_allows_its_rate(tmp_path):
+    """100 samples per 50 ms pixel: at the 10 ms τ the pixel time allows, the SR860 captures
+    at most 610 Hz; the scan ran into that only once started (a "failed" entry)."""
+    path = tmp_path / "f.h5"
+    plan = ScanPlan.from_center("f", CENTRE, (0.2e-3, 0.06e-3), 20e-6,
+                                fly=_fly(0.05, oversample=100))
+    with open_rig(_sr860_profile()) as rig:
+        seq = Sequencer(rig, path, plan)
+        assert seq.run() == "finished"
+        line = seq._fly
+        assert line.rate >= 100 / 0.05
+        assert line.rate <= float(rig.lockin.link.query("CAPTURERATEMAX?", float))
+
+
+def test_a_capture_rate_the_connected_lockin_refuses_is_found_before_the_entry(
+        tmp_path, monkeypatch):
+    """A lock-in whose ceiling is lower than its driver states (another firmware) refuses
+    the plan when the scan starts: nothing written, the field never set."""
+    from simulators.sr860_emulator import SR860Emulator
+
+    monkeypatch.setattr(SR860Emulator, "capture_rate_max", lambda self: 100.0)
+    path = tmp_path / "f.h5"
+    plan = ScanPlan.from_center("f", CENTRE, (0.2e-3, 0.06e-3), 20e-6, fly=_fly(0.05))
+    with (open_rig(_sr860_profile()) as rig,
+          pytest.raises(InputError, match=r"capture rate .* at most 100 Hz at this time constant")):
+        Sequencer(rig, path, plan).run()
+    assert not path.exists() or "f" not in [e.name for e in list_entries(path)]

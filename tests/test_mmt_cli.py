@@ -95,3 +95,24 @@ def test_invert_shows_its_progress_on_stderr(tmp_path, capsys, model):
     shown = [line for line in lines if line.startswith("Green's matrix and QR:")]
     assert [line[23:29] for line in shown] == [" 75.1%", "100.0%"]
     assert "8181/8181 sensors" in shown[-1]
+
+
+@pytest.mark.parametrize("model", [[], ["--model", "dipole"]], ids=["cuboid", "dipole"])
+def test_a_result_entry_is_never_inverted(tmp_path, capsys, model):
+    """Its Bz is the fit's residual, a model's and not a measurement: refused as `subtract`
+    refuses it, with nothing written."""
+    h5, grains = tmp_path / "s.h5", tmp_path / "g.csv"
+    assert main(["mmt", "synth", "--out", str(h5), "--name", "scan", "--grains-out",
+                 str(grains), "--truth-out", str(tmp_path / "t.csv"), "--size-um", "30,30",
+                 "--thickness-um", "15", "--density-per-mm3", "4e5", "--height-um", "2",
+                 "--step-um", "1", "--noise-nT", "10", "--seed", "3"]) == 0
+    assert main(["mmt", "invert", str(h5), "--entry", "scan", "--grains", str(grains),
+                 "--out", str(tmp_path / "r.csv")]) == 0
+    capsys.readouterr()
+    before = h5.read_bytes()
+    out = tmp_path / "again.csv"
+    assert main(["mmt", "invert", str(h5), "--entry", "scan_mmt", "--grains", str(grains),
+                 "--out", str(out), *model]) == 2
+    assert ("entry 'scan_mmt' is a mmt result: its Bz is a model's, not a measurement; "
+            "expected a scanned or imported map") in capsys.readouterr().err
+    assert h5.read_bytes() == before and not out.exists()

@@ -193,6 +193,35 @@ def test_dragonfly_decimal_commas(tmp_path):
     assert np.array_equal(got.volume, want.volume)
 
 
+def test_dragonfly_decimal_commas_read_where_the_file_has_no_decimal_point(tmp_path):
+    """A ';'-separated export comes from a decimal-comma locale: '1,234' is 1.234 there."""
+    p = tmp_path / "cc.csv"
+    p.write_bytes((DRAGONFLY_HEAD + "1;412;3,4E-08;1,234;0,0012;0,152;\r\n"
+                   "2;57;4,7E-09;0,03;2;0,1555;\r\n").encode("latin-1"))
+    g = dragonfly.read_dragonfly(p)
+    np.testing.assert_allclose(g.positions[:, :2] / UM, [[1234.0, 1.2], [30.0, 2000.0]])
+
+
+@pytest.mark.parametrize(("rows", "cell", "where", "other"), [
+    # a thousands separator among decimal points: 1,234 mm would be read as 1.234 mm
+    ("1;412;3.4E-08;1,234;0.017;0.152;\r\n2;57;4.7E-09;0.03;0.008;0.1555;\r\n",
+     "'Center Of Mass X (mm)' is '1,234'", "line 2, column 15", "'3.4E-08' on line 2"),
+    ("1;1,234;3.4E-08;0.015;0.017;0.152;\r\n", "'Voxel count' is '1,234'",
+     "line 2, column 3", "'3.4E-08' on line 2"),
+    # a decimal point among decimal commas
+    ("1;412;3,4E-08;0,015;0,017;0,152;\r\n2;57;4,7E-09;0.03;0,008;0,1555;\r\n",
+     "'Center Of Mass X (mm)' is '0.03'", "line 3, column 14", "'3,4E-08' on line 2"),
+])
+def test_dragonfly_mixed_decimal_marks_refused_by_cell(tmp_path, rows, cell, where, other):
+    p = tmp_path / "cc.csv"
+    p.write_bytes((DRAGONFLY_HEAD + rows).encode("latin-1"))
+    with pytest.raises(InputError) as caught:
+        dragonfly.read_dragonfly(p)
+    message = str(caught.value)
+    assert f"cc.csv, {where}: {cell}" in message
+    assert other in message and "expected one decimal mark" in message
+
+
 def test_dragonfly_centroid_above_the_given_top_refused():
     path = DATA / "dragonfly_components.csv"
     opt = dragonfly.DragonflyOptions(z_top_mm=0.16)

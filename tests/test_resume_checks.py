@@ -92,3 +92,81 @@ def _stored_plan(path: Path):
 
     with h5py.File(path, "r") as f:
         return ScanPlan.from_text(f["s1/plan"].asstr()[()])
+
+
+def _profile_with_time_constant(repo: Path, tmp_path: Path, tau: str) -> Path:
+    text = (repo / "configs" / "simulator.toml").read_text()
+    assert "time_constant_s = 0.03\n" in text
+    profile = tmp_path / "other.toml"
+    profile.write_text(text.replace("time_constant_s = 0.03\n", f"time_constant_s = {tau}\n"))
+    return profile
+
+
+def test_a_step_scan_is_not_resumed_with_another_time_constant(
+        interrupted: Path, no_rig: None, repo: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Its settle and dwell count in τ, and τ sets each point's noise and lag: the rest of the
+    map would differ from its first line."""
+    profile = _profile_with_time_constant(repo, tmp_path, "0.1")
+    before = interrupted.read_bytes()
+    assert main(["resume", str(interrupted), "--entry", "s1", "--profile", str(profile)]) == 2
+    err = capsys.readouterr().err
+    assert ("entry 's1': was taken with lock-in time constant 0.03 s, and the rest of it would "
+            "be taken with 0.1 s; expected the same τ") in err
+    assert interrupted.read_bytes() == before
+
+
+def test_the_sequencer_refuses_another_time_constant_too(
+        interrupted: Path, repo: Path, tmp_path: Path) -> None:
+    """The window resumes through the sequencer, not the command."""
+    from smm_daq.errors import InputError
+    from smm_daq.instruments.profile import load_profile
+
+    profile = load_profile(_profile_with_time_constant(repo, tmp_path, "0.1"))
+    session = Session.open(interrupted, profile)
+    try:
+        with pytest.raises(InputError, match=r"time constant 0\.03 s, and the rest of it"):
+            session.resume("s1")
+    finally:
+        session.close()
+    with h5py.File(interrupted, "r") as f:
+        assert f["s1/status"].asstr()[()] == "aborted"
+
+
+def test_a_step_scan_resumes_with_another_profile_of_the_same_time_constant(
+        interrupted: Path, repo: Path, tmp_path: Path) -> None:
+    profile = _profile_with_time_constant(repo, tmp_path, "3e-2")
+    assert main(["resume", str(interrupted), "--entry", "s1", "--profile", str(profile)]) == 0
+
+
+def test_a_fly_scan_is_not_resumed_with_another_time_constant(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A flown line's τ follows from its plan and the lock-in's limits; where those now give
+    another τ than its first lines had (a newer smm-daq choosing otherwise), it is refused
+    before the rig is opened."""
+    import json
+
+    path = tmp_path / "f.h5"
+    assert main(["scan", "--center-um", "12500,12500", "--size-um", "200,60", "--step-um",
+                 "20", "--name", "s1", "--fly", "--pixel-time-s", "0.05",
+                 "--out", str(path)]) == 0
+    with h5py.File(path, "a") as f:
+        f["s1/status"][()] = "aborted"
+        f["s1/data/line_done"][1:] = False
+        settings = json.loads(f["s1/fly_streams/settings"][()])
+        tau = settings["time_constant_s"]
+        settings["time_constant_s"] = tau * 3
+        f["s1/fly_streams/settings"][()] = json.dumps(settings)
+    capsys.readouterr()
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the rig was opened")
+
+    monkeypatch.setattr(session_module.Session, "open", classmethod(refuse))
+    before = path.read_bytes()
+    assert main(["resume", str(path), "--entry", "s1"]) == 2
+    err = capsys.readouterr().err
+    assert (f"was taken with lock-in time constant {tau * 3:g} s, and the rest of it would be "
+            f"taken with {tau:g} s; expected the lock-in and fly settings") in err
+    assert path.read_bytes() == before

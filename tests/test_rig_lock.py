@@ -168,8 +168,26 @@ def test_a_refused_lock_keeps_none_of_the_addresses_and_a_released_one_no_record
     ("TCPIP::192.168.1.5::5025::SOCKET", "tcpip0::192.168.1.5::5025::socket"),
     ("ASRL/dev/ttyUSB0::INSTR", "serial:/dev/ttyUSB0"),
     ("serial:COM3", "ASRL3::INSTR"),
+    ("GPIB0::8::INSTR", "gpib0::8::instr"),
+    ("asrl::instr", "ASRL0::INSTR"),
+    # loopback: one machine, whatever name or address reaches it
+    ("TCPIP::localhost::5025::SOCKET", "TCPIP0::127.0.0.1::5025::SOCKET"),
+    ("TCPIP::LocalHost::5025::SOCKET", "TCPIP0::[::1]::5025::SOCKET"),
+    ("TCPIP0::127.0.0.1::5025::SOCKET", "TCPIP::[::ffff:127.0.0.1]::5025::SOCKET"),
+    # a VXI-11 device is inst0 unless named
+    ("TCPIP0::localhost::inst0::INSTR", "tcpip::127.0.0.1::INSTR"),
+    ("TCPIP::[fe80::1]::INSTR", "TCPIP0::[FE80:0:0:0:0:0:0:1]::inst0::INSTR"),
 ])  # fmt: skip
-def test_other_spellings_of_an_address_are_the_same_instrument(held: str, asked: str) -> None:
+def test_other_spellings_of_an_address_are_the_same_instrument(
+        held: str, asked: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    def no_lookup(*_: object, **__: object) -> None:
+        raise AssertionError("a name was looked up")
+
+    for name in ("getaddrinfo", "gethostbyname", "gethostbyname_ex", "gethostbyaddr",
+                 "getfqdn"):
+        monkeypatch.setattr(socket, name, no_lookup)
     assert address_key(held) == address_key(asked)
     first = RigLock.acquire([held])
     try:
@@ -177,6 +195,17 @@ def test_other_spellings_of_an_address_are_the_same_instrument(held: str, asked:
             RigLock.acquire([asked])
     finally:
         first.release()
+
+
+@pytest.mark.parametrize(("one", "other"), [
+    ("TCPIP::localhost::5025::SOCKET", "TCPIP::localhost::5026::SOCKET"),
+    ("TCPIP::localhost::5025::SOCKET", "TCPIP::192.168.1.5::5025::SOCKET"),
+    ("TCPIP::localhost::inst0::INSTR", "TCPIP::localhost::inst1::INSTR"),
+    ("TCPIP::localhost::hislip0::INSTR", "TCPIP::localhost::INSTR"),
+    ("GPIB0::8::INSTR", "GPIB1::8::INSTR"),
+])  # fmt: skip
+def test_other_instruments_are_not_the_same(one: str, other: str) -> None:
+    assert address_key(one) != address_key(other)
 
 
 @pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")

@@ -5,19 +5,27 @@ and its fingerprint, status, the data arrays), its plan parses, every array has 
 shape (line_done one flag per grid line, Bz and the raw readings one value per point, x and y
 the plan's grid), and it is not finished. Anything else is one `InputError` naming the file,
 the entry and the part, so a damaged entry never reaches the rig nor ends in a traceback.
+
+The rest of a scan is taken with the lock-in time constant of its first lines
+(`check_same_time_constant`): a step scan's settle and dwell count in it, and it sets each
+point's noise and filter lag; a flown line's τ sets its lag and blur.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from smm_daq.acquisition.fly.checks import check_fly_plan, profile_fly_limits
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.errors import InputError
+from smm_daq.instruments.profile import Profile
 from smm_daq.storage.h5file import open_read, text
 
 TEXTS = ("plan", "profile", "profile_fingerprint", "recipe", "status")
@@ -33,6 +41,7 @@ class ResumableEntry:
     profile_text: str
     profile_path: str
     recipe: str
+    time_constant: float  # s, the lock-in τ its lines were taken with
 
     @property
     def lines_left(self) -> int:
@@ -89,6 +98,7 @@ def load_resumable(path: str | Path, name: str) -> ResumableEntry:
             if not np.allclose(stored, grid, rtol=0.0, atol=1e-9):
                 raise InputError(f"'data/{axis}' is not the grid of its plan: the entry cannot "
                                  "be resumed (start a new scan)", source=where)
+        tau = _time_constant(g, plan, values["profile"], where)
         status = values["status"]
         if status == "finished":
             raise InputError(f"entry '{name}' is finished already; nothing to resume",
@@ -101,4 +111,45 @@ def load_resumable(path: str | Path, name: str) -> ResumableEntry:
             profile_text=values["profile"],
             profile_path=text(g["profile"].attrs.get("path", "")),
             recipe=values["recipe"],
+            time_constant=tau,
         )
+
+
+def _time_constant(g: h5py.Group, plan: ScanPlan, profile_text: str, where: str) -> float:
+    """The τ the entry's lines were taken with: a flown scan's from its fly settings, a step
+    scan's that of the profile it started with (the sequencer sets the lock-in to it)."""
+    try:
+        if plan.fly is not None:
+            tau = json.loads(text(g["fly_streams/settings"]))["time_constant_s"]
+        else:
+            tau = tomllib.loads(profile_text)["lockin"]["time_constant_s"]
+    except (KeyError, TypeError, ValueError):  # (JSON and TOML errors are ValueErrors)
+        tau = None
+    if isinstance(tau, bool) or not isinstance(tau, int | float) or not tau > 0:
+        part = "'fly_streams/settings'" if plan.fly is not None else "'profile'"
+        raise InputError(f"its {part} gives no lock-in time constant; the entry is damaged and "
+                         "cannot be resumed (start a new scan)", source=where)
+    return float(tau)
+
+
+def time_constant_for(plan: ScanPlan, profile: Profile) -> float:
+    """The τ `profile` would take the rest of `plan` with, known before connecting."""
+    if plan.fly is None:
+        return profile.lockin.time_constant
+    return check_fly_plan(plan, profile, profile_fly_limits(profile)).time_constant
+
+
+def check_same_time_constant(entry: ResumableEntry, tau: float, where: str) -> None:
+    """InputError unless the rest of the scan, taken with lock-in time constant `tau`, matches
+    its first lines: a map whose lines differ in τ differs line by line in noise, lag and
+    blur, and no later step can tell."""
+    if math.isclose(tau, entry.time_constant, rel_tol=1e-6):
+        return
+    if entry.plan.fly is not None:
+        how = ("expected the lock-in and fly settings the scan started with (start a new "
+               "scan)")
+    else:
+        how = (f"expected the same τ: give --profile with [lockin] time_constant_s = "
+               f"{entry.time_constant:g}, or leave --profile out to use the stored profile")
+    raise InputError(f"was taken with lock-in time constant {entry.time_constant:g} s, and the "
+                     f"rest of it would be taken with {tau:g} s; {how}", source=where)

@@ -36,7 +36,7 @@ import numpy as np
 from smm_daq.acquisition.events import ScanEvent
 from smm_daq.acquisition.fly.scan import FlyScan
 from smm_daq.acquisition.plan import ScanPlan
-from smm_daq.acquisition.resumable import load_resumable
+from smm_daq.acquisition.resumable import check_same_time_constant, load_resumable
 from smm_daq.errors import (
     InputError,
     InstrumentError,
@@ -241,6 +241,9 @@ class Sequencer(FlyScan):
         if diff is not None:
             raise InputError(f"the plan does not match the stored plan: {diff}", source=where)
         check_same_profile(record.fingerprint, self.rig.profile, where)
+        tau = (self.rig.profile.lockin.time_constant if self._fly is None
+               else self._fly.time_constant)
+        check_same_time_constant(record, tau, where)
 
     # -- the worker -------------------------------------------------------------------------
 

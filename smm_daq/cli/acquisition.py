@@ -286,7 +286,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from smm_daq.acquisition.resumable import load_resumable
+    from smm_daq.acquisition.resumable import (
+        check_same_time_constant,
+        load_resumable,
+        time_constant_for,
+    )
     from smm_daq.storage.scan_entry import check_same_profile
 
     time_scale_option(args.time_scale)
@@ -297,8 +301,10 @@ def cmd_resume(args: argparse.Namespace) -> int:
     else:  # the profile the scan was started with, as stored in the entry
         stored = Path(entry.profile_path or "stored-profile.toml")
         profile = parse_profile(entry.profile_text, stored)
-    check_same_profile(entry.fingerprint, profile, f"{args.file}, entry '{args.entry}'")
+    where = f"{args.file}, entry '{args.entry}'"
+    check_same_profile(entry.fingerprint, profile, where)
     entry.plan.validate(profile)
+    check_same_time_constant(entry, time_constant_for(entry.plan, profile), where)
     print(f"resuming '{args.entry}': {entry.lines_left} of {entry.line_done.size} lines to "
           f"measure", file=sys.stderr)
     session = _open_session(args.file, profile, args.time_scale)

@@ -16,7 +16,6 @@ message, a line each.
 from __future__ import annotations
 
 import argparse
-import difflib
 import gc
 import os
 import re
@@ -26,6 +25,7 @@ from importlib.metadata import entry_points
 from typing import NoReturn
 
 from smm_daq import PROGRAM_NAME, __version__, interrupts
+from smm_daq.cli.option_hints import unknown_options
 from smm_daq.errors import InputError, SmmError
 
 # OpenBLAS's worker threads spin for 2^28 cycles (about 0.1 s) after each call before they
@@ -55,27 +55,38 @@ class _Parser(argparse.ArgumentParser):
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self._negative_number_matcher = _NEGATIVE_NUMBERS
+        self._root: _Parser = self  # the program's parser, which holds the words given
         self._given: list[str] = []
 
     def parse_known_args(self, args: Sequence[str] | None = None,
                          namespace: argparse.Namespace | None = None
                          ) -> tuple[argparse.Namespace, list[str]]:
-        self._given = list(sys.argv[1:] if args is None else args)
+        if self._root is self:
+            self._given = list(sys.argv[1:] if args is None else args)
+            self._adopt(self)
         return super().parse_known_args(args, namespace)
 
+    def _adopt(self, root: _Parser) -> None:
+        """Point every command's parser at `root`, so each names unknown options alike."""
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for parser in action.choices.values():
+                    if isinstance(parser, _Parser):
+                        parser._root = root
+                        parser._adopt(root)
+
     def error(self, message: str) -> NoReturn:
-        """argparse names a required option missing before an unknown one given: an option
-        typed with '_' for '-' (--step_um) then reads as missing. Name the unknown ones, with
-        the option each most likely meant."""
-        known = list(self._option_string_actions)
-        given = [a.split("=", 1)[0] for a in self._given if a.startswith("--")]
-        # (an abbreviation argparse accepts is the start of a known option)
-        unknown = [a for a in given if not any(k.startswith(a) for k in known)]
-        if unknown and "unrecognized arguments" not in message:
-            hints = []
-            for option in unknown:
-                near = difflib.get_close_matches(option.replace("_", "-"), known, n=1)
-                hints.append(f"{option} (did you mean {near[0]}?)" if near else option)
+        """argparse names a required option missing before an unknown one given (an option
+        typed with '_' for '-', --step_um, then reads as missing), or the word after an
+        unknown option as an invalid command. Name the unknown ones, with the option each
+        most likely meant, whichever parser reports."""
+        named = set()
+        if message.startswith("unrecognized arguments: "):
+            named = {w.split("=", 1)[0] for w in message.split(": ", 1)[1].split()}
+        hints = [f"{option} ({hint})" if hint else option
+                 for option, hint in unknown_options(self._root, self._root._given)
+                 if hint or option not in named]
+        if hints:
             message += "; unknown option " + ", ".join(hints)
         super().error(message)
 

@@ -82,9 +82,9 @@ def _invert(args: argparse.Namespace) -> int:
     from smm_daq.analysis.mmt.result_file import write_result_csv, write_result_entry
     from smm_daq.analysis.mmt.solver.device import resolve
     from smm_daq.analysis.mmt.solver.inversion import invert_map
+    from smm_daq.analysis.subtract_inputs import read_source
     from smm_daq.cli.inversion_progress import InversionProgress
-    from smm_daq.storage.checks import usable_map
-    from smm_daq.storage.nexus import check_new_entry, read_map, read_sensor_thickness
+    from smm_daq.storage.nexus import check_new_entry, read_sensor_thickness
 
     masks = [("--mask", m) for m in args.mask or () if m != NO_MASK]
     outputs_apart((("--out", args.out), ("--library-out", args.library_out)),
@@ -95,8 +95,7 @@ def _invert(args: argparse.Namespace) -> int:
         return invert_models(args)
     device = resolve(args.device)  # a GPU asked for and not usable: refused, saying why
     entry = args.entry[0]
-    data = read_map(args.file, entry)
-    usable_map(data, f"{args.file}, entry '{entry}'")
+    data = read_source(args.file, entry)  # a measured map: never a model's nor a residual
     thickness = read_sensor_thickness(args.file, entry)
     if thickness > 0 and args.sensor_thickness_um is None:
         raise InputError(f"entry '{entry}' of {args.file} was measured by a sensor "

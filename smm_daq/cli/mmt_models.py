@@ -112,9 +112,10 @@ def invert_models(args: argparse.Namespace) -> int:
     from smm_daq.analysis.mmt.result_file import write_result_csv, write_result_entry
     from smm_daq.analysis.mmt.solver.device import resolve
     from smm_daq.analysis.mmt.solver.joint import Scan, invert_scans
+    from smm_daq.analysis.subtract_inputs import read_source
     from smm_daq.cli.inversion_progress import InversionProgress
     from smm_daq.cli.mmt import _sensor_size, _warnings_to_stderr
-    from smm_daq.storage.nexus import check_new_entry, read_map, read_sensor_thickness
+    from smm_daq.storage.nexus import check_new_entry, read_sensor_thickness
 
     entries = list(args.entry)
     if len(set(entries)) != len(entries):
@@ -129,7 +130,7 @@ def invert_models(args: argparse.Namespace) -> int:
                    if args.library_out else None)
     if not (args.damping >= 0 and math.isfinite(args.damping)):
         raise InputError(f"--damping is {args.damping!r}; expected a number >= 0")
-    maps = [read_map(args.file, e) for e in entries]
+    maps = [read_source(args.file, e) for e in entries]  # measured maps, no model's
     heights = _per_entry("--height-um", args.height_um, len(entries))
     sigmas = _per_entry("--sigma-nT", args.sigma_nT, len(entries))
     masks = list(args.mask or [])

@@ -179,12 +179,21 @@ class Magnetometer(Instrument):
 @dataclass(frozen=True)
 class BufferLimits:
     """What a lock-in's data buffer can do: its length (samples per channel), the sample
-    rates it offers (Hz, ascending), its time constants (s, ascending) and filter poles."""
+    rates it offers (Hz, ascending), its time constants (s, ascending), the highest rate it
+    offers at each of those time constants (Hz: a DSP lock-in samples its filter's output no
+    faster than the filter allows) and its filter poles."""
 
     points: int
     rates: tuple[float, ...]
     time_constants: tuple[float, ...]
+    max_rates: tuple[float, ...]
     poles: int
+
+    def max_rate(self, time_constant: float) -> float:
+        """The highest rate at `time_constant`, one of `time_constants`."""
+        i = min(range(len(self.time_constants)),
+                key=lambda k: abs(self.time_constants[k] - time_constant))
+        return self.max_rates[i]
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import getpass
 import hashlib
+import ipaddress
 import json
 import os
 import re
@@ -42,8 +43,13 @@ FILE_MODE = 0o666
 RECORD_MODE = 0o644
 MAX_COMMAND = 200  # characters of the holder's command line kept in its record
 
-_VISA_BOARD = re.compile(r"^(GPIB|TCPIP|USB|VXI|PXI)(?=::)")  # board 0 may be left out
+_VISA_BOARD = re.compile(r"^(GPIB|TCPIP|USB|VXI|PXI|ASRL)(?=::)")  # board 0 may be left out
 _SERIAL_COM = re.compile(r"^ASRLCOM(\d+)$")
+# TCPIP board, host (an IPv6 address in brackets) and the rest (device name, port, class)
+_TCPIP = re.compile(r"^(TCPIP\d+)::(\[[^\]]*\]|[^:]+)(.*)$")
+_LOOPBACK = "LOCALHOST"
+_LOOPBACK_NAMES = {"LOCALHOST", "LOCALHOST.LOCALDOMAIN", "LOCALHOST6", "IP6-LOCALHOST",
+                   "IP6-LOOPBACK"}
 
 
 class RigInUse(InputError):
@@ -68,13 +74,37 @@ class Holder:
 
 
 def address_key(address: str) -> str:
-    """One spelling per instrument: VISA resource names ignore case, leave out board 0 and
-    the default class '::INSTR' at will; pyserial's "serial:PORT" is VISA's ASRL port."""
+    """One spelling per instrument: VISA resource names ignore case, leave out board 0, the
+    default class '::INSTR' and a VXI-11 device's default name 'inst0' at will; pyserial's
+    "serial:PORT" is VISA's ASRL port; a TCP/IP host is `_host`'s spelling."""
     key = address.strip().upper()
     if key.startswith("SERIAL:"):
         key = "ASRL" + key.removeprefix("SERIAL:")
     key = _VISA_BOARD.sub(r"\g<1>0", key).removesuffix("::INSTR")
+    tcpip = _TCPIP.match(key)
+    if tcpip:
+        board, host, rest = tcpip.groups()
+        key = f"{board}::{_host(host)}{rest or '::INST0'}"
     return _SERIAL_COM.sub(r"ASRL\1", key)
+
+
+def _host(host: str) -> str:
+    """One spelling per host, without asking DNS (no network, no wait): every loopback name
+    or address (localhost, 127.x.x.x, ::1, 0.0.0.0) is this machine, _LOOPBACK; an IP
+    address is written canonically (::1 for 0:0:0:0:0:0:0:1). Another name of a remote host
+    stays another spelling: only its name server could say they are one."""
+    bare = host.removeprefix("[").removesuffix("]")
+    if bare in _LOOPBACK_NAMES:
+        return _LOOPBACK
+    try:
+        ip = ipaddress.ip_address(bare)
+    except ValueError:
+        return host
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.is_loopback or ip.is_unspecified:
+        return _LOOPBACK
+    return f"[{ip}]".upper() if ip.version == 6 else str(ip)
 
 
 def lock_directory() -> Path:

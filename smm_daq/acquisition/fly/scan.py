@@ -36,7 +36,7 @@ from smm_daq.acquisition.fly.reconstruct import (
     sample_positions,
 )
 from smm_daq.acquisition.fly.settings import FlyLine
-from smm_daq.errors import InputError, InstrumentTimeout
+from smm_daq.errors import InputError, InstrumentTimeout, RangeError
 
 REFINE_LINES = 8  # the most recent lines the lag is refined over
 ADOPT_BELOW = 0.9  # a refined lag is kept when its mismatch is below this × the model's
@@ -56,14 +56,27 @@ class FlyScan:
 
     def _check_fly(self) -> FlyLine:
         """The fly line: the plan's checks (`check_fly_plan`, also run before connecting) on
-        the connected instruments' own limits, then what only a connected controller can
-        tell; InputError naming the limit (before anything moves)."""
+        the connected instruments' own limits, then what only they can tell: the stage
+        controller's (`check_controller`), and the lock-in set to the line's time constant
+        and buffer rate, which it may refuse (a capture ceiling lower than its driver
+        states). InputError naming the limit, before the entry is written or the field
+        set."""
         rig, plan = self.rig, self.plan
         require_fly_kinds(type(rig.lockin), type(rig.stage))
         line = check_fly_plan(plan, rig.profile,
                               FlyLimits(self._call(rig.lockin.buffer_limits),
                                         self._call(rig.stage.velocity_limit)))
         self._call(check_controller, plan, rig.stage)  # unknown before connecting
+        self._call(rig.lockin.set_time_constant, line.time_constant)
+        tau = self._call(rig.lockin.time_constant)
+        if not math.isclose(tau, line.time_constant, rel_tol=1e-6):
+            raise InputError(f"the lock-in took time constant {tau:g} s for "
+                             f"{line.time_constant:g} s")
+        try:
+            self._call(rig.lockin.configure_buffer, line.rate)
+        except RangeError as exc:
+            raise InputError(f"fly plan: {exc}; expected a rate the lock-in captures at (a "
+                             "longer pixel time or fewer samples per pixel)") from None
         self._fly = line
         return line
 
@@ -78,15 +91,8 @@ class FlyScan:
         return line.samples + 16, recorded, json.dumps(settings, sort_keys=True)
 
     def _execute_fly(self, todo: list[int]) -> None:
-        rig, _plan = self.rig, self.plan
         line = self._fly
         assert line is not None
-        self._call(rig.lockin.set_time_constant, line.time_constant)
-        tau = self._call(rig.lockin.time_constant)
-        if not math.isclose(tau, line.time_constant, rel_tol=1e-6):
-            raise InputError(f"the lock-in took time constant {tau:g} s for "
-                             f"{line.time_constant:g} s")
-        self._call(rig.lockin.configure_buffer, line.rate)
         history: list[LineStreams] = []
         lag = line.lag
         for iy in todo:

@@ -85,7 +85,6 @@ def plan_line(fly: FlySettings, step_x: float, nx: int, limits: BufferLimits,
             f"{wanted_tau:g} s (pixel time / {TAU_FRACTION:g}, and a blur of at most "
             f"{MAX_BLUR_PX:g} pixel with {limits.poles} filter poles); the lock-in's shortest "
             f"is {limits.time_constants[0]:g} s")
-    tau = max(taus)
     wanted_rate = fly.oversample / fly.pixel_time
     rates = [r for r in limits.rates if r >= wanted_rate * (1 - 1e-9)]
     if not rates:
@@ -94,6 +93,15 @@ def plan_line(fly: FlySettings, step_x: float, nx: int, limits: BufferLimits,
             f"{wanted_rate:g} samples/s; the lock-in buffer's highest rate is "
             f"{limits.rates[-1]:g} Hz (a longer pixel time or fewer samples per pixel)")
     rate = min(rates)
+    # the longest τ allowed whose capture ceiling admits the rate (a shorter τ allows more)
+    fitting = [t for t in taus if limits.max_rate(t) >= rate * (1 - 1e-9)]
+    if not fitting:
+        raise InputError(
+            f"fly oversample {fly.oversample} at pixel_time_s {fly.pixel_time:g} s needs "
+            f"{wanted_rate:g} samples/s; the lock-in captures at most "
+            f"{limits.max_rate(taus[0]):g} Hz at its shortest time constant "
+            f"{taus[0]:g} s (a longer pixel time or fewer samples per pixel)")
+    tau = max(fitting)
     velocity = step_x / fly.pixel_time
     if velocity > velocity_limit * (1 + 1e-9):
         raise InputError(

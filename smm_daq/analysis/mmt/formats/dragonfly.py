@@ -3,8 +3,10 @@ line naming the columns, lengths in mm. The columns used are ``Label Index``, ``
 ``Volume (mm³)`` and ``Center Of Mass X/Y/Z (mm)``; others (surface area, aspect ratios, ...)
 are ignored, in any order, and a trailing ``;`` is allowed. The text is read as UTF-8 (with or
 without a byte-order mark) when it is valid UTF-8, else as latin-1 (Dragonfly's Windows
-default); numbers may have a decimal comma (``0,008``), as exports from European locales write
-them.
+default). A ``;``-separated export comes from a locale whose decimal mark may be a comma
+(``0,008``); a file's numbers are read with the one mark they use. A file that mixes decimal
+commas and decimal points is refused at its first cell of the other mark: there ``1,234`` may
+be a thousands separator as well as a decimal comma, and either reading could be wrong.
 
 The conventions of the micro-CT workflow, each an option:
 
@@ -56,12 +58,10 @@ def _decode(data: bytes) -> str:
         return data.decode("latin-1")
 
 
-def _number(cell: str) -> float:
-    """The cell's number, a decimal comma read as a dot; NaN when it is not a number."""
-    if cell.count(",") == 1 and "." not in cell:
-        cell = cell.replace(",", ".")
+def _number(cell: str, comma: bool) -> float:
+    """The cell's number, read with a decimal comma where `comma`; NaN when it is none."""
     try:
-        return float(cell)
+        return float(cell.replace(",", ".") if comma else cell)
     except ValueError:
         return math.nan
 
@@ -103,18 +103,46 @@ def _expected(name: str) -> str:
     return "a volume > 0" if name.startswith("Volume") else "a number in mm"
 
 
-def _row(line: str, where: list[int], source: str) -> list[float]:
-    """The numbers of COLUMNS in one data line; InputError naming its column on a bad cell."""
+Cell = tuple[str, str, str]  # (column name, text, where it stands: "line n, column m")
+
+
+def _cells(line: str, where: list[int], line_no: int) -> list[Cell]:
+    """The cells of COLUMNS in data line `line_no`, each with where it stands."""
     cells = line.split(";")
     starts = np.cumsum([0] + [len(c) + 1 for c in cells[:-1]]) + 1
+    return [(name, cells[k].strip().strip('"') if k < len(cells) else "",
+             f"line {line_no}, column {int(starts[k]) if k < len(cells) else len(line) + 1}")
+            for name, k in zip(COLUMNS, where, strict=True)]
+
+
+def _decimal_comma(rows: list[list[Cell]], source: str) -> bool:
+    """Whether the file's numbers have decimal commas: the mark most of its cells with one
+    have. InputError at the first cell with the other mark, or with both."""
+    marked = [(cell, [m for m in ",." if m in cell[1]]) for row in rows for cell in row]
+    commas = [cell for cell, marks in marked if marks == [","]]
+    points = [cell for cell, marks in marked if marks == ["."]]
+    mark, usual = (",", commas) if len(commas) > len(points) else (".", points)
+    for (name, text, where), marks in marked:
+        if marks and marks != [mark]:
+            seen = (f", but {usual[0][1]!r} on {usual[0][2]} and "
+                    f"{len(usual) - 1} other cell(s) have a decimal "
+                    f"{'comma' if mark == ',' else 'point'}" if usual else "")
+            raise InputError(
+                f"'{name}' is {text!r}{seen}; expected one decimal mark throughout the file "
+                "(a ',' among decimal points may be a thousands separator, a '.' among "
+                "decimal commas likewise): export it again with one",
+                source=f"{source}, {where}")
+    return mark == ","
+
+
+def _row(cells: list[Cell], comma: bool, source: str) -> list[float]:
+    """The numbers of one data line; InputError naming the column of a bad cell."""
     row = []
-    for name, k in zip(COLUMNS, where, strict=True):
-        cell = cells[k].strip().strip('"') if k < len(cells) else ""
-        v = _number(cell)
+    for name, cell, where in cells:
+        v = _number(cell, comma)
         if _bad(name, v):
-            col = int(starts[k]) if k < len(cells) else len(line) + 1
             raise InputError(f"'{name}' is {cell!r}; expected {_expected(name)}",
-                             source=f"{source}, column {col}")
+                             source=f"{source}, {where}")
         row.append(v)
     return row
 
@@ -162,14 +190,15 @@ def read_dragonfly(path: str | Path, options: DragonflyOptions | None = None) ->
                          else "no such grain file", source=source)
     lines = _decode(path.read_bytes()).splitlines()
     header_no, where = _columns(lines, source)
-    rows, line_numbers = [], []
+    cells, line_numbers = [], []
     for i in range(header_no + 1, len(lines)):
         if lines[i].strip():
-            rows.append(_row(lines[i], where, f"{source}, line {i + 1}"))
+            cells.append(_cells(lines[i], where, i + 1))
             line_numbers.append(i + 1)
-    if not rows:
+    if not cells:
         raise InputError("holds no components", source=source)
-    arr = np.array(rows)
+    comma = _decimal_comma(cells, source)
+    arr = np.array([_row(row, comma, source) for row in cells])
     keep = arr[:, 1] >= opt.min_voxels
     arr, lines_kept = arr[keep], np.array(line_numbers)[keep]
     if arr.shape[0] == 0:
