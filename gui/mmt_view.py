@@ -34,10 +34,11 @@ from smm_daq.analysis.forward import cuboid_bz
 from smm_daq.analysis.mmt.formats.dragonfly import DragonflyOptions
 from smm_daq.analysis.mmt.formats.grains import GRAIN_FORMATS, read_grain_file
 from smm_daq.analysis.mmt.models.multipole import MultipoleModel, PointGrains, Sensor
+from smm_daq.analysis.subtract_inputs import holds_measured_map, read_source
 from smm_daq.errors import InputError, SmmError
 from smm_daq.instruments.profile import Profile
 from smm_daq.storage.mapdata import MapData
-from smm_daq.storage.nexus import list_entries, read_map, read_sensor_thickness
+from smm_daq.storage.nexus import list_entries, read_sensor_thickness
 
 UM = 1e-6
 UT = 1e-6
@@ -301,11 +302,12 @@ class MMTView(QtWidgets.QWidget):
 
     # --- inputs --------------------------------------------------------------------------
     def set_file(self, path: Path) -> None:
-        """Offer the map entries of a session file."""
+        """Offer the measured maps of a session file (not a model's Bz: a fit's residual,
+        a χ or M map)."""
         self.path = Path(path)
         current = self.entry.currentText()
         try:
-            names = [e.name for e in list_entries(self.path) if e.shape is not None]
+            names = [e.name for e in list_entries(self.path) if holds_measured_map(e)]
         except (SmmError, OSError) as exc:
             self.status.setText(str(exc))
             return
@@ -380,7 +382,7 @@ class MMTView(QtWidgets.QWidget):
             from smm_daq.analysis.mmt.solver.inversion import invert_map
             from smm_daq.analysis.mmt.solver.joint import Scan, invert_scans
 
-            data = read_map(path, entry)
+            data = read_source(path, entry)
             if dragonfly is not None and dragonfly.crop == CROP_TO_SCAN:
                 options = replace(dragonfly, crop=(float(data.x.min()), float(data.x.max()),
                                                    float(data.y.min()), float(data.y.max())))
@@ -392,7 +394,7 @@ class MMTView(QtWidgets.QWidget):
             point = isinstance(grains, PointGrains)
             model = model_choice if model_choice != "auto" else ("dipole" if point else "cuboid")
             emit(f"{grains.n_grains} grains ({model}), map {data.shape[1]} × {data.shape[0]}")
-            maps = [data] + [read_map(path, e) for e in extra]
+            maps = [data] + [read_source(path, e) for e in extra]
 
             def sensor_of(m: MapData) -> tuple[float, ...]:
                 """(w, l), or (w, l, thickness) for a volume sensor (which `invert_scans`

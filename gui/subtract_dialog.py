@@ -13,7 +13,7 @@ from pathlib import Path
 from PyQt6 import QtWidgets
 
 from gui.compare_view import guess_roles
-from smm_daq.analysis.subtract_inputs import MODEL_KINDS, require_two_scans
+from smm_daq.analysis.subtract_inputs import holds_measured_map, require_two_scans
 from smm_daq.errors import InputError
 from smm_daq.storage.nexus import EntryInfo
 
@@ -25,11 +25,6 @@ def unused_name(base: str, taken: set[str]) -> str:
         n += 1
         name = f"{base}_{n}"
     return name
-
-
-def subtractable(info: EntryInfo) -> bool:
-    """A readable entry holding a measured Bz map (not a model's, not an image)."""
-    return info.shape is not None and not info.problem and info.kind not in MODEL_KINDS
 
 
 def subtract_command(path: Path, in_field: str, remanent: str, name: str, *,
@@ -49,7 +44,7 @@ class SubtractDialog(QtWidgets.QDialog):
                  ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Induced map: in-field − remanent")
-        self.offered = {e.name: e for e in entries if subtractable(e)}
+        self.offered = {e.name: e for e in entries if holds_measured_map(e)}
         roles = guess_roles(list(self.offered.values()))
         self.in_field = QtWidgets.QComboBox()
         self.remanent = QtWidgets.QComboBox()

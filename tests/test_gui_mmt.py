@@ -552,3 +552,21 @@ def test_a_result_is_saved_beside_its_scans_after_another_file_is_opened(qtbot, 
     assert "scan_mmt" in {e.name for e in list_entries(path)}
     assert "scan_mmt" not in {e.name for e in list_entries(other)}
     assert f"of {path}" in view.status.text()
+
+
+def test_only_measured_maps_are_offered_and_a_models_map_is_refused(qtbot, session):
+    """A fit's residual or a χ map holds a model's Bz: inverting it is a mistake the command
+    line refuses, and the tab neither offers it nor takes it typed in as a joint scan."""
+    path, grains = session
+    scan = read_map(path, "scan")
+    write_map_entry(path, MapData(bz=scan.bz, x=scan.x, y=scan.y, height=HEIGHT,
+                                  sensor_size=(2 * UM, 2 * UM), name="chi"),
+                    kind="susceptibility")
+    view = open_view(qtbot, path, grains)
+    assert [view.entry.itemText(i) for i in range(view.entry.count())] == ["scan"]
+    view.more_entries.setText("chi")
+    with qtbot.waitSignal(view.finished, timeout=WAIT_MS) as done:
+        assert view.run()
+    assert not done.args[0]
+    assert "entry 'chi' is a susceptibility result" in done.args[1]
+    assert [e.name for e in list_entries(path)] == ["scan", "chi"]  # nothing written

@@ -18,13 +18,19 @@ from smm_daq.analysis.grids import Gridded, require_same_grid
 from smm_daq.errors import InputError
 from smm_daq.storage.checks import usable_map
 from smm_daq.storage.mapdata import MapData
-from smm_daq.storage.nexus import list_entries, read_map
+from smm_daq.storage.nexus import EntryInfo, list_entries, read_map
 
 UM = 1e-6
 
 
 # kinds of entry whose data/Bz is a model's field or a fit's residual, not a measured map
 MODEL_KINDS = ("susceptibility", "magnetization", "mmt")
+
+
+def holds_measured_map(info: EntryInfo) -> bool:
+    """Whether a listed entry is one `read_source` takes: a readable map whose Bz was
+    measured (not a model's, not an image); for the lists a window offers."""
+    return info.shape is not None and not info.problem and info.kind not in MODEL_KINDS
 
 
 class Measured(Gridded, Protocol):
