@@ -170,3 +170,42 @@ def test_a_fly_scan_is_not_resumed_with_another_time_constant(
     assert (f"was taken with lock-in time constant {tau * 3:g} s, and the rest of it would be "
             f"taken with {tau:g} s; expected the lock-in and fly settings") in err
     assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize(("line", "other", "key"), [
+    ("reference_amplitude_V = 1.0\n", "reference_amplitude_V = 0.5\n",
+     "lockin_reference_amplitude_V was 1, now 0.5"),
+    ("reference_phase_deg = 0.0\n", "reference_phase_deg = 90.0\n",
+     "lockin_reference_phase_deg was 0, now 90"),
+    ("harmonic = 1\n", "harmonic = 2\n", "lockin_harmonic was 1, now 2"),
+    ("reference_frequency_Hz = 1017.0\n", "reference_frequency_Hz = 2017.0\n",
+     "lockin_reference_frequency_Hz was 1017, now 2017"),
+])
+def test_a_scan_is_not_resumed_with_another_lockin_excitation(
+        interrupted: Path, no_rig: None, repo: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str], line: str, other: str, key: str) -> None:
+    """The sensor's excitation (amplitude, frequency) and what is detected of it (phase,
+    harmonic) set the scale of X: the rest of the map would be in other units."""
+    text = (repo / "configs" / "simulator.toml").read_text()
+    assert line in text
+    profile = tmp_path / "other.toml"
+    profile.write_text(text.replace(line, other))
+    before = interrupted.read_bytes()
+    assert main(["resume", str(interrupted), "--entry", "s1", "--profile", str(profile)]) == 2
+    err = capsys.readouterr().err
+    assert "was taken with another instrument profile" in err and key in err
+    assert interrupted.read_bytes() == before
+
+
+def test_a_fingerprint_stored_before_a_key_was_added_still_resumes(interrupted: Path) -> None:
+    """A scan started by an earlier smm-daq stored fewer keys; the missing ones are not held
+    against it."""
+    import json
+
+    with h5py.File(interrupted, "a") as f:
+        stored = json.loads(f["s1/profile_fingerprint"].asstr()[()])
+        for key in [k for k in stored if k.startswith("lockin_")]:
+            del stored[key]
+        del f["s1/profile_fingerprint"]
+        f["s1/profile_fingerprint"] = json.dumps(stored)
+    assert main(["resume", str(interrupted), "--entry", "s1"]) == 0

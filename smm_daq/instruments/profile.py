@@ -149,13 +149,22 @@ class Profile:
     fly_trigger_wired: bool = False
 
     def fingerprint(self) -> dict[str, Any]:
-        """What must match for a scan to be resumed with this profile (hardware and geometry)."""
+        """What must match for a scan to be resumed with this profile: hardware, geometry,
+        and the lock-in settings that set the scale of X (the sensor's excitation and what is
+        detected of it; the time constant is checked on its own, `resumable`)."""
+        lockin = self.lockin
         return {
             "simulated": self.simulated,
             "sensor_sensitivity_V_per_T": self.sensor.sensitivity_V_per_T,
             "sensor_height_m": self.sensor.height,
             "sensor_size_m": list(self.sensor.active_area),
-            "lockin": self.lockin.link.implementation,
+            "lockin": lockin.link.implementation,
+            "lockin_reference_frequency_Hz": lockin.reference_frequency,
+            "lockin_reference_amplitude_V": lockin.reference_amplitude,
+            "lockin_reference_phase_deg": lockin.reference_phase,
+            "lockin_harmonic": lockin.harmonic,
+            "lockin_input": lockin.input,
+            "lockin_coupling": lockin.coupling,
             "stage": self.stage.link.implementation,
             "coils": self.coils.link.implementation,
             "coil_calibration_T_per_A": self.coils.calibration.tolist(),

@@ -69,10 +69,12 @@ def fingerprint_text(profile: Profile) -> str:
 
 def check_same_profile(stored: str, profile: Profile, where: str) -> None:
     """InputError when `profile` is not the one whose fingerprint a scan stored (`stored`,
-    JSON): the rest of the scan would be taken with other hardware or geometry. Checked
-    before the rig is connected, and again by the sequencer that resumes."""
+    JSON): the rest of the scan would be taken with other hardware, geometry or lock-in
+    excitation. Checked before the rig is connected, and again by the sequencer that
+    resumes."""
     then, now = json.loads(stored), profile.fingerprint()
-    keys = sorted(k for k in then.keys() | now.keys() if then.get(k) != now.get(k))
+    # (a key the stored one lacks was added to the fingerprint after the scan was started)
+    keys = sorted(k for k in then if then[k] != now.get(k))
     if not keys:
         return
     changed = "; ".join(f"{k} was {_shown(then.get(k))}, now {_shown(now.get(k))}"
