@@ -16,6 +16,7 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt6 import QtCore, QtWidgets
 
+from gui.confirm import confirm
 from gui.rig_holder import INSTRUMENTS, RigHolder
 from smm_daq.clock import VirtualClock
 
@@ -117,6 +118,8 @@ class InstrumentsPanel(QtWidgets.QWidget):
         if self.profile.fluxgate is None:
             self.state_labels["fluxgate"].setText("none in the profile")
         self.connect_button = QtWidgets.QPushButton("Connect")
+        self.connect_button.setToolTip("Reconnect makes the rig safe first: the coils go to "
+                                       "their safe state and the stage stops")
         self.connect_button.clicked.connect(self.connect_rig)
         form.addRow(self.connect_button)
         return box
@@ -188,7 +191,13 @@ class InstrumentsPanel(QtWidgets.QWidget):
     # --- connection ----------------------------------------------------------------------
     def connect_rig(self) -> None:
         """Connect, or reconnect (e.g. after an instrument was power-cycled): the rig open
-        now is made safe and closed first. Refused while a scan or a recipe drives the rig."""
+        now is made safe and closed first, after a Yes when a field is applied (an in-field
+        measurement by hand would lose it). Refused while a scan or a recipe drives the rig."""
+        rig = self.holder.rig
+        if rig is not None and np.any(rig.coils.field_setpoint()) and not confirm(
+                self, "Reconnecting makes the rig safe first: the coils go to their safe "
+                "state (the field now applied is lost) and the stage stops. Reconnect?"):
+            return
         if not self.holder.open():
             self.message.setText("Not reconnected: a scan or a recipe drives the rig, or a "
                                  "connect is under way.")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from PyQt6 import QtCore, QtGui, QtWidgets
 
+from gui.confirm import confirm
 from gui.instruments_panel import InstrumentsPanel
 from gui.mmt_view import MMTView
 from gui.recipes_view import RecipesView
@@ -148,17 +149,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self.scan.save(self.settings)
         self.settings.sync()
 
-    def _confirm(self, question: str) -> bool:
-        """Yes or No to `question` (No by default)."""
-        yes, no = QtWidgets.QMessageBox.StandardButton.Yes, QtWidgets.QMessageBox.StandardButton.No
-        return QtWidgets.QMessageBox.question(self, TITLE, question, yes | no, no) == yes
-
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
         """During a scan: ask, then abort it and close once the rig is safe. During an MMT
         inversion: ask, then cancel it (its thread ends after the block of sensors in hand)."""
         if self.scan.live.running:
             if not self._close_after_scan:
-                if not self._confirm("A scan is running. Abort it (the rig is made safe) and "
+                if not confirm(self, "A scan is running. Abort it (the rig is made safe) and "
                                      "close?"):
                     event.ignore()
                     return
@@ -167,12 +163,12 @@ class MainWindow(QtWidgets.QMainWindow):
             event.ignore()
             return
         recipe = self.recipes.runner
-        if recipe is not None and recipe.running and not self._confirm(
+        if recipe is not None and recipe.running and not confirm(self,
                 "A recipe is running. Stop it (the rig is made safe) and close?"):
             event.ignore()
             return
         if self.mmt.running:
-            if not self._confirm("An MMT inversion is running. Cancel it and close?"):
+            if not confirm(self, "An MMT inversion is running. Cancel it and close?"):
                 event.ignore()
                 return
             self.mmt.cancel()  # it stops after its block of sensors in hand

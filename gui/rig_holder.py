@@ -60,7 +60,12 @@ class RigHolder(QtCore.QObject):
 
             # the old rig's locks go before the new rig takes them
             problems = _make_safe_and_close(old) if old is not None else []
-            return open_rig(profile, time_scale=time_scale, world_options=options), problems
+            try:
+                return open_rig(profile, time_scale=time_scale, world_options=options), problems
+            except Exception as exc:  # what the old rig was left as goes with the failure
+                for problem in problems:
+                    exc.add_note(f"making the rig open before safe: {problem}")
+                raise
 
         self.connecting = True
         self._connect = self.background.submit(job, self._opened, self._failed)
@@ -106,14 +111,19 @@ class RigHolder(QtCore.QObject):
     def close(self) -> list[str]:
         """Make the rig safe and close it (waits for calls in flight). A connect under way
         is waited for (an exchange with an instrument cannot be cut short), and the rig it
-        opened is made safe and closed here too, its locks released. Returns problems."""
+        opened is made safe and closed here too, its locks released. Returns problems (also
+        those of making the rig open before a reconnect safe); none from a second close."""
+        if self._closed:
+            return []
         self._closed = True
         self.background.shutdown()
         rig, self.rig = self.rig, None
+        problems: list[str] = []
         if rig is None and self._connect is not None:  # opened, not yet delivered
-            found = self._connect.result()
-            rig = found[0] if found is not None else None
-        return _make_safe_and_close(rig) if rig is not None else []
+            found, self._connect = self._connect.result(), None
+            if found is not None:
+                rig, problems = found[0], list(found[1])
+        return problems + (_make_safe_and_close(rig) if rig is not None else [])
 
 
 def _make_safe_and_close(rig: Any) -> list[str]:

@@ -8,10 +8,11 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from PyQt6 import QtCore
+from PyQt6 import QtCore, QtWidgets
 from served_rig import ServedRig, served_to_pyvisa_py
 
 from gui.main_window import MainWindow
+from smm_daq.errors import InstrumentLost
 from smm_daq.instruments import rig as rig_module
 from smm_daq.instruments.profile import load_profile
 from smm_daq.instruments.rig import rig_addresses
@@ -58,14 +59,29 @@ def test_reconnect_is_usable_whenever_nothing_drives_the_rig(window, qtbot) -> N
     assert panel.connect_button.isEnabled() and panel.goto_button.isEnabled()
 
 
+def _answer(monkeypatch, yes: bool) -> list[str]:
+    """The questions the window asks, each answered Yes or No."""
+    asked: list[str] = []
+    buttons = QtWidgets.QMessageBox.StandardButton
+
+    def question(parent, title, text, *args):
+        asked.append(text)
+        return buttons.Yes if yes else buttons.No
+
+    monkeypatch.setattr(QtWidgets.QMessageBox, "question", question)
+    return asked
+
+
 def test_reconnect_hands_the_rig_and_its_lock_over_and_leaves_it_safe(lab_window, served,
-                                                                      qtbot) -> None:
+                                                                      qtbot, monkeypatch) -> None:
     panel, holder = lab_window.instruments, lab_window.holder
     with qtbot.waitSignal(holder.opened, timeout=WAIT_MS):
         panel.connect_rig()
     holder.rig.coils.set_field(np.array([0.0, 10e-6, 0.0]))
+    asked = _answer(monkeypatch, yes=True)
     with qtbot.waitSignal(holder.opened, timeout=WAIT_MS):
         qtbot.mouseClick(panel.connect_button, QtCore.Qt.MouseButton.LeftButton)
+    assert len(asked) == 1 and "the field now applied is lost" in asked[0]
     assert panel.message.text() == ""
     np.testing.assert_allclose(served.currents(), served.safe_currents(), atol=CURRENT_ATOL)
     qtbot.waitUntil(lambda: "●" in panel.state_labels["coils"].text(), timeout=WAIT_MS)
@@ -92,3 +108,58 @@ def test_closing_while_connecting_leaves_the_rig_safe_and_its_lock_free(
     qtbot.waitUntil(lambda: not lab_window.holder.connecting, timeout=WAIT_MS)
     assert lab_window.holder.rig is None  # the late result is not taken up
     assert holders(rig_addresses(profile)) == {}
+
+
+def test_reconnect_under_a_field_asks_first_and_no_leaves_the_field_on(window, qtbot,
+                                                                      monkeypatch) -> None:
+    panel, holder = window.instruments, window.holder
+    rig = holder.rig
+    rig.coils.set_field(np.array([0.0, 10e-6, 0.0]))
+    asked = _answer(monkeypatch, yes=False)
+    qtbot.mouseClick(panel.connect_button, QtCore.Qt.MouseButton.LeftButton)
+    assert len(asked) == 1
+    assert holder.rig is rig and not holder.connecting
+    np.testing.assert_allclose(rig.coils.field_setpoint(), [0.0, 10e-6, 0.0])
+    rig.coils.set_field(np.zeros(3))  # in the safe state: nothing to lose, nothing asked
+    with qtbot.waitSignal(holder.opened, timeout=WAIT_MS):
+        qtbot.mouseClick(panel.connect_button, QtCore.Qt.MouseButton.LeftButton)
+    assert len(asked) == 1
+
+
+def test_a_failed_reconnect_still_says_the_rig_before_was_not_made_safe(window, qtbot,
+                                                                        monkeypatch) -> None:
+    """After a power cycle the old rig may not answer its safe-state commands and the new
+    one may not open: the operator must learn of both."""
+    panel, holder = window.instruments, window.holder
+    monkeypatch.setattr(holder.rig, "make_safe", lambda: ["coils: no reply; the field may be ON"])
+
+    def refuse(*args, **kwargs):
+        raise InstrumentLost("lockin: no reply")
+
+    monkeypatch.setattr(rig_module, "open_rig", refuse)
+    with qtbot.waitSignal(holder.failed, timeout=WAIT_MS) as failed:
+        panel.connect_rig()
+    assert "lockin: no reply" in failed.args[0]
+    assert "making the rig open before safe: coils: no reply; the field may be ON" in \
+        failed.args[0]
+    assert "the field may be ON" in panel.message.text()
+
+
+def test_a_close_during_a_reconnect_reports_the_rig_before_once(window, qtbot,
+                                                                monkeypatch) -> None:
+    holder = window.holder
+    monkeypatch.setattr(holder.rig, "make_safe", lambda: ["stage: no reply"])
+    entered, go = threading.Event(), threading.Event()
+    real_open = rig_module.open_rig
+
+    def held_open(*args, **kwargs):
+        entered.set()
+        assert go.wait(WAIT_MS / 1000)
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(rig_module, "open_rig", held_open)
+    assert holder.open()
+    assert entered.wait(WAIT_MS / 1000)
+    go.set()
+    assert holder.close() == ["stage: no reply"]
+    assert holder.close() == []  # closed: nothing made safe twice, nothing reported twice
