@@ -46,6 +46,7 @@ class LiveScan(QtCore.QObject):
         self.redraws = 0  # map refreshes made
         self.message = ""
         self._dirty = False
+        self._asked: str | None = None  # "pause" or "resume" clicked before `attach`
 
     @property
     def running(self) -> bool:
@@ -57,6 +58,7 @@ class LiveScan(QtCore.QObject):
         """Show the plan's grid, empty or with the lines already measured (`bz`, a resumed
         scan); call before the sequencer starts."""
         self.plan, self.path = plan, Path(path)
+        self.sequencer, self._asked = None, None  # the last scan's is done with
         self.bz = np.full((plan.ny, plan.nx), np.nan) if bz is None else np.array(bz, float)
         self.points = self.redraws = 0
         self.message = ""
@@ -72,18 +74,32 @@ class LiveScan(QtCore.QObject):
         self.timer.start()
 
     def attach(self, sequencer: Any) -> None:
-        """The sequencer built for the prepared plan (already subscribed to `bridge.push`)."""
+        """The sequencer built for the prepared plan (already subscribed to `bridge.push`).
+        Its events can arrive first, so Pause, Resume or Abort may have been clicked before
+        it is here: that click is passed on now."""
         self.sequencer = sequencer
-        if self.state == "aborting":  # abort was asked before the sequencer existed
+        if self.state == "aborting":
             sequencer.abort()
+        elif self._asked == "pause":
+            sequencer.pause()
+        elif self._asked == "resume":
+            sequencer.resume()
+        self._asked = None
 
     def pause(self) -> None:
-        if self.sequencer is not None and self.state == "running":
-            self.sequencer.pause()
+        if self.state == "running":
+            self._ask("pause")
 
     def resume(self) -> None:
-        if self.sequencer is not None and self.state == "paused":
-            self.sequencer.resume()
+        if self.state == "paused":
+            self._ask("resume")
+
+    def _ask(self, action: str) -> None:
+        """Pause or resume the sequencer, or, before it is attached, once it is."""
+        if self.sequencer is None:
+            self._asked = action
+        else:
+            getattr(self.sequencer, action)()
 
     def abort(self) -> None:
         """Ask the sequencer to stop; it makes the rig safe, then sends "aborted"."""

@@ -206,3 +206,27 @@ def test_the_stage_stop_button_during_a_scan_aborts_the_scan(window, qtbot, tmp_
     qtbot.waitUntil(lambda: live.state == "aborted", timeout=WAIT_MS)
     assert status(tmp_path / "session.h5", "stopped") == "aborted"
     np.testing.assert_allclose(window.holder.rig.coils.field_setpoint(), 0.0, atol=1e-12)
+
+
+def test_pause_clicked_before_the_sequencer_is_handed_over_still_pauses(window, qtbot, tmp_path,
+                                                                         monkeypatch):
+    """The scan's first events can reach the window before its sequencer does (that comes
+    from the rig's thread separately): Pause is enabled then, and must not be lost."""
+    scan, live = window.scan, window.scan.live
+    gate = gate_the_scan(window, qtbot, monkeypatch)
+    gate.hold_scan(at_point=4)
+    handed: list = []
+    attach = live.attach
+    monkeypatch.setattr(live, "attach", handed.append)  # held back until the click
+    scan.form.set_plan(small_plan("early", n=8))
+    qtbot.mouseClick(scan.start_button, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(gate.waiting.is_set, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: live.state == "running" and len(handed) == 1, timeout=WAIT_MS)
+    assert live.sequencer is None and scan.pause_button.isEnabled()
+    qtbot.mouseClick(scan.pause_button, QtCore.Qt.MouseButton.LeftButton)
+    attach(handed[0])
+    gate.go.set()
+    qtbot.waitUntil(lambda: live.state == "paused", timeout=WAIT_MS)
+    assert status(tmp_path / "session.h5", "early") == "paused"
+    with qtbot.waitSignal(scan.scanEnded, timeout=WAIT_MS):
+        qtbot.mouseClick(scan.abort_button, QtCore.Qt.MouseButton.LeftButton)
