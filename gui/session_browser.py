@@ -48,6 +48,31 @@ def describe_entry(info: EntryInfo) -> tuple[str, ...]:
     return (info.name, info.kind, info.status, title, size, field, lines, info.start_time)
 
 
+def sort_keys(info: EntryInfo) -> tuple[object, ...]:
+    """What each column of `describe_entry` sorts by: numbers as numbers (the size by its
+    pixels, the field by its strength, lines done as done), text as text; an entry without
+    the value sorts first."""
+    size = info.shape[0] * info.shape[1] if info.shape else -1
+    field = float(np.linalg.norm(info.applied_field)) if info.applied_field is not None else -1.0
+    lines = info.lines_done if info.lines_done is not None else -1
+    text = describe_entry(info)
+    return (text[0].casefold(), text[1], text[2], text[3].casefold(), size, field, lines,
+            info.start_time)
+
+
+class _Item(QtWidgets.QTableWidgetItem):
+    """A table cell that sorts by its key, not by its text ("9 / 21" after "21 / 21")."""
+
+    def __init__(self, text: str, key: object) -> None:
+        super().__init__(text)
+        self.key = key
+
+    def __lt__(self, other: QtWidgets.QTableWidgetItem) -> bool:
+        if isinstance(other, _Item) and type(self.key) is type(other.key):
+            return self.key < other.key  # type: ignore[operator]
+        return super().__lt__(other)
+
+
 def product_quantity(product: ProductMap) -> Quantity:
     """How a product's map is shown: its signal's name and unit ("1" shown as SI)."""
     name = {"chi": "χ"}.get(product.signal, product.signal)
@@ -213,8 +238,9 @@ class SessionBrowser(QtWidgets.QWidget):
         self.table.setSortingEnabled(False)
         self.table.setRowCount(len(self.entries))
         for row, info in enumerate(self.entries):
-            for col, value in enumerate(describe_entry(info)):
-                item = QtWidgets.QTableWidgetItem(value)
+            for col, (value, key) in enumerate(zip(describe_entry(info), sort_keys(info),
+                                                   strict=True)):
+                item = _Item(value, key)
                 if col == 0:
                     item.setData(QtCore.Qt.ItemDataRole.UserRole, info.name)
                 self.table.setItem(row, col, item)

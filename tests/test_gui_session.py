@@ -229,3 +229,22 @@ def test_opening_a_file_reads_its_entries_once(qtbot, session_file, monkeypatch)
     qtbot.addWidget(b)
     assert b.open_file(session_file)
     assert calls == [session_file]
+
+
+def test_number_columns_sort_as_numbers(qtbot, tmp_path):
+    """Size by its pixels and the field by its strength, not as text ("101 × 101" before
+    "21 × 8", "(0.0, 100.0, 0.0)" before "(0.0, 20.0, 0.0)")."""
+    path = tmp_path / "numbers.h5"
+    for name, n, field_ut in (("big", 101, 20.0), ("small", 12, 100.0), ("mid", 21, 5.0)):
+        m = a_map(name, 1 * UT, field=(0.0, field_ut * UT, 0.0))
+        x = np.arange(n) * 5 * UM
+        write_map_entry(path, MapData(bz=np.ones((8, n)) * UT, x=x, y=m.y, height=m.height,
+                                      sensor_size=m.sensor_size,
+                                      applied_field=m.applied_field, name=name), kind="scan")
+    b = SessionBrowser()
+    qtbot.addWidget(b)
+    assert b.open_file(path)
+    b.table.sortByColumn(4, QtCore.Qt.SortOrder.AscendingOrder)  # size
+    assert names_shown(b.table) == ["small", "mid", "big"]
+    b.table.sortByColumn(5, QtCore.Qt.SortOrder.AscendingOrder)  # field
+    assert names_shown(b.table) == ["mid", "big", "small"]
