@@ -489,7 +489,12 @@ def test_a_capture_rate_the_connected_lockin_refuses_is_found_before_the_entry(
     monkeypatch.setattr(SR860Emulator, "capture_rate_max", lambda self: 100.0)
     path = tmp_path / "f.h5"
     plan = ScanPlan.from_center("f", CENTRE, (0.2e-3, 0.06e-3), 20e-6, fly=_fly(0.05))
-    with (open_rig(_sr860_profile()) as rig,
-          pytest.raises(InputError, match=r"capture rate .* at most 100 Hz at this time constant")):
-        Sequencer(rig, path, plan).run()
+    with open_rig(_sr860_profile()) as rig:
+        rig.coils.set_field(np.array([0.0, 20e-6, 0.0]))  # a field set by hand before
+        with pytest.raises(InputError,
+                           match=r"capture rate .* at most 100 Hz at this time constant"):
+            Sequencer(rig, path, plan).run()
+        # the lock-in was changed before it refused: the rig is made safe, as after any
+        # failure once an instrument setting has changed
+        np.testing.assert_array_equal(rig.coils.field_setpoint(), np.zeros(3))
     assert not path.exists() or "f" not in [e.name for e in list_entries(path)]

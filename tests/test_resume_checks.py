@@ -163,12 +163,27 @@ def test_a_fly_scan_is_not_resumed_with_another_time_constant(
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("the rig was opened")
 
-    monkeypatch.setattr(session_module.Session, "open", classmethod(refuse))
-    before = path.read_bytes()
-    assert main(["resume", str(path), "--entry", "s1"]) == 2
+    with monkeypatch.context() as patched:
+        patched.setattr(session_module.Session, "open", classmethod(refuse))
+        before = path.read_bytes()
+        assert main(["resume", str(path), "--entry", "s1"]) == 2
     err = capsys.readouterr().err
     assert (f"was taken with lock-in time constant {tau * 3:g} s, and the rest of it would be "
             f"taken with {tau:g} s; expected the lock-in and fly settings") in err
+    assert path.read_bytes() == before
+
+    # the window resumes through the sequencer: it refuses before the lock-in is touched
+    from smm_daq.errors import InputError
+    from smm_daq.instruments.profile import load_profile
+
+    session = Session.open(path, load_profile())
+    try:
+        session.rig.lockin.set_time_constant(0.3)
+        with pytest.raises(InputError, match="expected the lock-in and fly settings"):
+            session.resume("s1")
+        assert session.rig.lockin.time_constant() == pytest.approx(0.3)
+    finally:
+        session.close()
     assert path.read_bytes() == before
 
 

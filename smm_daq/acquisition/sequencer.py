@@ -190,24 +190,30 @@ class Sequencer(FlyScan):
             raise RuntimeError("a Sequencer runs one scan once")
         profile = self.rig.profile
         self.plan.validate(profile)
+        # what only asks the instruments and reads the file: a refusal leaves both as they were
         try:
             if self.plan.fly is not None:
-                self._check_fly()
-            else:
-                self._use_profile_time_constant()
+                self._plan_fly()
         except InstrumentError:
             self._make_safe()
             raise
         if self.resume_entry:
             self._check_resumable()
-            self._writer = ScanEntryWriter.reopen(self.path, self.entry)
         else:
             check_new_scan(self.path, self.entry)
-            try:
-                snapshot = self.rig.snapshot()
-            except InstrumentError:
-                self._make_safe()
-                raise
+        # from the first setting changed on an instrument, any failure ends with the rig safe
+        try:
+            if self.plan.fly is not None:
+                self._set_up_fly_lockin()
+            else:
+                self._use_profile_time_constant()
+            snapshot = None if self.resume_entry else self.rig.snapshot()
+        except Exception:
+            self._make_safe()
+            raise
+        if self.resume_entry:
+            self._writer = ScanEntryWriter.reopen(self.path, self.entry)
+        else:
             self._writer = ScanEntryWriter.create(
                 self.path,
                 name=self.entry,

@@ -54,19 +54,25 @@ class FlyScan:
     plan: Any
     _fly: FlyLine | None = None
 
-    def _check_fly(self) -> FlyLine:
+    def _plan_fly(self) -> FlyLine:
         """The fly line: the plan's checks (`check_fly_plan`, also run before connecting) on
-        the connected instruments' own limits, then what only they can tell: the stage
-        controller's (`check_controller`), and the lock-in set to the line's time constant
-        and buffer rate, which it may refuse (a capture ceiling lower than its driver
-        states). InputError naming the limit, before the entry is written or the field
-        set."""
+        the connected instruments' own limits, then what only the stage controller can tell
+        (`check_controller`); InputError naming the limit. Only asks the instruments."""
         rig, plan = self.rig, self.plan
         require_fly_kinds(type(rig.lockin), type(rig.stage))
         line = check_fly_plan(plan, rig.profile,
                               FlyLimits(self._call(rig.lockin.buffer_limits),
                                         self._call(rig.stage.velocity_limit)))
         self._call(check_controller, plan, rig.stage)  # unknown before connecting
+        self._fly = line
+        return line
+
+    def _set_up_fly_lockin(self) -> None:
+        """The lock-in set to the line's time constant and buffer rate, which it may refuse
+        (a capture ceiling lower than its driver states): InputError naming the limit,
+        before the entry is written or the field set."""
+        rig, line = self.rig, self._fly
+        assert line is not None
         self._call(rig.lockin.set_time_constant, line.time_constant)
         tau = self._call(rig.lockin.time_constant)
         if not math.isclose(tau, line.time_constant, rel_tol=1e-6):
@@ -77,8 +83,6 @@ class FlyScan:
         except RangeError as exc:
             raise InputError(f"fly plan: {exc}; expected a rate the lock-in captures at (a "
                              "longer pixel time or fewer samples per pixel)") from None
-        self._fly = line
-        return line
 
     def _fly_layout(self) -> tuple[int, int, str]:
         line = self._fly
