@@ -10,8 +10,8 @@ from PyQt6 import QtCore, QtWidgets
 from gui.image_registration import RegistrationDialog, underlay_transform
 from gui.session_browser import SessionBrowser
 from smm_daq.storage.mapdata import MapData
-from smm_daq.storage.nexus import write_map_entry
-from smm_daq.storage.optical_entry import optical_entries, read_optical_entry
+from smm_daq.storage.nexus import list_entries, write_map_entry
+from smm_daq.storage.optical_entry import read_optical_entry
 
 UM = 1e-6
 
@@ -81,7 +81,8 @@ def test_registered_image_is_stored_and_drawn_under_every_map(browser, tmp_path,
 
     monkeypatch.setattr(RegistrationDialog, "exec", pick_and_save)
     assert browser.register_image(tmp_path / "thin.png")
-    assert optical_entries(browser.path) == ["thin_section"]
+    assert [e.name for e in list_entries(browser.path)
+            if e.kind == "optical"] == ["thin_section"]
     image, _reg = read_optical_entry(browser.path, "thin_section")
     np.testing.assert_array_equal(image, picture)
     for view in (browser.map_view, *browser.compare.views.values()):
@@ -105,7 +106,7 @@ def test_a_file_that_is_not_an_image_is_reported_and_nothing_written(browser,
     (tmp_path / "bad.png").write_bytes(b"\x00garbage")
     assert not browser.register_image(tmp_path / "bad.png")
     assert "cannot be read as an image" in browser.message.text()
-    assert optical_entries(browser.path) == []
+    assert [e.name for e in list_entries(browser.path) if e.kind == "optical"] == []
 
 
 def test_double_clicking_an_image_entry_shows_that_image(browser) -> None:

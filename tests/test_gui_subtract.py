@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -162,3 +164,18 @@ def test_the_dialog_offers_only_maps_a_subtraction_accepts(browser, qtbot) -> No
     dialog.in_field.setCurrentText("rem")  # the zero-field scan given as the in-field one
     assert not dialog.ok_button.isEnabled()
     assert "other way round" in dialog.problem.text()
+
+
+@pytest.mark.parametrize(("register", "rotation"), [(True, True), (True, False), (False, False)])
+def test_the_recorded_command_parses_back_to_the_options_used(register, rotation) -> None:
+    import shlex
+
+    from gui.subtract_dialog import subtract_command
+    from smm_daq.cli.main import build_parser
+
+    command = subtract_command(Path("s é.h5"), "in field", "rem", "out", register=register,
+                               rotation=rotation)
+    again = build_parser().parse_args(shlex.split(command.removeprefix("smm-daq gui: ")))
+    assert (again.file, again.in_field, again.remanent, again.name) == (
+        "s é.h5", "in field", "rem", "out")
+    assert (again.no_register, again.rotation) == (not register, rotation)

@@ -9,11 +9,8 @@ from PIL import Image
 
 from smm_daq.analysis.optical import fit_affine, load_image
 from smm_daq.errors import InputError
-from smm_daq.storage.optical_entry import (
-    optical_entries,
-    read_optical_entry,
-    write_optical_entry,
-)
+from smm_daq.storage.nexus import list_entries
+from smm_daq.storage.optical_entry import read_optical_entry, write_optical_entry
 
 UM = 1e-6
 
@@ -85,7 +82,7 @@ def test_entry_round_trip_and_viewer_layout(tmp_path) -> None:
     points = pixels * 2 * UM
     reg = fit_affine(pixels, points)
     write_optical_entry(path, "thin_section", image, reg, image_file="ts.png")
-    assert optical_entries(path) == ["thin_section"]
+    assert [e.name for e in list_entries(path) if e.kind == "optical"] == ["thin_section"]
     back, reg_back = read_optical_entry(path, "thin_section")
     np.testing.assert_array_equal(back, image)
     np.testing.assert_allclose(reg_back.matrix, reg.matrix)
@@ -103,4 +100,4 @@ def test_entry_round_trip_and_viewer_layout(tmp_path) -> None:
         write_optical_entry(path, "thin_section", image, reg)
     with pytest.raises(InputError, match="uint8"):
         write_optical_entry(path, "other", image.astype(float), reg)
-    assert optical_entries(path) == ["thin_section"]
+    assert [e.name for e in list_entries(path) if e.kind == "optical"] == ["thin_section"]

@@ -30,7 +30,7 @@ MODEL_KINDS = ("susceptibility", "magnetization", "mmt")
 def holds_measured_map(info: EntryInfo) -> bool:
     """Whether a listed entry is one `read_source` takes: a readable map whose Bz was
     measured (not a model's, not an image); for the lists a window offers."""
-    return info.shape is not None and not info.problem and info.kind not in MODEL_KINDS
+    return info.shape is not None and info.kind not in MODEL_KINDS  # unreadable: no shape
 
 
 class Measured(Gridded, Protocol):

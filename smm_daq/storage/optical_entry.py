@@ -96,15 +96,6 @@ def write_optical_entry(
     return name
 
 
-def optical_entries(path: str | Path) -> list[str]:
-    """Names of the file's registered images, oldest first."""
-    with open_read(path) as f:
-        return [
-            name for name, g in f.items()
-            if isinstance(g, h5py.Group) and text(g.attrs.get("kind", "")) == KIND
-        ]
-
-
 def read_optical_entry(path: str | Path, name: str) -> tuple[np.ndarray, ImageRegistration]:
     """The image (rows, columns, 3) uint8 and its registration stored in entry `name`."""
     source = f"{path}, entry '{name}'"
