@@ -190,7 +190,7 @@ NOT_UNITS = {"soft_limit_min", "soft_limit_max", "coefficient_units"}
 
 def _udunits_tail(name: str) -> bool:
     """Whether the name ends in words UDUNITS-2 reads as a dimensioned unit (`noise_T`,
-    `q20_A_m3`, `density_per_mm3`): the file's names judged by cf-units, not by our own list
+    `q20_Am3`, `density_per_mm3`): the file's names judged by cf-units, not by our own list
     of suffixes, which can miss one."""
     if name in NOT_UNITS:
         return False

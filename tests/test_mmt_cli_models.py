@@ -116,10 +116,10 @@ def test_synth_multipole_sample_and_invert_it(tmp_path, capsys):
     good = sum(float(r["uncertainty_ratio_pct"]) < 10 for r in rows)
     assert f"; {good} grains with uncertainty ratio < 10 %" in said
     true = {r["grain"]: r for r in read_csv(truth)}
-    assert "q22s_A_m3" in rows[0] and "higher_order_p" in rows[0]
+    assert "q22s_Am3" in rows[0] and "higher_order_p" in rows[0]
     for r in rows:
         t = true[r["grain"]]
-        for c in ("mx_A_per_m", "q20_A_m3", "q22s_A_m3"):
+        for c in ("mx_A_per_m", "q20_Am3", "q22s_Am3"):
             assert abs(float(r[c]) - float(t[c])) < 5 * float(r[f"sd_{c}"])
 
 

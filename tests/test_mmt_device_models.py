@@ -154,7 +154,7 @@ def test_cli_device_gpu_runs_the_device_solver(tmp_path, as_gpu):
     assert "solve_device_s" in solver.timings
     cpu = np.genfromtxt(tmp_path / "cpu.csv", delimiter=",", names=True)
     gpu = np.genfromtxt(tmp_path / "gpu.csv", delimiter=",", names=True)
-    assert cpu.dtype.names == gpu.dtype.names and "q22s_A_m3" in cpu.dtype.names
+    assert cpu.dtype.names == gpu.dtype.names and "q22s_Am3" in cpu.dtype.names
     sd = cpu["sd_mx_A_per_m"]
     assert np.max(np.abs(gpu["mx_A_per_m"] - cpu["mx_A_per_m"]) / sd) <= 1e-6
     with h5py.File(h5) as f:

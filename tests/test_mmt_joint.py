@@ -133,7 +133,7 @@ def test_octupole_truth_recovered_and_higher_orders_resolved():
     assert resolved.all()
     table = res.table()
     assert list(table)[:3] == ["grain", "mx_A_per_m", "my_A_per_m"]
-    assert "o33s_A_m4" in table and "sd_q20_A_m3" in table
+    assert "o33s_Am4" in table and "sd_q20_Am3" in table
     assert np.all(table["higher_order_resolved"] == 1.0)
 
 

@@ -233,7 +233,7 @@ def synth_points(args: argparse.Namespace, sx: float, sy: float,
     k = sample.coefficients.shape[1]
     with open(args.truth_out, "w", encoding="utf-8") as f:
         names = ["mx_A_per_m", "my_A_per_m", "mz_A_per_m"] + [
-            f"{COEFFICIENT_NAMES[j]}_{'A_m3' if j < 8 else 'A_m4'}" for j in range(3, k)]
+            f"{COEFFICIENT_NAMES[j]}_{'Am3' if j < 8 else 'Am4'}" for j in range(3, k)]
         f.write(",".join(["grain", *names, "volume_um3", "x_um", "y_um", "z_um"]) + "\n")
         for i in range(g.n_grains):
             vals = [*sample.coefficients[i], g.volume[i] / UM**3, *(g.positions[i] / UM)]

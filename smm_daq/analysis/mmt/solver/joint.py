@@ -113,7 +113,7 @@ class MultipoleResult(MMTResult):
             return out
         sd = np.sqrt(np.einsum("gii->gi", self.coefficient_covariance))
         for j in range(3, k):
-            unit = "A_m3" if j < 8 else "A_m4"
+            unit = "Am3" if j < 8 else "Am4"
             out[f"{COEFFICIENT_NAMES[j]}_{unit}"] = self.coefficients[:, j]
             out[f"sd_{COEFFICIENT_NAMES[j]}_{unit}"] = sd[:, j]
         chi2, p, resolved = self.higher_orders()  # type: ignore[misc]
