@@ -51,6 +51,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tabs.addTab(self.mmt, "MMT")
         self.session.entriesChanged.connect(self.mmt.set_file)
         self.session.grainsLoaded.connect(self.mmt.set_grain_file)
+        self.session.dragonfly_options = self.mmt.dragonfly.options
         self.session.fileOpened.connect(self._file_opened)
         self.recipes.ended.connect(self._recipe_ended)
         self.session.mapShown.connect(self.scan.show_last_map)
