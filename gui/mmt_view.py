@@ -37,7 +37,7 @@ from smm_daq.analysis.subtract_inputs import holds_measured_map, read_source
 from smm_daq.errors import InputError, SmmError
 from smm_daq.instruments.profile import Profile
 from smm_daq.storage.mapdata import MapData
-from smm_daq.storage.nexus import list_entries, read_sensor_thickness
+from smm_daq.storage.nexus import EntryInfo, list_entries, read_sensor_thickness
 
 UM = 1e-6
 UT = 1e-6
@@ -244,19 +244,30 @@ class MMTView(QtWidgets.QWidget):
 
     # --- inputs --------------------------------------------------------------------------
     def set_file(self, path: Path) -> None:
-        """Offer the measured maps of a session file (not a model's Bz: a fit's residual,
-        a χ or M map)."""
-        self.path = Path(path)
-        current = self.entry.currentText()
+        """Offer the measured maps of a session file, read now."""
         try:
-            names = [e.name for e in list_entries(self.path) if holds_measured_map(e)]
+            entries = list_entries(path)
         except (SmmError, OSError) as exc:
+            self.path = Path(path)
             self.status.setText(str(exc))
             return
-        self.entry.clear()
-        self.entry.addItems(names)
-        if current in names:
-            self.entry.setCurrentText(current)
+        self.set_entries(path, entries)
+
+    def set_entries(self, path: Path, entries: list[EntryInfo]) -> None:
+        """Offer the measured maps among a session file's `entries` (not a model's Bz: a
+        fit's residual, a χ or M map). The list is filled again only when what it offers
+        changed, keeping the map chosen (the Session tab re-reads the entries after every
+        scan and write, mostly finding them as they were)."""
+        self.path = Path(path)
+        names = [e.name for e in entries if holds_measured_map(e)]
+        if names == [self.entry.itemText(i) for i in range(self.entry.count())]:
+            return
+        current = self.entry.currentText()
+        with QtCore.QSignalBlocker(self.entry):  # no passing choices while it is filled
+            self.entry.clear()
+            self.entry.addItems(names)
+            if current in names:
+                self.entry.setCurrentText(current)
 
     def set_grain_file(self, path: Path, fmt: str = "cuboids") -> None:
         self.grain_edit.setText(str(path))

@@ -70,7 +70,7 @@ class SessionBrowser(QtWidgets.QWidget):
     fileOpened = QtCore.pyqtSignal(object)  # Path
     mapShown = QtCore.pyqtSignal(object)  # MapData
     grainsLoaded = QtCore.pyqtSignal(object, str)  # grain file Path, format
-    entriesChanged = QtCore.pyqtSignal(object)  # Path of the file whose entries were re-read
+    entriesChanged = QtCore.pyqtSignal(object, object)  # Path, its entries (as re-read)
     resumeRequested = QtCore.pyqtSignal(object, str)  # session file Path, scan entry
     subtracted = QtCore.pyqtSignal(bool, str)  # a subtraction ended: written?, what happened
 
@@ -230,7 +230,7 @@ class SessionBrowser(QtWidgets.QWidget):
         self.table.resizeColumnsToContents()
         self._selection_changed()  # an entry's status may have changed under the selection
         self.compare.set_entries(self.entries)
-        self.entriesChanged.emit(self.path)
+        self.entriesChanged.emit(self.path, self.entries)
 
     def selected_entry(self) -> EntryInfo | None:
         rows = {i.row() for i in self.table.selectedIndexes()}
