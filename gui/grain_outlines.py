@@ -1,15 +1,47 @@
-"""Outlines of grains seen from above: the boundary of the union of each grain's cuboids.
+"""Outlines of grains seen from above, drawn as one set of line segments.
 
-A grain is a union of axis-aligned cuboids, so its footprint is a union of rectangles and
-its outline is made of axis-aligned segments: found exactly on the grid of the rectangles'
-own edges (no rasterisation error), drawn as one set of line segments.
+A cuboid grain is a union of axis-aligned cuboids, so its footprint is a union of rectangles
+and its outline is made of axis-aligned segments: found exactly on the grid of the
+rectangles' own edges (no rasterisation error). A point grain (a centroid and a volume, no
+shape) is drawn as the circle of the sphere of its volume about its centroid.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from smm_daq.analysis.grains import GrainSet
+from smm_daq.analysis.mmt.models.multipole import PointGrains
+
 EDGE_DECIMALS = 12  # edges closer than 1e-12 m are the same edge
+CIRCLE_SIDES = 32  # a point grain's circle as a polygon: within 0.5 % of its radius
+
+
+def grain_segments(grains: GrainSet | PointGrains, only: int | None = None) -> np.ndarray:
+    """Outline segments (M, 2, 2) in m of every grain, or of grain index `only`: a cuboid
+    grain's footprint, a point grain's circle of its volume-equivalent sphere's diameter."""
+    if isinstance(grains, PointGrains):
+        pick = slice(None) if only is None else slice(only, only + 1)
+        return circle_segments(grains.positions[pick, :2], sphere_diameters(grains.volume[pick]))
+    if only is None:
+        return footprint_segments(grains.cuboids, grains.grain)
+    own = slice(grains.start[only], grains.start[only + 1])
+    return footprint_segments(grains.cuboids[own], grains.grain[own])
+
+
+def sphere_diameters(volumes: np.ndarray) -> np.ndarray:
+    """Diameters (m) of the spheres of `volumes` (m³)."""
+    return np.cbrt(6 * np.asarray(volumes, dtype=float) / np.pi)
+
+
+def circle_segments(centres: np.ndarray, diameters: np.ndarray) -> np.ndarray:
+    """The sides (G · CIRCLE_SIDES, 2, 2) of a polygon inscribed in each circle (m)."""
+    angles = np.linspace(0, 2 * np.pi, CIRCLE_SIDES, endpoint=False)
+    ring = np.column_stack([np.cos(angles), np.sin(angles)])  # (S, 2)
+    centres = np.asarray(centres, dtype=float).reshape(-1, 2)
+    radii = np.asarray(diameters, dtype=float).reshape(-1) / 2
+    vertices = centres[:, None, :] + radii[:, None, None] * ring[None, :, :]  # (G, S, 2)
+    return np.stack([vertices, np.roll(vertices, -1, axis=1)], axis=2).reshape(-1, 2, 2)
 
 
 def footprint_segments(cuboids: np.ndarray, grain: np.ndarray) -> np.ndarray:

@@ -50,8 +50,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tabs.addTab(self.session, "Session")
         self.tabs.addTab(self.recipes, "Recipes")
         self.tabs.addTab(self.mmt, "MMT")
-        self.session.entriesChanged.connect(self.mmt.set_file)
+        self.session.entriesChanged.connect(self.mmt.set_entries)
         self.session.grainsLoaded.connect(self.mmt.set_grain_file)
+        self.session.dragonfly_options = self.mmt.dragonfly.options
         self.session.fileOpened.connect(self._file_opened)
         self.recipes.ended.connect(self._recipe_ended)
         self.session.mapShown.connect(self.scan.show_last_map)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import shlex
 import threading
 import warnings
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,19 +25,19 @@ import pyqtgraph as pg
 from PyQt6 import QtCore, QtWidgets
 
 from gui.background import Background
-from gui.grain_outlines import footprint_segments
+from gui.dragonfly_options import DragonflyOptionsRow, for_map
+from gui.grain_outlines import grain_segments
 from gui.grain_table import GrainFilter, GrainTableModel
 from gui.map_view import MapView
 from gui.stereonet import Stereonet
 from smm_daq.analysis.forward import cuboid_bz
-from smm_daq.analysis.mmt.formats.dragonfly import DragonflyOptions
 from smm_daq.analysis.mmt.formats.grains import GRAIN_FORMATS, read_grain_file
 from smm_daq.analysis.mmt.models.multipole import MultipoleModel, PointGrains, Sensor
 from smm_daq.analysis.subtract_inputs import holds_measured_map, read_source
 from smm_daq.errors import InputError, SmmError
 from smm_daq.instruments.profile import Profile
 from smm_daq.storage.mapdata import MapData
-from smm_daq.storage.nexus import list_entries, read_sensor_thickness
+from smm_daq.storage.nexus import EntryInfo, list_entries, read_sensor_thickness
 
 UM = 1e-6
 UT = 1e-6
@@ -56,64 +55,7 @@ class InversionCancelled(Exception):
 
 
 MODELS = ("auto", "cuboid", "dipole", "quadrupole", "octupole")
-# DragonflyOptions.crop placeholder: the scan's window, known once its map is read
-CROP_TO_SCAN = (0.0, 0.0, 0.0, 0.0)
-Z_TOP_AUTO_UM = -1e6  # the z-top box's minimum, shown as "auto"
-
-
-class _DragonflyOptions(QtWidgets.QWidget):
-    """The micro-CT workflow's options for Dragonfly exports, as `--min-voxels`,
-    `--z-top-um`, `--z-down` and `--crop-to-scan` on the command line."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.min_voxels = QtWidgets.QSpinBox()
-        self.min_voxels.setRange(1, 10**9)
-        self.min_voxels.setToolTip("drop components of fewer voxels (1: keep all)")
-        self.z_top = QtWidgets.QDoubleSpinBox()
-        self.z_top.setRange(Z_TOP_AUTO_UM, 1e6)
-        self.z_top.setDecimals(3)
-        self.z_top.setSuffix(" µm")
-        self.z_top.setSpecialValueText("auto")
-        self.z_top.setValue(Z_TOP_AUTO_UM)
-        self.z_top.setToolTip("CT z of the sample top (auto: the top of the highest grain)")
-        self.z_down = QtWidgets.QCheckBox("z axis points down")
-        self.crop = QtWidgets.QCheckBox("only grains under the scan")
-        row = QtWidgets.QHBoxLayout(self)
-        row.setContentsMargins(0, 0, 0, 0)
-        for w in (QtWidgets.QLabel("Dragonfly: min voxels"), self.min_voxels,
-                  QtWidgets.QLabel("sample top"), self.z_top, self.z_down, self.crop):
-            row.addWidget(w)
-        row.addStretch(1)
-
-    def options(self) -> DragonflyOptions:
-        """The options chosen; `crop` is CROP_TO_SCAN when the scan's window is wanted."""
-        z_top = self.z_top.value()
-        return DragonflyOptions(
-            min_voxels=self.min_voxels.value(),
-            z_top_mm=None if z_top == Z_TOP_AUTO_UM else z_top * 1e-3,
-            z_down=self.z_down.isChecked(),
-            crop=CROP_TO_SCAN if self.crop.isChecked() else None)
-
-    def arguments(self) -> list[str]:
-        """The same options as the command line's arguments."""
-        o = self.options()
-        return ((["--min-voxels", str(o.min_voxels)] if o.min_voxels != 1 else [])
-                + (["--z-top-um", repr(o.z_top_mm * 1e3)] if o.z_top_mm is not None else [])
-                + (["--z-down"] if o.z_down else [])
-                + (["--crop-to-scan"] if o.crop is not None else []))
-
-
 DEVICES = ("auto", "cpu", "gpu")
-
-
-def grain_boxes(grains: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Cuboids (C, 6) and their grain indices to outline: a grain's own, or for a point grain
-    the cube of its volume about its centroid."""
-    if isinstance(grains, PointGrains):
-        side = np.cbrt(grains.volume)
-        return np.c_[grains.positions, side, side, side], np.arange(grains.n_grains)
-    return grains.cuboids, grains.grain
 
 
 def grain_field(result: Any, g: int, data: MapData) -> MapData:
@@ -174,7 +116,7 @@ class MMTView(QtWidgets.QWidget):
         browse.clicked.connect(self._choose_grains)
         self.grain_format = QtWidgets.QComboBox()
         self.grain_format.addItems(GRAIN_FORMATS)
-        self.dragonfly = _DragonflyOptions()
+        self.dragonfly = DragonflyOptionsRow()
         self.dragonfly.setVisible(False)
         self.grain_format.currentTextChanged.connect(
             lambda fmt: self.dragonfly.setVisible(fmt == "dragonfly"))
@@ -302,19 +244,30 @@ class MMTView(QtWidgets.QWidget):
 
     # --- inputs --------------------------------------------------------------------------
     def set_file(self, path: Path) -> None:
-        """Offer the measured maps of a session file (not a model's Bz: a fit's residual,
-        a χ or M map)."""
-        self.path = Path(path)
-        current = self.entry.currentText()
+        """Offer the measured maps of a session file, read now."""
         try:
-            names = [e.name for e in list_entries(self.path) if holds_measured_map(e)]
+            entries = list_entries(path)
         except (SmmError, OSError) as exc:
+            self.path = Path(path)
             self.status.setText(str(exc))
             return
-        self.entry.clear()
-        self.entry.addItems(names)
-        if current in names:
-            self.entry.setCurrentText(current)
+        self.set_entries(path, entries)
+
+    def set_entries(self, path: Path, entries: list[EntryInfo]) -> None:
+        """Offer the measured maps among a session file's `entries` (not a model's Bz: a
+        fit's residual, a χ or M map). The list is filled again only when what it offers
+        changed, keeping the map chosen (the Session tab re-reads the entries after every
+        scan and write, mostly finding them as they were)."""
+        self.path = Path(path)
+        names = [e.name for e in entries if holds_measured_map(e)]
+        if names == [self.entry.itemText(i) for i in range(self.entry.count())]:
+            return
+        current = self.entry.currentText()
+        with QtCore.QSignalBlocker(self.entry):  # no passing choices while it is filled
+            self.entry.clear()
+            self.entry.addItems(names)
+            if current in names:
+                self.entry.setCurrentText(current)
 
     def set_grain_file(self, path: Path, fmt: str = "cuboids") -> None:
         self.grain_edit.setText(str(path))
@@ -383,11 +336,7 @@ class MMTView(QtWidgets.QWidget):
             from smm_daq.analysis.mmt.solver.joint import Scan, invert_scans
 
             data = read_source(path, entry)
-            if dragonfly is not None and dragonfly.crop == CROP_TO_SCAN:
-                options = replace(dragonfly, crop=(float(data.x.min()), float(data.x.max()),
-                                                   float(data.y.min()), float(data.y.max())))
-            else:
-                options = dragonfly
+            options = None if dragonfly is None else for_map(dragonfly, data)
             with warnings.catch_warnings(record=True) as read:  # e.g. overlapping cuboids
                 warnings.simplefilter("always")
                 grains = read_grain_file(grain_file, fmt, options)
@@ -476,7 +425,7 @@ class MMTView(QtWidgets.QWidget):
         self.proxy.setSourceModel(GrainTableModel(table, self))
         self.table.resizeColumnsToContents()
         self.data_view.set_map(self.data)
-        self.data_view.set_outlines(footprint_segments(*grain_boxes(r.grains)))
+        self.data_view.set_outlines(grain_segments(r.grains))
         self.residual_view.set_map(r.residual)
         self.grain_view.set_map(r.fitted.with_bz(np.zeros_like(r.fitted.bz)))
         sigma_text = "from the residual" if r.sigma_from_residual else "given"
@@ -592,8 +541,7 @@ class MMTView(QtWidgets.QWidget):
         assert r is not None and self.data is not None
         self.grain_view.set_bz(grain_field(r, g, self.data).bz)
         self.grain_view.plot.setTitle(f"fitted field of grain {r.grains.labels[g]}")
-        boxes, owner = grain_boxes(r.grains)
-        segments = footprint_segments(boxes[owner == g], owner[owner == g]) / UM
+        segments = grain_segments(r.grains, only=g) / UM
         self.highlight.setData(segments[:, :, 0].ravel(), segments[:, :, 1].ravel())
         centre = r.grains.centroids()[g]
         radius = (float(np.cbrt(3 * r.grains.volume[g] / (4 * np.pi)))

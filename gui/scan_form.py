@@ -145,6 +145,11 @@ class ScanForm(QtWidgets.QWidget):
         self.fly_trigger.setToolTip("needs the cable and the profile's [fly] trigger_wired")
         self.fly_trigger.toggled.connect(self._changed)
         self._row("fly_trigger", "Fly: trigger", self.fly_trigger)
+        self.line_baselines = QtWidgets.QCheckBox("subtract each line's median")
+        self.line_baselines.setToolTip("takes out slow drift between lines (and with it any "
+                                       "field uniform along a line), as --line-baselines")
+        self.line_baselines.toggled.connect(self._changed)
+        self._row("line_baselines", "Fly: line baselines", self.line_baselines)
         self.duration = QtWidgets.QLabel("")
         self._row("duration", "Estimated duration", self.duration)
         self.name.textChanged.connect(self._changed)
@@ -202,7 +207,8 @@ class ScanForm(QtWidgets.QWidget):
             dwell_tau=self.dwell_tau.value(),
             fly=FlySettings(pixel_time=self.pixel_time.value(),
                             oversample=self.oversample.value(),
-                            trigger=self.fly_trigger.isChecked())
+                            trigger=self.fly_trigger.isChecked(),
+                            baselines=self.line_baselines.isChecked())
             if self.mode.currentText() == "fly" else None,
         )
 
@@ -225,6 +231,7 @@ class ScanForm(QtWidgets.QWidget):
             self.pixel_time.setValue(plan.fly.pixel_time)
             self.oversample.setValue(plan.fly.oversample)
             self.fly_trigger.setChecked(plan.fly.trigger)
+            self.line_baselines.setChecked(plan.fly.baselines)
 
     def checked_plan(self) -> ScanPlan | None:
         """The plan if it passes the profile's limits; else None, the message by its field."""
@@ -262,7 +269,7 @@ class ScanForm(QtWidgets.QWidget):
 
     def _changed(self) -> None:
         flying = self.mode.currentText() == "fly"
-        for key in ("pixel_time", "oversample", "fly_trigger"):
+        for key in ("pixel_time", "oversample", "fly_trigger", "line_baselines"):
             self.inputs[key].setEnabled(flying)
         for key in ("settle_tau", "dwell_tau"):
             self.inputs[key].setEnabled(not flying)

@@ -159,12 +159,15 @@ class ScanTab(QtWidgets.QWidget):
         self.live.prepare(plan, path, self.profile.sensor.active_area, bz=measured)
         push = self.live.bridge.push
         auto_range = self.auto_range.isChecked()
+        # the window's profile is the one it was started on
+        hint = (f"this window runs on {self.profile.path}; start the window on a profile "
+                "that has it (smm-daq gui --profile FILE)")
 
         def build_and_start():
             from smm_daq.acquisition.sequencer import Sequencer
 
             sequencer = Sequencer(rig, path, plan, recipe_text=recipe_text, resume=resume,
-                                  auto_range=auto_range)
+                                  resume_hint=hint, auto_range=auto_range)
             sequencer.subscribe(push)
             sequencer.start()
             return sequencer

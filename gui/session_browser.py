@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -10,11 +11,13 @@ from PyQt6 import QtCore, QtWidgets
 
 from gui.background import Background
 from gui.compare_view import CompareView
-from gui.grain_outlines import footprint_segments
+from gui.dragonfly_options import for_map
+from gui.grain_outlines import grain_segments
 from gui.image_registration import RegistrationDialog, underlay_transform
 from gui.map_view import MapView, Quantity
 from gui.subtract_dialog import SubtractDialog, subtract_command
-from smm_daq.analysis.grains import FORMATS, read_grains
+from smm_daq.analysis.mmt.formats.dragonfly import DragonflyOptions
+from smm_daq.analysis.mmt.formats.grains import GRAIN_FORMATS, read_grain_file
 from smm_daq.analysis.optical import ImageRegistration, load_image
 from smm_daq.errors import SmmError
 from smm_daq.storage.mapdata import MapData
@@ -92,7 +95,7 @@ class SessionBrowser(QtWidgets.QWidget):
     fileOpened = QtCore.pyqtSignal(object)  # Path
     mapShown = QtCore.pyqtSignal(object)  # MapData
     grainsLoaded = QtCore.pyqtSignal(object, str)  # grain file Path, format
-    entriesChanged = QtCore.pyqtSignal(object)  # Path of the file whose entries were re-read
+    entriesChanged = QtCore.pyqtSignal(object, object)  # Path, its entries (as re-read)
     resumeRequested = QtCore.pyqtSignal(object, str)  # session file Path, scan entry
     subtracted = QtCore.pyqtSignal(bool, str)  # a subtraction ended: written?, what happened
 
@@ -100,6 +103,8 @@ class SessionBrowser(QtWidgets.QWidget):
         super().__init__(parent)
         self.path: Path | None = None
         self.entries: list[EntryInfo] = []
+        # how Dragonfly exports are read: the main window gives the MMT tab's options
+        self.dragonfly_options: Callable[[], DragonflyOptions] = DragonflyOptions
 
         self.path_label = QtWidgets.QLabel("No session file open")
         self.path_label.setWordWrap(True)
@@ -137,9 +142,12 @@ class SessionBrowser(QtWidgets.QWidget):
         )
         image_button.clicked.connect(self._choose_image)
         self.grain_format = QtWidgets.QComboBox()
-        self.grain_format.addItems(FORMATS)
+        self.grain_format.addItems(GRAIN_FORMATS)
         self.grain_format.setToolTip(
-            "csv: grain,x_um,y_um,z_um,dx_um,dy_um,dz_um; mmt: x y z hx hy hz grain (depth)"
+            "cuboids (csv): grain,x_um,y_um,z_um,dx_um,dy_um,dz_um; mmt: x y z hx hy hz grain "
+            "(depth); points: x y z volume label (m); mpe: the multipole library's NPZ; "
+            "dragonfly: a connected-components export, read with the MMT tab's options. "
+            "Point grains are drawn as the circle of the sphere of their volume."
         )
         self.table = QtWidgets.QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
@@ -248,7 +256,7 @@ class SessionBrowser(QtWidgets.QWidget):
         self.table.resizeColumnsToContents()
         self._selection_changed()  # an entry's status may have changed under the selection
         self.compare.set_entries(self.entries)
-        self.entriesChanged.emit(self.path)
+        self.entriesChanged.emit(self.path, self.entries)
 
     def selected_entry(self) -> EntryInfo | None:
         rows = {i.row() for i in self.table.selectedIndexes()}
@@ -330,20 +338,24 @@ class SessionBrowser(QtWidgets.QWidget):
     def _choose_grains(self) -> None:
         name, _ = QtWidgets.QFileDialog.getOpenFileName(
             self, "Open a grain file", str(self.path.parent if self.path else ""),
-            "Grain files (*.csv *.txt);;All files (*)",
+            "Grain files (*.csv *.txt *.npz);;All files (*)",
         )
         if name:
             self.load_grains(Path(name), self.grain_format.currentText())
 
-    def load_grains(self, path: Path, fmt: str = "csv") -> bool:
-        """Read a grain file and draw its grains' outlines over every map of this tab."""
+    def load_grains(self, path: Path, fmt: str = "cuboids") -> bool:
+        """Read a grain file (any MMT grain format; a Dragonfly export with the options of
+        `dragonfly_options`, "only grains under the scan" meaning the map shown) and draw its
+        grains' outlines over every map of this tab."""
+        options = (for_map(self.dragonfly_options(), self.map_view.map)
+                   if fmt == "dragonfly" else None)
         try:
-            grains = read_grains(path, fmt)
+            grains = read_grain_file(path, fmt, options)
         except SmmError as exc:
             self.message.setText(str(exc))
             return False
         self.message.setText("")
-        self.set_outlines(footprint_segments(grains.cuboids, grains.grain))
+        self.set_outlines(grain_segments(grains))
         self.grainsLoaded.emit(Path(path), fmt)
         return True
 

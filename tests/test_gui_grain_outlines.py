@@ -1,11 +1,19 @@
-"""Grain outlines: the boundary of the union of a grain's cuboid footprints."""
+"""Grain outlines: the boundary of the union of a cuboid grain's footprints; a point
+grain's circle of its volume-equivalent sphere."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from gui.grain_outlines import footprint_segments, polygon_segments
+from gui.grain_outlines import (
+    CIRCLE_SIDES,
+    footprint_segments,
+    grain_segments,
+    polygon_segments,
+)
+from smm_daq.analysis.grains import GrainSet
+from smm_daq.analysis.mmt.models.multipole import point_grains
 
 UM = 1e-6
 
@@ -63,3 +71,33 @@ def test_polygon_sides():
     sides = polygon_segments(square)
     assert sides.shape == (4, 2, 2)
     assert total_length(sides) == pytest.approx(4.0)
+
+
+def test_a_point_grain_is_the_circle_of_its_volume_equivalent_sphere():
+    volumes = np.array([4 / 3 * np.pi * (2 * UM) ** 3, 1e-18])  # a sphere of radius 2 µm
+    grains = point_grains(np.array([[10, 20, -5], [40, 0, -8]]) * UM, volumes,
+                          np.array([7, 9]))
+    segments = grain_segments(grains)
+    assert segments.shape == (2 * CIRCLE_SIDES, 2, 2)
+    d = np.cbrt(6 * volumes / np.pi)
+    assert d[0] == pytest.approx(4 * UM)
+    for g, (centre, diameter) in enumerate(zip(grains.positions[:, :2], d, strict=True)):
+        own = segments[g * CIRCLE_SIDES:(g + 1) * CIRCLE_SIDES].reshape(-1, 2)
+        np.testing.assert_allclose(np.linalg.norm(own - centre, axis=1), diameter / 2,
+                                   rtol=1e-12)
+        # a closed ring round the centroid: each side starts where the last one ended
+        sides = segments[g * CIRCLE_SIDES:(g + 1) * CIRCLE_SIDES]
+        np.testing.assert_array_equal(sides[1:, 0], sides[:-1, 1])
+        np.testing.assert_array_equal(sides[0, 0], sides[-1, 1])
+        assert total_length(sides) == pytest.approx(np.pi * diameter, rel=0.01)
+    np.testing.assert_array_equal(grain_segments(grains, only=1),
+                                  segments[CIRCLE_SIDES:])
+
+
+def test_one_cuboid_grain_alone_is_its_own_footprint():
+    rects = np.array([cuboid(0, 0, 2, 2), cuboid(5, 5, 6, 9), cuboid(6, 5, 8, 6)])
+    grains = GrainSet(rects, np.array([0, 1, 1]), np.array([3, 4]))
+    assert total_length(grain_segments(grains)) == pytest.approx((8 + 14) * UM)
+    assert total_length(grain_segments(grains, only=1)) == pytest.approx(14 * UM)
+    np.testing.assert_array_equal(grain_segments(grains, only=0),
+                                  footprint_segments(rects[:1], np.array([0])))

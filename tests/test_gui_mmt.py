@@ -570,3 +570,42 @@ def test_only_measured_maps_are_offered_and_a_models_map_is_refused(qtbot, sessi
     assert not done.args[0]
     assert "entry 'chi' is a susceptibility result" in done.args[1]
     assert [e.name for e in list_entries(path)] == ["scan", "chi"]  # nothing written
+
+
+def test_the_map_list_changes_once_per_change_of_the_files_entries(qtbot, session, settings,
+                                                                   monkeypatch):
+    """The Session tab re-reads a file's entries after every scan, recipe or write; the MMT
+    tab's list of maps is filled again only when the entries it offers changed (once), and
+    the map the user chose stays chosen."""
+    import gui.mmt_view
+    from gui.main_window import MainWindow
+
+    path, _grains = session
+    scan = read_map(path, "scan")
+    write_map_entry(path, scan.with_bz(scan.bz, name="again"), kind="scan")
+    window = MainWindow(load_profile(), settings, persist=False)
+    qtbot.addWidget(window)
+    assert window.session.open_file(path)
+    combo = window.mmt.entry
+    assert [combo.itemText(i) for i in range(combo.count())] == ["scan", "again"]
+    combo.setCurrentText("again")  # the user's choice
+    listed, chosen, read = [], [], []
+    combo.model().rowsInserted.connect(lambda *_: listed.append(1))
+    combo.model().rowsRemoved.connect(lambda *_: listed.append(1))
+    combo.model().modelReset.connect(lambda: listed.append(1))
+    combo.currentTextChanged.connect(chosen.append)
+    file_reads = gui.mmt_view.list_entries
+    monkeypatch.setattr(gui.mmt_view, "list_entries",
+                        lambda p: read.append(p) or file_reads(p))
+    for _ in range(3):
+        window.session.refresh()  # nothing changed
+    assert (listed, chosen, read) == ([], [], [])
+    assert combo.currentText() == "again"
+
+    write_map_entry(path, scan.with_bz(scan.bz, name="third"), kind="scan")
+    window.session.refresh()
+    assert [combo.itemText(i) for i in range(combo.count())] == ["scan", "again", "third"]
+    assert combo.currentText() == "again" and chosen == [] and read == []
+    changes = len(listed)
+    window.session.refresh()
+    assert len(listed) == changes  # listed for that change only

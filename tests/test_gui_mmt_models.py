@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from gui.grain_outlines import CIRCLE_SIDES
 from gui.mmt_view import MMTView, grain_field
 from smm_daq.analysis.mmt.formats.points import write_points
 from smm_daq.analysis.mmt.models.multipole import MultipoleModel, Sensor, point_grains
@@ -68,6 +69,21 @@ def test_point_grains_quadrupole_joint_with_mask(qtbot, session):
     fitted = r.fitted.bz
     ok = np.isfinite(fitted)
     np.testing.assert_allclose(total[ok], fitted[ok], atol=1e-9 * np.abs(fitted[ok]).max())
+    diameters = np.cbrt(6 * GRAINS.volume / np.pi) / UM
+    np.testing.assert_allclose(circles(*view.data_view.outlines.getData()),
+                               np.c_[GRAINS.positions[:, :2] / UM, diameters], rtol=1e-9)
     view.select_grain(0)
     (x0, x1), _ = view.data_view.view_box.viewRange()
     assert (x0 + x1) / 2 == pytest.approx(10, abs=1)
+    np.testing.assert_allclose(circles(*view.highlight.getData()),
+                               [[10, 10, diameters[0]]], rtol=1e-9)
+
+
+def circles(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """(x, y, diameter) in µm of each ring of segments drawn, or a failure if a ring is not
+    a circle about its middle."""
+    ends = np.column_stack([xs, ys]).reshape(-1, 2 * CIRCLE_SIDES, 2)  # two ends a side
+    centres = ends.mean(axis=1)
+    radii = np.linalg.norm(ends - centres[:, None, :], axis=2)
+    np.testing.assert_allclose(radii, radii[:, :1] * np.ones_like(radii), rtol=1e-9)
+    return np.c_[centres, 2 * radii[:, 0]]

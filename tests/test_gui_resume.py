@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import h5py
 import numpy as np
 from scan_gate import gate_the_scan
 
@@ -77,3 +78,45 @@ def test_resume_is_refused_while_a_scan_runs_and_for_a_finished_entry(window, qt
     assert "finished already" in scan.status.text()
     assert not scan.resume_entry(path, "missing")
     assert "no such entry; expected a scan of this file (done)" in scan.status.text()
+
+
+def test_a_resume_refused_for_another_time_constant_says_what_to_do_in_the_window(
+        qtbot, settings, tmp_path, repo):
+    """The window runs on the profile it was started with: the refusal names the stored τ and
+    the window's way to another profile, not the command line's --profile option."""
+    from gui.main_window import MainWindow
+    from smm_daq.cli.main import main
+    from smm_daq.instruments.profile import load_profile
+
+    path = tmp_path / "s.h5"
+    assert main(["scan", "--center-um", "12500,12500", "--size-um", "60,40", "--step-um", "20",
+                 "--name", "part", "--out", str(path)]) == 0  # at τ = 0.03 s
+    with h5py.File(path, "a") as f:
+        f["part/status"][()] = "aborted"
+        f["part/data/line_done"][1:] = False
+        f["part/data/Bz"][1:] = np.nan
+    text = (repo / "configs" / "simulator.toml").read_text()
+    assert "time_constant_s = 0.03\n" in text
+    other = tmp_path / "slow.toml"
+    other.write_text(text.replace("time_constant_s = 0.03\n", "time_constant_s = 0.1\n"))
+    window = MainWindow(load_profile(other), settings, persist=False)
+    qtbot.addWidget(window)
+    window.instruments.connect_rig()
+    qtbot.waitUntil(lambda: window.holder.rig is not None, timeout=WAIT_MS)
+    try:
+        assert window.session.open_file(path)
+        select(window.session, "part")
+        with qtbot.waitSignal(window.scan.scanEnded, timeout=WAIT_MS) as ended:
+            window.session.resume_button.click()
+    finally:  # the Instruments tab's poll stopped and drained before the rig goes
+        window.instruments.timer.stop()
+        qtbot.waitUntil(lambda: window.holder.background.pending == 0, timeout=WAIT_MS)
+        window.holder.close()
+    kind, message = ended.args
+    assert kind == "failed"
+    assert ("was taken with lock-in time constant 0.03 s, and the rest of it would be taken "
+            "with 0.1 s; expected the same τ ([lockin] time_constant_s = 0.03 in the profile)"
+            ) in message
+    assert f"this window runs on {other}" in message
+    assert "give --profile" not in message and "leave --profile out" not in message
+    assert {e.name: e.status for e in list_entries(path)}["part"] == "aborted"

@@ -144,6 +144,22 @@ def test_fly_mode_makes_a_fly_plan_and_round_trips(form):
     assert form.mode.currentText() == "fly" and form.plan().fly == plan.fly
 
 
+def test_line_baselines_are_a_fly_option_carried_into_the_plan(form):
+    """The command line's --line-baselines (subtract each flown line's median): offered only
+    for fly scans, carried into the plan's fly settings and back into the form."""
+    assert not form.line_baselines.isEnabled()
+    form.line_baselines.setChecked(True)
+    assert form.plan().fly is None  # a step scan has no lines to level this way
+    form.mode.setCurrentText("fly")
+    assert form.line_baselines.isEnabled()
+    plan = form.plan()
+    assert plan.fly is not None and plan.fly.baselines
+    form.line_baselines.setChecked(False)
+    assert not form.plan().fly.baselines
+    form.set_plan(plan)
+    assert form.line_baselines.isChecked() and form.plan() == plan
+
+
 def test_a_bad_fly_pixel_time_lands_by_its_field(form):
     form.mode.setCurrentText("fly")
     form.pixel_time.setValue(-1.0)

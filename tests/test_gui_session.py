@@ -7,7 +7,7 @@ import pytest
 from PyQt6 import QtCore
 
 from gui.compare_view import guess_roles
-from gui.grain_outlines import polygon_segments
+from gui.grain_outlines import CIRCLE_SIDES, polygon_segments
 from gui.session_browser import SessionBrowser
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import list_entries, write_map_entry
@@ -127,6 +127,73 @@ def test_grain_outlines_from_a_grain_file(browser, tmp_path, qtbot):
     xs, ys = browser.map_view.outlines.getData()
     sides = np.hypot(xs[1::2] - xs[::2], ys[1::2] - ys[::2])
     assert sides.sum() == pytest.approx(2 * (20 + 10) + 4 * 6)  # µm
+
+
+def rings(view) -> tuple[np.ndarray, np.ndarray]:
+    """Centres (G, 2) and diameters (G,) in µm of the circles a view draws, one per grain."""
+    xs, ys = view.outlines.getData()
+    ends = np.column_stack([xs, ys]).reshape(-1, 2 * CIRCLE_SIDES, 2)  # two ends a side
+    centres = ends.mean(axis=1)
+    return centres, 2 * np.linalg.norm(ends - centres[:, None, :], axis=2).mean(axis=1)
+
+
+SPHERE_2UM = 4 / 3 * np.pi * (2 * UM) ** 3  # m³: 4 µm across
+
+
+def write_points(path):
+    path.write_text(f"1e-5 2e-5 -5e-6 {SPHERE_2UM!r} 7\n4e-5 1e-5 -8e-6 1e-18 9\n")
+
+
+def write_npz(path):
+    np.savez(path, particle_positions=np.array([[10, 20, -5], [40, 10, -8]]) * UM,
+             volumes=np.array([SPHERE_2UM, 1e-18]))
+
+
+@pytest.mark.parametrize(("name", "fmt", "write"), [("grains.txt", "points", write_points),
+                                                      ("particles.npz", "mpe", write_npz)])
+def test_point_grains_are_drawn_as_their_volume_equivalent_spheres(browser, tmp_path, qtbot,
+                                                                   name, fmt, write):
+    grains = tmp_path / name
+    write(grains)
+    with qtbot.waitSignal(browser.grainsLoaded) as loaded:
+        assert browser.load_grains(grains, fmt), browser.message.text()
+    assert loaded.args == [grains, fmt]
+    for view in (browser.map_view, *browser.compare.views.values()):
+        centres, diameters = rings(view)
+        np.testing.assert_allclose(centres, [[10, 20], [40, 10]], atol=1e-9)
+        np.testing.assert_allclose(diameters, np.cbrt(6 * np.array([SPHERE_2UM, 1e-18]) / np.pi)
+                                   / UM, rtol=0.01)
+
+
+def test_dragonfly_outlines_use_the_mmt_tabs_options(qtbot, settings, session_file, tmp_path):
+    """What is drawn is what the MMT tab will invert: its minimum voxel count, and "only
+    grains under the scan" with the map shown as the scan."""
+    from gui.main_window import MainWindow
+    from smm_daq.instruments.profile import load_profile
+
+    export = tmp_path / "cc.csv"
+    export.write_text(
+        "Label Index;Voxel count;Volume (mm³);Center Of Mass X (mm);Center Of Mass Y (mm);"
+        "Center Of Mass Z (mm);\n"
+        "1;672;6.72e-07;0.020;0.015;0.494;\n"
+        "2;2;2.0e-09;0.030;0.020;0.495;\n"  # too few voxels
+        "3;900;9.0e-07;0.500;0.050;0.490;\n",  # outside the map
+        encoding="utf-8")
+    window = MainWindow(load_profile(), settings, persist=False)
+    qtbot.addWidget(window)
+    session, mmt = window.session, window.mmt
+    assert session.open_file(session_file)
+    session.show_entry(0)  # the map (0..55 µm × 0..35 µm) the grains are drawn over
+    mmt.dragonfly.min_voxels.setValue(5)
+    mmt.dragonfly.crop.setChecked(True)
+    assert session.load_grains(export, "dragonfly"), session.message.text()
+    centres, diameters = rings(session.map_view)
+    np.testing.assert_allclose(centres, [[20, 15]], atol=1e-9)
+    assert diameters[0] == pytest.approx(np.cbrt(6 * 6.72e-16 / np.pi) / UM, rel=0.01)
+    assert (mmt.grain_edit.text(), mmt.grain_format.currentText()) == (str(export), "dragonfly")
+    mmt.dragonfly.crop.setChecked(False)
+    assert session.load_grains(export, "dragonfly")
+    np.testing.assert_allclose(rings(session.map_view)[0], [[20, 15], [500, 50]], atol=1e-9)
 
 
 def test_a_bad_grain_file_is_named_in_the_message(browser, tmp_path):

@@ -112,7 +112,9 @@ def test_a_step_scan_is_not_resumed_with_another_time_constant(
     assert main(["resume", str(interrupted), "--entry", "s1", "--profile", str(profile)]) == 2
     err = capsys.readouterr().err
     assert ("entry 's1': was taken with lock-in time constant 0.03 s, and the rest of it would "
-            "be taken with 0.1 s; expected the same τ") in err
+            "be taken with 0.1 s; expected the same τ ([lockin] time_constant_s = 0.03 in the "
+            "profile): give --profile with it, or leave --profile out to use the stored "
+            "profile") in err
     assert interrupted.read_bytes() == before
 
 
@@ -125,8 +127,9 @@ def test_the_sequencer_refuses_another_time_constant_too(
     profile = load_profile(_profile_with_time_constant(repo, tmp_path, "0.1"))
     session = Session.open(interrupted, profile)
     try:
-        with pytest.raises(InputError, match=r"time constant 0\.03 s, and the rest of it"):
+        with pytest.raises(InputError, match=r"time constant 0\.03 s, and the rest of it") as no:
             session.resume("s1")
+        assert "--profile" not in str(no.value)  # no command line here
     finally:
         session.close()
     with h5py.File(interrupted, "r") as f:

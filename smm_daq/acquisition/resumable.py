@@ -139,17 +139,22 @@ def time_constant_for(plan: ScanPlan, profile: Profile) -> float:
     return check_fly_plan(plan, profile, profile_fly_limits(profile)).time_constant
 
 
-def check_same_time_constant(entry: ResumableEntry, tau: float, where: str) -> None:
+def check_same_time_constant(entry: ResumableEntry, tau: float, where: str, *,
+                             hint: str) -> None:
     """InputError unless the rest of the scan, taken with lock-in time constant `tau`, matches
     its first lines: a map whose lines differ in τ differs line by line in noise, lag and
-    blur, and no later step can tell."""
+    blur, and no later step can tell.
+
+    A step scan's τ is the profile's; `hint` says how the caller's user resumes with a
+    profile of the stored τ (a command-line option, the window's profile), after the words
+    "expected the same τ ([lockin] time_constant_s = ... in the profile): "."""
     if math.isclose(tau, entry.time_constant, rel_tol=1e-6):
         return
     if entry.plan.fly is not None:
         how = ("expected the lock-in and fly settings the scan started with (start a new "
                "scan)")
     else:
-        how = (f"expected the same τ: give --profile with [lockin] time_constant_s = "
-               f"{entry.time_constant:g}, or leave --profile out to use the stored profile")
+        how = (f"expected the same τ ([lockin] time_constant_s = {entry.time_constant:g} in "
+               f"the profile): {hint}")
     raise InputError(f"was taken with lock-in time constant {entry.time_constant:g} s, and the "
                      f"rest of it would be taken with {tau:g} s; {how}", source=where)

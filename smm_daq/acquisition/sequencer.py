@@ -68,7 +68,9 @@ class Sequencer(FlyScan):
     `rig`: an open `smm_daq.instruments.rig.Rig`. `path`: the session file (created if
     missing). `plan`: what to scan; the entry is `plan.name`. `recipe_text`: stored with the
     scan. `resume`: continue the unfinished entry `plan.name` from its first unfinished line
-    (the stored plan and profile fingerprint must match). `auto_range`: raise the lock-in
+    (the stored plan and profile fingerprint must match); `resume_hint`: how the user resumes
+    with a profile of the stored lock-in time constant, where the rig's differs (said in the
+    refusal; the caller knows how its user chose the profile). `auto_range`: raise the lock-in
     sensitivity instead of pausing when a reading is out of range. `retries`: extra attempts
     for a transient instrument error.
 
@@ -83,6 +85,7 @@ class Sequencer(FlyScan):
         *,
         recipe_text: str = "",
         resume: bool = False,
+        resume_hint: str = "open the rig with a profile that has it",
         auto_range: bool = False,
         retries: int = 2,
     ) -> None:
@@ -91,6 +94,7 @@ class Sequencer(FlyScan):
         self.plan = plan
         self.recipe_text = recipe_text
         self.resume_entry = resume
+        self.resume_hint = resume_hint
         self.auto_range = auto_range
         self.retries = retries
         self.message = ""  # why the scan paused or ended
@@ -249,7 +253,7 @@ class Sequencer(FlyScan):
         check_same_profile(record.fingerprint, self.rig.profile, where)
         tau = (self.rig.profile.lockin.time_constant if self._fly is None
                else self._fly.time_constant)
-        check_same_time_constant(record, tau, where)
+        check_same_time_constant(record, tau, where, hint=self.resume_hint)
 
     # -- the worker -------------------------------------------------------------------------
 

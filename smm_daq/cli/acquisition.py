@@ -304,7 +304,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
     where = f"{args.file}, entry '{args.entry}'"
     check_same_profile(entry.fingerprint, profile, where)
     entry.plan.validate(profile)
-    check_same_time_constant(entry, time_constant_for(entry.plan, profile), where)
+    check_same_time_constant(entry, time_constant_for(entry.plan, profile), where,
+                             hint="give --profile with it, or leave --profile out to use the "
+                                  "stored profile")
     print(f"resuming '{args.entry}': {entry.lines_left} of {entry.line_done.size} lines to "
           f"measure", file=sys.stderr)
     session = _open_session(args.file, profile, args.time_scale)

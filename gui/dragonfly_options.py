@@ -1,0 +1,74 @@
+"""The micro-CT workflow's options for reading Dragonfly exports, as the MMT tab sets them.
+
+One row of controls (`DragonflyOptionsRow`) gives `DragonflyOptions` with the command line's
+meaning; "only grains under the scan" is the placeholder `CROP_TO_SCAN` until the map whose
+window it means is known (`for_map`), so the MMT tab's inversion and the Session tab's
+grain outlines read a file alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from PyQt6 import QtWidgets
+
+from smm_daq.analysis.grids import Gridded
+from smm_daq.analysis.mmt.formats.dragonfly import DragonflyOptions
+
+# DragonflyOptions.crop placeholder: the scan's window, known once its map is read
+CROP_TO_SCAN = (0.0, 0.0, 0.0, 0.0)
+Z_TOP_AUTO_UM = -1e6  # the z-top box's minimum, shown as "auto"
+
+
+def for_map(options: DragonflyOptions, m: Gridded | None) -> DragonflyOptions:
+    """`options` with CROP_TO_SCAN made the sensor-centre window of `m`, as the command
+    line's `--crop-to-scan` does; with no map, every grain is kept."""
+    if options.crop != CROP_TO_SCAN:
+        return options
+    if m is None:
+        return replace(options, crop=None)
+    return replace(options, crop=(float(m.x.min()), float(m.x.max()),
+                                  float(m.y.min()), float(m.y.max())))
+
+
+class DragonflyOptionsRow(QtWidgets.QWidget):
+    """The micro-CT workflow's options for Dragonfly exports, as `--min-voxels`,
+    `--z-top-um`, `--z-down` and `--crop-to-scan` on the command line."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.min_voxels = QtWidgets.QSpinBox()
+        self.min_voxels.setRange(1, 10**9)
+        self.min_voxels.setToolTip("drop components of fewer voxels (1: keep all)")
+        self.z_top = QtWidgets.QDoubleSpinBox()
+        self.z_top.setRange(Z_TOP_AUTO_UM, 1e6)
+        self.z_top.setDecimals(3)
+        self.z_top.setSuffix(" µm")
+        self.z_top.setSpecialValueText("auto")
+        self.z_top.setValue(Z_TOP_AUTO_UM)
+        self.z_top.setToolTip("CT z of the sample top (auto: the top of the highest grain)")
+        self.z_down = QtWidgets.QCheckBox("z axis points down")
+        self.crop = QtWidgets.QCheckBox("only grains under the scan")
+        row = QtWidgets.QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        for w in (QtWidgets.QLabel("Dragonfly: min voxels"), self.min_voxels,
+                  QtWidgets.QLabel("sample top"), self.z_top, self.z_down, self.crop):
+            row.addWidget(w)
+        row.addStretch(1)
+
+    def options(self) -> DragonflyOptions:
+        """The options chosen; `crop` is CROP_TO_SCAN when the scan's window is wanted."""
+        z_top = self.z_top.value()
+        return DragonflyOptions(
+            min_voxels=self.min_voxels.value(),
+            z_top_mm=None if z_top == Z_TOP_AUTO_UM else z_top * 1e-3,
+            z_down=self.z_down.isChecked(),
+            crop=CROP_TO_SCAN if self.crop.isChecked() else None)
+
+    def arguments(self) -> list[str]:
+        """The same options as the command line's arguments."""
+        o = self.options()
+        return ((["--min-voxels", str(o.min_voxels)] if o.min_voxels != 1 else [])
+                + (["--z-top-um", repr(o.z_top_mm * 1e3)] if o.z_top_mm is not None else [])
+                + (["--z-down"] if o.z_down else [])
+                + (["--crop-to-scan"] if o.crop is not None else []))
