@@ -6,9 +6,17 @@ Qt and the window are imported only when the command runs, so `smm-daq --help` s
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 
 VIEWS = ("instruments", "scan", "session", "recipes", "mmt")
+RECORDED_PREFIX = "smm-daq gui: "
+
+
+def recorded_command(arguments: list[str]) -> str:
+    """A window's action as the command line would run it (`arguments` after `smm-daq`), for
+    the `command` an entry records; the prefix tells it from a command typed."""
+    return RECORDED_PREFIX + shlex.join(arguments)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -14,7 +14,6 @@ the results can be exported in the multipole library's convention.
 
 from __future__ import annotations
 
-import shlex
 import threading
 import warnings
 from pathlib import Path
@@ -25,6 +24,7 @@ import pyqtgraph as pg
 from PyQt6 import QtCore, QtWidgets
 
 from gui.background import Background
+from gui.command import recorded_command
 from gui.dragonfly_options import DragonflyOptionsRow, for_map
 from gui.grain_outlines import grain_segments
 from gui.grain_table import GrainFilter, GrainTableModel
@@ -316,7 +316,7 @@ class MMTView(QtWidgets.QWidget):
         arguments += self.dragonfly.arguments() if dragonfly is not None else []
         arguments += ["--device", device] if device != "auto" else []
         arguments += ["--sigma-nT", f"{sigma / 1e-9:g}"] if sigma else []
-        made = {"command": "smm-daq gui: " + shlex.join(arguments), "grains": grain_file}
+        made = {"command": recorded_command(arguments), "grains": grain_file}
         profile, emit = self.profile, self.progress_bridge.message.emit
         cancel, sensors_done = self._cancel, self.progress_bridge.sensors.emit
         cancel.clear()

@@ -26,6 +26,7 @@ FAR_UM = 1e7  # spin box bounds are loose on purpose: the plan's validation name
 # Steps in µm to the finest stage resolution a profile may declare: every step the command
 # line takes (a float in µm, at least the resolution) can be entered, none rounded.
 STEP_DECIMALS = math.ceil(-math.log10(RESOLUTION_NM[0] * 1e-3))
+PIXEL_TIME_DECIMALS = 6  # s
 
 # Messages that name no plan key, or not the row that sets what they refuse -> that row.
 ROW_OF_PHRASE = {
@@ -137,7 +138,8 @@ class ScanForm(QtWidgets.QWidget):
                              "constant velocity, the lock-in buffered in time")
         self.mode.currentTextChanged.connect(self._changed)
         self._row("mode", "Mode", self.mode)
-        self.pixel_time = self._spin(-100.0, 1e4, 0.05, " s")
+        # to 1 µs: a lock-in's shortest time constants allow pixels of a few µs
+        self.pixel_time = self._spin(-100.0, 1e4, 0.05, " s", decimals=PIXEL_TIME_DECIMALS)
         self._row("pixel_time", "Fly: pixel time", self.pixel_time)
         self.oversample = self._count(8)
         self._row("oversample", "Fly: samples per pixel", self.oversample)

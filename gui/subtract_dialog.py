@@ -7,11 +7,11 @@ the sample, as `smm_daq.analysis.subtract_inputs` decides for the command line.
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 
 from PyQt6 import QtWidgets
 
+from gui.command import recorded_command
 from gui.compare_view import guess_roles
 from smm_daq.analysis.subtract_inputs import holds_measured_map, require_two_scans
 from smm_daq.errors import InputError
@@ -34,7 +34,7 @@ def subtract_command(path: Path, in_field: str, remanent: str, name: str, *,
                  "--name", name]
     arguments += [] if register else ["--no-register"]
     arguments += ["--rotation"] if rotation else []
-    return "smm-daq gui: " + shlex.join(arguments)
+    return recorded_command(arguments)
 
 
 class SubtractDialog(QtWidgets.QDialog):

@@ -238,3 +238,13 @@ def test_every_step_the_command_line_takes_can_be_entered(form):
         assert plan.step_y == pytest.approx(value_um * UM, rel=1e-12), value_um
     form.step_x.setValue(2.5)
     assert form.step_x.text() == "2.5 µm"  # no row of trailing zeros
+
+
+def test_a_fly_pixel_time_is_taken_to_the_microsecond(form):
+    """As `--pixel-time-s 0.0025` takes it: a rounded pixel time would fly another speed,
+    rate and time constant than the user asked for."""
+    form.mode.setCurrentText("fly")
+    for seconds in (0.0025, 0.000125, 1.234567):
+        form.pixel_time.setValue(seconds)
+        assert form.plan().fly.pixel_time == pytest.approx(seconds, rel=1e-12), seconds
+    assert form.pixel_time.text() == "1.234567 s"
