@@ -41,7 +41,8 @@ class ScanTab(QtWidgets.QWidget):
         self.pause_button = QtWidgets.QPushButton("Pause")
         self.resume_button = QtWidgets.QPushButton("Resume")
         self.abort_button = QtWidgets.QPushButton("Abort")
-        self.abort_button.setStyleSheet("font-weight: bold; color: #a00000")
+        # red only while it can be pressed: a disabled Abort must not look ready
+        self.abort_button.setStyleSheet("QPushButton:enabled { font-weight: bold; color: #a00000 }")
         self.start_button.clicked.connect(lambda: self.start())
         self.pause_button.clicked.connect(self.live.pause)
         self.resume_button.clicked.connect(self.live.resume)

@@ -230,3 +230,18 @@ def test_pause_clicked_before_the_sequencer_is_handed_over_still_pauses(window, 
     assert status(tmp_path / "session.h5", "early") == "paused"
     with qtbot.waitSignal(scan.scanEnded, timeout=WAIT_MS):
         qtbot.mouseClick(scan.abort_button, QtCore.Qt.MouseButton.LeftButton)
+
+
+def _red_pixels(widget) -> int:
+    image = widget.grab().toImage()
+    return sum(1 for x in range(image.width()) for y in range(image.height())
+               if (c := image.pixelColor(x, y)).red() > 120 and c.green() < 60
+               and c.blue() < 60)
+
+
+def test_abort_is_red_only_while_it_can_be_pressed(window):
+    abort = window.scan.abort_button
+    assert not abort.isEnabled()  # no scan
+    assert _red_pixels(abort) == 0
+    abort.setEnabled(True)
+    assert _red_pixels(abort) > 0
