@@ -28,6 +28,7 @@ from gui.command import recorded_command
 from gui.dragonfly_options import DragonflyOptionsRow, for_map
 from gui.grain_outlines import grain_segments
 from gui.grain_table import GrainFilter, GrainTableModel
+from gui.map_geometry import pixel_rect
 from gui.map_view import MapView
 from gui.stereonet import Stereonet
 from smm_daq.analysis.forward import cuboid_bz
@@ -198,9 +199,13 @@ class MMTView(QtWidgets.QWidget):
         filters.addWidget(QtWidgets.QLabel("uncertainty ratio ≤"))
         filters.addWidget(self.max_ratio)
         filters.addWidget(self.shown, 1)
-        filters.addWidget(self.save_button)
-        filters.addWidget(self.csv_button)
-        filters.addWidget(self.library_button)
+        # the result's buttons on a row of their own, so the table can be narrow and the maps
+        # wide
+        saving = QtWidgets.QHBoxLayout()
+        saving.addWidget(self.save_button)
+        saving.addWidget(self.csv_button)
+        saving.addWidget(self.library_button)
+        saving.addStretch(1)
 
         self.proxy = GrainFilter(self)
         self.table = QtWidgets.QTableView()
@@ -230,6 +235,7 @@ class MMTView(QtWidgets.QWidget):
         left_layout = QtWidgets.QVBoxLayout(left)
         left_layout.setContentsMargins(0, 0, 0, 0)
         left_layout.addLayout(filters)
+        left_layout.addLayout(saving)
         left_layout.addWidget(self.table, 1)
         splitter = QtWidgets.QSplitter()
         splitter.addWidget(left)
@@ -546,11 +552,15 @@ class MMTView(QtWidgets.QWidget):
         centre = r.grains.centroids()[g]
         radius = (float(np.cbrt(3 * r.grains.volume[g] / (4 * np.pi)))
                   if isinstance(r.grains, PointGrains) else r.grains.radii()[g])
-        half = max(4 * (r.height - centre[2]), 4 * radius) / UM
-        self.data_view.view_box.setRange(
-            xRange=(centre[0] / UM - half, centre[0] / UM + half),
-            yRange=(centre[1] / UM - half, centre[1] / UM + half), padding=0,
-        )
+        half = max(4 * (r.height - centre[2]), 4 * radius)
+        left, bottom, width, height = pixel_rect(self.data)
+        # the grain's surroundings, within the map: beyond it there is nothing to see
+        x0, x1 = max(centre[0] - half, left), min(centre[0] + half, left + width)
+        y0, y1 = max(centre[1] - half, bottom), min(centre[1] + half, bottom + height)
+        if x1 <= x0 or y1 <= y0:  # a grain outside the map: its place beside it
+            x0, x1, y0, y1 = centre[0] - half, centre[0] + half, centre[1] - half, centre[1] + half
+        self.data_view.view_box.setRange(xRange=(x0 / UM, x1 / UM), yRange=(y0 / UM, y1 / UM),
+                                         padding=0)
 
     def _selected(self) -> None:
         rows = self.table.selectionModel().selectedRows()
