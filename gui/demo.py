@@ -108,7 +108,9 @@ class Demo(QtCore.QObject):
         middle = footprint_centres.mean(axis=0)
         centre = footprint_centres[np.argmin(np.linalg.norm(footprint_centres - middle, axis=1))]
         self.recipe_path.write_text(
-            RECIPE.format(cx=centre[0] / UM, cy=centre[1] / UM, size=self.size_um,
+            # to the nm, as a person writes it (not 12499.99999999997)
+            RECIPE.format(cx=round(centre[0] / UM, 3), cy=round(centre[1] / UM, 3),
+                          size=self.size_um,
                           step=self.step_um),
             encoding="utf-8",
         )
