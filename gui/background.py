@@ -54,3 +54,9 @@ class Background(QtCore.QObject):
         """Stop the thread once what was submitted is finished (wait: before returning), or,
         without waiting, once the call in hand is (what has not started is dropped)."""
         self._executor.shutdown(wait=wait, cancel_futures=not wait)
+
+
+def error_text(exc: BaseException) -> str:
+    """An error as the window shows it: the message, then its notes (how a failure left the
+    rig: whether it is safe)."""
+    return "\n".join([str(exc), *getattr(exc, "__notes__", ())])

@@ -19,6 +19,7 @@ from PyQt6 import QtCore, QtWidgets
 from gui.confirm import confirm
 from gui.rig_holder import INSTRUMENTS, RigHolder
 from smm_daq.clock import VirtualClock
+from smm_daq.instruments.profile import Profile
 
 UM = 1e-6
 UT = 1e-6
@@ -61,6 +62,15 @@ def read_all(rig: Any) -> dict[str, Any]:
         except Exception as exc:  # shown in place of the reading
             readings[key] = exc
     return readings
+
+
+def field_applied(setpoint: np.ndarray, profile: Profile) -> bool:
+    """Whether the coils hold a field someone applied: neither resting state, the ambient
+    field nulled (setpoint 0) nor the currents off (setpoint the ambient field), within the
+    profile's field tolerance."""
+    coils = profile.coils
+    return all(np.linalg.norm(setpoint - rest) > coils.field_tolerance
+               for rest in (np.zeros(3), coils.ambient_field))
 
 
 class InstrumentsPanel(QtWidgets.QWidget):
@@ -194,7 +204,8 @@ class InstrumentsPanel(QtWidgets.QWidget):
         now is made safe and closed first, after a Yes when a field is applied (an in-field
         measurement by hand would lose it). Refused while a scan or a recipe drives the rig."""
         rig = self.holder.rig
-        if rig is not None and np.any(rig.coils.field_setpoint()) and not confirm(
+        applied = rig is not None and field_applied(rig.coils.field_setpoint(), self.profile)
+        if applied and not confirm(
                 self, "Reconnecting makes the rig safe first: the coils go to their safe "
                 "state (the field now applied is lost) and the stage stops. Reconnect?"):
             return

@@ -110,7 +110,8 @@ class LiveScan(QtCore.QObject):
             self.sequencer.abort()
 
     def fail_to_start(self, message: str) -> None:
-        """The sequencer could not be built or started (the rig was not touched)."""
+        """The sequencer could not be built or started: nothing was written, and the rig is
+        as it was, or made safe (`message` says when it could not be)."""
         self.timer.stop()
         self.message = message
         self._set_state("failed")

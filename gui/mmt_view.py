@@ -26,7 +26,7 @@ from PyQt6 import QtCore, QtWidgets
 from gui.background import Background
 from gui.command import recorded_command
 from gui.dragonfly_options import DragonflyOptionsRow, for_map
-from gui.grain_outlines import grain_segments
+from gui.grain_outlines import grain_segments, sphere_diameters
 from gui.grain_table import GrainFilter, GrainTableModel
 from gui.map_geometry import pixel_rect
 from gui.map_view import MapView
@@ -253,8 +253,9 @@ class MMTView(QtWidgets.QWidget):
         """Offer the measured maps of a session file, read now."""
         try:
             entries = list_entries(path)
-        except (SmmError, OSError) as exc:
-            self.path = Path(path)
+        except (SmmError, OSError) as exc:  # nothing of the file before is offered either
+            self.path = None
+            self.entry.clear()
             self.status.setText(str(exc))
             return
         self.set_entries(path, entries)
@@ -550,7 +551,7 @@ class MMTView(QtWidgets.QWidget):
         segments = grain_segments(r.grains, only=g) / UM
         self.highlight.setData(segments[:, :, 0].ravel(), segments[:, :, 1].ravel())
         centre = r.grains.centroids()[g]
-        radius = (float(np.cbrt(3 * r.grains.volume[g] / (4 * np.pi)))
+        radius = (float(sphere_diameters(r.grains.volume[g])) / 2
                   if isinstance(r.grains, PointGrains) else r.grains.radii()[g])
         half = max(4 * (r.height - centre[2]), 4 * radius)
         left, bottom, width, height = pixel_rect(self.data)

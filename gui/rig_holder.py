@@ -14,7 +14,7 @@ from typing import Any
 
 from PyQt6 import QtCore
 
-from gui.background import Background
+from gui.background import Background, error_text
 from smm_daq.instruments.profile import Profile
 
 INSTRUMENTS = ("lockin", "stage", "coils", "fluxgate")
@@ -41,6 +41,8 @@ class RigHolder(QtCore.QObject):
         # what making the rig safe before a reconnect could not do
         self.reconnect_problems: list[str] = []
         self._connect: Future | None = None  # the connect under way
+        # what making the rig open before a connect safe could not do (set by its worker)
+        self._handover_problems: list[str] = []
         self._closed = False
         self.background = Background("rig", self)
 
@@ -58,8 +60,10 @@ class RigHolder(QtCore.QObject):
         def job() -> tuple[Any, list[str]]:
             from smm_daq.instruments.rig import open_rig
 
-            # the old rig's locks go before the new rig takes them
+            # the old rig's locks go before the new rig takes them; how it was left is kept
+            # whatever follows, for `close` too
             problems = _make_safe_and_close(old) if old is not None else []
+            self._handover_problems = problems
             try:
                 return open_rig(profile, time_scale=time_scale, world_options=options), problems
             except Exception as exc:  # what the old rig was left as goes with the failure
@@ -82,7 +86,7 @@ class RigHolder(QtCore.QObject):
     def _failed(self, exc: BaseException) -> None:
         self.connecting, self._connect = False, None
         if not self._closed:
-            self.failed.emit(_why(exc))
+            self.failed.emit(error_text(exc))
 
     def call(
         self,
@@ -119,10 +123,10 @@ class RigHolder(QtCore.QObject):
         self.background.shutdown()
         rig, self.rig = self.rig, None
         problems: list[str] = []
-        if rig is None and self._connect is not None:  # opened, not yet delivered
+        if rig is None and self._connect is not None:  # opened or failed, not yet delivered
             found, self._connect = self._connect.result(), None
-            if found is not None:
-                rig, problems = found[0], list(found[1])
+            rig = found[0] if found is not None else None
+            problems = list(self._handover_problems)
         return problems + (_make_safe_and_close(rig) if rig is not None else [])
 
 
@@ -132,11 +136,6 @@ def _make_safe_and_close(rig: Any) -> list[str]:
         return list(rig.make_safe())
     finally:
         rig.close()
-
-
-def _why(exc: BaseException) -> str:
-    """The error, then its notes (after a failed connect: whether the rig is safe)."""
-    return "\n".join([str(exc), *getattr(exc, "__notes__", ())])
 
 
 def _identify_all(rig: Any) -> Callable[[], dict[str, object]]:

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 from PyQt6 import QtCore, QtWidgets
 
+from gui.background import error_text
 from gui.live_scan import LiveScan
 from gui.map_view import MapView
 from gui.rig_holder import RigHolder
@@ -161,8 +162,8 @@ class ScanTab(QtWidgets.QWidget):
         push = self.live.bridge.push
         auto_range = self.auto_range.isChecked()
         # the window's profile is the one it was started on
-        hint = (f"this window runs on {self.profile.path}; start the window on a profile "
-                "that has it (smm-daq gui --profile FILE)")
+        hint = (f"this window runs on {self.profile.path}; start the window on the profile "
+                "the scan was started with (smm-daq gui --profile FILE)")
 
         def build_and_start():
             from smm_daq.acquisition.sequencer import Sequencer
@@ -204,7 +205,7 @@ class ScanTab(QtWidgets.QWidget):
         return True
 
     def _start_failed(self, exc: BaseException) -> None:
-        self.live.fail_to_start(str(exc))
+        self.live.fail_to_start(error_text(exc))
 
     def _state_changed(self, state: str) -> None:
         running = self.live.running

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -53,10 +54,11 @@ def describe_entry(info: EntryInfo) -> tuple[str, ...]:
 
 def sort_keys(info: EntryInfo) -> tuple[object, ...]:
     """What each column of `describe_entry` sorts by: numbers as numbers (the size by its
-    pixels, the field by its strength, lines done as done), text as text; an entry without
-    the value sorts first."""
+    pixels, the field by its components in turn, signed, so a back-field series stays in
+    order; lines done as done), text as text; an entry without the value sorts first."""
     size = info.shape[0] * info.shape[1] if info.shape else -1
-    field = float(np.linalg.norm(info.applied_field)) if info.applied_field is not None else -1.0
+    field = (tuple(float(b) for b in info.applied_field) if info.applied_field is not None
+             else (-math.inf,) * 3)
     lines = info.lines_done if info.lines_done is not None else -1
     text = describe_entry(info)
     return (text[0].casefold(), text[1], text[2], text[3].casefold(), size, field, lines,

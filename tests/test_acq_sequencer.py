@@ -373,3 +373,44 @@ def test_resume_refuses_another_plan_or_profile(tmp_path):
     with pytest.raises(InputError, match="another instrument profile"):
         Sequencer(other, path, _plan(), resume=True).run()
     assert _status(path) == "aborted"
+
+
+def test_a_start_that_fails_after_the_lockin_was_set_makes_the_rig_safe_and_says_so(
+        tmp_path, monkeypatch):
+    """The lock-in's τ is set before the entry is created: a file that cannot be written
+    then ends the start with the rig made safe, and what could not be made safe is noted on
+    the error (the window shows the notes; it has no other way to learn it)."""
+    import smm_daq.acquisition.sequencer as sequencer_module
+
+    rig = fake_rig()
+    tau = rig.profile.lockin.time_constant
+    rig.lockin.set_time_constant(tau / 10)
+    rig.coils.set_field(np.array([0.0, 20e-6, 0.0]))  # applied by hand before
+    rig.safe_problems = ["coils: no reply; the field may be ON"]
+
+    def unwritable(*args, **kwargs):
+        raise OSError("unable to lock file")
+
+    monkeypatch.setattr(sequencer_module.ScanEntryWriter, "create", unwritable)
+    with pytest.raises(OSError, match="unable to lock file") as refused:
+        Sequencer(rig, tmp_path / "s.h5", _plan()).start()
+    assert rig.lockin.time_constant() == tau  # it was changed, then
+    assert rig.safe_calls == 1
+    assert any("rig NOT safe: coils: no reply; the field may be ON" in note
+               for note in refused.value.__notes__)
+
+
+def test_a_refused_resume_leaves_the_lockin_as_it_was(tmp_path):
+    """The stored plan is compared before any setting is changed."""
+    rig = fake_rig()
+    path = tmp_path / "s.h5"
+    assert Sequencer(rig, path, _plan()).run() == "finished"
+    with h5py.File(path, "a") as f:
+        f["scan/status"][()] = "aborted"
+    tau = rig.profile.lockin.time_constant
+    rig.lockin.set_time_constant(tau / 10)
+    safe_before = rig.safe_calls
+    with pytest.raises(InputError, match="does not match the stored plan"):
+        Sequencer(rig, path, _plan(field=(0.0, 30e-6, 0.0)), resume=True).start()
+    assert rig.lockin.time_constant() == tau / 10
+    assert rig.safe_calls == safe_before

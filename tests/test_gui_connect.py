@@ -163,3 +163,39 @@ def test_a_close_during_a_reconnect_reports_the_rig_before_once(window, qtbot,
     go.set()
     assert holder.close() == ["stage: no reply"]
     assert holder.close() == []  # closed: nothing made safe twice, nothing reported twice
+
+
+def test_a_close_during_a_failed_reconnect_still_reports_the_rig_before(window, qtbot,
+                                                                        monkeypatch) -> None:
+    holder = window.holder
+    monkeypatch.setattr(holder.rig, "make_safe", lambda: ["coils: no reply; the field may be ON"])
+    entered, go = threading.Event(), threading.Event()
+
+    def held_then_refused(*args, **kwargs):
+        entered.set()
+        assert go.wait(WAIT_MS / 1000)
+        raise InstrumentLost("lockin: no reply")
+
+    monkeypatch.setattr(rig_module, "open_rig", held_then_refused)
+    assert holder.open()
+    assert entered.wait(WAIT_MS / 1000)
+    go.set()
+    assert holder.close() == ["coils: no reply; the field may be ON"]
+
+
+def test_reconnect_asks_only_when_a_field_beyond_the_resting_states_is_applied() -> None:
+    """At rest the coils hold the ambient field nulled (setpoint 0) or their currents off
+    (setpoint the ambient field): neither is a field someone would lose."""
+    from dataclasses import replace
+
+    from gui.instruments_panel import field_applied
+
+    profile = load_profile()
+    ambient = np.array([14.2e-6, 0.8e-6, -48.5e-6])
+    profile = replace(profile, coils=replace(profile.coils, ambient_field=ambient))
+    tolerance = profile.coils.field_tolerance
+    assert not field_applied(np.zeros(3), profile)
+    assert not field_applied(ambient, profile)
+    assert not field_applied(ambient + tolerance / 2, profile)
+    assert field_applied(np.array([0.0, 10e-6, 0.0]), profile)
+    assert field_applied(ambient + np.array([0.0, 0.0, 3 * tolerance]), profile)

@@ -299,10 +299,12 @@ def test_opening_a_file_reads_its_entries_once(qtbot, session_file, monkeypatch)
 
 
 def test_number_columns_sort_as_numbers(qtbot, tmp_path):
-    """Size by its pixels and the field by its strength, not as text ("101 × 101" before
-    "21 × 8", "(0.0, 100.0, 0.0)" before "(0.0, 20.0, 0.0)")."""
+    """Size by its pixels and the field signed, component by component (a back-field series
+    in order), not as text ("101 × 101" before "21 × 8", "(0.0, 100.0, 0.0)" before
+    "(0.0, 20.0, 0.0)", "(0.0, -100.0, 0.0)" beside "(0.0, -20.0, 0.0)")."""
     path = tmp_path / "numbers.h5"
-    for name, n, field_ut in (("big", 101, 20.0), ("small", 12, 100.0), ("mid", 21, 5.0)):
+    for name, n, field_ut in (("big", 101, 20.0), ("small", 12, 100.0), ("mid", 21, -5.0),
+                              ("back", 13, -100.0)):
         m = a_map(name, 1 * UT, field=(0.0, field_ut * UT, 0.0))
         x = np.arange(n) * 5 * UM
         write_map_entry(path, MapData(bz=np.ones((8, n)) * UT, x=x, y=m.y, height=m.height,
@@ -312,6 +314,25 @@ def test_number_columns_sort_as_numbers(qtbot, tmp_path):
     qtbot.addWidget(b)
     assert b.open_file(path)
     b.table.sortByColumn(4, QtCore.Qt.SortOrder.AscendingOrder)  # size
-    assert names_shown(b.table) == ["small", "mid", "big"]
+    assert names_shown(b.table) == ["small", "back", "mid", "big"]
     b.table.sortByColumn(5, QtCore.Qt.SortOrder.AscendingOrder)  # field
-    assert names_shown(b.table) == ["mid", "big", "small"]
+    assert names_shown(b.table) == ["back", "mid", "big", "small"]
+
+
+def test_lines_done_sort_as_numbers(qtbot, tmp_path):
+    """ "9 / 21" after "21 / 21" as text; by the lines done, before it."""
+    import h5py
+
+    path = tmp_path / "lines.h5"
+    for name, done in (("nine", 9), ("all", 21), ("two", 2)):
+        m = a_map(name, 1 * UT)
+        write_map_entry(path, MapData(bz=np.ones((21, 12)) * UT, x=m.x,
+                                      y=np.arange(21) * 5 * UM, height=m.height,
+                                      sensor_size=m.sensor_size, name=name), kind="scan")
+        with h5py.File(path, "a") as f:
+            f[f"{name}/data/line_done"] = np.arange(21) < done
+    b = SessionBrowser()
+    qtbot.addWidget(b)
+    assert b.open_file(path)
+    b.table.sortByColumn(6, QtCore.Qt.SortOrder.AscendingOrder)
+    assert names_shown(b.table) == ["two", "nine", "all"]

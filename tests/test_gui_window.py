@@ -213,6 +213,7 @@ def test_pause_clicked_before_the_sequencer_is_handed_over_still_pauses(window, 
     """The scan's first events can reach the window before its sequencer does (that comes
     from the rig's thread separately): Pause is enabled then, and must not be lost."""
     scan, live = window.scan, window.scan.live
+    run_to_end(qtbot, window, small_plan("before", n=2))  # its sequencer is done with
     gate = gate_the_scan(window, qtbot, monkeypatch)
     gate.hold_scan(at_point=4)
     handed: list = []
@@ -245,3 +246,22 @@ def test_abort_is_red_only_while_it_can_be_pressed(window):
     assert _red_pixels(abort) == 0
     abort.setEnabled(True)
     assert _red_pixels(abort) > 0
+
+
+def test_a_scan_that_fails_to_start_says_when_the_rig_is_not_safe(window, qtbot, monkeypatch):
+    from smm_daq.acquisition.sequencer import Sequencer
+    from smm_daq.errors import InstrumentError
+
+    def refuse(self):
+        raise InstrumentError("lockin: refused the time constant")
+
+    monkeypatch.setattr(Sequencer, "_use_profile_time_constant", refuse)
+    with monkeypatch.context() as unsafe:  # (not at the window's close: it would ask)
+        unsafe.setattr(window.holder.rig, "make_safe",
+                       lambda: ["coils: no reply; the field may be ON"])
+        with qtbot.waitSignal(window.scan.scanEnded, timeout=WAIT_MS) as ended:
+            assert window.scan.start(small_plan("refused", n=3))
+    kind, message = ended.args
+    assert kind == "failed" and "lockin: refused the time constant" in message
+    assert "rig NOT safe: coils: no reply; the field may be ON" in message
+    assert "rig NOT safe" in window.scan.status.text()

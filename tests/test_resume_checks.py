@@ -113,8 +113,8 @@ def test_a_step_scan_is_not_resumed_with_another_time_constant(
     err = capsys.readouterr().err
     assert ("entry 's1': was taken with lock-in time constant 0.03 s, and the rest of it would "
             "be taken with 0.1 s; expected the same τ ([lockin] time_constant_s = 0.03 in the "
-            "profile): give --profile with it, or leave --profile out to use the stored "
-            "profile") in err
+            "profile): leave --profile out to use the profile stored with the scan, or give "
+            "--profile with the one it was started with") in err
     assert interrupted.read_bytes() == before
 
 
@@ -198,6 +198,8 @@ def test_a_fly_scan_is_not_resumed_with_another_time_constant(
     ("harmonic = 1\n", "harmonic = 2\n", "lockin_harmonic was 1, now 2"),
     ("reference_frequency_Hz = 1017.0\n", "reference_frequency_Hz = 2017.0\n",
      "lockin_reference_frequency_Hz was 1017, now 2017"),
+    ('input = "A"', 'input = "A-B"', "lockin_input was 'A', now 'A-B'"),
+    ('coupling = "AC"', 'coupling = "DC"', "lockin_coupling was 'AC', now 'DC'"),
 ])
 def test_a_scan_is_not_resumed_with_another_lockin_excitation(
         interrupted: Path, no_rig: None, repo: Path, tmp_path: Path,
@@ -212,6 +214,7 @@ def test_a_scan_is_not_resumed_with_another_lockin_excitation(
     assert main(["resume", str(interrupted), "--entry", "s1", "--profile", str(profile)]) == 2
     err = capsys.readouterr().err
     assert "was taken with another instrument profile" in err and key in err
+    assert "expected the profile it was started with: leave --profile out" in err
     assert interrupted.read_bytes() == before
 
 

@@ -69,9 +69,10 @@ class Sequencer(FlyScan):
     missing). `plan`: what to scan; the entry is `plan.name`. `recipe_text`: stored with the
     scan. `resume`: continue the unfinished entry `plan.name` from its first unfinished line
     (the stored plan and profile fingerprint must match); `resume_hint`: how the user resumes
-    with a profile of the stored lock-in time constant, where the rig's differs (said in the
-    refusal; the caller knows how its user chose the profile). `auto_range`: raise the lock-in
-    sensitivity instead of pausing when a reading is out of range. `retries`: extra attempts
+    with the profile (and lock-in time constant) the scan was started with, where the rig's
+    differs (said in the refusal; the caller knows how its user chose the profile).
+    `auto_range`: raise the lock-in sensitivity instead of pausing when a reading is out of
+    range. `retries`: extra attempts
     for a transient instrument error.
 
     Subscribers (`subscribe`) receive `ScanEvent`s from the worker thread; keep them quick.
@@ -85,7 +86,7 @@ class Sequencer(FlyScan):
         *,
         recipe_text: str = "",
         resume: bool = False,
-        resume_hint: str = "open the rig with a profile that has it",
+        resume_hint: str = "open the rig with the profile the scan was started with",
         auto_range: bool = False,
         retries: int = 2,
     ) -> None:
@@ -138,7 +139,10 @@ class Sequencer(FlyScan):
         """Check everything and create (or reopen) the entry, then scan in a worker thread.
 
         Raises InputError (nothing moved, nothing written) when the plan does not fit the
-        profile, the entry exists (or, resuming, does not match).
+        profile, the entry exists (or, resuming, does not match). A failure once an
+        instrument setting has changed (a capture rate the lock-in refuses, a file that
+        cannot be written) leaves the rig made safe, and what could not be made safe noted
+        on the error.
         """
         self._prepare()
         self._thread = threading.Thread(target=self._work, name=f"scan {self.entry}",
@@ -194,12 +198,13 @@ class Sequencer(FlyScan):
             raise RuntimeError("a Sequencer runs one scan once")
         profile = self.rig.profile
         self.plan.validate(profile)
-        # what only asks the instruments and reads the file: a refusal leaves both as they were
+        # what only asks the instruments and reads the file: a refusal changes neither (an
+        # instrument that fails to answer is made safe all the same)
         try:
             if self.plan.fly is not None:
                 self._plan_fly()
-        except InstrumentError:
-            self._make_safe()
+        except InstrumentError as exc:
+            self._make_safe_after(exc)
             raise
         if self.resume_entry:
             self._check_resumable()
@@ -211,29 +216,39 @@ class Sequencer(FlyScan):
                 self._set_up_fly_lockin()
             else:
                 self._use_profile_time_constant()
-            snapshot = None if self.resume_entry else self.rig.snapshot()
-        except Exception:
-            self._make_safe()
+            self._writer = self._open_writer()
+        except Exception as exc:
+            self._make_safe_after(exc)
             raise
-        if self.resume_entry:
-            self._writer = ScanEntryWriter.reopen(self.path, self.entry)
-        else:
-            self._writer = ScanEntryWriter.create(
-                self.path,
-                name=self.entry,
-                title=self.plan.title,
-                x=self.plan.x,
-                y=self.plan.y,
-                field=np.array(self.plan.field),
-                height=self.plan.height,
-                plan_text=self.plan.to_text(),
-                profile=profile,
-                snapshot=snapshot,
-                recipe_text=self.recipe_text,
-                streams=self._fly_layout() if self.plan.fly is not None else None,
-            )
         with self._cond:
             self._state = "running"
+
+    def _open_writer(self) -> ScanEntryWriter:
+        """The entry resumed, or a new one laid out for the plan with the rig's snapshot."""
+        if self.resume_entry:
+            return ScanEntryWriter.reopen(self.path, self.entry)
+        return ScanEntryWriter.create(
+            self.path,
+            name=self.entry,
+            title=self.plan.title,
+            x=self.plan.x,
+            y=self.plan.y,
+            field=np.array(self.plan.field),
+            height=self.plan.height,
+            plan_text=self.plan.to_text(),
+            profile=self.rig.profile,
+            snapshot=self.rig.snapshot(),
+            recipe_text=self.recipe_text,
+            streams=self._fly_layout() if self.plan.fly is not None else None,
+        )
+
+    def _make_safe_after(self, exc: BaseException) -> None:
+        """Make the rig safe after `exc` ended the start; what could not be done goes with
+        it as a note, for whoever shows the error (the window has no other way to learn it)."""
+        self._make_safe()
+        if self.safety_problems:
+            exc.add_note("rig NOT safe: " + "; ".join(self.safety_problems) + ". "
+                         + safe_command_hint(self.rig.profile))
 
     def _use_profile_time_constant(self) -> None:
         """A step scan settles and dwells in units of the profile's lock-in τ, with which its
@@ -250,7 +265,7 @@ class Sequencer(FlyScan):
         diff = record.plan.difference(self.plan)
         if diff is not None:
             raise InputError(f"the plan does not match the stored plan: {diff}", source=where)
-        check_same_profile(record.fingerprint, self.rig.profile, where)
+        check_same_profile(record.fingerprint, self.rig.profile, where, hint=self.resume_hint)
         tau = (self.rig.profile.lockin.time_constant if self._fly is None
                else self._fly.time_constant)
         check_same_time_constant(record, tau, where, hint=self.resume_hint)

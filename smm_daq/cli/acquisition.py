@@ -302,11 +302,11 @@ def cmd_resume(args: argparse.Namespace) -> int:
         stored = Path(entry.profile_path or "stored-profile.toml")
         profile = parse_profile(entry.profile_text, stored)
     where = f"{args.file}, entry '{args.entry}'"
-    check_same_profile(entry.fingerprint, profile, where)
+    hint = ("leave --profile out to use the profile stored with the scan, or give --profile "
+            "with the one it was started with")
+    check_same_profile(entry.fingerprint, profile, where, hint=hint)
     entry.plan.validate(profile)
-    check_same_time_constant(entry, time_constant_for(entry.plan, profile), where,
-                             hint="give --profile with it, or leave --profile out to use the "
-                                  "stored profile")
+    check_same_time_constant(entry, time_constant_for(entry.plan, profile), where, hint=hint)
     print(f"resuming '{args.entry}': {entry.lines_left} of {entry.line_done.size} lines to "
           f"measure", file=sys.stderr)
     session = _open_session(args.file, profile, args.time_scale)

@@ -217,7 +217,7 @@ def synth_points(args: argparse.Namespace, sx: float, sy: float,
                  size: tuple[float, float]) -> int:
     """`mmt synth --model dipole|quadrupole|octupole`."""
     from smm_daq.analysis.mmt.formats.points import write_points
-    from smm_daq.analysis.mmt.models.multipole import COEFFICIENT_NAMES
+    from smm_daq.analysis.mmt.models.multipole import coefficient_column
     from smm_daq.analysis.mmt.synth_points import make_point_sample, scan_points
     from smm_daq.storage.nexus import write_map_entry
 
@@ -233,7 +233,7 @@ def synth_points(args: argparse.Namespace, sx: float, sy: float,
     k = sample.coefficients.shape[1]
     with open(args.truth_out, "w", encoding="utf-8") as f:
         names = ["mx_A_per_m", "my_A_per_m", "mz_A_per_m"] + [
-            f"{COEFFICIENT_NAMES[j]}_{'Am3' if j < 8 else 'Am4'}" for j in range(3, k)]
+            coefficient_column(j) for j in range(3, k)]
         f.write(",".join(["grain", *names, "volume_um3", "x_um", "y_um", "z_um"]) + "\n")
         for i in range(g.n_grains):
             vals = [*sample.coefficients[i], g.volume[i] / UM**3, *(g.positions[i] / UM)]

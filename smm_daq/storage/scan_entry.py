@@ -67,11 +67,12 @@ def fingerprint_text(profile: Profile) -> str:
     return json.dumps(profile.fingerprint(), sort_keys=True)
 
 
-def check_same_profile(stored: str, profile: Profile, where: str) -> None:
+def check_same_profile(stored: str, profile: Profile, where: str, *, hint: str) -> None:
     """InputError when `profile` is not the one whose fingerprint a scan stored (`stored`,
     JSON): the rest of the scan would be taken with other hardware, geometry or lock-in
     excitation. Checked before the rig is connected, and again by the sequencer that
-    resumes."""
+    resumes; `hint` says how the caller's user resumes with the profile it was started with
+    (a command-line option, the window's profile)."""
     then, now = json.loads(stored), profile.fingerprint()
     # (a key the stored one lacks was added to the fingerprint after the scan was started)
     keys = sorted(k for k in then if then[k] != now.get(k))
@@ -79,12 +80,11 @@ def check_same_profile(stored: str, profile: Profile, where: str) -> None:
         return
     changed = "; ".join(f"{k} was {_shown(then.get(k))}, now {_shown(now.get(k))}"
                         for k in keys)
-    hint = (" (the coil calibration file was rewritten since the scan started: the rest of "
-            "the scan would be taken with another field calibration; start a new scan, or "
-            "give --profile with the calibration the scan was taken with)"
-            if "coil_calibration_T_per_A" in keys else "")
-    raise InputError(f"was taken with another instrument profile: {changed}{hint}",
-                     source=where)
+    why = (" (the coil calibration file was rewritten since the scan started: the rest of "
+           "the scan would be taken with another field calibration)"
+           if "coil_calibration_T_per_A" in keys else "")
+    raise InputError(f"was taken with another instrument profile: {changed}{why}; expected "
+                     f"the profile it was started with: {hint}", source=where)
 
 
 def _shown(value: object) -> str:

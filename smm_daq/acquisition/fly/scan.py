@@ -77,7 +77,9 @@ class FlyScan:
         tau = self._call(rig.lockin.time_constant)
         if not math.isclose(tau, line.time_constant, rel_tol=1e-6):
             raise InputError(f"the lock-in took time constant {tau:g} s for "
-                             f"{line.time_constant:g} s")
+                             f"{line.time_constant:g} s; expected one of the time constants "
+                             "its driver lists (another model or firmware than the profile's "
+                             "implementation?)")
         try:
             self._call(rig.lockin.configure_buffer, line.rate)
         except RangeError as exc:

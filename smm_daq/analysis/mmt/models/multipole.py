@@ -46,6 +46,14 @@ COEFFICIENT_NAMES = (
 COEFFICIENT_UNITS = ("A/m",) * 3 + ("A m3",) * 5 + ("A m4",) * 7
 
 
+def coefficient_column(j: int) -> str:
+    """A result CSV's column of higher-order coefficient j (≥ 3): its name and its unit, as
+    `moment_Am2` names its unit (q20_Am3, o33s_Am4)."""
+    if j < 3:
+        raise ValueError(f"coefficient {j}: the dipole's columns are mx_A_per_m etc.")
+    return f"{COEFFICIENT_NAMES[j]}_{COEFFICIENT_UNITS[j].replace(' ', '')}"
+
+
 @dataclass(frozen=True)
 class PointGrains:
     """Grains as points: centroids (G, 3) in m (z up, the sample top at 0), volumes (G,) m³,

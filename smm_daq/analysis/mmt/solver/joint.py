@@ -28,12 +28,12 @@ from scipy import sparse
 from smm_daq.analysis.grains import GrainSet
 from smm_daq.analysis.mmt.models.cuboid import GreenModel
 from smm_daq.analysis.mmt.models.multipole import (
-    COEFFICIENT_NAMES,
     MODELS,
     MultipoleModel,
     PointGrains,
     Sensor,
     check_below_sensor,
+    coefficient_column,
     point_grains,
 )
 from smm_daq.analysis.mmt.solver import device as devices
@@ -113,9 +113,8 @@ class MultipoleResult(MMTResult):
             return out
         sd = np.sqrt(np.einsum("gii->gi", self.coefficient_covariance))
         for j in range(3, k):
-            unit = "Am3" if j < 8 else "Am4"
-            out[f"{COEFFICIENT_NAMES[j]}_{unit}"] = self.coefficients[:, j]
-            out[f"sd_{COEFFICIENT_NAMES[j]}_{unit}"] = sd[:, j]
+            out[coefficient_column(j)] = self.coefficients[:, j]
+            out[f"sd_{coefficient_column(j)}"] = sd[:, j]
         chi2, p, resolved = self.higher_orders()  # type: ignore[misc]
         out["higher_order_chi2"] = chi2
         out["higher_order_p"] = p
