@@ -3,12 +3,12 @@ closed while it connects leaves the rig safe and its lock released."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 
 import numpy as np
 import pytest
 from PyQt6 import QtCore, QtWidgets
+from scan_gate import Held
 from served_rig import ServedRig, served_to_pyvisa_py
 
 from gui.main_window import MainWindow
@@ -90,18 +90,11 @@ def test_reconnect_hands_the_rig_and_its_lock_over_and_leaves_it_safe(lab_window
 def test_closing_while_connecting_leaves_the_rig_safe_and_its_lock_free(
         lab_window, served, qtbot, monkeypatch) -> None:
     profile = lab_window.profile
-    entered, go = threading.Event(), threading.Event()
-    real_open = rig_module.open_rig
-
-    def held_open(*args, **kwargs):
-        entered.set()  # the connect is under way
-        assert go.wait(WAIT_MS / 1000)
-        return real_open(*args, **kwargs)
-
-    monkeypatch.setattr(rig_module, "open_rig", held_open)
+    held = Held(rig_module.open_rig)
+    monkeypatch.setattr(rig_module, "open_rig", held)
     lab_window.instruments.connect_rig()
-    assert entered.wait(WAIT_MS / 1000)
-    go.set()
+    held.wait_entered()  # the connect is under way
+    held.go.set()
     assert lab_window.close()
     assert holders(rig_addresses(profile)) == {}
     np.testing.assert_allclose(served.currents(), served.safe_currents(), atol=CURRENT_ATOL)
@@ -149,18 +142,11 @@ def test_a_close_during_a_reconnect_reports_the_rig_before_once(window, qtbot,
                                                                 monkeypatch) -> None:
     holder = window.holder
     monkeypatch.setattr(holder.rig, "make_safe", lambda: ["stage: no reply"])
-    entered, go = threading.Event(), threading.Event()
-    real_open = rig_module.open_rig
-
-    def held_open(*args, **kwargs):
-        entered.set()
-        assert go.wait(WAIT_MS / 1000)
-        return real_open(*args, **kwargs)
-
-    monkeypatch.setattr(rig_module, "open_rig", held_open)
+    held = Held(rig_module.open_rig)
+    monkeypatch.setattr(rig_module, "open_rig", held)
     assert holder.open()
-    assert entered.wait(WAIT_MS / 1000)
-    go.set()
+    held.wait_entered()
+    held.go.set()
     assert holder.close() == ["stage: no reply"]
     assert holder.close() == []  # closed: nothing made safe twice, nothing reported twice
 
@@ -169,17 +155,14 @@ def test_a_close_during_a_failed_reconnect_still_reports_the_rig_before(window, 
                                                                         monkeypatch) -> None:
     holder = window.holder
     monkeypatch.setattr(holder.rig, "make_safe", lambda: ["coils: no reply; the field may be ON"])
-    entered, go = threading.Event(), threading.Event()
-
-    def held_then_refused(*args, **kwargs):
-        entered.set()
-        assert go.wait(WAIT_MS / 1000)
+    def refuse(*args, **kwargs):
         raise InstrumentLost("lockin: no reply")
 
-    monkeypatch.setattr(rig_module, "open_rig", held_then_refused)
+    held = Held(rig_module.open_rig, then=refuse)
+    monkeypatch.setattr(rig_module, "open_rig", held)
     assert holder.open()
-    assert entered.wait(WAIT_MS / 1000)
-    go.set()
+    held.wait_entered()
+    held.go.set()
     assert holder.close() == ["coils: no reply; the field may be ON"]
 
 

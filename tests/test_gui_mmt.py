@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PyQt6 import QtCore
+from scan_gate import Held
 
 from gui.grain_table import RATIO, SORT_ROLE, SSR, GrainFilter, GrainTableModel
 from gui.mmt_view import MMTView, grain_field
@@ -475,26 +476,17 @@ def test_the_progress_bar_follows_the_blocks_of_sensors(qtbot, session):
 
 
 def test_a_cancel_after_the_last_block_discards_the_result(qtbot, session, monkeypatch):
-    import threading
-
     from smm_daq.analysis.mmt.solver import inversion
 
     path, grains = session
-    started, release = threading.Event(), threading.Event()
-    solve = inversion.solve_triangle
-
-    def held(*args, **kwargs):
-        started.set()
-        assert release.wait(WAIT_MS / 1000)
-        return solve(*args, **kwargs)
-
+    held = Held(inversion.solve_triangle)
     monkeypatch.setattr(inversion, "solve_triangle", held)
     view = open_view(qtbot, path, grains)
     with qtbot.waitSignal(view.finished, timeout=WAIT_MS) as done:
         assert view.run()
-        assert started.wait(WAIT_MS / 1000)  # every block done, solving
+        held.wait_entered()  # every block done, solving
         view.cancel()
-        release.set()
+        held.go.set()
     assert done.args == [False, "cancelled"]
     assert view.result is None
 
