@@ -88,7 +88,7 @@ class MMTResult:
         return np.linalg.norm(self.magnetization, axis=1) * self.grains.volumes()
 
     def table(self) -> dict[str, np.ndarray]:
-        """Columns of the result CSV (issue 4's headers first)."""
+        """Columns of the result CSV (its first headers unchanged since the first version)."""
         m, sd = self.magnetization, self.sd
         vol_um3 = self.grains.volumes() / UM**3
         centroid = self.grains.centroids()
