@@ -142,14 +142,16 @@ def _clip(message: str) -> bytes:
 
 
 def check_new_scan(path: str | Path, name: str) -> None:
-    """InputError now, before the rig is connected (a stage may reference itself at connect),
-    when `ScanEntryWriter.create` would refuse the name."""
+    """InputError now, before the rig is connected (a stage may reference itself at connect)
+    or any instrument setting changed, when `ScanEntryWriter.create` would refuse the name or
+    the file's format."""
     p = Path(path)
     check_entry_name(name, source=str(p))
     if p.exists():
         with open_read(p) as f:
             if name in f:
                 raise _taken(p, name)
+        require_swmr_format(p)
 
 
 def _taken(path: Path, name: str) -> InputError:
