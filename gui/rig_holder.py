@@ -38,11 +38,10 @@ class RigHolder(QtCore.QObject):
         self.busy = False
         self.recipe_running = False
         self.connecting = False
-        # what making the rig safe before a reconnect could not do
+        # what making the rig safe before a reconnect could not do (set by the connect's
+        # worker before it opens the new rig, so kept whatever follows)
         self.reconnect_problems: list[str] = []
         self._connect: Future | None = None  # the connect under way
-        # what making the rig open before a connect safe could not do (set by its worker)
-        self._handover_problems: list[str] = []
         self._closed = False
         self.background = Background("rig", self)
 
@@ -57,15 +56,14 @@ class RigHolder(QtCore.QObject):
         old, self.rig = self.rig, None
         self.reconnect_problems = []
 
-        def job() -> tuple[Any, list[str]]:
+        def job() -> Any:
             from smm_daq.instruments.rig import open_rig
 
-            # the old rig's locks go before the new rig takes them; how it was left is kept
-            # whatever follows, for `close` too
+            # the old rig's locks go before the new rig takes them
             problems = _make_safe_and_close(old) if old is not None else []
-            self._handover_problems = problems
+            self.reconnect_problems = problems
             try:
-                return open_rig(profile, time_scale=time_scale, world_options=options), problems
+                return open_rig(profile, time_scale=time_scale, world_options=options)
             except Exception as exc:  # what the old rig was left as goes with the failure
                 for problem in problems:
                     exc.add_note(f"making the rig open before safe: {problem}")
@@ -75,11 +73,11 @@ class RigHolder(QtCore.QObject):
         self._connect = self.background.submit(job, self._opened, self._failed)
         return True
 
-    def _opened(self, found: tuple[Any, list[str]]) -> None:
+    def _opened(self, rig: Any) -> None:
         self.connecting, self._connect = False, None
         if self._closed:  # `close` has closed this rig already
             return
-        self.rig, self.reconnect_problems = found
+        self.rig = rig
         self.call(_identify_all(self.rig), self.identities.emit)  # before any reading polled
         self.opened.emit(self.rig)
 
@@ -124,9 +122,8 @@ class RigHolder(QtCore.QObject):
         rig, self.rig = self.rig, None
         problems: list[str] = []
         if rig is None and self._connect is not None:  # opened or failed, not yet delivered
-            found, self._connect = self._connect.result(), None
-            rig = found[0] if found is not None else None
-            problems = list(self._handover_problems)
+            rig, self._connect = self._connect.result(), None  # None: it failed
+            problems = list(self.reconnect_problems)
         return problems + (_make_safe_and_close(rig) if rig is not None else [])
 
 

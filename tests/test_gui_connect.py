@@ -182,3 +182,13 @@ def test_reconnect_asks_only_when_a_field_beyond_the_resting_states_is_applied()
     assert not field_applied(ambient + tolerance / 2, profile)
     assert field_applied(np.array([0.0, 10e-6, 0.0]), profile)
     assert field_applied(ambient + np.array([0.0, 0.0, 3 * tolerance]), profile)
+
+
+def test_a_reconnect_that_opens_still_says_the_rig_before_was_not_made_safe(
+        window, qtbot, monkeypatch) -> None:
+    panel, holder = window.instruments, window.holder
+    monkeypatch.setattr(holder.rig, "make_safe", lambda: ["stage: no reply"])
+    with qtbot.waitSignal(holder.opened, timeout=WAIT_MS):
+        panel.connect_rig()
+    assert holder.reconnect_problems == ["stage: no reply"]
+    assert "making the rig safe before it reported: stage: no reply" in panel.message.text()

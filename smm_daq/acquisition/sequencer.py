@@ -72,8 +72,7 @@ class Sequencer(FlyScan):
     with the profile (and lock-in time constant) the scan was started with, where the rig's
     differs (said in the refusal; the caller knows how its user chose the profile).
     `auto_range`: raise the lock-in sensitivity instead of pausing when a reading is out of
-    range. `retries`: extra attempts
-    for a transient instrument error.
+    range. `retries`: extra attempts for a transient instrument error.
 
     Subscribers (`subscribe`) receive `ScanEvent`s from the worker thread; keep them quick.
     """
