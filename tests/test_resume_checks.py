@@ -142,6 +142,42 @@ def test_a_step_scan_resumes_with_another_profile_of_the_same_time_constant(
     assert main(["resume", str(interrupted), "--entry", "s1", "--profile", str(profile)]) == 0
 
 
+def test_a_script_resumes_with_the_profile_stored_with_the_scan(
+        repo: Path, tmp_path: Path) -> None:
+    """A scan started with another profile than the simulator's: `Session.open` with the
+    default is refused, and says how to open the one stored with the scan;
+    `Session.open_for_resume` opens that one, and the scan finishes."""
+    from smm_daq.errors import InputError
+
+    profile = _profile_with_time_constant(repo, tmp_path, "0.1")
+    path = tmp_path / "s.h5"
+    assert main([*SCAN, "--out", str(path), "--profile", str(profile)]) == 0
+    with h5py.File(path, "a") as f:
+        f["s1/status"][()] = "aborted"
+        f["s1/data/line_done"][1:] = False
+    session = Session.open(path)
+    try:
+        with pytest.raises(InputError) as no:
+            session.resume("s1")
+    finally:
+        session.close()
+    assert f"Session.open_for_resume({str(path)!r}, 's1')" in str(no.value)
+    with Session.open_for_resume(path, "s1") as s:
+        assert s.profile.lockin.time_constant == pytest.approx(0.1)
+        s.resume("s1")
+    with h5py.File(path, "r") as f:
+        assert f["s1/status"].asstr()[()] == "finished"
+
+
+def test_open_for_resume_refuses_a_damaged_entry_before_the_rig_is_opened(
+        interrupted: Path, no_rig: None) -> None:
+    from smm_daq.errors import InputError
+
+    _replace(interrupted, "plan", None)
+    with pytest.raises(InputError, match="no 'plan' text"):
+        Session.open_for_resume(interrupted, "s1")
+
+
 def test_a_fly_scan_is_not_resumed_with_another_time_constant(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:

@@ -25,7 +25,7 @@ import numpy as np
 from smm_daq.acquisition.fly.checks import check_fly_plan, profile_fly_limits
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.errors import InputError
-from smm_daq.instruments.profile import Profile
+from smm_daq.instruments.profile import Profile, parse_profile
 from smm_daq.storage.h5file import open_read, text
 
 TEXTS = ("plan", "profile", "profile_fingerprint", "recipe", "status")
@@ -46,6 +46,14 @@ class ResumableEntry:
     @property
     def lines_left(self) -> int:
         return int(np.count_nonzero(~self.line_done))
+
+    def stored_profile(self) -> Profile:
+        """The profile the scan was started with, as stored in the entry.
+
+        Relative paths in it are anchored where the profile file was when the scan started.
+        """
+        return parse_profile(self.profile_text,
+                             Path(self.profile_path or "stored-profile.toml"))
 
 
 def load_resumable(path: str | Path, name: str) -> ResumableEntry:

@@ -89,6 +89,25 @@ class Session:
         rig = open_rig(prof, time_scale=time_scale, world_options=world_options)
         return cls(path, rig, on_pause=on_pause)
 
+    @classmethod
+    def open_for_resume(
+        cls,
+        path: str | Path,
+        entry: str,
+        *,
+        time_scale: float = 0.0,
+        world_options: dict[str, Any] | None = None,
+        on_pause: PauseHandler = no_operator,
+    ) -> Session:
+        """Open the rig of the profile stored with the interrupted scan `entry` of `path`.
+
+        The entry is checked whole first (InputError when it cannot be resumed), so a
+        damaged or finished entry never opens the rig. Then `resume(entry)` finishes it.
+        """
+        profile = load_resumable(path, entry).stored_profile()
+        return cls.open(path, profile, time_scale=time_scale, world_options=world_options,
+                        on_pause=on_pause)
+
     @property
     def profile(self) -> Profile:
         return self.rig.profile
@@ -167,8 +186,11 @@ class Session:
         resume: bool = False,
     ) -> MapData:
         """Run `plan` (or, with `resume`, finish its unfinished entry); returns the map."""
+        hint = (f"open the session with Session.open_for_resume({str(self.path)!r}, "
+                f"{plan.name!r}) to use the profile stored with the scan, or with the profile "
+                f"it was started with")
         seq = Sequencer(self.rig, self.path, plan, recipe_text=recipe_text, resume=resume,
-                        auto_range=auto_range)
+                        resume_hint=hint, auto_range=auto_range)
         self.last_sequencer = seq
         self._safe_problems = None
         wake = threading.Event()
@@ -202,7 +224,11 @@ class Session:
 
     def resume(self, entry: str, *, on_event: Callable[[ScanEvent], None] | None = None,
                auto_range: bool = False) -> MapData:
-        """Finish an interrupted scan entry from its first unfinished line."""
+        """Finish an interrupted scan entry from its first unfinished line.
+
+        The rig must be the one the scan was started with (same profile and lock-in time
+        constant), else InputError before any setting: `open_for_resume` opens that one.
+        """
         stored = load_resumable(self.path, entry)
         return self.scan_plan(stored.plan, recipe_text=stored.recipe, on_event=on_event,
                               auto_range=auto_range, resume=True)

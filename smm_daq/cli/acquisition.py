@@ -13,7 +13,6 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
@@ -24,7 +23,7 @@ from smm_daq.acquisition.plan import DEFAULT_SETTLE_TAU, MAX_DWELL_TAU, MAX_SETT
 from smm_daq.cli.args import floats, positive, session_file, within
 from smm_daq.cli.args import time_scale as time_scale_option
 from smm_daq.errors import InputError
-from smm_daq.instruments.profile import Profile, load_profile, parse_profile
+from smm_daq.instruments.profile import Profile, load_profile
 
 if TYPE_CHECKING:  # the session, recipes, rig and storage are imported by the commands
     from smm_daq.acquisition.events import ScanEvent
@@ -296,11 +295,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     time_scale_option(args.time_scale)
     entry = load_resumable(args.file, args.entry)  # checked whole before the rig is touched
     session_file("FILE.h5", args.file)  # and writable: the rest of the scan goes into it
-    if args.profile is not None:
-        profile = load_profile(args.profile)
-    else:  # the profile the scan was started with, as stored in the entry
-        stored = Path(entry.profile_path or "stored-profile.toml")
-        profile = parse_profile(entry.profile_text, stored)
+    profile = load_profile(args.profile) if args.profile is not None else entry.stored_profile()
     where = f"{args.file}, entry '{args.entry}'"
     hint = ("leave --profile out to use the profile stored with the scan, or give --profile "
             "with the one it was started with")
