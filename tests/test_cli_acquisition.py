@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from simulators.sample import LARGE_MAGNETITE, VirtualSample
-from smm_daq.cli.acquisition import ProgressBar, format_duration, noise_floor
+from smm_daq.cli.acquisition import ProgressBar, format_duration
 from smm_daq.cli.main import main
 from smm_daq.storage.nexus import list_entries, read_map
 
@@ -277,15 +277,6 @@ def test_demo_writes_three_entries_and_a_summary(tmp_path, capsys):
         assert f.attrs["default"] == "induced"  # the file opens on that map
     code, _, err = _run(capsys, ["demo", "--out", str(path)])
     assert code == 2 and "exists already" in err
-
-
-def test_noise_floor_estimates_white_noise_under_a_smooth_field():
-    rng = np.random.default_rng(3)
-    x = np.linspace(-1, 1, 200)
-    smooth = 5e-6 * np.add.outer(x**2, np.sin(x))
-    sigma = 0.25e-6
-    est = noise_floor(smooth + rng.normal(0, sigma, smooth.shape))
-    assert est == pytest.approx(sigma, rel=0.05)
 
 
 def test_progress_bar_and_durations():

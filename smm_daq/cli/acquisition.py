@@ -152,20 +152,6 @@ def _finish(session: Session) -> int:
     return 1 if problems else 0
 
 
-def noise_floor(bz: np.ndarray) -> float:
-    """Robust white-noise RMS of a map (T) from second differences along the lines.
-
-    For white noise of RMS σ, b[i-1] − 2 b[i] + b[i+1] has RMS σ √6; the median absolute
-    value (over 0.6745 for a Gaussian) ignores the few differences where grains curve the
-    field. NaN when there are too few measured points.
-    """
-    d2 = bz[:, :-2] - 2 * bz[:, 1:-1] + bz[:, 2:]
-    d2 = d2[np.isfinite(d2)]
-    if d2.size < 10:
-        return math.nan
-    return float(np.median(np.abs(d2)) / 0.6745 / math.sqrt(6))
-
-
 def _vec_ut(b: np.ndarray | None) -> str:
     if b is None or not np.all(np.isfinite(b)):
         return "-"
@@ -313,6 +299,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def _info_line(path: str, e: EntryInfo) -> str:
+    from smm_daq.analysis.noise import white_noise_floor
     from smm_daq.storage.nexus import read_map
 
     parts = [f"{e.name}", f"[{e.kind}, {e.status}]"]
@@ -327,7 +314,7 @@ def _info_line(path: str, e: EntryInfo) -> str:
     if e.measured_field is not None and np.all(np.isfinite(e.measured_field)):
         parts.append(f"measured {_vec_ut(e.measured_field)}")
     if e.shape is not None:
-        sigma = noise_floor(read_map(path, e.name).bz)
+        sigma = white_noise_floor(read_map(path, e.name).bz)
         parts.append(f"noise floor {sigma / UT:.3g} µT" if math.isfinite(sigma)
                      else "noise floor -")
     if e.sources:
@@ -352,6 +339,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from smm_daq.analysis.noise import white_noise_floor
+
     time_scale_option(args.time_scale)
     out = session_file("--out", args.out)
     if out.exists():
@@ -377,7 +366,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         peak = float(np.max(np.abs(finite))) if finite.size else math.nan
         print(f"  {m.name:9s} {m.shape[1]} × {m.shape[0]} points  field "
               f"{_vec_ut(m.applied_field)}  peak |Bz| {peak / UT:.3g} µT  noise floor "
-              f"{noise_floor(m.bz) / UT:.3g} µT")
+              f"{white_noise_floor(m.bz) / UT:.3g} µT")
     print(f"view it: smm-daq info {out}   (or silx view {out})")
     return code
 
