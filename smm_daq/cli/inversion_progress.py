@@ -14,6 +14,20 @@ from typing import TextIO
 from tqdm import tqdm
 
 
+def say(message: str) -> None:
+    """The inversion's messages (what it solves, a first run's compiling) on stderr."""
+    print(f"smm-daq: {message}", file=sys.stderr, flush=True)
+
+
+def say_if_compiling(model: str) -> None:
+    """Before the CPU kernels of grain model `model` run: say so when they compile first."""
+    from smm_daq.analysis.mmt.models.compiled import first_run_notice
+
+    notice = first_run_notice(model)
+    if notice:
+        say(notice)
+
+
 class InversionProgress:
     """`on_block` for `invert_map` and `invert_scans`: a tqdm bar with the remaining time on a
     terminal, else a line per 10 % (logs stay readable); nothing for an inversion of a single

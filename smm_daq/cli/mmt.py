@@ -83,7 +83,7 @@ def _invert(args: argparse.Namespace) -> int:
     from smm_daq.analysis.mmt.solver.device import resolve
     from smm_daq.analysis.mmt.solver.inversion import invert_map
     from smm_daq.analysis.subtract_inputs import read_source
-    from smm_daq.cli.inversion_progress import InversionProgress
+    from smm_daq.cli.inversion_progress import InversionProgress, say
     from smm_daq.storage.nexus import check_new_entry, read_sensor_thickness
 
     masks = [("--mask", m) for m in args.mask or () if m != NO_MASK]
@@ -123,7 +123,7 @@ def _invert(args: argparse.Namespace) -> int:
                                       sigma=sigma)
         if result is None:
             result = invert_map(data, grains, height=height, sensor_size=size, sigma=sigma,
-                                damping=args.damping, device=device,
+                                damping=args.damping, device=device, progress=say,
                                 on_block=InversionProgress())
     table = result.table()
     write_result_csv(out, table)
@@ -143,6 +143,7 @@ def _invert(args: argparse.Namespace) -> int:
 def _synth(args: argparse.Namespace) -> int:
     from smm_daq.analysis.grains import write_grains_csv
     from smm_daq.analysis.mmt import synth
+    from smm_daq.cli.inversion_progress import say_if_compiling
     from smm_daq.storage.nexus import write_map_entry
 
     distinct_outputs(("--out", args.out), ("--grains-out", args.grains_out),
@@ -172,6 +173,7 @@ def _synth(args: argparse.Namespace) -> int:
     size = _sensor_size(args.sensor_size_um, (0.0, 0.0))
     if args.model != "cuboid":
         return synth_points(args, sx, sy, size)
+    say_if_compiling("cuboid")
     rng = np.random.default_rng(args.seed)
     sample = synth.make_sample((sx * UM, sy * UM), args.thickness_um * UM, args.density_per_mm3,
                                rng)

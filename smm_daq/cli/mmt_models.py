@@ -113,7 +113,7 @@ def invert_models(args: argparse.Namespace) -> int:
     from smm_daq.analysis.mmt.solver.device import resolve
     from smm_daq.analysis.mmt.solver.joint import Scan, invert_scans
     from smm_daq.analysis.subtract_inputs import read_source
-    from smm_daq.cli.inversion_progress import InversionProgress
+    from smm_daq.cli.inversion_progress import InversionProgress, say
     from smm_daq.cli.mmt import _sensor_size, _warnings_to_stderr
     from smm_daq.storage.nexus import check_new_entry, read_sensor_thickness
 
@@ -167,7 +167,7 @@ def invert_models(args: argparse.Namespace) -> int:
             raise InputError("--library-out is for point models; expected --model dipole, "
                              "quadrupole or octupole")
         result = invert_scans(scans, grains, model=model, damping=args.damping, device=device,
-                              on_block=InversionProgress())
+                              progress=say, on_block=InversionProgress())
     table = result.table()
     write_result_csv(out, table)
     write_result_entry(args.file, name, entries[0], result, table,
@@ -219,8 +219,10 @@ def synth_points(args: argparse.Namespace, sx: float, sy: float,
     from smm_daq.analysis.mmt.formats.points import write_points
     from smm_daq.analysis.mmt.models.multipole import coefficient_column
     from smm_daq.analysis.mmt.synth_points import make_point_sample, scan_points
+    from smm_daq.cli.inversion_progress import say_if_compiling
     from smm_daq.storage.nexus import write_map_entry
 
+    say_if_compiling(args.model)
     rng = np.random.default_rng(args.seed)
     sample = make_point_sample((sx * UM, sy * UM), args.thickness_um * UM,
                                args.density_per_mm3, rng, args.model)

@@ -30,6 +30,7 @@ from scipy import linalg, sparse
 from scipy.linalg import lapack
 
 from smm_daq.analysis.grains import GrainSet
+from smm_daq.analysis.mmt.models.compiled import first_run_notice
 from smm_daq.analysis.mmt.models.cuboid import GreenModel
 from smm_daq.analysis.mmt.solver import device as devices
 from smm_daq.analysis.mmt.solver import stats
@@ -382,6 +383,9 @@ def invert_map(
     used = devices.resolve(device)
     ops = sys.modules[__name__] if used == "cpu" else devices.gpu_solver()
     check_grains_below_sensor(grains, height)
+    notice = first_run_notice("cuboid") if progress and used == "cpu" else None
+    if notice:
+        progress(notice)
     sensors, keep = sensor_positions(data, height)
     n = 3 * grains.n_grains
     if sensors.shape[0] <= n:

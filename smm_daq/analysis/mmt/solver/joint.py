@@ -26,6 +26,7 @@ import numpy as np
 from scipy import sparse
 
 from smm_daq.analysis.grains import GrainSet
+from smm_daq.analysis.mmt.models.compiled import first_run_notice
 from smm_daq.analysis.mmt.models.cuboid import GreenModel
 from smm_daq.analysis.mmt.models.multipole import (
     MODELS,
@@ -244,6 +245,9 @@ def invert_scans(
     check_each_scan_once([scan.name for scan in scans])
     if model == "cuboid":
         check_cuboid_grains(grains)
+    notice = first_run_notice(model) if progress and used == "cpu" else None
+    if notice:
+        progress(notice)
     t0 = time.perf_counter()
     k = 3 if model == "cuboid" else MODELS[model]
     points = grains if model == "cuboid" or isinstance(grains, PointGrains) \

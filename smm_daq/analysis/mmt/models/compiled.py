@@ -1,0 +1,54 @@
+"""Whether this machine has compiled a model's kernels yet.
+
+numba compiles the kernels on their first call and keeps them in its cache (`__pycache__`
+beside the source, or NUMBA_CACHE_DIR): the first inversion on a machine, or after an
+upgrade, waits a minute or more before its first block, with nothing else to show. Callers
+say so beforehand (`first_run_notice`), so that wait is not taken for a hang.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import ModuleType
+
+from numba.core.registry import CPUDispatcher
+
+NOTICE = ("compiling the {what} kernels for this machine: its first run only (or the first "
+          "after an upgrade), a minute or more before the first block")
+
+
+def _index_path(kernel: CPUDispatcher) -> Path | None:
+    """The kernel's cache index file, or None where numba keeps it elsewhere than we know."""
+    cache_file = getattr(getattr(kernel, "_cache", None), "_cache_file", None)
+    index = getattr(cache_file, "_index_path", None)
+    return Path(index) if isinstance(index, str) else None
+
+
+def _top_level_kernels(module: ModuleType) -> list[CPUDispatcher]:
+    """The module's parallel kernels: the ones called from Python, each cached on its own
+    (the helpers they inline are compiled into them)."""
+    return [k for k in vars(module).values()
+            if isinstance(k, CPUDispatcher) and k.targetoptions.get("parallel")]
+
+
+def kernels_cached(*modules: ModuleType) -> bool:
+    """False when no top-level kernel of `modules` has a cache made since its source last
+    changed: the next call compiles them. True otherwise, and where it cannot be told."""
+    for module in modules:
+        source = Path(module.__file__ or "")
+        for kernel in _top_level_kernels(module):
+            index = _index_path(kernel)
+            if index is None or not source.exists():
+                return True
+            if index.exists() and index.stat().st_mtime >= source.stat().st_mtime:
+                return True
+    return False
+
+
+def first_run_notice(model: str) -> str | None:
+    """What to tell the user before the CPU kernels of grain model `model` ("cuboid", or a
+    multipole model) are called, or None when they are compiled already."""
+    from smm_daq.analysis.mmt.models import cuboid, multipole
+
+    module = cuboid if model == "cuboid" else multipole
+    return None if kernels_cached(module) else NOTICE.format(what=f"{model} model's")
