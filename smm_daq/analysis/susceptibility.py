@@ -12,8 +12,9 @@ in closed form is (k = |(kx, ky)|, numpy's FFT sign convention)
 
 (the last pair: the cell's own extent). That is the spectrum of the continuous field; the
 map samples it on the grid, so the grid's transfer adds its aliases T(k + 2π (m/dx, n/dy))
-(`layer_transfer`), which matter when the sensor is within a few pixels of the layer. T(0) = 0, so the map's mean says nothing about M;
-a free constant offset is fitted with M, which also absorbs the applied field's leakage into Bz.
+(`layer_transfer`), which matter when the sensor is within a few pixels of the layer.
+T(0) = 0, so the map's mean says nothing about M; a free constant offset is fitted with M,
+which also absorbs the applied field's leakage into Bz.
 For an in-plane direction T also vanishes on the line k ⊥ u (a layer magnetized along stripes
 parallel to u makes no field); the constraint that M is zero outside the map (or outside a
 given support) is what pins those components down, so M is solved on a padded grid with M
