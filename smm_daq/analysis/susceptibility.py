@@ -10,8 +10,11 @@ in closed form is (k = |(kx, ky)|, numpy's FFT sign convention)
     T(k) = µ0/2 · e^{-k h} (1 - e^{-k t}) / k · (k uz - i kx ux - i ky uy)
            · sinc(kx w/2) sinc(ky l/2) · sinc(kx dx/2) sinc(ky dy/2)
 
-(the last pair: the cell's own extent). T(0) = 0, so the map's mean says nothing about M;
-a free constant offset is fitted with M, which also absorbs the applied field's leakage into Bz.
+(the last pair: the cell's own extent). That is the spectrum of the continuous field; the
+map samples it on the grid, so the grid's transfer adds its aliases T(k + 2π (m/dx, n/dy))
+(`layer_transfer`), which matter when the sensor is within a few pixels of the layer.
+T(0) = 0, so the map's mean says nothing about M; a free constant offset is fitted with M,
+which also absorbs the applied field's leakage into Bz.
 For an in-plane direction T also vanishes on the line k ⊥ u (a layer magnetized along stripes
 parallel to u makes no field); the constraint that M is zero outside the map (or outside a
 given support) is what pins those components down, so M is solved on a padded grid with M
@@ -60,6 +63,8 @@ _COVERAGE_LEVELS = 33
 # number grows as 1/λ); a map that asks for less (noise < 1e-4 of the signal, or a model that
 # cannot fit it) gets the floor, and the residual then says so
 _LOG_LAMBDA_RANGE = (-8.0, 4.0)
+# the grid's transfer sums aliases until they fall below this fraction of its peak
+_ALIAS_TOLERANCE = 1e-9
 _WORKERS = 2  # FFT threads: the machine this is built for has two cores
 
 
@@ -96,6 +101,15 @@ def _check_geometry(m: MapData, thickness: float) -> tuple[float, tuple[float, f
     return float(m.height), (w, l)
 
 
+def _alias_orders(height: float, step: float) -> int:
+    """How many aliases on each side of the band the grid's transfer adds along an axis of
+    `step`: at the band's edge π/step the n-th lies (2n − 1)π/step out, where T has fallen by
+    e^{-(2n−1)π h/step} (times a factor ~ (2n−1)π h/step that the margin of ln 10 covers);
+    those below _ALIAS_TOLERANCE of the peak are left out (all of them when h ≳ 7 steps)."""
+    reach = (np.log(1 / _ALIAS_TOLERANCE) + np.log(10.0)) / (np.pi * height / step)
+    return max(int(np.ceil((reach + 1) / 2)) - 1, 0)
+
+
 def layer_transfer(
     shape: tuple[int, int],
     step: tuple[float, float],
@@ -105,20 +119,33 @@ def layer_transfer(
     thickness: float,
     sensor_size: tuple[float, float],
 ) -> np.ndarray:
-    """T (ny, nx//2 + 1) for `numpy.fft.rfft2` of a (ny, nx) grid: Bz in T per A/m of M."""
+    """T (ny, nx//2 + 1) for `numpy.fft.rfft2` of a (ny, nx) grid: Bz in T per A/m of M.
+
+    The exact spectrum of the field sampled on the grid: the closed form T(k) of the module
+    docstring summed over its aliases T(k + 2π (m/dx, n/dy)) (Poisson summation), so the
+    inverse FFT is the cell's field at the grid's offsets even when the sensor is no higher
+    than a few pixels above the layer (where the band-limited T alone is off by e^{-π h/dx}).
+    """
     ny, nx = shape
     dx, dy = step
-    kx = 2 * np.pi * np.fft.rfftfreq(nx, dx)[None, :]
-    ky = 2 * np.pi * np.fft.fftfreq(ny, dy)[:, None]
-    k = np.hypot(kx, ky)
-    safe = np.where(k > 0, k, 1.0)
-    depth = np.where(k > 0, -np.expm1(-safe * thickness) / safe, thickness)
+    kx0 = 2 * np.pi * np.fft.rfftfreq(nx, dx)[None, :]
+    ky0 = 2 * np.pi * np.fft.fftfreq(ny, dy)[:, None]
     ux, uy, uz = direction
-    t = 0.5 * MU0 * np.exp(-k * height) * depth * (k * uz - 1j * (kx * ux + ky * uy))
     w, l = sensor_size
-    t *= np.sinc(kx * w / (2 * np.pi)) * np.sinc(ky * l / (2 * np.pi))
-    t *= np.sinc(kx * dx / (2 * np.pi)) * np.sinc(ky * dy / (2 * np.pi))
-    return t
+    mx, my = _alias_orders(height, dx), _alias_orders(height, dy)
+    total = np.zeros(np.broadcast_shapes(kx0.shape, ky0.shape), dtype=complex)
+    for i in range(-mx, mx + 1):
+        kx = kx0 + 2 * np.pi * i / dx
+        for j in range(-my, my + 1):
+            ky = ky0 + 2 * np.pi * j / dy
+            k = np.hypot(kx, ky)
+            safe = np.where(k > 0, k, 1.0)
+            depth = np.where(k > 0, -np.expm1(-safe * thickness) / safe, thickness)
+            t = 0.5 * MU0 * np.exp(-k * height) * depth * (k * uz - 1j * (kx * ux + ky * uy))
+            t *= np.sinc(kx * w / (2 * np.pi)) * np.sinc(ky * l / (2 * np.pi))
+            t *= np.sinc(kx * dx / (2 * np.pi)) * np.sinc(ky * dy / (2 * np.pi))
+            total += t
+    return total
 
 
 def penalty_spectrum(

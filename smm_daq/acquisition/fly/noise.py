@@ -35,12 +35,15 @@ def flown_pixel_sd(noise_density: float, pixel_time: float, time_constant: float
     The filtered noise's autocovariance is (b_n²/2)·(h ⋆ h)(lag) for the filter's impulse
     response h; the mean of k samples has variance Σ_ij C(i − j)/k².
     """
-    dt_fine = min(time_constant, 1 / sample_rate) / 50
+    spacing = 1 / sample_rate
+    # a fine step of at most min(τ, spacing)/50 that divides the spacing, so every lag
+    # between samples falls on the fine grid (rounding it cost ~1e-3 of the SD)
+    per_sample = int(np.ceil(50 * spacing / min(time_constant, spacing)))
+    dt_fine = spacing / per_sample
     h = pole_response(poles, time_constant, dt_fine) / dt_fine  # density, integral 1
     k = max(round(pixel_time * sample_rate), 1)
-    lags = np.arange(k) / sample_rate
     auto = np.correlate(h, h, mode="full")[h.size - 1:] * dt_fine  # (h ⋆ h)(m·dt_fine)
-    fine_index = np.rint(lags / dt_fine).astype(np.int64)
+    fine_index = np.arange(k, dtype=np.int64) * per_sample
     cov = np.where(fine_index < auto.size, auto[np.minimum(fine_index, auto.size - 1)], 0.0)
     cov *= noise_density**2 / 2
     weights = np.where(np.arange(k) == 0, k, 2 * (k - np.arange(k)))  # pairs at each lag
