@@ -1,10 +1,14 @@
-"""The virtual sample: grains as uniformly magnetized cuboids, M = M_r + χ H.
+"""The virtual sample: grains as uniformly magnetized cuboids, M = M_r + χ_eff H0.
 
 Each grain is one or more axis-aligned cuboids (centre x, y, z and FULL edge lengths, m, in
 the sample frame: top surface at z = 0, grains at z < 0). A grain has one remanent
-magnetization (A/m) and one volume susceptibility (SI); the field it induces uses the weak-field
-approximation H = B_applied / mu0 with no demagnetising correction. Bz at the sensor comes from
-the closed-form cuboid field of `smm_daq.analysis.forward`, averaged over the sensor's area.
+magnetization (A/m) and one intrinsic volume susceptibility χ (SI). The applied field
+H0 = B_applied / mu0 (weak field) magnetizes each grain against its own demagnetizing field:
+along each axis χ_eff = χ / (1 + N χ) (`simulators.demagnetization`), so a strongly magnetic
+grain's induced moment depends on its shape as a real one's does. N is exact for a grain of
+one cuboid; a grain of several takes the factors of their bounding box (an approximation:
+the box of a slab built of rows is the slab). Bz at the sensor comes from the closed-form
+cuboid field of `smm_daq.analysis.forward`, averaged over the sensor's area.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import math
 
 import numpy as np
 
+from simulators.demagnetization import effective_susceptibility
 from smm_daq.analysis.forward import cuboid_bz, cuboid_bz_kernel
 
 MU0 = 4e-7 * math.pi
@@ -26,7 +31,7 @@ _ALPHA = -0.355
 LARGE_MAGNETITE = ((480e-6, 300e-6), (320e-6, 420e-6), (360e-6, 220e-6))
 SECTION = 30e-6
 LARGE_TOP = -2.5e-6  # just below the polished surface
-LARGE_CHI = 3.0  # multidomain magnetite, SI
+LARGE_CHI = 3.0  # multidomain magnetite, SI, intrinsic (its plates' own field lowers it)
 _GAP = 20e-6  # plan-view clearance between grains
 _LARGE_GAP = 200e-6  # between the large plates: about twice the sensor height
 
@@ -82,20 +87,38 @@ class VirtualSample:
             raise ValueError("cuboids must lie inside the sample (top at z <= 0)")
         if not (np.all(np.isfinite(cuboids)) and np.all(np.isfinite(remanence))):
             raise ValueError("cuboids and remanence must be finite")
+        if not np.all(np.isfinite(susceptibility) & (susceptibility > -1.0)):
+            raise ValueError("susceptibilities must be finite and > -1 SI (a perfect "
+                             "diamagnet's -1 is the least there is)")
         self.cuboids = cuboids
         self.grain = grain
         self.remanence = remanence
         self.susceptibility = susceptibility
+        # (C, 3): each cuboid's M per unit applied H along x, y, z: its grain's
+        used = np.unique(grain)
+        per_grain = np.zeros((n_grains, 3))
+        per_grain[used] = effective_susceptibility(susceptibility[used],
+                                                   self.grain_boxes()[used])
+        self.effective_susceptibility = per_grain[grain]
 
     @property
     def n_grains(self) -> int:
         return self.remanence.shape[0]
 
+    def grain_boxes(self) -> np.ndarray:
+        """(G, 3) full edge lengths of each grain's bounding box (zero for a grain with no
+        cuboid, which has no moment either)."""
+        lo = np.full((self.n_grains, 3), np.inf)
+        hi = np.full((self.n_grains, 3), -np.inf)
+        half = self.cuboids[:, 3:] / 2
+        np.minimum.at(lo, self.grain, self.cuboids[:, :3] - half)
+        np.maximum.at(hi, self.grain, self.cuboids[:, :3] + half)
+        return np.where(np.isfinite(lo), hi - lo, 0.0)
+
     def magnetization(self, applied_field: np.ndarray) -> np.ndarray:
         """Per-cuboid M (C, 3) in A/m for applied field B (3,) in T; (P, C, 3) for B (P, 3)."""
         b = np.asarray(applied_field, dtype=float)
-        chi = self.susceptibility[self.grain]
-        induced = chi[:, None] * (b[..., None, :] / MU0)
+        induced = self.effective_susceptibility * (b[..., None, :] / MU0)
         return self.remanence[self.grain] + induced
 
     def bz_true(
@@ -131,7 +154,7 @@ class VirtualSample:
             return out
         kernel = cuboid_bz_kernel(sensors, self.cuboids, sensor_size=sensor_size)
         out[:, 0] = np.einsum("pcj,cj->p", kernel, self.remanence[self.grain])
-        out[:, 1:] = np.einsum("pcj,c->pj", kernel, self.susceptibility[self.grain]) / MU0
+        out[:, 1:] = np.einsum("pcj,cj->pj", kernel, self.effective_susceptibility) / MU0
         return out
 
     @classmethod
@@ -144,12 +167,13 @@ class VirtualSample:
         """The demo sample: magnetite in a thin section, a 2 mm square centred at (12.5, 12.5) mm.
 
         36 small grains of one or two cuboids, edges 10 to 80 µm, buried 2 to 20 µm below the
-        top, susceptibilities 1 to 3 SI; and, as in seed 000's Figure 4, three large multidomain
-        magnetite crystals (plates 220 to 480 µm across through the section's 30 µm, just below
-        the polished top, χ = 3 SI; the last three grains), whose induced magnetization in a
-        40 µT field gives Bz of several µT along their edges across the field, far above the
-        sensor's noise. No two grains overlap in plan view. Remanence follows seed 001's size
-        law with a log-normal scatter and random directions. Always the same sample.
+        top, intrinsic susceptibilities 1 to 3 SI; and, as in seed 000's Figure 4, three large
+        multidomain magnetite crystals (plates 220 to 480 µm across through the section's 30
+        µm, just below the polished top, χ = 3 SI, in plane 2.2 to 2.5 SI once demagnetized;
+        the last three grains), whose induced magnetization in a 40 µT field gives Bz of 2 to
+        3 µT along their edges across the field, far above the sensor's noise. No two grains
+        overlap in plan view. Remanence follows seed 001's size law with a log-normal scatter
+        and random directions. Always the same sample.
         """
         rng = np.random.default_rng(830)
         centre = np.array([12.5e-3, 12.5e-3])

@@ -108,7 +108,7 @@ def test_session_on_the_simulator_gives_back_the_induced_map(tmp_path):
         induced = s.subtract("inf", "rem", "ind", register=False)
         world = s.rig.world
         currents = world.coils.currents(s.rig.clock.now())
-    # independent truth: the grain magnetized by chi H alone, plus the applied z field itself
+    # independent truth: the grain magnetized by the field alone, plus the applied z field itself
     only_induced = VirtualSample(
         sample.cuboids, sample.grain, np.array([[0.0, 0.0, 0.0]]), np.array([chi])
     )
@@ -119,5 +119,6 @@ def test_session_on_the_simulator_gives_back_the_induced_map(tmp_path):
     truth += b[2]
     # the two scans' residual ambient fields (tens of nT) are the only difference left
     np.testing.assert_allclose(induced.bz, truth, atol=0.1e-6)
-    assert np.ptp(truth) > 1e-6
+    # a cube's χ_eff = χ / (1 + χ/3) ≈ 1.9: its induced field spans 0.7 µT, 7 × the tolerance
+    assert np.ptp(truth) > 0.6e-6
     assert np.allclose(currents, 0.0)

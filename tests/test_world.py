@@ -86,7 +86,9 @@ def test_builtin_induced_map_shows_the_field_at_the_large_grains_edges(
         builtin: VirtualSample) -> None:
     """Seed 000, Figure 4d: in 40 µT along +y the large magnetite's induced magnetization puts
     magnetic charge + on its +y face and − on its −y face, so Bz is positive over the edge
-    toward the field and negative over the other, far above the sensor's 0.25 µT noise."""
+    toward the field and negative over the other, far above the sensor's 0.25 µT noise (the
+    plates' own demagnetizing field, N ≈ 0.06-0.1 in plane, leaves them χ_eff ≈ 2.2-2.5 of
+    their χ = 3: about 2-3 µT at 100 µm)."""
     field = np.array([0.0, 40e-6, 0.0])
     large = builtin.cuboids[-len(LARGE_MAGNETITE):]
     assert large.shape[0] == 3 and np.all(large[:, 3:5] >= 200e-6)
@@ -94,7 +96,7 @@ def test_builtin_induced_map_shows_the_field_at_the_large_grains_edges(
         over_edges = np.array([[x, y + dy / 2, 100e-6], [x, y - dy / 2, 100e-6]])
         induced = builtin.bz_true(over_edges, SIZE, field) - builtin.bz_true(over_edges, SIZE,
                                                                              np.zeros(3))
-        assert induced[0] > 10 * 0.25 * UT and induced[1] < -10 * 0.25 * UT
+        assert induced[0] > 6 * 0.25 * UT and induced[1] < -6 * 0.25 * UT
 
 
 def test_one_grain_far_away_is_a_point_dipole_of_remanent_plus_induced_moment() -> None:
@@ -103,7 +105,8 @@ def test_one_grain_far_away_is_a_point_dipole_of_remanent_plus_induced_moment() 
     chi = 2.0
     sample = VirtualSample([[0, 0, -50e-6, edge, edge, edge]], [0], [mr], [chi])
     b = np.array([20e-6, 0.0, 80e-6])
-    m = (mr + chi * b / MU0) * edge**3
+    # a cube's demagnetizing factor is 1/3 along every axis (by symmetry, the three sum to 1)
+    m = (mr + chi / (1 + chi / 3) * b / MU0) * edge**3
     r = np.array([1.2e-3, -0.7e-3, 2.0e-3])
     sensor = r + np.array([0, 0, -50e-6])  # relative to the grain centre: r
     rn = np.linalg.norm(r)
