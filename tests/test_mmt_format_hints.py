@@ -24,6 +24,9 @@ def files(tmp_path: Path) -> dict[str, Path]:
     (tmp_path / "cuboids.txt").write_text(MMT)
     (tmp_path / "empty.txt").write_text("# nothing\n\n")
     (tmp_path / "prose.txt").write_text("some notes, not grains\n")
+    (tmp_path / "unicode.csv").write_bytes(  # a µm export saved as Windows "Unicode" text
+        ("Label Index,Voxel count,Volume (µm³),Center Of Mass X (µm),Center Of Mass Y (µm),"
+         "Center Of Mass Z (µm)\r\n1,412,34,15,17,152\r\n").encode("utf-16"))
     with zipfile.ZipFile(tmp_path / "other.zip", "w") as z:
         z.writestr("a.txt", "not arrays")
     return {p.name: p for p in tmp_path.iterdir()} | {
@@ -33,7 +36,7 @@ def files(tmp_path: Path) -> dict[str, Path]:
 @pytest.mark.parametrize(("name", "fmt"), [
     ("npz", "mpe"), ("dragonfly", "dragonfly"), ("points", "points"), ("cuboids.csv", "cuboids"),
     ("bom.csv", "cuboids"), ("cuboids.txt", "mmt"), ("empty.txt", None), ("prose.txt", None),
-    ("other.zip", None), ("missing", None),
+    ("other.zip", None), ("missing", None), ("unicode.csv", "dragonfly"),
 ])
 def test_guess_grain_format(files, name, fmt):
     assert guess_grain_format(files[name]) == fmt

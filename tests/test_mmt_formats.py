@@ -184,6 +184,62 @@ def test_dragonfly_export_in_any_encoding(tmp_path, encoding):
     assert g.labels.tolist() == [1, 2] and g.volume[1] == pytest.approx(4.7e-18)
 
 
+# The same two components as DRAGONFLY_ROWS, as an export in µm (Dragonfly writes the unit its
+# user chose), ','-separated and saved as Windows "Unicode" text (UTF-16 with its mark).
+DRAGONFLY_UM = ("Label Index,Voxel count,Volume (µm³),Center Of Mass X (µm),"
+                "Center Of Mass Y (µm),Center Of Mass Z (µm),Aspect Ratio\r\n"
+                "1,412,34,15,17,152,1.2\r\n2,57,4.7,30,8,155.5,2.5\r\n")
+
+
+@pytest.mark.parametrize(("text", "encoding"), [
+    (DRAGONFLY_UM, "utf-16"),
+    (DRAGONFLY_UM, "utf-8"),
+    (DRAGONFLY_UM.replace(",", "\t"), "latin-1"),
+    (DRAGONFLY_UM.replace("µm³", "um^3").replace("(µm)", "(um)"), "utf-8"),
+    (DRAGONFLY_UM.replace("µm³", "mm3").replace(",34,", ",3.4E-8,").replace(",4.7,", ",4.7E-9,")
+     .replace("(µm)", "(nm)").replace(",15,17,152,", ",15000,17000,152000,")
+     .replace(",30,8,155.5,", ",30000,8000,155500,"), "utf-8"),
+])
+def test_dragonfly_exports_in_other_units_separators_and_encodings(tmp_path, text, encoding):
+    want_path, p = tmp_path / "mm.csv", tmp_path / "other.csv"
+    want_path.write_bytes((DRAGONFLY_HEAD + DRAGONFLY_ROWS).encode("latin-1"))
+    p.write_bytes(text.encode(encoding))
+    got, want = dragonfly.read_dragonfly(p), dragonfly.read_dragonfly(want_path)
+    assert got.labels.tolist() == [1, 2]
+    np.testing.assert_allclose(got.volume, want.volume, rtol=1e-12)
+    np.testing.assert_allclose(got.positions, want.positions, rtol=1e-12, atol=1e-18)
+
+
+@pytest.mark.parametrize(("header", "words"), [
+    ("Center Of Mass X (in)", "column 'Center Of Mass X (in)' has unit 'in'; expected "
+                              "'Center Of Mass X (mm)' with a length unit (m, mm, µm, um, nm)"),
+    ("Center Of Mass X", "column 'Center Of Mass X' has no unit; expected"),
+    ("Volume (µm²)", "column 'Volume (µm²)' has unit 'µm²'; expected 'Volume (mm³)' with a "
+                     "volume unit"),
+    ("Voxel count (mm)", "column 'Voxel count (mm)' has unit 'mm'; expected 'Voxel count' with "
+                         "no unit"),
+])
+def test_dragonfly_column_without_a_known_unit_refused(tmp_path, header, words):
+    p = tmp_path / "cc.csv"
+    name = header.split(" (")[0]
+    head = DRAGONFLY_HEAD
+    for old in ("Center Of Mass X (mm)", "Volume (mm³)", "Voxel count"):
+        if old.split(" (")[0] == name:
+            head = head.replace(old, header)
+    p.write_bytes((head + DRAGONFLY_ROWS).encode("utf-8"))
+    with pytest.raises(InputError, match=r"cc\.csv, line 1: ") as no:
+        dragonfly.read_dragonfly(p)
+    assert words in str(no.value)
+
+
+def test_dragonfly_bad_cell_named_with_its_unit(tmp_path):
+    p = tmp_path / "cc.csv"
+    p.write_bytes(DRAGONFLY_UM.replace(",30,8,", ",30,x,").encode("utf-8"))
+    with pytest.raises(InputError, match=r"line 3, column 13: 'Center Of Mass Y \(µm\)' is 'x'; "
+                       r"expected a number in µm"):
+        dragonfly.read_dragonfly(p)
+
+
 def test_dragonfly_decimal_commas(tmp_path):
     dots, commas = tmp_path / "dots.csv", tmp_path / "commas.csv"
     dots.write_bytes((DRAGONFLY_HEAD + DRAGONFLY_ROWS).encode("latin-1"))

@@ -1,12 +1,17 @@
-"""Grains from a Dragonfly "connected components" export: ``;``-separated CSV with a header
-line naming the columns, lengths in mm. The columns used are ``Label Index``, ``Voxel count``,
-``Volume (mm³)`` and ``Center Of Mass X/Y/Z (mm)``; others (surface area, aspect ratios, ...)
-are ignored, in any order, and a trailing ``;`` is allowed. The text is read as UTF-8 (with or
-without a byte-order mark) when it is valid UTF-8, else as latin-1 (Dragonfly's Windows
-default). A ``;``-separated export comes from a locale whose decimal mark may be a comma
-(``0,008``); a file's numbers are read with the one mark they use. A file that mixes decimal
-commas and decimal points is refused at its first cell of the other mark: there ``1,234`` may
-be a thousands separator as well as a decimal comma, and either reading could be wrong.
+"""Grains from a Dragonfly "connected components" export: CSV with a header line naming the
+columns. The columns used are ``Label Index``, ``Voxel count``, ``Volume (mm³)`` and
+``Center Of Mass X/Y/Z (mm)``; others (surface area, aspect ratios, ...) are ignored, in any
+order, and a trailing separator is allowed. Lengths are in the unit each header names, as
+Dragonfly writes the one its user chose: mm, µm (also ``um``), nm or m, volumes in its cube
+(``mm³``, ``mm^3`` or ``mm3``). Cells are separated by ``;`` (Dragonfly's default, and the
+only one a decimal-comma locale can use), else by tabs, else by ``,``: the header's
+separator is the file's. The text is read as UTF-16 when it starts with its byte-order mark
+(Windows "Unicode" text), as UTF-8 (with or without a byte-order mark) when it is valid
+UTF-8, else as latin-1 (Dragonfly's Windows default). A ``;``-separated export comes from a
+locale whose decimal mark may be a comma (``0,008``); a file's numbers are read with the one
+mark they use. A file that mixes decimal commas and decimal points is refused at its first
+cell of the other mark: there ``1,234`` may be a thousands separator as well as a decimal
+comma, and either reading could be wrong.
 
 The conventions of the micro-CT workflow, each an option:
 
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import codecs
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,8 +43,23 @@ from smm_daq.errors import InputError
 MM = 1e-3
 UM = 1e-6
 MAX_LISTED = 40  # column names a message lists (an export has some 30)
-COLUMNS = ("Label Index", "Voxel count", "Volume (mm³)", "Center Of Mass X (mm)",
-           "Center Of Mass Y (mm)", "Center Of Mass Z (mm)")
+# The columns read, by the name before their unit; Label Index and Voxel count have none.
+COLUMNS = ("Label Index", "Voxel count", "Volume", "Center Of Mass X", "Center Of Mass Y",
+           "Center Of Mass Z")
+LENGTH_UNITS = {"m": 1.0, "mm": MM, "µm": UM, "μm": UM, "um": UM, "nm": 1e-9}  # in m
+_CUBED = ("³", "^3", "3")
+_HEADER_CELL = re.compile(r"^(?P<name>.*?)\s*\((?P<unit>[^()]*)\)$")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column read: its name in the file, where it stands, and its unit in SI."""
+
+    name: str  # one of COLUMNS
+    header: str  # as the file spells it, e.g. "Volume (µm³)"
+    index: int
+    unit: str  # as the file spells it; "" for the label and the voxel count
+    scale: float  # m or m³ per unit of the file; 1 for the label and the voxel count
 
 
 @dataclass(frozen=True)
@@ -50,12 +71,22 @@ class DragonflyOptions:
 
 
 def _decode(data: bytes) -> str:
-    """UTF-8 (a byte-order mark dropped) when the bytes are valid UTF-8, else latin-1, in
-    which every byte is a character."""
+    """UTF-16 after its byte-order mark; else UTF-8 (a byte-order mark dropped) when the
+    bytes are valid UTF-8, else latin-1, in which every byte is a character."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            pass  # a latin-1 file that happens to start with ÿþ: read as such below
     try:
         return data.removeprefix(codecs.BOM_UTF8).decode("utf-8")
     except UnicodeDecodeError:
         return data.decode("latin-1")
+
+
+def _separator(header: str) -> str:
+    """The file's cell separator: the header's ';', else its tab, else ','."""
+    return next((sep for sep in (";", "\t") if sep in header), ",")
 
 
 def _number(cell: str, comma: bool) -> float:
@@ -75,18 +106,55 @@ def _found(header: list[str]) -> str:
     return listed + (f", ... ({len(names)} in all)" if len(names) > MAX_LISTED else "")
 
 
-def _columns(lines: list[str], source: str) -> tuple[int, list[int]]:
-    """The header's line index and the index of each of COLUMNS in it."""
+def _scale(name: str, unit: str | None) -> float | None:
+    """SI per unit of column `name` with `unit` (None when the header gave none), or None
+    when that unit is not one a length or volume column may have."""
+    if name in ("Label Index", "Voxel count"):
+        return 1.0 if unit is None else None
+    if unit is None:
+        return None
+    if name == "Volume":
+        base = next((unit[: -len(c)] for c in _CUBED if unit.endswith(c)), None)
+        return LENGTH_UNITS[base] ** 3 if base in LENGTH_UNITS else None
+    return LENGTH_UNITS.get(unit)
+
+
+def _expected_unit(name: str) -> str:
+    if name in ("Label Index", "Voxel count"):
+        return f"'{name}' with no unit"
+    units = ", ".join(u for u in LENGTH_UNITS if u != "μm")  # µ and μ: one to the eye
+    return (f"'Volume (mm³)' with a volume unit ({units} cubed)" if name == "Volume"
+            else f"'{name} (mm)' with a length unit ({units})")
+
+
+def _columns(lines: list[str], source: str) -> tuple[int, str, list[Column]]:
+    """The header's line index, the file's separator and each of COLUMNS in the header."""
     header_no = next((i for i, ln in enumerate(lines) if ln.strip()), None)
     if header_no is None:
         raise InputError("is empty; expected a Dragonfly connected-components CSV", source=source)
-    header = [h.strip().strip('"') for h in lines[header_no].split(";")]
+    sep = _separator(lines[header_no])
+    header = [h.strip().strip('"').strip() for h in lines[header_no].split(sep)]
+    named: dict[str, tuple[int, str | None]] = {}
+    for k, cell in enumerate(header):
+        m = _HEADER_CELL.match(cell)
+        name, unit = (m["name"], m["unit"].strip()) if m else (cell, None)
+        named.setdefault(name, (k, unit))  # the first of a name, as a reader by name would
+    where = f"{source}, line {header_no + 1}"
+    columns = []
     for name in COLUMNS:
-        if name not in header:
+        if name not in named:
             raise InputError(f"lacks column '{name}' (found {_found(header)}); expected a "
-                             f"';'-separated header with {', '.join(repr(c) for c in COLUMNS)}",
-                             source=f"{source}, line {header_no + 1}")
-    return header_no, [header.index(name) for name in COLUMNS]
+                             f"header line with {', '.join(repr(c) for c in COLUMNS)}, lengths "
+                             "with their unit: 'Volume (mm³)', 'Center Of Mass X (mm)', ...",
+                             source=where)
+        k, unit = named[name]
+        scale = _scale(name, unit)
+        if scale is None:
+            has = "no unit" if unit is None else f"unit {unit!r}"
+            raise InputError(f"column '{header[k]}' has {has}; expected {_expected_unit(name)}",
+                             source=where)
+        columns.append(Column(name, header[k], k, unit or "", scale))
+    return header_no, sep, columns
 
 
 def _bad(name: str, v: float) -> bool:
@@ -94,25 +162,27 @@ def _bad(name: str, v: float) -> bool:
         return True
     if name in ("Label Index", "Voxel count"):
         return v != round(v) or v < (1 if name == "Voxel count" else 0)
-    return name == "Volume (mm³)" and v <= 0
+    return name == "Volume" and v <= 0
 
 
-def _expected(name: str) -> str:
-    if name in ("Label Index", "Voxel count"):
+def _expected(column: Column) -> str:
+    if column.name in ("Label Index", "Voxel count"):
         return "a whole number"
-    return "a volume > 0" if name.startswith("Volume") else "a number in mm"
+    return (f"a volume > 0 in {column.unit}" if column.name == "Volume"
+            else f"a number in {column.unit}")
 
 
-Cell = tuple[str, str, str]  # (column name, text, where it stands: "line n, column m")
+Cell = tuple[Column, str, str]  # (its column, text, where it stands: "line n, column m")
 
 
-def _cells(line: str, where: list[int], line_no: int) -> list[Cell]:
+def _cells(line: str, sep: str, columns: list[Column], line_no: int) -> list[Cell]:
     """The cells of COLUMNS in data line `line_no`, each with where it stands."""
-    cells = line.split(";")
+    cells = line.split(sep)
     starts = np.cumsum([0] + [len(c) + 1 for c in cells[:-1]]) + 1
-    return [(name, cells[k].strip().strip('"') if k < len(cells) else "",
-             f"line {line_no}, column {int(starts[k]) if k < len(cells) else len(line) + 1}")
-            for name, k in zip(COLUMNS, where, strict=True)]
+    return [(c, cells[c.index].strip().strip('"') if c.index < len(cells) else "",
+             f"line {line_no}, column "
+             f"{int(starts[c.index]) if c.index < len(cells) else len(line) + 1}")
+            for c in columns]
 
 
 def _decimal_comma(rows: list[list[Cell]], source: str) -> bool:
@@ -122,13 +192,14 @@ def _decimal_comma(rows: list[list[Cell]], source: str) -> bool:
     commas = [cell for cell, marks in marked if marks == [","]]
     points = [cell for cell, marks in marked if marks == ["."]]
     mark, usual = (",", commas) if len(commas) > len(points) else (".", points)
-    for (name, text, where), marks in marked:
+    for (column, text, where), marks in marked:
         if marks and marks != [mark]:
             seen = (f", but {usual[0][1]!r} on {usual[0][2]} and "
                     f"{len(usual) - 1} other cell(s) have a decimal "
                     f"{'comma' if mark == ',' else 'point'}" if usual else "")
             raise InputError(
-                f"'{name}' is {text!r}{seen}; expected one decimal mark throughout the file "
+                f"'{column.header}' is {text!r}{seen}; expected one decimal mark throughout "
+                "the file "
                 "(a ',' among decimal points may be a thousands separator, a '.' among "
                 "decimal commas likewise): export it again with one",
                 source=f"{source}, {where}")
@@ -138,10 +209,10 @@ def _decimal_comma(rows: list[list[Cell]], source: str) -> bool:
 def _row(cells: list[Cell], comma: bool, source: str) -> list[float]:
     """The numbers of one data line; InputError naming the column of a bad cell."""
     row = []
-    for name, cell, where in cells:
+    for column, cell, where in cells:
         v = _number(cell, comma)
-        if _bad(name, v):
-            raise InputError(f"'{name}' is {cell!r}; expected {_expected(name)}",
+        if _bad(column.name, v):
+            raise InputError(f"'{column.header}' is {cell!r}; expected {_expected(column)}",
                              source=f"{source}, {where}")
         row.append(v)
     return row
@@ -189,23 +260,23 @@ def read_dragonfly(path: str | Path, options: DragonflyOptions | None = None) ->
         raise InputError("is a directory; expected a grain file" if path.is_dir()
                          else "no such grain file", source=source)
     lines = _decode(path.read_bytes()).splitlines()
-    header_no, where = _columns(lines, source)
+    header_no, sep, columns = _columns(lines, source)
     cells, line_numbers = [], []
     for i in range(header_no + 1, len(lines)):
         if lines[i].strip():
-            cells.append(_cells(lines[i], where, i + 1))
+            cells.append(_cells(lines[i], sep, columns, i + 1))
             line_numbers.append(i + 1)
     if not cells:
         raise InputError("holds no components", source=source)
-    comma = _decimal_comma(cells, source)
+    comma = sep != "," and _decimal_comma(cells, source)  # ',' cells hold no decimal comma
     arr = np.array([_row(row, comma, source) for row in cells])
     keep = arr[:, 1] >= opt.min_voxels
     arr, lines_kept = arr[keep], np.array(line_numbers)[keep]
     if arr.shape[0] == 0:
         raise InputError(f"holds no component of at least {opt.min_voxels} voxels",
                          source=source)
-    vol = arr[:, 2] * MM**3
-    pos = arr[:, 3:6] * MM
+    vol = arr[:, 2] * columns[2].scale
+    pos = arr[:, 3:6] * np.array([c.scale for c in columns[3:6]])
     top = _z_top(opt, pos, vol)
     pos[:, 2] = (top - pos[:, 2]) if opt.z_down else (pos[:, 2] - top)
     if opt.crop is not None:

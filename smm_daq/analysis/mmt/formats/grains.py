@@ -34,7 +34,11 @@ def _is_number(text: str) -> bool:
 def _first_line(head: bytes, whole: bool) -> str | None:
     """The first line that is neither blank nor a '#' comment (None if there is none, or it may
     be cut short by the sniffing limit)."""
-    lines = head.removeprefix(codecs.BOM_UTF8).decode("latin-1").splitlines()
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # Windows "Unicode" text
+        text = head[: len(head) // 2 * 2].decode("utf-16", errors="replace")
+    else:
+        text = head.removeprefix(codecs.BOM_UTF8).decode("latin-1")
+    lines = text.splitlines()
     complete = lines if whole else lines[:-1]
     return next((ln.strip() for ln in complete if ln.strip() and not ln.lstrip().startswith("#")),
                 None)
@@ -65,7 +69,7 @@ def guess_grain_format(path: str | Path) -> str | None:
     line = _first_line(head, len(head) < SNIFF_BYTES)
     if line is None:
         return None
-    if "Label Index" in line and ";" in line:
+    if "Label Index" in line and "Center Of Mass" in line:
         return "dragonfly"
     if set(CSV_COLUMNS) <= {cell.strip() for cell in line.split(",")}:
         return "cuboids"
