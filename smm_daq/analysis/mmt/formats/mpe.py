@@ -3,7 +3,8 @@ an NPZ of arrays, as its `MagneticSample.save_data` writes them.
 
 JSON (SI units): "Scan height Hz" (sensor plane above the sample top), "Scan area
 x-dimension Sx", "Scan area y-dimension Sy", "Scan x-step Sdx", "Scan y-step Sdy", optional
-"Sensor origin x"/"Sensor origin y" (the lower-left sensor centre, default 0) and "Sensor
+"Sensor origin x"/"Sensor origin y" (the lower-left sensor centre, default 0; "Scan origin
+x"/"Scan origin y" in the library's release 1.0, the one on PyPI) and "Sensor
 dimensions" (HALF-lengths: [] or absent a point sensor, [hx, hy] an area, [hx, hy, hz] a
 volume); other keys ("Number of particles", "Time stamp", ...) are not needed. The sensor
 grid is x = origin + Sdx · arange(round(Sx / Sdx)), likewise y, as the library builds it.
@@ -53,6 +54,20 @@ def _number(params: dict, key: str, source: str, *, positive: bool) -> float:
     return float(value)
 
 
+def _origin(params: dict, axis: str, source: str) -> float:
+    """The lower-left sensor centre along `axis`: "Sensor origin x", or "Scan origin x" as the
+    library's release 1.0 (on PyPI) names it; 0 when neither is given."""
+    given = {k: _number(params, k, source, positive=False)
+             for k in (f"Sensor origin {axis}", f"Scan origin {axis}") if k in params}
+    values = set(given.values())
+    if len(values) > 1:
+        a, b = given.items()
+        raise InputError(f"key '{a[0]}' is {a[1]!r} and '{b[0]}' {b[1]!r}; expected one origin "
+                         "of the grid (the library's releases name it either way)",
+                         source=source)
+    return values.pop() if values else 0.0
+
+
 def read_geometry(path: str | Path) -> ScanGeometry:
     """The scan geometry of a library JSON; InputError naming the file and key (or line and
     column of a JSON syntax error)."""
@@ -72,8 +87,7 @@ def read_geometry(path: str | Path) -> ScanGeometry:
     if missing:
         raise InputError(f"lacks key(s) {', '.join(map(repr, missing))}", source=source)
     hz, sx, sy, sdx, sdy = (_number(params, k, source, positive=True) for k in REQUIRED)
-    ox, oy = (_number(params, k, source, positive=False) if k in params else 0.0
-              for k in ("Sensor origin x", "Sensor origin y"))
+    ox, oy = (_origin(params, axis, source) for axis in "xy")
     dims = params.get("Sensor dimensions", [])
     if (not isinstance(dims, list) or len(dims) not in (0, 2, 3)
             or not all(isinstance(v, int | float) and not isinstance(v, bool)
