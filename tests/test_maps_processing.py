@@ -153,6 +153,16 @@ def test_white_noise_floor_of_short_lines_and_gaps():
     assert np.isnan(white_noise_floor(np.full((5, 5), np.nan)))
 
 
+
+def test_white_noise_floor_ignores_offsets_between_lines():
+    """Each line's own offset (drift between lines, levelled later) is not pixel noise: the
+    differences run along the lines, where an offset cancels; across them it would read as
+    noise of about the offsets' SD (here 30 times σ)."""
+    rng = np.random.default_rng(6)
+    sigma = 1e-8
+    bz = rng.normal(0, sigma, (120, 90)) + rng.normal(0, 30 * sigma, (120, 1))
+    assert white_noise_floor(bz) == pytest.approx(sigma, rel=0.05)
+
 def test_masks_crop_and_their_errors():
     m = grid_map()
     square = np.array([[20, 20], [80, 20], [80, 60], [20, 60]]) * UM

@@ -96,3 +96,40 @@ def test_the_inversion_says_it_compiles_before_its_first_block(
                      progress=said.append)
     assert said[0].startswith(f"compiling the {model} model's kernels for this machine")
     assert said[1].startswith("QR of the Green's matrix")
+
+
+@pytest.mark.parametrize("kernel", [
+    "def doubled(a):\n    return 2 * a\n",  # as NUMBA_DISABLE_JIT leaves a kernel
+    "from numba import njit\n\n\n@njit(cache=False, parallel=True)\n"
+    "def doubled(a):\n    return 2 * a\n",  # no cache: it cannot be told
+], ids=["plain function", "uncached kernel"])
+def test_what_cannot_be_a_first_run_says_nothing(tmp_path: Path, kernel: str) -> None:
+    """Under NUMBA_DISABLE_JIT the kernels are plain functions: nothing compiles, so no
+    notice (it said "compiling" on every run); a kernel without a cache is not told."""
+    source = tmp_path / "smm_plain_kernels.py"
+    source.write_text(kernel)
+    module = _load(source)
+    try:
+        assert compiled.kernels_cached(module)
+    finally:
+        del sys.modules[source.stem]
+
+
+def test_the_notice_does_not_import_numba_internals(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check must not be what breaks every inversion when numba moves an internal: it
+    tells a kernel by its options, not by numba's internal dispatcher class."""
+    import importlib
+
+    monkeypatch.setitem(sys.modules, "numba.core.registry", None)  # import fails
+    try:
+        importlib.reload(compiled)
+        assert [k.py_func.__name__ for k in compiled._top_level_kernels(cuboid_module())]
+    finally:
+        monkeypatch.undo()
+        importlib.reload(compiled)
+
+
+def cuboid_module():
+    from smm_daq.analysis.mmt.models import cuboid
+
+    return cuboid

@@ -10,38 +10,43 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import ModuleType
-
-from numba.core.registry import CPUDispatcher
+from typing import Any
 
 NOTICE = ("compiling the {what} kernels for this machine: its first run only (or the first "
           "after an upgrade), a minute or more before the first block")
 
 
-def _index_path(kernel: CPUDispatcher) -> Path | None:
+def _index_path(kernel: Any) -> Path | None:
     """The kernel's cache index file, or None where numba keeps it elsewhere than we know."""
     cache_file = getattr(getattr(kernel, "_cache", None), "_cache_file", None)
     index = getattr(cache_file, "_index_path", None)
     return Path(index) if isinstance(index, str) else None
 
 
-def _top_level_kernels(module: ModuleType) -> list[CPUDispatcher]:
+def _top_level_kernels(module: ModuleType) -> list[Any]:
     """The module's parallel kernels: the ones called from Python, each cached on its own
-    (the helpers they inline are compiled into them)."""
+    (the helpers they inline are compiled into them). Told by the dispatcher's own options
+    rather than by numba's internal class, so a numba that moves it still imports this."""
     return [k for k in vars(module).values()
-            if isinstance(k, CPUDispatcher) and k.targetoptions.get("parallel")]
+            if hasattr(k, "py_func")
+            and isinstance(getattr(k, "targetoptions", None), dict)
+            and k.targetoptions.get("parallel")]
 
 
 def kernels_cached(*modules: ModuleType) -> bool:
     """False when no top-level kernel of `modules` has a cache made since its source last
-    changed: the next call compiles them. True otherwise, and where it cannot be told."""
-    for module in modules:
+    changed: the next call compiles them. True otherwise, where it cannot be told, and where
+    there are no kernels to compile (NUMBA_DISABLE_JIT leaves plain functions)."""
+    kernels = [(module, kernel) for module in modules for kernel in _top_level_kernels(module)]
+    if not kernels:
+        return True
+    for module, kernel in kernels:
         source = Path(module.__file__ or "")
-        for kernel in _top_level_kernels(module):
-            index = _index_path(kernel)
-            if index is None or not source.exists():
-                return True
-            if index.exists() and index.stat().st_mtime >= source.stat().st_mtime:
-                return True
+        index = _index_path(kernel)
+        if index is None or not source.exists():
+            return True
+        if index.exists() and index.stat().st_mtime >= source.stat().st_mtime:
+            return True
     return False
 
 
