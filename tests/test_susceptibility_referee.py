@@ -120,3 +120,36 @@ def test_inversion_on_non_square_pixels_has_the_error_it_states():
     stated = float(np.mean(sds))
     assert stated < 0.7 * prior_sd  # the data constrain M: the check is not the prior's
     assert float(np.std(errors)) == pytest.approx(stated, rel=0.15)
+
+
+@pytest.mark.parametrize(("height", "size"), [(1.5 * UM, (0.0, 0.0)), (3.0 * UM, (2 * DX, DY))])
+def test_the_two_ways_to_the_transfer_agree(height, size):
+    """The aliased closed-form spectrum and the split sampled field are two routes to one
+    transfer (the first for a sensor a few pixels up or more, the second nearer). They agree
+    to what the second cuts: its near part's r⁻⁷ tail beyond half the grid, with the cuboid
+    field's 1e-7 per offset times the split's 2⁴ (measured 0.7-1.6e-4 of the peak)."""
+    from smm_daq.analysis.susceptibility import _aliased, _sampled
+
+    u = DIRECTIONS["tilted"]
+    kw = {"height": height, "thickness": THICKNESS, "sensor_size": size}
+    spectral = _aliased((180, 256), (DX, DY), u, **kw)
+    spatial = _sampled((180, 256), (DX, DY), u, **kw)
+    assert np.abs(spectral - spatial).max() < 3e-4 * np.abs(spectral).max()
+
+
+def test_a_sensor_near_contact_costs_no_more_than_one_far_up():
+    """At a tenth of a pixel up the aliases number hundreds; the transfer then comes from the
+    sampled field, still the spectrum of choclo's cell field."""
+    from smm_daq.analysis import susceptibility
+
+    height = 0.1 * DX
+    mx = susceptibility._alias_orders(height, DX)
+    assert (2 * mx + 1) ** 2 > 100 * susceptibility._MAX_ALIAS_TERMS
+    ny, nx = 90, 128
+    t = layer_transfer((ny, nx), (DX, DY), DIRECTIONS["tilted"], height=height,
+                       thickness=THICKNESS, sensor_size=(0.0, 0.0))
+    got = np.fft.irfft2(t, s=(ny, nx))
+    offsets_x, offsets_y = np.fft.fftfreq(nx, 1 / nx)[:9], np.fft.fftfreq(ny, 1 / ny)[:9]
+    want = cell_bz(offsets_x * DX, offsets_y * DY, DIRECTIONS["tilted"], height=height,
+                   thickness=THICKNESS, dx=DX, dy=DY)
+    assert np.abs(got[:9, :9] - want).max() < TOLERANCE * np.abs(want).max()
