@@ -38,11 +38,11 @@ BYTES_PER_SAMPLE = 8  # X and Y, 4-byte floats
 
 def parse_block(reply: str) -> bytes:
     """The payload of an IEEE 488.2 definite-length block `#<n><length><bytes>`."""
-    if len(reply) < 2 or reply[0] != "#" or not reply[1].isdigit() or reply[1] == "0":
+    if len(reply) < 2 or reply[0] != "#" or reply[1] not in "123456789":
         raise ProtocolError(f"expected an IEEE 488.2 block, got {reply[:16]!r}")
     digits = int(reply[1])
     head = reply[2:2 + digits]
-    if not head.isdigit():
+    if not (head.isascii() and head.isdigit()):  # latin-1 has digits int() refuses ('²')
         raise ProtocolError(f"bad block length {head!r}")
     payload = reply[2 + digits:2 + digits + int(head)]
     if len(payload) != int(head):
@@ -101,12 +101,8 @@ class SR860(SRSLockIn, BufferedLockIn):
         super().configure(settings)
 
     def _status(self, command: str) -> int:
-        value = self.link.query(command, lambda r: parse_int(r, what=f"{command} status"))
-        if not 0 <= value <= 0xFFFF:
-            raise ProtocolError(
-                f"{command} gave {value}, not a 16-bit status", instrument=self.link.name
-            )
-        return value
+        return self.link.query(
+            command, lambda r: parse_int(r, what=f"{command} status", within=(0, 0xFFFF)))
 
     def overloaded(self) -> bool:
         latched = self._status("LIAS?")
