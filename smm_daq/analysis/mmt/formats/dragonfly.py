@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from smm_daq.analysis.mmt.models.multipole import PointGrains, point_grains
+from smm_daq.analysis.mmt.models.multipole import MAX_LABEL, PointGrains, point_grains
 from smm_daq.errors import InputError
 
 MM = 1e-3
@@ -93,13 +93,13 @@ def _bad(name: str, v: float) -> bool:
     if not math.isfinite(v):
         return True
     if name in ("Label Index", "Voxel count"):
-        return v != round(v) or v < (1 if name == "Voxel count" else 0)
+        return v != round(v) or v < (1 if name == "Voxel count" else 0) or v > MAX_LABEL
     return name == "Volume (mm³)" and v <= 0
 
 
 def _expected(name: str) -> str:
     if name in ("Label Index", "Voxel count"):
-        return "a whole number"
+        return f"a whole number of at most {MAX_LABEL:g}"
     return "a volume > 0" if name.startswith("Volume") else "a number in mm"
 
 
@@ -196,7 +196,8 @@ def read_dragonfly(path: str | Path, options: DragonflyOptions | None = None) ->
             cells.append(_cells(lines[i], where, i + 1))
             line_numbers.append(i + 1)
     if not cells:
-        raise InputError("holds no components", source=source)
+        raise InputError("holds no components; expected a line per component below the "
+                         "header", source=source)
     comma = _decimal_comma(cells, source)
     arr = np.array([_row(row, comma, source) for row in cells])
     keep = arr[:, 1] >= opt.min_voxels
