@@ -18,6 +18,7 @@ from smm_daq.acquisition.fly.checks import check_fly_plan, profile_fly_limits
 from smm_daq.acquisition.fly.settings import FlySettings
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import Profile
+from smm_daq.storage.names import ENTRY_NAME_RULE, entry_name_usable
 
 UM = 1e-6
 UT = 1e-6
@@ -129,9 +130,9 @@ class ScanPlan:
 
         Raises InputError naming the plan field, its value and the limit it breaks.
         """
-        if not self.name or "/" in self.name or self.name in (".", ".."):
+        if not entry_name_usable(self.name):
             raise InputError(f"plan name {self.name!r} is not usable as an entry name; "
-                             "expected a non-empty name without '/'")
+                             f"expected {ENTRY_NAME_RULE}")
         if self.raster not in RASTERS:
             raise InputError(f"plan raster is {self.raster!r}; expected one of "
                              + ", ".join(repr(r) for r in RASTERS))

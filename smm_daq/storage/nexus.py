@@ -50,6 +50,7 @@ from smm_daq.storage.h5file import (
     writing,
 )
 from smm_daq.storage.mapdata import MapData
+from smm_daq.storage.names import ENTRY_NAME_RULE, entry_name_usable
 from smm_daq.storage.products import (
     MapPlot,
     Quantity,
@@ -87,12 +88,9 @@ class EntryInfo:
 
 
 def check_entry_name(name: str, *, source: str) -> str:
-    """An entry name must be a single HDF5 name: non-empty, no '/', not '.'."""
-    if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
-        raise InputError(
-            f"entry name {name!r} is not usable; expected a non-empty name without '/'",
-            source=source,
-        )
+    if not entry_name_usable(name):
+        raise InputError(f"entry name {name!r} is not usable; expected {ENTRY_NAME_RULE}",
+                         source=source)
     return name
 
 

@@ -31,7 +31,12 @@ from pathlib import Path
 
 import numpy as np
 
-from smm_daq.analysis.mmt.models.multipole import MAX_LABEL, PointGrains, point_grains
+from smm_daq.analysis.mmt.models.multipole import (
+    MAX_LABEL,
+    POSITION_LIMIT_M,
+    PointGrains,
+    point_grains,
+)
 from smm_daq.errors import InputError
 
 MM = 1e-3
@@ -173,9 +178,9 @@ def _refuse_above_top(z: np.ndarray, labels: np.ndarray, lines: np.ndarray,
 
 
 def _check_options(opt: DragonflyOptions) -> None:
-    if opt.z_top_mm is not None and not math.isfinite(opt.z_top_mm):
+    if opt.z_top_mm is not None and not abs(opt.z_top_mm * MM) <= POSITION_LIMIT_M:
         raise InputError(f"z_top (--z-top-um) is {opt.z_top_mm * MM / UM:g} µm; expected a "
-                         "finite z of the sample top")
+                         f"finite z of the sample top, within ±{POSITION_LIMIT_M:g} m")
 
 
 def read_dragonfly(path: str | Path, options: DragonflyOptions | None = None) -> PointGrains:
@@ -203,8 +208,8 @@ def read_dragonfly(path: str | Path, options: DragonflyOptions | None = None) ->
     keep = arr[:, 1] >= opt.min_voxels
     arr, lines_kept = arr[keep], np.array(line_numbers)[keep]
     if arr.shape[0] == 0:
-        raise InputError(f"holds no component of at least {opt.min_voxels} voxels",
-                         source=source)
+        raise InputError(f"holds no component of at least {opt.min_voxels} voxels (min_voxels, "
+                         "--min-voxels); expected a smaller minimum", source=source)
     vol = arr[:, 2] * MM**3
     pos = arr[:, 3:6] * MM
     top = _z_top(opt, pos, vol)
