@@ -265,7 +265,17 @@ class ScanPlan:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, source: str = "plan") -> ScanPlan:
-        """Inverse of `to_dict`; InputError naming `source` and the key when malformed."""
+        """Inverse of `to_dict`; InputError naming `source` and the key when malformed (a
+        count that is not a whole number, a length or time that is not finite)."""
+        for key in ("nx", "ny"):
+            if key in d and (isinstance(d[key], bool) or not isinstance(d[key], int)):
+                raise InputError(f"plan key '{key}' is {d[key]!r}; expected a whole number",
+                                 source=source)
+        for key in ("x0_um", "y0_um", "step_x_um", "step_y_um", "height_um", "settle_tau",
+                    "dwell_tau"):
+            if isinstance(d.get(key), int | float) and not math.isfinite(d[key]):
+                raise InputError(f"plan key '{key}' is {d[key]!r}; expected a finite number",
+                                 source=source)
         try:
             return cls(
                 name=str(d["name"]),
@@ -284,18 +294,22 @@ class ScanPlan:
                 fly=FlySettings.from_dict(d["fly"]) if d.get("fly") is not None else None,
             )
         except KeyError as exc:
-            raise InputError(f"plan key {exc} is missing", source=source) from None
+            raise InputError(f"plan key {exc} is missing; expected every key a plan is written "
+                             "with", source=source) from None
         except (TypeError, ValueError) as exc:
-            raise InputError(f"plan is malformed ({exc})", source=source) from None
+            raise InputError(f"plan is malformed ({exc}); expected the plan as written",
+                             source=source) from None
 
     @classmethod
     def from_text(cls, text: str, *, source: str = "plan") -> ScanPlan:
         try:
             d = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise InputError(f"plan text is not JSON ({exc})", source=source) from None
+            raise InputError(f"plan text is not JSON ({exc}); expected the plan as written",
+                             source=source) from None
         if not isinstance(d, dict):
-            raise InputError("plan text is not a JSON object", source=source)
+            raise InputError("plan text is not a JSON object; expected the plan as written",
+                             source=source)
         return cls.from_dict(d, source=source)
 
 

@@ -305,7 +305,10 @@ def cmd_resume(args: argparse.Namespace) -> int:
     hint = ("leave --profile out to use the profile stored with the scan, or give --profile "
             "with the one it was started with")
     check_same_profile(entry.fingerprint, profile, where, hint=hint)
-    entry.plan.validate(profile)
+    try:
+        entry.plan.validate(profile)
+    except InputError as exc:
+        raise InputError(str(exc), source=where) from None
     check_same_time_constant(entry, time_constant_for(entry.plan, profile), where, hint=hint)
     print(f"resuming '{args.entry}': {entry.lines_left} of {entry.line_done.size} lines to "
           f"measure", file=sys.stderr)
