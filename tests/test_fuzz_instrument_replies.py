@@ -20,7 +20,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from served_rig import ServedRig
+from served_rig import SIM_PROFILE, ServedRig
 
 from drivers.link import shown
 from smm_daq.acquisition.plan import ScanPlan
@@ -86,13 +86,51 @@ QUERIES = (
 )
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedRig]:
+def _captured(rig: Rig) -> object:
+    """A capture of half a second (its binary block holds LF bytes: read whole all the same)."""
+    rig.lockin.configure_buffer(100.0)  # type: ignore[attr-defined]
+    rig.lockin.start_buffer(on_trigger=False)  # type: ignore[attr-defined]
+    rig.clock.sleep(0.5)
+    trace = rig.lockin.read_buffer()  # type: ignore[attr-defined]
+    assert trace.x.size > 10, trace
+    return trace
+
+
+SR860_QUERIES = (  # the SR860's own queries, and its capture buffer (fly scans)
+    Query("lockin", "SNAP?", lambda r: r.lockin.read_xy()),
+    Query("lockin", "CUROVLDSTAT?", lambda r: r.lockin.overloaded(), (b"65536\n", b"-1\n")),
+    Query("lockin", "SCAL?", lambda r: r.lockin.sensitivity(), (b"28\n",)),
+    Query("lockin", "OFLT?", lambda r: r.lockin.time_constant(), (b"22\n",)),
+    Query("lockin", "HARM?", lambda r: r.lockin.harmonic(), (b"100\n",)),
+    Query("lockin", "CAPTURERATEMAX?", lambda r: r.lockin.configure_buffer(100.0),
+          (b"0\n", b"-1\n", b"1e300\n")),
+    Query("lockin", "CAPTUREBYTES?", lambda r: _captured(r), (b"-8\n", b"1e9\n")),
+    Query("lockin", "CAPTUREGET?", lambda r: _captured(r),
+          (b"#\xb2\n", b"#2\xb2\xb3ab\n", b"#3abc\n", b"#0\n", b"#216short\n")),
+)
+
+
+def _serve(folder: Path, sim_profile: Path = SIM_PROFILE) -> Iterator[ServedRig]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PYVISA_LIBRARY", "@py")
-        rig = ServedRig(tmp_path_factory.mktemp("served"), time_scale=50.0, timeout_s=0.3)
+        rig = ServedRig(folder, time_scale=50.0, timeout_s=0.3, sim_profile=sim_profile)
         yield rig
         rig.close()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedRig]:
+    yield from _serve(tmp_path_factory.mktemp("served"))
+
+
+@pytest.fixture(scope="module")
+def served_sr860(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedRig]:
+    folder = tmp_path_factory.mktemp("served860")
+    profile = folder / "simulator-sr860.toml"
+    profile.write_text(SIM_PROFILE.read_text().replace(
+        'implementation = "sr830"', 'implementation = "sr860"').replace(
+        'reserve = "normal"', '# no reserve on an SR860'))
+    yield from _serve(folder, profile)
 
 
 @pytest.fixture
@@ -109,32 +147,47 @@ def restore(served: ServedRig) -> None:
         proxy.restore()
 
 
-def _cases() -> Iterator[tuple[Query, str, bytes]]:
+def _cases(queries: tuple[Query, ...] = QUERIES) -> Iterator[tuple[Query, str, bytes]]:
     rng = np.random.default_rng(SEED)
-    for q in QUERIES:
+    for q in queries:
         kinds = [k for k in CORRUPT if k not in q.fine]
         for kind in rng.choice(kinds, size=min(PER_QUERY, len(kinds)), replace=False):
             yield q, str(kind), CORRUPT[str(kind)]
         for reply in q.out_of_range:
-            yield q, f"out of range {reply.strip().decode()}", reply
+            yield q, f"out of range {reply.strip().decode('latin-1')!r}", reply
 
 
 def _named(message: str, q: Query, served: ServedRig, rig: Rig, reply: bytes) -> list[str]:
     """What the message leaves out of: the instrument, the query, the reply."""
     names = {"lockin": rig.lockin.link.name, "stage": rig.stage.link.name,
              "fluxgate": rig.fluxgate.link.name}
-    text = reply.decode("latin-1").strip()
+    raw = reply.decode("latin-1").removesuffix("\n")  # as a binary block is read
+    text = raw.strip()
     missing = [w for w in (names.get(q.role, f"coil {q.role[-1]}"), q.command)
                if w not in message]
-    if "no reply within" not in message and shown(text) not in message:
+    if "no reply within" not in message and shown(text) not in message \
+            and shown(raw) not in message:
         missing.append(shown(text))  # (a GCS line ending ' ' goes on: a blank one times out)
     return missing
 
 
 def test_every_corrupted_reply_to_every_query_is_named_and_ridden_out(
         served: ServedRig, rig: Rig) -> None:
+    _fuzz(served, rig, QUERIES)
+
+
+def test_every_corrupted_reply_to_an_sr860_is_named_and_ridden_out(
+        served_sr860: ServedRig) -> None:
+    rig = open_rig(load_profile(served_sr860.profile_path), clock=served_sr860.clock)
+    try:
+        _fuzz(served_sr860, rig, SR860_QUERIES)
+    finally:
+        rig.close()
+
+
+def _fuzz(served: ServedRig, rig: Rig, queries: tuple[Query, ...]) -> None:
     failures, count = [], 0
-    for q, kind, reply in _cases():
+    for q, kind, reply in _cases(queries):
         count += 1
         served.proxies[q.role].answer(q.command, reply)
         try:
@@ -151,7 +204,7 @@ def test_every_corrupted_reply_to_every_query_is_named_and_ridden_out(
         finally:
             restore(served)
         q.call(rig)  # the link answers well again: so does the driver
-    print(f"{count} corrupted replies to {len(QUERIES)} queries")
+    print(f"{count} corrupted replies to {len(queries)} queries")
     assert not failures, f"{len(failures)} of {count}:\n" + "\n".join(failures)
 
 

@@ -13,7 +13,7 @@ import pytest
 from instrument_fakes import ScriptedTransport, link_settings, opener
 
 from drivers.sr830 import SR830
-from drivers.sr860 import SR860, parse_block
+from drivers.sr860 import SR860, parse_block, read_block
 from simulators.emulator import EmulatorTransport
 from simulators.sr830_emulator import SR830_SENSITIVITIES, SR830_TIME_CONSTANTS, SR830Emulator
 from simulators.sr860_emulator import SR860_SENSITIVITIES, SR860_TIME_CONSTANTS, SR860Emulator
@@ -478,3 +478,24 @@ def test_a_block_header_with_latin1_digits_is_a_protocol_error(reply: str) -> No
     """'²' and '³' (latin-1, as the link decodes) pass str.isdigit but not int()."""
     with pytest.raises(ProtocolError, match="block"):
         parse_block(reply)
+
+
+class _LineLink:
+    """A line-terminated link: each read ends at the next LF, which it drops."""
+
+    def __init__(self, sent: str) -> None:
+        self.lines = sent.split("\n")
+
+    def query(self, message: str) -> str:
+        return self.read()
+
+    def read(self) -> str:
+        return self.lines.pop(0)
+
+
+@pytest.mark.parametrize("payload", ["ab\ncd\n\nef", "ab\n", "\n", "abc"])
+def test_a_binary_block_holding_lf_bytes_is_read_whole(payload: str) -> None:
+    """Each LF in the block ends one read of a line-terminated link (VISA over TCP)."""
+    link = _LineLink(f"#1{len(payload)}{payload}\n")
+    assert parse_block(read_block(link, "CAPTUREGET? 0,1")) == payload.encode()  # type: ignore
+    assert link.lines == [""]  # (split's tail after the last LF) nothing left unread
