@@ -18,7 +18,7 @@ from typing import Self
 import numpy as np
 
 from drivers import transports
-from drivers.link import Link, parse_float
+from drivers.link import Link, parse_float, shown
 from drivers.srs_lockin import parse_identity
 from smm_daq.clock import Clock
 from smm_daq.errors import InstrumentError, ProtocolError
@@ -30,6 +30,7 @@ OpenTransport = Callable[[str, LinkSettings], Transport]
 
 RANGE_V = 10.0  # fluxgate outputs swing ±10 V
 OVERLOAD_MARK = 9.9e37
+OVERRANGE = 1.2  # a range reads up to 120 % of itself, beyond it the overload mark
 NPLC = 1  # integration time in power-line cycles
 FORMAT_FLAGS = ("CHAN", "TIME", "UNIT", "ALAR")
 
@@ -38,19 +39,27 @@ def parse_error(reply: str) -> tuple[int, str]:
     """A SCPI error-queue entry: '<code>,"<text>"'."""
     code, sep, text = reply.partition(",")
     if not sep:
-        raise ProtocolError(f"expected '<code>,\"<message>\"', got {reply!r}")
+        raise ProtocolError(f"expected '<code>,\"<message>\"', got {shown(reply)}")
     try:
         return int(code), text.strip().strip('"')
     except ValueError:
-        raise ProtocolError(f"expected '<code>,\"<message>\"', got {reply!r}") from None
+        raise ProtocolError(f"expected '<code>,\"<message>\"', got {shown(reply)}") from None
 
 
 def parse_three(reply: str) -> np.ndarray:
     """Three comma-separated readings (V)."""
     parts = reply.split(",")
     if len(parts) != 3:
-        raise ProtocolError(f"expected three comma-separated readings, got {reply!r}")
-    return np.array([parse_float(p, what="voltage") for p in parts])
+        raise ProtocolError(f"expected three comma-separated readings, got {shown(reply)}")
+    try:
+        volts = np.array([parse_float(p, what="voltage") for p in parts])
+    except ProtocolError as exc:
+        raise ProtocolError(f"{exc} in {shown(reply)}") from None
+    readable = OVERRANGE * RANGE_V
+    if np.any((np.abs(volts) > readable) & (np.abs(volts) < OVERLOAD_MARK)):
+        raise ProtocolError(f"expected readings within ±{readable:g} V or the overload mark "
+                            f"{OVERLOAD_MARK:g}, got {shown(reply)}")
+    return volts
 
 
 class DMMFluxgate(Magnetometer):

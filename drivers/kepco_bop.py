@@ -25,15 +25,16 @@ from typing import TypeVar
 
 import numpy as np
 
-from drivers.link import Link, parse_float, parse_int
+from drivers.link import Link, parse_float, parse_int, shown
 from smm_daq.clock import Clock
 from smm_daq.errors import InputError, InstrumentError, ProtocolError, RangeError, SmmError
 from smm_daq.instruments.interfaces import FieldSource, Identity
-from smm_daq.instruments.profile import CoilSettings, LinkSettings
+from smm_daq.instruments.profile import MAX_CURRENT_A, CoilSettings, LinkSettings
 from smm_daq.instruments.transport import Transport
 
 AXES = ("x", "y", "z")
 RAMP_STEP_S = 0.1  # time between current steps of a ramp
+CURRENT_READ_MARGIN = 1.1  # a current read back may exceed the rating by this factor
 T = TypeVar("T")
 
 OpenTransport = Callable[[str, LinkSettings], Transport]
@@ -43,7 +44,7 @@ def parse_scpi_error(reply: str) -> tuple[int, str]:
     """'-222,"Data out of range"' -> (-222, 'Data out of range')."""
     code, sep, text = reply.partition(",")
     if not sep:
-        raise ProtocolError(f"expected 'code,\"message\"' from SYST:ERR?, got {reply!r}")
+        raise ProtocolError(f"expected 'code,\"message\"' from SYST:ERR?, got {shown(reply)}")
     return parse_int(code, what="SCPI error code"), text.strip().strip('"')
 
 
@@ -57,14 +58,14 @@ def parse_kepco_idn(reply: str) -> Identity:
     """'KEPCO,BOP 20-5M,E1234,1.66-1.66' -> Identity."""
     parts = [p.strip() for p in reply.split(",")]
     if len(parts) != 4 or not all(parts):
-        raise ProtocolError(f"expected 'vendor,model,serial,firmware', got {reply!r}")
+        raise ProtocolError(f"expected 'vendor,model,serial,firmware', got {shown(reply)}")
     return Identity(*parts)
 
 
 def _parse_output(reply: str) -> bool:
     text = reply.strip().upper()
     if text not in ("0", "1", "ON", "OFF"):
-        raise ProtocolError(f"expected 0 or 1 from OUTP?, got {reply!r}")
+        raise ProtocolError(f"expected 0 or 1 from OUTP?, got {shown(reply)}")
     return text in ("1", "ON")
 
 
@@ -128,7 +129,16 @@ class _Supply:
             )
 
     def measured(self) -> float:
-        return self.query("MEAS:CURR?", lambda r: parse_float(r, what="current in A"))
+        return self.current("MEAS:CURR?")
+
+    def current(self, query: str) -> float:
+        """A current reply (A) within what the supply can drive (its rating, with a margin for
+        a reading; before the rating is known, the largest supply a profile may name): a
+        corrupted reply is never ramped from."""
+        amps = self.rating[1] if math.isfinite(self.rating[1]) else MAX_CURRENT_A
+        bound = CURRENT_READ_MARGIN * amps
+        return self.query(query, lambda r: parse_float(r, what="current in A",
+                                                       within=(-bound, bound)))
 
     def switch(self, on: bool) -> None:
         self.command("OUTP ON" if on else "OUTP OFF")
@@ -208,7 +218,7 @@ class KepcoBOPCoils(FieldSource):
             supply = None
             try:
                 supply = _Supply(opener(address, settings.link), axis, settings.link.retries)
-                start = supply.query("CURR?", lambda r: parse_float(r, what="current in A"))
+                start = supply.current("CURR?")
                 duration = abs(start) / settings.max_ramp_rate
                 steps = max(1, math.ceil(duration / RAMP_STEP_S - 1e-9))
                 for j in range(1, steps + 1):
@@ -263,7 +273,7 @@ class KepcoBOPCoils(FieldSource):
         s.write("*CLS")
         s.command("FUNC:MODE CURR")
         s.command(f"VOLT {min(self.voltage_limit, volts):.3f}")
-        s.setpoint = s.query("CURR?", lambda r: parse_float(r, what="current in A"))
+        s.setpoint = s.current("CURR?")
         s.enabled = s.query("OUTP?", _parse_output)
 
     def _setpoints(self) -> np.ndarray:

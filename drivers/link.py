@@ -80,21 +80,45 @@ class Link:
             self.transport.close()
 
 
-def parse_float(reply: str, *, what: str = "number") -> float:
-    """A strict float: one token, finite. Raises ProtocolError naming the reply."""
+SHOWN_CHARACTERS = 60  # of a reply quoted in an error message
+
+
+def shown(reply: str | list[str]) -> str:
+    """A reply as an error message quotes it: whole when short, else its start and length (an
+    overlong reply would bury the message)."""
+    text = repr(reply)
+    if len(text) <= SHOWN_CHARACTERS + 20:
+        return text
+    unit = "lines" if isinstance(reply, list) else "characters"
+    return f"{text[:SHOWN_CHARACTERS]}... ({len(reply)} {unit})"
+
+
+def parse_float(reply: str, *, what: str = "number",
+                within: tuple[float, float] | None = None) -> float:
+    """A strict float: one token, finite, and in `within` (lo, hi) where given: a value no
+    instrument of the kind can report (a reply to another query, a corrupted one) is refused.
+    Raises ProtocolError naming the reply."""
     try:
         value = float(reply.strip())
     except ValueError:
-        raise ProtocolError(f"expected a {what}, got {reply!r}") from None
+        raise ProtocolError(f"expected a {what}, got {shown(reply)}") from None
     if value != value or value in (float("inf"), float("-inf")):
-        raise ProtocolError(f"expected a finite {what}, got {reply!r}")
+        raise ProtocolError(f"expected a finite {what}, got {shown(reply)}")
+    if within is not None and not within[0] <= value <= within[1]:
+        raise ProtocolError(
+            f"expected a {what} in {within[0]:g} .. {within[1]:g}, got {shown(reply)}")
     return value
 
 
-def parse_int(reply: str, *, what: str = "integer") -> int:
-    """A strict integer reply. Raises ProtocolError naming the reply."""
+def parse_int(reply: str, *, what: str = "integer",
+              within: tuple[int, int] | None = None) -> int:
+    """A strict integer reply, in `within` (lo, hi) where given. Raises ProtocolError naming
+    the reply."""
     text = reply.strip()
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
-        raise ProtocolError(f"expected an {what}, got {reply!r}") from None
+        raise ProtocolError(f"expected an {what}, got {shown(reply)}") from None
+    if within is not None and not within[0] <= value <= within[1]:
+        raise ProtocolError(f"expected an {what} in {within[0]} .. {within[1]}, got {shown(reply)}")
+    return value

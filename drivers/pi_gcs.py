@@ -28,7 +28,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from drivers.link import Link, parse_float, parse_int
+from drivers.link import Link, parse_float, parse_int, shown
 from smm_daq.clock import Clock
 from smm_daq.errors import (
     InputError,
@@ -100,10 +100,13 @@ def _parse_axis_lines(
     for line in lines:
         axis, sep, value = line.partition("=")
         if not sep or axis.strip() not in axes or axis.strip() in values:
-            raise ProtocolError(f"expected 'axis=value' for axes {list(axes)}, got {lines!r}")
-        values[axis.strip()] = parse(value)
+            raise ProtocolError(f"expected 'axis=value' for axes {list(axes)}, got {shown(lines)}")
+        try:
+            values[axis.strip()] = parse(value)
+        except ProtocolError as exc:
+            raise ProtocolError(f"{exc} in {shown(lines)}") from None
     if len(values) != len(axes):
-        raise ProtocolError(f"expected one line per axis {list(axes)}, got {lines!r}")
+        raise ProtocolError(f"expected one line per axis {list(axes)}, got {shown(lines)}")
     return values
 
 
@@ -121,13 +124,13 @@ def _hex(text: str) -> int | None:
 def _parse_help(lines: list[str]) -> set[str]:
     """HLP?: a title line, one 'COMMAND description' line per command, an end line."""
     if len(lines) < 2:
-        raise ProtocolError(f"expected the command list from HLP?, got {lines!r}")
+        raise ProtocolError(f"expected the command list from HLP?, got {shown(lines)}")
     return {line.split()[0].upper() for line in lines[1:-1] if line.split()}
 
 
 def _parse_bool(text: str) -> bool:
     if text.strip() not in ("0", "1"):
-        raise ProtocolError(f"expected 0 or 1, got {text!r}")
+        raise ProtocolError(f"expected 0 or 1, got {shown(text)}")
     return text.strip() == "1"
 
 
@@ -135,7 +138,7 @@ def parse_gcs_idn(reply: str) -> Identity:
     """'(c)2015 Physik Instrumente (PI) GmbH & Co. KG, E-727, 0116044408, 13.21.00.09'."""
     parts = [p.strip() for p in reply.split(",")]
     if len(parts) < 4 or not all(parts[-3:]):
-        raise ProtocolError(f"expected 'vendor, model, serial, firmware', got {reply!r}")
+        raise ProtocolError(f"expected 'vendor, model, serial, firmware', got {shown(reply)}")
     vendor = ", ".join(parts[:-3])
     if vendor.lower().startswith("(c)"):
         vendor = vendor[3:].lstrip("0123456789 ")
@@ -227,6 +230,7 @@ class PIGCSStage(Stage, FlyStage):
             settle_time=settings.settle_time,
             max_velocity=cls.velocity_limit_for(settings),
             reference_on_connect=settings.reference_on_connect,
+            name=f"PI stage at {settings.link.address}",
         )
 
     # -- protocol helpers ------------------------------------------------------------------
@@ -267,6 +271,10 @@ class PIGCSStage(Stage, FlyStage):
         )
 
     def _connect(self, travel: np.ndarray, velocity: float) -> np.ndarray:
+        # An error left from before (a stop whose error was never read: error 10) would be
+        # taken for the first command's, and no connect, `smm-daq safe`'s included, would
+        # pass; read, it is cleared.
+        self.link.query("ERR?", lambda r: parse_int(r, what="GCS error code"))
         commands = self._commands = self.link.query_lines("HLP?", _parse_help)
         names = self.link.query_lines("SAI?", lambda lines: [ln for ln in lines if ln])
         self._controller_axes = list(names)
@@ -343,10 +351,12 @@ class PIGCSStage(Stage, FlyStage):
                 head, sep, value = line.partition("=")
                 axis, _, pid = head.strip().partition(" ")
                 if not sep or axis not in self.axes or _hex(pid) != int(UNIT_PARAMETER, 0):
-                    raise ProtocolError(f"expected 'axis {UNIT_PARAMETER}=unit', got {lines!r}")
+                    raise ProtocolError(
+                        f"expected 'axis {UNIT_PARAMETER}=unit', got {shown(lines)}")
                 found[axis] = value.strip()
             if set(found) != set(self.axes):
-                raise ProtocolError(f"expected one unit per axis {list(self.axes)}, got {lines!r}")
+                raise ProtocolError(
+                    f"expected one unit per axis {list(self.axes)}, got {shown(lines)}")
             return [found[a] for a in self.axes]
 
         return self.link.query_lines(f"SPA? {request}", parse)
@@ -463,7 +473,7 @@ class PIGCSStage(Stage, FlyStage):
         def parse(lines: list[str]) -> str:
             head, sep, value = lines[0].partition("=")
             if not sep or _hex(head.strip().partition(" ")[2]) != pid:
-                raise ProtocolError(f"expected '{ax} 0x{pid:08X}=value', got {lines!r}")
+                raise ProtocolError(f"expected '{ax} 0x{pid:08X}=value', got {shown(lines)}")
             return value.strip()
 
         return self.link.query_lines(f"SPA? {ax} 0x{pid:08X}", parse)
@@ -519,7 +529,7 @@ class PIGCSStage(Stage, FlyStage):
         def count(lines: list[str]) -> int:
             head, sep, value = lines[0].partition("=")
             if not sep or head.strip() != "1":
-                raise ProtocolError(f"expected '1=count', got {lines!r}")
+                raise ProtocolError(f"expected '1=count', got {shown(lines)}")
             return parse_int(value, what="recorded points")
 
         n = self.link.query_lines("DRL? 1", count)

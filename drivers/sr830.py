@@ -82,11 +82,8 @@ class SR830(SRSLockIn, BufferedLockIn):
         self.link.write(f"OUTX {0 if serial else 1}")
 
     def overloaded(self) -> bool:
-        status = self.link.query("LIAS?", lambda r: parse_int(r, what="LIA status byte"))
-        if not 0 <= status <= 255:
-            raise ProtocolError(
-                f"LIA status byte {status} outside 0..255", instrument=self.link.name
-            )
+        status = self.link.query(
+            "LIAS?", lambda r: parse_int(r, what="LIA status byte", within=(0, 255)))
         return bool(status & _OVERLOAD_BITS)
 
     # -- data buffer ------------------------------------------------------------------------

@@ -21,11 +21,12 @@ from typing import ClassVar
 
 import numpy as np
 
-from drivers.link import parse_float, parse_int
+from drivers.link import parse_float, parse_int, shown
 from drivers.srs_lockin import SLOPE_12_DB, SRSLockIn
 from smm_daq.errors import ProtocolError
 from smm_daq.instruments.interfaces import BufferedLockIn, BufferLimits, BufferTrace
 from smm_daq.instruments.profile import LockInSettings
+from smm_daq.instruments.transport import Transport
 
 # CH1 output, CH2 output and input-range overload bits, in LIAS? and CUROVLDSTAT? alike.
 _OVERLOAD_BITS = (1 << 0) | (1 << 1) | (1 << 4)
@@ -36,14 +37,35 @@ GET_KB = 64  # the most one CAPTUREGET? returns
 BYTES_PER_SAMPLE = 8  # X and Y, 4-byte floats
 
 
-def parse_block(reply: str) -> bytes:
-    """The payload of an IEEE 488.2 definite-length block `#<n><length><bytes>`."""
-    if len(reply) < 2 or reply[0] != "#" or not reply[1].isdigit() or reply[1] == "0":
-        raise ProtocolError(f"expected an IEEE 488.2 block, got {reply[:16]!r}")
+def block_size(reply: str) -> int | None:
+    """The length of the whole block `#<n><length><bytes>` whose start `reply` is, None when
+    it starts no block."""
+    if len(reply) < 2 or reply[0] != "#" or reply[1] not in "123456789":
+        return None
     digits = int(reply[1])
     head = reply[2:2 + digits]
-    if not head.isdigit():
-        raise ProtocolError(f"bad block length {head!r}")
+    if len(head) != digits or not (head.isascii() and head.isdigit()):  # latin-1 has '²'
+        return None
+    return 2 + digits + int(head)
+
+
+def read_block(transport: Transport, command: str) -> str:
+    """The reply to `command`, a binary block read whole: its bytes may hold LF (0x0A), which
+    ends a read on a line-terminated link, so reads go on until the length its header gives
+    (each adds at least the LF it stopped at; each is bounded by the link's timeout)."""
+    reply = transport.query(command)
+    size = block_size(reply)
+    while size is not None and len(reply) < size:
+        reply += "\n" + transport.read()
+    return reply
+
+
+def parse_block(reply: str) -> bytes:
+    """The payload of an IEEE 488.2 definite-length block `#<n><length><bytes>`."""
+    if block_size(reply) is None:
+        raise ProtocolError(f"expected an IEEE 488.2 block, got {shown(reply)}")
+    digits = int(reply[1])
+    head = reply[2:2 + digits]
     payload = reply[2 + digits:2 + digits + int(head)]
     if len(payload) != int(head):
         raise ProtocolError(f"block of {int(head)} bytes holds {len(payload)}")
@@ -101,12 +123,8 @@ class SR860(SRSLockIn, BufferedLockIn):
         super().configure(settings)
 
     def _status(self, command: str) -> int:
-        value = self.link.query(command, lambda r: parse_int(r, what=f"{command} status"))
-        if not 0 <= value <= 0xFFFF:
-            raise ProtocolError(
-                f"{command} gave {value}, not a 16-bit status", instrument=self.link.name
-            )
-        return value
+        return self.link.query(
+            command, lambda r: parse_int(r, what=f"{command} status", within=(0, 0xFFFF)))
 
     def overloaded(self) -> bool:
         latched = self._status("LIAS?")
@@ -125,7 +143,8 @@ class SR860(SRSLockIn, BufferedLockIn):
 
     def configure_buffer(self, rate: float) -> float:
         self.link.write("CAPTURESTOP")
-        highest = self.link.query("CAPTURERATEMAX?", lambda r: parse_float(r, what="rate"))
+        highest = self.link.query("CAPTURERATEMAX?", lambda r: parse_float(
+            r, what="rate (Hz)", within=(MAX_CAPTURE_RATE / 2**20, MAX_CAPTURE_RATE)))
         if rate > highest * (1 + 1e-9):
             raise self._range_error("capture rate", rate,
                                     f"at most {highest:g} Hz at this time constant")
@@ -148,17 +167,16 @@ class SR860(SRSLockIn, BufferedLockIn):
 
     def read_buffer(self) -> BufferTrace:
         self.link.write("CAPTURESTOP")
-        rate = self.link.query("CAPTURERATE?", lambda r: parse_float(r, what="capture rate"))
-        size = self.link.query("CAPTUREBYTES?", lambda r: parse_int(r, what="captured bytes"))
-        if not 0 <= size <= CAPTURE_KB * 1024:
-            raise ProtocolError(f"CAPTUREBYTES? gave {size}", instrument=self.link.name)
+        rate = self.link.query("CAPTURERATE?", lambda r: parse_float(
+            r, what="capture rate (Hz)", within=(MAX_CAPTURE_RATE / 2**20, MAX_CAPTURE_RATE)))
+        size = self.link.query("CAPTUREBYTES?", lambda r: parse_int(
+            r, what="captured bytes", within=(0, CAPTURE_KB * 1024)))
         data = b""
         for offset in range(0, math.ceil(size / 1024), GET_KB):
             kb = min(GET_KB, math.ceil(size / 1024) - offset)
             # the raw reply: a binary block must not lose its last bytes to stripping
+            command = f"CAPTUREGET? {offset},{kb}"
             data += self.link._attempt(
-                lambda o=offset, k=kb: parse_block(
-                    self.link.transport.query(f"CAPTUREGET? {o},{k}")),
-                f"CAPTUREGET? {offset},{kb}")
+                lambda c=command: parse_block(read_block(self.link.transport, c)), command)
         values = np.frombuffer(data[: size - size % BYTES_PER_SAMPLE], dtype="<f4")
         return BufferTrace(rate=rate, x=values[0::2].astype(float), y=values[1::2].astype(float))

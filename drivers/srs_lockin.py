@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import ClassVar, Self
 
 from drivers import transports
-from drivers.link import Link, parse_float, parse_int
+from drivers.link import Link, parse_float, parse_int, shown
 from smm_daq.clock import Clock
 from smm_daq.errors import InstrumentError, ProtocolError, RangeError
 from smm_daq.instruments.interfaces import Identity, LockIn
@@ -39,7 +39,7 @@ def parse_identity(reply: str) -> Identity:
     """An IEEE 488.2 *IDN? reply: vendor, model, serial, firmware."""
     parts = [p.strip() for p in reply.split(",")]
     if len(parts) != 4 or not all(parts[:2]):
-        raise ProtocolError(f"expected 'vendor,model,serial,firmware', got {reply!r}")
+        raise ProtocolError(f"expected 'vendor,model,serial,firmware', got {shown(reply)}")
     return Identity(*parts)
 
 
@@ -47,8 +47,11 @@ def parse_pair(reply: str) -> tuple[float, float]:
     """Two comma-separated finite numbers (a SNAP? reply)."""
     parts = reply.split(",")
     if len(parts) != 2:
-        raise ProtocolError(f"expected two comma-separated numbers, got {reply!r}")
-    return parse_float(parts[0], what="X value"), parse_float(parts[1], what="Y value")
+        raise ProtocolError(f"expected two comma-separated numbers, got {shown(reply)}")
+    try:
+        return parse_float(parts[0], what="X value"), parse_float(parts[1], what="Y value")
+    except ProtocolError as exc:
+        raise ProtocolError(f"{exc} in {shown(reply)}") from None
 
 
 def index_at_or_above(values: tuple[float, ...], wanted: float) -> int | None:
@@ -178,7 +181,8 @@ class SRSLockIn(LockIn):
         )
 
     def harmonic(self) -> int:
-        return self.link.query("HARM?", lambda r: parse_int(r, what="harmonic"))
+        return self.link.query(
+            "HARM?", lambda r: parse_int(r, what="harmonic", within=(1, self.MAX_HARMONIC)))
 
     def set_harmonic(self, harmonic: int, frequency: float) -> None:
         if not 1 <= harmonic <= self.MAX_HARMONIC or (
@@ -232,13 +236,8 @@ class SRSLockIn(LockIn):
             )
 
     def _index_of(self, command: str, table: tuple[float, ...]) -> int:
-        index = self.link.query(f"{command}?", lambda r: parse_int(r, what=f"{command} index"))
-        if not 0 <= index < len(table):
-            raise ProtocolError(
-                f"{command}? gave index {index}, expected 0..{len(table) - 1}",
-                instrument=self.link.name,
-            )
-        return index
+        return self.link.query(f"{command}?", lambda r: parse_int(
+            r, what=f"{command} index", within=(0, len(table) - 1)))
 
     # --- LockIn --------------------------------------------------------------------------
 
@@ -272,8 +271,10 @@ class SRSLockIn(LockIn):
         self._set_index(self.SENS_HEADER, index)
 
     def reference(self) -> tuple[float, float]:
-        frequency = self.link.query("FREQ?", lambda r: parse_float(r, what="frequency"))
-        amplitude = self.link.query("SLVL?", lambda r: parse_float(r, what="amplitude"))
+        frequency = self.link.query(
+            "FREQ?", lambda r: parse_float(r, what="frequency (Hz)", within=self.FREQ_RANGE))
+        amplitude = self.link.query(
+            "SLVL?", lambda r: parse_float(r, what="amplitude (V)", within=self.AMPLITUDE_RANGE))
         return frequency, amplitude
 
     def set_reference(self, frequency: float, amplitude: float) -> None:

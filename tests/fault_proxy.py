@@ -10,6 +10,9 @@ Faults (each callable any time, from any thread, or from a trigger):
 - `refuse()`: drop, and close every later connection at once (the instrument is gone).
 - `hold()`: replies are kept back (the client times out); `release()` sends what was kept.
 - `garble(n)`: the next `n` replies are replaced by garbage bytes.
+- `answer(command, reply)`: every command that starts with `command` is answered with the
+  bytes `reply` by the proxy itself, never forwarded (a corrupted reply to that one query, on
+  each retry too); `restore()` ends it.
 - `restore()`: forward everything again; `disarm()`: forget triggers not yet fired.
 
 `after(n, action)` runs `action()` (in the proxy's thread) when the n-th LF-terminated command
@@ -41,6 +44,7 @@ class FaultProxy:
         self._holding = False
         self._refusing = False
         self._garble = 0
+        self._answers: dict[bytes, bytes] = {}  # command prefix -> the reply the proxy sends
         self._triggers: list[tuple[int, Callable[[], None]]] = []
         self._stop = False
         self._wake_r, self._wake_w = socket.socketpair()
@@ -88,6 +92,10 @@ class FaultProxy:
         with self._lock:
             self._garble += n
 
+    def answer(self, command: str, reply: bytes) -> None:
+        with self._lock:
+            self._answers[command.encode("latin-1")] = reply
+
     def disarm(self) -> None:
         """Forget the `after` triggers that have not fired."""
         with self._lock:
@@ -97,6 +105,7 @@ class FaultProxy:
         with self._lock:
             self._refusing = False
             self._garble = 0
+            self._answers.clear()
         self.release()
 
     def close(self) -> None:
@@ -190,7 +199,7 @@ class FaultProxy:
                 self._fire(self.commands)
                 if source not in self._pairs:  # a trigger dropped the link
                     return
-            self._send(target, data)
+            self._send_up(source, target, data)
             return
         with self._lock:
             holding = self._holding
@@ -203,6 +212,20 @@ class FaultProxy:
             self._held.setdefault(target, bytearray()).extend(data)
         else:
             self._send(target, data)
+
+    def _send_up(self, client: socket.socket, server: socket.socket, data: bytes) -> None:
+        """Forward the client's commands, answering those `answer` names in the proxy."""
+        with self._lock:
+            answers = dict(self._answers)
+        if not answers:
+            self._send(server, data)
+            return
+        for line in data.splitlines(keepends=True):
+            reply = next((r for c, r in answers.items() if line.startswith(c)), None)
+            if reply is None:
+                self._send(server, line)
+            else:
+                self._send(client, reply)
 
     def _send(self, target: socket.socket, data: bytes) -> None:
         try:

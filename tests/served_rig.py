@@ -1,6 +1,7 @@
 """The simulated rig served on loopback TCP, reached by the real drivers through fault proxies.
 
-`ServedRig(tmp_path, time_scale=...)`: the simulator profile's world served by
+`ServedRig(tmp_path, time_scale=..., sim_profile=...)`: a simulated profile's world (default
+configs/simulator.toml) served by
 `SimulatedBackend.serving` (the emulators on their own ports), one `FaultProxy` in front of
 each instrument, and `profile_path`: the same rig as a real one (`simulated = false`, every
 address a proxy's VISA resource, short link timeouts). The world is inspected from the
@@ -31,8 +32,9 @@ LINK_TIMEOUT_S = 0.5
 
 class ServedRig:
     def __init__(self, tmp_path: Path, *, time_scale: float = 50.0,
-                 timeout_s: float = LINK_TIMEOUT_S) -> None:
-        self.sim_profile = load_profile(SIM_PROFILE)
+                 timeout_s: float = LINK_TIMEOUT_S, sim_profile: Path = SIM_PROFILE) -> None:
+        self._sim_path = sim_profile
+        self.sim_profile = load_profile(sim_profile)
         self.backend = SimulatedBackend.serving(self.sim_profile, time_scale=time_scale)
         self.clock = self.backend.clock  # scaled real time, shared with the rig under test
         # The lock-in's first reply computes the sample's field: not within a short timeout.
@@ -47,7 +49,7 @@ class ServedRig:
         self.profile_path.write_text(self._real_profile_text(timeout_s))
 
     def _real_profile_text(self, timeout_s: float) -> str:
-        text = SIM_PROFILE.read_text()
+        text = self._sim_path.read_text()
         text = text.replace("simulated = true", "simulated = false")
         text = text[: text.index("[simulation]")]
         text = re.sub(r"(?m)^#.*\n", "", text)

@@ -150,7 +150,7 @@ def test_susceptibility_and_magnetization_entries(tmp_path, capsys):
         assert code == 0
         assert (tmp_path / "chi.csv").read_text().splitlines()[0] == f"x_um,y_um,{column}"
         (tmp_path / "chi.csv").unlink()
-    for dataset, words in (("chi/Chi", "has no dataset 'chi/Chi'"),
+    for dataset, words in (("chi/Chi", "--dataset is 'chi/Chi', which the entry does not hold"),
                            ("/induced/data/Bz", "expected a path inside the entry")):
         code, _, err = run(capsys, "export", path, "--entry", "chi", "--dataset", dataset,
                            "--csv", tmp_path / "chi.csv")

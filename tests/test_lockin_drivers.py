@@ -13,12 +13,18 @@ import pytest
 from instrument_fakes import ScriptedTransport, link_settings, opener
 
 from drivers.sr830 import SR830
-from drivers.sr860 import SR860
+from drivers.sr860 import SR860, parse_block, read_block
 from simulators.emulator import EmulatorTransport
 from simulators.sr830_emulator import SR830_SENSITIVITIES, SR830_TIME_CONSTANTS, SR830Emulator
 from simulators.sr860_emulator import SR860_SENSITIVITIES, SR860_TIME_CONSTANTS, SR860Emulator
 from smm_daq.clock import VirtualClock
-from smm_daq.errors import InputError, InstrumentError, InstrumentLost, ProtocolError, RangeError
+from smm_daq.errors import (
+    InputError,
+    InstrumentError,
+    InstrumentLost,
+    ProtocolError,
+    RangeError,
+)
 from smm_daq.instruments.profile import LockInSettings, parse_profile
 
 IDN_830 = "Stanford_Research_Systems,SR830,s/n86514,ver1.07"
@@ -230,9 +236,9 @@ def test_sr830_overload_bits(status: str, expected: bool) -> None:
     assert lockin.overloaded() is expected
 
 
-def test_sr830_status_out_of_range_is_a_protocol_error() -> None:
-    lockin, _ = scripted("sr830", [("LIAS?", "300")])
-    with pytest.raises(ProtocolError):
+def test_sr830_status_out_of_range_is_retried_then_the_lockin_lost() -> None:
+    lockin, _ = scripted("sr830", [("LIAS?", "300")] * 3)
+    with pytest.raises(InstrumentLost, match=r"LIA status byte in 0 \.\. 255, got '300'"):
         lockin.overloaded()
 
 
@@ -267,9 +273,9 @@ def test_settings_read_back_in_si() -> None:
     assert lockin.reference() == (1017.0, 0.25)
 
 
-def test_index_outside_the_table_is_a_protocol_error() -> None:
-    lockin, _ = scripted("sr830", [("SENS?", "27")])
-    with pytest.raises(ProtocolError):
+def test_index_outside_the_table_is_retried_then_the_lockin_lost() -> None:
+    lockin, _ = scripted("sr830", [("SENS?", "27")] * 3)
+    with pytest.raises(InstrumentLost, match=r"SENS index in 0 \.\. 26, got '27'"):
         lockin.sensitivity()
 
 
@@ -465,3 +471,31 @@ def test_a_refused_harmonic_is_named_before_anything_is_sent() -> None:
     lockin_settings = replace(settings("sr830"), harmonic=200)  # 200 × 1017 Hz > 102 kHz
     with pytest.raises(RangeError, match="harmonic"):
         SR830.from_profile(lockin_settings, clock=VirtualClock(), open_transport=opener(t))
+
+
+@pytest.mark.parametrize("reply", ["#\u00b2", "#2\u00b2\u00b3ab", "#1", "#0", ""])
+def test_a_block_header_with_latin1_digits_is_a_protocol_error(reply: str) -> None:
+    """'²' and '³' (latin-1, as the link decodes) pass str.isdigit but not int()."""
+    with pytest.raises(ProtocolError, match="block"):
+        parse_block(reply)
+
+
+class _LineLink:
+    """A line-terminated link: each read ends at the next LF, which it drops."""
+
+    def __init__(self, sent: str) -> None:
+        self.lines = sent.split("\n")
+
+    def query(self, message: str) -> str:
+        return self.read()
+
+    def read(self) -> str:
+        return self.lines.pop(0)
+
+
+@pytest.mark.parametrize("payload", ["ab\ncd\n\nef", "ab\n", "\n", "abc"])
+def test_a_binary_block_holding_lf_bytes_is_read_whole(payload: str) -> None:
+    """Each LF in the block ends one read of a line-terminated link (VISA over TCP)."""
+    link = _LineLink(f"#1{len(payload)}{payload}\n")
+    assert parse_block(read_block(link, "CAPTUREGET? 0,1")) == payload.encode()  # type: ignore
+    assert link.lines == [""]  # (split's tail after the last LF) nothing left unread

@@ -106,9 +106,9 @@ def test_bad_particle_numbers_are_printed_plainly(tmp_path):
                        ) as err:
         mpe.read_particles(p)
     assert "np." not in str(err.value)
-    with pytest.raises(InputError, match=r"grain 1 has volume -2e-18; expected > 0"):
+    with pytest.raises(InputError, match=r"grain 1 has volume -2e-18 m³; expected > 0"):
         point_grains(np.zeros((1, 3)), np.array([-2e-18]))
-    with pytest.raises(InputError, match=r"grain 1 has position \(0, inf, 0\); "):
+    with pytest.raises(InputError, match=r"grain 1 has position \(0, inf, 0\) m; "):
         point_grains(np.array([[0.0, np.inf, 0.0]]), np.array([1e-18]))
 
 

@@ -44,7 +44,7 @@ BASIC = ("*IDN?", "SAI?", "SVO", "MOV", "POS?", "ONT?", "TMN?", "TMX?", "VEL", "
          "ERR?")  # fmt: skip
 HELP = help_reply(*BASIC, "PUN?")
 CONNECT = [
-    ("HLP?", HELP),
+    ("ERR?", "0"), ("HLP?", HELP),
     ("SAI?", "1 \n2 \n3 \n4"),
     ("PUN? 1 2 3", "1=mm \n2=mm \n3=mm"),
     ("TMN? 1 2 3", "1=-1.0000000 \n2=0.0000000 \n3=0.0000000"),
@@ -73,7 +73,7 @@ def test_connect_asks_commands_axes_units_then_servos_on_and_checks_the_travel()
 
 
 def test_a_profile_travel_beyond_the_controllers_is_refused_naming_key_value_and_limit():
-    script = [*CONNECT[:4], ("TMX? 1 2 3", "1=30.0000000 \n2=20.0000000 \n3=10.0000000")]
+    script = [*CONNECT[:5], ("TMX? 1 2 3", "1=30.0000000 \n2=20.0000000 \n3=10.0000000")]
     with pytest.raises(InputError) as err:
         scripted(script)  # refused before the servos go on: nothing can move
     message = str(err.value)
@@ -83,7 +83,7 @@ def test_a_profile_travel_beyond_the_controllers_is_refused_naming_key_value_and
 
 def test_an_E727_in_micrometres_gets_every_position_and_velocity_scaled_by_1000():
     script = [
-        ("HLP?", HELP),
+        ("ERR?", "0"), ("HLP?", HELP),
         ("SAI?", "1 \n2 \n3"),
         ("PUN? 1 2 3", "1=\u00b5m \n2=\u00b5m \n3=\u00b5m"),
         ("TMN? 1 2 3", "1=0.0000000 \n2=0.0000000 \n3=0.0000000"),
@@ -106,13 +106,13 @@ def test_an_E727_in_micrometres_gets_every_position_and_velocity_scaled_by_1000(
 
 def test_without_PUN_the_unit_parameter_is_read_with_SPA():
     script = [
-        ("HLP?", help_reply(*BASIC, "SPA?")),
+        ("ERR?", "0"), ("HLP?", help_reply(*BASIC, "SPA?")),
         ("SAI?", "1 \n2 \n3"),
         ("SPA? 1 0x07000601 2 0x07000601 3 0x07000601",
          "1 0x07000601=um \n2 0x07000601=um \n3 0x07000601=um"),
         ("TMN? 1 2 3", "1=0 \n2=0 \n3=0"),
         ("TMX? 1 2 3", "1=30000 \n2=30000 \n3=10000"),
-        *CONNECT[5:7],
+        *CONNECT[6:8],
         ("VEL 1 2000 2 2000 3 2000", None),
         ("ERR?", "0"),
     ]  # fmt: skip
@@ -128,7 +128,7 @@ def test_without_PUN_the_unit_parameter_is_read_with_SPA():
     ],
 )
 def test_an_axis_in_an_unknown_unit_or_no_unit_at_all_is_refused(help_text, reply, match):
-    script = [("HLP?", help_text), ("SAI?", "1 \n2 \n3")]
+    script = [("ERR?", "0"), ("HLP?", help_text), ("SAI?", "1 \n2 \n3")]
     if reply is not None:
         script.append(("PUN? 1 2 3", reply))
     with pytest.raises(InstrumentError, match=match):
@@ -139,7 +139,8 @@ REFERENCED_HELP = help_reply(*BASIC, "PUN?", "FRF", "FRF?", "RON")
 
 
 def test_unreferenced_axes_are_refused_unless_the_profile_lets_the_driver_reference_them():
-    head = [("HLP?", REFERENCED_HELP), *CONNECT[1:], ("FRF? 1 2 3", "1=1 \n2=0 \n3=0")]
+    head = [("ERR?", "0"), ("HLP?", REFERENCED_HELP), *CONNECT[2:],
+            ("FRF? 1 2 3", "1=1 \n2=0 \n3=0")]
     with pytest.raises(InstrumentError, match=r"\['2', '3'\] are not referenced.*"
                                               r"reference_on_connect"):
         scripted(head)
@@ -159,7 +160,7 @@ def test_unreferenced_axes_are_refused_unless_the_profile_lets_the_driver_refere
 
 def test_axes_and_signs_map_the_sample_frame_onto_controller_axes():
     script = [
-        ("HLP?", HELP),
+        ("ERR?", "0"), ("HLP?", HELP),
         ("SAI?", "A \nB \nC"),
         ("PUN? B A C", "B=mm \nA=mm \nC=mm"),
         ("TMN? B A C", "B=0.0000000 \nA=-25.0000000 \nC=0.0000000"),
@@ -240,7 +241,8 @@ def test_stop_accepts_the_stopped_by_command_error():
 
 
 def test_stop_is_the_single_byte_24_where_the_controller_has_it():
-    script = [("HLP?", help_reply(*BASIC, "PUN?", "#24")), *CONNECT[1:], ("\x18", None),
+    script = [("ERR?", "0"), ("HLP?", help_reply(*BASIC, "PUN?", "#24")), *CONNECT[2:],
+              ("\x18", None),
               ("ERR?", "10")]  # fmt: skip
     stage, t = scripted(script)
     stage.stop()

@@ -18,6 +18,7 @@ from smm_daq.acquisition.fly.checks import check_fly_plan, profile_fly_limits
 from smm_daq.acquisition.fly.settings import FlySettings
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import Profile
+from smm_daq.storage.names import ENTRY_NAME_RULE, entry_name_usable
 
 UM = 1e-6
 UT = 1e-6
@@ -129,9 +130,9 @@ class ScanPlan:
 
         Raises InputError naming the plan field, its value and the limit it breaks.
         """
-        if not self.name or "/" in self.name or self.name in (".", ".."):
+        if not entry_name_usable(self.name):
             raise InputError(f"plan name {self.name!r} is not usable as an entry name; "
-                             "expected a non-empty name without '/'")
+                             f"expected {ENTRY_NAME_RULE}")
         if self.raster not in RASTERS:
             raise InputError(f"plan raster is {self.raster!r}; expected one of "
                              + ", ".join(repr(r) for r in RASTERS))
@@ -264,7 +265,17 @@ class ScanPlan:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, source: str = "plan") -> ScanPlan:
-        """Inverse of `to_dict`; InputError naming `source` and the key when malformed."""
+        """Inverse of `to_dict`; InputError naming `source` and the key when malformed (a
+        count that is not a whole number, a length or time that is not finite)."""
+        for key in ("nx", "ny"):
+            if key in d and (isinstance(d[key], bool) or not isinstance(d[key], int)):
+                raise InputError(f"plan key '{key}' is {d[key]!r}; expected a whole number",
+                                 source=source)
+        for key in ("x0_um", "y0_um", "step_x_um", "step_y_um", "height_um", "settle_tau",
+                    "dwell_tau"):
+            if isinstance(d.get(key), int | float) and not math.isfinite(d[key]):
+                raise InputError(f"plan key '{key}' is {d[key]!r}; expected a finite number",
+                                 source=source)
         try:
             return cls(
                 name=str(d["name"]),
@@ -283,18 +294,22 @@ class ScanPlan:
                 fly=FlySettings.from_dict(d["fly"]) if d.get("fly") is not None else None,
             )
         except KeyError as exc:
-            raise InputError(f"plan key {exc} is missing", source=source) from None
+            raise InputError(f"plan key {exc} is missing; expected every key a plan is written "
+                             "with", source=source) from None
         except (TypeError, ValueError) as exc:
-            raise InputError(f"plan is malformed ({exc})", source=source) from None
+            raise InputError(f"plan is malformed ({exc}); expected the plan as written",
+                             source=source) from None
 
     @classmethod
     def from_text(cls, text: str, *, source: str = "plan") -> ScanPlan:
         try:
             d = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise InputError(f"plan text is not JSON ({exc})", source=source) from None
+            raise InputError(f"plan text is not JSON ({exc}); expected the plan as written",
+                             source=source) from None
         if not isinstance(d, dict):
-            raise InputError("plan text is not a JSON object", source=source)
+            raise InputError("plan text is not a JSON object; expected the plan as written",
+                             source=source)
         return cls.from_dict(d, source=source)
 
 

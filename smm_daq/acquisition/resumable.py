@@ -27,6 +27,7 @@ from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import Profile, parse_profile
 from smm_daq.storage.h5file import open_read, text
+from smm_daq.storage.scan_entry import STATUSES
 
 TEXTS = ("plan", "profile", "profile_fingerprint", "recipe", "status")
 GRIDS = ("data/Bz", "data/lockin_x", "data/lockin_y", "data/lockin_range", "data/time")
@@ -73,11 +74,20 @@ def load_resumable(path: str | Path, name: str) -> ResumableEntry:
         values: dict[str, str] = {}
         for key in TEXTS:
             node = g.get(key)
-            if not isinstance(node, h5py.Dataset) or node.shape != ():
-                raise InputError(f"has no '{key}' text; the entry is damaged and cannot be "
-                                 "resumed (start a new scan)", source=where)
+            if not isinstance(node, h5py.Dataset) or node.shape != () \
+                    or node.dtype.kind not in "OSU":
+                raise InputError(f"has no '{key}' text; expected the text every scan entry "
+                                 "holds: the entry is damaged and cannot be resumed (start a "
+                                 "new scan)", source=where)
             values[key] = text(node)
+        if values["status"] not in STATUSES:
+            raise InputError(f"'status' is {values['status']!r}; expected one of "
+                             f"{', '.join(STATUSES)}: the entry is damaged and cannot be resumed "
+                             "(start a new scan)", source=where)
         plan = ScanPlan.from_text(values["plan"], source=f"{where}, 'plan'")
+        if plan.name != name:
+            raise InputError(f"its plan is of entry {plan.name!r}; expected '{name}': the entry "
+                             "is damaged and cannot be resumed (start a new scan)", source=where)
         try:
             fingerprint = json.loads(values["profile_fingerprint"])
         except json.JSONDecodeError:
@@ -92,25 +102,31 @@ def load_resumable(path: str | Path, name: str) -> ResumableEntry:
         for key, shape in expected.items():
             node = g.get(key)
             if not isinstance(node, h5py.Dataset):
-                raise InputError(f"has no '{key}' dataset; the entry is damaged and cannot be "
-                                 "resumed (start a new scan)", source=where)
+                raise InputError(f"has no '{key}' dataset; expected the dataset every scan "
+                                 "entry holds: the entry is damaged and cannot be resumed "
+                                 "(start a new scan)", source=where)
             if node.shape != shape:
                 raise InputError(
-                    f"'{key}' has shape {node.shape}, but its plan ({plan.nx} × {plan.ny} "
-                    f"points) needs {shape}: the entry cannot be resumed (start a new scan)",
-                    source=where)
+                    f"'{key}' has shape {node.shape}; expected {shape} for its plan of "
+                    f"{plan.nx} × {plan.ny} points: the entry cannot be resumed (start a new "
+                    "scan)", source=where)
+            kind, wanted = ("b", "booleans") if key == "data/line_done" else ("f", "real numbers")
+            if node.dtype.kind != kind:
+                raise InputError(f"'{key}' holds {node.dtype}; expected {wanted}: the entry "
+                                 "cannot be resumed (start a new scan)", source=where)
             if key in ("data/line_done", "data/x", "data/y"):
                 arrays[key] = node[()]
         for axis, grid in (("x", plan.x), ("y", plan.y)):
             stored = np.asarray(arrays[f"data/{axis}"], dtype=float)
             if not np.allclose(stored, grid, rtol=0.0, atol=1e-9):
-                raise InputError(f"'data/{axis}' is not the grid of its plan: the entry cannot "
-                                 "be resumed (start a new scan)", source=where)
+                raise InputError(f"'data/{axis}' is not the grid of its plan; expected the "
+                                 "grid the plan gives: the entry cannot be resumed (start a new "
+                                 "scan)", source=where)
         tau = _time_constant(g, plan, values["profile"], where)
         status = values["status"]
         if status == "finished":
-            raise InputError(f"entry '{name}' is finished already; nothing to resume",
-                             source=str(path))
+            raise InputError(f"entry '{name}' is finished already; nothing to resume (expected "
+                             "an interrupted, aborted or failed scan)", source=str(path))
         return ResumableEntry(
             plan=plan,
             status=status,
@@ -135,8 +151,9 @@ def _time_constant(g: h5py.Group, plan: ScanPlan, profile_text: str, where: str)
         tau = None
     if isinstance(tau, bool) or not isinstance(tau, int | float) or not tau > 0:
         part = "'fly_streams/settings'" if plan.fly is not None else "'profile'"
-        raise InputError(f"its {part} gives no lock-in time constant; the entry is damaged and "
-                         "cannot be resumed (start a new scan)", source=where)
+        raise InputError(f"its {part} gives no lock-in time constant; expected the one its "
+                         "lines were taken with: the entry is damaged and cannot be resumed "
+                         "(start a new scan)", source=where)
     return float(tau)
 
 

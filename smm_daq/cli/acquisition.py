@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from smm_daq.acquisition.fly.settings import FlySettings
 from smm_daq.acquisition.plan import DEFAULT_SETTLE_TAU, MAX_DWELL_TAU, MAX_SETTLE_TAU, ScanPlan
-from smm_daq.cli.args import floats, positive, session_file, within
+from smm_daq.cli.args import entry_name, floats, positive, session_file, within
 from smm_daq.cli.args import time_scale as time_scale_option
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import Profile, load_profile
@@ -286,7 +286,10 @@ def cmd_resume(args: argparse.Namespace) -> int:
     hint = ("leave --profile out to use the profile stored with the scan, or give --profile "
             "with the one it was started with")
     check_same_profile(entry.fingerprint, profile, where, hint=hint)
-    entry.plan.validate(profile)
+    try:
+        entry.plan.validate(profile)
+    except InputError as exc:
+        raise InputError(str(exc), source=where) from None
     check_same_time_constant(entry, time_constant_for(entry.plan, profile), where, hint=hint)
     print(f"resuming '{args.entry}': {entry.lines_left} of {entry.line_done.size} lines to "
           f"measure", file=sys.stderr)
@@ -432,7 +435,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size-um", required=True, metavar="W,H")
     p.add_argument("--step-um", required=True, metavar="S[,SY]")
     p.add_argument("--field-uT", default="0,0,0", metavar="BX,BY,BZ")
-    p.add_argument("--name", required=True, help="entry name in the session file")
+    p.add_argument("--name", required=True, type=entry_name,
+                   help="entry name in the session file")
     p.add_argument("--out", required=True, metavar="FILE.h5")
     p.add_argument("--title", default="")
     p.add_argument("--height-um", type=float, default=None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import math
 import shlex
 import sys
@@ -9,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 from smm_daq.errors import InputError
+from smm_daq.storage.names import ENTRY_NAME_RULE, entry_name_usable
 
 
 def invoked_command() -> str:
@@ -29,6 +31,15 @@ def floats(option: str, text: str, n: int) -> tuple[float, ...]:
     if not all(math.isfinite(v) for v in values):
         raise InputError(f"{option} is {text!r}; expected {numbers}, finite (not nan or inf)")
     return values
+
+
+def entry_name(text: str) -> str:
+    """An argparse type for an option naming a new entry: refused by argparse, naming the
+    option, before any file is opened."""
+    if not entry_name_usable(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not usable as an entry name; expected "
+                                         f"{ENTRY_NAME_RULE}")
+    return text
 
 
 def positive(option: str, value: float) -> float:

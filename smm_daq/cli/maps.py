@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from smm_daq.cli.args import distinct_outputs, floats, invoked_command, output_file, within
+from smm_daq.cli.args import (
+    distinct_outputs,
+    entry_name,
+    floats,
+    invoked_command,
+    output_file,
+    within,
+)
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
 
@@ -42,7 +49,7 @@ def _add_io(p: argparse.ArgumentParser, *, new_entry: bool = True) -> None:
     p.add_argument("file", metavar="FILE.h5", help="session file")
     p.add_argument("--entry", required=True, help="entry to read")
     if new_entry:
-        p.add_argument("--name", required=True, help="entry to write")
+        p.add_argument("--name", required=True, type=entry_name, help="entry to write")
         p.add_argument("--overwrite", action="store_true", help="replace an entry of that name")
 
 
@@ -202,8 +209,11 @@ def _noise(args: argparse.Namespace) -> int:
         raise InputError(f"--repeat is entry '{args.entry}' itself; expected another scan of "
                          "the same sample (its difference from this one is the noise)")
     m = _read(args, args.entry)
-    if args.repeat:
-        other = _read(args, args.repeat)
+    if args.repeat is not None:
+        try:
+            other = _read(args, args.repeat)
+        except InputError as exc:
+            raise InputError(f"--repeat is {args.repeat!r}: {exc}") from None
         sigma = noise_from_repeats(m, other, _background_mask(args, m, required=False))
         print(f"noise: {sigma / NT:.4g} nT RMS (from '{m.name}' − '{other.name}', over √2)")
     else:
@@ -343,8 +353,9 @@ def _dataset(path: str, entry: str, dataset: str, m: MapData) -> tuple[np.ndarra
                              "such as chi/chi", source=where)
         if dataset not in f[entry] and dataset in _RENAMED and _RENAMED[dataset] in f[entry]:
             dataset = _RENAMED[dataset]
-        if dataset not in f[entry]:
-            raise InputError(f"has no dataset '{dataset}'", source=where)
+        if not dataset or dataset not in f[entry]:
+            raise InputError(f"--dataset is {dataset!r}, which the entry does not hold; "
+                             "expected a path inside the entry, such as chi/chi", source=where)
         node = f[entry][dataset]
         if not isinstance(node, h5py.Dataset) or node.dtype.kind not in "iuf":
             raise InputError(f"'{dataset}' is not a numeric dataset; expected a map such as "
@@ -409,7 +420,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("file", metavar="FILE.h5", help="session file")
     p.add_argument("--in-field", required=True, help="the scan taken in field")
     p.add_argument("--remanent", required=True, help="the zero-field scan of the same sample")
-    p.add_argument("--name", required=True, help="entry to write")
+    p.add_argument("--name", required=True, type=entry_name, help="entry to write")
     p.add_argument("--no-register", action="store_true", help="subtract as the scans lie")
     p.add_argument("--rotation", action="store_true", help="also fit a small rotation")
     p.add_argument("--overwrite", action="store_true", help="replace an entry of that name")

@@ -19,6 +19,7 @@ import numpy as np
 
 from smm_daq.cli.args import (
     distinct_outputs,
+    entry_name,
     floats,
     invoked_command,
     output_file,
@@ -233,7 +234,8 @@ def _add_invert(mmt_sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--damping", type=float, default=0.0,
                    help="Tikhonov damping, relative to the mean diagonal of QᵀQ (default 0)")
     p.add_argument("--out", required=True, metavar="RESULT.csv")
-    p.add_argument("--result-entry", help="name of the new entry (default ENTRY_mmt)")
+    p.add_argument("--result-entry", type=entry_name,
+                   help="name of the new entry (default ENTRY_mmt)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing result entry and an existing --out file")
     p.set_defaults(func=_invert)
@@ -243,7 +245,7 @@ def _add_invert(mmt_sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def _add_synth(mmt_sub: argparse._SubParsersAction) -> None:
     p = mmt_sub.add_parser("synth", help="a synthetic sample and its noisy scan (seed 001 §2.1)")
     p.add_argument("--out", required=True, metavar="FILE.h5", help="session file of the scan")
-    p.add_argument("--name", default="synthetic",
+    p.add_argument("--name", default="synthetic", type=entry_name,
                    help="entry name of the scan (default: %(default)s)")
     p.add_argument("--grains-out", required=True, metavar="GRAINS",
                    help="the grains: cuboids CSV, or (point models) an x y z volume label list")
@@ -277,7 +279,7 @@ def _add_import(sub: argparse._SubParsersAction) -> None:
     q.add_argument("map", metavar="MAP.txt", help="whitespace matrix of Bz in T")
     q.add_argument("--params", required=True, metavar="PARAMS.json")
     q.add_argument("--out", required=True, metavar="FILE.h5")
-    q.add_argument("--name", required=True, help="entry name")
+    q.add_argument("--name", required=True, type=entry_name, help="entry name")
     q.add_argument("--overwrite", action="store_true")
     q.set_defaults(func=_import_mmt_scan)
     add_import_mpe(isub)

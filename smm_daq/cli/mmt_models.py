@@ -12,7 +12,8 @@ import math
 
 import numpy as np
 
-from smm_daq.cli.args import floats, invoked_command, output_file, positive
+from smm_daq.analysis.mmt.formats.community import MIN_M
+from smm_daq.cli.args import entry_name, floats, invoked_command, output_file, positive
 from smm_daq.errors import InputError
 
 UM = 1e-6
@@ -105,6 +106,20 @@ def _grains(args: argparse.Namespace, first_map: object) -> object:
     return read_grain_file(args.grains, args.grain_format, options)
 
 
+MAX_SENSOR_THICKNESS_UM = 1e4  # a centimetre: no magnetometer's sensing volume is deeper
+
+
+def _check_thickness(value: float, model: str) -> None:
+    """--sensor-thickness-um: 0 (an area sensor) or a thickness the point models integrate."""
+    if value != 0 and not MIN_M / UM <= value <= MAX_SENSOR_THICKNESS_UM:
+        raise InputError(f"--sensor-thickness-um is {value!r}; expected 0 (an area sensor) or "
+                         f"{MIN_M / UM:g} .. {MAX_SENSOR_THICKNESS_UM:g} µm")
+    if value > 0 and model == "cuboid":
+        raise InputError(f"--sensor-thickness-um is {value:g}: a sensor with a depth, and the "
+                         "cuboid model has point and area sensors only; expected --model "
+                         "dipole, quadrupole or octupole, or 0")
+
+
 def invert_models(args: argparse.Namespace) -> int:
     """`mmt invert` through the joint solver (any grain model, one or more scans)."""
     from smm_daq.analysis.mmt.masks import mask_for
@@ -146,9 +161,8 @@ def invert_models(args: argparse.Namespace) -> int:
         size = _sensor_size(args.sensor_size_um, data.sensor_size)
         thick = (args.sensor_thickness_um * UM if args.sensor_thickness_um is not None
                  else read_sensor_thickness(args.file, entry))
-        if thick < 0 or not math.isfinite(thick):
-            raise InputError(f"--sensor-thickness-um is {args.sensor_thickness_um!r}; "
-                             "expected a number >= 0")
+        if args.sensor_thickness_um is not None:
+            _check_thickness(args.sensor_thickness_um, args.model or "cuboid")
         with _warnings_to_stderr():  # e.g. a mask shape that excludes no pixel
             mask = mask_for(masks, i, data)
         scans.append(Scan(data, height, (*size, thick) if thick > 0 else size,
@@ -265,6 +279,6 @@ def add_import_mpe(isub: argparse._SubParsersAction) -> None:
     q.add_argument("params", metavar="PARAMS.json", help="scan geometry (MetaDict JSON)")
     q.add_argument("arrays", metavar="DATA.npz", help="arrays with Bz_array in T")
     q.add_argument("--out", required=True, metavar="FILE.h5")
-    q.add_argument("--name", required=True, help="entry name")
+    q.add_argument("--name", required=True, type=entry_name, help="entry name")
     q.add_argument("--overwrite", action="store_true")
     q.set_defaults(func=_import_mpe)

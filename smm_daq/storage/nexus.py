@@ -50,6 +50,7 @@ from smm_daq.storage.h5file import (
     writing,
 )
 from smm_daq.storage.mapdata import MapData
+from smm_daq.storage.names import ENTRY_NAME_RULE, entry_name_usable
 from smm_daq.storage.products import (
     MapPlot,
     Quantity,
@@ -87,12 +88,9 @@ class EntryInfo:
 
 
 def check_entry_name(name: str, *, source: str) -> str:
-    """An entry name must be a single HDF5 name: non-empty, no '/', not '.'."""
-    if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
-        raise InputError(
-            f"entry name {name!r} is not usable; expected a non-empty name without '/'",
-            source=source,
-        )
+    if not entry_name_usable(name):
+        raise InputError(f"entry name {name!r} is not usable; expected {ENTRY_NAME_RULE}",
+                         source=source)
     return name
 
 
@@ -205,7 +203,7 @@ def write_map_entry(
         raise InputError(f"entry kind is empty; expected one of {KINDS_HINT}", source=source)
     check_intact(path)
     with writing(path) as f:
-        replacing = data.name in f
+        replacing = _present(f, data.name)
         if replacing:
             _check_replaceable(f, data.name, data.sources, overwrite, source)
         # Written under another name first: a failure part-way leaves the file as it was.
@@ -251,30 +249,56 @@ def check_new_entry(path: str | Path, name: str, sources: Sequence[str], *,
     if not Path(path).exists():
         return
     with open_read(path) as f:
-        if name in f:
+        if _present(f, name):
             _check_replaceable(f, name, sources, overwrite, source)
+
+
+def _present(f: h5py.File, name: str) -> bool:
+    """Anything of that name, a link to nothing included (`name in f` is False for one)."""
+    return f.get(name, getlink=True) is not None
+
+
+def _written_by_us(f: h5py.File, name: str) -> bool:
+    """An entry smm-daq wrote: a group of its own (not a link) with a kind and its program
+    name; anything else there is another tool's, and never replaced."""
+    if not isinstance(f.get(name, getlink=True), h5py.HardLink):
+        return False
+    g = f[name]
+    if not isinstance(g, h5py.Group):
+        return False
+    program = g.get("program_name")
+    return (bool(text(g.attrs.get("kind", "")))
+            and isinstance(program, h5py.Dataset) and program.shape == ()
+            and program.dtype.kind in "OSU" and text(program) == PROGRAM_NAME)
 
 
 def _check_replaceable(f: h5py.File, name: str, sources: Sequence[str], overwrite: bool,
                        source: str) -> None:
-    """Overwriting is for analysis products only: never an acquired scan, never a source."""
+    """Overwriting is for analysis products only: never an acquired scan, never a source,
+    never what another tool wrote."""
     if not overwrite:
         raise InputError(
             f"entry '{name}' already exists; expected a new entry name (or --overwrite "
             "to replace an analysis product)",
             source=source,
         )
+    if not _written_by_us(f, name):
+        raise InputError(
+            f"'{name}' is not an entry smm-daq wrote (another program's data, or a link) and "
+            "is never overwritten; expected another name",
+            source=source,
+        )
     kind = text(f[name].attrs.get("kind", ""))
     if kind in ACQUIRED_KINDS:
         raise InputError(
             f"entry '{name}' holds acquired data (kind '{kind}') and is never "
-            "overwritten; choose another name",
+            "overwritten; expected another name",
             source=source,
         )
     if name in sources:
         raise InputError(
             f"entry '{name}' is one of the entries the new one is computed from; "
-            "choose another name",
+            "expected another name",
             source=source,
         )
 

@@ -149,13 +149,13 @@ def check_new_scan(path: str | Path, name: str) -> None:
     check_entry_name(name, source=str(p))
     if p.exists():
         with open_read(p) as f:
-            if name in f:
+            if f.get(name, getlink=True) is not None:  # a link to nothing too
                 raise _taken(p, name)
         require_swmr_format(p)
 
 
 def _taken(path: Path, name: str) -> InputError:
-    return InputError(f"entry '{name}' already exists; choose another scan name (or "
+    return InputError(f"entry '{name}' already exists; expected another scan name (or "
                       f"`smm-daq resume {path} --entry {name}` to finish it)", source=str(path))
 
 
@@ -200,7 +200,7 @@ class ScanEntryWriter:
         check_entry_name(name, source=str(p))
         require_swmr_format(p)
         with writing(p) as f:
-            if name in f:
+            if f.get(name, getlink=True) is not None:  # a link to nothing too
                 raise _taken(p, name)
             sensor = profile.sensor
             core = MapData(  # the layout only: Bz is a zero-stride placeholder, no memory

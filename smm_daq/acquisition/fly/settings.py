@@ -24,6 +24,7 @@ TAU_FRACTION = 5.0  # τ ≤ pixel time / TAU_FRACTION
 # asks for a shorter τ than pixel time / 5.
 MAX_BLUR_PX = 0.3
 RUN_UP_TAUS = 10.0  # run-up beyond the filter lag, in time constants
+MAX_PIXEL_TIME_S = 3600.0  # an hour a pixel: beyond it a fly line's numbers overflow
 
 
 @dataclass(frozen=True)
@@ -49,8 +50,9 @@ class FlySettings:
 
     def check(self) -> None:
         """InputError for values no instrument could fly."""
-        if not (math.isfinite(self.pixel_time) and self.pixel_time > 0):
-            raise InputError(f"fly pixel_time_s is {self.pixel_time!r}; expected a time > 0 s")
+        if not 0 < self.pixel_time <= MAX_PIXEL_TIME_S:
+            raise InputError(f"fly pixel_time_s is {self.pixel_time!r}; expected a time > 0 s, "
+                             f"at most {MAX_PIXEL_TIME_S:g} s")
         if isinstance(self.oversample, bool) or self.oversample < 1:
             raise InputError(f"fly oversample is {self.oversample!r}; expected a whole "
                              "number >= 1 of samples per pixel")
@@ -80,18 +82,21 @@ def plan_line(fly: FlySettings, step_x: float, nx: int, limits: BufferLimits,
                      MAX_BLUR_PX * fly.pixel_time / math.sqrt(limits.poles))
     taus = [t for t in limits.time_constants if t <= wanted_tau * (1 + 1e-9)]
     if not taus:
+        shortest = limits.time_constants[0] * max(TAU_FRACTION,
+                                                  math.sqrt(limits.poles) / MAX_BLUR_PX)
         raise InputError(
             f"fly pixel_time_s {fly.pixel_time:g} s needs a lock-in time constant <= "
             f"{wanted_tau:g} s (pixel time / {TAU_FRACTION:g}, and a blur of at most "
             f"{MAX_BLUR_PX:g} pixel with {limits.poles} filter poles); the lock-in's shortest "
-            f"is {limits.time_constants[0]:g} s")
+            f"is {limits.time_constants[0]:g} s: expected a pixel time of at least "
+            f"{shortest:g} s")
     wanted_rate = fly.oversample / fly.pixel_time
     rates = [r for r in limits.rates if r >= wanted_rate * (1 - 1e-9)]
     if not rates:
         raise InputError(
             f"fly oversample {fly.oversample} at pixel_time_s {fly.pixel_time:g} s needs "
             f"{wanted_rate:g} samples/s; the lock-in buffer's highest rate is "
-            f"{limits.rates[-1]:g} Hz (a longer pixel time or fewer samples per pixel)")
+            f"{limits.rates[-1]:g} Hz; expected a longer pixel time or fewer samples per pixel")
     rate = min(rates)
     # the longest τ allowed whose capture ceiling admits the rate (a shorter τ allows more)
     fitting = [t for t in taus if limits.max_rate(t) >= rate * (1 - 1e-9)]
@@ -100,13 +105,13 @@ def plan_line(fly: FlySettings, step_x: float, nx: int, limits: BufferLimits,
             f"fly oversample {fly.oversample} at pixel_time_s {fly.pixel_time:g} s needs "
             f"{wanted_rate:g} samples/s; the lock-in captures at most "
             f"{limits.max_rate(taus[0]):g} Hz at its shortest time constant "
-            f"{taus[0]:g} s (a longer pixel time or fewer samples per pixel)")
+            f"{taus[0]:g} s; expected a longer pixel time or fewer samples per pixel")
     tau = max(fitting)
     velocity = step_x / fly.pixel_time
     if velocity > velocity_limit * (1 + 1e-9):
         raise InputError(
             f"fly speed {velocity * 1e3:g} mm/s (step_x / pixel_time_s) exceeds the stage's "
-            f"maximum velocity {velocity_limit * 1e3:g} mm/s; a longer pixel time")
+            f"maximum velocity {velocity_limit * 1e3:g} mm/s; expected a longer pixel time")
     lag = model_lag(tau, limits.poles)
     run_up = velocity * (lag + RUN_UP_TAUS * tau) + step_x
     duration = (nx * step_x + 2 * run_up) / velocity
@@ -115,5 +120,6 @@ def plan_line(fly: FlySettings, step_x: float, nx: int, limits: BufferLimits,
         raise InputError(
             f"a fly line of {nx} pixels takes {duration:.4g} s with its run-up, "
             f"{samples} samples at {rate:g} Hz: more than the lock-in buffer's "
-            f"{limits.points} points (fewer pixels per line, or a shorter pixel_time_s)")
+            f"{limits.points} points; expected fewer pixels per line, or a shorter "
+            "pixel_time_s")
     return FlyLine(tau, limits.poles, rate, velocity, lag, run_up, duration, samples)

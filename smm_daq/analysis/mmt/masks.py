@@ -53,12 +53,15 @@ def read_mask(path: str | Path, data: MapData) -> np.ndarray:
     if not path.is_file():
         raise InputError("no such mask file", source=source)
     suffix = path.suffix.lower()
-    if suffix == ".npy":
-        return _from_array(path, data)
-    if suffix in IMAGE_SUFFIXES:
-        return _from_image(path, data)
-    if suffix == ".json":
-        return _from_shapes(path, data)
+    readers = {".npy": _from_array, ".json": _from_shapes,
+               **dict.fromkeys(IMAGE_SUFFIXES, _from_image)}
+    if suffix in readers:
+        mask = readers[suffix](path, data)
+        if mask.all():  # the fit would be left nothing, and its message could not say why
+            raise InputError(f"excludes every pixel of scan '{data.name}'; expected a mask of "
+                             "its bad pixels only (True, black or inside a shape: excluded)",
+                             source=source)
+        return mask
     raise InputError(f"mask file of type '{suffix}'; expected .npy, .json or an image "
                      f"({', '.join(IMAGE_SUFFIXES)})", source=source)
 
@@ -67,7 +70,9 @@ def _from_array(path: Path, data: MapData) -> np.ndarray:
     try:
         arr = np.load(path, allow_pickle=False)
     except (ValueError, OSError) as exc:
-        raise InputError(f"is not a numpy array file ({exc})", source=str(path)) from None
+        reason = "it holds Python objects" if "pickle" in str(exc) else str(exc)
+        raise InputError(f"is not a numpy array file ({reason}); expected a .npy of booleans "
+                         "(or 0/1), the map's shape", source=str(path)) from None
     if arr.shape != data.shape:
         raise InputError(f"holds an array of shape {arr.shape}; expected the map's "
                          f"{data.shape} (ny, nx)", source=str(path))
@@ -86,9 +91,13 @@ def _from_image(path: Path, data: MapData) -> np.ndarray:
         with Image.open(path) as im:
             grey = np.asarray(im.convert("L"), dtype=float) / 255.0
     # a damaged image fails in PIL's decoders with any of these (e.g. a PNG cut short: a
-    # SyntaxError "Reached EOF while reading header")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise InputError(f"is not a readable image ({exc})", source=str(path)) from None
+    # SyntaxError "Reached EOF while reading header"); one whose header claims more pixels
+    # than PIL decodes (a decompression bomb) with DecompressionBombError
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError,
+            Image.DecompressionBombError) as exc:
+        reason = str(exc).replace(f"'{path}'", "it")  # PIL names the file: once is enough
+        raise InputError(f"is not a readable image ({reason}); expected a black-and-white "
+                         "image of the scan's area", source=str(path)) from None
     black = grey[::-1] < 0.5  # image rows run downward; the map's row 0 is the lowest y
     ny, nx = data.shape
     if black.shape == (ny, nx):
@@ -110,13 +119,18 @@ def _from_shapes(path: Path, data: MapData) -> np.ndarray:
     try:
         spec = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise InputError(f"is not JSON: {exc.msg}",
+        raise InputError(f"is not JSON: {exc.msg}; expected an object of 'rectangles_um' "
+                         "and 'polygons_um'",
                          source=f"{source}, line {exc.lineno}, column {exc.colno}") from None
     except UnicodeDecodeError as exc:
         raise InputError(f"is not UTF-8 text ({exc})", source=source) from None
     if not isinstance(spec, dict) or not set(spec) <= {"rectangles_um", "polygons_um"}:
         raise InputError("expected a JSON object with keys 'rectangles_um' and/or "
                          "'polygons_um'", source=source)
+    for key in spec:
+        if not isinstance(spec[key], list):
+            raise InputError(f"'{key}' is {spec[key]!r}; expected a list of shapes in µm",
+                             source=source)
     mask = np.zeros(data.shape, bool)
     for i, rect in enumerate(spec.get("rectangles_um", [])):
         if not _numbers(rect, 4):

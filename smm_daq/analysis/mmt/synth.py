@@ -22,6 +22,7 @@ from smm_daq.analysis.grains import GrainSet, from_arrays
 from smm_daq.analysis.mmt.models.cuboid import GreenModel
 from smm_daq.analysis.mmt.solver import device as devices
 from smm_daq.analysis.mmt.solver.inversion import forward
+from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
 
 UM = 1e-6
@@ -161,6 +162,11 @@ def make_sample(size: tuple[float, float], thickness: float, density_per_mm3: fl
             labels.append(np.full(placed.shape[0], g + 1))
             volumes.append(float(np.prod(placed[:, 3:], axis=1).sum()))
             break
+    if not cuboids:
+        raise InputError(
+            f"a sample of {size[0] / UM:g} × {size[1] / UM:g} µm, {thickness / UM:g} µm thick, "
+            f"at {density_per_mm3:g} grains/mm³ holds no grain that fits; expected a larger "
+            "sample or density (--size-um, --thickness-um, --density-per-mm3)")
     grains = from_arrays(np.concatenate(cuboids), np.concatenate(labels), source="synthetic")
     vol = np.array(volumes)
     strength = M0 * (vol / V0) ** ALPHA * 10 ** rng.normal(0.0, LOG_SPREAD, vol.size)

@@ -37,7 +37,12 @@ from pathlib import Path
 
 import numpy as np
 
-from smm_daq.analysis.mmt.models.multipole import PointGrains, point_grains
+from smm_daq.analysis.mmt.models.multipole import (
+    MAX_LABEL,
+    POSITION_LIMIT_M,
+    PointGrains,
+    point_grains,
+)
 from smm_daq.errors import InputError
 
 MM = 1e-3
@@ -161,13 +166,13 @@ def _bad(name: str, v: float) -> bool:
     if not math.isfinite(v):
         return True
     if name in ("Label Index", "Voxel count"):
-        return v != round(v) or v < (1 if name == "Voxel count" else 0)
+        return v != round(v) or v < (1 if name == "Voxel count" else 0) or v > MAX_LABEL
     return name == "Volume" and v <= 0
 
 
 def _expected(column: Column) -> str:
     if column.name in ("Label Index", "Voxel count"):
-        return "a whole number"
+        return f"a whole number of at most {MAX_LABEL:g}"
     return (f"a volume > 0 in {column.unit}" if column.name == "Volume"
             else f"a number in {column.unit}")
 
@@ -244,9 +249,9 @@ def _refuse_above_top(z: np.ndarray, labels: np.ndarray, lines: np.ndarray,
 
 
 def _check_options(opt: DragonflyOptions) -> None:
-    if opt.z_top_mm is not None and not math.isfinite(opt.z_top_mm):
+    if opt.z_top_mm is not None and not abs(opt.z_top_mm * MM) <= POSITION_LIMIT_M:
         raise InputError(f"z_top (--z-top-um) is {opt.z_top_mm * MM / UM:g} µm; expected a "
-                         "finite z of the sample top")
+                         f"finite z of the sample top, within ±{POSITION_LIMIT_M:g} m")
 
 
 def read_dragonfly(path: str | Path, options: DragonflyOptions | None = None) -> PointGrains:
@@ -267,14 +272,15 @@ def read_dragonfly(path: str | Path, options: DragonflyOptions | None = None) ->
             cells.append(_cells(lines[i], sep, columns, i + 1))
             line_numbers.append(i + 1)
     if not cells:
-        raise InputError("holds no components", source=source)
+        raise InputError("holds no components; expected a line per component below the "
+                         "header", source=source)
     comma = sep != "," and _decimal_comma(cells, source)  # ',' cells hold no decimal comma
     arr = np.array([_row(row, comma, source) for row in cells])
     keep = arr[:, 1] >= opt.min_voxels
     arr, lines_kept = arr[keep], np.array(line_numbers)[keep]
     if arr.shape[0] == 0:
-        raise InputError(f"holds no component of at least {opt.min_voxels} voxels",
-                         source=source)
+        raise InputError(f"holds no component of at least {opt.min_voxels} voxels (min_voxels, "
+                         "--min-voxels); expected a smaller minimum", source=source)
     vol = arr[:, 2] * columns[2].scale
     pos = arr[:, 3:6] * np.array([c.scale for c in columns[3:6]])
     top = _z_top(opt, pos, vol)

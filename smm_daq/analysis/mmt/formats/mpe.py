@@ -28,11 +28,16 @@ from pathlib import Path
 
 import numpy as np
 
-from smm_daq.analysis.mmt.models.multipole import PointGrains, point_grains, to_library
+from smm_daq.analysis.mmt.formats.community import MAX_M, MAX_SIDE, MAX_T, MIN_M
+from smm_daq.analysis.mmt.models.multipole import (
+    MAX_LABEL,
+    PointGrains,
+    point_grains,
+    to_library,
+)
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
 
-MAX_LABEL = 2**53  # labels stay exact as float64 and fit int64
 REQUIRED = ("Scan height Hz", "Scan area x-dimension Sx", "Scan area y-dimension Sy",
             "Scan x-step Sdx", "Scan y-step Sdy")
 
@@ -46,11 +51,13 @@ class ScanGeometry:
 
 
 def _number(params: dict, key: str, source: str, *, positive: bool) -> float:
+    """A length (positive: MIN_M .. MAX_M) or a position (within ±MAX_M), in m."""
     value = params[key]
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
-            or (positive and value <= 0):
-        raise InputError(f"key '{key}' is {value!r}; expected a finite number in m"
-                         + (" > 0" if positive else ""), source=source)
+            or not (MIN_M <= value <= MAX_M if positive else abs(value) <= MAX_M):
+        raise InputError(f"key '{key}' is {value!r}; expected a number in m, "
+                         + (f"{MIN_M:g} .. {MAX_M:g}" if positive else f"within ±{MAX_M:g}"),
+                         source=source)
     return float(value)
 
 
@@ -77,27 +84,31 @@ def read_geometry(path: str | Path) -> ScanGeometry:
     except FileNotFoundError:
         raise InputError("no such parameter file", source=source) from None
     except json.JSONDecodeError as exc:
-        raise InputError(f"is not JSON: {exc.msg}",
-                         source=f"{source}, line {exc.lineno}, column {exc.colno}") from None
+        raise InputError(f"is not JSON: {exc.msg}; expected the library's JSON of scan "
+                         "parameters", source=f"{source}, line {exc.lineno}, column {exc.colno}"
+                         ) from None
     except UnicodeDecodeError as exc:
         raise InputError(f"is not UTF-8 text ({exc.reason})", source=source) from None
     if not isinstance(params, dict):
         raise InputError("expected a JSON object of scan parameters", source=source)
     missing = [k for k in REQUIRED if k not in params]
     if missing:
-        raise InputError(f"lacks key(s) {', '.join(map(repr, missing))}", source=source)
+        raise InputError(f"lacks key(s) {', '.join(map(repr, missing))}; expected "
+                         f"{', '.join(map(repr, REQUIRED))} (m)", source=source)
     hz, sx, sy, sdx, sdy = (_number(params, k, source, positive=True) for k in REQUIRED)
     ox, oy = (_origin(params, axis, source) for axis in "xy")
     dims = params.get("Sensor dimensions", [])
     if (not isinstance(dims, list) or len(dims) not in (0, 2, 3)
             or not all(isinstance(v, int | float) and not isinstance(v, bool)
-                       and math.isfinite(v) and v > 0 for v in dims)):
+                       and math.isfinite(v) and MIN_M <= v <= MAX_M for v in dims)):
         raise InputError(f"key 'Sensor dimensions' is {dims!r}; expected [] (a point), "
-                         "[hx, hy] or [hx, hy, hz]: half-lengths > 0 in m", source=source)
-    nx, ny = round(sx / sdx), round(sy / sdy)
-    if nx < 1 or ny < 1:
-        raise InputError(f"the scan area {sx} × {sy} m holds no step of {sdx} × {sdy} m",
+                         f"[hx, hy] or [hx, hy, hz]: half-lengths {MIN_M:g} .. {MAX_M:g} m",
                          source=source)
+    for side, step, key in ((sx, sdx, "Scan x-step Sdx"), (sy, sdy, "Scan y-step Sdy")):
+        if not 0.5 <= side / step <= MAX_SIDE:
+            raise InputError(f"key '{key}' is {step} m for a scan area side of {side} m; "
+                             f"expected 1 to {MAX_SIDE:,} steps a side", source=source)
+    nx, ny = round(sx / sdx), round(sy / sdy)
     size = tuple(2.0 * float(v) for v in dims) if dims else (0.0, 0.0)
     return ScanGeometry(hz, ox + sdx * np.arange(nx), oy + sdy * np.arange(ny), size)
 
@@ -148,10 +159,20 @@ def read_scan(params: str | Path, arrays: str | Path, *, name: str = "mpe_scan"
     source = str(arrays)
     if "Bz_array" not in data:
         raise InputError("lacks array 'Bz_array'; expected Bz (ny, nx) in T", source=source)
-    bz = np.asarray(data["Bz_array"], dtype=float)
+    raw = data["Bz_array"]
+    if not (np.issubdtype(raw.dtype, np.integer) or np.issubdtype(raw.dtype, np.floating)):
+        raise InputError(f"array 'Bz_array' holds {raw.dtype}; expected real numbers, Bz in T",
+                         source=source)
+    bz = np.asarray(raw, dtype=float)
     if bz.shape != (geo.y.size, geo.x.size):
-        raise InputError(f"array 'Bz_array' has shape {bz.shape}; {params} describes a grid of "
-                         f"{geo.y.size} × {geo.x.size} (ny, nx)", source=source)
+        raise InputError(f"array 'Bz_array' has shape {bz.shape}; expected the grid {params} "
+                         f"describes, {geo.y.size} × {geo.x.size} (ny, nx)", source=source)
+    big = np.abs(bz) > MAX_T  # NaN (a masked pixel) passes
+    if big.any():
+        j, i = np.argwhere(big)[0]
+        raise InputError(f"array 'Bz_array' holds {bz[j, i]!r} at row {j}, column {i}; "
+                         f"expected Bz in T, below {MAX_T:g} T in size (NaN: a masked pixel)",
+                         source=source)
     return MapData(bz=bz, x=geo.x, y=geo.y, height=geo.height,
                    sensor_size=(geo.sensor_size[0], geo.sensor_size[1]), name=name,
                    title=f"multipole-library scan {Path(arrays).name}",
@@ -167,9 +188,10 @@ def _labels(data: dict[str, np.ndarray], n: int, source: str) -> np.ndarray | No
         return None
     numeric = np.issubdtype(ident.dtype, np.integer) or np.issubdtype(ident.dtype, np.floating)
     flat = ident.reshape(-1)
-    if not (numeric and ident.size == n and np.all(
+    if not (numeric and ident.shape == (n,) and np.all(
             np.isfinite(flat) & (flat == np.round(flat)) & (np.abs(flat) <= MAX_LABEL))):
-        raise InputError(f"array 'identifier' holds {ident.size} values of type {ident.dtype};"
+        raise InputError(f"array 'identifier' holds {ident.size} values of type {ident.dtype} "
+                         f"in shape {ident.shape};"
                          f" expected {n} whole numbers, one label per particle (at most "
                          f"{MAX_LABEL:g} in size)", source=source)
     first_row: dict[float, int] = {}
@@ -199,13 +221,13 @@ def read_particles(arrays: str | Path) -> PointGrains:
             raise InputError(f"array '{key}' holds {data[key].dtype}; expected real numbers "
                              f"{want}", source=source)
     pos = np.asarray(data["particle_positions"], dtype=float)
-    vol = np.asarray(data["volumes"], dtype=float).reshape(-1)
-    if pos.ndim != 2 or pos.shape[1] != 3:
-        raise InputError(f"array 'particle_positions' has shape {pos.shape}; expected (N, 3)",
-                         source=source)
-    if vol.size != pos.shape[0]:
-        raise InputError(f"array 'volumes' has {vol.size} values for {pos.shape[0]} particles",
-                         source=source)
+    vol = np.asarray(data["volumes"], dtype=float)
+    if pos.ndim != 2 or pos.shape[1] != 3 or pos.shape[0] == 0:
+        raise InputError(f"array 'particle_positions' has shape {pos.shape}; expected (N, 3), "
+                         "N > 0", source=source)
+    if vol.shape != (pos.shape[0],):
+        raise InputError(f"array 'volumes' has shape {vol.shape} for {pos.shape[0]} particles; "
+                         f"expected ({pos.shape[0]},), one volume per particle", source=source)
     labels = _labels(data, pos.shape[0], source)
     for row in range(pos.shape[0]):
         if not np.all(np.isfinite(pos[row])) or not (vol[row] > 0 and math.isfinite(vol[row])):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from smm_daq.analysis.mmt.models.multipole import PointGrains, point_grains
+from smm_daq.analysis.mmt.models.multipole import MAX_LABEL, PointGrains, point_grains
 from smm_daq.errors import InputError
 
 FIELDS = ("x", "y", "z", "volume", "label")
@@ -59,10 +59,11 @@ def read_points(path: str | Path) -> PointGrains:
                 v = float(value)
             except ValueError:
                 v = math.nan
-            if not math.isfinite(v) or (name == "label" and v != round(v)) \
+            if not math.isfinite(v) or (name == "label" and (v != round(v)
+                                                               or abs(v) > MAX_LABEL)) \
                     or (name == "volume" and v <= 0):
-                want = {"label": "a whole number", "volume": "a volume > 0 in m³"}.get(
-                    name, "a finite number in m")
+                want = {"label": f"a whole number of at most {MAX_LABEL:g} in size",
+                        "volume": "a volume > 0 in m³"}.get(name, "a finite number in m")
                 raise InputError(f"{name} is {value!r}; expected {want}",
                                  source=f"{source}, line {lineno}, column {col}")
             row.append(v)

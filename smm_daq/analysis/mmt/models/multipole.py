@@ -26,7 +26,6 @@ at R = 1000 w.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -84,9 +83,16 @@ class PointGrains:
         return f"{self.source or 'grain list'}{line}"
 
 
+POSITION_LIMIT_M = 1e3  # far beyond any sample; the fit's products stay finite
+VOLUME_RANGE_M3 = (1e-27, 1e9)  # a cubic nanometre up to far beyond any sample
+MAX_LABEL = 2**53  # labels stay exact as float64 and fit int64
+
+
 def point_grains(positions: np.ndarray, volumes: np.ndarray, labels: np.ndarray | None = None,
                  *, source: str = "", lines: np.ndarray | None = None) -> PointGrains:
-    """PointGrains with checks: finite positions, volumes > 0, unique labels."""
+    """PointGrains with checks: positions within ±POSITION_LIMIT_M, volumes in
+    VOLUME_RANGE_M3, unique labels (a position or volume beyond them, however finite, is a
+    unit or file error, and overflows the fit)."""
     pos = np.asarray(positions, dtype=float).reshape(-1, 3)
     vol = np.asarray(volumes, dtype=float).reshape(-1)
     lab = (np.arange(1, pos.shape[0] + 1) if labels is None
@@ -98,14 +104,15 @@ def point_grains(positions: np.ndarray, volumes: np.ndarray, labels: np.ndarray 
                          "expected one of each per grain", source=source or None)
     if pos.shape[0] == 0:
         raise InputError("holds no grains", source=source or None)
+    lo, hi = VOLUME_RANGE_M3
     for g in range(pos.shape[0]):
-        if not np.all(np.isfinite(pos[g])):
+        if not np.all(np.abs(pos[g]) <= POSITION_LIMIT_M):
             position = ", ".join(f"{v:g}" for v in pos[g].tolist())
-            raise InputError(f"grain {lab[g]} has position ({position}); expected finite "
-                             "numbers", source=grains.where(g))
-        if not (vol[g] > 0 and math.isfinite(vol[g])):
-            raise InputError(f"grain {lab[g]} has volume {vol[g]:g}; expected > 0",
-                             source=grains.where(g))
+            raise InputError(f"grain {lab[g]} has position ({position}) m; expected finite "
+                             f"numbers within ±{POSITION_LIMIT_M:g} m", source=grains.where(g))
+        if not lo <= vol[g] <= hi:
+            raise InputError(f"grain {lab[g]} has volume {vol[g]:g} m³; expected > 0, within "
+                             f"{lo:g} .. {hi:g} m³", source=grains.where(g))
     uniq, counts = np.unique(lab, return_counts=True)
     if np.any(counts > 1):
         g = int(np.flatnonzero(lab == uniq[counts > 1][0])[1])

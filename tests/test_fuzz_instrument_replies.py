@@ -1,0 +1,315 @@
+"""Fuzzing instrument replies over the real byte path: real drivers, pyvisa-py raw sockets, a
+fault proxy in front of each TCP-served emulator answering one query itself with a corrupted
+reply (garbage, empty, NaN, infinite, overlong, cut short, the wrong count of fields, a reply
+meant for another query, a number out of what the instrument can report).
+
+Each case must end in an `InstrumentError` naming the instrument, the query and the reply;
+and once the link answers well again, so must the driver. Mid-scan, the scan must fail with
+that message, the field ramped down and the stage still (seen from the emulators), and the
+file left resumable with every finished line unchanged. The cases per query are a seeded draw;
+the counts are printed (pytest -s).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from served_rig import SIM_PROFILE, ServedRig
+
+from drivers.link import shown
+from smm_daq.acquisition.plan import ScanPlan
+from smm_daq.acquisition.resumable import load_resumable
+from smm_daq.acquisition.sequencer import Sequencer
+from smm_daq.errors import InstrumentError
+from smm_daq.instruments.profile import load_profile
+from smm_daq.instruments.rig import Rig, make_rig_safe, open_rig
+
+SEED = 20261205
+PER_QUERY = 5  # corrupted replies drawn per query (of CORRUPT, besides its out-of-range ones)
+HANG_GUARD_S = 60.0  # real seconds; every run ends far sooner unless something hangs
+CURRENT_ATOL = 2e-3  # A
+
+CORRUPT: dict[str, bytes] = {
+    "garbage": b"#\x15?!\xff\n",
+    "empty": b"\n",
+    "blank": b"   \n",
+    "NaN": b"NaN\n",
+    "infinite": b"-inf\n",
+    "overlong": b"7" * 70_000 + b"\n",
+    "cut short": b"1.25e-\n",
+    "cut at a comma": b"1.2,\n",
+    "too many fields": b"1,2,3,4,5\n",
+    "an *IDN? reply": b"Stanford_Research_Systems,SR830,s/n12345,ver1.07\n",
+    "a latin-1 digit": b"\xb2\n",
+    "NUL bytes": b"\x00\x00\n",
+}
+
+
+@dataclass(frozen=True)
+class Query:
+    role: str  # the served instrument (its proxy)
+    command: str  # what the proxy answers itself (a prefix of the command sent)
+    call: Callable[[Rig], object]  # the driver call that sends it
+    out_of_range: tuple[bytes, ...] = ()  # well-formed numbers no such instrument reports
+    fine: tuple[str, ...] = ()  # CORRUPT kinds that are a valid reply to this query
+
+
+QUERIES = (
+    Query("lockin", "SNAP?", lambda r: r.lockin.read_xy()),
+    Query("lockin", "LIAS?", lambda r: r.lockin.overloaded(), (b"256\n", b"-1\n")),
+    Query("lockin", "OFLT?", lambda r: r.lockin.time_constant(), (b"20\n", b"-1\n")),
+    Query("lockin", "SENS?", lambda r: r.lockin.sensitivity(), (b"27\n",)),
+    Query("lockin", "FREQ?", lambda r: r.lockin.reference(), (b"-1\n", b"1e300\n")),
+    Query("lockin", "SLVL?", lambda r: r.lockin.reference(), (b"0\n", b"1e6\n")),
+    Query("lockin", "HARM?", lambda r: r.lockin.harmonic(), (b"0\n", b"-3\n", b"20000\n")),
+    Query("lockin", "PHAS?", lambda r: r.lockin.phase()),
+    Query("lockin", "*IDN?", lambda r: r.lockin.identify(), fine=("an *IDN? reply",)),
+    Query("stage", "POS?", lambda r: r.stage.position()),
+    Query("stage", "ONT?", lambda r: r.stage.on_target(), (b"1=2\n",)),
+    Query("stage", "VEL?", lambda r: r.stage.velocity()),
+    Query("stage", "ERR?", lambda r: r.stage.move_to(12.5e-3, 12.5e-3, 100e-6)),
+    Query("stage", "*IDN?", lambda r: r.stage.identify(),  # the vendor may hold commas
+          fine=("an *IDN? reply", "too many fields")),
+    Query("coil_x", "MEAS:CURR?", lambda r: r.coils.currents(), (b"5.6\n", b"-1e300\n")),
+    Query("coil_y", "OUTP?", lambda r: r.coils.set_field(np.array([0.0, 2e-6, 0.0])),
+          (b"2\n",)),
+    Query("coil_z", "SYST:ERR?", lambda r: r.coils.set_field(np.array([0.0, 0.0, 1e-6]))),
+    Query("coil_x", "*IDN?", lambda r: r.coils.identify(), fine=("an *IDN? reply",)),
+    Query("fluxgate", "READ?", lambda r: r.fluxgate.read_field(), (b"1,2,9e9\n",)),
+    Query("fluxgate", "*IDN?", lambda r: r.fluxgate.identify(), fine=("an *IDN? reply",)),
+)
+
+
+def _captured(rig: Rig) -> object:
+    """A capture of half a second (its binary block holds LF bytes: read whole all the same)."""
+    rig.lockin.configure_buffer(100.0)  # type: ignore[attr-defined]
+    rig.lockin.start_buffer(on_trigger=False)  # type: ignore[attr-defined]
+    rig.clock.sleep(0.5)
+    trace = rig.lockin.read_buffer()  # type: ignore[attr-defined]
+    assert trace.x.size > 10, trace
+    return trace
+
+
+SR860_QUERIES = (  # the SR860's own queries, and its capture buffer (fly scans)
+    Query("lockin", "SNAP?", lambda r: r.lockin.read_xy()),
+    Query("lockin", "CUROVLDSTAT?", lambda r: r.lockin.overloaded(), (b"65536\n", b"-1\n")),
+    Query("lockin", "SCAL?", lambda r: r.lockin.sensitivity(), (b"28\n",)),
+    Query("lockin", "OFLT?", lambda r: r.lockin.time_constant(), (b"22\n",)),
+    Query("lockin", "HARM?", lambda r: r.lockin.harmonic(), (b"100\n",)),
+    Query("lockin", "CAPTURERATEMAX?", lambda r: r.lockin.configure_buffer(100.0),
+          (b"0\n", b"-1\n", b"1e300\n")),
+    Query("lockin", "CAPTUREBYTES?", lambda r: _captured(r), (b"-8\n", b"1e9\n")),
+    Query("lockin", "CAPTUREGET?", lambda r: _captured(r),
+          (b"#\xb2\n", b"#2\xb2\xb3ab\n", b"#3abc\n", b"#0\n", b"#216short\n")),
+)
+
+
+def _serve(folder: Path, sim_profile: Path = SIM_PROFILE) -> Iterator[ServedRig]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PYVISA_LIBRARY", "@py")
+        rig = ServedRig(folder, time_scale=50.0, timeout_s=0.3, sim_profile=sim_profile)
+        yield rig
+        rig.close()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedRig]:
+    yield from _serve(tmp_path_factory.mktemp("served"))
+
+
+@pytest.fixture(scope="module")
+def served_sr860(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedRig]:
+    folder = tmp_path_factory.mktemp("served860")
+    profile = folder / "simulator-sr860.toml"
+    profile.write_text(SIM_PROFILE.read_text().replace(
+        'implementation = "sr830"', 'implementation = "sr860"').replace(
+        'reserve = "normal"', '# no reserve on an SR860'))
+    yield from _serve(folder, profile)
+
+
+@pytest.fixture
+def rig(served: ServedRig) -> Iterator[Rig]:
+    rig = open_rig(load_profile(served.profile_path), clock=served.clock)
+    rig.stage.move_to(12.5e-3, 12.5e-3, 100e-6)
+    yield rig
+    rig.close()
+
+
+def restore(served: ServedRig) -> None:
+    for proxy in served.proxies.values():
+        proxy.disarm()
+        proxy.restore()
+
+
+def _cases(queries: tuple[Query, ...] = QUERIES) -> Iterator[tuple[Query, str, bytes]]:
+    rng = np.random.default_rng(SEED)
+    for q in queries:
+        kinds = [k for k in CORRUPT if k not in q.fine]
+        for kind in rng.choice(kinds, size=min(PER_QUERY, len(kinds)), replace=False):
+            yield q, str(kind), CORRUPT[str(kind)]
+        for reply in q.out_of_range:
+            yield q, f"out of range {reply.strip().decode('latin-1')!r}", reply
+
+
+def _named(message: str, q: Query, served: ServedRig, rig: Rig, reply: bytes) -> list[str]:
+    """What the message leaves out of: the instrument, the query, the reply."""
+    names = {"lockin": rig.lockin.link.name, "stage": rig.stage.link.name,
+             "fluxgate": rig.fluxgate.link.name}
+    raw = reply.decode("latin-1").removesuffix("\n")  # as a binary block is read
+    text = raw.strip()
+    missing = [w for w in (names.get(q.role, f"coil {q.role[-1]}"), q.command)
+               if w not in message]
+    if "no reply within" not in message and shown(text) not in message \
+            and shown(raw) not in message:
+        missing.append(shown(text))  # (a GCS line ending ' ' goes on: a blank one times out)
+    return missing
+
+
+def test_every_corrupted_reply_to_every_query_is_named_and_ridden_out(
+        served: ServedRig, rig: Rig) -> None:
+    _fuzz(served, rig, QUERIES)
+
+
+def test_every_corrupted_reply_to_an_sr860_is_named_and_ridden_out(
+        served_sr860: ServedRig) -> None:
+    rig = open_rig(load_profile(served_sr860.profile_path), clock=served_sr860.clock)
+    try:
+        _fuzz(served_sr860, rig, SR860_QUERIES)
+    finally:
+        rig.close()
+
+
+def _fuzz(served: ServedRig, rig: Rig, queries: tuple[Query, ...]) -> None:
+    failures, count = [], 0
+    for q, kind, reply in _cases(queries):
+        count += 1
+        served.proxies[q.role].answer(q.command, reply)
+        try:
+            q.call(rig)
+        except InstrumentError as exc:
+            missing = _named(str(exc), q, served, rig, reply)
+            if missing or len(str(exc)) > 400:
+                failures.append(f"{q.command} <- {kind}: does not name {missing} or is "
+                                f"overlong: {str(exc)[:300]!r}")
+        except Exception as exc:  # what the fuzzing looks for
+            failures.append(f"{q.command} <- {kind}: {type(exc).__name__}: {exc}")
+        else:
+            failures.append(f"{q.command} <- {kind}: accepted")
+        finally:
+            restore(served)
+        q.call(rig)  # the link answers well again: so does the driver
+    print(f"{count} corrupted replies to {len(queries)} queries")
+    assert not failures, f"{len(failures)} of {count}:\n" + "\n".join(failures)
+
+
+def test_an_absurd_current_at_connect_is_named_and_the_rest_made_safe_in_bounded_time(
+        served: ServedRig) -> None:
+    """A supply answering CURR? with a current beyond any supply (a corrupted reply, or one
+    meant for another query) was ramped down from it: 1e300 A in steps of the ramp limit,
+    which never ended. Now it is refused; the other supplies are made safe."""
+    profile = load_profile(served.profile_path)
+    rig = open_rig(profile, clock=served.clock)
+    rig.coils.set_field(np.array([0.0, 20e-6, 0.0]))
+    rig.close()
+    served.proxies["coil_y"].answer("CURR?", b"1e300\n")
+    served.proxies["coil_y"].answer("OUTP?", b"1\n")
+    try:
+        with pytest.raises(InstrumentError) as err:
+            open_rig(profile, clock=served.clock)
+        assert "coil y" in str(err.value) and "'CURR?'" in str(err.value)
+        assert "'1e300'" in str(err.value) and "expected a current in A in" in str(err.value)
+        states: list[object] = []
+        worker = threading.Thread(
+            target=lambda: states.extend(make_rig_safe(profile, clock=served.clock)),
+            daemon=True)
+        worker.start()
+        worker.join(HANG_GUARD_S)
+        assert not worker.is_alive(), "making the rig safe never ended"
+    finally:
+        restore(served)
+    coils = next(s for s in states if s.role == "coils")  # type: ignore[attr-defined]
+    assert not coils.safe  # type: ignore[attr-defined]
+    assert "coil y not made safe" in coils.state and "'1e300'" in coils.state  # type: ignore
+    assert "coil x 0.0000 A, output off" in coils.state  # type: ignore[attr-defined]
+    assert all(s.safe for s in make_rig_safe(profile, clock=served.clock))
+
+
+# -- mid-scan ----------------------------------------------------------------------------------
+
+FIELD = (0.0, 40e-6, 0.0)
+POINTS = 12  # of the scan below
+MID_SCAN = (  # (role, query, reply): answered so from a seeded point of the scan on
+    ("lockin", "SNAP?", b"nan,1e-6\n"),
+    ("lockin", "LIAS?", b"Stanford_Research_Systems,SR830,s/n12345,ver1.07\n"),
+    ("stage", "POS?", b"1=12.5\n"),
+    ("stage", "ERR?", b"\n"),
+    ("fluxgate", "READ?", b"1.0,2.0\n"),  # read in the field check, before the first point
+)
+
+
+def _plan(name: str) -> ScanPlan:
+    return ScanPlan.from_center(name, (12.5e-3, 12.5e-3), (60e-6, 40e-6), 20e-6, field=FIELD)
+
+
+def _assert_resumable(served: ServedRig, path: Path, name: str) -> None:
+    with h5py.File(path, "r") as f:
+        assert f[f"{name}/status"].asstr()[()] == "failed"
+        done = f[f"{name}/data/line_done"][()].astype(bool)
+        bz = f[f"{name}/data/Bz"][()]
+    assert np.isfinite(bz[done]).all() and np.isnan(bz[~done]).all()
+    assert load_resumable(path, name).lines_left == int(np.count_nonzero(~done))
+    rig = open_rig(load_profile(served.profile_path), clock=served.clock)
+    try:
+        seq = Sequencer(rig, path, _plan(name), resume=True)
+        seq.start()
+        assert seq.wait(HANG_GUARD_S) == "finished", seq.message
+    finally:
+        rig.close()
+    with h5py.File(path, "r") as f:
+        np.testing.assert_array_equal(f[f"{name}/data/Bz"][()][done], bz[done])
+
+
+@pytest.mark.parametrize(("role", "query", "reply"), MID_SCAN, ids=[m[1] for m in MID_SCAN])
+def test_a_corrupted_reply_mid_scan_fails_it_safe_and_resumable(
+        served: ServedRig, tmp_path: Path, role: str, query: str,
+        reply: bytes) -> None:
+    rng = np.random.default_rng([SEED, MID_SCAN.index((role, query, reply))])
+    proxy = served.proxies[role]
+    name = "s"
+    path = tmp_path / "s.h5"
+    scan_rig = open_rig(load_profile(served.profile_path), clock=served.clock)
+    try:
+        seq = Sequencer(scan_rig, path, _plan(name))
+        if role == "fluxgate":
+            proxy.answer(query, reply)
+        else:
+            points: list[object] = []  # the points seen, to arm the fault at the at-th
+            at = int(rng.integers(1, POINTS))
+            seq.subscribe(lambda e: (points.append(e), len(points) == at
+                                     and proxy.answer(query, reply))
+                          if e.kind == "point" else None)
+        seq.start()
+        status = seq.wait(HANG_GUARD_S)
+    finally:
+        scan_rig.close()
+        restore(served)
+    assert status == "failed", (status, seq.message)
+    assert query in seq.message and shown(reply.decode().strip()) in seq.message, seq.message
+    if seq.safety_problems:  # the stage's stop is checked by ERR?, the query corrupted
+        assert query in "".join(seq.safety_problems)
+        assert f"smm-daq safe --profile {served.profile_path}" in seq.message
+        states = make_rig_safe(load_profile(served.profile_path), clock=served.clock)
+        assert all(s.safe for s in states), states
+    np.testing.assert_allclose(served.currents(), served.safe_currents(), atol=CURRENT_ATOL)
+    assert not served.stage_moving()
+    if path.exists():
+        with h5py.File(path, "r") as f:
+            made = name in f
+        if made:
+            _assert_resumable(served, path, name)
