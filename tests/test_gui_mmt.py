@@ -530,7 +530,7 @@ def test_a_mask_that_leaves_no_pixel_is_refused_by_name(qtbot, session, tmp_path
     with qtbot.waitSignal(view.finished, timeout=WAIT_MS) as done:
         assert view.run()
     assert not done.args[0]
-    assert "scan 'scan' has no usable pixel" in view.status.text()
+    assert "all.npy: excludes every pixel of scan 'scan'" in view.status.text()
 
 
 def test_a_result_is_saved_beside_its_scans_after_another_file_is_opened(qtbot, session,
