@@ -95,6 +95,9 @@ def load_image(path: str | Path) -> np.ndarray:
             rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
     except FileNotFoundError:
         raise InputError("file not found; expected an image file", source=str(p)) from None
+    except Image.DecompressionBombError as exc:  # a header claiming a giant image
+        raise InputError(f"is too large to read ({exc}); expected an image of at most "
+                         f"{Image.MAX_IMAGE_PIXELS:,} pixels", source=str(p)) from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise InputError(f"cannot be read as an image ({exc}); expected PNG, JPEG or TIFF",
                          source=str(p)) from None
