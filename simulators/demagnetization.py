@@ -6,6 +6,16 @@ plate magnetized across its thickness (N ≈ 0.8) takes about a quarter of χ H0
 plane (N ≈ 0.1) about three quarters. N here is the magnetometric factor (the internal field
 averaged over the volume), whose closed form for a prism is Aharoni's (J. Appl. Phys. 83,
 3432, 1998); the three factors of a prism sum to 1.
+
+For a prism (not an ellipsoid) this is an approximation: it takes M uniform, whereas a
+uniformly susceptible prism magnetizes more at its corners and edges; the factor is exact to
+first order in χ (the χ → 0 magnetometric factor) and the true moment is larger (the
+χ-dependent factors of Chen, Pardo and Sanchez, IEEE Trans. Magn. 38, 2002). For χ = 3, a
+self-consistent solution on 10³ cells gives a cube about 5 % more moment, the demo's
+16 : 10 : 1 plates about 3 % more in plane and 1.4 % across.
+
+Precision: exact to ~1e-10 down to aspect ratios of 1e-3; the closed form's cancellations
+leave ~1e-6 at 1e-6 and give NaN below ~1e-8 (no grain the simulator makes comes near).
 """
 
 from __future__ import annotations
@@ -35,8 +45,8 @@ def _factor_along_c(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
 def demagnetizing_factors(edges: np.ndarray) -> np.ndarray:
     """(C, 3) factors Nx, Ny, Nz of axis-aligned prisms with FULL edge lengths (C, 3) > 0.
 
-    Only the edges' ratios matter: they are scaled by the largest first, so that any size
-    in metres keeps the closed form's cancellations within double precision.
+    Only the edges' ratios matter: they are scaled by the largest first, so that no size
+    in metres over- or underflows the closed form's cubes.
     """
     e = np.asarray(edges, dtype=float).reshape(-1, 3)
     half = e / (2 * e.max(axis=1, keepdims=True))

@@ -5,9 +5,12 @@ the sample frame: top surface at z = 0, grains at z < 0). A grain has one remane
 magnetization (A/m) and one intrinsic volume susceptibility χ (SI). The applied field
 H0 = B_applied / mu0 (weak field) magnetizes each grain against its own demagnetizing field:
 along each axis χ_eff = χ / (1 + N χ) (`simulators.demagnetization`), so a strongly magnetic
-grain's induced moment depends on its shape as a real one's does. N is exact for a grain of
-one cuboid; a grain of several takes the factors of their bounding box (an approximation:
-the box of a slab built of rows is the slab). Bz at the sensor comes from the closed-form
+grain's induced moment depends on its shape as a real one's does. N is Aharoni's exact
+magnetometric factor for a grain of one cuboid, but M is taken uniform, which a prism's is
+not (for χ = 3 the moment comes out 1-5 % low, see `simulators.demagnetization`); a grain
+of several cuboids takes the factors of their bounding box (a further approximation, exact
+only when they fill it: the box of a slab built of rows is the slab, that of an L-shaped
+grain or an elliptical patch holds empty corners). Bz at the sensor comes from the closed-form
 cuboid field of `smm_daq.analysis.forward`, averaged over the sensor's area.
 """
 

@@ -232,6 +232,29 @@ def test_dragonfly_column_without_a_known_unit_refused(tmp_path, header, words):
     assert words in str(no.value)
 
 
+@pytest.mark.parametrize("row", ["2,57,4.7,30,8,155,5,2.5\r\n",  # Z a decimal comma
+                                 "2,57,4.7,30,8,155.5,2,5\r\n"])  # an unused column's
+def test_dragonfly_decimal_comma_in_a_comma_separated_file_refused(tmp_path, row):
+    """Split in two by the separator, a decimal comma would shift every later cell one column
+    along: Z read from the Aspect Ratio column, or the row read with one cell too many."""
+    p = tmp_path / "cc.csv"
+    p.write_bytes((DRAGONFLY_UM.rsplit("2,57", 1)[0] + row).encode("utf-8"))
+    with pytest.raises(InputError, match=r"cc\.csv, line 3: holds 8 cells where the header "
+                       r"names 7 \(a decimal comma"):
+        dragonfly.read_dragonfly(p)
+
+
+def test_dragonfly_duplicate_column_read_from_its_first(tmp_path):
+    """Two columns of one name (here in two units): the first is read, as a reader by name
+    would, each converted from its own unit."""
+    p = tmp_path / "cc.csv"
+    text = (DRAGONFLY_UM.replace("Aspect Ratio", "Center Of Mass X (mm)")
+            .replace(",1.2\r\n", ",9\r\n").replace(",2.5\r\n", ",9\r\n"))
+    p.write_bytes(text.encode("utf-8"))
+    np.testing.assert_allclose(dragonfly.read_dragonfly(p).positions[:, 0], [15e-6, 30e-6],
+                               rtol=1e-12)
+
+
 def test_dragonfly_bad_cell_named_with_its_unit(tmp_path):
     p = tmp_path / "cc.csv"
     p.write_bytes(DRAGONFLY_UM.replace(",30,8,", ",30,x,").encode("utf-8"))

@@ -70,7 +70,11 @@ _LOG_LAMBDA_RANGE = (-8.0, 4.0)
 _ALIAS_TOLERANCE = 1e-9
 _MAX_ALIAS_TERMS = 9
 _LIFT_STEPS = 4  # pixels: e^{-2π·4} ≈ 1e-11, no alias left at the split's lifted heights
-_LIFT_ORDER = 4  # the near part decays as r⁻⁷: cut at half the grid, it misses ~1e-4 of T
+_LIFT_ORDER = 4  # the near part decays as r⁻⁷ ...
+# ... and is summed over all its periodic images within this many lifts (128 pixels) of the
+# cell, however small the grid: the tail beyond misses ~1e-6 of T (cut at half a 64-pixel
+# grid instead, 2e-4; at half a 16-pixel one, 4e-2)
+_NEAR_REACH_LIFTS = 32
 _WORKERS = 2  # FFT threads: the machine this is built for has two cores
 
 
@@ -174,11 +178,12 @@ def _aliased(
     return total
 
 
-def _folded_offsets(n: int, step: float) -> tuple[np.ndarray, np.ndarray]:
-    """Offsets −⌊n/2⌋ … ⌊n/2⌋ steps and the FFT index each lands on: for an even n both
-    ends land on the Nyquist index, so the two images there are summed (as the periodic
-    kernel holds them) and an odd kernel stays odd."""
-    half = n // 2
+def _folded_offsets(n: int, step: float, reach: float) -> tuple[np.ndarray, np.ndarray]:
+    """Offsets −R … R steps, R = max(⌊n/2⌋, ⌈reach/step⌉), and the FFT index each lands on:
+    a grid smaller than 2 `reach` gets every periodic image of the kernel within `reach`, and
+    for an even n both ends of −n/2 … n/2 land on the Nyquist index, so the two images there
+    are summed (as the periodic kernel holds them) and an odd kernel stays odd."""
+    half = max(n // 2, math.ceil(reach / step - 1e-9))
     offsets = np.arange(-half, half + 1)
     return offsets * step, offsets % n
 
@@ -196,8 +201,9 @@ def _sampled(
 
     The field B(h) is split by its p-th difference over a lift H (p = `_LIFT_ORDER`, H =
     `_LIFT_STEPS` pixels): for p = 2, B(h) = [B(h) − 2 B(h + H) + B(h + 2H)] + [2 B(h + H) −
-    B(h + 2H)]. The first part decays as r^-(3+p), fast enough to be sampled on the grid and
-    cut at half its size
+    B(h + 2H)]. The first part decays as r^-(3+p), fast enough to be sampled at the grid's
+    offsets, its periodic images folded in, and cut at _NEAR_REACH_LIFTS lifts or half the
+    grid, whichever is further
     (`forward.cuboid_bz`, area-averaged, to 1e-7 of its peak); the second is smooth, the
     closed form T(k) at heights where no alias is left (e^{-2π H/step}). So the sum is the
     whole periodic transfer, its k = 0 term and symmetries kept, at any height.
@@ -207,8 +213,8 @@ def _sampled(
     ny, nx = shape
     dx, dy = step
     lift = _LIFT_STEPS * max(dx, dy)
-    ox, ix = _folded_offsets(nx, dx)
-    oy, iy = _folded_offsets(ny, dy)
+    ox, ix = _folded_offsets(nx, dx, _NEAR_REACH_LIFTS * lift)
+    oy, iy = _folded_offsets(ny, dy, _NEAR_REACH_LIFTS * lift)
     px, py = np.meshgrid(ox, oy)
     cell = np.array([[0.0, 0.0, -thickness / 2, dx, dy, thickness]])
     moment = np.asarray(direction, dtype=float).reshape(1, 3)

@@ -190,6 +190,25 @@ def _cells(line: str, sep: str, columns: list[Column], line_no: int) -> list[Cel
             for c in columns]
 
 
+def _width(line: str, sep: str) -> int:
+    """How many cells `line` holds, a trailing separator's empty one not counted."""
+    cells = line.split(sep)
+    return len(cells) - (len(cells) > 1 and not cells[-1].strip())
+
+
+def _refuse_extra_cells(line: str, sep: str, width: int, line_no: int, source: str) -> None:
+    """A data line with more cells than the header has had a separator inside a cell (a
+    decimal comma in a ','-separated file): every cell after it would be read from the
+    wrong column."""
+    n = _width(line, sep)
+    if n > width:
+        inside = (" (a decimal comma in a ','-separated file splits a number in two)"
+                  if sep == "," else "")
+        raise InputError(f"holds {n} cells where the header names {width}{inside}; expected "
+                         "one cell per column: export it again with ';' as the separator or "
+                         "decimal points", source=f"{source}, line {line_no}")
+
+
 def _decimal_comma(rows: list[list[Cell]], source: str) -> bool:
     """Whether the file's numbers have decimal commas: the mark most of its cells with one
     have. InputError at the first cell with the other mark, or with both."""
@@ -267,8 +286,10 @@ def read_dragonfly(path: str | Path, options: DragonflyOptions | None = None) ->
     lines = _decode(path.read_bytes()).splitlines()
     header_no, sep, columns = _columns(lines, source)
     cells, line_numbers = [], []
+    width = _width(lines[header_no], sep)
     for i in range(header_no + 1, len(lines)):
         if lines[i].strip():
+            _refuse_extra_cells(lines[i], sep, width, i + 1, source)
             cells.append(_cells(lines[i], sep, columns, i + 1))
             line_numbers.append(i + 1)
     if not cells:
