@@ -75,7 +75,7 @@ class DragonflyOptions:
     crop: tuple[float, float, float, float] | None = None
 
 
-def _decode(data: bytes) -> str:
+def decode_text(data: bytes) -> str:
     """UTF-16 after its byte-order mark; else UTF-8 (a byte-order mark dropped) when the
     bytes are valid UTF-8, else latin-1, in which every byte is a character."""
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
@@ -283,7 +283,7 @@ def read_dragonfly(path: str | Path, options: DragonflyOptions | None = None) ->
     if not path.is_file():
         raise InputError("is a directory; expected a grain file" if path.is_dir()
                          else "no such grain file", source=source)
-    lines = _decode(path.read_bytes()).splitlines()
+    lines = decode_text(path.read_bytes()).splitlines()
     header_no, sep, columns = _columns(lines, source)
     cells, line_numbers = [], []
     width = _width(lines[header_no], sep)

@@ -8,7 +8,6 @@ recognises another format, the message ends with the ``--grain-format`` that rea
 
 from __future__ import annotations
 
-import codecs
 import zipfile
 from pathlib import Path
 
@@ -34,11 +33,9 @@ def _is_number(text: str) -> bool:
 def _first_line(head: bytes, whole: bool) -> str | None:
     """The first line that is neither blank nor a '#' comment (None if there is none, or it may
     be cut short by the sniffing limit)."""
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # Windows "Unicode" text
-        text = head[: len(head) // 2 * 2].decode("utf-16", errors="replace")
-    else:
-        text = head.removeprefix(codecs.BOM_UTF8).decode("latin-1")
-    lines = text.splitlines()
+    # as a Dragonfly export is read; a cut head loses its odd byte (UTF-16 comes in pairs),
+    # and with it only the last line, which is dropped as possibly cut anyway
+    lines = dragonfly.decode_text(head if whole else head[: len(head) // 2 * 2]).splitlines()
     complete = lines if whole else lines[:-1]
     return next((ln.strip() for ln in complete if ln.strip() and not ln.lstrip().startswith("#")),
                 None)
