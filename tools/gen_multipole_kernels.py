@@ -15,6 +15,10 @@ antiderivatives of 1/r evaluated at the sensor's corners:
 
 The generated functions return the value at one corner (the point value for point sensors);
 the block kernel sums corners with signs and divides by the sensor's area or volume.
+
+After regenerating, delete the numba cache of `multipole.py` (its `__pycache__/*.nbi` and
+`*.nbc`, or NUMBA_CACHE_DIR): its kernels inline these functions, and numba checks only the
+source file of the kernel itself, so it would keep running the old ones.
 """
 
 from __future__ import annotations
