@@ -10,6 +10,7 @@ Entries are in µm and µT; everything sent to the rig is SI.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -87,6 +88,9 @@ class InstrumentsPanel(QtWidgets.QWidget):
         self.profile = holder.profile
         self._polling = False
         self.readings: dict[str, Any] = {}
+        # fields asked for by Set whose call has not returned (queued or ramping): the coils'
+        # setpoint changes only once a ramp is done
+        self.field_requests: list[np.ndarray] = []
 
         layout = QtWidgets.QGridLayout(self)
         layout.addWidget(self._connection_box(), 0, 0)
@@ -201,10 +205,12 @@ class InstrumentsPanel(QtWidgets.QWidget):
     # --- connection ----------------------------------------------------------------------
     def connect_rig(self) -> None:
         """Connect, or reconnect (e.g. after an instrument was power-cycled): the rig open
-        now is made safe and closed first, after a Yes when a field is applied (an in-field
-        measurement by hand would lose it). Refused while a scan or a recipe drives the rig."""
+        now is made safe and closed first, after a Yes when a field is applied or asked for and
+        not yet set (an in-field measurement by hand would lose it). Refused while a scan or a
+        recipe drives the rig."""
         rig = self.holder.rig
-        applied = rig is not None and field_applied(rig.coils.field_setpoint(), self.profile)
+        fields = [*self.field_requests, *([rig.coils.field_setpoint()] if rig is not None else [])]
+        applied = any(field_applied(b, self.profile) for b in fields)
         if applied and not confirm(
                 self, "Reconnecting makes the rig safe first: the coils go to their safe "
                 "state (the field now applied is lost) and the stage stops. Reconnect?"):
@@ -329,15 +335,22 @@ class InstrumentsPanel(QtWidgets.QWidget):
         self.message.setText(str(exc))
 
     # --- actions -------------------------------------------------------------------------
-    def _act(self, fn, what: str) -> None:
+    def _act(self, fn: Callable[[], object], what: str,
+             ended: Callable[[], None] = lambda: None) -> None:
+        """Run `fn` in the rig's thread; `ended()` once it has returned or failed, or at once
+        when it could not be started."""
+
         def done(_: object) -> None:
+            ended()
             self.message.setText("")
             self.poll()
 
         def failed(exc: BaseException) -> None:
+            ended()
             self.message.setText(f"{what}: {exc}")
 
         if not self.holder.call(fn, done, failed):
+            ended()
             self.message.setText(f"{what}: the rig is not available (not connected or scanning)")
 
     def go_to(self) -> None:
@@ -365,7 +378,12 @@ class InstrumentsPanel(QtWidgets.QWidget):
     def set_field(self) -> None:
         b = np.array([box.value() for box in self.field_boxes]) * UT
         rig = self.holder.rig
-        self._act(lambda: rig.coils.set_field(b), "Set field")
+        self.field_requests.append(b)
+        self._act(lambda: rig.coils.set_field(b), "Set field",
+                  ended=lambda: self._field_request_ended(b))
+
+    def _field_request_ended(self, b: np.ndarray) -> None:
+        self.field_requests = [r for r in self.field_requests if r is not b]
 
     def zero_field(self) -> None:
         for box in self.field_boxes:
