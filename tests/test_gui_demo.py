@@ -48,7 +48,8 @@ def test_the_demo_fills_the_session_and_compares_the_maps(qtbot, settings, tmp_p
     for label in grains.labels:
         mine = grains.cuboids[grains.grain == np.flatnonzero(grains.labels == label)[0]]
         np.testing.assert_allclose(mine, sample.cuboids[sample.grain == label], rtol=1e-12)
-    assert views["induced"].outlines.getData()[0].size > 0
+    qtbot.waitUntil(lambda: views["induced"].outlines.getData()[0] is not None
+                    and views["induced"].outlines.getData()[0].size > 0, timeout=WAIT_MS)
     mmt = w.mmt  # the remanent scan inverted with the demo's grain file
     assert mmt.result is not None and mmt.result.grains.n_grains == grains.n_grains
     assert mmt.entry.currentText() == REMANENT
