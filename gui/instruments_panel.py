@@ -243,10 +243,19 @@ class InstrumentsPanel(QtWidgets.QWidget):
         self.poll()
 
     def _rig_failed(self, why: str) -> None:
+        """No rig is open now (a reconnect has closed the one before): its last readings are
+        not shown as if they were live."""
+        self.connect_button.setText("Connect")
         self._update_connect_button()
         for name, label in self.state_labels.items():
             if name != "fluxgate" or self.profile.fluxgate is not None:
                 label.setText("not connected")
+        self.readings = {}
+        self.position_label.setText("x, y, z: –")
+        self.field_label.setText("setpoint –\nread-back –\nfluxgate –")
+        self.lockin_label.setText("X, Y: –")
+        self.trace_values.clear()
+        self.trace_curve.setData([])
         self.message.setText(f"Could not open the rig: {why}")
 
     def _show_identities(self, found: dict[str, object]) -> None:
@@ -373,7 +382,8 @@ class InstrumentsPanel(QtWidgets.QWidget):
         if self.holder.busy:
             self.stopDuringScan.emit()
         elif rig is not None:  # moves do not wait, so the stop is next in the rig's thread
-            self.holder.background.submit(rig.stage.stop)
+            self.holder.background.submit(
+                rig.stage.stop, on_error=lambda exc: self.message.setText(f"Stop: {exc}"))
 
     def set_field(self) -> None:
         b = np.array([box.value() for box in self.field_boxes]) * UT

@@ -227,3 +227,25 @@ def test_a_refused_field_is_no_longer_counted_as_applied(window, qtbot, monkeypa
     with qtbot.waitSignal(holder.opened, timeout=WAIT_MS):
         qtbot.mouseClick(panel.connect_button, QtCore.Qt.MouseButton.LeftButton)
     assert asked == []
+
+
+def test_a_failed_reconnect_shows_no_readings_of_the_rig_before(window, qtbot,
+                                                                monkeypatch) -> None:
+    """The rig before is closed: its last position, field and lock-in readings must not stay
+    on show as if live, nor the button offer to reconnect a rig that is not connected."""
+    panel, holder = window.instruments, window.holder
+    qtbot.waitUntil(lambda: "x = " in panel.position_label.text()
+                    and "setpoint (" in panel.field_label.text(), timeout=WAIT_MS)
+
+    def refuse(*args, **kwargs):
+        raise InstrumentLost("lockin: no reply")
+
+    monkeypatch.setattr(rig_module, "open_rig", refuse)
+    with qtbot.waitSignal(holder.failed, timeout=WAIT_MS):
+        panel.connect_rig()
+    assert holder.rig is None
+    assert panel.position_label.text() == "x, y, z: –"
+    assert panel.field_label.text() == "setpoint –\nread-back –\nfluxgate –"
+    assert panel.lockin_label.text() == "X, Y: –"
+    assert panel.trace_curve.getData()[0] is None or panel.trace_curve.getData()[0].size == 0
+    assert panel.connect_button.text() == "Connect" and panel.connect_button.isEnabled()

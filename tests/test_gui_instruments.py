@@ -95,3 +95,20 @@ def test_simulated_banner_only_for_a_simulated_rig(window, qtbot, settings, repo
     real = MainWindow(load_profile(repo / "configs" / "example-lab.toml"), settings)
     qtbot.addWidget(real)
     assert real.findChild(QtWidgets.QLabel, "simulatedBanner") is None
+
+
+def test_a_stop_the_stage_refuses_is_said(window, qtbot, monkeypatch):
+    """Stop is the operator's brake: when the controller does not take it, the window says
+    so (it said nothing)."""
+    from smm_daq.errors import InstrumentError
+
+    panel = window.instruments
+
+    def refuse():
+        raise InstrumentError("no reply to STP", instrument="stage")
+
+    with monkeypatch.context() as patch:  # undone before the window closes (and stops)
+        patch.setattr(window.holder.rig.stage, "stop", refuse)
+        qtbot.mouseClick(panel.stop_button, QtCore.Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: panel.message.text().startswith("Stop: "), timeout=WAIT_MS)
+    assert "no reply to STP" in panel.message.text()
