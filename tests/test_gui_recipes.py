@@ -184,3 +184,30 @@ def test_while_a_recipe_runs_it_alone_drives_the_rig(window, qtbot, recipe_file,
         "A recipe is running. Stop it (the rig is made safe) and close?"]
     assert not window.holder.recipe_running and window.instruments.goto_button.isEnabled()
     assert window.session.table.rowCount() == 3  # first, second and difference
+
+
+def test_a_recipe_does_not_start_while_a_scan_of_the_scan_tab_runs(window, qtbot, recipe_file,
+                                                                   monkeypatch):
+    """Run was usable during a scan started by hand, and then said the rig was not
+    connected."""
+    from scan_gate import gate_the_scan
+
+    from smm_daq.acquisition.plan import ScanPlan
+
+    view, scan = window.recipes, window.scan
+    assert view.open_recipe(recipe_file) and view.run_button.isEnabled()
+    gate = gate_the_scan(window, qtbot, monkeypatch)
+    gate.hold_scan(at_point=2)
+    plan = ScanPlan(name="by-hand", x0=12.5e-3, y0=12.5e-3, nx=4, ny=3, step_x=20e-6,
+                    step_y=20e-6, settle_tau=1.0)
+    try:
+        assert scan.start(plan)
+        qtbot.waitUntil(gate.waiting.is_set, timeout=WAIT_MS)
+        assert not view.run_button.isEnabled()
+        assert not view.run()
+        assert view.message.text().startswith("A scan started on the Scan tab owns the rig")
+        assert view.runner is None and not window.holder.recipe_running
+    finally:
+        gate.go.set()
+    qtbot.waitUntil(lambda: not scan.live.running, timeout=WAIT_MS)
+    assert view.run_button.isEnabled()
