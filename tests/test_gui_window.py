@@ -265,3 +265,22 @@ def test_a_scan_that_fails_to_start_says_when_the_rig_is_not_safe(window, qtbot,
     assert kind == "failed" and "lockin: refused the time constant" in message
     assert "rig NOT safe: coils: no reply; the field may be ON" in message
     assert "rig NOT safe" in window.scan.status.text()
+
+
+def test_a_new_scan_does_not_show_the_last_scans_progress(window, qtbot, tmp_path):
+    """Between Start and the sequencer's first event (the field set, the stage moved to the
+    first point) the bars showed the scan before's 100 %."""
+    import threading
+
+    scan = window.scan
+    run_to_end(qtbot, window, small_plan("before", n=2))
+    assert scan.progress.value() == 1000 and window.recipes.progress.value() == 1000
+    go = threading.Event()
+    window.holder.background.submit(lambda: go.wait(60))  # the sequencer is built after it
+    try:
+        assert scan.start(small_plan("next", n=2))
+        assert scan.live.state == "starting"
+        assert scan.progress.value() == 0 and window.recipes.progress.value() == 0
+    finally:
+        go.set()
+    qtbot.waitUntil(lambda: not scan.live.running, timeout=WAIT_MS)
