@@ -239,6 +239,7 @@ class SessionBrowser(QtWidgets.QWidget):
             return False
         self.path = path
         self.path_label.setText(str(self.path))
+        self.compare.forget_picks()
         self._show_entries(entries)
         self.show_underlay()
         self.fileOpened.emit(self.path)

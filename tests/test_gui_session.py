@@ -120,6 +120,28 @@ def test_choosing_another_entry_shows_it(browser):
     assert browser.compare.views["remanent"].map.name == "inf"
 
 
+def test_the_entries_picked_to_compare_stay_when_the_file_is_read_again(browser, session_file,
+                                                                      tmp_path):
+    """The window reads the file again after every scan and write: the maps the user chose to
+    compare must stay, where the guess fills only the roles not chosen; another file is
+    guessed afresh."""
+    write_map_entry(session_file, a_map("rem2", 1.5 * UT), kind="scan")
+    browser.refresh()
+    remanent = browser.compare.choosers["remanent"]
+    remanent.setCurrentIndex(remanent.findText("rem2"))
+    remanent.activated.emit(remanent.currentIndex())  # as a user's choice does
+    write_map_entry(session_file, a_map("inf2", 4 * UT, field=(0, 0, 50 * UT)), kind="scan")
+    browser.refresh()
+    views = browser.compare.views
+    assert views["remanent"].map.name == "rem2"
+    assert (views["in-field"].map.name, views["induced"].map.name) == ("inf", "ind")
+    other = tmp_path / "other.h5"
+    write_map_entry(other, a_map("rem2", 1 * UT), kind="scan")
+    write_map_entry(other, a_map("zero", 1 * UT), kind="scan")
+    assert browser.open_file(other)
+    assert views["remanent"].map.name == "zero"
+
+
 def test_guess_without_an_induced_entry_uses_the_field(tmp_path):
     path = tmp_path / "s.h5"
     write_map_entry(path, a_map("zero-1", 1 * UT), kind="scan")
