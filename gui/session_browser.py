@@ -471,8 +471,13 @@ class SessionBrowser(QtWidgets.QWidget):
             self.subtracted.emit(True, written)
             return
         self.refresh()
-        row = next(r for r in range(self.table.rowCount())
-                   if self.table.item(r, 0).text() == name)
+        row = next((r for r in range(self.table.rowCount())
+                    if self.table.item(r, 0).text() == name), None)
+        if row is None:  # the file could not be read again just now (a scan writing a line)
+            self.message.setText(f"{written}; the file could not be read again just now: "
+                                 "Refresh shows it")
+            self.subtracted.emit(True, written)
+            return
         self.show_entry(row)
         if res.registered:
             (sx, sy), (ex, ey) = (np.array(res.shift) / 1e-6, np.array(res.shift_sd) / 1e-6)
