@@ -20,7 +20,7 @@ from PyQt6 import QtCore, QtWidgets
 from gui.confirm import confirm
 from gui.rig_holder import INSTRUMENTS, RigHolder
 from smm_daq.clock import VirtualClock
-from smm_daq.instruments.profile import Profile
+from smm_daq.instruments.profile import TIME_CONSTANTS_S, Profile
 
 UM = 1e-6
 UT = 1e-6
@@ -194,7 +194,8 @@ class InstrumentsPanel(QtWidgets.QWidget):
         form = QtWidgets.QFormLayout(box)
         self.lockin_label = QtWidgets.QLabel("X, Y: –")
         form.addRow(self.lockin_label)
-        self.tau_box = _spin(1e-5, 3e4, 5, " s", self.profile.lockin.time_constant)
+        # every time constant a profile may set, to the µs (an SR860's shortest is 1 µs)
+        self.tau_box = _spin(*TIME_CONSTANTS_S, 6, " s", self.profile.lockin.time_constant)
         self.tau_box.editingFinished.connect(self.set_time_constant)
         form.addRow("Time constant", self.tau_box)
         self.sensitivity_box = _spin(1e-9, 1.0, 9, " V", self.profile.lockin.sensitivity)
