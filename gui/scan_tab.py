@@ -223,7 +223,9 @@ class ScanTab(QtWidgets.QWidget):
         self.progress.setValue(round(1000 * progress))
         eta = "" if eta_s is None else f", about {format_duration(float(eta_s))} left"
         clock = " (simulated time)" if self.profile.simulated and eta else ""
-        self.status.setText(f"{self.live.state}: {100 * progress:.1f} % done{eta}{clock}")
+        # why a scan paused (e.g. a lock-in overload) stays on show with its progress
+        why = f": {self.live.message}" if self.live.state == "paused" and self.live.message else ""
+        self.status.setText(f"{self.live.state}{why}: {100 * progress:.1f} % done{eta}{clock}")
 
     def _ended(self, kind: str, message: str) -> None:
         self.holder.set_busy(False)

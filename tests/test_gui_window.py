@@ -284,3 +284,28 @@ def test_a_new_scan_does_not_show_the_last_scans_progress(window, qtbot, tmp_pat
     finally:
         go.set()
     qtbot.waitUntil(lambda: not scan.live.running, timeout=WAIT_MS)
+
+
+def test_why_a_scan_paused_stays_on_show(window, qtbot, monkeypatch):
+    """A scan left overnight pauses on a lock-in overload: the status line must say so (the
+    progress that came with the pause replaced the reason)."""
+    scan, live = window.scan, window.scan.live
+    window.instruments.timer.stop()  # the poll reads the overload too
+    qtbot.waitUntil(lambda: window.holder.background.pending == 0, timeout=WAIT_MS)
+    lockin = window.holder.rig.lockin
+    reads = {"n": 0}
+
+    def overloaded_from_the_fourth_read() -> bool:
+        reads["n"] += 1
+        return reads["n"] > 3
+
+    with monkeypatch.context() as patch:
+        patch.setattr(lockin, "overloaded", overloaded_from_the_fourth_read)
+        assert scan.start(small_plan("overloaded", n=6))
+        try:
+            qtbot.waitUntil(lambda: live.state == "paused", timeout=WAIT_MS)
+            shown = scan.status.text()
+        finally:  # a scan left running would make the window ask on closing
+            with qtbot.waitSignal(scan.scanEnded, timeout=WAIT_MS):
+                live.abort()
+    assert shown.startswith("paused: lock-in overload: ") and "% done" in shown
