@@ -161,7 +161,8 @@ class SessionBrowser(QtWidgets.QWidget):
         self.dragonfly_button = QtWidgets.QPushButton("Dragonfly options…")
         self.dragonfly_button.setToolTip(
             "Dragonfly exports are read with the MMT tab's options (minimum voxel count, "
-            "sample top, z axis, only grains under the scan): show them there")
+            "sample top, z axis, only grains under the scan): show them there (its grain "
+            "format set to dragonfly, as drawing a Dragonfly export's outlines sets it)")
         self.dragonfly_button.clicked.connect(self.dragonflyOptionsWanted)
         self.dragonfly_button.hide()
         self.grain_note = QtWidgets.QLabel("")
