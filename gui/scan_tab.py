@@ -212,7 +212,9 @@ class ScanTab(QtWidgets.QWidget):
         self.start_button.setEnabled(not running)
         self.pause_button.setEnabled(state == "running")
         self.resume_button.setEnabled(state == "paused")
-        self.abort_button.setEnabled(state in ("running", "paused"))
+        # also while starting: the field's ramp and the move to the first point come first,
+        # and can take a while on a rig
+        self.abort_button.setEnabled(state in ("starting", "running", "paused"))
         self.form.setEnabled(not running)
         self.file_edit.setEnabled(not running)
         self.auto_range.setEnabled(not running)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PyQt6 import QtCore, QtWidgets
-from scan_gate import gate_the_scan
+from scan_gate import Held, gate_the_scan
 
 from gui.main_window import MainWindow
 from smm_daq.acquisition.plan import ScanPlan
@@ -309,3 +309,27 @@ def test_why_a_scan_paused_stays_on_show(window, qtbot, monkeypatch):
             with qtbot.waitSignal(scan.scanEnded, timeout=WAIT_MS):
                 live.abort()
     assert shown.startswith("paused: lock-in overload: ") and "% done" in shown
+
+
+def test_a_scan_can_be_aborted_while_its_field_ramps(window, qtbot, monkeypatch):
+    """Before its first point a scan ramps the coils to its field (on a rig, up to a minute):
+    Abort must be usable then (it was disabled until the first point)."""
+    scan, live = window.scan, window.scan.live
+    coils = window.holder.rig.coils
+    held = Held(coils.set_field)
+    with monkeypatch.context() as patch:
+        patch.setattr(coils, "set_field", held)
+        assert scan.start(small_plan("in-field", n=4, field=(0.0, 40 * UT, 0.0)))
+        try:
+            held.wait_entered()  # the sequencer is ramping the field
+            assert live.state == "starting"
+            enabled = scan.abort_button.isEnabled()
+            qtbot.mouseClick(scan.abort_button, QtCore.Qt.MouseButton.LeftButton)
+        finally:
+            held.go.set()
+            if live.running:
+                live.abort()
+            qtbot.waitUntil(lambda: not live.running, timeout=WAIT_MS)
+    assert enabled and live.state == "aborted"
+    assert status(window.scan.path, "in-field") == "aborted"
+    np.testing.assert_allclose(coils.field_setpoint(), 0.0, atol=1e-12)
