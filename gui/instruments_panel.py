@@ -27,6 +27,7 @@ UT = 1e-6
 POLL_MS = 500
 TRACE_POINTS = 240  # two minutes of readings
 LABELS = {"lockin": "Lock-in", "stage": "Stage", "coils": "Coils", "fluxgate": "Fluxgate"}
+NO_POSITION, NO_FIELD, NO_LOCKIN = "x, y, z: –", "setpoint –\nread-back –\nfluxgate –", "X, Y: –"
 
 
 def _spin(lo: float, hi: float, decimals: int, suffix: str, value: float = 0.0):
@@ -142,7 +143,7 @@ class InstrumentsPanel(QtWidgets.QWidget):
         box = QtWidgets.QGroupBox("Stage")
         grid = QtWidgets.QGridLayout(box)
         travel = self.profile.stage.travel / UM
-        self.position_label = QtWidgets.QLabel("x, y, z: –")
+        self.position_label = QtWidgets.QLabel(NO_POSITION)
         grid.addWidget(self.position_label, 0, 0, 1, 4)
         self.goto_boxes = []
         for i, axis in enumerate("xyz"):
@@ -185,14 +186,14 @@ class InstrumentsPanel(QtWidgets.QWidget):
         self.zero_button.clicked.connect(self.zero_field)
         grid.addWidget(self.set_field_button, 1, 3)
         grid.addWidget(self.zero_button, 1, 4)
-        self.field_label = QtWidgets.QLabel("setpoint –\nread-back –\nfluxgate –")
+        self.field_label = QtWidgets.QLabel(NO_FIELD)
         grid.addWidget(self.field_label, 2, 0, 1, 5)
         return box
 
     def _lockin_box(self) -> QtWidgets.QGroupBox:
         box = QtWidgets.QGroupBox("Lock-in")
         form = QtWidgets.QFormLayout(box)
-        self.lockin_label = QtWidgets.QLabel("X, Y: –")
+        self.lockin_label = QtWidgets.QLabel(NO_LOCKIN)
         form.addRow(self.lockin_label)
         # every time constant a profile may set, to the µs (an SR860's shortest is 1 µs)
         self.tau_box = _spin(*TIME_CONSTANTS_S, 6, " s", self.profile.lockin.time_constant)
@@ -252,9 +253,9 @@ class InstrumentsPanel(QtWidgets.QWidget):
             if name != "fluxgate" or self.profile.fluxgate is not None:
                 label.setText("not connected")
         self.readings = {}
-        self.position_label.setText("x, y, z: –")
-        self.field_label.setText("setpoint –\nread-back –\nfluxgate –")
-        self.lockin_label.setText("X, Y: –")
+        self.position_label.setText(NO_POSITION)
+        self.field_label.setText(NO_FIELD)
+        self.lockin_label.setText(NO_LOCKIN)
         self.trace_values.clear()
         self.trace_curve.setData([])
         self.message.setText(f"Could not open the rig: {why}")

@@ -322,6 +322,7 @@ def test_a_scan_can_be_aborted_while_its_field_ramps(window, qtbot, monkeypatch)
         assert scan.start(small_plan("in-field", n=4, field=(0.0, 40 * UT, 0.0)))
         try:
             held.wait_entered()  # the sequencer is ramping the field
+            qtbot.waitUntil(lambda: live.sequencer is not None, timeout=WAIT_MS)
             assert live.state == "starting"
             enabled = scan.abort_button.isEnabled()
             qtbot.mouseClick(scan.abort_button, QtCore.Qt.MouseButton.LeftButton)
