@@ -159,8 +159,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.settings.sync()
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
-        """During a scan: ask, then abort it and close once the rig is safe. During an MMT
-        inversion: ask, then cancel it (its thread ends after the block of sensors in hand)."""
+        """During a scan: ask, then abort it and close once the rig is safe. During a recipe
+        or an MMT inversion: ask, then stop or cancel it (an inversion's thread ends after the
+        block of sensors in hand); not again after a Yes for a scan."""
         if self.scan.live.running:
             if not self._close_after_scan:
                 if not confirm(self, "A scan is running. Abort it (the rig is made safe) and "
@@ -171,13 +172,15 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.scan.live.abort()
             event.ignore()
             return
+        agreed = self._close_after_scan  # Yes to closing was said for the scan: once is enough
         recipe = self.recipes.runner
-        if recipe is not None and recipe.running and not confirm(self,
+        if recipe is not None and recipe.running and not agreed and not confirm(self,
                 "A recipe is running. Stop it (the rig is made safe) and close?"):
             event.ignore()
             return
         if self.mmt.running:
-            if not confirm(self, "An MMT inversion is running. Cancel it and close?"):
+            if not agreed and not confirm(
+                    self, "An MMT inversion is running. Cancel it and close?"):
                 event.ignore()
                 return
             self.mmt.cancel()  # it stops after its block of sensors in hand

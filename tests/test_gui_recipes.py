@@ -211,3 +211,28 @@ def test_a_recipe_does_not_start_while_a_scan_of_the_scan_tab_runs(window, qtbot
         gate.go.set()
     qtbot.waitUntil(lambda: not scan.live.running, timeout=WAIT_MS)
     assert view.run_button.isEnabled()
+
+
+def test_closing_during_a_recipes_scan_asks_once(window, qtbot, recipe_file, monkeypatch):
+    """Yes to "abort the scan and close" closes the window: the recipe that ran the scan is
+    stopped with it, not asked about a second time."""
+    from PyQt6 import QtWidgets
+    from scan_gate import gate_the_scan
+
+    view, live = window.recipes, window.scan.live
+    gate = gate_the_scan(window, qtbot, monkeypatch)
+    gate.hold_scan(at_point=2)
+    asked: list[str] = []
+    yes = QtWidgets.QMessageBox.StandardButton.Yes
+    with monkeypatch.context() as patch:
+        patch.setattr(QtWidgets.QMessageBox, "question", lambda *a, **k: asked.append(a[2]) or yes)
+        assert view.open_recipe(recipe_file) and view.run()
+        try:
+            qtbot.waitUntil(gate.waiting.is_set, timeout=WAIT_MS)
+            assert live.running and view.runner.running
+            window.close()
+        finally:
+            gate.go.set()
+        qtbot.waitUntil(lambda: not window.isVisible(), timeout=WAIT_MS)
+    assert asked == ["A scan is running. Abort it (the rig is made safe) and close?"]
+    assert live.state == "aborted" and window.holder.rig is None
