@@ -47,9 +47,7 @@ class RecipesView(QtWidgets.QWidget):
         self.stop_button.setEnabled(False)
         self.progress = QtWidgets.QProgressBar()
         self.progress.setRange(0, 1000)
-        scan_tab.live.progressed.connect(
-            lambda p, _eta: self.progress.setValue(round(1000 * p))
-        )
+        scan_tab.progress.valueChanged.connect(self.progress.setValue)  # the Scan tab's bar
         holder.busyChanged.connect(lambda _busy: self._update_run_button())
 
         top = QtWidgets.QHBoxLayout()

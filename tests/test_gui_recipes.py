@@ -236,3 +236,27 @@ def test_closing_during_a_recipes_scan_asks_once(window, qtbot, recipe_file, mon
         qtbot.waitUntil(lambda: not window.isVisible(), timeout=WAIT_MS)
     assert asked == ["A scan is running. Abort it (the rig is made safe) and close?"]
     assert live.state == "aborted" and window.holder.rig is None
+
+
+def test_the_recipes_scan_bar_ends_where_the_scan_tabs_does(qtbot, settings, tmp_path):
+    """The last points and the end of a scan reach the window in one batch (a fast scan, a
+    busy window): the Recipes tab's bar stayed at the batch before's value."""
+    from gui.main_window import MainWindow
+    from smm_daq.acquisition.events import ScanEvent
+    from smm_daq.acquisition.plan import ScanPlan
+    from smm_daq.instruments.profile import load_profile
+
+    w = MainWindow(load_profile(), settings, persist=False)
+    qtbot.addWidget(w)
+    live = w.scan.live
+    plan = ScanPlan(name="batched", x0=0.0, y0=0.0, nx=2, ny=2, step_x=1e-5, step_y=1e-5)
+    live.prepare(plan, tmp_path / "s.h5", None)
+    live.bridge.push(ScanEvent(kind="started", entry="batched", line=0, progress=0.0))
+    qtbot.waitUntil(lambda: live.state == "running", timeout=WAIT_MS)
+    for i, (iy, ix) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)]):
+        live.bridge.push(ScanEvent(kind="point", entry="batched", line=iy, index=(iy, ix),
+                                   bz=1e-6, progress=i / 4))
+    live.bridge.push(ScanEvent(kind="finished", entry="batched", line=1, progress=1.0))
+    qtbot.waitUntil(lambda: live.state == "finished", timeout=WAIT_MS)
+    assert w.scan.progress.value() == 1000
+    assert w.recipes.progress.value() == 1000
