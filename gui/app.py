@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 
 from PyQt6 import QtCore, QtWidgets
 
 from gui.demo import Demo
+from gui.demo_folder import clean_up, make_demo_folder
 from gui.gui_thread_gc import collect_in_gui_thread
 from gui.main_window import MainWindow
 from smm_daq.cli.args import output_file, session_file
@@ -77,25 +77,30 @@ def run(args: argparse.Namespace) -> int:
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
     app.setApplicationName("smm-daq")
-    with collect_in_gui_thread():  # worker threads must never delete widgets
-        window, outcome = _open_window(profile, store, args)
-        status = app.exec()
-        del window  # so that leaving the block frees it here, in the GUI thread
+    folder = make_demo_folder() if args.demo else None
+    try:
+        with collect_in_gui_thread():  # worker threads must never delete widgets
+            window, outcome = _open_window(profile, store, args, folder)
+            status = app.exec()
+            del window  # so that leaving the block frees it here, in the GUI thread
+    finally:
+        if folder is not None:  # the window is closed: nothing writes there any more
+            print(f"smm-daq: {clean_up(folder)}")
     return status if outcome["ok"] else 1
 
 
-def _open_window(profile: Profile, store: QtCore.QSettings, args: argparse.Namespace
-                 ) -> tuple[MainWindow, dict[str, bool]]:
-    """The main window, shown, its rig connecting, and the demo or the session file begun;
-    with the outcome the demo will report (ok unless it fails)."""
+def _open_window(profile: Profile, store: QtCore.QSettings, args: argparse.Namespace,
+                 demo_folder: Path | None) -> tuple[MainWindow, dict[str, bool]]:
+    """The main window, shown, its rig connecting, and the demo (its files in `demo_folder`)
+    or the session file begun; with the outcome the demo will report (ok unless it fails)."""
     window = MainWindow(profile, store, time_scale=args.time_scale, persist=not args.demo)
     if args.view:
         window.show_view(args.view)
     window.show()
     window.instruments.connect_rig()
     outcome = {"ok": True}
-    if args.demo:
-        _start_demo(window, args, outcome)
+    if demo_folder is not None:
+        _start_demo(window, args, outcome, demo_folder)
     else:
         if args.file is not None:
             window.open_file(args.file)
@@ -108,10 +113,11 @@ def _open_window(profile: Profile, store: QtCore.QSettings, args: argparse.Names
     return window, outcome
 
 
-def _start_demo(window: MainWindow, args: argparse.Namespace, outcome: dict) -> None:
-    folder = Path(tempfile.mkdtemp(prefix="smm-daq-demo-"))
+def _start_demo(window: MainWindow, args: argparse.Namespace, outcome: dict,
+                folder: Path) -> None:
     demo = Demo(window, folder, session_file=args.file)
-    window.statusBar().showMessage(f"Demo: files in {folder}")
+    window.statusBar().showMessage(f"Demo: files in {folder}, removed when the window closes "
+                                   "unless you add to them")
     print(f"smm-daq: demo files in {folder}")
 
     def done(ok: bool, message: str) -> None:

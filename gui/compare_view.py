@@ -45,6 +45,9 @@ class CompareView(QtWidgets.QWidget):
     ) -> None:
         super().__init__(parent)
         self._load = load
+        # what the user picked for each role (the file's entries are read again after every
+        # scan and write: a pick must outlive that; the guess fills the others)
+        self.picked: dict[str, str] = {}
         self.views: dict[str, MapView] = {}
         self.choosers: dict[str, QtWidgets.QComboBox] = {}
         layout = QtWidgets.QHBoxLayout(self)
@@ -53,6 +56,7 @@ class CompareView(QtWidgets.QWidget):
             chooser = QtWidgets.QComboBox()
             chooser.setToolTip(f"the {role} map")
             chooser.currentTextChanged.connect(lambda name, r=role: self.show_entry(r, name))
+            chooser.activated.connect(lambda _i, r=role: self._pick(r))  # the user's choice
             view = MapView(title=role)
             column.addWidget(chooser)
             column.addWidget(view, 1)
@@ -64,15 +68,25 @@ class CompareView(QtWidgets.QWidget):
             self.views[role].link_to(first)
 
     def set_entries(self, entries: list[EntryInfo]) -> None:
-        """Offer the file's map entries; pick the likely remanent / in-field / induced."""
+        """Offer the file's map entries (each shown read anew); for each role the entry the
+        user picked, while the file holds it, else the likely remanent / in-field /
+        induced."""
         names = [e.name for e in entries if e.shape is not None]
-        roles = guess_roles(entries)
+        roles = {**guess_roles(entries),
+                 **{r: n for r, n in self.picked.items() if n == "" or n in names}}
         for role, chooser in self.choosers.items():
             chooser.blockSignals(True)
             chooser.clear()
             chooser.addItems(["", *names])
             chooser.blockSignals(False)
             chooser.setCurrentText(roles.get(role, ""))
+
+    def _pick(self, role: str) -> None:
+        self.picked[role] = self.choosers[role].currentText()
+
+    def forget_picks(self) -> None:
+        """Another file is open: its entries are guessed afresh."""
+        self.picked.clear()
 
     def show_entry(self, role: str, entry: str) -> None:
         if not entry:

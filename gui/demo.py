@@ -19,6 +19,7 @@ from smm_daq.analysis.grains import CSV_COLUMNS
 
 UM = 1e-6
 REMANENT, IN_FIELD, INDUCED = "demo-remanent", "demo-in-field", "demo-induced"
+SESSION_FILE, RECIPE_FILE, GRAINS_FILE = "demo.h5", "demo-recipe.toml", "demo-grains.csv"
 RECIPE = f"""\
 [recipe]
 title = "Simulator demo: remanent, in-field and induced maps"
@@ -79,9 +80,9 @@ class Demo(QtCore.QObject):
         self.window = window
         self.folder = Path(folder)
         self.size_um, self.step_um = size_um, step_um
-        self.path = session_file or self.folder / "demo.h5"
-        self.recipe_path = self.folder / "demo-recipe.toml"
-        self.grain_path = self.folder / "demo-grains.csv"
+        self.path = session_file or self.folder / SESSION_FILE
+        self.recipe_path = self.folder / RECIPE_FILE
+        self.grain_path = self.folder / GRAINS_FILE
 
     def start(self) -> None:
         holder = self.window.holder
@@ -129,18 +130,34 @@ class Demo(QtCore.QObject):
         recipes.runner.finished.connect(self._recipe_finished)
 
     def _recipe_finished(self, ok: bool, message: str) -> None:
+        """The session's maps side by side, then (once the grain file, read in the
+        background, is drawn over them) the MMT tab's inversion."""
         session = self.window.session
         session.open_file(self.path)
-        session.load_grains(self.grain_path)
         self.window.show_view("session")
         session.views.setCurrentWidget(session.compare)
+
+        def drawn(*_args: object) -> None:
+            session.grainsFailed.disconnect(failed)
+            self._grains_drawn(ok, message)
+
+        def failed(why: str) -> None:
+            session.grainsLoaded.disconnect(drawn)
+            self.finished.emit(False, message if not ok else f"grain outlines: {why}")
+
+        session.grainsLoaded.connect(drawn, QtCore.Qt.ConnectionType.SingleShotConnection)
+        session.grainsFailed.connect(failed, QtCore.Qt.ConnectionType.SingleShotConnection)
+        session.load_grains(self.grain_path)
+
+    def _grains_drawn(self, ok: bool, message: str) -> None:
         QtCore.QCoreApplication.processEvents()  # lay the views out before fitting them
-        session.compare.fit()
+        self.window.session.compare.fit()
         if not ok:
             self.finished.emit(ok, message)
             return
         mmt = self.window.mmt
         mmt.entry.setCurrentText(REMANENT)
+        mmt.set_grain_file(self.grain_path)
         mmt.finished.connect(self._inverted)
         if not mmt.run():
             self.finished.emit(False, mmt.status.text())

@@ -3,14 +3,15 @@
 One row of controls (`DragonflyOptionsRow`) gives `DragonflyOptions` with the command line's
 meaning; "only grains under the scan" is the placeholder `CROP_TO_SCAN` until the map whose
 window it means is known (`for_map`), so the MMT tab's inversion and the Session tab's
-grain outlines read a file alike.
+grain outlines read a file alike. `describe` says in words what options were (or will be)
+applied, where the row itself is not on show.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from PyQt6 import QtWidgets
+from PyQt6 import QtCore, QtWidgets
 
 from smm_daq.analysis.grids import Gridded
 from smm_daq.analysis.mmt.formats.dragonfly import DragonflyOptions
@@ -31,9 +32,27 @@ def for_map(options: DragonflyOptions, m: Gridded | None) -> DragonflyOptions:
                                   float(m.y.min()), float(m.y.max())))
 
 
+def describe(options: DragonflyOptions) -> str:
+    """The options in words, e.g. "min voxels 5, sample top auto, z axis up, only grains
+    under the scan (x 0–55 µm, y 0–35 µm)"."""
+    top = ("auto (the top of the highest grain)" if options.z_top_mm is None
+           else f"at CT z {options.z_top_mm * 1e3:g} µm")
+    if options.crop is None:
+        crop = "every grain"
+    elif options.crop == CROP_TO_SCAN:
+        crop = "only grains under the scan"
+    else:
+        x0, x1, y0, y1 = (v * 1e6 for v in options.crop)
+        crop = f"only grains under the scan (x {x0:g}–{x1:g} µm, y {y0:g}–{y1:g} µm)"
+    return (f"min voxels {options.min_voxels}, sample top {top}, "
+            f"z axis {'down' if options.z_down else 'up'}, {crop}")
+
+
 class DragonflyOptionsRow(QtWidgets.QWidget):
     """The micro-CT workflow's options for Dragonfly exports, as `--min-voxels`,
     `--z-top-um`, `--z-down` and `--crop-to-scan` on the command line."""
+
+    changed = QtCore.pyqtSignal()  # any option changed
 
     def __init__(self) -> None:
         super().__init__()
@@ -55,6 +74,10 @@ class DragonflyOptionsRow(QtWidgets.QWidget):
                   QtWidgets.QLabel("sample top"), self.z_top, self.z_down, self.crop):
             row.addWidget(w)
         row.addStretch(1)
+        self.min_voxels.valueChanged.connect(self.changed)
+        self.z_top.valueChanged.connect(self.changed)
+        self.z_down.toggled.connect(self.changed)
+        self.crop.toggled.connect(self.changed)
 
     def options(self) -> DragonflyOptions:
         """The options chosen; `crop` is CROP_TO_SCAN when the scan's window is wanted."""

@@ -10,6 +10,7 @@ Entries are in µm and µT; everything sent to the rig is SI.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -19,13 +20,14 @@ from PyQt6 import QtCore, QtWidgets
 from gui.confirm import confirm
 from gui.rig_holder import INSTRUMENTS, RigHolder
 from smm_daq.clock import VirtualClock
-from smm_daq.instruments.profile import Profile
+from smm_daq.instruments.profile import TIME_CONSTANTS_S, Profile
 
 UM = 1e-6
 UT = 1e-6
 POLL_MS = 500
 TRACE_POINTS = 240  # two minutes of readings
 LABELS = {"lockin": "Lock-in", "stage": "Stage", "coils": "Coils", "fluxgate": "Fluxgate"}
+NO_POSITION, NO_FIELD, NO_LOCKIN = "x, y, z: –", "setpoint –\nread-back –\nfluxgate –", "X, Y: –"
 
 
 def _spin(lo: float, hi: float, decimals: int, suffix: str, value: float = 0.0):
@@ -87,6 +89,9 @@ class InstrumentsPanel(QtWidgets.QWidget):
         self.profile = holder.profile
         self._polling = False
         self.readings: dict[str, Any] = {}
+        # fields asked for by Set whose call has not returned (queued or ramping): the coils'
+        # setpoint changes only once a ramp is done
+        self.field_requests: list[np.ndarray] = []
 
         layout = QtWidgets.QGridLayout(self)
         layout.addWidget(self._connection_box(), 0, 0)
@@ -138,7 +143,7 @@ class InstrumentsPanel(QtWidgets.QWidget):
         box = QtWidgets.QGroupBox("Stage")
         grid = QtWidgets.QGridLayout(box)
         travel = self.profile.stage.travel / UM
-        self.position_label = QtWidgets.QLabel("x, y, z: –")
+        self.position_label = QtWidgets.QLabel(NO_POSITION)
         grid.addWidget(self.position_label, 0, 0, 1, 4)
         self.goto_boxes = []
         for i, axis in enumerate("xyz"):
@@ -181,16 +186,17 @@ class InstrumentsPanel(QtWidgets.QWidget):
         self.zero_button.clicked.connect(self.zero_field)
         grid.addWidget(self.set_field_button, 1, 3)
         grid.addWidget(self.zero_button, 1, 4)
-        self.field_label = QtWidgets.QLabel("setpoint –\nread-back –\nfluxgate –")
+        self.field_label = QtWidgets.QLabel(NO_FIELD)
         grid.addWidget(self.field_label, 2, 0, 1, 5)
         return box
 
     def _lockin_box(self) -> QtWidgets.QGroupBox:
         box = QtWidgets.QGroupBox("Lock-in")
         form = QtWidgets.QFormLayout(box)
-        self.lockin_label = QtWidgets.QLabel("X, Y: –")
+        self.lockin_label = QtWidgets.QLabel(NO_LOCKIN)
         form.addRow(self.lockin_label)
-        self.tau_box = _spin(1e-5, 3e4, 5, " s", self.profile.lockin.time_constant)
+        # every time constant a profile may set, to the µs (an SR860's shortest is 1 µs)
+        self.tau_box = _spin(*TIME_CONSTANTS_S, 6, " s", self.profile.lockin.time_constant)
         self.tau_box.editingFinished.connect(self.set_time_constant)
         form.addRow("Time constant", self.tau_box)
         self.sensitivity_box = _spin(1e-9, 1.0, 9, " V", self.profile.lockin.sensitivity)
@@ -201,10 +207,12 @@ class InstrumentsPanel(QtWidgets.QWidget):
     # --- connection ----------------------------------------------------------------------
     def connect_rig(self) -> None:
         """Connect, or reconnect (e.g. after an instrument was power-cycled): the rig open
-        now is made safe and closed first, after a Yes when a field is applied (an in-field
-        measurement by hand would lose it). Refused while a scan or a recipe drives the rig."""
+        now is made safe and closed first, after a Yes when a field is applied or asked for and
+        not yet set (an in-field measurement by hand would lose it). Refused while a scan or a
+        recipe drives the rig."""
         rig = self.holder.rig
-        applied = rig is not None and field_applied(rig.coils.field_setpoint(), self.profile)
+        fields = [*self.field_requests, *([rig.coils.field_setpoint()] if rig is not None else [])]
+        applied = any(field_applied(b, self.profile) for b in fields)
         if applied and not confirm(
                 self, "Reconnecting makes the rig safe first: the coils go to their safe "
                 "state (the field now applied is lost) and the stage stops. Reconnect?"):
@@ -237,10 +245,19 @@ class InstrumentsPanel(QtWidgets.QWidget):
         self.poll()
 
     def _rig_failed(self, why: str) -> None:
+        """No rig is open now (a reconnect has closed the one before): its last readings are
+        not shown as if they were live."""
+        self.connect_button.setText("Connect")
         self._update_connect_button()
         for name, label in self.state_labels.items():
             if name != "fluxgate" or self.profile.fluxgate is not None:
                 label.setText("not connected")
+        self.readings = {}
+        self.position_label.setText(NO_POSITION)
+        self.field_label.setText(NO_FIELD)
+        self.lockin_label.setText(NO_LOCKIN)
+        self.trace_values.clear()
+        self.trace_curve.setData([])
         self.message.setText(f"Could not open the rig: {why}")
 
     def _show_identities(self, found: dict[str, object]) -> None:
@@ -329,15 +346,22 @@ class InstrumentsPanel(QtWidgets.QWidget):
         self.message.setText(str(exc))
 
     # --- actions -------------------------------------------------------------------------
-    def _act(self, fn, what: str) -> None:
+    def _act(self, fn: Callable[[], object], what: str,
+             ended: Callable[[], None] = lambda: None) -> None:
+        """Run `fn` in the rig's thread; `ended()` once it has returned or failed, or at once
+        when it could not be started."""
+
         def done(_: object) -> None:
+            ended()
             self.message.setText("")
             self.poll()
 
         def failed(exc: BaseException) -> None:
+            ended()
             self.message.setText(f"{what}: {exc}")
 
         if not self.holder.call(fn, done, failed):
+            ended()
             self.message.setText(f"{what}: the rig is not available (not connected or scanning)")
 
     def go_to(self) -> None:
@@ -360,12 +384,18 @@ class InstrumentsPanel(QtWidgets.QWidget):
         if self.holder.busy:
             self.stopDuringScan.emit()
         elif rig is not None:  # moves do not wait, so the stop is next in the rig's thread
-            self.holder.background.submit(rig.stage.stop)
+            self.holder.background.submit(
+                rig.stage.stop, on_error=lambda exc: self.message.setText(f"Stop: {exc}"))
 
     def set_field(self) -> None:
         b = np.array([box.value() for box in self.field_boxes]) * UT
         rig = self.holder.rig
-        self._act(lambda: rig.coils.set_field(b), "Set field")
+        self.field_requests.append(b)
+        self._act(lambda: rig.coils.set_field(b), "Set field",
+                  ended=lambda: self._field_request_ended(b))
+
+    def _field_request_ended(self, b: np.ndarray) -> None:
+        self.field_requests = [r for r in self.field_requests if r is not b]
 
     def zero_field(self) -> None:
         for box in self.field_boxes:

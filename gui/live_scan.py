@@ -71,6 +71,10 @@ class LiveScan(QtCore.QObject):
         )
         self.view.plot.setTitle(f"{plan.name} (live)")
         self._set_state("starting")
+        # the last scan's progress is not this one's: what is measured already (a resumed
+        # scan's lines), until the sequencer's first event (after the field and the first
+        # move, which can take a while on a rig)
+        self.progressed.emit(float(np.isfinite(self.bz).mean()) if self.bz.size else 0.0, None)
         self.timer.start()
 
     def attach(self, sequencer: Any) -> None:

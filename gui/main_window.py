@@ -53,6 +53,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.session.entriesChanged.connect(self.mmt.set_entries)
         self.session.grainsLoaded.connect(self.mmt.set_grain_file)
         self.session.dragonfly_options = self.mmt.dragonfly.options
+        self.mmt.dragonfly.changed.connect(self.session.dragonfly_options_changed)
+        self.session.dragonflyOptionsWanted.connect(self._show_dragonfly_options)
         self.session.fileOpened.connect(self._file_opened)
         self.recipes.ended.connect(self._recipe_ended)
         self.session.mapShown.connect(self.scan.show_last_map)
@@ -100,6 +102,12 @@ class MainWindow(QtWidgets.QMainWindow):
             self.settings.setValue("session/file", str(path))
         self.setWindowTitle(f"{TITLE}: {self.profile.name}: {path.name}")
         self.scan.set_path(path)
+
+    def _show_dragonfly_options(self) -> None:
+        """The MMT tab, its Dragonfly options on show (they are the Session tab's too)."""
+        self.mmt.grain_format.setCurrentText("dragonfly")
+        self.show_view("mmt")
+        self.mmt.dragonfly.min_voxels.setFocus()
 
     def _file_written(self, path: Path) -> None:
         if self.session.path is not None and Path(path).resolve() == self.session.path.resolve():
@@ -151,8 +159,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.settings.sync()
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
-        """During a scan: ask, then abort it and close once the rig is safe. During an MMT
-        inversion: ask, then cancel it (its thread ends after the block of sensors in hand)."""
+        """During a scan: ask, then abort it and close once the rig is safe. During a recipe
+        or an MMT inversion: ask, then stop or cancel it (an inversion's thread ends after the
+        block of sensors in hand); not again after a Yes for a scan."""
         if self.scan.live.running:
             if not self._close_after_scan:
                 if not confirm(self, "A scan is running. Abort it (the rig is made safe) and "
@@ -163,18 +172,20 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.scan.live.abort()
             event.ignore()
             return
+        agreed = self._close_after_scan  # Yes to closing was said for the scan: once is enough
         recipe = self.recipes.runner
-        if recipe is not None and recipe.running and not confirm(self,
+        if recipe is not None and recipe.running and not agreed and not confirm(self,
                 "A recipe is running. Stop it (the rig is made safe) and close?"):
             event.ignore()
             return
         if self.mmt.running:
-            if not confirm(self, "An MMT inversion is running. Cancel it and close?"):
+            if not agreed and not confirm(
+                    self, "An MMT inversion is running. Cancel it and close?"):
                 event.ignore()
                 return
             self.mmt.cancel()  # it stops after its block of sensors in hand
         self.mmt.worker.shutdown(wait=False)
-        self.session.worker.shutdown()  # a subtraction in hand finishes writing its entry
+        self.session.shutdown()  # a subtraction in hand finishes writing its entry
         if self.recipes.runner is not None and self.recipes.runner.running:
             self.recipes.stop()  # a wait step ends within a slice; the rig is then made safe
         self.save_settings()

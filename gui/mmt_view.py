@@ -410,8 +410,11 @@ class MMTView(QtWidgets.QWidget):
                                 "one finished.")
             self.finished.emit(False, "cancelled")
             return
-        self.status.setText(f"Inversion failed: {exc}")
-        self.finished.emit(False, str(exc))
+        # an SmmError says what was wrong; anything else (a MemoryError, whose text is empty)
+        # is named by its type
+        text = str(exc) if isinstance(exc, SmmError) else repr(exc)
+        self.status.setText(f"Inversion failed: {text}")
+        self.finished.emit(False, text)
 
     def _idle(self) -> None:
         self.running = False

@@ -47,9 +47,8 @@ class RecipesView(QtWidgets.QWidget):
         self.stop_button.setEnabled(False)
         self.progress = QtWidgets.QProgressBar()
         self.progress.setRange(0, 1000)
-        scan_tab.live.progressed.connect(
-            lambda p, _eta: self.progress.setValue(round(1000 * p))
-        )
+        scan_tab.progress.valueChanged.connect(self.progress.setValue)  # the Scan tab's bar
+        holder.busyChanged.connect(lambda _busy: self._update_run_button())
 
         top = QtWidgets.QHBoxLayout()
         top.addWidget(open_button)
@@ -98,11 +97,23 @@ class RecipesView(QtWidgets.QWidget):
         for i in range(len(recipe.steps)):
             self.steps.addItem(f"{MARKS['pending']}  {i + 1}. {recipe.describe(i)}")
         self._say(f"{len(recipe.steps)} steps checked; they write to {target}")
-        self.run_button.setEnabled(True)
+        self._update_run_button()
         return True
 
+    def _update_run_button(self) -> None:
+        """Run is usable with a checked recipe, while no recipe runs and no scan started on
+        the Scan tab owns the rig."""
+        running = self.runner is not None and self.runner.running
+        self.run_button.setEnabled(self.recipe is not None and not running
+                                   and not self.holder.busy)
+
     def run(self) -> bool:
+        """Check the recipe again and start it; False, with the reason shown, if refused."""
         if self.recipe is None or (self.runner is not None and self.runner.running):
+            return False
+        if self.holder.busy:
+            self._say("A scan started on the Scan tab owns the rig: run the recipe once it "
+                      "has ended.", error=True)
             return False
         assert self.recipe_path is not None
         if not self.open_recipe(self.recipe_path):  # the file may have changed since
@@ -147,7 +158,7 @@ class RecipesView(QtWidgets.QWidget):
 
     def _finished(self, ok: bool, message: str) -> None:
         self.stop_button.setEnabled(False)
-        self.run_button.setEnabled(True)
+        self._update_run_button()
         if self.runner is not None:
             self.ended.emit(self.runner.path)
         self._say(("Recipe finished: " if ok else "Recipe stopped: ") + message, error=not ok)

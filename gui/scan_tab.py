@@ -212,7 +212,9 @@ class ScanTab(QtWidgets.QWidget):
         self.start_button.setEnabled(not running)
         self.pause_button.setEnabled(state == "running")
         self.resume_button.setEnabled(state == "paused")
-        self.abort_button.setEnabled(state in ("running", "paused"))
+        # also while starting: the field's ramp and the move to the first point come first,
+        # and can take a while on a rig
+        self.abort_button.setEnabled(state in ("starting", "running", "paused"))
         self.form.setEnabled(not running)
         self.file_edit.setEnabled(not running)
         self.auto_range.setEnabled(not running)
@@ -223,7 +225,9 @@ class ScanTab(QtWidgets.QWidget):
         self.progress.setValue(round(1000 * progress))
         eta = "" if eta_s is None else f", about {format_duration(float(eta_s))} left"
         clock = " (simulated time)" if self.profile.simulated and eta else ""
-        self.status.setText(f"{self.live.state}: {100 * progress:.1f} % done{eta}{clock}")
+        # why a scan paused (e.g. a lock-in overload) stays on show with its progress
+        why = f": {self.live.message}" if self.live.state == "paused" and self.live.message else ""
+        self.status.setText(f"{self.live.state}{why}: {100 * progress:.1f} % done{eta}{clock}")
 
     def _ended(self, kind: str, message: str) -> None:
         self.holder.set_busy(False)

@@ -12,7 +12,7 @@ from PyQt6 import QtCore, QtWidgets
 
 from gui.background import Background
 from gui.compare_view import CompareView
-from gui.dragonfly_options import for_map
+from gui.dragonfly_options import CROP_TO_SCAN, describe, for_map
 from gui.grain_outlines import grain_segments
 from gui.image_registration import RegistrationDialog, underlay_transform
 from gui.map_view import MapView, Quantity
@@ -96,7 +96,9 @@ class SessionBrowser(QtWidgets.QWidget):
 
     fileOpened = QtCore.pyqtSignal(object)  # Path
     mapShown = QtCore.pyqtSignal(object)  # MapData
-    grainsLoaded = QtCore.pyqtSignal(object, str)  # grain file Path, format
+    grainsLoaded = QtCore.pyqtSignal(object, str)  # grain file Path, format: outlines drawn
+    grainsFailed = QtCore.pyqtSignal(str)  # why a grain file could not be read
+    dragonflyOptionsWanted = QtCore.pyqtSignal()  # show the (MMT tab's) Dragonfly options
     entriesChanged = QtCore.pyqtSignal(object, object)  # Path, its entries (as re-read)
     resumeRequested = QtCore.pyqtSignal(object, str)  # session file Path, scan entry
     subtracted = QtCore.pyqtSignal(bool, str)  # a subtraction ended: written?, what happened
@@ -107,6 +109,10 @@ class SessionBrowser(QtWidgets.QWidget):
         self.entries: list[EntryInfo] = []
         # how Dragonfly exports are read: the main window gives the MMT tab's options
         self.dragonfly_options: Callable[[], DragonflyOptions] = DragonflyOptions
+        # a large Dragonfly export takes seconds to read: read in a worker of its own, not
+        # queued behind a subtraction
+        self.grain_reader = Background("grains", self)
+        self.outlines_drawn = ""  # what the outlines on show are, and how they were read
 
         self.path_label = QtWidgets.QLabel("No session file open")
         self.path_label.setWordWrap(True)
@@ -151,6 +157,17 @@ class SessionBrowser(QtWidgets.QWidget):
             "dragonfly: a connected-components export, read with the MMT tab's options. "
             "Point grains are drawn as the circle of the sphere of their volume."
         )
+        self.grain_format.currentTextChanged.connect(lambda _fmt: self._show_grain_note())
+        self.dragonfly_button = QtWidgets.QPushButton("Dragonfly options…")
+        self.dragonfly_button.setToolTip(
+            "Dragonfly exports are read with the MMT tab's options (minimum voxel count, "
+            "sample top, z axis, only grains under the scan): show them there (its grain "
+            "format set to dragonfly, as drawing a Dragonfly export's outlines sets it)")
+        self.dragonfly_button.clicked.connect(self.dragonflyOptionsWanted)
+        self.dragonfly_button.hide()
+        self.grain_note = QtWidgets.QLabel("")
+        self.grain_note.setWordWrap(True)
+        self.grain_note.hide()
         self.table = QtWidgets.QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
@@ -176,10 +193,12 @@ class SessionBrowser(QtWidgets.QWidget):
         buttons.addWidget(subtract_button)
         buttons.addWidget(grains_button)
         buttons.addWidget(self.grain_format)
+        buttons.addWidget(self.dragonfly_button)
         buttons.addWidget(image_button)
         buttons.addWidget(self.show_choice)
         left_layout.addLayout(buttons)
         left_layout.addWidget(self.table, 1)
+        left_layout.addWidget(self.grain_note)
         left_layout.addWidget(self.message)
 
         self.map_view = MapView()
@@ -221,6 +240,7 @@ class SessionBrowser(QtWidgets.QWidget):
             return False
         self.path = path
         self.path_label.setText(str(self.path))
+        self.compare.forget_picks()
         self._show_entries(entries)
         self.show_underlay()
         self.fileOpened.emit(self.path)
@@ -345,21 +365,64 @@ class SessionBrowser(QtWidgets.QWidget):
         if name:
             self.load_grains(Path(name), self.grain_format.currentText())
 
-    def load_grains(self, path: Path, fmt: str = "cuboids") -> bool:
-        """Read a grain file (any MMT grain format; a Dragonfly export with the options of
-        `dragonfly_options`, "only grains under the scan" meaning the map shown) and draw its
-        grains' outlines over every map of this tab."""
-        options = (for_map(self.dragonfly_options(), self.map_view.map)
-                   if fmt == "dragonfly" else None)
-        try:
+    def load_grains(self, path: Path, fmt: str = "cuboids") -> None:
+        """Read a grain file in the worker (any MMT grain format; a Dragonfly export with the
+        options of `dragonfly_options`, "only grains under the scan" meaning the map shown
+        now), then draw its grains' outlines over every map of this tab and say how they were
+        read (`grainsLoaded`), or show why it could not be read (`grainsFailed`)."""
+        path, m = Path(path), self.map_view.map
+        wanted = self.dragonfly_options() if fmt == "dragonfly" else None
+        options = None if wanted is None else for_map(wanted, m)
+        how = fmt
+        if options is not None:
+            no_map = wanted.crop == CROP_TO_SCAN and m is None
+            how += f"; {describe(options)}" + (" (no map shown to crop to)" if no_map else "")
+
+        def job() -> tuple[int, np.ndarray]:
             grains = read_grain_file(path, fmt, options)
-        except SmmError as exc:
-            self.message.setText(str(exc))
-            return False
+            return grains.n_grains, grain_segments(grains)
+
+        self.grain_note.setText(f"Reading the grains of {path.name}…")
+        self.grain_note.show()
+        self.grain_reader.submit(job, lambda read: self._grains_read(path, fmt, how, *read),
+                                 self._grains_failed)
+
+    def _grains_read(self, path: Path, fmt: str, how: str, n: int,
+                     segments: np.ndarray) -> None:
         self.message.setText("")
-        self.set_outlines(grain_segments(grains))
-        self.grainsLoaded.emit(Path(path), fmt)
-        return True
+        self.set_outlines(segments)
+        self.outlines_drawn = f"Grain outlines: {n} grains of {path.name} ({how})"
+        self._show_grain_note()
+        self.grainsLoaded.emit(path, fmt)
+
+    def _grains_failed(self, exc: BaseException) -> None:
+        text = str(exc) if isinstance(exc, SmmError) else f"Grain file not read: {exc!r}"
+        self.message.setText(text)
+        self._show_grain_note()
+        self.grainsFailed.emit(text)
+
+    def dragonfly_options_changed(self) -> None:
+        """The options a Dragonfly export would be read with have changed: say so."""
+        self._show_grain_note()
+
+    def _show_grain_note(self) -> None:
+        """What the outlines on show are, and how a Dragonfly export would be read now."""
+        dragonfly = self.grain_format.currentText() == "dragonfly"
+        self.dragonfly_button.setVisible(dragonfly)
+        if self.grain_reader.pending:
+            return  # "Reading…" stays until the read in hand ends
+        lines = [self.outlines_drawn] if self.outlines_drawn else []
+        if dragonfly:
+            lines.append("A Dragonfly export is read with the MMT tab's options: "
+                         f"{describe(self.dragonfly_options())}")
+        self.grain_note.setText("\n".join(lines))
+        self.grain_note.setVisible(bool(lines))
+
+    def shutdown(self) -> None:
+        """Stop the workers as the window closes: a subtraction in hand finishes writing its
+        entry; a grain file being read is left to its thread, its outlines no longer drawn."""
+        self.grain_reader.shutdown(wait=False)
+        self.worker.shutdown()
 
     def set_outlines(self, segments: np.ndarray) -> None:
         """Grain outlines (segments (M, 2, 2) in m) over every map of this tab."""
@@ -409,8 +472,13 @@ class SessionBrowser(QtWidgets.QWidget):
             self.subtracted.emit(True, written)
             return
         self.refresh()
-        row = next(r for r in range(self.table.rowCount())
-                   if self.table.item(r, 0).text() == name)
+        row = next((r for r in range(self.table.rowCount())
+                    if self.table.item(r, 0).text() == name), None)
+        if row is None:  # the file could not be read again just now (a scan writing a line)
+            self.message.setText(f"{written}; the file could not be read again just now: "
+                                 "Refresh shows it")
+            self.subtracted.emit(True, written)
+            return
         self.show_entry(row)
         if res.registered:
             (sx, sy), (ex, ey) = (np.array(res.shift) / 1e-6, np.array(res.shift_sd) / 1e-6)

@@ -15,7 +15,7 @@ from gui.command import recorded_command
 from gui.compare_view import guess_roles
 from smm_daq.analysis.subtract_inputs import holds_measured_map, require_two_scans
 from smm_daq.errors import InputError
-from smm_daq.storage.nexus import EntryInfo
+from smm_daq.storage.nexus import EntryInfo, check_entry_name
 
 
 def unused_name(base: str, taken: set[str]) -> str:
@@ -52,14 +52,16 @@ class SubtractDialog(QtWidgets.QDialog):
             box.addItems(list(self.offered))
             if role in roles:
                 box.setCurrentText(roles[role])
-            box.currentTextChanged.connect(lambda _text: self._check_pair())
+            box.currentTextChanged.connect(lambda _text: self._check())
         self.register = QtWidgets.QCheckBox("Register the remanent map onto the in-field map")
         self.register.setChecked(True)
         self.register.setToolTip("Estimate the shift between the scans from the maps themselves"
                                  " (a remount, a stage that did not return exactly)")
         self.rotation = QtWidgets.QCheckBox("Also fit a rotation")
         self.register.toggled.connect(self.rotation.setEnabled)
-        self.name = QtWidgets.QLineEdit(unused_name("induced", {e.name for e in entries}))
+        self.taken = {e.name for e in entries}
+        self.name = QtWidgets.QLineEdit(unused_name("induced", self.taken))
+        self.name.textChanged.connect(lambda _text: self._check())
         self.problem = QtWidgets.QLabel("")
         self.problem.setWordWrap(True)
         self.problem.setStyleSheet("color: #a00000")
@@ -77,23 +79,28 @@ class SubtractDialog(QtWidgets.QDialog):
         form.addRow("New entry", self.name)
         form.addRow(self.problem)
         form.addRow(self.buttons)
-        self._check_pair()
+        self._check()
 
     @property
     def ok_button(self) -> QtWidgets.QPushButton:
         return self.buttons.button(QtWidgets.QDialogButtonBox.StandardButton.Ok)
 
-    def _check_pair(self) -> None:
+    def _check(self) -> None:
         """Say at once what the subtraction would refuse of the chosen pair (one entry as
-        both, two given the wrong way round); grids are compared when it runs."""
+        both, two given the wrong way round) and of the new entry's name (taken, or not a
+        name), before a registration is computed in vain; grids are compared when it runs."""
         a = self.offered.get(self.in_field.currentText())
         b = self.offered.get(self.remanent.currentText())
         problem = "" if a and b else "The file holds no scans to subtract."
-        if a and b:
-            try:
+        name = self.name.text().strip()
+        try:
+            if a and b:
                 require_two_scans(a, b)  # type: ignore[arg-type]  # uses name, applied_field
-            except InputError as exc:
-                problem = str(exc)
+            check_entry_name(name, source="New entry")
+            if name in self.taken:
+                problem = problem or f"Entry '{name}' exists already; choose a new name."
+        except InputError as exc:
+            problem = problem or str(exc)
         self.problem.setText(problem)
         self.problem.setVisible(bool(problem))
         self.ok_button.setEnabled(not problem)

@@ -192,3 +192,60 @@ def test_a_reconnect_that_opens_still_says_the_rig_before_was_not_made_safe(
         panel.connect_rig()
     assert holder.reconnect_problems == ["stage: no reply"]
     assert "making the rig safe before it reported: stage: no reply" in panel.message.text()
+
+
+def test_reconnect_asks_while_a_field_set_by_hand_is_still_ramping(window, qtbot,
+                                                                   monkeypatch) -> None:
+    """Set was clicked, the ramp is in the rig's thread and the coils' setpoint is still the
+    old one: the field being set counts as applied."""
+    panel, holder = window.instruments, window.holder
+    rig = holder.rig
+    held = Held(rig.coils.set_field)
+    monkeypatch.setattr(rig.coils, "set_field", held)
+    panel.field_boxes[1].setValue(10.0)
+    try:
+        qtbot.mouseClick(panel.set_field_button, QtCore.Qt.MouseButton.LeftButton)
+        held.wait_entered()
+        assert not np.any(rig.coils.field_setpoint())  # not yet set
+        asked = _answer(monkeypatch, yes=False)
+        qtbot.mouseClick(panel.connect_button, QtCore.Qt.MouseButton.LeftButton)
+        assert len(asked) == 1 and holder.rig is rig and not holder.connecting
+    finally:
+        held.go.set()
+    qtbot.waitUntil(lambda: not panel.field_requests, timeout=WAIT_MS)
+    np.testing.assert_allclose(rig.coils.field_setpoint(), [0.0, 10e-6, 0.0])
+
+
+def test_a_refused_field_is_no_longer_counted_as_applied(window, qtbot, monkeypatch) -> None:
+    panel, holder = window.instruments, window.holder
+    panel.field_boxes[2].setValue(panel.field_boxes[2].maximum())
+    panel.field_boxes[0].setValue(panel.field_boxes[0].maximum())  # beyond the limit together
+    qtbot.mouseClick(panel.set_field_button, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "Set field" in panel.message.text(), timeout=WAIT_MS)
+    assert not panel.field_requests
+    asked = _answer(monkeypatch, yes=False)
+    with qtbot.waitSignal(holder.opened, timeout=WAIT_MS):
+        qtbot.mouseClick(panel.connect_button, QtCore.Qt.MouseButton.LeftButton)
+    assert asked == []
+
+
+def test_a_failed_reconnect_shows_no_readings_of_the_rig_before(window, qtbot,
+                                                                monkeypatch) -> None:
+    """The rig before is closed: its last position, field and lock-in readings must not stay
+    on show as if live, nor the button offer to reconnect a rig that is not connected."""
+    panel, holder = window.instruments, window.holder
+    qtbot.waitUntil(lambda: "x = " in panel.position_label.text()
+                    and "setpoint (" in panel.field_label.text(), timeout=WAIT_MS)
+
+    def refuse(*args, **kwargs):
+        raise InstrumentLost("lockin: no reply")
+
+    monkeypatch.setattr(rig_module, "open_rig", refuse)
+    with qtbot.waitSignal(holder.failed, timeout=WAIT_MS):
+        panel.connect_rig()
+    assert holder.rig is None
+    assert panel.position_label.text() == "x, y, z: –"
+    assert panel.field_label.text() == "setpoint –\nread-back –\nfluxgate –"
+    assert panel.lockin_label.text() == "X, Y: –"
+    assert panel.trace_curve.getData()[0] is None or panel.trace_curve.getData()[0].size == 0
+    assert panel.connect_button.text() == "Connect" and panel.connect_button.isEnabled()

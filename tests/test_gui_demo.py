@@ -11,11 +11,13 @@ import pytest
 from PyQt6 import QtGui
 
 from gui.app import SCREENSHOT_SIZE
-from gui.demo import IN_FIELD, INDUCED, REMANENT, Demo
+from gui.demo import GRAINS_FILE, IN_FIELD, INDUCED, RECIPE_FILE, REMANENT, SESSION_FILE, Demo
+from gui.demo_folder import clean_up
 from gui.main_window import MainWindow
 from smm_daq.analysis.grains import read_grains
 from smm_daq.instruments.profile import load_profile
-from smm_daq.storage.nexus import list_entries
+from smm_daq.storage.mapdata import MapData
+from smm_daq.storage.nexus import list_entries, write_map_entry
 
 WAIT_MS = 120_000
 
@@ -24,12 +26,14 @@ def test_the_demo_fills_the_session_and_compares_the_maps(qtbot, settings, tmp_p
     w = MainWindow(load_profile(), settings, persist=False)
     qtbot.addWidget(w)
     w.show()
-    demo = Demo(w, tmp_path, size_um=300.0, step_um=25.0)
+    folder = tmp_path / "demo"
+    folder.mkdir()
+    demo = Demo(w, folder, size_um=300.0, step_um=25.0)
     demo.start()  # before the rig is open: the demo waits for it
     with qtbot.waitSignal(demo.finished, timeout=WAIT_MS) as done:
         w.instruments.connect_rig()
     assert done.args == [True, "all steps done"]
-    entries = {e.name: (e.kind, e.status) for e in list_entries(tmp_path / "demo.h5")}
+    entries = {e.name: (e.kind, e.status) for e in list_entries(folder / "demo.h5")}
     assert entries == {
         REMANENT: ("scan", "finished"),
         IN_FIELD: ("scan", "finished"),
@@ -43,7 +47,7 @@ def test_the_demo_fills_the_session_and_compares_the_maps(qtbot, settings, tmp_p
     ]
     assert w.tabs.tabText(w.tabs.currentIndex()) == "Session"
     sample = w.holder.rig.world.sample
-    grains = read_grains(tmp_path / "demo-grains.csv")  # the grains under the scan
+    grains = read_grains(folder / "demo-grains.csv")  # the grains under the scan
     assert grains.n_grains >= 1
     for label in grains.labels:
         mine = grains.cuboids[grains.grain == np.flatnonzero(grains.labels == label)[0]]
@@ -53,6 +57,38 @@ def test_the_demo_fills_the_session_and_compares_the_maps(qtbot, settings, tmp_p
     assert mmt.result is not None and mmt.result.grains.n_grains == grains.n_grains
     assert mmt.entry.currentText() == REMANENT
     w.holder.close()
+    assert clean_up(folder) == f"demo files removed ({folder})"  # only the demo's own files
+    assert not folder.exists()
+
+
+def demo_folder(path):
+    """A folder as the demo leaves it: its recipe, grain file and session file."""
+    path.mkdir()
+    (path / RECIPE_FILE).write_text("[recipe]\n")
+    (path / GRAINS_FILE).write_text("grain,x_um,y_um,z_um,dx_um,dy_um,dz_um\n")
+    x = np.arange(4) * 1e-6
+    for name in (REMANENT, IN_FIELD, INDUCED):
+        write_map_entry(path / SESSION_FILE, MapData(bz=np.zeros((4, 4)), x=x, y=x, name=name),
+                        kind="scan")
+    return path
+
+
+def test_the_demo_folder_is_kept_when_the_user_added_to_it(tmp_path):
+    """A scan, a saved result or an export into the demo's folder may be wanted: the folder
+    stays, named with what was added; else it goes."""
+    folder = demo_folder(tmp_path / "scanned")
+    write_map_entry(folder / SESSION_FILE, MapData(bz=np.zeros((4, 4)), x=np.arange(4) * 1e-6,
+                                                   y=np.arange(4) * 1e-6, name="my-scan"),
+                    kind="scan")
+    assert clean_up(folder) == ("demo folder kept, as it holds what you added (entry "
+                                f"'my-scan' of demo.h5): {folder}")
+    assert (folder / SESSION_FILE).exists()
+    folder = demo_folder(tmp_path / "exported")
+    (folder / "grains.csv").write_text("grain\n")
+    assert "(grains.csv)" in clean_up(folder) and (folder / "grains.csv").exists()
+    folder = demo_folder(tmp_path / "untouched")
+    assert clean_up(folder) == f"demo files removed ({folder})"
+    assert not folder.exists()
 
 
 def smm_daq_gui(tmp_path, *args: str) -> subprocess.CompletedProcess:
@@ -85,4 +121,6 @@ def test_demo_command_writes_a_screenshot(tmp_path):
     assert done.returncode == 0, done.stderr
     image = QtGui.QImage(str(shot))
     assert (image.width(), image.height()) == SCREENSHOT_SIZE
-    assert "demo files in" in done.stdout
+    folder = done.stdout.split("smm-daq: demo files in ", 1)[1].splitlines()[0]
+    assert f"smm-daq: demo files removed ({folder})" in done.stdout
+    assert not os.path.exists(folder)

@@ -95,3 +95,30 @@ def test_simulated_banner_only_for_a_simulated_rig(window, qtbot, settings, repo
     real = MainWindow(load_profile(repo / "configs" / "example-lab.toml"), settings)
     qtbot.addWidget(real)
     assert real.findChild(QtWidgets.QLabel, "simulatedBanner") is None
+
+
+def test_a_stop_the_stage_refuses_is_said(window, qtbot, monkeypatch):
+    """Stop is the operator's brake: when the controller does not take it, the window says
+    so (it said nothing)."""
+    from smm_daq.errors import InstrumentError
+
+    panel = window.instruments
+
+    def refuse():
+        raise InstrumentError("no reply to STP", instrument="stage")
+
+    with monkeypatch.context() as patch:  # undone before the window closes (and stops)
+        patch.setattr(window.holder.rig.stage, "stop", refuse)
+        qtbot.mouseClick(panel.stop_button, QtCore.Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: panel.message.text().startswith("Stop: "), timeout=WAIT_MS)
+    assert "no reply to STP" in panel.message.text()
+
+
+@pytest.mark.parametrize("tau", [1e-6, 3e-6, 3e4])
+def test_every_lockin_time_constant_is_shown_as_it_is(qtbot, settings, tau):
+    """An SR860 goes down to 1 µs (fly scans use such): the box showed 10 µs instead, and an
+    edit of it would have set that."""
+    w = MainWindow(load_profile(), settings, persist=False)
+    qtbot.addWidget(w)
+    w.instruments._show_readings({"time_constant": tau})
+    assert w.instruments.tau_box.value() == pytest.approx(tau, rel=1e-9)

@@ -165,6 +165,22 @@ def test_a_missing_grain_file_is_reported(qtbot, session, tmp_path):
     assert "nope.csv" in view.status.text()
 
 
+def test_an_inversion_out_of_memory_says_so(qtbot, session, monkeypatch):
+    """A large inversion on a lab PC can run out of memory: a MemoryError has no text, and
+    the tab said only "Inversion failed: "."""
+    from smm_daq.analysis.mmt.solver import inversion
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(inversion, "invert_map", out_of_memory)
+    view = open_view(qtbot, *session)
+    with qtbot.waitSignal(view.finished, timeout=WAIT_MS) as done:
+        assert view.run()
+    assert done.args == [False, "MemoryError()"]
+    assert view.status.text() == "Inversion failed: MemoryError()"
+
+
 def test_filter_leaves_undetermined_grains_out_only_when_a_limit_is_set(qtbot):
     model = GrainTableModel({"grain": np.array([1, 2]), SSR: np.array([0.5, np.nan]),
                              RATIO: np.array([10.0, np.inf])})

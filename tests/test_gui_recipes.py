@@ -184,3 +184,79 @@ def test_while_a_recipe_runs_it_alone_drives_the_rig(window, qtbot, recipe_file,
         "A recipe is running. Stop it (the rig is made safe) and close?"]
     assert not window.holder.recipe_running and window.instruments.goto_button.isEnabled()
     assert window.session.table.rowCount() == 3  # first, second and difference
+
+
+def test_a_recipe_does_not_start_while_a_scan_of_the_scan_tab_runs(window, qtbot, recipe_file,
+                                                                   monkeypatch):
+    """Run was usable during a scan started by hand, and then said the rig was not
+    connected."""
+    from scan_gate import gate_the_scan
+
+    from smm_daq.acquisition.plan import ScanPlan
+
+    view, scan = window.recipes, window.scan
+    assert view.open_recipe(recipe_file) and view.run_button.isEnabled()
+    gate = gate_the_scan(window, qtbot, monkeypatch)
+    gate.hold_scan(at_point=2)
+    plan = ScanPlan(name="by-hand", x0=12.5e-3, y0=12.5e-3, nx=4, ny=3, step_x=20e-6,
+                    step_y=20e-6, settle_tau=1.0)
+    try:
+        assert scan.start(plan)
+        qtbot.waitUntil(gate.waiting.is_set, timeout=WAIT_MS)
+        assert not view.run_button.isEnabled()
+        assert not view.run()
+        assert view.message.text().startswith("A scan started on the Scan tab owns the rig")
+        assert view.runner is None and not window.holder.recipe_running
+    finally:
+        gate.go.set()
+    qtbot.waitUntil(lambda: not scan.live.running, timeout=WAIT_MS)
+    assert view.run_button.isEnabled()
+
+
+def test_closing_during_a_recipes_scan_asks_once(window, qtbot, recipe_file, monkeypatch):
+    """Yes to "abort the scan and close" closes the window: the recipe that ran the scan is
+    stopped with it, not asked about a second time."""
+    from PyQt6 import QtWidgets
+    from scan_gate import gate_the_scan
+
+    view, live = window.recipes, window.scan.live
+    gate = gate_the_scan(window, qtbot, monkeypatch)
+    gate.hold_scan(at_point=2)
+    asked: list[str] = []
+    yes = QtWidgets.QMessageBox.StandardButton.Yes
+    with monkeypatch.context() as patch:
+        patch.setattr(QtWidgets.QMessageBox, "question", lambda *a, **k: asked.append(a[2]) or yes)
+        assert view.open_recipe(recipe_file) and view.run()
+        try:
+            qtbot.waitUntil(gate.waiting.is_set, timeout=WAIT_MS)
+            assert live.running and view.runner.running
+            window.close()
+        finally:
+            gate.go.set()
+        qtbot.waitUntil(lambda: not window.isVisible(), timeout=WAIT_MS)
+    assert asked == ["A scan is running. Abort it (the rig is made safe) and close?"]
+    assert live.state == "aborted" and window.holder.rig is None
+
+
+def test_the_recipes_scan_bar_ends_where_the_scan_tabs_does(qtbot, settings, tmp_path):
+    """The last points and the end of a scan reach the window in one batch (a fast scan, a
+    busy window): the Recipes tab's bar stayed at the batch before's value."""
+    from gui.main_window import MainWindow
+    from smm_daq.acquisition.events import ScanEvent
+    from smm_daq.acquisition.plan import ScanPlan
+    from smm_daq.instruments.profile import load_profile
+
+    w = MainWindow(load_profile(), settings, persist=False)
+    qtbot.addWidget(w)
+    live = w.scan.live
+    plan = ScanPlan(name="batched", x0=0.0, y0=0.0, nx=2, ny=2, step_x=1e-5, step_y=1e-5)
+    live.prepare(plan, tmp_path / "s.h5", None)
+    live.bridge.push(ScanEvent(kind="started", entry="batched", line=0, progress=0.0))
+    qtbot.waitUntil(lambda: live.state == "running", timeout=WAIT_MS)
+    for i, (iy, ix) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)]):
+        live.bridge.push(ScanEvent(kind="point", entry="batched", line=iy, index=(iy, ix),
+                                   bz=1e-6, progress=i / 4))
+    live.bridge.push(ScanEvent(kind="finished", entry="batched", line=1, progress=1.0))
+    qtbot.waitUntil(lambda: live.state == "finished", timeout=WAIT_MS)
+    assert w.scan.progress.value() == 1000
+    assert w.recipes.progress.value() == 1000

@@ -14,6 +14,29 @@ from smm_daq.storage.nexus import list_entries, write_map_entry
 
 UM = 1e-6
 UT = 1e-6
+WAIT_MS = 60_000
+
+
+def read_grains_into(browser, qtbot, path, fmt: str = "cuboids") -> bool:
+    """Outlines of a grain file drawn (True) or refused (False), once its read in the worker
+    has ended."""
+    ended: list[bool] = []
+
+    def loaded(*_args) -> None:
+        ended.append(True)
+
+    def failed(_why: str) -> None:
+        ended.append(False)
+
+    browser.grainsLoaded.connect(loaded)
+    browser.grainsFailed.connect(failed)
+    try:
+        browser.load_grains(path, fmt)
+        qtbot.waitUntil(lambda: bool(ended), timeout=WAIT_MS)
+    finally:
+        browser.grainsLoaded.disconnect(loaded)
+        browser.grainsFailed.disconnect(failed)
+    return ended[0]
 
 
 def a_map(name: str, value: float, field=(0.0, 0.0, 0.0), sources=()) -> MapData:
@@ -97,6 +120,28 @@ def test_choosing_another_entry_shows_it(browser):
     assert browser.compare.views["remanent"].map.name == "inf"
 
 
+def test_the_entries_picked_to_compare_stay_when_the_file_is_read_again(browser, session_file,
+                                                                      tmp_path):
+    """The window reads the file again after every scan and write: the maps the user chose to
+    compare must stay, where the guess fills only the roles not chosen; another file is
+    guessed afresh."""
+    write_map_entry(session_file, a_map("rem2", 1.5 * UT), kind="scan")
+    browser.refresh()
+    remanent = browser.compare.choosers["remanent"]
+    remanent.setCurrentIndex(remanent.findText("rem2"))
+    remanent.activated.emit(remanent.currentIndex())  # as a user's choice does
+    write_map_entry(session_file, a_map("inf2", 4 * UT, field=(0, 0, 50 * UT)), kind="scan")
+    browser.refresh()
+    views = browser.compare.views
+    assert views["remanent"].map.name == "rem2"
+    assert (views["in-field"].map.name, views["induced"].map.name) == ("inf", "ind")
+    other = tmp_path / "other.h5"
+    write_map_entry(other, a_map("rem2", 1 * UT), kind="scan")
+    write_map_entry(other, a_map("zero", 1 * UT), kind="scan")
+    assert browser.open_file(other)
+    assert views["remanent"].map.name == "zero"
+
+
 def test_guess_without_an_induced_entry_uses_the_field(tmp_path):
     path = tmp_path / "s.h5"
     write_map_entry(path, a_map("zero-1", 1 * UT), kind="scan")
@@ -122,8 +167,7 @@ def test_grain_outlines_from_a_grain_file(browser, tmp_path, qtbot):
         "1,20,10,-5,10,10,4\n"  # shares an edge with the first: one 20 × 10 outline
         "2,40,30,-5,6,6,4\n"
     )
-    with qtbot.waitSignal(browser.grainsLoaded):
-        assert browser.load_grains(grains)
+    assert read_grains_into(browser, qtbot, grains), browser.message.text()
     xs, ys = browser.map_view.outlines.getData()
     sides = np.hypot(xs[1::2] - xs[::2], ys[1::2] - ys[::2])
     assert sides.sum() == pytest.approx(2 * (20 + 10) + 4 * 6)  # µm
@@ -155,8 +199,8 @@ def test_point_grains_are_drawn_as_their_volume_equivalent_spheres(browser, tmp_
                                                                    name, fmt, write):
     grains = tmp_path / name
     write(grains)
-    with qtbot.waitSignal(browser.grainsLoaded) as loaded:
-        assert browser.load_grains(grains, fmt), browser.message.text()
+    with qtbot.waitSignal(browser.grainsLoaded, timeout=WAIT_MS) as loaded:
+        browser.load_grains(grains, fmt)
     assert loaded.args == [grains, fmt]
     for view in (browser.map_view, *browser.compare.views.values()):
         centres, diameters = rings(view)
@@ -165,41 +209,105 @@ def test_point_grains_are_drawn_as_their_volume_equivalent_spheres(browser, tmp_
                                    / UM, rtol=0.01)
 
 
-def test_dragonfly_outlines_use_the_mmt_tabs_options(qtbot, settings, session_file, tmp_path):
-    """What is drawn is what the MMT tab will invert: its minimum voxel count, and "only
-    grains under the scan" with the map shown as the scan."""
-    from gui.main_window import MainWindow
-    from smm_daq.instruments.profile import load_profile
-
-    export = tmp_path / "cc.csv"
-    export.write_text(
+def write_dragonfly_export(path):
+    path.write_text(
         "Label Index;Voxel count;Volume (mm³);Center Of Mass X (mm);Center Of Mass Y (mm);"
         "Center Of Mass Z (mm);\n"
         "1;672;6.72e-07;0.020;0.015;0.494;\n"
         "2;2;2.0e-09;0.030;0.020;0.495;\n"  # too few voxels
         "3;900;9.0e-07;0.500;0.050;0.490;\n",  # outside the map
         encoding="utf-8")
+
+
+@pytest.fixture
+def main_window(qtbot, settings):
+    """The main window, its rig not connected."""
+    from gui.main_window import MainWindow
+    from smm_daq.instruments.profile import load_profile
+
     window = MainWindow(load_profile(), settings, persist=False)
     qtbot.addWidget(window)
-    session, mmt = window.session, window.mmt
+    return window
+
+
+def test_dragonfly_outlines_use_the_mmt_tabs_options(qtbot, main_window, session_file, tmp_path):
+    """What is drawn is what the MMT tab will invert: its minimum voxel count, and "only
+    grains under the scan" with the map shown as the scan."""
+    export = tmp_path / "cc.csv"
+    write_dragonfly_export(export)
+    session, mmt = main_window.session, main_window.mmt
     assert session.open_file(session_file)
     session.show_entry(0)  # the map (0..55 µm × 0..35 µm) the grains are drawn over
     mmt.dragonfly.min_voxels.setValue(5)
     mmt.dragonfly.crop.setChecked(True)
-    assert session.load_grains(export, "dragonfly"), session.message.text()
+    assert read_grains_into(session, qtbot, export, "dragonfly"), session.message.text()
     centres, diameters = rings(session.map_view)
     np.testing.assert_allclose(centres, [[20, 15]], atol=1e-9)
     assert diameters[0] == pytest.approx(np.cbrt(6 * 6.72e-16 / np.pi) / UM, rel=0.01)
     assert (mmt.grain_edit.text(), mmt.grain_format.currentText()) == (str(export), "dragonfly")
     mmt.dragonfly.crop.setChecked(False)
-    assert session.load_grains(export, "dragonfly")
+    assert read_grains_into(session, qtbot, export, "dragonfly")
     np.testing.assert_allclose(rings(session.map_view)[0], [[20, 15], [500, 50]], atol=1e-9)
 
 
-def test_a_bad_grain_file_is_named_in_the_message(browser, tmp_path):
+def test_a_grain_file_is_read_off_the_gui_thread(browser, qtbot, tmp_path, monkeypatch):
+    """A large Dragonfly export takes seconds to read: the window must not stall on it."""
+    import threading
+
+    from gui import session_browser
+
+    export = tmp_path / "cc.csv"
+    write_dragonfly_export(export)
+    readers: list[threading.Thread] = []
+    read_grain_file = session_browser.read_grain_file
+
+    def read(*args, **kwargs):
+        readers.append(threading.current_thread())
+        return read_grain_file(*args, **kwargs)
+
+    monkeypatch.setattr(session_browser, "read_grain_file", read)
+    assert read_grains_into(browser, qtbot, export, "dragonfly"), browser.message.text()
+    assert readers and readers[0] is not threading.main_thread()
+    assert rings(browser.map_view)[0].shape == (3, 2)  # one circle a grain
+
+
+def test_the_dragonfly_options_applied_are_shown_with_the_outlines(qtbot, main_window,
+                                                                   session_file, tmp_path):
+    """The options are the MMT tab's, on show only there: the Session tab says which were
+    applied to the outlines it draws and which a Dragonfly export would be read with, and its
+    button brings the MMT tab's options forward."""
+    export = tmp_path / "cc.csv"
+    write_dragonfly_export(export)
+    session, mmt = main_window.session, main_window.mmt
+    main_window.show()
+    main_window.show_view("session")
+    assert session.open_file(session_file)
+    session.show_entry(0)
+    assert not session.dragonfly_button.isVisible()
+    session.grain_format.setCurrentText("dragonfly")
+    assert session.dragonfly_button.isVisible()
+    assert "MMT tab's options: min voxels 1," in session.grain_note.text()
+    mmt.dragonfly.min_voxels.setValue(5)
+    mmt.dragonfly.crop.setChecked(True)
+    assert "MMT tab's options: min voxels 5," in session.grain_note.text()
+    assert "only grains under the scan" in session.grain_note.text()
+    assert read_grains_into(session, qtbot, export, "dragonfly"), session.message.text()
+    mmt.dragonfly.min_voxels.setValue(1)  # changed after the outlines were drawn
+    drawn, next_read = session.grain_note.text().split("\n")
+    assert drawn == ("Grain outlines: 1 grains of cc.csv (dragonfly; min voxels 5, sample "
+                     "top auto (the top of the highest grain), z axis up, only grains under "
+                     "the scan (x 0–55 µm, y 0–35 µm))")
+    assert "MMT tab's options: min voxels 1," in next_read
+    mmt.grain_format.setCurrentText("cuboids")  # the options are hidden on the MMT tab
+    qtbot.mouseClick(session.dragonfly_button, QtCore.Qt.MouseButton.LeftButton)
+    assert main_window.tabs.currentWidget() is mmt
+    assert mmt.dragonfly.isVisible()
+
+
+def test_a_bad_grain_file_is_named_in_the_message(browser, tmp_path, qtbot):
     grains = tmp_path / "bad.csv"
     grains.write_text("grain,x_um,y_um,z_um,dx_um,dy_um,dz_um\n1,10,10,-5,ten,10,4\n")
-    assert not browser.load_grains(grains)
+    assert not read_grains_into(browser, qtbot, grains)
     assert "bad.csv" in browser.message.text()
 
 

@@ -179,3 +179,37 @@ def test_the_recorded_command_parses_back_to_the_options_used(register, rotation
     assert (again.file, again.in_field, again.remanent, again.name) == (
         "s é.h5", "in field", "rem", "out")
     assert (again.no_register, again.rotation) == (not register, rotation)
+
+
+def test_a_subtraction_written_while_the_file_cannot_be_read_again_is_said(browser, qtbot,
+                                                                          monkeypatch) -> None:
+    """The entry is written, but the file is not readable at the moment the tab reads it again
+    (e.g. a scan writing a line): the window says so, where it raised in its event loop."""
+    from gui import session_browser
+
+    def busy(path):
+        raise OSError("unable to lock file")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(session_browser, "list_entries", busy)
+        assert subtract(qtbot, browser, "inf", "rem", "induced", register=False)
+    assert "Wrote entry 'induced'" in browser.message.text()
+    assert "Refresh shows it" in browser.message.text()
+    assert "induced" in {e.name for e in list_entries(browser.path)}
+
+
+def test_the_dialog_refuses_a_new_name_that_is_taken_or_no_name(browser, qtbot) -> None:
+    """OK was usable with a name the file holds already, or none: the registration then ran
+    for nothing and the write was refused."""
+    dialog = SubtractDialog(browser.entries)
+    qtbot.addWidget(dialog)
+    assert dialog.ok_button.isEnabled()
+    dialog.name.setText("rem")
+    assert not dialog.ok_button.isEnabled()
+    assert dialog.problem.text() == "Entry 'rem' exists already; choose a new name."
+    dialog.name.setText("  ")
+    assert not dialog.ok_button.isEnabled() and "not usable" in dialog.problem.text()
+    dialog.name.setText("a/b")
+    assert not dialog.ok_button.isEnabled()
+    dialog.name.setText("induced_y")
+    assert dialog.ok_button.isEnabled() and dialog.problem.isHidden()

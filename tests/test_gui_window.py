@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PyQt6 import QtCore, QtWidgets
-from scan_gate import gate_the_scan
+from scan_gate import Held, gate_the_scan
 
 from gui.main_window import MainWindow
 from smm_daq.acquisition.plan import ScanPlan
@@ -265,3 +265,72 @@ def test_a_scan_that_fails_to_start_says_when_the_rig_is_not_safe(window, qtbot,
     assert kind == "failed" and "lockin: refused the time constant" in message
     assert "rig NOT safe: coils: no reply; the field may be ON" in message
     assert "rig NOT safe" in window.scan.status.text()
+
+
+def test_a_new_scan_does_not_show_the_last_scans_progress(window, qtbot, tmp_path):
+    """Between Start and the sequencer's first event (the field set, the stage moved to the
+    first point) the bars showed the scan before's 100 %."""
+    import threading
+
+    scan = window.scan
+    run_to_end(qtbot, window, small_plan("before", n=2))
+    assert scan.progress.value() == 1000 and window.recipes.progress.value() == 1000
+    go = threading.Event()
+    window.holder.background.submit(lambda: go.wait(60))  # the sequencer is built after it
+    try:
+        assert scan.start(small_plan("next", n=2))
+        assert scan.live.state == "starting"
+        assert scan.progress.value() == 0 and window.recipes.progress.value() == 0
+    finally:
+        go.set()
+    qtbot.waitUntil(lambda: not scan.live.running, timeout=WAIT_MS)
+
+
+def test_why_a_scan_paused_stays_on_show(window, qtbot, monkeypatch):
+    """A scan left overnight pauses on a lock-in overload: the status line must say so (the
+    progress that came with the pause replaced the reason)."""
+    scan, live = window.scan, window.scan.live
+    window.instruments.timer.stop()  # the poll reads the overload too
+    qtbot.waitUntil(lambda: window.holder.background.pending == 0, timeout=WAIT_MS)
+    lockin = window.holder.rig.lockin
+    reads = {"n": 0}
+
+    def overloaded_from_the_fourth_read() -> bool:
+        reads["n"] += 1
+        return reads["n"] > 3
+
+    with monkeypatch.context() as patch:
+        patch.setattr(lockin, "overloaded", overloaded_from_the_fourth_read)
+        assert scan.start(small_plan("overloaded", n=6))
+        try:
+            qtbot.waitUntil(lambda: live.state == "paused", timeout=WAIT_MS)
+            shown = scan.status.text()
+        finally:  # a scan left running would make the window ask on closing
+            with qtbot.waitSignal(scan.scanEnded, timeout=WAIT_MS):
+                live.abort()
+    assert shown.startswith("paused: lock-in overload: ") and "% done" in shown
+
+
+def test_a_scan_can_be_aborted_while_its_field_ramps(window, qtbot, monkeypatch):
+    """Before its first point a scan ramps the coils to its field (on a rig, up to a minute):
+    Abort must be usable then (it was disabled until the first point)."""
+    scan, live = window.scan, window.scan.live
+    coils = window.holder.rig.coils
+    held = Held(coils.set_field)
+    with monkeypatch.context() as patch:
+        patch.setattr(coils, "set_field", held)
+        assert scan.start(small_plan("in-field", n=4, field=(0.0, 40 * UT, 0.0)))
+        try:
+            held.wait_entered()  # the sequencer is ramping the field
+            qtbot.waitUntil(lambda: live.sequencer is not None, timeout=WAIT_MS)
+            assert live.state == "starting"
+            enabled = scan.abort_button.isEnabled()
+            qtbot.mouseClick(scan.abort_button, QtCore.Qt.MouseButton.LeftButton)
+        finally:
+            held.go.set()
+            if live.running:
+                live.abort()
+            qtbot.waitUntil(lambda: not live.running, timeout=WAIT_MS)
+    assert enabled and live.state == "aborted"
+    assert status(window.scan.path, "in-field") == "aborted"
+    np.testing.assert_allclose(coils.field_setpoint(), 0.0, atol=1e-12)
