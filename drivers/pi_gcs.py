@@ -54,6 +54,9 @@ RECORDER_POINTS = 0x16000200  # SPA parameter: samples per data-recorder table
 RECORDED_PER_LINE = 4096  # positions recorded per fly line at most (the motion is smooth)
 WAVE_POINTS = 100_000  # the most points a fly line's wave segment is given
 MAX_VELOCITY = 0.01  # m/s: the fastest velocity setting accepted unless the profile's is higher
+SERVO_CYCLE_RANGE = (1e-7, 0.1)  # s: any GCS controller's servo update time
+RECORDER_POINTS_RANGE = (2, 2**24)  # any GCS data recorder's points per table
+ERROR_CODES = (0, 99_999)  # what ERR? answers (negative codes are the PC library's own)
 
 # Meanings of the controller error codes (PI GCS error list) this driver can meet.
 GCS_ERRORS = {
@@ -145,20 +148,55 @@ def parse_gcs_idn(reply: str) -> Identity:
     return Identity(vendor=vendor, model=parts[-3], serial=parts[-2], firmware=parts[-1])
 
 
-def _parse_recording(lines: list[str]) -> tuple[float, np.ndarray]:
-    """A DRR? reply (GCS array format): the sample time (s) and the first column's values."""
-    dt = math.nan
-    values = []
-    for line in lines:
-        if line.startswith("#"):
-            key, _, value = line[1:].partition("=")
-            if key.strip() == "SAMPLE_TIME":
-                dt = parse_float(value, what="recorder sample time")
-        elif line:
-            values.append(parse_float(line.split()[0], what="recorded position"))
-    if not (dt > 0):
-        raise ProtocolError(f"DRR? reply without a SAMPLE_TIME: {lines[:8]!r}")
-    return dt, np.array(values)
+def _header_value(header: dict[str, list[str]], key: str, lines: list[str]) -> str:
+    """The value of `key` in a GCS array header, given once; else ProtocolError."""
+    values = header.get(key, [])
+    if len(values) != 1:
+        raise ProtocolError(f"expected one '# {key} = value' in the header, got "
+                            f"{len(values)} in {shown(lines)}")
+    return values[0]
+
+
+def _parse_recording(lines: list[str], count: int, sample_time: float | None,
+                     within: tuple[float, float], unit: str) -> tuple[float, np.ndarray]:
+    """A `DRR? 1 <count> 1` reply (GCS array format: a '#' header ending with '# END_HEADER',
+    then one row per sample, one column per table): the sample time (s) and the `count`
+    values. The header must say one table (DIM), `count` rows (NDATA) and the sample time
+    the recorder was set to (`sample_time`, when known); every row one finite value in
+    `within` (controller units). ProtocolError naming the reply otherwise."""
+    if "# END_HEADER" not in lines or not lines[0].startswith("#"):
+        raise ProtocolError(f"expected a GCS array ('# ...' header lines, '# END_HEADER', "
+                            f"then rows), got {shown(lines)}")
+    end = lines.index("# END_HEADER")
+    header: dict[str, list[str]] = {}
+    for line in lines[:end]:
+        key, sep, value = line.removeprefix("#").partition("=")
+        if not line.startswith("#") or not sep:
+            raise ProtocolError(f"expected '# KEY = value' header lines, got {shown(line)} "
+                                f"in {shown(lines)}")
+        header.setdefault(key.strip(), []).append(value.strip())
+    raw = _header_value(header, "SAMPLE_TIME", lines)
+    dt = parse_float(raw, what="recorder sample time in s", within=(1e-9, 1e6))
+    if sample_time is not None and not math.isclose(dt, sample_time, rel_tol=1e-3):
+        raise ProtocolError(f"expected SAMPLE_TIME = {sample_time:.6g} s (the rate set by RTR "
+                            f"times the servo cycle), got {shown(raw)} in {shown(lines)}")
+    for key, want in (("DIM", 1), ("NDATA", count)):
+        got = _header_value(header, key, lines)
+        if not got.isdigit() or int(got) != want:
+            raise ProtocolError(f"expected '# {key} = {want}' for 'DRR? 1 {count} 1', got "
+                                f"{shown(got)} in {shown(lines)}")
+    rows = lines[end + 1:]
+    if len(rows) != count:
+        raise ProtocolError(f"expected {count} rows after the header, got {len(rows)} "
+                            f"in {shown(lines)}")
+    values = np.empty(count)
+    for k, row in enumerate(rows):
+        fields = row.split()
+        if len(fields) != 1:
+            raise ProtocolError(f"expected one column in row {k + 1} (one table asked for), "
+                                f"got {shown(row)}")
+        values[k] = parse_float(fields[0], what=f"recorded position in {unit}", within=within)
+    return dt, values
 
 
 class PIGCSStage(Stage, FlyStage):
@@ -205,6 +243,8 @@ class PIGCSStage(Stage, FlyStage):
         self._controller_travel = np.zeros((3, 2))
         self._scale = [1.0, 1.0, 1.0]
         self._referencing = False
+        self._recorder_size = 0  # the data recorder's points, read by the last fly line
+        self._sample_time: float | None = None  # s between recorded samples (set by fly_x)
         try:
             self._limits = self._connect(np.asarray(travel, dtype=float), velocity)
         except BaseException:  # Ctrl-C or a signal too: a reference move must not run on
@@ -249,7 +289,12 @@ class PIGCSStage(Stage, FlyStage):
         return start
 
     def _check_error(self, command: str, allowed: tuple[int, ...] = (0,)) -> None:
-        code = self.link.query("ERR?", lambda r: parse_int(r, what="GCS error code"))
+        try:
+            code = self.link.query("ERR?", lambda r: parse_int(
+                r, what="integer GCS error code", within=ERROR_CODES))
+        except InstrumentError as exc:  # what `command` did is unknown: say which it was
+            detail = str(exc).removeprefix(f"{self.name}: ")
+            raise type(exc)(f"checking {command!r}: {detail}", instrument=self.name) from None
         if code not in allowed:
             meaning = GCS_ERRORS.get(code, "see the controller manual")
             raise InstrumentError(
@@ -274,7 +319,7 @@ class PIGCSStage(Stage, FlyStage):
         # An error left from before (a stop whose error was never read: error 10) would be
         # taken for the first command's, and no connect, `smm-daq safe`'s included, would
         # pass; read, it is cleared.
-        self.link.query("ERR?", lambda r: parse_int(r, what="GCS error code"))
+        self.link.query("ERR?", lambda r: parse_int(r, what="integer GCS error code"))
         commands = self._commands = self.link.query_lines("HLP?", _parse_help)
         names = self.link.query_lines("SAI?", lambda lines: [ln for ln in lines if ln])
         self._controller_axes = list(names)
@@ -467,16 +512,22 @@ class PIGCSStage(Stage, FlyStage):
 
     # -- FlyStage ----------------------------------------------------------------------------
 
-    def _parameter(self, pid: int) -> str:
+    def _parameter(self, pid: int, parse: Callable[[str], T]) -> T:
+        """Parameter `pid` of the x axis (`SPA?`), its value parsed by `parse` within the
+        exchange: a reply that does not parse is retried, then named with the query."""
         ax = self.axes[0]
 
-        def parse(lines: list[str]) -> str:
+        def parse_lines(lines: list[str]) -> T:
             head, sep, value = lines[0].partition("=")
-            if not sep or _hex(head.strip().partition(" ")[2]) != pid:
+            axis, _, name = head.strip().partition(" ")
+            if len(lines) != 1 or not sep or axis != ax or _hex(name) != pid:
                 raise ProtocolError(f"expected '{ax} 0x{pid:08X}=value', got {shown(lines)}")
-            return value.strip()
+            try:
+                return parse(value)
+            except ProtocolError as exc:
+                raise ProtocolError(f"{exc} in {shown(lines)}") from None
 
-        return self.link.query_lines(f"SPA? {ax} 0x{pid:08X}", parse)
+        return self.link.query_lines(f"SPA? {ax} 0x{pid:08X}", parse_lines)
 
     @classmethod
     def velocity_limit_for(cls, settings: StageSettings) -> float:
@@ -486,7 +537,8 @@ class PIGCSStage(Stage, FlyStage):
         return self.max_velocity
 
     def recorder_points(self) -> int:
-        return parse_int(self._parameter(RECORDER_POINTS), what="recorder points")
+        return self._parameter(RECORDER_POINTS, lambda v: parse_int(
+            v, what="integer count of data-recorder points", within=RECORDER_POINTS_RANGE))
 
     def trigger_output(self) -> bool:
         return {"WAV", "WGO", "CTO", "TWS"} <= self._commands
@@ -496,12 +548,15 @@ class PIGCSStage(Stage, FlyStage):
         if not (math.isfinite(x_end) and lo - LIMIT_SLACK <= x_end <= hi + LIMIT_SLACK):
             raise RangeError(f"x = {x_end * 1e6:.3f} µm is outside the travel "
                              f"[{lo * 1e6:.3f}, {hi * 1e6:.3f}] µm", instrument=self.name)
-        cycle = parse_float(self._parameter(SERVO_UPDATE_TIME), what="servo update time")
-        samples = min(self.recorder_points(), RECORDED_PER_LINE)
+        cycle = self._parameter(SERVO_UPDATE_TIME, lambda v: parse_float(
+            v, what="servo update time in s", within=SERVO_CYCLE_RANGE))
+        self._recorder_size = self.recorder_points()
+        samples = min(self._recorder_size, RECORDED_PER_LINE)
         rate = max(1, math.ceil(duration / (samples * cycle)))
         ax = self.axes[0]
         self._command(f"DRC 1 {ax} 2")
         self._command(f"RTR {rate}")
+        self._sample_time = rate * cycle
         if self.trigger_output():
             self._command("DRT 1 0 0")
             return self._fly_wave(x_end, velocity, cycle)
@@ -526,20 +581,32 @@ class PIGCSStage(Stage, FlyStage):
         return self._started(f"WGO {g} 1")
 
     def read_recorded(self, start: float) -> RecordedMotion:
+        size = self._recorder_size or self.recorder_points()
+
         def count(lines: list[str]) -> int:
             head, sep, value = lines[0].partition("=")
-            if not sep or head.strip() != "1":
+            if len(lines) != 1 or not sep or head.strip() != "1":
                 raise ProtocolError(f"expected '1=count', got {shown(lines)}")
-            return parse_int(value, what="recorded points")
+            try:
+                return parse_int(value, what="integer count of recorded points",
+                                 within=(0, size))
+            except ProtocolError as exc:
+                raise ProtocolError(f"{exc} in {shown(lines)}") from None
 
         n = self.link.query_lines("DRL? 1", count)
         if n == 0:
             return RecordedMotion(t=np.zeros(0), x=np.zeros(0))
-        dt, values = self.link.query_lines(f"DRR? 1 {n} 1", _parse_recording)
-        if values.size != n:
-            raise ProtocolError(f"DRR? gave {values.size} of {n} samples", instrument=self.name)
-        x = self.axis_sign[0] * values * self._scale[0]
-        return RecordedMotion(t=start + dt * np.arange(n), x=x)
+        # Recorded positions lie within the axis' travel, give or take its span (a servo
+        # overshooting a soft limit); a value beyond cannot be one.
+        lo, hi = self._controller_travel[0]
+        span = hi - lo
+        k = self.axis_sign[0] * self._scale[0]  # controller units -> sample metres
+        ends = sorted(((lo - span) / k, (hi + span) / k))
+        dt, values = self.link.query_lines(
+            f"DRR? 1 {n} 1",
+            lambda lines: _parse_recording(lines, n, self._sample_time, (ends[0], ends[1]),
+                                           self.units[0]))
+        return RecordedMotion(t=start + dt * np.arange(n), x=k * values)
 
     def stop(self) -> None:
         """Every axis stops at once: #24 where the controller lists it (a single byte acted on

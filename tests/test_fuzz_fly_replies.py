@@ -1,0 +1,245 @@
+"""Fuzzing the replies a fly scan reads from a PI stage controller, over the real byte path:
+the data recorder of both the E-727 and the C-884 (`SPA?` of its points and of the servo
+cycle, `DRL?`, `DRR?` in the GCS array format) and the E-727's wave generator and trigger
+output (the `ERR?` that checks each of `DRC`, `RTR`, `DRT`, `WAV`, `WSL`, `WGC`, `WTR`, `CTO`,
+`TWC`, `TWS`, `WGO`), through the fault proxy in front of each TCP-served emulator.
+
+Each case must end in an `InstrumentError` naming the stage (with its address), the query and
+the reply; once the link answers well again, the driver flies a line again. Mid-scan, the scan
+must fail with that message, the field ramped down and the stage still (its wave generator
+too), and the file left resumable with every finished line unchanged. The generic corrupted
+replies per query are a seeded draw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from served_rig import REPO, SIM_PROFILE, ServedRig
+from test_fuzz_instrument_replies import CORRUPT, restore
+
+from drivers.link import shown
+from smm_daq.errors import InstrumentError
+from smm_daq.instruments.profile import load_profile
+from smm_daq.instruments.rig import Rig, open_rig
+
+E727_PROFILE = REPO / "configs" / "simulator-e727.toml"
+SEED = 20261205
+PER_QUERY = 3  # generic corrupted replies (of CORRUPT) drawn per query
+HANG_GUARD_S = 60.0  # real seconds; every run ends far sooner unless something hangs
+CURRENT_ATOL = 2e-3  # A
+CENTRE = {"C-884": (12.5e-3, 12.5e-3, 100e-6), "E-727": (900e-6, 900e-6, 100e-6)}
+UNIT = {"C-884": 1e-3, "E-727": 1e-6}  # m per controller unit
+CYCLE = {"C-884": "0.0001", "E-727": "2e-05"}  # the servo cycle (s) as SAMPLE_TIME gives it
+
+
+def _serve(folder: Path, sim_profile: Path) -> Iterator[ServedRig]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PYVISA_LIBRARY", "@py")
+        rig = ServedRig(folder, time_scale=50.0, timeout_s=0.3, sim_profile=sim_profile)
+        yield rig
+        rig.close()
+
+
+@pytest.fixture(scope="module")
+def served_c884(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedRig]:
+    yield from _serve(tmp_path_factory.mktemp("c884"), SIM_PROFILE)
+
+
+@pytest.fixture(scope="module")
+def served_e727(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedRig]:
+    yield from _serve(tmp_path_factory.mktemp("e727"), E727_PROFILE)
+
+
+def _served(request: pytest.FixtureRequest, controller: str) -> ServedRig:
+    return request.getfixturevalue("served_c884" if controller == "C-884" else "served_e727")
+
+
+@pytest.fixture(scope="module")
+def rigs(request: pytest.FixtureRequest) -> Iterator[dict[str, Rig]]:
+    """One connected rig per served controller, opened when first asked for."""
+    opened: dict[str, Rig] = {}
+
+    class Rigs(dict):  # type: ignore[type-arg]
+        def __missing__(self, controller: str) -> Rig:
+            served = _served(request, controller)
+            rig = open_rig(load_profile(served.profile_path), clock=served.clock)
+            opened[controller] = self[controller] = rig
+            return rig
+
+    yield Rigs()
+    for rig in opened.values():
+        rig.close()
+
+
+def fly_line(rig: Rig, controller: str) -> object:
+    """One short fly line along +x from the centre, read back; then back to the centre."""
+    x, y, z = CENTRE[controller]
+    stage = rig.stage
+    stage.move_to(x, y, z)
+    start = stage.fly_x(x + 20e-6, 1e-3, 0.02)  # type: ignore[attr-defined]
+    rig.clock.sleep(0.03)
+    while not stage.on_target():
+        rig.clock.sleep(0.01)
+    stage.set_velocity(rig.profile.stage.velocity)
+    motion = stage.read_recorded(start)  # type: ignore[attr-defined]
+    stage.move_to(x, y, z)
+    assert motion.x.size >= 2, motion
+    return motion
+
+
+# -- the cases ---------------------------------------------------------------------------------
+
+ROWS = 5  # what DRL? is made to answer for the DRR? cases
+
+
+def _array(controller: str, *, header: dict[str, str] | None = None, drop: tuple[str, ...] = (),
+           rows: list[str] | None = None, unmarked: int | None = None, end: bool = True
+           ) -> bytes:
+    """A DRR? reply of ROWS rows in the GCS array format, as the controller sends it (every line
+    but the last ending ' '), with header keys replaced or dropped, other rows, or the line
+    `unmarked` (0-based) sent without its continuation marker, or no '# END_HEADER'."""
+    keys = {"TYPE": "1", "SEPARATOR": "32", "DIM": "1", "SAMPLE_TIME": CYCLE[controller],
+            "NDATA": str(ROWS), "NAME0": "Actual Position of axis 1"} | (header or {})
+    x0 = CENTRE[controller][0] / UNIT[controller]
+    body = rows if rows is not None else [f"{x0 + 0.001 * k:.7f}" for k in range(ROWS)]
+    lines = [f"# {k} = {v}" for k, v in keys.items() if k not in drop]
+    lines += ["# END_HEADER"] * end + body
+    return b"".join((line + ("" if k in (unmarked, len(lines) - 1) else " ") + "\n")
+                    .encode("latin-1") for k, line in enumerate(lines))
+
+
+@dataclass(frozen=True)
+class Case:
+    controller: str
+    command: str  # what the proxy answers itself (a prefix of the command sent)
+    reply: bytes
+    kind: str
+    after: str | None = None  # answered only after this command (the ERR? that checks it)
+    named: str | None = None  # the part of the reply the message must quote, if not all of it
+
+    @property
+    def id(self) -> str:
+        after = f" after {self.after}" if self.after else ""
+        return f"{self.controller} {self.command}{after} <- {self.kind}"
+
+
+def _drr_cases(controller: str) -> list[Case]:
+    x0 = f"{CENTRE[controller][0] / UNIT[controller]:.7f}"
+    good = [f"{float(x0) + 0.001 * k:.7f}" for k in range(ROWS)]
+
+    def case(kind: str, named: str, **array: object) -> Case:
+        return Case(controller, "DRR? 1", _array(controller, **array), kind,  # type: ignore
+                    named=named)
+
+    return [
+        case("no SAMPLE_TIME", "SAMPLE_TIME", drop=("SAMPLE_TIME",)),
+        case("SAMPLE_TIME NaN", "'nan'", header={"SAMPLE_TIME": "nan"}),
+        case("SAMPLE_TIME 0", "'0'", header={"SAMPLE_TIME": "0"}),
+        case("SAMPLE_TIME 1e300", "'1e300'", header={"SAMPLE_TIME": "1e300"}),
+        case("SAMPLE_TIME an hour", "'3600'", header={"SAMPLE_TIME": "3600"}),
+        case("NDATA disagreeing", "'7'", header={"NDATA": "7"}),
+        case("DIM 2 (two tables)", "'2'", header={"DIM": "2"}),
+        case("no END_HEADER", "# TYPE = 1", end=False),
+        case("a row short", "got 4", rows=good[:-1]),
+        case("a row too many", "got 6", rows=[*good, good[0]]),
+        case("two columns", f"'{good[2]} 0.5'", rows=[*good[:2], good[2] + " 0.5", *good[3:]]),
+        case("a row not a number", "'abc'", rows=[*good[:2], "abc", *good[3:]]),
+        case("a row NaN", "'nan'", rows=[*good[:2], "nan", *good[3:]]),
+        case("a row infinite", "'-inf'", rows=[*good[:2], "-inf", *good[3:]]),
+        case("a row far beyond the travel", "'1e300'", rows=[*good[:2], "1e300", *good[3:]]),
+        case("a blank row", "''", rows=[*good[:2], "", *good[3:]]),
+        case("a header line among the rows", "got 6",
+             rows=[*good[:2], "# SAMPLE_TIME = 1", *good[2:]]),
+        case("no continuation marker in the header", "'# SEPARATOR = 32'", unmarked=1),
+        case("no continuation marker after END_HEADER", "got 0", unmarked=6),
+        case("no continuation marker after row 3", "got 3", unmarked=9),
+        case("overlong", "got 20000", rows=good * 4000),
+        Case(controller, "DRR? 1", b"1=5\n", "a DRL? reply", named="'1=5'"),
+    ]
+
+
+def _cases() -> list[Case]:
+    rng = np.random.default_rng(SEED)
+    cases: list[Case] = []
+    set_commands = {"C-884": ("DRC", "RTR", "DRT", "VEL", "MOV"),
+                    "E-727": ("DRC", "RTR", "DRT", "WAV", "WSL", "WGC", "WTR", "CTO 1 2",
+                              "CTO 1 3", "TWC", "TWS", "WGO")}
+    for controller in ("C-884", "E-727"):
+        specific = {
+            "SPA? 1 0x0E000200": [b"1 0x0E000200=0\n", b"1 0x0E000200=-2e-5\n",
+                                  b"1 0x0E000200=1e300\n", b"1 0x0E000200=nan\n",
+                                  b"1 0x16000200=262144\n",
+                                  b"1 0x0E000200=2e-5 \n2 0x0E000200=2e-5\n"],
+            "SPA? 1 0x16000200": [b"1 0x16000200=0\n", b"1 0x16000200=-1\n",
+                                  b"1 0x16000200=1e9\n", b"1 0x16000200=99999999999\n",
+                                  b"1 0x0E000200=2e-5\n",
+                                  b"1 0x16000200=1024 \n2 0x16000200=1024\n"],
+            "DRL? 1": [b"1=-3\n", b"1=99999999\n", b"2=5\n", b"1=5 \n1=6\n", b"1=1.5\n"],
+        }
+        for command, replies in specific.items():
+            for kind in rng.choice(list(CORRUPT), size=PER_QUERY, replace=False):
+                cases.append(Case(controller, command, CORRUPT[str(kind)], str(kind)))
+            cases += [Case(controller, command, r, repr(r.decode())) for r in replies]
+        cases += _drr_cases(controller)
+        for after in set_commands[controller]:
+            for kind in rng.choice(list(CORRUPT), size=2, replace=False):
+                cases.append(Case(controller, "ERR?", CORRUPT[str(kind)], str(kind), after))
+            cases.append(Case(controller, "ERR?", b"-1\n", "'-1'", after))
+    return cases
+
+
+CASES = _cases()
+
+
+def _missing(message: str, case: Case, rig: Rig) -> list[str]:
+    """What the message leaves out of: the stage (its address), the query, the reply."""
+    text = case.reply.decode("latin-1").removesuffix("\n")
+    lines = [ln.strip() for ln in text.replace("\r", "").split("\n")]
+    quoted = [case.named] if case.named else [shown(text.strip()), shown(lines)]
+    missing = [w for w in (rig.stage.link.name, case.command) if w not in message]
+    if case.after and case.after not in message:
+        missing.append(f"the command checked ({case.after})")
+    if "no reply within" not in message and not any(q in message for q in quoted):
+        missing.append(quoted[0])  # (a GCS line ending ' ' goes on: a blank one times out)
+    return missing
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_a_corrupted_fly_reply_is_named_and_ridden_out(
+        request: pytest.FixtureRequest, rigs: dict[str, Rig], case: Case) -> None:
+    served, rig = _served(request, case.controller), rigs[case.controller]
+    proxy = served.proxies["stage"]
+    if case.command == "DRR? 1":
+        proxy.answer("DRL? 1", f"1={ROWS}\n".encode())
+    proxy.answer(case.command, case.reply, after=case.after)
+    try:
+        with pytest.raises(InstrumentError) as err:
+            fly_line(rig, case.controller)
+    finally:
+        restore(served)
+    message = str(err.value)
+    assert not _missing(message, case, rig), message
+    assert len(message) <= 500, message
+    rig.stage.stop()
+    fly_line(rig, case.controller)  # the link answers well again: so does the driver
+
+
+@pytest.mark.parametrize("controller", ["C-884", "E-727"])
+def test_a_well_formed_crafted_recording_is_read(
+        request: pytest.FixtureRequest, rigs: dict[str, Rig], controller: str) -> None:
+    """The control for the DRR? cases: the same reply, uncorrupted, is read as sent."""
+    served, rig = _served(request, controller), rigs[controller]
+    served.proxies["stage"].answer("DRL? 1", f"1={ROWS}\n".encode())
+    served.proxies["stage"].answer("DRR? 1", _array(controller))
+    try:
+        motion = fly_line(rig, controller)
+    finally:
+        restore(served)
+    x0 = CENTRE[controller][0]
+    np.testing.assert_allclose(motion.x, x0 + 1e-3 * UNIT[controller] * np.arange(ROWS))  # type: ignore[attr-defined]
+    np.testing.assert_allclose(np.diff(motion.t), float(CYCLE[controller]))  # type: ignore[attr-defined]
