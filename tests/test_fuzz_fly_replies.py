@@ -17,15 +17,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 from served_rig import REPO, SIM_PROFILE, ServedRig
 from test_fuzz_instrument_replies import CORRUPT, restore
 
 from drivers.link import shown
+from smm_daq.acquisition.fly.settings import FlySettings
+from smm_daq.acquisition.plan import ScanPlan
+from smm_daq.acquisition.resumable import load_resumable
+from smm_daq.acquisition.sequencer import Sequencer
 from smm_daq.errors import InstrumentError
 from smm_daq.instruments.profile import load_profile
-from smm_daq.instruments.rig import Rig, open_rig
+from smm_daq.instruments.rig import Rig, make_rig_safe, open_rig
 
 E727_PROFILE = REPO / "configs" / "simulator-e727.toml"
 SEED = 20261205
@@ -243,3 +248,93 @@ def test_a_well_formed_crafted_recording_is_read(
     x0 = CENTRE[controller][0]
     np.testing.assert_allclose(motion.x, x0 + 1e-3 * UNIT[controller] * np.arange(ROWS))  # type: ignore[attr-defined]
     np.testing.assert_allclose(np.diff(motion.t), float(CYCLE[controller]))  # type: ignore[attr-defined]
+
+
+# -- mid-scan ----------------------------------------------------------------------------------
+
+FIELD = (0.0, 40e-6, 0.0)
+LINES = 4  # of the fly scans below
+MID_SCAN = (  # (controller, query, reply, after): so from a seeded line of a fly scan on
+    ("C-884", "SPA? 1 0x0E000200", b"1 0x0E000200=0\n", None),  # was a ZeroDivisionError
+    ("C-884", "DRL? 1", b"1=-3\n", None),
+    ("C-884", "DRR? 1", b"NaN\n", None),
+    ("C-884", "ERR?", b"#\x15?!\xff\n", "MOV 1"),  # the line's move started, or a return
+    ("E-727", "SPA? 1 0x16000200", b"1 0x16000200=-1\n", None),
+    ("E-727", "ERR?", b"\n", "WAV"),
+    ("E-727", "ERR?", b"#\x15?!\xff\n", "WGO"),  # the wave generator running
+    ("E-727", "DRR? 1", b"# TYPE = 1\n# SEPARATOR = 32 \n# DIM = 1\n", None),  # markers lost
+)
+
+
+def _fly_plan(controller: str, name: str) -> ScanPlan:
+    x, y, _ = CENTRE[controller]
+    return ScanPlan.from_center(name, (x, y), (60e-6, 20e-6 * (LINES - 1)), 20e-6,
+                                field=FIELD, fly=FlySettings(pixel_time=0.05))
+
+
+def _wave_running(served: ServedRig) -> bool:
+    emulator = served.backend.endpoint(served.sim_profile.stage.link.address)
+    wave = getattr(emulator, "wave", None)
+    return wave is not None and wave.running_mask() != "0"
+
+
+def _assert_resumable(served: ServedRig, controller: str, path: Path, name: str) -> None:
+    with h5py.File(path, "r") as f:
+        assert f[f"{name}/status"].asstr()[()] == "failed"
+        done = f[f"{name}/data/line_done"][()].astype(bool)
+        bz = f[f"{name}/data/Bz"][()]
+    assert np.isfinite(bz[done]).all() and np.isnan(bz[~done]).all()
+    assert load_resumable(path, name).lines_left == int(np.count_nonzero(~done))
+    rig = open_rig(load_profile(served.profile_path), clock=served.clock)
+    try:
+        seq = Sequencer(rig, path, _fly_plan(controller, name), resume=True)
+        seq.start()
+        assert seq.wait(HANG_GUARD_S) == "finished", seq.message
+    finally:
+        rig.close()
+    with h5py.File(path, "r") as f:
+        np.testing.assert_array_equal(f[f"{name}/data/Bz"][()][done], bz[done])
+        assert f[f"{name}/data/line_done"][()].all()
+
+
+@pytest.mark.parametrize(("controller", "query", "reply", "after"), MID_SCAN,
+                         ids=[f"{m[0]} {m[1]}{' after ' + m[3] if m[3] else ''}"
+                              for m in MID_SCAN])
+def test_a_corrupted_reply_mid_fly_scan_fails_it_safe_and_resumable(
+        request: pytest.FixtureRequest, tmp_path: Path, controller: str, query: str,
+        reply: bytes, after: str | None) -> None:
+    served = _served(request, controller)
+    rng = np.random.default_rng([SEED, MID_SCAN.index((controller, query, reply, after))])
+    proxy = served.proxies["stage"]
+    name, path = "f", tmp_path / "f.h5"
+    at = int(rng.integers(0, LINES - 1))  # armed once this line is written
+    rig = open_rig(load_profile(served.profile_path), clock=served.clock)
+    try:
+        seq = Sequencer(rig, path, _fly_plan(controller, name))
+
+        def arm(event: object) -> None:
+            if event.kind == "line_done" and event.line == at:  # type: ignore[attr-defined]
+                if query == "DRR? 1":
+                    proxy.answer("DRL? 1", b"1=5\n")
+                proxy.answer(query, reply, after=after)
+
+        seq.subscribe(arm)
+        seq.start()
+        status = seq.wait(HANG_GUARD_S)
+    finally:
+        rig.close()
+        restore(served)
+    assert status == "failed", (status, seq.message)
+    shown_reply = shown(reply.decode("latin-1").strip().split("\n")[0].strip())
+    for part in (rig.stage.link.name, query, shown_reply):
+        assert part in seq.message, (part, seq.message)
+    if seq.safety_problems:  # the stage's stop is checked by ERR?, the query corrupted
+        assert f"smm-daq safe --profile {served.profile_path}" in seq.message
+        assert all(s.safe for s in make_rig_safe(load_profile(served.profile_path),
+                                                 clock=served.clock))
+    np.testing.assert_allclose(served.currents(), served.safe_currents(), atol=CURRENT_ATOL)
+    assert not served.stage_moving()
+    assert not _wave_running(served)
+    with h5py.File(path, "r") as f:
+        assert int(f[f"{name}/data/line_done"][()].sum()) == at + 1
+    _assert_resumable(served, controller, path, name)
