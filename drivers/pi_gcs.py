@@ -245,6 +245,7 @@ class PIGCSStage(Stage, FlyStage):
         self._referencing = False
         self._recorder_size = 0  # the data recorder's points, read by the last fly line
         self._sample_time: float | None = None  # s between recorded samples (set by fly_x)
+        self._line_duration = 0.0  # s, of the line fly_x started
         try:
             self._limits = self._connect(np.asarray(travel, dtype=float), velocity)
         except BaseException:  # Ctrl-C or a signal too: a reference move must not run on
@@ -301,12 +302,17 @@ class PIGCSStage(Stage, FlyStage):
                 f"PI error {code} ({meaning}) after {command!r}", instrument=self.name
             )
 
-    def _query_axes(self, command: str, parse: Callable[[str], T]) -> list[T]:
-        """Ask `command` for the sample x, y, z axes; values in sample-axis order."""
-        values = self.link.query_lines(
-            f"{command} {' '.join(self.axes)}",
-            lambda lines: _parse_axis_lines(lines, self.axes, parse),
-        )
+    def _query_axes(self, command: str, parse: Callable[[str], T],
+                    seen: list[str] | None = None) -> list[T]:
+        """Ask `command` for the sample x, y, z axes; values in sample-axis order (the reply's
+        lines into `seen`, where given)."""
+
+        def parse_lines(lines: list[str]) -> dict[str, T]:
+            if seen is not None:
+                seen[:] = lines
+            return _parse_axis_lines(lines, self.axes, parse)
+
+        values = self.link.query_lines(f"{command} {' '.join(self.axes)}", parse_lines)
         return [values[a] for a in self.axes]
 
     def _to_sample(self, values: Sequence[float]) -> np.ndarray:
@@ -496,7 +502,8 @@ class PIGCSStage(Stage, FlyStage):
         deadline = self.clock.now() + timeout
         self.clock.sleep(expected)
         while True:
-            flags = self._query_axes("ONT?", _parse_bool)
+            reply: list[str] = []
+            flags = self._query_axes("ONT?", _parse_bool, reply)
             if all(flags):
                 return
             if self.clock.now() >= deadline:
@@ -506,7 +513,8 @@ class PIGCSStage(Stage, FlyStage):
                     if not ok
                 )
                 raise InstrumentTimeout(
-                    f"axis {late} not on target within {timeout:.3g} s", instrument=self.name
+                    f"axis {late} not on target within {timeout:.3g} s (ONT? answered "
+                    f"{shown(reply)})", instrument=self.name
                 )
             self.clock.sleep(self.poll_interval)
 
@@ -556,7 +564,7 @@ class PIGCSStage(Stage, FlyStage):
         ax = self.axes[0]
         self._command(f"DRC 1 {ax} 2")
         self._command(f"RTR {rate}")
-        self._sample_time = rate * cycle
+        self._sample_time, self._line_duration = rate * cycle, duration
         if self.trigger_output():
             self._command("DRT 1 0 0")
             return self._fly_wave(x_end, velocity, cycle)
@@ -581,21 +589,32 @@ class PIGCSStage(Stage, FlyStage):
         return self._started(f"WGO {g} 1")
 
     def read_recorded(self, start: float) -> RecordedMotion:
+        """The line `fly_x` started, as recorded: once its motion has ended, the recorder
+        holds the whole line (or is full), so fewer points than that (or than 2) are refused
+        as a reply no recorder gives."""
         size = self._recorder_size or self.recorder_points()
+        least, why = 2, ""
+        if self._sample_time is not None:
+            whole = min(size, math.floor(self._line_duration / self._sample_time))
+            if whole - 1 > least:
+                least = whole - 1  # a sample of slack, for where the recording began
+                why = (f" (the {self._line_duration:.6g} s line, one sample every "
+                       f"{self._sample_time:.6g} s)")
 
         def count(lines: list[str]) -> int:
             head, sep, value = lines[0].partition("=")
             if len(lines) != 1 or not sep or head.strip() != "1":
                 raise ProtocolError(f"expected '1=count', got {shown(lines)}")
             try:
-                return parse_int(value, what="integer count of recorded points",
-                                 within=(0, size))
+                n = parse_int(value, what="integer count of recorded points")
             except ProtocolError as exc:
                 raise ProtocolError(f"{exc} in {shown(lines)}") from None
+            if not least <= n <= size:
+                raise ProtocolError(f"expected {least} .. {size} recorded points{why}, got "
+                                    f"{shown(lines)}")
+            return n
 
         n = self.link.query_lines("DRL? 1", count)
-        if n == 0:
-            return RecordedMotion(t=np.zeros(0), x=np.zeros(0))
         # Recorded positions lie within the axis' travel, give or take its span (a servo
         # overshooting a soft limit); a value beyond cannot be one.
         lo, hi = self._controller_travel[0]

@@ -64,21 +64,30 @@ def _served(request: pytest.FixtureRequest, controller: str) -> ServedRig:
     return request.getfixturevalue("served_c884" if controller == "C-884" else "served_e727")
 
 
+class Rigs(dict):  # type: ignore[type-arg]
+    """One connected rig per served controller, opened when first asked for; `release` closes
+    them (one process drives a rig at a time: a scan opens its own)."""
+
+    def __init__(self, request: pytest.FixtureRequest) -> None:
+        super().__init__()
+        self.request = request
+
+    def __missing__(self, controller: str) -> Rig:
+        served = _served(self.request, controller)
+        rig = self[controller] = open_rig(load_profile(served.profile_path), clock=served.clock)
+        return rig
+
+    def release(self) -> None:
+        for rig in self.values():
+            rig.close()
+        self.clear()
+
+
 @pytest.fixture(scope="module")
-def rigs(request: pytest.FixtureRequest) -> Iterator[dict[str, Rig]]:
-    """One connected rig per served controller, opened when first asked for."""
-    opened: dict[str, Rig] = {}
-
-    class Rigs(dict):  # type: ignore[type-arg]
-        def __missing__(self, controller: str) -> Rig:
-            served = _served(request, controller)
-            rig = open_rig(load_profile(served.profile_path), clock=served.clock)
-            opened[controller] = self[controller] = rig
-            return rig
-
-    yield Rigs()
-    for rig in opened.values():
-        rig.close()
+def rigs(request: pytest.FixtureRequest) -> Iterator[Rigs]:
+    rigs = Rigs(request)
+    yield rigs
+    rigs.release()
 
 
 def fly_line(rig: Rig, controller: str) -> object:
@@ -86,7 +95,8 @@ def fly_line(rig: Rig, controller: str) -> object:
     x, y, z = CENTRE[controller]
     stage = rig.stage
     stage.move_to(x, y, z)
-    start = stage.fly_x(x + 20e-6, 1e-3, 0.02)  # type: ignore[attr-defined]
+    # A short duration, so that the recorder's ROWS points are a whole line to the driver.
+    start = stage.fly_x(x + 20e-6, 1e-3, 1e-4)  # type: ignore[attr-defined]
     rig.clock.sleep(0.03)
     while not stage.on_target():
         rig.clock.sleep(0.01)
@@ -184,7 +194,8 @@ def _cases() -> list[Case]:
                                   b"1 0x16000200=1e9\n", b"1 0x16000200=99999999999\n",
                                   b"1 0x0E000200=2e-5\n",
                                   b"1 0x16000200=1024 \n2 0x16000200=1024\n"],
-            "DRL? 1": [b"1=-3\n", b"1=99999999\n", b"2=5\n", b"1=5 \n1=6\n", b"1=1.5\n"],
+            "DRL? 1": [b"1=-3\n", b"1=99999999\n", b"2=5\n", b"1=5 \n1=6\n", b"1=1.5\n",
+                       b"1=0\n", b"1=1\n"],  # fewer than the line, or than 2
         }
         for command, replies in specific.items():
             for kind in rng.choice(list(CORRUPT), size=PER_QUERY, replace=False):
@@ -255,6 +266,7 @@ def test_a_well_formed_crafted_recording_is_read(
 FIELD = (0.0, 40e-6, 0.0)
 LINES = 4  # of the fly scans below
 MID_SCAN = (  # (controller, query, reply, after): so from a seeded line of a fly scan on
+    # ("fly_x": from the start of that line's motion on)
     ("C-884", "SPA? 1 0x0E000200", b"1 0x0E000200=0\n", None),  # was a ZeroDivisionError
     ("C-884", "DRL? 1", b"1=-3\n", None),
     ("C-884", "DRR? 1", b"NaN\n", None),
@@ -263,6 +275,11 @@ MID_SCAN = (  # (controller, query, reply, after): so from a seeded line of a fl
     ("E-727", "ERR?", b"\n", "WAV"),
     ("E-727", "ERR?", b"#\x15?!\xff\n", "WGO"),  # the wave generator running
     ("E-727", "DRR? 1", b"# TYPE = 1\n# SEPARATOR = 32 \n# DIM = 1\n", None),  # markers lost
+    ("C-884", "DRL? 1", b"1=0\n", None),
+    ("E-727", "DRL? 1", b"1=1\n", None),
+    ("C-884", "ONT?", b"1=0 \n2=0 \n3=0\n", None),
+    ("E-727", "ONT?", b"1=1 \n2=0 \n3=1\n", None),
+    ("E-727", "ONT?", b"1=0 \n2=1 \n3=1\n", "fly_x"),  # the fly line never ends
 )
 
 
@@ -298,11 +315,12 @@ def _assert_resumable(served: ServedRig, controller: str, path: Path, name: str)
 
 
 @pytest.mark.parametrize(("controller", "query", "reply", "after"), MID_SCAN,
-                         ids=[f"{m[0]} {m[1]}{' after ' + m[3] if m[3] else ''}"
-                              for m in MID_SCAN])
+                         ids=[f"{m[0]} {m[1]}{' after ' + m[3] if m[3] else ''} <- "
+                              f"{m[2].decode('latin-1')!r:.24}" for m in MID_SCAN])
 def test_a_corrupted_reply_mid_fly_scan_fails_it_safe_and_resumable(
-        request: pytest.FixtureRequest, tmp_path: Path, controller: str, query: str,
-        reply: bytes, after: str | None) -> None:
+        request: pytest.FixtureRequest, rigs: Rigs, tmp_path: Path, controller: str,
+        query: str, reply: bytes, after: str | None) -> None:
+    rigs.release()
     served = _served(request, controller)
     rng = np.random.default_rng([SEED, MID_SCAN.index((controller, query, reply, after))])
     proxy = served.proxies["stage"]
@@ -314,9 +332,17 @@ def test_a_corrupted_reply_mid_fly_scan_fails_it_safe_and_resumable(
 
         def arm(event: object) -> None:
             if event.kind == "line_done" and event.line == at:  # type: ignore[attr-defined]
-                if query == "DRR? 1":
-                    proxy.answer("DRL? 1", b"1=5\n")
-                proxy.answer(query, reply, after=after)
+                if after == "fly_x":
+                    rig.stage.fly_x = fly_then_arm  # type: ignore[attr-defined]
+                else:
+                    proxy.answer(query, reply, after=after)
+
+        fly_x = rig.stage.fly_x  # type: ignore[attr-defined]
+
+        def fly_then_arm(*args: object) -> float:
+            start = fly_x(*args)
+            proxy.answer(query, reply)
+            return start
 
         seq.subscribe(arm)
         seq.start()
@@ -325,8 +351,11 @@ def test_a_corrupted_reply_mid_fly_scan_fails_it_safe_and_resumable(
         rig.close()
         restore(served)
     assert status == "failed", (status, seq.message)
-    shown_reply = shown(reply.decode("latin-1").strip().split("\n")[0].strip())
-    for part in (rig.stage.link.name, query, shown_reply):
+    lines = [ln.strip() for ln in reply.decode("latin-1").strip().split("\n")]
+    named = {"ONT?": shown(lines), "DRL? 1": shown(lines)}.get(query, shown(lines[0]))
+    if after == "fly_x":  # the sequencer's wait for the line's end: the state, not the reply
+        named, query = "not on target", "fly line did not end"
+    for part in (rig.stage.link.name, query, named):
         assert part in seq.message, (part, seq.message)
     if seq.safety_problems:  # the stage's stop is checked by ERR?, the query corrupted
         assert f"smm-daq safe --profile {served.profile_path}" in seq.message

@@ -159,7 +159,9 @@ class FlyScan:
         while not self._call(stage.on_target):
             if clock.now() >= deadline:
                 raise InstrumentTimeout(f"the fly line did not end within "
-                                        f"{deadline - end + duration:.3g} s", instrument="stage")
+                                        f"{deadline - end + duration:.3g} s: an axis still "
+                                        "reports it is not on target",
+                                        instrument=getattr(stage, "name", "stage"))
             self._checkpoint(pausable=False)
             clock.sleep(0.01)
 
