@@ -246,6 +246,7 @@ class PIGCSStage(Stage, FlyStage):
         self._recorder_size = 0  # the data recorder's points, read by the last fly line
         self._sample_time: float | None = None  # s between recorded samples (set by fly_x)
         self._line_duration = 0.0  # s, of the line fly_x started
+        self._line_samples = 0  # the recorded points that span it
         try:
             self._limits = self._connect(np.asarray(travel, dtype=float), velocity)
         except BaseException:  # Ctrl-C or a signal too: a reference move must not run on
@@ -559,7 +560,7 @@ class PIGCSStage(Stage, FlyStage):
         cycle = self._parameter(SERVO_UPDATE_TIME, lambda v: parse_float(
             v, what="servo update time in s", within=SERVO_CYCLE_RANGE))
         self._recorder_size = self.recorder_points()
-        samples = min(self._recorder_size, RECORDED_PER_LINE)
+        samples = self._line_samples = min(self._recorder_size, RECORDED_PER_LINE)
         rate = max(1, math.ceil(duration / (samples * cycle)))
         ax = self.axes[0]
         self._command(f"DRC 1 {ax} 2")
@@ -615,6 +616,11 @@ class PIGCSStage(Stage, FlyStage):
             return n
 
         n = self.link.query_lines("DRL? 1", count)
+        if self._line_samples:
+            # The recorder goes on after the line until its table is full (262144 points on
+            # an E-727: megabytes on the link); the line's points and an eighth more for the
+            # stage settling are all the line needs.
+            n = min(n, self._line_samples + self._line_samples // 8)
         # Recorded positions lie within the axis' travel, give or take its span (a servo
         # overshooting a soft limit); a value beyond cannot be one.
         lo, hi = self._controller_travel[0]

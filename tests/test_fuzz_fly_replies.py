@@ -367,3 +367,21 @@ def test_a_corrupted_reply_mid_fly_scan_fails_it_safe_and_resumable(
     with h5py.File(path, "r") as f:
         assert int(f[f"{name}/data/line_done"][()].sum()) == at + 1
     _assert_resumable(served, controller, path, name)
+
+
+def test_only_the_line_is_read_from_a_recorder_that_went_on_recording(
+        rigs: Rigs) -> None:
+    """An E-727 records until its table of 262144 points is full: read late (a slow lock-in
+    buffer read, a loaded PC), `DRL?` counted far more than the line, and all of it was read,
+    megabytes on the link, past the link's timeout. Now only the line's points (and an eighth
+    more) are asked for."""
+    rig = rigs["E-727"]
+    x, y, z = CENTRE["E-727"]
+    rig.stage.move_to(x, y, z)
+    start = rig.stage.fly_x(x + 20e-6, 1e-3, 0.02)  # type: ignore[attr-defined]
+    rig.clock.sleep(3.0)  # virtual: 150,000 samples of 20 µs
+    motion = rig.stage.read_recorded(start)  # type: ignore[attr-defined]
+    assert 0.02 / 2e-5 <= motion.x.size <= 4096 * 9 // 8  # type: ignore[attr-defined]
+    assert motion.x[-1] == pytest.approx(x + 20e-6, abs=0.1e-6)  # type: ignore[attr-defined]
+    rig.stage.set_velocity(rig.profile.stage.velocity)
+    rig.stage.move_to(x, y, z)
