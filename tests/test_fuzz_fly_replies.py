@@ -266,7 +266,7 @@ def test_a_well_formed_crafted_recording_is_read(
 FIELD = (0.0, 40e-6, 0.0)
 LINES = 4  # of the fly scans below
 MID_SCAN = (  # (controller, query, reply, after): so from a seeded line of a fly scan on
-    # ("fly_x": from the start of that line's motion on)
+    # ("fly_x": from the start of that line's motion on; "start": from the scan's start)
     ("C-884", "SPA? 1 0x0E000200", b"1 0x0E000200=0\n", None),  # was a ZeroDivisionError
     ("C-884", "DRL? 1", b"1=-3\n", None),
     ("C-884", "DRR? 1", b"NaN\n", None),
@@ -280,6 +280,8 @@ MID_SCAN = (  # (controller, query, reply, after): so from a seeded line of a fl
     ("C-884", "ONT?", b"1=0 \n2=0 \n3=0\n", None),
     ("E-727", "ONT?", b"1=1 \n2=0 \n3=1\n", None),
     ("E-727", "ONT?", b"1=0 \n2=1 \n3=1\n", "fly_x"),  # the fly line never ends
+    ("C-884", "SPA? 1 0x16000200", b"1 0x16000200=0\n", "start"),  # the plan's checks
+    ("E-727", "SPA? 1 0x16000200", b"1 0x16000200=1e9\n", "start"),
 )
 
 
@@ -325,7 +327,7 @@ def test_a_corrupted_reply_mid_fly_scan_fails_it_safe_and_resumable(
     rng = np.random.default_rng([SEED, MID_SCAN.index((controller, query, reply, after))])
     proxy = served.proxies["stage"]
     name, path = "f", tmp_path / "f.h5"
-    at = int(rng.integers(0, LINES - 1))  # armed once this line is written
+    at = -1 if after == "start" else int(rng.integers(0, LINES - 1))  # armed once it is written
     rig = open_rig(load_profile(served.profile_path), clock=served.clock)
     try:
         seq = Sequencer(rig, path, _fly_plan(controller, name))
@@ -345,25 +347,34 @@ def test_a_corrupted_reply_mid_fly_scan_fails_it_safe_and_resumable(
             return start
 
         seq.subscribe(arm)
-        seq.start()
-        status = seq.wait(HANG_GUARD_S)
+        if after == "start":  # the checks in start(), before the entry or the field
+            proxy.answer(query, reply)
+            with pytest.raises(InstrumentError) as err:
+                seq.start()
+            status, message = "failed", str(err.value)
+        else:
+            seq.start()
+            status, message = seq.wait(HANG_GUARD_S), seq.message
     finally:
         rig.close()
         restore(served)
-    assert status == "failed", (status, seq.message)
+    assert status == "failed", (status, message)
     lines = [ln.strip() for ln in reply.decode("latin-1").strip().split("\n")]
     named = {"ONT?": shown(lines), "DRL? 1": shown(lines)}.get(query, shown(lines[0]))
     if after == "fly_x":  # the sequencer's wait for the line's end: the state, not the reply
         named, query = "not on target", "fly line did not end"
     for part in (rig.stage.link.name, query, named):
-        assert part in seq.message, (part, seq.message)
+        assert part in message, (part, message)
     if seq.safety_problems:  # the stage's stop is checked by ERR?, the query corrupted
-        assert f"smm-daq safe --profile {served.profile_path}" in seq.message
+        assert f"smm-daq safe --profile {served.profile_path}" in message
         assert all(s.safe for s in make_rig_safe(load_profile(served.profile_path),
                                                  clock=served.clock))
     np.testing.assert_allclose(served.currents(), served.safe_currents(), atol=CURRENT_ATOL)
     assert not served.stage_moving()
     assert not _wave_running(served)
+    if after == "start":  # found by the checks before the entry is made or the field set
+        assert not path.exists() or name not in h5py.File(path, "r")
+        return
     with h5py.File(path, "r") as f:
         assert int(f[f"{name}/data/line_done"][()].sum()) == at + 1
     _assert_resumable(served, controller, path, name)
