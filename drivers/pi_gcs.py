@@ -204,7 +204,10 @@ class PIGCSStage(Stage, FlyStage):
 
     Fly lines (`fly_x`): record table 1 records the x axis' actual position (`DRC 1 <x> 2`),
     one sample every `RTR` servo cycles (chosen so the line fits the table); `DRL?` and `DRR?`
-    read the record back. A controller with a wave generator and trigger outputs (E-727)
+    read the record back: the line's points only, the count at least the line's, the array's
+    header (SAMPLE_TIME the rate set, DIM, NDATA), rows and columns as asked, every value
+    within reach of the travel. The servo cycle and recorder size (`SPA?`) are bounded by what
+    any GCS controller has. A controller with a wave generator and trigger outputs (E-727)
     flies the line as a `LIN` wave segment at constant speed on the generator of the x axis,
     the recording started with the wave (`DRT 1 0 0`) and trigger output line 1 pulsing at
     the wave's first point (`CTO 1 3 4`, `TWS 1 1 1`): the edge that starts a wired lock-in's
