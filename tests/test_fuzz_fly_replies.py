@@ -282,7 +282,10 @@ MID_SCAN = (  # (controller, query, reply, after): so from a seeded line of a fl
     ("E-727", "ONT?", b"1=0 \n2=1 \n3=1\n", "fly_x"),  # the fly line never ends
     ("C-884", "SPA? 1 0x16000200", b"1 0x16000200=0\n", "start"),  # the plan's checks
     ("E-727", "SPA? 1 0x16000200", b"1 0x16000200=1e9\n", "start"),
+    ("C-884", "SPTS?", b"0\n", None),  # the lock-in's buffer, read beside the recorder
+    ("E-727", "SPTS?", b"3\n", None),
 )
+LOCKIN_QUERIES = ("SPTS?",)
 
 
 def _fly_plan(controller: str, name: str) -> ScanPlan:
@@ -325,7 +328,8 @@ def test_a_corrupted_reply_mid_fly_scan_fails_it_safe_and_resumable(
     rigs.release()
     served = _served(request, controller)
     rng = np.random.default_rng([SEED, MID_SCAN.index((controller, query, reply, after))])
-    proxy = served.proxies["stage"]
+    role = "lockin" if query in LOCKIN_QUERIES else "stage"
+    proxy = served.proxies[role]
     name, path = "f", tmp_path / "f.h5"
     at = -1 if after == "start" else int(rng.integers(0, LINES - 1))  # armed once it is written
     rig = open_rig(load_profile(served.profile_path), clock=served.clock)
@@ -363,7 +367,9 @@ def test_a_corrupted_reply_mid_fly_scan_fails_it_safe_and_resumable(
     named = {"ONT?": shown(lines), "DRL? 1": shown(lines)}.get(query, shown(lines[0]))
     if after == "fly_x":  # the sequencer's wait for the line's end: the state, not the reply
         named, query = "not on target", "fly line did not end"
-    for part in (rig.stage.link.name, query, named):
+    if role == "lockin":  # the count, checked against the line's
+        named = f"held {int(reply)} samples"
+    for part in (getattr(rig, role).link.name, query, named):
         assert part in message, (part, message)
     if seq.safety_problems:  # the stage's stop is checked by ERR?, the query corrupted
         assert f"smm-daq safe --profile {served.profile_path}" in message
