@@ -54,6 +54,9 @@ RECORDER_POINTS = 0x16000200  # SPA parameter: samples per data-recorder table
 RECORDED_PER_LINE = 4096  # positions recorded per fly line at most (the motion is smooth)
 WAVE_POINTS = 100_000  # the most points a fly line's wave segment is given
 MAX_VELOCITY = 0.01  # m/s: the fastest velocity setting accepted unless the profile's is higher
+SERVO_CYCLE_RANGE = (1e-7, 0.1)  # s: any GCS controller's servo update time
+RECORDER_POINTS_RANGE = (2, 2**24)  # any GCS data recorder's points per table
+ERROR_CODES = (0, 99_999)  # what ERR? answers (negative codes are the PC library's own)
 
 # Meanings of the controller error codes (PI GCS error list) this driver can meet.
 GCS_ERRORS = {
@@ -145,20 +148,55 @@ def parse_gcs_idn(reply: str) -> Identity:
     return Identity(vendor=vendor, model=parts[-3], serial=parts[-2], firmware=parts[-1])
 
 
-def _parse_recording(lines: list[str]) -> tuple[float, np.ndarray]:
-    """A DRR? reply (GCS array format): the sample time (s) and the first column's values."""
-    dt = math.nan
-    values = []
-    for line in lines:
-        if line.startswith("#"):
-            key, _, value = line[1:].partition("=")
-            if key.strip() == "SAMPLE_TIME":
-                dt = parse_float(value, what="recorder sample time")
-        elif line:
-            values.append(parse_float(line.split()[0], what="recorded position"))
-    if not (dt > 0):
-        raise ProtocolError(f"DRR? reply without a SAMPLE_TIME: {lines[:8]!r}")
-    return dt, np.array(values)
+def _header_value(header: dict[str, list[str]], key: str, lines: list[str]) -> str:
+    """The value of `key` in a GCS array header, given once; else ProtocolError."""
+    values = header.get(key, [])
+    if len(values) != 1:
+        raise ProtocolError(f"expected one '# {key} = value' in the header, got "
+                            f"{len(values)} in {shown(lines)}")
+    return values[0]
+
+
+def _parse_recording(lines: list[str], count: int, sample_time: float | None,
+                     within: tuple[float, float], unit: str) -> tuple[float, np.ndarray]:
+    """A `DRR? 1 <count> 1` reply (GCS array format: a '#' header ending with '# END_HEADER',
+    then one row per sample, one column per table): the sample time (s) and the `count`
+    values. The header must say one table (DIM), `count` rows (NDATA) and the sample time
+    the recorder was set to (`sample_time`, when known); every row one finite value in
+    `within` (controller units). ProtocolError naming the reply otherwise."""
+    if "# END_HEADER" not in lines or not lines[0].startswith("#"):
+        raise ProtocolError(f"expected a GCS array ('# ...' header lines, '# END_HEADER', "
+                            f"then rows), got {shown(lines)}")
+    end = lines.index("# END_HEADER")
+    header: dict[str, list[str]] = {}
+    for line in lines[:end]:
+        key, sep, value = line.removeprefix("#").partition("=")
+        if not line.startswith("#") or not sep:
+            raise ProtocolError(f"expected '# KEY = value' header lines, got {shown(line)} "
+                                f"in {shown(lines)}")
+        header.setdefault(key.strip(), []).append(value.strip())
+    raw = _header_value(header, "SAMPLE_TIME", lines)
+    dt = parse_float(raw, what="recorder sample time in s", within=(1e-9, 1e6))
+    if sample_time is not None and not math.isclose(dt, sample_time, rel_tol=1e-3):
+        raise ProtocolError(f"expected SAMPLE_TIME = {sample_time:.6g} s (the rate set by RTR "
+                            f"times the servo cycle), got {shown(raw)} in {shown(lines)}")
+    for key, want in (("DIM", 1), ("NDATA", count)):
+        got = _header_value(header, key, lines)
+        if not got.isdigit() or int(got) != want:
+            raise ProtocolError(f"expected '# {key} = {want}' for 'DRR? 1 {count} 1', got "
+                                f"{shown(got)} in {shown(lines)}")
+    rows = lines[end + 1:]
+    if len(rows) != count:
+        raise ProtocolError(f"expected {count} rows after the header, got {len(rows)} "
+                            f"in {shown(lines)}")
+    values = np.empty(count)
+    for k, row in enumerate(rows):
+        fields = row.split()
+        if len(fields) != 1:
+            raise ProtocolError(f"expected one column in row {k + 1} (one table asked for), "
+                                f"got {shown(row)}")
+        values[k] = parse_float(fields[0], what=f"recorded position in {unit}", within=within)
+    return dt, values
 
 
 class PIGCSStage(Stage, FlyStage):
@@ -166,7 +204,10 @@ class PIGCSStage(Stage, FlyStage):
 
     Fly lines (`fly_x`): record table 1 records the x axis' actual position (`DRC 1 <x> 2`),
     one sample every `RTR` servo cycles (chosen so the line fits the table); `DRL?` and `DRR?`
-    read the record back. A controller with a wave generator and trigger outputs (E-727)
+    read the record back: the line's points only, the count at least the line's, the array's
+    header (SAMPLE_TIME the rate set, DIM, NDATA), rows and columns as asked, every value
+    within reach of the travel. The servo cycle and recorder size (`SPA?`) are bounded by what
+    any GCS controller has. A controller with a wave generator and trigger outputs (E-727)
     flies the line as a `LIN` wave segment at constant speed on the generator of the x axis,
     the recording started with the wave (`DRT 1 0 0`) and trigger output line 1 pulsing at
     the wave's first point (`CTO 1 3 4`, `TWS 1 1 1`): the edge that starts a wired lock-in's
@@ -205,6 +246,10 @@ class PIGCSStage(Stage, FlyStage):
         self._controller_travel = np.zeros((3, 2))
         self._scale = [1.0, 1.0, 1.0]
         self._referencing = False
+        self._recorder_size = 0  # the data recorder's points, read by the last fly line
+        self._sample_time: float | None = None  # s between recorded samples (set by fly_x)
+        self._line_duration = 0.0  # s, of the line fly_x started
+        self._line_samples = 0  # the recorded points that span it
         try:
             self._limits = self._connect(np.asarray(travel, dtype=float), velocity)
         except BaseException:  # Ctrl-C or a signal too: a reference move must not run on
@@ -249,19 +294,29 @@ class PIGCSStage(Stage, FlyStage):
         return start
 
     def _check_error(self, command: str, allowed: tuple[int, ...] = (0,)) -> None:
-        code = self.link.query("ERR?", lambda r: parse_int(r, what="GCS error code"))
+        try:
+            code = self.link.query("ERR?", lambda r: parse_int(
+                r, what="integer GCS error code", within=ERROR_CODES))
+        except InstrumentError as exc:  # what `command` did is unknown: say which it was
+            detail = str(exc).removeprefix(f"{self.name}: ")
+            raise type(exc)(f"checking {command!r}: {detail}", instrument=self.name) from None
         if code not in allowed:
             meaning = GCS_ERRORS.get(code, "see the controller manual")
             raise InstrumentError(
                 f"PI error {code} ({meaning}) after {command!r}", instrument=self.name
             )
 
-    def _query_axes(self, command: str, parse: Callable[[str], T]) -> list[T]:
-        """Ask `command` for the sample x, y, z axes; values in sample-axis order."""
-        values = self.link.query_lines(
-            f"{command} {' '.join(self.axes)}",
-            lambda lines: _parse_axis_lines(lines, self.axes, parse),
-        )
+    def _query_axes(self, command: str, parse: Callable[[str], T],
+                    seen: list[str] | None = None) -> list[T]:
+        """Ask `command` for the sample x, y, z axes; values in sample-axis order (the reply's
+        lines into `seen`, where given)."""
+
+        def parse_lines(lines: list[str]) -> dict[str, T]:
+            if seen is not None:
+                seen[:] = lines
+            return _parse_axis_lines(lines, self.axes, parse)
+
+        values = self.link.query_lines(f"{command} {' '.join(self.axes)}", parse_lines)
         return [values[a] for a in self.axes]
 
     def _to_sample(self, values: Sequence[float]) -> np.ndarray:
@@ -274,7 +329,7 @@ class PIGCSStage(Stage, FlyStage):
         # An error left from before (a stop whose error was never read: error 10) would be
         # taken for the first command's, and no connect, `smm-daq safe`'s included, would
         # pass; read, it is cleared.
-        self.link.query("ERR?", lambda r: parse_int(r, what="GCS error code"))
+        self.link.query("ERR?", lambda r: parse_int(r, what="integer GCS error code"))
         commands = self._commands = self.link.query_lines("HLP?", _parse_help)
         names = self.link.query_lines("SAI?", lambda lines: [ln for ln in lines if ln])
         self._controller_axes = list(names)
@@ -451,7 +506,8 @@ class PIGCSStage(Stage, FlyStage):
         deadline = self.clock.now() + timeout
         self.clock.sleep(expected)
         while True:
-            flags = self._query_axes("ONT?", _parse_bool)
+            reply: list[str] = []
+            flags = self._query_axes("ONT?", _parse_bool, reply)
             if all(flags):
                 return
             if self.clock.now() >= deadline:
@@ -461,22 +517,29 @@ class PIGCSStage(Stage, FlyStage):
                     if not ok
                 )
                 raise InstrumentTimeout(
-                    f"axis {late} not on target within {timeout:.3g} s", instrument=self.name
+                    f"axis {late} not on target within {timeout:.3g} s (ONT? answered "
+                    f"{shown(reply)})", instrument=self.name
                 )
             self.clock.sleep(self.poll_interval)
 
     # -- FlyStage ----------------------------------------------------------------------------
 
-    def _parameter(self, pid: int) -> str:
+    def _parameter(self, pid: int, parse: Callable[[str], T]) -> T:
+        """Parameter `pid` of the x axis (`SPA?`), its value parsed by `parse` within the
+        exchange: a reply that does not parse is retried, then named with the query."""
         ax = self.axes[0]
 
-        def parse(lines: list[str]) -> str:
+        def parse_lines(lines: list[str]) -> T:
             head, sep, value = lines[0].partition("=")
-            if not sep or _hex(head.strip().partition(" ")[2]) != pid:
+            axis, _, name = head.strip().partition(" ")
+            if len(lines) != 1 or not sep or axis != ax or _hex(name) != pid:
                 raise ProtocolError(f"expected '{ax} 0x{pid:08X}=value', got {shown(lines)}")
-            return value.strip()
+            try:
+                return parse(value)
+            except ProtocolError as exc:
+                raise ProtocolError(f"{exc} in {shown(lines)}") from None
 
-        return self.link.query_lines(f"SPA? {ax} 0x{pid:08X}", parse)
+        return self.link.query_lines(f"SPA? {ax} 0x{pid:08X}", parse_lines)
 
     @classmethod
     def velocity_limit_for(cls, settings: StageSettings) -> float:
@@ -486,7 +549,8 @@ class PIGCSStage(Stage, FlyStage):
         return self.max_velocity
 
     def recorder_points(self) -> int:
-        return parse_int(self._parameter(RECORDER_POINTS), what="recorder points")
+        return self._parameter(RECORDER_POINTS, lambda v: parse_int(
+            v, what="integer count of data-recorder points", within=RECORDER_POINTS_RANGE))
 
     def trigger_output(self) -> bool:
         return {"WAV", "WGO", "CTO", "TWS"} <= self._commands
@@ -496,12 +560,15 @@ class PIGCSStage(Stage, FlyStage):
         if not (math.isfinite(x_end) and lo - LIMIT_SLACK <= x_end <= hi + LIMIT_SLACK):
             raise RangeError(f"x = {x_end * 1e6:.3f} µm is outside the travel "
                              f"[{lo * 1e6:.3f}, {hi * 1e6:.3f}] µm", instrument=self.name)
-        cycle = parse_float(self._parameter(SERVO_UPDATE_TIME), what="servo update time")
-        samples = min(self.recorder_points(), RECORDED_PER_LINE)
+        cycle = self._parameter(SERVO_UPDATE_TIME, lambda v: parse_float(
+            v, what="servo update time in s", within=SERVO_CYCLE_RANGE))
+        self._recorder_size = self.recorder_points()
+        samples = self._line_samples = min(self._recorder_size, RECORDED_PER_LINE)
         rate = max(1, math.ceil(duration / (samples * cycle)))
         ax = self.axes[0]
         self._command(f"DRC 1 {ax} 2")
         self._command(f"RTR {rate}")
+        self._sample_time, self._line_duration = rate * cycle, duration
         if self.trigger_output():
             self._command("DRT 1 0 0")
             return self._fly_wave(x_end, velocity, cycle)
@@ -526,20 +593,48 @@ class PIGCSStage(Stage, FlyStage):
         return self._started(f"WGO {g} 1")
 
     def read_recorded(self, start: float) -> RecordedMotion:
+        """The line `fly_x` started, as recorded: once its motion has ended, the recorder
+        holds the whole line (or is full), so fewer points than that (or than 2) are refused
+        as a reply no recorder gives."""
+        size = self._recorder_size or self.recorder_points()
+        least, why = 2, ""
+        if self._sample_time is not None:
+            whole = min(size, math.floor(self._line_duration / self._sample_time))
+            if whole - 1 > least:
+                least = whole - 1  # a sample of slack, for where the recording began
+                why = (f" (the {self._line_duration:.6g} s line, one sample every "
+                       f"{self._sample_time:.6g} s)")
+
         def count(lines: list[str]) -> int:
             head, sep, value = lines[0].partition("=")
-            if not sep or head.strip() != "1":
+            if len(lines) != 1 or not sep or head.strip() != "1":
                 raise ProtocolError(f"expected '1=count', got {shown(lines)}")
-            return parse_int(value, what="recorded points")
+            try:
+                n = parse_int(value, what="integer count of recorded points")
+            except ProtocolError as exc:
+                raise ProtocolError(f"{exc} in {shown(lines)}") from None
+            if not least <= n <= size:
+                raise ProtocolError(f"expected {least} .. {size} recorded points{why}, got "
+                                    f"{shown(lines)}")
+            return n
 
         n = self.link.query_lines("DRL? 1", count)
-        if n == 0:
-            return RecordedMotion(t=np.zeros(0), x=np.zeros(0))
-        dt, values = self.link.query_lines(f"DRR? 1 {n} 1", _parse_recording)
-        if values.size != n:
-            raise ProtocolError(f"DRR? gave {values.size} of {n} samples", instrument=self.name)
-        x = self.axis_sign[0] * values * self._scale[0]
-        return RecordedMotion(t=start + dt * np.arange(n), x=x)
+        if self._line_samples:
+            # The recorder goes on after the line until its table is full (262144 points on
+            # an E-727: megabytes on the link); the line's points and an eighth more for the
+            # stage settling are all the line needs.
+            n = min(n, self._line_samples + self._line_samples // 8)
+        # Recorded positions lie within the axis' travel, give or take its span (a servo
+        # overshooting a soft limit); a value beyond cannot be one.
+        lo, hi = self._controller_travel[0]
+        span = hi - lo
+        k = self.axis_sign[0] * self._scale[0]  # controller units -> sample metres
+        ends = sorted(((lo - span) / k, (hi + span) / k))
+        dt, values = self.link.query_lines(
+            f"DRR? 1 {n} 1",
+            lambda lines: _parse_recording(lines, n, self._sample_time, (ends[0], ends[1]),
+                                           self.units[0]))
+        return RecordedMotion(t=start + dt * np.arange(n), x=k * values)
 
     def stop(self) -> None:
         """Every axis stops at once: #24 where the controller lists it (a single byte acted on

@@ -44,6 +44,7 @@ def _parse_trace(reply: str, count: int) -> np.ndarray:
 
 
 class SR830(SRSLockIn, BufferedLockIn):
+    BUFFER_COUNT_QUERY = "SPTS?"  # what counts the buffer's samples (named in errors)
     MODEL = "SR830"
     SENSITIVITIES = (
         2e-9, 5e-9, 1e-8, 2e-8, 5e-8, 1e-7, 2e-7, 5e-7, 1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5,

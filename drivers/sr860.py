@@ -84,6 +84,7 @@ def capture_rate_max(time_constant: float) -> float:
 
 
 class SR860(SRSLockIn, BufferedLockIn):
+    BUFFER_COUNT_QUERY = "CAPTUREBYTES?"  # what counts the buffer's samples (named in errors)
     MODEL = "SR860"
     SENSITIVITIES = (
         1.0, 0.5, 0.2, 0.1, 5e-2, 2e-2, 1e-2, 5e-3, 2e-3, 1e-3, 5e-4, 2e-4, 1e-4, 5e-5,

@@ -12,7 +12,9 @@ Faults (each callable any time, from any thread, or from a trigger):
 - `garble(n)`: the next `n` replies are replaced by garbage bytes.
 - `answer(command, reply)`: every command that starts with `command` is answered with the
   bytes `reply` by the proxy itself, never forwarded (a corrupted reply to that one query, on
-  each retry too); `restore()` ends it.
+  each retry too); `restore()` ends it. With `after=prefix`, only once a command starting with
+  `prefix` went through, until another command does (the `ERR?`, and its retries, that check
+  one set command, say `WAV`).
 - `restore()`: forward everything again; `disarm()`: forget triggers not yet fired.
 
 `after(n, action)` runs `action()` (in the proxy's thread) when the n-th LF-terminated command
@@ -45,6 +47,8 @@ class FaultProxy:
         self._refusing = False
         self._garble = 0
         self._answers: dict[bytes, bytes] = {}  # command prefix -> the reply the proxy sends
+        self._after: dict[bytes, bytes] = {}  # command prefix -> the command it answers after
+        self._armed: set[bytes] = set()  # the prefixes in `_after` whose command went through
         self._triggers: list[tuple[int, Callable[[], None]]] = []
         self._stop = False
         self._wake_r, self._wake_w = socket.socketpair()
@@ -92,9 +96,11 @@ class FaultProxy:
         with self._lock:
             self._garble += n
 
-    def answer(self, command: str, reply: bytes) -> None:
+    def answer(self, command: str, reply: bytes, *, after: str | None = None) -> None:
         with self._lock:
             self._answers[command.encode("latin-1")] = reply
+            if after is not None:
+                self._after[command.encode("latin-1")] = after.encode("latin-1")
 
     def disarm(self) -> None:
         """Forget the `after` triggers that have not fired."""
@@ -106,6 +112,8 @@ class FaultProxy:
             self._refusing = False
             self._garble = 0
             self._answers.clear()
+            self._after.clear()
+            self._armed.clear()
         self.release()
 
     def close(self) -> None:
@@ -216,12 +224,18 @@ class FaultProxy:
     def _send_up(self, client: socket.socket, server: socket.socket, data: bytes) -> None:
         """Forward the client's commands, answering those `answer` names in the proxy."""
         with self._lock:
-            answers = dict(self._answers)
+            answers, after = dict(self._answers), dict(self._after)
         if not answers:
             self._send(server, data)
             return
         for line in data.splitlines(keepends=True):
-            reply = next((r for c, r in answers.items() if line.startswith(c)), None)
+            reply = next((r for c, r in answers.items() if line.startswith(c)
+                          and (c not in after or c in self._armed)), None)
+            for c, a in after.items():  # arm on the command, disarm on any other
+                if line.startswith(a):
+                    self._armed.add(c)
+                elif not line.startswith(c):
+                    self._armed.discard(c)
             if reply is None:
                 self._send(server, line)
             else:

@@ -36,7 +36,7 @@ from smm_daq.acquisition.fly.reconstruct import (
     sample_positions,
 )
 from smm_daq.acquisition.fly.settings import FlyLine
-from smm_daq.errors import InputError, InstrumentTimeout, RangeError
+from smm_daq.errors import InputError, InstrumentError, InstrumentTimeout, RangeError
 
 REFINE_LINES = 8  # the most recent lines the lag is refined over
 ADOPT_BELOW = 0.9  # a refined lag is kept when its mismatch is below this × the model's
@@ -140,6 +140,7 @@ class FlyScan:
         finally:
             self._call(rig.stage.set_velocity, rig.profile.stage.velocity)
         trace = self._call(rig.lockin.read_buffer)
+        self._check_buffer(trace.x.size, trace.rate)
         motion = self._call(rig.stage.read_recorded, motion_start)
         sensor = rig.profile.sensor
         volts = trace.x if sensor.channel == "X" else np.hypot(trace.x, trace.y)
@@ -147,6 +148,20 @@ class FlyScan:
         streams = LineStreams(t=trace.times(buffer_start), bz=bz, t_pos=motion.t,
                               x_pos=motion.x, forward=forward)
         return streams, trace.x, trace.y, motion.t, motion.x
+
+    def _check_buffer(self, count: int, rate: float) -> None:
+        """The lock-in's buffer, read once the line has ended, holds the whole line: fewer
+        samples is a count no lock-in gives (a corrupted reply), and refused naming it."""
+        line = self._fly
+        assert line is not None
+        least = max(2, math.floor(line.duration * rate) - 1)  # a sample of slack
+        if count < least:
+            lockin = self.rig.lockin
+            query = getattr(lockin, "BUFFER_COUNT_QUERY", "the buffer's count")
+            raise InstrumentError(
+                f"the buffer held {count} samples after the line ({query}); the "
+                f"{line.duration:.4g} s line at {rate:g} Hz holds at least {least}",
+                instrument=getattr(getattr(lockin, "link", None), "name", "lock-in"))
 
     def _wait_motion(self, duration: float) -> None:
         """Wait out the line on the rig clock, noticing an abort between slices."""
@@ -159,7 +174,9 @@ class FlyScan:
         while not self._call(stage.on_target):
             if clock.now() >= deadline:
                 raise InstrumentTimeout(f"the fly line did not end within "
-                                        f"{deadline - end + duration:.3g} s", instrument="stage")
+                                        f"{deadline - end + duration:.3g} s: an axis still "
+                                        "reports it is not on target",
+                                        instrument=getattr(stage, "name", "stage"))
             self._checkpoint(pausable=False)
             clock.sleep(0.01)
 
