@@ -87,10 +87,14 @@ QUERIES = (
 
 
 def _captured(rig: Rig) -> object:
-    """A capture of half a second (its binary block holds LF bytes: read whole all the same)."""
+    """A capture of three seconds (its binary block holds LF bytes: read whole all the same).
+
+    The served rig's clock is real time × 50: a loaded machine delays the capture's start by
+    tens of simulated milliseconds per real one, so the capture is long enough that more than
+    ten samples arrive all the same (about 450 at 152 Hz)."""
     rig.lockin.configure_buffer(100.0)  # type: ignore[attr-defined]
     rig.lockin.start_buffer(on_trigger=False)  # type: ignore[attr-defined]
-    rig.clock.sleep(0.5)
+    rig.clock.sleep(3.0)
     trace = rig.lockin.read_buffer()  # type: ignore[attr-defined]
     assert trace.x.size > 10, trace
     return trace
