@@ -23,6 +23,7 @@ class Background(QtCore.QObject):
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"smm-gui-{name}")
         self._done.connect(self._deliver)  # queued: emitted from the worker thread
         self.pending = 0
+        self._shut = False
 
     def submit(
         self,
@@ -31,7 +32,13 @@ class Background(QtCore.QObject):
         on_error: Callable[[BaseException], None] | None = None,
     ) -> Future:
         """Run `fn()` in the worker; then `on_result(value)` or `on_error(exc)` in the GUI.
-        The future returned holds the value (None after an error)."""
+        The future returned holds the value (None after an error). After `shutdown` (the
+        window closing, while signals queued before it are still delivered) nothing runs:
+        the future returned is cancelled."""
+        if self._shut:
+            dropped: Future = Future()
+            dropped.cancel()
+            return dropped
         self.pending += 1
 
         def job() -> Any:
@@ -53,6 +60,7 @@ class Background(QtCore.QObject):
     def shutdown(self, wait: bool = True) -> None:
         """Stop the thread once what was submitted is finished (wait: before returning), or,
         without waiting, once the call in hand is (what has not started is dropped)."""
+        self._shut = True
         self._executor.shutdown(wait=wait, cancel_futures=not wait)
 
 

@@ -130,31 +130,37 @@ class Demo(QtCore.QObject):
         recipes.runner.finished.connect(self._recipe_finished)
 
     def _recipe_finished(self, ok: bool, message: str) -> None:
-        """The session's maps side by side, then (once the grain file, read in the
-        background, is drawn over them) the MMT tab's inversion."""
+        """The session's maps side by side with the grains drawn over them, then, once the
+        grain file (read in the background) is drawn, the MMT tab's inversion; a recipe that
+        did not finish ends the demo at once (its window may be closing)."""
         session = self.window.session
         session.open_file(self.path)
         self.window.show_view("session")
         session.views.setCurrentWidget(session.compare)
+        if not ok:
+            session.load_grains(self.grain_path)
+            self._fit()
+            self.finished.emit(ok, message)
+            return
 
         def drawn(*_args: object) -> None:
             session.grainsFailed.disconnect(failed)
-            self._grains_drawn(ok, message)
+            self._fit()
+            self._invert()
 
         def failed(why: str) -> None:
             session.grainsLoaded.disconnect(drawn)
-            self.finished.emit(False, message if not ok else f"grain outlines: {why}")
+            self.finished.emit(False, f"grain outlines: {why}")
 
         session.grainsLoaded.connect(drawn, QtCore.Qt.ConnectionType.SingleShotConnection)
         session.grainsFailed.connect(failed, QtCore.Qt.ConnectionType.SingleShotConnection)
         session.load_grains(self.grain_path)
 
-    def _grains_drawn(self, ok: bool, message: str) -> None:
+    def _fit(self) -> None:
         QtCore.QCoreApplication.processEvents()  # lay the views out before fitting them
         self.window.session.compare.fit()
-        if not ok:
-            self.finished.emit(ok, message)
-            return
+
+    def _invert(self) -> None:
         mmt = self.window.mmt
         mmt.entry.setCurrentText(REMANENT)
         mmt.set_grain_file(self.grain_path)

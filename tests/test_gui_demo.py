@@ -124,3 +124,27 @@ def test_demo_command_writes_a_screenshot(tmp_path):
     folder = done.stdout.split("smm-daq: demo files in ", 1)[1].splitlines()[0]
     assert f"smm-daq: demo files removed ({folder})" in done.stdout
     assert not os.path.exists(folder)
+
+
+def test_closing_the_window_during_the_demos_recipe_ends_cleanly(qtbot, settings, tmp_path,
+                                                                   monkeypatch):
+    """The recipe's end comes after the window has shut its workers down: the demo's next
+    steps (the grain outlines, the inversion) are not started then (an error raised in the
+    event loop ends a PyQt6 application)."""
+    from PyQt6 import QtWidgets
+
+    w = MainWindow(load_profile(), settings, persist=False)
+    qtbot.addWidget(w)
+    w.show()
+    demo = Demo(w, tmp_path, size_um=300.0, step_um=25.0)
+    demo.start()
+    w.instruments.connect_rig()
+    live = w.scan.live
+    qtbot.waitUntil(lambda: live.running and live.points > 3, timeout=WAIT_MS)
+    yes = QtWidgets.QMessageBox.StandardButton.Yes
+    with monkeypatch.context() as patch:
+        patch.setattr(QtWidgets.QMessageBox, "question", lambda *a, **k: yes)
+        with qtbot.waitSignal(demo.finished, timeout=WAIT_MS) as ended:
+            w.close()
+    assert not w.isVisible() and w.holder.rig is None
+    assert ended.args[0] is False
