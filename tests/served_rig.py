@@ -99,12 +99,13 @@ class ServedRig:
 
 
 @contextmanager
-def served_to_pyvisa_py(folder: Path, *, time_scale: float = 50.0, timeout_s: float = 0.3
-                        ) -> Iterator[ServedRig]:
+def served_to_pyvisa_py(folder: Path, *, time_scale: float = 50.0, timeout_s: float = 0.3,
+                        sim_profile: Path = SIM_PROFILE) -> Iterator[ServedRig]:
     """A `ServedRig` reached through pyvisa-py (the pure-Python VISA backend) while in use."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PYVISA_LIBRARY", "@py")
-        rig = ServedRig(folder, time_scale=time_scale, timeout_s=timeout_s)
+        rig = ServedRig(folder, time_scale=time_scale, timeout_s=timeout_s,
+                        sim_profile=sim_profile)
         try:
             yield rig
         finally:

@@ -20,7 +20,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from served_rig import REPO, SIM_PROFILE, ServedRig
+from served_rig import REPO, SIM_PROFILE, ServedRig, served_to_pyvisa_py
 from test_fuzz_instrument_replies import CORRUPT, restore
 
 from drivers.link import shown
@@ -43,11 +43,8 @@ CYCLE = {"C-884": "0.0001", "E-727": "2e-05"}  # the servo cycle (s) as SAMPLE_T
 
 
 def _serve(folder: Path, sim_profile: Path) -> Iterator[ServedRig]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PYVISA_LIBRARY", "@py")
-        rig = ServedRig(folder, time_scale=50.0, timeout_s=0.3, sim_profile=sim_profile)
+    with served_to_pyvisa_py(folder, sim_profile=sim_profile) as rig:
         yield rig
-        rig.close()
 
 
 @pytest.fixture(scope="module")

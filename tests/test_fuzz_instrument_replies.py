@@ -20,7 +20,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from served_rig import SIM_PROFILE, ServedRig
+from served_rig import SIM_PROFILE, ServedRig, served_to_pyvisa_py
 
 from drivers.link import shown
 from smm_daq.acquisition.plan import ScanPlan
@@ -115,11 +115,8 @@ SR860_QUERIES = (  # the SR860's own queries, and its capture buffer (fly scans)
 
 
 def _serve(folder: Path, sim_profile: Path = SIM_PROFILE) -> Iterator[ServedRig]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PYVISA_LIBRARY", "@py")
-        rig = ServedRig(folder, time_scale=50.0, timeout_s=0.3, sim_profile=sim_profile)
+    with served_to_pyvisa_py(folder, sim_profile=sim_profile) as rig:
         yield rig
-        rig.close()
 
 
 @pytest.fixture(scope="module")

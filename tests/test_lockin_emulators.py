@@ -9,11 +9,11 @@ import cmath
 import json
 import math
 import struct
-from collections.abc import Sequence
 from dataclasses import replace
 
 import numpy as np
 import pytest
+from lockin_input import Level
 
 import smm_daq.instruments.rig as rig_module
 from drivers.sr830 import SR830
@@ -34,20 +34,6 @@ from smm_daq.instruments.profile import LockInSettings, load_profile
 from smm_daq.storage.h5file import open_read
 
 V = 0.2  # V in phase at the input
-
-
-class Level:
-    """A constant in-phase input, noiseless unless told."""
-
-    def __init__(self, volts: float = V, density: float = 0.0) -> None:
-        self.volts = volts
-        self.density = density
-
-    def lockin_signal(self, times: Sequence[float], excitation: float) -> np.ndarray:
-        return np.full(len(times), self.volts)
-
-    def lockin_noise_density(self, excitation: float) -> float:
-        return self.density
 
 
 def settled(model: str, commands: str = "", volts: float = V):

@@ -18,10 +18,10 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import numpy as np
 import pytest
+from lockin_input import Level
 from scipy import signal
 from scipy.integrate import quad
 
@@ -34,21 +34,7 @@ TAU_INDEX = {"sr830": 7, "sr860": 9}  # OFLT for 30 ms on each
 DENSITY = 1e-6  # V/√Hz
 
 
-class Input:
-    """A noiseless in-phase level that the test can change, plus white noise of `density`."""
-
-    def __init__(self, volts: float = 0.0, density: float = 0.0) -> None:
-        self.volts = volts
-        self.density = density
-
-    def lockin_signal(self, times: Sequence[float], excitation: float) -> np.ndarray:
-        return np.full(len(times), self.volts)
-
-    def lockin_noise_density(self, excitation: float) -> float:
-        return self.density
-
-
-def emulator(model: str, poles: int, source: Input, seed: int = 0):
+def emulator(model: str, poles: int, source: Level, seed: int = 0):
     clock = VirtualClock()
     cls = SR830Emulator if model == "sr830" else SR860Emulator
     lia = cls(clock, source, rng=np.random.default_rng(seed))
@@ -90,7 +76,7 @@ def bartlett(rho: np.ndarray, n: int) -> tuple[float, np.ndarray]:
 @pytest.mark.parametrize("model", ["sr830", "sr860"])
 @pytest.mark.parametrize("poles", [1, 2, 3, 4])
 def test_step_response_is_scipys_for_n_poles(model: str, poles: int) -> None:
-    source = Input()
+    source = Level()
     lia, clock = emulator(model, poles, source)
     lia.advance_to(clock.now())  # settled at zero input
     source.volts = 0.2  # the step starts now
@@ -110,7 +96,7 @@ def test_step_response_is_scipys_for_n_poles(model: str, poles: int) -> None:
 @pytest.mark.parametrize("poles", [1, 2, 3, 4])
 def test_polled_noise_has_the_variance_and_correlation_of_n_poles(poles: int) -> None:
     """Readings one time constant apart (each `outputs()` steps filter and noise exactly)."""
-    lia, clock = emulator("sr830", poles, Input(0.0, DENSITY), seed=poles)
+    lia, clock = emulator("sr830", poles, Level(0.0, DENSITY), seed=poles)
     n = 4000
     x = np.empty(n)
     for i in range(n):
@@ -132,7 +118,7 @@ def test_buffered_noise_has_the_correlation_of_four_poles() -> None:
     """The SR830 buffer at 512 Hz (samples τ/15 apart: the batch path the fly scan reads),
     τ = 30 ms, 24 dB/oct: the correlation at lags of 1, 2 and 4 τ."""
     poles = 4
-    lia, clock = emulator("sr830", poles, Input(0.0, DENSITY), seed=7)
+    lia, clock = emulator("sr830", poles, Level(0.0, DENSITY), seed=7)
     lia.handle("SRAT 13;SEND 0;REST;STRT")
     clock.sleep(16.0)
     lia.handle("PAUS")

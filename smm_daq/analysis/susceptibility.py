@@ -145,15 +145,8 @@ def layer_transfer(
                     sensor_size=sensor_size)
 
 
-def _aliased(
-    shape: tuple[int, int],
-    step: tuple[float, float],
-    direction: np.ndarray,
-    *,
-    height: float,
-    thickness: float,
-    sensor_size: tuple[float, float],
-) -> np.ndarray:
+def _aliased(shape: tuple[int, int], step: tuple[float, float], direction: np.ndarray, *,
+             height: float, thickness: float, sensor_size: tuple[float, float]) -> np.ndarray:
     """`layer_transfer` as the closed form T(k) summed over its aliases T(k + 2π (m/dx,
     n/dy)) (Poisson summation), those below _ALIAS_TOLERANCE of the peak left out."""
     ny, nx = shape
@@ -188,15 +181,8 @@ def _folded_offsets(n: int, step: float, reach: float) -> tuple[np.ndarray, np.n
     return offsets * step, offsets % n
 
 
-def _sampled(
-    shape: tuple[int, int],
-    step: tuple[float, float],
-    direction: np.ndarray,
-    *,
-    height: float,
-    thickness: float,
-    sensor_size: tuple[float, float],
-) -> np.ndarray:
+def _sampled(shape: tuple[int, int], step: tuple[float, float], direction: np.ndarray, *,
+             height: float, thickness: float, sensor_size: tuple[float, float]) -> np.ndarray:
     """`layer_transfer` from the cell's field in closed form at every offset of the grid.
 
     The field B(h) is split by its p-th difference over a lift H (p = `_LIFT_ORDER`, H =
