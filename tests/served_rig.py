@@ -17,13 +17,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 from fault_proxy import FaultProxy
 
 from simulators.backend import SimulatedBackend
 from simulators.tcp_server import HOST, EmulatorServer
+from smm_daq.acquisition.plan import ScanPlan
+from smm_daq.acquisition.resumable import load_resumable
+from smm_daq.acquisition.sequencer import Sequencer
 from smm_daq.instruments.profile import load_profile
+from smm_daq.instruments.rig import open_rig
 
 REPO = Path(__file__).resolve().parents[1]
 SIM_PROFILE = REPO / "configs" / "simulator.toml"
@@ -110,3 +115,28 @@ def served_to_pyvisa_py(folder: Path, *, time_scale: float = 50.0, timeout_s: fl
             yield rig
         finally:
             rig.close()
+
+
+HANG_GUARD_S = 60.0  # real seconds; every run ends far sooner unless something hangs
+
+
+def assert_failed_then_resumes(served: ServedRig, path: Path, plan: ScanPlan) -> None:
+    """The scan entry `plan.name` of `path` failed with whole lines only (measured or NaN);
+    it resumes on the served rig to its end, leaving the lines it had unchanged."""
+    name = plan.name
+    with h5py.File(path, "r") as f:
+        assert f[f"{name}/status"].asstr()[()] == "failed"
+        done = f[f"{name}/data/line_done"][()].astype(bool)
+        bz = f[f"{name}/data/Bz"][()]
+    assert np.isfinite(bz[done]).all() and np.isnan(bz[~done]).all()
+    assert load_resumable(path, name).lines_left == int(np.count_nonzero(~done))
+    rig = open_rig(load_profile(served.profile_path), clock=served.clock)
+    try:
+        seq = Sequencer(rig, path, plan, resume=True)
+        seq.start()
+        assert seq.wait(HANG_GUARD_S) == "finished", seq.message
+    finally:
+        rig.close()
+    with h5py.File(path, "r") as f:
+        np.testing.assert_array_equal(f[f"{name}/data/Bz"][()][done], bz[done])
+        assert f[f"{name}/data/line_done"][()].all()

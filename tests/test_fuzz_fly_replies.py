@@ -20,13 +20,19 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from served_rig import REPO, SIM_PROFILE, ServedRig, served_to_pyvisa_py
+from served_rig import (
+    HANG_GUARD_S,
+    REPO,
+    SIM_PROFILE,
+    ServedRig,
+    assert_failed_then_resumes,
+    served_to_pyvisa_py,
+)
 from test_fuzz_instrument_replies import CORRUPT, restore
 
 from drivers.link import shown
 from smm_daq.acquisition.fly.settings import FlySettings
 from smm_daq.acquisition.plan import ScanPlan
-from smm_daq.acquisition.resumable import load_resumable
 from smm_daq.acquisition.sequencer import Sequencer
 from smm_daq.errors import InstrumentError
 from smm_daq.instruments.profile import load_profile
@@ -35,7 +41,6 @@ from smm_daq.instruments.rig import Rig, make_rig_safe, open_rig
 E727_PROFILE = REPO / "configs" / "simulator-e727.toml"
 SEED = 20261205
 PER_QUERY = 3  # generic corrupted replies (of CORRUPT) drawn per query
-HANG_GUARD_S = 60.0  # real seconds; every run ends far sooner unless something hangs
 CURRENT_ATOL = 2e-3  # A
 CENTRE = {"C-884": (12.5e-3, 12.5e-3, 100e-6), "E-727": (900e-6, 900e-6, 100e-6)}
 UNIT = {"C-884": 1e-3, "E-727": 1e-6}  # m per controller unit
@@ -297,25 +302,6 @@ def _wave_running(served: ServedRig) -> bool:
     return wave is not None and wave.running_mask() != "0"
 
 
-def _assert_resumable(served: ServedRig, controller: str, path: Path, name: str) -> None:
-    with h5py.File(path, "r") as f:
-        assert f[f"{name}/status"].asstr()[()] == "failed"
-        done = f[f"{name}/data/line_done"][()].astype(bool)
-        bz = f[f"{name}/data/Bz"][()]
-    assert np.isfinite(bz[done]).all() and np.isnan(bz[~done]).all()
-    assert load_resumable(path, name).lines_left == int(np.count_nonzero(~done))
-    rig = open_rig(load_profile(served.profile_path), clock=served.clock)
-    try:
-        seq = Sequencer(rig, path, _fly_plan(controller, name), resume=True)
-        seq.start()
-        assert seq.wait(HANG_GUARD_S) == "finished", seq.message
-    finally:
-        rig.close()
-    with h5py.File(path, "r") as f:
-        np.testing.assert_array_equal(f[f"{name}/data/Bz"][()][done], bz[done])
-        assert f[f"{name}/data/line_done"][()].all()
-
-
 @pytest.mark.parametrize(("controller", "query", "reply", "after"), MID_SCAN,
                          ids=[f"{m[0]} {m[1]}{' after ' + m[3] if m[3] else ''} <- "
                               f"{m[2].decode('latin-1')!r:.24}" for m in MID_SCAN])
@@ -380,7 +366,7 @@ def test_a_corrupted_reply_mid_fly_scan_fails_it_safe_and_resumable(
         return
     with h5py.File(path, "r") as f:
         assert int(f[f"{name}/data/line_done"][()].sum()) == at + 1
-    _assert_resumable(served, controller, path, name)
+    assert_failed_then_resumes(served, path, _fly_plan(controller, name))
 
 
 def test_only_the_line_is_read_from_a_recorder_that_went_on_recording(

@@ -20,11 +20,16 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from served_rig import SIM_PROFILE, ServedRig, served_to_pyvisa_py
+from served_rig import (
+    HANG_GUARD_S,
+    SIM_PROFILE,
+    ServedRig,
+    assert_failed_then_resumes,
+    served_to_pyvisa_py,
+)
 
 from drivers.link import shown
 from smm_daq.acquisition.plan import ScanPlan
-from smm_daq.acquisition.resumable import load_resumable
 from smm_daq.acquisition.sequencer import Sequencer
 from smm_daq.errors import InstrumentError
 from smm_daq.instruments.profile import load_profile
@@ -32,7 +37,6 @@ from smm_daq.instruments.rig import Rig, make_rig_safe, open_rig
 
 SEED = 20261205
 PER_QUERY = 5  # corrupted replies drawn per query (of CORRUPT, besides its out-of-range ones)
-HANG_GUARD_S = 60.0  # real seconds; every run ends far sooner unless something hangs
 CURRENT_ATOL = 2e-3  # A
 
 CORRUPT: dict[str, bytes] = {
@@ -258,24 +262,6 @@ def _plan(name: str) -> ScanPlan:
     return ScanPlan.from_center(name, (12.5e-3, 12.5e-3), (60e-6, 40e-6), 20e-6, field=FIELD)
 
 
-def _assert_resumable(served: ServedRig, path: Path, name: str) -> None:
-    with h5py.File(path, "r") as f:
-        assert f[f"{name}/status"].asstr()[()] == "failed"
-        done = f[f"{name}/data/line_done"][()].astype(bool)
-        bz = f[f"{name}/data/Bz"][()]
-    assert np.isfinite(bz[done]).all() and np.isnan(bz[~done]).all()
-    assert load_resumable(path, name).lines_left == int(np.count_nonzero(~done))
-    rig = open_rig(load_profile(served.profile_path), clock=served.clock)
-    try:
-        seq = Sequencer(rig, path, _plan(name), resume=True)
-        seq.start()
-        assert seq.wait(HANG_GUARD_S) == "finished", seq.message
-    finally:
-        rig.close()
-    with h5py.File(path, "r") as f:
-        np.testing.assert_array_equal(f[f"{name}/data/Bz"][()][done], bz[done])
-
-
 @pytest.mark.parametrize(("role", "query", "reply"), MID_SCAN, ids=[m[1] for m in MID_SCAN])
 def test_a_corrupted_reply_mid_scan_fails_it_safe_and_resumable(
         served: ServedRig, tmp_path: Path, role: str, query: str,
@@ -313,4 +299,4 @@ def test_a_corrupted_reply_mid_scan_fails_it_safe_and_resumable(
         with h5py.File(path, "r") as f:
             made = name in f
         if made:
-            _assert_resumable(served, path, name)
+            assert_failed_then_resumes(served, path, _plan(name))
