@@ -2,8 +2,7 @@
 
 Each driver owns one `Link` per connection. A query whose reply times out or does not parse
 is retried after a device clear, at most `retries` more times; then the instrument is taken
-as lost. Parsers raise `ProtocolError`: a garbled reply is never read as a silent zero. A
-query whose reading changes what it answers (an error queue) gets one attempt (`query_once`).
+as lost. Parsers raise `ProtocolError`: a garbled reply is never read as a silent zero.
 
 An exchange (a command, its reply and any retries) holds the link's lock, so two threads never
 talk to one instrument at once and never take each other's replies; a Ctrl-C in the main
@@ -22,7 +21,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from smm_daq import interrupts
-from smm_daq.errors import InstrumentError, InstrumentLost, InstrumentTimeout, ProtocolError
+from smm_daq.errors import InstrumentLost, InstrumentTimeout, ProtocolError
 from smm_daq.instruments.transport import Transport
 
 T = TypeVar("T")
@@ -47,25 +46,6 @@ class Link:
     def query(self, command: str, parse: Callable[[str], T]) -> T:
         """Send `command`, parse its reply with `parse` (which raises ProtocolError if garbled)."""
         return self._attempt(lambda: parse(self.transport.query(command).strip()), command)
-
-    def query_once(self, command: str, parse: Callable[[str], T]) -> T:
-        """`query` for a query whose reading changes the instrument (an error queue that
-        reading clears): one attempt, as a second would read the changed state (a cleared
-        error reads 0). A reply that does not parse or does not come is an InstrumentError
-        saying so, after a device clear."""
-        with self._lock, interrupts.atomic():
-            try:
-                result = parse(self.transport.query(command).strip())
-            except (InstrumentTimeout, ProtocolError) as exc:
-                with contextlib.suppress(InstrumentTimeout):
-                    self.transport.clear()
-                detail = str(exc).removeprefix(f"{exc.instrument}: ") if exc.instrument \
-                    else str(exc)
-                raise InstrumentError(
-                    f"{detail}; not asked again, as reading {command!r} changes what it "
-                    "answers: what it held is unknown", instrument=self.name) from None
-            self.lost = False
-            return result
 
     def _attempt(self, action: Callable[[], T], command: str) -> T:
         with self._lock, interrupts.atomic():

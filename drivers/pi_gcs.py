@@ -295,7 +295,7 @@ class PIGCSStage(Stage, FlyStage):
 
     def _check_error(self, command: str, allowed: tuple[int, ...] = (0,)) -> None:
         try:
-            code = self.link.query_once("ERR?", lambda r: parse_int(
+            code = self.link.query("ERR?", lambda r: parse_int(
                 r, what="integer GCS error code", within=ERROR_CODES))
         except InstrumentError as exc:  # what `command` did is unknown: say which it was
             detail = str(exc).removeprefix(f"{self.name}: ")
