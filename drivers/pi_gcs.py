@@ -171,10 +171,11 @@ def _parse_recording(lines: list[str], count: int, sample_time: float | None,
     header: dict[str, list[str]] = {}
     for line in lines[:end]:
         key, sep, value = line.removeprefix("#").partition("=")
-        if not line.startswith("#") or not sep:
+        if not line.startswith("#"):
             raise ProtocolError(f"expected '# KEY = value' header lines, got {shown(line)} "
                                 f"in {shown(lines)}")
-        header.setdefault(key.strip(), []).append(value.strip())
+        if sep:  # a '#' line without '=' ('#', '# REM ...') is a comment, as PI's parser reads it
+            header.setdefault(key.strip(), []).append(value.strip())
     raw = _header_value(header, "SAMPLE_TIME", lines)
     dt = parse_float(raw, what="recorder sample time in s", within=(1e-9, 1e6))
     if sample_time is not None and not math.isclose(dt, sample_time, rel_tol=1e-3):

@@ -439,3 +439,22 @@ def test_emulator_multiline_replies_end_lines_with_space_but_the_last():
     assert transport.query("TMX? 3 1") == "3=400.0000000 \n1=1800.0000000"
     transport.write("POS? 9")
     assert transport.query("ERR?") == "15"
+
+
+def test_recording_header_comment_lines_are_read_past():
+    """A GCS array header may hold lines without '=' (a bare '#', a '# REM <text>' comment):
+    PI's own parser (PIPython getgcsheader) skips them, and so did this driver before the
+    reply fuzzing; a fly line must not fail on them. A line before '# END_HEADER' that does
+    not start with '#' is still refused."""
+    from drivers.pi_gcs import _parse_recording
+    from smm_daq.errors import ProtocolError
+
+    header = ["# REM E-727", "#", "# VERSION = 1", "# TYPE = 1", "# SEPARATOR = 32",
+              "# DIM = 1", "# SAMPLE_TIME = 0.000050", "# NDATA = 3", "#",
+              "# NAME0 = Actual Position of 1", "#", "# END_HEADER"]
+    dt, values = _parse_recording([*header, "1.0", "1.5", "2.0"], 3, 5e-5, (-10.0, 10.0), "mm")
+    assert dt == pytest.approx(5e-5)
+    assert values.tolist() == [1.0, 1.5, 2.0]
+    with pytest.raises(ProtocolError, match="header lines"):
+        _parse_recording(["# TYPE = 1", "garbage", *header[2:], "1.0", "1.5", "2.0"], 3, 5e-5,
+                         (-10.0, 10.0), "mm")
