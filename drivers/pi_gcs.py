@@ -251,6 +251,7 @@ class PIGCSStage(Stage, FlyStage):
         self._sample_time: float | None = None  # s between recorded samples (set by fly_x)
         self._line_duration = 0.0  # s, of the line fly_x started
         self._line_samples = 0  # the recorded points that span it
+        self.error_at_connect = 0  # the error code left pending before connect (cleared then)
         try:
             self._limits = self._connect(np.asarray(travel, dtype=float), velocity)
         except BaseException:  # Ctrl-C or a signal too: a reference move must not run on
@@ -329,8 +330,10 @@ class PIGCSStage(Stage, FlyStage):
     def _connect(self, travel: np.ndarray, velocity: float) -> np.ndarray:
         # An error left from before (a stop whose error was never read: error 10) would be
         # taken for the first command's, and no connect, `smm-daq safe`'s included, would
-        # pass; read, it is cleared.
-        self.link.query("ERR?", lambda r: parse_int(r, what="integer GCS error code"))
+        # pass; read, it is cleared, and kept for the snapshot (`smm-daq check`, the scan's
+        # metadata): a code such as 1024 (servo switched off on a position error) is news.
+        self.error_at_connect = self.link.query(
+            "ERR?", lambda r: parse_int(r, what="integer GCS error code"))
         commands = self._commands = self.link.query_lines("HLP?", _parse_help)
         names = self.link.query_lines("SAI?", lambda lines: [ln for ln in lines if ln])
         self._controller_axes = list(names)
@@ -652,7 +655,13 @@ class PIGCSStage(Stage, FlyStage):
             "on_target": self.on_target(),
             "velocity_m_per_s": self.velocity(),
             "limits_m": self._limits.tolist(),
+            "error_at_connect": self._error_text(self.error_at_connect),
         }
+
+    @staticmethod
+    def _error_text(code: int) -> str:
+        """'none', or a GCS error code with its meaning."""
+        return f"{code} ({GCS_ERRORS.get(code, 'see the controller manual')})" if code else "none"
 
     def close(self) -> None:
         self.link.close()

@@ -458,3 +458,20 @@ def test_recording_header_comment_lines_are_read_past():
     with pytest.raises(ProtocolError, match="header lines"):
         _parse_recording(["# TYPE = 1", "garbage", *header[2:], "1.0", "1.5", "2.0"], 3, 5e-5,
                          (-10.0, 10.0), "mm")
+
+
+def test_an_error_pending_before_connect_is_cleared_but_kept_for_the_snapshot():
+    """Connect clears an error left from before (so the first command is not blamed for it),
+    but the code is not lost: the snapshot (`smm-daq check`, a scan's metadata) says it."""
+    spec, travel = CONTROLLERS["E-727"]
+    clock = VirtualClock()
+    model = StageModel(clock, axis_sign=(1, 1, 1), travel=travel, velocity=2e-3,
+                       settle_time=0.01, needs_reference=spec.referencing)
+    transport = EmulatorTransport(PIGCSEmulator(model, controller=spec), clock=clock)
+    transport.write("MOV 9 0")  # no axis 9: error 15, never read
+    stage = PIGCSStage(transport, axes=("1", "2", "3"), axis_sign=(1, 1, 1), travel=travel,
+                       velocity=2e-3, clock=clock, settle_time=0.01, reference_on_connect=True)
+    assert stage.error_at_connect == 15
+    assert stage.snapshot()["error_at_connect"] == "15 (invalid axis identifier)"
+    fresh, *_ = emulated()
+    assert fresh.snapshot()["error_at_connect"] == "none"
