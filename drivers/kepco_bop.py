@@ -218,6 +218,11 @@ class KepcoBOPCoils(FieldSource):
             supply = None
             try:
                 supply = _Supply(opener(address, settings.link), axis, settings.link.retries)
+                # its rating bounds what a current read back may be; unknown (no valid
+                # *IDN?), the largest supply a profile may name does
+                with contextlib.suppress(SmmError):
+                    rated = bop_rating(supply.query("*IDN?", parse_kepco_idn).model)
+                    supply.rating = rated if rated is not None else supply.rating
                 start = supply.current("CURR?")
                 duration = abs(start) / settings.max_ramp_rate
                 steps = max(1, math.ceil(duration / RAMP_STEP_S - 1e-9))

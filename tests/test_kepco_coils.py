@@ -321,3 +321,28 @@ def test_compliance_is_never_set_beyond_the_rated_voltage():
     snapshot = coils.snapshot()
     assert snapshot["rated_voltages_V"] == [10.0] * 3
     assert snapshot["rated_currents_A"] == [5.0] * 3
+
+
+def test_a_large_supply_left_beyond_the_default_bound_is_ramped_down_each(tmp_path):
+    """Made safe one by one (one supply lost), a BOP 6-125 left at 60 A from its front panel
+    is read against its own rating from *IDN? (±125 A), not the largest a profile may name
+    (50 A, read back to 55 A): it is ramped down and switched off, not left energised."""
+    from dataclasses import replace
+
+    from smm_daq.instruments.profile import load_profile
+
+    clock = VirtualClock()
+    model = CoilModel(clock, calibration=C, resistance=0.05, rating=125.0)
+    emulators = [KepcoBOPEmulator(model, i, model="BOP 6-125M") for i in range(3)]
+    for emulator, amps in zip(emulators, (0, 60, 0), strict=True):
+        emulator.handle(f"FUNC:MODE CURR;VOLT 6;CURR {amps};OUTP ON")
+    coils = load_profile(None).coils
+    coils = replace(coils, addresses=("a", "b", "c"))
+    by_address = dict(zip(coils.addresses, emulators, strict=True))
+    results = KepcoBOPCoils.ramp_down_each(
+        coils, clock=clock,
+        open_transport=lambda address, link: EmulatorTransport(by_address[address],
+                                                               clock=clock))
+    assert [safe for _, safe, _ in results] == [True, True, True], results
+    assert float(emulators[1].handle("CURR?")) == 0.0
+    assert emulators[1].handle("OUTP?") == "0"
