@@ -498,3 +498,32 @@ def test_a_capture_rate_the_connected_lockin_refuses_is_found_before_the_entry(
         # failure once an instrument setting has changed
         np.testing.assert_array_equal(rig.coils.field_setpoint(), np.zeros(3))
     assert not path.exists() or "f" not in [e.name for e in list_entries(path)]
+
+
+def test_a_recording_cut_short_of_the_line_fails_it_safe(profile, tmp_path):
+    """The stage recorded only the first 60 % of a line (a controller that stopped recording
+    early): the samples after it would all take its last position and pile into wrong
+    pixels. The scan fails naming the stage and how short the recording is, the field
+    ramped down, and finishes on resume."""
+    from dataclasses import replace as replaced
+
+    path = tmp_path / "cut.h5"
+    plan = ScanPlan.from_center("fly", CENTRE, (0.4e-3, 0.1e-3), 20e-6, field=(0, 0, 20e-6),
+                                fly=_fly(0.05))
+    with open_rig(profile) as rig:
+        read = rig.stage.read_recorded
+
+        def cut(*args, **kw):
+            motion = read(*args, **kw)
+            keep = int(0.6 * motion.x.size)
+            return replaced(motion, t=motion.t[:keep], x=motion.x[:keep])
+
+        rig.stage.read_recorded = cut
+        seq = Sequencer(rig, path, plan)
+        assert seq.run() == "failed"
+        assert re.search(r"the recording of the line \(\d+ points\) ends at x = [\d.]+ µm, "
+                         r"[\d.]+ µm short of its last pixel's edge", seq.message), seq.message
+        np.testing.assert_allclose(rig.coils.field_setpoint(), 0.0, atol=1e-12)
+    with open_rig(profile) as rig:
+        assert Sequencer(rig, path, plan, resume=True).run() == "finished"
+    assert np.isfinite(read_map(path, "fly").bz).all()

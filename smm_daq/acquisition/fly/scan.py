@@ -142,6 +142,7 @@ class FlyScan:
         trace = self._call(rig.lockin.read_buffer)
         self._check_buffer(trace.x.size, trace.rate)
         motion = self._call(rig.stage.read_recorded, motion_start)
+        self._check_recording(motion.x, forward)
         sensor = rig.profile.sensor
         volts = trace.x if sensor.channel == "X" else np.hypot(trace.x, trace.y)
         bz = (volts - sensor.offset_V) / sensor.sensitivity_V_per_T
@@ -162,6 +163,26 @@ class FlyScan:
                 f"the buffer held {count} samples after the line ({query}); the "
                 f"{line.duration:.4g} s line at {rate:g} Hz holds at least {least}",
                 instrument=getattr(getattr(lockin, "link", None), "name", "lock-in"))
+
+    def _check_recording(self, x: np.ndarray, forward: bool) -> None:
+        """The stage's recording of the line reaches past its last pixel: a recording cut
+        short (a controller that stopped recording early, too few points read) would give
+        every later sample its last position, so those samples would land in wrong pixels."""
+        plan = self.plan
+        half = (plan.x[1] - plan.x[0]) / 2 if plan.x.size > 1 else 0.0
+        need = plan.x[-1] + half if forward else plan.x[0] - half
+        if x.size == 0:
+            reached = -np.inf if forward else np.inf
+        else:
+            reached = float(np.max(x)) if forward else float(np.min(x))
+        short = (need - reached) if forward else (reached - need)
+        if short > 0:
+            stage = self.rig.stage
+            raise InstrumentError(
+                f"the recording of the line ({x.size} points) ends at x = {reached / 1e-6:.6g} "
+                f"µm, {short / 1e-6:.3g} µm short of its last pixel's edge at "
+                f"{need / 1e-6:.6g} µm; expected the whole line recorded",
+                instrument=getattr(stage, "name", "stage"))
 
     def _wait_motion(self, duration: float) -> None:
         """Wait out the line on the rig clock, noticing an abort between slices."""
