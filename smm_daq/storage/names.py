@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-ENTRY_NAME_RULE = ("a non-empty name without '/', control characters (a line break) or "
-                   "spaces at either end")
+ENTRY_NAME_RULE = ("a non-empty name other than '.' or '..', without '/', control characters "
+                   "(a line break) or spaces at either end")
 
 
 def entry_name_usable(name: object) -> bool:
