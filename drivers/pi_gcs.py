@@ -95,6 +95,20 @@ class GCSLink(Link):
         return text.replace("\r", "").rstrip("\n").split("\n")
 
 
+def _within_reply(parse: Callable[[str], T], value: str, lines: list[str]) -> T:
+    """`parse(value)`, a value of the multi-line reply `lines`; its ProtocolError quotes the
+    whole reply, which says where the value came from."""
+    try:
+        return parse(value)
+    except ProtocolError as exc:
+        raise ProtocolError(f"{exc} in {shown(lines)}") from None
+
+
+def _meaning(code: int) -> str:
+    """A GCS error code's meaning, as far as this driver knows it."""
+    return GCS_ERRORS.get(code, "see the controller manual")
+
+
 def _parse_axis_lines(
     lines: list[str], axes: Sequence[str], parse: Callable[[str], T]
 ) -> dict[str, T]:
@@ -104,10 +118,7 @@ def _parse_axis_lines(
         axis, sep, value = line.partition("=")
         if not sep or axis.strip() not in axes or axis.strip() in values:
             raise ProtocolError(f"expected 'axis=value' for axes {list(axes)}, got {shown(lines)}")
-        try:
-            values[axis.strip()] = parse(value)
-        except ProtocolError as exc:
-            raise ProtocolError(f"{exc} in {shown(lines)}") from None
+        values[axis.strip()] = _within_reply(parse, value, lines)
     if len(values) != len(axes):
         raise ProtocolError(f"expected one line per axis {list(axes)}, got {shown(lines)}")
     return values
@@ -303,9 +314,8 @@ class PIGCSStage(Stage, FlyStage):
             detail = str(exc).removeprefix(f"{self.name}: ")
             raise type(exc)(f"checking {command!r}: {detail}", instrument=self.name) from None
         if code not in allowed:
-            meaning = GCS_ERRORS.get(code, "see the controller manual")
             raise InstrumentError(
-                f"PI error {code} ({meaning}) after {command!r}", instrument=self.name
+                f"PI error {code} ({_meaning(code)}) after {command!r}", instrument=self.name
             )
 
     def _query_axes(self, command: str, parse: Callable[[str], T],
@@ -333,7 +343,7 @@ class PIGCSStage(Stage, FlyStage):
         # pass; read, it is cleared, and kept for the snapshot (`smm-daq check`, the scan's
         # metadata): a code such as 1024 (servo switched off on a position error) is news.
         self.error_at_connect = self.link.query(
-            "ERR?", lambda r: parse_int(r, what="integer GCS error code"))
+            "ERR?", lambda r: parse_int(r, what="integer GCS error code", within=ERROR_CODES))
         commands = self._commands = self.link.query_lines("HLP?", _parse_help)
         names = self.link.query_lines("SAI?", lambda lines: [ln for ln in lines if ln])
         self._controller_axes = list(names)
@@ -538,10 +548,7 @@ class PIGCSStage(Stage, FlyStage):
             axis, _, name = head.strip().partition(" ")
             if len(lines) != 1 or not sep or axis != ax or _hex(name) != pid:
                 raise ProtocolError(f"expected '{ax} 0x{pid:08X}=value', got {shown(lines)}")
-            try:
-                return parse(value)
-            except ProtocolError as exc:
-                raise ProtocolError(f"{exc} in {shown(lines)}") from None
+            return _within_reply(parse, value, lines)
 
         return self.link.query_lines(f"SPA? {ax} 0x{pid:08X}", parse_lines)
 
@@ -613,10 +620,8 @@ class PIGCSStage(Stage, FlyStage):
             head, sep, value = lines[0].partition("=")
             if len(lines) != 1 or not sep or head.strip() != "1":
                 raise ProtocolError(f"expected '1=count', got {shown(lines)}")
-            try:
-                n = parse_int(value, what="integer count of recorded points")
-            except ProtocolError as exc:
-                raise ProtocolError(f"{exc} in {shown(lines)}") from None
+            n = _within_reply(lambda v: parse_int(v, what="integer count of recorded points"),
+                              value, lines)
             if not least <= n <= size:
                 raise ProtocolError(f"expected {least} .. {size} recorded points{why}, got "
                                     f"{shown(lines)}")
@@ -661,7 +666,7 @@ class PIGCSStage(Stage, FlyStage):
     @staticmethod
     def _error_text(code: int) -> str:
         """'none', or a GCS error code with its meaning."""
-        return f"{code} ({GCS_ERRORS.get(code, 'see the controller manual')})" if code else "none"
+        return f"{code} ({_meaning(code)})" if code else "none"
 
     def close(self) -> None:
         self.link.close()

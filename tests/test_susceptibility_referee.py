@@ -159,7 +159,7 @@ def test_the_sampled_transfer_of_a_small_grid_holds_all_its_images(shape, height
     assert np.abs(spectral - spatial).max() < 1e-5 * np.abs(spectral).max()
 
 
-def test_a_sensor_near_contact_costs_no_more_than_one_far_up():
+def test_near_contact_where_aliases_number_hundreds_the_transfer_is_still_choclos_field():
     """At a tenth of a pixel up the aliases number hundreds; the transfer then comes from the
     sampled field, still the spectrum of choclo's cell field."""
     from smm_daq.analysis import susceptibility
