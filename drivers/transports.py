@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import time
 from collections.abc import Callable
 
 import pyvisa
@@ -40,6 +41,8 @@ TERMINATION = "\n"
 ENCODING = "latin-1"  # instruments' 8-bit code page (PI answers "µm" as 0xB5 0x6D); ASCII-safe
 SERIAL_PREFIX = "serial:"
 DEFAULT_BAUD_RATE = 9600
+_LF = TERMINATION.encode("ascii")
+BITS_PER_BYTE = 10  # on a serial line: a start bit, eight data bits, a stop bit
 
 
 def open_transport(
@@ -223,7 +226,8 @@ def _no_delay(resource: MessageBasedResource) -> None:
 
 
 class SerialTransport:
-    """A pyserial port as a `Transport`, LF-terminated."""
+    """A pyserial port (or a pyserial URL: socket://, rfc2217:// for serial-over-LAN adapters)
+    as a `Transport`, LF-terminated; a `BlockTransport`: binary blocks are read by their length."""
 
     def __init__(self, port: serial.SerialBase, *, name: str) -> None:
         self.port = port
@@ -248,6 +252,16 @@ class SerialTransport:
         self.port.timeout = seconds
         self.port.write_timeout = seconds
 
+    def _lost(self, exc: Exception) -> InstrumentLost:
+        return InstrumentLost(f"link failed: {exc}", instrument=self.name)
+
+    def _timed_out(self) -> InstrumentTimeout:
+        return InstrumentTimeout(f"no reply within {self.timeout:g} s", instrument=self.name)
+
+    def _transfer_time(self, size: int) -> float:
+        """Seconds `size` bytes take on the line at its baud rate."""
+        return size * BITS_PER_BYTE / float(self.port.baudrate)
+
     def write(self, message: str) -> None:
         try:
             self.port.write((message + TERMINATION).encode(ENCODING))
@@ -256,16 +270,52 @@ class SerialTransport:
                 f"could not send within {self.timeout:g} s", instrument=self.name
             ) from exc
         except (serial.SerialException, OSError) as exc:
-            raise InstrumentLost(f"link failed: {exc}", instrument=self.name) from exc
+            raise self._lost(exc) from exc
 
     def read(self) -> str:
         try:
-            line = self.port.read_until(TERMINATION.encode("ascii"))
+            line = self._line(b"")
         except (serial.SerialException, OSError) as exc:
-            raise InstrumentLost(f"link failed: {exc}", instrument=self.name) from exc
-        if not line.endswith(TERMINATION.encode("ascii")):
-            raise InstrumentTimeout(f"no reply within {self.timeout:g} s", instrument=self.name)
-        return line[: -len(TERMINATION)].decode(ENCODING).rstrip("\r")
+            raise self._lost(exc) from exc
+        return line.decode(ENCODING).rstrip("\r")
+
+    def _line(self, start: bytes) -> bytes:
+        """The line `start` begins, up to its LF (not included)."""
+        line = start if start.endswith(_LF) else start + self.port.read_until(_LF)
+        if not line.endswith(_LF):
+            raise self._timed_out()
+        return line[: -len(_LF)]
+
+    def _exactly(self, size: int) -> bytes:
+        """`size` bytes: each read waits the timeout for more, all of them at most the timeout
+        and the time they take at the baud rate."""
+        data = bytearray()
+        end = time.monotonic() + self.timeout + self._transfer_time(size)
+        while len(data) < size:
+            chunk = self.port.read(size - len(data))
+            if not chunk or (len(data) + len(chunk) < size and time.monotonic() > end):
+                raise self._timed_out()
+            data += chunk
+        return bytes(data)
+
+    def read_block(self) -> str:
+        """The reply, a definite-length block read by its length, byte for byte (then its
+        terminator, LF or CR LF); a reply that starts no block is read as a line."""
+        try:
+            head = self._exactly(1)
+            if head == b"#":
+                head += self._exactly(1)
+                digits = int(head[1:]) if head[1:].isdigit() else 0
+                while digits > 0 and len(head) < 2 + digits and head[-1:].isdigit():
+                    head += self._exactly(1)  # one at a time: a line may end among them
+                if digits and head[2:].isdigit() and len(head) == 2 + digits:
+                    payload = self._exactly(int(head[2:]))
+                    tail = self._line(b"")
+                    block = head + payload + tail.removesuffix(b"\r")
+                    return block.decode(ENCODING)
+            return self._line(head).decode(ENCODING).rstrip("\r")
+        except (serial.SerialException, OSError) as exc:
+            raise self._lost(exc) from exc
 
     def query(self, message: str) -> str:
         self.write(message)
@@ -277,7 +327,7 @@ class SerialTransport:
             self.port.reset_input_buffer()
             self.port.reset_output_buffer()
         except (serial.SerialException, OSError) as exc:
-            raise InstrumentLost(f"link failed: {exc}", instrument=self.name) from exc
+            raise self._lost(exc) from exc
 
     def close(self) -> None:
         self.port.close()
