@@ -76,7 +76,8 @@ def parse_block(reply: str) -> bytes:
         raise ProtocolError(f"block of {int(head)} bytes holds {len(payload)}")
     after = reply[2 + digits + int(head):]
     if after not in ("", "\r"):  # a CR LF terminator leaves its CR
-        raise ProtocolError(f"block of {int(head)} bytes is followed by {shown(after)}")
+        raise ProtocolError(f"block of {int(head)} bytes followed by {shown(after)}, not its"
+                            f" terminator, in {shown(reply)}")
     return payload.encode("latin-1")
 
 
