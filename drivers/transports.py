@@ -19,6 +19,11 @@ connection and opens a new one: what the old one still held (a late reply) goes 
 a peer that is gone answers the new connection with a refusal, raised as `InstrumentLost` at
 once. A socket that failed is reopened the same way before its next use, so the safety path
 (ramping the coils down) gets a fresh connection after a link was dropped.
+
+A serial line (pyserial, or a VISA ASRL resource) has no device clear either, and a flush drops
+only what has arrived: the rest of a reply that came late or cut short would be read as the
+answer to the next query. So `clear` there also drops what goes on arriving until the line has
+been quiet for the timeout (bounded; see `SerialTransport`).
 """
 
 from __future__ import annotations
@@ -43,6 +48,9 @@ SERIAL_PREFIX = "serial:"
 DEFAULT_BAUD_RATE = 9600
 _LF = TERMINATION.encode("ascii")
 BITS_PER_BYTE = 10  # on a serial line: a start bit, eight data bits, a stop bit
+DRAIN_TIMEOUTS = 4  # a serial clear drains for at most this many timeouts (and LARGEST_REPLY)
+LARGEST_REPLY = 65536 + 16  # bytes: an SR860 CAPTUREGET? block of 64 kB
+DRAIN_CHUNK = 4096
 
 
 def open_transport(
@@ -176,6 +184,32 @@ class VisaTransport:
                 raise self._failed(exc) from exc
         except OSError as exc:
             raise self._failed(exc) from exc
+        if self.resource.interface_type == constants.InterfaceType.asrl:
+            self._drain()
+
+    def _drain(self) -> None:
+        """A serial line (ASRL) has no device clear and a flush drops only what has arrived:
+        what goes on arriving is dropped too, until the line has been quiet for the timeout,
+        as `SerialTransport.clear` does (bounded alike). Over GPIB and USB the device clear
+        empties the instrument's own output queue, and nothing comes unasked."""
+        baud = float(getattr(self.resource, "baud_rate", DEFAULT_BAUD_RATE))
+        bound = DRAIN_TIMEOUTS * self.timeout + LARGEST_REPLY * BITS_PER_BYTE / baud
+        end = time.monotonic() + bound
+        try:
+            while True:
+                try:
+                    self.resource.read_bytes(1)  # a byte within the timeout, or quiet
+                except pyvisa.VisaIOError as exc:
+                    if exc.error_code == constants.StatusCode.error_timeout:
+                        return
+                    raise
+                waiting = self.resource.bytes_in_buffer  # type: ignore[attr-defined]
+                if waiting:
+                    self.resource.read_bytes(waiting)
+                if time.monotonic() > end:
+                    raise _not_quiet(bound, self.name)
+        except (pyvisa.Error, OSError) as exc:
+            raise self._failed(exc) from exc
 
     def close(self) -> None:
         if not self._closed:
@@ -210,6 +244,11 @@ def _open_resource(
     return resource
 
 
+def _not_quiet(seconds: float, name: str) -> InstrumentTimeout:
+    return InstrumentTimeout(
+        f"the line is not quiet after {seconds:g} s of dropping what arrives", instrument=name)
+
+
 def _no_delay(resource: MessageBasedResource) -> None:
     """TCP_NODELAY on a raw socket: without it a command that has no reply followed at once by
     a query (CURR, then SYST:ERR?) waits for the delayed ACK of the first, 40 ms a command."""
@@ -227,7 +266,16 @@ def _no_delay(resource: MessageBasedResource) -> None:
 
 class SerialTransport:
     """A pyserial port (or a pyserial URL: socket://, rfc2217:// for serial-over-LAN adapters)
-    as a `Transport`, LF-terminated; a `BlockTransport`: binary blocks are read by their length."""
+    as a `Transport`, LF-terminated; a `BlockTransport`: binary blocks are read by their length.
+
+    A serial line has no device clear, and a reply the instrument is still sending when an
+    exchange failed (one that came late, or was cut by a timeout or garbled) would be read as
+    the answer to the next query, and every later answer one query behind. So `clear` drops
+    what is buffered both ways and then whatever goes on arriving, until the line has been
+    quiet for the link's timeout. It is bounded: a line that never goes quiet (an instrument
+    that keeps sending) raises `InstrumentTimeout` after DRAIN_TIMEOUTS timeouts and the time
+    the largest reply takes at the baud rate.
+    """
 
     def __init__(self, port: serial.SerialBase, *, name: str) -> None:
         self.port = port
@@ -322,10 +370,15 @@ class SerialTransport:
         return self.read()
 
     def clear(self) -> None:
-        """Serial ports have no device clear: drop whatever is buffered both ways."""
+        """Drop what is buffered both ways, then what arrives until the line is quiet."""
         try:
-            self.port.reset_input_buffer()
             self.port.reset_output_buffer()
+            self.port.reset_input_buffer()
+            bound = DRAIN_TIMEOUTS * self.timeout + self._transfer_time(LARGEST_REPLY)
+            end = time.monotonic() + bound
+            while self.port.read(DRAIN_CHUNK):  # what came within a timeout: dropped
+                if time.monotonic() > end:
+                    raise _not_quiet(bound, self.name)
         except (serial.SerialException, OSError) as exc:
             raise self._lost(exc) from exc
 
