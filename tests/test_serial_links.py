@@ -224,7 +224,8 @@ def test_a_reply_cut_by_the_timeout_is_dropped_with_its_late_rest(counter) -> No
     assert transport.query("b") == "2 b"
 
 
-def test_a_line_that_never_goes_quiet_fails_the_clear_in_bounded_time() -> None:
+@pytest.mark.parametrize("kind", ["serial", "visa-asrl"])
+def test_a_line_that_never_goes_quiet_fails_the_clear_in_bounded_time(kind: str) -> None:
     """An instrument that keeps sending (a babbling line, a continuous output mode): the
     clear drops what arrives for its bound, then says so; never a hang."""
     stop = threading.Event()
@@ -238,8 +239,9 @@ def test_a_line_that_never_goes_quiet_fails_the_clear_in_bounded_time() -> None:
 
         thread = threading.Thread(target=babble, daemon=True)
         thread.start()
-        address = serial_url(listener.getsockname()[1])
-        transport = open_transport(address, LinkSettings("x", address, 0.5, 0, 4_000_000))
+        address = counter_address(listener.getsockname()[1], kind)
+        transport = open_transport(address, LinkSettings("x", address, 0.5, 0, 4_000_000),
+                                   visa_library="@py")
         try:
             with pytest.raises(InstrumentTimeout, match="not quiet after"):
                 bounded(transport.clear)
