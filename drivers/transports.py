@@ -38,6 +38,7 @@ import serial
 from pyvisa import constants
 from pyvisa.resources import MessageBasedResource
 
+from drivers.link import shown
 from smm_daq.errors import InstrumentLost, InstrumentTimeout, ProtocolError
 from smm_daq.instruments.profile import LinkSettings
 from smm_daq.instruments.transport import Transport
@@ -49,7 +50,7 @@ DEFAULT_BAUD_RATE = 9600
 _LF = TERMINATION.encode("ascii")
 BITS_PER_BYTE = 10  # on a serial line: a start bit, eight data bits, a stop bit
 DRAIN_TIMEOUTS = 4  # a serial clear drains for at most this many timeouts (and LARGEST_REPLY)
-LARGEST_REPLY = 65536 + 16  # bytes: an SR860 CAPTUREGET? block of 64 kB
+LARGEST_REPLY = 65536 + 16  # bytes: the longest reply (an SR860 CAPTUREGET? block of 64 kB)
 DRAIN_CHUNK = 4096
 
 
@@ -328,11 +329,27 @@ class SerialTransport:
         return line.decode(ENCODING).rstrip("\r")
 
     def _line(self, start: bytes) -> bytes:
-        """The line `start` begins, up to its LF (not included)."""
-        line = start if start.endswith(_LF) else start + self.port.read_until(_LF)
-        if not line.endswith(_LF):
-            raise self._timed_out()
-        return line[: -len(_LF)]
+        """The line `start` begins, up to its LF (not included). A reply fails when no byte
+        of it comes for a timeout, not when the whole of it takes longer: a long one (an
+        SR830's TRCA? of 2048 points, 30 kB, half a minute at 9600 baud) is read as long as
+        it keeps coming, for at most the timeout and the time LARGEST_REPLY takes at the
+        baud rate; a line longer than that is refused."""
+        line = bytearray(start)
+        end = time.monotonic() + self.timeout + self._transfer_time(LARGEST_REPLY)
+        while not line.endswith(_LF):
+            chunk = self.port.read_until(_LF, LARGEST_REPLY + 1 - len(line))
+            if not chunk:
+                raise self._timed_out()
+            line += chunk
+            if line.endswith(_LF):
+                break
+            if len(line) > LARGEST_REPLY:
+                raise ProtocolError(f"a reply longer than {LARGEST_REPLY} bytes, starting "
+                                    f"{shown(line[:40].decode(ENCODING))}",
+                                    instrument=self.name)
+            if time.monotonic() > end:
+                raise self._timed_out()
+        return bytes(line[: -len(_LF)])
 
     def _exactly(self, size: int) -> bytes:
         """`size` bytes: each read waits the timeout for more, all of them at most the timeout

@@ -31,7 +31,7 @@ from simulators.emulator import Emulator
 from simulators.sr860_emulator import SR860Emulator
 from simulators.tcp_server import HOST, EmulatorServer
 from smm_daq.clock import VirtualClock
-from smm_daq.errors import InstrumentTimeout
+from smm_daq.errors import InstrumentTimeout, ProtocolError
 from smm_daq.instruments.profile import LinkSettings, Profile, load_profile
 from smm_daq.instruments.transport import Transport
 
@@ -142,10 +142,11 @@ class Counter(Emulator):
 class Watched:
     """A pyserial port that runs `action` at the start of the first read from it after its
     input buffer is next reset (`after_reset(action)`): the late part of a reply is released
-    at the worst moment for a clear that only flushes what has arrived, with no sleep."""
+    at the worst moment for a clear that only flushes what has arrived, with no sleep; or at
+    the start of every read (`on_each_read`)."""
 
     def __init__(self, port: serial.SerialBase) -> None:
-        self.__dict__.update(_port=port, _action=None, _armed=False)
+        self.__dict__.update(_port=port, _action=None, _armed=False, _each=False)
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._port, name)
@@ -156,6 +157,10 @@ class Watched:
     def after_reset(self, action: Callable[[], None]) -> None:
         self.__dict__["_action"] = action
 
+    def on_each_read(self, action: Callable[[], None]) -> None:
+        """Run `action` at the start of every read from now on."""
+        self.__dict__.update(_action=action, _armed=True, _each=True)
+
     def reset_input_buffer(self) -> None:
         self._port.reset_input_buffer()
         self.__dict__["_armed"] = self._action is not None
@@ -163,7 +168,8 @@ class Watched:
     def _fire(self) -> None:
         if self._armed:
             action = self._action
-            self.__dict__.update(_action=None, _armed=False)
+            if not self._each:
+                self.__dict__.update(_action=None, _armed=False)
             action()
 
     def read(self, size: int = 1) -> bytes:
@@ -279,3 +285,58 @@ def test_the_late_rest_of_a_garbled_reading_is_never_read_as_a_reading(
     finally:
         lockin.close()
         proxy.close()
+
+
+def test_a_reply_longer_in_coming_than_the_timeout_is_read_whole_while_it_keeps_coming(
+        ) -> None:
+    """A long reply on a slow line (an SR830's TRCA? of 2048 points is 30 kB, half a minute at
+    9600 baud) takes longer than the timeout: it is read as long as its bytes keep coming. Here
+    each piece comes only once the transport reads again after the one before, so the whole
+    reply takes several reads of up to a timeout each."""
+    pieces = [b"+1.000000e-003," * 40] * 5 + [b"+2.000000e-003,\n"]
+    asked = threading.Event()
+    with socket.create_server((HOST, 0)) as listener:
+        def serve() -> None:
+            connection, _ = listener.accept()
+            with connection:
+                connection.recv(64)
+                for piece in pieces:
+                    if not asked.wait(HANG_GUARD_S):
+                        return
+                    asked.clear()
+                    connection.sendall(piece)
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        address = serial_url(listener.getsockname()[1])
+        transport = open_transport(address, LinkSettings("x", address, 0.3, 0, 9600))
+        try:
+            port = watched(transport)
+            port.on_each_read(asked.set)
+            assert bounded(lambda: transport.query("TRCA? 1,0,201")) == (
+                b"".join(pieces).decode().removesuffix("\n"))
+        finally:
+            transport.close()
+            thread.join(HANG_GUARD_S)
+
+
+def test_a_reply_longer_than_any_instrument_sends_is_refused_not_read_on() -> None:
+    with socket.create_server((HOST, 0)) as listener:
+        def serve() -> None:
+            connection, _ = listener.accept()
+            with connection:
+                connection.recv(64)
+                with contextlib.suppress(OSError):
+                    connection.sendall(b"7" * 70_000 + b"\n")
+                connection.recv(64)  # until the client closes
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        address = serial_url(listener.getsockname()[1])
+        transport = open_transport(address, LinkSettings("x", address, 0.3, 0, 9600))
+        try:
+            with pytest.raises(ProtocolError, match="a reply longer than 65552 bytes"):
+                bounded(lambda: transport.query("READ?"))
+        finally:
+            transport.close()
+            thread.join(HANG_GUARD_S)
