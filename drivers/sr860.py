@@ -75,7 +75,7 @@ def parse_block(reply: str) -> bytes:
     if len(payload) != int(head):
         raise ProtocolError(f"block of {int(head)} bytes holds {len(payload)}")
     after = reply[2 + digits + int(head):]
-    if after not in ("", "\r"):  # a CR LF terminator leaves its CR
+    if after not in ("", "\r", "\n", "\r\n"):  # its terminator, where a link leaves it
         raise ProtocolError(f"block of {int(head)} bytes followed by {shown(after)}, not its"
                             f" terminator, in {shown(reply)}")
     return payload.encode("latin-1")
