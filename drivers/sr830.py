@@ -33,8 +33,8 @@ _OVERLOAD_BITS = 0b111
 BUFFER_POINTS = 16383
 SAMPLE_RATES = tuple(0.0625 * 2**i for i in range(14))  # SRAT 0..13, Hz
 TRACE_CHUNK = 2048  # points per TRCA? reply
-# V (A on the current input): beyond what a display showing X or Y reaches (full scales up to
-# 1 V, an overload a little past it), far within what a corrupted digit or another reply gives.
+# V (A on the current input): ten times the largest full scale (1 V), so past any X or Y an
+# SR830 displays, overloaded or not; a corrupted exponent or another query's number is beyond.
 MAX_POINT = 10.0
 
 
