@@ -21,7 +21,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from drivers.link import parse_float, parse_int
+from drivers.link import parse_float, parse_int, shown
 from drivers.srs_lockin import SLOPE_12_DB, SRSLockIn
 from drivers.transports import SERIAL_PREFIX
 from smm_daq.errors import ProtocolError
@@ -33,14 +33,30 @@ _OVERLOAD_BITS = 0b111
 BUFFER_POINTS = 16383
 SAMPLE_RATES = tuple(0.0625 * 2**i for i in range(14))  # SRAT 0..13, Hz
 TRACE_CHUNK = 2048  # points per TRCA? reply
+# V (A on the current input): ten times the largest full scale (1 V), so past any X or Y an
+# SR830 displays, overloaded or not; a corrupted exponent or another query's number is beyond.
+MAX_POINT = 10.0
 
 
 def _parse_trace(reply: str, count: int) -> np.ndarray:
-    """A TRCA? reply: `count` comma-terminated numbers."""
-    parts = [p for p in reply.split(",") if p.strip()]
+    """A TRCA? reply: `count` numbers, each followed by a comma (the manual's example of two
+    points: '-1.234567e-009,+7.654321e-009,'). A reply without its final comma was cut short
+    (its last number may have lost digits and still parse); an empty field is a lost number;
+    a value no X or Y display can show is another query's reply or a corrupted one. Each is
+    refused, quoting the reply."""
+    text = reply.strip()
+    if not text.endswith(","):
+        raise ProtocolError(
+            f"expected {count} buffer points each followed by a comma, got {shown(reply)}"
+            " (no final comma: cut short)")
+    parts = text[:-1].split(",")
     if len(parts) != count:
-        raise ProtocolError(f"expected {count} buffer points, got {len(parts)}")
-    return np.array([parse_float(p, what="buffer point") for p in parts])
+        raise ProtocolError(f"expected {count} buffer points, got {len(parts)} in {shown(reply)}")
+    try:
+        return np.array([parse_float(p, what="buffer point", within=(-MAX_POINT, MAX_POINT))
+                         for p in parts])
+    except ProtocolError as exc:
+        raise ProtocolError(f"{exc} in {shown(reply)}") from None
 
 
 class SR830(SRSLockIn, BufferedLockIn):

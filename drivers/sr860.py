@@ -26,7 +26,7 @@ from drivers.srs_lockin import SLOPE_12_DB, SRSLockIn
 from smm_daq.errors import ProtocolError
 from smm_daq.instruments.interfaces import BufferedLockIn, BufferLimits, BufferTrace
 from smm_daq.instruments.profile import LockInSettings
-from smm_daq.instruments.transport import Transport
+from smm_daq.instruments.transport import BlockTransport, Transport
 
 # CH1 output, CH2 output and input-range overload bits, in LIAS? and CUROVLDSTAT? alike.
 _OVERLOAD_BITS = (1 << 0) | (1 << 1) | (1 << 4)
@@ -52,7 +52,12 @@ def block_size(reply: str) -> int | None:
 def read_block(transport: Transport, command: str) -> str:
     """The reply to `command`, a binary block read whole: its bytes may hold LF (0x0A), which
     ends a read on a line-terminated link, so reads go on until the length its header gives
-    (each adds at least the LF it stopped at; each is bounded by the link's timeout)."""
+    (each adds at least the LF it stopped at; each is bounded by the link's timeout). A
+    `BlockTransport` (a serial port, whose line reads drop a CR before the LF) reads it by
+    its length itself."""
+    if isinstance(transport, BlockTransport):
+        transport.write(command)
+        return transport.read_block()
     reply = transport.query(command)
     size = block_size(reply)
     while size is not None and len(reply) < size:
@@ -69,6 +74,10 @@ def parse_block(reply: str) -> bytes:
     payload = reply[2 + digits:2 + digits + int(head)]
     if len(payload) != int(head):
         raise ProtocolError(f"block of {int(head)} bytes holds {len(payload)}")
+    after = reply[2 + digits + int(head):]
+    if after not in ("", "\r", "\n", "\r\n"):  # its terminator, where a link leaves it
+        raise ProtocolError(f"block of {int(head)} bytes followed by {shown(after)}, not its"
+                            f" terminator, in {shown(reply)}")
     return payload.encode("latin-1")
 
 

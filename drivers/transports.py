@@ -19,12 +19,18 @@ connection and opens a new one: what the old one still held (a late reply) goes 
 a peer that is gone answers the new connection with a refusal, raised as `InstrumentLost` at
 once. A socket that failed is reopened the same way before its next use, so the safety path
 (ramping the coils down) gets a fresh connection after a link was dropped.
+
+A serial line (pyserial, or a VISA ASRL resource) has no device clear either, and a flush drops
+only what has arrived: the rest of a reply that came late or cut short would be read as the
+answer to the next query. So `clear` there also drops what goes on arriving until the line has
+been quiet for the timeout (bounded; see `SerialTransport`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import socket
+import time
 from collections.abc import Callable
 
 import pyvisa
@@ -32,6 +38,7 @@ import serial
 from pyvisa import constants
 from pyvisa.resources import MessageBasedResource
 
+from drivers.link import shown
 from smm_daq.errors import InstrumentLost, InstrumentTimeout, ProtocolError
 from smm_daq.instruments.profile import LinkSettings
 from smm_daq.instruments.transport import Transport
@@ -40,6 +47,11 @@ TERMINATION = "\n"
 ENCODING = "latin-1"  # instruments' 8-bit code page (PI answers "µm" as 0xB5 0x6D); ASCII-safe
 SERIAL_PREFIX = "serial:"
 DEFAULT_BAUD_RATE = 9600
+_LF = TERMINATION.encode("ascii")
+BITS_PER_BYTE = 10  # on a serial line: a start bit, eight data bits, a stop bit
+DRAIN_TIMEOUTS = 4  # a serial clear drains for at most this many timeouts (and LARGEST_REPLY)
+LARGEST_REPLY = 65536 + 16  # bytes: the longest reply (an SR860 CAPTUREGET? block of 64 kB)
+DRAIN_CHUNK = 4096
 
 
 def open_transport(
@@ -173,6 +185,32 @@ class VisaTransport:
                 raise self._failed(exc) from exc
         except OSError as exc:
             raise self._failed(exc) from exc
+        if self.resource.interface_type == constants.InterfaceType.asrl:
+            self._drain()
+
+    def _drain(self) -> None:
+        """A serial line (ASRL) has no device clear and a flush drops only what has arrived:
+        what goes on arriving is dropped too, until the line has been quiet for the timeout,
+        as `SerialTransport.clear` does (bounded alike). Over GPIB and USB the device clear
+        empties the instrument's own output queue, and nothing comes unasked."""
+        baud = float(getattr(self.resource, "baud_rate", DEFAULT_BAUD_RATE))
+        bound = DRAIN_TIMEOUTS * self.timeout + LARGEST_REPLY * BITS_PER_BYTE / baud
+        end = time.monotonic() + bound
+        try:
+            while True:
+                try:
+                    self.resource.read_bytes(1)  # a byte within the timeout, or quiet
+                except pyvisa.VisaIOError as exc:
+                    if exc.error_code == constants.StatusCode.error_timeout:
+                        return
+                    raise
+                waiting = self.resource.bytes_in_buffer  # type: ignore[attr-defined]
+                if waiting:
+                    self.resource.read_bytes(waiting)
+                if time.monotonic() > end:
+                    raise _not_quiet(bound, self.name)
+        except (pyvisa.Error, OSError) as exc:
+            raise self._failed(exc) from exc
 
     def close(self) -> None:
         if not self._closed:
@@ -207,6 +245,11 @@ def _open_resource(
     return resource
 
 
+def _not_quiet(seconds: float, name: str) -> InstrumentTimeout:
+    return InstrumentTimeout(
+        f"the line is not quiet after {seconds:g} s of dropping what arrives", instrument=name)
+
+
 def _no_delay(resource: MessageBasedResource) -> None:
     """TCP_NODELAY on a raw socket: without it a command that has no reply followed at once by
     a query (CURR, then SYST:ERR?) waits for the delayed ACK of the first, 40 ms a command."""
@@ -223,7 +266,17 @@ def _no_delay(resource: MessageBasedResource) -> None:
 
 
 class SerialTransport:
-    """A pyserial port as a `Transport`, LF-terminated."""
+    """A pyserial port (or a pyserial URL: socket://, rfc2217:// for serial-over-LAN adapters)
+    as a `Transport`, LF-terminated; a `BlockTransport`: binary blocks are read by their length.
+
+    A serial line has no device clear, and a reply the instrument is still sending when an
+    exchange failed (one that came late, or was cut by a timeout or garbled) would be read as
+    the answer to the next query, and every later answer one query behind. So `clear` drops
+    what is buffered both ways and then whatever goes on arriving, until the line has been
+    quiet for the link's timeout. It is bounded: a line that never goes quiet (an instrument
+    that keeps sending) raises `InstrumentTimeout` after DRAIN_TIMEOUTS timeouts and the time
+    the largest reply takes at the baud rate.
+    """
 
     def __init__(self, port: serial.SerialBase, *, name: str) -> None:
         self.port = port
@@ -248,6 +301,16 @@ class SerialTransport:
         self.port.timeout = seconds
         self.port.write_timeout = seconds
 
+    def _lost(self, exc: Exception) -> InstrumentLost:
+        return InstrumentLost(f"link failed: {exc}", instrument=self.name)
+
+    def _timed_out(self) -> InstrumentTimeout:
+        return InstrumentTimeout(f"no reply within {self.timeout:g} s", instrument=self.name)
+
+    def _transfer_time(self, size: int) -> float:
+        """Seconds `size` bytes take on the line at its baud rate."""
+        return size * BITS_PER_BYTE / float(self.port.baudrate)
+
     def write(self, message: str) -> None:
         try:
             self.port.write((message + TERMINATION).encode(ENCODING))
@@ -256,28 +319,85 @@ class SerialTransport:
                 f"could not send within {self.timeout:g} s", instrument=self.name
             ) from exc
         except (serial.SerialException, OSError) as exc:
-            raise InstrumentLost(f"link failed: {exc}", instrument=self.name) from exc
+            raise self._lost(exc) from exc
 
     def read(self) -> str:
         try:
-            line = self.port.read_until(TERMINATION.encode("ascii"))
+            line = self._line(b"")
         except (serial.SerialException, OSError) as exc:
-            raise InstrumentLost(f"link failed: {exc}", instrument=self.name) from exc
-        if not line.endswith(TERMINATION.encode("ascii")):
-            raise InstrumentTimeout(f"no reply within {self.timeout:g} s", instrument=self.name)
-        return line[: -len(TERMINATION)].decode(ENCODING).rstrip("\r")
+            raise self._lost(exc) from exc
+        return line.decode(ENCODING).rstrip("\r")
+
+    def _line(self, start: bytes) -> bytes:
+        """The line `start` begins, up to its LF (not included). A reply fails when no byte
+        of it comes for a timeout, not when the whole of it takes longer: a long one (an
+        SR830's TRCA? of 2048 points, 30 kB, half a minute at 9600 baud) is read as long as
+        it keeps coming, for at most the timeout and the time LARGEST_REPLY takes at the
+        baud rate; a line longer than that is refused."""
+        line = bytearray(start)
+        end = time.monotonic() + self.timeout + self._transfer_time(LARGEST_REPLY)
+        while not line.endswith(_LF):
+            chunk = self.port.read_until(_LF, LARGEST_REPLY + 1 - len(line))
+            if not chunk:
+                raise self._timed_out()
+            line += chunk
+            if line.endswith(_LF):
+                break
+            if len(line) > LARGEST_REPLY:
+                raise ProtocolError(f"a reply longer than {LARGEST_REPLY} bytes, starting "
+                                    f"{shown(line[:40].decode(ENCODING))}",
+                                    instrument=self.name)
+            if time.monotonic() > end:
+                raise self._timed_out()
+        return bytes(line[: -len(_LF)])
+
+    def _exactly(self, size: int) -> bytes:
+        """`size` bytes: each read waits the timeout for more, all of them at most the timeout
+        and the time they take at the baud rate."""
+        data = bytearray()
+        end = time.monotonic() + self.timeout + self._transfer_time(size)
+        while len(data) < size:
+            chunk = self.port.read(size - len(data))
+            if not chunk or (len(data) + len(chunk) < size and time.monotonic() > end):
+                raise self._timed_out()
+            data += chunk
+        return bytes(data)
+
+    def read_block(self) -> str:
+        """The reply, a definite-length block read by its length, byte for byte (then its
+        terminator, LF or CR LF); a reply that starts no block is read as a line."""
+        try:
+            head = self._exactly(1)
+            if head == b"#":
+                head += self._exactly(1)
+                digits = int(head[1:]) if head[1:].isdigit() else 0
+                while digits > 0 and len(head) < 2 + digits and head[-1:].isdigit():
+                    head += self._exactly(1)  # one at a time: a line may end among them
+                if digits and head[2:].isdigit() and len(head) == 2 + digits:
+                    payload = self._exactly(int(head[2:]))
+                    tail = self._line(b"")
+                    block = head + payload + tail.removesuffix(b"\r")
+                    return block.decode(ENCODING)
+            return self._line(head).decode(ENCODING).rstrip("\r")
+        except (serial.SerialException, OSError) as exc:
+            raise self._lost(exc) from exc
 
     def query(self, message: str) -> str:
         self.write(message)
         return self.read()
 
     def clear(self) -> None:
-        """Serial ports have no device clear: drop whatever is buffered both ways."""
+        """Drop what is buffered both ways, then what arrives until the line is quiet."""
         try:
-            self.port.reset_input_buffer()
             self.port.reset_output_buffer()
+            self.port.reset_input_buffer()
+            bound = DRAIN_TIMEOUTS * self.timeout + self._transfer_time(LARGEST_REPLY)
+            end = time.monotonic() + bound
+            while self.port.read(DRAIN_CHUNK):  # what came within a timeout: dropped
+                if time.monotonic() > end:
+                    raise _not_quiet(bound, self.name)
         except (serial.SerialException, OSError) as exc:
-            raise InstrumentLost(f"link failed: {exc}", instrument=self.name) from exc
+            raise self._lost(exc) from exc
 
     def close(self) -> None:
         self.port.close()

@@ -10,6 +10,9 @@ Faults (each callable any time, from any thread, or from a trigger):
 - `refuse()`: drop, and close every later connection at once (the instrument is gone).
 - `hold()`: replies are kept back (the client times out); `release()` sends what was kept.
 - `garble(n)`: the next `n` replies are replaced by garbage bytes.
+- `split(at, insert=b"")`: the first `at` bytes of the next reply (then `insert`, a noise byte
+  say) go at once; the rest of it, and every later reply, is held as by `hold()` until
+  `release()` (a reply cut short that comes in two pieces, the second late).
 - `answer(command, reply)`: every command that starts with `command` is answered with the
   bytes `reply` by the proxy itself, never forwarded (a corrupted reply to that one query, on
   each retry too); `restore()` ends it. With `after=prefix`, only once a command starting with
@@ -46,6 +49,7 @@ class FaultProxy:
         self._holding = False
         self._refusing = False
         self._garble = 0
+        self._split: tuple[int, bytes] | None = None
         self._answers: dict[bytes, bytes] = {}  # command prefix -> the reply the proxy sends
         self._after: dict[bytes, bytes] = {}  # command prefix -> the command it answers after
         self._armed: set[bytes] = set()  # the prefixes in `_after` whose command went through
@@ -96,6 +100,10 @@ class FaultProxy:
         with self._lock:
             self._garble += n
 
+    def split(self, at: int, insert: bytes = b"") -> None:
+        with self._lock:
+            self._split = (at, insert)
+
     def answer(self, command: str, reply: bytes, *, after: str | None = None) -> None:
         with self._lock:
             self._answers[command.encode("latin-1")] = reply
@@ -111,6 +119,7 @@ class FaultProxy:
         with self._lock:
             self._refusing = False
             self._garble = 0
+            self._split = None
             self._answers.clear()
             self._after.clear()
             self._armed.clear()
@@ -211,6 +220,12 @@ class FaultProxy:
             return
         with self._lock:
             holding = self._holding
+            if self._split is not None and not holding:
+                at, insert = self._split
+                self._split = None
+                self._holding = holding = True
+                self._send(target, data[:at] + insert)
+                data = data[at:]
             if self._garble and not holding:
                 lines = data.count(b"\n") or 1
                 used = min(lines, self._garble)

@@ -286,8 +286,10 @@ MID_SCAN = (  # (controller, query, reply, after): so from a seeded line of a fl
     ("E-727", "SPA? 1 0x16000200", b"1 0x16000200=1e9\n", "start"),
     ("C-884", "SPTS?", b"0\n", None),  # the lock-in's buffer, read beside the recorder
     ("E-727", "SPTS?", b"3\n", None),
+    ("C-884", "TRCA?", b"+1.234567e-003,-7.654321e-0\n", None),  # its points, cut short
+    ("E-727", "TRCA?", b"+1.0e-3,nan,+2.0e-3,\n", None),
 )
-LOCKIN_QUERIES = ("SPTS?",)
+LOCKIN_QUERIES = ("SPTS?", "TRCA?")
 
 
 def _fly_plan(controller: str, name: str) -> ScanPlan:
@@ -350,7 +352,7 @@ def test_a_corrupted_reply_mid_fly_scan_fails_it_safe_and_resumable(
     named = {"ONT?": shown(lines), "DRL? 1": shown(lines)}.get(query, shown(lines[0]))
     if after == "fly_x":  # the sequencer's wait for the line's end: the state, not the reply
         named, query = "not on target", "fly line did not end"
-    if role == "lockin":  # the count, checked against the line's
+    if query == "SPTS?":  # the count, checked against the line's
         named = f"held {int(reply)} samples"
     for part in (getattr(rig, role).link.name, query, named):
         assert part in message, (part, message)

@@ -62,6 +62,7 @@ class Query:
     call: Callable[[Rig], object]  # the driver call that sends it
     out_of_range: tuple[bytes, ...] = ()  # well-formed numbers no such instrument reports
     fine: tuple[str, ...] = ()  # CORRUPT kinds that are a valid reply to this query
+    also: tuple[tuple[str, bytes], ...] = ()  # other queries the proxy answers meanwhile
 
 
 QUERIES = (
@@ -114,7 +115,42 @@ SR860_QUERIES = (  # the SR860's own queries, and its capture buffer (fly scans)
           (b"0\n", b"-1\n", b"1e300\n")),
     Query("lockin", "CAPTUREBYTES?", lambda r: _captured(r), (b"-8\n", b"1e9\n")),
     Query("lockin", "CAPTUREGET?", lambda r: _captured(r),
-          (b"#\xb2\n", b"#2\xb2\xb3ab\n", b"#3abc\n", b"#0\n", b"#216short\n")),
+          (b"#\xb2\n", b"#2\xb2\xb3ab\n", b"#3abc\n", b"#0\n", b"#216short\n",
+           b"#14abcd,1.5\n")),
+)
+
+
+def _buffered(rig: Rig) -> object:
+    """An SR830 data buffer of three seconds read back (`TRCA?` per channel, as a fly line
+    reads it)."""
+    rig.lockin.configure_buffer(64.0)  # type: ignore[attr-defined]
+    rig.lockin.start_buffer(on_trigger=False)  # type: ignore[attr-defined]
+    rig.clock.sleep(3.0)
+    trace = rig.lockin.read_buffer()  # type: ignore[attr-defined]
+    assert trace.y.size == trace.x.size, trace
+    return trace
+
+
+TRCA_POINTS = 4  # what SPTS? is made to answer for the TRCA? cases
+TRCA_GOOD = b"+1.234567e-003,-7.654321e-004,+2.000000e-003,-1.000000e-006,\n"
+TRCA_QUERIES = (  # the SR830's buffer read back: wrong, cut or corrupted points
+    Query("lockin", "TRCA?", lambda r: _buffered(r), (
+        TRCA_GOOD[:-20] + b"\n",  # cut inside the third point
+        TRCA_GOOD[:-5] + b"\n",  # cut inside the last point: no final comma
+        TRCA_GOOD[:-2] + b"\n",  # the last comma lost
+        TRCA_GOOD[:-1] + b"+5.0e-3,\n",  # a point too many
+        TRCA_GOOD[:45] + b"\n",  # a point too few
+        b"+1.0e-3,,+2.0e-3,+3.0e-3,\n",  # a point lost between two commas
+        b"+1.0e-3,nan,+2.0e-3,+3.0e-3,\n",
+        b"+1.0e-3,+inf,+2.0e-3,+3.0e-3,\n",
+        b"+1.0e-3,1e300,+2.0e-3,+3.0e-3,\n",  # no display of X or Y reads this
+        b"+1.0e-3,-2.5e+02,+2.0e-3,+3.0e-3,\n",
+        b"+1.0e-3,abc,+2.0e-3,+3.0e-3,\n",
+        b"+1.0e-3,+2.0e-3,+3.0e-3,+4.0e-3\xb2,\n",
+        b"4\n",  # the SPTS? reply
+        b"1.002398e-05,1.577028e-09\n",  # a SNAP? reply
+        b",,,,\n",
+    ), also=(("SPTS?", f"{TRCA_POINTS}\n".encode()),)),
 )
 
 
@@ -181,6 +217,26 @@ def test_every_corrupted_reply_to_every_query_is_named_and_ridden_out(
     _fuzz(served, rig, QUERIES)
 
 
+def test_every_corrupted_sr830_buffer_reply_is_named_and_ridden_out(
+        served: ServedRig, rig: Rig) -> None:
+    _fuzz(served, rig, TRCA_QUERIES)
+
+
+def test_a_well_formed_crafted_sr830_buffer_is_read_point_for_point(
+        served: ServedRig, rig: Rig) -> None:
+    """The control for the TRCA? cases: the same reply, uncorrupted, is read as sent."""
+    proxy = served.proxies["lockin"]
+    proxy.answer("SPTS?", f"{TRCA_POINTS}\n".encode())
+    proxy.answer("TRCA?", TRCA_GOOD)
+    try:
+        rig.lockin.configure_buffer(64.0)  # type: ignore[attr-defined]
+        trace = rig.lockin.read_buffer()  # type: ignore[attr-defined]
+    finally:
+        restore(served)
+    points = [float(v) for v in TRCA_GOOD.decode().strip().rstrip(",").split(",")]
+    assert trace.x.tolist() == points and trace.y.tolist() == points
+
+
 def test_every_corrupted_reply_to_an_sr860_is_named_and_ridden_out(
         served_sr860: ServedRig) -> None:
     rig = open_rig(load_profile(served_sr860.profile_path), clock=served_sr860.clock)
@@ -194,6 +250,8 @@ def _fuzz(served: ServedRig, rig: Rig, queries: tuple[Query, ...]) -> None:
     failures, count = [], 0
     for q, kind, reply in _cases(queries):
         count += 1
+        for command, fixed in q.also:
+            served.proxies[q.role].answer(command, fixed)
         served.proxies[q.role].answer(q.command, reply)
         try:
             q.call(rig)

@@ -492,6 +492,30 @@ def test_our_driver_puts_right_a_lockin_left_on_harmonic_2_phase_90_current_inpu
     assert math.isfinite(x)
 
 
+def test_our_sr830_buffer_read_in_ascii_is_what_pymeasure_and_qcodes_read(
+        fresh: Served) -> None:
+    """Our driver reads the SR830's buffer as TRCA? (ASCII, each point followed by a comma);
+    PyMeasure reads the same points as TRCB? (IEEE floats) and counts them with SPTS?, as
+    QCoDeS does: the same count, and the same values to TRCA?'s seven digits."""
+    ours = SR830.from_profile(lockin_settings("sr830", fresh.resources["sr830"]),
+                              clock=fresh.clock)
+    try:
+        ours.configure_buffer(16.0)
+        ours.start_buffer(on_trigger=False)
+        ours.identify()  # a reply: the lock-in has taken the start (a write has none)
+        fresh.clock.sleep(2.0)
+        trace = ours.read_buffer()
+    finally:
+        ours.close()
+    lia = pymeasure(PyMeasureSR830, fresh.resources["sr830"])
+    count = lia.buffer_count
+    assert count == trace.x.size == trace.y.size == 32  # 16 Hz for 2 s of simulated time
+    assert qcodes_sr830(fresh).buffer_npts() == count
+    np.testing.assert_allclose(trace.x, lia.get_buffer(1), rtol=1e-6)
+    np.testing.assert_allclose(trace.y, lia.get_buffer(2), rtol=1e-6, atol=1e-15)
+    assert np.all(trace.x != 0)
+
+
 def test_enbw_closed_forms(fresh: Served) -> None:
     lia = qcodes_sr860(fresh)
     for slope, factor in ((6, 1 / 4), (12, 1 / 8), (18, 3 / 32), (24, 5 / 64)):

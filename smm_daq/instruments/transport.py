@@ -29,3 +29,16 @@ class Transport(Protocol):
     def clear(self) -> None: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class BlockTransport(Transport, Protocol):
+    """A transport that reads an IEEE 488.2 definite-length block (`#<n><length><bytes>`) by
+    the length its header gives: one whose line reads would alter the block's bytes (a serial
+    port's strips a line's trailing CR, which a block's data may end a line with).
+
+    `read_block` returns the whole reply, a block byte for byte (one character per byte,
+    latin-1) or, when the reply starts no block, the line it is; without the terminator.
+    """
+
+    def read_block(self) -> str: ...

@@ -1,0 +1,342 @@
+"""The serial transport over a real byte path: pyserial's `socket://` URL reaches the emulators
+served on loopback TCP (`serial:socket://127.0.0.1:<port>`, as a serial-over-LAN adapter is
+reached), so the real drivers talk to them through the serial transport's own framing.
+
+The served world runs on a virtual clock that only the test advances: buffers fill in
+simulated time and nothing sleeps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import struct
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import serial
+from fault_proxy import FaultProxy
+from test_socket_transport import HANG_GUARD_S, bounded
+
+from drivers.link import Link
+from drivers.sr830 import SR830
+from drivers.sr860 import SR860
+from drivers.transports import SerialTransport, VisaTransport, open_transport
+from simulators.backend import SimulatedBackend
+from simulators.emulator import Emulator
+from simulators.sr860_emulator import SR860Emulator
+from simulators.tcp_server import HOST, EmulatorServer
+from smm_daq.clock import VirtualClock
+from smm_daq.errors import InstrumentTimeout, ProtocolError
+from smm_daq.instruments.profile import LinkSettings, Profile, load_profile
+from smm_daq.instruments.transport import Transport
+
+REPO = Path(__file__).resolve().parents[1]
+TIMEOUT_S = 1.0
+
+
+def serial_url(port: int) -> str:
+    return f"serial:socket://{HOST}:{port}"
+
+
+@dataclass
+class Served:
+    clock: VirtualClock
+    profile: Profile
+    backend: SimulatedBackend
+    server: EmulatorServer
+
+    def lockin_address(self) -> str:
+        return serial_url(self.server.ports()[self.profile.lockin.link.address])
+
+
+def _served(folder: Path, model: str) -> Iterator[Served]:
+    text = (REPO / "configs" / "simulator.toml").read_text()
+    if model == "sr860":
+        text = text.replace('implementation = "sr830"', 'implementation = "sr860"').replace(
+            'reserve = "normal"', "# no reserve on an SR860")
+    path = folder / f"simulator-{model}.toml"
+    path.write_text(text)
+    profile = load_profile(path)
+    clock = VirtualClock()
+    backend = SimulatedBackend(profile, clock, {"noise_rms": 0.0, "drift_rate": 0.0})
+    backend.endpoint(profile.lockin.link.address).handle("*IDN?")  # compile the field code
+    server = backend.serve_tcp()
+    try:
+        yield Served(clock, profile, backend, server)
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="module")
+def served_sr860(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    yield from _served(tmp_path_factory.mktemp("sr860"), "sr860")
+
+
+def _with_crlf(count: int, rng: np.random.Generator) -> np.ndarray:
+    """`count` float32 values about a volt whose little-endian bytes hold CR LF (0x0D 0x0A)
+    within a value, at every byte offset, and across two values."""
+    values = rng.uniform(-0.9, 0.9, count).astype("<f4")
+    raw = bytearray(values.tobytes())
+    for at in range(0, len(raw) - 16, 40):
+        raw[at:at + 4] = b"\r\n\x80\x3f"  # 1.0003, CR LF in its low bytes
+        raw[at + 5:at + 7] = b"\r\n"  # in the middle bytes
+        raw[at + 10:at + 12] = b"\r\n"  # in the exponent byte: a tiny value
+        raw[at + 15:at + 17] = b"\r\n"  # the last byte of one value, the first of the next
+    return np.frombuffer(bytes(raw), dtype="<f4").copy()
+
+
+def test_an_sr860_capture_holding_cr_lf_is_read_over_serial_value_for_value(
+        served_sr860: Served) -> None:
+    """The block's bytes hold CR LF (and the payload ends in CR): a serial read that strips
+    a line's trailing CR lost one byte per CR LF and failed the read on every retry."""
+    s = served_sr860
+    settings = replace(s.profile.lockin, link=replace(
+        s.profile.lockin.link, address=s.lockin_address(), timeout_s=TIMEOUT_S))
+    lockin = SR860.from_profile(settings, clock=s.clock)
+    emulator = s.backend.lockin
+    assert isinstance(emulator, SR860Emulator)
+    try:
+        lockin.configure_buffer(100.0)
+        lockin.start_buffer(on_trigger=False)
+        lockin.identify()  # a reply: the served emulator took the start (a write has none)
+        s.clock.sleep(3.0)  # virtual: the capture runs in simulated time
+        lockin.link.write("CAPTURESTOP")
+        lockin.identify()
+        floats = emulator._captured
+        assert floats > 100
+        # What the instrument captured, as a real SR860 holds it (its data are any floats;
+        # the emulator's own keep LF out of the payload for clients that stop at an LF).
+        crafted = _with_crlf(floats, np.random.default_rng(7))
+        emulator._capture[:floats] = crafted
+        kb_end = -(-floats * 4 // 1024) * 256  # the last float of the last kB read
+        emulator._capture[kb_end - 1] = struct.unpack("<f", b"\x00\x00\x80\x0d")[0]
+        assert crafted.tobytes().count(b"\r\n") > 10
+        trace = lockin.read_buffer()
+    finally:
+        lockin.close()
+    np.testing.assert_array_equal(trace.x, crafted[0::2].astype(float))
+    np.testing.assert_array_equal(trace.y, crafted[1::2].astype(float))
+
+
+# -- recovery after a late, cut or garbled reply ---------------------------------------------
+
+
+class Counter(Emulator):
+    """Answers each message with its count and the message: which reply answers what shows."""
+
+    name = "counter"
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def handle(self, message: str) -> str | None:
+        self.count += 1
+        return f"{self.count} {message}"
+
+
+class Watched:
+    """A pyserial port that runs `action` at the start of the first read from it after its
+    input buffer is next reset (`after_reset(action)`): the late part of a reply is released
+    at the worst moment for a clear that only flushes what has arrived, with no sleep; or at
+    the start of every read (`on_each_read`)."""
+
+    def __init__(self, port: serial.SerialBase) -> None:
+        self.__dict__.update(_port=port, _action=None, _armed=False, _each=False)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._port, name)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        setattr(self._port, name, value)
+
+    def after_reset(self, action: Callable[[], None]) -> None:
+        self.__dict__["_action"] = action
+
+    def on_each_read(self, action: Callable[[], None]) -> None:
+        """Run `action` at the start of every read from now on."""
+        self.__dict__.update(_action=action, _armed=True, _each=True)
+
+    def reset_input_buffer(self) -> None:
+        self._port.reset_input_buffer()
+        self.__dict__["_armed"] = self._action is not None
+
+    def _fire(self) -> None:
+        if self._armed:
+            action = self._action
+            if not self._each:
+                self.__dict__.update(_action=None, _armed=False)
+            action()
+
+    def read(self, size: int = 1) -> bytes:
+        self._fire()
+        return self._port.read(size)
+
+    def read_until(self, expected: bytes = b"\n", size: int | None = None) -> bytes:
+        self._fire()
+        return self._port.read_until(expected, size)
+
+
+def watched(transport: Transport) -> Watched:
+    """The transport's serial port, watched: pyserial's own, or the one pyvisa-py holds."""
+    if isinstance(transport, SerialTransport):
+        port = transport.port = Watched(transport.port)  # type: ignore[assignment]
+        return port
+    assert isinstance(transport, VisaTransport)
+    session = transport.resource.visalib.sessions[transport.resource.session]  # type: ignore
+    port = session.interface = Watched(session.interface)
+    return port
+
+
+def counter_address(port: int, kind: str) -> str:
+    """The counter through `kind`: pyserial, or pyvisa-py's ASRL (which opens pyserial URLs)."""
+    return serial_url(port) if kind == "serial" else f"ASRLsocket://{HOST}:{port}::INSTR"
+
+
+@pytest.fixture(params=["serial", "visa-asrl"])
+def counter(request: pytest.FixtureRequest) -> Iterator[tuple[FaultProxy, Transport, Watched]]:
+    server = EmulatorServer({"counter": Counter()}).start()
+    proxy = FaultProxy((HOST, server.ports()["counter"])).start()
+    address = counter_address(proxy.port, request.param)
+    transport = open_transport(address, LinkSettings("x", address, 0.3, 2, 9600),
+                               visa_library="@py")
+    yield proxy, transport, watched(transport)
+    transport.close()
+    proxy.close()
+    server.close()
+
+
+def test_a_late_reply_is_dropped_by_the_clear_not_read_as_the_next_answer(counter) -> None:
+    proxy, transport, port = counter
+    link = Link(transport, name="counter", retries=2)
+    assert link.query("a", str) == "1 a"
+    proxy.hold()  # "2 b" comes late: after the timeout, and after the clear's flush
+    port.after_reset(proxy.release)
+    assert link.query("b", str) == "3 b"  # the retry's own reply
+    assert link.query("c", str) == "4 c"  # not "3 b", one query behind
+
+
+def test_a_reply_cut_by_the_timeout_is_dropped_with_its_late_rest(counter) -> None:
+    proxy, transport, port = counter
+    proxy.split(2)  # "1 " at once; "a" and its LF late
+    with pytest.raises(InstrumentTimeout):
+        transport.query("a")
+    port.after_reset(proxy.release)
+    transport.clear()
+    assert transport.query("b") == "2 b"
+
+
+@pytest.mark.parametrize("kind", ["serial", "visa-asrl"])
+def test_a_line_that_never_goes_quiet_fails_the_clear_in_bounded_time(kind: str) -> None:
+    """An instrument that keeps sending (a babbling line, a continuous output mode): the
+    clear drops what arrives for its bound, then says so; never a hang."""
+    stop = threading.Event()
+    with socket.create_server((HOST, 0)) as listener:
+        def babble() -> None:
+            connection, _ = listener.accept()
+            with connection:
+                while not stop.is_set():
+                    with contextlib.suppress(OSError):
+                        connection.sendall(b"1.0,2.0\n" * 512)
+
+        thread = threading.Thread(target=babble, daemon=True)
+        thread.start()
+        address = counter_address(listener.getsockname()[1], kind)
+        transport = open_transport(address, LinkSettings("x", address, 0.5, 0, 4_000_000),
+                                   visa_library="@py")
+        try:
+            with pytest.raises(InstrumentTimeout, match="not quiet after"):
+                bounded(transport.clear)
+        finally:
+            stop.set()
+            transport.close()
+            thread.join(HANG_GUARD_S)
+
+
+@pytest.fixture(scope="module")
+def served_sr830(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    yield from _served(tmp_path_factory.mktemp("sr830"), "sr830")
+
+
+def test_the_late_rest_of_a_garbled_reading_is_never_read_as_a_reading(
+        served_sr830: Served) -> None:
+    """Noise puts an LF into an SR830's SNAP? reply, its rest comes late: the first piece is
+    refused (garbled), and the rest ('3456e-05,...') parsed as the retry's reading was a
+    reading thousands of times too large, with every later reply one query behind."""
+    s = served_sr830
+    proxy = FaultProxy((HOST, s.server.ports()[s.profile.lockin.link.address])).start()
+    settings = replace(s.profile.lockin, link=replace(
+        s.profile.lockin.link, address=serial_url(proxy.port), timeout_s=0.3))
+    lockin = SR830.from_profile(settings, clock=s.clock)
+    try:
+        port = watched(lockin.link.transport)
+        s.clock.sleep(1.0)  # virtual: the filter settles; then time stands still
+        truth = lockin.read_xy()  # every reading is this one
+        assert abs(truth[0]) > 0
+        proxy.split(4, b"\n")
+        port.after_reset(proxy.release)  # the piece before the LF was read and refused
+        assert lockin.read_xy() == truth
+        assert lockin.harmonic() == 1
+        assert lockin.read_xy() == truth
+    finally:
+        lockin.close()
+        proxy.close()
+
+
+def test_a_reply_longer_in_coming_than_the_timeout_is_read_whole_while_it_keeps_coming(
+        ) -> None:
+    """A long reply on a slow line (an SR830's TRCA? of 2048 points is 30 kB, half a minute at
+    9600 baud) takes longer than the timeout: it is read as long as its bytes keep coming. Here
+    each piece comes only once the transport reads again after the one before, so the whole
+    reply takes several reads of up to a timeout each."""
+    pieces = [b"+1.000000e-003," * 40] * 5 + [b"+2.000000e-003,\n"]
+    asked = threading.Event()
+    with socket.create_server((HOST, 0)) as listener:
+        def serve() -> None:
+            connection, _ = listener.accept()
+            with connection:
+                connection.recv(64)
+                for piece in pieces:
+                    if not asked.wait(HANG_GUARD_S):
+                        return
+                    asked.clear()
+                    connection.sendall(piece)
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        address = serial_url(listener.getsockname()[1])
+        transport = open_transport(address, LinkSettings("x", address, 0.3, 0, 9600))
+        try:
+            port = watched(transport)
+            port.on_each_read(asked.set)
+            assert bounded(lambda: transport.query("TRCA? 1,0,201")) == (
+                b"".join(pieces).decode().removesuffix("\n"))
+        finally:
+            transport.close()
+            thread.join(HANG_GUARD_S)
+
+
+def test_a_reply_longer_than_any_instrument_sends_is_refused_not_read_on() -> None:
+    with socket.create_server((HOST, 0)) as listener:
+        def serve() -> None:
+            connection, _ = listener.accept()
+            with connection:
+                connection.recv(64)
+                with contextlib.suppress(OSError):
+                    connection.sendall(b"7" * 70_000 + b"\n")
+                connection.recv(64)  # until the client closes
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        address = serial_url(listener.getsockname()[1])
+        transport = open_transport(address, LinkSettings("x", address, 0.3, 0, 9600))
+        try:
+            with pytest.raises(ProtocolError, match="a reply longer than 65552 bytes"):
+                bounded(lambda: transport.query("READ?"))
+        finally:
+            transport.close()
+            thread.join(HANG_GUARD_S)
