@@ -4,7 +4,7 @@ SCPI as in the 34970A User's Guide (command reference), case-insensitive, long o
 names, several commands joined by ';':
 `CONF:VOLT:DC [range[,resolution],](@list)` (configures the channels for DC volts and makes
 them the scan list), `CONF? (@list)`, `ROUT:SCAN (@list)`, `ROUT:SCAN?` (a definite-length
-block, "#216(@101,102,103)"), `INIT` (one sweep of the scan list into reading memory),
+block, "#214(@101,102,103)"), `INIT` (one sweep of the scan list into reading memory),
 `FETC?` (the readings in memory), `READ?` (INIT then FETC?), `MEAS:VOLT:DC? [range,](@list)`,
 `VOLT:DC:NPLC <n>,(@list)` and `VOLT:DC:NPLC? (@list)`, `FORM:READ:CHAN|TIME|UNIT|ALAR
 ON|OFF` and their queries (what each reading carries), `SYST:ERR?` (`+0,"No error"` when

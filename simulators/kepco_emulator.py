@@ -19,10 +19,10 @@ Both modes drive the coil (resistance R of the coil model) physically:
   ±|`CURR`|, the current limit in this mode.
 Errors go to the SCPI error queue read by `SYST:ERR?` (`0,"No error"` when empty; 16 deep,
 then -350 "Queue overflow") and set the standard event status bits (-1xx command error,
--2xx execution error, -3xx device-specific error, -4xx query error): -102 syntax error, -104
-data type error, -109 missing parameter, -113 undefined header, -222 data out of range, -224
-illegal parameter value, -410 query interrupted, and -300 for a supply that tripped (its output
-found off, see `CoilModel.trip`).
+-2xx execution error, -3xx device-specific error): -104 data type error, -109 missing
+parameter, -113 undefined header, -222 data out of range, -224 illegal parameter value (also
+`MIN` or `MAX` as a value, which are not emulated), and -300 for a supply that tripped (its
+output found off, see `CoilModel.trip`).
 """
 
 from __future__ import annotations
@@ -182,9 +182,9 @@ class KepcoBOPEmulator(Emulator):
         if not arg:
             self._error(-109, "Missing parameter")
             return None
-        upper = arg.upper()
-        if upper in ("MIN", "MAX"):
-            return None if upper == "MIN" else math.inf  # resolved by the caller's range
+        if arg.upper() in ("MIN", "MAX"):  # not emulated: refused, never taken as a value
+            self._error(-224, "Illegal parameter value")
+            return None
         try:
             value = float(arg)
         except ValueError:

@@ -377,6 +377,34 @@ def test_repair_makes_a_file_of_an_earlier_version_readable_by_hdf5_1x(tmp_path)
         assert out.returncode == 0 and "TRUE" in out.stdout
 
 
+def test_repair_says_which_entries_it_changed_and_no_more(tmp_path, capsys):
+    """The summary names the scans it marked "interrupted" (left "running" by a writer of an
+    earlier version) and an unfinished entry it left out; an aborted scan keeps its status
+    and is not said to read "interrupted"."""
+    from smm_daq.storage.h5file import STAGING
+
+    path = tmp_path / "old.h5"
+    with h5py.File(path, "w", libver="latest") as f:
+        f.attrs["creator"] = "smm-daq 0.1.0"
+        for name, status in (("stopped", "aborted"), ("done", "finished")):
+            f.create_dataset(f"{name}/status", data=status)
+    assert main(["repair", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "every entry kept" in out and "interrupted" not in out
+    with h5py.File(path, "r") as f:
+        assert text(f["stopped/status"][()]) == "aborted"
+
+    with h5py.File(path, "a", libver="latest") as f:
+        f.create_dataset("old_scan/status", data="running")
+        f.create_group("half_written").attrs[STAGING] = "x"
+    assert main(["repair", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "'old_scan' now reads 'interrupted'" in out
+    assert "left out 'half_written'" in out and "every entry kept" not in out
+    with h5py.File(path, "r") as f:
+        assert text(f["old_scan/status"][()]) == "interrupted" and "half_written" not in f
+
+
 def test_repair_of_a_file_that_is_not_hdf5_changes_nothing(tmp_path, capsys):
     junk = tmp_path / "junk.h5"
     junk.write_bytes(b"not hdf5 at all")

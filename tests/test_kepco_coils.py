@@ -251,6 +251,21 @@ def test_emulator_scpi_long_forms_and_error_queue():
     assert emu.handle("SYST:ERR?") == '0,"No error"'
 
 
+@pytest.mark.parametrize("command", ["CURR MIN", "CURR MAX", "VOLT MIN", "VOLT max"])
+def test_emulator_refuses_min_and_max_arguments_and_changes_nothing(command):
+    """MIN and MAX are not emulated: each is refused with an error queued, never taken
+    silently (MIN once left the setting as it was with no error) nor misreported as a value
+    out of range (MAX)."""
+    clock = VirtualClock()
+    emu = KepcoBOPEmulator(CoilModel(clock, calibration=C), 0)
+    emu.handle("FUNC:MODE CURR;VOLT 10;CURR 1.5")
+    emu.handle(command)
+    assert emu.handle("SYST:ERR?") == '-224,"Illegal parameter value"'
+    assert emu.handle("SYST:ERR?") == '0,"No error"'
+    assert float(emu.handle("CURR?")) == pytest.approx(1.5)
+    assert float(emu.handle("VOLT?")) == pytest.approx(10.0)
+
+
 def test_emulator_voltage_mode_drives_v_over_r_within_the_current_limit_both_polarities():
     clock = VirtualClock()
     model = CoilModel(clock, calibration=C, resistance=4.0)

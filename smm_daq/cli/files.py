@@ -14,11 +14,20 @@ def _repair(args: argparse.Namespace) -> int:
     from smm_daq.storage.h5file import marked_open, repair
 
     was_marked = marked_open(args.file)
-    repair(args.file, only_ours=True)
+    done = repair(args.file, only_ours=True)
     what = "cleared the open-for-write mark; " if was_marked else ""
-    print(f"{args.file}: {what}rewritten in the HDF5 1.10 format, every entry kept; scans "
-          "that were cut off read 'interrupted'")
+    kept = ("every entry kept" if not done.left_out else "left out " + _names(done.left_out)
+            + " (unfinished when its writer was killed)")
+    print(f"{args.file}: {what}rewritten in the HDF5 1.10 format, {kept}")
+    if done.interrupted:
+        print(f"{_names(done.interrupted)} now read{'s' if len(done.interrupted) == 1 else ''} "
+              "'interrupted' (left running by a killed writer; `smm-daq resume FILE --entry "
+              "NAME` finishes such a scan)")
     return 0
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(f"'{n}'" for n in names)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -33,6 +33,7 @@ import socket
 import struct
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -363,24 +364,33 @@ def live_writers(f: h5py.File) -> list[str]:
     return busy
 
 
-def repair(path: str | Path, *, only_ours: bool = False) -> None:
+@dataclass(frozen=True)
+class Repaired:
+    """What `repair` changed besides the format: the scans it marked "interrupted" and the
+    unfinished entries it left out."""
+
+    interrupted: list[str]
+    left_out: list[str]
+
+
+def repair(path: str | Path, *, only_ours: bool = False) -> Repaired:
     """Make a file left open by a killed writer openable by every reader, keeping every byte.
 
     Rebuilds the file beside it (reading in SWMR mode, which a crash does not block; writing
     every object anew in the 1.10-readable format, which also makes a file from an older
     version of smm-daq readable by HDF5 1.x) and replaces the original only once the copy is
     complete. Scan entries still marked "running" or "paused" are marked "interrupted"; an
-    entry whose writer was killed before it was complete (still staged) is left out.
-    `only_ours`: refuse a file that smm-daq did not create (rewriting another program's
-    file in another format is not for it to do).
+    entry whose writer was killed before it was complete (still staged) is left out; both
+    are returned by name. `only_ours`: refuse a file that smm-daq did not create (rewriting
+    another program's file in another format is not for it to do).
     """
     p = Path(path)
     _check_exists(p)
     with _file_lock(p, exclusive=True):
-        _repair_locked(p, only_ours=only_ours)
+        return _repair_locked(p, only_ours=only_ours)
 
 
-def _repair_locked(p: Path, *, only_ours: bool = False) -> None:
+def _repair_locked(p: Path, *, only_ours: bool = False) -> Repaired:
     tmp = p.with_name(p.name + ".repair-tmp")
     cleared = p.with_name(p.name + ".repair-src")
     if _locked_by_a_writer(p):
@@ -407,15 +417,17 @@ def _repair_locked(p: Path, *, only_ours: bool = False) -> None:
                 )
             with h5py.File(tmp, "w", libver=LIBVER, track_order=True, locking=False) as dst:
                 _rebuild(src, dst)
-                for name in [k for k, g in dst.items() if STAGING in g.attrs]:
+                done = Repaired([], [k for k, g in dst.items() if STAGING in g.attrs])
+                for name in done.left_out:
                     del dst[name]  # an entry its writer did not finish: never part of the file
-                for entry in dst.values():
+                for name, entry in dst.items():
                     if (
                         isinstance(entry, h5py.Group)
                         and "status" in entry
                         and text(entry["status"]) in ("running", "paused")
                     ):
                         entry["status"][()] = "interrupted"
+                        done.interrupted.append(name)
         finally:
             src.close()
     except BaseException:
@@ -424,6 +436,7 @@ def _repair_locked(p: Path, *, only_ours: bool = False) -> None:
     finally:
         cleared.unlink(missing_ok=True)
     os.replace(tmp, p)
+    return done
 
 
 def _locked_by_a_writer(p: Path) -> bool:
