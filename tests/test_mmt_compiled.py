@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 import sys
 from pathlib import Path
 
@@ -51,8 +50,34 @@ def test_a_kernel_is_cached_once_called_and_cold_again_when_its_source_changes(
         assert not compiled.kernels_cached(module)
         np.testing.assert_array_equal(module.doubled(np.arange(3.0)), [0.0, 2.0, 4.0])
         assert compiled.kernels_cached(module)
-        later = source.stat().st_mtime + 10
-        os.utime(source, (later, later))  # an upgrade: numba compiles it again
+        source.write_text(KERNEL + "# upgraded\n")  # an upgrade: the next run compiles it
+        assert not compiled.kernels_cached(_load(source))
+    finally:
+        del sys.modules[source.stem]
+
+
+def test_a_cache_made_by_another_numba_version_is_cold(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """numba ignores an index another numba version wrote and compiles again: an upgraded
+    numba is a first run, though the index is newer than the source."""
+    import pickle
+
+    import numpy as np
+
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    source = tmp_path / "smm_upgraded_kernels.py"
+    source.write_text(KERNEL)
+    module = _load(source)
+    try:
+        module.doubled(np.arange(3.0))
+        assert compiled.kernels_cached(module)
+        index = Path(module.doubled._cache._cache_file._index_path)
+        with open(index, "rb") as f:
+            pickle.load(f)  # the version of numba that wrote it
+            rest = f.read()
+        with open(index, "wb") as f:
+            pickle.dump("0.1.0", f, protocol=-1)
+            f.write(rest)
         assert not compiled.kernels_cached(module)
     finally:
         del sys.modules[source.stem]
