@@ -158,3 +158,55 @@ def cuboid_module():
     from smm_daq.analysis.mmt.models import cuboid
 
     return cuboid
+
+
+def test_every_block_kernel_gets_its_rows_in_one_layout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows wanted C-ordered (a synthetic scan), Fortran-ordered (the QR's blocks) or strided
+    (one scan's part of a joint block) all reach the kernels Fortran-ordered, so numba
+    compiles each kernel once, not once per layout; every caller gets the same rows."""
+    import numba
+    import numpy as np
+
+    from smm_daq.analysis.grains import from_arrays
+    from smm_daq.analysis.mmt.models import cuboid, multipole
+    from smm_daq.analysis.mmt.models.multipole import MultipoleModel, Sensor, point_grains
+
+    layouts: set[tuple[str, str]] = set()
+
+    def spy(module, name: str, rows_at: int) -> None:
+        kernel = getattr(module, name)
+
+        def called(*args):
+            layouts.add((name, numba.typeof(args[rows_at]).layout))
+            return kernel(*args)
+
+        monkeypatch.setattr(module, name, called)
+
+    for name in ("_grid_exact", "_order_2_block", "_orders_3_4_block", "_green_block"):
+        spy(cuboid, name, -1)
+    spy(cuboid, "_near_fill", 3)
+    spy(multipole, "_block_point", -1)
+    spy(multipole, "_block_corners", -1)
+    um = 1e-6
+    grains = from_arrays(np.array([[-3, -2, -6, 2, 2, 2], [-1, -2, -6, 2, 2, 2],
+                                   [3, 1, -9, 3, 2, 2]]) * um, np.array([1, 1, 2]))
+    X, Y = np.meshgrid(np.arange(-8, 8) * um, np.arange(-6, 6) * um)
+    sensors = np.c_[X.ravel(), Y.ravel(), np.full(X.size, 1.0 * um)]
+    lo, hi = sensors[:, :2].min(axis=0), sensors[:, :2].max(axis=0)
+    models = [cuboid.GreenModel.build(grains, (size, size), lo, hi, um) for size in (0, um)]
+    models += [MultipoleModel.build(point_grains(grains.centroids(), grains.volumes()),
+                                    Sensor.from_size(size), "quadrupole")
+               for size in ((0.0, 0.0), (um, um))]
+    for model in models:
+        shape = (len(sensors), model.n_columns)
+        wanted = model.block(sensors, np.empty(shape, order="F"))
+        joint = np.zeros((shape[0] + 2, shape[1]), order="F")
+        for out in (np.empty(shape), joint[2:]):
+            np.testing.assert_array_equal(model.block(sensors, out), wanted)
+        if isinstance(model, cuboid.GreenModel):
+            np.testing.assert_array_equal(model.block(sensors), wanted)
+            model.near_part(sensors, joint[2:])
+    assert {layout for _, layout in layouts} == {"F"}
+    assert {name for name, _ in layouts} == {"_grid_exact", "_order_2_block",
+                                             "_orders_3_4_block", "_green_block", "_near_fill",
+                                             "_block_point", "_block_corners"}

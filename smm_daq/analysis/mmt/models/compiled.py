@@ -12,6 +12,8 @@ import pickle
 from types import ModuleType
 from typing import Any
 
+import numpy as np
+
 NOTICE = ("compiling the {what} kernels for this machine: its first run only (or the first "
           "after an upgrade), a minute or more before the first block")
 
@@ -63,3 +65,15 @@ def first_run_notice(model: str) -> str | None:
 
     module = cuboid if model == "cuboid" else multipole
     return None if kernels_cached(module) else NOTICE.format(what=f"{model} model's")
+
+
+def fortran_rows(out: np.ndarray) -> np.ndarray:
+    """Where a block kernel writes rows meant for `out`: `out` itself when numba types it
+    Fortran-ordered (as the QR's blocks are), else a new Fortran-ordered array of its shape,
+    to be copied into `out`. numba compiles a kernel once per layout of its arguments (C,
+    Fortran or strided), each the better part of a minute for the cuboid model's kernels on 2
+    cores; with one layout each is compiled once. (One row is C- and Fortran-ordered at once,
+    which numba types C: a one-sensor block still compiles that layout.)"""
+    if out.flags.f_contiguous and not out.flags.c_contiguous:
+        return out
+    return np.empty(out.shape, order="F")
