@@ -72,7 +72,7 @@ def _cases(tmp: Path, s: str, grains: str, points: str, recipe: str
         (invert, "--result-entry", NAMES),
         (invert, "--sigma-nT", ["1,2", "nan,1", "1,", ","]),
         (invert, "--height-um", ["1,2", ","]),
-        (invert, "--scheduler", ["tcp://", "not a url"]),
+        (invert, "--scheduler", ["tcp://", "not a url", "", " "]),
         (point_invert, "--sensor-thickness-um", _except(NUMBERS, "0")),
         (dragonfly, "--min-voxels", _except(INTEGERS, "0", "1e3")),
         (dragonfly, "--z-top-um", ["nan", "inf", "-inf", "1e308", "-1e308", "abc", ""]),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 import sys
 from pathlib import Path
 
@@ -51,8 +50,34 @@ def test_a_kernel_is_cached_once_called_and_cold_again_when_its_source_changes(
         assert not compiled.kernels_cached(module)
         np.testing.assert_array_equal(module.doubled(np.arange(3.0)), [0.0, 2.0, 4.0])
         assert compiled.kernels_cached(module)
-        later = source.stat().st_mtime + 10
-        os.utime(source, (later, later))  # an upgrade: numba compiles it again
+        source.write_text(KERNEL + "# upgraded\n")  # an upgrade: the next run compiles it
+        assert not compiled.kernels_cached(_load(source))
+    finally:
+        del sys.modules[source.stem]
+
+
+def test_a_cache_made_by_another_numba_version_is_cold(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """numba ignores an index another numba version wrote and compiles again: an upgraded
+    numba is a first run, though the index is newer than the source."""
+    import pickle
+
+    import numpy as np
+
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    source = tmp_path / "smm_upgraded_kernels.py"
+    source.write_text(KERNEL)
+    module = _load(source)
+    try:
+        module.doubled(np.arange(3.0))
+        assert compiled.kernels_cached(module)
+        index = Path(module.doubled._cache._cache_file._index_path)
+        with open(index, "rb") as f:
+            pickle.load(f)  # the version of numba that wrote it
+            rest = f.read()
+        with open(index, "wb") as f:
+            pickle.dump("0.1.0", f, protocol=-1)
+            f.write(rest)
         assert not compiled.kernels_cached(module)
     finally:
         del sys.modules[source.stem]
@@ -133,3 +158,55 @@ def cuboid_module():
     from smm_daq.analysis.mmt.models import cuboid
 
     return cuboid
+
+
+def test_every_block_kernel_gets_its_rows_in_one_layout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows wanted C-ordered (a synthetic scan), Fortran-ordered (the QR's blocks) or strided
+    (one scan's part of a joint block) all reach the kernels Fortran-ordered, so numba
+    compiles each kernel once, not once per layout; every caller gets the same rows."""
+    import numba
+    import numpy as np
+
+    from smm_daq.analysis.grains import from_arrays
+    from smm_daq.analysis.mmt.models import cuboid, multipole
+    from smm_daq.analysis.mmt.models.multipole import MultipoleModel, Sensor, point_grains
+
+    layouts: set[tuple[str, str]] = set()
+
+    def spy(module, name: str, rows_at: int) -> None:
+        kernel = getattr(module, name)
+
+        def called(*args):
+            layouts.add((name, numba.typeof(args[rows_at]).layout))
+            return kernel(*args)
+
+        monkeypatch.setattr(module, name, called)
+
+    for name in ("_grid_exact", "_order_2_block", "_orders_3_4_block", "_green_block"):
+        spy(cuboid, name, -1)
+    spy(cuboid, "_near_fill", 3)
+    spy(multipole, "_block_point", -1)
+    spy(multipole, "_block_corners", -1)
+    um = 1e-6
+    grains = from_arrays(np.array([[-3, -2, -6, 2, 2, 2], [-1, -2, -6, 2, 2, 2],
+                                   [3, 1, -9, 3, 2, 2]]) * um, np.array([1, 1, 2]))
+    X, Y = np.meshgrid(np.arange(-8, 8) * um, np.arange(-6, 6) * um)
+    sensors = np.c_[X.ravel(), Y.ravel(), np.full(X.size, 1.0 * um)]
+    lo, hi = sensors[:, :2].min(axis=0), sensors[:, :2].max(axis=0)
+    models = [cuboid.GreenModel.build(grains, (size, size), lo, hi, um) for size in (0, um)]
+    models += [MultipoleModel.build(point_grains(grains.centroids(), grains.volumes()),
+                                    Sensor.from_size(size), "quadrupole")
+               for size in ((0.0, 0.0), (um, um))]
+    for model in models:
+        shape = (len(sensors), model.n_columns)
+        wanted = model.block(sensors, np.empty(shape, order="F"))
+        joint = np.zeros((shape[0] + 2, shape[1]), order="F")
+        for out in (np.empty(shape), joint[2:]):
+            np.testing.assert_array_equal(model.block(sensors, out), wanted)
+        if isinstance(model, cuboid.GreenModel):
+            np.testing.assert_array_equal(model.block(sensors), wanted)
+            model.near_part(sensors, joint[2:])
+    assert {layout for _, layout in layouts} == {"F"}
+    assert {name for name, _ in layouts} == {"_grid_exact", "_order_2_block",
+                                             "_orders_3_4_block", "_green_block", "_near_fill",
+                                             "_block_point", "_block_corners"}

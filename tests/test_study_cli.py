@@ -62,3 +62,17 @@ def test_invert_uses_tiles_only_when_asked() -> None:
     with pytest.raises(InputError, match="--tile-um"):
         tiled_result_or_none(args, None, None, height=1e-6, sensor_size=(0, 0),
                              sigma=None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("value", ["", "  "])
+def test_an_empty_scheduler_is_refused_not_taken_for_a_local_cluster(tmp_path, value) -> None:
+    parser = _parser()
+    args = parser.parse_args(["invert", "--tile-um", "50", "--scheduler", value])
+    with pytest.raises(InputError, match=r"--scheduler is .*expected the address"):
+        tiled_result_or_none(args, None, None, height=1e-6, sensor_size=(0, 0),
+                             sigma=None)  # type: ignore[arg-type]
+    out = tmp_path / "study"
+    args = parser.parse_args(["study", "--out", str(out), "--scheduler", value])
+    with pytest.raises(InputError, match=r"--scheduler is .*expected the address"):
+        args.func(args)
+    assert not out.exists()

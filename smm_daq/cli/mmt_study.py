@@ -59,6 +59,16 @@ def add_dask_options(parser: argparse.ArgumentParser) -> None:
                         help="workers of the local cluster (default 2, one core each)")
 
 
+def scheduler_address(args: argparse.Namespace) -> str | None:
+    """`--scheduler`, or None for a local cluster; refused when given empty (an unset shell
+    variable, `--scheduler=$ADDR`, would otherwise run locally without a word)."""
+    if args.scheduler is not None and not args.scheduler.strip():
+        raise InputError(f"--scheduler is {args.scheduler!r}; expected the address of a "
+                         "running Dask scheduler, e.g. tcp://host:8786, or no --scheduler for "
+                         "a local cluster")
+    return args.scheduler
+
+
 def add_tiling_options(parser: argparse.ArgumentParser) -> None:
     """`--tile-um` (and the Dask options) for `mmt invert`."""
     parser.add_argument("--tile-um", type=float, metavar="SIZE",
@@ -73,8 +83,9 @@ def tiled_result_or_none(args: argparse.Namespace, data: MapData, grains: GrainS
     """The tiled inversion when `--tile-um` was given (progress on stderr), else None."""
     if not 1 <= args.workers <= MAX_WORKERS:
         raise InputError(f"--workers is {args.workers}; expected 1 to {MAX_WORKERS}")
+    scheduler = scheduler_address(args)
     if args.tile_um is None:
-        if args.scheduler:
+        if scheduler is not None:
             raise InputError("--scheduler needs --tile-um; expected both, or neither")
         return None
     from smm_daq.analysis.mmt.tiles.cluster import open_client, stderr_progress
@@ -88,7 +99,7 @@ def tiled_result_or_none(args: argparse.Namespace, data: MapData, grains: GrainS
                          f"steps ({4 * max(steps, default=0.0) / UM:g} µm) and at most twice "
                          f"the map ({2 * span / UM:g} µm)")
     progress = stderr_progress()
-    with open_client(args.scheduler, n_workers=args.workers) as client:
+    with open_client(scheduler, n_workers=args.workers) as client:
         return invert_tiled(data, grains, tile=tile, height=height, sensor_size=sensor_size,
                             sigma=sigma, client=client, progress=progress,
                             info=lambda text: print(text, file=sys.stderr, flush=True))
@@ -181,11 +192,12 @@ def _study(args: argparse.Namespace) -> int:
         sensor_um=_at_least_zero("--sensor-um", args.sensor_um),
     )
     _check_size(spec, args.seed)
+    scheduler = scheduler_address(args)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} is a file; expected a directory")
     out.mkdir(parents=True, exist_ok=True)
-    with open_client(args.scheduler, n_workers=args.workers) as client:
+    with open_client(scheduler, n_workers=args.workers) as client:
         written = run_study(spec, out, make=args.sample_maker, client=client,
                             progress=stderr_progress())
     print(json.dumps({k: str(v) for k, v in written.items()}, indent=1))

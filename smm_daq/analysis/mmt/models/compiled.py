@@ -8,19 +8,29 @@ say so beforehand (`first_run_notice`), so that wait is not taken for a hang.
 
 from __future__ import annotations
 
-from pathlib import Path
+import pickle
 from types import ModuleType
 from typing import Any
+
+import numpy as np
 
 NOTICE = ("compiling the {what} kernels for this machine: its first run only (or the first "
           "after an upgrade), a minute or more before the first block")
 
 
-def _index_path(kernel: Any) -> Path | None:
-    """The kernel's cache index file, or None where numba keeps it elsewhere than we know."""
-    cache_file = getattr(getattr(kernel, "_cache", None), "_cache_file", None)
-    index = getattr(cache_file, "_index_path", None)
-    return Path(index) if isinstance(index, str) else None
+def _fresh_overloads(kernel: Any) -> dict | None:
+    """The compiled versions numba's cache holds for the kernel, as numba itself judges them:
+    none ({}) when its index is missing, from another numba version or older than the
+    kernel's source; None where the cache cannot be read as numba keeps it."""
+    load = getattr(getattr(getattr(kernel, "_cache", None), "_cache_file", None),
+                   "_load_index", None)
+    if load is None:
+        return None
+    try:
+        overloads = load()
+    except (OSError, EOFError, ValueError, pickle.UnpicklingError):  # numba compiles again
+        return {}
+    return overloads if isinstance(overloads, dict) else None
 
 
 def _top_level_kernels(module: ModuleType) -> list[Any]:
@@ -34,18 +44,16 @@ def _top_level_kernels(module: ModuleType) -> list[Any]:
 
 
 def kernels_cached(*modules: ModuleType) -> bool:
-    """False when no top-level kernel of `modules` has a cache made since its source last
-    changed: the next call compiles them. True otherwise, where it cannot be told, and where
-    there are no kernels to compile (NUMBA_DISABLE_JIT leaves plain functions)."""
-    kernels = [(module, kernel) for module in modules for kernel in _top_level_kernels(module)]
+    """False when no top-level kernel of `modules` has a cache numba would load (made by this
+    numba version since the kernel's source last changed): the next call compiles them.
+    True otherwise, where it cannot be told, and where there are no kernels to compile
+    (NUMBA_DISABLE_JIT leaves plain functions)."""
+    kernels = [kernel for module in modules for kernel in _top_level_kernels(module)]
     if not kernels:
         return True
-    for module, kernel in kernels:
-        source = Path(module.__file__ or "")
-        index = _index_path(kernel)
-        if index is None or not source.exists():
-            return True
-        if index.exists() and index.stat().st_mtime >= source.stat().st_mtime:
+    for kernel in kernels:
+        overloads = _fresh_overloads(kernel)
+        if overloads is None or overloads:
             return True
     return False
 
@@ -57,3 +65,15 @@ def first_run_notice(model: str) -> str | None:
 
     module = cuboid if model == "cuboid" else multipole
     return None if kernels_cached(module) else NOTICE.format(what=f"{model} model's")
+
+
+def fortran_rows(out: np.ndarray) -> np.ndarray:
+    """Where a block kernel writes rows meant for `out`: `out` itself when numba types it
+    Fortran-ordered (as the QR's blocks are), else a new Fortran-ordered array of its shape,
+    to be copied into `out`. numba compiles a kernel once per layout of its arguments (C,
+    Fortran or strided), each the better part of a minute for the cuboid model's kernels on 2
+    cores; with one layout each is compiled once. (One row is C- and Fortran-ordered at once,
+    which numba types C: a one-sensor block still compiles that layout.)"""
+    if out.flags.f_contiguous and not out.flags.c_contiguous:
+        return out
+    return np.empty(out.shape, order="F")

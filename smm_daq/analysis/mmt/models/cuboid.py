@@ -91,6 +91,7 @@ from smm_daq.analysis.forward import (
     moment_expansion,
 )
 from smm_daq.analysis.grains import GrainSet
+from smm_daq.analysis.mmt.models.compiled import fortran_rows
 from smm_daq.analysis.mmt.models.expansion_terms import (
     EVEN_MONOMIALS,
     cuboid_even_terms,
@@ -866,7 +867,8 @@ class GreenModel:
         """Q rows (B, 3G) in T/(A/m) for sensor centres (B, 3) in m."""
         sensors = np.ascontiguousarray(sensors, dtype=float)
         if out is None:
-            out = np.empty((sensors.shape[0], self.n_columns))
+            out = np.empty((sensors.shape[0], self.n_columns), order="F")
+        rows = fortran_rows(out)
         p, q = 0.5 * self.sensor_size[0], 0.5 * self.sensor_size[1]
         cuboids = np.ascontiguousarray(self.grains.cuboids)
         lattice = self.lattice(sensors)
@@ -875,17 +877,19 @@ class GreenModel:
             grid, x0, y0 = lattice
             n_chunks = min(grid.shape[0], 2 * numba.get_num_threads())
             chunks = np.linspace(0, grid.shape[0], n_chunks + 1).round().astype(np.int64)
-            out[:] = 0.0
+            rows[:] = 0.0
             _grid_exact(sensors, grid, x0, y0, 2 * p, 2 * q, p, q, self.centroid, self.far2,
                         self.grains.start, cuboids, self.half, self.cub_far2, self.cub_scale,
-                        self.cub_inner2, CUBOID_TOLERANCE, chunks, out)
+                        self.cub_inner2, CUBOID_TOLERANCE, chunks, rows)
         _order_2_block(sensors, self.centroid, self.volume, self.moments, self.far2,
-                       lattice is not None, out)
-        _orders_3_4_block(sensors, self.centroid, self.high, self.coarse2, self.far2, out)
+                       lattice is not None, rows)
+        _orders_3_4_block(sensors, self.centroid, self.high, self.coarse2, self.far2, rows)
         _green_block(sensors, p, q, self.centroid, self.far2, self.higher, self.fine2,
                      self.grains.start, cuboids, self.half, self.cub_far2, self.cub_scale,
                      self.cub_terms, self.cub_mid2, self.cub_inner2, CUBOID_TOLERANCE,
-                     lattice is not None, out)
+                     lattice is not None, rows)
+        if rows is not out:
+            out[...] = rows
         return out
 
     def field(self, sensors: np.ndarray, m: np.ndarray) -> np.ndarray:
@@ -927,6 +931,7 @@ class GreenModel:
             return None
         indices = np.empty(nnz, dtype=np.int32)
         data = np.empty((nnz, 1, 3))
-        _near_fill(sensors, self.centroid, self.far2, rows, indptr, indices, data)
+        _near_fill(sensors, self.centroid, self.far2, np.asfortranarray(rows), indptr, indices,
+                   data)  # one layout of the rows, one compilation (`fortran_rows`)
         return sparse.bsr_matrix((data, indices, indptr.astype(np.int32)),
                                  shape=(sensors.shape[0], self.n_columns))

@@ -33,6 +33,7 @@ import numpy as np
 from numba import njit, prange
 
 from smm_daq.analysis.mmt.models import multipole_kernels as mk
+from smm_daq.analysis.mmt.models.compiled import fortran_rows
 from smm_daq.errors import InputError
 
 MU0_OVER_4PI = 1e-7
@@ -338,10 +339,13 @@ class MultipoleModel:
         """Rows of Q for sensors (B, 3) into out (B, n_columns)."""
         s, n = self.sensor, self.n_per_grain
         sens, pos, scale = self._kernel_args(sensors)
+        rows = fortran_rows(out)
         if s.kind == "point":
-            _block_point(sens, pos, scale, n, out)
+            _block_point(sens, pos, scale, n, rows)
         else:
-            _block_corners(sens, pos, scale, n, s.p, s.q, s.t, out)
+            _block_corners(sens, pos, scale, n, s.p, s.q, s.t, rows)
+        if rows is not out:
+            out[...] = rows
         return out
 
     def field(self, sensors: np.ndarray, m: np.ndarray) -> np.ndarray:

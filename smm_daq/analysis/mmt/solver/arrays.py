@@ -108,11 +108,11 @@ class _HostGreen:
         self.model = model
 
     def block(self, sensors: np.ndarray, out: np.ndarray) -> None:
-        out[...] = self.model.block(np.ascontiguousarray(sensors[:, :3]), np.empty(out.shape))
+        self.model.block(np.ascontiguousarray(sensors[:, :3]), out)
 
     def field(self, sensors: np.ndarray, m: np.ndarray, out: np.ndarray) -> None:
         rows = self.model.block(np.ascontiguousarray(sensors[:, :3]),
-                                np.empty((sensors.shape[0], self.model.n_columns)))
+                                np.empty((sensors.shape[0], self.model.n_columns), order="F"))
         out[...] = rows @ m.reshape(-1)
 
 
