@@ -95,8 +95,13 @@ class SR830(SRSLockIn, BufferedLockIn):
             self._check_zero(f"OEXP? {channel}")
 
     def prepare_interface(self, address: str) -> None:
+        """Replies to the port we talk on (OUTX): on RS-232 the SR830 ends each with a carriage
+        return, where GPIB ends it with a line feed, so a serial link is told to read to CR."""
         serial = address.upper().startswith("ASRL") or address.startswith(SERIAL_PREFIX)
         self.link.write(f"OUTX {0 if serial else 1}")
+        expect = getattr(self.link.transport, "expect_reply_end", None)
+        if serial and expect is not None:
+            expect("\r")
 
     def overloaded(self) -> bool:
         status = self.link.query(

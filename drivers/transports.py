@@ -91,6 +91,7 @@ class VisaTransport:
         self.name = name
         self._reopen = reopen
         self._timeout_ms = resource.timeout  # kept here: a closed resource cannot say it
+        self._reply_end = TERMINATION
         self._closed = False
         self._broken = False
 
@@ -141,7 +142,13 @@ class VisaTransport:
             self.resource.close()
         self.resource = self._reopen()
         self.resource.timeout = self._timeout_ms
+        self.resource.read_termination = self._reply_end
         self._broken = False
+
+    def expect_reply_end(self, end: str) -> None:
+        """End replies at `end` from now on (an SR830 ends them with CR on its RS-232 port)."""
+        self._reply_end = end
+        self.resource.read_termination = end
 
     def write(self, message: str) -> None:
         self._check_open()
@@ -267,7 +274,8 @@ def _no_delay(resource: MessageBasedResource) -> None:
 
 class SerialTransport:
     """A pyserial port (or a pyserial URL: socket://, rfc2217:// for serial-over-LAN adapters)
-    as a `Transport`, LF-terminated; a `BlockTransport`: binary blocks are read by their length.
+    as a `Transport`, LF-terminated (replies too, unless `expect_reply_end` says otherwise);
+    a `BlockTransport`: binary blocks are read by their length.
 
     A serial line has no device clear, and a reply the instrument is still sending when an
     exchange failed (one that came late, or was cut by a timeout or garbled) would be read as
@@ -281,6 +289,11 @@ class SerialTransport:
     def __init__(self, port: serial.SerialBase, *, name: str) -> None:
         self.port = port
         self.name = name
+        self._reply_end = _LF  # what ends a reply
+
+    def expect_reply_end(self, end: str) -> None:
+        """End replies at `end` from now on (an SR830 ends them with CR on its RS-232 port)."""
+        self._reply_end = end.encode(ENCODING)
 
     @classmethod
     def open(cls, url: str, *, baud_rate: int, timeout: float) -> SerialTransport:
@@ -329,19 +342,20 @@ class SerialTransport:
         return line.decode(ENCODING).rstrip("\r")
 
     def _line(self, start: bytes) -> bytes:
-        """The line `start` begins, up to its LF (not included). A reply fails when no byte
-        of it comes for a timeout, not when the whole of it takes longer: a long one (an
-        SR830's TRCA? of 2048 points, 30 kB, half a minute at 9600 baud) is read as long as
-        it keeps coming, for at most the timeout and the time LARGEST_REPLY takes at the
-        baud rate; a line longer than that is refused."""
+        """The line `start` begins, up to its terminator (LF unless `expect_reply_end` said
+        otherwise; not included). A reply fails when no byte of it comes for a timeout, not
+        when the whole of it takes longer: a long one (an SR830's TRCA? of 2048 points, 30 kB,
+        half a minute at 9600 baud) is read as long as it keeps coming, for at most the
+        timeout and the time LARGEST_REPLY takes at the baud rate; a line longer than that is
+        refused."""
         line = bytearray(start)
         end = time.monotonic() + self.timeout + self._transfer_time(LARGEST_REPLY)
-        while not line.endswith(_LF):
-            chunk = self.port.read_until(_LF, LARGEST_REPLY + 1 - len(line))
+        while not line.endswith(self._reply_end):
+            chunk = self.port.read_until(self._reply_end, LARGEST_REPLY + 1 - len(line))
             if not chunk:
                 raise self._timed_out()
             line += chunk
-            if line.endswith(_LF):
+            if line.endswith(self._reply_end):
                 break
             if len(line) > LARGEST_REPLY:
                 raise ProtocolError(f"a reply longer than {LARGEST_REPLY} bytes, starting "
@@ -349,7 +363,7 @@ class SerialTransport:
                                     instrument=self.name)
             if time.monotonic() > end:
                 raise self._timed_out()
-        return bytes(line[: -len(_LF)])
+        return bytes(line[: -len(self._reply_end)])
 
     def _exactly(self, size: int) -> bytes:
         """`size` bytes: each read waits the timeout for more, all of them at most the timeout

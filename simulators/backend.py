@@ -241,6 +241,10 @@ class WorldSynced(Emulator):
             self.world.sync()
             return self.inner.handle_byte(code)
 
+    @property
+    def reply_end(self) -> str:
+        return self.inner.reply_end
+
     def device_clear(self) -> None:
         with self.world.lock:
             self.inner.device_clear()

@@ -39,6 +39,11 @@ class Emulator(ABC):
         queue entry, or no reply): never an exception.
         """
 
+    @property
+    def reply_end(self) -> str:
+        """What ends each line of a reply on the wire (the served socket adds it)."""
+        return "\n"
+
     def handle_byte(self, code: int) -> str | None:
         """Process one of `immediate_bytes`; return the reply, or None if there is none."""
         return None

@@ -435,7 +435,7 @@ class SRSLockInEmulator(Emulator):
             return None
         if len(replies) == 1:
             return replies[0]
-        return "\n".join(replies)  # the transport adds the last terminator
+        return self.reply_end.join(replies)  # the transport adds the last terminator
 
     def _execute(self, command: str) -> str | None:
         match = _COMMAND.match(command)

@@ -129,7 +129,7 @@ class SR830Emulator(SRSLockInEmulator):
     def __init__(
         self, clock: Clock, source: SignalSource, *, rng: np.random.Generator | None = None
     ) -> None:
-        self.outx = 1
+        self.outx = 1  # replies to GPIB (1) or RS-232 (0)
         self.override_remote = False
         self.local_state = 0
         self.power_on_clear = True
@@ -307,6 +307,11 @@ class SR830Emulator(SRSLockInEmulator):
     def _clear_status(self) -> None:
         super()._clear_status()
         self._errs = 0
+
+    @property
+    def reply_end(self) -> str:
+        """A carriage return ends each reply on RS-232 (OUTX 0), a line feed on GPIB."""
+        return "\r" if self.outx == 0 else "\n"
 
     # --- commands ------------------------------------------------------------------------
 

@@ -2,7 +2,8 @@
 
 Each emulator gets its own port on 127.0.0.1: a raw socket carrying LF-terminated messages,
 what VISA calls a `TCPIP0::127.0.0.1::<port>::SOCKET` resource. Every connection has its
-own thread; a reply goes back LF-terminated (a multi-line GCS reply keeps its inner LFs).
+own thread; a reply goes back LF-terminated (a multi-line GCS reply keeps its inner LFs; an
+SR830 told to answer on RS-232 ends its replies with CR, as the real one does).
 The stream is read byte by byte: an emulator's `immediate_bytes` (PI's single-byte commands,
 sent without a line feed) are answered the moment they arrive, even inside a line. Text goes
 both ways in the instruments' 8-bit code page (latin-1), not UTF-8.
@@ -87,10 +88,12 @@ class _Handler(socketserver.BaseRequestHandler):
                     return
 
     def _send(self, reply: str) -> bool:
-        """A reply with its line feed; a binary block (`BinaryReply`) as it is."""
+        """A reply with its terminator (the emulator's `reply_end`); a binary block
+        (`BinaryReply`) as it is."""
         data = reply.encode(ENCODING, errors="replace")
+        end = self.server.emulator.reply_end.encode(ENCODING)
         try:
-            self.request.sendall(data if isinstance(reply, BinaryReply) else data + b"\n")
+            self.request.sendall(data if isinstance(reply, BinaryReply) else data + end)
         except OSError:
             return False
         return True

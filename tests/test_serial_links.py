@@ -264,9 +264,10 @@ def served_sr830(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 def test_the_late_rest_of_a_garbled_reading_is_never_read_as_a_reading(
         served_sr830: Served) -> None:
-    """Noise puts an LF into an SR830's SNAP? reply, its rest comes late: the first piece is
-    refused (garbled), and the rest ('3456e-05,...') parsed as the retry's reading was a
-    reading thousands of times too large, with every later reply one query behind."""
+    """Noise puts a CR (what ends its replies on RS-232) into an SR830's SNAP? reply, its rest
+    comes late: the first piece is refused (garbled), and the rest ('3456e-05,...') parsed as
+    the retry's reading was a reading thousands of times too large, with every later reply one
+    query behind."""
     s = served_sr830
     proxy = FaultProxy((HOST, s.server.ports()[s.profile.lockin.link.address])).start()
     settings = replace(s.profile.lockin, link=replace(
@@ -277,7 +278,7 @@ def test_the_late_rest_of_a_garbled_reading_is_never_read_as_a_reading(
         s.clock.sleep(1.0)  # virtual: the filter settles; then time stands still
         truth = lockin.read_xy()  # every reading is this one
         assert abs(truth[0]) > 0
-        proxy.split(4, b"\n")
+        proxy.split(4, b"\r")
         port.after_reset(proxy.release)  # the piece before the LF was read and refused
         assert lockin.read_xy() == truth
         assert lockin.harmonic() == 1
@@ -285,6 +286,34 @@ def test_the_late_rest_of_a_garbled_reading_is_never_read_as_a_reading(
     finally:
         lockin.close()
         proxy.close()
+
+
+@pytest.mark.parametrize("kind", ["serial", "visa-asrl"])
+def test_an_sr830_on_rs232_ends_its_replies_with_cr_and_the_driver_reads_them(
+        served_sr830: Served, kind: str) -> None:
+    """Told to answer on RS-232 (OUTX 0), an SR830 ends each reply with a carriage return,
+    where GPIB ends it with a line feed: read to LF, as every other instrument's, each of its
+    replies timed out on a serial line (through pyserial or VISA's ASRL alike)."""
+    s = served_sr830
+    port = s.server.ports()[s.profile.lockin.link.address]
+    with socket.create_connection((HOST, port), timeout=HANG_GUARD_S) as raw:
+        raw.sendall(b"OUTX 0\nHARM?\n")
+        reply = raw.recv(64)
+        raw.sendall(b"OUTX 1\nHARM?\n")
+        assert (reply, raw.recv(64)) == (b"1\r", b"1\n")
+    address = counter_address(port, kind)
+    settings = replace(s.profile.lockin, link=replace(
+        s.profile.lockin.link, address=address, timeout_s=0.5))
+    lockin = bounded(lambda: SR830.from_profile(
+        settings, clock=s.clock,
+        open_transport=lambda a, link: open_transport(a, link, visa_library="@py")))
+    try:
+        s.clock.sleep(1.0)  # virtual: the filter settles
+        assert lockin.identify().model == "SR830"
+        x, y = bounded(lockin.read_xy)
+        assert abs(x) > 0 and np.isfinite(y)
+    finally:
+        lockin.close()
 
 
 def test_a_reply_longer_in_coming_than_the_timeout_is_read_whole_while_it_keeps_coming(
