@@ -139,3 +139,20 @@ def test_a_hand_written_file_that_cannot_be_read_says_why_and_where(
                                         "(byte 0xe9); expected a TOML")
     with pytest.raises(InputError, match="is a directory; expected a TOML"):
         load(tmp_path)
+
+
+@pytest.mark.parametrize("section", ["lockin", "coils", "fluxgate"])
+def test_every_instrument_on_a_serial_port_may_name_its_baud_rate(repo: Path,
+                                                                  section: str) -> None:
+    """An SR830 or a Kepco BOP set to 19200 baud on its front panel must be reachable: only the
+    stage's link read `baud_rate` (a lock-in, the supplies and the multimeter took the port's
+    9600, and every reply came garbled); without the key, the port's own default stays."""
+    implementation = {"lockin": "sr830", "coils": "kepco_bop", "fluxgate": "dmm_fluxgate"}
+    line = f'implementation = "{implementation[section]}"'
+    plain = parse_profile(_edited(repo, line, line), Path("/lab/p.toml"))
+    assert getattr(plain, section).link.baud_rate is None
+    assert plain.stage.link.baud_rate == 115200  # PI's default, as before
+    named = parse_profile(_edited(repo, line, f"{line}\nbaud_rate = 19200"), Path("/lab/p.toml"))
+    assert getattr(named, section).link.baud_rate == 19200
+    with pytest.raises(InputError, match=rf"{section}\.baud_rate.*whole number in \[50, 4000000\]"):
+        parse_profile(_edited(repo, line, f"{line}\nbaud_rate = 19200.5"), Path("/lab/p.toml"))

@@ -64,7 +64,9 @@ def _served(folder: Path, model: str) -> Iterator[Served]:
     profile = load_profile(path)
     clock = VirtualClock()
     backend = SimulatedBackend(profile, clock, {"noise_rms": 0.0, "drift_rate": 0.0})
-    backend.endpoint(profile.lockin.link.address).handle("*IDN?")  # compile the field code
+    lockin = backend.endpoint(profile.lockin.link.address)
+    clock.sleep(1.0)  # the field at the sensor over a while: its code compiles now, not in
+    lockin.handle("OUTP? 1")  # a test's first exchange, timed out by a fresh numba cache
     server = backend.serve_tcp()
     try:
         yield Served(clock, profile, backend, server)
@@ -303,11 +305,14 @@ def test_an_sr830_on_rs232_ends_its_replies_with_cr_and_the_driver_reads_them(
         assert (reply, raw.recv(64)) == (b"1\r", b"1\n")
     address = counter_address(port, kind)
     settings = replace(s.profile.lockin, link=replace(
-        s.profile.lockin.link, address=address, timeout_s=0.5))
+        s.profile.lockin.link, address=address, timeout_s=0.5, baud_rate=19200))
     lockin = bounded(lambda: SR830.from_profile(
         settings, clock=s.clock,
         open_transport=lambda a, link: open_transport(a, link, visa_library="@py")))
     try:
+        transport = lockin.link.transport
+        assert (transport.port.baudrate if isinstance(transport, SerialTransport)  # type: ignore[attr-defined]
+                else transport.resource.baud_rate) == 19200  # type: ignore[attr-defined]
         s.clock.sleep(1.0)  # virtual: the filter settles
         assert lockin.identify().model == "SR830"
         x, y = bounded(lockin.read_xy)

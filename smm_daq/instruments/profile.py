@@ -299,14 +299,17 @@ class _Reader:
 _REQUIRED = object()
 
 
-def _link(r: _Reader, *, serial: bool = False, address: str | None = None) -> LinkSettings:
+def _link(r: _Reader, *, baud_rate: int | None = None, address: str | None = None
+          ) -> LinkSettings:
+    """An instrument's link; `baud_rate` the default of its `baud_rate` key, for a serial port
+    (None: the port's own default, 9600, unless the profile names one)."""
     return LinkSettings(
         implementation=r.string("implementation"),
         address=address if address is not None else r.string("address"),
         timeout_s=r.number("timeout_s", 3.0, positive=True, hi=MAX_TIMEOUT_S, unit=" s"),
         retries=r.integer("retries", 2, lo=0, hi=MAX_RETRIES),
-        baud_rate=r.integer("baud_rate", 115200, lo=BAUD_RATES[0], hi=BAUD_RATES[1])
-        if serial else None,
+        baud_rate=None if baud_rate is None and "baud_rate" not in r.table
+        else r.integer("baud_rate", baud_rate, lo=BAUD_RATES[0], hi=BAUD_RATES[1]),
     )
 
 
@@ -361,7 +364,7 @@ def _stage(r: _Reader) -> StageSettings:
     if not np.all(np.isin(signs, (-1, 1))):
         raise r.fail("axis_sign", signs.tolist(), "three values, each +1 or -1")
     s = StageSettings(
-        link=_link(r, serial=True),
+        link=_link(r, baud_rate=115200),  # PI controllers' RS-232 default
         axes=r.strings("axes", 3),  # type: ignore[arg-type]
         axis_sign=tuple(int(v) for v in signs),  # type: ignore[arg-type]
         travel=travel,
