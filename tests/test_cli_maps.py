@@ -166,3 +166,28 @@ def test_susceptibility_and_magnetization_entries(tmp_path, capsys):
     code, _, err = run(capsys, "magnetization", path, "--entry", "induced", "--name", "mag2",
                        "--thickness-um", "20", "--direction", "0,0,0")
     assert code == 2 and "--direction is zero" in err
+
+
+def test_a_model_map_is_neither_processed_nor_given_a_noise_floor(tmp_path, capsys):
+    """A χ or M entry keeps the fitted layer's field as its data/Bz: a crop or a levelling of it
+    made a map of the model with its χ dropped (titled 'chi: cropped'), and `info` gave that
+    model field a noise floor (8.8e-06 µT); both now tell it from a measured map."""
+    rng = np.random.default_rng(3)
+    chi, _ = grains(rng, 40, count=3)
+    m = induced_map(chi, np.array([0.0, 50e-6, 10e-6]), height=20e-6, thickness=20e-6,
+                    size=(0.0, 0.0), noise=1e-7, rng=rng)
+    path = tmp_path / "layer.h5"
+    write_map_entry(path, m, kind="induced")
+    assert run(capsys, "susceptibility", path, "--entry", "induced", "--name", "chi",
+               "--thickness-um", "20", "--noise-nT", "100")[0] == 0
+    x0, x1 = m.x[[2, -3]] / 1e-6
+    for command in (["crop", "--x-um", f"{x0},{x1}", "--y-um", f"{x0},{x1}"],
+                    ["level", "--border-um", "10"], ["background", "--border-um", "10"]):
+        code, _, err = run(capsys, command[0], path, "--entry", "chi", "--name", "out",
+                           *command[1:])
+        assert code == 2 and "entry 'chi' is a susceptibility result" in err, err
+    assert {e.name for e in list_entries(path)} == {"induced", "chi"}
+    code, out, _ = run(capsys, "info", path)
+    lines = {line.split()[0]: line for line in out.splitlines()[1:]}
+    assert code == 0 and "noise floor" in lines["induced"]
+    assert "noise floor" not in lines["chi"]

@@ -59,14 +59,14 @@ class Footprint:
 
 
 def read_source(path: str | Path, entry: str) -> MapData:
-    """Entry `entry` of a session file as a subtraction reads it; InputError naming the file
-    and entry unless it holds a measured map (not a model's Bz) on a grid with some measured
-    pixels."""
+    """Entry `entry` of a session file as a subtraction or a map command reads it; InputError
+    naming the file and entry unless it holds a measured map (not a model's Bz) on a grid with
+    some measured pixels."""
     kinds = {e.name: e.kind for e in list_entries(path)}
     if kinds.get(entry) in MODEL_KINDS:
-        raise InputError(f"entry '{entry}' is a {kinds[entry]} result: its Bz is a model's, "
-                         "not a measurement; expected a scanned or imported map",
-                         source=str(path))
+        raise InputError(f"entry '{entry}' is a {kinds[entry]} result: its Bz is a model's "
+                         "or a fit's residual, not a measurement; expected a scanned or "
+                         "imported map, or one made from such a map", source=str(path))
     m = read_map(path, entry)
     usable_map(m, f"{path}, entry '{entry}'")
     return m

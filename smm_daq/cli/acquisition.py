@@ -303,6 +303,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 def _info_line(path: str, e: EntryInfo) -> str:
     from smm_daq.analysis.noise import white_noise_floor
+    from smm_daq.analysis.subtract_inputs import MODEL_KINDS
     from smm_daq.storage.nexus import read_map
 
     parts = [f"{e.name}", f"[{e.kind}, {e.status}]"]
@@ -316,7 +317,7 @@ def _info_line(path: str, e: EntryInfo) -> str:
         parts.append(f"field {_vec_ut(e.applied_field)}")
     if e.measured_field is not None and np.all(np.isfinite(e.measured_field)):
         parts.append(f"measured {_vec_ut(e.measured_field)}")
-    if e.shape is not None:
+    if e.shape is not None and e.kind not in MODEL_KINDS:  # a model's Bz has no noise
         sigma = white_noise_floor(read_map(path, e.name).bz)
         parts.append(f"noise floor {sigma / UT:.3g} µT" if math.isfinite(sigma)
                      else "noise floor -")

@@ -111,13 +111,12 @@ def _write(args: argparse.Namespace, m: MapData, kind: str, extra: dict | None =
 
 
 def _read(args: argparse.Namespace, entry: str) -> MapData:
-    """The entry's map, refused unless an analysis can use it (a grid, some measured pixels)."""
-    from smm_daq.storage.checks import usable_map
-    from smm_daq.storage.nexus import read_map
+    """The entry's map, refused unless an analysis can use it: a measured map (not the model
+    field a χ or M entry keeps as its Bz, which a crop or levelling would silently turn into
+    a map of the model, its χ dropped) on a grid, with some measured pixels."""
+    from smm_daq.analysis.subtract_inputs import read_source
 
-    m = read_map(args.file, entry)
-    usable_map(m, f"{args.file}, entry '{entry}'")
-    return m
+    return read_source(args.file, entry)
 
 
 def _naming_the_file(handler: Callable[[argparse.Namespace], int]
