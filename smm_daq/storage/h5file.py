@@ -16,6 +16,14 @@ every object into a fresh file and swap it in, so nothing flushed is lost; readi
 SWMR mode, or a copy whose mark is cleared as `h5clear -s` does), and `smm-daq repair FILE`
 does it on demand.
 
+Room first. Every write first makes sure the file system will let the file grow by more than
+the write can add (`HEADROOM` and the caller's `room`), and refuses with `StorageError` when it
+will not (a full disk, a quota, a file size limit). HDF5 records the file's new end in the
+superblock even when a data write failed for want of space, so a write cut short there
+leaves a file shorter than its superblock says, which no HDF5 reader opens at all: every
+line written before would be out of reach. The space is reserved with `posix_fallocate`, so
+HDF5 writes into blocks it already has, and HDF5 cuts the file back to what it used on close.
+
 Writers of one file are serialized by an open-file-description lock on the file itself (not
 HDF5's own file lock, which a reader holding the file open in a viewer would turn into a
 stalled scan): a reader that finds the mark waits for the lock, so it sees either the file
@@ -26,6 +34,7 @@ HDF5 refuses to open a file for writing that the same process has open for readi
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
@@ -40,7 +49,7 @@ import h5py
 import numpy as np
 
 from smm_daq import PROGRAM_NAME, __version__
-from smm_daq.errors import InputError
+from smm_daq.errors import InputError, StorageError
 
 try:
     import fcntl
@@ -55,6 +64,8 @@ STAGING = "smm_daq_staging"  # marks an entry still being written under a tempor
 _CRASHED = "already open for write"  # HDF5's words for a file a killed writer left marked
 REPAIR_HINT = "`smm-daq repair FILE` makes it openable again without losing what was written"
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+HEADROOM = 4 << 20  # bytes reserved beyond a write's payload: more than its metadata adds
+_NO_ROOM = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 _LOCKS: dict[str, threading.RLock] = {}  # in-process: one thread has a file open at a time
 _LOCKS_GUARD = threading.Lock()
 
@@ -287,11 +298,33 @@ def _create(p: Path) -> None:
             tmp.unlink(missing_ok=True)
 
 
+def _reserve_room(p: Path, room: int) -> None:
+    """StorageError unless the file can grow by `HEADROOM` + `room` bytes (see the module):
+    checked, and the blocks allocated, before HDF5 writes anything."""
+    posix_fallocate = getattr(os, "posix_fallocate", None)
+    if posix_fallocate is None:  # (Windows) nothing to reserve with
+        return
+    fd = os.open(p, os.O_RDWR)
+    try:
+        posix_fallocate(fd, os.fstat(fd).st_size, HEADROOM + max(0, int(room)))
+    except OSError as exc:
+        if exc.errno not in _NO_ROOM:
+            return  # a file system that cannot reserve space: write as before
+        raise StorageError(
+            f"{p}: no room to write to it ({exc.strerror}: the disk is full, or a quota or "
+            "file size limit is reached); nothing was written, the file is as it was: free "
+            "space, then write again") from None
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
-def writing(path: str | Path, *, create: bool = True, swmr: bool = False
+def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: int = 0
             ) -> Iterator[h5py.File]:
     """Open a session file for writing, for the duration of one write; closes it after.
 
+    `room`: bytes the write stores (its arrays), reserved with `HEADROOM` before the file
+    is opened; StorageError, with the file unchanged, when there is not that much room.
     `create`: make the file when missing. `swmr`: open in SWMR-write mode (for files that
     pass `require_swmr_format`; no new objects, but a crash during the write leaves every
     flushed byte readable). A file left marked
@@ -314,6 +347,7 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False
                 "it there first",
                 source=str(p),
             )
+        _reserve_room(p, room)
         flags = h5py.h5f.ACC_RDWR | (h5py.h5f.ACC_SWMR_WRITE if swmr else 0)
         try:
             fid = h5py.h5f.open(os.fsencode(p), flags, _write_fapl())

@@ -337,7 +337,9 @@ class ScanEntryWriter:
         """Store line `iy` (and, flown, its raw `streams`: the `fly_streams` datasets by
         name, each line shorter than the layout NaN-padded) and flush it, then mark it
         done and flush again."""
-        with writing(self.path, create=False, swmr=True) as f:
+        room = sum(np.asarray(v).nbytes for v in (bz, x, y, full_scale, t,
+                                                    *(streams or {}).values()))
+        with writing(self.path, create=False, swmr=True, room=room) as f:
             g = f[self.name]
             data = g["data"]
             for key, values in (streams or {}).items():
