@@ -290,9 +290,11 @@ class Sequencer(FlyScan):
         except (InstrumentError, SafetyError) as exc:
             status, message = "failed", f"{type(exc).__name__}: {exc}"
         except StorageError as exc:
-            status, message = "failed", (
-                f"{exc}; the lines stored before are kept: `smm-daq resume {self.path} "
-                f"--entry {self.entry}` finishes the scan once the file can be written")
+            status, message = "failed", str(exc)
+            if Path(self.path).exists():
+                message += (f"; the lines stored before are kept: `smm-daq resume {self.path} "
+                            f"--entry {self.entry}` finishes the scan once the file can be "
+                            "written")
         except BaseException as exc:
             status, message = "failed", f"unexpected {type(exc).__name__}: {exc}"
             self.error = exc

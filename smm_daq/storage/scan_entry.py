@@ -30,6 +30,7 @@ Beyond the map core of `smm_daq.storage.nexus`, a scan entry holds:
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -38,7 +39,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from smm_daq.errors import InputError
+from smm_daq.errors import InputError, StorageError
 from smm_daq.instruments.profile import Profile
 from smm_daq.storage.h5file import (
     FIXED_TEXT,
@@ -331,6 +332,17 @@ class ScanEntryWriter:
             line_done = np.asarray(g["data/line_done"][()], dtype=bool)
         return cls(p, name, line_done)
 
+    def _writing(self, room: int = 0) -> contextlib.AbstractContextManager[h5py.File]:
+        """The entry's file opened for one write; StorageError when the file is gone (a
+        scan never makes a new file in its place: its lines are in the one moved away)."""
+        if not self.path.exists():
+            raise StorageError(
+                f"{self.path}: is gone: it was deleted, moved or renamed while the scan wrote "
+                f"it, and nothing more can be stored; the lines stored before went with it "
+                f"(`smm-daq resume NEW-PATH --entry {self.name}` finishes the scan where the "
+                "file is now)")
+        return writing(self.path, create=False, swmr=True, room=room)
+
     def write_line(self, iy: int, bz: np.ndarray, x: np.ndarray, y: np.ndarray,
                    full_scale: np.ndarray, t: np.ndarray,
                    streams: Mapping[str, np.ndarray] | None = None) -> None:
@@ -339,7 +351,7 @@ class ScanEntryWriter:
         done and flush again."""
         room = sum(np.asarray(v).nbytes for v in (bz, x, y, full_scale, t,
                                                     *(streams or {}).values()))
-        with writing(self.path, create=False, swmr=True, room=room) as f:
+        with self._writing(room) as f:
             g = f[self.name]
             data = g["data"]
             for key, values in (streams or {}).items():
@@ -363,20 +375,20 @@ class ScanEntryWriter:
 
     def add_duration(self, seconds: float) -> None:
         """Add rig-clock seconds spent scanning (files of earlier versions have no record)."""
-        with writing(self.path, create=False, swmr=True) as f:
+        with self._writing() as f:
             g = f[self.name]
             if "rig_clock_duration" in g:
                 g["rig_clock_duration"][()] = float(g["rig_clock_duration"][()]) + seconds
 
     def set_measured_field(self, b: np.ndarray) -> None:
-        with writing(self.path, create=False, swmr=True) as f:
+        with self._writing() as f:
             f[self.name]["instrument/field_check/value"][:] = np.asarray(b, dtype=float)
 
     def set_status(self, status: str, message: str = "") -> None:
         """"running" or "paused" while the scan goes on; a final status ends it."""
         if status not in STATUSES:
             raise ValueError(f"status {status!r} is not one of {STATUSES}")
-        with writing(self.path, create=False, swmr=True) as f:
+        with self._writing() as f:
             g = f[self.name]
             if status in ("running", "paused"):
                 g["status"][()] = "interrupted"
