@@ -75,14 +75,38 @@ def now_iso() -> str:
     return datetime.now(UTC).astimezone().isoformat(timespec="seconds")
 
 
+def _process_token(pid: int) -> str:
+    """What tells process `pid` from a later one given the same number: the boot it runs in
+    and its start (clock ticks since boot), read from Linux's /proc; "" where there is none."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().replace("-", "")[:8]
+        start = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[19]
+    except (OSError, IndexError):
+        return ""
+    return f"{boot}.{start}"
+
+
 def writer_id() -> str:
-    """Who is writing: 'host:pid', stored in a scan entry so a crash can be told from a live run."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """Who is writing: 'host:pid:token', stored in a scan entry so a crash can be told from a
+    live run, also once the pid is another process's (after a reboot, pids are handed out
+    again). The token (`_process_token`) is left out where there is none, or where it would
+    not fit the entry's 64-byte field whole."""
+    host_pid = f"{socket.gethostname()}:{os.getpid()}"
+    token = _process_token(os.getpid())
+    full = f"{host_pid}:{token}"
+    return full if token and len(full.encode()) < 64 else host_pid
+
+
+def writer_process(writer: str) -> str:
+    """'host:pid' of a stored writer, as people are shown it."""
+    return ":".join(writer.split(":")[:2])
 
 
 def writer_alive(writer: str) -> bool:
-    """True when `writer` names another live process on this machine."""
-    host, _, pid_text = writer.rpartition(":")
+    """True when `writer` names another live process on this machine: its pid runs, and,
+    where the writer recorded its token, that process is the one that wrote."""
+    host, _, rest = writer.partition(":")
+    pid_text, _, token = rest.partition(":")
     if host != socket.gethostname() or not pid_text.isdigit():
         return False
     pid = int(pid_text)
@@ -93,8 +117,9 @@ def writer_alive(writer: str) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass  # another user's process: alive
+    now = _process_token(pid) if token else ""
+    return not (now and now != token)  # another process has that pid now
 
 
 def text(node: h5py.Dataset | object) -> str:
@@ -436,7 +461,8 @@ def _repair_locked(p: Path, *, only_ours: bool = False) -> None:
             if busy:
                 raise InputError(
                     f"entry '{busy[0]}' is being written by a running process "
-                    f"({text(src[busy[0]]['writer'])}); wait for it or stop it first",
+                    f"({writer_process(text(src[busy[0]]['writer']))}); wait for it or stop it "
+                    "first",
                     source=str(p),
                 )
             with h5py.File(tmp, "w", libver=LIBVER, track_order=True, locking=False) as dst:

@@ -51,6 +51,7 @@ from smm_daq.storage.h5file import (
     text,
     writer_alive,
     writer_id,
+    writer_process,
     writing,
 )
 from smm_daq.storage.mapdata import MapData
@@ -322,8 +323,8 @@ class ScanEntryWriter:
             if status == "finished":
                 raise InputError("is finished already; nothing to resume", source=where)
             if status in ACTIVE and writer_alive(text(g["writer"])):
-                raise InputError(f"is being written by process {text(g['writer'])}",
-                                 source=where)
+                raise InputError("is being written by process "
+                                 f"{writer_process(text(g['writer']))}", source=where)
             g["writer"][()] = writer_id().encode()  # UTF-8 in a fixed field (`_clip`)
             g["status"][()] = "interrupted"
             if "state" in g:  # files of earlier versions have none
@@ -406,8 +407,9 @@ class ScanEntryWriter:
 
 
 def _in_progress(path: Path, name: str, state: str) -> str:
-    return (f"{state}, written by {writer_id()}: if that process has stopped, the scan was "
-            f"interrupted; `smm-daq resume {path} --entry {name}` finishes it")
+    return (f"{state}, written by {writer_process(writer_id())}: if that process has "
+            f"stopped, the scan was interrupted; `smm-daq resume {path} --entry {name}` "
+            "finishes it")
 
 
 def read_scan_record(path: str | Path, name: str) -> dict[str, Any]:
