@@ -126,3 +126,56 @@ def test_a_map_entry_without_room_is_refused_and_the_file_is_kept(tmp_path):
     np.testing.assert_array_equal(read_map(path, "first").bz, first)
     with h5py.File(path, "r") as f:
         assert list(f) == ["first"]
+
+
+KILLED_MID_WRITE = textwrap.dedent(
+    """
+    import os, sys
+    import numpy as np
+    from smm_daq.storage.h5file import writing
+    with writing(sys.argv[1], create=False, swmr=True) as f:
+        f["k/data/Bz"][1] = np.zeros(f["k/data/Bz"].shape[1])
+        f.flush()
+        os.kill(os.getpid(), 9)
+    """
+)
+
+COMMAND_UNDER_A_LIMIT = textwrap.dedent(
+    """
+    import resource, sys
+    from smm_daq.cli.main import main
+    limit = int(sys.argv[1])
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    sys.exit(main(sys.argv[2:]))
+    """
+)
+
+
+def test_a_file_left_open_is_not_repaired_without_room_and_is_still_read(tmp_path):
+    """Repair rebuilds the file beside it: without room for that copy it says so (HDF5
+    writing a file the disk cannot hold crashed the process, also a reader's), and readers
+    read the file as it is."""
+    from smm_daq.storage.h5file import marked_open
+
+    path = tmp_path / "s.h5"
+    assert main([*SCAN[:4], "200,100", *SCAN[5:], "--out", str(path)]) == 0
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get(
+        "PYTHONPATH", "")]))
+    killed = subprocess.run([sys.executable, "-c", KILLED_MID_WRITE, str(path)], env=env)
+    assert killed.returncode == -9 and marked_open(path)
+    before = path.read_bytes()
+
+    def under_limit(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", COMMAND_UNDER_A_LIMIT, str(len(before) // 2), *argv],
+            capture_output=True, text=True, env=env, timeout=120)
+
+    repaired = under_limit("repair", str(path))
+    assert repaired.returncode == 1, repaired.stderr
+    assert "no room to repair it" in repaired.stderr and "Traceback" not in repaired.stderr
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.h5"]
+    listed = under_limit("info", str(path))
+    assert listed.returncode == 0, listed.stderr
+    assert "k  [scan, finished]  11 × 6" in listed.stdout  # read as it is, in SWMR mode

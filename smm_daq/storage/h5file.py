@@ -246,8 +246,8 @@ def _open_read(p: Path) -> Iterator[h5py.File]:
         with _file_lock(p, exclusive=False):
             pass  # an smm-daq writer at work has finished its write
         if marked_open(p):
-            with contextlib.suppress(InputError, OSError):
-                repair(p)
+            with contextlib.suppress(InputError, StorageError, OSError):
+                repair(p)  # else it is read in SWMR mode, as it is
     # A plain open first: it fails at once on a truncated or foreign file, where an SWMR open
     # would sit in HDF5's read-retry loop for many minutes.
     try:
@@ -323,24 +323,35 @@ def _create(p: Path) -> None:
             tmp.unlink(missing_ok=True)
 
 
+def _reserve(target: Path, offset: int, length: int, *, create: bool = False) -> bool:
+    """Allocate `length` bytes of `target` from `offset` (see the module); False when the file
+    system has no room, True when it was done or cannot be done (no such call here, a file
+    system without it: then HDF5 writes as it would have)."""
+    posix_fallocate = getattr(os, "posix_fallocate", None)
+    if posix_fallocate is None:  # (Windows) nothing to reserve with
+        return True
+    fd = os.open(target, os.O_RDWR | (os.O_CREAT | os.O_TRUNC if create else 0), 0o644)
+    try:
+        posix_fallocate(fd, offset, length)
+    except OSError as exc:
+        if exc.errno in _NO_ROOM:
+            return False
+    finally:
+        os.close(fd)
+    return True
+
+
+def _no_room(p: Path, what: str) -> StorageError:
+    return StorageError(
+        f"{p}: no room to {what} (the disk is full, or a quota or file size limit is reached);"
+        " nothing was written, the file is as it was: free space, then try again")
+
+
 def _reserve_room(p: Path, room: int) -> None:
     """StorageError unless the file can grow by `HEADROOM` + `room` bytes (see the module):
     checked, and the blocks allocated, before HDF5 writes anything."""
-    posix_fallocate = getattr(os, "posix_fallocate", None)
-    if posix_fallocate is None:  # (Windows) nothing to reserve with
-        return
-    fd = os.open(p, os.O_RDWR)
-    try:
-        posix_fallocate(fd, os.fstat(fd).st_size, HEADROOM + max(0, int(room)))
-    except OSError as exc:
-        if exc.errno not in _NO_ROOM:
-            return  # a file system that cannot reserve space: write as before
-        raise StorageError(
-            f"{p}: no room to write to it ({exc.strerror}: the disk is full, or a quota or "
-            "file size limit is reached); nothing was written, the file is as it was: free "
-            "space, then write again") from None
-    finally:
-        os.close(fd)
+    if not _reserve(p, p.stat().st_size, HEADROOM + max(0, int(room))):
+        raise _no_room(p, "write to it")
 
 
 @contextlib.contextmanager
@@ -465,6 +476,9 @@ def _repair_locked(p: Path, *, only_ours: bool = False) -> None:
                     "first",
                     source=str(p),
                 )
+            # HDF5 writing a file the disk has no room for ends in a crash, not an error
+            if not _reserve(tmp, 0, p.stat().st_size + HEADROOM, create=True):
+                raise _no_room(p, "repair it: its copy is rebuilt beside it")
             with h5py.File(tmp, "w", libver=LIBVER, track_order=True, locking=False) as dst:
                 _rebuild(src, dst)
                 for name in [k for k, g in dst.items() if STAGING in g.attrs]:
@@ -513,6 +527,8 @@ def _open_for_repair(p: Path, cleared: Path) -> h5py.File:
     except OSError as exc:
         first = exc
     if marked_open(p):
+        if not _reserve(cleared, 0, p.stat().st_size, create=True):
+            raise _no_room(p, "repair it: it is copied beside it first")
         shutil.copyfile(p, cleared)
         with contextlib.suppress(ValueError, OSError):
             clear_open_mark(cleared)
