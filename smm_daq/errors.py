@@ -46,8 +46,8 @@ class RangeError(InstrumentError, ValueError):
 
 
 class StorageError(SmmError):
-    """A session file could not be written (a full disk, a file size limit); the file is
-    kept as it was before the write."""
+    """A session file could not be written (a full disk, a file size limit, the file gone);
+    what it held before the write is kept."""
 
 
 class SafetyError(SmmError):

@@ -9,8 +9,9 @@ measured again on resume.
 Beyond the map core of `smm_daq.storage.nexus`, a scan entry holds:
 
     /<name>   kind "scan"; status ("interrupted" until a final status is written); state
-              ("running", "paused" or the final status); writer ("host:pid"); message (why
-              it paused or ended); end_time (of the last line until the scan ends);
+              ("running", "paused" or the final status); writer ("host:pid:token",
+              `writer_id`); message (why it paused or ended); end_time (of the last line
+              until the scan ends);
               profile (text), profile_fingerprint (JSON), plan (JSON), recipe (text)
       data    Bz (ny, nx) T NaN-filled, line_done (ny,), lockin_x, lockin_y (ny, nx) V,
               lockin_range (ny, nx) V full scale, time (ny, nx) s on the rig clock
