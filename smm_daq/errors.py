@@ -45,5 +45,10 @@ class RangeError(InstrumentError, ValueError):
     """A setting outside what the instrument or the profile allows; nothing was sent."""
 
 
+class StorageError(SmmError):
+    """A session file could not be written (a full disk, a file size limit, the file gone);
+    what it held before the write is kept."""
+
+
 class SafetyError(SmmError):
     """The rig could not be brought to its safe state; the operator must check it."""

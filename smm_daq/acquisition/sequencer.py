@@ -44,6 +44,7 @@ from smm_daq.errors import (
     InstrumentTimeout,
     ProtocolError,
     SafetyError,
+    StorageError,
 )
 from smm_daq.instruments.rig import safe_command_hint
 from smm_daq.storage.scan_entry import ScanEntryWriter, check_new_scan, check_same_profile
@@ -288,6 +289,12 @@ class Sequencer(FlyScan):
             status, message = "failed", f"instrument lost: {exc}"
         except (InstrumentError, SafetyError) as exc:
             status, message = "failed", f"{type(exc).__name__}: {exc}"
+        except StorageError as exc:
+            status, message = "failed", str(exc)
+            if Path(self.path).exists():
+                message += (f"; the lines stored before are kept: `smm-daq resume {self.path} "
+                            f"--entry {self.entry}` finishes the scan once the file can be "
+                            "written")
         except BaseException as exc:
             status, message = "failed", f"unexpected {type(exc).__name__}: {exc}"
             self.error = exc

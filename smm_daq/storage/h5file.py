@@ -16,6 +16,14 @@ every object into a fresh file and swap it in, so nothing flushed is lost; readi
 SWMR mode, or a copy whose mark is cleared as `h5clear -s` does), and `smm-daq repair FILE`
 does it on demand.
 
+Room first. Every write first makes sure the file system will let the file grow by more than
+the write can add (`HEADROOM` and the caller's `room`), and refuses with `StorageError` when it
+will not (a full disk, a quota, a file size limit). HDF5 records the file's new end in the
+superblock even when a data write failed for want of space, so a write cut short there
+leaves a file shorter than its superblock says, which no HDF5 reader opens at all: every
+line written before would be out of reach. The space is reserved with `posix_fallocate`, so
+HDF5 writes into blocks it already has, and HDF5 cuts the file back to what it used on close.
+
 Writers of one file are serialized by an open-file-description lock on the file itself (not
 HDF5's own file lock, which a reader holding the file open in a viewer would turn into a
 stalled scan): a reader that finds the mark waits for the lock, so it sees either the file
@@ -26,6 +34,7 @@ HDF5 refuses to open a file for writing that the same process has open for readi
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
@@ -41,7 +50,7 @@ import h5py
 import numpy as np
 
 from smm_daq import PROGRAM_NAME, __version__
-from smm_daq.errors import InputError
+from smm_daq.errors import InputError, StorageError
 
 try:
     import fcntl
@@ -56,6 +65,8 @@ STAGING = "smm_daq_staging"  # marks an entry still being written under a tempor
 _CRASHED = "already open for write"  # HDF5's words for a file a killed writer left marked
 REPAIR_HINT = "`smm-daq repair FILE` makes it openable again without losing what was written"
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+HEADROOM = 4 << 20  # bytes reserved beyond a write's payload: more than its metadata adds
+_NO_ROOM = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 _LOCKS: dict[str, threading.RLock] = {}  # in-process: one thread has a file open at a time
 _LOCKS_GUARD = threading.Lock()
 
@@ -65,14 +76,38 @@ def now_iso() -> str:
     return datetime.now(UTC).astimezone().isoformat(timespec="seconds")
 
 
+def _process_token(pid: int) -> str:
+    """What tells process `pid` from a later one given the same number: the boot it runs in
+    and its start (clock ticks since boot), read from Linux's /proc; "" where there is none."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().replace("-", "")[:8]
+        start = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[19]
+    except (OSError, IndexError):
+        return ""
+    return f"{boot}.{start}"
+
+
 def writer_id() -> str:
-    """Who is writing: 'host:pid', stored in a scan entry so a crash can be told from a live run."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """Who is writing: 'host:pid:token', stored in a scan entry so a crash can be told from a
+    live run, also once the pid is another process's (after a reboot, pids are handed out
+    again). The token (`_process_token`) is left out where there is none, or where it would
+    not fit the entry's 64-byte field whole."""
+    host_pid = f"{socket.gethostname()}:{os.getpid()}"
+    token = _process_token(os.getpid())
+    full = f"{host_pid}:{token}"
+    return full if token and len(full.encode()) < 64 else host_pid
+
+
+def writer_process(writer: str) -> str:
+    """'host:pid' of a stored writer, as people are shown it."""
+    return ":".join(writer.split(":")[:2])
 
 
 def writer_alive(writer: str) -> bool:
-    """True when `writer` names another live process on this machine."""
-    host, _, pid_text = writer.rpartition(":")
+    """True when `writer` names another live process on this machine: its pid runs, and,
+    where the writer recorded its token, that process is the one that wrote."""
+    host, _, rest = writer.partition(":")
+    pid_text, _, token = rest.partition(":")
     if host != socket.gethostname() or not pid_text.isdigit():
         return False
     pid = int(pid_text)
@@ -83,8 +118,9 @@ def writer_alive(writer: str) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass  # another user's process: alive
+    now = _process_token(pid) if token else ""
+    return not (now and now != token)  # another process has that pid now
 
 
 def text(node: h5py.Dataset | object) -> str:
@@ -211,8 +247,8 @@ def _open_read(p: Path) -> Iterator[h5py.File]:
         with _file_lock(p, exclusive=False):
             pass  # an smm-daq writer at work has finished its write
         if marked_open(p):
-            with contextlib.suppress(InputError, OSError):
-                repair(p)
+            with contextlib.suppress(InputError, StorageError, OSError):
+                repair(p)  # else it is read in SWMR mode, as it is
     # A plain open first: it fails at once on a truncated or foreign file, where an SWMR open
     # would sit in HDF5's read-retry loop for many minutes.
     try:
@@ -288,11 +324,44 @@ def _create(p: Path) -> None:
             tmp.unlink(missing_ok=True)
 
 
+def _reserve(target: Path, offset: int, length: int, *, create: bool = False) -> bool:
+    """Allocate `length` bytes of `target` from `offset` (see the module); False when the file
+    system has no room, True when it was done or cannot be done (no such call here, a file
+    system without it: then HDF5 writes as it would have)."""
+    posix_fallocate = getattr(os, "posix_fallocate", None)
+    if posix_fallocate is None:  # (Windows) nothing to reserve with
+        return True
+    fd = os.open(target, os.O_RDWR | (os.O_CREAT | os.O_TRUNC if create else 0), 0o644)
+    try:
+        posix_fallocate(fd, offset, length)
+    except OSError as exc:
+        if exc.errno in _NO_ROOM:
+            return False
+    finally:
+        os.close(fd)
+    return True
+
+
+def _no_room(p: Path, what: str) -> StorageError:
+    return StorageError(
+        f"{p}: no room to {what} (the disk is full, or a quota or file size limit is reached);"
+        " nothing was written, the file is as it was: free space, then try again")
+
+
+def _reserve_room(p: Path, room: int) -> None:
+    """StorageError unless the file can grow by `HEADROOM` + `room` bytes (see the module):
+    checked, and the blocks allocated, before HDF5 writes anything."""
+    if not _reserve(p, p.stat().st_size, HEADROOM + max(0, int(room))):
+        raise _no_room(p, "write to it")
+
+
 @contextlib.contextmanager
-def writing(path: str | Path, *, create: bool = True, swmr: bool = False
+def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: int = 0
             ) -> Iterator[h5py.File]:
     """Open a session file for writing, for the duration of one write; closes it after.
 
+    `room`: bytes the write stores (its arrays), reserved with `HEADROOM` before the file
+    is opened; StorageError, with the file unchanged, when there is not that much room.
     `create`: make the file when missing. `swmr`: open in SWMR-write mode (for files that
     pass `require_swmr_format`; no new objects, but a crash during the write leaves every
     flushed byte readable). A file left marked
@@ -315,6 +384,7 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False
                 "it there first",
                 source=str(p),
             )
+        _reserve_room(p, room)
         flags = h5py.h5f.ACC_RDWR | (h5py.h5f.ACC_SWMR_WRITE if swmr else 0)
         try:
             fid = h5py.h5f.open(os.fsencode(p), flags, _write_fapl())
@@ -412,9 +482,13 @@ def _repair_locked(p: Path, *, only_ours: bool = False) -> Repaired:
             if busy:
                 raise InputError(
                     f"entry '{busy[0]}' is being written by a running process "
-                    f"({text(src[busy[0]]['writer'])}); wait for it or stop it first",
+                    f"({writer_process(text(src[busy[0]]['writer']))}); wait for it or stop it "
+                    "first",
                     source=str(p),
                 )
+            # HDF5 writing a file the disk has no room for ends in a crash, not an error
+            if not _reserve(tmp, 0, p.stat().st_size + HEADROOM, create=True):
+                raise _no_room(p, "repair it: its copy is rebuilt beside it")
             with h5py.File(tmp, "w", libver=LIBVER, track_order=True, locking=False) as dst:
                 _rebuild(src, dst)
                 done = Repaired([], [k for k, g in dst.items() if STAGING in g.attrs])
@@ -466,6 +540,8 @@ def _open_for_repair(p: Path, cleared: Path) -> h5py.File:
     except OSError as exc:
         first = exc
     if marked_open(p):
+        if not _reserve(cleared, 0, p.stat().st_size, create=True):
+            raise _no_room(p, "repair it: it is copied beside it first")
         shutil.copyfile(p, cleared)
         with contextlib.suppress(ValueError, OSError):
             clear_open_mark(cleared)

@@ -202,7 +202,7 @@ def write_map_entry(
     if not kind:
         raise InputError(f"entry kind is empty; expected one of {KINDS_HINT}", source=source)
     check_intact(path)
-    with writing(path) as f:
+    with writing(path, room=_payload_bytes(data, plots, extra)) as f:
         replacing = _present(f, data.name)
         if replacing:
             _check_replaceable(f, data.name, data.sources, overwrite, source)
@@ -238,6 +238,20 @@ def write_map_entry(
         f.move(staged, data.name)
         f.attrs["default"] = data.name
     return data.name
+
+
+def _payload_bytes(data: MapData, plots: Sequence[MapPlot | TablePlot],
+                   extra: Mapping[str, object] | None) -> int:
+    """About the bytes an entry's arrays take in the file (its metadata is in HEADROOM)."""
+    arrays: list[object] = [data.bz, data.x, data.y]
+    for plot in plots:
+        if isinstance(plot, MapPlot):
+            arrays += [plot.values, plot.errors if plot.errors is not None else 0]
+        else:
+            arrays += list(plot.columns.values())
+    for value in (extra or {}).values():
+        arrays.append(value.value if isinstance(value, Quantity) else value)
+    return sum(np.asarray(a).nbytes for a in arrays if not isinstance(a, str))
 
 
 def check_new_entry(path: str | Path, name: str, sources: Sequence[str], *,

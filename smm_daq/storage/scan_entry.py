@@ -9,8 +9,9 @@ measured again on resume.
 Beyond the map core of `smm_daq.storage.nexus`, a scan entry holds:
 
     /<name>   kind "scan"; status ("interrupted" until a final status is written); state
-              ("running", "paused" or the final status); writer ("host:pid"); message (why
-              it paused or ended); end_time (of the last line until the scan ends);
+              ("running", "paused" or the final status); writer ("host:pid:token",
+              `writer_id`); message (why it paused or ended); end_time (of the last line
+              until the scan ends);
               profile (text), profile_fingerprint (JSON), plan (JSON), recipe (text)
       data    Bz (ny, nx) T NaN-filled, line_done (ny,), lockin_x, lockin_y (ny, nx) V,
               lockin_range (ny, nx) V full scale, time (ny, nx) s on the rig clock
@@ -30,6 +31,7 @@ Beyond the map core of `smm_daq.storage.nexus`, a scan entry holds:
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -38,7 +40,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from smm_daq.errors import InputError
+from smm_daq.errors import InputError, StorageError
 from smm_daq.instruments.profile import Profile
 from smm_daq.storage.h5file import (
     FIXED_TEXT,
@@ -50,6 +52,7 @@ from smm_daq.storage.h5file import (
     text,
     writer_alive,
     writer_id,
+    writer_process,
     writing,
 )
 from smm_daq.storage.mapdata import MapData
@@ -321,8 +324,8 @@ class ScanEntryWriter:
             if status == "finished":
                 raise InputError("is finished already; nothing to resume", source=where)
             if status in ACTIVE and writer_alive(text(g["writer"])):
-                raise InputError(f"is being written by process {text(g['writer'])}",
-                                 source=where)
+                raise InputError("is being written by process "
+                                 f"{writer_process(text(g['writer']))}", source=where)
             g["writer"][()] = writer_id().encode()  # UTF-8 in a fixed field (`_clip`)
             g["status"][()] = "interrupted"
             if "state" in g:  # files of earlier versions have none
@@ -331,13 +334,26 @@ class ScanEntryWriter:
             line_done = np.asarray(g["data/line_done"][()], dtype=bool)
         return cls(p, name, line_done)
 
+    def _writing(self, room: int = 0) -> contextlib.AbstractContextManager[h5py.File]:
+        """The entry's file opened for one write; StorageError when the file is gone (a
+        scan never makes a new file in its place: its lines are in the one moved away)."""
+        if not self.path.exists():
+            raise StorageError(
+                f"{self.path}: is gone: it was deleted, moved or renamed while the scan wrote "
+                f"it, and nothing more can be stored; the lines stored before went with it "
+                f"(`smm-daq resume NEW-PATH --entry {self.name}` finishes the scan where the "
+                "file is now)")
+        return writing(self.path, create=False, swmr=True, room=room)
+
     def write_line(self, iy: int, bz: np.ndarray, x: np.ndarray, y: np.ndarray,
                    full_scale: np.ndarray, t: np.ndarray,
                    streams: Mapping[str, np.ndarray] | None = None) -> None:
         """Store line `iy` (and, flown, its raw `streams`: the `fly_streams` datasets by
         name, each line shorter than the layout NaN-padded) and flush it, then mark it
         done and flush again."""
-        with writing(self.path, create=False, swmr=True) as f:
+        room = sum(np.asarray(v).nbytes for v in (bz, x, y, full_scale, t,
+                                                    *(streams or {}).values()))
+        with self._writing(room) as f:
             g = f[self.name]
             data = g["data"]
             for key, values in (streams or {}).items():
@@ -361,20 +377,20 @@ class ScanEntryWriter:
 
     def add_duration(self, seconds: float) -> None:
         """Add rig-clock seconds spent scanning (files of earlier versions have no record)."""
-        with writing(self.path, create=False, swmr=True) as f:
+        with self._writing() as f:
             g = f[self.name]
             if "rig_clock_duration" in g:
                 g["rig_clock_duration"][()] = float(g["rig_clock_duration"][()]) + seconds
 
     def set_measured_field(self, b: np.ndarray) -> None:
-        with writing(self.path, create=False, swmr=True) as f:
+        with self._writing() as f:
             f[self.name]["instrument/field_check/value"][:] = np.asarray(b, dtype=float)
 
     def set_status(self, status: str, message: str = "") -> None:
         """"running" or "paused" while the scan goes on; a final status ends it."""
         if status not in STATUSES:
             raise ValueError(f"status {status!r} is not one of {STATUSES}")
-        with writing(self.path, create=False, swmr=True) as f:
+        with self._writing() as f:
             g = f[self.name]
             if status in ("running", "paused"):
                 g["status"][()] = "interrupted"
@@ -392,8 +408,9 @@ class ScanEntryWriter:
 
 
 def _in_progress(path: Path, name: str, state: str) -> str:
-    return (f"{state}, written by {writer_id()}: if that process has stopped, the scan was "
-            f"interrupted; `smm-daq resume {path} --entry {name}` finishes it")
+    return (f"{state}, written by {writer_process(writer_id())}: if that process has "
+            f"stopped, the scan was interrupted; `smm-daq resume {path} --entry {name}` "
+            "finishes it")
 
 
 def read_scan_record(path: str | Path, name: str) -> dict[str, Any]:

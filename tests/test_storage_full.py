@@ -1,0 +1,181 @@
+"""A session file that cannot grow (a full disk, a quota, a file size limit) is refused a
+write before HDF5 touches it: the scan fails with a message saying so, every line stored
+before stays readable in any HDF5 reader, and `resume` finishes the scan once there is room.
+
+The limit is real: the scan runs in a child process under RLIMIT_FSIZE, set below what the
+whole scan writes, so the file system refuses a write at the same byte each run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from smm_daq.cli.main import main
+
+resource = pytest.importorskip("resource")
+
+SCAN = ["scan", "--center-um", "12500,12500", "--size-um", "400,1200", "--step-um", "20",
+        "--field-uT", "0,30,0", "--name", "k"]
+NY = 61
+HEADROOM = 16 << 10  # the child's reservation: below the limit's margin, so lines get written
+
+UNDER_A_LIMIT = textwrap.dedent(
+    """
+    import resource, sys
+    from smm_daq.cli.main import main
+    from smm_daq.storage import h5file
+    h5file.HEADROOM = int(sys.argv[3])
+    limit = int(sys.argv[2])
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    sys.exit(main(sys.argv[4:]))
+    """
+)
+
+
+def _scan_under_limit(path: Path, limit: int) -> subprocess.CompletedProcess[str]:
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get(
+        "PYTHONPATH", "")]))
+    return subprocess.run(
+        [sys.executable, "-c", UNDER_A_LIMIT, str(path), str(limit), str(HEADROOM), *SCAN,
+         "--out", str(path)],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+
+
+@pytest.mark.slow
+def test_a_scan_that_runs_out_of_room_keeps_its_lines_and_resumes(tmp_path):
+    whole = tmp_path / "whole.h5"
+    assert main([*SCAN, "--out", str(whole)]) == 0
+    with h5py.File(whole, "r") as f:
+        reference = f["k/data/Bz"][()]
+    path = tmp_path / "s.h5"
+    # about 8 kB short of the whole scan: the scan stops some lines before its end
+    done = _scan_under_limit(path, whole.stat().st_size - 8192)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "no room to write" in done.stderr and "smm-daq resume" in done.stderr
+
+    with h5py.File(path, "r") as f:  # a plain reader opens it: not cut short
+        status = f["k/status"].asstr()[()]
+        line_done = f["k/data/line_done"][()].astype(bool)
+        bz = f["k/data/Bz"][()]
+    assert status in ("failed", "interrupted")
+    assert 0 < line_done.sum() < NY
+    np.testing.assert_array_equal(bz[line_done], reference[line_done])
+    h5dump = shutil.which("h5dump")
+    if h5dump is not None:
+        assert subprocess.run([h5dump, "-H", str(path)], capture_output=True).returncode == 0
+
+    assert main(["resume", str(path), "--entry", "k"]) == 0
+    with h5py.File(path, "r") as f:
+        assert f["k/status"].asstr()[()] == "finished"
+        assert f["k/data/line_done"][()].all()
+        after = f["k/data/Bz"][()]
+    np.testing.assert_array_equal(after[line_done], reference[line_done])
+    assert np.isfinite(after).all()
+
+
+MAP_UNDER_A_LIMIT = textwrap.dedent(
+    """
+    import os, resource, sys
+    import numpy as np
+    from smm_daq.errors import StorageError
+    from smm_daq.storage import h5file
+    from smm_daq.storage.mapdata import MapData
+    from smm_daq.storage.nexus import write_map_entry
+    h5file.HEADROOM = 1024
+    path = sys.argv[1]
+    x = np.arange(300) * 1e-6
+    limit = os.path.getsize(path) + 100_000  # a third of the map's 720 kB
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    try:
+        write_map_entry(path, MapData(np.ones((300, 300)), x, x, name="second"), kind="import")
+    except StorageError as exc:
+        print(exc)
+        sys.exit(1)
+    """
+)
+
+
+def test_a_map_entry_without_room_is_refused_and_the_file_is_kept(tmp_path):
+    from smm_daq.storage.mapdata import MapData
+    from smm_daq.storage.nexus import list_entries, read_map, write_map_entry
+
+    path = tmp_path / "s.h5"
+    x = np.arange(300) * 1e-6
+    first = np.outer(x, x)
+    write_map_entry(path, MapData(first, x, x, name="first"), kind="import")
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get(
+        "PYTHONPATH", "")]))
+    done = subprocess.run([sys.executable, "-c", MAP_UNDER_A_LIMIT, str(path)],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert "no room to write" in done.stdout and "the file is as it was" in done.stdout
+    assert [e.name for e in list_entries(path)] == ["first"]
+    np.testing.assert_array_equal(read_map(path, "first").bz, first)
+    with h5py.File(path, "r") as f:
+        assert list(f) == ["first"]
+
+
+KILLED_MID_WRITE = textwrap.dedent(
+    """
+    import os, sys
+    import numpy as np
+    from smm_daq.storage.h5file import writing
+    with writing(sys.argv[1], create=False, swmr=True) as f:
+        f["k/data/Bz"][1] = np.zeros(f["k/data/Bz"].shape[1])
+        f.flush()
+        os.kill(os.getpid(), 9)
+    """
+)
+
+COMMAND_UNDER_A_LIMIT = textwrap.dedent(
+    """
+    import resource, sys
+    from smm_daq.cli.main import main
+    limit = int(sys.argv[1])
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    sys.exit(main(sys.argv[2:]))
+    """
+)
+
+
+def test_a_file_left_open_is_not_repaired_without_room_and_is_still_read(tmp_path):
+    """Repair rebuilds the file beside it: without room for that copy it says so (HDF5
+    writing a file the disk cannot hold crashed the process, also a reader's), and readers
+    read the file as it is."""
+    from smm_daq.storage.h5file import marked_open
+
+    path = tmp_path / "s.h5"
+    assert main([*SCAN[:4], "200,100", *SCAN[5:], "--out", str(path)]) == 0
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get(
+        "PYTHONPATH", "")]))
+    killed = subprocess.run([sys.executable, "-c", KILLED_MID_WRITE, str(path)], env=env)
+    assert killed.returncode == -9 and marked_open(path)
+    before = path.read_bytes()
+
+    def under_limit(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", COMMAND_UNDER_A_LIMIT, str(len(before) // 2), *argv],
+            capture_output=True, text=True, env=env, timeout=120)
+
+    repaired = under_limit("repair", str(path))
+    assert repaired.returncode == 1, repaired.stderr
+    assert "no room to repair it" in repaired.stderr and "Traceback" not in repaired.stderr
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.h5"]
+    listed = under_limit("info", str(path))
+    assert listed.returncode == 0, listed.stderr
+    assert "k  [scan, finished]  11 × 6" in listed.stdout  # read as it is, in SWMR mode
