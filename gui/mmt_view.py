@@ -91,6 +91,7 @@ class MMTView(QtWidgets.QWidget):
 
     finished = QtCore.pyqtSignal(bool, str)  # inversion done (ok, message)
     saved = QtCore.pyqtSignal(object)  # the session file a result entry was written to
+    saveEnded = QtCore.pyqtSignal(bool, str)  # a save ended (written?, what happened)
 
     def __init__(self, profile: Profile, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -107,6 +108,7 @@ class MMTView(QtWidgets.QWidget):
         self.progress_bridge.message.connect(self._progress)
         self.progress_bridge.sensors.connect(self._sensors_done)
         self.running = False
+        self.saving = False  # a result being written, in the worker
         self._cancel = threading.Event()
 
         self.entry = QtWidgets.QComboBox()
@@ -292,6 +294,8 @@ class MMTView(QtWidgets.QWidget):
     def run(self) -> bool:
         """Start the inversion in the worker; False (with the reason shown) if it cannot."""
         entry, grain_file = self.entry.currentText(), self.grain_edit.text().strip()
+        if self.running or self.saving:
+            return False
         if self.path is None or not entry or not grain_file:
             self.status.setText("Choose a scan entry (open a session file) and a grain file.")
             return False
@@ -380,6 +384,7 @@ class MMTView(QtWidgets.QWidget):
             return data, result, table, [str(w.message) for w in [*read, *caught]], made
 
         self.run_button.setEnabled(False)
+        self.save_button.setEnabled(False)  # the shown result is saved before or after
         self.cancel_button.setEnabled(True)
         self.running = True
         self.busy.setRange(0, 0)  # busy until the first block of sensors is done
@@ -421,6 +426,7 @@ class MMTView(QtWidgets.QWidget):
         self.busy.setRange(0, 1)
         self.busy.setValue(1)
         self.run_button.setEnabled(True)
+        self.save_button.setEnabled(self.result is not None)
         self.cancel_button.setEnabled(False)
 
     def _done(self, value: tuple[MapData, Any, dict, list[str], dict[str, str]]) -> None:
@@ -454,30 +460,56 @@ class MMTView(QtWidgets.QWidget):
 
     # --- saving --------------------------------------------------------------------------
     def save_to_file(self, name: str | None = None) -> bool:
-        """Write the shown result as entry `name` (default: the next free ENTRY_mmt) of the
-        session file whose scans it inverted, beside them, even if another file has been
-        opened since; False, with the reason shown, if refused."""
-        from smm_daq.analysis.mmt.result_file import write_result_entry
-        from smm_daq.storage.nexus import list_entries
-
+        """Start writing the shown result, in the worker, as entry `name` (default: the next
+        free ENTRY_mmt) of the session file whose scans it inverted, beside them, even if
+        another file has been opened since; `saveEnded` follows (and `saved` once written).
+        An entry there already is never replaced. False when there is nothing to save, or an
+        inversion or a save is running (their buttons are disabled meanwhile)."""
         path = self.result_path
-        if self.result is None or self.data is None or path is None:
+        if (self.result is None or self.data is None or path is None or self.running
+                or self.saving):
             return False
-        try:
-            if name is None:
+        source, result, table, made = self.data.name, self.result, self.table_columns, self.made
+
+        def job() -> str:
+            from smm_daq.analysis.mmt.result_file import write_result_entry
+
+            chosen = name
+            if chosen is None:
                 taken = {e.name for e in list_entries(path)}
-                name, n = f"{self.data.name}_mmt", 1
-                while name in taken:
+                chosen, n = f"{source}_mmt", 1
+                while chosen in taken:
                     n += 1
-                    name = f"{self.data.name}_mmt_{n}"
-            write_result_entry(path, name, self.data.name, self.result,
-                               self.table_columns, self.made)
-        except (SmmError, OSError) as exc:
-            self.status.setText(f"Not saved: {exc}")
-            return False
+                    chosen = f"{source}_mmt_{n}"
+            write_result_entry(path, chosen, source, result, table, made)
+            return chosen
+
+        self._set_saving(True)
+        self.status.setText(f"Saving the result into {path}…")
+        self.worker.submit(job, lambda written: self._saved(path, written), self._save_failed)
+        return True
+
+    def _set_saving(self, on: bool) -> None:
+        self.saving = on
+        self.save_button.setEnabled(not on and self.result is not None)
+        self.run_button.setEnabled(not on)
+
+    def _saved(self, path: Path, name: str) -> None:
+        self._set_saving(False)
         self.status.setText(f"Saved as entry '{name}' of {path}")
         self.saved.emit(path)
-        return True
+        self.saveEnded.emit(True, self.status.text())
+
+    def _save_failed(self, exc: BaseException) -> None:
+        self._set_saving(False)
+        text = str(exc) if isinstance(exc, (SmmError, OSError)) else repr(exc)
+        self.status.setText(f"Not saved: {text}")
+        self.saveEnded.emit(False, self.status.text())
+
+    def shutdown(self) -> None:
+        """Stop the worker as the window closes: a save in hand finishes writing its entry
+        first; an inversion (cancelled) is left to end with its block of sensors."""
+        self.worker.shutdown(wait=self.saving)
 
     def _choose_csv(self) -> None:
         start = str(self.path.with_suffix(".csv")) if self.path else ""
