@@ -39,6 +39,11 @@ def read_grains_into(browser, qtbot, path, fmt: str = "cuboids") -> bool:
     return ended[0]
 
 
+def settled(browser, qtbot) -> None:
+    """Wait until the maps (and images) the browser reads off the GUI thread are shown."""
+    qtbot.waitUntil(lambda: browser.reader.pending == 0, timeout=WAIT_MS)
+
+
 def a_map(name: str, value: float, field=(0.0, 0.0, 0.0), sources=()) -> MapData:
     x = np.arange(12) * 5 * UM
     y = np.arange(8) * 5 * UM
@@ -73,6 +78,7 @@ def browser(qtbot, session_file):
     b.resize(1200, 700)
     b.show()
     b.open_file(session_file)
+    settled(b, qtbot)
     return b
 
 
@@ -115,13 +121,14 @@ def test_compare_shows_the_three_maps_side_by_side(browser):
         assert view.view_box.viewRange()[0] == pytest.approx(zoomed, abs=1e-6)
 
 
-def test_choosing_another_entry_shows_it(browser):
+def test_choosing_another_entry_shows_it(browser, qtbot):
     browser.compare.choosers["remanent"].setCurrentText("inf")
+    settled(browser, qtbot)
     assert browser.compare.views["remanent"].map.name == "inf"
 
 
 def test_the_entries_picked_to_compare_stay_when_the_file_is_read_again(browser, session_file,
-                                                                      tmp_path):
+                                                                      tmp_path, qtbot):
     """The window reads the file again after every scan and write: the maps the user chose to
     compare must stay, where the guess fills only the roles not chosen; another file is
     guessed afresh."""
@@ -132,6 +139,7 @@ def test_the_entries_picked_to_compare_stay_when_the_file_is_read_again(browser,
     remanent.activated.emit(remanent.currentIndex())  # as a user's choice does
     write_map_entry(session_file, a_map("inf2", 4 * UT, field=(0, 0, 50 * UT)), kind="scan")
     browser.refresh()
+    settled(browser, qtbot)
     views = browser.compare.views
     assert views["remanent"].map.name == "rem2"
     assert (views["in-field"].map.name, views["induced"].map.name) == ("inf", "ind")
@@ -139,6 +147,7 @@ def test_the_entries_picked_to_compare_stay_when_the_file_is_read_again(browser,
     write_map_entry(other, a_map("rem2", 1 * UT), kind="scan")
     write_map_entry(other, a_map("zero", 1 * UT), kind="scan")
     assert browser.open_file(other)
+    settled(browser, qtbot)
     assert views["remanent"].map.name == "zero"
 
 
@@ -444,3 +453,41 @@ def test_lines_done_sort_as_numbers(qtbot, tmp_path):
     assert b.open_file(path)
     b.table.sortByColumn(6, QtCore.Qt.SortOrder.AscendingOrder)
     assert names_shown(b.table) == ["two", "nine", "all"]
+
+
+def test_the_maps_to_compare_are_read_off_the_gui_thread(qtbot, session_file, monkeypatch):
+    """A large map takes seconds to read: the window stays live while the three are read."""
+    import threading
+
+    from gui import session_browser
+
+    readers: list[tuple[threading.Thread, str]] = []
+    read_map = session_browser.read_map
+
+    def read(path, entry):
+        readers.append((threading.current_thread(), entry))
+        return read_map(path, entry)
+
+    monkeypatch.setattr(session_browser, "read_map", read)
+    b = SessionBrowser()
+    qtbot.addWidget(b)
+    assert b.open_file(session_file)
+    settled(b, qtbot)
+    assert sorted(entry for _t, entry in readers) == ["ind", "inf", "rem"]
+    assert all(t is not threading.main_thread() for t, _e in readers)
+    assert {r: v.map.name for r, v in b.compare.views.items()} == {
+        "remanent": "rem", "in-field": "inf", "induced": "ind"}
+
+
+def test_a_map_to_compare_that_cannot_be_read_says_why(browser, qtbot, monkeypatch):
+    from gui import session_browser
+    from smm_daq.errors import InputError
+
+    def broken(path, entry):
+        raise InputError("is cut short; expected Bz of (8, 12)", source=f"{path}, {entry}")
+
+    monkeypatch.setattr(session_browser, "read_map", broken)
+    browser.compare.choosers["remanent"].setCurrentText("inf")
+    settled(browser, qtbot)
+    assert "inf: is cut short; expected Bz of (8, 12)" in browser.message.text()
+    assert browser.compare.views["remanent"].map.name == "rem"  # what was shown stays
