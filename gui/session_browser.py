@@ -320,15 +320,6 @@ class SessionBrowser(QtWidgets.QWidget):
         if self.path is not None and info is not None and resumable(info):
             self.resumeRequested.emit(self.path, info.name)
 
-    def _load(self, entry: str) -> MapData | None:
-        if self.path is None:
-            return None
-        try:
-            return read_map(self.path, entry)
-        except (SmmError, OSError) as exc:
-            self.message.setText(str(exc))
-            return None
-
     def _load_later(self, entry: str, show: Callable[[MapData], None]) -> None:
         """Read `entry`'s map in the reader, then `show` it, unless another file was opened
         meanwhile; a map that cannot be read is said in the message line."""
@@ -348,34 +339,50 @@ class SessionBrowser(QtWidgets.QWidget):
             self.message.setText(str(exc) if isinstance(exc, (SmmError, OSError))
                                  else f"{path}: not read: {exc!r}")
 
-    def show_entry(self, row: int) -> None:
-        """Open the entry in table row `row` in the map view (a registered image of the
-        sample: under the maps, as it is drawn when the file opens)."""
+    def show_entry(self, row: int, after: Callable[[bool], None] | None = None) -> None:
+        """Open the entry in table row `row` in the map view once read in the reader (its map,
+        and a product's own, such as χ; a registered image of the sample: under the maps, as
+        it is drawn when the file opens); `mapShown` follows, then `after(shown)`, also when
+        it could not be read (the message says why)."""
         item = self.table.item(row, 0)
-        if item is None:
+        if item is None or self.path is None:
             return
-        name = item.data(QtCore.Qt.ItemDataRole.UserRole)
+        name, path = item.data(QtCore.Qt.ItemDataRole.UserRole), self.path
         info = next((e for e in self.entries if e.name == name), None)
         if info is not None and info.kind == OPTICAL:
             self.show_image(name)
             return
-        m = self._load(name)
-        if m is None:
-            return
-        try:
-            self.product = read_product_map(self.path, m.name) if self.path else None
-        except (SmmError, OSError):
-            self.product = None
-        self.product_entry = m
-        self.show_choice.blockSignals(True)
-        self.show_choice.clear()
-        if self.product is not None:
-            name = product_quantity(self.product).name
-            self.show_choice.addItems(
-                [name] + ([f"SD of {name}"] if self.product.errors is not None else [])
-                + ["Bz (its model)"])
-        self.show_choice.blockSignals(False)
-        self.show_choice.setVisible(self.product is not None)
+
+        def job() -> tuple[MapData, ProductMap | None]:
+            m = read_map(path, name)
+            try:
+                return m, read_product_map(path, m.name)
+            except (SmmError, OSError):
+                return m, None
+
+        def read(value: tuple[MapData, ProductMap | None]) -> None:
+            if self.path == path:
+                self._show_read(*value)
+            if after is not None:
+                after(self.path == path)
+
+        def failed(exc: BaseException) -> None:
+            self._read_failed(path, exc)
+            if after is not None:
+                after(False)
+
+        self.reader.submit(job, read, failed)
+
+    def _show_read(self, m: MapData, product: ProductMap | None) -> None:
+        self.product, self.product_entry = product, m
+        with QtCore.QSignalBlocker(self.show_choice):
+            self.show_choice.clear()
+            if product is not None:
+                name = product_quantity(product).name
+                self.show_choice.addItems(
+                    [name] + ([f"SD of {name}"] if product.errors is not None else [])
+                    + ["Bz (its model)"])
+        self.show_choice.setVisible(product is not None)
         self._show_product()
         self.views.setCurrentWidget(self.map_view)
         self.mapShown.emit(m)
@@ -549,12 +556,16 @@ class SessionBrowser(QtWidgets.QWidget):
                                  "Refresh shows it")
             self.subtracted.emit(True, written)
             return
-        self.show_entry(row)
-        if res.registered:
-            (sx, sy), (ex, ey) = (np.array(res.shift) / 1e-6, np.array(res.shift_sd) / 1e-6)
-            self.map_view.plot.setTitle(f"{name}: remanent shifted by ({sx:.3f} ± {ex:.3f}, "
-                                        f"{sy:.3f} ± {ey:.3f}) µm")
-        self.subtracted.emit(True, written)
+
+        def shown(on_show: bool) -> None:
+            if on_show and res.registered:
+                (sx, sy), (ex, ey) = (np.array(res.shift) / 1e-6,
+                                      np.array(res.shift_sd) / 1e-6)
+                self.map_view.plot.setTitle(f"{name}: remanent shifted by ({sx:.3f} ± "
+                                            f"{ex:.3f}, {sy:.3f} ± {ey:.3f}) µm")
+            self.subtracted.emit(True, written)
+
+        self.show_entry(row, shown)
 
     def _subtraction_failed(self, exc: BaseException) -> None:
         self._subtraction_ended()

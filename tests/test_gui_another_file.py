@@ -73,6 +73,7 @@ def test_another_file_shows_nothing_of_the_file_before(browser, qtbot, files, tm
         browser.load_grains(grains)
     settled(browser, qtbot)
     views = (browser.map_view, *browser.compare.views.values())
+    assert browser.map_view.map.name == "rem"
     assert browser.compare.views["in-field"].map.name == "inf"
     assert all(outline_points(v) > 0 for v in views)
     assert "2 grains of grains.csv" in browser.grain_note.text()

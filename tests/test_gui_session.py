@@ -247,6 +247,7 @@ def test_dragonfly_outlines_use_the_mmt_tabs_options(qtbot, main_window, session
     session, mmt = main_window.session, main_window.mmt
     assert session.open_file(session_file)
     session.show_entry(0)  # the map (0..55 µm × 0..35 µm) the grains are drawn over
+    settled(session, qtbot)
     mmt.dragonfly.min_voxels.setValue(5)
     mmt.dragonfly.crop.setChecked(True)
     assert read_grains_into(session, qtbot, export, "dragonfly"), session.message.text()
@@ -292,6 +293,7 @@ def test_the_dragonfly_options_applied_are_shown_with_the_outlines(qtbot, main_w
     main_window.show_view("session")
     assert session.open_file(session_file)
     session.show_entry(0)
+    settled(session, qtbot)
     assert not session.dragonfly_button.isVisible()
     session.grain_format.setCurrentText("dragonfly")
     assert session.dragonfly_button.isVisible()
