@@ -61,6 +61,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.session.resumeRequested.connect(self._resume)
         self.mmt.saved.connect(self._file_written)
         self.scan.scanEnded.connect(self._scan_ended)
+        for changed in (self.holder.busyChanged, self.holder.recipeChanged):
+            changed.connect(lambda _on: self.session.set_rig_free(
+                not self.holder.busy and not self.holder.recipe_running))
         self._close_after_scan = False
         self._closing = False
 

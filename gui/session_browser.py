@@ -136,6 +136,7 @@ class SessionBrowser(QtWidgets.QWidget):
         )
         self.resume_button.setEnabled(False)
         self.resume_button.clicked.connect(self._resume_selected)
+        self.rig_free = True  # no scan or recipe drives the rig: a scan may be resumed
         self.product: ProductMap | None = None  # the shown entry's own map (χ, M), if any
         self.product_entry: MapData | None = None
         self.show_choice = QtWidgets.QComboBox()
@@ -311,9 +312,14 @@ class SessionBrowser(QtWidgets.QWidget):
         name = item.data(QtCore.Qt.ItemDataRole.UserRole) if item is not None else None
         return next((e for e in self.entries if e.name == name), None)
 
+    def set_rig_free(self, free: bool) -> None:
+        """Whether no scan or recipe drives the rig now (Resume is usable only then)."""
+        self.rig_free = free
+        self._selection_changed()
+
     def _selection_changed(self) -> None:
         info = self.selected_entry()
-        self.resume_button.setEnabled(info is not None and resumable(info))
+        self.resume_button.setEnabled(self.rig_free and info is not None and resumable(info))
 
     def _resume_selected(self) -> None:
         info = self.selected_entry()
