@@ -55,6 +55,7 @@ class InversionCancelled(Exception):
     """Raised in the worker between blocks of sensors once the user has cancelled."""
 
 
+GRAIN_VIEW_TITLE = "fitted field of the grain"
 MODELS = ("auto", "cuboid", "dipole", "quadrupole", "octupole")
 DEVICES = ("auto", "cpu", "gpu")
 
@@ -218,7 +219,7 @@ class MMTView(QtWidgets.QWidget):
         self.table.selectionModel().selectionChanged.connect(self._selected)
 
         self.data_view = MapView(title="map and grains")
-        self.grain_view = MapView(title="fitted field of the grain")
+        self.grain_view = MapView(title=GRAIN_VIEW_TITLE)
         self.residual_view = MapView(title="residual (map − fit)")
         for view in (self.grain_view, self.residual_view):
             view.link_to(self.data_view)
@@ -443,7 +444,10 @@ class MMTView(QtWidgets.QWidget):
         self.data_view.set_map(self.data)
         self.data_view.set_outlines(grain_segments(r.grains))
         self.residual_view.set_map(r.residual)
+        # no grain of the new result is selected yet: none of the last one's stays drawn
         self.grain_view.set_map(r.fitted.with_bz(np.zeros_like(r.fitted.bz)))
+        self.grain_view.plot.setTitle(GRAIN_VIEW_TITLE)
+        self.highlight.setData([], [])
         sigma_text = "from the residual" if r.sigma_from_residual else "given"
         higher = r.higher_orders() if hasattr(r, "higher_orders") else None
         resolved = ("" if higher is None else

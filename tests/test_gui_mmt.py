@@ -678,3 +678,20 @@ def test_a_save_refused_is_shown_and_changes_nothing(inverted, qtbot):
     assert [e.name for e in list_entries(view.path)] == ["scan"]
     np.testing.assert_array_equal(read_map(view.path, "scan").bz, before)
     assert view.save_button.isEnabled()
+
+
+def test_a_new_result_shows_no_grain_of_the_last_one_selected(inverted, qtbot):
+    """The grain picked in the last result (its outline highlighted, its field and label in
+    the grain pane) is not shown over the next result, where no grain is selected yet."""
+    view = inverted
+    view.table.selectRow(column(view, "grain").index(2))
+    assert view.highlight.getData()[0].size > 0
+    assert view.grain_view.plot.titleLabel.text == "fitted field of grain 2"
+    with qtbot.waitSignal(view.finished, timeout=WAIT_MS) as done:
+        assert view.run()
+    assert done.args[0], done.args[1]
+    assert view.table.selectionModel().selectedRows() == []
+    xs, _ys = view.highlight.getData()
+    assert xs is None or xs.size == 0
+    assert view.grain_view.plot.titleLabel.text == "fitted field of the grain"
+    assert not np.any(view.grain_view.map.bz)
