@@ -119,6 +119,7 @@ class SessionBrowser(QtWidgets.QWidget):
         # (a large map or image takes seconds), not queued behind a subtraction
         self.reader = Background("maps", self)
         self.registering = False  # an image being read, registered or stored
+        self.closed = False  # the window has closed: its workers are shut down
 
         self.path_label = QtWidgets.QLabel("No session file open")
         self.path_label.setWordWrap(True)
@@ -502,7 +503,8 @@ class SessionBrowser(QtWidgets.QWidget):
     def shutdown(self) -> None:
         """Stop the workers as the window closes: a subtraction in hand finishes writing its
         entry (an image being stored too); a grain file, map or image being read is left to its
-        thread, no longer drawn."""
+        thread, no longer drawn (an image read to register: its dialog is not opened)."""
+        self.closed = True
         self.grain_reader.shutdown(wait=False)
         self.reader.shutdown(wait=False)
         self.worker.shutdown()
@@ -608,6 +610,9 @@ class SessionBrowser(QtWidgets.QWidget):
         self.message.setText(f"Reading {image_path.name}…")
 
         def read(image: np.ndarray) -> None:
+            if self.closed:  # the window closed while it was read
+                self._image_ended(False, "")
+                return
             if self.path != path:
                 self._image_ended(False, f"{image_path.name} not registered: another session "
                                          "file was opened while it was read")

@@ -214,3 +214,29 @@ def test_an_image_refused_when_stored_is_shown_and_changes_nothing(browser, qtbo
     assert browser.message.text() == said
     np.testing.assert_array_equal(read_optical_entry(browser.path, "img")[0], image)
     assert browser.image_button.isEnabled()
+
+
+def test_an_image_read_when_the_window_has_closed_opens_no_dialog(browser, qtbot, tmp_path,
+                                                                  monkeypatch) -> None:
+    import threading
+
+    from gui import session_browser
+
+    Image.fromarray(np.full((40, 60, 3), 90, np.uint8)).save(tmp_path / "thin.png")
+    entered, release = threading.Event(), threading.Event()
+    load_image = session_browser.load_image
+
+    def held(path):
+        entered.set()
+        assert release.wait(WAIT_MS / 1000)
+        return load_image(path)
+
+    monkeypatch.setattr(session_browser, "load_image", held)
+    opened: list[RegistrationDialog] = []
+    monkeypatch.setattr(RegistrationDialog, "exec", lambda dialog: opened.append(dialog) or 0)
+    with qtbot.waitSignal(browser.imageStored, timeout=WAIT_MS) as ended:
+        assert browser.register_image(tmp_path / "thin.png")
+        assert entered.wait(WAIT_MS / 1000)
+        browser.shutdown()  # the window closes while the image is read
+        release.set()
+    assert ended.args == [False, "cancelled"] and opened == []
