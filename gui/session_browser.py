@@ -286,7 +286,10 @@ class SessionBrowser(QtWidgets.QWidget):
         self._show_entries(entries)
 
     def _show_entries(self, entries: list[EntryInfo]) -> None:
-        """Fill the table (and the compare view) with the open file's `entries`, as read."""
+        """Fill the table (and the compare view) with the open file's `entries`, as read; the
+        entry selected stays selected (not the row it was on: in a sorted table another
+        entry's row may take its place)."""
+        selected = self.selected_entry()
         self.entries = entries
         unreadable = [e.problem for e in self.entries if e.problem]
         self.message.setText(unreadable[0] if unreadable else "")
@@ -301,9 +304,18 @@ class SessionBrowser(QtWidgets.QWidget):
                 self.table.setItem(row, col, item)
         self.table.setSortingEnabled(True)
         self.table.resizeColumnsToContents()
+        self.table.clearSelection()
+        row = self._row_of(selected.name) if selected is not None else None
+        if row is not None:
+            self.table.selectRow(row)
         self._selection_changed()  # an entry's status may have changed under the selection
         self.compare.set_entries(self.entries)
         self.entriesChanged.emit(self.path, self.entries)
+
+    def _row_of(self, name: str) -> int | None:
+        return next((r for r in range(self.table.rowCount())
+                     if self.table.item(r, 0).data(QtCore.Qt.ItemDataRole.UserRole) == name),
+                    None)
 
     def selected_entry(self) -> EntryInfo | None:
         rows = {i.row() for i in self.table.selectedIndexes()}
@@ -557,8 +569,7 @@ class SessionBrowser(QtWidgets.QWidget):
             self.subtracted.emit(True, written)
             return
         self.refresh()
-        row = next((r for r in range(self.table.rowCount())
-                    if self.table.item(r, 0).text() == name), None)
+        row = self._row_of(name)
         if row is None:  # the file could not be read again just now (a scan writing a line)
             self.message.setText(f"{written}; the file could not be read again just now: "
                                  "Refresh shows it")

@@ -493,3 +493,23 @@ def test_a_map_to_compare_that_cannot_be_read_says_why(browser, qtbot, monkeypat
     settled(browser, qtbot)
     assert "inf: is cut short; expected Bz of (8, 12)" in browser.message.text()
     assert browser.compare.views["remanent"].map.name == "rem"  # what was shown stays
+
+
+def test_the_selected_entry_stays_selected_when_the_file_is_read_again(qtbot, tmp_path):
+    """In a table sorted by name, a new entry read in takes a row of its own: the entry the
+    user selected (say an aborted scan, for Resume) stays the one selected, not whichever
+    entry comes to its row."""
+    path = tmp_path / "s.h5"
+    for name in ("c", "b"):
+        write_map_entry(path, a_map(name, 1 * UT), kind="scan")
+    b = SessionBrowser()
+    qtbot.addWidget(b)
+    assert b.open_file(path)
+    b.table.sortItems(0, QtCore.Qt.SortOrder.AscendingOrder)
+    b.table.selectRow(1)
+    assert b.selected_entry().name == "c"
+    write_map_entry(path, a_map("a", 1 * UT), kind="scan")
+    b.refresh()
+    assert names_shown(b.table) == ["a", "b", "c"]
+    assert b.selected_entry().name == "c"
+    assert [i.row() for i in b.table.selectionModel().selectedRows()] == [2]
