@@ -515,8 +515,16 @@ class MMTView(QtWidgets.QWidget):
         first; an inversion (cancelled) is left to end with its block of sensors."""
         self.worker.shutdown(wait=self.saving)
 
+    def _beside_result(self, suffix: str) -> str:
+        """Where an export of the shown result is first proposed: beside the session file of
+        the scans it inverted (not the file opened since), named after it and the map."""
+        if self.result_path is None or self.data is None:
+            return ""
+        return str(self.result_path.with_name(f"{self.result_path.stem}_{self.data.name}_mmt"
+                                              f"{suffix}"))
+
     def _choose_csv(self) -> None:
-        start = str(self.path.with_suffix(".csv")) if self.path else ""
+        start = self._beside_result(".csv")
         name, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Per-grain results", start,
                                                         "CSV files (*.csv)")
         if name:
@@ -540,7 +548,7 @@ class MMTView(QtWidgets.QWidget):
         return True
 
     def _choose_library_file(self) -> None:
-        start = str(self.path.with_name("InvMagQuad.npz")) if self.path else ""
+        start = self._beside_result(".npz")
         name, _ = QtWidgets.QFileDialog.getSaveFileName(
             self, "Results for mmt_multipole_inversion", start, "NPZ files (*.npz)")
         if name:
