@@ -515,16 +515,16 @@ class MMTView(QtWidgets.QWidget):
         first; an inversion (cancelled) is left to end with its block of sensors."""
         self.worker.shutdown(wait=self.saving)
 
-    def _beside_result(self, suffix: str) -> str:
+    def _beside_result(self, name: str) -> str:
         """Where an export of the shown result is first proposed: beside the session file of
-        the scans it inverted (not the file opened since), named after it and the map."""
+        the scans it inverted (not the file opened since); `name` with {stem}, {map}."""
         if self.result_path is None or self.data is None:
             return ""
-        return str(self.result_path.with_name(f"{self.result_path.stem}_{self.data.name}_mmt"
-                                              f"{suffix}"))
+        return str(self.result_path.with_name(name.format(stem=self.result_path.stem,
+                                                          map=self.data.name)))
 
     def _choose_csv(self) -> None:
-        start = self._beside_result(".csv")
+        start = self._beside_result("{stem}_{map}_mmt.csv")
         name, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Per-grain results", start,
                                                         "CSV files (*.csv)")
         if name:
@@ -548,7 +548,8 @@ class MMTView(QtWidgets.QWidget):
         return True
 
     def _choose_library_file(self) -> None:
-        start = self._beside_result(".npz")
+        # the multipole library's own name for its results, InvMagQuad_<sample>.npz
+        start = self._beside_result("InvMagQuad_{stem}_{map}.npz")
         name, _ = QtWidgets.QFileDialog.getSaveFileName(
             self, "Results for mmt_multipole_inversion", start, "NPZ files (*.npz)")
         if name:
