@@ -294,3 +294,28 @@ def test_while_a_recipe_runs_the_scan_tabs_start_and_the_sessions_resume_are_dis
     qtbot.waitUntil(lambda: not view.runner.running, timeout=WAIT_MS)
     assert during == [(False, False)]
     assert scan.start_button.isEnabled() and session.resume_button.isEnabled()
+
+
+def test_another_recipe_is_not_opened_over_the_one_running(window, qtbot, tmp_path):
+    """Its steps are marked as they run: a recipe opened meanwhile put its own steps in their
+    place, marked as the running recipe's went on."""
+    recipe, other = tmp_path / "prompt.toml", tmp_path / "other.toml"
+    recipe.write_text('[recipe]\ntitle = "a prompt"\n[[step]]\nkind = "prompt"\n'
+                      'message = "Put the sample in"\n[[step]]\nkind = "zero_field"\n')
+    other.write_text('[recipe]\ntitle = "another"\n[[step]]\nkind = "zero_field"\n')
+    view = window.recipes
+    during: list[object] = []
+
+    def ask(_message: str) -> bool:
+        during.extend([view.open_button.isEnabled(), view.open_recipe(other)])
+        return True
+
+    view.ask = ask
+    assert view.open_recipe(recipe)
+    assert view.run()
+    qtbot.waitUntil(lambda: not view.runner.running, timeout=WAIT_MS)
+    assert during == [False, False]
+    assert view.title_label.text() == "a prompt" and view.steps.count() == 2
+    assert all(view.steps.item(i).text().startswith("✔") for i in range(2))
+    assert view.open_button.isEnabled()
+    assert view.open_recipe(other)  # once it has ended
