@@ -155,7 +155,8 @@ def _screenshot(window: MainWindow, path: Path, outcome: dict[str, bool]) -> Non
     if window.closing or not window.isVisible():
         return
     window.resize(*SCREENSHOT_SIZE)
-    while window.session.reader.pending:  # the session's maps and image, read off the GUI
+    # the session's maps and image, and the selected grain's field, made off the GUI thread
+    while window.session.reader.pending or window.mmt.field_worker.pending:
         QtWidgets.QApplication.processEvents(QtCore.QEventLoop.ProcessEventsFlag.WaitForMoreEvents)
     for _ in range(3):  # layouts settle over a few passes of posted events
         QtWidgets.QApplication.sendPostedEvents()

@@ -93,6 +93,7 @@ class MMTView(QtWidgets.QWidget):
     finished = QtCore.pyqtSignal(bool, str)  # inversion done (ok, message)
     saved = QtCore.pyqtSignal(object)  # the session file a result entry was written to
     saveEnded = QtCore.pyqtSignal(bool, str)  # a save ended (written?, what happened)
+    grainShown = QtCore.pyqtSignal(int)  # the selected grain's own field is drawn (its index)
 
     def __init__(self, profile: Profile, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -105,6 +106,10 @@ class MMTView(QtWidgets.QWidget):
         self.table_columns: dict | None = None  # the result's per-grain columns
         self.made: dict[str, str] = {}  # how the shown result was made: command, grains
         self.worker = Background("mmt", self)
+        # a grain's own field on a large map takes a second: computed off the GUI thread, and
+        # not queued behind an inversion
+        self.field_worker = Background("grain-field", self)
+        self._field_wanted = 0  # the grain field to draw (older ones, when they come: not)
         self.progress_bridge = _Progress(self)
         self.progress_bridge.message.connect(self._progress)
         self.progress_bridge.sensors.connect(self._sensors_done)
@@ -445,6 +450,7 @@ class MMTView(QtWidgets.QWidget):
         self.data_view.set_outlines(grain_segments(r.grains))
         self.residual_view.set_map(r.residual)
         # no grain of the new result is selected yet: none of the last one's stays drawn
+        self._field_wanted += 1
         self.grain_view.set_map(r.fitted.with_bz(np.zeros_like(r.fitted.bz)))
         self.grain_view.plot.setTitle(GRAIN_VIEW_TITLE)
         self.highlight.setData([], [])
@@ -512,7 +518,8 @@ class MMTView(QtWidgets.QWidget):
 
     def shutdown(self) -> None:
         """Stop the worker as the window closes: a save in hand finishes writing its entry
-        first; an inversion (cancelled) is left to end with its block of sensors."""
+        first; an inversion (cancelled) and a grain's field are left to end in their threads."""
+        self.field_worker.shutdown(wait=False)
         self.worker.shutdown(wait=self.saving)
 
     def _beside_result(self, name: str) -> str:
@@ -591,11 +598,29 @@ class MMTView(QtWidgets.QWidget):
             self.table.sortByColumn(model.names.index(column), order)
 
     def select_grain(self, g: int) -> None:
-        """Show grain `g` (index into the result): its own field, the residual around it."""
-        r = self.result
-        assert r is not None and self.data is not None
-        self.grain_view.set_bz(grain_field(r, g, self.data).bz)
-        self.grain_view.plot.setTitle(f"fitted field of grain {r.grains.labels[g]}")
+        """Show grain `g` (index into the result): its outline, the map and residual around
+        it, and its own field once computed in the worker (`grainShown` then)."""
+        r, data = self.result, self.data
+        assert r is not None and data is not None
+        label = r.grains.labels[g]
+        self._field_wanted += 1
+        wanted = self._field_wanted
+        self.grain_view.set_bz(np.zeros_like(data.bz))  # not the grain selected before
+        self.grain_view.plot.setTitle(f"fitted field of grain {label}: computing…")
+
+        def computed(field: MapData) -> None:
+            if wanted == self._field_wanted:  # no other grain or result since
+                self.grain_view.set_bz(field.bz)
+                self.grain_view.plot.setTitle(f"fitted field of grain {label}")
+                self.grainShown.emit(g)
+
+        def failed(exc: BaseException) -> None:
+            if wanted == self._field_wanted:
+                self.grain_view.plot.setTitle(f"fitted field of grain {label}: not computed")
+                self.status.setText(f"The field of grain {label} was not computed: "
+                                    f"{exc if isinstance(exc, SmmError) else repr(exc)}")
+
+        self.field_worker.submit(lambda: grain_field(r, g, data), computed, failed)
         segments = grain_segments(r.grains, only=g) / UM
         self.highlight.setData(segments[:, :, 0].ravel(), segments[:, :, 1].ravel())
         centre = r.grains.centroids()[g]

@@ -141,7 +141,9 @@ def test_the_net_shows_each_grains_direction(inverted):
 def test_selecting_a_grain_shows_its_own_field_and_zooms_to_it(inverted, qtbot):
     view = inverted
     rows = column(view, "grain")
-    view.table.selectRow(rows.index(2))
+    with qtbot.waitSignal(view.grainShown, timeout=WAIT_MS) as shown:
+        view.table.selectRow(rows.index(2))
+    assert shown.args == [1]
     m = view.grain_view.map
     iy, ix = np.unravel_index(np.nanargmax(np.abs(m.bz)), m.bz.shape)
     assert abs(m.x[ix] - 80 * UM) < 15 * UM and abs(m.y[iy] - 60 * UM) < 15 * UM
@@ -684,7 +686,8 @@ def test_a_new_result_shows_no_grain_of_the_last_one_selected(inverted, qtbot):
     """The grain picked in the last result (its outline highlighted, its field and label in
     the grain pane) is not shown over the next result, where no grain is selected yet."""
     view = inverted
-    view.table.selectRow(column(view, "grain").index(2))
+    with qtbot.waitSignal(view.grainShown, timeout=WAIT_MS):
+        view.table.selectRow(column(view, "grain").index(2))
     assert view.highlight.getData()[0].size > 0
     assert view.grain_view.plot.titleLabel.text == "fitted field of grain 2"
     with qtbot.waitSignal(view.finished, timeout=WAIT_MS) as done:
@@ -718,3 +721,41 @@ def test_exports_are_proposed_beside_the_file_of_the_inverted_scans(qtbot, sessi
                         or ("", ""))
     view.csv_button.click()
     assert proposed == [str(tmp_path / "s_scan_mmt.csv")]
+
+
+def test_a_grains_field_is_computed_off_the_gui_thread_and_the_last_pick_wins(
+        inverted, qtbot, monkeypatch):
+    """On a large map a grain's own field takes a second: the window stays live, and a grain
+    picked while the one before is computed is the one drawn, under its own label."""
+    import threading
+
+    from gui import mmt_view
+
+    view = inverted
+    computed: list[tuple[int, threading.Thread]] = []
+    entered, release = threading.Event(), threading.Event()
+    field = mmt_view.grain_field
+
+    def held(result, g, data):
+        computed.append((g, threading.current_thread()))
+        if len(computed) == 1:
+            entered.set()
+            assert release.wait(WAIT_MS / 1000)
+        return field(result, g, data)
+
+    monkeypatch.setattr(mmt_view, "grain_field", held)
+    rows = column(view, "grain")
+    shown: list[int] = []
+    view.grainShown.connect(shown.append)
+    view.table.selectRow(rows.index(2))
+    assert entered.wait(WAIT_MS / 1000)
+    assert view.grain_view.plot.titleLabel.text == "fitted field of grain 2: computing…"
+    assert not np.any(view.grain_view.map.bz)  # not the field of a grain selected before
+    with qtbot.waitSignal(view.grainShown, timeout=WAIT_MS):
+        view.table.selectRow(rows.index(3))
+        release.set()
+    assert shown == [2]  # grain 3's index: grain 2's field, done first, was not drawn
+    assert [g for g, _t in computed] == [1, 2]
+    assert all(t is not threading.main_thread() for _g, t in computed)
+    assert view.grain_view.plot.titleLabel.text == "fitted field of grain 3"
+    np.testing.assert_allclose(view.grain_view.map.bz, field(view.result, 2, view.data).bz)
