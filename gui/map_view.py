@@ -172,6 +172,7 @@ class MapView(QtWidgets.QWidget):
         and line profile gone with it; outlines and an image under it are set on their own."""
         self._map = None
         self.image.clear()
+        self.set_quantity(BZ)  # not a χ's or an M's name and unit over no map
         self.plot.setTitle(self._title or None)
         self.profile_curve.setData([], [])
         self.area.hide()

@@ -123,3 +123,17 @@ def test_an_entry_that_cannot_be_read_says_why(browser, qtbot, monkeypatch) -> N
     assert ended == [False]
     assert browser.message.text().endswith("scan: is cut short; expected Bz of (6, 10)")
     assert browser.map_view.map is None
+
+
+def test_another_file_shows_no_product_of_the_file_before(browser, qtbot, tmp_path) -> None:
+    """χ shown, then another file opened: no χ choice, name or unit stays over no map."""
+    show(browser, qtbot, "chi")
+    other = tmp_path / "other.h5"
+    write_map_entry(other, a_map("scan"), kind="scan")
+    assert browser.open_file(other)
+    qtbot.waitUntil(lambda: browser.reader.pending == 0, timeout=60_000)
+    view = browser.map_view
+    assert view.map is None and browser.product is None
+    assert browser.show_choice.isHidden() and browser.show_choice.count() == 0
+    assert view.quantity.name == "Bz"
+    assert view.colour_bar.getAxis("left").label.toPlainText().strip() == "Bz (µT)"
