@@ -189,3 +189,21 @@ def test_no_screenshot_of_a_window_closed_before_the_demo_ended(qtbot, settings,
     assert app.exit_code(args, outcome, 0) == 1
     assert capsys.readouterr().err == (f"smm-daq: no screenshot written to {shot}: the window "
                                        "was closed before it was due\n")
+
+
+def test_a_screenshot_that_could_not_be_written_exits_1(qtbot, settings, tmp_path, capsys):
+    """The picture asked for is not there: the command says so once and fails (it exited 0)."""
+    from types import SimpleNamespace
+
+    from gui import app
+
+    w = MainWindow(load_profile(), settings, persist=False)
+    qtbot.addWidget(w)
+    w.show()
+    shot = tmp_path / "removed" / "shot.png"  # its folder gone since the command was checked
+    outcome = {"ok": True, "shot": False, "shot_failed": False}
+    app._screenshot(w, shot, outcome)
+    assert not shot.exists() and not w.isVisible()
+    args = SimpleNamespace(file=None, view=None, screenshot=shot)
+    assert app.exit_code(args, outcome, 0) == 1
+    assert capsys.readouterr().err == f"smm-daq: could not write {shot}\n"
