@@ -152,8 +152,6 @@ def _screenshot(window: MainWindow, path: Path, outcome: dict[str, bool]) -> Non
     """Save the window as it looks now (at one size, for the docs), then close it (which
     makes the rig safe); nothing when it has been closed, or is closing, already (what the
     screenshot would show is gone: `exit_code` says so). `outcome` records which."""
-    if window.closing or not window.isVisible():
-        return
     window.resize(*SCREENSHOT_SIZE)
     # the session's maps and image, and the selected grain's field, made off the GUI thread
     while window.session.reader.pending or window.mmt.field_worker.pending:
@@ -163,6 +161,8 @@ def _screenshot(window: MainWindow, path: Path, outcome: dict[str, bool]) -> Non
         QtWidgets.QApplication.processEvents()
     window.session.compare.fit()
     QtWidgets.QApplication.processEvents()
+    if window.closing or not window.isVisible():  # also while the events above were handled
+        return
     if window.grab().save(str(path)):
         outcome["shot"] = True
     else:
