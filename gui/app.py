@@ -13,6 +13,7 @@ from gui.demo_folder import clean_up, make_demo_folder
 from gui.gui_thread_gc import collect_in_gui_thread
 from gui.main_window import MainWindow
 from smm_daq.cli.args import output_file, session_file
+from smm_daq.cli.main import EXIT_FAILED
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import Profile, load_profile
 
@@ -86,7 +87,18 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if folder is not None:  # the window is closed: nothing writes there any more
             print(f"smm-daq: {clean_up(folder)}")
-    return status if outcome["ok"] else 1
+    return exit_code(args, outcome, status)
+
+
+def exit_code(args: argparse.Namespace, outcome: dict[str, bool], status: int) -> int:
+    """The command's exit code once the window has closed: 1 when the demo failed or a
+    screenshot asked for was not written (said, unless its write failure was said already)."""
+    if args.screenshot is not None and not outcome["shot"]:
+        if not outcome["shot_failed"]:
+            print(f"smm-daq: no screenshot written to {args.screenshot}: the window was closed "
+                  "before it was due", file=sys.stderr)
+        return EXIT_FAILED
+    return status if outcome["ok"] else EXIT_FAILED
 
 
 def _open_window(profile: Profile, store: QtCore.QSettings, args: argparse.Namespace,
@@ -98,7 +110,7 @@ def _open_window(profile: Profile, store: QtCore.QSettings, args: argparse.Names
         window.show_view(args.view)
     window.show()
     window.instruments.connect_rig()
-    outcome = {"ok": True}
+    outcome = {"ok": True, "shot": False, "shot_failed": False}
     if demo_folder is not None:
         _start_demo(window, args, outcome, demo_folder)
     else:
@@ -107,7 +119,7 @@ def _open_window(profile: Profile, store: QtCore.QSettings, args: argparse.Names
         elif store.value("session/file") and Path(str(store.value("session/file"))).exists():
             window.open_file(Path(str(store.value("session/file"))))
         if args.screenshot is not None:  # once the rig's first readings are on show
-            shoot = lambda *_: _screenshot(window, args.screenshot)  # noqa: E731
+            shoot = lambda *_: _screenshot(window, args.screenshot, outcome)  # noqa: E731
             window.instruments.updated.connect(shoot, QtCore.Qt.ConnectionType.SingleShotConnection)
             window.holder.failed.connect(shoot)
     return window, outcome
@@ -127,7 +139,7 @@ def _start_demo(window: MainWindow, args: argparse.Namespace, outcome: dict,
         if args.view:
             window.show_view(args.view)
         if args.screenshot is not None:
-            _screenshot(window, args.screenshot)
+            _screenshot(window, args.screenshot, outcome)
 
     demo.finished.connect(done)
     demo.start()
@@ -136,16 +148,25 @@ def _start_demo(window: MainWindow, args: argparse.Namespace, outcome: dict,
 SCREENSHOT_SIZE = (1400, 860)
 
 
-def _screenshot(window: MainWindow, path: Path) -> None:
+def _screenshot(window: MainWindow, path: Path, outcome: dict[str, bool]) -> None:
     """Save the window as it looks now (at one size, for the docs), then close it (which
-    makes the rig safe)."""
+    makes the rig safe); nothing when it has been closed, or is closing, already (what the
+    screenshot would show is gone: `exit_code` says so). `outcome` records which."""
     window.resize(*SCREENSHOT_SIZE)
+    # the session's maps and image, and the selected grain's field, made off the GUI thread
+    while window.session.reader.pending or window.mmt.field_worker.pending:
+        QtWidgets.QApplication.processEvents(QtCore.QEventLoop.ProcessEventsFlag.WaitForMoreEvents)
     for _ in range(3):  # layouts settle over a few passes of posted events
         QtWidgets.QApplication.sendPostedEvents()
         QtWidgets.QApplication.processEvents()
     window.session.compare.fit()
     QtWidgets.QApplication.processEvents()
-    if not window.grab().save(str(path)):
+    if window.closing or not window.isVisible():  # also while the events above were handled
+        return
+    if window.grab().save(str(path)):
+        outcome["shot"] = True
+    else:
+        outcome["shot_failed"] = True
         print(f"smm-daq: could not write {path}", file=sys.stderr)
     window.close()
     QtWidgets.QApplication.quit()

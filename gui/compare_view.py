@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from PyQt6 import QtWidgets
+from PyQt6 import QtCore, QtWidgets
 
 from gui.map_view import MapView
 from smm_daq.storage.mapdata import MapData
@@ -40,9 +40,10 @@ def guess_roles(entries: list[EntryInfo]) -> dict[str, str]:
 class CompareView(QtWidgets.QWidget):
     """Three map views with an entry chooser above each; zoom is linked across them."""
 
-    def __init__(
-        self, load: Callable[[str], MapData | None], parent: QtWidgets.QWidget | None = None
-    ) -> None:
+    def __init__(self, load: Callable[[str, Callable[[MapData], None]], None],
+                 parent: QtWidgets.QWidget | None = None) -> None:
+        """`load(entry, show)` reads an entry's map off the GUI thread, then calls `show(map)`
+        in it (or never, when it could not be read: it says why)."""
         super().__init__(parent)
         self._load = load
         # what the user picked for each role (the file's entries are read again after every
@@ -75,11 +76,13 @@ class CompareView(QtWidgets.QWidget):
         roles = {**guess_roles(entries),
                  **{r: n for r, n in self.picked.items() if n == "" or n in names}}
         for role, chooser in self.choosers.items():
-            chooser.blockSignals(True)
-            chooser.clear()
-            chooser.addItems(["", *names])
-            chooser.blockSignals(False)
-            chooser.setCurrentText(roles.get(role, ""))
+            with QtCore.QSignalBlocker(chooser):
+                chooser.clear()
+                chooser.addItems(["", *names])
+                chooser.setCurrentText(roles.get(role, ""))
+            # read anew, or emptied: a role this file has no map for shows none, not the map
+            # of the file open before
+            self.show_entry(role, chooser.currentText())
 
     def _pick(self, role: str) -> None:
         self.picked[role] = self.choosers[role].currentText()
@@ -89,13 +92,18 @@ class CompareView(QtWidgets.QWidget):
         self.picked.clear()
 
     def show_entry(self, role: str, entry: str) -> None:
+        """Show `entry` in the view of `role` once it is read (none: empty the view)."""
         if not entry:
+            self.views[role].clear()
             return
-        m = self._load(entry)
-        if m is not None:
-            view = self.views[role]
-            view.set_map(m)
-            view.plot.setTitle(f"{role}: {entry}")
+        self._load(entry, lambda m: self._loaded(role, entry, m))
+
+    def _loaded(self, role: str, entry: str, m: MapData) -> None:
+        if self.choosers[role].currentText() != entry:
+            return  # another entry was chosen while this one was read
+        view = self.views[role]
+        view.set_map(m)
+        view.plot.setTitle(f"{role}: {entry}")
 
     def fit(self) -> None:
         """Zoom all three to the first map (linked views with locked aspect ratios widen each

@@ -61,7 +61,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.session.resumeRequested.connect(self._resume)
         self.mmt.saved.connect(self._file_written)
         self.scan.scanEnded.connect(self._scan_ended)
+        for changed in (self.holder.busyChanged, self.holder.recipeChanged):
+            changed.connect(lambda _on: self.session.set_rig_free(
+                not self.holder.busy and not self.holder.recipe_running))
         self._close_after_scan = False
+        self._closing = False
 
         central = QtWidgets.QWidget()
         layout = QtWidgets.QVBoxLayout(central)
@@ -137,6 +141,10 @@ class MainWindow(QtWidgets.QMainWindow):
             self.close()
 
     # --- settings and closing ------------------------------------------------------------
+    @property
+    def closing(self) -> bool:
+        """The user has agreed to close the window (it may still wait for a scan to end)."""
+        return self._closing or self._close_after_scan
     def _restore(self) -> None:
         geometry = self.settings.value("window/geometry")
         if isinstance(geometry, QtCore.QByteArray):
@@ -184,7 +192,8 @@ class MainWindow(QtWidgets.QMainWindow):
                 event.ignore()
                 return
             self.mmt.cancel()  # it stops after its block of sensors in hand
-        self.mmt.worker.shutdown(wait=False)
+        self._closing = True
+        self.mmt.shutdown()
         self.session.shutdown()  # a subtraction in hand finishes writing its entry
         if self.recipes.runner is not None and self.recipes.runner.running:
             self.recipes.stop()  # a wait step ends within a slice; the rig is then made safe

@@ -69,6 +69,7 @@ class MapView(QtWidgets.QWidget):
     def __init__(self, title: str = "", parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self._map: MapData | None = None
+        self._title = title
         self.level_T = 0.0  # half-width of the colour range, SI (T for Bz)
         self.quantity = BZ
 
@@ -165,6 +166,17 @@ class MapView(QtWidgets.QWidget):
         self._apply_levels()
         self.fit()
         self._update_profile()
+
+    def clear(self) -> None:
+        """Show no map (the one shown belonged to a file no longer open), its title, read-out
+        and line profile gone with it; outlines and an image under it are set on their own."""
+        self._map = None
+        self.image.clear()
+        self.set_quantity(BZ)  # not a χ's or an M's name and unit over no map
+        self.plot.setTitle(self._title or None)
+        self.profile_curve.setData([], [])
+        self.area.hide()
+        self.readout_label.setText("x, y, Bz: move the cursor over the map")
 
     def fit(self) -> None:
         """Zoom to the whole map."""

@@ -55,6 +55,7 @@ class InversionCancelled(Exception):
     """Raised in the worker between blocks of sensors once the user has cancelled."""
 
 
+GRAIN_VIEW_TITLE = "fitted field of the grain"
 MODELS = ("auto", "cuboid", "dipole", "quadrupole", "octupole")
 DEVICES = ("auto", "cpu", "gpu")
 
@@ -91,6 +92,8 @@ class MMTView(QtWidgets.QWidget):
 
     finished = QtCore.pyqtSignal(bool, str)  # inversion done (ok, message)
     saved = QtCore.pyqtSignal(object)  # the session file a result entry was written to
+    saveEnded = QtCore.pyqtSignal(bool, str)  # a save ended (written?, what happened)
+    grainShown = QtCore.pyqtSignal(int)  # the selected grain's own field is drawn (its index)
 
     def __init__(self, profile: Profile, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -103,10 +106,15 @@ class MMTView(QtWidgets.QWidget):
         self.table_columns: dict | None = None  # the result's per-grain columns
         self.made: dict[str, str] = {}  # how the shown result was made: command, grains
         self.worker = Background("mmt", self)
+        # a grain's own field on a large map takes a second: computed off the GUI thread, and
+        # not queued behind an inversion
+        self.field_worker = Background("grain-field", self)
+        self._field_wanted = 0  # the grain field to draw (older ones, when they come: not)
         self.progress_bridge = _Progress(self)
         self.progress_bridge.message.connect(self._progress)
         self.progress_bridge.sensors.connect(self._sensors_done)
         self.running = False
+        self.saving = False  # a result being written, in the worker
         self._cancel = threading.Event()
 
         self.entry = QtWidgets.QComboBox()
@@ -216,7 +224,7 @@ class MMTView(QtWidgets.QWidget):
         self.table.selectionModel().selectionChanged.connect(self._selected)
 
         self.data_view = MapView(title="map and grains")
-        self.grain_view = MapView(title="fitted field of the grain")
+        self.grain_view = MapView(title=GRAIN_VIEW_TITLE)
         self.residual_view = MapView(title="residual (map − fit)")
         for view in (self.grain_view, self.residual_view):
             view.link_to(self.data_view)
@@ -292,6 +300,8 @@ class MMTView(QtWidgets.QWidget):
     def run(self) -> bool:
         """Start the inversion in the worker; False (with the reason shown) if it cannot."""
         entry, grain_file = self.entry.currentText(), self.grain_edit.text().strip()
+        if self.running or self.saving:
+            return False
         if self.path is None or not entry or not grain_file:
             self.status.setText("Choose a scan entry (open a session file) and a grain file.")
             return False
@@ -380,6 +390,7 @@ class MMTView(QtWidgets.QWidget):
             return data, result, table, [str(w.message) for w in [*read, *caught]], made
 
         self.run_button.setEnabled(False)
+        self.save_button.setEnabled(False)  # the shown result is saved before or after
         self.cancel_button.setEnabled(True)
         self.running = True
         self.busy.setRange(0, 0)  # busy until the first block of sensors is done
@@ -421,6 +432,7 @@ class MMTView(QtWidgets.QWidget):
         self.busy.setRange(0, 1)
         self.busy.setValue(1)
         self.run_button.setEnabled(True)
+        self.save_button.setEnabled(self.result is not None)
         self.cancel_button.setEnabled(False)
 
     def _done(self, value: tuple[MapData, Any, dict, list[str], dict[str, str]]) -> None:
@@ -437,7 +449,11 @@ class MMTView(QtWidgets.QWidget):
         self.data_view.set_map(self.data)
         self.data_view.set_outlines(grain_segments(r.grains))
         self.residual_view.set_map(r.residual)
+        # no grain of the new result is selected yet: none of the last one's stays drawn
+        self._field_wanted += 1
         self.grain_view.set_map(r.fitted.with_bz(np.zeros_like(r.fitted.bz)))
+        self.grain_view.plot.setTitle(GRAIN_VIEW_TITLE)
+        self.highlight.setData([], [])
         sigma_text = "from the residual" if r.sigma_from_residual else "given"
         higher = r.higher_orders() if hasattr(r, "higher_orders") else None
         resolved = ("" if higher is None else
@@ -454,33 +470,68 @@ class MMTView(QtWidgets.QWidget):
 
     # --- saving --------------------------------------------------------------------------
     def save_to_file(self, name: str | None = None) -> bool:
-        """Write the shown result as entry `name` (default: the next free ENTRY_mmt) of the
-        session file whose scans it inverted, beside them, even if another file has been
-        opened since; False, with the reason shown, if refused."""
-        from smm_daq.analysis.mmt.result_file import write_result_entry
-        from smm_daq.storage.nexus import list_entries
-
+        """Start writing the shown result, in the worker, as entry `name` (default: the next
+        free ENTRY_mmt) of the session file whose scans it inverted, beside them, even if
+        another file has been opened since; `saveEnded` follows (and `saved` once written).
+        An entry there already is never replaced. False when there is nothing to save, or an
+        inversion or a save is running (their buttons are disabled meanwhile)."""
         path = self.result_path
-        if self.result is None or self.data is None or path is None:
+        if (self.result is None or self.data is None or path is None or self.running
+                or self.saving):
             return False
-        try:
-            if name is None:
+        source, result, table, made = self.data.name, self.result, self.table_columns, self.made
+
+        def job() -> str:
+            from smm_daq.analysis.mmt.result_file import write_result_entry
+
+            chosen = name
+            if chosen is None:
                 taken = {e.name for e in list_entries(path)}
-                name, n = f"{self.data.name}_mmt", 1
-                while name in taken:
+                chosen, n = f"{source}_mmt", 1
+                while chosen in taken:
                     n += 1
-                    name = f"{self.data.name}_mmt_{n}"
-            write_result_entry(path, name, self.data.name, self.result,
-                               self.table_columns, self.made)
-        except (SmmError, OSError) as exc:
-            self.status.setText(f"Not saved: {exc}")
-            return False
-        self.status.setText(f"Saved as entry '{name}' of {path}")
-        self.saved.emit(path)
+                    chosen = f"{source}_mmt_{n}"
+            write_result_entry(path, chosen, source, result, table, made)
+            return chosen
+
+        self._set_saving(True)
+        self.status.setText(f"Saving the result into {path}…")
+        self.worker.submit(job, lambda written: self._saved(path, written), self._save_failed)
         return True
 
+    def _set_saving(self, on: bool) -> None:
+        self.saving = on
+        self.save_button.setEnabled(not on and self.result is not None)
+        self.run_button.setEnabled(not on)
+
+    def _saved(self, path: Path, name: str) -> None:
+        self._set_saving(False)
+        self.status.setText(f"Saved as entry '{name}' of {path}")
+        self.saved.emit(path)
+        self.saveEnded.emit(True, self.status.text())
+
+    def _save_failed(self, exc: BaseException) -> None:
+        self._set_saving(False)
+        text = str(exc) if isinstance(exc, (SmmError, OSError)) else repr(exc)
+        self.status.setText(f"Not saved: {text}")
+        self.saveEnded.emit(False, self.status.text())
+
+    def shutdown(self) -> None:
+        """Stop the worker as the window closes: a save in hand finishes writing its entry
+        first; an inversion (cancelled) and a grain's field are left to end in their threads."""
+        self.field_worker.shutdown(wait=False)
+        self.worker.shutdown(wait=self.saving)
+
+    def _beside_result(self, name: str) -> str:
+        """Where an export of the shown result is first proposed: beside the session file of
+        the scans it inverted (not the file opened since); `name` with {stem}, {map}."""
+        if self.result_path is None or self.data is None:
+            return ""
+        return str(self.result_path.with_name(name.format(stem=self.result_path.stem,
+                                                          map=self.data.name)))
+
     def _choose_csv(self) -> None:
-        start = str(self.path.with_suffix(".csv")) if self.path else ""
+        start = self._beside_result("{stem}_{map}_mmt.csv")
         name, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Per-grain results", start,
                                                         "CSV files (*.csv)")
         if name:
@@ -504,7 +555,8 @@ class MMTView(QtWidgets.QWidget):
         return True
 
     def _choose_library_file(self) -> None:
-        start = str(self.path.with_name("InvMagQuad.npz")) if self.path else ""
+        # the multipole library's own name for its results, InvMagQuad_<sample>.npz
+        start = self._beside_result("InvMagQuad_{stem}_{map}.npz")
         name, _ = QtWidgets.QFileDialog.getSaveFileName(
             self, "Results for mmt_multipole_inversion", start, "NPZ files (*.npz)")
         if name:
@@ -546,11 +598,29 @@ class MMTView(QtWidgets.QWidget):
             self.table.sortByColumn(model.names.index(column), order)
 
     def select_grain(self, g: int) -> None:
-        """Show grain `g` (index into the result): its own field, the residual around it."""
-        r = self.result
-        assert r is not None and self.data is not None
-        self.grain_view.set_bz(grain_field(r, g, self.data).bz)
-        self.grain_view.plot.setTitle(f"fitted field of grain {r.grains.labels[g]}")
+        """Show grain `g` (index into the result): its outline, the map and residual around
+        it, and its own field once computed in the worker (`grainShown` then)."""
+        r, data = self.result, self.data
+        assert r is not None and data is not None
+        label = r.grains.labels[g]
+        self._field_wanted += 1
+        wanted = self._field_wanted
+        self.grain_view.set_bz(np.zeros_like(data.bz))  # not the grain selected before
+        self.grain_view.plot.setTitle(f"fitted field of grain {label}: computing…")
+
+        def computed(field: MapData) -> None:
+            if wanted == self._field_wanted:  # no other grain or result since
+                self.grain_view.set_bz(field.bz)
+                self.grain_view.plot.setTitle(f"fitted field of grain {label}")
+                self.grainShown.emit(g)
+
+        def failed(exc: BaseException) -> None:
+            if wanted == self._field_wanted:
+                self.grain_view.plot.setTitle(f"fitted field of grain {label}: not computed")
+                self.status.setText(f"The field of grain {label} was not computed: "
+                                    f"{exc if isinstance(exc, SmmError) else repr(exc)}")
+
+        self.field_worker.submit(lambda: grain_field(r, g, data), computed, failed)
         segments = grain_segments(r.grains, only=g) / UM
         self.highlight.setData(segments[:, :, 0].ravel(), segments[:, :, 1].ravel())
         centre = r.grains.centroids()[g]

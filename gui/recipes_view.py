@@ -29,7 +29,7 @@ class RecipesView(QtWidgets.QWidget):
         self.recipe_path: Path | None = None
         self.runner: RecipeRunner | None = None
 
-        open_button = QtWidgets.QPushButton("Open recipe…")
+        self.open_button = open_button = QtWidgets.QPushButton("Open recipe…")
         open_button.clicked.connect(self._choose)
         self.path_label = QtWidgets.QLabel("No recipe open")
         self.title_label = QtWidgets.QLabel("")
@@ -77,7 +77,11 @@ class RecipesView(QtWidgets.QWidget):
             self.open_recipe(Path(name))
 
     def open_recipe(self, path: Path) -> bool:
-        """Load and check a recipe against the profile and the scan tab's file."""
+        """Load and check a recipe against the profile and the scan tab's file; not while a
+        recipe runs (its steps, marked as they run, stay on show)."""
+        if self.runner is not None and self.runner.running:
+            self._say("A recipe is running: open another once it has ended.", error=True)
+            return False
         self.recipe, self.recipe_path = None, Path(path)
         self.path_label.setText(str(path))
         self.steps.clear()
@@ -126,6 +130,7 @@ class RecipesView(QtWidgets.QWidget):
         self.runner.stepEnded.connect(self._step_ended)
         self.runner.finished.connect(self._finished)
         self.run_button.setEnabled(False)
+        self.open_button.setEnabled(False)
         self.stop_button.setEnabled(True)
         self._say("running…")
         self.runner.start()
@@ -158,6 +163,7 @@ class RecipesView(QtWidgets.QWidget):
 
     def _finished(self, ok: bool, message: str) -> None:
         self.stop_button.setEnabled(False)
+        self.open_button.setEnabled(True)
         self._update_run_button()
         if self.runner is not None:
             self.ended.emit(self.runner.path)

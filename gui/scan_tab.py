@@ -86,6 +86,8 @@ class ScanTab(QtWidgets.QWidget):
         self.live.stateChanged.connect(self._state_changed)
         self.live.progressed.connect(self._progressed)
         self.live.ended.connect(self._ended)
+        # a recipe's steps alone drive the rig: Start waits for its end
+        holder.recipeChanged.connect(lambda _running: self._state_changed(self.live.state))
         self._state_changed("idle")
 
     # --- file and last map ---------------------------------------------------------------
@@ -209,7 +211,7 @@ class ScanTab(QtWidgets.QWidget):
 
     def _state_changed(self, state: str) -> None:
         running = self.live.running
-        self.start_button.setEnabled(not running)
+        self.start_button.setEnabled(not running and not self.holder.recipe_running)
         self.pause_button.setEnabled(state == "running")
         self.resume_button.setEnabled(state == "paused")
         # also while starting: the field's ramp and the move to the first point come first,

@@ -102,6 +102,7 @@ class SessionBrowser(QtWidgets.QWidget):
     entriesChanged = QtCore.pyqtSignal(object, object)  # Path, its entries (as re-read)
     resumeRequested = QtCore.pyqtSignal(object, str)  # session file Path, scan entry
     subtracted = QtCore.pyqtSignal(bool, str)  # a subtraction ended: written?, what happened
+    imageStored = QtCore.pyqtSignal(bool, str)  # an image registration ended: stored?, what
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -112,7 +113,13 @@ class SessionBrowser(QtWidgets.QWidget):
         # a large Dragonfly export takes seconds to read: read in a worker of its own, not
         # queued behind a subtraction
         self.grain_reader = Background("grains", self)
+        self._grain_read = 0  # the grain read whose outlines are wanted (older ones: dropped)
         self.outlines_drawn = ""  # what the outlines on show are, and how they were read
+        # maps to compare, registered images and images to register: read off the GUI thread
+        # (a large map or image takes seconds), not queued behind a subtraction
+        self.reader = Background("maps", self)
+        self.registering = False  # an image being read, registered or stored
+        self.closed = False  # the window has closed: its workers are shut down
 
         self.path_label = QtWidgets.QLabel("No session file open")
         self.path_label.setWordWrap(True)
@@ -130,6 +137,7 @@ class SessionBrowser(QtWidgets.QWidget):
         )
         self.resume_button.setEnabled(False)
         self.resume_button.clicked.connect(self._resume_selected)
+        self.rig_free = True  # no scan or recipe drives the rig: a scan may be resumed
         self.product: ProductMap | None = None  # the shown entry's own map (χ, M), if any
         self.product_entry: MapData | None = None
         self.show_choice = QtWidgets.QComboBox()
@@ -143,7 +151,7 @@ class SessionBrowser(QtWidgets.QWidget):
         subtract_button.setToolTip("A new induced entry: an in-field map minus a remanent map, "
                                    "registered or not")
         subtract_button.clicked.connect(self._choose_subtraction)
-        image_button = QtWidgets.QPushButton("Image of the sample…")
+        self.image_button = image_button = QtWidgets.QPushButton("Image of the sample…")
         image_button.setToolTip(
             "Register an optical or micro-CT image onto the shown map by control points; it "
             "is stored in the file and drawn under the maps"
@@ -202,7 +210,7 @@ class SessionBrowser(QtWidgets.QWidget):
         left_layout.addWidget(self.message)
 
         self.map_view = MapView()
-        self.compare = CompareView(self._load)
+        self.compare = CompareView(self._load_later)
         self.views = QtWidgets.QTabWidget()
         self.views.addTab(self.map_view, "Map")
         self.views.addTab(self.compare, "Compare")
@@ -238,13 +246,30 @@ class SessionBrowser(QtWidgets.QWidget):
         except OSError as exc:
             self.message.setText(f"Not opened: {path}: cannot be read ({exc})")
             return False
+        if self.path is None or path.resolve() != self.path.resolve():
+            self._forget_file()
         self.path = path
         self.path_label.setText(str(self.path))
-        self.compare.forget_picks()
         self._show_entries(entries)
         self.show_underlay()
         self.fileOpened.emit(self.path)
         return True
+
+    def _forget_file(self) -> None:
+        """Another file is being opened: nothing shown of the one before stays (its map, the
+        grain outlines drawn over its maps, the entries picked to compare, the selection), and
+        what is still being read for it is not drawn when it comes."""
+        self._grain_read += 1
+        self.outlines_drawn = ""
+        self.set_outlines(np.zeros((0, 2, 2)))
+        self._show_grain_note()
+        self.product = self.product_entry = None
+        with QtCore.QSignalBlocker(self.show_choice):
+            self.show_choice.clear()
+        self.show_choice.hide()
+        self.map_view.clear()
+        self.compare.forget_picks()
+        self.table.clearSelection()
 
     def refresh(self) -> None:
         """Re-read the entries of the open file."""
@@ -261,7 +286,10 @@ class SessionBrowser(QtWidgets.QWidget):
         self._show_entries(entries)
 
     def _show_entries(self, entries: list[EntryInfo]) -> None:
-        """Fill the table (and the compare view) with the open file's `entries`, as read."""
+        """Fill the table (and the compare view) with the open file's `entries`, as read; the
+        entry selected stays selected (not the row it was on: in a sorted table another
+        entry's row may take its place)."""
+        selected = self.selected_entry()
         self.entries = entries
         unreadable = [e.problem for e in self.entries if e.problem]
         self.message.setText(unreadable[0] if unreadable else "")
@@ -276,9 +304,18 @@ class SessionBrowser(QtWidgets.QWidget):
                 self.table.setItem(row, col, item)
         self.table.setSortingEnabled(True)
         self.table.resizeColumnsToContents()
+        self.table.clearSelection()
+        row = self._row_of(selected.name) if selected is not None else None
+        if row is not None:
+            self.table.selectRow(row)
         self._selection_changed()  # an entry's status may have changed under the selection
         self.compare.set_entries(self.entries)
         self.entriesChanged.emit(self.path, self.entries)
+
+    def _row_of(self, name: str) -> int | None:
+        return next((r for r in range(self.table.rowCount())
+                     if self.table.item(r, 0).data(QtCore.Qt.ItemDataRole.UserRole) == name),
+                    None)
 
     def selected_entry(self) -> EntryInfo | None:
         rows = {i.row() for i in self.table.selectedIndexes()}
@@ -288,52 +325,83 @@ class SessionBrowser(QtWidgets.QWidget):
         name = item.data(QtCore.Qt.ItemDataRole.UserRole) if item is not None else None
         return next((e for e in self.entries if e.name == name), None)
 
+    def set_rig_free(self, free: bool) -> None:
+        """Whether no scan or recipe drives the rig now (Resume is usable only then)."""
+        self.rig_free = free
+        self._selection_changed()
+
     def _selection_changed(self) -> None:
         info = self.selected_entry()
-        self.resume_button.setEnabled(info is not None and resumable(info))
+        self.resume_button.setEnabled(self.rig_free and info is not None and resumable(info))
 
     def _resume_selected(self) -> None:
         info = self.selected_entry()
         if self.path is not None and info is not None and resumable(info):
             self.resumeRequested.emit(self.path, info.name)
 
-    def _load(self, entry: str) -> MapData | None:
-        if self.path is None:
-            return None
-        try:
-            return read_map(self.path, entry)
-        except (SmmError, OSError) as exc:
-            self.message.setText(str(exc))
-            return None
-
-    def show_entry(self, row: int) -> None:
-        """Open the entry in table row `row` in the map view (a registered image of the
-        sample: under the maps, as it is drawn when the file opens)."""
-        item = self.table.item(row, 0)
-        if item is None:
+    def _load_later(self, entry: str, show: Callable[[MapData], None]) -> None:
+        """Read `entry`'s map in the reader, then `show` it, unless another file was opened
+        meanwhile; a map that cannot be read is said in the message line."""
+        path = self.path
+        if path is None:
             return
-        name = item.data(QtCore.Qt.ItemDataRole.UserRole)
+
+        def read(m: MapData) -> None:
+            if self.path == path:
+                show(m)
+
+        self.reader.submit(lambda: read_map(path, entry), read,
+                           lambda exc: self._read_failed(path, exc))
+
+    def _read_failed(self, path: Path, exc: BaseException) -> None:
+        if self.path == path:
+            self.message.setText(str(exc) if isinstance(exc, (SmmError, OSError))
+                                 else f"{path}: not read: {exc!r}")
+
+    def show_entry(self, row: int, after: Callable[[bool], None] | None = None) -> None:
+        """Open the entry in table row `row` in the map view once read in the reader (its map,
+        and a product's own, such as χ; a registered image of the sample: under the maps, as
+        it is drawn when the file opens); `mapShown` follows, then `after(shown)`, also when
+        it could not be read (the message says why)."""
+        item = self.table.item(row, 0)
+        if item is None or self.path is None:
+            return
+        name, path = item.data(QtCore.Qt.ItemDataRole.UserRole), self.path
         info = next((e for e in self.entries if e.name == name), None)
         if info is not None and info.kind == OPTICAL:
             self.show_image(name)
             return
-        m = self._load(name)
-        if m is None:
-            return
-        try:
-            self.product = read_product_map(self.path, m.name) if self.path else None
-        except (SmmError, OSError):
-            self.product = None
-        self.product_entry = m
-        self.show_choice.blockSignals(True)
-        self.show_choice.clear()
-        if self.product is not None:
-            name = product_quantity(self.product).name
-            self.show_choice.addItems(
-                [name] + ([f"SD of {name}"] if self.product.errors is not None else [])
-                + ["Bz (its model)"])
-        self.show_choice.blockSignals(False)
-        self.show_choice.setVisible(self.product is not None)
+
+        def job() -> tuple[MapData, ProductMap | None]:
+            m = read_map(path, name)
+            try:
+                return m, read_product_map(path, m.name)
+            except (SmmError, OSError):
+                return m, None
+
+        def read(value: tuple[MapData, ProductMap | None]) -> None:
+            if self.path == path:
+                self._show_read(*value)
+            if after is not None:
+                after(self.path == path)
+
+        def failed(exc: BaseException) -> None:
+            self._read_failed(path, exc)
+            if after is not None:
+                after(False)
+
+        self.reader.submit(job, read, failed)
+
+    def _show_read(self, m: MapData, product: ProductMap | None) -> None:
+        self.product, self.product_entry = product, m
+        with QtCore.QSignalBlocker(self.show_choice):
+            self.show_choice.clear()
+            if product is not None:
+                name = product_quantity(product).name
+                self.show_choice.addItems(
+                    [name] + ([f"SD of {name}"] if product.errors is not None else [])
+                    + ["Bz (its model)"])
+        self.show_choice.setVisible(product is not None)
         self._show_product()
         self.views.setCurrentWidget(self.map_view)
         self.mapShown.emit(m)
@@ -382,10 +450,36 @@ class SessionBrowser(QtWidgets.QWidget):
             grains = read_grain_file(path, fmt, options)
             return grains.n_grains, grain_segments(grains)
 
+        self._grain_read += 1
+        wanted, opened = self._grain_read, self.path
+
+        def read(value: tuple[int, np.ndarray]) -> None:
+            if self._grains_wanted(wanted, opened, path):
+                self._grains_read(path, fmt, how, *value)
+
+        def failed(exc: BaseException) -> None:
+            if self._grains_wanted(wanted, opened, path):
+                self._grains_failed(exc)
+
         self.grain_note.setText(f"Reading the grains of {path.name}…")
         self.grain_note.show()
-        self.grain_reader.submit(job, lambda read: self._grains_read(path, fmt, how, *read),
-                                 self._grains_failed)
+        self.grain_reader.submit(job, read, failed)
+
+    def _grains_wanted(self, wanted: int, opened: Path | None, path: Path) -> bool:
+        """Whether the grain read `wanted`, begun with session file `opened` open, is to be
+        drawn: not when another file was opened meanwhile (said, as a failure) nor when
+        another grain file was chosen since (its read reports)."""
+        if wanted == self._grain_read:
+            return True
+        if self.path != opened:
+            text = (f"Grain outlines of {path.name} not drawn: another session file was "
+                    "opened while they were read")
+            self.message.setText(text)
+            self._show_grain_note()
+            self.grainsFailed.emit(text)
+        else:
+            self._show_grain_note()
+        return False
 
     def _grains_read(self, path: Path, fmt: str, how: str, n: int,
                      segments: np.ndarray) -> None:
@@ -420,8 +514,11 @@ class SessionBrowser(QtWidgets.QWidget):
 
     def shutdown(self) -> None:
         """Stop the workers as the window closes: a subtraction in hand finishes writing its
-        entry; a grain file being read is left to its thread, its outlines no longer drawn."""
+        entry (an image being stored too); a grain file, map or image being read is left to its
+        thread, no longer drawn (an image read to register: its dialog is not opened)."""
+        self.closed = True
         self.grain_reader.shutdown(wait=False)
+        self.reader.shutdown(wait=False)
         self.worker.shutdown()
 
     def set_outlines(self, segments: np.ndarray) -> None:
@@ -472,19 +569,22 @@ class SessionBrowser(QtWidgets.QWidget):
             self.subtracted.emit(True, written)
             return
         self.refresh()
-        row = next((r for r in range(self.table.rowCount())
-                    if self.table.item(r, 0).text() == name), None)
+        row = self._row_of(name)
         if row is None:  # the file could not be read again just now (a scan writing a line)
             self.message.setText(f"{written}; the file could not be read again just now: "
                                  "Refresh shows it")
             self.subtracted.emit(True, written)
             return
-        self.show_entry(row)
-        if res.registered:
-            (sx, sy), (ex, ey) = (np.array(res.shift) / 1e-6, np.array(res.shift_sd) / 1e-6)
-            self.map_view.plot.setTitle(f"{name}: remanent shifted by ({sx:.3f} ± {ex:.3f}, "
-                                        f"{sy:.3f} ± {ey:.3f}) µm")
-        self.subtracted.emit(True, written)
+
+        def shown(on_show: bool) -> None:
+            if on_show and res.registered:
+                (sx, sy), (ex, ey) = (np.array(res.shift) / 1e-6,
+                                      np.array(res.shift_sd) / 1e-6)
+                self.map_view.plot.setTitle(f"{name}: remanent shifted by ({sx:.3f} ± "
+                                            f"{ex:.3f}, {sy:.3f} ± {ey:.3f}) µm")
+            self.subtracted.emit(True, written)
+
+        self.show_entry(row, shown)
 
     def _subtraction_failed(self, exc: BaseException) -> None:
         self._subtraction_ended()
@@ -510,35 +610,74 @@ class SessionBrowser(QtWidgets.QWidget):
             self.register_image(Path(name))
 
     def register_image(self, image_path: Path) -> bool:
-        """Read an image, let the user pick control points against the shown map, store it."""
-        if self.path is None or self.map_view.map is None:
+        """Read an image in the reader, then let the user pick control points against the shown
+        map and store it in the worker; `imageStored` follows (also when the dialog is
+        cancelled, or the image cannot be read: why is shown). False when no map is shown or
+        an image is being registered already."""
+        if self.path is None or self.map_view.map is None or self.registering:
             return False
-        try:
-            image = load_image(image_path)
-        except SmmError as exc:
-            self.message.setText(str(exc))
-            return False
-        dialog = RegistrationDialog(image, self.map_view.map, image_name=Path(image_path).name,
-                                    parent=self)
-        accepted = dialog.exec() == QtWidgets.QDialog.DialogCode.Accepted
-        if not accepted or dialog.registration is None:
-            return False
-        return self.store_image(image, dialog.registration, dialog.name_edit.text().strip(),
-                                Path(image_path).name)
+        image_path, path, m = Path(image_path), self.path, self.map_view.map
+        self._set_registering(True)
+        self.message.setText(f"Reading {image_path.name}…")
+
+        def read(image: np.ndarray) -> None:
+            if self.closed:  # the window closed while it was read
+                self._image_ended(False, "")
+                return
+            if self.path != path:
+                self._image_ended(False, f"{image_path.name} not registered: another session "
+                                         "file was opened while it was read")
+                return
+            self.message.setText("")
+            dialog = RegistrationDialog(image, m, image_name=image_path.name, parent=self)
+            accepted = dialog.exec() == QtWidgets.QDialog.DialogCode.Accepted
+            if not accepted or dialog.registration is None:
+                self._image_ended(False, "")
+                return
+            self._store(path, image, dialog.registration, dialog.name_edit.text().strip(),
+                        image_path.name)
+
+        self.reader.submit(lambda: load_image(image_path), read, self._image_failed)
+        return True
 
     def store_image(self, image: np.ndarray, registration: ImageRegistration, name: str,
                     image_file: str) -> bool:
-        """Write the registered image into the open file and draw it under the maps."""
-        if self.path is None:
+        """Write a registered image into the open file in the worker (after a subtraction in
+        hand, which writes there too), then draw it under the maps; `imageStored` follows.
+        False when no file is open or an image is being registered already."""
+        if self.path is None or self.registering:
             return False
-        try:
-            write_optical_entry(self.path, name, image, registration, image_file=image_file)
-        except (SmmError, OSError) as exc:
-            self.message.setText(str(exc))
-            return False
-        self.refresh()
-        self.show_underlay()
+        self._set_registering(True)
+        self._store(self.path, image, registration, name, image_file)
         return True
+
+    def _store(self, path: Path, image: np.ndarray, registration: ImageRegistration, name: str,
+               image_file: str) -> None:
+        def stored(_name: str) -> None:
+            if self.path == path:
+                self.refresh()
+                self.show_underlay()
+            self._image_ended(True, f"Stored the image {image_file} as entry '{name}' of "
+                                    f"{path}")
+
+        self.message.setText(f"Storing the image {image_file} as entry '{name}'…")
+        self.worker.submit(lambda: write_optical_entry(path, name, image, registration,
+                                                       image_file=image_file),
+                           stored, self._image_failed)
+
+    def _image_failed(self, exc: BaseException) -> None:
+        self._image_ended(False, str(exc) if isinstance(exc, (SmmError, OSError))
+                          else f"Image not stored: {exc!r}")
+
+    def _image_ended(self, stored: bool, text: str) -> None:
+        """An image registration is over: stored or not (`text` says why; empty: cancelled)."""
+        self._set_registering(False)
+        self.message.setText(text)
+        self.imageStored.emit(stored, text or "cancelled")
+
+    def _set_registering(self, on: bool) -> None:
+        self.registering = on
+        self.image_button.setEnabled(not on)
 
     def show_underlay(self) -> None:
         """Draw the file's newest registered image under the maps of this tab."""
@@ -549,27 +688,34 @@ class SessionBrowser(QtWidgets.QWidget):
             for view in (self.map_view, *self.compare.views.values()):
                 view.clear_underlay()
 
-    def _draw_underlay(self, name: str) -> bool:
-        """Draw the registered image of entry `name` under every map of this tab."""
-        if self.path is None:
+    def _draw_underlay(self, name: str, then: Callable[[], None] | None = None) -> bool:
+        """Read the registered image of entry `name` in the reader, then draw it under every
+        map of this tab (and call `then`), unless another file was opened meanwhile."""
+        path = self.path
+        if path is None:
             return False
-        try:
-            image, registration = read_optical_entry(self.path, name)
-        except (SmmError, OSError) as exc:
-            self.message.setText(str(exc))
-            return False
-        for view in (self.map_view, *self.compare.views.values()):
-            view.set_underlay(image, underlay_transform(registration.matrix))
+
+        def read(value: tuple[np.ndarray, ImageRegistration]) -> None:
+            if self.path != path:
+                return
+            image, registration = value
+            for view in (self.map_view, *self.compare.views.values()):
+                view.set_underlay(image, underlay_transform(registration.matrix))
+            if then is not None:
+                then()
+
+        self.reader.submit(lambda: read_optical_entry(path, name), read,
+                           lambda exc: self._read_failed(path, exc))
         return True
 
     def show_image(self, name: str) -> bool:
-        """Show the registered image of entry `name`: drawn under the maps where its
-        registration places it, the map view zoomed to it."""
-        if not self._draw_underlay(name):
-            return False
-        self.message.setText("")
-        self.map_view.fit_underlay()
-        self.map_view.plot.setTitle(f"{name}: image of the sample, drawn under the maps "
-                                    "where it was registered")
-        self.views.setCurrentWidget(self.map_view)
-        return True
+        """Show the registered image of entry `name`, once read: drawn under the maps where
+        its registration places it, the map view zoomed to it."""
+        def shown() -> None:
+            self.message.setText("")
+            self.map_view.fit_underlay()
+            self.map_view.plot.setTitle(f"{name}: image of the sample, drawn under the maps "
+                                        "where it was registered")
+            self.views.setCurrentWidget(self.map_view)
+
+        return self._draw_underlay(name, shown)

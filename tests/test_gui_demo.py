@@ -148,3 +148,62 @@ def test_closing_the_window_during_the_demos_recipe_ends_cleanly(qtbot, settings
             w.close()
     assert not w.isVisible() and w.holder.rig is None
     assert ended.args[0] is False
+
+
+def test_no_screenshot_of_a_window_closed_before_the_demo_ended(qtbot, settings, tmp_path,
+                                                                monkeypatch, capsys):
+    """`smm-daq gui --demo --screenshot PATH`, its window closed during the recipe: no picture
+    of a closed window is written (nor one that was there replaced), the command says why and
+    exits 1."""
+    import functools
+    from types import SimpleNamespace
+
+    from PyQt6 import QtWidgets
+
+    from gui import app
+
+    monkeypatch.setattr(app, "Demo", functools.partial(Demo, size_um=300.0, step_um=25.0))
+    shot = tmp_path / "shot.png"
+    shot.write_bytes(b"an earlier picture")
+    args = SimpleNamespace(file=None, view=None, screenshot=shot)
+    w = MainWindow(load_profile(), settings, persist=False)
+    qtbot.addWidget(w)
+    w.show()
+    w.instruments.connect_rig()
+    outcome = {"ok": True, "shot": False, "shot_failed": False}
+    folder = tmp_path / "demo"
+    folder.mkdir()
+    app._start_demo(w, args, outcome, folder)
+    live = w.scan.live
+    qtbot.waitUntil(lambda: live.running and live.points > 3, timeout=WAIT_MS)
+    yes = QtWidgets.QMessageBox.StandardButton.Yes
+    monkeypatch.setattr(QtWidgets.QMessageBox, "question", lambda *a, **k: yes)
+    w.close()
+    assert w.isVisible() and w.closing  # shown while its scan is made safe, closing all the same
+    app._screenshot(w, shot, outcome)
+    assert shot.read_bytes() == b"an earlier picture"
+    qtbot.waitUntil(lambda: not outcome["ok"], timeout=WAIT_MS)  # the demo ended, failed
+    assert not w.isVisible()
+    assert shot.read_bytes() == b"an earlier picture"
+    capsys.readouterr()
+    assert app.exit_code(args, outcome, 0) == 1
+    assert capsys.readouterr().err == (f"smm-daq: no screenshot written to {shot}: the window "
+                                       "was closed before it was due\n")
+
+
+def test_a_screenshot_that_could_not_be_written_exits_1(qtbot, settings, tmp_path, capsys):
+    """The picture asked for is not there: the command says so once and fails (it exited 0)."""
+    from types import SimpleNamespace
+
+    from gui import app
+
+    w = MainWindow(load_profile(), settings, persist=False)
+    qtbot.addWidget(w)
+    w.show()
+    shot = tmp_path / "removed" / "shot.png"  # its folder gone since the command was checked
+    outcome = {"ok": True, "shot": False, "shot_failed": False}
+    app._screenshot(w, shot, outcome)
+    assert not shot.exists() and not w.isVisible()
+    args = SimpleNamespace(file=None, view=None, screenshot=shot)
+    assert app.exit_code(args, outcome, 0) == 1
+    assert capsys.readouterr().err == f"smm-daq: could not write {shot}\n"

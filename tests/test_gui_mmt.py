@@ -64,6 +64,14 @@ def inverted(qtbot, session):
     return view
 
 
+def save(view, qtbot, name=None) -> list:
+    """Save the shown result (into entry `name`, or the next free one) in the worker:
+    (written?, what happened) once it ends."""
+    with qtbot.waitSignal(view.saveEnded, timeout=WAIT_MS) as ended:
+        assert view.save_to_file(name)
+    return ended.args
+
+
 def open_view(qtbot, path, grains):
     """The MMT tab on a session file and a grain file (cuboids)."""
     view = MMTView(load_profile())
@@ -133,7 +141,9 @@ def test_the_net_shows_each_grains_direction(inverted):
 def test_selecting_a_grain_shows_its_own_field_and_zooms_to_it(inverted, qtbot):
     view = inverted
     rows = column(view, "grain")
-    view.table.selectRow(rows.index(2))
+    with qtbot.waitSignal(view.grainShown, timeout=WAIT_MS) as shown:
+        view.table.selectRow(rows.index(2))
+    assert shown.args == [1]
     m = view.grain_view.map
     iy, ix = np.unravel_index(np.nanargmax(np.abs(m.bz)), m.bz.shape)
     assert abs(m.x[ix] - 80 * UM) < 15 * UM and abs(m.y[iy] - 60 * UM) < 15 * UM
@@ -193,7 +203,8 @@ def test_filter_leaves_undetermined_grains_out_only_when_a_limit_is_set(qtbot):
     assert proxy.shown_rows() == [0]
 
 
-def test_results_are_saved_to_the_file_and_as_csv_like_the_command_line(inverted, tmp_path):
+def test_results_are_saved_to_the_file_and_as_csv_like_the_command_line(inverted, tmp_path,
+                                                                         qtbot):
     import csv
 
     import h5py
@@ -205,8 +216,8 @@ def test_results_are_saved_to_the_file_and_as_csv_like_the_command_line(inverted
     assert not view.library_button.isEnabled()  # the cuboid model has no library form
     with_signal = []
     view.saved.connect(with_signal.append)
-    assert view.save_to_file()
-    assert view.save_to_file()  # a second save takes the next free name
+    assert save(view, qtbot)[0]
+    assert save(view, qtbot)[0]  # a second save takes the next free name
     names = [e.name for e in list_entries(view.path)]
     assert names[-2:] == ["scan_mmt", "scan_mmt_2"]
     assert with_signal == [view.path, view.path]
@@ -334,7 +345,7 @@ def test_a_joint_multipole_result_is_saved_whole_like_the_command_line(qtbot, se
     with qtbot.waitSignal(view.finished, timeout=WAIT_MS) as done:
         assert view.run()
     assert done.args[0], done.args[1]
-    assert view.save_to_file("joint")
+    assert save(view, qtbot, "joint")[0]
     info = {e.name: e for e in list_entries(path)}["joint"]
     assert info.kind == "mmt" and info.sources == ("scan", "again")
     with h5py.File(path, "r") as f:
@@ -421,7 +432,7 @@ def test_dragonfly_options_a_mask_per_scan_and_the_library_export(qtbot, session
     assert "--min-voxels 5 --z-top-um 500.0 --crop-to-scan" in view.made["command"]
     assert view.made["grains"] == str(export)
     assert view.status.text().count(" µT (") == 1 and ", " in view.status.text()  # 2 σ
-    assert view.save_to_file("df")
+    assert save(view, qtbot, "df")[0]
     with h5py.File(path, "r") as f:
         for k, name in enumerate(("scan", "again")):
             assert f[f"df/scans/{name}/mask"][()][k, :4].all()
@@ -439,7 +450,7 @@ def test_dragonfly_options_a_mask_per_scan_and_the_library_export(qtbot, session
         assert view.run()
     assert done.args[0], done.args[1]
     assert f"--mask none --mask {masks[1]}" in view.made["command"]
-    assert view.save_to_file("df_none")
+    assert save(view, qtbot, "df_none")[0]
     with h5py.File(path, "r") as f:
         assert "mask" not in f["df_none/scans/scan"]
         assert f["df_none/scans/again/mask"][()][1, :4].all()
@@ -560,7 +571,7 @@ def test_a_result_is_saved_beside_its_scans_after_another_file_is_opened(qtbot, 
         assert view.run()
     assert done.args[0], done.args[1]
     view.set_file(other)
-    assert view.save_to_file()
+    assert save(view, qtbot)[0]
     assert "scan_mmt" in {e.name for e in list_entries(path)}
     assert "scan_mmt" not in {e.name for e in list_entries(other)}
     assert f"of {path}" in view.status.text()
@@ -621,3 +632,130 @@ def test_the_map_list_changes_once_per_change_of_the_files_entries(qtbot, sessio
     changes = len(listed)
     window.session.refresh()
     assert len(listed) == changes  # listed for that change only
+
+
+def test_save_to_file_writes_off_the_gui_thread_and_blocks_a_second_action(inverted, qtbot,
+                                                                           monkeypatch):
+    """A large result takes seconds to write: the window stays live, and neither a second save
+    nor an inversion (which would replace the result being written) can start meanwhile."""
+    import threading
+
+    from smm_daq.analysis.mmt import result_file
+    from smm_daq.storage.nexus import list_entries
+
+    view = inverted
+    writers: list[threading.Thread] = []
+    started, release = threading.Event(), threading.Event()
+    write = result_file.write_result_entry
+
+    def held(*args, **kwargs):
+        writers.append(threading.current_thread())
+        started.set()
+        assert release.wait(WAIT_MS / 1000)
+        return write(*args, **kwargs)
+
+    monkeypatch.setattr(result_file, "write_result_entry", held)
+    with qtbot.waitSignal(view.saveEnded, timeout=WAIT_MS) as ended:
+        assert view.save_to_file("first")
+        assert started.wait(WAIT_MS / 1000)
+        assert view.saving and "Saving" in view.status.text()
+        assert not view.save_button.isEnabled() and not view.run_button.isEnabled()
+        assert not view.save_to_file("second") and not view.run()
+        release.set()
+    assert ended.args == [True, f"Saved as entry 'first' of {view.path}"]
+    assert writers == [writers[0]] and writers[0] is not threading.main_thread()
+    assert [e.name for e in list_entries(view.path)] == ["scan", "first"]
+    assert view.save_button.isEnabled() and view.run_button.isEnabled()
+
+
+def test_a_save_refused_is_shown_and_changes_nothing(inverted, qtbot):
+    from smm_daq.storage.nexus import list_entries, read_map
+
+    view = inverted
+    before = read_map(view.path, "scan").bz
+    ok, said = save(view, qtbot, "scan")  # the scan's own name: never replaced
+    assert not ok
+    assert said == view.status.text()
+    assert said.startswith("Not saved: ") and "entry 'scan' already exists" in said
+    assert [e.name for e in list_entries(view.path)] == ["scan"]
+    np.testing.assert_array_equal(read_map(view.path, "scan").bz, before)
+    assert view.save_button.isEnabled()
+
+
+def test_a_new_result_shows_no_grain_of_the_last_one_selected(inverted, qtbot):
+    """The grain picked in the last result (its outline highlighted, its field and label in
+    the grain pane) is not shown over the next result, where no grain is selected yet."""
+    view = inverted
+    with qtbot.waitSignal(view.grainShown, timeout=WAIT_MS):
+        view.table.selectRow(column(view, "grain").index(2))
+    assert view.highlight.getData()[0].size > 0
+    assert view.grain_view.plot.titleLabel.text == "fitted field of grain 2"
+    with qtbot.waitSignal(view.finished, timeout=WAIT_MS) as done:
+        assert view.run()
+    assert done.args[0], done.args[1]
+    assert view.table.selectionModel().selectedRows() == []
+    xs, _ys = view.highlight.getData()
+    assert xs is None or xs.size == 0
+    assert view.grain_view.plot.titleLabel.text == "fitted field of the grain"
+    assert not np.any(view.grain_view.map.bz)
+
+
+def test_exports_are_proposed_beside_the_file_of_the_inverted_scans(qtbot, session, tmp_path,
+                                                                    monkeypatch):
+    """Another file opened since the inversion: the CSV is still proposed beside the scans the
+    result is of (where Save to file writes it), named after that file and the map."""
+    from PyQt6 import QtWidgets
+
+    path, grains = session
+    view = open_view(qtbot, path, grains)
+    with qtbot.waitSignal(view.finished, timeout=WAIT_MS) as done:
+        assert view.run()
+    assert done.args[0], done.args[1]
+    other = tmp_path / "elsewhere" / "other.h5"
+    other.parent.mkdir()
+    write_map_entry(other, read_map(path, "scan"), kind="scan")
+    view.set_file(other)
+    proposed: list[str] = []
+    monkeypatch.setattr(QtWidgets.QFileDialog, "getSaveFileName",
+                        lambda _parent, _caption, start, _filter: proposed.append(start)
+                        or ("", ""))
+    view.csv_button.click()
+    assert proposed == [str(tmp_path / "s_scan_mmt.csv")]
+
+
+def test_a_grains_field_is_computed_off_the_gui_thread_and_the_last_pick_wins(
+        inverted, qtbot, monkeypatch):
+    """On a large map a grain's own field takes a second: the window stays live, and a grain
+    picked while the one before is computed is the one drawn, under its own label."""
+    import threading
+
+    from gui import mmt_view
+
+    view = inverted
+    computed: list[tuple[int, threading.Thread]] = []
+    entered, release = threading.Event(), threading.Event()
+    field = mmt_view.grain_field
+
+    def held(result, g, data):
+        computed.append((g, threading.current_thread()))
+        if len(computed) == 1:
+            entered.set()
+            assert release.wait(WAIT_MS / 1000)
+        return field(result, g, data)
+
+    monkeypatch.setattr(mmt_view, "grain_field", held)
+    rows = column(view, "grain")
+    shown: list[int] = []
+    view.grainShown.connect(shown.append)
+    view.table.selectRow(rows.index(2))
+    assert entered.wait(WAIT_MS / 1000)
+    assert view.grain_view.plot.titleLabel.text == "fitted field of grain 2: computing…"
+    assert not np.any(view.grain_view.map.bz)  # not the field of a grain selected before
+    with qtbot.waitSignal(view.grainShown, timeout=WAIT_MS):
+        view.table.selectRow(rows.index(3))
+        release.set()
+    assert shown == [2]  # grain 3's index: grain 2's field, done first, was not drawn
+    assert [g for g, _t in computed] == [1, 2]
+    assert all(t is not threading.main_thread() for _g, t in computed)
+    assert view.grain_view.plot.titleLabel.text == "fitted field of grain 3"
+    np.testing.assert_allclose(view.grain_view.map.bz, field(view.result, 2, view.data).bz)

@@ -72,7 +72,8 @@ def test_point_grains_quadrupole_joint_with_mask(qtbot, session):
     diameters = np.cbrt(6 * GRAINS.volume / np.pi) / UM
     np.testing.assert_allclose(circles(*view.data_view.outlines.getData()),
                                np.c_[GRAINS.positions[:, :2] / UM, diameters], rtol=1e-9)
-    view.select_grain(0)
+    with qtbot.waitSignal(view.grainShown, timeout=WAIT_MS):
+        view.select_grain(0)
     # 20 µm either side of it (4 × its distance from the sensor), cut at the map's edge at
     # −0.5 µm (the pane's aspect may widen the view a little): not −10 … 30 µm
     (x0, x1), _ = view.data_view.view_box.viewRange()

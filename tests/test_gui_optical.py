@@ -14,6 +14,7 @@ from smm_daq.storage.nexus import list_entries, write_map_entry
 from smm_daq.storage.optical_entry import read_optical_entry
 
 UM = 1e-6
+WAIT_MS = 60_000
 
 
 def a_map() -> MapData:
@@ -54,6 +55,11 @@ def test_dialog_fits_from_clicked_pairs(qtbot) -> None:
     assert dialog.registration is None and not dialog.save_button.isEnabled()
 
 
+def settled(browser, qtbot) -> None:
+    """Wait until the maps and images the browser reads off the GUI thread are drawn."""
+    qtbot.waitUntil(lambda: browser.reader.pending == 0, timeout=WAIT_MS)
+
+
 @pytest.fixture
 def browser(qtbot, tmp_path):
     path = tmp_path / "s.h5"
@@ -62,10 +68,20 @@ def browser(qtbot, tmp_path):
     qtbot.addWidget(b)
     b.open_file(path)
     b.show_entry(0)
+    settled(b, qtbot)
     return b
 
 
-def test_registered_image_is_stored_and_drawn_under_every_map(browser, tmp_path,
+def registered(browser, qtbot, start) -> list:
+    """`start()` an image registration or store; (stored?, what happened) once it ends, the
+    image drawn."""
+    with qtbot.waitSignal(browser.imageStored, timeout=WAIT_MS) as ended:
+        assert start()
+    settled(browser, qtbot)
+    return ended.args
+
+
+def test_registered_image_is_stored_and_drawn_under_every_map(browser, tmp_path, qtbot,
                                                             monkeypatch) -> None:
     picture = np.zeros((40, 60, 3), np.uint8)
     picture[10:20, 10:30] = (200, 100, 50)
@@ -80,7 +96,9 @@ def test_registered_image_is_stored_and_drawn_under_every_map(browser, tmp_path,
         return QtWidgets.QDialog.DialogCode.Accepted
 
     monkeypatch.setattr(RegistrationDialog, "exec", pick_and_save)
-    assert browser.register_image(tmp_path / "thin.png")
+    stored, said = registered(browser, qtbot, lambda: browser.register_image(tmp_path /
+                                                                             "thin.png"))
+    assert stored, said
     assert [e.name for e in list_entries(browser.path)
             if e.kind == "optical"] == ["thin_section"]
     image, _reg = read_optical_entry(browser.path, "thin_section")
@@ -96,31 +114,37 @@ def test_registered_image_is_stored_and_drawn_under_every_map(browser, tmp_path,
     assert (corner.x(), corner.y()) == pytest.approx((59.0, 39.0), abs=1e-6)
     # Re-opening the file draws it again; the table lists the entry.
     browser.open_file(browser.path)
+    settled(browser, qtbot)
     assert browser.map_view.underlay.isVisible()
     kinds = [e.kind for e in browser.entries]
     assert "optical" in kinds
 
 
-def test_a_file_that_is_not_an_image_is_reported_and_nothing_written(browser,
+def test_a_file_that_is_not_an_image_is_reported_and_nothing_written(browser, qtbot,
                                                                      tmp_path) -> None:
     (tmp_path / "bad.png").write_bytes(b"\x00garbage")
-    assert not browser.register_image(tmp_path / "bad.png")
+    stored, said = registered(browser, qtbot, lambda: browser.register_image(tmp_path /
+                                                                             "bad.png"))
+    assert not stored and "cannot be read as an image" in said
     assert "cannot be read as an image" in browser.message.text()
+    assert browser.image_button.isEnabled()  # another image may be chosen
     assert [e.name for e in list_entries(browser.path) if e.kind == "optical"] == []
 
 
-def test_double_clicking_an_image_entry_shows_that_image(browser) -> None:
+def test_double_clicking_an_image_entry_shows_that_image(browser, qtbot) -> None:
     """An optical entry has no Bz: opening it shows the picture where it was registered."""
     from smm_daq.analysis.optical import fit_affine
 
     registration = fit_affine([[0, 0], [59, 0], [0, 39]], [[0, 0], [59 * UM, 0], [0, 39 * UM]])
     first = np.full((40, 60, 3), 30, np.uint8)
     second = np.full((40, 60, 3), 200, np.uint8)
-    assert browser.store_image(first, registration, "first", "first.png")
-    assert browser.store_image(second, registration, "second", "second.png")
+    for image, name in ((first, "first"), (second, "second")):
+        assert registered(browser, qtbot, lambda image=image, name=name: browser.store_image(
+            image, registration, name, f"{name}.png"))[0]
     row = next(r for r in range(browser.table.rowCount())
                if browser.table.item(r, 0).text() == "first")
     browser.table.cellDoubleClicked.emit(row, 0)
+    settled(browser, qtbot)
     assert browser.message.text() == ""
     assert "image of the sample" in browser.map_view.plot.titleLabel.text
     for view in (browser.map_view, *browser.compare.views.values()):
@@ -128,3 +152,91 @@ def test_double_clicking_an_image_entry_shows_that_image(browser) -> None:
         np.testing.assert_array_equal(view.underlay.image, first)
     shown = browser.map_view.view_box.viewRect()
     assert shown.contains(QtCore.QPointF(0.0, 0.0)) and shown.contains(QtCore.QPointF(59, 39))
+
+
+def test_an_image_is_read_registered_and_stored_off_the_gui_thread(browser, qtbot, tmp_path,
+                                                                   monkeypatch) -> None:
+    """A large thin-section scan takes seconds to read and to write: the window stays live,
+    and no second image can be started meanwhile (its button is disabled)."""
+    import threading
+
+    from gui import session_browser
+
+    Image.fromarray(np.full((40, 60, 3), 90, np.uint8)).save(tmp_path / "thin.png")
+    calls: list[tuple[str, threading.Thread]] = []
+
+    def recording(name: str):
+        done = getattr(session_browser, name)
+
+        def recorded(*args, **kwargs):
+            calls.append((name, threading.current_thread()))
+            return done(*args, **kwargs)
+
+        return recorded
+
+    for name in ("load_image", "write_optical_entry", "read_optical_entry"):
+        monkeypatch.setattr(session_browser, name, recording(name))
+    disabled_in_dialog: list[bool] = []
+
+    def pick_and_save(dialog: RegistrationDialog) -> int:
+        disabled_in_dialog.append(not browser.image_button.isEnabled())
+        for (col, row), (x, y) in [((0, 0), (0, 0)), ((59, 0), (59 * UM, 0)),
+                                   ((0, 39), (0, 39 * UM))]:
+            dialog.add_pixel(col, row)
+            dialog.add_point(x, y)
+        return QtWidgets.QDialog.DialogCode.Accepted
+
+    monkeypatch.setattr(RegistrationDialog, "exec", pick_and_save)
+    with qtbot.waitSignal(browser.imageStored, timeout=WAIT_MS) as ended:
+        assert browser.register_image(tmp_path / "thin.png")
+        assert not browser.image_button.isEnabled()
+        assert not browser.register_image(tmp_path / "thin.png")  # one at a time
+    settled(browser, qtbot)
+    assert ended.args == [True, f"Stored the image thin.png as entry 'optical' of "
+                                f"{browser.path}"]
+    assert [name for name, _t in calls] == ["load_image", "write_optical_entry",
+                                            "read_optical_entry"]
+    assert all(t is not threading.main_thread() for _n, t in calls)
+    assert disabled_in_dialog == [True] and browser.image_button.isEnabled()
+    assert browser.map_view.underlay.isVisible()
+
+
+def test_an_image_refused_when_stored_is_shown_and_changes_nothing(browser, qtbot) -> None:
+    from smm_daq.analysis.optical import fit_affine
+
+    registration = fit_affine([[0, 0], [59, 0], [0, 39]], [[0, 0], [59 * UM, 0], [0, 39 * UM]])
+    image = np.full((40, 60, 3), 30, np.uint8)
+    assert registered(browser, qtbot, lambda: browser.store_image(image, registration, "img",
+                                                                  "a.png"))[0]
+    stored, said = registered(browser, qtbot, lambda: browser.store_image(
+        np.zeros((40, 60, 3), np.uint8), registration, "img", "b.png"))
+    assert not stored and "entry 'img' already exists" in said
+    assert browser.message.text() == said
+    np.testing.assert_array_equal(read_optical_entry(browser.path, "img")[0], image)
+    assert browser.image_button.isEnabled()
+
+
+def test_an_image_read_when_the_window_has_closed_opens_no_dialog(browser, qtbot, tmp_path,
+                                                                  monkeypatch) -> None:
+    import threading
+
+    from gui import session_browser
+
+    Image.fromarray(np.full((40, 60, 3), 90, np.uint8)).save(tmp_path / "thin.png")
+    entered, release = threading.Event(), threading.Event()
+    load_image = session_browser.load_image
+
+    def held(path):
+        entered.set()
+        assert release.wait(WAIT_MS / 1000)
+        return load_image(path)
+
+    monkeypatch.setattr(session_browser, "load_image", held)
+    opened: list[RegistrationDialog] = []
+    monkeypatch.setattr(RegistrationDialog, "exec", lambda dialog: opened.append(dialog) or 0)
+    with qtbot.waitSignal(browser.imageStored, timeout=WAIT_MS) as ended:
+        assert browser.register_image(tmp_path / "thin.png")
+        assert entered.wait(WAIT_MS / 1000)
+        browser.shutdown()  # the window closes while the image is read
+        release.set()
+    assert ended.args == [False, "cancelled"] and opened == []

@@ -43,6 +43,12 @@ def row_of(browser, name: str) -> int:
                 if browser.table.item(r, 0).text() == name)
 
 
+def show(browser, qtbot, name: str) -> None:
+    """Double-click entry `name`: its map shown once read (off the GUI thread)."""
+    with qtbot.waitSignal(browser.mapShown, timeout=60_000):
+        browser.show_entry(row_of(browser, name))
+
+
 def test_reader_returns_the_default_map_and_its_errors(browser) -> None:
     p = read_product_map(browser.path, "chi")
     assert p is not None and p.units == "1" and p.signal == "chi"
@@ -50,8 +56,8 @@ def test_reader_returns_the_default_map_and_its_errors(browser) -> None:
     assert read_product_map(browser.path, "scan") is None
 
 
-def test_chi_shows_as_chi_then_its_sd_then_its_bz(browser) -> None:
-    browser.show_entry(row_of(browser, "chi"))
+def test_chi_shows_as_chi_then_its_sd_then_its_bz(browser, qtbot) -> None:
+    show(browser, qtbot, "chi")
     view = browser.map_view
     assert not browser.show_choice.isHidden()
     assert [browser.show_choice.itemText(i) for i in range(browser.show_choice.count())] == [
@@ -69,10 +75,65 @@ def test_chi_shows_as_chi_then_its_sd_then_its_bz(browser) -> None:
     assert view.map.bz[0, 0] == pytest.approx(0.5 * UT)
 
 
-def test_magnetization_without_sd_and_scans_without_a_choice(browser) -> None:
-    browser.show_entry(row_of(browser, "mag"))
+def test_magnetization_without_sd_and_scans_without_a_choice(browser, qtbot) -> None:
+    show(browser, qtbot, "mag")
     assert browser.map_view.quantity.unit == "A/m"
     assert browser.show_choice.count() == 2  # M and Bz: no SD stored
-    browser.show_entry(row_of(browser, "scan"))
+    show(browser, qtbot, "scan")
     assert browser.show_choice.isHidden()
     assert browser.map_view.quantity.name == "Bz"
+
+
+def test_a_double_clicked_entry_is_read_off_the_gui_thread(browser, qtbot, monkeypatch) -> None:
+    """A large map (and its χ) takes seconds to read: the window stays live meanwhile."""
+    import threading
+
+    from gui import session_browser
+
+    readers: list[tuple[str, threading.Thread]] = []
+
+    def recording(name: str):
+        done = getattr(session_browser, name)
+
+        def recorded(*args):
+            readers.append((name, threading.current_thread()))
+            return done(*args)
+
+        return recorded
+
+    for name in ("read_map", "read_product_map"):
+        monkeypatch.setattr(session_browser, name, recording(name))
+    show(browser, qtbot, "chi")
+    assert [name for name, _t in readers] == ["read_map", "read_product_map"]
+    assert all(t is not threading.main_thread() for _n, t in readers)
+    assert browser.map_view.quantity.name == "χ"
+
+
+def test_an_entry_that_cannot_be_read_says_why(browser, qtbot, monkeypatch) -> None:
+    from gui import session_browser
+    from smm_daq.errors import InputError
+
+    def broken(path, entry):
+        raise InputError("is cut short; expected Bz of (6, 10)", source=f"{path}, {entry}")
+
+    monkeypatch.setattr(session_browser, "read_map", broken)
+    ended: list[bool] = []
+    browser.show_entry(row_of(browser, "scan"), ended.append)
+    qtbot.waitUntil(lambda: bool(ended), timeout=60_000)
+    assert ended == [False]
+    assert browser.message.text().endswith("scan: is cut short; expected Bz of (6, 10)")
+    assert browser.map_view.map is None
+
+
+def test_another_file_shows_no_product_of_the_file_before(browser, qtbot, tmp_path) -> None:
+    """χ shown, then another file opened: no χ choice, name or unit stays over no map."""
+    show(browser, qtbot, "chi")
+    other = tmp_path / "other.h5"
+    write_map_entry(other, a_map("scan"), kind="scan")
+    assert browser.open_file(other)
+    qtbot.waitUntil(lambda: browser.reader.pending == 0, timeout=60_000)
+    view = browser.map_view
+    assert view.map is None and browser.product is None
+    assert browser.show_choice.isHidden() and browser.show_choice.count() == 0
+    assert view.quantity.name == "Bz"
+    assert view.colour_bar.getAxis("left").label.toPlainText().strip() == "Bz (µT)"

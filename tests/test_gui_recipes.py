@@ -260,3 +260,62 @@ def test_the_recipes_scan_bar_ends_where_the_scan_tabs_does(qtbot, settings, tmp
     qtbot.waitUntil(lambda: live.state == "finished", timeout=WAIT_MS)
     assert w.scan.progress.value() == 1000
     assert w.recipes.progress.value() == 1000
+
+
+def test_while_a_recipe_runs_the_scan_tabs_start_and_the_sessions_resume_are_disabled(
+        window, qtbot, tmp_path):
+    """A recipe's steps alone drive the rig: a scan or a resume started meanwhile is refused,
+    so their buttons are not usable then (here during its prompt), and are again after."""
+    import h5py
+    import numpy as np
+
+    from smm_daq.storage.mapdata import MapData
+    from smm_daq.storage.nexus import write_map_entry
+
+    path = tmp_path / "aborted.h5"
+    x = np.arange(4) * 20e-6
+    write_map_entry(path, MapData(bz=np.zeros((4, 4)), x=x, y=x, name="part"), kind="scan")
+    with h5py.File(path, "a") as f:
+        f["part/status"][()] = "aborted"
+        f["part/data/line_done"] = np.arange(4) < 2
+    session, scan = window.session, window.scan
+    assert session.open_file(path)
+    session.table.selectRow(0)
+    assert session.resume_button.isEnabled() and scan.start_button.isEnabled()
+    recipe = tmp_path / "prompt.toml"
+    recipe.write_text('[recipe]\ntitle = "a prompt"\n[[step]]\nkind = "prompt"\n'
+                      'message = "Put the sample in"\n')
+    during: list[tuple[bool, bool]] = []
+    view = window.recipes
+    view.ask = lambda _message: during.append(
+        (scan.start_button.isEnabled(), session.resume_button.isEnabled())) or True
+    assert view.open_recipe(recipe)
+    assert view.run()
+    qtbot.waitUntil(lambda: not view.runner.running, timeout=WAIT_MS)
+    assert during == [(False, False)]
+    assert scan.start_button.isEnabled() and session.resume_button.isEnabled()
+
+
+def test_another_recipe_is_not_opened_over_the_one_running(window, qtbot, tmp_path):
+    """Its steps are marked as they run: a recipe opened meanwhile put its own steps in their
+    place, marked as the running recipe's went on."""
+    recipe, other = tmp_path / "prompt.toml", tmp_path / "other.toml"
+    recipe.write_text('[recipe]\ntitle = "a prompt"\n[[step]]\nkind = "prompt"\n'
+                      'message = "Put the sample in"\n[[step]]\nkind = "zero_field"\n')
+    other.write_text('[recipe]\ntitle = "another"\n[[step]]\nkind = "zero_field"\n')
+    view = window.recipes
+    during: list[object] = []
+
+    def ask(_message: str) -> bool:
+        during.extend([view.open_button.isEnabled(), view.open_recipe(other)])
+        return True
+
+    view.ask = ask
+    assert view.open_recipe(recipe)
+    assert view.run()
+    qtbot.waitUntil(lambda: not view.runner.running, timeout=WAIT_MS)
+    assert during == [False, False]
+    assert view.title_label.text() == "a prompt" and view.steps.count() == 2
+    assert all(view.steps.item(i).text().startswith("✔") for i in range(2))
+    assert view.open_button.isEnabled()
+    assert view.open_recipe(other)  # once it has ended

@@ -39,6 +39,11 @@ def read_grains_into(browser, qtbot, path, fmt: str = "cuboids") -> bool:
     return ended[0]
 
 
+def settled(browser, qtbot) -> None:
+    """Wait until the maps (and images) the browser reads off the GUI thread are shown."""
+    qtbot.waitUntil(lambda: browser.reader.pending == 0, timeout=WAIT_MS)
+
+
 def a_map(name: str, value: float, field=(0.0, 0.0, 0.0), sources=()) -> MapData:
     x = np.arange(12) * 5 * UM
     y = np.arange(8) * 5 * UM
@@ -73,6 +78,7 @@ def browser(qtbot, session_file):
     b.resize(1200, 700)
     b.show()
     b.open_file(session_file)
+    settled(b, qtbot)
     return b
 
 
@@ -115,13 +121,14 @@ def test_compare_shows_the_three_maps_side_by_side(browser):
         assert view.view_box.viewRange()[0] == pytest.approx(zoomed, abs=1e-6)
 
 
-def test_choosing_another_entry_shows_it(browser):
+def test_choosing_another_entry_shows_it(browser, qtbot):
     browser.compare.choosers["remanent"].setCurrentText("inf")
+    settled(browser, qtbot)
     assert browser.compare.views["remanent"].map.name == "inf"
 
 
 def test_the_entries_picked_to_compare_stay_when_the_file_is_read_again(browser, session_file,
-                                                                      tmp_path):
+                                                                      tmp_path, qtbot):
     """The window reads the file again after every scan and write: the maps the user chose to
     compare must stay, where the guess fills only the roles not chosen; another file is
     guessed afresh."""
@@ -132,6 +139,7 @@ def test_the_entries_picked_to_compare_stay_when_the_file_is_read_again(browser,
     remanent.activated.emit(remanent.currentIndex())  # as a user's choice does
     write_map_entry(session_file, a_map("inf2", 4 * UT, field=(0, 0, 50 * UT)), kind="scan")
     browser.refresh()
+    settled(browser, qtbot)
     views = browser.compare.views
     assert views["remanent"].map.name == "rem2"
     assert (views["in-field"].map.name, views["induced"].map.name) == ("inf", "ind")
@@ -139,6 +147,7 @@ def test_the_entries_picked_to_compare_stay_when_the_file_is_read_again(browser,
     write_map_entry(other, a_map("rem2", 1 * UT), kind="scan")
     write_map_entry(other, a_map("zero", 1 * UT), kind="scan")
     assert browser.open_file(other)
+    settled(browser, qtbot)
     assert views["remanent"].map.name == "zero"
 
 
@@ -238,6 +247,7 @@ def test_dragonfly_outlines_use_the_mmt_tabs_options(qtbot, main_window, session
     session, mmt = main_window.session, main_window.mmt
     assert session.open_file(session_file)
     session.show_entry(0)  # the map (0..55 µm × 0..35 µm) the grains are drawn over
+    settled(session, qtbot)
     mmt.dragonfly.min_voxels.setValue(5)
     mmt.dragonfly.crop.setChecked(True)
     assert read_grains_into(session, qtbot, export, "dragonfly"), session.message.text()
@@ -283,6 +293,7 @@ def test_the_dragonfly_options_applied_are_shown_with_the_outlines(qtbot, main_w
     main_window.show_view("session")
     assert session.open_file(session_file)
     session.show_entry(0)
+    settled(session, qtbot)
     assert not session.dragonfly_button.isVisible()
     session.grain_format.setCurrentText("dragonfly")
     assert session.dragonfly_button.isVisible()
@@ -444,3 +455,61 @@ def test_lines_done_sort_as_numbers(qtbot, tmp_path):
     assert b.open_file(path)
     b.table.sortByColumn(6, QtCore.Qt.SortOrder.AscendingOrder)
     assert names_shown(b.table) == ["two", "nine", "all"]
+
+
+def test_the_maps_to_compare_are_read_off_the_gui_thread(qtbot, session_file, monkeypatch):
+    """A large map takes seconds to read: the window stays live while the three are read."""
+    import threading
+
+    from gui import session_browser
+
+    readers: list[tuple[threading.Thread, str]] = []
+    read_map = session_browser.read_map
+
+    def read(path, entry):
+        readers.append((threading.current_thread(), entry))
+        return read_map(path, entry)
+
+    monkeypatch.setattr(session_browser, "read_map", read)
+    b = SessionBrowser()
+    qtbot.addWidget(b)
+    assert b.open_file(session_file)
+    settled(b, qtbot)
+    assert sorted(entry for _t, entry in readers) == ["ind", "inf", "rem"]
+    assert all(t is not threading.main_thread() for t, _e in readers)
+    assert {r: v.map.name for r, v in b.compare.views.items()} == {
+        "remanent": "rem", "in-field": "inf", "induced": "ind"}
+
+
+def test_a_map_to_compare_that_cannot_be_read_says_why(browser, qtbot, monkeypatch):
+    from gui import session_browser
+    from smm_daq.errors import InputError
+
+    def broken(path, entry):
+        raise InputError("is cut short; expected Bz of (8, 12)", source=f"{path}, {entry}")
+
+    monkeypatch.setattr(session_browser, "read_map", broken)
+    browser.compare.choosers["remanent"].setCurrentText("inf")
+    settled(browser, qtbot)
+    assert "inf: is cut short; expected Bz of (8, 12)" in browser.message.text()
+    assert browser.compare.views["remanent"].map.name == "rem"  # what was shown stays
+
+
+def test_the_selected_entry_stays_selected_when_the_file_is_read_again(qtbot, tmp_path):
+    """In a table sorted by name, a new entry read in takes a row of its own: the entry the
+    user selected (say an aborted scan, for Resume) stays the one selected, not whichever
+    entry comes to its row."""
+    path = tmp_path / "s.h5"
+    for name in ("c", "b"):
+        write_map_entry(path, a_map(name, 1 * UT), kind="scan")
+    b = SessionBrowser()
+    qtbot.addWidget(b)
+    assert b.open_file(path)
+    b.table.sortItems(0, QtCore.Qt.SortOrder.AscendingOrder)
+    b.table.selectRow(1)
+    assert b.selected_entry().name == "c"
+    write_map_entry(path, a_map("a", 1 * UT), kind="scan")
+    b.refresh()
+    assert names_shown(b.table) == ["a", "b", "c"]
+    assert b.selected_entry().name == "c"
+    assert [i.row() for i in b.table.selectionModel().selectedRows()] == [2]
