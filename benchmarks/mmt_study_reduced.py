@@ -1,8 +1,8 @@
 """A reduced run of seed 001's parameter study (200 × 200 µm, 50 µm thick by default) on a
 local Dask cluster; prints the median uncertainty ratio per model and the wall time.
 
-Until the project's synthetic-sample generator (`smm-daq mmt synth`, issue 4) is available
-to the study, samples come from `cube_sample` here: the seed's placement (non-intersecting,
+Samples come from `cube_sample` here, not from `smm-daq mmt synth`'s grains of several
+cuboids: the seed's placement (non-intersecting,
 tops between the surface and 10 µm above the bottom) and magnetization law (|M| = M0 (V/V0)^α
 × 10^N(0, 0.5²), φ ~ U(0, 2π), θ ~ U(0, π)), but each grain one cube of 1 to 10 µm instead of
 the seed's micro-CT shapes.

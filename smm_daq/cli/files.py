@@ -32,7 +32,7 @@ def _names(names: list[str]) -> str:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `repair`."""
-    p = sub.add_parser("repair", help="make a file left open by a stopped writer openable "
-                       "everywhere (HDF5 1.10 format)")
+    about = "make a file left open by a stopped writer openable everywhere (HDF5 1.10 format)"
+    p = sub.add_parser("repair", help=about, description=about[0].upper() + about[1:] + ".")
     p.add_argument("file", metavar="FILE.h5", help="session file")
     p.set_defaults(func=_repair)

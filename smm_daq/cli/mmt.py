@@ -275,7 +275,9 @@ def _add_synth(mmt_sub: argparse._SubParsersAction) -> None:
 def _add_import(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("import", help="bring scans of other formats into a session file")
     isub = p.add_subparsers(dest="import_format", metavar="FORMAT", required=True)
-    q = isub.add_parser("mmt-scan", help="a scan in the MMT community's format")
+    q = isub.add_parser("mmt-scan", help="a scan in the MMT community's format",
+                        description="Import a scan in the MMT community's format (the cuboid "
+                                    "library's Bz text and scan-parameter JSON).")
     q.add_argument("map", metavar="MAP.txt", help="whitespace matrix of Bz in T")
     q.add_argument("--params", required=True, metavar="PARAMS.json")
     q.add_argument("--out", required=True, metavar="FILE.h5")

@@ -275,7 +275,9 @@ def _import_mpe(args: argparse.Namespace) -> int:
 
 
 def add_import_mpe(isub: argparse._SubParsersAction) -> None:
-    q = isub.add_parser("mpe", help="a scan in the multipole library's format (JSON + NPZ)")
+    q = isub.add_parser("mpe", help="a scan in the multipole library's format (JSON + NPZ)",
+                        description="Import a scan in the multipole library's format: its "
+                                    "MetaDict JSON (geometry) and NPZ (Bz_array).")
     q.add_argument("params", metavar="PARAMS.json", help="scan geometry (MetaDict JSON)")
     q.add_argument("arrays", metavar="DATA.npz", help="arrays with Bz_array in T")
     q.add_argument("--out", required=True, metavar="FILE.h5")
