@@ -161,9 +161,10 @@ def cuboid_module():
 
 
 def test_every_block_kernel_gets_its_rows_in_one_layout(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Rows wanted C-ordered (a synthetic scan), Fortran-ordered (the QR's blocks) or strided
-    (one scan's part of a joint block) all reach the kernels Fortran-ordered, so numba
-    compiles each kernel once, not once per layout; every caller gets the same rows."""
+    """Rows wanted C-ordered (a synthetic scan), Fortran-ordered (the QR's blocks), strided
+    (one scan's part of a joint block) or as one row (a last block of one sensor) all reach
+    the kernels Fortran-ordered, so numba compiles each kernel once, not once per layout;
+    every caller gets the same rows."""
     import numba
     import numpy as np
 
@@ -203,9 +204,13 @@ def test_every_block_kernel_gets_its_rows_in_one_layout(monkeypatch: pytest.Monk
         joint = np.zeros((shape[0] + 2, shape[1]), order="F")
         for out in (np.empty(shape), joint[2:]):
             np.testing.assert_array_equal(model.block(sensors, out), wanted)
+        one = np.empty((1, shape[1]))  # one row: C- and Fortran-ordered at once
+        np.testing.assert_allclose(model.block(sensors[5:6], one), wanted[5:6],  # alone: not
+                                   rtol=1e-9)  # on a lattice of shared corners, its rounding
         if isinstance(model, cuboid.GreenModel):
             np.testing.assert_array_equal(model.block(sensors), wanted)
             model.near_part(sensors, joint[2:])
+            model.near_part(sensors[5:6], wanted[5:6])
     assert {layout for _, layout in layouts} == {"F"}
     assert {name for name, _ in layouts} == {"_grid_exact", "_order_2_block",
                                              "_orders_3_4_block", "_green_block", "_near_fill",

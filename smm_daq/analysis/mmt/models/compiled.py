@@ -69,11 +69,12 @@ def first_run_notice(model: str) -> str | None:
 
 def fortran_rows(out: np.ndarray) -> np.ndarray:
     """Where a block kernel writes rows meant for `out`: `out` itself when numba types it
-    Fortran-ordered (as the QR's blocks are), else a new Fortran-ordered array of its shape,
-    to be copied into `out`. numba compiles a kernel once per layout of its arguments (C,
-    Fortran or strided), each the better part of a minute for the cuboid model's kernels on 2
-    cores; with one layout each is compiled once. (One row is C- and Fortran-ordered at once,
-    which numba types C: a one-sensor block still compiles that layout.)"""
+    Fortran-ordered (as the QR's blocks are), else a new Fortran-ordered array to be copied
+    into `out` (`rows[:len(out)]`). numba compiles a kernel once per layout of its arguments
+    (C, Fortran or strided), each the better part of a minute for the cuboid model's kernels
+    on 2 cores; with one layout each is compiled once. One row is C- and Fortran-ordered at
+    once, which numba types C, so it gets two (the kernels write only the rows of their
+    sensors)."""
     if out.flags.f_contiguous and not out.flags.c_contiguous:
         return out
-    return np.empty(out.shape, order="F")
+    return np.empty((max(out.shape[0], 2), out.shape[1]), order="F")

@@ -889,7 +889,7 @@ class GreenModel:
                      self.cub_terms, self.cub_mid2, self.cub_inner2, CUBOID_TOLERANCE,
                      lattice is not None, rows)
         if rows is not out:
-            out[...] = rows
+            out[...] = rows[:out.shape[0]]
         return out
 
     def field(self, sensors: np.ndarray, m: np.ndarray) -> np.ndarray:
@@ -931,7 +931,9 @@ class GreenModel:
             return None
         indices = np.empty(nnz, dtype=np.int32)
         data = np.empty((nnz, 1, 3))
-        _near_fill(sensors, self.centroid, self.far2, np.asfortranarray(rows), indptr, indices,
-                   data)  # one layout of the rows, one compilation (`fortran_rows`)
+        held = fortran_rows(rows)  # one layout of the rows, one compilation
+        if held is not rows:
+            held[:rows.shape[0]] = rows
+        _near_fill(sensors, self.centroid, self.far2, held, indptr, indices, data)
         return sparse.bsr_matrix((data, indices, indptr.astype(np.int32)),
                                  shape=(sensors.shape[0], self.n_columns))

@@ -345,7 +345,7 @@ class MultipoleModel:
         else:
             _block_corners(sens, pos, scale, n, s.p, s.q, s.t, rows)
         if rows is not out:
-            out[...] = rows
+            out[...] = rows[:out.shape[0]]
         return out
 
     def field(self, sensors: np.ndarray, m: np.ndarray) -> np.ndarray:
