@@ -128,13 +128,19 @@ def test_background_level_noise_crop_and_export(session, capsys, tmp_path):
     assert code == 2 and "nothing to export" in err
 
 
-def test_susceptibility_and_magnetization_entries(tmp_path, capsys):
+def _layer_file(tmp_path):
+    """A session file holding the induced map of a thin layer of three grains: (path, map, χ)."""
     rng = np.random.default_rng(3)
     chi, _ = grains(rng, 40, count=3)
     m = induced_map(chi, np.array([0.0, 50e-6, 10e-6]), height=20e-6, thickness=20e-6,
                     size=(0.0, 0.0), noise=1e-7, rng=rng)
     path = tmp_path / "layer.h5"
     write_map_entry(path, m, kind="induced")
+    return path, m, chi
+
+
+def test_susceptibility_and_magnetization_entries(tmp_path, capsys):
+    path, _, chi = _layer_file(tmp_path)
     code, out, err = run(capsys, "susceptibility", path, "--entry", "induced", "--name", "chi",
                          "--thickness-um", "20", "--noise-nT", "100")
     assert code == 0 and "λ by discrepancy" in out and "warning" not in err
@@ -172,12 +178,7 @@ def test_a_model_map_is_neither_processed_nor_given_a_noise_floor(tmp_path, caps
     """A χ or M entry keeps the fitted layer's field as its data/Bz: a crop or a levelling of it
     made a map of the model with its χ dropped (titled 'chi: cropped'), and `info` gave that
     model field a noise floor (8.8e-06 µT); both now tell it from a measured map."""
-    rng = np.random.default_rng(3)
-    chi, _ = grains(rng, 40, count=3)
-    m = induced_map(chi, np.array([0.0, 50e-6, 10e-6]), height=20e-6, thickness=20e-6,
-                    size=(0.0, 0.0), noise=1e-7, rng=rng)
-    path = tmp_path / "layer.h5"
-    write_map_entry(path, m, kind="induced")
+    path, m, _ = _layer_file(tmp_path)
     assert run(capsys, "susceptibility", path, "--entry", "induced", "--name", "chi",
                "--thickness-um", "20", "--noise-nT", "100")[0] == 0
     x0, x1 = m.x[[2, -3]] / 1e-6
