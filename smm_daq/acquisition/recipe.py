@@ -442,13 +442,16 @@ def check_recipe(recipe: Recipe, profile: Profile, out: str | Path, *, can_promp
                 made[step.name] = _subtract_footprint(step, made, existing - {step.name}, out)
                 state = (subtract_state(step.in_field, step.remanent, infos[step.name], out)
                          if step.name in infos else NEW)
-            elif isinstance(step, PromptStep) and not can_prompt:
-                raise InputError("needs an operator, but input is not a terminal; run it "
-                                 "interactively or pass --yes to continue past prompts")
         except InputError as exc:
             raise InputError(f"{where}: {exc}", source=recipe.source) from None
         plans.append(plan)
         states.append(state)
+    first = next((i for i, s in enumerate(states) if s in (NEW, RESUME)), len(states))
+    for i, step in enumerate(recipe.steps):  # a prompt skipped when continuing needs nobody
+        if isinstance(step, PromptStep) and not can_prompt and (i > first or not continuing):
+            raise InputError(f"{_where(i, step)}: needs an operator, but input is not a "
+                             "terminal; run it interactively or pass --yes to continue past "
+                             "prompts", source=recipe.source)
     if not duration <= MAX_DURATION_S:
         raise InputError(
             f"the recipe is estimated to take {format_seconds(duration)} (its scans, waits and "
