@@ -12,10 +12,12 @@ import numpy as np
 import pytest
 from acq_fakes import FakeRig, fake_rig
 
-from smm_daq.acquisition.recipe import parse_recipe, run_recipe
+from smm_daq.acquisition.recipe import check_recipe, parse_recipe, run_recipe
+from smm_daq.acquisition.recipe_continue import DONE, NEW, RESUME
 from smm_daq.acquisition.session import ScanNotFinished, Session
 from smm_daq.cli.main import main
 from smm_daq.errors import InputError
+from smm_daq.instruments.profile import load_profile
 from smm_daq.storage.nexus import list_entries, read_map
 
 C = 12.5e-3
@@ -126,6 +128,7 @@ def test_a_recipe_cut_off_in_its_second_scan_is_continued_to_the_end(
     assert "step 4/7: wait 120 s: skipped" in err and "step 5/7: prompt: Look at the sample: " \
            "skipped" in err
     assert "step 6/7: scan 'inf' 5 × 4 points at (0, 40, 0) µT: resumed" in err
+    assert "left to run)" in err
     assert "wrote inf, induced" in err
     assert {e.name: e.status for e in list_entries(out)} == {
         "rem": "finished", "inf": "finished", "induced": "finished"}
@@ -148,6 +151,13 @@ def test_the_python_api_continues_a_cut_off_recipe(tmp_path: Path) -> None:
     with pytest.raises(ScanNotFinished, match="scan 'inf' aborted"):
         run_recipe(parse_recipe(RECIPE), Session(out, _rig(CUT)), yes=True)
     rem = _snapshot(out, "rem")
+    checked = check_recipe(parse_recipe(RECIPE), load_profile(), out, can_prompt=True,
+                           continuing=True)
+    assert checked.states == ("", DONE, "", "", "", RESUME, NEW)
+    rem_s, inf_s = (checked.plans[i].estimate_duration(load_profile()) for i in (1, 5))
+    # left: not the first scan, nor the wait before the work left, nor the line of 'inf' done
+    assert checked.duration_left_s == pytest.approx(
+        checked.duration_s - rem_s - 120.0 - inf_s / 4)
     asked: list[str] = []
     steps: list[str] = []
     written = run_recipe(parse_recipe(RECIPE), Session(out, _rig()), ask=asked.append,

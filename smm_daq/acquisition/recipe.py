@@ -171,6 +171,7 @@ class Recipe:
     duration_s: float = 0.0  # estimated, after `check`: scans, waits and field ramps
     # per step, after `check`: NEW, DONE or RESUME for a step writing an entry, else ""
     states: tuple[str, ...] = field(default=())
+    duration_left_s: float = 0.0  # estimated, after `check`: of the steps left to run
 
     def first_work(self) -> int | None:
         """The first step (after `check`) that writes an entry not yet done, or None."""
@@ -407,7 +408,8 @@ def check_recipe(recipe: Recipe, profile: Profile, out: str | Path, *, can_promp
     made: dict[str, Footprint] = {}  # entries earlier steps will write, by name
     current: tuple[float, float, float] = (0.0, 0.0, 0.0)
     plans: list[ScanPlan | None] = []
-    duration = 0.0
+    costs: list[float] = []  # each step's estimated seconds
+    left: list[float] = []  # the part of each step left to run (of a scan, of its lines)
     for i, step in enumerate(recipe.steps):
         where = _where(i, step)
         plan = None
@@ -419,34 +421,40 @@ def check_recipe(recipe: Recipe, profile: Profile, out: str | Path, *, can_promp
                     f"{where}: entry '{name}' already exists in {out} or earlier in the recipe; "
                     "expected a new name (or, in the file, `smm-daq run --continue` to continue "
                     "the recipe that made it)", source=recipe.source)
-        state = ""
+        state, cost, part = "", 0.0, 1.0
         try:
             if isinstance(step, ScanStep):
                 plan = step.plan(current, profile)
                 plan.validate(profile)
-                state = (scan_state(recipe.text, plan, infos[plan.name], out, profile)
-                         if plan.name in infos else NEW)
-                duration += plan.estimate_duration(profile)
+                state, part = (scan_state(recipe.text, plan, infos[plan.name], out, profile)
+                               if plan.name in infos else (NEW, 1.0))
+                cost = plan.estimate_duration(profile)
                 made[plan.name] = Footprint(plan.name, plan.x, plan.y, plan.height,
                                             profile.sensor.active_area, np.array(plan.field))
             elif isinstance(step, SetFieldStep):
                 check_field(step.field, profile, label="field_uT")
-                duration += _ramp_seconds(current, step.field, profile)
+                cost = _ramp_seconds(current, step.field, profile)
                 current = step.field
             elif isinstance(step, ZeroFieldStep):
-                duration += _ramp_seconds(current, (0.0, 0.0, 0.0), profile)
+                cost = _ramp_seconds(current, (0.0, 0.0, 0.0), profile)
                 current = (0.0, 0.0, 0.0)
             elif isinstance(step, WaitStep):
-                duration += step.seconds
+                cost = step.seconds
             elif isinstance(step, SubtractStep):
                 made[step.name] = _subtract_footprint(step, made, existing - {step.name}, out)
                 state = (subtract_state(step.in_field, step.remanent, infos[step.name], out)
                          if step.name in infos else NEW)
+                part = 0.0 if state == DONE else 1.0
         except InputError as exc:
             raise InputError(f"{where}: {exc}", source=recipe.source) from None
         plans.append(plan)
         states.append(state)
+        costs.append(cost)
+        left.append(part)
     first = next((i for i, s in enumerate(states) if s in (NEW, RESUME)), len(states))
+    duration = sum(costs)
+    duration_left = sum(c * p for i, (c, p) in enumerate(zip(costs, left, strict=True))
+                        if i >= first or not isinstance(recipe.steps[i], WaitStep))
     for i, step in enumerate(recipe.steps):  # a prompt skipped when continuing needs nobody
         if isinstance(step, PromptStep) and not can_prompt and (i > first or not continuing):
             raise InputError(f"{_where(i, step)}: needs an operator, but input is not a "
@@ -458,7 +466,7 @@ def check_recipe(recipe: Recipe, profile: Profile, out: str | Path, *, can_promp
             f"field ramps); expected at most {format_seconds(MAX_DURATION_S)}: split it into "
             "several recipes", source=recipe.source)
     return Recipe(recipe.source, recipe.text, recipe.title, recipe.steps, tuple(plans),
-                  duration, tuple(states))
+                  duration, tuple(states), duration_left)
 
 
 def _where(i: int, step: Step) -> str:

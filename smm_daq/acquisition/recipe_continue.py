@@ -27,9 +27,10 @@ ELSEWHERE = "give the scan another name in the recipe, or --out another file"
 
 
 def scan_state(recipe_text: str, plan: ScanPlan, info: EntryInfo, out: str | Path,
-               profile: Profile) -> str:
-    """DONE or RESUME for the existing entry `info` that the recipe's scan `plan` writes;
-    InputError when it is not this recipe's own, or cannot be resumed with `profile`."""
+               profile: Profile) -> tuple[str, float]:
+    """DONE or RESUME for the existing entry `info` that the recipe's scan `plan` writes, and
+    the part of its lines left to measure; InputError when it is not this recipe's own, or
+    cannot be resumed with `profile`."""
     name = plan.name
     if info.problem:
         raise InputError(f"entry '{name}' of {out} is unreadable ({info.problem}); expected "
@@ -49,9 +50,9 @@ def scan_state(recipe_text: str, plan: ScanPlan, info: EntryInfo, out: str | Pat
         raise InputError(f"entry '{name}' of {out} {what}; expected this recipe's own entry: "
                          f"run the recipe it was made by, or {ELSEWHERE}")
     if info.status == "finished":
-        return DONE
-    check_resume(out, name, profile, hint=RESUME_HINT)
-    return RESUME
+        return DONE, 0.0
+    entry = check_resume(out, name, profile, hint=RESUME_HINT)
+    return RESUME, entry.lines_left / max(entry.line_done.size, 1)
 
 
 def subtract_state(in_field: str, remanent: str, info: EntryInfo, out: str | Path) -> str:

@@ -258,9 +258,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"recipe {args.recipe}: every step is done in {args.out} already; nothing to "
               "continue", file=sys.stderr)
         return 0
+    left = (f" ({format_duration(checked.duration_left_s)} left to run)"
+            if args.continue_recipe else "")
     print(f"recipe {args.recipe}: {len(checked.steps)} steps, estimated "
           f"{format_duration(checked.duration_s)} of instrument time (scans, waits and field "
-          "ramps)", file=sys.stderr)
+          f"ramps){left}", file=sys.stderr)
     session = _open_session(args.out, profile, args.time_scale)
     try:
         written = run_recipe(
