@@ -260,3 +260,21 @@ def test_without_continue_the_python_api_still_refuses_existing_entries(tmp_path
     run_recipe(parse_recipe(RECIPE), Session(out, _rig()), yes=True)
     with pytest.raises(InputError, match=r"entry 'rem' already exists.*--continue"):
         run_recipe(parse_recipe(RECIPE), Session(out, _rig()), yes=True)
+
+
+def test_without_continue_waits_and_prompts_before_the_first_scan_run(tmp_path: Path) -> None:
+    """Skipping them is for a recipe continued only (e.g. an overnight decay, then a scan)."""
+    text = RECIPE.replace('[[step]]\nkind = "zero_field"\n', '[[step]]\nkind = "zero_field"\n'
+                          '[[step]]\nkind = "wait"\nseconds = 600\n'
+                          '[[step]]\nkind = "prompt"\nmessage = "Insert the sample"\n')
+    rig = _rig()
+    asked: list[str] = []
+    t0 = rig.clock.now()
+    written = run_recipe(parse_recipe(text), Session(tmp_path / "s.h5", rig), ask=asked.append)
+    assert written == ["rem", "inf", "induced"]
+    assert asked[0].startswith("Insert the sample") and len(asked) == 2
+    assert rig.clock.now() - t0 >= 720.0
+    only_fields = '[[step]]\nkind = "set_field"\nfield_uT = [0.0, 10.0, 0.0]\n'
+    rig = _rig()
+    assert run_recipe(parse_recipe(only_fields), Session(tmp_path / "f.h5", rig)) == []
+    np.testing.assert_allclose(rig.coils.history[0], [0.0, 10e-6, 0.0])

@@ -172,10 +172,9 @@ class Recipe:
     # per step, after `check`: NEW, DONE or RESUME for a step writing an entry, else ""
     states: tuple[str, ...] = field(default=())
     duration_left_s: float = 0.0  # estimated, after `check`: of the steps left to run
-
-    def first_work(self) -> int | None:
-        """The first step (after `check`) that writes an entry not yet done, or None."""
-        return next((i for i, s in enumerate(self.states) if s in (NEW, RESUME)), None)
+    # after `check`: the step from which every step runs (waits and prompts before it are
+    # skipped: only when continuing); None when a continued recipe has nothing left to run
+    start: int | None = 0
 
     def describe(self, i: int) -> str:
         """One line saying what step `i` does."""
@@ -451,12 +450,13 @@ def check_recipe(recipe: Recipe, profile: Profile, out: str | Path, *, can_promp
         states.append(state)
         costs.append(cost)
         left.append(part)
-    first = next((i for i, s in enumerate(states) if s in (NEW, RESUME)), len(states))
+    first = (next((i for i, s in enumerate(states) if s in (NEW, RESUME)), len(states))
+             if continuing else 0)
     duration = sum(costs)
     duration_left = sum(c * p for i, (c, p) in enumerate(zip(costs, left, strict=True))
                         if i >= first or not isinstance(recipe.steps[i], WaitStep))
     for i, step in enumerate(recipe.steps):  # a prompt skipped when continuing needs nobody
-        if isinstance(step, PromptStep) and not can_prompt and (i > first or not continuing):
+        if isinstance(step, PromptStep) and not can_prompt and i >= first:
             raise InputError(f"{_where(i, step)}: needs an operator, but input is not a "
                              "terminal; run it interactively or pass --yes to continue past "
                              "prompts", source=recipe.source)
@@ -466,7 +466,8 @@ def check_recipe(recipe: Recipe, profile: Profile, out: str | Path, *, can_promp
             f"field ramps); expected at most {format_seconds(MAX_DURATION_S)}: split it into "
             "several recipes", source=recipe.source)
     return Recipe(recipe.source, recipe.text, recipe.title, recipe.steps, tuple(plans),
-                  duration, tuple(states), duration_left)
+                  duration, tuple(states), duration_left,
+                  first if first < len(states) else None)
 
 
 def _where(i: int, step: Step) -> str:
@@ -535,7 +536,7 @@ def run_recipe(
     """
     checked = check_recipe(recipe, session.profile, session.path,
                            can_prompt=yes or _interactive(ask), continuing=continuing)
-    first = checked.first_work()
+    first = checked.start
     if first is None:
         return []
     check_fly_steps(checked, session.rig.stage)

@@ -254,7 +254,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     interactive = sys.stdin is not None and sys.stdin.isatty()
     checked = check_recipe(recipe, profile, args.out, can_prompt=args.yes or interactive,
                            continuing=args.continue_recipe)
-    if checked.first_work() is None:  # only when continuing: the rig is not even connected
+    if checked.start is None:  # only when continuing: the rig is not even connected
         print(f"recipe {args.recipe}: every step is done in {args.out} already; nothing to "
               "continue", file=sys.stderr)
         return 0
