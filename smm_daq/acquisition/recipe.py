@@ -35,6 +35,13 @@ fly plan also against the lock-in and stage the profile names), every entry name
 file, each subtraction's two entries (in the file or made by earlier steps) against each
 other's grid, and its estimated duration (scans, waits and field ramps), at most the plan
 limit MAX_DURATION_S. A recipe holds only data: nothing in it is executed.
+
+A recipe that was cut off (killed, stopped, a scan aborted) is continued on its session file
+with `continuing` (`smm-daq run --continue`): entries the recipe makes that the file holds
+must be its own (`smm_daq.acquisition.recipe_continue`); then a finished scan or an existing
+subtraction is skipped, a cut-off scan resumed, the rest run. Field steps always run, so each
+scan is measured in the field the recipe gives it; wait and prompt steps before the first step
+with work left are skipped (they belonged to work done). With nothing left, nothing runs.
 """
 
 from __future__ import annotations
@@ -60,6 +67,13 @@ from smm_daq.acquisition.plan import (
     ScanPlan,
     check_field,
     format_seconds,
+)
+from smm_daq.acquisition.recipe_continue import (
+    DONE,
+    NEW,
+    RESUME,
+    scan_state,
+    subtract_state,
 )
 from smm_daq.analysis.subtract_inputs import (
     Footprint,
@@ -155,6 +169,12 @@ class Recipe:
     steps: tuple[Step, ...]
     plans: tuple[ScanPlan | None, ...] = field(default=())  # per step, after `check`
     duration_s: float = 0.0  # estimated, after `check`: scans, waits and field ramps
+    # per step, after `check`: NEW, DONE or RESUME for a step writing an entry, else ""
+    states: tuple[str, ...] = field(default=())
+    duration_left_s: float = 0.0  # estimated, after `check`: of the steps left to run
+    # after `check`: the step from which every step runs (waits and prompts before it are
+    # skipped: only when continuing); None when a continued recipe has nothing left to run
+    start: int | None = 0
 
     def describe(self, i: int) -> str:
         """One line saying what step `i` does."""
@@ -372,59 +392,82 @@ def load_recipe(path: str | Path) -> Recipe:
     return parse_recipe(read_text_file(p, "recipe", "a TOML recipe"), str(p))
 
 
-def check_recipe(recipe: Recipe, profile: Profile, out: str | Path, *, can_prompt: bool
-                 ) -> Recipe:
+def check_recipe(recipe: Recipe, profile: Profile, out: str | Path, *, can_prompt: bool,
+                 continuing: bool = False) -> Recipe:
     """Validate every step against the profile and the session file; nothing runs.
 
-    Returns the recipe with each scan step's plan. `can_prompt`: whether a prompt step can be
-    answered (an interactive terminal, or --yes).
+    Returns the recipe with each scan step's plan and what each step has left (`states`).
+    `can_prompt`: whether a prompt step can be answered (an interactive terminal, or --yes).
+    `continuing`: entries the recipe makes may be in the file already when they are its own
+    (see the module), else every entry it makes must be new.
     """
-    existing = {e.name for e in list_entries(out)} if Path(out).exists() else set()
+    infos = {e.name: e for e in list_entries(out)} if Path(out).exists() else {}
+    existing = set(infos)
+    states: list[str] = []
     made: dict[str, Footprint] = {}  # entries earlier steps will write, by name
     current: tuple[float, float, float] = (0.0, 0.0, 0.0)
     plans: list[ScanPlan | None] = []
-    duration = 0.0
+    costs: list[float] = []  # each step's estimated seconds
+    left: list[float] = []  # the part of each step left to run (of a scan, of its lines)
     for i, step in enumerate(recipe.steps):
         where = _where(i, step)
         plan = None
         if isinstance(step, ScanStep | SubtractStep):
             name = step.keys["name"] if isinstance(step, ScanStep) else step.name
             check_entry_name(name, source=f"{recipe.source}, {where}")
-            if name in existing or name in made:
+            if name in made or (name in existing and not continuing):
                 raise InputError(
                     f"{where}: entry '{name}' already exists in {out} or earlier in the recipe; "
-                    "expected a new name", source=recipe.source)
+                    "expected a new name (or, in the file, `smm-daq run --continue` to continue "
+                    "the recipe that made it)", source=recipe.source)
+        state, cost, part = "", 0.0, 1.0
         try:
             if isinstance(step, ScanStep):
                 plan = step.plan(current, profile)
                 plan.validate(profile)
-                duration += plan.estimate_duration(profile)
+                state, part = (scan_state(recipe.text, plan, infos[plan.name], out, profile)
+                               if plan.name in infos else (NEW, 1.0))
+                cost = plan.estimate_duration(profile)
                 made[plan.name] = Footprint(plan.name, plan.x, plan.y, plan.height,
                                             profile.sensor.active_area, np.array(plan.field))
             elif isinstance(step, SetFieldStep):
                 check_field(step.field, profile, label="field_uT")
-                duration += _ramp_seconds(current, step.field, profile)
+                cost = _ramp_seconds(current, step.field, profile)
                 current = step.field
             elif isinstance(step, ZeroFieldStep):
-                duration += _ramp_seconds(current, (0.0, 0.0, 0.0), profile)
+                cost = _ramp_seconds(current, (0.0, 0.0, 0.0), profile)
                 current = (0.0, 0.0, 0.0)
             elif isinstance(step, WaitStep):
-                duration += step.seconds
+                cost = step.seconds
             elif isinstance(step, SubtractStep):
-                made[step.name] = _subtract_footprint(step, made, existing, out)
-            elif isinstance(step, PromptStep) and not can_prompt:
-                raise InputError("needs an operator, but input is not a terminal; run it "
-                                 "interactively or pass --yes to continue past prompts")
+                made[step.name] = _subtract_footprint(step, made, existing - {step.name}, out)
+                state = (subtract_state(step.in_field, step.remanent, infos[step.name], out)
+                         if step.name in infos else NEW)
+                part = 0.0 if state == DONE else 1.0
         except InputError as exc:
             raise InputError(f"{where}: {exc}", source=recipe.source) from None
         plans.append(plan)
+        states.append(state)
+        costs.append(cost)
+        left.append(part)
+    first = (next((i for i, s in enumerate(states) if s in (NEW, RESUME)), len(states))
+             if continuing else 0)
+    duration = sum(costs)
+    duration_left = sum(c * p for i, (c, p) in enumerate(zip(costs, left, strict=True))
+                        if i >= first or not isinstance(recipe.steps[i], WaitStep))
+    for i, step in enumerate(recipe.steps):  # a prompt skipped when continuing needs nobody
+        if isinstance(step, PromptStep) and not can_prompt and i >= first:
+            raise InputError(f"{_where(i, step)}: needs an operator, but input is not a "
+                             "terminal; run it interactively or pass --yes to continue past "
+                             "prompts", source=recipe.source)
     if not duration <= MAX_DURATION_S:
         raise InputError(
             f"the recipe is estimated to take {format_seconds(duration)} (its scans, waits and "
             f"field ramps); expected at most {format_seconds(MAX_DURATION_S)}: split it into "
             "several recipes", source=recipe.source)
     return Recipe(recipe.source, recipe.text, recipe.title, recipe.steps, tuple(plans),
-                  duration)
+                  duration, tuple(states), duration_left,
+                  first if first < len(states) else None)
 
 
 def _where(i: int, step: Step) -> str:
@@ -482,24 +525,36 @@ def run_recipe(
     on_step: Callable[[int, str], None] | None = None,
     on_event: Callable[[Any], None] | None = None,
     auto_range: bool = False,
+    continuing: bool = False,
 ) -> list[str]:
     """Check the recipe (`check_recipe`), then run its steps on a `Session`.
 
-    Returns the names of the entries written. Stops at the first scan that does not finish
-    (the session makes the rig safe).
+    Returns the names of the entries written (resumed ones too). Stops at the first scan that
+    does not finish (the session makes the rig safe). `continuing`: continue the recipe cut
+    off on this file (see the module); `on_step` is told of each step skipped too. With
+    nothing left to do, no step runs and the rig is not touched.
     """
     checked = check_recipe(recipe, session.profile, session.path,
-                           can_prompt=yes or _interactive(ask))
+                           can_prompt=yes or _interactive(ask), continuing=continuing)
+    first = checked.start
+    if first is None:
+        return []
     check_fly_steps(checked, session.rig.stage)
     written: list[str] = []
     for i, step in enumerate(checked.steps):
+        skipped = _skipped(checked, i, first, session.path)
         if on_step is not None:
-            on_step(i, checked.describe(i))
+            how = (f": skipped ({skipped})" if skipped else
+                   ": resumed from its first unfinished line" if checked.states[i] == RESUME
+                   else "")
+            on_step(i, checked.describe(i) + how)
+        if skipped:
+            continue
         if isinstance(step, ScanStep):
             plan = checked.plans[i]
             assert plan is not None
             session.scan_plan(plan, recipe_text=recipe.text, on_event=on_event,
-                              auto_range=auto_range)
+                              auto_range=auto_range, resume=checked.states[i] == RESUME)
             written.append(plan.name)
         elif isinstance(step, SetFieldStep):
             session.set_field(tuple(b / UT for b in step.field))
@@ -514,6 +569,16 @@ def run_recipe(
             session.subtract(step.in_field, step.remanent, step.name, register=step.register)
             written.append(step.name)
     return written
+
+
+def _skipped(checked: Recipe, i: int, first: int, out: Path) -> str:
+    """Why step `i` of a recipe continued from step `first` is skipped, or "" to run it."""
+    if checked.states[i] == DONE:
+        return f"finished in {out} already" if isinstance(checked.steps[i], ScanStep) \
+            else f"in {out} already"
+    if i < first and isinstance(checked.steps[i], WaitStep | PromptStep):
+        return "it belongs to the steps done already"
+    return ""
 
 
 def _interactive(ask: Callable[[str], object]) -> bool:

@@ -27,7 +27,7 @@ from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import Profile, parse_profile
 from smm_daq.storage.h5file import open_read, text
-from smm_daq.storage.scan_entry import STATUSES
+from smm_daq.storage.scan_entry import STATUSES, check_same_profile
 
 TEXTS = ("plan", "profile", "profile_fingerprint", "recipe", "status")
 GRIDS = ("data/Bz", "data/lockin_x", "data/lockin_y", "data/lockin_range", "data/time")
@@ -183,3 +183,20 @@ def check_same_time_constant(entry: ResumableEntry, tau: float, where: str, *,
                f"the profile): {hint}")
     raise InputError(f"was taken with lock-in time constant {entry.time_constant:g} s, and the "
                      f"rest of it would be taken with {tau:g} s; {how}", source=where)
+
+
+def check_resume(path: str | Path, name: str, profile: Profile, *, hint: str
+                 ) -> ResumableEntry:
+    """Everything checked before the rig is connected to finish entry `name` of `path` with
+    `profile`: the entry whole (`load_resumable`), the profile it was started with (its
+    fingerprint), its plan against the profile, and the lock-in time constant of its first
+    lines. `hint` says how the caller's user resumes with the profile it was started with."""
+    entry = load_resumable(path, name)
+    where = f"{path}, entry '{name}'"
+    check_same_profile(entry.fingerprint, profile, where, hint=hint)
+    try:
+        entry.plan.validate(profile)
+    except InputError as exc:
+        raise InputError(str(exc), source=where) from None
+    check_same_time_constant(entry, time_constant_for(entry.plan, profile), where, hint=hint)
+    return entry

@@ -252,10 +252,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     recipe = load_recipe(args.recipe)
     profile = load_profile(args.profile)
     interactive = sys.stdin is not None and sys.stdin.isatty()
-    checked = check_recipe(recipe, profile, args.out, can_prompt=args.yes or interactive)
+    checked = check_recipe(recipe, profile, args.out, can_prompt=args.yes or interactive,
+                           continuing=args.continue_recipe)
+    if checked.start is None:  # only when continuing: the rig is not even connected
+        print(f"recipe {args.recipe}: every step is done in {args.out} already; nothing to "
+              "continue", file=sys.stderr)
+        return 0
+    left = (f" ({format_duration(checked.duration_left_s)} left to run)"
+            if args.continue_recipe else "")
     print(f"recipe {args.recipe}: {len(checked.steps)} steps, estimated "
           f"{format_duration(checked.duration_s)} of instrument time (scans, waits and field "
-          "ramps)", file=sys.stderr)
+          f"ramps){left}", file=sys.stderr)
     session = _open_session(args.out, profile, args.time_scale)
     try:
         written = run_recipe(
@@ -263,6 +270,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             on_step=lambda i, text: print(f"step {i + 1}/{len(checked.steps)}: {text}",
                                           file=sys.stderr),
             on_event=ProgressBar(), auto_range=args.auto_range,
+            continuing=args.continue_recipe,
         )
     finally:
         code = _finish(session)
@@ -271,26 +279,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from smm_daq.acquisition.resumable import (
-        check_same_time_constant,
-        load_resumable,
-        time_constant_for,
-    )
-    from smm_daq.storage.scan_entry import check_same_profile
+    from smm_daq.acquisition.resumable import check_resume, load_resumable
 
     time_scale_option(args.time_scale)
     entry = load_resumable(args.file, args.entry)  # checked whole before the rig is touched
     session_file("FILE.h5", args.file)  # and writable: the rest of the scan goes into it
     profile = load_profile(args.profile) if args.profile is not None else entry.stored_profile()
-    where = f"{args.file}, entry '{args.entry}'"
     hint = ("leave --profile out to use the profile stored with the scan, or give --profile "
             "with the one it was started with")
-    check_same_profile(entry.fingerprint, profile, where, hint=hint)
-    try:
-        entry.plan.validate(profile)
-    except InputError as exc:
-        raise InputError(str(exc), source=where) from None
-    check_same_time_constant(entry, time_constant_for(entry.plan, profile), where, hint=hint)
+    check_resume(args.file, args.entry, profile, hint=hint)
     print(f"resuming '{args.entry}': {entry.lines_left} of {entry.line_done.size} lines to "
           f"measure", file=sys.stderr)
     session = _open_session(args.file, profile, args.time_scale)
@@ -470,6 +467,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("recipe", metavar="RECIPE.toml")
     p.add_argument("--out", required=True, metavar="FILE.h5")
     p.add_argument("--yes", action="store_true", help="continue past prompts without asking")
+    p.add_argument("--continue", dest="continue_recipe", action="store_true",
+                   help="continue this recipe cut off on FILE.h5: its finished scans are "
+                        "skipped, a cut-off scan is resumed, the rest run (entries in the file "
+                        "must be this recipe's own)")
     _add_run_options(p)
     p.set_defaults(func=cmd_run)
 

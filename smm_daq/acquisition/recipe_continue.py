@@ -1,0 +1,95 @@
+"""Continuing a recipe that was cut off (`smm-daq run --continue`): which entries a recipe
+makes are in the session file already, and whether they are this recipe's own.
+
+A scan entry is the recipe's own when it stores the same recipe text and the plan the recipe
+gives now (grid, field, height, ...): finished, it is skipped; cut off, it is resumed after the
+checks `smm-daq resume` makes (`check_resume`). A subtraction entry is the recipe's own when
+it was made from the same two entries; it is skipped. Anything else is refused, naming the
+entry and what differs, before the rig is touched.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+
+from smm_daq.acquisition.plan import ScanPlan
+from smm_daq.acquisition.resumable import check_resume
+from smm_daq.errors import InputError
+from smm_daq.instruments.profile import Profile
+from smm_daq.storage.h5file import open_read, text
+from smm_daq.storage.nexus import EntryInfo
+
+NEW, DONE, RESUME = "new", "done", "resume"  # what a step that writes an entry has left
+RESUME_HINT = "continue the recipe with the instrument profile it was started with (--profile)"
+ELSEWHERE = "give the scan another name in the recipe, or --out another file"
+
+
+def scan_state(recipe_text: str, plan: ScanPlan, info: EntryInfo, out: str | Path,
+               profile: Profile) -> tuple[str, float]:
+    """DONE or RESUME for the existing entry `info` that the recipe's scan `plan` writes, and
+    the part of its lines left to measure; InputError when it is not this recipe's own, or
+    cannot be resumed with `profile`."""
+    name = plan.name
+    if info.problem:
+        raise InputError(f"entry '{name}' of {out} is unreadable ({info.problem}); expected "
+                         f"the scan this step makes: {ELSEWHERE}")
+    if info.kind != "scan":
+        raise InputError(f"entry '{name}' of {out} is a {info.kind} entry; expected the scan "
+                         f"this step makes: {ELSEWHERE}")
+    stored_plan, stored_recipe = _stored(out, name)
+    diff = stored_plan.difference(plan)
+    if diff is not None:
+        raise InputError(f"entry '{name}' of {out} was scanned with another plan than the "
+                         f"recipe gives now ({diff}); expected the plan it was started with: "
+                         f"run the recipe as it was, or {ELSEWHERE}")
+    if stored_recipe != recipe_text:
+        what = ("was not made by a recipe" if not stored_recipe else "was made by another "
+                f"recipe text ({_first_difference(stored_recipe, recipe_text)})")
+        raise InputError(f"entry '{name}' of {out} {what}; expected this recipe's own entry: "
+                         f"run the recipe it was made by, or {ELSEWHERE}")
+    if info.status == "finished":
+        return DONE, 0.0
+    entry = check_resume(out, name, profile, hint=RESUME_HINT)
+    return RESUME, entry.lines_left / max(entry.line_done.size, 1)
+
+
+def subtract_state(in_field: str, remanent: str, info: EntryInfo, out: str | Path) -> str:
+    """DONE for the existing entry `info` that a subtract step of `in_field` − `remanent`
+    writes; InputError when it was made from other entries, or is no subtraction."""
+    made_from = (f"from {', '.join(repr(s) for s in info.sources)}" if info.sources
+                 else "from no entries")
+    if info.problem or info.kind != "induced" or info.sources != (in_field, remanent):
+        kind = "unreadable" if info.problem else info.kind
+        raise InputError(f"entry '{info.name}' of {out} is a {kind} entry made {made_from}; "
+                         f"expected the subtraction '{in_field}' − '{remanent}' this step "
+                         "makes: give the subtraction another name in the recipe, or --out "
+                         "another file")
+    return DONE
+
+
+def _stored(out: str | Path, name: str) -> tuple[ScanPlan, str]:
+    """The plan and the recipe text a scan entry stores (InputError when either is missing)."""
+    where = f"{out}, entry '{name}'"
+    texts: dict[str, str] = {}
+    with open_read(out) as f:
+        for key in ("plan", "recipe"):
+            node = f[name].get(key)
+            if not isinstance(node, h5py.Dataset) or node.shape != () \
+                    or node.dtype.kind not in "OSU":
+                raise InputError(f"has no '{key}' text; expected the text every scan entry "
+                                 "holds: the entry is damaged", source=where)
+            texts[key] = text(node)
+    return ScanPlan.from_text(texts["plan"], source=f"{where}, 'plan'"), texts["recipe"]
+
+
+def _first_difference(stored: str, now: str) -> str:
+    """Where two recipe texts first differ, by line, as people compare them."""
+    old, new = stored.splitlines(), now.splitlines()
+    for i, (a, b) in enumerate(zip(old, new, strict=False)):
+        if a != b:
+            return f"line {i + 1} was {a!r}, now {b!r}"
+    if len(old) != len(new):
+        return f"it had {len(old)} lines, now {len(new)}"
+    return "they differ in line endings or trailing whitespace"

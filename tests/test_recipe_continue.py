@@ -1,0 +1,280 @@
+"""A recipe cut off part way is continued with `smm-daq run --continue` (and
+`run_recipe(continuing=True)`): finished scans skipped, the cut-off scan resumed, the rest run;
+a recipe changed since is refused before the rig connects, the file left byte for byte."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from acq_fakes import FakeRig, fake_rig
+
+from smm_daq.acquisition.recipe import check_recipe, parse_recipe, run_recipe
+from smm_daq.acquisition.recipe_continue import DONE, NEW, RESUME
+from smm_daq.acquisition.session import ScanNotFinished, Session
+from smm_daq.cli.main import main
+from smm_daq.errors import InputError
+from smm_daq.instruments.profile import load_profile
+from smm_daq.storage.nexus import list_entries, read_map
+
+C = 12.5e-3
+RECIPE = textwrap.dedent(
+    """
+    [recipe]
+    title = "remanent and induced"
+    [scan_defaults]
+    center_um = [12500.0, 12500.0]
+    size_um = [40.0, 30.0]
+    step_um = 10.0
+    [[step]]
+    kind = "zero_field"
+    [[step]]
+    kind = "scan"
+    name = "rem"
+    [[step]]
+    kind = "set_field"
+    field_uT = [0.0, 40.0, 0.0]
+    [[step]]
+    kind = "wait"
+    seconds = 120
+    [[step]]
+    kind = "prompt"
+    message = "Look at the sample"
+    [[step]]
+    kind = "scan"
+    name = "inf"
+    [[step]]
+    kind = "subtract"
+    in_field = "inf"
+    remanent = "rem"
+    name = "induced"
+    register = false
+    """
+)
+POINTS = 5 * 4  # each scan: 5 × 4 points, one lock-in read each
+CUT = POINTS + 5 + 3  # a read in the second line of the second scan
+
+
+def _rig(cut_at: int | None = None) -> FakeRig:
+    """Bz = a blob plus 0.01 × By applied; `cut_at`: the lock-in overloads at that read and
+    the next, so the scan pauses and, with nobody to resume it, is aborted (stopped)."""
+    holder: dict[str, FakeRig] = {}
+
+    def bz(x: float, y: float) -> float:
+        blob = 2e-6 * np.exp(-((x - C) ** 2 + (y - C) ** 2) / (20e-6) ** 2)
+        return blob + 0.01 * holder["rig"].coils.setpoint[1]
+
+    rig = fake_rig(bz)
+    holder["rig"] = rig
+    if cut_at is not None:
+        rig.lockin.overload_reads.update({cut_at, cut_at + 1})
+    return rig
+
+
+def _snapshot(path: Path, name: str) -> dict[str, np.ndarray]:
+    with h5py.File(path, "r") as f:
+        return {k: f[f"{name}/data/{k}"][()] for k in ("Bz", "lockin_x", "time", "line_done")}
+
+
+def _use_rig(monkeypatch: pytest.MonkeyPatch, rig: FakeRig | None) -> list[object]:
+    """The command line connects `rig`; None: connecting fails the test. Returns the calls."""
+    calls: list[object] = []
+
+    def open_rig(*args: object, **kwargs: object) -> FakeRig:
+        calls.append(args)
+        if rig is None:
+            raise AssertionError("the rig was connected")
+        return rig
+
+    monkeypatch.setattr("smm_daq.instruments.rig.open_rig", open_rig)
+    return calls
+
+
+@pytest.fixture
+def cut_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+            ) -> tuple[Path, Path]:
+    """The recipe run from the command line and stopped in the second line of its second
+    scan: 'rem' finished, 'inf' aborted with one line, no 'induced'."""
+    recipe, out = tmp_path / "r.toml", tmp_path / "s.h5"
+    recipe.write_text(RECIPE)
+    _use_rig(monkeypatch, _rig(CUT))
+    assert main(["run", str(recipe), "--out", str(out), "--yes"]) != 0
+    capsys.readouterr()
+    states = {e.name: (e.status, e.lines_done) for e in list_entries(out)}
+    assert states == {"rem": ("finished", 4), "inf": ("aborted", 1)}
+    return recipe, out
+
+
+def test_a_recipe_cut_off_in_its_second_scan_is_continued_to_the_end(
+        cut_off: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    recipe, out = cut_off
+    rem, inf = _snapshot(out, "rem"), _snapshot(out, "inf")
+    _use_rig(monkeypatch, None)  # without --continue: refused as before, nothing connected
+    assert main(["run", str(recipe), "--out", str(out), "--yes"]) == 2
+    assert "entry 'rem' already exists" in capsys.readouterr().err
+
+    rig = _rig()
+    _use_rig(monkeypatch, rig)
+    monkeypatch.setattr("sys.stdin", open("/dev/null"))  # noqa: SIM115 - closed by pytest
+    # no --yes and no terminal: the prompt it skips needs nobody
+    assert main(["run", str(recipe), "--out", str(out), "--continue"]) == 0
+    err = capsys.readouterr().err
+    assert f"step 2/7: scan 'rem' 5 × 4 points at (0, 0, 0) µT: skipped (finished in {out} " \
+           "already)" in err
+    assert "step 4/7: wait 120 s: skipped" in err and "step 5/7: prompt: Look at the sample: " \
+           "skipped" in err
+    assert "step 6/7: scan 'inf' 5 × 4 points at (0, 40, 0) µT: resumed" in err
+    assert "left to run)" in err
+    assert "wrote inf, induced" in err
+    assert {e.name: e.status for e in list_entries(out)} == {
+        "rem": "finished", "inf": "finished", "induced": "finished"}
+    for key, value in _snapshot(out, "rem").items():  # the first scan untouched
+        np.testing.assert_array_equal(value, rem[key])
+    after = _snapshot(out, "inf")
+    done = inf["line_done"]
+    np.testing.assert_array_equal(after["Bz"][done], inf["Bz"][done])  # its first line kept
+    assert rig.lockin.reads == POINTS - 5  # only the lines left were measured
+    # ... in the field the recipe gives it: set_field ran before the resumed scan
+    np.testing.assert_allclose(rig.coils.history[1], [0.0, 40e-6, 0.0])
+    np.testing.assert_allclose(read_map(out, "inf").bz - read_map(out, "rem").bz,
+                               0.01 * 40e-6, rtol=1e-9)
+    np.testing.assert_allclose(read_map(out, "induced").bz, 0.01 * 40e-6, rtol=1e-9)
+    assert read_map(out, "induced").sources == ("inf", "rem")
+
+
+def test_the_python_api_continues_a_cut_off_recipe(tmp_path: Path) -> None:
+    out = tmp_path / "s.h5"
+    with pytest.raises(ScanNotFinished, match="scan 'inf' aborted"):
+        run_recipe(parse_recipe(RECIPE), Session(out, _rig(CUT)), yes=True)
+    rem = _snapshot(out, "rem")
+    checked = check_recipe(parse_recipe(RECIPE), load_profile(), out, can_prompt=True,
+                           continuing=True)
+    assert checked.states == ("", DONE, "", "", "", RESUME, NEW)
+    rem_s, inf_s = (checked.plans[i].estimate_duration(load_profile()) for i in (1, 5))
+    # left: not the first scan, nor the wait before the work left, nor the line of 'inf' done
+    assert checked.duration_left_s == pytest.approx(
+        checked.duration_s - rem_s - 120.0 - inf_s / 4)
+    asked: list[str] = []
+    steps: list[str] = []
+    written = run_recipe(parse_recipe(RECIPE), Session(out, _rig()), ask=asked.append,
+                         on_step=lambda i, text: steps.append(text), continuing=True)
+    assert written == ["inf", "induced"]
+    assert asked == []  # the prompt belonged to the work done
+    assert [t.endswith("(it belongs to the steps done already)") for t in steps] == [
+        False, False, False, True, True, False, False]
+    for key, value in _snapshot(out, "rem").items():
+        np.testing.assert_array_equal(value, rem[key])
+    np.testing.assert_allclose(read_map(out, "induced").bz, 0.01 * 40e-6, rtol=1e-9)
+
+
+CHANGES = [
+    (lambda t: t.replace("step_um = 10.0", "step_um = 5.0"),
+     ["step 2 (scan 'rem')", "entry 'rem'", "another plan than the recipe gives now (nx 5 != 9)"]),
+    (lambda t: t.replace('title = "remanent and induced"', 'title = "other"'),
+     ["step 2 (scan 'rem')", "entry 'rem'", "another recipe text",
+      "line 3 was 'title = \"remanent and induced\"', now 'title = \"other\"'"]),
+    (lambda t: t.replace("field_uT = [0.0, 40.0, 0.0]", "field_uT = [0.0, 30.0, 0.0]"),
+     ["step 2 (scan 'rem')", "another recipe text",
+      "line 15 was 'field_uT = [0.0, 40.0, 0.0]', now"]),
+]
+
+
+@pytest.mark.parametrize(("change", "words"), CHANGES, ids=["step size", "text", "field"])
+def test_a_recipe_changed_since_is_refused_before_the_rig_connects(
+        cut_off: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], change, words: list[str]) -> None:
+    recipe, out = cut_off
+    recipe.write_text(change(RECIPE))
+    before = out.read_bytes()
+    connected = _use_rig(monkeypatch, None)
+    assert main(["run", str(recipe), "--out", str(out), "--yes", "--continue"]) == 2
+    err = capsys.readouterr().err
+    for w in words:
+        assert w in err
+    assert "Traceback" not in err and "step 1/" not in err
+    assert connected == []
+    assert out.read_bytes() == before
+
+
+def test_a_subtraction_made_from_other_entries_is_refused(
+        cut_off: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    recipe, out = cut_off
+    session = Session(out, _rig())
+    session.scan("other", center_um=(12500.0, 12500.0), size_um=(40.0, 30.0), step_um=10.0,
+                 field_uT=(0.0, 40.0, 0.0))
+    session.subtract("other", "rem", "induced", register=False)
+    before = out.read_bytes()
+    connected = _use_rig(monkeypatch, None)
+    assert main(["run", str(recipe), "--out", str(out), "--yes", "--continue"]) == 2
+    err = capsys.readouterr().err
+    assert ("step 7 (subtract 'induced'): entry 'induced' of " in err
+            and "made from 'other', 'rem'; expected the subtraction 'inf' − 'rem'" in err)
+    assert connected == [] and out.read_bytes() == before
+
+
+def test_the_cut_off_scan_is_resumed_only_with_the_profile_it_started_with(
+        cut_off: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, repo: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The checks `smm-daq resume` makes, before the rig connects."""
+    recipe, out = cut_off
+    text = (repo / "configs" / "simulator.toml").read_text()
+    assert "time_constant_s = 0.03\n" in text
+    profile = out.parent / "other.toml"
+    profile.write_text(text.replace("time_constant_s = 0.03\n", "time_constant_s = 0.1\n"))
+    before = out.read_bytes()
+    connected = _use_rig(monkeypatch, None)
+    assert main(["run", str(recipe), "--out", str(out), "--yes", "--continue", "--profile",
+                 str(profile)]) == 2
+    err = capsys.readouterr().err
+    assert "step 6 (scan 'inf')" in err and "entry 'inf'" in err
+    assert "continue the recipe with the instrument profile it was started with" in err
+    assert connected == [] and out.read_bytes() == before
+
+
+def test_a_finished_recipe_continued_changes_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    recipe, out = tmp_path / "r.toml", tmp_path / "s.h5"
+    recipe.write_text(RECIPE)
+    _use_rig(monkeypatch, _rig())
+    assert main(["run", str(recipe), "--out", str(out), "--yes"]) == 0
+    before = out.read_bytes()
+    connected = _use_rig(monkeypatch, None)
+    assert main(["run", str(recipe), "--out", str(out), "--yes", "--continue"]) == 0
+    assert "every step is done" in capsys.readouterr().err
+    assert connected == [] and out.read_bytes() == before
+    rig = _rig()  # the API: nothing runs on an open rig either
+    assert run_recipe(parse_recipe(RECIPE), Session(out, rig), continuing=True) == []
+    assert rig.coils.history == [] and rig.lockin.reads == 0
+    assert out.read_bytes() == before
+
+
+def test_without_continue_the_python_api_still_refuses_existing_entries(tmp_path: Path
+                                                                         ) -> None:
+    out = tmp_path / "s.h5"
+    run_recipe(parse_recipe(RECIPE), Session(out, _rig()), yes=True)
+    with pytest.raises(InputError, match=r"entry 'rem' already exists.*--continue"):
+        run_recipe(parse_recipe(RECIPE), Session(out, _rig()), yes=True)
+
+
+def test_without_continue_waits_and_prompts_before_the_first_scan_run(tmp_path: Path) -> None:
+    """Skipping them is for a recipe continued only (e.g. an overnight decay, then a scan)."""
+    text = RECIPE.replace('[[step]]\nkind = "zero_field"\n', '[[step]]\nkind = "zero_field"\n'
+                          '[[step]]\nkind = "wait"\nseconds = 600\n'
+                          '[[step]]\nkind = "prompt"\nmessage = "Insert the sample"\n')
+    rig = _rig()
+    asked: list[str] = []
+    t0 = rig.clock.now()
+    written = run_recipe(parse_recipe(text), Session(tmp_path / "s.h5", rig), ask=asked.append)
+    assert written == ["rem", "inf", "induced"]
+    assert asked[0].startswith("Insert the sample") and len(asked) == 2
+    assert rig.clock.now() - t0 >= 720.0
+    only_fields = '[[step]]\nkind = "set_field"\nfield_uT = [0.0, 10.0, 0.0]\n'
+    rig = _rig()
+    assert run_recipe(parse_recipe(only_fields), Session(tmp_path / "f.h5", rig)) == []
+    np.testing.assert_allclose(rig.coils.history[0], [0.0, 10e-6, 0.0])
