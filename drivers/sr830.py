@@ -23,7 +23,7 @@ import numpy as np
 
 from drivers.link import parse_float, parse_int, shown
 from drivers.srs_lockin import SLOPE_12_DB, SRSLockIn
-from drivers.transports import SERIAL_PREFIX
+from drivers.transports import BITS_PER_BYTE, SERIAL_PREFIX
 from smm_daq.errors import ProtocolError
 from smm_daq.instruments.interfaces import BufferedLockIn, BufferLimits, BufferTrace
 from smm_daq.instruments.profile import LockInSettings
@@ -33,6 +33,7 @@ _OVERLOAD_BITS = 0b111
 BUFFER_POINTS = 16383
 SAMPLE_RATES = tuple(0.0625 * 2**i for i in range(14))  # SRAT 0..13, Hz
 TRACE_CHUNK = 2048  # points per TRCA? reply
+TRACE_POINT_BYTES = 15  # one TRCA? point on the wire: '+1.234567e-009,'
 # V (A on the current input): ten times the largest full scale (1 V), so past any X or Y an
 # SR830 displays, overloaded or not; a corrupted exponent or another query's number is beyond.
 MAX_POINT = 10.0
@@ -61,6 +62,7 @@ def _parse_trace(reply: str, count: int) -> np.ndarray:
 
 class SR830(SRSLockIn, BufferedLockIn):
     BUFFER_COUNT_QUERY = "SPTS?"  # what counts the buffer's samples (named in errors)
+    trace_chunk = TRACE_CHUNK  # points per TRCA? (fewer on a slow serial line)
     MODEL = "SR830"
     SENSITIVITIES = (
         2e-9, 5e-9, 1e-8, 2e-8, 5e-8, 1e-7, 2e-7, 5e-7, 1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5,
@@ -96,12 +98,20 @@ class SR830(SRSLockIn, BufferedLockIn):
 
     def prepare_interface(self, address: str) -> None:
         """Replies to the port we talk on (OUTX): on RS-232 the SR830 ends each with a carriage
-        return, where GPIB ends it with a line feed, so a serial link is told to read to CR."""
+        return, where GPIB ends it with a line feed, so a serial link is told to read to CR.
+        On a serial line a buffer is read in pieces that each come within half the link's
+        timeout at its baud rate (2048 points are 30 kB: half a minute at 9600 baud, which a
+        VISA serial read, timed as a whole, would not wait)."""
         serial = address.upper().startswith("ASRL") or address.startswith(SERIAL_PREFIX)
         self.link.write(f"OUTX {0 if serial else 1}")
-        expect = getattr(self.link.transport, "expect_reply_end", None)
+        transport = self.link.transport
+        expect = getattr(transport, "expect_reply_end", None)
         if serial and expect is not None:
             expect("\r")
+        baud = getattr(transport, "baud_rate", None) if serial else None
+        if baud:
+            per_second = baud / BITS_PER_BYTE / TRACE_POINT_BYTES
+            self.trace_chunk = max(1, min(TRACE_CHUNK, int(0.5 * transport.timeout * per_second)))
 
     def overloaded(self) -> bool:
         status = self.link.query(
@@ -147,8 +157,8 @@ class SR830(SRSLockIn, BufferedLockIn):
         channels = []
         for channel in (1, 2):
             chunks = [np.zeros(0)]
-            for first in range(0, n, TRACE_CHUNK):
-                k = min(TRACE_CHUNK, n - first)
+            for first in range(0, n, self.trace_chunk):
+                k = min(self.trace_chunk, n - first)
                 chunks.append(self.link.query(f"TRCA? {channel},{first},{k}",
                                               lambda r, k=k: _parse_trace(r, k)))
             channels.append(np.concatenate(chunks))

@@ -150,6 +150,13 @@ class VisaTransport:
         self._reply_end = end
         self.resource.read_termination = end
 
+    @property
+    def baud_rate(self) -> int | None:
+        """The serial line's bits per second (ASRL), or None on a bus that has none."""
+        if self.resource.interface_type != constants.InterfaceType.asrl:
+            return None
+        return int(self.resource.baud_rate)  # type: ignore[attr-defined]
+
     def write(self, message: str) -> None:
         self._check_open()
         try:
@@ -294,6 +301,11 @@ class SerialTransport:
     def expect_reply_end(self, end: str) -> None:
         """End replies at `end` from now on (an SR830 ends them with CR on its RS-232 port)."""
         self._reply_end = end.encode(ENCODING)
+
+    @property
+    def baud_rate(self) -> int:
+        """The line's bits per second."""
+        return int(self.port.baudrate)
 
     @classmethod
     def open(cls, url: str, *, baud_rate: int, timeout: float) -> SerialTransport:

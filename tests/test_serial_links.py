@@ -321,6 +321,40 @@ def test_an_sr830_on_rs232_ends_its_replies_with_cr_and_the_driver_reads_them(
         lockin.close()
 
 
+@pytest.mark.parametrize("kind", ["serial", "visa-asrl"])
+def test_an_sr830_buffer_on_a_slow_serial_line_is_read_in_pieces_within_the_timeout(
+        served_sr830: Served, kind: str) -> None:
+    """2048 TRCA? points are 30 kB, half a minute at 9600 baud: a VISA serial read, timed as a
+    whole, gave up on it at any ordinary timeout. On a serial line each TRCA? now asks for what
+    comes within half the timeout at the line's rate (0.5 s at 9600 baud: 16 points), and the
+    pieces make the whole buffer, point for point as one read over the bus gives it."""
+    s = served_sr830
+    port = s.server.ports()[s.profile.lockin.link.address]
+    address = counter_address(port, kind)
+    settings = replace(s.profile.lockin, link=replace(
+        s.profile.lockin.link, address=address, timeout_s=0.5, baud_rate=9600))
+    lockin = bounded(lambda: SR830.from_profile(
+        settings, clock=s.clock,
+        open_transport=lambda a, link: open_transport(a, link, visa_library="@py")))
+    asked: list[str] = []
+    query = lockin.link.query
+    lockin.link.query = lambda command, parse: (asked.append(command),  # type: ignore[method-assign]
+                                                query(command, parse))[1]
+    try:
+        lockin.configure_buffer(64.0)
+        lockin.start_buffer(on_trigger=False)
+        assert lockin.harmonic() == 1  # answered: STRT has reached the lock-in
+        s.clock.sleep(1.0)  # virtual: 64 points
+        trace = bounded(lockin.read_buffer)
+        counts = [int(c.split(",")[2]) for c in asked if c.startswith("TRCA?")]
+        assert trace.x.size == 64 and max(counts) == 16 and sum(counts) == 2 * 64
+        whole = s.backend.endpoint(s.profile.lockin.link.address).handle("TRCA? 1,0,64")
+        assert whole is not None
+        np.testing.assert_array_equal(trace.x, [float(v) for v in whole.rstrip(",").split(",")])
+    finally:
+        lockin.close()
+
+
 def test_a_reply_longer_in_coming_than_the_timeout_is_read_whole_while_it_keeps_coming(
         ) -> None:
     """A long reply on a slow line (an SR830's TRCA? of 2048 points is 30 kB, half a minute at
