@@ -1,4 +1,5 @@
-"""Whether this machine has compiled a model's kernels yet.
+"""Whether this machine has compiled a model's kernels yet, and how the kernels are called so
+that each is compiled only once (`fortran_rows`).
 
 numba compiles the kernels on their first call and keeps them in its cache (`__pycache__`
 beside the source, or NUMBA_CACHE_DIR): the first inversion on a machine, or after an
@@ -20,8 +21,8 @@ NOTICE = ("compiling the {what} kernels for this machine: its first run only (or
 
 def _fresh_overloads(kernel: Any) -> dict | None:
     """The compiled versions numba's cache holds for the kernel, as numba itself judges them:
-    none ({}) when its index is missing, from another numba version or older than the
-    kernel's source; None where the cache cannot be read as numba keeps it."""
+    none ({}) when its index is missing, from another numba version or made for another
+    version of the kernel's source; None where the cache cannot be read as numba keeps it."""
     load = getattr(getattr(getattr(kernel, "_cache", None), "_cache_file", None),
                    "_load_index", None)
     if load is None:
