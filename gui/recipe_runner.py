@@ -2,7 +2,9 @@
 
 Scan steps go through the Scan tab (so they fill the live map and can be paused or aborted
 there); field and wait steps run in the rig's thread; prompts are asked in a dialog;
-subtractions run in a worker. Each step starts when the previous one has ended.
+subtractions run in a worker. Each step starts when the previous one has ended. A recipe
+checked as continued (`check_recipe(continuing=True)`) skips what `skip_reason` names and
+resumes its cut-off scan through the Scan tab, as the Session tab's Resume scan does.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from smm_daq.acquisition.recipe import (
     WaitStep,
     ZeroFieldStep,
     check_fly_steps,
+    skip_reason,
 )
+from smm_daq.acquisition.recipe_continue import RESUME
 from smm_daq.acquisition.session import Session
 from smm_daq.clock import Clock
 
@@ -38,6 +42,7 @@ class RecipeRunner(QtCore.QObject):
 
     stepStarted = QtCore.pyqtSignal(int)
     stepEnded = QtCore.pyqtSignal(int, bool, str)  # index, ok, message
+    stepSkipped = QtCore.pyqtSignal(int, str)  # index, why (a continued recipe's)
     finished = QtCore.pyqtSignal(bool, str)  # all steps done, message
 
     def __init__(
@@ -84,11 +89,16 @@ class RecipeRunner(QtCore.QObject):
         if self.index >= len(self.recipe.steps):
             self._end(True, "all steps done")
             return
+        skipped = skip_reason(self.recipe, self.index, self.path)
+        if skipped:
+            self.stepSkipped.emit(self.index, skipped)
+            self._next()
+            return
         self.stepStarted.emit(self.index)
         step = self.recipe.steps[self.index]
         rig = self.holder.rig
         if isinstance(step, ScanStep):
-            self._scan(self.recipe.plans[self.index])
+            self._scan(self.recipe.plans[self.index], self.recipe.states[self.index] == RESUME)
         elif isinstance(step, SetFieldStep):
             self._rig_step(lambda: rig.coils.set_field(np.array(step.field)))
         elif isinstance(step, ZeroFieldStep):
@@ -110,10 +120,16 @@ class RecipeRunner(QtCore.QObject):
                 self._step_failed,
             )
 
-    def _scan(self, plan: ScanPlan | None) -> None:
+    def _scan(self, plan: ScanPlan | None, resume: bool) -> None:
+        """Start the step's scan on the Scan tab, or resume it there (its finished lines
+        kept and shown) when the recipe was cut off in it."""
+        assert plan is not None
         self.scan_tab.set_path(self.path)
         self.scan_tab.scanEnded.connect(self._scan_ended)
-        if not self.scan_tab.start(plan, recipe_text=self.recipe.text):
+        text = self.recipe.text
+        started = (self.scan_tab.resume_entry(self.path, plan.name, recipe_text=text) if resume
+                   else self.scan_tab.start(plan, recipe_text=text))
+        if not started:
             self.scan_tab.scanEnded.disconnect(self._scan_ended)
             self._step_failed(self.scan_tab.status.text())
 

@@ -1,4 +1,10 @@
-"""Recipes: open a recipe, see its steps checked against the rig and file, run it, watch it."""
+"""Recipes: open a recipe, see its steps checked against the rig and file, run it, watch it.
+
+A recipe whose entries the session file holds already (it was cut off: a crash, Stop, a
+failure) is checked as `smm-daq run --continue` checks it: its steps are marked done, to be
+resumed or skipped, and the one button reads Continue. One button, not Run and Continue: on
+that file a recipe can only be continued (running it afresh would clash with its own
+entries), and entries not its own are refused with the command line's message."""
 
 from __future__ import annotations
 
@@ -8,11 +14,15 @@ from PyQt6 import QtCore, QtWidgets
 
 from gui.recipe_runner import RecipeRunner
 from gui.rig_holder import RigHolder
+from gui.scan_form import format_duration
 from gui.scan_tab import ScanTab
-from smm_daq.acquisition.recipe import Recipe, check_recipe, load_recipe
+from smm_daq.acquisition.recipe import Recipe, check_recipe, load_recipe, step_note
+from smm_daq.acquisition.recipe_continue import DONE, RESUME
 from smm_daq.errors import SmmError
+from smm_daq.storage.nexus import list_entries
 
-MARKS = {"pending": "○", "running": "▶", "done": "✔", "failed": "✖"}
+MARKS = {"pending": "○", "running": "▶", "done": "✔", "failed": "✖", "resume": "◐",
+         "skipped": "↷"}
 
 
 class RecipesView(QtWidgets.QWidget):
@@ -28,6 +38,7 @@ class RecipesView(QtWidgets.QWidget):
         self.recipe: Recipe | None = None
         self.recipe_path: Path | None = None
         self.runner: RecipeRunner | None = None
+        self.continuing = False  # the file holds the recipe's entries: Run continues it
 
         self.open_button = open_button = QtWidgets.QPushButton("Open recipe…")
         open_button.clicked.connect(self._choose)
@@ -85,7 +96,8 @@ class RecipesView(QtWidgets.QWidget):
         self.recipe, self.recipe_path = None, Path(path)
         self.path_label.setText(str(path))
         self.steps.clear()
-        self.run_button.setEnabled(False)
+        self.continuing = False
+        self._update_run_button()
         try:
             recipe = load_recipe(path)
             self.text.setPlainText(recipe.text)
@@ -93,14 +105,32 @@ class RecipesView(QtWidgets.QWidget):
             target = self.scan_tab.path
             if target is None:
                 raise SmmError("choose the session file on the Scan tab first")
-            recipe = check_recipe(recipe, self.holder.profile, target, can_prompt=True)
+            self.continuing = _holds_entries_of(recipe, target)
+            recipe = check_recipe(recipe, self.holder.profile, target, can_prompt=True,
+                                  continuing=self.continuing)
         except SmmError as exc:
+            self.continuing = False
+            self._update_run_button()
             self._say(str(exc), error=True)
             return False
-        self.recipe = recipe
         for i in range(len(recipe.steps)):
-            self.steps.addItem(f"{MARKS['pending']}  {i + 1}. {recipe.describe(i)}")
-        self._say(f"{len(recipe.steps)} steps checked; they write to {target}")
+            self.steps.addItem(f"{MARKS[_mark_of(recipe, i, target)]}  {i + 1}. "
+                               f"{recipe.describe(i)}{step_note(recipe, i, target)}")
+        if recipe.start is None:
+            self.continuing = False
+            self._update_run_button()
+            self._say(f"Every step of this recipe is done in {target} already; nothing to "
+                      "continue.")
+            return False
+        self.recipe = recipe
+        if self.continuing:
+            done = sum(s == DONE for s in recipe.states)
+            self._say(f"This recipe was cut off on {target}: {done} of its steps are done "
+                      "there (✔), a cut-off scan is resumed (◐), waits and prompts of the work "
+                      "done are skipped (↷), field steps run again. Continue runs the rest, "
+                      f"about {format_duration(recipe.duration_left_s)} of instrument time.")
+        else:
+            self._say(f"{len(recipe.steps)} steps checked; they write to {target}")
         self._update_run_button()
         return True
 
@@ -110,9 +140,14 @@ class RecipesView(QtWidgets.QWidget):
         running = self.runner is not None and self.runner.running
         self.run_button.setEnabled(self.recipe is not None and not running
                                    and not self.holder.busy)
+        self.run_button.setText("Continue" if self.continuing else "Run")
+        self.run_button.setToolTip(
+            "Continue the recipe cut off on the session file: finished steps are skipped, a "
+            "cut-off scan resumed, the rest run" if self.continuing else "")
 
     def run(self) -> bool:
-        """Check the recipe again and start it; False, with the reason shown, if refused."""
+        """Check the recipe again and start it (continue it, when the file holds its
+        entries); False, with the reason shown, if refused."""
         if self.recipe is None or (self.runner is not None and self.runner.running):
             return False
         if self.holder.busy:
@@ -128,11 +163,12 @@ class RecipesView(QtWidgets.QWidget):
         )
         self.runner.stepStarted.connect(lambda i: self._mark(i, "running"))
         self.runner.stepEnded.connect(self._step_ended)
+        self.runner.stepSkipped.connect(self._step_skipped)
         self.runner.finished.connect(self._finished)
         self.run_button.setEnabled(False)
         self.open_button.setEnabled(False)
         self.stop_button.setEnabled(True)
-        self._say("running…")
+        self._say("continuing…" if self.continuing else "running…")
         self.runner.start()
         return True
 
@@ -161,15 +197,44 @@ class RecipesView(QtWidgets.QWidget):
             item = self.steps.item(i)
             item.setToolTip(message)
 
+    def _step_skipped(self, i: int, why: str) -> None:
+        assert self.recipe is not None
+        self._mark(i, "done" if self.recipe.states[i] == DONE else "skipped")
+        self.steps.item(i).setToolTip(f"skipped: {why}")
+
     def _finished(self, ok: bool, message: str) -> None:
+        """The steps keep their marks; a recipe stopped after writing entries can be
+        continued (Continue checks it against the file again first)."""
         self.stop_button.setEnabled(False)
         self.open_button.setEnabled(True)
+        path = self.runner.path if self.runner is not None else None
+        try:
+            self.continuing = (not ok and self.recipe is not None and path is not None
+                               and _holds_entries_of(self.recipe, path))
+        except SmmError:
+            self.continuing = False
         self._update_run_button()
-        if self.runner is not None:
-            self.ended.emit(self.runner.path)
-        self._say(("Recipe finished: " if ok else "Recipe stopped: ") + message, error=not ok)
+        if path is not None:
+            self.ended.emit(path)
+        more = " Continue carries it on from where it stopped." if self.continuing else ""
+        self._say(("Recipe finished: " if ok else "Recipe stopped: ") + message + more,
+                  error=not ok)
 
     def _say(self, text: str, *, error: bool = False) -> None:
         self.message.setText(text)
         self.message.setStyleSheet("color: #a00000" if error else "")
 
+
+
+def _holds_entries_of(recipe: Recipe, path: Path) -> bool:
+    """Whether the session file holds an entry of a name the recipe writes."""
+    return path.exists() and bool(set(recipe.entries()) & {e.name for e in list_entries(path)})
+
+
+def _mark_of(recipe: Recipe, i: int, path: Path) -> str:
+    """Step `i`'s mark before the checked recipe runs (continued: done, resume, skipped)."""
+    if recipe.states[i] == DONE:
+        return "done"
+    if recipe.states[i] == RESUME:
+        return "resume"
+    return "skipped" if step_note(recipe, i, path) else "pending"

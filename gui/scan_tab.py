@@ -178,14 +178,16 @@ class ScanTab(QtWidgets.QWidget):
 
         self.holder.background.submit(build_and_start, self.live.attach, self._start_failed)
 
-    def resume_entry(self, path: Path, entry: str) -> bool:
+    def resume_entry(self, path: Path, entry: str, recipe_text: str = "") -> bool:
         """Finish an interrupted, aborted or failed scan entry of `path` from its first
         unfinished line, with the plan stored in the entry; the finished lines stay as they
-        are and show at once. False if refused, with the reason in the status line."""
+        are and show at once. False if refused, with the reason in the status line. While a
+        recipe runs, only its own scans (`recipe_text` given, the text the entry stores)
+        resume."""
         from smm_daq.acquisition.resumable import load_resumable
         from smm_daq.storage.nexus import read_map
 
-        if self.live.running or self.holder.recipe_running:
+        if self.live.running or (self.holder.recipe_running and not recipe_text):
             self.status.setText("A scan or recipe is running; resume the scan when it has "
                                 "ended.")
             return False
@@ -195,6 +197,9 @@ class ScanTab(QtWidgets.QWidget):
             return False
         try:
             stored = load_resumable(path, entry)  # checked whole (and not finished); rig untouched
+            if recipe_text and stored.recipe != recipe_text:
+                raise InputError("was not made by the recipe running; expected its own scan",
+                                 source=f"{path}, entry '{entry}'")
             plan = stored.plan
             plan.validate(self.profile)
             measured = read_map(path, entry).bz

@@ -176,6 +176,11 @@ class Recipe:
     # skipped: only when continuing); None when a continued recipe has nothing left to run
     start: int | None = 0
 
+    def entries(self) -> tuple[str, ...]:
+        """The names of the entries its scan and subtract steps write."""
+        return tuple(s.keys["name"] if isinstance(s, ScanStep) else s.name
+                     for s in self.steps if isinstance(s, ScanStep | SubtractStep))
+
     def describe(self, i: int) -> str:
         """One line saying what step `i` does."""
         step = self.steps[i]
@@ -536,18 +541,14 @@ def run_recipe(
     """
     checked = check_recipe(recipe, session.profile, session.path,
                            can_prompt=yes or _interactive(ask), continuing=continuing)
-    first = checked.start
-    if first is None:
+    if checked.start is None:
         return []
     check_fly_steps(checked, session.rig.stage)
     written: list[str] = []
     for i, step in enumerate(checked.steps):
-        skipped = _skipped(checked, i, first, session.path)
+        skipped = skip_reason(checked, i, session.path)
         if on_step is not None:
-            how = (f": skipped ({skipped})" if skipped else
-                   ": resumed from its first unfinished line" if checked.states[i] == RESUME
-                   else "")
-            on_step(i, checked.describe(i) + how)
+            on_step(i, checked.describe(i) + step_note(checked, i, session.path))
         if skipped:
             continue
         if isinstance(step, ScanStep):
@@ -571,8 +572,19 @@ def run_recipe(
     return written
 
 
-def _skipped(checked: Recipe, i: int, first: int, out: Path) -> str:
-    """Why step `i` of a recipe continued from step `first` is skipped, or "" to run it."""
+def step_note(checked: Recipe, i: int, out: str | Path) -> str:
+    """What a continued recipe does with step `i`, after its description: ": skipped (why)",
+    ": resumed from its first unfinished line", or "" (it runs)."""
+    skipped = skip_reason(checked, i, out)
+    if skipped:
+        return f": skipped ({skipped})"
+    return ": resumed from its first unfinished line" if checked.states[i] == RESUME else ""
+
+
+def skip_reason(checked: Recipe, i: int, out: str | Path) -> str:
+    """Why step `i` of a checked recipe is skipped (continued from step `checked.start` on
+    `out`), or "" to run it."""
+    first = checked.start if checked.start is not None else len(checked.steps)
     if checked.states[i] == DONE:
         return f"finished in {out} already" if isinstance(checked.steps[i], ScanStep) \
             else f"in {out} already"
