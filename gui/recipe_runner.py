@@ -33,6 +33,7 @@ from smm_daq.acquisition.recipe import (
 from smm_daq.acquisition.recipe_continue import RESUME
 from smm_daq.acquisition.session import Session
 from smm_daq.clock import Clock
+from smm_daq.errors import SmmError
 
 WAIT_SLICE_S = 1.0  # a wait step checks for Stop this often (rig-clock seconds)
 
@@ -89,13 +90,22 @@ class RecipeRunner(QtCore.QObject):
         if self.index >= len(self.recipe.steps):
             self._end(True, "all steps done")
             return
-        skipped = skip_reason(self.recipe, self.index, self.path)
+        try:
+            skipped = skip_reason(self.recipe, self.index, self.path)
+            if not skipped:
+                self.stepStarted.emit(self.index)
+                self._start(self.recipe.steps[self.index])
+        except Exception as exc:  # out of a Qt slot it would end the window with the field
+            # on: the recipe ends here instead, the rig made safe
+            self._step_failed(exc if isinstance(exc, SmmError) else
+                              f"unexpected {type(exc).__name__}: {exc}")
+            return
         if skipped:
             self.stepSkipped.emit(self.index, skipped)
             self._next()
-            return
-        self.stepStarted.emit(self.index)
-        step = self.recipe.steps[self.index]
+
+    def _start(self, step: object) -> None:
+        """Start the step; its end calls `_step_done` or `_step_failed`."""
         rig = self.holder.rig
         if isinstance(step, ScanStep):
             self._scan(self.recipe.plans[self.index], self.recipe.states[self.index] == RESUME)

@@ -319,3 +319,35 @@ def test_another_recipe_is_not_opened_over_the_one_running(window, qtbot, tmp_pa
     assert all(view.steps.item(i).text().startswith("✔") for i in range(2))
     assert view.open_button.isEnabled()
     assert view.open_recipe(other)  # once it has ended
+
+
+def test_a_step_that_cannot_start_ends_the_recipe_and_leaves_the_field_at_zero(
+        window, qtbot, tmp_path, monkeypatch):
+    """An error raised while a step starts (here the subtraction's session cannot open the
+    file) ended nothing: out of a Qt slot it reached the event loop, where PyQt6 ends the
+    window with the field still on, or left the tab 'running' for ever. The recipe now stops
+    at that step, says why, and the rig is made safe."""
+    import gui.recipe_runner
+    from smm_daq.errors import InputError
+
+    def refused(*args, **kwargs):
+        raise InputError("the file is locked by another program")
+
+    monkeypatch.setattr(gui.recipe_runner, "Session", refused)
+    recipe = tmp_path / "field-then-subtract.toml"
+    recipe.write_text(
+        '[recipe]\ntitle = "a field, a scan, then a subtraction that cannot start"\n'
+        '[scan_defaults]\ncenter_um = [12500.0, 12500.0]\nsize_um = [40.0, 40.0]\n'
+        'step_um = 20.0\n'
+        '[[step]]\nkind = "scan"\nname = "a"\n'
+        '[[step]]\nkind = "set_field"\nfield_uT = [0.0, 40.0, 0.0]\n'
+        '[[step]]\nkind = "scan"\nname = "b"\n'
+        '[[step]]\nkind = "subtract"\nin_field = "b"\nremanent = "a"\nname = "d"\n'
+        'register = false\n')
+    view = window.recipes
+    assert view.open_recipe(recipe)
+    assert view.run()
+    qtbot.waitUntil(lambda: not view.runner.running, timeout=WAIT_MS)
+    assert "step 4: the file is locked by another program" in view.message.text()
+    assert [view.steps.item(i).text()[0] for i in range(4)] == ["✔", "✔", "✔", "✖"]
+    assert abs(window.holder.rig.world.coils.currents()).max() < 1e-6
