@@ -4,13 +4,13 @@ a recipe changed since is refused before the rig connects, the file left byte fo
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 from acq_fakes import FakeRig, fake_rig
+from test_recipe_steps import GOOD
 
 from smm_daq.acquisition.recipe import check_recipe, parse_recipe, run_recipe
 from smm_daq.acquisition.recipe_continue import DONE, NEW, RESUME
@@ -21,39 +21,7 @@ from smm_daq.instruments.profile import load_profile
 from smm_daq.storage.nexus import list_entries, read_map
 
 C = 12.5e-3
-RECIPE = textwrap.dedent(
-    """
-    [recipe]
-    title = "remanent and induced"
-    [scan_defaults]
-    center_um = [12500.0, 12500.0]
-    size_um = [40.0, 30.0]
-    step_um = 10.0
-    [[step]]
-    kind = "zero_field"
-    [[step]]
-    kind = "scan"
-    name = "rem"
-    [[step]]
-    kind = "set_field"
-    field_uT = [0.0, 40.0, 0.0]
-    [[step]]
-    kind = "wait"
-    seconds = 120
-    [[step]]
-    kind = "prompt"
-    message = "Look at the sample"
-    [[step]]
-    kind = "scan"
-    name = "inf"
-    [[step]]
-    kind = "subtract"
-    in_field = "inf"
-    remanent = "rem"
-    name = "induced"
-    register = false
-    """
-)
+RECIPE = GOOD.replace('title = "test"', 'title = "remanent and induced"')  # its 7 steps
 POINTS = 5 * 4  # each scan: 5 × 4 points, one lock-in read each
 CUT = POINTS + 5 + 3  # a read in the second line of the second scan
 

@@ -290,6 +290,16 @@ def test_the_late_rest_of_a_garbled_reading_is_never_read_as_a_reading(
         proxy.close()
 
 
+def _sr830_on_serial(s: Served, kind: str, *, baud_rate: int) -> SR830:
+    """The served SR830 driven through `kind` (pyserial or VISA's ASRL), 0.5 s timeout."""
+    address = counter_address(s.server.ports()[s.profile.lockin.link.address], kind)
+    settings = replace(s.profile.lockin, link=replace(
+        s.profile.lockin.link, address=address, timeout_s=0.5, baud_rate=baud_rate))
+    return bounded(lambda: SR830.from_profile(
+        settings, clock=s.clock,
+        open_transport=lambda a, link: open_transport(a, link, visa_library="@py")))
+
+
 @pytest.mark.parametrize("kind", ["serial", "visa-asrl"])
 def test_an_sr830_on_rs232_ends_its_replies_with_cr_and_the_driver_reads_them(
         served_sr830: Served, kind: str) -> None:
@@ -303,12 +313,7 @@ def test_an_sr830_on_rs232_ends_its_replies_with_cr_and_the_driver_reads_them(
         reply = raw.recv(64)
         raw.sendall(b"OUTX 1\nHARM?\n")
         assert (reply, raw.recv(64)) == (b"1\r", b"1\n")
-    address = counter_address(port, kind)
-    settings = replace(s.profile.lockin, link=replace(
-        s.profile.lockin.link, address=address, timeout_s=0.5, baud_rate=19200))
-    lockin = bounded(lambda: SR830.from_profile(
-        settings, clock=s.clock,
-        open_transport=lambda a, link: open_transport(a, link, visa_library="@py")))
+    lockin = _sr830_on_serial(s, kind, baud_rate=19200)
     try:
         transport = lockin.link.transport
         assert (transport.port.baudrate if isinstance(transport, SerialTransport)  # type: ignore[attr-defined]
@@ -329,13 +334,7 @@ def test_an_sr830_buffer_on_a_slow_serial_line_is_read_in_pieces_within_the_time
     comes within half the timeout at the line's rate (0.5 s at 9600 baud: 16 points), and the
     pieces make the whole buffer, point for point as one read over the bus gives it."""
     s = served_sr830
-    port = s.server.ports()[s.profile.lockin.link.address]
-    address = counter_address(port, kind)
-    settings = replace(s.profile.lockin, link=replace(
-        s.profile.lockin.link, address=address, timeout_s=0.5, baud_rate=9600))
-    lockin = bounded(lambda: SR830.from_profile(
-        settings, clock=s.clock,
-        open_transport=lambda a, link: open_transport(a, link, visa_library="@py")))
+    lockin = _sr830_on_serial(s, kind, baud_rate=9600)
     asked: list[str] = []
     query = lockin.link.query
     lockin.link.query = lambda command, parse: (asked.append(command),  # type: ignore[method-assign]
