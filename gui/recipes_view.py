@@ -225,7 +225,6 @@ class RecipesView(QtWidgets.QWidget):
         self.message.setStyleSheet("color: #a00000" if error else "")
 
 
-
 def _holds_entries_of(recipe: Recipe, path: Path) -> bool:
     """Whether the session file holds an entry of a name the recipe writes."""
     return path.exists() and bool(set(recipe.entries()) & {e.name for e in list_entries(path)})
