@@ -117,7 +117,25 @@ def test_calibration_file_overrides_the_coil_matrix(repo: Path, tmp_path: Path) 
 def test_a_calibration_file_that_cannot_be_read_is_named(repo: Path, tmp_path: Path) -> None:
     (tmp_path / "coils.toml").mkdir()  # a folder where the calibration file should be
     text = _edited(repo, "simulated = true", 'simulated = true\ncalibration_file = "coils.toml"')
-    with pytest.raises(InputError, match="cannot read the coil calibration file"):
+    with pytest.raises(InputError, match="is a directory; expected a TOML coil calibration"):
+        parse_profile(text, tmp_path / "p.toml")
+
+
+def test_a_calibration_file_cut_short_or_not_utf8_is_refused_naming_where(
+        repo: Path, tmp_path: Path) -> None:
+    """The calibration file is read as profiles and recipes are: a file cut short mid-line
+    (`residual_nT = 3` of `= 30.0`) still parses, so it must end with a line break; a byte
+    that is not UTF-8 is named by line and column."""
+    calibration = tmp_path / "coils.toml"
+    text = _edited(repo, "simulated = true", 'simulated = true\ncalibration_file = "coils.toml"')
+    whole = ("calibration_T_per_A = [[4e-5, 0, 0], [0, 4e-5, 0], [0, 0, 4e-5]]\n"
+             "ambient_field_uT = [1.0, 2.0, 3.0]\nresidual_nT = 30.0\n")
+    calibration.write_text(whole[:-4])
+    with pytest.raises(InputError, match=r"line 3 \('residual_nT = 3'\) does not end with a "
+                                         "line break"):
+        parse_profile(text, tmp_path / "p.toml")
+    calibration.write_bytes(whole.encode() + "# étalonnage\n".encode("latin-1"))
+    with pytest.raises(InputError, match=r"coils\.toml, line 4, column 3: is not UTF-8 text"):
         parse_profile(text, tmp_path / "p.toml")
 
 

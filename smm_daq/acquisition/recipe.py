@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import math
 import sys
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,7 +83,7 @@ from smm_daq.analysis.subtract_inputs import (
     require_two_scans,
 )
 from smm_daq.errors import InputError
-from smm_daq.instruments.profile import Profile, check_complete
+from smm_daq.instruments.profile import Profile, load_toml
 from smm_daq.storage.nexus import check_entry_name, list_entries
 from smm_daq.text_files import read_text_file
 
@@ -358,12 +357,7 @@ def _parse_step(source: str, i: int, raw: object, defaults: dict[str, Any]) -> S
 
 def parse_recipe(text: str, source: str = "recipe") -> Recipe:
     """Parse recipe text (syntax and keys only; `check` validates it against a rig)."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"not valid TOML ({exc}); expected a complete TOML file",
-                         source=source) from None
-    check_complete(text, source)
+    data = load_toml(text, source)
     top = _Table(source, "recipe file", data)
     top.only(("recipe", "scan_defaults", "step"))
     title = ""

@@ -435,14 +435,9 @@ def _fluxgate(r: _Reader) -> FluxgateSettings:
 def _apply_calibration_file(path: Path, coils: CoilSettings) -> CoilSettings:
     """Overlay a stored coil calibration (written by `smm-daq calibrate-coils`)."""
     source = str(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"not valid TOML ({exc}); expected a complete TOML file",
-                         source=source) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read the coil calibration file: {exc}; expected the TOML "
-                         "file written by `smm-daq calibrate-coils`", source=source) from None
+    text = read_text_file(path, "coil calibration",
+                          "a TOML coil calibration (as `smm-daq calibrate-coils` writes it)")
+    data = load_toml(text, source)
     r = _Reader(source, data)
     cal = _invertible(r, "calibration_T_per_A", "T/A", MAX_COIL_T_PER_A)
     ambient = r.array("ambient_field_uT", (3,), limit=MAX_AMBIENT_UT, unit=" µT") * UT
@@ -450,6 +445,18 @@ def _apply_calibration_file(path: Path, coils: CoilSettings) -> CoilSettings:
     r.number("residual_nT", 0.0, lo=0.0, hi=MAX_TOLERANCE_NT, unit=" nT")
     r.check_unknown()
     return CoilSettings(**{**coils.__dict__, "calibration": cal, "ambient_field": ambient})
+
+
+def load_toml(text: str, source: str) -> dict[str, Any]:
+    """The tables of a profile, recipe or calibration file's text; InputError naming `source`
+    when it is not TOML or looks cut short (`check_complete`)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"not valid TOML ({exc}); expected a complete TOML file",
+                         source=source) from None
+    check_complete(text, source)
+    return data
 
 
 def check_complete(text: str, source: str) -> None:
@@ -468,13 +475,7 @@ def check_complete(text: str, source: str) -> None:
 def parse_profile(text: str, path: Path) -> Profile:
     """Parse and validate profile text; `path` names it in errors and anchors relative paths."""
     source = str(path)
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"not valid TOML ({exc}); expected a complete TOML file",
-                         source=source) from None
-    check_complete(text, source)
-    top = _Reader(source, data)
+    top = _Reader(source, load_toml(text, source))
     rig = top.sub("rig")
     assert rig is not None
     name = rig.string("name")
