@@ -31,6 +31,7 @@ from smm_daq.storage.h5file import marked_open, text
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import list_entries, read_map, write_map_entry
 from smm_daq.storage.optical_entry import write_optical_entry
+from smm_daq.storage.scan_entry import read_field_checks
 from smm_daq.storage.units import split_units
 
 TESTS = Path(__file__).resolve().parent
@@ -346,6 +347,17 @@ def test_killed_scan_says_interrupted_in_the_file_and_resume_completes_it(files)
     assert np.isfinite(after).all()
     with h5py.File(files["resumed"], "r") as f:
         assert text(f["k/status"][()]) == "finished"
+    # the field check of each run kept (the killed start's and the resume's), as an NXlog
+    assert [c.run for c in read_field_checks(files["resumed"], "k")] == [0, 1]
+    from nexusformat.nexus import nxload
+
+    root = nxload(str(files["resumed"]), "r")
+    try:
+        log = root["k/instrument/field_check/value_log"]
+        assert log.nxclass == "NXlog" and log.value.shape == (2, 3)
+        assert str(log.value.attrs["units"]) == "T" and log.time.shape == (2,)
+    finally:
+        root.nxfile.close()
 
 
 def test_a_scan_killed_during_a_write_is_repaired_by_the_command(files, capsys):

@@ -246,3 +246,29 @@ def test_without_continue_waits_and_prompts_before_the_first_scan_run(tmp_path: 
     rig = _rig()
     assert run_recipe(parse_recipe(only_fields), Session(tmp_path / "f.h5", rig)) == []
     np.testing.assert_allclose(rig.coils.history[0], [0.0, 10e-6, 0.0])
+
+
+def test_continuing_the_duration_limit_is_on_the_steps_left_to_run(
+        cut_off: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    recipe, out = cut_off
+    checked = check_recipe(parse_recipe(RECIPE), load_profile(), out, can_prompt=True,
+                           continuing=True)
+    left, whole = checked.duration_left_s, checked.duration_s
+    assert 0 < left < whole
+    before = out.read_bytes()
+    monkeypatch.setattr("smm_daq.acquisition.recipe.MAX_DURATION_S", left * 0.99)
+    _use_rig(monkeypatch, None)  # refused before the rig connects, the file as it was
+    assert main(["run", str(recipe), "--out", str(out), "--continue", "--yes"]) == 2
+    err = capsys.readouterr().err
+    assert "the steps left to run are estimated to take" in err and "split them" in err
+    assert out.read_bytes() == before
+
+    monkeypatch.setattr("smm_daq.acquisition.recipe.MAX_DURATION_S", (left + whole) / 2)
+    _use_rig(monkeypatch, None)  # the whole recipe, started anew, is over the limit
+    assert main(["run", str(recipe), "--out", str(out.with_name("new.h5")), "--yes"]) == 2
+    assert "the recipe is estimated to take" in capsys.readouterr().err
+    _use_rig(monkeypatch, _rig())  # what is left of it is not
+    assert main(["run", str(recipe), "--out", str(out), "--continue", "--yes"]) == 0
+    assert {e.name: e.status for e in list_entries(out)} == {
+        "rem": "finished", "inf": "finished", "induced": "finished"}

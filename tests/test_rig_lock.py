@@ -163,32 +163,101 @@ def test_a_refused_lock_keeps_none_of_the_addresses_and_a_released_one_no_record
     assert not list(Path(os.environ[LOCK_DIR_ENV]).glob("GPIB0_3*.holder.json"))
 
 
+@pytest.fixture
+def no_name_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any look-up that could ask a name server fails the test: only numeric spellings
+    (AI_NUMERICHOST) may go through getaddrinfo."""
+    import socket
+
+    real = socket.getaddrinfo
+
+    def numeric_only(host: object, port: object, *args: object, **kwargs: object) -> object:
+        flags = kwargs.get("flags", args[3] if len(args) > 3 else 0)
+        assert isinstance(flags, int) and flags & socket.AI_NUMERICHOST, f"{host} looked up"
+        return real(host, port, *args, **kwargs)  # type: ignore[arg-type]
+
+    def no_lookup(*_: object, **__: object) -> None:
+        raise AssertionError("a name was looked up")
+
+    monkeypatch.setattr(socket, "getaddrinfo", numeric_only)
+    for name in ("gethostbyname", "gethostbyname_ex", "gethostbyaddr", "getfqdn"):
+        monkeypatch.setattr(socket, name, no_lookup)
+
+
+@pytest.fixture
+def hosts_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """This machine's hosts file names two instruments and gives this machine another name."""
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1 localhost\n127.0.1.1 labpc.example.org labpc  # this one\n"
+                     "192.168.1.5 lockin-a  # the SR830\n192.168.1.6\tlockin-b\n"
+                     "fe80::5 lockin-a\n")
+    monkeypatch.setattr("smm_daq.instruments.rig_lock.HOSTS_FILE", hosts, raising=False)
+
+
+@pytest.fixture
+def serial_links(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A directory laid out like /dev: ttyUSB0, ttyUSB1 and udev's links to the first."""
+    dev = tmp_path / "dev"
+    (dev / "serial" / "by-id").mkdir(parents=True)
+    (dev / "ttyUSB0").touch()
+    (dev / "ttyUSB1").touch()
+    (dev / "serial" / "by-id" / "usb-FTDI_FT232R_A1B2-if00-port0").symlink_to("../../ttyUSB0")
+    (dev / "pi-stage").symlink_to("ttyUSB0")
+    return dev
+
+
 @pytest.mark.parametrize(("held", "asked"), [
     ("GPIB0::8::INSTR", "gpib::8"),
     ("TCPIP::192.168.1.5::5025::SOCKET", "tcpip0::192.168.1.5::5025::socket"),
     ("ASRL/dev/ttyUSB0::INSTR", "serial:/dev/ttyUSB0"),
     ("serial:COM3", "ASRL3::INSTR"),
+    ("serial:\\\\.\\COM10", "ASRL10::INSTR"),
     ("GPIB0::8::INSTR", "gpib0::8::instr"),
     ("asrl::instr", "ASRL0::INSTR"),
     # loopback: one machine, whatever name or address reaches it
     ("TCPIP::localhost::5025::SOCKET", "TCPIP0::127.0.0.1::5025::SOCKET"),
     ("TCPIP::LocalHost::5025::SOCKET", "TCPIP0::[::1]::5025::SOCKET"),
     ("TCPIP0::127.0.0.1::5025::SOCKET", "TCPIP::[::ffff:127.0.0.1]::5025::SOCKET"),
+    ("TCPIP0::127.0.0.1::5025::SOCKET", "TCPIP::127.1::5025::SOCKET"),
+    ("TCPIP0::LOCALHOST::5025::SOCKET", "TCPIP::labpc::5025::SOCKET"),  # the hosts file's
+    # the hosts file's names are their addresses
+    ("TCPIP::lockin-a::INSTR", "TCPIP0::192.168.1.5::inst0::INSTR"),
+    ("TCPIP::LOCKIN-B::5025::SOCKET", "TCPIP0::192.168.1.6::5025::SOCKET"),
+    # a pyserial TCP URL is that host's port, as VISA's socket resource is
+    ("serial:socket://localhost:7000", "serial:socket://127.0.0.1:7000"),
+    ("serial:socket://[::1]:7000/?logging=debug", "TCPIP::localhost::7000::SOCKET"),
+    ("serial:rfc2217://lockin-a:2217", "TCPIP0::192.168.1.5::2217::SOCKET"),
     # a VXI-11 device is inst0 unless named
     ("TCPIP0::localhost::inst0::INSTR", "tcpip::127.0.0.1::INSTR"),
     ("TCPIP::[fe80::1]::INSTR", "TCPIP0::[FE80:0:0:0:0:0:0:1]::inst0::INSTR"),
 ])  # fmt: skip
-def test_other_spellings_of_an_address_are_the_same_instrument(
-        held: str, asked: str, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.usefixtures("no_name_server", "hosts_file")
+def test_other_spellings_of_an_address_are_the_same_instrument(held: str, asked: str) -> None:
+    assert address_key(held) == address_key(asked)
+    first = RigLock.acquire([held])
+    try:
+        with pytest.raises(RigInUse, match=re.escape(f"instrument {asked} is in use")):
+            RigLock.acquire([asked])
+    finally:
+        first.release()
+
+
+def test_this_machines_own_name_is_loopback(no_name_server: None) -> None:
     import socket
 
-    def no_lookup(*_: object, **__: object) -> None:
-        raise AssertionError("a name was looked up")
+    assert (address_key(f"TCPIP::{socket.gethostname()}::5025::SOCKET")
+            == address_key("TCPIP0::127.0.0.1::5025::SOCKET"))
 
-    for name in ("getaddrinfo", "gethostbyname", "gethostbyname_ex", "gethostbyaddr",
-                 "getfqdn"):
-        monkeypatch.setattr(socket, name, no_lookup)
-    assert address_key(held) == address_key(asked)
+
+@pytest.mark.parametrize(("held", "asked"), [
+    ("ASRL{dev}/ttyUSB0::INSTR", "serial:{dev}/serial/by-id/usb-FTDI_FT232R_A1B2-if00-port0"),
+    ("serial:{dev}/pi-stage", "ASRL{dev}/serial/by-id/usb-FTDI_FT232R_A1B2-if00-port0::INSTR"),
+    ("serial:{dev}/serial/../ttyUSB0", "serial:{dev}/ttyUSB0"),
+])  # fmt: skip
+@pytest.mark.skipif(os.name != "posix", reason="POSIX device paths")
+def test_links_to_a_serial_port_are_that_port(held: str, asked: str, serial_links: Path
+                                              ) -> None:
+    held, asked = held.format(dev=serial_links), asked.format(dev=serial_links)
     first = RigLock.acquire([held])
     try:
         with pytest.raises(RigInUse, match=re.escape(f"instrument {asked} is in use")):
@@ -203,9 +272,24 @@ def test_other_spellings_of_an_address_are_the_same_instrument(
     ("TCPIP::localhost::inst0::INSTR", "TCPIP::localhost::inst1::INSTR"),
     ("TCPIP::localhost::hislip0::INSTR", "TCPIP::localhost::INSTR"),
     ("GPIB0::8::INSTR", "GPIB1::8::INSTR"),
+    ("TCPIP::lockin-a::INSTR", "TCPIP::lockin-b::INSTR"),
+    ("TCPIP::lockin-a::INSTR", "TCPIP::localhost::INSTR"),
+    ("TCPIP::rigbox.lab.example::INSTR", "TCPIP::192.168.1.7::INSTR"),  # not resolved
+    ("serial:socket://localhost:7000", "serial:socket://localhost:7001"),
+    ("serial:socket://localhost:7000", "serial:socket://lockin-b:7000"),
+    ("serial:COM3", "serial:COM4"),
+    ("serial:{dev}/ttyUSB0", "serial:{dev}/ttyUSB1"),
+    ("ASRL{dev}/pi-stage::INSTR", "ASRL{dev}/ttyUSB1::INSTR"),
 ])  # fmt: skip
-def test_other_instruments_are_not_the_same(one: str, other: str) -> None:
+@pytest.mark.usefixtures("no_name_server", "hosts_file")
+def test_other_instruments_are_not_the_same(one: str, other: str, serial_links: Path) -> None:
+    one, other = one.format(dev=serial_links), other.format(dev=serial_links)
     assert address_key(one) != address_key(other)
+    first = RigLock.acquire([one])
+    try:
+        RigLock.acquire([other]).release()
+    finally:
+        first.release()
 
 
 @pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")

@@ -274,7 +274,7 @@ def test_repair_refuses_a_file_a_live_process_writes(tmp_path, monkeypatch):
     monkeypatch.setattr("smm_daq.storage.h5file.writer_alive", lambda w: True)
     with pytest.raises(InputError, match="being written by a running process"):
         repair(path)
-    assert not (tmp_path / "s.h5.repair-tmp").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["s.h5"]  # no copy left beside it
 
 
 def test_scans_refuse_a_file_in_a_format_without_swmr(tmp_path):
@@ -466,7 +466,7 @@ def test_repair_refuses_a_file_another_program_writes_with_hdf5_locking(tmp_path
         other.attrs["note"] = "theirs"
         with pytest.raises(InputError, match="open for writing in another program"):
             repair(path)
-    assert not (tmp_path / "s.h5.repair-tmp").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["s.h5"]  # no copy left beside it
     with h5py.File(path, "r") as f:
         assert f.attrs["note"] == "theirs" and "earlier" in f
 

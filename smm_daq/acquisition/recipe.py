@@ -34,7 +34,8 @@ The whole recipe is checked before the first step runs: every plan against the p
 fly plan also against the lock-in and stage the profile names), every entry name against the
 file, each subtraction's two entries (in the file or made by earlier steps) against each
 other's grid, and its estimated duration (scans, waits and field ramps), at most the plan
-limit MAX_DURATION_S. A recipe holds only data: nothing in it is executed.
+limit MAX_DURATION_S (continuing, the duration of the work left). A recipe holds only data:
+nothing in it is executed.
 
 A recipe that was cut off (killed, stopped, a scan aborted) is continued on its session file
 with `continuing` (`smm-daq run --continue`): entries the recipe makes that the file holds
@@ -459,7 +460,14 @@ def check_recipe(recipe: Recipe, profile: Profile, out: str | Path, *, can_promp
             raise InputError(f"{_where(i, step)}: needs an operator, but input is not a "
                              "terminal; run it interactively or pass --yes to continue past "
                              "prompts", source=recipe.source)
-    if not duration <= MAX_DURATION_S:
+    # continuing, the limit is on the work left: what was done is not run again
+    if continuing and not duration_left <= MAX_DURATION_S:
+        raise InputError(
+            f"the steps left to run are estimated to take {format_seconds(duration_left)} "
+            f"(their scans, waits and field ramps; the whole recipe {format_seconds(duration)})"
+            f"; expected at most {format_seconds(MAX_DURATION_S)}: split them into several "
+            "recipes", source=recipe.source)
+    if not continuing and not duration <= MAX_DURATION_S:
         raise InputError(
             f"the recipe is estimated to take {format_seconds(duration)} (its scans, waits and "
             f"field ramps); expected at most {format_seconds(MAX_DURATION_S)}: split it into "

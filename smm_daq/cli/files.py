@@ -3,6 +3,8 @@ openable by every HDF5 reader again, and in the format HDF5 1.10 and later decod
 
 smm-daq's own commands do this on their next touch of such a file; this command is for a file
 that is to be opened in other programs first, or that came from an older version of smm-daq.
+It also removes the scratch files that writers killed on this machine left beside the file
+(`.FILE.*.new`, `.FILE.*.repair-tmp`), naming each, and names those it keeps.
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ def _repair(args: argparse.Namespace) -> int:
     kept = ("every entry kept" if not done.left_out else "left out " + _names(done.left_out)
             + " (unfinished when its writer was killed)")
     print(f"{args.file}: {what}rewritten in the HDF5 1.10 format, {kept}")
+    for name in done.removed:
+        print(f"removed {name}")
+    for name in done.kept:
+        print(f"kept {name}")
     if done.interrupted:
         print(f"{_names(done.interrupted)} now read{'s' if len(done.interrupted) == 1 else ''} "
               "'interrupted' (left running by a killed writer; `smm-daq resume FILE --entry "

@@ -22,6 +22,7 @@ import ipaddress
 import json
 import os
 import re
+import socket
 import sys
 import tempfile
 from collections.abc import Iterable
@@ -43,13 +44,21 @@ FILE_MODE = 0o666
 RECORD_MODE = 0o644
 MAX_COMMAND = 200  # characters of the holder's command line kept in its record
 
-_VISA_BOARD = re.compile(r"^(GPIB|TCPIP|USB|VXI|PXI|ASRL)(?=::)")  # board 0 may be left out
-_SERIAL_COM = re.compile(r"^ASRLCOM(\d+)$")
+_VISA_BOARD = re.compile(r"^(GPIB|TCPIP|USB|VXI|PXI)(?=::)")  # board 0 may be left out
 # TCPIP board, host (an IPv6 address in brackets) and the rest (device name, port, class)
 _TCPIP = re.compile(r"^(TCPIP\d+)::(\[[^\]]*\]|[^:]+)(.*)$")
+# a serial port: pyserial's "serial:PORT" or VISA's "ASRL<PORT>[::INSTR]"
+_SERIAL = re.compile(r"^(?:SERIAL:(?P<url>.+)|ASRL(?P<port>.*?)(?:::INSTR)?)$", re.I | re.S)
+# pyserial URLs of a TCP port: a raw socket, or an RFC 2217 serial server
+_TCP_URL = re.compile(r"^(?:SOCKET|RFC2217)://(\[[^\]]*\]|[^:/?\[]+):(\d+)(?:[/?].*)?$",
+                      re.I | re.S)
+_SERIAL_NUMBER = re.compile(r"^(?:COM)?(\d*)$", re.I)  # ASRL3, COM3, board 0 when left out
+_WINDOWS_DEVICE = "\\\\.\\"  # \\.\COM10, as Windows spells ports above COM9
 _LOOPBACK = "LOCALHOST"
 _LOOPBACK_NAMES = {"LOCALHOST", "LOCALHOST.LOCALDOMAIN", "LOCALHOST6", "IP6-LOCALHOST",
                    "IP6-LOOPBACK"}
+HOSTS_FILE = (Path(os.environ.get("SYSTEMROOT", "C:\\Windows"), "System32", "drivers", "etc",
+                   "hosts") if os.name == "nt" else Path("/etc/hosts"))
 
 
 class RigInUse(InputError):
@@ -75,36 +84,82 @@ class Holder:
 
 def address_key(address: str) -> str:
     """One spelling per instrument: VISA resource names ignore case, leave out board 0, the
-    default class '::INSTR' and a VXI-11 device's default name 'inst0' at will; pyserial's
-    "serial:PORT" is VISA's ASRL port; a TCP/IP host is `_host`'s spelling."""
-    key = address.strip().upper()
-    if key.startswith("SERIAL:"):
-        key = "ASRL" + key.removeprefix("SERIAL:")
-    key = _VISA_BOARD.sub(r"\g<1>0", key).removesuffix("::INSTR")
+    default class '::INSTR' and a VXI-11 device's default name 'inst0' at will; a TCP/IP host
+    is `_host`'s spelling; a serial port is `_serial_key`'s."""
+    text = address.strip()
+    serial = _SERIAL.match(text)
+    if serial:
+        return _serial_key(serial["url"] if serial["url"] is not None else serial["port"])
+    key = _VISA_BOARD.sub(r"\g<1>0", text.upper()).removesuffix("::INSTR")
     tcpip = _TCPIP.match(key)
     if tcpip:
         board, host, rest = tcpip.groups()
         key = f"{board}::{_host(host)}{rest or '::INST0'}"
-    return _SERIAL_COM.sub(r"ASRL\1", key)
+    return key
+
+
+def _serial_key(port: str) -> str:
+    """A serial port (pyserial's port or URL, or what follows VISA's 'ASRL') as one spelling:
+    a device path with its links resolved (/dev/serial/by-id/... is the /dev/ttyUSB0 it points
+    to), 'ASRL<n>' for port n (COMn on Windows), and a pyserial URL of a TCP port
+    (socket://, rfc2217://) as VISA's socket resource on that host and port, which it is."""
+    tcp = _TCP_URL.match(port)
+    if tcp:
+        return f"TCPIP0::{_host(tcp[1])}::{int(tcp[2])}::SOCKET"
+    if os.name != "nt" and port.startswith("/"):
+        return "ASRL" + os.path.realpath(port)  # case kept: a POSIX path is case-sensitive
+    number = _SERIAL_NUMBER.match(port.removeprefix(_WINDOWS_DEVICE))
+    if number:
+        return f"ASRL{int(number[1] or 0)}"
+    return "ASRL" + port.upper()  # another pyserial URL (loop://, spy://...): as written
 
 
 def _host(host: str) -> str:
-    """One spelling per host, without asking DNS (no network, no wait): every loopback name
-    or address (localhost, 127.x.x.x, ::1, 0.0.0.0) is this machine, _LOOPBACK; an IP
-    address is written canonically (::1 for 0:0:0:0:0:0:0:1). Another name of a remote host
-    stays another spelling: only its name server could say they are one."""
-    bare = host.removeprefix("[").removesuffix("]")
-    if bare in _LOOPBACK_NAMES:
+    """One spelling per host, resolved on this machine only (no name server: no network, no
+    wait): every loopback name or address (localhost, this machine's name, 127.x.x.x, ::1,
+    0.0.0.0) is this machine, _LOOPBACK; a name the hosts file gives is its address; an
+    address in any of its numeric spellings (127.1, ::ffff:127.0.0.1, fe80:0:0::1) is written
+    canonically. Another name of a remote host stays another spelling: only its name server
+    could say they are one."""
+    bare = host.removeprefix("[").removesuffix("]").upper()
+    if bare in _LOOPBACK_NAMES or bare == socket.gethostname().upper():
         return _LOOPBACK
-    try:
-        ip = ipaddress.ip_address(bare)
-    except ValueError:
-        return host
+    found = _numeric_address(bare) or _hosts_file_address(bare)
+    if found is None:
+        return host.upper()
+    ip = ipaddress.ip_address(found)
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     if ip.is_loopback or ip.is_unspecified:
         return _LOOPBACK
     return f"[{ip}]".upper() if ip.version == 6 else str(ip)
+
+
+def _numeric_address(host: str) -> str | None:
+    """The address `host` spells numerically (as a connection to it would take it), without a
+    look-up: AI_NUMERICHOST never asks a name server. None: not an address."""
+    try:
+        found = socket.getaddrinfo(host, None, flags=socket.AI_NUMERICHOST)
+    except (OSError, UnicodeError, ValueError):
+        return None
+    return str(found[0][4][0]).partition("%")[0] if found else None
+
+
+def _hosts_file_address(name: str) -> str | None:
+    """The address this machine's hosts file gives `name` (a loopback one where it gives
+    several, as this machine is then one of them), or None."""
+    try:
+        lines = HOSTS_FILE.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    found: list[str] = []
+    for line in lines:
+        address, *names = line.partition("#")[0].split() or [""]
+        if name in (n.upper() for n in names):
+            numeric = _numeric_address(address)
+            found += [numeric] if numeric else []
+    loopback = [a for a in found if ipaddress.ip_address(a).is_loopback]
+    return (loopback or found or [None])[0]
 
 
 def lock_directory() -> Path:

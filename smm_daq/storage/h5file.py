@@ -16,6 +16,11 @@ every object into a fresh file and swap it in, so nothing flushed is lost; readi
 SWMR mode, or a copy whose mark is cleared as `h5clear -s` does), and `smm-daq repair FILE`
 does it on demand.
 
+Scratch files. A new file is made beside its name and linked in whole; a repair rebuilds its
+copy beside the file. Each such scratch file is named after its writer (`_scratch`), so one
+that a killed writer left is removed by the next repair (`remove_leftovers`), and one that a
+live process, or a process on another machine, writes is never touched.
+
 Room first. Every write first makes sure the file system will let the file grow by more than
 the write can add (`HEADROOM` and the caller's `room`), and refuses with `StorageError` when it
 will not (a full disk, a quota, a file size limit). HDF5 records the file's new end in the
@@ -35,6 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import re
 import shutil
@@ -42,7 +48,7 @@ import socket
 import struct
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -69,6 +75,7 @@ HEADROOM = 4 << 20  # bytes reserved beyond a write's payload: more than its met
 _NO_ROOM = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 _LOCKS: dict[str, threading.RLock] = {}  # in-process: one thread has a file open at a time
 _LOCKS_GUARD = threading.Lock()
+_log = logging.getLogger(__name__)
 
 
 def now_iso() -> str:
@@ -248,7 +255,7 @@ def _open_read(p: Path) -> Iterator[h5py.File]:
             pass  # an smm-daq writer at work has finished its write
         if marked_open(p):
             with contextlib.suppress(InputError, StorageError, OSError):
-                repair(p)  # else it is read in SWMR mode, as it is
+                _name_removed(p, repair(p))  # else it is read in SWMR mode, as it is
     # A plain open first: it fails at once on a truncated or foreign file, where an SWMR open
     # would sit in HDF5's read-retry loop for many minutes.
     try:
@@ -311,7 +318,7 @@ def _init_root(f: h5py.File, path: Path) -> None:
 
 def _create(p: Path) -> None:
     """A new, empty session file, made beside the target and linked in whole (never half)."""
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.{threading.get_ident()}.new")
+    tmp = _scratch(p, "new")
     try:
         with h5py.File(tmp, "w", libver=LIBVER, track_order=True, locking=False) as f:
             _init_root(f, p)
@@ -377,7 +384,7 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
         _create(p)
     with _file_lock(p, exclusive=True):
         if marked_open(p):
-            _repair_locked(p)
+            _name_removed(p, _repair_locked(p))
         elif _locked_by_a_writer(p):
             raise InputError(
                 "is open for writing in another program (it holds HDF5's write lock); close "
@@ -416,6 +423,94 @@ def require_swmr_format(path: str | Path) -> None:
             )
 
 
+# -- scratch files ------------------------------------------------------------------------
+
+
+_SCRATCH_KINDS = ("new", "repair-tmp", "repair-src")
+
+
+def _scratch(p: Path, kind: str) -> Path:
+    """This thread's scratch file of `kind` beside `p`, named after its writer,
+    `.NAME.PID.THREAD.HOST~TOKEN.KIND` (`writer_id`), so that one left by a killed process can
+    be told from one a live process still writes (`remove_leftovers`)."""
+    host, pid, *token = writer_id().split(":")
+    return p.with_name(f".{p.name}.{pid}.{threading.get_native_id()}.{host}~{''.join(token)}"
+                       f".{kind}")
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """A scratch file beside a session file, and the writer its name records ("host:pid" or
+    "host:pid:token"; "" when it does not say: an earlier smm-daq's `.NAME.PID.THREAD.new`,
+    `NAME.repair-tmp` or `NAME.repair-src`)."""
+
+    path: Path
+    writer: str
+
+
+def leftovers(path: str | Path) -> list[Leftover]:
+    """The scratch files beside session file `path`, in name order."""
+    p = Path(path)
+    ours = re.compile(rf"\.{re.escape(p.name)}\.(\d+)\.\d+(?:\.(.*)~([^~]*))?"
+                      rf"\.(?:{'|'.join(map(re.escape, _SCRATCH_KINDS))})")
+    earlier = {f"{p.name}.repair-tmp", f"{p.name}.repair-src"}
+    found = []
+    try:
+        names = sorted(child.name for child in p.parent.iterdir())
+    except OSError:
+        return []
+    for name in names:
+        match = ours.fullmatch(name)
+        if match and match[2] is not None:
+            token = f":{match[3]}" if match[3] else ""
+            found.append(Leftover(p.with_name(name), f"{match[2]}:{match[1]}{token}"))
+        elif match or name in earlier:
+            found.append(Leftover(p.with_name(name), ""))
+    return [left for left in found if left.path.is_file()]
+
+
+def _stopped(writer: str) -> bool:
+    """True only when `writer` was a process on this machine that has ended (`writer_alive`);
+    this process's own scratch files are in use."""
+    host, _, rest = writer.partition(":")
+    pid, _, token = rest.partition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    if int(pid) == os.getpid():  # this pid, in this boot from this start, is this process
+        return bool(token) and token != _process_token(os.getpid())
+    return not writer_alive(writer)
+
+
+def remove_leftovers(path: str | Path) -> tuple[list[str], list[str]]:
+    """Remove the scratch files a killed writer left beside session file `path` (a session
+    file it was creating, a copy it was rebuilding): only those whose writer ran on this
+    machine and has ended. Returns (removed, kept), each file named with its writer and why;
+    a file whose writer may still be running, ran on another machine or is not recorded is
+    kept."""
+    removed, kept = [], []
+    for left in leftovers(path):
+        name = left.path.name
+        if _stopped(left.writer):
+            try:
+                left.path.unlink(missing_ok=True)
+            except OSError as exc:
+                kept.append(f"{name} (left by process {writer_process(left.writer)}, which "
+                            f"has stopped, but it cannot be removed: {exc.strerror})")
+            else:
+                removed.append(f"{name} (left by process {writer_process(left.writer)}, "
+                               "which has stopped)")
+        elif not left.writer:
+            kept.append(f"{name} (an earlier {PROGRAM_NAME}'s, which did not record the "
+                        "machine of its writer: delete it once no process writes the file)")
+        elif left.writer.partition(":")[0] != socket.gethostname():
+            kept.append(f"{name} (its writer, process {writer_process(left.writer)}, ran on "
+                        "another machine: only there can it be told whether it has stopped)")
+        else:
+            kept.append(f"{name} (its writer, process {writer_process(left.writer)}, is "
+                        "still running)")
+    return removed, kept
+
+
 # -- repair ---------------------------------------------------------------------------------
 
 
@@ -436,11 +531,14 @@ def live_writers(f: h5py.File) -> list[str]:
 
 @dataclass(frozen=True)
 class Repaired:
-    """What `repair` changed besides the format: the scans it marked "interrupted" and the
-    unfinished entries it left out."""
+    """What `repair` changed besides the format: the scans it marked "interrupted", the
+    unfinished entries it left out, and the scratch files beside the file that it removed
+    (their writers stopped) and kept (`remove_leftovers`)."""
 
     interrupted: list[str]
     left_out: list[str]
+    removed: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
 
 
 def repair(path: str | Path, *, only_ours: bool = False) -> Repaired:
@@ -461,8 +559,8 @@ def repair(path: str | Path, *, only_ours: bool = False) -> Repaired:
 
 
 def _repair_locked(p: Path, *, only_ours: bool = False) -> Repaired:
-    tmp = p.with_name(p.name + ".repair-tmp")
-    cleared = p.with_name(p.name + ".repair-src")
+    tmp = _scratch(p, "repair-tmp")
+    cleared = _scratch(p, "repair-src")
     if _locked_by_a_writer(p):
         raise InputError(
             "is open for writing in another program (it holds HDF5's write lock); close it "
@@ -510,7 +608,15 @@ def _repair_locked(p: Path, *, only_ours: bool = False) -> Repaired:
     finally:
         cleared.unlink(missing_ok=True)
     os.replace(tmp, p)
+    done.removed[:], done.kept[:] = remove_leftovers(p)
     return done
+
+
+def _name_removed(p: Path, done: Repaired) -> None:
+    """Say which scratch files a repair on the way removed (on stderr, where nothing else
+    is set up to show the "smm_daq" log)."""
+    for name in done.removed:
+        _log.warning("%s: removed %s", p, name)
 
 
 def _locked_by_a_writer(p: Path) -> bool:

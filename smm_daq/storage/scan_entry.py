@@ -16,8 +16,13 @@ Beyond the map core of `smm_daq.storage.nexus`, a scan entry holds:
       data    Bz (ny, nx) T NaN-filled, line_done (ny,), lockin_x, lockin_y (ny, nx) V,
               lockin_range (ny, nx) V full scale, time (ny, nx) s on the rig clock
       instrument/sensor      sensitivity (V/T), offset (V), channel
-      instrument/field_check NXsensor: value (3,) T measured at the start (fluxgate, or
-                             the coils' read-back); the requested field is sample/magnetic_field
+      instrument/field_check NXsensor: value (3,) T measured at the start of the latest run
+                             (fluxgate, or the coils' read-back); the requested field is
+                             sample/magnetic_field
+        value_log            NXlog, a row per run (the start, then each resume): run (n,),
+                             value (n, 3) T (NaN: that run stopped before its check), time
+                             (n,) s after its `start` (the entry's start_time); files of
+                             earlier versions have none
       instrument/stage_x, _y, _z  NXpositioner: value (the axis; z the height), soft limits
       instrument/calibration coil matrix (3, 3) T/A, ambient field (3,) T
       instrument/snapshot    the rig's snapshot at the start, as JSON and as groups
@@ -34,6 +39,8 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -173,10 +180,12 @@ class ScanEntryWriter:
     while the writer is alive.
     """
 
-    def __init__(self, path: Path, name: str, line_done: np.ndarray) -> None:
+    def __init__(self, path: Path, name: str, line_done: np.ndarray, run: int | None = 0
+                 ) -> None:
         self.path = path
         self.name = name
         self.line_done = np.asarray(line_done, dtype=bool)
+        self.run = run  # its row in field_check/value_log; None: the entry has no log
 
     @classmethod
     def create(
@@ -298,7 +307,9 @@ class ScanEntryWriter:
         put(check, "measurement", "magnetic_field")
         measured = check.create_dataset("value", shape=(3,), dtype="f8", fillvalue=np.nan)
         measured.attrs["units"] = "T"
-        measured.attrs["long_name"] = "applied magnetic field measured at the start (x, y, z)"
+        measured.attrs["long_name"] = ("applied magnetic field measured at the start of the "
+                                       "latest run (x, y, z)")
+        _layout_field_log(check, text(entry["start_time"]))
         _positioners(entry, profile)
         cal = entry["instrument"].create_group("calibration")
         cal.attrs["NX_class"] = "NXcollection"
@@ -332,7 +343,8 @@ class ScanEntryWriter:
                 g["state"][()] = "running"
             g["message"][()] = _clip(_in_progress(p, name, "running"))
             line_done = np.asarray(g["data/line_done"][()], dtype=bool)
-        return cls(p, name, line_done)
+            run = _add_run(g)
+        return cls(p, name, line_done, run)
 
     def _writing(self, room: int = 0) -> contextlib.AbstractContextManager[h5py.File]:
         """The entry's file opened for one write; StorageError when the file is gone (a
@@ -383,8 +395,15 @@ class ScanEntryWriter:
                 g["rig_clock_duration"][()] = float(g["rig_clock_duration"][()]) + seconds
 
     def set_measured_field(self, b: np.ndarray) -> None:
+        """Record this run's field check (a later attempt in the same run replaces it)."""
         with self._writing() as f:
-            f[self.name]["instrument/field_check/value"][:] = np.asarray(b, dtype=float)
+            check = f[self.name]["instrument/field_check"]
+            check["value"][:] = np.asarray(b, dtype=float)
+            if self.run is not None:
+                log = check["value_log"]
+                log["value"][self.run] = np.asarray(b, dtype=float)
+                start = datetime.fromisoformat(text(log["time"].attrs["start"]))
+                log["time"][self.run] = (datetime.now(UTC) - start).total_seconds()
 
     def set_status(self, status: str, message: str = "") -> None:
         """"running" or "paused" while the scan goes on; a final status ends it."""
@@ -405,6 +424,70 @@ class ScanEntryWriter:
 
     def close(self) -> None:
         """Nothing to release: the file is open only while it is written."""
+
+
+def _layout_field_log(check: h5py.Group, start: str) -> None:
+    """field_check/value_log: an NXlog with a row per run of the scan, extendable in SWMR
+    mode (chunked, unlimited), its first row for the run that lays it out."""
+    log = set_nx(check.create_group("value_log"), "NXlog")
+    for key, shape, dtype, fill in (("run", (1,), "i4", -1), ("value", (1, 3), "f8", np.nan),
+                                    ("time", (1,), "f8", np.nan)):
+        log.create_dataset(key, shape=shape, maxshape=(None, *shape[1:]), dtype=dtype,
+                           chunks=(16, *shape[1:]), fillvalue=fill)
+    log["run"][0] = 0
+    log["run"].attrs["long_name"] = "run of the scan: 0 its start, k its k-th resume"
+    log["value"].attrs["units"] = "T"
+    log["value"].attrs["long_name"] = "applied magnetic field measured before the run (x, y, z)"
+    log["time"].attrs["units"] = "s"
+    log["time"].attrs["start"] = start
+    log["time"].attrs["long_name"] = "time of the field check after the scan's start (s)"
+
+
+def _add_run(entry: h5py.Group) -> int | None:
+    """A new row in the entry's field-check log for the run that resumes it now: its index.
+    None for an entry of an earlier version, which has no log (its one value is replaced)."""
+    if "instrument/field_check/value_log" not in entry:
+        return None
+    log = entry["instrument/field_check/value_log"]
+    run = int(log["run"].shape[0])
+    for key in ("run", "value", "time"):
+        log[key].resize(run + 1, axis=0)
+    log["run"][run] = run
+    return run
+
+
+@dataclass(frozen=True)
+class FieldCheck:
+    """The applied field measured before one run of a scan (its start, or a resume)."""
+
+    run: int | None  # 0 the start, k the k-th resume; None: not recorded (an earlier version)
+    seconds: float  # after the scan's start, wall clock; NaN: not recorded
+    field: np.ndarray  # (3,) T; NaN: that run stopped before its check
+
+
+def read_field_checks(path: str | Path, name: str) -> list[FieldCheck]:
+    """The field checks of scan entry `name`, one per run; of an entry of an earlier version,
+    its one (the latest run's). InputError naming the dataset when one is malformed."""
+    where = f"{path}, entry '{name}'"
+    with open_read(path) as f:
+        if name not in f or text(f[name].attrs.get("kind", "")) != "scan":
+            raise InputError("is not a scan entry in this file", source=where)
+        check = f[name].get("instrument/field_check")
+        if not isinstance(check, h5py.Group) or "value" not in check:
+            return []
+        log = check.get("value_log")
+        try:
+            if log is None:
+                field = np.asarray(check["value"][()], dtype=float).reshape(3)
+                return [FieldCheck(None, float("nan"), field)]
+            runs = np.asarray(log["run"][()], dtype=int).reshape(-1)
+            fields = np.asarray(log["value"][()], dtype=float).reshape(len(runs), 3)
+            times = np.asarray(log["time"][()], dtype=float).reshape(len(runs))
+        except (KeyError, ValueError, TypeError) as exc:
+            raise InputError(f"instrument/field_check is malformed ({exc}); expected value "
+                             "(3,) and value_log with run (n,), value (n, 3), time (n,)",
+                             source=where) from None
+    return [FieldCheck(int(r), float(t), v) for r, v, t in zip(runs, fields, times, strict=True)]
 
 
 def _in_progress(path: Path, name: str, state: str) -> str:
