@@ -14,7 +14,7 @@ from smm_daq.cli.args import time_scale as check_time_scale
 from smm_daq.errors import InputError, InstrumentError
 from smm_daq.instruments.interfaces import Instrument
 from smm_daq.instruments.profile import DEFAULT_PROFILE, Profile, load_profile
-from smm_daq.instruments.rig import Rig, open_rig, simulator_class
+from smm_daq.instruments.rig import Rig, simulator_class
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -98,6 +98,8 @@ def describe(rig: Rig, out: TextIO) -> None:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    from smm_daq.instruments.rig import open_rig  # looked up at the call, as calibrate does
+
     profile = load_profile(args.profile)
     try:
         with open_rig(profile) as rig:
