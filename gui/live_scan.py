@@ -45,6 +45,7 @@ class LiveScan(QtCore.QObject):
         self.bz = np.zeros((0, 0))
         self.points = 0  # point events received
         self.redraws = 0  # map refreshes made
+        self.lines_stored = 0  # lines in the file, finished before a resume included
         self.message = ""
         self._rows: range | None = None  # the rows with points not yet drawn
         self._asked: str | None = None  # "pause" or "resume" clicked before `attach`
@@ -62,6 +63,7 @@ class LiveScan(QtCore.QObject):
         self.sequencer, self._asked = None, None  # the last scan's is done with
         self.bz = np.full((plan.ny, plan.nx), np.nan) if bz is None else np.array(bz, float)
         self.points = self.redraws = 0
+        self.lines_stored = int(np.isfinite(self.bz).all(axis=1).sum())  # stored whole
         self._rows = None
         self.message = ""
         self.view.set_map(
@@ -141,6 +143,8 @@ class LiveScan(QtCore.QObject):
                 self._rows = range(iy, iy + 1)
             elif iy not in rows:
                 self._rows = range(min(rows.start, iy), max(rows.stop, iy + 1))
+        elif event.kind == "line_done":
+            self.lines_stored += 1
         elif event.kind in ("started", "resumed") and self.state != "aborting":
             self._set_state("running")
         elif event.kind == "paused" and self.state != "aborting":

@@ -4,15 +4,21 @@ slow file write neither blocks the window nor keeps Abort from making the rig sa
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
+from PyQt6 import QtCore
 
 from gui.live_scan import LiveScan
 from gui.map_view import BAND_ROWS, MapView
 from smm_daq.acquisition.events import ScanEvent
 from smm_daq.acquisition.plan import ScanPlan
+from smm_daq.acquisition.resumable import load_resumable
+from smm_daq.storage.h5file import open_read
+from smm_daq.storage.scan_entry import ScanEntryWriter
 
 UM = 1e-6
 UT = 1e-6
@@ -160,3 +166,68 @@ def test_a_resumed_scan_shows_its_stored_lines_and_draws_only_the_new(live, monk
     assert count.whole == 0 and count.pixels <= 13 * 3 * 20  # the new lines' rows only
     np.testing.assert_array_equal(shown(live.view)[:28], values[:28] / UT)
     assert np.all(np.isnan(shown(live.view)[28:]))
+
+
+class SlowFlush:
+    """The session file's flush, in the scan's thread, held while line `line` is written (a
+    slow disk: the file's lock is held meanwhile), until `go` is set."""
+
+    def __init__(self, monkeypatch, line: int) -> None:
+        self.line, self.writing = line, -1
+        self.entered, self.go = threading.Event(), threading.Event()
+        write_line, flush = ScanEntryWriter.write_line, h5py.File.flush
+
+        def writing_line(writer, iy, *args, **kw):
+            self.writing = iy
+            try:
+                return write_line(writer, iy, *args, **kw)
+            finally:
+                self.writing = -1
+
+        def slow_flush(f):
+            if self.writing == self.line and not self.entered.is_set():
+                self.entered.set()
+                assert self.go.wait(WAIT_MS / 1000)
+            return flush(f)
+
+        monkeypatch.setattr(ScanEntryWriter, "write_line", writing_line)
+        monkeypatch.setattr(h5py.File, "flush", slow_flush)
+
+
+def test_abort_during_a_slow_line_write_is_answered_and_leaves_the_rig_safe(
+        window, qtbot, tmp_path, monkeypatch):
+    """The disk stalls while a line is written: the window still answers, Abort is taken at
+    once, and once the write returns the scan stops there, the field ramped down, the stage
+    stopped, the file resumable with every line written; the window says so."""
+    scan, live, rig = window.scan, window.scan.live, window.holder.rig
+    stops = []
+    monkeypatch.setattr(rig.stage, "stop", lambda stop=rig.stage.stop: (stops.append(1), stop()))
+    slow = SlowFlush(monkeypatch, line=2)
+    plan = ScanPlan.from_center("stalled", CENTRE, (7 * 20 * UM, 9 * 20 * UM), 20 * UM,
+                                settle_tau=1.0, field=(0.0, 30 * UT, 0.0))
+    assert scan.start(plan)
+    try:
+        qtbot.waitUntil(slow.entered.is_set, timeout=WAIT_MS)
+        answered = []
+        QtCore.QTimer.singleShot(0, lambda: answered.append(live.state))
+        qtbot.waitUntil(lambda: bool(answered), timeout=WAIT_MS)
+        assert answered == ["running"]
+        qtbot.mouseClick(scan.abort_button, QtCore.Qt.MouseButton.LeftButton)
+        assert live.state == "aborting" and scan.status.text().startswith("aborting")
+        assert not stops  # the scan's thread still writes: nothing else talks to the rig
+    finally:
+        slow.go.set()
+    with qtbot.waitSignal(scan.scanEnded, timeout=WAIT_MS) as ended:
+        pass
+    assert ended.args[0] == "aborted"
+    assert stops and np.allclose(rig.coils.field_setpoint(), 0.0, atol=1e-12)
+    path = tmp_path / "session.h5"
+    with open_read(path) as f:
+        done = np.asarray(f["stalled/data/line_done"][()], dtype=bool)
+    assert done.tolist() == [True] * 3 + [False] * 7  # the stalled line was stored, no more
+    assert live.points == 3 * 8  # nothing measured after the Abort
+    assert load_resumable(path, "stalled").plan.difference(plan) is None
+    assert scan.status.text().endswith(
+        "aborted: aborted by the operator\nThe rig was made safe (stage stopped, field at its "
+        "safe state). 3 of 10 lines are stored in session.h5; Resume scan on the Session tab "
+        "finishes the scan.")
