@@ -10,7 +10,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from PyQt6 import QtCore
+from PyQt6 import QtCore, QtWidgets
 
 from gui.live_scan import LiveScan
 from gui.map_view import BAND_ROWS, MapView
@@ -231,3 +231,29 @@ def test_abort_during_a_slow_line_write_is_answered_and_leaves_the_rig_safe(
         "aborted: aborted by the operator\nThe rig was made safe (stage stopped, field at its "
         "safe state). 3 of 10 lines are stored in session.h5; Resume scan on the Session tab "
         "finishes the scan.")
+
+
+def test_closing_the_window_mid_scan_leaves_the_file_resumable_and_the_rig_safe(
+        window, qtbot, tmp_path, monkeypatch):
+    scan, live, rig = window.scan, window.scan.live, window.holder.rig
+    monkeypatch.setattr(QtWidgets.QMessageBox, "question",
+                        lambda *a, **k: QtWidgets.QMessageBox.StandardButton.Yes)
+    slow = SlowFlush(monkeypatch, line=1)  # the close comes mid-scan, for sure
+    plan = ScanPlan.from_center("closed", CENTRE, (5 * 20 * UM, 7 * 20 * UM), 20 * UM,
+                                settle_tau=1.0, field=(0.0, 0.0, 20 * UT))
+    assert scan.start(plan)
+    try:
+        qtbot.waitUntil(slow.entered.is_set, timeout=WAIT_MS)
+        assert not window.close()  # it waits for the scan to end, the rig made safe
+        assert window.isVisible() and live.state == "aborting"
+    finally:
+        slow.go.set()
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=WAIT_MS)
+    assert live.state == "aborted" and window.holder.rig is None
+    np.testing.assert_allclose(rig.coils.field_setpoint(), 0.0, atol=1e-12)
+    path = tmp_path / "session.h5"
+    record = load_resumable(path, "closed")
+    assert record.plan.difference(plan) is None
+    with open_read(path) as f:
+        assert np.asarray(f["closed/data/line_done"][()]).tolist() == [True] * 2 + [False] * 6
+        assert f["closed/status"][()].decode() == "aborted"
