@@ -257,3 +257,29 @@ def test_closing_the_window_mid_scan_leaves_the_file_resumable_and_the_rig_safe(
     with open_read(path) as f:
         assert np.asarray(f["closed/data/line_done"][()]).tolist() == [True] * 2 + [False] * 6
         assert f["closed/status"][()].decode() == "aborted"
+
+
+def test_the_session_tab_reads_the_file_off_the_gui_thread_while_a_scan_writes_it(
+        window, qtbot, tmp_path, monkeypatch):
+    """Opening or refreshing the session file mid-scan waited, in the GUI thread, for the
+    line being written: on a stalled disk the window froze, Abort unanswered."""
+    scan, session = window.scan, window.session
+    path = tmp_path / "session.h5"
+    slow = SlowFlush(monkeypatch, line=1)
+    plan = ScanPlan.from_center("read", CENTRE, (3 * 20 * UM, 4 * 20 * UM), 20 * UM,
+                                settle_tau=1.0)
+    assert scan.start(plan)
+    try:
+        qtbot.waitUntil(slow.entered.is_set, timeout=WAIT_MS)
+        assert session.open_file(path)  # returns while the line's write is stalled
+        session.refresh()
+        stalled = not slow.go.is_set()
+        qtbot.mouseClick(scan.abort_button, QtCore.Qt.MouseButton.LeftButton)
+        assert scan.live.state == "aborting"
+    finally:
+        slow.go.set()
+    assert stalled
+    qtbot.waitUntil(lambda: [e.name for e in session.entries] == ["read"], timeout=WAIT_MS)
+    assert session.path == path
+    qtbot.waitUntil(lambda: not scan.live.running, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: session.entries[0].status == "aborted", timeout=WAIT_MS)
