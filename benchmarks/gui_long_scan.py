@@ -4,26 +4,31 @@
 
 The main window (offscreen) runs an n × n scan through its Scan tab, as an operator starts
 one: the real sequencer and file writer in their worker thread, the live map in the GUI
-thread. The instruments answer at once (see `acquisition_per_point.py`), so a million points
-take minutes; `--simulated` runs the whole simulated rig instead (real drivers, emulated
-protocols, the simulated world on its virtual clock: use a smaller --n).
+thread. The instruments answer at once (see `acquisition_per_point.py`), so a million
+points take a minute at most; `--simulated` runs the whole simulated rig instead (real
+drivers, emulated protocols, the simulated world on its virtual clock: use a smaller --n).
 
 Figures, at each line of --at (the scan is held there, its events all taken in):
-- busy: the GUI thread's busy time (from its event dispatcher: awake to about-to-block) per
-  line over the lines since the last hold, with the redraws per line it made meanwhile (the
-  map is redrawn at most 10 times a second, so their number per line depends on how fast
-  lines come: here, far faster than on a rig);
-- intake: GUI-thread time to take in one line's events (points into the map, progress);
-- redraw: one redraw of the live map (new Bz to the image, colour levels) and its paint, in
-  ms, and the pixels that redraw handed to the image; a rig's line of 1001 points takes about
-  29 s in an 8-hour scan, so the map is redrawn about 290 times a line, and the redraw's cost
-  is the figure that says how busy the window is;
+- busy: GUI-thread time spent on the scan (the live scan's intake of events and its redraws,
+  the Scan tab's progress, the paint of images) per line over the lines since the last hold,
+  with the redraws per line made meanwhile (at most 10 a second, so their number per line
+  depends on how fast lines come: here, far faster than on a rig);
+- intake: GUI-thread time to take in one line's point events (pushed and taken in);
+- band redraw: one live redraw as the timer makes it while the line fills, its band of rows
+  the widest it gets (BAND_ROWS), with the paint, in ms, and the pixels handed to the image
+  items; whole redraw: the same for the whole map (drawn so when the colour range widens or
+  the band is full);
 - RSS of the process (MB).
+At the end: how many live redraws drew the whole map (here, with many lines between
+redraws, often), and the GUI-thread time per line at a rig's pace (--hours for the scan):
+a rig's line of 1001 points takes about 29 s in an 8-hour scan, so the map is redrawn about
+290 times a line.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import resource
 import statistics
@@ -83,6 +88,31 @@ class BusyMeter:
                     self.busy += time.perf_counter() - t
 
         return timed
+
+
+class WholeDrawings:
+    """Counts the live redraws, and those that drew the whole map (not a band of rows)."""
+
+    def __init__(self, view) -> None:
+        self.redraws = self.whole = 0
+        self._counting = True
+        fill_rows = view.fill_rows
+
+        def counted(bz, rows) -> None:
+            fill_rows(bz, rows)
+            if self._counting:
+                self.redraws += 1
+                self.whole += view._band_rows is None
+
+        view.fill_rows = counted
+
+    @contextlib.contextmanager
+    def paused(self):
+        self._counting = False
+        try:
+            yield
+        finally:
+            self._counting = True
 
 
 class Holds:
@@ -190,6 +220,7 @@ def main() -> None:
         live = window.scan.live
         holds = Holds(live.bridge.push, set(at))
         live.bridge.push = holds  # type: ignore[method-assign]
+        wholes = WholeDrawings(window.scan.view)
         rss0 = _rss_mb()
         print(f"{args.n} x {args.n} scan from the window "
               f"({'simulated rig' if args.simulated else 'instant instruments'}), offscreen; "
@@ -209,7 +240,9 @@ def main() -> None:
             busy = (meter.busy - last_busy) / lines
             redraws = (live.redraws - last_redraws) / lines
             intake = _intake_cost(live, args.n)
-            (band, band_px), (whole, whole_px) = _redraw_cost(app, window, min(k, args.n - 1))
+            with wholes.paused():
+                (band, band_px), (whole, whole_px) = _redraw_cost(app, window,
+                                                                  min(k, args.n - 1))
             at_pace.append((k, intake, band, whole))
             print(f"  {k:5d}  {busy * 1e3:12.2f}  {redraws:12.2f}  {intake * 1e3:14.2f}  "
                   f"{band * 1e3:8.2f} ({band_px:9d})  {whole * 1e3:9.2f} ({whole_px:9d})  "
@@ -220,6 +253,8 @@ def main() -> None:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"scan {live.state} in {time.perf_counter() - t0:.0f} s; RSS at the end "
               f"{_rss_mb():.1f} MB (peak {peak:.1f} MB), growth {(_rss_mb() - rss0):.1f} MB")
+        print(f"live redraws drawn whole: {wholes.whole} of {wholes.redraws} (a new colour "
+              "range, or the band full)")
         _print_pace(at_pace, args.n, args.hours)
         window.scan.live.timer.stop()
         window.holder.close()
