@@ -2,7 +2,8 @@
 
 Events cross to the GUI thread through `ScanEventBridge`; points go into an array at once,
 and the map is redrawn from a timer at most `REDRAWS_PER_S` times a second, however fast
-points arrive, so the window stays responsive during a fast simulated scan.
+points arrive, so the window stays responsive during a fast simulated scan. A redraw draws
+the rows that changed since the last (`MapView.fill_rows`), not the whole grid.
 """
 
 from __future__ import annotations
@@ -44,8 +45,9 @@ class LiveScan(QtCore.QObject):
         self.bz = np.zeros((0, 0))
         self.points = 0  # point events received
         self.redraws = 0  # map refreshes made
+        self.lines_stored = 0  # lines in the file, finished before a resume included
         self.message = ""
-        self._dirty = False
+        self._rows: range | None = None  # the rows with points not yet drawn
         self._asked: str | None = None  # "pause" or "resume" clicked before `attach`
 
     @property
@@ -61,6 +63,8 @@ class LiveScan(QtCore.QObject):
         self.sequencer, self._asked = None, None  # the last scan's is done with
         self.bz = np.full((plan.ny, plan.nx), np.nan) if bz is None else np.array(bz, float)
         self.points = self.redraws = 0
+        self.lines_stored = int(np.isfinite(self.bz).all(axis=1).sum())  # stored whole
+        self._rows = None
         self.message = ""
         self.view.set_map(
             MapData(
@@ -134,7 +138,13 @@ class LiveScan(QtCore.QObject):
         if event.kind == "point" and event.index is not None and event.bz is not None:
             self.bz[event.index] = event.bz
             self.points += 1
-            self._dirty = True
+            iy, rows = event.index[0], self._rows
+            if rows is None:
+                self._rows = range(iy, iy + 1)
+            elif iy not in rows:
+                self._rows = range(min(rows.start, iy), max(rows.stop, iy + 1))
+        elif event.kind == "line_done":
+            self.lines_stored += 1
         elif event.kind in ("started", "resumed") and self.state != "aborting":
             self._set_state("running")
         elif event.kind == "paused" and self.state != "aborting":
@@ -148,9 +158,9 @@ class LiveScan(QtCore.QObject):
             self.ended.emit(event.kind, event.message)
 
     def _redraw(self) -> None:
-        if self._dirty:
-            self._dirty = False
-            self.view.set_bz(self.bz.copy())
+        if self._rows is not None:
+            self.view.fill_rows(self.bz, self._rows)
+            self._rows = None
             self.redraws += 1
 
     def _set_state(self, state: str) -> None:

@@ -61,6 +61,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.session.resumeRequested.connect(self._resume)
         self.mmt.saved.connect(self._file_written)
         self.scan.scanEnded.connect(self._scan_ended)
+        self.holder.busyChanged.connect(self.session.set_scan_running)
         for changed in (self.holder.busyChanged, self.holder.recipeChanged):
             changed.connect(lambda _on: self.session.set_rig_free(
                 not self.holder.busy and not self.holder.recipe_running))

@@ -35,6 +35,7 @@ class Quantity:
 
 
 BZ = Quantity("Bz", "µT", UT, ".3f")
+BAND_ROWS = 16  # rows of a map being filled that are redrawn on their own (`fill_rows`)
 COLOUR_MAP = "CET-D1"  # diverging: blue negative, white zero, red positive
 
 # Light plots for every view of the application (the diverging map is white at zero).
@@ -86,10 +87,14 @@ class MapView(QtWidgets.QWidget):
         self.plot.addItem(self.underlay, ignoreBounds=True)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.plot.addItem(self.image)
+        # the rows of a map being filled that changed since `image` was last drawn whole
+        self.band = pg.ImageItem(axisOrder="row-major")
+        self.plot.addItem(self.band, ignoreBounds=True)
+        self._band_rows: range | None = None
         self.colour_bar = pg.ColorBarItem(
             colorMap=pg.colormap.get(COLOUR_MAP), label=BZ.label, interactive=False, width=15
         )
-        self.colour_bar.setImageItem(self.image, insert_in=self.plot)
+        self.colour_bar.setImageItem([self.image, self.band], insert_in=self.plot)
 
         self.outlines = pg.PlotCurveItem(pen=pg.mkPen((20, 20, 20), width=1), connect="pairs")
         self.plot.addItem(self.outlines, ignoreBounds=True)
@@ -129,7 +134,7 @@ class MapView(QtWidgets.QWidget):
         self.opacity.setValue(70)
         self.opacity.setMaximumWidth(120)
         self.opacity.setToolTip("Opacity of the map over the image of the sample")
-        self.opacity.valueChanged.connect(lambda v: self.image.setOpacity(v / 100))
+        self.opacity.valueChanged.connect(self._set_opacity)
         self.opacity.hide()
 
         tools = QtWidgets.QHBoxLayout()
@@ -161,6 +166,7 @@ class MapView(QtWidgets.QWidget):
             self.set_quantity(quantity)
         self._map = m
         left, bottom, width, height = pixel_rect(m)
+        self._clear_band()
         self.image.setImage(m.bz / self.quantity.scale, autoLevels=False)
         self.image.setRect(QtCore.QRectF(left / UM, bottom / UM, width / UM, height / UM))
         self._apply_levels()
@@ -172,6 +178,7 @@ class MapView(QtWidgets.QWidget):
         and line profile gone with it; outlines and an image under it are set on their own."""
         self._map = None
         self.image.clear()
+        self._clear_band()
         self.set_quantity(BZ)  # not a χ's or an M's name and unit over no map
         self.plot.setTitle(self._title or None)
         self.profile_curve.setData([], [])
@@ -187,9 +194,48 @@ class MapView(QtWidgets.QWidget):
         if self._map is None:
             raise RuntimeError("set_map must come before set_bz")
         self._map = self._map.with_bz(bz)
+        self._clear_band()
         self.image.setImage(self._map.bz / self.quantity.scale, autoLevels=False)
         self._apply_levels()
         self._update_profile()
+
+    def fill_rows(self, bz: np.ndarray, rows: range) -> None:
+        """Bz of a map being filled (a scan), in which only `rows` changed since the last
+        call, each pixel only from NaN to a value. `bz` becomes the map, not copied.
+
+        Only the rows changed since the image was last drawn whole are drawn again, in a
+        band over it: redrawing the whole image for a few new points made each redraw cost
+        the whole grid (a million pixels, many times a line). The image is drawn whole, as
+        `set_bz`, when the band would pass BAND_ROWS rows or the colour range must widen.
+        Keeps zoom and ROIs."""
+        if self._map is None:
+            raise RuntimeError("set_map must come before fill_rows")
+        band = rows if self._band_rows is None else range(
+            min(self._band_rows.start, rows.start), max(self._band_rows.stop, rows.stop))
+        if (len(band) > BAND_ROWS
+                or symmetric_level(bz[rows.start:rows.stop]) > self.level_T):
+            self.set_bz(bz)
+            return
+        self._map = self._map.with_bz(bz)
+        left, bottom, width, height = pixel_rect(self._map)
+        row_height = height / self._map.y.size
+        self.band.setImage(bz[band.start:band.stop] / self.quantity.scale, autoLevels=False,
+                           levels=self.image.getLevels())
+        self.band.setRect(QtCore.QRectF(left / UM, (bottom + band.start * row_height) / UM,
+                                        width / UM, len(band) * row_height / UM))
+        self.band.show()
+        self._band_rows = band
+        self._update_profile()
+
+    def _clear_band(self) -> None:
+        """The image is drawn whole: no band over it."""
+        self._band_rows = None
+        self.band.hide()
+        self.band.clear()
+
+    def _set_opacity(self, percent: int) -> None:
+        for item in (self.image, self.band):
+            item.setOpacity(percent / 100)
 
     def _apply_levels(self) -> None:
         assert self._map is not None
@@ -210,7 +256,7 @@ class MapView(QtWidgets.QWidget):
         self.underlay.setTransform(transform)
         self.underlay.show()
         self.opacity.show()
-        self.image.setOpacity(self.opacity.value() / 100)
+        self._set_opacity(self.opacity.value())
 
     def fit_underlay(self) -> None:
         """Zoom to the image under the map."""
@@ -219,7 +265,7 @@ class MapView(QtWidgets.QWidget):
     def clear_underlay(self) -> None:
         self.underlay.hide()
         self.opacity.hide()
-        self.image.setOpacity(1.0)
+        self._set_opacity(100)
 
     def set_outlines(self, segments: np.ndarray) -> None:
         """Draw line segments (M, 2, 2) in m, e.g. grain outlines, over the map."""

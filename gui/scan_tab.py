@@ -240,9 +240,22 @@ class ScanTab(QtWidgets.QWidget):
         self.holder.set_busy(False)
         if kind == "finished":
             self.progress.setValue(1000)
-        if self.live.plan is not None:
-            self.view.plot.setTitle(f"{self.live.plan.name} ({kind})")
+        plan = self.live.plan
+        if plan is not None:
+            self.view.plot.setTitle(f"{plan.name} ({kind})")
+        if kind != "finished" and plan is not None and self.live.sequencer is not None:
+            self.status.setText(f"{self.status.text()}\n{self._left_as(plan, message)}")
         self.scanEnded.emit(kind, message)
+
+    def _left_as(self, plan: ScanPlan, message: str) -> str:
+        """How a scan that ran and did not finish left the rig and the file."""
+        rig = ("" if "rig NOT safe" in message  # the message says what is not
+               else "The rig was made safe (stage stopped, field at its safe state). ")
+        path = self.live.path
+        if path is None or not path.exists():  # moved or deleted: the message says so
+            return rig.strip()
+        return (f"{rig}{self.live.lines_stored} of {plan.ny} lines are stored in {path.name}; "
+                "Resume scan on the Session tab finishes the scan.")
 
     # --- settings ------------------------------------------------------------------------
     def save(self, settings: QtCore.QSettings) -> None:

@@ -138,6 +138,9 @@ class SessionBrowser(QtWidgets.QWidget):
         self.resume_button.setEnabled(False)
         self.resume_button.clicked.connect(self._resume_selected)
         self.rig_free = True  # no scan or recipe drives the rig: a scan may be resumed
+        # a scan of this window is writing (maybe this file): its entries are read off the
+        # GUI thread, which would wait for a line's write (long on a stalled disk)
+        self.scan_running = False
         self.product: ProductMap | None = None  # the shown entry's own map (χ, M), if any
         self.product_entry: MapData | None = None
         self.show_choice = QtWidgets.QComboBox()
@@ -236,16 +239,27 @@ class SessionBrowser(QtWidgets.QWidget):
 
     def open_file(self, path: Path) -> bool:
         """Show the entries of a session file; False, with the reason shown, when it cannot
-        be read: then the file open before stays open, here and in the other tabs."""
+        be read: then the file open before stays open, here and in the other tabs. While a
+        scan runs they are read in the background: True, and the reason shown if it fails."""
         path = Path(path)
+        if self.scan_running:  # read off the GUI thread: it waits for a line being written
+            self.reader.submit(lambda: list_entries(path), lambda e: self._opened(path, e),
+                               lambda exc: self._not_opened(path, exc))
+            return True
         try:
             entries = list_entries(path)
-        except SmmError as exc:
-            self.message.setText(f"Not opened: {exc}")
+        except (SmmError, OSError) as exc:
+            self._not_opened(path, exc)
             return False
-        except OSError as exc:
-            self.message.setText(f"Not opened: {path}: cannot be read ({exc})")
-            return False
+        self._opened(path, entries)
+        return True
+
+    def _not_opened(self, path: Path, exc: BaseException) -> None:
+        self.message.setText(f"Not opened: {exc}" if isinstance(exc, SmmError)
+                             else f"Not opened: {path}: cannot be read ({exc})")
+
+    def _opened(self, path: Path, entries: list[EntryInfo]) -> None:
+        """Show the entries of the file `path`, read."""
         if self.path is None or path.resolve() != self.path.resolve():
             self._forget_file()
         self.path = path
@@ -253,7 +267,6 @@ class SessionBrowser(QtWidgets.QWidget):
         self._show_entries(entries)
         self.show_underlay()
         self.fileOpened.emit(self.path)
-        return True
 
     def _forget_file(self) -> None:
         """Another file is being opened: nothing shown of the one before stays (its map, the
@@ -272,8 +285,17 @@ class SessionBrowser(QtWidgets.QWidget):
         self.table.clearSelection()
 
     def refresh(self) -> None:
-        """Re-read the entries of the open file."""
-        if self.path is None:
+        """Re-read the entries of the open file (in the background while a scan runs)."""
+        path = self.path
+        if path is None:
+            return
+        if self.scan_running:  # read off the GUI thread: it waits for a line being written
+            def read(entries: list[EntryInfo]) -> None:
+                if self.path == path:
+                    self._show_entries(entries)
+
+            self.reader.submit(lambda: list_entries(path), read,
+                               lambda exc: self._read_failed(path, exc))
             return
         try:
             entries = list_entries(self.path)
@@ -324,6 +346,9 @@ class SessionBrowser(QtWidgets.QWidget):
         item = self.table.item(rows.pop(), 0)
         name = item.data(QtCore.Qt.ItemDataRole.UserRole) if item is not None else None
         return next((e for e in self.entries if e.name == name), None)
+
+    def set_scan_running(self, running: bool) -> None:
+        self.scan_running = running
 
     def set_rig_free(self, free: bool) -> None:
         """Whether no scan or recipe drives the rig now (Resume is usable only then)."""

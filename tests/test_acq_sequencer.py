@@ -158,6 +158,45 @@ def test_abort_keeps_finished_lines_and_makes_safe(tmp_path):
         assert f["scan/end_time"].asstr()[()] != ""
 
 
+def test_abort_during_a_stalled_line_write_makes_the_rig_safe_at_once(tmp_path, monkeypatch):
+    """A slow disk holds a line's write: an abort then must not wait for it to ramp the field
+    down and stop the stage (the worker touches no instrument until the write returns)."""
+    from smm_daq.storage.scan_entry import ScanEntryWriter
+
+    rig = fake_rig()
+    path = tmp_path / "s.h5"
+    stalled, go, safe = threading.Event(), threading.Event(), threading.Event()
+    write_line, make_safe = ScanEntryWriter.write_line, rig.make_safe
+
+    def stalling(writer, iy, *args, **kw):
+        if iy == 1:
+            stalled.set()
+            assert go.wait(60)
+        return write_line(writer, iy, *args, **kw)
+
+    def making_safe():
+        problems = make_safe()
+        safe.set()
+        return problems
+
+    monkeypatch.setattr(ScanEntryWriter, "write_line", stalling)
+    monkeypatch.setattr(rig, "make_safe", making_safe)
+    seq = Sequencer(rig, path, _plan())
+    seq.start()
+    try:
+        assert stalled.wait(30)
+        seq.abort()
+        assert safe.wait(30)  # while the write is still stalled
+        np.testing.assert_array_equal(rig.coils.setpoint, 0.0)
+        assert rig.safe_calls == 1 and not go.is_set()
+    finally:
+        go.set()
+    assert seq.wait(30) == "aborted"
+    with h5py.File(path, "r") as f:  # the stalled line stored, no other after it
+        assert list(f["scan/data/line_done"][()]) == [True, True, False, False]
+    assert _status(path) == "aborted" and seq.safety_problems == []
+
+
 def test_abort_while_paused(tmp_path):
     rig = fake_rig()
     seq = Sequencer(rig, tmp_path / "s.h5", _plan())

@@ -19,7 +19,10 @@ adds the rig-clock seconds it ran to its entry's `rig_clock_duration`.
 
 Whatever ends the scan (finished, abort, an instrument failure, an unexpected exception,
 Ctrl-C) runs `rig.make_safe()` and then writes the final status to the file, in that order,
-before the terminal event is published.
+before the terminal event is published. An abort that comes while a line is being written
+(a slow or stalled disk can hold that write for minutes, and the worker touches no
+instrument meanwhile) makes the rig safe at once, in a thread of its own, without waiting
+for the write.
 """
 
 from __future__ import annotations
@@ -118,6 +121,8 @@ class Sequencer(FlyScan):
         self._full_scale = math.nan
         self._z_pending = True
         self._time_mark: float | None = None  # rig clock of the last `rig_clock_duration` update
+        self._storing = False  # the worker is writing a line, touching no instrument
+        self._safing: threading.Thread | None = None  # making the rig safe on an abort meanwhile
 
     # -- control (any thread) -------------------------------------------------------------
 
@@ -170,13 +175,19 @@ class Sequencer(FlyScan):
             self._cond.notify_all()
 
     def abort(self, reason: str = "aborted by the operator") -> None:
-        """Stop after the instrument operation under way; the rig is then made safe."""
+        """Stop after the instrument operation under way; the rig is then made safe (at
+        once, when the worker is writing a line to the file)."""
         with self._cond:
             if not self._abort_requested:
                 self._abort_requested = True
                 paused_for = self.message if self._state == "paused" else ""
                 self.message = f"paused ({paused_for}), then {reason}" if paused_for else reason
             self._cond.notify_all()
+            if self._storing and self._safing is None:
+                # the worker's next step is to see the abort (it calls no instrument first)
+                self._safing = threading.Thread(target=self._make_safe, daemon=True,
+                                                name=f"make safe {self.entry}")
+                self._safing.start()
 
     def wait(self, timeout: float | None = None) -> str:
         """Wait (real seconds) for the worker to end; returns the state.
@@ -337,9 +348,21 @@ class Sequencer(FlyScan):
                 self._run_points += 1
                 self._emit("point", line=iy, index=(iy, int(ix)), bz=b)
             self._check_field_held()
-            writer.write_line(iy, bz, lx, ly, fs, t)
+            self._store_line(iy, bz, lx, ly, fs, t)
             self._account_time()
             self._emit("line_done", line=iy)
+
+    def _store_line(self, iy: int, *values: np.ndarray, **kw: Any) -> None:
+        """`ScanEntryWriter.write_line`, during which an abort makes the rig safe at once."""
+        writer = self._writer
+        assert writer is not None
+        with self._cond:
+            self._storing = True
+        try:
+            writer.write_line(iy, *values, **kw)  # type: ignore[arg-type]
+        finally:
+            with self._cond:
+                self._storing = False
 
     def _lines_missing(self) -> str:
         """Why the scan is not finished although its loop ended ("" when every line is)."""
@@ -512,6 +535,8 @@ class Sequencer(FlyScan):
             self.safety_problems = [f"make_safe raised {type(exc).__name__}: {exc}"]
 
     def _finish(self, status: str, message: str) -> None:
+        if self._safing is not None:  # made safe on an abort during a line's write: once
+            self._safing.join()  # done, again here (cheap), for what is reported
         self._make_safe()
         try:
             self._account_time()

@@ -1,0 +1,289 @@
+"""The window through a long scan: what a live-map redraw costs does not grow with the grid,
+the live image stays right (place, orientation, NaN where not measured, colour range), and a
+slow file write neither blocks the window nor keeps Abort from making the rig safe."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from PyQt6 import QtCore, QtWidgets
+
+from gui.live_scan import LiveScan
+from gui.map_view import BAND_ROWS, MapView
+from smm_daq.acquisition.events import ScanEvent
+from smm_daq.acquisition.plan import ScanPlan
+from smm_daq.acquisition.resumable import load_resumable
+from smm_daq.storage.h5file import open_read
+from smm_daq.storage.scan_entry import ScanEntryWriter
+
+UM = 1e-6
+UT = 1e-6
+WAIT_MS = 60_000  # generous: the whole suite shares two cores
+CENTRE = (12.5e-3, 12.5e-3)  # the simulated sample's middle
+LIVE_FILE = Path("live.h5")  # where a live scan's sequencer would write (not read here)
+
+
+@pytest.fixture
+def live(qtbot, tmp_path):
+    """A live scan in a shown map view, fed events by the test (no rig, no sequencer)."""
+    view = MapView()
+    qtbot.addWidget(view)
+    view.resize(800, 600)
+    view.show()
+    scan = LiveScan(view)
+    yield scan
+    scan.timer.stop()
+
+
+class PixelCount:
+    """Counts the pixels handed to the view's image items, and the whole-image drawings."""
+
+    def __init__(self, view: MapView, monkeypatch) -> None:
+        self.pixels = self.whole = 0
+        for item in (view.image, view.band):
+            monkeypatch.setattr(item, "setImage", self._counting(item, view))
+
+    def _counting(self, item, view):
+        set_image = item.setImage
+
+        def counting(image=None, **kw):
+            if image is not None:
+                self.pixels += int(np.asarray(image).size)
+                self.whole += item is view.image
+            return set_image(image, **kw)
+
+        return counting
+
+
+def point(plan: ScanPlan, iy: int, ix: int, bz: float) -> ScanEvent:
+    return ScanEvent(kind="point", entry=plan.name, line=iy, index=(iy, ix), bz=bz)
+
+
+def fill(live: LiveScan, plan: ScanPlan, values: np.ndarray, lines: range,
+         redraw_every: int) -> int:
+    """Points of `lines` in scan order (serpentine), the live timer's redraw every
+    `redraw_every` points; returns the redraws made."""
+    n = 0
+    redraws = live.redraws
+    for iy in lines:
+        for ix in plan.line_order(iy):
+            live.bridge.push(point(plan, iy, int(ix), float(values[iy, ix])))
+            n += 1
+            if n % redraw_every == 0:
+                live._redraw()
+    live._redraw()
+    return live.redraws - redraws
+
+
+def shown(view: MapView) -> np.ndarray:
+    """Bz (µT) as drawn: the image, with the band's rows over it."""
+    drawn = np.array(view.image.image, dtype=float)
+    rows = view._band_rows
+    if rows is not None:
+        drawn[rows.start:rows.stop] = view.band.image
+    return drawn
+
+
+def test_a_redraw_draws_the_rows_that_changed_not_the_whole_map(live, monkeypatch):
+    """A 1001 x 1001 scan redrew its whole million-pixel image some 290 times a line at a
+    rig's pace: the work of a redraw must not be the grid's size."""
+    plan = ScanPlan("band", 1e-3, 2e-3, 40, 64, 10 * UM, 10 * UM)
+    values = np.where(np.indices((64, 40)).sum(axis=0) % 2, 1.0, -1.0) * UT  # one level
+    live.prepare(plan, LIVE_FILE, None)
+    count = PixelCount(live.view, monkeypatch)
+    redraws = fill(live, plan, values, range(64), redraw_every=5)
+    assert redraws >= 64 * 40 // 5
+    # the whole image is drawn for the first point (the colour range set), then once a band
+    # of BAND_ROWS rows is full; every other redraw draws its band's rows alone
+    assert count.whole <= 1 + 64 // BAND_ROWS
+    assert count.pixels <= count.whole * 64 * 40 + redraws * BAND_ROWS * 40
+    assert count.pixels < redraws * 64 * 40 / 4
+    np.testing.assert_array_equal(shown(live.view), values / UT)  # drawn as measured
+    np.testing.assert_array_equal(live.view.map.bz, values)
+
+
+def test_the_live_image_is_placed_oriented_and_blank_where_not_measured(live):
+    """A non-square grid with unequal steps: rows are y (up), columns x, each pixel centred on
+    its grid point; what is not measured yet is NaN (drawn transparent), never 0."""
+    plan = ScanPlan("place", 1e-3, 2e-3, 30, 50, 10 * UM, 20 * UM)
+    values = (100 * np.arange(30)[None, :] - np.arange(50)[:, None]) * 0.01 * UT
+    live.prepare(plan, LIVE_FILE, None)
+    view = live.view
+    assert np.all(np.isnan(view.map.bz)) and np.all(np.isnan(view.image.image))
+    fill(live, plan, values, range(3), redraw_every=7)
+    for _ in range(5):
+        live.bridge.push(point(plan, 3, 29 - _, float(values[3, 29 - _])))  # serpentine
+    live._redraw()
+
+    drawn = shown(view)
+    assert drawn.shape == (50, 30)  # (rows y, columns x)
+    np.testing.assert_array_equal(drawn[:3], values[:3] / UT)
+    np.testing.assert_array_equal(drawn[3, 25:], values[3, 25:] / UT)
+    assert np.all(np.isnan(drawn[3, :25])) and np.all(np.isnan(drawn[4:]))
+    assert np.all(np.isnan(view.map.bz[4:]))
+    assert not view.view_box.yInverted() and not view.view_box.xInverted()
+    rect = view.image.mapRectToParent(view.image.boundingRect())
+    assert (rect.left(), rect.top(), rect.width(), rect.height()) == (
+        pytest.approx((1e3 - 5, 2e3 - 10, 300, 1000)))
+    assert view._band_rows is not None  # the last points were drawn in a band: where are they?
+    band = view.band.mapRectToParent(view.band.boundingRect())
+    first, stop = view._band_rows.start, view._band_rows.stop
+    assert (band.left(), band.width()) == pytest.approx((1e3 - 5, 300))
+    assert (band.top(), band.bottom()) == pytest.approx(
+        (2e3 - 10 + 20 * first, 2e3 - 10 + 20 * stop))
+
+
+def test_the_colour_range_follows_the_strongest_line_not_the_first(live):
+    plan = ScanPlan("levels", 1e-3, 2e-3, 20, 40, 10 * UM, 10 * UM)
+    values = np.full((40, 20), 0.5 * UT)
+    values[0, 3] = -1.0 * UT
+    values[30, 7] = 4.0 * UT  # a stronger source, far into the scan
+    live.prepare(plan, LIVE_FILE, None)
+    fill(live, plan, values, range(2), redraw_every=5)
+    assert live.view.colour_bar.levels() == pytest.approx((-1.0, 1.0))
+    fill(live, plan, values, range(2, 40), redraw_every=5)
+    assert live.view.colour_bar.levels() == pytest.approx((-4.0, 4.0))
+    assert view_levels(live.view) == [pytest.approx((-4.0, 4.0))] * 2  # image and band alike
+
+
+def view_levels(view: MapView) -> list[tuple[float, float]]:
+    return [tuple(item.getLevels()) for item in (view.image, view.band)]
+
+
+def test_a_resumed_scan_shows_its_stored_lines_and_draws_only_the_new(live, monkeypatch):
+    plan = ScanPlan("resumed", 1e-3, 2e-3, 20, 40, 10 * UM, 10 * UM)
+    values = np.linspace(-1, 1, 800).reshape(40, 20) * UT
+    stored = np.full((40, 20), np.nan)
+    stored[:25] = values[:25]
+    live.prepare(plan, LIVE_FILE, None, bz=stored)
+    np.testing.assert_array_equal(shown(live.view), stored / UT)
+    count = PixelCount(live.view, monkeypatch)
+    fill(live, plan, values, range(25, 28), redraw_every=5)
+    assert count.whole == 0 and count.pixels <= 13 * 3 * 20  # the new lines' rows only
+    np.testing.assert_array_equal(shown(live.view)[:28], values[:28] / UT)
+    assert np.all(np.isnan(shown(live.view)[28:]))
+
+
+class SlowFlush:
+    """The session file's flush, in the scan's thread, held while line `line` is written (a
+    slow disk: the file's lock is held meanwhile), until `go` is set."""
+
+    def __init__(self, monkeypatch, line: int) -> None:
+        self.line, self.writing = line, -1
+        self.entered, self.go = threading.Event(), threading.Event()
+        write_line, flush = ScanEntryWriter.write_line, h5py.File.flush
+
+        def writing_line(writer, iy, *args, **kw):
+            self.writing = iy
+            try:
+                return write_line(writer, iy, *args, **kw)
+            finally:
+                self.writing = -1
+
+        def slow_flush(f):
+            if self.writing == self.line and not self.entered.is_set():
+                self.entered.set()
+                assert self.go.wait(2 * WAIT_MS / 1000)  # the test gives up first
+            return flush(f)
+
+        monkeypatch.setattr(ScanEntryWriter, "write_line", writing_line)
+        monkeypatch.setattr(h5py.File, "flush", slow_flush)
+
+
+def test_abort_during_a_slow_line_write_is_answered_and_leaves_the_rig_safe(
+        window, qtbot, tmp_path, monkeypatch):
+    """The disk stalls while a line is written: the window still answers, Abort is taken and
+    makes the rig safe at once (stage stopped, field ramped down), and once the write returns
+    the scan stops there, the file resumable with every line written; the window says so."""
+    scan, live, rig = window.scan, window.scan.live, window.holder.rig
+    stops = []
+    monkeypatch.setattr(rig.stage, "stop", lambda stop=rig.stage.stop: (stops.append(1), stop()))
+    slow = SlowFlush(monkeypatch, line=2)
+    plan = ScanPlan.from_center("stalled", CENTRE, (7 * 20 * UM, 9 * 20 * UM), 20 * UM,
+                                settle_tau=1.0, field=(0.0, 30 * UT, 0.0))
+    assert scan.start(plan)
+    try:
+        qtbot.waitUntil(slow.entered.is_set, timeout=WAIT_MS)
+        answered = []
+        QtCore.QTimer.singleShot(0, lambda: answered.append(live.state))
+        qtbot.waitUntil(lambda: bool(answered), timeout=WAIT_MS)
+        assert answered == ["running"]
+        assert not stops
+        qtbot.mouseClick(scan.abort_button, QtCore.Qt.MouseButton.LeftButton)
+        assert live.state == "aborting" and scan.status.text().startswith("aborting")
+        # the write is still stalled, and touches no instrument: the rig is made safe now
+        qtbot.waitUntil(lambda: bool(stops) and not np.any(rig.coils.field_setpoint()),
+                        timeout=WAIT_MS)
+        assert not slow.go.is_set()
+    finally:
+        slow.go.set()
+    with qtbot.waitSignal(scan.scanEnded, timeout=WAIT_MS) as ended:
+        pass
+    assert ended.args[0] == "aborted"
+    assert stops and np.allclose(rig.coils.field_setpoint(), 0.0, atol=1e-12)
+    path = tmp_path / "session.h5"
+    with open_read(path) as f:
+        done = np.asarray(f["stalled/data/line_done"][()], dtype=bool)
+    assert done.tolist() == [True] * 3 + [False] * 7  # the stalled line was stored, no more
+    assert live.points == 3 * 8  # nothing measured after the Abort
+    assert load_resumable(path, "stalled").plan.difference(plan) is None
+    assert scan.status.text().endswith(
+        "aborted: aborted by the operator\nThe rig was made safe (stage stopped, field at its "
+        "safe state). 3 of 10 lines are stored in session.h5; Resume scan on the Session tab "
+        "finishes the scan.")
+
+
+def test_closing_the_window_mid_scan_leaves_the_file_resumable_and_the_rig_safe(
+        window, qtbot, tmp_path, monkeypatch):
+    scan, live, rig = window.scan, window.scan.live, window.holder.rig
+    monkeypatch.setattr(QtWidgets.QMessageBox, "question",
+                        lambda *a, **k: QtWidgets.QMessageBox.StandardButton.Yes)
+    slow = SlowFlush(monkeypatch, line=1)  # the close comes mid-scan, for sure
+    plan = ScanPlan.from_center("closed", CENTRE, (5 * 20 * UM, 7 * 20 * UM), 20 * UM,
+                                settle_tau=1.0, field=(0.0, 0.0, 20 * UT))
+    assert scan.start(plan)
+    try:
+        qtbot.waitUntil(slow.entered.is_set, timeout=WAIT_MS)
+        assert not window.close()  # it waits for the scan to end, the rig made safe
+        assert window.isVisible() and live.state == "aborting"
+    finally:
+        slow.go.set()
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=WAIT_MS)
+    assert live.state == "aborted" and window.holder.rig is None
+    np.testing.assert_allclose(rig.coils.field_setpoint(), 0.0, atol=1e-12)
+    path = tmp_path / "session.h5"
+    record = load_resumable(path, "closed")
+    assert record.plan.difference(plan) is None
+    with open_read(path) as f:
+        assert np.asarray(f["closed/data/line_done"][()]).tolist() == [True] * 2 + [False] * 6
+        assert f["closed/status"][()].decode() == "aborted"
+
+
+def test_the_session_tab_reads_the_file_off_the_gui_thread_while_a_scan_writes_it(
+        window, qtbot, tmp_path, monkeypatch):
+    """Opening or refreshing the session file mid-scan waited, in the GUI thread, for the
+    line being written: on a stalled disk the window froze, Abort unanswered."""
+    scan, session = window.scan, window.session
+    path = tmp_path / "session.h5"
+    slow = SlowFlush(monkeypatch, line=1)
+    plan = ScanPlan.from_center("read", CENTRE, (3 * 20 * UM, 4 * 20 * UM), 20 * UM,
+                                settle_tau=1.0)
+    assert scan.start(plan)
+    try:
+        qtbot.waitUntil(slow.entered.is_set, timeout=WAIT_MS)
+        assert session.open_file(path)  # returns while the line's write is stalled
+        session.refresh()
+        stalled = not slow.go.is_set()
+        qtbot.mouseClick(scan.abort_button, QtCore.Qt.MouseButton.LeftButton)
+        assert scan.live.state == "aborting"
+    finally:
+        slow.go.set()
+    assert stalled
+    qtbot.waitUntil(lambda: [e.name for e in session.entries] == ["read"], timeout=WAIT_MS)
+    assert session.path == path
+    qtbot.waitUntil(lambda: not scan.live.running, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: session.entries[0].status == "aborted", timeout=WAIT_MS)
