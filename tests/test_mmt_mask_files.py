@@ -215,3 +215,25 @@ def test_bad_mask_files_are_refused_by_the_command_line_which_writes_nothing(tmp
         assert not out.exists()
         with h5py.File(h5) as f:
             assert sorted(f) == entries
+
+
+def test_an_image_of_the_maps_shape_at_another_size_is_resampled(tmp_path):
+    path = tmp_path / "m.png"
+    Image.fromarray(WHITE).resize((25, 20), Image.Resampling.NEAREST).save(path)
+    assert np.array_equal(read_mask(path, scan()), WANT)
+
+
+def test_a_picture_of_the_map_with_axes_around_it_is_refused(tmp_path):
+    """Black paint on smm-daq's own picture of the map (`export --png`: axes, title, colour
+    bar) would be stretched over the scan, its black labels masking pixels too."""
+    from smm_daq.analysis.export import write_png
+
+    path = write_png(scan(), tmp_path / "map.png")
+    picture = np.array(Image.open(path).convert("RGB"))
+    picture[100:140, 150:200] = 0  # the user's black paint
+    Image.fromarray(picture).save(path)
+    h, w = picture.shape[:2]
+    with pytest.raises(InputError, match=rf"map\.png: is {w} × {h} pixels \(width/height "
+                       rf"{w / h:.4g}\); expected the scan's area alone, its 10 × 8 sensors "
+                       r"\(width/height 1\.25\) or that shape scaled: crop a picture to the map"):
+        read_mask(path, scan())

@@ -11,8 +11,9 @@ file, each for a map of shape (ny, nx) whose row 0 is the lowest y:
   or 65535, the least its values fit under, and its NaN pixels are excluded. A camera's
   orientation tag is honoured, as every viewer shows the image; a stack of pages (a
   multi-page TIFF) is refused, its mask page not being known. The image spans the scan's
-  extent with its top row at the highest y, as it is drawn; an image of another size is
-  resampled to the grid by nearest neighbour;
+  extent with its top row at the highest y, as it is drawn; an image of another size but the
+  map's shape (width/height within a pixel's rounding) is resampled to the grid by nearest
+  neighbour, and one of another shape (a picture with axes around the map) refused;
 * ``.json``: ``{"rectangles_um": [[x0, x1, y0, y1], ...], "polygons_um": [[[x, y], ...], ...]}``
   in µm, the pixels whose centres lie inside any shape excluded.
 
@@ -126,6 +127,13 @@ def _from_image(path: Path, data: MapData) -> np.ndarray:
     ny, nx = data.shape
     if black.shape == (ny, nx):
         return black
+    h, w = black.shape
+    if abs(w * ny - h * nx) > max(nx, ny):  # more than rounding to whole pixels explains
+        raise InputError(f"is {w} × {h} pixels (width/height {w / h:.4g}); expected the scan's "
+                         f"area alone, its {nx} × {ny} sensors (width/height {nx / ny:.4g}) or "
+                         "that shape scaled: crop a picture to the map, without the axes, "
+                         "labels or borders around it, which would be stretched over the scan",
+                         source=str(path))
     # nearest neighbour: pixel centres of both spread evenly over the scan's extent
     rows = np.minimum((np.arange(ny) + 0.5) * black.shape[0] / ny, black.shape[0] - 1)
     cols = np.minimum((np.arange(nx) + 0.5) * black.shape[1] / nx, black.shape[1] - 1)
