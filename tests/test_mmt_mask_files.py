@@ -237,3 +237,19 @@ def test_a_picture_of_the_map_with_axes_around_it_is_refused(tmp_path):
                        rf"{w / h:.4g}\); expected the scan's area alone, its 10 × 8 sensors "
                        r"\(width/height 1\.25\) or that shape scaled: crop a picture to the map"):
         read_mask(path, scan())
+
+
+# the stored levels: Pillow stores 8-bit grey inverted itself (given as shown), wider as given
+@pytest.mark.parametrize(("black", "white", "dtype"), [(0, 255, np.uint8), (65535, 0, np.uint16),
+                                                       (1.0, 0.0, np.float32)])
+def test_a_tiff_that_is_white_at_zero_reads_as_it_is_shown(tmp_path, black, white, dtype):
+    """ImageJ saves an image shown with an inverting LUT as PhotometricInterpretation 0
+    (WhiteIsZero): PIL turns 8-bit grey right side up itself, 16-bit and float grey not."""
+    from PIL import TiffImagePlugin
+
+    tags = TiffImagePlugin.ImageFileDirectory_v2()
+    tags[262] = 0
+    path = tmp_path / "m.tif"
+    Image.fromarray(grey_levels(black, white, dtype)).save(path, tiffinfo=tags)
+    assert Image.open(path).tag_v2[262] == 0
+    assert np.array_equal(read_mask(path, scan()), WANT)

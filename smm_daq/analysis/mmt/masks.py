@@ -5,15 +5,16 @@ file, each for a map of shape (ny, nx) whose row 0 is the lowest y:
   True/1 on the bad pixels (numpy.ma's convention: the mask marks what is invalid);
 * an image (``.png``, ``.jpg``, ``.jpeg``, ``.tif``, ``.tiff``, ``.bmp``): black pixels (grey
   level below half of white at the image's own depth: 128 of 255, 32768 of 65535) are
-  excluded, as in the multipole library's masks. A transparent pixel shows white paper
-  beneath it (unpainted: kept), so black strokes on a transparent layer mark the bad pixels
-  as black paint on a copy of the map does. A 32-bit float image (Fiji's) is white at 1, 255
-  or 65535, the least its values fit under, and its NaN pixels are excluded. A camera's
-  orientation tag is honoured, as every viewer shows the image; a stack of pages (a
-  multi-page TIFF) is refused, its mask page not being known. The image spans the scan's
-  extent with its top row at the highest y, as it is drawn; an image of another size but the
-  map's shape (width/height within a pixel's rounding) is resampled to the grid by nearest
-  neighbour, and one of another shape (a picture with axes around the map) refused;
+  excluded, as in the multipole library's masks. A transparent pixel shows white paper beneath
+  it (unpainted: kept), so black strokes on a transparent layer mark the bad pixels as black
+  paint on a copy of the map does. A 32-bit float image (Fiji's) is white at 1, 255 or 65535,
+  the least its values fit under, and its NaN pixels are excluded; a TIFF stored white at 0
+  (ImageJ's inverting LUT) is read as shown. A camera's orientation tag is honoured, as every
+  viewer shows the image; a stack of pages (a multi-page TIFF) is refused, its mask page not
+  being known. The image spans the scan's extent with its top row at the highest y, as it is
+  drawn; an image of another size but the map's shape (width/height within a pixel's rounding)
+  is resampled to the grid by nearest neighbour, and one of another shape (a picture with axes
+  around the map) refused;
 * ``.json``: ``{"rectangles_um": [[x0, x1, y0, y1], ...], "polygons_um": [[[x, y], ...], ...]}``
   in µm, the pixels whose centres lie inside any shape excluded.
 
@@ -114,7 +115,10 @@ def _from_image(path: Path, data: MapData) -> np.ndarray:
             if pages > 1 and im.format != "MPO":
                 raise InputError(f"holds {pages} pages (an image stack); expected one image, "
                                  "the mask: save its page alone", source=str(path))
-            white = _whiteness(ImageOps.exif_transpose(im), str(path))
+            # white at 0 (TIFF PhotometricInterpretation 0, as ImageJ saves an image shown
+            # with an inverting LUT): PIL turns 8-bit grey right side up, not 16-bit or float
+            white_at_zero = im.format == "TIFF" and im.tag_v2.get(262) == 0
+            white = _whiteness(ImageOps.exif_transpose(im), str(path), white_at_zero)
     # a damaged image fails in PIL's decoders with any of these (e.g. a PNG cut short: a
     # SyntaxError "Reached EOF while reading header"); one whose header claims more pixels
     # than PIL decodes (a decompression bomb) with DecompressionBombError
@@ -140,36 +144,36 @@ def _from_image(path: Path, data: MapData) -> np.ndarray:
     return black[np.ix_(rows.astype(int), cols.astype(int))]
 
 
-def _whiteness(im: Image.Image, source: str) -> np.ndarray:
+def _whiteness(im: Image.Image, source: str, white_at_zero: bool) -> np.ndarray:
     """Each pixel's grey level as a fraction of white at the image's own depth (PIL's
     conversion to 8 bits would clip a 16-bit or float image instead of scaling it): 0 black,
     1 white; transparent pixels show white beneath them."""
     from PIL import Image
 
-    if im.mode.startswith("I;16"):
-        return np.asarray(im, dtype=float) / 65535.0
-    if im.mode in ("I", "F"):
-        return _wide(np.asarray(im, dtype=float), im.mode, source)
+    if im.mode.startswith("I;16") or im.mode in ("I", "F"):
+        return _wide(np.asarray(im, dtype=float), im.mode == "F", source, white_at_zero)
     if im.mode in ("LA", "La", "PA", "RGBA", "RGBa") or "transparency" in im.info:
         paper = Image.new("RGBA", im.size, (255, 255, 255, 255))
         im = Image.alpha_composite(paper, im.convert("RGBA"))
     return np.asarray(im.convert("L"), dtype=float) / 255.0
 
 
-def _wide(values: np.ndarray, mode: str, source: str) -> np.ndarray:
-    """A 32-bit image's grey levels over white: PIL reads some 16-bit files as integers
-    ("I"), white at 65535; a float image (Fiji's) is white at 1, 255 or 65535, the least of
-    them its values fit under. NaN pixels (Fiji's "NaN background") count as black."""
-    scales = (1.0, 255.0, 65535.0) if mode == "F" else (65535.0,)
+def _wide(values: np.ndarray, floats: bool, source: str, white_at_zero: bool) -> np.ndarray:
+    """A 16- or 32-bit image's grey levels over white: integers (16-bit grey, which PIL may
+    also read as 32-bit "I") are white at 65535; a float image (Fiji's) is white at 1, 255 or
+    65535, the least of them its values fit under. NaN pixels (Fiji's "NaN background")
+    count as black."""
+    scales = (1.0, 255.0, 65535.0) if floats else (65535.0,)
     known = values[~np.isnan(values)]
     lo, hi = (float(known.min()), float(known.max())) if known.size else (0.0, 0.0)
     white = next((s for s in scales if hi <= s), None)
     if lo < 0 or white is None:
-        kind = "float" if mode == "F" else "integer"
-        raise InputError(f"is a 32-bit {kind} image with values {lo:g} .. {hi:g}; expected a "
+        kind = "32-bit float" if floats else "integer"
+        raise InputError(f"is a {kind} image with values {lo:g} .. {hi:g}; expected a "
                          f"mask's grey levels from 0 (black) to white at "
                          f"{' or '.join(f'{s:g}' for s in scales)}", source=source)
-    return np.where(np.isnan(values), 0.0, values / white)
+    level = 1.0 - values / white if white_at_zero else values / white
+    return np.where(np.isnan(values), 0.0, level)
 
 
 def _numbers(value: object, count: int | None) -> bool:
