@@ -253,3 +253,11 @@ def test_a_tiff_that_is_white_at_zero_reads_as_it_is_shown(tmp_path, black, whit
     Image.fromarray(grey_levels(black, white, dtype)).save(path, tiffinfo=tags)
     assert Image.open(path).tag_v2[262] == 0
     assert np.array_equal(read_mask(path, scan()), WANT)
+
+
+def test_a_json_mask_saved_with_a_byte_order_mark_is_read(tmp_path):
+    """Notepad's UTF-8 starts with a byte-order mark, which json.loads refuses."""
+    path = tmp_path / "m.json"
+    path.write_text('{"rectangles_um": [[0, 2, 6, 7]]}', encoding="utf-8-sig")
+    mask = read_mask(path, scan())
+    assert mask[6:8, 0:3].all() and mask.sum() == 6

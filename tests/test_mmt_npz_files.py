@@ -159,3 +159,19 @@ def test_bad_library_files_are_refused_by_the_command_line_which_writes_nothing(
     assert not out.exists() and not marker.exists()
     with h5py.File(h5) as f:
         assert sorted(f) == entries
+
+
+def test_json_and_text_saved_with_a_byte_order_mark_are_read(tmp_path):
+    """Windows Notepad saved UTF-8 with a byte-order mark; json.loads refuses it unless the
+    text is decoded as utf-8-sig."""
+    from smm_daq.analysis.mmt.formats.community import read_mmt_scan
+
+    meta = tmp_path / "m.json"
+    meta.write_text(JSON.read_text(), encoding="utf-8-sig")
+    assert mpe.read_scan(meta, NPZ)[0].shape == (16, 20)
+    qdm = DATA / "mmt-tutorial-qdm"
+    params, bz = tmp_path / "p.json", tmp_path / "bz.txt"
+    params.write_text((qdm / "tutorial_scan_params.json").read_text(), encoding="utf-8-sig")
+    bz.write_text((qdm / "class_QDM_result2.txt").read_text(), encoding="utf-8-sig")
+    want = read_mmt_scan(qdm / "class_QDM_result2.txt", qdm / "tutorial_scan_params.json")
+    np.testing.assert_array_equal(read_mmt_scan(bz, params).bz, want.bz)

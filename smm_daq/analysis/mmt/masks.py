@@ -185,7 +185,7 @@ def _numbers(value: object, count: int | None) -> bool:
 def _from_shapes(path: Path, data: MapData) -> np.ndarray:
     source = str(path)
     try:
-        spec = json.loads(path.read_text(encoding="utf-8"))
+        spec = json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as exc:
         raise InputError(f"is not JSON: {exc.msg}; expected an object of 'rectangles_um' "
                          "and 'polygons_um'",

@@ -80,7 +80,7 @@ def read_geometry(path: str | Path) -> ScanGeometry:
     column of a JSON syntax error)."""
     source = str(path)
     try:
-        params = json.loads(Path(path).read_text(encoding="utf-8"))
+        params = json.loads(Path(path).read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise InputError("no such parameter file", source=source) from None
     except json.JSONDecodeError as exc:
