@@ -83,11 +83,11 @@ def read_points(path: str | Path) -> PointGrains:
         line = line.split("#", 1)[0]
         if not line.strip():
             continue
-        fields = _fields(line)
-        if first and _is_header(line, source, lineno):
+        if first:
             first = False
-            continue
-        first = False
+            if _is_header(line, source, lineno):
+                continue
+        fields = _fields(line)
         empty = _EMPTY.search(line)
         if empty:
             raise InputError("holds an empty field between commas; expected 5 numbers: x y z "
