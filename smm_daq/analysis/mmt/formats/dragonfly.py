@@ -3,15 +3,15 @@ columns. The columns used are ``Label Index``, ``Voxel count``, ``Volume (mm³)`
 Of Mass X/Y/Z (mm)``; others (surface area, aspect ratios, ...) are ignored, in any order, and
 a trailing separator is allowed. Lengths are in the unit each header names, as Dragonfly writes
 the one its user chose: mm, µm (also ``um``), nm or m, volumes in its cube (``mm³``, ``mm^3``
-or ``mm3``). Cells are separated by ``;`` (Dragonfly's default, and the only one a decimal-
-comma locale can use), else by tabs, else by ``,``: the header's separator is the file's; a
-cell in double quotes may hold it (pandas and the csv module quote a decimal comma so in a
-','-separated file), and a row of separators alone (a spreadsheet's blank row) is a blank line.
-The text is read as UTF-16 when it starts with its byte-order mark (Windows "Unicode" text), as
-UTF-8 (with or without a byte-order mark) when it is valid UTF-8, else as latin-1 (Dragonfly's
-Windows default). A ``;``-separated export comes from a locale whose decimal mark may be a
-comma (``0,008``); a file's numbers are read with the one mark they use. A file that mixes
-decimal commas and decimal points is refused at its first cell of the other mark: there
+or ``mm3``). Cells are separated by ``;`` (Dragonfly's default, and the only one a
+decimal-comma locale can use), else by tabs, else by ``,``: the header's separator is the
+file's; a cell in double quotes may hold it (pandas and the csv module quote a decimal comma so
+in a ','-separated file), and a row of separators alone (a spreadsheet's blank row) is a blank
+line. The text is read as UTF-16 when it starts with its byte-order mark (Windows "Unicode"
+text), as UTF-8 (with or without a byte-order mark) when it is valid UTF-8, else as latin-1
+(Dragonfly's Windows default). A ``;``-separated export comes from a locale whose decimal mark
+may be a comma (``0,008``); a file's numbers are read with the one mark they use. A file that
+mixes decimal commas and decimal points is refused at its first cell of the other mark: there
 ``1,234`` may be a thousands separator as well as a decimal comma, and either reading could be
 wrong.
 
