@@ -5,6 +5,7 @@ refused by name, on the command line too."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import h5py
@@ -261,3 +262,19 @@ def test_a_json_mask_saved_with_a_byte_order_mark_is_read(tmp_path):
     path.write_text('{"rectangles_um": [[0, 2, 6, 7]]}', encoding="utf-8-sig")
     mask = read_mask(path, scan())
     assert mask[6:8, 0:3].all() and mask.sum() == 6
+
+
+@pytest.mark.filterwarnings("ignore:(Truncated File Read|Tag data larger|Corrupt EXIF):UserWarning")
+def test_a_damaged_tiff_is_refused_as_unreadable_wherever_it_is_cut(tmp_path):
+    """Counting a TIFF's pages parses each page's directory: cut short, PIL fails there with
+    TypeError or KeyError rather than its decoders' errors."""
+    buf = io.BytesIO()
+    Image.fromarray(WHITE).save(buf, format="TIFF", save_all=True,
+                                append_images=[Image.fromarray(WHITE)])
+    data = buf.getvalue()
+    path = tmp_path / "cut.tif"
+    for end in range(1, len(data)):
+        path.write_bytes(data[:end])
+        with pytest.raises(InputError, match=r"cut\.tif: (is not a readable image|holds 2 "
+                           "pages)"):
+            read_mask(path, scan())

@@ -110,7 +110,10 @@ def _from_image(path: Path, data: MapData) -> np.ndarray:
 
     try:
         with Image.open(path) as im:
-            pages = getattr(im, "n_frames", 1)
+            try:
+                pages = getattr(im, "n_frames", 1)
+            except (TypeError, KeyError) as exc:  # PIL parsing a damaged TIFF's page list
+                raise OSError(f"a damaged list of pages: {exc}") from None
             # a phone's JPEG (MPO) carries previews after the photo; a TIFF's pages are a stack
             if pages > 1 and im.format != "MPO":
                 raise InputError(f"holds {pages} pages (an image stack); expected one image, "
