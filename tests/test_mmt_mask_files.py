@@ -278,3 +278,15 @@ def test_a_damaged_tiff_is_refused_as_unreadable_wherever_it_is_cut(tmp_path):
         with pytest.raises(InputError, match=r"cut\.tif: (is not a readable image|holds 2 "
                            "pages)"):
             read_mask(path, scan())
+
+
+def test_an_integer_image_beyond_16_bits_is_refused_with_its_range(tmp_path):
+    """A 32-bit integer TIFF (a label or height image, not a mask) has no white at 65535:
+    8-bit conversion clipped it to a mask of almost every pixel."""
+    path = tmp_path / "m.tif"
+    Image.fromarray(grey_levels(-5, 70000, np.int32)).save(path)
+    assert Image.open(path).mode == "I"
+    with pytest.raises(InputError, match=r"m\.tif: is a 16- or 32-bit integer image with values "
+                       r"-5 \.\. 70000; expected a mask's grey levels from 0 \(black\) to white "
+                       "at 65535"):
+        read_mask(path, scan())

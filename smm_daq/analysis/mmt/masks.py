@@ -171,7 +171,7 @@ def _wide(values: np.ndarray, floats: bool, source: str, white_at_zero: bool) ->
     lo, hi = (float(known.min()), float(known.max())) if known.size else (0.0, 0.0)
     white = next((s for s in scales if hi <= s), None)
     if lo < 0 or white is None:
-        kind = "32-bit float" if floats else "integer"
+        kind = "32-bit float" if floats else "16- or 32-bit integer"
         raise InputError(f"is a {kind} image with values {lo:g} .. {hi:g}; expected a "
                          f"mask's grey levels from 0 (black) to white at "
                          f"{' or '.join(f'{s:g}' for s in scales)}", source=source)
