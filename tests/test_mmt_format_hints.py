@@ -43,7 +43,7 @@ def test_guess_grain_format(files, name, fmt):
 
 
 @pytest.mark.parametrize(("name", "fmt", "first", "guess"), [
-    ("dragonfly", "points", "line 1: has 18 fields; expected 5", "dragonfly"),
+    ("dragonfly", "points", "line 1, column 12: holds a ';'", "dragonfly"),
     ("dragonfly", "mmt", "is not a text file", "dragonfly"),
     ("dragonfly", "cuboids", "is not a text file", "dragonfly"),
     ("npz", "points", "is not a text file", "mpe"),

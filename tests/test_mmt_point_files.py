@@ -145,3 +145,16 @@ def test_a_bad_point_list_is_refused_by_the_command_line_which_writes_nothing(tm
     assert (f"{grains}, line 2, column 7: holds an empty field between commas"
             in capsys.readouterr().err)
     assert not out.exists()
+
+
+@pytest.mark.parametrize("text", ["x;y;z;volume;label\n1,5e-05;2,25e-05;-3e-06;1,2e-17;1\n",
+                                  "1,5e-05;2,25e-05;-3e-06;1,2e-17;1\n"])
+def test_a_semicolon_separated_export_is_refused_as_such(tmp_path, text):
+    """A spreadsheet in a decimal-comma locale separates by ';': the refusal says so, not
+    that the line is a header of unknown columns or has one field."""
+    path = tmp_path / "g.csv"
+    path.write_text(text)
+    with pytest.raises(InputError, match=r"g\.csv, line 1, column (2|8): holds a ';'; expected x "
+                       "y z volume label separated by spaces, tabs or commas, with decimal "
+                       "points"):
+        read_points(path)

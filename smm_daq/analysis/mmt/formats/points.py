@@ -6,7 +6,7 @@ first line naming the columns ``x y z volume label`` in that order (units in bra
 allowed), as ``savetxt(header=..., comments="")`` or a spreadsheet writes it, while a header
 naming them otherwise is refused: the columns are read by position. Between commas a field
 may not be empty (a missing number would shift the rest one column along); a trailing comma
-is allowed. A label that is a whole number in float notation (``3.000000000000000000e+00``,
+is allowed; a ';' (a decimal-comma spreadsheet's separator) is refused where it stands. A label that is a whole number in float notation (``3.000000000000000000e+00``,
 numpy's default) is accepted. The text is read as UTF-8 (a byte-order mark dropped), as
 UTF-16 after its byte-order mark (Windows "Unicode" text), else as latin-1 (a Windows
 editor's comment with ``³`` or ``µ``); a file with NUL bytes is no text."""
@@ -83,6 +83,10 @@ def read_points(path: str | Path) -> PointGrains:
         line = line.split("#", 1)[0]
         if not line.strip():
             continue
+        if ";" in line:  # a spreadsheet's export in a decimal-comma locale
+            raise InputError("holds a ';'; expected x y z volume label separated by spaces, "
+                             "tabs or commas, with decimal points: export it again so",
+                             source=f"{source}, line {lineno}, column {line.index(';') + 1}")
         if first:
             first = False
             if _is_header(line, source, lineno):
