@@ -2,14 +2,15 @@
 (tabs, or commas) separated, in metres and m³, z up with the sample top at 0 (grains at z < 0),
 as the multipole workflow writes them with ``numpy.savetxt``. Blank lines and '#' comments
 (whole lines, or the rest of a line, as ``numpy.loadtxt`` skips them) are skipped; so is a
-first line naming the columns ``x y z volume label`` in that order (units in brackets
-allowed), as ``savetxt(header=..., comments="")`` or a spreadsheet writes it, while a header
-naming them otherwise is refused: the columns are read by position. Between commas a field
-may not be empty (a missing number would shift the rest one column along); a trailing comma
-is allowed; a ';' (a decimal-comma spreadsheet's separator) is refused where it stands. A label that is a whole number in float notation (``3.000000000000000000e+00``,
-numpy's default) is accepted. The text is read as UTF-8 (a byte-order mark dropped), as
-UTF-16 after its byte-order mark (Windows "Unicode" text), else as latin-1 (a Windows
-editor's comment with ``³`` or ``µ``); a file with NUL bytes is no text."""
+first line naming the columns ``x y z volume label`` in that order (units in brackets allowed),
+as ``savetxt(header=..., comments="")`` or a spreadsheet writes it, while a header naming them
+otherwise is refused: the columns are read by position. Between commas a field may not be empty
+(a missing number would shift the rest one column along); a trailing comma is allowed; a ';' (a
+decimal-comma spreadsheet's separator) is refused where it stands. A label that is a whole
+number in float notation (``3.000000000000000000e+00``, numpy's default) is accepted. The text
+is read as UTF-8 (a byte-order mark dropped), as UTF-16 after its byte-order mark (Windows
+"Unicode" text), else as latin-1 (a Windows editor's comment with ``³`` or ``µ``); a file with
+NUL bytes is no text."""
 
 from __future__ import annotations
 
