@@ -140,7 +140,8 @@ class MMTView(QtWidgets.QWidget):
                                      "names, inverted jointly with the map")
         self.mask_edit = QtWidgets.QLineEdit()
         self.mask_edit.setPlaceholderText("mask (optional)")
-        self.mask_edit.setToolTip("bad pixels: .npy (True = bad), an image (black = bad) or "
+        self.mask_edit.setToolTip("bad pixels: .npy (True or 1 = bad), an image of the map's "
+                                  "shape (black = bad, transparent = kept) or "
                                   ".json of rectangles/polygons in µm; one file for every "
                                   "scan, or one per scan, comma-separated ('none': that "
                                   "scan unmasked)")

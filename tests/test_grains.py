@@ -96,3 +96,14 @@ def test_touching_cuboids_at_awkward_coordinates_survive_a_round_trip(tmp_path):
     write_grains_csv(out, g)
     h = read_grains(out)
     np.testing.assert_array_equal(h.cuboids / UM, g.cuboids / UM)
+
+
+def test_mmt_cuboids_saved_with_a_byte_order_mark_are_read(tmp_path):
+    """Notepad's UTF-8 starts with a byte-order mark: read as part of the first x, it refused
+    the file with an x of '\\ufeff436'."""
+    rows = np.array([[436.0, 1390.0, 10.9, 1.97, 0.988, 2.96, 1]])
+    plain, marked = tmp_path / "plain.txt", tmp_path / "bom.txt"
+    np.savetxt(plain, rows)
+    marked.write_text(plain.read_text(), encoding="utf-8-sig")
+    np.testing.assert_array_equal(read_grains(marked, "mmt").cuboids,
+                                  read_grains(plain, "mmt").cuboids)

@@ -43,14 +43,14 @@ def test_guess_grain_format(files, name, fmt):
 
 
 @pytest.mark.parametrize(("name", "fmt", "first", "guess"), [
-    ("dragonfly", "points", "is not a text file", "dragonfly"),
+    ("dragonfly", "points", "line 1, column 12: holds a ';'", "dragonfly"),
     ("dragonfly", "mmt", "is not a text file", "dragonfly"),
     ("dragonfly", "cuboids", "is not a text file", "dragonfly"),
     ("npz", "points", "is not a text file", "mpe"),
     ("points", "mpe", "is not an NPZ archive", "points"),
     ("points", "cuboids", "header has unknown column(s)", "points"),
     ("points", "dragonfly", "lacks column 'Label Index'", "points"),
-    ("cuboids.csv", "points", "has 7 fields", "cuboids"),
+    ("cuboids.csv", "points", "line 2: is a header naming 'grain', 'x_um'", "cuboids"),
     ("cuboids.txt", "csv", "header has unknown column(s)", "mmt"),
 ])
 def test_wrong_format_names_the_one_that_fits(files, name, fmt, first, guess):

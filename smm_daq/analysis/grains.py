@@ -196,7 +196,7 @@ def _read_mmt(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rows: list[list[float]] = []
     labels: list[int] = []
     lines: list[int] = []
-    for lineno, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for lineno, raw in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue

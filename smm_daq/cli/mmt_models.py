@@ -30,7 +30,8 @@ def add_invert_options(p: argparse.ArgumentParser) -> None:
                    help="grain model (default: cuboid for cuboid grains, dipole for point "
                         "grains; cuboid needs cuboid grains)")
     p.add_argument("--mask", action="append", metavar="FILE",
-                   help="bad pixels to leave out: .npy (True = bad), an image (black = bad) or "
+                   help="bad pixels to leave out: .npy (True or 1 = bad), an image of the "
+                        "map's shape (black = bad, transparent = kept) or "
                         ".json of rectangles/polygons in µm; one for all entries or one per "
                         "--entry, in order, where 'none' leaves that entry unmasked")
     p.add_argument("--device", choices=DEVICES, default="auto",

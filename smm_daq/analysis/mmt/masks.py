@@ -1,12 +1,20 @@
 """Masks of bad pixels for MMT (True = excluded from the inversion), read from three kinds of
 file, each for a map of shape (ny, nx) whose row 0 is the lowest y:
 
-* ``.npy``: a boolean (or 0/1 integer) array of the map's shape, True/1 on the bad pixels
-  (numpy.ma's convention: the mask marks what is invalid);
+* ``.npy``: a boolean array of the map's shape, or numbers all 0 or 1 (integer or float),
+  True/1 on the bad pixels (numpy.ma's convention: the mask marks what is invalid);
 * an image (``.png``, ``.jpg``, ``.jpeg``, ``.tif``, ``.tiff``, ``.bmp``): black pixels (grey
-  level below half) are excluded, as in the multipole library's masks. The image spans the
-  scan's extent with its top row at the highest y, as it is drawn; an image of another size
-  is resampled to the grid by nearest neighbour;
+  level below half of white at the image's own depth: 128 of 255, 32768 of 65535) are
+  excluded, as in the multipole library's masks. A transparent pixel shows white paper beneath
+  it (unpainted: kept), so black strokes on a transparent layer mark the bad pixels as black
+  paint on a copy of the map does. A 32-bit float image (Fiji's) is white at 1, 255 or 65535,
+  the least its values fit under, and its NaN pixels are excluded; a TIFF stored white at 0
+  (ImageJ's inverting LUT) is read as shown. A camera's orientation tag is honoured, as every
+  viewer shows the image; a stack of pages (a multi-page TIFF) is refused, its mask page not
+  being known. The image spans the scan's extent with its top row at the highest y, as it is
+  drawn; an image of another size but the map's shape (width/height within a pixel's rounding)
+  is resampled to the grid by nearest neighbour, and one of another shape (a picture with axes
+  around the map) refused;
 * ``.json``: ``{"rectangles_um": [[x0, x1, y0, y1], ...], "polygons_um": [[[x, y], ...], ...]}``
   in µm, the pixels whose centres lie inside any shape excluded.
 
@@ -21,12 +29,16 @@ import math
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from smm_daq.analysis.masks import polygon_mask, rectangle_mask
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 UM = 1e-6
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
@@ -74,22 +86,42 @@ def _from_array(path: Path, data: MapData) -> np.ndarray:
         raise InputError(f"is not a numpy array file ({reason}); expected a .npy of booleans "
                          "(or 0/1), the map's shape", source=str(path)) from None
     if arr.shape != data.shape:
-        raise InputError(f"holds an array of shape {arr.shape}; expected the map's "
-                         f"{data.shape} (ny, nx)", source=str(path))
-    if arr.dtype != bool:
-        if not np.issubdtype(arr.dtype, np.integer) or not np.isin(arr, (0, 1)).all():
-            raise InputError(f"holds an array of type {arr.dtype}; expected booleans (or 0/1)",
-                             source=str(path))
-        arr = arr.astype(bool)
-    return arr
+        transposed = (", the map's transposed (nx, ny)"
+                      if arr.ndim == 2 and arr.shape == data.shape[::-1] != data.shape else "")
+        raise InputError(f"holds an array of shape {arr.shape}{transposed}; expected the map's "
+                         f"{data.shape} (ny, nx): row j is y_j", source=str(path))
+    if arr.dtype == bool:
+        return arr
+    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise InputError(f"holds an array of type {arr.dtype}; expected booleans (or 0/1)",
+                         source=str(path))
+    other = ~np.isin(arr, (0, 1))
+    if other.any():  # 255 is white in an image but bad in a mask × 255: either may be meant
+        j, i = np.argwhere(other)[0]
+        raise InputError(f"holds {arr[j, i].item()!r} at row {j}, column {i} ({arr.dtype}); "
+                         "expected only 0 and 1 (or booleans), 1 on the bad pixels: save "
+                         "mask > 0 or mask == 0 as meant, or the mask as an image (black: bad)",
+                         source=str(path))
+    return arr.astype(bool)
 
 
 def _from_image(path: Path, data: MapData) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
-            grey = np.asarray(im.convert("L"), dtype=float) / 255.0
+            try:
+                pages = getattr(im, "n_frames", 1)
+            except (TypeError, KeyError) as exc:  # PIL parsing a damaged TIFF's page list
+                raise OSError(f"a damaged list of pages: {exc}") from None
+            # a phone's JPEG (MPO) carries previews after the photo; a TIFF's pages are a stack
+            if pages > 1 and im.format != "MPO":
+                raise InputError(f"holds {pages} pages (an image stack); expected one image, "
+                                 "the mask: save its page alone", source=str(path))
+            # white at 0 (TIFF PhotometricInterpretation 0, as ImageJ saves an image shown
+            # with an inverting LUT): PIL turns 8-bit grey right side up, not 16-bit or float
+            white_at_zero = im.format == "TIFF" and im.tag_v2.get(262) == 0
+            white = _whiteness(ImageOps.exif_transpose(im), str(path), white_at_zero)
     # a damaged image fails in PIL's decoders with any of these (e.g. a PNG cut short: a
     # SyntaxError "Reached EOF while reading header"); one whose header claims more pixels
     # than PIL decodes (a decompression bomb) with DecompressionBombError
@@ -98,14 +130,53 @@ def _from_image(path: Path, data: MapData) -> np.ndarray:
         reason = str(exc).replace(f"'{path}'", "it")  # PIL names the file: once is enough
         raise InputError(f"is not a readable image ({reason}); expected a black-and-white "
                          "image of the scan's area", source=str(path)) from None
-    black = grey[::-1] < 0.5  # image rows run downward; the map's row 0 is the lowest y
+    black = white[::-1] < 0.5  # image rows run downward; the map's row 0 is the lowest y
     ny, nx = data.shape
     if black.shape == (ny, nx):
         return black
+    h, w = black.shape
+    if abs(w * ny - h * nx) > max(nx, ny):  # more than rounding to whole pixels explains
+        raise InputError(f"is {w} × {h} pixels (width/height {w / h:.4g}); expected the scan's "
+                         f"area alone, its {nx} × {ny} sensors (width/height {nx / ny:.4g}) or "
+                         "that shape scaled: crop a picture to the map, without the axes, "
+                         "labels or borders around it, which would be stretched over the scan",
+                         source=str(path))
     # nearest neighbour: pixel centres of both spread evenly over the scan's extent
     rows = np.minimum((np.arange(ny) + 0.5) * black.shape[0] / ny, black.shape[0] - 1)
     cols = np.minimum((np.arange(nx) + 0.5) * black.shape[1] / nx, black.shape[1] - 1)
     return black[np.ix_(rows.astype(int), cols.astype(int))]
+
+
+def _whiteness(im: Image.Image, source: str, white_at_zero: bool) -> np.ndarray:
+    """Each pixel's grey level as a fraction of white at the image's own depth (PIL's
+    conversion to 8 bits would clip a 16-bit or float image instead of scaling it): 0 black,
+    1 white; transparent pixels show white beneath them."""
+    from PIL import Image
+
+    if im.mode.startswith("I;16") or im.mode in ("I", "F"):
+        return _wide(np.asarray(im, dtype=float), im.mode == "F", source, white_at_zero)
+    if im.mode in ("LA", "La", "PA", "RGBA", "RGBa") or "transparency" in im.info:
+        paper = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(paper, im.convert("RGBA"))
+    return np.asarray(im.convert("L"), dtype=float) / 255.0
+
+
+def _wide(values: np.ndarray, floats: bool, source: str, white_at_zero: bool) -> np.ndarray:
+    """A 16- or 32-bit image's grey levels over white: integers (16-bit grey, which PIL may
+    also read as 32-bit "I") are white at 65535; a float image (Fiji's) is white at 1, 255 or
+    65535, the least of them its values fit under. NaN pixels (Fiji's "NaN background")
+    count as black."""
+    scales = (1.0, 255.0, 65535.0) if floats else (65535.0,)
+    known = values[~np.isnan(values)]
+    lo, hi = (float(known.min()), float(known.max())) if known.size else (0.0, 0.0)
+    white = next((s for s in scales if hi <= s), None)
+    if lo < 0 or white is None:
+        kind = "32-bit float" if floats else "16- or 32-bit integer"
+        raise InputError(f"is a {kind} image with values {lo:g} .. {hi:g}; expected a "
+                         f"mask's grey levels from 0 (black) to white at "
+                         f"{' or '.join(f'{s:g}' for s in scales)}", source=source)
+    level = 1.0 - values / white if white_at_zero else values / white
+    return np.where(np.isnan(values), 0.0, level)
 
 
 def _numbers(value: object, count: int | None) -> bool:
@@ -117,7 +188,7 @@ def _numbers(value: object, count: int | None) -> bool:
 def _from_shapes(path: Path, data: MapData) -> np.ndarray:
     source = str(path)
     try:
-        spec = json.loads(path.read_text(encoding="utf-8"))
+        spec = json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as exc:
         raise InputError(f"is not JSON: {exc.msg}; expected an object of 'rectangles_um' "
                          "and 'polygons_um'",

@@ -47,7 +47,7 @@ def read_mmt_scan(map_path: str | Path, params_path: str | Path, *, name: str = 
     """The scan as MapData (T, m); InputError naming the file and key or line on bad input."""
     psrc = str(params_path)
     try:
-        params = json.loads(Path(params_path).read_text(encoding="utf-8"))
+        params = json.loads(Path(params_path).read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise InputError("no such parameter file; expected the scan's JSON parameters",
                          source=psrc) from None
@@ -82,7 +82,7 @@ def read_mmt_scan(map_path: str | Path, params_path: str | Path, *, name: str = 
     msrc = str(map_path)
     rows: list[list[float]] = []
     try:
-        text = Path(map_path).read_text(encoding="utf-8")
+        text = Path(map_path).read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise InputError("no such map file; expected a whitespace matrix of Bz in T",
                          source=msrc) from None

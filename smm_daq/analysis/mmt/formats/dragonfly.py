@@ -1,17 +1,19 @@
 """Grains from a Dragonfly "connected components" export: CSV with a header line naming the
-columns. The columns used are ``Label Index``, ``Voxel count``, ``Volume (mm³)`` and
-``Center Of Mass X/Y/Z (mm)``; others (surface area, aspect ratios, ...) are ignored, in any
-order, and a trailing separator is allowed. Lengths are in the unit each header names, as
-Dragonfly writes the one its user chose: mm, µm (also ``um``), nm or m, volumes in its cube
-(``mm³``, ``mm^3`` or ``mm3``). Cells are separated by ``;`` (Dragonfly's default, and the
-only one a decimal-comma locale can use), else by tabs, else by ``,``: the header's
-separator is the file's. The text is read as UTF-16 when it starts with its byte-order mark
-(Windows "Unicode" text), as UTF-8 (with or without a byte-order mark) when it is valid
-UTF-8, else as latin-1 (Dragonfly's Windows default). A ``;``-separated export comes from a
-locale whose decimal mark may be a comma (``0,008``); a file's numbers are read with the one
-mark they use. A file that mixes decimal commas and decimal points is refused at its first
-cell of the other mark: there ``1,234`` may be a thousands separator as well as a decimal
-comma, and either reading could be wrong.
+columns. The columns used are ``Label Index``, ``Voxel count``, ``Volume (mm³)`` and ``Center
+Of Mass X/Y/Z (mm)``; others (surface area, aspect ratios, ...) are ignored, in any order, and
+a trailing separator is allowed. Lengths are in the unit each header names, as Dragonfly writes
+the one its user chose: mm, µm (also ``um``), nm or m, volumes in its cube (``mm³``, ``mm^3``
+or ``mm3``). Cells are separated by ``;`` (Dragonfly's default, and the only one a
+decimal-comma locale can use), else by tabs, else by ``,``: the header's separator is the
+file's; a cell in double quotes may hold it (pandas and the csv module quote a decimal comma so
+in a ','-separated file), and a row of separators alone (a spreadsheet's blank row) is a blank
+line. The text is read as UTF-16 when it starts with its byte-order mark (Windows "Unicode"
+text), as UTF-8 (with or without a byte-order mark) when it is valid UTF-8, else as latin-1
+(Dragonfly's Windows default). A ``;``-separated export comes from a locale whose decimal mark
+may be a comma (``0,008``); a file's numbers are read with the one mark they use. A file that
+mixes decimal commas and decimal points is refused at its first cell of the other mark: there
+``1,234`` may be a thousands separator as well as a decimal comma, and either reading could be
+wrong.
 
 The conventions of the micro-CT workflow, each an option:
 
@@ -94,6 +96,30 @@ def _separator(header: str) -> str:
     return next((sep for sep in (";", "\t") if sep in header), ",")
 
 
+def _split(line: str, sep: str) -> list[tuple[str, int]]:
+    """The cells of a line, unquoted and stripped, each with its 1-based column. A cell in
+    double quotes may hold the separator, as the csv module, pandas and spreadsheets quote a
+    decimal comma in a ','-separated file ('""' inside is one quote)."""
+    cells = []
+    i = 0
+    while True:
+        j = len(line) - len(line[i:].lstrip(" "))  # spaces before an opening quote
+        if line.startswith('"', j):
+            k, text = j + 1, []
+            while k < len(line) and not (line[k] == '"' and not line.startswith('""', k)):
+                text.append(line[k])
+                k += 2 if line.startswith('""', k) else 1
+            end = line.find(sep, k)
+            cell = "".join(text)
+        else:
+            end = line.find(sep, i)
+            cell = line[i:] if end < 0 else line[i:end]
+        cells.append((cell.strip(), i + 1))
+        if end < 0:
+            return cells
+        i = end + len(sep)
+
+
 def _number(cell: str, comma: bool) -> float:
     """The cell's number, read with a decimal comma where `comma`; NaN when it is none."""
     try:
@@ -138,7 +164,7 @@ def _columns(lines: list[str], source: str) -> tuple[int, str, list[Column]]:
     if header_no is None:
         raise InputError("is empty; expected a Dragonfly connected-components CSV", source=source)
     sep = _separator(lines[header_no])
-    header = [h.strip().strip('"').strip() for h in lines[header_no].split(sep)]
+    header = [text for text, _ in _split(lines[header_no], sep)]
     named: dict[str, tuple[int, str | None]] = {}
     for k, cell in enumerate(header):
         m = _HEADER_CELL.match(cell)
@@ -182,18 +208,18 @@ Cell = tuple[Column, str, str]  # (its column, text, where it stands: "line n, c
 
 def _cells(line: str, sep: str, columns: list[Column], line_no: int) -> list[Cell]:
     """The cells of COLUMNS in data line `line_no`, each with where it stands."""
-    cells = line.split(sep)
-    starts = np.cumsum([0] + [len(c) + 1 for c in cells[:-1]]) + 1
-    return [(c, cells[c.index].strip().strip('"') if c.index < len(cells) else "",
-             f"line {line_no}, column "
-             f"{int(starts[c.index]) if c.index < len(cells) else len(line) + 1}")
-            for c in columns]
+    cells = _split(line, sep)
+    out = []
+    for c in columns:
+        text, col = cells[c.index] if c.index < len(cells) else ("", len(line) + 1)
+        out.append((c, text, f"line {line_no}, column {col}"))
+    return out
 
 
 def _width(line: str, sep: str) -> int:
     """How many cells `line` holds, a trailing separator's empty one not counted."""
-    cells = line.split(sep)
-    return len(cells) - (len(cells) > 1 and not cells[-1].strip())
+    cells = _split(line, sep)
+    return len(cells) - (len(cells) > 1 and not cells[-1][0])
 
 
 def _refuse_extra_cells(line: str, sep: str, width: int, line_no: int, source: str) -> None:
@@ -288,14 +314,14 @@ def read_dragonfly(path: str | Path, options: DragonflyOptions | None = None) ->
     cells, line_numbers = [], []
     width = _width(lines[header_no], sep)
     for i in range(header_no + 1, len(lines)):
-        if lines[i].strip():
+        if any(text for text, _ in _split(lines[i], sep)):  # a spreadsheet's ";;;;" is blank
             _refuse_extra_cells(lines[i], sep, width, i + 1, source)
             cells.append(_cells(lines[i], sep, columns, i + 1))
             line_numbers.append(i + 1)
     if not cells:
         raise InputError("holds no components; expected a line per component below the "
                          "header", source=source)
-    comma = sep != "," and _decimal_comma(cells, source)  # ',' cells hold no decimal comma
+    comma = _decimal_comma(cells, source)  # in a ','-separated file, only in quoted cells
     arr = np.array([_row(row, comma, source) for row in cells])
     keep = arr[:, 1] >= opt.min_voxels
     arr, lines_kept = arr[keep], np.array(line_numbers)[keep]

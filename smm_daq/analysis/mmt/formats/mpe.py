@@ -80,7 +80,7 @@ def read_geometry(path: str | Path) -> ScanGeometry:
     column of a JSON syntax error)."""
     source = str(path)
     try:
-        params = json.loads(Path(path).read_text(encoding="utf-8"))
+        params = json.loads(Path(path).read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise InputError("no such parameter file", source=source) from None
     except json.JSONDecodeError as exc:
@@ -170,7 +170,7 @@ def read_scan(params: str | Path, arrays: str | Path, *, name: str = "mpe_scan"
     big = np.abs(bz) > MAX_T  # NaN (a masked pixel) passes
     if big.any():
         j, i = np.argwhere(big)[0]
-        raise InputError(f"array 'Bz_array' holds {bz[j, i]!r} at row {j}, column {i}; "
+        raise InputError(f"array 'Bz_array' holds {bz[j, i].item()!r} at row {j}, column {i}; "
                          f"expected Bz in T, below {MAX_T:g} T in size (NaN: a masked pixel)",
                          source=source)
     return MapData(bz=bz, x=geo.x, y=geo.y, height=geo.height,

@@ -1,20 +1,32 @@
 """Point-source grain lists as plain text: one grain a line, ``x y z volume label``, whitespace
-(or comma) separated, in metres and m³, z up with the sample top at 0 (grains at z < 0), as
-the multipole workflow writes them with ``numpy.savetxt``. Lines starting with '#' and blank
-lines are skipped; a label that is a whole number in float notation (``3.000000000000000000e+00``,
-numpy's default) is accepted."""
+(tabs, or commas) separated, in metres and m³, z up with the sample top at 0 (grains at z < 0),
+as the multipole workflow writes them with ``numpy.savetxt``. Blank lines and '#' comments
+(whole lines, or the rest of a line, as ``numpy.loadtxt`` skips them) are skipped; so is a
+first line naming the columns ``x y z volume label`` in that order (units in brackets allowed),
+as ``savetxt(header=..., comments="")`` or a spreadsheet writes it, while a header naming them
+otherwise is refused: the columns are read by position. Between commas a field may not be empty
+(a missing number would shift the rest one column along); a trailing comma is allowed; a ';' (a
+decimal-comma spreadsheet's separator) is refused where it stands. A label that is a whole
+number in float notation (``3.000000000000000000e+00``, numpy's default) is accepted. The text
+is read as UTF-8 (a byte-order mark dropped), as UTF-16 after its byte-order mark (Windows
+"Unicode" text), else as latin-1 (a Windows editor's comment with ``³`` or ``µ``); a file with
+NUL bytes is no text."""
 
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
 
+from smm_daq.analysis.mmt.formats.dragonfly import decode_text
 from smm_daq.analysis.mmt.models.multipole import MAX_LABEL, PointGrains, point_grains
 from smm_daq.errors import InputError
 
 FIELDS = ("x", "y", "z", "volume", "label")
+_UNIT = re.compile(r"[(\[][^)\]]*[)\]]")  # "(m)", "[m^3]" in a header
+_EMPTY = re.compile(r"(?:^|,)[ \t]*(?=,)")  # a field with nothing in it before a comma
 
 
 def _fields(line: str) -> list[tuple[str, int]]:
@@ -33,6 +45,27 @@ def _fields(line: str) -> list[tuple[str, int]]:
     return out
 
 
+def _is_header(line: str, source: str, lineno: int) -> bool:
+    """Whether the first line read names the columns (every field of it a word, units in
+    brackets aside); InputError when it names them in another order or other columns."""
+    words = [text for text, _ in _fields(_UNIT.sub(" ", line))]
+    if not words or any(_is_number(w) or not w[0].isalpha() for w in words):
+        return False
+    if [w.lower() for w in words] != list(FIELDS):
+        raise InputError(f"is a header naming {', '.join(map(repr, words))}; expected no "
+                         "header, or one naming x y z volume label in that order (the columns "
+                         "are read by position)", source=f"{source}, line {lineno}")
+    return True
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def read_points(path: str | Path) -> PointGrains:
     """The grains of a point list; InputError naming the file, line and column."""
     path = Path(path)
@@ -40,16 +73,31 @@ def read_points(path: str | Path) -> PointGrains:
     if not path.is_file():
         raise InputError("is a directory; expected a grain file" if path.is_dir()
                          else "no such grain file", source=source)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"is not a text file ({exc.reason})", source=source) from None
+    data = path.read_bytes()
+    if b"\0" in data and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise InputError("is not a text file (it holds NUL bytes); expected lines of x y z "
+                         "volume label", source=source)
     rows: list[list[float]] = []
     lines: list[int] = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip() or line.lstrip().startswith("#"):
+    first = True  # only the first line read may be a header
+    for lineno, line in enumerate(decode_text(data).splitlines(), start=1):
+        line = line.split("#", 1)[0]
+        if not line.strip():
             continue
+        if ";" in line:  # a spreadsheet's export in a decimal-comma locale
+            raise InputError("holds a ';'; expected x y z volume label separated by spaces, "
+                             "tabs or commas, with decimal points: export it again so",
+                             source=f"{source}, line {lineno}, column {line.index(';') + 1}")
+        if first:
+            first = False
+            if _is_header(line, source, lineno):
+                continue
         fields = _fields(line)
+        empty = _EMPTY.search(line)
+        if empty:
+            raise InputError("holds an empty field between commas; expected 5 numbers: x y z "
+                             "volume label (m, m³)",
+                             source=f"{source}, line {lineno}, column {empty.end() + 1}")
         if len(fields) != len(FIELDS):
             raise InputError(f"has {len(fields)} fields; expected 5: x y z volume label (m, m³)",
                              source=f"{source}, line {lineno}")
