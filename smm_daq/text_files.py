@@ -1,9 +1,13 @@
 """Reading the text files people write by hand (instrument profiles, recipes): why one cannot
 be read, said in words that point at the fix, with the line and column of a byte that is not
-UTF-8 (an editor that saved in Latin-1 or UTF-16) rather than Python's byte offset."""
+UTF-8 (an editor that saved in Latin-1 or UTF-16) rather than Python's byte offset. Also the
+decoding and field checks shared by the grain lists other tools write (`decode_text`,
+`empty_field_column`)."""
 
 from __future__ import annotations
 
+import codecs
+import re
 from pathlib import Path
 
 from smm_daq.errors import InputError
@@ -30,3 +34,28 @@ def read_text_file(path: Path, kind: str, expected: str) -> str:
         raise InputError(f"is not UTF-8 text (byte 0x{data[exc.start]:02x}); expected {expected} "
                          "saved as UTF-8", source=f"{source}, line {line}, column {column}"
                          ) from None
+
+
+def decode_text(data: bytes) -> str:
+    """UTF-16 after its byte-order mark; else UTF-8 (a byte-order mark dropped) when the
+    bytes are valid UTF-8, else latin-1, in which every byte is a character."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            pass  # a latin-1 file that happens to start with ÿþ: read as such below
+    try:
+        return data.removeprefix(codecs.BOM_UTF8).decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+_EMPTY_FIELD = re.compile(r"(?:^|,)[ \t]*(?=,)")  # a field with nothing in it before a comma
+
+
+def empty_field_column(line: str) -> int | None:
+    """The 1-based column of the comma that closes an empty field (`1e-6,,2e-6`), or None.
+    Splitting such a line on commas and spaces would skip the field and read every later
+    value one column along; a trailing comma is not an empty field."""
+    empty = _EMPTY_FIELD.search(line)
+    return None if empty is None else empty.end() + 1

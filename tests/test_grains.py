@@ -107,3 +107,23 @@ def test_mmt_cuboids_saved_with_a_byte_order_mark_are_read(tmp_path):
     marked.write_text(plain.read_text(), encoding="utf-8-sig")
     np.testing.assert_array_equal(read_grains(marked, "mmt").cuboids,
                                   read_grains(plain, "mmt").cuboids)
+
+
+def test_mmt_cuboids_with_an_empty_field_between_commas_are_refused_where_it_is(tmp_path):
+    """A spreadsheet's export with a cell left empty (8 fields, one empty): split on commas
+    and spaces, the empty field vanished and every later value was read one column along."""
+    p = _write(tmp_path, "1,2,3,0.5,0.5,0.5,1\n  1,2,,3,0.5,0.5,0.5,1\n", "g.txt")
+    with pytest.raises(InputError, match=r"g\.txt, line 2, column 7: holds an empty field "
+                                         r"between commas; expected 7 values"):
+        read_grains(p, "mmt")
+    trailing = _write(tmp_path, "1,2,3,0.5,0.5,0.5,1,\n", "t.txt")  # a trailing comma is none
+    assert read_grains(trailing, "mmt").n_grains == 1
+
+
+def test_mmt_cuboids_with_a_latin1_comment_are_read(tmp_path):
+    """A comment typed in a Windows editor (µm in Latin-1) is read, as the point lists and
+    Dragonfly exports are; it was refused as 'not a text file'."""
+    p = tmp_path / "g.txt"
+    p.write_bytes("# positions in µm\n1 2 3 0.5 0.25 1.0 4\n".encode("latin-1"))
+    np.testing.assert_allclose(read_grains(p, "mmt").cuboids[0],
+                               np.array([1, 2, -3, 1, 0.5, 2]) * UM)

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from smm_daq.errors import InputError
+from smm_daq.text_files import decode_text, empty_field_column
 
 UM = 1e-6
 CSV_COLUMNS = ("grain", "x_um", "y_um", "z_um", "dx_um", "dy_um", "dz_um")
@@ -196,12 +197,20 @@ def _read_mmt(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rows: list[list[float]] = []
     labels: list[int] = []
     lines: list[int] = []
-    for lineno, raw in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+    data = path.read_bytes()
+    if b"\0" in data and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise InputError("is not a text file (it holds NUL bytes); expected lines of x y z hx "
+                         "hy hz grain", source=source)
+    for lineno, raw in enumerate(decode_text(data).splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        cells = line.replace(",", " ").split()
         where = f"{source}, line {lineno}"
+        empty = empty_field_column(raw)
+        if empty is not None:
+            raise InputError("holds an empty field between commas; expected 7 values (x y z "
+                             "hx hy hz grain)", source=f"{where}, column {empty}")
+        cells = line.replace(",", " ").split()
         if len(cells) != 7:
             raise InputError(
                 f"has {len(cells)} values; expected 7 (x y z hx hy hz grain, µm, half edges, "

@@ -31,7 +31,6 @@ The conventions of the micro-CT workflow, each an option:
 
 from __future__ import annotations
 
-import codecs
 import math
 import re
 from dataclasses import dataclass
@@ -46,6 +45,7 @@ from smm_daq.analysis.mmt.models.multipole import (
     point_grains,
 )
 from smm_daq.errors import InputError
+from smm_daq.text_files import decode_text
 
 MM = 1e-3
 UM = 1e-6
@@ -75,20 +75,6 @@ class DragonflyOptions:
     z_top_mm: float | None = None
     z_down: bool = False
     crop: tuple[float, float, float, float] | None = None
-
-
-def decode_text(data: bytes) -> str:
-    """UTF-16 after its byte-order mark; else UTF-8 (a byte-order mark dropped) when the
-    bytes are valid UTF-8, else latin-1, in which every byte is a character."""
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        try:
-            return data.decode("utf-16")
-        except UnicodeDecodeError:
-            pass  # a latin-1 file that happens to start with ÿþ: read as such below
-    try:
-        return data.removeprefix(codecs.BOM_UTF8).decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("latin-1")
 
 
 def _separator(header: str) -> str:

@@ -20,13 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from smm_daq.analysis.mmt.formats.dragonfly import decode_text
 from smm_daq.analysis.mmt.models.multipole import MAX_LABEL, PointGrains, point_grains
 from smm_daq.errors import InputError
+from smm_daq.text_files import decode_text, empty_field_column
 
 FIELDS = ("x", "y", "z", "volume", "label")
 _UNIT = re.compile(r"[(\[][^)\]]*[)\]]")  # "(m)", "[m^3]" in a header
-_EMPTY = re.compile(r"(?:^|,)[ \t]*(?=,)")  # a field with nothing in it before a comma
 
 
 def _fields(line: str) -> list[tuple[str, int]]:
@@ -93,11 +92,11 @@ def read_points(path: str | Path) -> PointGrains:
             if _is_header(line, source, lineno):
                 continue
         fields = _fields(line)
-        empty = _EMPTY.search(line)
-        if empty:
+        empty = empty_field_column(line)
+        if empty is not None:
             raise InputError("holds an empty field between commas; expected 5 numbers: x y z "
                              "volume label (m, m³)",
-                             source=f"{source}, line {lineno}, column {empty.end() + 1}")
+                             source=f"{source}, line {lineno}, column {empty}")
         if len(fields) != len(FIELDS):
             raise InputError(f"has {len(fields)} fields; expected 5: x y z volume label (m, m³)",
                              source=f"{source}, line {lineno}")
