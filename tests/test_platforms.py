@@ -34,3 +34,67 @@ def test_the_command_line_runs_where_there_is_no_sighup_and_no_signal_mask(tmp_p
     assert code == 0
     assert routed == ["SIGINT", "SIGTERM", "SIGUSR1"]  # SIGBREAK stopped a scan too
     assert ignored == [True, True]
+
+
+class _Kernel32:
+    """Windows' process calls, as kernel32 answers them, over a table of processes: pid ->
+    (exit code, creation time); a pid missing is no process, None one this user may not
+    open."""
+
+    def __init__(self, processes: dict[int, tuple[int, int] | None]) -> None:
+        self.processes = processes
+        self.last_error = 0
+        self.open_handles: set[int] = set()
+
+    def OpenProcess(self, access: int, inherit: bool, pid: int) -> int:
+        assert access == 0x1000  # PROCESS_QUERY_LIMITED_INFORMATION: no right to stop it
+        if pid not in self.processes:
+            self.last_error = 87  # ERROR_INVALID_PARAMETER
+            return 0
+        if self.processes[pid] is None:
+            self.last_error = 5  # ERROR_ACCESS_DENIED
+            return 0
+        self.open_handles.add(pid + 1000)
+        return pid + 1000
+
+    def GetExitCodeProcess(self, handle: int, code) -> int:
+        code._obj.value = self.processes[handle - 1000][0]
+        return 1
+
+    def GetProcessTimes(self, handle: int, created, *_times) -> int:
+        ticks = self.processes[handle - 1000][1]
+        created._obj.dwHighDateTime, created._obj.dwLowDateTime = ticks >> 32, ticks & 0xFFFFFFFF
+        return 1
+
+    def CloseHandle(self, handle: int) -> int:
+        self.open_handles.remove(handle)
+        return 1
+
+
+def test_whether_a_writer_runs_is_asked_on_windows_without_signalling_it(monkeypatch):
+    """On Windows os.kill(pid, 0) sends Ctrl-C, other numbers terminate: never called."""
+    import os
+    import socket
+
+    from smm_daq.storage import h5file, processes
+
+    def no_signal(pid: int, sig: int) -> None:
+        raise AssertionError(f"os.kill({pid}, {sig}): on Windows that stops the process")
+
+    me, running, ended, others = os.getpid(), 4242, 4343, 4444
+    kernel = _Kernel32({me: (259, 1 << 40), running: (259, 133_000_000_000_000_007),
+                        ended: (0, 5), others: None})
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setattr(os, "kill", no_signal)
+    monkeypatch.setattr(processes, "_kernel32", lambda: kernel)
+    monkeypatch.setattr(processes, "_last_error", lambda: kernel.last_error)
+    host = socket.gethostname()
+
+    assert h5file.writer_id() == f"{host}:{me}:{1 << 40}"  # its creation time as its token
+    assert h5file.writer_alive(f"{host}:{running}:133000000000000007")
+    assert not h5file.writer_alive(f"{host}:{running}:133000000000000001")  # pid reused
+    assert h5file.writer_alive(f"{host}:{running}")  # an earlier writer's, without a token
+    assert not h5file.writer_alive(f"{host}:{ended}:5")  # ended, its handle still held
+    assert not h5file.writer_alive(f"{host}:4545")  # no such process
+    assert h5file.writer_alive(f"{host}:{others}")  # another user's: running
+    assert kernel.open_handles == set()  # every handle closed

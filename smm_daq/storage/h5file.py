@@ -62,6 +62,7 @@ try:
     import fcntl
 except ImportError:  # Windows: threads of one process still take turns
     fcntl = None  # type: ignore[assignment]
+from smm_daq.storage.processes import running, start_token
 from smm_daq.storage.superblock import clear_open_mark, superblock_intact
 
 LIBVER = ("v110", "latest")
@@ -83,24 +84,13 @@ def now_iso() -> str:
     return datetime.now(UTC).astimezone().isoformat(timespec="seconds")
 
 
-def _process_token(pid: int) -> str:
-    """What tells process `pid` from a later one given the same number: the boot it runs in
-    and its start (clock ticks since boot), read from Linux's /proc; "" where there is none."""
-    try:
-        boot = Path("/proc/sys/kernel/random/boot_id").read_text().replace("-", "")[:8]
-        start = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[19]
-    except (OSError, IndexError):
-        return ""
-    return f"{boot}.{start}"
-
-
 def writer_id() -> str:
     """Who is writing: 'host:pid:token', stored in a scan entry so a crash can be told from a
     live run, also once the pid is another process's (after a reboot, pids are handed out
-    again). The token (`_process_token`) is left out where there is none, or where it would
+    again). The token (`start_token`) is left out where there is none, or where it would
     not fit the entry's 64-byte field whole."""
     host_pid = f"{socket.gethostname()}:{os.getpid()}"
-    token = _process_token(os.getpid())
+    token = start_token(os.getpid())
     full = f"{host_pid}:{token}"
     return full if token and len(full.encode()) < 64 else host_pid
 
@@ -118,15 +108,9 @@ def writer_alive(writer: str) -> bool:
     if host != socket.gethostname() or not pid_text.isdigit():
         return False
     pid = int(pid_text)
-    if pid == os.getpid():
+    if pid == os.getpid() or not running(pid):
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # another user's process: alive
-    now = _process_token(pid) if token else ""
+    now = start_token(pid) if token else ""
     return not (now and now != token)  # another process has that pid now
 
 
@@ -477,7 +461,7 @@ def _stopped(writer: str) -> bool:
     if host != socket.gethostname() or not pid.isdigit():
         return False
     if int(pid) == os.getpid():  # this pid, in this boot from this start, is this process
-        return bool(token) and token != _process_token(os.getpid())
+        return bool(token) and token != start_token(os.getpid())
     return not writer_alive(writer)
 
 
