@@ -98,3 +98,16 @@ def test_whether_a_writer_runs_is_asked_on_windows_without_signalling_it(monkeyp
     assert not h5file.writer_alive(f"{host}:4545")  # no such process
     assert h5file.writer_alive(f"{host}:{others}")  # another user's: running
     assert kernel.open_handles == set()  # every handle closed
+
+
+def test_output_a_cp1252_console_cannot_show_is_replaced_not_fatal():
+    """Windows writes redirected output in cp1252, which has µ but no χ, λ, − or √."""
+    import os
+
+    env = {**os.environ, "PYTHONIOENCODING": "cp1252"}
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys; from smm_daq.cli.main import main; sys.exit(main())",
+         "susceptibility", "--help"], capture_output=True, env=env)
+    assert done.returncode == 0, done.stderr.decode("cp1252")
+    out = done.stdout.decode("cp1252")
+    assert "? of the penalty ?M?² + ?²??M?², µm (default" in out  # µ and ² kept
