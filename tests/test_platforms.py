@@ -111,3 +111,25 @@ def test_output_a_cp1252_console_cannot_show_is_replaced_not_fatal():
     assert done.returncode == 0, done.stderr.decode("cp1252")
     out = done.stdout.decode("cp1252")
     assert "? of the penalty ?M?² + ?²??M?², µm (default" in out  # µ and ² kept
+
+
+_CSV_EXPORT = """
+import sys
+import numpy as np
+from smm_daq.analysis.export import write_csv
+from smm_daq.storage.mapdata import MapData
+m = MapData(bz=np.array([[1e-9]]), x=np.array([0.0]), y=np.array([0.0]))
+write_csv(m, sys.argv[1], column="\\u03c7_SI", factor=1.0)  # chi: the script stays ASCII
+"""
+
+
+def test_a_csv_export_is_utf8_whatever_the_locale_encoding(tmp_path: Path):
+    """Windows' locale encoding is cp1252 (no χ); played here by Linux's C locale (ASCII)."""
+    import os
+
+    path = tmp_path / "map.csv"
+    env = {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    done = subprocess.run([sys.executable, "-c", _CSV_EXPORT, str(path)], capture_output=True,
+                          text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert path.read_bytes().decode("utf-8").splitlines()[0] == "x_um,y_um,χ_SI"
