@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import h5py
+import numpy as np
 
 _WINDOWS_SIGNALS = """
 import json, signal, sys
@@ -133,3 +134,30 @@ def test_a_csv_export_is_utf8_whatever_the_locale_encoding(tmp_path: Path):
                           text=True, env=env)
     assert done.returncode == 0, done.stderr
     assert path.read_bytes().decode("utf-8").splitlines()[0] == "x_um,y_um,χ_SI"
+
+
+def test_a_repair_windows_cannot_swap_in_is_refused_with_the_file_as_it_was(tmp_path: Path,
+                                                                         monkeypatch, capsys):
+    """Windows refuses to replace a file another program has open (a viewer): os.replace
+    fails with a sharing violation, a PermissionError."""
+    import os
+
+    from smm_daq.cli.main import main
+    from smm_daq.storage.h5file import leftovers, writing
+
+    path = tmp_path / "s.h5"
+    with writing(path) as f:
+        f["kept"] = np.arange(3)
+    before = path.read_bytes()
+
+    def sharing_violation(src: object, dst: object) -> None:
+        raise PermissionError(13, "The process cannot access the file because it is being "
+                                  "used by another process")
+
+    monkeypatch.setattr(os, "replace", sharing_violation)
+    assert main(["repair", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot be replaced by its repaired copy (The process cannot access" in err
+    assert "expected it open in no other program" in err
+    assert path.read_bytes() == before
+    assert leftovers(path) == []  # its copy removed

@@ -591,7 +591,15 @@ def _repair_locked(p: Path, *, only_ours: bool = False) -> Repaired:
         raise
     finally:
         cleared.unlink(missing_ok=True)
-    os.replace(tmp, p)
+    try:
+        os.replace(tmp, p)
+    except OSError as exc:  # Windows replaces no file that another program has open
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise InputError(
+            f"cannot be replaced by its repaired copy ({exc.strerror or exc}); expected it open "
+            "in no other program (Windows replaces no file that is open): close it there, "
+            "then try again; it is as it was", source=str(p)) from None
     done.removed[:], done.kept[:] = remove_leftovers(p)
     return done
 
