@@ -10,6 +10,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pytest
 
 _WINDOWS_SIGNALS = """
 import json, signal, sys
@@ -117,6 +118,7 @@ def test_output_a_cp1252_console_cannot_show_is_replaced_not_fatal():
 _CSV_EXPORT = """
 import sys
 import numpy as np
+import pytest
 from smm_daq.analysis.export import write_csv
 from smm_daq.storage.mapdata import MapData
 m = MapData(bz=np.array([[1e-9]]), x=np.array([0.0]), y=np.array([0.0]))
@@ -161,3 +163,39 @@ def test_a_repair_windows_cannot_swap_in_is_refused_with_the_file_as_it_was(tmp_
     assert "expected it open in no other program" in err
     assert path.read_bytes() == before
     assert leftovers(path) == []  # its copy removed
+
+
+_WRITING_WITHOUT_OFD_LOCKS = """
+import sys
+from smm_daq.storage import h5file
+h5file.fcntl = None  # as on Windows (macOS has fcntl, but no open-file-description locks)
+with h5file.writing(sys.argv[1]):
+    print("writing", flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_where_there_are_no_ofd_locks_a_writer_holds_the_file_against_other_processes(
+        tmp_path: Path, monkeypatch):
+    """Two processes writing one file at once (a scan, and `smm-daq subtract` into the same
+    file) would corrupt it: without open-file-description locks, a lock file stands in."""
+    from filelock import Timeout
+
+    from smm_daq.storage import h5file
+
+    path = tmp_path / "s.h5"
+    with h5file.writing(path):
+        pass
+    monkeypatch.setattr(h5file, "fcntl", None)
+    writer = subprocess.Popen([sys.executable, "-c", _WRITING_WITHOUT_OFD_LOCKS, str(path)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout is not None and writer.stdout.readline() == "writing\n"
+        probe = h5file._machine_lock(tmp_path / "." / "s.h5")  # the same file, spelled anew
+        with pytest.raises(Timeout):
+            probe.acquire(timeout=0)
+    finally:
+        writer.communicate("")
+    assert writer.returncode == 0
+    with h5file.writing(path) as f:  # released with the write
+        f["after"] = 1

@@ -32,14 +32,17 @@ HDF5 writes into blocks it already has, and HDF5 cuts the file back to what it u
 Writers of one file are serialized by an open-file-description lock on the file itself (not
 HDF5's own file lock, which a reader holding the file open in a viewer would turn into a
 stalled scan): a reader that finds the mark waits for the lock, so it sees either the file
-before or after a write, never half of one. Threads of one process take turns on a file, as
-HDF5 refuses to open a file for writing that the same process has open for reading.
+before or after a write, never half of one. Where the system has no such locks (Windows,
+macOS), an exclusive lock on a file in the machine's lock directory stands in. Threads of one
+process take turns on a file, as HDF5 refuses to open a file for writing that the same process
+has open for reading.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import logging
 import os
 import re
@@ -54,13 +57,15 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+from filelock import FileLock
 
 from smm_daq import PROGRAM_NAME, __version__
 from smm_daq.errors import InputError, StorageError
+from smm_daq.instruments.rig_lock import FILE_MODE, lock_directory
 
 try:
     import fcntl
-except ImportError:  # Windows: threads of one process still take turns
+except ImportError:  # Windows: a lock file stands in (`_machine_lock`)
     fcntl = None  # type: ignore[assignment]
 from smm_daq.storage.processes import running, start_token
 from smm_daq.storage.superblock import clear_open_mark, superblock_intact
@@ -177,7 +182,8 @@ def _file_lock(path: Path, *, exclusive: bool) -> Iterator[None]:
 
     Independent of HDF5's own (flock) locks and of other descriptors of the same file in this
     process, so HDF5 opening and closing the file never drops it. Where the system has no such
-    locks, threads of this process still take turns.
+    locks, a lock file in the machine's lock directory stands in (`_machine_lock`); where
+    that cannot be had either, threads of this process still take turns.
     """
     with contextlib.ExitStack() as stack:
         stack.enter_context(_local_lock(path))
@@ -192,7 +198,25 @@ def _file_lock(path: Path, *, exclusive: bool) -> Iterator[None]:
             kind = fcntl.F_WRLCK if exclusive else fcntl.F_RDLCK  # type: ignore[union-attr]
             with contextlib.suppress(OSError):  # a file system without such locks (some NFS)
                 fcntl.fcntl(fd, setlkw, _flock_struct(kind))  # type: ignore[union-attr]
+        elif path.exists():
+            with contextlib.suppress(OSError):  # cannot be locked: threads still take turns
+                stack.enter_context(_machine_lock(path))
         yield
+
+
+def _machine_lock(path: Path) -> FileLock:
+    """Where the system has no open-file-description locks (Windows, macOS): an exclusive
+    lock, for readers and writers alike, on a file named after `path` in the machine's lock
+    directory (`lock_directory`, the rig locks'). Not on the session file itself: Windows
+    would then refuse to replace it with its repaired copy. OSError when it cannot be had."""
+    try:
+        directory = lock_directory()
+    except InputError as exc:
+        raise OSError(str(exc)) from None
+    key = os.path.normcase(os.path.realpath(path))  # one file, however it is spelled
+    name = f"h5-{hashlib.sha256(key.encode()).hexdigest()[:24]}.lock"
+    return FileLock(directory / name, mode=FILE_MODE, thread_local=False,
+                    fallback_to_soft=False)
 
 
 def _local_lock(path: Path) -> threading.RLock:
