@@ -199,3 +199,24 @@ def test_where_there_are_no_ofd_locks_a_writer_holds_the_file_against_other_proc
     assert writer.returncode == 0
     with h5file.writing(path) as f:  # released with the write
         f["after"] = 1
+
+
+def test_profiles_and_recipes_saved_by_windows_editors_read_as_written(tmp_path: Path, repo):
+    """Notepad's "UTF-8 with BOM" (PowerShell 5's -Encoding utf8) and CRLF line ends."""
+    import codecs
+    import dataclasses
+
+    from smm_daq.acquisition.recipe import load_recipe
+    from smm_daq.instruments.profile import load_profile
+
+    def windows(source: Path) -> Path:
+        saved = tmp_path / source.name
+        saved.write_bytes(codecs.BOM_UTF8 + source.read_bytes().replace(b"\n", b"\r\n"))
+        return saved
+
+    plain = load_profile(repo / "configs" / "simulator.toml")
+    saved = load_profile(windows(repo / "configs" / "simulator.toml"))
+    assert repr(dataclasses.replace(saved, path=plain.path, text=plain.text,  # arrays: by repr
+                                    calibration_file=plain.calibration_file)) == repr(plain)
+    recipe = repo / "configs" / "recipes" / "remanent-and-induced.toml"
+    assert load_recipe(windows(recipe)).steps == load_recipe(recipe).steps
