@@ -220,3 +220,13 @@ def test_profiles_and_recipes_saved_by_windows_editors_read_as_written(tmp_path:
                                     calibration_file=plain.calibration_file)) == repr(plain)
     recipe = repo / "configs" / "recipes" / "remanent-and-induced.toml"
     assert load_recipe(windows(recipe)).steps == load_recipe(recipe).steps
+
+
+def test_a_macos_serial_port_is_one_instrument_by_its_call_in_or_call_out_device(monkeypatch):
+    """macOS makes /dev/tty.X (call-in) and /dev/cu.X (call-out) for each serial port."""
+    from smm_daq.instruments.rig_lock import address_key
+
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert (address_key("serial:/dev/tty.usbserial-A10K") ==
+            address_key("ASRL/dev/cu.usbserial-A10K::INSTR"))
+    assert address_key("serial:/dev/cu.usbserial-A10K") != address_key("serial:/dev/cu.other")
