@@ -213,7 +213,9 @@ def _machine_lock(path: Path) -> FileLock:
         directory = lock_directory()
     except InputError as exc:
         raise OSError(str(exc)) from None
-    key = os.path.normcase(os.path.realpath(path))  # one file, however it is spelled
+    # One lock per file however it is spelled, also in another case (the file systems of
+    # Windows and macOS ignore case; on one that does not, two such files only take turns).
+    key = os.path.realpath(path).casefold()
     name = f"h5-{hashlib.sha256(key.encode()).hexdigest()[:24]}.lock"
     return FileLock(directory / name, mode=FILE_MODE, thread_local=False,
                     fallback_to_soft=False)
