@@ -1,9 +1,9 @@
 """Ctrl-C and termination signals: the first stops what runs; none cuts the ramp-down short.
 
-`installed()` (the command line runs in it) routes SIGINT, SIGTERM and SIGHUP (on Windows, which
-has no SIGHUP, SIGINT, SIGTERM and SIGBREAK: Ctrl-Break) here. The first
-signal raises `KeyboardInterrupt` in the main thread, which aborts a scan or a recipe; every
-later one is only acknowledged on stderr ("making the rig safe, about N s left"), so pressing
+`installed()` (the command line runs in it) routes SIGINT, SIGTERM and SIGHUP here (on Windows,
+which has no SIGHUP: SIGINT, SIGTERM and Ctrl-Break's SIGBREAK). The first signal raises
+`KeyboardInterrupt` in the main thread, which aborts a scan or a recipe; every later one is
+only acknowledged on stderr ("making the rig safe, about N s left"), so pressing
 Ctrl-C again, or a supervisor sending SIGTERM again, never interrupts the ramp-down that makes
 the rig safe. A signal that arrives while the main thread is inside an instrument exchange
 (`atomic`: a command and its reply) is held until the exchange ends, so no reply is left

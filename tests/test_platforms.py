@@ -230,3 +230,19 @@ def test_a_macos_serial_port_is_one_instrument_by_its_call_in_or_call_out_device
     assert (address_key("serial:/dev/tty.usbserial-A10K") ==
             address_key("ASRL/dev/cu.usbserial-A10K::INSTR"))
     assert address_key("serial:/dev/cu.usbserial-A10K") != address_key("serial:/dev/cu.other")
+
+
+def test_without_a_usable_lock_directory_files_are_still_written(tmp_path: Path, monkeypatch):
+    """The lock file is a safeguard between processes: where it cannot be had, the write
+    goes on as before (threads of one process still take turns)."""
+    from smm_daq.storage import h5file
+
+    not_a_directory = tmp_path / "locks"
+    not_a_directory.write_text("a file\n", encoding="utf-8")
+    monkeypatch.setenv("SMM_DAQ_LOCK_DIR", str(not_a_directory / "below"))
+    monkeypatch.setattr(h5file, "fcntl", None)
+    path = tmp_path / "s.h5"
+    with h5file.writing(path) as f:
+        f["written"] = 1
+    with h5file.open_read(path) as f:
+        assert f["written"][()] == 1

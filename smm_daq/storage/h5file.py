@@ -199,7 +199,7 @@ def _file_lock(path: Path, *, exclusive: bool) -> Iterator[None]:
             with contextlib.suppress(OSError):  # a file system without such locks (some NFS)
                 fcntl.fcntl(fd, setlkw, _flock_struct(kind))  # type: ignore[union-attr]
         elif path.exists():
-            with contextlib.suppress(OSError):  # cannot be locked: threads still take turns
+            with contextlib.suppress(OSError, InputError):  # none: threads still take turns
                 stack.enter_context(_machine_lock(path))
         yield
 
@@ -208,11 +208,9 @@ def _machine_lock(path: Path) -> FileLock:
     """Where the system has no open-file-description locks (Windows, macOS): an exclusive
     lock, for readers and writers alike, on a file named after `path` in the machine's lock
     directory (`lock_directory`, the rig locks'). Not on the session file itself: Windows
-    would then refuse to replace it with its repaired copy. OSError when it cannot be had."""
-    try:
-        directory = lock_directory()
-    except InputError as exc:
-        raise OSError(str(exc)) from None
+    would then refuse to replace it with its repaired copy. InputError when that directory
+    cannot be used, OSError (on taking it) when the lock cannot be had."""
+    directory = lock_directory()
     # One lock per file however it is spelled, also in another case (the file systems of
     # Windows and macOS ignore case; on one that does not, two such files only take turns).
     key = os.path.realpath(path).casefold()
