@@ -1,8 +1,9 @@
 """Ctrl-C and termination signals: the first stops what runs; none cuts the ramp-down short.
 
-`installed()` (the command line runs in it) routes SIGINT, SIGTERM and SIGHUP here. The first
-signal raises `KeyboardInterrupt` in the main thread, which aborts a scan or a recipe; every
-later one is only acknowledged on stderr ("making the rig safe, about N s left"), so pressing
+`installed()` (the command line runs in it) routes SIGINT, SIGTERM and SIGHUP here (on Windows,
+which has no SIGHUP: SIGINT, SIGTERM and Ctrl-Break's SIGBREAK). The first signal raises
+`KeyboardInterrupt` in the main thread, which aborts a scan or a recipe; every later one is
+only acknowledged on stderr ("making the rig safe, about N s left"), so pressing
 Ctrl-C again, or a supervisor sending SIGTERM again, never interrupts the ramp-down that makes
 the rig safe. A signal that arrives while the main thread is inside an instrument exchange
 (`atomic`: a command and its reply) is held until the exchange ends, so no reply is left
@@ -22,7 +23,9 @@ import threading
 import time
 from collections.abc import Iterator
 
-SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# SIGHUP is POSIX's, SIGBREAK Windows': each is left out where the system has no such signal.
+SIGNALS = tuple(sig for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None),
+                                getattr(signal, "SIGBREAK", None)) if sig is not None)
 
 
 class _State:
@@ -39,7 +42,7 @@ _state = _State()
 
 @contextlib.contextmanager
 def installed(*, restore: bool = True) -> Iterator[None]:
-    """Route SIGINT, SIGTERM and SIGHUP here (from the main thread); the previous handlers
+    """Route `SIGNALS` here (from the main thread); the previous handlers
     come back afterwards unless `restore` is false (a program that ends there: a late signal
     is then still only acknowledged, never a traceback or a death by signal)."""
     reset()
@@ -51,7 +54,17 @@ def installed(*, restore: bool = True) -> Iterator[None]:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         else:  # the program ends: a signal from now on would only kill it at its last step
-            signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+            _ignore_from_now_on()
+
+
+def _ignore_from_now_on() -> None:
+    """Block `SIGNALS` (POSIX), or ignore them where signals cannot be blocked (Windows)."""
+    block = getattr(signal, "pthread_sigmask", None)
+    if block is not None:
+        block(signal.SIG_BLOCK, SIGNALS)
+        return
+    for sig in SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def reset(recovery: str = "") -> None:

@@ -1,7 +1,8 @@
 """Reading the text files people write by hand (instrument profiles, recipes): why one cannot
 be read, said in words that point at the fix, with the line and column of a byte that is not
-UTF-8 (an editor that saved in Latin-1 or UTF-16) rather than Python's byte offset. Also the
-decoding and field checks shared by the grain lists other tools write (`decode_text`,
+UTF-8 (an editor that saved in Latin-1 or UTF-16) rather than Python's byte offset. UTF-8 with
+a byte order mark (Notepad's "UTF-8 with BOM", PowerShell 5's `-Encoding utf8`) is UTF-8. Also
+the decoding and field checks shared by the grain lists other tools write (`decode_text`,
 `empty_field_column`)."""
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ def read_text_file(path: Path, kind: str, expected: str) -> str:
     except OSError as exc:
         raise InputError(f"cannot read the {kind} ({exc.strerror or exc}); expected {expected}",
                          source=source) from None
+    data = data.removeprefix(codecs.BOM_UTF8)  # Windows editors may begin UTF-8 with one
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -66,14 +66,14 @@ def test_a_killed_scan_whose_pid_was_given_to_another_process_resumes(tmp_path,
 
 
 def test_a_scan_whose_writer_still_runs_is_not_resumed(tmp_path, another_process, capsys):
-    from smm_daq.storage.h5file import _process_token
+    from smm_daq.storage.processes import start_token
 
     path = tmp_path / "s.h5"
     subprocess.run([sys.executable, "-c", KILLED_SCAN, str(path)], check=False)
     pid = another_process()
     with h5py.File(path, "a") as f:  # written by that very process, which still runs
         host = text(f["k/writer"]).partition(":")[0]
-        f["k/writer"][()] = f"{host}:{pid}:{_process_token(pid)}".encode()
+        f["k/writer"][()] = f"{host}:{pid}:{start_token(pid)}".encode()
     assert list_entries(path)[0].status == "running"
     assert main(["resume", str(path), "--entry", "k"]) == 2
     assert f"is being written by process {host}:{pid}\n" in capsys.readouterr().err

@@ -33,7 +33,7 @@ def write_csv(
     v = _values(m, values) * factor
     path = Path(path)
     try:
-        with path.open("w", newline="") as f:
+        with path.open("w", newline="", encoding="utf-8") as f:
             w = csv.writer(f)
             w.writerow(["x_um", "y_um", column])
             for iy, y in enumerate(m.y):

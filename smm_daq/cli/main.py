@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import io
 import os
 import re
 import sys
@@ -103,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:
+        _console_never_fails()
     parser = build_parser()
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)
@@ -127,6 +130,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and the like: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+
+
+def _console_never_fails() -> None:
+    """Output that stdout's encoding has no character for (χ, λ, − and √ in cp1252, which
+    Windows uses for output redirected to a file or a pipe) is printed with '?' in its place
+    rather than ending the command with UnicodeEncodeError; stderr never fails already (Python
+    writes it with backslash escapes)."""
+    if isinstance(sys.stdout, io.TextIOWrapper) and sys.stdout.errors == "strict":
+        sys.stdout.reconfigure(errors="replace")
 
 
 def _report(message: str, exc: BaseException) -> None:

@@ -101,13 +101,17 @@ def address_key(address: str) -> str:
 def _serial_key(port: str) -> str:
     """A serial port (pyserial's port or URL, or what follows VISA's 'ASRL') as one spelling:
     a device path with its links resolved (/dev/serial/by-id/... is the /dev/ttyUSB0 it points
-    to), 'ASRL<n>' for port n (COMn on Windows), and a pyserial URL of a TCP port
-    (socket://, rfc2217://) as VISA's socket resource on that host and port, which it is."""
+    to; on macOS /dev/tty.X is the port of /dev/cu.X), 'ASRL<n>' for port n (COMn on Windows),
+    and a pyserial URL of a TCP port (socket://, rfc2217://) as VISA's socket resource on that
+    host and port, which it is."""
     tcp = _TCP_URL.match(port)
     if tcp:
         return f"TCPIP0::{_host(tcp[1])}::{int(tcp[2])}::SOCKET"
     if os.name != "nt" and port.startswith("/"):
-        return "ASRL" + os.path.realpath(port)  # case kept: a POSIX path is case-sensitive
+        device = os.path.realpath(port)  # case kept: a POSIX path is case-sensitive
+        if sys.platform == "darwin":  # macOS has two devices per port: call-in and call-out
+            device = re.sub(r"^/dev/tty\.", "/dev/cu.", device)
+        return "ASRL" + device
     number = _SERIAL_NUMBER.match(port.removeprefix(_WINDOWS_DEVICE))
     if number:
         return f"ASRL{int(number[1] or 0)}"

@@ -32,14 +32,17 @@ HDF5 writes into blocks it already has, and HDF5 cuts the file back to what it u
 Writers of one file are serialized by an open-file-description lock on the file itself (not
 HDF5's own file lock, which a reader holding the file open in a viewer would turn into a
 stalled scan): a reader that finds the mark waits for the lock, so it sees either the file
-before or after a write, never half of one. Threads of one process take turns on a file, as
-HDF5 refuses to open a file for writing that the same process has open for reading.
+before or after a write, never half of one. Where the system has no such locks (Windows,
+macOS), an exclusive lock on a file in the machine's lock directory stands in. Threads of one
+process take turns on a file, as HDF5 refuses to open a file for writing that the same process
+has open for reading.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import logging
 import os
 import re
@@ -54,14 +57,17 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+from filelock import FileLock
 
 from smm_daq import PROGRAM_NAME, __version__
 from smm_daq.errors import InputError, StorageError
+from smm_daq.instruments.rig_lock import FILE_MODE, lock_directory
 
 try:
     import fcntl
-except ImportError:  # Windows: threads of one process still take turns
+except ImportError:  # Windows: a lock file stands in (`_machine_lock`)
     fcntl = None  # type: ignore[assignment]
+from smm_daq.storage.processes import running, start_token
 from smm_daq.storage.superblock import clear_open_mark, superblock_intact
 
 LIBVER = ("v110", "latest")
@@ -83,24 +89,13 @@ def now_iso() -> str:
     return datetime.now(UTC).astimezone().isoformat(timespec="seconds")
 
 
-def _process_token(pid: int) -> str:
-    """What tells process `pid` from a later one given the same number: the boot it runs in
-    and its start (clock ticks since boot), read from Linux's /proc; "" where there is none."""
-    try:
-        boot = Path("/proc/sys/kernel/random/boot_id").read_text().replace("-", "")[:8]
-        start = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[19]
-    except (OSError, IndexError):
-        return ""
-    return f"{boot}.{start}"
-
-
 def writer_id() -> str:
     """Who is writing: 'host:pid:token', stored in a scan entry so a crash can be told from a
     live run, also once the pid is another process's (after a reboot, pids are handed out
-    again). The token (`_process_token`) is left out where there is none, or where it would
+    again). The token (`start_token`) is left out where there is none, or where it would
     not fit the entry's 64-byte field whole."""
     host_pid = f"{socket.gethostname()}:{os.getpid()}"
-    token = _process_token(os.getpid())
+    token = start_token(os.getpid())
     full = f"{host_pid}:{token}"
     return full if token and len(full.encode()) < 64 else host_pid
 
@@ -118,15 +113,9 @@ def writer_alive(writer: str) -> bool:
     if host != socket.gethostname() or not pid_text.isdigit():
         return False
     pid = int(pid_text)
-    if pid == os.getpid():
+    if pid == os.getpid() or not running(pid):
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # another user's process: alive
-    now = _process_token(pid) if token else ""
+    now = start_token(pid) if token else ""
     return not (now and now != token)  # another process has that pid now
 
 
@@ -193,7 +182,8 @@ def _file_lock(path: Path, *, exclusive: bool) -> Iterator[None]:
 
     Independent of HDF5's own (flock) locks and of other descriptors of the same file in this
     process, so HDF5 opening and closing the file never drops it. Where the system has no such
-    locks, threads of this process still take turns.
+    locks, a lock file in the machine's lock directory stands in (`_machine_lock`); where
+    that cannot be had either, threads of this process still take turns.
     """
     with contextlib.ExitStack() as stack:
         stack.enter_context(_local_lock(path))
@@ -208,7 +198,25 @@ def _file_lock(path: Path, *, exclusive: bool) -> Iterator[None]:
             kind = fcntl.F_WRLCK if exclusive else fcntl.F_RDLCK  # type: ignore[union-attr]
             with contextlib.suppress(OSError):  # a file system without such locks (some NFS)
                 fcntl.fcntl(fd, setlkw, _flock_struct(kind))  # type: ignore[union-attr]
+        elif path.exists():
+            with contextlib.suppress(OSError, InputError):  # none: threads still take turns
+                stack.enter_context(_machine_lock(path))
         yield
+
+
+def _machine_lock(path: Path) -> FileLock:
+    """Where the system has no open-file-description locks (Windows, macOS): an exclusive
+    lock, for readers and writers alike, on a file named after `path` in the machine's lock
+    directory (`lock_directory`, the rig locks'). Not on the session file itself: Windows
+    would then refuse to replace it with its repaired copy. InputError when that directory
+    cannot be used, OSError (on taking it) when the lock cannot be had."""
+    directory = lock_directory()
+    # One lock per file however it is spelled, also in another case (the file systems of
+    # Windows and macOS ignore case; on one that does not, two such files only take turns).
+    key = os.path.realpath(path).casefold()
+    name = f"h5-{hashlib.sha256(key.encode()).hexdigest()[:24]}.lock"
+    return FileLock(directory / name, mode=FILE_MODE, thread_local=False,
+                    fallback_to_soft=False)
 
 
 def _local_lock(path: Path) -> threading.RLock:
@@ -477,7 +485,7 @@ def _stopped(writer: str) -> bool:
     if host != socket.gethostname() or not pid.isdigit():
         return False
     if int(pid) == os.getpid():  # this pid, in this boot from this start, is this process
-        return bool(token) and token != _process_token(os.getpid())
+        return bool(token) and token != start_token(os.getpid())
     return not writer_alive(writer)
 
 
@@ -607,7 +615,15 @@ def _repair_locked(p: Path, *, only_ours: bool = False) -> Repaired:
         raise
     finally:
         cleared.unlink(missing_ok=True)
-    os.replace(tmp, p)
+    try:
+        os.replace(tmp, p)
+    except OSError as exc:  # Windows replaces no file that another program has open
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise InputError(
+            f"cannot be replaced by its repaired copy ({exc.strerror or exc}); expected it open "
+            "in no other program (Windows replaces no file that is open): close it there, "
+            "then try again; it is as it was", source=str(p)) from None
     done.removed[:], done.kept[:] = remove_leftovers(p)
     return done
 

@@ -1,0 +1,248 @@
+"""Windows and macOS, simulated on Linux: what those systems lack is taken away (a signal, a
+call), or what they do is imitated (a cp1252 console), and the command line must still work."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+_WINDOWS_SIGNALS = """
+import json, signal, sys
+del signal.SIGHUP, signal.pthread_sigmask  # as on Windows
+signal.SIGBREAK = signal.SIGUSR1  # Windows' Ctrl-Break, played by a signal Linux has
+from smm_daq import interrupts
+from smm_daq.cli.main import main
+sys.argv = ["smm-daq", "info", sys.argv[1]]
+code = main()  # as the program: at its end, late signals are ignored, not blocked
+late = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGBREAK)
+signal.raise_signal(signal.SIGINT)  # ignored: no traceback, no death by signal
+print(json.dumps([code, [s.name for s in interrupts.SIGNALS], [h == signal.SIG_IGN for h in late]]))
+"""
+
+
+def test_the_command_line_runs_where_there_is_no_sighup_and_no_signal_mask(tmp_path: Path):
+    path = tmp_path / "s.h5"
+    h5py.File(path, "w").close()  # a file of no entries: `info` succeeds
+    done = subprocess.run([sys.executable, "-c", _WINDOWS_SIGNALS, str(path)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    code, routed, ignored = json.loads(done.stdout.strip().splitlines()[-1])
+    assert code == 0
+    assert routed == ["SIGINT", "SIGTERM", "SIGUSR1"]  # SIGBREAK stopped a scan too
+    assert ignored == [True, True]
+
+
+class _Kernel32:
+    """Windows' process calls, as kernel32 answers them, over a table of processes: pid ->
+    (exit code, creation time); a pid missing is no process, None one this user may not
+    open."""
+
+    def __init__(self, processes: dict[int, tuple[int, int] | None]) -> None:
+        self.processes = processes
+        self.last_error = 0
+        self.open_handles: set[int] = set()
+
+    def OpenProcess(self, access: int, inherit: bool, pid: int) -> int:
+        assert access == 0x1000  # PROCESS_QUERY_LIMITED_INFORMATION: no right to stop it
+        if pid not in self.processes:
+            self.last_error = 87  # ERROR_INVALID_PARAMETER
+            return 0
+        if self.processes[pid] is None:
+            self.last_error = 5  # ERROR_ACCESS_DENIED
+            return 0
+        self.open_handles.add(pid + 1000)
+        return pid + 1000
+
+    def GetExitCodeProcess(self, handle: int, code) -> int:
+        code._obj.value = self.processes[handle - 1000][0]
+        return 1
+
+    def GetProcessTimes(self, handle: int, created, *_times) -> int:
+        ticks = self.processes[handle - 1000][1]
+        created._obj.dwHighDateTime, created._obj.dwLowDateTime = ticks >> 32, ticks & 0xFFFFFFFF
+        return 1
+
+    def CloseHandle(self, handle: int) -> int:
+        self.open_handles.remove(handle)
+        return 1
+
+
+def test_whether_a_writer_runs_is_asked_on_windows_without_signalling_it(monkeypatch):
+    """On Windows os.kill(pid, 0) sends Ctrl-C, other numbers terminate: never called."""
+    import os
+    import socket
+
+    from smm_daq.storage import h5file, processes
+
+    def no_signal(pid: int, sig: int) -> None:
+        raise AssertionError(f"os.kill({pid}, {sig}): on Windows that stops the process")
+
+    me, running, ended, others = os.getpid(), 4242, 4343, 4444
+    kernel = _Kernel32({me: (259, 1 << 40), running: (259, 133_000_000_000_000_007),
+                        ended: (0, 5), others: None})
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setattr(os, "kill", no_signal)
+    monkeypatch.setattr(processes, "_kernel32", lambda: kernel)
+    monkeypatch.setattr(processes, "_last_error", lambda: kernel.last_error)
+    host = socket.gethostname()
+
+    assert h5file.writer_id() == f"{host}:{me}:{1 << 40}"  # its creation time as its token
+    assert h5file.writer_alive(f"{host}:{running}:133000000000000007")
+    assert not h5file.writer_alive(f"{host}:{running}:133000000000000001")  # pid reused
+    assert h5file.writer_alive(f"{host}:{running}")  # an earlier writer's, without a token
+    assert not h5file.writer_alive(f"{host}:{ended}:5")  # ended, its handle still held
+    assert not h5file.writer_alive(f"{host}:4545")  # no such process
+    assert h5file.writer_alive(f"{host}:{others}")  # another user's: running
+    assert kernel.open_handles == set()  # every handle closed
+
+
+def test_output_a_cp1252_console_cannot_show_is_replaced_not_fatal():
+    """Windows writes redirected output in cp1252, which has µ but no χ, λ, − or √."""
+    import os
+
+    env = {**os.environ, "PYTHONIOENCODING": "cp1252"}
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys; from smm_daq.cli.main import main; sys.exit(main())",
+         "susceptibility", "--help"], capture_output=True, env=env)
+    assert done.returncode == 0, done.stderr.decode("cp1252")
+    out = done.stdout.decode("cp1252")
+    assert "? of the penalty ?M?² + ?²??M?², µm (default" in out  # µ and ² kept
+
+
+_CSV_EXPORT = """
+import sys
+import numpy as np
+import pytest
+from smm_daq.analysis.export import write_csv
+from smm_daq.storage.mapdata import MapData
+m = MapData(bz=np.array([[1e-9]]), x=np.array([0.0]), y=np.array([0.0]))
+write_csv(m, sys.argv[1], column="\\u03c7_SI", factor=1.0)  # chi: the script stays ASCII
+"""
+
+
+def test_a_csv_export_is_utf8_whatever_the_locale_encoding(tmp_path: Path):
+    """Windows' locale encoding is cp1252 (no χ); played here by Linux's C locale (ASCII)."""
+    import os
+
+    path = tmp_path / "map.csv"
+    env = {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    done = subprocess.run([sys.executable, "-c", _CSV_EXPORT, str(path)], capture_output=True,
+                          text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert path.read_bytes().decode("utf-8").splitlines()[0] == "x_um,y_um,χ_SI"
+
+
+def test_a_repair_windows_cannot_swap_in_is_refused_with_the_file_as_it_was(tmp_path: Path,
+                                                                         monkeypatch, capsys):
+    """Windows refuses to replace a file another program has open (a viewer): os.replace
+    fails with a sharing violation, a PermissionError."""
+    import os
+
+    from smm_daq.cli.main import main
+    from smm_daq.storage.h5file import leftovers, writing
+
+    path = tmp_path / "s.h5"
+    with writing(path) as f:
+        f["kept"] = np.arange(3)
+    before = path.read_bytes()
+
+    def sharing_violation(src: object, dst: object) -> None:
+        raise PermissionError(13, "The process cannot access the file because it is being "
+                                  "used by another process")
+
+    monkeypatch.setattr(os, "replace", sharing_violation)
+    assert main(["repair", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot be replaced by its repaired copy (The process cannot access" in err
+    assert "expected it open in no other program" in err
+    assert path.read_bytes() == before
+    assert leftovers(path) == []  # its copy removed
+
+
+_WRITING_WITHOUT_OFD_LOCKS = """
+import sys
+from smm_daq.storage import h5file
+h5file.fcntl = None  # as on Windows (macOS has fcntl, but no open-file-description locks)
+with h5file.writing(sys.argv[1]):
+    print("writing", flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_where_there_are_no_ofd_locks_a_writer_holds_the_file_against_other_processes(
+        tmp_path: Path, monkeypatch):
+    """Two processes writing one file at once (a scan, and `smm-daq subtract` into the same
+    file) would corrupt it: without open-file-description locks, a lock file stands in."""
+    from filelock import Timeout
+
+    from smm_daq.storage import h5file
+
+    path = tmp_path / "s.h5"
+    with h5file.writing(path):
+        pass
+    monkeypatch.setattr(h5file, "fcntl", None)
+    writer = subprocess.Popen([sys.executable, "-c", _WRITING_WITHOUT_OFD_LOCKS, str(path)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout is not None and writer.stdout.readline() == "writing\n"
+        probe = h5file._machine_lock(tmp_path / "." / "S.H5")  # spelled as Windows allows
+        with pytest.raises(Timeout):
+            probe.acquire(timeout=0)
+    finally:
+        writer.communicate("")
+    assert writer.returncode == 0
+    with h5file.writing(path) as f:  # released with the write
+        f["after"] = 1
+
+
+def test_profiles_and_recipes_saved_by_windows_editors_read_as_written(tmp_path: Path, repo):
+    """Notepad's "UTF-8 with BOM" (PowerShell 5's -Encoding utf8) and CRLF line ends."""
+    import codecs
+    import dataclasses
+
+    from smm_daq.acquisition.recipe import load_recipe
+    from smm_daq.instruments.profile import load_profile
+
+    def windows(source: Path) -> Path:
+        saved = tmp_path / source.name
+        saved.write_bytes(codecs.BOM_UTF8 + source.read_bytes().replace(b"\n", b"\r\n"))
+        return saved
+
+    plain = load_profile(repo / "configs" / "simulator.toml")
+    saved = load_profile(windows(repo / "configs" / "simulator.toml"))
+    assert repr(dataclasses.replace(saved, path=plain.path, text=plain.text,  # arrays: by repr
+                                    calibration_file=plain.calibration_file)) == repr(plain)
+    recipe = repo / "configs" / "recipes" / "remanent-and-induced.toml"
+    assert load_recipe(windows(recipe)).steps == load_recipe(recipe).steps
+
+
+def test_a_macos_serial_port_is_one_instrument_by_its_call_in_or_call_out_device(monkeypatch):
+    """macOS makes /dev/tty.X (call-in) and /dev/cu.X (call-out) for each serial port."""
+    from smm_daq.instruments.rig_lock import address_key
+
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert (address_key("serial:/dev/tty.usbserial-A10K") ==
+            address_key("ASRL/dev/cu.usbserial-A10K::INSTR"))
+    assert address_key("serial:/dev/cu.usbserial-A10K") != address_key("serial:/dev/cu.other")
+
+
+def test_without_a_usable_lock_directory_files_are_still_written(tmp_path: Path, monkeypatch):
+    """The lock file is a safeguard between processes: where it cannot be had, the write
+    goes on as before (threads of one process still take turns)."""
+    from smm_daq.storage import h5file
+
+    not_a_directory = tmp_path / "locks"
+    not_a_directory.write_text("a file\n", encoding="utf-8")
+    monkeypatch.setenv("SMM_DAQ_LOCK_DIR", str(not_a_directory / "below"))
+    monkeypatch.setattr(h5file, "fcntl", None)
+    path = tmp_path / "s.h5"
+    with h5file.writing(path) as f:
+        f["written"] = 1
+    with h5file.open_read(path) as f:
+        assert f["written"][()] == 1
