@@ -11,6 +11,13 @@ inverts). The main window (offscreen) then lists the file, opens the result entr
 Session tab, draws the grains' outlines there, shows the result on the MMT tab (table,
 outlines, maps, net), sorts, filters, selects grains and exports the table.
 
+With --invert, the MMT tab then inverts a mid-size synthetic sample made by `smm-daq mmt synth`
+(--invert-size-um, --invert-step-um, 1e5 grains/mm³ in 50 µm; --points: a dipole model of
+point grains) from the window, as a user runs it: while it runs a 10 ms timer on the GUI
+thread measures how long the window goes without handling an event (the longest gap between
+its ticks), the progress bar's updates are counted, and a second run is cancelled at its first
+block of sensors (the wall time from Cancel until the tab says it stopped).
+
 Figures, per action: milliseconds of GUI-thread time (the calls made on the GUI thread; the
 paint of the window after it, `grab`, on its own line); for work handed to a worker, the wall
 time until its result is on show. Counts of work: the table's cells read through its model
@@ -41,6 +48,7 @@ from smm_daq.analysis.mmt.formats.points import write_points
 from smm_daq.analysis.mmt.models.multipole import PointGrains
 from smm_daq.analysis.mmt.result_file import write_result_entry
 from smm_daq.analysis.mmt.solver.joint import MultipoleResult
+from smm_daq.cli.main import main as cli_main
 from smm_daq.instruments.profile import load_profile
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import write_map_entry
@@ -134,6 +142,75 @@ class Clock:
         return got[0] if got else []
 
 
+def invert_from_window(app: QtWidgets.QApplication, mmt: Any, folder: Path,
+                       args: argparse.Namespace) -> None:
+    """Invert a synthetic sample from the MMT tab: the GUI thread's longest stall while it
+    runs, the progress shown, then a run cancelled at its first block."""
+    path, grains = folder / "synthetic.h5", folder / ("points.txt" if args.points else "g.csv")
+    synth = ["mmt", "synth", "--out", str(path), "--grains-out", str(grains), "--truth-out",
+             str(folder / "truth.csv"), "--size-um", args.invert_size_um, "--thickness-um",
+             "50", "--density-per-mm3", "1e5", "--height-um", "1", "--step-um",
+             str(args.invert_step_um), "--seed", "2"]
+    cli_main(synth + (["--model", "dipole"] if args.points else []))
+    mmt.set_file(path)
+    mmt.set_grain_file(grains, "points" if args.points else "cuboids")
+    mmt.model.setCurrentText("dipole" if args.points else "cuboid")
+    ticks: list[float] = []
+    timer = QtCore.QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    updates: list[int] = []
+    mmt.progress_bridge.sensors.connect(lambda done, _total: updates.append(done))
+    ended: list[tuple] = []
+    mmt.finished.connect(lambda *a: ended.append(a))
+    shown_in: list[tuple[float, float]] = []  # when the result was shown on the GUI thread
+    show = mmt._done
+
+    def timed_show(value: Any) -> None:
+        start = time.perf_counter()
+        show(value)
+        shown_in.append((start, time.perf_counter()))
+
+    mmt._done = timed_show
+    t0 = time.perf_counter()
+    timer.start()
+    mmt.run()
+    while not ended and time.perf_counter() - t0 < WAIT_S:
+        app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 20)
+    timer.stop()
+    wall = time.perf_counter() - t0
+    gaps = np.diff(ticks) * 1e3 if len(ticks) > 1 else np.zeros(1)
+    print(f"Invert from the window: {mmt.result.grains.n_grains if ended and ended[0][0] else '?'}"
+          f" grains, {mmt.status.text().splitlines()[0][:70]}", flush=True)
+    print(f"{'  wall time until the result is shown':<46s} {wall * 1e3:9.1f} ms", flush=True)
+    before = np.diff([t for t in ticks if not shown_in or t <= shown_in[0][0]]) * 1e3
+    print(f"{'  longest GUI-thread stall while it ran':<46s} "
+          f"{before.max() if before.size else float('nan'):9.1f} ms "
+          f"(10 ms timer; median gap {np.median(gaps):.1f} ms)", flush=True)
+    if shown_in:
+        print(f"{'  showing the result (GUI thread)':<46s} "
+              f"{(shown_in[0][1] - shown_in[0][0]) * 1e3:9.1f} ms", flush=True)
+    mmt._done = show
+    print(f"{'  progress bar updates':<46s} {len(updates):9d}", flush=True)
+    ended.clear()
+    cancel_at: list[float] = []
+
+    def cancel_once(_done: int, _total: int) -> None:
+        if not cancel_at:
+            cancel_at.append(time.perf_counter())
+            mmt.cancel()
+
+    mmt.progress_bridge.sensors.connect(cancel_once)
+    mmt.run()
+    t0 = time.perf_counter()
+    while not ended and time.perf_counter() - t0 < WAIT_S:
+        app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 20)
+    mmt.progress_bridge.sensors.disconnect(cancel_once)
+    stopped = (time.perf_counter() - cancel_at[0]) * 1e3 if cancel_at else float("nan")
+    print(f"{'  Cancel at the first block: stopped after':<46s} {stopped:9.1f} ms "
+          f"({ended[0][1] if ended else 'not ended'})", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--grains", type=int, default=4300)
@@ -142,6 +219,10 @@ def main() -> None:
     parser.add_argument("--ny", type=int, default=771)
     parser.add_argument("--step-um", type=float, default=1.2)
     parser.add_argument("--points", action="store_true", help="point grains, dipole model")
+    parser.add_argument("--invert", action="store_true",
+                        help="then invert a mid-size synthetic sample from the window")
+    parser.add_argument("--invert-size-um", default="300,300")
+    parser.add_argument("--invert-step-um", type=float, default=2.0)
     args = parser.parse_args()
     rng = np.random.default_rng(1)
     mmt_view.GrainTableModel = CountingModel  # the MMT tab's table counts its reads
@@ -222,6 +303,8 @@ def main() -> None:
             clock.call("MMT: export NPZ", lambda: mmt.export_library(folder / "out.npz"),
                        paint=False)
         clock.wait("MMT: save to the file (worker)", mmt.saveEnded, lambda: mmt.save_to_file())
+        if args.invert:
+            invert_from_window(app, mmt, folder, args)
         window.persist = False
         window.close()
 
