@@ -60,6 +60,7 @@ GRAIN_VIEW_TITLE = "fitted field of the grain"
 # column's numbers (4 significant digits) hardly vary, and measuring every row of thousands of
 # grains read each cell many times
 ROWS_SIZED = 100
+SSR_DECIMALS = 6
 MODELS = ("auto", "cuboid", "dipole", "quadrupole", "octupole")
 DEVICES = ("auto", "cpu", "gpu")
 
@@ -181,7 +182,9 @@ class MMTView(QtWidgets.QWidget):
 
         self.min_ssr = QtWidgets.QDoubleSpinBox()
         self.min_ssr.setRange(0.0, 1e6)
-        self.min_ssr.setDecimals(3)
+        # SSRs of micrometre grains tens of µm down are 1e-5 to 1e-2: limits in that range
+        self.min_ssr.setDecimals(SSR_DECIMALS)
+        self.min_ssr.setSingleStep(1e-4)
         self.min_ssr.setSpecialValueText("any")
         self.max_ratio = QtWidgets.QDoubleSpinBox()
         self.max_ratio.setRange(0.0, 1e6)

@@ -111,3 +111,17 @@ def test_a_new_result_is_sorted_as_the_table_was(shown):
     view._done((data, result, table, [], {}, grain_segments(result.grains)))
     depth = shown_column(view, "depth_um")
     assert np.all(np.diff(depth) <= 0) and depth.size == GRAINS
+
+
+def test_an_ssr_limit_of_micrometre_grains_can_be_set(shown):
+    """The SSRs of micrometre grains tens of µm deep are 1e-5 to 1e-2: a limit among them
+    filters them (not rounded to 0, "any")."""
+    view = shown
+    ssr = view.table_columns[SSR]
+    limit = float(np.nanmedian(ssr))
+    assert limit < 5e-4  # such grains: below the 3 decimals of a spin box
+    view.min_ssr.setValue(limit)
+    kept = np.sort(view.proxy.shown_rows())
+    np.testing.assert_array_equal(kept, np.flatnonzero(ssr >= view.min_ssr.value()))
+    assert abs(view.min_ssr.value() - limit) <= 5e-7
+    assert 0 < kept.size < GRAINS
