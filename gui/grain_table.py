@@ -16,7 +16,7 @@ from PyQt6 import QtCore
 
 SSR = "ssr"
 RATIO = "uncertainty_ratio_pct"
-SORT_ROLE = QtCore.Qt.ItemDataRole.UserRole  # the raw number, so sorting is numeric
+SORT_ROLE = QtCore.Qt.ItemDataRole.UserRole  # the raw number
 DISPLAY = QtCore.Qt.ItemDataRole.DisplayRole
 ALIGNMENT = QtCore.Qt.ItemDataRole.TextAlignmentRole
 RIGHT = int(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter)
@@ -96,7 +96,6 @@ class GrainFilter(QtCore.QSortFilterProxyModel):
         super().__init__(parent)
         self.min_ssr = 0.0
         self.max_ratio_pct = float("inf")
-        self.setSortRole(SORT_ROLE)
         self.sorted_by: tuple[int, QtCore.Qt.SortOrder] | None = None  # column, order
 
     def sort(self, column: int, order: QtCore.Qt.SortOrder = ASCENDING) -> None:
