@@ -274,7 +274,7 @@ def main() -> None:
                    lambda: session.load_grains(grain_file, fmt))
         print(f"{'  outline segments on the map':<46s} "
               f"{session.map_view.outlines.xData.size // 2:9d}")
-        clock.call("  then the paint of the window", lambda: None, paint=False)
+        clock.call("Session: paint the window with the outlines", window.grab, paint=False)
 
         t0 = time.perf_counter()
         outlines = grain_segments(grains)
