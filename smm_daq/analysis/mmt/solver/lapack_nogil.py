@@ -13,6 +13,7 @@ panel's rows, the trailing columns of R) need no copy.
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Callable
 
 import numpy as np
 from scipy.linalg import cython_lapack
@@ -20,7 +21,7 @@ from scipy.linalg import cython_lapack
 _P = ctypes.c_void_p  # every argument of a Fortran routine is a pointer
 
 
-def _routine(name: str, n_args: int) -> ctypes._CFuncPtr:  # type: ignore[name-defined]
+def _routine(name: str, n_args: int) -> Callable[..., None]:
     """SciPy's `name` as a C function of `n_args` pointers (ctypes: called without the GIL)."""
     capsule = ctypes.py_object(cython_lapack.__pyx_capi__[name])
     get_name = ctypes.pythonapi.PyCapsule_GetName
