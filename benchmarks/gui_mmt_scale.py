@@ -20,8 +20,8 @@ block of sensors (the wall time from Cancel until the tab says it stopped).
 
 Figures, per action: milliseconds of GUI-thread time (the calls made on the GUI thread; the
 paint of the window after it, `grab`, on its own line); for work handed to a worker, the wall
-time until its result is on show. Counts of work: the table's cells read through its model
-(`data` calls) and the outline segments handed to the map views.
+time until its result is on show. Counts of work: the calls of the table model's `data` (a
+cell, for one role) and the outline segments handed to the map views.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ WAIT_S = 600.0
 
 
 class CountingModel(GrainTableModel):
-    """The grain table, counting the cells read through it."""
+    """The grain table, counting the calls of its `data` (a cell, for one role)."""
 
     reads = 0
 
@@ -119,7 +119,7 @@ class Clock:
         reads = CountingModel.reads
         line = f"{what:<46s} {busy * 1e3:9.1f} ms GUI thread"
         if reads:
-            line += f", {reads} cells read"
+            line += f", {reads} data() calls"
         print(line, flush=True)
         if paint:
             t0 = time.perf_counter()
@@ -129,8 +129,8 @@ class Clock:
         return value
 
     def wait(self, what: str, signal: Any, start: Callable[[], Any]) -> list:
-        """Start work handed to a worker; the wall time until `signal`, and the GUI-thread time
-        inside the event loop meanwhile."""
+        """Start work handed to a worker: the wall time until `signal` (the worker's time and
+        the GUI thread's)."""
         got: list = []
         signal.connect(lambda *args: got.append(args))
         t0 = time.perf_counter()
