@@ -56,6 +56,11 @@ class InversionCancelled(Exception):
 
 
 GRAIN_VIEW_TITLE = "fitted field of the grain"
+# rows of the grain table measured to fit its columns to their contents: the widths of a
+# column's numbers (4 significant digits) hardly vary, and measuring every row of thousands of
+# grains read each cell many times
+ROWS_SIZED = 100
+SSR_DECIMALS = 6
 MODELS = ("auto", "cuboid", "dipole", "quadrupole", "octupole")
 DEVICES = ("auto", "cpu", "gpu")
 
@@ -178,7 +183,9 @@ class MMTView(QtWidgets.QWidget):
 
         self.min_ssr = QtWidgets.QDoubleSpinBox()
         self.min_ssr.setRange(0.0, 1e6)
-        self.min_ssr.setDecimals(3)
+        # SSRs of micrometre grains tens of µm down are 1e-5 to 1e-2: limits in that range
+        self.min_ssr.setDecimals(SSR_DECIMALS)
+        self.min_ssr.setSingleStep(1e-4)
         self.min_ssr.setSpecialValueText("any")
         self.max_ratio = QtWidgets.QDoubleSpinBox()
         self.max_ratio.setRange(0.0, 1e6)
@@ -220,6 +227,7 @@ class MMTView(QtWidgets.QWidget):
         self.table = QtWidgets.QTableView()
         self.table.setModel(self.proxy)
         self.table.setSortingEnabled(True)
+        self.table.horizontalHeader().setResizeContentsPrecision(ROWS_SIZED)
         self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.SingleSelection)
         self.table.selectionModel().selectionChanged.connect(self._selected)
@@ -347,7 +355,7 @@ class MMTView(QtWidgets.QWidget):
             stop_if_cancelled()
             sensors_done(done, total)
 
-        def job() -> tuple[MapData, Any, dict, list[str], dict[str, str]]:
+        def job() -> tuple[MapData, Any, dict, list[str], dict[str, str], np.ndarray]:
             stop_if_cancelled()
             from smm_daq.analysis.mmt.masks import mask_for
             from smm_daq.analysis.mmt.solver.inversion import invert_map
@@ -387,8 +395,10 @@ class MMTView(QtWidgets.QWidget):
                     result = invert_scans(scans, grains, model=model, device=device,
                                           progress=emit, on_block=on_block)
                 table = result.table()
+            outlines = grain_segments(result.grains)  # thousands of grains: not on the GUI thread
             stop_if_cancelled()  # cancelled after the last block: the result is not shown
-            return data, result, table, [str(w.message) for w in [*read, *caught]], made
+            return (data, result, table, [str(w.message) for w in [*read, *caught]], made,
+                    outlines)
 
         self.run_button.setEnabled(False)
         self.save_button.setEnabled(False)  # the shown result is saved before or after
@@ -436,9 +446,12 @@ class MMTView(QtWidgets.QWidget):
         self.save_button.setEnabled(self.result is not None)
         self.cancel_button.setEnabled(False)
 
-    def _done(self, value: tuple[MapData, Any, dict, list[str], dict[str, str]]) -> None:
+    def _done(self, value: tuple[MapData, Any, dict, list[str], dict[str, str], np.ndarray]
+              ) -> None:
+        """Show a result: its table, maps, the grains' outlines (`value`'s last, computed in
+        the worker) and net."""
         self._idle()
-        self.data, self.result, table, notes, self.made = value
+        self.data, self.result, table, notes, self.made, outlines = value
         self.result_path = self._inverting  # saved there, whichever file is open by then
         self.table_columns = table
         self.save_button.setEnabled(True)
@@ -448,7 +461,7 @@ class MMTView(QtWidgets.QWidget):
         self.proxy.setSourceModel(GrainTableModel(table, self))
         self.table.resizeColumnsToContents()
         self.data_view.set_map(self.data)
-        self.data_view.set_outlines(grain_segments(r.grains))
+        self.data_view.set_outlines(outlines)
         self.residual_view.set_map(r.residual)
         # no grain of the new result is selected yet: none of the last one's stays drawn
         self._field_wanted += 1
@@ -640,4 +653,4 @@ class MMTView(QtWidgets.QWidget):
     def _selected(self) -> None:
         rows = self.table.selectionModel().selectedRows()
         if rows:
-            self.select_grain(self.proxy.mapToSource(rows[0]).row())
+            self.select_grain(self.proxy.grain_at(rows[0].row()))

@@ -759,3 +759,30 @@ def test_a_grains_field_is_computed_off_the_gui_thread_and_the_last_pick_wins(
     assert all(t is not threading.main_thread() for _g, t in computed)
     assert view.grain_view.plot.titleLabel.text == "fitted field of grain 3"
     np.testing.assert_allclose(view.grain_view.map.bz, field(view.result, 2, view.data).bz)
+
+
+def test_the_grains_outlines_are_computed_off_the_gui_thread(qtbot, session, monkeypatch):
+    """Thousands of grains take a second to outline: the inversion's worker does it, and the
+    window draws the segments it hands over."""
+    import threading
+
+    from gui import mmt_view
+
+    outlined: list[threading.Thread] = []
+    segments = mmt_view.grain_segments
+
+    def recorded(grains, only=None):
+        if only is None:
+            outlined.append(threading.current_thread())
+        return segments(grains, only)
+
+    monkeypatch.setattr(mmt_view, "grain_segments", recorded)
+    view = open_view(qtbot, *session)
+    with qtbot.waitSignal(view.finished, timeout=WAIT_MS) as done:
+        assert view.run()
+    assert done.args[0], done.args[1]
+    assert len(outlined) == 1 and outlined[0] is not threading.main_thread()
+    xs, ys = view.data_view.outlines.getData()
+    whole = segments(view.result.grains) / UM
+    np.testing.assert_array_equal(xs, whole[:, :, 0].ravel())
+    np.testing.assert_array_equal(ys, whole[:, :, 1].ravel())
