@@ -34,6 +34,7 @@ from smm_daq.analysis.mmt.models.compiled import first_run_notice
 from smm_daq.analysis.mmt.models.cuboid import GreenModel
 from smm_daq.analysis.mmt.solver import device as devices
 from smm_daq.analysis.mmt.solver import lapack_nogil, stats
+from smm_daq.analysis.mmt.solver.memory import check_solve_fits
 from smm_daq.analysis.mmt.solver.qr_update import QRUpdate
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
@@ -396,6 +397,9 @@ def invert_map(
             f"map '{data.name}' has {sensors.shape[0]} finite pixels for {grains.n_grains} grains;"
             f" expected more than {n} (3 per grain)"
         )
+    if used == "cpu":
+        check_solve_fits(n, min(block, sensors.shape[0]), f"{grains.n_grains} grains × 3",
+                         damping=damping > 0)
     phi = data.bz.ravel()[keep]
     lo = sensors[:, :2].min(axis=0)
     hi = sensors[:, :2].max(axis=0)

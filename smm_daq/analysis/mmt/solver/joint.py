@@ -48,6 +48,7 @@ from smm_daq.analysis.mmt.solver.inversion import (
     check_grains_below_sensor,
     warn_far_grains,
 )
+from smm_daq.analysis.mmt.solver.memory import check_solve_fits
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
 
@@ -273,6 +274,9 @@ def invert_scans(
         raise InputError(
             f"{sensors.shape[0]} usable pixels in {len(scans)} scan(s) for {grains.n_grains} "
             f"grains; expected more than {n} ({k} per grain)")
+    if used == "cpu":
+        check_solve_fits(n, min(block, sensors.shape[0]),
+                         f"{grains.n_grains} grains × {k} ({model})", damping=damping > 0)
     given = [scan.sigma for scan in scans]
     sigmas = np.array([1.0 if sg is None else sg for sg in given])
     passes = 1 if all(sg is not None for sg in given) or len(scans) == 1 else 2

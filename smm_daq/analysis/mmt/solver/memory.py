@@ -1,0 +1,59 @@
+"""Whether an MMT solve on the CPU can fit in this machine's memory, asked before the Green's
+matrix and its QR are computed (hours at the lab's scale).
+
+The least-squares factor R of n unknowns is n² doubles, and the covariances need its inverse
+as well: 4,300 point grains under the octupole model (64,500 unknowns) need at least 65 GiB,
+which no lab PC has. Without this check the process would be refused memory (MemoryError), or
+killed by the system, once its Green's matrix had been folded in.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from smm_daq.errors import InputError
+
+MEMINFO = Path("/proc/meminfo")
+
+
+def solve_bytes(n: int, block_rows: int, *, damping: bool = False) -> int:
+    """The least the CPU solve holds at its peak for n unknowns, in bytes: while the Green's
+    matrix is folded in, one block of its rows and R of [Q | φ] with its copy; then R and its
+    copy scaled to unit columns (inverted in place for the covariances), or with damping the
+    stacked factor and the products of the covariance's sandwich besides (about 8 n² in
+    all). The SVD fallback for an R singular to working precision also needs about 8 n²,
+    which is not counted: whether R is singular is known only once it is made."""
+    squares = (n + 1) ** 2
+    folding = block_rows * (n + 1) + 2 * squares
+    return 8 * max(folding, (8 if damping else 2) * squares)
+
+
+def available_bytes() -> int | None:
+    """Memory the system can give without swapping (Linux's MemAvailable, else its free
+    physical pages where `sysconf` says), or None where that is not known."""
+    try:
+        for line in MEMINFO.read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_solve_fits(n: int, block_rows: int, unknowns: str, *, damping: bool = False) -> None:
+    """InputError when `solve_bytes` is more than this machine has available; `unknowns`
+    says what they are ("4300 grains × 15 (octupole)")."""
+    need = solve_bytes(n, block_rows, damping=damping)
+    have = available_bytes()
+    if have is None or need <= have:
+        return
+    raise InputError(
+        f"{unknowns} = {n} unknowns need at least {need / 2**30:.1f} GiB of memory for the "
+        f"least-squares factor and its inverse, and this machine has "
+        f"{have / 2**30:.1f} GiB available; expected fewer unknowns: the dipole model (3 a "
+        "grain) rather than a higher order, fewer grains (a larger minimum voxel count, or "
+        "only those under the scan), or cuboid grains inverted in tiles")

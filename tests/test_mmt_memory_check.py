@@ -1,0 +1,113 @@
+"""An MMT solve that cannot fit in the machine's memory is refused before any Green's matrix is
+computed, naming the unknowns, what they need and what the machine has; and the need it states
+is what the solve really holds at its peak (numpy's allocations, traced)."""
+
+from __future__ import annotations
+
+import tracemalloc
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from smm_daq.analysis.mmt import synth, synth_points
+from smm_daq.analysis.mmt.solver import memory
+from smm_daq.analysis.mmt.solver.inversion import invert_map
+from smm_daq.analysis.mmt.solver.joint import Scan, invert_scans
+from smm_daq.cli.main import main
+from smm_daq.errors import InputError
+
+UM = 1e-6
+NOISE = 5e-9
+DATA = Path(__file__).parent / "data"
+
+
+def _point_case(thickness_um: float, density: float, model: str = "dipole"):
+    rng = np.random.default_rng(3)
+    sample = synth_points.make_point_sample((60 * UM, 60 * UM), thickness_um * UM, density,
+                                            rng, model)
+    data = synth_points.scan_points(sample, height=2 * UM, step=1 * UM, sensor_size=(0, 0),
+                                    noise=NOISE, rng=rng)
+    return sample, data
+
+
+def _traced_peak(run) -> int:
+    tracemalloc.start()
+    try:
+        run()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_solve_that_cannot_fit_is_refused_before_the_greens_matrix(monkeypatch):
+    sample, data = _point_case(12, 1.5e6, "quadrupole")
+    n = 8 * sample.grains.n_grains
+    need = memory.solve_bytes(n, data.bz.size)
+    monkeypatch.setattr(memory, "available_bytes", lambda: need - 1)
+    folded: list[int] = []
+    with pytest.raises(InputError) as err:
+        invert_scans([Scan(data, 2 * UM, (0, 0), sigma=NOISE)], sample.grains,
+                     model="quadrupole", on_block=lambda done, total: folded.append(done))
+    assert str(err.value).startswith(
+        f"{sample.grains.n_grains} grains × 8 (quadrupole) = {n} unknowns need at least "
+        f"{need / 2**30:.1f} GiB of memory for the least-squares factor and its inverse, and "
+        f"this machine has {(need - 1) / 2**30:.1f} GiB available; expected fewer unknowns")
+    assert folded == []  # no block of the Green's matrix was computed
+    monkeypatch.setattr(memory, "available_bytes", lambda: need)
+    invert_scans([Scan(data, 2 * UM, (0, 0), sigma=NOISE)], sample.grains, model="quadrupole")
+
+
+def test_a_cuboid_solve_that_cannot_fit_is_refused_too(monkeypatch):
+    rng = np.random.default_rng(1)
+    sample = synth.make_sample((40 * UM, 40 * UM), 15 * UM, 1e5, rng)
+    data = synth.scan(sample, height=1 * UM, step=1 * UM, sensor_size=(0, 0), noise=NOISE,
+                      rng=rng)
+    monkeypatch.setattr(memory, "available_bytes", lambda: 1 << 10)
+    with pytest.raises(InputError, match=rf"^{sample.grains.n_grains} grains × 3 = "
+                                         rf"{3 * sample.grains.n_grains} unknowns need"):
+        invert_map(data, sample.grains, height=1 * UM, sensor_size=(0, 0), sigma=NOISE,
+                   device="cpu")
+
+
+def test_where_the_memory_is_not_known_nothing_is_refused(monkeypatch):
+    monkeypatch.setattr(memory, "available_bytes", lambda: None)
+    memory.check_solve_fits(10**6, 6144, "a million unknowns")
+
+
+def test_the_available_memory_is_linuxs_memavailable(tmp_path, monkeypatch):
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       24000000 kB\nMemFree:  100 kB\n"
+                       "MemAvailable:   22500000 kB\n")
+    monkeypatch.setattr(memory, "MEMINFO", meminfo)
+    assert memory.available_bytes() == 22500000 * 1024
+
+
+@pytest.mark.parametrize("block", [6144, 256])
+@pytest.mark.parametrize("damping", [0.0, 1e-3])
+def test_the_stated_need_is_the_solves_traced_peak(damping, block):
+    """Within a quarter either way (more would refuse solves that fit, less would let through
+    solves that do not), where the block of rows is most of the peak and where R is."""
+    sample, data = _point_case(12, 4e6)
+    n = 3 * sample.grains.n_grains
+    assert n > 500
+    peak = _traced_peak(lambda: invert_scans([Scan(data, 2 * UM, (0, 0), sigma=NOISE)],
+                                             sample.grains, damping=damping, block=block))
+    need = memory.solve_bytes(n, min(block, data.bz.size), damping=damping > 0)
+    assert 0.8 < need / peak < 1.25, (need, peak)
+
+
+def test_the_command_line_refuses_with_exit_2_and_writes_nothing(tmp_path, monkeypatch):
+    h5 = tmp_path / "s.h5"
+    json, npz = DATA / "MetaDict_mpe_demo.json", DATA / "MagneticSample_mpe_demo.npz"
+    assert main(["import", "mpe", str(json), str(npz), "--out", str(h5), "--name", "qdm"]) == 0
+    before = h5.read_bytes()
+    monkeypatch.setattr(memory, "available_bytes", lambda: 1 << 10)
+    out = tmp_path / "r.csv"
+    assert main(["mmt", "invert", str(h5), "--entry", "qdm", "--grain-format", "mpe",
+                 "--grains", str(npz), "--model", "octupole", "--out", str(out)]) == 2
+    assert not out.exists()
+    assert h5.read_bytes() == before
+    with h5py.File(h5) as f:
+        assert list(f) == ["qdm"]
