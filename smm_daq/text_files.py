@@ -52,6 +52,15 @@ def decode_text(data: bytes) -> str:
         return data.decode("latin-1")
 
 
+def is_number(text: str) -> bool:
+    """Whether `text` reads as a float (as `float` reads it: also nan, inf, 1e-6)."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 _EMPTY_FIELD = re.compile(r"(?:^|,)[ \t]*(?=,)")  # a field with nothing in it before a comma
 
 

@@ -206,6 +206,16 @@ def serial_links(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return dev
 
 
+def _assert_held_against(held: str, asked: str) -> None:
+    """While `held` is locked, `asked` is refused as the same instrument."""
+    first = RigLock.acquire([held])
+    try:
+        with pytest.raises(RigInUse, match=re.escape(f"instrument {asked} is in use")):
+            RigLock.acquire([asked])
+    finally:
+        first.release()
+
+
 @pytest.mark.parametrize(("held", "asked"), [
     ("GPIB0::8::INSTR", "gpib::8"),
     ("TCPIP::192.168.1.5::5025::SOCKET", "tcpip0::192.168.1.5::5025::socket"),
@@ -234,12 +244,7 @@ def serial_links(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.mark.usefixtures("no_name_server", "hosts_file")
 def test_other_spellings_of_an_address_are_the_same_instrument(held: str, asked: str) -> None:
     assert address_key(held) == address_key(asked)
-    first = RigLock.acquire([held])
-    try:
-        with pytest.raises(RigInUse, match=re.escape(f"instrument {asked} is in use")):
-            RigLock.acquire([asked])
-    finally:
-        first.release()
+    _assert_held_against(held, asked)
 
 
 def test_this_machines_own_name_is_loopback(no_name_server: None) -> None:
@@ -258,12 +263,7 @@ def test_this_machines_own_name_is_loopback(no_name_server: None) -> None:
 def test_links_to_a_serial_port_are_that_port(held: str, asked: str, serial_links: Path
                                               ) -> None:
     held, asked = held.format(dev=serial_links), asked.format(dev=serial_links)
-    first = RigLock.acquire([held])
-    try:
-        with pytest.raises(RigInUse, match=re.escape(f"instrument {asked} is in use")):
-            RigLock.acquire([asked])
-    finally:
-        first.release()
+    _assert_held_against(held, asked)
 
 
 @pytest.mark.parametrize(("one", "other"), [

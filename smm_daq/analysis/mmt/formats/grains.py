@@ -15,20 +15,12 @@ from smm_daq.analysis.grains import CSV_COLUMNS, GrainSet, read_grains
 from smm_daq.analysis.mmt.formats import dragonfly, mpe, points
 from smm_daq.analysis.mmt.models.multipole import PointGrains
 from smm_daq.errors import InputError
-from smm_daq.text_files import decode_text
+from smm_daq.text_files import decode_text, is_number
 
 GRAIN_FORMATS = ("cuboids", "csv", "mmt", "points", "mpe", "dragonfly")  # csv = cuboids
 CUBOID_FORMATS = ("cuboids", "csv", "mmt")
 SNIFF_BYTES = 65536
 FIELDS = {5: "points", 7: "mmt"}  # numbers on a line: x y z volume label; x y z hx hy hz grain
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _first_line(head: bytes, whole: bool) -> str | None:
@@ -72,7 +64,7 @@ def guess_grain_format(path: str | Path) -> str | None:
     if set(CSV_COLUMNS) <= {cell.strip() for cell in line.split(",")}:
         return "cuboids"
     fields = line.replace(",", " ").split()
-    return FIELDS.get(len(fields)) if all(map(_is_number, fields)) else None
+    return FIELDS.get(len(fields)) if all(map(is_number, fields)) else None
 
 
 def _hinted(exc: InputError, path: str | Path, fmt: str) -> InputError:

@@ -22,7 +22,7 @@ import numpy as np
 
 from smm_daq.analysis.mmt.models.multipole import MAX_LABEL, PointGrains, point_grains
 from smm_daq.errors import InputError
-from smm_daq.text_files import decode_text, empty_field_column
+from smm_daq.text_files import decode_text, empty_field_column, is_number
 
 FIELDS = ("x", "y", "z", "volume", "label")
 _UNIT = re.compile(r"[(\[][^)\]]*[)\]]")  # "(m)", "[m^3]" in a header
@@ -48,20 +48,12 @@ def _is_header(line: str, source: str, lineno: int) -> bool:
     """Whether the first line read names the columns (every field of it a word, units in
     brackets aside); InputError when it names them in another order or other columns."""
     words = [text for text, _ in _fields(_UNIT.sub(" ", line))]
-    if not words or any(_is_number(w) or not w[0].isalpha() for w in words):
+    if not words or any(is_number(w) or not w[0].isalpha() for w in words):
         return False
     if [w.lower() for w in words] != list(FIELDS):
         raise InputError(f"is a header naming {', '.join(map(repr, words))}; expected no "
                          "header, or one naming x y z volume label in that order (the columns "
                          "are read by position)", source=f"{source}, line {lineno}")
-    return True
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
     return True
 
 
