@@ -6,6 +6,7 @@ refused by name, on the command line too."""
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 import h5py
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from smm_daq.analysis.mmt.masks import read_mask
+from smm_daq.analysis.mmt.masks import MaskWarning, read_mask
 from smm_daq.cli.main import main
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
@@ -289,4 +290,31 @@ def test_an_integer_image_beyond_16_bits_is_refused_with_its_range(tmp_path):
     with pytest.raises(InputError, match=r"m\.tif: is a 16- or 32-bit integer image with values "
                        r"-5 \.\. 70000; expected a mask's grey levels from 0 \(black\) to white "
                        "at 65535"):
+        read_mask(path, scan())
+
+
+def test_the_coloured_map_given_as_a_mask_is_warned_of(tmp_path):
+    """matplotlib's imsave of the map in a colour map, pixel for pixel (as a user might paint
+    on it, then give the wrong file): its darker half would be excluded without a word."""
+    import matplotlib.pyplot as plt
+
+    rng = np.random.default_rng(0)
+    ny, nx = 40, 50
+    x = np.arange(nx) * UM
+    data = MapData(bz=np.zeros((ny, nx)), x=x, y=x[:ny], name="scan")
+    field = np.cumsum(rng.standard_normal((ny, nx)), axis=1)
+    path = tmp_path / "map.png"
+    plt.imsave(path, field, cmap="viridis")
+    with pytest.warns(MaskWarning, match=r"map\.png: \d+ % of its pixels are grey, neither near "
+                                         r"black nor near white: it looks like a picture"):
+        mask = read_mask(path, data)
+    assert 0 < mask.mean() < 1
+
+
+@pytest.mark.parametrize("kind", list(SAVED))
+def test_masks_drawn_in_black_and_white_are_not_warned_of(tmp_path, kind):
+    SAVED[kind](tmp_path)
+    (path,) = tmp_path.iterdir()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MaskWarning)
         read_mask(path, scan())

@@ -130,21 +130,41 @@ def _from_image(path: Path, data: MapData) -> np.ndarray:
         reason = str(exc).replace(f"'{path}'", "it")  # PIL names the file: once is enough
         raise InputError(f"is not a readable image ({reason}); expected a black-and-white "
                          "image of the scan's area", source=str(path)) from None
-    black = white[::-1] < 0.5  # image rows run downward; the map's row 0 is the lowest y
     ny, nx = data.shape
-    if black.shape == (ny, nx):
-        return black
-    h, w = black.shape
+    h, w = white.shape
     if abs(w * ny - h * nx) > max(nx, ny):  # more than rounding to whole pixels explains
         raise InputError(f"is {w} × {h} pixels (width/height {w / h:.4g}); expected the scan's "
                          f"area alone, its {nx} × {ny} sensors (width/height {nx / ny:.4g}) or "
                          "that shape scaled: crop a picture to the map, without the axes, "
                          "labels or borders around it, which would be stretched over the scan",
                          source=str(path))
+    _warn_if_a_picture(white, str(path))
+    black = white[::-1] < 0.5  # image rows run downward; the map's row 0 is the lowest y
+    if black.shape == (ny, nx):
+        return black
     # nearest neighbour: pixel centres of both spread evenly over the scan's extent
     rows = np.minimum((np.arange(ny) + 0.5) * black.shape[0] / ny, black.shape[0] - 1)
     cols = np.minimum((np.arange(nx) + 0.5) * black.shape[1] / nx, black.shape[1] - 1)
     return black[np.ix_(rows.astype(int), cols.astype(int))]
+
+
+GREY = (0.1, 0.9)  # grey: neither near black nor near white (a JPEG's noise stays nearer)
+# a picture, not a mask: more of its pixels than this grey, in more shades than this
+GREY_FRACTION = 0.25
+GREY_SHADES = 16
+
+
+def _warn_if_a_picture(white: np.ndarray, source: str) -> None:
+    """A warning when much of the image is grey in many shades: the coloured map itself, or
+    a photograph, given as the mask would lose every pixel darker than half grey without a
+    word (a mask drawn in two greys, or a JPEG's noise at its strokes, is not warned of)."""
+    greys = white[(white > GREY[0]) & (white < GREY[1])]
+    grey = greys.size / max(white.size, 1)
+    if grey > GREY_FRACTION and np.unique(greys).size > GREY_SHADES:
+        warnings.warn(f"{source}: {100 * grey:.0f} % of its pixels are grey, neither near black "
+                      "nor near white: it looks like a picture, not a mask; its pixels darker "
+                      "than half grey are excluded. Expected black paint on white (or on "
+                      "transparent) over the bad pixels", MaskWarning, stacklevel=5)
 
 
 def _whiteness(im: Image.Image, source: str, white_at_zero: bool) -> np.ndarray:
