@@ -222,3 +222,30 @@ def test_a_cuboid_grain_far_outside_the_scan_is_warned_of():
     with pytest.warns(FarGrainWarning, match=r"1 of \d+ grains .* e\.g\. grain 999 at "
                                              r"\(200, 15, -5\) µm"):
         invert_map(data, grains, height=2 * UM, sensor_size=(0.0, 0.0), sigma=1 * NT)
+
+
+def test_the_damped_solve_is_tikhonovs_closed_form_and_holds_no_gil(monkeypatch):
+    """x = (QᵀQ + λI)⁻¹ Qᵀφ and the sandwich covariance (QᵀQ + λI)⁻¹ QᵀQ (QᵀQ + λI)⁻¹, λ the
+    damping times the mean ‖Q[:, j]‖², against numpy's dense solve of Q held whole; the
+    damping's rows are folded in by the GIL-free QR update, not SciPy's dtpqrt wrapper."""
+    from scipy.linalg import lapack
+
+    from smm_daq.analysis.mmt.solver.inversion import Triangle, solve_triangle
+
+    def refused(*args, **kwargs):
+        raise AssertionError("SciPy's dtpqrt (holds the GIL) was called")
+
+    monkeypatch.setattr(lapack, "dtpqrt", refused)
+    rng = np.random.default_rng(7)
+    m, n, damping = 400, 150, 0.05
+    q = rng.standard_normal((m, n)) * np.logspace(-3, 2, n)  # columns of different units
+    phi = rng.standard_normal(m)
+    r = np.linalg.qr(np.c_[q, phi], mode="r")
+    sol = solve_triangle(Triangle(np.asfortranarray(r[:n, :n]), r[:n, n].copy()), damping)
+    lam = damping * np.mean(np.sum(q**2, axis=0))
+    a_inv = np.linalg.inv(q.T @ q + lam * np.eye(n))
+    np.testing.assert_allclose(sol.x, a_inv @ q.T @ phi, rtol=1e-9, atol=0)
+    cov = a_inv @ q.T @ q @ a_inv
+    blocks = np.array([cov[3 * g:3 * g + 3, 3 * g:3 * g + 3] for g in range(n // 3)])
+    own_scale = np.abs(blocks).max(axis=(1, 2), keepdims=True)  # each grain's own units
+    assert np.all(np.abs(sol.covariance_blocks - blocks) <= 1e-8 * own_scale)

@@ -66,3 +66,16 @@ def test_rows_of_the_wrong_shape_or_type_are_refused() -> None:
         with pytest.raises(ValueError, match="rows"):
             qr.add(rows)
     assert not qr.r.any()
+
+
+def test_an_update_may_start_from_a_triangle_it_then_updates_in_place():
+    rng = np.random.default_rng(5)
+    a, b = rng.standard_normal((30, 6)), rng.standard_normal((9, 6))
+    start = np.asfortranarray(np.linalg.qr(a, mode="r"))
+    qr = QRUpdate(6, 9, r=start)
+    qr.add(np.asfortranarray(b))
+    assert qr.r is start
+    whole = np.linalg.qr(np.r_[a, b], mode="r")
+    np.testing.assert_allclose(np.abs(start), np.abs(whole), rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match=r"expected a float64 6 × 6 triangle in Fortran order"):
+        QRUpdate(6, 9, r=np.zeros((6, 6)).T[:, :5])

@@ -42,7 +42,6 @@ from smm_daq.storage.mapdata import MapData
 UM = 1e-6
 DEFAULT_BLOCK = 6144  # sensors per block: 6144 × 3G doubles (147 MB for 1,000 grains);
 # chosen with dtpqrt (34.9 GFLOPS at 6144 rows against 33.7 at 4096 and 31.8 at 3072, 2 cores)
-DAMPING_PANEL = 256  # dtpqrt's panel width for the damped solve's triangular stack
 # R (columns scaled to unit norm) is singular to working precision when LAPACK's reciprocal
 # condition estimate falls below machine epsilon (the convention of scipy.linalg.solve); the
 # SVD then drops singular values below n·eps of the largest (that of numpy's matrix_rank)
@@ -309,8 +308,7 @@ def solve_triangle(tri: Triangle, damping: float = 0.0, per_grain: int = 3) -> S
         aug = np.zeros((n + 1, n + 1), order="F")
         aug[:n, :n] = rs
         aug[:n, n] = tri.c
-        aug, _, _, _ = lapack.dtpqrt(n, max(1, min(DAMPING_PANEL, n + 1)), aug, stacked,
-                                     overwrite_a=1, overwrite_b=1)
+        QRUpdate(n + 1, n, r=aug).add(stacked)  # the damping's rows folded into aug
         rd = np.asfortranarray(aug[:n, :n])
         y = linalg.solve_triangular(rd, aug[:n, n])
         rd_inv = _triangular_inverse(rd)

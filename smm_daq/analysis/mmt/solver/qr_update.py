@@ -31,12 +31,18 @@ def panel_width(n: int) -> int:
 
 
 class QRUpdate:
-    """R (n × n, upper triangular, Fortran order) of all the rows added so far; starts at 0.
+    """R (n × n, upper triangular, Fortran order) of all the rows added so far; starts at 0,
+    or at the triangle `r` given (n × n, Fortran order; it is updated in place).
 
     max_rows: the most rows one `add` takes (the panel's workspace is sized for them)."""
 
-    def __init__(self, n: int, max_rows: int, panel: int | None = None) -> None:
-        self.r = np.zeros((n, n), order="F")
+    def __init__(self, n: int, max_rows: int, panel: int | None = None,
+                 r: np.ndarray | None = None) -> None:
+        if r is not None and (r.shape != (n, n) or not r.flags.f_contiguous
+                              or r.dtype != np.float64):
+            raise ValueError(f"r {r.dtype} {r.shape}: expected a float64 {n} × {n} triangle "
+                             "in Fortran order")
+        self.r = np.zeros((n, n), order="F") if r is None else r
         self.panel = max(1, min(panel or panel_width(n), n))
         self._work = np.empty((self.panel + max_rows) * self.panel)
         self._t = np.empty((self.panel, self.panel), order="F")
