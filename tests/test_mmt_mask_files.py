@@ -61,6 +61,10 @@ SAVED = {
         p / "m.jpg", quality=30),
     "JPEG colour": lambda p: Image.fromarray(np.kron(WHITE, np.ones((5, 5), np.uint8))).convert(
         "RGB").save(p / "m.jpeg", quality=30),
+    # as web drawing tools and browsers save them
+    "GIF": lambda p: Image.fromarray(WHITE).convert("P").save(p / "m.gif"),
+    "WebP lossless": lambda p: Image.fromarray(WHITE).convert("RGB").save(
+        p / "m.webp", lossless=True),
     # a phone's JPEG (MPO) carries a preview after the photo
     "MPO": lambda p: Image.fromarray(WHITE).convert("RGB").save(
         p / "m.jpg", format="MPO", save_all=True,

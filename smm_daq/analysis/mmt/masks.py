@@ -3,18 +3,18 @@ file, each for a map of shape (ny, nx) whose row 0 is the lowest y:
 
 * ``.npy``: a boolean array of the map's shape, or numbers all 0 or 1 (integer or float),
   True/1 on the bad pixels (numpy.ma's convention: the mask marks what is invalid);
-* an image (``.png``, ``.jpg``, ``.jpeg``, ``.tif``, ``.tiff``, ``.bmp``): black pixels (grey
-  level below half of white at the image's own depth: 128 of 255, 32768 of 65535) are
-  excluded, as in the multipole library's masks. A transparent pixel shows white paper beneath
-  it (unpainted: kept), so black strokes on a transparent layer mark the bad pixels as black
-  paint on a copy of the map does. A 32-bit float image (Fiji's) is white at 1, 255 or 65535,
-  the least its values fit under, and its NaN pixels are excluded; a TIFF stored white at 0
-  (ImageJ's inverting LUT) is read as shown. A camera's orientation tag is honoured, as every
-  viewer shows the image; a stack of pages (a multi-page TIFF) is refused, its mask page not
-  being known. The image spans the scan's extent with its top row at the highest y, as it is
-  drawn; an image of another size but the map's shape (width/height within a pixel's rounding)
-  is resampled to the grid by nearest neighbour, and one of another shape (a picture with axes
-  around the map) refused;
+* an image (``.png``, ``.jpg``, ``.jpeg``, ``.tif``, ``.tiff``, ``.bmp``, ``.gif``, ``.webp``):
+  black pixels (grey level below half of white at the image's own depth: 128 of 255, 32768 of
+  65535) are excluded, as in the multipole library's masks. A transparent pixel shows white
+  paper beneath it (unpainted: kept), so black strokes on a transparent layer mark the bad
+  pixels as black paint on a copy of the map does. A 32-bit float image (Fiji's) is white at 1,
+  255 or 65535, the least its values fit under, and its NaN pixels are excluded; a TIFF stored
+  white at 0 (ImageJ's inverting LUT) is read as shown. A camera's orientation tag is honoured,
+  as every viewer shows the image; a stack of pages (a multi-page TIFF) is refused, its mask
+  page not being known. The image spans the scan's extent with its top row at the highest y, as
+  it is drawn; an image of another size but the map's shape (width/height within a pixel's
+  rounding) is resampled to the grid by nearest neighbour, and one of another shape (a picture
+  with axes around the map) refused;
 * ``.json``: ``{"rectangles_um": [[x0, x1, y0, y1], ...], "polygons_um": [[[x, y], ...], ...]}``
   in µm, the pixels whose centres lie inside any shape excluded.
 
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
 UM = 1e-6
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp")
 NO_MASK = "none"  # in a list of masks, one per scan: that scan has none
 
 
