@@ -142,11 +142,13 @@ def test_half_transparent_black_is_half_grey(tmp_path):
     assert np.array_equal(read_mask(tmp_path / "m.png", scan()), WANT)
 
 
-def test_a_stack_of_pages_is_refused(tmp_path):
-    """Which page of a stack is the mask is not known: the first would be taken silently."""
-    path = tmp_path / "stack.tif"
+@pytest.mark.parametrize("suffix", ["tif", "gif"])
+def test_a_stack_of_pages_is_refused(tmp_path, suffix):
+    """Which page of a stack (or frame of an animated GIF) is the mask is not known: the first
+    would be taken silently."""
+    path = tmp_path / f"stack.{suffix}"
     Image.fromarray(WHITE).save(path, save_all=True, append_images=[Image.fromarray(~WHITE)])
-    with pytest.raises(InputError, match=r"stack\.tif: holds 2 pages \(an image stack\); "
+    with pytest.raises(InputError, match=rf"stack\.{suffix}: holds 2 pages \(an image stack\); "
                        r"expected one image, the mask: save its page alone"):
         read_mask(path, scan())
 
