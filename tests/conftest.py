@@ -37,6 +37,20 @@ def test_data() -> Path:
     return DATA
 
 
+@pytest.fixture
+def demo_session(tmp_path: Path) -> Path:
+    """A session file holding the multipole library's demo scan as entry 'qdm' (16 × 20
+    sensors; its grains are tests/data/MagneticSample_mpe_demo.npz), imported as a user
+    would."""
+    from smm_daq.cli.main import main
+
+    h5 = tmp_path / "s.h5"
+    assert main(["import", "mpe", str(DATA / "MetaDict_mpe_demo.json"),
+                 str(DATA / "MagneticSample_mpe_demo.npz"), "--out", str(h5),
+                 "--name", "qdm"]) == 0
+    return h5
+
+
 @pytest.fixture(autouse=True)
 def _gc_in_gui_thread(request: pytest.FixtureRequest) -> Iterator[None]:
     """GUI tests collect garbage as the application does, in the GUI thread only: otherwise a

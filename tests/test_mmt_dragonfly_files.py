@@ -109,11 +109,9 @@ def test_a_quoted_thousands_separator_among_decimal_points_is_refused_by_cell(tm
         read_dragonfly(path)
 
 
-def test_a_bad_export_is_refused_by_the_command_line_which_writes_nothing(tmp_path, capsys):
-    h5 = tmp_path / "s.h5"
-    assert main(["import", "mpe", str(DATA / "MetaDict_mpe_demo.json"),
-                 str(DATA / "MagneticSample_mpe_demo.npz"), "--out", str(h5),
-                 "--name", "qdm"]) == 0
+def test_a_bad_export_is_refused_by_the_command_line_which_writes_nothing(tmp_path, capsys,
+                                                                       demo_session):
+    h5 = demo_session
     grains, out = tmp_path / "cc.csv", tmp_path / "r.csv"
     grains.write_bytes(export(decimal=",").replace(b"0,017", b"0.017"))
     assert main(["mmt", "invert", str(h5), "--entry", "qdm", "--grain-format", "dragonfly",

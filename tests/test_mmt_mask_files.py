@@ -197,11 +197,9 @@ def test_a_transposed_npy_mask_is_refused_with_the_shape_expected(tmp_path):
         read_mask(tmp_path / "m.npy", scan())
 
 
-def test_bad_mask_files_are_refused_by_the_command_line_which_writes_nothing(tmp_path, capsys):
-    h5 = tmp_path / "s.h5"
-    assert main(["import", "mpe", str(DATA / "MetaDict_mpe_demo.json"),
-                 str(DATA / "MagneticSample_mpe_demo.npz"), "--out", str(h5),
-                 "--name", "qdm"]) == 0
+def test_bad_mask_files_are_refused_by_the_command_line_which_writes_nothing(tmp_path, capsys,
+                                                                           demo_session):
+    h5 = demo_session
     ny, nx = 16, 20  # the demo scan's grid
     with h5py.File(h5) as f:
         entries = sorted(f)

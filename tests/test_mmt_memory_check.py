@@ -98,10 +98,9 @@ def test_the_stated_need_is_the_solves_traced_peak(damping, block):
     assert 0.8 < need / peak < 1.25, (need, peak)
 
 
-def test_the_command_line_refuses_with_exit_2_and_writes_nothing(tmp_path, monkeypatch):
-    h5 = tmp_path / "s.h5"
-    json, npz = DATA / "MetaDict_mpe_demo.json", DATA / "MagneticSample_mpe_demo.npz"
-    assert main(["import", "mpe", str(json), str(npz), "--out", str(h5), "--name", "qdm"]) == 0
+def test_the_command_line_refuses_with_exit_2_and_writes_nothing(tmp_path, monkeypatch,
+                                                                 demo_session):
+    h5, npz = demo_session, DATA / "MagneticSample_mpe_demo.npz"
     before = h5.read_bytes()
     monkeypatch.setattr(memory, "available_bytes", lambda: 1 << 10)
     out = tmp_path / "r.csv"

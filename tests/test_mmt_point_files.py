@@ -133,11 +133,9 @@ def test_bad_rows_refused_by_line_and_column(tmp_path, rows, said):
     assert str(caught.value).startswith(f"{path}, {said}")
 
 
-def test_a_bad_point_list_is_refused_by_the_command_line_which_writes_nothing(tmp_path, capsys):
-    h5 = tmp_path / "s.h5"
-    assert main(["import", "mpe", str(DATA / "MetaDict_mpe_demo.json"),
-                 str(DATA / "MagneticSample_mpe_demo.npz"), "--out", str(h5),
-                 "--name", "qdm"]) == 0
+def test_a_bad_point_list_is_refused_by_the_command_line_which_writes_nothing(tmp_path, capsys,
+                                                                            demo_session):
+    h5 = demo_session
     grains, out = tmp_path / "g.csv", tmp_path / "r.csv"
     grains.write_text("x,y,z,volume,label\n5e-06,,5e-06,-2e-06,1e-18,1\n")
     assert main(["mmt", "invert", str(h5), "--entry", "qdm", "--grain-format", "points",
