@@ -21,12 +21,12 @@ from smm_daq.cli.main import main
 from smm_daq.instruments.profile import load_profile
 from smm_daq.instruments.rig import open_rig, rig_addresses
 from smm_daq.instruments.rig_lock import (
-    LOCK_DIR_ENV,
     RigInUse,
     RigLock,
     address_key,
     holders,
 )
+from smm_daq.locks import LOCK_DIR_ENV
 
 REPO = Path(__file__).resolve().parents[1]
 WAIT_MS = 60_000

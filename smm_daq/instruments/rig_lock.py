@@ -8,9 +8,7 @@ until `Rig.close()`. The locks are the operating system's (flock, LockFileEx, th
 Beside each lock a small record names its holder (PID, user, command, since when) for the
 refusal message.
 
-The lock files live in one directory per machine, `<temporary directory>/smm-daq-locks`,
-or wherever $SMM_DAQ_LOCK_DIR says: where the temporary directory is per user (Windows,
-macOS), point SMM_DAQ_LOCK_DIR at a directory every user of the rig's computer shares.
+The lock files live in the machine's lock directory (`smm_daq.locks`).
 """
 
 from __future__ import annotations
@@ -34,13 +32,8 @@ from filelock import BaseFileLock, FileLock, Timeout
 
 from smm_daq import PROGRAM_NAME
 from smm_daq.errors import InputError
+from smm_daq.locks import FILE_MODE, lock_directory, unusable
 
-LOCK_DIR_ENV = "SMM_DAQ_LOCK_DIR"
-LOCK_DIR_NAME = "smm-daq-locks"
-# Every user of the machine must be able to lock here. Not sticky: under a sticky directory
-# filelock refuses a lock file that another account created.
-DIR_MODE = 0o777
-FILE_MODE = 0o666
 RECORD_MODE = 0o644
 MAX_COMMAND = 200  # characters of the holder's command line kept in its record
 
@@ -166,27 +159,6 @@ def _hosts_file_address(name: str) -> str | None:
     return (loopback or found or [None])[0]
 
 
-def lock_directory() -> Path:
-    """The machine's lock directory, made (writable for every user) if it is not there."""
-    configured = os.environ.get(LOCK_DIR_ENV)
-    directory = Path(configured) if configured else Path(tempfile.gettempdir()) / LOCK_DIR_NAME
-    try:
-        directory.mkdir(parents=True)
-    except FileExistsError:
-        pass
-    except OSError as exc:
-        raise _unusable(directory, exc) from exc
-    else:
-        os.chmod(directory, DIR_MODE)  # mkdir's mode is cut by the umask
-    return directory
-
-
-def _unusable(directory: Path, exc: OSError) -> InputError:
-    return InputError(f"the rig lock directory {directory} cannot be used ({exc}); expected a "
-                      f"directory every user of this machine can write: set {LOCK_DIR_ENV} "
-                      "to one")
-
-
 def _stem(key: str) -> str:
     readable = re.sub(r"[^A-Za-z0-9]+", "_", key).strip("_")[:48]
     return f"{readable}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
@@ -219,7 +191,7 @@ def _try(entry: _AddressLock, directory: Path) -> bool:
     except Timeout:
         return False
     except OSError as exc:  # e.g. a filesystem without flock
-        raise _unusable(directory, exc) from exc
+        raise unusable(directory, exc) from exc
     return True
 
 

@@ -61,7 +61,7 @@ from filelock import FileLock
 
 from smm_daq import PROGRAM_NAME, __version__
 from smm_daq.errors import InputError, StorageError
-from smm_daq.instruments.rig_lock import FILE_MODE, lock_directory
+from smm_daq.locks import FILE_MODE, lock_directory
 
 try:
     import fcntl
@@ -207,7 +207,7 @@ def _file_lock(path: Path, *, exclusive: bool) -> Iterator[None]:
 def _machine_lock(path: Path) -> FileLock:
     """Where the system has no open-file-description locks (Windows, macOS): an exclusive
     lock, for readers and writers alike, on a file named after `path` in the machine's lock
-    directory (`lock_directory`, the rig locks'). Not on the session file itself: Windows
+    directory (`smm_daq.locks`, the rig locks'). Not on the session file itself: Windows
     would then refuse to replace it with its repaired copy. InputError when that directory
     cannot be used, OSError (on taking it) when the lock cannot be had."""
     directory = lock_directory()
