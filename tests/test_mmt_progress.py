@@ -9,7 +9,7 @@ import io
 import numpy as np
 import pytest
 
-from smm_daq.analysis.mmt import synth
+from smm_daq.analysis.mmt import synth, synth_points
 from smm_daq.analysis.mmt.models.multipole import PointGrains
 from smm_daq.analysis.mmt.solver import device as devices
 from smm_daq.analysis.mmt.solver.arrays import NumpyArrays
@@ -67,7 +67,7 @@ def test_joint_scans_report_each_pass(case):
     scans = [Scan(data, 1 * UM, (0.0, 0.0), None, None),
              Scan(data.with_bz(data.bz, name="again"), 1 * UM, (0.0, 0.0), None, None)]
     calls: list[tuple[int, int]] = []
-    result = invert_scans(scans, points, model="dipole", block=400,
+    result = invert_scans(scans, points, model="quadrupole", block=400,
                           on_block=lambda d, t: calls.append((d, t)))
     per_pass = -(-result.n_sensors // 400)
     assert len(calls) == 2 * per_pass  # σ unknown for both scans: two passes
@@ -130,3 +130,27 @@ def test_a_bar_on_a_terminal():
     assert "\r" in text  # redrawn in place
     assert "300/300 sensors" in text.split("\r")[-1]
     assert text.endswith("\n")  # closed when done
+
+
+def test_a_block_of_many_panels_reports_within_it_and_stops_there():
+    """A block of the lab's size is tens of seconds of QR: its panels report the sensors'
+    share done, so a cancel is heard within the block, not after it."""
+    rng = np.random.default_rng(3)
+    sample = synth_points.make_point_sample((30 * UM, 30 * UM), 15 * UM, 1.5e6, rng, "quadrupole")
+    data = synth_points.scan_points(sample, height=1 * UM, step=1 * UM, sensor_size=(0.0, 0.0),
+                                    noise=5e-9, rng=rng)
+    scan = Scan(data, 1 * UM, (0.0, 0.0), 5e-9, None)
+    assert 8 * sample.grains.n_grains > 128  # more than one panel of the QR
+    calls: list[tuple[int, int]] = []
+    result = invert_scans([scan], sample.grains, model="quadrupole", block=400,
+                          on_block=lambda d, t: calls.append((d, t)))
+    done = [c[0] for c in calls]
+    assert done == sorted(done) and done[-1] == result.n_sensors
+    assert len(done) > -(-result.n_sensors // 400)  # more reports than blocks
+    assert 0 < done[0] < 400  # the first within the first block
+
+    def cancel(done: int, total: int) -> None:
+        raise Stop
+
+    with pytest.raises(Stop):
+        invert_scans([scan], sample.grains, model="quadrupole", block=400, on_block=cancel)

@@ -79,3 +79,33 @@ def test_an_update_may_start_from_a_triangle_it_then_updates_in_place():
     np.testing.assert_allclose(np.abs(start), np.abs(whole), rtol=1e-10, atol=1e-12)
     with pytest.raises(ValueError, match=r"expected a float64 6 × 6 triangle in Fortran order"):
         QRUpdate(6, 9, r=np.zeros((6, 6)).T[:, :5])
+
+
+class _Cancelled(Exception):
+    pass
+
+
+def test_each_panel_but_the_last_reports_the_share_done_and_may_stop_the_update():
+    """An update of the lab's size is tens of panels and tens of seconds: each panel tells how
+    far it has got (a share of the flops, rising to below 1) without changing R, and an
+    exception from that report (a cancel) stops the update at that panel."""
+    rng = np.random.default_rng(5)
+    rows = rng.standard_normal((200, 50))
+    plain = QRUpdate(50, 200, panel=16)
+    plain.add(np.array(rows, order="F"))
+    shares: list[float] = []
+    told = QRUpdate(50, 200, panel=16)
+    told.add(np.array(rows, order="F"), after_panel=shares.append)
+    assert np.array_equal(told.r, plain.r)
+    assert len(shares) == 3  # panels of 16, 16, 16 and 2 columns: the last not reported
+    assert 0 < shares[0] < shares[1] < shares[2] < 1
+    # the first panel's work (16² + 2·16·34 per row) of all four panels' (2,500 per row)
+    assert shares[0] == pytest.approx((16 * 16 + 2 * 16 * 34) / 2500)
+
+    def cancel(share: float) -> None:
+        raise _Cancelled
+
+    stopped = QRUpdate(50, 200, panel=16)
+    with pytest.raises(_Cancelled):
+        stopped.add(np.array(rows, order="F"), after_panel=cancel)
+    assert not stopped.r[16:, 16:].any()  # no panel after the first was factored

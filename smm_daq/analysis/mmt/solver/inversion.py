@@ -48,8 +48,9 @@ DEFAULT_BLOCK = 6144  # sensors per block: 6144 × 3G doubles (147 MB for 1,000 
 SINGULAR_RCOND = float(np.finfo(float).eps)
 KEEP_Q_BYTES = 256 * 2**20  # what the fitted map may keep of Q's blocks (`accumulate`)
 Kept = np.ndarray | sparse.bsr_matrix | None  # what `accumulate` keeps of one block
-# called after each block of sensors with (sensors done, sensors in all); an exception it
-# raises (a user's cancel) stops the inversion and propagates
+# called after each block of sensors with (sensors done, sensors in all), and within a block
+# as its QR goes on; an exception it raises (a user's cancel) stops the inversion and
+# propagates
 BlockProgress = Callable[[int, int], None]
 
 
@@ -191,7 +192,8 @@ def accumulate(model: GreenModel | Any, sensors: np.ndarray, phi: np.ndarray, *,
     for cuboid grains the sparse near part of its rows (`GreenModel.near_part`); the rows
     themselves where no near part is smaller, only when all of Q fits (a part of Q saves only
     its share of a cheap recomputation) and the model's `keep_rows`; None for a block not kept
-    (`forward` computes it again). `on_block` is told of each block done."""
+    (`forward` computes it again). `on_block` is told of each block done, and within a
+block after each panel of its QR."""
     n = model.n_columns
     qr = QRUpdate(n + 1, min(block, sensors.shape[0]))
     kept: list[Kept] | None = [] if keep_bytes > 0 else None
@@ -210,13 +212,22 @@ def accumulate(model: GreenModel | Any, sensors: np.ndarray, phi: np.ndarray, *,
                                  whole)
             held += _nbytes(part)
             kept.append(part)
-        qr.add(rows)
+        qr.add(rows, None if on_block is None else _within_block(on_block, s, size,
+                                                                 sensors.shape[0]))
         if on_block is not None:
             on_block(s + size, sensors.shape[0])
     buf = rows = None  # freed before R is copied out: 0.6 GB at 12,900 columns
     tri = qr.r
     tri *= np.where(np.diag(tri) < 0, -1.0, 1.0)[:, None]  # R with a diagonal ≥ 0: unique
     return Triangle(np.asfortranarray(tri[:n, :n]), tri[:n, n].copy()), kept
+
+
+def _within_block(on_block: BlockProgress, start: int, size: int,
+                  total: int) -> Callable[[float], None]:
+    """The QR's report after each panel of a block, as the sensors' share done: progress and a
+    chance to cancel every second or so, not only between blocks (tens of seconds each at
+    the lab's size)."""
+    return lambda share: on_block(start + int(size * share), total)
 
 
 def _part_to_keep(model: GreenModel | Any, sensors: np.ndarray, rows: np.ndarray,
