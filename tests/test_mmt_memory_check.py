@@ -110,3 +110,83 @@ def test_the_command_line_refuses_with_exit_2_and_writes_nothing(tmp_path, monke
     assert h5.read_bytes() == before
     with h5py.File(h5) as f:
         assert list(f) == ["qdm"]
+
+
+def _singular_triangle(n: int = 120, rows: int = 400):
+    """A triangle of unit-norm columns with two pairs of equal columns, and the minimum-norm
+    least-squares solution from NumPy's lstsq of the matrix itself (the referee)."""
+    from smm_daq.analysis.mmt.solver.inversion import Triangle
+
+    rng = np.random.default_rng(11)
+    q = rng.standard_normal((rows, n))
+    q[:, 7] = q[:, 3]
+    q[:, 100] = q[:, 50]
+    q /= np.linalg.norm(q, axis=0)
+    phi = rng.standard_normal(rows)
+    qq, r = np.linalg.qr(q)
+    expected = np.linalg.lstsq(q, phi, rcond=None)[0]
+    return Triangle(np.asfortranarray(r), qq.T @ phi), expected
+
+
+@pytest.mark.parametrize(("have", "driver"), [(None, "gesdd"), ("gesdd", "gesdd"),
+                                              ("gesvd", "gesvd")])
+def test_a_singular_solve_takes_the_svd_that_fits(monkeypatch, have, driver):
+    """A singular R at the lab's size (12,900 unknowns) needs 6.2 GiB for dgesdd's SVD beyond
+    R: where that is not available, dgesvd's (2.5 GiB) gives the same pseudo-inverse."""
+    from scipy import linalg
+
+    from smm_daq.analysis.mmt.solver import inversion
+
+    tri, expected = _singular_triangle()
+    n = tri.c.size
+    monkeypatch.setattr(memory, "available_bytes",
+                        lambda: None if have is None else memory.svd_bytes(n, have))
+    used: list[str] = []
+    svd = linalg.svd
+
+    def spy(a, **kwargs):
+        used.append(kwargs["lapack_driver"])
+        return svd(a, **kwargs)
+
+    monkeypatch.setattr(inversion.linalg, "svd", spy)
+    with pytest.warns(inversion.SingularWarning, match="2 of 120 directions unresolved"):
+        sol = inversion.solve_triangle(tri)
+    assert used == [driver]
+    np.testing.assert_allclose(sol.x, expected, rtol=1e-9, atol=1e-12)
+    assert np.flatnonzero(sol.unresolved).tolist() == [3, 7, 50, 100]
+
+
+def test_a_singular_solve_whose_svd_cannot_fit_is_refused_saying_what_would_do(monkeypatch):
+    from smm_daq.analysis.mmt.solver import inversion
+
+    tri, _ = _singular_triangle()
+    need = memory.svd_bytes(120, "gesvd")
+    monkeypatch.setattr(memory, "available_bytes", lambda: need - 1)
+    with pytest.raises(InputError) as err:
+        inversion.solve_triangle(tri)
+    assert str(err.value) == (
+        "the least-squares factor of 120 unknowns is singular to working precision, and its SVD "
+        "(the pseudo-inverse that leaves the unresolved grains out) needs "
+        f"{need / 2**30:.1f} GiB more memory than the {(need - 1) / 2**30:.1f} GiB available; "
+        "expected more memory, a damping (--damping, which needs no SVD), or fewer grains "
+        "(only those the map resolves)")
+
+
+@pytest.mark.parametrize("driver", ["gesdd", "gesvd"])
+def test_the_svd_needs_what_it_states(monkeypatch, driver):
+    """`svd_bytes` against the solve's traced peak beyond R and its scaled copy."""
+    from smm_daq.analysis.mmt.solver import inversion
+
+    tri, _ = _singular_triangle(n=600, rows=700)
+    n = tri.c.size
+    monkeypatch.setattr(memory, "available_bytes",
+                        lambda: memory.svd_bytes(n, driver))
+    tracemalloc.start()
+    try:
+        with pytest.warns(inversion.SingularWarning):
+            inversion.solve_triangle(tri)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    beyond = peak - 8 * n * n  # the scaled copy of R, which the SVD overwrites
+    assert 0.85 <= memory.svd_bytes(n, driver) / beyond <= 1.15

@@ -33,8 +33,7 @@ from smm_daq.analysis.grains import GrainSet
 from smm_daq.analysis.mmt.models.compiled import first_run_notice
 from smm_daq.analysis.mmt.models.cuboid import GreenModel
 from smm_daq.analysis.mmt.solver import device as devices
-from smm_daq.analysis.mmt.solver import lapack_nogil, stats
-from smm_daq.analysis.mmt.solver.memory import check_solve_fits
+from smm_daq.analysis.mmt.solver import lapack_nogil, memory, stats
 from smm_daq.analysis.mmt.solver.qr_update import QRUpdate
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
@@ -328,12 +327,15 @@ def solve_triangle(tri: Triangle, damping: float = 0.0, per_grain: int = 3) -> S
         y = linalg.solve_triangular(rs, tri.c)
         w = _triangular_inverse(rs, overwrite=True)
     else:
-        u, sv, vt = linalg.svd(rs)
+        u, sv, vt = _svd(rs)
+        del rs  # overwritten by the SVD
         good = sv > sv.max(initial=0.0) * n * SINGULAR_RCOND
-        null = vt[~good].T
-        unresolved = np.sum(null**2, axis=1) > 1e-6
-        w = vt[good].T / sv[good]
-        y = w @ (u[:, good].T @ tri.c)
+        unresolved = np.sum(vt[~good] ** 2, axis=0) > 1e-6
+        # W = V Σ⁺ in vt's own memory (n² each at the lab's 12,900 columns)
+        vt *= np.divide(1.0, sv, out=np.zeros_like(sv), where=good)[:, None]
+        w = vt.T
+        y = w @ (u.T @ tri.c)
+        del u
         warnings.warn(
             f"Q is singular to working precision ({int(np.sum(~good))} of {n} directions "
             f"unresolved); falling back to the pseudo-inverse: the unknowns of "
@@ -344,6 +346,26 @@ def solve_triangle(tri: Triangle, damping: float = 0.0, per_grain: int = 3) -> S
     w *= scale[:, None]  # in place: W is n × n (1.3 GB at 12,900 columns)
     blocks = _grain_blocks(w, per_grain)
     return Solution(y * scale, blocks, unresolved, cond)
+
+
+def _svd(rs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The SVD of a singular R (overwritten), by LAPACK's dgesdd where its workspace fits in
+    the memory available, else by dgesvd, slower but with next to none; InputError when not
+    even U and Vᵀ fit (the damped solve needs no SVD)."""
+    n = rs.shape[0]
+    have = memory.available_bytes()
+    driver = "gesdd"
+    if have is not None and have < memory.svd_bytes(n, driver):
+        driver = "gesvd"
+        if have < memory.svd_bytes(n, driver):
+            raise InputError(
+                f"the least-squares factor of {n} unknowns is singular to working precision, "
+                f"and its SVD (the pseudo-inverse that leaves the unresolved grains out) "
+                f"needs {memory.svd_bytes(n, driver) / 2**30:.1f} GiB more memory than the "
+                f"{have / 2**30:.1f} GiB available; expected more memory, a damping "
+                "(--damping, which needs no SVD), or fewer grains (only those the map "
+                "resolves)")
+    return linalg.svd(rs, overwrite_a=True, check_finite=False, lapack_driver=driver)
 
 
 def _triangular_inverse(r: np.ndarray, overwrite: bool = False) -> np.ndarray:
@@ -407,7 +429,7 @@ def invert_map(
             f" expected more than {n} (3 per grain)"
         )
     if used == "cpu":
-        check_solve_fits(n, min(block, sensors.shape[0]), f"{grains.n_grains} grains × 3",
+        memory.check_solve_fits(n, min(block, sensors.shape[0]), f"{grains.n_grains} grains × 3",
                          damping=damping > 0)
     phi = data.bz.ravel()[keep]
     lo = sensors[:, :2].min(axis=0)

@@ -22,11 +22,18 @@ def solve_bytes(n: int, block_rows: int, *, damping: bool = False) -> int:
     matrix is folded in, one block of its rows and R of [Q | φ] with its copy; then R and its
     copy scaled to unit columns (inverted in place for the covariances), or with damping the
     stacked factor and the products of the covariance's sandwich besides (about 8 n² in
-    all). The SVD fallback for an R singular to working precision also needs about 8 n²,
+    all). The SVD fallback for an R singular to working precision needs more (`svd_bytes`),
     which is not counted: whether R is singular is known only once it is made."""
     squares = (n + 1) ** 2
     folding = block_rows * (n + 1) + 2 * squares
     return 8 * max(folding, (8 if damping else 2) * squares)
+
+
+def svd_bytes(n: int, driver: str) -> int:
+    """Bytes the SVD of a singular n × n R needs beyond R and its scaled copy (which it
+    overwrites): U and Vᵀ, and LAPACK's workspace, 3 n² for dgesdd (divide and conquer)
+    and a few n for dgesvd (as SciPy sizes them; traced)."""
+    return 8 * (n * n * (5 if driver == "gesdd" else 2) + 64 * n)
 
 
 def available_bytes() -> int | None:
