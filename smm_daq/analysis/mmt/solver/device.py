@@ -9,11 +9,17 @@ never pays for it.
 from __future__ import annotations
 
 import functools
+import warnings
 from typing import Any
 
 from smm_daq.errors import InputError
 
 DEVICES = ("auto", "cpu", "gpu")
+
+
+class GPUMemoryWarning(UserWarning):
+    """An inversion asked for on device "auto" does not fit the GPU's free memory and is
+    solved on the CPU instead."""
 
 
 @functools.cache
@@ -50,6 +56,29 @@ def resolve(device: str) -> str:
     if device == "gpu":
         raise InputError(f"device 'gpu' asked for, but {problem}; expected a usable CUDA GPU "
                          "(or device 'cpu' / 'auto')", source="device")
+    return "cpu"
+
+
+def fit_device(used: str, asked: str, n: int, n_sensors: int, unknowns: str) -> str:
+    """The device for a solve of n unknowns from n_sensors sensors, `used` as `resolve` gave
+    it for the device `asked`: where the GPU's free memory is less than the solve needs at
+    least (`device_qr.device_bytes`; a laptop's GPU, or one another process uses), "cpu"
+    with a GPUMemoryWarning for "auto" and InputError for "gpu", before anything is computed.
+    `unknowns` says what they are ("4300 grains × 15 (octupole)")."""
+    if used != "gpu":
+        return used
+    from smm_daq.analysis.mmt.solver.device_qr import device_bytes
+
+    need = device_bytes(n, n_sensors)
+    free = gpu_solver().arrays.free_bytes()
+    if free is None or need <= free:
+        return "gpu"
+    text = (f"{unknowns} = {n} unknowns need at least {need / 2**30:.1f} GiB of GPU memory, "
+            f"and the GPU has {free / 2**30:.1f} GiB free")
+    if asked == "gpu":
+        raise InputError(f"{text}; expected device 'cpu' or 'auto', or fewer unknowns",
+                         source="device")
+    warnings.warn(f"{text}: solving on the CPU", GPUMemoryWarning, stacklevel=3)
     return "cpu"
 
 

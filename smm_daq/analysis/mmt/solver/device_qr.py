@@ -57,6 +57,15 @@ class DeviceTriangle:
         return self.full.shape[0] - 1
 
 
+def device_bytes(n: int, n_sensors: int) -> int:
+    """The device memory below which a solve of n unknowns from n_sensors sensors cannot
+    run: the stacked block buffer at its fewest rows (as many as columns: 2 (n + 1)²) and the
+    copy of R made from it, or in the solve R, its scaled copy and its inverse (3 (n + 1)²
+    either way); the sensors and the data (4 doubles each). A floor: the grains' arrays,
+    LAPACK's workspace and wider blocks come on top."""
+    return 8 * (3 * (n + 1) ** 2 + 4 * n_sensors)
+
+
 @dataclass
 class DeviceSolver:
     """`accumulate`, `solve_triangle` and `forward` of `inversion` on an array backend.

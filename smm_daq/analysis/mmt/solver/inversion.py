@@ -416,11 +416,7 @@ def invert_map(
     # accumulate / solve_triangle / forward: this module's on the CPU, else the GPU's
     check_cuboid_grains(grains)
     used = devices.resolve(device)
-    ops = sys.modules[__name__] if used == "cpu" else devices.gpu_solver()
     check_grains_below_sensor(grains, height)
-    notice = first_run_notice("cuboid") if progress and used == "cpu" else None
-    if notice:
-        progress(notice)
     sensors, keep = sensor_positions(data, height)
     n = 3 * grains.n_grains
     if sensors.shape[0] <= n:
@@ -428,6 +424,11 @@ def invert_map(
             f"map '{data.name}' has {sensors.shape[0]} finite pixels for {grains.n_grains} grains;"
             f" expected more than {n} (3 per grain)"
         )
+    used = devices.fit_device(used, device, n, sensors.shape[0], f"{grains.n_grains} grains × 3")
+    ops = sys.modules[__name__] if used == "cpu" else devices.gpu_solver()
+    notice = first_run_notice("cuboid") if progress and used == "cpu" else None
+    if notice:
+        progress(notice)
     if used == "cpu":
         memory.check_solve_fits(n, min(block, sensors.shape[0]), f"{grains.n_grains} grains × 3",
                          damping=damping > 0)

@@ -238,7 +238,6 @@ def invert_scans(
     `inversion.invert_map`'s (told again from 0 for the second pass, when there is one)."""
     # accumulate / solve_triangle / forward: the CPU's (`inversion`), else the GPU's
     used = devices.resolve(device)
-    ops = inversion if used == "cpu" else devices.gpu_solver()
     if model not in GRAIN_MODELS:
         raise InputError(f"model {model!r}; expected one of {', '.join(GRAIN_MODELS)}")
     if not scans:
@@ -246,9 +245,6 @@ def invert_scans(
     check_each_scan_once([scan.name for scan in scans])
     if model == "cuboid":
         check_cuboid_grains(grains)
-    notice = first_run_notice(model) if progress and used == "cpu" else None
-    if notice:
-        progress(notice)
     t0 = time.perf_counter()
     k = 3 if model == "cuboid" else MODELS[model]
     points = grains if model == "cuboid" or isinstance(grains, PointGrains) \
@@ -274,9 +270,14 @@ def invert_scans(
         raise InputError(
             f"{sensors.shape[0]} usable pixels in {len(scans)} scan(s) for {grains.n_grains} "
             f"grains; expected more than {n} ({k} per grain)")
+    unknowns = f"{grains.n_grains} grains × {k} ({model})"
+    used = devices.fit_device(used, device, n, sensors.shape[0], unknowns)
+    ops = inversion if used == "cpu" else devices.gpu_solver()
+    notice = first_run_notice(model) if progress and used == "cpu" else None
+    if notice:
+        progress(notice)
     if used == "cpu":
-        check_solve_fits(n, min(block, sensors.shape[0]),
-                         f"{grains.n_grains} grains × {k} ({model})", damping=damping > 0)
+        check_solve_fits(n, min(block, sensors.shape[0]), unknowns, damping=damping > 0)
     given = [scan.sigma for scan in scans]
     sigmas = np.array([1.0 if sg is None else sg for sg in given])
     passes = 1 if all(sg is not None for sg in given) or len(scans) == 1 else 2
