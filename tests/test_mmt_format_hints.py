@@ -45,7 +45,7 @@ def test_guess_grain_format(files, name, fmt):
 @pytest.mark.parametrize(("name", "fmt", "first", "guess"), [
     ("dragonfly", "points", "line 1, column 12: holds a ';'", "dragonfly"),
     ("dragonfly", "mmt", "line 1: has 18 values; expected 7", "dragonfly"),
-    ("dragonfly", "cuboids", "is not a text file", "dragonfly"),
+    ("dragonfly", "cuboids", "header has unknown column(s)", "dragonfly"),
     ("npz", "points", "is not a text file", "mpe"),
     ("points", "mpe", "is not an NPZ archive", "points"),
     ("points", "cuboids", "header has unknown column(s)", "points"),
