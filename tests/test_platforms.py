@@ -249,3 +249,51 @@ def test_without_a_usable_lock_directory_files_are_still_written(tmp_path: Path,
         f["written"] = 1
     with h5file.open_read(path) as f:
         assert f["written"][()] == 1
+
+
+@pytest.mark.parametrize(("name", "problem"), [
+    ("map.csv:x", "holds ':', which on Windows \\(NTFS\\) writes to a hidden stream of the file "
+                  "'map.csv'"),
+    ("nul.csv", "is the device name 'nul'"),
+    ("COM1.tar.h5", "is the device name 'COM1'"),
+    ("lpt9", "is the device name 'lpt9'"),
+    ("aux .png", "is the device name 'aux'"),
+    ("map.csv.", "ends in '.' or a space"),
+    ("map?.csv", "holds '\\?'"),
+])
+def test_an_output_name_windows_would_not_make_as_typed_is_refused_there(tmp_path, monkeypatch,
+                                                                          name, problem):
+    """On NTFS 'map.csv:x' writes a hidden stream of map.csv; 'nul.csv' opens the device."""
+    from smm_daq.cli.args import output_file, session_file
+    from smm_daq.errors import InputError
+    from smm_daq.storage.scan_entry import check_new_scan
+
+    text = str(tmp_path / name)
+    for check in (lambda: output_file("--csv", text), lambda: session_file("--out", text),
+                  lambda: check_new_scan(text, "scan")):
+        monkeypatch.setattr(sys, "platform", "win32")
+        with pytest.raises(InputError, match=f"is '.*', whose name {problem}.*; expected a name "
+                           "without ':'"):
+            check()
+        monkeypatch.setattr(sys, "platform", "linux")
+        check()  # an ordinary name elsewhere ('12:30' in a timestamp, con.csv)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["console.csv", "com10.csv", "nul_scan.h5", "map.v2.csv"])
+def test_names_that_only_look_like_devices_are_written_on_windows(tmp_path, monkeypatch, name):
+    from smm_daq.cli.args import output_file
+
+    monkeypatch.setattr(sys, "platform", "win32")
+    assert output_file("--csv", str(tmp_path / name)) == tmp_path / name
+
+
+def test_the_command_line_refuses_a_windows_stream_name_with_exit_2(demo_session, monkeypatch,
+                                                                    capsys):
+    from smm_daq.cli.main import main
+
+    out = demo_session.parent / "map.csv:Bz"
+    monkeypatch.setattr(sys, "platform", "win32")
+    assert main(["export", str(demo_session), "--entry", "qdm", "--csv", str(out)]) == 2
+    assert "whose name holds ':'" in capsys.readouterr().err
+    assert sorted(p.name for p in demo_session.parent.iterdir()) == ["s.h5"]
