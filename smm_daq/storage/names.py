@@ -62,3 +62,11 @@ def check_file_name(what: str, text: str, path: Path) -> None:
     if problem is not None:
         raise InputError(f"{what} is {text!r}, whose name {problem}; expected "
                          f"{WINDOWS_FILE_NAME_RULE}: nothing was written")
+
+
+def in_file_name(text: str) -> str:
+    """`text` (an entry name) as part of a file name proposed to the user: each character
+    Windows does not allow in a file name (':' among them) or a path separator becomes '_',
+    on every system, so that the file keeps its name when copied to Windows."""
+    return "".join("_" if c in _NOT_IN_WINDOWS_NAMES + "/\\" or ord(c) < 32 else c
+                   for c in text)
