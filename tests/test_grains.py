@@ -150,10 +150,12 @@ def test_mmt_cuboids_under_a_header_are_read_by_position(tmp_path):
     ("1 2 3 0.5 0.5 0.5 1\n1 2 3a 0.5 0.5 0.5 1\n", r"line 2, column 5: z is '3a'"),
     ("1, 2, 3, 0.5, 0.5, 0.5, one\n", r"line 1, column 25: grain label is 'one'"),
     (HEADER + "1,0,0,2,1,1,1\n", r"line 1: is the grain CSV's header \(grain,x_um"),
+    ("i,x,y,z,dx,dy,dz\n1,3.0,4.5,4.5,3,2,2\n", r"line 1: is a header naming the grain first"),
 ])
 def test_mmt_cuboids_the_library_could_not_read_are_refused_at_line_and_column(tmp_path, text,
                                                                                   match):
-    """A header below the rows, or a word among the numbers; and the grain CSV's header, whose
-    columns read by position would be wrong."""
+    """A header below the rows, or a word among the numbers; and headers whose columns read
+    by position would be wrong: the grain CSV's, and CuboidDecomposition's earlier one (the
+    grain first, full edges)."""
     with pytest.raises(InputError, match=match):
         read_grains(_write(tmp_path, text, "g.txt"), "mmt")

@@ -9,7 +9,8 @@ Two file formats (DESIGN.md §8):
   ``x y z hx hy hz grain`` in µm with HALF edge lengths and z as DEPTH (positive down). Lines
   of words above the first line of numbers are a header, as ``mmt_dipole_cuboid_inversion``'s
   ``CuboidDecomposition`` writes one (``x,y,z,dx,dy,dz,i``) and its readers skip it
-  (``skiprows``); the columns are read by position, as there.
+  (``skiprows``); the columns are read by position, as there, so a header naming the grain
+  first (its earlier ``i,x,y,z,dx,dy,dz``, full edges) is refused.
 
 Both are read as UTF-8 (a byte-order mark dropped), as UTF-16 after its byte-order mark, else
 as latin-1 (a Windows editor's comment with ``µ``); a file with NUL bytes is no text.
@@ -224,10 +225,15 @@ def _is_header(fields: list[tuple[str, int]], where: str) -> bool:
     if set(CSV_COLUMNS) <= set(words):
         raise InputError(f"is the grain CSV's header ({','.join(words)}), whose columns "
                          "differ; expected lines of x y z hx hy hz grain", source=where)
+    if words[0].lower() in _LABEL_NAMES:  # an earlier CuboidDecomposition's i,x,y,z,dx,dy,dz
+        raise InputError(f"is a header naming the grain first ({','.join(words)}); expected "
+                         "the columns x y z hx hy hz grain, read by position (half edges, the "
+                         "grain last)", source=where)
     return True
 
 
 _MMT_NAMES = ("x", "y", "z", "hx", "hy", "hz")
+_LABEL_NAMES = ("i", "id", "ind", "index", "grain", "label", "particle")
 
 
 def _read_mmt(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
