@@ -38,6 +38,7 @@ from smm_daq.analysis.subtract_inputs import holds_measured_map, read_source
 from smm_daq.errors import InputError, SmmError
 from smm_daq.instruments.profile import Profile
 from smm_daq.storage.mapdata import MapData
+from smm_daq.storage.names import in_file_name
 from smm_daq.storage.nexus import EntryInfo, list_entries, read_sensor_thickness
 
 UM = 1e-6
@@ -542,7 +543,7 @@ class MMTView(QtWidgets.QWidget):
         if self.result_path is None or self.data is None:
             return ""
         return str(self.result_path.with_name(name.format(stem=self.result_path.stem,
-                                                          map=self.data.name)))
+                                                          map=in_file_name(self.data.name))))
 
     def _choose_csv(self) -> None:
         start = self._beside_result("{stem}_{map}_mmt.csv")

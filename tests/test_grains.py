@@ -127,3 +127,35 @@ def test_mmt_cuboids_with_a_latin1_comment_are_read(tmp_path):
     p.write_bytes("# positions in µm\n1 2 3 0.5 0.25 1.0 4\n".encode("latin-1"))
     np.testing.assert_allclose(read_grains(p, "mmt").cuboids[0],
                                np.array([1, 2, -3, 1, 0.5, 2]) * UM)
+
+
+def test_csv_cuboids_with_a_latin1_comment_are_read(tmp_path):
+    """As the MMT text format and the other grain readers read it; the CSV reader refused the
+    file as 'not a text file'."""
+    p = tmp_path / "g.csv"
+    p.write_bytes(("# Körner, Kanten in µm\n" + HEADER + "1,0,0,-2,1,1,1\n").encode("latin-1"))
+    np.testing.assert_allclose(read_grains(p).cuboids[0], np.array([0, 0, -2, 1, 1, 1]) * UM)
+
+
+def test_mmt_cuboids_under_a_header_are_read_by_position(tmp_path):
+    """mmt_dipole_cuboid_inversion's CuboidDecomposition writes 'x,y,z,dx,dy,dz,i' (half edges)
+    above its rows, which its readers skip (skiprows=1); it was refused as "x is 'x'"."""
+    p = _write(tmp_path, "x,y,z,dx,dy,dz,i\n3.0,4.5,4.5,1.5,1.0,1.0,1\n", "g.txt")
+    np.testing.assert_allclose(read_grains(p, "mmt").cuboids[0],
+                               np.array([3, 4.5, -4.5, 3, 2, 2]) * UM)
+
+
+@pytest.mark.parametrize(("text", "match"), [
+    ("1 2 3 0.5 0.5 0.5 1\nx y z hx hy hz grain\n", r"line 2, column 1: x is 'x'"),
+    ("1 2 3 0.5 0.5 0.5 1\n1 2 3a 0.5 0.5 0.5 1\n", r"line 2, column 5: z is '3a'"),
+    ("1, 2, 3, 0.5, 0.5, 0.5, one\n", r"line 1, column 25: grain label is 'one'"),
+    (HEADER + "1,0,0,2,1,1,1\n", r"line 1: is the grain CSV's header \(grain,x_um"),
+    ("i,x,y,z,dx,dy,dz\n1,3.0,4.5,4.5,3,2,2\n", r"line 1: is a header naming the grain first"),
+])
+def test_mmt_cuboids_the_library_could_not_read_are_refused_at_line_and_column(tmp_path, text,
+                                                                                  match):
+    """A header below the rows, or a word among the numbers; and headers whose columns read
+    by position would be wrong: the grain CSV's, and CuboidDecomposition's earlier one (the
+    grain first, full edges)."""
+    with pytest.raises(InputError, match=match):
+        read_grains(_write(tmp_path, text, "g.txt"), "mmt")

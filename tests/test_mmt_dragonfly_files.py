@@ -109,6 +109,44 @@ def test_a_quoted_thousands_separator_among_decimal_points_is_refused_by_cell(tm
         read_dragonfly(path)
 
 
+UM_HEADER = ("Label Index{0}Voxel count{0}Volume (µm³){0}Center Of Mass X (µm){0}"
+             "Center Of Mass Y (µm){0}Center Of Mass Z (µm)\n")
+
+
+@pytest.mark.parametrize("sep", [",", "\t"])
+def test_a_comma_that_may_group_thousands_is_refused_where_no_other_settles_it(tmp_path, sep):
+    """'1,500' is 1500 to Excel in a decimal-point locale and 1.5 to pandas with decimal=',':
+    as the file's only decimal mark it was read as 1.5."""
+    path = tmp_path / "cc.csv"
+    path.write_text(UM_HEADER.format(sep) + sep.join(["1", "412", '"1,500"', "15", "17", "152"])
+                    + "\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"cc\.csv, line 2, column 7: 'Volume \(µm³\)' is "
+                       "'1,500', .* it may be 1500 or 1.500"):
+        read_dragonfly(path)
+
+
+@pytest.mark.parametrize(("sep", "x"), [(";", "15"), (",", '"15,5"'), ("\t", "15,5")])
+def test_a_comma_that_may_group_thousands_is_decimal_where_the_file_says_so(tmp_path, sep, x):
+    """';' separates cells only in decimal-comma locales; elsewhere a comma that groups no
+    thousands ('15,5') settles the file's mark."""
+    path = tmp_path / "cc.csv"
+    path.write_text(UM_HEADER.format(sep) + sep.join(["1", "412", '"1,500"', x, "17", "152"])
+                    + "\n", encoding="utf-8")
+    np.testing.assert_allclose(read_dragonfly(path).volume, [1.5e-18])
+
+
+def test_text_after_a_closing_quote_is_part_of_the_cell(tmp_path):
+    """The csv module and pandas read '"0,015"x' as '0,015x': it was read as 0.015, the x
+    dropped without a word."""
+    path = tmp_path / "cc.csv"
+    path.write_bytes(export(decimal=",", quoting=csv.QUOTE_ALL).replace(b'"0,015"', b'"0,015"x'))
+    with pytest.raises(InputError, match=r"cc\.csv, line 2, column 31: 'Center Of Mass X \(mm\)'"
+                       " is '0,015x'; expected a number in mm"):
+        read_dragonfly(path)
+    path.write_bytes(export(decimal=",", quoting=csv.QUOTE_ALL).replace(b'"0,015"', b'"0,015" '))
+    _read(path)  # spaces before the separator are no text
+
+
 def test_a_bad_export_is_refused_by_the_command_line_which_writes_nothing(tmp_path, capsys,
                                                                        demo_session):
     h5 = demo_session

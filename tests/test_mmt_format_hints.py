@@ -22,6 +22,8 @@ def files(tmp_path: Path) -> dict[str, Path]:
     (tmp_path / "cuboids.csv").write_text(CUBOIDS)
     (tmp_path / "bom.csv").write_bytes(CUBOIDS.encode("utf-8-sig"))
     (tmp_path / "cuboids.txt").write_text(MMT)
+    # as mmt_dipole_cuboid_inversion's CuboidDecomposition writes them: a header, half edges
+    (tmp_path / "decomposed.txt").write_text("x,y,z,dx,dy,dz,i\n3.0,4.5,4.0,1.5,1.0,1.0,1\n")
     (tmp_path / "empty.txt").write_text("# nothing\n\n")
     (tmp_path / "prose.txt").write_text("some notes, not grains\n")
     (tmp_path / "unicode.csv").write_bytes(  # a µm export saved as Windows "Unicode" text
@@ -35,7 +37,8 @@ def files(tmp_path: Path) -> dict[str, Path]:
 
 @pytest.mark.parametrize(("name", "fmt"), [
     ("npz", "mpe"), ("dragonfly", "dragonfly"), ("points", "points"), ("cuboids.csv", "cuboids"),
-    ("bom.csv", "cuboids"), ("cuboids.txt", "mmt"), ("empty.txt", None), ("prose.txt", None),
+    ("bom.csv", "cuboids"), ("cuboids.txt", "mmt"), ("decomposed.txt", "mmt"),
+    ("empty.txt", None), ("prose.txt", None),
     ("other.zip", None), ("missing", None), ("unicode.csv", "dragonfly"),
 ])
 def test_guess_grain_format(files, name, fmt):
@@ -45,13 +48,14 @@ def test_guess_grain_format(files, name, fmt):
 @pytest.mark.parametrize(("name", "fmt", "first", "guess"), [
     ("dragonfly", "points", "line 1, column 12: holds a ';'", "dragonfly"),
     ("dragonfly", "mmt", "line 1: has 18 values; expected 7", "dragonfly"),
-    ("dragonfly", "cuboids", "is not a text file", "dragonfly"),
+    ("dragonfly", "cuboids", "header has unknown column(s)", "dragonfly"),
     ("npz", "points", "is not a text file", "mpe"),
     ("points", "mpe", "is not an NPZ archive", "points"),
     ("points", "cuboids", "header has unknown column(s)", "points"),
     ("points", "dragonfly", "lacks column 'Label Index'", "points"),
     ("cuboids.csv", "points", "line 2: is a header naming 'grain', 'x_um'", "cuboids"),
     ("cuboids.txt", "csv", "header has unknown column(s)", "mmt"),
+    ("decomposed.txt", "points", "line 1: is a header naming 'x', 'y'", "mmt"),
 ])
 def test_wrong_format_names_the_one_that_fits(files, name, fmt, first, guess):
     with pytest.raises(InputError) as err:

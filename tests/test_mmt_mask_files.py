@@ -269,10 +269,10 @@ def test_a_json_mask_saved_with_a_byte_order_mark_is_read(tmp_path):
     assert mask[6:8, 0:3].all() and mask.sum() == 6
 
 
-@pytest.mark.filterwarnings("ignore:(Truncated File Read|Tag data larger|Corrupt EXIF):UserWarning")
 def test_a_damaged_tiff_is_refused_as_unreadable_wherever_it_is_cut(tmp_path):
     """Counting a TIFF's pages parses each page's directory: cut short, PIL fails there with
-    TypeError or KeyError rather than its decoders' errors."""
+    TypeError or KeyError rather than its decoders' errors. The refusal is the one message:
+    Pillow's own warnings ("Corrupt EXIF data") reached stderr beside it."""
     buf = io.BytesIO()
     Image.fromarray(WHITE).save(buf, format="TIFF", save_all=True,
                                 append_images=[Image.fromarray(WHITE)])
@@ -280,9 +280,27 @@ def test_a_damaged_tiff_is_refused_as_unreadable_wherever_it_is_cut(tmp_path):
     path = tmp_path / "cut.tif"
     for end in range(1, len(data)):
         path.write_bytes(data[:end])
-        with pytest.raises(InputError, match=r"cut\.tif: (is not a readable image|holds 2 "
-                           "pages)"):
-            read_mask(path, scan())
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with pytest.raises(InputError, match=r"cut\.tif: (is not a readable image|holds 2 "
+                               "pages)"):
+                read_mask(path, scan())
+        assert [str(w.message) for w in caught] == [], end
+
+
+def test_pillows_warning_on_an_image_it_reads_is_one_mask_warning_naming_it(tmp_path,
+                                                                            monkeypatch):
+    """Played by Pillow's decompression-bomb warning (an image above its pixel limit, below
+    twice it), which reached the user as Pillow's own, naming no file."""
+    path = tmp_path / "m.png"
+    Image.fromarray(WHITE).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", NX * NY - 1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        np.testing.assert_array_equal(read_mask(path, scan()), WANT)
+    assert [w.category for w in caught] == [MaskWarning]
+    assert str(caught[0].message).startswith(f"{path}: read, but Pillow warned: Image size "
+                                             "(80 pixels) exceeds limit")
 
 
 def test_an_integer_image_beyond_16_bits_is_refused_with_its_range(tmp_path):

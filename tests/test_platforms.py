@@ -40,16 +40,17 @@ def test_the_command_line_runs_where_there_is_no_sighup_and_no_signal_mask(tmp_p
 
 class _Kernel32:
     """Windows' process calls, as kernel32 answers them, over a table of processes: pid ->
-    (exit code, creation time); a pid missing is no process, None one this user may not
-    open."""
+    (exit code, None while it runs; creation time); a pid missing is no process, None one
+    this user may not open."""
 
-    def __init__(self, processes: dict[int, tuple[int, int] | None]) -> None:
+    def __init__(self, processes: dict[int, tuple[int | None, int] | None]) -> None:
         self.processes = processes
         self.last_error = 0
         self.open_handles: set[int] = set()
 
     def OpenProcess(self, access: int, inherit: bool, pid: int) -> int:
-        assert access == 0x1000  # PROCESS_QUERY_LIMITED_INFORMATION: no right to stop it
+        # PROCESS_QUERY_LIMITED_INFORMATION, SYNCHRONIZE (to wait): no right to stop it
+        assert access & ~(0x1000 | 0x100000) == 0
         if pid not in self.processes:
             self.last_error = 87  # ERROR_INVALID_PARAMETER
             return 0
@@ -59,9 +60,9 @@ class _Kernel32:
         self.open_handles.add(pid + 1000)
         return pid + 1000
 
-    def GetExitCodeProcess(self, handle: int, code) -> int:
-        code._obj.value = self.processes[handle - 1000][0]
-        return 1
+    def WaitForSingleObject(self, handle: int, milliseconds: int) -> int:
+        assert milliseconds == 0  # asked, never waited for
+        return 258 if self.processes[handle - 1000][0] is None else 0  # WAIT_TIMEOUT, _OBJECT_0
 
     def GetProcessTimes(self, handle: int, created, *_times) -> int:
         ticks = self.processes[handle - 1000][1]
@@ -83,9 +84,9 @@ def test_whether_a_writer_runs_is_asked_on_windows_without_signalling_it(monkeyp
     def no_signal(pid: int, sig: int) -> None:
         raise AssertionError(f"os.kill({pid}, {sig}): on Windows that stops the process")
 
-    me, running, ended, others = os.getpid(), 4242, 4343, 4444
-    kernel = _Kernel32({me: (259, 1 << 40), running: (259, 133_000_000_000_000_007),
-                        ended: (0, 5), others: None})
+    me, running, ended, others, ended_259 = os.getpid(), 4242, 4343, 4444, 4646
+    kernel = _Kernel32({me: (None, 1 << 40), running: (None, 133_000_000_000_000_007),
+                        ended: (0, 5), others: None, ended_259: (259, 9)})
     monkeypatch.setattr(sys, "platform", "win32")
     monkeypatch.setattr(os, "kill", no_signal)
     monkeypatch.setattr(processes, "_kernel32", lambda: kernel)
@@ -97,6 +98,8 @@ def test_whether_a_writer_runs_is_asked_on_windows_without_signalling_it(monkeyp
     assert not h5file.writer_alive(f"{host}:{running}:133000000000000001")  # pid reused
     assert h5file.writer_alive(f"{host}:{running}")  # an earlier writer's, without a token
     assert not h5file.writer_alive(f"{host}:{ended}:5")  # ended, its handle still held
+    # ended with exit code 259, which GetExitCodeProcess reports as STILL_ACTIVE
+    assert not h5file.writer_alive(f"{host}:{ended_259}:9")
     assert not h5file.writer_alive(f"{host}:4545")  # no such process
     assert h5file.writer_alive(f"{host}:{others}")  # another user's: running
     assert kernel.open_handles == set()  # every handle closed
@@ -246,3 +249,51 @@ def test_without_a_usable_lock_directory_files_are_still_written(tmp_path: Path,
         f["written"] = 1
     with h5file.open_read(path) as f:
         assert f["written"][()] == 1
+
+
+@pytest.mark.parametrize(("name", "problem"), [
+    ("map.csv:x", "holds ':', which on Windows \\(NTFS\\) writes to a hidden stream of the file "
+                  "'map.csv'"),
+    ("nul.csv", "is the device name 'nul'"),
+    ("COM1.tar.h5", "is the device name 'COM1'"),
+    ("lpt9", "is the device name 'lpt9'"),
+    ("aux .png", "is the device name 'aux'"),
+    ("map.csv.", "ends in '.' or a space"),
+    ("map?.csv", "holds '\\?'"),
+])
+def test_an_output_name_windows_would_not_make_as_typed_is_refused_there(tmp_path, monkeypatch,
+                                                                          name, problem):
+    """On NTFS 'map.csv:x' writes a hidden stream of map.csv; 'nul.csv' opens the device."""
+    from smm_daq.cli.args import output_file, session_file
+    from smm_daq.errors import InputError
+    from smm_daq.storage.scan_entry import check_new_scan
+
+    text = str(tmp_path / name)
+    for check in (lambda: output_file("--csv", text), lambda: session_file("--out", text),
+                  lambda: check_new_scan(text, "scan")):
+        monkeypatch.setattr(sys, "platform", "win32")
+        with pytest.raises(InputError, match=f"is '.*', whose name {problem}.*; expected a name "
+                           "without ':'"):
+            check()
+        monkeypatch.setattr(sys, "platform", "linux")
+        check()  # an ordinary name elsewhere ('12:30' in a timestamp, con.csv)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["console.csv", "com10.csv", "nul_scan.h5", "map.v2.csv"])
+def test_names_that_only_look_like_devices_are_written_on_windows(tmp_path, monkeypatch, name):
+    from smm_daq.cli.args import output_file
+
+    monkeypatch.setattr(sys, "platform", "win32")
+    assert output_file("--csv", str(tmp_path / name)) == tmp_path / name
+
+
+def test_the_command_line_refuses_a_windows_stream_name_with_exit_2(demo_session, monkeypatch,
+                                                                    capsys):
+    from smm_daq.cli.main import main
+
+    out = demo_session.parent / "map.csv:Bz"
+    monkeypatch.setattr(sys, "platform", "win32")
+    assert main(["export", str(demo_session), "--entry", "qdm", "--csv", str(out)]) == 2
+    assert "whose name holds ':'" in capsys.readouterr().err
+    assert sorted(p.name for p in demo_session.parent.iterdir()) == ["s.h5"]

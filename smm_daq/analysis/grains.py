@@ -6,7 +6,14 @@ Two file formats (DESIGN.md §8):
   edge lengths in µm, z up (grains at z < 0). Columns may come in any order; '#' starts a
   comment line.
 * the MMT community's text format (``--grain-format mmt``): whitespace-separated
-  ``x y z hx hy hz grain`` in µm with HALF edge lengths and z as DEPTH (positive down).
+  ``x y z hx hy hz grain`` in µm with HALF edge lengths and z as DEPTH (positive down). Lines
+  of words above the first line of numbers are a header, as ``mmt_dipole_cuboid_inversion``'s
+  ``CuboidDecomposition`` writes one (``x,y,z,dx,dy,dz,i``) and its readers skip it
+  (``skiprows``); the columns are read by position, as there, so a header naming the grain
+  first (its earlier ``i,x,y,z,dx,dy,dz``, full edges) is refused.
+
+Both are read as UTF-8 (a byte-order mark dropped), as UTF-16 after its byte-order mark, else
+as latin-1 (a Windows editor's comment with ``µ``); a file with NUL bytes is no text.
 
 Cuboids of one grain may be spread over the file; they are grouped by label. Overlapping
 cuboids of one grain (which would count volume twice) and cuboids above the sample top are
@@ -17,8 +24,10 @@ refused by the inversion, which knows the sensor height.
 
 from __future__ import annotations
 
+import codecs
 import functools
 import math
+import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from smm_daq.errors import InputError
-from smm_daq.text_files import decode_text, empty_field_column
+from smm_daq.text_files import decode_text, empty_field_column, is_number
 
 UM = 1e-6
 CSV_COLUMNS = ("grain", "x_um", "y_um", "z_um", "dx_um", "dy_um", "dz_um")
@@ -155,7 +164,8 @@ def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     labels: list[int] = []
     lines: list[int] = []
     header: list[str] | None = None
-    for lineno, raw in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+    text = _text(path, f"the header {','.join(CSV_COLUMNS)} and lines of numbers")
+    for lineno, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
@@ -192,34 +202,67 @@ def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return arr, np.array(labels, dtype=np.int64), np.array(lines, dtype=np.int64)
 
 
+def _text(path: Path, expected: str) -> str:
+    """The file's text (see the module); InputError when it holds NUL bytes."""
+    data = path.read_bytes()
+    if b"\0" in data and not data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise InputError(f"is not a text file (it holds NUL bytes); expected {expected}",
+                         source=str(path))
+    return decode_text(data)
+
+
+def _fields(line: str) -> list[tuple[str, int]]:
+    """(text, 1-based column) of each field of a line split on spaces, tabs and commas."""
+    return [(m.group(), m.start() + 1) for m in re.finditer(r"[^\s,]+", line)]
+
+
+def _is_header(fields: list[tuple[str, int]], where: str) -> bool:
+    """Whether a line above the first line of numbers is a header: every field a word.
+    InputError for the DESIGN.md CSV's header, whose columns read by position would be wrong."""
+    words = [text for text, _ in fields]
+    if not all(text[0].isalpha() and not is_number(text) for text in words):
+        return False
+    if set(CSV_COLUMNS) <= set(words):
+        raise InputError(f"is the grain CSV's header ({','.join(words)}), whose columns "
+                         "differ; expected lines of x y z hx hy hz grain", source=where)
+    if words[0].lower() in _LABEL_NAMES:  # an earlier CuboidDecomposition's i,x,y,z,dx,dy,dz
+        raise InputError(f"is a header naming the grain first ({','.join(words)}); expected "
+                         "the columns x y z hx hy hz grain, read by position (half edges, the "
+                         "grain last)", source=where)
+    return True
+
+
+_MMT_NAMES = ("x", "y", "z", "hx", "hy", "hz")
+_LABEL_NAMES = ("i", "id", "ind", "index", "grain", "label", "particle")
+
+
 def _read_mmt(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     source = str(path)
     rows: list[list[float]] = []
     labels: list[int] = []
     lines: list[int] = []
-    data = path.read_bytes()
-    if b"\0" in data and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise InputError("is not a text file (it holds NUL bytes); expected lines of x y z hx "
-                         "hy hz grain", source=source)
-    for lineno, raw in enumerate(decode_text(data).splitlines(), start=1):
+    for lineno, raw in enumerate(_text(path, "lines of x y z hx hy hz grain").splitlines(),
+                                 start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
         where = f"{source}, line {lineno}"
+        fields = _fields(raw)
+        if not rows and _is_header(fields, where):
+            continue
         empty = empty_field_column(raw)
         if empty is not None:
             raise InputError("holds an empty field between commas; expected 7 values (x y z "
                              "hx hy hz grain)", source=f"{where}, column {empty}")
-        cells = line.replace(",", " ").split()
-        if len(cells) != 7:
+        if len(fields) != 7:
             raise InputError(
-                f"has {len(cells)} values; expected 7 (x y z hx hy hz grain, µm, half edges, "
+                f"has {len(fields)} values; expected 7 (x y z hx hy hz grain, µm, half edges, "
                 "z as depth)",
                 source=where,
             )
-        x, y, depth, hx, hy, hz = (_number(c, where, n) for c, n in
-                                   zip(cells[:6], ("x", "y", "z", "hx", "hy", "hz"), strict=True))
-        labels.append(_label(cells[6], where))
+        x, y, depth, hx, hy, hz = (_number(text, f"{where}, column {col}", name)
+                                   for (text, col), name in zip(fields, _MMT_NAMES, strict=False))
+        labels.append(_label(fields[6][0], f"{where}, column {fields[6][1]}"))
         rows.append([x, y, -depth, 2 * hx, 2 * hy, 2 * hz])
         lines.append(lineno)
     arr = np.array(rows, dtype=float).reshape(-1, 6) * UM
@@ -323,11 +366,7 @@ def read_grains(path: str | Path, fmt: str = "csv") -> GrainSet:
     if not path.is_file():
         raise InputError("is a directory; expected a grain file" if path.is_dir()
                          else "no such grain file", source=str(path))
-    try:
-        arrays = _read_csv(path) if fmt == "csv" else _read_mmt(path)
-    except UnicodeDecodeError as exc:
-        raise InputError(f"is not a text file ({exc.reason})", source=str(path)) from None
-    cuboids, labels, lines = arrays
+    cuboids, labels, lines = _read_csv(path) if fmt == "csv" else _read_mmt(path)
     grains = from_arrays(cuboids, labels, lines=lines, source=str(path))
     check_geometry(grains)
     return grains

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 from smm_daq.errors import InputError
-from smm_daq.storage.names import ENTRY_NAME_RULE, entry_name_usable
+from smm_daq.storage.names import ENTRY_NAME_RULE, check_file_name, entry_name_usable
 
 
 def invoked_command() -> str:
@@ -150,6 +150,7 @@ def outputs_apart(outputs: tuple[tuple[str, str | None], ...],
 def _check_place(option: str, text: str, path: Path) -> None:
     if not text:
         raise InputError(f"{option} is empty; expected a file name")
+    check_file_name(option, text, path)
     if path.is_dir():
         raise InputError(f"{option} is {text!r}, a directory; expected a file name")
     if not path.parent.is_dir():

@@ -3,8 +3,10 @@
 POSIX systems answer `os.kill(pid, 0)` without sending anything. Windows has no such signal:
 there Python's `os.kill` sends a console Ctrl-C for 0 and terminates the process for any other
 number, so asking that way could stop the very writer asked about. On Windows the kernel is
-asked instead, with the least right there is (PROCESS_QUERY_LIMITED_INFORMATION): whether the
-process has an exit code yet, and when it was created.
+asked instead, with the least rights that answer (PROCESS_QUERY_LIMITED_INFORMATION and
+SYNCHRONIZE, neither of which can stop it): whether the process has ended (its handle is
+signalled: `WaitForSingleObject` without waiting), and when it was created. Its exit code
+cannot say: a process that ended with code 259 reads as STILL_ACTIVE.
 
 The start token (`start_token`) is, on Linux, the boot the process runs in and its start in
 clock ticks since boot (from /proc); on Windows its creation time (100 ns ticks since 1601,
@@ -20,8 +22,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-_STILL_ACTIVE = 259  # GetExitCodeProcess's exit code of a process that has not ended
 _QUERY = 0x1000  # PROCESS_QUERY_LIMITED_INFORMATION
+_SYNCHRONIZE = 0x00100000  # the right to wait for the process to end
+_WAIT_TIMEOUT = 258  # WaitForSingleObject's answer while the process runs
+_WAIT_FAILED = 0xFFFFFFFF
 _ACCESS_DENIED = 5  # ERROR_ACCESS_DENIED: the process exists (a service's, an admin's)
 
 
@@ -61,7 +65,8 @@ def _kernel32() -> Any:
     kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]
     kernel32.OpenProcess.restype = wintypes.HANDLE
     kernel32.OpenProcess.argtypes = (wintypes.DWORD, wintypes.BOOL, wintypes.DWORD)
-    kernel32.GetExitCodeProcess.argtypes = (wintypes.HANDLE, ctypes.POINTER(wintypes.DWORD))
+    kernel32.WaitForSingleObject.restype = wintypes.DWORD
+    kernel32.WaitForSingleObject.argtypes = (wintypes.HANDLE, wintypes.DWORD)
     kernel32.GetProcessTimes.argtypes = (wintypes.HANDLE,
                                          *[ctypes.POINTER(wintypes.FILETIME)] * 4)
     kernel32.CloseHandle.argtypes = (wintypes.HANDLE,)
@@ -75,18 +80,13 @@ def _last_error() -> int:
 
 
 def _windows_running(pid: int) -> bool:
-    import ctypes
-    from ctypes import wintypes
-
     kernel32 = _kernel32()
-    handle = kernel32.OpenProcess(_QUERY, False, pid)
+    handle = kernel32.OpenProcess(_QUERY | _SYNCHRONIZE, False, pid)
     if not handle:  # no such process (ERROR_INVALID_PARAMETER), unless access is denied
         return _last_error() == _ACCESS_DENIED
     try:
-        code = wintypes.DWORD()
-        if not kernel32.GetExitCodeProcess(handle, ctypes.byref(code)):
-            return True  # cannot tell: taken as running, so nothing of it is touched
-        return code.value == _STILL_ACTIVE
+        # WAIT_FAILED: cannot tell, taken as running, so nothing of it is touched
+        return kernel32.WaitForSingleObject(handle, 0) in (_WAIT_TIMEOUT, _WAIT_FAILED)
     finally:
         kernel32.CloseHandle(handle)
 

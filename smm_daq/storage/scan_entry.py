@@ -63,6 +63,7 @@ from smm_daq.storage.h5file import (
     writing,
 )
 from smm_daq.storage.mapdata import MapData
+from smm_daq.storage.names import check_file_name
 from smm_daq.storage.nexus import check_entry_name, create_entry_core
 from smm_daq.storage.products import Quantity, put, set_nx
 from smm_daq.storage.units import split_units
@@ -156,6 +157,7 @@ def check_new_scan(path: str | Path, name: str) -> None:
     or any instrument setting changed, when `ScanEntryWriter.create` would refuse the name or
     the file's format."""
     p = Path(path)
+    check_file_name("the session file", str(p), p)
     check_entry_name(name, source=str(p))
     if p.exists():
         with open_read(p) as f:

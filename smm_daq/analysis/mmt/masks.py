@@ -46,7 +46,8 @@ NO_MASK = "none"  # in a list of masks, one per scan: that scan has none
 
 
 class MaskWarning(UserWarning):
-    """A mask file's shape excludes no pixel."""
+    """A mask file that is read but may not mark what was meant (a shape covering no pixel,
+    a picture rather than a mask, an image Pillow found damaged)."""
 
 
 def mask_for(files: Sequence[str], i: int, data: MapData) -> np.ndarray | None:
@@ -106,6 +107,20 @@ def _from_array(path: Path, data: MapData) -> np.ndarray:
 
 
 def _from_image(path: Path, data: MapData) -> np.ndarray:
+    """The image's mask. Pillow's own warnings (a damaged TIFF's "Corrupt EXIF data") are
+    held back: one refusal says the image cannot be read, and an image that can is warned of
+    once, by name (MaskWarning)."""
+    with warnings.catch_warnings(record=True) as pillow:
+        warnings.simplefilter("always")
+        white = _whiteness_of_file(path)
+    said = list(dict.fromkeys(" ".join(str(w.message).split()) for w in pillow))
+    if said:
+        warnings.warn(f"{path}: read, but Pillow warned: {'; '.join(said)}; expected an "
+                      "undamaged image: check the mask", MaskWarning, stacklevel=3)
+    return _on_grid(white, path, data)
+
+
+def _whiteness_of_file(path: Path) -> np.ndarray:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
@@ -130,6 +145,11 @@ def _from_image(path: Path, data: MapData) -> np.ndarray:
         reason = str(exc).replace(f"'{path}'", "it")  # PIL names the file: once is enough
         raise InputError(f"is not a readable image ({reason}); expected a black-and-white "
                          "image of the scan's area", source=str(path)) from None
+    return white
+
+
+def _on_grid(white: np.ndarray, path: Path, data: MapData) -> np.ndarray:
+    """The black pixels of an image spanning the scan, on the map's grid."""
     ny, nx = data.shape
     h, w = white.shape
     if abs(w * ny - h * nx) > max(nx, ny):  # more than rounding to whole pixels explains

@@ -13,7 +13,10 @@ text), as UTF-8 (with or without a byte-order mark) when it is valid UTF-8, else
 may be a comma (``0,008``); a file's numbers are read with the one mark they use. A file that
 mixes decimal commas and decimal points is refused at its first cell of the other mark: there
 ``1,234`` may be a thousands separator as well as a decimal comma, and either reading could be
-wrong.
+wrong; so is a file of decimal commas separated otherwise than by ';' whose every comma could
+group thousands (``"1,500"``: 1500 to Excel in a decimal-point locale, 1.5 to pandas with
+``decimal=','``). Text after a cell's closing quote is part of the cell, as the csv module and
+pandas read it.
 
 The conventions of the micro-CT workflow, each an option:
 
@@ -96,7 +99,9 @@ def _split(line: str, sep: str) -> list[tuple[str, int]]:
                 text.append(line[k])
                 k += 2 if line.startswith('""', k) else 1
             end = line.find(sep, k)
-            cell = "".join(text)
+            # text between the closing quote and the separator belongs to the cell, as the
+            # csv module and pandas read it ('"0,5"x' is '0,5x', no number): never dropped
+            cell = "".join(text) + line[k + 1: None if end < 0 else end]
         else:
             end = line.find(sep, i)
             cell = line[i:] if end < 0 else line[i:end]
@@ -221,13 +226,34 @@ def _refuse_extra_cells(line: str, sep: str, width: int, line_no: int, source: s
                          "decimal points", source=f"{source}, line {line_no}")
 
 
-def _decimal_comma(rows: list[list[Cell]], source: str) -> bool:
+_GROUPED = re.compile(r"[+-]?[1-9]\d{0,2}(?:,\d{3})+")  # 1,500 or 12,345,678: thousands?
+
+
+def _refuse_grouping(commas: list[Cell], sep: str, source: str) -> None:
+    """A file whose decimal mark is a comma by count, not separated by ';' (the separator
+    of decimal-comma locales alone), may hold '1,500' as a thousand and a half (Excel in a
+    decimal-point locale reads it so) or as 1.5 (pandas with decimal=','); a comma that no
+    thousands separator makes ('0,5', '12,3456', '0,008') settles it as a decimal comma."""
+    if sep == ";" or any(not _GROUPED.fullmatch(text) for _, text, _ in commas):
+        return
+    column, text, where = commas[0]
+    raise InputError(f"'{column.header}' is {text!r}, in a {sep!r}-separated file with no "
+                     "decimal comma that could not be a thousands separator: it may be "
+                     f"{text.replace(',', '')} or {text.replace(',', '.')}; expected numbers "
+                     "without thousands separators: export it again with ';' as the separator "
+                     "or with decimal points", source=f"{source}, {where}")
+
+
+def _decimal_comma(rows: list[list[Cell]], sep: str, source: str) -> bool:
     """Whether the file's numbers have decimal commas: the mark most of its cells with one
-    have. InputError at the first cell with the other mark, or with both."""
+    have. InputError at the first cell with the other mark, or with both, and where commas
+    may group thousands instead (`_refuse_grouping`)."""
     marked = [(cell, [m for m in ",." if m in cell[1]]) for row in rows for cell in row]
     commas = [cell for cell, marks in marked if marks == [","]]
     points = [cell for cell, marks in marked if marks == ["."]]
     mark, usual = (",", commas) if len(commas) > len(points) else (".", points)
+    if mark == ",":
+        _refuse_grouping(commas, sep, source)
     for (column, text, where), marks in marked:
         if marks and marks != [mark]:
             seen = (f", but {usual[0][1]!r} on {usual[0][2]} and "
@@ -307,7 +333,7 @@ def read_dragonfly(path: str | Path, options: DragonflyOptions | None = None) ->
     if not cells:
         raise InputError("holds no components; expected a line per component below the "
                          "header", source=source)
-    comma = _decimal_comma(cells, source)  # in a ','-separated file, only in quoted cells
+    comma = _decimal_comma(cells, sep, source)  # in a ','-separated file, only in quoted cells
     arr = np.array([_row(row, comma, source) for row in cells])
     keep = arr[:, 1] >= opt.min_voxels
     arr, lines_kept = arr[keep], np.array(line_numbers)[keep]

@@ -23,15 +23,14 @@ SNIFF_BYTES = 65536
 FIELDS = {5: "points", 7: "mmt"}  # numbers on a line: x y z volume label; x y z hx hy hz grain
 
 
-def _first_line(head: bytes, whole: bool) -> str | None:
-    """The first line that is neither blank nor a '#' comment (None if there is none, or it may
-    be cut short by the sniffing limit)."""
+def _first_lines(head: bytes, whole: bool) -> list[str]:
+    """The first two lines that are neither blank nor a '#' comment (fewer if there are none,
+    or they may be cut short by the sniffing limit)."""
     # as a Dragonfly export is read; a cut head loses its odd byte (UTF-16 comes in pairs),
     # and with it only the last line, which is dropped as possibly cut anyway
     lines = decode_text(head if whole else head[: len(head) // 2 * 2]).splitlines()
     complete = lines if whole else lines[:-1]
-    return next((ln.strip() for ln in complete if ln.strip() and not ln.lstrip().startswith("#")),
-                None)
+    return [ln.strip() for ln in complete if ln.strip() and not ln.lstrip().startswith("#")][:2]
 
 
 def _zip_format(path: str | Path) -> str | None:
@@ -56,14 +55,17 @@ def guess_grain_format(path: str | Path) -> str | None:
         return None
     if head.startswith(b"PK"):
         return _zip_format(path)
-    line = _first_line(head, len(head) < SNIFF_BYTES)
-    if line is None:
+    lines = _first_lines(head, len(head) < SNIFF_BYTES)
+    if not lines:
         return None
+    line = lines[0]
     if "Label Index" in line and "Center Of Mass" in line:
         return "dragonfly"
     if set(CSV_COLUMNS) <= {cell.strip() for cell in line.split(",")}:
         return "cuboids"
     fields = line.replace(",", " ").split()
+    if not any(map(is_number, fields)) and len(lines) > 1:  # a header naming the columns
+        fields = lines[1].replace(",", " ").split()
     return FIELDS.get(len(fields)) if all(map(is_number, fields)) else None
 
 
