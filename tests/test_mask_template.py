@@ -26,11 +26,14 @@ UP = 4  # strokes drawn at 4× and averaged down: an anti-aliased brush
 
 
 def dipole_map() -> MapData:
-    """48 × 36 sensors: a few dipoles' Bz, a saturated spot, a corner not measured."""
+    """48 × 36 sensors: a few dipoles' Bz over a rock's field (a smooth random one, as many
+    small grains make it), a saturated spot, a corner not measured."""
     x = 100 * UM + np.arange(48) * 2 * UM
     y = -50 * UM + np.arange(36) * 2 * UM
     X, Y = np.meshgrid(x, y)
-    bz = np.zeros(X.shape)
+    rng = np.random.default_rng(7)
+    bz = 1e-7 * (np.cumsum(rng.standard_normal(X.shape), 0)
+                 + np.cumsum(rng.standard_normal(X.shape), 1))
     for cx, cy, s in ((0.3, 0.4, 1), (0.7, 0.6, -1), (0.5, 0.2, 0.5)):
         dx, dy = X - (x[0] + cx * np.ptp(x)), Y - (y[0] + cy * np.ptp(y))
         r2 = dx ** 2 + dy ** 2 + (10 * UM) ** 2
