@@ -371,7 +371,7 @@ class MMTView(QtWidgets.QWidget):
                 chosen = path  # the dialog asked before replacing this file, not another
                 if not path.suffix:
                     path = path.with_name(path.name + ".png")
-                out = output_file("Map image", str(path), overwrite=path == chosen)
+                out = output_file("the map image", str(path), overwrite=path == chosen)
                 if out.suffix.lower() != ".png":
                     raise InputError(f"the map image is {str(path)!r}; expected a file name "
                                      "ending in .png")
