@@ -152,9 +152,9 @@ class MMTView(QtWidgets.QWidget):
                                   ".json of rectangles/polygons in µm; one file for every "
                                   "scan, or one per scan, comma-separated ('none': that "
                                   "scan unmasked)")
-        mask_browse = QtWidgets.QToolButton(text="…")
-        mask_browse.setToolTip("Choose the mask file (one, or one per scan in order)")
-        mask_browse.clicked.connect(self._choose_masks)
+        self.mask_browse = QtWidgets.QToolButton(text="…")
+        self.mask_browse.setToolTip("Choose the mask file (one, or one per scan in order)")
+        self.mask_browse.clicked.connect(self._choose_masks)
         self.template_button = QtWidgets.QPushButton("Save map image for a mask…")
         self.template_button.setToolTip(
             "A PNG of the map (and of each scan it is inverted with), one pixel a sensor, in "
@@ -187,7 +187,7 @@ class MMTView(QtWidgets.QWidget):
         top.setStretchFactor(self.grain_edit, 1)
         second = QtWidgets.QHBoxLayout()
         for w in (QtWidgets.QLabel("Model"), self.model, QtWidgets.QLabel("Device"),
-                  self.device, self.more_entries, self.mask_edit, mask_browse,
+                  self.device, self.more_entries, self.mask_edit, self.mask_browse,
                   self.template_button, self.busy, self.cancel_button):
             second.addWidget(w)
         second.setStretchFactor(self.more_entries, 1)

@@ -119,3 +119,14 @@ def test_without_a_scan_the_button_says_what_is_missing(qtbot, monkeypatch):
     assert view.status.text() == "Choose a scan entry (open a session file) first."
     assert not view.save_mask_templates([])
     assert view.mask_edit.text() == ""
+
+
+def test_the_mask_files_can_be_chosen_in_a_dialog(qtbot, session, tmp_path, monkeypatch):
+    """One per scan in order, as the field takes them."""
+    path, grains = session
+    view = open_view(qtbot, path, grains)
+    chosen = [str(tmp_path / "a.png"), str(tmp_path / "b.png")]
+    monkeypatch.setattr(QtWidgets.QFileDialog, "getOpenFileNames",
+                        lambda *_: (chosen, "Masks"))
+    view.mask_browse.click()
+    assert view.mask_edit.text() == ", ".join(chosen)
