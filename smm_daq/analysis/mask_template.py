@@ -25,8 +25,7 @@ WHITE = np.array([255.0, 255.0, 255.0])
 BELOW = np.array([130.0, 160.0, 245.0])  # pale blue: Bz below the median (luma 0.63)
 ABOVE = np.array([240.0, 130.0, 120.0])  # pale red: Bz above the median (luma 0.63)
 NOT_MEASURED = (200, 200, 200)  # neutral light grey, a tone the colour scale never takes
-LUMA = np.array([0.299, 0.587, 0.114])  # PIL's conversion to grey ("L"), the reader's
-MIN_LUMA = 0.6  # every colour of the template is at least this light (0: black, 1: white)
+MIN_LUMA = 0.6  # every colour is at least this light, as PIL turns it grey (0: black, 1: white)
 PERCENTILES = (1.0, 99.0)  # the colour range: a few saturated or dusty pixels do not set it
 
 
