@@ -7,9 +7,11 @@ field and the residual around it, and an equal-area net of the shown grains' dir
 Grains are cuboids or points (point lists, the multipole library's NPZ, Dragonfly exports with
 the micro-CT workflow's options), modelled as uniform cuboids or as dipoles, quadrupoles or
 octupoles; more scans of the same grains can be inverted jointly and masks of bad pixels
-applied (one for all scans or one each), as on the command line. For multipole models the table
-says per grain whether its higher orders are resolved (`higher_order_resolved`, 1 = yes), and
-the results can be exported in the multipole library's convention.
+applied (one for all scans or one each), as on the command line, where "Save map image for a
+mask…" writes each scan's map as an image to paint the bad pixels on (`export
+--mask-template`). For multipole models the table says per grain whether its higher orders
+are resolved (`higher_order_resolved`, 1 = yes), and the results can be exported in the
+multipole library's convention.
 """
 
 from __future__ import annotations
@@ -151,6 +153,15 @@ class MMTView(QtWidgets.QWidget):
                                   ".json of rectangles/polygons in µm; one file for every "
                                   "scan, or one per scan, comma-separated ('none': that "
                                   "scan unmasked)")
+        self.mask_browse = QtWidgets.QToolButton(text="…")
+        self.mask_browse.setToolTip("Choose the mask file (one, or one per scan in order)")
+        self.mask_browse.clicked.connect(self._choose_masks)
+        self.template_button = QtWidgets.QPushButton("Save map image for a mask…")
+        self.template_button.setToolTip(
+            "A PNG of the map (and of each scan it is inverted with), one pixel a sensor, in "
+            "light tones: paint the bad pixels black in an image editor, save it, and give it "
+            "as the mask")
+        self.template_button.clicked.connect(self._choose_templates)
         self.sigma = QtWidgets.QDoubleSpinBox()
         self.sigma.setRange(0.0, 1e6)
         self.sigma.setDecimals(4)
@@ -177,7 +188,8 @@ class MMTView(QtWidgets.QWidget):
         top.setStretchFactor(self.grain_edit, 1)
         second = QtWidgets.QHBoxLayout()
         for w in (QtWidgets.QLabel("Model"), self.model, QtWidgets.QLabel("Device"),
-                  self.device, self.more_entries, self.mask_edit, self.busy, self.cancel_button):
+                  self.device, self.more_entries, self.mask_edit, self.mask_browse,
+                  self.template_button, self.busy, self.cancel_button):
             second.addWidget(w)
         second.setStretchFactor(self.more_entries, 1)
         second.setStretchFactor(self.mask_edit, 1)
@@ -305,6 +317,79 @@ class MMTView(QtWidgets.QWidget):
         )
         if name:
             self.grain_edit.setText(name)
+
+    def _choose_masks(self) -> None:
+        names, _ = QtWidgets.QFileDialog.getOpenFileNames(
+            self, "Mask files (one, or one per scan in order)", "",
+            "Masks (*.png *.jpg *.jpeg *.tif *.tiff *.bmp *.gif *.webp *.npy *.json);;All (*)")
+        if names:
+            self.mask_edit.setText(", ".join(names))
+
+    def _scan_names(self) -> list[str]:
+        """The entries an inversion would read: the map, then the joint ones."""
+        extra = [e.strip() for e in self.more_entries.text().split(",") if e.strip()]
+        return [self.entry.currentText(), *extra]
+
+    def _choose_templates(self) -> None:
+        """Ask where to write each scan's map image (beside the session file at first)."""
+        names = self._scan_names()
+        if self.path is None or not names[0]:
+            self.status.setText("Choose a scan entry (open a session file) first.")
+            return
+        chosen = []
+        for i, name in enumerate(names):
+            which = f" of scan '{name}'" + (f" ({i + 1} of {len(names)})" if len(names) > 1
+                                            else "")
+            start = str(self.path.with_name(f"{self.path.stem}_{name}_mask.png"))
+            file, _ = QtWidgets.QFileDialog.getSaveFileName(
+                self, f"Map image for a mask{which}", start, "PNG images (*.png)")
+            if not file:
+                return
+            chosen.append(Path(file))
+        self.save_mask_templates(chosen)
+
+    def save_mask_templates(self, paths: list[Path]) -> bool:
+        """Write the map image to paint a mask on (`smm_daq.analysis.mask_template`) of each
+        scan the inversion would read, the map first, to `paths` in that order; a file name
+        without a suffix gets .png. The mask field, when empty, is filled with them (painted
+        and saved in place, they are the masks). False, with the reason shown, when one
+        cannot be written; the ones before it are written."""
+        from smm_daq.analysis.mask_template import write_mask_template
+        from smm_daq.analysis.mmt.solver.joint import check_each_scan_once
+        from smm_daq.cli.args import output_file
+
+        names = self._scan_names()
+        if self.path is None or not names[0]:
+            self.status.setText("Choose a scan entry (open a session file) first.")
+            return False
+        written: list[str] = []
+        try:
+            check_each_scan_once(names)
+            if len(paths) != len(names):
+                raise InputError(f"{len(paths)} image files for {len(names)} scans; expected "
+                                 "one per scan")
+            for name, path in zip(names, paths, strict=True):
+                chosen = path  # the dialog asked before replacing this file, not another
+                if not path.suffix:
+                    path = path.with_name(path.name + ".png")
+                out = output_file("the map image", str(path), overwrite=path == chosen)
+                if out.suffix.lower() != ".png":
+                    raise InputError(f"the map image is {str(path)!r}; expected a file name "
+                                     "ending in .png")
+                written.append(str(write_mask_template(read_source(self.path, name), out)))
+        except (SmmError, OSError) as exc:
+            done = f" ({', '.join(written)} written)" if written else ""
+            self.status.setText(f"Map image not written{done}: {exc}")
+            return False
+        named = not self.mask_edit.text().strip()
+        if named:
+            self.mask_edit.setText(", ".join(written))
+        self.status.setText(f"Map image{'s' if len(written) > 1 else ''} for a mask written: "
+                            f"{', '.join(written)}. Paint the bad pixels black in an image "
+                            "editor and save in place"
+                            + ("; the mask field names them." if named
+                               else ", then give them as the mask."))
+        return True
 
     # --- running -------------------------------------------------------------------------
     def run(self) -> bool:

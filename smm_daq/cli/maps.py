@@ -13,6 +13,7 @@ import argparse
 import functools
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -337,12 +338,15 @@ _RENAMED = {  # dataset paths of earlier versions -> where the maps are now
 }
 
 
-def _dataset(path: str, entry: str, dataset: str, m: MapData) -> tuple[np.ndarray, str, float,
-                                                                          str]:
-    """A map under the entry with its CSV column name, factor and label, from its units."""
+def _dataset(path: str, entry: str, dataset: str, m: MapData
+             ) -> tuple[np.ndarray, str, float, str, MapData]:
+    """A map under the entry with its CSV column name, factor and label, from its units, and
+    the map whose grid it lies on: the entry's, or for a joint MMT result's
+    scans/SCAN/residual_Bz (or fitted_Bz, mask) the grid of scan SCAN."""
     import h5py
 
     from smm_daq.storage.h5file import open_read, text
+    from smm_daq.storage.nexus import read_map
     from smm_daq.storage.units import split_units
 
     with open_read(path) as f:
@@ -364,6 +368,14 @@ def _dataset(path: str, entry: str, dataset: str, m: MapData) -> tuple[np.ndarra
         base = dataset.rsplit("/", 1)[-1]
         if base == "errors" and "signal" in node.parent.attrs:  # an NXdata's SD
             base = f"{text(node.parent.attrs['signal'])}_sd"
+    parts = dataset.split("/")
+    if values.shape != m.shape and len(parts) == 3 and parts[0] == "scans" \
+            and parts[1] in m.sources:  # a joint inversion's other scan, on its own grid
+        try:
+            scan = read_map(path, parts[1])
+        except InputError:
+            scan = m  # gone from the file: refused below as of another shape
+        m = scan if scan.shape == values.shape else m
     if values.shape != m.shape:
         raise InputError(f"dataset '{dataset}' has shape {values.shape}; expected a map of "
                          f"shape {m.shape}", source=where)
@@ -372,30 +384,49 @@ def _dataset(path: str, entry: str, dataset: str, m: MapData) -> tuple[np.ndarra
         stem, units = split_units(base)
     if units in _FORMATS:
         suffix, factor, label = _FORMATS[units]
-        return values, f"{stem}_{suffix}", factor, label(stem)
-    return values, base, 1.0, base
+        return values, f"{stem}_{suffix}", factor, label(stem), m
+    return values, base, 1.0, base, m
+
+
+def _png_named(option: str, text: str | None, overwrite: bool) -> Path | None:
+    """An output PNG (`output_file`), its name ending in .png."""
+    if text is None:
+        return None
+    path = output_file(option, text, overwrite=overwrite)
+    if path.suffix.lower() != ".png":
+        raise InputError(f"{option} is {text!r}; expected a file name ending in .png")
+    return path
 
 
 def _export(args: argparse.Namespace) -> int:
     from smm_daq.analysis.export import write_csv, write_png
     from smm_daq.storage.nexus import read_map
 
-    if not (args.csv or args.png):
-        raise InputError("nothing to export; expected --csv PATH and/or --png PATH")
+    if not (args.csv or args.png or args.mask_template):
+        raise InputError("nothing to export; expected --csv PATH, --png PATH and/or "
+                         "--mask-template PATH")
     m = read_map(args.file, args.entry)
     if args.dataset in (None, "Bz", "data/Bz"):
         values, column, factor, label = m.bz, "Bz_nT", 1e9, "Bz (nT)"
     else:
-        values, column, factor, label = _dataset(args.file, args.entry, args.dataset, m)
-    distinct_outputs(("--csv", args.csv), ("--png", args.png))
+        values, column, factor, label, m = _dataset(args.file, args.entry, args.dataset, m)
+    distinct_outputs(("--csv", args.csv), ("--png", args.png),
+                     ("--mask-template", args.mask_template))
     csv_path = output_file("--csv", args.csv, overwrite=args.overwrite) if args.csv else None
-    png_path = output_file("--png", args.png, overwrite=args.overwrite) if args.png else None
-    if png_path is not None and png_path.suffix.lower() != ".png":
-        raise InputError(f"--png is {args.png!r}; expected a file name ending in .png")
+    png_path = _png_named("--png", args.png, args.overwrite)
+    template_path = _png_named("--mask-template", args.mask_template, args.overwrite)
     if csv_path is not None:
         print(f"wrote {write_csv(m, csv_path, values=values, column=column, factor=factor)}")
     if png_path is not None:
         print(f"wrote {write_png(m, png_path, values=values, label=label, factor=factor)}")
+    if template_path is not None:
+        from smm_daq.analysis.mask_template import write_mask_template
+
+        written = write_mask_template(m, template_path, values=values)
+        ny, nx = m.shape
+        print(f"wrote {written}: the map of '{m.name}' to paint a mask on, {nx} × {ny} pixels "
+              "(one a sensor, the top row the highest y); paint the bad pixels black, save, "
+              "and give it to mmt invert --mask")
     return 0
 
 
@@ -465,11 +496,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--y-um", required=True, metavar="Y0,Y1", help="y range, µm")
     p.set_defaults(func=_naming_the_file(_crop))
 
-    p = sub.add_parser("export", help="an entry to CSV and/or a PNG picture")
+    p = sub.add_parser("export", help="an entry to CSV, a PNG picture and/or an image to "
+                                      "paint a mask of bad pixels on")
     _add_io(p, new_entry=False)
     p.add_argument("--dataset",
                    help="a map under the entry, e.g. chi/chi or chi/errors (default Bz)")
     p.add_argument("--csv", help="CSV file to write")
-    p.add_argument("--png", help="PNG file to write")
-    p.add_argument("--overwrite", action="store_true", help="replace existing --csv/--png files")
+    p.add_argument("--png", help="PNG file to write (a figure: axes, labels, colour bar)")
+    p.add_argument("--mask-template", metavar="OUT.png",
+                   help="PNG of the map alone, one pixel a sensor, in light tones (grey: not "
+                        "measured): paint the bad pixels black and give it to mmt invert "
+                        "--mask")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace existing --csv/--png/--mask-template files")
     p.set_defaults(func=_naming_the_file(_export))

@@ -14,12 +14,14 @@ file, each for a map of shape (ny, nx) whose row 0 is the lowest y:
   page not being known. The image spans the scan's extent with its top row at the highest y, as
   it is drawn; an image of another size but the map's shape (width/height within a pixel's
   rounding) is resampled to the grid by nearest neighbour, and one of another shape (a picture
-  with axes around the map) refused;
+  with axes around the map) refused. `smm-daq export --mask-template` writes the map itself
+  as such an image, in light tones only (`smm_daq.analysis.mask_template`), to be painted on;
 * ``.json``: ``{"rectangles_um": [[x0, x1, y0, y1], ...], "polygons_um": [[[x, y], ...], ...]}``
   in µm, the pixels whose centres lie inside any shape excluded.
 
-Several scans take one mask each from a list of such files (`mask_for`): one file for all,
-or one per scan in order, where ``none`` leaves that scan unmasked.
+A mask that excludes no pixel (an unpainted image) is read as it says, and said
+(`NothingMasked`). Several scans take one mask each from a list of such files (`mask_for`):
+one file for all, or one per scan in order, where ``none`` leaves that scan unmasked.
 """
 
 from __future__ import annotations
@@ -46,8 +48,14 @@ NO_MASK = "none"  # in a list of masks, one per scan: that scan has none
 
 
 class MaskWarning(UserWarning):
-    """A mask file that is read but may not mark what was meant (a shape covering no pixel,
-    a picture rather than a mask, an image Pillow found damaged)."""
+    """A mask file that may not say what was meant: a shape of it covers no pixel, an image
+    looks like a picture rather than a mask, or Pillow found the image damaged."""
+
+
+class NothingMasked(UserWarning):
+    """A mask file excludes no pixel of its scan (an unpainted image, an array of False, no
+    shape over the map): read as it says, every measured pixel used, and said, since paint
+    saved to another file or a mask meant for another scan would read so too."""
 
 
 def mask_for(files: Sequence[str], i: int, data: MapData) -> np.ndarray | None:
@@ -74,6 +82,10 @@ def read_mask(path: str | Path, data: MapData) -> np.ndarray:
             raise InputError(f"excludes every pixel of scan '{data.name}'; expected a mask of "
                              "its bad pixels only (True, black or inside a shape: excluded)",
                              source=source)
+        if not mask.any():
+            warnings.warn(f"{source}: excludes no pixel of scan '{data.name}' (nothing black, "
+                          "True or inside a shape): every measured pixel is used",
+                          NothingMasked, stacklevel=3)
         return mask
     raise InputError(f"mask file of type '{suffix}'; expected .npy, .json or an image "
                      f"({', '.join(IMAGE_SUFFIXES)})", source=source)
@@ -169,22 +181,36 @@ def _on_grid(white: np.ndarray, path: Path, data: MapData) -> np.ndarray:
 
 
 GREY = (0.1, 0.9)  # grey: neither near black nor near white (a JPEG's noise stays nearer)
-# a picture, not a mask: more of its pixels than this grey, in more shades than this
-GREY_FRACTION = 0.25
+# a picture, not a mask: more of its pixels than this dark grey away from any black paint, in
+# more shades than this
+GREY_FRACTION = 0.1
 GREY_SHADES = 16
 
 
 def _warn_if_a_picture(white: np.ndarray, source: str) -> None:
-    """A warning when much of the image is grey in many shades: the coloured map itself, or
-    a photograph, given as the mask would lose every pixel darker than half grey without a
-    word (a mask drawn in two greys, or a JPEG's noise at its strokes, is not warned of)."""
-    greys = white[(white > GREY[0]) & (white < GREY[1])]
-    grey = greys.size / max(white.size, 1)
-    if grey > GREY_FRACTION and np.unique(greys).size > GREY_SHADES:
+    """A warning when much of the image is dark grey in many shades away from black: the
+    coloured map itself, or a photograph, given as the mask would lose every pixel darker
+    than half grey without a word. Counted are the pixels excluded though neither black nor
+    beside black, where an anti-aliased brush blends its paint with what lies beneath: light
+    tones are kept as white is, so the map drawn in them to be painted on
+    (`smm_daq.analysis.mask_template`) is not warned of, painted or not, nor is a mask drawn
+    in two greys, or a JPEG's noise at its strokes."""
+    black = white <= GREY[0]
+    near = np.pad(black, 1)
+    beside = np.zeros_like(black)
+    for dy in range(3):
+        for dx in range(3):
+            beside |= near[dy:dy + black.shape[0], dx:dx + black.shape[1]]
+    dark = (white > GREY[0]) & (white < 0.5)
+    lone = white[dark & ~beside]
+    if lone.size / max(white.size, 1) > GREY_FRACTION and np.unique(lone).size > GREY_SHADES:
+        grey = np.count_nonzero((white > GREY[0]) & (white < GREY[1])) / white.size
         warnings.warn(f"{source}: {100 * grey:.0f} % of its pixels are grey, neither near black "
-                      "nor near white: it looks like a picture, not a mask; its pixels darker "
-                      "than half grey are excluded. Expected black paint on white (or on "
-                      "transparent) over the bad pixels", MaskWarning, stacklevel=5)
+                      "nor near white: it looks like a picture, not a mask; its "
+                      f"{100 * np.count_nonzero(dark) / white.size:.0f} % darker than half grey "
+                      "are excluded. Expected black paint on white (or on transparent, or on "
+                      "the map's image from export --mask-template) over the bad pixels",
+                      MaskWarning, stacklevel=5)
 
 
 def _whiteness(im: Image.Image, source: str, white_at_zero: bool) -> np.ndarray:

@@ -1,0 +1,132 @@
+"""The MMT tab's "Save map image for a mask…": each scan's map written as the image to paint
+bad pixels on (as `export --mask-template`), named as the masks; errors shown, not raised."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from PIL import Image
+from PyQt6 import QtWidgets
+from test_gui_mmt import open_view
+
+from gui.mmt_view import MMTView
+from smm_daq.analysis.mmt.masks import MaskWarning, NothingMasked, read_mask
+from smm_daq.instruments.profile import load_profile
+from smm_daq.storage.mapdata import MapData
+from smm_daq.storage.nexus import read_map, write_map_entry
+
+UM = 1e-6
+
+
+@pytest.fixture
+def session(tmp_path):
+    """A session file with a 31 × 23 scan (a dipole-like bump on a gradient), and the name of
+    a grain file (not read: nothing here inverts)."""
+    x, y = np.arange(31) * 4 * UM, 50 * UM + np.arange(23) * 4 * UM
+    X, Y = np.meshgrid(x, y)
+    bump = np.exp(-((X - 60 * UM) ** 2 + (Y - 90 * UM) ** 2) / (20 * UM) ** 2)
+    bz = 1e-6 * bump + 1e-9 * X / UM
+    path = tmp_path / "s.h5"
+    write_map_entry(path, MapData(bz=bz, x=x, y=y, height=20 * UM, name="scan"), kind="scan")
+    return path, tmp_path / "grains.csv"
+
+
+def answers(monkeypatch: pytest.MonkeyPatch, *names: str) -> list[tuple[str, str]]:
+    """The save dialogs answer `names` in turn; returns what each was asked (title, file
+    proposed)."""
+    asked: list[tuple[str, str]] = []
+    given = iter(names)
+
+    def dialog(_parent, caption, start, _filter):
+        asked.append((caption, start))
+        return next(given), "PNG images (*.png)"
+
+    monkeypatch.setattr(QtWidgets.QFileDialog, "getSaveFileName", dialog)
+    return asked
+
+
+def test_the_button_writes_the_maps_image_and_names_it_as_the_mask(qtbot, session, tmp_path,
+                                                                   monkeypatch):
+    path, grains = session
+    view = open_view(qtbot, path, grains)
+    out = tmp_path / "painted.png"
+    asked = answers(monkeypatch, str(out))
+    view.template_button.click()
+    assert asked == [("Map image for a mask of scan 'scan'", str(tmp_path / "s_scan_mask.png"))]
+    m = read_map(path, "scan")
+    assert Image.open(out).size == (m.shape[1], m.shape[0])  # one pixel a sensor
+    assert view.mask_edit.text() == str(out)
+    assert f"Map image for a mask written: {out}. Paint the bad pixels black" in \
+        view.status.text()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert not read_mask(out, m).any()  # unpainted: nothing excluded
+    assert [w.category for w in caught] == [NothingMasked]
+
+
+def test_a_joint_inversion_gets_one_image_per_scan_on_its_own_grid(qtbot, session, tmp_path,
+                                                                  monkeypatch):
+    path, grains = session
+    scan = read_map(path, "scan")
+    again = scan.with_bz(scan.bz[2:-1, 1:-3], x=scan.x[1:-3], y=scan.y[2:-1], name="again")
+    write_map_entry(path, again, kind="scan")
+    view = open_view(qtbot, path, grains)
+    view.more_entries.setText("again")
+    view.mask_edit.setText("keep.npy")  # the user's masks: not replaced
+    outs = [tmp_path / "first.png", tmp_path / "second"]  # no suffix: .png added
+    asked = answers(monkeypatch, *map(str, outs))
+    view.template_button.click()
+    assert [a[0] for a in asked] == ["Map image for a mask of scan 'scan' (1 of 2)",
+                                     "Map image for a mask of scan 'again' (2 of 2)"]
+    assert [a[1] for a in asked] == [str(tmp_path / "s_scan_mask.png"),
+                                     str(tmp_path / "s_again_mask.png")]
+    written = [outs[0], tmp_path / "second.png"]
+    for file, m in zip(written, (scan, again), strict=True):
+        assert Image.open(file).size == (m.shape[1], m.shape[0])
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", MaskWarning)
+            warnings.simplefilter("ignore", NothingMasked)
+            assert not read_mask(file, m).any()
+    assert view.mask_edit.text() == "keep.npy"
+    assert "then give them as the mask" in view.status.text()
+
+
+def test_a_place_that_cannot_be_written_is_shown_not_raised(qtbot, session, tmp_path,
+                                                            monkeypatch):
+    path, grains = session
+    view = open_view(qtbot, path, grains)
+    missing = tmp_path / "no such folder" / "m.png"
+    answers(monkeypatch, str(missing))
+    view.template_button.click()
+    assert (f"Map image not written: the map image is '{missing}'; there is no directory "
+            f"{missing.parent}") in view.status.text()
+    assert view.mask_edit.text() == ""
+    answers(monkeypatch, "")  # the dialog cancelled: nothing written, nothing said
+    before = view.status.text()
+    view.template_button.click()
+    assert view.status.text() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.h5"]
+
+
+def test_without_a_scan_the_button_says_what_is_missing(qtbot, monkeypatch):
+    view = MMTView(load_profile())
+    qtbot.addWidget(view)
+    asked = answers(monkeypatch)
+    view.template_button.click()
+    assert asked == []
+    assert view.status.text() == "Choose a scan entry (open a session file) first."
+    assert not view.save_mask_templates([])
+    assert view.mask_edit.text() == ""
+
+
+def test_the_mask_files_can_be_chosen_in_a_dialog(qtbot, session, tmp_path, monkeypatch):
+    """One per scan in order, as the field takes them."""
+    path, grains = session
+    view = open_view(qtbot, path, grains)
+    chosen = [str(tmp_path / "a.png"), str(tmp_path / "b.png")]
+    monkeypatch.setattr(QtWidgets.QFileDialog, "getOpenFileNames",
+                        lambda *_: (chosen, "Masks"))
+    view.mask_browse.click()
+    assert view.mask_edit.text() == ", ".join(chosen)

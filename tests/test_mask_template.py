@@ -1,0 +1,247 @@
+"""`smm-daq export --mask-template`: the map as an image to paint bad pixels on, read back by
+the MMT mask reader as the paint alone, as a user's image editor would leave it (anti-aliased
+strokes, hard rectangles, JPEG), oriented as the map's x and y; and its refusals."""
+
+from __future__ import annotations
+
+import errno
+import warnings
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from smm_daq.analysis.mask_template import MIN_LUMA, NOT_MEASURED
+from smm_daq.analysis.mmt.masks import MaskWarning, NothingMasked, read_mask
+from smm_daq.cli.main import main
+from smm_daq.storage.mapdata import MapData
+from smm_daq.storage.nexus import read_map, write_map_entry
+
+UM = 1e-6
+DATA = Path(__file__).parent / "data"
+UP = 4  # strokes drawn at 4× and averaged down: an anti-aliased brush
+
+
+def dipole_map() -> MapData:
+    """48 × 36 sensors: a few dipoles' Bz over a rock's field (a smooth random one, as many
+    small grains make it), a saturated spot, a corner not measured."""
+    x = 100 * UM + np.arange(48) * 2 * UM
+    y = -50 * UM + np.arange(36) * 2 * UM
+    X, Y = np.meshgrid(x, y)
+    rng = np.random.default_rng(7)
+    bz = 1e-7 * (np.cumsum(rng.standard_normal(X.shape), 0)
+                 + np.cumsum(rng.standard_normal(X.shape), 1))
+    for cx, cy, s in ((0.3, 0.4, 1), (0.7, 0.6, -1), (0.5, 0.2, 0.5)):
+        dx, dy = X - (x[0] + cx * np.ptp(x)), Y - (y[0] + cy * np.ptp(y))
+        r2 = dx ** 2 + dy ** 2 + (10 * UM) ** 2
+        bz += s * 1e-6 * (2 * (10 * UM) ** 2 - dx ** 2 - dy ** 2) / r2 ** 2.5 * (10 * UM) ** 3
+    bz[20, 30] = 1e-3  # a saturated spot, 1000 × the map
+    bz[-3:, :4] = np.nan
+    return MapData(bz=bz, x=x, y=y, height=10 * UM, sensor_size=(0.0, 0.0), name="scan")
+
+
+@pytest.fixture
+def exported(tmp_path) -> tuple[Path, Path, MapData]:
+    h5 = tmp_path / "s.h5"
+    m = dipole_map()
+    write_map_entry(h5, m, kind="scan")
+    out = tmp_path / "scan_mask.png"
+    assert main(["export", str(h5), "--entry", "scan", "--mask-template", str(out)]) == 0
+    return h5, out, read_map(h5, "scan")
+
+
+def paint(template: Path, out: Path, **save: object) -> np.ndarray:
+    """Paint on the template as an image editor does: anti-aliased black strokes 1.5 pixels
+    wide (drawn at 4× and averaged down) and two hard black rectangles; save as `out`.
+    Returns each image pixel's paint coverage, 0 (untouched) to 1 (covered whole)."""
+    im = Image.open(template).convert("RGB")
+    w, h = im.size
+    big = im.resize((w * UP, h * UP), Image.Resampling.NEAREST)
+    cover = Image.new("L", big.size, 0)
+    for canvas, ink in ((ImageDraw.Draw(big), (0, 0, 0)), (ImageDraw.Draw(cover), 255)):
+        canvas.line([(5, 7), (w * UP - 9, h * UP // 2 + 3)], fill=ink, width=6)  # a scratch
+        canvas.line([(w * UP // 3, h * UP - 2), (w * UP // 2 + 5, 3)], fill=ink, width=6)
+        canvas.ellipse((130, 40, 150, 58), fill=ink)  # dust
+    small = big.resize((w, h), Image.Resampling.BOX)
+    coverage = np.asarray(cover.resize((w, h), Image.Resampling.BOX), float) / 255
+    hard = ImageDraw.Draw(small)
+    for box in ((2, 2, 6, 4), (40, 30, 47, 35)):  # inclusive, image pixels
+        hard.rectangle(box, fill=(0, 0, 0))
+        coverage[box[1]:box[3] + 1, box[0]:box[2] + 1] = 1.0
+    small.save(out, **save)
+    return coverage
+
+
+@pytest.mark.parametrize("save", [{}, {"quality": 90}], ids=["PNG", "JPEG 90"])
+def test_paint_on_the_template_reads_back_as_the_paint_alone(exported, tmp_path, save):
+    _, template, m = exported
+    out = tmp_path / ("painted.jpg" if save else "painted.png")
+    coverage = paint(template, out, **save)[::-1]  # as the map's rows: row 0 the lowest y
+    assert np.mean((coverage > 0) & (coverage < 1)) > 0  # there are anti-aliased edges
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MaskWarning)
+        warnings.simplefilter("error", NothingMasked)
+        mask = read_mask(out, m)
+    assert mask[coverage == 1].all()  # under the paint: excluded
+    assert not mask[coverage == 0].any()  # nothing of the map itself, NaN corner included
+    if not save:  # lossless: an edge pixel is excluded when mostly paint
+        edge = (coverage > 0) & (coverage < 1)
+        assert mask[edge & (coverage > 0.5)].all() and not mask[edge & (coverage < 0.2)].any()
+
+
+def test_the_unpainted_template_excludes_nothing_and_says_so(exported):
+    _, template, m = exported
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        mask = read_mask(template, m)
+    assert not mask.any()
+    kinds = [w.category for w in caught]
+    assert kinds == [NothingMasked]
+    assert (f"{template}: excludes no pixel of scan 'scan' (nothing black, True or inside a "
+            "shape): every measured pixel is used") in str(caught[0].message)
+
+
+def test_the_template_is_light_everywhere_with_contrast_and_nan_in_grey(exported):
+    _, template, m = exported
+    im = Image.open(template)
+    assert im.mode == "RGB" and im.size == (48, 36)  # one pixel a sensor
+    rgb = np.asarray(im)[::-1].astype(int)  # as the map's rows
+    luma = np.asarray(im.convert("L"))[::-1] / 255
+    assert luma.min() >= MIN_LUMA > 0.5  # the saturated spot and the NaN corner too
+    nan = np.isnan(m.bz)
+    assert (rgb[nan] == NOT_MEASURED).all()
+    assert not (rgb[~nan] == NOT_MEASURED).all(axis=1).any()  # grey only where not measured
+    # the saturated spot does not set the range: the dipoles still span the colour scale
+    redness = (rgb[..., 0] - rgb[..., 2])[~nan]
+    assert redness.max() > 100 and redness.min() < -100
+    assert rgb[20, 30, 0] - rgb[20, 30, 2] == redness.max()  # the spot: full red
+
+
+def test_the_template_is_oriented_as_the_maps_x_and_y(tmp_path):
+    """A 7 × 5 map on x 300..312 µm, y -40..-32 µm: one spot above the median at the highest
+    x and lowest y, one below it at the lowest x and highest y. Painting the image pixel that
+    shows the first masks that sensor, by its coordinates."""
+    x = (300 + 2 * np.arange(7)) * UM
+    y = (-40 + 2 * np.arange(5)) * UM
+    bz = np.zeros((5, 7))
+    bz[0, 6], bz[4, 0] = 1e-6, -1e-6  # row 0 is y = -40 µm
+    h5, out = tmp_path / "s.h5", tmp_path / "t.png"
+    write_map_entry(h5, MapData(bz=bz, x=x, y=y, name="asym"), kind="scan")
+    assert main(["export", str(h5), "--entry", "asym", "--mask-template", str(out)]) == 0
+    rgb = np.asarray(Image.open(out)).astype(int)
+    assert rgb.shape == (5, 7, 3)
+    bottom_right, top_left = rgb[-1, -1], rgb[0, 0]
+    assert bottom_right[0] > bottom_right[2] + 50  # red: above the median, as drawn
+    assert top_left[2] > top_left[0] + 50  # blue: below it
+    assert (rgb[1:-1] == 255).all()  # the rest at the median: white
+    im = Image.open(out)
+    ImageDraw.Draw(im).point((6, 4), fill=(0, 0, 0))  # the red pixel, (column, row)
+    im.save(out)
+    m = read_map(h5, "asym")
+    (j,), (i,) = np.nonzero(read_mask(out, m))
+    assert (m.x[i], m.y[j]) == (x.max(), y.min())
+
+
+def test_a_photograph_of_the_map_in_greys_is_still_warned_of(tmp_path):
+    """A picture in dark and light greys (not the light template) loses its dark half."""
+    import matplotlib.pyplot as plt
+
+    rng = np.random.default_rng(1)
+    field = np.cumsum(rng.standard_normal((40, 50)), 0) + np.cumsum(
+        rng.standard_normal((40, 50)), 1)
+    x = np.arange(50) * UM
+    path = tmp_path / "photo.png"
+    plt.imsave(path, field, cmap="gray")
+    with pytest.warns(MaskWarning, match="it looks like a picture, not a mask"):
+        read_mask(path, MapData(bz=np.zeros((40, 50)), x=x, y=x[:40], name="scan"))
+
+
+def test_an_existing_file_is_refused_and_untouched_without_overwrite(exported, capsys):
+    h5, out, _ = exported
+    out.write_bytes(b"the user's painted mask")
+    capsys.readouterr()
+    assert main(["export", str(h5), "--entry", "scan", "--mask-template", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert (f"--mask-template is '{out}', which exists; expected a new file name (or "
+            "--overwrite to replace it): nothing was written") in err
+    assert out.read_bytes() == b"the user's painted mask"
+    assert main(["export", str(h5), "--entry", "scan", "--mask-template", str(out),
+                 "--overwrite"]) == 0
+    assert Image.open(out).size == (48, 36)
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["--dataset", "nope"], "--dataset is 'nope', which the entry does not hold"),
+    (["--mask-template", "{tmp}/t.tif"], "--mask-template is '{tmp}/t.tif'; expected a file "
+                                        "name ending in .png"),
+    (["--png", "{tmp}/t.png"], "--mask-template and --png both name '{tmp}/t.png'"),
+    (["--entry", "nope"], "nope"),
+])
+def test_bad_inputs_are_refused_by_name_writing_nothing(exported, tmp_path, capsys, argv, said):
+    h5, _, _ = exported
+    before = set(tmp_path.iterdir())
+    argv = [a.format(tmp=tmp_path) for a in argv]
+    template = "--mask-template" if "--mask-template" not in argv else "--csv"
+    capsys.readouterr()
+    assert main(["export", str(h5), "--entry", "scan", template, str(tmp_path / "t.png"),
+                 *argv]) == 2
+    assert said.format(tmp=tmp_path) in capsys.readouterr().err
+    assert set(tmp_path.iterdir()) == before
+
+
+def test_a_place_that_cannot_be_written_is_refused(exported, tmp_path, capsys, monkeypatch):
+    from smm_daq.cli import args
+
+    def denied(*_: object, **__: object) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    h5, _, _ = exported
+    monkeypatch.setattr(args.tempfile, "TemporaryFile", denied)
+    out = tmp_path / "locked" / "t.png"
+    out.parent.mkdir()
+    capsys.readouterr()
+    assert main(["export", str(h5), "--entry", "scan", "--mask-template", str(out)]) == 2
+    assert (f"--mask-template is '{out}', which cannot be written (Permission denied)"
+            in capsys.readouterr().err)
+    assert not out.exists()
+
+
+def test_a_joint_inversions_other_scan_has_its_own_template(tmp_path, capsys):
+    """Scans a and a smaller crop of b inverted together: b's residual (its bad pixels stand
+    out there) is exported on b's grid, painted, and read as b's mask in the next inversion."""
+    h5 = tmp_path / "s.h5"
+    for name in ("a", "b"):
+        assert main(["import", "mpe", str(DATA / "MetaDict_mpe_demo.json"),
+                     str(DATA / "MagneticSample_mpe_demo.npz"), "--out", str(h5),
+                     "--name", name]) == 0
+    b = read_map(h5, "b")
+    xs, ys = b.x[2:-3] / UM, b.y[1:-2] / UM
+    assert main(["crop", str(h5), "--entry", "b", "--name", "bc",
+                 "--x-um", f"{xs[0]},{xs[-1]}", "--y-um", f"{ys[0]},{ys[-1]}"]) == 0
+    bc = read_map(h5, "bc")
+    assert bc.shape != read_map(h5, "a").shape
+    grains = ["--grain-format", "points", "--grains", str(DATA / "grains_points.txt"),
+              "--sigma-nT", "1"]
+    assert main(["mmt", "invert", str(h5), "--entry", "a", "--entry", "bc", *grains,
+                 "--out", str(tmp_path / "r.csv"), "--result-entry", "joint"]) == 0
+    templates = {s: tmp_path / f"{s}.png" for s in ("a", "bc")}
+    for scan, out in templates.items():
+        assert main(["export", str(h5), "--entry", "joint", "--dataset",
+                     f"scans/{scan}/residual_Bz", "--mask-template", str(out)]) == 0
+    assert f"the map of 'bc' to paint a mask on, {bc.shape[1]} × {bc.shape[0]} pixels" in \
+        capsys.readouterr().out
+    im = Image.open(templates["bc"])
+    assert im.size == (bc.shape[1], bc.shape[0])
+    ImageDraw.Draw(im).rectangle((0, 0, 2, 1), fill=(0, 0, 0))  # top left: high y, low x
+    im.save(templates["bc"])
+    assert main(["mmt", "invert", str(h5), "--entry", "a", "--entry", "bc", *grains,
+                 "--mask", str(templates["a"]), "--mask", str(templates["bc"]),
+                 "--out", str(tmp_path / "r2.csv"), "--result-entry", "masked"]) == 0
+    with h5py.File(h5) as f:
+        assert "mask" not in f["masked/scans/a"] or not f["masked/scans/a/mask"][()].any()
+        got = f["masked/scans/bc/mask"][()].astype(bool)
+    want = np.zeros(bc.shape, bool)
+    want[-2:, :3] = True
+    np.testing.assert_array_equal(got, want)
