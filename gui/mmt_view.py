@@ -290,6 +290,8 @@ class MMTView(QtWidgets.QWidget):
         except (SmmError, OSError) as exc:  # nothing of the file before is offered either
             self.path = None
             self.entry.clear()
+            self.saved_entry.clear()
+            self.show_saved_button.setEnabled(False)
             self.status.setText(str(exc))
             return
         self.set_entries(path, entries)

@@ -176,7 +176,7 @@ def test_a_joint_multipole_result_with_a_mask_shows_its_resolved_column(qtbot, p
         view.select_grain(0)
 
 
-def first_layout_entry(path, name, source, result, table):
+def first_layout_entry(path, name, source, result, table, more=None):
     """The entry as the first versions wrote it (before the NeXus layout): every CSV column
     under results/, the fitted map in fitted/Bz, σ, covariances and the command beside."""
     extra: dict[str, object] = {f"results/{k}": np.asarray(v, dtype=float)
@@ -190,6 +190,7 @@ def first_layout_entry(path, name, source, result, table):
     extra["results/n_sensors"] = result.n_sensors
     extra["fitted/Bz"] = result.fitted.bz
     extra["results/command"] = "mmt invert s.h5 --entry scan --grains grains.csv"
+    extra.update(more or {})
     residual = result.residual.with_bz(result.residual.bz, name=name, sources=(source,),
                                        title=f"MMT residual of {source}")
     write_map_entry(path, residual, kind="mmt", extra=extra)
@@ -206,17 +207,46 @@ def test_results_written_by_earlier_versions_are_shown(qtbot, cuboid_session, tm
                         sensor_size=(2 * UM, 2 * UM))
     first_layout_entry(path, "old_mmt", "scan", result, result.table())
     write_result_csv(tmp_path / "old.csv", result.table())
-    view, (ok, text) = open_saved(qtbot, path, "old_mmt", grains)
+    view, (ok, text) = open_saved(qtbot, path, "old_mmt")
     assert ok, text
     assert_table_is_the_csv(view, tmp_path / "old.csv")
     np.testing.assert_array_equal(view.result.fitted.bz, result.fitted.bz)
-    assert view.result.shapes  # the grain file in the tab holds the result's grains
+    # the command names grains.csv, found beside the session file: the grains' footprints
+    assert view.result.shapes and view.data_view.outlines.xData.size > 0
     # an entry of the NeXus layout written before the device was recorded
     with h5py.File(path, "a") as f:
         del f["scan_mmt/results/device"]
     view, (ok, text) = open_saved(qtbot, path, "scan_mmt")
     assert ok and "computed on" not in text
     assert_table_is_the_csv(view, out)
+
+
+def test_a_joint_multipole_result_of_the_first_layout_is_shown(qtbot, point_session,
+                                                              tmp_path):
+    """The first versions wrote a point model's coefficients, scans and device under results/
+    and each scan's σ as scans/<entry>/sigma_T."""
+    from smm_daq.analysis.mmt.formats.grains import read_grain_file
+    from smm_daq.analysis.mmt.result_file import write_result_csv
+    from smm_daq.analysis.mmt.solver.joint import Scan, invert_scans
+
+    path, _out = point_session
+    scans = [Scan(read_map(path, e), h, (0.0, 0.0), None, None)
+             for e, h in (("low", 2 * UM), ("high", 4 * UM))]
+    result = invert_scans(scans, read_grain_file(tmp_path / "g.txt", "points"),
+                          model="quadrupole")
+    table = result.table()
+    write_result_csv(tmp_path / "old.csv", table)
+    first_layout_entry(path, "old_joint", "low", result, table, {
+        "results/model": "quadrupole", "results/coefficients": result.coefficients,
+        "results/coefficient_covariance": result.coefficient_covariance,
+        "results/scans": "low,high", "results/device": "cpu",
+        "scans/low/sigma_T": result.sigmas[0], "scans/high/sigma_T": result.sigmas[1]})
+    view, (ok, text) = open_saved(qtbot, path, "old_joint")
+    assert ok, text
+    assert "quadrupole model; scans low, high, computed on cpu" in text
+    assert_table_is_the_csv(view, tmp_path / "old.csv")
+    assert "higher_order_resolved" in view.proxy.sourceModel().names
+    assert view.result.sigmas == result.sigmas
 
 
 @pytest.mark.parametrize(("damage", "words"), [

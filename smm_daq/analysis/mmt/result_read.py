@@ -11,7 +11,9 @@ Two layouts are read:
   not recorded), the point models' and joint inversions' coefficients and scans beside them;
 * the first (before the NeXus layout): every CSV column under `results/<column>`, unit in the
   name, the labels in `results/grain`, the fitted map in `fitted/Bz`, `results/sigma_T`,
-  `results/covariance_A2_per_m2`, `results/damping` and `results/command`.
+  `results/covariance_A2_per_m2`, `results/damping` and `results/command`; point models and
+  joint inversions add the model, coefficients, scans and device under `results` as today,
+  and each scan's `sigma_T` and mask under `scans/<entry>`.
 
 The entry stores each grain's centroid and volume (the table's columns), not its shape: a
 point model's grains are rebuilt from them; a cuboid grain's outline needs the grain file the
@@ -177,18 +179,18 @@ def _stack(g: h5py.Group, name: str, where: str, shape: tuple[int, ...]) -> np.n
     return values
 
 
-def _grain_format(command: str) -> str:
-    """The --grain-format of a recorded command (default cuboids)."""
+def _option(command: str, option: str, default: str) -> str:
+    """The value of `option` in a recorded command line, else `default`."""
     try:
         words = shlex.split(command)
     except ValueError:
-        return "cuboids"
-    for i, w in enumerate(words[:-1]):
-        if w == "--grain-format":
+        return default
+    for i, w in enumerate(words):
+        if w == option and i + 1 < len(words):
             return words[i + 1]
-        if w.startswith("--grain-format="):
+        if w.startswith(f"{option}="):
             return w.split("=", 1)[1]
-    return "cuboids"
+    return default
 
 
 def read_result_entry(path: str | Path, entry: str) -> SavedResult:
@@ -226,7 +228,7 @@ def read_result_entry(path: str | Path, entry: str) -> SavedResult:
             cov_name, sigma_name = "covariance_A2_per_m2", "sigma_T"
             damping = _scalar(results, "damping", where, 0.0)
             command = _text(results, "command", where)
-            grain_file = ""
+            grain_file = _option(command, "--grains", "")
         else:
             raise InputError("holds no per-grain table; expected a group 'grains' (or, as "
                              "written by the first versions, 'results/grain')", source=where)
@@ -256,7 +258,7 @@ def read_result_entry(path: str | Path, entry: str) -> SavedResult:
         for scan in scans:
             s = g.get(f"scans/{scan}")
             if isinstance(s, h5py.Group):
-                sigmas.append(_scalar(s, "sigma", f"{where}, scans/{scan}"))
+                sigmas.append(_scalar(s, sigma_name, f"{where}, scans/{scan}"))
                 if "mask" in s:
                     masks[scan] = numeric(s, "mask", f"{where}, scans/{scan}", ndim=2,
                                           kinds="biu") != 0
@@ -280,7 +282,8 @@ def read_result_entry(path: str | Path, entry: str) -> SavedResult:
                 np.isfinite(residual.bz))))),
             height=height, damping=damping, device=_text(results, "device", where),
             coefficients=coefficients, coefficient_covariance=covariances, masks=masks,
-            command=command, grain_file=grain_file, grain_format=_grain_format(command),
+            command=command, grain_file=grain_file,
+            grain_format=_option(command, "--grain-format", "cuboids"),
         )
     return saved
 
