@@ -9,7 +9,9 @@ the micro-CT workflow's options), modelled as uniform cuboids or as dipoles, qua
 octupoles; more scans of the same grains can be inverted jointly and masks of bad pixels
 applied (one for all scans or one each), as on the command line. For multipole models the table
 says per grain whether its higher orders are resolved (`higher_order_resolved`, 1 = yes), and
-the results can be exported in the multipole library's convention.
+the results can be exported in the multipole library's convention. A result saved in the
+session file (by `mmt invert` or this tab) is read back in a worker of its own and shown as a
+fresh one is (`load_result`).
 """
 
 from __future__ import annotations

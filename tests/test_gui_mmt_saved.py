@@ -340,3 +340,7 @@ def test_the_session_tab_shows_a_saved_result_in_the_mmt_tab(qtbot, cuboid_sessi
     assert ended.args[0], ended.args[1]
     assert window.tabs.currentWidget() is window.mmt
     assert_table_is_the_csv(window.mmt, out)
+    window.mmt.status.clear()
+    with qtbot.waitSignal(window.mmt.loadEnded, timeout=WAIT_MS) as ended:
+        window.mmt.show_saved_button.click()  # the tab's own list of saved results
+    assert ended.args[0] and "Saved result 'scan_mmt'" in window.mmt.status.text()
