@@ -154,11 +154,13 @@ def point_session(tmp_path):
     out = tmp_path / "q.csv"
     assert main(["mmt", "invert", str(path), "--entry", "low", "--entry", "high", "--grains",
                  str(grains), "--grain-format", "points", "--model", "quadrupole", "--mask",
-                 str(mask), "--out", str(out), "--result-entry", "joint"]) == 0
+                 str(mask), "--out", str(out), "--result-entry", "joint", "--library-out",
+                 str(tmp_path / "cli.npz")]) == 0
     return path, out
 
 
-def test_a_joint_multipole_result_with_a_mask_shows_its_resolved_column(qtbot, point_session):
+def test_a_joint_multipole_result_with_a_mask_shows_its_resolved_column(qtbot, point_session,
+                                                                         tmp_path):
     path, out = point_session
     view, (ok, text) = open_saved(qtbot, path, "joint")
     assert ok, text
@@ -171,6 +173,11 @@ def test_a_joint_multipole_result_with_a_mask_shows_its_resolved_column(qtbot, p
         np.testing.assert_array_equal(view.result.residual.bz, f["joint/data/Bz"][()])
         np.testing.assert_array_equal(view.result.masks["low"], f["joint/scans/low/mask"][()])
     assert view.library_button.isEnabled()  # the coefficients are there to export
+    assert view.export_library(tmp_path / "window.npz")
+    with np.load(tmp_path / "window.npz") as ours, np.load(tmp_path / "cli.npz") as cli:
+        assert sorted(ours.files) == sorted(cli.files)
+        for key in cli.files:  # as the command line wrote them for the library
+            np.testing.assert_allclose(ours[key], cli[key], rtol=1e-12, err_msg=key)
     assert view.data_view.outlines.xData.size > 0  # point grains: circles, as after a run
     with qtbot.waitSignal(view.grainShown, timeout=WAIT_MS):
         view.select_grain(0)
