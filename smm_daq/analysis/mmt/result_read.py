@@ -63,7 +63,6 @@ class SavedResult:
 
     path: Path
     name: str
-    layout: str  # "nexus" (today's) or "first"
     table: dict[str, np.ndarray]
     model: str
     scans: tuple[str, ...]  # the inverted entries, the first the one `fitted`/`residual` show
@@ -214,7 +213,6 @@ def read_result_entry(path: str | Path, entry: str) -> SavedResult:
         params = g.get("process/parameters")
         params = params if isinstance(params, h5py.Group) else None
         if isinstance(g.get("grains"), h5py.Group):
-            layout = "nexus"
             table = _checked(_table_nexus(g["grains"], f"{where}, grains"), f"{where}, grains")
             fitted_bz = numeric(g, "fitted/Bz", where, ndim=2, si="T")
             cov_name, sigma_name = "covariance", "sigma"
@@ -222,17 +220,17 @@ def read_result_entry(path: str | Path, entry: str) -> SavedResult:
             command = _text(params, "command", where) if params is not None else ""
             grain_file = _text(params, "grains", where) if params is not None else ""
         elif isinstance(results.get("grain"), h5py.Dataset):
-            layout = "first"
             table = _checked(_table_first(results, f"{where}, results"), f"{where}, results")
             fitted_bz = numeric(g, "fitted/Bz", where, ndim=2, si="T")
             cov_name, sigma_name = "covariance_A2_per_m2", "sigma_T"
-            damping = _scalar(results, "damping", where, 0.0)
+            damping = _scalar(results, "damping", f"{where}, results", 0.0)
             command = _text(results, "command", where)
             grain_file = _option(command, "--grains", "")
         else:
             raise InputError("holds no per-grain table; expected a group 'grains' (or, as "
                              "written by the first versions, 'results/grain')", source=where)
         n = int(table["grain"].shape[0])
+        inside = f"{where}, results"
         if fitted_bz.shape != residual.bz.shape:
             raise InputError(f"'fitted/Bz' has shape {fitted_bz.shape}; expected the map's "
                              f"{residual.bz.shape}", source=where)
@@ -269,17 +267,17 @@ def read_result_entry(path: str | Path, entry: str) -> SavedResult:
             raise InputError("records no sensor height; expected process/parameters/height "
                              "or instrument/sensor/height", source=where)
         saved = SavedResult(
-            path=path, name=entry, layout=layout, table=table, model=model, scans=scans,
+            path=path, name=entry, table=table, model=model, scans=scans,
             grains=table_grains(table),
             magnetization=np.column_stack([table[f"m{a}_A_per_m"] for a in "xyz"]),
             covariance=covariance,
             fitted=residual.with_bz(fitted_bz, title=f"fitted Bz of {entry}"),
             residual=residual,
             sigma=sigma, sigmas=tuple(sigmas) or (sigma,),
-            sigma_from_residual=bool(_scalar(results, "sigma_from_residual", where, 0.0)),
-            condition_number=_scalar(results, "condition_number", where, float("nan")),
-            n_sensors=int(_scalar(results, "n_sensors", where, float(np.sum(
-                np.isfinite(residual.bz))))),
+            sigma_from_residual=bool(_scalar(results, "sigma_from_residual", inside, 0.0)),
+            condition_number=_scalar(results, "condition_number", inside, float("nan")),
+            n_sensors=int(_scalar(results, "n_sensors", inside,
+                                  float(np.sum(np.isfinite(residual.bz))))),
             height=height, damping=damping, device=_text(results, "device", where),
             coefficients=coefficients, coefficient_covariance=covariances, masks=masks,
             command=command, grain_file=grain_file,
