@@ -9,7 +9,8 @@ values (the inversion itself is `mmt_scale.py --preset lab-size`): cuboid grains
 --cuboids cuboids each, or with --points point grains (a dipole model, as a Dragonfly export
 inverts). The main window (offscreen) then lists the file, opens the result entry on the
 Session tab, draws the grains' outlines there, shows the result on the MMT tab (table,
-outlines, maps, net), sorts, filters, selects grains and exports the table.
+outlines, maps, net), sorts, filters, selects grains, exports the table, saves it, and shows
+the saved entry again as read back from the file (`load_result`).
 
 With --invert, the MMT tab then inverts a mid-size synthetic sample made by `smm-daq mmt synth`
 (--invert-size-um, --invert-step-um, 1e5 grains/mm³ in 50 µm; --points: a dipole model of
@@ -211,6 +212,44 @@ def invert_from_window(app: QtWidgets.QApplication, mmt: Any, folder: Path,
           f"({ended[0][1] if ended else 'not ended'})", flush=True)
 
 
+def show_saved(app: QtWidgets.QApplication, mmt: Any, clock: Clock, path: Path,
+               grain_file: Path, fmt: str) -> None:
+    """Show the saved result entry on the MMT tab as a user does after `mmt invert`: read in
+    the tab's load worker (with the grain file, for the outlines), then shown; the longest
+    the GUI thread goes without handling an event while it is read (a 10 ms timer), and the
+    GUI-thread time that shows it once read."""
+    mmt.set_grain_file(grain_file, fmt)
+    ticks: list[float] = []
+    timer = QtCore.QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    show, shown_in = mmt._show, []
+
+    def timed_show(*a: Any) -> None:
+        t0 = time.perf_counter()
+        show(*a)
+        shown_in.append((t0, time.perf_counter()))
+
+    mmt._show = timed_show
+    timer.start()
+    ended = clock.wait("MMT: show the saved entry (read in a worker)", mmt.loadEnded,
+                       lambda: mmt.load_result(path, "scan_mmt"))
+    timer.stop()
+    mmt._show = show
+    start = shown_in[0][0] if shown_in else np.inf
+    reading = np.diff([t for t in ticks if t <= start] + [min(start, time.perf_counter())])
+    print(f"{'  shown?':<46s} {ended[0] if ended else 'no'}: "
+          f"{ended[1].splitlines()[0][:60] if ended else ''}", flush=True)
+    print(f"{'  of it, showing it (GUI thread)':<46s} "
+          f"{(shown_in[0][1] - start) * 1e3 if shown_in else float('nan'):9.1f} ms",
+          flush=True)
+    print(f"{'  longest GUI-thread stall while it is read':<46s} "
+          f"{reading.max() * 1e3 if reading.size else float('nan'):9.1f} ms (10 ms timer)",
+          flush=True)
+    print(f"{'  outline segments on the map':<46s} "
+          f"{mmt.data_view.outlines.xData.size // 2:9d}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--grains", type=int, default=4300)
@@ -303,6 +342,7 @@ def main() -> None:
             clock.call("MMT: export NPZ", lambda: mmt.export_library(folder / "out.npz"),
                        paint=False)
         clock.wait("MMT: save to the file (worker)", mmt.saveEnded, lambda: mmt.save_to_file())
+        show_saved(app, mmt, clock, path, grain_file, fmt)
         if args.invert:
             invert_from_window(app, mmt, folder, args)
         window.persist = False

@@ -59,6 +59,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.recipes.ended.connect(self._recipe_ended)
         self.session.mapShown.connect(self.scan.show_last_map)
         self.session.resumeRequested.connect(self._resume)
+        self.session.mmtResultWanted.connect(self._show_mmt_result)
         self.mmt.saved.connect(self._file_written)
         self.scan.scanEnded.connect(self._scan_ended)
         self.holder.busyChanged.connect(self.session.set_scan_running)
@@ -117,6 +118,11 @@ class MainWindow(QtWidgets.QMainWindow):
     def _file_written(self, path: Path) -> None:
         if self.session.path is not None and Path(path).resolve() == self.session.path.resolve():
             self.session.refresh()
+
+    def _show_mmt_result(self, path: Path, entry: str) -> None:
+        """The MMT tab, showing a saved result once read (its status says how it goes)."""
+        self.mmt.load_result(path, entry)
+        self.show_view("mmt")
 
     def _resume(self, path: Path, entry: str) -> None:
         if self.scan.resume_entry(path, entry):

@@ -11,7 +11,8 @@ applied (one for all scans or one each), as on the command line, where "Save map
 mask…" writes each scan's map as an image to paint the bad pixels on (`export
 --mask-template`). For multipole models the table says per grain whether its higher orders
 are resolved (`higher_order_resolved`, 1 = yes), and the results can be exported in the
-multipole library's convention.
+multipole library's convention. A result saved in the session file (by `mmt invert` or this
+tab) is read back in a worker of its own and shown as a fresh one is (`load_result`).
 """
 
 from __future__ import annotations
@@ -102,6 +103,7 @@ class MMTView(QtWidgets.QWidget):
     saved = QtCore.pyqtSignal(object)  # the session file a result entry was written to
     saveEnded = QtCore.pyqtSignal(bool, str)  # a save ended (written?, what happened)
     grainShown = QtCore.pyqtSignal(int)  # the selected grain's own field is drawn (its index)
+    loadEnded = QtCore.pyqtSignal(bool, str)  # a saved result read (shown?, what happened)
 
     def __init__(self, profile: Profile, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -118,6 +120,10 @@ class MMTView(QtWidgets.QWidget):
         # not queued behind an inversion
         self.field_worker = Background("grain-field", self)
         self._field_wanted = 0  # the grain field to draw (older ones, when they come: not)
+        # a saved result is read in a worker of its own: not queued behind an inversion
+        self.load_worker = Background("mmt-load", self)
+        self._load_wanted = 0  # the saved result to show (older reads, when they end: not)
+        self.shown_entry: str | None = None  # the saved entry shown (None: a fresh result)
         self.progress_bridge = _Progress(self)
         self.progress_bridge.message.connect(self._progress)
         self.progress_bridge.sensors.connect(self._sensors_done)
@@ -168,6 +174,17 @@ class MMTView(QtWidgets.QWidget):
         self.sigma.setSuffix(" µT")
         self.sigma.setSpecialValueText("from residual")
         self.sigma.setToolTip("noise SD of one pixel; 0: estimated from the residual")
+        self.saved_entry = QtWidgets.QComboBox()
+        self.saved_entry.setMinimumContentsLength(12)
+        self.saved_entry.setToolTip("MMT results saved in the session file (by the command "
+                                    "line or this tab)")
+        self.show_saved_button = QtWidgets.QPushButton("Show saved")
+        self.show_saved_button.setToolTip("Show the chosen saved result: its table, maps, "
+                                          "outlines (with its grain file) and net")
+        self.show_saved_button.setEnabled(False)
+        self.show_saved_button.clicked.connect(
+            lambda: self.path is not None and self.load_result(self.path,
+                                                               self.saved_entry.currentText()))
         self.run_button = QtWidgets.QPushButton("Invert")
         self.run_button.clicked.connect(self.run)
         self.cancel_button = QtWidgets.QPushButton("Cancel")
@@ -189,7 +206,8 @@ class MMTView(QtWidgets.QWidget):
         second = QtWidgets.QHBoxLayout()
         for w in (QtWidgets.QLabel("Model"), self.model, QtWidgets.QLabel("Device"),
                   self.device, self.more_entries, self.mask_edit, self.mask_browse,
-                  self.template_button, self.busy, self.cancel_button):
+                  self.template_button, self.busy, self.cancel_button,
+                  QtWidgets.QLabel("Saved"), self.saved_entry, self.show_saved_button):
             second.addWidget(w)
         second.setStretchFactor(self.more_entries, 1)
         second.setStretchFactor(self.mask_edit, 1)
@@ -286,6 +304,8 @@ class MMTView(QtWidgets.QWidget):
         except (SmmError, OSError) as exc:  # nothing of the file before is offered either
             self.path = None
             self.entry.clear()
+            self.saved_entry.clear()
+            self.show_saved_button.setEnabled(False)
             self.status.setText(str(exc))
             return
         self.set_entries(path, entries)
@@ -296,6 +316,14 @@ class MMTView(QtWidgets.QWidget):
         changed, keeping the map chosen (the Session tab re-reads the entries after every
         scan and write, mostly finding them as they were)."""
         self.path = Path(path)
+        saved = [e.name for e in entries if e.kind == "mmt"]
+        if saved != [self.saved_entry.itemText(i) for i in range(self.saved_entry.count())]:
+            current = self.saved_entry.currentText()
+            self.saved_entry.clear()
+            self.saved_entry.addItems(saved)
+            if current in saved:
+                self.saved_entry.setCurrentText(current)
+        self.show_saved_button.setEnabled(bool(saved))
         names = [e.name for e in entries if holds_measured_map(e)]
         if names == [self.entry.itemText(i) for i in range(self.entry.count())]:
             return
@@ -529,18 +557,28 @@ class MMTView(QtWidgets.QWidget):
         self.busy.setRange(0, 1)
         self.busy.setValue(1)
         self.run_button.setEnabled(True)
-        self.save_button.setEnabled(self.result is not None)
+        self.save_button.setEnabled(self.result is not None and self.shown_entry is None)
         self.cancel_button.setEnabled(False)
 
     def _done(self, value: tuple[MapData, Any, dict, list[str], dict[str, str], np.ndarray]
               ) -> None:
-        """Show a result: its table, maps, the grains' outlines (`value`'s last, computed in
-        the worker) and net."""
+        """Show a fresh result: its table, maps, the grains' outlines (`value`'s last,
+        computed in the worker) and net."""
+        self.shown_entry = None
         self._idle()
-        self.data, self.result, table, notes, self.made, outlines = value
-        self.result_path = self._inverting  # saved there, whichever file is open by then
-        self.table_columns = table
+        self._load_wanted += 1  # a saved result still being read is not shown over it
+        # saved into the file of its scans, whichever file is open by then
+        self._show(value, self._inverting)
         self.save_button.setEnabled(True)
+        self.status.setText(self._summary(value[3]))
+        self.finished.emit(True, self.status.text())
+
+    def _show(self, value: tuple[MapData, Any, dict, list[str], dict[str, str], np.ndarray],
+              path: Path | None) -> None:
+        """A result's table, maps, outlines and net, fresh or read back from `path`."""
+        self.data, self.result, table, _notes, self.made, outlines = value
+        self.result_path = path
+        self.table_columns = table
         self.csv_button.setEnabled(True)
         self.library_button.setEnabled(getattr(self.result, "model", "cuboid") != "cuboid")
         r = self.result
@@ -554,19 +592,84 @@ class MMTView(QtWidgets.QWidget):
         self.grain_view.set_map(r.fitted.with_bz(np.zeros_like(r.fitted.bz)))
         self.grain_view.plot.setTitle(GRAIN_VIEW_TITLE)
         self.highlight.setData([], [])
+        self._filter_changed()
+
+    def _summary(self, notes: list[str]) -> str:
+        """What the status line says of the shown result, then `notes` (warnings)."""
+        r = self.result
         sigma_text = "from the residual" if r.sigma_from_residual else "given"
         higher = r.higher_orders() if hasattr(r, "higher_orders") else None
         resolved = ("" if higher is None else
                     f"; {int(np.sum(higher[2]))} with resolved higher orders (p < 0.05)")
         scans = f" of {len(r.scans)} scans" if len(getattr(r, "scans", ())) > 1 else ""
-        self.status.setText(
+        return (
             f"{r.grains.n_grains} grains from {r.n_sensors} pixels{scans}; σ = "
             f"{', '.join(f'{v / UT:.3g}' for v in getattr(r, 'sigmas', ()) or (r.sigma,))} µT "
             f"({sigma_text}); cond(Q) = {r.condition_number:.3g}"
             f"{resolved}" + "".join(f"\nWarning: {note}" for note in notes)
         )
-        self._filter_changed()
-        self.finished.emit(True, self.status.text())
+
+    # --- saved results -------------------------------------------------------------------
+    def load_result(self, path: Path, entry: str) -> bool:
+        """Start reading the MMT result saved as `entry` of `path`, in a worker of its own
+        (an inversion may be running); once read it is shown as a fresh result is, and
+        `loadEnded` follows. The grains' cuboids (outlines, a cuboid grain's own field) come
+        from the grain file the entry records, else the one in Grains, when it holds the
+        result's grains. False when no entry is named."""
+        if not entry:
+            return False
+        self._load_wanted += 1
+        wanted = self._load_wanted
+        typed = self.grain_edit.text().strip()
+
+        def job() -> tuple[MapData, Any, dict, list[str], dict[str, str], np.ndarray]:
+            from smm_daq.analysis.mmt.result_read import grains_from_file, read_result_entry
+
+            saved = read_result_entry(path, entry)
+            saved, note = grains_from_file(saved, [saved.grain_file, typed])
+            notes = [note] if note else []
+            data = saved.residual.with_bz(saved.fitted.bz + saved.residual.bz,
+                                          name=saved.scans[0] if saved.scans else entry)
+            try:
+                scan = read_source(path, saved.scans[0]) if saved.scans else None
+            except InputError as exc:
+                scan = None
+                notes.append(f"the map shown is the fit plus the residual ({exc})")
+            if scan is not None and scan.shape == data.shape:
+                data = scan
+            elif scan is not None:
+                notes.append(f"entry '{scan.name}' is no longer the map inverted (its grid "
+                             "differs): the map shown is the fit plus the residual")
+            outlines = (grain_segments(saved.grains) if saved.shapes or saved.model != "cuboid"
+                        else np.zeros((0, 2, 2)))
+            made = {"command": saved.command, "grains": saved.grain_file}
+            return data, saved, saved.table, notes, made, outlines
+
+        def shown(value: tuple) -> None:
+            if wanted != self._load_wanted:  # another result asked for or computed since
+                return
+            self.shown_entry = entry
+            self._show(value, Path(path))
+            saved = value[1]
+            self.save_button.setEnabled(False)  # it is in the file already
+            self.library_button.setEnabled(saved.model != "cuboid"
+                                           and saved.coefficients is not None)
+            scans = ", ".join(saved.scans) or "not recorded"
+            device = f", computed on {saved.device}" if saved.device else ""
+            self.status.setText(f"Saved result '{entry}' of {path} ({saved.model} model; "
+                                f"scans {scans}{device}): {self._summary(value[3])}")
+            self.loadEnded.emit(True, self.status.text())
+
+        def failed(exc: BaseException) -> None:
+            if wanted != self._load_wanted:
+                return
+            text = str(exc) if isinstance(exc, (SmmError, OSError)) else repr(exc)
+            self.status.setText(f"Saved result not shown: {text}")
+            self.loadEnded.emit(False, self.status.text())
+
+        self.status.setText(f"Reading the saved result '{entry}' of {path}…")
+        self.load_worker.submit(job, shown, failed)
+        return True
 
     # --- saving --------------------------------------------------------------------------
     def save_to_file(self, name: str | None = None) -> bool:
@@ -577,8 +680,8 @@ class MMTView(QtWidgets.QWidget):
         inversion or a save is running (their buttons are disabled meanwhile)."""
         path = self.result_path
         if (self.result is None or self.data is None or path is None or self.running
-                or self.saving):
-            return False
+                or self.saving or self.shown_entry is not None):
+            return False  # nothing to save, busy, or a saved result: in the file already
         source, result, table, made = self.data.name, self.result, self.table_columns, self.made
 
         def job() -> str:
@@ -601,7 +704,8 @@ class MMTView(QtWidgets.QWidget):
 
     def _set_saving(self, on: bool) -> None:
         self.saving = on
-        self.save_button.setEnabled(not on and self.result is not None)
+        self.save_button.setEnabled(not on and self.result is not None
+                                    and self.shown_entry is None)
         self.run_button.setEnabled(not on)
 
     def _saved(self, path: Path, name: str) -> None:
@@ -618,8 +722,10 @@ class MMTView(QtWidgets.QWidget):
 
     def shutdown(self) -> None:
         """Stop the worker as the window closes: a save in hand finishes writing its entry
-        first; an inversion (cancelled) and a grain's field are left to end in their threads."""
+        first; an inversion (cancelled), a grain's field and a saved result being read are left
+        to end in their threads."""
         self.field_worker.shutdown(wait=False)
+        self.load_worker.shutdown(wait=False)
         self.worker.shutdown(wait=self.saving)
 
     def _beside_result(self, name: str) -> str:
@@ -720,9 +826,16 @@ class MMTView(QtWidgets.QWidget):
                 self.status.setText(f"The field of grain {label} was not computed: "
                                     f"{exc if isinstance(exc, SmmError) else repr(exc)}")
 
-        self.field_worker.submit(lambda: grain_field(r, g, data), computed, failed)
-        segments = grain_segments(r.grains, only=g) / UM
-        self.highlight.setData(segments[:, :, 0].ravel(), segments[:, :, 1].ravel())
+        # a saved cuboid result read without its grain file has no grain shapes
+        shaped = getattr(r, "shapes", True) or getattr(r, "model", "cuboid") != "cuboid"
+        if shaped:
+            self.field_worker.submit(lambda: grain_field(r, g, data), computed, failed)
+            segments = grain_segments(r.grains, only=g) / UM
+            self.highlight.setData(segments[:, :, 0].ravel(), segments[:, :, 1].ravel())
+        else:
+            self.grain_view.plot.setTitle(f"fitted field of grain {label}: needs the grain "
+                                          "file")
+            self.highlight.setData([], [])
         centre = r.grains.centroids()[g]
         radius = (float(sphere_diameters(r.grains.volume[g])) / 2
                   if isinstance(r.grains, PointGrains) else r.grains.radii()[g])

@@ -101,6 +101,7 @@ class SessionBrowser(QtWidgets.QWidget):
     dragonflyOptionsWanted = QtCore.pyqtSignal()  # show the (MMT tab's) Dragonfly options
     entriesChanged = QtCore.pyqtSignal(object, object)  # Path, its entries (as re-read)
     resumeRequested = QtCore.pyqtSignal(object, str)  # session file Path, scan entry
+    mmtResultWanted = QtCore.pyqtSignal(object, str)  # session file Path, MMT result entry
     subtracted = QtCore.pyqtSignal(bool, str)  # a subtraction ended: written?, what happened
     imageStored = QtCore.pyqtSignal(bool, str)  # an image registration ended: stored?, what
 
@@ -138,6 +139,11 @@ class SessionBrowser(QtWidgets.QWidget):
         self.resume_button.setEnabled(False)
         self.resume_button.clicked.connect(self._resume_selected)
         self.rig_free = True  # no scan or recipe drives the rig: a scan may be resumed
+        self.mmt_button = QtWidgets.QPushButton("Show in MMT tab")
+        self.mmt_button.setToolTip("The selected MMT result in the MMT tab: its grain table, "
+                                   "fitted and residual maps, outlines and net")
+        self.mmt_button.setEnabled(False)
+        self.mmt_button.clicked.connect(self._show_mmt_selected)
         # a scan of this window is writing (maybe this file): its entries are read off the
         # GUI thread, which would wait for a line's write (long on a stalled disk)
         self.scan_running = False
@@ -201,6 +207,7 @@ class SessionBrowser(QtWidgets.QWidget):
         buttons.addWidget(open_button)
         buttons.addWidget(refresh_button)
         buttons.addWidget(self.resume_button)
+        buttons.addWidget(self.mmt_button)
         buttons.addWidget(subtract_button)
         buttons.addWidget(grains_button)
         buttons.addWidget(self.grain_format)
@@ -358,6 +365,12 @@ class SessionBrowser(QtWidgets.QWidget):
     def _selection_changed(self) -> None:
         info = self.selected_entry()
         self.resume_button.setEnabled(self.rig_free and info is not None and resumable(info))
+        self.mmt_button.setEnabled(info is not None and info.kind == "mmt")
+
+    def _show_mmt_selected(self) -> None:
+        info = self.selected_entry()
+        if self.path is not None and info is not None and info.kind == "mmt":
+            self.mmtResultWanted.emit(self.path, info.name)
 
     def _resume_selected(self) -> None:
         info = self.selected_entry()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from cf_units import Unit
 
-from smm_daq.storage.units import _SUFFIXES, split_units
+from smm_daq.storage.units import _SUFFIXES, join_units, split_units
 
 
 @pytest.mark.parametrize(("key", "name", "units"), [
@@ -29,3 +29,15 @@ def test_split_units(key, name, units):
 def test_every_unit_is_udunits():
     for units in _SUFFIXES.values():
         assert Unit(units).is_unknown() is False
+
+
+@pytest.mark.parametrize("key", ["mx_A_per_m", "cov_xy_A2_per_m2", "uncertainty_ratio_pct",
+                                 "moment_Am2", "q20_Am3", "o33s_Am4", "volume_um3", "ssr",
+                                 "higher_order_chi2", *(f"v_{s}" for s in _SUFFIXES)])
+def test_join_units_undoes_split_units(key):
+    """A table read back from a file gets its people's column names again."""
+    assert join_units(*split_units(key)) == key
+
+
+def test_join_units_knows_no_foreign_unit():
+    assert join_units("ssr", "furlong") is None

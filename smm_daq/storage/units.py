@@ -40,6 +40,7 @@ _SUFFIXES = {  # name suffix -> UDUNITS
     "s": "s",
 }
 _ORDER = sorted(_SUFFIXES, key=len, reverse=True)
+_SUFFIX_OF = {units: suffix for suffix, units in _SUFFIXES.items()}  # "A/m" -> "A_per_m"
 
 
 def split_units(key: str) -> tuple[str, str | None]:
@@ -70,3 +71,12 @@ def si_factor(units: str, si: str) -> float | None:
 def spellings(si: str) -> str:
     """The units of `si`'s quantity that `si_factor` knows, for messages."""
     return ", ".join(_TO_SI[si])
+
+
+def join_units(stem: str, units: str | None) -> str | None:
+    """The key `split_units` splits into (stem, units): ('mx', 'A/m') -> 'mx_A_per_m';
+    `stem` itself without a unit; None for a unit no key names."""
+    if not units:
+        return stem
+    suffix = _SUFFIX_OF.get(units)
+    return None if suffix is None else f"{stem}_{suffix}"

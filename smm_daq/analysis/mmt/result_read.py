@@ -1,0 +1,334 @@
+"""Reading a saved MMT result entry back (`result_file` writes it): the per-grain table as the
+CSV has it, the fitted and residual maps, the grain model's coefficients, every scan's σ and
+mask, and how the result was made.
+
+Two layouts are read:
+
+* today's: the table in the NXdata group `grains` (each CSV column under its name without the
+  unit, in a `units` attribute; SDs as `<column>_errors`), the fitted map in `fitted`, the
+  covariances, σ, cond(Q) and the device under `results` (entries written before the grain
+  models were added hold neither `results/device` nor `results/model`: the cuboid model, device
+  not recorded), the point models' and joint inversions' coefficients and scans beside them;
+* the first (before the NeXus layout): every CSV column under `results/<column>`, unit in the
+  name, the labels in `results/grain`, the fitted map in `fitted/Bz`, `results/sigma_T`,
+  `results/covariance_A2_per_m2`, `results/damping` and `results/command`; point models and
+  joint inversions add the model, coefficients, scans and device under `results` as today,
+  and each scan's `sigma_T` and mask under `scans/<entry>`.
+
+The entry stores each grain's centroid and volume (the table's columns), not its shape: a
+point model's grains are rebuilt from them; a cuboid grain's outline needs the grain file the
+process records (`grains_from_file`).
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from smm_daq.analysis.mmt.models.multipole import PointGrains, coefficient_column
+from smm_daq.errors import InputError
+from smm_daq.storage.checks import corrupt_guard, numeric, string
+from smm_daq.storage.h5file import open_read, text
+from smm_daq.storage.mapdata import MapData
+from smm_daq.storage.nexus import read_map
+from smm_daq.storage.units import join_units
+
+UM = 1e-6
+MODELS = ("cuboid", "dipole", "quadrupole", "octupole")
+# the table's columns in the order `MMTResult.table` makes them (the CSV's); a multipole
+# model's coefficients, their SDs and the higher-order test follow (`column_order`)
+BASE_COLUMNS = (
+    "grain", "mx_A_per_m", "my_A_per_m", "mz_A_per_m",
+    "sd_mx_A_per_m", "sd_my_A_per_m", "sd_mz_A_per_m", "moment_Am2", "volume_um3", "depth_um",
+    "ssr", "uncertainty_ratio_pct", "declination_deg", "sd_declination_deg", "inclination_deg",
+    "sd_inclination_deg", "cov_xy_A2_per_m2", "cov_xz_A2_per_m2", "cov_yz_A2_per_m2",
+    "x_um", "y_um", "z_um",
+)
+HIGHER_ORDER_COLUMNS = ("higher_order_chi2", "higher_order_p", "higher_order_resolved")
+NEEDED = ("grain", "mx_A_per_m", "my_A_per_m", "mz_A_per_m", "volume_um3", "x_um", "y_um",
+          "z_um")
+
+
+@dataclass(frozen=True)
+class SavedResult:
+    """An MMT result as its entry holds it; arrays indexed by grain (the table's rows).
+
+    It offers what the window shows of a fresh result under the same names (`grains`,
+    `magnetization`, `fitted`, `residual`, `sigma`, `scans`, `higher_orders()`...); `table`
+    holds the CSV's columns, in its order, with the values stored."""
+
+    path: Path
+    name: str
+    table: dict[str, np.ndarray]
+    model: str
+    scans: tuple[str, ...]  # the inverted entries, the first the one `fitted`/`residual` show
+    grains: object  # PointGrains from the table, or the grain file's GrainSet once matched
+    magnetization: np.ndarray  # (G, 3) A/m
+    covariance: np.ndarray  # (G, 3, 3) (A/m)²
+    fitted: MapData
+    residual: MapData
+    sigma: float  # T, the first scan's
+    sigmas: tuple[float, ...]
+    sigma_from_residual: bool
+    condition_number: float
+    n_sensors: int
+    height: float  # m, the SSR's
+    damping: float
+    device: str  # "cpu", "gpu" or "" (not recorded)
+    coefficients: np.ndarray | None = None  # (G, K) of a point model
+    coefficient_covariance: np.ndarray | None = None
+    masks: dict[str, np.ndarray] = field(default_factory=dict)  # per scan, True = excluded
+    command: str = ""
+    grain_file: str = ""  # as the process records it
+    grain_format: str = "cuboids"
+    shapes: bool = False  # `grains` holds the grains' cuboids (read from the grain file)
+
+    def higher_orders(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(χ², p-value, resolved) of each grain's higher orders as stored; None without."""
+        if not all(k in self.table for k in HIGHER_ORDER_COLUMNS):
+            return None
+        chi2, p, resolved = (self.table[k] for k in HIGHER_ORDER_COLUMNS)
+        return chi2, p, resolved.astype(bool)
+
+
+def column_name(stem: str, units: str | None, where: str) -> str:
+    """A CSV column's name from the name stored and its `units` attribute: ('mx', 'A/m') ->
+    'mx_A_per_m'."""
+    name = join_units(stem, units)
+    if name is None:
+        raise InputError(f"column '{stem}' has units {units!r}, which no result column has; "
+                         "expected an MMT result's table", source=where)
+    return name
+
+
+def column_order(names: list[str]) -> list[str]:
+    """`names` in the CSV's order: the base columns, each coefficient with its SD, the
+    higher-order test; any other column after them, by name."""
+    known = list(BASE_COLUMNS)
+    for j in range(3, 15):
+        known += [coefficient_column(j), f"sd_{coefficient_column(j)}"]
+    known += HIGHER_ORDER_COLUMNS
+    rank = {k: i for i, k in enumerate(known)}
+    return sorted(names, key=lambda k: (rank.get(k, len(rank)), k))
+
+
+def _table_nexus(group: h5py.Group, where: str) -> dict[str, np.ndarray]:
+    columns: dict[str, np.ndarray] = {}
+    for stem, node in group.items():
+        if not isinstance(node, h5py.Dataset) or node.ndim != 1:
+            continue  # not a column
+        units = string(node.attrs["units"], f"{stem}'s units", where) \
+            if "units" in node.attrs else None
+        errors = stem.endswith("_errors")
+        name = column_name(stem[:-len("_errors")] if errors else stem, units, where)
+        columns[f"sd_{name}" if errors else name] = numeric(group, stem, where, ndim=1)
+    return _labels(columns, where)
+
+
+def _table_first(results: h5py.Group, where: str) -> dict[str, np.ndarray]:
+    """The first layout's columns: every 1-D dataset of `results`, named as in the CSV."""
+    columns = {name: numeric(results, name, where, ndim=1) for name, node in results.items()
+               if isinstance(node, h5py.Dataset) and node.ndim == 1}
+    return _labels(columns, where)
+
+
+def _labels(columns: dict[str, np.ndarray], where: str) -> dict[str, np.ndarray]:
+    """The grain labels as integers (as the CSV writes them)."""
+    if "grain" in columns:
+        labels = columns["grain"]
+        if not np.array_equal(labels, np.round(labels)):
+            raise InputError("'grain' holds labels that are not whole numbers; expected "
+                             "integer grain labels", source=where)
+        columns["grain"] = labels.astype(np.int64)
+    return columns
+
+
+def _checked(table: dict[str, np.ndarray], where: str) -> dict[str, np.ndarray]:
+    missing = [k for k in NEEDED if k not in table]
+    if missing:
+        raise InputError(f"the grain table has no column {', '.join(missing)}; expected an "
+                         "MMT result's per-grain table", source=where)
+    lengths = {k: v.shape[0] for k, v in table.items()}
+    if len(set(lengths.values())) > 1:
+        raise InputError(f"the grain table's columns differ in length ({lengths}); expected "
+                         "one value per grain in each", source=where)
+    if lengths["grain"] == 0:
+        raise InputError("the grain table holds no grain; expected at least one", source=where)
+    return {k: table[k] for k in column_order(list(table))}
+
+
+def _scalar(g: h5py.Group, name: str, where: str, default: float | None = None) -> float:
+    if name not in g and default is not None:
+        return default
+    return float(numeric(g, name, where, ndim=0))
+
+
+def _text(g: h5py.Group, name: str, where: str, default: str = "") -> str:
+    return string(g[name], name, where) if name in g else default
+
+
+def _stack(g: h5py.Group, name: str, where: str, shape: tuple[int, ...]) -> np.ndarray:
+    values = numeric(g, name, where, ndim=len(shape))
+    if values.shape != shape:
+        raise InputError(f"'{name}' has shape {values.shape}; expected {shape}", source=where)
+    return values
+
+
+def _option(command: str, option: str, default: str) -> str:
+    """The value of `option` in a recorded command line, else `default`."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return default
+    for i, w in enumerate(words):
+        if w == option and i + 1 < len(words):
+            return words[i + 1]
+        if w.startswith(f"{option}="):
+            return w.split("=", 1)[1]
+    return default
+
+
+def read_result_entry(path: str | Path, entry: str) -> SavedResult:
+    """The MMT result saved as `entry` of a session file. InputError naming the file, entry and
+    dataset when the entry is missing, is not an MMT result (another kind, another program's)
+    or is damaged; the file is only read."""
+    path = Path(path)
+    where = f"{path}, entry '{entry}'"
+    residual = read_map(path, entry)  # the entry's map, checked as every map is
+    with open_read(path) as f, corrupt_guard(where):
+        g = f[entry]
+        kind = text(g.attrs.get("kind", ""))
+        if kind != "mmt":
+            raise InputError(f"is {'of kind ' + repr(kind) if kind else 'of no kind'}, not "
+                             "an MMT result; expected an entry of kind 'mmt' (written by "
+                             "`smm-daq mmt invert` or the MMT tab)", source=where)
+        results = g.get("results")
+        if not isinstance(results, h5py.Group):
+            raise InputError("holds no 'results' group; expected an MMT result's",
+                             source=where)
+        params = g.get("process/parameters")
+        params = params if isinstance(params, h5py.Group) else None
+        if isinstance(g.get("grains"), h5py.Group):
+            table = _checked(_table_nexus(g["grains"], f"{where}, grains"), f"{where}, grains")
+            fitted_bz = numeric(g, "fitted/Bz", where, ndim=2, si="T")
+            cov_name, sigma_name = "covariance", "sigma"
+            damping = _scalar(params, "damping", f"{where}, process", 0.0) if params else 0.0
+            command = _text(params, "command", where) if params is not None else ""
+            grain_file = _text(params, "grains", where) if params is not None else ""
+        elif isinstance(results.get("grain"), h5py.Dataset):
+            table = _checked(_table_first(results, f"{where}, results"), f"{where}, results")
+            fitted_bz = numeric(g, "fitted/Bz", where, ndim=2, si="T")
+            cov_name, sigma_name = "covariance_A2_per_m2", "sigma_T"
+            damping = _scalar(results, "damping", f"{where}, results", 0.0)
+            command = _text(results, "command", where)
+            grain_file = _option(command, "--grains", "")
+        else:
+            raise InputError("holds no per-grain table; expected a group 'grains' (or, as "
+                             "written by the first versions, 'results/grain')", source=where)
+        n = int(table["grain"].shape[0])
+        inside = f"{where}, results"
+        if fitted_bz.shape != residual.bz.shape:
+            raise InputError(f"'fitted/Bz' has shape {fitted_bz.shape}; expected the map's "
+                             f"{residual.bz.shape}", source=where)
+        covariance = _stack(results, cov_name, f"{where}, results", (n, 3, 3))
+        model = _text(results, "model", where, "cuboid")
+        if model not in MODELS:
+            raise InputError(f"'results/model' is {model!r}; expected one of "
+                             f"{', '.join(MODELS)}", source=where)
+        scans = residual.sources
+        if "scans" in results:
+            scans = tuple(s for s in _text(results, "scans", where).split(",") if s)
+        coefficients = covariances = None
+        if "coefficients" in results:
+            coefficients = numeric(results, "coefficients", f"{where}, results", ndim=2)
+            k = coefficients.shape[1]
+            if coefficients.shape[0] != n or k not in (3, 8, 15):
+                raise InputError(f"'coefficients' has shape {coefficients.shape}; expected "
+                                 f"({n}, 3, 8 or 15)", source=f"{where}, results")
+            covariances = _stack(results, "coefficient_covariance", f"{where}, results",
+                                 (n, k, k))
+        sigma = _scalar(results, sigma_name, f"{where}, results")
+        sigmas, masks = [], {}
+        for scan in scans:
+            s = g.get(f"scans/{scan}")
+            if isinstance(s, h5py.Group):
+                sigmas.append(_scalar(s, sigma_name, f"{where}, scans/{scan}"))
+                if "mask" in s:
+                    masks[scan] = numeric(s, "mask", f"{where}, scans/{scan}", ndim=2,
+                                          kinds="biu") != 0
+        height_node = params is not None and "height" in params
+        height = (float(numeric(params, "height", f"{where}, process", ndim=0, si="m"))
+                  if height_node else residual.height)
+        if height is None:
+            raise InputError("records no sensor height; expected process/parameters/height "
+                             "or instrument/sensor/height", source=where)
+        saved = SavedResult(
+            path=path, name=entry, table=table, model=model, scans=scans,
+            grains=table_grains(table),
+            magnetization=np.column_stack([table[f"m{a}_A_per_m"] for a in "xyz"]),
+            covariance=covariance,
+            fitted=residual.with_bz(fitted_bz, title=f"fitted Bz of {entry}"),
+            residual=residual,
+            sigma=sigma, sigmas=tuple(sigmas) or (sigma,),
+            sigma_from_residual=bool(_scalar(results, "sigma_from_residual", inside, 0.0)),
+            condition_number=_scalar(results, "condition_number", inside, float("nan")),
+            n_sensors=int(_scalar(results, "n_sensors", inside,
+                                  float(np.sum(np.isfinite(residual.bz))))),
+            height=height, damping=damping, device=_text(results, "device", where),
+            coefficients=coefficients, coefficient_covariance=covariances, masks=masks,
+            command=command, grain_file=grain_file,
+            grain_format=_option(command, "--grain-format", "cuboids"),
+        )
+    return saved
+
+
+def table_grains(table: dict[str, np.ndarray]) -> PointGrains:
+    """The grains as points, from the table's centroids (µm) and volumes (µm³)."""
+    positions = np.column_stack([table[k] for k in ("x_um", "y_um", "z_um")]) * UM
+    return PointGrains(positions, table["volume_um3"] * UM**3,
+                       np.asarray(table["grain"], dtype=np.int64))
+
+
+def grains_from_file(saved: SavedResult, candidates: list[str]) -> tuple[SavedResult, str]:
+    """The result with its grains' cuboids from the first of `candidates` (grain files; a
+    relative one beside the session file or here) that holds the result's grains (same labels,
+    centroids and volumes), and a note on what is drawn: "" when one was found."""
+    from smm_daq.analysis.mmt.formats.grains import CUBOID_FORMATS, read_grain_file
+
+    if saved.grain_format not in CUBOID_FORMATS:  # points: the table holds them whole
+        return saved, ""
+    tried = []
+    for name in dict.fromkeys(c for c in candidates if c):
+        for p in ([Path(name)] if Path(name).is_absolute()
+                  else [saved.path.parent / name, Path(name)]):
+            if not p.is_file():
+                continue
+            tried.append(str(p))
+            try:
+                grains = read_grain_file(p, saved.grain_format)
+            except InputError:
+                continue
+            if _same_grains(grains, saved.grains):
+                return replace(saved, grains=grains, shapes=True), ""
+            break
+    why = (f"{', '.join(tried)} does not hold the result's grains" if tried
+           else f"the grain file {saved.grain_file or '(not recorded)'} is not found")
+    if saved.model != "cuboid":
+        return saved, (f"The grains' outlines are drawn as circles of their volumes: {why}; "
+                       "choose it and show the result again for their shapes")
+    return saved, (f"Not shown: the grains' outlines and their own fields, which need the "
+                   f"grain file ({why}); choose it and show the result again")
+
+
+def _same_grains(grains: object, points: PointGrains) -> bool:
+    labels = np.asarray(getattr(grains, "labels", []))
+    if labels.shape != points.labels.shape or not np.array_equal(labels, points.labels):
+        return False
+    volumes = grains.volumes()  # type: ignore[attr-defined]
+    centroids = grains.centroids()  # type: ignore[attr-defined]
+    return bool(np.allclose(volumes, points.volume, rtol=1e-6, atol=0)
+                and np.allclose(centroids, points.positions, rtol=0, atol=1e-9))
