@@ -329,7 +329,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     from smm_daq.storage.nexus import list_entries
 
     entries = list_entries(args.file)
-    print(f"{args.file}: {len(entries)} entries")
+    print(f"{args.file}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}")
     for e in entries:
         print("  " + (f"{e.name}  [unreadable]" if e.problem else _info_line(args.file, e)))
     bad = [e for e in entries if e.problem]
