@@ -1,6 +1,6 @@
 """What the acquisition software itself costs per point, and its memory on a 501 × 501 grid.
 
-    /tmp/venv/bin/python benchmarks/acquisition_per_point.py [--n 501] [--sim-n 41]
+    .venv/bin/python benchmarks/acquisition_per_point.py [--n 501] [--sim-n 41]
 
 1. Software cost: the sequencer and the crash-safe file writer on instant instruments (every
    call returns at once; no settling, time scale 0), a 501 × 501 grid. Everything measured is

@@ -1,7 +1,8 @@
-"""Time of the Green's matrix and of the inversion for issue 4's case: a synthetic
-200 × 200 × 50 µm sample at 1e5 grains/mm³, 1 µm sampling (201 × 201 point sensors, 1 µm
-above the sample top). Compares with the public library `mmt_dipole_cuboid_inversion`, which
-needs about 0.5 µs per (sensor, cuboid) pair on 2 cores and holds Q whole.
+"""Time of the Green's matrix and of the inversion for the medium case (`mmt_scale.py`'s
+preset medium): a synthetic 200 × 200 × 50 µm sample at 1e5 grains/mm³, 1 µm sampling
+(201 × 201 point sensors, 1 µm above the sample top). Compares with the public library
+`mmt_dipole_cuboid_inversion`, which needs about 0.5 µs per (sensor, cuboid) pair on 2 cores
+and holds Q whole.
 
     python benchmarks/mmt_green.py [--side-um 200 --thickness-um 50 --density 1e5]
 """

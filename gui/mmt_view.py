@@ -17,6 +17,7 @@ tab) is read back in a worker of its own and shown as a fresh one is (`load_resu
 
 from __future__ import annotations
 
+import shlex
 import threading
 import warnings
 from pathlib import Path
@@ -94,6 +95,13 @@ def grain_field(result: Any, g: int, data: MapData) -> MapData:
             @ result.coefficients[g]
     return data.with_bz(bz.reshape(data.bz.shape), name=f"grain {grains.labels[g]}",
                         title="fitted field of the grain")
+
+
+def saved_command(command: str, entry: str) -> str:
+    """The run's recorded command line completed by what saving it chose, so that it makes
+    the saved entry as `smm-daq mmt invert` would: `--result-entry ENTRY`, and the CSV the
+    command line always writes beside it, `--out ENTRY.csv`."""
+    return f"{command} {shlex.join(['--out', f'{entry}.csv', '--result-entry', entry])}"
 
 
 class MMTView(QtWidgets.QWidget):
@@ -694,7 +702,8 @@ class MMTView(QtWidgets.QWidget):
                 while chosen in taken:
                     n += 1
                     chosen = f"{source}_mmt_{n}"
-            write_result_entry(path, chosen, source, result, table, made)
+            write_result_entry(path, chosen, source, result, table,
+                               {**made, "command": saved_command(made["command"], chosen)})
             return chosen
 
         self._set_saving(True)

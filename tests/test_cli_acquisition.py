@@ -44,6 +44,7 @@ def test_scan_writes_a_finished_entry_and_info_lists_it(tmp_path, capsys):
     np.testing.assert_allclose(m.applied_field, [0, 40e-6, 0])
     code, out, _ = _run(capsys, ["info", str(path)])
     assert code == 0
+    assert out.splitlines()[0] == f"{path}: 1 entry"  # not "1 entries"
     assert "s1  [scan, finished]  4 × 3 step 20 × 20 µm  lines 3/3  field (0, 40, 0) µT" in out
 
 

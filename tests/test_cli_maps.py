@@ -157,7 +157,8 @@ def test_susceptibility_and_magnetization_entries(tmp_path, capsys):
         assert (tmp_path / "chi.csv").read_text().splitlines()[0] == f"x_um,y_um,{column}"
         (tmp_path / "chi.csv").unlink()
     for dataset, words in (("chi/Chi", "--dataset is 'chi/Chi', which the entry does not hold"),
-                           ("/induced/data/Bz", "expected a path inside the entry")):
+                           ("/induced/data/Bz", "a path from the file's root; expected a "
+                                                "map the entry holds: Bz (the default), chi/chi")):
         code, _, err = run(capsys, "export", path, "--entry", "chi", "--dataset", dataset,
                            "--csv", tmp_path / "chi.csv")
         assert code == 2 and words in err, err
@@ -172,6 +173,25 @@ def test_susceptibility_and_magnetization_entries(tmp_path, capsys):
     code, _, err = run(capsys, "magnetization", path, "--entry", "induced", "--name", "mag2",
                        "--thickness-um", "20", "--direction", "0,0,0")
     assert code == 2 and "--direction is zero" in err
+
+
+def test_an_export_of_a_map_the_entry_lacks_names_the_maps_it_holds(tmp_path, capsys):
+    """A magnetization entry's map is magnetization/M: a user guessing from the help's chi/chi
+    (magnetization/magnetization) is told the entry's own maps, not another kind's example."""
+    path, _, _ = _layer_file(tmp_path)
+    assert run(capsys, "magnetization", path, "--entry", "induced", "--name", "mag",
+               "--thickness-um", "20", "--direction", "0,0,1", "--noise-nT", "100")[0] == 0
+    for dataset in ("magnetization/magnetization", "/mag/magnetization/M", "magnetization"):
+        code, _, err = run(capsys, "export", path, "--entry", "mag", "--dataset", dataset,
+                           "--csv", tmp_path / "m.csv")
+        assert code == 2 and not (tmp_path / "m.csv").exists()
+        assert ("expected a map the entry holds: Bz (the default), magnetization/M, "
+                "magnetization/errors, residual/residual") in err, err
+        assert "chi/chi" not in err
+    code, _, _ = run(capsys, "export", path, "--entry", "mag", "--dataset", "magnetization/M",
+                     "--csv", tmp_path / "m.csv")
+    assert code == 0
+    assert (tmp_path / "m.csv").read_text().splitlines()[0] == "x_um,y_um,M_A_per_m"
 
 
 def test_a_model_map_is_neither_processed_nor_given_a_noise_floor(tmp_path, capsys):

@@ -243,6 +243,29 @@ def test_results_are_saved_to_the_file_and_as_csv_like_the_command_line(inverted
     assert view.path.read_bytes() == before
 
 
+def test_a_saved_result_records_a_command_line_that_makes_that_entry(inverted, qtbot):
+    """The entry's recorded command parses as `smm-daq mmt invert` and names what the save
+    chose (the entry, the next free name the second time), not only the run's options: the
+    command line needs --out, and without --result-entry it would write another entry."""
+    import shlex
+
+    import h5py
+
+    from smm_daq.cli.main import build_parser
+
+    view = inverted
+    assert save(view, qtbot)[0]
+    assert save(view, qtbot)[0]
+    for name in ("scan_mmt", "scan_mmt_2"):
+        with h5py.File(view.path, "r") as f:
+            command = f[f"{name}/process/parameters/command"][()].decode()
+        assert command.startswith("smm-daq gui: mmt invert ")
+        again = build_parser().parse_args(shlex.split(command.removeprefix("smm-daq gui: ")))
+        assert (again.file, again.entry, again.grains, again.grain_format) == (
+            str(view.path), ["scan"], str(view.grain_edit.text()), "cuboids")
+        assert (again.result_entry, again.out) == (name, f"{name}.csv")
+
+
 @pytest.fixture
 def held_inversion(monkeypatch):
     """GreenModel.block made to wait, on its first call, until the test releases it: the

@@ -33,6 +33,23 @@ def test_study_rejects_bad_values_naming_the_option(tmp_path) -> None:
             args.func(args)
 
 
+def test_study_help_shows_the_table_1_values_each_list_defaults_to() -> None:
+    """With no options the study runs all of Table 1 (hours); --help says what that is."""
+    import re
+
+    from smm_daq.analysis.mmt.study.grid import TABLE1_DENSITIES_PER_MM3, TABLE1_NOISE_NT
+
+    study = next(a for a in _parser()._actions
+                 if isinstance(a, argparse._SubParsersAction)).choices["study"]
+    text = " ".join(study.format_help().split())
+    densities = ",".join(f"{v:g}" for v in TABLE1_DENSITIES_PER_MM3)
+    noise = ",".join(f"{v:g}" for v in TABLE1_NOISE_NT)
+    for option in ("--surface-um", "--thickness-um", "--intervals-um"):
+        assert re.search(rf"{option} \S+ (?:(?! --).)*\(default: Table 1's [\d,.]+\)", text), option
+    assert f"(default: Table 1's {densities})" in text
+    assert f"(default: Table 1's {noise})" in text
+
+
 def test_study_command_runs_a_subset_on_the_scheduler_given(tmp_path, capsys) -> None:
     with open_client(processes=False, n_workers=1) as client:
         args = _parser().parse_args([

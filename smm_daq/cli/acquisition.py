@@ -329,7 +329,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     from smm_daq.storage.nexus import list_entries
 
     entries = list_entries(args.file)
-    print(f"{args.file}: {len(entries)} entries")
+    print(f"{args.file}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}")
     for e in entries:
         print("  " + (f"{e.name}  [unreadable]" if e.problem else _info_line(args.file, e)))
     bad = [e for e in entries if e.problem]
@@ -469,8 +469,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--yes", action="store_true", help="continue past prompts without asking")
     p.add_argument("--continue", dest="continue_recipe", action="store_true",
                    help="continue this recipe cut off on FILE.h5: its finished scans are "
-                        "skipped, a cut-off scan is resumed, the rest run (entries in the file "
-                        "must be this recipe's own)")
+                        "skipped, a cut-off scan is resumed, the rest run (the file's entries of "
+                        "the recipe's names must be its own)")
     _add_run_options(p)
     p.set_defaults(func=cmd_run)
 

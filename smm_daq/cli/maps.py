@@ -30,6 +30,8 @@ from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
 
 if TYPE_CHECKING:
+    import h5py
+
     from smm_daq.analysis.susceptibility import LayerInversion
 
 UM = 1e-6
@@ -338,6 +340,17 @@ _RENAMED = {  # dataset paths of earlier versions -> where the maps are now
 }
 
 
+def _maps_held(group: h5py.Group, shape: tuple[int, ...]) -> str:
+    """The numeric datasets of the map's shape under an entry, as --dataset names them."""
+    import h5py
+
+    found: list[str] = []
+    group.visititems(lambda name, node: found.append(name) if (
+        isinstance(node, h5py.Dataset) and node.shape == shape and node.dtype.kind in "iuf"
+        and name != "data/Bz") else None)
+    return ", ".join(["Bz (the default)", *found])
+
+
 def _dataset(path: str, entry: str, dataset: str, m: MapData
              ) -> tuple[np.ndarray, str, float, str, MapData]:
     """A map under the entry with its CSV column name, factor and label, from its units, and
@@ -351,18 +364,18 @@ def _dataset(path: str, entry: str, dataset: str, m: MapData
 
     with open_read(path) as f:
         where = f"{path}, entry '{entry}'"
+        held = f"expected a map the entry holds: {_maps_held(f[entry], m.shape)}"
         if dataset.startswith("/"):  # HDF5 would read it from the file's root, not the entry
-            raise InputError(f"--dataset is {dataset!r}; expected a path inside the entry, "
-                             "such as chi/chi", source=where)
+            raise InputError(f"--dataset is {dataset!r}, a path from the file's root; {held} "
+                             "(paths inside the entry)", source=where)
         if dataset not in f[entry] and dataset in _RENAMED and _RENAMED[dataset] in f[entry]:
             dataset = _RENAMED[dataset]
         if not dataset or dataset not in f[entry]:
-            raise InputError(f"--dataset is {dataset!r}, which the entry does not hold; "
-                             "expected a path inside the entry, such as chi/chi", source=where)
+            raise InputError(f"--dataset is {dataset!r}, which the entry does not hold; {held}",
+                             source=where)
         node = f[entry][dataset]
         if not isinstance(node, h5py.Dataset) or node.dtype.kind not in "iuf":
-            raise InputError(f"'{dataset}' is not a numeric dataset; expected a map such as "
-                             "chi/chi", source=where)
+            raise InputError(f"'{dataset}' is not a numeric dataset; {held}", source=where)
         values = np.asarray(node[()], dtype=float)
         units = text(node.attrs["units"]) if "units" in node.attrs else None
         base = dataset.rsplit("/", 1)[-1]
@@ -500,7 +513,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                       "paint a mask of bad pixels on")
     _add_io(p, new_entry=False)
     p.add_argument("--dataset",
-                   help="a map under the entry, e.g. chi/chi or chi/errors (default Bz)")
+                   help="a map under the entry, e.g. chi/chi, chi/errors or magnetization/M "
+                        "(default Bz)")
     p.add_argument("--csv", help="CSV file to write")
     p.add_argument("--png", help="PNG file to write (a figure: axes, labels, colour bar)")
     p.add_argument("--mask-template", metavar="OUT.png",

@@ -114,17 +114,20 @@ def add_study_command(mmt_sub: argparse._SubParsersAction, make: SampleMaker) ->
                     "seed's Figures 4 and 5 (study.csv, study.json) and their plots (PNG).")
     p.add_argument("--out", required=True, metavar="DIR", help="directory for the results")
     p.add_argument("--surface-um", default=_csv(TABLE1_SURFACES_UM),
-                   help="side(s) of the square sample surface, µm")
+                   help="side(s) of the square sample surface, µm (default: Table 1's %(default)s)")
     p.add_argument("--thickness-um", default=_csv(TABLE1_THICKNESSES_UM),
-                   help="sample thickness(es), µm")
+                   help="sample thickness(es), µm (default: Table 1's %(default)s)")
     p.add_argument("--densities-per-mm3", default=_csv(TABLE1_DENSITIES_PER_MM3),
-                   help="grain densities, grains per mm³")
+                   help="grain densities, grains per mm³ (default: Table 1's %(default)s)")
     p.add_argument("--intervals-um", default=_csv(TABLE1_INTERVALS_UM),
-                   help="sampling intervals, whole µm (sub-sampled from the 1 µm grid)")
-    p.add_argument("--noise-nT", default=_csv(TABLE1_NOISE_NT), help="noise levels (SD), nT")
+                   help="sampling intervals, whole µm, sub-sampled from the 1 µm grid "
+                        "(default: Table 1's %(default)s)")
+    p.add_argument("--noise-nT", default=_csv(TABLE1_NOISE_NT),
+                   help="noise levels (SD), nT (default: Table 1's %(default)s)")
     p.add_argument("--repeats", type=int, default=TABLE1_REPEATS,
                    help=f"runs per model (default {TABLE1_REPEATS})")
-    p.add_argument("--seed", type=int, default=1, help="random seed of the study")
+    p.add_argument("--seed", type=int, default=1,
+                   help="random seed of the study (default %(default)s)")
     p.add_argument("--height-um", type=float, default=DEFAULT_HEIGHT_UM,
                    help=f"sensor plane above the sample top, µm (default {DEFAULT_HEIGHT_UM:g})")
     p.add_argument("--sensor-um", type=float, default=DEFAULT_SENSOR_UM,
