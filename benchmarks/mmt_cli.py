@@ -190,7 +190,6 @@ def _tutorial_dir(given: str | None) -> Path:
     candidates = [Path(given)] if given else [
         REPO.parent / "shared" / "data" / "mmt-tutorial-qdm",
         REPO / "tests" / "data" / "mmt-tutorial-qdm",
-        Path("/work/shared/data/mmt-tutorial-qdm"),
     ]
     for d in candidates:
         if all((d / f).exists() for f in TUTORIAL_FILES):
