@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import struct
+import warnings
 import zlib
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from smm_daq.analysis.optical import load_image
+from smm_daq.analysis.optical import ImageWarning, load_image
 from smm_daq.errors import InputError
 
 SEED = 20261205
@@ -64,15 +65,22 @@ def test_spoiled_images_read_or_refused_by_name(tmp_path: Path) -> None:
         path = tmp_path / "photo.img"
         path.write_bytes(data)
         try:
-            rgb = load_image(path)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                rgb = load_image(path)
         except InputError as exc:
             assert str(path) in str(exc) and "expected" in str(exc), (label, str(exc))
+            assert not caught, (label, [str(w.message) for w in caught])  # the refusal alone
             continue
         except Exception as exc:  # any other exception is the failure
             other.append(f"{label}: {type(exc).__name__}: {exc}")
             continue
         assert rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3, label
         assert min(rgb.shape[:2]) >= 2, label
+        # Pillow's warnings of a damaged image: one of ours naming the file, none of its own
+        assert all(w.category is ImageWarning and str(path) in str(w.message)
+                   for w in caught), (label, [str(w.message) for w in caught])
+        assert len(caught) <= 1, label
     assert not other, "\n".join(other)
 
 

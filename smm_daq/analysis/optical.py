@@ -9,6 +9,7 @@ points the residual says how well they agree.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,10 @@ MIN_POINTS = 3
 # Control points whose spread has a smaller singular value than this fraction of the largest
 # are on one line (or one point): the transform across that line is not determined.
 COLLINEAR_RATIO = 1e-6
+
+
+class ImageWarning(UserWarning):
+    """An image was read, but Pillow found it damaged (a cut TIFF, a tag past its end)."""
 
 
 @dataclass(frozen=True)
@@ -90,8 +95,9 @@ def load_image(path: str | Path) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     p = Path(path)
-    try:
-        with Image.open(p) as img:
+    try:  # Pillow's own warnings held back: a refusal alone, or one warning naming the file
+        with warnings.catch_warnings(record=True) as pillow, Image.open(p) as img:
+            warnings.simplefilter("always")
             rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
     except FileNotFoundError:
         raise InputError("file not found; expected an image file", source=str(p)) from None
@@ -104,4 +110,8 @@ def load_image(path: str | Path) -> np.ndarray:
     if rgb.ndim != 3 or rgb.shape[0] < 2 or rgb.shape[1] < 2:
         raise InputError(f"image of shape {rgb.shape}; expected at least 2 × 2 pixels",
                          source=str(p))
+    said = list(dict.fromkeys(" ".join(str(w.message).split()) for w in pillow))
+    if said:
+        warnings.warn(f"{p}: read, but Pillow warned: {'; '.join(said)}; expected an "
+                      "undamaged image: check the picture", ImageWarning, stacklevel=2)
     return rgb
