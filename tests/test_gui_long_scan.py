@@ -11,6 +11,8 @@ import h5py
 import numpy as np
 import pytest
 from PyQt6 import QtCore, QtWidgets
+from scan_gate import Held
+from test_gui_recipes import RECIPE
 
 from gui.live_scan import LiveScan
 from gui.map_view import BAND_ROWS, MapView
@@ -318,3 +320,71 @@ def test_the_session_tab_reads_the_file_off_the_gui_thread_while_a_scan_writes_i
     assert session.path == path
     qtbot.waitUntil(lambda: not scan.live.running, timeout=WAIT_MS)
     qtbot.waitUntil(lambda: session.entries[0].status == "aborted", timeout=WAIT_MS)
+
+
+def test_the_recipes_tab_checks_a_recipe_off_the_gui_thread_while_a_scan_writes_the_file(
+        window, qtbot, tmp_path, monkeypatch):
+    """Opening a recipe checks it against the session file: mid-scan, that read waited in the
+    GUI thread for the line being written, and on a stalled disk the window froze."""
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(RECIPE, encoding="utf-8")
+    scan, view = window.scan, window.recipes
+    slow = SlowFlush(monkeypatch, line=1)
+    plan = ScanPlan.from_center("under", CENTRE, (3 * 20 * UM, 4 * 20 * UM), 20 * UM,
+                                settle_tau=1.0)
+    assert scan.start(plan)
+    try:
+        qtbot.waitUntil(slow.entered.is_set, timeout=WAIT_MS)
+        assert view.open_recipe(recipe)  # returns while the line's write is stalled
+        stalled = not slow.go.is_set()
+        assert view.steps.count() == 0 and view.message.text().startswith("Checking")
+    finally:
+        slow.go.set()
+    assert stalled
+    qtbot.waitUntil(lambda: view.steps.count() == 6, timeout=WAIT_MS)
+    assert view.recipe is not None and view.message.text().startswith("6 steps checked")
+    qtbot.waitUntil(lambda: not scan.live.running, timeout=WAIT_MS)
+    assert view.run_button.isEnabled()
+
+
+STOPPED_AT_PROMPT = """
+[recipe]
+title = "a scan, then a prompt"
+[scan_defaults]
+center_um = [12500.0, 12500.0]
+size_um = [40.0, 20.0]
+step_um = 20.0
+settle_tau = 1.0
+[[step]]
+kind = "scan"
+name = "first"
+[[step]]
+kind = "prompt"
+message = "Go on?"
+"""
+
+
+def test_whether_an_ended_recipe_can_be_continued_is_read_off_the_gui_thread(
+        window, qtbot, tmp_path, monkeypatch):
+    """A recipe stopped after writing entries offers Continue: whether it wrote any is read
+    from the session file, which a slow disk can hold; the window answers meanwhile."""
+    import gui.recipes_view as recipes_view
+
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(STOPPED_AT_PROMPT, encoding="utf-8")
+    view = window.recipes
+    view.ask = lambda _message: False  # Cancel at the prompt: the recipe stops
+    assert view.open_recipe(recipe) and view.run()
+    held = Held(recipes_view._holds_entries_of)
+    monkeypatch.setattr(recipes_view, "_holds_entries_of", held)
+    try:
+        qtbot.waitUntil(held.entered.is_set, timeout=WAIT_MS)
+        answered = []
+        QtCore.QTimer.singleShot(0, lambda: answered.append(view.message.text()))
+        qtbot.waitUntil(lambda: bool(answered), timeout=WAIT_MS)
+        assert answered[0].startswith("Recipe stopped: step 2: the operator stopped")
+        assert view.run_button.text() == "Run" and not held.go.is_set()
+    finally:
+        held.go.set()
+    qtbot.waitUntil(lambda: view.run_button.text() == "Continue", timeout=WAIT_MS)
+    assert view.message.text().endswith("Continue carries it on from where it stopped.")
