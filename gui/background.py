@@ -72,12 +72,12 @@ class Background(QtCore.QObject):
 
         with self._lock:
             self._queued.append(future)
+        self._jobs.put((future, job))
         if self._thread is None:
             self._thread = threading.Thread(target=_serve, args=(self._jobs, self._lock,
                                                                  self._queued),
                                             name=self._name, daemon=True)
             self._thread.start()
-        self._jobs.put((future, job))
         return future
 
     def _deliver(self, callback: Callable[[Any], None] | None, value: Any) -> None:
@@ -87,14 +87,15 @@ class Background(QtCore.QObject):
 
     def shutdown(self, wait: bool = True) -> None:
         """Stop the thread once what was submitted is finished (wait: before returning), or,
-        without waiting, once the call in hand is (what has not started is dropped, and the
-        call in hand does not hold the process's exit)."""
+        without waiting, once the call in hand is (what has not started is dropped, no longer
+        `pending`, and the call in hand does not hold the process's exit)."""
         self._shut = True
         if not wait:
             with self._lock:
                 dropped, self._queued[:] = list(self._queued), []
             for future in dropped:
                 future.cancel()
+            self.pending -= len(dropped)  # never delivered
         self._jobs.put(None)
         if wait and self._thread is not None:
             self._thread.join()

@@ -29,3 +29,21 @@ def test_a_call_that_never_returns_does_not_hold_the_process_at_exit(repo):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "closed\n"
+
+
+def test_calls_dropped_at_shutdown_are_no_longer_pending(qtbot):
+    """The window's screenshot waits for the pending reads to be drawn: one dropped by the
+    close would be waited for forever."""
+    import threading
+
+    from gui.background import Background
+
+    go, ran = threading.Event(), []
+    worker = Background("dropped")
+    worker.submit(lambda: go.wait(60), ran.append)
+    worker.submit(lambda: "dropped", ran.append)
+    worker.shutdown(wait=False)
+    assert worker.pending in (1, 2)  # the first call may not have started yet: dropped too
+    go.set()
+    qtbot.waitUntil(lambda: worker.pending == 0, timeout=60_000)
+    assert "dropped" not in ran
