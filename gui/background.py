@@ -2,15 +2,25 @@
 
 One worker thread per `Background`, so the calls it runs are serialised: instrument drivers
 are not safe to drive from two threads at once.
+
+The thread is a daemon: the process can end while a call waits on a stalled disk (a read
+queued behind a scan's line write that never returns would otherwise hold the application's
+exit forever, as Python joins a `ThreadPoolExecutor`'s threads at exit). What must finish
+before the process ends (a write in hand) is waited for by `shutdown()` as the window closes.
 """
 
 from __future__ import annotations
 
+import queue
+import threading
+import weakref
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Any
 
 from PyQt6 import QtCore
+
+_Job = Callable[[], None]
 
 
 class Background(QtCore.QObject):
@@ -20,7 +30,12 @@ class Background(QtCore.QObject):
 
     def __init__(self, name: str, parent: QtCore.QObject | None = None) -> None:
         super().__init__(parent)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"smm-gui-{name}")
+        self._name = f"smm-gui-{name}"
+        self._jobs: queue.SimpleQueue[tuple[Future, _Job] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None  # started by the first call
+        self._queued: list[Future] = []  # not started yet (dropped by shutdown(wait=False))
+        self._lock = threading.Lock()
+        weakref.finalize(self, self._jobs.put, None)  # an idle thread ends with its object
         self._done.connect(self._deliver)  # queued: emitted from the worker thread
         self.pending = 0
         self._shut = False
@@ -35,22 +50,35 @@ class Background(QtCore.QObject):
         The future returned holds the value (None after an error). After `shutdown` (the
         window closing, while signals queued before it are still delivered) nothing runs:
         the future returned is cancelled."""
+        future: Future = Future()
         if self._shut:
-            dropped: Future = Future()
-            dropped.cancel()
-            return dropped
+            future.cancel()
+            return future
         self.pending += 1
+        done = self._done
 
-        def job() -> Any:
+        def job() -> None:
             try:
                 value = fn()
             except Exception as exc:  # delivered to the GUI, which shows it
-                self._done.emit(on_error, exc)
-                return None
-            self._done.emit(on_result, value)
-            return value  # also the future's: for a caller that cannot wait for the delivery
+                done.emit(on_error, exc)
+                future.set_result(None)
+                return
+            except BaseException as exc:  # not for the GUI: the caller's future has it
+                future.set_exception(exc)
+                return
+            done.emit(on_result, value)
+            future.set_result(value)  # for a caller that cannot wait for the delivery
 
-        return self._executor.submit(job)
+        with self._lock:
+            self._queued.append(future)
+        self._jobs.put((future, job))
+        if self._thread is None:
+            self._thread = threading.Thread(target=_serve, args=(self._jobs, self._lock,
+                                                                 self._queued),
+                                            name=self._name, daemon=True)
+            self._thread.start()
+        return future
 
     def _deliver(self, callback: Callable[[Any], None] | None, value: Any) -> None:
         self.pending -= 1
@@ -59,9 +87,31 @@ class Background(QtCore.QObject):
 
     def shutdown(self, wait: bool = True) -> None:
         """Stop the thread once what was submitted is finished (wait: before returning), or,
-        without waiting, once the call in hand is (what has not started is dropped)."""
+        without waiting, once the call in hand is (what has not started is dropped, no longer
+        `pending`, and the call in hand does not hold the process's exit)."""
         self._shut = True
-        self._executor.shutdown(wait=wait, cancel_futures=not wait)
+        if not wait:
+            with self._lock:
+                dropped, self._queued[:] = list(self._queued), []
+            for future in dropped:
+                future.cancel()
+            self.pending -= len(dropped)  # never delivered
+        self._jobs.put(None)
+        if wait and self._thread is not None:
+            self._thread.join()
+
+
+def _serve(jobs: queue.SimpleQueue, lock: threading.Lock, queued: list[Future]) -> None:
+    """The worker: runs the jobs in turn until told to stop (None); holds no reference to
+    its `Background`, so that an idle one can be collected."""
+    while (item := jobs.get()) is not None:
+        future, job = item
+        with lock:
+            if future in queued:
+                queued.remove(future)
+        if future.set_running_or_notify_cancel():
+            job()
+        del item, future, job
 
 
 def error_text(exc: BaseException) -> str:

@@ -30,6 +30,9 @@ class LiveScan(QtCore.QObject):
     stateChanged = QtCore.pyqtSignal(str)  # idle, starting, running, paused, finished, ...
     progressed = QtCore.pyqtSignal(float, object)  # progress 0..1, ETA s or None
     ended = QtCore.pyqtSignal(str, str)  # final kind, message
+    # aborted during a line's write that has not returned: the rig made safe (True) or not
+    # all of it (the message says what); the scan ends once the write returns
+    madeSafe = QtCore.pyqtSignal(bool)
 
     def __init__(self, view: MapView, parent: QtCore.QObject | None = None) -> None:
         super().__init__(parent)
@@ -47,6 +50,8 @@ class LiveScan(QtCore.QObject):
         self.redraws = 0  # map refreshes made
         self.lines_stored = 0  # lines in the file, finished before a resume included
         self.message = ""
+        self.rig_safe: bool | None = None  # how the sequencer left the rig (None: not told)
+        self.write_stalled = False  # aborted, rig made safe, a line's write not returned
         self._rows: range | None = None  # the rows with points not yet drawn
         self._asked: str | None = None  # "pause" or "resume" clicked before `attach`
 
@@ -66,6 +71,7 @@ class LiveScan(QtCore.QObject):
         self.lines_stored = int(np.isfinite(self.bz).all(axis=1).sum())  # stored whole
         self._rows = None
         self.message = ""
+        self.rig_safe, self.write_stalled = None, False
         self.view.set_map(
             MapData(
                 bz=self.bz.copy(), x=plan.x, y=plan.y, height=plan.height,
@@ -150,10 +156,14 @@ class LiveScan(QtCore.QObject):
         elif event.kind == "paused" and self.state != "aborting":
             self.message = event.message
             self._set_state("paused")
+        elif event.kind == "made_safe":
+            self.message, self.rig_safe, self.write_stalled = (event.message, event.rig_safe,
+                                                               True)
+            self.madeSafe.emit(bool(event.rig_safe))
         elif event.kind in TERMINAL:
             self.timer.stop()
             self._redraw()
-            self.message = event.message
+            self.message, self.rig_safe, self.write_stalled = event.message, event.rig_safe, False
             self._set_state(event.kind)
             self.ended.emit(event.kind, event.message)
 

@@ -62,6 +62,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.session.mmtResultWanted.connect(self._show_mmt_result)
         self.mmt.saved.connect(self._file_written)
         self.scan.scanEnded.connect(self._scan_ended)
+        self.scan.live.madeSafe.connect(self._made_safe)
         self.holder.busyChanged.connect(self.session.set_scan_running)
         for changed in (self.holder.busyChanged, self.holder.recipeChanged):
             changed.connect(lambda _on: self.session.set_rig_free(
@@ -142,8 +143,17 @@ class MainWindow(QtWidgets.QMainWindow):
         self._show_written(path)  # its last step may have been a subtraction
 
     def _scan_ended(self, kind: str, message: str) -> None:
+        if self._closing:  # closed without waiting for a stalled write, which returned since
+            return
         self._show_written(self.scan.path)
         self.statusBar().showMessage(f"Scan {kind}" + (f": {message}" if message else ""))
+        if self._close_after_scan:
+            self.close()
+
+    def _made_safe(self, _safe: bool) -> None:
+        """Aborted during a line's write that has not returned: a close agreed to waits no
+        longer for the scan's end (which waits for the disk)."""
+        self.statusBar().showMessage(self.scan.status.text())
         if self._close_after_scan:
             self.close()
 
@@ -164,6 +174,26 @@ class MainWindow(QtWidgets.QMainWindow):
             with contextlib.suppress(KeyError):
                 self.show_view(tab)
 
+    def _leave_stalled_write(self) -> bool:
+        """Whether to close while the scan's line write has not returned: asked, or, when
+        closing was agreed to already, said. The writer's thread is left to the disk (the
+        process can end while it waits); the file stays crash-safe, and what to do with it
+        is said."""
+        live = self.scan.live
+        path, entry = live.path, live.plan.name if live.plan is not None else "ENTRY"
+        rig = ("The rig is safe (stage stopped, field at its safe state)" if live.rig_safe
+               else f"The rig may NOT be safe ({live.message}); it is made safe once more on "
+                    "closing")
+        text = (f"{rig}, but the scan's write to {path} has not returned (disk stalled?). "
+                "Closing does not wait for it: the lines stored before stay in the file. If "
+                f"the file will not open afterwards, `smm-daq repair {path}` makes it openable "
+                "without losing them; Resume scan (Session tab) or `smm-daq resume "
+                f"{path} --entry {entry}` then finishes the scan.")
+        if self._close_after_scan:
+            QtWidgets.QMessageBox.warning(self, TITLE, text)
+            return True
+        return confirm(self, f"{text}\n\nClose without waiting for the write?")
+
     def save_settings(self) -> None:
         if not self.persist:
             return
@@ -176,8 +206,18 @@ class MainWindow(QtWidgets.QMainWindow):
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
         """During a scan: ask, then abort it and close once the rig is safe. During a recipe
         or an MMT inversion: ask, then stop or cancel it (an inversion's thread ends after the
-        block of sensors in hand); not again after a Yes for a scan."""
-        if self.scan.live.running:
+        block of sensors in hand); not again after a Yes for a scan. A scan aborted during a
+        line's write that has not returned (a stalled disk), the rig made safe meanwhile,
+        is not waited for: the window says what is left, and closes (once agreed to)."""
+        live = self.scan.live
+        if live.running and live.write_stalled:
+            if not self._leave_stalled_write():
+                event.ignore()
+                return
+            self._close_after_scan = True  # said Yes: not asked again for a recipe
+            if live.sequencer is not None:  # made safe and closed below, the write left behind
+                live.sequencer.hand_back_rig()
+        elif live.running:
             if not self._close_after_scan:
                 if not confirm(self, "A scan is running. Abort it (the rig is made safe) and "
                                      "close?"):
@@ -202,6 +242,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._closing = True
         self.mmt.shutdown()
         self.session.shutdown()  # a subtraction in hand finishes writing its entry
+        self.recipes.shutdown()
         if self.recipes.runner is not None and self.recipes.runner.running:
             self.recipes.stop()  # a wait step ends within a slice; the rig is then made safe
         self.save_settings()

@@ -4,14 +4,20 @@ A recipe whose entries the session file holds already (it was cut off: a crash, 
 failure) is checked as `smm-daq run --continue` checks it: its steps are marked done, to be
 resumed or skipped, and the one button reads Continue. One button, not Run and Continue: on
 that file a recipe can only be continued (running it afresh would clash with its own
-entries), and entries not its own are refused with the command line's message."""
+entries), and entries not its own are refused with the command line's message.
+
+The session file is read off the GUI thread while a scan of this window writes it (a read
+waits for the line being written, long on a stalled disk), and always when a recipe has ended
+(nothing waits for that answer but the Continue button)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from PyQt6 import QtCore, QtWidgets
 
+from gui.background import Background
 from gui.recipe_runner import RecipeRunner
 from gui.rig_holder import RigHolder
 from gui.scan_form import format_duration
@@ -19,10 +25,31 @@ from gui.scan_tab import ScanTab
 from smm_daq.acquisition.recipe import Recipe, check_recipe, load_recipe, step_note
 from smm_daq.acquisition.recipe_continue import DONE, RESUME
 from smm_daq.errors import SmmError
+from smm_daq.instruments.profile import Profile
 from smm_daq.storage.nexus import list_entries
 
 MARKS = {"pending": "○", "running": "▶", "done": "✔", "failed": "✖", "resume": "◐",
          "skipped": "↷"}
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A recipe checked against the profile and the session file `target`, its steps'
+    lines as listed."""
+
+    recipe: Recipe
+    target: Path
+    continuing: bool
+    lines: list[str]
+
+
+def check_against_file(recipe: Recipe, profile: Profile, target: Path) -> Checked:
+    """`check_recipe` on the file (read: run it off the GUI thread while a scan writes)."""
+    continuing = _holds_entries_of(recipe, target)
+    checked = check_recipe(recipe, profile, target, can_prompt=True, continuing=continuing)
+    lines = [f"{MARKS[_mark_of(checked, i, target)]}  {i + 1}. {checked.describe(i)}"
+             f"{step_note(checked, i, target)}" for i in range(len(checked.steps))]
+    return Checked(checked, target, continuing, lines)
 
 
 class RecipesView(QtWidgets.QWidget):
@@ -39,6 +66,8 @@ class RecipesView(QtWidgets.QWidget):
         self.recipe_path: Path | None = None
         self.runner: RecipeRunner | None = None
         self.continuing = False  # the file holds the recipe's entries: Run continues it
+        self.reader = Background("recipe-file", self)  # reads of the session file
+        self._opening = 0  # which recipe opened last: an older one's check, read late, is dropped
 
         self.open_button = open_button = QtWidgets.QPushButton("Open recipe…")
         open_button.clicked.connect(self._choose)
@@ -89,11 +118,14 @@ class RecipesView(QtWidgets.QWidget):
 
     def open_recipe(self, path: Path) -> bool:
         """Load and check a recipe against the profile and the scan tab's file; not while a
-        recipe runs (its steps, marked as they run, stay on show)."""
+        recipe runs (its steps, marked as they run, stay on show). While a scan of this
+        window writes the file, it is checked in the background: True, and the steps, or
+        why the recipe is refused, shown once read."""
         if self.runner is not None and self.runner.running:
             self._say("A recipe is running: open another once it has ended.", error=True)
             return False
         self.recipe, self.recipe_path = None, Path(path)
+        self._opening += 1
         self.path_label.setText(str(path))
         self.steps.clear()
         self.continuing = False
@@ -105,17 +137,42 @@ class RecipesView(QtWidgets.QWidget):
             target = self.scan_tab.path
             if target is None:
                 raise SmmError("choose the session file on the Scan tab first")
-            self.continuing = _holds_entries_of(recipe, target)
-            recipe = check_recipe(recipe, self.holder.profile, target, can_prompt=True,
-                                  continuing=self.continuing)
         except SmmError as exc:
-            self.continuing = False
-            self._update_run_button()
-            self._say(str(exc), error=True)
+            self._refused(exc)
             return False
-        for i in range(len(recipe.steps)):
-            self.steps.addItem(f"{MARKS[_mark_of(recipe, i, target)]}  {i + 1}. "
-                               f"{recipe.describe(i)}{step_note(recipe, i, target)}")
+        profile = self.holder.profile
+        if self.holder.busy:  # the check reads the file: it would wait for the line written
+            opening = self._opening
+
+            def checked(value: Checked) -> None:
+                if opening == self._opening:
+                    self._show_checked(value)
+
+            def failed(exc: BaseException) -> None:
+                if opening == self._opening:
+                    self._refused(exc)
+
+            self._say(f"Checking the recipe against {target} (a scan is writing it)…")
+            self.reader.submit(lambda: check_against_file(recipe, profile, target), checked,
+                               failed)
+            return True
+        try:
+            value = check_against_file(recipe, profile, target)
+        except SmmError as exc:
+            self._refused(exc)
+            return False
+        return self._show_checked(value)
+
+    def _refused(self, exc: BaseException) -> None:
+        self.continuing = False
+        self._update_run_button()
+        self._say(str(exc), error=True)
+
+    def _show_checked(self, value: Checked) -> bool:
+        """List a checked recipe's steps; False when it has nothing left to do there."""
+        recipe, target = value.recipe, value.target
+        self.continuing = value.continuing
+        self.steps.addItems(value.lines)
         if recipe.start is None:
             self.continuing = False
             self._update_run_button()
@@ -204,21 +261,33 @@ class RecipesView(QtWidgets.QWidget):
 
     def _finished(self, ok: bool, message: str) -> None:
         """The steps keep their marks; a recipe stopped after writing entries can be
-        continued (Continue checks it against the file again first)."""
+        continued (Continue checks it against the file again first). Whether it wrote any
+        is read off the GUI thread, and Continue offered once it is."""
         self.stop_button.setEnabled(False)
         self.open_button.setEnabled(True)
         path = self.runner.path if self.runner is not None else None
-        try:
-            self.continuing = (not ok and self.recipe is not None and path is not None
-                               and _holds_entries_of(self.recipe, path))
-        except SmmError:
-            self.continuing = False
+        self.continuing = False
         self._update_run_button()
         if path is not None:
             self.ended.emit(path)
-        more = " Continue carries it on from where it stopped." if self.continuing else ""
-        self._say(("Recipe finished: " if ok else "Recipe stopped: ") + message + more,
-                  error=not ok)
+        said = ("Recipe finished: " if ok else "Recipe stopped: ") + message
+        self._say(said, error=not ok)
+        recipe, opening = self.recipe, self._opening
+        if ok or recipe is None or path is None:
+            return
+
+        def read(holds: bool) -> None:
+            running = self.runner is not None and self.runner.running
+            if holds and opening == self._opening and not running:
+                self.continuing = True
+                self._update_run_button()
+                self._say(f"{said} Continue carries it on from where it stopped.", error=True)
+
+        self.reader.submit(lambda: _holds_entries_of(recipe, path), read, lambda _exc: None)
+
+    def shutdown(self) -> None:
+        """The window closes: a read of the session file in hand is left to its thread."""
+        self.reader.shutdown(wait=False)
 
     def _say(self, text: str, *, error: bool = False) -> None:
         self.message.setText(text)

@@ -86,6 +86,7 @@ class ScanTab(QtWidgets.QWidget):
         self.live.stateChanged.connect(self._state_changed)
         self.live.progressed.connect(self._progressed)
         self.live.ended.connect(self._ended)
+        self.live.madeSafe.connect(lambda _safe: self.status.setText(self._stalled_text()))
         # a recipe's steps alone drive the rig: Start waits for its end
         holder.recipeChanged.connect(lambda _running: self._state_changed(self.live.state))
         self._state_changed("idle")
@@ -232,6 +233,9 @@ class ScanTab(QtWidgets.QWidget):
         self.progress.setValue(round(1000 * progress))
         eta = "" if eta_s is None else f", about {format_duration(float(eta_s))} left"
         clock = " (simulated time)" if self.profile.simulated and eta else ""
+        if self.live.write_stalled:  # what the user waits for, and may stop waiting for
+            self.status.setText(self._stalled_text())
+            return
         # why a scan paused (e.g. a lock-in overload) stays on show with its progress
         why = f": {self.live.message}" if self.live.state == "paused" and self.live.message else ""
         self.status.setText(f"{self.live.state}{why}: {100 * progress:.1f} % done{eta}{clock}")
@@ -244,13 +248,24 @@ class ScanTab(QtWidgets.QWidget):
         if plan is not None:
             self.view.plot.setTitle(f"{plan.name} ({kind})")
         if kind != "finished" and plan is not None and self.live.sequencer is not None:
-            self.status.setText(f"{self.status.text()}\n{self._left_as(plan, message)}")
+            self.status.setText(f"{self.status.text()}\n{self._left_as(plan)}")
         self.scanEnded.emit(kind, message)
 
-    def _left_as(self, plan: ScanPlan, message: str) -> str:
+    def _stalled_text(self) -> str:
+        """An abort came during a line's write that has not returned: how the rig is, and
+        that the scan's end waits for the file."""
+        if not self.live.rig_safe:  # the sequencer's message says what is not safe
+            return f"aborting: {self.live.message}"
+        where = f" to {self.live.path.name}" if self.live.path is not None else ""
+        return ("aborting: the rig is safe (stage stopped, field at its safe state). The "
+                f"scan's write of a line{where} has not returned (disk stalled?): the scan "
+                "ends, and its file is closed, when it does. The window can be used, or "
+                "closed, meanwhile; the lines stored before stay in the file.")
+
+    def _left_as(self, plan: ScanPlan) -> str:
         """How a scan that ran and did not finish left the rig and the file."""
-        rig = ("" if "rig NOT safe" in message  # the message says what is not
-               else "The rig was made safe (stage stopped, field at its safe state). ")
+        rig = ("The rig was made safe (stage stopped, field at its safe state). "
+               if self.live.rig_safe else "")  # else the message says what is not
         path = self.live.path
         if path is None or not path.exists():  # moved or deleted: the message says so
             return rig.strip()

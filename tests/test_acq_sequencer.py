@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from acq_fakes import fake_rig, gradient_bz
 
+from smm_daq.acquisition import sequencer
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.acquisition.sequencer import Sequencer
 from smm_daq.errors import InputError, InstrumentLost, InstrumentTimeout, ProtocolError
@@ -453,3 +454,135 @@ def test_a_refused_resume_leaves_the_lockin_as_it_was(tmp_path):
         Sequencer(rig, path, _plan(field=(0.0, 30e-6, 0.0)), resume=True).start()
     assert rig.lockin.time_constant() == tau / 10
     assert rig.safe_calls == safe_before
+
+
+@pytest.mark.parametrize("problems", [[], ["coils: supply 2 did not answer"]])
+def test_a_write_still_stalled_once_the_rig_is_made_safe_is_told_with_the_rigs_safety(
+        tmp_path, monkeypatch, problems):
+    """An abort during a line's write that does not return: "made_safe" says, before the
+    write returns, whether the rig is safe (a flag, not words in the message); the final
+    event carries the same flag."""
+    from smm_daq.storage.scan_entry import ScanEntryWriter
+
+    rig = fake_rig()
+    rig.safe_problems = problems
+    stalled, go, told = threading.Event(), threading.Event(), threading.Event()
+    write_line = ScanEntryWriter.write_line
+
+    def stalling(writer, iy, *args, **kw):
+        if iy == 1:
+            stalled.set()
+            assert go.wait(60)
+        return write_line(writer, iy, *args, **kw)
+
+    events = []
+
+    def record(event):
+        events.append(event)
+        if event.kind == "made_safe":
+            told.set()
+
+    monkeypatch.setattr(ScanEntryWriter, "write_line", stalling)
+    monkeypatch.setattr(sequencer, "WRITE_STALLED_S", 0.0)  # stalled as soon as the rig is safe
+    seq = Sequencer(rig, tmp_path / "s.h5", _plan())
+    seq.subscribe(record)
+    seq.start()
+    try:
+        assert stalled.wait(30)
+        seq.abort()
+        assert told.wait(30)
+        assert not go.is_set()  # told while the write has not returned
+    finally:
+        go.set()
+    assert seq.wait(30) == "aborted"
+    kinds = [e.kind for e in events]
+    assert kinds.count("made_safe") == 1 and kinds[-1] == "aborted"
+    made_safe, final = events[kinds.index("made_safe")], events[-1]
+    assert made_safe.rig_safe is final.rig_safe is (not problems)
+    assert "has not returned" in made_safe.message
+    assert all(e.rig_safe is None for e in events if e.kind not in ("made_safe", "aborted"))
+
+
+def test_the_final_event_says_whether_the_rig_is_safe(tmp_path):
+    safe, unsafe = fake_rig(), fake_rig()
+    unsafe.safe_problems = ["stage: did not stop"]
+    for rig, name in ((safe, "safe"), (unsafe, "unsafe")):
+        finals = []
+        seq = Sequencer(rig, tmp_path / "s.h5", _plan(name))
+        seq.subscribe(lambda e, finals=finals: e.kind == "finished" and finals.append(e))
+        seq.run()
+        assert [e.rig_safe for e in finals] == [rig is safe]
+
+
+def test_a_rig_handed_back_during_a_stalled_write_is_not_touched_when_it_returns(
+        tmp_path, monkeypatch):
+    """The window closes without waiting for a stalled write: it makes the rig safe and
+    closes it; the scan's end, once the write returns, calls no instrument (a closed one
+    would be reported as not safe in the file)."""
+    from smm_daq.storage.scan_entry import ScanEntryWriter
+
+    rig = fake_rig()
+    stalled, go, told = threading.Event(), threading.Event(), threading.Event()
+    write_line = ScanEntryWriter.write_line
+
+    def stalling(writer, iy, *args, **kw):
+        if iy == 1:
+            stalled.set()
+            assert go.wait(60)
+        return write_line(writer, iy, *args, **kw)
+
+    monkeypatch.setattr(ScanEntryWriter, "write_line", stalling)
+    monkeypatch.setattr(sequencer, "WRITE_STALLED_S", 0.0)
+    path = tmp_path / "s.h5"
+    seq = Sequencer(rig, path, _plan())
+    seq.subscribe(lambda e: e.kind == "made_safe" and told.set())
+    seq.start()
+    try:
+        assert stalled.wait(30)
+        seq.abort()
+        assert told.wait(30)
+        seq.hand_back_rig()
+        rig.safe_problems = ["coils: closed"]  # what a closed rig would answer
+    finally:
+        go.set()
+    assert seq.wait(30) == "aborted"
+    assert rig.safe_calls == 1 and seq.safety_problems == []
+    assert "NOT safe" not in _status_message(path)
+
+
+def test_a_write_that_returns_soon_after_the_rig_is_made_safe_is_not_called_stalled(
+        tmp_path, monkeypatch):
+    """An abort during an ordinary line write (slower than the ramp-down, not stalled): no
+    "made_safe" (a window would tell its user the disk stalled), the scan ends as usual."""
+    from smm_daq.storage.scan_entry import ScanEntryWriter
+
+    rig = fake_rig()
+    stalled, go, safe = threading.Event(), threading.Event(), threading.Event()
+    write_line, make_safe = ScanEntryWriter.write_line, rig.make_safe
+
+    def stalling(writer, iy, *args, **kw):
+        if iy == 1:
+            stalled.set()
+            assert go.wait(60)
+        return write_line(writer, iy, *args, **kw)
+
+    def making_safe():
+        problems = make_safe()
+        safe.set()
+        return problems
+
+    monkeypatch.setattr(ScanEntryWriter, "write_line", stalling)
+    monkeypatch.setattr(rig, "make_safe", making_safe)
+    monkeypatch.setattr(sequencer, "WRITE_STALLED_S", 600.0)  # the write returns well before
+    kinds = []
+    seq = Sequencer(rig, tmp_path / "s.h5", _plan())
+    seq.subscribe(lambda e: kinds.append(e.kind))
+    seq.start()
+    try:
+        assert stalled.wait(30)
+        seq.abort()
+        assert safe.wait(30)
+    finally:
+        go.set()
+    assert seq.wait(30) == "aborted"  # not held for WRITE_STALLED_S: the write's return ends it
+    assert "made_safe" not in kinds and kinds[-1] == "aborted"

@@ -11,9 +11,12 @@ import h5py
 import numpy as np
 import pytest
 from PyQt6 import QtCore, QtWidgets
+from scan_gate import Held
+from test_gui_recipes import RECIPE
 
 from gui.live_scan import LiveScan
 from gui.map_view import BAND_ROWS, MapView
+from smm_daq.acquisition import sequencer
 from smm_daq.acquisition.events import ScanEvent
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.acquisition.resumable import load_resumable
@@ -197,9 +200,15 @@ class SlowFlush:
 def test_abort_during_a_slow_line_write_is_answered_and_leaves_the_rig_safe(
         window, qtbot, tmp_path, monkeypatch):
     """The disk stalls while a line is written: the window still answers, Abort is taken and
-    makes the rig safe at once (stage stopped, field ramped down), and once the write returns
-    the scan stops there, the file resumable with every line written; the window says so."""
+    makes the rig safe at once (stage stopped, field ramped down), the Scan tab says so and
+    that the write has not returned, closing asks before leaving the write behind, and once
+    the write returns the scan stops there, the file resumable with every line written; the
+    window says so."""
     scan, live, rig = window.scan, window.scan.live, window.holder.rig
+    asked = []
+    monkeypatch.setattr(QtWidgets.QMessageBox, "question", lambda *a, **k: asked.append(a[2])
+                        or QtWidgets.QMessageBox.StandardButton.No)
+    monkeypatch.setattr(sequencer, "WRITE_STALLED_S", 0.0)  # stalled once the rig is safe
     stops = []
     monkeypatch.setattr(rig.stage, "stop", lambda stop=rig.stage.stop: (stops.append(1), stop()))
     slow = SlowFlush(monkeypatch, line=2)
@@ -218,7 +227,15 @@ def test_abort_during_a_slow_line_write_is_answered_and_leaves_the_rig_safe(
         # the write is still stalled, and touches no instrument: the rig is made safe now
         qtbot.waitUntil(lambda: bool(stops) and not np.any(rig.coils.field_setpoint()),
                         timeout=WAIT_MS)
-        assert not slow.go.is_set()
+        qtbot.waitUntil(lambda: "has not returned (disk stalled?)" in scan.status.text(),
+                        timeout=WAIT_MS)
+        assert scan.status.text().startswith("aborting: the rig is safe (stage stopped, field "
+                                             "at its safe state).")
+        assert live.state == "aborting" and not slow.go.is_set()
+        assert not window.close()  # asked (No): the write may still return
+        assert window.isVisible() and live.state == "aborting" and len(asked) == 1
+        assert "has not returned (disk stalled?)" in asked[0]
+        assert f"smm-daq repair {tmp_path / 'session.h5'}" in asked[0]
     finally:
         slow.go.set()
     with qtbot.waitSignal(scan.scanEnded, timeout=WAIT_MS) as ended:
@@ -237,30 +254,46 @@ def test_abort_during_a_slow_line_write_is_answered_and_leaves_the_rig_safe(
         "finishes the scan.")
 
 
-def test_closing_the_window_mid_scan_leaves_the_file_resumable_and_the_rig_safe(
+def test_closing_the_window_mid_scan_does_not_wait_for_a_stalled_write(
         window, qtbot, tmp_path, monkeypatch):
+    """Closing mid-scan aborts it (asked first); once the rig is safe, a line's write that has
+    not returned (a stalled disk) is not waited for: the window says what is left of the file
+    and how to finish it, and closes, the rig safe and closed; the write, when it returns,
+    leaves the file resumable and touches the closed rig no more."""
     scan, live, rig = window.scan, window.scan.live, window.holder.rig
-    monkeypatch.setattr(QtWidgets.QMessageBox, "question",
-                        lambda *a, **k: QtWidgets.QMessageBox.StandardButton.Yes)
+    asked, warned = [], []
+    monkeypatch.setattr(QtWidgets.QMessageBox, "question", lambda *a, **k: asked.append(a[2])
+                        or QtWidgets.QMessageBox.StandardButton.Yes)
+    monkeypatch.setattr(QtWidgets.QMessageBox, "warning", lambda *a, **k: warned.append(a[2]))
+    monkeypatch.setattr(sequencer, "WRITE_STALLED_S", 0.0)  # stalled once the rig is safe
     slow = SlowFlush(monkeypatch, line=1)  # the close comes mid-scan, for sure
     plan = ScanPlan.from_center("closed", CENTRE, (5 * 20 * UM, 7 * 20 * UM), 20 * UM,
                                 settle_tau=1.0, field=(0.0, 0.0, 20 * UT))
+    path = tmp_path / "session.h5"
     assert scan.start(plan)
     try:
         qtbot.waitUntil(slow.entered.is_set, timeout=WAIT_MS)
-        assert not window.close()  # it waits for the scan to end, the rig made safe
-        assert window.isVisible() and live.state == "aborting"
+        running = live.sequencer
+        assert not window.close()  # asked; the scan aborted, the rig made safe first
+        assert live.state == "aborting" and len(asked) == 1
+        qtbot.waitUntil(lambda: not window.isVisible(), timeout=WAIT_MS)
+        assert not slow.go.is_set()  # closed while the write has not returned
+        assert window.holder.rig is None and live.state == "aborting"
+        np.testing.assert_allclose(rig.coils.field_setpoint(), 0.0, atol=1e-12)
+        assert len(asked) == 1 and len(warned) == 1  # not asked twice
+        assert warned[0].startswith("The rig is safe (stage stopped, field at its safe state), "
+                                    f"but the scan's write to {path} has not returned")
+        assert f"`smm-daq repair {path}`" in warned[0]
+        assert f"`smm-daq resume {path} --entry closed`" in warned[0]
     finally:
         slow.go.set()
-    qtbot.waitUntil(lambda: not window.isVisible(), timeout=WAIT_MS)
-    assert live.state == "aborted" and window.holder.rig is None
-    np.testing.assert_allclose(rig.coils.field_setpoint(), 0.0, atol=1e-12)
-    path = tmp_path / "session.h5"
+    assert running.wait(WAIT_MS / 1000) == "aborted"
     record = load_resumable(path, "closed")
     assert record.plan.difference(plan) is None
     with open_read(path) as f:
         assert np.asarray(f["closed/data/line_done"][()]).tolist() == [True] * 2 + [False] * 6
         assert f["closed/status"][()].decode() == "aborted"
+        assert "NOT safe" not in f["closed/message"].asstr()[()]
 
 
 def test_the_session_tab_reads_the_file_off_the_gui_thread_while_a_scan_writes_it(
@@ -287,3 +320,71 @@ def test_the_session_tab_reads_the_file_off_the_gui_thread_while_a_scan_writes_i
     assert session.path == path
     qtbot.waitUntil(lambda: not scan.live.running, timeout=WAIT_MS)
     qtbot.waitUntil(lambda: session.entries[0].status == "aborted", timeout=WAIT_MS)
+
+
+def test_the_recipes_tab_checks_a_recipe_off_the_gui_thread_while_a_scan_writes_the_file(
+        window, qtbot, tmp_path, monkeypatch):
+    """Opening a recipe checks it against the session file: mid-scan, that read waited in the
+    GUI thread for the line being written, and on a stalled disk the window froze."""
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(RECIPE, encoding="utf-8")
+    scan, view = window.scan, window.recipes
+    slow = SlowFlush(monkeypatch, line=1)
+    plan = ScanPlan.from_center("under", CENTRE, (3 * 20 * UM, 4 * 20 * UM), 20 * UM,
+                                settle_tau=1.0)
+    assert scan.start(plan)
+    try:
+        qtbot.waitUntil(slow.entered.is_set, timeout=WAIT_MS)
+        assert view.open_recipe(recipe)  # returns while the line's write is stalled
+        stalled = not slow.go.is_set()
+        assert view.steps.count() == 0 and view.message.text().startswith("Checking")
+    finally:
+        slow.go.set()
+    assert stalled
+    qtbot.waitUntil(lambda: view.steps.count() == 6, timeout=WAIT_MS)
+    assert view.recipe is not None and view.message.text().startswith("6 steps checked")
+    qtbot.waitUntil(lambda: not scan.live.running, timeout=WAIT_MS)
+    assert view.run_button.isEnabled()
+
+
+STOPPED_AT_PROMPT = """
+[recipe]
+title = "a scan, then a prompt"
+[scan_defaults]
+center_um = [12500.0, 12500.0]
+size_um = [40.0, 20.0]
+step_um = 20.0
+settle_tau = 1.0
+[[step]]
+kind = "scan"
+name = "first"
+[[step]]
+kind = "prompt"
+message = "Go on?"
+"""
+
+
+def test_whether_an_ended_recipe_can_be_continued_is_read_off_the_gui_thread(
+        window, qtbot, tmp_path, monkeypatch):
+    """A recipe stopped after writing entries offers Continue: whether it wrote any is read
+    from the session file, which a slow disk can hold; the window answers meanwhile."""
+    import gui.recipes_view as recipes_view
+
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(STOPPED_AT_PROMPT, encoding="utf-8")
+    view = window.recipes
+    view.ask = lambda _message: False  # Cancel at the prompt: the recipe stops
+    assert view.open_recipe(recipe) and view.run()
+    held = Held(recipes_view._holds_entries_of)
+    monkeypatch.setattr(recipes_view, "_holds_entries_of", held)
+    try:
+        qtbot.waitUntil(held.entered.is_set, timeout=WAIT_MS)
+        answered = []
+        QtCore.QTimer.singleShot(0, lambda: answered.append(view.message.text()))
+        qtbot.waitUntil(lambda: bool(answered), timeout=WAIT_MS)
+        assert answered[0].startswith("Recipe stopped: step 2: the operator stopped")
+        assert view.run_button.text() == "Run" and not held.go.is_set()
+    finally:
+        held.go.set()
+    qtbot.waitUntil(lambda: view.run_button.text() == "Continue", timeout=WAIT_MS)
+    assert view.message.text().endswith("Continue carries it on from where it stopped.")

@@ -59,7 +59,9 @@ def test_a_recipe_stopped_in_its_second_scan_is_continued_from_the_tab(window, q
                                                                        cut_off):
     recipe, path = cut_off
     view = window.recipes
-    assert view.run_button.text() == "Continue"  # offered as soon as the recipe stopped
+    # offered once the recipe stopped (whether it wrote entries is read off the GUI thread)
+    qtbot.waitUntil(lambda: view.run_button.text() == "Continue", timeout=WAIT_MS)
+    assert "Continue carries it on" in view.message.text()
     first, second = _snapshot(path, "first"), _snapshot(path, "second")
     asked: list[str] = []
     view.ask = lambda message: asked.append(message) or True

@@ -267,6 +267,27 @@ def test_a_scan_that_fails_to_start_says_when_the_rig_is_not_safe(window, qtbot,
     assert "rig NOT safe" in window.scan.status.text()
 
 
+@pytest.mark.parametrize("rig_safe", [True, False])
+def test_the_scan_tab_says_the_rig_was_made_safe_by_the_sequencers_flag(qtbot, tmp_path,
+                                                                          rig_safe):
+    """Whether the rig was made safe comes from the final event's flag, not from words in its
+    message (this one does not say)."""
+    from gui.rig_holder import RigHolder
+    from gui.scan_tab import ScanTab
+    from smm_daq.acquisition.events import ScanEvent
+
+    tab = ScanTab(RigHolder(load_profile()))
+    qtbot.addWidget(tab)
+    plan = small_plan("flagged", n=3)
+    tab.live.prepare(plan, tmp_path / "s.h5", None)
+    tab.live.attach(object())  # a sequencer that ran (no instrument is called here)
+    with qtbot.waitSignal(tab.scanEnded, timeout=WAIT_MS):
+        tab.live.bridge.push(ScanEvent("aborted", plan.name, 0, rig_safe=rig_safe,
+                                       message="aborted by the operator; coils: no reply"))
+    assert ("The rig was made safe" in tab.status.text()) is rig_safe
+    tab.live.timer.stop()
+
+
 def test_a_new_scan_does_not_show_the_last_scans_progress(window, qtbot, tmp_path):
     """Between Start and the sequencer's first event (the field set, the stage moved to the
     first point) the bars showed the scan before's 100 %."""

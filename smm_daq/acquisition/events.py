@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-EVENT_KINDS = ("started", "point", "line_done", "paused", "resumed", "finished", "failed",
-               "aborted")
+EVENT_KINDS = ("started", "point", "line_done", "paused", "resumed", "made_safe", "finished",
+               "failed", "aborted")
 
 
 @dataclass(frozen=True)
@@ -14,15 +14,20 @@ class ScanEvent:
 
     kind: "started" (field set, first move next), "point" (one reading stored in memory),
         "line_done" (a line written and flushed to the file), "paused" (message says why:
-        operator request, lock-in overload, reading out of range), "resumed", and exactly one
-        of "finished", "failed" (message says what failed), "aborted" at the end, sent after
-        the rig has been made safe and the file closed.
+        operator request, lock-in overload, reading out of range), "resumed", "made_safe" (an
+        abort came while a line was being written: the rig has been made safe meanwhile, and
+        that write has not returned yet; a stalled disk holds the end of the scan, which
+        follows once the write returns), and exactly one of "finished", "failed" (message
+        says what failed), "aborted" at the end, sent after the rig has been made safe and the
+        file closed.
     entry: the scan's entry name. line: the line index iy (the current or last line).
     index: (iy, ix) of the point for "point" events, else None.
     bz: the point's Bz in T for "point" events, else None.
     progress: fraction of the grid's points measured (0..1), counting lines finished before a
         resume. eta_s: estimated remaining time in clock seconds (simulated seconds on a
         simulator), or None when unknown. time: the rig clock's time (s).
+    rig_safe: for "made_safe" and the final event, whether making the rig safe did every step
+        (False: the message says what it could not do); None for the other kinds.
     """
 
     kind: str
@@ -34,3 +39,4 @@ class ScanEvent:
     progress: float = 0.0
     eta_s: float | None = None
     time: float = 0.0
+    rig_safe: bool | None = None

@@ -22,7 +22,9 @@ Ctrl-C) runs `rig.make_safe()` and then writes the final status to the file, in 
 before the terminal event is published. An abort that comes while a line is being written
 (a slow or stalled disk can hold that write for minutes, and the worker touches no
 instrument meanwhile) makes the rig safe at once, in a thread of its own, without waiting
-for the write.
+for the write; if the write has still not returned `WRITE_STALLED_S` later, a "made_safe"
+event says so (the rig safe, the end of the scan held by the file), so that a window can let
+its user go.
 """
 
 from __future__ import annotations
@@ -59,6 +61,10 @@ FIELD_ATTEMPTS = 3  # verification attempts, FIELD_RECHECK_S apart (a ramp may s
 FIELD_RECHECK_S = 1.0
 OVERLOAD = "lock-in overload"
 SIGNAL_POLL_S = 0.05  # real seconds: how soon a waiting main thread runs a signal's handler
+# real seconds (the disk's time, not the rig's): a line's write not returned this long after
+# an abort made the rig safe is reported as stalled ("made_safe"); a write that is merely
+# slower than the ramp-down is not
+WRITE_STALLED_S = 5.0
 STATES = ("idle", "running", "paused", "finished", "aborted", "failed")
 
 
@@ -123,6 +129,8 @@ class Sequencer(FlyScan):
         self._time_mark: float | None = None  # rig clock of the last `rig_clock_duration` update
         self._storing = False  # the worker is writing a line, touching no instrument
         self._safing: threading.Thread | None = None  # making the rig safe on an abort meanwhile
+        self._emitting = threading.Lock()  # events from the worker and the safing thread
+        self._rig_handed_back = False  # its owner has made the rig safe and closed it
 
     # -- control (any thread) -------------------------------------------------------------
 
@@ -185,9 +193,16 @@ class Sequencer(FlyScan):
             self._cond.notify_all()
             if self._storing and self._safing is None:
                 # the worker's next step is to see the abort (it calls no instrument first)
-                self._safing = threading.Thread(target=self._make_safe, daemon=True,
+                self._safing = threading.Thread(target=self._make_safe_during_write, daemon=True,
                                                 name=f"make safe {self.entry}")
                 self._safing.start()
+
+    def hand_back_rig(self) -> None:
+        """The rig's owner makes it safe and closes it now, without waiting for the scan's
+        end (a window closing while a line's write, aborted, has not returned): the worker
+        touches the rig no more; the safety it reports is what the abort's safing found."""
+        with self._cond:
+            self._rig_handed_back = True
 
     def wait(self, timeout: float | None = None) -> str:
         """Wait (real seconds) for the worker to end; returns the state.
@@ -363,6 +378,7 @@ class Sequencer(FlyScan):
         finally:
             with self._cond:
                 self._storing = False
+                self._cond.notify_all()  # a safing thread waiting to see the write return
 
     def _lines_missing(self) -> str:
         """Why the scan is not finished although its loop ended ("" when every line is)."""
@@ -534,10 +550,31 @@ class Sequencer(FlyScan):
         except Exception as exc:  # make_safe should not raise; never let it hide the status
             self.safety_problems = [f"make_safe raised {type(exc).__name__}: {exc}"]
 
+    def _make_safe_during_write(self) -> None:
+        """The safing thread of an abort during a line's write: the rig made safe, and, if the
+        write has not returned `WRITE_STALLED_S` after, "made_safe" published (before the final
+        event: `_finish` waits for this thread)."""
+        self._make_safe()
+        with self._cond:
+            stalled = not self._cond.wait_for(lambda: not self._storing, WRITE_STALLED_S)
+        if not stalled:
+            return
+        if self.safety_problems:
+            said = ("rig NOT safe: " + "; ".join(self.safety_problems) + ". "
+                    + safe_command_hint(self.rig.profile))
+        else:
+            said = "the rig was made safe (stage stopped, field at its safe state)"
+        self._emit("made_safe", line=self._line, rig_safe=not self.safety_problems,
+                   message=f"{said}; the write of line {self._line} to {self.path.name} has "
+                           "not returned (a stalled disk?): the scan ends when it does")
+
     def _finish(self, status: str, message: str) -> None:
         if self._safing is not None:  # made safe on an abort during a line's write: once
             self._safing.join()  # done, again here (cheap), for what is reported
-        self._make_safe()
+        with self._cond:
+            handed_back = self._rig_handed_back
+        if not handed_back:
+            self._make_safe()
         try:
             self._account_time()
         except Exception as exc:  # the final status below matters more
@@ -565,26 +602,29 @@ class Sequencer(FlyScan):
             self._state = status
             self.message = message
         try:
-            self._emit(status, line=self._line, message=message)
+            self._emit(status, line=self._line, message=message,
+                       rig_safe=not self.safety_problems)
         finally:
             self._done.set()
 
     # -- events -----------------------------------------------------------------------------
 
     def _emit(self, kind: str, *, line: int, index: tuple[int, int] | None = None,
-              bz: float | None = None, message: str = "") -> None:
+              bz: float | None = None, message: str = "", rig_safe: bool | None = None) -> None:
         if not self._subscribers:
             return
         total = self.plan.points
         progress = self._points_done / total if total else 1.0
         now = self.rig.clock.now()
         event = ScanEvent(kind=kind, entry=self.entry, line=line, index=index, bz=bz,
-                          message=message, progress=progress, eta_s=self._eta(now), time=now)
-        for callback in list(self._subscribers):
-            try:
-                callback(event)
-            except Exception as exc:  # a broken display must not break the scan
-                self.subscriber_errors.append(exc)
+                          message=message, progress=progress, eta_s=self._eta(now), time=now,
+                          rig_safe=rig_safe)
+        with self._emitting:  # a subscriber is called by one thread at a time
+            for callback in list(self._subscribers):
+                try:
+                    callback(event)
+                except Exception as exc:  # a broken display must not break the scan
+                    self.subscriber_errors.append(exc)
 
     def _eta(self, now: float) -> float | None:
         remaining = self.plan.points - self._points_done

@@ -97,6 +97,9 @@ class ProgressBar:
             self.stream.write(f"scan '{event.entry}' paused: {event.message}\n")
         elif event.kind == "resumed":
             self.stream.write(f"scan '{event.entry}' resumed\n")
+        elif event.kind == "made_safe":
+            self._close()
+            self.stream.write(f"scan '{event.entry}': {event.message}\n")
         else:
             if self._bar is not None:
                 self._bar.update(done - self._bar.n)

@@ -1,0 +1,49 @@
+"""The GUI's worker threads: a call that never returns (a read behind a stalled disk's write)
+does not hold the application's exit."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+STUCK_AT_EXIT = """
+import threading
+from PyQt6 import QtWidgets
+from gui.background import Background
+
+app = QtWidgets.QApplication([])
+never = threading.Event()
+worker = Background("stuck")
+worker.submit(never.wait)  # a read waiting for a write that never returns
+worker.submit(lambda: print("dropped call ran"))
+worker.shutdown(wait=False)  # the window closes
+print("closed", flush=True)
+"""
+
+
+def test_a_call_that_never_returns_does_not_hold_the_process_at_exit(repo):
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen",
+               PYTHONPATH=os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")]))
+    done = subprocess.run([sys.executable, "-c", STUCK_AT_EXIT], cwd=repo, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "closed\n"
+
+
+def test_calls_dropped_at_shutdown_are_no_longer_pending(qtbot):
+    """The window's screenshot waits for the pending reads to be drawn: one dropped by the
+    close would be waited for forever."""
+    import threading
+
+    from gui.background import Background
+
+    go, ran = threading.Event(), []
+    worker = Background("dropped")
+    worker.submit(lambda: go.wait(60), ran.append)
+    worker.submit(lambda: "dropped", ran.append)
+    worker.shutdown(wait=False)
+    assert worker.pending in (1, 2)  # the first call may not have started yet: dropped too
+    go.set()
+    qtbot.waitUntil(lambda: worker.pending == 0, timeout=60_000)
+    assert "dropped" not in ran
