@@ -52,13 +52,15 @@ def gate_the_scan(window: Any, qtbot: Any, monkeypatch: Any) -> Turnstile:
 class Held:
     """Wraps a function so that each call waits, once `entered` is set, until `go` is set:
     the caller's work is then surely in flight when the test acts. `then` replaces what the
-    call does once let go (e.g. a failure to raise)."""
+    call does once let go (e.g. a failure to raise); `threads` are those of the calls."""
 
     def __init__(self, fn: Callable[..., Any], then: Callable[..., Any] | None = None) -> None:
         self.fn, self.then = fn, then
         self.entered, self.go = threading.Event(), threading.Event()
+        self.threads: list[threading.Thread] = []
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.threads.append(threading.current_thread())
         self.entered.set()
         assert self.go.wait(WAIT_S)
         return (self.then or self.fn)(*args, **kwargs)

@@ -159,15 +159,13 @@ def test_abort_keeps_finished_lines_and_makes_safe(tmp_path):
         assert f["scan/end_time"].asstr()[()] != ""
 
 
-def test_abort_during_a_stalled_line_write_makes_the_rig_safe_at_once(tmp_path, monkeypatch):
-    """A slow disk holds a line's write: an abort then must not wait for it to ramp the field
-    down and stop the stage (the worker touches no instrument until the write returns)."""
+def _stall_line_1(monkeypatch) -> tuple[threading.Event, threading.Event]:
+    """Line 1's write held (a stalled disk): `stalled` is set when it begins, and it returns
+    once `go` is set."""
     from smm_daq.storage.scan_entry import ScanEntryWriter
 
-    rig = fake_rig()
-    path = tmp_path / "s.h5"
-    stalled, go, safe = threading.Event(), threading.Event(), threading.Event()
-    write_line, make_safe = ScanEntryWriter.write_line, rig.make_safe
+    stalled, go = threading.Event(), threading.Event()
+    write_line = ScanEntryWriter.write_line
 
     def stalling(writer, iy, *args, **kw):
         if iy == 1:
@@ -175,13 +173,30 @@ def test_abort_during_a_stalled_line_write_makes_the_rig_safe_at_once(tmp_path, 
             assert go.wait(60)
         return write_line(writer, iy, *args, **kw)
 
+    monkeypatch.setattr(ScanEntryWriter, "write_line", stalling)
+    return stalled, go
+
+
+def _noting_safety(rig, monkeypatch) -> threading.Event:
+    """An event set once `rig.make_safe` has run."""
+    safe, make_safe = threading.Event(), rig.make_safe
+
     def making_safe():
         problems = make_safe()
         safe.set()
         return problems
 
-    monkeypatch.setattr(ScanEntryWriter, "write_line", stalling)
     monkeypatch.setattr(rig, "make_safe", making_safe)
+    return safe
+
+
+def test_abort_during_a_stalled_line_write_makes_the_rig_safe_at_once(tmp_path, monkeypatch):
+    """A slow disk holds a line's write: an abort then must not wait for it to ramp the field
+    down and stop the stage (the worker touches no instrument until the write returns)."""
+    rig = fake_rig()
+    path = tmp_path / "s.h5"
+    stalled, go = _stall_line_1(monkeypatch)
+    safe = _noting_safety(rig, monkeypatch)
     seq = Sequencer(rig, path, _plan())
     seq.start()
     try:
@@ -462,18 +477,10 @@ def test_a_write_still_stalled_once_the_rig_is_made_safe_is_told_with_the_rigs_s
     """An abort during a line's write that does not return: "made_safe" says, before the
     write returns, whether the rig is safe (a flag, not words in the message); the final
     event carries the same flag."""
-    from smm_daq.storage.scan_entry import ScanEntryWriter
-
     rig = fake_rig()
     rig.safe_problems = problems
-    stalled, go, told = threading.Event(), threading.Event(), threading.Event()
-    write_line = ScanEntryWriter.write_line
-
-    def stalling(writer, iy, *args, **kw):
-        if iy == 1:
-            stalled.set()
-            assert go.wait(60)
-        return write_line(writer, iy, *args, **kw)
+    stalled, go = _stall_line_1(monkeypatch)
+    told = threading.Event()
 
     events = []
 
@@ -482,7 +489,6 @@ def test_a_write_still_stalled_once_the_rig_is_made_safe_is_told_with_the_rigs_s
         if event.kind == "made_safe":
             told.set()
 
-    monkeypatch.setattr(ScanEntryWriter, "write_line", stalling)
     monkeypatch.setattr(sequencer, "WRITE_STALLED_S", 0.0)  # stalled as soon as the rig is safe
     seq = Sequencer(rig, tmp_path / "s.h5", _plan())
     seq.subscribe(record)
@@ -519,19 +525,10 @@ def test_a_rig_handed_back_during_a_stalled_write_is_not_touched_when_it_returns
     """The window closes without waiting for a stalled write: it makes the rig safe and
     closes it; the scan's end, once the write returns, calls no instrument (a closed one
     would be reported as not safe in the file)."""
-    from smm_daq.storage.scan_entry import ScanEntryWriter
-
     rig = fake_rig()
-    stalled, go, told = threading.Event(), threading.Event(), threading.Event()
-    write_line = ScanEntryWriter.write_line
+    stalled, go = _stall_line_1(monkeypatch)
+    told = threading.Event()
 
-    def stalling(writer, iy, *args, **kw):
-        if iy == 1:
-            stalled.set()
-            assert go.wait(60)
-        return write_line(writer, iy, *args, **kw)
-
-    monkeypatch.setattr(ScanEntryWriter, "write_line", stalling)
     monkeypatch.setattr(sequencer, "WRITE_STALLED_S", 0.0)
     path = tmp_path / "s.h5"
     seq = Sequencer(rig, path, _plan())
@@ -554,25 +551,9 @@ def test_a_write_that_returns_soon_after_the_rig_is_made_safe_is_not_called_stal
         tmp_path, monkeypatch):
     """An abort during an ordinary line write (slower than the ramp-down, not stalled): no
     "made_safe" (a window would tell its user the disk stalled), the scan ends as usual."""
-    from smm_daq.storage.scan_entry import ScanEntryWriter
-
     rig = fake_rig()
-    stalled, go, safe = threading.Event(), threading.Event(), threading.Event()
-    write_line, make_safe = ScanEntryWriter.write_line, rig.make_safe
-
-    def stalling(writer, iy, *args, **kw):
-        if iy == 1:
-            stalled.set()
-            assert go.wait(60)
-        return write_line(writer, iy, *args, **kw)
-
-    def making_safe():
-        problems = make_safe()
-        safe.set()
-        return problems
-
-    monkeypatch.setattr(ScanEntryWriter, "write_line", stalling)
-    monkeypatch.setattr(rig, "make_safe", making_safe)
+    stalled, go = _stall_line_1(monkeypatch)
+    safe = _noting_safety(rig, monkeypatch)
     monkeypatch.setattr(sequencer, "WRITE_STALLED_S", 600.0)  # the write returns well before
     kinds = []
     seq = Sequencer(rig, tmp_path / "s.h5", _plan())

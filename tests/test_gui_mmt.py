@@ -30,8 +30,9 @@ GRAIN = np.array([1, 1, 2, 3])
 M_TRUE = np.array([[2e4, 0, -3e4], [-1e4, 2e4, 1e4], [1e4, 1e4, 1e4]])  # A/m per grain
 
 
-@pytest.fixture
-def session(tmp_path):
+def write_cuboid_session(tmp_path):
+    """A scan of the three cuboid grains (entry 'scan' of s.h5, 0.05 µT noise) and their grain
+    file (grains.csv)."""
     x = np.arange(0, 120.1, 4) * UM
     y = np.arange(0, 130.1, 4) * UM
     X, Y = np.meshgrid(x, y)
@@ -47,6 +48,11 @@ def session(tmp_path):
                                                                            strict=True)]
     grains.write_text("\n".join(rows) + "\n")
     return path, grains
+
+
+@pytest.fixture
+def session(tmp_path):
+    return write_cuboid_session(tmp_path)
 
 
 @pytest.fixture
@@ -667,25 +673,17 @@ def test_save_to_file_writes_off_the_gui_thread_and_blocks_a_second_action(inver
     from smm_daq.storage.nexus import list_entries
 
     view = inverted
-    writers: list[threading.Thread] = []
-    started, release = threading.Event(), threading.Event()
-    write = result_file.write_result_entry
-
-    def held(*args, **kwargs):
-        writers.append(threading.current_thread())
-        started.set()
-        assert release.wait(WAIT_MS / 1000)
-        return write(*args, **kwargs)
-
+    held = Held(result_file.write_result_entry)
     monkeypatch.setattr(result_file, "write_result_entry", held)
     with qtbot.waitSignal(view.saveEnded, timeout=WAIT_MS) as ended:
         assert view.save_to_file("first")
-        assert started.wait(WAIT_MS / 1000)
+        held.wait_entered()
         assert view.saving and "Saving" in view.status.text()
         assert not view.save_button.isEnabled() and not view.run_button.isEnabled()
         assert not view.save_to_file("second") and not view.run()
-        release.set()
+        held.go.set()
     assert ended.args == [True, f"Saved as entry 'first' of {view.path}"]
+    writers = held.threads
     assert writers == [writers[0]] and writers[0] is not threading.main_thread()
     assert [e.name for e in list_entries(view.path)] == ["scan", "first"]
     assert view.save_button.isEnabled() and view.run_button.isEnabled()

@@ -11,9 +11,10 @@ import threading
 import h5py
 import numpy as np
 import pytest
+from scan_gate import Held
+from test_gui_mmt import write_cuboid_session
 
 from gui.mmt_view import MMTView
-from smm_daq.analysis.forward import cuboid_bz
 from smm_daq.analysis.mmt.formats.points import write_points
 from smm_daq.analysis.mmt.models.multipole import MultipoleModel, Sensor, point_grains
 from smm_daq.analysis.mmt.solver.inversion import forward
@@ -26,11 +27,6 @@ UM = 1e-6
 UT = 1e-6
 WAIT_MS = 120_000
 HEIGHT = 20 * UM
-# three cuboid grains, the first of two cuboids: centre x, y, z and full edges (µm)
-CUBOIDS = np.array([[30, 30, -6, 8, 8, 6], [38, 30, -6, 8, 6, 6], [80, 60, -10, 10, 10, 8],
-                    [60, 100, -30, 6, 6, 6]]) * UM
-GRAIN = np.array([1, 1, 2, 3])
-M_TRUE = np.array([[2e4, 0, -3e4], [-1e4, 2e4, 1e4], [1e4, 1e4, 1e4]])
 POINTS = point_grains(np.array([[10, 10, -3], [30, 12, -4], [20, 30, -5]]) * UM,
                       np.array([4.0, 6.0, 8.0]) * UM**3)
 COEF = np.zeros((3, 8))
@@ -42,19 +38,7 @@ COEF[0, 3:] = 2e4 * 4 * UM**3 * 1.0 * UM  # a strong quadrupole on grain 1 only
 def cuboid_session(tmp_path):
     """A scan of three cuboid grains, its grain file, and its inversion by the command line
     (entry 'scan_mmt', CSV r.csv)."""
-    x, y = np.arange(0, 120.1, 4) * UM, np.arange(0, 130.1, 4) * UM
-    X, Y = np.meshgrid(x, y)
-    sensors = np.c_[X.ravel(), Y.ravel(), np.full(X.size, HEIGHT)]
-    bz = cuboid_bz(sensors, CUBOIDS, M_TRUE[GRAIN - 1], sensor_size=(2 * UM, 2 * UM))
-    bz = bz + np.random.default_rng(4).normal(0, 0.05 * UT, bz.size)
-    path = tmp_path / "s.h5"
-    write_map_entry(path, MapData(bz=bz.reshape(X.shape), x=x, y=y, height=HEIGHT,
-                                  sensor_size=(2 * UM, 2 * UM), name="scan"), kind="scan")
-    grains = tmp_path / "grains.csv"
-    rows = ["grain,x_um,y_um,z_um,dx_um,dy_um,dz_um"]
-    rows += [f"{g}," + ",".join(repr(float(v)) for v in c / UM)
-             for g, c in zip(GRAIN, CUBOIDS, strict=True)]
-    grains.write_text("\n".join(rows) + "\n")
+    path, grains = write_cuboid_session(tmp_path)
     out = tmp_path / "r.csv"
     assert main(["mmt", "invert", str(path), "--entry", "scan", "--grains", str(grains),
                  "--out", str(out)]) == 0
@@ -293,16 +277,7 @@ def test_the_result_is_read_in_the_background_worker_and_the_window_stays_live(
     from smm_daq.analysis.mmt import result_read
 
     path, _grains, out = cuboid_session
-    readers: list[threading.Thread] = []
-    started, release = threading.Event(), threading.Event()
-    read = result_read.read_result_entry
-
-    def held(*args, **kwargs):
-        readers.append(threading.current_thread())
-        started.set()
-        assert release.wait(WAIT_MS / 1000)
-        return read(*args, **kwargs)
-
+    held = Held(result_read.read_result_entry)
     monkeypatch.setattr(result_read, "read_result_entry", held)
     view = MMTView(load_profile())
     qtbot.addWidget(view)
@@ -312,15 +287,16 @@ def test_the_result_is_read_in_the_background_worker_and_the_window_stays_live(
     timer.timeout.connect(lambda: ticks.append(1))
     with qtbot.waitSignal(view.loadEnded, timeout=WAIT_MS) as ended:
         assert view.load_result(path, "scan_mmt")
-        assert started.wait(WAIT_MS / 1000)
+        held.wait_entered()
         assert view.load_worker.pending == 1 and "Reading the saved result" in \
             view.status.text()
         timer.start(0)
         qtbot.waitUntil(lambda: len(ticks) >= 3, timeout=WAIT_MS)  # the event loop runs
         timer.stop()
         assert view.result is None
-        release.set()
+        held.go.set()
     assert ended.args[0]
+    readers = held.threads
     assert readers == [readers[0]] and readers[0] is not threading.main_thread()
     assert readers[0].name.startswith("smm-gui-mmt-load")
     assert_table_is_the_csv(view, out)
