@@ -192,7 +192,7 @@ def accumulate(model: GreenModel | Any, sensors: np.ndarray, phi: np.ndarray, *,
     themselves where no near part is smaller, only when all of Q fits (a part of Q saves only
     its share of a cheap recomputation) and the model's `keep_rows`; None for a block not kept
     (`forward` computes it again). `on_block` is told of each block done, and within a
-block after each panel of its QR."""
+    block after each panel of its QR."""
     n = model.n_columns
     qr = QRUpdate(n + 1, min(block, sensors.shape[0]))
     kept: list[Kept] | None = [] if keep_bytes > 0 else None
@@ -431,7 +431,7 @@ def invert_map(
         progress(notice)
     if used == "cpu":
         memory.check_solve_fits(n, min(block, sensors.shape[0]), f"{grains.n_grains} grains × 3",
-                         damping=damping > 0)
+                                damping=damping > 0)
     phi = data.bz.ravel()[keep]
     lo = sensors[:, :2].min(axis=0)
     hi = sensors[:, :2].max(axis=0)

@@ -250,32 +250,33 @@ def invert_scans(
     points = grains if model == "cuboid" or isinstance(grains, PointGrains) \
         else as_points(grains)
     n = k * grains.n_grains
-    parts, phis, keeps, models = [], [], [], []
-    for s, scan in enumerate(scans):
-        keep = scan.usable()
+    keeps = [scan.usable() for scan in scans]
+    for scan, keep in zip(scans, keeps, strict=True):
         if keep.size == 0:
             raise InputError(f"scan '{scan.name}' has no usable pixel (its mask and NaNs "
                              "leave none); expected some measured pixels to fit")
+    n_sensors = sum(keep.size for keep in keeps)
+    if n_sensors <= n:
+        raise InputError(
+            f"{n_sensors} usable pixels in {len(scans)} scan(s) for {grains.n_grains} "
+            f"grains; expected more than {n} ({k} per grain)")
+    unknowns = f"{grains.n_grains} grains × {k} ({model})"
+    used = devices.fit_device(used, device, n, n_sensors, unknowns)
+    ops = inversion if used == "cpu" else devices.gpu_solver()
+    notice = first_run_notice(model) if progress and used == "cpu" else None
+    if notice:  # before the grains' models are built: that compiles kernels too
+        progress(notice)
+    parts, phis, models = [], [], []
+    for s, (scan, keep) in enumerate(zip(scans, keeps, strict=True)):
         X, Y = np.meshgrid(scan.data.x, scan.data.y)
         pts = np.c_[X.ravel()[keep], Y.ravel()[keep], np.full(keep.size, scan.height),
                     np.full(keep.size, float(s))]
         models.append(_model(points, scan, model, pts, exact))
         parts.append(pts)
         phis.append(scan.data.bz.ravel()[keep])
-        keeps.append(keep)
     sensors = np.concatenate(parts)
     warn_far_grains(grains, sensors[:, :2].min(axis=0), sensors[:, :2].max(axis=0))
     counts = np.array([p.shape[0] for p in parts])
-    if sensors.shape[0] <= n:
-        raise InputError(
-            f"{sensors.shape[0]} usable pixels in {len(scans)} scan(s) for {grains.n_grains} "
-            f"grains; expected more than {n} ({k} per grain)")
-    unknowns = f"{grains.n_grains} grains × {k} ({model})"
-    used = devices.fit_device(used, device, n, sensors.shape[0], unknowns)
-    ops = inversion if used == "cpu" else devices.gpu_solver()
-    notice = first_run_notice(model) if progress and used == "cpu" else None
-    if notice:
-        progress(notice)
     if used == "cpu":
         check_solve_fits(n, min(block, sensors.shape[0]), unknowns, damping=damping > 0)
     given = [scan.sigma for scan in scans]
