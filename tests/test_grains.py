@@ -55,6 +55,19 @@ def test_bad_csv_is_refused_naming_file_and_line(tmp_path, text, match):
     assert str(p) in str(err.value)
 
 
+@pytest.mark.parametrize(("fmt", "text", "hint"), [
+    ("csv", HEADER + "1,0,0,0.2,1,1,1\n", "(z up, or use --grain-format mmt for depths)"),
+    ("mmt", "0 0 -0.2 0.5 0.5 0.5 1\n", "(depths positive down, the top at 0)"),
+])
+def test_a_cuboid_above_the_top_is_refused_with_its_formats_hint(tmp_path, fmt, text, hint):
+    """Only a z-up file is pointed to the depth format: one read as depths already is told
+    its depths are positive down."""
+    p = _write(tmp_path, text)
+    with pytest.raises(InputError) as err:
+        read_grains(p, fmt)
+    assert str(err.value).endswith(f"expected grains inside the sample {hint}")
+
+
 def test_mmt_format_wrong_column_count(tmp_path):
     p = _write(tmp_path, "1 2 3 0.5 0.5 0.5 1\n1 2 3 0.5 0.5 1\n", "g.txt")
     with pytest.raises(InputError, match="line 2: has 6 values"):

@@ -300,9 +300,10 @@ class GeometryWarning(UserWarning):
     """A grain file that is usable but suspicious (e.g. cuboids of two grains overlap)."""
 
 
-def check_geometry(grains: GrainSet) -> None:
+def check_geometry(grains: GrainSet, fmt: str = "csv") -> None:
     """Refuse non-positive edges, cuboids above the sample top (z > 0) and overlapping cuboids
-    of one grain; warn (GeometryWarning) when cuboids of different grains overlap."""
+    of one grain; warn (GeometryWarning) when cuboids of different grains overlap. `fmt` (of
+    FORMATS) is the file's, for what a cuboid above the top suggests."""
     cub = grains.cuboids
     src = grains.source or "grain file"
 
@@ -323,8 +324,9 @@ def check_geometry(grains: GrainSet) -> None:
         c = above[0]
         raise InputError(
             f"grain {grains.labels[grains.grain[c]]} reaches z = {top[c] / UM:.4g} µm, above the "
-            "sample top (z = 0); expected grains inside the sample (z up, or use "
-            "--grain-format mmt for depths)",
+            "sample top (z = 0); expected grains inside the sample "
+            + ("(depths positive down, the top at 0)" if fmt == "mmt"
+               else "(z up, or use --grain-format mmt for depths)"),
             source=where(c),
         )
     lo = cub[:, :3] - cub[:, 3:] / 2
@@ -368,7 +370,7 @@ def read_grains(path: str | Path, fmt: str = "csv") -> GrainSet:
                          else "no such grain file", source=str(path))
     cuboids, labels, lines = _read_csv(path) if fmt == "csv" else _read_mmt(path)
     grains = from_arrays(cuboids, labels, lines=lines, source=str(path))
-    check_geometry(grains)
+    check_geometry(grains, fmt)
     return grains
 
 
