@@ -230,6 +230,25 @@ def test_without_continue_the_python_api_still_refuses_existing_entries(tmp_path
         run_recipe(parse_recipe(RECIPE), Session(out, _rig()), yes=True)
 
 
+def test_an_entry_this_recipe_did_not_make_is_refused_without_pointing_to_continue(
+        tmp_path: Path) -> None:
+    """--continue would refuse an entry of another recipe too: the refusal does not offer it;
+    an entry written twice in the recipe itself is named as such."""
+    out = tmp_path / "s.h5"
+    run_recipe(parse_recipe(RECIPE), Session(out, _rig()), yes=True)
+    other = RECIPE.replace('title = "remanent and induced"', 'title = "another"')
+    with pytest.raises(InputError) as err:
+        run_recipe(parse_recipe(other), Session(out, _rig()), yes=True)
+    assert str(err.value).endswith(
+        f"entry 'rem' already exists in {out}; expected a new name, or --out another file "
+        "(this recipe did not make it, so --continue would refuse it too)")
+    twice = RECIPE + '[[step]]\nkind = "scan"\nname = "rem"\n'
+    with pytest.raises(InputError) as err:
+        run_recipe(parse_recipe(twice), Session(tmp_path / "new.h5", _rig()), yes=True)
+    assert str(err.value).endswith(
+        "entry 'rem' already exists earlier in the recipe; expected a new name")
+
+
 def test_without_continue_waits_and_prompts_before_the_first_scan_run(tmp_path: Path) -> None:
     """Skipping them is for a recipe continued only (e.g. an overnight decay, then a scan)."""
     text = RECIPE.replace('[[step]]\nkind = "zero_field"\n', '[[step]]\nkind = "zero_field"\n'

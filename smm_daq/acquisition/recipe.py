@@ -72,6 +72,7 @@ from smm_daq.acquisition.recipe_continue import (
     DONE,
     NEW,
     RESUME,
+    made_by_recipe,
     scan_state,
     subtract_state,
 )
@@ -415,11 +416,18 @@ def check_recipe(recipe: Recipe, profile: Profile, out: str | Path, *, can_promp
         if isinstance(step, ScanStep | SubtractStep):
             name = step.keys["name"] if isinstance(step, ScanStep) else step.name
             check_entry_name(name, source=f"{recipe.source}, {where}")
-            if name in made or (name in existing and not continuing):
-                raise InputError(
-                    f"{where}: entry '{name}' already exists in {out} or earlier in the recipe; "
-                    "expected a new name (or, in the file, `smm-daq run --continue` to continue "
-                    "the recipe that made it)", source=recipe.source)
+            if name in made:
+                raise InputError(f"{where}: entry '{name}' already exists earlier in the "
+                                 "recipe; expected a new name", source=recipe.source)
+            if name in existing and not continuing:
+                sources = ((step.in_field, step.remanent) if isinstance(step, SubtractStep)
+                           else None)
+                hint = ("or `smm-daq run --continue` to continue this recipe, which made it"
+                        if made_by_recipe(recipe.text, infos[name], out, sources) else
+                        "or --out another file (this recipe did not make it, so --continue "
+                        "would refuse it too)")
+                raise InputError(f"{where}: entry '{name}' already exists in {out}; expected "
+                                 f"a new name, {hint}", source=recipe.source)
         state, cost, part = "", 0.0, 1.0
         try:
             if isinstance(step, ScanStep):

@@ -55,6 +55,23 @@ def scan_state(recipe_text: str, plan: ScanPlan, info: EntryInfo, out: str | Pat
     return RESUME, entry.lines_left / max(entry.line_done.size, 1)
 
 
+def made_by_recipe(recipe_text: str, info: EntryInfo, out: str | Path,
+                   sources: tuple[str, str] | None = None) -> bool:
+    """Whether the existing entry `info` is one `run --continue` would take as this recipe's
+    own: a scan storing this recipe's text, or, `sources` given (a subtract step's in-field
+    and remanent entries), the subtraction of those two."""
+    if info.problem:
+        return False
+    if sources is not None:
+        return info.kind == "induced" and info.sources == sources
+    if info.kind != "scan":
+        return False
+    try:
+        return _stored(out, info.name)[1] == recipe_text
+    except InputError:  # damaged: not this recipe's to continue
+        return False
+
+
 def subtract_state(in_field: str, remanent: str, info: EntryInfo, out: str | Path) -> str:
     """DONE for the existing entry `info` that a subtract step of `in_field` − `remanent`
     writes; InputError when it was made from other entries, or is no subtraction."""
