@@ -50,7 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=float,
         default=None,
         metavar="S",
-        help="simulated seconds per real second (simulated rig; 0 = as fast as possible)",
+        help="simulated seconds per real second (simulated rig; default 0: as fast as "
+             "possible)",
     )
     p.set_defaults(func=_run)
 

@@ -36,7 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "socket, LF-terminated) and print its VISA resource string; until Ctrl-C or "
         "--duration-s.",
     )
-    serve.add_argument("--profile", default=str(DEFAULT_PROFILE), help="a simulated profile")
+    serve.add_argument("--profile", default=str(DEFAULT_PROFILE),
+                       help="a simulated profile (default: the simulator, "
+                            "configs/simulator.toml)")
     serve.add_argument(
         "--time-scale",
         type=float,
