@@ -197,6 +197,17 @@ class SlowFlush:
         monkeypatch.setattr(h5py.File, "flush", slow_flush)
 
 
+def stall_a_small_scan(scan, qtbot, monkeypatch, name: str) -> SlowFlush:
+    """A 3 × 4-point scan started from the Scan tab and held in its line 1's write (its
+    `go` lets the write return)."""
+    slow = SlowFlush(monkeypatch, line=1)
+    plan = ScanPlan.from_center(name, CENTRE, (3 * 20 * UM, 4 * 20 * UM), 20 * UM,
+                                settle_tau=1.0)
+    assert scan.start(plan)
+    qtbot.waitUntil(slow.entered.is_set, timeout=WAIT_MS)
+    return slow
+
+
 def test_abort_during_a_slow_line_write_is_answered_and_leaves_the_rig_safe(
         window, qtbot, tmp_path, monkeypatch):
     """The disk stalls while a line is written: the window still answers, Abort is taken and
@@ -302,12 +313,8 @@ def test_the_session_tab_reads_the_file_off_the_gui_thread_while_a_scan_writes_i
     line being written: on a stalled disk the window froze, Abort unanswered."""
     scan, session = window.scan, window.session
     path = tmp_path / "session.h5"
-    slow = SlowFlush(monkeypatch, line=1)
-    plan = ScanPlan.from_center("read", CENTRE, (3 * 20 * UM, 4 * 20 * UM), 20 * UM,
-                                settle_tau=1.0)
-    assert scan.start(plan)
+    slow = stall_a_small_scan(scan, qtbot, monkeypatch, "read")
     try:
-        qtbot.waitUntil(slow.entered.is_set, timeout=WAIT_MS)
         assert session.open_file(path)  # returns while the line's write is stalled
         session.refresh()
         stalled = not slow.go.is_set()
@@ -329,12 +336,8 @@ def test_the_recipes_tab_checks_a_recipe_off_the_gui_thread_while_a_scan_writes_
     recipe = tmp_path / "recipe.toml"
     recipe.write_text(RECIPE, encoding="utf-8")
     scan, view = window.scan, window.recipes
-    slow = SlowFlush(monkeypatch, line=1)
-    plan = ScanPlan.from_center("under", CENTRE, (3 * 20 * UM, 4 * 20 * UM), 20 * UM,
-                                settle_tau=1.0)
-    assert scan.start(plan)
+    slow = stall_a_small_scan(scan, qtbot, monkeypatch, "under")
     try:
-        qtbot.waitUntil(slow.entered.is_set, timeout=WAIT_MS)
         assert view.open_recipe(recipe)  # returns while the line's write is stalled
         stalled = not slow.go.is_set()
         assert view.steps.count() == 0 and view.message.text().startswith("Checking")
