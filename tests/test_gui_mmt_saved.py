@@ -110,7 +110,8 @@ def as_written_before_version_3(path, entry):
                 del g[name]
         for scan in g.get("scans", {}).values():
             for name in ("x", "y", "sensor_size", "sensor_thickness"):
-                del scan[name]
+                if name in scan:
+                    del scan[name]
 
 
 def test_without_its_grain_file_the_table_and_maps_are_shown_and_the_outlines_said_missing(

@@ -4,6 +4,7 @@ grains from the entry, without the grain file."""
 
 from __future__ import annotations
 
+import h5py
 import numpy as np
 import pytest
 from test_gui_mmt_saved import as_written_before_version_3, open_saved
@@ -96,6 +97,11 @@ def test_each_scan_of_a_saved_joint_inversion_is_shown_on_its_own_grid(qtbot, tw
     assert ok, text
     assert_scan_shown(qtbot, view, 1, "high", path)
     assert_scan_shown(qtbot, view, 0, "low", path)
+    with h5py.File(path, "r") as f:  # each scan's grid is the entry's own
+        for name in ("low", "high"):
+            for axis in "xy":
+                np.testing.assert_array_equal(f[f"joint/scans/{name}/{axis}"][()],
+                                              getattr(read_map(path, name), axis))
     # written before the scans' grids were stored: each scan's entry gives its grid
     as_written_before_version_3(path, "joint")
     view, (ok, text) = open_saved(qtbot, path, "joint")
