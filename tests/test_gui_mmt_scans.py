@@ -12,6 +12,7 @@ from test_gui_mmt_saved import as_written_before_version_3, open_saved
 from gui.mmt_view import MMTView, grain_field
 from smm_daq.analysis.mmt.formats.points import write_points
 from smm_daq.analysis.mmt.models.multipole import MultipoleModel, Sensor, point_grains
+from smm_daq.analysis.mmt.result_read import read_result_entry
 from smm_daq.analysis.mmt.solver.inversion import forward
 from smm_daq.cli.main import main
 from smm_daq.instruments.profile import load_profile
@@ -86,6 +87,17 @@ def test_each_scan_of_a_fresh_joint_inversion_is_shown_on_its_own_grid(qtbot, tw
     assert view.data_view.outlines.xData.size > 0  # the outlines and the table stay
     np.testing.assert_array_equal(view.proxy.sourceModel().columns["grain"], labels)
     assert view.data.name == "low"  # what a save names as the inverted map
+    with qtbot.waitSignal(view.saveEnded, timeout=WAIT_MS) as ended:
+        assert view.save_to_file("from_window")
+    assert ended.args[0], ended.args[1]
+    saved = read_result_entry(path, "from_window")  # the window's save is as whole
+    assert saved.version == 3 and saved.grain_format == "points"
+    assert saved.grain_file_absolute == str(grains.resolve())
+    for fresh, back in zip(view.fits, saved.scan_fits, strict=True):
+        assert (back.name, back.height, back.sensor_size) == \
+            (fresh.name, fresh.height, fresh.sensor_size)
+        np.testing.assert_array_equal(back.residual.x, fresh.residual.x)
+        np.testing.assert_array_equal(back.residual.bz, fresh.residual.bz)
 
 
 def test_each_scan_of_a_saved_joint_inversion_is_shown_on_its_own_grid(qtbot, two_grids):

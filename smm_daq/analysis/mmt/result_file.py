@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from smm_daq.analysis.grains import GrainSet
+from smm_daq.analysis.mmt.scan_fits import fits_of
 from smm_daq.analysis.mmt.solver.inversion import MMTResult
 from smm_daq.analysis.mmt.solver.joint import MultipoleResult
 from smm_daq.storage.nexus import write_map_entry
@@ -88,7 +89,8 @@ def coefficient_units(n: int) -> list[str]:
 def model_datasets(result: MultipoleResult) -> dict[str, object]:
     """What a result of `joint.invert_scans` adds to the entry: the grain model, its full
     coefficients and their covariances (basis and units: docs/mmt-models.md), the scans used
-    and, per scan, its σ, height, fitted and residual Bz and mask (1 = excluded)."""
+    and, per scan, its σ, height, fitted and residual Bz, mask (1 = excluded), grid and
+    sensor (area and thickness)."""
     units = coefficient_units(result.coefficients.shape[1])
     coefficients: object = result.coefficients
     covariance: object = result.coefficient_covariance
@@ -108,15 +110,15 @@ def model_datasets(result: MultipoleResult) -> dict[str, object]:
         extra[f"scans/{entry}/height"] = Quantity(fitted.height, "m", "sensor height")
         extra[f"scans/{entry}/fitted_Bz"] = Quantity(fitted.bz, "T", "Bz of the fitted grains")
         extra[f"scans/{entry}/residual_Bz"] = Quantity(resid.bz, "T", "Bz minus the fit")
-        extra[f"scans/{entry}/x"] = Quantity(fitted.x, "m", "x of the scan's grid")
-        extra[f"scans/{entry}/y"] = Quantity(fitted.y, "m", "y of the scan's grid")
         if mask is not None:
             extra[f"scans/{entry}/mask"] = np.asarray(mask, dtype=np.uint8)
-    for entry, size in zip(result.scans, result.sensors, strict=True):
-        extra[f"scans/{entry}/sensor_size"] = Quantity(np.array(size[:2], dtype=float), "m",
-                                                       "sensor's active area (w, l)")
-        extra[f"scans/{entry}/sensor_thickness"] = Quantity(_thickness(size), "m",
-                                                            "sensor's thickness")
+    for fit in fits_of(result):
+        extra[f"scans/{fit.name}/x"] = Quantity(fit.fitted.x, "m", "x of the scan's grid")
+        extra[f"scans/{fit.name}/y"] = Quantity(fit.fitted.y, "m", "y of the scan's grid")
+        extra[f"scans/{fit.name}/sensor_size"] = Quantity(
+            np.array(fit.sensor_size[:2], dtype=float), "m", "sensor's active area (w, l)")
+        extra[f"scans/{fit.name}/sensor_thickness"] = Quantity(
+            _thickness(fit.sensor_size), "m", "sensor's thickness")
     return extra
 
 
@@ -164,7 +166,7 @@ def write_result_entry(path: str | Path, name: str, source: str, result: MMTResu
         "damping": result.damping,
     }
     layout = result_layout(result, table)
-    thickness = _thickness(result.sensors[0]) if joint and result.sensors else 0.0
+    thickness = _thickness(fits_of(result)[0].sensor_size)
     more: dict[str, object] = {
         "instrument/sensor/thickness": Quantity(thickness, "m", "the sensor's thickness")}
     if joint:

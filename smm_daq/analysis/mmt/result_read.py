@@ -76,7 +76,7 @@ class SavedResult:
     table: dict[str, np.ndarray]
     model: str
     scans: tuple[str, ...]  # the inverted entries, the first the one `fitted`/`residual` show
-    grains: object  # PointGrains from the table, or the grain file's GrainSet once matched
+    grains: object  # GrainSet stored or from a matching grain file, else PointGrains
     magnetization: np.ndarray  # (G, 3) A/m
     covariance: np.ndarray  # (G, 3, 3) (A/m)²
     fitted: MapData
