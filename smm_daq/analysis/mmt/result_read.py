@@ -2,14 +2,15 @@
 CSV has it, the fitted and residual maps, the grain model's coefficients, every scan's σ and
 mask, and how the result was made.
 
-Two layouts are read:
+The layouts read (`result_file` numbers them 1 to 3; 1 and 2 carry no version attribute):
 
-* today's: the table in the NXdata group `grains` (each CSV column under its name without the
-  unit, in a `units` attribute; SDs as `<column>_errors`), the fitted map in `fitted`, the
-  covariances, σ, cond(Q) and the device under `results` (entries written before the grain
-  models were added hold neither `results/device` nor `results/model`: the cuboid model, device
-  not recorded), the point models' and joint inversions' coefficients and scans beside them;
-* the first (before the NeXus layout): every CSV column under `results/<column>`, unit in the
+* today's (2, and 3 with the additions below): the table in the NXdata group `grains` (each
+  CSV column under its name without the unit, in a `units` attribute; SDs as
+  `<column>_errors`), the fitted map in `fitted`, the covariances, σ, cond(Q) and the device
+  under `results` (entries written before the grain models were added hold neither
+  `results/device` nor `results/model`: the cuboid model, device not recorded), the point
+  models' and joint inversions' coefficients and scans beside them;
+* the first (1, before the NeXus layout): every CSV column under `results/<column>`, unit in the
   name, the labels in `results/grain`, the fitted map in `fitted/Bz`, `results/sigma_T`,
   `results/covariance_A2_per_m2`, `results/damping` and `results/command`; point models and
   joint inversions add the model, coefficients, scans and device under `results` as today,
@@ -311,9 +312,9 @@ def _scan_fits(path: Path, first: ScanFit, stored: list[_Scan]) -> tuple[ScanFit
             s.y = scan.y if s.y is None else s.y
             s.size = s.size if s.size is not None else tuple(scan.sensor_size or (0.0, 0.0))
         size = tuple(s.size or (0.0, 0.0))
-        common = {"height": s.height, "sensor_size": size[:2], "sources": (s.name,)}
-        fitted = MapData(bz=s.fitted, x=s.x, y=s.y, name=f"{s.name}_mmt_fitted",  # type: ignore[arg-type]
-                         title="MMT fitted Bz", **common)  # type: ignore[arg-type]
+        fitted = MapData(bz=s.fitted, x=np.asarray(s.x), y=np.asarray(s.y), height=s.height,
+                         sensor_size=(size[0], size[1]), sources=(s.name,),
+                         name=f"{s.name}_mmt_fitted", title="MMT fitted Bz")
         fits.append(ScanFit(s.name, fitted, fitted.with_bz(s.residual, title="MMT residual Bz",
                                                             name=f"{s.name}_mmt_residual"),
                             s.height, (*size, s.thickness) if s.thickness > 0 else size))
