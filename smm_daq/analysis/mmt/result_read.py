@@ -407,13 +407,11 @@ def read_result_entry(path: str | Path, entry: str) -> SavedResult:
         fmt = (_text(params, "grain_format", where) if params is not None
                and "grain_format" in params else _option(command, "--grain-format", "cuboids"))
         absolute = (_text(params, "grains_absolute", where) if params is not None else "")
-        stats = {
-            "sigma_from_residual": bool(_scalar(results, "sigma_from_residual", inside, 0.0)),
-            "condition_number": _scalar(results, "condition_number", inside, float("nan")),
-            "n_sensors": int(_scalar(results, "n_sensors", inside,
-                                     float(np.sum(np.isfinite(residual.bz))))),
-            "device": _text(results, "device", where),
-        }
+        from_residual = bool(_scalar(results, "sigma_from_residual", inside, 0.0))
+        condition = _scalar(results, "condition_number", inside, float("nan"))
+        n_sensors = int(_scalar(results, "n_sensors", inside,
+                                float(np.sum(np.isfinite(residual.bz)))))
+        device = _text(results, "device", where)
     fitted = residual.with_bz(fitted_bz, title=f"fitted Bz of {entry}")
     area = tuple(residual.sensor_size or (0.0, 0.0))
     first_fit = ScanFit(scans[0] if scans else entry, fitted, residual,
@@ -427,13 +425,14 @@ def read_result_entry(path: str | Path, entry: str) -> SavedResult:
         grains=cuboids if cuboids is not None else table_grains(table),
         magnetization=np.column_stack([table[f"m{a}_A_per_m"] for a in "xyz"]),
         covariance=covariance, fitted=fitted, residual=residual,
-        sigma=sigma, sigmas=tuple(sigmas) or (sigma,), height=height, damping=damping,
+        sigma=sigma, sigmas=tuple(sigmas) or (sigma,), sigma_from_residual=from_residual,
+        condition_number=condition, n_sensors=n_sensors, height=height, damping=damping,
+        device=device,
         coefficients=coefficients, coefficient_covariance=covariances, masks=masks,
         command=command, grain_file=grain_file,
         grain_format="cuboids" if fmt == "csv" else fmt,
         shapes=cuboids is not None, grain_file_absolute=absolute,
         scan_fits=_scan_fits(path, first_fit, stored), version=version,
-        **stats,  # type: ignore[arg-type]
     )
 
 
