@@ -322,7 +322,7 @@ def main() -> None:
         window.tabs.setCurrentWidget(mmt)
         mmt._inverting = path  # as `run` sets it: the result is of this file's scans
         clock.call("MMT: show the result (table, maps, outlines, net)",
-                   lambda: mmt._done((data, result, table, [], {"command": "benchmark"},
+                   lambda: mmt._done(([data], result, table, [], {"command": "benchmark"},
                                       outlines)))
         print(f"{'  outline segments on the map':<46s} "
               f"{mmt.data_view.outlines.xData.size // 2:9d}")

@@ -12,7 +12,9 @@ mask…" writes each scan's map as an image to paint the bad pixels on (`export
 --mask-template`). For multipole models the table says per grain whether its higher orders
 are resolved (`higher_order_resolved`, 1 = yes), and the results can be exported in the
 multipole library's convention. A result saved in the session file (by `mmt invert` or this
-tab) is read back in a worker of its own and shown as a fresh one is (`load_result`).
+tab) is read back in a worker of its own and shown as a fresh one is (`load_result`). Of a
+joint inversion, fresh or saved, the scan whose map, residual and grains' own fields are shown
+is chosen by name (`show_scan`), each on its own grid at its own height with its own sensor.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from gui.stereonet import Stereonet
 from smm_daq.analysis.forward import cuboid_bz
 from smm_daq.analysis.mmt.formats.grains import GRAIN_FORMATS, read_grain_file
 from smm_daq.analysis.mmt.models.multipole import MultipoleModel, PointGrains, Sensor
+from smm_daq.analysis.mmt.scan_fits import ScanFit, fits_of
 from smm_daq.analysis.subtract_inputs import holds_measured_map, read_source
 from smm_daq.errors import InputError, SmmError
 from smm_daq.instruments.profile import Profile
@@ -70,18 +73,20 @@ MODELS = ("auto", "cuboid", "dipole", "quadrupole", "octupole")
 DEVICES = ("auto", "cpu", "gpu")
 
 
-def grain_field(result: Any, g: int, data: MapData) -> MapData:
-    """Bz of grain `g` alone, with its fitted unknowns, on the grid of `data` (the first
-    scan's height and sensor)."""
+def grain_field(result: Any, g: int, fit: ScanFit | None = None) -> MapData:
+    """Bz of grain `g` alone, with its fitted unknowns, on the grid of scan `fit` of the result
+    (default its first) at that scan's height, with its sensor: a point, an area or, for the
+    point models, a volume (the fitted map of a volume sensor is the grains' fields summed
+    over its thickness, and so is each grain's own)."""
     grains = result.grains
-    X, Y = np.meshgrid(data.x, data.y)
-    height = result.fitted.height if result.fitted.height is not None else result.height
-    sensors = np.c_[X.ravel(), Y.ravel(), np.full(X.size, height)]
-    size = result.fitted.sensor_size or (0.0, 0.0)
+    fit = fit if fit is not None else fits_of(result)[0]
+    grid = fit.fitted
+    X, Y = np.meshgrid(grid.x, grid.y)
+    sensors = np.c_[X.ravel(), Y.ravel(), np.full(X.size, fit.height)]
     if getattr(result, "model", "cuboid") == "cuboid":
         cub = grains.cuboids[grains.start[g]:grains.start[g + 1]]
         m = np.repeat(result.magnetization[g][None, :], cub.shape[0], axis=0)
-        bz = cuboid_bz(sensors, cub, m, sensor_size=size)
+        bz = cuboid_bz(sensors, cub, m, sensor_size=tuple(fit.sensor_size[:2]))
     else:
         points = grains if isinstance(grains, PointGrains) else None
         if points is None:
@@ -90,11 +95,30 @@ def grain_field(result: Any, g: int, data: MapData) -> MapData:
             points = as_points(grains)
         one = PointGrains(points.positions[g:g + 1], points.volume[g:g + 1],
                           points.labels[g:g + 1])
-        model = MultipoleModel.build(one, Sensor.from_size(size), result.model)
+        model = MultipoleModel.build(one, Sensor.from_size(fit.sensor_size), result.model)
         bz = model.block(sensors, np.empty((sensors.shape[0], model.n_columns))) \
             @ result.coefficients[g]
-    return data.with_bz(bz.reshape(data.bz.shape), name=f"grain {grains.labels[g]}",
+    return grid.with_bz(bz.reshape(grid.bz.shape), name=f"grain {grains.labels[g]}",
                         title="fitted field of the grain")
+
+
+def _measured_map(path: Path, entry: str, fit: ScanFit, notes: list[str]) -> MapData:
+    """The map the result saved as `entry` inverted in its scan `fit`: the scan's entry in the
+    file, else (gone, its grid changed since, or not recorded) the fit plus the residual,
+    said in `notes` when the scan's entry was named."""
+    data = fit.residual.with_bz(fit.fitted.bz + fit.residual.bz, name=fit.name)
+    if fit.name == entry:  # the scans inverted were not recorded
+        return data
+    try:
+        scan = read_source(path, fit.name)
+    except InputError as exc:
+        notes.append(f"the map shown is the fit plus the residual ({exc})")
+        return data
+    if scan.shape == data.shape:
+        return scan
+    notes.append(f"entry '{scan.name}' is no longer the map inverted (its grid differs): the "
+                 "map shown is the fit plus the residual")
+    return data
 
 
 def saved_command(command: str, entry: str) -> str:
@@ -120,7 +144,11 @@ class MMTView(QtWidgets.QWidget):
         self.result_path: Path | None = None  # the file of the scans the result is of
         self._inverting: Path | None = None
         self.result: Any = None
-        self.data: MapData | None = None
+        self.data: MapData | None = None  # the (first) map inverted: the result's source
+        self.scan_maps: list[MapData] = []  # each scan's measured map, in the result's order
+        self.fits: tuple[ScanFit, ...] = ()  # each scan's fitted and residual maps, sensor
+        self.scan_shown = 0  # the scan whose maps are shown (index into `fits`)
+        self.selected_grain: int | None = None  # its own field is drawn for the scan shown
         self.table_columns: dict | None = None  # the result's per-grain columns
         self.made: dict[str, str] = {}  # how the shown result was made: command, grains
         self.worker = Background("mmt", self)
@@ -220,6 +248,14 @@ class MMTView(QtWidgets.QWidget):
         second.setStretchFactor(self.more_entries, 1)
         second.setStretchFactor(self.mask_edit, 1)
 
+        self.scan_choice = QtWidgets.QComboBox()
+        self.scan_choice.setToolTip("The scan of a joint inversion whose map, residual and "
+                                    "grains' own fields are shown, each on its own grid")
+        self.scan_choice.currentIndexChanged.connect(self.show_scan)
+        self.scan_label = QtWidgets.QLabel("Scan")
+        for w in (self.scan_label, self.scan_choice):
+            w.setVisible(False)  # shown for a result of several scans
+
         self.min_ssr = QtWidgets.QDoubleSpinBox()
         self.min_ssr.setRange(0.0, 1e6)
         # SSRs of micrometre grains tens of µm down are 1e-5 to 1e-2: limits in that range
@@ -254,6 +290,8 @@ class MMTView(QtWidgets.QWidget):
         filters.addWidget(QtWidgets.QLabel("uncertainty ratio ≤"))
         filters.addWidget(self.max_ratio)
         filters.addWidget(self.shown, 1)
+        filters.addWidget(self.scan_label)
+        filters.addWidget(self.scan_choice)
         # the result's buttons on a row of their own, so the table can be narrow and the maps
         # wide
         saving = QtWidgets.QHBoxLayout()
@@ -464,7 +502,9 @@ class MMTView(QtWidgets.QWidget):
         arguments += self.dragonfly.arguments() if dragonfly is not None else []
         arguments += ["--device", device] if device != "auto" else []
         arguments += ["--sigma-nT", f"{sigma / 1e-9:g}"] if sigma else []
-        made = {"command": recorded_command(arguments), "grains": grain_file}
+        from smm_daq.analysis.mmt.result_file import grain_parameters
+
+        made = {"command": recorded_command(arguments), **grain_parameters(grain_file, fmt)}
         profile, emit = self.profile, self.progress_bridge.message.emit
         cancel, sensors_done = self._cancel, self.progress_bridge.sensors.emit
         cancel.clear()
@@ -477,7 +517,7 @@ class MMTView(QtWidgets.QWidget):
             stop_if_cancelled()
             sensors_done(done, total)
 
-        def job() -> tuple[MapData, Any, dict, list[str], dict[str, str], np.ndarray]:
+        def job() -> tuple[list[MapData], Any, dict, list[str], dict[str, str], np.ndarray]:
             stop_if_cancelled()
             from smm_daq.analysis.mmt.masks import mask_for
             from smm_daq.analysis.mmt.solver.inversion import invert_map
@@ -519,7 +559,7 @@ class MMTView(QtWidgets.QWidget):
                 table = result.table()
             outlines = grain_segments(result.grains)  # thousands of grains: not on the GUI thread
             stop_if_cancelled()  # cancelled after the last block: the result is not shown
-            return (data, result, table, [str(w.message) for w in [*read, *caught]], made,
+            return (maps, result, table, [str(w.message) for w in [*read, *caught]], made,
                     outlines)
 
         self.run_button.setEnabled(False)
@@ -568,8 +608,8 @@ class MMTView(QtWidgets.QWidget):
         self.save_button.setEnabled(self.result is not None and self.shown_entry is None)
         self.cancel_button.setEnabled(False)
 
-    def _done(self, value: tuple[MapData, Any, dict, list[str], dict[str, str], np.ndarray]
-              ) -> None:
+    def _done(self, value: tuple[list[MapData], Any, dict, list[str], dict[str, str],
+                                 np.ndarray]) -> None:
         """Show a fresh result: its table, maps, the grains' outlines (`value`'s last,
         computed in the worker) and net."""
         self.shown_entry = None
@@ -581,26 +621,50 @@ class MMTView(QtWidgets.QWidget):
         self.status.setText(self._summary(value[3]))
         self.finished.emit(True, self.status.text())
 
-    def _show(self, value: tuple[MapData, Any, dict, list[str], dict[str, str], np.ndarray],
-              path: Path | None) -> None:
-        """A result's table, maps, outlines and net, fresh or read back from `path`."""
-        self.data, self.result, table, _notes, self.made, outlines = value
+    def _show(self, value: tuple[list[MapData], Any, dict, list[str], dict[str, str],
+                                 np.ndarray], path: Path | None) -> None:
+        """A result's table, maps, outlines and net, fresh or read back from `path`; of a joint
+        inversion the first scan's maps, the others a choice away (`show_scan`)."""
+        self.scan_maps, self.result, table, _notes, self.made, outlines = value
+        self.data = self.scan_maps[0]
+        self.fits = fits_of(self.result)
+        self.selected_grain = None
         self.result_path = path
         self.table_columns = table
         self.csv_button.setEnabled(True)
         self.library_button.setEnabled(getattr(self.result, "model", "cuboid") != "cuboid")
-        r = self.result
         self.proxy.setSourceModel(GrainTableModel(table, self))
         self.table.resizeColumnsToContents()
-        self.data_view.set_map(self.data)
         self.data_view.set_outlines(outlines)
-        self.residual_view.set_map(r.residual)
-        # no grain of the new result is selected yet: none of the last one's stays drawn
-        self._field_wanted += 1
-        self.grain_view.set_map(r.fitted.with_bz(np.zeros_like(r.fitted.bz)))
-        self.grain_view.plot.setTitle(GRAIN_VIEW_TITLE)
         self.highlight.setData([], [])
+        with QtCore.QSignalBlocker(self.scan_choice):
+            self.scan_choice.clear()
+            self.scan_choice.addItems([fit.name for fit in self.fits])
+            self.scan_choice.setCurrentIndex(0)
+        for w in (self.scan_label, self.scan_choice):
+            w.setVisible(len(self.fits) > 1)
+        self.show_scan(0)
         self._filter_changed()
+
+    def show_scan(self, i: int) -> None:
+        """Show scan `i` of the result (of a joint inversion, the scan chosen): its map, its
+        residual and the selected grain's own field at its height with its sensor, each on
+        the scan's grid; the outlines and the table stay."""
+        if not 0 <= i < len(self.fits):
+            return
+        self.scan_shown = i
+        fit = self.fits[i]
+        if self.scan_choice.currentIndex() != i:
+            with QtCore.QSignalBlocker(self.scan_choice):
+                self.scan_choice.setCurrentIndex(i)
+        self.data_view.set_map(self.scan_maps[i])
+        self.residual_view.set_map(fit.residual)
+        # the grain field of another scan (or result) is not drawn over this one's grid
+        self._field_wanted += 1
+        self.grain_view.set_map(fit.fitted.with_bz(np.zeros_like(fit.fitted.bz)))
+        self.grain_view.plot.setTitle(GRAIN_VIEW_TITLE)
+        if self.selected_grain is not None:
+            self.select_grain(self.selected_grain)
 
     def _summary(self, notes: list[str]) -> str:
         """What the status line says of the shown result, then `notes` (warnings)."""
@@ -621,37 +685,28 @@ class MMTView(QtWidgets.QWidget):
     def load_result(self, path: Path, entry: str) -> bool:
         """Start reading the MMT result saved as `entry` of `path`, in a worker of its own
         (an inversion may be running); once read it is shown as a fresh result is, and
-        `loadEnded` follows. The grains' cuboids (outlines, a cuboid grain's own field) come
-        from the grain file the entry records, else the one in Grains, when it holds the
-        result's grains. False when no entry is named."""
+        `loadEnded` follows. The grains' cuboids (outlines, a cuboid grain's own field) are
+        the entry's own; an entry written before they were stored takes them from the grain
+        file it records (its absolute path, then as typed), else the one in Grains, when it
+        holds the result's grains. False when no entry is named."""
         if not entry:
             return False
         self._load_wanted += 1
         wanted = self._load_wanted
         typed = self.grain_edit.text().strip()
 
-        def job() -> tuple[MapData, Any, dict, list[str], dict[str, str], np.ndarray]:
+        def job() -> tuple[list[MapData], Any, dict, list[str], dict[str, str],
+                           np.ndarray]:
             from smm_daq.analysis.mmt.result_read import grains_from_file, read_result_entry
 
             saved = read_result_entry(path, entry)
             saved, note = grains_from_file(saved, [saved.grain_file, typed])
             notes = [note] if note else []
-            data = saved.residual.with_bz(saved.fitted.bz + saved.residual.bz,
-                                          name=saved.scans[0] if saved.scans else entry)
-            try:
-                scan = read_source(path, saved.scans[0]) if saved.scans else None
-            except InputError as exc:
-                scan = None
-                notes.append(f"the map shown is the fit plus the residual ({exc})")
-            if scan is not None and scan.shape == data.shape:
-                data = scan
-            elif scan is not None:
-                notes.append(f"entry '{scan.name}' is no longer the map inverted (its grid "
-                             "differs): the map shown is the fit plus the residual")
+            maps = [_measured_map(path, entry, fit, notes) for fit in fits_of(saved)]
             outlines = (grain_segments(saved.grains) if saved.shapes or saved.model != "cuboid"
                         else np.zeros((0, 2, 2)))
             made = {"command": saved.command, "grains": saved.grain_file}
-            return data, saved, saved.table, notes, made, outlines
+            return maps, saved, saved.table, notes, made, outlines
 
         def shown(value: tuple) -> None:
             if wanted != self._load_wanted:  # another result asked for or computed since
@@ -814,13 +869,15 @@ class MMTView(QtWidgets.QWidget):
 
     def select_grain(self, g: int) -> None:
         """Show grain `g` (index into the result): its outline, the map and residual around
-        it, and its own field once computed in the worker (`grainShown` then)."""
-        r, data = self.result, self.data
-        assert r is not None and data is not None
+        it, and its own field for the scan shown once computed in the worker (`grainShown`
+        then)."""
+        r, fit = self.result, self.fits[self.scan_shown]
+        assert r is not None
+        self.selected_grain = g
         label = r.grains.labels[g]
         self._field_wanted += 1
         wanted = self._field_wanted
-        self.grain_view.set_bz(np.zeros_like(data.bz))  # not the grain selected before
+        self.grain_view.set_bz(np.zeros_like(fit.fitted.bz))  # not the grain selected before
         self.grain_view.plot.setTitle(f"fitted field of grain {label}: computing…")
 
         def computed(field: MapData) -> None:
@@ -838,7 +895,7 @@ class MMTView(QtWidgets.QWidget):
         # a saved cuboid result read without its grain file has no grain shapes
         shaped = getattr(r, "shapes", True) or getattr(r, "model", "cuboid") != "cuboid"
         if shaped:
-            self.field_worker.submit(lambda: grain_field(r, g, data), computed, failed)
+            self.field_worker.submit(lambda: grain_field(r, g, fit), computed, failed)
             segments = grain_segments(r.grains, only=g) / UM
             self.highlight.setData(segments[:, :, 0].ravel(), segments[:, :, 1].ravel())
         else:
@@ -849,7 +906,7 @@ class MMTView(QtWidgets.QWidget):
         radius = (float(sphere_diameters(r.grains.volume[g])) / 2
                   if isinstance(r.grains, PointGrains) else r.grains.radii()[g])
         half = max(4 * (r.height - centre[2]), 4 * radius)
-        left, bottom, width, height = pixel_rect(self.data)
+        left, bottom, width, height = pixel_rect(self.scan_maps[self.scan_shown])
         # the grain's surroundings, within the map: beyond it there is nothing to see
         x0, x1 = max(centre[0] - half, left), min(centre[0] + half, left + width)
         y0, y1 = max(centre[1] - half, bottom), min(centre[1] + half, bottom + height)

@@ -154,11 +154,11 @@ def test_selecting_a_grain_shows_its_own_field_and_zooms_to_it(inverted, qtbot):
     iy, ix = np.unravel_index(np.nanargmax(np.abs(m.bz)), m.bz.shape)
     assert abs(m.x[ix] - 80 * UM) < 15 * UM and abs(m.y[iy] - 60 * UM) < 15 * UM
     # the grains' own fields add up to the inversion's fitted map (superposition)
-    result, data = view.result, view.data
-    total = sum(grain_field(result, g, data).bz for g in range(result.grains.n_grains))
+    result = view.result
+    total = sum(grain_field(result, g).bz for g in range(result.grains.n_grains))
     scale = np.max(np.abs(result.fitted.bz))
     np.testing.assert_allclose(total, result.fitted.bz, atol=1e-3 * scale)
-    np.testing.assert_allclose(m.bz, grain_field(result, 1, data).bz)  # grain 2 is index 1
+    np.testing.assert_allclose(m.bz, grain_field(result, 1).bz)  # grain 2 is index 1
     xs, _ys = view.highlight.getData()
     assert xs.min() == pytest.approx(75.0) and xs.max() == pytest.approx(85.0)
     # zoomed to the grain's surroundings (4 × its distance from the sensor, 120 µm either
@@ -785,7 +785,7 @@ def test_a_grains_field_is_computed_off_the_gui_thread_and_the_last_pick_wins(
     assert [g for g, _t in computed] == [1, 2]
     assert all(t is not threading.main_thread() for _g, t in computed)
     assert view.grain_view.plot.titleLabel.text == "fitted field of grain 3"
-    np.testing.assert_allclose(view.grain_view.map.bz, field(view.result, 2, view.data).bz)
+    np.testing.assert_allclose(view.grain_view.map.bz, field(view.result, 2).bz)
 
 
 def test_the_grains_outlines_are_computed_off_the_gui_thread(qtbot, session, monkeypatch):

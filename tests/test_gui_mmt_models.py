@@ -65,7 +65,7 @@ def test_point_grains_quadrupole_joint_with_mask(qtbot, session):
                      strict=True))
     assert flags[1] == 1.0
     assert "with resolved higher orders" in view.status.text()
-    total = sum(grain_field(r, g, view.data).bz for g in range(3))
+    total = sum(grain_field(r, g).bz for g in range(3))
     fitted = r.fitted.bz
     ok = np.isfinite(fitted)
     np.testing.assert_allclose(total[ok], fitted[ok], atol=1e-9 * np.abs(fitted[ok]).max())

@@ -98,9 +98,27 @@ def test_a_cuboid_result_saved_by_the_command_line_is_shown_as_a_fresh_one(qtbot
         view.select_grain(0)  # a grain's own field: from the grain file's cuboids
 
 
+def as_written_before_version_3(path, entry):
+    """The entry as the NeXus layout was before its version 3: no version attribute, no
+    grains' cuboids, grain format, absolute grain path, thickness or scans' grids."""
+    with h5py.File(path, "a") as f:
+        g = f[entry]
+        del g.attrs["mmt_result_version"]
+        for name in ("grain_cuboids", "instrument/sensor/thickness",
+                     "process/parameters/grains_absolute", "process/parameters/grain_format"):
+            if name in g:
+                del g[name]
+        for scan in g.get("scans", {}).values():
+            for name in ("x", "y", "sensor_size", "sensor_thickness"):
+                if name in scan:
+                    del scan[name]
+
+
 def test_without_its_grain_file_the_table_and_maps_are_shown_and_the_outlines_said_missing(
         qtbot, cuboid_session, tmp_path):
+    """An entry written before the grains' cuboids were stored needs the grain file."""
     path, grains, out = cuboid_session
+    as_written_before_version_3(path, "scan_mmt")
     moved = grains.rename(tmp_path / "elsewhere.csv")
     view, (ok, text) = open_saved(qtbot, path, "scan_mmt")
     assert ok, text

@@ -80,7 +80,11 @@ def _sensor_size(text: str | None, fallback: tuple[float, float] | None) -> tupl
 def _invert(args: argparse.Namespace) -> int:
     from smm_daq.analysis.mmt.formats.grains import read_grain_file
     from smm_daq.analysis.mmt.masks import NO_MASK
-    from smm_daq.analysis.mmt.result_file import write_result_csv, write_result_entry
+    from smm_daq.analysis.mmt.result_file import (
+        grain_parameters,
+        write_result_csv,
+        write_result_entry,
+    )
     from smm_daq.analysis.mmt.solver.device import resolve
     from smm_daq.analysis.mmt.solver.inversion import invert_map
     from smm_daq.analysis.subtract_inputs import read_source
@@ -130,7 +134,7 @@ def _invert(args: argparse.Namespace) -> int:
     write_result_csv(out, table)
     write_result_entry(args.file, name, entry, result, table,
                        {"command": invoked_command(),
-                        "grains": str(args.grains)},
+                        **grain_parameters(args.grains, args.grain_format)},
                        overwrite=args.overwrite)
     ur = table["uncertainty_ratio_pct"]
     how = "from the residual" if result.sigma_from_residual else "given"

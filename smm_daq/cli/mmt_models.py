@@ -125,7 +125,11 @@ def invert_models(args: argparse.Namespace) -> int:
     """`mmt invert` through the joint solver (any grain model, one or more scans)."""
     from smm_daq.analysis.mmt.masks import mask_for
     from smm_daq.analysis.mmt.models.multipole import PointGrains
-    from smm_daq.analysis.mmt.result_file import write_result_csv, write_result_entry
+    from smm_daq.analysis.mmt.result_file import (
+        grain_parameters,
+        write_result_csv,
+        write_result_entry,
+    )
     from smm_daq.analysis.mmt.solver.device import resolve
     from smm_daq.analysis.mmt.solver.joint import Scan, invert_scans
     from smm_daq.analysis.subtract_inputs import read_source
@@ -187,7 +191,8 @@ def invert_models(args: argparse.Namespace) -> int:
     write_result_csv(out, table)
     write_result_entry(args.file, name, entries[0], result, table,
                        {"command": invoked_command(),
-                        "grains": str(args.grains)}, overwrite=args.overwrite)
+                        **grain_parameters(args.grains, args.grain_format)},
+                       overwrite=args.overwrite)
     if library_out is not None:
         from smm_daq.analysis.mmt.formats.mpe import write_library_results
         from smm_daq.analysis.mmt.solver.joint import as_points

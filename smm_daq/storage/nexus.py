@@ -53,8 +53,8 @@ from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.names import ENTRY_NAME_RULE, entry_name_usable
 from smm_daq.storage.products import (
     MapPlot,
-    Quantity,
     TablePlot,
+    bare,
     put,
     set_nx,
     write_map_plot,
@@ -164,7 +164,7 @@ def _store_extra(entry: h5py.Group, extra: Mapping[str, object], source: str) ->
         for part in parts[:-1]:
             group = group[part] if part in group else set_nx(group.create_group(part),
                                                              "NXcollection")
-        inner = value.value if isinstance(value, Quantity) else value
+        inner = bare(value)
         if not isinstance(inner, str) and np.asarray(inner).dtype.kind not in "biuf":
             raise InputError(
                 f"extra '{key}' is of type {type(inner).__name__}; expected a string, a number "
@@ -185,16 +185,18 @@ def write_map_entry(
     parameters: Mapping[str, object] | None = None,
     default: str = "data",
     processes: Mapping[str, Mapping[str, object]] | None = None,
+    attrs: Mapping[str, object] | None = None,
 ) -> str:
     """Write `data` as a new NXentry named `data.name`; returns the entry name.
 
     An existing entry of that name raises InputError unless `overwrite`. `extra` maps paths
     under the entry (e.g. "results/offset") to strings, numbers, numeric arrays or
-    `Quantity`s. `plots` are NXdata groups that show the product; `default` names the one a
-    viewer opens. `parameters` (values or `Quantity`s) go to the entry's NXprocess with the
-    program, its version and the entry's sources; `processes` are further NXprocess groups
-    (name -> fields, e.g. "registration" -> its shift), each with the same record. The file
-    is created when missing; entries already in it are never touched, and the root's
+    `Quantity`s, each possibly `Compressed`. `plots` are NXdata groups that show the product;
+    `default` names the one a viewer opens. `parameters` (values or `Quantity`s) go to the
+    entry's NXprocess with the program, its version and the entry's sources; `processes` are
+    further NXprocess groups (name -> fields, e.g. "registration" -> its shift), each with the
+    same record; `attrs` are attributes of the NXentry (e.g. a product's layout version). The
+    file is created when missing; entries already in it are never touched, and the root's
     `default` names this entry.
     """
     source = str(path)
@@ -222,6 +224,8 @@ def write_map_entry(
                 else:
                     write_table_plot(entry, plot)
             entry.attrs["default"] = default
+            for key, value in (attrs or {}).items():
+                entry.attrs[key] = value
             write_process(entry, sources=data.sources, parameters=parameters or {})
             for step, fields in (processes or {}).items():
                 write_process(entry, sources=data.sources, parameters={}, name=step,
@@ -250,7 +254,7 @@ def _payload_bytes(data: MapData, plots: Sequence[MapPlot | TablePlot],
         else:
             arrays += list(plot.columns.values())
     for value in (extra or {}).values():
-        arrays.append(value.value if isinstance(value, Quantity) else value)
+        arrays.append(bare(value))
     return sum(np.asarray(a).nbytes for a in arrays if not isinstance(a, str))
 
 

@@ -30,6 +30,21 @@ class Quantity:
 
 
 @dataclass(frozen=True)
+class Compressed:
+    """A large array, or a `Quantity` of one, stored gzip-compressed (for tables of thousands
+    of rows that compress well, e.g. a result's grain cuboids)."""
+
+    value: object
+
+
+def bare(value: object) -> object:
+    """The stored value inside a `Compressed` and/or `Quantity`."""
+    if isinstance(value, Compressed):
+        value = value.value
+    return value.value if isinstance(value, Quantity) else value
+
+
+@dataclass(frozen=True)
 class MapPlot:
     """An NXdata group of a map on the entry's grid (axes shared with `data`)."""
 
@@ -63,14 +78,21 @@ def set_nx(group: h5py.Group, nx_class: str) -> h5py.Group:
 
 
 def put(group: h5py.Group, name: str, value: object) -> h5py.Dataset:
-    """Store a string, number, array or `Quantity` (with its units and long name)."""
+    """Store a string, number, array or `Quantity` (with its units and long name), compressed
+    when wrapped in `Compressed`."""
     units, long_name = None, ""
+    compress = isinstance(value, Compressed)
+    if isinstance(value, Compressed):
+        value = value.value
     if isinstance(value, Quantity):
         units, long_name, value = value.units, value.long_name, value.value
     if isinstance(value, str):
         ds = group.create_dataset(name, data=value, dtype=TEXT)
     else:
-        ds = group.create_dataset(name, data=np.asarray(value))
+        array = np.asarray(value)
+        packed = compress and array.ndim > 0 and array.size > 0  # chunks need a shape
+        ds = group.create_dataset(name, data=array, **({"compression": "gzip", "shuffle": True}
+                                                       if packed else {}))
     if units is not None:
         ds.attrs["units"] = units
     if long_name:

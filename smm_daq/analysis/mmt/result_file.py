@@ -6,6 +6,21 @@ whose `data` is the residual map, `fitted` the fitted grains' Bz and `grains` (i
 plot) the per-grain table, with the covariances, the device that computed it and how the
 result was made; for point-source models and joint inversions also the model's coefficients
 and every scan's σ, fit and mask (`model_datasets`).
+
+The entry is whole without the files it was made from, so that it can be shown again on
+another machine years later. Its layout has a version, the entry's integer attribute
+`mmt_result_version` (`RESULT_VERSION`); a reader refuses a version newer than it knows.
+
+* version 1 (no attribute): the first layout, every CSV column under `results/<column>`;
+* version 2 (no attribute): the NeXus layout, the table in the NXdata group `grains`;
+* version 3: version 2 and, in `process/parameters`, `grain_format` (cuboids, mmt, points,
+  mpe or dragonfly) and `grains_absolute` (the grain file's absolute path; `grains` stays
+  as typed, relative to the folder the command ran in, and so does the recorded command);
+  for cuboid grains `grain_cuboids` (x, y, z, dx, dy, dz in m: centres and full edges, z
+  up; `grain`: each cuboid's label; gzip-compressed), so that their outlines and own fields
+  need no grain file; `instrument/sensor/thickness` (m; 0 for a point or area sensor), the
+  thickness of the shown scan's sensor; and in each `scans/<entry>` of a joint or point-model
+  result its grid (`x`, `y`, m), `sensor_size` (w, l, m) and `sensor_thickness` (m).
 """
 
 from __future__ import annotations
@@ -16,10 +31,15 @@ from pathlib import Path
 
 import numpy as np
 
+from smm_daq.analysis.grains import GrainSet
+from smm_daq.analysis.mmt.scan_fits import fits_of
 from smm_daq.analysis.mmt.solver.inversion import MMTResult
 from smm_daq.analysis.mmt.solver.joint import MultipoleResult
 from smm_daq.storage.nexus import write_map_entry
-from smm_daq.storage.products import MapPlot, Quantity, TablePlot
+from smm_daq.storage.products import Compressed, MapPlot, Quantity, TablePlot
+
+RESULT_VERSION = 3  # the layout this module writes (the entry's `VERSION_ATTRIBUTE`)
+VERSION_ATTRIBUTE = "mmt_result_version"
 
 
 def write_result_csv(path: str | Path, table: dict[str, np.ndarray]) -> None:
@@ -69,7 +89,8 @@ def coefficient_units(n: int) -> list[str]:
 def model_datasets(result: MultipoleResult) -> dict[str, object]:
     """What a result of `joint.invert_scans` adds to the entry: the grain model, its full
     coefficients and their covariances (basis and units: docs/mmt-models.md), the scans used
-    and, per scan, its σ, height, fitted and residual Bz and mask (1 = excluded)."""
+    and, per scan, its σ, height, fitted and residual Bz, mask (1 = excluded), grid and
+    sensor (area and thickness)."""
     units = coefficient_units(result.coefficients.shape[1])
     coefficients: object = result.coefficients
     covariance: object = result.coefficient_covariance
@@ -91,7 +112,38 @@ def model_datasets(result: MultipoleResult) -> dict[str, object]:
         extra[f"scans/{entry}/residual_Bz"] = Quantity(resid.bz, "T", "Bz minus the fit")
         if mask is not None:
             extra[f"scans/{entry}/mask"] = np.asarray(mask, dtype=np.uint8)
+    for fit in fits_of(result):
+        extra[f"scans/{fit.name}/x"] = Quantity(fit.fitted.x, "m", "x of the scan's grid")
+        extra[f"scans/{fit.name}/y"] = Quantity(fit.fitted.y, "m", "y of the scan's grid")
+        extra[f"scans/{fit.name}/sensor_size"] = Quantity(
+            np.array(fit.sensor_size[:2], dtype=float), "m", "sensor's active area (w, l)")
+        extra[f"scans/{fit.name}/sensor_thickness"] = Quantity(
+            _thickness(fit.sensor_size), "m", "sensor's thickness")
     return extra
+
+
+def _thickness(size: tuple[float, ...]) -> float:
+    """A sensor's thickness from its full size (w, l) or (w, l, thickness): 0 without one."""
+    return float(size[2]) if len(size) > 2 else 0.0
+
+
+def cuboid_datasets(grains: GrainSet) -> dict[str, object]:
+    """The grains' cuboids (m, centres and full edges, z up) and each cuboid's grain label,
+    compressed: a micro-CT sample's tens of thousands of cuboids take a few hundred kB."""
+    columns = dict(zip(("x", "y", "z", "dx", "dy", "dz"), grains.cuboids.T, strict=True))
+    extra: dict[str, object] = {
+        f"grain_cuboids/{k}": Compressed(Quantity(np.ascontiguousarray(v), "m"))
+        for k, v in columns.items()}
+    extra["grain_cuboids/grain"] = Compressed(np.asarray(grains.labels[grains.grain],
+                                                         dtype=np.int64))
+    return extra
+
+
+def grain_parameters(typed: str | Path, fmt: str) -> dict[str, str]:
+    """How a result's grain file is recorded: as typed (`grains`; a relative path depends on
+    the folder the inversion ran in, which is now), its absolute path and its format."""
+    return {"grains": str(typed), "grains_absolute": str(Path(typed).resolve()),
+            "grain_format": "cuboids" if fmt == "csv" else fmt}
 
 
 def write_result_entry(path: str | Path, name: str, source: str, result: MMTResult,
@@ -99,8 +151,9 @@ def write_result_entry(path: str | Path, name: str, source: str, result: MMTResu
                        overwrite: bool = False) -> str:
     """The result as entry `name` of the session file, its map the residual of the entry
     `source` that was inverted (the first scan of a joint inversion, whose other scans the
-    entry lists too); `parameters` (how it was made: the command, the grain file, the sensor
-    geometry) go to the entry's NXprocess with the damping and the grain model used."""
+    entry lists too); `parameters` (how it was made: the command, the grain file as typed
+    (`grains`), its absolute path (`grains_absolute`) and format (`grain_format`)) go to the
+    entry's NXprocess with the sensor geometry, the damping and the grain model used."""
     joint = isinstance(result, MultipoleResult)
     sources = result.scans if joint and result.scans else (source,)
     residual = result.residual.with_bz(result.residual.bz, name=name, sources=tuple(sources),
@@ -113,7 +166,14 @@ def write_result_entry(path: str | Path, name: str, source: str, result: MMTResu
         "damping": result.damping,
     }
     layout = result_layout(result, table)
+    thickness = _thickness(fits_of(result)[0].sensor_size)
+    more: dict[str, object] = {
+        "instrument/sensor/thickness": Quantity(thickness, "m", "the sensor's thickness")}
     if joint:
-        layout["extra"] = {**layout["extra"], **model_datasets(result)}  # type: ignore[dict-item]
+        more.update(model_datasets(result))
+    if isinstance(result.grains, GrainSet):
+        more.update(cuboid_datasets(result.grains))
+    layout["extra"] = {**layout["extra"], **more}  # type: ignore[dict-item]
     return write_map_entry(path, residual, kind="mmt", overwrite=overwrite,
-                           parameters=recorded, **layout)  # type: ignore[arg-type]
+                           parameters=recorded, attrs={VERSION_ATTRIBUTE: RESULT_VERSION},
+                           **layout)  # type: ignore[arg-type]

@@ -2,22 +2,30 @@
 CSV has it, the fitted and residual maps, the grain model's coefficients, every scan's σ and
 mask, and how the result was made.
 
-Two layouts are read:
+The layouts read (`result_file` numbers them 1 to 3; 1 and 2 carry no version attribute):
 
-* today's: the table in the NXdata group `grains` (each CSV column under its name without the
-  unit, in a `units` attribute; SDs as `<column>_errors`), the fitted map in `fitted`, the
-  covariances, σ, cond(Q) and the device under `results` (entries written before the grain
-  models were added hold neither `results/device` nor `results/model`: the cuboid model, device
-  not recorded), the point models' and joint inversions' coefficients and scans beside them;
-* the first (before the NeXus layout): every CSV column under `results/<column>`, unit in the
+* today's (2, and 3 with the additions below): the table in the NXdata group `grains` (each
+  CSV column under its name without the unit, in a `units` attribute; SDs as
+  `<column>_errors`), the fitted map in `fitted`, the covariances, σ, cond(Q) and the device
+  under `results` (entries written before the grain models were added hold neither
+  `results/device` nor `results/model`: the cuboid model, device not recorded), the point
+  models' and joint inversions' coefficients and scans beside them;
+* the first (1, before the NeXus layout): every CSV column under `results/<column>`, unit in the
   name, the labels in `results/grain`, the fitted map in `fitted/Bz`, `results/sigma_T`,
   `results/covariance_A2_per_m2`, `results/damping` and `results/command`; point models and
   joint inversions add the model, coefficients, scans and device under `results` as today,
   and each scan's `sigma_T` and mask under `scans/<entry>`.
 
-The entry stores each grain's centroid and volume (the table's columns), not its shape: a
-point model's grains are rebuilt from them; a cuboid grain's outline needs the grain file the
-process records (`grains_from_file`).
+Entries of layout version 3 (the entry's `mmt_result_version` attribute, `result_file`) add
+the grain format, the grain file's absolute path, cuboid grains' cuboids (`grain_cuboids`),
+the sensor's thickness and each scan's grid and sensor; a version newer than `RESULT_VERSION`
+is refused, naming both.
+
+Point grains are rebuilt from the table's centroids and volumes. Cuboid grains come from the
+entry's `grain_cuboids`; an entry written before they were stored records only the grain file,
+looked up (its absolute path, then as typed beside the session file or here) and taken when it
+holds the result's grains (`grains_from_file`). A scan's grid not stored (before version 3) is
+its entry's in the file, where that still fits the scan's maps.
 """
 
 from __future__ import annotations
@@ -29,7 +37,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from smm_daq.analysis.grains import GrainSet, from_arrays
 from smm_daq.analysis.mmt.models.multipole import PointGrains, coefficient_column
+from smm_daq.analysis.mmt.result_file import RESULT_VERSION, VERSION_ATTRIBUTE
+from smm_daq.analysis.mmt.scan_fits import ScanFit
 from smm_daq.errors import InputError
 from smm_daq.storage.checks import corrupt_guard, numeric, string
 from smm_daq.storage.h5file import open_read, text
@@ -66,7 +77,7 @@ class SavedResult:
     table: dict[str, np.ndarray]
     model: str
     scans: tuple[str, ...]  # the inverted entries, the first the one `fitted`/`residual` show
-    grains: object  # PointGrains from the table, or the grain file's GrainSet once matched
+    grains: object  # GrainSet stored or from a matching grain file, else PointGrains
     magnetization: np.ndarray  # (G, 3) A/m
     covariance: np.ndarray  # (G, 3, 3) (A/m)²
     fitted: MapData
@@ -83,9 +94,12 @@ class SavedResult:
     coefficient_covariance: np.ndarray | None = None
     masks: dict[str, np.ndarray] = field(default_factory=dict)  # per scan, True = excluded
     command: str = ""
-    grain_file: str = ""  # as the process records it
+    grain_file: str = ""  # as the process records it (as typed)
     grain_format: str = "cuboids"
-    shapes: bool = False  # `grains` holds the grains' cuboids (read from the grain file)
+    shapes: bool = False  # `grains` holds the grains' cuboids (stored, or from the grain file)
+    grain_file_absolute: str = ""  # "" before version 3
+    scan_fits: tuple[ScanFit, ...] = ()  # each scan's maps and sensor (`scan_fits.fits_of`)
+    version: int = 2  # the layout read (1 and 2 carry no attribute)
 
     def higher_orders(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """(χ², p-value, resolved) of each grain's higher orders as stored; None without."""
@@ -192,10 +206,126 @@ def _option(command: str, option: str, default: str) -> str:
     return default
 
 
+def _version(g: h5py.Group, where: str) -> int | None:
+    """The entry's layout version (None: none recorded, version 1 or 2); InputError for one
+    this reader does not know."""
+    if VERSION_ATTRIBUTE not in g.attrs:
+        return None
+    raw = g.attrs[VERSION_ATTRIBUTE]
+    value = text(raw) if isinstance(raw, (bytes, str)) else raw
+    try:
+        version = int(value)  # type: ignore[call-overload]
+        whole = float(value) == version  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        version, whole = 0, False
+    if not whole or version < 1:
+        raise InputError(f"attribute '{VERSION_ATTRIBUTE}' is {value!r}; expected a whole "
+                         f"number from 1 to {RESULT_VERSION}", source=where)
+    if version > RESULT_VERSION:
+        raise InputError(f"is an MMT result of layout version {version}, newer than this "
+                         f"smm-daq reads (version {RESULT_VERSION} and older); expected "
+                         f"version {RESULT_VERSION} or older: open it with a newer smm-daq",
+                         source=where)
+    return version
+
+
+def _stored_cuboids(g: h5py.Group, table: dict[str, np.ndarray], where: str
+                    ) -> GrainSet | None:
+    """The grains' cuboids the entry stores (`grain_cuboids`), in the table's order; None
+    when it stores none."""
+    group = g.get("grain_cuboids")
+    if group is None:
+        return None
+    inside = f"{where}, grain_cuboids"
+    if not isinstance(group, h5py.Group):
+        raise InputError("'grain_cuboids' is not a group; expected the grains' cuboids",
+                         source=where)
+    labels = numeric(group, "grain", inside, ndim=1, kinds="iu")
+    columns = [numeric(group, k, inside, length=labels.size, si="m")
+               for k in ("x", "y", "z", "dx", "dy", "dz")]
+    cuboids = np.column_stack(columns)
+    if not (np.all(np.isfinite(cuboids)) and np.all(cuboids[:, 3:] > 0)):
+        raise InputError("holds cuboids with edges not > 0 or values not finite; expected "
+                         "finite centres and edges > 0 (m)", source=inside)
+    grains = from_arrays(cuboids, labels.astype(np.int64), source=where)
+    index = {int(label): i for i, label in enumerate(grains.labels)}
+    if set(index) != {int(label) for label in table["grain"]}:
+        raise InputError("holds the cuboids of other grains than the table's; expected the "
+                         "cuboids of each grain of the table", source=inside)
+    return grains.subset(np.array([index[int(label)] for label in table["grain"]]))
+
+
+@dataclass
+class _Scan:
+    """A scan's maps as stored, its grid when stored too (before version 3 it may not be)."""
+
+    name: str
+    fitted: np.ndarray
+    residual: np.ndarray
+    height: float
+    size: tuple[float, ...] | None
+    thickness: float
+    x: np.ndarray | None = None
+    y: np.ndarray | None = None
+
+
+def _stored_scans(g: h5py.Group, scans: tuple[str, ...], where: str) -> list[_Scan]:
+    """The scans of `scans` whose maps the entry's `scans/<entry>` holds (a joint or point
+    model's result of the NeXus layout)."""
+    out = []
+    for scan in scans:
+        s = g.get(f"scans/{scan}")
+        if not (isinstance(s, h5py.Group) and "fitted_Bz" in s and "residual_Bz" in s):
+            continue
+        inside = f"{where}, scans/{scan}"
+        fitted = numeric(s, "fitted_Bz", inside, ndim=2, si="T")
+        residual = numeric(s, "residual_Bz", inside, ndim=2, si="T")
+        if residual.shape != fitted.shape:
+            raise InputError(f"'residual_Bz' has shape {residual.shape}; expected the fitted "
+                             f"map's {fitted.shape}", source=inside)
+        size = (tuple(float(v) for v in numeric(s, "sensor_size", inside, length=2, si="m"))
+                if "sensor_size" in s else None)
+        found = _Scan(scan, fitted, residual, _scalar(s, "height", inside), size,
+                      _scalar(s, "sensor_thickness", inside, 0.0))
+        if "x" in s and "y" in s:
+            found.x = numeric(s, "x", inside, length=fitted.shape[1], si="m")
+            found.y = numeric(s, "y", inside, length=fitted.shape[0], si="m")
+        out.append(found)
+    return out
+
+
+def _scan_fits(path: Path, first: ScanFit, stored: list[_Scan]) -> tuple[ScanFit, ...]:
+    """Every scan's ScanFit: the first from the entry's maps, the others from `scans/`, on
+    their stored grid, else their entry's in the file (before version 3), where it fits."""
+    fits = [first]
+    for s in stored:
+        if s.name == first.name:
+            continue
+        if s.x is None or s.y is None or s.size is None:
+            try:
+                scan = read_map(path, s.name)
+            except InputError:
+                continue  # its grid is known nowhere: only its σ is shown
+            if scan.shape != s.fitted.shape:
+                continue
+            s.x = scan.x if s.x is None else s.x
+            s.y = scan.y if s.y is None else s.y
+            s.size = s.size if s.size is not None else tuple(scan.sensor_size or (0.0, 0.0))
+        size = tuple(s.size or (0.0, 0.0))
+        fitted = MapData(bz=s.fitted, x=np.asarray(s.x), y=np.asarray(s.y), height=s.height,
+                         sensor_size=(size[0], size[1]), sources=(s.name,),
+                         name=f"{s.name}_mmt_fitted", title="MMT fitted Bz")
+        fits.append(ScanFit(s.name, fitted, fitted.with_bz(s.residual, title="MMT residual Bz",
+                                                            name=f"{s.name}_mmt_residual"),
+                            s.height, (*size, s.thickness) if s.thickness > 0 else size))
+    return tuple(fits)
+
+
 def read_result_entry(path: str | Path, entry: str) -> SavedResult:
     """The MMT result saved as `entry` of a session file. InputError naming the file, entry and
-    dataset when the entry is missing, is not an MMT result (another kind, another program's)
-    or is damaged; the file is only read."""
+    dataset when the entry is missing, is not an MMT result (another kind, another program's),
+    is of a newer layout version than this reader knows, or is damaged; the file is only
+    read."""
     path = Path(path)
     where = f"{path}, entry '{entry}'"
     residual = read_map(path, entry)  # the entry's map, checked as every map is
@@ -206,6 +336,7 @@ def read_result_entry(path: str | Path, entry: str) -> SavedResult:
             raise InputError(f"is {'of kind ' + repr(kind) if kind else 'of no kind'}, not "
                              "an MMT result; expected an entry of kind 'mmt' (written by "
                              "`smm-daq mmt invert` or the MMT tab)", source=where)
+        version = _version(g, where)
         results = g.get("results")
         if not isinstance(results, h5py.Group):
             raise InputError("holds no 'results' group; expected an MMT result's",
@@ -219,6 +350,7 @@ def read_result_entry(path: str | Path, entry: str) -> SavedResult:
             damping = _scalar(params, "damping", f"{where}, process", 0.0) if params else 0.0
             command = _text(params, "command", where) if params is not None else ""
             grain_file = _text(params, "grains", where) if params is not None else ""
+            version = version or 2
         elif isinstance(results.get("grain"), h5py.Dataset):
             table = _checked(_table_first(results, f"{where}, results"), f"{where}, results")
             fitted_bz = numeric(g, "fitted/Bz", where, ndim=2, si="T")
@@ -226,6 +358,7 @@ def read_result_entry(path: str | Path, entry: str) -> SavedResult:
             damping = _scalar(results, "damping", f"{where}, results", 0.0)
             command = _text(results, "command", where)
             grain_file = _option(command, "--grains", "")
+            version = version or 1
         else:
             raise InputError("holds no per-grain table; expected a group 'grains' (or, as "
                              "written by the first versions, 'results/grain')", source=where)
@@ -266,24 +399,41 @@ def read_result_entry(path: str | Path, entry: str) -> SavedResult:
         if height is None:
             raise InputError("records no sensor height; expected process/parameters/height "
                              "or instrument/sensor/height", source=where)
-        saved = SavedResult(
-            path=path, name=entry, table=table, model=model, scans=scans,
-            grains=table_grains(table),
-            magnetization=np.column_stack([table[f"m{a}_A_per_m"] for a in "xyz"]),
-            covariance=covariance,
-            fitted=residual.with_bz(fitted_bz, title=f"fitted Bz of {entry}"),
-            residual=residual,
-            sigma=sigma, sigmas=tuple(sigmas) or (sigma,),
-            sigma_from_residual=bool(_scalar(results, "sigma_from_residual", inside, 0.0)),
-            condition_number=_scalar(results, "condition_number", inside, float("nan")),
-            n_sensors=int(_scalar(results, "n_sensors", inside,
-                                  float(np.sum(np.isfinite(residual.bz))))),
-            height=height, damping=damping, device=_text(results, "device", where),
-            coefficients=coefficients, coefficient_covariance=covariances, masks=masks,
-            command=command, grain_file=grain_file,
-            grain_format=_option(command, "--grain-format", "cuboids"),
-        )
-    return saved
+        cuboids = _stored_cuboids(g, table, where)
+        stored = _stored_scans(g, scans, where)
+        first = stored[0] if stored and stored[0].name == (scans or ("",))[0] else None
+        thickness = _scalar(g, "instrument/sensor/thickness", where,
+                            first.thickness if first is not None else 0.0)
+        fmt = (_text(params, "grain_format", where) if params is not None
+               and "grain_format" in params else _option(command, "--grain-format", "cuboids"))
+        absolute = (_text(params, "grains_absolute", where) if params is not None else "")
+        from_residual = bool(_scalar(results, "sigma_from_residual", inside, 0.0))
+        condition = _scalar(results, "condition_number", inside, float("nan"))
+        n_sensors = int(_scalar(results, "n_sensors", inside,
+                                float(np.sum(np.isfinite(residual.bz)))))
+        device = _text(results, "device", where)
+    fitted = residual.with_bz(fitted_bz, title=f"fitted Bz of {entry}")
+    area = tuple(residual.sensor_size or (0.0, 0.0))
+    first_fit = ScanFit(scans[0] if scans else entry, fitted, residual,
+                        float(residual.height if residual.height is not None else height),
+                        (*area, thickness) if thickness > 0 else area)
+    if cuboids is not None and not _same_grains(cuboids, table_grains(table)):
+        raise InputError("'grain_cuboids' holds grains of other volumes or centroids than the "
+                         "table's; expected the cuboids of the table's grains", source=where)
+    return SavedResult(
+        path=path, name=entry, table=table, model=model, scans=scans,
+        grains=cuboids if cuboids is not None else table_grains(table),
+        magnetization=np.column_stack([table[f"m{a}_A_per_m"] for a in "xyz"]),
+        covariance=covariance, fitted=fitted, residual=residual,
+        sigma=sigma, sigmas=tuple(sigmas) or (sigma,), sigma_from_residual=from_residual,
+        condition_number=condition, n_sensors=n_sensors, height=height, damping=damping,
+        device=device,
+        coefficients=coefficients, coefficient_covariance=covariances, masks=masks,
+        command=command, grain_file=grain_file,
+        grain_format="cuboids" if fmt == "csv" else fmt,
+        shapes=cuboids is not None, grain_file_absolute=absolute,
+        scan_fits=_scan_fits(path, first_fit, stored), version=version,
+    )
 
 
 def table_grains(table: dict[str, np.ndarray]) -> PointGrains:
@@ -296,11 +446,14 @@ def table_grains(table: dict[str, np.ndarray]) -> PointGrains:
 def grains_from_file(saved: SavedResult, candidates: list[str]) -> tuple[SavedResult, str]:
     """The result with its grains' cuboids from the first of `candidates` (grain files; a
     relative one beside the session file or here) that holds the result's grains (same labels,
-    centroids and volumes), and a note on what is drawn: "" when one was found."""
+    centroids and volumes), and a note on what is drawn: "" when one was found. The grain
+    file the entry records by its absolute path is tried first; an entry that stores its
+    grains' cuboids needs none."""
     from smm_daq.analysis.mmt.formats.grains import CUBOID_FORMATS, read_grain_file
 
-    if saved.grain_format not in CUBOID_FORMATS:  # points: the table holds them whole
+    if saved.shapes or saved.grain_format not in CUBOID_FORMATS:  # the entry holds them
         return saved, ""
+    candidates = [saved.grain_file_absolute, *candidates]
     tried = []
     for name in dict.fromkeys(c for c in candidates if c):
         for p in ([Path(name)] if Path(name).is_absolute()

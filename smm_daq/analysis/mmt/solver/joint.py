@@ -90,8 +90,9 @@ class MultipoleResult(MMTResult):
 
     `magnetization`/`covariance` are the dipole part (the first three unknowns), so today's
     columns mean the same for every model; `fits` holds (fitted, residual) for every scan,
-    `fitted`/`residual` those of the first; `height` is the lowest scan's (the SSR's), `sigma`
-    the first scan's σ and `sigmas` every scan's."""
+    `fitted`/`residual` those of the first; `sensors` every scan's sensor as `Scan` has it,
+    a volume sensor's thickness included (the maps keep only its area); `height` is the
+    lowest scan's (the SSR's), `sigma` the first scan's σ and `sigmas` every scan's."""
 
     model: str = "cuboid"
     coefficients: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
@@ -100,6 +101,7 @@ class MultipoleResult(MMTResult):
     sigmas: tuple[float, ...] = ()
     fits: list[tuple[MapData, MapData]] = field(default_factory=list)
     masks: list[np.ndarray | None] = field(default_factory=list)
+    sensors: list[tuple[float, ...]] = field(default_factory=list)
 
     def higher_orders(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """(χ², p-value, resolved) of each grain's higher orders; None for 3 unknowns."""
@@ -333,6 +335,7 @@ def invert_scans(
         model=model, coefficients=x, coefficient_covariance=blocks,
         scans=tuple(scan.name for scan in scans), sigmas=tuple(float(v) for v in sigmas),
         fits=fits, masks=[scan.mask for scan in scans],
+        sensors=[tuple(float(v) for v in scan.sensor_size) for scan in scans],
     )
 
 

@@ -1,0 +1,135 @@
+"""A saved MMT result is whole on its own: it says its layout version (a newer one is refused),
+holds its grains' format, cuboids and absolute path, and its sensor's thickness, so that it is
+shown again, months later on another machine, without the grain file and as it was fitted."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import h5py
+import numpy as np
+import pytest
+from test_gui_mmt import write_cuboid_session
+
+from gui.mmt_view import grain_field
+from smm_daq.analysis.grains import read_grains
+from smm_daq.analysis.mmt.formats.points import write_points
+from smm_daq.analysis.mmt.models.multipole import MultipoleModel, Sensor, point_grains
+from smm_daq.analysis.mmt.result_file import RESULT_VERSION
+from smm_daq.analysis.mmt.result_read import grains_from_file, read_result_entry
+from smm_daq.analysis.mmt.scan_fits import fits_of
+from smm_daq.analysis.mmt.solver.inversion import forward
+from smm_daq.analysis.mmt.solver.joint import Scan, invert_scans
+from smm_daq.cli.main import main
+from smm_daq.errors import InputError
+from smm_daq.storage.mapdata import MapData
+from smm_daq.storage.nexus import write_map_entry
+from smm_daq.storage.products import Quantity
+
+UM = 1e-6
+
+
+@pytest.fixture
+def cuboid_result(tmp_path, monkeypatch):
+    """Three cuboid grains inverted by the command line run in the session file's folder with
+    the grain file named relative to it (entry 'scan_mmt' of s.h5)."""
+    path, grains = write_cuboid_session(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert main(["mmt", "invert", "s.h5", "--entry", "scan", "--grains", "grains.csv",
+                 "--out", "r.csv"]) == 0
+    return path, grains
+
+
+def test_the_entry_says_its_layout_version_and_a_newer_one_is_refused(cuboid_result):
+    path, _grains = cuboid_result
+    with h5py.File(path, "r") as f:
+        assert f["scan_mmt"].attrs["mmt_result_version"] == RESULT_VERSION == 3
+    assert read_result_entry(path, "scan_mmt").version == RESULT_VERSION
+    with h5py.File(path, "a") as f:
+        f["scan_mmt"].attrs["mmt_result_version"] = RESULT_VERSION + 1
+    before = path.read_bytes()
+    with pytest.raises(InputError) as caught:
+        read_result_entry(path, "scan_mmt")
+    text = str(caught.value)
+    assert "entry 'scan_mmt'" in text and "layout version 4" in text
+    assert "version 3 and older" in text and "newer smm-daq" in text
+    assert path.read_bytes() == before
+
+
+def test_cuboid_grains_their_format_and_absolute_path_are_stored(cuboid_result, tmp_path):
+    path, grains = cuboid_result
+    with h5py.File(path, "r") as f:
+        params = f["scan_mmt/process/parameters"]
+        assert params["grains"].asstr()[()] == "grains.csv"  # as typed
+        assert params["grains_absolute"].asstr()[()] == str(grains.resolve())
+        assert params["grain_format"].asstr()[()] == "cuboids"
+        assert f["scan_mmt/grain_cuboids/x"].compression == "gzip"
+    truth, absolute = read_grains(grains), str(grains.resolve())
+    grains.unlink()  # another machine: the grain file is not there
+    saved = read_result_entry(path, "scan_mmt")
+    assert saved.shapes and saved.grain_format == "cuboids"
+    assert saved.grain_file == "grains.csv" and saved.grain_file_absolute == absolute
+    np.testing.assert_array_equal(saved.grains.cuboids, truth.cuboids)
+    np.testing.assert_array_equal(saved.grains.labels, truth.labels)
+    np.testing.assert_array_equal(saved.grains.grain, truth.grain)
+    assert grains_from_file(saved, []) == (saved, "")  # nothing looked up, nothing missing
+
+
+def test_the_stored_format_is_the_grains_and_damaged_cuboids_are_refused(cuboid_result,
+                                                                        tmp_path):
+    path, grains = cuboid_result
+    community = tmp_path / "grains.txt"  # the cuboid library's text: half edges, depth down
+    c = read_grains(grains)
+    rows = [f"{x} {y} {-z} {dx / 2} {dy / 2} {dz / 2} {label}" for (x, y, z, dx, dy, dz), label
+            in zip(c.cuboids / UM, c.labels[c.grain], strict=True)]
+    community.write_text("\n".join(rows) + "\n")
+    assert main(["mmt", "invert", "s.h5", "--entry", "scan", "--grains=grains.txt",
+                 "--grain-format=mmt", "--out", "m.csv", "--result-entry", "m"]) == 0
+    with h5py.File(path, "a") as f:
+        assert f["m/process/parameters/grain_format"].asstr()[()] == "mmt"
+        del f["m/process/parameters/command"]  # the format is not taken from the command
+    assert read_result_entry(path, "m").grain_format == "mmt"
+    with h5py.File(path, "a") as f:
+        f["m/grain_cuboids/grain"][0] = 99
+    with pytest.raises(InputError, match="holds the cuboids of other grains than the table"):
+        read_result_entry(path, "m")
+
+
+def volume_sensor_session(tmp_path):
+    """Two point grains under a volume sensor 2 × 2 × 4 µm (the multipole library's) 3 µm
+    above the sample top; the scan records the sensor's thickness as `import mpe` does."""
+    grains = point_grains(np.array([[8, 9, -2], [14, 12, -3]]) * UM, np.array([4.0, 6.0]) * UM**3)
+    x = y = np.arange(0, 22.1, 1) * UM
+    X, Y = np.meshgrid(x, y)
+    size = (2 * UM, 2 * UM, 4 * UM)
+    model = MultipoleModel.build(grains, Sensor.from_size(size), "dipole")
+    m = np.array([[3e4, -1e4, 2e4], [-2e4, 1e4, 1e4]])
+    bz = forward(model, np.c_[X.ravel(), Y.ravel(), np.full(X.size, 3 * UM)], m.ravel())
+    data = MapData(bz=bz.reshape(X.shape) + np.random.default_rng(1).normal(0, 1e-9, X.shape),
+                   x=x, y=y, height=3 * UM, sensor_size=size[:2], name="scan")
+    path = tmp_path / "v.h5"
+    write_map_entry(path, data, kind="import",
+                    extra={"instrument/sensor/thickness": Quantity(size[2], "m")})
+    write_points(tmp_path / "g.txt", grains)
+    return path, data, grains, size
+
+
+def test_a_grain_s_own_field_is_its_part_of_a_volume_sensor_s_fitted_map(tmp_path):
+    path, data, grains, size = volume_sensor_session(tmp_path)
+    fresh = invert_scans([Scan(data, 3 * UM, size)], grains, model="dipole")
+    assert main(["mmt", "invert", str(path), "--entry", "scan", "--grains",
+                 str(tmp_path / "g.txt"), "--grain-format", "points", "--out",
+                 str(tmp_path / "r.csv")]) == 0
+    saved = read_result_entry(path, "scan_mmt")
+    with h5py.File(path, "r") as f:
+        assert f["scan_mmt/instrument/sensor/thickness"][()] == size[2]
+    assert saved.scan_fits[0].sensor_size == size
+    for result in (fresh, saved):
+        fitted = result.fitted.bz
+        total = sum(grain_field(result, g).bz for g in range(2))
+        # the grains' own fields add up to the fitted map
+        np.testing.assert_allclose(total, fitted, rtol=1e-9, atol=1e-12 * np.abs(fitted).max())
+    # as an area sensor's, they would not
+    area = replace(fits_of(fresh)[0], sensor_size=size[:2])
+    total = sum(grain_field(fresh, g, area).bz for g in range(2))
+    assert np.abs(total - fresh.fitted.bz).max() > 0.05 * np.abs(fresh.fitted.bz).max()
