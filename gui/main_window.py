@@ -151,8 +151,11 @@ class MainWindow(QtWidgets.QMainWindow):
             self.close()
 
     def _made_safe(self, _safe: bool) -> None:
-        """Aborted during a line's write that has not returned: a close agreed to waits no
-        longer for the scan's end (which waits for the disk)."""
+        """The rig made safe (on an abort, or at the scan's end) and a write of the scan's not
+        returned: a close agreed to waits no longer for the scan's end (which waits for the
+        disk). Told again for a later write (the scan's end), once closed: nothing to do."""
+        if self._closing:
+            return
         self.statusBar().showMessage(self.scan.status.text())
         if self._close_after_scan:
             self.close()
@@ -175,7 +178,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.show_view(tab)
 
     def _leave_stalled_write(self) -> bool:
-        """Whether to close while the scan's line write has not returned: asked, or, when
+        """Whether to close while a write of the scan's has not returned: asked, or, when
         closing was agreed to already, said. The writer's thread is left to the disk (the
         process can end while it waits); the file stays crash-safe, and what to do with it
         is said."""
@@ -206,9 +209,10 @@ class MainWindow(QtWidgets.QMainWindow):
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
         """During a scan: ask, then abort it and close once the rig is safe. During a recipe
         or an MMT inversion: ask, then stop or cancel it (an inversion's thread ends after the
-        block of sensors in hand); not again after a Yes for a scan. A scan aborted during a
-        line's write that has not returned (a stalled disk), the rig made safe meanwhile,
-        is not waited for: the window says what is left, and closes (once agreed to)."""
+        block of sensors in hand); not again after a Yes for a scan. A write of the scan's
+        that has not returned once the rig was made safe (a line's, aborted, or one at the
+        scan's end: a stalled disk) is not waited for: the window says what is left, and
+        closes (once agreed to)."""
         live = self.scan.live
         if live.running and live.write_stalled:
             if not self._leave_stalled_write():

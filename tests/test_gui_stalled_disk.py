@@ -1,0 +1,66 @@
+"""The window when the disk stalls at a scan's end: it says the rig is safe and the write has
+not returned, and closes without waiting (a line's write that stalls: test_gui_long_scan)."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+from PyQt6 import QtWidgets
+from test_gui_long_scan import CENTRE, UM, WAIT_MS
+
+from smm_daq.acquisition import sequencer
+from smm_daq.acquisition.plan import ScanPlan
+from smm_daq.storage.h5file import open_read
+from smm_daq.storage.scan_entry import ScanEntryWriter
+
+UT = 1e-6
+
+
+def test_a_final_status_write_that_stalls_at_the_scans_end_does_not_hold_the_window(
+        window, qtbot, tmp_path, monkeypatch):
+    """A scan measures its last line, the rig is made safe, and the write of its final status
+    does not return (a stalled disk): the Scan tab says so (not "running" forever), and
+    closing asks, then closes without waiting, the rig safe and closed; the write, when it
+    returns, ends the scan as finished, touching the closed rig no more."""
+    scan, live, rig = window.scan, window.scan.live, window.holder.rig
+    asked, warned = [], []
+    monkeypatch.setattr(QtWidgets.QMessageBox, "question", lambda *a, **k: asked.append(a[2])
+                        or QtWidgets.QMessageBox.StandardButton.Yes)
+    monkeypatch.setattr(QtWidgets.QMessageBox, "warning", lambda *a, **k: warned.append(a[2]))
+    monkeypatch.setattr(sequencer, "WRITE_STALLED_S", 0.0)  # stalled once the rig is safe
+    entered, go = threading.Event(), threading.Event()
+    set_status = ScanEntryWriter.set_status
+
+    def stalling(writer, status, message=""):
+        if status not in ("running", "paused"):  # the scan's final status
+            entered.set()
+            assert go.wait(2 * WAIT_MS / 1000)  # the test gives up first
+        return set_status(writer, status, message)
+
+    monkeypatch.setattr(ScanEntryWriter, "set_status", stalling)
+    plan = ScanPlan.from_center("ended", CENTRE, (3 * 20 * UM, 4 * 20 * UM), 20 * UM,
+                                settle_tau=1.0, field=(0.0, 20 * UT, 0.0))
+    path = tmp_path / "session.h5"
+    assert scan.start(plan)
+    try:
+        # (with no grace, the scan's duration, written just before, may be told first)
+        qtbot.waitUntil(lambda: "final status (finished) to session.h5 has not returned "
+                                "(disk stalled?)" in scan.status.text(), timeout=WAIT_MS)
+        running = live.sequencer
+        assert entered.is_set() and not go.is_set() and live.state == "running"
+        assert scan.status.text().startswith(
+            "ending: the rig is safe (stage stopped, field at its safe state). The write of "
+            "the scan's final status (finished) to session.h5 has not returned")
+        np.testing.assert_allclose(rig.coils.field_setpoint(), 0.0, atol=1e-12)
+        assert window.close()  # asked (Yes), and closed without waiting
+        assert not go.is_set() and window.holder.rig is None
+        assert len(asked) == 1 and not warned
+        assert asked[0].startswith("The rig is safe (stage stopped, field at its safe state), "
+                                   f"but the scan's write to {path} has not returned")
+    finally:
+        go.set()
+    assert running.wait(WAIT_MS / 1000) == "finished"
+    with open_read(path) as f:
+        assert f["ended/status"][()].decode() == "finished"
+        assert "NOT safe" not in f["ended/message"].asstr()[()]
