@@ -137,6 +137,7 @@ class MMTView(QtWidgets.QWidget):
         self.progress_bridge.sensors.connect(self._sensors_done)
         self.running = False
         self.saving = False  # a result being written, in the worker
+        self.saving_into: Path | None = None  # the file it is written into
         self._cancel = threading.Event()
 
         self.entry = QtWidgets.QComboBox()
@@ -707,6 +708,7 @@ class MMTView(QtWidgets.QWidget):
             return chosen
 
         self._set_saving(True)
+        self.saving_into = path
         self.status.setText(f"Saving the result into {path}…")
         self.worker.submit(job, lambda written: self._saved(path, written), self._save_failed)
         return True
@@ -729,13 +731,19 @@ class MMTView(QtWidgets.QWidget):
         self.status.setText(f"Not saved: {text}")
         self.saveEnded.emit(False, self.status.text())
 
-    def shutdown(self) -> None:
+    def shutdown(self, leave: Path | None = None) -> None:
         """Stop the worker as the window closes: a save in hand finishes writing its entry
-        first; an inversion (cancelled), a grain's field and a saved result being read are left
-        to end in their threads."""
+        first, unless it goes into `leave` (a file whose scan's write has stalled: it waits
+        for that write, and is left to it); an inversion (cancelled), a grain's field and a
+        saved result being read are left to end in their threads."""
         self.field_worker.shutdown(wait=False)
         self.load_worker.shutdown(wait=False)
-        self.worker.shutdown(wait=self.saving)
+        self.worker.shutdown(wait=self.saving and not self.saves_into(leave))
+
+    def saves_into(self, path: Path | None) -> bool:
+        """Whether a save in hand goes into `path`."""
+        return (self.saving and path is not None and self.saving_into is not None
+                and self.saving_into.resolve() == path.resolve())
 
     def _beside_result(self, name: str) -> str:
         """Where an export of the shown result is first proposed: beside the session file of

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PyQt6 import QtCore, QtWidgets
@@ -155,6 +155,7 @@ class SessionBrowser(QtWidgets.QWidget):
         self.show_choice.currentIndexChanged.connect(lambda _i: self._show_product())
         self.show_choice.hide()
         self.worker = Background("subtract", self)
+        self.writes: list[tuple[Path, str]] = []  # the worker's writes in hand: file, what
         self.subtracting = False
         self.subtract_button = subtract_button = QtWidgets.QPushButton("Subtract…")
         subtract_button.setToolTip("A new induced entry: an in-field map minus a remanent map, "
@@ -550,14 +551,35 @@ class SessionBrowser(QtWidgets.QWidget):
         self.grain_note.setText("\n".join(lines))
         self.grain_note.setVisible(bool(lines))
 
-    def shutdown(self) -> None:
+    def shutdown(self, leave: Path | None = None) -> None:
         """Stop the workers as the window closes: a subtraction in hand finishes writing its
-        entry (an image being stored too); a grain file, map or image being read is left to its
-        thread, no longer drawn (an image read to register: its dialog is not opened)."""
+        entry (an image being stored too), unless one goes into `leave` (a file whose scan's
+        write has stalled: it waits for that write, and is left to it); a grain file, map or
+        image being read is left to its thread, no longer drawn (an image read to register:
+        its dialog is not opened)."""
         self.closed = True
         self.grain_reader.shutdown(wait=False)
         self.reader.shutdown(wait=False)
-        self.worker.shutdown()
+        self.worker.shutdown(wait=not self.writes_into(leave))
+
+    def writes_into(self, path: Path | None) -> list[str]:
+        """What the worker's writes in hand into `path` write (e.g. "the subtraction 'd'")."""
+        if path is None:
+            return []
+        return [what for into, what in self.writes if into.resolve() == path.resolve()]
+
+    def _write(self, path: Path, what: str, job: Callable[[], Any],
+               on_result: Callable[[Any], None], on_error: Callable[[Any], None]) -> None:
+        """`job`, a write into `path` (`what` it writes), in the worker, noted in `writes`
+        until it ends."""
+        def ended(callback: Callable[[Any], None]) -> Callable[[Any], None]:
+            def call(value: Any) -> None:
+                self.writes.remove((path, what))
+                callback(value)
+            return call
+
+        self.writes.append((path, what))
+        self.worker.submit(job, ended(on_result), ended(on_error))
 
     def set_outlines(self, segments: np.ndarray) -> None:
         """Grain outlines (segments (M, 2, 2) in m) over every map of this tab."""
@@ -595,8 +617,9 @@ class SessionBrowser(QtWidgets.QWidget):
         self.subtracting = True
         self.subtract_button.setEnabled(False)
         self.message.setText(f"Subtracting '{remanent}' from '{in_field}'…")
-        self.worker.submit(job, lambda res: self._subtracted(path, name, res),
-                           self._subtraction_failed)
+        self._write(path, f"the subtraction '{name}'", job,
+                    lambda res: self._subtracted(path, name, res),
+                    self._subtraction_failed)
         return True
 
     def _subtracted(self, path: Path, name: str, res: SubtractionResult) -> None:
@@ -699,9 +722,10 @@ class SessionBrowser(QtWidgets.QWidget):
                                     f"{path}")
 
         self.message.setText(f"Storing the image {image_file} as entry '{name}'…")
-        self.worker.submit(lambda: write_optical_entry(path, name, image, registration,
-                                                       image_file=image_file),
-                           stored, self._image_failed)
+        self._write(path, f"the image '{name}'",
+                    lambda: write_optical_entry(path, name, image, registration,
+                                                image_file=image_file),
+                    stored, self._image_failed)
 
     def _image_failed(self, exc: BaseException) -> None:
         self._image_ended(False, str(exc) if isinstance(exc, (SmmError, OSError))

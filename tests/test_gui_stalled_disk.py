@@ -1,17 +1,21 @@
-"""The window when the disk stalls at a scan's end: it says the rig is safe and the write has
-not returned, and closes without waiting (a line's write that stalls: test_gui_long_scan)."""
+"""The window when the disk stalls at a scan's end, or under a subtraction or MMT save into the
+scan's file: it says the rig is safe and the write has not returned, and closes without
+waiting (a line's write that stalls: test_gui_long_scan)."""
 
 from __future__ import annotations
 
 import threading
 
 import numpy as np
-from PyQt6 import QtWidgets
-from test_gui_long_scan import CENTRE, UM, WAIT_MS
+from PyQt6 import QtCore, QtWidgets
+from scan_gate import Held
+from test_gui_long_scan import CENTRE, UM, WAIT_MS, stall_a_small_scan
+from test_gui_subtract import bump_map
 
 from smm_daq.acquisition import sequencer
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.storage.h5file import open_read
+from smm_daq.storage.nexus import list_entries, write_map_entry
 from smm_daq.storage.scan_entry import ScanEntryWriter
 
 UT = 1e-6
@@ -64,3 +68,45 @@ def test_a_final_status_write_that_stalls_at_the_scans_end_does_not_hold_the_win
     with open_read(path) as f:
         assert f["ended/status"][()].decode() == "finished"
         assert "NOT safe" not in f["ended/message"].asstr()[()]
+
+
+def test_a_subtraction_and_an_mmt_save_into_a_stalled_scans_file_do_not_hold_the_close(
+        window, qtbot, tmp_path, monkeypatch):
+    """A subtraction started into the session file while the scan's write to it is stalled
+    waits for that write (the file's lock): closing the window, which does not wait for the
+    scan's write, waits no more for it, nor for an MMT result being saved into that file;
+    the user is told they are not in the file."""
+    scan, session, mmt = window.scan, window.session, window.mmt
+    path = tmp_path / "session.h5"
+    write_map_entry(path, bump_map("rem", (48, 48), 2 * UT), kind="scan")
+    write_map_entry(path, bump_map("inf", (51, 48), 2 * UT, field=(0, 40 * UT, 0)),
+                    kind="scan")
+    assert session.open_file(path)
+    qtbot.waitUntil(lambda: len(session.entries) == 2, timeout=WAIT_MS)
+    asked = []
+    monkeypatch.setattr(QtWidgets.QMessageBox, "question", lambda *a, **k: asked.append(a[2])
+                        or QtWidgets.QMessageBox.StandardButton.Yes)
+    monkeypatch.setattr(sequencer, "WRITE_STALLED_S", 0.0)  # stalled once the rig is safe
+    saving = Held(lambda: "inf_mmt")  # an MMT save into the file, in the MMT tab's worker
+    slow = stall_a_small_scan(scan, qtbot, monkeypatch, "held")
+    try:
+        assert session.subtract("inf", "rem", "induced", register=False)
+        mmt._set_saving(True)
+        mmt.saving_into = path
+        mmt.worker.submit(saving)
+        saving.wait_entered()
+        qtbot.mouseClick(scan.abort_button, QtCore.Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: scan.live.write_stalled, timeout=WAIT_MS)
+        assert window.close()  # asked (Yes), and closed without waiting for either
+        assert not slow.go.is_set() and not saving.go.is_set() and session.subtracting
+        assert len(asked) == 1
+        assert asked[0].endswith(
+            " Nor does it wait for the subtraction 'induced' and the MMT result being saved, "
+            "which wait for that write: they are not in the file; do them again once the "
+            "file opens.\n\nClose without waiting for the write?")
+    finally:
+        slow.go.set()
+        saving.go.set()
+    # the stalled write returned (the program still running): the subtraction was left to it
+    qtbot.waitUntil(lambda: "induced" in {e.name for e in list_entries(path)},
+                    timeout=WAIT_MS)
