@@ -19,7 +19,7 @@ from gui.map_view import MapView, Quantity
 from gui.subtract_dialog import SubtractDialog, subtract_command
 from smm_daq.analysis.mmt.formats.dragonfly import DragonflyOptions
 from smm_daq.analysis.mmt.formats.grains import GRAIN_FORMATS, read_grain_file
-from smm_daq.analysis.optical import ImageRegistration, load_image
+from smm_daq.analysis.optical import ImageRegistration, read_image
 from smm_daq.errors import SmmError
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import EntryInfo, list_entries, read_map
@@ -681,7 +681,8 @@ class SessionBrowser(QtWidgets.QWidget):
         self._set_registering(True)
         self.message.setText(f"Reading {image_path.name}…")
 
-        def read(image: np.ndarray) -> None:
+        def read(value: tuple[np.ndarray, str]) -> None:
+            image, damage = value  # damage: Pillow's warning, said here (not on stderr)
             if self.closed:  # the window closed while it was read
                 self._image_ended(False, "")
                 return
@@ -689,16 +690,17 @@ class SessionBrowser(QtWidgets.QWidget):
                 self._image_ended(False, f"{image_path.name} not registered: another session "
                                          "file was opened while it was read")
                 return
-            self.message.setText("")
+            self.message.setText(damage)
             dialog = RegistrationDialog(image, m, image_name=image_path.name, parent=self)
             accepted = dialog.exec() == QtWidgets.QDialog.DialogCode.Accepted
             if not accepted or dialog.registration is None:
                 self._image_ended(False, "")
+                self.message.setText(damage)  # still worth knowing
                 return
             self._store(path, image, dialog.registration, dialog.name_edit.text().strip(),
-                        image_path.name)
+                        image_path.name, damage)
 
-        self.reader.submit(lambda: load_image(image_path), read, self._image_failed)
+        self.reader.submit(lambda: read_image(image_path), read, self._image_failed)
         return True
 
     def store_image(self, image: np.ndarray, registration: ImageRegistration, name: str,
@@ -713,13 +715,13 @@ class SessionBrowser(QtWidgets.QWidget):
         return True
 
     def _store(self, path: Path, image: np.ndarray, registration: ImageRegistration, name: str,
-               image_file: str) -> None:
+               image_file: str, damage: str = "") -> None:
         def stored(_name: str) -> None:
             if self.path == path:
                 self.refresh()
                 self.show_underlay()
             self._image_ended(True, f"Stored the image {image_file} as entry '{name}' of "
-                                    f"{path}")
+                                    f"{path}" + (f"\n{damage}" if damage else ""))
 
         self.message.setText(f"Storing the image {image_file} as entry '{name}'…")
         self._write(path, f"the image '{name}'",
