@@ -731,19 +731,14 @@ class MMTView(QtWidgets.QWidget):
         self.status.setText(f"Not saved: {text}")
         self.saveEnded.emit(False, self.status.text())
 
-    def shutdown(self, leave: Path | None = None) -> None:
+    def shutdown(self, wait_for_save: bool = True) -> None:
         """Stop the worker as the window closes: a save in hand finishes writing its entry
-        first, unless it goes into `leave` (a file whose scan's write has stalled: it waits
-        for that write, and is left to it); an inversion (cancelled), a grain's field and a
-        saved result being read are left to end in their threads."""
+        first, unless told not to wait for it (a scan's write has stalled: it waits for the
+        same disk, or for HDF5, which the stalled write holds); an inversion (cancelled), a
+        grain's field and a saved result being read are left to end in their threads."""
         self.field_worker.shutdown(wait=False)
         self.load_worker.shutdown(wait=False)
-        self.worker.shutdown(wait=self.saving and not self.saves_into(leave))
-
-    def saves_into(self, path: Path | None) -> bool:
-        """Whether a save in hand goes into `path`."""
-        return (self.saving and path is not None and self.saving_into is not None
-                and self.saving_into.resolve() == path.resolve())
+        self.worker.shutdown(wait=self.saving and wait_for_save)
 
     def _beside_result(self, name: str) -> str:
         """Where an export of the shown result is first proposed: beside the session file of

@@ -551,22 +551,20 @@ class SessionBrowser(QtWidgets.QWidget):
         self.grain_note.setText("\n".join(lines))
         self.grain_note.setVisible(bool(lines))
 
-    def shutdown(self, leave: Path | None = None) -> None:
+    def shutdown(self, wait_for_writes: bool = True) -> None:
         """Stop the workers as the window closes: a subtraction in hand finishes writing its
-        entry (an image being stored too), unless one goes into `leave` (a file whose scan's
-        write has stalled: it waits for that write, and is left to it); a grain file, map or
-        image being read is left to its thread, no longer drawn (an image read to register:
-        its dialog is not opened)."""
+        entry (an image being stored too), unless told not to wait for writes (a scan's write
+        has stalled: they wait for the same disk, or for HDF5, which the stalled write holds);
+        a grain file, map or image being read is left to its thread, no longer drawn (an image
+        read to register: its dialog is not opened)."""
         self.closed = True
         self.grain_reader.shutdown(wait=False)
         self.reader.shutdown(wait=False)
-        self.worker.shutdown(wait=not self.writes_into(leave))
+        self.worker.shutdown(wait=wait_for_writes)
 
-    def writes_into(self, path: Path | None) -> list[str]:
-        """What the worker's writes in hand into `path` write (e.g. "the subtraction 'd'")."""
-        if path is None:
-            return []
-        return [what for into, what in self.writes if into.resolve() == path.resolve()]
+    def writes_in_hand(self) -> list[str]:
+        """The worker's writes in hand, as said (e.g. "the subtraction 'd' into s.h5")."""
+        return [f"{what} into {into.name}" for into, what in self.writes]
 
     def _write(self, path: Path, what: str, job: Callable[[], Any],
                on_result: Callable[[Any], None], on_error: Callable[[Any], None]) -> None:

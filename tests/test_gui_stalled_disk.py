@@ -1,9 +1,12 @@
-"""The window when the disk stalls at a scan's end, or under a subtraction or MMT save into the
-scan's file: it says the rig is safe and the write has not returned, and closes without
-waiting (a line's write that stalls: test_gui_long_scan)."""
+"""The window when the disk stalls at a scan's end, or under a subtraction or MMT save: it says
+the rig is safe and the write has not returned, closes without waiting, and the program ends
+(a line's write that stalls: test_gui_long_scan)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -70,12 +73,13 @@ def test_a_final_status_write_that_stalls_at_the_scans_end_does_not_hold_the_win
         assert "NOT safe" not in f["ended/message"].asstr()[()]
 
 
-def test_a_subtraction_and_an_mmt_save_into_a_stalled_scans_file_do_not_hold_the_close(
+def test_a_subtraction_and_an_mmt_save_during_a_stalled_scan_write_do_not_hold_the_close(
         window, qtbot, tmp_path, monkeypatch):
     """A subtraction started into the session file while the scan's write to it is stalled
-    waits for that write (the file's lock): closing the window, which does not wait for the
-    scan's write, waits no more for it, nor for an MMT result being saved into that file;
-    the user is told they are not in the file."""
+    waits for that write (the file's lock; a write stalled inside HDF5 holds h5py's lock,
+    which every file's write waits for): closing the window, which does not wait for the
+    scan's write, waits no more for it, nor for an MMT result being saved; the user is told
+    they are left unwritten."""
     scan, session, mmt = window.scan, window.session, window.mmt
     path = tmp_path / "session.h5"
     write_map_entry(path, bump_map("rem", (48, 48), 2 * UT), kind="scan")
@@ -101,12 +105,73 @@ def test_a_subtraction_and_an_mmt_save_into_a_stalled_scans_file_do_not_hold_the
         assert not slow.go.is_set() and not saving.go.is_set() and session.subtracting
         assert len(asked) == 1
         assert asked[0].endswith(
-            " Nor does it wait for the subtraction 'induced' and the MMT result being saved, "
-            "which wait for that write: they are not in the file; do them again once the "
-            "file opens.\n\nClose without waiting for the write?")
+            " Nor does it wait for the subtraction 'induced' into session.h5 and the MMT result "
+            "being saved into session.h5, which wait for the stalled disk too: they are left "
+            "unwritten; do them again once the file opens.\n\nClose without waiting for the "
+            "write?")
     finally:
         slow.go.set()
         saving.go.set()
     # the stalled write returned (the program still running): the subtraction was left to it
     qtbot.waitUntil(lambda: "induced" in {e.name for e in list_entries(path)},
                     timeout=WAIT_MS)
+
+
+# `smm-daq gui`, its scan's final status written by a write that blocks inside HDF5 (holding
+# h5py's lock, as a write on a stalled disk does) and never returns; once told, the window
+# is closed (Yes to the question)
+STALLED_AT_THE_END = """
+import sys, threading
+from h5py._objects import phil
+from PyQt6 import QtCore, QtWidgets
+from gui import main_window
+from smm_daq.acquisition import sequencer
+from smm_daq.acquisition.plan import ScanPlan
+from smm_daq.cli.main import main
+from smm_daq.storage.scan_entry import ScanEntryWriter
+
+sequencer.WRITE_STALLED_S = 0.0
+path, set_status, init = sys.argv[1], ScanEntryWriter.set_status, main_window.MainWindow.__init__
+
+def stalling(writer, status, message=""):
+    if status not in ("running", "paused"):
+        with phil:
+            threading.Event().wait()
+    return set_status(writer, status, message)
+
+def opened(window, *args, **kwargs):
+    init(window, *args, **kwargs)
+    def start():
+        if window.holder.rig is None:
+            QtCore.QTimer.singleShot(20, start)
+            return
+        window.scan.file_edit.setText(path)
+        assert window.scan.start(ScanPlan.from_center(
+            "held", (12.5e-3, 12.5e-3), (40e-6, 40e-6), 20e-6, settle_tau=1.0))
+    def told(_safe):
+        if "final status" in window.scan.live.message:
+            window.close()
+    window.scan.live.madeSafe.connect(told)
+    QtCore.QTimer.singleShot(0, start)
+
+ScanEntryWriter.set_status = stalling
+main_window.MainWindow.__init__ = opened
+QtWidgets.QMessageBox.question = staticmethod(
+    lambda *a, **k: QtWidgets.QMessageBox.StandardButton.Yes)
+sys.exit(main(["gui"]))
+"""
+
+
+def test_the_program_ends_though_its_scans_write_stalls_inside_hdf5(tmp_path, repo):
+    """A write blocked inside HDF5 holds h5py's lock for good, and the interpreter's
+    finalization waits for that lock: closed past such a write, `smm-daq gui` must still
+    end (exit 0), and the file it leaves opens as it is."""
+    path = tmp_path / "session.h5"
+    env = {**os.environ, "PYTHONPATH": str(repo), "QT_QPA_PLATFORM": "offscreen",
+           "XDG_CONFIG_HOME": str(tmp_path / "cfg"), "HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", STALLED_AT_THE_END, str(path)], env=env,
+                          capture_output=True, text=True, timeout=WAIT_MS / 1000)
+    assert done.returncode == 0, done.stderr
+    with open_read(path) as f:  # the lines all stored; the status: as a crash leaves it
+        assert np.asarray(f["held/data/line_done"][()]).all()
+        assert f["held/status"][()].decode() == "interrupted"
