@@ -81,6 +81,14 @@ def registered(browser, qtbot, start) -> list:
     return ended.args
 
 
+def pick_corners(dialog: RegistrationDialog) -> None:
+    """Three corners of a 60 × 40-pixel image picked onto a 1 µm-pixel sample grid."""
+    for (col, row), (x, y) in [((0, 0), (0, 0)), ((59, 0), (59 * UM, 0)),
+                               ((0, 39), (0, 39 * UM))]:
+        dialog.add_pixel(col, row)
+        dialog.add_point(x, y)
+
+
 def test_registered_image_is_stored_and_drawn_under_every_map(browser, tmp_path, qtbot,
                                                             monkeypatch) -> None:
     picture = np.zeros((40, 60, 3), np.uint8)
@@ -88,10 +96,7 @@ def test_registered_image_is_stored_and_drawn_under_every_map(browser, tmp_path,
     Image.fromarray(picture).save(tmp_path / "thin.png")
 
     def pick_and_save(dialog: RegistrationDialog) -> int:
-        for (col, row), (x, y) in [((0, 0), (0, 0)), ((59, 0), (59 * UM, 0)),
-                                   ((0, 39), (0, 39 * UM))]:
-            dialog.add_pixel(col, row)
-            dialog.add_point(x, y)
+        pick_corners(dialog)
         dialog.name_edit.setText("thin_section")
         return QtWidgets.QDialog.DialogCode.Accepted
 
@@ -180,10 +185,7 @@ def test_an_image_is_read_registered_and_stored_off_the_gui_thread(browser, qtbo
 
     def pick_and_save(dialog: RegistrationDialog) -> int:
         disabled_in_dialog.append(not browser.image_button.isEnabled())
-        for (col, row), (x, y) in [((0, 0), (0, 0)), ((59, 0), (59 * UM, 0)),
-                                   ((0, 39), (0, 39 * UM))]:
-            dialog.add_pixel(col, row)
-            dialog.add_point(x, y)
+        pick_corners(dialog)
         return QtWidgets.QDialog.DialogCode.Accepted
 
     monkeypatch.setattr(RegistrationDialog, "exec", pick_and_save)
@@ -274,10 +276,7 @@ def test_a_damaged_images_warning_is_said_on_the_session_tab_not_on_stderr(
 
     def pick_and_save(dialog: RegistrationDialog) -> int:
         said_in_dialog.append(browser.message.text())
-        for (col, row), (x, y) in [((0, 0), (0, 0)), ((59, 0), (59 * UM, 0)),
-                                   ((0, 39), (0, 39 * UM))]:
-            dialog.add_pixel(col, row)
-            dialog.add_point(x, y)
+        pick_corners(dialog)
         return QtWidgets.QDialog.DialogCode.Accepted
 
     monkeypatch.setattr(RegistrationDialog, "exec", pick_and_save)
