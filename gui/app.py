@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from PyQt6 import QtCore, QtWidgets
 
@@ -83,11 +85,25 @@ def run(args: argparse.Namespace) -> int:
         with collect_in_gui_thread():  # worker threads must never delete widgets
             window, outcome = _open_window(profile, store, args, folder)
             status = app.exec()
+            left_stalled_write = window.left_stalled_write
             del window  # so that leaving the block frees it here, in the GUI thread
     finally:
         if folder is not None:  # the window is closed: nothing writes there any more
             print(f"smm-daq: {clean_up(folder)}")
-    return exit_code(args, outcome, status)
+    code = exit_code(args, outcome, status)
+    if left_stalled_write:
+        leave_now(code)
+    return code
+
+
+def leave_now(code: int) -> NoReturn:
+    """End the program at once with `code`, skipping the interpreter's finalization: a
+    scan's write left to a stalled disk holds h5py's lock (a write blocked inside HDF5 does),
+    and the finalization of h5py's objects waits for that lock forever. The window has made
+    the rig safe and closed it and saved the settings; the file is as a crash leaves it."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def exit_code(args: argparse.Namespace, outcome: dict[str, bool], status: int) -> int:

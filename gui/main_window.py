@@ -69,6 +69,9 @@ class MainWindow(QtWidgets.QMainWindow):
                 not self.holder.busy and not self.holder.recipe_running))
         self._close_after_scan = False
         self._closing = False
+        # closed past a scan's write stalled on the disk: the program must end without
+        # waiting for it (`gui.app.leave_now`)
+        self.left_stalled_write = False
 
         central = QtWidgets.QWidget()
         layout = QtWidgets.QVBoxLayout(central)
@@ -151,8 +154,11 @@ class MainWindow(QtWidgets.QMainWindow):
             self.close()
 
     def _made_safe(self, _safe: bool) -> None:
-        """Aborted during a line's write that has not returned: a close agreed to waits no
-        longer for the scan's end (which waits for the disk)."""
+        """The rig made safe (on an abort, or at the scan's end) and a write of the scan's not
+        returned: a close agreed to waits no longer for the scan's end (which waits for the
+        disk). Told again for a later write (the scan's end), once closed: nothing to do."""
+        if self._closing:
+            return
         self.statusBar().showMessage(self.scan.status.text())
         if self._close_after_scan:
             self.close()
@@ -175,7 +181,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.show_view(tab)
 
     def _leave_stalled_write(self) -> bool:
-        """Whether to close while the scan's line write has not returned: asked, or, when
+        """Whether to close while a write of the scan's has not returned: asked, or, when
         closing was agreed to already, said. The writer's thread is left to the disk (the
         process can end while it waits); the file stays crash-safe, and what to do with it
         is said."""
@@ -188,11 +194,26 @@ class MainWindow(QtWidgets.QMainWindow):
                 "Closing does not wait for it: the lines stored before stay in the file. If "
                 f"the file will not open afterwards, `smm-daq repair {path}` makes it openable "
                 "without losing them; Resume scan (Session tab) or `smm-daq resume "
-                f"{path} --entry {entry}` then finishes the scan.")
+                f"{path} --entry {entry}` then finishes the scan.{self._writes_left()}")
         if self._close_after_scan:
             QtWidgets.QMessageBox.warning(self, TITLE, text)
             return True
         return confirm(self, f"{text}\n\nClose without waiting for the write?")
+
+    def _writes_left(self) -> str:
+        """What the Session and MMT tabs are writing, which closing past a stalled write
+        leaves too ("" when nothing): each waits for the same disk, or for HDF5, which a
+        write stalled inside it holds for the whole program."""
+        writes = self.session.writes_in_hand()
+        if self.mmt.saving and self.mmt.saving_into is not None:
+            writes.append(f"the MMT result being saved into {self.mmt.saving_into.name}")
+        if not writes:
+            return ""
+        what = ", ".join(writes[:-1]) + (" and " if len(writes) > 1 else "") + writes[-1]
+        one = len(writes) == 1
+        return (f" Nor does it wait for {what}, which {'waits' if one else 'wait'} for the "
+                f"stalled disk too: {'it is' if one else 'they are'} left unwritten; do "
+                f"{'it' if one else 'them'} again once the file opens.")
 
     def save_settings(self) -> None:
         if not self.persist:
@@ -206,15 +227,19 @@ class MainWindow(QtWidgets.QMainWindow):
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
         """During a scan: ask, then abort it and close once the rig is safe. During a recipe
         or an MMT inversion: ask, then stop or cancel it (an inversion's thread ends after the
-        block of sensors in hand); not again after a Yes for a scan. A scan aborted during a
-        line's write that has not returned (a stalled disk), the rig made safe meanwhile,
-        is not waited for: the window says what is left, and closes (once agreed to)."""
+        block of sensors in hand); not again after a Yes for a scan. A write of the scan's
+        that has not returned once the rig was made safe (a line's, aborted, or one at the
+        scan's end: a stalled disk) is not waited for, nor a subtraction or MMT save in hand
+        (each waits for the same disk): the window says what is left, and closes (once agreed
+        to)."""
         live = self.scan.live
-        if live.running and live.write_stalled:
+        stalled = live.running and live.write_stalled
+        if stalled:
             if not self._leave_stalled_write():
                 event.ignore()
                 return
             self._close_after_scan = True  # said Yes: not asked again for a recipe
+            self.left_stalled_write = True
             if live.sequencer is not None:  # made safe and closed below, the write left behind
                 live.sequencer.hand_back_rig()
         elif live.running:
@@ -240,8 +265,8 @@ class MainWindow(QtWidgets.QMainWindow):
                 return
             self.mmt.cancel()  # it stops after its block of sensors in hand
         self._closing = True
-        self.mmt.shutdown()
-        self.session.shutdown()  # a subtraction in hand finishes writing its entry
+        self.mmt.shutdown(wait_for_save=not stalled)  # a save in hand finishes, unless stalled
+        self.session.shutdown(wait_for_writes=not stalled)  # so does a subtraction
         self.recipes.shutdown()
         if self.recipes.runner is not None and self.recipes.runner.running:
             self.recipes.stop()  # a wait step ends within a slice; the rig is then made safe

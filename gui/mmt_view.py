@@ -165,6 +165,7 @@ class MMTView(QtWidgets.QWidget):
         self.progress_bridge.sensors.connect(self._sensors_done)
         self.running = False
         self.saving = False  # a result being written, in the worker
+        self.saving_into: Path | None = None  # the file it is written into
         self._cancel = threading.Event()
 
         self.entry = QtWidgets.QComboBox()
@@ -762,6 +763,7 @@ class MMTView(QtWidgets.QWidget):
             return chosen
 
         self._set_saving(True)
+        self.saving_into = path
         self.status.setText(f"Saving the result into {path}…")
         self.worker.submit(job, lambda written: self._saved(path, written), self._save_failed)
         return True
@@ -784,13 +786,14 @@ class MMTView(QtWidgets.QWidget):
         self.status.setText(f"Not saved: {text}")
         self.saveEnded.emit(False, self.status.text())
 
-    def shutdown(self) -> None:
+    def shutdown(self, wait_for_save: bool = True) -> None:
         """Stop the worker as the window closes: a save in hand finishes writing its entry
-        first; an inversion (cancelled), a grain's field and a saved result being read are left
-        to end in their threads."""
+        first, unless told not to wait for it (a scan's write has stalled: it waits for the
+        same disk, or for HDF5, which the stalled write holds); an inversion (cancelled), a
+        grain's field and a saved result being read are left to end in their threads."""
         self.field_worker.shutdown(wait=False)
         self.load_worker.shutdown(wait=False)
-        self.worker.shutdown(wait=self.saving)
+        self.worker.shutdown(wait=self.saving and wait_for_save)
 
     def _beside_result(self, name: str) -> str:
         """Where an export of the shown result is first proposed: beside the session file of

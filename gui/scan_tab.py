@@ -252,15 +252,12 @@ class ScanTab(QtWidgets.QWidget):
         self.scanEnded.emit(kind, message)
 
     def _stalled_text(self) -> str:
-        """An abort came during a line's write that has not returned: how the rig is, and
-        that the scan's end waits for the file."""
-        if not self.live.rig_safe:  # the sequencer's message says what is not safe
-            return f"aborting: {self.live.message}"
-        where = f" to {self.live.path.name}" if self.live.path is not None else ""
-        return ("aborting: the rig is safe (stage stopped, field at its safe state). The "
-                f"scan's write of a line{where} has not returned (disk stalled?): the scan "
-                "ends, and its file is closed, when it does. The window can be used, or "
-                "closed, meanwhile; the lines stored before stay in the file.")
+        """A write of the scan's that has not returned once the rig was made safe (on an
+        abort, or at the scan's end): the sequencer's word on the rig and the write, and that
+        the window need not wait for it."""
+        doing = "aborting" if self.live.state == "aborting" else "ending"
+        return (f"{doing}: {self.live.message}. The window can be used, or closed, meanwhile; "
+                "the lines stored before stay in the file.")
 
     def _left_as(self, plan: ScanPlan) -> str:
         """How a scan that ran and did not finish left the rig and the file."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PyQt6 import QtCore, QtWidgets
@@ -19,7 +19,7 @@ from gui.map_view import MapView, Quantity
 from gui.subtract_dialog import SubtractDialog, subtract_command
 from smm_daq.analysis.mmt.formats.dragonfly import DragonflyOptions
 from smm_daq.analysis.mmt.formats.grains import GRAIN_FORMATS, read_grain_file
-from smm_daq.analysis.optical import ImageRegistration, load_image
+from smm_daq.analysis.optical import ImageRegistration, read_image
 from smm_daq.errors import SmmError
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import EntryInfo, list_entries, read_map
@@ -155,6 +155,7 @@ class SessionBrowser(QtWidgets.QWidget):
         self.show_choice.currentIndexChanged.connect(lambda _i: self._show_product())
         self.show_choice.hide()
         self.worker = Background("subtract", self)
+        self.writes: list[tuple[Path, str]] = []  # the worker's writes in hand: file, what
         self.subtracting = False
         self.subtract_button = subtract_button = QtWidgets.QPushButton("Subtract…")
         subtract_button.setToolTip("A new induced entry: an in-field map minus a remanent map, "
@@ -550,14 +551,33 @@ class SessionBrowser(QtWidgets.QWidget):
         self.grain_note.setText("\n".join(lines))
         self.grain_note.setVisible(bool(lines))
 
-    def shutdown(self) -> None:
+    def shutdown(self, wait_for_writes: bool = True) -> None:
         """Stop the workers as the window closes: a subtraction in hand finishes writing its
-        entry (an image being stored too); a grain file, map or image being read is left to its
-        thread, no longer drawn (an image read to register: its dialog is not opened)."""
+        entry (an image being stored too), unless told not to wait for writes (a scan's write
+        has stalled: they wait for the same disk, or for HDF5, which the stalled write holds);
+        a grain file, map or image being read is left to its thread, no longer drawn (an image
+        read to register: its dialog is not opened)."""
         self.closed = True
         self.grain_reader.shutdown(wait=False)
         self.reader.shutdown(wait=False)
-        self.worker.shutdown()
+        self.worker.shutdown(wait=wait_for_writes)
+
+    def writes_in_hand(self) -> list[str]:
+        """The worker's writes in hand, as said (e.g. "the subtraction 'd' into s.h5")."""
+        return [f"{what} into {into.name}" for into, what in self.writes]
+
+    def _write(self, path: Path, what: str, job: Callable[[], Any],
+               on_result: Callable[[Any], None], on_error: Callable[[Any], None]) -> None:
+        """`job`, a write into `path` (`what` it writes), in the worker, noted in `writes`
+        until it ends."""
+        def ended(callback: Callable[[Any], None]) -> Callable[[Any], None]:
+            def call(value: Any) -> None:
+                self.writes.remove((path, what))
+                callback(value)
+            return call
+
+        self.writes.append((path, what))
+        self.worker.submit(job, ended(on_result), ended(on_error))
 
     def set_outlines(self, segments: np.ndarray) -> None:
         """Grain outlines (segments (M, 2, 2) in m) over every map of this tab."""
@@ -595,8 +615,9 @@ class SessionBrowser(QtWidgets.QWidget):
         self.subtracting = True
         self.subtract_button.setEnabled(False)
         self.message.setText(f"Subtracting '{remanent}' from '{in_field}'…")
-        self.worker.submit(job, lambda res: self._subtracted(path, name, res),
-                           self._subtraction_failed)
+        self._write(path, f"the subtraction '{name}'", job,
+                    lambda res: self._subtracted(path, name, res),
+                    self._subtraction_failed)
         return True
 
     def _subtracted(self, path: Path, name: str, res: SubtractionResult) -> None:
@@ -658,7 +679,8 @@ class SessionBrowser(QtWidgets.QWidget):
         self._set_registering(True)
         self.message.setText(f"Reading {image_path.name}…")
 
-        def read(image: np.ndarray) -> None:
+        def read(value: tuple[np.ndarray, str]) -> None:
+            image, damage = value  # damage: Pillow's warning, said here (not on stderr)
             if self.closed:  # the window closed while it was read
                 self._image_ended(False, "")
                 return
@@ -666,16 +688,17 @@ class SessionBrowser(QtWidgets.QWidget):
                 self._image_ended(False, f"{image_path.name} not registered: another session "
                                          "file was opened while it was read")
                 return
-            self.message.setText("")
+            self.message.setText(damage)
             dialog = RegistrationDialog(image, m, image_name=image_path.name, parent=self)
             accepted = dialog.exec() == QtWidgets.QDialog.DialogCode.Accepted
             if not accepted or dialog.registration is None:
                 self._image_ended(False, "")
+                self.message.setText(damage)  # still worth knowing
                 return
             self._store(path, image, dialog.registration, dialog.name_edit.text().strip(),
-                        image_path.name)
+                        image_path.name, damage)
 
-        self.reader.submit(lambda: load_image(image_path), read, self._image_failed)
+        self.reader.submit(lambda: read_image(image_path), read, self._image_failed)
         return True
 
     def store_image(self, image: np.ndarray, registration: ImageRegistration, name: str,
@@ -690,18 +713,19 @@ class SessionBrowser(QtWidgets.QWidget):
         return True
 
     def _store(self, path: Path, image: np.ndarray, registration: ImageRegistration, name: str,
-               image_file: str) -> None:
+               image_file: str, damage: str = "") -> None:
         def stored(_name: str) -> None:
             if self.path == path:
                 self.refresh()
                 self.show_underlay()
             self._image_ended(True, f"Stored the image {image_file} as entry '{name}' of "
-                                    f"{path}")
+                                    f"{path}" + (f"\n{damage}" if damage else ""))
 
         self.message.setText(f"Storing the image {image_file} as entry '{name}'…")
-        self.worker.submit(lambda: write_optical_entry(path, name, image, registration,
-                                                       image_file=image_file),
-                           stored, self._image_failed)
+        self._write(path, f"the image '{name}'",
+                    lambda: write_optical_entry(path, name, image, registration,
+                                                image_file=image_file),
+                    stored, self._image_failed)
 
     def _image_failed(self, exc: BaseException) -> None:
         self._image_ended(False, str(exc) if isinstance(exc, (SmmError, OSError))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import h5py
 import numpy as np
@@ -159,22 +160,29 @@ def test_abort_keeps_finished_lines_and_makes_safe(tmp_path):
         assert f["scan/end_time"].asstr()[()] != ""
 
 
-def _stall_line_1(monkeypatch) -> tuple[threading.Event, threading.Event]:
-    """Line 1's write held (a stalled disk): `stalled` is set when it begins, and it returns
-    once `go` is set."""
+def _stall_write(monkeypatch, method: str,
+                 holds: Callable[..., bool]) -> tuple[threading.Event, threading.Event]:
+    """`ScanEntryWriter.<method>` held (a stalled disk) when `holds(*args)`: `stalled` is set
+    when such a call begins, and it returns once `go` is set."""
     from smm_daq.storage.scan_entry import ScanEntryWriter
 
     stalled, go = threading.Event(), threading.Event()
-    write_line = ScanEntryWriter.write_line
+    write = getattr(ScanEntryWriter, method)
 
-    def stalling(writer, iy, *args, **kw):
-        if iy == 1:
+    def stalling(writer, *args, **kw):
+        if holds(*args):
             stalled.set()
             assert go.wait(60)
-        return write_line(writer, iy, *args, **kw)
+        return write(writer, *args, **kw)
 
-    monkeypatch.setattr(ScanEntryWriter, "write_line", stalling)
+    monkeypatch.setattr(ScanEntryWriter, method, stalling)
     return stalled, go
+
+
+def _stall_line_1(monkeypatch) -> tuple[threading.Event, threading.Event]:
+    """Line 1's write held (a stalled disk): `stalled` is set when it begins, and it returns
+    once `go` is set."""
+    return _stall_write(monkeypatch, "write_line", lambda iy, *_: iy == 1)
 
 
 def _noting_safety(rig, monkeypatch) -> threading.Event:
@@ -502,10 +510,11 @@ def test_a_write_still_stalled_once_the_rig_is_made_safe_is_told_with_the_rigs_s
         go.set()
     assert seq.wait(30) == "aborted"
     kinds = [e.kind for e in events]
-    assert kinds.count("made_safe") == 1 and kinds[-1] == "aborted"
-    made_safe, final = events[kinds.index("made_safe")], events[-1]
-    assert made_safe.rig_safe is final.rig_safe is (not problems)
-    assert "has not returned" in made_safe.message
+    assert "made_safe" in kinds and kinds[-1] == "aborted"
+    # with no grace at all, the scan's end's own writes may be told too, each before the end
+    told, final = [e for e in events if e.kind == "made_safe"], events[-1]
+    assert all(e.rig_safe is final.rig_safe is (not problems) for e in told)
+    assert "The write of line 1 to s.h5 has not returned" in told[0].message
     assert all(e.rig_safe is None for e in events if e.kind not in ("made_safe", "aborted"))
 
 
@@ -567,3 +576,65 @@ def test_a_write_that_returns_soon_after_the_rig_is_made_safe_is_not_called_stal
         go.set()
     assert seq.wait(30) == "aborted"  # not held for WRITE_STALLED_S: the write's return ends it
     assert "made_safe" not in kinds and kinds[-1] == "aborted"
+
+
+@pytest.mark.parametrize("aborted", [False, True])
+@pytest.mark.parametrize(("method", "what"), [("add_duration", "the scan's duration"),
+                                              ("set_status", "the scan's final status")])
+def test_a_write_at_the_scans_end_that_stalls_is_told_with_the_rig_made_safe(
+        tmp_path, monkeypatch, method, what, aborted):
+    """The scan's end (finished, or aborted) makes the rig safe, then writes the scan's
+    duration and final status: one of those writes that does not return is told ("made_safe",
+    naming it, with the rig's safety) while it is held, not only a line's write, so that a
+    window can let its user go; once it returns the scan ends as usual."""
+    rig = fake_rig()
+    # the scan's end's write: the first after the rig is made safe
+    stalled, go = _stall_write(monkeypatch, method, lambda *_: rig.safe_calls > 0)
+    told = threading.Event()
+    events = []
+
+    def record(event):
+        events.append(event)
+        if event.kind == "made_safe" and f"The write of {what}" in event.message:
+            told.set()
+
+    monkeypatch.setattr(sequencer, "WRITE_STALLED_S", 0.0)  # stalled once the rig is safe
+    seq = Sequencer(rig, tmp_path / "s.h5", _plan())
+    seq.subscribe(record)
+    if aborted:
+        seq.subscribe(lambda e: e.kind == "point" and e.index == (2, 1) and seq.abort())
+    seq.start()
+    try:
+        assert told.wait(30)
+        assert stalled.is_set() and not go.is_set()  # told while the write has not returned
+        np.testing.assert_array_equal(rig.coils.setpoint, 0.0)
+    finally:
+        go.set()
+    final = "aborted" if aborted else "finished"
+    assert seq.wait(30) == final and events[-1].kind == final
+    made_safe = next(e for e in events if e.kind == "made_safe")
+    assert made_safe.rig_safe is True and "the rig is safe" in made_safe.message
+    assert _status(tmp_path / "s.h5") == final
+
+
+def test_an_abort_just_before_a_lines_write_that_stalls_makes_the_rig_safe_at_once(
+        tmp_path, monkeypatch):
+    """An abort at a line's last point: the worker writes that line before it sees the abort;
+    a write that then stalls must not hold the rig's safing either."""
+    rig = fake_rig()
+    plan = _plan()
+    stalled, go = _stall_line_1(monkeypatch)
+    safe = _noting_safety(rig, monkeypatch)
+    last = (1, int(plan.line_order(1)[-1]))
+    seq = Sequencer(rig, tmp_path / "s.h5", plan)
+    seq.subscribe(lambda e: e.kind == "point" and e.index == last and seq.abort())
+    seq.start()
+    try:
+        assert stalled.wait(30)
+        assert safe.wait(30)  # while the write is still stalled
+        np.testing.assert_array_equal(rig.coils.setpoint, 0.0)
+        assert not go.is_set()
+    finally:
+        go.set()
+    assert seq.wait(30) == "aborted"
+    assert _status(tmp_path / "s.h5") == "aborted"

@@ -81,6 +81,14 @@ def registered(browser, qtbot, start) -> list:
     return ended.args
 
 
+def pick_corners(dialog: RegistrationDialog) -> None:
+    """Three corners of a 60 × 40-pixel image picked onto a 1 µm-pixel sample grid."""
+    for (col, row), (x, y) in [((0, 0), (0, 0)), ((59, 0), (59 * UM, 0)),
+                               ((0, 39), (0, 39 * UM))]:
+        dialog.add_pixel(col, row)
+        dialog.add_point(x, y)
+
+
 def test_registered_image_is_stored_and_drawn_under_every_map(browser, tmp_path, qtbot,
                                                             monkeypatch) -> None:
     picture = np.zeros((40, 60, 3), np.uint8)
@@ -88,10 +96,7 @@ def test_registered_image_is_stored_and_drawn_under_every_map(browser, tmp_path,
     Image.fromarray(picture).save(tmp_path / "thin.png")
 
     def pick_and_save(dialog: RegistrationDialog) -> int:
-        for (col, row), (x, y) in [((0, 0), (0, 0)), ((59, 0), (59 * UM, 0)),
-                                   ((0, 39), (0, 39 * UM))]:
-            dialog.add_pixel(col, row)
-            dialog.add_point(x, y)
+        pick_corners(dialog)
         dialog.name_edit.setText("thin_section")
         return QtWidgets.QDialog.DialogCode.Accepted
 
@@ -174,16 +179,13 @@ def test_an_image_is_read_registered_and_stored_off_the_gui_thread(browser, qtbo
 
         return recorded
 
-    for name in ("load_image", "write_optical_entry", "read_optical_entry"):
+    for name in ("read_image", "write_optical_entry", "read_optical_entry"):
         monkeypatch.setattr(session_browser, name, recording(name))
     disabled_in_dialog: list[bool] = []
 
     def pick_and_save(dialog: RegistrationDialog) -> int:
         disabled_in_dialog.append(not browser.image_button.isEnabled())
-        for (col, row), (x, y) in [((0, 0), (0, 0)), ((59, 0), (59 * UM, 0)),
-                                   ((0, 39), (0, 39 * UM))]:
-            dialog.add_pixel(col, row)
-            dialog.add_point(x, y)
+        pick_corners(dialog)
         return QtWidgets.QDialog.DialogCode.Accepted
 
     monkeypatch.setattr(RegistrationDialog, "exec", pick_and_save)
@@ -194,7 +196,7 @@ def test_an_image_is_read_registered_and_stored_off_the_gui_thread(browser, qtbo
     settled(browser, qtbot)
     assert ended.args == [True, f"Stored the image thin.png as entry 'optical' of "
                                 f"{browser.path}"]
-    assert [name for name, _t in calls] == ["load_image", "write_optical_entry",
+    assert [name for name, _t in calls] == ["read_image", "write_optical_entry",
                                             "read_optical_entry"]
     assert all(t is not threading.main_thread() for _n, t in calls)
     assert disabled_in_dialog == [True] and browser.image_button.isEnabled()
@@ -224,14 +226,14 @@ def test_an_image_read_when_the_window_has_closed_opens_no_dialog(browser, qtbot
 
     Image.fromarray(np.full((40, 60, 3), 90, np.uint8)).save(tmp_path / "thin.png")
     entered, release = threading.Event(), threading.Event()
-    load_image = session_browser.load_image
+    read_image = session_browser.read_image
 
     def held(path):
         entered.set()
         assert release.wait(WAIT_MS / 1000)
-        return load_image(path)
+        return read_image(path)
 
-    monkeypatch.setattr(session_browser, "load_image", held)
+    monkeypatch.setattr(session_browser, "read_image", held)
     opened: list[RegistrationDialog] = []
     monkeypatch.setattr(RegistrationDialog, "exec", lambda dialog: opened.append(dialog) or 0)
     with qtbot.waitSignal(browser.imageStored, timeout=WAIT_MS) as ended:
@@ -240,3 +242,50 @@ def test_an_image_read_when_the_window_has_closed_opens_no_dialog(browser, qtbot
         browser.shutdown()  # the window closes while the image is read
         release.set()
     assert ended.args == [False, "cancelled"] and opened == []
+
+
+def damaged_tiff(path) -> None:
+    """A TIFF whose PlanarConfiguration tag claims data past the file's end: Pillow reads the
+    picture and warns ("Truncated File Read")."""
+    import io
+    import struct
+
+    buf = io.BytesIO()
+    Image.fromarray(np.full((40, 60, 3), 90, np.uint8)).save(buf, "TIFF")
+    data = bytearray(buf.getvalue())
+    ifd = struct.unpack_from("<I", data, 4)[0]  # little-endian ("II"), as Pillow writes
+    for i in range(struct.unpack_from("<H", data, ifd)[0]):
+        at = ifd + 2 + 12 * i
+        tag, kind, _count, _value = struct.unpack_from("<HHII", data, at)
+        if tag == 284:
+            struct.pack_into("<HHII", data, at, tag, kind, 1000, len(data) + 100)
+    path.write_bytes(bytes(data))
+
+
+def test_a_damaged_images_warning_is_said_on_the_session_tab_not_on_stderr(
+        browser, qtbot, tmp_path, monkeypatch) -> None:
+    """Pillow reads a damaged image with a warning: the Session tab's message line says it
+    (while the control points are picked, and with the image stored), instead of stderr."""
+    import warnings
+
+    from smm_daq.analysis.optical import ImageWarning
+
+    path = tmp_path / "damaged.tif"
+    damaged_tiff(path)
+    said_in_dialog: list[str] = []
+
+    def pick_and_save(dialog: RegistrationDialog) -> int:
+        said_in_dialog.append(browser.message.text())
+        pick_corners(dialog)
+        return QtWidgets.QDialog.DialogCode.Accepted
+
+    monkeypatch.setattr(RegistrationDialog, "exec", pick_and_save)
+    warning = (f"{path}: read, but Pillow warned: Truncated File Read; expected an undamaged "
+               "image: check the picture")
+    with warnings.catch_warnings(record=True) as caught:  # the worker's, too: process-wide
+        warnings.simplefilter("always")
+        stored, said = registered(browser, qtbot, lambda: browser.register_image(path))
+    assert said_in_dialog == [warning]
+    assert stored and said.endswith(f"of {browser.path}\n{warning}")
+    assert browser.message.text() == said
+    assert not [w for w in caught if issubclass(w.category, ImageWarning)]

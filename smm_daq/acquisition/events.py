@@ -14,10 +14,11 @@ class ScanEvent:
 
     kind: "started" (field set, first move next), "point" (one reading stored in memory),
         "line_done" (a line written and flushed to the file), "paused" (message says why:
-        operator request, lock-in overload, reading out of range), "resumed", "made_safe" (an
-        abort came while a line was being written: the rig has been made safe meanwhile, and
-        that write has not returned yet; a stalled disk holds the end of the scan, which
-        follows once the write returns), and exactly one of "finished", "failed" (message
+        operator request, lock-in overload, reading out of range), "resumed", "made_safe" (the
+        rig has been made safe, on an abort during a write to the file or at the scan's end,
+        and that write, which the message names, has not returned yet: a stalled disk holds
+        the end of the scan, which follows once the write returns; told again for a later
+        write that stalls too), and exactly one of "finished", "failed" (message
         says what failed), "aborted" at the end, sent after the rig has been made safe and the
         file closed.
     entry: the scan's entry name. line: the line index iy (the current or last line).

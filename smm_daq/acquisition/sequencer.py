@@ -18,21 +18,24 @@ with the same field handling, pausing at line boundaries, resuming and ending. E
 adds the rig-clock seconds it ran to its entry's `rig_clock_duration`.
 
 Whatever ends the scan (finished, abort, an instrument failure, an unexpected exception,
-Ctrl-C) runs `rig.make_safe()` and then writes the final status to the file, in that order,
-before the terminal event is published. An abort that comes while a line is being written
-(a slow or stalled disk can hold that write for minutes, and the worker touches no
-instrument meanwhile) makes the rig safe at once, in a thread of its own, without waiting
-for the write; if the write has still not returned `WRITE_STALLED_S` later, a "made_safe"
-event says so (the rig safe, the end of the scan held by the file), so that a window can let
-its user go.
+Ctrl-C) runs `rig.make_safe()` and then writes the scan's duration and final status to the
+file, in that order, before the terminal event is published.
+
+Every write of the worker to the file (`_writing`: a line, the duration, the measured field,
+a status) touches no instrument, and a slow or stalled disk can hold it for minutes. An abort
+that comes during one (or before one begins) makes the rig safe at once, in a thread of its
+own, without waiting for the write. Once the rig is safe, by such an abort or at the scan's
+end, a write that has not returned `WRITE_STALLED_S` later is told by a "made_safe" event
+(how the rig is, which write the file holds), so that a window can let its user go.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -61,9 +64,9 @@ FIELD_ATTEMPTS = 3  # verification attempts, FIELD_RECHECK_S apart (a ramp may s
 FIELD_RECHECK_S = 1.0
 OVERLOAD = "lock-in overload"
 SIGNAL_POLL_S = 0.05  # real seconds: how soon a waiting main thread runs a signal's handler
-# real seconds (the disk's time, not the rig's): a line's write not returned this long after
-# an abort made the rig safe is reported as stalled ("made_safe"); a write that is merely
-# slower than the ramp-down is not
+# real seconds (the disk's time, not the rig's): a write not returned this long after the rig
+# was made safe (by an abort, or at the scan's end) is reported as stalled ("made_safe"); a
+# write that is merely slower than the ramp-down is not
 WRITE_STALLED_S = 5.0
 STATES = ("idle", "running", "paused", "finished", "aborted", "failed")
 
@@ -127,9 +130,13 @@ class Sequencer(FlyScan):
         self._full_scale = math.nan
         self._z_pending = True
         self._time_mark: float | None = None  # rig clock of the last `rig_clock_duration` update
-        self._storing = False  # the worker is writing a line, touching no instrument
-        self._safing: threading.Thread | None = None  # making the rig safe on an abort meanwhile
-        self._emitting = threading.Lock()  # events from the worker and the safing thread
+        self._storing: str | None = None  # what the worker is writing (touching no instrument)
+        self._writes = 0  # the worker's writes begun
+        self._watched = 0  # the last write watched (`_watch_write`)
+        self._watchers: list[threading.Thread] = []  # each joined before the final event
+        self._safing = threading.Lock()  # one making the rig safe at a time
+        self._rig_safe_now = False  # made safe after an abort or at the end: it stays so
+        self._emitting = threading.Lock()  # events from the worker and the watchers
         self._rig_handed_back = False  # its owner has made the rig safe and closed it
 
     # -- control (any thread) -------------------------------------------------------------
@@ -184,23 +191,20 @@ class Sequencer(FlyScan):
 
     def abort(self, reason: str = "aborted by the operator") -> None:
         """Stop after the instrument operation under way; the rig is then made safe (at
-        once, when the worker is writing a line to the file)."""
+        once, when the worker is writing to the file)."""
         with self._cond:
             if not self._abort_requested:
                 self._abort_requested = True
                 paused_for = self.message if self._state == "paused" else ""
                 self.message = f"paused ({paused_for}), then {reason}" if paused_for else reason
             self._cond.notify_all()
-            if self._storing and self._safing is None:
-                # the worker's next step is to see the abort (it calls no instrument first)
-                self._safing = threading.Thread(target=self._make_safe_during_write, daemon=True,
-                                                name=f"make safe {self.entry}")
-                self._safing.start()
+            if self._storing is not None and self._watched != self._writes:
+                self._watch_write()  # the worker sees the abort after the write, or at the end
 
     def hand_back_rig(self) -> None:
         """The rig's owner makes it safe and closes it now, without waiting for the scan's
-        end (a window closing while a line's write, aborted, has not returned): the worker
-        touches the rig no more; the safety it reports is what the abort's safing found."""
+        end (a window closing while a write told by "made_safe" has not returned): the
+        worker touches the rig no more; the safety it reports is what the last safing found."""
         with self._cond:
             self._rig_handed_back = True
 
@@ -371,14 +375,25 @@ class Sequencer(FlyScan):
         """`ScanEntryWriter.write_line`, during which an abort makes the rig safe at once."""
         writer = self._writer
         assert writer is not None
-        with self._cond:
-            self._storing = True
-        try:
+        with self._writing(f"line {iy}"):
             writer.write_line(iy, *values, **kw)  # type: ignore[arg-type]
+
+    @contextlib.contextmanager
+    def _writing(self, what: str) -> Iterator[None]:
+        """The worker writes `what` to the file, touching no instrument meanwhile: an abort
+        during the write, or before it, makes the rig safe at once, and once the rig is safe
+        (also at the scan's end) the write is watched (`_watch_write`)."""
+        with self._cond:
+            self._writes += 1
+            self._storing = what
+            if self._abort_requested or self._rig_safe_now:
+                self._watch_write()
+        try:
+            yield
         finally:
             with self._cond:
-                self._storing = False
-                self._cond.notify_all()  # a safing thread waiting to see the write return
+                self._storing = None
+                self._cond.notify_all()  # a watcher waiting to see the write return
 
     def _lines_missing(self) -> str:
         """Why the scan is not finished although its loop ended ("" when every line is)."""
@@ -393,7 +408,8 @@ class Sequencer(FlyScan):
         if self._time_mark is None or self._writer is None:
             return
         now = self.rig.clock.now()
-        self._writer.add_duration(now - self._time_mark)
+        with self._writing("the scan's duration"):
+            self._writer.add_duration(now - self._time_mark)
         self._time_mark = now
 
     def _check_field_held(self) -> None:
@@ -432,7 +448,8 @@ class Sequencer(FlyScan):
                 )
             else:
                 measured = np.asarray(self._call(rig.coils.field), dtype=float)
-            self._writer.set_measured_field(measured)  # type: ignore[union-attr]
+            with self._writing("the measured field"):
+                self._writer.set_measured_field(measured)  # type: ignore[union-attr]
             error = float(np.linalg.norm(measured - b))
             if rig.fluxgate is None or error <= tolerance:
                 return
@@ -518,7 +535,8 @@ class Sequencer(FlyScan):
             self._state = "paused"
             self._pause_requested = True
             self.message = reason
-        writer.set_status("paused", reason)
+        with self._writing("the paused status"):
+            writer.set_status("paused", reason)
         self._emit("paused", line=self._line, message=reason)
         with self._cond:
             while self._pause_requested and not self._abort_requested:
@@ -527,7 +545,9 @@ class Sequencer(FlyScan):
                 raise _Aborted
             self._state = "running"
             self.message = ""
-        writer.set_status("running")
+        with self._writing("the running status"):
+            writer.set_status("running")
+        self._checkpoint(pausable=False)  # an abort during that write: no instrument again
         self._run_start, self._run_points = self.rig.clock.now(), 0  # pause time is not rate
         self._emit("resumed", line=self._line)
 
@@ -550,31 +570,50 @@ class Sequencer(FlyScan):
         except Exception as exc:  # make_safe should not raise; never let it hide the status
             self.safety_problems = [f"make_safe raised {type(exc).__name__}: {exc}"]
 
-    def _make_safe_during_write(self) -> None:
-        """The safing thread of an abort during a line's write: the rig made safe, and, if the
-        write has not returned `WRITE_STALLED_S` after, "made_safe" published (before the final
-        event: `_finish` waits for this thread)."""
-        self._make_safe()
+    def _watch_write(self) -> None:
+        """Watch the write in hand, in a thread of its own (call with `_cond` held)."""
+        self._watched = self._writes
+        watcher = threading.Thread(target=self._watching, args=(self._writes,), daemon=True,
+                                   name=f"watch the write of {self.entry}")
+        self._watchers.append(watcher)
+        watcher.start()
+
+    def _watching(self, write: int) -> None:
+        """A watcher of write number `write`: the rig made safe unless it is already (an abort
+        during the write), then, if the write has not returned `WRITE_STALLED_S` after,
+        "made_safe" published naming it (before the final event: `_finish` waits for this
+        thread)."""
+        self._make_safe_once()
         with self._cond:
-            stalled = not self._cond.wait_for(lambda: not self._storing, WRITE_STALLED_S)
+            stalled = not self._cond.wait_for(
+                lambda: self._writes != write or self._storing is None, WRITE_STALLED_S)
+            what = self._storing
         if not stalled:
             return
         if self.safety_problems:
             said = ("rig NOT safe: " + "; ".join(self.safety_problems) + ". "
                     + safe_command_hint(self.rig.profile))
         else:
-            said = "the rig was made safe (stage stopped, field at its safe state)"
+            said = "the rig is safe (stage stopped, field at its safe state)"
         self._emit("made_safe", line=self._line, rig_safe=not self.safety_problems,
-                   message=f"{said}; the write of line {self._line} to {self.path.name} has "
-                           "not returned (a stalled disk?): the scan ends when it does")
+                   message=f"{said}. The write of {what} to {self.path.name} has not returned "
+                           "(disk stalled?): the scan ends when it does")
+
+    def _make_safe_once(self, *, again: bool = False) -> None:
+        """Make the rig safe, unless it was since the abort or the end (`again`: even so),
+        or its owner has taken it back; from then on it stays safe (nothing moves it)."""
+        with self._safing:
+            with self._cond:
+                skip = self._rig_handed_back or (self._rig_safe_now and not again)
+            if not skip:
+                self._make_safe()
+            with self._cond:
+                self._rig_safe_now = True
 
     def _finish(self, status: str, message: str) -> None:
-        if self._safing is not None:  # made safe on an abort during a line's write: once
-            self._safing.join()  # done, again here (cheap), for what is reported
-        with self._cond:
-            handed_back = self._rig_handed_back
-        if not handed_back:
-            self._make_safe()
+        # made safe on an abort during a write already: again here (cheap), for what is
+        # reported
+        self._make_safe_once(again=True)
         try:
             self._account_time()
         except Exception as exc:  # the final status below matters more
@@ -589,7 +628,8 @@ class Sequencer(FlyScan):
             # Each step on its own: a full disk must neither hide the end of the scan from
             # its subscribers nor leave wait() blocked.
             try:
-                writer.set_status(status, message)
+                with self._writing(f"the scan's final status ({status})"):
+                    writer.set_status(status, message)
             except Exception as exc:
                 status = "failed"
                 message += f"; the final status could not be written: {exc}"
@@ -598,6 +638,10 @@ class Sequencer(FlyScan):
             except Exception as exc:
                 status = "failed"
                 message += f"; the file could not be closed cleanly: {exc}"
+        with self._cond:
+            watchers = list(self._watchers)
+        for watcher in watchers:  # each ends once its write returned ("made_safe" first)
+            watcher.join()
         with self._cond:
             self._state = status
             self.message = message

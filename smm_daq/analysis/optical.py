@@ -91,7 +91,18 @@ def fit_affine(pixels: object, points: object) -> ImageRegistration:
 
 def load_image(path: str | Path) -> np.ndarray:
     """An image file (PNG, JPEG, TIFF, …) as an RGB array (rows, columns, 3) of uint8, the
-    first row at the top of the picture. InputError when it cannot be read as an image."""
+    first row at the top of the picture. InputError when it cannot be read as an image; an
+    `ImageWarning` naming the file when Pillow read it but found it damaged."""
+    rgb, damage = read_image(path)
+    if damage:
+        warnings.warn(damage, ImageWarning, stacklevel=2)
+    return rgb
+
+
+def read_image(path: str | Path) -> tuple[np.ndarray, str]:
+    """`load_image`'s image and, instead of its warning, the warning's text ("" for an
+    undamaged image): for a window, which shows it, from a worker thread (warnings are
+    process-wide)."""
     from PIL import Image, UnidentifiedImageError
 
     p = Path(path)
@@ -111,7 +122,7 @@ def load_image(path: str | Path) -> np.ndarray:
         raise InputError(f"image of shape {rgb.shape}; expected at least 2 × 2 pixels",
                          source=str(p))
     said = list(dict.fromkeys(" ".join(str(w.message).split()) for w in pillow))
-    if said:
-        warnings.warn(f"{p}: read, but Pillow warned: {'; '.join(said)}; expected an "
-                      "undamaged image: check the picture", ImageWarning, stacklevel=2)
-    return rgb
+    if not said:
+        return rgb, ""
+    return rgb, (f"{p}: read, but Pillow warned: {'; '.join(said)}; expected an undamaged "
+                 "image: check the picture")

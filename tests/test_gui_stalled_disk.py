@@ -1,0 +1,177 @@
+"""The window when the disk stalls at a scan's end, or under a subtraction or MMT save: it says
+the rig is safe and the write has not returned, closes without waiting, and the program ends
+(a line's write that stalls: test_gui_long_scan)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+from PyQt6 import QtCore, QtWidgets
+from scan_gate import Held
+from test_gui_long_scan import CENTRE, UM, WAIT_MS, stall_a_small_scan
+from test_gui_subtract import bump_map
+
+from smm_daq.acquisition import sequencer
+from smm_daq.acquisition.plan import ScanPlan
+from smm_daq.storage.h5file import open_read
+from smm_daq.storage.nexus import list_entries, write_map_entry
+from smm_daq.storage.scan_entry import ScanEntryWriter
+
+UT = 1e-6
+
+
+def test_a_final_status_write_that_stalls_at_the_scans_end_does_not_hold_the_window(
+        window, qtbot, tmp_path, monkeypatch):
+    """A scan measures its last line, the rig is made safe, and the write of its final status
+    does not return (a stalled disk): the Scan tab says so (not "running" forever), and
+    closing asks, then closes without waiting, the rig safe and closed; the write, when it
+    returns, ends the scan as finished, touching the closed rig no more."""
+    scan, live, rig = window.scan, window.scan.live, window.holder.rig
+    asked, warned = [], []
+    monkeypatch.setattr(QtWidgets.QMessageBox, "question", lambda *a, **k: asked.append(a[2])
+                        or QtWidgets.QMessageBox.StandardButton.Yes)
+    monkeypatch.setattr(QtWidgets.QMessageBox, "warning", lambda *a, **k: warned.append(a[2]))
+    monkeypatch.setattr(sequencer, "WRITE_STALLED_S", 0.0)  # stalled once the rig is safe
+    entered, go = threading.Event(), threading.Event()
+    set_status = ScanEntryWriter.set_status
+
+    def stalling(writer, status, message=""):
+        if status not in ("running", "paused"):  # the scan's final status
+            entered.set()
+            assert go.wait(2 * WAIT_MS / 1000)  # the test gives up first
+        return set_status(writer, status, message)
+
+    monkeypatch.setattr(ScanEntryWriter, "set_status", stalling)
+    plan = ScanPlan.from_center("ended", CENTRE, (3 * 20 * UM, 4 * 20 * UM), 20 * UM,
+                                settle_tau=1.0, field=(0.0, 20 * UT, 0.0))
+    path = tmp_path / "session.h5"
+    assert scan.start(plan)
+    try:
+        # (with no grace, the scan's duration, written just before, may be told first)
+        qtbot.waitUntil(lambda: "final status (finished) to session.h5 has not returned "
+                                "(disk stalled?)" in scan.status.text(), timeout=WAIT_MS)
+        running = live.sequencer
+        assert entered.is_set() and not go.is_set() and live.state == "running"
+        assert scan.status.text().startswith(
+            "ending: the rig is safe (stage stopped, field at its safe state). The write of "
+            "the scan's final status (finished) to session.h5 has not returned")
+        np.testing.assert_allclose(rig.coils.field_setpoint(), 0.0, atol=1e-12)
+        assert window.close()  # asked (Yes), and closed without waiting
+        assert not go.is_set() and window.holder.rig is None
+        assert len(asked) == 1 and not warned
+        assert asked[0].startswith("The rig is safe (stage stopped, field at its safe state), "
+                                   f"but the scan's write to {path} has not returned")
+    finally:
+        go.set()
+    assert running.wait(WAIT_MS / 1000) == "finished"
+    with open_read(path) as f:
+        assert f["ended/status"][()].decode() == "finished"
+        assert "NOT safe" not in f["ended/message"].asstr()[()]
+
+
+def test_a_subtraction_and_an_mmt_save_during_a_stalled_scan_write_do_not_hold_the_close(
+        window, qtbot, tmp_path, monkeypatch):
+    """A subtraction started into the session file while the scan's write to it is stalled
+    waits for that write (the file's lock; a write stalled inside HDF5 holds h5py's lock,
+    which every file's write waits for): closing the window, which does not wait for the
+    scan's write, waits no more for it, nor for an MMT result being saved; the user is told
+    they are left unwritten."""
+    scan, session, mmt = window.scan, window.session, window.mmt
+    path = tmp_path / "session.h5"
+    write_map_entry(path, bump_map("rem", (48, 48), 2 * UT), kind="scan")
+    write_map_entry(path, bump_map("inf", (51, 48), 2 * UT, field=(0, 40 * UT, 0)),
+                    kind="scan")
+    assert session.open_file(path)
+    qtbot.waitUntil(lambda: len(session.entries) == 2, timeout=WAIT_MS)
+    asked = []
+    monkeypatch.setattr(QtWidgets.QMessageBox, "question", lambda *a, **k: asked.append(a[2])
+                        or QtWidgets.QMessageBox.StandardButton.Yes)
+    monkeypatch.setattr(sequencer, "WRITE_STALLED_S", 0.0)  # stalled once the rig is safe
+    saving = Held(lambda: "inf_mmt")  # an MMT save into the file, in the MMT tab's worker
+    slow = stall_a_small_scan(scan, qtbot, monkeypatch, "held")
+    try:
+        assert session.subtract("inf", "rem", "induced", register=False)
+        mmt._set_saving(True)
+        mmt.saving_into = path
+        mmt.worker.submit(saving)
+        saving.wait_entered()
+        qtbot.mouseClick(scan.abort_button, QtCore.Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: scan.live.write_stalled, timeout=WAIT_MS)
+        assert window.close()  # asked (Yes), and closed without waiting for either
+        assert not slow.go.is_set() and not saving.go.is_set() and session.subtracting
+        assert len(asked) == 1
+        assert asked[0].endswith(
+            " Nor does it wait for the subtraction 'induced' into session.h5 and the MMT result "
+            "being saved into session.h5, which wait for the stalled disk too: they are left "
+            "unwritten; do them again once the file opens.\n\nClose without waiting for the "
+            "write?")
+    finally:
+        slow.go.set()
+        saving.go.set()
+    # the stalled write returned (the program still running): the subtraction was left to it
+    qtbot.waitUntil(lambda: "induced" in {e.name for e in list_entries(path)},
+                    timeout=WAIT_MS)
+
+
+# `smm-daq gui`, its scan's final status written by a write that blocks inside HDF5 (holding
+# h5py's lock, as a write on a stalled disk does) and never returns; once told, the window
+# is closed (Yes to the question)
+STALLED_AT_THE_END = """
+import sys, threading
+from h5py._objects import phil
+from PyQt6 import QtCore, QtWidgets
+from gui import main_window
+from smm_daq.acquisition import sequencer
+from smm_daq.acquisition.plan import ScanPlan
+from smm_daq.cli.main import main
+from smm_daq.storage.scan_entry import ScanEntryWriter
+
+sequencer.WRITE_STALLED_S = 0.0
+path, set_status, init = sys.argv[1], ScanEntryWriter.set_status, main_window.MainWindow.__init__
+
+def stalling(writer, status, message=""):
+    if status not in ("running", "paused"):
+        with phil:
+            threading.Event().wait()
+    return set_status(writer, status, message)
+
+def opened(window, *args, **kwargs):
+    init(window, *args, **kwargs)
+    def start():
+        if window.holder.rig is None:
+            QtCore.QTimer.singleShot(20, start)
+            return
+        window.scan.file_edit.setText(path)
+        assert window.scan.start(ScanPlan.from_center(
+            "held", (12.5e-3, 12.5e-3), (40e-6, 40e-6), 20e-6, settle_tau=1.0))
+    def told(_safe):
+        if "final status" in window.scan.live.message:
+            window.close()
+    window.scan.live.madeSafe.connect(told)
+    QtCore.QTimer.singleShot(0, start)
+
+ScanEntryWriter.set_status = stalling
+main_window.MainWindow.__init__ = opened
+QtWidgets.QMessageBox.question = staticmethod(
+    lambda *a, **k: QtWidgets.QMessageBox.StandardButton.Yes)
+sys.exit(main(["gui"]))
+"""
+
+
+def test_the_program_ends_though_its_scans_write_stalls_inside_hdf5(tmp_path, repo):
+    """A write blocked inside HDF5 holds h5py's lock for good, and the interpreter's
+    finalization waits for that lock: closed past such a write, `smm-daq gui` must still
+    end (exit 0), and the file it leaves opens as it is."""
+    path = tmp_path / "session.h5"
+    env = {**os.environ, "PYTHONPATH": str(repo), "QT_QPA_PLATFORM": "offscreen",
+           "XDG_CONFIG_HOME": str(tmp_path / "cfg"), "HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", STALLED_AT_THE_END, str(path)], env=env,
+                          capture_output=True, text=True, timeout=WAIT_MS / 1000)
+    assert done.returncode == 0, done.stderr
+    with open_read(path) as f:  # the lines all stored; the status: as a crash leaves it
+        assert np.asarray(f["held/data/line_done"][()]).all()
+        assert f["held/status"][()].decode() == "interrupted"
