@@ -32,7 +32,7 @@ from smm_daq.analysis.mmt.models.sizes import HIGHER_PER_GRAIN, cuboid_model_byt
 from smm_daq.analysis.mmt.solver.qr_update import panel_width
 from smm_daq.analysis.mmt.tiles.factor import FACTOR_BLOCK_BYTES
 
-FITTED_BLOCK_BYTES = 64 * 2**20  # the fitted map's block of Q rows (`tiled.FORWARD_BYTES`)
+FORWARD_BYTES = 64 * 2**20  # memory for one block of Q rows for the fitted map (`tiled`)
 
 
 @dataclass(frozen=True)
@@ -62,9 +62,9 @@ def _with_model(grains: int, cuboids: int, area: bool, work: int) -> int:
         + max(work, 8 * HIGHER_PER_GRAIN * grains)
 
 
-def _rows_bytes(sensors: int, columns: int) -> int:
+def _rows_bytes(sensors: int, columns: int, block_bytes: int) -> int:
     """One block of Q rows of `columns` columns, as `factor` and `tiled` size them."""
-    rows = min(sensors, max(16, FACTOR_BLOCK_BYTES // (8 * max(columns, 1))))
+    rows = min(sensors, max(16, block_bytes // (8 * max(columns, 1))))
     return 8 * rows * columns
 
 
@@ -87,8 +87,8 @@ def tile_work(t: TileCounts, room: int, area: bool) -> tuple[int, int]:
     n = 3 * (t.band + near)
     near_cuboids = int(t.outside_cuboids[:near].sum())
     far_cuboids = int(t.outside_cuboids[near:].sum())
-    removing = _with_model(far, far_cuboids, area, _rows_bytes(t.sensors, 3 * far)) \
-        if far else 0
+    far_rows = _rows_bytes(t.sensors, 3 * far, FACTOR_BLOCK_BYTES)
+    removing = _with_model(far, far_cuboids, area, far_rows) if far else 0
     folding = _with_model(t.band + near, t.band_cuboids + near_cuboids, area,
                           _fold_bytes(n, t.sensors))
     solving = 16 * (3 * t.band) ** 2
@@ -104,7 +104,7 @@ def tiled_need(tiles: list[TileCounts], room: int, at_once: int, grains: int, cu
     work = sorted((w for _, w in sizes), reverse=True)
     passes = factors + sum(work[:at_once])
     fitted = _with_model(grains, cuboids, area, max(
-        (_rows_bytes(t.core_sensors, 3 * grains) for t in tiles), default=0))
+        (_rows_bytes(t.core_sensors, 3 * grains, FORWARD_BYTES) for t in tiles), default=0))
     return TiledNeed(max(passes, min(at_once, len(tiles)) * fitted), factors)
 
 

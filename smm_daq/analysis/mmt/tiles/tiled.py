@@ -58,7 +58,12 @@ from smm_daq.analysis.grains import GrainSet
 from smm_daq.analysis.mmt.models.cuboid import GreenModel
 from smm_daq.analysis.mmt.solver import memory
 from smm_daq.analysis.mmt.solver.inversion import MMTResult, check_grains_below_sensor, forward
-from smm_daq.analysis.mmt.tiles.budget import TileCounts, largest_room, tiled_need
+from smm_daq.analysis.mmt.tiles.budget import (
+    FORWARD_BYTES,
+    TileCounts,
+    largest_room,
+    tiled_need,
+)
 from smm_daq.analysis.mmt.tiles.cluster import Progress, run_tasks, submit
 from smm_daq.analysis.mmt.tiles.cutoff import SKIP_SHIFT, field_bounds, shift_bound, skippable
 from smm_daq.analysis.mmt.tiles.factor import TileSolution, factor_tile, solve_factor
@@ -70,7 +75,6 @@ from smm_daq.storage.mapdata import MapData
 BAND_PASSES = 2
 TOLERANCE = 0.02  # of each owned grain's standard deviation
 MAX_PASSES = 12
-FORWARD_BYTES = 64 * 2**20  # memory for one block of Q rows for the fitted map
 FACTOR_BYTES = 512 * 2**20  # the largest factor (R of a tile's columns) kept per tile
 
 
