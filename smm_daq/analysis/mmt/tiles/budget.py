@@ -15,11 +15,12 @@ from the model of all the grains. Model arrays are counted as `models.sizes` doe
 host's model holds the same arrays as the GPU's), and a model being built holds its far-field
 orders twice (before its work starts).
 
-A factor's columns are its band's grains and, after the first pass, the outside grains it
-takes as columns up to its room (``room`` grains, from `tiled.FACTOR_BYTES`); the rest that the
-cut-off cannot leave out are the far grains. Which the cut-off leaves out is known only at the
-estimates, so the need counts all outside grains as taken: the cut-off's bound is conservative
-and leaves out only grains some millimetres away at seed 001's moments (`cutoff`).
+A factor's columns are its band's grains and, after the first pass, outside grains until it
+holds ``room`` grains (as many as fit `tiled.FACTOR_BYTES`, or fewer to fit the memory); the
+rest that the cut-off cannot leave out are the far grains. Which the cut-off leaves out is known
+only at the estimates, so the need counts every outside grain as a column or a far grain: the
+cut-off's bound is conservative and leaves out only grains some millimetres away at seed 001's
+moments (`cutoff`).
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ def tile_work(t: TileCounts, room: int, area: bool) -> tuple[int, int]:
 def tiled_need(tiles: list[TileCounts], room: int, at_once: int, grains: int, cuboids: int,
                area: bool) -> TiledNeed:
     """The peak of a tiled inversion of `grains` grains (`cuboids` cuboids) with factors of
-    at most `room` grains beyond their band's and `at_once` tiles in hand at a time."""
+    at most `room` grains (their band's first) and `at_once` tiles in hand at a time."""
     sizes = [tile_work(t, room, area) for t in tiles]
     factors = sum(f for f, _ in sizes)
     work = sorted((w for _, w in sizes), reverse=True)

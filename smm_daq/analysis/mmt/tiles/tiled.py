@@ -140,7 +140,7 @@ def _refactor(jobs: list[_Job], bounds: _Bounds, estimate: np.ndarray | None,
     """The jobs whose factor must be (re)built at `estimate`, their `skipped` set anew: all
     of them at the first pass (no outside field: no outside columns), later those whose left-out
     grains may move an unknown by more than SKIP_SHIFT σ at noise `noise`; a factor holds at
-    most `room` grains beyond its band's."""
+    most `room` grains, its band's first."""
     if estimate is None:
         return [j for j in jobs if j.factor is None]
     stale = []
