@@ -103,7 +103,7 @@ def test_a_tiled_inversion_that_cannot_fit_is_refused_before_any_tile_is_factore
         tiled.invert_tiled(data, grains, tile=TILE, height=HEIGHT, sensor_size=POINT,
                            sigma=SIGMA, client=client)
     assert str(err.value) == (
-        f"the tiled inversion of 150 grains in 4 tiles, 2 at once, needs at least "
+        f"the tiled inversion of 150 grains in 4 tiles with grains, 2 at once, needs at least "
         f"{two.total / 2**30:.1f} GiB of memory (the tiles' factors, "
         f"{two.factors / 2**30:.1f} GiB, held from pass to pass, and the work of the tiles "
         f"in hand), and this machine has {(two.total - 1) / 2**30:.1f} GiB available; "

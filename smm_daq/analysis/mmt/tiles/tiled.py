@@ -227,10 +227,11 @@ def fit_memory(data: MapData, grains: GrainSet, layout: TileLayout, jobs: list[_
                   if tiled_need(counts, 0, k, *args).total <= have), None)
     hint = f"--workers {fewer} or fewer (tiles at once), " if fewer else ""
     raise InputError(
-        f"the tiled inversion of {grains.n_grains} grains in {len(jobs)} tiles, {at_once} at "
-        f"once, needs at least {need.total / 2**30:.1f} GiB of memory (the tiles' factors, "
-        f"{need.factors / 2**30:.1f} GiB, held from pass to pass, and the work of the tiles in "
-        f"hand), and this machine has {have / 2**30:.1f} GiB available; expected {hint}"
+        f"the tiled inversion of {grains.n_grains} grains in {len(jobs)} tiles with grains, "
+        f"{at_once} at once, needs at least {need.total / 2**30:.1f} GiB of memory (the "
+        f"tiles' factors, {need.factors / 2**30:.1f} GiB, held from pass to pass, and the "
+        f"work of the tiles in hand), and this machine has {have / 2**30:.1f} GiB available; "
+        f"expected {hint}"
         "a Dask cluster of several machines (--scheduler), or fewer grains")
 
 
