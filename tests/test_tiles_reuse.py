@@ -145,16 +145,17 @@ def test_a_tile_is_factored_again_only_when_its_left_out_grains_break_the_bound(
     jobs = tiled_module._jobs(data, layout, grains.centroids()[:, :2])
     bounds = tiled_module._Bounds(grains, HEIGHT, SENSOR)
     first = jobs[0]
-    assert tiled_module._refactor(jobs, bounds, None, noise) == jobs  # none factored yet
+    room = tiled_module._factor_room()
+    assert tiled_module._refactor(jobs, bounds, None, noise, room) == jobs  # none factored yet
     for j in jobs:
         j.factor = "factored"
-    stale = tiled_module._refactor(jobs, bounds, m, noise)  # all outside grains were left out
+    stale = tiled_module._refactor(jobs, bounds, m, noise, room)  # all outside grains were left out
     assert first in stale and first.skipped.size > 0 and set(first.skipped) <= set(range(10, 18))
     left_out = first.skipped.size
-    assert tiled_module._refactor(jobs, bounds, m, noise) == []  # the same estimate: kept
+    assert tiled_module._refactor(jobs, bounds, m, noise, room) == []  # the same estimate: kept
     louder = m.copy()
     louder[10:] *= 100  # the left-out grains now too strong to leave out
-    assert first in tiled_module._refactor(jobs, bounds, louder, noise)
+    assert first in tiled_module._refactor(jobs, bounds, louder, noise, room)
     assert first.skipped.size < left_out
 
 

@@ -59,17 +59,14 @@ def resolve(device: str) -> str:
     return "cpu"
 
 
-def fit_device(used: str, asked: str, n: int, n_sensors: int, unknowns: str) -> str:
-    """The device for a solve of n unknowns from n_sensors sensors, `used` as `resolve` gave
-    it for the device `asked`: where the GPU's free memory is less than the solve needs at
-    least (`device_qr.device_bytes`; a laptop's GPU, or one another process uses), "cpu"
-    with a GPUMemoryWarning for "auto" and InputError for "gpu", before anything is computed.
+def fit_device(used: str, asked: str, n: int, need: int, unknowns: str) -> str:
+    """The device for a solve of n unknowns that needs at least `need` bytes of GPU memory
+    (`device_qr.device_bytes`), `used` as `resolve` gave it for the device `asked`: where the
+    GPU's free memory is less (a laptop's GPU, or one another process uses), "cpu" with a
+    GPUMemoryWarning for "auto" and InputError for "gpu", before anything is computed.
     `unknowns` says what they are ("4300 grains × 15 (octupole)")."""
     if used != "gpu":
         return used
-    from smm_daq.analysis.mmt.solver.device_qr import device_bytes
-
-    need = device_bytes(n, n_sensors)
     free = gpu_solver().arrays.free_bytes()
     if free is None or need <= free:
         return "gpu"

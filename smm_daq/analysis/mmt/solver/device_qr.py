@@ -57,13 +57,15 @@ class DeviceTriangle:
         return self.full.shape[0] - 1
 
 
-def device_bytes(n: int, n_sensors: int) -> int:
+def device_bytes(n: int, n_sensors: int, model_bytes: int, sensor_columns: int = 3) -> int:
     """The device memory below which a solve of n unknowns from n_sensors sensors cannot
-    run: the stacked block buffer at its fewest rows (as many as columns: 2 (n + 1)²) and the
-    copy of R made from it, or in the solve R, its scaled copy and its inverse (3 (n + 1)²
-    either way); the sensors and the data (4 doubles each). A floor: the grains' arrays,
-    LAPACK's workspace and wider blocks come on top."""
-    return 8 * (3 * (n + 1) ** 2 + 4 * n_sensors)
+    run: while the blocks are folded in, the stacked block buffer at its fewest rows (as many
+    as columns: 2 (n + 1)²) with the triangle taken from it after each block, or the copy of
+    R made from it at the end ((n + 1)² either way), and the grains' model arrays
+    (`model_bytes`, `models.sizes`), the sensors (`sensor_columns` doubles each) and the
+    data; in the solve, R, its scaled copy and its inverse (3 (n + 1)², the model and the
+    sensors gone). A floor: LAPACK's workspace and wider blocks come on top."""
+    return 8 * (3 * (n + 1) ** 2 + (sensor_columns + 1) * n_sensors) + model_bytes
 
 
 @dataclass

@@ -32,6 +32,7 @@ from scipy.linalg import lapack
 from smm_daq.analysis.grains import GrainSet
 from smm_daq.analysis.mmt.models.compiled import first_run_notice
 from smm_daq.analysis.mmt.models.cuboid import GreenModel
+from smm_daq.analysis.mmt.models.sizes import cuboid_model_bytes
 from smm_daq.analysis.mmt.solver import device as devices
 from smm_daq.analysis.mmt.solver import lapack_nogil, memory, stats
 from smm_daq.analysis.mmt.solver.qr_update import QRUpdate
@@ -424,7 +425,13 @@ def invert_map(
             f"map '{data.name}' has {sensors.shape[0]} finite pixels for {grains.n_grains} grains;"
             f" expected more than {n} (3 per grain)"
         )
-    used = devices.fit_device(used, device, n, sensors.shape[0], f"{grains.n_grains} grains × 3")
+    if used == "gpu":  # its memory asked before the model is built (device_qr imports this)
+        from smm_daq.analysis.mmt.solver.device_qr import device_bytes
+
+        arrays = cuboid_model_bytes(grains.n_grains, grains.cuboids.shape[0],
+                                    area=sensor_size[0] > 0, exact=exact)
+        used = devices.fit_device(used, device, n, device_bytes(n, sensors.shape[0], arrays),
+                                  f"{grains.n_grains} grains × 3")
     ops = sys.modules[__name__] if used == "cpu" else devices.gpu_solver()
     notice = first_run_notice("cuboid") if progress and used == "cpu" else None
     if notice:

@@ -37,8 +37,10 @@ from smm_daq.analysis.mmt.models.multipole import (
     coefficient_column,
     point_grains,
 )
+from smm_daq.analysis.mmt.models.sizes import cuboid_model_bytes, multipole_model_bytes
 from smm_daq.analysis.mmt.solver import device as devices
 from smm_daq.analysis.mmt.solver import higher_order, inversion
+from smm_daq.analysis.mmt.solver.device_qr import device_bytes
 from smm_daq.analysis.mmt.solver.inversion import (
     DEFAULT_BLOCK,
     KEEP_Q_BYTES,
@@ -263,7 +265,12 @@ def invert_scans(
             f"{n_sensors} usable pixels in {len(scans)} scan(s) for {grains.n_grains} "
             f"grains; expected more than {n} ({k} per grain)")
     unknowns = f"{grains.n_grains} grains × {k} ({model})"
-    used = devices.fit_device(used, device, n, n_sensors, unknowns)
+    arrays = sum(cuboid_model_bytes(grains.n_grains, grains.cuboids.shape[0],
+                                    area=scan.sensor_size[0] > 0, exact=exact)
+                 if model == "cuboid" else multipole_model_bytes(grains.n_grains)
+                 for scan in scans)  # each scan's model: its own arrays on the device
+    used = devices.fit_device(used, device, n,
+                              device_bytes(n, n_sensors, arrays, sensor_columns=4), unknowns)
     ops = inversion if used == "cpu" else devices.gpu_solver()
     notice = first_run_notice(model) if progress and used == "cpu" else None
     if notice:  # before the grains' models are built: that compiles kernels too

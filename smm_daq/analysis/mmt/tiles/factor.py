@@ -84,13 +84,7 @@ def factor_tile(data: MapData, grains: GrainSet, tile: Tile, window: np.ndarray,
     not fit the factor's memory budget, see `tiled`)."""
     win = window_map(data, tile)
     if far is not None and far.size:
-        sensors, keep = sensor_positions(win, height)
-        model = GreenModel.build(grains.subset(far), sensor_size, sensors[:, :2].min(axis=0),
-                                 sensors[:, :2].max(axis=0), height)
-        block = max(16, FACTOR_BLOCK_BYTES // (8 * model.n_columns))
-        bz = win.bz.copy().ravel()
-        bz[keep] -= forward(model, sensors, far_m, block=block)
-        win = win.with_bz(bz.reshape(win.bz.shape))
+        win = _less_field_of(win, grains.subset(far), far_m, height, sensor_size)
     sensors, keep = sensor_positions(win, height)
     if sensors.shape[0] <= 3 * band.size:
         um = tuple(round(v * 1e6, 3) for v in tile.window)
@@ -106,6 +100,19 @@ def factor_tile(data: MapData, grains: GrainSet, tile: Tile, window: np.ndarray,
     rho2 = max(float(phi @ phi) - float(tri.c @ tri.c), 0.0)
     return TileFactor(columns, window.size, band.size, tri.r, tri.c, rho2,
                       int(sensors.shape[0]))
+
+
+def _less_field_of(win: MapData, grains: GrainSet, m: np.ndarray, height: float,
+                   sensor_size: tuple[float, float]) -> MapData:
+    """The window's map less the field of `grains` at magnetizations m (their model freed on
+    return, before the factor's is built)."""
+    sensors, keep = sensor_positions(win, height)
+    model = GreenModel.build(grains, sensor_size, sensors[:, :2].min(axis=0),
+                             sensors[:, :2].max(axis=0), height)
+    block = max(16, FACTOR_BLOCK_BYTES // (8 * model.n_columns))
+    bz = win.bz.copy().ravel()
+    bz[keep] -= forward(model, sensors, m, block=block)
+    return win.with_bz(bz.reshape(win.bz.shape))
 
 
 def solve_factor(factor: TileFactor, estimate: np.ndarray | None, with_band: bool,

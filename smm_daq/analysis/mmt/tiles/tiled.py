@@ -33,6 +33,12 @@ change of their estimates since then, added to the skipped grains' bound, may mo
 by more than ``cutoff.SKIP_SHIFT`` σ. Memory per tile then stays bounded whatever the number
 of grains; such tiles go back over their sensors only while the estimates still move.
 
+All the tiles' factors are held at once, so before any tile is factored the run's peak
+(`budget`: the factors and the work of as many tiles as run at once) is checked against the
+memory this machine has available, where the tiles run on it: over it, the cap is lowered
+until the run fits (more outside grains subtracted, more passes over the sensors), and where
+not even factors of the band's grains alone fit, the run is refused (`fit_memory`).
+
 Noise σ: the given one, else each tile's estimate from its own residual (the cut-off then uses
 the smallest of them).
 """
@@ -50,18 +56,25 @@ import numpy as np
 
 from smm_daq.analysis.grains import GrainSet
 from smm_daq.analysis.mmt.models.cuboid import GreenModel
+from smm_daq.analysis.mmt.solver import memory
 from smm_daq.analysis.mmt.solver.inversion import MMTResult, check_grains_below_sensor, forward
+from smm_daq.analysis.mmt.tiles.budget import (
+    FORWARD_BYTES,
+    TileCounts,
+    largest_room,
+    tiled_need,
+)
 from smm_daq.analysis.mmt.tiles.cluster import Progress, run_tasks, submit
 from smm_daq.analysis.mmt.tiles.cutoff import SKIP_SHIFT, field_bounds, shift_bound, skippable
 from smm_daq.analysis.mmt.tiles.factor import TileSolution, factor_tile, solve_factor
 from smm_daq.analysis.mmt.tiles.layout import Tile, TileLayout, plan_tiles
 from smm_daq.analysis.mmt.tiles.margin import band_for, margin_for
+from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
 
 BAND_PASSES = 2
 TOLERANCE = 0.02  # of each owned grain's standard deviation
 MAX_PASSES = 12
-FORWARD_BYTES = 64 * 2**20  # memory for one block of Q rows for the fitted map
 FACTOR_BYTES = 512 * 2**20  # the largest factor (R of a tile's columns) kept per tile
 
 
@@ -123,14 +136,14 @@ def _jobs(data: MapData, layout: TileLayout, xy: np.ndarray) -> list[_Job]:
 
 
 def _refactor(jobs: list[_Job], bounds: _Bounds, estimate: np.ndarray | None,
-              noise: float) -> list[_Job]:
+              noise: float, room: int) -> list[_Job]:
     """The jobs whose factor must be (re)built at `estimate`, their `skipped` set anew: all
     of them at the first pass (no outside field: no outside columns), later those whose left-out
-    grains may move an unknown by more than SKIP_SHIFT σ at noise `noise`."""
+    grains may move an unknown by more than SKIP_SHIFT σ at noise `noise`; a factor holds at
+    most `room` grains, its band's first."""
     if estimate is None:
         return [j for j in jobs if j.factor is None]
     stale = []
-    room = max(0, math.isqrt(FACTOR_BYTES // 8) // 3)  # grains a factor may hold
     for j in jobs:
         left_out = np.r_[bounds(j.tile, j.skipped, estimate),
                          bounds.rows(j.tile, j.far, estimate[j.far] - j.far_m)]
@@ -146,6 +159,80 @@ def _refactor(jobs: list[_Job], bounds: _Bounds, estimate: np.ndarray | None,
             j.far_m = estimate[j.far].copy()
             stale.append(j)
     return stale
+
+
+def _factor_room() -> int:
+    """The grains a factor may hold: as many as fit ``FACTOR_BYTES``."""
+    return max(0, math.isqrt(FACTOR_BYTES // 8) // 3)
+
+
+def _here(address: str) -> bool:
+    """Whether a Dask worker's address is on this machine: in this process or on loopback."""
+    scheme, _, rest = address.partition("://")
+    host = rest.rsplit(":", 1)[0].strip("[]")
+    return scheme == "inproc" or host in ("localhost", "::1") or host.startswith("127.")
+
+
+def tiles_at_once(client: Any) -> int | None:
+    """Tiles worked on at once in this machine's memory: 1 in this process, the threads of a
+    cluster whose workers all run here (in process or on loopback); None when some run
+    elsewhere (in memory this machine cannot see)."""
+    if client is None:
+        return 1
+    threads = client.nthreads()
+    if not threads or not all(_here(a) for a in threads):
+        return None
+    return int(sum(threads.values()))
+
+
+def _counts(data: MapData, grains: GrainSet, layout: TileLayout,
+            jobs: list[_Job]) -> list[TileCounts]:
+    per_grain = np.diff(grains.start)
+    out = []
+    for j in jobs:
+        rows, cols = _core_block(data, j.tile)
+        core = (rows.stop - rows.start) * (cols.stop - cols.start)
+        out.append(TileCounts(j.band.size, int(per_grain[j.band].sum()),
+                              np.sort(per_grain[j.outside])[::-1], j.n_sensors, core))
+    return out
+
+
+def fit_memory(data: MapData, grains: GrainSet, layout: TileLayout, jobs: list[_Job],
+               sensor_size: tuple[float, float], at_once: int | None,
+               info: Callable[[str], None] | None) -> int:
+    """The grains a factor may hold (`_factor_room`, or fewer where that makes the inversion
+    fit this machine's available memory, said through `info`), checked before any work
+    (`budget`); InputError when not even factors of the band's grains alone fit, saying how
+    many tiles at once would. Not checked for workers elsewhere (`at_once` None) or where
+    the available memory is not known."""
+    room = _factor_room()
+    have = memory.available_bytes()
+    if at_once is None or have is None:
+        return room
+    counts = _counts(data, grains, layout, jobs)
+    area = sensor_size[0] > 0
+    args = (grains.n_grains, grains.cuboids.shape[0], area)
+    fitting = largest_room(counts, room, at_once, *args, have)
+    if fitting == room:
+        return room
+    if fitting is not None:
+        if info:
+            info(f"factors limited to {fitting} grains each (from {room}) to fit the "
+                 f"{have / 2**30:.1f} GiB of memory available: the field of the outside "
+                 "grains beyond them is subtracted at their estimates (more passes over the "
+                 "sensors)")
+        return fitting
+    need = tiled_need(counts, 0, at_once, *args)
+    fewer = next((k for k in range(at_once - 1, 0, -1)
+                  if tiled_need(counts, 0, k, *args).total <= have), None)
+    hint = f"--workers {fewer} or fewer (tiles at once), " if fewer else ""
+    raise InputError(
+        f"the tiled inversion of {grains.n_grains} grains in {len(jobs)} tiles with grains, "
+        f"{at_once} at once, needs at least {need.total / 2**30:.1f} GiB of memory (the "
+        f"tiles' factors, {need.factors / 2**30:.1f} GiB, held from pass to pass, and the "
+        f"work of the tiles in hand), and this machine has {have / 2**30:.1f} GiB available; "
+        f"expected {hint}"
+        "a Dask cluster of several machines (--scheduler), or fewer grains")
 
 
 def _field_of(grains: GrainSet, magnetization: np.ndarray, sensors: np.ndarray,
@@ -206,6 +293,7 @@ def invert_tiled(
     if info:
         info(f"{len(layout.tiles)} tiles, margin {layout.margin * 1e6:.1f} µm, band "
              f"{layout.band * 1e6:.1f} µm, {grains.n_grains} grains")
+    room = fit_memory(data, grains, layout, jobs, sensor_size, tiles_at_once(client), info)
     shared_data, shared_grains = data, grains
     if client is not None:
         shared_data = client.scatter(data, broadcast=True)  # type: ignore[attr-defined]
@@ -221,16 +309,19 @@ def invert_tiled(
     for p in range(passes):
         with_band = p < BAND_PASSES
         noise = sigma if sigma is not None else min((s.sigma for s in solutions), default=0.0)
-        stale = _refactor(jobs, bounds, estimate, noise)
+        stale = _refactor(jobs, bounds, estimate, noise, room)
         for j in stale:
+            j.factor = None  # the old factor freed before the new one is made
             j.factor = submit(client, factor_tile, shared_data, shared_grains, j.tile,
                               j.window, j.band, j.near, height, sensor_size, j.far, j.far_m)
         shared_m = estimate
         if client is not None and estimate is not None:
             shared_m = client.scatter(estimate, broadcast=True)  # type: ignore[attr-defined]
-        items = [(j.factor, shared_m, with_band, j.owned, sigma) for j in jobs]
-        solutions = run_tasks(client, solve_factor, items, stage=f"tiles, pass {p + 1}",
-                              progress=progress)  # type: ignore[arg-type]
+        # the items go with the call: kept after it, they would hold this pass's factors
+        # (their futures, on a cluster) through the next pass's factoring
+        solutions = run_tasks(client, solve_factor,  # type: ignore[arg-type]
+                              [(j.factor, shared_m, with_band, j.owned, sigma) for j in jobs],
+                              stage=f"tiles, pass {p + 1}", progress=progress)
         new = m.copy()
         for s in solutions:
             new[s.owned] = s.magnetization
