@@ -44,6 +44,16 @@ class RealTimeClock(Clock):
     def now(self) -> float:
         return self._start + self.time_scale * (time.monotonic() - self._origin)
 
+    def set_time_scale(self, time_scale: float) -> None:
+        """Go on at `time_scale` × real time; `now()` goes on from where it is (a world made
+        ready fast, then served in real time). Call it while nothing else reads the clock."""
+        if not time_scale > 0:
+            raise ValueError(f"time scale must be > 0 for a served world, got {time_scale}")
+        real = time.monotonic()
+        self._start += self.time_scale * (real - self._origin)
+        self._origin = real
+        self.time_scale = float(time_scale)
+
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
             time.sleep(seconds / self.time_scale)
