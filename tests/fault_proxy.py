@@ -21,7 +21,8 @@ Faults (each callable any time, from any thread, or from a trigger):
 - `restore()`: forward everything again; `disarm()`: forget triggers not yet fired.
 
 `after(n, action)` runs `action()` (in the proxy's thread) when the n-th LF-terminated command
-from the client has been seen, before it is forwarded; `commands` counts them.
+from the client has been seen, before it is forwarded; `commands` counts them, `answered` the
+commands the proxy answered itself (counted once the reply is sent).
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class FaultProxy:
         self._wake_r, self._wake_w = socket.socketpair()
         self._thread = threading.Thread(target=self._run, name="fault proxy", daemon=True)
         self.commands = 0
+        self.answered = 0
 
     @property
     def port(self) -> int:
@@ -255,6 +257,7 @@ class FaultProxy:
                 self._send(server, line)
             else:
                 self._send(client, reply)
+                self.answered += 1
 
     def _send(self, target: socket.socket, data: bytes) -> None:
         try:

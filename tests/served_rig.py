@@ -8,6 +8,8 @@ address a proxy's VISA resource, short link timeouts). The world is inspected fr
 emulators' side: `currents()` (what the served supplies drive), `stage_moving()`.
 `kill_server()` closes every listener and connection (the instruments are gone);
 `restart_server()` serves the same world on new ports behind the same proxies.
+`time_out_only_where_faked(rig, served)`: a rig's links time out soon only on the replies a
+proxy made itself, and wait long for the emulators' (which a loaded machine slows).
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ from simulators.tcp_server import HOST, EmulatorServer
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.acquisition.resumable import load_resumable
 from smm_daq.acquisition.sequencer import Sequencer
+from smm_daq.errors import InstrumentTimeout
 from smm_daq.instruments.profile import load_profile
-from smm_daq.instruments.rig import open_rig
+from smm_daq.instruments.rig import Rig, open_rig
+from smm_daq.instruments.transport import Transport
 
 REPO = Path(__file__).resolve().parents[1]
 SIM_PROFILE = REPO / "configs" / "simulator.toml"
@@ -115,6 +119,69 @@ def served_to_pyvisa_py(folder: Path, *, time_scale: float = 50.0, timeout_s: fl
             yield rig
         finally:
             rig.close()
+
+
+FAKED_TIMEOUT_S = 0.1  # enough for a reply already sent; see TimeoutOnlyWhereFaked
+
+
+class TimeoutOnlyWhereFaked:
+    """A transport through `proxy` that reads each reply within FAKED_TIMEOUT_S first, and
+    times out then only when the proxy answered the last command itself: it sends its own
+    replies at once (`answered` counts them once sent), so only one it left incomplete (a blank
+    line, a line marked to continue) is still waited for then, however loaded the machine. A
+    reply from the emulators, which load slows, is waited for up to the transport's own timeout
+    (the profile's, long), as a driver waits on a slow instrument."""
+
+    def __init__(self, transport: Transport, proxy: FaultProxy) -> None:
+        self.transport = transport
+        self.proxy = proxy
+        self._long_s = transport.timeout
+        self._answered = proxy.answered  # before the last command was sent
+
+    @property
+    def timeout(self) -> float:
+        return self._long_s
+
+    @timeout.setter
+    def timeout(self, seconds: float) -> None:
+        self._long_s = seconds
+
+    def write(self, message: str) -> None:
+        self._answered = self.proxy.answered
+        self.transport.write(message)
+
+    def read(self) -> str:
+        self._within(FAKED_TIMEOUT_S)  # (set only when it changes: a reply may be many lines)
+        try:
+            return self.transport.read()
+        except InstrumentTimeout:
+            if self.proxy.answered > self._answered:
+                raise
+        self._within(self._long_s)
+        return self.transport.read()
+
+    def _within(self, seconds: float) -> None:
+        if self.transport.timeout != seconds:
+            self.transport.timeout = seconds
+
+    def query(self, message: str) -> str:
+        self.write(message)
+        return self.read()
+
+    def clear(self) -> None:
+        self.transport.clear()
+
+    def close(self) -> None:
+        self.transport.close()
+
+
+def time_out_only_where_faked(rig: Rig, served: ServedRig) -> Rig:
+    """`rig` (opened on `served.profile_path`) with its stage's and lock-in's links reading
+    through `TimeoutOnlyWhereFaked`."""
+    for role in ("stage", "lockin"):
+        link = getattr(rig, role).link
+        link.transport = TimeoutOnlyWhereFaked(link.transport, served.proxies[role])
+    return rig
 
 
 HANG_GUARD_S = 60.0  # real seconds; every run ends far sooner unless something hangs

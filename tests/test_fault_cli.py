@@ -21,15 +21,27 @@ import pytest
 from served_rig import ServedRig
 
 from smm_daq.cli.main import main
+from smm_daq.instruments.profile import load_profile
+from smm_daq.instruments.rig import open_rig
 
 GUARD_S = 120.0
 CURRENT_ATOL = 2e-3
+SCAN_CENTRE = (100e-6, 100e-6)  # m
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedRig]:
-    """The served rig in real time (the command runs on the system clock)."""
-    rig = ServedRig(tmp_path_factory.mktemp("served"), time_scale=1.0, timeout_s=0.3)
+    """The served rig in real time (the command runs on the system clock), its stage made
+    ready first at 50 × real time: referenced and at the scans' area (12 s of real stage
+    travel otherwise, in whichever test came first)."""
+    rig = ServedRig(tmp_path_factory.mktemp("served"), time_scale=50.0, timeout_s=0.3)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PYVISA_LIBRARY", "@py")
+        profile = load_profile(rig.profile_path)
+        ready = open_rig(profile, clock=rig.clock)  # references the stage
+        ready.stage.move_to(*SCAN_CENTRE, profile.sensor.height)
+        ready.close()
+    rig.clock.set_time_scale(1.0)
     yield rig
     rig.close()
 
@@ -45,7 +57,8 @@ def served(world: ServedRig, monkeypatch: pytest.MonkeyPatch) -> Iterator[Served
 def start_scan(served: ServedRig, out: Path, field_ut: str = "0,10,0") -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "smm_daq.cli.main", "scan", "--profile", str(served.profile_path),
-         "--center-um", "100,100", "--size-um", "60,40", "--step-um", "20",
+         "--center-um", ",".join(f"{c * 1e6:g}" for c in SCAN_CENTRE), "--size-um", "60,40",
+         "--step-um", "20",
          "--field-uT", field_ut, "--settle-tau", "1", "--name", "k", "--out", str(out)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYVISA_LIBRARY": "@py", "PYTHONUNBUFFERED": "1"},

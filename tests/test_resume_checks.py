@@ -3,6 +3,7 @@ every line is stored."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import h5py
@@ -19,15 +20,23 @@ SCAN = ["scan", "--center-um", "12500,12500", "--size-um", "60,40", "--step-um",
 NY, NX = 3, 4
 
 
-@pytest.fixture
-def interrupted(tmp_path: Path) -> Path:
-    """A scan entry that looks interrupted after its first line."""
-    path = tmp_path / "s.h5"
+@pytest.fixture(scope="module")
+def _interrupted_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("interrupted") / "s.h5"
     assert main([*SCAN, "--out", str(path)]) == 0
     with h5py.File(path, "a") as f:
         f["s1/status"][()] = "aborted"
         f["s1/data/line_done"][1:] = False
         f["s1/data/Bz"][1:] = np.nan
+    return path
+
+
+@pytest.fixture
+def interrupted(_interrupted_once: Path, tmp_path: Path) -> Path:
+    """A scan entry that looks interrupted after its first line: a copy, each test's own, of
+    one scanned once (a scan a test took 0.5-1 s)."""
+    path = tmp_path / "s.h5"
+    shutil.copyfile(_interrupted_once, path)
     return path
 
 
