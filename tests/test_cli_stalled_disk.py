@@ -80,7 +80,8 @@ def test_ctrl_c_during_a_stalled_line_write_ends_the_command_without_it(
     finally:
         go.set()
     err = capsys.readouterr().err
-    assert "rig is safe (stage stopped, field at its safe state). The write of line 1" in err
+    assert ("scan 'held': the rig is safe (stage stopped, field at its safe state). The write "
+            "of line 1 to s.h5 has not returned (disk stalled?)\n") in err  # no "ends when it"
     assert "Left unwritten: line 1, the scan's duration and its final status" in err
     assert "smm-daq: the rig is safe" in err
 

@@ -78,6 +78,8 @@ SIGNAL_POLL_S = 0.05  # real seconds: how soon a waiting main thread runs a sign
 # write that is merely slower than the ramp-down is not
 WRITE_STALLED_S = 5.0
 STATES = ("idle", "running", "paused", "finished", "aborted", "failed")
+# how "made_safe" ends: a window goes on (a command line ends at once and drops it)
+ENDS_WHEN_IT_RETURNS = ": the scan ends when it does"
 
 
 class _Aborted(Exception):
@@ -678,7 +680,7 @@ class Sequencer(FlyScan):
             said = "the rig is safe (stage stopped, field at its safe state)"
         self._emit("made_safe", line=self._line, rig_safe=not self.safety_problems,
                    message=f"{said}. The write of {what} to {self.path.name} has not returned "
-                           "(disk stalled?): the scan ends when it does")
+                           f"(disk stalled?){ENDS_WHEN_IT_RETURNS}")
 
     def _make_safe_once(self, *, again: bool = False) -> None:
         """Make the rig safe, unless it was since the abort or the end (`again`: even so),
