@@ -279,10 +279,11 @@ class Sequencer(FlyScan):
         scan would stay on else) and is re-raised once the work returns; if it has not
         returned `WRITE_STALLED_S` after, WriteStalled (`what` is the write not returned).
         """
-        done = threading.Event()
+        began, done = threading.Event(), threading.Event()
         outcome: list[Any] = []
 
         def run() -> None:
+            began.set()
             try:
                 outcome.append(work())
             except BaseException as exc:  # handed to the caller
@@ -290,12 +291,12 @@ class Sequencer(FlyScan):
             finally:
                 done.set()
 
-        threading.Thread(target=run, daemon=True, name=f"{what} of {self.entry}").start()
-        try:
+        try:  # a signal may come as soon as the thread runs, before start() returns
+            threading.Thread(target=run, daemon=True, name=f"{what} of {self.entry}").start()
             wait_awake(done)
         except KeyboardInterrupt:
             self._make_safe_once()
-            if not wait_awake(done, WRITE_STALLED_S):
+            if not wait_awake(done, WRITE_STALLED_S) and began.is_set():
                 self.stalled_write = what
                 raise self.stall_error() from None
             raise
