@@ -124,3 +124,38 @@ def test_the_program_ends_on_ctrl_c_though_its_write_stalls_inside_hdf5(tmp_path
     with open_read(path) as f:
         assert np.asarray(f["held/data/line_done"][()]).tolist() == [True, False, False]
         assert f["held/status"][()].decode() == "interrupted"
+
+
+RECIPE = """
+[scan_defaults]
+center_um = [12500.0, 12500.0]
+size_um = [40.0, 40.0]
+step_um = 20.0
+
+[[step]]
+kind = "set_field"
+field_uT = [0.0, 40.0, 0.0]
+
+[[step]]
+kind = "scan"
+name = "held"
+"""
+
+
+def test_a_recipes_scan_left_to_a_stalled_disk_ends_run_naming_run_continue(
+        tmp_path, monkeypatch, capsys):
+    """`smm-daq run` ends the same way (exit 3), and its message names `run --continue`,
+    which finishes the scan and the steps after it."""
+    monkeypatch.setattr(sequencer, "WRITE_STALLED_S", 0.0)
+    calls = []
+    _, go = _stall(monkeypatch, "add_duration", lambda *_: calls.append(1) or len(calls) == 4)
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(RECIPE, encoding="utf-8")
+    path = tmp_path / "s.h5"
+    try:
+        assert main(["run", str(recipe), "--out", str(path)]) == EXIT_WRITE_STALLED
+    finally:
+        go.set()
+    err = capsys.readouterr().err
+    assert f"`smm-daq run RECIPE --out {path} --continue` does it and runs the steps" in err
+    assert "smm-daq: the rig is safe" in err

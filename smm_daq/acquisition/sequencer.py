@@ -310,14 +310,16 @@ class Sequencer(FlyScan):
         what to run once the disk answers. Says nothing of the rig: whoever closes it does."""
         what = self.stalled_write or "the scan"
         where, entry = self.path, self.entry
+        recipe = (f" (a recipe's scan: `smm-daq run RECIPE --out {where} --continue` does it "
+                  "and runs the steps after it)") if self.recipe_text else ""
         ends = "has not returned (the disk stalled?); the program ends without waiting for it"
         if self._writer is None:  # still starting: nothing was measured
             head = f"scan '{entry}': {what} {where} {ends}"
             return WriteStalled(
                 f"{head}. Nothing was measured in this run. Once the disk answers, `smm-daq "
                 f"info {where}` shows whether the entry is there: if it is, `smm-daq resume "
-                f"{where} --entry {entry}` runs the scan (else start it again); an entry whose "
-                f"creation was cut off is left out by `smm-daq repair {where}`")
+                f"{where} --entry {entry}` runs the scan (else start it again){recipe}; an "
+                f"entry whose creation was cut off is left out by `smm-daq repair {where}`")
         head = f"scan '{entry}': the write of {what} to {where} {ends}"
         if what.startswith("the scan's final status"):
             left = what
@@ -327,12 +329,12 @@ class Sequencer(FlyScan):
             left = f"{what}, the scan's duration and its final status"
         return WriteStalled(
             f"{head}. Left unwritten: {left}. The file is as a crash leaves it: every line "
-            f"stored before is kept (a line cut off is not marked done) and the scan reads "
+            "stored before is kept (a line cut off is not marked done) and the scan reads "
             f"\"interrupted\". Once the disk answers, `smm-daq resume {where} --entry {entry}` "
             "measures the lines not stored (with none left, it sets the field, checks it and "
-            "writes the final status); a write cut off inside HDF5 leaves the file marked open "
-            f"for writing, which smm-daq clears itself and `smm-daq repair {where}` clears for "
-            "other HDF5 readers")
+            f"writes the final status){recipe}; a write cut off inside HDF5 leaves the file "
+            f"marked open for writing, which smm-daq clears itself and `smm-daq repair {where}` "
+            "clears for other HDF5 readers")
 
     def _open_writer(self, snapshot: dict[str, Any] | None) -> ScanEntryWriter:
         """The entry resumed, or a new one laid out for the plan with the rig's `snapshot`
