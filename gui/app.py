@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
-from typing import NoReturn
 
 from PyQt6 import QtCore, QtWidgets
 
@@ -15,7 +13,7 @@ from gui.demo_folder import clean_up, make_demo_folder
 from gui.gui_thread_gc import collect_in_gui_thread
 from gui.main_window import MainWindow
 from smm_daq.cli.args import output_file, session_file
-from smm_daq.cli.main import EXIT_FAILED
+from smm_daq.cli.main import EXIT_FAILED, leave_now
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import Profile, load_profile
 
@@ -94,16 +92,6 @@ def run(args: argparse.Namespace) -> int:
     if left_stalled_write:
         leave_now(code)
     return code
-
-
-def leave_now(code: int) -> NoReturn:
-    """End the program at once with `code`, skipping the interpreter's finalization: a
-    scan's write left to a stalled disk holds h5py's lock (a write blocked inside HDF5 does),
-    and the finalization of h5py's objects waits for that lock forever. The window has made
-    the rig safe and closed it and saved the settings; the file is as a crash leaves it."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
 
 
 def exit_code(args: argparse.Namespace, outcome: dict[str, bool], status: int) -> int:

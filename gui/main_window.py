@@ -70,7 +70,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._close_after_scan = False
         self._closing = False
         # closed past a scan's write stalled on the disk: the program must end without
-        # waiting for it (`gui.app.leave_now`)
+        # waiting for it (`smm_daq.cli.main.leave_now`)
         self.left_stalled_write = False
 
         central = QtWidgets.QWidget()

@@ -52,3 +52,10 @@ class StorageError(SmmError):
 
 class SafetyError(SmmError):
     """The rig could not be brought to its safe state; the operator must check it."""
+
+
+class WriteStalled(SmmError):
+    """A write to a session file has not returned (a stalled disk) once the rig was made safe:
+    the program is to end without it (the write may hold h5py's lock for good, so a command
+    ends at once, skipping the interpreter's finalization); the message says what was left
+    unwritten and how the file is left."""

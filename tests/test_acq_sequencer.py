@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _thread
 import threading
 from collections.abc import Callable
 
@@ -13,7 +14,13 @@ from acq_fakes import fake_rig, gradient_bz
 from smm_daq.acquisition import sequencer
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.acquisition.sequencer import Sequencer
-from smm_daq.errors import InputError, InstrumentLost, InstrumentTimeout, ProtocolError
+from smm_daq.errors import (
+    InputError,
+    InstrumentLost,
+    InstrumentTimeout,
+    ProtocolError,
+    WriteStalled,
+)
 from smm_daq.storage.h5file import open_read
 from smm_daq.storage.nexus import list_entries, read_map
 
@@ -461,6 +468,40 @@ def test_a_start_that_fails_after_the_lockin_was_set_makes_the_rig_safe_and_says
     assert rig.safe_calls == 1
     assert any("rig NOT safe: coils: no reply; the field may be ON" in note
                for note in refused.value.__notes__)
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_ctrl_c_while_the_entry_is_created_on_a_stalled_disk_makes_the_rig_safe(
+        tmp_path, monkeypatch, resume):
+    """Creating (or reopening) the entry runs on the caller's thread before the worker, with
+    any field set before the scan still on: a disk that stalls there (inside HDF5, where no
+    signal gets in) must not hold Ctrl-C: the rig is made safe, and the start ends with
+    WriteStalled naming what did not return."""
+    rig = fake_rig()
+    path = tmp_path / "s.h5"
+    if resume:
+        assert Sequencer(rig, path, _plan()).run() == "finished"
+        with h5py.File(path, "a") as f:
+            f["scan/status"][()] = "aborted"
+    rig.coils.set_field(np.array([0.0, 20e-6, 0.0]))  # a recipe's field step, say
+    stalled, go = _stall_write(monkeypatch, "reopen" if resume else "create", lambda *_: True)
+    monkeypatch.setattr(sequencer, "WRITE_STALLED_S", 0.0)
+
+    def interrupt() -> None:
+        if stalled.wait(30):
+            _thread.interrupt_main()  # Ctrl-C: only the main thread's handler sees it
+
+    threading.Thread(target=interrupt, daemon=True).start()
+    try:
+        with pytest.raises(BaseException) as ended:  # unfixed: the KeyboardInterrupt, late
+            Sequencer(rig, path, _plan(), resume=resume).start()
+        assert not go.is_set()  # while it is still held
+        np.testing.assert_array_equal(rig.coils.setpoint, 0.0)
+    finally:
+        go.set()
+    assert isinstance(ended.value, WriteStalled)
+    assert (f"{'reopening' if resume else 'creating'} the entry in {path} has not returned"
+            in str(ended.value))
 
 
 def test_a_refused_resume_leaves_the_lockin_as_it_was(tmp_path):

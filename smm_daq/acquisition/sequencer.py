@@ -26,7 +26,15 @@ a status) touches no instrument, and a slow or stalled disk can hold it for minu
 that comes during one (or before one begins) makes the rig safe at once, in a thread of its
 own, without waiting for the write. Once the rig is safe, by such an abort or at the scan's
 end, a write that has not returned `WRITE_STALLED_S` later is told by a "made_safe" event
-(how the rig is, which write the file holds), so that a window can let its user go.
+(how the rig is, which write the file holds), so that a window can let its user go; its owner
+then hands the rig back (`hand_back_rig`) and ends without the write (`stall_error` says what
+is left unwritten).
+
+Before the worker starts, the file is read and the entry created (or reopened) on the caller's
+thread; each of these waits for a thread of its own (`_aside`), so that a signal still reaches
+a command line's main thread while a stalled disk holds the file: the rig (with any field set
+before the scan) is made safe, and a file still not answering `WRITE_STALLED_S` later ends the
+start with `WriteStalled`.
 """
 
 from __future__ import annotations
@@ -53,6 +61,7 @@ from smm_daq.errors import (
     ProtocolError,
     SafetyError,
     StorageError,
+    WriteStalled,
 )
 from smm_daq.instruments.rig import safe_command_hint
 from smm_daq.storage.scan_entry import ScanEntryWriter, check_new_scan, check_same_profile
@@ -69,6 +78,8 @@ SIGNAL_POLL_S = 0.05  # real seconds: how soon a waiting main thread runs a sign
 # write that is merely slower than the ramp-down is not
 WRITE_STALLED_S = 5.0
 STATES = ("idle", "running", "paused", "finished", "aborted", "failed")
+# how "made_safe" ends: a window goes on (a command line ends at once and drops it)
+ENDS_WHEN_IT_RETURNS = ": the scan ends when it does"
 
 
 class _Aborted(Exception):
@@ -138,6 +149,7 @@ class Sequencer(FlyScan):
         self._rig_safe_now = False  # made safe after an abort or at the end: it stays so
         self._emitting = threading.Lock()  # events from the worker and the watchers
         self._rig_handed_back = False  # its owner has made the rig safe and closed it
+        self.stalled_write: str | None = None  # the write last told by "made_safe"
 
     # -- control (any thread) -------------------------------------------------------------
 
@@ -237,24 +249,96 @@ class Sequencer(FlyScan):
             self._make_safe_after(exc)
             raise
         if self.resume_entry:
-            self._check_resumable()
+            self._aside(self._check_resumable, "reading the entry to resume from")
         else:
-            check_new_scan(self.path, self.entry)
+            self._aside(lambda: check_new_scan(self.path, self.entry), "reading")
         # from the first setting changed on an instrument, any failure ends with the rig safe
         try:
             if self.plan.fly is not None:
                 self._set_up_fly_lockin()
             else:
                 self._use_profile_time_constant()
-            self._writer = self._open_writer()
+            snapshot = None if self.resume_entry else self.rig.snapshot()  # on this thread
+            self._writer = self._aside(lambda: self._open_writer(snapshot),
+                                       "reopening the entry in" if self.resume_entry
+                                       else "creating the entry in")
+        except WriteStalled:  # the rig made safe already
+            raise
         except Exception as exc:
             self._make_safe_after(exc)
             raise
         with self._cond:
             self._state = "running"
 
-    def _open_writer(self) -> ScanEntryWriter:
-        """The entry resumed, or a new one laid out for the plan with the rig's snapshot."""
+    def _aside(self, work: Callable[[], T], what: str) -> T:
+        """`work()` (the file's, before the worker starts) in a thread of its own, waited for
+        so that a signal reaches the caller's handler (a stalled disk can hold a read or
+        write inside HDF5, where no signal gets in); returns or raises what it does.
+
+        Ctrl-C (or a termination signal) meanwhile makes the rig safe (a field set before the
+        scan would stay on else) and is re-raised once the work returns; if it has not
+        returned `WRITE_STALLED_S` after, WriteStalled (`what` is the write not returned).
+        """
+        began, done = threading.Event(), threading.Event()
+        outcome: list[Any] = []
+
+        def run() -> None:
+            began.set()
+            try:
+                outcome.append(work())
+            except BaseException as exc:  # handed to the caller
+                outcome.append(exc)
+            finally:
+                done.set()
+
+        try:  # a signal may come as soon as the thread runs, before start() returns
+            threading.Thread(target=run, daemon=True, name=f"{what} of {self.entry}").start()
+            wait_awake(done)
+        except KeyboardInterrupt:
+            self._make_safe_once()
+            if not wait_awake(done, WRITE_STALLED_S) and began.is_set():
+                self.stalled_write = what
+                raise self.stall_error() from None
+            raise
+        if isinstance(outcome[0], BaseException):
+            raise outcome[0]
+        return outcome[0]  # type: ignore[no-any-return]
+
+    def stall_error(self) -> WriteStalled:
+        """The error its owner ends with, past the write told by "made_safe" (or the file
+        work of the start that did not return): what is left unwritten, how the file is left,
+        what to run once the disk answers. Says nothing of the rig: whoever closes it does."""
+        what = self.stalled_write or "the scan"
+        where, entry = self.path, self.entry
+        recipe = (f" (a recipe's scan: `smm-daq run RECIPE --out {where} --continue` does it "
+                  "and runs the steps after it)") if self.recipe_text else ""
+        ends = "has not returned (the disk stalled?); the program ends without waiting for it"
+        if self._writer is None:  # still starting: nothing was measured
+            head = f"scan '{entry}': {what} {where} {ends}"
+            return WriteStalled(
+                f"{head}. Nothing was measured in this run. Once the disk answers, `smm-daq "
+                f"info {where}` shows whether the entry is there: if it is, `smm-daq resume "
+                f"{where} --entry {entry}` runs the scan (else start it again){recipe}; an "
+                f"entry whose creation was cut off is left out by `smm-daq repair {where}`")
+        head = f"scan '{entry}': the write of {what} to {where} {ends}"
+        if what.startswith("the scan's final status"):
+            left = what
+        elif what == "the scan's duration":
+            left = "the scan's duration and its final status"
+        else:
+            left = f"{what}, the scan's duration and its final status"
+        return WriteStalled(
+            f"{head}. Left unwritten: {left}. The file is as a crash leaves it: every line "
+            "stored before is kept (a line cut off is not marked done) and the scan reads "
+            f"\"interrupted\". Once the disk answers, `smm-daq resume {where} --entry {entry}` "
+            "measures the lines not stored (with none left, it sets the field, checks it and "
+            f"writes the final status){recipe}; a write cut off inside HDF5 leaves the file "
+            f"marked open for writing, which smm-daq clears itself and `smm-daq repair {where}` "
+            "clears for other HDF5 readers")
+
+    def _open_writer(self, snapshot: dict[str, Any] | None) -> ScanEntryWriter:
+        """The entry resumed, or a new one laid out for the plan with the rig's `snapshot`
+        (touches no instrument)."""
         if self.resume_entry:
             return ScanEntryWriter.reopen(self.path, self.entry)
         return ScanEntryWriter.create(
@@ -267,7 +351,7 @@ class Sequencer(FlyScan):
             height=self.plan.height,
             plan_text=self.plan.to_text(),
             profile=self.rig.profile,
-            snapshot=self.rig.snapshot(),
+            snapshot=snapshot or {},
             recipe_text=self.recipe_text,
             streams=self._fly_layout() if self.plan.fly is not None else None,
         )
@@ -588,6 +672,8 @@ class Sequencer(FlyScan):
             stalled = not self._cond.wait_for(
                 lambda: self._writes != write or self._storing is None, WRITE_STALLED_S)
             what = self._storing
+            if stalled:
+                self.stalled_write = what
         if not stalled:
             return
         if self.safety_problems:
@@ -597,7 +683,7 @@ class Sequencer(FlyScan):
             said = "the rig is safe (stage stopped, field at its safe state)"
         self._emit("made_safe", line=self._line, rig_safe=not self.safety_problems,
                    message=f"{said}. The write of {what} to {self.path.name} has not returned "
-                           "(disk stalled?): the scan ends when it does")
+                           f"(disk stalled?){ENDS_WHEN_IT_RETURNS}")
 
     def _make_safe_once(self, *, again: bool = False) -> None:
         """Make the rig safe, unless it was since the abort or the end (`again`: even so),

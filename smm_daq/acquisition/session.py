@@ -12,6 +12,12 @@ Every scan ends with the rig made safe (the field ramped down); `set_field` sets
 now and becomes the default of later scans that give none. Leaving the `with` block, however
 it is left, makes the rig safe and closes it: one owner at a time makes the rig safe (a scan
 still running is stopped and its own ramp-down waited for, never run beside a second one).
+
+A write of a scan's that has not returned once the rig was made safe (a stalled disk: on an
+abort, or at the scan's end; "made_safe") is not waited for: the scan raises `WriteStalled`
+(what is left unwritten), the rig is handed back, and `close` makes no scan wait. A write
+stalled inside HDF5 holds h5py's lock for good: a program should end without Python's
+finalization then (the command line does, with its own exit code).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from smm_daq.acquisition.events import ScanEvent
 from smm_daq.acquisition.plan import DEFAULT_SETTLE_TAU, ScanPlan, check_field
 from smm_daq.acquisition.resumable import load_resumable
 from smm_daq.acquisition.sequencer import Sequencer, wait_awake
-from smm_daq.errors import InputError, SmmError
+from smm_daq.errors import InputError, SmmError, WriteStalled
 from smm_daq.instruments.profile import Profile, load_profile
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import read_map
@@ -66,6 +72,7 @@ class Session:
         # What the last make_safe could not do, while nothing has touched the rig since it;
         # None: the rig may have been changed since, close() makes it safe again.
         self._safe_problems: list[str] | None = None
+        self._left = False  # the last scan was left to a write that has not returned
 
     @classmethod
     def open(
@@ -122,11 +129,12 @@ class Session:
         """Make the rig safe and close it; returns what make_safe could not do.
 
         A scan still running is aborted and waited for: its worker makes the rig safe, and
-        that result stands unless the rig was touched after it.
+        that result stands unless the rig was touched after it; one left to a stalled write
+        (`WriteStalled`) is not waited for: it touches the rig no more.
         """
         try:
             seq = self.last_sequencer
-            if seq is not None and seq.state not in (*TERMINAL, "idle"):
+            if seq is not None and seq.state not in (*TERMINAL, "idle") and not self._left:
                 seq.abort("the session was closed")
                 seq.wait()
                 self._safe_problems = list(seq.safety_problems)
@@ -193,8 +201,9 @@ class Session:
                         resume_hint=hint, auto_range=auto_range)
         self.last_sequencer = seq
         self._safe_problems = None
-        wake = threading.Event()
+        wake, stalled = threading.Event(), threading.Event()
         seq.subscribe(lambda e: (e.kind == "paused" or e.kind in TERMINAL) and wake.set())
+        seq.subscribe(lambda e: e.kind == "made_safe" and (stalled.set(), wake.set()))
         if on_event is not None:
             seq.subscribe(on_event)
         seq.start()
@@ -202,15 +211,24 @@ class Session:
             while seq.state not in TERMINAL:
                 wait_awake(wake)
                 wake.clear()
+                if seq.state not in TERMINAL and stalled.is_set():
+                    self._leave(seq)
                 if seq.state == "paused":
                     if self.on_pause(seq.message):
                         seq.resume()
                     else:
                         seq.abort(f"aborted with no operator to resume it; `smm-daq resume "
                                   f"{self.path} --entry {plan.name}` continues the scan")
+        except WriteStalled:
+            raise
         except BaseException as exc:  # Ctrl-C, a signal, or a failing pause handler
             seq.abort("interrupted (Ctrl-C or a termination signal)"
                       if isinstance(exc, KeyboardInterrupt) else f"aborted: {exc}")
+            while seq.state not in TERMINAL and not stalled.is_set():
+                wait_awake(wake)
+                wake.clear()
+            if seq.state not in TERMINAL:
+                self._leave(seq)  # WriteStalled instead: the program ends without the write
             seq.wait()
             self._safe_problems = list(seq.safety_problems)
             raise
@@ -221,6 +239,14 @@ class Session:
         if status != "finished":
             raise ScanNotFinished(plan.name, status, seq.message)
         return read_map(self.path, plan.name)
+
+    def _leave(self, seq: Sequencer) -> None:
+        """Leave `seq` to its write that has not returned (the rig was made safe): it touches
+        the rig no more; raises `WriteStalled`."""
+        seq.hand_back_rig()
+        self._left = True
+        self._safe_problems = list(seq.safety_problems)
+        raise seq.stall_error()
 
     def resume(self, entry: str, *, on_event: Callable[[ScanEvent], None] | None = None,
                auto_range: bool = False) -> MapData:

@@ -97,9 +97,12 @@ class ProgressBar:
             self.stream.write(f"scan '{event.entry}' paused: {event.message}\n")
         elif event.kind == "resumed":
             self.stream.write(f"scan '{event.entry}' resumed\n")
-        elif event.kind == "made_safe":
+        elif event.kind == "made_safe":  # the command then ends without the write
+            from smm_daq.acquisition.sequencer import ENDS_WHEN_IT_RETURNS
+
             self._close()
-            self.stream.write(f"scan '{event.entry}': {event.message}\n")
+            said = event.message.removesuffix(ENDS_WHEN_IT_RETURNS)
+            self.stream.write(f"scan '{event.entry}': {said}\n")
         else:
             if self._bar is not None:
                 self._bar.update(done - self._bar.n)

@@ -6,8 +6,11 @@ takes the parsed arguments and returns an exit code. So the core never imports t
 driver by name, and a new area adds commands without touching this file.
 
 Exit codes: 0 success; 1 an instrument or run failure (rig made safe); 2 bad input (a clear
-message, no traceback); 130 interrupted by Ctrl-C or a termination signal (rig made safe by
-whoever was running). Ctrl-C, SIGTERM and SIGHUP all take the Ctrl-C path; only the first one
+message, no traceback); 3 a write to the session file that has not returned (a stalled disk)
+once the rig was made safe, on Ctrl-C or a signal or at the scan's end: the program ends
+without it, the rig closed, the message says what is left unwritten (the file is as a crash
+leaves it); 130 interrupted by Ctrl-C or a termination signal (rig made safe by whoever was
+running). Ctrl-C, SIGTERM and SIGHUP all take the Ctrl-C path; only the first one
 interrupts, later ones are acknowledged while the rig is made safe (`smm_daq.interrupts`).
 An error's notes (`add_note`: e.g. whether the rig is safe after connecting failed) follow its
 message, a line each.
@@ -27,7 +30,7 @@ from typing import NoReturn
 
 from smm_daq import PROGRAM_NAME, __version__, interrupts
 from smm_daq.cli.option_hints import unknown_options
-from smm_daq.errors import InputError, SmmError
+from smm_daq.errors import InputError, SmmError, WriteStalled
 
 # OpenBLAS's worker threads spin for 2^28 cycles (about 0.1 s) after each call before they
 # sleep. An MMT inversion alternates LAPACK calls with numba's parallel kernels on the same
@@ -39,6 +42,7 @@ os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "20")
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_WRITE_STALLED = 3
 EXIT_INTERRUPTED = 130
 
 
@@ -121,6 +125,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as exc:
         _report(f"error: {exc}", exc)
         return EXIT_BAD_INPUT
+    except WriteStalled as exc:  # the scan's session closed it with the rig made safe
+        _report(f"stopped: {exc}", exc)
+        if argv is None:
+            leave_now(EXIT_WRITE_STALLED)
+        return EXIT_WRITE_STALLED
     except SmmError as exc:
         _report(f"failed: {exc}", exc)
         return EXIT_FAILED
@@ -130,6 +139,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and the like: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+
+
+def leave_now(code: int) -> NoReturn:
+    """End the program at once with `code`, skipping the interpreter's finalization: a
+    scan's write left to a stalled disk holds h5py's lock (a write blocked inside HDF5 does),
+    and the finalization of h5py's objects waits for that lock forever. Whoever calls it has
+    made the rig safe and closed it; the file is as a crash leaves it."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _console_never_fails() -> None:

@@ -1,0 +1,161 @@
+"""The command line when a write to the session file stalls once the rig is safe (on Ctrl-C, or
+at the scan's end): it ends with exit code 3, the rig made safe and closed, saying what was
+left unwritten, and never waits for the write (a GUI's: test_gui_stalled_disk)."""
+
+from __future__ import annotations
+
+import _thread
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+
+from smm_daq.acquisition import sequencer
+from smm_daq.cli.main import EXIT_WRITE_STALLED, main
+from smm_daq.storage.h5file import open_read
+from smm_daq.storage.scan_entry import ScanEntryWriter
+
+SCAN = ["scan", "--center-um", "12500,12500", "--size-um", "40,40", "--step-um", "20",
+        "--name", "held"]
+
+
+def _stall(monkeypatch, method: str, holds) -> tuple[threading.Event, threading.Event]:
+    """`ScanEntryWriter.<method>` held (a stalled disk) when `holds(*args)`: `stalled` is set
+    as such a call begins; it returns once `go` is set."""
+    stalled, go = threading.Event(), threading.Event()
+    write = getattr(ScanEntryWriter, method)
+
+    def stalling(writer, *args, **kw):
+        if holds(*args):
+            stalled.set()
+            go.wait(30)
+        return write(writer, *args, **kw)
+
+    monkeypatch.setattr(ScanEntryWriter, method, stalling)
+    return stalled, go
+
+
+def test_a_write_at_the_scans_end_that_stalls_ends_the_scan_command_by_itself(
+        tmp_path, monkeypatch, capsys):
+    """Every line is stored and the rig is safe: the scan's end's write (its duration, then
+    its final status) that does not reach the disk is reported, and the command ends (exit 3)
+    rather than wait for it for ever."""
+    monkeypatch.setattr(sequencer, "WRITE_STALLED_S", 0.0)
+    calls = []  # the duration is added after each of the 3 lines, then at the end
+    _, go = _stall(monkeypatch, "add_duration", lambda *_: calls.append(1) or len(calls) == 4)
+    path = tmp_path / "s.h5"
+    try:
+        assert main([*SCAN, "--out", str(path)]) == EXIT_WRITE_STALLED
+        assert not go.is_set()  # ended while the write is held
+        with open_read(path) as f:  # every line; the status as a crash leaves it
+            assert np.asarray(f["held/data/line_done"][()]).all()
+            assert f["held/status"][()].decode() == "interrupted"
+    finally:
+        go.set()
+    err = capsys.readouterr().err
+    assert (f"smm-daq: stopped: scan 'held': the write of the scan's duration to {path} has "
+            "not returned (the disk stalled?)") in err
+    assert "Left unwritten: the scan's duration and its final status. The file is as a " in err
+    assert f"`smm-daq resume {path} --entry held`" in err
+    assert "smm-daq: the rig is safe" in err
+
+
+def test_ctrl_c_during_a_stalled_line_write_ends_the_command_without_it(
+        tmp_path, monkeypatch, capsys):
+    """Ctrl-C while a line's write is held: the rig is made safe at once, and the command
+    ends (exit 3, not 130 after the disk answers) naming the line left unwritten."""
+    monkeypatch.setattr(sequencer, "WRITE_STALLED_S", 0.0)
+    stalled, go = _stall(monkeypatch, "write_line", lambda iy, *_: iy == 1)
+
+    def interrupt() -> None:
+        if stalled.wait(30):
+            _thread.interrupt_main()  # Ctrl-C, to the main thread's handler
+
+    threading.Thread(target=interrupt, daemon=True).start()
+    try:
+        assert main([*SCAN, "--out", str(tmp_path / "s.h5")]) == EXIT_WRITE_STALLED
+        assert not go.is_set()
+    finally:
+        go.set()
+    err = capsys.readouterr().err
+    assert ("scan 'held': the rig is safe (stage stopped, field at its safe state). The write "
+            "of line 1 to s.h5 has not returned (disk stalled?)\n") in err  # no "ends when it"
+    assert "Left unwritten: line 1, the scan's duration and its final status" in err
+    assert "smm-daq: the rig is safe" in err
+
+
+# `smm-daq scan`, its line 1 written by a write that blocks inside HDF5 (holding h5py's lock,
+# as a write on a stalled disk does) and never returns, SIGINT sent as it begins
+CTRL_C_ON_A_STALLED_WRITE = """
+import os, signal, sys, threading
+from h5py._objects import phil
+from smm_daq.acquisition import sequencer
+from smm_daq.cli.main import main
+from smm_daq.storage.scan_entry import ScanEntryWriter
+
+sequencer.WRITE_STALLED_S = 0.0
+write_line = ScanEntryWriter.write_line
+
+def stalling(writer, iy, *args, **kw):
+    if iy == 1:
+        os.kill(os.getpid(), signal.SIGINT)
+        with phil:
+            threading.Event().wait()
+    return write_line(writer, iy, *args, **kw)
+
+ScanEntryWriter.write_line = stalling
+sys.argv[0] = "smm-daq"
+sys.exit(main())
+"""
+
+
+def test_the_program_ends_on_ctrl_c_though_its_write_stalls_inside_hdf5(tmp_path, repo):
+    """A write blocked inside HDF5 holds h5py's lock for good, and the interpreter's
+    finalization waits for that lock: `smm-daq scan` interrupted past such a write must still
+    end (exit 3), and the file it leaves opens as it is, line 0 stored."""
+    path = tmp_path / "s.h5"
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    done = subprocess.run([sys.executable, "-c", CTRL_C_ON_A_STALLED_WRITE, *SCAN, "--out",
+                           str(path)], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == EXIT_WRITE_STALLED, done.stderr
+    assert "Left unwritten: line 1, the scan's duration and its final status" in done.stderr
+    with open_read(path) as f:
+        assert np.asarray(f["held/data/line_done"][()]).tolist() == [True, False, False]
+        assert f["held/status"][()].decode() == "interrupted"
+
+
+RECIPE = """
+[scan_defaults]
+center_um = [12500.0, 12500.0]
+size_um = [40.0, 40.0]
+step_um = 20.0
+
+[[step]]
+kind = "set_field"
+field_uT = [0.0, 40.0, 0.0]
+
+[[step]]
+kind = "scan"
+name = "held"
+"""
+
+
+def test_a_recipes_scan_left_to_a_stalled_disk_ends_run_naming_run_continue(
+        tmp_path, monkeypatch, capsys):
+    """`smm-daq run` ends the same way (exit 3), and its message names `run --continue`,
+    which finishes the scan and the steps after it."""
+    monkeypatch.setattr(sequencer, "WRITE_STALLED_S", 0.0)
+    calls = []
+    _, go = _stall(monkeypatch, "add_duration", lambda *_: calls.append(1) or len(calls) == 4)
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(RECIPE, encoding="utf-8")
+    path = tmp_path / "s.h5"
+    try:
+        assert main(["run", str(recipe), "--out", str(path)]) == EXIT_WRITE_STALLED
+    finally:
+        go.set()
+    err = capsys.readouterr().err
+    assert f"`smm-daq run RECIPE --out {path} --continue` does it and runs the steps" in err
+    assert "smm-daq: the rig is safe" in err
