@@ -133,3 +133,35 @@ def test_a_grain_s_own_field_is_its_part_of_a_volume_sensor_s_fitted_map(tmp_pat
     area = replace(fits_of(fresh)[0], sensor_size=size[:2])
     total = sum(grain_field(fresh, g, area).bz for g in range(2))
     assert np.abs(total - fresh.fitted.bz).max() > 0.05 * np.abs(fresh.fitted.bz).max()
+
+
+def as_written_before_version_3(path, entry):
+    """Strip what layout version 3 added to `entry`, leaving it as the code before wrote it."""
+    with h5py.File(path, "a") as f:
+        g = f[entry]
+        del g.attrs["mmt_result_version"]
+        for name in ("instrument/sensor/thickness", "process/parameters/grain_format",
+                     "process/parameters/grains_absolute"):
+            del g[name]
+        for scan in g.get("scans", {}).values():
+            for name in ("x", "y", "sensor_size", "sensor_thickness"):
+                del scan[name]
+
+
+def test_a_volume_sensor_result_written_before_version_3_takes_the_scans_thickness(tmp_path):
+    """Such an entry records no thickness, but each scan's entry in the file does: a grain's
+    own field is computed with it, as the result was fitted, for every scan shown."""
+    path, data, _grains, size = volume_sensor_session(tmp_path)
+    write_map_entry(path, data.with_bz(data.bz, name="again"), kind="import",
+                    extra={"instrument/sensor/thickness": Quantity(size[2], "m")})
+    assert main(["mmt", "invert", str(path), "--entry", "scan", "--entry", "again",
+                 "--grains", str(tmp_path / "g.txt"), "--grain-format", "points", "--out",
+                 str(tmp_path / "r.csv")]) == 0
+    as_written_before_version_3(path, "scan_mmt")
+    saved = read_result_entry(path, "scan_mmt")
+    assert saved.version == 2
+    assert [fit.sensor_size for fit in saved.scan_fits] == [size, size]
+    for fit in saved.scan_fits:
+        fitted = fit.fitted.bz
+        total = sum(grain_field(saved, g, fit).bz for g in range(2))
+        np.testing.assert_allclose(total, fitted, rtol=1e-9, atol=1e-12 * np.abs(fitted).max())
