@@ -10,6 +10,7 @@ import h5py
 import numpy as np
 import pytest
 from test_gui_mmt import write_cuboid_session
+from test_gui_mmt_saved import as_written_before_version_3
 
 from gui.mmt_view import grain_field
 from smm_daq.analysis.grains import read_grains
@@ -133,19 +134,6 @@ def test_a_grain_s_own_field_is_its_part_of_a_volume_sensor_s_fitted_map(tmp_pat
     area = replace(fits_of(fresh)[0], sensor_size=size[:2])
     total = sum(grain_field(fresh, g, area).bz for g in range(2))
     assert np.abs(total - fresh.fitted.bz).max() > 0.05 * np.abs(fresh.fitted.bz).max()
-
-
-def as_written_before_version_3(path, entry):
-    """Strip what layout version 3 added to `entry`, leaving it as the code before wrote it."""
-    with h5py.File(path, "a") as f:
-        g = f[entry]
-        del g.attrs["mmt_result_version"]
-        for name in ("instrument/sensor/thickness", "process/parameters/grain_format",
-                     "process/parameters/grains_absolute"):
-            del g[name]
-        for scan in g.get("scans", {}).values():
-            for name in ("x", "y", "sensor_size", "sensor_thickness"):
-                del scan[name]
 
 
 def test_a_volume_sensor_result_written_before_version_3_takes_the_scans_thickness(tmp_path):
