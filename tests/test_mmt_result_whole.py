@@ -136,19 +136,27 @@ def test_a_grain_s_own_field_is_its_part_of_a_volume_sensor_s_fitted_map(tmp_pat
     assert np.abs(total - fresh.fitted.bz).max() > 0.05 * np.abs(fresh.fitted.bz).max()
 
 
-def test_a_volume_sensor_result_written_before_version_3_takes_the_scans_thickness(tmp_path):
-    """Such an entry records no thickness, but each scan's entry in the file does: a grain's
-    own field is computed with it, as the result was fitted, for every scan shown."""
+@pytest.mark.parametrize("given_um", [None, 0.0, 2.0])
+def test_a_volume_sensor_result_written_before_version_3_takes_the_thickness_fitted_with(
+        tmp_path, monkeypatch, given_um):
+    """Such an entry records no thickness, but each scan's entry in the file does, and the
+    recorded command its --sensor-thickness-um, which the fit took instead: a grain's own
+    field is computed with the thickness the result was fitted with, for every scan shown."""
     path, data, _grains, size = volume_sensor_session(tmp_path)
     write_map_entry(path, data.with_bz(data.bz, name="again"), kind="import",
                     extra={"instrument/sensor/thickness": Quantity(size[2], "m")})
-    assert main(["mmt", "invert", str(path), "--entry", "scan", "--entry", "again",
-                 "--grains", str(tmp_path / "g.txt"), "--grain-format", "points", "--out",
-                 str(tmp_path / "r.csv")]) == 0
+    given = [] if given_um is None else [f"--sensor-thickness-um={given_um:g}"]
+    command = ["mmt", "invert", str(path), "--entry", "scan", "--entry", "again", "--grains",
+               str(tmp_path / "g.txt"), "--grain-format", "points", "--model", "dipole", *given,
+               "--out", str(tmp_path / "r.csv")]
+    monkeypatch.setattr("sys.argv", ["smm-daq", *command])  # the command the entry records
+    assert main(command) == 0
     as_written_before_version_3(path, "scan_mmt")
     saved = read_result_entry(path, "scan_mmt")
     assert saved.version == 2
-    assert [fit.sensor_size for fit in saved.scan_fits] == [size, size]
+    thickness = size[2] if given_um is None else given_um * UM
+    fitted_with = (*size[:2], thickness) if thickness > 0 else size[:2]
+    assert [fit.sensor_size for fit in saved.scan_fits] == [fitted_with, fitted_with]
     for fit in saved.scan_fits:
         fitted = fit.fitted.bz
         total = sum(grain_field(saved, g, fit).bz for g in range(2))
