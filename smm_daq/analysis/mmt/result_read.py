@@ -25,12 +25,14 @@ Point grains are rebuilt from the table's centroids and volumes. Cuboid grains c
 entry's `grain_cuboids`; an entry written before they were stored records only the grain file,
 looked up (its absolute path, then as typed beside the session file or here) and taken when it
 holds the result's grains (`grains_from_file`). A scan's grid not stored (before version 3) is
-its entry's in the file, where that still fits the scan's maps; so is its sensor's thickness
-(a volume sensor's scans were fitted with it), 0 where that entry is gone.
+its entry's in the file, where that still fits the scan's maps; its sensor's thickness is the
+one it was fitted with: the recorded command's --sensor-thickness-um, else its entry's (0 where
+that entry is gone).
 """
 
 from __future__ import annotations
 
+import math
 import shlex
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -295,7 +297,8 @@ def _stored_scans(g: h5py.Group, scans: tuple[str, ...], where: str) -> list[_Sc
     return out
 
 
-def _scan_fits(path: Path, first: ScanFit, stored: list[_Scan]) -> tuple[ScanFit, ...]:
+def _scan_fits(path: Path, first: ScanFit, stored: list[_Scan], command: str
+               ) -> tuple[ScanFit, ...]:
     """Every scan's ScanFit: the first from the entry's maps, the others from `scans/`, on
     their stored grid, else their entry's in the file (before version 3), where it fits."""
     fits = [first]
@@ -313,7 +316,8 @@ def _scan_fits(path: Path, first: ScanFit, stored: list[_Scan]) -> tuple[ScanFit
             s.y = scan.y if s.y is None else s.y
             s.size = s.size if s.size is not None else tuple(scan.sensor_size or (0.0, 0.0))
         size = tuple(s.size or (0.0, 0.0))
-        thickness = s.thickness if s.thickness is not None else _recorded_thickness(path, s.name)
+        thickness = (s.thickness if s.thickness is not None
+                     else _recorded_thickness(path, s.name, command))
         fitted = MapData(bz=s.fitted, x=np.asarray(s.x), y=np.asarray(s.y), height=s.height,
                          sensor_size=(size[0], size[1]), sources=(s.name,),
                          name=f"{s.name}_mmt_fitted", title="MMT fitted Bz")
@@ -323,10 +327,18 @@ def _scan_fits(path: Path, first: ScanFit, stored: list[_Scan]) -> tuple[ScanFit
     return tuple(fits)
 
 
-def _recorded_thickness(path: Path, scan: str) -> float:
-    """The sensor thickness scan `scan`'s own entry records, for a result entry written before
-    it stored one (a volume sensor's scans were fitted with it); 0 where that entry is gone or
+def _recorded_thickness(path: Path, scan: str, command: str) -> float:
+    """The sensor thickness scan `scan` was fitted with, for a result entry written before it
+    stored one: the recorded command's --sensor-thickness-um, which the fit took instead of
+    the scan's, else the thickness the scan's own entry records; 0 where that entry is gone or
     unreadable."""
+    given = _option(command, "--sensor-thickness-um", "")
+    try:
+        um = float(given) if given else math.nan
+    except ValueError:
+        um = math.nan
+    if math.isfinite(um) and um >= 0:
+        return um * UM
     try:
         return read_sensor_thickness(path, scan)
     except InputError:
@@ -426,7 +438,7 @@ def read_result_entry(path: str | Path, entry: str) -> SavedResult:
                                 float(np.sum(np.isfinite(residual.bz)))))
         device = _text(results, "device", where)
     if thickness is None:  # written before the thickness was stored: the scan's own
-        thickness = _recorded_thickness(path, scans[0]) if scans else 0.0
+        thickness = _recorded_thickness(path, scans[0], command) if scans else 0.0
     fitted = residual.with_bz(fitted_bz, title=f"fitted Bz of {entry}")
     area = tuple(residual.sensor_size or (0.0, 0.0))
     first_fit = ScanFit(scans[0] if scans else entry, fitted, residual,
@@ -447,7 +459,7 @@ def read_result_entry(path: str | Path, entry: str) -> SavedResult:
         command=command, grain_file=grain_file,
         grain_format="cuboids" if fmt == "csv" else fmt,
         shapes=cuboids is not None, grain_file_absolute=absolute,
-        scan_fits=_scan_fits(path, first_fit, stored), version=version,
+        scan_fits=_scan_fits(path, first_fit, stored, command), version=version,
     )
 
 
