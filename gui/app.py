@@ -9,7 +9,7 @@ from pathlib import Path
 from PyQt6 import QtCore, QtWidgets
 
 from gui.demo import Demo
-from gui.demo_folder import clean_up, make_demo_folder
+from gui.demo_folder import clean_up, kept_unread, make_demo_folder
 from gui.gui_thread_gc import collect_in_gui_thread
 from gui.main_window import MainWindow
 from smm_daq.cli.args import output_file, session_file
@@ -79,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
     app.setApplicationName("smm-daq")
     folder = make_demo_folder() if args.demo else None
+    left_stalled_write = False
     try:
         with collect_in_gui_thread():  # worker threads must never delete widgets
             window, outcome = _open_window(profile, store, args, folder)
@@ -87,7 +88,9 @@ def run(args: argparse.Namespace) -> int:
             del window  # so that leaving the block frees it here, in the GUI thread
     finally:
         if folder is not None:  # the window is closed: nothing writes there any more
-            print(f"smm-daq: {clean_up(folder)}")
+            # past a write stalled inside HDF5, reading the demo's session file would wait
+            # for h5py's lock for good: the folder is kept unread
+            print(f"smm-daq: {kept_unread(folder) if left_stalled_write else clean_up(folder)}")
     code = exit_code(args, outcome, status)
     if left_stalled_write:
         leave_now(code)

@@ -42,6 +42,15 @@ def added_by_user(folder: Path) -> list[str]:
     return added
 
 
+def kept_unread(folder: Path) -> str:
+    """The demo's `folder` kept without looking into it (the window closed past a scan's
+    stalled write, which holds h5py's lock: its session file cannot be read); said in a
+    line."""
+    return (f"demo folder kept as it is: {folder} (the window closed past a scan's write "
+            "that had not returned, and its files cannot be read meanwhile; remove it when "
+            "it is not wanted)")
+
+
 def clean_up(folder: Path) -> str:
     """Remove the demo's `folder` unless the user added to it; what was done, in a line."""
     added = added_by_user(folder)

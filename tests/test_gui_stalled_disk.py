@@ -175,3 +175,53 @@ def test_the_program_ends_though_its_scans_write_stalls_inside_hdf5(tmp_path, re
     with open_read(path) as f:  # the lines all stored; the status: as a crash leaves it
         assert np.asarray(f["held/data/line_done"][()]).all()
         assert f["held/status"][()].decode() == "interrupted"
+
+
+# `smm-daq gui --demo`, the demo's first scan's final status written by a write that blocks
+# inside HDF5 and never returns; once told, the window is closed (Yes to the question)
+DEMO_STALLED_AT_THE_END = """
+import sys, threading
+from h5py._objects import phil
+from PyQt6 import QtWidgets
+from gui import main_window
+from smm_daq.acquisition import sequencer
+from smm_daq.cli.main import main
+from smm_daq.storage.scan_entry import ScanEntryWriter
+
+sequencer.WRITE_STALLED_S = 0.0
+set_status, init = ScanEntryWriter.set_status, main_window.MainWindow.__init__
+
+def stalling(writer, status, message=""):
+    if status not in ("running", "paused"):
+        with phil:
+            threading.Event().wait()
+    return set_status(writer, status, message)
+
+def opened(window, *args, **kwargs):
+    init(window, *args, **kwargs)
+    def told(_safe):
+        if "final status" in window.scan.live.message:
+            window.close()
+    window.scan.live.madeSafe.connect(told)
+
+ScanEntryWriter.set_status = stalling
+main_window.MainWindow.__init__ = opened
+QtWidgets.QMessageBox.question = staticmethod(
+    lambda *a, **k: QtWidgets.QMessageBox.StandardButton.Yes)
+QtWidgets.QMessageBox.warning = staticmethod(lambda *a, **k: None)
+sys.exit(main(["gui", "--demo", "--time-scale", "0"]))
+"""
+
+
+def test_the_demo_ends_though_its_scans_write_stalls_inside_hdf5(tmp_path, repo):
+    """Closed past a write blocked inside HDF5, `smm-daq gui --demo` still ends: its folder,
+    whose session file cannot be read while h5py's lock is held, is kept as it is, and said
+    so, not read to decide what to remove."""
+    env = {**os.environ, "PYTHONPATH": str(repo), "QT_QPA_PLATFORM": "offscreen",
+           "XDG_CONFIG_HOME": str(tmp_path / "cfg"), "HOME": str(tmp_path),
+           "TMPDIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", DEMO_STALLED_AT_THE_END], env=env,
+                          capture_output=True, text=True, timeout=WAIT_MS / 1000)
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith("smm-daq-demo-")]
+    assert len(kept) == 1 and (kept[0] / "demo.h5").exists()
+    assert f"demo folder kept as it is: {kept[0]}" in done.stdout, done.stdout + done.stderr

@@ -10,6 +10,7 @@ import h5py
 import numpy as np
 import pytest
 from test_gui_mmt import write_cuboid_session
+from test_gui_mmt_saved import as_written_before_version_3
 
 from gui.mmt_view import grain_field
 from smm_daq.analysis.grains import read_grains
@@ -133,3 +134,30 @@ def test_a_grain_s_own_field_is_its_part_of_a_volume_sensor_s_fitted_map(tmp_pat
     area = replace(fits_of(fresh)[0], sensor_size=size[:2])
     total = sum(grain_field(fresh, g, area).bz for g in range(2))
     assert np.abs(total - fresh.fitted.bz).max() > 0.05 * np.abs(fresh.fitted.bz).max()
+
+
+@pytest.mark.parametrize("given_um", [None, 0.0, 2.0])
+def test_a_volume_sensor_result_written_before_version_3_takes_the_thickness_fitted_with(
+        tmp_path, monkeypatch, given_um):
+    """Such an entry records no thickness, but each scan's entry in the file does, and the
+    recorded command its --sensor-thickness-um, which the fit took instead: a grain's own
+    field is computed with the thickness the result was fitted with, for every scan shown."""
+    path, data, _grains, size = volume_sensor_session(tmp_path)
+    write_map_entry(path, data.with_bz(data.bz, name="again"), kind="import",
+                    extra={"instrument/sensor/thickness": Quantity(size[2], "m")})
+    given = [] if given_um is None else [f"--sensor-thickness-um={given_um:g}"]
+    command = ["mmt", "invert", str(path), "--entry", "scan", "--entry", "again", "--grains",
+               str(tmp_path / "g.txt"), "--grain-format", "points", "--model", "dipole", *given,
+               "--out", str(tmp_path / "r.csv")]
+    monkeypatch.setattr("sys.argv", ["smm-daq", *command])  # the command the entry records
+    assert main(command) == 0
+    as_written_before_version_3(path, "scan_mmt")
+    saved = read_result_entry(path, "scan_mmt")
+    assert saved.version == 2
+    thickness = size[2] if given_um is None else given_um * UM
+    fitted_with = (*size[:2], thickness) if thickness > 0 else size[:2]
+    assert [fit.sensor_size for fit in saved.scan_fits] == [fitted_with, fitted_with]
+    for fit in saved.scan_fits:
+        fitted = fit.fitted.bz
+        total = sum(grain_field(saved, g, fit).bz for g in range(2))
+        np.testing.assert_allclose(total, fitted, rtol=1e-9, atol=1e-12 * np.abs(fitted).max())

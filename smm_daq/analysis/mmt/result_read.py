@@ -25,11 +25,14 @@ Point grains are rebuilt from the table's centroids and volumes. Cuboid grains c
 entry's `grain_cuboids`; an entry written before they were stored records only the grain file,
 looked up (its absolute path, then as typed beside the session file or here) and taken when it
 holds the result's grains (`grains_from_file`). A scan's grid not stored (before version 3) is
-its entry's in the file, where that still fits the scan's maps.
+its entry's in the file, where that still fits the scan's maps; its sensor's thickness is the
+one it was fitted with: the recorded command's --sensor-thickness-um, else its entry's (0 where
+that entry is gone).
 """
 
 from __future__ import annotations
 
+import math
 import shlex
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -45,7 +48,7 @@ from smm_daq.errors import InputError
 from smm_daq.storage.checks import corrupt_guard, numeric, string
 from smm_daq.storage.h5file import open_read, text
 from smm_daq.storage.mapdata import MapData
-from smm_daq.storage.nexus import read_map
+from smm_daq.storage.nexus import read_map, read_sensor_thickness
 from smm_daq.storage.units import join_units
 
 UM = 1e-6
@@ -264,7 +267,7 @@ class _Scan:
     residual: np.ndarray
     height: float
     size: tuple[float, ...] | None
-    thickness: float
+    thickness: float | None  # None: not stored (before version 3)
     x: np.ndarray | None = None
     y: np.ndarray | None = None
 
@@ -286,7 +289,7 @@ def _stored_scans(g: h5py.Group, scans: tuple[str, ...], where: str) -> list[_Sc
         size = (tuple(float(v) for v in numeric(s, "sensor_size", inside, length=2, si="m"))
                 if "sensor_size" in s else None)
         found = _Scan(scan, fitted, residual, _scalar(s, "height", inside), size,
-                      _scalar(s, "sensor_thickness", inside, 0.0))
+                      _scalar(s, "sensor_thickness", inside) if "sensor_thickness" in s else None)
         if "x" in s and "y" in s:
             found.x = numeric(s, "x", inside, length=fitted.shape[1], si="m")
             found.y = numeric(s, "y", inside, length=fitted.shape[0], si="m")
@@ -294,7 +297,8 @@ def _stored_scans(g: h5py.Group, scans: tuple[str, ...], where: str) -> list[_Sc
     return out
 
 
-def _scan_fits(path: Path, first: ScanFit, stored: list[_Scan]) -> tuple[ScanFit, ...]:
+def _scan_fits(path: Path, first: ScanFit, stored: list[_Scan], command: str
+               ) -> tuple[ScanFit, ...]:
     """Every scan's ScanFit: the first from the entry's maps, the others from `scans/`, on
     their stored grid, else their entry's in the file (before version 3), where it fits."""
     fits = [first]
@@ -312,13 +316,33 @@ def _scan_fits(path: Path, first: ScanFit, stored: list[_Scan]) -> tuple[ScanFit
             s.y = scan.y if s.y is None else s.y
             s.size = s.size if s.size is not None else tuple(scan.sensor_size or (0.0, 0.0))
         size = tuple(s.size or (0.0, 0.0))
+        thickness = (s.thickness if s.thickness is not None
+                     else _recorded_thickness(path, s.name, command))
         fitted = MapData(bz=s.fitted, x=np.asarray(s.x), y=np.asarray(s.y), height=s.height,
                          sensor_size=(size[0], size[1]), sources=(s.name,),
                          name=f"{s.name}_mmt_fitted", title="MMT fitted Bz")
         fits.append(ScanFit(s.name, fitted, fitted.with_bz(s.residual, title="MMT residual Bz",
                                                             name=f"{s.name}_mmt_residual"),
-                            s.height, (*size, s.thickness) if s.thickness > 0 else size))
+                            s.height, (*size, thickness) if thickness > 0 else size))
     return tuple(fits)
+
+
+def _recorded_thickness(path: Path, scan: str, command: str) -> float:
+    """The sensor thickness scan `scan` was fitted with, for a result entry written before it
+    stored one: the recorded command's --sensor-thickness-um, which the fit took instead of
+    the scan's, else the thickness the scan's own entry records; 0 where that entry is gone or
+    unreadable."""
+    given = _option(command, "--sensor-thickness-um", "")
+    try:
+        um = float(given) if given else math.nan
+    except ValueError:
+        um = math.nan
+    if math.isfinite(um) and um >= 0:
+        return um * UM
+    try:
+        return read_sensor_thickness(path, scan)
+    except InputError:
+        return 0.0
 
 
 def read_result_entry(path: str | Path, entry: str) -> SavedResult:
@@ -402,8 +426,9 @@ def read_result_entry(path: str | Path, entry: str) -> SavedResult:
         cuboids = _stored_cuboids(g, table, where)
         stored = _stored_scans(g, scans, where)
         first = stored[0] if stored and stored[0].name == (scans or ("",))[0] else None
-        thickness = _scalar(g, "instrument/sensor/thickness", where,
-                            first.thickness if first is not None else 0.0)
+        thickness = (_scalar(g, "instrument/sensor/thickness", where)
+                     if "instrument/sensor/thickness" in g
+                     else first.thickness if first is not None else None)
         fmt = (_text(params, "grain_format", where) if params is not None
                and "grain_format" in params else _option(command, "--grain-format", "cuboids"))
         absolute = (_text(params, "grains_absolute", where) if params is not None else "")
@@ -412,6 +437,8 @@ def read_result_entry(path: str | Path, entry: str) -> SavedResult:
         n_sensors = int(_scalar(results, "n_sensors", inside,
                                 float(np.sum(np.isfinite(residual.bz)))))
         device = _text(results, "device", where)
+    if thickness is None:  # written before the thickness was stored: the scan's own
+        thickness = _recorded_thickness(path, scans[0], command) if scans else 0.0
     fitted = residual.with_bz(fitted_bz, title=f"fitted Bz of {entry}")
     area = tuple(residual.sensor_size or (0.0, 0.0))
     first_fit = ScanFit(scans[0] if scans else entry, fitted, residual,
@@ -432,7 +459,7 @@ def read_result_entry(path: str | Path, entry: str) -> SavedResult:
         command=command, grain_file=grain_file,
         grain_format="cuboids" if fmt == "csv" else fmt,
         shapes=cuboids is not None, grain_file_absolute=absolute,
-        scan_fits=_scan_fits(path, first_fit, stored), version=version,
+        scan_fits=_scan_fits(path, first_fit, stored, command), version=version,
     )
 
 
