@@ -908,7 +908,7 @@ class MMTView(QtWidgets.QWidget):
         centre = r.grains.centroids()[g]
         radius = (float(sphere_diameters(r.grains.volume[g])) / 2
                   if isinstance(r.grains, PointGrains) else r.grains.radii()[g])
-        half = max(4 * (r.height - centre[2]), 4 * radius)
+        half = max(4 * (fit.height - centre[2]), 4 * radius)  # at the shown scan's height
         left, bottom, width, height = pixel_rect(self.scan_maps[self.scan_shown])
         # the grain's surroundings, within the map: beyond it there is nothing to see
         x0, x1 = max(centre[0] - half, left), min(centre[0] + half, left + width)

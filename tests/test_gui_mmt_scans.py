@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from test_gui_mmt_saved import as_written_before_version_3, open_saved
 
+from gui.map_geometry import pixel_rect
 from gui.mmt_view import MMTView, grain_field
 from smm_daq.analysis.mmt.formats.points import write_points
 from smm_daq.analysis.mmt.models.multipole import MultipoleModel, Sensor, point_grains
@@ -62,6 +63,15 @@ def assert_scan_shown(qtbot, view, i, name, path):
     with qtbot.waitSignal(view.grainShown, timeout=WAIT_MS):
         view.select_grain(1)
     np.testing.assert_allclose(view.grain_view.map.bz, grain_field(view.result, 1, fit).bz)
+    # zoomed to the grain's surroundings seen from this scan's height: 4 × its distance
+    # below the sensor either side, within the scan's map (the pane's aspect may widen one axis)
+    cx, cy, cz = view.result.grains.centroids()[1]
+    half = 4 * (fit.height - cz)
+    left, bottom, width, height = pixel_rect(scan)
+    (x0, x1), (y0, y1) = view.data_view.view_box.viewRange()
+    assert x0 * UM <= max(cx - half, left) + 1e-9 and x1 * UM >= min(cx + half, left + width) - 1e-9
+    assert y0 * UM <= max(cy - half, bottom) + 1e-9
+    assert y1 * UM >= min(cy + half, bottom + height) - 1e-9
     total = sum(grain_field(view.result, g, fit).bz for g in range(3))
     np.testing.assert_allclose(total, fit.fitted.bz, rtol=1e-9,
                                atol=1e-12 * np.abs(fit.fitted.bz).max())
