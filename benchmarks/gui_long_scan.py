@@ -169,7 +169,7 @@ def _redraw_cost(app: QtWidgets.QApplication, window, line: int, repeats: int = 
                     view.level_T = 0.999 * symmetric_level(live.bz[line])
                 live._rows = row  # as if the row's points had come in
                 live._redraw()
-                view.graphics.viewport().repaint()
+                app.processEvents()  # the paint of what changed, as in the window
                 times.append(time.perf_counter() - t)
             figures.append((statistics.median(times), coloured[0]))
     finally:
@@ -177,15 +177,6 @@ def _redraw_cost(app: QtWidgets.QApplication, window, line: int, repeats: int = 
         view._apply_levels()  # the map's own range again
     live._rows = None
     return figures
-
-
-def _counting(set_image, handed: list[int]):
-    def counting(img=None, **kw):
-        if img is not None:
-            handed[0] += int(img.size)
-        return set_image(img, **kw)
-
-    return counting
 
 
 def main() -> None:
