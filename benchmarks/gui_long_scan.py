@@ -14,15 +14,13 @@ Figures, at each line of --at (the scan is held there, its events all taken in):
   with the redraws per line made meanwhile (at most 10 a second, so their number per line
   depends on how fast lines come: here, far faster than on a rig);
 - intake: GUI-thread time to take in one line's point events (pushed and taken in);
-- band redraw: one live redraw as the timer makes it while the line fills, its band of rows
-  the widest it gets (BAND_ROWS), with the paint, in ms, and the pixels handed to the image
-  items; whole redraw: the same for the whole map (drawn so when the colour range widens or
-  the band is full);
+- row redraw: one live redraw as the timer makes it while the line fills (its new points in
+  one row), with the paint, in ms, and the pixels coloured; whole redraw: the same when the
+  colour range widens (every pixel recoloured);
 - RSS of the process (MB).
-At the end: how many live redraws drew the whole map (here, with many lines between
-redraws, often), and the GUI-thread time per line at a rig's pace (--hours for the scan):
-a rig's line of 1001 points takes about 29 s in an 8-hour scan, so the map is redrawn about
-290 times a line.
+At the end: how many paints coloured the whole map (the first range, and each widening),
+and the GUI-thread time per line at a rig's pace (--hours for the scan): a rig's line of 1001
+points takes about 29 s in an 8-hour scan, so the map is redrawn about 290 times a line.
 """
 
 from __future__ import annotations
@@ -91,20 +89,18 @@ class BusyMeter:
 
 
 class WholeDrawings:
-    """Counts the live redraws, and those that drew the whole map (not a band of rows)."""
+    """Counts the paints that coloured the whole live map (not some of its rows)."""
 
     def __init__(self, view) -> None:
-        self.redraws = self.whole = 0
+        self.whole = 0
         self._counting = True
-        fill_rows = view.fill_rows
+        render = view.image.render
 
-        def counted(bz, rows) -> None:
-            fill_rows(bz, rows)
-            if self._counting:
-                self.redraws += 1
-                self.whole += view._band_rows is None
+        def counted() -> None:
+            render()
+            self.whole += self._counting
 
-        view.fill_rows = counted
+        view.image.render = counted
 
     @contextlib.contextmanager
     def paused(self):
@@ -144,46 +140,43 @@ def _spin(app: QtWidgets.QApplication, until, timeout_s: float = 600) -> None:
 
 def _redraw_cost(app: QtWidgets.QApplication, window, line: int, repeats: int = 5
                  ) -> list[tuple[float, int]]:
-    """(median seconds, pixels handed to the image items) of a live redraw with its paint:
-    one as the timer makes it while line `line` fills, its band of rows the widest it gets
-    (BAND_ROWS), and one of the whole map (a new colour range, or the band full)."""
-    from gui.map_view import BAND_ROWS
+    """(median seconds, pixels coloured) of a live redraw with its paint: one as the timer
+    makes it while line `line` fills (its new points in that row), and one after the colour
+    range widened (every pixel recoloured)."""
+    from gui.map_geometry import symmetric_level
 
     live, view = window.scan.live, window.scan.view
-    handed = [0]
-    items = (view.image, view.band)
-    for item in items:
-        item.setImage = _counting(item.setImage, handed)  # type: ignore[method-assign]
-    band = range(max(0, line - BAND_ROWS + 1), line + 1)
+    coloured = [0]
+    image = view.image
+    colour = image._colour
+
+    def counting(start: int, stop: int) -> None:
+        coloured[0] += (stop - start) * image.image.shape[1]
+        colour(start, stop)
+
+    image._colour = counting
+    row = range(line, line + 1)
     figures = []
     try:
-        for redraw in (live._redraw, lambda: view.set_bz(live.bz)):
-            times, handed[0] = [], 0
+        for widen in (False, True):
+            times, coloured[0] = [], 0
             for _ in range(repeats):
-                view.set_bz(live.bz)
-                app.processEvents()
-                handed[0] -= live.bz.size
-                if redraw == live._redraw:
-                    live._rows = band  # as if the band's points had come in
-                t = time.perf_counter()
-                redraw()
                 view.graphics.viewport().repaint()
+                app.processEvents()
+                coloured[0] = 0
+                t = time.perf_counter()
+                if widen:  # as if the row's points were beyond the range
+                    view.level_T = 0.999 * symmetric_level(live.bz[line])
+                live._rows = row  # as if the row's points had come in
+                live._redraw()
+                app.processEvents()  # the paint of what changed, as in the window
                 times.append(time.perf_counter() - t)
-            figures.append((statistics.median(times), handed[0] // repeats))
+            figures.append((statistics.median(times), coloured[0]))
     finally:
-        for item in items:
-            del item.setImage
+        del image._colour
+        view._apply_levels()  # the map's own range again
     live._rows = None
     return figures
-
-
-def _counting(set_image, handed: list[int]):
-    def counting(img=None, **kw):
-        if img is not None:
-            handed[0] += int(img.size)
-        return set_image(img, **kw)
-
-    return counting
 
 
 def main() -> None:
@@ -225,7 +218,7 @@ def main() -> None:
         print(f"{args.n} x {args.n} scan from the window "
               f"({'simulated rig' if args.simulated else 'instant instruments'}), offscreen; "
               f"RSS at start {rss0:.1f} MB")
-        print("   line  busy ms/line  redraws/line  intake ms/line  band redraw ms (pixels)  "
+        print("   line  busy ms/line  redraws/line  intake ms/line   row redraw ms (pixels)  "
               "whole redraw ms (pixels)  RSS MB")
         assert window.scan.start(plan)
         last_line, last_busy, last_redraws = 0, 0.0, 0
@@ -241,11 +234,11 @@ def main() -> None:
             redraws = (live.redraws - last_redraws) / lines
             intake = _intake_cost(live, args.n)
             with wholes.paused():
-                (band, band_px), (whole, whole_px) = _redraw_cost(app, window,
-                                                                  min(k, args.n - 1))
-            at_pace.append((k, intake, band, whole))
+                (row, row_px), (whole, whole_px) = _redraw_cost(app, window,
+                                                                min(k, args.n - 1))
+            at_pace.append((k, intake, row, whole))
             print(f"  {k:5d}  {busy * 1e3:12.2f}  {redraws:12.2f}  {intake * 1e3:14.2f}  "
-                  f"{band * 1e3:8.2f} ({band_px:9d})  {whole * 1e3:9.2f} ({whole_px:9d})  "
+                  f"{row * 1e3:8.2f} ({row_px:9d})  {whole * 1e3:9.2f} ({whole_px:9d})  "
                   f"{_rss_mb():6.1f}")
             last_line, last_busy, last_redraws = k, meter.busy, live.redraws
             holds.go.set()
@@ -253,27 +246,27 @@ def main() -> None:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"scan {live.state} in {time.perf_counter() - t0:.0f} s; RSS at the end "
               f"{_rss_mb():.1f} MB (peak {peak:.1f} MB), growth {(_rss_mb() - rss0):.1f} MB")
-        print(f"live redraws drawn whole: {wholes.whole} of {wholes.redraws} (a new colour "
-              "range, or the band full)")
-        _print_pace(at_pace, args.n, args.hours)
+        print(f"paints that coloured the whole map: {wholes.whole} of {live.redraws} live "
+              "redraws (the first range, and each widening)")
+        _print_pace(at_pace, args.n, args.hours, wholes.whole)
         window.scan.live.timer.stop()
         window.holder.close()
         window.close()
 
 
-def _print_pace(rows: list[tuple[int, float, float, float]], n: int, hours: float) -> None:
+def _print_pace(rows: list[tuple[int, float, float, float]], n: int, hours: float,
+                widenings: int) -> None:
     """GUI-thread time per line if the scan took `hours` on a rig: the map is redrawn
-    REDRAWS_PER_S times a second, as a band, and whole once every BAND_ROWS lines (more
-    often only while the colour range widens)."""
+    REDRAWS_PER_S times a second, each redraw the line's row, and whole `widenings` times in
+    the scan (spread over its lines here)."""
     from gui.live_scan import REDRAWS_PER_S
-    from gui.map_view import BAND_ROWS
 
     line_s = hours * 3600 / n
     redraws = line_s * REDRAWS_PER_S
     print(f"at a rig's pace ({hours:g} h for {n} lines: {line_s:.1f} s and {redraws:.0f} "
           "redraws a line), GUI-thread time per line:")
-    for k, intake, band, whole in rows:
-        per_line = intake + redraws * band + whole / BAND_ROWS
+    for k, intake, row, whole in rows:
+        per_line = intake + redraws * row + whole * widenings / n
         print(f"  line {k:5d}: {per_line * 1e3:7.0f} ms ({100 * per_line / line_s:.1f} % of "
               "the GUI thread)")
 

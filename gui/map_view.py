@@ -14,6 +14,7 @@ import pyqtgraph as pg
 from PyQt6 import QtCore, QtGui, QtWidgets
 
 from gui.map_geometry import pixel_at, pixel_rect, profile_along, symmetric_level
+from gui.row_image import RowImageItem
 from smm_daq.storage.mapdata import MapData
 
 UM = 1e-6
@@ -35,7 +36,6 @@ class Quantity:
 
 
 BZ = Quantity("Bz", "µT", UT, ".3f")
-BAND_ROWS = 16  # rows of a map being filled that are redrawn on their own (`fill_rows`)
 COLOUR_MAP = "CET-D1"  # diverging: blue negative, white zero, red positive
 
 # Light plots for every view of the application (the diverging map is white at zero).
@@ -85,16 +85,12 @@ class MapView(QtWidgets.QWidget):
         self.underlay.setZValue(-10)
         self.underlay.hide()
         self.plot.addItem(self.underlay, ignoreBounds=True)
-        self.image = pg.ImageItem(axisOrder="row-major")
+        self.image = RowImageItem()
         self.plot.addItem(self.image)
-        # the rows of a map being filled that changed since `image` was last drawn whole
-        self.band = pg.ImageItem(axisOrder="row-major")
-        self.plot.addItem(self.band, ignoreBounds=True)
-        self._band_rows: range | None = None
         self.colour_bar = pg.ColorBarItem(
             colorMap=pg.colormap.get(COLOUR_MAP), label=BZ.label, interactive=False, width=15
         )
-        self.colour_bar.setImageItem([self.image, self.band], insert_in=self.plot)
+        self.colour_bar.setImageItem(self.image, insert_in=self.plot)
 
         self.outlines = pg.PlotCurveItem(pen=pg.mkPen((20, 20, 20), width=1), connect="pairs")
         self.plot.addItem(self.outlines, ignoreBounds=True)
@@ -166,7 +162,6 @@ class MapView(QtWidgets.QWidget):
             self.set_quantity(quantity)
         self._map = m
         left, bottom, width, height = pixel_rect(m)
-        self._clear_band()
         self.image.setImage(m.bz / self.quantity.scale, autoLevels=False)
         self.image.setRect(QtCore.QRectF(left / UM, bottom / UM, width / UM, height / UM))
         self._apply_levels()
@@ -178,7 +173,6 @@ class MapView(QtWidgets.QWidget):
         and line profile gone with it; outlines and an image under it are set on their own."""
         self._map = None
         self.image.clear()
-        self._clear_band()
         self.set_quantity(BZ)  # not a χ's or an M's name and unit over no map
         self.plot.setTitle(self._title or None)
         self.profile_curve.setData([], [])
@@ -194,7 +188,6 @@ class MapView(QtWidgets.QWidget):
         if self._map is None:
             raise RuntimeError("set_map must come before set_bz")
         self._map = self._map.with_bz(bz)
-        self._clear_band()
         self.image.setImage(self._map.bz / self.quantity.scale, autoLevels=False)
         self._apply_levels()
         self._update_profile()
@@ -203,43 +196,36 @@ class MapView(QtWidgets.QWidget):
         """Bz of a map being filled (a scan), in which only `rows` changed since the last
         call, each pixel only from NaN to a value. `bz` becomes the map, not copied.
 
-        Only the rows changed since the image was last drawn whole are drawn again, in a
-        band over it: redrawing the whole image for a few new points made each redraw cost
-        the whole grid (a million pixels, many times a line). The image is drawn whole, as
-        `set_bz`, when the band would pass BAND_ROWS rows or the colour range must widen.
-        Keeps zoom and ROIs."""
+        Only `rows` are put into the image and drawn again: redrawing the whole image for a
+        few new points made each redraw cost the whole grid (a million pixels, many times a
+        line). The colour range widens to the new rows' largest |Bz| when it is beyond it (the
+        range of the whole map, as its other pixels are unchanged); then every pixel is
+        recoloured, the values not copied. Keeps zoom and ROIs."""
         if self._map is None:
             raise RuntimeError("set_map must come before fill_rows")
-        band = rows if self._band_rows is None else range(
-            min(self._band_rows.start, rows.start), max(self._band_rows.stop, rows.stop))
-        if (len(band) > BAND_ROWS
-                or symmetric_level(bz[rows.start:rows.stop]) > self.level_T):
+        shown = self.image.image
+        if shown is None or shown.shape != bz.shape:
             self.set_bz(bz)
             return
         self._map = self._map.with_bz(bz)
-        left, bottom, width, height = pixel_rect(self._map)
-        row_height = height / self._map.y.size
-        self.band.setImage(bz[band.start:band.stop] / self.quantity.scale, autoLevels=False,
-                           levels=self.image.getLevels())
-        self.band.setRect(QtCore.QRectF(left / UM, (bottom + band.start * row_height) / UM,
-                                        width / UM, len(band) * row_height / UM))
-        self.band.show()
-        self._band_rows = band
+        new = bz[rows.start:rows.stop]
+        level = symmetric_level(new)
+        if level > self.level_T:
+            self.level_T = level
+            self._show_levels()
+        self.image.redraw_rows(new / self.quantity.scale, rows.start)
         self._update_profile()
 
-    def _clear_band(self) -> None:
-        """The image is drawn whole: no band over it."""
-        self._band_rows = None
-        self.band.hide()
-        self.band.clear()
-
     def _set_opacity(self, percent: int) -> None:
-        for item in (self.image, self.band):
-            item.setOpacity(percent / 100)
+        self.image.setOpacity(percent / 100)
 
     def _apply_levels(self) -> None:
         assert self._map is not None
         self.level_T = symmetric_level(self._map.bz)
+        self._show_levels()
+
+    def _show_levels(self) -> None:
+        """The colour range [-level_T, level_T] on the colour bar and the image."""
         scale = self.quantity.scale
         self.colour_bar.setLevels((-self.level_T / scale, self.level_T / scale))
 

@@ -9,13 +9,15 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pyqtgraph as pg
 import pytest
-from PyQt6 import QtCore, QtWidgets
+from PyQt6 import QtCore, QtGui, QtWidgets
 from scan_gate import Held
 from test_gui_recipes import RECIPE
 
 from gui.live_scan import LiveScan
-from gui.map_view import BAND_ROWS, MapView
+from gui.map_geometry import symmetric_level
+from gui.map_view import MapView
 from smm_daq.acquisition import sequencer
 from smm_daq.acquisition.events import ScanEvent
 from smm_daq.acquisition.plan import ScanPlan
@@ -37,29 +39,52 @@ def live(qtbot, tmp_path):
     qtbot.addWidget(view)
     view.resize(800, 600)
     view.show()
+    qtbot.waitExposed(view)
     scan = LiveScan(view)
     yield scan
     scan.timer.stop()
 
 
-class PixelCount:
-    """Counts the pixels handed to the view's image items, and the whole-image drawings."""
+def paint(view: MapView) -> None:
+    """Paint the view now, as the window does after a redraw (images are coloured then)."""
+    view.graphics.viewport().repaint()
+
+
+class Drawn:
+    """Counts what the view's map images colour when painted: whole images, and the pixels of
+    rows coloured on their own."""
 
     def __init__(self, view: MapView, monkeypatch) -> None:
-        self.pixels = self.whole = 0
-        for item in (view.image, view.band):
-            monkeypatch.setattr(item, "setImage", self._counting(item, view))
+        self.whole = self.row_pixels = 0
+        self._rendering = False
+        for item in view.plot.items:
+            if isinstance(item, pg.ImageItem) and item is not view.underlay:
+                monkeypatch.setattr(item, "render", self._render(item))
+        if hasattr(view.image, "_colour"):
+            monkeypatch.setattr(view.image, "_colour", self._rows(view.image))
 
-    def _counting(self, item, view):
-        set_image = item.setImage
+    def _render(self, item):
+        render = item.render
 
-        def counting(image=None, **kw):
-            if image is not None:
-                self.pixels += int(np.asarray(image).size)
-                self.whole += item is view.image
-            return set_image(image, **kw)
+        def counted() -> None:
+            self.whole += 1
+            self._rendering = True
+            try:
+                render()
+            finally:
+                self._rendering = False
 
-        return counting
+        return counted
+
+    def _rows(self, item):
+        colour = item._colour
+
+        def counted(start: int, stop: int) -> None:
+            if not self._rendering:
+                self.row_pixels += (stop - start) * item.image.shape[1]
+            colour(start, stop)
+
+        return counted
 
 
 def point(plan: ScanPlan, iy: int, ix: int, bz: float) -> ScanEvent:
@@ -68,7 +93,7 @@ def point(plan: ScanPlan, iy: int, ix: int, bz: float) -> ScanEvent:
 
 def fill(live: LiveScan, plan: ScanPlan, values: np.ndarray, lines: range,
          redraw_every: int) -> int:
-    """Points of `lines` in scan order (serpentine), the live timer's redraw every
+    """Points of `lines` in scan order (serpentine), the live timer's redraw and a paint every
     `redraw_every` points; returns the redraws made."""
     n = 0
     redraws = live.redraws
@@ -78,35 +103,94 @@ def fill(live: LiveScan, plan: ScanPlan, values: np.ndarray, lines: range,
             n += 1
             if n % redraw_every == 0:
                 live._redraw()
+                paint(live.view)
     live._redraw()
+    paint(live.view)
     return live.redraws - redraws
 
 
 def shown(view: MapView) -> np.ndarray:
-    """Bz (µT) as drawn: the image, with the band's rows over it."""
-    drawn = np.array(view.image.image, dtype=float)
-    rows = view._band_rows
-    if rows is not None:
-        drawn[rows.start:rows.stop] = view.band.image
-    return drawn
+    """Bz (µT) as the image holds it."""
+    return np.array(view.image.image, dtype=float)
 
 
-def test_a_redraw_draws_the_rows_that_changed_not_the_whole_map(live, monkeypatch):
-    """A 1001 x 1001 scan redrew its whole million-pixel image some 290 times a line at a
-    rig's pace: the work of a redraw must not be the grid's size."""
-    plan = ScanPlan("band", 1e-3, 2e-3, 40, 64, 10 * UM, 10 * UM)
+def rgba(image: QtGui.QImage) -> np.ndarray:
+    """The colours of a QImage, (rows, columns, RGBA bytes)."""
+    image = image.convertToFormat(QtGui.QImage.Format.Format_RGBA8888)
+    bits = image.constBits()
+    bits.setsize(image.sizeInBytes())
+    rows = np.frombuffer(bits, np.uint8).reshape(image.height(), image.bytesPerLine() // 4, 4)
+    return rows[:, :image.width()].copy()
+
+
+def test_a_redraw_colours_the_rows_that_changed_not_the_whole_map(live, monkeypatch):
+    """A 1001 x 1001 scan coloured its whole million-pixel image again every 16 lines, and
+    up to 16 rows at every redraw (some 290 a line at a rig's pace): the work of a redraw
+    must be the rows that changed, not the grid."""
+    plan = ScanPlan("rows", 1e-3, 2e-3, 40, 64, 10 * UM, 10 * UM)
     values = np.where(np.indices((64, 40)).sum(axis=0) % 2, 1.0, -1.0) * UT  # one level
     live.prepare(plan, LIVE_FILE, None)
-    count = PixelCount(live.view, monkeypatch)
+    paint(live.view)
+    drawn = Drawn(live.view, monkeypatch)
     redraws = fill(live, plan, values, range(64), redraw_every=5)
     assert redraws >= 64 * 40 // 5
-    # the whole image is drawn for the first point (the colour range set), then once a band
-    # of BAND_ROWS rows is full; every other redraw draws its band's rows alone
-    assert count.whole <= 1 + 64 // BAND_ROWS
-    assert count.pixels <= count.whole * 64 * 40 + redraws * BAND_ROWS * 40
-    assert count.pixels < redraws * 64 * 40 / 4
+    # the whole image is coloured once, when the first point sets the colour range; after
+    # that a redraw colours the rows with new points alone (one, two where a line ends)
+    assert drawn.whole == 1
+    assert drawn.row_pixels <= redraws * 2 * 40
     np.testing.assert_array_equal(shown(live.view), values / UT)  # drawn as measured
     np.testing.assert_array_equal(live.view.map.bz, values)
+
+
+def test_a_wider_colour_range_neither_copies_nor_rescans_the_map(live, monkeypatch):
+    """A line stronger than all before widens the colour range: every pixel takes its new
+    colour, but the map is neither copied into the image again nor searched whole for its
+    largest |Bz| (the new rows' is compared with the range)."""
+    import gui.map_view as map_view
+
+    plan = ScanPlan("wider", 1e-3, 2e-3, 30, 50, 10 * UM, 10 * UM)
+    values = np.outer(np.arange(1, 51), np.linspace(-1, 1, 30)) * 0.1 * UT  # each line wider
+    live.prepare(plan, LIVE_FILE, None)
+    paint(live.view)
+    searched, copied = [], []
+    monkeypatch.setattr(map_view, "symmetric_level",
+                        lambda bz: searched.append(bz.size) or symmetric_level(bz))
+    set_image = live.view.image.setImage
+
+    def replacing(image=None, **kw):
+        if image is not None:
+            copied.append(image.size)
+        return set_image(image, **kw)
+
+    monkeypatch.setattr(live.view.image, "setImage", replacing)
+    fill(live, plan, values, range(50), redraw_every=7)
+    assert not copied
+    assert max(searched) <= 2 * 30  # the rows of one redraw, never the map
+    assert live.view.colour_bar.levels() == pytest.approx((-5.0, 5.0))
+    np.testing.assert_array_equal(shown(live.view), values / UT)
+
+
+def test_the_live_colours_are_pyqtgraphs_for_the_whole_map(live):
+    """What the user sees is what pyqtgraph draws for the map as it stands: the same colour
+    for every pixel at the same range, NaN (not measured) transparent."""
+    plan = ScanPlan("colours", 1e-3, 2e-3, 30, 20, 10 * UM, 10 * UM)
+    values = np.random.default_rng(7).normal(0.0, 1.0, (20, 30)) * UT
+    values[12, 4] = 6.0 * UT  # the range widens mid-scan
+    live.prepare(plan, LIVE_FILE, None)
+    fill(live, plan, values, range(15), redraw_every=4)
+    for ix in plan.line_order(15)[:9]:
+        live.bridge.push(point(plan, 15, int(ix), float(values[15, ix])))
+    live._redraw()
+    paint(live.view)
+    image = live.view.image
+    reference = pg.ImageItem(axisOrder="row-major")
+    reference.setImage(live.bz / UT, levels=image.getLevels(), lut=image.lut)
+    reference.render()
+    assert tuple(image.getLevels()) == pytest.approx((-6.0, 6.0))
+    ours, theirs = rgba(image.qimage), rgba(reference.qimage)
+    np.testing.assert_array_equal(ours, theirs)
+    assert np.all(ours[16:, :, 3] == 0) and np.all(ours[:15, :, 3] == 255)  # not measured
+    assert np.count_nonzero(ours[15, :, 3]) == 9
 
 
 def test_the_live_image_is_placed_oriented_and_blank_where_not_measured(live):
@@ -132,12 +216,6 @@ def test_the_live_image_is_placed_oriented_and_blank_where_not_measured(live):
     rect = view.image.mapRectToParent(view.image.boundingRect())
     assert (rect.left(), rect.top(), rect.width(), rect.height()) == (
         pytest.approx((1e3 - 5, 2e3 - 10, 300, 1000)))
-    assert view._band_rows is not None  # the last points were drawn in a band: where are they?
-    band = view.band.mapRectToParent(view.band.boundingRect())
-    first, stop = view._band_rows.start, view._band_rows.stop
-    assert (band.left(), band.width()) == pytest.approx((1e3 - 5, 300))
-    assert (band.top(), band.bottom()) == pytest.approx(
-        (2e3 - 10 + 20 * first, 2e3 - 10 + 20 * stop))
 
 
 def test_the_colour_range_follows_the_strongest_line_not_the_first(live):
@@ -150,11 +228,7 @@ def test_the_colour_range_follows_the_strongest_line_not_the_first(live):
     assert live.view.colour_bar.levels() == pytest.approx((-1.0, 1.0))
     fill(live, plan, values, range(2, 40), redraw_every=5)
     assert live.view.colour_bar.levels() == pytest.approx((-4.0, 4.0))
-    assert view_levels(live.view) == [pytest.approx((-4.0, 4.0))] * 2  # image and band alike
-
-
-def view_levels(view: MapView) -> list[tuple[float, float]]:
-    return [tuple(item.getLevels()) for item in (view.image, view.band)]
+    assert tuple(live.view.image.getLevels()) == pytest.approx((-4.0, 4.0))
 
 
 def test_a_resumed_scan_shows_its_stored_lines_and_draws_only_the_new(live, monkeypatch):
@@ -163,10 +237,11 @@ def test_a_resumed_scan_shows_its_stored_lines_and_draws_only_the_new(live, monk
     stored = np.full((40, 20), np.nan)
     stored[:25] = values[:25]
     live.prepare(plan, LIVE_FILE, None, bz=stored)
+    paint(live.view)
     np.testing.assert_array_equal(shown(live.view), stored / UT)
-    count = PixelCount(live.view, monkeypatch)
-    fill(live, plan, values, range(25, 28), redraw_every=5)
-    assert count.whole == 0 and count.pixels <= 13 * 3 * 20  # the new lines' rows only
+    drawn = Drawn(live.view, monkeypatch)
+    redraws = fill(live, plan, values, range(25, 28), redraw_every=5)
+    assert drawn.whole == 0 and drawn.row_pixels <= redraws * 2 * 20  # the new lines' rows
     np.testing.assert_array_equal(shown(live.view)[:28], values[:28] / UT)
     assert np.all(np.isnan(shown(live.view)[28:]))
 

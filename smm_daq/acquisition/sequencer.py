@@ -80,6 +80,9 @@ WRITE_STALLED_S = 5.0
 STATES = ("idle", "running", "paused", "finished", "aborted", "failed")
 # how "made_safe" ends: a window goes on (a command line ends at once and drops it)
 ENDS_WHEN_IT_RETURNS = ": the scan ends when it does"
+# a subscriber's errors kept (the first ones, each with its traceback); one that fails at every
+# point of a long scan would otherwise hold millions
+SUBSCRIBER_ERRORS_KEPT = 10
 
 
 class _Aborted(Exception):
@@ -125,7 +128,8 @@ class Sequencer(FlyScan):
         self.notes: list[str] = []  # range changes and other things worth telling the user
         self.safety_problems: list[str] = []  # what make_safe could not do
         self.error: BaseException | None = None  # an unexpected exception that ended the scan
-        self.subscriber_errors: list[BaseException] = []
+        self.subscriber_errors: list[BaseException] = []  # the first SUBSCRIBER_ERRORS_KEPT
+        self.subscriber_error_count = 0  # all of them
         self._subscribers: list[Callable[[ScanEvent], None]] = []
         self._cond = threading.Condition()
         self._state = "idle"
@@ -754,7 +758,9 @@ class Sequencer(FlyScan):
                 try:
                     callback(event)
                 except Exception as exc:  # a broken display must not break the scan
-                    self.subscriber_errors.append(exc)
+                    self.subscriber_error_count += 1
+                    if len(self.subscriber_errors) < SUBSCRIBER_ERRORS_KEPT:
+                        self.subscriber_errors.append(exc)
 
     def _eta(self, now: float) -> float | None:
         remaining = self.plan.points - self._points_done
