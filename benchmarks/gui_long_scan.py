@@ -189,11 +189,14 @@ def main() -> None:
     args = parser.parse_args()
     at = sorted({int(v) for v in args.at.split(",") if 0 < int(v) <= args.n})
 
+    from gui.gui_thread_gc import collect_in_gui_thread
     from gui.main_window import MainWindow
 
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
-    with tempfile.TemporaryDirectory() as tmp:
+    # as the application: worker threads never delete widgets (a window freed in one crashed
+    # or hung the exit)
+    with tempfile.TemporaryDirectory() as tmp, collect_in_gui_thread():
         settings = QtCore.QSettings(str(Path(tmp) / "gui.ini"),
                                     QtCore.QSettings.Format.IniFormat)
         meter = BusyMeter()
@@ -203,8 +206,9 @@ def main() -> None:
         window.show()
         window.show_view("scan")
         if args.simulated:
-            window.holder.open()
-            _spin(app, lambda: window.holder.rig is not None)
+            holder = window.holder
+            holder.open()
+            _spin(app, lambda: holder.rig is not None)
         else:
             window.holder.rig = _Rig(load_profile(), VirtualClock(), _Stage(), _Coils(), _LockIn())
         plan = ScanPlan.from_center("long", CENTRE, ((args.n - 1) * STEP,) * 2, STEP,
@@ -252,6 +256,7 @@ def main() -> None:
         window.scan.live.timer.stop()
         window.holder.close()
         window.close()
+        del window
 
 
 def _print_pace(rows: list[tuple[int, float, float, float]], n: int, hours: float,
