@@ -73,6 +73,48 @@ def test_a_final_status_write_that_stalls_at_the_scans_end_does_not_hold_the_win
         assert "NOT safe" not in f["ended/message"].asstr()[()]
 
 
+def test_abort_while_the_entry_is_created_on_a_stalled_disk_makes_the_rig_safe(
+        window, qtbot, tmp_path, monkeypatch):
+    """The scan's start creates its entry in the rig's thread, with a field set before it (on
+    the Instruments tab, say) still on: a disk that stalls there does not keep Abort from the
+    sequencer. The rig is made safe at once, the Scan tab says the file work has not returned,
+    and the window closes (asked) without waiting for it; once it returns, the scan ends
+    "aborted", touching the closed rig no more."""
+    scan, live, rig = window.scan, window.scan.live, window.holder.rig
+    asked = []
+    monkeypatch.setattr(QtWidgets.QMessageBox, "question", lambda *a, **k: asked.append(a[2])
+                        or QtWidgets.QMessageBox.StandardButton.Yes)
+    monkeypatch.setattr(sequencer, "WRITE_STALLED_S", 0.0)  # stalled once the rig is safe
+    entered, go = threading.Event(), threading.Event()
+    create = ScanEntryWriter.create
+
+    def stalling(*args, **kw):
+        entered.set()
+        assert go.wait(2 * WAIT_MS / 1000)  # the test gives up first
+        return create(*args, **kw)
+
+    monkeypatch.setattr(ScanEntryWriter, "create", staticmethod(stalling))
+    rig.coils.set_field(np.array([0.0, 20 * UT, 0.0]), ramp=False)
+    plan = ScanPlan.from_center("held", CENTRE, (3 * 20 * UM, 4 * 20 * UM), 20 * UM,
+                                settle_tau=1.0)
+    assert scan.start(plan)
+    try:
+        qtbot.waitUntil(entered.is_set, timeout=WAIT_MS)
+        assert np.any(rig.coils.field_setpoint())
+        qtbot.mouseClick(scan.abort_button, QtCore.Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: live.write_stalled, timeout=WAIT_MS)
+        np.testing.assert_allclose(rig.coils.field_setpoint(), 0.0, atol=1e-12)
+        assert scan.status.text().startswith(
+            "aborting: the rig is safe (stage stopped, field at its safe state). Creating the "
+            "entry in session.h5 has not returned (disk stalled?)")
+        running = live.sequencer
+        assert window.close()  # asked (Yes), and closed without waiting
+        assert not go.is_set() and window.holder.rig is None and len(asked) == 1
+    finally:
+        go.set()
+    assert running.wait(WAIT_MS / 1000) == "aborted"
+
+
 def test_a_subtraction_and_an_mmt_save_during_a_stalled_scan_write_do_not_hold_the_close(
         window, qtbot, tmp_path, monkeypatch):
     """A subtraction started into the session file while the scan's write to it is stalled
