@@ -79,6 +79,8 @@ SIGNAL_POLL_S = 0.05  # real seconds: how soon a waiting main thread runs a sign
 # was made safe (by an abort, or at the scan's end) is reported as stalled ("made_safe"); a
 # write that is merely slower than the ramp-down is not
 WRITE_STALLED_S = 5.0
+# real seconds `hand_back_rig` waits for a making safe under way (a field's ramp-down)
+HAND_BACK_WAIT_S = 60.0
 STATES = ("idle", "running", "paused", "finished", "aborted", "failed")
 # how "made_safe" ends: a window goes on (a command line ends at once and drops it)
 ENDS_WHEN_IT_RETURNS = ": the scan ends when it does"
@@ -223,9 +225,19 @@ class Sequencer(FlyScan):
     def hand_back_rig(self) -> None:
         """The rig's owner makes it safe and closes it now, without waiting for the scan's
         end (a window closing while a write told by "made_safe" has not returned): the
-        worker touches the rig no more; the safety it reports is what the last safing found."""
-        with self._cond:
-            self._rig_handed_back = True
+        worker touches the rig no more; the safety it reports is what the last safing found.
+
+        A making safe under way (the worker's at the scan's end, its write having returned
+        just now) is waited for, up to `HAND_BACK_WAIT_S` (a rig that hangs must not hold
+        the owner's own making safe for good), so that it does not run on beside the owner's
+        or after the rig is closed."""
+        ended = self._safing.acquire(timeout=HAND_BACK_WAIT_S)
+        try:
+            with self._cond:
+                self._rig_handed_back = True
+        finally:
+            if ended:
+                self._safing.release()
 
     def wait(self, timeout: float | None = None) -> str:
         """Wait (real seconds) for the worker to end; returns the state.
