@@ -115,6 +115,34 @@ def test_abort_while_the_entry_is_created_on_a_stalled_disk_makes_the_rig_safe(
     assert running.wait(WAIT_MS / 1000) == "aborted"
 
 
+def test_stopping_a_recipe_during_a_subtraction_on_a_stalled_disk_makes_the_rig_safe(
+        window, qtbot, tmp_path, monkeypatch):
+    """A recipe's subtraction, after its `set_field` step, held by a stalled disk: Stop on
+    the Recipes tab makes the rig safe at once, not once the write returns."""
+    from test_cli_stalled_disk import _hold_subtractions, _two_scans
+
+    _two_scans(tmp_path / "session.h5")
+    recipe = tmp_path / "field-then-subtract.toml"
+    recipe.write_text(
+        '[[step]]\nkind = "set_field"\nfield_uT = [0.0, 20.0, 0.0]\n'
+        '[[step]]\nkind = "subtract"\nin_field = "inf"\nremanent = "rem"\nname = "induced"\n',
+        encoding="utf-8")
+    stalled, go = _hold_subtractions(monkeypatch)
+    view, rig = window.recipes, window.holder.rig
+    try:
+        assert view.open_recipe(recipe)
+        assert view.run()
+        qtbot.waitUntil(stalled.is_set, timeout=WAIT_MS)
+        assert np.any(rig.coils.field_setpoint())
+        view.stop()
+        qtbot.waitUntil(lambda: not np.any(rig.coils.field_setpoint()), timeout=WAIT_MS)
+        assert not go.is_set() and view.runner.running  # the subtraction still held
+    finally:
+        go.set()
+    qtbot.waitUntil(lambda: not view.runner.running, timeout=WAIT_MS)
+    assert "stopped" in view.message.text()
+
+
 def test_a_subtraction_and_an_mmt_save_during_a_stalled_scan_write_do_not_hold_the_close(
         window, qtbot, tmp_path, monkeypatch):
     """A subtraction started into the session file while the scan's write to it is stalled
