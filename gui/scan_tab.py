@@ -265,6 +265,8 @@ class ScanTab(QtWidgets.QWidget):
         path = self.live.path
         if path is None or not path.exists():  # moved or deleted: the message says so
             return rig.strip()
+        if not self.live.sequencer.entry_opened:  # aborted while the file was read
+            return f"{rig}Nothing was written to {path.name}."
         return (f"{rig}{self.live.lines_stored} of {plan.ny} lines are stored in {path.name}; "
                 "Resume scan on the Session tab finishes the scan.")
 

@@ -115,6 +115,36 @@ def test_abort_while_the_entry_is_created_on_a_stalled_disk_makes_the_rig_safe(
     assert running.wait(WAIT_MS / 1000) == "aborted"
 
 
+def test_abort_while_the_file_is_read_before_the_scan_writes_nothing(
+        window, qtbot, tmp_path, monkeypatch):
+    """An Abort while the start reads the file (held by a slow disk), before the entry is
+    created: the scan ends "aborted" once the read returns, no entry written, and the Scan
+    tab says nothing was written (not that Resume finishes the scan)."""
+    scan, live, rig = window.scan, window.scan.live, window.holder.rig
+    path = tmp_path / "session.h5"
+    write_map_entry(path, bump_map("other", (48, 48), 2 * UT), kind="scan")
+    entered, go = threading.Event(), threading.Event()
+    check = sequencer.check_new_scan
+
+    def slow(*args, **kw):
+        entered.set()
+        assert go.wait(2 * WAIT_MS / 1000)
+        return check(*args, **kw)
+
+    monkeypatch.setattr(sequencer, "check_new_scan", slow)
+    plan = ScanPlan.from_center("held", CENTRE, (3 * 20 * UM, 4 * 20 * UM), 20 * UM,
+                                settle_tau=1.0)
+    assert scan.start(plan)
+    try:
+        qtbot.waitUntil(entered.is_set, timeout=WAIT_MS)
+        qtbot.mouseClick(scan.abort_button, QtCore.Qt.MouseButton.LeftButton)
+    finally:
+        go.set()
+    qtbot.waitUntil(lambda: live.state == "aborted", timeout=WAIT_MS)
+    assert [e.name for e in list_entries(path)] == ["other"]
+    assert scan.status.text().endswith("Nothing was written to session.h5.")
+
+
 def test_stopping_a_recipe_during_a_subtraction_on_a_stalled_disk_makes_the_rig_safe(
         window, qtbot, tmp_path, monkeypatch):
     """A recipe's subtraction, after its `set_field` step, held by a stalled disk: Stop on

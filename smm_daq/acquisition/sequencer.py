@@ -171,6 +171,12 @@ class Sequencer(FlyScan):
     def entry(self) -> str:
         return self.plan.name
 
+    @property
+    def entry_opened(self) -> bool:
+        """Whether the start created (or reopened) the entry: an abort while the file was
+        read before leaves none."""
+        return self._writer is not None
+
     def subscribe(self, callback: Callable[[ScanEvent], None]) -> None:
         """Call `callback(event)` for every event, from the worker thread."""
         self._subscribers.append(callback)
