@@ -120,7 +120,7 @@ def test_abort_while_the_file_is_read_before_the_scan_writes_nothing(
     """An Abort while the start reads the file (held by a slow disk), before the entry is
     created: the scan ends "aborted" once the read returns, no entry written, and the Scan
     tab says nothing was written (not that Resume finishes the scan)."""
-    scan, live, rig = window.scan, window.scan.live, window.holder.rig
+    scan, live = window.scan, window.scan.live
     path = tmp_path / "session.h5"
     write_map_entry(path, bump_map("other", (48, 48), 2 * UT), kind="scan")
     entered, go = threading.Event(), threading.Event()
