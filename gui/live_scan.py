@@ -88,9 +88,9 @@ class LiveScan(QtCore.QObject):
         self.timer.start()
 
     def attach(self, sequencer: Any) -> None:
-        """The sequencer built for the prepared plan (already subscribed to `bridge.push`).
-        Its events can arrive first, so Pause, Resume or Abort may have been clicked before
-        it is here: that click is passed on now."""
+        """The sequencer built for the prepared plan (already subscribed to `bridge.push`),
+        before or after it starts: a Pause, Resume or Abort clicked before it is here is
+        passed on now."""
         self.sequencer = sequencer
         if self.state == "aborting":
             sequencer.abort()
@@ -127,6 +127,7 @@ class LiveScan(QtCore.QObject):
         """The sequencer could not be built or started: nothing was written, and the rig is
         as it was, or made safe (`message` says when it could not be)."""
         self.timer.stop()
+        self.sequencer = None  # never scanned: nothing of it to tell or hand back
         self.message = message
         self._set_state("failed")
         self.ended.emit("failed", message)

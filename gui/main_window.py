@@ -271,7 +271,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.recipes.runner is not None and self.recipes.runner.running:
             self.recipes.stop()  # a wait step ends within a slice; the rig is then made safe
         self.save_settings()
-        problems = self.holder.close()
+        problems = self.holder.close(wait=not stalled)  # a start's file work, if stalled
         if problems:
             QtWidgets.QMessageBox.warning(
                 self, TITLE, "The rig may not be safe:\n" + "\n".join(problems)

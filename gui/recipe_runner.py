@@ -77,10 +77,15 @@ class RecipeRunner(QtCore.QObject):
             self._end(False, "the rig is not connected")
 
     def stop(self) -> None:
-        """Abort a scan under way, or stop before the next step."""
+        """Abort a scan under way, or stop before the next step. During a subtraction the
+        rig is made safe at once: a stalled disk can hold its write for minutes, and a field
+        set by an earlier step must not stay on until it returns."""
         self._stop_requested = True
         if self.scan_tab.live.running:
             self.scan_tab.live.abort()
+        elif self.running and 0 <= self.index < len(self.recipe.steps) and isinstance(
+                self.recipe.steps[self.index], SubtractStep) and self.holder.rig is not None:
+            self.holder.call(self.holder.rig.make_safe)  # again at the recipe's end
 
     def _next(self) -> None:
         self.index += 1

@@ -110,15 +110,16 @@ class RigHolder(QtCore.QObject):
             self.recipe_running = running
             self.recipeChanged.emit(running)
 
-    def close(self) -> list[str]:
-        """Make the rig safe and close it (waits for calls in flight). A connect under way
-        is waited for (an exchange with an instrument cannot be cut short), and the rig it
+    def close(self, *, wait: bool = True) -> list[str]:
+        """Make the rig safe and close it (waits for calls in flight, unless not `wait`: a
+        scan's start left to a stalled disk, which touches the rig no more). A connect under
+        way is waited for (an exchange with an instrument cannot be cut short), and the rig it
         opened is made safe and closed here too, its locks released. Returns problems (also
         those of making the rig open before a reconnect safe); none from a second close."""
         if self._closed:
             return []
         self._closed = True
-        self.background.shutdown()
+        self.background.shutdown(wait=wait)
         rig, self.rig = self.rig, None
         problems: list[str] = []
         if rig is None and self._connect is not None:  # opened or failed, not yet delivered

@@ -157,8 +157,8 @@ class ScanTab(QtWidgets.QWidget):
 
     def _launch(self, plan: ScanPlan, path: Path, recipe_text: str, *, resume: bool = False,
                 measured: np.ndarray | None = None) -> None:
-        """Show the plan's grid (with the lines `measured` so far) and build and start its
-        sequencer in the rig's thread, after any instrument call in flight."""
+        """Show the plan's grid (with the lines `measured` so far), build its sequencer and
+        start it in the rig's thread, after any instrument call in flight."""
         rig = self.holder.rig
         self.holder.set_busy(True)
         self.live.prepare(plan, path, self.profile.sensor.active_area, bz=measured)
@@ -168,16 +168,15 @@ class ScanTab(QtWidgets.QWidget):
         hint = (f"this window runs on {self.profile.path}; start the window on the profile "
                 "the scan was started with (smm-daq gui --profile FILE)")
 
-        def build_and_start():
-            from smm_daq.acquisition.sequencer import Sequencer
+        from smm_daq.acquisition.sequencer import Sequencer
 
-            sequencer = Sequencer(rig, path, plan, recipe_text=recipe_text, resume=resume,
-                                  resume_hint=hint, auto_range=auto_range)
-            sequencer.subscribe(push)
-            sequencer.start()
-            return sequencer
-
-        self.holder.background.submit(build_and_start, self.live.attach, self._start_failed)
+        # attached before it starts: its start (the file read, the entry created) can stall
+        # on the disk, and an Abort (or closing) meanwhile must reach it to make the rig safe
+        sequencer = Sequencer(rig, path, plan, recipe_text=recipe_text, resume=resume,
+                              resume_hint=hint, auto_range=auto_range)
+        sequencer.subscribe(push)
+        self.live.attach(sequencer)
+        self.holder.background.submit(sequencer.start, None, self._start_failed)
 
     def resume_entry(self, path: Path, entry: str, recipe_text: str = "") -> bool:
         """Finish an interrupted, aborted or failed scan entry of `path` from its first
@@ -266,6 +265,8 @@ class ScanTab(QtWidgets.QWidget):
         path = self.live.path
         if path is None or not path.exists():  # moved or deleted: the message says so
             return rig.strip()
+        if not self.live.sequencer.entry_opened:  # aborted while the file was read
+            return f"{rig}Nothing was written to {path.name}."
         return (f"{rig}{self.live.lines_stored} of {plan.ny} lines are stored in {path.name}; "
                 "Resume scan on the Session tab finishes the scan.")
 

@@ -679,3 +679,62 @@ def test_an_abort_just_before_a_lines_write_that_stalls_makes_the_rig_safe_at_on
         go.set()
     assert seq.wait(30) == "aborted"
     assert _status(tmp_path / "s.h5") == "aborted"
+
+
+class _SpyLock:
+    """A lock that sets `waited` when acquired with a timeout (`hand_back_rig`'s wait)."""
+
+    def __init__(self, waited: threading.Event) -> None:
+        self._lock, self.waited = threading.Lock(), waited
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        if timeout >= 0:
+            self.waited.set()
+        return self._lock.acquire(blocking, timeout)
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def __enter__(self) -> bool:
+        return self._lock.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+
+def test_handing_the_rig_back_waits_for_the_making_safe_under_way(tmp_path, monkeypatch):
+    """The stalled write returns just as the window's user agrees to close: the worker's
+    making safe at the scan's end is under way, and `hand_back_rig` returns only once it has
+    ended (the window makes the rig safe and closes it next: never beside it, never after)."""
+    rig = fake_rig()
+    stalled, go = _stall_line_1(monkeypatch)
+    monkeypatch.setattr(sequencer, "WRITE_STALLED_S", 0.0)
+    told, in_flight, waited = threading.Event(), threading.Event(), threading.Event()
+    order: list[str] = []
+    make_safe = rig.make_safe
+
+    def slow_make_safe() -> list[str]:
+        if rig.safe_calls == 1:  # the worker's at the scan's end (the abort's was first)
+            in_flight.set()
+            assert waited.wait(30)  # the owner is waiting for it (unfixed: gone already)
+        problems = make_safe()
+        order.append("made safe")
+        return problems
+
+    monkeypatch.setattr(rig, "make_safe", slow_make_safe)
+    seq = Sequencer(rig, tmp_path / "s.h5", _plan())
+    seq._safing = _SpyLock(waited)
+    seq.subscribe(lambda e: e.kind == "made_safe" and told.set())
+    seq.start()
+    try:
+        assert stalled.wait(30)
+        seq.abort()
+        assert told.wait(30)
+    finally:
+        go.set()  # the write returns: the scan's end makes the rig safe again
+    assert in_flight.wait(30)
+    seq.hand_back_rig()
+    order.append("handed back")
+    waited.set()  # unfixed: lets the making safe end, after the hand-back
+    assert seq.wait(30) == "aborted"
+    assert order == ["made safe", "made safe", "handed back"]

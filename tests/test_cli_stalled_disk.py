@@ -159,3 +159,110 @@ def test_a_recipes_scan_left_to_a_stalled_disk_ends_run_naming_run_continue(
     err = capsys.readouterr().err
     assert f"`smm-daq run RECIPE --out {path} --continue` does it and runs the steps" in err
     assert "smm-daq: the rig is safe" in err
+
+
+def _hold_subtractions(monkeypatch) -> tuple[threading.Event, threading.Event]:
+    """Every subtraction held (a stalled disk) until `go`, deaf to signals meanwhile as a
+    write blocked inside HDF5 is (one that came is raised once it returns); `stalled` is set
+    as it begins."""
+    from smm_daq.analysis import induced_entry
+
+    stalled, go = threading.Event(), threading.Event()
+    subtract = induced_entry.subtract_entries
+
+    def held(*args, **kw):
+        stalled.set()
+        interrupted = None
+        while not go.is_set():
+            try:
+                go.wait(30)
+                break
+            except KeyboardInterrupt as exc:
+                interrupted = exc
+        if interrupted is not None:
+            raise interrupted
+        return subtract(*args, **kw)
+
+    monkeypatch.setattr(induced_entry, "subtract_entries", held)
+    return stalled, go
+
+
+def _two_scans(path) -> None:
+    from test_gui_subtract import bump_map
+
+    from smm_daq.storage.nexus import write_map_entry
+
+    write_map_entry(path, bump_map("rem", (48, 48), 2e-6), kind="scan")
+    write_map_entry(path, bump_map("inf", (51, 48), 2e-6, field=(0, 40e-6, 0)), kind="scan")
+
+
+def _ctrl_c_when(stalled: threading.Event) -> None:
+    def interrupt() -> None:
+        if stalled.wait(30):
+            _thread.interrupt_main()  # Ctrl-C: only the main thread's handler sees it
+
+    threading.Thread(target=interrupt, daemon=True).start()
+
+
+def test_ctrl_c_during_a_subtraction_on_a_stalled_disk_makes_the_rig_safe(
+        tmp_path, monkeypatch):
+    """A subtraction after a field was set (a recipe's `set_field` step): Ctrl-C while a
+    stalled disk holds the file makes the rig safe at once, and the subtraction ends with
+    WriteStalled, as a scan's start does."""
+    from smm_daq.acquisition.session import Session
+    from smm_daq.errors import WriteStalled
+
+    path = tmp_path / "s.h5"
+    _two_scans(path)
+    monkeypatch.setattr(sequencer, "WRITE_STALLED_S", 0.0)
+    stalled, go = _hold_subtractions(monkeypatch)
+    try:
+        with Session.open(path) as session:
+            session.set_field((0.0, 20.0, 0.0))
+            assert np.any(session.rig.coils.field_setpoint())
+            _ctrl_c_when(stalled)
+            try:
+                session.subtract("inf", "rem", "induced")
+            except BaseException as exc:  # unfixed: the KeyboardInterrupt, once it returned
+                ended = exc
+            assert not go.is_set()  # while it is still held
+            np.testing.assert_array_equal(session.rig.coils.field_setpoint(), 0.0)
+    finally:
+        go.set()
+    assert isinstance(ended, WriteStalled)
+    assert f"the subtraction 'induced' into {path} has not returned" in str(ended)
+
+
+RECIPE_FIELD_THEN_SUBTRACT = """
+[[step]]
+kind = "set_field"
+field_uT = [0, 20, 0]
+
+[[step]]
+kind = "subtract"
+in_field = "inf"
+remanent = "rem"
+name = "induced"
+"""
+
+
+def test_ctrl_c_during_a_recipes_subtraction_on_a_stalled_disk_ends_run_with_exit_3(
+        tmp_path, monkeypatch, capsys):
+    """`smm-daq run`: Ctrl-C during a subtraction step held by a stalled disk ends the
+    command with exit 3, the rig made safe and closed, naming the subtraction left."""
+    path = tmp_path / "s.h5"
+    _two_scans(path)
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(RECIPE_FIELD_THEN_SUBTRACT, encoding="utf-8")
+    monkeypatch.setattr(sequencer, "WRITE_STALLED_S", 0.0)
+    stalled, go = _hold_subtractions(monkeypatch)
+    _ctrl_c_when(stalled)
+    try:
+        code = main(["run", str(recipe), "--out", str(path), "--yes"])
+        assert not go.is_set()  # ended while it is still held
+    finally:
+        go.set()
+    err = capsys.readouterr().err
+    assert code == EXIT_WRITE_STALLED, err
+    assert f"stopped: the subtraction 'induced' into {path} has not returned" in err
+    assert "smm-daq: the rig is safe" in err

@@ -73,6 +73,106 @@ def test_a_final_status_write_that_stalls_at_the_scans_end_does_not_hold_the_win
         assert "NOT safe" not in f["ended/message"].asstr()[()]
 
 
+def test_abort_while_the_entry_is_created_on_a_stalled_disk_makes_the_rig_safe(
+        window, qtbot, tmp_path, monkeypatch):
+    """The scan's start creates its entry in the rig's thread, with a field set before it (on
+    the Instruments tab, say) still on: a disk that stalls there does not keep Abort from the
+    sequencer. The rig is made safe at once, the Scan tab says the file work has not returned,
+    and the window closes (asked) without waiting for it; once it returns, the scan ends
+    "aborted", touching the closed rig no more."""
+    scan, live, rig = window.scan, window.scan.live, window.holder.rig
+    asked = []
+    monkeypatch.setattr(QtWidgets.QMessageBox, "question", lambda *a, **k: asked.append(a[2])
+                        or QtWidgets.QMessageBox.StandardButton.Yes)
+    monkeypatch.setattr(sequencer, "WRITE_STALLED_S", 0.0)  # stalled once the rig is safe
+    entered, go = threading.Event(), threading.Event()
+    create = ScanEntryWriter.create
+
+    def stalling(*args, **kw):
+        entered.set()
+        assert go.wait(2 * WAIT_MS / 1000)  # the test gives up first
+        return create(*args, **kw)
+
+    monkeypatch.setattr(ScanEntryWriter, "create", staticmethod(stalling))
+    rig.coils.set_field(np.array([0.0, 20 * UT, 0.0]), ramp=False)
+    plan = ScanPlan.from_center("held", CENTRE, (3 * 20 * UM, 4 * 20 * UM), 20 * UM,
+                                settle_tau=1.0)
+    assert scan.start(plan)
+    try:
+        qtbot.waitUntil(entered.is_set, timeout=WAIT_MS)
+        assert np.any(rig.coils.field_setpoint())
+        qtbot.mouseClick(scan.abort_button, QtCore.Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: live.write_stalled, timeout=WAIT_MS)
+        np.testing.assert_allclose(rig.coils.field_setpoint(), 0.0, atol=1e-12)
+        assert scan.status.text().startswith(
+            "aborting: the rig is safe (stage stopped, field at its safe state). Creating the "
+            "entry in session.h5 has not returned (disk stalled?)")
+        running = live.sequencer
+        assert window.close()  # asked (Yes), and closed without waiting
+        assert not go.is_set() and window.holder.rig is None and len(asked) == 1
+    finally:
+        go.set()
+    assert running.wait(WAIT_MS / 1000) == "aborted"
+
+
+def test_abort_while_the_file_is_read_before_the_scan_writes_nothing(
+        window, qtbot, tmp_path, monkeypatch):
+    """An Abort while the start reads the file (held by a slow disk), before the entry is
+    created: the scan ends "aborted" once the read returns, no entry written, and the Scan
+    tab says nothing was written (not that Resume finishes the scan)."""
+    scan, live = window.scan, window.scan.live
+    path = tmp_path / "session.h5"
+    write_map_entry(path, bump_map("other", (48, 48), 2 * UT), kind="scan")
+    entered, go = threading.Event(), threading.Event()
+    check = sequencer.check_new_scan
+
+    def slow(*args, **kw):
+        entered.set()
+        assert go.wait(2 * WAIT_MS / 1000)
+        return check(*args, **kw)
+
+    monkeypatch.setattr(sequencer, "check_new_scan", slow)
+    plan = ScanPlan.from_center("held", CENTRE, (3 * 20 * UM, 4 * 20 * UM), 20 * UM,
+                                settle_tau=1.0)
+    assert scan.start(plan)
+    try:
+        qtbot.waitUntil(entered.is_set, timeout=WAIT_MS)
+        qtbot.mouseClick(scan.abort_button, QtCore.Qt.MouseButton.LeftButton)
+    finally:
+        go.set()
+    qtbot.waitUntil(lambda: live.state == "aborted", timeout=WAIT_MS)
+    assert [e.name for e in list_entries(path)] == ["other"]
+    assert scan.status.text().endswith("Nothing was written to session.h5.")
+
+
+def test_stopping_a_recipe_during_a_subtraction_on_a_stalled_disk_makes_the_rig_safe(
+        window, qtbot, tmp_path, monkeypatch):
+    """A recipe's subtraction, after its `set_field` step, held by a stalled disk: Stop on
+    the Recipes tab makes the rig safe at once, not once the write returns."""
+    from test_cli_stalled_disk import _hold_subtractions, _two_scans
+
+    _two_scans(tmp_path / "session.h5")
+    recipe = tmp_path / "field-then-subtract.toml"
+    recipe.write_text(
+        '[[step]]\nkind = "set_field"\nfield_uT = [0.0, 20.0, 0.0]\n'
+        '[[step]]\nkind = "subtract"\nin_field = "inf"\nremanent = "rem"\nname = "induced"\n',
+        encoding="utf-8")
+    stalled, go = _hold_subtractions(monkeypatch)
+    view, rig = window.recipes, window.holder.rig
+    try:
+        assert view.open_recipe(recipe)
+        assert view.run()
+        qtbot.waitUntil(stalled.is_set, timeout=WAIT_MS)
+        assert np.any(rig.coils.field_setpoint())
+        view.stop()
+        qtbot.waitUntil(lambda: not np.any(rig.coils.field_setpoint()), timeout=WAIT_MS)
+        assert not go.is_set() and view.runner.running  # the subtraction still held
+    finally:
+        go.set()
+    qtbot.waitUntil(lambda: not view.runner.running, timeout=WAIT_MS)
+    assert "stopped" in view.message.text()
+
+
 def test_a_subtraction_and_an_mmt_save_during_a_stalled_scan_write_do_not_hold_the_close(
         window, qtbot, tmp_path, monkeypatch):
     """A subtraction started into the session file while the scan's write to it is stalled

@@ -34,7 +34,9 @@ Before the worker starts, the file is read and the entry created (or reopened) o
 thread; each of these waits for a thread of its own (`_aside`), so that a signal still reaches
 a command line's main thread while a stalled disk holds the file: the rig (with any field set
 before the scan) is made safe, and a file still not answering `WRITE_STALLED_S` later ends the
-start with `WriteStalled`.
+start with `WriteStalled`. An abort meanwhile (a window's Abort) is one during a write: the
+rig made safe at once and a stall told by "made_safe"; once the file work returns, the start
+ends the scan "aborted" without touching an instrument again.
 """
 
 from __future__ import annotations
@@ -77,6 +79,8 @@ SIGNAL_POLL_S = 0.05  # real seconds: how soon a waiting main thread runs a sign
 # was made safe (by an abort, or at the scan's end) is reported as stalled ("made_safe"); a
 # write that is merely slower than the ramp-down is not
 WRITE_STALLED_S = 5.0
+# real seconds `hand_back_rig` waits for a making safe under way (a field's ramp-down)
+HAND_BACK_WAIT_S = 60.0
 STATES = ("idle", "running", "paused", "finished", "aborted", "failed")
 # how "made_safe" ends: a window goes on (a command line ends at once and drops it)
 ENDS_WHEN_IT_RETURNS = ": the scan ends when it does"
@@ -167,6 +171,12 @@ class Sequencer(FlyScan):
     def entry(self) -> str:
         return self.plan.name
 
+    @property
+    def entry_opened(self) -> bool:
+        """Whether the start created (or reopened) the entry: an abort while the file was
+        read before leaves none."""
+        return self._writer is not None
+
     def subscribe(self, callback: Callable[[ScanEvent], None]) -> None:
         """Call `callback(event)` for every event, from the worker thread."""
         self._subscribers.append(callback)
@@ -180,7 +190,8 @@ class Sequencer(FlyScan):
         cannot be written) leaves the rig made safe, and what could not be made safe noted
         on the error.
         """
-        self._prepare()
+        if not self._prepared():
+            return
         self._thread = threading.Thread(target=self._work, name=f"scan {self.entry}",
                                         daemon=True)
         self._thread.start()
@@ -188,8 +199,8 @@ class Sequencer(FlyScan):
     def run(self) -> str:
         """Scan in the calling thread; returns the final status. Ctrl-C makes the rig safe,
         marks the scan "aborted", and is re-raised."""
-        self._prepare()
-        self._work()
+        if self._prepared():
+            self._work()
         if self.error is not None:
             raise self.error
         return self.state
@@ -220,9 +231,19 @@ class Sequencer(FlyScan):
     def hand_back_rig(self) -> None:
         """The rig's owner makes it safe and closes it now, without waiting for the scan's
         end (a window closing while a write told by "made_safe" has not returned): the
-        worker touches the rig no more; the safety it reports is what the last safing found."""
-        with self._cond:
-            self._rig_handed_back = True
+        worker touches the rig no more; the safety it reports is what the last safing found.
+
+        A making safe under way (the worker's at the scan's end, its write having returned
+        just now) is waited for, up to `HAND_BACK_WAIT_S` (a rig that hangs must not hold
+        the owner's own making safe for good), so that it does not run on beside the owner's
+        or after the rig is closed."""
+        ended = self._safing.acquire(timeout=HAND_BACK_WAIT_S)
+        try:
+            with self._cond:
+                self._rig_handed_back = True
+        finally:
+            if ended:
+                self._safing.release()
 
     def wait(self, timeout: float | None = None) -> str:
         """Wait (real seconds) for the worker to end; returns the state.
@@ -239,11 +260,22 @@ class Sequencer(FlyScan):
 
     # -- preparation (caller's thread) ----------------------------------------------------
 
+    def _prepared(self) -> bool:
+        """`_prepare`, or False once an abort during it has ended the scan as "aborted" (the
+        rig made safe, its final event published), no instrument touched after the abort."""
+        try:
+            self._prepare()
+        except _Aborted:
+            self._finish("aborted", self.message or "aborted")
+            return False
+        return True
+
     def _prepare(self) -> None:
         if self.state != "idle":
             raise RuntimeError("a Sequencer runs one scan once")
         profile = self.rig.profile
         self.plan.validate(profile)
+        self._checkpoint(pausable=False)  # aborted before it began
         # what only asks the instruments and reads the file: a refusal changes neither (an
         # instrument that fails to answer is made safe all the same)
         try:
@@ -256,6 +288,7 @@ class Sequencer(FlyScan):
             self._aside(self._check_resumable, "reading the entry to resume from")
         else:
             self._aside(lambda: check_new_scan(self.path, self.entry), "reading")
+        self._checkpoint(pausable=False)  # aborted while the file was read
         # from the first setting changed on an instrument, any failure ends with the rig safe
         try:
             if self.plan.fly is not None:
@@ -266,47 +299,30 @@ class Sequencer(FlyScan):
             self._writer = self._aside(lambda: self._open_writer(snapshot),
                                        "reopening the entry in" if self.resume_entry
                                        else "creating the entry in")
-        except WriteStalled:  # the rig made safe already
+        except (WriteStalled, _Aborted):  # the rig made safe already
             raise
         except Exception as exc:
             self._make_safe_after(exc)
             raise
+        self._checkpoint(pausable=False)  # aborted while the entry was created
         with self._cond:
             self._state = "running"
 
     def _aside(self, work: Callable[[], T], what: str) -> T:
-        """`work()` (the file's, before the worker starts) in a thread of its own, waited for
-        so that a signal reaches the caller's handler (a stalled disk can hold a read or
-        write inside HDF5, where no signal gets in); returns or raises what it does.
-
-        Ctrl-C (or a termination signal) meanwhile makes the rig safe (a field set before the
-        scan would stay on else) and is re-raised once the work returns; if it has not
-        returned `WRITE_STALLED_S` after, WriteStalled (`what` is the write not returned).
+        """`work()` (the file's, before the worker starts) in a thread of its own
+        (`wait_aside`): Ctrl-C meanwhile makes the rig safe (a field set before the scan
+        would stay on else), and a file not answering `WRITE_STALLED_S` after ends the start
+        with WriteStalled (`what` is the write not returned). The wait is one of the
+        sequencer's writes (`_writing`): an abort from another thread (a window's) makes the
+        rig safe at once and tells a stall by "made_safe".
         """
-        began, done = threading.Event(), threading.Event()
-        outcome: list[Any] = []
+        def stalled() -> WriteStalled:
+            self.stalled_write = what
+            return self.stall_error()
 
-        def run() -> None:
-            began.set()
-            try:
-                outcome.append(work())
-            except BaseException as exc:  # handed to the caller
-                outcome.append(exc)
-            finally:
-                done.set()
-
-        try:  # a signal may come as soon as the thread runs, before start() returns
-            threading.Thread(target=run, daemon=True, name=f"{what} of {self.entry}").start()
-            wait_awake(done)
-        except KeyboardInterrupt:
-            self._make_safe_once()
-            if not wait_awake(done, WRITE_STALLED_S) and began.is_set():
-                self.stalled_write = what
-                raise self.stall_error() from None
-            raise
-        if isinstance(outcome[0], BaseException):
-            raise outcome[0]
-        return outcome[0]  # type: ignore[no-any-return]
+        with self._writing(what):
+            return wait_aside(work, f"{what} of {self.entry}", make_safe=self._make_safe_once,
+                              stalled=stalled)
 
     def stall_error(self) -> WriteStalled:
         """The error its owner ends with, past the write told by "made_safe" (or the file
@@ -685,9 +701,12 @@ class Sequencer(FlyScan):
                     + safe_command_hint(self.rig.profile))
         else:
             said = "the rig is safe (stage stopped, field at its safe state)"
+        # still starting (`_aside`): `what` is the file work, e.g. "creating the entry in"
+        write = (f"{str(what)[:1].upper()}{str(what)[1:]} {self.path.name}"
+                 if self._writer is None else f"The write of {what} to {self.path.name}")
         self._emit("made_safe", line=self._line, rig_safe=not self.safety_problems,
-                   message=f"{said}. The write of {what} to {self.path.name} has not returned "
-                           f"(disk stalled?){ENDS_WHEN_IT_RETURNS}")
+                   message=f"{said}. {write} has not returned (disk stalled?)"
+                           f"{ENDS_WHEN_IT_RETURNS}")
 
     def _make_safe_once(self, *, again: bool = False) -> None:
         """Make the rig safe, unless it was since the abort or the end (`again`: even so),
@@ -784,6 +803,41 @@ def wait_awake(event: threading.Event, timeout: float | None = None) -> bool:
             break
         event.wait(left)
     return event.is_set()
+
+
+def wait_aside(work: Callable[[], T], name: str, *, make_safe: Callable[[], None],
+               stalled: Callable[[], WriteStalled]) -> T:
+    """`work()` (file work, touching no instrument) in a thread of its own (`name`), waited
+    for awake (`wait_awake`), so that a signal reaches the caller's handler though a stalled
+    disk holds the work inside HDF5, where no signal gets in; returns or raises what it does.
+
+    Ctrl-C (or a termination signal) meanwhile calls `make_safe()` at once (a field set before
+    stays on else) and is re-raised once the work returns; if it has not returned
+    `WRITE_STALLED_S` after, `stalled()` is raised instead (the program is to end without it).
+    """
+    began, done = threading.Event(), threading.Event()
+    outcome: list[Any] = []
+
+    def run() -> None:
+        began.set()
+        try:
+            outcome.append(work())
+        except BaseException as exc:  # handed to the caller
+            outcome.append(exc)
+        finally:
+            done.set()
+
+    try:  # a signal may come as soon as the thread runs, before start() returns
+        threading.Thread(target=run, daemon=True, name=name).start()
+        wait_awake(done)
+    except KeyboardInterrupt:
+        make_safe()
+        if not wait_awake(done, WRITE_STALLED_S) and began.is_set():
+            raise stalled() from None
+        raise
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return outcome[0]  # type: ignore[no-any-return]
 
 
 def _ut(b: np.ndarray) -> str:

@@ -32,7 +32,7 @@ import numpy as np
 from smm_daq.acquisition.events import ScanEvent
 from smm_daq.acquisition.plan import DEFAULT_SETTLE_TAU, ScanPlan, check_field
 from smm_daq.acquisition.resumable import load_resumable
-from smm_daq.acquisition.sequencer import Sequencer, wait_awake
+from smm_daq.acquisition.sequencer import Sequencer, wait_aside, wait_awake
 from smm_daq.errors import InputError, SmmError, WriteStalled
 from smm_daq.instruments.profile import Profile, load_profile
 from smm_daq.storage.mapdata import MapData
@@ -277,12 +277,33 @@ class Session:
 
     def subtract(self, in_field: str, remanent: str, name: str, *, register: bool = True
                  ) -> MapData:
-        """In-field minus (registered) remanent into a new entry `name`; returns the map."""
+        """In-field minus (registered) remanent into a new entry `name`; returns the map.
+
+        The file work waits in a thread of its own (`wait_aside`), as a scan's start does: a
+        field set before (a recipe's `set_field` step) must not stay on past Ctrl-C while a
+        stalled disk holds the file; the rig is made safe, and WriteStalled follows when the
+        file has not answered `WRITE_STALLED_S` later.
+        """
         # Imported here: registration pulls in scipy.signal (~2 s), which every `smm-daq`
         # command would otherwise pay at start-up.
         from smm_daq.analysis.induced_entry import subtract_entries
 
-        return subtract_entries(self.path, in_field, remanent, name, register=register).map
+        def stalled() -> WriteStalled:
+            return WriteStalled(
+                f"the subtraction '{name}' into {self.path} has not returned (the disk "
+                "stalled?); the program ends without waiting for it. Once the disk answers, "
+                f"`smm-daq info {self.path}` shows whether entry '{name}' is there (a recipe: "
+                f"`smm-daq run RECIPE --out {self.path} --continue` runs the steps left); "
+                f"`smm-daq repair {self.path}` makes a file left open for writing openable")
+
+        return wait_aside(
+            lambda: subtract_entries(self.path, in_field, remanent, name, register=register).map,
+            f"subtraction {name!r} into {self.path.name}", make_safe=self._make_safe,
+            stalled=stalled)
+
+    def _make_safe(self) -> None:
+        """Make the rig safe now (a signal during file work); `close` need not again."""
+        self._safe_problems = list(self.rig.make_safe())
 
     def read(self, entry: str) -> MapData:
         """The map of any entry of the session file."""
