@@ -123,6 +123,19 @@ def rgba(image: QtGui.QImage) -> np.ndarray:
     return rows[:, :image.width()].copy()
 
 
+
+def closing_answered(monkeypatch, answer: str = "Yes") -> tuple[list[str], list[str]]:
+    """The close's question answered `answer` and its warnings noted, with a write stalled as
+    soon as the rig is safe (WRITE_STALLED_S 0): (the questions asked, the warnings shown)."""
+    asked: list[str] = []
+    warned: list[str] = []
+    button = getattr(QtWidgets.QMessageBox.StandardButton, answer)
+    monkeypatch.setattr(QtWidgets.QMessageBox, "question",
+                        lambda *a, **k: asked.append(a[2]) or button)
+    monkeypatch.setattr(QtWidgets.QMessageBox, "warning", lambda *a, **k: warned.append(a[2]))
+    monkeypatch.setattr(sequencer, "WRITE_STALLED_S", 0.0)  # stalled once the rig is safe
+    return asked, warned
+
 def test_a_redraw_colours_the_rows_that_changed_not_the_whole_map(live, monkeypatch):
     """A 1001 x 1001 scan coloured its whole million-pixel image again every 16 lines, and
     up to 16 rows at every redraw (some 290 a line at a rig's pace): the work of a redraw
@@ -291,10 +304,7 @@ def test_abort_during_a_slow_line_write_is_answered_and_leaves_the_rig_safe(
     the write returns the scan stops there, the file resumable with every line written; the
     window says so."""
     scan, live, rig = window.scan, window.scan.live, window.holder.rig
-    asked = []
-    monkeypatch.setattr(QtWidgets.QMessageBox, "question", lambda *a, **k: asked.append(a[2])
-                        or QtWidgets.QMessageBox.StandardButton.No)
-    monkeypatch.setattr(sequencer, "WRITE_STALLED_S", 0.0)  # stalled once the rig is safe
+    asked, _ = closing_answered(monkeypatch, "No")
     stops = []
     monkeypatch.setattr(rig.stage, "stop", lambda stop=rig.stage.stop: (stops.append(1), stop()))
     slow = SlowFlush(monkeypatch, line=2)
@@ -347,11 +357,7 @@ def test_closing_the_window_mid_scan_does_not_wait_for_a_stalled_write(
     and how to finish it, and closes, the rig safe and closed; the write, when it returns,
     leaves the file resumable and touches the closed rig no more."""
     scan, live, rig = window.scan, window.scan.live, window.holder.rig
-    asked, warned = [], []
-    monkeypatch.setattr(QtWidgets.QMessageBox, "question", lambda *a, **k: asked.append(a[2])
-                        or QtWidgets.QMessageBox.StandardButton.Yes)
-    monkeypatch.setattr(QtWidgets.QMessageBox, "warning", lambda *a, **k: warned.append(a[2]))
-    monkeypatch.setattr(sequencer, "WRITE_STALLED_S", 0.0)  # stalled once the rig is safe
+    asked, warned = closing_answered(monkeypatch)
     slow = SlowFlush(monkeypatch, line=1)  # the close comes mid-scan, for sure
     plan = ScanPlan.from_center("closed", CENTRE, (5 * 20 * UM, 7 * 20 * UM), 20 * UM,
                                 settle_tau=1.0, field=(0.0, 0.0, 20 * UT))

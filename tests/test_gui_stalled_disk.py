@@ -10,9 +10,9 @@ import sys
 import threading
 
 import numpy as np
-from PyQt6 import QtCore, QtWidgets
+from PyQt6 import QtCore
 from scan_gate import Held
-from test_gui_long_scan import CENTRE, UM, WAIT_MS, stall_a_small_scan
+from test_gui_long_scan import CENTRE, UM, WAIT_MS, closing_answered, stall_a_small_scan
 from test_gui_subtract import bump_map
 
 from smm_daq.acquisition import sequencer
@@ -31,11 +31,7 @@ def test_a_final_status_write_that_stalls_at_the_scans_end_does_not_hold_the_win
     closing asks, then closes without waiting, the rig safe and closed; the write, when it
     returns, ends the scan as finished, touching the closed rig no more."""
     scan, live, rig = window.scan, window.scan.live, window.holder.rig
-    asked, warned = [], []
-    monkeypatch.setattr(QtWidgets.QMessageBox, "question", lambda *a, **k: asked.append(a[2])
-                        or QtWidgets.QMessageBox.StandardButton.Yes)
-    monkeypatch.setattr(QtWidgets.QMessageBox, "warning", lambda *a, **k: warned.append(a[2]))
-    monkeypatch.setattr(sequencer, "WRITE_STALLED_S", 0.0)  # stalled once the rig is safe
+    asked, warned = closing_answered(monkeypatch)
     entered, go = threading.Event(), threading.Event()
     set_status = ScanEntryWriter.set_status
 
@@ -81,10 +77,7 @@ def test_abort_while_the_entry_is_created_on_a_stalled_disk_makes_the_rig_safe(
     and the window closes (asked) without waiting for it; once it returns, the scan ends
     "aborted", touching the closed rig no more."""
     scan, live, rig = window.scan, window.scan.live, window.holder.rig
-    asked = []
-    monkeypatch.setattr(QtWidgets.QMessageBox, "question", lambda *a, **k: asked.append(a[2])
-                        or QtWidgets.QMessageBox.StandardButton.Yes)
-    monkeypatch.setattr(sequencer, "WRITE_STALLED_S", 0.0)  # stalled once the rig is safe
+    asked, _ = closing_answered(monkeypatch)
     entered, go = threading.Event(), threading.Event()
     create = ScanEntryWriter.create
 
@@ -187,10 +180,7 @@ def test_a_subtraction_and_an_mmt_save_during_a_stalled_scan_write_do_not_hold_t
                     kind="scan")
     assert session.open_file(path)
     qtbot.waitUntil(lambda: len(session.entries) == 2, timeout=WAIT_MS)
-    asked = []
-    monkeypatch.setattr(QtWidgets.QMessageBox, "question", lambda *a, **k: asked.append(a[2])
-                        or QtWidgets.QMessageBox.StandardButton.Yes)
-    monkeypatch.setattr(sequencer, "WRITE_STALLED_S", 0.0)  # stalled once the rig is safe
+    asked, _ = closing_answered(monkeypatch)
     saving = Held(lambda: "inf_mmt")  # an MMT save into the file, in the MMT tab's worker
     slow = stall_a_small_scan(scan, qtbot, monkeypatch, "held")
     try:
@@ -217,10 +207,10 @@ def test_a_subtraction_and_an_mmt_save_during_a_stalled_scan_write_do_not_hold_t
                     timeout=WAIT_MS)
 
 
-# `smm-daq gui`, its scan's final status written by a write that blocks inside HDF5 (holding
-# h5py's lock, as a write on a stalled disk does) and never returns; once told, the window
-# is closed (Yes to the question)
-STALLED_AT_THE_END = """
+# The head of a program whose scan's final status is written by a write that blocks inside
+# HDF5 (holding h5py's lock, as a write on a stalled disk does) and never returns; the close's
+# question is answered Yes; `close_when_told(window)` closes the window once it is told
+STALLING_AT_THE_END = """
 import sys, threading
 from h5py._objects import phil
 from PyQt6 import QtCore, QtWidgets
@@ -231,13 +221,29 @@ from smm_daq.cli.main import main
 from smm_daq.storage.scan_entry import ScanEntryWriter
 
 sequencer.WRITE_STALLED_S = 0.0
-path, set_status, init = sys.argv[1], ScanEntryWriter.set_status, main_window.MainWindow.__init__
+set_status, init = ScanEntryWriter.set_status, main_window.MainWindow.__init__
 
 def stalling(writer, status, message=""):
     if status not in ("running", "paused"):
         with phil:
             threading.Event().wait()
     return set_status(writer, status, message)
+
+def close_when_told(window):
+    def told(_safe):
+        if "final status" in window.scan.live.message:
+            window.close()
+    window.scan.live.madeSafe.connect(told)
+
+ScanEntryWriter.set_status = stalling
+QtWidgets.QMessageBox.question = staticmethod(
+    lambda *a, **k: QtWidgets.QMessageBox.StandardButton.Yes)
+QtWidgets.QMessageBox.warning = staticmethod(lambda *a, **k: None)
+"""
+
+# `smm-daq gui`, a scan started into FILE (argv[1]) once the rig is open
+STALLED_AT_THE_END = STALLING_AT_THE_END + """
+path = sys.argv[1]
 
 def opened(window, *args, **kwargs):
     init(window, *args, **kwargs)
@@ -248,16 +254,10 @@ def opened(window, *args, **kwargs):
         window.scan.file_edit.setText(path)
         assert window.scan.start(ScanPlan.from_center(
             "held", (12.5e-3, 12.5e-3), (40e-6, 40e-6), 20e-6, settle_tau=1.0))
-    def told(_safe):
-        if "final status" in window.scan.live.message:
-            window.close()
-    window.scan.live.madeSafe.connect(told)
+    close_when_told(window)
     QtCore.QTimer.singleShot(0, start)
 
-ScanEntryWriter.set_status = stalling
 main_window.MainWindow.__init__ = opened
-QtWidgets.QMessageBox.question = staticmethod(
-    lambda *a, **k: QtWidgets.QMessageBox.StandardButton.Yes)
 sys.exit(main(["gui"]))
 """
 
@@ -277,38 +277,13 @@ def test_the_program_ends_though_its_scans_write_stalls_inside_hdf5(tmp_path, re
         assert f["held/status"][()].decode() == "interrupted"
 
 
-# `smm-daq gui --demo`, the demo's first scan's final status written by a write that blocks
-# inside HDF5 and never returns; once told, the window is closed (Yes to the question)
-DEMO_STALLED_AT_THE_END = """
-import sys, threading
-from h5py._objects import phil
-from PyQt6 import QtWidgets
-from gui import main_window
-from smm_daq.acquisition import sequencer
-from smm_daq.cli.main import main
-from smm_daq.storage.scan_entry import ScanEntryWriter
-
-sequencer.WRITE_STALLED_S = 0.0
-set_status, init = ScanEntryWriter.set_status, main_window.MainWindow.__init__
-
-def stalling(writer, status, message=""):
-    if status not in ("running", "paused"):
-        with phil:
-            threading.Event().wait()
-    return set_status(writer, status, message)
-
+# `smm-daq gui --demo`, the demo's first scan
+DEMO_STALLED_AT_THE_END = STALLING_AT_THE_END + """
 def opened(window, *args, **kwargs):
     init(window, *args, **kwargs)
-    def told(_safe):
-        if "final status" in window.scan.live.message:
-            window.close()
-    window.scan.live.madeSafe.connect(told)
+    close_when_told(window)
 
-ScanEntryWriter.set_status = stalling
 main_window.MainWindow.__init__ = opened
-QtWidgets.QMessageBox.question = staticmethod(
-    lambda *a, **k: QtWidgets.QMessageBox.StandardButton.Yes)
-QtWidgets.QMessageBox.warning = staticmethod(lambda *a, **k: None)
 sys.exit(main(["gui", "--demo", "--time-scale", "0"]))
 """
 
