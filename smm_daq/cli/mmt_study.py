@@ -172,6 +172,7 @@ def _at_least_zero(option: str, value: float) -> float:
 
 
 def _study(args: argparse.Namespace) -> int:
+    from smm_daq.analysis.mmt.study.budget import study_workers
     from smm_daq.analysis.mmt.study.run import run_study
     from smm_daq.analysis.mmt.tiles.cluster import open_client, stderr_progress
 
@@ -199,8 +200,11 @@ def _study(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} is a file; expected a directory")
+    # a scheduler's workers are other machines', each solve checking its own memory
+    workers = args.workers if scheduler is not None else study_workers(
+        spec, args.workers, info=lambda text: print(text, file=sys.stderr, flush=True))
     out.mkdir(parents=True, exist_ok=True)
-    with open_client(scheduler, n_workers=args.workers) as client:
+    with open_client(scheduler, n_workers=workers) as client:
         written = run_study(spec, out, make=args.sample_maker, client=client,
                             progress=stderr_progress())
     print(json.dumps({k: str(v) for k, v in written.items()}, indent=1))
