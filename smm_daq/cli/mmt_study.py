@@ -111,7 +111,9 @@ def add_study_command(mmt_sub: argparse._SubParsersAction, make: SampleMaker) ->
         "study", help="the parameter study of seed 001 (Table 1) on Dask",
         description="Synthetic samples for every model of seed 001's Table 1 (or the subset "
                     "given), inverted with uncertainties; writes the statistics behind the "
-                    "seed's Figures 4 and 5 (study.csv, study.json) and their plots (PNG).")
+                    "seed's Figures 4 and 5 (study.csv, study.json) and their plots (PNG). "
+                    "A local cluster starts only as many --workers as the densest samples' "
+                    "solves fit at once in the memory available.")
     p.add_argument("--out", required=True, metavar="DIR", help="directory for the results")
     p.add_argument("--surface-um", default=_csv(TABLE1_SURFACES_UM),
                    help="side(s) of the square sample surface, µm (default: Table 1's %(default)s)")
