@@ -111,7 +111,9 @@ def add_study_command(mmt_sub: argparse._SubParsersAction, make: SampleMaker) ->
         "study", help="the parameter study of seed 001 (Table 1) on Dask",
         description="Synthetic samples for every model of seed 001's Table 1 (or the subset "
                     "given), inverted with uncertainties; writes the statistics behind the "
-                    "seed's Figures 4 and 5 (study.csv, study.json) and their plots (PNG).")
+                    "seed's Figures 4 and 5 (study.csv, study.json) and their plots (PNG). "
+                    "A local cluster starts only as many --workers as the densest samples' "
+                    "solves fit at once in the memory available.")
     p.add_argument("--out", required=True, metavar="DIR", help="directory for the results")
     p.add_argument("--surface-um", default=_csv(TABLE1_SURFACES_UM),
                    help="side(s) of the square sample surface, µm (default: Table 1's %(default)s)")
@@ -172,6 +174,7 @@ def _at_least_zero(option: str, value: float) -> float:
 
 
 def _study(args: argparse.Namespace) -> int:
+    from smm_daq.analysis.mmt.study.budget import study_workers
     from smm_daq.analysis.mmt.study.run import run_study
     from smm_daq.analysis.mmt.tiles.cluster import open_client, stderr_progress
 
@@ -199,8 +202,11 @@ def _study(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} is a file; expected a directory")
+    # a scheduler's workers are other machines', each solve checking its own memory
+    workers = args.workers if scheduler is not None else study_workers(
+        spec, args.workers, info=lambda text: print(text, file=sys.stderr, flush=True))
     out.mkdir(parents=True, exist_ok=True)
-    with open_client(scheduler, n_workers=args.workers) as client:
+    with open_client(scheduler, n_workers=workers) as client:
         written = run_study(spec, out, make=args.sample_maker, client=client,
                             progress=stderr_progress())
     print(json.dumps({k: str(v) for k, v in written.items()}, indent=1))

@@ -100,6 +100,11 @@ class StudySpec:
                                  self.intervals_um, self.noise_nT)
 
 
+def base_points(surface_um: float) -> int:
+    """Points along one axis of a sample's 1 µm grid (from 0 to its surface, both included)."""
+    return math.floor(surface_um / BASE_INTERVAL_UM + 1e-9) + 1
+
+
 def subsample_index(n_base: int, interval_um: int) -> np.ndarray:
     """Indices along one axis of the 1 µm grid (n_base points from 0) kept at `interval_um`."""
     return np.arange(0, n_base, interval_um // BASE_INTERVAL_UM)

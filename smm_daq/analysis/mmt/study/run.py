@@ -23,6 +23,7 @@ from smm_daq.analysis.mmt.study.grid import (
     BASE_INTERVAL_UM,
     SampleSpec,
     StudySpec,
+    base_points,
     subsample_index,
 )
 from smm_daq.analysis.mmt.study.plots import plot_ssr_resolved, plot_uncertainty_boxes
@@ -43,7 +44,7 @@ def run_sample(sample: SampleSpec, spec: StudySpec, make: SampleMaker
     grains, magnetization = make(sample, rng)
     height = spec.height_um * UM
     sensor_size = (spec.sensor_um * UM, spec.sensor_um * UM)
-    axis = np.arange(0.0, sample.surface_um + 1e-9, BASE_INTERVAL_UM) * UM
+    axis = np.arange(base_points(sample.surface_um)) * (BASE_INTERVAL_UM * UM)
     X, Y = np.meshgrid(axis, axis)
     sensors = np.c_[X.ravel(), Y.ravel(), np.full(X.size, height)]
     clean = cuboid_bz(sensors, grains.cuboids, magnetization[grains.grain],

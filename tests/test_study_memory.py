@@ -1,0 +1,107 @@
+"""A parameter study runs only as many solves at once as fit in the memory available (each
+solve checks the memory alone, so side by side they could exceed it), and is refused before
+any work when not even its largest sample's solve fits alone."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+
+import pytest
+from test_study_run import _boxes
+
+from smm_daq.analysis.mmt.solver import memory
+from smm_daq.analysis.mmt.study import run
+from smm_daq.analysis.mmt.study.budget import sample_grains, sample_need, study_workers
+from smm_daq.analysis.mmt.study.grid import StudySpec
+from smm_daq.analysis.mmt.tiles import cluster
+from smm_daq.cli.mmt_study import add_study_command
+from smm_daq.errors import InputError
+
+GIB = 2**30
+SPEC = StudySpec(surfaces_um=(100.0,), thicknesses_um=(20.0,), densities_per_mm3=(2e5, 1e6),
+                 intervals_um=(1, 3), noise_nT=(5.0,), repeats=2)
+ARGS = ["study", "--surface-um", "100", "--thickness-um", "20", "--densities-per-mm3",
+        "200000,1000000", "--intervals-um", "1,3", "--noise-nT", "5", "--repeats", "2"]
+
+
+def _needs() -> list[int]:
+    """The samples' needs, largest first: two at 1e6 grains/mm³, then two at 2e5."""
+    return sorted((sample_need(s, SPEC) for s in SPEC.samples()), reverse=True)
+
+
+def test_a_samples_need_is_the_solve_of_its_grains_at_its_finest_interval() -> None:
+    dense = SPEC.samples()[0]
+    assert sample_grains(dense) == 200  # 1e6 /mm³ in 100 × 100 × 20 µm
+    assert sample_need(dense, SPEC) == memory.solve_bytes(600, 6144)  # 101² sensors at 1 µm
+
+
+def test_the_workers_are_limited_to_the_solves_that_fit_at_once(monkeypatch) -> None:
+    needs = _needs()
+    said: list[str] = []
+    monkeypatch.setattr(memory, "available_bytes", lambda: needs[0] + needs[1] + needs[2] - 1)
+    assert study_workers(SPEC, 4, info=said.append) == 2
+    assert said == [f"study: 4 workers would invert the 4 densest samples at once, needing "
+                    f"{sum(needs) / GIB:.2f} GiB ({needs[0] / GIB:.2f} GiB for the densest), "
+                    f"and this machine has {(sum(needs[:3]) - 1) / GIB:.2f} GiB available: "
+                    "running 2 workers"]
+    monkeypatch.setattr(memory, "available_bytes", lambda: needs[0])
+    assert study_workers(SPEC, 4, info=said.append) == 1
+    said.clear()
+    monkeypatch.setattr(memory, "available_bytes", lambda: sum(needs))
+    assert study_workers(SPEC, 4, info=said.append) == 4
+    assert study_workers(SPEC, 9, info=said.append) == 9  # more workers than samples
+    monkeypatch.setattr(memory, "available_bytes", lambda: None)
+    assert study_workers(SPEC, 4, info=said.append) == 4
+    assert said == []
+
+
+def test_a_study_whose_largest_sample_cannot_fit_alone_is_refused(monkeypatch) -> None:
+    have = _needs()[0] - 1
+    monkeypatch.setattr(memory, "available_bytes", lambda: have)
+    with pytest.raises(InputError) as err:
+        study_workers(SPEC, 2)
+    text = str(err.value)
+    assert text.startswith(
+        f"the study's largest sample (100 µm × 100 µm, 20 µm thick, 1e+06 grains/mm³: 200 "
+        f"grains) needs {_needs()[0] / GIB:.2f} GiB of memory for its solve alone, and this "
+        f"machine has {have / GIB:.2f} GiB available; expected at most 199 grains a sample: "
+        "--densities-per-mm3 up to 9.95e+05 for that surface and thickness")
+    fits = StudySpec(surfaces_um=(100.0,), thicknesses_um=(20.0,), densities_per_mm3=(9.95e5,),
+                     intervals_um=(1, 3), noise_nT=(5.0,), repeats=1)
+    assert study_workers(fits, 2) == 2  # the density it names fits (one sample: no limit)
+
+
+def _cli(monkeypatch, tmp_path, workers: int) -> tuple[list[int], argparse.Namespace]:
+    """The study command with its cluster and its run imitated: the workers it asks for."""
+    asked: list[int] = []
+
+    @contextlib.contextmanager
+    def client(scheduler, *, n_workers):
+        asked.append(n_workers)
+        yield None
+
+    monkeypatch.setattr(cluster, "open_client", client)
+    monkeypatch.setattr(run, "run_study", lambda *a, **k: {})
+    parser = argparse.ArgumentParser()
+    add_study_command(parser.add_subparsers(), _boxes)
+    return asked, parser.parse_args([*ARGS, "--out", str(tmp_path / "out"),
+                                     "--workers", str(workers)])
+
+
+def test_the_study_command_starts_only_the_workers_that_fit(monkeypatch, tmp_path,
+                                                            capsys) -> None:
+    needs = _needs()
+    monkeypatch.setattr(memory, "available_bytes", lambda: needs[0] + needs[1])
+    asked, args = _cli(monkeypatch, tmp_path, 4)
+    assert args.func(args) == 0
+    assert asked == [2]
+    assert capsys.readouterr().err.endswith("available: running 2 workers\n")
+
+
+def test_the_study_command_refuses_before_writing_anything(monkeypatch, tmp_path) -> None:
+    monkeypatch.setattr(memory, "available_bytes", lambda: _needs()[0] - 1)
+    asked, args = _cli(monkeypatch, tmp_path, 2)
+    with pytest.raises(InputError, match=r"needs .* GiB of memory for its solve alone"):
+        args.func(args)
+    assert asked == [] and not (tmp_path / "out").exists()
