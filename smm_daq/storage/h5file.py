@@ -119,6 +119,29 @@ def writer_alive(writer: str) -> bool:
     return not (now and now != token)  # another process has that pid now
 
 
+def staged_name(name: str) -> str:
+    """The temporary name an entry `name` is written under before it is moved in whole."""
+    return f".{name}.{STAGING}"
+
+
+def clear_unfinished(f: h5py.File, name: str) -> None:
+    """Delete what a writer killed part-way through entry `name` left: a group still marked
+    STAGING under the temporary name or, killed between the move and the mark's removal,
+    under `name` itself. Groups without the mark are never touched (they may be anyone's)."""
+    for key in (staged_name(name), name):
+        if (isinstance(f.get(key, getlink=True), h5py.HardLink)
+                and isinstance(f[key], h5py.Group) and STAGING in f[key].attrs):
+            del f[key]
+
+
+def move_in(f: h5py.File, staged: str, name: str) -> None:
+    """Give the finished group `staged` its name `name`, then take its STAGING mark off: a
+    writer killed at any point leaves either the entry whole or a group still marked, which
+    listings hide, `repair` leaves out and the next writer of `name` clears."""
+    f.move(staged, name)
+    del f[name].attrs[STAGING]
+
+
 def text(node: h5py.Dataset | object) -> str:
     """A string dataset's or attribute's value as str (fixed, variable, bytes or str)."""
     value = node[()] if isinstance(node, h5py.Dataset) else node
