@@ -303,7 +303,8 @@ def test_a_subtraction_whose_writer_died_around_its_move_in_is_redone_by_continu
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
         when: str) -> None:
     """Killed with the whole entry written under its temporary name, just before or just
-    after it gets its own name: `info` lists no entry for it, `run --continue` redoes it (no
+    after it gets its own name: `info` lists it as unfinished, not as an entry, `run
+    --continue` redoes it (no
     traceback) and changes no other entry, the redone entry is a whole one."""
     recipe, out = tmp_path / "r.toml", tmp_path / "s.h5"
     recipe.write_text(RECIPE)
@@ -322,8 +323,10 @@ def test_a_subtraction_whose_writer_died_around_its_move_in_is_redone_by_continu
     monkeypatch.setattr(h5py.Group, "move", move)
     scans = {name: _snapshot(out, name) for name in ("rem", "inf")}
     assert main(["info", str(out)]) == 0
-    listed = capsys.readouterr().out
-    assert "induced" not in listed and "staging" not in listed
+    listed = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in listed[1:]] == ["rem", "inf", "unfinished:"]
+    assert listed[3].startswith("  unfinished: entry 'induced' was cut off while written")
+    assert f"`smm-daq run RECIPE --out {out} --continue`" in listed[3]
     checked = check_recipe(parse_recipe(RECIPE), load_profile(), out, can_prompt=True,
                            continuing=True)
     assert checked.states[-1] == NEW

@@ -124,6 +124,12 @@ def staged_name(name: str) -> str:
     return f".{name}.{STAGING}"
 
 
+def unstaged_name(key: str) -> str:
+    """The entry a group of name `key` still marked STAGING was written as."""
+    staged = key.startswith(".") and key.endswith(f".{STAGING}")
+    return key[1:-len(STAGING) - 1] if staged else key
+
+
 def clear_unfinished(f: h5py.File, name: str) -> None:
     """Delete what a writer killed part-way through entry `name` left: a group still marked
     STAGING under the temporary name or, killed between the move and the mark's removal,
@@ -652,10 +658,14 @@ def _repair_locked(p: Path, *, only_ours: bool = False) -> Repaired:
 
 
 def _name_removed(p: Path, done: Repaired) -> None:
-    """Say which scratch files a repair on the way removed (on stderr, where nothing else
-    is set up to show the "smm_daq" log)."""
+    """Say which scratch files and unfinished entries a repair on the way removed (on
+    stderr, where nothing else is set up to show the "smm_daq" log)."""
     for name in done.removed:
         _log.warning("%s: removed %s", p, name)
+    for key in done.left_out:
+        _log.warning("%s: left out entry '%s', cut off while written (its writer killed); "
+                     "writing it again (a recipe's: `smm-daq run RECIPE --out %s --continue`) "
+                     "makes it anew", p, unstaged_name(key), p)
 
 
 def _locked_by_a_writer(p: Path) -> bool:

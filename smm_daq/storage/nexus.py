@@ -48,6 +48,7 @@ from smm_daq.storage.h5file import (
     open_read,
     staged_name,
     text,
+    unstaged_name,
     writer_alive,
     writer_id,
     writing,
@@ -476,6 +477,19 @@ def list_entries(path: str | Path) -> list[EntryInfo]:
             if isinstance(g, h5py.Group) and text(g.attrs.get("NX_class", "")) == "NXentry"
             and STAGING not in g.attrs
         ]
+
+
+def unfinished_entries(path: str | Path) -> list[str]:
+    """The entries whose writer was killed part-way: groups still marked STAGING, under the
+    temporary name (`staged_name`) or their own. `list_entries` leaves them out (none is an
+    entry), the next write of the name clears them, and `repair` removes them; a live writer's
+    are never seen, as it holds the file."""
+    marked = []
+    with open_read(path) as f, corrupt_guard(str(path)):
+        for key, g in f.items():
+            if isinstance(g, h5py.Group) and STAGING in g.attrs:
+                marked.append(unstaged_name(key))
+    return marked
 
 
 def _info_or_problem(name: str, g: h5py.Group, source: str) -> EntryInfo:
