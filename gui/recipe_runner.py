@@ -45,6 +45,8 @@ class RecipeRunner(QtCore.QObject):
     stepEnded = QtCore.pyqtSignal(int, bool, str)  # index, ok, message
     stepSkipped = QtCore.pyqtSignal(int, str)  # index, why (a continued recipe's)
     finished = QtCore.pyqtSignal(bool, str)  # all steps done, message
+    # Stop made the rig safe (or failed to) while a subtraction's file work had not returned
+    subtractionHeld = QtCore.pyqtSignal(str)
 
     def __init__(
         self,
@@ -85,7 +87,26 @@ class RecipeRunner(QtCore.QObject):
             self.scan_tab.live.abort()
         elif self.running and 0 <= self.index < len(self.recipe.steps) and isinstance(
                 self.recipe.steps[self.index], SubtractStep) and self.holder.rig is not None:
-            self.holder.call(self.holder.rig.make_safe)  # again at the recipe's end
+            index, step = self.index, self.recipe.steps[self.index]
+
+            def told(rig: str) -> None:
+                if self.running and self.index == index:  # the subtraction has not returned
+                    self.subtractionHeld.emit(self._held_text(step, rig))
+
+            self.holder.call(  # again at the recipe's end
+                self.holder.rig.make_safe,
+                lambda problems: told("the rig is safe (stage stopped, field at its safe "
+                                      "state)" if not problems else
+                                      "the rig is NOT SAFE: " + "; ".join(problems)),
+                lambda exc: told(f"making the rig safe failed: {exc}"),
+            )
+
+    def _held_text(self, step: SubtractStep, rig: str) -> str:
+        """What Stop left while the subtraction's file work is held (a stalled disk): the rig,
+        and that its write has not returned, so whether its entry is written is not known."""
+        return (f"Stopping: {rig}. The subtraction '{step.name}' into {self.path.name} has "
+                "not returned (the disk stalled?); the recipe ends when it does. Whether entry "
+                f"'{step.name}' was written: `smm-daq info {self.path}` once the disk answers.")
 
     def _next(self) -> None:
         self.index += 1

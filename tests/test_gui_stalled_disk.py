@@ -141,7 +141,8 @@ def test_abort_while_the_file_is_read_before_the_scan_writes_nothing(
 def test_stopping_a_recipe_during_a_subtraction_on_a_stalled_disk_makes_the_rig_safe(
         window, qtbot, tmp_path, monkeypatch):
     """A recipe's subtraction, after its `set_field` step, held by a stalled disk: Stop on
-    the Recipes tab makes the rig safe at once, not once the write returns."""
+    the Recipes tab makes the rig safe at once, not once the write returns, and says so and
+    that the subtraction's write has not returned."""
     from test_cli_stalled_disk import _hold_subtractions, _two_scans
 
     _two_scans(tmp_path / "session.h5")
@@ -159,7 +160,14 @@ def test_stopping_a_recipe_during_a_subtraction_on_a_stalled_disk_makes_the_rig_
         assert np.any(rig.coils.field_setpoint())
         view.stop()
         qtbot.waitUntil(lambda: not np.any(rig.coils.field_setpoint()), timeout=WAIT_MS)
+        # the tab says so, and that the subtraction's write has not returned
+        qtbot.waitUntil(lambda: "has not returned" in view.message.text(), timeout=WAIT_MS)
         assert not go.is_set() and view.runner.running  # the subtraction still held
+        said = view.message.text()
+        assert said.startswith("Stopping: the rig is safe (stage stopped, field at its safe "
+                               "state). The subtraction 'induced' into session.h5 has not "
+                               "returned (the disk stalled?)")
+        assert f"`smm-daq info {tmp_path / 'session.h5'}`" in said
     finally:
         go.set()
     qtbot.waitUntil(lambda: not view.runner.running, timeout=WAIT_MS)

@@ -291,3 +291,51 @@ def test_continuing_the_duration_limit_is_on_the_steps_left_to_run(
     assert main(["run", str(recipe), "--out", str(out), "--continue", "--yes"]) == 0
     assert {e.name: e.status for e in list_entries(out)} == {
         "rem": "finished", "inf": "finished", "induced": "finished"}
+
+
+class _Killed(BaseException):
+    """The subtraction's writer dying at a point (as kill -9 would, but the file is closed
+    with what was written so far)."""
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_a_subtraction_whose_writer_died_around_its_move_in_is_redone_by_continue(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        when: str) -> None:
+    """Killed with the whole entry written under its temporary name, just before or just
+    after it gets its own name: `info` lists it as unfinished, not as an entry, `run
+    --continue` redoes it (no
+    traceback) and changes no other entry, the redone entry is a whole one."""
+    recipe, out = tmp_path / "r.toml", tmp_path / "s.h5"
+    recipe.write_text(RECIPE)
+    move = h5py.Group.move
+
+    def dying_move(group: h5py.Group, source: str, dest: str) -> None:
+        if dest == "induced" and when == "after":
+            move(group, source, dest)
+        if dest == "induced":
+            raise _Killed
+        move(group, source, dest)
+
+    monkeypatch.setattr(h5py.Group, "move", dying_move)
+    with pytest.raises(_Killed):
+        run_recipe(parse_recipe(RECIPE), Session(out, _rig()), yes=True)
+    monkeypatch.setattr(h5py.Group, "move", move)
+    scans = {name: _snapshot(out, name) for name in ("rem", "inf")}
+    assert main(["info", str(out)]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in listed[1:]] == ["rem", "inf", "unfinished:"]
+    assert listed[3].startswith("  unfinished: entry 'induced' was cut off while written")
+    assert f"`smm-daq run RECIPE --out {out} --continue`" in listed[3]
+    checked = check_recipe(parse_recipe(RECIPE), load_profile(), out, can_prompt=True,
+                           continuing=True)
+    assert checked.states[-1] == NEW
+    _use_rig(monkeypatch, _rig())
+    assert main(["run", str(recipe), "--out", str(out), "--yes", "--continue"]) == 0
+    assert "Traceback" not in capsys.readouterr().err
+    with h5py.File(out, "r") as f:
+        assert sorted(f) == ["induced", "inf", "rem"]
+    for name, data in scans.items():
+        for key, value in _snapshot(out, name).items():
+            np.testing.assert_array_equal(value, data[key])
+    np.testing.assert_allclose(read_map(out, "induced").bz, 0.01 * 40e-6, rtol=1e-9)

@@ -509,3 +509,23 @@ def test_an_entry_whose_writer_was_killed_is_never_part_of_the_file(tmp_path):
         assert list(f) == ["earlier"] and f.attrs["default"] == "earlier"
     write_map_entry(path, _map("product"), kind="induced")
     assert [i.name for i in list_entries(path)] == ["earlier", "product"]
+
+
+KILLED_WITH_PART_OF_AN_ENTRY_ON_DISK = KILLED_IN_WRITE_MAP_ENTRY.replace(
+    "def killed(*args):", "def killed(entry, *args):\n    entry.file.flush()")
+
+
+def test_a_reader_that_leaves_out_a_killed_writers_entry_names_it(tmp_path, caplog):
+    """The entry's first datasets reached the disk before its writer was killed: the reader
+    that makes the file openable leaves the entry out, and says which, under its own name."""
+    path = tmp_path / "s.h5"
+    write_map_entry(path, _map("earlier"), kind="induced")
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLED_WITH_PART_OF_AN_ENTRY_ON_DISK, str(path)], check=False)
+    assert proc.returncode == -9 and marked_open(path)
+    with caplog.at_level("WARNING", logger="smm_daq.storage.h5file"):
+        assert [i.name for i in list_entries(path)] == ["earlier"]
+    assert (f"{path}: left out entry 'product', cut off while written (its writer killed)"
+            in caplog.text)
+    with h5py.File(path, "r") as f:
+        assert list(f) == ["earlier"]

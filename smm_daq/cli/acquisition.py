@@ -332,12 +332,17 @@ def _info_line(path: str, e: EntryInfo) -> str:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from smm_daq.storage.nexus import list_entries
+    from smm_daq.storage.nexus import list_entries, unfinished_entries
 
     entries = list_entries(args.file)
     print(f"{args.file}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}")
     for e in entries:
         print("  " + (f"{e.name}  [unreadable]" if e.problem else _info_line(args.file, e)))
+    for name in unfinished_entries(args.file):
+        print(f"  unfinished: entry '{name}' was cut off while written (its writer killed), "
+              "so it is not in the file: writing it again (a recipe's: `smm-daq run RECIPE "
+              f"--out {args.file} --continue`) replaces what was left; `smm-daq repair "
+              f"{args.file}` removes it")
     bad = [e for e in entries if e.problem]
     if bad:  # every readable entry was listed; the first malformed one is the error
         others = f" (and {len(bad) - 1} more unreadable entries)" if len(bad) > 1 else ""

@@ -119,6 +119,35 @@ def writer_alive(writer: str) -> bool:
     return not (now and now != token)  # another process has that pid now
 
 
+def staged_name(name: str) -> str:
+    """The temporary name an entry `name` is written under before it is moved in whole."""
+    return f".{name}.{STAGING}"
+
+
+def unstaged_name(key: str) -> str:
+    """The entry a group of name `key` still marked STAGING was written as."""
+    staged = key.startswith(".") and key.endswith(f".{STAGING}")
+    return key[1:-len(STAGING) - 1] if staged else key
+
+
+def clear_unfinished(f: h5py.File, name: str) -> None:
+    """Delete what a writer killed part-way through entry `name` left: a group still marked
+    STAGING under the temporary name or, killed between the move and the mark's removal,
+    under `name` itself. Groups without the mark are never touched (they may be anyone's)."""
+    for key in (staged_name(name), name):
+        if (isinstance(f.get(key, getlink=True), h5py.HardLink)
+                and isinstance(f[key], h5py.Group) and STAGING in f[key].attrs):
+            del f[key]
+
+
+def move_in(f: h5py.File, staged: str, name: str) -> None:
+    """Give the finished group `staged` its name `name`, then take its STAGING mark off: a
+    writer killed at any point leaves either the entry whole or a group still marked, which
+    listings hide, `repair` leaves out and the next writer of `name` clears."""
+    f.move(staged, name)
+    del f[name].attrs[STAGING]
+
+
 def text(node: h5py.Dataset | object) -> str:
     """A string dataset's or attribute's value as str (fixed, variable, bytes or str)."""
     value = node[()] if isinstance(node, h5py.Dataset) else node
@@ -629,10 +658,14 @@ def _repair_locked(p: Path, *, only_ours: bool = False) -> Repaired:
 
 
 def _name_removed(p: Path, done: Repaired) -> None:
-    """Say which scratch files a repair on the way removed (on stderr, where nothing else
-    is set up to show the "smm_daq" log)."""
+    """Say which scratch files and unfinished entries a repair on the way removed (on
+    stderr, where nothing else is set up to show the "smm_daq" log)."""
     for name in done.removed:
         _log.warning("%s: removed %s", p, name)
+    for key in done.left_out:
+        _log.warning("%s: left out entry '%s', cut off while written (its writer killed); "
+                     "writing it again (a recipe's: `smm-daq run RECIPE --out %s --continue`) "
+                     "makes it anew", p, unstaged_name(key), p)
 
 
 def _locked_by_a_writer(p: Path) -> bool:

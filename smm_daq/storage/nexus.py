@@ -42,9 +42,13 @@ from smm_daq.storage.checks import (
 from smm_daq.storage.h5file import (
     STAGING,
     TEXT,
+    clear_unfinished,
+    move_in,
     now_iso,
     open_read,
+    staged_name,
     text,
+    unstaged_name,
     writer_alive,
     writer_id,
     writing,
@@ -205,13 +209,12 @@ def write_map_entry(
         raise InputError(f"entry kind is empty; expected one of {KINDS_HINT}", source=source)
     check_intact(path)
     with writing(path, room=_payload_bytes(data, plots, extra)) as f:
+        clear_unfinished(f, data.name)  # left by a writer that was killed
         replacing = _present(f, data.name)
         if replacing:
             _check_replaceable(f, data.name, data.sources, overwrite, source)
         # Written under another name first: a failure part-way leaves the file as it was.
-        staged = f".{data.name}.{STAGING}"
-        if staged in f and STAGING in f[staged].attrs:  # left by a writer that was killed
-            del f[staged]
+        staged = staged_name(data.name)
         try:
             stamp = now_iso()
             entry = create_entry_core(f, data, kind=kind, status="finished", start_time=stamp,
@@ -236,10 +239,9 @@ def write_map_entry(
             if staged in f:
                 del f[staged]
             raise
-        del entry.attrs[STAGING]
         if replacing:
             del f[data.name]
-        f.move(staged, data.name)
+        move_in(f, staged, data.name)
         f.attrs["default"] = data.name
     return data.name
 
@@ -475,6 +477,19 @@ def list_entries(path: str | Path) -> list[EntryInfo]:
             if isinstance(g, h5py.Group) and text(g.attrs.get("NX_class", "")) == "NXentry"
             and STAGING not in g.attrs
         ]
+
+
+def unfinished_entries(path: str | Path) -> list[str]:
+    """The entries whose writer was killed part-way: groups still marked STAGING, under the
+    temporary name (`staged_name`) or their own. `list_entries` leaves them out (none is an
+    entry), the next write of the name clears them, and `repair` removes them; a live writer's
+    are never seen, as it holds the file."""
+    marked = []
+    with open_read(path) as f, corrupt_guard(str(path)):
+        for key, g in f.items():
+            if isinstance(g, h5py.Group) and STAGING in g.attrs:
+                marked.append(unstaged_name(key))
+    return marked
 
 
 def _info_or_problem(name: str, g: h5py.Group, source: str) -> EntryInfo:

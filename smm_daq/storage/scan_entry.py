@@ -53,9 +53,12 @@ from smm_daq.storage.h5file import (
     FIXED_TEXT,
     STAGING,
     TEXT,
+    clear_unfinished,
+    move_in,
     now_iso,
     open_read,
     require_swmr_format,
+    staged_name,
     text,
     writer_alive,
     writer_id,
@@ -214,6 +217,7 @@ class ScanEntryWriter:
         check_entry_name(name, source=str(p))
         require_swmr_format(p)
         with writing(p) as f:
+            clear_unfinished(f, name)  # left by a writer that was killed
             if f.get(name, getlink=True) is not None:  # a link to nothing too
                 raise _taken(p, name)
             sensor = profile.sensor
@@ -228,9 +232,7 @@ class ScanEntryWriter:
                 title=title,
             )
             # Laid out under a temporary name and moved in whole (see write_map_entry).
-            staged = f".{name}.{STAGING}"
-            if staged in f and STAGING in f[staged].attrs:
-                del f[staged]
+            staged = staged_name(name)
             try:
                 entry = create_entry_core(
                     f, core, kind="scan", status="interrupted", start_time=now_iso(),
@@ -257,8 +259,7 @@ class ScanEntryWriter:
                 if staged in f:
                     del f[staged]
                 raise
-            del entry.attrs[STAGING]
-            f.move(staged, name)
+            move_in(f, staged, name)
             f.attrs["default"] = name
         return cls(p, name, np.zeros(len(y), dtype=bool))
 
