@@ -8,8 +8,8 @@ address a proxy's VISA resource, short link timeouts). The world is inspected fr
 emulators' side: `currents()` (what the served supplies drive), `stage_moving()`.
 `kill_server()` closes every listener and connection (the instruments are gone);
 `restart_server()` serves the same world on new ports behind the same proxies.
-`time_out_only_where_faked(rig, served)`: a rig's links time out soon only on the replies a
-proxy made itself, and wait long for the emulators' (which a loaded machine slows).
+`time_out_only_where_faked(rig, served)`: a rig's links (all of them) time out soon only on the
+replies a proxy made itself, and wait long for the emulators' (which a loaded machine slows).
 """
 
 from __future__ import annotations
@@ -176,15 +176,21 @@ class TimeoutOnlyWhereFaked:
 
 
 def time_out_only_where_faked(rig: Rig, served: ServedRig) -> Rig:
-    """`rig` (opened on `served.profile_path`) with its stage's and lock-in's links reading
-    through `TimeoutOnlyWhereFaked`."""
-    for role in ("stage", "lockin"):
-        link = getattr(rig, role).link
+    """`rig` (opened on `served.profile_path`) with every link (the stage's, the lock-in's,
+    the fluxgate's, each coil supply's) reading through `TimeoutOnlyWhereFaked`."""
+    links = {role: getattr(rig, role).link for role in ("stage", "lockin")}
+    if rig.fluxgate is not None:
+        links["fluxgate"] = rig.fluxgate.link  # type: ignore[attr-defined]
+    for supply in rig.coils._supplies:  # type: ignore[attr-defined]  # one link per axis
+        links[f"coil_{supply.axis}"] = supply.link
+    for role, link in links.items():
         link.transport = TimeoutOnlyWhereFaked(link.transport, served.proxies[role])
     return rig
 
 
-HANG_GUARD_S = 60.0  # real seconds; every run ends far sooner unless something hangs
+# Real seconds; every run ends far sooner unless something hangs, however late a loaded
+# machine makes the emulators' replies (a scan of a dozen points is hundreds of them).
+HANG_GUARD_S = 240.0
 
 
 def assert_failed_then_resumes(served: ServedRig, path: Path, plan: ScanPlan) -> None:

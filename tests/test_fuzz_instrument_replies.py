@@ -8,6 +8,11 @@ and once the link answers well again, so must the driver. Mid-scan, the scan mus
 that message, the field ramped down and the stage still (seen from the emulators), and the
 file left resumable with every finished line unchanged. The cases per query are a seeded draw;
 the counts are printed (pytest -s).
+
+The links wait up to LINK_TIMEOUT_S for the emulators' replies, however loaded the machine; a
+reply the proxy made itself and left incomplete (a blank GCS line, marked to continue) times out
+after `served_rig.FAKED_TIMEOUT_S`, through the driver's own timeout path
+(`time_out_only_where_faked`).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from served_rig import (
     ServedRig,
     assert_failed_then_resumes,
     served_to_pyvisa_py,
+    time_out_only_where_faked,
 )
 
 from drivers.link import shown
@@ -38,6 +44,7 @@ from smm_daq.instruments.rig import Rig, make_rig_safe, open_rig
 SEED = 20261205
 PER_QUERY = 5  # corrupted replies drawn per query (of CORRUPT, besides its out-of-range ones)
 CURRENT_ATOL = 2e-3  # A
+LINK_TIMEOUT_S = 5.0  # the links' timeout for the emulators' replies (see the docstring)
 
 CORRUPT: dict[str, bytes] = {
     "garbage": b"#\x15?!\xff\n",
@@ -155,7 +162,7 @@ TRCA_QUERIES = (  # the SR830's buffer read back: wrong, cut or corrupted points
 
 
 def _serve(folder: Path, sim_profile: Path = SIM_PROFILE) -> Iterator[ServedRig]:
-    with served_to_pyvisa_py(folder, sim_profile=sim_profile) as rig:
+    with served_to_pyvisa_py(folder, sim_profile=sim_profile, timeout_s=LINK_TIMEOUT_S) as rig:
         yield rig
 
 
@@ -176,7 +183,8 @@ def served_sr860(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedRig
 
 @pytest.fixture
 def rig(served: ServedRig) -> Iterator[Rig]:
-    rig = open_rig(load_profile(served.profile_path), clock=served.clock)
+    rig = time_out_only_where_faked(
+        open_rig(load_profile(served.profile_path), clock=served.clock), served)
     rig.stage.move_to(12.5e-3, 12.5e-3, 100e-6)
     yield rig
     rig.close()
@@ -239,7 +247,9 @@ def test_a_well_formed_crafted_sr830_buffer_is_read_point_for_point(
 
 def test_every_corrupted_reply_to_an_sr860_is_named_and_ridden_out(
         served_sr860: ServedRig) -> None:
-    rig = open_rig(load_profile(served_sr860.profile_path), clock=served_sr860.clock)
+    rig = time_out_only_where_faked(
+        open_rig(load_profile(served_sr860.profile_path), clock=served_sr860.clock),
+        served_sr860)
     try:
         _fuzz(served_sr860, rig, SR860_QUERIES)
     finally:
@@ -328,7 +338,8 @@ def test_a_corrupted_reply_mid_scan_fails_it_safe_and_resumable(
     proxy = served.proxies[role]
     name = "s"
     path = tmp_path / "s.h5"
-    scan_rig = open_rig(load_profile(served.profile_path), clock=served.clock)
+    scan_rig = time_out_only_where_faked(
+        open_rig(load_profile(served.profile_path), clock=served.clock), served)
     try:
         seq = Sequencer(scan_rig, path, _plan(name))
         if role == "fluxgate":
