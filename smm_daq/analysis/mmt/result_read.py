@@ -123,14 +123,18 @@ def column_name(stem: str, units: str | None, where: str, stored: str = "") -> s
     return name
 
 
-def column_order(names: list[str]) -> list[str]:
-    """`names` in the CSV's order: the base columns, each coefficient with its SD, the
-    higher-order test; any other column after them, by name."""
+def _known_columns() -> list[str]:
+    """The table's columns in the CSV's order: the base columns, each coefficient with its
+    SD, the higher-order test."""
     known = list(BASE_COLUMNS)
     for j in range(3, 15):
         known += [coefficient_column(j), f"sd_{coefficient_column(j)}"]
-    known += HIGHER_ORDER_COLUMNS
-    rank = {k: i for i, k in enumerate(known)}
+    return known + list(HIGHER_ORDER_COLUMNS)
+
+
+def column_order(names: list[str]) -> list[str]:
+    """`names` in the CSV's order (`_known_columns`); any other column after them, by name."""
+    rank = {k: i for i, k in enumerate(_known_columns())}
     return sorted(names, key=lambda k: (rank.get(k, len(rank)), k))
 
 
@@ -138,7 +142,8 @@ def _table_nexus(group: h5py.Group, where: str) -> dict[str, np.ndarray]:
     columns: dict[str, np.ndarray] = {}
     for stem, node in group.items():
         if not isinstance(node, h5py.Dataset) or (node.dtype.kind in "SOU"
-                                                  and "units" not in node.attrs):
+                                                  and "units" not in node.attrs
+                                                  and not _is_column(stem)):
             continue  # not a column (a title, say): every column is numeric, most have units
         units = string(node.attrs["units"], f"{stem}'s units", where) \
             if "units" in node.attrs else None
@@ -146,6 +151,12 @@ def _table_nexus(group: h5py.Group, where: str) -> dict[str, np.ndarray]:
         name = column_name(stem[:-len("_errors")] if errors else stem, units, where, stem)
         columns[f"sd_{name}" if errors else name] = numeric(group, stem, where, ndim=1)
     return _labels(columns, where)
+
+
+def _is_column(stem: str) -> bool:
+    """Whether `stem` (a dataset's name in `grains`) names a result column, or its SD."""
+    stem = stem.removesuffix("_errors")
+    return any(k == stem or k.startswith(f"{stem}_") for k in _known_columns())
 
 
 def _table_first(results: h5py.Group, where: str) -> dict[str, np.ndarray]:
@@ -223,8 +234,9 @@ def _field(g: h5py.Group, name: str, where: str) -> np.ndarray:
 def _mask(s: h5py.Group, shape: tuple[int, ...] | None, where: str) -> np.ndarray:
     """A scan's mask (True = excluded), of its maps' shape: `shape`, else its fitted map's."""
     mask = numeric(s, "mask", where, ndim=2, kinds="biu") != 0
-    if shape is None and isinstance(s.get("fitted_Bz"), h5py.Dataset):
-        shape = s["fitted_Bz"].shape
+    fitted = s.get("fitted_Bz")
+    if shape is None and isinstance(fitted, h5py.Dataset) and fitted.ndim == 2:
+        shape = fitted.shape  # (a fitted map of other dimensions is refused as it is read)
     if shape is not None and mask.shape != shape:
         raise InputError(f"'mask' has shape {mask.shape}; expected the scan's map's {shape}",
                          source=where)
