@@ -231,16 +231,13 @@ def _field(g: h5py.Group, name: str, where: str) -> np.ndarray:
     return bz
 
 
-def _mask(s: h5py.Group, shape: tuple[int, ...] | None, where: str) -> np.ndarray:
-    """A scan's mask (True = excluded), of its maps' shape: `shape`, else its fitted map's."""
-    mask = numeric(s, "mask", where, ndim=2, kinds="biu") != 0
-    fitted = s.get("fitted_Bz")
-    if shape is None and isinstance(fitted, h5py.Dataset) and fitted.ndim == 2:
-        shape = fitted.shape  # (a fitted map of other dimensions is refused as it is read)
-    if shape is not None and mask.shape != shape:
-        raise InputError(f"'mask' has shape {mask.shape}; expected the scan's map's {shape}",
-                         source=where)
-    return mask
+def _check_masks(masks: dict[str, np.ndarray], shapes: dict[str, tuple[int, ...]],
+                 where: str) -> None:
+    """Each scan's mask of its maps' shape (`shapes`, where known)."""
+    for scan, mask in masks.items():
+        if scan in shapes and mask.shape != shapes[scan]:
+            raise InputError(f"'mask' has shape {mask.shape}; expected the scan's map's "
+                             f"{shapes[scan]}", source=f"{where}, scans/{scan}")
 
 
 def _text(g: h5py.Group, name: str, where: str, default: str = "") -> str:
@@ -500,8 +497,8 @@ def read_result_entry(path: str | Path, entry: str) -> SavedResult:
                 continue
             sigmas.append(_sigma(s, sigma_name, f"{where}, scans/{scan}"))
             if "mask" in s:
-                masks[scan] = _mask(s, residual.bz.shape if scan == scans[0] else None,
-                                    f"{where}, scans/{scan}")
+                masks[scan] = numeric(s, "mask", f"{where}, scans/{scan}", ndim=2,
+                                      kinds="biu") != 0
         height_node = params is not None and "height" in params
         height = (_length(params, "height", f"{where}, process", positive=True)
                   if height_node else residual.height)
@@ -510,6 +507,8 @@ def read_result_entry(path: str | Path, entry: str) -> SavedResult:
                              "or instrument/sensor/height", source=where)
         cuboids = _stored_cuboids(g, table, where)
         stored = _stored_scans(g, scans, where)
+        _check_masks(masks, {**{s.name: s.fitted.shape for s in stored},
+                             **({scans[0]: residual.bz.shape} if scans else {})}, where)
         first = stored[0] if stored and stored[0].name == (scans or ("",))[0] else None
         thickness = (_length(g, "instrument/sensor/thickness", where)
                      if "instrument/sensor/thickness" in g
