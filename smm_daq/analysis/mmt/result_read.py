@@ -191,10 +191,7 @@ def _checked(table: dict[str, np.ndarray], where: str) -> dict[str, np.ndarray]:
                          f"{', '.join(str(v) for v in odd.values())} values; expected one "
                          f"per grain in each ({n}, as 'grain' holds)", source=where)
     for k in NEEDED[4:]:  # the grains are rebuilt from their centroids and volumes
-        if not np.all(np.isfinite(table[k])) or (k == "volume_um3" and np.any(table[k] <= 0)):
-            raise InputError(f"column '{k}' holds {table[k].tolist()}; expected finite "
-                             f"{'volumes > 0' if k == 'volume_um3' else 'centroids'}",
-                             source=where)
+        _finite(table[k], k, where, positive=k == "volume_um3")
     return {k: table[k] for k in column_order(list(table))}
 
 
@@ -202,6 +199,16 @@ def _scalar(g: h5py.Group, name: str, where: str, default: float | None = None) 
     if name not in g and default is not None:
         return default
     return float(numeric(g, name, where, ndim=0))
+
+
+def _finite(values: np.ndarray, name: str, where: str, *, positive: bool = False) -> None:
+    """InputError unless every value is finite (and > 0 if `positive`), naming the first."""
+    bad = ~np.isfinite(values) | ((values <= 0) if positive else False)
+    if np.any(bad):
+        raise InputError(f"'{name}' holds {float(values[bad][0])!r} (and "
+                         f"{int(bad.sum()) - 1} more such); expected finite values"
+                         f"{' > 0' if positive else ''}",
+                         source=where)
 
 
 def _length(g: h5py.Group, name: str, where: str, *, positive: bool = False) -> float:
@@ -304,10 +311,7 @@ def _stored_cuboids(g: h5py.Group, table: dict[str, np.ndarray], where: str
     columns = [numeric(group, k, inside, length=labels.size, si="m")
                for k in ("x", "y", "z", "dx", "dy", "dz")]
     for k, values in zip(("x", "y", "z", "dx", "dy", "dz"), columns, strict=True):
-        if not np.all(np.isfinite(values)) or (k.startswith("d") and np.any(values <= 0)):
-            raise InputError(f"'{k}' holds {values.tolist()}; expected finite "
-                             f"{'edges > 0' if k.startswith('d') else 'centres'} (m)",
-                             source=inside)
+        _finite(values, k, inside, positive=k.startswith("d"))
     cuboids = np.column_stack(columns)
     grains = from_arrays(cuboids, labels.astype(np.int64), source=where)
     index = {int(label): i for i, label in enumerate(grains.labels)}
