@@ -5,9 +5,10 @@ attribute deleted, a string for a number, integers for floats, a row short, 2-D 
 and inf, an empty array, a version attribute that is no whole number, negative or huge, a
 cuboid table of other labels, a scan listed without its group. `read_result_entry` must read
 each (where the damage is harmless) or refuse it with an InputError naming the file, the
-entry and the field, never another exception, and leave the file's bytes as they were. A few
-spoiled files also go through `smm-daq info` and `smm-daq export`. The counts are printed
-(pytest -s).
+entry and the field, never another exception, and leave the file's bytes as they were; a
+value no result holds there (`_harmful`) must be refused, not read. Those are all run (of the
+grain table's alike columns a sample), of the others a seeded sample. A few spoiled files
+also go through `smm-daq info` and `smm-daq export`. The counts are printed (pytest -s).
 """
 
 from __future__ import annotations
