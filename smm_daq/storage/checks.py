@@ -95,7 +95,8 @@ def strings(value: object, name: str, where: str) -> tuple[str, ...]:
     return tuple(string(v, name, where) for v in items)
 
 
-def _axis(values: np.ndarray, name: str, where: str) -> None:
+def check_axis(values: np.ndarray, name: str, where: str) -> None:
+    """InputError unless `values` are finite, increasing, evenly spaced positions (m)."""
     if not np.all(np.isfinite(values)) or np.any(np.abs(values) > MAX_LENGTH_M):
         raise InputError(f"axis '{name}' holds {_sample(values)}; expected finite positions in "
                          f"m within ±{MAX_LENGTH_M:g} m", source=where)
@@ -121,8 +122,8 @@ def check_map(m: MapData, where: str) -> None:
     if ny == 0 or nx == 0:
         raise InputError(f"'data/Bz' has shape {m.shape}; expected at least one row and one "
                          "column", source=where)
-    _axis(m.x, "x", where)
-    _axis(m.y, "y", where)
+    check_axis(m.x, "x", where)
+    check_axis(m.y, "y", where)
     finite = np.isfinite(m.bz)
     if np.any(np.isinf(m.bz)) or np.any(np.abs(m.bz[finite]) > MAX_FIELD_T):
         bad = m.bz[~np.isnan(m.bz)]

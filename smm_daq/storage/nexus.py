@@ -434,8 +434,12 @@ def _info(name: str, g: h5py.Group, source: str) -> EntryInfo:
         if not isinstance(bz, h5py.Dataset) or bz.ndim != 2:
             numeric(data, "Bz", f"{where}, data", ndim=2)  # raises, saying what it is
         shape = tuple(int(n) for n in bz.shape)
-        x = numeric(data, "x", f"{where}, data", length=shape[1])
-        y = numeric(data, "y", f"{where}, data", length=shape[0])
+        x = numeric(data, "x", f"{where}, data", ndim=1)
+        y = numeric(data, "y", f"{where}, data", ndim=1)
+        if (y.size, x.size) != shape:  # either side may be what was cut short
+            raise InputError(f"'Bz' has shape {shape} (rows, columns) but 'y' holds {y.size} "
+                             f"and 'x' {x.size} values; expected one y per row and one x per "
+                             "column of 'Bz'", source=f"{where}, data")
         step = (float(x[1] - x[0]) if x.size > 1 else 0.0,
                 float(y[1] - y[0]) if y.size > 1 else 0.0)
     lines = None

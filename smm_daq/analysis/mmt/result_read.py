@@ -45,7 +45,7 @@ from smm_daq.analysis.mmt.models.multipole import PointGrains, coefficient_colum
 from smm_daq.analysis.mmt.result_file import RESULT_VERSION, VERSION_ATTRIBUTE
 from smm_daq.analysis.mmt.scan_fits import ScanFit
 from smm_daq.errors import InputError
-from smm_daq.storage.checks import corrupt_guard, numeric, string
+from smm_daq.storage.checks import MAX_FIELD_T, check_axis, corrupt_guard, numeric, string
 from smm_daq.storage.h5file import open_read, text
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import read_map, read_sensor_thickness
@@ -53,6 +53,7 @@ from smm_daq.storage.units import join_units
 
 UM = 1e-6
 MODELS = ("cuboid", "dipole", "quadrupole", "octupole")
+COEFFICIENTS = {"quadrupole": 8, "octupole": 15}  # per grain; 3 (M) for the others
 # the table's columns in the order `MMTResult.table` makes them (the CSV's); a multipole
 # model's coefficients, their SDs and the higher-order test follow (`column_order`)
 BASE_COLUMNS = (
@@ -112,38 +113,50 @@ class SavedResult:
         return chi2, p, resolved.astype(bool)
 
 
-def column_name(stem: str, units: str | None, where: str) -> str:
+def column_name(stem: str, units: str | None, where: str, stored: str = "") -> str:
     """A CSV column's name from the name stored and its `units` attribute: ('mx', 'A/m') ->
-    'mx_A_per_m'."""
+    'mx_A_per_m'. `stored`: the dataset's own name, for the message (an SD's `mx_errors`)."""
     name = join_units(stem, units)
     if name is None:
-        raise InputError(f"column '{stem}' has units {units!r}, which no result column has; "
-                         "expected an MMT result's table", source=where)
+        raise InputError(f"column '{stored or stem}' has units {units!r}, which no result "
+                         "column has; expected an MMT result's table", source=where)
     return name
 
 
-def column_order(names: list[str]) -> list[str]:
-    """`names` in the CSV's order: the base columns, each coefficient with its SD, the
-    higher-order test; any other column after them, by name."""
+def _known_columns() -> list[str]:
+    """The table's columns in the CSV's order: the base columns, each coefficient with its
+    SD, the higher-order test."""
     known = list(BASE_COLUMNS)
     for j in range(3, 15):
         known += [coefficient_column(j), f"sd_{coefficient_column(j)}"]
-    known += HIGHER_ORDER_COLUMNS
-    rank = {k: i for i, k in enumerate(known)}
+    return known + list(HIGHER_ORDER_COLUMNS)
+
+
+def column_order(names: list[str]) -> list[str]:
+    """`names` in the CSV's order (`_known_columns`); any other column after them, by name."""
+    rank = {k: i for i, k in enumerate(_known_columns())}
     return sorted(names, key=lambda k: (rank.get(k, len(rank)), k))
 
 
 def _table_nexus(group: h5py.Group, where: str) -> dict[str, np.ndarray]:
     columns: dict[str, np.ndarray] = {}
     for stem, node in group.items():
-        if not isinstance(node, h5py.Dataset) or node.ndim != 1:
-            continue  # not a column
+        if not isinstance(node, h5py.Dataset) or (node.dtype.kind in "SOU"
+                                                  and "units" not in node.attrs
+                                                  and not _is_column(stem)):
+            continue  # not a column (a title, say): every column is numeric, most have units
         units = string(node.attrs["units"], f"{stem}'s units", where) \
             if "units" in node.attrs else None
         errors = stem.endswith("_errors")
-        name = column_name(stem[:-len("_errors")] if errors else stem, units, where)
+        name = column_name(stem[:-len("_errors")] if errors else stem, units, where, stem)
         columns[f"sd_{name}" if errors else name] = numeric(group, stem, where, ndim=1)
     return _labels(columns, where)
+
+
+def _is_column(stem: str) -> bool:
+    """Whether `stem` (a dataset's name in `grains`) names a result column, or its SD."""
+    stem = stem.removesuffix("_errors")
+    return any(k == stem or k.startswith(f"{stem}_") for k in _known_columns())
 
 
 def _table_first(results: h5py.Group, where: str) -> dict[str, np.ndarray]:
@@ -169,12 +182,16 @@ def _checked(table: dict[str, np.ndarray], where: str) -> dict[str, np.ndarray]:
     if missing:
         raise InputError(f"the grain table has no column {', '.join(missing)}; expected an "
                          "MMT result's per-grain table", source=where)
-    lengths = {k: v.shape[0] for k, v in table.items()}
-    if len(set(lengths.values())) > 1:
-        raise InputError(f"the grain table's columns differ in length ({lengths}); expected "
-                         "one value per grain in each", source=where)
-    if lengths["grain"] == 0:
+    n = table["grain"].shape[0]
+    if n == 0:
         raise InputError("the grain table holds no grain; expected at least one", source=where)
+    odd = {k: v.shape[0] for k, v in table.items() if v.shape[0] != n}
+    if odd:
+        raise InputError(f"the grain table's column(s) {', '.join(odd)} hold "
+                         f"{', '.join(str(v) for v in odd.values())} values; expected one "
+                         f"per grain in each ({n}, as 'grain' holds)", source=where)
+    for k in NEEDED[4:]:  # the grains are rebuilt from their centroids and volumes
+        _finite(table[k], k, where, positive=k == "volume_um3")
     return {k: table[k] for k in column_order(list(table))}
 
 
@@ -182,6 +199,52 @@ def _scalar(g: h5py.Group, name: str, where: str, default: float | None = None) 
     if name not in g and default is not None:
         return default
     return float(numeric(g, name, where, ndim=0))
+
+
+def _finite(values: np.ndarray, name: str, where: str, *, positive: bool = False) -> None:
+    """InputError unless every value is finite (and > 0 if `positive`), naming the first."""
+    bad = ~np.isfinite(values) | ((values <= 0) if positive else False)
+    if np.any(bad):
+        raise InputError(f"'{name}' holds {float(values[bad][0])!r} (and "
+                         f"{int(bad.sum()) - 1} more such); expected finite values"
+                         f"{' > 0' if positive else ''}",
+                         source=where)
+
+
+def _length(g: h5py.Group, name: str, where: str, *, positive: bool = False) -> float:
+    """A length (m, converted from its `units`): finite and >= 0 (> 0 if `positive`)."""
+    value = float(numeric(g, name, where, ndim=0, si="m"))
+    if not (math.isfinite(value) and (value > 0 if positive else value >= 0)):
+        raise InputError(f"'{name}' is {value!r} m; expected a finite length "
+                         f"{'> 0' if positive else '>= 0'}", source=where)
+    return value
+
+
+def _sigma(g: h5py.Group, name: str, where: str) -> float:
+    """A noise σ (T, converted from its `units`): >= 0, NaN where none could be estimated."""
+    value = float(numeric(g, name, where, ndim=0, si="T"))
+    if math.isinf(value) or value < 0:
+        raise InputError(f"'{name}' is {value!r} T; expected a noise σ >= 0", source=where)
+    return value
+
+
+def _field(g: h5py.Group, name: str, where: str) -> np.ndarray:
+    """A 2-D map of Bz (T): NaN where not fitted, else below MAX_FIELD_T in magnitude."""
+    bz = numeric(g, name, where, ndim=2, si="T")
+    known = bz[~np.isnan(bz)]
+    if known.size and not np.max(np.abs(known)) < MAX_FIELD_T:
+        raise InputError(f"'{name}' holds {known[np.argmax(np.abs(known))]:g} T; expected "
+                         f"fields below {MAX_FIELD_T:g} T in magnitude", source=where)
+    return bz
+
+
+def _check_masks(masks: dict[str, np.ndarray], shapes: dict[str, tuple[int, ...]],
+                 where: str) -> None:
+    """Each scan's mask of its maps' shape (`shapes`, where known)."""
+    for scan, mask in masks.items():
+        if scan in shapes and mask.shape != shapes[scan]:
+            raise InputError(f"'mask' has shape {mask.shape}; expected the scan's map's "
+                             f"{shapes[scan]}", source=f"{where}, scans/{scan}")
 
 
 def _text(g: h5py.Group, name: str, where: str, default: str = "") -> str:
@@ -225,7 +288,8 @@ def _version(g: h5py.Group, where: str) -> int | None:
         raise InputError(f"attribute '{VERSION_ATTRIBUTE}' is {value!r}; expected a whole "
                          f"number from 1 to {RESULT_VERSION}", source=where)
     if version > RESULT_VERSION:
-        raise InputError(f"is an MMT result of layout version {version}, newer than this "
+        raise InputError(f"is an MMT result of layout version {version} (attribute "
+                         f"'{VERSION_ATTRIBUTE}'), newer than this "
                          f"smm-daq reads (version {RESULT_VERSION} and older); expected "
                          f"version {RESULT_VERSION} or older: open it with a newer smm-daq",
                          source=where)
@@ -246,10 +310,9 @@ def _stored_cuboids(g: h5py.Group, table: dict[str, np.ndarray], where: str
     labels = numeric(group, "grain", inside, ndim=1, kinds="iu")
     columns = [numeric(group, k, inside, length=labels.size, si="m")
                for k in ("x", "y", "z", "dx", "dy", "dz")]
+    for k, values in zip(("x", "y", "z", "dx", "dy", "dz"), columns, strict=True):
+        _finite(values, k, inside, positive=k.startswith("d"))
     cuboids = np.column_stack(columns)
-    if not (np.all(np.isfinite(cuboids)) and np.all(cuboids[:, 3:] > 0)):
-        raise InputError("holds cuboids with edges not > 0 or values not finite; expected "
-                         "finite centres and edges > 0 (m)", source=inside)
     grains = from_arrays(cuboids, labels.astype(np.int64), source=where)
     index = {int(label): i for i, label in enumerate(grains.labels)}
     if set(index) != {int(label) for label in table["grain"]}:
@@ -281,18 +344,25 @@ def _stored_scans(g: h5py.Group, scans: tuple[str, ...], where: str) -> list[_Sc
         if not (isinstance(s, h5py.Group) and "fitted_Bz" in s and "residual_Bz" in s):
             continue
         inside = f"{where}, scans/{scan}"
-        fitted = numeric(s, "fitted_Bz", inside, ndim=2, si="T")
-        residual = numeric(s, "residual_Bz", inside, ndim=2, si="T")
+        fitted = _field(s, "fitted_Bz", inside)
+        residual = _field(s, "residual_Bz", inside)
         if residual.shape != fitted.shape:
-            raise InputError(f"'residual_Bz' has shape {residual.shape}; expected the fitted "
-                             f"map's {fitted.shape}", source=inside)
+            raise InputError(f"'fitted_Bz' has shape {fitted.shape} and 'residual_Bz' "
+                             f"{residual.shape}; expected both of the scan's shape",
+                             source=inside)
         size = (tuple(float(v) for v in numeric(s, "sensor_size", inside, length=2, si="m"))
                 if "sensor_size" in s else None)
-        found = _Scan(scan, fitted, residual, _scalar(s, "height", inside), size,
-                      _scalar(s, "sensor_thickness", inside) if "sensor_thickness" in s else None)
+        if size is not None and not all(math.isfinite(v) and v >= 0 for v in size):
+            raise InputError(f"'sensor_size' is {list(size)!r} m; expected two finite sizes "
+                             ">= 0", source=inside)
+        found = _Scan(scan, fitted, residual, _length(s, "height", inside, positive=True), size,
+                      _length(s, "sensor_thickness", inside) if "sensor_thickness" in s
+                      else None)
         if "x" in s and "y" in s:
             found.x = numeric(s, "x", inside, length=fitted.shape[1], si="m")
             found.y = numeric(s, "y", inside, length=fitted.shape[0], si="m")
+            check_axis(found.x, "x", inside)
+            check_axis(found.y, "y", inside)
         out.append(found)
     return out
 
@@ -369,7 +439,7 @@ def read_result_entry(path: str | Path, entry: str) -> SavedResult:
         params = params if isinstance(params, h5py.Group) else None
         if isinstance(g.get("grains"), h5py.Group):
             table = _checked(_table_nexus(g["grains"], f"{where}, grains"), f"{where}, grains")
-            fitted_bz = numeric(g, "fitted/Bz", where, ndim=2, si="T")
+            fitted_bz = _field(g, "fitted/Bz", where)
             cov_name, sigma_name = "covariance", "sigma"
             damping = _scalar(params, "damping", f"{where}, process", 0.0) if params else 0.0
             command = _text(params, "command", where) if params is not None else ""
@@ -377,7 +447,7 @@ def read_result_entry(path: str | Path, entry: str) -> SavedResult:
             version = version or 2
         elif isinstance(results.get("grain"), h5py.Dataset):
             table = _checked(_table_first(results, f"{where}, results"), f"{where}, results")
-            fitted_bz = numeric(g, "fitted/Bz", where, ndim=2, si="T")
+            fitted_bz = _field(g, "fitted/Bz", where)
             cov_name, sigma_name = "covariance_A2_per_m2", "sigma_T"
             damping = _scalar(results, "damping", f"{where}, results", 0.0)
             command = _text(results, "command", where)
@@ -386,6 +456,9 @@ def read_result_entry(path: str | Path, entry: str) -> SavedResult:
         else:
             raise InputError("holds no per-grain table; expected a group 'grains' (or, as "
                              "written by the first versions, 'results/grain')", source=where)
+        if not (math.isfinite(damping) and damping >= 0):
+            raise InputError(f"'damping' is {damping!r}; expected a finite number >= 0",
+                             source=where)
         n = int(table["grain"].shape[0])
         inside = f"{where}, results"
         if fitted_bz.shape != residual.bz.shape:
@@ -397,7 +470,8 @@ def read_result_entry(path: str | Path, entry: str) -> SavedResult:
             raise InputError(f"'results/model' is {model!r}; expected one of "
                              f"{', '.join(MODELS)}", source=where)
         scans = residual.sources
-        if "scans" in results:
+        listed = "scans" in results
+        if listed:
             scans = tuple(s for s in _text(results, "scans", where).split(",") if s)
         coefficients = covariances = None
         if "coefficients" in results:
@@ -406,27 +480,41 @@ def read_result_entry(path: str | Path, entry: str) -> SavedResult:
             if coefficients.shape[0] != n or k not in (3, 8, 15):
                 raise InputError(f"'coefficients' has shape {coefficients.shape}; expected "
                                  f"({n}, 3, 8 or 15)", source=f"{where}, results")
+            if k != COEFFICIENTS.get(model, 3):
+                raise InputError(f"'coefficients' holds {k} per grain, which the model "
+                                 f"'{model}' ('results/model') has not; expected "
+                                 f"{COEFFICIENTS.get(model, 3)}", source=f"{where}, results")
+            if not np.all(np.isfinite(coefficients)):
+                raise InputError("'coefficients' holds values not finite; expected each "
+                                 "grain's fitted coefficients", source=f"{where}, results")
             covariances = _stack(results, "coefficient_covariance", f"{where}, results",
                                  (n, k, k))
-        sigma = _scalar(results, sigma_name, f"{where}, results")
+        sigma = _sigma(results, sigma_name, f"{where}, results")
         sigmas, masks = [], {}
         for scan in scans:
             s = g.get(f"scans/{scan}")
-            if isinstance(s, h5py.Group):
-                sigmas.append(_scalar(s, sigma_name, f"{where}, scans/{scan}"))
-                if "mask" in s:
-                    masks[scan] = numeric(s, "mask", f"{where}, scans/{scan}", ndim=2,
-                                          kinds="biu") != 0
+            if not isinstance(s, h5py.Group):
+                if listed:  # the writer stores every scan it lists
+                    raise InputError(f"lists scan '{scan}' in 'results/scans' but holds no group "
+                                     f"'scans/{scan}'; expected each listed scan's σ and maps "
+                                     "there", source=where)
+                continue
+            sigmas.append(_sigma(s, sigma_name, f"{where}, scans/{scan}"))
+            if "mask" in s:
+                masks[scan] = numeric(s, "mask", f"{where}, scans/{scan}", ndim=2,
+                                      kinds="biu") != 0
         height_node = params is not None and "height" in params
-        height = (float(numeric(params, "height", f"{where}, process", ndim=0, si="m"))
+        height = (_length(params, "height", f"{where}, process", positive=True)
                   if height_node else residual.height)
         if height is None:
             raise InputError("records no sensor height; expected process/parameters/height "
                              "or instrument/sensor/height", source=where)
         cuboids = _stored_cuboids(g, table, where)
         stored = _stored_scans(g, scans, where)
+        _check_masks(masks, {**{s.name: s.fitted.shape for s in stored},
+                             **({scans[0]: residual.bz.shape} if scans else {})}, where)
         first = stored[0] if stored and stored[0].name == (scans or ("",))[0] else None
-        thickness = (_scalar(g, "instrument/sensor/thickness", where)
+        thickness = (_length(g, "instrument/sensor/thickness", where)
                      if "instrument/sensor/thickness" in g
                      else first.thickness if first is not None else None)
         fmt = (_text(params, "grain_format", where) if params is not None

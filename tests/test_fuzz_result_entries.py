@@ -1,0 +1,320 @@
+"""Fuzzing saved MMT result entries: from three small real results (a cuboid result, a joint
+quadrupole result of two scans with a mask, and the cuboid one as written before layout
+version 3), one thing at a time is spoiled with a seeded generator: a dataset, group or
+attribute deleted, a string for a number, integers for floats, a row short, 2-D for 1-D, NaN
+and inf, an empty array, a version attribute that is no whole number, negative or huge, a
+cuboid table of other labels, a scan listed without its group. `read_result_entry` must read
+each (where the damage is harmless) or refuse it with an InputError naming the file, the
+entry and the field, never another exception, and leave the file's bytes as they were; a
+value no result holds there (`_harmful`) must be refused, not read. Those are all run (of the
+grain table's alike columns a sample), of the others a seeded sample. A few spoiled files
+also go through `smm-daq info` and `smm-daq export`. The counts are printed (pytest -s).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import shutil
+import traceback
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from test_gui_mmt import write_cuboid_session
+from test_gui_mmt_saved import COEF, POINTS, as_written_before_version_3
+
+from smm_daq.analysis.mmt.formats.points import write_points
+from smm_daq.analysis.mmt.models.multipole import MultipoleModel, Sensor
+from smm_daq.analysis.mmt.result_read import read_result_entry
+from smm_daq.analysis.mmt.solver.inversion import forward
+from smm_daq.cli.main import main
+from smm_daq.errors import InputError
+from smm_daq.storage.mapdata import MapData
+from smm_daq.storage.nexus import write_map_entry
+
+UM = 1e-6
+SEED = 20261206
+PER_SOURCE = 40  # harmless-or-not mutations drawn per source result (of those it offers)
+COLUMNS = 25  # spoilt grain-table columns drawn per source (each must be refused)
+
+
+@dataclass(frozen=True)
+class Mutation:
+    label: str
+    names: tuple[str, ...]  # the message must name one of these (the field spoiled)
+    spoil: Callable[[h5py.Group], None]
+
+
+def _point_session(tmp: Path) -> Path:
+    """Two small scans of three point grains and their joint quadrupole inversion with a mask
+    of the left edge (entry 'joint')."""
+    x = y = np.arange(0, 40.1, 2) * UM
+    X, Y = np.meshgrid(x, y)
+    path = tmp / "p.h5"
+    rng = np.random.default_rng(2)
+    for name, h in (("low", 2 * UM), ("high", 4 * UM)):
+        sensors = np.c_[X.ravel(), Y.ravel(), np.full(X.size, h)]
+        bz = forward(MultipoleModel.build(POINTS, Sensor(), "quadrupole"), sensors, COEF)
+        write_map_entry(path, MapData(bz=(bz + rng.normal(0, 2e-9, X.size)).reshape(X.shape),
+                                      x=x, y=y, height=h, sensor_size=(0.0, 0.0), name=name),
+                        kind="scan")
+    grains = tmp / "g.txt"
+    write_points(grains, POINTS)
+    mask = tmp / "mask.json"
+    mask.write_text('{"rectangles_um": [[0, 3, 0, 40]]}')
+    assert main(["mmt", "invert", str(path), "--entry", "low", "--entry", "high", "--grains",
+                 str(grains), "--grain-format", "points", "--model", "quadrupole", "--mask",
+                 str(mask), "--out", str(tmp / "q.csv"), "--result-entry", "joint"]) == 0
+    return path
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, str]]:
+    """The source results, made once: name -> (file, entry)."""
+    tmp = tmp_path_factory.mktemp("sources")
+    cuboid, grains = write_cuboid_session(tmp)
+    assert main(["mmt", "invert", str(cuboid), "--entry", "scan", "--grains", str(grains),
+                 "--out", str(tmp / "r.csv")]) == 0
+    grains.unlink()  # the version-2 entry reads without its grain file too
+    v2 = tmp / "v2.h5"
+    shutil.copy(cuboid, v2)
+    as_written_before_version_3(v2, "scan_mmt")
+    joint = _point_session(tmp)
+    for path, entry in ((cuboid, "scan_mmt"), (v2, "scan_mmt"), (joint, "joint")):
+        read_result_entry(path, entry)  # each reads as it is
+    return {"cuboid": (cuboid, "scan_mmt"), "v2": (v2, "scan_mmt"), "joint": (joint, "joint")}
+
+
+def _replace(g: h5py.Group, name: str, value: object) -> None:
+    attrs = dict(g[name].attrs)
+    del g[name]
+    g[name] = value
+    g[name].attrs.update(attrs)
+
+
+def _set_first(name: str, value: float) -> Callable[[h5py.Group], None]:
+    def spoil(g: h5py.Group) -> None:
+        data = np.array(g[name][()], dtype=float)
+        data.flat[0] = value
+        _replace(g, name, data)
+    return spoil
+
+
+def _dataset_mutations(name: str, node: h5py.Dataset) -> Iterator[Mutation]:
+    parts = tuple(name.split("/"))
+    names = (parts[-1], "/".join(parts[-2:]))
+    if parts[0] == "grains":  # a column, named as in the CSV: mx_errors as sd_mx_A_per_m
+        names += (f"sd_{parts[-1][:-len('_errors')]}" if parts[-1].endswith("_errors")
+                  else parts[-1],)
+    shape, kind = node.shape, node.dtype.kind
+    yield Mutation(f"{name} deleted", names, lambda g: g.__delitem__(name))
+    if kind in "iufb":
+        yield Mutation(f"{name} a string", names, lambda g: _replace(g, name, "oops"))
+        if node.ndim >= 1 and node.size > 0:
+            yield Mutation(f"{name} empty", names,
+                           lambda g: _replace(g, name, np.zeros((0, *shape[1:]))))
+            yield Mutation(f"{name} {node.ndim + 1}-D for {node.ndim}-D", names, lambda g: _replace(
+                g, name, np.stack([g[name][()]] * 2)))
+        if node.ndim >= 1 and shape[0] > 1:
+            yield Mutation(f"{name} a row short", names,
+                           lambda g: _replace(g, name, g[name][()][:-1]))
+        if node.ndim == 0:
+            yield Mutation(f"{name} an array for a scalar", names,
+                           lambda g: _replace(g, name, np.full(3, g[name][()])))
+    if kind == "f":
+        yield Mutation(f"{name} integers", names,
+                       lambda g: _replace(g, name, np.nan_to_num(g[name][()]).astype(np.int64)))
+        if node.size > 0:
+            for value in (np.nan, np.inf, -np.inf):
+                yield Mutation(f"{name} holds {value}", names, _set_first(name, value))
+    if "units" in node.attrs:
+        yield Mutation(f"{name} units furlong", names,
+                       lambda g: g[name].attrs.__setitem__("units", "furlong"))
+        yield Mutation(f"{name} units an integer", names,
+                       lambda g: g[name].attrs.__setitem__("units", 7))
+
+
+def _version(value: object) -> Callable[[h5py.Group], None]:
+    return lambda g: g.attrs.__setitem__("mmt_result_version", value)
+
+
+def _relabel(g: h5py.Group) -> None:
+    _replace(g, "grain_cuboids/grain", g["grain_cuboids/grain"][()] + 100)
+
+
+def _special_mutations(g: h5py.Group) -> Iterator[Mutation]:
+    """Spoilings a walk over the entry's nodes does not make."""
+    version = ("mmt_result_version",)
+    for value in ("three", "", -1, 0, 2**40, 2.5, np.array([3, 3]), 3.0):
+        yield Mutation(f"version {value!r}", version, _version(value))
+    yield Mutation("kind deleted", ("kind",), lambda g: g.attrs.__delitem__("kind"))
+    yield Mutation("kind 'scan'", ("kind",), lambda g: g.attrs.__setitem__("kind", "scan"))
+    if "grain_cuboids/grain" in g:
+        yield Mutation("cuboid labels of other grains", ("grain_cuboids",), _relabel)
+    if "results/scans" in g:
+        yield Mutation("a scan listed without its group", ("ghost", "scans"),
+                       lambda g: _replace(g, "results/scans",
+                                          g["results/scans"].asstr()[()] + ",ghost"))
+    for scan in g.get("scans", {}):
+        yield Mutation(f"scans/{scan} deleted, still listed", (scan, "scans"),
+                       lambda g, s=scan: g.__delitem__(f"scans/{s}"))
+
+
+def _mutations(path: Path, entry: str) -> tuple[list[Mutation], list[Mutation]]:
+    """The spoilings of the walk over the entry's nodes, and the special ones."""
+    out: list[Mutation] = []
+    with h5py.File(path, "r") as f:
+        g = f[entry]
+
+        def visit(name: str, node: object) -> None:
+            if isinstance(node, h5py.Dataset):
+                out.extend(_dataset_mutations(name, node))
+            else:
+                parts = tuple(name.split("/"))
+                out.append(Mutation(f"group {name} deleted", (parts[-1], name),
+                                    lambda g: g.__delitem__(name)))
+        g.visititems(visit)
+        return out, list(_special_mutations(g))
+
+
+# what no reading may take as harmless: a value no result holds there (label patterns)
+NOT_FINITE = re.compile(
+    r"^(grains/(x|y|z|volume)|scans/\w+/(x|y|height|sensor_thickness|sensor_size)"
+    r"|instrument/sensor/thickness|process/parameters/(height|damping)|results/coefficients"
+    r"|grain_cuboids/\w+) holds (nan|inf|-inf)$")
+INFINITE = re.compile(r"^(results/sigma|scans/\w+/sigma|fitted/Bz|scans/\w+/(fitted|residual)_Bz)"
+                      r" holds (inf|-inf)$")
+HARMFUL = re.compile(
+    r"^(version (?!3\.0$).*|kind .*|cuboid labels of other grains|a scan listed without "
+    r"its group|scans/\w+ deleted, still listed|grains/\w+ (2-D for 1-D|a string)"
+    r"|scans/\w+/mask (a row short|empty|3-D for 2-D)|data/Bz (a row short|empty)"
+    r"|grains/\w+ (a row short|empty|units furlong)"
+    r"|scans/\w+/(fitted|residual)_Bz (a row short|empty))$")
+
+
+def _harmful(source: str, label: str) -> bool:
+    """Whether the spoiling must be refused (else it may also be read: a field not needed)."""
+    return bool(NOT_FINITE.match(label) or INFINITE.match(label) or HARMFUL.match(label)
+                or (source == "joint" and label == "results/model deleted"))
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _judge(path: Path, entry: str, m: Mutation) -> tuple[str, str | None]:
+    """('read' or 'refused', None) when handled, else what went wrong."""
+    before = _digest(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            read_result_entry(path, entry)
+        outcome, problem = "read", None
+    except InputError as exc:
+        msg = str(exc)
+        missing = [w for w in (str(path), f"'{entry}'") if w not in msg]
+        if not any(n in msg for n in m.names):
+            missing.append(f"one of {m.names}")
+        outcome = "refused"
+        problem = f"message names not {missing}: {msg}" if missing else None
+    except Exception as exc:  # what the fuzzing looks for
+        tb = "".join(traceback.format_exception(exc)[-3:])
+        return "crashed", f"{type(exc).__name__}: {exc} ... {tb}"
+    if _digest(path) != before:
+        problem = (problem + "; " if problem else "") + "the file changed"
+    return outcome, problem
+
+
+def test_a_damaged_result_entry_is_read_or_refused_by_name_and_left_as_it_was(
+        sources: dict[str, tuple[Path, str]], tmp_path: Path) -> None:
+    rng = np.random.default_rng(SEED)
+    counts: dict[str, int] = {}
+    failures, read = [], []
+    for source, (path, entry) in sources.items():
+        walked, special = _mutations(path, entry)
+        offered = walked + special  # those that must be refused each time, the others a sample
+        must = [i for i, m in enumerate(offered) if _harmful(source, m.label)]
+        columns = [i for i in must if offered[i].label.startswith("grains/")]  # alike: a sample
+        rest = np.setdiff1d(np.arange(len(offered)), must)
+        chosen = [*np.setdiff1d(must, columns), *rng.permutation(columns)[:COLUMNS],
+                  *rng.permutation(rest)[:PER_SOURCE]]
+        counts[f"{source} offered"] = len(offered)
+        counts[f"{source} offered that must be refused"] = len(must)
+        for i in sorted(chosen):
+            m = offered[i]
+            spoilt = tmp_path / f"{source}_{i}.h5"
+            shutil.copy(path, spoilt)
+            with h5py.File(spoilt, "a") as f:
+                m.spoil(f[entry])
+            outcome, problem = _judge(spoilt, entry, m)
+            if outcome == "read" and _harmful(source, m.label):
+                problem = "read, not refused"
+            counts[f"{source} {outcome}"] = counts.get(f"{source} {outcome}", 0) + 1
+            if problem is not None:
+                failures.append(f"[{source}] {m.label}: {problem}")
+            elif outcome == "read":
+                read.append(f"[{source}] {m.label}")
+            spoilt.unlink()
+    print(counts)
+    print("read as harmless:\n  " + "\n  ".join(read))
+    assert not failures, f"{len(failures)}:\n" + "\n".join(failures)
+
+
+def _command(argv: list[str], watched: Path, output: Path) -> tuple[object, str | None]:
+    """(exit code, None) when `smm-daq` read the file (exit 0) or refused it with one message
+    naming it (exit 2), with no traceback and the file unchanged; else what went wrong."""
+    before = _digest(watched)
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with redirect_stdout(out), redirect_stderr(err):
+            code = main(argv)
+    except SystemExit as stop:
+        code = stop.code
+    except Exception as exc:  # what the fuzzing looks for
+        return "traceback", f"{type(exc).__name__}: {exc}"
+    text = err.getvalue()
+    errors = [ln for ln in text.splitlines() if "error:" in ln]
+    problems = []
+    if code not in (0, 2) or "Traceback" in text:
+        problems.append(f"exit {code}")
+    if code == 2 and (len(errors) != 1 or watched.name not in errors[0]
+                      or "expected" not in errors[0]):
+        problems.append("not one message naming the file and what was expected")
+    if code == 2 and output.exists():
+        problems.append(f"{output.name} written")
+    if _digest(watched) != before:
+        problems.append("the file changed")
+    return code, f"{'; '.join(problems)}: {text.strip()[-300:]!r}" if problems else None
+
+
+def test_info_and_export_read_or_refuse_a_damaged_result_entry(
+        sources: dict[str, tuple[Path, str]], tmp_path: Path) -> None:
+    rng = np.random.default_rng(SEED + 1)
+    failures, codes = [], {}
+    for source, (path, entry) in sources.items():
+        walked, special = _mutations(path, entry)
+        map_parts = [m for m in walked if m.label.startswith(("data/", "instrument/"))]
+        chosen = [map_parts[i] for i in rng.permutation(len(map_parts))[:3]]
+        chosen += [special[i] for i in rng.permutation(len(special))[:1]]
+        for j, m in enumerate(chosen):
+            spoilt = tmp_path / f"{source}_{j}.h5"
+            shutil.copy(path, spoilt)
+            with h5py.File(spoilt, "a") as f:
+                m.spoil(f[entry])
+            csv_out = tmp_path / f"{source}_{j}.csv"
+            for command, argv in (("info", ["info", str(spoilt)]),
+                                  ("export", ["export", str(spoilt), "--entry", entry,
+                                              "--csv", str(csv_out)])):
+                code, problem = _command(argv, spoilt, csv_out)
+                codes[f"{command} exit {code}"] = codes.get(f"{command} exit {code}", 0) + 1
+                if problem is not None:
+                    failures.append(f"[{source}] {m.label} / {command}: {problem}")
+    print(codes)
+    assert not failures, f"{len(failures)}:\n" + "\n".join(failures)
