@@ -215,6 +215,36 @@ def test_a_subtraction_and_an_mmt_save_during_a_stalled_scan_write_do_not_hold_t
                     timeout=WAIT_MS)
 
 
+def test_closing_says_when_the_scans_thread_may_still_be_making_the_rig_safe(
+        window, qtbot, capsys, monkeypatch):
+    """Closing past a stalled write waits `HAND_BACK_WAIT_S` for the scan's thread's making
+    safe under way, no longer: past that, the window says the rig may not be safe until that
+    thread ends, in the close's warning and on stderr (what is left once the window has
+    gone), with what to run."""
+    scan, live = window.scan, window.scan.live
+    asked, warned = closing_answered(monkeypatch)
+    monkeypatch.setattr(sequencer, "HAND_BACK_WAIT_S", 0.0)
+    slow = stall_a_small_scan(scan, qtbot, monkeypatch, "held")
+    held = threading.Lock()  # the scan's thread's making safe, which has not ended
+    try:
+        qtbot.mouseClick(scan.abort_button, QtCore.Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: live.write_stalled, timeout=WAIT_MS)
+        running = live.sequencer
+        held.acquire()
+        running._safing = held
+        assert window.close()  # asked (Yes), and closed, the making safe not waited for
+        assert len(asked) == 1 and window.holder.rig is None
+        said = "the scan's thread was still making the rig safe 0 s after closing was agreed to"
+        assert len(warned) == 1 and f"\n{said[:1].upper()}{said[1:]}" in warned[0]
+        assert "smm-daq safe --profile" in warned[0]
+        err = capsys.readouterr().err
+        assert f"smm-daq: {said}" in err and "smm-daq safe --profile" in err
+    finally:
+        held.release()
+        slow.go.set()
+    assert running.wait(WAIT_MS / 1000) == "aborted"
+
+
 # The head of a program whose scan's final status is written by a write that blocks inside
 # HDF5 (holding h5py's lock, as a write on a stalled disk does) and never returns; the close's
 # question is answered Yes; `close_when_told(window)` closes the window once it is told
