@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from pathlib import Path
 
 from PyQt6 import QtCore, QtGui, QtWidgets
@@ -15,6 +16,7 @@ from gui.rig_holder import RigHolder
 from gui.scan_tab import ScanTab
 from gui.session_browser import SessionBrowser
 from smm_daq.instruments.profile import Profile
+from smm_daq.instruments.rig import safe_command_hint
 
 TITLE = "smm-daq"
 
@@ -200,6 +202,21 @@ class MainWindow(QtWidgets.QMainWindow):
             return True
         return confirm(self, f"{text}\n\nClose without waiting for the write?")
 
+    def _still_making_safe(self) -> list[str]:
+        """The scan's thread was still making the rig safe (a field's ramp-down, or an
+        instrument not answering) when closing waited no longer for it: said on stderr at
+        once (it stays once the window has gone, and the window's own making safe, next,
+        waits for the rig), and returned for the close's warning."""
+        from smm_daq.acquisition import sequencer  # loaded: a scan ran
+
+        waited = f"{sequencer.HAND_BACK_WAIT_S:g} s"
+        text = (f"the scan's thread was still making the rig safe {waited} after closing was "
+                "agreed to (a ramp-down, or an instrument not answering); the window makes "
+                "the rig safe once more and closes it, but it may not be safe until that "
+                f"thread ends. {safe_command_hint(self.profile)}.")
+        print(f"smm-daq: {text}", file=sys.stderr, flush=True)
+        return [text[:1].upper() + text[1:]]
+
     def _writes_left(self) -> str:
         """What the Session and MMT tabs are writing, which closing past a stalled write
         leaves too ("" when nothing): each waits for the same disk, or for HDF5, which a
@@ -234,14 +251,16 @@ class MainWindow(QtWidgets.QMainWindow):
         to)."""
         live = self.scan.live
         stalled = live.running and live.write_stalled
+        late: list[str] = []  # the scan's thread still making the rig safe, said
         if stalled:
             if not self._leave_stalled_write():
                 event.ignore()
                 return
             self._close_after_scan = True  # said Yes: not asked again for a recipe
             self.left_stalled_write = True
-            if live.sequencer is not None:  # made safe and closed below, the write left behind
-                live.sequencer.hand_back_rig()
+            # made safe and closed below, the write left behind
+            if live.sequencer is not None and not live.sequencer.hand_back_rig():
+                late = self._still_making_safe()
         elif live.running:
             if not self._close_after_scan:
                 if not confirm(self, "A scan is running. Abort it (the rig is made safe) and "
@@ -271,7 +290,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.recipes.runner is not None and self.recipes.runner.running:
             self.recipes.stop()  # a wait step ends within a slice; the rig is then made safe
         self.save_settings()
-        problems = self.holder.close(wait=not stalled)  # a start's file work, if stalled
+        problems = late + self.holder.close(wait=not stalled)  # a start's file work, if stalled
         if problems:
             QtWidgets.QMessageBox.warning(
                 self, TITLE, "The rig may not be safe:\n" + "\n".join(problems)

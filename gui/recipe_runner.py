@@ -18,6 +18,7 @@ from PyQt6 import QtCore
 from gui.background import Background
 from gui.rig_holder import RigHolder
 from gui.scan_tab import ScanTab
+from smm_daq.acquisition import sequencer
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.acquisition.recipe import (
     PromptStep,
@@ -45,8 +46,10 @@ class RecipeRunner(QtCore.QObject):
     stepEnded = QtCore.pyqtSignal(int, bool, str)  # index, ok, message
     stepSkipped = QtCore.pyqtSignal(int, str)  # index, why (a continued recipe's)
     finished = QtCore.pyqtSignal(bool, str)  # all steps done, message
-    # Stop made the rig safe (or failed to) while a subtraction's file work had not returned
-    subtractionHeld = QtCore.pyqtSignal(str)
+    # Stop made the rig safe (or failed to) while a subtraction's file work had not returned:
+    # what to say, and whether it is a warning (the rig not safe, or the write not returned
+    # `WRITE_STALLED_S` after the rig was made safe, as a scan's is told)
+    subtractionHeld = QtCore.pyqtSignal(str, bool)
 
     def __init__(
         self,
@@ -64,6 +67,11 @@ class RecipeRunner(QtCore.QObject):
         self.running = False
         self._stop_requested = False
         self.analysis = Background("analysis", self)
+        # a subtraction's write not returned `WRITE_STALLED_S` after Stop made the rig safe
+        # is told as stalled (a write merely slower than the making safe is not)
+        self._stall_timer = QtCore.QTimer(self, singleShot=True)
+        self._stall_timer.timeout.connect(self._tell_stalled)
+        self._held: tuple[int, str] | None = None  # the subtraction's step and what to tell
 
     def start(self) -> None:
         """Ask the connected stage controller what each fly step needs (`check_fly_steps`),
@@ -89,17 +97,33 @@ class RecipeRunner(QtCore.QObject):
                 self.recipe.steps[self.index], SubtractStep) and self.holder.rig is not None:
             index, step = self.index, self.recipe.steps[self.index]
 
-            def told(rig: str) -> None:
-                if self.running and self.index == index:  # the subtraction has not returned
-                    self.subtractionHeld.emit(self._held_text(step, rig))
+            def told(rig: str, safe: bool) -> None:
+                if not self._subtracting(index):  # it returned meanwhile
+                    return
+                self.subtractionHeld.emit(
+                    f"Stopping: {rig}. The subtraction '{step.name}' into {self.path.name} is "
+                    "finishing; the recipe ends when it returns.", not safe)
+                self._held = (index, self._held_text(step, rig))
+                self._stall_timer.start(round(1000 * sequencer.WRITE_STALLED_S))
 
             self.holder.call(  # again at the recipe's end
                 self.holder.rig.make_safe,
                 lambda problems: told("the rig is safe (stage stopped, field at its safe "
                                       "state)" if not problems else
-                                      "the rig is NOT SAFE: " + "; ".join(problems)),
-                lambda exc: told(f"making the rig safe failed: {exc}"),
+                                      "the rig is NOT SAFE: " + "; ".join(problems),
+                                      not problems),
+                lambda exc: told(f"making the rig safe failed: {exc}", False),
             )
+
+    def _subtracting(self, index: int) -> bool:
+        """Whether step `index`, a subtraction, is still under way (its write not returned)."""
+        return self.running and self.index == index
+
+    def _tell_stalled(self) -> None:
+        """`WRITE_STALLED_S` after Stop made the rig safe: the subtraction's write that has
+        not returned yet is told as stalled."""
+        if self._held is not None and self._subtracting(self._held[0]):
+            self.subtractionHeld.emit(self._held[1], True)
 
     def _held_text(self, step: SubtractStep, rig: str) -> str:
         """What Stop left while the subtraction's file work is held (a stalled disk): the rig,

@@ -222,7 +222,7 @@ class RecipesView(QtWidgets.QWidget):
         self.runner.stepEnded.connect(self._step_ended)
         self.runner.stepSkipped.connect(self._step_skipped)
         self.runner.finished.connect(self._finished)
-        self.runner.subtractionHeld.connect(lambda text: self._say(text, error=True))
+        self.runner.subtractionHeld.connect(lambda text, error: self._say(text, error=error))
         self.run_button.setEnabled(False)
         self.open_button.setEnabled(False)
         self.stop_button.setEnabled(True)

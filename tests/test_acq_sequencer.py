@@ -738,3 +738,20 @@ def test_handing_the_rig_back_waits_for_the_making_safe_under_way(tmp_path, monk
     waited.set()  # unfixed: lets the making safe end, after the hand-back
     assert seq.wait(30) == "aborted"
     assert order == ["made safe", "made safe", "handed back"]
+
+
+def test_handing_the_rig_back_says_whether_the_making_safe_under_way_ended(tmp_path,
+                                                                            monkeypatch):
+    """`hand_back_rig` waits `HAND_BACK_WAIT_S` for a making safe under way, no longer: past
+    that it says so (False), for its owner to tell the user that the worker's thread may still
+    be making the rig safe; with none under way, True. Either way the worker touches the rig
+    no more."""
+    monkeypatch.setattr(sequencer, "HAND_BACK_WAIT_S", 0.0)
+    seq = Sequencer(fake_rig(), tmp_path / "s.h5", _plan())
+    assert seq.hand_back_rig() is True
+    held = threading.Lock()  # the worker's making safe, which never ends
+    held.acquire()
+    late = Sequencer(fake_rig(), tmp_path / "s.h5", _plan())
+    late._safing = held
+    assert late.hand_back_rig() is False
+    assert late._rig_handed_back

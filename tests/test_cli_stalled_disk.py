@@ -62,6 +62,37 @@ def test_a_write_at_the_scans_end_that_stalls_ends_the_scan_command_by_itself(
     assert "smm-daq: the rig is safe" in err
 
 
+def test_a_making_safe_still_under_way_when_the_command_ends_is_said(
+        tmp_path, monkeypatch, capsys):
+    """The scan's end's write stalls and the scan's thread is still making the rig safe when
+    the command stops waiting for it (`HAND_BACK_WAIT_S`): the command does not say the rig is
+    safe, but that it may not be, why, and what to run."""
+    monkeypatch.setattr(sequencer, "WRITE_STALLED_S", 0.0)
+    monkeypatch.setattr(sequencer, "HAND_BACK_WAIT_S", 0.0)
+    calls = []  # the duration is added after each of the 3 lines, then at the end
+    _, go = _stall(monkeypatch, "add_duration", lambda *_: calls.append(1) or len(calls) == 4)
+    held = threading.Lock()  # the scan's thread's making safe, which has not ended
+    hand_back = sequencer.Sequencer.hand_back_rig
+
+    def under_way(seq):
+        held.acquire()
+        seq._safing = held
+        return hand_back(seq)
+
+    monkeypatch.setattr(sequencer.Sequencer, "hand_back_rig", under_way)
+    try:
+        assert main([*SCAN, "--out", str(tmp_path / "s.h5")]) == EXIT_WRITE_STALLED
+    finally:
+        if held.locked():
+            held.release()
+        go.set()
+    err = capsys.readouterr().err
+    assert "smm-daq: the rig is safe" not in err
+    assert ("smm-daq: the rig may NOT be safe: the scan's thread was still making it safe 0 s "
+            "after the program stopped waiting for the write") in err
+    assert "`smm-daq safe --profile" in err
+
+
 def test_ctrl_c_during_a_stalled_line_write_ends_the_command_without_it(
         tmp_path, monkeypatch, capsys):
     """Ctrl-C while a line's write is held: the rig is made safe at once, and the command

@@ -141,10 +141,11 @@ def test_abort_while_the_file_is_read_before_the_scan_writes_nothing(
 def test_stopping_a_recipe_during_a_subtraction_on_a_stalled_disk_makes_the_rig_safe(
         window, qtbot, tmp_path, monkeypatch):
     """A recipe's subtraction, after its `set_field` step, held by a stalled disk: Stop on
-    the Recipes tab makes the rig safe at once, not once the write returns, and says so and
-    that the subtraction's write has not returned."""
+    the Recipes tab makes the rig safe at once, not once the write returns, and says so and,
+    `WRITE_STALLED_S` after, that the subtraction's write has not returned."""
     from test_cli_stalled_disk import _hold_subtractions, _two_scans
 
+    monkeypatch.setattr(sequencer, "WRITE_STALLED_S", 0.0)  # stalled once the rig is safe
     _two_scans(tmp_path / "session.h5")
     recipe = tmp_path / "field-then-subtract.toml"
     recipe.write_text(
@@ -172,6 +173,41 @@ def test_stopping_a_recipe_during_a_subtraction_on_a_stalled_disk_makes_the_rig_
         go.set()
     qtbot.waitUntil(lambda: not view.runner.running, timeout=WAIT_MS)
     assert "stopped" in view.message.text()
+
+
+def test_stopping_a_recipe_during_a_subtraction_says_it_is_finishing_until_it_stalls(
+        window, qtbot, tmp_path, monkeypatch):
+    """Stop during a recipe's subtraction: once the rig is safe, the Recipes tab says so and
+    that the subtraction is finishing; that its write has not returned (the disk stalled?) is
+    said only `WRITE_STALLED_S` after, as the Scan tab says of a scan's write (a subtraction
+    merely slower than the making safe is not a stalled disk)."""
+    from test_cli_stalled_disk import _hold_subtractions, _two_scans
+
+    monkeypatch.setattr(sequencer, "WRITE_STALLED_S", 600.0)  # not reached: the test ends first
+    _two_scans(tmp_path / "session.h5")
+    recipe = tmp_path / "field-then-subtract.toml"
+    recipe.write_text(
+        '[[step]]\nkind = "set_field"\nfield_uT = [0.0, 20.0, 0.0]\n'
+        '[[step]]\nkind = "subtract"\nin_field = "inf"\nremanent = "rem"\nname = "induced"\n',
+        encoding="utf-8")
+    stalled, go = _hold_subtractions(monkeypatch)
+    view, rig = window.recipes, window.holder.rig
+    try:
+        assert view.open_recipe(recipe)
+        assert view.run()
+        qtbot.waitUntil(stalled.is_set, timeout=WAIT_MS)
+        view.stop()
+        qtbot.waitUntil(lambda: "is finishing" in view.message.text(), timeout=WAIT_MS)
+        assert not np.any(rig.coils.field_setpoint())
+        assert view.message.text() == (
+            "Stopping: the rig is safe (stage stopped, field at its safe state). The "
+            "subtraction 'induced' into session.h5 is finishing; the recipe ends when it "
+            "returns.")
+        assert not go.is_set() and view.runner.running  # the subtraction still held
+    finally:
+        go.set()
+    qtbot.waitUntil(lambda: not view.runner.running, timeout=WAIT_MS)
+    assert "stopped" in view.message.text() and "has not returned" not in view.message.text()
 
 
 def test_a_subtraction_and_an_mmt_save_during_a_stalled_scan_write_do_not_hold_the_close(
@@ -213,6 +249,36 @@ def test_a_subtraction_and_an_mmt_save_during_a_stalled_scan_write_do_not_hold_t
     # the stalled write returned (the program still running): the subtraction was left to it
     qtbot.waitUntil(lambda: "induced" in {e.name for e in list_entries(path)},
                     timeout=WAIT_MS)
+
+
+def test_closing_says_when_the_scans_thread_may_still_be_making_the_rig_safe(
+        window, qtbot, capsys, monkeypatch):
+    """Closing past a stalled write waits `HAND_BACK_WAIT_S` for the scan's thread's making
+    safe under way, no longer: past that, the window says the rig may not be safe until that
+    thread ends, in the close's warning and on stderr (what is left once the window has
+    gone), with what to run."""
+    scan, live = window.scan, window.scan.live
+    asked, warned = closing_answered(monkeypatch)
+    monkeypatch.setattr(sequencer, "HAND_BACK_WAIT_S", 0.0)
+    slow = stall_a_small_scan(scan, qtbot, monkeypatch, "held")
+    held = threading.Lock()  # the scan's thread's making safe, which has not ended
+    try:
+        qtbot.mouseClick(scan.abort_button, QtCore.Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: live.write_stalled, timeout=WAIT_MS)
+        running = live.sequencer
+        held.acquire()
+        running._safing = held
+        assert window.close()  # asked (Yes), and closed, the making safe not waited for
+        assert len(asked) == 1 and window.holder.rig is None
+        said = "the scan's thread was still making the rig safe 0 s after closing was agreed to"
+        assert len(warned) == 1 and f"\n{said[:1].upper()}{said[1:]}" in warned[0]
+        assert "smm-daq safe --profile" in warned[0]
+        err = capsys.readouterr().err
+        assert f"smm-daq: {said}" in err and "smm-daq safe --profile" in err
+    finally:
+        held.release()
+        slow.go.set()
+    assert running.wait(WAIT_MS / 1000) == "aborted"
 
 
 # The head of a program whose scan's final status is written by a write that blocks inside

@@ -228,7 +228,7 @@ class Sequencer(FlyScan):
             if self._storing is not None and self._watched != self._writes:
                 self._watch_write()  # the worker sees the abort after the write, or at the end
 
-    def hand_back_rig(self) -> None:
+    def hand_back_rig(self) -> bool:
         """The rig's owner makes it safe and closes it now, without waiting for the scan's
         end (a window closing while a write told by "made_safe" has not returned): the
         worker touches the rig no more; the safety it reports is what the last safing found.
@@ -236,7 +236,8 @@ class Sequencer(FlyScan):
         A making safe under way (the worker's at the scan's end, its write having returned
         just now) is waited for, up to `HAND_BACK_WAIT_S` (a rig that hangs must not hold
         the owner's own making safe for good), so that it does not run on beside the owner's
-        or after the rig is closed."""
+        or after the rig is closed. Returns whether it ended in that time: False, the
+        worker's thread may still be making the rig safe (the owner is to say so)."""
         ended = self._safing.acquire(timeout=HAND_BACK_WAIT_S)
         try:
             with self._cond:
@@ -244,6 +245,7 @@ class Sequencer(FlyScan):
         finally:
             if ended:
                 self._safing.release()
+        return ended
 
     def wait(self, timeout: float | None = None) -> str:
         """Wait (real seconds) for the worker to end; returns the state.

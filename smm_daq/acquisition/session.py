@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from smm_daq.acquisition import sequencer
 from smm_daq.acquisition.events import ScanEvent
 from smm_daq.acquisition.plan import DEFAULT_SETTLE_TAU, ScanPlan, check_field
 from smm_daq.acquisition.resumable import load_resumable
@@ -242,10 +243,16 @@ class Session:
 
     def _leave(self, seq: Sequencer) -> None:
         """Leave `seq` to its write that has not returned (the rig was made safe): it touches
-        the rig no more; raises `WriteStalled`."""
-        seq.hand_back_rig()
+        the rig no more; raises `WriteStalled`. A making safe of its still under way once
+        `hand_back_rig` waits no longer is a problem of the rig's (it is closed meanwhile)."""
+        handed_back = seq.hand_back_rig()
         self._left = True
         self._safe_problems = list(seq.safety_problems)
+        if not handed_back:
+            self._safe_problems.append(
+                f"the scan's thread was still making it safe {sequencer.HAND_BACK_WAIT_S:g} s "
+                "after the program stopped waiting for the write (a ramp-down, or an "
+                "instrument not answering), and it was closed meanwhile")
         raise seq.stall_error()
 
     def resume(self, entry: str, *, on_event: Callable[[ScanEvent], None] | None = None,
