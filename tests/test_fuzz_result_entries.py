@@ -9,6 +9,8 @@ entry and the field, never another exception, and leave the file's bytes as they
 value no result holds there (`_harmful`) must be refused, not read. Those are all run (of the
 grain table's alike columns a sample), of the others a seeded sample. A few spoiled files
 also go through `smm-daq info` and `smm-daq export`. The counts are printed (pytest -s).
+What a real result holds is read: an unresolved grain's +inf covariances, SDs and
+uncertainty ratio, NaN direction SDs (`test_a_result_with_unresolved_grains_reads_back`).
 """
 
 from __future__ import annotations
@@ -30,10 +32,13 @@ import pytest
 from test_gui_mmt import write_cuboid_session
 from test_gui_mmt_saved import COEF, POINTS, as_written_before_version_3
 
+from smm_daq.analysis.grains import from_arrays
+from smm_daq.analysis.mmt import synth
 from smm_daq.analysis.mmt.formats.points import write_points
 from smm_daq.analysis.mmt.models.multipole import MultipoleModel, Sensor
+from smm_daq.analysis.mmt.result_file import write_result_entry
 from smm_daq.analysis.mmt.result_read import read_result_entry
-from smm_daq.analysis.mmt.solver.inversion import forward
+from smm_daq.analysis.mmt.solver.inversion import SingularWarning, forward, invert_map
 from smm_daq.cli.main import main
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
@@ -110,6 +115,8 @@ def _set_first(name: str, value: float) -> Callable[[h5py.Group], None]:
 def _dataset_mutations(name: str, node: h5py.Dataset) -> Iterator[Mutation]:
     parts = tuple(name.split("/"))
     names = (parts[-1], "/".join(parts[-2:]))
+    if parts[0] == "grain_cuboids":  # cuboids not the table's grains: named as a whole
+        names += ("grain_cuboids",)
     if parts[0] == "grains":  # a column, named as in the CSV: mx_errors as sd_mx_A_per_m
         names += (f"sd_{parts[-1][:-len('_errors')]}" if parts[-1].endswith("_errors")
                   else parts[-1],)
@@ -191,6 +198,16 @@ NOT_FINITE = re.compile(
     r"|grain_cuboids/\w+) holds (nan|inf|-inf)$")
 INFINITE = re.compile(r"^(results/sigma|scans/\w+/sigma|fitted/Bz|scans/\w+/(fitted|residual)_Bz)"
                       r" holds (inf|-inf)$")
+# a table's values (mx ... p-value) are finite in every result; SDs, covariances and the
+# uncertainty ratio are +inf for an unresolved grain, some SDs and χ² NaN; none is -inf
+COLUMN_VALUES = re.compile(
+    r"^(grains/(mx|my|mz|moment|depth|ssr|declination|inclination|higher_order_p|[qo]\d\d[cs]?)"
+    r" holds (nan|inf|-inf)|grains/(uncertainty_ratio|cov_\w+) holds (nan|-inf)"
+    r"|grains/\w+ holds -inf)$")
+# a covariance matrix holds finite values or +inf (an unresolved grain); cond(Q) >= 1
+COVARIANCE = re.compile(
+    r"^(results/(coefficient_)?covariance holds (nan|-inf)|results/condition_number holds -inf"
+    r"|results/(covariance|condition_number) units (furlong|an integer))$")
 HARMFUL = re.compile(
     r"^(version (?!3\.0$).*|kind .*|cuboid labels of other grains|a scan listed without "
     r"its group|scans/\w+ deleted, still listed|grains/\w+ (2-D for 1-D|a string)"
@@ -202,6 +219,7 @@ HARMFUL = re.compile(
 def _harmful(source: str, label: str) -> bool:
     """Whether the spoiling must be refused (else it may also be read: a field not needed)."""
     return bool(NOT_FINITE.match(label) or INFINITE.match(label) or HARMFUL.match(label)
+                or COLUMN_VALUES.match(label) or COVARIANCE.match(label)
                 or (source == "joint" and label == "results/model deleted"))
 
 
@@ -318,3 +336,27 @@ def test_info_and_export_read_or_refuse_a_damaged_result_entry(
                     failures.append(f"[{source}] {m.label} / {command}: {problem}")
     print(codes)
     assert not failures, f"{len(failures)}:\n" + "\n".join(failures)
+
+
+def test_a_result_with_unresolved_grains_reads_back(tmp_path: Path) -> None:
+    """What the writer stores of grains the data cannot tell apart (+inf covariances, SDs and
+    uncertainty ratios, NaN direction SDs) is what the reader takes, not damage."""
+    shape = synth.random_grain(np.random.default_rng(2), 3 * UM)
+    at = np.array([[10, 10, -4], [10, 10, -4], [20, 15, -6]]) * UM  # 1 and 2 one body
+    labels = np.repeat([1, 2, 3], shape.shape[0])
+    sample = synth.SyntheticSample(
+        from_arrays(np.concatenate([shape + np.r_[a, 0, 0, 0] for a in at]), labels),
+        np.array([[1e4, 0, 0], [0, 1e4, 0], [0, 0, 2e4]]), (30 * UM, 30 * UM), 10 * UM)
+    data = synth.scan(sample, height=1 * UM, step=1 * UM, sensor_size=(0, 0), noise=5e-9,
+                      rng=np.random.default_rng(1))
+    with pytest.warns(SingularWarning):
+        result = invert_map(data, sample.grains, height=1 * UM, sensor_size=(0.0, 0.0),
+                            sigma=5e-9)
+    path = tmp_path / "u.h5"
+    write_map_entry(path, data.with_bz(data.bz, name="scan"), kind="scan")
+    table = result.table()
+    write_result_entry(path, "u", "scan", result, table, {"command": "test"})
+    saved = read_result_entry(path, "u")
+    assert np.isinf(saved.covariance[:2]).all() and np.isfinite(saved.covariance[2]).all()
+    assert np.isinf(saved.table["sd_mx_A_per_m"][:2]).all()
+    assert not np.all(np.isfinite(saved.table["sd_declination_deg"]))  # what it holds

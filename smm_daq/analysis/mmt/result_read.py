@@ -192,7 +192,66 @@ def _checked(table: dict[str, np.ndarray], where: str) -> dict[str, np.ndarray]:
                          f"per grain in each ({n}, as 'grain' holds)", source=where)
     for k in NEEDED[4:]:  # the grains are rebuilt from their centroids and volumes
         _finite(table[k], k, where, positive=k == "volume_um3")
+    for k, values in table.items():
+        _possible(values, k, where)
     return {k: table[k] for k in column_order(list(table))}
+
+
+def _possible(values: np.ndarray, name: str, where: str) -> None:
+    """InputError for a value column `name` of the table cannot hold, naming the first. An
+    unresolved grain's SDs and covariances are +inf (its variances are), its declination's
+    and inclination's SDs NaN where the linearisation has 0·inf, its uncertainty ratio +inf
+    (and a zero M's too), its higher-order χ² NaN (not tested); the fitted values, the SSR,
+    depth, directions and p-values are finite in every result. No column holds -inf; a
+    column of a name no result has is not judged."""
+    if name.startswith("sd_") or name == "higher_order_chi2":
+        allowed, what = np.isnan(values) | (values == np.inf), "NaN or inf"
+    elif name == "uncertainty_ratio_pct" or name.startswith("cov_"):
+        allowed, what = values == np.inf, "inf"
+    elif name in _known_columns():
+        allowed, what = np.zeros(values.shape, bool), ""
+    else:
+        return
+    bad = ~(np.isfinite(values) | allowed)
+    if np.any(bad):
+        raise InputError(f"'{name}' holds {float(values[bad][0])!r} (and "
+                         f"{int(bad.sum()) - 1} more such); expected finite values"
+                         f"{' or ' + what + ' (an unresolved grain)' if what else ''}",
+                         source=where)
+
+
+def _covariances(g: h5py.Group, name: str, where: str, shape: tuple[int, ...]) -> np.ndarray:
+    """Per-grain covariance matrices `shape` (G, k, k): finite, or +inf throughout an
+    unresolved grain's block (the solvers' mark); in (A/m)² where one unit is recorded."""
+    values = _stack(g, name, where, shape)
+    node = g[name]
+    if "units" in node.attrs:
+        units = string(node.attrs["units"], f"{name}'s units", where)
+        if units != "A2/m2":
+            raise InputError(f"'{name}' has units {units!r}; expected A2/m2 (covariances of "
+                             "magnetizations in A/m)", source=where)
+    bad = ~(np.isfinite(values) | (values == np.inf))
+    if np.any(bad):
+        raise InputError(f"'{name}' holds {float(values[bad][0])!r} (and "
+                         f"{int(bad.sum()) - 1} more such); expected finite covariances, "
+                         "or inf (an unresolved grain)", source=where)
+    return values
+
+
+def _condition_number(g: h5py.Group, where: str) -> float:
+    """cond(Q) (dimensionless): >= 1 or inf; NaN where none was recorded."""
+    name = "condition_number"
+    if name not in g:
+        return math.nan
+    value = _scalar(g, name, where)
+    units = (string(g[name].attrs["units"], f"{name}'s units", where)
+             if "units" in g[name].attrs else "1")
+    if units not in ("1", ""):
+        raise InputError(f"'{name}' has units {units!r}; expected 1 (a ratio)", source=where)
+    if value < 1 - 1e-9:  # NaN passes: a tiled inversion of no tile records none
+        raise InputError(f"'{name}' is {value!r}; expected a condition number >= 1 or inf",
+                         source=where)
+    return value
 
 
 def _scalar(g: h5py.Group, name: str, where: str, default: float | None = None) -> float:
@@ -464,7 +523,7 @@ def read_result_entry(path: str | Path, entry: str) -> SavedResult:
         if fitted_bz.shape != residual.bz.shape:
             raise InputError(f"'fitted/Bz' has shape {fitted_bz.shape}; expected the map's "
                              f"{residual.bz.shape}", source=where)
-        covariance = _stack(results, cov_name, f"{where}, results", (n, 3, 3))
+        covariance = _covariances(results, cov_name, f"{where}, results", (n, 3, 3))
         model = _text(results, "model", where, "cuboid")
         if model not in MODELS:
             raise InputError(f"'results/model' is {model!r}; expected one of "
@@ -487,8 +546,8 @@ def read_result_entry(path: str | Path, entry: str) -> SavedResult:
             if not np.all(np.isfinite(coefficients)):
                 raise InputError("'coefficients' holds values not finite; expected each "
                                  "grain's fitted coefficients", source=f"{where}, results")
-            covariances = _stack(results, "coefficient_covariance", f"{where}, results",
-                                 (n, k, k))
+            covariances = _covariances(results, "coefficient_covariance",
+                                       f"{where}, results", (n, k, k))
         sigma = _sigma(results, sigma_name, f"{where}, results")
         sigmas, masks = [], {}
         for scan in scans:
@@ -521,7 +580,7 @@ def read_result_entry(path: str | Path, entry: str) -> SavedResult:
                and "grain_format" in params else _option(command, "--grain-format", "cuboids"))
         absolute = (_text(params, "grains_absolute", where) if params is not None else "")
         from_residual = bool(_scalar(results, "sigma_from_residual", inside, 0.0))
-        condition = _scalar(results, "condition_number", inside, float("nan"))
+        condition = _condition_number(results, inside)
         n_sensors = int(_scalar(results, "n_sensors", inside,
                                 float(np.sum(np.isfinite(residual.bz)))))
         device = _text(results, "device", where)
