@@ -30,18 +30,15 @@ import h5py
 import numpy as np
 import pytest
 from test_gui_mmt import write_cuboid_session
-from test_gui_mmt_saved import COEF, POINTS, as_written_before_version_3
+from test_gui_mmt_saved import as_written_before_version_3, write_point_session
 
 from smm_daq.analysis.grains import from_arrays
 from smm_daq.analysis.mmt import synth
-from smm_daq.analysis.mmt.formats.points import write_points
-from smm_daq.analysis.mmt.models.multipole import MultipoleModel, Sensor
 from smm_daq.analysis.mmt.result_file import write_result_entry
 from smm_daq.analysis.mmt.result_read import read_result_entry
-from smm_daq.analysis.mmt.solver.inversion import SingularWarning, forward, invert_map
+from smm_daq.analysis.mmt.solver.inversion import SingularWarning, invert_map
 from smm_daq.cli.main import main
 from smm_daq.errors import InputError
-from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import write_map_entry
 
 UM = 1e-6
@@ -57,27 +54,6 @@ class Mutation:
     spoil: Callable[[h5py.Group], None]
 
 
-def _point_session(tmp: Path) -> Path:
-    """Two small scans of three point grains and their joint quadrupole inversion with a mask
-    of the left edge (entry 'joint')."""
-    x = y = np.arange(0, 40.1, 2) * UM
-    X, Y = np.meshgrid(x, y)
-    path = tmp / "p.h5"
-    rng = np.random.default_rng(2)
-    for name, h in (("low", 2 * UM), ("high", 4 * UM)):
-        sensors = np.c_[X.ravel(), Y.ravel(), np.full(X.size, h)]
-        bz = forward(MultipoleModel.build(POINTS, Sensor(), "quadrupole"), sensors, COEF)
-        write_map_entry(path, MapData(bz=(bz + rng.normal(0, 2e-9, X.size)).reshape(X.shape),
-                                      x=x, y=y, height=h, sensor_size=(0.0, 0.0), name=name),
-                        kind="scan")
-    grains = tmp / "g.txt"
-    write_points(grains, POINTS)
-    mask = tmp / "mask.json"
-    mask.write_text('{"rectangles_um": [[0, 3, 0, 40]]}')
-    assert main(["mmt", "invert", str(path), "--entry", "low", "--entry", "high", "--grains",
-                 str(grains), "--grain-format", "points", "--model", "quadrupole", "--mask",
-                 str(mask), "--out", str(tmp / "q.csv"), "--result-entry", "joint"]) == 0
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +67,7 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, s
     v2 = tmp / "v2.h5"
     shutil.copy(cuboid, v2)
     as_written_before_version_3(v2, "scan_mmt")
-    joint = _point_session(tmp)
+    joint, _csv = write_point_session(tmp, 2.0)  # 2 µm apart: a small joint result
     for path, entry in ((cuboid, "scan_mmt"), (v2, "scan_mmt"), (joint, "joint")):
         read_result_entry(path, entry)  # each reads as it is
     return {"cuboid": (cuboid, "scan_mmt"), "v2": (v2, "scan_mmt"), "joint": (joint, "joint")}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import threading
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -135,13 +136,13 @@ def test_without_its_grain_file_the_table_and_maps_are_shown_and_the_outlines_sa
     assert view.data_view.outlines.xData.size > 0
 
 
-@pytest.fixture
-def point_session(tmp_path):
-    """Two scans of three point grains with a quadrupole on one, a mask of the left edge, and
-    their joint quadrupole inversion by the command line (entry 'joint', CSV q.csv)."""
-    x = y = np.arange(0, 40.1, 1) * UM
+def write_point_session(tmp: Path, step_um: float = 1.0, *more: str) -> tuple[Path, Path]:
+    """Two scans of three point grains with a quadrupole on one (40 µm square, `step_um`
+    apart), a mask of the left edge, and their joint quadrupole inversion by the command
+    line, with `more` of its options (entry 'joint', CSV q.csv): (session file, CSV)."""
+    x = y = np.arange(0, 40.1, step_um) * UM
     X, Y = np.meshgrid(x, y)
-    path = tmp_path / "p.h5"
+    path = tmp / "p.h5"
     rng = np.random.default_rng(2)
     for name, h in (("low", 2 * UM), ("high", 4 * UM)):
         sensors = np.c_[X.ravel(), Y.ravel(), np.full(X.size, h)]
@@ -149,16 +150,21 @@ def point_session(tmp_path):
         write_map_entry(path, MapData(bz=(bz + rng.normal(0, 2e-9, X.size)).reshape(X.shape),
                                       x=x, y=y, height=h, sensor_size=(0.0, 0.0), name=name),
                         kind="scan")
-    grains = tmp_path / "g.txt"
+    grains = tmp / "g.txt"
     write_points(grains, POINTS)
-    mask = tmp_path / "mask.json"
+    mask = tmp / "mask.json"
     mask.write_text('{"rectangles_um": [[0, 3, 0, 40]]}')
-    out = tmp_path / "q.csv"
+    out = tmp / "q.csv"
     assert main(["mmt", "invert", str(path), "--entry", "low", "--entry", "high", "--grains",
                  str(grains), "--grain-format", "points", "--model", "quadrupole", "--mask",
-                 str(mask), "--out", str(out), "--result-entry", "joint", "--library-out",
-                 str(tmp_path / "cli.npz")]) == 0
+                 str(mask), "--out", str(out), "--result-entry", "joint", *more]) == 0
     return path, out
+
+
+@pytest.fixture
+def point_session(tmp_path):
+    """`write_point_session` at 1 µm, with the library's NPZ written too (cli.npz)."""
+    return write_point_session(tmp_path, 1.0, "--library-out", str(tmp_path / "cli.npz"))
 
 
 def test_a_joint_multipole_result_with_a_mask_shows_its_resolved_column(qtbot, point_session,

@@ -138,14 +138,12 @@ def test_abort_while_the_file_is_read_before_the_scan_writes_nothing(
     assert scan.status.text().endswith("Nothing was written to session.h5.")
 
 
-def test_stopping_a_recipe_during_a_subtraction_on_a_stalled_disk_makes_the_rig_safe(
-        window, qtbot, tmp_path, monkeypatch):
-    """A recipe's subtraction, after its `set_field` step, held by a stalled disk: Stop on
-    the Recipes tab makes the rig safe at once, not once the write returns, and says so and,
-    `WRITE_STALLED_S` after, that the subtraction's write has not returned."""
+def _held_subtraction_of_a_recipe(window, qtbot, tmp_path, monkeypatch
+                                  ) -> threading.Event:
+    """The Recipes tab runs a recipe setting a field, then subtracting two scans into
+    session.h5, until the subtraction's write is held: the event that lets it go."""
     from test_cli_stalled_disk import _hold_subtractions, _two_scans
 
-    monkeypatch.setattr(sequencer, "WRITE_STALLED_S", 0.0)  # stalled once the rig is safe
     _two_scans(tmp_path / "session.h5")
     recipe = tmp_path / "field-then-subtract.toml"
     recipe.write_text(
@@ -153,11 +151,26 @@ def test_stopping_a_recipe_during_a_subtraction_on_a_stalled_disk_makes_the_rig_
         '[[step]]\nkind = "subtract"\nin_field = "inf"\nremanent = "rem"\nname = "induced"\n',
         encoding="utf-8")
     stalled, go = _hold_subtractions(monkeypatch)
-    view, rig = window.recipes, window.holder.rig
+    view = window.recipes
     try:
         assert view.open_recipe(recipe)
         assert view.run()
         qtbot.waitUntil(stalled.is_set, timeout=WAIT_MS)
+    except BaseException:
+        go.set()
+        raise
+    return go
+
+
+def test_stopping_a_recipe_during_a_subtraction_on_a_stalled_disk_makes_the_rig_safe(
+        window, qtbot, tmp_path, monkeypatch):
+    """A recipe's subtraction, after its `set_field` step, held by a stalled disk: Stop on
+    the Recipes tab makes the rig safe at once, not once the write returns, and says so and,
+    `WRITE_STALLED_S` after, that the subtraction's write has not returned."""
+    monkeypatch.setattr(sequencer, "WRITE_STALLED_S", 0.0)  # stalled once the rig is safe
+    go = _held_subtraction_of_a_recipe(window, qtbot, tmp_path, monkeypatch)
+    view, rig = window.recipes, window.holder.rig
+    try:
         assert np.any(rig.coils.field_setpoint())
         view.stop()
         qtbot.waitUntil(lambda: not np.any(rig.coils.field_setpoint()), timeout=WAIT_MS)
@@ -181,21 +194,10 @@ def test_stopping_a_recipe_during_a_subtraction_says_it_is_finishing_until_it_st
     that the subtraction is finishing; that its write has not returned (the disk stalled?) is
     said only `WRITE_STALLED_S` after, as the Scan tab says of a scan's write (a subtraction
     merely slower than the making safe is not a stalled disk)."""
-    from test_cli_stalled_disk import _hold_subtractions, _two_scans
-
     monkeypatch.setattr(sequencer, "WRITE_STALLED_S", 600.0)  # not reached: the test ends first
-    _two_scans(tmp_path / "session.h5")
-    recipe = tmp_path / "field-then-subtract.toml"
-    recipe.write_text(
-        '[[step]]\nkind = "set_field"\nfield_uT = [0.0, 20.0, 0.0]\n'
-        '[[step]]\nkind = "subtract"\nin_field = "inf"\nremanent = "rem"\nname = "induced"\n',
-        encoding="utf-8")
-    stalled, go = _hold_subtractions(monkeypatch)
+    go = _held_subtraction_of_a_recipe(window, qtbot, tmp_path, monkeypatch)
     view, rig = window.recipes, window.holder.rig
     try:
-        assert view.open_recipe(recipe)
-        assert view.run()
-        qtbot.waitUntil(stalled.is_set, timeout=WAIT_MS)
         view.stop()
         qtbot.waitUntil(lambda: "is finishing" in view.message.text(), timeout=WAIT_MS)
         assert not np.any(rig.coils.field_setpoint())
