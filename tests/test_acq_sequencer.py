@@ -570,6 +570,16 @@ def test_the_final_event_says_whether_the_rig_is_safe(tmp_path):
         assert [e.rig_safe for e in finals] == [rig is safe]
 
 
+def _abort_in_the_stalled_write(seq: Sequencer, stalled: threading.Event) -> None:
+    """Start `seq`, abort it once its write is held (`stalled`) and wait for "made_safe"."""
+    told = threading.Event()
+    seq.subscribe(lambda e: e.kind == "made_safe" and told.set())
+    seq.start()
+    assert stalled.wait(30)
+    seq.abort()
+    assert told.wait(30)
+
+
 def test_a_rig_handed_back_during_a_stalled_write_is_not_touched_when_it_returns(
         tmp_path, monkeypatch):
     """The window closes without waiting for a stalled write: it makes the rig safe and
@@ -577,17 +587,11 @@ def test_a_rig_handed_back_during_a_stalled_write_is_not_touched_when_it_returns
     would be reported as not safe in the file)."""
     rig = fake_rig()
     stalled, go = _stall_line_1(monkeypatch)
-    told = threading.Event()
-
     monkeypatch.setattr(sequencer, "WRITE_STALLED_S", 0.0)
     path = tmp_path / "s.h5"
     seq = Sequencer(rig, path, _plan())
-    seq.subscribe(lambda e: e.kind == "made_safe" and told.set())
-    seq.start()
     try:
-        assert stalled.wait(30)
-        seq.abort()
-        assert told.wait(30)
+        _abort_in_the_stalled_write(seq, stalled)
         seq.hand_back_rig()
         rig.safe_problems = ["coils: closed"]  # what a closed rig would answer
     finally:
@@ -709,7 +713,7 @@ def test_handing_the_rig_back_waits_for_the_making_safe_under_way(tmp_path, monk
     rig = fake_rig()
     stalled, go = _stall_line_1(monkeypatch)
     monkeypatch.setattr(sequencer, "WRITE_STALLED_S", 0.0)
-    told, in_flight, waited = threading.Event(), threading.Event(), threading.Event()
+    in_flight, waited = threading.Event(), threading.Event()
     order: list[str] = []
     make_safe = rig.make_safe
 
@@ -724,12 +728,8 @@ def test_handing_the_rig_back_waits_for_the_making_safe_under_way(tmp_path, monk
     monkeypatch.setattr(rig, "make_safe", slow_make_safe)
     seq = Sequencer(rig, tmp_path / "s.h5", _plan())
     seq._safing = _SpyLock(waited)
-    seq.subscribe(lambda e: e.kind == "made_safe" and told.set())
-    seq.start()
     try:
-        assert stalled.wait(30)
-        seq.abort()
-        assert told.wait(30)
+        _abort_in_the_stalled_write(seq, stalled)
     finally:
         go.set()  # the write returns: the scan's end makes the rig safe again
     assert in_flight.wait(30)

@@ -142,14 +142,11 @@ def _held_subtraction_of_a_recipe(window, qtbot, tmp_path, monkeypatch
                                   ) -> threading.Event:
     """The Recipes tab runs a recipe setting a field, then subtracting two scans into
     session.h5, until the subtraction's write is held: the event that lets it go."""
-    from test_cli_stalled_disk import _hold_subtractions, _two_scans
+    from test_cli_stalled_disk import RECIPE_FIELD_THEN_SUBTRACT, _hold_subtractions, _two_scans
 
     _two_scans(tmp_path / "session.h5")
     recipe = tmp_path / "field-then-subtract.toml"
-    recipe.write_text(
-        '[[step]]\nkind = "set_field"\nfield_uT = [0.0, 20.0, 0.0]\n'
-        '[[step]]\nkind = "subtract"\nin_field = "inf"\nremanent = "rem"\nname = "induced"\n',
-        encoding="utf-8")
+    recipe.write_text(RECIPE_FIELD_THEN_SUBTRACT, encoding="utf-8")
     stalled, go = _hold_subtractions(monkeypatch)
     view = window.recipes
     try:
