@@ -9,12 +9,13 @@ writer (`result_file`) stores of what the solvers make:
   fitted values, SSR, depth, directions and p-values finite; an unresolved grain's SDs,
   covariances and uncertainty ratio +inf, its direction SDs and higher-order χ² NaN; never
   -inf (`check_table`, `check_column`);
-* per-grain covariance blocks (of M, or of a point model's coefficients): finite, or +inf
+* per-grain covariance blocks (of M, or of a point model's coefficients): the diagonal blocks
+  of W Wᵀ, so symmetric (to rounding) with variances >= 0 and correlations within ±1, or +inf
   throughout an unresolved grain's block, the solvers' mark (`read_covariances`);
-* cond(Q) >= 1 or +inf, NaN passing (`read_condition_number`); lengths finite and >= 0; a
-  noise σ >= 0 or NaN (none estimated); Bz maps NaN where not fitted, else below MAX_FIELD_T;
-  the damping finite and >= 0; a point model's coefficients finite, as many per grain as its
-  model has.
+* cond(Q) >= 1 or +inf (`read_condition_number`; NaN only where none was recorded); lengths
+  finite and >= 0; a noise σ >= 0 or NaN (none estimated); Bz maps NaN where not fitted, else
+  below MAX_FIELD_T; the damping finite and >= 0; a point model's coefficients finite, as
+  many per grain as its model has.
 
 A value that fails is damage (a file edited, or written by another program), never read as if
 it were a result's.
@@ -45,6 +46,9 @@ BASE_COLUMNS = (
 HIGHER_ORDER_COLUMNS = ("higher_order_chi2", "higher_order_p", "higher_order_resolved")
 NEEDED = ("grain", "mx_A_per_m", "my_A_per_m", "mz_A_per_m", "volume_um3", "x_um", "y_um",
           "z_um")
+# how far a covariance block may stray from symmetry, or a correlation beyond ±1, relative to
+# sqrt(C_ii C_jj): W Wᵀ's rounding is about n·ε (1e-11 at the lab's 12,900 unknowns)
+ROUNDING = 1e-6
 
 
 def known_columns() -> list[str]:
@@ -113,8 +117,8 @@ def check_finite(values: np.ndarray, name: str, where: str, *, positive: bool = 
 def read_covariances(g: h5py.Group, name: str, where: str, labels: np.ndarray, k: int
                      ) -> np.ndarray:
     """The grains' covariance matrices `name` (G, k, k), G the table's grains `labels`, in
-    (A/m)² where one unit is recorded: finite, or +inf throughout an unresolved grain's block
-    (the solvers' mark)."""
+    (A/m)² where one unit is recorded: each a covariance matrix (symmetric, variances >= 0,
+    correlations within ±1, to rounding), or +inf throughout (an unresolved grain's)."""
     shape = (labels.size, k, k)
     values = numeric(g, name, where, ndim=len(shape))
     if values.shape != shape:
@@ -130,7 +134,38 @@ def read_covariances(g: h5py.Group, name: str, where: str, labels: np.ndarray, k
         raise InputError(f"'{name}' holds {float(values[bad][0])!r} (and "
                          f"{int(bad.sum()) - 1} more such); expected finite covariances, "
                          "or inf (an unresolved grain)", source=where)
+    _check_blocks(values, name, where, labels)
     return values
+
+
+def _check_blocks(values: np.ndarray, name: str, where: str, labels: np.ndarray) -> None:
+    """InputError naming the first grain whose block (finite or +inf, `read_covariances`) is
+    not one a solver writes: +inf in only part of it, a negative variance, asymmetric or with
+    a correlation beyond ±1."""
+    infinite = np.isinf(values).reshape(values.shape[0], -1)
+    finite = ~infinite.any(axis=1)
+    blocks = values[finite]
+    diagonal = np.einsum("gii->gi", blocks)
+    root = np.sqrt(np.abs(diagonal))
+    bound = root[:, :, None] * root[:, None, :]  # sqrt(C_ii C_jj)
+    flagged = {k: np.zeros(values.shape[0], bool) for k in ("negative", "asymmetric", "beyond")}
+    with np.errstate(over="ignore", invalid="ignore"):  # a difference beyond float: flagged
+        flagged["negative"][finite] = np.any(diagonal < 0, axis=1)
+        flagged["asymmetric"][finite] = np.any(
+            ~(np.abs(blocks - blocks.transpose(0, 2, 1)) <= ROUNDING * bound), axis=(1, 2))
+        flagged["beyond"][finite] = np.any(np.abs(blocks) > (1 + ROUNDING) * bound,
+                                           axis=(1, 2))
+    for bad, what in ((~finite & ~infinite.all(axis=1), "inf (not throughout)"),
+                      (flagged["negative"], "a negative variance"),
+                      (flagged["asymmetric"], "an asymmetry beyond rounding"),
+                      (flagged["beyond"], "a correlation beyond ±1")):
+        if np.any(bad):
+            first = int(np.argmax(bad))
+            raise InputError(f"'{name}' holds {what} in grain {int(labels[first])}'s block (and "
+                             f"{int(bad.sum()) - 1} more such grains); expected each grain's "
+                             "covariance matrix (symmetric, variances >= 0, correlations "
+                             "within ±1), or inf throughout (an unresolved grain)",
+                             source=where)
 
 
 def read_condition_number(g: h5py.Group, where: str) -> float:
@@ -143,7 +178,7 @@ def read_condition_number(g: h5py.Group, where: str) -> float:
              if "units" in g[name].attrs else "1")
     if units not in ("1", ""):
         raise InputError(f"'{name}' has units {units!r}; expected 1 (a ratio)", source=where)
-    if value < 1 - 1e-9:  # NaN passes: a tiled inversion of no tile records none
+    if not value >= 1 - 1e-9:  # NaN too: every solver records one (inf where Q is singular)
         raise InputError(f"'{name}' is {value!r}; expected a condition number >= 1 or inf",
                          source=where)
     return value
