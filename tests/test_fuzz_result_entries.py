@@ -342,9 +342,11 @@ def test_info_and_export_read_or_refuse_a_damaged_result_entry(
     assert not failures, f"{len(failures)}:\n" + "\n".join(failures)
 
 
-def test_a_result_with_unresolved_grains_reads_back(tmp_path: Path) -> None:
+def test_a_result_with_unresolved_grains_reads_back(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """What the writer stores of grains the data cannot tell apart (+inf covariances, SDs and
-    uncertainty ratios, NaN direction SDs) is what the reader takes, not damage."""
+    uncertainty ratios, NaN direction SDs) is what the reader takes, not damage; `info` lists
+    the result with its unresolved grains."""
     shape = synth.random_grain(np.random.default_rng(2), 3 * UM)
     at = np.array([[10, 10, -4], [10, 10, -4], [20, 15, -6]]) * UM  # 1 and 2 one body
     labels = np.repeat([1, 2, 3], shape.shape[0])
@@ -364,6 +366,10 @@ def test_a_result_with_unresolved_grains_reads_back(tmp_path: Path) -> None:
     assert np.isinf(saved.covariance[:2]).all() and np.isfinite(saved.covariance[2]).all()
     assert np.isinf(saved.table["sd_mx_A_per_m"][:2]).all()
     assert not np.all(np.isfinite(saved.table["sd_declination_deg"]))  # what it holds
+    capsys.readouterr()
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "  u  [mmt, finished]" in out and "3 grains (cuboid, 2 unresolved), σ 5 nT" in out, out
 
 
 def _spoilt_copy(path: Path, entry: str, m: Mutation, out: Path) -> Path:
