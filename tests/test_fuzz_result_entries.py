@@ -2,8 +2,9 @@
 quadrupole result of two scans with a mask, and the cuboid one as written before layout
 version 3), one thing at a time is spoiled with a seeded generator: a dataset, group or
 attribute deleted, a string for a number, integers for floats, a row short, 2-D for 1-D, NaN
-and inf, an empty array, a version attribute that is no whole number, negative or huge, a
-cuboid table of other labels, a scan listed without its group. `read_result_entry` must read
+and inf, an empty array, a covariance block with a negative variance, asymmetric or with a
+correlation of 2, a version attribute that is no whole number, negative or huge, a cuboid
+table of other labels, a scan listed without its group. `read_result_entry` must read
 each (where the damage is harmless) or refuse it with an InputError naming the file, the
 entry and the field, never another exception, and leave the file's bytes as they were; a
 value no result holds there (`_harmful`) must be refused, not read. Those are all run (of the
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import re
 import shutil
 import traceback
@@ -88,6 +90,27 @@ def _set_first(name: str, value: float) -> Callable[[h5py.Group], None]:
     return spoil
 
 
+def _spoil_block(name: str, how: str, by: float = 0.5) -> Callable[[h5py.Group], None]:
+    """Spoil the first grain's covariance block: a negative variance, C_01 alone moved by `by`
+    sqrt(C_00 C_11) (asymmetric), or C_01 and C_10 both 2 sqrt(C_00 C_11) (a correlation of
+    2)."""
+    def spoil(g: h5py.Group) -> None:
+        data = np.array(g[name][()], dtype=float)
+        bound = math.sqrt(data[0, 0, 0] * data[0, 1, 1])
+        if how == "negative":
+            data[0, 0, 0] = -(data[0, 0, 0] or 1.0)
+        elif how == "asymmetric":
+            data[0, 0, 1] += by * bound
+        else:
+            data[0, 0, 1] = data[0, 1, 0] = 2 * bound
+        _replace(g, name, data)
+    return spoil
+
+
+BLOCK_SPOILINGS = {"negative": "a negative variance", "asymmetric": "asymmetric",
+                   "beyond": "a correlation of 2"}
+
+
 def _dataset_mutations(name: str, node: h5py.Dataset) -> Iterator[Mutation]:
     parts = tuple(name.split("/"))
     names = (parts[-1], "/".join(parts[-2:]))
@@ -117,6 +140,9 @@ def _dataset_mutations(name: str, node: h5py.Dataset) -> Iterator[Mutation]:
         if node.size > 0:
             for value in (np.nan, np.inf, -np.inf):
                 yield Mutation(f"{name} holds {value}", names, _set_first(name, value))
+        if node.ndim == 3 and shape[0] > 0 and shape[1] == shape[2] > 1:  # covariance blocks
+            for how, what in BLOCK_SPOILINGS.items():
+                yield Mutation(f"{name} {what}", names, _spoil_block(name, how))
     if "units" in node.attrs:
         yield Mutation(f"{name} units furlong", names,
                        lambda g: g[name].attrs.__setitem__("units", "furlong"))
@@ -180,9 +206,11 @@ COLUMN_VALUES = re.compile(
     r"^(grains/(mx|my|mz|moment|depth|ssr|declination|inclination|higher_order_p|[qo]\d\d[cs]?)"
     r" holds (nan|inf|-inf)|grains/(uncertainty_ratio|cov_\w+) holds (nan|-inf)"
     r"|grains/\w+ holds -inf)$")
-# a covariance matrix holds finite values or +inf (an unresolved grain); cond(Q) >= 1
+# a covariance matrix holds finite values (symmetric, variances >= 0, correlations within ±1)
+# or +inf throughout (an unresolved grain); cond(Q) >= 1 or +inf
 COVARIANCE = re.compile(
-    r"^(results/(coefficient_)?covariance holds (nan|-inf)|results/condition_number holds -inf"
+    r"^(results/(coefficient_)?covariance (holds (nan|inf|-inf)|a negative variance|asymmetric"
+    r"|a correlation of 2)|results/condition_number holds (nan|-inf)"
     r"|results/(covariance|condition_number) units (furlong|an integer))$")
 HARMFUL = re.compile(
     r"^(version (?!3\.0$).*|kind .*|cuboid labels of other grains|a scan listed without "
@@ -314,9 +342,11 @@ def test_info_and_export_read_or_refuse_a_damaged_result_entry(
     assert not failures, f"{len(failures)}:\n" + "\n".join(failures)
 
 
-def test_a_result_with_unresolved_grains_reads_back(tmp_path: Path) -> None:
+def test_a_result_with_unresolved_grains_reads_back(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """What the writer stores of grains the data cannot tell apart (+inf covariances, SDs and
-    uncertainty ratios, NaN direction SDs) is what the reader takes, not damage."""
+    uncertainty ratios, NaN direction SDs) is what the reader takes, not damage; `info` lists
+    the result with its unresolved grains."""
     shape = synth.random_grain(np.random.default_rng(2), 3 * UM)
     at = np.array([[10, 10, -4], [10, 10, -4], [20, 15, -6]]) * UM  # 1 and 2 one body
     labels = np.repeat([1, 2, 3], shape.shape[0])
@@ -336,3 +366,58 @@ def test_a_result_with_unresolved_grains_reads_back(tmp_path: Path) -> None:
     assert np.isinf(saved.covariance[:2]).all() and np.isfinite(saved.covariance[2]).all()
     assert np.isinf(saved.table["sd_mx_A_per_m"][:2]).all()
     assert not np.all(np.isfinite(saved.table["sd_declination_deg"]))  # what it holds
+    capsys.readouterr()
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "  u  [mmt, finished]" in out and "3 grains (cuboid, 2 unresolved), σ 5 nT" in out, out
+
+
+def _spoilt_copy(path: Path, entry: str, m: Mutation, out: Path) -> Path:
+    shutil.copy(path, out)
+    with h5py.File(out, "a") as f:
+        m.spoil(f[entry])
+    return out
+
+
+@pytest.mark.parametrize(("source", "label", "words"), [
+    ("cuboid", "results/condition_number holds nan", "'condition_number' is nan"),
+    ("v2", "results/covariance a negative variance", "a negative variance in grain"),
+    ("cuboid", "results/covariance asymmetric", "an asymmetry beyond rounding in grain"),
+    ("cuboid", "results/covariance a correlation of 2", "a correlation beyond ±1 in grain"),
+    ("cuboid", "results/covariance holds inf", "inf (not throughout) in grain"),
+    ("joint", "results/coefficient_covariance a negative variance", "a negative variance"),
+    ("joint", "results/coefficient_covariance asymmetric", "an asymmetry beyond rounding"),
+    ("joint", "results/coefficient_covariance holds inf", "inf (not throughout)"),
+])
+def test_a_covariance_or_condition_number_no_solver_writes_is_refused_by_name(
+        sources: dict[str, tuple[Path, str]], tmp_path: Path, source: str, label: str,
+        words: str) -> None:
+    """The generator offers the spoiling, and the reader refuses it naming file, entry and the
+    field: cond(Q) NaN (every solver records one), a covariance block with a negative
+    variance, asymmetric, with a correlation beyond ±1, or +inf in part of it (an unresolved
+    grain's is +inf throughout)."""
+    path, entry = sources[source]
+    walked, _special = _mutations(path, entry)
+    m = next(m for m in walked if m.label == label)
+    assert _harmful(source, label)  # the fuzz test runs it each time
+    spoilt = _spoilt_copy(path, entry, m, tmp_path / "s.h5")
+    with pytest.raises(InputError) as refused:
+        read_result_entry(spoilt, entry)
+    said = str(refused.value)
+    assert str(spoilt) in said and f"entry '{entry}'" in said and words in said, said
+    assert f"'{label.split()[0].split('/')[-1]}'" in said and "expected" in said
+
+
+def test_covariance_blocks_asymmetric_by_rounding_read(
+        sources: dict[str, tuple[Path, str]], tmp_path: Path) -> None:
+    """A block asymmetric by 1e-9 of sqrt(C_ii C_jj) (more than W Wᵀ's rounding, ~n·ε, on any
+    device) is still a covariance matrix: read, as written."""
+    for source, name in (("cuboid", "results/covariance"),
+                         ("joint", "results/coefficient_covariance")):
+        path, entry = sources[source]
+        m = Mutation("rounding", (), _spoil_block(name, "asymmetric", by=1e-9))
+        spoilt = _spoilt_copy(path, entry, m, tmp_path / f"{source}.h5")
+        saved = read_result_entry(spoilt, entry)
+        held = saved.covariance if name.endswith("/covariance") \
+            else saved.coefficient_covariance
+        assert held is not None and held[0, 0, 1] != held[0, 1, 0]

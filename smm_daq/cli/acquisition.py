@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
@@ -32,6 +33,7 @@ if TYPE_CHECKING:  # the session, recipes, rig and storage are imported by the c
 
 UM = 1e-6
 UT = 1e-6
+NT = 1e-9
 DEMO_SIZE_UM = 2200.0  # the built-in sample fills a 2 mm square centred at (12.5, 12.5) mm
 DEMO_STEP_UM = 50.0
 DEMO_CENTER_UM = (12500.0, 12500.0)
@@ -304,7 +306,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     return code
 
 
-def _info_line(path: str, e: EntryInfo) -> str:
+def _info_line(path: str, e: EntryInfo, result: str = "") -> str:
     from smm_daq.analysis.noise import white_noise_floor
     from smm_daq.analysis.subtract_inputs import MODEL_KINDS
     from smm_daq.storage.nexus import read_map
@@ -324,6 +326,8 @@ def _info_line(path: str, e: EntryInfo) -> str:
         sigma = white_noise_floor(read_map(path, e.name).bz)
         parts.append(f"noise floor {sigma / UT:.3g} µT" if math.isfinite(sigma)
                      else "noise floor -")
+    if result:
+        parts.append(result)
     if e.sources:
         parts.append("from " + ", ".join(e.sources))
     if e.title:
@@ -331,22 +335,54 @@ def _info_line(path: str, e: EntryInfo) -> str:
     return "  ".join(parts)
 
 
+def _result_summary(path: str, entry: str) -> tuple[str, str]:
+    """An MMT result entry as `info` lists it, read as every command reads one
+    (`read_result_entry`): (its grains, model, σ and cond(Q), ""), or ("", why it is damaged)."""
+    from smm_daq.analysis.mmt.result_read import read_result_entry
+
+    try:
+        saved = read_result_entry(path, entry)
+    except InputError as exc:
+        return "", str(exc)
+    n = saved.magnetization.shape[0]
+    unresolved = int(np.sum(~np.all(np.isfinite(saved.covariance), axis=(1, 2))))
+    sigma = f"σ {saved.sigma / NT:.3g} nT" if math.isfinite(saved.sigma) else "σ -"
+    cond = (f"cond(Q) {saved.condition_number:.3g}" if not math.isnan(saved.condition_number)
+            else "cond(Q) -")
+    return (f"{n} grain{'s' if n != 1 else ''} ({saved.model}"
+            f"{f', {unresolved} unresolved' if unresolved else ''}), {sigma}, {cond}"), ""
+
+
 def cmd_info(args: argparse.Namespace) -> int:
+    """List the file's entries, each MMT result read whole: an entry that cannot be read, or
+    a damaged result, is listed as such (a damaged result with why) beside the others, and
+    the first of them is the error (exit 2)."""
     from smm_daq.storage.nexus import list_entries, unfinished_entries
 
     entries = list_entries(args.file)
     print(f"{args.file}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}")
+    problems = []
     for e in entries:
-        print("  " + (f"{e.name}  [unreadable]" if e.problem else _info_line(args.file, e)))
+        if e.problem:
+            print(f"  {e.name}  [unreadable]")
+            problems.append(e.problem)
+            continue
+        result, damage = _result_summary(args.file, e.name) if e.kind == "mmt" else ("", "")
+        if damage:
+            print(f"  {_info_line(args.file, replace(e, status='damaged'))}\n"
+                  f"    damaged: {damage}")
+            problems.append(damage)
+        else:
+            print(f"  {_info_line(args.file, e, result)}")
     for name in unfinished_entries(args.file):
         print(f"  unfinished: entry '{name}' was cut off while written (its writer killed), "
               "so it is not in the file: writing it again (a recipe's: `smm-daq run RECIPE "
               f"--out {args.file} --continue`) replaces what was left; `smm-daq repair "
               f"{args.file}` removes it")
-    bad = [e for e in entries if e.problem]
-    if bad:  # every readable entry was listed; the first malformed one is the error
-        others = f" (and {len(bad) - 1} more unreadable entries)" if len(bad) > 1 else ""
-        raise InputError(bad[0].problem + others)
+    if problems:  # every entry was listed; the first unreadable or damaged one is the error
+        others = (f" (and {len(problems) - 1} more unreadable or damaged entries)"
+                  if len(problems) > 1 else "")
+        raise InputError(problems[0] + others)
     return 0
 
 

@@ -32,6 +32,7 @@ from smm_daq.storage.mapdata import MapData
 if TYPE_CHECKING:
     import h5py
 
+    from smm_daq.analysis.mmt.result_read import SavedResult
     from smm_daq.analysis.susceptibility import LayerInversion
 
 UM = 1e-6
@@ -411,6 +412,40 @@ def _png_named(option: str, text: str | None, overwrite: bool) -> Path | None:
     return path
 
 
+def _saved_result(path: str, entry: str) -> SavedResult | None:
+    """The entry read as an MMT result (`read_result_entry`, so that a damaged one is refused
+    with the message every command gives) where it is of kind 'mmt'; else None."""
+    from smm_daq.analysis.mmt.result_read import read_result_entry
+    from smm_daq.storage.checks import corrupt_guard
+    from smm_daq.storage.h5file import open_read, text
+
+    with open_read(path) as f, corrupt_guard(path):
+        g = f.get(entry)
+        kind = text(g.attrs.get("kind", "")) if g is not None else ""
+    return read_result_entry(path, entry) if kind == "mmt" else None
+
+
+def _result_map(saved: SavedResult, dataset: str
+                ) -> tuple[np.ndarray, str, float, str, MapData] | None:
+    """A map of the MMT result as read (`_dataset`'s tuple): its fitted Bz (fitted/Bz), or a
+    scan's fitted_Bz, residual_Bz or mask (scans/SCAN/...) on the scan's grid and named after
+    the scan (a mask template's is that scan's mask); None for another dataset."""
+    if dataset == "fitted/Bz":
+        return saved.fitted.bz, "Bz_nT", 1 / NT, "Bz (nT)", saved.fitted
+    parts = dataset.split("/")
+    fits = {fit.name: fit for fit in saved.scan_fits}
+    if len(parts) != 3 or parts[0] != "scans" or parts[1] not in fits:
+        return None
+    fit, what = fits[parts[1]], parts[2]
+    grid = fit.fitted.with_bz(fit.fitted.bz, name=fit.name)
+    if what in ("fitted_Bz", "residual_Bz"):
+        bz = fit.fitted.bz if what == "fitted_Bz" else fit.residual.bz
+        return bz, f"{what}_nT", 1 / NT, f"{what} (nT)", grid
+    if what == "mask" and parts[1] in saved.masks:
+        return saved.masks[parts[1]].astype(float), "mask", 1.0, "mask", grid
+    return None
+
+
 def _export(args: argparse.Namespace) -> int:
     from smm_daq.analysis.export import write_csv, write_png
     from smm_daq.storage.nexus import read_map
@@ -418,9 +453,13 @@ def _export(args: argparse.Namespace) -> int:
     if not (args.csv or args.png or args.mask_template):
         raise InputError("nothing to export; expected --csv PATH, --png PATH and/or "
                          "--mask-template PATH")
-    m = read_map(args.file, args.entry)
+    saved = _saved_result(args.file, args.entry)
+    m = saved.residual if saved is not None else read_map(args.file, args.entry)
+    held = _result_map(saved, args.dataset or "") if saved is not None else None
     if args.dataset in (None, "Bz", "data/Bz"):
         values, column, factor, label = m.bz, "Bz_nT", 1e9, "Bz (nT)"
+    elif held is not None:
+        values, column, factor, label, m = held
     else:
         values, column, factor, label, m = _dataset(args.file, args.entry, args.dataset, m)
     distinct_outputs(("--csv", args.csv), ("--png", args.png),

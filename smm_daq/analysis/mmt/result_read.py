@@ -1,6 +1,7 @@
 """Reading a saved MMT result entry back (`result_file` writes it): the per-grain table as the
 CSV has it, the fitted and residual maps, the grain model's coefficients, every scan's σ and
-mask, and how the result was made.
+mask, and how the result was made. This module finds each value in the entry's layout;
+`result_values` says whether the value found is one a result can hold.
 
 The layouts read (`result_file` numbers them 1 to 3; 1 and 2 carry no version attribute):
 
@@ -41,31 +42,34 @@ import h5py
 import numpy as np
 
 from smm_daq.analysis.grains import GrainSet, from_arrays
-from smm_daq.analysis.mmt.models.multipole import PointGrains, coefficient_column
+from smm_daq.analysis.mmt.models.multipole import PointGrains
 from smm_daq.analysis.mmt.result_file import RESULT_VERSION, VERSION_ATTRIBUTE
+from smm_daq.analysis.mmt.result_values import (
+    HIGHER_ORDER_COLUMNS,
+    check_damping,
+    check_finite,
+    check_masks,
+    check_model,
+    check_table,
+    known_columns,
+    read_coefficients,
+    read_condition_number,
+    read_covariances,
+    read_field,
+    read_length,
+    read_scalar,
+    read_sensor_size,
+    read_sigma,
+)
 from smm_daq.analysis.mmt.scan_fits import ScanFit
 from smm_daq.errors import InputError
-from smm_daq.storage.checks import MAX_FIELD_T, check_axis, corrupt_guard, numeric, string
+from smm_daq.storage.checks import check_axis, corrupt_guard, numeric, string
 from smm_daq.storage.h5file import open_read, text
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import read_map, read_sensor_thickness
 from smm_daq.storage.units import join_units
 
 UM = 1e-6
-MODELS = ("cuboid", "dipole", "quadrupole", "octupole")
-COEFFICIENTS = {"quadrupole": 8, "octupole": 15}  # per grain; 3 (M) for the others
-# the table's columns in the order `MMTResult.table` makes them (the CSV's); a multipole
-# model's coefficients, their SDs and the higher-order test follow (`column_order`)
-BASE_COLUMNS = (
-    "grain", "mx_A_per_m", "my_A_per_m", "mz_A_per_m",
-    "sd_mx_A_per_m", "sd_my_A_per_m", "sd_mz_A_per_m", "moment_Am2", "volume_um3", "depth_um",
-    "ssr", "uncertainty_ratio_pct", "declination_deg", "sd_declination_deg", "inclination_deg",
-    "sd_inclination_deg", "cov_xy_A2_per_m2", "cov_xz_A2_per_m2", "cov_yz_A2_per_m2",
-    "x_um", "y_um", "z_um",
-)
-HIGHER_ORDER_COLUMNS = ("higher_order_chi2", "higher_order_p", "higher_order_resolved")
-NEEDED = ("grain", "mx_A_per_m", "my_A_per_m", "mz_A_per_m", "volume_um3", "x_um", "y_um",
-          "z_um")
 
 
 @dataclass(frozen=True)
@@ -123,18 +127,9 @@ def column_name(stem: str, units: str | None, where: str, stored: str = "") -> s
     return name
 
 
-def _known_columns() -> list[str]:
-    """The table's columns in the CSV's order: the base columns, each coefficient with its
-    SD, the higher-order test."""
-    known = list(BASE_COLUMNS)
-    for j in range(3, 15):
-        known += [coefficient_column(j), f"sd_{coefficient_column(j)}"]
-    return known + list(HIGHER_ORDER_COLUMNS)
-
-
 def column_order(names: list[str]) -> list[str]:
-    """`names` in the CSV's order (`_known_columns`); any other column after them, by name."""
-    rank = {k: i for i, k in enumerate(_known_columns())}
+    """`names` in the CSV's order (`known_columns`); any other column after them, by name."""
+    rank = {k: i for i, k in enumerate(known_columns())}
     return sorted(names, key=lambda k: (rank.get(k, len(rank)), k))
 
 
@@ -156,7 +151,7 @@ def _table_nexus(group: h5py.Group, where: str) -> dict[str, np.ndarray]:
 def _is_column(stem: str) -> bool:
     """Whether `stem` (a dataset's name in `grains`) names a result column, or its SD."""
     stem = stem.removesuffix("_errors")
-    return any(k == stem or k.startswith(f"{stem}_") for k in _known_columns())
+    return any(k == stem or k.startswith(f"{stem}_") for k in known_columns())
 
 
 def _table_first(results: h5py.Group, where: str) -> dict[str, np.ndarray]:
@@ -178,143 +173,13 @@ def _labels(columns: dict[str, np.ndarray], where: str) -> dict[str, np.ndarray]
 
 
 def _checked(table: dict[str, np.ndarray], where: str) -> dict[str, np.ndarray]:
-    missing = [k for k in NEEDED if k not in table]
-    if missing:
-        raise InputError(f"the grain table has no column {', '.join(missing)}; expected an "
-                         "MMT result's per-grain table", source=where)
-    n = table["grain"].shape[0]
-    if n == 0:
-        raise InputError("the grain table holds no grain; expected at least one", source=where)
-    odd = {k: v.shape[0] for k, v in table.items() if v.shape[0] != n}
-    if odd:
-        raise InputError(f"the grain table's column(s) {', '.join(odd)} hold "
-                         f"{', '.join(str(v) for v in odd.values())} values; expected one "
-                         f"per grain in each ({n}, as 'grain' holds)", source=where)
-    for k in NEEDED[4:]:  # the grains are rebuilt from their centroids and volumes
-        _finite(table[k], k, where, positive=k == "volume_um3")
-    for k, values in table.items():
-        _possible(values, k, where)
+    """The table checked (`check_table`), its columns in the CSV's order."""
+    check_table(table, where)
     return {k: table[k] for k in column_order(list(table))}
-
-
-def _possible(values: np.ndarray, name: str, where: str) -> None:
-    """InputError for a value column `name` of the table cannot hold, naming the first. An
-    unresolved grain's SDs and covariances are +inf (its variances are), its declination's
-    and inclination's SDs NaN where the linearisation has 0·inf, its uncertainty ratio +inf
-    (and a zero M's too), its higher-order χ² NaN (not tested); the fitted values, the SSR,
-    depth, directions and p-values are finite in every result. No column holds -inf; a
-    column of a name no result has is not judged."""
-    if name.startswith("sd_") or name == "higher_order_chi2":
-        allowed, what = np.isnan(values) | (values == np.inf), "NaN or inf"
-    elif name == "uncertainty_ratio_pct" or name.startswith("cov_"):
-        allowed, what = values == np.inf, "inf"
-    elif name in _known_columns():
-        allowed, what = np.zeros(values.shape, bool), ""
-    else:
-        return
-    bad = ~(np.isfinite(values) | allowed)
-    if np.any(bad):
-        raise InputError(f"'{name}' holds {float(values[bad][0])!r} (and "
-                         f"{int(bad.sum()) - 1} more such); expected finite values"
-                         f"{' or ' + what + ' (an unresolved grain)' if what else ''}",
-                         source=where)
-
-
-def _covariances(g: h5py.Group, name: str, where: str, shape: tuple[int, ...]) -> np.ndarray:
-    """Per-grain covariance matrices `shape` (G, k, k): finite, or +inf throughout an
-    unresolved grain's block (the solvers' mark); in (A/m)² where one unit is recorded."""
-    values = _stack(g, name, where, shape)
-    node = g[name]
-    if "units" in node.attrs:
-        units = string(node.attrs["units"], f"{name}'s units", where)
-        if units != "A2/m2":
-            raise InputError(f"'{name}' has units {units!r}; expected A2/m2 (covariances of "
-                             "magnetizations in A/m)", source=where)
-    bad = ~(np.isfinite(values) | (values == np.inf))
-    if np.any(bad):
-        raise InputError(f"'{name}' holds {float(values[bad][0])!r} (and "
-                         f"{int(bad.sum()) - 1} more such); expected finite covariances, "
-                         "or inf (an unresolved grain)", source=where)
-    return values
-
-
-def _condition_number(g: h5py.Group, where: str) -> float:
-    """cond(Q) (dimensionless): >= 1 or inf; NaN where none was recorded."""
-    name = "condition_number"
-    if name not in g:
-        return math.nan
-    value = _scalar(g, name, where)
-    units = (string(g[name].attrs["units"], f"{name}'s units", where)
-             if "units" in g[name].attrs else "1")
-    if units not in ("1", ""):
-        raise InputError(f"'{name}' has units {units!r}; expected 1 (a ratio)", source=where)
-    if value < 1 - 1e-9:  # NaN passes: a tiled inversion of no tile records none
-        raise InputError(f"'{name}' is {value!r}; expected a condition number >= 1 or inf",
-                         source=where)
-    return value
-
-
-def _scalar(g: h5py.Group, name: str, where: str, default: float | None = None) -> float:
-    if name not in g and default is not None:
-        return default
-    return float(numeric(g, name, where, ndim=0))
-
-
-def _finite(values: np.ndarray, name: str, where: str, *, positive: bool = False) -> None:
-    """InputError unless every value is finite (and > 0 if `positive`), naming the first."""
-    bad = ~np.isfinite(values) | ((values <= 0) if positive else False)
-    if np.any(bad):
-        raise InputError(f"'{name}' holds {float(values[bad][0])!r} (and "
-                         f"{int(bad.sum()) - 1} more such); expected finite values"
-                         f"{' > 0' if positive else ''}",
-                         source=where)
-
-
-def _length(g: h5py.Group, name: str, where: str, *, positive: bool = False) -> float:
-    """A length (m, converted from its `units`): finite and >= 0 (> 0 if `positive`)."""
-    value = float(numeric(g, name, where, ndim=0, si="m"))
-    if not (math.isfinite(value) and (value > 0 if positive else value >= 0)):
-        raise InputError(f"'{name}' is {value!r} m; expected a finite length "
-                         f"{'> 0' if positive else '>= 0'}", source=where)
-    return value
-
-
-def _sigma(g: h5py.Group, name: str, where: str) -> float:
-    """A noise σ (T, converted from its `units`): >= 0, NaN where none could be estimated."""
-    value = float(numeric(g, name, where, ndim=0, si="T"))
-    if math.isinf(value) or value < 0:
-        raise InputError(f"'{name}' is {value!r} T; expected a noise σ >= 0", source=where)
-    return value
-
-
-def _field(g: h5py.Group, name: str, where: str) -> np.ndarray:
-    """A 2-D map of Bz (T): NaN where not fitted, else below MAX_FIELD_T in magnitude."""
-    bz = numeric(g, name, where, ndim=2, si="T")
-    known = bz[~np.isnan(bz)]
-    if known.size and not np.max(np.abs(known)) < MAX_FIELD_T:
-        raise InputError(f"'{name}' holds {known[np.argmax(np.abs(known))]:g} T; expected "
-                         f"fields below {MAX_FIELD_T:g} T in magnitude", source=where)
-    return bz
-
-
-def _check_masks(masks: dict[str, np.ndarray], shapes: dict[str, tuple[int, ...]],
-                 where: str) -> None:
-    """Each scan's mask of its maps' shape (`shapes`, where known)."""
-    for scan, mask in masks.items():
-        if scan in shapes and mask.shape != shapes[scan]:
-            raise InputError(f"'mask' has shape {mask.shape}; expected the scan's map's "
-                             f"{shapes[scan]}", source=f"{where}, scans/{scan}")
 
 
 def _text(g: h5py.Group, name: str, where: str, default: str = "") -> str:
     return string(g[name], name, where) if name in g else default
-
-
-def _stack(g: h5py.Group, name: str, where: str, shape: tuple[int, ...]) -> np.ndarray:
-    values = numeric(g, name, where, ndim=len(shape))
-    if values.shape != shape:
-        raise InputError(f"'{name}' has shape {values.shape}; expected {shape}", source=where)
-    return values
 
 
 def _option(command: str, option: str, default: str) -> str:
@@ -370,7 +235,7 @@ def _stored_cuboids(g: h5py.Group, table: dict[str, np.ndarray], where: str
     columns = [numeric(group, k, inside, length=labels.size, si="m")
                for k in ("x", "y", "z", "dx", "dy", "dz")]
     for k, values in zip(("x", "y", "z", "dx", "dy", "dz"), columns, strict=True):
-        _finite(values, k, inside, positive=k.startswith("d"))
+        check_finite(values, k, inside, positive=k.startswith("d"))
     cuboids = np.column_stack(columns)
     grains = from_arrays(cuboids, labels.astype(np.int64), source=where)
     index = {int(label): i for i, label in enumerate(grains.labels)}
@@ -403,19 +268,15 @@ def _stored_scans(g: h5py.Group, scans: tuple[str, ...], where: str) -> list[_Sc
         if not (isinstance(s, h5py.Group) and "fitted_Bz" in s and "residual_Bz" in s):
             continue
         inside = f"{where}, scans/{scan}"
-        fitted = _field(s, "fitted_Bz", inside)
-        residual = _field(s, "residual_Bz", inside)
+        fitted = read_field(s, "fitted_Bz", inside)
+        residual = read_field(s, "residual_Bz", inside)
         if residual.shape != fitted.shape:
             raise InputError(f"'fitted_Bz' has shape {fitted.shape} and 'residual_Bz' "
                              f"{residual.shape}; expected both of the scan's shape",
                              source=inside)
-        size = (tuple(float(v) for v in numeric(s, "sensor_size", inside, length=2, si="m"))
-                if "sensor_size" in s else None)
-        if size is not None and not all(math.isfinite(v) and v >= 0 for v in size):
-            raise InputError(f"'sensor_size' is {list(size)!r} m; expected two finite sizes "
-                             ">= 0", source=inside)
-        found = _Scan(scan, fitted, residual, _length(s, "height", inside, positive=True), size,
-                      _length(s, "sensor_thickness", inside) if "sensor_thickness" in s
+        size = read_sensor_size(s, inside) if "sensor_size" in s else None
+        found = _Scan(scan, fitted, residual, read_length(s, "height", inside, positive=True), size,
+                      read_length(s, "sensor_thickness", inside) if "sensor_thickness" in s
                       else None)
         if "x" in s and "y" in s:
             found.x = numeric(s, "x", inside, length=fitted.shape[1], si="m")
@@ -498,57 +359,42 @@ def read_result_entry(path: str | Path, entry: str) -> SavedResult:
         params = params if isinstance(params, h5py.Group) else None
         if isinstance(g.get("grains"), h5py.Group):
             table = _checked(_table_nexus(g["grains"], f"{where}, grains"), f"{where}, grains")
-            fitted_bz = _field(g, "fitted/Bz", where)
+            fitted_bz = read_field(g, "fitted/Bz", where)
             cov_name, sigma_name = "covariance", "sigma"
-            damping = _scalar(params, "damping", f"{where}, process", 0.0) if params else 0.0
+            damping = read_scalar(params, "damping", f"{where}, process", 0.0) if params else 0.0
             command = _text(params, "command", where) if params is not None else ""
             grain_file = _text(params, "grains", where) if params is not None else ""
             version = version or 2
         elif isinstance(results.get("grain"), h5py.Dataset):
             table = _checked(_table_first(results, f"{where}, results"), f"{where}, results")
-            fitted_bz = _field(g, "fitted/Bz", where)
+            fitted_bz = read_field(g, "fitted/Bz", where)
             cov_name, sigma_name = "covariance_A2_per_m2", "sigma_T"
-            damping = _scalar(results, "damping", f"{where}, results", 0.0)
+            damping = read_scalar(results, "damping", f"{where}, results", 0.0)
             command = _text(results, "command", where)
             grain_file = _option(command, "--grains", "")
             version = version or 1
         else:
             raise InputError("holds no per-grain table; expected a group 'grains' (or, as "
                              "written by the first versions, 'results/grain')", source=where)
-        if not (math.isfinite(damping) and damping >= 0):
-            raise InputError(f"'damping' is {damping!r}; expected a finite number >= 0",
-                             source=where)
+        check_damping(damping, where)
         n = int(table["grain"].shape[0])
         inside = f"{where}, results"
         if fitted_bz.shape != residual.bz.shape:
             raise InputError(f"'fitted/Bz' has shape {fitted_bz.shape}; expected the map's "
                              f"{residual.bz.shape}", source=where)
-        covariance = _covariances(results, cov_name, f"{where}, results", (n, 3, 3))
+        covariance = read_covariances(results, cov_name, inside, table["grain"], 3)
         model = _text(results, "model", where, "cuboid")
-        if model not in MODELS:
-            raise InputError(f"'results/model' is {model!r}; expected one of "
-                             f"{', '.join(MODELS)}", source=where)
+        check_model(model, where)
         scans = residual.sources
         listed = "scans" in results
         if listed:
             scans = tuple(s for s in _text(results, "scans", where).split(",") if s)
         coefficients = covariances = None
         if "coefficients" in results:
-            coefficients = numeric(results, "coefficients", f"{where}, results", ndim=2)
-            k = coefficients.shape[1]
-            if coefficients.shape[0] != n or k not in (3, 8, 15):
-                raise InputError(f"'coefficients' has shape {coefficients.shape}; expected "
-                                 f"({n}, 3, 8 or 15)", source=f"{where}, results")
-            if k != COEFFICIENTS.get(model, 3):
-                raise InputError(f"'coefficients' holds {k} per grain, which the model "
-                                 f"'{model}' ('results/model') has not; expected "
-                                 f"{COEFFICIENTS.get(model, 3)}", source=f"{where}, results")
-            if not np.all(np.isfinite(coefficients)):
-                raise InputError("'coefficients' holds values not finite; expected each "
-                                 "grain's fitted coefficients", source=f"{where}, results")
-            covariances = _covariances(results, "coefficient_covariance",
-                                       f"{where}, results", (n, k, k))
-        sigma = _sigma(results, sigma_name, f"{where}, results")
+            coefficients = read_coefficients(results, inside, n, model)
+            covariances = read_covariances(results, "coefficient_covariance", inside,
+                                           table["grain"], coefficients.shape[1])
+        sigma = read_sigma(results, sigma_name, f"{where}, results")
         sigmas, masks = [], {}
         for scan in scans:
             s = g.get(f"scans/{scan}")
@@ -558,30 +404,30 @@ def read_result_entry(path: str | Path, entry: str) -> SavedResult:
                                      f"'scans/{scan}'; expected each listed scan's σ and maps "
                                      "there", source=where)
                 continue
-            sigmas.append(_sigma(s, sigma_name, f"{where}, scans/{scan}"))
+            sigmas.append(read_sigma(s, sigma_name, f"{where}, scans/{scan}"))
             if "mask" in s:
                 masks[scan] = numeric(s, "mask", f"{where}, scans/{scan}", ndim=2,
                                       kinds="biu") != 0
         height_node = params is not None and "height" in params
-        height = (_length(params, "height", f"{where}, process", positive=True)
+        height = (read_length(params, "height", f"{where}, process", positive=True)
                   if height_node else residual.height)
         if height is None:
             raise InputError("records no sensor height; expected process/parameters/height "
                              "or instrument/sensor/height", source=where)
         cuboids = _stored_cuboids(g, table, where)
         stored = _stored_scans(g, scans, where)
-        _check_masks(masks, {**{s.name: s.fitted.shape for s in stored},
+        check_masks(masks, {**{s.name: s.fitted.shape for s in stored},
                              **({scans[0]: residual.bz.shape} if scans else {})}, where)
         first = stored[0] if stored and stored[0].name == (scans or ("",))[0] else None
-        thickness = (_length(g, "instrument/sensor/thickness", where)
+        thickness = (read_length(g, "instrument/sensor/thickness", where)
                      if "instrument/sensor/thickness" in g
                      else first.thickness if first is not None else None)
         fmt = (_text(params, "grain_format", where) if params is not None
                and "grain_format" in params else _option(command, "--grain-format", "cuboids"))
         absolute = (_text(params, "grains_absolute", where) if params is not None else "")
-        from_residual = bool(_scalar(results, "sigma_from_residual", inside, 0.0))
-        condition = _condition_number(results, inside)
-        n_sensors = int(_scalar(results, "n_sensors", inside,
+        from_residual = bool(read_scalar(results, "sigma_from_residual", inside, 0.0))
+        condition = read_condition_number(results, inside)
+        n_sensors = int(read_scalar(results, "n_sensors", inside,
                                 float(np.sum(np.isfinite(residual.bz)))))
         device = _text(results, "device", where)
     if thickness is None:  # written before the thickness was stored: the scan's own

@@ -1,0 +1,140 @@
+"""`smm-daq info` and `smm-daq export` on saved MMT result entries read them as every reader
+does (`read_result_entry`): a damaged result is refused by `export` with the reader's own
+message (exit 2, nothing written) and listed by `info` as damaged, naming the field, beside
+the file's other entries, which `info` goes on listing; a result's maps are exported on the
+grids the result stores. The source results are the fuzz test's (`test_fuzz_result_entries`)."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from test_fuzz_result_entries import sources  # noqa: F401 (a fixture)
+
+from smm_daq.analysis.mmt.result_read import read_result_entry
+from smm_daq.cli.main import main
+from smm_daq.errors import InputError
+
+UM = 1e-6
+
+
+def _negative_variance(path: Path, entry: str) -> None:
+    """The first grain's first variance negative: no solver writes that."""
+    with h5py.File(path, "a") as f:
+        f[f"{entry}/results/covariance"][0, 0, 0] = -1.0
+
+
+def _reader_message(path: Path, entry: str) -> str:
+    with pytest.raises(InputError) as refused:
+        read_result_entry(path, entry)
+    return str(refused.value)
+
+
+def _run(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, str, str]:
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_info_lists_a_damaged_result_as_damaged_naming_the_field_and_lists_the_others(
+        sources: dict[str, tuple[Path, str]],  # noqa: F811 (the fixture imported)
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source, entry = sources["cuboid"]
+    path = tmp_path / "s.h5"
+    shutil.copy(source, path)
+    with h5py.File(path, "a") as f:
+        f.copy(f[entry], "later_mmt")  # an undamaged result listed after the damaged one
+    _negative_variance(path, entry)
+    said = _reader_message(path, entry)
+    before = path.read_bytes()
+    code, out, err = _run(capsys, ["info", str(path)])
+    assert code == 2
+    lines = out.splitlines()
+    assert lines[0] == f"{path}: 3 entries"
+    assert lines[1].startswith("  scan  [scan, finished]")
+    assert lines[2].startswith(f"  {entry}  [mmt, damaged]")
+    assert lines[3] == f"    damaged: {said}" and "'covariance'" in said
+    assert lines[4].startswith("  later_mmt  [mmt, finished]")
+    assert "grains (cuboid), σ " in lines[4] and "cond(Q) " in lines[4]
+    errors = [ln for ln in err.splitlines() if "error:" in ln]
+    assert len(errors) == 1 and said in errors[0] and "Traceback" not in err
+    assert path.read_bytes() == before
+
+
+def test_info_lists_a_result_with_its_grains_model_sigma_and_condition_number(
+        sources: dict[str, tuple[Path, str]],  # noqa: F811 (the fixture imported)
+        capsys: pytest.CaptureFixture[str]) -> None:
+    path, entry = sources["joint"]
+    saved = read_result_entry(path, entry)
+    code, out, err = _run(capsys, ["info", str(path)])
+    assert code == 0, err
+    line = next(ln for ln in out.splitlines() if ln.startswith(f"  {entry}  "))
+    n = saved.magnetization.shape[0]
+    assert (f"{n} grains (quadrupole), σ {saved.sigma / 1e-9:.3g} nT, "
+            f"cond(Q) {saved.condition_number:.3g}") in line, line
+
+
+@pytest.mark.parametrize("dataset", [None, "fitted/Bz"])
+def test_export_of_a_damaged_result_gives_the_readers_message_and_writes_nothing(
+        sources: dict[str, tuple[Path, str]],  # noqa: F811 (the fixture imported)
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], dataset: str | None) -> None:
+    source, entry = sources["cuboid"]
+    path = tmp_path / "s.h5"
+    shutil.copy(source, path)
+    _negative_variance(path, entry)
+    said = _reader_message(path, entry)
+    before = path.read_bytes()
+    out = tmp_path / "out.csv"
+    code, _, err = _run(capsys, ["export", str(path), "--entry", entry, "--csv", str(out),
+                                 *(["--dataset", dataset] if dataset else [])])
+    assert code == 2 and f"error: {said}" in err, err
+    assert not out.exists() and path.read_bytes() == before
+
+
+def test_export_of_a_fitted_map_beyond_any_field_is_refused_not_written_blank(
+        sources: dict[str, tuple[Path, str]],  # noqa: F811 (the fixture imported)
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An infinite fitted Bz was written as an empty CSV field, read as 'not fitted'."""
+    source, entry = sources["cuboid"]
+    path = tmp_path / "s.h5"
+    shutil.copy(source, path)
+    with h5py.File(path, "a") as f:
+        f[f"{entry}/fitted/Bz"][0, 0] = np.inf
+    said = _reader_message(path, entry)
+    out = tmp_path / "out.csv"
+    code, _, err = _run(capsys, ["export", str(path), "--entry", entry, "--dataset",
+                                 "fitted/Bz", "--csv", str(out)])
+    assert code == 2 and f"error: {said}" in err and "'fitted/Bz'" in said, err
+    assert not out.exists()
+
+
+def test_export_of_a_joint_results_other_scan_is_on_that_scans_grid(
+        sources: dict[str, tuple[Path, str]],  # noqa: F811 (the fixture imported)
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The second scan of a joint result, of the first's shape but scanned 7 µm further along
+    x, was exported on the first scan's grid: it is on its own, as the result stores it."""
+    source, entry = sources["joint"]
+    path = tmp_path / "s.h5"
+    shutil.copy(source, path)
+    second = read_result_entry(path, entry).scans[1]
+    with h5py.File(path, "a") as f:  # as if scanned there: its entry and the result say so
+        for x in (f"{second}/data/x", f"{entry}/scans/{second}/x"):
+            f[x][...] += 7 * UM
+    saved = read_result_entry(path, entry)
+    other = saved.scan_fits[1]
+    assert other.name == second and other.residual.x[0] != saved.residual.x[0]
+    out = tmp_path / "out.csv"
+    code, _, err = _run(capsys, ["export", str(path), "--entry", entry, "--dataset",
+                                 f"scans/{other.name}/residual_Bz", "--csv", str(out)])
+    assert code == 0, err
+    with out.open(encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    x_um = sorted({float(r["x_um"]) for r in rows})
+    np.testing.assert_allclose(x_um, other.residual.x / UM, atol=1e-6)
+    values = np.array([float(r["residual_Bz_nT"]) if r["residual_Bz_nT"] else np.nan
+                       for r in rows])
+    np.testing.assert_allclose(values, other.residual.bz.ravel() * 1e9, rtol=1e-8)
