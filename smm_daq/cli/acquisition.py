@@ -332,7 +332,7 @@ def _info_line(path: str, e: EntryInfo) -> str:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from smm_daq.storage.nexus import list_entries, unfinished_entries
+    from smm_daq.storage.nexus import cut_off_replacements, list_entries, unfinished_entries
 
     entries = list_entries(args.file)
     print(f"{args.file}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}")
@@ -343,6 +343,11 @@ def cmd_info(args: argparse.Namespace) -> int:
               "so it is not in the file: writing it again (a recipe's: `smm-daq run RECIPE "
               f"--out {args.file} --continue`) replaces what was left; `smm-daq repair "
               f"{args.file}` removes it")
+    for name in cut_off_replacements(args.file):
+        print(f"  unfinished: entry '{name}' was cut off while replaced (its writer killed), "
+              "so it is not listed: writing it again, or `smm-daq repair "
+              f"{args.file}`, puts the new entry in place (the old one back where the new one "
+              "was not whole)")
     bad = [e for e in entries if e.problem]
     if bad:  # every readable entry was listed; the first malformed one is the error
         others = f" (and {len(bad) - 1} more unreadable entries)" if len(bad) > 1 else ""
