@@ -64,6 +64,7 @@ from smm_daq.storage.staging import (
     REPLACED,
     STAGING,
     aside_name,
+    check_staged_name_free,
     clear_unfinished,
     move_in,
     replace_entry,
@@ -284,6 +285,7 @@ def check_new_entry(path: str | Path, name: str, sources: Sequence[str], *,
     if not Path(path).exists():
         return
     with open_read(path) as f:
+        check_staged_name_free(f, name)
         if _present(f, name):
             _check_replaceable(f, name, sources, overwrite, source)
 

@@ -128,28 +128,38 @@ def clear_unfinished(f: h5py.Group, name: str) -> None:
     temporary name or, killed between the move and the mark's removal, under `name`)
     deleted, and an earlier release's unmarked staged group deleted when it is certainly
     ours and holds nothing acquired (module doc). InputError, the file unchanged, when
-    something else sits under the temporary name. Other groups are never touched."""
+    something else sits under the temporary name (`check_staged_name_free`). Other groups
+    are never touched."""
     settle_replacement(f, name)
     staged = staged_name(name)
     for key in (staged, name):
         if _marked(f, key, STAGING):
             del f[key]
-    if not _present(f, staged):
+    if _present(f, staged):
+        check_staged_name_free(f, name)
+        del f[staged]  # a whole earlier write of `name`, superseded by this one
+
+
+def check_staged_name_free(f: h5py.Group, name: str) -> None:
+    """InputError when the temporary name of entry `name` holds what a new write of it may
+    not clear: anything but a group marked STAGING or an earlier release's unmarked staged
+    entry that is certainly ours and holds nothing acquired (module doc)."""
+    staged = staged_name(name)
+    if not _present(f, staged) or _marked(f, staged, STAGING):
         return
     if not _ours(f, staged):
         raise InputError(
             f"'{staged}', the name smm-daq writes entry '{name}' under before moving it in, "
-            "holds something smm-daq did not write there (another program's?); expected it "
-            "gone: rename or delete it with an HDF5 tool (h5py, HDFView), or choose another "
-            "entry name", source=f.file.filename)
+            "holds something smm-daq did not write there (another program's?); expected that "
+            "name free: rename or delete it with an HDF5 tool (h5py, HDFView), or choose "
+            "another entry name", source=f.file.filename)
     if _holds_acquired(f[staged]):
         raise InputError(
-            f"'{staged}' holds entry '{name}' as an earlier smm-daq wrote it, acquired data "
-            f"(kind '{_text(f[staged].attrs['kind'])}') that smm-daq was killed before naming; "
-            f"expected it gone, and it is never deleted: to keep it, rename it '{name}' with "
-            "an HDF5 tool (h5py, HDFView), or choose another entry name",
-            source=f.file.filename)
-    del f[staged]  # a whole earlier write of `name`, superseded by this one
+            f"'{staged}' holds entry '{name}' as an earlier smm-daq wrote it before it was "
+            f"killed, not yet under its name: acquired data (kind "
+            f"'{_text(f[staged].attrs['kind'])}'), which smm-daq never deletes; expected that "
+            f"name free: rename it '{name}' with an HDF5 tool (h5py, HDFView) to keep it, or "
+            "choose another entry name", source=f.file.filename)
 
 
 def _ours(f: h5py.Group, key: str) -> bool:
