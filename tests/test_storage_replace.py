@@ -198,3 +198,18 @@ def test_an_overwrite_interrupted_at_any_step_leaves_the_file_whole_at_once(
             continue
         break
     assert at[0] >= 4
+
+
+def test_repair_of_a_file_holding_a_link_to_nothing_keeps_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Looking for unfinished entries and replacements, repair passes over another
+    program's soft link to nothing (it was an AttributeError traceback)."""
+    path = tmp_path / "s.h5"
+    _session(path)
+    with h5py.File(path, "a") as f:
+        f["theirs"] = h5py.SoftLink("/nowhere")
+    assert main(["repair", str(path)]) == 0
+    assert "every entry kept" in capsys.readouterr().out
+    with h5py.File(path, "r") as f:
+        assert f.get("theirs", getlink=True).path == "/nowhere"
+        assert sorted(f) == ["other", "product", "theirs"]

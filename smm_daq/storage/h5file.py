@@ -606,7 +606,8 @@ def _repair_locked(p: Path, *, only_ours: bool = False) -> Repaired:
                 _rebuild(src, dst)
                 for name in replacements_under_way(dst):  # before the staged ones go
                     settle_replacement(dst, name)
-                done = Repaired([], [k for k, g in dst.items() if STAGING in g.attrs])
+                done = Repaired([], [k for k, g in dst.items()  # g None: a link to nothing
+                                     if isinstance(g, h5py.Group) and STAGING in g.attrs])
                 for name in done.left_out:
                     del dst[name]  # an entry its writer did not finish: never part of the file
                 for name, entry in dst.items():
