@@ -10,10 +10,11 @@ once per line. A crash between two writes therefore leaves a file that every HDF
 as it is. Scan lines are written in SWMR mode from the moment the file is opened
 (`writing(..., swmr=True)`), so a crash during that write leaves a file that a SWMR reader
 still reads whole; it is only marked "open for write" in its superblock. New entries are laid
-out outside SWMR mode (it makes no new objects), staged under a temporary name; a crash then
-leaves the mark too. smm-daq clears the mark on its next touch of the file (`repair`: copy
-every object into a fresh file and swap it in, so nothing flushed is lost; reading the file in
-SWMR mode, or a copy whose mark is cleared as `h5clear -s` does), and `smm-daq repair FILE`
+out outside SWMR mode (it makes no new objects), staged under a temporary name and moved in
+or swapped in whole (`smm_daq.storage.staging`); a crash then leaves the mark too. smm-daq
+clears the mark on its next touch of the file (`repair`: copy every object into a fresh file
+and swap it in, so nothing flushed is lost; reading the file in SWMR mode, or a copy whose
+mark is cleared as `h5clear -s` does), and `smm-daq repair FILE`
 does it on demand.
 
 Scratch files. A new file is made beside its name and linked in whole; a repair rebuilds its
