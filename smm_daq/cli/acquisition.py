@@ -357,7 +357,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     """List the file's entries, each MMT result read whole: an entry that cannot be read, or
     a damaged result, is listed as such (a damaged result with why) beside the others, and
     the first of them is the error (exit 2)."""
-    from smm_daq.storage.nexus import list_entries, unfinished_entries
+    from smm_daq.storage.nexus import cut_off_replacements, list_entries, unfinished_entries
 
     entries = list_entries(args.file)
     print(f"{args.file}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}")
@@ -379,6 +379,11 @@ def cmd_info(args: argparse.Namespace) -> int:
               "so it is not in the file: writing it again (a recipe's: `smm-daq run RECIPE "
               f"--out {args.file} --continue`) replaces what was left; `smm-daq repair "
               f"{args.file}` removes it")
+    for name in cut_off_replacements(args.file):
+        print(f"  unfinished: entry '{name}' was cut off while replaced (its writer killed), "
+              "so it is not listed: writing it again, or `smm-daq repair "
+              f"{args.file}`, puts the new entry in place (the old one back where the new one "
+              "was not whole)")
     if problems:  # every entry was listed; the first unreadable or damaged one is the error
         others = (f" (and {len(problems) - 1} more unreadable or damaged entries)"
                   if len(problems) > 1 else "")

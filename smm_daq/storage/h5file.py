@@ -10,10 +10,11 @@ once per line. A crash between two writes therefore leaves a file that every HDF
 as it is. Scan lines are written in SWMR mode from the moment the file is opened
 (`writing(..., swmr=True)`), so a crash during that write leaves a file that a SWMR reader
 still reads whole; it is only marked "open for write" in its superblock. New entries are laid
-out outside SWMR mode (it makes no new objects), staged under a temporary name; a crash then
-leaves the mark too. smm-daq clears the mark on its next touch of the file (`repair`: copy
-every object into a fresh file and swap it in, so nothing flushed is lost; reading the file in
-SWMR mode, or a copy whose mark is cleared as `h5clear -s` does), and `smm-daq repair FILE`
+out outside SWMR mode (it makes no new objects), staged under a temporary name and moved in
+or swapped in whole (`smm_daq.storage.staging`); a crash then leaves the mark too. smm-daq
+clears the mark on its next touch of the file (`repair`: copy every object into a fresh file
+and swap it in, so nothing flushed is lost; reading the file in SWMR mode, or a copy whose
+mark is cleared as `h5clear -s` does), and `smm-daq repair FILE`
 does it on demand.
 
 Scratch files. A new file is made beside its name and linked in whole; a repair rebuilds its
@@ -68,12 +69,17 @@ try:
 except ImportError:  # Windows: a lock file stands in (`_machine_lock`)
     fcntl = None  # type: ignore[assignment]
 from smm_daq.storage.processes import running, start_token
+from smm_daq.storage.staging import (
+    STAGING,
+    replacements_under_way,
+    settle_replacement,
+    unstaged_name,
+)
 from smm_daq.storage.superblock import clear_open_mark, superblock_intact
 
 LIBVER = ("v110", "latest")
 FIXED_TEXT = h5py.string_dtype("utf-8", 64)  # for values rewritten while in SWMR mode
 TEXT = h5py.string_dtype("utf-8")
-STAGING = "smm_daq_staging"  # marks an entry still being written under a temporary name
 _CRASHED = "already open for write"  # HDF5's words for a file a killed writer left marked
 REPAIR_HINT = "`smm-daq repair FILE` makes it openable again without losing what was written"
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -117,35 +123,6 @@ def writer_alive(writer: str) -> bool:
         return False
     now = start_token(pid) if token else ""
     return not (now and now != token)  # another process has that pid now
-
-
-def staged_name(name: str) -> str:
-    """The temporary name an entry `name` is written under before it is moved in whole."""
-    return f".{name}.{STAGING}"
-
-
-def unstaged_name(key: str) -> str:
-    """The entry a group of name `key` still marked STAGING was written as."""
-    staged = key.startswith(".") and key.endswith(f".{STAGING}")
-    return key[1:-len(STAGING) - 1] if staged else key
-
-
-def clear_unfinished(f: h5py.File, name: str) -> None:
-    """Delete what a writer killed part-way through entry `name` left: a group still marked
-    STAGING under the temporary name or, killed between the move and the mark's removal,
-    under `name` itself. Groups without the mark are never touched (they may be anyone's)."""
-    for key in (staged_name(name), name):
-        if (isinstance(f.get(key, getlink=True), h5py.HardLink)
-                and isinstance(f[key], h5py.Group) and STAGING in f[key].attrs):
-            del f[key]
-
-
-def move_in(f: h5py.File, staged: str, name: str) -> None:
-    """Give the finished group `staged` its name `name`, then take its STAGING mark off: a
-    writer killed at any point leaves either the entry whole or a group still marked, which
-    listings hide, `repair` leaves out and the next writer of `name` clears."""
-    f.move(staged, name)
-    del f[name].attrs[STAGING]
 
 
 def text(node: h5py.Dataset | object) -> str:
@@ -586,8 +563,10 @@ def repair(path: str | Path, *, only_ours: bool = False) -> Repaired:
     version of smm-daq readable by HDF5 1.x) and replaces the original only once the copy is
     complete. Scan entries still marked "running" or "paused" are marked "interrupted"; an
     entry whose writer was killed before it was complete (still staged) is left out; both
-    are returned by name. `only_ours`: refuse a file that smm-daq did not create (rewriting
-    another program's file in another format is not for it to do).
+    are returned by name. A replacement of an entry that its writer was killed in is
+    finished, or the old entry put back (`settle_replacement`). `only_ours`: refuse a file
+    that smm-daq did not create (rewriting another program's file in another format is not
+    for it to do).
     """
     p = Path(path)
     _check_exists(p)
@@ -626,7 +605,10 @@ def _repair_locked(p: Path, *, only_ours: bool = False) -> Repaired:
                 raise _no_room(p, "repair it: its copy is rebuilt beside it")
             with h5py.File(tmp, "w", libver=LIBVER, track_order=True, locking=False) as dst:
                 _rebuild(src, dst)
-                done = Repaired([], [k for k, g in dst.items() if STAGING in g.attrs])
+                for name in replacements_under_way(dst):  # before the staged ones go
+                    settle_replacement(dst, name)
+                done = Repaired([], [k for k, g in dst.items()  # g None: a link to nothing
+                                     if isinstance(g, h5py.Group) and STAGING in g.attrs])
                 for name in done.left_out:
                     del dst[name]  # an entry its writer did not finish: never part of the file
                 for name, entry in dst.items():

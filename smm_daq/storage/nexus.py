@@ -40,15 +40,10 @@ from smm_daq.storage.checks import (
     strings,
 )
 from smm_daq.storage.h5file import (
-    STAGING,
     TEXT,
-    clear_unfinished,
-    move_in,
     now_iso,
     open_read,
-    staged_name,
     text,
-    unstaged_name,
     writer_alive,
     writer_id,
     writing,
@@ -64,6 +59,19 @@ from smm_daq.storage.products import (
     write_map_plot,
     write_process,
     write_table_plot,
+)
+from smm_daq.storage.staging import (
+    REPLACED,
+    STAGING,
+    aside_name,
+    check_staged_name_free,
+    clear_unfinished,
+    move_in,
+    replace_entry,
+    replacements_under_way,
+    settle_replacement,
+    staged_name,
+    unstaged_name,
 )
 
 KINDS_HINT = "scan, induced, background, susceptibility, mmt, import, ..."
@@ -213,6 +221,7 @@ def write_map_entry(
         replacing = _present(f, data.name)
         if replacing:
             _check_replaceable(f, data.name, data.sources, overwrite, source)
+            _check_aside_free(f, data.name, source)
         # Written under another name first: a failure part-way leaves the file as it was.
         staged = staged_name(data.name)
         try:
@@ -239,9 +248,16 @@ def write_map_entry(
             if staged in f:
                 del f[staged]
             raise
-        if replacing:
-            del f[data.name]
-        move_in(f, staged, data.name)
+        if not replacing:
+            move_in(f, staged, data.name)
+        else:
+            try:
+                replace_entry(f, staged, data.name)
+            except BaseException:  # e.g. Ctrl-C part-way: the old entry or the new one whole
+                settle_replacement(f, data.name)
+                if staged in f:  # stopped before the old one was marked: it stays
+                    del f[staged]
+                raise
         f.attrs["default"] = data.name
     return data.name
 
@@ -269,6 +285,7 @@ def check_new_entry(path: str | Path, name: str, sources: Sequence[str], *,
     if not Path(path).exists():
         return
     with open_read(path) as f:
+        check_staged_name_free(f, name)
         if _present(f, name):
             _check_replaceable(f, name, sources, overwrite, source)
 
@@ -290,6 +307,18 @@ def _written_by_us(f: h5py.File, name: str) -> bool:
     return (bool(text(g.attrs.get("kind", "")))
             and isinstance(program, h5py.Dataset) and program.shape == ()
             and program.dtype.kind in "OSU" and text(program) == PROGRAM_NAME)
+
+
+def _check_aside_free(f: h5py.File, name: str, source: str) -> None:
+    """InputError when the name an entry waits under while it is replaced is taken (by
+    something not smm-daq's: a replacement of its own left there is settled first)."""
+    aside = aside_name(name)
+    if _present(f, aside):
+        raise InputError(
+            f"'{aside}', the name smm-daq keeps entry '{name}' under while replacing it, "
+            "holds something smm-daq did not put there (another program's?); expected it "
+            "gone: rename or delete it with an HDF5 tool (h5py, HDFView), or choose another "
+            "entry name", source=source)
 
 
 def _check_replaceable(f: h5py.File, name: str, sources: Sequence[str], overwrite: bool,
@@ -479,21 +508,33 @@ def list_entries(path: str | Path) -> list[EntryInfo]:
             _info_or_problem(name, g, source)
             for name, g in f.items()
             if isinstance(g, h5py.Group) and text(g.attrs.get("NX_class", "")) == "NXentry"
-            and STAGING not in g.attrs
+            and STAGING not in g.attrs and REPLACED not in g.attrs
         ]
 
 
 def unfinished_entries(path: str | Path) -> list[str]:
     """The entries whose writer was killed part-way: groups still marked STAGING, under the
-    temporary name (`staged_name`) or their own. `list_entries` leaves them out (none is an
-    entry), the next write of the name clears them, and `repair` removes them; a live writer's
-    are never seen, as it holds the file."""
+    temporary name (`staged_name`) or their own, but for those of a replacement cut off
+    (`cut_off_replacements`). `list_entries` leaves them out (none is an entry), the next
+    write of the name clears them, and `repair` removes them; a live writer's are never seen,
+    as it holds the file."""
     marked = []
     with open_read(path) as f, corrupt_guard(str(path)):
+        replacing = set(replacements_under_way(f))
         for key, g in f.items():
-            if isinstance(g, h5py.Group) and STAGING in g.attrs:
+            if (isinstance(g, h5py.Group) and STAGING in g.attrs
+                    and unstaged_name(key) not in replacing):
                 marked.append(unstaged_name(key))
     return marked
+
+
+def cut_off_replacements(path: str | Path) -> list[str]:
+    """The entries whose replacement (an overwrite) a killed writer left part-way, in a file
+    no smm-daq writer has touched since (one left marked open for write is settled by the
+    read). `list_entries` leaves out their groups; the next write of the name, or `repair`,
+    finishes the replacement, or puts the old entry back where the new one was not whole."""
+    with open_read(path) as f, corrupt_guard(str(path)):
+        return replacements_under_way(f)
 
 
 def _info_or_problem(name: str, g: h5py.Group, source: str) -> EntryInfo:

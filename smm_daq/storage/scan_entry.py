@@ -51,14 +51,10 @@ from smm_daq.errors import InputError, StorageError
 from smm_daq.instruments.profile import Profile
 from smm_daq.storage.h5file import (
     FIXED_TEXT,
-    STAGING,
     TEXT,
-    clear_unfinished,
-    move_in,
     now_iso,
     open_read,
     require_swmr_format,
-    staged_name,
     text,
     writer_alive,
     writer_id,
@@ -69,6 +65,13 @@ from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.names import check_file_name
 from smm_daq.storage.nexus import check_entry_name, create_entry_core
 from smm_daq.storage.products import Quantity, put, set_nx
+from smm_daq.storage.staging import (
+    STAGING,
+    check_staged_name_free,
+    clear_unfinished,
+    move_in,
+    staged_name,
+)
 from smm_daq.storage.units import split_units
 
 MESSAGE_TEXT = h5py.string_dtype("utf-8", 512)
@@ -166,6 +169,7 @@ def check_new_scan(path: str | Path, name: str) -> None:
         with open_read(p) as f:
             if f.get(name, getlink=True) is not None:  # a link to nothing too
                 raise _taken(p, name)
+            check_staged_name_free(f, name)
         require_swmr_format(p)
 
 

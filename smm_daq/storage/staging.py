@@ -1,0 +1,192 @@
+"""How an entry comes into a session file whole, also over an entry of the same name.
+
+An entry is written under a temporary name, `.NAME.smm_daq_staging`, carrying the STAGING
+mark, moved in (`move_in`), and only then is the mark taken off. Over an existing entry
+(`--overwrite`) it is swapped in (`replace_entry`): once the new group is whole, the old
+entry is marked REPLACED, moved aside to `.NAME.smm_daq_replaced`, the new one moved in and
+its mark taken off, and only then is the old one deleted. HDF5 has no atomic rename over a
+name, so a writer killed part-way leaves one of these, and the next writer of NAME (through
+`clear_unfinished`) or `repair` (through `settle_replacement`) makes it whole again:
+
+- a group marked STAGING and no REPLACED one: the new entry may be partial; it is deleted
+  and the old entry, if any, is as it was;
+- a group marked REPLACED (at NAME or aside): the new entry was whole before the old was
+  marked, so the swap is finished; where the new one is gone, the old one is put back.
+
+Either the old entry or the new one whole, never neither. The writer flushes before each
+step, so a kill also leaves the steps on disk in the order they were made.
+
+Files from releases before the mark came off only after the move hold, where such a writer
+was killed between the two, an unmarked `.NAME.smm_daq_staging` group: the whole entry that
+writer had written, not yet under its name. `clear_unfinished` deletes it when it is
+certainly smm-daq's (our NXentry, program_name smm-daq, an entry kind) and holds nothing
+acquired: the new write of NAME supersedes it, as it does a marked one. Anything else under
+that name is refused, naming what to do, and left as it is.
+"""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+
+from smm_daq import PROGRAM_NAME
+from smm_daq.errors import InputError
+
+STAGING = "smm_daq_staging"  # marks an entry still being written under a temporary name
+REPLACED = "smm_daq_replaced"  # marks an entry being replaced by a whole new one
+
+
+def staged_name(name: str) -> str:
+    """The temporary name an entry `name` is written under before it is moved in whole."""
+    return f".{name}.{STAGING}"
+
+
+def aside_name(name: str) -> str:
+    """Where entry `name` waits, marked REPLACED, while its successor is moved in."""
+    return f".{name}.{REPLACED}"
+
+
+def unstaged_name(key: str) -> str:
+    """The entry a group of name `key` (staged, aside, or its own) was written as."""
+    for mark in (STAGING, REPLACED):
+        if key.startswith(".") and key.endswith(f".{mark}") and len(key) > len(mark) + 2:
+            return key[1:-len(mark) - 1]
+    return key
+
+
+def _present(f: h5py.Group, key: str) -> bool:
+    """Anything of that name, a link to nothing included."""
+    return f.get(key, getlink=True) is not None
+
+
+def _marked(f: h5py.Group, key: str, mark: str) -> bool:
+    """A group of f's own (not a link) under `key` that carries `mark`."""
+    return (isinstance(f.get(key, getlink=True), h5py.HardLink)
+            and isinstance(f[key], h5py.Group) and mark in f[key].attrs)
+
+
+def move_in(f: h5py.Group, staged: str, name: str) -> None:
+    """Give the finished group `staged` its name `name`, then take its STAGING mark off: a
+    writer killed at any point leaves either the entry whole or a group still marked, which
+    listings hide, `repair` leaves out and the next writer of `name` clears."""
+    f.move(staged, name)
+    del f[name].attrs[STAGING]
+
+
+def replace_entry(f: h5py.Group, staged: str, name: str) -> None:
+    """Swap the finished group `staged` (marked STAGING) in for the entry `name`, so that a
+    writer killed at any step leaves the old entry or the new one whole (module doc)."""
+    f.file.flush()  # the new entry whole on disk before the old one says so
+    f[name].attrs[REPLACED] = 1
+    _finish_replacement(f, name)
+
+
+def _finish_replacement(f: h5py.Group, name: str) -> None:
+    """The rest of `replace_entry` from wherever it stopped, the old entry marked REPLACED
+    and the new one whole, at its staged name or at `name`."""
+    aside = aside_name(name)
+    if _marked(f, name, REPLACED):
+        f.file.flush()
+        f.move(name, aside)
+    if not _present(f, name):
+        f.file.flush()
+        f.move(staged_name(name), name)
+    if STAGING in f[name].attrs:
+        f.file.flush()
+        del f[name].attrs[STAGING]
+    f.file.flush()
+    del f[aside]
+
+
+def settle_replacement(f: h5py.Group, name: str) -> None:
+    """Finish a replacement of entry `name` that a killed writer left, or, where its new
+    entry is gone, put the old one back; nothing when no replacement was under way."""
+    aside = aside_name(name)
+    if _marked(f, aside, REPLACED):
+        old = aside
+    elif _marked(f, name, REPLACED):
+        old = name
+    else:
+        return
+    if (old == aside and _present(f, name)) or _marked(f, staged_name(name), STAGING):
+        _finish_replacement(f, name)
+        return
+    if old == aside:
+        f.move(aside, name)
+    del f[name].attrs[REPLACED]
+
+
+def replacements_under_way(f: h5py.Group) -> list[str]:
+    """The entries whose replacement a killed writer left (a group marked REPLACED)."""
+    return [unstaged_name(key) for key, g in f.items()
+            if isinstance(g, h5py.Group) and REPLACED in g.attrs]
+
+
+def clear_unfinished(f: h5py.Group, name: str) -> None:
+    """Make way for a new write of entry `name` where a writer killed part-way through it
+    left something: a replacement is settled, a group still marked STAGING (under the
+    temporary name or, killed between the move and the mark's removal, under `name`)
+    deleted, and an earlier release's unmarked staged group deleted when it is certainly
+    ours and holds nothing acquired (module doc). InputError, the file unchanged, when
+    something else sits under the temporary name (`check_staged_name_free`). Other groups
+    are never touched."""
+    settle_replacement(f, name)
+    staged = staged_name(name)
+    for key in (staged, name):
+        if _marked(f, key, STAGING):
+            del f[key]
+    if _present(f, staged):
+        check_staged_name_free(f, name)
+        del f[staged]  # a whole earlier write of `name`, superseded by this one
+
+
+def check_staged_name_free(f: h5py.Group, name: str) -> None:
+    """InputError when the temporary name of entry `name` holds what a new write of it may
+    not clear: anything but a group marked STAGING or an earlier release's unmarked staged
+    entry that is certainly ours and holds nothing acquired (module doc)."""
+    staged = staged_name(name)
+    if not _present(f, staged) or _marked(f, staged, STAGING):
+        return
+    if not _ours(f, staged):
+        raise InputError(
+            f"'{staged}', the name smm-daq writes entry '{name}' under before moving it in, "
+            "holds something smm-daq did not write there (another program's?); expected that "
+            "name free: rename or delete it with an HDF5 tool (h5py, HDFView), or choose "
+            "another entry name", source=f.file.filename)
+    if _holds_acquired(f[staged]):
+        raise InputError(
+            f"'{staged}' holds entry '{name}' as an earlier smm-daq wrote it before it was "
+            f"killed, not yet under its name: acquired data (kind "
+            f"'{_text(f[staged].attrs['kind'])}'), which smm-daq never deletes; expected that "
+            f"name free: rename it '{name}' with an HDF5 tool (h5py, HDFView) to keep it, or "
+            "choose another entry name", source=f.file.filename)
+
+
+def _ours(f: h5py.Group, key: str) -> bool:
+    """An NXentry as smm-daq writes them: a group of its own with an entry kind and
+    program_name smm-daq."""
+    if not isinstance(f.get(key, getlink=True), h5py.HardLink):
+        return False
+    g = f[key]
+    if not isinstance(g, h5py.Group):
+        return False
+    program = g.get("program_name")
+    return (_text(g.attrs.get("NX_class", "")) == "NXentry"
+            and bool(_text(g.attrs.get("kind", "")))
+            and isinstance(program, h5py.Dataset) and program.shape == ()
+            and program.dtype.kind in "OSU" and _text(program[()]) == PROGRAM_NAME)
+
+
+def _holds_acquired(g: h5py.Group) -> bool:
+    """Imported data, or a scan with a line measured (a staged scan is only its layout: an
+    earlier writer moved it in before its first line)."""
+    kind = _text(g.attrs.get("kind", ""))
+    done = g.get("data/line_done")
+    return kind == "import" or (kind == "scan" and isinstance(done, h5py.Dataset)
+                                and bool(np.any(done[()])))
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)

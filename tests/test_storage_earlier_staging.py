@@ -1,0 +1,143 @@
+"""A session file from a release before the being-written mark came off only after the move:
+such a writer, killed between taking the mark off its staged entry and moving it in, left
+the whole entry unmarked under `.NAME.smm_daq_staging`. The next write of NAME clears it
+when it is certainly smm-daq's and holds nothing acquired (the new write supersedes that
+earlier one, as it does a marked leftover); anything else under that name is refused with
+a message saying what to do (exit 2), the file unchanged."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from smm_daq.cli.main import main
+from smm_daq.errors import InputError
+from smm_daq.storage.h5file import writing
+from smm_daq.storage.mapdata import MapData
+from smm_daq.storage.nexus import check_new_entry, list_entries, read_map, write_map_entry
+from smm_daq.storage.scan_entry import check_new_scan
+from smm_daq.storage.staging import clear_unfinished
+
+TEXT = h5py.string_dtype("utf-8")
+X, Y = np.arange(6) * 2e-6, np.arange(5) * 2e-6
+
+
+def _leftover(path: Path, name: str, *, kind: str = "induced", program: str = "smm-daq",
+              lines_done: int = 0) -> None:
+    """The group such a writer left, laid out with h5py as its write_map_entry (or, kind
+    "scan", ScanEntryWriter.create) did: create_entry_core's NXentry under the staged name,
+    the map (a scan's NaN but for `lines_done` lines), an NXprocess, the mark taken off
+    (`del entry.attrs[STAGING]`) and the move not made."""
+    with h5py.File(path, "a", libver=("v110", "latest")) as f:
+        g = f.create_group(f".{name}.smm_daq_staging")
+        g.attrs["NX_class"] = "NXentry"
+        g.attrs["smm_daq_staging"] = 1
+        g.attrs["kind"] = kind
+        g.attrs["sources"] = np.array(["inf", "rem"] if kind == "induced" else [], dtype=TEXT)
+        g.attrs["default"] = "data"
+        for key, value in (("title", "earlier"), ("start_time", "2026-12-04T18:00:00+00:00"),
+                           ("end_time", "2026-12-04T18:00:00+00:00"),
+                           ("status", "interrupted" if kind == "scan" else "finished")):
+            g.create_dataset(key, data=value, dtype=TEXT)
+        g.create_dataset("program_name", data=program, dtype=TEXT).attrs["version"] = "0.1.0"
+        data = g.create_group("data")
+        data.attrs.update(NX_class="NXdata", signal="Bz", y_indices=0, x_indices=1)
+        data.attrs["axes"] = np.array(["y", "x"], dtype=TEXT)
+        for key, value in (("x", X), ("y", Y)):
+            data.create_dataset(key, data=value).attrs["units"] = "m"
+        bz = np.full((len(Y), len(X)), np.nan) if kind == "scan" else np.ones((5, 6)) * 1e-7
+        bz[:lines_done] = 1e-7
+        data.create_dataset("Bz", data=bz).attrs["units"] = "T"
+        if kind == "scan":
+            data.create_dataset("line_done", data=np.arange(len(Y)) < lines_done)
+        else:
+            process = g.create_group("process")
+            process.attrs["NX_class"] = "NXprocess"
+            process.create_dataset("program", data=program, dtype=TEXT)
+        sample = g.create_group("sample")
+        sample.attrs["NX_class"] = "NXsample"
+        sample.create_dataset("name", data="earlier", dtype=TEXT)
+        del g.attrs["smm_daq_staging"]
+
+
+def _session(tmp_path: Path) -> Path:
+    path = tmp_path / "s.h5"
+    for name, field in (("rem", 0.0), ("inf", 40e-6)):
+        write_map_entry(path, MapData(np.ones((5, 6)) * 1e-6 + field * 0.01, X, Y,
+                                      applied_field=np.array([0, field, 0]), name=name,
+                                      height=100e-6, sensor_size=(0.0, 0.0)), kind="scan")
+    return path
+
+
+def _subtract(path: Path, *more: str) -> int:
+    return main(["subtract", str(path), "--in-field", "inf", "--remanent", "rem", "--name",
+                 "induced", "--no-register", *more])
+
+
+def _scans(path: Path) -> dict[str, bytes]:
+    with h5py.File(path, "r") as f:
+        return {f"{name}/{key}": np.asarray(f[f"{name}/data/{key}"][()]).tobytes()
+                for name in ("rem", "inf") for key in ("Bz", "x", "y")}
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_the_next_subtraction_clears_an_earlier_releases_leftover_of_its_name(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], overwrite: bool) -> None:
+    """Killed before the move (the name free) or, overwriting, before the old entry was
+    deleted (the name still the old entry's, written over with --overwrite)."""
+    path = _session(tmp_path)
+    if overwrite:
+        assert _subtract(path) == 0
+    _leftover(path, "induced")
+    scans = _scans(path)
+    assert _subtract(path, *(["--overwrite"] if overwrite else [])) == 0
+    assert "Traceback" not in capsys.readouterr().err
+    with h5py.File(path, "r") as f:
+        assert sorted(f) == ["induced", "inf", "rem"]
+    np.testing.assert_allclose(read_map(path, "induced").bz, 0.01 * 40e-6, rtol=1e-9)
+    assert [e.name for e in list_entries(path)] == ["rem", "inf", "induced"]
+    assert _scans(path) == scans
+
+
+@pytest.mark.parametrize(("kind", "program", "lines_done", "why"), [
+    ("induced", "another program", 0, "holds something smm-daq did not write there"),
+    ("import", "smm-daq", 0, "acquired data (kind 'import')"),
+    ("scan", "smm-daq", 2, "acquired data (kind 'scan')"),
+])
+def test_a_group_under_the_staging_name_that_may_not_be_cleared_is_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str, program: str,
+        lines_done: int, why: str) -> None:
+    path = _session(tmp_path)
+    _leftover(path, "induced", kind=kind, program=program, lines_done=lines_done)
+    before = path.read_bytes()
+    assert _subtract(path) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert "'.induced.smm_daq_staging'" in err and why in err
+    assert "rename" in err and "choose another entry name" in err
+    for check in (lambda: check_new_entry(path, "induced", (), overwrite=False),
+                  lambda: check_new_scan(path, "induced")):  # before any work or any motion
+        with pytest.raises(InputError, match=re.escape(why)):
+            check()
+    assert path.read_bytes() == before
+
+
+def test_a_scans_earlier_layout_holding_no_line_is_cleared_for_a_new_scan(tmp_path: Path
+                                                                          ) -> None:
+    """A scan's staged group was only its layout: the earlier writer moved it in before its
+    first line, so nothing measured is lost (the scan writer clears through the same call)."""
+    path = _session(tmp_path)
+    _leftover(path, "scan1", kind="scan")
+    with writing(path) as f:
+        clear_unfinished(f, "scan1")
+    with h5py.File(path, "r") as f:
+        assert sorted(f) == ["inf", "rem"]
+    _leftover(path, "scan1", kind="scan", lines_done=1)
+    with writing(path) as f, pytest.raises(InputError, match="acquired data"):
+        clear_unfinished(f, "scan1")
+    with h5py.File(path, "r") as f:
+        assert ".scan1.smm_daq_staging" in f

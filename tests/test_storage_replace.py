@@ -1,0 +1,215 @@
+"""An entry written over another of its name (`--overwrite`) is swapped in so that a writer
+killed at any step leaves the old entry or the new one whole, never neither: for the next
+reader (which repairs a file a killed writer left marked), `info`, `repair` and the next
+writer of the name. Each kill point is every change the writer makes to the file once the
+new entry is laid out, counted as it runs, so a step added later is killed at too."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from smm_daq.cli.main import main
+from smm_daq.storage import nexus
+from smm_daq.storage.h5file import marked_open, repair
+from smm_daq.storage.mapdata import MapData
+from smm_daq.storage.nexus import list_entries, read_map, write_map_entry
+from smm_daq.storage.superblock import clear_open_mark
+
+OLD, NEW = np.full((3, 4), 1e-6), np.full((3, 4), 2e-6)
+
+# Run as `python -c KILLER FILE K`: overwrites entry 'product' of FILE and, at the K-th change
+# to the file after the new entry is laid out, flushes what was changed and is killed (-9);
+# exits 3 when the write made fewer changes than K.
+KILLER = textwrap.dedent(
+    """
+    import os, sys
+    import h5py, numpy as np
+    from smm_daq.storage import nexus
+    from smm_daq.storage.mapdata import MapData
+
+    at, seen, armed = int(sys.argv[2]), [0], [False]
+    laid_out = nexus.write_process
+
+    def arm(*args, **kw):
+        laid_out(*args, **kw)
+        armed[0] = True
+
+    def dying(cls, method):
+        real = getattr(cls, method)
+
+        def change(self, *args):
+            if armed[0]:
+                if seen[0] == at:
+                    ident = self.id if isinstance(self, h5py.Group) else self._id
+                    h5py.h5f.flush(ident)
+                    os.kill(os.getpid(), 9)
+                seen[0] += 1
+            return real(self, *args)
+
+        setattr(cls, method, change)
+
+    for cls, method in ((h5py.Group, "move"), (h5py.Group, "__delitem__"),
+                        (h5py.AttributeManager, "__setitem__"),
+                        (h5py.AttributeManager, "__delitem__")):
+        dying(cls, method)
+    nexus.write_process = arm
+    m = MapData(np.full((3, 4), 2e-6), np.arange(4.0), np.arange(3.0), name="product")
+    nexus.write_map_entry(sys.argv[1], m, kind="induced", overwrite=True)
+    sys.exit(3)
+    """
+)
+
+
+def _session(path: Path) -> None:
+    write_map_entry(path, MapData(np.arange(12.0).reshape(3, 4) * 1e-7, np.arange(4.0),
+                                  np.arange(3.0), name="other"), kind="scan")
+    write_map_entry(path, MapData(OLD, np.arange(4.0), np.arange(3.0), name="product"),
+                    kind="induced")
+
+
+def _dump(path: Path, name: str) -> dict[str, object]:
+    """Every dataset's bytes and every attribute under entry `name`."""
+    found: dict[str, object] = {}
+
+    def visit(key: str, obj: h5py.HLObject) -> None:
+        found[key] = {k: np.asarray(v).tobytes() for k, v in obj.attrs.items()}
+        if isinstance(obj, h5py.Dataset):
+            found[key + "[]"] = np.asarray(obj[()]).tobytes()
+
+    with h5py.File(path, "r") as f:
+        visit("", f[name])
+        f[name].visititems(visit)
+    return found
+
+
+def _killed_at(tmp_path: Path, at: int) -> tuple[Path, dict[str, object]] | None:
+    """A session whose overwrite of 'product' was killed at its `at`-th change and its entry
+    'other' as it was (`_dump`), or None when the overwrite makes fewer changes."""
+    path = tmp_path / f"killed{at}.h5"
+    _session(path)
+    other = _dump(path, "other")
+    proc = subprocess.run([sys.executable, "-c", KILLER, str(path), str(at)], check=False)
+    if proc.returncode == 3:
+        return None
+    assert proc.returncode == -9
+    assert marked_open(path)
+    return path, other
+
+
+def _whole(path: Path, other: dict[str, object]) -> None:
+    """The file as an overwrite leaves it: 'product' the old or the new map, whole; no
+    temporary group left; 'other' as it was."""
+    assert [e.name for e in list_entries(path)] == ["other", "product"]
+    with h5py.File(path, "r") as f:
+        assert sorted(f) == ["other", "product"]
+    bz = read_map(path, "product").bz
+    assert np.array_equal(bz, OLD) or np.array_equal(bz, NEW)
+    assert _dump(path, "other") == other
+
+
+def test_an_overwrite_killed_at_any_step_leaves_the_old_entry_or_the_new_one(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    killed = 0
+    while (left := _killed_at(tmp_path, killed)) is not None:
+        path, other = left
+        # the next writer of the name, the mark cleared as `h5clear -s` would (no repair)
+        writer = path.with_name(f"writer{killed}.h5")
+        shutil.copyfile(path, writer)
+        clear_open_mark(writer)
+        # `info` on that file: 'product' listed, or named as a replacement cut off
+        assert main(["info", str(writer)]) == 0
+        listed = capsys.readouterr().out
+        assert "product  [induced" in listed or (
+            "unfinished: entry 'product' was cut off while replaced" in listed)
+        assert "Traceback" not in listed
+        # `repair` on another copy of it
+        repaired = path.with_name(f"repaired{killed}.h5")
+        shutil.copyfile(writer, repaired)
+        repair(repaired)
+        _whole(repaired, other)
+        # the next reader of the killed writer's own file repairs it on the way
+        _whole(path, other)
+        # the next write of the name: the leftover settled first, then written over
+        write_map_entry(writer, MapData(np.full((3, 4), 3e-6), np.arange(4.0),
+                                        np.arange(3.0), name="product"),
+                        kind="induced", overwrite=True)
+        with h5py.File(writer, "r") as f:
+            assert sorted(f) == ["other", "product"]
+        np.testing.assert_array_equal(read_map(writer, "product").bz, 3e-6)
+        assert _dump(writer, "other") == other
+        killed += 1
+    assert killed >= 4  # mark, move aside, move in, unmark, delete the old one (and default)
+
+
+class _Killed(BaseException):
+    """A writer interrupted at a point (Ctrl-C): the file is closed with what was written."""
+
+
+def test_an_overwrite_interrupted_at_any_step_leaves_the_file_whole_at_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C (or any exception) part-way through the swap settles it before the file is
+    closed: readers that do not write (a file not marked open) see the entry at once."""
+    at, seen, armed, overwriting = [0], [0], [False], [False]
+    laid_out = nexus.write_process
+
+    def arm(*args: object, **kw: object) -> None:
+        laid_out(*args, **kw)
+        armed[0] = overwriting[0]
+
+    def dying(cls: type, method: str) -> None:
+        real = getattr(cls, method)
+
+        def change(self: object, *args: object) -> object:
+            if armed[0]:
+                if seen[0] == at[0]:
+                    armed[0] = False
+                    raise _Killed
+                seen[0] += 1
+            return real(self, *args)
+
+        monkeypatch.setattr(cls, method, change)
+
+    for cls, method in ((h5py.Group, "move"), (h5py.Group, "__delitem__"),
+                        (h5py.AttributeManager, "__setitem__"),
+                        (h5py.AttributeManager, "__delitem__")):
+        dying(cls, method)
+    monkeypatch.setattr(nexus, "write_process", arm)
+    while True:
+        path = tmp_path / f"s{at[0]}.h5"
+        _session(path)
+        other = _dump(path, "other")
+        seen[0], overwriting[0] = 0, True
+        try:
+            write_map_entry(path, MapData(NEW, np.arange(4.0), np.arange(3.0),
+                                          name="product"), kind="induced", overwrite=True)
+        except _Killed:
+            overwriting[0] = False
+            assert not marked_open(path)
+            _whole(path, other)
+            at[0] += 1
+            continue
+        break
+    assert at[0] >= 4
+
+
+def test_repair_of_a_file_holding_a_link_to_nothing_keeps_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Looking for unfinished entries and replacements, repair passes over another
+    program's soft link to nothing (it was an AttributeError traceback)."""
+    path = tmp_path / "s.h5"
+    _session(path)
+    with h5py.File(path, "a") as f:
+        f["theirs"] = h5py.SoftLink("/nowhere")
+    assert main(["repair", str(path)]) == 0
+    assert "every entry kept" in capsys.readouterr().out
+    with h5py.File(path, "r") as f:
+        assert f.get("theirs", getlink=True).path == "/nowhere"
+        assert sorted(f) == ["other", "product", "theirs"]
