@@ -38,6 +38,7 @@ import numpy as np
 from smm_daq.analysis.masks import polygon_mask, rectangle_mask
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
+from smm_daq.thread_warnings import recorded
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -122,8 +123,7 @@ def _from_image(path: Path, data: MapData) -> np.ndarray:
     """The image's mask. Pillow's own warnings (a damaged TIFF's "Corrupt EXIF data") are
     held back: one refusal says the image cannot be read, and an image that can is warned of
     once, by name (MaskWarning)."""
-    with warnings.catch_warnings(record=True) as pillow:
-        warnings.simplefilter("always")
+    with recorded() as pillow:  # this thread's: another's are neither taken nor lost
         white = _whiteness_of_file(path)
     said = list(dict.fromkeys(" ".join(str(w.message).split()) for w in pillow))
     if said:
