@@ -20,8 +20,10 @@ file, each for a map of shape (ny, nx) whose row 0 is the lowest y:
   in µm, the pixels whose centres lie inside any shape excluded.
 
 A mask that excludes no pixel (an unpainted image) is read as it says, and said
-(`NothingMasked`). Several scans take one mask each from a list of such files (`mask_for`):
-one file for all, or one per scan in order, where ``none`` leaves that scan unmasked.
+(`NothingMasked`): of shapes that all miss the scan, in that one warning naming them and the
+scan's extent; a shape that misses beside others that do not, in a `MaskWarning` of its own.
+Several scans take one mask each from a list of such files (`mask_for`): one file for all, or
+one per scan in order, where ``none`` leaves that scan unmasked.
 """
 
 from __future__ import annotations
@@ -75,21 +77,42 @@ def read_mask(path: str | Path, data: MapData) -> np.ndarray:
     if not path.is_file():
         raise InputError("no such mask file", source=source)
     suffix = path.suffix.lower()
-    readers = {".npy": _from_array, ".json": _from_shapes,
-               **dict.fromkeys(IMAGE_SUFFIXES, _from_image)}
-    if suffix in readers:
-        mask = readers[suffix](path, data)
-        if mask.all():  # the fit would be left nothing, and its message could not say why
-            raise InputError(f"excludes every pixel of scan '{data.name}'; expected a mask of "
-                             "its bad pixels only (True, black or inside a shape: excluded)",
-                             source=source)
-        if not mask.any():
-            warnings.warn(f"{source}: excludes no pixel of scan '{data.name}' (nothing black, "
-                          "True or inside a shape): every measured pixel is used",
-                          NothingMasked, stacklevel=3)
-        return mask
-    raise InputError(f"mask file of type '{suffix}'; expected .npy, .json or an image "
-                     f"({', '.join(IMAGE_SUFFIXES)})", source=source)
+    missed: list[str] = []  # the shapes of a .json that cover no pixel
+    if suffix == ".json":
+        mask, missed = _from_shapes(path, data)
+    elif suffix == ".npy":
+        mask = _from_array(path, data)
+    elif suffix in IMAGE_SUFFIXES:
+        mask = _from_image(path, data)
+    else:
+        raise InputError(f"mask file of type '{suffix}'; expected .npy, .json or an image "
+                         f"({', '.join(IMAGE_SUFFIXES)})", source=source)
+    if mask.all():  # the fit would be left nothing, and its message could not say why
+        raise InputError(f"excludes every pixel of scan '{data.name}'; expected a mask of "
+                         "its bad pixels only (True, black or inside a shape: excluded)",
+                         source=source)
+    if not mask.any() and missed:  # one message, not one per shape and then this
+        cover = "covers" if len(missed) == 1 else "cover"
+        warnings.warn(f"{source}: excludes no pixel of scan '{data.name}': {', '.join(missed)} "
+                      f"{cover} no pixel centre of it (it spans {_extent_um(data)}); expected "
+                      "shapes over its bad pixels, in µm. Every measured pixel is used",
+                      NothingMasked, stacklevel=3)
+    elif not mask.any():
+        warnings.warn(f"{source}: excludes no pixel of scan '{data.name}' (nothing black, "
+                      "True or inside a shape): every measured pixel is used",
+                      NothingMasked, stacklevel=3)
+    else:
+        for name in missed:  # the others exclude what they cover: each miss said alone
+            warnings.warn(f"{source}: {name} covers no pixel centre of scan '{data.name}'; "
+                          "expected a shape over its bad pixels, in µm", MaskWarning,
+                          stacklevel=2)
+    return mask
+
+
+def _extent_um(data: MapData) -> str:
+    """The pixel centres' x and y range in µm, as a shape of the mask file gives them."""
+    return (f"x {data.x.min() / UM:.6g} .. {data.x.max() / UM:.6g} µm, "
+            f"y {data.y.min() / UM:.6g} .. {data.y.max() / UM:.6g} µm")
 
 
 def _from_array(path: Path, data: MapData) -> np.ndarray:
@@ -251,7 +274,9 @@ def _numbers(value: object, count: int | None) -> bool:
                     and math.isfinite(v) for v in value))
 
 
-def _from_shapes(path: Path, data: MapData) -> np.ndarray:
+def _from_shapes(path: Path, data: MapData) -> tuple[np.ndarray, list[str]]:
+    """The mask of the shapes in a .json, and the names of those that cover no pixel centre
+    (in the wrong unit or place: the pixels meant would be left in the fit without a word)."""
     source = str(path)
     try:
         spec = json.loads(path.read_text(encoding="utf-8-sig"))
@@ -269,28 +294,21 @@ def _from_shapes(path: Path, data: MapData) -> np.ndarray:
             raise InputError(f"'{key}' is {spec[key]!r}; expected a list of shapes in µm",
                              source=source)
     mask = np.zeros(data.shape, bool)
+    missed: list[str] = []
     for i, rect in enumerate(spec.get("rectangles_um", [])):
         if not _numbers(rect, 4):
             raise InputError(f"rectangles_um[{i}] is {rect!r}; expected [x0, x1, y0, y1] in µm",
                              source=source)
         x0, x1, y0, y1 = (v * UM for v in rect)
-        mask |= _covering(rectangle_mask(data, (x0, x1), (y0, y1)), f"rectangles_um[{i}]",
-                          source, data.name)
+        shape = rectangle_mask(data, (x0, x1), (y0, y1))
+        mask |= shape
+        missed += [] if shape.any() else [f"rectangles_um[{i}]"]
     for i, poly in enumerate(spec.get("polygons_um", [])):
         if not (isinstance(poly, list) and len(poly) >= 3
                 and all(_numbers(v, 2) for v in poly)):
             raise InputError(f"polygons_um[{i}] is {poly!r}; expected at least 3 [x, y] "
                              "vertices in µm", source=source)
-        mask |= _covering(polygon_mask(data, np.asarray(poly, dtype=float) * UM),
-                          f"polygons_um[{i}]", source, data.name)
-    return mask
-
-
-def _covering(shape: np.ndarray, name: str, source: str, scan: str) -> np.ndarray:
-    """A shape's pixels, with a warning when it covers none: drawn in the wrong unit or
-    place, it would leave the pixels meant out in the fit without a word. The scan is named:
-    one mask file may serve several scans."""
-    if not shape.any():
-        warnings.warn(f"{source}: {name} covers no pixel centre of scan '{scan}'; expected a "
-                      "shape over its bad pixels, in µm", MaskWarning, stacklevel=4)
-    return shape
+        shape = polygon_mask(data, np.asarray(poly, dtype=float) * UM)
+        mask |= shape
+        missed += [] if shape.any() else [f"polygons_um[{i}]"]
+    return mask, missed
