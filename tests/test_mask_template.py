@@ -158,6 +158,71 @@ def test_a_photograph_of_the_map_in_greys_is_still_warned_of(tmp_path):
         read_mask(path, MapData(bz=np.zeros((40, 50)), x=x, y=x[:40], name="scan"))
 
 
+def strokes(template: Path, out: Path, width_px: float, count: int) -> np.ndarray:
+    """`count` straight anti-aliased black strokes `width_px` wide across the template (drawn at
+    UP× and averaged down), saved as `out`; returns each pixel's paint coverage."""
+    im = Image.open(template).convert("RGB")
+    w, h = im.size
+    big = im.resize((w * UP, h * UP), Image.Resampling.NEAREST)
+    cover = Image.new("L", big.size, 0)
+    ends = np.random.default_rng(3).uniform(0, 1, (count, 4)) * ([w * UP, h * UP] * 2)
+    for canvas, ink in ((ImageDraw.Draw(big), (0, 0, 0)), (ImageDraw.Draw(cover), 255)):
+        for line in ends:
+            canvas.line(list(line), fill=ink, width=round(width_px * UP))
+    big.resize((w, h), Image.Resampling.BOX).save(out)
+    return np.asarray(cover.resize((w, h), Image.Resampling.BOX), float) / 255
+
+
+@pytest.mark.parametrize("width_px", [0.75, 1.0, 1.25])
+def test_many_strokes_too_thin_to_reach_black_are_not_warned_of(exported, tmp_path, width_px):
+    """A stroke under 1.25 px covers no pixel whole: its greys are beside no black, and many
+    of them read as "a picture, not a mask". Across the stroke they are at most 2 px wide."""
+    _, template, m = exported
+    out = tmp_path / "hatched.png"
+    coverage = strokes(template, out, width_px, 40)[::-1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MaskWarning)
+        mask = read_mask(out, m)
+    assert mask[coverage > 0.55].all() and not mask[coverage == 0].any()  # 0.5: rounding
+
+
+def test_heavy_soft_brush_painting_is_not_warned_of(exported, tmp_path):
+    """A soft brush fades its paint out over a few pixels, in many shades beside no black;
+    painted over twice, its cores are black and its edges wide grey rings."""
+    from PIL import ImageFilter
+
+    _, template, m = exported
+    im = np.asarray(Image.open(template).convert("RGB"), float)
+    h, w = im.shape[:2]
+    hard = Image.new("L", (w, h), 0)
+    for line in np.random.default_rng(5).uniform(0, 1, (12, 4)) * ([w, h] * 2):
+        ImageDraw.Draw(hard).line(list(line), fill=255, width=3)
+    alpha = np.asarray(hard.filter(ImageFilter.GaussianBlur(3)), float) / 255
+    alpha = np.clip(2 * alpha, 0, 1)  # twice over
+    out = tmp_path / "soft.png"
+    Image.fromarray(np.round(im * (1 - alpha[..., None])).astype(np.uint8)).save(out)
+    assert np.mean((alpha > 0.1) & (alpha < 0.9)) > 0.2  # wide soft edges
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MaskWarning)
+        mask = read_mask(out, m)
+    alpha = alpha[::-1]
+    assert mask[alpha > 0.5].all() and not mask[alpha < 0.1].any()
+
+
+def test_a_smooth_map_in_a_colour_map_is_still_warned_of(tmp_path):
+    """A map's dark areas, wider than a soft brush's edge, are not taken for paint."""
+    import matplotlib.pyplot as plt
+    from scipy.ndimage import gaussian_filter
+
+    field = gaussian_filter(np.random.default_rng(2).standard_normal((40, 50)), 3)
+    x = np.arange(50) * UM
+    for cmap in ("viridis", "gray"):
+        path = tmp_path / f"{cmap}.png"
+        plt.imsave(path, field, cmap=cmap)
+        with pytest.warns(MaskWarning, match="it looks like a picture, not a mask"):
+            read_mask(path, MapData(bz=np.zeros((40, 50)), x=x, y=x[:40], name="scan"))
+
+
 def test_an_existing_file_is_refused_and_untouched_without_overwrite(exported, capsys):
     h5, out, _ = exported
     out.write_bytes(b"the user's painted mask")

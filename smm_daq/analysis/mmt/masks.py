@@ -204,28 +204,27 @@ def _on_grid(white: np.ndarray, path: Path, data: MapData) -> np.ndarray:
 
 
 GREY = (0.1, 0.9)  # grey: neither near black nor near white (a JPEG's noise stays nearer)
-# a picture, not a mask: more of its pixels than this dark grey away from any black paint, in
-# more shades than this
+# a picture, not a mask: more of its pixels than this dark grey that no paint explains, in more
+# shades than this
 GREY_FRACTION = 0.1
 GREY_SHADES = 16
+# Paint explains a dark grey pixel across which (in a row, column or diagonal) at most this many
+# pixels are darker than half grey: an anti-aliased stroke under 2 px wide, reaching no black
+THIN_PX = 2
+# ... or one this near both black and a kept pixel (chessboard distances summed): a soft brush's
+# edge, its paint fading out over at most this many pixels (a picture's dark areas are wider)
+FADE_PX = 8
 
 
 def _warn_if_a_picture(white: np.ndarray, source: str) -> None:
-    """A warning when much of the image is dark grey in many shades away from black: the
+    """A warning when much of the image is dark grey in many shades that no paint explains: the
     coloured map itself, or a photograph, given as the mask would lose every pixel darker
-    than half grey without a word. Counted are the pixels excluded though neither black nor
-    beside black, where an anti-aliased brush blends its paint with what lies beneath: light
-    tones are kept as white is, so the map drawn in them to be painted on
-    (`smm_daq.analysis.mask_template`) is not warned of, painted or not, nor is a mask drawn
-    in two greys, or a JPEG's noise at its strokes."""
-    black = white <= GREY[0]
-    near = np.pad(black, 1)
-    beside = np.zeros_like(black)
-    for dy in range(3):
-        for dx in range(3):
-            beside |= near[dy:dy + black.shape[0], dx:dx + black.shape[1]]
+    than half grey without a word. Light tones are kept as white is, so the map drawn in them
+    to be painted on (`smm_daq.analysis.mask_template`) is not warned of, painted or not, nor
+    is a mask drawn in two greys, or a JPEG's noise at its strokes. Where a brush blends its
+    paint with what lies beneath, the greys are explained (`_painted_greys`)."""
     dark = (white > GREY[0]) & (white < 0.5)
-    lone = white[dark & ~beside]
+    lone = white[dark & ~_painted_greys(white)]
     if lone.size / max(white.size, 1) > GREY_FRACTION and np.unique(lone).size > GREY_SHADES:
         grey = np.count_nonzero((white > GREY[0]) & (white < GREY[1])) / white.size
         warnings.warn(f"{source}: {100 * grey:.0f} % of its pixels are grey, neither near black "
@@ -234,6 +233,39 @@ def _warn_if_a_picture(white: np.ndarray, source: str) -> None:
                       "are excluded. Expected black paint on white (or on transparent, or on "
                       "the map's image from export --mask-template) over the bad pixels",
                       MaskWarning, stacklevel=5)
+
+
+def _painted_greys(white: np.ndarray) -> np.ndarray:
+    """The pixels that black paint blended with a light background would leave grey: beside
+    black (an anti-aliased edge), across a thin line of greys (a stroke too thin to cover any
+    pixel whole: no black), or between black and a kept pixel within `FADE_PX` (a soft brush).
+    A picture's dark areas are mostly none of these; the few of them that are (a steep edge,
+    fine texture) leave the rest to be counted."""
+    from scipy.ndimage import distance_transform_cdt
+
+    black, kept = white <= GREY[0], white >= 0.5
+    far = 2 * FADE_PX + white.size  # a distance to what the image does not hold
+    to_black = distance_transform_cdt(~black, metric="chessboard") if black.any() else far
+    to_kept = distance_transform_cdt(~kept, metric="chessboard") if kept.any() else far
+    return (to_black <= 1) | (to_black + to_kept <= FADE_PX) | _thin(kept)
+
+
+def _thin(kept: np.ndarray) -> np.ndarray:
+    """Pixels across which, in a row, a column or a diagonal, kept pixels lie at most
+    `THIN_PX` apart (the image's border does not count as kept)."""
+    pad = THIN_PX
+    padded = np.pad(kept, pad)
+    h, w = kept.shape
+
+    def at(k: int, dy: int, dx: int) -> np.ndarray:  # kept, k steps along (dy, dx)
+        return padded[pad + k * dy:pad + k * dy + h, pad + k * dx:pad + k * dx + w]
+
+    thin = np.zeros_like(kept)
+    for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):
+        for across in range(1, THIN_PX + 1):  # kept pixels `across` + 1 steps apart
+            for back in range(1, across + 1):
+                thin |= at(-back, dy, dx) & at(across + 1 - back, dy, dx)
+    return thin
 
 
 def _whiteness(im: Image.Image, source: str, white_at_zero: bool) -> np.ndarray:
