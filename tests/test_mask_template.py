@@ -310,3 +310,62 @@ def test_a_joint_inversions_other_scan_has_its_own_template(tmp_path, capsys):
     want = np.zeros(bc.shape, bool)
     want[-2:, :3] = True
     np.testing.assert_array_equal(got, want)
+
+
+def two_scans(tmp_path: Path) -> tuple[Path, MapData, MapData]:
+    """A session of scan 'a' and 'bc', a crop of another: a joint inversion's two grids."""
+    h5 = tmp_path / "s.h5"
+    for name in ("a", "b"):
+        assert main(["import", "mpe", str(DATA / "MetaDict_mpe_demo.json"),
+                     str(DATA / "MagneticSample_mpe_demo.npz"), "--out", str(h5),
+                     "--name", name]) == 0
+    b = read_map(h5, "b")
+    xs, ys = b.x[2:-3] / UM, b.y[1:-2] / UM
+    assert main(["crop", str(h5), "--entry", "b", "--name", "bc",
+                 "--x-um", f"{xs[0]},{xs[-1]}", "--y-um", f"{ys[0]},{ys[-1]}"]) == 0
+    return h5, read_map(h5, "a"), read_map(h5, "bc")
+
+
+def test_one_command_writes_each_scans_image_as_the_mmt_tab_does(tmp_path, capsys):
+    """--entry and --mask-template given once per scan, in mmt invert's order: each image on
+    its scan's own grid, and the --mask list to give mmt invert said."""
+    h5, a, bc = two_scans(tmp_path)
+    out = {s: tmp_path / f"{s}.png" for s in ("a", "bc")}
+    capsys.readouterr()
+    assert main(["export", str(h5), "--entry", "a", "--entry", "bc",
+                 "--mask-template", str(out["a"]), "--mask-template", str(out["bc"])]) == 0
+    said = capsys.readouterr().out
+    for scan, m in (("a", a), ("bc", bc)):
+        assert Image.open(out[scan]).size == (m.shape[1], m.shape[0])
+        assert f"wrote {out[scan]}: the map of '{scan}' to paint a mask on" in said
+        with pytest.warns(NothingMasked):  # unpainted: read on its scan's grid
+            assert read_mask(out[scan], m).shape == m.shape
+    assert (f"the masks of mmt invert --entry a --entry bc, once painted: --mask {out['a']} "
+            f"--mask {out['bc']}") in said
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["--entry", "a", "--entry", "bc", "--mask-template", "{tmp}/a.png"],
+     "1 --mask-template for --entry a, bc; expected one image per --entry, in its order"),
+    (["--entry", "a", "--mask-template", "{tmp}/a.png", "--mask-template", "{tmp}/b.png"],
+     "2 --mask-template for --entry a; expected one image per --entry"),
+    (["--entry", "a", "--entry", "a", "--mask-template", "{tmp}/a.png", "--mask-template",
+      "{tmp}/b.png"], "--entry names a more than once; expected each scan once"),
+    (["--entry", "a", "--entry", "nope", "--mask-template", "{tmp}/a.png", "--mask-template",
+      "{tmp}/b.png"], "nope"),
+    (["--entry", "a", "--entry", "bc", "--mask-template", "{tmp}/a.png", "--mask-template",
+      "{tmp}/a.png"], "--mask-template and --mask-template both name '{tmp}/a.png'"),
+    (["--entry", "a", "--entry", "bc", "--mask-template", "{tmp}/a.png", "--mask-template",
+      "{tmp}/b.png", "--csv", "{tmp}/a.csv"],
+     "--csv with 2 --entry and 2 --mask-template; expected one --entry for --csv"),
+    (["--entry", "a", "--entry", "bc", "--mask-template", "{tmp}/a.png", "--mask-template",
+      "{tmp}/s.h5"], "--mask-template is '{tmp}/s.h5', an HDF5 file (perhaps a session file)"),
+])
+def test_bad_lists_of_scans_and_images_are_refused_writing_nothing(tmp_path, capsys, argv,
+                                                                    said):
+    h5, _, _ = two_scans(tmp_path)
+    before = set(tmp_path.iterdir())
+    capsys.readouterr()
+    assert main(["export", str(h5), *(a.format(tmp=tmp_path) for a in argv)]) == 2
+    assert said.format(tmp=tmp_path) in capsys.readouterr().err
+    assert set(tmp_path.iterdir()) == before
