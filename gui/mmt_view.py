@@ -201,9 +201,9 @@ class MMTView(QtWidgets.QWidget):
         self.mask_browse.clicked.connect(self._choose_masks)
         self.template_button = QtWidgets.QPushButton("Save map image for a mask…")
         self.template_button.setToolTip(
-            "A PNG of the map (and of each scan it is inverted with), one pixel a sensor, in "
-            "light tones: paint the bad pixels black in an image editor, save it, and give it "
-            "as the mask")
+            "A PNG of the map (and of each scan it is inverted with), one pixel a sensor (square "
+            "pixels in µm where x and y steps differ), in light tones: paint the bad pixels "
+            "black in an image editor, save it, and give it as the mask")
         self.template_button.clicked.connect(self._choose_templates)
         self.sigma = QtWidgets.QDoubleSpinBox()
         self.sigma.setRange(0.0, 1e6)

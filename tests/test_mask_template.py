@@ -158,6 +158,58 @@ def test_a_photograph_of_the_map_in_greys_is_still_warned_of(tmp_path):
         read_mask(path, MapData(bz=np.zeros((40, 50)), x=x, y=x[:40], name="scan"))
 
 
+def test_a_map_of_unequal_steps_is_drawn_unstretched_and_read_back_sensor_for_sensor(tmp_path,
+                                                                                    capsys):
+    """12 × 6 sensors at 2 µm in x and 5 µm in y (24 × 30 µm) were drawn 12 × 6 pixels, a
+    picture squashed to a fifth of its height in µm. Drawn in 2 µm pixels, 12 × 15, each pixel
+    shows the sensor under its centre; black on the pixel at a sensor's centre (found from the
+    µm, not from the drawing) masks that sensor alone, and the unpainted image nothing."""
+    x = (100 + 2 * np.arange(12)) * UM
+    y = (-20 + 5 * np.arange(6)) * UM
+    bz = np.zeros((6, 12))
+    bz[0, -1], bz[-1, 0] = 1e-6, -1e-6  # lowest y at the highest x: red; the opposite: blue
+    h5, out = tmp_path / "s.h5", tmp_path / "t.png"
+    write_map_entry(h5, MapData(bz=bz, x=x, y=y, name="rect"), kind="scan")
+    assert main(["export", str(h5), "--entry", "rect", "--mask-template", str(out)]) == 0
+    assert ("12 × 15 pixels (its 12 × 6 sensors drawn in pixels of equal size in µm"
+            in capsys.readouterr().out)
+    rgb = np.asarray(Image.open(out)).astype(int)
+    assert rgb.shape == (15, 12, 3)
+    red = rgb[..., 0] > rgb[..., 2] + 50
+    blue = rgb[..., 2] > rgb[..., 0] + 50
+    # the red sensor spans y -22.5 .. -17.5 µm: the bottom 2.5 pixels; the blue one the top
+    assert red[-2:, -1].all() and red.sum() in (2, 3) and blue[:2, 0].all() and blue.sum() in (2, 3)
+    m = read_map(h5, "rect")
+    with pytest.warns(NothingMasked):
+        assert not read_mask(out, m).any()
+    chosen = [(0, 0), (3, 7), (5, 11), (2, 4)]  # (row j, column i) of the map
+    im = Image.open(out)
+    top, left, pixel = y.max() + 2.5 * UM, x.min() - 1 * UM, 2 * UM
+    for j, i in chosen:  # the image pixel under sensor (i, j)'s centre
+        column, row = int((x[i] - left) / pixel), int((top - y[j]) / pixel)
+        ImageDraw.Draw(im).point((column, row), fill=(0, 0, 0))
+    im.save(out)
+    want = np.zeros(m.shape, bool)
+    want[tuple(np.array(chosen).T)] = True
+    np.testing.assert_array_equal(read_mask(out, m), want)
+
+
+def test_an_image_of_neither_shape_of_a_map_of_unequal_steps_is_refused_naming_both(
+        tmp_path, monkeypatch):
+    from smm_daq.analysis import mask_template
+    from smm_daq.errors import InputError
+
+    x, y = np.arange(12) * 2 * UM, np.arange(6) * 5 * UM
+    m = MapData(bz=np.zeros((6, 12)), x=x, y=y, name="rect")
+    path = tmp_path / "square.png"
+    Image.new("L", (30, 30), 255).save(path)
+    with pytest.raises(InputError, match=r"its 12 × 6 sensors \(width/height 2\), or its extent "
+                       r"in µm \(12 × 15 pixels of equal size"):
+        read_mask(path, m)
+    monkeypatch.setattr(mask_template, "MAX_PIXELS", 179)  # too many: one pixel a sensor
+    assert mask_template.image_size(m) == (12, 6)
+
+
 def strokes(template: Path, out: Path, width_px: float, count: int) -> np.ndarray:
     """`count` straight anti-aliased black strokes `width_px` wide across the template (drawn at
     UP× and averaged down), saved as `out`; returns each pixel's paint coverage."""

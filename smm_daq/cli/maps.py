@@ -472,13 +472,16 @@ def _export_templates(args: argparse.Namespace) -> int:
 
 
 def _write_template(m: MapData, values: np.ndarray, path: Path) -> None:
-    from smm_daq.analysis.mask_template import write_mask_template
+    from smm_daq.analysis.mask_template import image_size, write_mask_template
 
     written = write_mask_template(m, path, values=values)
     ny, nx = m.shape
-    print(f"wrote {written}: the map of '{m.name}' to paint a mask on, {nx} × {ny} pixels "
-          "(one a sensor, the top row the highest y); paint the bad pixels black, save, "
-          "and give it to mmt invert --mask")
+    w, h = image_size(m)
+    drawn = "one a sensor" if (w, h) == (nx, ny) else (
+        f"its {nx} × {ny} sensors drawn in pixels of equal size in µm: x and y steps differ")
+    print(f"wrote {written}: the map of '{m.name}' to paint a mask on, {w} × {h} pixels "
+          f"({drawn}, the top row the highest y); paint the bad pixels black, save, and give "
+          "it to mmt invert --mask")
 
 
 # -- parsers ----------------------------------------------------------------------------------
@@ -559,9 +562,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--csv", help="CSV file to write")
     p.add_argument("--png", help="PNG file to write (a figure: axes, labels, colour bar)")
     p.add_argument("--mask-template", metavar="OUT.png", action="append",
-                   help="PNG of the map alone, one pixel a sensor, in light tones (grey: not "
-                        "measured): paint the bad pixels black and give it to mmt invert "
-                        "--mask (one per --entry)")
+                   help="PNG of the map alone, one pixel a sensor (square pixels in µm where x "
+                        "and y steps differ), in light tones (grey: not measured): paint the "
+                        "bad pixels black and give it to mmt invert --mask (one per --entry)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace existing --csv/--png/--mask-template files")
     p.set_defaults(func=_naming_the_file(_export))

@@ -13,9 +13,11 @@ file, each for a map of shape (ny, nx) whose row 0 is the lowest y:
   as every viewer shows the image; a stack of pages (a multi-page TIFF) is refused, its mask
   page not being known. The image spans the scan's extent with its top row at the highest y, as
   it is drawn; an image of another size but the map's shape (width/height within a pixel's
-  rounding) is resampled to the grid by nearest neighbour, and one of another shape (a picture
-  with axes around the map) refused. `smm-daq export --mask-template` writes the map itself
-  as such an image, in light tones only (`smm_daq.analysis.mask_template`), to be painted on;
+  rounding), or the shape of the scan's extent in µm (as the template of a map of unequal x and
+  y steps is drawn), is resampled to the grid by nearest neighbour at the sensors' centres, and
+  one of another shape (a picture with axes around the map) refused. `smm-daq export
+  --mask-template` writes the map itself as such an image, in light tones only
+  (`smm_daq.analysis.mask_template`), to be painted on;
 * ``.json``: ``{"rectangles_um": [[x0, x1, y0, y1], ...], "polygons_um": [[[x, y], ...], ...]}``
   in µm, the pixels whose centres lie inside any shape excluded.
 
@@ -185,14 +187,21 @@ def _whiteness_of_file(path: Path) -> np.ndarray:
 
 def _on_grid(white: np.ndarray, path: Path, data: MapData) -> np.ndarray:
     """The black pixels of an image spanning the scan, on the map's grid."""
+    from smm_daq.analysis.mask_template import image_size
+
     ny, nx = data.shape
     h, w = white.shape
-    if abs(w * ny - h * nx) > max(nx, ny):  # more than rounding to whole pixels explains
+    drawn = image_size(data)  # the scan's extent in equal pixels, as the template draws it
+    # more than rounding to whole pixels explains, from either shape
+    if all(abs(w * sh - h * sw) > max(sw, sh) for sw, sh in {(nx, ny), drawn}):
+        extent = "" if drawn == (nx, ny) else (
+            f", or its extent in µm ({drawn[0]} × {drawn[1]} pixels of equal size, as "
+            "export --mask-template draws its unequal x and y steps)")
         raise InputError(f"is {w} × {h} pixels (width/height {w / h:.4g}); expected the scan's "
-                         f"area alone, its {nx} × {ny} sensors (width/height {nx / ny:.4g}) or "
-                         "that shape scaled: crop a picture to the map, without the axes, "
-                         "labels or borders around it, which would be stretched over the scan",
-                         source=str(path))
+                         f"area alone, its {nx} × {ny} sensors (width/height {nx / ny:.4g})"
+                         f"{extent} or that shape scaled: crop a picture to the map, without "
+                         "the axes, labels or borders around it, which would be stretched over "
+                         "the scan", source=str(path))
     _warn_if_a_picture(white, str(path))
     black = white[::-1] < 0.5  # image rows run downward; the map's row 0 is the lowest y
     if black.shape == (ny, nx):
