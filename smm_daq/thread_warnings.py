@@ -50,7 +50,7 @@ def recorded() -> Iterator[list[warnings.WarningMessage]]:
     record: list[warnings.WarningMessage] = []
     with _lock:
         if not _open:
-            if warnings.showwarning is not _show:  # one put back by a catcher left late
+            if warnings.showwarning is not _show:  # not _show put back by a catcher that saved it
                 _previous = warnings.showwarning
             before = list(warnings.filters)
             warnings.simplefilter("always")  # bumps the filters' version: no registry holds back
