@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import shlex
 import threading
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +46,7 @@ from smm_daq.instruments.profile import Profile
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.names import in_file_name
 from smm_daq.storage.nexus import EntryInfo, list_entries, read_sensor_thickness
+from smm_daq.thread_warnings import recorded
 
 UM = 1e-6
 UT = 1e-6
@@ -201,9 +201,9 @@ class MMTView(QtWidgets.QWidget):
         self.mask_browse.clicked.connect(self._choose_masks)
         self.template_button = QtWidgets.QPushButton("Save map image for a mask…")
         self.template_button.setToolTip(
-            "A PNG of the map (and of each scan it is inverted with), one pixel a sensor, in "
-            "light tones: paint the bad pixels black in an image editor, save it, and give it "
-            "as the mask")
+            "A PNG of the map (and of each scan it is inverted with), one pixel a sensor (square "
+            "pixels in µm where x and y steps differ), in light tones: paint the bad pixels "
+            "black in an image editor, save it, and give it as the mask")
         self.template_button.clicked.connect(self._choose_templates)
         self.sigma = QtWidgets.QDoubleSpinBox()
         self.sigma.setRange(0.0, 1e6)
@@ -526,8 +526,7 @@ class MMTView(QtWidgets.QWidget):
 
             data = read_source(path, entry)
             options = None if dragonfly is None else for_map(dragonfly, data)
-            with warnings.catch_warnings(record=True) as read:  # e.g. overlapping cuboids
-                warnings.simplefilter("always")
+            with recorded() as read:  # e.g. overlapping cuboids; this thread's alone
                 grains = read_grain_file(grain_file, fmt, options)
             point = isinstance(grains, PointGrains)
             model = model_choice if model_choice != "auto" else ("dipole" if point else "cuboid")
@@ -541,8 +540,7 @@ class MMTView(QtWidgets.QWidget):
                 thickness = read_sensor_thickness(path, m.name)
                 return (*size, thickness) if thickness > 0 else tuple(size)
 
-            with warnings.catch_warnings(record=True) as caught:  # shown with the result
-                warnings.simplefilter("always")
+            with recorded() as caught:  # shown with the result
                 scans = [Scan(m, m.height if m.height is not None else profile.sensor.height,
                               sensor_of(m), sigma,
                               mask_for(masks, i, m))

@@ -563,6 +563,29 @@ def test_a_mask_shape_that_excludes_nothing_is_shown_with_the_result(qtbot, sess
     assert "rectangles_um[0] covers no pixel centre" in view.status.text()
 
 
+def test_another_threads_warning_is_not_among_the_results_notes(qtbot, session, monkeypatch,
+                                                                recwarn):
+    """The window's thread warns while the inversion runs in the worker: the warning is
+    shown as Python shows it, not as a note of the result (the worker's catch_warnings
+    caught every thread's)."""
+    import warnings
+
+    from smm_daq.analysis.mmt.solver import inversion
+
+    path, grains = session
+    held = Held(inversion.solve_triangle)
+    monkeypatch.setattr(inversion, "solve_triangle", held)
+    view = open_view(qtbot, path, grains)
+    with qtbot.waitSignal(view.finished, timeout=WAIT_MS) as done:
+        assert view.run()
+        held.wait_entered()  # the worker inside its record of the result's notes
+        warnings.warn("a warning of the window's thread", UserWarning, stacklevel=1)
+        held.go.set()
+    assert done.args[0], done.args[1]
+    assert "window's thread" not in view.status.text()
+    assert "a warning of the window's thread" in [str(w.message) for w in recwarn]
+
+
 def test_warnings_of_the_grain_file_are_shown_with_the_result(qtbot, session, tmp_path):
     """As the command line prints them: here a cuboid of one grain overlapping another's."""
     path, grains = session

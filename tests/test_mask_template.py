@@ -158,6 +158,123 @@ def test_a_photograph_of_the_map_in_greys_is_still_warned_of(tmp_path):
         read_mask(path, MapData(bz=np.zeros((40, 50)), x=x, y=x[:40], name="scan"))
 
 
+def test_a_map_of_unequal_steps_is_drawn_unstretched_and_read_back_sensor_for_sensor(tmp_path,
+                                                                                    capsys):
+    """12 × 6 sensors at 2 µm in x and 5 µm in y (24 × 30 µm) were drawn 12 × 6 pixels, a
+    picture squashed to a fifth of its height in µm. Drawn in 2 µm pixels, 12 × 15, each pixel
+    shows the sensor under its centre; black on the pixel at a sensor's centre (found from the
+    µm, not from the drawing) masks that sensor alone, and the unpainted image nothing."""
+    x = (100 + 2 * np.arange(12)) * UM
+    y = (-20 + 5 * np.arange(6)) * UM
+    bz = np.zeros((6, 12))
+    bz[0, -1], bz[-1, 0] = 1e-6, -1e-6  # lowest y at the highest x: red; the opposite: blue
+    h5, out = tmp_path / "s.h5", tmp_path / "t.png"
+    write_map_entry(h5, MapData(bz=bz, x=x, y=y, name="rect"), kind="scan")
+    assert main(["export", str(h5), "--entry", "rect", "--mask-template", str(out)]) == 0
+    assert ("12 × 15 pixels (its 12 × 6 sensors drawn in pixels of equal size in µm"
+            in capsys.readouterr().out)
+    rgb = np.asarray(Image.open(out)).astype(int)
+    assert rgb.shape == (15, 12, 3)
+    red = rgb[..., 0] > rgb[..., 2] + 50
+    blue = rgb[..., 2] > rgb[..., 0] + 50
+    # the red sensor spans y -22.5 .. -17.5 µm: the bottom 2.5 pixels; the blue one the top
+    assert red[-2:, -1].all() and red.sum() in (2, 3) and blue[:2, 0].all() and blue.sum() in (2, 3)
+    m = read_map(h5, "rect")
+    with pytest.warns(NothingMasked):
+        assert not read_mask(out, m).any()
+    chosen = [(0, 0), (3, 7), (5, 11), (2, 4)]  # (row j, column i) of the map
+    im = Image.open(out)
+    top, left, pixel = y.max() + 2.5 * UM, x.min() - 1 * UM, 2 * UM
+    for j, i in chosen:  # the image pixel under sensor (i, j)'s centre
+        column, row = int((x[i] - left) / pixel), int((top - y[j]) / pixel)
+        ImageDraw.Draw(im).point((column, row), fill=(0, 0, 0))
+    im.save(out)
+    want = np.zeros(m.shape, bool)
+    want[tuple(np.array(chosen).T)] = True
+    np.testing.assert_array_equal(read_mask(out, m), want)
+
+
+def test_an_image_of_neither_shape_of_a_map_of_unequal_steps_is_refused_naming_both(
+        tmp_path, monkeypatch):
+    from smm_daq.analysis import mask_template
+    from smm_daq.errors import InputError
+
+    x, y = np.arange(12) * 2 * UM, np.arange(6) * 5 * UM
+    m = MapData(bz=np.zeros((6, 12)), x=x, y=y, name="rect")
+    path = tmp_path / "square.png"
+    Image.new("L", (30, 30), 255).save(path)
+    with pytest.raises(InputError, match=r"its 12 × 6 sensors \(width/height 2\), or its extent "
+                       r"in µm \(12 × 15 pixels of equal size"):
+        read_mask(path, m)
+    monkeypatch.setattr(mask_template, "MAX_PIXELS", 179)  # too many: one pixel a sensor
+    assert mask_template.image_size(m) == (12, 6)
+
+
+def strokes(template: Path, out: Path, width_px: float, count: int) -> np.ndarray:
+    """`count` straight anti-aliased black strokes `width_px` wide across the template (drawn at
+    UP× and averaged down), saved as `out`; returns each pixel's paint coverage."""
+    im = Image.open(template).convert("RGB")
+    w, h = im.size
+    big = im.resize((w * UP, h * UP), Image.Resampling.NEAREST)
+    cover = Image.new("L", big.size, 0)
+    ends = np.random.default_rng(3).uniform(0, 1, (count, 4)) * ([w * UP, h * UP] * 2)
+    for canvas, ink in ((ImageDraw.Draw(big), (0, 0, 0)), (ImageDraw.Draw(cover), 255)):
+        for line in ends:
+            canvas.line(list(line), fill=ink, width=round(width_px * UP))
+    big.resize((w, h), Image.Resampling.BOX).save(out)
+    return np.asarray(cover.resize((w, h), Image.Resampling.BOX), float) / 255
+
+
+@pytest.mark.parametrize("width_px", [0.75, 1.0, 1.25])
+def test_many_strokes_too_thin_to_reach_black_are_not_warned_of(exported, tmp_path, width_px):
+    """A stroke under 1.25 px covers no pixel whole: its greys are beside no black, and many
+    of them read as "a picture, not a mask". Across the stroke they are at most 2 px wide."""
+    _, template, m = exported
+    out = tmp_path / "hatched.png"
+    coverage = strokes(template, out, width_px, 40)[::-1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MaskWarning)
+        mask = read_mask(out, m)
+    assert mask[coverage > 0.55].all() and not mask[coverage == 0].any()  # 0.5: rounding
+
+
+def test_heavy_soft_brush_painting_is_not_warned_of(exported, tmp_path):
+    """A soft brush fades its paint out over a few pixels, in many shades beside no black;
+    painted over twice, its cores are black and its edges wide grey rings."""
+    from PIL import ImageFilter
+
+    _, template, m = exported
+    im = np.asarray(Image.open(template).convert("RGB"), float)
+    h, w = im.shape[:2]
+    hard = Image.new("L", (w, h), 0)
+    for line in np.random.default_rng(5).uniform(0, 1, (12, 4)) * ([w, h] * 2):
+        ImageDraw.Draw(hard).line(list(line), fill=255, width=3)
+    alpha = np.asarray(hard.filter(ImageFilter.GaussianBlur(3)), float) / 255
+    alpha = np.clip(2 * alpha, 0, 1)  # twice over
+    out = tmp_path / "soft.png"
+    Image.fromarray(np.round(im * (1 - alpha[..., None])).astype(np.uint8)).save(out)
+    assert np.mean((alpha > 0.1) & (alpha < 0.9)) > 0.2  # wide soft edges
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MaskWarning)
+        mask = read_mask(out, m)
+    alpha = alpha[::-1]
+    assert mask[alpha > 0.5].all() and not mask[alpha < 0.1].any()
+
+
+def test_a_smooth_map_in_a_colour_map_is_still_warned_of(tmp_path):
+    """A map's dark areas, wider than a soft brush's edge, are not taken for paint."""
+    import matplotlib.pyplot as plt
+    from scipy.ndimage import gaussian_filter
+
+    field = gaussian_filter(np.random.default_rng(2).standard_normal((40, 50)), 3)
+    x = np.arange(50) * UM
+    for cmap in ("viridis", "gray"):
+        path = tmp_path / f"{cmap}.png"
+        plt.imsave(path, field, cmap=cmap)
+        with pytest.warns(MaskWarning, match="it looks like a picture, not a mask"):
+            read_mask(path, MapData(bz=np.zeros((40, 50)), x=x, y=x[:40], name="scan"))
+
+
 def test_an_existing_file_is_refused_and_untouched_without_overwrite(exported, capsys):
     h5, out, _ = exported
     out.write_bytes(b"the user's painted mask")
@@ -245,3 +362,62 @@ def test_a_joint_inversions_other_scan_has_its_own_template(tmp_path, capsys):
     want = np.zeros(bc.shape, bool)
     want[-2:, :3] = True
     np.testing.assert_array_equal(got, want)
+
+
+def two_scans(tmp_path: Path) -> tuple[Path, MapData, MapData]:
+    """A session of scan 'a' and 'bc', a crop of another: a joint inversion's two grids."""
+    h5 = tmp_path / "s.h5"
+    for name in ("a", "b"):
+        assert main(["import", "mpe", str(DATA / "MetaDict_mpe_demo.json"),
+                     str(DATA / "MagneticSample_mpe_demo.npz"), "--out", str(h5),
+                     "--name", name]) == 0
+    b = read_map(h5, "b")
+    xs, ys = b.x[2:-3] / UM, b.y[1:-2] / UM
+    assert main(["crop", str(h5), "--entry", "b", "--name", "bc",
+                 "--x-um", f"{xs[0]},{xs[-1]}", "--y-um", f"{ys[0]},{ys[-1]}"]) == 0
+    return h5, read_map(h5, "a"), read_map(h5, "bc")
+
+
+def test_one_command_writes_each_scans_image_as_the_mmt_tab_does(tmp_path, capsys):
+    """--entry and --mask-template given once per scan, in mmt invert's order: each image on
+    its scan's own grid, and the --mask list to give mmt invert said."""
+    h5, a, bc = two_scans(tmp_path)
+    out = {s: tmp_path / f"{s}.png" for s in ("a", "bc")}
+    capsys.readouterr()
+    assert main(["export", str(h5), "--entry", "a", "--entry", "bc",
+                 "--mask-template", str(out["a"]), "--mask-template", str(out["bc"])]) == 0
+    said = capsys.readouterr().out
+    for scan, m in (("a", a), ("bc", bc)):
+        assert Image.open(out[scan]).size == (m.shape[1], m.shape[0])
+        assert f"wrote {out[scan]}: the map of '{scan}' to paint a mask on" in said
+        with pytest.warns(NothingMasked):  # unpainted: read on its scan's grid
+            assert read_mask(out[scan], m).shape == m.shape
+    assert (f"the masks of mmt invert --entry a --entry bc, once painted: --mask {out['a']} "
+            f"--mask {out['bc']}") in said
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["--entry", "a", "--entry", "bc", "--mask-template", "{tmp}/a.png"],
+     "1 --mask-template for --entry a, bc; expected one image per --entry, in its order"),
+    (["--entry", "a", "--mask-template", "{tmp}/a.png", "--mask-template", "{tmp}/b.png"],
+     "2 --mask-template for --entry a; expected one image per --entry"),
+    (["--entry", "a", "--entry", "a", "--mask-template", "{tmp}/a.png", "--mask-template",
+      "{tmp}/b.png"], "--entry names a more than once; expected each scan once"),
+    (["--entry", "a", "--entry", "nope", "--mask-template", "{tmp}/a.png", "--mask-template",
+      "{tmp}/b.png"], "nope"),
+    (["--entry", "a", "--entry", "bc", "--mask-template", "{tmp}/a.png", "--mask-template",
+      "{tmp}/a.png"], "--mask-template and --mask-template both name '{tmp}/a.png'"),
+    (["--entry", "a", "--entry", "bc", "--mask-template", "{tmp}/a.png", "--mask-template",
+      "{tmp}/b.png", "--csv", "{tmp}/a.csv"],
+     "--csv with 2 --entry and 2 --mask-template; expected one --entry for --csv"),
+    (["--entry", "a", "--entry", "bc", "--mask-template", "{tmp}/a.png", "--mask-template",
+      "{tmp}/s.h5"], "--mask-template is '{tmp}/s.h5', an HDF5 file (perhaps a session file)"),
+])
+def test_bad_lists_of_scans_and_images_are_refused_writing_nothing(tmp_path, capsys, argv,
+                                                                    said):
+    h5, _, _ = two_scans(tmp_path)
+    before = set(tmp_path.iterdir())
+    capsys.readouterr()
+    assert main(["export", str(h5), *(a.format(tmp=tmp_path) for a in argv)]) == 2
+    assert said.format(tmp=tmp_path) in capsys.readouterr().err
+    assert set(tmp_path.iterdir()) == before

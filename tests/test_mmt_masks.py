@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 import pytest
 
-from smm_daq.analysis.mmt.masks import NO_MASK, MaskWarning, mask_for, read_mask
+from smm_daq.analysis.mmt.masks import NO_MASK, MaskWarning, NothingMasked, mask_for, read_mask
 from smm_daq.storage.mapdata import MapData
 
 UM = 1e-6
@@ -35,6 +35,24 @@ def test_a_shape_covering_no_pixel_is_warned_of_and_others_are_not(tmp_path):
                               "'scan'")
     assert said[1].startswith(f"{shapes}: polygons_um[0] covers no pixel centre of scan 'scan'")
     assert mask.sum() == 4  # the first rectangle's pixels still excluded
+
+
+def test_shapes_that_all_miss_the_scan_are_said_once_naming_them_and_its_extent(tmp_path):
+    """Every shape off the scan (drawn in mm, or for another scan) is one warning that the
+    mask excludes nothing, naming the shapes and where the scan lies; it was each shape's
+    warning and then that one."""
+    x = np.arange(10) * UM
+    data = MapData(bz=np.zeros((8, 10)), x=x, y=x[:8], name="scan")
+    shapes = tmp_path / "s.json"
+    shapes.write_text(json.dumps({"rectangles_um": [[20, 30, 2, 3]],
+                                  "polygons_um": [[[40, 40], [60, 40], [50, 60]]]}))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert not read_mask(shapes, data).any()
+    assert [(w.category, str(w.message)) for w in caught] == [
+        (NothingMasked, f"{shapes}: excludes no pixel of scan 'scan': rectangles_um[0], "
+         "polygons_um[0] cover no pixel centre of it (it spans x 0 .. 9 µm, y 0 .. 7 µm); "
+         "expected shapes over its bad pixels, in µm. Every measured pixel is used")]
 
 
 def test_each_scan_takes_its_mask_from_the_list_given_for_all(tmp_path):

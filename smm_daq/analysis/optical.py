@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from smm_daq.errors import InputError
+from smm_daq.thread_warnings import recorded
 
 MIN_POINTS = 3
 # Control points whose spread has a smaller singular value than this fraction of the largest
@@ -101,14 +102,13 @@ def load_image(path: str | Path) -> np.ndarray:
 
 def read_image(path: str | Path) -> tuple[np.ndarray, str]:
     """`load_image`'s image and, instead of its warning, the warning's text ("" for an
-    undamaged image): for a window, which shows it, from a worker thread (warnings are
-    process-wide)."""
+    undamaged image): for a window, which shows it, from a worker thread. Pillow's warnings
+    are this thread's alone (`recorded`): another thread's are neither taken nor lost."""
     from PIL import Image, UnidentifiedImageError
 
     p = Path(path)
     try:  # Pillow's own warnings held back: a refusal alone, or one warning naming the file
-        with warnings.catch_warnings(record=True) as pillow, Image.open(p) as img:
-            warnings.simplefilter("always")
+        with recorded() as pillow, Image.open(p) as img:
             rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
     except FileNotFoundError:
         raise InputError("file not found; expected an image file", source=str(p)) from None

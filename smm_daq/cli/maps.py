@@ -450,36 +450,77 @@ def _export(args: argparse.Namespace) -> int:
     from smm_daq.analysis.export import write_csv, write_png
     from smm_daq.storage.nexus import read_map
 
-    if not (args.csv or args.png or args.mask_template):
+    templates = args.mask_template or []
+    if not (args.csv or args.png or templates):
         raise InputError("nothing to export; expected --csv PATH, --png PATH and/or "
                          "--mask-template PATH")
-    saved = _saved_result(args.file, args.entry)
-    m = saved.residual if saved is not None else read_map(args.file, args.entry)
+    if len(args.entry) > 1 or len(templates) > 1:
+        return _export_templates(args)
+    saved = _saved_result(args.file, args.entry[0])
+    m = saved.residual if saved is not None else read_map(args.file, args.entry[0])
     held = _result_map(saved, args.dataset or "") if saved is not None else None
     if args.dataset in (None, "Bz", "data/Bz"):
         values, column, factor, label = m.bz, "Bz_nT", 1e9, "Bz (nT)"
     elif held is not None:
         values, column, factor, label, m = held
     else:
-        values, column, factor, label, m = _dataset(args.file, args.entry, args.dataset, m)
-    distinct_outputs(("--csv", args.csv), ("--png", args.png),
-                     ("--mask-template", args.mask_template))
+        values, column, factor, label, m = _dataset(args.file, args.entry[0], args.dataset, m)
+    template = templates[0] if templates else None
+    distinct_outputs(("--csv", args.csv), ("--png", args.png), ("--mask-template", template))
     csv_path = output_file("--csv", args.csv, overwrite=args.overwrite) if args.csv else None
     png_path = _png_named("--png", args.png, args.overwrite)
-    template_path = _png_named("--mask-template", args.mask_template, args.overwrite)
+    template_path = _png_named("--mask-template", template, args.overwrite)
     if csv_path is not None:
         print(f"wrote {write_csv(m, csv_path, values=values, column=column, factor=factor)}")
     if png_path is not None:
         print(f"wrote {write_png(m, png_path, values=values, label=label, factor=factor)}")
     if template_path is not None:
-        from smm_daq.analysis.mask_template import write_mask_template
-
-        written = write_mask_template(m, template_path, values=values)
-        ny, nx = m.shape
-        print(f"wrote {written}: the map of '{m.name}' to paint a mask on, {nx} × {ny} pixels "
-              "(one a sensor, the top row the highest y); paint the bad pixels black, save, "
-              "and give it to mmt invert --mask")
+        _write_template(m, values, template_path)
     return 0
+
+
+def _export_templates(args: argparse.Namespace) -> int:
+    """One map image to paint a mask on per --entry, in order (the scans of a joint inversion,
+    as `mmt invert` takes them, and their masks in the same order). Every entry is read and
+    every file name checked before the first is written."""
+    from smm_daq.storage.nexus import read_map
+
+    entries, templates = list(args.entry), list(args.mask_template or [])
+    others = [o for o, given in (("--csv", args.csv), ("--png", args.png),
+                                 ("--dataset", args.dataset)) if given]
+    if others:
+        raise InputError(f"{' and '.join(others)} with {len(entries)} --entry and "
+                         f"{len(templates)} --mask-template; expected one --entry for "
+                         f"{' and '.join(others)} (several only for a mask image of each)")
+    if len(templates) != len(entries):
+        raise InputError(f"{len(templates)} --mask-template for --entry {', '.join(entries)}; "
+                         "expected one image per --entry, in its order")
+    twice = sorted({e for e in entries if entries.count(e) > 1})
+    if twice:
+        raise InputError(f"--entry names {', '.join(twice)} more than once; expected each "
+                         "scan once, one image each")
+    distinct_outputs(*(("--mask-template", t) for t in templates))
+    paths = [path for t in templates
+             if (path := _png_named("--mask-template", t, args.overwrite)) is not None]
+    maps = [read_map(args.file, entry) for entry in entries]
+    for m, path in zip(maps, paths, strict=True):
+        _write_template(m, m.bz, path)
+    print(f"the masks of mmt invert {' '.join(f'--entry {e}' for e in entries)}, once painted: "
+          + " ".join(f"--mask {path}" for path in paths))
+    return 0
+
+
+def _write_template(m: MapData, values: np.ndarray, path: Path) -> None:
+    from smm_daq.analysis.mask_template import image_size, write_mask_template
+
+    written = write_mask_template(m, path, values=values)
+    ny, nx = m.shape
+    w, h = image_size(m)
+    drawn = "one a sensor" if (w, h) == (nx, ny) else (
+        f"its {nx} × {ny} sensors drawn in pixels of equal size in µm: x and y steps differ")
+    print(f"wrote {written}: the map of '{m.name}' to paint a mask on, {w} × {h} pixels "
+          f"({drawn}, the top row the highest y); paint the bad pixels black, save, and give "
+          "it to mmt invert --mask")
 
 
 # -- parsers ----------------------------------------------------------------------------------
@@ -550,16 +591,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("export", help="an entry to CSV, a PNG picture and/or an image to "
                                       "paint a mask of bad pixels on")
-    _add_io(p, new_entry=False)
+    p.add_argument("file", metavar="FILE.h5", help="session file")
+    p.add_argument("--entry", required=True, action="append",
+                   help="entry to read; repeated, with one --mask-template each: the map image "
+                        "of each scan of a joint inversion, in mmt invert's order")
     p.add_argument("--dataset",
                    help="a map under the entry, e.g. chi/chi, chi/errors or magnetization/M "
                         "(default Bz)")
     p.add_argument("--csv", help="CSV file to write")
     p.add_argument("--png", help="PNG file to write (a figure: axes, labels, colour bar)")
-    p.add_argument("--mask-template", metavar="OUT.png",
-                   help="PNG of the map alone, one pixel a sensor, in light tones (grey: not "
-                        "measured): paint the bad pixels black and give it to mmt invert "
-                        "--mask")
+    p.add_argument("--mask-template", metavar="OUT.png", action="append",
+                   help="PNG of the map alone, one pixel a sensor (square pixels in µm where x "
+                        "and y steps differ), in light tones (grey: not measured): paint the "
+                        "bad pixels black and give it to mmt invert --mask (one per --entry)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace existing --csv/--png/--mask-template files")
     p.set_defaults(func=_naming_the_file(_export))

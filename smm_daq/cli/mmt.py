@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -41,6 +40,7 @@ from smm_daq.cli.mmt_models import (
 )
 from smm_daq.cli.mmt_study import add_study_command, add_tiling_options, tiled_result_or_none
 from smm_daq.errors import InputError
+from smm_daq.thread_warnings import recorded
 
 if TYPE_CHECKING:  # the analysis (numba, scipy) and storage are imported by the commands
     from smm_daq.analysis.grains import GrainSet
@@ -57,9 +57,9 @@ SYNTH_MAX_GRAINS = 1_000_000
 
 @contextmanager
 def _warnings_to_stderr() -> Iterator[None]:
-    """Library warnings (overlapping grains, a singular system) as one line each on stderr."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    """Library warnings (overlapping grains, a singular system) as one line each on stderr:
+    this thread's (`recorded`), another thread's left as they were."""
+    with recorded() as caught:
         try:
             yield
         finally:

@@ -13,15 +13,19 @@ file, each for a map of shape (ny, nx) whose row 0 is the lowest y:
   as every viewer shows the image; a stack of pages (a multi-page TIFF) is refused, its mask
   page not being known. The image spans the scan's extent with its top row at the highest y, as
   it is drawn; an image of another size but the map's shape (width/height within a pixel's
-  rounding) is resampled to the grid by nearest neighbour, and one of another shape (a picture
-  with axes around the map) refused. `smm-daq export --mask-template` writes the map itself
-  as such an image, in light tones only (`smm_daq.analysis.mask_template`), to be painted on;
+  rounding), or the shape of the scan's extent in µm (as the template of a map of unequal x and
+  y steps is drawn), is resampled to the grid by nearest neighbour at the sensors' centres, and
+  one of another shape (a picture with axes around the map) refused. `smm-daq export
+  --mask-template` writes the map itself as such an image, in light tones only
+  (`smm_daq.analysis.mask_template`), to be painted on;
 * ``.json``: ``{"rectangles_um": [[x0, x1, y0, y1], ...], "polygons_um": [[[x, y], ...], ...]}``
   in µm, the pixels whose centres lie inside any shape excluded.
 
 A mask that excludes no pixel (an unpainted image) is read as it says, and said
-(`NothingMasked`). Several scans take one mask each from a list of such files (`mask_for`):
-one file for all, or one per scan in order, where ``none`` leaves that scan unmasked.
+(`NothingMasked`): of shapes that all miss the scan, in that one warning naming them and the
+scan's extent; a shape that misses beside others that do not, in a `MaskWarning` of its own.
+Several scans take one mask each from a list of such files (`mask_for`): one file for all, or
+one per scan in order, where ``none`` leaves that scan unmasked.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import numpy as np
 from smm_daq.analysis.masks import polygon_mask, rectangle_mask
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
+from smm_daq.thread_warnings import recorded
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -74,21 +79,42 @@ def read_mask(path: str | Path, data: MapData) -> np.ndarray:
     if not path.is_file():
         raise InputError("no such mask file", source=source)
     suffix = path.suffix.lower()
-    readers = {".npy": _from_array, ".json": _from_shapes,
-               **dict.fromkeys(IMAGE_SUFFIXES, _from_image)}
-    if suffix in readers:
-        mask = readers[suffix](path, data)
-        if mask.all():  # the fit would be left nothing, and its message could not say why
-            raise InputError(f"excludes every pixel of scan '{data.name}'; expected a mask of "
-                             "its bad pixels only (True, black or inside a shape: excluded)",
-                             source=source)
-        if not mask.any():
-            warnings.warn(f"{source}: excludes no pixel of scan '{data.name}' (nothing black, "
-                          "True or inside a shape): every measured pixel is used",
-                          NothingMasked, stacklevel=3)
-        return mask
-    raise InputError(f"mask file of type '{suffix}'; expected .npy, .json or an image "
-                     f"({', '.join(IMAGE_SUFFIXES)})", source=source)
+    missed: list[str] = []  # the shapes of a .json that cover no pixel
+    if suffix == ".json":
+        mask, missed = _from_shapes(path, data)
+    elif suffix == ".npy":
+        mask = _from_array(path, data)
+    elif suffix in IMAGE_SUFFIXES:
+        mask = _from_image(path, data)
+    else:
+        raise InputError(f"mask file of type '{suffix}'; expected .npy, .json or an image "
+                         f"({', '.join(IMAGE_SUFFIXES)})", source=source)
+    if mask.all():  # the fit would be left nothing, and its message could not say why
+        raise InputError(f"excludes every pixel of scan '{data.name}'; expected a mask of "
+                         "its bad pixels only (True, black or inside a shape: excluded)",
+                         source=source)
+    if not mask.any() and missed:  # one message, not one per shape and then this
+        cover = "covers" if len(missed) == 1 else "cover"
+        warnings.warn(f"{source}: excludes no pixel of scan '{data.name}': {', '.join(missed)} "
+                      f"{cover} no pixel centre of it (it spans {_extent_um(data)}); expected "
+                      "shapes over its bad pixels, in µm. Every measured pixel is used",
+                      NothingMasked, stacklevel=3)
+    elif not mask.any():
+        warnings.warn(f"{source}: excludes no pixel of scan '{data.name}' (nothing black, "
+                      "True or inside a shape): every measured pixel is used",
+                      NothingMasked, stacklevel=3)
+    else:
+        for name in missed:  # the others exclude what they cover: each miss said alone
+            warnings.warn(f"{source}: {name} covers no pixel centre of scan '{data.name}'; "
+                          "expected a shape over its bad pixels, in µm", MaskWarning,
+                          stacklevel=2)
+    return mask
+
+
+def _extent_um(data: MapData) -> str:
+    """The pixel centres' x and y range in µm, as a shape of the mask file gives them."""
+    return (f"x {data.x.min() / UM:.6g} .. {data.x.max() / UM:.6g} µm, "
+            f"y {data.y.min() / UM:.6g} .. {data.y.max() / UM:.6g} µm")
 
 
 def _from_array(path: Path, data: MapData) -> np.ndarray:
@@ -122,8 +148,7 @@ def _from_image(path: Path, data: MapData) -> np.ndarray:
     """The image's mask. Pillow's own warnings (a damaged TIFF's "Corrupt EXIF data") are
     held back: one refusal says the image cannot be read, and an image that can is warned of
     once, by name (MaskWarning)."""
-    with warnings.catch_warnings(record=True) as pillow:
-        warnings.simplefilter("always")
+    with recorded() as pillow:  # this thread's: another's are neither taken nor lost
         white = _whiteness_of_file(path)
     said = list(dict.fromkeys(" ".join(str(w.message).split()) for w in pillow))
     if said:
@@ -162,14 +187,21 @@ def _whiteness_of_file(path: Path) -> np.ndarray:
 
 def _on_grid(white: np.ndarray, path: Path, data: MapData) -> np.ndarray:
     """The black pixels of an image spanning the scan, on the map's grid."""
+    from smm_daq.analysis.mask_template import image_size
+
     ny, nx = data.shape
     h, w = white.shape
-    if abs(w * ny - h * nx) > max(nx, ny):  # more than rounding to whole pixels explains
+    drawn = image_size(data)  # the scan's extent in equal pixels, as the template draws it
+    # more than rounding to whole pixels explains, from either shape
+    if all(abs(w * sh - h * sw) > max(sw, sh) for sw, sh in {(nx, ny), drawn}):
+        extent = "" if drawn == (nx, ny) else (
+            f", or its extent in µm ({drawn[0]} × {drawn[1]} pixels of equal size, as "
+            "export --mask-template draws its unequal x and y steps)")
         raise InputError(f"is {w} × {h} pixels (width/height {w / h:.4g}); expected the scan's "
-                         f"area alone, its {nx} × {ny} sensors (width/height {nx / ny:.4g}) or "
-                         "that shape scaled: crop a picture to the map, without the axes, "
-                         "labels or borders around it, which would be stretched over the scan",
-                         source=str(path))
+                         f"area alone, its {nx} × {ny} sensors (width/height {nx / ny:.4g})"
+                         f"{extent} or that shape scaled: crop a picture to the map, without "
+                         "the axes, labels or borders around it, which would be stretched over "
+                         "the scan", source=str(path))
     _warn_if_a_picture(white, str(path))
     black = white[::-1] < 0.5  # image rows run downward; the map's row 0 is the lowest y
     if black.shape == (ny, nx):
@@ -181,28 +213,27 @@ def _on_grid(white: np.ndarray, path: Path, data: MapData) -> np.ndarray:
 
 
 GREY = (0.1, 0.9)  # grey: neither near black nor near white (a JPEG's noise stays nearer)
-# a picture, not a mask: more of its pixels than this dark grey away from any black paint, in
-# more shades than this
+# a picture, not a mask: more of its pixels than this dark grey that no paint explains, in more
+# shades than this
 GREY_FRACTION = 0.1
 GREY_SHADES = 16
+# Paint explains a dark grey pixel across which (in a row, column or diagonal) at most this many
+# pixels are darker than half grey: an anti-aliased stroke under 2 px wide, reaching no black
+THIN_PX = 2
+# ... or one this near both black and a kept pixel (chessboard distances summed): a soft brush's
+# edge, its paint fading out over at most this many pixels (a picture's dark areas are wider)
+FADE_PX = 8
 
 
 def _warn_if_a_picture(white: np.ndarray, source: str) -> None:
-    """A warning when much of the image is dark grey in many shades away from black: the
+    """A warning when much of the image is dark grey in many shades that no paint explains: the
     coloured map itself, or a photograph, given as the mask would lose every pixel darker
-    than half grey without a word. Counted are the pixels excluded though neither black nor
-    beside black, where an anti-aliased brush blends its paint with what lies beneath: light
-    tones are kept as white is, so the map drawn in them to be painted on
-    (`smm_daq.analysis.mask_template`) is not warned of, painted or not, nor is a mask drawn
-    in two greys, or a JPEG's noise at its strokes."""
-    black = white <= GREY[0]
-    near = np.pad(black, 1)
-    beside = np.zeros_like(black)
-    for dy in range(3):
-        for dx in range(3):
-            beside |= near[dy:dy + black.shape[0], dx:dx + black.shape[1]]
+    than half grey without a word. Light tones are kept as white is, so the map drawn in them
+    to be painted on (`smm_daq.analysis.mask_template`) is not warned of, painted or not, nor
+    is a mask drawn in two greys, or a JPEG's noise at its strokes. Where a brush blends its
+    paint with what lies beneath, the greys are explained (`_painted_greys`)."""
     dark = (white > GREY[0]) & (white < 0.5)
-    lone = white[dark & ~beside]
+    lone = white[dark & ~_painted_greys(white)]
     if lone.size / max(white.size, 1) > GREY_FRACTION and np.unique(lone).size > GREY_SHADES:
         grey = np.count_nonzero((white > GREY[0]) & (white < GREY[1])) / white.size
         warnings.warn(f"{source}: {100 * grey:.0f} % of its pixels are grey, neither near black "
@@ -211,6 +242,39 @@ def _warn_if_a_picture(white: np.ndarray, source: str) -> None:
                       "are excluded. Expected black paint on white (or on transparent, or on "
                       "the map's image from export --mask-template) over the bad pixels",
                       MaskWarning, stacklevel=5)
+
+
+def _painted_greys(white: np.ndarray) -> np.ndarray:
+    """The pixels that black paint blended with a light background would leave grey: beside
+    black (an anti-aliased edge), across a thin line of greys (a stroke too thin to cover any
+    pixel whole: no black), or between black and a kept pixel within `FADE_PX` (a soft brush).
+    A picture's dark areas are mostly none of these; the few of them that are (a steep edge,
+    fine texture) leave the rest to be counted."""
+    from scipy.ndimage import distance_transform_cdt
+
+    black, kept = white <= GREY[0], white >= 0.5
+    far = 2 * FADE_PX + white.size  # a distance to what the image does not hold
+    to_black = distance_transform_cdt(~black, metric="chessboard") if black.any() else far
+    to_kept = distance_transform_cdt(~kept, metric="chessboard") if kept.any() else far
+    return (to_black <= 1) | (to_black + to_kept <= FADE_PX) | _thin(kept)
+
+
+def _thin(kept: np.ndarray) -> np.ndarray:
+    """Pixels across which, in a row, a column or a diagonal, kept pixels lie at most
+    `THIN_PX` apart (the image's border does not count as kept)."""
+    pad = THIN_PX
+    padded = np.pad(kept, pad)
+    h, w = kept.shape
+
+    def at(k: int, dy: int, dx: int) -> np.ndarray:  # kept, k steps along (dy, dx)
+        return padded[pad + k * dy:pad + k * dy + h, pad + k * dx:pad + k * dx + w]
+
+    thin = np.zeros_like(kept)
+    for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):
+        for across in range(1, THIN_PX + 1):  # kept pixels `across` + 1 steps apart
+            for back in range(1, across + 1):
+                thin |= at(-back, dy, dx) & at(across + 1 - back, dy, dx)
+    return thin
 
 
 def _whiteness(im: Image.Image, source: str, white_at_zero: bool) -> np.ndarray:
@@ -251,7 +315,9 @@ def _numbers(value: object, count: int | None) -> bool:
                     and math.isfinite(v) for v in value))
 
 
-def _from_shapes(path: Path, data: MapData) -> np.ndarray:
+def _from_shapes(path: Path, data: MapData) -> tuple[np.ndarray, list[str]]:
+    """The mask of the shapes in a .json, and the names of those that cover no pixel centre
+    (in the wrong unit or place: the pixels meant would be left in the fit without a word)."""
     source = str(path)
     try:
         spec = json.loads(path.read_text(encoding="utf-8-sig"))
@@ -269,28 +335,21 @@ def _from_shapes(path: Path, data: MapData) -> np.ndarray:
             raise InputError(f"'{key}' is {spec[key]!r}; expected a list of shapes in µm",
                              source=source)
     mask = np.zeros(data.shape, bool)
+    missed: list[str] = []
     for i, rect in enumerate(spec.get("rectangles_um", [])):
         if not _numbers(rect, 4):
             raise InputError(f"rectangles_um[{i}] is {rect!r}; expected [x0, x1, y0, y1] in µm",
                              source=source)
         x0, x1, y0, y1 = (v * UM for v in rect)
-        mask |= _covering(rectangle_mask(data, (x0, x1), (y0, y1)), f"rectangles_um[{i}]",
-                          source, data.name)
+        shape = rectangle_mask(data, (x0, x1), (y0, y1))
+        mask |= shape
+        missed += [] if shape.any() else [f"rectangles_um[{i}]"]
     for i, poly in enumerate(spec.get("polygons_um", [])):
         if not (isinstance(poly, list) and len(poly) >= 3
                 and all(_numbers(v, 2) for v in poly)):
             raise InputError(f"polygons_um[{i}] is {poly!r}; expected at least 3 [x, y] "
                              "vertices in µm", source=source)
-        mask |= _covering(polygon_mask(data, np.asarray(poly, dtype=float) * UM),
-                          f"polygons_um[{i}]", source, data.name)
-    return mask
-
-
-def _covering(shape: np.ndarray, name: str, source: str, scan: str) -> np.ndarray:
-    """A shape's pixels, with a warning when it covers none: drawn in the wrong unit or
-    place, it would leave the pixels meant out in the fit without a word. The scan is named:
-    one mask file may serve several scans."""
-    if not shape.any():
-        warnings.warn(f"{source}: {name} covers no pixel centre of scan '{scan}'; expected a "
-                      "shape over its bad pixels, in µm", MaskWarning, stacklevel=4)
-    return shape
+        shape = polygon_mask(data, np.asarray(poly, dtype=float) * UM)
+        mask |= shape
+        missed += [] if shape.any() else [f"polygons_um[{i}]"]
+    return mask, missed

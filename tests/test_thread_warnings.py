@@ -1,0 +1,191 @@
+"""Warnings recorded per thread: the project's catchers (an image's reader, a mask image's
+reader, the command line's warnings on stderr, the MMT tab's notes) take the warnings of
+their own thread alone, and never lose another thread's. Two threads are interleaved by
+events, at the point where one of them is inside its catcher."""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from smm_daq.analysis.mmt import masks
+from smm_daq.analysis.optical import read_image
+from smm_daq.cli.mmt import _warnings_to_stderr
+from smm_daq.storage.mapdata import MapData
+from smm_daq.thread_warnings import recorded
+
+WAIT_S = 30.0  # a hung interleaving fails instead of hanging; never reached when all is well
+
+
+class Note(UserWarning):
+    """A warning of the other thread's work (an inversion's note)."""
+
+
+def _wait(event: threading.Event) -> None:
+    assert event.wait(WAIT_S), "the other thread never got there"
+
+
+class Paused(threading.Thread):
+    """Runs `work` in a thread that stops where `pause` is called until `go` is set."""
+
+    def __init__(self, work: Callable[[], object]) -> None:
+        super().__init__(daemon=True)
+        self.work = work
+        self.inside = threading.Event()
+        self.go = threading.Event()
+        self.result: object = None
+        self.error: BaseException | None = None
+
+    def pause(self) -> None:
+        if threading.current_thread() is self:
+            self.inside.set()
+            _wait(self.go)
+
+    def run(self) -> None:
+        try:
+            self.result = self.work()
+        except BaseException as exc:  # handed to the test's thread
+            self.error = exc
+
+    def finish(self) -> object:
+        self.go.set()
+        self.join(WAIT_S)
+        assert not self.is_alive()
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+def pause_in(thread: Paused, monkeypatch: pytest.MonkeyPatch, owner: object,
+             name: str) -> None:
+    """`owner.name`, called in `thread`, pauses it there before doing its work."""
+    original = getattr(owner, name)
+
+    def held(*args: object, **kwargs: object) -> object:
+        thread.pause()
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, held)
+
+
+def test_an_image_read_in_one_thread_says_its_own_warning_alone(tmp_path: Path, monkeypatch,
+                                                                recwarn) -> None:
+    """A worker reads an image Pillow warns of (above its pixel limit) while another thread,
+    inside its own record, warns: the image's message says Pillow's warning alone and the
+    other thread's record holds its warning alone. `catch_warnings` gave the image's
+    message the other thread's note."""
+    path = tmp_path / "picture.png"
+    Image.new("RGB", (10, 8), "white").save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 79)  # warns of 80 pixels; refuses 160
+    reader = Paused(lambda: read_image(path))
+    pause_in(reader, monkeypatch, Image.Image, "convert")
+    with recorded() as mine:
+        reader.start()
+        _wait(reader.inside)
+        warnings.warn("grain 3 overlaps grain 4", Note, stacklevel=1)
+        _rgb, said = reader.finish()
+    assert [str(w.message) for w in mine] == ["grain 3 overlaps grain 4"]
+    assert said.startswith(f"{path}: read, but Pillow warned: Image size (80 pixels) exceeds")
+    assert "grain" not in said
+    assert len(recwarn) == 0
+
+
+def scan() -> MapData:
+    x = np.arange(10) * 1e-6
+    return MapData(bz=np.zeros((8, 10)), x=x, y=x[:8], name="scan")
+
+
+def test_a_mask_image_read_in_one_thread_takes_no_warning_of_another(tmp_path: Path,
+                                                                    monkeypatch) -> None:
+    """A worker reads a mask image while the MMT tab's worker, inside its record of notes,
+    warns: each warning stays with its thread. `catch_warnings` in the mask's reader gave the
+    mask a "Pillow warned" about the other thread's note, and the notes lost it."""
+    path = tmp_path / "mask.png"
+    painted = np.full((8, 10), 255, np.uint8)
+    painted[0, 0] = 0
+    Image.fromarray(painted).save(path)
+    reader = Paused(lambda: masks.read_mask(path, scan()))
+    pause_in(reader, monkeypatch, masks, "_whiteness_of_file")
+    with recorded() as notes, recorded() as theirs:
+        reader.start()
+        _wait(reader.inside)
+        warnings.warn("the system is singular", Note, stacklevel=1)
+        with warnings.catch_warnings(record=True) as mask_said:  # the reader's, if any
+            mask = reader.finish()
+    assert [str(w.message) for w in theirs] == ["the system is singular"]
+    assert notes == [] and mask_said == []
+    assert np.count_nonzero(mask) == 1
+
+
+def test_the_command_lines_warnings_are_its_threads_and_no_other_is_lost(capsys,
+                                                                         recwarn) -> None:
+    """While the command line says its run's warnings on stderr, another thread's warning is
+    left to Python's own showing, not printed as the run's; `catch_warnings` printed it as
+    one of the run's."""
+    other = Paused(lambda: warnings.warn("from the sequencer", Note, stacklevel=1))
+    with _warnings_to_stderr():
+        warnings.warn("grain 2 overlaps grain 5", Note, stacklevel=1)
+        other.start()
+        other.finish()
+    assert capsys.readouterr().err == "smm-daq: warning: grain 2 overlaps grain 5\n"
+    assert [str(w.message) for w in recwarn] == ["from the sequencer"]
+
+
+def test_records_closed_out_of_order_leave_warnings_as_they_were(recwarn) -> None:
+    """Thread A opens a record, B opens one, A closes first, then B: each record holds its
+    own thread's warnings, a warning between is shown as before, and after both the
+    process's filters and showwarning are what they were (a catcher left for good would
+    swallow every later warning)."""
+    filters, shown = list(warnings.filters), warnings.showwarning
+    opened, a_closed = threading.Event(), threading.Event()
+    b: dict[str, list[warnings.WarningMessage]] = {}
+
+    def thread_b() -> None:
+        with recorded() as record:
+            b["record"] = record
+            opened.set()
+            _wait(a_closed)
+            warnings.warn("b after a closed", Note, stacklevel=1)
+
+    other = Paused(thread_b)
+    with recorded() as a:
+        warnings.warn("a", Note, stacklevel=1)
+        other.start()
+        _wait(opened)
+    warnings.warn("between", Note, stacklevel=1)
+    a_closed.set()
+    other.finish()
+    warnings.warn("after", Note, stacklevel=1)
+    assert [str(w.message) for w in a] == ["a"]
+    assert [str(w.message) for w in b["record"]] == ["b after a closed"]
+    assert [str(w.message) for w in recwarn] == ["between", "after"]
+    assert warnings.filters == filters and warnings.showwarning is shown
+
+
+def test_a_warning_repeated_is_recorded_each_time_and_nested_records_take_their_own() -> None:
+    """The innermost record of a thread takes its warnings; a warning shown once before (a
+    registry would hold it back) is recorded each time it is raised; an "always" filter put
+    in before the records is left in."""
+
+    def warn() -> None:
+        warnings.warn("the same", Note, stacklevel=1)
+
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("default")
+        warn()  # in the registry now
+        with recorded() as outer:
+            warn()
+            with recorded() as inner:
+                warn()
+                warn()
+        assert [len(outer), len(inner)] == [1, 2]
+        warnings.simplefilter("always")
+        with recorded():
+            pass
+        assert warnings.filters[0] == ("always", None, Warning, None, 0)
