@@ -16,7 +16,7 @@ from gui.rig_holder import RigHolder
 from gui.scan_tab import ScanTab
 from gui.session_browser import SessionBrowser
 from smm_daq.instruments.profile import Profile
-from smm_daq.instruments.rig import safe_command_hint
+from smm_daq.instruments.rig import safe_command_hint, safety_statement
 
 TITLE = "smm-daq"
 
@@ -206,7 +206,7 @@ class MainWindow(QtWidgets.QMainWindow):
         """The scan's thread was still making the rig safe (a field's ramp-down, or an
         instrument not answering) when closing waited no longer for it: said on stderr at
         once (it stays once the window has gone, and the window's own making safe, next,
-        waits for the rig), and returned for the close's warning."""
+        waits for the rig, for a bounded time), and returned for the close's warning."""
         from smm_daq.acquisition import sequencer  # loaded: a scan ran
 
         waited = f"{sequencer.HAND_BACK_WAIT_S:g} s"
@@ -248,7 +248,9 @@ class MainWindow(QtWidgets.QMainWindow):
         that has not returned once the rig was made safe (a line's, aborted, or one at the
         scan's end: a stalled disk) is not waited for, nor a subtraction or MMT save in hand
         (each waits for the same disk): the window says what is left, and closes (once agreed
-        to)."""
+        to). Making the rig safe then is waited for a bounded time (`RigHolder.close`); what
+        it could not do, or that it had not ended, is said in a warning and on stderr, with
+        the command that makes the rig safe."""
         live = self.scan.live
         stalled = live.running and live.write_stalled
         late: list[str] = []  # the scan's thread still making the rig safe, said
@@ -290,9 +292,14 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.recipes.runner is not None and self.recipes.runner.running:
             self.recipes.stop()  # a wait step ends within a slice; the rig is then made safe
         self.save_settings()
-        problems = late + self.holder.close(wait=not stalled)  # a start's file work, if stalled
-        if problems:
+        closed = self.holder.close(wait=not stalled)  # a start's file work, if stalled
+        if closed:  # said on stderr too: it stays once the window has gone
+            print(f"smm-daq: {safety_statement(self.profile, closed)}.", file=sys.stderr,
+                  flush=True)
+        problems = late + closed
+        if problems:  # `late` says what to run already
+            run = "" if late else f"\n{safe_command_hint(self.profile)}."
             QtWidgets.QMessageBox.warning(
-                self, TITLE, "The rig may not be safe:\n" + "\n".join(problems)
+                self, TITLE, "The rig may not be safe:\n" + "\n".join(problems) + run
             )
         event.accept()
