@@ -22,7 +22,6 @@ from smm_daq.storage.nexus import list_entries, write_map_entry
 from smm_daq.storage.scan_entry import ScanEntryWriter
 
 UT = 1e-6
-CLOSING = "making the rig safe to close it"  # safe_close's thread
 
 
 def test_a_final_status_write_that_stalls_at_the_scans_end_does_not_hold_the_window(
@@ -309,7 +308,7 @@ def test_closing_ends_when_the_windows_own_making_safe_does_not(
         err = capsys.readouterr().err
         assert f"smm-daq: the rig may NOT be safe: {said}" in err
         assert err.count("smm-daq safe --profile") == 2  # the hand-back's, then the close's
-        closing = [t for t in threading.enumerate() if t.name == CLOSING]
+        closing = [t for t in threading.enumerate() if t.name == safe_close.THREAD]
         assert len(closing) == 1
     finally:
         if rig._safing.locked():

@@ -17,6 +17,8 @@ from smm_daq import interrupts
 from smm_daq.acquisition.sequencer import wait_awake
 from smm_daq.instruments.rig import safe_time_bound
 
+THREAD = "making the rig safe to close it"  # the name of the thread that does it
+
 
 def safe_wait_s(rig: Any) -> float:
     """Real seconds to wait for making `rig` safe: the most it may take at the profile's ramp
@@ -48,7 +50,7 @@ def make_safe_and_close(rig: Any) -> tuple[bool, list[str]]:
         finally:
             done.set()
 
-    threading.Thread(target=run, daemon=True, name="making the rig safe to close it").start()
+    threading.Thread(target=run, daemon=True, name=THREAD).start()
     with interrupts.making_safe(within):  # a signal meanwhile is only acknowledged
         ended = wait_awake(done, within)
     if not ended:
