@@ -294,7 +294,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.save_settings()
         closed = self.holder.close(wait=not stalled)  # a start's file work, if stalled
         if closed:  # said on stderr too: it stays once the window has gone
-            print(f"smm-daq: {safety_statement(self.profile, closed)}.", file=sys.stderr,
+            print(f"smm-daq: {safety_statement(self.profile, closed)}", file=sys.stderr,
                   flush=True)
         problems = late + closed
         if problems:  # `late` says what to run already
