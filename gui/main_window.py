@@ -206,7 +206,8 @@ class MainWindow(QtWidgets.QMainWindow):
         """The scan's thread was still making the rig safe (a field's ramp-down, or an
         instrument not answering) when closing waited no longer for it: said on stderr at
         once (it stays once the window has gone, and the window's own making safe, next,
-        waits for the rig, for a bounded time), and returned for the close's warning."""
+        waits for the rig, for a bounded time), and returned for the close's warning should
+        that making safe not do every step."""
         from smm_daq.acquisition import sequencer  # loaded: a scan ran
 
         waited = f"{sequencer.HAND_BACK_WAIT_S:g} s"
@@ -296,10 +297,11 @@ class MainWindow(QtWidgets.QMainWindow):
         if closed:  # said on stderr too: it stays once the window has gone
             print(f"smm-daq: {safety_statement(self.profile, closed)}", file=sys.stderr,
                   flush=True)
-        problems = late + closed
-        if problems:  # `late` says what to run already
-            run = "" if late else f"\n{safe_command_hint(self.profile)}."
+            run = "" if late else f"\n{safe_command_hint(self.profile)}."  # `late` says it
             QtWidgets.QMessageBox.warning(
-                self, TITLE, "The rig may not be safe:\n" + "\n".join(problems) + run
+                self, TITLE, "The rig may not be safe:\n" + "\n".join(late + closed) + run
             )
+        elif late:  # the window's making safe waited for that thread's (the rig's lock)
+            print("smm-daq: the window's own making safe, after the scan's thread's, did every "
+                  f"step: {safety_statement(self.profile, [])}", file=sys.stderr, flush=True)
         event.accept()
