@@ -32,7 +32,7 @@ def safe_wait_s(rig: Any) -> float:
 def make_safe_and_close(rig: Any) -> tuple[bool, list[str]]:
     """Make `rig` safe, then close it (which lets other processes have it), waiting
     `safe_wait_s(rig)` at most: whether that ended in time, and what could not be done (not
-    ended: what the rig may be left as). An error closing the rig is raised here."""
+    ended: one problem, saying so). An error closing the rig is raised here."""
     within = safe_wait_s(rig)
     done = threading.Event()
     outcome: list[Any] = []
@@ -50,8 +50,8 @@ def make_safe_and_close(rig: Any) -> tuple[bool, list[str]]:
         finally:
             done.set()
 
-    threading.Thread(target=run, daemon=True, name=THREAD).start()
-    with interrupts.making_safe(within):  # a signal meanwhile is only acknowledged
+    with interrupts.making_safe(within):  # a signal from now on is only acknowledged
+        threading.Thread(target=run, daemon=True, name=THREAD).start()
         ended = wait_awake(done, within)
     if not ended:
         return False, [
