@@ -16,7 +16,7 @@ from gui.rig_holder import RigHolder
 from gui.scan_tab import ScanTab
 from gui.session_browser import SessionBrowser
 from smm_daq.instruments.profile import Profile
-from smm_daq.instruments.rig import safe_command_hint
+from smm_daq.instruments.rig import safe_command_hint, safety_statement
 
 TITLE = "smm-daq"
 
@@ -206,7 +206,8 @@ class MainWindow(QtWidgets.QMainWindow):
         """The scan's thread was still making the rig safe (a field's ramp-down, or an
         instrument not answering) when closing waited no longer for it: said on stderr at
         once (it stays once the window has gone, and the window's own making safe, next,
-        waits for the rig), and returned for the close's warning."""
+        waits for the rig, for a bounded time), and returned for the close's warning should
+        that making safe not do every step."""
         from smm_daq.acquisition import sequencer  # loaded: a scan ran
 
         waited = f"{sequencer.HAND_BACK_WAIT_S:g} s"
@@ -248,7 +249,9 @@ class MainWindow(QtWidgets.QMainWindow):
         that has not returned once the rig was made safe (a line's, aborted, or one at the
         scan's end: a stalled disk) is not waited for, nor a subtraction or MMT save in hand
         (each waits for the same disk): the window says what is left, and closes (once agreed
-        to)."""
+        to). Making the rig safe then is waited for a bounded time (`RigHolder.close`); what
+        it could not do, or that it had not ended, is said in a warning and on stderr, with
+        the command that makes the rig safe."""
         live = self.scan.live
         stalled = live.running and live.write_stalled
         late: list[str] = []  # the scan's thread still making the rig safe, said
@@ -290,9 +293,15 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.recipes.runner is not None and self.recipes.runner.running:
             self.recipes.stop()  # a wait step ends within a slice; the rig is then made safe
         self.save_settings()
-        problems = late + self.holder.close(wait=not stalled)  # a start's file work, if stalled
-        if problems:
+        closed = self.holder.close(wait=not stalled)  # a start's file work, if stalled
+        if closed:  # said on stderr too: it stays once the window has gone
+            print(f"smm-daq: {safety_statement(self.profile, closed)}", file=sys.stderr,
+                  flush=True)
+            run = "" if late else f"\n{safe_command_hint(self.profile)}."  # `late` says it
             QtWidgets.QMessageBox.warning(
-                self, TITLE, "The rig may not be safe:\n" + "\n".join(problems)
+                self, TITLE, "The rig may not be safe:\n" + "\n".join(late + closed) + run
             )
+        elif late:  # the window's making safe waited for that thread's (the rig's lock)
+            print("smm-daq: the window's own making safe, after the scan's thread's, did every "
+                  f"step: {safety_statement(self.profile, [])}", file=sys.stderr, flush=True)
         event.accept()

@@ -15,6 +15,7 @@ from typing import Any
 from PyQt6 import QtCore
 
 from gui.background import Background, error_text
+from smm_daq.acquisition import safe_close
 from smm_daq.instruments.profile import Profile
 
 INSTRUMENTS = ("lockin", "stage", "coils", "fluxgate")
@@ -114,8 +115,11 @@ class RigHolder(QtCore.QObject):
         """Make the rig safe and close it (waits for calls in flight, unless not `wait`: a
         scan's start left to a stalled disk, which touches the rig no more). A connect under
         way is waited for (an exchange with an instrument cannot be cut short), and the rig it
-        opened is made safe and closed here too, its locks released. Returns problems (also
-        those of making the rig open before a reconnect safe); none from a second close."""
+        opened is made safe and closed here too, its locks released. The making safe is
+        waited for `safe_close.safe_wait_s` at most (an instrument not answering, or the scan's
+        thread still making the rig safe, must not hold the window open): past that it is
+        left to run and a problem says so. Returns problems (also those of making the rig
+        open before a reconnect safe); none from a second close."""
         if self._closed:
             return []
         self._closed = True
@@ -125,7 +129,9 @@ class RigHolder(QtCore.QObject):
         if rig is None and self._connect is not None:  # opened or failed, not yet delivered
             rig, self._connect = self._connect.result(), None  # None: it failed
             problems = list(self.reconnect_problems)
-        return problems + (_make_safe_and_close(rig) if rig is not None else [])
+        if rig is None:
+            return problems
+        return problems + safe_close.make_safe_and_close(rig)[1]
 
 
 def _make_safe_and_close(rig: Any) -> list[str]:

@@ -12,11 +12,12 @@ import threading
 
 import numpy as np
 
-from smm_daq.acquisition import sequencer
+from smm_daq.acquisition import safe_close, sequencer
 from smm_daq.cli.main import EXIT_WRITE_STALLED, main
 from smm_daq.storage.h5file import open_read
 from smm_daq.storage.scan_entry import ScanEntryWriter
 
+FIELD = 20e-6  # T, left on by a making safe not yet ended
 SCAN = ["scan", "--center-um", "12500,12500", "--size-um", "40,40", "--step-um", "20",
         "--name", "held"]
 
@@ -62,35 +63,76 @@ def test_a_write_at_the_scans_end_that_stalls_ends_the_scan_command_by_itself(
     assert "smm-daq: the rig is safe" in err
 
 
-def test_a_making_safe_still_under_way_when_the_command_ends_is_said(
-        tmp_path, monkeypatch, capsys):
-    """The scan's end's write stalls and the scan's thread is still making the rig safe when
-    the command stops waiting for it (`HAND_BACK_WAIT_S`): the command does not say the rig is
-    safe, but that it may not be, why, and what to run."""
+def _making_safe_under_way(monkeypatch, inside_the_rig: bool) -> tuple[dict, threading.Event]:
+    """The scan's end's write stalls, and the scan's thread is still making the rig safe, its
+    field still on, when the command stops waiting for it (`HAND_BACK_WAIT_S` 0); with
+    `inside_the_rig` that making safe holds the rig's lock too (an instrument not answering).
+    Returns what the test releases ("locks"; "rig": the scan's rig), and the write's `go`."""
     monkeypatch.setattr(sequencer, "WRITE_STALLED_S", 0.0)
     monkeypatch.setattr(sequencer, "HAND_BACK_WAIT_S", 0.0)
     calls = []  # the duration is added after each of the 3 lines, then at the end
     _, go = _stall(monkeypatch, "add_duration", lambda *_: calls.append(1) or len(calls) == 4)
-    held = threading.Lock()  # the scan's thread's making safe, which has not ended
+    held: dict = {"locks": []}
     hand_back = sequencer.Sequencer.hand_back_rig
 
     def under_way(seq):
-        held.acquire()
-        seq._safing = held
+        seq.rig.coils.set_field(np.array([0.0, FIELD, 0.0]), ramp=False)  # not ramped down yet
+        seq._safing = threading.Lock()
+        held["locks"] = [seq._safing, *([seq.rig._safing] if inside_the_rig else [])]
+        for lock in held["locks"]:
+            lock.acquire()
+        held["rig"] = seq.rig
         return hand_back(seq)
 
     monkeypatch.setattr(sequencer.Sequencer, "hand_back_rig", under_way)
+    return held, go
+
+
+def _field_at_sample(rig) -> np.ndarray:
+    return rig.world.applied_fields([rig.clock.now()])[0]
+
+
+def test_a_making_safe_not_waited_for_is_done_again_as_the_command_ends(
+        tmp_path, monkeypatch, capsys):
+    """The scan's thread is still making the rig safe, the field still on, when the command
+    stops waiting for it: the command's close makes the rig safe once more (after that making
+    safe, which holds the rig's lock), and says the rig is safe."""
+    held, go = _making_safe_under_way(monkeypatch, inside_the_rig=False)
     try:
         assert main([*SCAN, "--out", str(tmp_path / "s.h5")]) == EXIT_WRITE_STALLED
     finally:
-        if held.locked():
-            held.release()
+        for lock in held["locks"]:
+            lock.release()
+        go.set()
+    assert np.all(np.abs(_field_at_sample(held["rig"])) < 0.01 * FIELD)
+    err = capsys.readouterr().err
+    assert "smm-daq: the rig is safe" in err and "NOT safe" not in err
+
+
+def test_a_making_safe_stuck_when_the_command_ends_is_said(tmp_path, monkeypatch, capsys):
+    """The scan's thread is stuck making the rig safe (inside the rig's making safe: an
+    instrument not answering) when the command stops waiting for it: the close's own making
+    safe waits `safe_wait_s` at most, and the command ends, saying the rig may not be safe,
+    why, and what to run."""
+    monkeypatch.setattr(safe_close, "safe_wait_s", lambda _rig: 0.0)
+    held, go = _making_safe_under_way(monkeypatch, inside_the_rig=True)
+    try:
+        assert main([*SCAN, "--out", str(tmp_path / "s.h5")]) == EXIT_WRITE_STALLED
+        assert np.abs(_field_at_sample(held["rig"])[1] - FIELD) < 0.01 * FIELD  # still on
+        closing = [t for t in threading.enumerate() if t.name == safe_close.THREAD]
+        assert len(closing) == 1
+    finally:
+        for lock in held["locks"]:
+            lock.release()
         go.set()
     err = capsys.readouterr().err
     assert "smm-daq: the rig is safe" not in err
     assert ("smm-daq: the rig may NOT be safe: the scan's thread was still making it safe 0 s "
-            "after the program stopped waiting for the write") in err
+            "after the program stopped waiting for the write (a ramp-down, or an instrument "
+            "not answering); making it safe at the close did not end within 0 s") in err
     assert "`smm-daq safe --profile" in err
+    closing[0].join(30)  # the making safe left to run ends once the lock is free
+    assert not closing[0].is_alive()
 
 
 def test_ctrl_c_during_a_stalled_line_write_ends_the_command_without_it(
@@ -122,7 +164,7 @@ def test_ctrl_c_during_a_stalled_line_write_ends_the_command_without_it(
 CTRL_C_ON_A_STALLED_WRITE = """
 import os, signal, sys, threading
 from h5py._objects import phil
-from smm_daq.acquisition import sequencer
+from smm_daq.acquisition import safe_close, sequencer
 from smm_daq.cli.main import main
 from smm_daq.storage.scan_entry import ScanEntryWriter
 

@@ -249,3 +249,20 @@ def test_a_failed_reconnect_shows_no_readings_of_the_rig_before(window, qtbot,
     assert panel.lockin_label.text() == "X, Y: –"
     assert panel.trace_curve.getData()[0] is None or panel.trace_curve.getData()[0].size == 0
     assert panel.connect_button.text() == "Connect" and panel.connect_button.isEnabled()
+
+
+def test_a_close_that_could_not_make_the_rig_safe_says_so_and_what_to_run(
+        window, capsys, monkeypatch) -> None:
+    """What the close's making safe could not do is in its warning and on stderr (which stays
+    once the window has gone), each with the command that makes the rig safe."""
+    warned: list[str] = []
+    monkeypatch.setattr(QtWidgets.QMessageBox, "warning", lambda *a, **k: warned.append(a[2]))
+    monkeypatch.setattr(window.holder.rig, "make_safe",
+                        lambda: ["coils: no reply; the field may be ON"])
+    assert window.close()
+    hint = f"Make it safe with `smm-daq safe --profile {window.profile.path}`"
+    assert len(warned) == 1
+    assert warned[0].startswith("The rig may not be safe:\ncoils: no reply; the field may be "
+                                f"ON\n{hint}")
+    assert (f"smm-daq: the rig may NOT be safe: coils: no reply; the field may be ON. {hint}"
+            in capsys.readouterr().err)

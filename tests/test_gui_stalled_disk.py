@@ -15,7 +15,7 @@ from scan_gate import Held
 from test_gui_long_scan import CENTRE, UM, WAIT_MS, closing_answered, stall_a_small_scan
 from test_gui_subtract import bump_map
 
-from smm_daq.acquisition import sequencer
+from smm_daq.acquisition import safe_close, sequencer
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.storage.h5file import open_read
 from smm_daq.storage.nexus import list_entries, write_map_entry
@@ -253,9 +253,10 @@ def test_a_subtraction_and_an_mmt_save_during_a_stalled_scan_write_do_not_hold_t
 def test_closing_says_when_the_scans_thread_may_still_be_making_the_rig_safe(
         window, qtbot, capsys, monkeypatch):
     """Closing past a stalled write waits `HAND_BACK_WAIT_S` for the scan's thread's making
-    safe under way, no longer: past that, the window says the rig may not be safe until that
-    thread ends, in the close's warning and on stderr (what is left once the window has
-    gone), with what to run."""
+    safe under way, no longer: past that, the window says at once on stderr (what is left
+    once the window has gone) that the rig may not be safe until that thread ends, with what
+    to run; its own making safe, after that one, did every step here, and it says the rig is
+    safe, no warning shown (one stuck too: the test below)."""
     scan, live = window.scan, window.scan.live
     asked, warned = closing_answered(monkeypatch)
     monkeypatch.setattr(sequencer, "HAND_BACK_WAIT_S", 0.0)
@@ -270,13 +271,57 @@ def test_closing_says_when_the_scans_thread_may_still_be_making_the_rig_safe(
         assert window.close()  # asked (Yes), and closed, the making safe not waited for
         assert len(asked) == 1 and window.holder.rig is None
         said = "the scan's thread was still making the rig safe 0 s after closing was agreed to"
-        assert len(warned) == 1 and f"\n{said[:1].upper()}{said[1:]}" in warned[0]
-        assert "smm-daq safe --profile" in warned[0]
+        assert not warned
         err = capsys.readouterr().err
         assert f"smm-daq: {said}" in err and "smm-daq safe --profile" in err
+        assert err.endswith("smm-daq: the window's own making safe, after the scan's thread's, "
+                            "did every step: the rig is safe (coils at their safe state, stage "
+                            "stopped)\n")
     finally:
         held.release()
         slow.go.set()
+    assert running.wait(WAIT_MS / 1000) == "aborted"
+
+
+def test_closing_ends_when_the_windows_own_making_safe_does_not(
+        window, qtbot, capsys, monkeypatch):
+    """Closing past a stalled write, the scan's thread stuck inside the rig's making safe (its
+    lock held: an instrument not answering): the window's own making safe waits for it
+    `safe_wait_s` at most, then the window closes, saying in the close's warning and on
+    stderr that the rig may not be safe and what to run; the making safe, left to run,
+    closes the rig once it ends."""
+    scan, live, rig = window.scan, window.scan.live, window.holder.rig
+    asked, warned = closing_answered(monkeypatch)
+    monkeypatch.setattr(sequencer, "HAND_BACK_WAIT_S", 0.0)
+    monkeypatch.setattr(safe_close, "safe_wait_s", lambda _rig: 0.0)
+    slow = stall_a_small_scan(scan, qtbot, monkeypatch, "held")
+    held = threading.Lock()  # the scan's thread's making safe, which has not ended
+    try:
+        qtbot.mouseClick(scan.abort_button, QtCore.Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: live.write_stalled, timeout=WAIT_MS)
+        running = live.sequencer
+        held.acquire()
+        running._safing = held
+        rig._safing.acquire()  # ... inside the rig's make_safe
+        assert window.close()  # asked (Yes), and closed though the rig's lock is held
+        assert len(asked) == 1 and window.holder.rig is None
+        said = "making it safe at the close did not end within 0 s"
+        assert len(warned) == 1 and said in warned[0]
+        assert warned[0].startswith("The rig may not be safe:\nThe scan's thread was still "
+                                    "making the rig safe 0 s after closing was agreed to")
+        err = capsys.readouterr().err
+        assert f"smm-daq: the rig may NOT be safe: {said}" in err
+        assert err.count("smm-daq safe --profile") == 2  # the hand-back's, then the close's
+        closing = [t for t in threading.enumerate() if t.name == safe_close.THREAD]
+        assert len(closing) == 1
+    finally:
+        if rig._safing.locked():
+            rig._safing.release()
+        if held.locked():
+            held.release()
+        slow.go.set()
+    closing[0].join(WAIT_MS / 1000)  # made safe and closed, once the lock was free
+    assert not closing[0].is_alive()
     assert running.wait(WAIT_MS / 1000) == "aborted"
 
 
@@ -288,7 +333,7 @@ import sys, threading
 from h5py._objects import phil
 from PyQt6 import QtCore, QtWidgets
 from gui import main_window
-from smm_daq.acquisition import sequencer
+from smm_daq.acquisition import safe_close, sequencer
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.cli.main import main
 from smm_daq.storage.scan_entry import ScanEntryWriter
@@ -373,3 +418,47 @@ def test_the_demo_ends_though_its_scans_write_stalls_inside_hdf5(tmp_path, repo)
     kept = [p for p in tmp_path.iterdir() if p.name.startswith("smm-daq-demo-")]
     assert len(kept) == 1 and (kept[0] / "demo.h5").exists()
     assert f"demo folder kept as it is: {kept[0]}" in done.stdout, done.stdout + done.stderr
+
+
+# `smm-daq gui`, closed once the rig is open, its making safe never returning (an instrument's
+# link stuck) and waited for 0 s; the close's warning answered
+STUCK_AT_THE_CLOSE = """
+import sys, threading
+from PyQt6 import QtCore, QtWidgets
+from gui import main_window
+from smm_daq.acquisition import safe_close
+from smm_daq.cli.main import main
+
+safe_close.safe_wait_s = lambda rig: 0.0
+QtWidgets.QMessageBox.warning = staticmethod(lambda *a, **k: print("warned:", a[2]))
+init = main_window.MainWindow.__init__
+
+def opened(window, *args, **kwargs):
+    init(window, *args, **kwargs)
+    def close():
+        if window.holder.rig is None:
+            QtCore.QTimer.singleShot(20, close)
+            return
+        window.holder.rig.make_safe = threading.Event().wait
+        window.close()
+    QtCore.QTimer.singleShot(0, close)
+
+main_window.MainWindow.__init__ = opened
+sys.exit(main(["gui"]))
+"""
+
+
+def test_the_program_ends_though_making_the_rig_safe_at_the_close_never_does(tmp_path, repo):
+    """Closed while the rig's making safe never returns (an instrument's link stuck), `smm-daq
+    gui` still ends, its warning and stderr saying the rig may not be safe and what to run."""
+    env = {**os.environ, "PYTHONPATH": str(repo), "QT_QPA_PLATFORM": "offscreen",
+           "XDG_CONFIG_HOME": str(tmp_path / "cfg"), "HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", STUCK_AT_THE_CLOSE], env=env,
+                          capture_output=True, text=True, timeout=WAIT_MS / 1000)
+    assert done.returncode == 0, done.stderr
+    said = "the rig may NOT be safe: making it safe at the close did not end within 0 s"
+    assert f"smm-daq: {said}" in done.stderr and "`smm-daq safe --profile " in done.stderr
+    warned = done.stdout[done.stdout.index("warned: "):]
+    assert warned.startswith("warned: The rig may not be safe:\nmaking it safe at the close did "
+                             "not end within 0 s"), done.stdout
+    assert "\nMake it safe with `smm-daq safe --profile " in warned

@@ -91,6 +91,27 @@ def test_leaving_the_with_block_makes_the_rig_safe_even_on_error(tmp_path):
     assert closed == [True] and rig.safe_calls == 1
 
 
+def test_closing_after_a_clean_scan_does_not_make_the_rig_safe_again(tmp_path):
+    """The scan's end made the rig safe, every step done, and nothing touched it since: the
+    close only closes it (no second ramp-down, nothing slower)."""
+    rig = fake_rig()
+    s = Session(tmp_path / "s.h5", rig)
+    s.scan("a", center_um=C_UM, size_um=(20, 0), step_um=10, field_uT=(0, 40, 0))
+    assert rig.safe_calls == 1
+    assert s.close() == [] and rig.safe_calls == 1
+
+
+def test_what_a_scans_end_could_not_make_safe_is_said_at_the_close_not_tried_again(tmp_path):
+    """The scan's end tried every step and a supply did not answer: the close says so (the
+    command then names `smm-daq safe`) rather than try once more, which would double the
+    time a supervisor must allow the command to end in."""
+    rig = fake_rig()
+    s = Session(tmp_path / "s.h5", rig)
+    rig.safe_problems = ["field not ramped down: no reply"]
+    s.scan("a", center_um=C_UM, size_um=(20, 0), step_um=10, field_uT=(0, 40, 0))
+    assert s.close() == ["field not ramped down: no reply"] and rig.safe_calls == 1
+
+
 def test_session_on_the_simulator_gives_back_the_induced_map(tmp_path):
     """Remanent, in-field and their difference for one grain of known susceptibility."""
     chi = 5.0

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from smm_daq.acquisition import sequencer
+from smm_daq.acquisition import safe_close, sequencer
 from smm_daq.acquisition.events import ScanEvent
 from smm_daq.acquisition.plan import DEFAULT_SETTLE_TAU, ScanPlan, check_field
 from smm_daq.acquisition.resumable import load_resumable
@@ -71,9 +71,13 @@ class Session:
         self.field: tuple[float, float, float] = (0.0, 0.0, 0.0)  # T, default for scans
         self.last_sequencer: Sequencer | None = None
         # What the last make_safe could not do, while nothing has touched the rig since it;
-        # None: the rig may have been changed since, close() makes it safe again.
+        # None: the rig may have been changed since (or a making safe had not ended), close()
+        # makes it safe again.
         self._safe_problems: list[str] | None = None
         self._left = False  # the last scan was left to a write that has not returned
+        # ... and its thread was still making the rig safe then: what was known of the rig
+        # (said when the making safe of close's, after that one, does not end either)
+        self._left_safing: list[str] = []
 
     @classmethod
     def open(
@@ -130,8 +134,12 @@ class Session:
         """Make the rig safe and close it; returns what make_safe could not do.
 
         A scan still running is aborted and waited for: its worker makes the rig safe, and
-        that result stands unless the rig was touched after it; one left to a stalled write
-        (`WriteStalled`) is not waited for: it touches the rig no more.
+        that result stands unless the rig was touched after it (what a making safe that ended
+        could not do is said, not tried at once again: that would double the time the
+        command may take to end). One left to a stalled write (`WriteStalled`) is not waited
+        for: it touches the rig no more; if its thread was still making the rig safe then,
+        the rig is made safe here, after that (which holds the rig's lock). The making safe
+        here is waited for `safe_close.safe_wait_s` at most.
         """
         try:
             seq = self.last_sequencer
@@ -139,11 +147,15 @@ class Session:
                 seq.abort("the session was closed")
                 seq.wait()
                 self._safe_problems = list(seq.safety_problems)
-            if self._safe_problems is None:
-                self._safe_problems = list(self.rig.make_safe())
-            return list(self._safe_problems)
-        finally:
+        except BaseException:
             self.rig.close()
+            raise
+        if self._safe_problems is not None:
+            self.rig.close()
+            return list(self._safe_problems)
+        ended, problems = safe_close.make_safe_and_close(self.rig)
+        self._safe_problems = problems if ended else [*self._left_safing, *problems]
+        return list(self._safe_problems)
 
     # -- steps ------------------------------------------------------------------------------
 
@@ -244,15 +256,17 @@ class Session:
     def _leave(self, seq: Sequencer) -> None:
         """Leave `seq` to its write that has not returned (the rig was made safe): it touches
         the rig no more; raises `WriteStalled`. A making safe of its still under way once
-        `hand_back_rig` waits no longer is a problem of the rig's (it is closed meanwhile)."""
+        `hand_back_rig` waits no longer leaves the rig's state unknown: `close` makes the rig
+        safe again, after it, rather than close the rig under it."""
         handed_back = seq.hand_back_rig()
         self._left = True
         self._safe_problems = list(seq.safety_problems)
         if not handed_back:
-            self._safe_problems.append(
+            self._left_safing = [*self._safe_problems, (
                 f"the scan's thread was still making it safe {sequencer.HAND_BACK_WAIT_S:g} s "
                 "after the program stopped waiting for the write (a ramp-down, or an "
-                "instrument not answering), and it was closed meanwhile")
+                "instrument not answering)")]
+            self._safe_problems = None
         raise seq.stall_error()
 
     def resume(self, entry: str, *, on_event: Callable[[ScanEvent], None] | None = None,

@@ -1,0 +1,63 @@
+"""Making the rig safe and closing it as a command or a window ends, within a time limit.
+
+The making safe runs in a thread of its own and is waited for `safe_wait_s` at most: an
+instrument whose link is stuck, or another thread's making safe that has not ended (it holds
+the rig's own lock meanwhile, so the next one waits for it), must not keep the program from
+ending with nobody told. Past the limit that thread is left to it (a daemon: the process may
+end meanwhile; it closes the rig if its making safe ever returns), and the caller says that
+the rig may not be safe and what makes it safe.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from smm_daq import interrupts
+from smm_daq.acquisition.sequencer import wait_awake
+from smm_daq.instruments.rig import safe_time_bound
+
+THREAD = "making the rig safe to close it"  # the name of the thread that does it
+
+
+def safe_wait_s(rig: Any) -> float:
+    """Real seconds to wait for making `rig` safe: the most it may take at the profile's ramp
+    rate and link timeouts (`safe_time_bound`, in the rig clock's seconds), longer for a
+    simulated rig run slower than real time."""
+    bound = safe_time_bound(rig.profile)
+    scale = getattr(rig.clock, "time_scale", 0.0)
+    return bound / scale if 0 < scale < 1 else bound
+
+
+def make_safe_and_close(rig: Any) -> tuple[bool, list[str]]:
+    """Make `rig` safe, then close it (which lets other processes have it), waiting
+    `safe_wait_s(rig)` at most: whether that ended in time, and what could not be done (not
+    ended: one problem, saying so). An error closing the rig is raised here."""
+    within = safe_wait_s(rig)
+    done = threading.Event()
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            try:
+                outcome.append(list(rig.make_safe()))
+            except Exception as exc:  # make_safe should not raise; never let it hide the rest
+                outcome.append([f"make_safe raised {type(exc).__name__}: {exc}"])
+            finally:
+                rig.close()
+        except BaseException as exc:  # closing failed: for the caller
+            outcome[:] = [exc]
+        finally:
+            done.set()
+
+    with interrupts.making_safe(within):  # a signal from now on is only acknowledged
+        threading.Thread(target=run, daemon=True, name=THREAD).start()
+        ended = wait_awake(done, within)
+    if not ended:
+        return False, [
+            f"making it safe at the close did not end within {within:.0f} s (an instrument "
+            "not answering, or a making safe under way in another thread that has not ended); "
+            "the program does not wait for it any longer"]
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return True, outcome[0]
