@@ -3,12 +3,15 @@ quadrupole result of two scans with a mask, and the cuboid one as written before
 version 3), one thing at a time is spoiled with a seeded generator: a dataset, group or
 attribute deleted, a string for a number, integers for floats, a row short, 2-D for 1-D, NaN
 and inf, an empty array, a covariance block with a negative variance, asymmetric or with a
-correlation of 2, a version attribute that is no whole number, negative or huge, a cuboid
-table of other labels, a scan listed without its group. `read_result_entry` must read
-each (where the damage is harmless) or refuse it with an InputError naming the file, the
-entry and the field, never another exception, and leave the file's bytes as they were; a
-value no result holds there (`_harmful`) must be refused, not read. Those are all run (of the
-grain table's alike columns a sample), of the others a seeded sample. A few spoiled files
+correlation of 2, a table value out of its column's range (a negative SD, moment, ratio or χ²,
+a p-value or resolved flag outside [0, 1] or {0, 1}, a direction beyond its range, a depth
+not -z), a version attribute that is no whole number, negative or huge, a cuboid table of
+other labels, a scan listed without its group, the entry's fitted or residual map unlike the
+first scan's copy. `read_result_entry` must read each (where the damage is harmless) or refuse
+it with an InputError naming the file, the entry and the field, never another exception, and
+leave the file's bytes as they were; a value no result holds there (`_harmful`) must be
+refused, not read. Those are all run (of the grain table's non-finite values a sample), of
+the others a seeded sample. A few spoiled files
 also go through `smm-daq info` and `smm-daq export`. The counts are printed (pytest -s).
 What a real result holds is read: an unresolved grain's +inf covariances, SDs and
 uncertainty ratio, NaN direction SDs (`test_a_result_with_unresolved_grains_reads_back`).
@@ -111,6 +114,41 @@ BLOCK_SPOILINGS = {"negative": "a negative variance", "asymmetric": "asymmetric"
                    "beyond": "a correlation of 2"}
 
 
+def _impossible(stem: str) -> list[tuple[str, float | None]]:
+    """Finite values no result holds in the grain table's column `stem` (as `grains` names
+    it), for its first grain: (label, value), None for the stored value made negative (a
+    depth: its sign flipped, no longer -z)."""
+    if stem.endswith("_errors") or stem in ("uncertainty_ratio", "moment", "ssr",
+                                            "higher_order_chi2"):
+        return [("negative", None)]
+    return {"higher_order_p": [("set to 1.5", 1.5), ("set to -0.5", -0.5)],
+            "higher_order_resolved": [("set to 0.5", 0.5), ("set to 2", 2.0)],
+            "declination": [("set to 360.5", 360.5), ("set to -0.5", -0.5)],
+            "inclination": [("set to 90.5", 90.5), ("set to -90.5", -90.5)],
+            "depth": [("of the wrong sign", None)]}.get(stem, [])
+
+
+def _negate_first(name: str) -> Callable[[h5py.Group], None]:
+    """The first value made negative (-1 where it is 0 or not finite; a depth's sign flipped
+    too, so it is no longer -z)."""
+    def spoil(g: h5py.Group) -> None:
+        data = np.array(g[name][()], dtype=float)
+        first = float(data.flat[0])
+        data.flat[0] = -abs(first) if math.isfinite(first) and first != 0 else -1.0
+        _replace(g, name, data)
+    return spoil
+
+
+def _unlike(name: str) -> Callable[[h5py.Group], None]:
+    """Map `name`'s first measured pixel changed (doubled, or 1 nT where 0)."""
+    def spoil(g: h5py.Group) -> None:
+        data = np.array(g[name][()], dtype=float)
+        at = int(np.argmax(np.isfinite(data.ravel())))
+        data.flat[at] = 2 * data.flat[at] if data.flat[at] else 1e-9
+        _replace(g, name, data)
+    return spoil
+
+
 def _dataset_mutations(name: str, node: h5py.Dataset) -> Iterator[Mutation]:
     parts = tuple(name.split("/"))
     names = (parts[-1], "/".join(parts[-2:]))
@@ -143,6 +181,10 @@ def _dataset_mutations(name: str, node: h5py.Dataset) -> Iterator[Mutation]:
         if node.ndim == 3 and shape[0] > 0 and shape[1] == shape[2] > 1:  # covariance blocks
             for how, what in BLOCK_SPOILINGS.items():
                 yield Mutation(f"{name} {what}", names, _spoil_block(name, how))
+        if parts[0] == "grains" and node.ndim == 1 and node.size > 0:
+            for what, value in _impossible(parts[-1]):
+                yield Mutation(f"{name} {what}", names, _negate_first(name) if value is None
+                               else _set_first(name, value))
     if "units" in node.attrs:
         yield Mutation(f"{name} units furlong", names,
                        lambda g: g[name].attrs.__setitem__("units", "furlong"))
@@ -174,6 +216,10 @@ def _special_mutations(g: h5py.Group) -> Iterator[Mutation]:
     for scan in g.get("scans", {}):
         yield Mutation(f"scans/{scan} deleted, still listed", (scan, "scans"),
                        lambda g, s=scan: g.__delitem__(f"scans/{s}"))
+    first = g["results/scans"].asstr()[()].split(",")[0] if "results/scans" in g else ""
+    if f"scans/{first}/fitted_Bz" in g:  # the first scan's maps, stored twice
+        for name in ("fitted/Bz", "data/Bz"):
+            yield Mutation(f"{name} unlike the first scan's", (name,), _unlike(name))
 
 
 def _mutations(path: Path, entry: str) -> tuple[list[Mutation], list[Mutation]]:
@@ -212,6 +258,10 @@ COVARIANCE = re.compile(
     r"^(results/(coefficient_)?covariance (holds (nan|inf|-inf)|a negative variance|asymmetric"
     r"|a correlation of 2)|results/condition_number holds (nan|-inf)"
     r"|results/(covariance|condition_number) units (furlong|an integer))$")
+# finite table values no result holds (`_impossible`), and the entry's own maps unlike the
+# first scan's copies (`_unlike`)
+OUT_OF_RANGE = re.compile(r"^grains/\w+ (negative|set to -?[\d.]+|of the wrong sign)$")
+UNLIKE = re.compile(r"^(fitted|data)/Bz unlike the first scan's$")
 HARMFUL = re.compile(
     r"^(version (?!3\.0$).*|kind .*|cuboid labels of other grains|a scan listed without "
     r"its group|scans/\w+ deleted, still listed|grains/\w+ (2-D for 1-D|a string)"
@@ -224,6 +274,7 @@ def _harmful(source: str, label: str) -> bool:
     """Whether the spoiling must be refused (else it may also be read: a field not needed)."""
     return bool(NOT_FINITE.match(label) or INFINITE.match(label) or HARMFUL.match(label)
                 or COLUMN_VALUES.match(label) or COVARIANCE.match(label)
+                or OUT_OF_RANGE.match(label) or UNLIKE.match(label)
                 or (source == "joint" and label == "results/model deleted"))
 
 
@@ -263,7 +314,8 @@ def test_a_damaged_result_entry_is_read_or_refused_by_name_and_left_as_it_was(
         walked, special = _mutations(path, entry)
         offered = walked + special  # those that must be refused each time, the others a sample
         must = [i for i, m in enumerate(offered) if _harmful(source, m.label)]
-        columns = [i for i in must if offered[i].label.startswith("grains/")]  # alike: a sample
+        columns = [i for i in must if offered[i].label.startswith("grains/")  # alike: a sample
+                   and not OUT_OF_RANGE.match(offered[i].label)]
         rest = np.setdiff1d(np.arange(len(offered)), must)
         chosen = [*np.setdiff1d(must, columns), *rng.permutation(columns)[:COLUMNS],
                   *rng.permutation(rest)[:PER_SOURCE]]
@@ -421,3 +473,95 @@ def test_covariance_blocks_asymmetric_by_rounding_read(
         held = saved.covariance if name.endswith("/covariance") \
             else saved.coefficient_covariance
         assert held is not None and held[0, 0, 1] != held[0, 1, 0]
+
+
+RANGE_CASES = [
+    ("cuboid", "grains/mx_errors negative", "sd_mx_A_per_m", "standard deviations >= 0"),
+    ("joint", "grains/declination_errors negative", "sd_declination_deg",
+     "standard deviations >= 0"),
+    ("joint", "grains/q20_errors negative", "sd_q20_Am3", "standard deviations >= 0"),
+    ("cuboid", "grains/uncertainty_ratio negative", "uncertainty_ratio_pct", "ratios >= 0 %"),
+    ("v2", "grains/moment negative", "moment_Am2", "moments |M|V >= 0"),
+    ("cuboid", "grains/ssr negative", "ssr", "signal strength ratios >= 0"),
+    ("joint", "grains/higher_order_chi2 negative", "higher_order_chi2", "χ² values >= 0"),
+    ("joint", "grains/higher_order_p set to 1.5", "higher_order_p", "p-values from 0 to 1"),
+    ("joint", "grains/higher_order_p set to -0.5", "higher_order_p", "p-values from 0 to 1"),
+    ("joint", "grains/higher_order_resolved set to 0.5", "higher_order_resolved", "0 or 1"),
+    ("joint", "grains/higher_order_resolved set to 2", "higher_order_resolved", "0 or 1"),
+    ("cuboid", "grains/declination set to 360.5", "declination_deg", "from 0 to 360°"),
+    ("v2", "grains/declination set to -0.5", "declination_deg", "from 0 to 360°"),
+    ("cuboid", "grains/inclination set to 90.5", "inclination_deg", "from -90 to 90°"),
+    ("joint", "grains/inclination set to -90.5", "inclination_deg", "from -90 to 90°"),
+    ("cuboid", "grains/depth of the wrong sign", "depth_um",
+     "expected the depth below the sample top, -z_um"),
+]
+
+
+@pytest.mark.parametrize(("source", "label", "column", "words"), RANGE_CASES)
+def test_a_table_value_out_of_its_columns_range_is_refused_naming_column_and_grain(
+        sources: dict[str, tuple[Path, str]], tmp_path: Path, source: str, label: str,
+        column: str, words: str) -> None:
+    """The generator offers the spoiling (run each time), and the reader refuses the finite
+    value no result holds there, naming file, entry, the column (as the CSV names it) and
+    the first grain's label."""
+    path, entry = sources[source]
+    walked, _special = _mutations(path, entry)
+    m = next(m for m in walked if m.label == label)
+    assert _harmful(source, label) and OUT_OF_RANGE.match(label)
+    first = int(read_result_entry(path, entry).table["grain"][0])
+    spoilt = _spoilt_copy(path, entry, m, tmp_path / "s.h5")
+    with pytest.raises(InputError) as refused:
+        read_result_entry(spoilt, entry)
+    said = str(refused.value)
+    assert str(spoilt) in said and f"entry '{entry}'" in said and f"'{column}'" in said, said
+    assert f"for grain {first}" in said and words in said and "expected" in said, said
+
+
+@pytest.mark.parametrize("label", ["fitted/Bz unlike the first scan's",
+                                   "data/Bz unlike the first scan's"])
+def test_the_entrys_map_unlike_the_first_scans_copy_is_refused_naming_both(
+        sources: dict[str, tuple[Path, str]], tmp_path: Path, label: str) -> None:
+    """`fitted/Bz` and `data/Bz` hold the first scan's fitted and residual maps, which
+    `scans/<first>/` holds too: a pixel differing in one of them is damage."""
+    path, entry = sources["joint"]
+    _walked, special = _mutations(path, entry)
+    m = next(m for m in special if m.label == label)
+    assert _harmful("joint", label)
+    saved = read_result_entry(path, entry)
+    spoilt = _spoilt_copy(path, entry, m, tmp_path / "s.h5")
+    with pytest.raises(InputError) as refused:
+        read_result_entry(spoilt, entry)
+    said = str(refused.value)
+    copy = f"scans/{saved.scans[0]}/{'fitted' if label.startswith('fitted') else 'residual'}_Bz"
+    assert str(spoilt) in said and f"entry '{entry}'" in said, said
+    assert f"'{label.split()[0]}'" in said and f"'{copy}'" in said \
+        and "expected the same map" in said, said
+
+
+def test_table_values_at_their_ranges_ends_and_a_first_scan_in_other_units_read(
+        sources: dict[str, tuple[Path, str]], tmp_path: Path) -> None:
+    """What a writer can make at the ends of each range reads: declination 360 (a tiny
+    negative angle mod 360) and 0, inclination ±90, p 1 (unresolved) and 0, resolved 0 and 1,
+    SDs, moment, ratio and χ² 0, a point grain above the sample top (depth -z < 0); and the
+    first scan's copy of the fitted map stored in nT, equal once converted."""
+    path, entry = sources["joint"]
+    spoilt = tmp_path / "s.h5"
+    shutil.copy(path, spoilt)
+    first = read_result_entry(path, entry).scans[0]
+    ends = {"declination": (360.0, 0.0), "inclination": (90.0, -90.0),
+            "higher_order_p": (1.0, 0.0), "higher_order_resolved": (0.0, 1.0),
+            "mx_errors": (0.0, 0.0), "moment": (0.0, 0.0), "uncertainty_ratio": (0.0, 0.0),
+            "higher_order_chi2": (0.0, 0.0), "z": (0.5, -4.0), "depth": (-0.5, 4.0)}
+    with h5py.File(spoilt, "a") as f:
+        g = f[entry]
+        for stem, (a, b) in ends.items():
+            data = np.array(g[f"grains/{stem}"][()], dtype=float)
+            data[:2] = a, b
+            _replace(g, f"grains/{stem}", data)
+        fitted = g[f"scans/{first}/fitted_Bz"]
+        assert fitted.attrs["units"] == "T"
+        _replace(g, f"scans/{first}/fitted_Bz", fitted[()] * 1e9)
+        g[f"scans/{first}/fitted_Bz"].attrs["units"] = "nT"
+    saved = read_result_entry(spoilt, entry)
+    assert saved.table["declination_deg"][0] == 360.0 and saved.table["depth_um"][0] == -0.5
+    np.testing.assert_allclose(saved.scan_fits[0].fitted.bz, saved.fitted.bz, rtol=1e-9)

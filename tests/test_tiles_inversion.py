@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -96,3 +98,37 @@ def test_a_tile_too_small_for_its_grains_is_refused_with_the_tile_named() -> Non
     with pytest.raises(InputError, match=r"tile \(0, 0\).*expected a larger tile"):
         invert_tiled(data, grains, tile=6 * UM, height=HEIGHT, sensor_size=SENSOR,
                      sigma=SIGMA, layout=layout)
+
+
+@pytest.mark.parametrize("pixels", [6, 7])
+def test_a_tile_with_no_more_sensors_than_unknowns_is_refused_as_the_whole_inversion_is(
+        pixels: int) -> None:
+    """σ from the residual divides by the sensors less the unknowns: a tile of exactly as
+    many sensors as unknowns (2 grains, 6 pixels) is refused naming the tile, as `invert_map`
+    refuses such a map, and one sensor more gives a defined σ."""
+    from smm_daq.analysis.mmt.tiles.layout import plan_tiles
+    from smm_daq.errors import InputError
+
+    cub = np.array([[4, 4, -2, 2, 2, 2], [10, 10, -3, 2, 2, 2]]) * UM
+    x = np.linspace(0, 14, pixels) * UM
+    y = np.array([7.0]) * UM
+    X, Y = np.meshgrid(x, y)
+    sensors = np.c_[X.ravel(), Y.ravel(), np.full(X.size, HEIGHT)]
+    bz = cuboid_bz(sensors, cub, np.array([[1e4, 0, 0], [0, 1e4, 5e3]]),
+                   sensor_size=(0, 0)).reshape(X.shape)
+    bz += np.random.default_rng(0).normal(0, SIGMA, X.shape)
+    data = MapData(bz=bz, x=x, y=y, height=HEIGHT, sensor_size=(0, 0), name="scan")
+    grains = from_arrays(cub, np.array([1, 2]))
+    layout = plan_tiles(x, y, 100 * UM, 0.0, 0.0)  # one tile: the whole map
+    if pixels == 6:
+        with pytest.raises(InputError, match=r"tile \(0, 0\).*6 finite pixels for 2 grains"):
+            invert_tiled(data, grains, tile=100 * UM, height=HEIGHT, sensor_size=(0, 0),
+                         layout=layout)
+        with pytest.raises(InputError, match="6 finite pixels for 2 grains"):
+            invert_map(data, grains, height=HEIGHT, sensor_size=(0, 0))
+        return
+    tiled = invert_tiled(data, grains, tile=100 * UM, height=HEIGHT, sensor_size=(0, 0),
+                         layout=layout)
+    assert tiled.sigma_from_residual and math.isfinite(tiled.sigma) and tiled.sigma > 0
+    whole = invert_map(data, grains, height=HEIGHT, sensor_size=(0, 0))
+    assert tiled.sigma == pytest.approx(whole.sigma, rel=1e-6)

@@ -50,6 +50,7 @@ from smm_daq.analysis.mmt.result_values import (
     check_finite,
     check_masks,
     check_model,
+    check_same_map,
     check_table,
     known_columns,
     read_coefficients,
@@ -419,6 +420,11 @@ def read_result_entry(path: str | Path, entry: str) -> SavedResult:
         check_masks(masks, {**{s.name: s.fitted.shape for s in stored},
                              **({scans[0]: residual.bz.shape} if scans else {})}, where)
         first = stored[0] if stored and stored[0].name == (scans or ("",))[0] else None
+        if first is not None:  # the writer stores the first scan's maps twice
+            check_same_map(first.fitted, f"scans/{first.name}/fitted_Bz", fitted_bz,
+                           "fitted/Bz", where)
+            check_same_map(first.residual, f"scans/{first.name}/residual_Bz", residual.bz,
+                           "data/Bz", where)
         thickness = (read_length(g, "instrument/sensor/thickness", where)
                      if "instrument/sensor/thickness" in g
                      else first.thickness if first is not None else None)

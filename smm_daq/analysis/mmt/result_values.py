@@ -8,13 +8,16 @@ writer (`result_file`) stores of what the solvers make:
 * the per-grain table: one row a grain, the centroids and volumes finite (volumes > 0); the
   fitted values, SSR, depth, directions and p-values finite; an unresolved grain's SDs,
   covariances and uncertainty ratio +inf, its direction SDs and higher-order χ² NaN; never
-  -inf (`check_table`, `check_column`);
+  -inf; each in the range its definition gives (SDs, moments, ratios and χ² >= 0, p-values
+  in [0, 1], resolved 0 or 1, declinations in [0°, 360°], inclinations in [-90°, 90°], the
+  depth -z), the grain named (`check_table`, `column_holds`);
 * per-grain covariance blocks (of M, or of a point model's coefficients): the diagonal blocks
   of W Wᵀ, so symmetric (to rounding) with variances >= 0 and correlations within ±1, or +inf
   throughout an unresolved grain's block, the solvers' mark (`read_covariances`);
 * cond(Q) >= 1 or +inf (`read_condition_number`; NaN only where none was recorded); lengths
   finite and >= 0; a noise σ >= 0 or NaN (none estimated); Bz maps NaN where not fitted, else
-  below MAX_FIELD_T; the damping finite and >= 0; a point model's coefficients finite, as
+  below MAX_FIELD_T, and the first scan's maps under `scans/` the same as the entry's own
+  (`check_same_map`); the damping finite and >= 0; a point model's coefficients finite, as
   many per grain as its model has.
 
 A value that fails is damage (a file edited, or written by another program), never read as if
@@ -24,6 +27,7 @@ it were a result's.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import h5py
 import numpy as np
@@ -75,43 +79,110 @@ def check_table(table: dict[str, np.ndarray], where: str) -> None:
         raise InputError(f"the grain table's column(s) {', '.join(odd)} hold "
                          f"{', '.join(str(v) for v in odd.values())} values; expected one "
                          f"per grain in each ({n}, as 'grain' holds)", source=where)
+    labels = table["grain"]
     for k in NEEDED[4:]:  # the grains are rebuilt from their centroids and volumes
-        check_finite(table[k], k, where, positive=k == "volume_um3")
+        check_finite(table[k], k, where, positive=k == "volume_um3", labels=labels)
     for k, values in table.items():
-        check_column(values, k, where)
+        check_column(values, k, where, labels)
+    if "depth_um" in table:
+        _check_depth(table["depth_um"], table["z_um"], where, labels)
 
 
-def check_column(values: np.ndarray, name: str, where: str) -> None:
-    """InputError for a value column `name` of the table cannot hold, naming the first. An
-    unresolved grain's SDs and covariances are +inf (its variances are), its declination's
-    and inclination's SDs NaN where the linearisation has 0·inf, its uncertainty ratio +inf
-    (and a zero M's too), its higher-order χ² NaN (not tested); the fitted values, the SSR,
-    depth, directions and p-values are finite in every result. No column holds -inf; a
-    column of a name no result has is not judged."""
-    if name.startswith("sd_") or name == "higher_order_chi2":
-        allowed, what = np.isnan(values) | (values == np.inf), "NaN or inf"
-    elif name == "uncertainty_ratio_pct" or name.startswith("cov_"):
-        allowed, what = values == np.inf, "inf"
-    elif name in known_columns():
-        allowed, what = np.zeros(values.shape, bool), ""
-    else:
+@dataclass(frozen=True)
+class Holds:
+    """What a table column holds besides finite values (`unresolved`: "", "inf" or "nan or
+    inf", an unresolved grain's), and the range of its finite values (whole numbers only if
+    `whole`), as `expected` says."""
+
+    unresolved: str = ""
+    low: float = -math.inf
+    high: float = math.inf
+    expected: str = "finite values"
+    whole: bool = False
+
+
+def column_holds(name: str) -> Holds | None:
+    """What column `name` holds, as `MMTResult.table` and `MultipoleResult.table` write it;
+    None for a name no result has (not judged). An SD is a square root of a variance (>= 0),
+    +inf an unresolved grain's, NaN where the direction's linearisation has 0·inf or 0/0; the
+    uncertainty ratio (eq. 12) a radius over |M| in % (>= 0, +inf unresolved or for M = 0);
+    χ² = hᵀC⁻¹h >= 0 (NaN unresolved); p = P(χ² >= ...) in [0, 1], 1 for an unresolved grain;
+    resolved 0 or 1; the moment |M|V and the SSR V/(R³d) >= 0; the declination atan2 mod 360°
+    (360 itself where a tiny negative rounds up), the inclination atan2(-mz, h) with h >= 0
+    in [-90°, 90°]; the depth is -z (`check_table`)."""
+    if name.startswith("sd_"):
+        return Holds("nan or inf", 0.0, expected="standard deviations >= 0")
+    rules = {
+        "higher_order_chi2": Holds("nan or inf", 0.0, expected="χ² values >= 0"),
+        "uncertainty_ratio_pct": Holds("inf", 0.0, expected="ratios >= 0 %"),
+        "moment_Am2": Holds(low=0.0, expected="moments |M|V >= 0"),
+        "ssr": Holds(low=0.0, expected="signal strength ratios >= 0"),
+        "higher_order_p": Holds(low=0.0, high=1.0, expected="p-values from 0 to 1"),
+        "higher_order_resolved": Holds(low=0.0, high=1.0, whole=True,
+                                       expected="0 or 1 (whether the higher orders are "
+                                                "resolved)"),
+        "declination_deg": Holds(low=0.0, high=360.0, expected="declinations from 0 to 360°"),
+        "inclination_deg": Holds(low=-90.0, high=90.0,
+                                 expected="inclinations from -90 to 90°"),
+    }
+    if name in rules:
+        return rules[name]
+    if name.startswith("cov_"):
+        return Holds("inf")
+    return Holds() if name in known_columns() else None
+
+
+def check_column(values: np.ndarray, name: str, where: str,
+                 labels: np.ndarray | None = None) -> None:
+    """InputError for a value column `name` of the table cannot hold (`column_holds`), naming
+    the first and its grain (of `labels`, the table's). No column holds -inf; a column of a
+    name no result has is not judged."""
+    holds = column_holds(name)
+    if holds is None:
         return
-    bad = ~(np.isfinite(values) | allowed)
+    allowed = {"": np.zeros(values.shape, bool), "inf": values == np.inf,
+               "nan or inf": np.isnan(values) | (values == np.inf)}[holds.unresolved]
+    finite = np.isfinite(values)
+    unresolved = f" or {holds.unresolved} (an unresolved grain)" if holds.unresolved else ""
+    _refuse(~(finite | allowed), values, name, where, labels, f"finite values{unresolved}")
+    with np.errstate(invalid="ignore"):
+        bad = finite & ((values < holds.low) | (values > holds.high)
+                        | ((values != np.round(values)) if holds.whole else False))
+    _refuse(bad, values, name, where, labels, holds.expected)
+
+
+def _check_depth(depth: np.ndarray, z: np.ndarray, where: str, labels: np.ndarray) -> None:
+    """The depth below the sample top is -z of the centroid (`MMTResult.table`), of either
+    sign: a point grain may lie above the top, only below the sensor."""
+    bad = ~(np.abs(depth + z) <= 1e-9 * np.abs(z))
     if np.any(bad):
-        raise InputError(f"'{name}' holds {float(values[bad][0])!r} (and "
-                         f"{int(bad.sum()) - 1} more such); expected finite values"
-                         f"{' or ' + what + ' (an unresolved grain)' if what else ''}",
-                         source=where)
+        first = int(np.argmax(bad))
+        raise InputError(f"'depth_um' holds {float(depth[first])!r} for grain "
+                         f"{int(labels[first])}, whose centroid is at z_um = "
+                         f"{float(z[first])!r} (and {int(bad.sum()) - 1} more such grains); "
+                         "expected the depth below the sample top, -z_um", source=where)
 
 
-def check_finite(values: np.ndarray, name: str, where: str, *, positive: bool = False) -> None:
-    """InputError unless every value is finite (and > 0 if `positive`), naming the first."""
+def _refuse(bad: np.ndarray, values: np.ndarray, name: str, where: str,
+            labels: np.ndarray | None, expected: str) -> None:
+    """InputError naming the first of `values` flagged `bad` (and its grain, where `labels`
+    are given) unless none is."""
+    if not np.any(bad):
+        return
+    first = int(np.argmax(bad))
+    grain, more = (f" for grain {int(labels[first])}", " grains") if labels is not None \
+        else ("", "")
+    raise InputError(f"'{name}' holds {float(values[first])!r}{grain} (and "
+                     f"{int(bad.sum()) - 1} more such{more}); expected {expected}",
+                     source=where)
+
+
+def check_finite(values: np.ndarray, name: str, where: str, *, positive: bool = False,
+                 labels: np.ndarray | None = None) -> None:
+    """InputError unless every value is finite (and > 0 if `positive`), naming the first (and
+    its grain, of `labels`)."""
     bad = ~np.isfinite(values) | ((values <= 0) if positive else False)
-    if np.any(bad):
-        raise InputError(f"'{name}' holds {float(values[bad][0])!r} (and "
-                         f"{int(bad.sum()) - 1} more such); expected finite values"
-                         f"{' > 0' if positive else ''}",
-                         source=where)
+    _refuse(bad, values, name, where, labels, f"finite values{' > 0' if positive else ''}")
 
 
 def read_covariances(g: h5py.Group, name: str, where: str, labels: np.ndarray, k: int
@@ -225,6 +296,25 @@ def read_field(g: h5py.Group, name: str, where: str) -> np.ndarray:
         raise InputError(f"'{name}' holds {known[np.argmax(np.abs(known))]:g} T; expected "
                          f"fields below {MAX_FIELD_T:g} T in magnitude", source=where)
     return bz
+
+
+def check_same_map(bz: np.ndarray, name: str, other: np.ndarray, other_name: str,
+                   where: str) -> None:
+    """InputError unless maps `bz` (dataset `name`) and `other` hold the same values (NaN at
+    the same pixels, the rest equal to 1e-9: the writer stores one array twice, so only units
+    converted on reading may round), as `fitted/Bz` and `data/Bz` hold the first scan's
+    `scans/<scan>/fitted_Bz` and `residual_Bz`: a difference is damage to one of them."""
+    if bz.shape != other.shape:
+        raise InputError(f"'{name}' has shape {bz.shape} and '{other_name}' {other.shape}; "
+                         "expected the same map in both", source=where)
+    with np.errstate(invalid="ignore"):
+        same = (np.isnan(bz) & np.isnan(other)) | (np.abs(bz - other) <= 1e-9 * np.abs(other))
+    if not np.all(same):
+        at = np.unravel_index(int(np.argmax(~same)), bz.shape)
+        raise InputError(f"'{name}' holds {float(bz[at]):g} T at pixel (row {at[0]}, column "
+                         f"{at[1]}) and '{other_name}' {float(other[at]):g} T (and "
+                         f"{int((~same).sum()) - 1} more such pixels); expected the same map "
+                         "in both (the first scan's)", source=where)
 
 
 def read_coefficients(g: h5py.Group, where: str, n: int, model: str) -> np.ndarray:
