@@ -95,7 +95,7 @@ def test_a_tile_too_small_for_its_grains_is_refused_with_the_tile_named() -> Non
 
     data, grains, _ = _case(2, 40.0, 12, thickness_um=6.0)
     layout = plan_tiles(data.x, data.y, 6 * UM, 0.0, 200 * UM)  # every grain in every tile
-    with pytest.raises(InputError, match=r"tile \(0, 0\).*expected a larger tile"):
+    with pytest.raises(InputError, match=r"tile \(0, 0\).*make the tile larger"):
         invert_tiled(data, grains, tile=6 * UM, height=HEIGHT, sensor_size=SENSOR,
                      sigma=SIGMA, layout=layout)
 

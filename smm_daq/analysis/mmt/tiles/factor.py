@@ -90,7 +90,8 @@ def factor_tile(data: MapData, grains: GrainSet, tile: Tile, window: np.ndarray,
         um = tuple(round(v * 1e6, 3) for v in tile.window)
         raise InputError(f"tile {tile.index} (window x0, x1, y0, y1 = {um} µm): "
                          f"{sensors.shape[0]} finite pixels for {band.size} grains; expected "
-                         f"more than {3 * band.size} (3 per grain): expected a larger tile")
+                         f"more than {3 * band.size} (3 per grain): make the tile larger "
+                         "(--tile-um)")
     columns = np.concatenate([window, np.setdiff1d(band, window), near]).astype(np.int64)
     phi = win.bz.ravel()[keep]
     model = GreenModel.build(grains.subset(columns), sensor_size, sensors[:, :2].min(axis=0),
