@@ -16,11 +16,14 @@ import h5py
 import numpy as np
 import pytest
 
+from smm_daq.analysis.optical import ImageRegistration
 from smm_daq.cli.main import main
+from smm_daq.errors import InputError
 from smm_daq.storage import nexus
 from smm_daq.storage.h5file import marked_open, repair
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import list_entries, read_map, write_map_entry
+from smm_daq.storage.optical_entry import write_optical_entry
 from smm_daq.storage.superblock import clear_open_mark
 
 OLD, NEW = np.full((3, 4), 1e-6), np.full((3, 4), 2e-6)
@@ -213,3 +216,26 @@ def test_repair_of_a_file_holding_a_link_to_nothing_keeps_it(
     with h5py.File(path, "r") as f:
         assert f.get("theirs", getlink=True).path == "/nowhere"
         assert sorted(f) == ["other", "product", "theirs"]
+
+
+def test_an_image_stored_under_the_name_of_a_replacement_cut_off_takes_nothing_of_it(
+        tmp_path: Path) -> None:
+    """Killed with the old entry aside and the new one not yet moved in, the mark cleared as
+    `h5clear -s` would: storing a registered image under that name settles the replacement
+    first, so the name is taken by the whole new entry. It was written into the free name,
+    and the next writer of the name then took the image for the swapped-in entry, deleted
+    the old one aside and the new one staged: both gone."""
+    left = _killed_at(tmp_path, 2)  # the old entry marked and moved aside
+    assert left is not None
+    path, other = left
+    clear_open_mark(path)
+    with h5py.File(path, "r") as f:
+        assert "product" not in f and ".product.smm_daq_replaced" in f
+    image = np.zeros((2, 3, 3), dtype=np.uint8)
+    reg = ImageRegistration(np.array([[1e-6, 0, 0], [0, 1e-6, 0]]), np.zeros((3, 2)),
+                            np.zeros((3, 2)), 0.0)
+    with pytest.raises(InputError, match="entry 'product' already exists"):
+        write_optical_entry(path, "product", image, reg)
+    _whole(path, other)
+    np.testing.assert_array_equal(read_map(path, "product").bz, NEW)
+
