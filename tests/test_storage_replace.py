@@ -19,11 +19,14 @@ import pytest
 from smm_daq.analysis.optical import ImageRegistration
 from smm_daq.cli.main import main
 from smm_daq.errors import InputError
+from smm_daq.instruments.profile import load_profile
 from smm_daq.storage import nexus
 from smm_daq.storage.h5file import marked_open, repair
 from smm_daq.storage.mapdata import MapData
-from smm_daq.storage.nexus import list_entries, read_map, write_map_entry
+from smm_daq.storage.nexus import check_new_entry, list_entries, read_map, write_map_entry
 from smm_daq.storage.optical_entry import write_optical_entry
+from smm_daq.storage.scan_entry import ScanEntryWriter, check_new_scan
+from smm_daq.storage.staging import STAGING
 from smm_daq.storage.superblock import clear_open_mark
 
 OLD, NEW = np.full((3, 4), 1e-6), np.full((3, 4), 2e-6)
@@ -238,4 +241,36 @@ def test_an_image_stored_under_the_name_of_a_replacement_cut_off_takes_nothing_o
         write_optical_entry(path, "product", image, reg)
     _whole(path, other)
     np.testing.assert_array_equal(read_map(path, "product").bz, NEW)
+
+
+def test_the_early_checks_find_a_name_as_the_writers_leave_it(tmp_path: Path) -> None:
+    """On a file not marked open, the checks made before any work (check_new_scan before the
+    rig connects, check_new_entry before an analysis) judge the name as the writers find it
+    once they have cleared what a killed writer left: an entry still marked as being written
+    at its own name is cleared (they refused it as taken), and a replacement cut off with
+    the old entry aside is settled into the name (they let it pass, and the writer refused
+    only after the work)."""
+    path = tmp_path / "marked.h5"
+    _session(path)
+    with h5py.File(path, "a") as f:  # killed between the move in and the mark's removal
+        f["product"].attrs[STAGING] = 1
+    check_new_scan(path, "product")
+    check_new_entry(path, "product", (), overwrite=False)
+    ScanEntryWriter.create(path, name="product", title="t", x=np.arange(4.0) * 1e-6,
+                           y=np.arange(3.0) * 1e-6, field=np.zeros(3), height=1e-4,
+                           plan_text="{}", profile=load_profile(), snapshot={})
+    assert [e.kind for e in list_entries(path) if e.name == "product"] == ["scan"]
+
+    left = _killed_at(tmp_path, 2)  # the old entry aside, the new one staged
+    assert left is not None
+    aside = left[0]
+    clear_open_mark(aside)
+    for check in (lambda: check_new_scan(aside, "product"),
+                  lambda: check_new_entry(aside, "product", (), overwrite=False)):
+        with pytest.raises(InputError, match="entry 'product' already exists"):
+            check()
+    check_new_entry(aside, "product", (), overwrite=True)  # the settled entry a product
+    with pytest.raises(InputError, match="entry 'product' already exists"):
+        write_map_entry(aside, MapData(OLD, np.arange(4.0), np.arange(3.0), name="product"),
+                        kind="induced")
 

@@ -69,6 +69,7 @@ from smm_daq.storage.staging import (
     STAGING,
     check_staged_name_free,
     clear_unfinished,
+    key_after_clearing,
     move_in,
     staged_name,
 )
@@ -167,7 +168,7 @@ def check_new_scan(path: str | Path, name: str) -> None:
     check_entry_name(name, source=str(p))
     if p.exists():
         with open_read(p) as f:
-            if f.get(name, getlink=True) is not None:  # a link to nothing too
+            if key_after_clearing(f, name) is not None:  # a link to nothing too
                 raise _taken(p, name)
             check_staged_name_free(f, name)
         require_swmr_format(p)

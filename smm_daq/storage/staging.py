@@ -116,6 +116,22 @@ def settle_replacement(f: h5py.Group, name: str) -> None:
     del f[name].attrs[REPLACED]
 
 
+def key_after_clearing(f: h5py.Group, name: str) -> str | None:
+    """Where the group that `clear_unfinished` leaves as entry `name` lies now (`name`, its
+    staged name or its name aside), or None where it leaves the name free; reads only, so
+    that checks made before any work agree with the writer."""
+    aside, staged = aside_name(name), staged_name(name)
+    if _marked(f, aside, REPLACED):  # as settle_replacement finishes or undoes the swap
+        if _present(f, name):
+            return name
+        return staged if _marked(f, staged, STAGING) else aside
+    if _marked(f, name, REPLACED):
+        return staged if _marked(f, staged, STAGING) else name
+    if _marked(f, name, STAGING) or not _present(f, name):
+        return None
+    return name
+
+
 def replacements_under_way(f: h5py.Group) -> list[str]:
     """The entries whose replacement a killed writer left (a group marked REPLACED)."""
     return [unstaged_name(key) for key, g in f.items()
