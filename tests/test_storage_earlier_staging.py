@@ -141,3 +141,76 @@ def test_a_scans_earlier_layout_holding_no_line_is_cleared_for_a_new_scan(tmp_pa
         clear_unfinished(f, "scan1")
     with h5py.File(path, "r") as f:
         assert ".scan1.smm_daq_staging" in f
+
+
+def _group(path: Path, key: str) -> dict[str, bytes]:
+    """Every dataset's bytes under group `key`, by path."""
+    found: dict[str, bytes] = {}
+    with h5py.File(path, "r") as f:
+        f[key].visititems(lambda k, obj: found.__setitem__(k, np.asarray(obj[()]).tobytes())
+                          if isinstance(obj, h5py.Dataset) else None)
+    return found
+
+
+def test_info_and_repair_take_a_leftover_holding_nothing_acquired_as_a_cut_off_entry(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`info` names it as an entry cut off while written, not as an entry called
+    '.induced.smm_daq_staging'; `repair` removes it, as it does a marked one."""
+    path = _session(tmp_path)
+    _leftover(path, "induced")
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"{path}: 2 entries" in out and "smm_daq_staging  [" not in out
+    assert ("unfinished: entry 'induced' was cut off while written (its writer, an earlier "
+            "smm-daq, killed before moving it in), so it is not in the file") in out
+    scans = _scans(path)
+    assert main(["repair", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "left out 'induced' (unfinished when its writer was killed)" in out
+    with h5py.File(path, "r") as f:
+        assert sorted(f) == ["inf", "rem"]
+    assert _scans(path) == scans
+
+
+@pytest.mark.parametrize(("kind", "lines_done"), [("import", 0), ("scan", 2)])
+def test_repair_moves_a_leftover_holding_acquired_data_in_under_its_free_name(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str, lines_done: int
+        ) -> None:
+    """Acquired data are never deleted: `info` says where they are and that `repair` moves
+    them in; `repair` makes the earlier writer's last step, the data as they were."""
+    path = _session(tmp_path)
+    _leftover(path, "scan1", kind=kind, lines_done=lines_done)
+    data = _group(path, ".scan1.smm_daq_staging")
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "smm_daq_staging  [" not in out
+    assert (f"unfinished: entry 'scan1' as an earlier smm-daq wrote it, acquired data (kind "
+            f"'{kind}'), was cut off before it was moved in: it is kept under "
+            f"'.scan1.smm_daq_staging'; `smm-daq repair {path}` moves it in as 'scan1'") in out
+    assert main(["repair", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "every entry kept" in out
+    assert (f"moved '.scan1.smm_daq_staging' in as entry 'scan1': acquired data (kind "
+            f"'{kind}')") in out
+    with h5py.File(path, "r") as f:
+        assert sorted(f) == ["inf", "rem", "scan1"]
+    assert _group(path, "scan1") == data
+    assert [(e.name, e.kind) for e in list_entries(path)][-1] == ("scan1", kind)
+
+
+def test_repair_keeps_a_leftover_holding_acquired_data_whose_name_is_taken(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _session(tmp_path)
+    _leftover(path, "rem", kind="scan", lines_done=2)
+    data, scans = _group(path, ".rem.smm_daq_staging"), _scans(path)
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert ("it is kept under '.rem.smm_daq_staging', as 'rem' is another entry; rename it "
+            "with an HDF5 tool") in out
+    assert main(["repair", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "every entry kept" in out
+    assert ("kept '.rem.smm_daq_staging' as it is: acquired data (kind 'scan') that an "
+            "earlier smm-daq wrote as entry 'rem'") in out and "rename it" in out
+    assert _group(path, ".rem.smm_daq_staging") == data and _scans(path) == scans
+    assert [e.name for e in list_entries(path)] == ["rem", "inf"]

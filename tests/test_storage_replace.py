@@ -274,3 +274,34 @@ def test_the_early_checks_find_a_name_as_the_writers_leave_it(tmp_path: Path) ->
         write_map_entry(aside, MapData(OLD, np.arange(4.0), np.arange(3.0), name="product"),
                         kind="induced")
 
+
+def test_an_overwrite_cut_off_before_the_old_entry_was_marked_is_told_as_it_is(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Killed before the old entry was marked: the new entry was cut off and the old one is
+    whole under its name. The reader that repairs the file, `info` and `repair` say so; they
+    said the entry was not in the file and writing it again made it anew."""
+    left = _killed_at(tmp_path, 0)
+    assert left is not None
+    path, other = left
+    cleared = path.with_name("cleared.h5")
+    shutil.copyfile(path, cleared)
+    clear_open_mark(cleared)
+    assert main(["info", str(cleared)]) == 0
+    listed = capsys.readouterr().out
+    assert "product  [induced" in listed
+    assert ("unfinished: an overwrite of entry 'product' was cut off while written (its "
+            "writer killed): 'product' is as it was before it, whole" in listed)
+    assert "not in the file" not in listed
+    assert main(["repair", str(cleared)]) == 0
+    out = capsys.readouterr().out
+    assert "left out an overwrite of 'product' ('product' kept as it was)" in out
+    assert "makes it anew" not in out
+    _whole(cleared, other)
+    np.testing.assert_array_equal(read_map(cleared, "product").bz, OLD)
+    with caplog.at_level("WARNING", logger="smm_daq.storage.h5file"):
+        _whole(path, other)  # the next reader repairs the killed writer's file
+    assert (f"{path}: left out an overwrite of entry 'product', cut off while written (its "
+            "writer killed); entry 'product' is as it was before it, whole" in caplog.text)
+    assert "makes it anew" not in caplog.text
+    np.testing.assert_array_equal(read_map(path, "product").bz, OLD)

@@ -14,13 +14,21 @@ import argparse
 
 def _repair(args: argparse.Namespace) -> int:
     from smm_daq.storage.h5file import marked_open, repair
+    from smm_daq.storage.staging import kept_note, left_out_note
 
     was_marked = marked_open(args.file)
     done = repair(args.file, only_ours=True)
     what = "cleared the open-for-write mark; " if was_marked else ""
-    kept = ("every entry kept" if not done.left_out else "left out " + _names(done.left_out)
-            + " (unfinished when its writer was killed)")
+    kept = ("every entry kept" if not done.left_out else "left out " + ", ".join(
+        f"an overwrite of '{c.name}' ('{c.name}' kept as it was)" if c.kept else f"'{c.name}'"
+        for c in done.left_out) + " (unfinished when its writer was killed)")
     print(f"{args.file}: {what}rewritten in the HDF5 1.10 format, {kept}")
+    for c in done.left_out:
+        print(left_out_note(c, args.file))
+    for c in done.moved_in:
+        print(kept_note(c, moved_in=True))
+    for c in done.held:
+        print(kept_note(c, moved_in=False))
     for name in done.removed:
         print(f"removed {name}")
     for name in done.kept:

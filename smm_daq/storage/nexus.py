@@ -63,16 +63,18 @@ from smm_daq.storage.products import (
 from smm_daq.storage.staging import (
     REPLACED,
     STAGING,
+    CutOff,
     aside_name,
     check_staged_name_free,
     clear_unfinished,
+    cut_off_entries,
+    earlier_leftover,
     key_after_clearing,
     move_in,
     replace_entry,
     replacements_under_way,
     settle_replacement,
     staged_name,
-    unstaged_name,
 )
 
 KINDS_HINT = "scan, induced, background, susceptibility, mmt, import, ..."
@@ -513,23 +515,20 @@ def list_entries(path: str | Path) -> list[EntryInfo]:
             for name, g in f.items()
             if isinstance(g, h5py.Group) and text(g.attrs.get("NX_class", "")) == "NXentry"
             and STAGING not in g.attrs and REPLACED not in g.attrs
+            and not earlier_leftover(f, name)
         ]
 
 
-def unfinished_entries(path: str | Path) -> list[str]:
-    """The entries whose writer was killed part-way: groups still marked STAGING, under the
-    temporary name (`staged_name`) or their own, but for those of a replacement cut off
-    (`cut_off_replacements`). `list_entries` leaves them out (none is an entry), the next
-    write of the name clears them, and `repair` removes them; a live writer's are never seen,
-    as it holds the file."""
-    marked = []
+def unfinished_entries(path: str | Path) -> list[CutOff]:
+    """What writers killed part-way left (`cut_off_entries`): groups still marked STAGING,
+    under the temporary name (`staged_name`) or their own, but for those of a replacement
+    cut off (`cut_off_replacements`), and earlier releases' unmarked staged entries.
+    `list_entries` leaves them out (none is an entry); the next write of the name clears
+    them (an earlier one holding acquired data refused), and `repair` removes them (an
+    earlier one holding acquired data moved in or kept); a live writer's are never seen, as
+    it holds the file."""
     with open_read(path) as f, corrupt_guard(str(path)):
-        replacing = set(replacements_under_way(f))
-        for key, g in f.items():
-            if (isinstance(g, h5py.Group) and STAGING in g.attrs
-                    and unstaged_name(key) not in replacing):
-                marked.append(unstaged_name(key))
-    return marked
+        return cut_off_entries(f)
 
 
 def cut_off_replacements(path: str | Path) -> list[str]:

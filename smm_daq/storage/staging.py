@@ -21,10 +21,17 @@ was killed between the two, an unmarked `.NAME.smm_daq_staging` group: the whole
 writer had written, not yet under its name. `clear_unfinished` deletes it when it is
 certainly smm-daq's (our NXentry, program_name smm-daq, an entry kind) and holds nothing
 acquired: the new write of NAME supersedes it, as it does a marked one. Anything else under
-that name is refused, naming what to do, and left as it is.
+that name is refused, naming what to do, and left as it is. `repair` removes such a group
+holding nothing acquired, as it does a marked one; one holding acquired data, which
+smm-daq never deletes, it moves in under NAME where that is free (the step its writer did
+not make), else keeps where it is. `cut_off_entries` lists what killed writers left, each
+with its state (`CutOff`), so `info` and `repair` say what is true of it: an overwrite cut
+off before the old entry was marked leaves the old entry as it was.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import h5py
 import numpy as np
@@ -136,6 +143,67 @@ def replacements_under_way(f: h5py.Group) -> list[str]:
     """The entries whose replacement a killed writer left (a group marked REPLACED)."""
     return [unstaged_name(key) for key, g in f.items()
             if isinstance(g, h5py.Group) and REPLACED in g.attrs]
+
+
+@dataclass(frozen=True)
+class CutOff:
+    """A group that a writer killed part-way through entry `name` left, other than those of
+    a replacement under way (`replacements_under_way`)."""
+
+    name: str  # the entry it was written as
+    key: str  # the group's name in the file
+    kept: bool  # entry `name` is in the file as it was before (an overwrite cut off early)
+    earlier: bool  # an earlier release's unmarked staged entry (module doc), whole
+    acquired: str  # the kind of acquired data that earlier entry holds, else ""
+
+
+def cut_off_entries(f: h5py.Group) -> list[CutOff]:
+    """What writers killed part-way left in `f`: groups marked STAGING, under the staged
+    name or their own, and earlier releases' unmarked staged entries that are certainly
+    ours (a group of another program's under such a name is not counted)."""
+    replacing = set(replacements_under_way(f))
+    found = []
+    for key in f:
+        name = unstaged_name(key)
+        if name in replacing:
+            continue
+        earlier = earlier_leftover(f, key)
+        if not earlier and not _marked(f, key, STAGING):
+            continue
+        kept = key != name and _present(f, name) and not _marked(f, name, STAGING)
+        acquired = _text(f[key].attrs["kind"]) if earlier and _holds_acquired(f[key]) else ""
+        found.append(CutOff(name, key, kept, earlier, acquired))
+    return found
+
+
+def left_out_note(c: CutOff, path: str) -> str:
+    """What `repair` tells of a cut-off entry it left out, true for each state: the new entry
+    gone, and the old one, where there was one, as it was."""
+    writer = "its writer, an earlier smm-daq, killed before moving it in" if c.earlier else (
+        "its writer killed")
+    if c.kept:
+        return (f"left out an overwrite of entry '{c.name}', cut off while written ({writer}); "
+                f"entry '{c.name}' is as it was before it, whole (writing it again with "
+                "--overwrite replaces it)")
+    return (f"left out entry '{c.name}', cut off while written ({writer}); writing it again "
+            f"(a recipe's: `smm-daq run RECIPE --out {path} --continue`) makes it anew")
+
+
+def kept_note(c: CutOff, *, moved_in: bool) -> str:
+    """What `repair` tells of an earlier release's staged entry holding acquired data, which
+    it never deletes: moved in under its name where that was free, else kept where it is."""
+    what = (f"acquired data (kind '{c.acquired}') that an earlier smm-daq wrote as entry "
+            f"'{c.name}' and was killed before moving in")
+    if moved_in:
+        return f"moved '{c.key}' in as entry '{c.name}': {what}"
+    return (f"kept '{c.key}' as it is: {what}, while '{c.name}' is another entry: rename it "
+            "with an HDF5 tool (h5py, HDFView) to keep it under a name of its own")
+
+
+def earlier_leftover(f: h5py.Group, key: str) -> bool:
+    """`key` is an earlier release's unmarked staged entry, certainly ours (module doc)."""
+    return (key == staged_name(unstaged_name(key)) and not _marked(f, key, STAGING)
+            and _ours(f, key))
 
 
 def clear_unfinished(f: h5py.Group, name: str) -> None:
