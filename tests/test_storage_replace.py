@@ -305,3 +305,20 @@ def test_an_overwrite_cut_off_before_the_old_entry_was_marked_is_told_as_it_is(
             "writer killed); entry 'product' is as it was before it, whole" in caplog.text)
     assert "makes it anew" not in caplog.text
     np.testing.assert_array_equal(read_map(path, "product").bz, OLD)
+
+
+def test_the_early_check_refuses_a_foreign_group_where_the_old_entry_would_wait(
+        tmp_path: Path) -> None:
+    """As the writer does, before the work (it was refused only once the product was made)."""
+    path = tmp_path / "s.h5"
+    _session(path)
+    with h5py.File(path, "a") as f:
+        f.create_group(".product.smm_daq_replaced")
+    before = path.read_bytes()
+    for write in (lambda: check_new_entry(path, "product", (), overwrite=True),
+                  lambda: write_map_entry(path, MapData(NEW, np.arange(4.0), np.arange(3.0),
+                                                        name="product"),
+                                          kind="induced", overwrite=True)):
+        with pytest.raises(InputError, match=r"'\.product\.smm_daq_replaced', the name "):
+            write()
+    assert path.read_bytes() == before
