@@ -27,11 +27,12 @@ X, Y = np.arange(6) * 2e-6, np.arange(5) * 2e-6
 
 
 def _leftover(path: Path, name: str, *, kind: str = "induced", program: str = "smm-daq",
-              lines_done: int = 0) -> None:
+              lines_done: int = 0, line_record: bool = True) -> None:
     """The group such a writer left, laid out with h5py as its write_map_entry (or, kind
     "scan", ScanEntryWriter.create) did: create_entry_core's NXentry under the staged name,
-    the map (a scan's NaN but for `lines_done` lines), an NXprocess, the mark taken off
-    (`del entry.attrs[STAGING]`) and the move not made."""
+    the map (a scan's NaN but for `lines_done` lines, and its `line_done` record unless not
+    `line_record`), an NXprocess, the mark taken off (`del entry.attrs[STAGING]`) and the
+    move not made."""
     with h5py.File(path, "a", libver=("v110", "latest")) as f:
         g = f.create_group(f".{name}.smm_daq_staging")
         g.attrs["NX_class"] = "NXentry"
@@ -52,9 +53,9 @@ def _leftover(path: Path, name: str, *, kind: str = "induced", program: str = "s
         bz = np.full((len(Y), len(X)), np.nan) if kind == "scan" else np.ones((5, 6)) * 1e-7
         bz[:lines_done] = 1e-7
         data.create_dataset("Bz", data=bz).attrs["units"] = "T"
-        if kind == "scan":
+        if kind == "scan" and line_record:
             data.create_dataset("line_done", data=np.arange(len(Y)) < lines_done)
-        else:
+        elif kind != "scan":
             process = g.create_group("process")
             process.attrs["NX_class"] = "NXprocess"
             process.create_dataset("program", data=program, dtype=TEXT)
@@ -214,3 +215,30 @@ def test_repair_keeps_a_leftover_holding_acquired_data_whose_name_is_taken(
             "earlier smm-daq wrote as entry 'rem'") in out and "rename it" in out
     assert _group(path, ".rem.smm_daq_staging") == data and _scans(path) == scans
     assert [e.name for e in list_entries(path)] == ["rem", "inf"]
+
+
+def test_a_scans_earlier_entry_without_its_line_record_is_never_cleared(tmp_path: Path
+                                                                        ) -> None:
+    """Without `line_done` nothing says no line was measured: it is counted as acquired
+    (it was taken for an empty layout and deleted, measured lines and all)."""
+    path = _session(tmp_path)
+    _leftover(path, "scan1", kind="scan", lines_done=2, line_record=False)
+    with writing(path) as f, pytest.raises(InputError, match=r"acquired data \(kind 'scan'\)"):
+        clear_unfinished(f, "scan1")
+    with h5py.File(path, "r") as f:
+        assert np.isfinite(f[".scan1.smm_daq_staging/data/Bz"][:2]).all()
+
+
+def test_the_refusal_of_acquired_data_says_how_to_keep_them_under_a_name(tmp_path: Path
+                                                                          ) -> None:
+    """Under its own name when that is free (`repair` moves it in), else under another."""
+    path = _session(tmp_path)
+    _leftover(path, "scan1", kind="import")
+    with pytest.raises(InputError, match=re.escape(
+            f"`smm-daq repair {path}` moves it in as 'scan1'")):
+        check_new_entry(path, "scan1", (), overwrite=False)
+    _leftover(path, "rem", kind="import")
+    with pytest.raises(InputError, match=re.escape(
+            "'rem' being another entry, rename it with an HDF5 tool (h5py, HDFView) to keep "
+            "it under a name of its own")):
+        check_new_entry(path, "rem", (), overwrite=True)

@@ -242,8 +242,17 @@ def check_staged_name_free(f: h5py.Group, name: str) -> None:
             f"'{staged}' holds entry '{name}' as an earlier smm-daq wrote it before it was "
             f"killed, not yet under its name: acquired data (kind "
             f"'{_text(f[staged].attrs['kind'])}'), which smm-daq never deletes; expected that "
-            f"name free: rename it '{name}' with an HDF5 tool (h5py, HDFView) to keep it, or "
-            "choose another entry name", source=f.file.filename)
+            f"name free: {_keep_hint(f, name)}, or choose another entry name",
+            source=f.file.filename)
+
+
+def _keep_hint(f: h5py.Group, name: str) -> str:
+    """How to keep an earlier release's staged entry holding acquired data under a name."""
+    if _present(f, name):
+        return (f"'{name}' being another entry, rename it with an HDF5 tool (h5py, HDFView) "
+                "to keep it under a name of its own")
+    return (f"`smm-daq repair {f.file.filename}` moves it in as '{name}' (or rename it with "
+            "an HDF5 tool, h5py or HDFView)")
 
 
 def _ours(f: h5py.Group, key: str) -> bool:
@@ -262,12 +271,13 @@ def _ours(f: h5py.Group, key: str) -> bool:
 
 
 def _holds_acquired(g: h5py.Group) -> bool:
-    """Imported data, or a scan with a line measured (a staged scan is only its layout: an
-    earlier writer moved it in before its first line)."""
+    """Imported data, or a scan but for one whose `line_done` says no line was measured (a
+    staged scan is only its layout: an earlier writer moved it in before its first line);
+    a scan without that record may hold lines, so it is counted as acquired."""
     kind = _text(g.attrs.get("kind", ""))
     done = g.get("data/line_done")
-    return kind == "import" or (kind == "scan" and isinstance(done, h5py.Dataset)
-                                and bool(np.any(done[()])))
+    return kind == "import" or (kind == "scan" and not (isinstance(done, h5py.Dataset)
+                                                        and not np.any(done[()])))
 
 
 def _text(value: object) -> str:
