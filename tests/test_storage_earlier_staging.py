@@ -167,7 +167,9 @@ def test_info_and_repair_take_a_leftover_holding_nothing_acquired_as_a_cut_off_e
     scans = _scans(path)
     assert main(["repair", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "left out 'induced' (unfinished when its writer was killed)" in out
+    assert f"{path}: rewritten in the HDF5 1.10 format, left out 'induced'\n" in out
+    assert ("left out entry 'induced', cut off while written (its writer, an earlier "
+            "smm-daq, killed before moving it in)") in out
     with h5py.File(path, "r") as f:
         assert sorted(f) == ["inf", "rem"]
     assert _scans(path) == scans
