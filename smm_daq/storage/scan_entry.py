@@ -174,6 +174,18 @@ def check_new_scan(path: str | Path, name: str) -> None:
         require_swmr_format(p)
 
 
+def check_not_cut_off(g: h5py.Group, where: str) -> None:
+    """InputError for a scan entry still marked as being written: its writer was killed
+    between moving its layout in and taking the mark off, before any line. Listings hide
+    it, and the next writer of its name and `repair` delete it, so lines resumed into it
+    would go with it."""
+    if STAGING in g.attrs:
+        raise InputError(
+            "was cut off while written, before its first line (its writer killed), so it is "
+            "not in the file and holds nothing to resume; expected an interrupted scan: run "
+            "the scan again (its next write replaces what was left)", source=where)
+
+
 def _taken(path: Path, name: str) -> InputError:
     return InputError(f"entry '{name}' already exists; expected another scan name (or "
                       f"`smm-daq resume {path} --entry {name}` to finish it)", source=str(path))
@@ -339,6 +351,7 @@ class ScanEntryWriter:
             if name not in f or text(f[name].attrs.get("kind", "")) != "scan":
                 raise InputError("is not a scan entry in this file", source=where)
             g = f[name]
+            check_not_cut_off(g, where)
             status = text(g["status"])
             if status == "finished":
                 raise InputError("is finished already; nothing to resume", source=where)
