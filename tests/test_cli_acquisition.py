@@ -11,7 +11,10 @@ import pytest
 from simulators.sample import LARGE_MAGNETITE, VirtualSample
 from smm_daq.cli.acquisition import ProgressBar, format_duration
 from smm_daq.cli.main import main
+from smm_daq.errors import InputError
 from smm_daq.storage.nexus import list_entries, read_map
+from smm_daq.storage.scan_entry import ScanEntryWriter
+from smm_daq.storage.staging import STAGING
 
 SCAN = [
     "scan",
@@ -122,6 +125,32 @@ def test_resume_of_a_finished_scan_exits_2(tmp_path, capsys):
     assert code == 2 and "finished already" in err
     code, _, err = _run(capsys, ["resume", str(path), "--entry", "nope"])
     assert code == 2 and "entry 'nope'" in err
+
+
+def test_resume_refuses_a_scan_cut_off_while_written(tmp_path, capsys, monkeypatch):
+    """Killed between moving its layout in and taking the being-written mark off: hidden
+    from listings, deleted by the next writer of its name and by repair. Resumed, its lines
+    went into it and were lost with it; now refused before the rig connects, and by the
+    writer too, the file unchanged."""
+    path = tmp_path / "s.h5"
+    main([*SCAN, "--out", str(path)])
+    with h5py.File(path, "a") as f:  # as the killed writer left it
+        f["s1/status"][()] = "interrupted"
+        f["s1/data/line_done"][:] = False
+        f["s1"].attrs[STAGING] = 1
+    before = path.read_bytes()
+    from smm_daq.instruments import rig
+
+    def never(*_, **__):
+        raise AssertionError("the rig was connected")
+
+    monkeypatch.setattr(rig, "open_rig", never)
+    code, _, err = _run(capsys, ["resume", str(path), "--entry", "s1"])
+    assert code == 2 and "Traceback" not in err
+    assert "entry 's1': was cut off while written, before its first line" in err
+    with pytest.raises(InputError, match="cut off while written"):
+        ScanEntryWriter.reopen(path, "s1")
+    assert path.read_bytes() == before
 
 
 def test_resume_refuses_another_profile(tmp_path, capsys, repo, monkeypatch):

@@ -393,7 +393,7 @@ def test_repair_says_which_entries_it_changed_and_no_more(tmp_path, capsys):
     """The summary names the scans it marked "interrupted" (left "running" by a writer of an
     earlier version) and an unfinished entry it left out; an aborted scan keeps its status
     and is not said to read "interrupted"."""
-    from smm_daq.storage.h5file import STAGING
+    from smm_daq.storage.staging import STAGING
 
     path = tmp_path / "old.h5"
     with h5py.File(path, "w", libver="latest") as f:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import h5py
 import numpy as np
 import pytest
@@ -9,7 +14,9 @@ from PIL import Image
 
 from smm_daq.analysis.optical import fit_affine, load_image
 from smm_daq.errors import InputError
-from smm_daq.storage.nexus import list_entries
+from smm_daq.storage.h5file import marked_open
+from smm_daq.storage.mapdata import MapData
+from smm_daq.storage.nexus import list_entries, write_map_entry
 from smm_daq.storage.optical_entry import read_optical_entry, write_optical_entry
 
 UM = 1e-6
@@ -101,3 +108,45 @@ def test_entry_round_trip_and_viewer_layout(tmp_path) -> None:
     with pytest.raises(InputError, match="uint8"):
         write_optical_entry(path, "other", image.astype(float), reg)
     assert [e.name for e in list_entries(path) if e.kind == "optical"] == ["thin_section"]
+
+
+# Run as `python -c KILLED_STORING_AN_IMAGE FILE`: stores an image and is killed (-9) as the
+# registration's matrix is written, the image already flushed to the file.
+KILLED_STORING_AN_IMAGE = textwrap.dedent(
+    """
+    import os, sys
+    import h5py, numpy as np
+    from smm_daq.analysis.optical import fit_affine
+    from smm_daq.storage.optical_entry import write_optical_entry
+
+    real = h5py.Group.create_dataset
+
+    def dying(group, name, *args, **kw):
+        if name == "matrix":
+            group.file.flush()
+            os.kill(os.getpid(), 9)
+        return real(group, name, *args, **kw)
+
+    h5py.Group.create_dataset = dying
+    pixels = np.array([[0.0, 0.0], [3.0, 0.0], [0.0, 2.0]])
+    write_optical_entry(sys.argv[1], "thin_section", np.zeros((3, 4, 3), dtype=np.uint8),
+                        fit_affine(pixels, pixels * 1e-6))
+    """
+)
+
+
+def test_an_image_whose_writer_was_killed_is_never_part_of_the_file(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Laid out under a temporary name and moved in whole, as every entry: the half-written
+    image is left out by the reader that repairs the file (it was listed as an entry)."""
+    path = tmp_path / "s.h5"
+    write_map_entry(path, MapData(np.ones((2, 3)) * 1e-7, np.arange(3.0), np.arange(2.0),
+                                  name="earlier"), kind="induced")
+    proc = subprocess.run([sys.executable, "-c", KILLED_STORING_AN_IMAGE, str(path)],
+                          check=False)
+    assert proc.returncode == -9 and marked_open(path)
+    with caplog.at_level("WARNING", logger="smm_daq.storage.h5file"):
+        assert [e.name for e in list_entries(path)] == ["earlier"]
+    assert "left out entry 'thin_section', cut off while written" in caplog.text
+    with h5py.File(path, "r") as f:
+        assert list(f) == ["earlier"]

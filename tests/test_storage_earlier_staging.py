@@ -27,11 +27,12 @@ X, Y = np.arange(6) * 2e-6, np.arange(5) * 2e-6
 
 
 def _leftover(path: Path, name: str, *, kind: str = "induced", program: str = "smm-daq",
-              lines_done: int = 0) -> None:
+              lines_done: int = 0, line_record: bool = True) -> None:
     """The group such a writer left, laid out with h5py as its write_map_entry (or, kind
     "scan", ScanEntryWriter.create) did: create_entry_core's NXentry under the staged name,
-    the map (a scan's NaN but for `lines_done` lines), an NXprocess, the mark taken off
-    (`del entry.attrs[STAGING]`) and the move not made."""
+    the map (a scan's NaN but for `lines_done` lines, and its `line_done` record unless not
+    `line_record`), an NXprocess, the mark taken off (`del entry.attrs[STAGING]`) and the
+    move not made."""
     with h5py.File(path, "a", libver=("v110", "latest")) as f:
         g = f.create_group(f".{name}.smm_daq_staging")
         g.attrs["NX_class"] = "NXentry"
@@ -52,9 +53,9 @@ def _leftover(path: Path, name: str, *, kind: str = "induced", program: str = "s
         bz = np.full((len(Y), len(X)), np.nan) if kind == "scan" else np.ones((5, 6)) * 1e-7
         bz[:lines_done] = 1e-7
         data.create_dataset("Bz", data=bz).attrs["units"] = "T"
-        if kind == "scan":
+        if kind == "scan" and line_record:
             data.create_dataset("line_done", data=np.arange(len(Y)) < lines_done)
-        else:
+        elif kind != "scan":
             process = g.create_group("process")
             process.attrs["NX_class"] = "NXprocess"
             process.create_dataset("program", data=program, dtype=TEXT)
@@ -141,3 +142,105 @@ def test_a_scans_earlier_layout_holding_no_line_is_cleared_for_a_new_scan(tmp_pa
         clear_unfinished(f, "scan1")
     with h5py.File(path, "r") as f:
         assert ".scan1.smm_daq_staging" in f
+
+
+def _group(path: Path, key: str) -> dict[str, bytes]:
+    """Every dataset's bytes under group `key`, by path."""
+    found: dict[str, bytes] = {}
+    with h5py.File(path, "r") as f:
+        f[key].visititems(lambda k, obj: found.__setitem__(k, np.asarray(obj[()]).tobytes())
+                          if isinstance(obj, h5py.Dataset) else None)
+    return found
+
+
+def test_info_and_repair_take_a_leftover_holding_nothing_acquired_as_a_cut_off_entry(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`info` names it as an entry cut off while written, not as an entry called
+    '.induced.smm_daq_staging'; `repair` removes it, as it does a marked one."""
+    path = _session(tmp_path)
+    _leftover(path, "induced")
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"{path}: 2 entries" in out and "smm_daq_staging  [" not in out
+    assert ("unfinished: entry 'induced' was cut off while written (its writer, an earlier "
+            "smm-daq, killed before moving it in), so it is not in the file") in out
+    scans = _scans(path)
+    assert main(["repair", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"{path}: rewritten in the HDF5 1.10 format, left out 'induced'\n" in out
+    assert ("left out entry 'induced', cut off while written (its writer, an earlier "
+            "smm-daq, killed before moving it in)") in out
+    with h5py.File(path, "r") as f:
+        assert sorted(f) == ["inf", "rem"]
+    assert _scans(path) == scans
+
+
+@pytest.mark.parametrize(("kind", "lines_done"), [("import", 0), ("scan", 2)])
+def test_repair_moves_a_leftover_holding_acquired_data_in_under_its_free_name(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str, lines_done: int
+        ) -> None:
+    """Acquired data are never deleted: `info` says where they are and that `repair` moves
+    them in; `repair` makes the earlier writer's last step, the data as they were."""
+    path = _session(tmp_path)
+    _leftover(path, "scan1", kind=kind, lines_done=lines_done)
+    data = _group(path, ".scan1.smm_daq_staging")
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "smm_daq_staging  [" not in out
+    assert (f"unfinished: entry 'scan1' as an earlier smm-daq wrote it, acquired data (kind "
+            f"'{kind}'), was cut off before it was moved in: it is kept under "
+            f"'.scan1.smm_daq_staging'; `smm-daq repair {path}` moves it in as 'scan1'") in out
+    assert main(["repair", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "every entry kept" in out
+    assert (f"moved '.scan1.smm_daq_staging' in as entry 'scan1': acquired data (kind "
+            f"'{kind}')") in out
+    with h5py.File(path, "r") as f:
+        assert sorted(f) == ["inf", "rem", "scan1"]
+    assert _group(path, "scan1") == data
+    assert [(e.name, e.kind) for e in list_entries(path)][-1] == ("scan1", kind)
+
+
+def test_repair_keeps_a_leftover_holding_acquired_data_whose_name_is_taken(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _session(tmp_path)
+    _leftover(path, "rem", kind="scan", lines_done=2)
+    data, scans = _group(path, ".rem.smm_daq_staging"), _scans(path)
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert ("it is kept under '.rem.smm_daq_staging', as 'rem' is another entry; rename it "
+            "with an HDF5 tool") in out
+    assert main(["repair", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "every entry kept" in out
+    assert ("kept '.rem.smm_daq_staging' as it is: acquired data (kind 'scan') that an "
+            "earlier smm-daq wrote as entry 'rem'") in out and "rename it" in out
+    assert _group(path, ".rem.smm_daq_staging") == data and _scans(path) == scans
+    assert [e.name for e in list_entries(path)] == ["rem", "inf"]
+
+
+def test_a_scans_earlier_entry_without_its_line_record_is_never_cleared(tmp_path: Path
+                                                                        ) -> None:
+    """Without `line_done` nothing says no line was measured: it is counted as acquired
+    (it was taken for an empty layout and deleted, measured lines and all)."""
+    path = _session(tmp_path)
+    _leftover(path, "scan1", kind="scan", lines_done=2, line_record=False)
+    with writing(path) as f, pytest.raises(InputError, match=r"acquired data \(kind 'scan'\)"):
+        clear_unfinished(f, "scan1")
+    with h5py.File(path, "r") as f:
+        assert np.isfinite(f[".scan1.smm_daq_staging/data/Bz"][:2]).all()
+
+
+def test_the_refusal_of_acquired_data_says_how_to_keep_them_under_a_name(tmp_path: Path
+                                                                          ) -> None:
+    """Under its own name when that is free (`repair` moves it in), else under another."""
+    path = _session(tmp_path)
+    _leftover(path, "scan1", kind="import")
+    with pytest.raises(InputError, match=re.escape(
+            f"`smm-daq repair {path}` moves it in as 'scan1'")):
+        check_new_entry(path, "scan1", (), overwrite=False)
+    _leftover(path, "rem", kind="import")
+    with pytest.raises(InputError, match=re.escape(
+            "'rem' being another entry, rename it with an HDF5 tool (h5py, HDFView) to keep "
+            "it under a name of its own")):
+        check_new_entry(path, "rem", (), overwrite=True)

@@ -16,11 +16,17 @@ import h5py
 import numpy as np
 import pytest
 
+from smm_daq.analysis.optical import ImageRegistration
 from smm_daq.cli.main import main
+from smm_daq.errors import InputError
+from smm_daq.instruments.profile import load_profile
 from smm_daq.storage import nexus
 from smm_daq.storage.h5file import marked_open, repair
 from smm_daq.storage.mapdata import MapData
-from smm_daq.storage.nexus import list_entries, read_map, write_map_entry
+from smm_daq.storage.nexus import check_new_entry, list_entries, read_map, write_map_entry
+from smm_daq.storage.optical_entry import write_optical_entry
+from smm_daq.storage.scan_entry import ScanEntryWriter, check_new_scan
+from smm_daq.storage.staging import STAGING
 from smm_daq.storage.superblock import clear_open_mark
 
 OLD, NEW = np.full((3, 4), 1e-6), np.full((3, 4), 2e-6)
@@ -213,3 +219,106 @@ def test_repair_of_a_file_holding_a_link_to_nothing_keeps_it(
     with h5py.File(path, "r") as f:
         assert f.get("theirs", getlink=True).path == "/nowhere"
         assert sorted(f) == ["other", "product", "theirs"]
+
+
+def test_an_image_stored_under_the_name_of_a_replacement_cut_off_takes_nothing_of_it(
+        tmp_path: Path) -> None:
+    """Killed with the old entry aside and the new one not yet moved in, the mark cleared as
+    `h5clear -s` would: storing a registered image under that name settles the replacement
+    first, so the name is taken by the whole new entry. It was written into the free name,
+    and the next writer of the name then took the image for the swapped-in entry, deleted
+    the old one aside and the new one staged: both gone."""
+    left = _killed_at(tmp_path, 2)  # the old entry marked and moved aside
+    assert left is not None
+    path, other = left
+    clear_open_mark(path)
+    with h5py.File(path, "r") as f:
+        assert "product" not in f and ".product.smm_daq_replaced" in f
+    image = np.zeros((2, 3, 3), dtype=np.uint8)
+    reg = ImageRegistration(np.array([[1e-6, 0, 0], [0, 1e-6, 0]]), np.zeros((3, 2)),
+                            np.zeros((3, 2)), 0.0)
+    with pytest.raises(InputError, match="entry 'product' already exists"):
+        write_optical_entry(path, "product", image, reg)
+    _whole(path, other)
+    np.testing.assert_array_equal(read_map(path, "product").bz, NEW)
+
+
+def test_the_early_checks_find_a_name_as_the_writers_leave_it(tmp_path: Path) -> None:
+    """On a file not marked open, the checks made before any work (check_new_scan before the
+    rig connects, check_new_entry before an analysis) judge the name as the writers find it
+    once they have cleared what a killed writer left: an entry still marked as being written
+    at its own name is cleared (they refused it as taken), and a replacement cut off with
+    the old entry aside is settled into the name (they let it pass, and the writer refused
+    only after the work)."""
+    path = tmp_path / "marked.h5"
+    _session(path)
+    with h5py.File(path, "a") as f:  # killed between the move in and the mark's removal
+        f["product"].attrs[STAGING] = 1
+    check_new_scan(path, "product")
+    check_new_entry(path, "product", (), overwrite=False)
+    ScanEntryWriter.create(path, name="product", title="t", x=np.arange(4.0) * 1e-6,
+                           y=np.arange(3.0) * 1e-6, field=np.zeros(3), height=1e-4,
+                           plan_text="{}", profile=load_profile(), snapshot={})
+    assert [e.kind for e in list_entries(path) if e.name == "product"] == ["scan"]
+
+    left = _killed_at(tmp_path, 2)  # the old entry aside, the new one staged
+    assert left is not None
+    aside = left[0]
+    clear_open_mark(aside)
+    for check in (lambda: check_new_scan(aside, "product"),
+                  lambda: check_new_entry(aside, "product", (), overwrite=False)):
+        with pytest.raises(InputError, match="entry 'product' already exists"):
+            check()
+    check_new_entry(aside, "product", (), overwrite=True)  # the settled entry a product
+    with pytest.raises(InputError, match="entry 'product' already exists"):
+        write_map_entry(aside, MapData(OLD, np.arange(4.0), np.arange(3.0), name="product"),
+                        kind="induced")
+
+
+def test_an_overwrite_cut_off_before_the_old_entry_was_marked_is_told_as_it_is(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Killed before the old entry was marked: the new entry was cut off and the old one is
+    whole under its name. The reader that repairs the file, `info` and `repair` say so; they
+    said the entry was not in the file and writing it again made it anew."""
+    left = _killed_at(tmp_path, 0)
+    assert left is not None
+    path, other = left
+    cleared = path.with_name("cleared.h5")
+    shutil.copyfile(path, cleared)
+    clear_open_mark(cleared)
+    assert main(["info", str(cleared)]) == 0
+    listed = capsys.readouterr().out
+    assert "product  [induced" in listed
+    assert ("unfinished: an overwrite of entry 'product' was cut off while written (its "
+            "writer killed): 'product' is as it was before it, whole" in listed)
+    assert "not in the file" not in listed
+    assert main(["repair", str(cleared)]) == 0
+    out = capsys.readouterr().out
+    assert "left out an overwrite of 'product' ('product' kept as it was)" in out
+    assert "makes it anew" not in out
+    _whole(cleared, other)
+    np.testing.assert_array_equal(read_map(cleared, "product").bz, OLD)
+    with caplog.at_level("WARNING", logger="smm_daq.storage.h5file"):
+        _whole(path, other)  # the next reader repairs the killed writer's file
+    assert (f"{path}: left out an overwrite of entry 'product', cut off while written (its "
+            "writer killed); entry 'product' is as it was before it, whole" in caplog.text)
+    assert "makes it anew" not in caplog.text
+    np.testing.assert_array_equal(read_map(path, "product").bz, OLD)
+
+
+def test_the_early_check_refuses_a_foreign_group_where_the_old_entry_would_wait(
+        tmp_path: Path) -> None:
+    """As the writer does, before the work (it was refused only once the product was made)."""
+    path = tmp_path / "s.h5"
+    _session(path)
+    with h5py.File(path, "a") as f:
+        f.create_group(".product.smm_daq_replaced")
+    before = path.read_bytes()
+    for write in (lambda: check_new_entry(path, "product", (), overwrite=True),
+                  lambda: write_map_entry(path, MapData(NEW, np.arange(4.0), np.arange(3.0),
+                                                        name="product"),
+                                          kind="induced", overwrite=True)):
+        with pytest.raises(InputError, match=r"'\.product\.smm_daq_replaced', the name "):
+            write()
+    assert path.read_bytes() == before

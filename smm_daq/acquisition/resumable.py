@@ -27,7 +27,7 @@ from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import Profile, parse_profile
 from smm_daq.storage.h5file import open_read, text
-from smm_daq.storage.scan_entry import STATUSES, check_same_profile
+from smm_daq.storage.scan_entry import STATUSES, check_not_cut_off, check_same_profile
 
 TEXTS = ("plan", "profile", "profile_fingerprint", "recipe", "status")
 GRIDS = ("data/Bz", "data/lockin_x", "data/lockin_y", "data/lockin_range", "data/time")
@@ -71,6 +71,7 @@ def load_resumable(path: str | Path, name: str) -> ResumableEntry:
             raise InputError(f"is not a scan (kind '{kind}'); only scans are resumed",
                              source=where)
         g = f[name]
+        check_not_cut_off(g, where)
         values: dict[str, str] = {}
         for key in TEXTS:
             node = g.get(key)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # the session, recipes, rig and storage are imported by the c
     from smm_daq.acquisition.events import ScanEvent
     from smm_daq.acquisition.session import Session
     from smm_daq.storage.nexus import EntryInfo
+    from smm_daq.storage.staging import CutOff
 
 UM = 1e-6
 UT = 1e-6
@@ -353,6 +354,30 @@ def _result_summary(path: str, entry: str) -> tuple[str, str]:
             f"{f', {unresolved} unresolved' if unresolved else ''}), {sigma}, {cond}"), ""
 
 
+def _cut_off_note(c: CutOff, path: str) -> str:
+    """What `info` says of what a writer killed part-way through entry `c.name` left, true
+    for each state (`CutOff`)."""
+    writer = ("its writer, an earlier smm-daq, killed before moving it in" if c.earlier
+              else "its writer killed")
+    if c.acquired and c.kept:
+        return (f"entry '{c.name}' as an earlier smm-daq wrote it, acquired data (kind "
+                f"'{c.acquired}'), was cut off before it was moved in: it is kept under "
+                f"'{c.key}', as '{c.name}' is another entry; rename it with an HDF5 tool "
+                "(h5py, HDFView) to keep it under a name of its own")
+    if c.acquired:
+        return (f"entry '{c.name}' as an earlier smm-daq wrote it, acquired data (kind "
+                f"'{c.acquired}'), was cut off before it was moved in: it is kept under "
+                f"'{c.key}'; `smm-daq repair {path}` moves it in as '{c.name}'")
+    if c.kept:
+        return (f"an overwrite of entry '{c.name}' was cut off while written ({writer}): "
+                f"'{c.name}' is as it was before it, whole; writing it again with "
+                f"--overwrite replaces it and what was left; `smm-daq repair {path}` "
+                "removes what was left")
+    return (f"entry '{c.name}' was cut off while written ({writer}), so it is not in the "
+            f"file: writing it again (a recipe's: `smm-daq run RECIPE --out {path} "
+            f"--continue`) replaces what was left; `smm-daq repair {path}` removes it")
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     """List the file's entries, each MMT result read whole: an entry that cannot be read, or
     a damaged result, is listed as such (a damaged result with why) beside the others, and
@@ -374,11 +399,8 @@ def cmd_info(args: argparse.Namespace) -> int:
             problems.append(damage)
         else:
             print(f"  {_info_line(args.file, e, result)}")
-    for name in unfinished_entries(args.file):
-        print(f"  unfinished: entry '{name}' was cut off while written (its writer killed), "
-              "so it is not in the file: writing it again (a recipe's: `smm-daq run RECIPE "
-              f"--out {args.file} --continue`) replaces what was left; `smm-daq repair "
-              f"{args.file}` removes it")
+    for cut in unfinished_entries(args.file):
+        print(f"  unfinished: {_cut_off_note(cut, args.file)}")
     for name in cut_off_replacements(args.file):
         print(f"  unfinished: entry '{name}' was cut off while replaced (its writer killed), "
               "so it is not listed: writing it again, or `smm-daq repair "

@@ -4,7 +4,9 @@ openable by every HDF5 reader again, and in the format HDF5 1.10 and later decod
 smm-daq's own commands do this on their next touch of such a file; this command is for a file
 that is to be opened in other programs first, or that came from an older version of smm-daq.
 It also removes the scratch files that writers killed on this machine left beside the file
-(`.FILE.*.new`, `.FILE.*.repair-tmp`), naming each, and names those it keeps.
+(`.FILE.*.new`, `.FILE.*.repair-tmp`), naming each, and names those it keeps. What writers
+killed part-way left it finishes, leaves out or moves in (`smm_daq.storage.staging`), and says
+which, each as it is: an entry cut off, or an overwrite cut off with the old entry as it was.
 """
 
 from __future__ import annotations
@@ -14,13 +16,21 @@ import argparse
 
 def _repair(args: argparse.Namespace) -> int:
     from smm_daq.storage.h5file import marked_open, repair
+    from smm_daq.storage.staging import kept_note, left_out_note
 
     was_marked = marked_open(args.file)
     done = repair(args.file, only_ours=True)
     what = "cleared the open-for-write mark; " if was_marked else ""
-    kept = ("every entry kept" if not done.left_out else "left out " + _names(done.left_out)
-            + " (unfinished when its writer was killed)")
+    kept = ("every entry kept" if not done.left_out else "left out " + ", ".join(
+        f"an overwrite of '{c.name}' ('{c.name}' kept as it was)" if c.kept else f"'{c.name}'"
+        for c in done.left_out))  # each said on a line of its own below
     print(f"{args.file}: {what}rewritten in the HDF5 1.10 format, {kept}")
+    for c in done.left_out:
+        print(left_out_note(c, args.file))
+    for c in done.moved_in:
+        print(kept_note(c, moved_in=True))
+    for c in done.held:
+        print(kept_note(c, moved_in=False))
     for name in done.removed:
         print(f"removed {name}")
     for name in done.kept:

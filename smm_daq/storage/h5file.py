@@ -70,10 +70,12 @@ except ImportError:  # Windows: a lock file stands in (`_machine_lock`)
     fcntl = None  # type: ignore[assignment]
 from smm_daq.storage.processes import running, start_token
 from smm_daq.storage.staging import (
-    STAGING,
+    CutOff,
+    cut_off_entries,
+    kept_note,
+    left_out_note,
     replacements_under_way,
     settle_replacement,
-    unstaged_name,
 )
 from smm_daq.storage.superblock import clear_open_mark, superblock_intact
 
@@ -546,13 +548,17 @@ def live_writers(f: h5py.File) -> list[str]:
 @dataclass(frozen=True)
 class Repaired:
     """What `repair` changed besides the format: the scans it marked "interrupted", the
-    unfinished entries it left out, and the scratch files beside the file that it removed
-    (their writers stopped) and kept (`remove_leftovers`)."""
+    unfinished entries it left out, the scratch files beside the file that it removed
+    (their writers stopped) and kept (`remove_leftovers`), and the earlier releases' staged
+    entries holding acquired data that it moved in under their names or, those names
+    taken, kept where they are."""
 
     interrupted: list[str]
-    left_out: list[str]
+    left_out: list[CutOff]
     removed: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
+    moved_in: list[CutOff] = field(default_factory=list)
+    held: list[CutOff] = field(default_factory=list)
 
 
 def repair(path: str | Path, *, only_ours: bool = False) -> Repaired:
@@ -562,8 +568,10 @@ def repair(path: str | Path, *, only_ours: bool = False) -> Repaired:
     every object anew in the 1.10-readable format, which also makes a file from an older
     version of smm-daq readable by HDF5 1.x) and replaces the original only once the copy is
     complete. Scan entries still marked "running" or "paused" are marked "interrupted"; an
-    entry whose writer was killed before it was complete (still staged) is left out; both
-    are returned by name. A replacement of an entry that its writer was killed in is
+    entry whose writer was killed before it was complete (still staged) is left out, and so
+    is an earlier release's staged entry holding nothing acquired; one holding acquired data
+    is moved in under its name where that is free, else kept where it is; each is returned.
+    A replacement of an entry that its writer was killed in is
     finished, or the old entry put back (`settle_replacement`). `only_ours`: refuse a file
     that smm-daq did not create (rewriting another program's file in another format is not
     for it to do).
@@ -607,10 +615,16 @@ def _repair_locked(p: Path, *, only_ours: bool = False) -> Repaired:
                 _rebuild(src, dst)
                 for name in replacements_under_way(dst):  # before the staged ones go
                     settle_replacement(dst, name)
-                done = Repaired([], [k for k, g in dst.items()  # g None: a link to nothing
-                                     if isinstance(g, h5py.Group) and STAGING in g.attrs])
-                for name in done.left_out:
-                    del dst[name]  # an entry its writer did not finish: never part of the file
+                cut_off = cut_off_entries(dst)
+                done = Repaired([], [c for c in cut_off if not c.acquired])
+                for c in done.left_out:
+                    del dst[c.key]  # an entry its writer did not finish: never part of the file
+                for c in cut_off:
+                    if c.acquired and dst.get(c.name, getlink=True) is None:
+                        dst.move(c.key, c.name)  # the earlier writer's last step, made
+                        done.moved_in.append(c)
+                    elif c.acquired:
+                        done.held.append(c)
                 for name, entry in dst.items():
                     if (
                         isinstance(entry, h5py.Group)
@@ -640,14 +654,17 @@ def _repair_locked(p: Path, *, only_ours: bool = False) -> Repaired:
 
 
 def _name_removed(p: Path, done: Repaired) -> None:
-    """Say which scratch files and unfinished entries a repair on the way removed (on
+    """Say which scratch files and unfinished entries a repair on the way removed, and what
+    it did with earlier releases' staged entries holding acquired data (on
     stderr, where nothing else is set up to show the "smm_daq" log)."""
     for name in done.removed:
         _log.warning("%s: removed %s", p, name)
-    for key in done.left_out:
-        _log.warning("%s: left out entry '%s', cut off while written (its writer killed); "
-                     "writing it again (a recipe's: `smm-daq run RECIPE --out %s --continue`) "
-                     "makes it anew", p, unstaged_name(key), p)
+    for c in done.left_out:
+        _log.warning("%s: %s", p, left_out_note(c, str(p)))
+    for c in done.moved_in:
+        _log.warning("%s: %s", p, kept_note(c, moved_in=True))
+    for c in done.held:
+        _log.warning("%s: %s", p, kept_note(c, moved_in=False))
 
 
 def _locked_by_a_writer(p: Path) -> bool:

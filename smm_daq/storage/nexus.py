@@ -63,15 +63,18 @@ from smm_daq.storage.products import (
 from smm_daq.storage.staging import (
     REPLACED,
     STAGING,
+    CutOff,
     aside_name,
     check_staged_name_free,
     clear_unfinished,
+    cut_off_entries,
+    earlier_leftover,
+    key_after_clearing,
     move_in,
     replace_entry,
     replacements_under_way,
     settle_replacement,
     staged_name,
-    unstaged_name,
 )
 
 KINDS_HINT = "scan, induced, background, susceptibility, mmt, import, ..."
@@ -220,7 +223,7 @@ def write_map_entry(
         clear_unfinished(f, data.name)  # left by a writer that was killed
         replacing = _present(f, data.name)
         if replacing:
-            _check_replaceable(f, data.name, data.sources, overwrite, source)
+            _check_replaceable(f, data.name, data.name, data.sources, overwrite, source)
             _check_aside_free(f, data.name, source)
         # Written under another name first: a failure part-way leaves the file as it was.
         staged = staged_name(data.name)
@@ -286,8 +289,10 @@ def check_new_entry(path: str | Path, name: str, sources: Sequence[str], *,
         return
     with open_read(path) as f:
         check_staged_name_free(f, name)
-        if _present(f, name):
-            _check_replaceable(f, name, sources, overwrite, source)
+        key = key_after_clearing(f, name)  # as the writer finds the name once it is cleared
+        if key is not None:
+            _check_replaceable(f, name, key, sources, overwrite, source)
+            _check_aside_free(f, name, source)
 
 
 def _present(f: h5py.File, name: str) -> bool:
@@ -313,7 +318,8 @@ def _check_aside_free(f: h5py.File, name: str, source: str) -> None:
     """InputError when the name an entry waits under while it is replaced is taken (by
     something not smm-daq's: a replacement of its own left there is settled first)."""
     aside = aside_name(name)
-    if _present(f, aside):
+    if _present(f, aside) and not (isinstance(f.get(aside, getlink=True), h5py.HardLink)
+                                   and REPLACED in f[aside].attrs):
         raise InputError(
             f"'{aside}', the name smm-daq keeps entry '{name}' under while replacing it, "
             "holds something smm-daq did not put there (another program's?); expected it "
@@ -321,23 +327,23 @@ def _check_aside_free(f: h5py.File, name: str, source: str) -> None:
             "entry name", source=source)
 
 
-def _check_replaceable(f: h5py.File, name: str, sources: Sequence[str], overwrite: bool,
-                       source: str) -> None:
+def _check_replaceable(f: h5py.File, name: str, key: str, sources: Sequence[str],
+                       overwrite: bool, source: str) -> None:
     """Overwriting is for analysis products only: never an acquired scan, never a source,
-    never what another tool wrote."""
+    never what another tool wrote. `key`: where the entry `name` lies (`key_after_clearing`)."""
     if not overwrite:
         raise InputError(
             f"entry '{name}' already exists; expected a new entry name (or --overwrite "
             "to replace an analysis product)",
             source=source,
         )
-    if not _written_by_us(f, name):
+    if not _written_by_us(f, key):
         raise InputError(
             f"'{name}' is not an entry smm-daq wrote (another program's data, or a link) and "
             "is never overwritten; expected another name",
             source=source,
         )
-    kind = text(f[name].attrs.get("kind", ""))
+    kind = text(f[key].attrs.get("kind", ""))
     if kind in ACQUIRED_KINDS:
         raise InputError(
             f"entry '{name}' holds acquired data (kind '{kind}') and is never "
@@ -509,23 +515,20 @@ def list_entries(path: str | Path) -> list[EntryInfo]:
             for name, g in f.items()
             if isinstance(g, h5py.Group) and text(g.attrs.get("NX_class", "")) == "NXentry"
             and STAGING not in g.attrs and REPLACED not in g.attrs
+            and not earlier_leftover(f, name)
         ]
 
 
-def unfinished_entries(path: str | Path) -> list[str]:
-    """The entries whose writer was killed part-way: groups still marked STAGING, under the
-    temporary name (`staged_name`) or their own, but for those of a replacement cut off
-    (`cut_off_replacements`). `list_entries` leaves them out (none is an entry), the next
-    write of the name clears them, and `repair` removes them; a live writer's are never seen,
-    as it holds the file."""
-    marked = []
+def unfinished_entries(path: str | Path) -> list[CutOff]:
+    """What writers killed part-way left (`cut_off_entries`): groups still marked STAGING,
+    under the temporary name (`staged_name`) or their own, but for those of a replacement
+    cut off (`cut_off_replacements`), and earlier releases' unmarked staged entries.
+    `list_entries` leaves them out (none is an entry); the next write of the name clears
+    them (an earlier one holding acquired data refused), and `repair` removes them (an
+    earlier one holding acquired data moved in or kept); a live writer's are never seen, as
+    it holds the file."""
     with open_read(path) as f, corrupt_guard(str(path)):
-        replacing = set(replacements_under_way(f))
-        for key, g in f.items():
-            if (isinstance(g, h5py.Group) and STAGING in g.attrs
-                    and unstaged_name(key) not in replacing):
-                marked.append(unstaged_name(key))
-    return marked
+        return cut_off_entries(f)
 
 
 def cut_off_replacements(path: str | Path) -> list[str]:

@@ -24,6 +24,7 @@ from smm_daq.analysis.optical import ImageRegistration
 from smm_daq.errors import InputError
 from smm_daq.storage.h5file import TEXT, now_iso, open_read, text, writing
 from smm_daq.storage.nexus import check_entry_name
+from smm_daq.storage.staging import STAGING, clear_unfinished, move_in, staged_name
 
 KIND = "optical"
 
@@ -39,7 +40,11 @@ def write_optical_entry(
 ) -> str:
     """Store `image` (rows, columns, 3) uint8 and its registration as a new entry `name`.
 
-    An existing entry of that name raises InputError; nothing in the file is changed then.
+    An existing entry of that name raises InputError; nothing in the file is changed then
+    but what a writer of that name killed part-way left, made whole or cleared first as
+    every writer of a name does (`smm_daq.storage.staging`): an overwrite cut off there is
+    finished before the name is judged, never taken over. Like every entry, it is laid out
+    under a temporary name and moved in whole.
     """
     source = str(path)
     check_entry_name(name, source=source)
@@ -48,52 +53,66 @@ def write_optical_entry(
         raise InputError(f"image of shape {image.shape} and type {image.dtype}; expected "
                          "(rows, columns, 3) uint8 RGB", source=source)
     with writing(path) as f:
-        if name in f:
+        clear_unfinished(f, name)  # left by a writer that was killed (a replacement settled)
+        if f.get(name, getlink=True) is not None:  # a link to nothing too
             raise InputError(f"entry '{name}' already exists; choose another name",
                              source=source)
-        entry = f.create_group(name)
-        entry.attrs["NX_class"] = "NXentry"
-        entry.attrs["kind"] = KIND
-        entry.attrs["default"] = "data"
-        entry.create_dataset("title", data=title or f"image of the sample: {image_file}",
-                             dtype=TEXT)
-        stamp = now_iso()
-        for key in ("start_time", "end_time"):
-            entry.create_dataset(key, data=stamp, dtype=TEXT)
-        entry.create_dataset("status", data="finished", dtype=TEXT)
-        entry.create_dataset("program_name", data=PROGRAM_NAME, dtype=TEXT).attrs["version"] = (
-            __version__
-        )
-
-        data = entry.create_group("data")
-        data.attrs["NX_class"] = "NXdata"
-        data.attrs["signal"] = "image"
-        # every dimension named (punx rejects NeXus's "." for one without an axis), in pixel
-        # indices: the registration below maps them to the sample, with any rotation
-        data.attrs["axes"] = np.array(["row", "column", "channel"], dtype=TEXT)
-        data.attrs["row_indices"] = 0
-        data.attrs["column_indices"] = 1
-        data.attrs["channel_indices"] = 2
-        pixels = data.create_dataset("image", data=image, compression="gzip")
-        pixels.attrs["interpretation"] = "rgb-image"
-        for axis, size, long_name in (("row", image.shape[0], "image row (pixel)"),
-                                      ("column", image.shape[1], "image column (pixel)"),
-                                      ("channel", 3, "colour (0 red, 1 green, 2 blue)")):
-            data.create_dataset(axis, data=np.arange(size)).attrs["long_name"] = long_name
-
-        process = entry.create_group("registration")
-        process.attrs["NX_class"] = "NXprocess"
-        process.create_dataset("program", data=PROGRAM_NAME, dtype=TEXT)
-        process.create_dataset("version", data=__version__, dtype=TEXT)
-        process.create_dataset("image_file", data=image_file, dtype=TEXT)
-        process.create_dataset("description", dtype=TEXT, data=(
-            "affine map from image pixel (column, row, 1) to sample position (x, y), "
-            "least squares over the control points"))
-        process.create_dataset("matrix", data=registration.matrix).attrs["units"] = "m"
-        process.create_dataset("control_pixels", data=registration.pixels)
-        process.create_dataset("control_points", data=registration.points).attrs["units"] = "m"
-        process.create_dataset("rms", data=registration.rms).attrs["units"] = "m"
+        # Laid out under a temporary name and moved in whole (see write_map_entry).
+        staged = staged_name(name)
+        try:
+            entry = f.create_group(staged)
+            entry.attrs[STAGING] = 1
+            _layout(entry, image, registration, image_file, title)
+        except BaseException:
+            if staged in f:
+                del f[staged]
+            raise
+        move_in(f, staged, name)
     return name
+
+
+def _layout(entry: h5py.Group, image: np.ndarray, registration: ImageRegistration,
+            image_file: str, title: str) -> None:
+    entry.attrs["NX_class"] = "NXentry"
+    entry.attrs["kind"] = KIND
+    entry.attrs["default"] = "data"
+    entry.create_dataset("title", data=title or f"image of the sample: {image_file}",
+                         dtype=TEXT)
+    stamp = now_iso()
+    for key in ("start_time", "end_time"):
+        entry.create_dataset(key, data=stamp, dtype=TEXT)
+    entry.create_dataset("status", data="finished", dtype=TEXT)
+    program = entry.create_dataset("program_name", data=PROGRAM_NAME, dtype=TEXT)
+    program.attrs["version"] = __version__
+
+    data = entry.create_group("data")
+    data.attrs["NX_class"] = "NXdata"
+    data.attrs["signal"] = "image"
+    # every dimension named (punx rejects NeXus's "." for one without an axis), in pixel
+    # indices: the registration below maps them to the sample, with any rotation
+    data.attrs["axes"] = np.array(["row", "column", "channel"], dtype=TEXT)
+    data.attrs["row_indices"] = 0
+    data.attrs["column_indices"] = 1
+    data.attrs["channel_indices"] = 2
+    pixels = data.create_dataset("image", data=image, compression="gzip")
+    pixels.attrs["interpretation"] = "rgb-image"
+    for axis, size, long_name in (("row", image.shape[0], "image row (pixel)"),
+                                  ("column", image.shape[1], "image column (pixel)"),
+                                  ("channel", 3, "colour (0 red, 1 green, 2 blue)")):
+        data.create_dataset(axis, data=np.arange(size)).attrs["long_name"] = long_name
+
+    process = entry.create_group("registration")
+    process.attrs["NX_class"] = "NXprocess"
+    process.create_dataset("program", data=PROGRAM_NAME, dtype=TEXT)
+    process.create_dataset("version", data=__version__, dtype=TEXT)
+    process.create_dataset("image_file", data=image_file, dtype=TEXT)
+    process.create_dataset("description", dtype=TEXT, data=(
+        "affine map from image pixel (column, row, 1) to sample position (x, y), "
+        "least squares over the control points"))
+    process.create_dataset("matrix", data=registration.matrix).attrs["units"] = "m"
+    process.create_dataset("control_pixels", data=registration.pixels)
+    process.create_dataset("control_points", data=registration.points).attrs["units"] = "m"
+    process.create_dataset("rms", data=registration.rms).attrs["units"] = "m"
 
 
 def read_optical_entry(path: str | Path, name: str) -> tuple[np.ndarray, ImageRegistration]:

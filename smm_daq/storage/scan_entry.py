@@ -69,6 +69,7 @@ from smm_daq.storage.staging import (
     STAGING,
     check_staged_name_free,
     clear_unfinished,
+    key_after_clearing,
     move_in,
     staged_name,
 )
@@ -167,10 +168,22 @@ def check_new_scan(path: str | Path, name: str) -> None:
     check_entry_name(name, source=str(p))
     if p.exists():
         with open_read(p) as f:
-            if f.get(name, getlink=True) is not None:  # a link to nothing too
+            if key_after_clearing(f, name) is not None:  # a link to nothing too
                 raise _taken(p, name)
             check_staged_name_free(f, name)
         require_swmr_format(p)
+
+
+def check_not_cut_off(g: h5py.Group, where: str) -> None:
+    """InputError for a scan entry still marked as being written: its writer was killed
+    between moving its layout in and taking the mark off, before any line. Listings hide
+    it, and the next writer of its name and `repair` delete it, so lines resumed into it
+    would go with it."""
+    if STAGING in g.attrs:
+        raise InputError(
+            "was cut off while written, before its first line (its writer killed), so it is "
+            "not in the file and holds nothing to resume; expected an interrupted scan: run "
+            "the scan again (its next write replaces what was left)", source=where)
 
 
 def _taken(path: Path, name: str) -> InputError:
@@ -338,6 +351,7 @@ class ScanEntryWriter:
             if name not in f or text(f[name].attrs.get("kind", "")) != "scan":
                 raise InputError("is not a scan entry in this file", source=where)
             g = f[name]
+            check_not_cut_off(g, where)
             status = text(g["status"])
             if status == "finished":
                 raise InputError("is finished already; nothing to resume", source=where)

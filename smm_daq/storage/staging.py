@@ -21,10 +21,17 @@ was killed between the two, an unmarked `.NAME.smm_daq_staging` group: the whole
 writer had written, not yet under its name. `clear_unfinished` deletes it when it is
 certainly smm-daq's (our NXentry, program_name smm-daq, an entry kind) and holds nothing
 acquired: the new write of NAME supersedes it, as it does a marked one. Anything else under
-that name is refused, naming what to do, and left as it is.
+that name is refused, naming what to do, and left as it is. `repair` removes such a group
+holding nothing acquired, as it does a marked one; one holding acquired data, which
+smm-daq never deletes, it moves in under NAME where that is free (the step its writer did
+not make), else keeps where it is. `cut_off_entries` lists what killed writers left, each
+with its state (`CutOff`), so `info` and `repair` say what is true of it: an overwrite cut
+off before the old entry was marked leaves the old entry as it was.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import h5py
 import numpy as np
@@ -116,10 +123,87 @@ def settle_replacement(f: h5py.Group, name: str) -> None:
     del f[name].attrs[REPLACED]
 
 
+def key_after_clearing(f: h5py.Group, name: str) -> str | None:
+    """Where the group that `clear_unfinished` leaves as entry `name` lies now (`name`, its
+    staged name or its name aside), or None where it leaves the name free; reads only, so
+    that checks made before any work agree with the writer."""
+    aside, staged = aside_name(name), staged_name(name)
+    if _marked(f, aside, REPLACED):  # as settle_replacement finishes or undoes the swap
+        if _present(f, name):
+            return name
+        return staged if _marked(f, staged, STAGING) else aside
+    if _marked(f, name, REPLACED):
+        return staged if _marked(f, staged, STAGING) else name
+    if _marked(f, name, STAGING) or not _present(f, name):
+        return None
+    return name
+
+
 def replacements_under_way(f: h5py.Group) -> list[str]:
     """The entries whose replacement a killed writer left (a group marked REPLACED)."""
     return [unstaged_name(key) for key, g in f.items()
             if isinstance(g, h5py.Group) and REPLACED in g.attrs]
+
+
+@dataclass(frozen=True)
+class CutOff:
+    """A group that a writer killed part-way through entry `name` left, other than those of
+    a replacement under way (`replacements_under_way`)."""
+
+    name: str  # the entry it was written as
+    key: str  # the group's name in the file
+    kept: bool  # entry `name` is in the file as it was before (an overwrite cut off early)
+    earlier: bool  # an earlier release's unmarked staged entry (module doc), whole
+    acquired: str  # the kind of acquired data that earlier entry holds, else ""
+
+
+def cut_off_entries(f: h5py.Group) -> list[CutOff]:
+    """What writers killed part-way left in `f`: groups marked STAGING, under the staged
+    name or their own, and earlier releases' unmarked staged entries that are certainly
+    ours (a group of another program's under such a name is not counted)."""
+    replacing = set(replacements_under_way(f))
+    found = []
+    for key in f:
+        name = unstaged_name(key)
+        if name in replacing:
+            continue
+        earlier = earlier_leftover(f, key)
+        if not earlier and not _marked(f, key, STAGING):
+            continue
+        kept = key != name and _present(f, name) and not _marked(f, name, STAGING)
+        acquired = _text(f[key].attrs["kind"]) if earlier and _holds_acquired(f[key]) else ""
+        found.append(CutOff(name, key, kept, earlier, acquired))
+    return found
+
+
+def left_out_note(c: CutOff, path: str) -> str:
+    """What `repair` tells of a cut-off entry it left out, true for each state: the new entry
+    gone, and the old one, where there was one, as it was."""
+    writer = "its writer, an earlier smm-daq, killed before moving it in" if c.earlier else (
+        "its writer killed")
+    if c.kept:
+        return (f"left out an overwrite of entry '{c.name}', cut off while written ({writer}); "
+                f"entry '{c.name}' is as it was before it, whole (writing it again with "
+                "--overwrite replaces it)")
+    return (f"left out entry '{c.name}', cut off while written ({writer}); writing it again "
+            f"(a recipe's: `smm-daq run RECIPE --out {path} --continue`) makes it anew")
+
+
+def kept_note(c: CutOff, *, moved_in: bool) -> str:
+    """What `repair` tells of an earlier release's staged entry holding acquired data, which
+    it never deletes: moved in under its name where that was free, else kept where it is."""
+    what = (f"acquired data (kind '{c.acquired}') that an earlier smm-daq wrote as entry "
+            f"'{c.name}' and was killed before moving in")
+    if moved_in:
+        return f"moved '{c.key}' in as entry '{c.name}': {what}"
+    return (f"kept '{c.key}' as it is: {what}, while '{c.name}' is another entry: rename it "
+            "with an HDF5 tool (h5py, HDFView) to keep it under a name of its own")
+
+
+def earlier_leftover(f: h5py.Group, key: str) -> bool:
+    """`key` is an earlier release's unmarked staged entry, certainly ours (module doc)."""
+    return (key == staged_name(unstaged_name(key)) and not _marked(f, key, STAGING)
+            and _ours(f, key))
 
 
 def clear_unfinished(f: h5py.Group, name: str) -> None:
@@ -158,8 +242,17 @@ def check_staged_name_free(f: h5py.Group, name: str) -> None:
             f"'{staged}' holds entry '{name}' as an earlier smm-daq wrote it before it was "
             f"killed, not yet under its name: acquired data (kind "
             f"'{_text(f[staged].attrs['kind'])}'), which smm-daq never deletes; expected that "
-            f"name free: rename it '{name}' with an HDF5 tool (h5py, HDFView) to keep it, or "
-            "choose another entry name", source=f.file.filename)
+            f"name free: {_keep_hint(f, name)}, or choose another entry name",
+            source=f.file.filename)
+
+
+def _keep_hint(f: h5py.Group, name: str) -> str:
+    """How to keep an earlier release's staged entry holding acquired data under a name."""
+    if _present(f, name):
+        return (f"'{name}' being another entry, rename it with an HDF5 tool (h5py, HDFView) "
+                "to keep it under a name of its own")
+    return (f"`smm-daq repair {f.file.filename}` moves it in as '{name}' (or rename it with "
+            "an HDF5 tool, h5py or HDFView)")
 
 
 def _ours(f: h5py.Group, key: str) -> bool:
@@ -178,12 +271,13 @@ def _ours(f: h5py.Group, key: str) -> bool:
 
 
 def _holds_acquired(g: h5py.Group) -> bool:
-    """Imported data, or a scan with a line measured (a staged scan is only its layout: an
-    earlier writer moved it in before its first line)."""
+    """Imported data, or a scan but for one whose `line_done` says no line was measured (a
+    staged scan is only its layout: an earlier writer moved it in before its first line);
+    a scan without that record may hold lines, so it is counted as acquired."""
     kind = _text(g.attrs.get("kind", ""))
     done = g.get("data/line_done")
-    return kind == "import" or (kind == "scan" and isinstance(done, h5py.Dataset)
-                                and bool(np.any(done[()])))
+    return kind == "import" or (kind == "scan" and not (isinstance(done, h5py.Dataset)
+                                                        and not np.any(done[()])))
 
 
 def _text(value: object) -> str:
