@@ -138,3 +138,30 @@ def test_export_of_a_joint_results_other_scan_is_on_that_scans_grid(
     values = np.array([float(r["residual_Bz_nT"]) if r["residual_Bz_nT"] else np.nan
                        for r in rows])
     np.testing.assert_allclose(values, other.residual.bz.ravel() * 1e9, rtol=1e-8)
+
+
+@pytest.mark.parametrize("damaged", [False, True])
+def test_mask_images_of_several_scans_refuse_a_result_as_mmt_invert_does(
+        sources: dict[str, tuple[Path, str]],  # noqa: F811 (the fixture imported)
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], damaged: bool) -> None:
+    """The images of `export --entry A --entry B --mask-template ...` are for `mmt invert
+    --entry A --entry B`, which refuses a result's residual: a result among the entries (whole,
+    or damaged) was written as a scan's image, exit 0, and the command printed to use them
+    failed."""
+    source, entry = sources["cuboid"]
+    path = tmp_path / "s.h5"
+    shutil.copy(source, path)
+    if damaged:
+        _negative_variance(path, entry)
+    scan = read_result_entry(source, entry).scans[0]
+    images = [tmp_path / "result.png", tmp_path / "scan.png"]
+    code, out, err = _run(capsys, ["export", str(path), "--entry", entry, "--entry", scan,
+                                   "--mask-template", str(images[0]),
+                                   "--mask-template", str(images[1])])
+    assert code == 2, out
+    assert f"entry '{entry}' is a mmt result" in err and "not a measurement" in err, err
+    assert not any(image.exists() for image in images)
+    code, _, err = _run(capsys, ["mmt", "invert", str(path), "--entry", entry, "--entry", scan,
+                                 "--grains", str(tmp_path / "none.csv"),
+                                 "--out", str(tmp_path / "r.csv")])
+    assert code == 2 and f"entry '{entry}' is a mmt result" in err, err

@@ -481,9 +481,11 @@ def _export(args: argparse.Namespace) -> int:
 
 def _export_templates(args: argparse.Namespace) -> int:
     """One map image to paint a mask on per --entry, in order (the scans of a joint inversion,
-    as `mmt invert` takes them, and their masks in the same order). Every entry is read and
-    every file name checked before the first is written."""
-    from smm_daq.storage.nexus import read_map
+    as `mmt invert` takes them, and their masks in the same order). Every entry is read as
+    `mmt invert` reads it (a measured map: a result's residual or a model's Bz is refused, as
+    the inversion the images are painted for would refuse it) and every file name checked
+    before the first is written."""
+    from smm_daq.analysis.subtract_inputs import read_source
 
     entries, templates = list(args.entry), list(args.mask_template or [])
     others = [o for o, given in (("--csv", args.csv), ("--png", args.png),
@@ -502,7 +504,7 @@ def _export_templates(args: argparse.Namespace) -> int:
     distinct_outputs(*(("--mask-template", t) for t in templates))
     paths = [path for t in templates
              if (path := _png_named("--mask-template", t, args.overwrite)) is not None]
-    maps = [read_map(args.file, entry) for entry in entries]
+    maps = [read_source(args.file, entry) for entry in entries]
     for m, path in zip(maps, paths, strict=True):
         _write_template(m, m.bz, path)
     print(f"the masks of mmt invert {' '.join(f'--entry {e}' for e in entries)}, once painted: "
