@@ -165,3 +165,21 @@ def test_mask_images_of_several_scans_refuse_a_result_as_mmt_invert_does(
                                  "--grains", str(tmp_path / "none.csv"),
                                  "--out", str(tmp_path / "r.csv")])
     assert code == 2 and f"entry '{entry}' is a mmt result" in err, err
+
+
+@pytest.mark.parametrize("value", [np.nan, -3.0, 2.5])
+def test_info_lists_a_result_of_no_whole_count_of_sensors_as_damaged(
+        sources: dict[str, tuple[Path, str]],  # noqa: F811 (the fixture imported)
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], value: float) -> None:
+    """A count of fitted sensors no solver writes (another program's float): NaN ended `info`
+    and `export` in a ValueError traceback, a negative or fractional count was read as is."""
+    source, entry = sources["cuboid"]
+    path = tmp_path / "s.h5"
+    shutil.copy(source, path)
+    with h5py.File(path, "a") as f:
+        del f[f"{entry}/results/n_sensors"]
+        f[f"{entry}/results/n_sensors"] = value
+    said = _reader_message(path, entry)
+    assert f"'n_sensors' is {value!r}; expected a whole number of sensors >= 1" in said
+    code, out, err = _run(capsys, ["info", str(path)])
+    assert code == 2 and f"damaged: {said}" in out and f"error: {said}" in err, (out, err)

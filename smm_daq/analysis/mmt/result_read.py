@@ -58,6 +58,7 @@ from smm_daq.analysis.mmt.result_values import (
     read_field,
     read_length,
     read_scalar,
+    read_sensor_count,
     read_sensor_size,
     read_sigma,
 )
@@ -427,8 +428,7 @@ def read_result_entry(path: str | Path, entry: str) -> SavedResult:
         absolute = (_text(params, "grains_absolute", where) if params is not None else "")
         from_residual = bool(read_scalar(results, "sigma_from_residual", inside, 0.0))
         condition = read_condition_number(results, inside)
-        n_sensors = int(read_scalar(results, "n_sensors", inside,
-                                float(np.sum(np.isfinite(residual.bz)))))
+        n_sensors = read_sensor_count(results, inside, int(np.sum(np.isfinite(residual.bz))))
         device = _text(results, "device", where)
     if thickness is None:  # written before the thickness was stored: the scan's own
         thickness = _recorded_thickness(path, scans[0], command) if scans else 0.0
