@@ -14,6 +14,7 @@ import h5py
 import numpy as np
 import pytest
 from test_fuzz_result_entries import sources  # noqa: F401 (a fixture)
+from test_gui_mmt_saved import as_written_before_version_3
 
 from smm_daq.analysis.mmt.result_read import read_result_entry
 from smm_daq.cli.main import main
@@ -183,3 +184,24 @@ def test_info_lists_a_result_of_no_whole_count_of_sensors_as_damaged(
     assert f"'n_sensors' is {value!r}; expected a whole number of sensors >= 1" in said
     code, out, err = _run(capsys, ["info", str(path)])
     assert code == 2 and f"damaged: {said}" in out and f"error: {said}" in err, (out, err)
+
+
+def test_export_of_an_older_joint_results_other_scan_of_no_known_grid_is_refused(
+        sources: dict[str, tuple[Path, str]],  # noqa: F811 (the fixture imported)
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A result written before each scan's grid was stored, its second scan's entry since
+    deleted: that scan's maps were exported on the first scan's grid, exit 0, as if known."""
+    source, entry = sources["joint"]
+    path = tmp_path / "s.h5"
+    shutil.copy(source, path)
+    as_written_before_version_3(path, entry)
+    second = read_result_entry(path, entry).scans[1]
+    with h5py.File(path, "a") as f:
+        del f[second]
+    out = tmp_path / "out.csv"
+    code, _, err = _run(capsys, ["export", str(path), "--entry", entry, "--dataset",
+                                 f"scans/{second}/residual_Bz", "--csv", str(out)])
+    assert code == 2, err
+    assert (f"'scans/{second}/residual_Bz' lies on the grid of scan '{second}', which the "
+            "result does not record") in err and "gone or unreadable" in err, err
+    assert not out.exists()
