@@ -205,3 +205,21 @@ def test_export_of_an_older_joint_results_other_scan_of_no_known_grid_is_refused
     assert (f"'scans/{second}/residual_Bz' lies on the grid of scan '{second}', which the "
             "result does not record") in err and "gone or unreadable" in err, err
     assert not out.exists()
+
+
+def test_info_lists_a_result_of_a_newer_layout_as_newer_not_damaged(
+        sources: dict[str, tuple[Path, str]],  # noqa: F811 (the fixture imported)
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A result a later release wrote is not damaged: `info` listed it as `[mmt, damaged]`,
+    which sends a user looking for a corruption the file does not have."""
+    source, entry = sources["cuboid"]
+    path = tmp_path / "s.h5"
+    shutil.copy(source, path)
+    with h5py.File(path, "a") as f:
+        f[entry].attrs["mmt_result_version"] = 99
+    said = _reader_message(path, entry)
+    assert "newer than this smm-daq reads" in said
+    code, out, err = _run(capsys, ["info", str(path)])
+    assert code == 2 and f"error: {said}" in err, err
+    assert f"{entry}  [mmt, newer]" in out and f"not read: {said}" in out, out
+    assert "damaged" not in out, out

@@ -118,6 +118,11 @@ class SavedResult:
         return chi2, p, resolved.astype(bool)
 
 
+class NewerLayout(InputError):
+    """A result entry of a layout version newer than this reader knows: not damaged, but
+    for a newer smm-daq to read."""
+
+
 def column_name(stem: str, units: str | None, where: str, stored: str = "") -> str:
     """A CSV column's name from the name stored and its `units` attribute: ('mx', 'A/m') ->
     'mx_A_per_m'. `stored`: the dataset's own name, for the message (an SD's `mx_errors`)."""
@@ -213,7 +218,7 @@ def _version(g: h5py.Group, where: str) -> int | None:
         raise InputError(f"attribute '{VERSION_ATTRIBUTE}' is {value!r}; expected a whole "
                          f"number from 1 to {RESULT_VERSION}", source=where)
     if version > RESULT_VERSION:
-        raise InputError(f"is an MMT result of layout version {version} (attribute "
+        raise NewerLayout(f"is an MMT result of layout version {version} (attribute "
                          f"'{VERSION_ATTRIBUTE}'), newer than this "
                          f"smm-daq reads (version {RESULT_VERSION} and older); expected "
                          f"version {RESULT_VERSION} or older: open it with a newer smm-daq",
