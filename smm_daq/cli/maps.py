@@ -511,7 +511,8 @@ def _export_templates(args: argparse.Namespace) -> int:
     if twice:
         raise InputError(f"--entry names {', '.join(twice)} more than once; expected each "
                          "scan once, one image each")
-    distinct_outputs(*(("--mask-template", t) for t in templates))
+    distinct_outputs(*((f"--mask-template of --entry {e}", t)
+                       for e, t in zip(entries, templates, strict=True)))
     paths = [path for t in templates
              if (path := _png_named("--mask-template", t, args.overwrite)) is not None]
     maps = [read_source(args.file, entry) for entry in entries]
