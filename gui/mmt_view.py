@@ -428,10 +428,11 @@ class MMTView(QtWidgets.QWidget):
         scan the inversion would read, the map first, to `paths` in that order; a file name
         without a suffix gets .png. The mask field, when empty, is filled with them (painted
         and saved in place, they are the masks). False, with the reason shown, when one
-        cannot be written; the ones before it are written."""
+        cannot be written (the ones before it are written) or one file is given for two scans
+        (none is)."""
         from smm_daq.analysis.mask_template import write_mask_template
         from smm_daq.analysis.mmt.solver.joint import check_each_scan_once
-        from smm_daq.cli.args import output_file
+        from smm_daq.cli.args import distinct_outputs, output_file
 
         names = self._scan_names()
         if self.path is None or not names[0]:
@@ -443,10 +444,12 @@ class MMTView(QtWidgets.QWidget):
             if len(paths) != len(names):
                 raise InputError(f"{len(paths)} image files for {len(names)} scans; expected "
                                  "one per scan")
-            for name, path in zip(names, paths, strict=True):
-                chosen = path  # the dialog asked before replacing this file, not another
-                if not path.suffix:
-                    path = path.with_name(path.name + ".png")
+            files = [p if p.suffix else p.with_name(p.name + ".png") for p in paths]
+            # one file chosen for two scans would hold the last alone, named as both masks
+            distinct_outputs(*((f"the map image of scan '{name}'", str(file))
+                               for name, file in zip(names, files, strict=True)))
+            for name, chosen, path in zip(names, paths, files, strict=True):
+                # the dialog asked before replacing the file chosen, not one with .png added
                 out = output_file("the map image", str(path), overwrite=path == chosen)
                 if out.suffix.lower() != ".png":
                     raise InputError(f"the map image is {str(path)!r}; expected a file name "

@@ -14,6 +14,7 @@ import h5py
 import numpy as np
 import pytest
 from test_fuzz_result_entries import sources  # noqa: F401 (a fixture)
+from test_gui_mmt_saved import as_written_before_version_3
 
 from smm_daq.analysis.mmt.result_read import read_result_entry
 from smm_daq.cli.main import main
@@ -138,3 +139,87 @@ def test_export_of_a_joint_results_other_scan_is_on_that_scans_grid(
     values = np.array([float(r["residual_Bz_nT"]) if r["residual_Bz_nT"] else np.nan
                        for r in rows])
     np.testing.assert_allclose(values, other.residual.bz.ravel() * 1e9, rtol=1e-8)
+
+
+@pytest.mark.parametrize("damaged", [False, True])
+def test_mask_images_of_several_scans_refuse_a_result_as_mmt_invert_does(
+        sources: dict[str, tuple[Path, str]],  # noqa: F811 (the fixture imported)
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], damaged: bool) -> None:
+    """The images of `export --entry A --entry B --mask-template ...` are for `mmt invert
+    --entry A --entry B`, which refuses a result's residual: a result among the entries (whole,
+    or damaged) was written as a scan's image, exit 0, and the command printed to use them
+    failed."""
+    source, entry = sources["cuboid"]
+    path = tmp_path / "s.h5"
+    shutil.copy(source, path)
+    if damaged:
+        _negative_variance(path, entry)
+    scan = read_result_entry(source, entry).scans[0]
+    images = [tmp_path / "result.png", tmp_path / "scan.png"]
+    code, out, err = _run(capsys, ["export", str(path), "--entry", entry, "--entry", scan,
+                                   "--mask-template", str(images[0]),
+                                   "--mask-template", str(images[1])])
+    assert code == 2, out
+    assert f"entry '{entry}' is a mmt result" in err and "not a measurement" in err, err
+    assert not any(image.exists() for image in images)
+    code, _, err = _run(capsys, ["mmt", "invert", str(path), "--entry", entry, "--entry", scan,
+                                 "--grains", str(tmp_path / "none.csv"),
+                                 "--out", str(tmp_path / "r.csv")])
+    assert code == 2 and f"entry '{entry}' is a mmt result" in err, err
+
+
+@pytest.mark.parametrize("value", [np.nan, -3.0, 2.5])
+def test_info_lists_a_result_of_no_whole_count_of_sensors_as_damaged(
+        sources: dict[str, tuple[Path, str]],  # noqa: F811 (the fixture imported)
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], value: float) -> None:
+    """A count of fitted sensors no solver writes (another program's float): NaN ended `info`
+    and `export` in a ValueError traceback, a negative or fractional count was read as is."""
+    source, entry = sources["cuboid"]
+    path = tmp_path / "s.h5"
+    shutil.copy(source, path)
+    with h5py.File(path, "a") as f:
+        del f[f"{entry}/results/n_sensors"]
+        f[f"{entry}/results/n_sensors"] = value
+    said = _reader_message(path, entry)
+    assert f"'n_sensors' is {value!r}; expected a whole number of sensors >= 1" in said
+    code, out, err = _run(capsys, ["info", str(path)])
+    assert code == 2 and f"damaged: {said}" in out and f"error: {said}" in err, (out, err)
+
+
+def test_export_of_an_older_joint_results_other_scan_of_no_known_grid_is_refused(
+        sources: dict[str, tuple[Path, str]],  # noqa: F811 (the fixture imported)
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A result written before each scan's grid was stored, its second scan's entry since
+    deleted: that scan's maps were exported on the first scan's grid, exit 0, as if known."""
+    source, entry = sources["joint"]
+    path = tmp_path / "s.h5"
+    shutil.copy(source, path)
+    as_written_before_version_3(path, entry)
+    second = read_result_entry(path, entry).scans[1]
+    with h5py.File(path, "a") as f:
+        del f[second]
+    out = tmp_path / "out.csv"
+    code, _, err = _run(capsys, ["export", str(path), "--entry", entry, "--dataset",
+                                 f"scans/{second}/residual_Bz", "--csv", str(out)])
+    assert code == 2, err
+    assert (f"'scans/{second}/residual_Bz' lies on the grid of scan '{second}', which the "
+            "result does not record") in err and "gone or unreadable" in err, err
+    assert not out.exists()
+
+
+def test_info_lists_a_result_of_a_newer_layout_as_newer_not_damaged(
+        sources: dict[str, tuple[Path, str]],  # noqa: F811 (the fixture imported)
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A result a later release wrote is not damaged: `info` listed it as `[mmt, damaged]`,
+    which sends a user looking for a corruption the file does not have."""
+    source, entry = sources["cuboid"]
+    path = tmp_path / "s.h5"
+    shutil.copy(source, path)
+    with h5py.File(path, "a") as f:
+        f[entry].attrs["mmt_result_version"] = 99
+    said = _reader_message(path, entry)
+    assert "newer than this smm-daq reads" in said
+    code, out, err = _run(capsys, ["info", str(path)])
+    assert code == 2 and f"error: {said}" in err, err
+    assert f"{entry}  [mmt, newer]" in out and f"not read: {said}" in out, out
+    assert "damaged" not in out, out

@@ -93,6 +93,26 @@ def test_a_joint_inversion_gets_one_image_per_scan_on_its_own_grid(qtbot, sessio
     assert "then give them as the mask" in view.status.text()
 
 
+@pytest.mark.parametrize("second", ["both.png", "both"])
+def test_one_file_chosen_for_two_scans_is_refused_writing_nothing(qtbot, session, tmp_path,
+                                                                  monkeypatch, second):
+    """The same file answered for both scans: the second scan's image replaced the first's
+    and the mask field named it as both scans' masks (or, answered without .png, the first
+    was written and the second refused naming the command line's --overwrite)."""
+    path, grains = session
+    scan = read_map(path, "scan")
+    write_map_entry(path, scan.with_bz(scan.bz, name="again"), kind="scan")
+    view = open_view(qtbot, path, grains)
+    view.more_entries.setText("again")
+    answers(monkeypatch, str(tmp_path / "both.png"), str(tmp_path / second))
+    view.template_button.click()
+    assert (f"Map image not written: the map image of scan 'again' and the map image of scan "
+            f"'scan' both name '{tmp_path / 'both.png'}'; expected different files") in \
+        view.status.text()
+    assert view.mask_edit.text() == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.h5"]
+
+
 def test_a_place_that_cannot_be_written_is_shown_not_raised(qtbot, session, tmp_path,
                                                             monkeypatch):
     path, grains = session

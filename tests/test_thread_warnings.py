@@ -189,3 +189,57 @@ def test_a_warning_repeated_is_recorded_each_time_and_nested_records_take_their_
         with recorded():
             pass
         assert warnings.filters[0] == ("always", None, Warning, None, 0)
+
+
+def _recording_in_a_thread() -> Paused:
+    """A thread that opens a record, pauses inside it, then warns and closes it; its result
+    is what it recorded."""
+    def work() -> list[str]:
+        with recorded() as record:
+            thread.pause()
+            warnings.warn("the thread's own", Note, stacklevel=1)
+        return [str(w.message) for w in record]
+
+    thread = Paused(work)
+    return thread  # `work` pauses in it: the name is needed before it runs
+
+
+def test_another_threads_filters_decide_its_warnings_while_a_record_is_open() -> None:
+    """Filters set before a record opens in another thread (`-W error`, an "ignore", the
+    default's once) still decide this thread's warnings: a filter leading with "always" for
+    every thread printed the error instead of raising it, showed what was ignored and showed
+    a repeat each time."""
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("default")
+        warnings.filterwarnings("ignore", "noise", Note)
+        warnings.filterwarnings("error", "fatal", Note)
+        other = _recording_in_a_thread()
+        other.start()
+        _wait(other.inside)
+        try:
+            with pytest.raises(Note, match="fatal"):
+                warnings.warn("fatal", Note, stacklevel=1)
+            warnings.warn("noise", Note, stacklevel=1)
+            for _ in range(2):
+                warnings.warn("repeated", Note, stacklevel=1)
+        finally:  # the record closed whatever happened, not left open for the next test
+            its_own = other.finish()
+    assert [str(w.message) for w in shown] == ["repeated"]
+    assert its_own == ["the thread's own"]
+
+
+def test_a_catcher_that_outlives_a_record_puts_back_nothing_that_acts() -> None:
+    """A `catch_warnings` entered while another thread's record is open and left after it
+    closed puts back the filters it saved, the record's among them: that filter then acts in
+    no thread (a repeat is shown once, as "default" says), where one that said "always" to
+    every thread stayed in force for good."""
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("default")
+        other = _recording_in_a_thread()
+        other.start()
+        _wait(other.inside)
+        with warnings.catch_warnings():  # a library's own, saving the filters as they are
+            assert other.finish() == ["the thread's own"]
+        for _ in range(2):
+            warnings.warn("repeated", Note, stacklevel=1)
+    assert [str(w.message) for w in shown] == ["repeated"]

@@ -336,22 +336,26 @@ def _info_line(path: str, e: EntryInfo, result: str = "") -> str:
     return "  ".join(parts)
 
 
-def _result_summary(path: str, entry: str) -> tuple[str, str]:
+def _result_summary(path: str, entry: str) -> tuple[str, str, str]:
     """An MMT result entry as `info` lists it, read as every command reads one
-    (`read_result_entry`): (its grains, model, σ and cond(Q), ""), or ("", why it is damaged)."""
-    from smm_daq.analysis.mmt.result_read import read_result_entry
+    (`read_result_entry`): (its grains, model, σ and cond(Q), "", ""), or ("", its status, why
+    it is not read): "damaged", or "newer" for a result of a layout newer than this smm-daq
+    reads (nothing wrong with it)."""
+    from smm_daq.analysis.mmt.result_read import NewerLayout, read_result_entry
 
     try:
         saved = read_result_entry(path, entry)
+    except NewerLayout as exc:
+        return "", "newer", str(exc)
     except InputError as exc:
-        return "", str(exc)
+        return "", "damaged", str(exc)
     n = saved.magnetization.shape[0]
     unresolved = int(np.sum(~np.all(np.isfinite(saved.covariance), axis=(1, 2))))
     sigma = f"σ {saved.sigma / NT:.3g} nT" if math.isfinite(saved.sigma) else "σ -"
     cond = (f"cond(Q) {saved.condition_number:.3g}" if not math.isnan(saved.condition_number)
             else "cond(Q) -")
     return (f"{n} grain{'s' if n != 1 else ''} ({saved.model}"
-            f"{f', {unresolved} unresolved' if unresolved else ''}), {sigma}, {cond}"), ""
+            f"{f', {unresolved} unresolved' if unresolved else ''}), {sigma}, {cond}"), "", ""
 
 
 def _cut_off_note(c: CutOff, path: str) -> str:
@@ -379,9 +383,9 @@ def _cut_off_note(c: CutOff, path: str) -> str:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    """List the file's entries, each MMT result read whole: an entry that cannot be read, or
-    a damaged result, is listed as such (a damaged result with why) beside the others, and
-    the first of them is the error (exit 2)."""
+    """List the file's entries, each MMT result read whole: an entry that cannot be read, a
+    damaged result or one of a newer layout is listed as such (a result with why) beside the
+    others, and the first of them is the error (exit 2)."""
     from smm_daq.storage.nexus import cut_off_replacements, list_entries, unfinished_entries
 
     entries = list_entries(args.file)
@@ -392,11 +396,12 @@ def cmd_info(args: argparse.Namespace) -> int:
             print(f"  {e.name}  [unreadable]")
             problems.append(e.problem)
             continue
-        result, damage = _result_summary(args.file, e.name) if e.kind == "mmt" else ("", "")
-        if damage:
-            print(f"  {_info_line(args.file, replace(e, status='damaged'))}\n"
-                  f"    damaged: {damage}")
-            problems.append(damage)
+        result, status, why = (_result_summary(args.file, e.name) if e.kind == "mmt"
+                               else ("", "", ""))
+        if why:
+            print(f"  {_info_line(args.file, replace(e, status=status))}\n"
+                  f"    {'damaged' if status == 'damaged' else 'not read'}: {why}")
+            problems.append(why)
         else:
             print(f"  {_info_line(args.file, e, result)}")
     for cut in unfinished_entries(args.file):
@@ -407,7 +412,8 @@ def cmd_info(args: argparse.Namespace) -> int:
               f"{args.file}`, puts the new entry in place (the old one back where the new one "
               "was not whole)")
     if problems:  # every entry was listed; the first unreadable or damaged one is the error
-        others = (f" (and {len(problems) - 1} more unreadable or damaged entries)"
+        others = (f" (and {len(problems) - 1} more entries not read: unreadable, damaged "
+                  "or newer)"
                   if len(problems) > 1 else "")
         raise InputError(problems[0] + others)
     return 0

@@ -355,8 +355,9 @@ def _maps_held(group: h5py.Group, shape: tuple[int, ...]) -> str:
 def _dataset(path: str, entry: str, dataset: str, m: MapData
              ) -> tuple[np.ndarray, str, float, str, MapData]:
     """A map under the entry with its CSV column name, factor and label, from its units, and
-    the map whose grid it lies on: the entry's, or for a joint MMT result's
-    scans/SCAN/residual_Bz (or fitted_Bz, mask) the grid of scan SCAN."""
+    the map whose grid it lies on: the entry's, or for a joint MMT result's other scan
+    (scans/SCAN/...) whose grid the result does not store, the grid of entry SCAN, refused
+    where that entry is gone or of another shape."""
     import h5py
 
     from smm_daq.storage.h5file import open_read, text
@@ -383,13 +384,22 @@ def _dataset(path: str, entry: str, dataset: str, m: MapData
         if base == "errors" and "signal" in node.parent.attrs:  # an NXdata's SD
             base = f"{text(node.parent.attrs['signal'])}_sd"
     parts = dataset.split("/")
-    if values.shape != m.shape and len(parts) == 3 and parts[0] == "scans" \
-            and parts[1] in m.sources:  # a joint inversion's other scan, on its own grid
+    if len(parts) == 3 and parts[0] == "scans" and parts[1] in m.sources[1:]:
+        # a joint inversion's other scan whose grid the result does not store (`_result_map`
+        # takes those it does): on its entry's grid, never the first scan's
         try:
-            scan = read_map(path, parts[1])
+            scan: MapData | None = read_map(path, parts[1])
         except InputError:
-            scan = m  # gone from the file: refused below as of another shape
-        m = scan if scan.shape == values.shape else m
+            scan = None
+        if scan is None or scan.shape != values.shape:
+            why = "gone or unreadable" if scan is None else f"of shape {scan.shape}"
+            raise InputError(
+                f"'{dataset}' lies on the grid of scan '{parts[1]}', which the result does "
+                "not record (written before smm-daq stored each scan's grid), and entry "
+                f"'{parts[1]}' of the file no longer gives it ({why}); expected a map on a "
+                f"grid known, e.g. Bz (the default) or fitted/Bz, or entry '{parts[1]}' back "
+                "in the file", source=where)
+        m = scan
     if values.shape != m.shape:
         raise InputError(f"dataset '{dataset}' has shape {values.shape}; expected a map of "
                          f"shape {m.shape}", source=where)
@@ -481,9 +491,11 @@ def _export(args: argparse.Namespace) -> int:
 
 def _export_templates(args: argparse.Namespace) -> int:
     """One map image to paint a mask on per --entry, in order (the scans of a joint inversion,
-    as `mmt invert` takes them, and their masks in the same order). Every entry is read and
-    every file name checked before the first is written."""
-    from smm_daq.storage.nexus import read_map
+    as `mmt invert` takes them, and their masks in the same order). Every entry is read as
+    `mmt invert` reads it (a measured map: a result's residual or a model's Bz is refused, as
+    the inversion the images are painted for would refuse it) and every file name checked
+    before the first is written."""
+    from smm_daq.analysis.subtract_inputs import read_source
 
     entries, templates = list(args.entry), list(args.mask_template or [])
     others = [o for o, given in (("--csv", args.csv), ("--png", args.png),
@@ -499,10 +511,11 @@ def _export_templates(args: argparse.Namespace) -> int:
     if twice:
         raise InputError(f"--entry names {', '.join(twice)} more than once; expected each "
                          "scan once, one image each")
-    distinct_outputs(*(("--mask-template", t) for t in templates))
+    distinct_outputs(*((f"--mask-template of --entry {e}", t)
+                       for e, t in zip(entries, templates, strict=True)))
     paths = [path for t in templates
              if (path := _png_named("--mask-template", t, args.overwrite)) is not None]
-    maps = [read_map(args.file, entry) for entry in entries]
+    maps = [read_source(args.file, entry) for entry in entries]
     for m, path in zip(maps, paths, strict=True):
         _write_template(m, m.bz, path)
     print(f"the masks of mmt invert {' '.join(f'--entry {e}' for e in entries)}, once painted: "

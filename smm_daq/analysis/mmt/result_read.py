@@ -59,6 +59,7 @@ from smm_daq.analysis.mmt.result_values import (
     read_field,
     read_length,
     read_scalar,
+    read_sensor_count,
     read_sensor_size,
     read_sigma,
 )
@@ -116,6 +117,11 @@ class SavedResult:
             return None
         chi2, p, resolved = (self.table[k] for k in HIGHER_ORDER_COLUMNS)
         return chi2, p, resolved.astype(bool)
+
+
+class NewerLayout(InputError):
+    """A result entry of a layout version newer than this reader knows: not damaged, but
+    for a newer smm-daq to read."""
 
 
 def column_name(stem: str, units: str | None, where: str, stored: str = "") -> str:
@@ -213,7 +219,7 @@ def _version(g: h5py.Group, where: str) -> int | None:
         raise InputError(f"attribute '{VERSION_ATTRIBUTE}' is {value!r}; expected a whole "
                          f"number from 1 to {RESULT_VERSION}", source=where)
     if version > RESULT_VERSION:
-        raise InputError(f"is an MMT result of layout version {version} (attribute "
+        raise NewerLayout(f"is an MMT result of layout version {version} (attribute "
                          f"'{VERSION_ATTRIBUTE}'), newer than this "
                          f"smm-daq reads (version {RESULT_VERSION} and older); expected "
                          f"version {RESULT_VERSION} or older: open it with a newer smm-daq",
@@ -433,8 +439,7 @@ def read_result_entry(path: str | Path, entry: str) -> SavedResult:
         absolute = (_text(params, "grains_absolute", where) if params is not None else "")
         from_residual = bool(read_scalar(results, "sigma_from_residual", inside, 0.0))
         condition = read_condition_number(results, inside)
-        n_sensors = int(read_scalar(results, "n_sensors", inside,
-                                float(np.sum(np.isfinite(residual.bz)))))
+        n_sensors = read_sensor_count(results, inside, int(np.sum(np.isfinite(residual.bz))))
         device = _text(results, "device", where)
     if thickness is None:  # written before the thickness was stored: the scan's own
         thickness = _recorded_thickness(path, scans[0], command) if scans else 0.0

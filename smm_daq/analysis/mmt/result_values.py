@@ -14,7 +14,8 @@ writer (`result_file`) stores of what the solvers make:
 * per-grain covariance blocks (of M, or of a point model's coefficients): the diagonal blocks
   of W Wᵀ, so symmetric (to rounding) with variances >= 0 and correlations within ±1, or +inf
   throughout an unresolved grain's block, the solvers' mark (`read_covariances`);
-* cond(Q) >= 1 or +inf (`read_condition_number`; NaN only where none was recorded); lengths
+* cond(Q) >= 1 or +inf (`read_condition_number`; NaN only where none was recorded); the
+  sensors fitted a whole number >= 1 (`read_sensor_count`); lengths
   finite and >= 0; a noise σ >= 0 or NaN (none estimated); Bz maps NaN where not fitted, else
   below MAX_FIELD_T, and the first scan's maps under `scans/` the same as the entry's own
   (`check_same_map`); the damping finite and >= 0; a point model's coefficients finite, as
@@ -253,6 +254,19 @@ def read_condition_number(g: h5py.Group, where: str) -> float:
         raise InputError(f"'{name}' is {value!r}; expected a condition number >= 1 or inf",
                          source=where)
     return value
+
+
+def read_sensor_count(g: h5py.Group, where: str, default: int) -> int:
+    """The number of sensors fitted (`n_sensors`): a whole number >= 1; `default` where none
+    was recorded."""
+    name = "n_sensors"
+    if name not in g:
+        return default
+    value = read_scalar(g, name, where)
+    if not (math.isfinite(value) and value >= 1 and value == round(value)):
+        raise InputError(f"'{name}' is {value!r}; expected a whole number of sensors >= 1",
+                         source=where)
+    return int(value)
 
 
 def read_scalar(g: h5py.Group, name: str, where: str, default: float | None = None) -> float:
