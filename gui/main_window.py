@@ -74,6 +74,9 @@ class MainWindow(QtWidgets.QMainWindow):
         # closed past a scan's write stalled on the disk: the program must end without
         # waiting for it (`smm_daq.cli.main.leave_now`)
         self.left_stalled_write = False
+        # the close could not make the rig safe, or did not wait for it to end (said): the
+        # program's exit code says it too
+        self.rig_may_be_unsafe = False
 
         central = QtWidgets.QWidget()
         layout = QtWidgets.QVBoxLayout(central)
@@ -295,6 +298,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.save_settings()
         closed = self.holder.close(wait=not stalled)  # a start's file work, if stalled
         if closed:  # said on stderr too: it stays once the window has gone
+            self.rig_may_be_unsafe = True
             print(f"smm-daq: {safety_statement(self.profile, closed)}", file=sys.stderr,
                   flush=True)
             run = "" if late else f"\n{safe_command_hint(self.profile)}."  # `late` says it

@@ -17,6 +17,7 @@ from test_gui_subtract import bump_map
 
 from smm_daq.acquisition import safe_close, sequencer
 from smm_daq.acquisition.plan import ScanPlan
+from smm_daq.cli.main import EXIT_FAILED
 from smm_daq.storage.h5file import open_read
 from smm_daq.storage.nexus import list_entries, write_map_entry
 from smm_daq.storage.scan_entry import ScanEntryWriter
@@ -450,12 +451,13 @@ sys.exit(main(["gui"]))
 
 def test_the_program_ends_though_making_the_rig_safe_at_the_close_never_does(tmp_path, repo):
     """Closed while the rig's making safe never returns (an instrument's link stuck), `smm-daq
-    gui` still ends, its warning and stderr saying the rig may not be safe and what to run."""
+    gui` still ends, its warning and stderr saying the rig may not be safe and what to run,
+    and its exit code 1, as a command whose rig may not be safe at its end."""
     env = {**os.environ, "PYTHONPATH": str(repo), "QT_QPA_PLATFORM": "offscreen",
            "XDG_CONFIG_HOME": str(tmp_path / "cfg"), "HOME": str(tmp_path)}
     done = subprocess.run([sys.executable, "-c", STUCK_AT_THE_CLOSE], env=env,
                           capture_output=True, text=True, timeout=WAIT_MS / 1000)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == EXIT_FAILED, done.stderr
     said = "the rig may NOT be safe: making it safe at the close did not end within 0 s"
     assert f"smm-daq: {said}" in done.stderr and "`smm-daq safe --profile " in done.stderr
     warned = done.stdout[done.stdout.index("warned: "):]
