@@ -153,6 +153,11 @@ class RigHolder(QtCore.QObject):
             return problems
         return problems + safe_close.make_safe_and_close(rig)[1]
 
+    def longest_close_s(self, *, wait: bool = True) -> float:
+        """The most `close(wait=wait)` may take: its wait for calls in flight (with `wait`),
+        then its making safe."""
+        return self._wait_s() * (2 if wait else 1)
+
     def _wait_s(self) -> float:
         """How long the close waits for calls in flight or a connect: as long as making the
         rig safe may take (`safe_close.safe_wait_s` of the rig it opens)."""
