@@ -283,9 +283,10 @@ class MainWindow(QtWidgets.QMainWindow):
         that has not returned once the rig was made safe (a line's, aborted, or one at the
         scan's end: a stalled disk) is not waited for, nor a subtraction or MMT save in hand
         (each waits for the same disk): the window says what is left, and closes (once agreed
-        to). Making the rig safe then is waited for a bounded time (`RigHolder.close`); what
-        it could not do, or that it had not ended, is said in a warning and on stderr, with
-        the command that makes the rig safe."""
+        to). Making the rig safe then is waited for a bounded time (`RigHolder.close`), the
+        window answering meanwhile (`_make_the_rig_safe`); what it could not do, or that it
+        had not ended, is said in a warning and on stderr, with the command that makes the
+        rig safe, and in the program's exit code (`rig_may_be_unsafe`)."""
         if self._waiting_for_the_rig:  # a close under way (its dialog's events are handled)
             event.ignore()
             return
