@@ -79,33 +79,37 @@ def run(args: argparse.Namespace) -> int:
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
     app.setApplicationName("smm-daq")
     folder = make_demo_folder() if args.demo else None
-    left_stalled_write = False
+    left_stalled_write = rig_unsafe = False
     try:
         with collect_in_gui_thread():  # worker threads must never delete widgets
             window, outcome = _open_window(profile, store, args, folder)
             status = app.exec()
             left_stalled_write = window.left_stalled_write
+            rig_unsafe = window.rig_may_be_unsafe
             del window  # so that leaving the block frees it here, in the GUI thread
     finally:
         if folder is not None:  # the window is closed: nothing writes there any more
             # past a write stalled inside HDF5, reading the demo's session file would wait
             # for h5py's lock for good: the folder is kept unread
             print(f"smm-daq: {kept_unread(folder) if left_stalled_write else clean_up(folder)}")
-    code = exit_code(args, outcome, status)
+    code = exit_code(args, outcome, status, rig_unsafe=rig_unsafe)
     if left_stalled_write:
         leave_now(code)
     return code
 
 
-def exit_code(args: argparse.Namespace, outcome: dict[str, bool], status: int) -> int:
-    """The command's exit code once the window has closed: 1 when the demo failed or a
-    screenshot asked for was not written (said, unless its write failure was said already)."""
+def exit_code(args: argparse.Namespace, outcome: dict[str, bool], status: int, *,
+              rig_unsafe: bool = False) -> int:
+    """The command's exit code once the window has closed: 1 when the demo failed, a
+    screenshot asked for was not written (said, unless its write failure was said already),
+    or the window's close could not make the rig safe (said as it closed), as a command that
+    drives the rig exits."""
     if args.screenshot is not None and not outcome["shot"]:
         if not outcome["shot_failed"]:
             print(f"smm-daq: no screenshot written to {args.screenshot}: the window was closed "
                   "before it was due", file=sys.stderr)
         return EXIT_FAILED
-    return status if outcome["ok"] else EXIT_FAILED
+    return status if outcome["ok"] and not rig_unsafe else EXIT_FAILED
 
 
 def _open_window(profile: Profile, store: QtCore.QSettings, args: argparse.Namespace,

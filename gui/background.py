@@ -85,10 +85,11 @@ class Background(QtCore.QObject):
         if callback is not None:
             callback(value)
 
-    def shutdown(self, wait: bool = True) -> None:
-        """Stop the thread once what was submitted is finished (wait: before returning), or,
-        without waiting, once the call in hand is (what has not started is dropped, no longer
-        `pending`, and the call in hand does not hold the process's exit)."""
+    def shutdown(self, wait: bool = True, timeout: float | None = None) -> bool:
+        """Stop the thread once what was submitted is finished (wait: before returning, for
+        `timeout` seconds at most), or, without waiting, once the call in hand is (what has
+        not started is dropped, no longer `pending`, and the call in hand does not hold the
+        process's exit). Whether the thread has ended (without waiting: True, none ended)."""
         self._shut = True
         if not wait:
             with self._lock:
@@ -97,8 +98,10 @@ class Background(QtCore.QObject):
                 future.cancel()
             self.pending -= len(dropped)  # never delivered
         self._jobs.put(None)
-        if wait and self._thread is not None:
-            self._thread.join()
+        if not wait or self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
 
 
 def _serve(jobs: queue.SimpleQueue, lock: threading.Lock, queued: list[Future]) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from PyQt6 import QtCore, QtGui, QtWidgets
 
+from gui.close_wait import wait_with_dialog
 from gui.confirm import confirm
 from gui.instruments_panel import InstrumentsPanel
 from gui.mmt_view import MMTView
@@ -74,6 +75,10 @@ class MainWindow(QtWidgets.QMainWindow):
         # closed past a scan's write stalled on the disk: the program must end without
         # waiting for it (`smm_daq.cli.main.leave_now`)
         self.left_stalled_write = False
+        # the close could not make the rig safe, or did not wait for it to end (said): the
+        # program's exit code says it too
+        self.rig_may_be_unsafe = False
+        self._waiting_for_the_rig = False  # the close's making safe under way
 
         central = QtWidgets.QWidget()
         layout = QtWidgets.QVBoxLayout(central)
@@ -242,6 +247,35 @@ class MainWindow(QtWidgets.QMainWindow):
         self.scan.save(self.settings)
         self.settings.sync()
 
+    def _make_the_rig_safe(self, stalled: bool) -> tuple[list[str], list[str]]:
+        """Hand the rig back from a scan left to a `stalled` write (its making safe under way
+        waited for `HAND_BACK_WAIT_S` at most), then make the rig safe and close it
+        (`RigHolder.close`, bounded): in a thread of the close's own, the window answering
+        meanwhile and a dialog saying what it waits for. Returns what was said of that scan's
+        thread still making the rig safe, and what the close's making safe could not do."""
+        left = self.scan.live.sequencer if stalled else None
+        if not stalled:
+            limit = self.holder.longest_close_s(wait=True)
+            text = "Making the rig safe and closing it…"
+        else:
+            from smm_daq.acquisition import sequencer  # loaded: a scan ran
+
+            limit = sequencer.HAND_BACK_WAIT_S + self.holder.longest_close_s(wait=False)
+            text = ("Waiting for the scan's thread to end its making the rig safe, then making "
+                    "the rig safe and closing it…")
+        text += (f"\nThe window closes once that is done (at most {limit:.0f} s, should an "
+                 "instrument not answer).")
+
+        def work() -> tuple[list[str], list[str]]:
+            late = [] if left is None or left.hand_back_rig() else self._still_making_safe()
+            return late, self.holder.close(wait=not stalled)  # a start's file work, if stalled
+
+        self._waiting_for_the_rig = True
+        try:
+            return wait_with_dialog(self, TITLE, text, work)
+        finally:
+            self._waiting_for_the_rig = False
+
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
         """During a scan: ask, then abort it and close once the rig is safe. During a recipe
         or an MMT inversion: ask, then stop or cancel it (an inversion's thread ends after the
@@ -249,21 +283,21 @@ class MainWindow(QtWidgets.QMainWindow):
         that has not returned once the rig was made safe (a line's, aborted, or one at the
         scan's end: a stalled disk) is not waited for, nor a subtraction or MMT save in hand
         (each waits for the same disk): the window says what is left, and closes (once agreed
-        to). Making the rig safe then is waited for a bounded time (`RigHolder.close`); what
-        it could not do, or that it had not ended, is said in a warning and on stderr, with
-        the command that makes the rig safe."""
+        to). Making the rig safe then is waited for a bounded time (`RigHolder.close`), the
+        window answering meanwhile (`_make_the_rig_safe`); what it could not do, or that it
+        had not ended, is said in a warning and on stderr, with the command that makes the
+        rig safe, and in the program's exit code (`rig_may_be_unsafe`)."""
+        if self._waiting_for_the_rig:  # a close under way (its dialog's events are handled)
+            event.ignore()
+            return
         live = self.scan.live
         stalled = live.running and live.write_stalled
-        late: list[str] = []  # the scan's thread still making the rig safe, said
         if stalled:
             if not self._leave_stalled_write():
                 event.ignore()
                 return
             self._close_after_scan = True  # said Yes: not asked again for a recipe
-            self.left_stalled_write = True
-            # made safe and closed below, the write left behind
-            if live.sequencer is not None and not live.sequencer.hand_back_rig():
-                late = self._still_making_safe()
+            self.left_stalled_write = True  # made safe and closed below, the write left behind
         elif live.running:
             if not self._close_after_scan:
                 if not confirm(self, "A scan is running. Abort it (the rig is made safe) and "
@@ -293,8 +327,9 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.recipes.runner is not None and self.recipes.runner.running:
             self.recipes.stop()  # a wait step ends within a slice; the rig is then made safe
         self.save_settings()
-        closed = self.holder.close(wait=not stalled)  # a start's file work, if stalled
+        late, closed = self._make_the_rig_safe(stalled)
         if closed:  # said on stderr too: it stays once the window has gone
+            self.rig_may_be_unsafe = True
             print(f"smm-daq: {safety_statement(self.profile, closed)}", file=sys.stderr,
                   flush=True)
             run = "" if late else f"\n{safe_command_hint(self.profile)}."  # `late` says it

@@ -16,6 +16,7 @@ from PyQt6 import QtCore
 
 from gui.background import Background, error_text
 from smm_daq.acquisition import safe_close
+from smm_daq.errors import SafetyError
 from smm_daq.instruments.profile import Profile
 
 INSTRUMENTS = ("lockin", "stage", "coils", "fluxgate")
@@ -61,9 +62,13 @@ class RigHolder(QtCore.QObject):
             from smm_daq.instruments.rig import open_rig
 
             # the old rig's locks go before the new rig takes them
-            problems = _make_safe_and_close(old) if old is not None else []
+            ended, problems = (safe_close.make_safe_and_close(old, "before reconnecting")
+                               if old is not None else (True, []))
             self.reconnect_problems = problems
             try:
+                if not ended:  # its instruments' links are still in use: left to it
+                    raise SafetyError("not reconnected: the rig open before is still being "
+                                      "made safe; connect again once it is")
                 return open_rig(profile, time_scale=time_scale, world_options=options)
             except Exception as exc:  # what the old rig was left as goes with the failure
                 for problem in problems:
@@ -112,34 +117,60 @@ class RigHolder(QtCore.QObject):
             self.recipeChanged.emit(running)
 
     def close(self, *, wait: bool = True) -> list[str]:
-        """Make the rig safe and close it (waits for calls in flight, unless not `wait`: a
-        scan's start left to a stalled disk, which touches the rig no more). A connect under
-        way is waited for (an exchange with an instrument cannot be cut short), and the rig it
-        opened is made safe and closed here too, its locks released. The making safe is
-        waited for `safe_close.safe_wait_s` at most (an instrument not answering, or the scan's
-        thread still making the rig safe, must not hold the window open): past that it is
-        left to run and a problem says so. Returns problems (also those of making the rig
-        open before a reconnect safe); none from a second close."""
+        """Make the rig safe and close it; returns problems (also those of making the rig
+        open before a reconnect safe); none from a second close.
+
+        Calls in flight are waited for first (unless not `wait`: a scan's start left to a
+        stalled disk, which touches the rig no more), and a connect under way, whose rig is
+        then made safe and closed here too, its locks released. Each wait, and the making safe
+        after it, lasts at most as long as making the rig safe may take (`safe_close.wait_s`:
+        an instrument not answering, or the scan's thread still making the rig safe, must not
+        hold the window open for good): past it the rig is made safe all the same (a call in
+        flight, cut off as the rig closes, may have changed it after), or the connect is left
+        to make safe and close the rig it opens; a problem says so."""
         if self._closed:
             return []
         self._closed = True
-        self.background.shutdown(wait=wait)
+        limit = self._wait_s()
+        ended = self.background.shutdown(wait=wait, timeout=limit)
         rig, self.rig = self.rig, None
+        connect, self._connect = self._connect, None
         problems: list[str] = []
-        if rig is None and self._connect is not None:  # opened or failed, not yet delivered
-            rig, self._connect = self._connect.result(), None  # None: it failed
+        if rig is None and connect is not None:  # opened or failed, not yet delivered
+            if not connect.done():
+                connect.add_done_callback(_close_when_opened)
+                return [*self.reconnect_problems,
+                        f"connecting the rig had not ended {limit:.0f} s after the close (an "
+                        "instrument not answering); the rig is made safe and closed once it "
+                        "opens, if the program still runs"]
+            rig = None if connect.cancelled() else connect.result()  # None: it failed
             problems = list(self.reconnect_problems)
+        elif not ended:
+            problems.append(f"an instrument call had not ended {limit:.0f} s after the close "
+                            "(an instrument not answering); the rig was made safe and closed "
+                            "under it, which it may have changed after")
         if rig is None:
             return problems
         return problems + safe_close.make_safe_and_close(rig)[1]
 
+    def longest_close_s(self, *, wait: bool = True) -> float:
+        """The most `close(wait=wait)` may take: its wait for calls in flight (with `wait`),
+        then its making safe."""
+        return self._wait_s() * (2 if wait else 1)
 
-def _make_safe_and_close(rig: Any) -> list[str]:
-    """Make `rig` safe, then close it (which lets other processes have it); the problems."""
-    try:
-        return list(rig.make_safe())
-    finally:
-        rig.close()
+    def _wait_s(self) -> float:
+        """How long the close waits for calls in flight or a connect: as long as making the
+        rig safe may take (`safe_close.safe_wait_s` of the rig it opens)."""
+        scale = (self.time_scale or 0.0) if self.profile.simulated else 0.0
+        return safe_close.wait_s(self.profile, scale)
+
+
+def _close_when_opened(connect: Future) -> None:
+    """A connect that a close waited no longer for: the rig it opened made safe and closed
+    (in the rig's thread, as it ends)."""
+    rig = None if connect.cancelled() else connect.result()
+    if rig is not None:
+        safe_close.make_safe_and_close(rig)
 
 
 def _identify_all(rig: Any) -> Callable[[], dict[str, object]]:

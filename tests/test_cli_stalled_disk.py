@@ -11,6 +11,7 @@ import sys
 import threading
 
 import numpy as np
+import pytest
 
 from smm_daq.acquisition import safe_close, sequencer
 from smm_daq.cli.main import EXIT_WRITE_STALLED, main
@@ -339,3 +340,67 @@ def test_ctrl_c_during_a_recipes_subtraction_on_a_stalled_disk_ends_run_with_exi
     assert code == EXIT_WRITE_STALLED, err
     assert f"stopped: the subtraction 'induced' into {path} has not returned" in err
     assert "smm-daq: the rig is safe" in err
+
+
+def test_a_later_scan_on_the_session_is_aborted_by_close_after_a_stalled_first_one(
+        tmp_path, monkeypatch):
+    """A script goes on with the same Session after its first scan was left to a stalled
+    write (WriteStalled): a second scan, still running when the session is closed (from
+    another thread), is aborted and its own making safe waited for, not closed under it as a
+    scan left to the disk would be."""
+    from acq_fakes import fake_rig
+
+    from smm_daq.acquisition.session import ScanNotFinished, Session
+    from smm_daq.errors import WriteStalled
+
+    monkeypatch.setattr(sequencer, "WRITE_STALLED_S", 0.0)
+    calls = []  # the first scan's duration: after each of its 3 lines, then at its end
+    _, go = _stall(monkeypatch, "add_duration", lambda *_: calls.append(1) or len(calls) == 4)
+    rig = fake_rig()
+    closed: list[bool] = []
+    rig.close = lambda: closed.append(True)
+    session = Session(tmp_path / "s.h5", rig)
+    kw = {"center_um": (12500.0, 12500.0), "size_um": (40.0, 40.0), "step_um": 20.0}
+    try:
+        with pytest.raises(WriteStalled):
+            session.scan("first", **kw)
+    finally:
+        go.set()
+    assert session.last_sequencer.wait(30) == "finished"  # its write returned since
+    monkeypatch.setattr(sequencer, "WRITE_STALLED_S", 600.0)  # the second's writes return
+    aborts: list[str] = []
+    measuring, holding = threading.Event(), threading.Event()
+    abort = sequencer.Sequencer.abort
+
+    def noted(seq, reason="aborted by the operator") -> None:
+        aborts.append(reason)
+        abort(seq, reason)
+        holding.set()
+
+    def hold(event) -> None:  # the second scan's first point held until it is aborted
+        if event.kind == "point" and not measuring.is_set():
+            measuring.set()
+            holding.wait(30)  # the test gives up first
+
+    ended: list[BaseException] = []
+
+    def second() -> None:
+        try:
+            session.scan("second", on_event=hold, **kw)
+        except BaseException as exc:
+            ended.append(exc)
+
+    monkeypatch.setattr(sequencer.Sequencer, "abort", noted)
+    scanning = threading.Thread(target=second, daemon=True)
+    scanning.start()
+    try:
+        assert measuring.wait(30)
+        problems = session.close()
+        assert aborts == ["the session was closed"]  # unfixed: closed under the scan
+    finally:
+        holding.set()
+        scanning.join(30)
+    assert problems == [] and closed == [True]
+    assert rig.safe_calls == 2  # each scan's own: the abort's stands, not done again
+    assert len(ended) == 1 and isinstance(ended[0], ScanNotFinished)
+    assert ended[0].status == "aborted"

@@ -12,6 +12,8 @@ from scan_gate import Held
 from served_rig import ServedRig, served_to_pyvisa_py
 
 from gui.main_window import MainWindow
+from gui.rig_holder import RigHolder
+from smm_daq.acquisition import safe_close
 from smm_daq.errors import InstrumentLost
 from smm_daq.instruments import rig as rig_module
 from smm_daq.instruments.profile import load_profile
@@ -266,3 +268,79 @@ def test_a_close_that_could_not_make_the_rig_safe_says_so_and_what_to_run(
                                 f"ON\n{hint}")
     assert (f"smm-daq: the rig may NOT be safe: coils: no reply; the field may be ON. {hint}"
             in capsys.readouterr().err)
+
+
+def test_a_close_waits_for_a_call_in_flight_no_longer_than_making_safe_may_take(
+        window, monkeypatch) -> None:
+    """An instrument call in the rig's thread that does not return (a link not answering):
+    the close waits for it as long as making the rig safe may take (0 s here), no longer,
+    then makes the rig safe all the same, closes it and says the call had not ended."""
+    holder = window.holder
+    rig = holder.rig
+    monkeypatch.setattr(RigHolder, "_wait_s", lambda _holder: 0.0)
+    rig.coils.set_field(np.array([0.0, 10e-6, 0.0]))
+    held = Held(lambda: None)
+    assert holder.call(held)
+    held.wait_entered()
+    try:
+        problems = holder.close()
+        assert not held.go.is_set()  # unfixed: waited for it (until the test gave up)
+    finally:
+        held.go.set()
+    assert problems == ["an instrument call had not ended 0 s after the close (an instrument "
+                        "not answering); the rig was made safe and closed under it, which it "
+                        "may have changed after"]
+    np.testing.assert_allclose(rig.coils.field_setpoint(), 0.0, atol=1e-12)
+
+
+def test_a_close_waits_for_a_connect_no_longer_than_making_safe_may_take(
+        window, qtbot, monkeypatch) -> None:
+    """A reconnect whose opening does not return (an instrument not answering): the close
+    waits for it as long as making the rig safe may take (0 s here), says it had not ended,
+    and the rig it opens later is made safe and closed then."""
+    holder = window.holder
+    monkeypatch.setattr(RigHolder, "_wait_s", lambda _holder: 0.0)
+    open_rig, opened, closed = rig_module.open_rig, [], []
+
+    def opening(*args, **kwargs):
+        rig = open_rig(*args, **kwargs)
+        opened.append(rig)
+        monkeypatch.setattr(rig, "close", lambda close=rig.close: (closed.append(rig), close()))
+        return rig
+
+    held = Held(opening)
+    monkeypatch.setattr(rig_module, "open_rig", held)
+    assert holder.open()
+    held.wait_entered()
+    try:
+        problems = holder.close()
+        assert not held.go.is_set()  # unfixed: waited for it (until the test gave up)
+    finally:
+        held.go.set()
+    assert problems == ["connecting the rig had not ended 0 s after the close (an instrument "
+                        "not answering); the rig is made safe and closed once it opens, if "
+                        "the program still runs"]
+    qtbot.waitUntil(lambda: len(closed) == 1, timeout=WAIT_MS)
+    assert closed == opened and holder.rig is None
+
+
+def test_a_reconnect_waits_for_the_rig_before_to_be_made_safe_for_a_bounded_time(
+        window, qtbot, monkeypatch) -> None:
+    """The rig open before does not end its making safe (its lock held: another thread's
+    making safe, or an instrument not answering): the reconnect waits for it as long as that
+    may take (0 s here), then fails, saying so, rather than open the instruments beside it."""
+    holder = window.holder
+    old = holder.rig
+    monkeypatch.setattr(safe_close, "safe_wait_s", lambda _rig: 0.0)
+    old._safing.acquire()
+    try:
+        with qtbot.waitSignal(holder.failed, timeout=WAIT_MS) as failed:
+            assert holder.open()
+    finally:
+        old._safing.release()
+    assert failed.args[0] == (
+        "not reconnected: the rig open before is still being made safe; connect again once it "
+        "is\nmaking the rig open before safe: making it safe before reconnecting did not end "
+        "within 0 s (an instrument not answering, or a making safe under way in another "
+        "thread that has not ended); the program does not wait for it any longer")
+    assert holder.rig is None

@@ -10,13 +10,14 @@ import sys
 import threading
 
 import numpy as np
-from PyQt6 import QtCore
+from PyQt6 import QtCore, QtWidgets
 from scan_gate import Held
 from test_gui_long_scan import CENTRE, UM, WAIT_MS, closing_answered, stall_a_small_scan
 from test_gui_subtract import bump_map
 
 from smm_daq.acquisition import safe_close, sequencer
 from smm_daq.acquisition.plan import ScanPlan
+from smm_daq.cli.main import EXIT_FAILED
 from smm_daq.storage.h5file import open_read
 from smm_daq.storage.nexus import list_entries, write_map_entry
 from smm_daq.storage.scan_entry import ScanEntryWriter
@@ -325,6 +326,80 @@ def test_closing_ends_when_the_windows_own_making_safe_does_not(
     assert running.wait(WAIT_MS / 1000) == "aborted"
 
 
+def _release_once_the_dialog_shows(window, lock) -> tuple[QtCore.QTimer, list[str]]:
+    """A timer of the window's thread that, once the close's dialog shows, notes its text and
+    releases `lock`: it fires only while the window's events are handled during the close."""
+    seen: list[str] = []
+
+    def look() -> None:
+        dialog = window.findChild(QtWidgets.QProgressDialog, "closeWaitDialog")
+        if not seen and dialog is not None and dialog.isVisible():
+            seen.append(dialog.labelText())
+            lock.release()
+
+    timer = QtCore.QTimer()
+    timer.timeout.connect(look)
+    timer.start(10)
+    return timer, seen
+
+
+def test_the_window_answers_while_its_close_waits_for_the_scans_thread(
+        window, qtbot, capsys, monkeypatch):
+    """Closing past a stalled write while the scan's thread is still making the rig safe (a
+    ramp-down): the close waits for it (`HAND_BACK_WAIT_S`), and then for its own making safe,
+    in a thread of its own, a dialog saying so and the window's events handled meanwhile;
+    once that thread's making safe ends, the window's own does, and the close completes."""
+    scan, live = window.scan, window.scan.live
+    asked, warned = closing_answered(monkeypatch)
+    monkeypatch.setattr(sequencer, "HAND_BACK_WAIT_S", WAIT_MS / 1000)  # the test gives up first
+    slow = stall_a_small_scan(scan, qtbot, monkeypatch, "held")
+    held = threading.Lock()  # the scan's thread's making safe, which has not ended
+    timer, seen = _release_once_the_dialog_shows(window, held)
+    try:
+        qtbot.mouseClick(scan.abort_button, QtCore.Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: live.write_stalled, timeout=WAIT_MS)
+        running = live.sequencer
+        held.acquire()
+        running._safing = held
+        assert window.close()  # asked (Yes), and closed once the making safe ended
+        assert len(seen) == 1  # unfixed: the window's thread waited, no event handled
+        assert seen[0].startswith("Waiting for the scan's thread to end its making the rig "
+                                  "safe, then making the rig safe and closing it…\nThe window "
+                                  "closes once that is done (at most ")
+        assert len(asked) == 1 and not warned and window.holder.rig is None
+        assert not window.rig_may_be_unsafe
+        assert "still making the rig safe" not in capsys.readouterr().err
+    finally:
+        timer.stop()
+        if held.locked():
+            held.release()
+        slow.go.set()
+    assert running.wait(WAIT_MS / 1000) == "aborted"
+
+
+def test_the_window_answers_while_its_close_makes_the_rig_safe(window, capsys, monkeypatch):
+    """A close whose making safe waits (another making safe under way holds the rig's lock,
+    or a ramp-down): the window's events are handled meanwhile, a dialog saying what it
+    waits for; the close completes once the rig is safe, with nothing to warn of."""
+    warned: list[str] = []
+    monkeypatch.setattr(QtWidgets.QMessageBox, "warning", lambda *a, **k: warned.append(a[2]))
+    monkeypatch.setattr(safe_close, "safe_wait_s", lambda _rig: WAIT_MS / 1000)  # gives up
+    rig = window.holder.rig
+    rig._safing.acquire()
+    timer, seen = _release_once_the_dialog_shows(window, rig._safing)
+    try:
+        assert window.close()
+        assert len(seen) == 1  # unfixed: the window's thread waited, no event handled
+        assert seen[0].startswith("Making the rig safe and closing it…\nThe window closes once "
+                                  "that is done (at most ")
+    finally:
+        timer.stop()
+        if rig._safing.locked():
+            rig._safing.release()
+    assert not warned and not window.rig_may_be_unsafe
+    assert "NOT safe" not in capsys.readouterr().err
+
+
 # The head of a program whose scan's final status is written by a write that blocks inside
 # HDF5 (holding h5py's lock, as a write on a stalled disk does) and never returns; the close's
 # question is answered Yes; `close_when_told(window)` closes the window once it is told
@@ -450,12 +525,13 @@ sys.exit(main(["gui"]))
 
 def test_the_program_ends_though_making_the_rig_safe_at_the_close_never_does(tmp_path, repo):
     """Closed while the rig's making safe never returns (an instrument's link stuck), `smm-daq
-    gui` still ends, its warning and stderr saying the rig may not be safe and what to run."""
+    gui` still ends, its warning and stderr saying the rig may not be safe and what to run,
+    and its exit code 1, as a command whose rig may not be safe at its end."""
     env = {**os.environ, "PYTHONPATH": str(repo), "QT_QPA_PLATFORM": "offscreen",
            "XDG_CONFIG_HOME": str(tmp_path / "cfg"), "HOME": str(tmp_path)}
     done = subprocess.run([sys.executable, "-c", STUCK_AT_THE_CLOSE], env=env,
                           capture_output=True, text=True, timeout=WAIT_MS / 1000)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == EXIT_FAILED, done.stderr
     said = "the rig may NOT be safe: making it safe at the close did not end within 0 s"
     assert f"smm-daq: {said}" in done.stderr and "`smm-daq safe --profile " in done.stderr
     warned = done.stdout[done.stdout.index("warned: "):]

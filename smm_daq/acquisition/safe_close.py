@@ -15,24 +15,31 @@ from typing import Any
 
 from smm_daq import interrupts
 from smm_daq.acquisition.sequencer import wait_awake
+from smm_daq.instruments.profile import Profile
 from smm_daq.instruments.rig import safe_time_bound
 
 THREAD = "making the rig safe to close it"  # the name of the thread that does it
 
 
+def wait_s(profile: Profile, time_scale: float) -> float:
+    """Real seconds to wait for making a rig of `profile` safe: the most it may take at the
+    profile's ramp rate and link timeouts (`safe_time_bound`, in the rig clock's seconds),
+    longer for a simulated rig run slower than real time (`time_scale` simulated seconds a
+    real second; 0: as fast as it can, or a real rig)."""
+    bound = safe_time_bound(profile)
+    return bound / time_scale if 0 < time_scale < 1 else bound
+
+
 def safe_wait_s(rig: Any) -> float:
-    """Real seconds to wait for making `rig` safe: the most it may take at the profile's ramp
-    rate and link timeouts (`safe_time_bound`, in the rig clock's seconds), longer for a
-    simulated rig run slower than real time."""
-    bound = safe_time_bound(rig.profile)
-    scale = getattr(rig.clock, "time_scale", 0.0)
-    return bound / scale if 0 < scale < 1 else bound
+    """`wait_s` for an open rig (its clock says how fast a simulated one runs)."""
+    return wait_s(rig.profile, getattr(rig.clock, "time_scale", 0.0))
 
 
-def make_safe_and_close(rig: Any) -> tuple[bool, list[str]]:
+def make_safe_and_close(rig: Any, occasion: str = "at the close") -> tuple[bool, list[str]]:
     """Make `rig` safe, then close it (which lets other processes have it), waiting
     `safe_wait_s(rig)` at most: whether that ended in time, and what could not be done (not
-    ended: one problem, saying so). An error closing the rig is raised here."""
+    ended: one problem, saying so, and when it was made safe: `occasion`). An error closing
+    the rig is raised here."""
     within = safe_wait_s(rig)
     done = threading.Event()
     outcome: list[Any] = []
@@ -55,7 +62,7 @@ def make_safe_and_close(rig: Any) -> tuple[bool, list[str]]:
         ended = wait_awake(done, within)
     if not ended:
         return False, [
-            f"making it safe at the close did not end within {within:.0f} s (an instrument "
+            f"making it safe {occasion} did not end within {within:.0f} s (an instrument "
             "not answering, or a making safe under way in another thread that has not ended); "
             "the program does not wait for it any longer"]
     if isinstance(outcome[0], BaseException):

@@ -213,7 +213,8 @@ class Session:
         seq = Sequencer(self.rig, self.path, plan, recipe_text=recipe_text, resume=resume,
                         resume_hint=hint, auto_range=auto_range)
         self.last_sequencer = seq
-        self._safe_problems = None
+        # this scan's own state: one before it left to a stalled write is no longer the last
+        self._safe_problems, self._left, self._left_safing = None, False, []
         wake, stalled = threading.Event(), threading.Event()
         seq.subscribe(lambda e: (e.kind == "paused" or e.kind in TERMINAL) and wake.set())
         seq.subscribe(lambda e: e.kind == "made_safe" and (stalled.set(), wake.set()))
