@@ -9,7 +9,7 @@ import threading
 
 import numpy as np
 import pytest
-from PyQt6 import QtWidgets
+from PyQt6 import QtCore, QtWidgets
 from test_gui_long_scan import LIVE_FILE, shown
 from test_gui_window import small_plan
 
@@ -120,19 +120,31 @@ def test_other_events_are_taken_in_at_once_with_the_points_before_them(live, qtb
     assert np.all(np.isnan(shown(live.view)[1]))
 
 
-class LineGate:
-    """Wraps the live scan's `push` (called in the scan's thread): after each "line_done" the
-    scan waits until the test lets it go, so a line's points all come before the window's
-    next frame."""
+class Paced(QtCore.QObject):
+    """Wraps the live scan's `push` (called in the scan's thread) so that the scan goes at a
+    rig's pace for the window: each point waits until the window's event loop has turned
+    after it (all it was told meanwhile handled), and after each "line_done" the scan waits
+    until the test lets it go, so a line's end and the window's next frame come in order."""
+
+    pointPushed = QtCore.pyqtSignal()  # emitted in the scan's thread, handled in the window's
 
     def __init__(self, push) -> None:
+        super().__init__()
         self.push = push
-        self.held, self.go = threading.Event(), threading.Event()
+        self.seen, self.held, self.go = (threading.Event(), threading.Event(),
+                                         threading.Event())
         self.holding = True
+        self.pointPushed.connect(self.seen.set)
 
     def __call__(self, event: ScanEvent) -> None:
         self.push(event)
-        if event.kind == "line_done" and self.holding:
+        if not self.holding:
+            return
+        if event.kind == "point":
+            self.seen.clear()
+            self.pointPushed.emit()  # queued after anything the push told the window
+            assert self.seen.wait(WAIT_S)
+        elif event.kind == "line_done":
             self.held.set()
             assert self.go.wait(WAIT_S)
             self.go.clear()
@@ -146,16 +158,17 @@ class LineGate:
         """Let the scan run to its end, held no more."""
         self.holding = False
         self.go.set()
+        self.seen.set()
 
 
 def test_a_simulated_scans_points_reach_the_map_in_their_places_one_update_a_line(
         window, qtbot, tmp_path, monkeypatch):
-    """The simulated rig scans (serpentine) while the window turns its event loop: the points
-    of a line tell the window nothing (they were an intake and a progress update each), the
-    line's end is taken in with them, and a frame draws the line in one image update; at the
-    end the map is the file's, every point in its place."""
+    """The simulated rig scans (serpentine) at a rig's pace for the window, its event loop
+    turning between points: the points of a line tell the window nothing (they were an intake
+    and a progress update each), the line's end is taken in with them, and a frame draws the
+    line in one image update; at the end the map is the file's, every point in its place."""
     live = window.scan.live
-    gate = LineGate(live.bridge.push)
+    gate = Paced(live.bridge.push)
     monkeypatch.setattr(live.bridge, "push", gate)  # the Scan tab subscribes it at the start
     counted = Counted(live, monkeypatch)
     plan = small_plan("batches", n=6)
@@ -175,8 +188,11 @@ def test_a_simulated_scans_points_reach_the_map_in_their_places_one_update_a_lin
             assert measured[:iy + 1].all() and not measured[iy + 1:].any()
             gate.release()
         qtbot.waitUntil(lambda: live.state == "finished", timeout=wait_ms)
-    finally:
+    finally:  # a failure mid-scan: the scan ended before the window's close would ask
         gate.open()
+        if live.running:
+            live.abort()
+            qtbot.waitUntil(lambda: not live.running, timeout=wait_ms)
     assert len(counted.updates) == plan.ny  # the end had nothing new to draw
     stored = read_map(tmp_path / "session.h5", "batches")
     np.testing.assert_array_equal(window.scan.view.map.bz, stored.bz)
