@@ -14,7 +14,8 @@ Figures, at each line of --at (the scan is held there, its events all taken in):
   the Scan tab's progress, the paint of images) per line over the lines since the last hold,
   with the redraws per line made meanwhile (at most 10 a second, so their number per line
   depends on how fast lines come: here, far faster than on a rig);
-- intakes, progress: the times events were taken in and the progress shown, per line;
+- intakes, progress: the live scan's intakes of events (each frame of its timer, and each
+  event other than a point) and the progress updates shown, per line;
 - intake: GUI-thread time to take in one line's point events that came together (pushed
   from another thread, as the sequencer pushes them);
 - row redraw: one live redraw as the timer makes it while the line fills (its new points in

@@ -52,7 +52,6 @@ class LiveScan(QtCore.QObject):
         self.bz = np.zeros((0, 0))
         self.points = 0  # point events taken in
         self.redraws = 0  # map refreshes made
-        self.intakes = 0  # times events were taken in (frames and other events)
         self.lines_stored = 0  # lines in the file, finished before a resume included
         self.message = ""
         self.rig_safe: bool | None = None  # how the sequencer left the rig (None: not told)
@@ -72,7 +71,7 @@ class LiveScan(QtCore.QObject):
         self.plan, self.path = plan, Path(path)
         self.sequencer, self._asked = None, None  # the last scan's is done with
         self.bz = np.full((plan.ny, plan.nx), np.nan) if bz is None else np.array(bz, float)
-        self.points = self.redraws = self.intakes = 0
+        self.points = self.redraws = 0
         self.lines_stored = int(np.isfinite(self.bz).all(axis=1).sum())  # stored whole
         self._rows = None
         self.message = ""
@@ -147,9 +146,6 @@ class LiveScan(QtCore.QObject):
         """Everything the sequencer sent since the last intake, in order; the progress of
         the last event shown once."""
         items = self.bridge.drain()
-        if not items:
-            return
-        self.intakes += 1
         last: ScanEvent | None = None
         for item in items:
             if isinstance(item, PointBatch):
