@@ -1,6 +1,7 @@
 """The window through a whole long scan: GUI-thread time per line, and RSS, as lines go by.
 
     .venv/bin/python benchmarks/gui_long_scan.py [--n 1001] [--at 10,500,1000] [--simulated]
+        [--hours 8] [--fast-line-s 0.5]
 
 The main window (offscreen) runs an n × n scan through its Scan tab, as an operator starts
 one: the real sequencer and file writer in their worker thread, the live map in the GUI
@@ -13,14 +14,19 @@ Figures, at each line of --at (the scan is held there, its events all taken in):
   the Scan tab's progress, the paint of images) per line over the lines since the last hold,
   with the redraws per line made meanwhile (at most 10 a second, so their number per line
   depends on how fast lines come: here, far faster than on a rig);
-- intake: GUI-thread time to take in one line's point events (pushed and taken in);
+- intakes, progress: the live scan's intakes of events (each frame of its timer, and each
+  event other than a point) and the progress updates shown, per line;
+- intake: GUI-thread time to take in one line's point events that came together (pushed
+  from another thread, as the sequencer pushes them);
 - row redraw: one live redraw as the timer makes it while the line fills (its new points in
   one row), with the paint, in ms, and the pixels coloured; whole redraw: the same when the
   colour range widens (every pixel recoloured);
 - RSS of the process (MB).
 At the end: how many paints coloured the whole map (the first range, and each widening),
-and the GUI-thread time per line at a rig's pace (--hours for the scan): a rig's line of 1001
-points takes about 29 s in an 8-hour scan, so the map is redrawn about 290 times a line.
+and the GUI-thread time per line at a rig's pace (--hours for the scan) and at a fast line's
+(--fast-line-s), each measured on a line whose points come one at a time, the window idle
+between them: a rig's line of 1001 points takes about 29 s in an 8-hour scan, so the live
+timer makes about 290 frames a line; a fast line of 0.5 s, 5.
 """
 
 from __future__ import annotations
@@ -69,13 +75,15 @@ class BusyMeter:
         from gui.scan_tab import ScanTab
 
         self.busy = 0.0
+        self.calls = {"_take_events": 0, "_redraw": 0, "_progressed": 0, "paint": 0}
         self._depth = 0
         for cls, name in ((LiveScan, "_take_events"), (LiveScan, "_redraw"),
                           (ScanTab, "_progressed"), (pg.ImageItem, "paint")):
-            setattr(cls, name, self._timed(getattr(cls, name)))
+            setattr(cls, name, self._timed(getattr(cls, name), name))
 
-    def _timed(self, fn):
+    def _timed(self, fn, name: str):
         def timed(*args, **kw):
+            self.calls[name] += 1
             self._depth += 1
             t = time.perf_counter()
             try:
@@ -186,6 +194,8 @@ def main() -> None:
     parser.add_argument("--simulated", action="store_true", help="on the simulated rig")
     parser.add_argument("--hours", type=float, default=8.0,
                         help="a rig's scan time, for the GUI time per line at its pace")
+    parser.add_argument("--fast-line-s", type=float, default=0.5,
+                        help="a fast line's time (s), for the GUI time per line at its pace")
     args = parser.parse_args()
     at = sorted({int(v) for v in args.at.split(",") if 0 < int(v) <= args.n})
 
@@ -222,12 +232,12 @@ def main() -> None:
         print(f"{args.n} x {args.n} scan from the window "
               f"({'simulated rig' if args.simulated else 'instant instruments'}), offscreen; "
               f"RSS at start {rss0:.1f} MB")
-        print("   line  busy ms/line  redraws/line  intake ms/line   row redraw ms (pixels)  "
-              "whole redraw ms (pixels)  RSS MB")
+        print("   line  busy ms/line  intakes/line  progress/line  redraws/line  "
+              "intake ms/line   row redraw ms (pixels)  whole redraw ms (pixels)  RSS MB")
         assert window.scan.start(plan)
-        last_line, last_busy, last_redraws = 0, 0.0, 0
+        last_line, last_busy, last_calls = 0, 0.0, dict(meter.calls)
         t0 = time.perf_counter()
-        at_pace: list[tuple[int, float, float, float]] = []
+        widenings: list[tuple[int, float]] = []
         for k in at:
             _spin(app, holds.held.is_set)
             holds.held.clear()
@@ -235,16 +245,17 @@ def main() -> None:
             app.processEvents()
             lines = k - last_line
             busy = (meter.busy - last_busy) / lines
-            redraws = (live.redraws - last_redraws) / lines
-            intake = _intake_cost(live, args.n)
+            calls = {name: (meter.calls[name] - last_calls[name]) / lines for name in last_calls}
+            intake = _intake_cost(app, live, args.n)
             with wholes.paused():
                 (row, row_px), (whole, whole_px) = _redraw_cost(app, window,
                                                                 min(k, args.n - 1))
-            at_pace.append((k, intake, row, whole))
-            print(f"  {k:5d}  {busy * 1e3:12.2f}  {redraws:12.2f}  {intake * 1e3:14.2f}  "
-                  f"{row * 1e3:8.2f} ({row_px:9d})  {whole * 1e3:9.2f} ({whole_px:9d})  "
-                  f"{_rss_mb():6.1f}")
-            last_line, last_busy, last_redraws = k, meter.busy, live.redraws
+            widenings.append((k, whole))
+            print(f"  {k:5d}  {busy * 1e3:12.2f}  {calls['_take_events']:12.2f}  "
+                  f"{calls['_progressed']:13.2f}  {calls['_redraw']:12.2f}  "
+                  f"{intake * 1e3:14.2f}  {row * 1e3:8.2f} ({row_px:9d})  "
+                  f"{whole * 1e3:9.2f} ({whole_px:9d})  {_rss_mb():6.1f}")
+            last_line, last_busy, last_calls = k, meter.busy, dict(meter.calls)
             holds.go.set()
         _spin(app, lambda: not live.running)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -252,50 +263,116 @@ def main() -> None:
               f"{_rss_mb():.1f} MB (peak {peak:.1f} MB), growth {(_rss_mb() - rss0):.1f} MB")
         print(f"paints that coloured the whole map: {wholes.whole} of {live.redraws} live "
               "redraws (the first range, and each widening)")
-        _print_pace(at_pace, args.n, args.hours, wholes.whole)
+        with wholes.paused():
+            _print_pace(app, live, meter, widenings, args.n, args.hours, args.fast_line_s,
+                        wholes.whole)
         window.scan.live.timer.stop()
         window.holder.close()
         window.close()
         del window
 
 
-def _print_pace(rows: list[tuple[int, float, float, float]], n: int, hours: float,
-                widenings: int) -> None:
-    """GUI-thread time per line if the scan took `hours` on a rig: the map is redrawn
-    REDRAWS_PER_S times a second, each redraw the line's row, and whole `widenings` times in
-    the scan (spread over its lines here)."""
+def _print_pace(app: QtWidgets.QApplication, live, meter: BusyMeter,
+                widenings: list[tuple[int, float]], n: int, hours: float, fast_line_s: float,
+                whole: int) -> None:
+    """GUI-thread time per line at a rig's pace (the scan taking `hours`) and at a fast
+    line's (`fast_line_s` a line), measured on one line of n points (a row of the finished
+    map drawn again): the points come one at a time, the window idle between them (what each
+    one tells it taken in at once), and the live timer makes its REDRAWS_PER_S frames a
+    second, spread over the line; at the rig's pace plus the whole map's recolouring `whole`
+    times in the scan (the first range and each widening, at its cost at each line of --at),
+    spread over its lines."""
     from gui.live_scan import REDRAWS_PER_S
 
-    line_s = hours * 3600 / n
-    redraws = line_s * REDRAWS_PER_S
-    print(f"at a rig's pace ({hours:g} h for {n} lines: {line_s:.1f} s and {redraws:.0f} "
-          "redraws a line), GUI-thread time per line:")
-    for k, intake, row, whole in rows:
-        per_line = intake + redraws * row + whole * widenings / n
-        print(f"  line {k:5d}: {per_line * 1e3:7.0f} ms ({100 * per_line / line_s:.1f} % of "
+    rig_line_s = hours * 3600 / n
+    per_line = {}
+    for line_s, what in ((rig_line_s, f"a rig's pace ({hours:g} h for {n} lines)"),
+                         (fast_line_s, "a fast line's pace")):
+        frames = max(1, round(line_s * REDRAWS_PER_S))
+        busy, calls = per_line[line_s] = _rig_pace_line(app, live, meter, n, frames)
+        print(f"at {what}: {line_s:.3g} s and {frames} frames of the live timer a line, one "
+              f"line of {n} points, each alone, costs the GUI thread {busy * 1e3:.1f} ms "
+              f"({100 * busy / line_s:.2f} %: {calls['_take_events']} intakes, "
+              f"{calls['_progressed']} progress updates, {calls['_redraw']} redraws)")
+    busy = per_line[rig_line_s][0]
+    print(f"at a rig's pace, with the whole map's {whole} recolourings spread over the lines:")
+    for k, cost in widenings:
+        total = busy + cost * whole / n
+        print(f"  line {k:5d}: {total * 1e3:7.0f} ms ({100 * total / rig_line_s:.1f} % of "
               "the GUI thread)")
 
 
-def _intake_cost(live, nx: int, repeats: int = 3) -> float:
-    """Seconds the GUI thread takes to take in one line of point events (into a copy of the
-    live scan's state, so the scan's own is untouched)."""
+def _line_events(n: int, iy: int, values) -> list:
     from smm_daq.acquisition.events import ScanEvent
 
-    events = [ScanEvent(kind="point", entry="long", line=0, index=(0, ix), bz=1e-6,
-                        progress=0.5, eta_s=1.0) for ix in range(nx)]
+    return [ScanEvent(kind="point", entry="long", line=iy, index=(iy, ix),
+                      bz=float(values[ix]), progress=0.5, eta_s=1.0) for ix in range(n)]
+
+
+def _intake_cost(app: QtWidgets.QApplication, live, nx: int, repeats: int = 3) -> float:
+    """Seconds the GUI thread takes to take in one line of point events that came together
+    (a fly scan's line, or a busy window's), pushed from another thread as the sequencer
+    pushes them (into a copy of the live scan's state, so the scan's own is untouched)."""
+    events = _line_events(nx, 0, [1e-6] * nx)
+    push = type(live.bridge).push
     saved = live.bz, live.points, live._rows
     times = []
     try:
         live.bz = live.bz.copy()
         for _ in range(repeats):
+            pusher = threading.Thread(target=lambda: [push(live.bridge, e) for e in events])
+            pusher.start()
+            pusher.join()
             t = time.perf_counter()
-            for e in events:
-                type(live.bridge).push(live.bridge, e)
             live._take_events()
             times.append(time.perf_counter() - t)
+        app.processEvents()  # what the pushes told the window finds them taken in
     finally:
         live.bz, live.points, live._rows = saved
     return statistics.median(times)
+
+
+def _rig_pace_line(app: QtWidgets.QApplication, live, meter: BusyMeter, n: int,
+                   frames: int) -> tuple[float, dict[str, int]]:
+    """(GUI-thread seconds, the BusyMeter's calls) for one line of n points pushed one at a
+    time from another thread, the window's events processed after each push as an idle
+    window does, and `frames` frames of the live timer spread over the line. The points go
+    into a copy of the map's array, into the last row (its own values again), which is drawn
+    back from the map's own array after."""
+    iy = live.bz.shape[0] - 1
+    events = _line_events(n, iy, live.bz[iy].copy())
+    push = type(live.bridge).push
+    go, pushed = threading.Semaphore(0), threading.Semaphore(0)
+
+    def pusher() -> None:
+        for e in events:
+            go.acquire()
+            push(live.bridge, e)
+            pushed.release()
+
+    frame = getattr(live, "_frame", live._redraw)  # the timer's slot
+    saved = live.bz, live.points, live._rows
+    busy, calls = meter.busy, dict(meter.calls)
+    thread = threading.Thread(target=pusher)
+    thread.start()
+    try:
+        live.bz = live.bz.copy()
+        for i in range(n):
+            go.release()
+            pushed.acquire()
+            app.processEvents()
+            if (i + 1) * frames // n > i * frames // n:  # `frames` of them, spread evenly
+                frame()
+                app.processEvents()  # the paint of what the frame drew
+        busy = meter.busy - busy
+        calls = {name: meter.calls[name] - calls[name] for name in calls}
+    finally:
+        thread.join()
+        live.bz, live.points = saved[0], saved[1]
+        live._rows = range(iy, iy + 1)
+        live._redraw()
+        app.processEvents()
+    return busy, calls
 
 
 if __name__ == "__main__":

@@ -1,9 +1,13 @@
 """A scan running in the sequencer's worker thread, shown live in a map view.
 
-Events cross to the GUI thread through `ScanEventBridge`; points go into an array at once,
-and the map is redrawn from a timer at most `REDRAWS_PER_S` times a second, however fast
-points arrive, so the window stays responsive during a fast simulated scan. A redraw draws
-the rows that changed since the last (`MapView.fill_rows`), not the whole grid.
+Events cross to the GUI thread through `ScanEventBridge`. Points are taken in from a frame
+timer, `REDRAWS_PER_S` times a second: each frame puts the points that came since the last
+into the map's array at once (one array assignment, not one call a point), shows the
+progress once and redraws the map once, however fast or slow points arrive; so the window's
+work during a scan is per frame, not per point, and it stays responsive during a fast fly
+scan. Every other event (started, paused, a line stored, the end) is taken in as soon as it
+comes, with the points before it. A redraw draws the rows that changed since the last
+(`MapView.fill_rows`), not the whole grid.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import numpy as np
 from PyQt6 import QtCore
 
 from gui.map_view import MapView
-from gui.scan_bridge import ScanEventBridge
+from gui.scan_bridge import PointBatch, ScanEventBridge
 from smm_daq.acquisition.events import ScanEvent
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.storage.mapdata import MapData
@@ -40,13 +44,13 @@ class LiveScan(QtCore.QObject):
         self.bridge = ScanEventBridge(self)
         self.bridge.eventsReady.connect(self._take_events)
         self.timer = QtCore.QTimer(self, interval=1000 // REDRAWS_PER_S)
-        self.timer.timeout.connect(self._redraw)
+        self.timer.timeout.connect(self._frame)
         self.sequencer: Any = None
         self.plan: ScanPlan | None = None
         self.path: Path | None = None
         self.state = "idle"
         self.bz = np.zeros((0, 0))
-        self.points = 0  # point events received
+        self.points = 0  # point events taken in
         self.redraws = 0  # map refreshes made
         self.lines_stored = 0  # lines in the file, finished before a resume included
         self.message = ""
@@ -133,24 +137,37 @@ class LiveScan(QtCore.QObject):
         self.ended.emit("failed", message)
 
     # --- events --------------------------------------------------------------------------
+    def _frame(self) -> None:
+        """The timer's frame: the points that came since the last, taken in and drawn."""
+        self._take_events()
+        self._redraw()
+
     def _take_events(self) -> None:
+        """Everything the sequencer sent since the last intake, in order; the progress of
+        the last event shown once."""
+        items = self.bridge.drain()
         last: ScanEvent | None = None
-        for event in self.bridge.drain():
-            last = event  # type: ignore[assignment]
-            self._apply(event)  # type: ignore[arg-type]
+        for item in items:
+            if isinstance(item, PointBatch):
+                self._take_points(item)
+                last = item.last
+            else:
+                last = item
+                self._apply(item)
         if last is not None and last.kind not in TERMINAL:
             self.progressed.emit(last.progress, last.eta_s)
 
+    def _take_points(self, batch: PointBatch) -> None:
+        """A batch's points into the map's array; their rows are drawn at the next redraw."""
+        self.bz[batch.rows, batch.columns] = batch.bz  # the sequencer sends each point once
+        self.points += batch.rows.size
+        low, high = int(batch.rows.min()), int(batch.rows.max()) + 1
+        rows = self._rows
+        self._rows = (range(low, high) if rows is None
+                      else range(min(rows.start, low), max(rows.stop, high)))
+
     def _apply(self, event: ScanEvent) -> None:
-        if event.kind == "point" and event.index is not None and event.bz is not None:
-            self.bz[event.index] = event.bz
-            self.points += 1
-            iy, rows = event.index[0], self._rows
-            if rows is None:
-                self._rows = range(iy, iy + 1)
-            elif iy not in rows:
-                self._rows = range(min(rows.start, iy), max(rows.stop, iy + 1))
-        elif event.kind == "line_done":
+        if event.kind == "line_done":
             self.lines_stored += 1
         elif event.kind in ("started", "resumed") and self.state != "aborting":
             self._set_state("running")

@@ -102,9 +102,9 @@ def fill(live: LiveScan, plan: ScanPlan, values: np.ndarray, lines: range,
             live.bridge.push(point(plan, iy, int(ix), float(values[iy, ix])))
             n += 1
             if n % redraw_every == 0:
-                live._redraw()
+                live._frame()
                 paint(live.view)
-    live._redraw()
+    live._frame()
     paint(live.view)
     return live.redraws - redraws
 
@@ -193,7 +193,7 @@ def test_the_live_colours_are_pyqtgraphs_for_the_whole_map(live):
     fill(live, plan, values, range(15), redraw_every=4)
     for ix in plan.line_order(15)[:9]:
         live.bridge.push(point(plan, 15, int(ix), float(values[15, ix])))
-    live._redraw()
+    live._frame()
     paint(live.view)
     image = live.view.image
     reference = pg.ImageItem(axisOrder="row-major")
@@ -217,7 +217,7 @@ def test_the_live_image_is_placed_oriented_and_blank_where_not_measured(live):
     fill(live, plan, values, range(3), redraw_every=7)
     for _ in range(5):
         live.bridge.push(point(plan, 3, 29 - _, float(values[3, 29 - _])))  # serpentine
-    live._redraw()
+    live._frame()
 
     drawn = shown(view)
     assert drawn.shape == (50, 30)  # (rows y, columns x)
