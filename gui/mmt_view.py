@@ -129,6 +129,21 @@ def saved_command(command: str, entry: str) -> str:
     return f"{command} {shlex.join(['--out', f'{entry}.csv', '--result-entry', entry])}"
 
 
+def supplied(maps: list[MapData], scans: list[Any]) -> list[str]:
+    """The command line's options for what the profile supplied to `scans` (joint.Scan) where
+    their `maps` record none: every scan's height (`--height-um`, one per scan) when a map
+    has none, and the sensor area when a map has none and every scan's is the same (the
+    command line takes one for all; each scan's own is in the entry)."""
+    out = []
+    if any(m.height is None for m in maps):
+        out += ["--height-um", ",".join(repr(s.height / UM) for s in scans)]
+    areas = {tuple(s.sensor_size[:2]) for s in scans}
+    if any(m.sensor_size is None for m in maps) and len(areas) == 1:
+        (w, l), = areas
+        out += ["--sensor-size-um", f"{w / UM!r},{l / UM!r}"]
+    return out
+
+
 def made_with(options: ResultOptions) -> str:
     """The recorded options of a saved result in words ("" when it records none), e.g.
     "; Dragonfly: min voxels 10, …; masks bad.png, none"."""
@@ -563,9 +578,10 @@ class MMTView(QtWidgets.QWidget):
                               sensor_of(m), sigma,
                               mask_for(masks, i, m))
                          for i, m in enumerate(maps)]
-                # the options as the command line records them: the crop window resolved
-                how = {**made, **dragonfly_parameters(options),
-                       **mask_parameters(masks, len(maps))}
+                # the options as the command line records them: the crop window resolved,
+                # and what the profile supplied for a map without it
+                how = {**made, "command": recorded_command(arguments + supplied(maps, scans)),
+                       **dragonfly_parameters(options), **mask_parameters(masks, len(maps))}
                 stop_if_cancelled()
                 if model == "cuboid" and len(scans) == 1 and scans[0].mask is None \
                         and len(scans[0].sensor_size) == 2:

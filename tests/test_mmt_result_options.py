@@ -156,3 +156,38 @@ def test_an_inversion_in_tiles_records_the_tile_size(tmp_path: Path) -> None:
     assert saved.options == ResultOptions(tile=pytest.approx(20 * UM, rel=1e-12))
     with h5py.File(h5, "r") as f:
         assert f["synth_mmt/process/parameters/tile"].attrs["units"] == "m"
+
+
+def test_the_tabs_command_names_what_the_profile_supplied_and_runs_to_the_same_result(
+        qtbot, tmp_path: Path) -> None:
+    """A map that records no sensor height or area is inverted by the tab with the profile's;
+    the command it records says so, and run on the command line it makes the same result."""
+    import shlex
+
+    from gui.command import RECORDED_PREFIX
+
+    path, grains = write_cuboid_session(tmp_path)
+    scan = read_map(path, "scan")
+    write_map_entry(path, replace(scan, name="bare", height=None, sensor_size=None), kind="scan")
+    profile = load_profile()
+    view = MMTView(profile)
+    qtbot.addWidget(view)
+    view.set_file(path)
+    view.entry.setCurrentText("bare")
+    view.set_grain_file(grains)
+    with qtbot.waitSignal(view.finished, timeout=WAIT_MS) as done:
+        assert view.run()
+    assert done.args[0], done.args[1]
+    assert save(view, qtbot, "gui")[0]
+    command = read_result_entry(path, "gui").command
+    assert command.startswith(RECORDED_PREFIX)
+    words = shlex.split(command[len(RECORDED_PREFIX):])
+    w, l = profile.sensor.active_area
+    assert words[words.index("--height-um") + 1] == repr(profile.sensor.height / UM)
+    assert words[words.index("--sensor-size-um") + 1] == f"{w / UM!r},{l / UM!r}"
+    words[words.index("--out") + 1] = str(tmp_path / "cli.csv")
+    words[words.index("--result-entry") + 1] = "cli"
+    assert main(words) == 0
+    gui, cli = read_result_entry(path, "gui"), read_result_entry(path, "cli")
+    assert (cli.height, cli.residual.sensor_size) == (gui.height, gui.residual.sensor_size)
+    np.testing.assert_allclose(cli.magnetization, gui.magnetization, rtol=1e-9)
