@@ -30,7 +30,7 @@ from PyQt6 import QtCore, QtWidgets
 
 from gui.background import Background
 from gui.command import recorded_command
-from gui.dragonfly_options import DragonflyOptionsRow, for_map
+from gui.dragonfly_options import DragonflyOptionsRow, describe, for_map
 from gui.grain_outlines import grain_segments, sphere_diameters
 from gui.grain_table import GrainFilter, GrainTableModel
 from gui.map_geometry import pixel_rect
@@ -39,6 +39,7 @@ from gui.stereonet import Stereonet
 from smm_daq.analysis.forward import cuboid_bz
 from smm_daq.analysis.mmt.formats.grains import GRAIN_FORMATS, read_grain_file
 from smm_daq.analysis.mmt.models.multipole import MultipoleModel, PointGrains, Sensor
+from smm_daq.analysis.mmt.result_params import ResultOptions
 from smm_daq.analysis.mmt.scan_fits import ScanFit, fits_of
 from smm_daq.analysis.subtract_inputs import holds_measured_map, read_source
 from smm_daq.errors import InputError, SmmError
@@ -128,6 +129,35 @@ def saved_command(command: str, entry: str) -> str:
     return f"{command} {shlex.join(['--out', f'{entry}.csv', '--result-entry', entry])}"
 
 
+def supplied(maps: list[MapData], scans: list[Any]) -> list[str]:
+    """The command line's options for what the profile supplied to `scans` (joint.Scan) where
+    their `maps` record none: every scan's height (`--height-um`, one per scan) when a map
+    has none, and the sensor area when a map has none and every scan's is the same (the
+    command line takes one for all; each scan's own is in the entry)."""
+    out = []
+    if any(m.height is None for m in maps):
+        out += ["--height-um", ",".join(repr(s.height / UM) for s in scans)]
+    areas = {tuple(s.sensor_size[:2]) for s in scans}
+    if any(m.sensor_size is None for m in maps) and len(areas) == 1:
+        (w, l), = areas
+        out += ["--sensor-size-um", f"{w / UM!r},{l / UM!r}"]
+    return out
+
+
+def made_with(options: ResultOptions) -> str:
+    """The recorded options of a saved result in words ("" when it records none), e.g.
+    "; Dragonfly: min voxels 10, …; masks bad.png, none"."""
+    parts = []
+    if options.dragonfly is not None:
+        parts.append(f"Dragonfly: {describe(options.dragonfly)}")
+    if options.masks:
+        parts.append("masks " + ", ".join(m.typed if m is not None else "none"
+                                          for m in options.masks))
+    if options.tile is not None:
+        parts.append(f"tiles of {options.tile / UM:g} µm")
+    return "".join(f"; {p}" for p in parts)
+
+
 class MMTView(QtWidgets.QWidget):
     """The MMT tab."""
 
@@ -150,7 +180,8 @@ class MMTView(QtWidgets.QWidget):
         self.scan_shown = 0  # the scan whose maps are shown (index into `fits`)
         self.selected_grain: int | None = None  # its own field is drawn for the scan shown
         self.table_columns: dict | None = None  # the result's per-grain columns
-        self.made: dict[str, str] = {}  # how the shown result was made: command, grains
+        # how the shown result was made: command, grains, options (`result_params`)
+        self.made: dict[str, object] = {}
         self.worker = Background("mmt", self)
         # a grain's own field on a large map takes a second: computed off the GUI thread, and
         # not queued behind an inversion
@@ -507,6 +538,7 @@ class MMTView(QtWidgets.QWidget):
         arguments += ["--device", device] if device != "auto" else []
         arguments += ["--sigma-nT", f"{sigma / 1e-9:g}"] if sigma else []
         from smm_daq.analysis.mmt.result_file import grain_parameters
+        from smm_daq.analysis.mmt.result_params import dragonfly_parameters, mask_parameters
 
         made = {"command": recorded_command(arguments), **grain_parameters(grain_file, fmt)}
         profile, emit = self.profile, self.progress_bridge.message.emit
@@ -521,7 +553,8 @@ class MMTView(QtWidgets.QWidget):
             stop_if_cancelled()
             sensors_done(done, total)
 
-        def job() -> tuple[list[MapData], Any, dict, list[str], dict[str, str], np.ndarray]:
+        def job() -> tuple[list[MapData], Any, dict, list[str], dict[str, object],
+                           np.ndarray]:
             stop_if_cancelled()
             from smm_daq.analysis.mmt.masks import mask_for
             from smm_daq.analysis.mmt.solver.inversion import invert_map
@@ -548,6 +581,10 @@ class MMTView(QtWidgets.QWidget):
                               sensor_of(m), sigma,
                               mask_for(masks, i, m))
                          for i, m in enumerate(maps)]
+                # the options as the command line records them: the crop window resolved,
+                # and what the profile supplied for a map without it
+                how = {**made, "command": recorded_command(arguments + supplied(maps, scans)),
+                       **dragonfly_parameters(options), **mask_parameters(masks, len(maps))}
                 stop_if_cancelled()
                 if model == "cuboid" and len(scans) == 1 and scans[0].mask is None \
                         and len(scans[0].sensor_size) == 2:
@@ -561,7 +598,7 @@ class MMTView(QtWidgets.QWidget):
                 table = result.table()
             outlines = grain_segments(result.grains)  # thousands of grains: not on the GUI thread
             stop_if_cancelled()  # cancelled after the last block: the result is not shown
-            return (maps, result, table, [str(w.message) for w in [*read, *caught]], made,
+            return (maps, result, table, [str(w.message) for w in [*read, *caught]], how,
                     outlines)
 
         self.run_button.setEnabled(False)
@@ -610,7 +647,7 @@ class MMTView(QtWidgets.QWidget):
         self.save_button.setEnabled(self.result is not None and self.shown_entry is None)
         self.cancel_button.setEnabled(False)
 
-    def _done(self, value: tuple[list[MapData], Any, dict, list[str], dict[str, str],
+    def _done(self, value: tuple[list[MapData], Any, dict, list[str], dict[str, object],
                                  np.ndarray]) -> None:
         """Show a fresh result: its table, maps, the grains' outlines (`value`'s last,
         computed in the worker) and net."""
@@ -623,7 +660,7 @@ class MMTView(QtWidgets.QWidget):
         self.status.setText(self._summary(value[3]))
         self.finished.emit(True, self.status.text())
 
-    def _show(self, value: tuple[list[MapData], Any, dict, list[str], dict[str, str],
+    def _show(self, value: tuple[list[MapData], Any, dict, list[str], dict[str, object],
                                  np.ndarray], path: Path | None) -> None:
         """A result's table, maps, outlines and net, fresh or read back from `path`; of a joint
         inversion the first scan's maps, the others a choice away (`show_scan`)."""
@@ -697,7 +734,7 @@ class MMTView(QtWidgets.QWidget):
         wanted = self._load_wanted
         typed = self.grain_edit.text().strip()
 
-        def job() -> tuple[list[MapData], Any, dict, list[str], dict[str, str],
+        def job() -> tuple[list[MapData], Any, dict, list[str], dict[str, object],
                            np.ndarray]:
             from smm_daq.analysis.mmt.result_read import grains_from_file, read_result_entry
 
@@ -722,7 +759,8 @@ class MMTView(QtWidgets.QWidget):
             scans = ", ".join(saved.scans) or "not recorded"
             device = f", computed on {saved.device}" if saved.device else ""
             self.status.setText(f"Saved result '{entry}' of {path} ({saved.model} model; "
-                                f"scans {scans}{device}): {self._summary(value[3])}")
+                                f"scans {scans}{device}{made_with(saved.options)}): "
+                                f"{self._summary(value[3])}")
             self.loadEnded.emit(True, self.status.text())
 
         def failed(exc: BaseException) -> None:
@@ -760,7 +798,7 @@ class MMTView(QtWidgets.QWidget):
                     n += 1
                     chosen = f"{source}_mmt_{n}"
             write_result_entry(path, chosen, source, result, table,
-                               {**made, "command": saved_command(made["command"], chosen)})
+                               {**made, "command": saved_command(str(made["command"]), chosen)})
             return chosen
 
         self._set_saving(True)

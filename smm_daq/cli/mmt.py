@@ -85,6 +85,7 @@ def _invert(args: argparse.Namespace) -> int:
         write_result_csv,
         write_result_entry,
     )
+    from smm_daq.analysis.mmt.result_params import tile_parameters
     from smm_daq.analysis.mmt.solver.device import resolve
     from smm_daq.analysis.mmt.solver.inversion import invert_map
     from smm_daq.analysis.subtract_inputs import read_source
@@ -134,7 +135,8 @@ def _invert(args: argparse.Namespace) -> int:
     write_result_csv(out, table)
     write_result_entry(args.file, name, entry, result, table,
                        {"command": invoked_command(),
-                        **grain_parameters(args.grains, args.grain_format)},
+                        **grain_parameters(args.grains, args.grain_format),
+                        **tile_parameters(None if args.tile_um is None else args.tile_um * UM)},
                        overwrite=args.overwrite)
     ur = table["uncertainty_ratio_pct"]
     how = "from the residual" if result.sigma_from_residual else "given"

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import argparse
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from smm_daq.analysis.mmt.formats.community import MIN_M
 from smm_daq.cli.args import entry_name, floats, invoked_command, output_file, positive
 from smm_daq.errors import InputError
+
+if TYPE_CHECKING:  # the analysis is imported by the commands
+    from smm_daq.analysis.mmt.formats.dragonfly import DragonflyOptions
 
 UM = 1e-6
 NT = 1e-9
@@ -88,7 +92,9 @@ def _per_entry(option: str, text: str | None, n: int) -> list[float | None]:
     return values * n if len(values) == 1 else values
 
 
-def _grains(args: argparse.Namespace, first_map: object) -> object:
+def _grains(args: argparse.Namespace, first_map: object
+            ) -> tuple[object, DragonflyOptions | None]:
+    """The grains, and the Dragonfly options they were read with (None: another format)."""
     from smm_daq.analysis.mmt.formats.dragonfly import DragonflyOptions
     from smm_daq.analysis.mmt.formats.grains import read_grain_file
 
@@ -104,7 +110,7 @@ def _grains(args: argparse.Namespace, first_map: object) -> object:
             min_voxels=args.min_voxels,
             z_top_mm=None if args.z_top_um is None else args.z_top_um * 1e-3,
             z_down=args.z_down, crop=crop)
-    return read_grain_file(args.grains, args.grain_format, options)
+    return read_grain_file(args.grains, args.grain_format, options), options
 
 
 MAX_SENSOR_THICKNESS_UM = 1e4  # a centimetre: no magnetometer's sensing volume is deeper
@@ -130,6 +136,7 @@ def invert_models(args: argparse.Namespace) -> int:
         write_result_csv,
         write_result_entry,
     )
+    from smm_daq.analysis.mmt.result_params import dragonfly_parameters, mask_parameters
     from smm_daq.analysis.mmt.solver.device import resolve
     from smm_daq.analysis.mmt.solver.joint import Scan, invert_scans
     from smm_daq.analysis.subtract_inputs import read_source
@@ -172,10 +179,11 @@ def invert_models(args: argparse.Namespace) -> int:
             mask = mask_for(masks, i, data)
         scans.append(Scan(data, height, (*size, thick) if thick > 0 else size,
                           None if sigmas[i] is None else sigmas[i] * NT, mask))
+    mask_sources = mask_parameters(masks, len(entries))
     name = args.result_entry or f"{entries[0]}_mmt"
     check_new_entry(args.file, name, entries, overwrite=args.overwrite)  # before the work
     with _warnings_to_stderr():
-        grains = _grains(args, maps[0])
+        grains, dragonfly = _grains(args, maps[0])
         point = isinstance(grains, PointGrains)
         model = args.model or ("dipole" if point else "cuboid")
         if model == "cuboid" and point:
@@ -191,7 +199,8 @@ def invert_models(args: argparse.Namespace) -> int:
     write_result_csv(out, table)
     write_result_entry(args.file, name, entries[0], result, table,
                        {"command": invoked_command(),
-                        **grain_parameters(args.grains, args.grain_format)},
+                        **grain_parameters(args.grains, args.grain_format),
+                        **dragonfly_parameters(dragonfly), **mask_sources},
                        overwrite=args.overwrite)
     if library_out is not None:
         from smm_daq.analysis.mmt.formats.mpe import write_library_results

@@ -21,6 +21,13 @@ another machine years later. Its layout has a version, the entry's integer attri
   need no grain file; `instrument/sensor/thickness` (m; 0 for a point or area sensor), the
   thickness of the shown scan's sensor; and in each `scans/<entry>` of a joint or point-model
   result its grid (`x`, `y`, m), `sensor_size` (w, l, m) and `sensor_thickness` (m).
+  Optional additions of version 3 (`result_params`): the options that shaped the result,
+  each a parameter of its own (Dragonfly's `min_voxels`, `z_top`, `z_down`, `crop_to_scan`,
+  `crop`; each scan's `mask`, `mask_absolute`, `mask_shapes`; `tile`).
+
+`process/parameters/height` is the height the table's SSR is computed with: the sensor's,
+and of a joint inversion the lowest scan's (its `long_name` says so); each scan's own is in
+`scans/<entry>/height`.
 """
 
 from __future__ import annotations
@@ -152,8 +159,9 @@ def write_result_entry(path: str | Path, name: str, source: str, result: MMTResu
     """The result as entry `name` of the session file, its map the residual of the entry
     `source` that was inverted (the first scan of a joint inversion, whose other scans the
     entry lists too); `parameters` (how it was made: the command, the grain file as typed
-    (`grains`), its absolute path (`grains_absolute`) and format (`grain_format`)) go to the
-    entry's NXprocess with the sensor geometry, the damping and the grain model used."""
+    (`grains`), its absolute path (`grains_absolute`) and format (`grain_format`), and the
+    options of `result_params`) go to the entry's NXprocess with the sensor geometry, the
+    damping and the grain model used."""
     joint = isinstance(result, MultipoleResult)
     sources = result.scans if joint and result.scans else (source,)
     residual = result.residual.with_bz(result.residual.bz, name=name, sources=tuple(sources),
@@ -161,7 +169,10 @@ def write_result_entry(path: str | Path, name: str, source: str, result: MMTResu
     recorded = {
         **parameters,
         "model": result.model if joint else "cuboid",
-        "height": Quantity(result.height, "m", "sensor height"),
+        # the SSR's height: of a joint inversion the lowest scan's (each scan's own is in
+        # scans/ENTRY/height); the name stays for the readers of earlier entries
+        "height": Quantity(result.height, "m", "lowest scan's sensor height, the SSR's"
+                           if joint else "sensor height"),
         "sensor_size": Quantity(np.array(result.residual.sensor_size or (0.0, 0.0)), "m"),
         "damping": result.damping,
     }

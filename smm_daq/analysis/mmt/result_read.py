@@ -19,8 +19,9 @@ The layouts read (`result_file` numbers them 1 to 3; 1 and 2 carry no version at
 
 Entries of layout version 3 (the entry's `mmt_result_version` attribute, `result_file`) add
 the grain format, the grain file's absolute path, cuboid grains' cuboids (`grain_cuboids`),
-the sensor's thickness and each scan's grid and sensor; a version newer than `RESULT_VERSION`
-is refused, naming both.
+the sensor's thickness and each scan's grid and sensor, and may add the options that shaped the
+result (`result_params`: Dragonfly's, each scan's mask source, the tile size; `options`); a
+version newer than `RESULT_VERSION` is refused, naming both.
 
 Point grains are rebuilt from the table's centroids and volumes. Cuboid grains come from the
 entry's `grain_cuboids`; an entry written before they were stored records only the grain file,
@@ -44,6 +45,7 @@ import numpy as np
 from smm_daq.analysis.grains import GrainSet, from_arrays
 from smm_daq.analysis.mmt.models.multipole import PointGrains
 from smm_daq.analysis.mmt.result_file import RESULT_VERSION, VERSION_ATTRIBUTE
+from smm_daq.analysis.mmt.result_params import ResultOptions, read_options
 from smm_daq.analysis.mmt.result_values import (
     HIGHER_ORDER_COLUMNS,
     check_damping,
@@ -97,7 +99,7 @@ class SavedResult:
     sigma_from_residual: bool
     condition_number: float
     n_sensors: int
-    height: float  # m, the SSR's
+    height: float  # m, the SSR's (of a joint inversion the lowest scan's)
     damping: float
     device: str  # "cpu", "gpu" or "" (not recorded)
     coefficients: np.ndarray | None = None  # (G, K) of a point model
@@ -110,6 +112,7 @@ class SavedResult:
     grain_file_absolute: str = ""  # "" before version 3
     scan_fits: tuple[ScanFit, ...] = ()  # each scan's maps and sensor (`scan_fits.fits_of`)
     version: int = 2  # the layout read (1 and 2 carry no attribute)
+    options: ResultOptions = field(default_factory=ResultOptions)  # Dragonfly's, masks, tiles
 
     def higher_orders(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """(χ², p-value, resolved) of each grain's higher orders as stored; None without."""
@@ -441,6 +444,7 @@ def read_result_entry(path: str | Path, entry: str) -> SavedResult:
         condition = read_condition_number(results, inside)
         n_sensors = read_sensor_count(results, inside, int(np.sum(np.isfinite(residual.bz))))
         device = _text(results, "device", where)
+        options = read_options(params, scans or (entry,), where)
     if thickness is None:  # written before the thickness was stored: the scan's own
         thickness = _recorded_thickness(path, scans[0], command) if scans else 0.0
     fitted = residual.with_bz(fitted_bz, title=f"fitted Bz of {entry}")
@@ -464,6 +468,7 @@ def read_result_entry(path: str | Path, entry: str) -> SavedResult:
         grain_format="cuboids" if fmt == "csv" else fmt,
         shapes=cuboids is not None, grain_file_absolute=absolute,
         scan_fits=_scan_fits(path, first_fit, stored, command), version=version,
+        options=options,
     )
 
 

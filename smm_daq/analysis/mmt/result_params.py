@@ -1,0 +1,182 @@
+"""The options that shaped an MMT result, each a parameter of its own in the result entry's
+`process/parameters`, so that the result can be made again without the command line it was
+made by (the command line and the MMT tab record them alike; `result_read` reads them back):
+
+* Dragonfly grains (`grain_format` dragonfly): `min_voxels` (components of fewer voxels were
+  dropped; 1: none), `z_top` (m, the CT z of the sample top; absent: the top of the highest
+  grain was taken), `z_down` (1: the CT z axis points down into the sample), `crop_to_scan`
+  (1: only grains whose centroid lies under the first scan were kept) and, with it, `crop`
+  (x0, x1, y0, y1 in m: that window);
+* masks: `mask`, one per scan in the order of `results/scans` (a result of one scan: its
+  entry), the mask file as typed ("" where the scan had none), `mask_absolute` its absolute
+  path, and `mask_shapes` the text of a .json mask (its rectangles and polygons in µm; ""
+  for another kind of file), so that even a lost shapes file is known;
+* `tile` (m): the tile size of an inversion in tiles (`--tile-um`).
+
+All are optional additions to layout version 3: an entry without them was made without
+those options or before they were recorded (its `command` says which).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from smm_daq.analysis.mmt.formats.dragonfly import DragonflyOptions
+from smm_daq.analysis.mmt.masks import NO_MASK
+from smm_daq.errors import InputError
+from smm_daq.storage.checks import numeric, strings
+from smm_daq.storage.h5file import TEXT
+from smm_daq.storage.products import Quantity
+
+MM = 1e-3
+
+
+@dataclass(frozen=True)
+class MaskSource:
+    """Where a scan's mask came from: the file as typed, its absolute path, and the shapes of
+    a .json mask (its text; "" for an array or image file)."""
+
+    typed: str
+    absolute: str
+    shapes: str = ""
+
+
+@dataclass(frozen=True)
+class ResultOptions:
+    """The recorded options of a result (`dragonfly` None: not Dragonfly grains, or not
+    recorded; `masks` one per scan, None where that scan had none; empty: no mask recorded;
+    `tile` None: not inverted in tiles)."""
+
+    dragonfly: DragonflyOptions | None = None
+    masks: tuple[MaskSource | None, ...] = ()
+    tile: float | None = None  # m
+
+
+def dragonfly_parameters(options: DragonflyOptions | None) -> dict[str, object]:
+    """The Dragonfly options a grain file was read with, its crop window resolved (m)."""
+    if options is None:
+        return {}
+    out: dict[str, object] = {
+        "min_voxels": Quantity(np.int64(options.min_voxels), "1",
+                               "components of fewer voxels dropped"),
+        "z_down": np.uint8(options.z_down),
+        "crop_to_scan": np.uint8(options.crop is not None),
+    }
+    if options.z_top_mm is not None:
+        out["z_top"] = Quantity(options.z_top_mm * MM, "m", "CT z of the sample top")
+    if options.crop is not None:
+        out["crop"] = Quantity(np.array(options.crop, dtype=float), "m",
+                               "window (x0, x1, y0, y1) of the grain centroids kept")
+    return out
+
+
+def mask_parameters(files: Sequence[str], n_scans: int) -> dict[str, object]:
+    """Each of `n_scans` scans' mask source from the masks given for all (none, one for all,
+    or one per scan, `NO_MASK` for none), as `masks.mask_for` takes them; {} with none.
+    A .json mask's shapes are read from it here: it has just been read as the mask."""
+    chosen = [files[min(i, len(files) - 1)] if files else NO_MASK for i in range(n_scans)]
+    typed = ["" if f == NO_MASK else f for f in chosen]
+    if not any(typed):
+        return {}
+    shapes = [Path(f).read_text(encoding="utf-8-sig") if f.lower().endswith(".json") else ""
+              for f in typed]
+    out: dict[str, object] = {
+        "mask": np.array(typed, dtype=TEXT),
+        "mask_absolute": np.array([str(Path(f).resolve()) if f else "" for f in typed],
+                                  dtype=TEXT),
+    }
+    if any(shapes):
+        out["mask_shapes"] = np.array(shapes, dtype=TEXT)
+    return out
+
+
+def tile_parameters(tile: float | None) -> dict[str, object]:
+    """The tile size (m) of an inversion in tiles; {} for one solved whole."""
+    return {} if tile is None else {"tile": Quantity(tile, "m", "tile size of the inversion")}
+
+
+def read_options(params: h5py.Group | None, scans: Sequence[str], where: str
+                 ) -> ResultOptions:
+    """The options `params` (an entry's `process/parameters`) records; InputError naming the
+    parameter when one is not what the writer stores."""
+    if params is None:
+        return ResultOptions()
+    inside = f"{where}, process/parameters"
+    return ResultOptions(dragonfly=_dragonfly(params, inside),
+                         masks=_masks(params, tuple(scans), inside),
+                         tile=_length(params, "tile", inside, positive=True))
+
+
+def _lengths(params: h5py.Group, name: str, where: str, count: int, *,
+             positive: bool = False) -> np.ndarray | None:
+    """Parameter `name`: `count` finite lengths in m (None when not recorded)."""
+    if name not in params:
+        return None
+    values = numeric(params, name, where, si="m").ravel()
+    if values.size != count or not np.all(np.isfinite(values)) or (
+            positive and not np.all(values > 0)):
+        raise InputError(f"'{name}' holds {values.tolist()}; expected {count} finite "
+                         f"{'positive ' if positive else ''}length(s) in m", source=where)
+    return values
+
+
+def _length(params: h5py.Group, name: str, where: str, *, positive: bool = False
+            ) -> float | None:
+    values = _lengths(params, name, where, 1, positive=positive)
+    return None if values is None else float(values[0])
+
+
+def _flag(params: h5py.Group, name: str, where: str) -> bool:
+    value = numeric(params, name, where, kinds="biu").ravel()
+    if value.size != 1 or value[0] not in (0, 1):
+        raise InputError(f"'{name}' holds {value.tolist()}; expected 0 or 1", source=where)
+    return bool(value[0])
+
+
+def _dragonfly(params: h5py.Group, where: str) -> DragonflyOptions | None:
+    if "min_voxels" not in params:
+        return None
+    voxels = numeric(params, "min_voxels", where, kinds="iu").ravel()
+    if voxels.size != 1 or voxels[0] < 1:
+        raise InputError(f"'min_voxels' holds {voxels.tolist()}; expected one whole number "
+                         ">= 1", source=where)
+    z_top = _length(params, "z_top", where)
+    crop = None
+    if _flag(params, "crop_to_scan", where):
+        window = _lengths(params, "crop", where, 4)
+        if window is None:
+            raise InputError("'crop_to_scan' is 1 and 'crop' is missing; expected the window "
+                             "(x0, x1, y0, y1 in m) of the grains kept", source=where)
+        crop = tuple(float(v) for v in window)
+    return DragonflyOptions(min_voxels=int(voxels[0]),
+                            z_top_mm=None if z_top is None else z_top / MM,
+                            z_down=_flag(params, "z_down", where),
+                            crop=crop)  # type: ignore[arg-type]
+
+
+def _texts(params: h5py.Group, name: str, where: str, n: int) -> tuple[str, ...]:
+    node = params[name]
+    values = strings(node[()] if isinstance(node, h5py.Dataset) else node, name, where)
+    if len(values) != n:
+        raise InputError(f"'{name}' holds {len(values)} value(s); expected one per scan "
+                         f"({n})", source=where)
+    return values
+
+
+def _masks(params: h5py.Group, scans: tuple[str, ...], where: str
+           ) -> tuple[MaskSource | None, ...]:
+    if "mask" not in params:
+        return ()
+    n = len(scans)
+    typed = _texts(params, "mask", where, n)
+    absolute = _texts(params, "mask_absolute", where, n) if "mask_absolute" in params \
+        else ("",) * n
+    shapes = _texts(params, "mask_shapes", where, n) if "mask_shapes" in params \
+        else ("",) * n
+    return tuple(MaskSource(t, a, s) if t else None
+                 for t, a, s in zip(typed, absolute, shapes, strict=True))
