@@ -8,17 +8,25 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import dask
 import pytest
+from distributed import LocalCluster
 from test_study_run import _boxes
 
 from smm_daq.analysis.mmt.solver import memory
 from smm_daq.analysis.mmt.study import run
-from smm_daq.analysis.mmt.study.budget import sample_grains, sample_need, study_workers
+from smm_daq.analysis.mmt.study.budget import (
+    check_workers,
+    sample_grains,
+    sample_need,
+    study_workers,
+)
 from smm_daq.analysis.mmt.study.grid import StudySpec
 from smm_daq.analysis.mmt.tiles import cluster
 from smm_daq.cli.mmt_study import add_study_command
@@ -120,6 +128,7 @@ def _cli(monkeypatch, tmp_path, workers: int) -> tuple[list[int], argparse.Names
         yield None
 
     monkeypatch.setattr(cluster, "open_client", client)
+    monkeypatch.setattr(cluster, "worker_memory", lambda client: {})
     monkeypatch.setattr(run, "run_study", lambda *a, **k: {})
     parser = argparse.ArgumentParser()
     add_study_command(parser.add_subparsers(), _boxes)
@@ -143,3 +152,46 @@ def test_the_study_command_refuses_before_writing_anything(monkeypatch, tmp_path
     with pytest.raises(InputError, match=r"needs .* GiB of memory for its solve alone"):
         args.func(args)
     assert asked == [] and not (tmp_path / "out").exists()
+
+
+def test_a_worker_whose_limit_cannot_hold_the_samples_it_may_invert_at_once_is_named() -> None:
+    """Any sample may go to any worker, as many at once as it has threads: a worker of two
+    threads needs the two densest samples' memory; one short of that is named."""
+    needs = _needs()
+    check_workers(SPEC, {"tcp://192.0.2.7:4000": (needs[0], 1),
+                         "tcp://192.0.2.8:4000": (needs[0] + needs[1], 2),
+                         "tcp://192.0.2.9:4000": (None, 4)})  # no limit: not checked
+    with pytest.raises(InputError) as err:
+        check_workers(SPEC, {"tcp://192.0.2.7:4000": (needs[0], 1),
+                             "tcp://192.0.2.8:4000": (needs[0] + needs[1] - 1, 2)})
+    assert str(err.value) == (
+        f"the Dask worker tcp://192.0.2.8:4000 has a memory limit of "
+        f"{(needs[0] + needs[1] - 1) / GIB:.2f} GiB, and the study's 2 densest samples, as "
+        f"many as it may invert at once (its 2 threads), need {(needs[0] + needs[1]) / GIB:.2f}"
+        f" GiB ({needs[0] / GIB:.2f} GiB for the densest: 100 µm × 100 µm, 20 µm thick, "
+        f"1e+06 grains/mm³, 200 grains); expected workers with a memory limit of at least "
+        f"{(needs[0] + needs[1]) / GIB:.2f} GiB (dask worker --memory-limit), or fewer "
+        "threads a worker (dask worker --nthreads)")
+    with pytest.raises(InputError, match=r"tcp://192\.0\.2\.7:4000 .* or at most 199 grains a "
+                                         r"sample: --densities-per-mm3 up to 9\.95e\+05"):
+        check_workers(SPEC, {"tcp://192.0.2.7:4000": (needs[0] - 1, 1)})
+
+
+def test_the_study_command_checks_the_workers_of_the_scheduler_given(tmp_path) -> None:
+    """A scheduler's workers (here one in this process, which does not pause although this
+    process holds more than its limit) are checked against their own memory limits, read from
+    the scheduler, before anything is written."""
+    limit = _needs()[0] - 1
+    parser = argparse.ArgumentParser()
+    add_study_command(parser.add_subparsers(), _boxes)
+    with dask.config.set(cluster.LOCAL_MEMORY_CONFIG), LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=False, memory_limit=limit,
+            dashboard_address=None, silence_logs=logging.ERROR) as remote:
+        args = parser.parse_args([*ARGS, "--out", str(tmp_path / "out"),
+                                  "--scheduler", remote.scheduler_address])
+        with pytest.raises(InputError) as err:
+            args.func(args)
+        worker = next(iter(remote.scheduler_info["workers"]))
+    assert str(err.value).startswith(f"the Dask worker {worker} has a memory limit of "
+                                     f"{limit / GIB:.2f} GiB, and the study's 1 densest sample")
+    assert not (tmp_path / "out").exists()

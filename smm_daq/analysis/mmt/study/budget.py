@@ -128,3 +128,37 @@ def _refusal(sample: SampleSpec, spec: StudySpec, need: int, have: int) -> str:
             f"solve alone, and this machine has {have / GIB:.2f} GiB available; expected at "
             f"most {most} grains a sample: --densities-per-mm3 up to {most / volume_mm3:.4g} "
             "for that surface and thickness, or a smaller --surface-um or --thickness-um")
+
+
+def check_workers(spec: StudySpec, workers: dict[str, tuple[int | None, int]]) -> None:
+    """InputError, before any work, when a Dask worker's memory limit cannot hold the samples
+    it may invert at once (as many of the densest as it has threads: any sample may go to
+    any worker), naming the worker with too little; workers without a limit are not checked.
+    `workers`: {address: (memory limit in bytes or None, threads)}."""
+    samples = spec.samples()
+    needs = sorted((sample_need(s, spec) for s in samples), reverse=True)
+    short = [(limit, address, threads) for address, (limit, threads) in workers.items()
+             if limit is not None and sum(needs[:threads]) > limit]
+    if not short:
+        return
+    limit, address, threads = min(short)
+    at_once = min(threads, len(needs))
+    need = sum(needs[:at_once])
+    largest = max(samples, key=lambda s: sample_need(s, spec))
+    if needs[0] > limit:
+        most = _most_grains(largest, spec, limit)
+        volume_mm3 = largest.surface_um**2 * largest.thickness_um * 1e-9
+        smaller = (f"or at most {most} grains a sample: --densities-per-mm3 up to "
+                   f"{most / volume_mm3:.4g} for the largest sample's surface and thickness")
+    else:
+        smaller = "or fewer threads a worker (dask worker --nthreads)"
+    plural = "s" if at_once > 1 else ""
+    raise InputError(
+        f"the Dask worker {address} has a memory limit of {limit / GIB:.2f} GiB, and the "
+        f"study's {at_once} densest sample{plural}, as many as it may invert at once (its "
+        f"{threads} thread{'s' if threads > 1 else ''}), need {need / GIB:.2f} GiB "
+        f"({needs[0] / GIB:.2f} GiB for the densest: {largest.surface_um:g} µm × "
+        f"{largest.surface_um:g} µm, {largest.thickness_um:g} µm thick, "
+        f"{largest.density_per_mm3:g} grains/mm³, {sample_grains(largest)} grains); expected "
+        f"workers with a memory limit of at least {need / GIB:.2f} GiB (dask worker "
+        f"--memory-limit), {smaller}")
