@@ -192,6 +192,7 @@ def test_the_study_command_checks_the_workers_of_the_scheduler_given(tmp_path) -
         with pytest.raises(InputError) as err:
             args.func(args)
         worker = next(iter(remote.scheduler_info["workers"]))
-    assert str(err.value).startswith(f"the Dask worker {worker} has a memory limit of "
-                                     f"{limit / GIB:.2f} GiB, and the study's 1 densest sample")
+    assert str(err.value).startswith(
+        f"the Dask worker {worker} has a memory limit of {limit / GIB:.2f} GiB, and the "
+        "study's densest sample, as many as it may invert at once (its 1 thread), needs ")
     assert not (tmp_path / "out").exists()
