@@ -113,7 +113,8 @@ def add_study_command(mmt_sub: argparse._SubParsersAction, make: SampleMaker) ->
                     "given), inverted with uncertainties; writes the statistics behind the "
                     "seed's Figures 4 and 5 (study.csv, study.json) and their plots (PNG). "
                     "A local cluster starts only as many --workers as the densest samples' "
-                    "solves fit at once in the memory available.")
+                    "tasks fit at once in the memory available; a --scheduler's workers are "
+                    "checked against their memory limits before anything is written.")
     p.add_argument("--out", required=True, metavar="DIR", help="directory for the results")
     p.add_argument("--surface-um", default=_csv(TABLE1_SURFACES_UM),
                    help="side(s) of the square sample surface, µm (default: Table 1's %(default)s)")

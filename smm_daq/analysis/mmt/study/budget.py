@@ -153,11 +153,12 @@ def check_workers(spec: StudySpec, workers: dict[str, tuple[int | None, int]]) -
     else:
         smaller = "or fewer threads a worker (dask worker --nthreads)"
     densest = f"{at_once} densest samples" if at_once > 1 else "densest sample"
+    if at_once == threads:
+        densest += (f", as many as it may invert at once (its {threads} "
+                    f"thread{'s' if threads > 1 else ''}),")
     raise InputError(
         f"the Dask worker {address} has a memory limit of {limit / GIB:.2f} GiB, and the "
-        f"study's {densest}, as many as it may invert at once (its {threads} "
-        f"thread{'s' if threads > 1 else ''}), need{'' if at_once > 1 else 's'} "
-        f"{need / GIB:.2f} GiB "
+        f"study's {densest} need{'' if at_once > 1 else 's'} {need / GIB:.2f} GiB "
         f"({needs[0] / GIB:.2f} GiB for the densest: {largest.surface_um:g} µm × "
         f"{largest.surface_um:g} µm, {largest.thickness_um:g} µm thick, "
         f"{largest.density_per_mm3:g} grains/mm³, {sample_grains(largest)} grains); expected "
