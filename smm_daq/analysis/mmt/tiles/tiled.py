@@ -235,7 +235,7 @@ def fit_memory(data: MapData, grains: GrainSet, layout: TileLayout, jobs: list[_
 
     def short_worker(r: int) -> str | None:
         """The worker (the one with the smallest limit) whose limit the tiles it works on at
-        once would exceed; None when every worker's does."""
+        once would exceed; None when every worker's limit holds them."""
         over = [(limit, a) for a, (limit, threads) in limits.items()
                 if worker_need(counts, r, threads, *args) > limit]
         return min(over)[1] if over else None
@@ -243,9 +243,10 @@ def fit_memory(data: MapData, grains: GrainSet, layout: TileLayout, jobs: list[_
     fitting = largest_room(room, lambda r: fits_in_all(r) and short_worker(r) is None)
     if fitting == room:
         return room
-    where = f"the {total / 2**30:.1f} GiB of memory available" if local and total \
-        else "the Dask workers' memory limits"
     if fitting is not None:
+        where = f"the {total / 2**30:.1f} GiB of memory available" \
+            if local and total is not None and short_worker(fitting + 1) is None \
+            else "the Dask workers' memory limits"
         if info:
             info(f"factors limited to {fitting} grains each (from {room}) to fit {where}: "
                  "the field of the outside grains beyond them is subtracted at their "
