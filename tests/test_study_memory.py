@@ -1,18 +1,32 @@
 """A parameter study runs only as many solves at once as fit in the memory available (each
 solve checks the memory alone, so side by side they could exceed it), and is refused before
-any work when not even its largest sample's solve fits alone."""
+any work when not even its largest sample's solve fits alone. A sample's stated need is not
+below what its task holds at its peak (numpy's allocations, traced in a fresh interpreter)."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
 
+import dask
 import pytest
+from distributed import LocalCluster
 from test_study_run import _boxes
 
 from smm_daq.analysis.mmt.solver import memory
 from smm_daq.analysis.mmt.study import run
-from smm_daq.analysis.mmt.study.budget import sample_grains, sample_need, study_workers
+from smm_daq.analysis.mmt.study.budget import (
+    check_workers,
+    sample_grains,
+    sample_need,
+    study_workers,
+)
 from smm_daq.analysis.mmt.study.grid import StudySpec
 from smm_daq.analysis.mmt.tiles import cluster
 from smm_daq.cli.mmt_study import add_study_command
@@ -30,10 +44,42 @@ def _needs() -> list[int]:
     return sorted((sample_need(s, SPEC) for s in SPEC.samples()), reverse=True)
 
 
-def test_a_samples_need_is_the_solve_of_its_grains_at_its_finest_interval() -> None:
+# The densest sample of SPEC (200 grains, as cubes: the seed's maker takes ten times as
+# long), its task run under tracemalloc after a small one has loaded the kernels.
+TRACED_TASK = """
+import json, tracemalloc
+from smm_daq.analysis.mmt.study.grid import StudySpec
+from smm_daq.analysis.mmt.study.run import run_sample
+from test_study_run import _boxes
+
+spec = StudySpec(**json.loads({spec!r}))
+small = StudySpec(surfaces_um=(20.0,), thicknesses_um=(20.0,), densities_per_mm3=(2e5,),
+                  intervals_um=(1,), noise_nT=(5.0,), repeats=1)
+run_sample(small.samples()[0], small, _boxes)
+tracemalloc.start()
+run_sample(spec.samples()[0], spec, _boxes)
+print(tracemalloc.get_traced_memory()[1])
+"""
+
+
+def test_a_samples_need_is_not_below_its_tasks_traced_peak() -> None:
+    """The grains' solve is not all of it: the Green's model, what the fitted map keeps of Q's
+    rows, the QR's workspace, the sample's 1 µm grid and the maps are held beside it."""
     dense = SPEC.samples()[0]
     assert sample_grains(dense) == 200  # 1e6 /mm³ in 100 × 100 × 20 µm
-    assert sample_need(dense, SPEC) == memory.solve_bytes(600, 6144)  # 101² sensors at 1 µm
+    fields = {"surfaces_um": SPEC.surfaces_um, "thicknesses_um": SPEC.thicknesses_um,
+              "densities_per_mm3": SPEC.densities_per_mm3, "intervals_um": SPEC.intervals_um,
+              "noise_nT": SPEC.noise_nT, "repeats": 1}
+    repo = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join([str(repo), str(repo / "tests"),
+                                           os.environ.get("PYTHONPATH", "")]))
+    done = subprocess.run([sys.executable, "-c", TRACED_TASK.format(spec=json.dumps(fields))],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    peak = int(done.stdout.split()[-1])
+    need = sample_need(dense, SPEC)
+    assert peak <= need < 3 * peak, (need, peak)
 
 
 def test_the_workers_are_limited_to_the_solves_that_fit_at_once(monkeypatch) -> None:
@@ -82,6 +128,7 @@ def _cli(monkeypatch, tmp_path, workers: int) -> tuple[list[int], argparse.Names
         yield None
 
     monkeypatch.setattr(cluster, "open_client", client)
+    monkeypatch.setattr(cluster, "worker_memory", lambda client: {})
     monkeypatch.setattr(run, "run_study", lambda *a, **k: {})
     parser = argparse.ArgumentParser()
     add_study_command(parser.add_subparsers(), _boxes)
@@ -105,3 +152,47 @@ def test_the_study_command_refuses_before_writing_anything(monkeypatch, tmp_path
     with pytest.raises(InputError, match=r"needs .* GiB of memory for its solve alone"):
         args.func(args)
     assert asked == [] and not (tmp_path / "out").exists()
+
+
+def test_a_worker_whose_limit_cannot_hold_the_samples_it_may_invert_at_once_is_named() -> None:
+    """Any sample may go to any worker, as many at once as it has threads: a worker of two
+    threads needs the two densest samples' memory; one short of that is named."""
+    needs = _needs()
+    check_workers(SPEC, {"tcp://192.0.2.7:4000": (needs[0], 1),
+                         "tcp://192.0.2.8:4000": (needs[0] + needs[1], 2),
+                         "tcp://192.0.2.9:4000": (None, 4)})  # no limit: not checked
+    with pytest.raises(InputError) as err:
+        check_workers(SPEC, {"tcp://192.0.2.7:4000": (needs[0], 1),
+                             "tcp://192.0.2.8:4000": (needs[0] + needs[1] - 1, 2)})
+    assert str(err.value) == (
+        f"the Dask worker tcp://192.0.2.8:4000 has a memory limit of "
+        f"{(needs[0] + needs[1] - 1) / GIB:.2f} GiB, and the study's 2 densest samples, as "
+        f"many as it may invert at once (its 2 threads), need {(needs[0] + needs[1]) / GIB:.2f}"
+        f" GiB ({needs[0] / GIB:.2f} GiB for the densest: 100 µm × 100 µm, 20 µm thick, "
+        f"1e+06 grains/mm³, 200 grains); expected workers with a memory limit of at least "
+        f"{(needs[0] + needs[1]) / GIB:.2f} GiB (dask worker --memory-limit), or fewer "
+        "threads a worker (dask worker --nthreads)")
+    with pytest.raises(InputError, match=r"tcp://192\.0\.2\.7:4000 .* or at most 199 grains a "
+                                         r"sample: --densities-per-mm3 up to 9\.95e\+05"):
+        check_workers(SPEC, {"tcp://192.0.2.7:4000": (needs[0] - 1, 1)})
+
+
+def test_the_study_command_checks_the_workers_of_the_scheduler_given(tmp_path) -> None:
+    """A scheduler's workers (here one in this process, which does not pause although this
+    process holds more than its limit) are checked against their own memory limits, read from
+    the scheduler, before anything is written."""
+    limit = _needs()[0] - 1
+    parser = argparse.ArgumentParser()
+    add_study_command(parser.add_subparsers(), _boxes)
+    with dask.config.set(cluster.LOCAL_MEMORY_CONFIG), LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=False, memory_limit=limit,
+            dashboard_address=None, silence_logs=logging.ERROR) as remote:
+        args = parser.parse_args([*ARGS, "--out", str(tmp_path / "out"),
+                                  "--scheduler", remote.scheduler_address])
+        with pytest.raises(InputError) as err:
+            args.func(args)
+        worker = next(iter(remote.scheduler_info["workers"]))
+    assert str(err.value).startswith(
+        f"the Dask worker {worker} has a memory limit of {limit / GIB:.2f} GiB, and the "
+        "study's densest sample, as many as it may invert at once (its 1 thread), needs ")
+    assert not (tmp_path / "out").exists()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from smm_daq.analysis.mmt.solver import memory
 from smm_daq.analysis.mmt.tiles import cluster
-from smm_daq.analysis.mmt.tiles.cluster import open_client, run_tasks
+from smm_daq.analysis.mmt.tiles.cluster import open_client, run_tasks, worker_memory
 from smm_daq.errors import InputError
 
 
@@ -39,3 +40,26 @@ def test_an_unreachable_scheduler_is_a_clear_input_error(monkeypatch) -> None:
     expected = r"cannot reach the Dask scheduler at 'tcp://127\.0\.0\.1:9'"
     with pytest.raises(InputError, match=expected), open_client("tcp://127.0.0.1:9"):
         pass
+
+
+def _thresholds(dask_worker) -> tuple[object, object, object]:
+    manager = dask_worker.memory_manager
+    return (manager.memory_target_fraction, manager.memory_spill_fraction,
+            manager.memory_pause_fraction)
+
+
+def test_local_workers_may_each_use_the_memory_available_and_neither_spill_nor_pause(
+        monkeypatch) -> None:
+    """Runs are sized against the memory available to all workers together, and which
+    worker holds which factor is the scheduler's choice: each worker process's limit is that
+    memory (not Dask's even share, which an uneven spread would exceed), with no spilling
+    to disk and no pausing short of it."""
+    have = 3 * 2**30
+    monkeypatch.setattr(memory, "available_bytes", lambda: have)
+    with open_client(n_workers=2) as client:
+        limits = worker_memory(client)
+        thresholds = client.run(_thresholds)
+    assert len(limits) == 2
+    assert all(a.startswith("tcp://127.0.0.1:") for a in limits)
+    assert set(limits.values()) == {(have, 1)}
+    assert set(thresholds.values()) == {(False, False, False)}

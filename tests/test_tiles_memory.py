@@ -5,15 +5,18 @@ need, what the machine has, and how many tiles at once would fit."""
 
 from __future__ import annotations
 
+import logging
 import tracemalloc
 import weakref
 
+import dask
 import pytest
+from distributed import Client, LocalCluster
 from test_tiles_inversion import HEIGHT, SIGMA, UM, _case
 
 from smm_daq.analysis.mmt.solver import memory
-from smm_daq.analysis.mmt.tiles import tiled
-from smm_daq.analysis.mmt.tiles.budget import tiled_need
+from smm_daq.analysis.mmt.tiles import cluster, tiled
+from smm_daq.analysis.mmt.tiles.budget import tiled_need, worker_need
 from smm_daq.analysis.mmt.tiles.cluster import open_client
 from smm_daq.errors import InputError
 
@@ -124,3 +127,98 @@ def test_workers_elsewhere_are_not_checked_against_this_machines_memory():
     assert tiled.tiles_at_once(Cluster(["inproc://10.0.0.5/1/2", "tcp://127.0.0.1:4000"])) == 4
     assert tiled.tiles_at_once(Cluster(["tcp://127.0.0.1:4000", "tcp://192.0.2.7:4000"])) \
         is None
+
+
+class _Elsewhere:
+    """A client of Dask workers on other machines, one thread each: what the scheduler says
+    of them (the check comes before anything is sent to them)."""
+
+    def __init__(self, limits: dict[str, int]) -> None:
+        self.limits = limits
+
+    def nthreads(self) -> dict[str, int]:
+        return dict.fromkeys(self.limits, 1)
+
+    def scheduler_info(self, n_workers: int = -1) -> dict[str, dict[str, dict[str, int]]]:
+        return {"workers": {a: {"memory_limit": limit, "nthreads": 1}
+                            for a, limit in self.limits.items()}}
+
+
+def _worker(data, grains, room: int, threads: int = 1) -> int:
+    layout = tiled.default_layout(data, grains, TILE, HEIGHT)
+    jobs = tiled._jobs(data, layout, grains.centroids()[:, :2])
+    counts = tiled._counts(data, grains, layout, jobs)
+    return worker_need(counts, room, threads, grains.n_grains, grains.cuboids.shape[0], False)
+
+
+def _refused(data, grains, client, monkeypatch) -> str:
+    """The refusal of the tiled inversion on `client`, checked to come before any factoring."""
+    factored: list[object] = []
+    monkeypatch.setattr(tiled, "factor_tile", lambda *args: factored.append(args))
+    with pytest.raises(InputError) as err:
+        tiled.invert_tiled(data, grains, tile=TILE, height=HEIGHT, sensor_size=POINT,
+                           sigma=SIGMA, client=client)
+    assert factored == []
+    return str(err.value)
+
+
+def test_a_remote_worker_whose_limit_cannot_hold_a_tile_is_named(case, monkeypatch):
+    """Workers elsewhere are checked against their memory limits, not this machine's memory
+    (almost none here): any tile may run on any worker."""
+    data, grains = case
+    need = _worker(data, grains, 0)
+    monkeypatch.setattr(memory, "available_bytes", lambda: 1)
+    client = _Elsewhere({"tcp://192.0.2.7:4000": 2**40, "tcp://192.0.2.8:4000": need - 1})
+    assert _refused(data, grains, client, monkeypatch) == (
+        f"the tiled inversion of 150 grains in 4 tiles with grains needs at least "
+        f"{need / 2**30:.2f} GiB of memory on the Dask worker tcp://192.0.2.8:4000 (the "
+        f"factors and the work of the largest tile, as many as it works on at once), and "
+        f"its memory limit is {(need - 1) / 2**30:.2f} GiB; expected Dask workers "
+        f"with a memory limit of at least {need / 2**30:.2f} GiB (dask worker --memory-limit) "
+        "or fewer threads each, or fewer grains")
+
+
+def test_remote_workers_whose_limits_cannot_hold_all_the_factors_are_refused(case,
+                                                                           monkeypatch):
+    """Each of two workers holds a tile, but not the four tiles' factors between them."""
+    data, grains = case
+    each = _worker(data, grains, 0)
+    two = _need(data, grains, 0, 2)
+    assert 2 * each < two.total
+    client = _Elsewhere({"tcp://192.0.2.7:4000": each, "tcp://192.0.2.8:4000": each})
+    assert _refused(data, grains, client, monkeypatch) == (
+        f"the tiled inversion of 150 grains in 4 tiles with grains, 2 at once, needs at least "
+        f"{two.total / 2**30:.1f} GiB of memory (the tiles' factors, "
+        f"{two.factors / 2**30:.1f} GiB, held from pass to pass, and the work of the tiles "
+        f"in hand), and the Dask workers' memory limits come to {2 * each / 2**30:.1f} GiB in "
+        "all; expected more workers or larger limits, or fewer grains")
+
+
+def test_factors_are_made_smaller_to_fit_a_remote_workers_limit(case):
+    data, grains = case
+    limit = _worker(data, grains, 100)
+    client = _Elsewhere({"tcp://192.0.2.7:4000": 2**40, "tcp://192.0.2.8:4000": limit})
+    layout = tiled.default_layout(data, grains, TILE, HEIGHT)
+    jobs = tiled._jobs(data, layout, grains.centroids()[:, :2])
+    said: list[str] = []
+    assert tiled.fit_memory(data, grains, layout, jobs, POINT, client, said.append) == 100
+    assert said == [f"factors limited to 100 grains each (from {tiled._factor_room()}) to fit "
+                    "the Dask workers' memory limits: the field of the outside grains beyond "
+                    "them is subtracted at their estimates (more passes over the sensors)"]
+
+
+def test_a_worker_on_this_machine_is_checked_against_its_own_limit(case, monkeypatch):
+    """A scheduler's worker here (in this process) with a limit below a tile's need is named,
+    though this machine has the memory."""
+    data, grains = case
+    limit = _worker(data, grains, 0) - 1
+    monkeypatch.setattr(memory, "available_bytes", lambda: 2**40)
+    with dask.config.set(cluster.LOCAL_MEMORY_CONFIG), LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=False, memory_limit=limit,
+            dashboard_address=None, silence_logs=logging.ERROR) as remote, \
+            Client(remote) as client:
+        worker = next(iter(client.nthreads()))
+        text = _refused(data, grains, client, monkeypatch)
+    assert text.startswith(f"the tiled inversion of 150 grains in 4 tiles with grains needs "
+                           f"at least {(limit + 1) / 2**30:.2f} GiB of memory on the Dask "
+                           f"worker {worker} ")

@@ -113,7 +113,8 @@ def add_study_command(mmt_sub: argparse._SubParsersAction, make: SampleMaker) ->
                     "given), inverted with uncertainties; writes the statistics behind the "
                     "seed's Figures 4 and 5 (study.csv, study.json) and their plots (PNG). "
                     "A local cluster starts only as many --workers as the densest samples' "
-                    "solves fit at once in the memory available.")
+                    "tasks fit at once in the memory available; a --scheduler's workers are "
+                    "checked against their memory limits before anything is written.")
     p.add_argument("--out", required=True, metavar="DIR", help="directory for the results")
     p.add_argument("--surface-um", default=_csv(TABLE1_SURFACES_UM),
                    help="side(s) of the square sample surface, µm (default: Table 1's %(default)s)")
@@ -174,9 +175,9 @@ def _at_least_zero(option: str, value: float) -> float:
 
 
 def _study(args: argparse.Namespace) -> int:
-    from smm_daq.analysis.mmt.study.budget import study_workers
+    from smm_daq.analysis.mmt.study.budget import check_workers, study_workers
     from smm_daq.analysis.mmt.study.run import run_study
-    from smm_daq.analysis.mmt.tiles.cluster import open_client, stderr_progress
+    from smm_daq.analysis.mmt.tiles.cluster import open_client, stderr_progress, worker_memory
 
     if not 1 <= args.workers <= MAX_WORKERS:
         raise InputError(f"--workers is {args.workers}; expected 1 to {MAX_WORKERS}")
@@ -202,11 +203,12 @@ def _study(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} is a file; expected a directory")
-    # a scheduler's workers are other machines', each solve checking its own memory
+    # a scheduler's workers are checked against their own memory limits once connected
     workers = args.workers if scheduler is not None else study_workers(
         spec, args.workers, info=lambda text: print(text, file=sys.stderr, flush=True))
-    out.mkdir(parents=True, exist_ok=True)
     with open_client(scheduler, n_workers=workers) as client:
+        check_workers(spec, worker_memory(client))
+        out.mkdir(parents=True, exist_ok=True)
         written = run_study(spec, out, make=args.sample_maker, client=client,
                             progress=stderr_progress())
     print(json.dumps({k: str(v) for k, v in written.items()}, indent=1))

@@ -25,6 +25,7 @@ moments (`cutoff`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -104,18 +105,29 @@ def tiled_need(tiles: list[TileCounts], room: int, at_once: int, grains: int, cu
     factors = sum(f for f, _ in sizes)
     work = sorted((w for _, w in sizes), reverse=True)
     passes = factors + sum(work[:at_once])
-    fitted = _with_model(grains, cuboids, area, max(
-        (_rows_bytes(t.core_sensors, 3 * grains, FORWARD_BYTES) for t in tiles), default=0))
+    fitted = _fitted_bytes(tiles, grains, cuboids, area)
     return TiledNeed(max(passes, min(at_once, len(tiles)) * fitted), factors)
 
 
-def largest_room(tiles: list[TileCounts], room: int, at_once: int, grains: int, cuboids: int,
-                 area: bool, have: int) -> int | None:
-    """The most grains (at most `room`) a factor may hold for the inversion to fit in `have`
-    bytes; None when not even factors of their band's grains alone fit."""
-    def fits(r: int) -> bool:
-        return tiled_need(tiles, r, at_once, grains, cuboids, area).total <= have
+def worker_need(tiles: list[TileCounts], room: int, threads: int, grains: int, cuboids: int,
+                area: bool) -> int:
+    """The least one Dask worker of `threads` threads holds at its peak, wherever the tiles
+    run: the factors and the work of as many of the largest tiles as it works on at once, or
+    as many fitted-map blocks."""
+    sizes = sorted((f + w for f, w in (tile_work(t, room, area) for t in tiles)), reverse=True)
+    fitted = _fitted_bytes(tiles, grains, cuboids, area)
+    return max(sum(sizes[:threads]), min(threads, len(tiles)) * fitted)
 
+
+def _fitted_bytes(tiles: list[TileCounts], grains: int, cuboids: int, area: bool) -> int:
+    """A tile's fitted-map block: the model of all grains and one block of their rows."""
+    return _with_model(grains, cuboids, area, max(
+        (_rows_bytes(t.core_sensors, 3 * grains, FORWARD_BYTES) for t in tiles), default=0))
+
+
+def largest_room(room: int, fits: Callable[[int], bool]) -> int | None:
+    """The most grains (at most `room`) a factor may hold for `fits(room)` to hold (the need
+    grows with the room); None when not even factors of their band's grains alone fit."""
     if fits(room):
         return room
     if not fits(0):

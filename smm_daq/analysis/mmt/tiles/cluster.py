@@ -7,6 +7,15 @@ keeps each worker's memory its own, so the nanny can report and bound it, which 
 is for. Each worker gets NUMBA_NUM_THREADS=1 (Dask already sets OMP/BLAS threads to 1), so
 n_workers processes use n_workers cores. `processes=False` runs the workers as threads of
 this process (no sockets; what the tests use).
+
+Memory: the runs are sized before they start against the memory this machine has available
+(`tiles.budget`, `study.budget`), all workers together, so a local worker's limit is that whole
+memory rather than Dask's even share of it: which worker holds which tile's factor is the
+scheduler's choice, and an uneven spread must not get a worker killed (at 95 % of its limit)
+or paused (at 80 %) in a run that fits. Spilling is off: what a worker holds is the factors in
+use from pass to pass and the working arrays of a running task, which written to disk would
+only be read straight back. Workers elsewhere (`--scheduler`) keep their own limits, which
+the runs are checked against (`worker_memory`).
 """
 
 from __future__ import annotations
@@ -17,13 +26,20 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from distributed import Client, LocalCluster, as_completed
+import dask
+from distributed import Client, LocalCluster, as_completed, system
 
+from smm_daq.analysis.mmt.solver import memory
 from smm_daq.errors import InputError
 
 Progress = Callable[[str, int, int], None]  # (stage, tasks done, tasks in the stage)
 
 CONNECT_TIMEOUT_S = 10
+# Dask's thresholds, as fractions of a worker's memory limit: no spilling to disk and no
+# pausing (the nanny still ends a worker past 95 % of its limit, the whole memory available)
+LOCAL_MEMORY_CONFIG = {"distributed.worker.memory.target": False,
+                       "distributed.worker.memory.spill": False,
+                       "distributed.worker.memory.pause": False}
 
 
 @contextlib.contextmanager
@@ -57,13 +73,26 @@ def open_client(
     }
     if processes:
         options |= {"host": "127.0.0.1", "env": {"NUMBA_NUM_THREADS": "1"}}
-    cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=processes,
-                           silence_logs=logging.ERROR, **options)
+    have = memory.available_bytes()  # Dask refuses a limit over the system's (or cgroup's)
+    have = min(have, system.MEMORY_LIMIT) if have is not None else None
+    with dask.config.set(LOCAL_MEMORY_CONFIG):
+        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=processes,
+                               silence_logs=logging.ERROR,
+                               memory_limit=have if have is not None else "auto", **options)
     try:
         with Client(cluster) as client:
             yield client
     finally:
         cluster.close()
+
+
+def worker_memory(client: Client) -> dict[str, tuple[int | None, int]]:
+    """{address: (memory limit in bytes or None where it has none, threads)} of every worker
+    the scheduler knows."""
+    workers = client.scheduler_info(n_workers=-1)["workers"]
+    return {address: (int(w["memory_limit"]) if w.get("memory_limit") else None,
+                      int(w["nthreads"]))
+            for address, w in workers.items()}
 
 
 def submit(client: Client | None, func: Callable[..., Any], *args: Any) -> Any:

@@ -35,9 +35,12 @@ of grains; such tiles go back over their sensors only while the estimates still 
 
 All the tiles' factors are held at once, so before any tile is factored the run's peak
 (`budget`: the factors and the work of as many tiles as run at once) is checked against the
-memory this machine has available, where the tiles run on it: over it, the cap is lowered
-until the run fits (more outside grains subtracted, more passes over the sensors), and where
-not even factors of the band's grains alone fit, the run is refused (`fit_memory`).
+memory this machine has available where the tiles run on it, or against the sum of the Dask
+workers' memory limits where they run elsewhere; and each worker's limit against the factors
+and work of the largest tiles it may work on at once (any tile may run on any worker): over
+any of these, the cap is lowered until the run fits (more outside grains subtracted, more
+passes over the sensors), and where not even factors of the band's grains alone fit, the run
+is refused, naming the worker with too little where that is what does not fit (`fit_memory`).
 
 Noise σ: the given one, else each tile's estimate from its own residual (the cut-off then uses
 the smallest of them).
@@ -63,8 +66,9 @@ from smm_daq.analysis.mmt.tiles.budget import (
     TileCounts,
     largest_room,
     tiled_need,
+    worker_need,
 )
-from smm_daq.analysis.mmt.tiles.cluster import Progress, run_tasks, submit
+from smm_daq.analysis.mmt.tiles.cluster import Progress, run_tasks, submit, worker_memory
 from smm_daq.analysis.mmt.tiles.cutoff import SKIP_SHIFT, field_bounds, shift_bound, skippable
 from smm_daq.analysis.mmt.tiles.factor import TileSolution, factor_tile, solve_factor
 from smm_daq.analysis.mmt.tiles.layout import Tile, TileLayout, plan_tiles
@@ -198,41 +202,88 @@ def _counts(data: MapData, grains: GrainSet, layout: TileLayout,
 
 
 def fit_memory(data: MapData, grains: GrainSet, layout: TileLayout, jobs: list[_Job],
-               sensor_size: tuple[float, float], at_once: int | None,
+               sensor_size: tuple[float, float], client: Any,
                info: Callable[[str], None] | None) -> int:
     """The grains a factor may hold (`_factor_room`, or fewer where that makes the inversion
-    fit this machine's available memory, said through `info`), checked before any work
-    (`budget`); InputError when not even factors of the band's grains alone fit, saying how
-    many tiles at once would. Not checked for workers elsewhere (`at_once` None) or where
-    the available memory is not known."""
+    fit, said through `info`), checked before any work (`budget`): against this machine's
+    available memory where the tiles run on it (in this process, or on workers on loopback),
+    against the sum of the workers' memory limits where they run elsewhere, and against each
+    worker's own limit (the tiles it works on at once, with their factors). InputError when
+    not even factors of the band's grains alone fit, naming the need and the memory, and
+    the worker with too little where that is what does not fit. Not checked where neither
+    this machine's available memory nor any worker's limit is known."""
     room = _factor_room()
-    have = memory.available_bytes()
-    if at_once is None or have is None:
+    at_once = tiles_at_once(client)
+    local = at_once is not None
+    workers = worker_memory(client) if client is not None else {}
+    limits = {a: (limit, threads) for a, (limit, threads) in workers.items()
+              if limit is not None}
+    if at_once is not None:
+        total = memory.available_bytes()
+    else:
+        at_once = sum(threads for _, threads in workers.values())
+        total = sum(limit for limit, _ in limits.values()) \
+            if limits and len(limits) == len(workers) else None
+    if total is None and not limits:
         return room
     counts = _counts(data, grains, layout, jobs)
     area = sensor_size[0] > 0
     args = (grains.n_grains, grains.cuboids.shape[0], area)
-    fitting = largest_room(counts, room, at_once, *args, have)
+
+    def fits_in_all(r: int) -> bool:
+        return total is None or tiled_need(counts, r, at_once, *args).total <= total
+
+    def short_worker(r: int) -> str | None:
+        """The worker (the one with the smallest limit) whose limit the tiles it works on at
+        once would exceed; None when every worker's limit holds them."""
+        over = [(limit, a) for a, (limit, threads) in limits.items()
+                if worker_need(counts, r, threads, *args) > limit]
+        return min(over)[1] if over else None
+
+    fitting = largest_room(room, lambda r: fits_in_all(r) and short_worker(r) is None)
     if fitting == room:
         return room
     if fitting is not None:
+        where = f"the {total / 2**30:.1f} GiB of memory available" \
+            if local and total is not None and short_worker(fitting + 1) is None \
+            else "the Dask workers' memory limits"
         if info:
-            info(f"factors limited to {fitting} grains each (from {room}) to fit the "
-                 f"{have / 2**30:.1f} GiB of memory available: the field of the outside "
-                 "grains beyond them is subtracted at their estimates (more passes over the "
-                 "sensors)")
+            info(f"factors limited to {fitting} grains each (from {room}) to fit {where}: "
+                 "the field of the outside grains beyond them is subtracted at their "
+                 "estimates (more passes over the sensors)")
         return fitting
-    need = tiled_need(counts, 0, at_once, *args)
-    fewer = next((k for k in range(at_once - 1, 0, -1)
-                  if tiled_need(counts, 0, k, *args).total <= have), None)
-    hint = f"--workers {fewer} or fewer (tiles at once), " if fewer else ""
+    what = f"the tiled inversion of {grains.n_grains} grains in {len(jobs)} tiles with grains"
+    if not fits_in_all(0):
+        raise InputError(_refusal_in_all(counts, args, what, at_once, total, local))
+    short = short_worker(0)
+    assert short is not None  # neither the total nor any worker short: it fitted
+    limit, threads = limits[short]
+    need = worker_need(counts, 0, threads, *args)
+    tiles = f"the {threads} largest tiles" if threads > 1 else "the largest tile"
     raise InputError(
-        f"the tiled inversion of {grains.n_grains} grains in {len(jobs)} tiles with grains, "
-        f"{at_once} at once, needs at least {need.total / 2**30:.1f} GiB of memory (the "
-        f"tiles' factors, {need.factors / 2**30:.1f} GiB, held from pass to pass, and the "
-        f"work of the tiles in hand), and this machine has {have / 2**30:.1f} GiB available; "
-        f"expected {hint}"
-        "a Dask cluster of several machines (--scheduler), or fewer grains")
+        f"{what} needs at least {need / 2**30:.2f} GiB of memory on the Dask worker {short} "
+        f"(the factors and the work of {tiles}, as many as it works on at once), and "
+        f"its memory limit is {limit / 2**30:.2f} GiB; expected Dask workers with a memory "
+        f"limit of at least {need / 2**30:.2f} GiB (dask worker --memory-limit) or fewer "
+        "threads each, or fewer grains")
+
+
+def _refusal_in_all(counts: list[TileCounts], args: tuple[int, int, bool], what: str,
+                    at_once: int, total: int, local: bool) -> str:
+    """Why an inversion that does not fit `total` bytes, the memory of all its workers, even
+    with factors of their band's grains alone is refused."""
+    need = tiled_need(counts, 0, at_once, *args)
+    stated = (f"{what}, {at_once} at once, needs at least {need.total / 2**30:.1f} GiB of "
+              f"memory (the tiles' factors, {need.factors / 2**30:.1f} GiB, held from pass to "
+              f"pass, and the work of the tiles in hand), and ")
+    if not local:
+        return stated + (f"the Dask workers' memory limits come to {total / 2**30:.1f} GiB in "
+                         "all; expected more workers or larger limits, or fewer grains")
+    fewer = next((k for k in range(at_once - 1, 0, -1)
+                  if tiled_need(counts, 0, k, *args).total <= total), None)
+    hint = f"--workers {fewer} or fewer (tiles at once), " if fewer else ""
+    return stated + (f"this machine has {total / 2**30:.1f} GiB available; expected {hint}"
+                     "a Dask cluster of several machines (--scheduler), or fewer grains")
 
 
 def _field_of(grains: GrainSet, magnetization: np.ndarray, sensors: np.ndarray,
@@ -293,7 +344,7 @@ def invert_tiled(
     if info:
         info(f"{len(layout.tiles)} tiles, margin {layout.margin * 1e6:.1f} µm, band "
              f"{layout.band * 1e6:.1f} µm, {grains.n_grains} grains")
-    room = fit_memory(data, grains, layout, jobs, sensor_size, tiles_at_once(client), info)
+    room = fit_memory(data, grains, layout, jobs, sensor_size, client, info)
     shared_data, shared_grains = data, grains
     if client is not None:
         shared_data = client.scatter(data, broadcast=True)  # type: ignore[attr-defined]
