@@ -5,8 +5,9 @@ smooth random bumps) and merged into as few cuboids as a greedy x-run / y-slab /
 merge gives.
 Diameters (of the sphere of equal volume) follow p(d) ∝ d⁻² on [1, 20] µm (most grains small,
 as in the micro-CT data the seed drew from). Grains are placed at random, their top between
-the sample surface and 10 µm above the bottom, without touching another grain's bounding box
-or leaving the sample; a placement is retried up to 100 times, then another shape is drawn.
+the sample surface and 10 µm above the bottom (in a sample no thicker than those 10 µm,
+anywhere the grain fits), without touching another grain's bounding box or leaving the
+sample; a placement is retried up to 100 times, then another shape is drawn.
 |M| = M0 (V/V0)^α × 10^N(0, 0.5²) with M0 = 46.5 kA/m, V0 the volume of a sphere of 1 µm
 diameter, α = −0.355, in a uniformly random direction.
 """
@@ -137,7 +138,7 @@ def make_sample(size: tuple[float, float], thickness: float, density_per_mm3: fl
         lo_s = (shape[:, :3] - shape[:, 3:] / 2).min(axis=0)
         hi_s = (shape[:, :3] + shape[:, 3:] / 2).max(axis=0)
         ext = hi_s - lo_s
-        top_max, top_min = 0.0, -thickness + BOTTOM_MARGIN
+        top_max, top_min = 0.0, -thickness + (BOTTOM_MARGIN if thickness > BOTTOM_MARGIN else 0)
         if ext[0] >= size[0] or ext[1] >= size[1] or ext[2] >= thickness:
             continue
         for _ in range(100):
