@@ -30,8 +30,6 @@ from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
 
 if TYPE_CHECKING:
-    import h5py
-
     from smm_daq.analysis.mmt.result_read import SavedResult
     from smm_daq.analysis.susceptibility import LayerInversion
 
@@ -341,23 +339,52 @@ _RENAMED = {  # dataset paths of earlier versions -> where the maps are now
 }
 
 
-def _maps_held(group: h5py.Group, shape: tuple[int, ...]) -> str:
-    """The numeric datasets of the map's shape under an entry, as --dataset names them."""
+def _maps_held(path: str, entry: str, m: MapData, saved: SavedResult | None) -> str:
+    """Every map --dataset may name for the entry, as `_chosen` would take it: Bz, and each
+    map-like dataset under the entry that it exports (a joint MMT result's maps of each scan
+    whose grid is known, whatever their shape; not those of a scan whose grid is not)."""
     import h5py
 
+    from smm_daq.storage.h5file import open_read
+
     found: list[str] = []
-    group.visititems(lambda name, node: found.append(name) if (
-        isinstance(node, h5py.Dataset) and node.shape == shape and node.dtype.kind in "iuf"
-        and name != "data/Bz") else None)
-    return ", ".join(["Bz (the default)", *found])
+    with open_read(path) as f:
+        f[entry].visititems(lambda name, node: found.append(name) if (
+            isinstance(node, h5py.Dataset) and node.ndim == 2 and name != "data/Bz") else None)
+    return ", ".join(["Bz (the default)",
+                      *(name for name in found if _exported(path, entry, name, m, saved))])
 
 
-def _dataset(path: str, entry: str, dataset: str, m: MapData
+def _exported(path: str, entry: str, dataset: str, m: MapData, saved: SavedResult | None
+              ) -> bool:
+    try:
+        _chosen(path, entry, dataset, m, saved, held=lambda: "")
+    except InputError:
+        return False
+    return True
+
+
+def _chosen(path: str, entry: str, dataset: str | None, m: MapData, saved: SavedResult | None,
+            *, held: Callable[[], str] | None = None
+            ) -> tuple[np.ndarray, str, float, str, MapData]:
+    """The map --dataset names (default Bz) as `_dataset` gives it, for an MMT result
+    (`saved`) from the result as read (`_result_map`). A refusal lists what the entry holds
+    (`_maps_held`), or `held()`."""
+    if dataset in (None, "Bz", "data/Bz"):
+        return m.bz, "Bz_nT", 1e9, "Bz (nT)", m
+    found = _result_map(saved, dataset) if saved is not None else None
+    if found is not None:
+        return found
+    return _dataset(path, entry, dataset, m,
+                    held or (lambda: _maps_held(path, entry, m, saved)))
+
+
+def _dataset(path: str, entry: str, dataset: str, m: MapData, maps_held: Callable[[], str]
              ) -> tuple[np.ndarray, str, float, str, MapData]:
     """A map under the entry with its CSV column name, factor and label, from its units, and
     the map whose grid it lies on: the entry's, or for a joint MMT result's other scan
     (scans/SCAN/...) whose grid the result does not store, the grid of entry SCAN, refused
-    where that entry is gone or of another shape."""
+    where that entry is gone or of another shape. A refusal names the maps `maps_held()`."""
     import h5py
 
     from smm_daq.storage.h5file import open_read, text
@@ -366,18 +393,19 @@ def _dataset(path: str, entry: str, dataset: str, m: MapData
 
     with open_read(path) as f:
         where = f"{path}, entry '{entry}'"
-        held = f"expected a map the entry holds: {_maps_held(f[entry], m.shape)}"
         if dataset.startswith("/"):  # HDF5 would read it from the file's root, not the entry
-            raise InputError(f"--dataset is {dataset!r}, a path from the file's root; {held} "
-                             "(paths inside the entry)", source=where)
+            raise InputError(f"--dataset is {dataset!r}, a path from the file's root; expected "
+                             f"a map the entry holds: {maps_held()} (paths inside the entry)",
+                             source=where)
         if dataset not in f[entry] and dataset in _RENAMED and _RENAMED[dataset] in f[entry]:
             dataset = _RENAMED[dataset]
         if not dataset or dataset not in f[entry]:
-            raise InputError(f"--dataset is {dataset!r}, which the entry does not hold; {held}",
-                             source=where)
+            raise InputError(f"--dataset is {dataset!r}, which the entry does not hold; "
+                             f"expected a map the entry holds: {maps_held()}", source=where)
         node = f[entry][dataset]
         if not isinstance(node, h5py.Dataset) or node.dtype.kind not in "iuf":
-            raise InputError(f"'{dataset}' is not a numeric dataset; {held}", source=where)
+            raise InputError(f"'{dataset}' is not a numeric dataset; expected a map the entry "
+                             f"holds: {maps_held()}", source=where)
         values = np.asarray(node[()], dtype=float)
         units = text(node.attrs["units"]) if "units" in node.attrs else None
         base = dataset.rsplit("/", 1)[-1]
@@ -401,8 +429,9 @@ def _dataset(path: str, entry: str, dataset: str, m: MapData
                 "in the file", source=where)
         m = scan
     if values.shape != m.shape:
-        raise InputError(f"dataset '{dataset}' has shape {values.shape}; expected a map of "
-                         f"shape {m.shape}", source=where)
+        raise InputError(f"dataset '{dataset}' has shape {values.shape}, not the shape of its "
+                         f"grid {m.shape}; expected a map the entry holds: {maps_held()}",
+                         source=where)
     stem = base
     if units is None:  # files of earlier versions: the unit in the name
         stem, units = split_units(base)
@@ -468,13 +497,7 @@ def _export(args: argparse.Namespace) -> int:
         return _export_templates(args)
     saved = _saved_result(args.file, args.entry[0])
     m = saved.residual if saved is not None else read_map(args.file, args.entry[0])
-    held = _result_map(saved, args.dataset or "") if saved is not None else None
-    if args.dataset in (None, "Bz", "data/Bz"):
-        values, column, factor, label = m.bz, "Bz_nT", 1e9, "Bz (nT)"
-    elif held is not None:
-        values, column, factor, label, m = held
-    else:
-        values, column, factor, label, m = _dataset(args.file, args.entry[0], args.dataset, m)
+    values, column, factor, label, m = _chosen(args.file, args.entry[0], args.dataset, m, saved)
     template = templates[0] if templates else None
     distinct_outputs(("--csv", args.csv), ("--png", args.png), ("--mask-template", template))
     csv_path = output_file("--csv", args.csv, overwrite=args.overwrite) if args.csv else None
