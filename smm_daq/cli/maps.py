@@ -547,13 +547,18 @@ def _export_templates(args: argparse.Namespace) -> int:
 
 
 def _write_template(m: MapData, values: np.ndarray, path: Path) -> None:
-    from smm_daq.analysis.mask_template import image_size, write_mask_template
+    from smm_daq.analysis.mask_template import extent_size, image_size, write_mask_template
 
     written = write_mask_template(m, path, values=values)
     ny, nx = m.shape
     w, h = image_size(m)
-    drawn = "one a sensor" if (w, h) == (nx, ny) else (
-        f"its {nx} × {ny} sensors drawn in pixels of equal size in µm: x and y steps differ")
+    if (w, h) != (nx, ny):
+        drawn = f"its {nx} × {ny} sensors drawn in pixels of equal size in µm: x and y steps differ"
+    elif extent_size(m) != (nx, ny):
+        drawn = ("one a sensor, stretched: x and y steps too unequal for an image of the scan's "
+                 "extent in µm")
+    else:
+        drawn = "one a sensor"
     print(f"wrote {written}: the map of '{m.name}' to paint a mask on, {w} × {h} pixels "
           f"({drawn}, the top row the highest y); paint the bad pixels black, save, and give "
           "it to mmt invert --mask")
