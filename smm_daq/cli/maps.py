@@ -643,8 +643,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--png", help="PNG file to write (a figure: axes, labels, colour bar)")
     p.add_argument("--mask-template", metavar="OUT.png", action="append",
                    help="PNG of the map alone, one pixel a sensor (square pixels in µm where x "
-                        "and y steps differ, unless very unequal), in light tones (grey: not measured): paint the "
-                        "bad pixels black and give it to mmt invert --mask (one per --entry)")
+                        "and y steps differ, unless very unequal), in light tones (grey: not "
+                        "measured): paint the bad pixels black and give it to mmt invert --mask "
+                        "(one per --entry)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace existing --csv/--png/--mask-template files")
     p.set_defaults(func=_naming_the_file(_export))
