@@ -124,3 +124,13 @@ def test_a_results_path_is_not_taken_for_a_measured_map(
     assert code == 2 and "entry 'joint' is a mmt result" in err, err
     code, err = _run(capsys, "noise", session, "--entry", "/joint", "--border-um", "4")
     assert code == 2 and "no entry '/joint' (a path inside the file" in err, err
+
+
+def test_an_optical_image_is_refused_as_an_image_not_a_map_missing_its_bz(
+        session: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """It was refused as a damaged map: "data: 'Bz' is missing; expected a 2-D array"."""
+    for options in (["--csv", tmp_path / "x.csv"], ["--mask-template", tmp_path / "x.png"]):
+        code, err = _run(capsys, "export", session, "--entry", "optical", *options)
+        assert code == 2 and (f"error: {session}, entry 'optical': is an optical image of the "
+                              "sample, not a map; expected an entry holding a map of Bz") in err
+    assert not (tmp_path / "x.csv").exists() and not (tmp_path / "x.png").exists()

@@ -396,7 +396,10 @@ def read_map(path: str | Path, entry: str) -> MapData:
     with open_read(path) as f, corrupt_guard(where):
         check_headers(f, source)
         g = _entry_group(f, entry, source)
-        _info(entry, g, source)  # the entry's record is well formed too
+        info = _info(entry, g, source)  # the entry's record is well formed too
+        if info.kind == "optical":  # its data is an RGB image: no Bz to miss
+            raise InputError("is an optical image of the sample, not a map; expected an entry "
+                             "holding a map of Bz", source=where)
         data = g.get("data")
         if not isinstance(data, h5py.Group):
             raise InputError("holds no map; expected a group 'data' with Bz, x and y",
