@@ -406,7 +406,7 @@ def _dataset(path: str, entry: str, dataset: str, m: MapData, maps_held: Callabl
         if not isinstance(node, h5py.Dataset) or node.dtype.kind not in "iuf":
             raise InputError(f"'{dataset}' is not a numeric dataset; expected a map the entry "
                              f"holds: {maps_held()}", source=where)
-        values = np.asarray(node[()], dtype=float)
+        shape = node.shape  # read once the map is known to be one (a listing tries them all)
         units = text(node.attrs["units"]) if "units" in node.attrs else None
         base = dataset.rsplit("/", 1)[-1]
         if base == "errors" and "signal" in node.parent.attrs:  # an NXdata's SD
@@ -419,19 +419,21 @@ def _dataset(path: str, entry: str, dataset: str, m: MapData, maps_held: Callabl
             scan: MapData | None = read_map(path, parts[1])
         except InputError:
             scan = None
-        if scan is None or scan.shape != values.shape:
+        if scan is None or scan.shape != shape:
             why = "gone or unreadable" if scan is None else f"of shape {scan.shape}"
             raise InputError(
                 f"'{dataset}' lies on the grid of scan '{parts[1]}', which the result does "
                 "not record (written before smm-daq stored each scan's grid), and entry "
                 f"'{parts[1]}' of the file no longer gives it ({why}); expected a map on a "
-                f"grid known, e.g. Bz (the default) or fitted/Bz, or entry '{parts[1]}' back "
-                "in the file", source=where)
+                f"grid known: {maps_held()}; or entry '{parts[1]}' back in the file",
+                source=where)
         m = scan
-    if values.shape != m.shape:
-        raise InputError(f"dataset '{dataset}' has shape {values.shape}, not the shape of its "
-                         f"grid {m.shape}; expected a map the entry holds: {maps_held()}",
+    if shape != m.shape:
+        raise InputError(f"dataset '{dataset}' has shape {shape}, not the shape of its grid "
+                         f"{m.shape}; expected a map the entry holds: {maps_held()}",
                          source=where)
+    with open_read(path) as f:
+        values = np.asarray(f[entry][dataset][()], dtype=float)
     stem = base
     if units is None:  # files of earlier versions: the unit in the name
         stem, units = split_units(base)
