@@ -369,7 +369,7 @@ def _chosen(path: str, entry: str, dataset: str | None, m: MapData, saved: Saved
             ) -> tuple[np.ndarray, str, float, str, MapData]:
     """The map --dataset names (default Bz) as `_dataset` gives it, for an MMT result
     (`saved`) from the result as read (`_result_map`). A refusal lists what the entry holds
-    (`_maps_held`), or `held()`."""
+    (`_maps_held`), or says `held()` instead (the listing, trying each name, lists nothing)."""
     if dataset in (None, "Bz", "data/Bz"):
         return m.bz, "Bz_nT", 1e9, "Bz (nT)", m
     found = _result_map(saved, dataset) if saved is not None else None
