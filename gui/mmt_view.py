@@ -158,6 +158,22 @@ def made_with(options: ResultOptions) -> str:
     return "".join(f"; {p}" for p in parts)
 
 
+def _check_image_file(chosen: Path, file: Path) -> None:
+    """InputError, in a window's words, unless `file` (the name `chosen` in the save dialog,
+    .png added where it had no suffix) may take a map image: a PNG name in a folder that
+    exists, never a directory or an HDF5 file, and no existing file the dialog did not ask
+    to replace (one with .png added)."""
+    from smm_daq.cli.args import output_file
+
+    output_file("the map image", str(file), overwrite=True)
+    if file.suffix.lower() != ".png":
+        raise InputError(f"the map image is {str(file)!r}; expected a file name ending in .png")
+    if file != chosen and file.exists():
+        raise InputError(f"{file} already exists (the name chosen, {chosen.name}, with .png "
+                         "added); expected another name, or that file chosen by its whole "
+                         "name in the dialog to replace it")
+
+
 class MMTView(QtWidgets.QWidget):
     """The MMT tab."""
 
@@ -458,18 +474,19 @@ class MMTView(QtWidgets.QWidget):
         """Write the map image to paint a mask on (`smm_daq.analysis.mask_template`) of each
         scan the inversion would read, the map first, to `paths` in that order; a file name
         without a suffix gets .png. The mask field, when empty, is filled with them (painted
-        and saved in place, they are the masks). False, with the reason shown, when one
-        cannot be written (the ones before it are written) or one file is given for two scans
-        (none is)."""
+        and saved in place, they are the masks). Every file name and scan is checked before
+        the first image is written, as `export --mask-template` does: False, with the reason
+        shown and nothing written, when one cannot be (one file for two scans, a scan that
+        is not a measured map, a file with .png added that exists: the dialog asked only
+        about the name chosen), or with the ones written named when writing one fails."""
         from smm_daq.analysis.mask_template import write_mask_template
         from smm_daq.analysis.mmt.solver.joint import check_each_scan_once
-        from smm_daq.cli.args import distinct_outputs, output_file
+        from smm_daq.cli.args import distinct_outputs
 
         names = self._scan_names()
         if self.path is None or not names[0]:
             self.status.setText("Choose a scan entry (open a session file) first.")
             return False
-        written: list[str] = []
         try:
             check_each_scan_once(names)
             if len(paths) != len(names):
@@ -479,13 +496,16 @@ class MMTView(QtWidgets.QWidget):
             # one file chosen for two scans would hold the last alone, named as both masks
             distinct_outputs(*((f"the map image of scan '{name}'", str(file))
                                for name, file in zip(names, files, strict=True)))
-            for name, chosen, path in zip(names, paths, files, strict=True):
-                # the dialog asked before replacing the file chosen, not one with .png added
-                out = output_file("the map image", str(path), overwrite=path == chosen)
-                if out.suffix.lower() != ".png":
-                    raise InputError(f"the map image is {str(path)!r}; expected a file name "
-                                     "ending in .png")
-                written.append(str(write_mask_template(read_source(self.path, name), out)))
+            for chosen, file in zip(paths, files, strict=True):
+                _check_image_file(chosen, file)
+            maps = [read_source(self.path, name) for name in names]
+        except (SmmError, OSError) as exc:
+            self.status.setText(f"Map image not written: {exc}")
+            return False
+        written: list[str] = []
+        try:
+            for m, file in zip(maps, files, strict=True):
+                written.append(str(write_mask_template(m, file)))
         except (SmmError, OSError) as exc:
             done = f" ({', '.join(written)} written)" if written else ""
             self.status.setText(f"Map image not written{done}: {exc}")

@@ -113,6 +113,50 @@ def test_one_file_chosen_for_two_scans_is_refused_writing_nothing(qtbot, session
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.h5"]
 
 
+def test_an_existing_file_reached_by_adding_png_is_refused_in_a_windows_words_writing_nothing(
+        qtbot, session, tmp_path, monkeypatch):
+    """'second' answered for the second scan where second.png exists (the dialog asked about
+    'second' alone): the first scan's image was written, then the second refused in the
+    command line's words ('or --overwrite to replace it'), a window having no such option."""
+    path, grains = session
+    scan = read_map(path, "scan")
+    write_map_entry(path, scan.with_bz(scan.bz, name="again"), kind="scan")
+    painted = tmp_path / "second.png"
+    painted.write_bytes(b"the user's painted mask")
+    view = open_view(qtbot, path, grains)
+    view.more_entries.setText("again")
+    answers(monkeypatch, str(tmp_path / "first.png"), str(tmp_path / "second"))
+    view.template_button.click()
+    assert view.status.text() == (
+        f"Map image not written: {painted} already exists (the name chosen, second, with .png "
+        "added); expected another name, or that file chosen by its whole name in the dialog "
+        "to replace it")
+    assert "--overwrite" not in view.status.text()
+    assert painted.read_bytes() == b"the user's painted mask"
+    assert not (tmp_path / "first.png").exists() and view.mask_edit.text() == ""
+    assert view.save_mask_templates([tmp_path / "first.png", painted])  # chosen whole: asked
+    assert Image.open(painted).size == (31, 23)
+
+
+@pytest.mark.parametrize("second, said", [
+    ("nowhere", "no entry 'nowhere'"),
+    ("chi", "entry 'chi' is a susceptibility result"),
+])
+def test_a_scan_that_cannot_be_read_is_refused_before_any_image_is_written(
+        qtbot, session, tmp_path, monkeypatch, second, said):
+    """The first scan's image was written before the second scan was read and refused."""
+    path, grains = session
+    scan = read_map(path, "scan")
+    write_map_entry(path, scan.with_bz(scan.bz, name="chi"), kind="susceptibility")
+    view = open_view(qtbot, path, grains)
+    view.more_entries.setText(second)
+    answers(monkeypatch, str(tmp_path / "first.png"), str(tmp_path / "second.png"))
+    view.template_button.click()
+    assert view.status.text().startswith("Map image not written: ")
+    assert said in view.status.text() and "written)" not in view.status.text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.h5"]
+
+
 def test_a_place_that_cannot_be_written_is_shown_not_raised(qtbot, session, tmp_path,
                                                             monkeypatch):
     path, grains = session

@@ -210,6 +210,66 @@ def test_an_image_of_neither_shape_of_a_map_of_unequal_steps_is_refused_naming_b
     assert mask_template.image_size(m) == (12, 6)
 
 
+def grid(columns: int, rows: int, dx_um: float, dy_um: float) -> MapData:
+    """A map of `columns` × `rows` sensors at the steps given, its Bz a gradient."""
+    x, y = np.arange(columns) * dx_um * UM, np.arange(rows) * dy_um * UM
+    return MapData(bz=1e-9 * (np.arange(rows)[:, None] + np.arange(columns)), x=x, y=y,
+                   name="scan")
+
+
+@pytest.mark.parametrize("columns, rows, dx_um, dy_um, size", [
+    (5, 5, 1.0, 3000.0, (5, 5)),  # its extent 5 × 15000: one pixel a sensor
+    (500, 500, 1.0, 9.0, (500, 500)),  # its extent 500 × 4500: a side too long
+    (10, 100, 1.0, 10.0, (10, 100)),  # its extent 10 × 1000, far more elongated than the grid
+    (12, 6, 2.0, 5.0, (12, 15)),  # its extent
+    (100, 10, 1.0, 10.0, (100, 100)),  # its extent, square
+    (1000, 2, 1.0, 2.0, (1000, 4)),  # its extent, elongated as its grid is
+])
+def test_a_template_is_an_image_to_paint_on_and_read_back_sensor_for_sensor(
+        tmp_path, columns, rows, dx_um, dy_um, size):
+    """5 × 5 sensors at 1 µm × 3 mm steps were drawn 5 × 15000 pixels, each sensor a strip
+    3000 pixels long: the scan's extent is drawn where that makes an image to paint on, else
+    one pixel a sensor; black under any sensor's centre masks that sensor alone either way."""
+    from smm_daq.analysis.mask_template import write_mask_template
+
+    m = grid(columns, rows, dx_um, dy_um)
+    path = write_mask_template(m, tmp_path / "t.png")
+    im = Image.open(path)
+    assert im.size == size
+    w, h = size
+    rng = np.random.default_rng(columns + rows)
+    want = np.zeros(m.shape, bool)
+    for j, i in zip(rng.integers(0, rows, 6), rng.integers(0, columns, 6), strict=True):
+        want[j, i] = True  # the image pixel under its centre (top row: the highest y)
+        ImageDraw.Draw(im).point((int((i + 0.5) * w / columns),
+                                  h - 1 - int((j + 0.5) * h / rows)), fill=(0, 0, 0))
+    im.save(path)
+    np.testing.assert_array_equal(read_mask(path, m), want)
+
+
+def test_a_template_of_the_extent_as_written_before_is_still_read(tmp_path):
+    """An image of the scan's extent in µm, as templates of very unequal steps were drawn
+    (5 × 15000 pixels for 5 × 5 sensors at 1 µm × 3 mm), painted, still reads as painted."""
+    from smm_daq.analysis.mask_template import extent_size
+
+    m = grid(5, 5, 1.0, 3000.0)
+    assert extent_size(m) == (5, 15000)
+    white = np.full((15000, 5), 255, np.uint8)
+    white[-6000:-3000, 3] = 0  # sensor (j 1, i 3): rows 3000 to 6000 from the bottom
+    Image.fromarray(white).save(tmp_path / "old.png")
+    want = np.zeros((5, 5), bool)
+    want[1, 3] = True
+    np.testing.assert_array_equal(read_mask(tmp_path / "old.png", m), want)
+
+
+def test_the_command_says_a_template_of_very_unequal_steps_is_stretched(tmp_path, capsys):
+    h5, out = tmp_path / "s.h5", tmp_path / "t.png"
+    write_map_entry(h5, grid(5, 5, 1.0, 3000.0), kind="scan")
+    assert main(["export", str(h5), "--entry", "scan", "--mask-template", str(out)]) == 0
+    assert ("5 × 5 pixels (one a sensor, stretched: x and y steps too unequal for an image of "
+            "the scan's extent in µm, the top row the highest y)") in capsys.readouterr().out
+
+
 def strokes(template: Path, out: Path, width_px: float, count: int) -> np.ndarray:
     """`count` straight anti-aliased black strokes `width_px` wide across the template (drawn at
     UP× and averaged down), saved as `out`; returns each pixel's paint coverage."""

@@ -7,7 +7,9 @@ one image pixel per sensor; with unequal ones an image editor would show one pix
 stretched, so each sensor is drawn as a block of pixels along the axis of the larger step (a
 sensor of 2 × 5 µm steps as 1 × 2.5 pixels, by nearest neighbour), and the reader, which
 resamples an image of the scan's extent to its grid by the sensors' centres, reads the painted
-image back sensor for sensor (`image_size`). Only light tones, so that the reader keeps every
+image back sensor for sensor (`image_size`). Where steps so unequal would make that image too
+large or too elongated to paint on, it is one pixel a sensor, stretched, as the reader takes
+too. Only light tones, so that the reader keeps every
 pixel of the map and excludes only what the user paints black: Bz below the map's median in
 pale blue, above it in pale red, the median white, over a robust range (the 1st to 99th
 percentile of the measured pixels; beyond it the palest colour's full tint), and unmeasured
@@ -33,24 +35,44 @@ ABOVE = np.array([240.0, 130.0, 120.0])  # pale red: Bz above the median (luma 0
 NOT_MEASURED = (200, 200, 200)  # neutral light grey, a tone the colour scale never takes
 MIN_LUMA = 0.6  # every colour is at least this light, as PIL turns it grey (0: black, 1: white)
 PERCENTILES = (1.0, 99.0)  # the colour range: a few saturated or dusty pixels do not set it
-# an image of equal pixels larger than this (a map of very unequal steps) is drawn one pixel a
-# sensor instead, stretched: a tenth of the pixels above which Pillow warns of a bomb
+# The scan's extent in pixels of equal size is drawn only where it makes an image to paint on:
+# one of at most this many pixels (a tenth of those above which Pillow warns of a bomb), with
+# no side longer than MAX_SIDE, and no more elongated than MAX_ASPECT (long side over short)
+# unless the sensor grid itself is. Else, as for a map of very unequal steps (5 × 5 sensors
+# at 1 µm × 3 mm would be 5 × 15000 pixels), one pixel a sensor, stretched.
 MAX_PIXELS = 1 << 23
+MAX_SIDE = 4096
+MAX_ASPECT = 10.0
 
 
-def image_size(m: MapData) -> tuple[int, int]:
-    """The template's (width, height) in pixels: pixels the size of the map's smaller step in
-    both x and y, so the scan keeps its shape in µm (one pixel a sensor when the steps are
-    equal, or along an axis of one sensor); one pixel a sensor when that would pass
-    `MAX_PIXELS`."""
+def extent_size(m: MapData) -> tuple[int, int]:
+    """The map's extent in pixels (width, height) the size of its smaller step in both x and
+    y, so the scan keeps its shape in µm: one pixel a sensor when the steps are equal or
+    along an axis of one sensor. The mask reader takes an image of this shape, as it takes
+    one of the sensor grid's."""
     ny, nx = m.shape
     dx, dy = (abs(step) for step in m.step)
     dx, dy = dx or dy, dy or dx  # an axis of one sensor takes the other's step
     if not dx:
         return nx, ny
     pixel = min(dx, dy)
-    w, h = max(nx, round(nx * dx / pixel)), max(ny, round(ny * dy / pixel))
-    return (w, h) if w * h <= MAX_PIXELS else (nx, ny)
+    return max(nx, round(nx * dx / pixel)), max(ny, round(ny * dy / pixel))
+
+
+def _elongation(w: int, h: int) -> float:
+    return max(w, h) / min(w, h)
+
+
+def image_size(m: MapData) -> tuple[int, int]:
+    """The template's (width, height) in pixels: the map's extent (`extent_size`) where that
+    is an image to paint on (`MAX_PIXELS`, `MAX_SIDE`, `MAX_ASPECT`), else one pixel a
+    sensor."""
+    ny, nx = m.shape
+    w, h = extent_size(m)
+    if (w * h <= MAX_PIXELS and max(w, h) <= MAX_SIDE
+            and _elongation(w, h) <= max(MAX_ASPECT, _elongation(nx, ny))):
+        return w, h
+    return nx, ny
 
 
 def template_rgb(values: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:

@@ -154,7 +154,8 @@ def _check_place(option: str, text: str, path: Path) -> None:
     if path.is_dir():
         raise InputError(f"{option} is {text!r}, a directory; expected a file name")
     if not path.parent.is_dir():
-        raise InputError(f"{option} is {text!r}; there is no directory {path.parent}")
+        raise InputError(f"{option} is {text!r}; there is no directory {path.parent}; "
+                         "expected a file in a folder that exists")
     _check_writable(option, text, path)
 
 

@@ -30,8 +30,6 @@ from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
 
 if TYPE_CHECKING:
-    import h5py
-
     from smm_daq.analysis.mmt.result_read import SavedResult
     from smm_daq.analysis.susceptibility import LayerInversion
 
@@ -341,23 +339,52 @@ _RENAMED = {  # dataset paths of earlier versions -> where the maps are now
 }
 
 
-def _maps_held(group: h5py.Group, shape: tuple[int, ...]) -> str:
-    """The numeric datasets of the map's shape under an entry, as --dataset names them."""
+def _maps_held(path: str, entry: str, m: MapData, saved: SavedResult | None) -> str:
+    """Every map --dataset may name for the entry, as `_chosen` would take it: Bz, and each
+    map-like dataset under the entry that it exports (a joint MMT result's maps of each scan
+    whose grid is known, whatever their shape; not those of a scan whose grid is not)."""
     import h5py
 
+    from smm_daq.storage.h5file import open_read
+
     found: list[str] = []
-    group.visititems(lambda name, node: found.append(name) if (
-        isinstance(node, h5py.Dataset) and node.shape == shape and node.dtype.kind in "iuf"
-        and name != "data/Bz") else None)
-    return ", ".join(["Bz (the default)", *found])
+    with open_read(path) as f:
+        f[entry].visititems(lambda name, node: found.append(name) if (
+            isinstance(node, h5py.Dataset) and node.ndim == 2 and name != "data/Bz") else None)
+    return ", ".join(["Bz (the default)",
+                      *(name for name in found if _exported(path, entry, name, m, saved))])
 
 
-def _dataset(path: str, entry: str, dataset: str, m: MapData
+def _exported(path: str, entry: str, dataset: str, m: MapData, saved: SavedResult | None
+              ) -> bool:
+    try:
+        _chosen(path, entry, dataset, m, saved, held=lambda: "")
+    except InputError:
+        return False
+    return True
+
+
+def _chosen(path: str, entry: str, dataset: str | None, m: MapData, saved: SavedResult | None,
+            *, held: Callable[[], str] | None = None
+            ) -> tuple[np.ndarray, str, float, str, MapData]:
+    """The map --dataset names (default Bz) as `_dataset` gives it, for an MMT result
+    (`saved`) from the result as read (`_result_map`). A refusal lists what the entry holds
+    (`_maps_held`), or says `held()` instead (the listing, trying each name, lists nothing)."""
+    if dataset in (None, "Bz", "data/Bz"):
+        return m.bz, "Bz_nT", 1e9, "Bz (nT)", m
+    found = _result_map(saved, dataset) if saved is not None else None
+    if found is not None:
+        return found
+    return _dataset(path, entry, dataset, m,
+                    held or (lambda: _maps_held(path, entry, m, saved)))
+
+
+def _dataset(path: str, entry: str, dataset: str, m: MapData, maps_held: Callable[[], str]
              ) -> tuple[np.ndarray, str, float, str, MapData]:
     """A map under the entry with its CSV column name, factor and label, from its units, and
     the map whose grid it lies on: the entry's, or for a joint MMT result's other scan
     (scans/SCAN/...) whose grid the result does not store, the grid of entry SCAN, refused
-    where that entry is gone or of another shape."""
+    where that entry is gone or of another shape. A refusal names the maps `maps_held()`."""
     import h5py
 
     from smm_daq.storage.h5file import open_read, text
@@ -366,19 +393,20 @@ def _dataset(path: str, entry: str, dataset: str, m: MapData
 
     with open_read(path) as f:
         where = f"{path}, entry '{entry}'"
-        held = f"expected a map the entry holds: {_maps_held(f[entry], m.shape)}"
         if dataset.startswith("/"):  # HDF5 would read it from the file's root, not the entry
-            raise InputError(f"--dataset is {dataset!r}, a path from the file's root; {held} "
-                             "(paths inside the entry)", source=where)
+            raise InputError(f"--dataset is {dataset!r}, a path from the file's root; expected "
+                             f"a map the entry holds: {maps_held()} (paths inside the entry)",
+                             source=where)
         if dataset not in f[entry] and dataset in _RENAMED and _RENAMED[dataset] in f[entry]:
             dataset = _RENAMED[dataset]
         if not dataset or dataset not in f[entry]:
-            raise InputError(f"--dataset is {dataset!r}, which the entry does not hold; {held}",
-                             source=where)
+            raise InputError(f"--dataset is {dataset!r}, which the entry does not hold; "
+                             f"expected a map the entry holds: {maps_held()}", source=where)
         node = f[entry][dataset]
         if not isinstance(node, h5py.Dataset) or node.dtype.kind not in "iuf":
-            raise InputError(f"'{dataset}' is not a numeric dataset; {held}", source=where)
-        values = np.asarray(node[()], dtype=float)
+            raise InputError(f"'{dataset}' is not a numeric dataset; expected a map the entry "
+                             f"holds: {maps_held()}", source=where)
+        shape = node.shape  # read once the map is known to be one (a listing tries them all)
         units = text(node.attrs["units"]) if "units" in node.attrs else None
         base = dataset.rsplit("/", 1)[-1]
         if base == "errors" and "signal" in node.parent.attrs:  # an NXdata's SD
@@ -391,18 +419,21 @@ def _dataset(path: str, entry: str, dataset: str, m: MapData
             scan: MapData | None = read_map(path, parts[1])
         except InputError:
             scan = None
-        if scan is None or scan.shape != values.shape:
+        if scan is None or scan.shape != shape:
             why = "gone or unreadable" if scan is None else f"of shape {scan.shape}"
             raise InputError(
                 f"'{dataset}' lies on the grid of scan '{parts[1]}', which the result does "
                 "not record (written before smm-daq stored each scan's grid), and entry "
                 f"'{parts[1]}' of the file no longer gives it ({why}); expected a map on a "
-                f"grid known, e.g. Bz (the default) or fitted/Bz, or entry '{parts[1]}' back "
-                "in the file", source=where)
+                f"grid known: {maps_held()}; or entry '{parts[1]}' back in the file",
+                source=where)
         m = scan
-    if values.shape != m.shape:
-        raise InputError(f"dataset '{dataset}' has shape {values.shape}; expected a map of "
-                         f"shape {m.shape}", source=where)
+    if shape != m.shape:
+        raise InputError(f"dataset '{dataset}' has shape {shape}, not the shape of its grid "
+                         f"{m.shape}; expected a map the entry holds: {maps_held()}",
+                         source=where)
+    with open_read(path) as f:
+        values = np.asarray(f[entry][dataset][()], dtype=float)
     stem = base
     if units is None:  # files of earlier versions: the unit in the name
         stem, units = split_units(base)
@@ -468,13 +499,7 @@ def _export(args: argparse.Namespace) -> int:
         return _export_templates(args)
     saved = _saved_result(args.file, args.entry[0])
     m = saved.residual if saved is not None else read_map(args.file, args.entry[0])
-    held = _result_map(saved, args.dataset or "") if saved is not None else None
-    if args.dataset in (None, "Bz", "data/Bz"):
-        values, column, factor, label = m.bz, "Bz_nT", 1e9, "Bz (nT)"
-    elif held is not None:
-        values, column, factor, label, m = held
-    else:
-        values, column, factor, label, m = _dataset(args.file, args.entry[0], args.dataset, m)
+    values, column, factor, label, m = _chosen(args.file, args.entry[0], args.dataset, m, saved)
     template = templates[0] if templates else None
     distinct_outputs(("--csv", args.csv), ("--png", args.png), ("--mask-template", template))
     csv_path = output_file("--csv", args.csv, overwrite=args.overwrite) if args.csv else None
@@ -524,13 +549,18 @@ def _export_templates(args: argparse.Namespace) -> int:
 
 
 def _write_template(m: MapData, values: np.ndarray, path: Path) -> None:
-    from smm_daq.analysis.mask_template import image_size, write_mask_template
+    from smm_daq.analysis.mask_template import extent_size, image_size, write_mask_template
 
     written = write_mask_template(m, path, values=values)
     ny, nx = m.shape
     w, h = image_size(m)
-    drawn = "one a sensor" if (w, h) == (nx, ny) else (
-        f"its {nx} × {ny} sensors drawn in pixels of equal size in µm: x and y steps differ")
+    if (w, h) != (nx, ny):
+        drawn = f"its {nx} × {ny} sensors drawn in pixels of equal size in µm: x and y steps differ"
+    elif extent_size(m) != (nx, ny):
+        drawn = ("one a sensor, stretched: x and y steps too unequal for an image of the scan's "
+                 "extent in µm")
+    else:
+        drawn = "one a sensor"
     print(f"wrote {written}: the map of '{m.name}' to paint a mask on, {w} × {h} pixels "
           f"({drawn}, the top row the highest y); paint the bad pixels black, save, and give "
           "it to mmt invert --mask")
@@ -615,8 +645,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--png", help="PNG file to write (a figure: axes, labels, colour bar)")
     p.add_argument("--mask-template", metavar="OUT.png", action="append",
                    help="PNG of the map alone, one pixel a sensor (square pixels in µm where x "
-                        "and y steps differ), in light tones (grey: not measured): paint the "
-                        "bad pixels black and give it to mmt invert --mask (one per --entry)")
+                        "and y steps differ, unless very unequal), in light tones (grey: not "
+                        "measured): paint the bad pixels black and give it to mmt invert --mask "
+                        "(one per --entry)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace existing --csv/--png/--mask-template files")
     p.set_defaults(func=_naming_the_file(_export))

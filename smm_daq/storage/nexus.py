@@ -358,11 +358,25 @@ def _check_replaceable(f: h5py.File, name: str, key: str, sources: Sequence[str]
         )
 
 
+def _not_an_entry_name(entry: str) -> str:
+    """Why a name that HDF5 resolves to a group (the file's root, a group inside an entry) is
+    no entry's name; "" for a name an entry may have."""
+    if entry and entry.strip("/") in ("", "."):
+        return " (the file's root, not an entry)"
+    if "/" in entry:
+        return " (a path inside the file; an entry's name holds no '/')"
+    return ""
+
+
 def _entry_group(f: h5py.File, entry: str, source: str) -> h5py.Group:
-    if entry not in f or not isinstance(f[entry], h5py.Group):
+    """The top-level group `entry`. Never the root or a group inside an entry, which HDF5
+    resolves '/', '.' or 'scan/data' to, nor '/scan': an entry is looked up by its name
+    elsewhere (its kind, in `list_entries`), which such a path would slip past."""
+    why = _not_an_entry_name(entry)
+    if why or entry not in f or not isinstance(f[entry], h5py.Group):
         names = [k for k in f if isinstance(f[k], h5py.Group)]
         raise InputError(
-            f"no entry '{entry}'; expected "
+            f"no entry '{entry}'{why}; expected "
             + ("one of " + ", ".join(repr(n) for n in names) if names
                else "an entry, but the file holds none"),
             source=source,
@@ -382,7 +396,10 @@ def read_map(path: str | Path, entry: str) -> MapData:
     with open_read(path) as f, corrupt_guard(where):
         check_headers(f, source)
         g = _entry_group(f, entry, source)
-        _info(entry, g, source)  # the entry's record is well formed too
+        info = _info(entry, g, source)  # the entry's record is well formed too
+        if info.kind == "optical":  # its data is an RGB image: no Bz to miss
+            raise InputError("is an optical image of the sample, not a map; expected an entry "
+                             "holding a map of Bz", source=where)
         data = g.get("data")
         if not isinstance(data, h5py.Group):
             raise InputError("holds no map; expected a group 'data' with Bz, x and y",

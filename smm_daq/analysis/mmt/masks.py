@@ -187,19 +187,22 @@ def _whiteness_of_file(path: Path) -> np.ndarray:
 
 def _on_grid(white: np.ndarray, path: Path, data: MapData) -> np.ndarray:
     """The black pixels of an image spanning the scan, on the map's grid."""
-    from smm_daq.analysis.mask_template import image_size
+    from smm_daq.analysis.mask_template import extent_size, image_size
 
     ny, nx = data.shape
     h, w = white.shape
-    drawn = image_size(data)  # the scan's extent in equal pixels, as the template draws it
+    # the scan's extent in equal pixels, as the template draws it unless too large or
+    # elongated (then one pixel a sensor): either is taken, an older template of the extent too
+    extent = extent_size(data)
     # more than rounding to whole pixels explains, from either shape
-    if all(abs(w * sh - h * sw) > max(sw, sh) for sw, sh in {(nx, ny), drawn}):
-        extent = "" if drawn == (nx, ny) else (
-            f", or its extent in µm ({drawn[0]} × {drawn[1]} pixels of equal size, as "
-            "export --mask-template draws its unequal x and y steps)")
+    if all(abs(w * sh - h * sw) > max(sw, sh) for sw, sh in {(nx, ny), extent}):
+        drawn = (", as export --mask-template draws its unequal x and y steps"
+                 if image_size(data) == extent else "")
+        either = "" if extent == (nx, ny) else (
+            f", or its extent in µm ({extent[0]} × {extent[1]} pixels of equal size{drawn})")
         raise InputError(f"is {w} × {h} pixels (width/height {w / h:.4g}); expected the scan's "
                          f"area alone, its {nx} × {ny} sensors (width/height {nx / ny:.4g})"
-                         f"{extent} or that shape scaled: crop a picture to the map, without "
+                         f"{either} or that shape scaled: crop a picture to the map, without "
                          "the axes, labels or borders around it, which would be stretched over "
                          "the scan", source=str(path))
     _warn_if_a_picture(white, str(path))

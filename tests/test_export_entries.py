@@ -1,0 +1,136 @@
+"""`smm-daq export`'s refusals of an entry or a --dataset name what the file and the entry
+hold: an entry name that is a path (the file's root, a group inside an entry) is no entry,
+the file's entries listed; a dataset the entry lacks is answered with exactly the maps export
+takes from that entry, for a joint MMT result those of every scan whose grid is known,
+whatever its shape. The session is `export_session`'s."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import h5py
+import pytest
+from export_session import write_export_session
+from test_gui_mmt_saved import as_written_before_version_3
+
+from smm_daq.cli.main import main
+
+HELD = "expected a map the entry holds: "
+ENTRIES = "expected one of " + ", ".join(repr(e) for e in (  # in the order written
+    "low", "high", "side", "in_field", "induced", "chi", "mag", "joint", "optical"))
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_export_session(tmp_path_factory.mktemp("export"))
+
+
+@pytest.fixture
+def session(made: Path, tmp_path: Path) -> Path:
+    path = tmp_path / "s.h5"
+    shutil.copy(made, path)
+    return path
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str]:
+    code = main([str(a) for a in argv])
+    return code, capsys.readouterr().err
+
+
+def _listed(err: str) -> list[str]:
+    """The maps a refusal of --dataset lists."""
+    assert HELD in err, err
+    return err.split(HELD, 1)[1].strip().split(", ")
+
+
+def _maps_under(path: Path, entry: str) -> list[str]:
+    """Every 2-D dataset under the entry (data/Bz aside: it is the listed default, Bz)."""
+    found: list[str] = []
+    with h5py.File(path, "r") as f:
+        f[entry].visititems(lambda name, node: found.append(name) if (
+            isinstance(node, h5py.Dataset) and node.ndim == 2 and name != "data/Bz") else None)
+    return found
+
+
+def _exactly_what_export_takes(path: Path, entry: str, tmp_path: Path,
+                               capsys: pytest.CaptureFixture[str]) -> list[str]:
+    """The maps listed for an unknown --dataset, checked against export itself: each one it
+    lists is exported (exit 0), each other 2-D dataset under the entry refused (exit 2)."""
+    code, err = _run(capsys, "export", path, "--entry", entry, "--dataset", "nowhere",
+                     "--csv", tmp_path / "x.csv")
+    assert code == 2 and "--dataset is 'nowhere', which the entry does not hold" in err, err
+    listed = _listed(err)
+    assert listed[0] == "Bz (the default)"
+    out = tmp_path / "x.csv"
+    for name in _maps_under(path, entry):
+        code, err = _run(capsys, "export", path, "--entry", entry, "--dataset", name,
+                         "--csv", out)
+        assert (code == 0) == (name in listed), (name, listed, err)
+        assert out.exists() == (code == 0)
+        out.unlink(missing_ok=True)
+    return listed
+
+
+@pytest.mark.parametrize("entry", ["low", "induced", "chi", "mag", "joint"])
+def test_a_dataset_the_entry_lacks_is_answered_with_exactly_the_maps_export_takes(
+        session: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], entry: str) -> None:
+    """A joint MMT result of scans of two shapes: the list held only the maps of the first
+    scan's shape, leaving out scans/side/..., which export takes on that scan's grid."""
+    listed = _exactly_what_export_takes(session, entry, tmp_path, capsys)
+    if entry == "joint":
+        assert listed == ["Bz (the default)", "fitted/Bz", *(
+            f"scans/{scan}/{what}" for scan in ("high", "low", "side")
+            for what in ("fitted_Bz", "residual_Bz"))]
+
+
+def test_an_older_results_list_leaves_out_the_maps_of_a_scan_whose_entry_is_gone(
+        session: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A result written before each scan's grid was stored, scan 'high' (of the first scan's
+    shape) since deleted from the file: its maps were listed, and each refused when asked
+    for ("lies on the grid of scan 'high' ... gone or unreadable")."""
+    as_written_before_version_3(session, "joint")
+    with h5py.File(session, "a") as f:
+        del f["high"]
+    listed = _exactly_what_export_takes(session, "joint", tmp_path, capsys)
+    assert not [name for name in listed if "high" in name], listed
+    assert "scans/side/residual_Bz" in listed  # its entry still gives its grid
+
+
+@pytest.mark.parametrize("entry, why", [
+    ("/", " (the file's root, not an entry)"),
+    (".", " (the file's root, not an entry)"),
+    ("//", " (the file's root, not an entry)"),
+    ("", ""),
+    ("low/data", " (a path inside the file; an entry's name holds no '/')"),
+    ("/low", " (a path inside the file; an entry's name holds no '/')"),
+])
+def test_an_entry_name_that_names_no_entry_is_refused_listing_the_files_entries(
+        session: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], entry: str,
+        why: str) -> None:
+    """'/', '.' and 'low/data' were read as entries that 'hold no map', and '/low' as 'low'."""
+    out = tmp_path / "x.csv"
+    for options in (["--csv", out], ["--mask-template", tmp_path / "x.png"]):
+        code, err = _run(capsys, "export", session, "--entry", entry, *options)
+        assert code == 2 and f"error: {session}: no entry '{entry}'{why}; {ENTRIES}" in err, err
+    assert not out.exists() and not (tmp_path / "x.png").exists()
+
+
+def test_a_results_path_is_not_taken_for_a_measured_map(
+        session: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A map command refuses an MMT result by its kind, looked up by the entry's name: given
+    as '/joint', the result's residual was taken for a scan and its noise printed."""
+    code, err = _run(capsys, "noise", session, "--entry", "joint", "--border-um", "4")
+    assert code == 2 and "entry 'joint' is a mmt result" in err, err
+    code, err = _run(capsys, "noise", session, "--entry", "/joint", "--border-um", "4")
+    assert code == 2 and "no entry '/joint' (a path inside the file" in err, err
+
+
+def test_an_optical_image_is_refused_as_an_image_not_a_map_missing_its_bz(
+        session: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """It was refused as a damaged map: "data: 'Bz' is missing; expected a 2-D array"."""
+    for options in (["--csv", tmp_path / "x.csv"], ["--mask-template", tmp_path / "x.png"]):
+        code, err = _run(capsys, "export", session, "--entry", "optical", *options)
+        assert code == 2 and (f"error: {session}, entry 'optical': is an optical image of the "
+                              "sample, not a map; expected an entry holding a map of Bz") in err
+    assert not (tmp_path / "x.csv").exists() and not (tmp_path / "x.png").exists()
