@@ -116,3 +116,19 @@ def test_a_result_entry_is_never_inverted(tmp_path, capsys, model):
     assert ("entry 'scan_mmt' is a mmt result: its Bz is a model's or a fit's residual, not a "
             "measurement; expected a scanned or imported map") in capsys.readouterr().err
     assert h5.read_bytes() == before and not out.exists()
+
+
+def test_damping_with_tiles_is_refused_before_anything_is_written(tmp_path, capsys):
+    """The tiled inversion is undamped: --damping with --tile-um is refused (exit 2), not
+    dropped from a result that would then differ from the one asked for."""
+    h5, grains, truth, out = (tmp_path / n for n in ("s.h5", "g.csv", "t.csv", "r.csv"))
+    assert main(["mmt", "synth", "--out", str(h5), "--name", "scan", "--grains-out",
+                 str(grains), "--truth-out", str(truth), "--size-um", "30,30",
+                 "--thickness-um", "15", "--density-per-mm3", "4e5", "--height-um", "2",
+                 "--step-um", "1", "--seed", "3"]) == 0
+    capsys.readouterr()
+    assert main(["mmt", "invert", str(h5), "--entry", "scan", "--grains", str(grains),
+                 "--damping", "0.01", "--tile-um", "15", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--damping is 0.01 with --tile-um" in err and "undamped" in err
+    assert not out.exists() and [e.name for e in list_entries(h5)] == ["scan"]

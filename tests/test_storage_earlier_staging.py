@@ -244,3 +244,21 @@ def test_the_refusal_of_acquired_data_says_how_to_keep_them_under_a_name(tmp_pat
             "'rem' being another entry, rename it with an HDF5 tool (h5py, HDFView) to keep "
             "it under a name of its own")):
         check_new_entry(path, "rem", (), overwrite=True)
+
+
+def test_the_early_checks_name_no_entry_where_only_a_cut_off_write_lies(tmp_path: Path
+                                                                         ) -> None:
+    """A group still marked STAGING under the name (a write cut off) is no entry: the checks
+    made before any work say, as `info` does, that `repair` moves the acquired data in under
+    that name, and it does."""
+    path = _session(tmp_path)
+    _leftover(path, "scan1", kind="scan", lines_done=2)
+    with h5py.File(path, "a") as f:
+        f.create_group("scan1").attrs["smm_daq_staging"] = 1
+    hint = re.escape(f"`smm-daq repair {path}` moves it in as 'scan1'")
+    for check in (lambda: check_new_scan(path, "scan1"),
+                  lambda: check_new_entry(path, "scan1", (), overwrite=True)):
+        with pytest.raises(InputError, match=hint):
+            check()
+    assert main(["repair", str(path)]) == 0
+    assert [(e.name, e.kind) for e in list_entries(path)][-1] == ("scan1", "scan")

@@ -132,3 +132,18 @@ def test_a_tile_with_no_more_sensors_than_unknowns_is_refused_as_the_whole_inver
     assert tiled.sigma_from_residual and math.isfinite(tiled.sigma) and tiled.sigma > 0
     whole = invert_map(data, grains, height=HEIGHT, sensor_size=(0, 0))
     assert tiled.sigma == pytest.approx(whole.sigma, rel=1e-6)
+
+
+def test_passes_on_a_cluster_go_on_when_the_estimate_does_not_change() -> None:
+    """Many tiles, one of them holding every grain: each pass after the bands' leaves the
+    estimate as it was, and the passes and the fitted map still run on the cluster (an
+    estimate shared again under the last pass's key lost its data when that was released)."""
+    data, grains, _ = _case(0, 40.0, 4)
+    whole = invert_map(data, grains, height=HEIGHT, sensor_size=SENSOR, sigma=SIGMA)
+    said: list[str] = []
+    with open_client(processes=False, n_workers=1) as client:
+        tiled = invert_tiled(data, grains, tile=10 * UM, height=HEIGHT, sensor_size=SENSOR,
+                             sigma=SIGMA, client=client, info=said.append)
+    assert said[0].startswith("16 tiles") and any("0 standard deviations" in s for s in said)
+    z = (tiled.magnetization - whole.magnetization) / whole.sd
+    assert np.max(np.abs(z)) < 0.1

@@ -121,6 +121,10 @@ def _invert(args: argparse.Namespace) -> int:
     sigma = within("--sigma-nT", floats("--sigma-nT", args.sigma_nT, 1)[0], 1e-9, 1e9, " nT") \
         * NT if args.sigma_nT is not None else None
     within("--damping", args.damping, 0.0, 1e6, " (relative to QᵀQ's mean diagonal)")
+    if args.tile_um is not None and args.damping:  # the tiles' solves are undamped
+        raise InputError(f"--damping is {args.damping!r} with --tile-um; the tiled inversion "
+                         "is undamped: expected no --damping (or 0) with --tile-um, or no "
+                         "--tile-um for a damped inversion")
     name = args.result_entry or f"{entry}_mmt"
     check_new_entry(args.file, name, (entry,), overwrite=args.overwrite)  # before the work
     with _warnings_to_stderr():
@@ -238,7 +242,8 @@ def _add_invert(mmt_sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--sensor-size-um", metavar="W,L",
                    help="sensor active area (default: the entry's; 0,0 a point)")
     p.add_argument("--damping", type=float, default=0.0,
-                   help="Tikhonov damping, relative to the mean diagonal of QᵀQ (default 0)")
+                   help="Tikhonov damping, relative to the mean diagonal of QᵀQ (default 0; "
+                        "not with --tile-um: the tiles are undamped)")
     p.add_argument("--out", required=True, metavar="RESULT.csv")
     p.add_argument("--result-entry", type=entry_name,
                    help="name of the new entry (default ENTRY_mmt)")

@@ -247,8 +247,10 @@ def check_staged_name_free(f: h5py.Group, name: str) -> None:
 
 
 def _keep_hint(f: h5py.Group, name: str) -> str:
-    """How to keep an earlier release's staged entry holding acquired data under a name."""
-    if _present(f, name):
+    """How to keep an earlier release's staged entry holding acquired data under a name: its
+    own where that is free once a killed writer's leftovers there are cleared, as `repair`
+    finds it (a group still marked STAGING under the name is no entry)."""
+    if key_after_clearing(f, name) is not None:
         return (f"'{name}' being another entry, rename it with an HDF5 tool (h5py, HDFView) "
                 "to keep it under a name of its own")
     return (f"`smm-daq repair {f.file.filename}` moves it in as '{name}' (or rename it with "

@@ -312,6 +312,14 @@ def fitted_core(data: MapData, grains: GrainSet, tile: Tile, magnetization: np.n
     return _field_of(grains, magnetization, sensors, sensor_size, height).reshape(X.shape)
 
 
+def _scatter(client: Any, estimate: np.ndarray) -> Any:
+    """`estimate` on every worker, under a key of its own: scattered by its content's hash,
+    an estimate that did not change from the last pass (one tile's, say) gets the last one's
+    key, and releasing the last pass's future then takes the data from under the new one
+    (its tasks cancelled for "lost dependencies")."""
+    return client.scatter(estimate, broadcast=True, hash=False)
+
+
 def default_layout(data: MapData, grains: GrainSet, tile: float, height: float) -> TileLayout:
     """Tiles of about `tile` m with the margin rule and nuisance band of `margin`."""
     deepest = float(np.max(-grains.centroids()[:, 2])) if grains.n_grains else 0.0
@@ -367,7 +375,7 @@ def invert_tiled(
                               j.window, j.band, j.near, height, sensor_size, j.far, j.far_m)
         shared_m = estimate
         if client is not None and estimate is not None:
-            shared_m = client.scatter(estimate, broadcast=True)  # type: ignore[attr-defined]
+            shared_m = _scatter(client, estimate)
         # the items go with the call: kept after it, they would hold this pass's factors
         # (their futures, on a cluster) through the next pass's factoring
         solutions = run_tasks(client, solve_factor,  # type: ignore[arg-type]
@@ -396,7 +404,7 @@ def invert_tiled(
     for j in jobs:
         j.factor = None  # frees the factors on the workers
     fitted = np.full(data.bz.shape, np.nan)
-    shared_m = client.scatter(m, broadcast=True) if client is not None else m  # type: ignore[attr-defined]
+    shared_m = _scatter(client, m) if client is not None else m
     blocks = run_tasks(client, fitted_core,  # type: ignore[arg-type]
                        [(shared_data, shared_grains, t, shared_m, height, sensor_size)
                         for t in layout.tiles], stage="fitted map", progress=progress)
