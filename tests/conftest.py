@@ -103,6 +103,23 @@ def settings(tmp_path: Path):
 
 
 @pytest.fixture
+def live(qtbot):
+    """A live scan in a shown map view, fed events by the test (no rig, no sequencer); it
+    takes points in on a frame of its timer, or when the test calls `_frame`."""
+    from gui.live_scan import LiveScan
+    from gui.map_view import MapView
+
+    view = MapView()
+    qtbot.addWidget(view)
+    view.resize(800, 600)
+    view.show()
+    qtbot.waitExposed(view)
+    scan = LiveScan(view)
+    yield scan
+    scan.timer.stop()
+
+
+@pytest.fixture
 def window(qtbot, settings, tmp_path: Path):
     """The main window on the simulator profile, its rig connected and a session file chosen;
     afterwards any scan still running is aborted and the rig made safe and closed."""

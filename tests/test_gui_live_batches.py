@@ -14,7 +14,6 @@ from test_gui_long_scan import LIVE_FILE, shown
 from test_gui_window import small_plan
 
 from gui.live_scan import LiveScan
-from gui.map_view import MapView
 from smm_daq.acquisition.events import ScanEvent
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.storage.nexus import read_map
@@ -22,19 +21,6 @@ from smm_daq.storage.nexus import read_map
 UM = 1e-6
 UT = 1e-6
 WAIT_S = 60.0  # generous: the whole suite shares two cores
-
-
-@pytest.fixture
-def live(qtbot):
-    """A live scan in a shown map view, fed events by the test; frames only when it says."""
-    view = MapView()
-    qtbot.addWidget(view)
-    view.resize(800, 600)
-    view.show()
-    qtbot.waitExposed(view)
-    scan = LiveScan(view)
-    yield scan
-    scan.timer.stop()
 
 
 class Counted:

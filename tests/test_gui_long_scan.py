@@ -32,19 +32,6 @@ CENTRE = (12.5e-3, 12.5e-3)  # the simulated sample's middle
 LIVE_FILE = Path("live.h5")  # where a live scan's sequencer would write (not read here)
 
 
-@pytest.fixture
-def live(qtbot, tmp_path):
-    """A live scan in a shown map view, fed events by the test (no rig, no sequencer)."""
-    view = MapView()
-    qtbot.addWidget(view)
-    view.resize(800, 600)
-    view.show()
-    qtbot.waitExposed(view)
-    scan = LiveScan(view)
-    yield scan
-    scan.timer.stop()
-
-
 def paint(view: MapView) -> None:
     """Paint the view now, as the window does after a redraw (images are coloured then)."""
     view.graphics.viewport().repaint()

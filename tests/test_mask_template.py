@@ -388,17 +388,8 @@ def test_a_place_that_cannot_be_written_is_refused(exported, tmp_path, capsys, m
 def test_a_joint_inversions_other_scan_has_its_own_template(tmp_path, capsys):
     """Scans a and a smaller crop of b inverted together: b's residual (its bad pixels stand
     out there) is exported on b's grid, painted, and read as b's mask in the next inversion."""
-    h5 = tmp_path / "s.h5"
-    for name in ("a", "b"):
-        assert main(["import", "mpe", str(DATA / "MetaDict_mpe_demo.json"),
-                     str(DATA / "MagneticSample_mpe_demo.npz"), "--out", str(h5),
-                     "--name", name]) == 0
-    b = read_map(h5, "b")
-    xs, ys = b.x[2:-3] / UM, b.y[1:-2] / UM
-    assert main(["crop", str(h5), "--entry", "b", "--name", "bc",
-                 "--x-um", f"{xs[0]},{xs[-1]}", "--y-um", f"{ys[0]},{ys[-1]}"]) == 0
-    bc = read_map(h5, "bc")
-    assert bc.shape != read_map(h5, "a").shape
+    h5, a, bc = two_scans(tmp_path)
+    assert bc.shape != a.shape
     grains = ["--grain-format", "points", "--grains", str(DATA / "grains_points.txt"),
               "--sigma-nT", "1"]
     assert main(["mmt", "invert", str(h5), "--entry", "a", "--entry", "bc", *grains,
