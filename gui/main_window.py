@@ -132,6 +132,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.mmt.dragonfly.min_voxels.setFocus()
 
     def _file_written(self, path: Path) -> None:
+        if self._closing:  # an MMT save the close waited for: nothing to show it in
+            return
         if self.session.path is not None and Path(path).resolve() == self.session.path.resolve():
             self.session.refresh()
 
@@ -155,7 +157,8 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.session.open_file(path)
 
     def _recipe_ended(self, path: Path) -> None:
-        self._show_written(path)  # its last step may have been a subtraction
+        if not self._closing:  # stopped by the close: nothing to show it in
+            self._show_written(path)  # its last step may have been a subtraction
 
     def _scan_ended(self, kind: str, message: str) -> None:
         if self._closing:  # closed without waiting for a stalled write, which returned since

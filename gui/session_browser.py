@@ -624,7 +624,9 @@ class SessionBrowser(QtWidgets.QWidget):
     def _subtracted(self, path: Path, name: str, res: SubtractionResult) -> None:
         self._subtraction_ended()
         written = f"Wrote entry '{name}' (induced) into {path}"
-        if self.path is None or self.path.resolve() != path.resolve():  # another file open
+        # another file open, or the window closing (its close waits for the other writes in
+        # hand, which a read of the file here would wait for, the window's events stopped)
+        if self.closed or self.path is None or self.path.resolve() != path.resolve():
             self.message.setText(written)
             self.subtracted.emit(True, written)
             return

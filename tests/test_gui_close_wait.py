@@ -33,7 +33,8 @@ def _saving(window, path) -> threading.Event:
     go, entered = threading.Event(), threading.Event()
     window.mmt._set_saving(True)
     window.mmt.saving_into = path
-    window.mmt.worker.submit(lambda: entered.set() or go.wait(WAIT_MS / 1000))
+    window.mmt.worker.submit(lambda: entered.set() or go.wait(WAIT_MS / 1000),
+                             lambda _done: window.mmt._saved(path, "inf_mmt"))
     assert entered.wait(WAIT_MS / 1000)
     return go
 
@@ -179,3 +180,52 @@ def test_a_call_ended_by_an_exception_not_for_the_gui_is_no_longer_pending(qtbot
     future = worker.submit(leave)
     qtbot.waitUntil(lambda: worker.pending == 0, timeout=WAIT_MS)
     assert isinstance(future.exception(WAIT_MS / 1000), SystemExit)
+
+
+def test_a_subtraction_in_hand_is_written_before_the_close_ends_and_the_file_not_read(
+        window, said, tmp_path, monkeypatch):
+    """A subtraction being written as the window closes: the close waits for it beside the
+    window, the dialog naming it, and neither the Session tab (its entry written) nor the
+    window (an MMT save written) reads the file again meanwhile: the close waits for the
+    other writes in hand, which such a read on the window's thread would wait for."""
+    from test_gui_subtract import bump_map
+
+    from smm_daq.analysis import induced_entry
+    from smm_daq.storage.nexus import list_entries, write_map_entry
+
+    session = window.session
+    path = tmp_path / "session.h5"
+    write_map_entry(path, bump_map("rem", (48, 48), 2e-6), kind="scan")
+    write_map_entry(path, bump_map("inf", (51, 48), 2e-6, field=(0, 40e-6, 0)), kind="scan")
+    assert session.open_file(path)
+    qtbot_wait = QtCore.QEventLoop.ProcessEventsFlag.AllEvents
+    go, subtract = threading.Event(), induced_entry.subtract_entries
+
+    def held(*args, **kwargs):
+        assert go.wait(WAIT_MS / 1000)
+        return subtract(*args, **kwargs)
+
+    monkeypatch.setattr(induced_entry, "subtract_entries", held)
+    monkeypatch.setattr(close_wait, "SHOW_AFTER_MS", 0, raising=False)
+    reads: list[str] = []
+    monkeypatch.setattr(session, "refresh", lambda: reads.append("session"))
+    window.mmt.saved.emit(path)  # (a save ended before the close: the file is read again)
+    assert reads == ["session"]
+    reads.clear()
+    go_save = _saving(window, path)  # and an MMT save into it, once the subtraction is done
+    assert session.subtract("inf", "rem", "induced", register=False)
+    timer = QtCore.QTimer()  # fires only while the window's events are handled
+    timer.timeout.connect(lambda: said["dialogs"] and (go.set(), go_save.set()))
+    timer.start(10)
+    try:
+        assert window.close()
+    finally:
+        timer.stop()
+        go.set()
+        go_save.set()
+    QtCore.QCoreApplication.processEvents(qtbot_wait)
+    assert said["dialogs"][0].startswith(
+        "Making the rig safe and closing it, and waiting for the subtraction 'induced' into "
+        "session.h5 and the MMT result being saved into session.h5 to be written…")
+    assert "induced" in {e.name for e in list_entries(path)} and not said["warnings"]
+    assert reads == []  # unfixed: the Session tab read the file once its entry was written
