@@ -31,6 +31,9 @@ THREAD = "the window's close waiting for the rig"  # the name of the thread doin
 SHOW_AFTER_MS = 500  # a close that ends sooner shows no dialog
 GRACE_S = 5.0  # beyond the work's own bound, for its thread to be scheduled and to return
 QUIT_SLICE_S = 0.05  # the window repainted this often once the application quits
+# how often the window's thread looks whether the work has ended (the work's thread signals
+# nothing: a Qt object it held the last reference to would be deleted there, which crashes)
+POLL_MS = 20
 
 
 class NotEnded(Exception):
@@ -60,10 +63,6 @@ class WaitDialog(QtWidgets.QProgressDialog):
         event.ignore()
 
 
-class _Ended(QtCore.QObject):
-    ended = QtCore.pyqtSignal()
-
-
 def wait_with_dialog(parent: QtWidgets.QWidget, title: str, text: str,
                      work: Callable[[], T], limit_s: float) -> T:
     """`work()` in a thread of its own, `text` shown in a modal dialog over `parent` once it
@@ -73,22 +72,21 @@ def wait_with_dialog(parent: QtWidgets.QWidget, title: str, text: str,
     outcome: list[tuple[bool, Any]] = []
     ended = threading.Event()
     loop = QtCore.QEventLoop()
-    signal = _Ended()
     woken: list[str] = []  # why the loop was quit: none, the application quit
 
-    def run() -> None:
+    def run() -> None:  # touches no Qt object: the last reference to one must not be here
         try:
             outcome.append((True, work()))
         except BaseException as exc:  # for the caller, in the window's thread
             outcome.append((False, exc))
         finally:
             ended.set()
-            signal.ended.emit()
 
     def wake(why: str) -> Callable[[], None]:
         def call() -> None:
-            woken.append(why)
-            loop.quit()
+            if why != "ended" or ended.is_set():
+                woken.append(why)
+                loop.quit()
         return call
 
     waited = limit_s + GRACE_S
@@ -96,7 +94,7 @@ def wait_with_dialog(parent: QtWidgets.QWidget, title: str, text: str,
     dialog = WaitDialog(text, parent)
     dialog.setWindowTitle(title)
     show, give_up = _timer(SHOW_AFTER_MS, wake("show")), _timer(waited * 1000, wake("late"))
-    signal.ended.connect(wake("ended"), QtCore.Qt.ConnectionType.QueuedConnection)
+    look = _timer(POLL_MS, wake("ended"), single=False)
     thread = threading.Thread(target=run, daemon=True, name=THREAD)
     thread.start()
     try:
@@ -111,8 +109,8 @@ def wait_with_dialog(parent: QtWidgets.QWidget, title: str, text: str,
             if "show" in woken and not shown:
                 dialog.show()
     finally:
-        show.stop()
-        give_up.stop()
+        for timer in (show, give_up, look):
+            timer.stop()
         dialog.hide()
         dialog.deleteLater()
     if not ended.is_set():
@@ -123,9 +121,9 @@ def wait_with_dialog(parent: QtWidgets.QWidget, title: str, text: str,
     return value
 
 
-def _timer(ms: float, call: Callable[[], None]) -> QtCore.QTimer:
+def _timer(ms: float, call: Callable[[], None], *, single: bool = True) -> QtCore.QTimer:
     timer = QtCore.QTimer()
-    timer.setSingleShot(True)
+    timer.setSingleShot(single)
     timer.timeout.connect(call)
     timer.start(max(0, min(int(ms), 2**31 - 1)))
     return timer

@@ -229,3 +229,21 @@ def test_a_subtraction_in_hand_is_written_before_the_close_ends_and_the_file_not
         "session.h5 and the MMT result being saved into session.h5 to be written…")
     assert "induced" in {e.name for e in list_entries(path)} and not said["warnings"]
     assert reads == []  # unfixed: the Session tab read the file once its entry was written
+
+
+def test_the_closes_thread_holds_no_qt_object(qtbot):
+    """The close's thread may outlive the close (`NotEnded`) and drops what it holds as it
+    ends: a Qt object it held the last reference to would be deleted in it, a signal of it
+    still queued for the window's thread, which then crashed (Segmentation fault)."""
+    parent = QtWidgets.QWidget()
+    qtbot.addWidget(parent)
+    held: list[object] = []
+
+    def work() -> None:
+        thread = threading.current_thread()
+        cells = thread._target.__closure__ or ()  # type: ignore[attr-defined]
+        held.extend(c.cell_contents for c in cells
+                    if isinstance(c.cell_contents, QtCore.QObject))
+
+    close_wait.wait_with_dialog(parent, "t", "waiting", work, 0.0)
+    assert held == []
