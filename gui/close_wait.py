@@ -34,6 +34,9 @@ QUIT_SLICE_S = 0.05  # the window repainted this often once the application quit
 # how often the window's thread looks whether the work has ended (the work's thread signals
 # nothing: a Qt object it held the last reference to would be deleted there, which crashes)
 POLL_MS = 20
+# work the close waited no longer for, kept for the program's life: a Qt object it holds the
+# last reference to would otherwise be deleted in its thread as it ends, which crashes
+_LEFT: list[Callable[[], Any]] = []
 
 
 class NotEnded(Exception):
@@ -114,6 +117,7 @@ def wait_with_dialog(parent: QtWidgets.QWidget, title: str, text: str,
         dialog.hide()
         dialog.deleteLater()
     if not ended.is_set():
+        _LEFT.append(work)  # what it holds (the window, say) is never freed in its thread
         raise NotEnded(waited)
     ok, value = outcome[0]
     if not ok:

@@ -5,7 +5,9 @@ scan write's close: test_gui_stalled_disk)."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Callable
 
 import pytest
 from PyQt6 import QtCore, QtWidgets
@@ -247,3 +249,32 @@ def test_the_closes_thread_holds_no_qt_object(qtbot):
 
     close_wait.wait_with_dialog(parent, "t", "waiting", work, 0.0)
     assert held == []
+
+
+def test_work_the_close_left_is_not_freed_in_its_thread(qtbot, monkeypatch):
+    """The close waited no longer for its work, which holds the window (a Qt object): once the
+    program drops the window, the work's thread must not free it as it ends (a widget deleted
+    outside the window's thread crashes)."""
+    import weakref
+
+    monkeypatch.setattr(close_wait, "GRACE_S", 0.0)
+    monkeypatch.setattr(close_wait, "_LEFT", [], raising=False)
+    parent = QtWidgets.QWidget()
+    qtbot.addWidget(parent)
+    go = threading.Event()
+
+    def holding(held: QtCore.QObject) -> Callable[[], object]:
+        return lambda: go.wait(WAIT_MS / 1000) and held
+
+    held = QtCore.QObject()  # what the work holds, as the window's close holds the window
+    gone = weakref.ref(held)
+    work = holding(held)
+    del held
+    with contextlib.suppress(close_wait.NotEnded):  # its traceback (the wait's frame) dropped
+        close_wait.wait_with_dialog(parent, "t", "waiting", work, 0.0)
+    left = [t for t in threading.enumerate() if t.name == close_wait.THREAD]
+    del work  # the program lets go of it: only the work's thread still holds it
+    go.set()
+    for thread in left:
+        thread.join(WAIT_MS / 1000)
+    assert gone() is not None  # unfixed: freed in the work's thread
