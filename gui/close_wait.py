@@ -119,6 +119,7 @@ def wait_with_dialog(parent: QtWidgets.QWidget, title: str, text: str,
     if not ended.is_set():
         _LEFT.append(work)  # what it holds (the window, say) is never freed in its thread
         raise NotEnded(waited)
+    thread.join(GRACE_S)  # it has returned: its thread lets go of `work` before this does
     ok, value = outcome[0]
     if not ok:
         raise value
