@@ -277,3 +277,43 @@ def test_work_the_close_left_is_not_freed_in_its_thread(qtbot, monkeypatch):
     for thread in left:
         thread.join(WAIT_MS / 1000)
     assert gone() is not None  # unfixed: freed in the work's thread
+
+
+def test_a_connect_ending_while_the_close_waits_for_it_leaves_its_rig_to_the_close(
+        window, said, qtbot, monkeypatch):
+    """A reconnect under way as the window closes: the close waits for it in its thread while
+    the window's thread takes the connect's end (its events handled meanwhile); that end must
+    leave the rig it opened to the close, which makes it safe and closes it (its lock
+    released), rather than drop it with neither doing so."""
+    from scan_gate import Held
+
+    from smm_daq.instruments import rig as rig_module
+
+    holder = window.holder
+    open_rig, opened, closed = rig_module.open_rig, [], []
+
+    def opening(*args, **kwargs):
+        rig = open_rig(*args, **kwargs)
+        opened.append(rig)
+        monkeypatch.setattr(rig, "close", lambda close=rig.close: (closed.append(rig), close()))
+        return rig
+
+    held = Held(opening)
+    monkeypatch.setattr(rig_module, "open_rig", held)
+    delivered = threading.Event()  # the connect's end taken by the window's thread
+    taken = holder._opened
+    monkeypatch.setattr(holder, "_opened", lambda rig: (taken(rig), delivered.set()))
+    shutdown = holder.background.shutdown
+
+    def join_then_let_the_window_take_the_end(**kwargs) -> bool:
+        ended = shutdown(**kwargs)
+        assert delivered.wait(WAIT_MS / 1000)  # the window's thread took the end first
+        return ended
+
+    monkeypatch.setattr(holder.background, "shutdown", join_then_let_the_window_take_the_end)
+    assert holder.open()
+    held.wait_entered()
+    held.go.set()  # it opens as the close begins
+    assert window.close()
+    assert len(opened) == 1 and closed == opened  # unfixed: never made safe nor closed
+    assert said["warnings"] == [] and holder.rig is None and not window.rig_may_be_unsafe
