@@ -99,15 +99,16 @@ class Background(QtCore.QObject):
         not started is dropped, no longer `pending`, and the call in hand does not hold the
         process's exit). Whether the thread has ended (without waiting: True, none ended).
         May be called from a thread other than the GUI's (the window's close's)."""
+        dropped: list[Future] = []
         with self._lock:
             if not self._shut:
                 self._shut = True
                 self._jobs.put(None)
             if not wait:
                 dropped, self._queued[:] = list(self._queued), []
-                for future in dropped:
-                    future.cancel()
                 self._pending -= len(dropped)  # never delivered
+        for future in dropped:  # its callbacks run here, the lock free
+            future.cancel()
         if not wait:
             return True
         return self.join(timeout)
@@ -126,10 +127,11 @@ def _serve(jobs: queue.SimpleQueue, lock: threading.Lock, queued: list[Future]) 
     its `Background`, so that an idle one can be collected."""
     while (item := jobs.get()) is not None:
         future, job = item
-        with lock:
-            if future in queued:
+        with lock:  # taken off here to run, or by `shutdown` to drop: whichever comes first
+            taken = future in queued
+            if taken:
                 queued.remove(future)
-        if future.set_running_or_notify_cancel():
+        if taken and future.set_running_or_notify_cancel():
             job()
         del item, future, job
 

@@ -317,3 +317,26 @@ def test_a_connect_ending_while_the_close_waits_for_it_leaves_its_rig_to_the_clo
     assert window.close()
     assert len(opened) == 1 and closed == opened  # unfixed: never made safe nor closed
     assert said["warnings"] == [] and holder.rig is None and not window.rig_may_be_unsafe
+
+
+def test_a_call_dropped_by_shutdown_never_runs_though_the_worker_reaches_it_first(qtbot):
+    """`shutdown(wait=False)` from the close's thread drops a call not started: the worker
+    reaching it before it is marked cancelled must not run it (nor count it twice)."""
+    worker = Background("dropping")
+    go, ran = threading.Event(), []
+    worker.submit(lambda: go.wait(WAIT_MS / 1000))
+    dropped = worker.submit(lambda: ran.append("dropped"))
+    cancel = dropped.cancel
+
+    def cancel_once_the_worker_is_past_it() -> bool:
+        go.set()  # the worker ends the first call and takes the dropped one: it runs it, or
+        for _ in range(WAIT_MS // 10):  # passes it and stops (told to before the cancel)
+            if ran or not worker._thread.is_alive():
+                break
+            worker._thread.join(0.01)
+        return cancel()
+
+    dropped.cancel = cancel_once_the_worker_is_past_it  # type: ignore[method-assign]
+    worker.shutdown(wait=False)
+    qtbot.waitUntil(lambda: worker.pending == 0, timeout=WAIT_MS)
+    assert ran == [] and worker.pending == 0  # unfixed: it ran
