@@ -37,7 +37,7 @@ class Background(QtCore.QObject):
         self._lock = threading.Lock()
         weakref.finalize(self, self._jobs.put, None)  # an idle thread ends with its object
         self._done.connect(self._deliver)  # queued: emitted from the worker thread
-        self.pending = 0
+        self._pending = 0  # under `_lock`: the close's thread drops calls as the GUI's ends them
         self._shut = False
 
     def submit(
@@ -51,10 +51,6 @@ class Background(QtCore.QObject):
         window closing, while signals queued before it are still delivered) nothing runs:
         the future returned is cancelled."""
         future: Future = Future()
-        if self._shut:
-            future.cancel()
-            return future
-        self.pending += 1
         done = self._done
 
         def job() -> None:
@@ -65,23 +61,35 @@ class Background(QtCore.QObject):
                 future.set_result(None)
                 return
             except BaseException as exc:  # not for the GUI: the caller's future has it
+                done.emit(None, None)  # no longer pending all the same
                 future.set_exception(exc)
                 return
             done.emit(on_result, value)
             future.set_result(value)  # for a caller that cannot wait for the delivery
 
-        with self._lock:
+        with self._lock:  # after `shutdown`'s stop, nothing queued: it would never run
+            if self._shut:
+                future.cancel()
+                return future
+            self._pending += 1
             self._queued.append(future)
-        self._jobs.put((future, job))
-        if self._thread is None:
-            self._thread = threading.Thread(target=_serve, args=(self._jobs, self._lock,
-                                                                 self._queued),
-                                            name=self._name, daemon=True)
-            self._thread.start()
+            self._jobs.put((future, job))
+            if self._thread is None:
+                self._thread = threading.Thread(target=_serve, args=(self._jobs, self._lock,
+                                                                     self._queued),
+                                                name=self._name, daemon=True)
+                self._thread.start()
         return future
 
+    @property
+    def pending(self) -> int:
+        """Calls submitted whose callback has not run yet (nor will: those dropped)."""
+        with self._lock:
+            return self._pending
+
     def _deliver(self, callback: Callable[[Any], None] | None, value: Any) -> None:
-        self.pending -= 1
+        with self._lock:
+            self._pending -= 1
         if callback is not None:
             callback(value)
 
@@ -89,16 +97,26 @@ class Background(QtCore.QObject):
         """Stop the thread once what was submitted is finished (wait: before returning, for
         `timeout` seconds at most), or, without waiting, once the call in hand is (what has
         not started is dropped, no longer `pending`, and the call in hand does not hold the
-        process's exit). Whether the thread has ended (without waiting: True, none ended)."""
-        self._shut = True
-        if not wait:
-            with self._lock:
+        process's exit). Whether the thread has ended (without waiting: True, none ended).
+        May be called from a thread other than the GUI's (the window's close's)."""
+        dropped: list[Future] = []
+        with self._lock:
+            if not self._shut:
+                self._shut = True
+                self._jobs.put(None)
+            if not wait:
                 dropped, self._queued[:] = list(self._queued), []
-            for future in dropped:
-                future.cancel()
-            self.pending -= len(dropped)  # never delivered
-        self._jobs.put(None)
-        if not wait or self._thread is None:
+                self._pending -= len(dropped)  # never delivered
+        for future in dropped:  # its callbacks run here, the lock free
+            future.cancel()
+        if not wait:
+            return True
+        return self.join(timeout)
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait `timeout` seconds at most for the thread, once `shutdown`, to end; whether it
+        has (True: none started)."""
+        if self._thread is None:
             return True
         self._thread.join(timeout)
         return not self._thread.is_alive()
@@ -109,10 +127,11 @@ def _serve(jobs: queue.SimpleQueue, lock: threading.Lock, queued: list[Future]) 
     its `Background`, so that an idle one can be collected."""
     while (item := jobs.get()) is not None:
         future, job = item
-        with lock:
-            if future in queued:
+        with lock:  # taken off here to run, or by `shutdown` to drop: whichever comes first
+            taken = future in queued
+            if taken:
                 queued.remove(future)
-        if future.set_running_or_notify_cancel():
+        if taken and future.set_running_or_notify_cancel():
             job()
         del item, future, job
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 from pathlib import Path
 
 from PyQt6 import QtCore, QtGui, QtWidgets
 
-from gui.close_wait import wait_with_dialog
+from gui.close_wait import NotEnded, wait_with_dialog
 from gui.confirm import confirm
 from gui.instruments_panel import InstrumentsPanel
 from gui.mmt_view import MMTView
@@ -20,6 +21,9 @@ from smm_daq.instruments.profile import Profile
 from smm_daq.instruments.rig import safe_command_hint, safety_statement
 
 TITLE = "smm-daq"
+# how long the window's close waits for a subtraction or an MMT save in hand (real seconds):
+# long for a write on a disk that answers; past it the disk is taken for stalled
+WRITES_WAIT_S = 120.0
 
 
 class MainWindow(QtWidgets.QMainWindow):
@@ -79,6 +83,7 @@ class MainWindow(QtWidgets.QMainWindow):
         # program's exit code says it too
         self.rig_may_be_unsafe = False
         self._waiting_for_the_rig = False  # the close's making safe under way
+        self._closed = False  # the close has been done: a later one has nothing to do
 
         central = QtWidgets.QWidget()
         layout = QtWidgets.QVBoxLayout(central)
@@ -127,6 +132,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.mmt.dragonfly.min_voxels.setFocus()
 
     def _file_written(self, path: Path) -> None:
+        if self._closing:  # an MMT save the close waited for: nothing to show it in
+            return
         if self.session.path is not None and Path(path).resolve() == self.session.path.resolve():
             self.session.refresh()
 
@@ -150,7 +157,8 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.session.open_file(path)
 
     def _recipe_ended(self, path: Path) -> None:
-        self._show_written(path)  # its last step may have been a subtraction
+        if not self._closing:  # stopped by the close: nothing to show it in
+            self._show_written(path)  # its last step may have been a subtraction
 
     def _scan_ended(self, kind: str, message: str) -> None:
         if self._closing:  # closed without waiting for a stalled write, which returned since
@@ -227,12 +235,11 @@ class MainWindow(QtWidgets.QMainWindow):
         """What the Session and MMT tabs are writing, which closing past a stalled write
         leaves too ("" when nothing): each waits for the same disk, or for HDF5, which a
         write stalled inside it holds for the whole program."""
-        writes = self.session.writes_in_hand()
-        if self.mmt.saving and self.mmt.saving_into is not None:
-            writes.append(f"the MMT result being saved into {self.mmt.saving_into.name}")
+        session_writes, mmt_writes = self._writes_in_hand()
+        writes = session_writes + mmt_writes
         if not writes:
             return ""
-        what = ", ".join(writes[:-1]) + (" and " if len(writes) > 1 else "") + writes[-1]
+        what = _listed(writes)
         one = len(writes) == 1
         return (f" Nor does it wait for {what}, which {'waits' if one else 'wait'} for the "
                 f"stalled disk too: {'it is' if one else 'they are'} left unwritten; do "
@@ -247,34 +254,78 @@ class MainWindow(QtWidgets.QMainWindow):
         self.scan.save(self.settings)
         self.settings.sync()
 
-    def _make_the_rig_safe(self, stalled: bool) -> tuple[list[str], list[str]]:
+    def _writes_in_hand(self) -> tuple[list[str], list[str]]:
+        """What the Session tab's worker and the MMT tab's are writing, each as said (e.g.
+        "the subtraction 'd' into s.h5")."""
+        saving = self.mmt.saving and self.mmt.saving_into is not None
+        return (self.session.writes_in_hand(),
+                [f"the MMT result being saved into {self.mmt.saving_into.name}"] if saving
+                else [])
+
+    def _close_beside_the_window(self, stalled: bool) -> tuple[list[str], list[str], list[str]]:
         """Hand the rig back from a scan left to a `stalled` write (its making safe under way
         waited for `HAND_BACK_WAIT_S` at most), then make the rig safe and close it
-        (`RigHolder.close`, bounded): in a thread of the close's own, the window answering
-        meanwhile and a dialog saying what it waits for. Returns what was said of that scan's
-        thread still making the rig safe, and what the close's making safe could not do."""
+        (`RigHolder.close`, bounded), then, unless `stalled`, wait for the Session and MMT
+        tabs' writes in hand (a subtraction, a save: `WRITES_WAIT_S` from the start at most):
+        in a thread of the close's own, the window answering meanwhile and a dialog saying
+        what it waits for should it last. Returns what was said of that scan's thread still
+        making the rig safe, what the close's making safe could not do, and the writes not
+        waited for to their end."""
         left = self.scan.live.sequencer if stalled else None
+        session_writes, mmt_writes = ([], []) if stalled else self._writes_in_hand()
+        writes = session_writes + mmt_writes
         if not stalled:
             limit = self.holder.longest_close_s(wait=True)
-            text = "Making the rig safe and closing it…"
+            text = "Making the rig safe and closing it"
         else:
             from smm_daq.acquisition import sequencer  # loaded: a scan ran
 
             limit = sequencer.HAND_BACK_WAIT_S + self.holder.longest_close_s(wait=False)
             text = ("Waiting for the scan's thread to end its making the rig safe, then making "
-                    "the rig safe and closing it…")
-        text += (f"\nThe window closes once that is done (at most {limit:.0f} s, should an "
-                 "instrument not answer).")
+                    "the rig safe and closing it")
+        if writes:
+            limit = max(limit, WRITES_WAIT_S)
+            text += f", and waiting for {_listed(writes)} to be written"
+        text += (f"…\nThe window closes once that is done (at most {limit:.0f} s, should an "
+                 "instrument or the disk not answer).")
 
-        def work() -> tuple[list[str], list[str]]:
+        def work() -> tuple[list[str], list[str], list[str]]:
+            began = time.monotonic()
             late = [] if left is None or left.hand_back_rig() else self._still_making_safe()
-            return late, self.holder.close(wait=not stalled)  # a start's file work, if stalled
+            closed = self.holder.close(wait=not stalled)  # a start's file work, if stalled
+            unwritten = []
+            for worker, what in ((self.session.worker, session_writes),
+                                 (self.mmt.worker, mmt_writes)):
+                if what and not worker.join(max(0.0, began + WRITES_WAIT_S - time.monotonic())):
+                    unwritten += what
+            return late, closed, unwritten
 
         self._waiting_for_the_rig = True
         try:
-            return wait_with_dialog(self, TITLE, text, work)
+            return wait_with_dialog(self, TITLE, text, work, limit)
+        except NotEnded as exc:  # the work's own bounds did not hold, or the program quits
+            return [], [f"making the rig safe and closing it: {exc}; the window did not wait "
+                        "for it any longer"], writes
+        except Exception as exc:  # never a traceback out of the close: the rig's state said
+            return [], [f"making the rig safe and closing it failed ({type(exc).__name__}: "
+                        f"{exc})"], []
         finally:
             self._waiting_for_the_rig = False
+
+    def _left_unwritten(self, writes: list[str]) -> None:
+        """Writes the close waited no longer for (a slow or stalled disk): said, and the
+        program is to end without waiting for them (one stalled inside HDF5 holds h5py's
+        lock, which the interpreter's finalization would wait for forever)."""
+        self.left_stalled_write = True
+        one = len(writes) == 1
+        text = (f"{_listed(writes)[:1].upper()}{_listed(writes)[1:]} "
+                f"{'has' if one else 'have'} not been written {WRITES_WAIT_S:.0f} s after the "
+                "window's close began (the disk stalled?): the window closes without waiting "
+                "longer. Once the disk answers, `smm-daq info` shows whether the file holds "
+                f"{'it' if one else 'them'} (do {'it' if one else 'them'} again if not), and "
+                "`smm-daq repair` makes a file left open for writing openable.")
+        print(f"smm-daq: {text}", file=sys.stderr, flush=True)
+        QtWidgets.QMessageBox.warning(self, TITLE, text)
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
         """During a scan: ask, then abort it and close once the rig is safe. During a recipe
@@ -283,12 +334,17 @@ class MainWindow(QtWidgets.QMainWindow):
         that has not returned once the rig was made safe (a line's, aborted, or one at the
         scan's end: a stalled disk) is not waited for, nor a subtraction or MMT save in hand
         (each waits for the same disk): the window says what is left, and closes (once agreed
-        to). Making the rig safe then is waited for a bounded time (`RigHolder.close`), the
-        window answering meanwhile (`_make_the_rig_safe`); what it could not do, or that it
-        had not ended, is said in a warning and on stderr, with the command that makes the
-        rig safe, and in the program's exit code (`rig_may_be_unsafe`)."""
+        to). Making the rig safe then is waited for a bounded time (`RigHolder.close`), and
+        then, the disk not stalled, a subtraction or MMT save in hand (`WRITES_WAIT_S`; past it
+        said, and left), the window answering meanwhile (`_close_beside_the_window`); what the
+        making safe could not do, or that it had not ended, is said in a warning and on
+        stderr, with the command that makes the rig safe, and in the program's exit code
+        (`rig_may_be_unsafe`). Once closed, a close again accepts at once."""
         if self._waiting_for_the_rig:  # a close under way (its dialog's events are handled)
             event.ignore()
+            return
+        if self._closed:  # closed again (the application closing every window)
+            event.accept()
             return
         live = self.scan.live
         stalled = live.running and live.write_stalled
@@ -327,7 +383,9 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.recipes.runner is not None and self.recipes.runner.running:
             self.recipes.stop()  # a wait step ends within a slice; the rig is then made safe
         self.save_settings()
-        late, closed = self._make_the_rig_safe(stalled)
+        late, closed, unwritten = self._close_beside_the_window(stalled)
+        if unwritten:
+            self._left_unwritten(unwritten)
         if closed:  # said on stderr too: it stays once the window has gone
             self.rig_may_be_unsafe = True
             print(f"smm-daq: {safety_statement(self.profile, closed)}", file=sys.stderr,
@@ -339,4 +397,10 @@ class MainWindow(QtWidgets.QMainWindow):
         elif late:  # the window's making safe waited for that thread's (the rig's lock)
             print("smm-daq: the window's own making safe, after the scan's thread's, did every "
                   f"step: {safety_statement(self.profile, [])}", file=sys.stderr, flush=True)
+        self._closed = True
         event.accept()
+
+
+def _listed(items: list[str]) -> str:
+    """"a", "a and b", "a, b and c"."""
+    return ", ".join(items[:-1]) + (" and " if len(items) > 1 else "") + items[-1]

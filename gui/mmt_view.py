@@ -846,13 +846,14 @@ class MMTView(QtWidgets.QWidget):
         self.saveEnded.emit(False, self.status.text())
 
     def shutdown(self, wait_for_save: bool = True) -> None:
-        """Stop the worker as the window closes: a save in hand finishes writing its entry
-        first, unless told not to wait for it (a scan's write has stalled: it waits for the
-        same disk, or for HDF5, which the stalled write holds); an inversion (cancelled), a
-        grain's field and a saved result being read are left to end in their threads."""
+        """Stop the worker as the window closes, without waiting: a save in hand finishes
+        writing its entry first (the window's close waits for it: `worker.join`), unless told
+        not to (a scan's write has stalled: it waits for the same disk, or for HDF5, which the
+        stalled write holds); an inversion (cancelled), a grain's field and a saved result
+        being read are left to end in their threads."""
         self.field_worker.shutdown(wait=False)
         self.load_worker.shutdown(wait=False)
-        self.worker.shutdown(wait=self.saving and wait_for_save)
+        self.worker.shutdown(wait=self.saving and wait_for_save, timeout=0)
 
     def _beside_result(self, name: str) -> str:
         """Where an export of the shown result is first proposed: beside the session file of

@@ -8,6 +8,7 @@ Start are refused, though the recipe's calls go through.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
@@ -45,6 +46,9 @@ class RigHolder(QtCore.QObject):
         self.reconnect_problems: list[str] = []
         self._connect: Future | None = None  # the connect under way
         self._closed = False
+        # `close` runs in a thread of the window's close while the window's thread takes a
+        # connect's end: each takes the rig (or leaves it to the other) under this lock
+        self._lock = threading.Lock()
         self.background = Background("rig", self)
 
     def open(self) -> bool:
@@ -80,17 +84,21 @@ class RigHolder(QtCore.QObject):
         return True
 
     def _opened(self, rig: Any) -> None:
-        self.connecting, self._connect = False, None
-        if self._closed:  # `close` has closed this rig already
-            return
-        self.rig = rig
+        with self._lock:
+            self.connecting = False
+            if self._closed:  # `close` makes this rig safe and closes it (its `_connect`)
+                return
+            self._connect, self.rig = None, rig
         self.call(_identify_all(self.rig), self.identities.emit)  # before any reading polled
         self.opened.emit(self.rig)
 
     def _failed(self, exc: BaseException) -> None:
-        self.connecting, self._connect = False, None
-        if not self._closed:
-            self.failed.emit(error_text(exc))
+        with self._lock:
+            self.connecting = False
+            if self._closed:  # `close` has told what the connect left (its `_connect`)
+                return
+            self._connect = None
+        self.failed.emit(error_text(exc))
 
     def call(
         self,
@@ -128,13 +136,15 @@ class RigHolder(QtCore.QObject):
         hold the window open for good): past it the rig is made safe all the same (a call in
         flight, cut off as the rig closes, may have changed it after), or the connect is left
         to make safe and close the rig it opens; a problem says so."""
-        if self._closed:
-            return []
-        self._closed = True
+        with self._lock:
+            if self._closed:
+                return []
+            self._closed = True
         limit = self._wait_s()
         ended = self.background.shutdown(wait=wait, timeout=limit)
-        rig, self.rig = self.rig, None
-        connect, self._connect = self._connect, None
+        with self._lock:  # a connect's end delivered meanwhile has left its rig to this
+            rig, self.rig = self.rig, None
+            connect, self._connect = self._connect, None
         problems: list[str] = []
         if rig is None and connect is not None:  # opened or failed, not yet delivered
             if not connect.done():

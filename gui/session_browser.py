@@ -552,15 +552,16 @@ class SessionBrowser(QtWidgets.QWidget):
         self.grain_note.setVisible(bool(lines))
 
     def shutdown(self, wait_for_writes: bool = True) -> None:
-        """Stop the workers as the window closes: a subtraction in hand finishes writing its
-        entry (an image being stored too), unless told not to wait for writes (a scan's write
-        has stalled: they wait for the same disk, or for HDF5, which the stalled write holds);
-        a grain file, map or image being read is left to its thread, no longer drawn (an image
-        read to register: its dialog is not opened)."""
+        """Stop the workers as the window closes, without waiting: a subtraction in hand
+        finishes writing its entry (an image being stored too; the window's close waits for
+        them: `worker.join`), unless told not to wait for writes (a scan's write has stalled:
+        they wait for the same disk, or for HDF5, which the stalled write holds); a grain
+        file, map or image being read is left to its thread, no longer drawn (an image read
+        to register: its dialog is not opened)."""
         self.closed = True
         self.grain_reader.shutdown(wait=False)
         self.reader.shutdown(wait=False)
-        self.worker.shutdown(wait=wait_for_writes)
+        self.worker.shutdown(wait=wait_for_writes, timeout=0)
 
     def writes_in_hand(self) -> list[str]:
         """The worker's writes in hand, as said (e.g. "the subtraction 'd' into s.h5")."""
@@ -623,7 +624,9 @@ class SessionBrowser(QtWidgets.QWidget):
     def _subtracted(self, path: Path, name: str, res: SubtractionResult) -> None:
         self._subtraction_ended()
         written = f"Wrote entry '{name}' (induced) into {path}"
-        if self.path is None or self.path.resolve() != path.resolve():  # another file open
+        # another file open, or the window closing (its close waits for the other writes in
+        # hand, which a read of the file here would wait for, the window's events stopped)
+        if self.closed or self.path is None or self.path.resolve() != path.resolve():
             self.message.setText(written)
             self.subtracted.emit(True, written)
             return

@@ -136,6 +136,36 @@ def test_a_making_safe_stuck_when_the_command_ends_is_said(tmp_path, monkeypatch
     assert not closing[0].is_alive()
 
 
+def test_a_second_scan_that_does_not_start_keeps_what_the_first_left_unknown(
+        tmp_path, monkeypatch):
+    """A scan left to a stalled write while its thread was still making the rig safe, then a
+    second scan whose start is refused (its entry exists): the session's stuck close still
+    says that the first scan's thread was making the rig safe (the second never ran)."""
+    from smm_daq.acquisition.session import Session
+    from smm_daq.errors import InputError, WriteStalled
+
+    monkeypatch.setattr(safe_close, "safe_wait_s", lambda _rig: 0.0)
+    held, go = _making_safe_under_way(monkeypatch, inside_the_rig=True)
+    session = Session.open(tmp_path / "s.h5")
+    scan = {"center_um": (12500, 12500), "size_um": (40, 40), "step_um": 20}
+    try:
+        with pytest.raises(WriteStalled):
+            session.scan("held", **scan)
+        with pytest.raises(InputError):
+            session.scan("held", **scan)  # there already: refused before it starts
+        problems = session.close()
+    finally:
+        for lock in held["locks"]:
+            lock.release()
+        go.set()
+    assert problems[-2:] == [
+        "the scan's thread was still making it safe 0 s after the program stopped waiting for "
+        "the write (a ramp-down, or an instrument not answering)",
+        "making it safe at the close did not end within 0 s (an instrument not answering, or "
+        "a making safe under way in another thread that has not ended); the program does not "
+        "wait for it any longer"]
+
+
 def test_ctrl_c_during_a_stalled_line_write_ends_the_command_without_it(
         tmp_path, monkeypatch, capsys):
     """Ctrl-C while a line's write is held: the rig is made safe at once, and the command

@@ -43,7 +43,7 @@ def test_calls_dropped_at_shutdown_are_no_longer_pending(qtbot):
     worker.submit(lambda: go.wait(60), ran.append)
     worker.submit(lambda: "dropped", ran.append)
     worker.shutdown(wait=False)
-    assert worker.pending in (1, 2)  # the first call may not have started yet: dropped too
+    assert worker.pending in (0, 1)  # the first call may not have started yet: dropped too
     go.set()
     qtbot.waitUntil(lambda: worker.pending == 0, timeout=60_000)
     assert "dropped" not in ran

@@ -212,15 +212,20 @@ class Session:
                 f"it was started with")
         seq = Sequencer(self.rig, self.path, plan, recipe_text=recipe_text, resume=resume,
                         resume_hint=hint, auto_range=auto_range)
-        self.last_sequencer = seq
-        # this scan's own state: one before it left to a stalled write is no longer the last
-        self._safe_problems, self._left, self._left_safing = None, False, []
         wake, stalled = threading.Event(), threading.Event()
         seq.subscribe(lambda e: (e.kind == "paused" or e.kind in TERMINAL) and wake.set())
         seq.subscribe(lambda e: e.kind == "made_safe" and (stalled.set(), wake.set()))
         if on_event is not None:
             seq.subscribe(on_event)
-        seq.start()
+        try:
+            seq.start()
+        except BaseException:  # a setting may have changed (then made safe by the start)
+            self._safe_problems = None  # what is known of an earlier scan's thread is kept
+            raise
+        self.last_sequencer = seq
+        # this scan's own state, now it has started: one before it left to a stalled write
+        # is no longer the last
+        self._safe_problems, self._left, self._left_safing = None, False, []
         try:
             while seq.state not in TERMINAL:
                 wait_awake(wake)
