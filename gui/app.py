@@ -13,7 +13,7 @@ from gui.demo_folder import clean_up, kept_unread, make_demo_folder
 from gui.gui_thread_gc import collect_in_gui_thread
 from gui.main_window import MainWindow
 from smm_daq.cli.args import output_file, session_file
-from smm_daq.cli.main import EXIT_FAILED, leave_now
+from smm_daq.cli.main import EXIT_FAILED, EXIT_WRITE_STALLED, leave_now
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import Profile, load_profile
 
@@ -92,24 +92,27 @@ def run(args: argparse.Namespace) -> int:
             # past a write stalled inside HDF5, reading the demo's session file would wait
             # for h5py's lock for good: the folder is kept unread
             print(f"smm-daq: {kept_unread(folder) if left_stalled_write else clean_up(folder)}")
-    code = exit_code(args, outcome, status, rig_unsafe=rig_unsafe)
+    code = exit_code(args, outcome, status, rig_unsafe=rig_unsafe,
+                     left_stalled_write=left_stalled_write)
     if left_stalled_write:
         leave_now(code)
     return code
 
 
 def exit_code(args: argparse.Namespace, outcome: dict[str, bool], status: int, *,
-              rig_unsafe: bool = False) -> int:
-    """The command's exit code once the window has closed: 1 when the demo failed, a
-    screenshot asked for was not written (said, unless its write failure was said already),
-    or the window's close could not make the rig safe (said as it closed), as a command that
-    drives the rig exits."""
+              rig_unsafe: bool = False, left_stalled_write: bool = False) -> int:
+    """The command's exit code once the window has closed, as a command that drives the rig
+    exits: 1 when the demo failed, a screenshot asked for was not written (said, unless its
+    write failure was said already), or the window's close could not make the rig safe (said
+    as it closed); else 3 when the close left a write to a stalled disk (said as it closed)."""
     if args.screenshot is not None and not outcome["shot"]:
         if not outcome["shot_failed"]:
             print(f"smm-daq: no screenshot written to {args.screenshot}: the window was closed "
                   "before it was due", file=sys.stderr)
         return EXIT_FAILED
-    return status if outcome["ok"] and not rig_unsafe else EXIT_FAILED
+    if not outcome["ok"] or rig_unsafe:
+        return EXIT_FAILED
+    return EXIT_WRITE_STALLED if left_stalled_write and status == 0 else status
 
 
 def _open_window(profile: Profile, store: QtCore.QSettings, args: argparse.Namespace,

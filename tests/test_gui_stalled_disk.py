@@ -17,7 +17,7 @@ from test_gui_subtract import bump_map
 
 from smm_daq.acquisition import safe_close, sequencer
 from smm_daq.acquisition.plan import ScanPlan
-from smm_daq.cli.main import EXIT_FAILED
+from smm_daq.cli.main import EXIT_FAILED, EXIT_WRITE_STALLED
 from smm_daq.storage.h5file import open_read
 from smm_daq.storage.nexus import list_entries, write_map_entry
 from smm_daq.storage.scan_entry import ScanEntryWriter
@@ -458,13 +458,14 @@ sys.exit(main(["gui"]))
 def test_the_program_ends_though_its_scans_write_stalls_inside_hdf5(tmp_path, repo):
     """A write blocked inside HDF5 holds h5py's lock for good, and the interpreter's
     finalization waits for that lock: closed past such a write, `smm-daq gui` must still
-    end (exit 0), and the file it leaves opens as it is."""
+    end, with the commands' exit code for a write left to a stalled disk (3), and the file
+    it leaves opens as it is."""
     path = tmp_path / "session.h5"
     env = {**os.environ, "PYTHONPATH": str(repo), "QT_QPA_PLATFORM": "offscreen",
            "XDG_CONFIG_HOME": str(tmp_path / "cfg"), "HOME": str(tmp_path)}
     done = subprocess.run([sys.executable, "-c", STALLED_AT_THE_END, str(path)], env=env,
                           capture_output=True, text=True, timeout=WAIT_MS / 1000)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == EXIT_WRITE_STALLED, done.stderr
     with open_read(path) as f:  # the lines all stored; the status: as a crash leaves it
         assert np.asarray(f["held/data/line_done"][()]).all()
         assert f["held/status"][()].decode() == "interrupted"
@@ -490,6 +491,7 @@ def test_the_demo_ends_though_its_scans_write_stalls_inside_hdf5(tmp_path, repo)
            "TMPDIR": str(tmp_path)}
     done = subprocess.run([sys.executable, "-c", DEMO_STALLED_AT_THE_END], env=env,
                           capture_output=True, text=True, timeout=WAIT_MS / 1000)
+    assert done.returncode == EXIT_WRITE_STALLED, done.stderr
     kept = [p for p in tmp_path.iterdir() if p.name.startswith("smm-daq-demo-")]
     assert len(kept) == 1 and (kept[0] / "demo.h5").exists()
     assert f"demo folder kept as it is: {kept[0]}" in done.stdout, done.stdout + done.stderr
