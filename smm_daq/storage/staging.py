@@ -105,12 +105,15 @@ def _finish_replacement(f: h5py.Group, name: str) -> None:
     del f[aside]
 
 
-def settle_replacement(f: h5py.Group, name: str) -> None:
+def settle_replacement(f: h5py.Group, name: str, *, source: str | None = None) -> None:
     """Finish a replacement of entry `name` that a killed writer left, or, where its new
-    entry is gone, put the old one back; nothing when no replacement was under way."""
+    entry is gone, put the old one back; nothing when no replacement was under way.
+    InputError, nothing changed, where the old entry waits aside and `name` is a link
+    (`source`: the file to name, default f's)."""
     aside = aside_name(name)
     if _marked(f, aside, REPLACED):
         old = aside
+        _check_not_a_link(f, name, source or f.file.filename)
     elif _marked(f, name, REPLACED):
         old = name
     else:
@@ -121,6 +124,26 @@ def settle_replacement(f: h5py.Group, name: str) -> None:
     if old == aside:
         f.move(aside, name)
     del f[name].attrs[REPLACED]
+
+
+def _check_not_a_link(f: h5py.Group, name: str, source: str) -> None:
+    """A link under `name` is neither the old entry nor the new one (smm-daq writes no
+    links): finishing the swap would delete the old entry for it, and putting the old one
+    back would delete the link, so neither is done."""
+    link = f.get(name, getlink=True)
+    if link is None or isinstance(link, h5py.HardLink):
+        return
+    if isinstance(link, h5py.ExternalLink):
+        what = f"an external link to '{link.path}' in {link.filename}"
+    else:
+        gone = "" if f.get(name) is not None else ", which does not exist"
+        what = f"a soft link to '{link.path}'{gone}"
+    raise InputError(
+        f"'{name}' is {what}, not an entry, while entry '{name}' was being replaced: the old "
+        f"entry waits, whole, at '{aside_name(name)}'; expected the entry or nothing under "
+        f"'{name}': delete or rename the link with an HDF5 tool (h5py, HDFView), then "
+        "`smm-daq repair` finishes the replacement or puts the old entry back; nothing was "
+        "changed", source=source)
 
 
 def key_after_clearing(f: h5py.Group, name: str) -> str | None:
