@@ -372,6 +372,10 @@ def _cut_off_note(c: CutOff, path: str) -> str:
         return (f"entry '{c.name}' as an earlier smm-daq wrote it, acquired data (kind "
                 f"'{c.acquired}'), was cut off before it was moved in: it is kept under "
                 f"'{c.key}'; `smm-daq repair {path}` moves it in as '{c.name}'")
+    if c.fixed:
+        return (f"a write of entry '{c.name}' was cut off while written ({writer}): "
+                f"'{c.name}' is another entry, {c.fixed}, as it was, whole, and is never "
+                f"overwritten; `smm-daq repair {path}` removes what was left")
     if c.kept:
         return (f"an overwrite of entry '{c.name}' was cut off while written ({writer}): "
                 f"'{c.name}' is as it was before it, whole; writing it again with "

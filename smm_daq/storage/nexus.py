@@ -61,6 +61,7 @@ from smm_daq.storage.products import (
     write_table_plot,
 )
 from smm_daq.storage.staging import (
+    ACQUIRED_KINDS,
     REPLACED,
     STAGING,
     CutOff,
@@ -78,7 +79,6 @@ from smm_daq.storage.staging import (
 )
 
 KINDS_HINT = "scan, induced, background, susceptibility, mmt, import, ..."
-ACQUIRED_KINDS = ("scan", "import")  # measured data: never overwritten
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ from smm_daq.errors import InputError
 
 STAGING = "smm_daq_staging"  # marks an entry still being written under a temporary name
 REPLACED = "smm_daq_replaced"  # marks an entry being replaced by a whole new one
+ACQUIRED_KINDS = ("scan", "import")  # measured data: never overwritten
 
 
 def staged_name(name: str) -> str:
@@ -178,6 +179,7 @@ class CutOff:
     kept: bool  # entry `name` is in the file as it was before (an overwrite cut off early)
     earlier: bool  # an earlier release's unmarked staged entry (module doc), whole
     acquired: str  # the kind of acquired data that earlier entry holds, else ""
+    fixed: str = ""  # why entry `name`, kept, is never overwritten; "" where it may be
 
 
 def cut_off_entries(f: h5py.Group) -> list[CutOff]:
@@ -195,8 +197,18 @@ def cut_off_entries(f: h5py.Group) -> list[CutOff]:
             continue
         kept = key != name and _present(f, name) and not _marked(f, name, STAGING)
         acquired = _text(f[key].attrs["kind"]) if earlier and _holds_acquired(f[key]) else ""
-        found.append(CutOff(name, key, kept, earlier, acquired))
+        found.append(CutOff(name, key, kept, earlier, acquired,
+                            _never_overwritten(f, name) if kept else ""))
     return found
+
+
+def _never_overwritten(f: h5py.Group, name: str) -> str:
+    """What makes entry `name` one that --overwrite is refused for (acquired data, or not
+    smm-daq's), said as a phrase; "" for an analysis product, which it replaces."""
+    if not _ours(f, name):
+        return "not an entry smm-daq wrote"
+    kind = _text(f[name].attrs["kind"])
+    return f"acquired data (kind '{kind}')" if kind in ACQUIRED_KINDS else ""
 
 
 def left_out_note(c: CutOff, path: str) -> str:
@@ -204,6 +216,9 @@ def left_out_note(c: CutOff, path: str) -> str:
     gone, and the old one, where there was one, as it was."""
     writer = "its writer, an earlier smm-daq, killed before moving it in" if c.earlier else (
         "its writer killed")
+    if c.fixed:
+        return (f"left out a write of entry '{c.name}', cut off while written ({writer}); "
+                f"entry '{c.name}', {c.fixed}, is as it was, whole (it is never overwritten)")
     if c.kept:
         return (f"left out an overwrite of entry '{c.name}', cut off while written ({writer}); "
                 f"entry '{c.name}' is as it was before it, whole (writing it again with "
