@@ -328,7 +328,8 @@ def test_the_early_check_refuses_a_foreign_group_where_the_old_entry_would_wait(
 def test_a_link_where_a_replaced_entry_belongs_is_refused_and_the_old_entry_kept(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], target: str) -> None:
     """The old entry aside, marked, and a soft link under its name (to nothing, or to another
-    entry): repair and the next writer refuse naming the link, and change nothing. Finishing
+    entry): `info` names the link, repair and the next writer refuse naming it, and change
+    nothing (info said writing the entry again or repair settled it). Finishing
     the swap read the link as the new entry: a KeyError traceback for a link to nothing, and
     the old entry deleted for a link to an entry. Once the link is gone, repair puts the old
     entry back."""
@@ -339,6 +340,10 @@ def test_a_link_where_a_replaced_entry_belongs_is_refused_and_the_old_entry_kept
         f[".product.smm_daq_replaced"].attrs["smm_daq_replaced"] = 1
         f["product"] = h5py.SoftLink(target)
     before = path.read_bytes()
+    assert main(["info", str(path)]) == 0
+    listed = capsys.readouterr().out
+    assert (f"the old entry waits, whole, at '.product.smm_daq_replaced', and 'product' is a "
+            f"soft link to '{target}'") in listed and "writing it again" not in listed
     assert main(["repair", str(path)]) == 2
     err = capsys.readouterr().err
     assert f"'product' is a soft link to '{target}'" in err and "Traceback" not in err

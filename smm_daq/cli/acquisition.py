@@ -391,6 +391,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     damaged result or one of a newer layout is listed as such (a result with why) beside the
     others, and the first of them is the error (exit 2)."""
     from smm_daq.storage.nexus import cut_off_replacements, list_entries, unfinished_entries
+    from smm_daq.storage.staging import aside_name
 
     entries = list_entries(args.file)
     print(f"{args.file}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}")
@@ -410,7 +411,14 @@ def cmd_info(args: argparse.Namespace) -> int:
             print(f"  {_info_line(args.file, e, result)}")
     for cut in unfinished_entries(args.file):
         print(f"  unfinished: {_cut_off_note(cut, args.file)}")
-    for name in cut_off_replacements(args.file):
+    for name, link in cut_off_replacements(args.file):
+        if link is not None:
+            print(f"  unfinished: entry '{name}' was cut off while replaced (its writer "
+                  f"killed), so it is not listed: the old entry waits, whole, at "
+                  f"'{aside_name(name)}', and '{name}' is {link}; delete or rename "
+                  "the link with an HDF5 tool (h5py, HDFView), then `smm-daq repair "
+                  f"{args.file}` finishes the replacement or puts the old entry back")
+            continue
         print(f"  unfinished: entry '{name}' was cut off while replaced (its writer killed), "
               "so it is not listed: writing it again, or `smm-daq repair "
               f"{args.file}`, puts the new entry in place (the old one back where the new one "

@@ -71,6 +71,7 @@ from smm_daq.storage.staging import (
     cut_off_entries,
     earlier_leftover,
     key_after_clearing,
+    link_in_the_way,
     move_in,
     replace_entry,
     replacements_under_way,
@@ -548,13 +549,14 @@ def unfinished_entries(path: str | Path) -> list[CutOff]:
         return cut_off_entries(f)
 
 
-def cut_off_replacements(path: str | Path) -> list[str]:
+def cut_off_replacements(path: str | Path) -> list[tuple[str, str | None]]:
     """The entries whose replacement (an overwrite) a killed writer left part-way, in a file
     no smm-daq writer has touched since (one left marked open for write is settled by the
-    read). `list_entries` leaves out their groups; the next write of the name, or `repair`,
+    read), each with the link under its name that keeps it from being settled, else None.
+    `list_entries` leaves out their groups; the next write of the name, or `repair`,
     finishes the replacement, or puts the old entry back where the new one was not whole."""
     with open_read(path) as f, corrupt_guard(str(path)):
-        return replacements_under_way(f)
+        return [(name, link_in_the_way(f, name)) for name in replacements_under_way(f)]
 
 
 def _info_or_problem(name: str, g: h5py.Group, source: str) -> EntryInfo:

@@ -131,20 +131,26 @@ def _check_not_a_link(f: h5py.Group, name: str, source: str) -> None:
     """A link under `name` is neither the old entry nor the new one (smm-daq writes no
     links): finishing the swap would delete the old entry for it, and putting the old one
     back would delete the link, so neither is done."""
+    link = link_in_the_way(f, name)
+    if link is not None:
+        raise InputError(
+            f"'{name}' is {link}, not an entry, while entry '{name}' was being replaced: the "
+            f"old entry waits, whole, at '{aside_name(name)}'; expected the entry or nothing "
+            f"under '{name}': delete or rename the link with an HDF5 tool (h5py, HDFView), "
+            "then `smm-daq repair` finishes the replacement or puts the old entry back; "
+            "nothing was changed", source=source)
+
+
+def link_in_the_way(f: h5py.Group, name: str) -> str | None:
+    """The link (soft or external) under `name`, said as a phrase, that keeps a replacement
+    of entry `name` from being settled; None where there is none."""
     link = f.get(name, getlink=True)
     if link is None or isinstance(link, h5py.HardLink):
-        return
+        return None
     if isinstance(link, h5py.ExternalLink):
-        what = f"an external link to '{link.path}' in {link.filename}"
-    else:
-        gone = "" if f.get(name) is not None else ", which does not exist"
-        what = f"a soft link to '{link.path}'{gone}"
-    raise InputError(
-        f"'{name}' is {what}, not an entry, while entry '{name}' was being replaced: the old "
-        f"entry waits, whole, at '{aside_name(name)}'; expected the entry or nothing under "
-        f"'{name}': delete or rename the link with an HDF5 tool (h5py, HDFView), then "
-        "`smm-daq repair` finishes the replacement or puts the old entry back; nothing was "
-        "changed", source=source)
+        return f"an external link to '{link.path}' in {link.filename}"
+    gone = "" if f.get(name) is not None else ", which does not exist"
+    return f"a soft link to '{link.path}'{gone}"
 
 
 def key_after_clearing(f: h5py.Group, name: str) -> str | None:
