@@ -357,3 +357,18 @@ def test_a_link_where_a_replaced_entry_belongs_is_refused_and_the_old_entry_kept
         del f["product"]
     assert main(["repair", str(path)]) == 0
     np.testing.assert_array_equal(read_map(path, "product").bz, OLD)
+
+
+def test_an_entry_missing_from_a_file_holding_a_link_to_nothing_is_named_missing(
+        tmp_path: Path) -> None:
+    """Another program's soft link to nothing, asked for or beside the entry asked for: the
+    entry is not there, said as such with the entries there are; it was 'cannot be read
+    (KeyError ...): the file is corrupt'."""
+    path = tmp_path / "s.h5"
+    _session(path)
+    with h5py.File(path, "a") as f:
+        f["theirs"] = h5py.SoftLink("/nowhere")
+    for name in ("absent", "theirs"):
+        with pytest.raises(InputError, match=f"no entry '{name}'; expected one of 'other', "
+                                             "'product'$"):
+            read_map(path, name)

@@ -374,15 +374,16 @@ def _entry_group(f: h5py.File, entry: str, source: str) -> h5py.Group:
     resolves '/', '.' or 'scan/data' to, nor '/scan': an entry is looked up by its name
     elsewhere (its kind, in `list_entries`), which such a path would slip past."""
     why = _not_an_entry_name(entry)
-    if why or entry not in f or not isinstance(f[entry], h5py.Group):
-        names = [k for k in f if isinstance(f[k], h5py.Group)]
+    group = None if why else f.get(entry)  # None for a link to nothing too
+    if not isinstance(group, h5py.Group):
+        names = [k for k in f if isinstance(f.get(k), h5py.Group)]
         raise InputError(
             f"no entry '{entry}'{why}; expected "
             + ("one of " + ", ".join(repr(n) for n in names) if names
                else "an entry, but the file holds none"),
             source=source,
         )
-    return f[entry]
+    return group
 
 
 def read_map(path: str | Path, entry: str) -> MapData:
