@@ -144,17 +144,24 @@ class LiveScan(QtCore.QObject):
 
     def _take_events(self) -> None:
         """Everything the sequencer sent since the last intake, in order; the progress of
-        the last event shown once."""
-        items = self.bridge.drain()
+        the last event before the end shown once, before the end is (what the end shows,
+        e.g. the status line, stays)."""
         last: ScanEvent | None = None
-        for item in items:
+        for item in self.bridge.drain():
             if isinstance(item, PointBatch):
                 self._take_points(item)
                 last = item.last
+            elif item.kind in TERMINAL:
+                self._show_progress(last)
+                last = None
+                self._apply(item)
             else:
                 last = item
                 self._apply(item)
-        if last is not None and last.kind not in TERMINAL:
+        self._show_progress(last)
+
+    def _show_progress(self, last: ScanEvent | None) -> None:
+        if last is not None:
             self.progressed.emit(last.progress, last.eta_s)
 
     def _take_points(self, batch: PointBatch) -> None:

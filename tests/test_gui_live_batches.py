@@ -183,3 +183,27 @@ def test_a_simulated_scans_points_reach_the_map_in_their_places_one_update_a_lin
     stored = read_map(tmp_path / "session.h5", "batches")
     np.testing.assert_array_equal(window.scan.view.map.bz, stored.bz)
     np.testing.assert_array_equal(shown(window.scan.view), stored.bz / UT)
+
+
+@pytest.mark.parametrize("end", ["aborted", "failed"])
+def test_the_points_that_come_with_the_end_show_their_progress_before_it(live, qtbot,
+                                                                         monkeypatch, end):
+    """Points taken in with an `aborted` or `failed` event (a fly scan's last line, say)
+    show their progress, once and before the end, so the bar is where the scan stopped and
+    the end's message stays; the bar stayed where the last frame left it."""
+    plan = ScanPlan("ending", 1e-3, 2e-3, 5, 2, 10 * UM, 10 * UM)
+    live.prepare(plan, LIVE_FILE, None)
+    live.timer.stop()
+    counted = Counted(live, monkeypatch)
+    told: list[str] = []
+    live.progressed.connect(lambda fraction, _eta: told.append(f"progress {fraction:g}"))
+    live.ended.connect(lambda kind, _message: told.append(kind))
+    for ix in range(4):
+        push_from_worker(live, ScanEvent(kind="point", entry="ending", line=0, index=(0, ix),
+                                         bz=(ix + 1) * UT, progress=(ix + 1) / 10))
+    push_from_worker(live, ScanEvent(kind=end, entry="ending", line=0, rig_safe=True,
+                                     message="stopped", progress=0.0))
+    qtbot.waitUntil(lambda: live.state == end, timeout=int(WAIT_S * 1000))
+    assert live.points == 4
+    assert counted.progress == [pytest.approx(0.4)]
+    assert told == ["progress 0.4", end]

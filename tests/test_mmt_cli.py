@@ -132,3 +132,25 @@ def test_damping_with_tiles_is_refused_before_anything_is_written(tmp_path, caps
     err = capsys.readouterr().err
     assert "--damping is 0.01 with --tile-um" in err and "undamped" in err
     assert not out.exists() and [e.name for e in list_entries(h5)] == ["scan"]
+
+
+def test_gpu_with_tiles_is_refused_before_anything_is_written(tmp_path, capsys, monkeypatch):
+    """The tiles solve on the CPU: --device gpu with --tile-um is refused (exit 2, naming why)
+    rather than computed on the CPU while gpu was asked for. A usable GPU is pretended, so
+    the refusal is the option pair's, not a missing GPU's."""
+    from smm_daq.analysis.mmt.solver import device
+
+    monkeypatch.setattr(device, "gpu_problem", lambda: None)
+    h5, grains, truth, out = (tmp_path / n for n in ("s.h5", "g.csv", "t.csv", "r.csv"))
+    assert main(["mmt", "synth", "--out", str(h5), "--name", "scan", "--grains-out",
+                 str(grains), "--truth-out", str(truth), "--size-um", "30,30",
+                 "--thickness-um", "15", "--density-per-mm3", "4e5", "--height-um", "2",
+                 "--step-um", "1", "--seed", "3"]) == 0
+    before = h5.read_bytes()
+    capsys.readouterr()
+    assert main(["mmt", "invert", str(h5), "--entry", "scan", "--grains", str(grains),
+                 "--device", "gpu", "--tile-um", "15", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--device is 'gpu' with --tile-um" in err and "CPU" in err
+    assert "Traceback" not in err
+    assert not out.exists() and h5.read_bytes() == before

@@ -262,3 +262,33 @@ def test_the_early_checks_name_no_entry_where_only_a_cut_off_write_lies(tmp_path
             check()
     assert main(["repair", str(path)]) == 0
     assert [(e.name, e.kind) for e in list_entries(path)][-1] == ("scan1", "scan")
+
+
+@pytest.mark.parametrize("kind", ["scan", "induced"])
+def test_a_leftover_beside_an_acquired_entry_of_its_name_is_told_as_never_overwritten(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str) -> None:
+    """A leftover holding nothing acquired (a scan's layout before its first line, or a
+    product) beside scan 'rem': `info` and `repair` say 'rem' is acquired data, as it was and
+    never overwritten, and that repair removes what was left. They said an overwrite was cut
+    off and writing it again with --overwrite replaces it: refused for acquired data."""
+    path = _session(tmp_path)
+    _leftover(path, "rem", kind=kind)
+    scans = _scans(path)
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert ("unfinished: a write of entry 'rem' was cut off while written (its writer, an "
+            "earlier smm-daq, killed before moving it in): 'rem' is another entry, acquired "
+            "data (kind 'scan'), as it was, whole, and is never overwritten; "
+            f"`smm-daq repair {path}` removes what was left") in out
+    assert "--overwrite" not in out and "an overwrite" not in out
+    assert main(["repair", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"{path}: rewritten in the HDF5 1.10 format, left out a write of 'rem' ('rem' kept "\
+        "as it was)\n" in out
+    assert ("left out a write of entry 'rem', cut off while written (its writer, an earlier "
+            "smm-daq, killed before moving it in); entry 'rem', acquired data (kind 'scan'), "
+            "is as it was, whole (it is never overwritten)") in out
+    assert "--overwrite" not in out and "an overwrite" not in out
+    with h5py.File(path, "r") as f:
+        assert sorted(f) == ["inf", "rem"]
+    assert _scans(path) == scans

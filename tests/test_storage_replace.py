@@ -322,3 +322,53 @@ def test_the_early_check_refuses_a_foreign_group_where_the_old_entry_would_wait(
         with pytest.raises(InputError, match=r"'\.product\.smm_daq_replaced', the name "):
             write()
     assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("target", ["/nowhere", "/other"])
+def test_a_link_where_a_replaced_entry_belongs_is_refused_and_the_old_entry_kept(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], target: str) -> None:
+    """The old entry aside, marked, and a soft link under its name (to nothing, or to another
+    entry): `info` names the link, repair and the next writer refuse naming it, and change
+    nothing (info said writing the entry again or repair settled it). Finishing
+    the swap read the link as the new entry: a KeyError traceback for a link to nothing, and
+    the old entry deleted for a link to an entry. Once the link is gone, repair puts the old
+    entry back."""
+    path = tmp_path / "s.h5"
+    _session(path)
+    with h5py.File(path, "a") as f:
+        f.move("product", ".product.smm_daq_replaced")
+        f[".product.smm_daq_replaced"].attrs["smm_daq_replaced"] = 1
+        f["product"] = h5py.SoftLink(target)
+    before = path.read_bytes()
+    assert main(["info", str(path)]) == 0
+    listed = capsys.readouterr().out
+    assert (f"the old entry waits, whole, at '.product.smm_daq_replaced', and 'product' is a "
+            f"soft link to '{target}'") in listed and "writing it again" not in listed
+    assert main(["repair", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"'product' is a soft link to '{target}'" in err and "Traceback" not in err
+    assert ("the old entry waits, whole, at '.product.smm_daq_replaced'" in err
+            and "delete or rename the link" in err)
+    with pytest.raises(InputError, match=f"'product' is a soft link to '{target}'"):
+        write_map_entry(path, MapData(NEW, np.arange(4.0), np.arange(3.0), name="product"),
+                        kind="induced", overwrite=True)
+    assert path.read_bytes() == before
+    with h5py.File(path, "a") as f:
+        del f["product"]
+    assert main(["repair", str(path)]) == 0
+    np.testing.assert_array_equal(read_map(path, "product").bz, OLD)
+
+
+def test_an_entry_missing_from_a_file_holding_a_link_to_nothing_is_named_missing(
+        tmp_path: Path) -> None:
+    """Another program's soft link to nothing, asked for or beside the entry asked for: the
+    entry is not there, said as such with the entries there are; it was 'cannot be read
+    (KeyError ...): the file is corrupt'."""
+    path = tmp_path / "s.h5"
+    _session(path)
+    with h5py.File(path, "a") as f:
+        f["theirs"] = h5py.SoftLink("/nowhere")
+    for name in ("absent", "theirs"):
+        with pytest.raises(InputError, match=f"no entry '{name}'; expected one of 'other', "
+                                             "'product'$"):
+            read_map(path, name)

@@ -128,7 +128,7 @@ def _cli(monkeypatch, tmp_path, workers: int) -> tuple[list[int], argparse.Names
         yield None
 
     monkeypatch.setattr(cluster, "open_client", client)
-    monkeypatch.setattr(cluster, "worker_memory", lambda client: {})
+    monkeypatch.setattr(cluster, "worker_memory", lambda client, say=None: {})
     monkeypatch.setattr(run, "run_study", lambda *a, **k: {})
     parser = argparse.ArgumentParser()
     add_study_command(parser.add_subparsers(), _boxes)
@@ -196,3 +196,20 @@ def test_the_study_command_checks_the_workers_of_the_scheduler_given(tmp_path) -
         f"the Dask worker {worker} has a memory limit of {limit / GIB:.2f} GiB, and the "
         "study's densest sample, as many as it may invert at once (its 1 thread), needs ")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_scheduler_without_workers_is_said_to_leave_the_study_unchecked(monkeypatch, tmp_path,
+                                                                          capsys) -> None:
+    """No worker connected to the scheduler yet: the study says on stderr that no worker's
+    memory was checked (it passed the check in silence), then runs (imitated here)."""
+    monkeypatch.setattr(run, "run_study", lambda *a, **k: {})
+    parser = argparse.ArgumentParser()
+    add_study_command(parser.add_subparsers(), _boxes)
+    with LocalCluster(n_workers=0, host="127.0.0.1", dashboard_address=None,
+                      silence_logs=logging.ERROR) as empty:
+        args = parser.parse_args([*ARGS, "--out", str(tmp_path / "out"),
+                                  "--scheduler", empty.scheduler_address])
+        assert args.func(args) == 0
+        address = empty.scheduler_address
+    assert (f"smm-daq: warning: no Dask worker is connected to the scheduler at {address} "
+            "yet, so no worker's memory was checked against the run") in capsys.readouterr().err

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
+from distributed import LocalCluster
 
 from smm_daq.analysis.mmt.solver import memory
 from smm_daq.analysis.mmt.tiles import cluster
-from smm_daq.analysis.mmt.tiles.cluster import open_client, run_tasks, worker_memory
+from smm_daq.analysis.mmt.tiles.cluster import (
+    UncheckedMemoryWarning,
+    open_client,
+    run_tasks,
+    worker_memory,
+)
 from smm_daq.errors import InputError
 
 
@@ -63,3 +71,26 @@ def test_local_workers_may_each_use_the_memory_available_and_neither_spill_nor_p
     assert all(a.startswith("tcp://127.0.0.1:") for a in limits)
     assert set(limits.values()) == {(have, 1)}
     assert set(thresholds.values()) == {(False, False, False)}
+
+
+@pytest.fixture
+def no_workers():
+    """A scheduler on 127.0.0.1 with no worker connected (its workers still to start)."""
+    with LocalCluster(n_workers=0, host="127.0.0.1", dashboard_address=None,
+                      silence_logs=logging.ERROR) as empty:
+        yield empty.scheduler_address
+
+
+def test_a_scheduler_without_workers_is_said_to_leave_memory_unchecked(no_workers) -> None:
+    """No worker connected: no limit to check, and the caller is told so (it passed the
+    memory checks in silence), through `say` where given, else as a warning."""
+    said: list[str] = []
+    with open_client(no_workers) as client:
+        assert worker_memory(client, said.append) == {}
+        with pytest.warns(UncheckedMemoryWarning) as caught:
+            assert worker_memory(client) == {}
+    expected = (f"no Dask worker is connected to the scheduler at {no_workers} yet, so no "
+                "worker's memory was checked against the run")
+    assert len(said) == 1 and said[0].startswith(expected)
+    assert f"dask worker {no_workers}" in said[0]
+    assert [str(w.message) for w in caught] == said

@@ -222,3 +222,21 @@ def test_a_worker_on_this_machine_is_checked_against_its_own_limit(case, monkeyp
     assert text.startswith(f"the tiled inversion of 150 grains in 4 tiles with grains needs "
                            f"at least {(limit + 1) / 2**30:.2f} GiB of memory on the Dask "
                            f"worker {worker} ")
+
+
+def test_a_scheduler_without_workers_is_said_to_leave_the_tiles_memory_unchecked(case):
+    """No worker connected to the scheduler yet: nothing to check the tiles against, said at
+    once, before the run waits for workers (it passed the checks in silence)."""
+    data, grains = case
+    layout = tiled.default_layout(data, grains, TILE, HEIGHT)
+    jobs = tiled._jobs(data, layout, grains.centroids()[:, :2])
+    said: list[str] = []
+    with LocalCluster(n_workers=0, host="127.0.0.1", dashboard_address=None,
+                      silence_logs=logging.ERROR) as empty, \
+            open_client(empty.scheduler_address) as client:
+        room = tiled.fit_memory(data, grains, layout, jobs, POINT, client, said.append)
+        address = empty.scheduler_address
+    assert room == tiled._factor_room()
+    assert len(said) == 1 and said[0].startswith(
+        f"warning: no Dask worker is connected to the scheduler at {address} yet, so no "
+        "worker's memory was checked against the run")

@@ -372,6 +372,10 @@ def _cut_off_note(c: CutOff, path: str) -> str:
         return (f"entry '{c.name}' as an earlier smm-daq wrote it, acquired data (kind "
                 f"'{c.acquired}'), was cut off before it was moved in: it is kept under "
                 f"'{c.key}'; `smm-daq repair {path}` moves it in as '{c.name}'")
+    if c.fixed:
+        return (f"a write of entry '{c.name}' was cut off while written ({writer}): "
+                f"'{c.name}' is another entry, {c.fixed}, as it was, whole, and is never "
+                f"overwritten; `smm-daq repair {path}` removes what was left")
     if c.kept:
         return (f"an overwrite of entry '{c.name}' was cut off while written ({writer}): "
                 f"'{c.name}' is as it was before it, whole; writing it again with "
@@ -387,6 +391,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     damaged result or one of a newer layout is listed as such (a result with why) beside the
     others, and the first of them is the error (exit 2)."""
     from smm_daq.storage.nexus import cut_off_replacements, list_entries, unfinished_entries
+    from smm_daq.storage.staging import aside_name
 
     entries = list_entries(args.file)
     print(f"{args.file}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}")
@@ -406,7 +411,14 @@ def cmd_info(args: argparse.Namespace) -> int:
             print(f"  {_info_line(args.file, e, result)}")
     for cut in unfinished_entries(args.file):
         print(f"  unfinished: {_cut_off_note(cut, args.file)}")
-    for name in cut_off_replacements(args.file):
+    for name, link in cut_off_replacements(args.file):
+        if link is not None:
+            print(f"  unfinished: entry '{name}' was cut off while replaced (its writer "
+                  f"killed), so it is not listed: the old entry waits, whole, at "
+                  f"'{aside_name(name)}', and '{name}' is {link}; delete or rename "
+                  "the link with an HDF5 tool (h5py, HDFView), then `smm-daq repair "
+                  f"{args.file}` finishes the replacement or puts the old entry back")
+            continue
         print(f"  unfinished: entry '{name}' was cut off while replaced (its writer killed), "
               "so it is not listed: writing it again, or `smm-daq repair "
               f"{args.file}`, puts the new entry in place (the old one back where the new one "

@@ -22,7 +22,8 @@ def _repair(args: argparse.Namespace) -> int:
     done = repair(args.file, only_ours=True)
     what = "cleared the open-for-write mark; " if was_marked else ""
     kept = ("every entry kept" if not done.left_out else "left out " + ", ".join(
-        f"an overwrite of '{c.name}' ('{c.name}' kept as it was)" if c.kept else f"'{c.name}'"
+        f"{'a write' if c.fixed else 'an overwrite'} of '{c.name}' ('{c.name}' kept as it was)"
+        if c.kept else f"'{c.name}'"
         for c in done.left_out))  # each said on a line of its own below
     print(f"{args.file}: {what}rewritten in the HDF5 1.10 format, {kept}")
     for c in done.left_out:

@@ -96,6 +96,10 @@ def _invert(args: argparse.Namespace) -> int:
     outputs_apart((("--out", args.out), ("--library-out", args.library_out)),
                   (("--grains", args.grains), *masks))
     dragonfly_options_only_for_dragonfly(args)
+    if args.tile_um is not None and args.device == "gpu":  # the tiles solve on the CPU
+        raise InputError("--device is 'gpu' with --tile-um; the tiled inversion computes on "
+                         "the CPU (its Dask workers): expected --device auto or cpu with "
+                         "--tile-um, or no --tile-um to invert on the GPU")
     out = output_file("--out", args.out, overwrite=args.overwrite)
     if uses_models(args):
         return invert_models(args)

@@ -39,7 +39,8 @@ def add_invert_options(p: argparse.ArgumentParser) -> None:
                         ".json of rectangles/polygons in µm; one for all entries or one per "
                         "--entry, in order, where 'none' leaves that entry unmasked")
     p.add_argument("--device", choices=DEVICES, default="auto",
-                   help="where to compute (default auto: a CUDA GPU when one is usable)")
+                   help="where to compute (default auto: a CUDA GPU when one is usable; with "
+                        "--tile-um the CPU, and gpu is refused)")
     p.add_argument("--sensor-thickness-um", type=float,
                    help="volume sensors: the sensor's thickness (default: the entry's, else 0)")
     p.add_argument("--library-out", metavar="RESULT.npz",

@@ -207,7 +207,8 @@ def _study(args: argparse.Namespace) -> int:
     workers = args.workers if scheduler is not None else study_workers(
         spec, args.workers, info=lambda text: print(text, file=sys.stderr, flush=True))
     with open_client(scheduler, n_workers=workers) as client:
-        check_workers(spec, worker_memory(client))
+        check_workers(spec, worker_memory(client, lambda text: print(
+            f"smm-daq: warning: {text}", file=sys.stderr, flush=True)))
         out.mkdir(parents=True, exist_ok=True)
         written = run_study(spec, out, make=args.sample_maker, client=client,
                             progress=stderr_progress())

@@ -614,7 +614,7 @@ def _repair_locked(p: Path, *, only_ours: bool = False) -> Repaired:
             with h5py.File(tmp, "w", libver=LIBVER, track_order=True, locking=False) as dst:
                 _rebuild(src, dst)
                 for name in replacements_under_way(dst):  # before the staged ones go
-                    settle_replacement(dst, name)
+                    settle_replacement(dst, name, source=str(p))
                 cut_off = cut_off_entries(dst)
                 done = Repaired([], [c for c in cut_off if not c.acquired])
                 for c in done.left_out:

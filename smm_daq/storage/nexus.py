@@ -61,6 +61,7 @@ from smm_daq.storage.products import (
     write_table_plot,
 )
 from smm_daq.storage.staging import (
+    ACQUIRED_KINDS,
     REPLACED,
     STAGING,
     CutOff,
@@ -70,6 +71,7 @@ from smm_daq.storage.staging import (
     cut_off_entries,
     earlier_leftover,
     key_after_clearing,
+    link_in_the_way,
     move_in,
     replace_entry,
     replacements_under_way,
@@ -78,7 +80,6 @@ from smm_daq.storage.staging import (
 )
 
 KINDS_HINT = "scan, induced, background, susceptibility, mmt, import, ..."
-ACQUIRED_KINDS = ("scan", "import")  # measured data: never overwritten
 
 
 @dataclass(frozen=True)
@@ -373,15 +374,16 @@ def _entry_group(f: h5py.File, entry: str, source: str) -> h5py.Group:
     resolves '/', '.' or 'scan/data' to, nor '/scan': an entry is looked up by its name
     elsewhere (its kind, in `list_entries`), which such a path would slip past."""
     why = _not_an_entry_name(entry)
-    if why or entry not in f or not isinstance(f[entry], h5py.Group):
-        names = [k for k in f if isinstance(f[k], h5py.Group)]
+    group = None if why else f.get(entry)  # None for a link to nothing too
+    if not isinstance(group, h5py.Group):
+        names = [k for k in f if isinstance(f.get(k), h5py.Group)]
         raise InputError(
             f"no entry '{entry}'{why}; expected "
             + ("one of " + ", ".join(repr(n) for n in names) if names
                else "an entry, but the file holds none"),
             source=source,
         )
-    return f[entry]
+    return group
 
 
 def read_map(path: str | Path, entry: str) -> MapData:
@@ -548,13 +550,14 @@ def unfinished_entries(path: str | Path) -> list[CutOff]:
         return cut_off_entries(f)
 
 
-def cut_off_replacements(path: str | Path) -> list[str]:
+def cut_off_replacements(path: str | Path) -> list[tuple[str, str | None]]:
     """The entries whose replacement (an overwrite) a killed writer left part-way, in a file
     no smm-daq writer has touched since (one left marked open for write is settled by the
-    read). `list_entries` leaves out their groups; the next write of the name, or `repair`,
+    read), each with the link under its name that keeps it from being settled, else None.
+    `list_entries` leaves out their groups; the next write of the name, or `repair`,
     finishes the replacement, or puts the old entry back where the new one was not whole."""
     with open_read(path) as f, corrupt_guard(str(path)):
-        return replacements_under_way(f)
+        return [(name, link_in_the_way(f, name)) for name in replacements_under_way(f)]
 
 
 def _info_or_problem(name: str, g: h5py.Group, source: str) -> EntryInfo:

@@ -41,6 +41,7 @@ from smm_daq.errors import InputError
 
 STAGING = "smm_daq_staging"  # marks an entry still being written under a temporary name
 REPLACED = "smm_daq_replaced"  # marks an entry being replaced by a whole new one
+ACQUIRED_KINDS = ("scan", "import")  # measured data: never overwritten
 
 
 def staged_name(name: str) -> str:
@@ -105,12 +106,15 @@ def _finish_replacement(f: h5py.Group, name: str) -> None:
     del f[aside]
 
 
-def settle_replacement(f: h5py.Group, name: str) -> None:
+def settle_replacement(f: h5py.Group, name: str, *, source: str | None = None) -> None:
     """Finish a replacement of entry `name` that a killed writer left, or, where its new
-    entry is gone, put the old one back; nothing when no replacement was under way."""
+    entry is gone, put the old one back; nothing when no replacement was under way.
+    InputError, nothing changed, where the old entry waits aside and `name` is a link
+    (`source`: the file to name, default f's)."""
     aside = aside_name(name)
     if _marked(f, aside, REPLACED):
         old = aside
+        _check_not_a_link(f, name, source or f.file.filename)
     elif _marked(f, name, REPLACED):
         old = name
     else:
@@ -121,6 +125,32 @@ def settle_replacement(f: h5py.Group, name: str) -> None:
     if old == aside:
         f.move(aside, name)
     del f[name].attrs[REPLACED]
+
+
+def _check_not_a_link(f: h5py.Group, name: str, source: str) -> None:
+    """A link under `name` is neither the old entry nor the new one (smm-daq writes no
+    links): finishing the swap would delete the old entry for it, and putting the old one
+    back would delete the link, so neither is done."""
+    link = link_in_the_way(f, name)
+    if link is not None:
+        raise InputError(
+            f"'{name}' is {link}, not an entry, while entry '{name}' was being replaced: the "
+            f"old entry waits, whole, at '{aside_name(name)}'; expected the entry or nothing "
+            f"under '{name}': delete or rename the link with an HDF5 tool (h5py, HDFView), "
+            "then `smm-daq repair` finishes the replacement or puts the old entry back; "
+            "nothing was changed", source=source)
+
+
+def link_in_the_way(f: h5py.Group, name: str) -> str | None:
+    """The link (soft or external) under `name`, said as a phrase, that keeps a replacement
+    of entry `name` from being settled; None where there is none."""
+    link = f.get(name, getlink=True)
+    if link is None or isinstance(link, h5py.HardLink):
+        return None
+    if isinstance(link, h5py.ExternalLink):
+        return f"an external link to '{link.path}' in {link.filename}"
+    gone = "" if f.get(name) is not None else ", which does not exist"
+    return f"a soft link to '{link.path}'{gone}"
 
 
 def key_after_clearing(f: h5py.Group, name: str) -> str | None:
@@ -155,6 +185,7 @@ class CutOff:
     kept: bool  # entry `name` is in the file as it was before (an overwrite cut off early)
     earlier: bool  # an earlier release's unmarked staged entry (module doc), whole
     acquired: str  # the kind of acquired data that earlier entry holds, else ""
+    fixed: str = ""  # why entry `name`, kept, is never overwritten; "" where it may be
 
 
 def cut_off_entries(f: h5py.Group) -> list[CutOff]:
@@ -172,8 +203,18 @@ def cut_off_entries(f: h5py.Group) -> list[CutOff]:
             continue
         kept = key != name and _present(f, name) and not _marked(f, name, STAGING)
         acquired = _text(f[key].attrs["kind"]) if earlier and _holds_acquired(f[key]) else ""
-        found.append(CutOff(name, key, kept, earlier, acquired))
+        found.append(CutOff(name, key, kept, earlier, acquired,
+                            _never_overwritten(f, name) if kept else ""))
     return found
+
+
+def _never_overwritten(f: h5py.Group, name: str) -> str:
+    """What makes entry `name` one that --overwrite is refused for (acquired data, or not
+    smm-daq's), said as a phrase; "" for an analysis product, which it replaces."""
+    if not _ours(f, name):
+        return "not an entry smm-daq wrote"
+    kind = _text(f[name].attrs["kind"])
+    return f"acquired data (kind '{kind}')" if kind in ACQUIRED_KINDS else ""
 
 
 def left_out_note(c: CutOff, path: str) -> str:
@@ -181,6 +222,9 @@ def left_out_note(c: CutOff, path: str) -> str:
     gone, and the old one, where there was one, as it was."""
     writer = "its writer, an earlier smm-daq, killed before moving it in" if c.earlier else (
         "its writer killed")
+    if c.fixed:
+        return (f"left out a write of entry '{c.name}', cut off while written ({writer}); "
+                f"entry '{c.name}', {c.fixed}, is as it was, whole (it is never overwritten)")
     if c.kept:
         return (f"left out an overwrite of entry '{c.name}', cut off while written ({writer}); "
                 f"entry '{c.name}' is as it was before it, whole (writing it again with "

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -86,10 +87,29 @@ def open_client(
         cluster.close()
 
 
-def worker_memory(client: Client) -> dict[str, tuple[int | None, int]]:
+class UncheckedMemoryWarning(UserWarning):
+    """The workers' memory could not be checked: none was connected to the scheduler."""
+
+
+def worker_memory(client: Client, say: Callable[[str], None] | None = None
+                  ) -> dict[str, tuple[int | None, int]]:
     """{address: (memory limit in bytes or None where it has none, threads)} of every worker
-    the scheduler knows."""
-    workers = client.scheduler_info(n_workers=-1)["workers"]
+    the scheduler knows. With none connected yet (a scheduler whose workers are still to
+    start) that no memory was checked is said through `say`, at once (the run then waits
+    for workers), else as an UncheckedMemoryWarning. Dask lets workers join at any time, so
+    waiting here for some would only guess how long."""
+    info = client.scheduler_info(n_workers=-1)
+    workers = info["workers"]
+    if not workers:
+        address = info.get("address", "the scheduler")
+        text = (f"no Dask worker is connected to the scheduler at {address} yet, so no "
+                "worker's memory was checked against the run: its tasks wait for workers to "
+                "join, and a worker with too little memory for them may be ended part-way; "
+                f"start the workers (dask worker {address}) before the run to have them checked")
+        if say is not None:
+            say(text)
+        else:
+            warnings.warn(text, UncheckedMemoryWarning, stacklevel=2)
     return {address: (int(w["memory_limit"]) if w.get("memory_limit") else None,
                       int(w["nthreads"]))
             for address, w in workers.items()}

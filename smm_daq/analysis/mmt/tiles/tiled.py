@@ -215,7 +215,8 @@ def fit_memory(data: MapData, grains: GrainSet, layout: TileLayout, jobs: list[_
     room = _factor_room()
     at_once = tiles_at_once(client)
     local = at_once is not None
-    workers = worker_memory(client) if client is not None else {}
+    say = (lambda text: info(f"warning: {text}")) if info else None
+    workers = worker_memory(client, say) if client is not None else {}
     limits = {a: (limit, threads) for a, (limit, threads) in workers.items()
               if limit is not None}
     if at_once is not None:
