@@ -23,6 +23,15 @@ from smm_daq.errors import InputError
 UM = 1e-6
 
 
+def _copy_of(results: dict[str, tuple[Path, str]], kind: str, tmp_path: Path
+             ) -> tuple[Path, str]:
+    """A copy (s.h5 in tmp_path) of the fuzz tests' source result `kind`, and its entry."""
+    source, entry = results[kind]
+    path = tmp_path / "s.h5"
+    shutil.copy(source, path)
+    return path, entry
+
+
 def _negative_variance(path: Path, entry: str) -> None:
     """The first grain's first variance negative: no solver writes that."""
     with h5py.File(path, "a") as f:
@@ -44,9 +53,7 @@ def _run(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, str,
 def test_info_lists_a_damaged_result_as_damaged_naming_the_field_and_lists_the_others(
         sources: dict[str, tuple[Path, str]],  # noqa: F811 (the fixture imported)
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    source, entry = sources["cuboid"]
-    path = tmp_path / "s.h5"
-    shutil.copy(source, path)
+    path, entry = _copy_of(sources, "cuboid", tmp_path)
     with h5py.File(path, "a") as f:
         f.copy(f[entry], "later_mmt")  # an undamaged result listed after the damaged one
     _negative_variance(path, entry)
@@ -83,9 +90,7 @@ def test_info_lists_a_result_with_its_grains_model_sigma_and_condition_number(
 def test_export_of_a_damaged_result_gives_the_readers_message_and_writes_nothing(
         sources: dict[str, tuple[Path, str]],  # noqa: F811 (the fixture imported)
         tmp_path: Path, capsys: pytest.CaptureFixture[str], dataset: str | None) -> None:
-    source, entry = sources["cuboid"]
-    path = tmp_path / "s.h5"
-    shutil.copy(source, path)
+    path, entry = _copy_of(sources, "cuboid", tmp_path)
     _negative_variance(path, entry)
     said = _reader_message(path, entry)
     before = path.read_bytes()
@@ -100,9 +105,7 @@ def test_export_of_a_fitted_map_beyond_any_field_is_refused_not_written_blank(
         sources: dict[str, tuple[Path, str]],  # noqa: F811 (the fixture imported)
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """An infinite fitted Bz was written as an empty CSV field, read as 'not fitted'."""
-    source, entry = sources["cuboid"]
-    path = tmp_path / "s.h5"
-    shutil.copy(source, path)
+    path, entry = _copy_of(sources, "cuboid", tmp_path)
     with h5py.File(path, "a") as f:
         f[f"{entry}/fitted/Bz"][0, 0] = np.inf
     said = _reader_message(path, entry)
@@ -118,9 +121,7 @@ def test_export_of_a_joint_results_other_scan_is_on_that_scans_grid(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The second scan of a joint result, of the first's shape but scanned 7 µm further along
     x, was exported on the first scan's grid: it is on its own, as the result stores it."""
-    source, entry = sources["joint"]
-    path = tmp_path / "s.h5"
-    shutil.copy(source, path)
+    path, entry = _copy_of(sources, "joint", tmp_path)
     second = read_result_entry(path, entry).scans[1]
     with h5py.File(path, "a") as f:  # as if scanned there: its entry and the result say so
         for x in (f"{second}/data/x", f"{entry}/scans/{second}/x"):
@@ -149,12 +150,10 @@ def test_mask_images_of_several_scans_refuse_a_result_as_mmt_invert_does(
     --entry A --entry B`, which refuses a result's residual: a result among the entries (whole,
     or damaged) was written as a scan's image, exit 0, and the command printed to use them
     failed."""
-    source, entry = sources["cuboid"]
-    path = tmp_path / "s.h5"
-    shutil.copy(source, path)
+    path, entry = _copy_of(sources, "cuboid", tmp_path)
     if damaged:
         _negative_variance(path, entry)
-    scan = read_result_entry(source, entry).scans[0]
+    scan = read_result_entry(sources["cuboid"][0], entry).scans[0]
     images = [tmp_path / "result.png", tmp_path / "scan.png"]
     code, out, err = _run(capsys, ["export", str(path), "--entry", entry, "--entry", scan,
                                    "--mask-template", str(images[0]),
@@ -174,9 +173,7 @@ def test_info_lists_a_result_of_no_whole_count_of_sensors_as_damaged(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], value: float) -> None:
     """A count of fitted sensors no solver writes (another program's float): NaN ended `info`
     and `export` in a ValueError traceback, a negative or fractional count was read as is."""
-    source, entry = sources["cuboid"]
-    path = tmp_path / "s.h5"
-    shutil.copy(source, path)
+    path, entry = _copy_of(sources, "cuboid", tmp_path)
     with h5py.File(path, "a") as f:
         del f[f"{entry}/results/n_sensors"]
         f[f"{entry}/results/n_sensors"] = value
@@ -191,9 +188,7 @@ def test_export_of_an_older_joint_results_other_scan_of_no_known_grid_is_refused
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A result written before each scan's grid was stored, its second scan's entry since
     deleted: that scan's maps were exported on the first scan's grid, exit 0, as if known."""
-    source, entry = sources["joint"]
-    path = tmp_path / "s.h5"
-    shutil.copy(source, path)
+    path, entry = _copy_of(sources, "joint", tmp_path)
     as_written_before_version_3(path, entry)
     second = read_result_entry(path, entry).scans[1]
     with h5py.File(path, "a") as f:
@@ -212,9 +207,7 @@ def test_info_lists_a_result_of_a_newer_layout_as_newer_not_damaged(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A result a later release wrote is not damaged: `info` listed it as `[mmt, damaged]`,
     which sends a user looking for a corruption the file does not have."""
-    source, entry = sources["cuboid"]
-    path = tmp_path / "s.h5"
-    shutil.copy(source, path)
+    path, entry = _copy_of(sources, "cuboid", tmp_path)
     with h5py.File(path, "a") as f:
         f[entry].attrs["mmt_result_version"] = 99
     said = _reader_message(path, entry)
