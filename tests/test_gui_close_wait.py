@@ -232,6 +232,35 @@ def test_a_subtraction_in_hand_is_written_before_the_close_ends_and_the_file_not
     assert reads == []  # unfixed: the Session tab read the file once its entry was written
 
 
+def test_a_recipes_subtraction_in_hand_is_written_before_the_close_ends(
+        window, said, qtbot, tmp_path, monkeypatch):
+    """A recipe's subtraction being written as the window closes (stopping the recipe agreed
+    to): the close waits for it beside the window as for the Session tab's, the dialog naming
+    it, and its entry is written (the window closed at once, leaving it to be cut off as
+    the program ended)."""
+    from test_gui_stalled_disk import _held_subtraction_of_a_recipe
+
+    from smm_daq.storage.nexus import list_entries
+
+    monkeypatch.setattr(QtWidgets.QMessageBox, "question",
+                        lambda *a, **k: QtWidgets.QMessageBox.StandardButton.Yes)
+    monkeypatch.setattr(close_wait, "SHOW_AFTER_MS", 0, raising=False)
+    go = _held_subtraction_of_a_recipe(window, qtbot, tmp_path, monkeypatch)
+    timer = QtCore.QTimer()  # fires only while the window's events are handled
+    timer.timeout.connect(lambda: said["dialogs"] and go.set())
+    timer.start(10)
+    try:
+        assert window.close()
+    finally:
+        timer.stop()
+        go.set()
+    assert said["dialogs"][0].startswith(
+        "Making the rig safe and closing it, and waiting for the recipe's subtraction "
+        "'induced' into session.h5 to be written…")
+    assert "induced" in {e.name for e in list_entries(tmp_path / "session.h5")}
+    assert not said["warnings"] and not window.left_stalled_write
+
+
 def test_the_closes_thread_holds_no_qt_object(qtbot):
     """The close's thread may outlive the close (`NotEnded`) and drops what it holds as it
     ends: a Qt object it held the last reference to would be deleted in it, a signal of it
