@@ -9,6 +9,7 @@ from pathlib import Path
 
 from PyQt6 import QtCore, QtGui, QtWidgets
 
+from gui.background import Background
 from gui.close_wait import NotEnded, wait_with_dialog
 from gui.confirm import confirm
 from gui.instruments_panel import InstrumentsPanel
@@ -235,8 +236,7 @@ class MainWindow(QtWidgets.QMainWindow):
         """What the Session and MMT tabs are writing, which closing past a stalled write
         leaves too ("" when nothing): each waits for the same disk, or for HDF5, which a
         write stalled inside it holds for the whole program."""
-        session_writes, mmt_writes = self._writes_in_hand()
-        writes = session_writes + mmt_writes
+        writes = [what for _worker, whats in self._writes_in_hand() for what in whats]
         if not writes:
             return ""
         what = _listed(writes)
@@ -254,13 +254,15 @@ class MainWindow(QtWidgets.QMainWindow):
         self.scan.save(self.settings)
         self.settings.sync()
 
-    def _writes_in_hand(self) -> tuple[list[str], list[str]]:
-        """What the Session tab's worker and the MMT tab's are writing, each as said (e.g.
-        "the subtraction 'd' into s.h5")."""
+    def _writes_in_hand(self) -> list[tuple[Background, list[str]]]:
+        """What the Session tab's worker, the MMT tab's and a recipe's are writing, each
+        worker with its writes as said (e.g. "the subtraction 'd' into s.h5")."""
         saving = self.mmt.saving and self.mmt.saving_into is not None
-        return (self.session.writes_in_hand(),
-                [f"the MMT result being saved into {self.mmt.saving_into.name}"] if saving
-                else [])
+        runner = self.recipes.runner
+        return [(self.session.worker, self.session.writes_in_hand()),
+                (self.mmt.worker, [f"the MMT result being saved into "
+                                   f"{self.mmt.saving_into.name}"] if saving else []),
+                *([(runner.analysis, runner.writes_in_hand())] if runner is not None else [])]
 
     def _close_beside_the_window(self, stalled: bool) -> tuple[list[str], list[str], list[str]]:
         """Hand the rig back from a scan left to a `stalled` write (its making safe under way
@@ -272,8 +274,8 @@ class MainWindow(QtWidgets.QMainWindow):
         making the rig safe, what the close's making safe could not do, and the writes not
         waited for to their end."""
         left = self.scan.live.sequencer if stalled else None
-        session_writes, mmt_writes = ([], []) if stalled else self._writes_in_hand()
-        writes = session_writes + mmt_writes
+        in_hand = [] if stalled else [(w, what) for w, what in self._writes_in_hand() if what]
+        writes = [what for _worker, whats in in_hand for what in whats]
         if not stalled:
             limit = self.holder.longest_close_s(wait=True)
             text = "Making the rig safe and closing it"
@@ -294,9 +296,8 @@ class MainWindow(QtWidgets.QMainWindow):
             late = [] if left is None or left.hand_back_rig() else self._still_making_safe()
             closed = self.holder.close(wait=not stalled)  # a start's file work, if stalled
             unwritten = []
-            for worker, what in ((self.session.worker, session_writes),
-                                 (self.mmt.worker, mmt_writes)):
-                if what and not worker.join(max(0.0, began + WRITES_WAIT_S - time.monotonic())):
+            for worker, what in in_hand:
+                if not worker.join(max(0.0, began + WRITES_WAIT_S - time.monotonic())):
                     unwritten += what
             return late, closed, unwritten
 
@@ -335,11 +336,12 @@ class MainWindow(QtWidgets.QMainWindow):
         scan's end: a stalled disk) is not waited for, nor a subtraction or MMT save in hand
         (each waits for the same disk): the window says what is left, and closes (once agreed
         to). Making the rig safe then is waited for a bounded time (`RigHolder.close`), and
-        then, the disk not stalled, a subtraction or MMT save in hand (`WRITES_WAIT_S`; past it
-        said, and left), the window answering meanwhile (`_close_beside_the_window`); what the
-        making safe could not do, or that it had not ended, is said in a warning and on
-        stderr, with the command that makes the rig safe, and in the program's exit code
-        (`rig_may_be_unsafe`). Once closed, a close again accepts at once."""
+        then, the disk not stalled, a subtraction (a recipe's too) or MMT save in hand
+        (`WRITES_WAIT_S`; past it said, and left), the window answering meanwhile
+        (`_close_beside_the_window`); what the making safe could not do, or that it had not
+        ended, is said in a warning and on stderr, with the command that makes the rig safe,
+        and in the program's exit code (`rig_may_be_unsafe`). Once closed, a close again
+        accepts at once."""
         if self._waiting_for_the_rig:  # a close under way (its dialog's events are handled)
             event.ignore()
             return
@@ -379,7 +381,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._closing = True
         self.mmt.shutdown(wait_for_save=not stalled)  # a save in hand finishes, unless stalled
         self.session.shutdown(wait_for_writes=not stalled)  # so does a subtraction
-        self.recipes.shutdown()
+        self.recipes.shutdown(wait_for_writes=not stalled)  # and a recipe's subtraction
         if self.recipes.runner is not None and self.recipes.runner.running:
             self.recipes.stop()  # a wait step ends within a slice; the rig is then made safe
         self.save_settings()

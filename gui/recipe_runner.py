@@ -115,6 +115,16 @@ class RecipeRunner(QtCore.QObject):
                 lambda exc: told(f"making the rig safe failed: {exc}", False),
             )
 
+    def writes_in_hand(self) -> list[str]:
+        """The subtraction step being written, as said ("the recipe's subtraction 'd' into
+        s.h5"), or none."""
+        if not self.running or not 0 <= self.index < len(self.recipe.steps):
+            return []
+        step = self.recipe.steps[self.index]
+        if not isinstance(step, SubtractStep):
+            return []
+        return [f"the recipe's subtraction '{step.name}' into {self.path.name}"]
+
     def _subtracting(self, index: int) -> bool:
         """Whether step `index`, a subtraction, is still under way (its write not returned)."""
         return self.running and self.index == index

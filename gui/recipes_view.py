@@ -286,9 +286,14 @@ class RecipesView(QtWidgets.QWidget):
 
         self.reader.submit(lambda: _holds_entries_of(recipe, path), read, lambda _exc: None)
 
-    def shutdown(self) -> None:
-        """The window closes: a read of the session file in hand is left to its thread."""
+    def shutdown(self, wait_for_writes: bool = True) -> None:
+        """The window closes: a read of the session file in hand is left to its thread; a
+        recipe's subtraction in hand finishes writing its entry (the window's close waits for
+        it: `join` of the runner's `analysis`), unless told not to wait for writes (a scan's
+        write has stalled: it waits for the same disk)."""
         self.reader.shutdown(wait=False)
+        if self.runner is not None:
+            self.runner.analysis.shutdown(wait=wait_for_writes, timeout=0)
 
     def _say(self, text: str, *, error: bool = False) -> None:
         self.message.setText(text)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from PyQt6 import QtCore, QtWidgets
@@ -41,6 +41,23 @@ def _saving(window, path) -> threading.Event:
     return go
 
 
+@contextlib.contextmanager
+def _let_go_once_the_dialog_shows(said: dict[str, list[str]],
+                                  *gates: threading.Event) -> Iterator[None]:
+    """The `gates` (writes held) set once the close's dialog has shown, by a timer that fires
+    only while the window's events are handled (a close whose thread waits for them, the
+    window's events not handled, never ends them: the test gives up); set on leaving too."""
+    timer = QtCore.QTimer()
+    timer.timeout.connect(lambda: said["dialogs"] and [gate.set() for gate in gates])
+    timer.start(10)
+    try:
+        yield
+    finally:
+        timer.stop()
+        for gate in gates:
+            gate.set()
+
+
 def test_a_close_that_ends_at_once_shows_no_dialog(window, said, capsys):
     """Making the simulator's rig safe takes milliseconds: the dialog saying "at most 181 s"
     must not flash up for it."""
@@ -56,14 +73,8 @@ def test_a_save_in_hand_is_waited_for_beside_the_window_saying_so(
     finished) in its thread, the window's events handled and the dialog naming the save."""
     monkeypatch.setattr(close_wait, "SHOW_AFTER_MS", 0, raising=False)
     go = _saving(window, tmp_path / "session.h5")
-    timer = QtCore.QTimer()  # fires only while the window's events are handled
-    timer.timeout.connect(lambda: said["dialogs"] and go.set())
-    timer.start(10)
-    try:
+    with _let_go_once_the_dialog_shows(said, go):
         assert window.close()
-    finally:
-        timer.stop()
-        go.set()
     assert len(said["dialogs"]) == 1  # unfixed: the window's thread waited, no event handled
     assert said["dialogs"][0].startswith(
         "Making the rig safe and closing it, and waiting for the MMT result being saved into "
@@ -215,21 +226,37 @@ def test_a_subtraction_in_hand_is_written_before_the_close_ends_and_the_file_not
     reads.clear()
     go_save = _saving(window, path)  # and an MMT save into it, once the subtraction is done
     assert session.subtract("inf", "rem", "induced", register=False)
-    timer = QtCore.QTimer()  # fires only while the window's events are handled
-    timer.timeout.connect(lambda: said["dialogs"] and (go.set(), go_save.set()))
-    timer.start(10)
-    try:
+    with _let_go_once_the_dialog_shows(said, go, go_save):
         assert window.close()
-    finally:
-        timer.stop()
-        go.set()
-        go_save.set()
     QtCore.QCoreApplication.processEvents()  # what the workers delivered since
     assert said["dialogs"][0].startswith(
         "Making the rig safe and closing it, and waiting for the subtraction 'induced' into "
         "session.h5 and the MMT result being saved into session.h5 to be written…")
     assert "induced" in {e.name for e in list_entries(path)} and not said["warnings"]
     assert reads == []  # unfixed: the Session tab read the file once its entry was written
+
+
+def test_a_recipes_subtraction_in_hand_is_written_before_the_close_ends(
+        window, said, qtbot, tmp_path, monkeypatch):
+    """A recipe's subtraction being written as the window closes (stopping the recipe agreed
+    to): the close waits for it beside the window as for the Session tab's, the dialog naming
+    it, and its entry is written (the window closed at once, leaving it to be cut off as
+    the program ended)."""
+    from test_gui_stalled_disk import _held_subtraction_of_a_recipe
+
+    from smm_daq.storage.nexus import list_entries
+
+    monkeypatch.setattr(QtWidgets.QMessageBox, "question",
+                        lambda *a, **k: QtWidgets.QMessageBox.StandardButton.Yes)
+    monkeypatch.setattr(close_wait, "SHOW_AFTER_MS", 0, raising=False)
+    go = _held_subtraction_of_a_recipe(window, qtbot, tmp_path, monkeypatch)
+    with _let_go_once_the_dialog_shows(said, go):
+        assert window.close()
+    assert said["dialogs"][0].startswith(
+        "Making the rig safe and closing it, and waiting for the recipe's subtraction "
+        "'induced' into session.h5 to be written…")
+    assert "induced" in {e.name for e in list_entries(tmp_path / "session.h5")}
+    assert not said["warnings"] and not window.left_stalled_write
 
 
 def test_the_closes_thread_holds_no_qt_object(qtbot):
@@ -285,21 +312,10 @@ def test_a_connect_ending_while_the_close_waits_for_it_leaves_its_rig_to_the_clo
     the window's thread takes the connect's end (its events handled meanwhile); that end must
     leave the rig it opened to the close, which makes it safe and closes it (its lock
     released), rather than drop it with neither doing so."""
-    from scan_gate import Held
-
-    from smm_daq.instruments import rig as rig_module
+    from test_gui_connect import held_connect
 
     holder = window.holder
-    open_rig, opened, closed = rig_module.open_rig, [], []
-
-    def opening(*args, **kwargs):
-        rig = open_rig(*args, **kwargs)
-        opened.append(rig)
-        monkeypatch.setattr(rig, "close", lambda close=rig.close: (closed.append(rig), close()))
-        return rig
-
-    held = Held(opening)
-    monkeypatch.setattr(rig_module, "open_rig", held)
+    held, opened, closed = held_connect(monkeypatch)
     delivered = threading.Event()  # the connect's end taken by the window's thread
     taken = holder._opened
     monkeypatch.setattr(holder, "_opened", lambda rig: (taken(rig), delivered.set()))

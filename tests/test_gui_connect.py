@@ -270,6 +270,35 @@ def test_a_close_that_could_not_make_the_rig_safe_says_so_and_what_to_run(
             in capsys.readouterr().err)
 
 
+def held_connect(monkeypatch) -> tuple[Held, list, list]:
+    """Every connect held in `open_rig` until the `Held` returned lets it go; the rigs it
+    opens, and those of them closed since, listed in the two lists returned."""
+    open_rig, opened, closed = rig_module.open_rig, [], []
+
+    def opening(*args, **kwargs):
+        rig = open_rig(*args, **kwargs)
+        opened.append(rig)
+        monkeypatch.setattr(rig, "close", lambda close=rig.close: (closed.append(rig), close()))
+        return rig
+
+    held = Held(opening)
+    monkeypatch.setattr(rig_module, "open_rig", held)
+    return held, opened, closed
+
+
+def close_past(holder: RigHolder, held: Held) -> list[str]:
+    """`holder.close()` once `held` (a call or connect in the rig's thread) has begun, and
+    before it is let go (then it is): what the close said. Fails should the close wait for
+    `held` (the test gives up first)."""
+    held.wait_entered()
+    try:
+        problems = holder.close()
+        assert not held.go.is_set()  # unfixed: waited for it (until the test gave up)
+    finally:
+        held.go.set()
+    return problems
+
+
 def test_a_close_waits_for_a_call_in_flight_no_longer_than_making_safe_may_take(
         window, monkeypatch) -> None:
     """An instrument call in the rig's thread that does not return (a link not answering):
@@ -281,12 +310,7 @@ def test_a_close_waits_for_a_call_in_flight_no_longer_than_making_safe_may_take(
     rig.coils.set_field(np.array([0.0, 10e-6, 0.0]))
     held = Held(lambda: None)
     assert holder.call(held)
-    held.wait_entered()
-    try:
-        problems = holder.close()
-        assert not held.go.is_set()  # unfixed: waited for it (until the test gave up)
-    finally:
-        held.go.set()
+    problems = close_past(holder, held)
     assert problems == ["an instrument call had not ended 0 s after the close (an instrument "
                         "not answering); the rig was made safe and closed under it, which it "
                         "may have changed after"]
@@ -300,23 +324,9 @@ def test_a_close_waits_for_a_connect_no_longer_than_making_safe_may_take(
     and the rig it opens later is made safe and closed then."""
     holder = window.holder
     monkeypatch.setattr(RigHolder, "_wait_s", lambda _holder: 0.0)
-    open_rig, opened, closed = rig_module.open_rig, [], []
-
-    def opening(*args, **kwargs):
-        rig = open_rig(*args, **kwargs)
-        opened.append(rig)
-        monkeypatch.setattr(rig, "close", lambda close=rig.close: (closed.append(rig), close()))
-        return rig
-
-    held = Held(opening)
-    monkeypatch.setattr(rig_module, "open_rig", held)
+    held, opened, closed = held_connect(monkeypatch)
     assert holder.open()
-    held.wait_entered()
-    try:
-        problems = holder.close()
-        assert not held.go.is_set()  # unfixed: waited for it (until the test gave up)
-    finally:
-        held.go.set()
+    problems = close_past(holder, held)
     assert problems == ["connecting the rig had not ended 0 s after the close (an instrument "
                         "not answering); the rig is made safe and closed once it opens, if "
                         "the program still runs"]

@@ -4,10 +4,12 @@ the rig is safe and the write has not returned, closes without waiting, and the 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 
 import numpy as np
 from PyQt6 import QtCore, QtWidgets
@@ -251,16 +253,13 @@ def test_a_subtraction_and_an_mmt_save_during_a_stalled_scan_write_do_not_hold_t
                     timeout=WAIT_MS)
 
 
-def test_closing_says_when_the_scans_thread_may_still_be_making_the_rig_safe(
-        window, qtbot, capsys, monkeypatch):
-    """Closing past a stalled write waits `HAND_BACK_WAIT_S` for the scan's thread's making
-    safe under way, no longer: past that, the window says at once on stderr (what is left
-    once the window has gone) that the rig may not be safe until that thread ends, with what
-    to run; its own making safe, after that one, did every step here, and it says the rig is
-    safe, no warning shown (one stuck too: the test below)."""
+@contextlib.contextmanager
+def _aborted_while_its_thread_makes_safe(window, qtbot, monkeypatch
+                                         ) -> Iterator[threading.Lock]:
+    """A small scan held in its line 1's write (a stalled disk), aborted from the Scan tab:
+    the scan's thread's making safe has not ended, its lock (yielded) held. On leaving, the
+    lock is let go (if held still) and then the write, and the scan ends "aborted"."""
     scan, live = window.scan, window.scan.live
-    asked, warned = closing_answered(monkeypatch)
-    monkeypatch.setattr(sequencer, "HAND_BACK_WAIT_S", 0.0)
     slow = stall_a_small_scan(scan, qtbot, monkeypatch, "held")
     held = threading.Lock()  # the scan's thread's making safe, which has not ended
     try:
@@ -269,6 +268,24 @@ def test_closing_says_when_the_scans_thread_may_still_be_making_the_rig_safe(
         running = live.sequencer
         held.acquire()
         running._safing = held
+        yield held
+    finally:
+        if held.locked():
+            held.release()
+        slow.go.set()
+    assert running.wait(WAIT_MS / 1000) == "aborted"
+
+
+def test_closing_says_when_the_scans_thread_may_still_be_making_the_rig_safe(
+        window, qtbot, capsys, monkeypatch):
+    """Closing past a stalled write waits `HAND_BACK_WAIT_S` for the scan's thread's making
+    safe under way, no longer: past that, the window says at once on stderr (what is left
+    once the window has gone) that the rig may not be safe until that thread ends, with what
+    to run; its own making safe, after that one, did every step here, and it says the rig is
+    safe, no warning shown (one stuck too: the test below)."""
+    asked, warned = closing_answered(monkeypatch)
+    monkeypatch.setattr(sequencer, "HAND_BACK_WAIT_S", 0.0)
+    with _aborted_while_its_thread_makes_safe(window, qtbot, monkeypatch):
         assert window.close()  # asked (Yes), and closed, the making safe not waited for
         assert len(asked) == 1 and window.holder.rig is None
         said = "the scan's thread was still making the rig safe 0 s after closing was agreed to"
@@ -278,10 +295,6 @@ def test_closing_says_when_the_scans_thread_may_still_be_making_the_rig_safe(
         assert err.endswith("smm-daq: the window's own making safe, after the scan's thread's, "
                             "did every step: the rig is safe (coils at their safe state, stage "
                             "stopped)\n")
-    finally:
-        held.release()
-        slow.go.set()
-    assert running.wait(WAIT_MS / 1000) == "aborted"
 
 
 def test_closing_ends_when_the_windows_own_making_safe_does_not(
@@ -291,39 +304,28 @@ def test_closing_ends_when_the_windows_own_making_safe_does_not(
     `safe_wait_s` at most, then the window closes, saying in the close's warning and on
     stderr that the rig may not be safe and what to run; the making safe, left to run,
     closes the rig once it ends."""
-    scan, live, rig = window.scan, window.scan.live, window.holder.rig
+    rig = window.holder.rig
     asked, warned = closing_answered(monkeypatch)
     monkeypatch.setattr(sequencer, "HAND_BACK_WAIT_S", 0.0)
     monkeypatch.setattr(safe_close, "safe_wait_s", lambda _rig: 0.0)
-    slow = stall_a_small_scan(scan, qtbot, monkeypatch, "held")
-    held = threading.Lock()  # the scan's thread's making safe, which has not ended
-    try:
-        qtbot.mouseClick(scan.abort_button, QtCore.Qt.MouseButton.LeftButton)
-        qtbot.waitUntil(lambda: live.write_stalled, timeout=WAIT_MS)
-        running = live.sequencer
-        held.acquire()
-        running._safing = held
+    with _aborted_while_its_thread_makes_safe(window, qtbot, monkeypatch):
         rig._safing.acquire()  # ... inside the rig's make_safe
-        assert window.close()  # asked (Yes), and closed though the rig's lock is held
-        assert len(asked) == 1 and window.holder.rig is None
-        said = "making it safe at the close did not end within 0 s"
-        assert len(warned) == 1 and said in warned[0]
-        assert warned[0].startswith("The rig may not be safe:\nThe scan's thread was still "
-                                    "making the rig safe 0 s after closing was agreed to")
-        err = capsys.readouterr().err
-        assert f"smm-daq: the rig may NOT be safe: {said}" in err
-        assert err.count("smm-daq safe --profile") == 2  # the hand-back's, then the close's
-        closing = [t for t in threading.enumerate() if t.name == safe_close.THREAD]
-        assert len(closing) == 1
-    finally:
-        if rig._safing.locked():
+        try:
+            assert window.close()  # asked (Yes), and closed though the rig's lock is held
+            assert len(asked) == 1 and window.holder.rig is None
+            said = "making it safe at the close did not end within 0 s"
+            assert len(warned) == 1 and said in warned[0]
+            assert warned[0].startswith("The rig may not be safe:\nThe scan's thread was still "
+                                        "making the rig safe 0 s after closing was agreed to")
+            err = capsys.readouterr().err
+            assert f"smm-daq: the rig may NOT be safe: {said}" in err
+            assert err.count("smm-daq safe --profile") == 2  # the hand-back's, then the close's
+            closing = [t for t in threading.enumerate() if t.name == safe_close.THREAD]
+            assert len(closing) == 1
+        finally:
             rig._safing.release()
-        if held.locked():
-            held.release()
-        slow.go.set()
     closing[0].join(WAIT_MS / 1000)  # made safe and closed, once the lock was free
     assert not closing[0].is_alive()
-    assert running.wait(WAIT_MS / 1000) == "aborted"
 
 
 def _release_once_the_dialog_shows(window, lock) -> tuple[QtCore.QTimer, list[str]]:
@@ -349,19 +351,14 @@ def test_the_window_answers_while_its_close_waits_for_the_scans_thread(
     ramp-down): the close waits for it (`HAND_BACK_WAIT_S`), and then for its own making safe,
     in a thread of its own, a dialog saying so and the window's events handled meanwhile;
     once that thread's making safe ends, the window's own does, and the close completes."""
-    scan, live = window.scan, window.scan.live
     asked, warned = closing_answered(monkeypatch)
     monkeypatch.setattr(sequencer, "HAND_BACK_WAIT_S", WAIT_MS / 1000)  # the test gives up first
-    slow = stall_a_small_scan(scan, qtbot, monkeypatch, "held")
-    held = threading.Lock()  # the scan's thread's making safe, which has not ended
-    timer, seen = _release_once_the_dialog_shows(window, held)
-    try:
-        qtbot.mouseClick(scan.abort_button, QtCore.Qt.MouseButton.LeftButton)
-        qtbot.waitUntil(lambda: live.write_stalled, timeout=WAIT_MS)
-        running = live.sequencer
-        held.acquire()
-        running._safing = held
-        assert window.close()  # asked (Yes), and closed once the making safe ended
+    with _aborted_while_its_thread_makes_safe(window, qtbot, monkeypatch) as held:
+        timer, seen = _release_once_the_dialog_shows(window, held)
+        try:
+            assert window.close()  # asked (Yes), and closed once the making safe ended
+        finally:
+            timer.stop()
         assert len(seen) == 1  # unfixed: the window's thread waited, no event handled
         assert seen[0].startswith("Waiting for the scan's thread to end its making the rig "
                                   "safe, then making the rig safe and closing it…\nThe window "
@@ -369,12 +366,6 @@ def test_the_window_answers_while_its_close_waits_for_the_scans_thread(
         assert len(asked) == 1 and not warned and window.holder.rig is None
         assert not window.rig_may_be_unsafe
         assert "still making the rig safe" not in capsys.readouterr().err
-    finally:
-        timer.stop()
-        if held.locked():
-            held.release()
-        slow.go.set()
-    assert running.wait(WAIT_MS / 1000) == "aborted"
 
 
 def test_the_window_answers_while_its_close_makes_the_rig_safe(window, capsys, monkeypatch):
