@@ -12,8 +12,9 @@ from gui.demo import Demo
 from gui.demo_folder import clean_up, kept_unread, make_demo_folder
 from gui.gui_thread_gc import collect_in_gui_thread
 from gui.main_window import MainWindow
+from gui.signals import closing_on_signals
 from smm_daq.cli.args import output_file, session_file
-from smm_daq.cli.main import EXIT_FAILED, EXIT_WRITE_STALLED, leave_now
+from smm_daq.cli.main import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_WRITE_STALLED, leave_now
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import Profile, load_profile
 
@@ -79,13 +80,15 @@ def run(args: argparse.Namespace) -> int:
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
     app.setApplicationName("smm-daq")
     folder = make_demo_folder() if args.demo else None
-    left_stalled_write = rig_unsafe = False
+    left_stalled_write = rig_unsafe = signalled = False
     try:
         with collect_in_gui_thread():  # worker threads must never delete widgets
             window, outcome = _open_window(profile, store, args, folder)
-            status = app.exec()
+            with closing_on_signals(window.close_on_signal):
+                status = app.exec()
             left_stalled_write = window.left_stalled_write
             rig_unsafe = window.rig_may_be_unsafe
+            signalled = bool(window.signalled)
             del window  # so that leaving the block frees it here, in the GUI thread
     finally:
         if folder is not None:  # the window is closed: nothing writes there any more
@@ -93,18 +96,20 @@ def run(args: argparse.Namespace) -> int:
             # for h5py's lock for good: the folder is kept unread
             print(f"smm-daq: {kept_unread(folder) if left_stalled_write else clean_up(folder)}")
     code = exit_code(args, outcome, status, rig_unsafe=rig_unsafe,
-                     left_stalled_write=left_stalled_write)
+                     left_stalled_write=left_stalled_write, signalled=signalled)
     if left_stalled_write:
         leave_now(code)
     return code
 
 
 def exit_code(args: argparse.Namespace, outcome: dict[str, bool], status: int, *,
-              rig_unsafe: bool = False, left_stalled_write: bool = False) -> int:
+              rig_unsafe: bool = False, left_stalled_write: bool = False,
+              signalled: bool = False) -> int:
     """The command's exit code once the window has closed, as a command that drives the rig
     exits: 1 when the demo failed, a screenshot asked for was not written (said, unless its
     write failure was said already), or the window's close could not make the rig safe (said
-    as it closed); else 3 when the close left a write to a stalled disk (said as it closed)."""
+    as it closed); else 3 when the close left a write to a stalled disk (said as it closed);
+    else 130 when a signal closed it."""
     if args.screenshot is not None and not outcome["shot"]:
         if not outcome["shot_failed"]:
             print(f"smm-daq: no screenshot written to {args.screenshot}: the window was closed "
@@ -112,7 +117,9 @@ def exit_code(args: argparse.Namespace, outcome: dict[str, bool], status: int, *
         return EXIT_FAILED
     if not outcome["ok"] or rig_unsafe:
         return EXIT_FAILED
-    return EXIT_WRITE_STALLED if left_stalled_write and status == 0 else status
+    if status != 0:
+        return status
+    return EXIT_WRITE_STALLED if left_stalled_write else EXIT_INTERRUPTED if signalled else 0
 
 
 def _open_window(profile: Profile, store: QtCore.QSettings, args: argparse.Namespace,

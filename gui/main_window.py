@@ -76,6 +76,7 @@ class MainWindow(QtWidgets.QMainWindow):
             changed.connect(lambda _on: self.session.set_rig_free(
                 not self.holder.busy and not self.holder.recipe_running))
         self._close_after_scan = False
+        self.signalled = ""  # the signal that closed the window, if one did
         self._closing = False
         # closed past a scan's write stalled on the disk: the program must end without
         # waiting for it (`smm_daq.cli.main.leave_now`)
@@ -179,6 +180,27 @@ class MainWindow(QtWidgets.QMainWindow):
         if self._close_after_scan:
             self.close()
 
+    def close_on_signal(self, name: str) -> None:
+        """Signal `name` (Ctrl-C, SIGTERM, SIGHUP): close as the close button does, answered
+        Yes, since nobody may be there to answer: a scan aborted first (the window closes
+        once the rig is safe), a recipe stopped, an inversion cancelled, and every warning
+        said on stderr only."""
+        self.signalled = name
+        print(f"smm-daq: {name}: closing the window; the rig is made safe first", file=sys.stderr,
+              flush=True)
+        live = self.scan.live
+        if live.running and not live.write_stalled and not self._close_after_scan:
+            live.abort()
+        self._close_after_scan = True
+        self.close()
+
+    def _warn(self, text: str) -> None:
+        """A warning of the close: in a box, or, closed by a signal, on stderr only."""
+        if self.signalled:
+            print(f"smm-daq: {text}", file=sys.stderr, flush=True)
+        else:
+            QtWidgets.QMessageBox.warning(self, TITLE, text)
+
     # --- settings and closing ------------------------------------------------------------
     @property
     def closing(self) -> bool:
@@ -212,7 +234,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 "without losing them; Resume scan (Session tab) or `smm-daq resume "
                 f"{path} --entry {entry}` then finishes the scan.{self._writes_left()}")
         if self._close_after_scan:
-            QtWidgets.QMessageBox.warning(self, TITLE, text)
+            self._warn(text)
             return True
         return confirm(self, f"{text}\n\nClose without waiting for the write?")
 
@@ -326,7 +348,8 @@ class MainWindow(QtWidgets.QMainWindow):
                 f"{'it' if one else 'them'} (do {'it' if one else 'them'} again if not), and "
                 "`smm-daq repair` makes a file left open for writing openable.")
         print(f"smm-daq: {text}", file=sys.stderr, flush=True)
-        QtWidgets.QMessageBox.warning(self, TITLE, text)
+        if not self.signalled:  # said on stderr just now
+            QtWidgets.QMessageBox.warning(self, TITLE, text)
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
         """During a scan: ask, then abort it and close once the rig is safe. During a recipe
@@ -393,9 +416,7 @@ class MainWindow(QtWidgets.QMainWindow):
             print(f"smm-daq: {safety_statement(self.profile, closed)}", file=sys.stderr,
                   flush=True)
             run = "" if late else f"\n{safe_command_hint(self.profile)}."  # `late` says it
-            QtWidgets.QMessageBox.warning(
-                self, TITLE, "The rig may not be safe:\n" + "\n".join(late + closed) + run
-            )
+            self._warn("The rig may not be safe:\n" + "\n".join(late + closed) + run)
         elif late:  # the window's making safe waited for that thread's (the rig's lock)
             print("smm-daq: the window's own making safe, after the scan's thread's, did every "
                   f"step: {safety_statement(self.profile, [])}", file=sys.stderr, flush=True)

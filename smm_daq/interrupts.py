@@ -91,7 +91,7 @@ def _handle(signum: int, _frame: object) -> None:
     name = signal.Signals(signum).name
     _state.received += 1
     if _state.received > 1 or _state.safe_by:
-        _acknowledge(name)
+        acknowledge(name)
         return
     if _state.depth > 0:
         _state.held = name
@@ -99,7 +99,8 @@ def _handle(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt(name)
 
 
-def _acknowledge(name: str) -> None:
+def acknowledge(name: str) -> None:
+    """Say on stderr that signal `name` was received and the rig is made safe regardless."""
     if _state.safe_by:
         left = max(0, math.ceil(max(_state.safe_by) - time.monotonic()))
         text = (f"smm-daq: {name}: making the rig safe, at most {left} s left; the ramp-down "

@@ -78,8 +78,8 @@ def test_a_signal_while_the_close_waits_is_acknowledged_and_the_making_safe_ends
         if entered.wait(30):
             os.kill(os.getpid(), signal.SIGINT)  # handled in the main thread, which waits
 
-    acknowledge = interrupts._acknowledge
-    monkeypatch.setattr(interrupts, "_acknowledge", lambda name: (acknowledge(name), go.set()))
+    acknowledge = interrupts.acknowledge
+    monkeypatch.setattr(interrupts, "acknowledge", lambda name: (acknowledge(name), go.set()))
     rig.make_safe = slow
     threading.Thread(target=interrupt, daemon=True).start()
     try:

@@ -1,0 +1,76 @@
+"""Ctrl-C, SIGTERM and SIGHUP to `smm-daq gui`: the window closes as its close button does,
+answered Yes (a scan aborted, the rig made safe), and the program exits 130 as the commands
+do. The signal comes from outside, while the window is idle or scanning: Python runs a
+handler only when the interpreter runs, and Qt's event loop is C++ (`gui.signals`)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+from test_gui_long_scan import WAIT_MS
+
+from smm_daq.cli.main import EXIT_INTERRUPTED
+from smm_daq.storage.h5file import open_read
+
+# `smm-daq gui` that prints READY once the rig is open (argv[2] "idle") or once a scan into
+# FILE (argv[1]) is running (argv[2] "scan"); a question or warning box would fail the test
+# (nobody answers one when a supervisor stops the program)
+READY_WHEN = """
+import sys
+from PyQt6 import QtCore, QtWidgets
+from gui import main_window
+from smm_daq.acquisition.plan import ScanPlan
+from smm_daq.cli.main import main
+
+path, mode = sys.argv[1], sys.argv[2]
+init = main_window.MainWindow.__init__
+
+def no_box(*args, **kwargs):
+    raise AssertionError(f"a box was shown: {args[2:]}")
+
+QtWidgets.QMessageBox.question = staticmethod(no_box)
+QtWidgets.QMessageBox.warning = staticmethod(no_box)
+
+def opened(window, *args, **kwargs):
+    init(window, *args, **kwargs)
+    def ready():
+        if window.holder.rig is None:
+            QtCore.QTimer.singleShot(20, ready)
+            return
+        if mode == "scan":
+            window.scan.file_edit.setText(path)
+            assert window.scan.start(ScanPlan.from_center(
+                "held", (12.5e-3, 12.5e-3), (400e-6, 400e-6), 20e-6, settle_tau=1.0))
+        print("READY", flush=True)
+    QtCore.QTimer.singleShot(0, ready)
+
+main_window.MainWindow.__init__ = opened
+sys.exit(main(["gui", "--time-scale", "1"]))
+"""
+
+
+@pytest.mark.parametrize(("mode", "sig"), [("idle", signal.SIGTERM), ("scan", signal.SIGINT)])
+def test_a_signal_closes_the_window_making_the_rig_safe_and_exits_130(
+        tmp_path, repo, mode: str, sig: signal.Signals) -> None:
+    path = tmp_path / "session.h5"
+    env = {**os.environ, "PYTHONPATH": str(repo), "QT_QPA_PLATFORM": "offscreen",
+           "XDG_CONFIG_HOME": str(tmp_path / "cfg"), "HOME": str(tmp_path)}
+    with subprocess.Popen([sys.executable, "-c", READY_WHEN, str(path), mode], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as gui:
+        try:
+            assert gui.stdout is not None and gui.stdout.readline() == "READY\n"
+            gui.send_signal(sig)
+            _, err = gui.communicate(timeout=WAIT_MS / 1000)
+        finally:
+            if gui.poll() is None:
+                gui.kill()
+    assert gui.returncode == EXIT_INTERRUPTED, err
+    assert f"smm-daq: {sig.name}: closing the window; the rig is made safe first" in err
+    assert "Traceback" not in err
+    if mode == "scan":  # aborted once the rig was made safe, its lines kept
+        with open_read(path) as f:
+            assert f["held/status"][()].decode() == "aborted"
