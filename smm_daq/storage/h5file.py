@@ -77,6 +77,7 @@ from smm_daq.storage.staging import (
     replacements_under_way,
     settle_replacement,
 )
+from smm_daq.storage.strings import text
 from smm_daq.storage.superblock import clear_open_mark, superblock_intact
 
 LIBVER = ("v110", "latest")
@@ -125,16 +126,6 @@ def writer_alive(writer: str) -> bool:
         return False
     now = start_token(pid) if token else ""
     return not (now and now != token)  # another process has that pid now
-
-
-def text(node: h5py.Dataset | object) -> str:
-    """A string dataset's or attribute's value as str (fixed, variable, bytes or str)."""
-    value = node[()] if isinstance(node, h5py.Dataset) else node
-    if isinstance(value, np.ndarray) and value.shape == ():
-        value = value[()]
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace").rstrip("\x00")
-    return str(value)
 
 
 def _check_exists(path: Path) -> None:

@@ -77,6 +77,7 @@ from smm_daq.storage.staging import (
     replacements_under_way,
     settle_replacement,
     staged_name,
+    written_by_us,
 )
 
 KINDS_HINT = "scan, induced, background, susceptibility, mmt, import, ..."
@@ -301,20 +302,6 @@ def _present(f: h5py.File, name: str) -> bool:
     return f.get(name, getlink=True) is not None
 
 
-def _written_by_us(f: h5py.File, name: str) -> bool:
-    """An entry smm-daq wrote: a group of its own (not a link) with a kind and its program
-    name; anything else there is another tool's, and never replaced."""
-    if not isinstance(f.get(name, getlink=True), h5py.HardLink):
-        return False
-    g = f[name]
-    if not isinstance(g, h5py.Group):
-        return False
-    program = g.get("program_name")
-    return (bool(text(g.attrs.get("kind", "")))
-            and isinstance(program, h5py.Dataset) and program.shape == ()
-            and program.dtype.kind in "OSU" and text(program) == PROGRAM_NAME)
-
-
 def _check_aside_free(f: h5py.File, name: str, source: str) -> None:
     """InputError when the name an entry waits under while it is replaced is taken (by
     something not smm-daq's: a replacement of its own left there is settled first)."""
@@ -338,7 +325,7 @@ def _check_replaceable(f: h5py.File, name: str, key: str, sources: Sequence[str]
             "to replace an analysis product)",
             source=source,
         )
-    if not _written_by_us(f, key):
+    if not written_by_us(f, key):
         raise InputError(
             f"'{name}' is not an entry smm-daq wrote (another program's data, or a link) and "
             "is never overwritten; expected another name",

@@ -38,6 +38,7 @@ import numpy as np
 
 from smm_daq import PROGRAM_NAME
 from smm_daq.errors import InputError
+from smm_daq.storage.strings import text
 
 STAGING = "smm_daq_staging"  # marks an entry still being written under a temporary name
 REPLACED = "smm_daq_replaced"  # marks an entry being replaced by a whole new one
@@ -202,7 +203,7 @@ def cut_off_entries(f: h5py.Group) -> list[CutOff]:
         if not earlier and not _marked(f, key, STAGING):
             continue
         kept = key != name and _present(f, name) and not _marked(f, name, STAGING)
-        acquired = _text(f[key].attrs["kind"]) if earlier and _holds_acquired(f[key]) else ""
+        acquired = text(f[key].attrs["kind"]) if earlier and _holds_acquired(f[key]) else ""
         found.append(CutOff(name, key, kept, earlier, acquired,
                             _never_overwritten(f, name) if kept else ""))
     return found
@@ -213,7 +214,7 @@ def _never_overwritten(f: h5py.Group, name: str) -> str:
     smm-daq's), said as a phrase; "" for an analysis product, which it replaces."""
     if not _ours(f, name):
         return "not an entry smm-daq wrote"
-    kind = _text(f[name].attrs["kind"])
+    kind = text(f[name].attrs["kind"])
     return f"acquired data (kind '{kind}')" if kind in ACQUIRED_KINDS else ""
 
 
@@ -285,7 +286,7 @@ def check_staged_name_free(f: h5py.Group, name: str) -> None:
         raise InputError(
             f"'{staged}' holds entry '{name}' as an earlier smm-daq wrote it before it was "
             f"killed, not yet under its name: acquired data (kind "
-            f"'{_text(f[staged].attrs['kind'])}'), which smm-daq never deletes; expected that "
+            f"'{text(f[staged].attrs['kind'])}'), which smm-daq never deletes; expected that "
             f"name free: {_keep_hint(f, name)}, or choose another entry name",
             source=f.file.filename)
 
@@ -301,32 +302,31 @@ def _keep_hint(f: h5py.Group, name: str) -> str:
             "an HDF5 tool, h5py or HDFView)")
 
 
-def _ours(f: h5py.Group, key: str) -> bool:
-    """An NXentry as smm-daq writes them: a group of its own with an entry kind and
-    program_name smm-daq."""
+def written_by_us(f: h5py.Group, key: str) -> bool:
+    """An entry smm-daq wrote: a group of its own (not a link) with a kind and its program
+    name; anything else there is another tool's, and never replaced or cleared."""
     if not isinstance(f.get(key, getlink=True), h5py.HardLink):
         return False
     g = f[key]
     if not isinstance(g, h5py.Group):
         return False
     program = g.get("program_name")
-    return (_text(g.attrs.get("NX_class", "")) == "NXentry"
-            and bool(_text(g.attrs.get("kind", "")))
+    return (bool(text(g.attrs.get("kind", "")))
             and isinstance(program, h5py.Dataset) and program.shape == ()
-            and program.dtype.kind in "OSU" and _text(program[()]) == PROGRAM_NAME)
+            and program.dtype.kind in "OSU" and text(program) == PROGRAM_NAME)
+
+
+def _ours(f: h5py.Group, key: str) -> bool:
+    """An NXentry as smm-daq writes them (`written_by_us`, its NX_class NXentry)."""
+    return written_by_us(f, key) and text(f[key].attrs.get("NX_class", "")) == "NXentry"
 
 
 def _holds_acquired(g: h5py.Group) -> bool:
     """Imported data, or a scan but for one whose `line_done` says no line was measured (a
     staged scan is only its layout: an earlier writer moved it in before its first line);
     a scan without that record may hold lines, so it is counted as acquired."""
-    kind = _text(g.attrs.get("kind", ""))
+    kind = text(g.attrs.get("kind", ""))
     done = g.get("data/line_done")
     return kind == "import" or (kind == "scan" and not (isinstance(done, h5py.Dataset)
                                                         and not np.any(done[()])))
 
-
-def _text(value: object) -> str:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    return str(value)
