@@ -531,13 +531,19 @@ def test_the_progress_bar_follows_the_blocks_of_sensors(qtbot, session):
     assert seen == [(view.result.n_sensors, view.result.n_sensors)]  # one block here
 
 
-def test_a_cancel_after_the_last_block_discards_the_result(qtbot, session, monkeypatch):
+def _held_at_the_solve(qtbot, session, monkeypatch) -> tuple[MMTView, Held]:
+    """The MMT tab on `session`, its inversion to be held where it solves the triangle
+    (every block of sensors done)."""
     from smm_daq.analysis.mmt.solver import inversion
 
     path, grains = session
     held = Held(inversion.solve_triangle)
     monkeypatch.setattr(inversion, "solve_triangle", held)
-    view = open_view(qtbot, path, grains)
+    return open_view(qtbot, path, grains), held
+
+
+def test_a_cancel_after_the_last_block_discards_the_result(qtbot, session, monkeypatch):
+    view, held = _held_at_the_solve(qtbot, session, monkeypatch)
     with qtbot.waitSignal(view.finished, timeout=WAIT_MS) as done:
         assert view.run()
         held.wait_entered()  # every block done, solving
@@ -570,12 +576,7 @@ def test_another_threads_warning_is_not_among_the_results_notes(qtbot, session, 
     caught every thread's)."""
     import warnings
 
-    from smm_daq.analysis.mmt.solver import inversion
-
-    path, grains = session
-    held = Held(inversion.solve_triangle)
-    monkeypatch.setattr(inversion, "solve_triangle", held)
-    view = open_view(qtbot, path, grains)
+    view, held = _held_at_the_solve(qtbot, session, monkeypatch)
     with qtbot.waitSignal(view.finished, timeout=WAIT_MS) as done:
         assert view.run()
         held.wait_entered()  # the worker inside its record of the result's notes
