@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
@@ -379,12 +379,26 @@ def _safe_coils(profile: Profile, clock: Clock, open_transport: Any) -> SafeStat
 
 
 def _safe_stage(profile: Profile, clock: Clock, open_transport: Any) -> SafeState:
-    settings = profile.stage
+    """Stop the stage. Connecting never references it here (a reference move drives every
+    axis to its switch, past the sample); where connecting fails (axes not referenced, or
+    still driving to their switches), the driver's `stop_alone` stops every axis without."""
+    settings = replace(profile.stage, reference_on_connect=False)
     where = f"{settings.link.implementation} at {settings.link.address}"
+    cls = driver_class(profile, "stage", settings.link.implementation)
     try:
-        stage = _connect(profile, "stage", settings, clock, open_transport)
+        stage = cls.from_profile(settings, clock=clock,  # type: ignore[attr-defined]
+                                 open_transport=open_transport)
     except SmmError as exc:
-        return SafeState("stage", False, f"{where} could not be reached: {exc}")
+        alone = getattr(cls, "stop_alone", None)
+        if alone is None:
+            return SafeState("stage", False, f"{where} could not be reached: {exc}")
+        try:
+            done = alone(settings, clock=clock, open_transport=open_transport)
+        except SmmError as stop_exc:
+            return SafeState("stage", False, f"{where} could not be connected ({exc}) nor "
+                                             f"stopped: {stop_exc}")
+        return SafeState("stage", True, f"{done}; position not read: connecting failed "
+                                        f"({exc})")
     try:
         stage.stop()
         position = np.asarray(stage.position(), dtype=float) * 1e6

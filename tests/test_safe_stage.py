@@ -1,0 +1,77 @@
+"""`smm-daq safe` and the stage: it stops a motor stage whose axes are not referenced, or still
+driving to their reference switches, and never starts a reference move itself (one drives
+every axis to its switch, past the sample), even with `reference_on_connect = true`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from smm_daq.instruments import rig as rig_module
+from smm_daq.instruments.profile import load_profile
+from smm_daq.instruments.rig import make_rig_safe
+
+C884_PROFILE = Path(__file__).resolve().parents[1] / "configs" / "simulator.toml"
+AXES = ("1", "2", "3")
+
+
+def _backends(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The simulator backends `make_rig_safe` makes, as they are made."""
+    made: list[Any] = []
+    original = rig_module.simulator_class
+
+    def recording(profile: Any) -> Any:
+        cls = original(profile)
+
+        def make(*args: Any) -> Any:
+            made.append(cls(*args))
+            return made[-1]
+
+        return make
+
+    monkeypatch.setattr(rig_module, "simulator_class", recording)
+    return made
+
+
+def test_making_safe_leaves_an_unreferenced_stage_where_it_is(monkeypatch) -> None:
+    profile = load_profile(C884_PROFILE)
+    assert profile.stage.reference_on_connect  # a scan would reference it at connect
+    backends = _backends(monkeypatch)
+    _, stage = make_rig_safe(profile)
+    model = backends[0].world.stage
+    start = np.array([profile.stage.travel[0, 0], profile.stage.travel[1, 0],
+                      profile.sensor.height])
+    np.testing.assert_allclose(model.sample_position(), start, atol=1e-12)
+    assert not any(model.referenced(ax) for ax in AXES)
+    assert stage.safe, stage.state
+    assert "stopped" in stage.state
+
+
+def test_making_safe_stops_a_reference_move_a_killed_program_left_running(
+        monkeypatch) -> None:
+    profile = load_profile(C884_PROFILE)
+    backends = _backends(monkeypatch)
+    original = rig_module.simulator_class
+
+    def referencing(p: Any) -> Any:
+        make = original(p)
+
+        def started(*args: Any) -> Any:
+            backend = make(*args)
+            model = backend.world.stage
+            for ax in AXES:
+                model.set_servo(ax, True)
+            model.reference(AXES)  # what FRF sent by the killed program started
+            return backend
+
+        return started
+
+    monkeypatch.setattr(rig_module, "simulator_class", referencing)
+    _, stage = make_rig_safe(profile)
+    model = backends[0].world.stage
+    assert not any(model.moving(ax) for ax in AXES)
+    assert not any(model.referenced(ax) for ax in AXES)  # stopped before its switch
+    assert stage.safe, stage.state
