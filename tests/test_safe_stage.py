@@ -75,3 +75,38 @@ def test_making_safe_stops_a_reference_move_a_killed_program_left_running(
     assert not any(model.moving(ax) for ax in AXES)
     assert not any(model.referenced(ax) for ax in AXES)  # stopped before its switch
     assert stage.safe, stage.state
+
+
+E727_PROFILE = C884_PROFILE.with_name("simulator-e727.toml")
+
+
+def test_making_safe_stops_the_stage_before_the_coils_ramp_down(monkeypatch) -> None:
+    """A killed program left the stage on a long move and the coils at 2 A: stopping takes
+    one command, ramping down seconds, in which the stage would go on to its target."""
+    profile = load_profile(E727_PROFILE)
+    backends = _backends(monkeypatch)
+    original = rig_module.simulator_class
+
+    def left_moving(p: Any) -> Any:
+        make = original(p)
+
+        def started(*args: Any) -> Any:
+            backend = make(*args)
+            for address in p.coils.addresses:
+                supply = backend.endpoint(address)
+                supply.handle("FUNC:MODE CURR")
+                supply.handle("OUTP ON")
+                supply.handle("CURR 2.0")
+            model = backend.world.stage
+            model.set_servo("1", True)
+            model.move({"1": float(p.stage.travel[0, 1])})
+            return backend
+
+        return started
+
+    monkeypatch.setattr(rig_module, "simulator_class", left_moving)
+    coils, stage = make_rig_safe(profile)
+    assert coils.safe and stage.safe, (coils.state, stage.state)
+    travel = profile.stage.travel[0]
+    x = backends[0].world.stage.sample_position()[0]
+    assert x < travel[0] + 0.1 * (travel[1] - travel[0])  # stopped at once, not at its target

@@ -318,8 +318,10 @@ class SafeState:
 
 def make_rig_safe(profile: Profile, *, clock: Clock | None = None) -> list[SafeState]:
     """Connect to the coils and the stage of `profile` on their own (one that does not answer
-    does not keep the other from being made safe), ramp the coils to the profile's safe state,
-    stop the stage, and read back each one's final state.
+    does not keep the other from being made safe), stop the stage, ramp the coils to the
+    profile's safe state, and read back each one's final state (coils first in the list). The
+    stage is stopped first, as `Rig.make_safe` does: a stop is one command, a ramp-down takes
+    seconds in which a stage left moving would go on.
 
     For after a program that could not make the rig safe, or was killed (kill -9) before it
     did. Signals meanwhile are acknowledged, never cut the ramp-down short.
@@ -330,10 +332,8 @@ def make_rig_safe(profile: Profile, *, clock: Clock | None = None) -> list[SafeS
         clock = VirtualClock()
         open_transport = simulator_class(profile)(profile, clock, None).open_transport
     with interrupts.making_safe(safe_time_bound(profile)):
-        return [
-            _safe_coils(profile, clock, open_transport),
-            _safe_stage(profile, clock, open_transport),
-        ]
+        stage = _safe_stage(profile, clock, open_transport)
+        return [_safe_coils(profile, clock, open_transport), stage]
 
 
 def _connect(profile: Profile, role: str, settings: Any, clock: Clock,
