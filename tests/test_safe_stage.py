@@ -110,3 +110,35 @@ def test_making_safe_stops_the_stage_before_the_coils_ramp_down(monkeypatch) -> 
     travel = profile.stage.travel[0]
     x = backends[0].world.stage.sample_position()[0]
     assert x < travel[0] + 0.1 * (travel[1] - travel[0])  # stopped at once, not at its target
+
+
+def test_a_stage_that_does_not_answer_is_not_called_on_twice(monkeypatch) -> None:
+    """Every reply lost: connecting ends in InstrumentLost, and `stop_alone` would only spend
+    the same timeouts again before the coils are ramped down."""
+    profile = load_profile(E727_PROFILE)
+    address = profile.stage.link.address
+    original = rig_module.simulator_class
+    opened: list[str] = []
+
+    def silent_stage(p: Any) -> Any:
+        make = original(p)
+
+        def started(*args: Any) -> Any:
+            backend = make(*args)
+            backend.faults[address].timeouts = 10**6
+            open_transport = backend.open_transport
+
+            def counted(a: str, link: Any) -> Any:
+                opened.append(a)
+                return open_transport(a, link)
+
+            backend.open_transport = counted
+            return backend
+
+        return started
+
+    monkeypatch.setattr(rig_module, "simulator_class", silent_stage)
+    coils, stage = make_rig_safe(profile)
+    assert coils.safe, coils.state
+    assert not stage.safe and "could not be reached" in stage.state
+    assert opened.count(address) == 1

@@ -24,7 +24,7 @@ import numpy as np
 
 from smm_daq import interrupts
 from smm_daq.clock import Clock, SystemClock, VirtualClock
-from smm_daq.errors import InputError, InstrumentError, SmmError
+from smm_daq.errors import InputError, InstrumentError, InstrumentLost, SmmError
 from smm_daq.instruments.interfaces import (
     FieldSource,
     Instrument,
@@ -381,7 +381,9 @@ def _safe_coils(profile: Profile, clock: Clock, open_transport: Any) -> SafeStat
 def _safe_stage(profile: Profile, clock: Clock, open_transport: Any) -> SafeState:
     """Stop the stage. Connecting never references it here (a reference move drives every
     axis to its switch, past the sample); where connecting fails (axes not referenced, or
-    still driving to their switches), the driver's `stop_alone` stops every axis without."""
+    still driving to their switches), the driver's `stop_alone` stops every axis without; not
+    where the controller did not answer (`InstrumentLost`): a second try would only spend the
+    same timeouts again, before the coils are ramped down."""
     settings = replace(profile.stage, reference_on_connect=False)
     where = f"{settings.link.implementation} at {settings.link.address}"
     cls = driver_class(profile, "stage", settings.link.implementation)
@@ -390,7 +392,7 @@ def _safe_stage(profile: Profile, clock: Clock, open_transport: Any) -> SafeStat
                                  open_transport=open_transport)
     except SmmError as exc:
         alone = getattr(cls, "stop_alone", None)
-        if alone is None:
+        if alone is None or isinstance(exc, InstrumentLost):  # no answer: none to a second try
             return SafeState("stage", False, f"{where} could not be reached: {exc}")
         try:
             done = alone(settings, clock=clock, open_transport=open_transport)
