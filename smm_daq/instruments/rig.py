@@ -85,6 +85,31 @@ def rig_addresses(profile: Profile) -> list[str]:
     return addresses
 
 
+def _keyed_addresses(profile: Profile) -> list[tuple[str, str]]:
+    """(profile key, address) of every instrument, as `rig_addresses` orders them."""
+    keys = [f"coils.addresses[{k}]" for k in range(3)] + ["stage.address", "lockin.address"]
+    if profile.fluxgate is not None:
+        keys.append("fluxgate.address")
+    return list(zip(keys, rig_addresses(profile), strict=True))
+
+
+def _check_one_instrument_per_address(profile: Profile) -> None:
+    """InputError when two of the profile's instruments have one address, however spelled
+    ('GPIB0::1::INSTR' and 'gpib::1'): commands for both would reach one instrument (one
+    supply driven as two coils), and the rig lock takes that address once."""
+    from smm_daq.instruments.rig_lock import address_key
+
+    seen: dict[str, tuple[str, str]] = {}
+    for key, address in _keyed_addresses(profile):
+        first = seen.setdefault(address_key(address), (key, address))
+        if first[0] != key:
+            raise InputError(
+                f"key '{key}' is {address!r}, the instrument of '{first[0]}' ({first[1]!r}); "
+                "expected each instrument at an address of its own",
+                source=str(profile.path),
+            )
+
+
 # Profile section -> what the instrument in it must be.
 _ROLES: dict[str, type[Instrument]] = {
     "lockin": LockIn,
@@ -224,6 +249,7 @@ def open_rig(
 
         clock = clock or SystemClock()
         open_transport = None
+        _check_one_instrument_per_address(profile)
         lock = RigLock.acquire(rig_addresses(profile))
     opened: dict[str, Any] = {}
     try:
