@@ -298,7 +298,8 @@ class PIGCSStage(Stage, FlyStage):
         """For when connecting fails (axes not referenced, or still driving to their reference
         switches after a program was killed): every axis stopped by `STP` on a link of its
         own, which needs nothing read from the controller first. Returns what was done; raises
-        `InstrumentError` when the controller does not answer or refuses."""
+        `InstrumentError` when the controller does not answer or refuses. `clock` is unused (a
+        stop does not wait); it is there as in `from_profile`."""
         name = f"PI stage at {settings.link.address}"
         link = Link((open_transport or _hardware_transport)(settings.link.address, settings.link),
                     name=name, retries=settings.link.retries)
