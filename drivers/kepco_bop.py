@@ -292,10 +292,10 @@ class KepcoBOPCoils(FieldSource):
 
     def _leave_voltage_mode(self, s: _Supply) -> None:
         """A supply found in voltage mode with its output on: its voltage ramped to 0 V within
-        the ramp rate, then its output switched off, before the mode changes. A BOP keeps the
-        current-mode setpoint apart from voltage mode's current limit, so switching the mode
-        with the output on would step the current at once to whatever setpoint its last use
-        in current mode left."""
+        the ramp rate, then its output switched off, before the mode changes. The current-mode
+        setpoint is a setting apart from voltage mode's current limit (so the emulator has it),
+        so switching the mode with the output on would step the current at once to whatever
+        setpoint the supply's last use in current mode left."""
         if s.query("FUNC:MODE?", _parse_mode) != "VOLT" or not s.query("OUTP?", _parse_output):
             return
         bound = CURRENT_READ_MARGIN * s.rating[0]
