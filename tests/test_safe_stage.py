@@ -1,6 +1,7 @@
 """`smm-daq safe` and the stage: it stops a motor stage whose axes are not referenced, or still
 driving to their reference switches, and never starts a reference move itself (one drives
-every axis to its switch, past the sample), even with `reference_on_connect = true`."""
+every axis to its switch, past the sample), even with `reference_on_connect = true`; it stops
+the stage before the coils ramp down, and tries a stage that does not answer once."""
 
 from __future__ import annotations
 
