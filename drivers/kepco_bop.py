@@ -34,7 +34,7 @@ from smm_daq.instruments.transport import Transport
 
 AXES = ("x", "y", "z")
 RAMP_STEP_S = 0.1  # time between current steps of a ramp
-CURRENT_READ_MARGIN = 1.1  # a current read back may exceed the rating by this factor
+CURRENT_READ_MARGIN = 1.1  # a reading (current, voltage) may exceed the rating by this factor
 T = TypeVar("T")
 
 OpenTransport = Callable[[str, LinkSettings], Transport]
@@ -60,6 +60,14 @@ def parse_kepco_idn(reply: str) -> Identity:
     if len(parts) != 4 or not all(parts):
         raise ProtocolError(f"expected 'vendor,model,serial,firmware', got {shown(reply)}")
     return Identity(*parts)
+
+
+def _parse_mode(reply: str) -> str:
+    """FUNC:MODE?: 0 or VOLT (voltage mode), 1 or CURR (current mode)."""
+    text = reply.strip().upper()
+    if text not in ("0", "1", "VOLT", "CURR"):
+        raise ProtocolError(f"expected 0 or 1 from FUNC:MODE?, got {shown(reply)}")
+    return "CURR" if text in ("1", "CURR") else "VOLT"
 
 
 def _parse_output(reply: str) -> bool:
@@ -276,10 +284,29 @@ class KepcoBOPCoils(FieldSource):
             )
         s.rating = rated
         s.write("*CLS")
+        self._leave_voltage_mode(s)
         s.command("FUNC:MODE CURR")
         s.command(f"VOLT {min(self.voltage_limit, volts):.3f}")
         s.setpoint = s.current("CURR?")
         s.enabled = s.query("OUTP?", _parse_output)
+
+    def _leave_voltage_mode(self, s: _Supply) -> None:
+        """A supply found in voltage mode with its output on: its voltage ramped to 0 V within
+        the ramp rate, then its output switched off, before the mode changes. The current-mode
+        setpoint is a setting apart from voltage mode's current limit (so the emulator has it),
+        so switching the mode with the output on would step the current at once to whatever
+        setpoint the supply's last use in current mode left."""
+        if s.query("FUNC:MODE?", _parse_mode) != "VOLT" or not s.query("OUTP?", _parse_output):
+            return
+        bound = CURRENT_READ_MARGIN * s.rating[0]
+        volts = s.query("VOLT?", lambda r: parse_float(r, what="voltage in V",
+                                                       within=(-bound, bound)))
+        duration = abs(s.measured()) / self.max_ramp_rate
+        steps = max(1, math.ceil(duration / self.ramp_step - 1e-9))
+        for j in range(1, steps + 1):
+            self.clock.sleep(duration / steps)
+            s.command(f"VOLT {volts * (1 - j / steps):.6f}")
+        s.switch(False)
 
     def _setpoints(self) -> np.ndarray:
         return np.array([s.setpoint if s.enabled else 0.0 for s in self._supplies])

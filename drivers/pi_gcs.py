@@ -291,6 +291,29 @@ class PIGCSStage(Stage, FlyStage):
             name=f"PI stage at {settings.link.address}",
         )
 
+    @classmethod
+    def stop_alone(
+        cls, settings: StageSettings, *, clock: Clock, open_transport: OpenTransport | None
+    ) -> str:
+        """For when connecting fails (axes not referenced, or still driving to their reference
+        switches after a program was killed): every axis stopped by `STP` on a link of its
+        own, which needs nothing read from the controller first. Returns what was done; raises
+        `InstrumentError` when the controller does not answer or refuses. `clock` is unused (a
+        stop does not wait); it is there as in `from_profile`."""
+        name = f"PI stage at {settings.link.address}"
+        link = Link((open_transport or _hardware_transport)(settings.link.address, settings.link),
+                    name=name, retries=settings.link.retries)
+        try:
+            link.write("STP")
+            code = link.query("ERR?", lambda r: parse_int(
+                r, what="integer GCS error code", within=ERROR_CODES))
+        finally:
+            link.close()
+        if code not in (0, 10):
+            raise InstrumentError(f"PI error {code} ({_meaning(code)}) after 'STP'",
+                                  instrument=name)
+        return "every axis stopped (STP)"
+
     # -- protocol helpers ------------------------------------------------------------------
 
     def _command(self, command: str, *, allowed: tuple[int, ...] = (0,)) -> None:

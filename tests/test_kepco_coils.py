@@ -66,7 +66,8 @@ def test_connect_sets_current_mode_and_compliance_and_keeps_outputs_as_found():
     rig = Rig()
     for e in rig.emulators:
         messages = [m for _, m, _ in e.log]
-        assert messages[:4] == ["*IDN?", "*CLS", "FUNC:MODE CURR", "SYST:ERR?"]
+        assert messages[:6] == ["*IDN?", "*CLS", "FUNC:MODE?", "OUTP?", "FUNC:MODE CURR",
+                                "SYST:ERR?"]  # found in voltage mode, its output off
         assert "VOLT 20.000" in messages
         assert e.inner.mode == "CURR"
     assert [rig.model.output(i) for i in range(3)] == [False] * 3
@@ -361,3 +362,51 @@ def test_a_large_supply_left_beyond_the_default_bound_is_ramped_down_each(tmp_pa
     assert [safe for _, safe, _ in results] == [True, True, True], results
     assert float(emulators[1].handle("CURR?")) == 0.0
     assert emulators[1].handle("OUTP?") == "0"
+
+
+def _left_in_voltage_mode(settings: str) -> tuple[VirtualClock, CoilModel, list[Recorder]]:
+    """Three supplies as their last user left them: `settings` sent to each, output on."""
+    clock = VirtualClock()
+    model = CoilModel(clock, calibration=C, ambient=AMBIENT, resolution=1e-6, resistance=2.0)
+    emulators = [Recorder(KepcoBOPEmulator(model, i), clock) for i in range(3)]
+    for e in emulators:
+        e.inner.handle(settings + ";OUTP ON")
+    clock.advance(1.0)
+    return clock, model, emulators
+
+
+def _connect(clock: VirtualClock, emulators: list[Recorder]) -> KepcoBOPCoils:
+    return KepcoBOPCoils([EmulatorTransport(e, clock=clock) for e in emulators],
+                         calibration=C, ambient=AMBIENT, max_current=3.0, max_ramp_rate=1.0,
+                         max_field=100e-6, clock=clock)
+
+
+def test_connect_never_steps_a_supply_in_voltage_mode_to_its_old_current_setpoint():
+    """0 A in voltage mode, 2 A left as the current-mode setpoint: switching the mode with
+    the output on would put 2 A (100 µT) on the coils at once."""
+    clock, model, emulators = _left_in_voltage_mode(
+        "FUNC:MODE CURR;VOLT 20;CURR 2;FUNC:MODE VOLT;VOLT 0")
+    assert np.all(model.currents(clock.now()) == 0.0)
+    coils = _connect(clock, emulators)
+    clock.advance(1.0)
+    np.testing.assert_allclose(model.currents(clock.now()), 0.0, atol=1e-9)
+    assert [model.output(i) for i in range(3)] == [False] * 3
+    np.testing.assert_allclose(coils.field_setpoint(), AMBIENT)  # outputs off
+
+
+def test_connect_ramps_a_supply_in_voltage_mode_down_within_the_rate_before_switching():
+    clock, model, emulators = _left_in_voltage_mode("VOLT 1.6")  # 0.8 A into 2 Ω
+    np.testing.assert_allclose(model.currents(clock.now()), 0.8, atol=1e-6)
+    start = clock.now()
+    _connect(clock, emulators)
+    for e in emulators:
+        messages = [m for _, m, _ in e.log]
+        switch = messages.index("FUNC:MODE CURR")
+        assert "OUTP OFF" in messages[:switch]  # the mode changes with the output off
+        steps = [(t, float(m.split()[1])) for t, m, _ in e.log[:switch]
+                 if m.startswith("VOLT ")]
+        times, volts = zip(*[(start, 1.6), *steps], strict=True)
+        assert volts[-1] == 0.0 and len(volts) > 2
+        amps_per_s = -np.diff(volts) / 2.0 / np.diff(times)
+        assert np.all(amps_per_s > 0) and np.all(amps_per_s <= 1.0 * (1 + 1e-9))
+    np.testing.assert_allclose(model.currents(clock.now()), 0.0, atol=1e-9)

@@ -65,6 +65,11 @@ def _edited(repo: Path, old: str, new: str) -> str:
          "101-140"),
         ("reference_on_connect = true", "reference_on_connect = 1", "stage.reference_on_connect",
          "true or false"),
+        ('axes = ["1", "2", "3"]', 'axes = ["1", "1", "3"]', "stage.axes",
+         "three different controller axis names"),
+        ('axes = ["1", "2", "3"]', 'axes = ["1", "2 3", "3"]', "stage.axes", "without spaces"),
+        ('axes = ["1", "2", "3"]', 'axes = ["1", "2\\t", "3"]', "stage.axes", "without spaces"),
+        ('axes = ["1", "2", "3"]', 'axes = ["1", "\u8f74", "3"]', "stage.axes", "ASCII"),
     ],
 )
 def test_bad_values_are_named(repo: Path, old: str, new: str, key: str, expected: str) -> None:

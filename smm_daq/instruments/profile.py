@@ -363,9 +363,16 @@ def _stage(r: _Reader) -> StageSettings:
     signs = r.array("axis_sign", (3,), [1, 1, 1], limit=10)
     if not np.all(np.isin(signs, (-1, 1))):
         raise r.fail("axis_sign", signs.tolist(), "three values, each +1 or -1")
+    axes = r.strings("axes", 3)
+    if len(set(axes)) != 3 or not all(a.isascii() and a.isprintable() and " " not in a
+                                      for a in axes):
+        # commands list axes separated by spaces ('MOV 1 0.5 2 0.5'): a name holding a space
+        # is two there, and a name given twice moves one axis for two sample directions
+        raise r.fail("axes", list(axes),
+                     "three different controller axis names, ASCII without spaces")
     s = StageSettings(
         link=_link(r, baud_rate=115200),  # PI controllers' RS-232 default
-        axes=r.strings("axes", 3),  # type: ignore[arg-type]
+        axes=axes,  # type: ignore[arg-type]
         axis_sign=tuple(int(v) for v in signs),  # type: ignore[arg-type]
         travel=travel,
         velocity=r.number("velocity_um_per_s", positive=True, hi=MAX_VELOCITY_UM_PER_S,

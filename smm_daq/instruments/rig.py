@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +24,7 @@ import numpy as np
 
 from smm_daq import interrupts
 from smm_daq.clock import Clock, SystemClock, VirtualClock
-from smm_daq.errors import InputError, InstrumentError, SmmError
+from smm_daq.errors import InputError, InstrumentError, InstrumentLost, SmmError
 from smm_daq.instruments.interfaces import (
     FieldSource,
     Instrument,
@@ -83,6 +83,31 @@ def rig_addresses(profile: Profile) -> list[str]:
     if profile.fluxgate is not None:
         addresses.append(profile.fluxgate.link.address)
     return addresses
+
+
+def _keyed_addresses(profile: Profile) -> list[tuple[str, str]]:
+    """(profile key, address) of every instrument, as `rig_addresses` orders them."""
+    keys = [f"coils.addresses[{k}]" for k in range(3)] + ["stage.address", "lockin.address"]
+    if profile.fluxgate is not None:
+        keys.append("fluxgate.address")
+    return list(zip(keys, rig_addresses(profile), strict=True))
+
+
+def _check_one_instrument_per_address(profile: Profile) -> None:
+    """InputError when two of the profile's instruments have one address, however spelled
+    ('GPIB0::1::INSTR' and 'gpib::1'): commands for both would reach one instrument (one
+    supply driven as two coils), and the rig lock takes that address once."""
+    from smm_daq.instruments.rig_lock import address_key
+
+    seen: dict[str, tuple[str, str]] = {}
+    for key, address in _keyed_addresses(profile):
+        first = seen.setdefault(address_key(address), (key, address))
+        if first[0] != key:
+            raise InputError(
+                f"key '{key}' is {address!r}, the instrument of '{first[0]}' ({first[1]!r}); "
+                "expected each instrument at an address of its own",
+                source=str(profile.path),
+            )
 
 
 # Profile section -> what the instrument in it must be.
@@ -224,6 +249,7 @@ def open_rig(
 
         clock = clock or SystemClock()
         open_transport = None
+        _check_one_instrument_per_address(profile)
         lock = RigLock.acquire(rig_addresses(profile))
     opened: dict[str, Any] = {}
     try:
@@ -318,8 +344,10 @@ class SafeState:
 
 def make_rig_safe(profile: Profile, *, clock: Clock | None = None) -> list[SafeState]:
     """Connect to the coils and the stage of `profile` on their own (one that does not answer
-    does not keep the other from being made safe), ramp the coils to the profile's safe state,
-    stop the stage, and read back each one's final state.
+    does not keep the other from being made safe), stop the stage, ramp the coils to the
+    profile's safe state, and read back each one's final state (coils first in the list). The
+    stage is stopped first, as `Rig.make_safe` does: a stop is one command, a ramp-down takes
+    seconds in which a stage left moving would go on.
 
     For after a program that could not make the rig safe, or was killed (kill -9) before it
     did. Signals meanwhile are acknowledged, never cut the ramp-down short.
@@ -330,10 +358,8 @@ def make_rig_safe(profile: Profile, *, clock: Clock | None = None) -> list[SafeS
         clock = VirtualClock()
         open_transport = simulator_class(profile)(profile, clock, None).open_transport
     with interrupts.making_safe(safe_time_bound(profile)):
-        return [
-            _safe_coils(profile, clock, open_transport),
-            _safe_stage(profile, clock, open_transport),
-        ]
+        stage = _safe_stage(profile, clock, open_transport)
+        return [_safe_coils(profile, clock, open_transport), stage]
 
 
 def _connect(profile: Profile, role: str, settings: Any, clock: Clock,
@@ -379,12 +405,28 @@ def _safe_coils(profile: Profile, clock: Clock, open_transport: Any) -> SafeStat
 
 
 def _safe_stage(profile: Profile, clock: Clock, open_transport: Any) -> SafeState:
-    settings = profile.stage
+    """Stop the stage. Connecting never references it here (a reference move drives every
+    axis to its switch, past the sample); where connecting fails (axes not referenced, or
+    still driving to their switches), the driver's `stop_alone` stops every axis without; not
+    where the controller did not answer (`InstrumentLost`): a second try would only spend the
+    same timeouts again, before the coils are ramped down."""
+    settings = replace(profile.stage, reference_on_connect=False)
     where = f"{settings.link.implementation} at {settings.link.address}"
+    cls = driver_class(profile, "stage", settings.link.implementation)
     try:
-        stage = _connect(profile, "stage", settings, clock, open_transport)
+        stage = cls.from_profile(settings, clock=clock,  # type: ignore[attr-defined]
+                                 open_transport=open_transport)
     except SmmError as exc:
-        return SafeState("stage", False, f"{where} could not be reached: {exc}")
+        alone = getattr(cls, "stop_alone", None)
+        if alone is None or isinstance(exc, InstrumentLost):  # no answer: none to a second try
+            return SafeState("stage", False, f"{where} could not be reached: {exc}")
+        try:
+            done = alone(settings, clock=clock, open_transport=open_transport)
+        except SmmError as stop_exc:
+            return SafeState("stage", False, f"{where} could not be connected ({exc}) nor "
+                                             f"stopped: {stop_exc}")
+        return SafeState("stage", True, f"{done}; position not read: connecting failed "
+                                        f"({exc})")
     try:
         stage.stop()
         position = np.asarray(stage.position(), dtype=float) * 1e6

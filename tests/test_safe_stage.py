@@ -1,0 +1,145 @@
+"""`smm-daq safe` and the stage: it stops a motor stage whose axes are not referenced, or still
+driving to their reference switches, and never starts a reference move itself (one drives
+every axis to its switch, past the sample), even with `reference_on_connect = true`; it stops
+the stage before the coils ramp down, and tries a stage that does not answer once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from smm_daq.instruments import rig as rig_module
+from smm_daq.instruments.profile import load_profile
+from smm_daq.instruments.rig import make_rig_safe
+
+C884_PROFILE = Path(__file__).resolve().parents[1] / "configs" / "simulator.toml"
+AXES = ("1", "2", "3")
+
+
+def _backends(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The simulator backends `make_rig_safe` makes, as they are made."""
+    made: list[Any] = []
+    original = rig_module.simulator_class
+
+    def recording(profile: Any) -> Any:
+        cls = original(profile)
+
+        def make(*args: Any) -> Any:
+            made.append(cls(*args))
+            return made[-1]
+
+        return make
+
+    monkeypatch.setattr(rig_module, "simulator_class", recording)
+    return made
+
+
+def test_making_safe_leaves_an_unreferenced_stage_where_it_is(monkeypatch) -> None:
+    profile = load_profile(C884_PROFILE)
+    assert profile.stage.reference_on_connect  # a scan would reference it at connect
+    backends = _backends(monkeypatch)
+    _, stage = make_rig_safe(profile)
+    model = backends[0].world.stage
+    start = np.array([profile.stage.travel[0, 0], profile.stage.travel[1, 0],
+                      profile.sensor.height])
+    np.testing.assert_allclose(model.sample_position(), start, atol=1e-12)
+    assert not any(model.referenced(ax) for ax in AXES)
+    assert stage.safe, stage.state
+    assert "stopped" in stage.state
+
+
+def test_making_safe_stops_a_reference_move_a_killed_program_left_running(
+        monkeypatch) -> None:
+    profile = load_profile(C884_PROFILE)
+    backends = _backends(monkeypatch)
+    original = rig_module.simulator_class
+
+    def referencing(p: Any) -> Any:
+        make = original(p)
+
+        def started(*args: Any) -> Any:
+            backend = make(*args)
+            model = backend.world.stage
+            for ax in AXES:
+                model.set_servo(ax, True)
+            model.reference(AXES)  # what FRF sent by the killed program started
+            return backend
+
+        return started
+
+    monkeypatch.setattr(rig_module, "simulator_class", referencing)
+    _, stage = make_rig_safe(profile)
+    model = backends[0].world.stage
+    assert not any(model.moving(ax) for ax in AXES)
+    assert not any(model.referenced(ax) for ax in AXES)  # stopped before its switch
+    assert stage.safe, stage.state
+
+
+E727_PROFILE = C884_PROFILE.with_name("simulator-e727.toml")
+
+
+def test_making_safe_stops_the_stage_before_the_coils_ramp_down(monkeypatch) -> None:
+    """A killed program left the stage on a long move and the coils at 2 A: stopping takes
+    one command, ramping down seconds, in which the stage would go on to its target."""
+    profile = load_profile(E727_PROFILE)
+    backends = _backends(monkeypatch)
+    original = rig_module.simulator_class
+
+    def left_moving(p: Any) -> Any:
+        make = original(p)
+
+        def started(*args: Any) -> Any:
+            backend = make(*args)
+            for address in p.coils.addresses:
+                supply = backend.endpoint(address)
+                supply.handle("FUNC:MODE CURR")
+                supply.handle("OUTP ON")
+                supply.handle("CURR 2.0")
+            model = backend.world.stage
+            model.set_servo("1", True)
+            model.move({"1": float(p.stage.travel[0, 1])})
+            return backend
+
+        return started
+
+    monkeypatch.setattr(rig_module, "simulator_class", left_moving)
+    coils, stage = make_rig_safe(profile)
+    assert coils.safe and stage.safe, (coils.state, stage.state)
+    travel = profile.stage.travel[0]
+    x = backends[0].world.stage.sample_position()[0]
+    assert x < travel[0] + 0.1 * (travel[1] - travel[0])  # stopped at once, not at its target
+
+
+def test_a_stage_that_does_not_answer_is_not_called_on_twice(monkeypatch) -> None:
+    """Every reply lost: connecting ends in InstrumentLost, and `stop_alone` would only spend
+    the same timeouts again before the coils are ramped down."""
+    profile = load_profile(E727_PROFILE)
+    address = profile.stage.link.address
+    original = rig_module.simulator_class
+    opened: list[str] = []
+
+    def silent_stage(p: Any) -> Any:
+        make = original(p)
+
+        def started(*args: Any) -> Any:
+            backend = make(*args)
+            backend.faults[address].timeouts = 10**6
+            open_transport = backend.open_transport
+
+            def counted(a: str, link: Any) -> Any:
+                opened.append(a)
+                return open_transport(a, link)
+
+            backend.open_transport = counted
+            return backend
+
+        return started
+
+    monkeypatch.setattr(rig_module, "simulator_class", silent_stage)
+    coils, stage = make_rig_safe(profile)
+    assert coils.safe, coils.state
+    assert not stage.safe and "could not be reached" in stage.state
+    assert opened.count(address) == 1
