@@ -28,6 +28,7 @@ from smm_daq.errors import InputError
 from smm_daq.instruments.profile import Profile, parse_profile
 from smm_daq.storage.h5file import open_read, text
 from smm_daq.storage.scan_entry import STATUSES, check_not_cut_off, check_same_profile
+from smm_daq.storage.staging import check_an_entry
 
 TEXTS = ("plan", "profile", "profile_fingerprint", "recipe", "status")
 GRIDS = ("data/Bz", "data/lockin_x", "data/lockin_y", "data/lockin_range", "data/time")
@@ -72,6 +73,7 @@ def load_resumable(path: str | Path, name: str) -> ResumableEntry:
                              source=where)
         g = f[name]
         check_not_cut_off(g, where)
+        check_an_entry(f, name, str(path))
         values: dict[str, str] = {}
         for key in TEXTS:
             node = g.get(key)

@@ -66,17 +66,20 @@ from smm_daq.storage.staging import (
     STAGING,
     CutOff,
     aside_name,
+    check_an_entry,
     check_staged_name_free,
     clear_unfinished,
     cut_off_entries,
-    earlier_leftover,
+    entry_listed,
     key_after_clearing,
+    left_by_a_writer,
     link_in_the_way,
     move_in,
     replace_entry,
     replacements_under_way,
     settle_replacement,
     staged_name,
+    unstaged_name,
     written_by_us,
 )
 
@@ -361,9 +364,11 @@ def _entry_group(f: h5py.File, entry: str, source: str) -> h5py.Group:
     resolves '/', '.' or 'scan/data' to, nor '/scan': an entry is looked up by its name
     elsewhere (its kind, in `list_entries`), which such a path would slip past."""
     why = _not_an_entry_name(entry)
+    if not why:
+        check_an_entry(f, entry, source)
     group = None if why else f.get(entry)  # None for a link to nothing too
     if not isinstance(group, h5py.Group):
-        names = [k for k in f if isinstance(f.get(k), h5py.Group)]
+        names = [k for k in f if entry_listed(f, k)]
         raise InputError(
             f"no entry '{entry}'{why}; expected "
             + ("one of " + ", ".join(repr(n) for n in names) if names
@@ -519,10 +524,30 @@ def list_entries(path: str | Path) -> list[EntryInfo]:
         return [
             _info_or_problem(name, g, source)
             for name, g in f.items()
-            if isinstance(g, h5py.Group) and text(g.attrs.get("NX_class", "")) == "NXentry"
-            and STAGING not in g.attrs and REPLACED not in g.attrs
-            and not earlier_leftover(f, name)
+            if entry_listed(f, name)
         ]
+
+
+def links_and_strays(path: str | Path) -> list[str]:
+    """What `list_entries` leaves out that is neither an entry nor what a killed writer left
+    (`unfinished_entries`, `cut_off_replacements`): links at the file's top level (another
+    name of their target, or of nothing) and objects of another program's under the names
+    smm-daq writes an entry under before it is whole; each said as a sentence."""
+    with open_read(path) as f, corrupt_guard(str(path)):
+        found = []
+        for key in f:
+            link = link_in_the_way(f, key)
+            target = f.get(key, getlink=True)
+            if isinstance(target, h5py.SoftLink) and entry_listed(f, target.path.lstrip("/")):
+                found.append(f"'{key}' is {link}: entry '{target.path.lstrip('/')}' under "
+                             "another name, not an entry of its own")
+            elif link is not None:
+                found.append(f"'{key}' is {link}, not an entry")
+            elif unstaged_name(key) != key and left_by_a_writer(f, key) is None:
+                found.append(f"'{key}' lies under a name smm-daq keeps entry "
+                             f"'{unstaged_name(key)}' under while writing it, and smm-daq did "
+                             "not put it there")
+        return found
 
 
 def unfinished_entries(path: str | Path) -> list[CutOff]:

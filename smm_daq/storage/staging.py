@@ -330,3 +330,67 @@ def _holds_acquired(g: h5py.Group) -> bool:
     return kind == "import" or (kind == "scan" and not (isinstance(done, h5py.Dataset)
                                                         and not np.any(done[()])))
 
+
+
+def left_by_a_writer(f: h5py.Group, key: str) -> str | None:
+    """What the group of its own under `key` is, as a phrase, where it is no entry but what a
+    writer of entry NAME left or keeps while writing: marked as being written or replaced,
+    an earlier release's staged entry, or another object under the names smm-daq writes
+    NAME under (`staged_name`, `aside_name`); None for anything else."""
+    name = unstaged_name(key)
+    if _marked(f, key, STAGING):
+        return (f"'{key}' is entry '{name}' still marked as being written: its writer was "
+                "killed part-way, so it may be partial")
+    if _marked(f, key, REPLACED):
+        where = "waiting aside, marked as replaced" if key != name else (
+            "marked as being replaced by a new one")
+        return (f"'{key}' is the old entry '{name}', {where}: its writer was killed part-way "
+                "through an overwrite")
+    if earlier_leftover(f, key):
+        return (f"'{key}' is entry '{name}' as an earlier smm-daq wrote it and was killed "
+                "before moving it in under its name")
+    return None
+
+
+def not_an_entry(f: h5py.Group, key: str, source: str) -> str | None:
+    """Why `key` may not be read as an entry, as a message saying what it is and what to do,
+    or None where it may: a link (soft or external), which is its target's other name,
+    never an entry of its own (smm-daq names sources by the entry's own name; one to
+    nothing is left to the caller's "no entry"); what a
+    killed writer left (`left_by_a_writer`), which `repair` settles; and anything else under
+    the names smm-daq writes an entry under before it is whole."""
+    link = link_in_the_way(f, key)
+    if link is not None and f.get(key) is not None:  # a link to nothing: no entry there
+        target = f.get(key, getlink=True)
+        own = (f"read entry '{target.path.lstrip('/')}' by its own name"
+               if isinstance(target, h5py.SoftLink) and entry_listed(f, target.path.lstrip("/"))
+               else "an entry of this file")
+        return (f"'{key}' is {link}, not an entry of its own; expected an entry's own name "
+                f"(as `smm-daq info {source}` lists them): {own}")
+    state = left_by_a_writer(f, key)
+    if state is not None:
+        return (f"{state}; expected an entry `smm-daq info {source}` lists: `smm-daq repair "
+                f"{source}` settles it (finishes or undoes what was cut off), then read entry "
+                f"'{unstaged_name(key)}'")
+    if unstaged_name(key) != key and _present(f, key):
+        return (f"'{key}' lies under a name smm-daq keeps entry '{unstaged_name(key)}' under "
+                "while writing or replacing it, and smm-daq did not put it there; expected an "
+                "entry's own name: rename it with an HDF5 tool (h5py, HDFView) to read it")
+    return None
+
+
+def entry_listed(f: h5py.Group, key: str) -> bool:
+    """`key` is an entry as listings show them: a group of the file's own (not a link) that
+    is an NXentry and that `not_an_entry` lets be read."""
+    return (isinstance(f.get(key, getlink=True), h5py.HardLink)
+            and isinstance(f[key], h5py.Group)
+            and text(f[key].attrs.get("NX_class", "")) == "NXentry"
+            and not_an_entry(f, key, "") is None)
+
+
+def check_an_entry(f: h5py.Group, key: str, source: str) -> None:
+    """InputError, for every reader of an entry by name, where `key` may not be read as one
+    (`not_an_entry`)."""
+    refused = not_an_entry(f, key, source)
+    if refused is not None:
+        raise InputError(refused, source=source)
