@@ -416,7 +416,11 @@ def cmd_info(args: argparse.Namespace) -> int:
             print(f"  {_info_line(args.file, e, result)}")
     for cut in unfinished_entries(args.file):
         print(f"  unfinished: {_cut_off_note(cut, args.file)}")
-    for name, link in cut_off_replacements(args.file):
+    for name, link, conflict in cut_off_replacements(args.file):
+        if conflict is not None and link is None:
+            print(f"  unfinished: entry '{name}' was cut off while replaced (its writer "
+                  f"killed), so it is not listed, and cannot be settled as it is: {conflict}")
+            continue
         if link is not None:
             print(f"  unfinished: entry '{name}' was cut off while replaced (its writer "
                   f"killed), so it is not listed: the old entry waits, whole, at "

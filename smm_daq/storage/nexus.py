@@ -77,6 +77,7 @@ from smm_daq.storage.staging import (
     move_in,
     replace_entry,
     replacements_under_way,
+    settle_conflict,
     settle_replacement,
     staged_name,
     unstaged_name,
@@ -225,9 +226,11 @@ def write_map_entry(
         raise InputError(f"entry kind is empty; expected one of {KINDS_HINT}", source=source)
     check_intact(path)
     with writing(path, room=_payload_bytes(data, plots, extra)) as f:
-        clear_unfinished(f, data.name)  # left by a writer that was killed
+        # left by a writer that was killed; an earlier release's whole entry is kept until
+        # the new one is whole, and replaced by it then
+        superseding = clear_unfinished(f, data.name, keep_earlier=True)
         replacing = _present(f, data.name)
-        if replacing:
+        if replacing and not superseding:
             _check_replaceable(f, data.name, data.name, data.sources, overwrite, source)
             _check_aside_free(f, data.name, source)
         # Written under another name first: a failure part-way leaves the file as it was.
@@ -562,14 +565,16 @@ def unfinished_entries(path: str | Path) -> list[CutOff]:
         return cut_off_entries(f)
 
 
-def cut_off_replacements(path: str | Path) -> list[tuple[str, str | None]]:
+def cut_off_replacements(path: str | Path) -> list[tuple[str, str | None, str | None]]:
     """The entries whose replacement (an overwrite) a killed writer left part-way, in a file
     no smm-daq writer has touched since (one left marked open for write is settled by the
-    read), each with the link under its name that keeps it from being settled, else None.
+    read), each with the link under its name that keeps it from being settled, else None,
+    and what else keeps it from being settled (`settle_conflict`), else None.
     `list_entries` leaves out their groups; the next write of the name, or `repair`,
     finishes the replacement, or puts the old entry back where the new one was not whole."""
     with open_read(path) as f, corrupt_guard(str(path)):
-        return [(name, link_in_the_way(f, name)) for name in replacements_under_way(f)]
+        return [(name, link_in_the_way(f, name), settle_conflict(f, name))
+                for name in replacements_under_way(f)]
 
 
 def _info_or_problem(name: str, g: h5py.Group, source: str) -> EntryInfo:
