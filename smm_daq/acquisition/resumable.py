@@ -68,12 +68,13 @@ def load_resumable(path: str | Path, name: str) -> ResumableEntry:
             raise InputError(f"no such entry; expected a scan of this file ("
                              f"{', '.join(scans) or 'it holds none'})", source=where)
         kind = text(f[name].attrs.get("kind", ""))
+        g = f[name]
+        if kind == "scan":
+            check_not_cut_off(g, where)
+        check_an_entry(f, name, str(path))  # never lines into a link's target
         if kind != "scan":
             raise InputError(f"is not a scan (kind '{kind}'); only scans are resumed",
                              source=where)
-        g = f[name]
-        check_not_cut_off(g, where)
-        check_an_entry(f, name, str(path))
         values: dict[str, str] = {}
         for key in TEXTS:
             node = g.get(key)

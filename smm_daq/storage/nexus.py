@@ -296,6 +296,9 @@ def check_new_entry(path: str | Path, name: str, sources: Sequence[str], *,
     if not Path(path).exists():
         return
     with open_read(path) as f:
+        conflict = settle_conflict(f, name) if name in replacements_under_way(f) else None
+        if conflict is not None:
+            raise InputError(conflict, source=source)
         check_staged_name_free(f, name)
         key = key_after_clearing(f, name)  # as the writer finds the name once it is cleared
         if key is not None:
