@@ -219,3 +219,23 @@ def test_an_earlier_releases_product_is_kept_until_its_successor_is_whole(
     with h5py.File(path, "r") as f:
         assert sorted(f) == ["induced", "inf", "rem"]
     assert _scans(path) == scans
+
+
+def test_repair_keeps_an_external_link_as_a_link(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """Never the other file's data copied in, nor a traceback where that file is missing."""
+    path = _session(tmp_path)
+    with h5py.File(tmp_path / "other.h5", "w") as other:
+        other.create_dataset("x", data=[1.0, 2.0])
+    with h5py.File(path, "a") as f:
+        f["far"] = h5py.ExternalLink(str(tmp_path / "other.h5"), "/x")
+        f["gone"] = h5py.ExternalLink("missing.h5", "/x")
+    scans = _scans(path)
+    assert main(["repair", str(path)]) == 0
+    assert "Traceback" not in capsys.readouterr().err
+    with h5py.File(path, "r") as f:
+        far, gone = f.get("far", getlink=True), f.get("gone", getlink=True)
+        assert isinstance(far, h5py.ExternalLink) and far.path == "/x"
+        assert far.filename == str(tmp_path / "other.h5")
+        assert isinstance(gone, h5py.ExternalLink) and gone.filename == "missing.h5"
+    assert _scans(path) == scans

@@ -702,13 +702,17 @@ _COPY_ROWS = 1 << 22  # elements per block when copying a dataset
 
 
 def _rebuild(src: h5py.Group, dst: h5py.Group) -> None:
-    """Every attribute, group and dataset of `src` written anew under `dst`."""
+    """Every attribute, group and dataset of `src` written anew under `dst`, and every link
+    as the same link."""
     for key, value in src.attrs.items():
         dst.attrs[key] = value
     for key in src:
         node = src.get(key, getlink=True)
         if isinstance(node, h5py.SoftLink):
             dst[key] = h5py.SoftLink(node.path)
+            continue
+        if isinstance(node, h5py.ExternalLink):  # a link still, never the other file's data
+            dst[key] = h5py.ExternalLink(node.filename, node.path)
             continue
         obj = src[key]
         if isinstance(obj, h5py.Group):
