@@ -1,7 +1,8 @@
 """Fuzzing session files holding random mixes of entries, groups a killed writer left (marked
 as being written or replaced, an earlier release's staged entry), links (soft, external, to
 nothing) and objects of other programs (datasets, plain groups), under entry names and the
-names smm-daq writes an entry under before it is whole. `info`, a reader (`export`), a
+names smm-daq writes an entry under before it is whole, and marks put on products there.
+`info`, a reader (`export`), a
 writer (`subtract --overwrite`) and `repair`, run in turn on each file, must each end with
 exit 0 or 2 and no traceback, and nothing acquired may be lost: each scan's bytes stay in
 the file (the scans `rem` and `inf` under their names). The counts are printed (pytest -s).
@@ -69,6 +70,18 @@ MAKERS: dict[str, Callable[[h5py.File, str, random.Random, Path], None]] = {
 }
 
 
+def _mark(f: h5py.File, key: str, rng: random.Random) -> str | None:
+    """A mark put on the product under `key` (as on one a killed writer was overwriting or
+    moving in), or None where there is none (a scan is left as it is)."""
+    node = f.get(key, getlink=True)
+    if not (isinstance(node, h5py.HardLink) and isinstance(f[key], h5py.Group)
+            and f[key].attrs.get("kind") == "induced"):
+        return None
+    mark = rng.choice([STAGING, REPLACED])
+    f[key].attrs[mark] = 1
+    return mark
+
+
 def _keys(rng: random.Random) -> str:
     name = rng.choice(NAMES)
     return rng.choice([name, staged_name(name), aside_name(name)])
@@ -79,8 +92,9 @@ def _scans_bz(path: Path) -> set[bytes]:
     found: set[bytes] = set()
     with h5py.File(path, "r") as f:
         def visit(name: str, node: object) -> None:
-            if isinstance(node, h5py.Dataset) and name.endswith("data/Bz"):
-                found.add(np.asarray(node[()]).tobytes())
+            if (isinstance(node, h5py.Group) and node.attrs.get("kind") == "scan"
+                    and isinstance(node.get("data/Bz"), h5py.Dataset)):
+                found.add(np.asarray(node["data/Bz"][()]).tobytes())
         f.visititems(visit)
     return found
 
@@ -114,6 +128,8 @@ def test_no_mix_of_entries_links_and_leftovers_ends_in_a_traceback_or_loses_a_sc
                 if f.get(key, getlink=True) is None:
                     MAKERS[kind](f, key, rng, d)
                     made.append(f"{kind} at {key!r}")
+                elif rng.random() < 0.5 and (mark := _mark(f, key, rng)):
+                    made.append(f"{mark} put on {key!r}")
         counts["made"] += len(made)
         acquired, scans = _scans_bz(path), _scans(path)
         name = rng.choice(NAMES)
