@@ -77,6 +77,7 @@ from smm_daq.storage.staging import (
     move_in,
     replace_entry,
     replacements_under_way,
+    resolves,
     settle_conflict,
     settle_replacement,
     staged_name,
@@ -372,7 +373,7 @@ def _entry_group(f: h5py.File, entry: str, source: str) -> h5py.Group:
     why = _not_an_entry_name(entry)
     if not why:
         check_an_entry(f, entry, source)
-    group = None if why else f.get(entry)  # None for a link to nothing too
+    group = f.get(entry) if not why and resolves(f, entry) else None  # a link to nothing
     if not isinstance(group, h5py.Group):
         names = [k for k in f if entry_listed(f, k)]
         raise InputError(
@@ -527,11 +528,8 @@ def list_entries(path: str | Path) -> list[EntryInfo]:
     source = str(path)
     with open_read(path) as f, corrupt_guard(source):
         check_headers(f, source)
-        return [
-            _info_or_problem(name, g, source)
-            for name, g in f.items()
-            if entry_listed(f, name)
-        ]
+        return [_info_or_problem(name, f[name], source) for name in f
+                if entry_listed(f, name)]  # never through a link (one in a loop included)
 
 
 def links_and_strays(path: str | Path) -> list[str]:

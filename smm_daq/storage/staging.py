@@ -66,6 +66,15 @@ def unstaged_name(key: str) -> str:
     return key
 
 
+def resolves(f: h5py.Group, key: str) -> bool:
+    """`key` leads to an object: False for a link to nothing, to a file not found, or round
+    in a loop (a soft link to itself), which HDF5 refuses to follow."""
+    try:
+        return f.get(key) is not None
+    except (KeyError, RuntimeError, OSError):
+        return False
+
+
 def _present(f: h5py.Group, key: str) -> bool:
     """Anything of that name, a link to nothing included."""
     return f.get(key, getlink=True) is not None
@@ -200,7 +209,7 @@ def link_in_the_way(f: h5py.Group, name: str) -> str | None:
         return None
     if isinstance(link, h5py.ExternalLink):
         return f"an external link to '{link.path}' in {link.filename}"
-    gone = "" if f.get(name) is not None else ", which does not exist"
+    gone = "" if resolves(f, name) else ", which does not exist"
     return f"a soft link to '{link.path}'{gone}"
 
 
@@ -222,8 +231,7 @@ def key_after_clearing(f: h5py.Group, name: str) -> str | None:
 
 def replacements_under_way(f: h5py.Group) -> list[str]:
     """The entries whose replacement a killed writer left (a group marked REPLACED)."""
-    return list(dict.fromkeys(unstaged_name(key) for key, g in f.items()
-                              if isinstance(g, h5py.Group) and REPLACED in g.attrs))
+    return list(dict.fromkeys(unstaged_name(key) for key in f if _marked(f, key, REPLACED)))
 
 
 @dataclass(frozen=True)
@@ -422,7 +430,7 @@ def not_an_entry(f: h5py.Group, key: str, source: str) -> str | None:
     killed writer left (`left_by_a_writer`), which `repair` settles; and anything else under
     the names smm-daq writes an entry under before it is whole."""
     link = link_in_the_way(f, key)
-    if link is not None and f.get(key) is not None:  # a link to nothing: no entry there
+    if link is not None and resolves(f, key):  # a link to nothing: no entry there
         target = f.get(key, getlink=True)
         own = (f"read entry '{target.path.lstrip('/')}' by its own name"
                if isinstance(target, h5py.SoftLink) and entry_listed(f, target.path.lstrip("/"))
@@ -443,8 +451,13 @@ def not_an_entry(f: h5py.Group, key: str, source: str) -> str | None:
 
 def entry_listed(f: h5py.Group, key: str) -> bool:
     """`key` is an entry as listings show them: a group of the file's own (not a link) that
-    is an NXentry and that `not_an_entry` lets be read."""
-    return (isinstance(f.get(key, getlink=True), h5py.HardLink)
+    is an NXentry and that `not_an_entry` lets be read (False for a path HDF5 cannot
+    follow, through a link round in a loop)."""
+    try:
+        link = f.get(key, getlink=True)
+    except (KeyError, RuntimeError, OSError):
+        return False
+    return (isinstance(link, h5py.HardLink)
             and isinstance(f[key], h5py.Group)
             and text(f[key].attrs.get("NX_class", "")) == "NXentry"
             and not_an_entry(f, key, "") is None)
