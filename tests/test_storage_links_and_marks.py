@@ -239,3 +239,23 @@ def test_repair_keeps_an_external_link_as_a_link(tmp_path: Path,
         assert far.filename == str(tmp_path / "other.h5")
         assert isinstance(gone, h5py.ExternalLink) and gone.filename == "missing.h5"
     assert _scans(path) == scans
+
+
+def test_a_soft_link_round_in_a_loop_is_a_link_to_nothing_not_a_corrupt_file(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _session(tmp_path)
+    with h5py.File(path, "a") as f:
+        f["self"] = h5py.SoftLink("/self")
+        f["through"] = h5py.SoftLink("/self/data")
+    capsys.readouterr()
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"{path}: 2 entries" in out
+    assert "not an entry: 'self' is a soft link to '/self', which does not exist" in out
+    assert "not an entry: 'through' is a soft link to '/self/data', which does not exist" in out
+    with pytest.raises(InputError, match=r"no entry 'self'; expected one of 'rem', 'inf'$"):
+        read_map(path, "self")
+    assert main(["repair", str(path)]) == 0
+    assert "corrupt" not in capsys.readouterr().err
+    with h5py.File(path, "r") as f:
+        assert f.get("self", getlink=True).path == "/self"
