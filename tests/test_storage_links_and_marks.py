@@ -7,6 +7,8 @@ state smm-daq never makes is refused, naming the objects, with the file unchange
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +16,8 @@ import h5py
 import numpy as np
 import pytest
 from test_storage_earlier_staging import _leftover, _scans, _session, _subtract
+from test_storage_replace import KILLER, _dump, _whole
+from test_storage_replace import _session as replace_session
 
 from smm_daq.acquisition.resumable import load_resumable
 from smm_daq.cli.main import main
@@ -259,3 +263,25 @@ def test_a_soft_link_round_in_a_loop_is_a_link_to_nothing_not_a_corrupt_file(
     assert "corrupt" not in capsys.readouterr().err
     with h5py.File(path, "r") as f:
         assert f.get("self", getlink=True).path == "/self"
+
+
+def test_a_write_killed_at_any_swap_step_over_an_earlier_product_leaves_one_whole(
+        tmp_path: Path) -> None:
+    """An earlier release's staged product of the name (its writer killed before the move)
+    and a new write of that name killed at each change once its entry is laid out: the next
+    reader finds the earlier product or the new one, whole, under the name."""
+    killed = 0
+    while True:
+        path = tmp_path / f"killed{killed}.h5"
+        replace_session(path)
+        with h5py.File(path, "a") as f:
+            f.move("product", ".product.smm_daq_staging")  # unmarked: the earlier release's
+        other = _dump(path, "other")
+        proc = subprocess.run([sys.executable, "-c", KILLER, str(path), str(killed)],
+                              check=False)
+        if proc.returncode == 3:
+            break
+        assert proc.returncode == -9
+        _whole(path, other)
+        killed += 1
+    assert killed >= 3  # moved in; marked, moved aside, moved in, mark off, deleted
