@@ -28,6 +28,7 @@ from smm_daq.errors import InputError
 from smm_daq.instruments.profile import Profile, parse_profile
 from smm_daq.storage.h5file import open_read, text
 from smm_daq.storage.scan_entry import STATUSES, check_not_cut_off, check_same_profile
+from smm_daq.storage.staging import check_an_entry
 
 TEXTS = ("plan", "profile", "profile_fingerprint", "recipe", "status")
 GRIDS = ("data/Bz", "data/lockin_x", "data/lockin_y", "data/lockin_range", "data/time")
@@ -67,11 +68,13 @@ def load_resumable(path: str | Path, name: str) -> ResumableEntry:
             raise InputError(f"no such entry; expected a scan of this file ("
                              f"{', '.join(scans) or 'it holds none'})", source=where)
         kind = text(f[name].attrs.get("kind", ""))
+        g = f[name]
+        if kind == "scan":
+            check_not_cut_off(g, where)
+        check_an_entry(f, name, str(path))  # never lines into a link's target
         if kind != "scan":
             raise InputError(f"is not a scan (kind '{kind}'); only scans are resumed",
                              source=where)
-        g = f[name]
-        check_not_cut_off(g, where)
         values: dict[str, str] = {}
         for key in TEXTS:
             node = g.get(key)

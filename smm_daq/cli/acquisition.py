@@ -390,7 +390,12 @@ def cmd_info(args: argparse.Namespace) -> int:
     """List the file's entries, each MMT result read whole: an entry that cannot be read, a
     damaged result or one of a newer layout is listed as such (a result with why) beside the
     others, and the first of them is the error (exit 2)."""
-    from smm_daq.storage.nexus import cut_off_replacements, list_entries, unfinished_entries
+    from smm_daq.storage.nexus import (
+        cut_off_replacements,
+        links_and_strays,
+        list_entries,
+        unfinished_entries,
+    )
     from smm_daq.storage.staging import aside_name
 
     entries = list_entries(args.file)
@@ -411,7 +416,11 @@ def cmd_info(args: argparse.Namespace) -> int:
             print(f"  {_info_line(args.file, e, result)}")
     for cut in unfinished_entries(args.file):
         print(f"  unfinished: {_cut_off_note(cut, args.file)}")
-    for name, link in cut_off_replacements(args.file):
+    for name, link, conflict in cut_off_replacements(args.file):
+        if conflict is not None and link is None:
+            print(f"  unfinished: entry '{name}' was cut off while replaced (its writer "
+                  f"killed), so it is not listed, and cannot be settled as it is: {conflict}")
+            continue
         if link is not None:
             print(f"  unfinished: entry '{name}' was cut off while replaced (its writer "
                   f"killed), so it is not listed: the old entry waits, whole, at "
@@ -423,6 +432,8 @@ def cmd_info(args: argparse.Namespace) -> int:
               "so it is not listed: writing it again, or `smm-daq repair "
               f"{args.file}`, puts the new entry in place (the old one back where the new one "
               "was not whole)")
+    for line in links_and_strays(args.file):
+        print(f"  not an entry: {line}")
     if problems:  # every entry was listed; the first unreadable or damaged one is the error
         others = (f" (and {len(problems) - 1} more entries not read: unreadable, damaged "
                   "or newer)"

@@ -459,9 +459,10 @@ def _saved_result(path: str, entry: str) -> SavedResult | None:
     from smm_daq.analysis.mmt.result_read import read_result_entry
     from smm_daq.storage.checks import corrupt_guard
     from smm_daq.storage.h5file import open_read, text
+    from smm_daq.storage.staging import resolves
 
     with open_read(path) as f, corrupt_guard(path):
-        g = f.get(entry)
+        g = f.get(entry) if resolves(f, entry) else None
         kind = text(g.attrs.get("kind", "")) if g is not None else ""
     return read_result_entry(path, entry) if kind == "mmt" else None
 

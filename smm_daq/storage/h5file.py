@@ -521,13 +521,21 @@ def remove_leftovers(path: str | Path) -> tuple[list[str], list[str]]:
 # -- repair ---------------------------------------------------------------------------------
 
 
+def _own_groups(f: h5py.Group) -> Iterator[tuple[str, h5py.Group]]:
+    """The groups directly under `f` by a name of their own: never through a link (one to
+    another file, or round in a loop, which HDF5 refuses to follow)."""
+    for name in f:
+        if isinstance(f.get(name, getlink=True), h5py.HardLink) and isinstance(
+                f[name], h5py.Group):
+            yield name, f[name]
+
+
 def live_writers(f: h5py.File) -> list[str]:
     """Entries of an open file whose recorded writer is still running on this machine."""
     busy = []
-    for name, entry in f.items():
+    for name, entry in _own_groups(f):
         if (
-            isinstance(entry, h5py.Group)
-            and "writer" in entry
+            "writer" in entry
             and "status" in entry
             and text(entry["status"]) in ("running", "paused", "interrupted")
             and writer_alive(text(entry["writer"]))
@@ -616,10 +624,9 @@ def _repair_locked(p: Path, *, only_ours: bool = False) -> Repaired:
                         done.moved_in.append(c)
                     elif c.acquired:
                         done.held.append(c)
-                for name, entry in dst.items():
+                for name, entry in _own_groups(dst):
                     if (
-                        isinstance(entry, h5py.Group)
-                        and "status" in entry
+                        "status" in entry
                         and text(entry["status"]) in ("running", "paused")
                     ):
                         entry["status"][()] = "interrupted"
@@ -702,13 +709,17 @@ _COPY_ROWS = 1 << 22  # elements per block when copying a dataset
 
 
 def _rebuild(src: h5py.Group, dst: h5py.Group) -> None:
-    """Every attribute, group and dataset of `src` written anew under `dst`."""
+    """Every attribute, group and dataset of `src` written anew under `dst`, and every link
+    as the same link."""
     for key, value in src.attrs.items():
         dst.attrs[key] = value
     for key in src:
         node = src.get(key, getlink=True)
         if isinstance(node, h5py.SoftLink):
             dst[key] = h5py.SoftLink(node.path)
+            continue
+        if isinstance(node, h5py.ExternalLink):  # a link still, never the other file's data
+            dst[key] = h5py.ExternalLink(node.filename, node.path)
             continue
         obj = src[key]
         if isinstance(obj, h5py.Group):

@@ -66,17 +66,22 @@ from smm_daq.storage.staging import (
     STAGING,
     CutOff,
     aside_name,
+    check_an_entry,
     check_staged_name_free,
     clear_unfinished,
     cut_off_entries,
-    earlier_leftover,
+    entry_listed,
     key_after_clearing,
+    left_by_a_writer,
     link_in_the_way,
     move_in,
     replace_entry,
     replacements_under_way,
+    resolves,
+    settle_conflict,
     settle_replacement,
     staged_name,
+    unstaged_name,
     written_by_us,
 )
 
@@ -222,9 +227,11 @@ def write_map_entry(
         raise InputError(f"entry kind is empty; expected one of {KINDS_HINT}", source=source)
     check_intact(path)
     with writing(path, room=_payload_bytes(data, plots, extra)) as f:
-        clear_unfinished(f, data.name)  # left by a writer that was killed
+        # left by a writer that was killed; an earlier release's whole entry is kept until
+        # the new one is whole, and replaced by it then
+        superseding = clear_unfinished(f, data.name, keep_earlier=True)
         replacing = _present(f, data.name)
-        if replacing:
+        if replacing and not superseding:
             _check_replaceable(f, data.name, data.name, data.sources, overwrite, source)
             _check_aside_free(f, data.name, source)
         # Written under another name first: a failure part-way leaves the file as it was.
@@ -290,6 +297,9 @@ def check_new_entry(path: str | Path, name: str, sources: Sequence[str], *,
     if not Path(path).exists():
         return
     with open_read(path) as f:
+        conflict = settle_conflict(f, name) if name in replacements_under_way(f) else None
+        if conflict is not None:
+            raise InputError(conflict, source=source)
         check_staged_name_free(f, name)
         key = key_after_clearing(f, name)  # as the writer finds the name once it is cleared
         if key is not None:
@@ -361,9 +371,11 @@ def _entry_group(f: h5py.File, entry: str, source: str) -> h5py.Group:
     resolves '/', '.' or 'scan/data' to, nor '/scan': an entry is looked up by its name
     elsewhere (its kind, in `list_entries`), which such a path would slip past."""
     why = _not_an_entry_name(entry)
-    group = None if why else f.get(entry)  # None for a link to nothing too
+    if not why:
+        check_an_entry(f, entry, source)
+    group = f.get(entry) if not why and resolves(f, entry) else None  # a link to nothing
     if not isinstance(group, h5py.Group):
-        names = [k for k in f if isinstance(f.get(k), h5py.Group)]
+        names = [k for k in f if entry_listed(f, k)]
         raise InputError(
             f"no entry '{entry}'{why}; expected "
             + ("one of " + ", ".join(repr(n) for n in names) if names
@@ -516,13 +528,30 @@ def list_entries(path: str | Path) -> list[EntryInfo]:
     source = str(path)
     with open_read(path) as f, corrupt_guard(source):
         check_headers(f, source)
-        return [
-            _info_or_problem(name, g, source)
-            for name, g in f.items()
-            if isinstance(g, h5py.Group) and text(g.attrs.get("NX_class", "")) == "NXentry"
-            and STAGING not in g.attrs and REPLACED not in g.attrs
-            and not earlier_leftover(f, name)
-        ]
+        return [_info_or_problem(name, f[name], source) for name in f
+                if entry_listed(f, name)]  # never through a link (one in a loop included)
+
+
+def links_and_strays(path: str | Path) -> list[str]:
+    """What `list_entries` leaves out that is neither an entry nor what a killed writer left
+    (`unfinished_entries`, `cut_off_replacements`): links at the file's top level (another
+    name of their target, or of nothing) and objects of another program's under the names
+    smm-daq writes an entry under before it is whole; each said as a sentence."""
+    with open_read(path) as f, corrupt_guard(str(path)):
+        found = []
+        for key in f:
+            link = link_in_the_way(f, key)
+            target = f.get(key, getlink=True)
+            if isinstance(target, h5py.SoftLink) and entry_listed(f, target.path.lstrip("/")):
+                found.append(f"'{key}' is {link}: entry '{target.path.lstrip('/')}' under "
+                             "another name, not an entry of its own")
+            elif link is not None:
+                found.append(f"'{key}' is {link}, not an entry")
+            elif unstaged_name(key) != key and left_by_a_writer(f, key) is None:
+                found.append(f"'{key}' lies under a name smm-daq keeps entry "
+                             f"'{unstaged_name(key)}' under while writing it, and smm-daq did "
+                             "not put it there")
+        return found
 
 
 def unfinished_entries(path: str | Path) -> list[CutOff]:
@@ -537,14 +566,16 @@ def unfinished_entries(path: str | Path) -> list[CutOff]:
         return cut_off_entries(f)
 
 
-def cut_off_replacements(path: str | Path) -> list[tuple[str, str | None]]:
+def cut_off_replacements(path: str | Path) -> list[tuple[str, str | None, str | None]]:
     """The entries whose replacement (an overwrite) a killed writer left part-way, in a file
     no smm-daq writer has touched since (one left marked open for write is settled by the
-    read), each with the link under its name that keeps it from being settled, else None.
+    read), each with the link under its name that keeps it from being settled, else None,
+    and what else keeps it from being settled (`settle_conflict`), else None.
     `list_entries` leaves out their groups; the next write of the name, or `repair`,
     finishes the replacement, or puts the old entry back where the new one was not whole."""
     with open_read(path) as f, corrupt_guard(str(path)):
-        return [(name, link_in_the_way(f, name)) for name in replacements_under_way(f)]
+        return [(name, link_in_the_way(f, name), settle_conflict(f, name))
+                for name in replacements_under_way(f)]
 
 
 def _info_or_problem(name: str, g: h5py.Group, source: str) -> EntryInfo:

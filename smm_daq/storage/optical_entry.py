@@ -24,7 +24,13 @@ from smm_daq.analysis.optical import ImageRegistration
 from smm_daq.errors import InputError
 from smm_daq.storage.h5file import TEXT, now_iso, open_read, text, writing
 from smm_daq.storage.nexus import check_entry_name
-from smm_daq.storage.staging import STAGING, clear_unfinished, move_in, staged_name
+from smm_daq.storage.staging import (
+    STAGING,
+    check_an_entry,
+    clear_unfinished,
+    move_in,
+    staged_name,
+)
 
 KIND = "optical"
 
@@ -119,6 +125,7 @@ def read_optical_entry(path: str | Path, name: str) -> tuple[np.ndarray, ImageRe
     """The image (rows, columns, 3) uint8 and its registration stored in entry `name`."""
     source = f"{path}, entry '{name}'"
     with open_read(path) as f:
+        check_an_entry(f, name, str(path))
         g = f.get(name)
         if not isinstance(g, h5py.Group) or text(g.attrs.get("kind", "")) != KIND:
             raise InputError("is not a registered image; expected an entry of kind "

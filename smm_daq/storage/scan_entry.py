@@ -67,6 +67,7 @@ from smm_daq.storage.nexus import check_entry_name, create_entry_core
 from smm_daq.storage.products import Quantity, put, set_nx
 from smm_daq.storage.staging import (
     STAGING,
+    check_an_entry,
     check_staged_name_free,
     clear_unfinished,
     key_after_clearing,
@@ -352,6 +353,7 @@ class ScanEntryWriter:
                 raise InputError("is not a scan entry in this file", source=where)
             g = f[name]
             check_not_cut_off(g, where)
+            check_an_entry(f, name, str(p))  # never lines into a link's target
             status = text(g["status"])
             if status == "finished":
                 raise InputError("is finished already; nothing to resume", source=where)
@@ -491,6 +493,7 @@ def read_field_checks(path: str | Path, name: str) -> list[FieldCheck]:
     its one (the latest run's). InputError naming the dataset when one is malformed."""
     where = f"{path}, entry '{name}'"
     with open_read(path) as f:
+        check_an_entry(f, name, str(path))
         if name not in f or text(f[name].attrs.get("kind", "")) != "scan":
             raise InputError("is not a scan entry in this file", source=where)
         check = f[name].get("instrument/field_check")
@@ -521,6 +524,7 @@ def read_scan_record(path: str | Path, name: str) -> dict[str, Any]:
     """What resume needs from a scan entry: plan text, fingerprint, profile, status, lines."""
     where = f"{path}, entry '{name}'"
     with open_read(path) as f:
+        check_an_entry(f, name, str(path))
         if name not in f or text(f[name].attrs.get("kind", "")) != "scan":
             raise InputError("is not a scan entry in this file", source=where)
         g = f[name]

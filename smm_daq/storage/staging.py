@@ -20,7 +20,10 @@ Files from releases before the mark came off only after the move hold, where suc
 was killed between the two, an unmarked `.NAME.smm_daq_staging` group: the whole entry that
 writer had written, not yet under its name. `clear_unfinished` deletes it when it is
 certainly smm-daq's (our NXentry, program_name smm-daq, an entry kind) and holds nothing
-acquired: the new write of NAME supersedes it, as it does a marked one. Anything else under
+acquired: the new write of NAME supersedes it, as it does a marked one. An analysis product's
+writer, NAME being free, moves it in under NAME first (the step its writer did not make) and
+swaps its own entry in over it (`replace_entry`), so that a kill before the new entry is
+whole leaves the earlier one whole under its name. Anything else under
 that name is refused, naming what to do, and left as it is. `repair` removes such a group
 holding nothing acquired, as it does a marked one; one holding acquired data, which
 smm-daq never deletes, it moves in under NAME where that is free (the step its writer did
@@ -61,6 +64,15 @@ def unstaged_name(key: str) -> str:
         if key.startswith(".") and key.endswith(f".{mark}") and len(key) > len(mark) + 2:
             return key[1:-len(mark) - 1]
     return key
+
+
+def resolves(f: h5py.Group, key: str) -> bool:
+    """`key` leads to an object: False for a link to nothing, to a file not found, or round
+    in a loop (a soft link to itself), which HDF5 refuses to follow."""
+    try:
+        return f.get(key) is not None
+    except (KeyError, RuntimeError, OSError):
+        return False
 
 
 def _present(f: h5py.Group, key: str) -> bool:
@@ -120,6 +132,9 @@ def settle_replacement(f: h5py.Group, name: str, *, source: str | None = None) -
         old = name
     else:
         return
+    conflict = settle_conflict(f, name)
+    if conflict is not None:
+        raise InputError(conflict, source=source or f.file.filename)
     if (old == aside and _present(f, name)) or _marked(f, staged_name(name), STAGING):
         _finish_replacement(f, name)
         return
@@ -142,6 +157,50 @@ def _check_not_a_link(f: h5py.Group, name: str, source: str) -> None:
             "nothing was changed", source=source)
 
 
+def settle_conflict(f: h5py.Group, name: str) -> str | None:
+    """Why a replacement of entry `name` under way may not be settled, as a message naming
+    each object and what to do, where what lies under `name` and its aside name is no state
+    a killed writer leaves (another program's, or a group copied in by hand), so that
+    settling it would move onto a name taken or delete the old entry for what is not the
+    new one; None where it may (a link under `name` is `_check_not_a_link`'s)."""
+    aside, staged = aside_name(name), staged_name(name)
+    then = ("then `smm-daq repair` finishes the replacement or puts the old entry back; "
+            "nothing was changed")
+    old = aside if _marked(f, aside, REPLACED) else name
+    if old == aside and _marked(f, name, REPLACED):
+        return (f"'{name}' and '{aside}' are both groups marked as the old entry '{name}' "
+                "being replaced, which smm-daq never leaves (one of them copied in by hand?); "
+                "expected one of them: keep the one you want, renaming or deleting the other "
+                f"with an HDF5 tool (h5py, HDFView), {then}")
+    if old == aside and _present(f, name) and not written_by_us(f, name):
+        return (f"'{name}' holds {_what(f, name)}, not the new entry smm-daq moved in, while "
+                f"the old entry '{name}' waits, whole and marked as replaced, at '{aside}'; "
+                f"expected the new entry or nothing under '{name}': rename or delete it with "
+                f"an HDF5 tool (h5py, HDFView), {then}")
+    if (old == name and _marked(f, name, REPLACED) and _marked(f, staged, STAGING)
+            and _present(f, aside)):
+        return (f"'{aside}', where smm-daq moves entry '{name}' aside while replacing it, "
+                f"holds {_what(f, aside)} that smm-daq did not put there, while the old entry "
+                f"'{name}' is marked as replaced and its successor waits at '{staged}'; "
+                "expected that name free: rename or delete it with an HDF5 tool (h5py, "
+                f"HDFView), {then}")
+    return None
+
+
+def _what(f: h5py.Group, key: str) -> str:
+    """The object under `key`, said as a phrase for a message."""
+    link = link_in_the_way(f, key)
+    if link is not None:
+        return link
+    node = f[key]
+    if not isinstance(node, h5py.Group):
+        return "a dataset" if isinstance(node, h5py.Dataset) else "an object that is no group"
+    for mark, state in ((STAGING, "being written"), (REPLACED, "replaced")):
+        if mark in node.attrs:
+            return f"a group marked as {state}"
+    return "a group smm-daq did not write"
+
+
 def link_in_the_way(f: h5py.Group, name: str) -> str | None:
     """The link (soft or external) under `name`, said as a phrase, that keeps a replacement
     of entry `name` from being settled; None where there is none."""
@@ -150,7 +209,7 @@ def link_in_the_way(f: h5py.Group, name: str) -> str | None:
         return None
     if isinstance(link, h5py.ExternalLink):
         return f"an external link to '{link.path}' in {link.filename}"
-    gone = "" if f.get(name) is not None else ", which does not exist"
+    gone = "" if resolves(f, name) else ", which does not exist"
     return f"a soft link to '{link.path}'{gone}"
 
 
@@ -172,8 +231,7 @@ def key_after_clearing(f: h5py.Group, name: str) -> str | None:
 
 def replacements_under_way(f: h5py.Group) -> list[str]:
     """The entries whose replacement a killed writer left (a group marked REPLACED)."""
-    return [unstaged_name(key) for key, g in f.items()
-            if isinstance(g, h5py.Group) and REPLACED in g.attrs]
+    return list(dict.fromkeys(unstaged_name(key) for key in f if _marked(f, key, REPLACED)))
 
 
 @dataclass(frozen=True)
@@ -251,22 +309,34 @@ def earlier_leftover(f: h5py.Group, key: str) -> bool:
             and _ours(f, key))
 
 
-def clear_unfinished(f: h5py.Group, name: str) -> None:
+def clear_unfinished(f: h5py.Group, name: str, *, keep_earlier: bool = False) -> bool:
     """Make way for a new write of entry `name` where a writer killed part-way through it
     left something: a replacement is settled, a group still marked STAGING (under the
     temporary name or, killed between the move and the mark's removal, under `name`)
     deleted, and an earlier release's unmarked staged group deleted when it is certainly
     ours and holds nothing acquired (module doc). InputError, the file unchanged, when
     something else sits under the temporary name (`check_staged_name_free`). Other groups
-    are never touched."""
+    are never touched.
+
+    `keep_earlier` (a writer that swaps its entry in with `replace_entry`): such an earlier
+    entry, an analysis product whose name is free, is moved in under `name` instead (the
+    step its writer did not make), so that it is deleted only once the new entry is whole,
+    by the swap: True then, and the caller replaces it whatever it would refuse to
+    overwrite. (A scan's earlier layout holds nothing to keep.)"""
     settle_replacement(f, name)
     staged = staged_name(name)
     for key in (staged, name):
         if _marked(f, key, STAGING):
             del f[key]
-    if _present(f, staged):
-        check_staged_name_free(f, name)
-        del f[staged]  # a whole earlier write of `name`, superseded by this one
+    if not _present(f, staged):
+        return False
+    check_staged_name_free(f, name)
+    if (keep_earlier and not _present(f, name) and not _present(f, aside_name(name))
+            and text(f[staged].attrs["kind"]) != "scan"):
+        f.move(staged, name)
+        return True
+    del f[staged]  # a whole earlier write of `name`, superseded by this one
+    return False
 
 
 def check_staged_name_free(f: h5py.Group, name: str) -> None:
@@ -330,3 +400,72 @@ def _holds_acquired(g: h5py.Group) -> bool:
     return kind == "import" or (kind == "scan" and not (isinstance(done, h5py.Dataset)
                                                         and not np.any(done[()])))
 
+
+
+def left_by_a_writer(f: h5py.Group, key: str) -> str | None:
+    """What the group of its own under `key` is, as a phrase, where it is no entry but what a
+    writer of entry NAME left or keeps while writing: marked as being written or replaced,
+    an earlier release's staged entry, or another object under the names smm-daq writes
+    NAME under (`staged_name`, `aside_name`); None for anything else."""
+    name = unstaged_name(key)
+    if _marked(f, key, STAGING):
+        return (f"'{key}' is entry '{name}' still marked as being written: its writer was "
+                "killed part-way, so it may be partial")
+    if _marked(f, key, REPLACED):
+        where = "waiting aside, marked as replaced" if key != name else (
+            "marked as being replaced by a new one")
+        return (f"'{key}' is the old entry '{name}', {where}: its writer was killed part-way "
+                "through an overwrite")
+    if earlier_leftover(f, key):
+        return (f"'{key}' is entry '{name}' as an earlier smm-daq wrote it and was killed "
+                "before moving it in under its name")
+    return None
+
+
+def not_an_entry(f: h5py.Group, key: str, source: str) -> str | None:
+    """Why `key` may not be read as an entry, as a message saying what it is and what to do,
+    or None where it may: a link (soft or external), which is its target's other name,
+    never an entry of its own (smm-daq names sources by the entry's own name; one to
+    nothing is left to the caller's "no entry"); what a
+    killed writer left (`left_by_a_writer`), which `repair` settles; and anything else under
+    the names smm-daq writes an entry under before it is whole."""
+    link = link_in_the_way(f, key)
+    if link is not None and resolves(f, key):  # a link to nothing: no entry there
+        target = f.get(key, getlink=True)
+        own = (f"read entry '{target.path.lstrip('/')}' by its own name"
+               if isinstance(target, h5py.SoftLink) and entry_listed(f, target.path.lstrip("/"))
+               else "an entry of this file")
+        return (f"'{key}' is {link}, not an entry of its own; expected an entry's own name "
+                f"(as `smm-daq info {source}` lists them): {own}")
+    state = left_by_a_writer(f, key)
+    if state is not None:
+        return (f"{state}; expected an entry `smm-daq info {source}` lists: `smm-daq repair "
+                f"{source}` settles it (finishes or undoes what was cut off), then read entry "
+                f"'{unstaged_name(key)}'")
+    if unstaged_name(key) != key and _present(f, key):
+        return (f"'{key}' lies under a name smm-daq keeps entry '{unstaged_name(key)}' under "
+                "while writing or replacing it, and smm-daq did not put it there; expected an "
+                "entry's own name: rename it with an HDF5 tool (h5py, HDFView) to read it")
+    return None
+
+
+def entry_listed(f: h5py.Group, key: str) -> bool:
+    """`key` is an entry as listings show them: a group of the file's own (not a link) that
+    is an NXentry and that `not_an_entry` lets be read (False for a path HDF5 cannot
+    follow, through a link round in a loop)."""
+    try:
+        link = f.get(key, getlink=True)
+    except (KeyError, RuntimeError, OSError):
+        return False
+    return (isinstance(link, h5py.HardLink)
+            and isinstance(f[key], h5py.Group)
+            and text(f[key].attrs.get("NX_class", "")) == "NXentry"
+            and not_an_entry(f, key, "") is None)
+
+
+def check_an_entry(f: h5py.Group, key: str, source: str) -> None:
+    """InputError, for every reader of an entry by name, where `key` may not be read as one
+    (`not_an_entry`)."""
+    refused = not_an_entry(f, key, source)
+    if refused is not None:
+        raise InputError(refused, source=source)
