@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from gui.stereonet import Stereonet, declination_inclination, equal_area
+from smm_daq.analysis.mmt.solver.stats import direction
 
 
 def test_known_directions():
@@ -21,6 +22,14 @@ def test_known_directions():
     assert (x[3], y[3]) == pytest.approx((0.0, r45))
     assert (x[4], y[4]) == pytest.approx((-r45, 0.0))  # west and up: same radius, open symbol
     assert list(down) == [True, True, True, True, False]
+
+
+def test_the_result_table_gives_the_directions_the_net_draws():
+    """The CSV's and the result entry's declination and inclination are the ones plotted."""
+    m = np.random.default_rng(2).normal(size=(200, 3))
+    net_dec, net_inc = declination_inclination(m)
+    dec, _, inc, _ = direction(m, np.repeat(np.eye(3)[None], m.shape[0], axis=0))
+    assert dec == pytest.approx(net_dec) and inc == pytest.approx(net_inc)
 
 
 def test_uniform_directions_fill_the_net_uniformly():

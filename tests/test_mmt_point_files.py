@@ -156,3 +156,26 @@ def test_a_semicolon_separated_export_is_refused_as_such(tmp_path, text):
                        "y z volume label separated by spaces, tabs or commas, with decimal "
                        "points"):
         read_points(path)
+
+
+def test_volumes_in_cubic_micrometres_are_refused_not_fitted(tmp_path, capsys):
+    """A point list with its volumes in µm³ (positions right, in m) would fit magnetizations
+    10¹⁸ times too small with tiny SDs; each grain's sphere would dwarf its depth."""
+    scan = tmp_path / "scan.h5"
+    assert main(["mmt", "synth", "--model", "dipole", "--out", str(scan), "--grains-out",
+                 str(tmp_path / "g.txt"), "--truth-out", str(tmp_path / "t.csv"),
+                 "--size-um", "30,30", "--thickness-um", "8", "--density-per-mm3", "3e5",
+                 "--step-um", "2"]) == 0
+    rows = np.loadtxt(tmp_path / "g.txt", ndmin=2)
+    rows[:, 3] *= 1e18  # m³ → µm³
+    np.savetxt(tmp_path / "um3.txt", rows)
+    capsys.readouterr()
+    code = main(["mmt", "invert", str(scan), "--entry", "synthetic", "--grains",
+                 str(tmp_path / "um3.txt"), "--grain-format", "points", "--out",
+                 str(tmp_path / "r.csv")])
+    err = capsys.readouterr().err
+    assert code == 2 and "expected volumes in m³" in err and "um3.txt, line 1" in err
+    assert not (tmp_path / "r.csv").exists()
+    assert main(["mmt", "invert", str(scan), "--entry", "synthetic", "--grains",
+                 str(tmp_path / "g.txt"), "--grain-format", "points", "--out",
+                 str(tmp_path / "r.csv")]) == 0  # the same grains in m³ are fitted

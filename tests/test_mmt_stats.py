@@ -97,3 +97,15 @@ def test_direction_and_linearised_uncertainties_against_small_noise_draws():
     d, _, i, _ = direction(draws, np.repeat(cov, draws.shape[0], axis=0))
     assert np.std(d) == pytest.approx(sd_dec[0], rel=0.02)
     assert np.std(i) == pytest.approx(sd_inc[0], rel=0.02)
+
+
+def test_declination_is_clockwise_from_north_as_the_stereonet_plots_it():
+    """The table's declination is the palaeomagnetic one (as the window's net draws it,
+    tests/test_gui_stereonet.py): clockwise from +y (north up the map) towards +x (east),
+    so a grain magnetized along +x has declination 90°, not 0°."""
+    m = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [-1.0, 0.0, -1.0],
+                  [1.0, 2.0, 0.5]])
+    dec, _, inc, _ = direction(m, np.repeat(np.eye(3)[None] * 1e-4, m.shape[0], axis=0))
+    assert dec[:4] == pytest.approx([0.0, 90.0, 180.0, 270.0])
+    assert dec[4] == pytest.approx(math.degrees(math.atan2(1.0, 2.0)))
+    assert inc[3] == pytest.approx(45.0)  # −z: down, positive inclination

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import numpy as np
@@ -32,3 +33,16 @@ def test_tutorial_qdm_scan_agrees_with_the_published_magnetizations(test_data):
     assert good.sum() >= 1
     rel = np.linalg.norm(diff[good], axis=1) / np.linalg.norm(expected[good], axis=1)
     assert np.all(rel < 0.01)
+
+
+def test_a_negative_scan_height_is_the_cuboid_librarys_z_down_frame(test_data, tmp_path):
+    """The library inverts its raw cuboid file (z as depth) with "Scan height" negative (its
+    left-handed frame, as its own test_single_dipole does): the same sensor, 6 µm above."""
+    d = test_data / "mmt-tutorial-qdm"
+    params = json.loads((d / "tutorial_scan_params.json").read_text())
+    params["Scan height"] = -params["Scan height"]
+    (tmp_path / "z_down.json").write_text(json.dumps(params))
+    up = read_mmt_scan(d / "class_QDM_result2.txt", d / "tutorial_scan_params.json")
+    down = read_mmt_scan(d / "class_QDM_result2.txt", tmp_path / "z_down.json")
+    assert down.height == up.height == pytest.approx(6e-6)
+    assert np.array_equal(down.bz, up.bz) and down.sensor_size == up.sensor_size

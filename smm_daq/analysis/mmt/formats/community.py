@@ -1,7 +1,8 @@
 """Scans in the MMT community's format: a whitespace matrix of Bz (T; row j is y_j, row 0 the
 lowest y) and a JSON file of scan parameters in m, as `mmt_dipole_cuboid_inversion` uses:
 "Sensor center domain LL-x-y", "Sensor center domain UR-x-y", "Scan spacing",
-"Scan delta-x"/"Scan delta-y" (sensor HALF-widths) and "Scan height"."""
+"Scan delta-x"/"Scan delta-y" (sensor HALF-widths) and "Scan height" (negative in the
+library's z-down frame: the same height)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,19 @@ def _pair(params: dict, key: str, source: str) -> tuple[float, float]:
     return float(value[0]), float(value[1])
 
 
+def _scan_height(params: dict, source: str) -> float:
+    """The sensor's height above the sample top in m. A negative "Scan height" is the cuboid
+    library's left-handed frame, z pointing down into the sample (its cuboid file's z as
+    depth, as the `mmt` grain format reads it): the same height, given as the sensor's z."""
+    value = params.get("Scan height")
+    if (isinstance(value, bool) or not isinstance(value, int | float)
+            or not MIN_M <= abs(value) <= 1.0):
+        raise InputError(f"key 'Scan height' is {value!r}; expected a number in [{MIN_M:g}, 1] "
+                         f"m, the sensor above the sample top (negative in the cuboid library's "
+                         "z-down frame)", source=source)
+    return abs(float(value))
+
+
 def read_mmt_scan(map_path: str | Path, params_path: str | Path, *, name: str = "mmt_scan"
                   ) -> MapData:
     """The scan as MapData (T, m); InputError naming the file and key or line on bad input."""
@@ -63,7 +77,7 @@ def read_mmt_scan(map_path: str | Path, params_path: str | Path, *, name: str = 
                          + ", ".join(map(repr, _KEYS)), source=psrc)
     (x0, y0), (x1, y1) = _pair(params, _KEYS[0], psrc), _pair(params, _KEYS[1], psrc)
     step = _number(params, "Scan spacing", psrc, MIN_M, 1.0)
-    height = _number(params, "Scan height", psrc, MIN_M, 1.0)
+    height = _scan_height(params, psrc)
     half = [_number(params, k, psrc, MIN_M, 1.0, zero=True) if k in params else 0.0
             for k in ("Scan delta-x", "Scan delta-y")]
     if (x1 - x0) / step > MAX_SIDE or (y1 - y0) / step > MAX_SIDE:

@@ -26,6 +26,7 @@ at R = 1000 w.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -148,6 +149,7 @@ class Sensor:
         return cls(w / 2, l / 2, th / 2)
 
 
+SIZE_OVER_DISTANCE = 100.0  # no grain's equal-volume radius is this many times its distance
 TILE = 64  # sensors per loop of the point kernels: one vectorized loop per (tile, grain)
 
 
@@ -363,15 +365,29 @@ class MultipoleModel:
 
 
 def check_below_sensor(grains: PointGrains, height: float, sensor: Sensor) -> None:
-    """Every source strictly below the sensor's lowest face."""
+    """Every source strictly below the sensor's lowest face, and no larger than could lie
+    there: a grain whose sphere of equal volume reaches SIZE_OVER_DISTANCE times its
+    distance to that face would hold the sensor many times over (a volume in µm³ read as m³
+    makes its radius a million times too large, and its magnetization 10¹⁸ times too small)."""
     bottom = height - sensor.t
-    bad = np.flatnonzero(grains.positions[:, 2] >= bottom)
+    z = grains.positions[:, 2]
+    bad = np.flatnonzero(z >= bottom)
     if bad.size:
         g = int(bad[0])
         raise InputError(
-            f"grain {grains.labels[g]} is at z = {grains.positions[g, 2] / 1e-6:.4g} µm, at or "
+            f"grain {grains.labels[g]} is at z = {z[g] / 1e-6:.4g} µm, at or "
             f"above the sensor's lowest face ({bottom / 1e-6:.4g} µm); expected every grain "
             "below the sensor", source=grains.where(g))
+    radius = np.cbrt(3.0 * grains.volume / (4.0 * math.pi))
+    bad = np.flatnonzero(radius > SIZE_OVER_DISTANCE * (bottom - z))
+    if bad.size:
+        g = int(bad[0])
+        raise InputError(
+            f"grain {grains.labels[g]} has volume {grains.volume[g]:.4g} m³ (a sphere of radius "
+            f"{radius[g] / 1e-6:.4g} µm) with its centroid {(bottom - z[g]) / 1e-6:.4g} µm below "
+            f"the sensor; expected volumes in m³, a grain no wider than "
+            f"{SIZE_OVER_DISTANCE:g} times its distance to the sensor (a volume in µm³ or mm³?)",
+            source=grains.where(g))
 
 
 def to_library(coefficients: np.ndarray, volumes: np.ndarray) -> np.ndarray:

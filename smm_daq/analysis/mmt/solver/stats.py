@@ -108,16 +108,18 @@ def signal_strength_ratio(volume_um3: np.ndarray, distance_um: np.ndarray) -> np
 
 
 def direction(m: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Declination (from +x toward +y) and inclination (positive downward, −z) in degrees,
-    with linearised standard deviations from the 3 × 3 covariances."""
+    """Declination and inclination in degrees, as palaeomagnetists give them (and the
+    window's stereonet plots them): declination clockwise from +y (north up the map) towards
+    +x (east), inclination positive downward (−z); with linearised standard deviations from
+    the 3 × 3 covariances."""
     mx, my, mz = m[:, 0], m[:, 1], m[:, 2]
     h2 = mx**2 + my**2
     h = np.sqrt(h2)
     f2 = h2 + mz**2
-    dec = np.degrees(np.arctan2(my, mx)) % 360.0
+    dec = np.degrees(np.arctan2(mx, my)) % 360.0
     inc = np.degrees(np.arctan2(-mz, h))
     with np.errstate(divide="ignore", invalid="ignore"):
-        jd = np.stack([-my / h2, mx / h2, np.zeros_like(mx)], axis=1)
+        jd = np.stack([my / h2, -mx / h2, np.zeros_like(mx)], axis=1)
         ji = np.stack([mz * mx / (h * f2), mz * my / (h * f2), -h / f2], axis=1)
         sd_dec = np.degrees(np.sqrt(np.einsum("gi,gij,gj->g", jd, cov, jd)))
         sd_inc = np.degrees(np.sqrt(np.einsum("gi,gij,gj->g", ji, cov, ji)))
