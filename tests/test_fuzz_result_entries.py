@@ -542,7 +542,8 @@ def test_table_values_at_their_ranges_ends_and_a_first_scan_in_other_units_read(
         sources: dict[str, tuple[Path, str]], tmp_path: Path) -> None:
     """What a writer can make at the ends of each range reads: declination 360 (a tiny
     negative angle mod 360) and 0, inclination ±90, p 1 (unresolved) and 0, resolved 0 and 1,
-    SDs, moment, ratio and χ² 0, a point grain above the sample top (depth -z < 0); and the
+    SDs, moment, ratio and χ² 0, a point grain above the sample top (depth -z < 0) (each with
+    the values that agree with it: a variance 0, the SSR of the centroid moved); and the
     first scan's copy of the fitted map stored in nT, equal once converted."""
     path, entry = sources["joint"]
     spoilt = tmp_path / "s.h5"
@@ -558,6 +559,17 @@ def test_table_values_at_their_ranges_ends_and_a_first_scan_in_other_units_read(
             data = np.array(g[f"grains/{stem}"][()], dtype=float)
             data[:2] = a, b
             _replace(g, f"grains/{stem}", data)
+        # what else agrees with those (as a writer would store them): mx's variance and
+        # covariances 0 in every copy, the SSR of the centroids moved
+        for name in ("results/covariance", "results/coefficient_covariance"):
+            blocks = np.array(g[name][()], dtype=float)
+            blocks[:2, 0, :] = blocks[:2, :, 0] = 0.0
+            _replace(g, name, blocks)
+        for stem in ("cov_xy", "cov_xz"):
+            _replace(g, f"grains/{stem}", np.r_[0.0, 0.0, g[f"grains/{stem}"][2:]])
+        volume = g["grains/volume"][()]
+        distance = g["process/parameters/height"][()] / UM - g["grains/z"][()]
+        _replace(g, "grains/ssr", volume / (distance**3 * np.cbrt(6 * volume / math.pi)))
         fitted = g[f"scans/{first}/fitted_Bz"]
         assert fitted.attrs["units"] == "T"
         _replace(g, f"scans/{first}/fitted_Bz", fitted[()] * 1e9)
