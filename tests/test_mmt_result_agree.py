@@ -15,6 +15,7 @@ import math
 import shutil
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import h5py
 import numpy as np
@@ -25,6 +26,8 @@ from test_gui_mmt import write_cuboid_session
 from test_mmt_cli_models import NPZ, imported
 
 from smm_daq.analysis.mmt.result_read import read_result_entry
+from smm_daq.analysis.mmt.solver.arrays import NumpyArrays
+from smm_daq.analysis.mmt.solver.device_qr import DeviceSolver, grain_blocks
 from smm_daq.cli.main import main
 from smm_daq.errors import InputError
 
@@ -292,3 +295,64 @@ def test_info_and_export_exit_2_on_disagreeing_copies_and_write_nothing(
     _out, err = capsys.readouterr()
     assert "'sd_mx_A_per_m'" in err and f"for grain {label}" in err, err
     assert not csv.exists() and path.read_bytes() == before
+
+
+@pytest.mark.parametrize("kind", ["cuboid", "joint"])
+def test_a_result_solved_by_the_gpu_path_reads_back_with_symmetric_agreeing_blocks(
+        tmp_path: Path, as_gpu, kind: str) -> None:
+    """The GPU path (its NumPy stand-in) solving on the device writes blocks that are exactly
+    symmetric, agree with the table and read back."""
+    solver = DeviceSolver(NumpyArrays())
+    as_gpu(solver)
+    if kind == "cuboid":
+        path, grains = write_cuboid_session(tmp_path)
+        argv = ["--entry", "scan", "--grains", str(grains)]
+        entry = "scan_mmt"
+    else:
+        path = imported(tmp_path, "a", "b")
+        argv = ["--entry", "a", "--entry", "b", "--grain-format", "mpe", "--grains", str(NPZ),
+                "--model", "quadrupole", "--sigma-nT", "1", "--result-entry", "joint"]
+        entry = "joint"
+    assert main(["mmt", "invert", str(path), *argv, "--device", "gpu",
+                 "--out", str(tmp_path / "r.csv")]) == 0
+    assert "solve_device_s" in solver.timings  # solved by the device code, not the host's
+    saved = read_result_entry(path, entry)
+    assert saved.device == "gpu"
+    s = stored(path, entry)
+    for name in ("covariance", "coefficient_covariance"):
+        if name in s:
+            np.testing.assert_array_equal(s[name], s[name].transpose(0, 2, 1))
+    np.testing.assert_array_equal(s["cov_xz"], s["covariance"][:, 2, 0])
+    np.testing.assert_allclose(s["mx_errors"], np.sqrt(s["covariance"][:, 0, 0]), rtol=1e-12)
+
+
+class _OtherOrder(np.ndarray):
+    """An array whose batched product sums the inner dimension in three parts, associated
+    one way for the upper triangle and the other way for the rest: as a GPU's product may
+    order a reduction differently for entries (i, j) and (j, i)."""
+
+    def __matmul__(self, other: np.ndarray) -> np.ndarray:
+        a, b = np.asarray(self), np.asarray(other)
+        n = a.shape[-1]
+        p1, p2, p3 = (a[..., s] @ b[..., s, :] for s in (slice(0, n // 3),
+                                                          slice(n // 3, 2 * n // 3),
+                                                          slice(2 * n // 3, n)))
+        out = (p1 + p2) + p3
+        upper = np.triu(np.ones(out.shape[-2:], bool), 1)
+        out[..., upper] = (p1 + (p2 + p3))[..., upper]
+        return out
+
+
+def test_gpu_covariance_blocks_are_symmetric_however_the_product_sums() -> None:
+    """(C + Cᵀ)/2 of each block: exactly symmetric where the device's product rounds the two
+    triangles differently, and W Wᵀ's blocks to rounding."""
+    w = np.random.default_rng(5).normal(size=(300, 300))
+    xp = SimpleNamespace(empty=np.empty,
+                         ascontiguousarray=lambda a: np.ascontiguousarray(a).view(_OtherOrder))
+    rows = np.ascontiguousarray(w).reshape(100, 3, 300).view(_OtherOrder)
+    raw = rows @ np.asarray(rows).transpose(0, 2, 1)
+    assert np.any(raw != raw.transpose(0, 2, 1))  # the stand-in's product is asymmetric
+    blocks = grain_blocks(xp, w, 3)
+    np.testing.assert_array_equal(blocks, blocks.transpose(0, 2, 1))
+    exact = np.einsum("gik,gjk->gij", *[w.reshape(100, 3, 300)] * 2)
+    np.testing.assert_allclose(blocks, exact, rtol=0, atol=1e-12 * np.abs(exact).max())
