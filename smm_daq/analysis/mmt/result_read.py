@@ -1,7 +1,8 @@
 """Reading a saved MMT result entry back (`result_file` writes it): the per-grain table as the
 CSV has it, the fitted and residual maps, the grain model's coefficients, every scan's σ and
 mask, and how the result was made. This module finds each value in the entry's layout;
-`result_values` says whether the value found is one a result can hold.
+`result_values` says whether the value found is one a result can hold, and `result_agree`
+whether the values it holds twice (or by formula from others) agree.
 
 The layouts read (`result_file` numbers them 1 to 3; 1 and 2 carry no version attribute):
 
