@@ -11,6 +11,7 @@ whose copies disagree beyond rounding, naming the grain, the column and both val
 
 from __future__ import annotations
 
+import csv
 import math
 import shutil
 import warnings
@@ -37,28 +38,38 @@ KINDS = ("cuboid", "dipole", "quadrupole", "joint")
 
 @pytest.fixture(scope="module")
 def made(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, str]]:
-    """Results made by the command line: kind -> (session file, result entry)."""
+    """Results made by the command line: kind -> (session file, result entry); each one's CSV
+    is `csv_of(made, kind)`."""
     tmp = tmp_path_factory.mktemp("made")
     out: dict[str, tuple[Path, str]] = {}
     (tmp / "cuboid").mkdir()
     cuboid, grains = write_cuboid_session(tmp / "cuboid")
     assert main(["mmt", "invert", str(cuboid), "--entry", "scan", "--grains", str(grains),
-                 "--out", str(tmp / "c.csv")]) == 0
+                 "--out", str(tmp / "cuboid.csv")]) == 0
     out["cuboid"] = (cuboid, "scan_mmt")
     (tmp / "points").mkdir()
     points = imported(tmp / "points", "a", "b")
     common = ["--grain-format", "mpe", "--grains", str(NPZ)]
     assert main(["mmt", "invert", str(points), "--entry", "a", *common, "--out",
-                 str(tmp / "d.csv"), "--result-entry", "dipole"]) == 0
+                 str(tmp / "dipole.csv"), "--result-entry", "dipole"]) == 0
     out["dipole"] = (points, "dipole")
     assert main(["mmt", "invert", str(points), "--entry", "a", *common, "--model",
-                 "quadrupole", "--out", str(tmp / "q.csv"), "--result-entry", "quad"]) == 0
+                 "quadrupole", "--out", str(tmp / "quadrupole.csv"),
+                 "--result-entry", "quad"]) == 0
     out["quadrupole"] = (points, "quad")
     assert main(["mmt", "invert", str(points), "--entry", "a", "--entry", "b", *common,
-                 "--model", "quadrupole", "--sigma-nT", "1", "--out", str(tmp / "j.csv"),
+                 "--model", "quadrupole", "--sigma-nT", "1", "--out", str(tmp / "joint.csv"),
                  "--result-entry", "joint"]) == 0
     out["joint"] = (points, "joint")
     return out
+
+
+def csv_of(made: dict[str, tuple[Path, str]], kind: str) -> dict[str, np.ndarray]:
+    """The columns of the CSV `mmt invert` wrote beside result `kind`."""
+    path = made["cuboid"][0].parent.parent / f"{kind}.csv"
+    with open(path, encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    return {k: np.array([float(r[k]) for r in rows]) for k in rows[0]}
 
 
 def stored(path: Path, entry: str) -> dict[str, np.ndarray]:
@@ -91,6 +102,11 @@ def test_the_writer_stores_sds_and_covariances_that_agree_with_the_blocks(
         np.testing.assert_allclose(s[f"m{a}_errors"], np.sqrt(c[:, i, i]), rtol=1e-12)
     for (i, j), name in (((0, 1), "cov_xy"), ((0, 2), "cov_xz"), ((1, 2), "cov_yz")):
         np.testing.assert_allclose(s[name], c[:, i, j], rtol=1e-12)
+    table = csv_of(made, kind)  # 9 significant digits
+    for i, a in enumerate("xyz"):
+        np.testing.assert_allclose(table[f"sd_m{a}_A_per_m"], np.sqrt(c[:, i, i]), rtol=1e-8)
+    for (i, j), name in (((0, 1), "xy"), ((0, 2), "xz"), ((1, 2), "yz")):
+        np.testing.assert_allclose(table[f"cov_{name}_A2_per_m2"], c[:, i, j], rtol=1e-8)
     if kind == "cuboid":
         assert "coefficients" not in s
         return
@@ -290,11 +306,11 @@ def test_info_and_export_exit_2_on_disagreeing_copies_and_write_nothing(
     out, err = capsys.readouterr()
     assert f"  {entry}  [mmt, damaged]" in out and "'sd_mx_A_per_m'" in out, out
     assert f"for grain {label}" in err and "Traceback" not in err, err
-    csv = tmp_path / "out.csv"
-    assert main(["export", str(path), "--entry", entry, "--csv", str(csv)]) == 2
+    out_csv = tmp_path / "out.csv"
+    assert main(["export", str(path), "--entry", entry, "--csv", str(out_csv)]) == 2
     _out, err = capsys.readouterr()
     assert "'sd_mx_A_per_m'" in err and f"for grain {label}" in err, err
-    assert not csv.exists() and path.read_bytes() == before
+    assert not out_csv.exists() and path.read_bytes() == before
 
 
 @pytest.mark.parametrize("kind", ["cuboid", "joint"])
