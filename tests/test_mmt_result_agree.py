@@ -295,6 +295,30 @@ def test_a_flag_unlike_its_p_value_is_refused(made: dict[str, tuple[Path, str]],
         f"'higher_order_p' is {p!r}" in said and "below 0.05" in said, said
 
 
+@pytest.mark.parametrize(("kind", "column", "by"), [("cuboid", "declination", 1e-3),
+                                                    ("joint", "inclination", -1e-3)])
+def test_a_direction_unlike_m_is_refused_naming_grain_column_and_both_values(
+        made: dict[str, tuple[Path, str]], tmp_path: Path, kind: str, column: str,
+        by: float) -> None:
+    """A declination or inclination moved by 1e-3° from M's is refused, naming the grain and
+    both angles; moved by 1e-9° (rounding) it reads."""
+    def moved(step: float):
+        return lambda data, _g: data.__setitem__(1, data[1] + step)
+
+    path, entry, label = _spoilt(made, kind, tmp_path, f"grains/{column}", moved(by))
+    with h5py.File(path, "r") as f:
+        held = float(f[entry][f"grains/{column}"][1])
+        m = [float(f[entry][f"grains/m{a}"][1]) for a in "xyz"]
+    with pytest.raises(InputError) as refused:
+        read_result_entry(path, entry)
+    said = str(refused.value)
+    angle = _angles(np.array(m))[0 if column == "declination" else 1]
+    assert f"'{column}_deg' holds {held!r} for grain {label}, but M (" in said, said
+    assert float(said.split(" gives ")[1].split(" (and")[0]) == pytest.approx(angle, abs=1e-9)
+    path, entry, _label = _spoilt(made, kind, tmp_path, f"grains/{column}", moved(1e-9))
+    read_result_entry(path, entry)
+
+
 def test_info_and_export_exit_2_on_disagreeing_copies_and_write_nothing(
         made: dict[str, tuple[Path, str]], tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:

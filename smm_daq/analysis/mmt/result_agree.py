@@ -13,16 +13,19 @@ an InputError naming the grain's label, the column, the dataset and both values:
 * the SSR is seed 001's eq. 13 from the grain's volume, its centroid's z and the recorded
   height (`check_ssr`);
 * a grain's higher orders are resolved where their p-value is below `higher_order.ALPHA`
-  (`check_resolved`).
+  (`check_resolved`);
+* the declination and inclination are M's (`check_directions`).
 
 "Agree" means equal to a relative `AGREE` (1e-6, the covariance blocks' own rounding
 allowance `result_values.ROUNDING`): of the value for SDs, coefficients and the SSR, of
-sqrt(C_ii C_jj) for a covariance; +inf agrees with +inf (an unresolved grain's).
+sqrt(C_ii C_jj) for a covariance, of 1° (and across 0°/360°) for a direction; +inf agrees with
++inf (an unresolved grain's).
 
 Not checked here, by choice: the uncertainty ratio (eq. 12 needs an iterative quantile per
-grain, which would slow the reading of a large result several-fold), the directions and their
-SDs, and the χ² and its p-value (its degrees of freedom drop where a covariance is singular
-to working precision, so a p-value does not follow from the χ² alone).
+grain, which would slow the reading of a large result several-fold), the directions' SDs (a
+linearisation, NaN where it has 0/0), and the χ² and its p-value (its degrees of freedom drop
+where a covariance is singular to working precision, so a p-value does not follow from the χ²
+alone).
 """
 
 from __future__ import annotations
@@ -143,3 +146,18 @@ def check_resolved(table: dict[str, np.ndarray], where: str) -> None:
             f"{int(table['grain'][first])}, whose 'higher_order_p' is {float(p[first])!r} (and "
             f"{int(bad.sum()) - 1} more such grains); expected 1 where the p-value is below "
             f"{ALPHA:g}, else 0", source=where)
+
+
+def check_directions(table: dict[str, np.ndarray], where: str) -> None:
+    """The table's `declination_deg` and `inclination_deg` (where it has them) against M's:
+    atan2(my, mx) mod 360° and atan2(-mz, |(mx, my)|)."""
+    m = [table[f"m{a}_A_per_m"] for a in AXES]
+    expected = {"declination_deg": np.degrees(np.arctan2(m[1], m[0])) % 360.0,
+                "inclination_deg": np.degrees(np.arctan2(-m[2], np.hypot(m[0], m[1])))}
+    for column, angle in expected.items():
+        if column in table:
+            apart = np.abs(table[column] - angle)
+            apart = np.minimum(apart, 360.0 - apart)  # 360° is 0°
+            _refuse(_agree(apart, np.zeros_like(apart), np.ones_like(apart)), table["grain"],
+                    column, table[column], "M ('mx_A_per_m', 'my_A_per_m', 'mz_A_per_m')",
+                    angle, where)

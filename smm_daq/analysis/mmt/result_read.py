@@ -48,6 +48,7 @@ from smm_daq.analysis.mmt.models.multipole import PointGrains
 from smm_daq.analysis.mmt.result_agree import (
     check_coefficients,
     check_covariance_columns,
+    check_directions,
     check_resolved,
     check_ssr,
 )
@@ -414,6 +415,7 @@ def read_result_entry(path: str | Path, entry: str) -> SavedResult:
             covariances = read_covariances(results, "coefficient_covariance", inside,
                                            table["grain"], coefficients.shape[1])
             check_coefficients(table, coefficients, covariances, covariance, inside)
+        check_directions(table, where)  # of M, which the coefficients hold too
         sigma = read_sigma(results, sigma_name, f"{where}, results")
         sigmas, masks = [], {}
         for scan in scans:
