@@ -542,7 +542,9 @@ def test_table_values_at_their_ranges_ends_and_a_first_scan_in_other_units_read(
         sources: dict[str, tuple[Path, str]], tmp_path: Path) -> None:
     """What a writer can make at the ends of each range reads: declination 360 (a tiny
     negative angle mod 360) and 0, inclination ±90, p 1 (unresolved) and 0, resolved 0 and 1,
-    SDs, moment, ratio and χ² 0, a point grain above the sample top (depth -z < 0); and the
+    SDs, moment, ratio and χ² 0, a point grain above the sample top (depth -z < 0) (each with
+    the values that agree with it: M of those directions, a variance 0, the SSR of the
+    centroid moved); and the
     first scan's copy of the fitted map stored in nT, equal once converted."""
     path, entry = sources["joint"]
     spoilt = tmp_path / "s.h5"
@@ -551,13 +553,29 @@ def test_table_values_at_their_ranges_ends_and_a_first_scan_in_other_units_read(
     ends = {"declination": (360.0, 0.0), "inclination": (90.0, -90.0),
             "higher_order_p": (1.0, 0.0), "higher_order_resolved": (0.0, 1.0),
             "mx_errors": (0.0, 0.0), "moment": (0.0, 0.0), "uncertainty_ratio": (0.0, 0.0),
-            "higher_order_chi2": (0.0, 0.0), "z": (0.5, -4.0), "depth": (-0.5, 4.0)}
+            "higher_order_chi2": (0.0, 0.0), "z": (0.5, -4.0), "depth": (-0.5, 4.0),
+            "mx": (1e-150, 1e-150), "my": (-1e-300, 1e-300), "mz": (-1.0, 1.0)}
     with h5py.File(spoilt, "a") as f:
         g = f[entry]
         for stem, (a, b) in ends.items():
             data = np.array(g[f"grains/{stem}"][()], dtype=float)
             data[:2] = a, b
             _replace(g, f"grains/{stem}", data)
+        # what else agrees with those (as a writer would store them): M in the coefficients
+        # (the directions are its), mx's variance and covariances 0 in every copy, the SSR
+        # of the centroids moved
+        coefficients = np.array(g["results/coefficients"][()], dtype=float)
+        coefficients[:2, :3] = [[1e-150, -1e-300, -1.0], [1e-150, 1e-300, 1.0]]
+        _replace(g, "results/coefficients", coefficients)
+        for name in ("results/covariance", "results/coefficient_covariance"):
+            blocks = np.array(g[name][()], dtype=float)
+            blocks[:2, 0, :] = blocks[:2, :, 0] = 0.0
+            _replace(g, name, blocks)
+        for stem in ("cov_xy", "cov_xz"):
+            _replace(g, f"grains/{stem}", np.r_[0.0, 0.0, g[f"grains/{stem}"][2:]])
+        volume = g["grains/volume"][()]
+        distance = g["process/parameters/height"][()] / UM - g["grains/z"][()]
+        _replace(g, "grains/ssr", volume / (distance**3 * np.cbrt(6 * volume / math.pi)))
         fitted = g[f"scans/{first}/fitted_Bz"]
         assert fitted.attrs["units"] == "T"
         _replace(g, f"scans/{first}/fitted_Bz", fitted[()] * 1e9)

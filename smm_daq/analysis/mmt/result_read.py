@@ -1,7 +1,8 @@
 """Reading a saved MMT result entry back (`result_file` writes it): the per-grain table as the
 CSV has it, the fitted and residual maps, the grain model's coefficients, every scan's σ and
 mask, and how the result was made. This module finds each value in the entry's layout;
-`result_values` says whether the value found is one a result can hold.
+`result_values` says whether the value found is one a result can hold, and `result_agree`
+whether the values it holds twice (or by formula from others) agree.
 
 The layouts read (`result_file` numbers them 1 to 3; 1 and 2 carry no version attribute):
 
@@ -44,6 +45,13 @@ import numpy as np
 
 from smm_daq.analysis.grains import GrainSet, from_arrays
 from smm_daq.analysis.mmt.models.multipole import PointGrains
+from smm_daq.analysis.mmt.result_agree import (
+    check_coefficients,
+    check_covariance_columns,
+    check_directions,
+    check_resolved,
+    check_ssr,
+)
 from smm_daq.analysis.mmt.result_file import RESULT_VERSION, VERSION_ATTRIBUTE
 from smm_daq.analysis.mmt.result_params import ResultOptions, read_options
 from smm_daq.analysis.mmt.result_values import (
@@ -393,6 +401,8 @@ def read_result_entry(path: str | Path, entry: str) -> SavedResult:
             raise InputError(f"'fitted/Bz' has shape {fitted_bz.shape}; expected the map's "
                              f"{residual.bz.shape}", source=where)
         covariance = read_covariances(results, cov_name, inside, table["grain"], 3)
+        check_covariance_columns(table, covariance, cov_name, inside)
+        check_resolved(table, where)
         model = _text(results, "model", where, "cuboid")
         check_model(model, where)
         scans = residual.sources
@@ -404,6 +414,8 @@ def read_result_entry(path: str | Path, entry: str) -> SavedResult:
             coefficients = read_coefficients(results, inside, n, model)
             covariances = read_covariances(results, "coefficient_covariance", inside,
                                            table["grain"], coefficients.shape[1])
+            check_coefficients(table, coefficients, covariances, covariance, inside)
+        check_directions(table, where)  # of M, which the coefficients hold too
         sigma = read_sigma(results, sigma_name, f"{where}, results")
         sigmas, masks = [], {}
         for scan in scans:
@@ -424,6 +436,8 @@ def read_result_entry(path: str | Path, entry: str) -> SavedResult:
         if height is None:
             raise InputError("records no sensor height; expected process/parameters/height "
                              "or instrument/sensor/height", source=where)
+        if height_node:  # the SSR's height (a first layout's may be another scan's)
+            check_ssr(table, height, where)
         cuboids = _stored_cuboids(g, table, where)
         stored = _stored_scans(g, scans, where)
         check_masks(masks, {**{s.name: s.fitted.shape for s in stored},

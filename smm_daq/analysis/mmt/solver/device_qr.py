@@ -182,13 +182,20 @@ class DeviceSolver:
 
 def grain_blocks(xp: Any, w: Any, k: int = 3) -> Any:
     """Diagonal k × k blocks of W Wᵀ (G, k, k) for W (n, n), n = k·G, in chunks of grains
-    (each a batched product of (c, k, n) by its transpose)."""
+    (each a batched product of (c, k, n) by its transpose), made exactly symmetric.
+
+    A GPU's batched product need not sum entry (i, j) over n in the order it sums (j, i) (a
+    split of n across thread blocks, reduced in any order): the two differ by rounding, at most
+    about n·ε of sqrt(C_ii C_jj), so far inside the reader's allowance; (C + Cᵀ)/2 makes them
+    one value, so the table's cov_* columns are either triangle's, as on the CPU, whose blocks
+    are symmetric as computed (and unchanged by it)."""
     n = w.shape[0]
     g_total = n // k
     out = xp.empty((g_total, k, k), dtype=np.float64)
     for g0 in range(0, g_total, COVARIANCE_CHUNK):
         g1 = min(g_total, g0 + COVARIANCE_CHUNK)
         rows = xp.ascontiguousarray(w[k * g0:k * g1]).reshape(g1 - g0, k, n)
-        out[g0:g1] = rows @ rows.transpose(0, 2, 1)
+        block = rows @ rows.transpose(0, 2, 1)
+        out[g0:g1] = 0.5 * (block + block.transpose(0, 2, 1))
     return out
 
