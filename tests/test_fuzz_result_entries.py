@@ -554,7 +554,7 @@ def test_table_values_at_their_ranges_ends_and_a_first_scan_in_other_units_read(
             "higher_order_p": (1.0, 0.0), "higher_order_resolved": (0.0, 1.0),
             "mx_errors": (0.0, 0.0), "moment": (0.0, 0.0), "uncertainty_ratio": (0.0, 0.0),
             "higher_order_chi2": (0.0, 0.0), "z": (0.5, -4.0), "depth": (-0.5, 4.0),
-            "mx": (1e-150, 1e-150), "my": (-1e-300, 1e-300), "mz": (-1.0, 1.0)}
+            "mx": (-1e-300, 1e-300), "my": (1e-150, 1e-150), "mz": (-1.0, 1.0)}
     with h5py.File(spoilt, "a") as f:
         g = f[entry]
         for stem, (a, b) in ends.items():
@@ -565,7 +565,7 @@ def test_table_values_at_their_ranges_ends_and_a_first_scan_in_other_units_read(
         # (the directions are its), mx's variance and covariances 0 in every copy, the SSR
         # of the centroids moved
         coefficients = np.array(g["results/coefficients"][()], dtype=float)
-        coefficients[:2, :3] = [[1e-150, -1e-300, -1.0], [1e-150, 1e-300, 1.0]]
+        coefficients[:2, :3] = [[-1e-300, 1e-150, -1.0], [1e-300, 1e-150, 1.0]]
         _replace(g, "results/coefficients", coefficients)
         for name in ("results/covariance", "results/coefficient_covariance"):
             blocks = np.array(g[name][()], dtype=float)

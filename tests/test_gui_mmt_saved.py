@@ -99,9 +99,19 @@ def test_a_cuboid_result_saved_by_the_command_line_is_shown_as_a_fresh_one(qtbot
         view.select_grain(0)  # a grain's own field: from the grain file's cuboids
 
 
+def as_written_by_version_3(path, entry):
+    """The entry as layout version 3 wrote it: the declination counter-clockwise from +x."""
+    with h5py.File(path, "a") as f:
+        g = f[entry]
+        g.attrs["mmt_result_version"] = 3
+        dec = g["grains/declination"]
+        dec[...] = (90.0 - dec[()]) % 360.0
+
+
 def as_written_before_version_3(path, entry):
     """The entry as the NeXus layout was before its version 3: no version attribute, no
     grains' cuboids, grain format, absolute grain path, thickness or scans' grids."""
+    as_written_by_version_3(path, entry)
     with h5py.File(path, "a") as f:
         g = f[entry]
         del g.attrs["mmt_result_version"]
@@ -193,9 +203,11 @@ def test_a_joint_multipole_result_with_a_mask_shows_its_resolved_column(qtbot, p
 
 def first_layout_entry(path, name, source, result, table, more=None):
     """The entry as the first versions wrote it (before the NeXus layout): every CSV column
-    under results/, the fitted map in fitted/Bz, σ, covariances and the command beside."""
+    under results/ (the declination counter-clockwise from +x), the fitted map in fitted/Bz,
+    σ, covariances and the command beside."""
     extra: dict[str, object] = {f"results/{k}": np.asarray(v, dtype=float)
                                 for k, v in table.items()}
+    extra["results/declination_deg"] = (90.0 - table["declination_deg"]) % 360.0
     extra["results/grain"] = np.asarray(result.grains.labels, dtype=np.int64)
     extra["results/covariance_A2_per_m2"] = result.covariance
     extra["results/sigma_T"] = result.sigma

@@ -156,8 +156,9 @@ def _sphere_radius_95(cov: np.ndarray) -> float:
 
 
 def _angles(m: np.ndarray) -> np.ndarray:
-    """(declination, inclination) in degrees: from +x toward +y, positive downward."""
-    dec = math.degrees(math.atan2(m[1], m[0])) % 360.0
+    """(declination, inclination) in degrees: clockwise from +y (north) toward +x (east),
+    positive downward."""
+    dec = math.degrees(math.atan2(m[0], m[1])) % 360.0
     inc = math.degrees(math.asin(-m[2] / np.linalg.norm(m)))
     return np.array([dec, inc])
 

@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 from test_gui_mmt import write_cuboid_session
-from test_gui_mmt_saved import as_written_before_version_3
+from test_gui_mmt_saved import as_written_before_version_3, as_written_by_version_3
 
 from gui.mmt_view import grain_field
 from smm_daq.analysis.grains import read_grains
@@ -44,7 +44,7 @@ def cuboid_result(tmp_path, monkeypatch):
 def test_the_entry_says_its_layout_version_and_a_newer_one_is_refused(cuboid_result):
     path, _grains = cuboid_result
     with h5py.File(path, "r") as f:
-        assert f["scan_mmt"].attrs["mmt_result_version"] == RESULT_VERSION == 3
+        assert f["scan_mmt"].attrs["mmt_result_version"] == RESULT_VERSION == 4
     assert read_result_entry(path, "scan_mmt").version == RESULT_VERSION
     with h5py.File(path, "a") as f:
         f["scan_mmt"].attrs["mmt_result_version"] = RESULT_VERSION + 1
@@ -52,9 +52,30 @@ def test_the_entry_says_its_layout_version_and_a_newer_one_is_refused(cuboid_res
     with pytest.raises(InputError) as caught:
         read_result_entry(path, "scan_mmt")
     text = str(caught.value)
-    assert "entry 'scan_mmt'" in text and "layout version 4" in text
-    assert "version 3 and older" in text and "newer smm-daq" in text
+    assert "entry 'scan_mmt'" in text and "layout version 5" in text
+    assert "version 4 and older" in text and "newer smm-daq" in text
     assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("older", [as_written_by_version_3, as_written_before_version_3])
+def test_an_older_layouts_declination_counter_clockwise_from_x_is_read_from_north(
+        cuboid_result, older):
+    """Layouts before version 4 stored the declination counter-clockwise from +x; it is read
+    clockwise from +y (north) towards +x, as today's results and the stereonet give it, and
+    its SD as stored (the same in both conventions)."""
+    path, _grains = cuboid_result
+    today = read_result_entry(path, "scan_mmt").table
+    older(path, "scan_mmt")
+    with h5py.File(path, "r") as f:
+        g = f["scan_mmt/grains"]
+        m, stored = np.c_[g["mx"][()], g["my"][()]], g["declination"][()]
+    np.testing.assert_allclose(stored, np.degrees(np.arctan2(m[:, 1], m[:, 0])) % 360,
+                               atol=1e-9)  # as version 3 wrote it
+    read = read_result_entry(path, "scan_mmt").table
+    np.testing.assert_allclose(read["declination_deg"], today["declination_deg"], atol=1e-9)
+    np.testing.assert_allclose(read["declination_deg"],
+                               np.degrees(np.arctan2(m[:, 0], m[:, 1])) % 360, atol=1e-9)
+    assert np.array_equal(read["sd_declination_deg"], today["sd_declination_deg"])
 
 
 def test_cuboid_grains_their_format_and_absolute_path_are_stored(cuboid_result, tmp_path):

@@ -150,9 +150,9 @@ def check_resolved(table: dict[str, np.ndarray], where: str) -> None:
 
 def check_directions(table: dict[str, np.ndarray], where: str) -> None:
     """The table's `declination_deg` and `inclination_deg` (where it has them) against M's:
-    atan2(my, mx) mod 360° and atan2(-mz, |(mx, my)|)."""
+    atan2(mx, my) mod 360° (clockwise from +y) and atan2(-mz, |(mx, my)|)."""
     m = [table[f"m{a}_A_per_m"] for a in AXES]
-    expected = {"declination_deg": np.degrees(np.arctan2(m[1], m[0])) % 360.0,
+    expected = {"declination_deg": np.degrees(np.arctan2(m[0], m[1])) % 360.0,
                 "inclination_deg": np.degrees(np.arctan2(-m[2], np.hypot(m[0], m[1])))}
     for column, angle in expected.items():
         if column in table:

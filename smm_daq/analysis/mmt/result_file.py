@@ -24,6 +24,9 @@ another machine years later. Its layout has a version, the entry's integer attri
   Optional additions of version 3 (`result_params`): the options that shaped the result,
   each a parameter of its own (Dragonfly's `min_voxels`, `z_top`, `z_down`, `crop_to_scan`,
   `crop`; each scan's `mask`, `mask_absolute`, `mask_shapes`; `tile`).
+* version 4: version 3 with `declination_deg` clockwise from +y (north up the map) towards
+  +x, as palaeomagnetists give it; versions 1 to 3 hold it counter-clockwise from +x, which
+  the reader turns into today's (its standard deviation is the same in both).
 
 `process/parameters/height` is the height the table's SSR is computed with: the sensor's,
 and of a joint inversion the lowest scan's (its `long_name` says so); each scan's own is in
@@ -45,7 +48,7 @@ from smm_daq.analysis.mmt.solver.joint import MultipoleResult
 from smm_daq.storage.nexus import write_map_entry
 from smm_daq.storage.products import Compressed, MapPlot, Quantity, TablePlot
 
-RESULT_VERSION = 3  # the layout this module writes (the entry's `VERSION_ATTRIBUTE`)
+RESULT_VERSION = 4  # the layout this module writes (the entry's `VERSION_ATTRIBUTE`)
 VERSION_ATTRIBUTE = "mmt_result_version"
 
 

@@ -4,7 +4,7 @@ mask, and how the result was made. This module finds each value in the entry's l
 `result_values` says whether the value found is one a result can hold, and `result_agree`
 whether the values it holds twice (or by formula from others) agree.
 
-The layouts read (`result_file` numbers them 1 to 3; 1 and 2 carry no version attribute):
+The layouts read (`result_file` numbers them 1 to 4; 1 and 2 carry no version attribute):
 
 * today's (2, and 3 with the additions below): the table in the NXdata group `grains` (each
   CSV column under its name without the unit, in a `units` attribute; SDs as
@@ -21,8 +21,10 @@ The layouts read (`result_file` numbers them 1 to 3; 1 and 2 carry no version at
 Entries of layout version 3 (the entry's `mmt_result_version` attribute, `result_file`) add
 the grain format, the grain file's absolute path, cuboid grains' cuboids (`grain_cuboids`),
 the sensor's thickness and each scan's grid and sensor, and may add the options that shaped the
-result (`result_params`: Dragonfly's, each scan's mask source, the tile size; `options`); a
-version newer than `RESULT_VERSION` is refused, naming both.
+result (`result_params`: Dragonfly's, each scan's mask source, the tile size; `options`).
+Version 4 gives the declination clockwise from north (+y) towards +x; the earlier versions'
+counter-clockwise from +x is read as today's (`declination_from_north`). A version newer than
+`RESULT_VERSION` is refused, naming both.
 
 Point grains are rebuilt from the table's centroids and volumes. Cuboid grains come from the
 entry's `grain_cuboids`; an entry written before they were stored records only the grain file,
@@ -82,6 +84,7 @@ from smm_daq.storage.nexus import read_map, read_sensor_thickness
 from smm_daq.storage.units import join_units
 
 UM = 1e-6
+DECLINATION_FROM_NORTH = 4  # the first layout whose declination is clockwise from +y
 
 
 @dataclass(frozen=True)
@@ -212,6 +215,12 @@ def _option(command: str, option: str, default: str) -> str:
         if w.startswith(f"{option}="):
             return w.split("=", 1)[1]
     return default
+
+
+def declination_from_north(counter_clockwise_from_x: np.ndarray) -> np.ndarray:
+    """Degrees clockwise from +y towards +x of the declinations layouts before version 4
+    stored, counter-clockwise from +x; in [0, 360)."""
+    return (90.0 - counter_clockwise_from_x) % 360.0
 
 
 def _version(g: h5py.Group, where: str) -> int | None:
@@ -395,6 +404,8 @@ def read_result_entry(path: str | Path, entry: str) -> SavedResult:
             raise InputError("holds no per-grain table; expected a group 'grains' (or, as "
                              "written by the first versions, 'results/grain')", source=where)
         check_damping(damping, where)
+        if version < DECLINATION_FROM_NORTH and "declination_deg" in table:
+            table["declination_deg"] = declination_from_north(table["declination_deg"])
         n = int(table["grain"].shape[0])
         inside = f"{where}, results"
         if fitted_bz.shape != residual.bz.shape:
