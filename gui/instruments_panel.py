@@ -92,6 +92,9 @@ class InstrumentsPanel(QtWidgets.QWidget):
         # fields asked for by Set whose call has not returned (queued or ramping): the coils'
         # setpoint changes only once a ramp is done
         self.field_requests: list[np.ndarray] = []
+        # what the Go-to boxes held as the rig opened, until its first position fills them:
+        # left at the travel's lower limits, a Go to that changes x alone drove z to contact
+        self._goto_unfilled: list[float] | None = None
 
         layout = QtWidgets.QGridLayout(self)
         layout.addWidget(self._connection_box(), 0, 0)
@@ -235,6 +238,7 @@ class InstrumentsPanel(QtWidgets.QWidget):
         self.connect_button.setEnabled(not (h.connecting or h.busy or h.recipe_running))
 
     def _rig_opened(self, rig: Any) -> None:
+        self._goto_unfilled = [box.value() for box in self.goto_boxes]
         self.connect_button.setText("Reconnect")
         self._update_connect_button()
         self._set_controls_enabled(not self.holder.busy and not self.holder.recipe_running)
@@ -318,6 +322,7 @@ class InstrumentsPanel(QtWidgets.QWidget):
                 "x = {:.2f} µm, y = {:.2f} µm, z = {:.2f} µm".format(*(np.asarray(pos) / UM))
                 + settled
             )
+            self._fill_goto(np.asarray(pos, dtype=float) / UM)
         self.field_label.setText(
             f"setpoint {_vector(readings.get('field_setpoint'))}\n"
             f"read-back {_vector(readings.get('field'))}\n"
@@ -340,6 +345,17 @@ class InstrumentsPanel(QtWidgets.QWidget):
             if isinstance(value, float) and not box.hasFocus():
                 box.setValue(value)
         self.updated.emit()
+
+    def _fill_goto(self, position_um: np.ndarray) -> None:
+        """The Go-to boxes at the stage's position, once a rig has opened: a Go to then moves
+        only the axes changed. Boxes the operator has edited meanwhile are left as they are."""
+        unfilled, self._goto_unfilled = self._goto_unfilled, None
+        boxes = self.goto_boxes
+        if unfilled is None or any(box.hasFocus() for box in boxes) \
+                or [box.value() for box in boxes] != unfilled:
+            return
+        for box, value in zip(boxes, position_um, strict=True):
+            box.setValue(value)
 
     def _failed(self, exc: BaseException) -> None:
         self._polling = False

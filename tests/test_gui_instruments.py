@@ -122,3 +122,26 @@ def test_every_lockin_time_constant_is_shown_as_it_is(qtbot, settings, tau):
     qtbot.addWidget(w)
     w.instruments._show_readings({"time_constant": tau})
     assert w.instruments.tau_box.value() == pytest.approx(tau, rel=1e-9)
+
+
+def test_go_to_starts_from_the_stage_position_so_z_stays_where_it_is(window, qtbot):
+    """The Go-to boxes show the stage's position once connected: typing a new x and pressing
+    Go to moves x alone (the boxes sat at the travel's lower limits, so z went to 0 µm: the
+    sensor into the sample)."""
+    panel = window.instruments
+    start = fresh_readings(qtbot, panel)["position"] / UM
+    assert start[2] > 1000.0  # the simulated stage starts well clear of the sample
+    assert [box.value() for box in panel.goto_boxes] == pytest.approx(start, abs=0.01)
+    x_box = panel.goto_boxes[0]
+    x_box.setFocus()
+    x_box.selectAll()
+    qtbot.keyClicks(x_box, "12100")
+    qtbot.keyClick(x_box, QtCore.Qt.Key.Key_Tab)
+    qtbot.mouseClick(panel.goto_button, QtCore.Qt.MouseButton.LeftButton)
+    target = np.array([12100.0, start[1], start[2]]) * UM
+
+    def arrived() -> bool:
+        r = fresh_readings(qtbot, panel)
+        return r.get("on_target") is True and np.allclose(r["position"], target, atol=0.05 * UM)
+
+    qtbot.waitUntil(arrived, timeout=WAIT_MS)
