@@ -16,6 +16,8 @@ from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.errors import InputError, SmmError
 from smm_daq.storage.mapdata import MapData
 
+NOT_CONNECTED = "Connect the rig first (Instruments tab)."
+
 
 class ScanTab(QtWidgets.QWidget):
     """Sets up and runs one scan at a time in the file named above the form."""
@@ -89,6 +91,8 @@ class ScanTab(QtWidgets.QWidget):
         self.live.madeSafe.connect(lambda _safe: self.status.setText(self._stalled_text()))
         # a recipe's steps alone drive the rig: Start waits for its end
         holder.recipeChanged.connect(lambda _running: self._state_changed(self.live.state))
+        holder.opened.connect(lambda _rig: self._update_start())
+        holder.failed.connect(lambda _why: self._update_start())
         self._state_changed("idle")
 
     # --- file and last map ---------------------------------------------------------------
@@ -150,7 +154,7 @@ class ScanTab(QtWidgets.QWidget):
             return False
         rig = self.holder.rig
         if rig is None or self.holder.busy:
-            self.status.setText("Connect the rig first (Instruments tab).")
+            self.status.setText(NOT_CONNECTED)
             return False
         self._launch(plan, path, recipe_text)
         return True
@@ -193,7 +197,7 @@ class ScanTab(QtWidgets.QWidget):
             return False
         rig = self.holder.rig
         if rig is None or self.holder.busy:
-            self.status.setText("Connect the rig first (Instruments tab).")
+            self.status.setText(NOT_CONNECTED)
             return False
         try:
             stored = load_resumable(path, entry)  # checked whole (and not finished); rig untouched
@@ -216,7 +220,7 @@ class ScanTab(QtWidgets.QWidget):
 
     def _state_changed(self, state: str) -> None:
         running = self.live.running
-        self.start_button.setEnabled(not running and not self.holder.recipe_running)
+        self._update_start()
         self.pause_button.setEnabled(state == "running")
         self.resume_button.setEnabled(state == "paused")
         # also while starting: the field's ramp and the move to the first point come first,
@@ -227,6 +231,14 @@ class ScanTab(QtWidgets.QWidget):
         self.auto_range.setEnabled(not running)
         text = state if not self.live.message else f"{state}: {self.live.message}"
         self.status.setText(text)
+
+    def _update_start(self) -> None:
+        """Start is usable with a rig connected, while no scan of this tab runs and no recipe
+        drives the rig; unconnected, its tooltip says what to do."""
+        connected = self.holder.rig is not None
+        self.start_button.setEnabled(connected and not self.live.running
+                                     and not self.holder.recipe_running)
+        self.start_button.setToolTip("" if connected else NOT_CONNECTED)
 
     def _progressed(self, progress: float, eta_s: object) -> None:
         self.progress.setValue(round(1000 * progress))

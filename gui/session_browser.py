@@ -138,7 +138,8 @@ class SessionBrowser(QtWidgets.QWidget):
         )
         self.resume_button.setEnabled(False)
         self.resume_button.clicked.connect(self._resume_selected)
-        self.rig_free = True  # no scan or recipe drives the rig: a scan may be resumed
+        # the rig is connected and no scan or recipe drives it: a scan may be resumed
+        self.rig_free = True
         self.mmt_button = QtWidgets.QPushButton("Show in MMT tab")
         self.mmt_button.setToolTip("The selected MMT result in the MMT tab: its grain table, "
                                    "fitted and residual maps, outlines and net")
@@ -364,7 +365,8 @@ class SessionBrowser(QtWidgets.QWidget):
         self.scan_running = running
 
     def set_rig_free(self, free: bool) -> None:
-        """Whether no scan or recipe drives the rig now (Resume is usable only then)."""
+        """Whether the rig is connected and no scan or recipe drives it now (Resume is usable
+        only then)."""
         self.rig_free = free
         self._selection_changed()
 
