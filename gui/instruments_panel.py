@@ -9,6 +9,7 @@ Entries are in µm and µT; everything sent to the rig is SI.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -20,7 +21,7 @@ from PyQt6 import QtCore, QtWidgets
 from gui.confirm import confirm
 from gui.rig_holder import INSTRUMENTS, RigHolder
 from smm_daq.clock import VirtualClock
-from smm_daq.instruments.profile import TIME_CONSTANTS_S, Profile
+from smm_daq.instruments.profile import LOCKIN_SENSITIVITY_V, TIME_CONSTANTS_S, Profile
 
 UM = 1e-6
 UT = 1e-6
@@ -30,14 +31,42 @@ LABELS = {"lockin": "Lock-in", "stage": "Stage", "coils": "Coils", "fluxgate": "
 NO_POSITION, NO_FIELD, NO_LOCKIN = "x, y, z: –", "setpoint –\nread-back –\nfluxgate –", "X, Y: –"
 
 
-def _spin(lo: float, hi: float, decimals: int, suffix: str, value: float = 0.0):
-    box = QtWidgets.QDoubleSpinBox()
+def _spin(lo: float, hi: float, decimals: int, suffix: str, value: float = 0.0,
+          series: tuple[float, ...] | None = None) -> QtWidgets.QDoubleSpinBox:
+    box = QtWidgets.QDoubleSpinBox() if series is None else _SeriesSpinBox(series)
     box.setRange(lo, hi)
     box.setDecimals(decimals)
     box.setSuffix(suffix)
     box.setValue(value)
     box.setKeyboardTracking(False)
     return box
+
+
+class _SeriesSpinBox(QtWidgets.QDoubleSpinBox):
+    """A lock-in setting: a step (arrow key, Page key, mouse wheel) moves to the next value
+    of its decade series (1-3-10 for time constants, 1-2-5-10 for sensitivities, the values
+    SR830 and SR860 lock-ins have), not by a fixed amount (1 s or 1 V: one wheel notch over the
+    sensitivity sent it to 1 nV or 1 V). A typed value is sent as typed (the lock-in takes
+    its next value up)."""
+
+    def __init__(self, mantissas: tuple[float, ...]) -> None:
+        super().__init__()
+        self._mantissas = mantissas
+
+    def _series(self) -> list[float]:
+        lo, hi = self.minimum(), self.maximum()
+        decades = range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
+        return [float(f"{m}e{e}") for e in decades for m in self._mantissas
+                if lo * (1 - 1e-9) <= float(f"{m}e{e}") <= hi * (1 + 1e-9)]
+
+    def stepBy(self, steps: int) -> None:
+        value, series = self.value(), self._series()
+        above = [v for v in series if v > value * (1 + 1e-9)]
+        below = [v for v in series if v < value * (1 - 1e-9)]
+        if steps > 0 and above:
+            self.setValue(above[min(steps, len(above)) - 1])
+        elif steps < 0 and below:
+            self.setValue(below[-min(-steps, len(below))])
 
 
 def read_all(rig: Any) -> dict[str, Any]:
@@ -199,10 +228,12 @@ class InstrumentsPanel(QtWidgets.QWidget):
         self.lockin_label = QtWidgets.QLabel(NO_LOCKIN)
         form.addRow(self.lockin_label)
         # every time constant a profile may set, to the µs (an SR860's shortest is 1 µs)
-        self.tau_box = _spin(*TIME_CONSTANTS_S, 6, " s", self.profile.lockin.time_constant)
+        self.tau_box = _spin(*TIME_CONSTANTS_S, 6, " s", self.profile.lockin.time_constant,
+                             series=(1, 3))
         self.tau_box.editingFinished.connect(self.set_time_constant)
         form.addRow("Time constant", self.tau_box)
-        self.sensitivity_box = _spin(1e-9, 1.0, 9, " V", self.profile.lockin.sensitivity)
+        self.sensitivity_box = _spin(*LOCKIN_SENSITIVITY_V, 9, " V",
+                                     self.profile.lockin.sensitivity, series=(1, 2, 5))
         self.sensitivity_box.editingFinished.connect(self.set_sensitivity)
         form.addRow("Sensitivity", self.sensitivity_box)
         return box

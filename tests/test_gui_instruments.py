@@ -145,3 +145,30 @@ def test_go_to_starts_from_the_stage_position_so_z_stays_where_it_is(window, qtb
         return r.get("on_target") is True and np.allclose(r["position"], target, atol=0.05 * UM)
 
     qtbot.waitUntil(arrived, timeout=WAIT_MS)
+
+
+def test_arrow_keys_step_the_lockin_settings_through_their_series(window, qtbot):
+    """Up from 30 ms is 100 ms (it was 1.03 s, which the lock-in took as 3 s) and Down from
+    0.5 V is 0.2 V (it was the box's floor, 1 nV): each step is the lock-in's next value."""
+    panel = window.instruments
+    fresh_readings(qtbot, panel)
+    tau, sensitivity = panel.tau_box, panel.sensitivity_box
+    assert (tau.value(), sensitivity.value()) == pytest.approx((0.03, 0.5))
+    tau.setFocus()
+    qtbot.keyClick(tau, QtCore.Qt.Key.Key_Up)
+    assert tau.value() == pytest.approx(0.1)
+    qtbot.keyClick(tau, QtCore.Qt.Key.Key_Return)
+    sensitivity.setFocus()
+    for _ in range(3):
+        qtbot.keyClick(sensitivity, QtCore.Qt.Key.Key_Down)
+    assert sensitivity.value() == pytest.approx(0.05)
+    qtbot.keyClick(sensitivity, QtCore.Qt.Key.Key_Up)
+    assert sensitivity.value() == pytest.approx(0.1)
+    qtbot.keyClick(sensitivity, QtCore.Qt.Key.Key_Return)
+
+    def set_on_the_lockin() -> bool:
+        r = fresh_readings(qtbot, panel)
+        return (r.get("time_constant"), r.get("sensitivity")) == pytest.approx((0.1, 0.1))
+
+    qtbot.waitUntil(set_on_the_lockin, timeout=WAIT_MS)
+    assert "Time constant" not in panel.message.text()
