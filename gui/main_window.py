@@ -65,7 +65,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.session.dragonflyOptionsWanted.connect(self._show_dragonfly_options)
         self.session.fileOpened.connect(self._file_opened)
         self.recipes.ended.connect(self._recipe_ended)
-        self.session.mapShown.connect(self.scan.show_last_map)
+        self.session.mapShown.connect(lambda m: self.scan.show_last_map(m, self.session.path))
         self.session.resumeRequested.connect(self._resume)
         self.session.mmtResultWanted.connect(self._show_mmt_result)
         self.mmt.saved.connect(self._file_written)

@@ -30,6 +30,7 @@ class ScanTab(QtWidgets.QWidget):
         self.profile = holder.profile
         self.form = ScanForm(self.profile)
         self.view = MapView(title="last map")
+        self._map_file: Path | None = None  # the session file of the map on show, if known
         self.live = LiveScan(self.view, self)
 
         self.file_edit = QtWidgets.QLineEdit()
@@ -102,8 +103,15 @@ class ScanTab(QtWidgets.QWidget):
         return Path(text) if text else None
 
     def set_path(self, path: Path) -> None:
-        if not self.live.running:
-            self.file_edit.setText(str(path))
+        """Scan into `path` (a session file opened): the map on show, of another file, goes
+        with the area selected on it (not while a scan runs)."""
+        if self.live.running:
+            return
+        if self._map_file is not None and self._map_file.resolve() != Path(path).resolve():
+            self._map_file = None
+            self.view.clear()
+            self.form.from_area.setEnabled(False)
+        self.file_edit.setText(str(path))
 
     def _choose_file(self) -> None:
         name, _ = QtWidgets.QFileDialog.getSaveFileName(
@@ -114,9 +122,11 @@ class ScanTab(QtWidgets.QWidget):
         if name:
             self.file_edit.setText(name)
 
-    def show_last_map(self, m: MapData) -> None:
-        """A map to draw the next scan's area on (not while a scan fills the view)."""
+    def show_last_map(self, m: MapData, path: Path | None = None) -> None:
+        """A map (of session file `path`) to draw the next scan's area on (not while a scan
+        fills the view)."""
         if not self.live.running:
+            self._map_file = None if path is None else Path(path)
             self.view.set_map(m)
             self.view.plot.setTitle(f"last map: {m.name}")
 
@@ -165,6 +175,7 @@ class ScanTab(QtWidgets.QWidget):
         start it in the rig's thread, after any instrument call in flight."""
         rig = self.holder.rig
         self.holder.set_busy(True)
+        self._map_file = Path(path)
         self.live.prepare(plan, path, self.profile.sensor.active_area, bz=measured)
         push = self.live.bridge.push
         auto_range = self.auto_range.isChecked()
