@@ -124,6 +124,10 @@ class InstrumentsPanel(QtWidgets.QWidget):
         # what the Go-to boxes held as the rig opened, until its first position fills them:
         # left at the travel's lower limits, a Go to that changes x alone drove z to contact
         self._goto_unfilled: list[float] | None = None
+        # where the last Go to or jog sent the stage (set in the rig's thread), until a scan,
+        # a recipe, a connect or Stop: a jog made before the stage settles adds to it, not to
+        # a position read mid-move (clicks made while it moved were lost)
+        self._sent_to: np.ndarray | None = None
 
         layout = QtWidgets.QGridLayout(self)
         layout.addWidget(self._connection_box(), 0, 0)
@@ -318,6 +322,8 @@ class InstrumentsPanel(QtWidgets.QWidget):
         self._busy_changed(self.holder.busy)
 
     def _set_controls_enabled(self, on: bool) -> None:
+        if not on:  # something else moves the stage, or a rig opens anew
+            self._sent_to = None
         for w in [
             *self.goto_boxes,
             self.goto_button,
@@ -414,15 +420,22 @@ class InstrumentsPanel(QtWidgets.QWidget):
     def go_to(self) -> None:
         x, y, z = (b.value() * UM for b in self.goto_boxes)
         rig = self.holder.rig
-        self._act(lambda: rig.stage.move_to(x, y, z, wait=False), "Go to")
+        self._act(lambda: self._send(rig, np.array([x, y, z])), "Go to")
+
+    def _send(self, rig: Any, target: np.ndarray) -> None:
+        """Move the stage to `target` (m) without waiting (in the rig's thread)."""
+        rig.stage.move_to(*target, wait=False)
+        self._sent_to = target
 
     def jog(self, axis: int, sign: int) -> None:
         rig, step = self.holder.rig, sign * self.jog_step.value() * UM
 
         def move() -> None:
-            target = np.array(rig.stage.position(), dtype=float)
+            sent = self._sent_to
+            moving = sent is not None and not rig.stage.on_target()
+            target = np.array(sent if moving else rig.stage.position(), dtype=float)
             target[axis] += step
-            rig.stage.move_to(*target, wait=False)
+            self._send(rig, target)
 
         self._act(move, f"Jog {'xyz'[axis]}")
 
@@ -431,8 +444,14 @@ class InstrumentsPanel(QtWidgets.QWidget):
         if self.holder.busy:
             self.stopDuringScan.emit()
         elif rig is not None:  # moves do not wait, so the stop is next in the rig's thread
+            def stop() -> None:
+                # where it stops is where the next jog starts, on a controller that does not
+                # take the stopped position as its target too
+                self._sent_to = None
+                rig.stage.stop()
+
             self.holder.background.submit(
-                rig.stage.stop, on_error=lambda exc: self.message.setText(f"Stop: {exc}"))
+                stop, on_error=lambda exc: self.message.setText(f"Stop: {exc}"))
 
     def set_field(self) -> None:
         b = np.array([box.value() for box in self.field_boxes]) * UT

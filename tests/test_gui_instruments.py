@@ -172,3 +172,44 @@ def test_arrow_keys_step_the_lockin_settings_through_their_series(window, qtbot)
 
     qtbot.waitUntil(set_on_the_lockin, timeout=WAIT_MS)
     assert "Time constant" not in panel.message.text()
+
+
+def test_jogs_clicked_while_the_stage_moves_add_up(window, qtbot):
+    """Three clicks on x+ with a 100 µm step take the stage 300 µm along x, whether or not it
+    had settled between them: each jog starts from where the stage was sent, not from where
+    it happened to be (the clicks made mid-move were lost)."""
+    panel = window.instruments
+    start = fresh_readings(qtbot, panel)["position"]
+    panel.jog_step.setValue(100.0)
+    x_plus = panel.jog_buttons[1]
+    assert x_plus.text() == "x+"
+    for _ in range(3):
+        qtbot.mouseClick(x_plus, QtCore.Qt.MouseButton.LeftButton)
+    target = start + np.array([300.0, 0.0, 0.0]) * UM
+
+    def arrived() -> bool:
+        r = fresh_readings(qtbot, panel)
+        return r.get("on_target") is True and np.allclose(r["position"], target, atol=0.05 * UM)
+
+    qtbot.waitUntil(arrived, timeout=WAIT_MS)
+
+
+def test_a_jog_after_stop_starts_where_the_stage_stopped(window, qtbot):
+    """Stop forgets where the stage was sent: the next jog goes one step from where it
+    stopped, not from the target it never reached."""
+    panel = window.instruments
+    start = fresh_readings(qtbot, panel)["position"]
+    panel.jog_step.setValue(5000.0)
+    qtbot.mouseClick(panel.jog_buttons[1], QtCore.Qt.MouseButton.LeftButton)  # x+
+    qtbot.mouseClick(panel.stop_button, QtCore.Qt.MouseButton.LeftButton)
+    stopped = fresh_readings(qtbot, panel)["position"]
+    assert stopped[0] < start[0] + 5000 * UM
+    panel.jog_step.setValue(100.0)
+    qtbot.mouseClick(panel.jog_buttons[1], QtCore.Qt.MouseButton.LeftButton)
+    target = stopped + np.array([100.0, 0.0, 0.0]) * UM
+
+    def arrived() -> bool:
+        r = fresh_readings(qtbot, panel)
+        return r.get("on_target") is True and np.allclose(r["position"], target, atol=0.05 * UM)
+
+    qtbot.waitUntil(arrived, timeout=WAIT_MS)
