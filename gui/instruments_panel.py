@@ -121,8 +121,9 @@ class InstrumentsPanel(QtWidgets.QWidget):
         # fields asked for by Set whose call has not returned (queued or ramping): the coils'
         # setpoint changes only once a ramp is done
         self.field_requests: list[np.ndarray] = []
-        # what the Go-to boxes held as the rig opened, until its first position fills them:
-        # left at the travel's lower limits, a Go to that changes x alone drove z to contact
+        # what the Go-to boxes held as the rig opened, or as a Go to or jog was sent, until the
+        # stage's position at rest fills them: left as they were (at first the travel's lower
+        # limits), a Go to that changed x alone drove z back, or down to contact
         self._goto_unfilled: list[float] | None = None
         # where the last Go to or jog sent the stage (set in the rig's thread), until a scan,
         # a recipe, a connect or Stop: a jog made before the stage settles adds to it, not to
@@ -273,7 +274,7 @@ class InstrumentsPanel(QtWidgets.QWidget):
         self.connect_button.setEnabled(not (h.connecting or h.busy or h.recipe_running))
 
     def _rig_opened(self, rig: Any) -> None:
-        self._goto_unfilled = [box.value() for box in self.goto_boxes]
+        self._follow_stage()
         self.connect_button.setText("Reconnect")
         self._update_connect_button()
         self._set_controls_enabled(not self.holder.busy and not self.holder.recipe_running)
@@ -359,7 +360,8 @@ class InstrumentsPanel(QtWidgets.QWidget):
                 "x = {:.2f} µm, y = {:.2f} µm, z = {:.2f} µm".format(*(np.asarray(pos) / UM))
                 + settled
             )
-            self._fill_goto(np.asarray(pos, dtype=float) / UM)
+            if readings.get("on_target") is True:
+                self._fill_goto(np.asarray(pos, dtype=float) / UM)
         self.field_label.setText(
             f"setpoint {_vector(readings.get('field_setpoint'))}\n"
             f"read-back {_vector(readings.get('field'))}\n"
@@ -383,9 +385,14 @@ class InstrumentsPanel(QtWidgets.QWidget):
                 box.setValue(value)
         self.updated.emit()
 
+    def _follow_stage(self) -> None:
+        """The Go-to boxes take the stage's position once it is at rest (`_fill_goto`)."""
+        self._goto_unfilled = [box.value() for box in self.goto_boxes]
+
     def _fill_goto(self, position_um: np.ndarray) -> None:
-        """The Go-to boxes at the stage's position, once a rig has opened: a Go to then moves
-        only the axes changed. Boxes the operator has edited meanwhile are left as they are."""
+        """The Go-to boxes at the stage's position at rest, after a connect, a Go to or a jog:
+        a Go to then moves only the axes changed. Boxes the operator has edited meanwhile are
+        left as they are."""
         unfilled, self._goto_unfilled = self._goto_unfilled, None
         boxes = self.goto_boxes
         if unfilled is None or any(box.hasFocus() for box in boxes) \
@@ -400,11 +407,13 @@ class InstrumentsPanel(QtWidgets.QWidget):
 
     # --- actions -------------------------------------------------------------------------
     def _act(self, fn: Callable[[], object], what: str,
-             ended: Callable[[], None] = lambda: None) -> None:
+             ended: Callable[[], None] = lambda: None,
+             succeeded: Callable[[], None] = lambda: None) -> None:
         """Run `fn` in the rig's thread; `ended()` once it has returned or failed, or at once
-        when it could not be started."""
+        when it could not be started; `succeeded()` first when it returned."""
 
         def done(_: object) -> None:
+            succeeded()
             ended()
             self.message.setText("")
             self.poll()
@@ -420,7 +429,8 @@ class InstrumentsPanel(QtWidgets.QWidget):
     def go_to(self) -> None:
         x, y, z = (b.value() * UM for b in self.goto_boxes)
         rig = self.holder.rig
-        self._act(lambda: self._send(rig, np.array([x, y, z])), "Go to")
+        self._act(lambda: self._send(rig, np.array([x, y, z])), "Go to",
+                  succeeded=self._follow_stage)
 
     def _send(self, rig: Any, target: np.ndarray) -> None:
         """Move the stage to `target` (m) without waiting (in the rig's thread)."""
@@ -437,7 +447,7 @@ class InstrumentsPanel(QtWidgets.QWidget):
             target[axis] += step
             self._send(rig, target)
 
-        self._act(move, f"Jog {'xyz'[axis]}")
+        self._act(move, f"Jog {'xyz'[axis]}", succeeded=self._follow_stage)
 
     def stop_stage(self) -> None:
         rig = self.holder.rig

@@ -213,3 +213,43 @@ def test_a_jog_after_stop_starts_where_the_stage_stopped(window, qtbot):
         return r.get("on_target") is True and np.allclose(r["position"], target, atol=0.05 * UM)
 
     qtbot.waitUntil(arrived, timeout=WAIT_MS)
+
+
+def test_the_go_to_boxes_follow_a_jog_so_a_go_to_keeps_the_height_jogged_to(window, qtbot):
+    """After a jog the Go-to boxes show where the stage came to rest: a Go to that changes x
+    keeps the z jogged to (the boxes kept the position at connect, so z went back)."""
+    panel = window.instruments
+    start = fresh_readings(qtbot, panel)["position"] / UM
+    panel.jog_step.setValue(1000.0)
+    z_minus = panel.jog_buttons[4]
+    assert z_minus.text() == "z−"
+    qtbot.mouseClick(z_minus, QtCore.Qt.MouseButton.LeftButton)
+    jogged = start - np.array([0.0, 0.0, 1000.0])
+    qtbot.waitUntil(lambda: [b.value() for b in panel.goto_boxes]
+                    == pytest.approx(jogged, abs=0.01), timeout=WAIT_MS)
+    x_box = panel.goto_boxes[0]
+    x_box.setFocus()
+    x_box.selectAll()
+    qtbot.keyClicks(x_box, "12100")
+    qtbot.keyClick(x_box, QtCore.Qt.Key.Key_Tab)
+    qtbot.mouseClick(panel.goto_button, QtCore.Qt.MouseButton.LeftButton)
+    target = np.array([12100.0, jogged[1], jogged[2]]) * UM
+
+    def arrived() -> bool:
+        r = fresh_readings(qtbot, panel)
+        return r.get("on_target") is True and np.allclose(r["position"], target, atol=0.05 * UM)
+
+    qtbot.waitUntil(arrived, timeout=WAIT_MS)
+
+
+def test_a_refused_go_to_keeps_what_was_typed(window, qtbot):
+    """A Go to beyond the travel is refused with a message; the boxes keep the values typed,
+    to be corrected, rather than the position."""
+    panel = window.instruments
+    fresh_readings(qtbot, panel)
+    panel.goto_boxes[2].setMaximum(1e6)  # past the profile's travel, as a driver may refuse
+    panel.goto_boxes[2].setValue(20000.0)
+    qtbot.mouseClick(panel.goto_button, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.message.text().startswith("Go to: "), timeout=WAIT_MS)
+    fresh_readings(qtbot, panel)
+    assert panel.goto_boxes[2].value() == 20000.0
