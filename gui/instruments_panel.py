@@ -126,8 +126,8 @@ class InstrumentsPanel(QtWidgets.QWidget):
         # limits), a Go to that changed x alone drove z back, or down to contact
         self._goto_unfilled: list[float] | None = None
         # where the last Go to or jog sent the stage (set in the rig's thread), until a scan,
-        # a recipe, a connect or Stop: a jog made before the stage settles adds to it, not to
-        # a position read mid-move (clicks made while it moved were lost)
+        # a recipe or a connect begins or ends, or Stop: a jog made before the stage settles
+        # adds to it, not to a position read mid-move (clicks made while it moved were lost)
         self._sent_to: np.ndarray | None = None
 
         layout = QtWidgets.QGridLayout(self)
@@ -323,8 +323,9 @@ class InstrumentsPanel(QtWidgets.QWidget):
         self._busy_changed(self.holder.busy)
 
     def _set_controls_enabled(self, on: bool) -> None:
-        if not on:  # something else moves the stage, or a rig opens anew
-            self._sent_to = None
+        # a scan, a recipe or a connect begins or ends: a target sent before is not where the
+        # next jog starts (a jog queued just before one begins has run by the time it ends)
+        self._sent_to = None
         for w in [
             *self.goto_boxes,
             self.goto_button,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 from PyQt6 import QtCore, QtWidgets
@@ -253,3 +255,32 @@ def test_a_refused_go_to_keeps_what_was_typed(window, qtbot):
     qtbot.waitUntil(lambda: panel.message.text().startswith("Go to: "), timeout=WAIT_MS)
     fresh_readings(qtbot, panel)
     assert panel.goto_boxes[2].value() == 20000.0
+
+
+def test_a_jog_after_a_scan_starts_where_the_stage_is(window, qtbot):
+    """A scan (or recipe) that owned the rig between two jogs moved the stage itself: the
+    next jog goes one step from where the stage is, not from where the jog before sent it,
+    also when the stage has not settled (a scan aborted mid-move) and that jog ran only once
+    the scan had taken the rig."""
+    panel = window.instruments
+    panel.timer.stop()  # the simulated stage moves only as the test polls
+    start = fresh_readings(qtbot, panel)["position"]
+    panel.jog_step.setValue(10000.0)
+    held = threading.Event()
+    window.holder.background.submit(lambda: held.wait(WAIT_MS / 1000))  # the rig's thread busy
+    qtbot.mouseClick(panel.jog_buttons[1], QtCore.Qt.MouseButton.LeftButton)  # x+, queued
+    window.holder.set_busy(True)  # a scan takes the rig as the jog is still queued
+    held.set()
+    qtbot.waitUntil(lambda: panel.holder.background.pending == 0, timeout=WAIT_MS)
+    window.holder.set_busy(False)  # the scan ends, the stage not settled
+    r = fresh_readings(qtbot, panel)
+    assert r["on_target"] is False and r["position"][0] < start[0] + 10000 * UM
+    panel.jog_step.setValue(100.0)
+    qtbot.mouseClick(panel.jog_buttons[1], QtCore.Qt.MouseButton.LeftButton)
+    target = r["position"] + np.array([100.0, 0.0, 0.0]) * UM
+
+    def arrived() -> bool:
+        r = fresh_readings(qtbot, panel)
+        return r.get("on_target") is True and np.allclose(r["position"], target, atol=0.05 * UM)
+
+    qtbot.waitUntil(arrived, timeout=WAIT_MS)
