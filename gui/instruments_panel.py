@@ -9,6 +9,7 @@ Entries are in µm and µT; everything sent to the rig is SI.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -20,7 +21,7 @@ from PyQt6 import QtCore, QtWidgets
 from gui.confirm import confirm
 from gui.rig_holder import INSTRUMENTS, RigHolder
 from smm_daq.clock import VirtualClock
-from smm_daq.instruments.profile import TIME_CONSTANTS_S, Profile
+from smm_daq.instruments.profile import LOCKIN_SENSITIVITY_V, TIME_CONSTANTS_S, Profile
 
 UM = 1e-6
 UT = 1e-6
@@ -30,14 +31,42 @@ LABELS = {"lockin": "Lock-in", "stage": "Stage", "coils": "Coils", "fluxgate": "
 NO_POSITION, NO_FIELD, NO_LOCKIN = "x, y, z: –", "setpoint –\nread-back –\nfluxgate –", "X, Y: –"
 
 
-def _spin(lo: float, hi: float, decimals: int, suffix: str, value: float = 0.0):
-    box = QtWidgets.QDoubleSpinBox()
+def _spin(lo: float, hi: float, decimals: int, suffix: str, value: float = 0.0,
+          series: tuple[float, ...] | None = None) -> QtWidgets.QDoubleSpinBox:
+    box = QtWidgets.QDoubleSpinBox() if series is None else _SeriesSpinBox(series)
     box.setRange(lo, hi)
     box.setDecimals(decimals)
     box.setSuffix(suffix)
     box.setValue(value)
     box.setKeyboardTracking(False)
     return box
+
+
+class _SeriesSpinBox(QtWidgets.QDoubleSpinBox):
+    """A lock-in setting: a step (arrow key, Page key, mouse wheel) moves to the next value
+    of its decade series (1-3-10 for time constants, 1-2-5-10 for sensitivities, the values
+    SR830 and SR860 lock-ins have), not by a fixed amount (1 s or 1 V: one wheel notch over the
+    sensitivity sent it to 1 nV or 1 V). A typed value is sent as typed (the lock-in takes
+    its next value up)."""
+
+    def __init__(self, mantissas: tuple[float, ...]) -> None:
+        super().__init__()
+        self._mantissas = mantissas
+
+    def _series(self) -> list[float]:
+        lo, hi = self.minimum(), self.maximum()
+        decades = range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
+        return [float(f"{m}e{e}") for e in decades for m in self._mantissas
+                if lo * (1 - 1e-9) <= float(f"{m}e{e}") <= hi * (1 + 1e-9)]
+
+    def stepBy(self, steps: int) -> None:
+        value, series = self.value(), self._series()
+        above = [v for v in series if v > value * (1 + 1e-9)]
+        below = [v for v in series if v < value * (1 - 1e-9)]
+        if steps > 0 and above:
+            self.setValue(above[min(steps, len(above)) - 1])
+        elif steps < 0 and below:
+            self.setValue(below[-min(-steps, len(below))])
 
 
 def read_all(rig: Any) -> dict[str, Any]:
@@ -92,6 +121,14 @@ class InstrumentsPanel(QtWidgets.QWidget):
         # fields asked for by Set whose call has not returned (queued or ramping): the coils'
         # setpoint changes only once a ramp is done
         self.field_requests: list[np.ndarray] = []
+        # what the Go-to boxes held as the rig opened, or as a Go to or jog was sent, until the
+        # stage's position at rest fills them: left as they were (at first the travel's lower
+        # limits), a Go to that changed x alone drove z back, or down to contact
+        self._goto_unfilled: list[float] | None = None
+        # where the last Go to or jog sent the stage (set in the rig's thread), until a scan,
+        # a recipe or a connect begins or ends, or Stop: a jog made before the stage settles
+        # adds to it, not to a position read mid-move (clicks made while it moved were lost)
+        self._sent_to: np.ndarray | None = None
 
         layout = QtWidgets.QGridLayout(self)
         layout.addWidget(self._connection_box(), 0, 0)
@@ -196,10 +233,12 @@ class InstrumentsPanel(QtWidgets.QWidget):
         self.lockin_label = QtWidgets.QLabel(NO_LOCKIN)
         form.addRow(self.lockin_label)
         # every time constant a profile may set, to the µs (an SR860's shortest is 1 µs)
-        self.tau_box = _spin(*TIME_CONSTANTS_S, 6, " s", self.profile.lockin.time_constant)
+        self.tau_box = _spin(*TIME_CONSTANTS_S, 6, " s", self.profile.lockin.time_constant,
+                             series=(1, 3))
         self.tau_box.editingFinished.connect(self.set_time_constant)
         form.addRow("Time constant", self.tau_box)
-        self.sensitivity_box = _spin(1e-9, 1.0, 9, " V", self.profile.lockin.sensitivity)
+        self.sensitivity_box = _spin(*LOCKIN_SENSITIVITY_V, 9, " V",
+                                     self.profile.lockin.sensitivity, series=(1, 2, 5))
         self.sensitivity_box.editingFinished.connect(self.set_sensitivity)
         form.addRow("Sensitivity", self.sensitivity_box)
         return box
@@ -235,6 +274,7 @@ class InstrumentsPanel(QtWidgets.QWidget):
         self.connect_button.setEnabled(not (h.connecting or h.busy or h.recipe_running))
 
     def _rig_opened(self, rig: Any) -> None:
+        self._follow_stage()
         self.connect_button.setText("Reconnect")
         self._update_connect_button()
         self._set_controls_enabled(not self.holder.busy and not self.holder.recipe_running)
@@ -283,6 +323,9 @@ class InstrumentsPanel(QtWidgets.QWidget):
         self._busy_changed(self.holder.busy)
 
     def _set_controls_enabled(self, on: bool) -> None:
+        # a scan, a recipe or a connect begins or ends: a target sent before is not where the
+        # next jog starts (a jog queued just before one begins has run by the time it ends)
+        self._sent_to = None
         for w in [
             *self.goto_boxes,
             self.goto_button,
@@ -318,6 +361,8 @@ class InstrumentsPanel(QtWidgets.QWidget):
                 "x = {:.2f} µm, y = {:.2f} µm, z = {:.2f} µm".format(*(np.asarray(pos) / UM))
                 + settled
             )
+            if readings.get("on_target") is True:
+                self._fill_goto(np.asarray(pos, dtype=float) / UM)
         self.field_label.setText(
             f"setpoint {_vector(readings.get('field_setpoint'))}\n"
             f"read-back {_vector(readings.get('field'))}\n"
@@ -341,17 +386,35 @@ class InstrumentsPanel(QtWidgets.QWidget):
                 box.setValue(value)
         self.updated.emit()
 
+    def _follow_stage(self) -> None:
+        """The Go-to boxes take the stage's position once it is at rest (`_fill_goto`)."""
+        self._goto_unfilled = [box.value() for box in self.goto_boxes]
+
+    def _fill_goto(self, position_um: np.ndarray) -> None:
+        """The Go-to boxes at the stage's position at rest, after a connect, a Go to or a jog:
+        a Go to then moves only the axes changed. Boxes the operator has edited meanwhile are
+        left as they are."""
+        unfilled, self._goto_unfilled = self._goto_unfilled, None
+        boxes = self.goto_boxes
+        if unfilled is None or any(box.hasFocus() for box in boxes) \
+                or [box.value() for box in boxes] != unfilled:
+            return
+        for box, value in zip(boxes, position_um, strict=True):
+            box.setValue(value)
+
     def _failed(self, exc: BaseException) -> None:
         self._polling = False
         self.message.setText(str(exc))
 
     # --- actions -------------------------------------------------------------------------
     def _act(self, fn: Callable[[], object], what: str,
-             ended: Callable[[], None] = lambda: None) -> None:
+             ended: Callable[[], None] = lambda: None,
+             succeeded: Callable[[], None] = lambda: None) -> None:
         """Run `fn` in the rig's thread; `ended()` once it has returned or failed, or at once
-        when it could not be started."""
+        when it could not be started; `succeeded()` first when it returned."""
 
         def done(_: object) -> None:
+            succeeded()
             ended()
             self.message.setText("")
             self.poll()
@@ -367,25 +430,39 @@ class InstrumentsPanel(QtWidgets.QWidget):
     def go_to(self) -> None:
         x, y, z = (b.value() * UM for b in self.goto_boxes)
         rig = self.holder.rig
-        self._act(lambda: rig.stage.move_to(x, y, z, wait=False), "Go to")
+        self._act(lambda: self._send(rig, np.array([x, y, z])), "Go to",
+                  succeeded=self._follow_stage)
+
+    def _send(self, rig: Any, target: np.ndarray) -> None:
+        """Move the stage to `target` (m) without waiting (in the rig's thread)."""
+        rig.stage.move_to(*target, wait=False)
+        self._sent_to = target
 
     def jog(self, axis: int, sign: int) -> None:
         rig, step = self.holder.rig, sign * self.jog_step.value() * UM
 
         def move() -> None:
-            target = np.array(rig.stage.position(), dtype=float)
+            sent = self._sent_to
+            moving = sent is not None and not rig.stage.on_target()
+            target = np.array(sent if moving else rig.stage.position(), dtype=float)
             target[axis] += step
-            rig.stage.move_to(*target, wait=False)
+            self._send(rig, target)
 
-        self._act(move, f"Jog {'xyz'[axis]}")
+        self._act(move, f"Jog {'xyz'[axis]}", succeeded=self._follow_stage)
 
     def stop_stage(self) -> None:
         rig = self.holder.rig
         if self.holder.busy:
             self.stopDuringScan.emit()
         elif rig is not None:  # moves do not wait, so the stop is next in the rig's thread
+            def stop() -> None:
+                # where it stops is where the next jog starts, on a controller that does not
+                # take the stopped position as its target too
+                self._sent_to = None
+                rig.stage.stop()
+
             self.holder.background.submit(
-                rig.stage.stop, on_error=lambda exc: self.message.setText(f"Stop: {exc}"))
+                stop, on_error=lambda exc: self.message.setText(f"Stop: {exc}"))
 
     def set_field(self) -> None:
         b = np.array([box.value() for box in self.field_boxes]) * UT

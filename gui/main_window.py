@@ -65,16 +65,20 @@ class MainWindow(QtWidgets.QMainWindow):
         self.session.dragonflyOptionsWanted.connect(self._show_dragonfly_options)
         self.session.fileOpened.connect(self._file_opened)
         self.recipes.ended.connect(self._recipe_ended)
-        self.session.mapShown.connect(self.scan.show_last_map)
+        self.session.mapShown.connect(lambda m: self.scan.show_last_map(m, self.session.path))
         self.session.resumeRequested.connect(self._resume)
         self.session.mmtResultWanted.connect(self._show_mmt_result)
         self.mmt.saved.connect(self._file_written)
         self.scan.scanEnded.connect(self._scan_ended)
         self.scan.live.madeSafe.connect(self._made_safe)
         self.holder.busyChanged.connect(self.session.set_scan_running)
-        for changed in (self.holder.busyChanged, self.holder.recipeChanged):
+        # Resume needs the rig connected and free
+        for changed in (self.holder.busyChanged, self.holder.recipeChanged, self.holder.opened,
+                        self.holder.failed):
             changed.connect(lambda _on: self.session.set_rig_free(
-                not self.holder.busy and not self.holder.recipe_running))
+                self.holder.rig is not None and not self.holder.busy
+                and not self.holder.recipe_running))
+        self.session.set_rig_free(False)  # not connected yet
         self._close_after_scan = False
         self.signalled = ""  # the signal that closed the window, if one did
         self._closing = False

@@ -677,7 +677,10 @@ class MMTView(QtWidgets.QWidget):
         # saved into the file of its scans, whichever file is open by then
         self._show(value, self._inverting)
         self.save_button.setEnabled(True)
-        self.status.setText(self._summary(value[3]))
+        # which scans of which file: it stays on show when another session file is opened
+        scans = ", ".join(f"'{m.name}'" for m in value[0])
+        where = f" of {self._inverting.name}" if self._inverting is not None else ""
+        self.status.setText(f"Result of {scans}{where}: {self._summary(value[3])}")
         self.finished.emit(True, self.status.text())
 
     def _show(self, value: tuple[list[MapData], Any, dict, list[str], dict[str, object],

@@ -21,7 +21,7 @@ from gui.background import Background
 from gui.recipe_runner import RecipeRunner
 from gui.rig_holder import RigHolder
 from gui.scan_form import format_duration
-from gui.scan_tab import ScanTab
+from gui.scan_tab import NOT_CONNECTED, ScanTab
 from smm_daq.acquisition.recipe import Recipe, check_recipe, load_recipe, step_note
 from smm_daq.acquisition.recipe_continue import DONE, RESUME
 from smm_daq.errors import SmmError
@@ -89,6 +89,8 @@ class RecipesView(QtWidgets.QWidget):
         self.progress.setRange(0, 1000)
         scan_tab.progress.valueChanged.connect(self.progress.setValue)  # the Scan tab's bar
         holder.busyChanged.connect(lambda _busy: self._update_run_button())
+        holder.opened.connect(lambda _rig: self._update_run_button())
+        holder.failed.connect(lambda _why: self._update_run_button())
 
         top = QtWidgets.QHBoxLayout()
         top.addWidget(open_button)
@@ -192,13 +194,15 @@ class RecipesView(QtWidgets.QWidget):
         return True
 
     def _update_run_button(self) -> None:
-        """Run is usable with a checked recipe, while no recipe runs and no scan started on
-        the Scan tab owns the rig."""
+        """Run is usable with a checked recipe and the rig connected, while no recipe runs and
+        no scan started on the Scan tab owns the rig."""
         running = self.runner is not None and self.runner.running
+        connected = self.holder.rig is not None
         self.run_button.setEnabled(self.recipe is not None and not running
-                                   and not self.holder.busy)
+                                   and not self.holder.busy and connected)
         self.run_button.setText("Continue" if self.continuing else "Run")
         self.run_button.setToolTip(
+            NOT_CONNECTED if not connected else
             "Continue the recipe cut off on the session file: finished steps are skipped, a "
             "cut-off scan resumed, the rest run" if self.continuing else "")
 

@@ -16,6 +16,8 @@ from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.errors import InputError, SmmError
 from smm_daq.storage.mapdata import MapData
 
+NOT_CONNECTED = "Connect the rig first (Instruments tab)."
+
 
 class ScanTab(QtWidgets.QWidget):
     """Sets up and runs one scan at a time in the file named above the form."""
@@ -28,6 +30,7 @@ class ScanTab(QtWidgets.QWidget):
         self.profile = holder.profile
         self.form = ScanForm(self.profile)
         self.view = MapView(title="last map")
+        self._map_file: Path | None = None  # the session file of the map on show, if known
         self.live = LiveScan(self.view, self)
 
         self.file_edit = QtWidgets.QLineEdit()
@@ -89,6 +92,8 @@ class ScanTab(QtWidgets.QWidget):
         self.live.madeSafe.connect(lambda _safe: self.status.setText(self._stalled_text()))
         # a recipe's steps alone drive the rig: Start waits for its end
         holder.recipeChanged.connect(lambda _running: self._state_changed(self.live.state))
+        holder.opened.connect(lambda _rig: self._update_start())
+        holder.failed.connect(lambda _why: self._update_start())
         self._state_changed("idle")
 
     # --- file and last map ---------------------------------------------------------------
@@ -98,8 +103,15 @@ class ScanTab(QtWidgets.QWidget):
         return Path(text) if text else None
 
     def set_path(self, path: Path) -> None:
-        if not self.live.running:
-            self.file_edit.setText(str(path))
+        """Scan into `path` (a session file opened): the map on show, of another file, goes
+        with the area selected on it (not while a scan runs)."""
+        if self.live.running:
+            return
+        if self._map_file is not None and self._map_file.resolve() != Path(path).resolve():
+            self._map_file = None
+            self.view.clear()
+            self.form.from_area.setEnabled(False)
+        self.file_edit.setText(str(path))
 
     def _choose_file(self) -> None:
         name, _ = QtWidgets.QFileDialog.getSaveFileName(
@@ -110,9 +122,11 @@ class ScanTab(QtWidgets.QWidget):
         if name:
             self.file_edit.setText(name)
 
-    def show_last_map(self, m: MapData) -> None:
-        """A map to draw the next scan's area on (not while a scan fills the view)."""
+    def show_last_map(self, m: MapData, path: Path | None = None) -> None:
+        """A map (of session file `path`) to draw the next scan's area on (not while a scan
+        fills the view)."""
         if not self.live.running:
+            self._map_file = None if path is None else Path(path)
             self.view.set_map(m)
             self.view.plot.setTitle(f"last map: {m.name}")
 
@@ -150,7 +164,7 @@ class ScanTab(QtWidgets.QWidget):
             return False
         rig = self.holder.rig
         if rig is None or self.holder.busy:
-            self.status.setText("Connect the rig first (Instruments tab).")
+            self.status.setText(NOT_CONNECTED)
             return False
         self._launch(plan, path, recipe_text)
         return True
@@ -161,6 +175,7 @@ class ScanTab(QtWidgets.QWidget):
         start it in the rig's thread, after any instrument call in flight."""
         rig = self.holder.rig
         self.holder.set_busy(True)
+        self._map_file = Path(path)
         self.live.prepare(plan, path, self.profile.sensor.active_area, bz=measured)
         push = self.live.bridge.push
         auto_range = self.auto_range.isChecked()
@@ -193,7 +208,7 @@ class ScanTab(QtWidgets.QWidget):
             return False
         rig = self.holder.rig
         if rig is None or self.holder.busy:
-            self.status.setText("Connect the rig first (Instruments tab).")
+            self.status.setText(NOT_CONNECTED)
             return False
         try:
             stored = load_resumable(path, entry)  # checked whole (and not finished); rig untouched
@@ -216,7 +231,7 @@ class ScanTab(QtWidgets.QWidget):
 
     def _state_changed(self, state: str) -> None:
         running = self.live.running
-        self.start_button.setEnabled(not running and not self.holder.recipe_running)
+        self._update_start()
         self.pause_button.setEnabled(state == "running")
         self.resume_button.setEnabled(state == "paused")
         # also while starting: the field's ramp and the move to the first point come first,
@@ -227,6 +242,14 @@ class ScanTab(QtWidgets.QWidget):
         self.auto_range.setEnabled(not running)
         text = state if not self.live.message else f"{state}: {self.live.message}"
         self.status.setText(text)
+
+    def _update_start(self) -> None:
+        """Start is usable with a rig connected, while no scan of this tab runs and no recipe
+        drives the rig; unconnected, its tooltip says what to do."""
+        connected = self.holder.rig is not None
+        self.start_button.setEnabled(connected and not self.live.running
+                                     and not self.holder.recipe_running)
+        self.start_button.setToolTip("" if connected else NOT_CONNECTED)
 
     def _progressed(self, progress: float, eta_s: object) -> None:
         self.progress.setValue(round(1000 * progress))

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PyQt6 import QtCore, QtWidgets
+from PyQt6 import QtCore, QtGui, QtWidgets
 
 from gui.background import Background
 from gui.compare_view import CompareView
@@ -138,7 +138,8 @@ class SessionBrowser(QtWidgets.QWidget):
         )
         self.resume_button.setEnabled(False)
         self.resume_button.clicked.connect(self._resume_selected)
-        self.rig_free = True  # no scan or recipe drives the rig: a scan may be resumed
+        # the rig is connected and no scan or recipe drives it: a scan may be resumed
+        self.rig_free = True
         self.mmt_button = QtWidgets.QPushButton("Show in MMT tab")
         self.mmt_button.setToolTip("The selected MMT result in the MMT tab: its grain table, "
                                    "fitted and residual maps, outlines and net")
@@ -196,6 +197,11 @@ class SessionBrowser(QtWidgets.QWidget):
         self.table.horizontalHeader().setSortIndicator(-1, QtCore.Qt.SortOrder.AscendingOrder)
         self.table.setSortingEnabled(True)
         self.table.cellDoubleClicked.connect(lambda row, _col: self.show_entry(row))
+        # keyboard alone: Return (or Enter) opens the entry whose row is current
+        for key in (QtCore.Qt.Key.Key_Return, QtCore.Qt.Key.Key_Enter):
+            opener = QtGui.QShortcut(QtGui.QKeySequence(key), self.table,
+                                     context=QtCore.Qt.ShortcutContext.WidgetShortcut)
+            opener.activated.connect(self._show_current)
         self.table.itemSelectionChanged.connect(self._selection_changed)
         self.message = QtWidgets.QLabel("")
         self.message.setWordWrap(True)
@@ -359,7 +365,8 @@ class SessionBrowser(QtWidgets.QWidget):
         self.scan_running = running
 
     def set_rig_free(self, free: bool) -> None:
-        """Whether no scan or recipe drives the rig now (Resume is usable only then)."""
+        """Whether the rig is connected and no scan or recipe drives it now (Resume is usable
+        only then)."""
         self.rig_free = free
         self._selection_changed()
 
@@ -396,6 +403,11 @@ class SessionBrowser(QtWidgets.QWidget):
         if self.path == path:
             self.message.setText(str(exc) if isinstance(exc, (SmmError, OSError))
                                  else f"{path}: not read: {exc!r}")
+
+    def _show_current(self) -> None:
+        row = self.table.currentRow()
+        if row >= 0:
+            self.show_entry(row)
 
     def show_entry(self, row: int, after: Callable[[bool], None] | None = None) -> None:
         """Open the entry in table row `row` in the map view once read in the reader (its map,

@@ -129,3 +129,24 @@ def test_grains_still_being_read_when_another_file_opens_are_not_drawn(browser, 
     assert browser.message.text() == failed.args[0]
     settled(browser, qtbot)
     assert outline_points(browser.map_view) == 0 and browser.outlines_drawn == ""
+
+
+def test_the_scan_tabs_last_map_and_its_area_go_with_the_file_before(window, files, qtbot):
+    """A map opened on the Session tab is the Scan tab's last map, to select the next scan's
+    area on; opening another session file (the Scan tab then scans into it) takes that map
+    and its area away, with 'Grid from the area', rather than leave another sample's map."""
+    a, b = files
+    session, scan = window.session, window.scan
+    assert session.open_file(a)
+    with qtbot.waitSignal(session.mapShown, timeout=WAIT_MS):
+        session.show_entry(session._row_of("inf"))
+    assert scan.view.map is not None and scan.view.map.name == "inf"
+    scan.view.set_area((10 * UM, 10 * UM), (40 * UM, 30 * UM))
+    scan.view._area_changed()
+    assert scan.form.from_area.isEnabled()
+    assert session.open_file(a)  # the same file again: the map stays
+    assert scan.view.map is not None
+    assert session.open_file(b)
+    assert scan.path == b
+    assert scan.view.map is None and scan.view.area_corners() is None
+    assert not scan.form.from_area.isEnabled()

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import h5py
 import numpy as np
 import pytest
 from PyQt6 import QtCore, QtWidgets
 from scan_gate import Held
 from served_rig import ServedRig, served_to_pyvisa_py
+from test_gui_recipes import RECIPE
 
 from gui.main_window import MainWindow
 from gui.rig_holder import RigHolder
@@ -19,6 +21,8 @@ from smm_daq.instruments import rig as rig_module
 from smm_daq.instruments.profile import load_profile
 from smm_daq.instruments.rig import rig_addresses
 from smm_daq.instruments.rig_lock import holders
+from smm_daq.storage.mapdata import MapData
+from smm_daq.storage.nexus import write_map_entry
 
 WAIT_MS = 60_000
 CURRENT_ATOL = 2e-3
@@ -354,3 +358,34 @@ def test_a_reconnect_waits_for_the_rig_before_to_be_made_safe_for_a_bounded_time
         "within 0 s (an instrument not answering, or a making safe under way in another "
         "thread that has not ended); the program does not wait for it any longer")
     assert holder.rig is None
+
+
+def test_start_run_and_resume_wait_for_the_rig_to_be_connected(qtbot, settings, tmp_path):
+    """Start (Scan tab), Run (Recipes tab) and Resume scan (Session tab) cannot work without a
+    rig: they are disabled, Start and Run saying why, until Connect has opened one."""
+    path = tmp_path / "session.h5"
+    x = np.arange(4) * 20e-6
+    write_map_entry(path, MapData(bz=np.zeros((4, 4)), x=x, y=x, name="part"), kind="scan")
+    with h5py.File(path, "a") as f:
+        f["part/status"][()] = "aborted"
+        f["part/data/line_done"] = np.arange(4) < 2
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(RECIPE, encoding="utf-8")
+    w = MainWindow(load_profile(), settings, persist=False)
+    qtbot.addWidget(w)
+    w.show()
+    try:
+        w.scan.file_edit.setText(str(path))
+        assert w.session.open_file(path)
+        w.session.table.selectRow(0)
+        assert w.recipes.open_recipe(recipe)
+        buttons = (w.scan.start_button, w.recipes.run_button, w.session.resume_button)
+        assert not any(b.isEnabled() for b in buttons)
+        assert "Connect the rig" in w.scan.start_button.toolTip()
+        assert "Connect the rig" in w.recipes.run_button.toolTip()
+        with qtbot.waitSignal(w.holder.opened, timeout=WAIT_MS):
+            qtbot.mouseClick(w.instruments.connect_button, QtCore.Qt.MouseButton.LeftButton)
+        assert all(b.isEnabled() for b in buttons)
+        assert w.scan.start_button.toolTip() == ""
+    finally:
+        w.holder.close()

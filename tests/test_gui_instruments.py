@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 from PyQt6 import QtCore, QtWidgets
@@ -122,3 +124,163 @@ def test_every_lockin_time_constant_is_shown_as_it_is(qtbot, settings, tau):
     qtbot.addWidget(w)
     w.instruments._show_readings({"time_constant": tau})
     assert w.instruments.tau_box.value() == pytest.approx(tau, rel=1e-9)
+
+
+def test_go_to_starts_from_the_stage_position_so_z_stays_where_it_is(window, qtbot):
+    """The Go-to boxes show the stage's position once connected: typing a new x and pressing
+    Go to moves x alone (the boxes sat at the travel's lower limits, so z went to 0 µm: the
+    sensor into the sample)."""
+    panel = window.instruments
+    start = fresh_readings(qtbot, panel)["position"] / UM
+    assert start[2] > 1000.0  # the simulated stage starts well clear of the sample
+    assert [box.value() for box in panel.goto_boxes] == pytest.approx(start, abs=0.01)
+    x_box = panel.goto_boxes[0]
+    x_box.setFocus()
+    x_box.selectAll()
+    qtbot.keyClicks(x_box, "12100")
+    qtbot.keyClick(x_box, QtCore.Qt.Key.Key_Tab)
+    qtbot.mouseClick(panel.goto_button, QtCore.Qt.MouseButton.LeftButton)
+    target = np.array([12100.0, start[1], start[2]]) * UM
+
+    def arrived() -> bool:
+        r = fresh_readings(qtbot, panel)
+        return r.get("on_target") is True and np.allclose(r["position"], target, atol=0.05 * UM)
+
+    qtbot.waitUntil(arrived, timeout=WAIT_MS)
+
+
+def test_arrow_keys_step_the_lockin_settings_through_their_series(window, qtbot):
+    """Up from 30 ms is 100 ms (it was 1.03 s, which the lock-in took as 3 s) and Down from
+    0.5 V is 0.2 V (it was the box's floor, 1 nV): each step is the lock-in's next value."""
+    panel = window.instruments
+    fresh_readings(qtbot, panel)
+    tau, sensitivity = panel.tau_box, panel.sensitivity_box
+    assert (tau.value(), sensitivity.value()) == pytest.approx((0.03, 0.5))
+    tau.setFocus()
+    qtbot.keyClick(tau, QtCore.Qt.Key.Key_Up)
+    assert tau.value() == pytest.approx(0.1)
+    qtbot.keyClick(tau, QtCore.Qt.Key.Key_Return)
+    sensitivity.setFocus()
+    for _ in range(3):
+        qtbot.keyClick(sensitivity, QtCore.Qt.Key.Key_Down)
+    assert sensitivity.value() == pytest.approx(0.05)
+    qtbot.keyClick(sensitivity, QtCore.Qt.Key.Key_Up)
+    assert sensitivity.value() == pytest.approx(0.1)
+    qtbot.keyClick(sensitivity, QtCore.Qt.Key.Key_Return)
+
+    def set_on_the_lockin() -> bool:
+        r = fresh_readings(qtbot, panel)
+        return (r.get("time_constant"), r.get("sensitivity")) == pytest.approx((0.1, 0.1))
+
+    qtbot.waitUntil(set_on_the_lockin, timeout=WAIT_MS)
+    assert "Time constant" not in panel.message.text()
+
+
+def test_jogs_clicked_while_the_stage_moves_add_up(window, qtbot):
+    """Three clicks on x+ with a 100 µm step take the stage 300 µm along x, whether or not it
+    had settled between them: each jog starts from where the stage was sent, not from where
+    it happened to be (the clicks made mid-move were lost)."""
+    panel = window.instruments
+    start = fresh_readings(qtbot, panel)["position"]
+    panel.jog_step.setValue(100.0)
+    x_plus = panel.jog_buttons[1]
+    assert x_plus.text() == "x+"
+    for _ in range(3):
+        qtbot.mouseClick(x_plus, QtCore.Qt.MouseButton.LeftButton)
+    target = start + np.array([300.0, 0.0, 0.0]) * UM
+
+    def arrived() -> bool:
+        r = fresh_readings(qtbot, panel)
+        return r.get("on_target") is True and np.allclose(r["position"], target, atol=0.05 * UM)
+
+    qtbot.waitUntil(arrived, timeout=WAIT_MS)
+
+
+def test_a_jog_after_stop_starts_where_the_stage_stopped(window, qtbot):
+    """Stop forgets where the stage was sent: the next jog goes one step from where it
+    stopped, not from the target it never reached."""
+    panel = window.instruments
+    start = fresh_readings(qtbot, panel)["position"]
+    panel.jog_step.setValue(5000.0)
+    qtbot.mouseClick(panel.jog_buttons[1], QtCore.Qt.MouseButton.LeftButton)  # x+
+    qtbot.mouseClick(panel.stop_button, QtCore.Qt.MouseButton.LeftButton)
+    stopped = fresh_readings(qtbot, panel)["position"]
+    assert stopped[0] < start[0] + 5000 * UM
+    panel.jog_step.setValue(100.0)
+    qtbot.mouseClick(panel.jog_buttons[1], QtCore.Qt.MouseButton.LeftButton)
+    target = stopped + np.array([100.0, 0.0, 0.0]) * UM
+
+    def arrived() -> bool:
+        r = fresh_readings(qtbot, panel)
+        return r.get("on_target") is True and np.allclose(r["position"], target, atol=0.05 * UM)
+
+    qtbot.waitUntil(arrived, timeout=WAIT_MS)
+
+
+def test_the_go_to_boxes_follow_a_jog_so_a_go_to_keeps_the_height_jogged_to(window, qtbot):
+    """After a jog the Go-to boxes show where the stage came to rest: a Go to that changes x
+    keeps the z jogged to (the boxes kept the position at connect, so z went back)."""
+    panel = window.instruments
+    start = fresh_readings(qtbot, panel)["position"] / UM
+    panel.jog_step.setValue(1000.0)
+    z_minus = panel.jog_buttons[4]
+    assert z_minus.text() == "z−"
+    qtbot.mouseClick(z_minus, QtCore.Qt.MouseButton.LeftButton)
+    jogged = start - np.array([0.0, 0.0, 1000.0])
+    qtbot.waitUntil(lambda: [b.value() for b in panel.goto_boxes]
+                    == pytest.approx(jogged, abs=0.01), timeout=WAIT_MS)
+    x_box = panel.goto_boxes[0]
+    x_box.setFocus()
+    x_box.selectAll()
+    qtbot.keyClicks(x_box, "12100")
+    qtbot.keyClick(x_box, QtCore.Qt.Key.Key_Tab)
+    qtbot.mouseClick(panel.goto_button, QtCore.Qt.MouseButton.LeftButton)
+    target = np.array([12100.0, jogged[1], jogged[2]]) * UM
+
+    def arrived() -> bool:
+        r = fresh_readings(qtbot, panel)
+        return r.get("on_target") is True and np.allclose(r["position"], target, atol=0.05 * UM)
+
+    qtbot.waitUntil(arrived, timeout=WAIT_MS)
+
+
+def test_a_refused_go_to_keeps_what_was_typed(window, qtbot):
+    """A Go to beyond the travel is refused with a message; the boxes keep the values typed,
+    to be corrected, rather than the position."""
+    panel = window.instruments
+    fresh_readings(qtbot, panel)
+    panel.goto_boxes[2].setMaximum(1e6)  # past the profile's travel, as a driver may refuse
+    panel.goto_boxes[2].setValue(20000.0)
+    qtbot.mouseClick(panel.goto_button, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.message.text().startswith("Go to: "), timeout=WAIT_MS)
+    fresh_readings(qtbot, panel)
+    assert panel.goto_boxes[2].value() == 20000.0
+
+
+def test_a_jog_after_a_scan_starts_where_the_stage_is(window, qtbot):
+    """A scan (or recipe) that owned the rig between two jogs moved the stage itself: the
+    next jog goes one step from where the stage is, not from where the jog before sent it,
+    also when the stage has not settled (a scan aborted mid-move) and that jog ran only once
+    the scan had taken the rig."""
+    panel = window.instruments
+    panel.timer.stop()  # the simulated stage moves only as the test polls
+    start = fresh_readings(qtbot, panel)["position"]
+    panel.jog_step.setValue(10000.0)
+    held = threading.Event()
+    window.holder.background.submit(lambda: held.wait(WAIT_MS / 1000))  # the rig's thread busy
+    qtbot.mouseClick(panel.jog_buttons[1], QtCore.Qt.MouseButton.LeftButton)  # x+, queued
+    window.holder.set_busy(True)  # a scan takes the rig as the jog is still queued
+    held.set()
+    qtbot.waitUntil(lambda: panel.holder.background.pending == 0, timeout=WAIT_MS)
+    window.holder.set_busy(False)  # the scan ends, the stage not settled
+    r = fresh_readings(qtbot, panel)
+    assert r["on_target"] is False and r["position"][0] < start[0] + 10000 * UM
+    panel.jog_step.setValue(100.0)
+    qtbot.mouseClick(panel.jog_buttons[1], QtCore.Qt.MouseButton.LeftButton)
+    target = r["position"] + np.array([100.0, 0.0, 0.0]) * UM
+
+    def arrived() -> bool:
+        r = fresh_readings(qtbot, panel)
+        return r.get("on_target") is True and np.allclose(r["position"], target, atol=0.05 * UM)
+
+    qtbot.waitUntil(arrived, timeout=WAIT_MS)

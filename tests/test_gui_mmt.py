@@ -837,3 +837,17 @@ def test_the_grains_outlines_are_computed_off_the_gui_thread(qtbot, session, mon
     whole = segments(view.result.grains) / UM
     np.testing.assert_array_equal(xs, whole[:, :, 0].ravel())
     np.testing.assert_array_equal(ys, whole[:, :, 1].ravel())
+
+
+def test_a_fresh_result_names_its_scan_and_file_when_another_file_is_opened(inverted,
+                                                                          tmp_path):
+    """The result stays on show (and is saved into its own file) when the Session tab opens
+    another file, whose maps the tab then offers: its status names the scan and the file it
+    is of, which it did not."""
+    view = inverted
+    other = tmp_path / "other.h5"
+    scan = read_map(tmp_path / "s.h5", "scan")
+    write_map_entry(other, scan.with_bz(scan.bz, name="elsewhere"), kind="scan")
+    view.set_file(other)
+    assert view.entry.currentText() == "elsewhere"
+    assert view.status.text().startswith("Result of 'scan' of s.h5: 3 grains")

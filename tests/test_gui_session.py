@@ -513,3 +513,23 @@ def test_the_selected_entry_stays_selected_when_the_file_is_read_again(qtbot, tm
     assert names_shown(b.table) == ["a", "b", "c"]
     assert b.selected_entry().name == "c"
     assert [i.row() for i in b.table.selectionModel().selectedRows()] == [2]
+
+
+def test_return_on_a_row_opens_its_map_without_the_mouse(browser, qtbot):
+    """Keyboard alone: arrow keys move to an entry, Return (or keypad Enter) opens it, as a
+    double click does."""
+    browser.table.setFocus()
+    qtbot.keyClick(browser.table, QtCore.Qt.Key.Key_Home)
+    row = browser.table.currentRow()
+    while browser.table.item(row, 0).text() != "inf":
+        qtbot.keyClick(browser.table, QtCore.Qt.Key.Key_Down)
+        row = browser.table.currentRow()
+    with qtbot.waitSignal(browser.mapShown) as shown:
+        qtbot.keyClick(browser.table, QtCore.Qt.Key.Key_Return)
+    assert shown.args[0].name == "inf"
+    qtbot.keyClick(browser.table, QtCore.Qt.Key.Key_Up)
+    other = browser.table.item(browser.table.currentRow(), 0).text()
+    with qtbot.waitSignal(browser.mapShown) as shown:
+        qtbot.keyClick(browser.table, QtCore.Qt.Key.Key_Enter,
+                       QtCore.Qt.KeyboardModifier.KeypadModifier)
+    assert shown.args[0].name == other
