@@ -1,7 +1,8 @@
 """The simulated rig served on loopback TCP, reached by the real drivers through fault proxies.
 
 `ServedRig(tmp_path, time_scale=..., sim_profile=...)`: a simulated profile's world (default
-configs/simulator.toml) served by
+configs/simulator.toml; on `time_scale` × real time, or with 0 on a `CaughtUpClock`: its time
+moves only when the rig sleeps, once the emulators acted on all it sent) served by
 `SimulatedBackend.serving` (the emulators on their own ports), one `FaultProxy` in front of
 each instrument, and `profile_path`: the same rig as a real one (`simulated = false`, every
 address a proxy's VISA resource, short link timeouts). The world is inspected from the
@@ -22,6 +23,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from caught_up_clock import CaughtUpClock, HandledCounted, Ledger
 from fault_proxy import FaultProxy
 
 from simulators.backend import SimulatedBackend
@@ -44,18 +46,34 @@ class ServedRig:
                  timeout_s: float = LINK_TIMEOUT_S, sim_profile: Path = SIM_PROFILE) -> None:
         self._sim_path = sim_profile
         self.sim_profile = load_profile(sim_profile)
-        self.backend = SimulatedBackend.serving(self.sim_profile, time_scale=time_scale)
-        self.clock = self.backend.clock  # scaled real time, shared with the rig under test
+        if time_scale == 0:
+            self.backend = SimulatedBackend(self.sim_profile, CaughtUpClock())
+        else:
+            self.backend = SimulatedBackend.serving(self.sim_profile, time_scale=time_scale)
+        self.clock = self.backend.clock  # shared with the rig under test
         # The lock-in's first reply computes the sample's field: not within a short timeout.
         self.backend.endpoint(self.sim_profile.lockin.link.address).handle("*IDN?")
-        self.server = self.backend.serve_tcp()
-        self._alive = True
         self.roles = self.backend.addresses()  # role -> profile address
+        # role -> the commands sent on its link and acted on, where the clock waits for them
+        self.ledgers: dict[str, Ledger] = {}
+        if isinstance(self.clock, CaughtUpClock):
+            self.ledgers = {role: self.clock.ledger() for role in self.roles}
+        self.server = self._serve()
+        self._alive = True
         ports = self.server.ports()
         self.proxies = {role: FaultProxy((HOST, ports[a])).start()
                         for role, a in self.roles.items()}
+        for role, ledger in self.ledgers.items():
+            ledger.proxy = self.proxies[role]
         self.profile_path = tmp_path / "served-lab.toml"
         self.profile_path.write_text(self._real_profile_text(timeout_s))
+
+    def _serve(self) -> EmulatorServer:
+        endpoints = dict(self.backend._endpoints)
+        for role, ledger in self.ledgers.items():
+            address = self.roles[role]
+            endpoints[address] = HandledCounted(endpoints[address], ledger)  # type: ignore[assignment]
+        return EmulatorServer(endpoints).start()
 
     def _real_profile_text(self, timeout_s: float) -> str:
         text = self._sim_path.read_text()
@@ -95,7 +113,7 @@ class ServedRig:
 
     def restart_server(self) -> None:
         """Serve the same world again (new ports); the proxies forward there from now on."""
-        self.server = EmulatorServer(dict(self.backend._endpoints)).start()
+        self.server = self._serve()
         self._alive = True
         ports = self.server.ports()
         for role, address in self.roles.items():
@@ -132,9 +150,11 @@ class TimeoutOnlyWhereFaked:
     reply from the emulators, which load slows, is waited for up to the transport's own timeout
     (the profile's, long), as a driver waits on a slow instrument."""
 
-    def __init__(self, transport: Transport, proxy: FaultProxy) -> None:
+    def __init__(self, transport: Transport, proxy: FaultProxy,
+                 ledger: Ledger | None = None) -> None:
         self.transport = transport
         self.proxy = proxy
+        self.ledger = ledger  # where a `CaughtUpClock` counts the commands sent
         self._long_s = transport.timeout
         self._answered = proxy.answered  # before the last command was sent
 
@@ -148,6 +168,8 @@ class TimeoutOnlyWhereFaked:
 
     def write(self, message: str) -> None:
         self._answered = self.proxy.answered
+        if self.ledger is not None:
+            self.ledger.sending()
         self.transport.write(message)
 
     def read(self) -> str:
@@ -184,7 +206,8 @@ def time_out_only_where_faked(rig: Rig, served: ServedRig) -> Rig:
     for supply in rig.coils._supplies:  # type: ignore[attr-defined]  # one link per axis
         links[f"coil_{supply.axis}"] = supply.link
     for role, link in links.items():
-        link.transport = TimeoutOnlyWhereFaked(link.transport, served.proxies[role])
+        link.transport = TimeoutOnlyWhereFaked(link.transport, served.proxies[role],
+                                               served.ledgers.get(role))
     return rig
 
 
