@@ -10,10 +10,11 @@ simulated is 11 ms real), so a line's samples are placed where the stage was not
 the line. A real instrument acts within the link's latency, at one second a second.
 
 `CaughtUpClock`: a `VirtualClock` (time moves only in `sleep`) whose `sleep` first waits until
-every `Ledger` is caught up: each command sent on its link (`sending`, called by the link
-before each write) handled by the emulator (`HandledCounted`, in front of each served
-emulator) or answered by the link's fault proxy itself. A wait longer than CATCH_UP_S (a
-command the proxy dropped) goes on regardless.
+every `Ledger` is caught up: each command sent on its link (`sending`, called by the rig's
+transport before each write: `SentCounted`) handled by the emulator (`HandledCounted`, in
+front of each served emulator) or answered by the link's fault proxy itself. A wait longer
+than CATCH_UP_S (a command the proxy dropped) goes on regardless. A rig whose transports do
+not count (one opened bare) is not waited for.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 from fault_proxy import FaultProxy
 
 from smm_daq.clock import VirtualClock
+from smm_daq.instruments.transport import Transport
 
 CATCH_UP_S = 5.0  # real seconds; a hang guard only: emulators act within milliseconds
 POLL_S = 0.001  # real seconds between looks at a proxy's own answers (they notify nobody)
@@ -79,6 +81,39 @@ class HandledCounted:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
+
+
+class SentCounted:
+    """A rig's transport that counts each command it sends in `ledger`, before sending it."""
+
+    def __init__(self, transport: Transport, ledger: Ledger) -> None:
+        self.transport = transport
+        self.ledger = ledger
+
+    @property
+    def timeout(self) -> float:
+        return self.transport.timeout
+
+    @timeout.setter
+    def timeout(self, seconds: float) -> None:
+        self.transport.timeout = seconds
+
+    def write(self, message: str) -> None:
+        self.ledger.sending()
+        self.transport.write(message)
+
+    def read(self) -> str:
+        return self.transport.read()
+
+    def query(self, message: str) -> str:
+        self.ledger.sending()
+        return self.transport.query(message)
+
+    def clear(self) -> None:
+        self.transport.clear()
+
+    def close(self) -> None:
+        self.transport.close()
 
 
 class CaughtUpClock(VirtualClock):

@@ -19,11 +19,12 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
 import pytest
-from caught_up_clock import CaughtUpClock, HandledCounted, Ledger
+from caught_up_clock import CaughtUpClock, HandledCounted, Ledger, SentCounted
 from fault_proxy import FaultProxy
 
 from simulators.backend import SimulatedBackend
@@ -150,11 +151,9 @@ class TimeoutOnlyWhereFaked:
     reply from the emulators, which load slows, is waited for up to the transport's own timeout
     (the profile's, long), as a driver waits on a slow instrument."""
 
-    def __init__(self, transport: Transport, proxy: FaultProxy,
-                 ledger: Ledger | None = None) -> None:
+    def __init__(self, transport: Transport, proxy: FaultProxy) -> None:
         self.transport = transport
         self.proxy = proxy
-        self.ledger = ledger  # where a `CaughtUpClock` counts the commands sent
         self._long_s = transport.timeout
         self._answered = proxy.answered  # before the last command was sent
 
@@ -168,8 +167,6 @@ class TimeoutOnlyWhereFaked:
 
     def write(self, message: str) -> None:
         self._answered = self.proxy.answered
-        if self.ledger is not None:
-            self.ledger.sending()
         self.transport.write(message)
 
     def read(self) -> str:
@@ -197,17 +194,30 @@ class TimeoutOnlyWhereFaked:
         self.transport.close()
 
 
-def time_out_only_where_faked(rig: Rig, served: ServedRig) -> Rig:
-    """`rig` (opened on `served.profile_path`) with every link (the stage's, the lock-in's,
-    the fluxgate's, each coil supply's) reading through `TimeoutOnlyWhereFaked`."""
+def _links(rig: Rig) -> dict[str, Any]:
+    """Role -> link: the stage's, the lock-in's, the fluxgate's, each coil supply's."""
     links = {role: getattr(rig, role).link for role in ("stage", "lockin")}
     if rig.fluxgate is not None:
         links["fluxgate"] = rig.fluxgate.link  # type: ignore[attr-defined]
     for supply in rig.coils._supplies:  # type: ignore[attr-defined]  # one link per axis
         links[f"coil_{supply.axis}"] = supply.link
-    for role, link in links.items():
-        link.transport = TimeoutOnlyWhereFaked(link.transport, served.proxies[role],
-                                               served.ledgers.get(role))
+    return links
+
+
+def time_out_only_where_faked(rig: Rig, served: ServedRig) -> Rig:
+    """`rig` (opened on `served.profile_path`) with every link reading through
+    `TimeoutOnlyWhereFaked` (and counted, `counted`)."""
+    for role, link in _links(rig).items():
+        link.transport = TimeoutOnlyWhereFaked(link.transport, served.proxies[role])
+    return counted(rig, served)
+
+
+def counted(rig: Rig, served: ServedRig) -> Rig:
+    """`rig` (opened on `served.profile_path`) with every link's commands counted in the
+    served world's ledgers, where its `CaughtUpClock` waits for them (else as it is)."""
+    for role, link in _links(rig).items():
+        if role in served.ledgers:
+            link.transport = SentCounted(link.transport, served.ledgers[role])
     return rig
 
 
@@ -226,7 +236,7 @@ def assert_failed_then_resumes(served: ServedRig, path: Path, plan: ScanPlan) ->
         bz = f[f"{name}/data/Bz"][()]
     assert np.isfinite(bz[done]).all() and np.isnan(bz[~done]).all()
     assert load_resumable(path, name).lines_left == int(np.count_nonzero(~done))
-    rig = open_rig(load_profile(served.profile_path), clock=served.clock)
+    rig = counted(open_rig(load_profile(served.profile_path), clock=served.clock), served)
     try:
         seq = Sequencer(rig, path, plan, resume=True)
         seq.start()
