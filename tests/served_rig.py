@@ -11,6 +11,8 @@ emulators' side: `currents()` (what the served supplies drive), `stage_moving()`
 `restart_server()` serves the same world on new ports behind the same proxies.
 `time_out_only_where_faked(rig, served)`: a rig's links (all of them) time out soon only on the
 replies a proxy made itself, and wait long for the emulators' (which a loaded machine slows).
+`counted(rig, served)` (which that also does): on a `CaughtUpClock`, a rig whose commands the
+clock waits for; a rig opened bare on it is not waited for.
 """
 
 from __future__ import annotations
