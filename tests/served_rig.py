@@ -1,7 +1,8 @@
 """The simulated rig served on loopback TCP, reached by the real drivers through fault proxies.
 
 `ServedRig(tmp_path, time_scale=..., sim_profile=...)`: a simulated profile's world (default
-configs/simulator.toml) served by
+configs/simulator.toml; on `time_scale` × real time, or with 0 on a `CaughtUpClock`: its time
+moves only when the rig sleeps, once the emulators acted on all it sent) served by
 `SimulatedBackend.serving` (the emulators on their own ports), one `FaultProxy` in front of
 each instrument, and `profile_path`: the same rig as a real one (`simulated = false`, every
 address a proxy's VISA resource, short link timeouts). The world is inspected from the
@@ -10,6 +11,8 @@ emulators' side: `currents()` (what the served supplies drive), `stage_moving()`
 `restart_server()` serves the same world on new ports behind the same proxies.
 `time_out_only_where_faked(rig, served)`: a rig's links (all of them) time out soon only on the
 replies a proxy made itself, and wait long for the emulators' (which a loaded machine slows).
+`counted(rig, served)` (which that also does): on a `CaughtUpClock`, a rig whose commands the
+clock waits for; a rig opened bare on it is not waited for.
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
 import pytest
+from caught_up_clock import CaughtUpClock, HandledCounted, Ledger, SentCounted
 from fault_proxy import FaultProxy
 
 from simulators.backend import SimulatedBackend
@@ -44,18 +49,34 @@ class ServedRig:
                  timeout_s: float = LINK_TIMEOUT_S, sim_profile: Path = SIM_PROFILE) -> None:
         self._sim_path = sim_profile
         self.sim_profile = load_profile(sim_profile)
-        self.backend = SimulatedBackend.serving(self.sim_profile, time_scale=time_scale)
-        self.clock = self.backend.clock  # scaled real time, shared with the rig under test
+        if time_scale == 0:
+            self.backend = SimulatedBackend(self.sim_profile, CaughtUpClock())
+        else:
+            self.backend = SimulatedBackend.serving(self.sim_profile, time_scale=time_scale)
+        self.clock = self.backend.clock  # shared with the rig under test
         # The lock-in's first reply computes the sample's field: not within a short timeout.
         self.backend.endpoint(self.sim_profile.lockin.link.address).handle("*IDN?")
-        self.server = self.backend.serve_tcp()
-        self._alive = True
         self.roles = self.backend.addresses()  # role -> profile address
+        # role -> the commands sent on its link and acted on, where the clock waits for them
+        self.ledgers: dict[str, Ledger] = {}
+        if isinstance(self.clock, CaughtUpClock):
+            self.ledgers = {role: self.clock.ledger() for role in self.roles}
+        self.server = self._serve()
+        self._alive = True
         ports = self.server.ports()
         self.proxies = {role: FaultProxy((HOST, ports[a])).start()
                         for role, a in self.roles.items()}
+        for role, ledger in self.ledgers.items():
+            ledger.proxy = self.proxies[role]
         self.profile_path = tmp_path / "served-lab.toml"
         self.profile_path.write_text(self._real_profile_text(timeout_s))
+
+    def _serve(self) -> EmulatorServer:
+        endpoints = dict(self.backend._endpoints)
+        for role, ledger in self.ledgers.items():
+            address = self.roles[role]
+            endpoints[address] = HandledCounted(endpoints[address], ledger)  # type: ignore[assignment]
+        return EmulatorServer(endpoints).start()
 
     def _real_profile_text(self, timeout_s: float) -> str:
         text = self._sim_path.read_text()
@@ -95,7 +116,7 @@ class ServedRig:
 
     def restart_server(self) -> None:
         """Serve the same world again (new ports); the proxies forward there from now on."""
-        self.server = EmulatorServer(dict(self.backend._endpoints)).start()
+        self.server = self._serve()
         self._alive = True
         ports = self.server.ports()
         for role, address in self.roles.items():
@@ -175,16 +196,30 @@ class TimeoutOnlyWhereFaked:
         self.transport.close()
 
 
-def time_out_only_where_faked(rig: Rig, served: ServedRig) -> Rig:
-    """`rig` (opened on `served.profile_path`) with every link (the stage's, the lock-in's,
-    the fluxgate's, each coil supply's) reading through `TimeoutOnlyWhereFaked`."""
+def _links(rig: Rig) -> dict[str, Any]:
+    """Role -> link: the stage's, the lock-in's, the fluxgate's, each coil supply's."""
     links = {role: getattr(rig, role).link for role in ("stage", "lockin")}
     if rig.fluxgate is not None:
         links["fluxgate"] = rig.fluxgate.link  # type: ignore[attr-defined]
     for supply in rig.coils._supplies:  # type: ignore[attr-defined]  # one link per axis
         links[f"coil_{supply.axis}"] = supply.link
-    for role, link in links.items():
+    return links
+
+
+def time_out_only_where_faked(rig: Rig, served: ServedRig) -> Rig:
+    """`rig` (opened on `served.profile_path`) with every link reading through
+    `TimeoutOnlyWhereFaked` (and counted, `counted`)."""
+    for role, link in _links(rig).items():
         link.transport = TimeoutOnlyWhereFaked(link.transport, served.proxies[role])
+    return counted(rig, served)
+
+
+def counted(rig: Rig, served: ServedRig) -> Rig:
+    """`rig` (opened on `served.profile_path`) with every link's commands counted in the
+    served world's ledgers, where its `CaughtUpClock` waits for them (else as it is)."""
+    for role, link in _links(rig).items():
+        if role in served.ledgers:
+            link.transport = SentCounted(link.transport, served.ledgers[role])
     return rig
 
 
@@ -203,7 +238,7 @@ def assert_failed_then_resumes(served: ServedRig, path: Path, plan: ScanPlan) ->
         bz = f[f"{name}/data/Bz"][()]
     assert np.isfinite(bz[done]).all() and np.isnan(bz[~done]).all()
     assert load_resumable(path, name).lines_left == int(np.count_nonzero(~done))
-    rig = open_rig(load_profile(served.profile_path), clock=served.clock)
+    rig = counted(open_rig(load_profile(served.profile_path), clock=served.clock), served)
     try:
         seq = Sequencer(rig, path, plan, resume=True)
         seq.start()

@@ -120,6 +120,15 @@ def test_refine_lag_needs_opposite_lines() -> None:
         refine_lag(one_way, 0.0, 1e-3)
 
 
+def test_refine_lag_keeps_the_guess_where_no_samples_overlap() -> None:
+    """Every sample timed long before its line's recording sits at the line's start: opposite
+    lines then share no stretch to compare at any lag (the scan ended in 'unexpected ValueError:
+    All-NaN slice encountered')."""
+    rng = np.random.default_rng(0)
+    lines = [fly(0.0, forward, 1e-3, 1e-3, 2, 2e3, -100.0, 0.0, rng) for forward in (True, False)]
+    assert refine_lag(lines, 2e-3, 1e-3) == 2e-3
+
+
 @pytest.mark.parametrize("ratio", [5, 10, 20])
 def test_noise_of_a_blank_region_matches_the_model_whatever_the_time_constant(ratio) -> None:
     pixel_time, poles = 10e-3, 4

@@ -527,3 +527,39 @@ def test_a_recording_cut_short_of_the_line_fails_it_safe(profile, tmp_path):
     with open_rig(profile) as rig:
         assert Sequencer(rig, path, plan, resume=True).run() == "finished"
     assert np.isfinite(read_map(path, "fly").bz).all()
+
+
+def test_a_line_whose_samples_miss_its_pixels_fails_it_safe_unstored(profile, tmp_path):
+    """The stage's recording of the second line timed 100 s after the lock-in's samples (a
+    command acted on long after the driver timed it): no sample falls in its pixels. That line
+    is not stored as done with NaN pixels (a resume would never fly it again): the scan fails
+    naming it, the field ramped down, the first line kept, and it finishes on resume."""
+    from dataclasses import replace as replaced
+
+    path = tmp_path / "apart.h5"
+    plan = ScanPlan.from_center("fly", CENTRE, (0.4e-3, 0.1e-3), 20e-6, field=(0, 0, 20e-6),
+                                fly=_fly(0.05))
+    with open_rig(profile) as rig:
+        read = rig.stage.read_recorded
+        lines = []
+
+        def late(*args, **kw):
+            motion = read(*args, **kw)
+            lines.append(motion)
+            return motion if len(lines) == 1 else replaced(motion, t=motion.t + 100.0)
+
+        rig.stage.read_recorded = late
+        seq = Sequencer(rig, path, plan)
+        assert seq.run() == "failed"
+        assert re.search(r"no sample of the line fell in \d+ of its 21 pixels", seq.message), \
+            seq.message
+        np.testing.assert_allclose(rig.coils.field_setpoint(), 0.0, atol=1e-12)
+    with h5py.File(path, "r") as f:
+        done = f["fly/data/line_done"][()]
+        bz = f["fly/data/Bz"][()]
+    assert done.tolist() == [True] + [False] * (plan.ny - 1)
+    assert np.isfinite(bz[0]).all() and np.isnan(bz[1:]).all()
+    with open_rig(profile) as rig:
+        assert Sequencer(rig, path, plan, resume=True).run() == "finished"
+    np.testing.assert_array_equal(read_map(path, "fly").bz[0], bz[0])
+    assert np.isfinite(read_map(path, "fly").bz).all()

@@ -52,7 +52,11 @@ LINK_TIMEOUT_S = 5.0
 
 
 def _serve(folder: Path, sim_profile: Path) -> Iterator[ServedRig]:
-    with served_to_pyvisa_py(folder, sim_profile=sim_profile, timeout_s=LINK_TIMEOUT_S) as rig:
+    # On the rig's sleeps alone (time scale 0): on scaled real time, a loaded machine's delay
+    # to an emulator acting on a command (the lock-in's STRT) moved a fly line's samples off
+    # the line, so a failed scan's finished lines held NaN (see caught_up_clock).
+    with served_to_pyvisa_py(folder, sim_profile=sim_profile, timeout_s=LINK_TIMEOUT_S,
+                             time_scale=0) as rig:
         yield rig
 
 

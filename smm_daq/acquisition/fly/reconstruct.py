@@ -105,8 +105,10 @@ def lag_mismatch(lines: Sequence[LineStreams], lag: float) -> float:
 def refine_lag(lines: Sequence[LineStreams], guess: float, span: float) -> float:
     """The lag in [guess − span, guess + span] that makes adjacent opposite lines agree best.
 
-    A coarse search over `LAG_GRID` lags, then a bounded scalar minimisation around the best.
-    ValueError when no two adjacent lines run in opposite directions.
+    A coarse search over `LAG_GRID` lags, then a bounded scalar minimisation around the best;
+    `guess` itself where no lag in the span gives opposite lines samples to compare (a line's
+    samples all placed at one end of it). ValueError when no two adjacent lines run in opposite
+    directions.
     """
     from scipy.optimize import minimize_scalar
 
@@ -115,6 +117,8 @@ def refine_lag(lines: Sequence[LineStreams], guess: float, span: float) -> float
     lo, hi = guess - span, guess + span
     grid = np.linspace(lo, hi, LAG_GRID)
     costs = np.array([lag_mismatch(lines, lag) for lag in grid])
+    if np.isnan(costs).all():
+        return guess
     best = int(np.nanargmin(costs))
     width = grid[1] - grid[0]
     bounds = (max(lo, grid[best] - width), min(hi, grid[best] + width))

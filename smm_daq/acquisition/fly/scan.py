@@ -184,6 +184,21 @@ class FlyScan:
                 f"{need / 1e-6:.6g} µm; expected the whole line recorded",
                 instrument=getattr(stage, "name", "stage"))
 
+    def _check_every_pixel(self, counts: np.ndarray, streams: LineStreams) -> None:
+        """Every pixel of the line got a sample: a line stored done is measured whole (a
+        resumed scan flies only the lines not done), so one with a pixel no sample fell in (the
+        lock-in's samples and the stage's recording timed apart) fails the scan unstored."""
+        empty = np.flatnonzero(counts == 0)
+        if empty.size == 0:
+            return
+        x = self.plan.x[empty] / 1e-6
+        raise InstrumentError(
+            f"no sample of the line fell in {empty.size} of its {counts.size} pixels (x = "
+            f"{x.min():.6g} .. {x.max():.6g} µm): the lock-in's samples, timed "
+            f"{streams.t[0]:.6g} .. {streams.t[-1]:.6g} s, and the stage's recording, timed "
+            f"{streams.t_pos[0]:.6g} .. {streams.t_pos[-1]:.6g} s, do not cover the line "
+            "together; expected a sample in every pixel")
+
     def _wait_motion(self, duration: float) -> None:
         """Wait out the line on the rig clock, noticing an abort between slices."""
         clock, stage = self.rig.clock, self.rig.stage
@@ -233,12 +248,13 @@ class FlyScan:
                         t_pos: np.ndarray, x_pos: np.ndarray, lag: float) -> None:
         plan = self.plan
         where = sample_positions(streams, lag)
-        bz, _ = bin_line(where, streams.bz, plan.x)
+        bz, counts = bin_line(where, streams.bz, plan.x)
+        self._check_every_pixel(counts, streams)
         lx, _ = bin_line(where, x, plan.x)
         ly, _ = bin_line(where, y, plan.x)
         t, _ = bin_line(where, streams.t, plan.x)
-        if plan.fly.baselines and np.isfinite(bz).any():
-            bz = bz - np.nanmedian(bz)
+        if plan.fly.baselines:
+            bz = bz - np.median(bz)
         fs = np.full(plan.nx, self._full_scale)
         self._check_field_held()
         self._store_line(  # type: ignore[attr-defined]

@@ -1,0 +1,137 @@
+"""A served world's clock whose time moves only when the rig under test sleeps, and only once
+every emulator has acted on each command the rig sent it.
+
+Why: on scaled real time (`RealTimeClock`, 50 × real time say), an emulator acts on a command
+when its server thread gets to it, and the world's time has run on meanwhile: a command that
+has no reply (the lock-in's `STRT` that starts its buffer, the stage's `MOV` before its `ERR?`)
+takes effect as many simulated seconds after the driver timed it as the machine delayed that
+thread, times the scale. On a loaded machine that is longer than a whole fly line (0.54 s
+simulated is 11 ms real), so a line's samples are placed where the stage was not, or outside
+the line. A real instrument acts within the link's latency, at one second a second.
+
+`CaughtUpClock`: a `VirtualClock` (time moves only in `sleep`) whose `sleep` first waits until
+every `Ledger` is caught up: each command sent on its link (`sending`, called by the rig's
+transport before each write: `SentCounted`) handled by the emulator (`HandledCounted`, in
+front of each served emulator) or answered by the link's fault proxy itself. A wait longer
+than CATCH_UP_S (a command the proxy dropped) goes on regardless. A rig whose transports do
+not count (one opened bare) is not waited for.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from fault_proxy import FaultProxy
+
+from smm_daq.clock import VirtualClock
+from smm_daq.instruments.transport import Transport
+
+CATCH_UP_S = 5.0  # real seconds; a hang guard only: emulators act within milliseconds
+POLL_S = 0.001  # real seconds between looks at a proxy's own answers (they notify nobody)
+
+
+class Ledger:
+    """Commands sent on one instrument's link, and those acted on."""
+
+    def __init__(self, changed: threading.Condition) -> None:
+        self.proxy: FaultProxy | None = None  # set once the proxy in front of it exists
+        self.sent = 0
+        self.handled = 0
+        self._changed = changed
+
+    def _acted(self) -> int:
+        return self.handled + (self.proxy.answered if self.proxy is not None else 0)
+
+    def sending(self) -> None:
+        """One more command on the link (counted from what was acted on so far: a rig whose
+        link does not count, one a test opens bare, is never waited for)."""
+        with self._changed:
+            self.sent = max(self.sent, self._acted()) + 1
+
+    def handled_one(self) -> None:
+        with self._changed:
+            self.handled += 1
+            self._changed.notify_all()
+
+    def caught_up(self) -> bool:
+        return self._acted() >= self.sent
+
+
+class HandledCounted:
+    """A served emulator that counts each command it acts on in `ledger`, once acted on (before
+    its reply goes out)."""
+
+    def __init__(self, inner: Any, ledger: Ledger) -> None:
+        self._inner = inner
+        self._ledger = ledger
+
+    def handle(self, message: str) -> str | None:
+        try:
+            return self._inner.handle(message)  # type: ignore[no-any-return]
+        finally:
+            self._ledger.handled_one()
+
+    def handle_byte(self, code: int) -> str | None:
+        try:
+            return self._inner.handle_byte(code)  # type: ignore[no-any-return]
+        finally:
+            self._ledger.handled_one()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class SentCounted:
+    """A rig's transport that counts each command it sends in `ledger`, before sending it."""
+
+    def __init__(self, transport: Transport, ledger: Ledger) -> None:
+        self.transport = transport
+        self.ledger = ledger
+
+    @property
+    def timeout(self) -> float:
+        return self.transport.timeout
+
+    @timeout.setter
+    def timeout(self, seconds: float) -> None:
+        self.transport.timeout = seconds
+
+    def write(self, message: str) -> None:
+        self.ledger.sending()
+        self.transport.write(message)
+
+    def read(self) -> str:
+        return self.transport.read()
+
+    def query(self, message: str) -> str:
+        self.ledger.sending()
+        return self.transport.query(message)
+
+    def clear(self) -> None:
+        self.transport.clear()
+
+    def close(self) -> None:
+        self.transport.close()
+
+
+class CaughtUpClock(VirtualClock):
+    def __init__(self) -> None:
+        super().__init__()
+        self.changed = threading.Condition()
+        self.ledgers: list[Ledger] = []
+
+    def ledger(self) -> Ledger:
+        ledger = Ledger(self.changed)
+        self.ledgers.append(ledger)
+        return ledger
+
+    def sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + CATCH_UP_S
+        with self.changed:
+            while not all(ledger.caught_up() for ledger in self.ledgers):
+                if time.monotonic() >= deadline:
+                    break
+                self.changed.wait(POLL_S)
+        super().sleep(seconds)
