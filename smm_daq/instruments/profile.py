@@ -105,6 +105,10 @@ class StageSettings:
     settle_time: float  # s
     # Reference unreferenced axes (motor stages: FRF drives each to its switch) at connect.
     reference_on_connect: bool = False
+    # Not a profile key. False: connecting leaves unreferenced axes as they are (the
+    # controller refuses to move them) instead of refusing, and the stage names them
+    # (`unreferenced_axes`): for `smm-daq check`, which must not move the stage.
+    refuse_unreferenced: bool = True
 
 
 @dataclass(frozen=True)
