@@ -291,12 +291,21 @@ class SerialTransport:
     quiet for the link's timeout. It is bounded: a line that never goes quiet (an instrument
     that keeps sending) raises `InstrumentTimeout` after DRAIN_TIMEOUTS timeouts and the time
     the largest reply takes at the baud rate.
+
+    A port that failed (a USB-serial adapter unplugged and plugged in again leaves the open
+    one dead for good; a serial-over-LAN connection dropped) is closed and opened again by
+    the next use or device clear (`reopen`, given by `open`): one try each time, so an
+    exchange never waits on more than one open; where that fails, `InstrumentLost` says the
+    port could not be reopened.
     """
 
-    def __init__(self, port: serial.SerialBase, *, name: str) -> None:
+    def __init__(self, port: serial.SerialBase, *, name: str,
+                 reopen: Callable[[], serial.SerialBase] | None = None) -> None:
         self.port = port
         self.name = name
         self._reply_end = _LF  # what ends a reply
+        self._reopen = reopen
+        self._broken = False  # the port failed: reopened before its next use
 
     def expect_reply_end(self, end: str) -> None:
         """End replies at `end` from now on (an SR830 ends them with CR on its RS-232 port)."""
@@ -309,13 +318,16 @@ class SerialTransport:
 
     @classmethod
     def open(cls, url: str, *, baud_rate: int, timeout: float) -> SerialTransport:
-        try:
-            port = serial.serial_for_url(
+        def connect() -> serial.SerialBase:
+            return serial.serial_for_url(
                 url, baudrate=baud_rate, timeout=timeout, write_timeout=timeout
             )
+
+        try:
+            port = connect()
         except (serial.SerialException, OSError, ValueError) as exc:
             raise InstrumentLost(f"cannot open: {exc}", instrument=url) from exc
-        return cls(port, name=url)
+        return cls(port, name=url, reopen=connect)
 
     @property
     def timeout(self) -> float:
@@ -327,7 +339,25 @@ class SerialTransport:
         self.port.write_timeout = seconds
 
     def _lost(self, exc: Exception) -> InstrumentLost:
-        return InstrumentLost(f"link failed: {exc}", instrument=self.name)
+        self._broken = True
+        again = "; it is reopened at the next exchange" if self._reopen is not None else ""
+        return InstrumentLost(f"link failed: {exc}{again}", instrument=self.name)
+
+    def _check_open(self) -> None:
+        """Close a port that failed and open it again (one try), keeping its settings."""
+        if not self._broken or self._reopen is None:
+            return
+        timeout = self.timeout
+        with contextlib.suppress(Exception):  # the old port may be gone already
+            self.port.close()
+        try:
+            port = self._reopen()
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise InstrumentLost(f"the port failed and could not be reopened: {exc}",
+                                 instrument=self.name) from exc
+        self.port = port
+        self.timeout = timeout
+        self._broken = False
 
     def _timed_out(self) -> InstrumentTimeout:
         return InstrumentTimeout(f"no reply within {self.timeout:g} s", instrument=self.name)
@@ -337,6 +367,7 @@ class SerialTransport:
         return size * BITS_PER_BYTE / float(self.port.baudrate)
 
     def write(self, message: str) -> None:
+        self._check_open()
         try:
             self.port.write((message + TERMINATION).encode(ENCODING))
         except serial.SerialTimeoutException as exc:
@@ -347,6 +378,7 @@ class SerialTransport:
             raise self._lost(exc) from exc
 
     def read(self) -> str:
+        self._check_open()
         try:
             line = self._line(b"")
         except (serial.SerialException, OSError) as exc:
@@ -392,6 +424,7 @@ class SerialTransport:
     def read_block(self) -> str:
         """The reply, a definite-length block read by its length, byte for byte (then its
         terminator, LF or CR LF); a reply that starts no block is read as a line."""
+        self._check_open()
         try:
             head = self._exactly(1)
             if head == b"#":
@@ -413,7 +446,9 @@ class SerialTransport:
         return self.read()
 
     def clear(self) -> None:
-        """Drop what is buffered both ways, then what arrives until the line is quiet."""
+        """Drop what is buffered both ways, then what arrives until the line is quiet (a port
+        that failed is reopened first)."""
+        self._check_open()
         try:
             self.port.reset_output_buffer()
             self.port.reset_input_buffer()
