@@ -109,6 +109,13 @@ def _within_reply(parse: Callable[[str], T], value: str, lines: list[str]) -> T:
         raise ProtocolError(f"{exc} in {shown(lines)}") from None
 
 
+def _parse_parameter_ids(lines: list[str]) -> set[int]:
+    """The parameter ids an `HPA?` reply lists (lines `0x<id>=<description>`; its title and
+    end lines have none)."""
+    ids = (_hex(line.partition("=")[0].strip()) for line in lines if "=" in line)
+    return {pid for pid in ids if pid is not None}
+
+
 def _meaning(code: int) -> str:
     """A GCS error code's meaning, as far as this driver knows it."""
     return GCS_ERRORS.get(code, "see the controller manual")
@@ -506,8 +513,10 @@ class PIGCSStage(Stage, FlyStage):
 
     def _reference_velocity(self, axes: Sequence[str], commands: set[str]) -> float:
         """The slowest of `axes`' reference-move velocities (m/s): parameter 0x50, which FRF
-        runs at whatever VEL says; the VEL setting where the controller has no `SPA?`."""
-        if "SPA?" not in commands:
+        runs at whatever VEL says; the VEL setting where the controller does not list that
+        parameter (`HPA?`: asking `SPA?` for a parameter it lacks gets no reply at all)."""
+        if not {"HPA?", "SPA?"} <= commands or REFERENCE_VELOCITY not in self.link.query_lines(
+                "HPA?", _parse_parameter_ids):
             return self._velocity
         scale = dict(zip(self.axes, self._scale, strict=True))
         values = self._axis_parameter(REFERENCE_VELOCITY, axes, lambda v: parse_float(

@@ -278,6 +278,36 @@ def test_identity_parsed_strictly():
         parse_gcs_idn("E-727")
 
 
+class LeapingClock(VirtualClock):
+    """Each wait leaps 1000 s: a poll loop reaches its deadline in a few polls."""
+
+    def sleep(self, seconds: float) -> None:
+        super().sleep(1000.0)
+
+
+def test_the_reference_velocity_is_asked_for_only_where_the_controller_lists_it():
+    """`SPA?` for a parameter the controller lacks gets no reply at all: where `HPA?` does not
+    list 0x50 the timeout is reckoned from VEL (2 × 31 mm / 2 mm/s + 10 s); where it does,
+    from 0x50, the slowest of the axes referenced (2 × 31 mm / 0.05 mm/s + 10 s)."""
+    listed = help_reply(*BASIC, "PUN?", "FRF", "FRF?", "RON", "SPA?", "HPA?")
+    head = [("ERR?", "0"), ("HLP?", listed), *CONNECT[2:], ("FRF? 1 2 3", "1=1 \n2=0 \n3=0")]
+    without = ("The following parameters are valid: \n0x00000030=\t0\t3\tFLOAT\taxis\tRange "
+               "Limit min \nend of help")
+    start = [("RON 2 1 3 1", None), ("ERR?", "0"), ("FRF 2 3", None), ("ERR?", "0")]
+    poll = ("FRF? 1 2 3", "1=1 \n2=0 \n3=0")
+    stop = [("STP", None), ("ERR?", "10")]
+    with pytest.raises(InstrumentTimeout, match=r"within 41 s \(reference velocity 2 mm/s\)"):
+        scripted([*head, ("HPA?", without), *start, poll, poll, *stop], clock=LeapingClock(),
+                 reference_on_connect=True)
+    with_ref = without.replace(" \nend", " \n0x00000050=\t0\t3\tFLOAT\taxis\tVelocity For "
+                                         "Reference Moves \nend")
+    slow = ("SPA? 2 0x00000050 3 0x00000050", "2 0x00000050=0.05 \n3 0x00000050=0.5")
+    with pytest.raises(InstrumentTimeout,
+                       match=r"within 1\.25e\+03 s \(reference velocity 0\.05 mm/s\)"):
+        scripted([*head, ("HPA?", with_ref), slow, *start, poll, poll, poll, *stop],
+                 clock=LeapingClock(), reference_on_connect=True)
+
+
 # -- against the emulators: an E-727 in µm (flexure travel) and a C-884 in mm (referenced) ----
 
 FINE = np.array([[0.0, 1.8e-3], [0.0, 1.8e-3], [0.0, 0.4e-3]])
