@@ -32,6 +32,7 @@ import contextlib
 import socket
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 import pyvisa
 import serial
@@ -42,6 +43,8 @@ from drivers.link import shown
 from smm_daq.errors import InstrumentLost, InstrumentTimeout, ProtocolError
 from smm_daq.instruments.profile import LinkSettings
 from smm_daq.instruments.transport import Transport
+
+T = TypeVar("T")
 
 TERMINATION = "\n"
 ENCODING = "latin-1"  # instruments' 8-bit code page (PI answers "µm" as 0xB5 0x6D); ASCII-safe
@@ -293,10 +296,11 @@ class SerialTransport:
     the largest reply takes at the baud rate.
 
     A port that failed (a USB-serial adapter unplugged and plugged in again leaves the open
-    one dead for good; a serial-over-LAN connection dropped) is closed and opened again by
-    the next use or device clear (`reopen`, given by `open`): one try each time, so an
-    exchange never waits on more than one open; where that fails, `InstrumentLost` says the
-    port could not be reopened.
+    one dead for good; a serial-over-LAN connection dropped) is closed and opened again
+    (`reopen`, given by `open`): a `write` or `query` that finds it failed is sent once more
+    on the port opened again, and a `read`, `read_block` or device clear after a failure
+    reopens it first. One open per call, so none waits on more than one; where it fails,
+    `InstrumentLost` says the port could not be reopened.
     """
 
     def __init__(self, port: serial.SerialBase, *, name: str,
@@ -306,6 +310,7 @@ class SerialTransport:
         self._reply_end = _LF  # what ends a reply
         self._reopen = reopen
         self._broken = False  # the port failed: reopened before its next use
+        self._closed = False  # closed by `close`: never reopened
 
     def expect_reply_end(self, end: str) -> None:
         """End replies at `end` from now on (an SR830 ends them with CR on its RS-232 port)."""
@@ -340,11 +345,13 @@ class SerialTransport:
 
     def _lost(self, exc: Exception) -> InstrumentLost:
         self._broken = True
-        again = "; it is reopened at the next exchange" if self._reopen is not None else ""
+        again = "; it is opened again before its next use" if self._reopen is not None else ""
         return InstrumentLost(f"link failed: {exc}{again}", instrument=self.name)
 
     def _check_open(self) -> None:
         """Close a port that failed and open it again (one try), keeping its settings."""
+        if self._closed:
+            raise InstrumentLost("link closed", instrument=self.name)
         if not self._broken or self._reopen is None:
             return
         timeout = self.timeout
@@ -366,8 +373,22 @@ class SerialTransport:
         """Seconds `size` bytes take on the line at its baud rate."""
         return size * BITS_PER_BYTE / float(self.port.baudrate)
 
-    def write(self, message: str) -> None:
+    def _reopened(self, action: Callable[[], T]) -> T:
+        """`action`, and where the port fails in it, `action` once more on the port opened
+        again (a message that was lost with the port is sent again, as a retry would)."""
         self._check_open()
+        try:
+            return action()
+        except InstrumentLost:
+            if not self._broken or self._reopen is None:
+                raise
+        self._check_open()
+        return action()
+
+    def write(self, message: str) -> None:
+        self._reopened(lambda: self._send(message))
+
+    def _send(self, message: str) -> None:
         try:
             self.port.write((message + TERMINATION).encode(ENCODING))
         except serial.SerialTimeoutException as exc:
@@ -379,6 +400,9 @@ class SerialTransport:
 
     def read(self) -> str:
         self._check_open()
+        return self._receive()
+
+    def _receive(self) -> str:
         try:
             line = self._line(b"")
         except (serial.SerialException, OSError) as exc:
@@ -442,8 +466,11 @@ class SerialTransport:
             raise self._lost(exc) from exc
 
     def query(self, message: str) -> str:
-        self.write(message)
-        return self.read()
+        def exchange() -> str:
+            self._send(message)
+            return self._receive()
+
+        return self._reopened(exchange)
 
     def clear(self) -> None:
         """Drop what is buffered both ways, then what arrives until the line is quiet (a port
@@ -461,4 +488,5 @@ class SerialTransport:
             raise self._lost(exc) from exc
 
     def close(self) -> None:
+        self._closed = True
         self.port.close()
