@@ -80,7 +80,9 @@ def is_raw_socket(address: str) -> bool:
 class VisaTransport:
     """A pyvisa message-based resource as a `Transport`.
 
-    `reopen` (a raw socket's): opens the same resource again, for `clear` and after a failure.
+    `reopen` (a raw socket's): opens the same resource again, for `clear` and after a failure;
+    `reopen_failed` (a serial port's, ASRL: a USB-serial adapter plugged in again leaves the
+    open one dead) only after a failure, before the next use (`reopen`'s when not given).
     """
 
     def __init__(
@@ -89,10 +91,12 @@ class VisaTransport:
         *,
         name: str,
         reopen: Callable[[], MessageBasedResource] | None = None,
+        reopen_failed: Callable[[], MessageBasedResource] | None = None,
     ) -> None:
         self.resource = resource
         self.name = name
         self._reopen = reopen
+        self._reopen_failed = reopen_failed or reopen
         self._timeout_ms = resource.timeout  # kept here: a closed resource cannot say it
         self._reply_end = TERMINATION
         self._closed = False
@@ -110,7 +114,10 @@ class VisaTransport:
         def connect() -> MessageBasedResource:
             return _open_resource(address, timeout, baud_rate, visa_library)
 
-        return cls(connect(), name=address, reopen=connect if is_raw_socket(address) else None)
+        resource = connect()
+        serial_port = resource.interface_type == constants.InterfaceType.asrl
+        return cls(resource, name=address, reopen=connect if is_raw_socket(address) else None,
+                   reopen_failed=connect if serial_port else None)
 
     @property
     def timeout(self) -> float:
@@ -134,16 +141,21 @@ class VisaTransport:
     def _check_open(self) -> None:
         if self._closed:
             raise InstrumentLost("link closed", instrument=self.name)
-        if self._broken and self._reopen is not None:
+        if self._broken and self._reopen_failed is not None:
             self._reconnect()
 
     def _reconnect(self) -> None:
-        """Drop the connection and open a new one (raw sockets only): InstrumentLost if none."""
-        assert self._reopen is not None
+        """Drop the connection and open a new one (raw sockets, and serial ports that failed):
+        InstrumentLost if none."""
+        assert self._reopen_failed is not None
         self._broken = True
         with contextlib.suppress(Exception):  # the old socket may be gone already
             self.resource.close()
-        self.resource = self._reopen()
+        try:
+            self.resource = self._reopen_failed()
+        except InstrumentLost as exc:
+            raise InstrumentLost(f"the link failed and could not be reopened: {exc}",
+                                 instrument=self.name) from exc
         self.resource.timeout = self._timeout_ms
         self.resource.read_termination = self._reply_end
         self._broken = False
@@ -190,6 +202,7 @@ class VisaTransport:
         if self._reopen is not None:
             self._reconnect()
             return
+        self._check_open()  # a serial port that failed: opened again first
         try:
             self.resource.clear()
         except (pyvisa.Error, NotImplementedError):

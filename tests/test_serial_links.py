@@ -234,30 +234,36 @@ def test_a_reply_cut_by_the_timeout_is_dropped_with_its_late_rest(counter) -> No
     assert transport.query("b") == "2 b"
 
 
-def test_a_serial_port_that_failed_is_opened_again_within_the_exchange_or_said_to_be_gone(
-        ) -> None:
+@pytest.mark.parametrize("kind", ["serial", "visa-asrl"])
+def test_a_serial_port_that_failed_is_opened_again_or_said_to_be_gone(kind: str) -> None:
     """A USB-serial adapter unplugged and plugged in again leaves the open port dead for good
-    (here its serial-over-LAN connection dropped): the query that finds it so closes it, opens
-    it again and is sent once more, with the port's settings; where it cannot be opened again,
-    the error says so, after one try, and so does a device clear."""
+    (here its serial-over-LAN connection dropped): the port is closed and opened again, with
+    its settings, by the query that finds it so (pyserial: sent once more) or else the next
+    one (VISA's ASRL); where it cannot be opened again, the error says so, after one try, and
+    so does a device clear."""
     server = EmulatorServer({"counter": Counter()}).start()
     proxy = FaultProxy((HOST, server.ports()["counter"])).start()
-    address = serial_url(proxy.port)
-    transport = open_transport(address, LinkSettings("x", address, 0.3, 2, 9600))
-    assert isinstance(transport, SerialTransport)
+    address = counter_address(proxy.port, kind)
+    transport = open_transport(address, LinkSettings("x", address, 0.3, 2, 9600),
+                               visa_library="@py")
     link = Link(transport, name="counter", retries=2)
     try:
         assert link.query("a", str) == "1 a"
-        first = transport.port
         proxy.drop()  # unplugged and plugged in again: the open port is dead
-        assert link.query("b", str).endswith(" b")
-        assert transport.port is not first and transport.timeout == pytest.approx(0.3)
+        if kind == "serial":
+            assert link.query("b", str).endswith(" b")
+        else:
+            with pytest.raises(InstrumentLost):
+                link.query("b", str)
         assert link.query("c", str).endswith(" c")
+        assert transport.timeout == pytest.approx(0.3)
     finally:
         proxy.close()  # unplugged for good: nothing to open
     try:
-        with pytest.raises(InstrumentLost, match="could not be reopened"):
+        with pytest.raises(InstrumentLost):
             bounded(lambda: link.query("d", str))
+        with pytest.raises(InstrumentLost, match="could not be reopened"):
+            bounded(lambda: link.query("e", str))
         with pytest.raises(InstrumentLost, match="could not be reopened"):
             bounded(transport.clear)  # the device-clear path opens it again too
     finally:
