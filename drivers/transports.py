@@ -18,7 +18,9 @@ b"", and the loop only ends when `select` times out). So on a socket `clear()` c
 connection and opens a new one: what the old one still held (a late reply) goes with it, and
 a peer that is gone answers the new connection with a refusal, raised as `InstrumentLost` at
 once. A socket that failed is reopened the same way before its next use, so the safety path
-(ramping the coils down) gets a fresh connection after a link was dropped.
+(ramping the coils down) gets a fresh connection after a link was dropped. So is a serial port
+that failed (a USB-serial adapter unplugged and plugged in again leaves the open one dead),
+VISA's ASRL and pyserial's alike (see `SerialTransport`).
 
 A serial line (pyserial, or a VISA ASRL resource) has no device clear either, and a flush drops
 only what has arrived: the rest of a reply that came late or cut short would be read as the
