@@ -10,7 +10,10 @@ coordinate = sign × controller position. The controller's axis names are asked 
 
 Axes with incremental sensors report whether they are referenced (`FRF?`); an unreferenced axis
 is referenced (`RON 1`, `FRF`) only when the profile says `reference_on_connect = true`,
-because referencing drives each axis to its reference switch. The controller's travel
+because referencing drives each axis to its reference switch; with `refuse_unreferenced`
+false (`smm-daq check`) connecting leaves them unreferenced and names them instead of
+refusing. A reference move runs at the controller's reference velocity (parameter 0x50 of
+PI's motor controllers), not at `VEL`: its timeout is reckoned from that. The controller's travel
 (`TMN?`, `TMX?`) must hold the profile's `travel_um`: a profile allowing more is refused.
 
 Protocol as used here: set commands (`SVO`, `MOV`, `VEL`, `STP`) have no reply, so every one is
@@ -36,6 +39,7 @@ from smm_daq.errors import (
     InstrumentTimeout,
     ProtocolError,
     RangeError,
+    StageUnreferenced,
 )
 from smm_daq.instruments.interfaces import FlyStage, Identity, RecordedMotion, Stage
 from smm_daq.instruments.profile import LinkSettings, StageSettings
@@ -51,6 +55,7 @@ LIMIT_SLACK = 1e-12  # m: travel limits compare with this slack, for unit conver
 MAX_REPLY_LINES = 2**18 + 64  # a full data-recorder table and its header
 SERVO_UPDATE_TIME = 0x0E000200  # SPA parameter: the servo cycle (s)
 RECORDER_POINTS = 0x16000200  # SPA parameter: samples per data-recorder table
+REFERENCE_VELOCITY = 0x50  # SPA parameter of motor controllers: velocity of reference moves
 RECORDED_PER_LINE = 4096  # positions recorded per fly line at most (the motion is smooth)
 WAVE_POINTS = 100_000  # the most points a fly line's wave segment is given
 MAX_VELOCITY = 0.01  # m/s: the fastest velocity setting accepted unless the profile's is higher
@@ -102,6 +107,13 @@ def _within_reply(parse: Callable[[str], T], value: str, lines: list[str]) -> T:
         return parse(value)
     except ProtocolError as exc:
         raise ProtocolError(f"{exc} in {shown(lines)}") from None
+
+
+def _parse_parameter_ids(lines: list[str]) -> set[int]:
+    """The parameter ids an `HPA?` reply lists (lines `0x<id>=<description>`; its title and
+    end lines have none)."""
+    ids = (_hex(line.partition("=")[0].strip()) for line in lines if "=" in line)
+    return {pid for pid in ids if pid is not None}
 
 
 def _meaning(code: int) -> str:
@@ -241,6 +253,7 @@ class PIGCSStage(Stage, FlyStage):
         max_velocity: float = MAX_VELOCITY,
         poll_interval: float = 0.005,
         reference_on_connect: bool = False,
+        refuse_unreferenced: bool = True,
         name: str = "stage",
     ) -> None:
         self.name = name
@@ -252,6 +265,8 @@ class PIGCSStage(Stage, FlyStage):
         self.max_velocity = max_velocity
         self.poll_interval = poll_interval
         self.reference_on_connect = reference_on_connect
+        self.refuse_unreferenced = refuse_unreferenced
+        self._unreferenced: list[str] = []  # axes connecting left unreferenced
         self.units: list[str] = []
         self._commands: set[str] = set()
         self._controller_axes: list[str] = []
@@ -288,6 +303,7 @@ class PIGCSStage(Stage, FlyStage):
             settle_time=settings.settle_time,
             max_velocity=cls.velocity_limit_for(settings),
             reference_on_connect=settings.reference_on_connect,
+            refuse_unreferenced=settings.refuse_unreferenced,
             name=f"PI stage at {settings.link.address}",
         )
 
@@ -435,54 +451,85 @@ class PIGCSStage(Stage, FlyStage):
         return units
 
     def _query_unit_parameter(self) -> list[str]:
-        request = " ".join(f"{a} {UNIT_PARAMETER}" for a in self.axes)
+        return self._axis_parameter(int(UNIT_PARAMETER, 0), self.axes, str.strip, what="unit")
 
-        def parse(lines: list[str]) -> list[str]:
-            found: dict[str, str] = {}
+    def _axis_parameter(self, pid: int, axes: Sequence[str], parse: Callable[[str], T], *,
+                        what: str) -> list[T]:
+        """Parameter `pid` of each of `axes` (`SPA?`), in their order, parsed by `parse`."""
+        request = " ".join(f"{a} 0x{pid:08X}" for a in axes)
+
+        def parse_lines(lines: list[str]) -> list[T]:
+            found: dict[str, T] = {}
             for line in lines:
                 head, sep, value = line.partition("=")
-                axis, _, pid = head.strip().partition(" ")
-                if not sep or axis not in self.axes or _hex(pid) != int(UNIT_PARAMETER, 0):
+                axis, _, name = head.strip().partition(" ")
+                if not sep or axis not in axes or _hex(name) != pid:
                     raise ProtocolError(
-                        f"expected 'axis {UNIT_PARAMETER}=unit', got {shown(lines)}")
-                found[axis] = value.strip()
-            if set(found) != set(self.axes):
+                        f"expected 'axis 0x{pid:08X}={what}', got {shown(lines)}")
+                found[axis] = _within_reply(parse, value.strip(), lines)
+            if set(found) != set(axes):
                 raise ProtocolError(
-                    f"expected one unit per axis {list(self.axes)}, got {shown(lines)}")
-            return [found[a] for a in self.axes]
+                    f"expected one {what} per axis {list(axes)}, got {shown(lines)}")
+            return [found[a] for a in axes]
 
-        return self.link.query_lines(f"SPA? {request}", parse)
+        return self.link.query_lines(f"SPA? {request}", parse_lines)
 
     def _reference(self, commands: set[str]) -> None:
-        """Reference the axes that need it, if the profile allows; else refuse to go on."""
+        """Reference the axes that need it, if the profile allows; else refuse to go on (or,
+        not `refuse_unreferenced`, leave them and name them)."""
         pending = [
             a for a, ok in zip(self.axes, self._query_axes("FRF?", _parse_bool), strict=True)
             if not ok
         ]  # fmt: skip
         if not pending:
             return
+        if not self.refuse_unreferenced:
+            self._unreferenced = pending
+            return
         if not self.reference_on_connect:
-            raise InstrumentError(
+            raise StageUnreferenced(
                 f"axes {pending} are not referenced and refuse to move; reference them (FRF) or "
                 "set stage.reference_on_connect = true (each axis then drives to its reference "
                 "switch: make sure the sensor is clear of the sample)",
-                instrument=self.name,
+                axes=pending, instrument=self.name,
             )
+        velocity = self._reference_velocity(pending, commands)
         if "RON" in commands:
             self._command("RON " + " ".join(f"{a} 1" for a in pending))
         self._referencing = True
         self._command("FRF " + " ".join(pending))
         travel = self._controller_travel  # a reference move crosses at most all of it
-        timeout = 2.0 * float(np.max(travel[:, 1] - travel[:, 0])) / self._velocity + 10.0
+        timeout = 2.0 * float(np.max(travel[:, 1] - travel[:, 0])) / velocity + 10.0
         deadline = self.clock.now() + timeout
         while not all(self._query_axes("FRF?", _parse_bool)):
             if self.clock.now() >= deadline:
                 self._command("STP", allowed=(0, 10))
                 raise InstrumentTimeout(
-                    f"axes {pending} not referenced within {timeout:.3g} s", instrument=self.name
+                    f"axes {pending} not referenced within {timeout:.3g} s (reference "
+                    f"velocity {velocity * 1e3:.3g} mm/s)", instrument=self.name
                 )
             self.clock.sleep(max(self.poll_interval, 0.05))
         self._referencing = False
+
+    def _reference_velocity(self, axes: Sequence[str], commands: set[str]) -> float:
+        """The slowest of `axes`' reference-move velocities (m/s): parameter 0x50, which FRF
+        runs at whatever VEL says; the VEL setting where the controller does not list that
+        parameter (`HPA?`: asking `SPA?` for a parameter it lacks gets no reply at all)."""
+        if not {"HPA?", "SPA?"} <= commands or REFERENCE_VELOCITY not in self.link.query_lines(
+                "HPA?", _parse_parameter_ids):
+            return self._velocity
+        scale = dict(zip(self.axes, self._scale, strict=True))
+        values = self._axis_parameter(REFERENCE_VELOCITY, axes, lambda v: parse_float(
+            v, what="reference velocity", within=(0.0, math.inf)), what="reference velocity")
+        velocities = [v * scale[a] for a, v in zip(axes, values, strict=True)]
+        if min(velocities) <= 0:
+            raise ProtocolError(f"reference velocity (parameter 0x{REFERENCE_VELOCITY:X}) "
+                                f"{velocities} m/s: not a velocity an axis can move at",
+                                instrument=self.name)
+        return min(velocities)
+
+    def unreferenced_axes(self) -> list[str]:
+        return list(self._unreferenced)
 
     # -- Stage -------------------------------------------------------------------------------
 
@@ -684,6 +731,7 @@ class PIGCSStage(Stage, FlyStage):
             "velocity_m_per_s": self.velocity(),
             "limits_m": self._limits.tolist(),
             "error_at_connect": self._error_text(self.error_at_connect),
+            "unreferenced_axes": list(self._unreferenced),
         }
 
     @staticmethod

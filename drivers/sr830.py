@@ -6,7 +6,10 @@ Sensitivity `SENS i`, i = 0..26 for 2 nV .. 1 V full scale (1-2-5 steps); time c
 `OFLT i`, i = 0..19 for 10 µs .. 30 ks (1-3 steps); internal reference `FMOD 1`; X and Y at one
 instant `SNAP? 1,2`. Overloads latch in the LIA status byte (`LIAS?`, cleared by reading): bit 0
 input or reserve, bit 1 filter, bit 2 output. Replies go to the interface `OUTX` names, so the
-driver sets it first (0 RS-232, 1 GPIB).
+driver sets it first (0 RS-232, 1 GPIB): the port the profile's `lockin.interface` names, else
+the one the address implies (ASRL or serial: RS-232; GPIB, and any other, GPIB). A socket
+(`TCPIP…::SOCKET`) may reach either, through a serial-to-Ethernet server in front of the
+RS-232 port or a GPIB-Ethernet gateway, so there the profile must say which.
 
 Data buffer (for fly scans): CH1 and CH2 display X and Y (`DDEF 1,0,0`, `DDEF 2,0,0`), stored
 at `SRAT i` = 62.5 mHz · 2^i (i = 0..13, up to 512 Hz) into 16383 points, one shot (`SEND 0`),
@@ -96,13 +99,16 @@ class SR830(SRSLockIn, BufferedLockIn):
             self.link.write(f"OEXP {channel},0,0")
             self._check_zero(f"OEXP? {channel}")
 
-    def prepare_interface(self, address: str) -> None:
+    def prepare_interface(self, address: str, interface: str | None = None) -> None:
         """Replies to the port we talk on (OUTX): on RS-232 the SR830 ends each with a carriage
         return, where GPIB ends it with a line feed, so a serial link is told to read to CR.
         On a serial line a buffer is read in pieces that each come within half the link's
         timeout at its baud rate (2048 points are 30 kB: half a minute at 9600 baud, which a
         VISA serial read, timed as a whole, would not wait)."""
-        serial = address.upper().startswith("ASRL") or address.startswith(SERIAL_PREFIX)
+        if interface is None:
+            serial = address.upper().startswith("ASRL") or address.startswith(SERIAL_PREFIX)
+        else:
+            serial = interface == "rs232"
         self.link.write(f"OUTX {0 if serial else 1}")
         transport = self.link.transport
         expect = getattr(transport, "expect_reply_end", None)

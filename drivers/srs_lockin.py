@@ -101,7 +101,7 @@ class SRSLockIn(LockIn):
         )
         lockin = cls(link, clock)
         try:
-            lockin.prepare_interface(address)
+            lockin.prepare_interface(address, settings.interface)
             lockin.check_model()
             lockin.configure(settings)
         except BaseException:
@@ -210,8 +210,9 @@ class SRSLockIn(LockIn):
                 instrument=self.link.name,
             )
 
-    def prepare_interface(self, address: str) -> None:
-        """Model-specific set-up of the connection, before the first query."""
+    def prepare_interface(self, address: str, interface: str | None = None) -> None:
+        """Model-specific set-up of the connection, before the first query; `interface` the
+        port the profile says the link reaches ("rs232", "gpib"; None: unsaid)."""
 
     # --- helpers -------------------------------------------------------------------------
 

@@ -18,7 +18,9 @@ b"", and the loop only ends when `select` times out). So on a socket `clear()` c
 connection and opens a new one: what the old one still held (a late reply) goes with it, and
 a peer that is gone answers the new connection with a refusal, raised as `InstrumentLost` at
 once. A socket that failed is reopened the same way before its next use, so the safety path
-(ramping the coils down) gets a fresh connection after a link was dropped.
+(ramping the coils down) gets a fresh connection after a link was dropped. So is a serial port
+that failed (a USB-serial adapter unplugged and plugged in again leaves the open one dead),
+VISA's ASRL and pyserial's alike (see `SerialTransport`).
 
 A serial line (pyserial, or a VISA ASRL resource) has no device clear either, and a flush drops
 only what has arrived: the rest of a reply that came late or cut short would be read as the
@@ -32,6 +34,7 @@ import contextlib
 import socket
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 import pyvisa
 import serial
@@ -42,6 +45,8 @@ from drivers.link import shown
 from smm_daq.errors import InstrumentLost, InstrumentTimeout, ProtocolError
 from smm_daq.instruments.profile import LinkSettings
 from smm_daq.instruments.transport import Transport
+
+T = TypeVar("T")
 
 TERMINATION = "\n"
 ENCODING = "latin-1"  # instruments' 8-bit code page (PI answers "µm" as 0xB5 0x6D); ASCII-safe
@@ -77,7 +82,9 @@ def is_raw_socket(address: str) -> bool:
 class VisaTransport:
     """A pyvisa message-based resource as a `Transport`.
 
-    `reopen` (a raw socket's): opens the same resource again, for `clear` and after a failure.
+    `reopen` (a raw socket's): opens the same resource again, for `clear` and after a failure;
+    `reopen_failed` (a serial port's, ASRL: a USB-serial adapter plugged in again leaves the
+    open one dead) only after a failure, before the next use (`reopen`'s when not given).
     """
 
     def __init__(
@@ -86,10 +93,12 @@ class VisaTransport:
         *,
         name: str,
         reopen: Callable[[], MessageBasedResource] | None = None,
+        reopen_failed: Callable[[], MessageBasedResource] | None = None,
     ) -> None:
         self.resource = resource
         self.name = name
         self._reopen = reopen
+        self._reopen_failed = reopen_failed or reopen
         self._timeout_ms = resource.timeout  # kept here: a closed resource cannot say it
         self._reply_end = TERMINATION
         self._closed = False
@@ -107,7 +116,10 @@ class VisaTransport:
         def connect() -> MessageBasedResource:
             return _open_resource(address, timeout, baud_rate, visa_library)
 
-        return cls(connect(), name=address, reopen=connect if is_raw_socket(address) else None)
+        resource = connect()
+        serial_port = resource.interface_type == constants.InterfaceType.asrl
+        return cls(resource, name=address, reopen=connect if is_raw_socket(address) else None,
+                   reopen_failed=connect if serial_port else None)
 
     @property
     def timeout(self) -> float:
@@ -131,16 +143,21 @@ class VisaTransport:
     def _check_open(self) -> None:
         if self._closed:
             raise InstrumentLost("link closed", instrument=self.name)
-        if self._broken and self._reopen is not None:
+        if self._broken and self._reopen_failed is not None:
             self._reconnect()
 
     def _reconnect(self) -> None:
-        """Drop the connection and open a new one (raw sockets only): InstrumentLost if none."""
-        assert self._reopen is not None
+        """Drop the connection and open a new one (raw sockets, and serial ports that failed):
+        InstrumentLost if none."""
+        assert self._reopen_failed is not None
         self._broken = True
         with contextlib.suppress(Exception):  # the old socket may be gone already
             self.resource.close()
-        self.resource = self._reopen()
+        try:
+            self.resource = self._reopen_failed()
+        except InstrumentLost as exc:
+            raise InstrumentLost(f"the link failed and could not be reopened: {exc}",
+                                 instrument=self.name) from exc
         self.resource.timeout = self._timeout_ms
         self.resource.read_termination = self._reply_end
         self._broken = False
@@ -187,6 +204,7 @@ class VisaTransport:
         if self._reopen is not None:
             self._reconnect()
             return
+        self._check_open()  # a serial port that failed: opened again first
         try:
             self.resource.clear()
         except (pyvisa.Error, NotImplementedError):
@@ -291,12 +309,23 @@ class SerialTransport:
     quiet for the link's timeout. It is bounded: a line that never goes quiet (an instrument
     that keeps sending) raises `InstrumentTimeout` after DRAIN_TIMEOUTS timeouts and the time
     the largest reply takes at the baud rate.
+
+    A port that failed (a USB-serial adapter unplugged and plugged in again leaves the open
+    one dead for good; a serial-over-LAN connection dropped) is closed and opened again
+    (`reopen`, given by `open`): a `write` or `query` that finds it failed is sent once more
+    on the port opened again, and a `read`, `read_block` or device clear after a failure
+    reopens it first. One open per call, so none waits on more than one; where it fails,
+    `InstrumentLost` says the port could not be reopened.
     """
 
-    def __init__(self, port: serial.SerialBase, *, name: str) -> None:
+    def __init__(self, port: serial.SerialBase, *, name: str,
+                 reopen: Callable[[], serial.SerialBase] | None = None) -> None:
         self.port = port
         self.name = name
         self._reply_end = _LF  # what ends a reply
+        self._reopen = reopen
+        self._broken = False  # the port failed: reopened before its next use
+        self._closed = False  # closed by `close`: never reopened
 
     def expect_reply_end(self, end: str) -> None:
         """End replies at `end` from now on (an SR830 ends them with CR on its RS-232 port)."""
@@ -309,13 +338,16 @@ class SerialTransport:
 
     @classmethod
     def open(cls, url: str, *, baud_rate: int, timeout: float) -> SerialTransport:
-        try:
-            port = serial.serial_for_url(
+        def connect() -> serial.SerialBase:
+            return serial.serial_for_url(
                 url, baudrate=baud_rate, timeout=timeout, write_timeout=timeout
             )
+
+        try:
+            port = connect()
         except (serial.SerialException, OSError, ValueError) as exc:
             raise InstrumentLost(f"cannot open: {exc}", instrument=url) from exc
-        return cls(port, name=url)
+        return cls(port, name=url, reopen=connect)
 
     @property
     def timeout(self) -> float:
@@ -327,7 +359,27 @@ class SerialTransport:
         self.port.write_timeout = seconds
 
     def _lost(self, exc: Exception) -> InstrumentLost:
-        return InstrumentLost(f"link failed: {exc}", instrument=self.name)
+        self._broken = True
+        again = "; it is opened again before its next use" if self._reopen is not None else ""
+        return InstrumentLost(f"link failed: {exc}{again}", instrument=self.name)
+
+    def _check_open(self) -> None:
+        """Close a port that failed and open it again (one try), keeping its settings."""
+        if self._closed:
+            raise InstrumentLost("link closed", instrument=self.name)
+        if not self._broken or self._reopen is None:
+            return
+        timeout = self.timeout
+        with contextlib.suppress(Exception):  # the old port may be gone already
+            self.port.close()
+        try:
+            port = self._reopen()
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise InstrumentLost(f"the port failed and could not be reopened: {exc}",
+                                 instrument=self.name) from exc
+        self.port = port
+        self.timeout = timeout
+        self._broken = False
 
     def _timed_out(self) -> InstrumentTimeout:
         return InstrumentTimeout(f"no reply within {self.timeout:g} s", instrument=self.name)
@@ -336,7 +388,22 @@ class SerialTransport:
         """Seconds `size` bytes take on the line at its baud rate."""
         return size * BITS_PER_BYTE / float(self.port.baudrate)
 
+    def _reopened(self, action: Callable[[], T]) -> T:
+        """`action`, and where the port fails in it, `action` once more on the port opened
+        again (a message that was lost with the port is sent again, as a retry would)."""
+        self._check_open()
+        try:
+            return action()
+        except InstrumentLost:
+            if not self._broken or self._reopen is None:
+                raise
+        self._check_open()
+        return action()
+
     def write(self, message: str) -> None:
+        self._reopened(lambda: self._send(message))
+
+    def _send(self, message: str) -> None:
         try:
             self.port.write((message + TERMINATION).encode(ENCODING))
         except serial.SerialTimeoutException as exc:
@@ -347,6 +414,10 @@ class SerialTransport:
             raise self._lost(exc) from exc
 
     def read(self) -> str:
+        self._check_open()
+        return self._receive()
+
+    def _receive(self) -> str:
         try:
             line = self._line(b"")
         except (serial.SerialException, OSError) as exc:
@@ -392,6 +463,7 @@ class SerialTransport:
     def read_block(self) -> str:
         """The reply, a definite-length block read by its length, byte for byte (then its
         terminator, LF or CR LF); a reply that starts no block is read as a line."""
+        self._check_open()
         try:
             head = self._exactly(1)
             if head == b"#":
@@ -409,11 +481,16 @@ class SerialTransport:
             raise self._lost(exc) from exc
 
     def query(self, message: str) -> str:
-        self.write(message)
-        return self.read()
+        def exchange() -> str:
+            self._send(message)
+            return self._receive()
+
+        return self._reopened(exchange)
 
     def clear(self) -> None:
-        """Drop what is buffered both ways, then what arrives until the line is quiet."""
+        """Drop what is buffered both ways, then what arrives until the line is quiet (a port
+        that failed is reopened first)."""
+        self._check_open()
         try:
             self.port.reset_output_buffer()
             self.port.reset_input_buffer()
@@ -426,4 +503,5 @@ class SerialTransport:
             raise self._lost(exc) from exc
 
     def close(self) -> None:
+        self._closed = True
         self.port.close()

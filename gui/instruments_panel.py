@@ -29,6 +29,10 @@ POLL_MS = 500
 TRACE_POINTS = 240  # two minutes of readings
 LABELS = {"lockin": "Lock-in", "stage": "Stage", "coils": "Coils", "fluxgate": "Fluxgate"}
 NO_POSITION, NO_FIELD, NO_LOCKIN = "x, y, z: –", "setpoint –\nread-back –\nfluxgate –", "X, Y: –"
+# said before a connect that may reference the stage (stage.reference_on_connect = true)
+CONNECT_REFERENCES = ("Connecting: stage axes found unreferenced are referenced now, each driving "
+                      "to its reference switch (stage.reference_on_connect = true); keep the "
+                      "sensor clear of the sample.")
 
 
 def _spin(lo: float, hi: float, decimals: int, suffix: str, value: float = 0.0,
@@ -256,6 +260,9 @@ class InstrumentsPanel(QtWidgets.QWidget):
                 self, "Reconnecting makes the rig safe first: the coils go to their safe "
                 "state (the field now applied is lost) and the stage stops. Reconnect?"):
             return
+        # said before the connect starts, so before any reference move
+        self.message.setText(CONNECT_REFERENCES if self.profile.stage.reference_on_connect
+                             else "")
         if not self.holder.open():
             self.message.setText("Not reconnected: a scan or a recipe drives the rig, or a "
                                  "connect is under way.")
@@ -263,7 +270,6 @@ class InstrumentsPanel(QtWidgets.QWidget):
         self.timer.stop()
         self._set_controls_enabled(False)
         self._update_connect_button()
-        self.message.setText("")
         for name, label in self.state_labels.items():
             if name != "fluxgate" or self.profile.fluxgate is not None:
                 label.setText("connecting…")
@@ -281,6 +287,8 @@ class InstrumentsPanel(QtWidgets.QWidget):
         if self.holder.reconnect_problems:
             self.message.setText("Reconnected; making the rig safe before it reported: "
                                  + "; ".join(self.holder.reconnect_problems))
+        else:
+            self.message.setText("")  # the connect's own note (referencing) is done with
         self.timer.start()
         self.poll()
 

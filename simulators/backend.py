@@ -306,6 +306,8 @@ class SimulatedBackend:
             sample_offset=options.sample_offset,
         )
         lockin = _LOCKINS[profile.lockin.link.implementation](clock, self.world, rng=lockin_rng)
+        if isinstance(lockin, SR830Emulator):  # wired to the port the profile names, if any
+            lockin.port = profile.lockin.interface
         stage = PIGCSEmulator(self.world.stage, controller=options.stage_controller)
         if profile.fly_trigger_wired:  # before the lock-in: edges reach it in time order
             self.world.add_listener(TriggerCable(stage, lockin, clock.now()).advance_to)

@@ -69,6 +69,8 @@ class Controller:
     max_param: int  # SPA id of the upper soft limit (TMX?)
     stage_name: str
     tracking_lag: float = 0.0  # s: how far the closed-loop position trails a wave's set point
+    # SPA id of the velocity reference moves run at (FRF does not use VEL); None: no FRF
+    reference_velocity_param: int | None = None
 
 
 E727 = Controller(
@@ -103,6 +105,7 @@ C884 = Controller(
     min_param=0x30,
     max_param=0x15,
     stage_name="M-112.1DG1",
+    reference_velocity_param=0x50,  # "Velocity For Reference Moves", set with SPA at level 0
 )
 CONTROLLERS = {c.model: c for c in (E727, C884)}
 
@@ -297,7 +300,7 @@ class PIGCSEmulator(Emulator):
 
     def _parameter_table(self) -> dict[int, tuple[str, str, Callable[[str], str]]]:
         c = self.controller
-        return {
+        table: dict[int, tuple[str, str, Callable[[str], str]]] = {
             c.min_param: ("FLOAT", "Range Limit min", lambda ax: self._number(self._lo(ax))),
             c.max_param: ("FLOAT", "Range Limit max", lambda ax: self._number(self._hi(ax))),
             UNIT_PARAMETER: ("CHAR", "Axis Unit", lambda _ax: c.unit),
@@ -306,6 +309,11 @@ class PIGCSEmulator(Emulator):
             RECORDER_POINTS: ("INT", "Data Recorder Max Points",
                               lambda _ax: str(c.record_points)),
         }
+        if c.reference_velocity_param is not None:
+            table[c.reference_velocity_param] = (
+                "FLOAT", "Velocity For Reference Moves",
+                lambda ax: self._number(self.model.reference_velocity(ax)))
+        return table
 
     def _help_parameters(self, _args: list[str]) -> str:
         lines = ["The following parameters are valid:"]
@@ -337,11 +345,20 @@ class PIGCSEmulator(Emulator):
         if len(args) < 3 or len(args) % 3:
             raise _CommandError(PARAM_SYNTAX)
         table = self._parameter_table()
-        for ax, p in zip(args[::3], args[1::3], strict=True):
+        writable = self.controller.reference_velocity_param
+        values = {}
+        for ax, p, v in zip(args[::3], args[1::3], args[2::3], strict=True):
             self._check_axis(ax)
-            if self._parameter_id(p) not in table:
+            pid = self._parameter_id(p)
+            if pid not in table:
                 raise _CommandError(UNKNOWN_PARAMETER)
-        raise _CommandError(PARAM_PROTECTION)  # these need a higher command level (CCL)
+            if pid != writable:
+                raise _CommandError(PARAM_PROTECTION)  # needs a higher command level (CCL)
+            values[ax] = self._float(v) * self.unit_scale
+        if any(not 0 < v <= self.model.max_velocity for v in values.values()):
+            raise _CommandError(PARAM_OUT_OF_RANGE)
+        for ax, v in values.items():
+            self.model.set_reference_velocity(ax, v)
 
     @staticmethod
     def _parameter_id(text: str) -> int:

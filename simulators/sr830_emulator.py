@@ -130,6 +130,10 @@ class SR830Emulator(SRSLockInEmulator):
         self, clock: Clock, source: SignalSource, *, rng: np.random.Generator | None = None
     ) -> None:
         self.outx = 1  # replies to GPIB (1) or RS-232 (0)
+        # The port the client is wired to ("gpib", "rs232"): replies to the other one never
+        # reach it, as on the instrument. None: whichever OUTX names (one served socket
+        # stands for both ports).
+        self.port: str | None = None
         self.override_remote = False
         self.local_state = 0
         self.power_on_clear = True
@@ -307,6 +311,12 @@ class SR830Emulator(SRSLockInEmulator):
     def _clear_status(self) -> None:
         super()._clear_status()
         self._errs = 0
+
+    def handle(self, message: str) -> str | None:
+        reply = super().handle(message)
+        if self.port is not None and self.port != ("rs232" if self.outx == 0 else "gpib"):
+            return None  # sent to the interface OUTX names, not the one the client is on
+        return reply
 
     @property
     def reply_end(self) -> str:

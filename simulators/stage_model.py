@@ -75,6 +75,8 @@ class _Axis:
     referenced: bool = True
     origin: float = 0.0  # m: where the position counter reads 0 (the start, until referenced)
     referencing: bool = False  # driving to the reference switch
+    reference_velocity: float = 0.0  # m/s of a reference move (a controller parameter)
+    setting: float | None = None  # the velocity setting, kept while a reference move runs
     trajectory: Trajectory | None = None  # position set point as a function of time (a wave)
     lag: float = 0.0  # s: how far the closed loop trails a trajectory
     segments: list[_Segment] = field(default_factory=list)
@@ -199,6 +201,7 @@ class StageModel:
                 raise ValueError(f"start position {start_sample[k]} m outside travel of axis {k}")
             self._axes[name] = _Axis(name, lo, hi, float(velocity), p, now, p)
             self._axes[name].referenced = not needs_reference
+            self._axes[name].reference_velocity = float(velocity)
             self._axes[name].origin = p if needs_reference else 0.0
 
     @classmethod
@@ -265,9 +268,20 @@ class StageModel:
     def _update_reference(self, a: _Axis) -> None:
         if a.referencing and self.clock.now() >= a.settled_at:
             a.referencing, a.referenced, a.origin = False, True, 0.0
+            self._end_reference_velocity(a)
+
+    def _end_reference_velocity(self, a: _Axis) -> None:
+        """The axis moves at its velocity setting again (a reference move ran at its own)."""
+        if a.setting is None:
+            return
+        settled = a.settled_at
+        a.restart(self.clock.now(), a.target, 0.0)  # the past motion keeps its own velocity
+        a.velocity, a.setting = a.setting, None
+        a.settled_at = settled
 
     def reference(self, names: Sequence[str]) -> None:
-        """Drive the axes to their reference switches (mid travel); referenced on arrival.
+        """Drive the axes to their reference switches (mid travel) at each one's reference
+        velocity (not its velocity setting, as a motor controller does); referenced on arrival.
 
         Raises StageRefused("servo_off") before any axis moves.
         """
@@ -277,8 +291,23 @@ class StageModel:
         now = self.clock.now()
         for name in names:
             a = self._axes[name]
+            self._update_reference(a)
+            a.restart(now, a.position(now), 0.0)  # from here on at the reference velocity
+            if a.setting is None:
+                a.setting = a.velocity
+            a.velocity = a.reference_velocity
             a.restart(now, (a.lo + a.hi) / 2, self.settle_time)
             a.referencing = True
+
+    def reference_velocity(self, name: str) -> float:
+        return self._axis(name).reference_velocity
+
+    def set_reference_velocity(self, name: str, v: float) -> None:
+        """The velocity of the axis' next reference move. Raises ValueError outside
+        (0, max_velocity]."""
+        if not 0 < v <= self.max_velocity:
+            raise ValueError(f"reference velocity {v} m/s outside (0, {self.max_velocity}]")
+        self._axis(name).reference_velocity = float(v)
 
     def moving(self, name: str) -> bool:
         return self._axis(name).moving(self.clock.now())
@@ -309,7 +338,10 @@ class StageModel:
         a.servo = bool(on)
 
     def velocity(self, name: str) -> float:
-        return self._axis(name).velocity
+        """The velocity setting (a reference move under way runs at its own)."""
+        a = self._axis(name)
+        self._update_reference(a)
+        return a.velocity if a.setting is None else a.setting
 
     def set_velocity(self, name: str, v: float) -> None:
         """Raises ValueError outside (0, max_velocity]."""
@@ -317,7 +349,10 @@ class StageModel:
             raise ValueError(f"velocity {v} m/s outside (0, {self.max_velocity}]")
         a = self._axis(name)
         now = self.clock.now()
-        if a.moving(now):
+        self._update_reference(a)
+        if a.setting is not None:  # a reference move keeps its velocity; this one is for after
+            a.setting = float(v)
+        elif a.moving(now):
             a.restart(now, a.target, self.settle_time)
             a.velocity = float(v)
             a.settled_at = a.arrival() + self.settle_time
@@ -361,6 +396,7 @@ class StageModel:
         if a.moving(now):
             a.restart(now, a.position(now), self.settle_time)
         a.referencing = False
+        self._end_reference_velocity(a)
 
     def stall(self, name: str) -> None:
         """Fault injection: the axis freezes where it is and never arrives."""

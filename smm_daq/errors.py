@@ -41,6 +41,16 @@ class InstrumentLost(InstrumentError):
     """The connection is gone (disconnect, closed socket, retries exhausted)."""
 
 
+class StageUnreferenced(InstrumentError):
+    """Stage axes with incremental sensors are not referenced, so they refuse to move, and
+    connecting was not to reference them. `axes` names them; the message says what to do
+    before a scan, so a command that never references (`smm-daq safe`) words its own."""
+
+    def __init__(self, message: str, *, axes: list[str], instrument: str | None = None) -> None:
+        self.axes = list(axes)
+        super().__init__(message, instrument=instrument)
+
+
 class RangeError(InstrumentError, ValueError):
     """A setting outside what the instrument or the profile allows; nothing was sent."""
 

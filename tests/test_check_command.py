@@ -7,12 +7,15 @@ import re
 import socket
 import threading
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 from test_serve_sim import Lines, read_resources
 
 from smm_daq.cli.instruments import serve
 from smm_daq.cli.main import main
+from smm_daq.instruments.profile import load_profile
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = REPO / "configs" / "simulator.toml"
@@ -25,6 +28,36 @@ def test_check_prints_every_instrument_and_exits_0(capsys: pytest.CaptureFixture
                      "sensitivity_V: 0.5", "travel_m:", "max_field_T: 0.0001", "field_T:",
                      "every instrument answers"):  # fmt: skip
         assert expected in out
+
+
+def test_check_moves_no_stage_and_says_a_scan_will_reference_it(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """The C-884 profile references at connect; a check must not move the stage for that."""
+    from smm_daq.instruments import rig as rig_module
+
+    made: list[Any] = []
+    original = rig_module.simulator_class
+
+    def recording(profile: Any) -> Any:
+        cls = original(profile)
+
+        def make(*args: Any) -> Any:
+            made.append(cls(*args))
+            return made[-1]
+
+        return make
+
+    monkeypatch.setattr(rig_module, "simulator_class", recording)
+    assert main(["check", "--profile", str(PROFILE)]) == 0
+    out = capsys.readouterr().out
+    model = made[0].world.stage
+    assert not any(model.referenced(ax) for ax in model.axis_names)
+    stage = load_profile(PROFILE).stage
+    start = [stage.travel[0, 0], stage.travel[1, 0], load_profile(PROFILE).sensor.height]
+    np.testing.assert_allclose(model.sample_position(), start, atol=1e-12)  # where it was
+    assert "axes ['1', '2', '3'] are not referenced; check did not reference them" in out
+    assert "A scan or the GUI's connect will reference them first" in out
+    assert "every instrument answers" in out
 
 
 def test_a_silent_instrument_is_named_with_exit_2(

@@ -65,6 +65,27 @@ def test_reconnect_is_usable_whenever_nothing_drives_the_rig(window, qtbot) -> N
     assert panel.connect_button.isEnabled() and panel.goto_button.isEnabled()
 
 
+def test_a_connect_that_may_reference_the_stage_says_so_before_it_moves(window, qtbot,
+                                                                          monkeypatch) -> None:
+    """The simulator's C-884 profile references unreferenced axes at connect: the status line
+    says so when the connect starts, before the stage can move, and is cleared once it is
+    done."""
+    panel, holder = window.instruments, window.holder
+    assert window.profile.stage.reference_on_connect
+    said: list[str] = []
+    original = rig_module.open_rig
+
+    def opening(*args, **kwargs):
+        said.append(panel.message.text())  # as the connect (and any reference move) begins
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(rig_module, "open_rig", opening)
+    with qtbot.waitSignal(holder.opened, timeout=WAIT_MS):
+        qtbot.mouseClick(panel.connect_button, QtCore.Qt.MouseButton.LeftButton)
+    assert said and "reference switch" in said[0], said
+    assert "reference switch" not in panel.message.text()
+
+
 def _answer(monkeypatch, yes: bool) -> list[str]:
     """The questions the window asks, each answered Yes or No."""
     asked: list[str] = []

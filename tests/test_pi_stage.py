@@ -278,6 +278,36 @@ def test_identity_parsed_strictly():
         parse_gcs_idn("E-727")
 
 
+class LeapingClock(VirtualClock):
+    """Each wait leaps 1000 s: a poll loop reaches its deadline in a few polls."""
+
+    def sleep(self, seconds: float) -> None:
+        super().sleep(1000.0)
+
+
+def test_the_reference_velocity_is_asked_for_only_where_the_controller_lists_it():
+    """`SPA?` for a parameter the controller lacks gets no reply at all: where `HPA?` does not
+    list 0x50 the timeout is reckoned from VEL (2 × 31 mm / 2 mm/s + 10 s); where it does,
+    from 0x50, the slowest of the axes referenced (2 × 31 mm / 0.05 mm/s + 10 s)."""
+    listed = help_reply(*BASIC, "PUN?", "FRF", "FRF?", "RON", "SPA?", "HPA?")
+    head = [("ERR?", "0"), ("HLP?", listed), *CONNECT[2:], ("FRF? 1 2 3", "1=1 \n2=0 \n3=0")]
+    without = ("The following parameters are valid: \n0x00000030=\t0\t3\tFLOAT\taxis\tRange "
+               "Limit min \nend of help")
+    start = [("RON 2 1 3 1", None), ("ERR?", "0"), ("FRF 2 3", None), ("ERR?", "0")]
+    poll = ("FRF? 1 2 3", "1=1 \n2=0 \n3=0")
+    stop = [("STP", None), ("ERR?", "10")]
+    with pytest.raises(InstrumentTimeout, match=r"within 41 s \(reference velocity 2 mm/s\)"):
+        scripted([*head, ("HPA?", without), *start, poll, poll, *stop], clock=LeapingClock(),
+                 reference_on_connect=True)
+    with_ref = without.replace(" \nend", " \n0x00000050=\t0\t3\tFLOAT\taxis\tVelocity For "
+                                         "Reference Moves \nend")
+    slow = ("SPA? 2 0x00000050 3 0x00000050", "2 0x00000050=0.05 \n3 0x00000050=0.5")
+    with pytest.raises(InstrumentTimeout,
+                       match=r"within 1\.25e\+03 s \(reference velocity 0\.05 mm/s\)"):
+        scripted([*head, ("HPA?", with_ref), slow, *start, poll, poll, poll, *stop],
+                 clock=LeapingClock(), reference_on_connect=True)
+
+
 # -- against the emulators: an E-727 in µm (flexure travel) and a C-884 in mm (referenced) ----
 
 FINE = np.array([[0.0, 1.8e-3], [0.0, 1.8e-3], [0.0, 0.4e-3]])
@@ -349,6 +379,44 @@ def test_C884_axes_refuse_to_move_until_referenced_and_reference_at_mid_travel()
     assert t.query("POS? 1") == "1=12.5000000"  # the reference switch at mid travel
     t.write("MOV 1 3")
     assert t.query("ERR?") == "0"
+
+
+def test_the_C884_references_at_its_reference_velocity_parameter_not_at_VEL():
+    clock = VirtualClock()
+    model = StageModel(clock, travel=TRAVEL, velocity=2e-3, needs_reference=True,
+                       start=(1e-3, 1e-3, 1e-3))  # fmt: skip
+    t = EmulatorTransport(PIGCSEmulator(model, controller=C884), clock=clock)
+    t.write("SPA 1 0x50 0.1")  # mm/s, in volatile memory
+    assert t.query("ERR?") == "0"
+    assert t.query("SPA? 1 0x50") == "1 0x00000050=0.1000000"
+    t.write("SVO 1 1")
+    t.write("FRF 1")
+    clock.advance(60.0)  # 11.5 mm to the switch: 6 s at VEL's 2 mm/s, 115 s at 0.1 mm/s
+    assert t.query("FRF? 1") == "1=0"
+    assert t.query("VEL? 1") == "1=2.0000000"  # the setting, not the reference move's
+    clock.advance(60.0)
+    assert t.query("FRF? 1") == "1=1"
+    t.write("MOV 1 14.5")  # after the reference move, moves run at VEL again
+    clock.advance(1.1)
+    assert t.query("POS? 1") == "1=14.5000000"
+    t.write("SPA 1 0x50 0")
+    assert t.query("ERR?") == "17"  # parameter out of range
+    t.write("SPA 1 0x30 -5")
+    assert t.query("ERR?") == "60"  # the soft limits stay protected
+
+
+def test_the_reference_timeout_follows_the_reference_velocity_not_VEL():
+    """A slow reference velocity (0.05 mm/s: 230 s to mid travel, where 2 × travel / VEL + 10 s
+    allows 35 s) references: the timeout is reckoned from it."""
+    clock = VirtualClock()
+    model = StageModel(clock, travel=TRAVEL, velocity=2e-3, needs_reference=True,
+                       start=(1e-3, 1e-3, 1e-3))  # fmt: skip
+    for ax in "123":
+        model.set_reference_velocity(ax, 5e-5)
+    t = EmulatorTransport(PIGCSEmulator(model, controller=C884), clock=clock)
+    PIGCSStage(t, axes=("1", "2", "3"), axis_sign=(1, 1, 1), travel=TRAVEL, velocity=2e-3,
+               clock=clock, reference_on_connect=True)  # fmt: skip
+    assert all(model.referenced(ax) for ax in "123")
 
 
 def test_without_reference_on_connect_an_unreferenced_C884_is_refused():

@@ -70,6 +70,8 @@ def _edited(repo: Path, old: str, new: str) -> str:
         ('axes = ["1", "2", "3"]', 'axes = ["1", "2 3", "3"]', "stage.axes", "without spaces"),
         ('axes = ["1", "2", "3"]', 'axes = ["1", "2\\t", "3"]', "stage.axes", "without spaces"),
         ('axes = ["1", "2", "3"]', 'axes = ["1", "\u8f74", "3"]', "stage.axes", "ASCII"),
+        ('reserve = "normal"', 'reserve = "normal"\ninterface = "usb"', "lockin.interface",
+         "'rs232', 'gpib'"),
     ],
 )
 def test_bad_values_are_named(repo: Path, old: str, new: str, key: str, expected: str) -> None:

@@ -51,6 +51,17 @@ def test_making_safe_leaves_an_unreferenced_stage_where_it_is(monkeypatch) -> No
     assert "stopped" in stage.state
 
 
+def test_making_safe_words_unreferenced_axes_for_safe_not_for_a_scan(monkeypatch) -> None:
+    """The driver's advice to set reference_on_connect is for a scan's connect; safe, which
+    never references, says what it did and what a connect will do."""
+    profile = load_profile(C884_PROFILE)
+    _backends(monkeypatch)
+    _, stage = make_rig_safe(profile)
+    assert "safe never references them" in stage.state, stage.state
+    assert "set stage.reference_on_connect" not in stage.state, stage.state
+    assert "['1', '2', '3'] are not referenced" in stage.state, stage.state
+
+
 def test_making_safe_stops_a_reference_move_a_killed_program_left_running(
         monkeypatch) -> None:
     profile = load_profile(C884_PROFILE)

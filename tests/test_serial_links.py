@@ -31,7 +31,7 @@ from simulators.emulator import Emulator
 from simulators.sr860_emulator import SR860Emulator
 from simulators.tcp_server import HOST, EmulatorServer
 from smm_daq.clock import VirtualClock
-from smm_daq.errors import InstrumentTimeout, ProtocolError
+from smm_daq.errors import InstrumentError, InstrumentLost, InstrumentTimeout, ProtocolError
 from smm_daq.instruments.profile import LinkSettings, Profile, load_profile
 from smm_daq.instruments.transport import Transport
 
@@ -54,8 +54,10 @@ class Served:
         return serial_url(self.server.ports()[self.profile.lockin.link.address])
 
 
-def _served(folder: Path, model: str) -> Iterator[Served]:
+def _served(folder: Path, model: str, *, interface: str | None = None) -> Iterator[Served]:
     text = (REPO / "configs" / "simulator.toml").read_text()
+    if interface is not None:
+        text = text.replace('reserve = "normal"', f'reserve = "normal"\ninterface = "{interface}"')
     if model == "sr860":
         text = text.replace('implementation = "sr830"', 'implementation = "sr860"').replace(
             'reserve = "normal"', "# no reserve on an SR860")
@@ -233,6 +235,43 @@ def test_a_reply_cut_by_the_timeout_is_dropped_with_its_late_rest(counter) -> No
 
 
 @pytest.mark.parametrize("kind", ["serial", "visa-asrl"])
+def test_a_serial_port_that_failed_is_opened_again_or_said_to_be_gone(kind: str) -> None:
+    """A USB-serial adapter unplugged and plugged in again leaves the open port dead for good
+    (here its serial-over-LAN connection dropped): the port is closed and opened again, with
+    its settings, by the query that finds it so (pyserial: sent once more) or else the next
+    one (VISA's ASRL); where it cannot be opened again, the error says so, after one try, and
+    so does a device clear."""
+    server = EmulatorServer({"counter": Counter()}).start()
+    proxy = FaultProxy((HOST, server.ports()["counter"])).start()
+    address = counter_address(proxy.port, kind)
+    transport = open_transport(address, LinkSettings("x", address, 0.3, 2, 9600),
+                               visa_library="@py")
+    link = Link(transport, name="counter", retries=2)
+    try:
+        assert link.query("a", str) == "1 a"
+        proxy.drop()  # unplugged and plugged in again: the open port is dead
+        if kind == "serial":
+            assert link.query("b", str).endswith(" b")
+        else:
+            with pytest.raises(InstrumentLost):
+                link.query("b", str)
+        assert link.query("c", str).endswith(" c")
+        assert transport.timeout == pytest.approx(0.3)
+    finally:
+        proxy.close()  # unplugged for good: nothing to open
+    try:
+        with pytest.raises(InstrumentLost):
+            bounded(lambda: link.query("d", str))
+        with pytest.raises(InstrumentLost, match="could not be reopened"):
+            bounded(lambda: link.query("e", str))
+        with pytest.raises(InstrumentLost, match="could not be reopened"):
+            bounded(transport.clear)  # the device-clear path opens it again too
+    finally:
+        transport.close()
+        server.close()
+
+
+@pytest.mark.parametrize("kind", ["serial", "visa-asrl"])
 def test_a_line_that_never_goes_quiet_fails_the_clear_in_bounded_time(kind: str) -> None:
     """An instrument that keeps sending (a babbling line, a continuous output mode): the
     clear drops what arrives for its bound, then says so; never a hang."""
@@ -288,6 +327,48 @@ def test_the_late_rest_of_a_garbled_reading_is_never_read_as_a_reading(
     finally:
         lockin.close()
         proxy.close()
+
+
+@pytest.fixture(scope="module")
+def served_sr830_rs232(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """An SR830 whose RS-232 port a serial-to-Ethernet server puts on a TCP socket."""
+    yield from _served(tmp_path_factory.mktemp("sr830-rs232"), "sr830", interface="rs232")
+
+
+def test_an_sr830_on_rs232_behind_a_socket_answers_once_the_profile_names_the_port(
+        served_sr830_rs232: Served) -> None:
+    """A `TCPIP::…::SOCKET` address says GPIB to the driver (OUTX 1), and the replies then go
+    to the GPIB port, never to the RS-232 port the socket reaches: every query times out.
+    With `lockin.interface = "rs232"` the driver sends OUTX 0 and reads the CR-ended replies."""
+    s = served_sr830_rs232
+    port = s.server.ports()[s.profile.lockin.link.address]
+    with socket.create_connection((HOST, port), timeout=HANG_GUARD_S) as raw:
+        raw.sendall(b"OUTX 0\nHARM?\n")
+        assert raw.recv(64) == b"1\r"
+        raw.sendall(b"OUTX 1\nHARM?\n")  # to the GPIB port: nothing comes back here
+        raw.settimeout(0.3)
+        with pytest.raises(TimeoutError):
+            raw.recv(64)
+
+    def connect(interface: str | None) -> SR830:
+        address = f"TCPIP0::{HOST}::{port}::SOCKET"
+        settings = replace(s.profile.lockin, interface=interface, link=replace(
+            s.profile.lockin.link, address=address, timeout_s=0.3, retries=0))
+        return bounded(lambda: SR830.from_profile(
+            settings, clock=s.clock,
+            open_transport=lambda a, link: open_transport(a, link, visa_library="@py")))
+
+    assert s.profile.lockin.interface == "rs232"
+    with pytest.raises(InstrumentError, match="no reply"):
+        connect(None)  # inferred from the address: GPIB
+    lockin = connect(s.profile.lockin.interface)
+    try:
+        s.clock.sleep(1.0)  # virtual: the filter settles
+        assert lockin.identify().model == "SR830"
+        x, y = bounded(lockin.read_xy)
+        assert abs(x) > 0 and np.isfinite(y)
+    finally:
+        lockin.close()
 
 
 def _sr830_on_serial(s: Served, kind: str, *, baud_rate: int) -> SR830:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
+from dataclasses import replace
 from typing import Any, TextIO
 
 import numpy as np
@@ -23,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "check",
         help="connect to every instrument of a profile; print identity, ranges and readings",
         description="Connect to every instrument of a profile and print its identity, ranges "
-        "and present readings. Exit 0 when all answer, 2 naming the one that does not.",
+        "and present readings; nothing moves (a stage's unreferenced axes are reported, not "
+        "referenced). Exit 0 when all answer, 2 naming the one that does not.",
     )
     check.add_argument("--profile", default=str(DEFAULT_PROFILE),
                        help="instrument profile (default: the simulator, configs/simulator.toml)")
@@ -103,18 +105,35 @@ def run_check(args: argparse.Namespace) -> int:
     from smm_daq.instruments.rig import open_rig  # looked up at the call, as calibrate does
 
     profile = load_profile(args.profile)
+    # A check moves nothing: a reference move (FRF drives each axis to its switch) is left to
+    # a scan's or the GUI's connect, and unreferenced axes are reported instead.
+    looked_at = replace(profile, stage=replace(profile.stage, refuse_unreferenced=False))
     try:
-        with open_rig(profile) as rig:
+        with open_rig(looked_at) as rig:
             print(f"rig '{profile.name}' ({profile.path})", file=sys.stdout)
             print(f"coil calibration: {_calibration_source(profile)}", file=sys.stdout)
             describe(rig, sys.stdout)
+            unreferenced = rig.stage.unreferenced_axes()
     except InstrumentError as exc:
         error = InputError(str(exc))
         for note in getattr(exc, "__notes__", ()):  # how connecting left the rig
             error.add_note(note)
         raise error from exc
+    if unreferenced:
+        print(_unreferenced_note(profile, unreferenced), file=sys.stdout)
     print("every instrument answers", file=sys.stdout)
     return 0
+
+
+def _unreferenced_note(profile: Profile, axes: list[str]) -> str:
+    """What `check` says of stage axes it found unreferenced and left so."""
+    note = f"stage: axes {axes} are not referenced; check did not reference them (nothing moved). "
+    if profile.stage.reference_on_connect:
+        return note + ("A scan or the GUI's connect will reference them first "
+                       "(stage.reference_on_connect = true): each axis drives to its reference "
+                       "switch, so keep the sensor clear of the sample")
+    return note + ("A scan or the GUI's connect refuses them until they are referenced (FRF) "
+                   "or stage.reference_on_connect = true")
 
 
 def _calibration_source(profile: Profile) -> str:

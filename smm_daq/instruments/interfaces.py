@@ -83,6 +83,11 @@ class Stage(Instrument):
     def stop(self) -> None:
         """Stop all motion at once. Must work at any time, also after an error."""
 
+    def unreferenced_axes(self) -> list[str]:
+        """Axes left unreferenced at connect (they refuse to move); none on a stage whose
+        sensors need no referencing."""
+        return []
+
 
 class FieldSource(Instrument):
     """A three-axis coil set producing a field vector at the sample (T, sample frame)."""

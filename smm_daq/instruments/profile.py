@@ -74,6 +74,7 @@ class SensorSettings:
 
 LOCKIN_INPUTS = ("A", "A-B")
 LOCKIN_RESERVES = ("high", "normal", "low_noise")
+LOCKIN_INTERFACES = ("rs232", "gpib")  # the SR830's rear-panel ports
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,10 @@ class LockInSettings:
     grounding: str = "float"  # input shield: "float" or "ground"
     reserve: str = "normal"  # SR830 dynamic reserve: "high", "normal" or "low_noise"
     sync_filter: bool = False  # synchronous filter (acts below 200 Hz)
+    # SR830: the rear-panel port the link reaches, "rs232" or "gpib" (its replies go only to
+    # the one `OUTX` names); None: inferred from the address (ASRL/serial: RS-232, else GPIB),
+    # which cannot tell a serial-to-Ethernet server's socket in front of its RS-232 port.
+    interface: str | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,10 @@ class StageSettings:
     settle_time: float  # s
     # Reference unreferenced axes (motor stages: FRF drives each to its switch) at connect.
     reference_on_connect: bool = False
+    # Not a profile key. False: connecting leaves unreferenced axes as they are (the
+    # controller refuses to move them) instead of refusing, and the stage names them
+    # (`unreferenced_axes`): for `smm-daq check`, which must not move the stage.
+    refuse_unreferenced: bool = True
 
 
 @dataclass(frozen=True)
@@ -351,6 +360,8 @@ def _lockin(r: _Reader) -> LockInSettings:
         grounding=r.string("grounding", "float", choices=("float", "ground")),
         reserve=r.string("reserve", "normal", choices=LOCKIN_RESERVES),
         sync_filter=r.boolean("sync_filter", False),
+        interface=r.string("interface", choices=LOCKIN_INTERFACES)
+        if "interface" in r.table else None,
     )
     r.check_unknown()
     return s

@@ -24,7 +24,13 @@ import numpy as np
 
 from smm_daq import interrupts
 from smm_daq.clock import Clock, SystemClock, VirtualClock
-from smm_daq.errors import InputError, InstrumentError, InstrumentLost, SmmError
+from smm_daq.errors import (
+    InputError,
+    InstrumentError,
+    InstrumentLost,
+    SmmError,
+    StageUnreferenced,
+)
 from smm_daq.instruments.interfaces import (
     FieldSource,
     Instrument,
@@ -425,8 +431,7 @@ def _safe_stage(profile: Profile, clock: Clock, open_transport: Any) -> SafeStat
         except SmmError as stop_exc:
             return SafeState("stage", False, f"{where} could not be connected ({exc}) nor "
                                              f"stopped: {stop_exc}")
-        return SafeState("stage", True, f"{done}; position not read: connecting failed "
-                                        f"({exc})")
+        return SafeState("stage", True, f"{done}; position not read: {_why_not_connected(exc)}")
     try:
         stage.stop()
         position = np.asarray(stage.position(), dtype=float) * 1e6
@@ -436,6 +441,17 @@ def _safe_stage(profile: Profile, clock: Clock, open_transport: Any) -> SafeStat
     finally:
         with contextlib.suppress(Exception):
             stage.close()
+
+
+def _why_not_connected(exc: SmmError) -> str:
+    """Why `safe` could not connect the stage, in its own terms: the driver's advice on
+    unreferenced axes is for a scan, and `safe` never references them."""
+    if isinstance(exc, StageUnreferenced):
+        return (f"axes {exc.axes} are not referenced (or were still driving to their "
+                "reference switches); safe never references them (a reference move drives each "
+                "axis to its switch): a scan's or the GUI's connect does, where "
+                "stage.reference_on_connect = true")
+    return f"connecting failed ({exc})"
 
 
 def _numbers(values: np.ndarray, fmt: str) -> str:
