@@ -113,6 +113,7 @@ def test_the_close_ends_when_the_application_quits_while_it_waits(
     monkeypatch.setattr(close_wait, "GRACE_S", 0.0, raising=False)
     monkeypatch.setattr(safe_close, "wait_s", lambda _profile, _scale: 0.0)  # the bound said
     monkeypatch.setattr(safe_close, "safe_wait_s", lambda _rig: 5.0)  # what it takes
+    window.persist = False  # no settings written: the close's bound is the rig's alone
     rig = window.holder.rig
     rig._safing.acquire()  # another making safe under way
     app = QtWidgets.QApplication.instance()
@@ -356,3 +357,149 @@ def test_a_call_dropped_by_shutdown_never_runs_though_the_worker_reaches_it_firs
     worker.shutdown(wait=False)
     qtbot.waitUntil(lambda: worker.pending == 0, timeout=WAIT_MS)
     assert ran == [] and worker.pending == 0  # unfixed: it ran
+
+
+def test_the_settings_are_written_as_the_window_closes_off_the_windows_thread(
+        window, settings, tmp_path):
+    """The window's size, tab and scan form are in the settings file once the window has
+    closed, written in a thread other than the window's (a stalled home disk must not hold
+    it: next test)."""
+    threads: list[threading.Thread] = []
+    sync = settings.sync
+    settings.sync = lambda: threads.append(threading.current_thread()) or sync()
+    window.show_view("mmt")
+    assert window.close()
+    assert len(threads) == 1 and threads[0] is not threading.main_thread()  # unfixed: it was
+    text = (tmp_path / "gui.ini").read_text()
+    assert "tab=MMT" in text and "geometry=" in text
+
+
+def test_settings_on_a_stalled_disk_do_not_hold_the_close(
+        window, said, settings, tmp_path, monkeypatch, capsys):
+    """The settings' write does not return (the home folder's disk stalled): the rig is made
+    safe and the window closes all the same, without writing them on its own thread (nor
+    does Qt's own update of them, posted to it, run there), says so, and the program is to
+    end without waiting for them (QSettings' destructor would write them again)."""
+    monkeypatch.setattr(main_window, "SYNC_WAIT_S", 0.0)
+    on_the_windows_thread: list[bool] = []
+    go = threading.Event()
+
+    def stalled() -> None:
+        if threading.current_thread() is threading.main_thread():
+            on_the_windows_thread.append(True)  # unfixed: the close froze here
+            return
+        go.wait(WAIT_MS / 1000)
+
+    settings.sync = stalled
+    try:
+        assert window.close()
+        QtCore.QCoreApplication.processEvents()  # what was posted to the window's thread
+        assert on_the_windows_thread == []
+        ini = tmp_path / "gui.ini"
+        assert not ini.exists() or "geometry" not in ini.read_text()  # unfixed: Qt wrote it
+    finally:
+        go.set()
+    assert window.holder.rig is None and not window.rig_may_be_unsafe
+    assert window.left_stalled_write
+    text = (f"The window's settings (its size, tab and scan form) have not been written to "
+            f"{settings.fileName()} 0 s after the window's close began (the disk stalled?): "
+            "the window closes without them, and opens next time as it was before.")
+    assert said["warnings"] == [text]
+    assert f"smm-daq: {text}" in capsys.readouterr().err
+
+
+def test_a_close_that_waited_no_longer_lists_only_the_writes_not_ended(
+        window, said, tmp_path, monkeypatch):
+    """The close's making safe overran its bound (`NotEnded`) while an MMT save and a
+    subtraction were in hand: the save, which had ended, is not said to be left unwritten;
+    the subtraction, still held by the disk, is."""
+    monkeypatch.setattr(close_wait, "GRACE_S", 0.0)
+    monkeypatch.setattr(close_wait, "_LEFT", [], raising=False)
+    monkeypatch.setattr(main_window, "WRITES_WAIT_S", 0.0)
+    monkeypatch.setattr(main_window, "SYNC_WAIT_S", 0.0)
+    window.persist = False  # no settings: their write is not what this is about
+    holder, path = window.holder, tmp_path / "session.h5"
+    monkeypatch.setattr(holder, "longest_close_s", lambda **_kw: 0.0)
+    let_go, close = threading.Event(), holder.close
+    monkeypatch.setattr(holder, "close", lambda **kw: let_go.wait(WAIT_MS / 1000) and close(**kw))
+    saved = _saving(window, path)
+    saved.set()  # the save returns (its tab told of it, or not, by the time the close gives up)
+    held = threading.Event()
+    window.session._write(path, "the subtraction 'd'", lambda: held.wait(WAIT_MS / 1000),
+                          lambda _value: None, lambda _exc: None)
+    wait = main_window.wait_with_dialog
+
+    def once_the_save_has_ended(*args, **kwargs):
+        assert window.mmt.worker.join(WAIT_MS / 1000)  # its thread ended, told to by the close
+        return wait(*args, **kwargs)
+
+    monkeypatch.setattr(main_window, "wait_with_dialog", once_the_save_has_ended)
+    try:
+        assert window.close()
+    finally:
+        let_go.set()
+        held.set()
+        for thread in [t for t in threading.enumerate() if t.name == close_wait.THREAD]:
+            thread.join(WAIT_MS / 1000)
+    left = [w for w in said["warnings"] if "has not been written" in w]
+    assert len(left) == 1
+    assert left[0].startswith(  # unfixed: "The MMT result being saved ... and the subtraction"
+        "The subtraction 'd' into session.h5 has not been written 0 s after the window's close "
+        "began")
+    assert window.left_stalled_write
+
+
+def test_a_signal_while_the_close_asks_answers_it_yes_and_the_close_goes_on(
+        window, said, qtbot, tmp_path, monkeypatch, capsys):
+    """Ctrl-C or SIGTERM while the close's "Abort the scan and close?" is up: the signal means
+    "close now, answered Yes", so the question goes away, answered Yes, and the close asked it
+    goes on (the scan aborted, then the window closed once the rig is safe). Before, the
+    window closed inside the question's event loop, the question left up, and the scan was
+    aborted whatever the answer."""
+    from scan_gate import gate_the_scan
+    from test_gui_long_scan import CENTRE, UM
+
+    from smm_daq.acquisition.plan import ScanPlan
+    from smm_daq.storage.h5file import open_read
+
+    gate = gate_the_scan(window, qtbot, monkeypatch)
+    gate.hold_scan(2)
+    assert window.scan.start(ScanPlan.from_center("held", CENTRE, (60 * UM, 80 * UM), 20 * UM,
+                                                  settle_tau=1.0))
+    assert gate.waiting.wait(WAIT_MS / 1000)
+    boxes: list[QtWidgets.QMessageBox] = []  # the questions seen up
+    asked: list[str] = []
+    outlived: list[str] = []  # what a question still up after the signal was answered
+
+    def look() -> None:
+        box = QtWidgets.QApplication.activeModalWidget()
+        if not isinstance(box, QtWidgets.QMessageBox) or not box.isVisible():
+            return
+        if box not in boxes:
+            boxes.append(box)
+            asked.append(box.text())
+        if window.signalled:  # still up after the signal: answered No, so the test ends
+            outlived.append(box.text())
+            box.button(QtWidgets.QMessageBox.StandardButton.No).click()
+            return
+        window.close_on_signal("SIGTERM")  # as `gui.signals` calls it from the event loop
+        gate.go.set()
+
+    timer = QtCore.QTimer()
+    timer.timeout.connect(look)
+    timer.start(10)
+    try:
+        window.close()  # the scan is aborted first: the window closes once the rig is safe
+        qtbot.waitUntil(lambda: not window.isVisible(), timeout=WAIT_MS)
+    finally:
+        timer.stop()
+        gate.go.set()
+    assert outlived == []  # unfixed: the question was still up, closed under it
+    assert asked == [
+        "A scan is running. Abort it (the rig is made safe) and close?"]
+    assert window.holder.rig is None and not window.rig_may_be_unsafe
+    assert said["warnings"] == []
+    assert "smm-daq: SIGTERM: closing the window; the rig is made safe first" in \
+        capsys.readouterr().err
+    with open_read(tmp_path / "session.h5") as f:
+        assert f["held/status"][()].decode() == "aborted"
