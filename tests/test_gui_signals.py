@@ -120,12 +120,12 @@ def test_the_event_loop_ended_with_the_window_open_makes_the_rig_safe(
             if gui.poll() is None:
                 gui.kill()
     assert gui.returncode == 0, err
-    assert "smm-daq: the application is quitting with the window open: closing it; the rig " \
-        "is made safe first" in err
     lines = out.splitlines()
     assert lines[0] == "READY" and lines[-1].startswith("AFTER "), out
     current, moving = lines[-1].split()[1:]
     assert float(current) < 1e-6 and moving == "False"  # unfixed: 0.04 A (2 µT) still on
+    assert "smm-daq: the application is quitting with the window open: closing it; the rig " \
+        "is made safe first" in err
     assert "Traceback" not in err
     if mode == "scan":  # aborted once the rig was made safe, its lines kept
         with open_read(path) as f:
