@@ -451,11 +451,12 @@ class MainWindow(QtWidgets.QMainWindow):
         (each waits for the same disk): the window says what is left, and closes (once agreed
         to). Making the rig safe then is waited for a bounded time (`RigHolder.close`), and
         then, the disk not stalled, a subtraction (a recipe's too) or MMT save in hand
-        (`WRITES_WAIT_S`; past it said, and left), the window answering meanwhile
+        (`WRITES_WAIT_S`; past it said, and left), and the window's settings being written
+        (`SYNC_WAIT_S`, likewise), the window answering meanwhile
         (`_close_beside_the_window`); what the making safe could not do, or that it had not
         ended, is said in a warning and on stderr, with the command that makes the rig safe,
-        and in the program's exit code (`rig_may_be_unsafe`). Once closed, a close again
-        accepts at once."""
+        and in the program's exit code (`rig_may_be_unsafe`). A signal while a question is up
+        answers it Yes (`close_on_signal`). Once closed, a close again accepts at once."""
         if self._waiting_for_the_rig:  # a close under way (its dialog's events are handled)
             event.ignore()
             return

@@ -503,3 +503,41 @@ def test_a_signal_while_the_close_asks_answers_it_yes_and_the_close_goes_on(
         capsys.readouterr().err
     with open_read(tmp_path / "session.h5") as f:
         assert f["held/status"][()].decode() == "aborted"
+
+
+def test_the_event_loop_ended_past_a_scan_that_never_ends_still_makes_the_rig_safe(
+        window, said, qtbot, monkeypatch, capsys):
+    """The event loop ended with the window open (`close_left_open`) while the scan's thread
+    is stuck (here in a lock-in read that does not return): the scan is aborted, but it tells
+    neither its end nor its making safe; past the bound the window makes the rig safe and
+    closes all the same, the scan left to its thread (as a stalled write is), said on stderr
+    only, and the program is to end without waiting for it."""
+    from scan_gate import gate_the_scan
+    from test_gui_long_scan import CENTRE, UM
+
+    from smm_daq.acquisition import sequencer
+    from smm_daq.acquisition.plan import ScanPlan
+
+    monkeypatch.setattr(main_window, "GRACE_S", 0.0)
+    monkeypatch.setattr(sequencer, "WRITE_STALLED_S", 0.0)
+    monkeypatch.setattr(window.holder, "longest_close_s", lambda **_kw: 0.0)
+    gate = gate_the_scan(window, qtbot, monkeypatch)
+    gate.hold_scan(2)
+    world = window.holder.rig.world
+    assert window.scan.start(ScanPlan.from_center("held", CENTRE, (60 * UM, 80 * UM), 20 * UM,
+                                                  settle_tau=1.0, field=(0.0, 20e-6, 0.0)))
+    running = window.scan.live.sequencer
+    try:
+        assert gate.waiting.wait(WAIT_MS / 1000)
+        assert abs(world.coils.currents()).max() > 0.1  # the scan's field is on
+        window.close_left_open()
+        assert not window.isVisible()  # unfixed: still open, waiting for the scan's end
+        assert window.holder.rig is None
+        assert abs(world.coils.currents()).max() < 1e-6
+    finally:
+        gate.go.set()
+    assert running.wait(WAIT_MS / 1000) == "failed"  # let go: its read fails on the closed link
+    assert window.left_stalled_write and said["warnings"] == []
+    err = capsys.readouterr().err
+    assert "smm-daq: the scan had not ended 0 s after its abort: the window closes without " \
+        "waiting for it longer" in err
