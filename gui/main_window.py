@@ -81,7 +81,7 @@ class MainWindow(QtWidgets.QMainWindow):
         # nobody to answer the close's boxes (a signal, or the application quitting): its
         # warnings are said on stderr only
         self._unattended = False
-        self._asking = False  # a question of the close is up
+        self._box_up = False  # a question or a warning of the close is up
         # the event loop ended with the window open: a scan that told neither its end nor its
         # making safe in time is left to its thread, as a stalled write is (`close_left_open`)
         self._scan_left = False
@@ -192,13 +192,15 @@ class MainWindow(QtWidgets.QMainWindow):
         """Signal `name` (Ctrl-C, SIGTERM, SIGHUP): close as the close button does, answered
         Yes, since nobody may be there to answer: a scan aborted first (the window closes
         once the rig is safe), a recipe stopped, an inversion cancelled, and every warning
-        said on stderr only."""
+        said on stderr only. A question or warning of a close up then is answered (Yes, or
+        OK) and that close goes on: closing inside the box's event loop would leave the box
+        up, waiting for nobody, and abort a scan whatever the answer."""
         self.signalled = name
         self._unattended = True
         print(f"smm-daq: {name}: closing the window; the rig is made safe first", file=sys.stderr,
               flush=True)
-        if self._asking:  # the close in hand goes on, its question answered Yes (`_ask`)
-            _answer_yes()
+        if self._box_up:  # the close in hand goes on, its box answered (Yes, or OK)
+            _answer_box()
             return
         self._close_answered_yes()
 
@@ -240,28 +242,36 @@ class MainWindow(QtWidgets.QMainWindow):
         self.close()
 
     def _ask(self, question: str) -> bool:
-        """Yes or No to a question of the close; a signal while it is up answers it Yes (and
-        the close goes on from here: closing inside the question's event loop, the question
-        still up, would abort a scan whatever the answer)."""
-        self._asking = True
+        """Yes or No to a question of the close; a signal while it is up answers it Yes
+        (`close_on_signal`)."""
+        self._box_up = True
         try:
             return confirm(self, question) or bool(self.signalled)
         finally:
-            self._asking = False
+            self._box_up = False
 
     def _warn(self, text: str) -> None:
-        """A warning of the close: in a box, or, with nobody to answer it, on stderr only."""
+        """A warning of the close: in a box, or, with nobody to answer it, on stderr only
+        (also when a signal answered the box)."""
+        if not self._unattended:
+            self._warning_box(text)
         if self._unattended:
             print(f"smm-daq: {text}", file=sys.stderr, flush=True)
-        else:
-            QtWidgets.QMessageBox.warning(self, TITLE, text)
 
     def _say_left(self, text: str) -> None:
         """What the close left unwritten: on stderr (it stays once the window has gone), and in
         a box unless nobody is there to answer it."""
         print(f"smm-daq: {text}", file=sys.stderr, flush=True)
         if not self._unattended:
+            self._warning_box(text)
+
+    def _warning_box(self, text: str) -> None:
+        """A warning of the close in a box; a signal while it is up answers it OK."""
+        self._box_up = True
+        try:
             QtWidgets.QMessageBox.warning(self, TITLE, text)
+        finally:
+            self._box_up = False
 
     # --- settings and closing ------------------------------------------------------------
     @property
@@ -523,13 +533,15 @@ def _failed(exc: Exception) -> str:
     return f"making the rig safe and closing it failed ({type(exc).__name__}: {exc})"
 
 
-def _answer_yes() -> None:
-    """The question box up (the application's modal widget) answered Yes, as if clicked."""
+def _answer_box() -> None:
+    """The box up (the application's modal widget) answered Yes, or a warning's OK, as if
+    clicked."""
     box = QtWidgets.QApplication.activeModalWidget()
     if isinstance(box, QtWidgets.QMessageBox):
-        yes = box.button(QtWidgets.QMessageBox.StandardButton.Yes)
-        if yes is not None:
-            yes.click()
+        buttons = QtWidgets.QMessageBox.StandardButton
+        button = box.button(buttons.Yes) or box.button(buttons.Ok)
+        if button is not None:
+            button.click()
 
 
 def _listed(items: list[str]) -> str:

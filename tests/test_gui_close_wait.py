@@ -541,3 +541,43 @@ def test_the_event_loop_ended_past_a_scan_that_never_ends_still_makes_the_rig_sa
     err = capsys.readouterr().err
     assert "smm-daq: the scan had not ended 0 s after its abort: the window closes without " \
         "waiting for it longer" in err
+
+
+def test_a_signal_while_the_closes_warning_is_up_acknowledges_it(
+        window, qtbot, monkeypatch, capsys):
+    """A signal while the close says, in a box, that the rig may not be safe: the box goes
+    away (nobody may be there to click OK), its text said on stderr, and the close it belongs
+    to ends (the window closed once, not closed again inside the box's event loop)."""
+    closes: list[bool] = []
+
+    def fails(**_kw) -> list[str]:
+        closes.append(True)
+        raise RuntimeError("no answer")
+
+    monkeypatch.setattr(window.holder, "close", fails)
+    seen: list[QtWidgets.QMessageBox] = []
+    outlived: list[str] = []  # a box still up after the signal: clicked, so the test ends
+
+    def look() -> None:
+        box = QtWidgets.QApplication.activeModalWidget()
+        if not isinstance(box, QtWidgets.QMessageBox) or not box.isVisible():
+            return
+        if box not in seen:
+            seen.append(box)
+        if window.signalled:
+            outlived.append(box.text())
+            box.button(QtWidgets.QMessageBox.StandardButton.Ok).click()
+            return
+        window.close_on_signal("SIGHUP")
+
+    timer = QtCore.QTimer()
+    timer.timeout.connect(look)
+    timer.start(10)
+    try:
+        assert window.close()
+    finally:
+        timer.stop()
+    assert outlived == []  # unfixed: the box stayed up, the window closed again under it
+    assert len(seen) == 1 and closes == [True] and window.rig_may_be_unsafe
+    assert "smm-daq: The rig may not be safe:\nmaking the rig safe and closing it failed " \
+        "(RuntimeError: no answer)" in capsys.readouterr().err
