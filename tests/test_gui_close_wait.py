@@ -58,6 +58,44 @@ def _let_go_once_the_dialog_shows(said: dict[str, list[str]],
             gate.set()
 
 
+@contextlib.contextmanager
+def _signal_once_a_box_shows(window, name: str, *gates: threading.Event
+                             ) -> Iterator[tuple[list[str], list[str]]]:
+    """`window.close_on_signal(name)` called from the event loop (as `gui.signals` calls it)
+    once a box of the close shows, the `gates` then set; a box still up after the signal is
+    clicked (No, or OK), so that the test ends. Yields the texts of the boxes seen, and of
+    those that outlived the signal."""
+    seen: list[QtWidgets.QMessageBox] = []
+    texts: list[str] = []
+    outlived: list[str] = []
+
+    def look() -> None:
+        box = QtWidgets.QApplication.activeModalWidget()
+        if not isinstance(box, QtWidgets.QMessageBox) or not box.isVisible():
+            return
+        if box not in seen:
+            seen.append(box)
+            texts.append(box.text())
+        if window.signalled:
+            outlived.append(box.text())
+            buttons = QtWidgets.QMessageBox.StandardButton
+            (box.button(buttons.No) or box.button(buttons.Ok)).click()
+            return
+        window.close_on_signal(name)
+        for gate in gates:
+            gate.set()
+
+    timer = QtCore.QTimer()
+    timer.timeout.connect(look)
+    timer.start(10)
+    try:
+        yield texts, outlived
+    finally:
+        timer.stop()
+        for gate in gates:
+            gate.set()
+
+
 def test_a_close_that_ends_at_once_shows_no_dialog(window, said, capsys):
     """Making the simulator's rig safe takes milliseconds: the dialog saying "at most 181 s"
     must not flash up for it."""
@@ -467,33 +505,9 @@ def test_a_signal_while_the_close_asks_answers_it_yes_and_the_close_goes_on(
     assert window.scan.start(ScanPlan.from_center("held", CENTRE, (60 * UM, 80 * UM), 20 * UM,
                                                   settle_tau=1.0))
     assert gate.waiting.wait(WAIT_MS / 1000)
-    boxes: list[QtWidgets.QMessageBox] = []  # the questions seen up
-    asked: list[str] = []
-    outlived: list[str] = []  # what a question still up after the signal was answered
-
-    def look() -> None:
-        box = QtWidgets.QApplication.activeModalWidget()
-        if not isinstance(box, QtWidgets.QMessageBox) or not box.isVisible():
-            return
-        if box not in boxes:
-            boxes.append(box)
-            asked.append(box.text())
-        if window.signalled:  # still up after the signal: answered No, so the test ends
-            outlived.append(box.text())
-            box.button(QtWidgets.QMessageBox.StandardButton.No).click()
-            return
-        window.close_on_signal("SIGTERM")  # as `gui.signals` calls it from the event loop
-        gate.go.set()
-
-    timer = QtCore.QTimer()
-    timer.timeout.connect(look)
-    timer.start(10)
-    try:
+    with _signal_once_a_box_shows(window, "SIGTERM", gate.go) as (asked, outlived):
         window.close()  # the scan is aborted first: the window closes once the rig is safe
         qtbot.waitUntil(lambda: not window.isVisible(), timeout=WAIT_MS)
-    finally:
-        timer.stop()
-        gate.go.set()
     assert outlived == []  # unfixed: the question was still up, closed under it
     assert asked == [
         "A scan is running. Abort it (the rig is made safe) and close?"]
@@ -555,28 +569,8 @@ def test_a_signal_while_the_closes_warning_is_up_acknowledges_it(
         raise RuntimeError("no answer")
 
     monkeypatch.setattr(window.holder, "close", fails)
-    seen: list[QtWidgets.QMessageBox] = []
-    outlived: list[str] = []  # a box still up after the signal: clicked, so the test ends
-
-    def look() -> None:
-        box = QtWidgets.QApplication.activeModalWidget()
-        if not isinstance(box, QtWidgets.QMessageBox) or not box.isVisible():
-            return
-        if box not in seen:
-            seen.append(box)
-        if window.signalled:
-            outlived.append(box.text())
-            box.button(QtWidgets.QMessageBox.StandardButton.Ok).click()
-            return
-        window.close_on_signal("SIGHUP")
-
-    timer = QtCore.QTimer()
-    timer.timeout.connect(look)
-    timer.start(10)
-    try:
+    with _signal_once_a_box_shows(window, "SIGHUP") as (seen, outlived):
         assert window.close()
-    finally:
-        timer.stop()
     assert outlived == []  # unfixed: the box stayed up, the window closed again under it
     assert len(seen) == 1 and closes == [True] and window.rig_may_be_unsafe
     assert "smm-daq: The rig may not be safe:\nmaking the rig safe and closing it failed " \
