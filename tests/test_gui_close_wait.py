@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from PyQt6 import QtCore, QtWidgets
 
-from gui import close_wait, main_window
+from gui import close_wait, main_window, settings_sync
 from gui.background import Background
 from smm_daq.acquisition import safe_close
 
@@ -419,6 +419,7 @@ def test_settings_on_a_stalled_disk_do_not_hold_the_close(
     does Qt's own update of them, posted to it, run there), says so, and the program is to
     end without waiting for them (QSettings' destructor would write them again)."""
     monkeypatch.setattr(main_window, "SYNC_WAIT_S", 0.0)
+    monkeypatch.setattr(settings_sync, "_LEFT", [])  # the settings kept for this test only
     on_the_windows_thread: list[bool] = []
     go = threading.Event()
 
