@@ -86,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
             window, outcome = _open_window(profile, store, args, folder)
             with closing_on_signals(window.close_on_signal):
                 status = app.exec()
+                window.close_left_open()  # quit() or exit() called with the window open
             left_stalled_write = window.left_stalled_write
             rig_unsafe = window.rig_may_be_unsafe
             signalled = bool(window.signalled)

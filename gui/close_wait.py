@@ -126,6 +126,33 @@ def wait_with_dialog(parent: QtWidgets.QWidget, title: str, text: str,
     return value
 
 
+def run_events_until(done: Callable[[], bool], limit_s: float) -> bool:
+    """The window's events handled (an event loop of its own: the application's has ended, say)
+    until `done()`, looked at every `POLL_MS`, for `limit_s` at most; whether it is done. Once
+    the application quits meanwhile (every event loop ended), in slices."""
+    deadline = time.monotonic() + limit_s
+    loop = QtCore.QEventLoop()
+    woken: list[bool] = []
+
+    def look() -> None:
+        if done() or time.monotonic() >= deadline:
+            woken.append(True)
+            loop.quit()
+
+    look_timer = _timer(POLL_MS, look, single=False)
+    try:
+        while not woken:
+            loop.exec()
+            if not woken:  # the application quits: no event loop runs any more
+                while not done() and time.monotonic() < deadline:
+                    QtCore.QCoreApplication.processEvents()
+                    threading.Event().wait(QUIT_SLICE_S)
+                break
+    finally:
+        look_timer.stop()
+    return done()
+
+
 def _timer(ms: float, call: Callable[[], None], *, single: bool = True) -> QtCore.QTimer:
     timer = QtCore.QTimer()
     timer.setSingleShot(single)

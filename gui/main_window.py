@@ -10,7 +10,7 @@ from pathlib import Path
 from PyQt6 import QtCore, QtGui, QtWidgets
 
 from gui.background import Background
-from gui.close_wait import NotEnded, wait_with_dialog
+from gui.close_wait import GRACE_S, NotEnded, run_events_until, wait_with_dialog
 from gui.confirm import confirm
 from gui.instruments_panel import InstrumentsPanel
 from gui.mmt_view import MMTView
@@ -18,6 +18,7 @@ from gui.recipes_view import RecipesView
 from gui.rig_holder import RigHolder
 from gui.scan_tab import ScanTab
 from gui.session_browser import SessionBrowser
+from gui.settings_sync import SYNC_WAIT_S, SettingsSync
 from smm_daq.instruments.profile import Profile
 from smm_daq.instruments.rig import safe_command_hint, safety_statement
 
@@ -81,6 +82,13 @@ class MainWindow(QtWidgets.QMainWindow):
         self.session.set_rig_free(False)  # not connected yet
         self._close_after_scan = False
         self.signalled = ""  # the signal that closed the window, if one did
+        # nobody to answer the close's boxes (a signal, or the application quitting): its
+        # warnings are said on stderr only
+        self._unattended = False
+        self._box_up = False  # a question or a warning of the close is up
+        # the event loop ended with the window open: a scan that told neither its end nor its
+        # making safe in time is left to its thread, as a stalled write is (`close_left_open`)
+        self._scan_left = False
         self._closing = False
         # closed past a scan's write stalled on the disk: the program must end without
         # waiting for it (`smm_daq.cli.main.leave_now`)
@@ -188,22 +196,86 @@ class MainWindow(QtWidgets.QMainWindow):
         """Signal `name` (Ctrl-C, SIGTERM, SIGHUP): close as the close button does, answered
         Yes, since nobody may be there to answer: a scan aborted first (the window closes
         once the rig is safe), a recipe stopped, an inversion cancelled, and every warning
-        said on stderr only."""
+        said on stderr only. A question or warning of a close up then is answered (Yes, or
+        OK) and that close goes on: closing inside the box's event loop would leave the box
+        up, waiting for nobody, and abort a scan whatever the answer."""
         self.signalled = name
+        self._unattended = True
         print(f"smm-daq: {name}: closing the window; the rig is made safe first", file=sys.stderr,
               flush=True)
+        if self._box_up:  # the close in hand goes on, its box answered (Yes, or OK)
+            _answer_box()
+            return
+        self._close_answered_yes()
+
+    def close_left_open(self) -> None:
+        """The application's event loop has ended with the window open (`quit()` or `exit()`
+        called directly, not through the window's close; a question of the close up then is
+        answered No): the window closes now as a signal closes it, answered Yes for whoever
+        quit and its warnings on stderr only (a box would hold the program's end), its events
+        handled meanwhile in a loop of its own. Bounded: a scan that has told neither its end
+        nor its making safe (the sequencer's own bounds not holding) as long after its abort
+        as making the rig safe and telling a stalled write take is left to its thread, as a
+        stalled write is, and the rig made safe by the window.
+
+        Called once `exec()` has returned, not on `aboutToQuit`, which Qt emits inside
+        `exit()`, maybe inside a question's event loop of the close in hand."""
+        if self._closed:
+            return
+        from smm_daq.acquisition import sequencer
+
+        self._unattended = True
+        print("smm-daq: the application is quitting with the window open: closing it; the rig "
+              "is made safe first", file=sys.stderr, flush=True)
+        self._close_answered_yes()
+        limit = self.holder.longest_close_s(wait=False) + sequencer.WRITE_STALLED_S + GRACE_S
+        if self._closed or run_events_until(lambda: self._closed, limit):
+            return
+        print(f"smm-daq: the scan had not ended {limit:.0f} s after its abort: the window closes "
+              "without waiting for it longer", file=sys.stderr, flush=True)
+        self._scan_left = True
+        self.close()
+
+    def _close_answered_yes(self) -> None:
+        """Close as the close button does, answered Yes: a scan aborted first (the window then
+        closes once the rig is safe), a recipe stopped, an inversion cancelled."""
         live = self.scan.live
         if live.running and not live.write_stalled and not self._close_after_scan:
             live.abort()
         self._close_after_scan = True
         self.close()
 
+    def _ask(self, question: str) -> bool:
+        """Yes or No to a question of the close; a signal while it is up answers it Yes
+        (`close_on_signal`)."""
+        self._box_up = True
+        try:
+            return confirm(self, question) or bool(self.signalled)
+        finally:
+            self._box_up = False
+
     def _warn(self, text: str) -> None:
-        """A warning of the close: in a box, or, closed by a signal, on stderr only."""
-        if self.signalled:
+        """A warning of the close: in a box, or, with nobody to answer it, on stderr only
+        (also when a signal answered the box)."""
+        if not self._unattended:
+            self._warning_box(text)
+        if self._unattended:
             print(f"smm-daq: {text}", file=sys.stderr, flush=True)
-        else:
+
+    def _say_left(self, text: str) -> None:
+        """What the close left unwritten: on stderr (it stays once the window has gone), and in
+        a box unless nobody is there to answer it."""
+        print(f"smm-daq: {text}", file=sys.stderr, flush=True)
+        if not self._unattended:
+            self._warning_box(text)
+
+    def _warning_box(self, text: str) -> None:
+        """A warning of the close in a box; a signal while it is up answers it OK."""
+        self._box_up = True
+        try:
             QtWidgets.QMessageBox.warning(self, TITLE, text)
+        finally:
+            self._box_up = False
 
     # --- settings and closing ------------------------------------------------------------
     @property
@@ -240,7 +312,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if self._close_after_scan:
             self._warn(text)
             return True
-        return confirm(self, f"{text}\n\nClose without waiting for the write?")
+        return self._ask(f"{text}\n\nClose without waiting for the write?")
 
     def _still_making_safe(self) -> list[str]:
         """The scan's thread was still making the rig safe (a field's ramp-down, or an
@@ -271,14 +343,17 @@ class MainWindow(QtWidgets.QMainWindow):
                 f"stalled disk too: {'it is' if one else 'they are'} left unwritten; do "
                 f"{'it' if one else 'them'} again once the file opens.")
 
-    def save_settings(self) -> None:
+    def save_settings(self) -> SettingsSync | None:
+        """The window's settings set, and their write to disk begun in a thread of its own
+        (the close waits for it beside the window, bounded: a stalled home disk must not hold
+        the close); None when nothing is written (the demo)."""
         if not self.persist:
-            return
+            return None
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/tab", self.tabs.tabText(self.tabs.currentIndex()))
         self.settings.setValue("profile/path", str(self.profile.path))
         self.scan.save(self.settings)
-        self.settings.sync()
+        return SettingsSync(self.settings)
 
     def _writes_in_hand(self) -> list[tuple[Background, list[str]]]:
         """What the Session tab's worker, the MMT tab's and a recipe's are writing, each
@@ -290,15 +365,17 @@ class MainWindow(QtWidgets.QMainWindow):
                                    f"{self.mmt.saving_into.name}"] if saving else []),
                 *([(runner.analysis, runner.writes_in_hand())] if runner is not None else [])]
 
-    def _close_beside_the_window(self, stalled: bool) -> tuple[list[str], list[str], list[str]]:
+    def _close_beside_the_window(self, stalled: bool, settings: SettingsSync | None
+                                 ) -> tuple[list[str], list[str], list[str], bool]:
         """Hand the rig back from a scan left to a `stalled` write (its making safe under way
         waited for `HAND_BACK_WAIT_S` at most), then make the rig safe and close it
         (`RigHolder.close`, bounded), then, unless `stalled`, wait for the Session and MMT
-        tabs' writes in hand (a subtraction, a save: `WRITES_WAIT_S` from the start at most):
+        tabs' writes in hand (a subtraction, a save: `WRITES_WAIT_S` from the start at most),
+        and for the window's `settings` being written (`SYNC_WAIT_S` from the start at most):
         in a thread of the close's own, the window answering meanwhile and a dialog saying
         what it waits for should it last. Returns what was said of that scan's thread still
-        making the rig safe, what the close's making safe could not do, and the writes not
-        waited for to their end."""
+        making the rig safe, what the close's making safe could not do, the writes not
+        waited for to their end, and whether the settings were written."""
         left = self.scan.live.sequencer if stalled else None
         in_hand = [] if stalled else [(w, what) for w, what in self._writes_in_hand() if what]
         writes = [what for _worker, whats in in_hand for what in whats]
@@ -311,33 +388,48 @@ class MainWindow(QtWidgets.QMainWindow):
             limit = sequencer.HAND_BACK_WAIT_S + self.holder.longest_close_s(wait=False)
             text = ("Waiting for the scan's thread to end its making the rig safe, then making "
                     "the rig safe and closing it")
+        if settings is not None:  # not said: it ends at once unless the disk stalls
+            limit = max(limit, SYNC_WAIT_S)
         if writes:
             limit = max(limit, WRITES_WAIT_S)
             text += f", and waiting for {_listed(writes)} to be written"
         text += (f"…\nThe window closes once that is done (at most {limit:.0f} s, should an "
                  "instrument or the disk not answer).")
 
-        def work() -> tuple[list[str], list[str], list[str]]:
+        def work() -> tuple[list[str], list[str], list[str], bool]:
             began = time.monotonic()
             late = [] if left is None or left.hand_back_rig() else self._still_making_safe()
-            closed = self.holder.close(wait=not stalled)  # a start's file work, if stalled
+            try:  # the settings then waited for all the same
+                closed = self.holder.close(wait=not stalled)  # a start's file work, if stalled
+            except Exception as exc:  # never a traceback out of the close: the rig's state said
+                closed = [_failed(exc)]
             unwritten = []
             for worker, what in in_hand:
                 if not worker.join(max(0.0, began + WRITES_WAIT_S - time.monotonic())):
                     unwritten += what
-            return late, closed, unwritten
+            saved = settings is None or settings.wait(
+                max(0.0, began + SYNC_WAIT_S - time.monotonic()))
+            return late, closed, unwritten, saved
 
         self._waiting_for_the_rig = True
         try:
             return wait_with_dialog(self, TITLE, text, work, limit)
         except NotEnded as exc:  # the work's own bounds did not hold, or the program quits
             return [], [f"making the rig safe and closing it: {exc}; the window did not wait "
-                        "for it any longer"], writes
-        except Exception as exc:  # never a traceback out of the close: the rig's state said
-            return [], [f"making the rig safe and closing it failed ({type(exc).__name__}: "
-                        f"{exc})"], []
+                        "for it any longer"], self._not_ended(in_hand), \
+                settings is None or settings.wait(0)
+        except Exception as exc:  # as above, for whatever else fails
+            return [], [_failed(exc)], [], settings is None or settings.wait(0)
         finally:
             self._waiting_for_the_rig = False
+
+    def _not_ended(self, in_hand: list[tuple[Background, list[str]]]) -> list[str]:
+        """Of the writes in hand as the close began, each worker's with it, those not ended:
+        a worker whose thread has ended has written them all; of one still running, those
+        its tab has not yet been told of the end of."""
+        still = {what for _worker, whats in self._writes_in_hand() for what in whats}
+        return [what for worker, whats in in_hand if not worker.join(0)
+                for what in whats if what in still]
 
     def _left_unwritten(self, writes: list[str]) -> None:
         """Writes the close waited no longer for (a slow or stalled disk): said, and the
@@ -351,9 +443,18 @@ class MainWindow(QtWidgets.QMainWindow):
                 "longer. Once the disk answers, `smm-daq info` shows whether the file holds "
                 f"{'it' if one else 'them'} (do {'it' if one else 'them'} again if not), and "
                 "`smm-daq repair` makes a file left open for writing openable.")
-        print(f"smm-daq: {text}", file=sys.stderr, flush=True)
-        if not self.signalled:  # said on stderr just now
-            QtWidgets.QMessageBox.warning(self, TITLE, text)
+        self._say_left(text)
+
+    def _settings_left(self, settings: SettingsSync) -> None:
+        """The window's settings not written in time (a stalled home disk): said, and the
+        program is to end without waiting for them (QSettings' destructor would write them
+        again, on the window's thread)."""
+        settings.leave()
+        self.left_stalled_write = True
+        self._say_left(f"The window's settings (its size, tab and scan form) have not been "
+                       f"written to {settings.file} {SYNC_WAIT_S:.0f} s after the window's close "
+                       "began (the disk stalled?): the window closes without them, and opens "
+                       "next time as it was before.")
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
         """During a scan: ask, then abort it and close once the rig is safe. During a recipe
@@ -364,11 +465,12 @@ class MainWindow(QtWidgets.QMainWindow):
         (each waits for the same disk): the window says what is left, and closes (once agreed
         to). Making the rig safe then is waited for a bounded time (`RigHolder.close`), and
         then, the disk not stalled, a subtraction (a recipe's too) or MMT save in hand
-        (`WRITES_WAIT_S`; past it said, and left), the window answering meanwhile
+        (`WRITES_WAIT_S`; past it said, and left), and the window's settings being written
+        (`SYNC_WAIT_S`, likewise), the window answering meanwhile
         (`_close_beside_the_window`); what the making safe could not do, or that it had not
         ended, is said in a warning and on stderr, with the command that makes the rig safe,
-        and in the program's exit code (`rig_may_be_unsafe`). Once closed, a close again
-        accepts at once."""
+        and in the program's exit code (`rig_may_be_unsafe`). A signal while a question is up
+        answers it Yes (`close_on_signal`). Once closed, a close again accepts at once."""
         if self._waiting_for_the_rig:  # a close under way (its dialog's events are handled)
             event.ignore()
             return
@@ -376,8 +478,10 @@ class MainWindow(QtWidgets.QMainWindow):
             event.accept()
             return
         live = self.scan.live
-        stalled = live.running and live.write_stalled
-        if stalled:
+        stalled = live.running and (live.write_stalled or self._scan_left)
+        if self._scan_left:  # closing was agreed to; it was said that the scan is left
+            self.left_stalled_write = True
+        elif stalled:
             if not self._leave_stalled_write():
                 event.ignore()
                 return
@@ -385,8 +489,8 @@ class MainWindow(QtWidgets.QMainWindow):
             self.left_stalled_write = True  # made safe and closed below, the write left behind
         elif live.running:
             if not self._close_after_scan:
-                if not confirm(self, "A scan is running. Abort it (the rig is made safe) and "
-                                     "close?"):
+                if not self._ask("A scan is running. Abort it (the rig is made safe) and "
+                                 "close?"):
                     event.ignore()
                     return
                 self._close_after_scan = True
@@ -395,13 +499,12 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         agreed = self._close_after_scan  # Yes to closing was said for the scan: once is enough
         recipe = self.recipes.runner
-        if recipe is not None and recipe.running and not agreed and not confirm(self,
+        if recipe is not None and recipe.running and not agreed and not self._ask(
                 "A recipe is running. Stop it (the rig is made safe) and close?"):
             event.ignore()
             return
         if self.mmt.running:
-            if not agreed and not confirm(
-                    self, "An MMT inversion is running. Cancel it and close?"):
+            if not agreed and not self._ask("An MMT inversion is running. Cancel it and close?"):
                 event.ignore()
                 return
             self.mmt.cancel()  # it stops after its block of sensors in hand
@@ -411,10 +514,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self.recipes.shutdown(wait_for_writes=not stalled)  # and a recipe's subtraction
         if self.recipes.runner is not None and self.recipes.runner.running:
             self.recipes.stop()  # a wait step ends within a slice; the rig is then made safe
-        self.save_settings()
-        late, closed, unwritten = self._close_beside_the_window(stalled)
+        settings = self.save_settings()
+        late, closed, unwritten, saved = self._close_beside_the_window(stalled, settings)
         if unwritten:
             self._left_unwritten(unwritten)
+        if settings is not None and not saved:
+            self._settings_left(settings)
         if closed:  # said on stderr too: it stays once the window has gone
             self.rig_may_be_unsafe = True
             print(f"smm-daq: {safety_statement(self.profile, closed)}", file=sys.stderr,
@@ -426,6 +531,21 @@ class MainWindow(QtWidgets.QMainWindow):
                   f"step: {safety_statement(self.profile, [])}", file=sys.stderr, flush=True)
         self._closed = True
         event.accept()
+
+
+def _failed(exc: Exception) -> str:
+    return f"making the rig safe and closing it failed ({type(exc).__name__}: {exc})"
+
+
+def _answer_box() -> None:
+    """The box up (the application's modal widget) answered Yes, or a warning's OK, as if
+    clicked."""
+    box = QtWidgets.QApplication.activeModalWidget()
+    if isinstance(box, QtWidgets.QMessageBox):
+        buttons = QtWidgets.QMessageBox.StandardButton
+        button = box.button(buttons.Yes) or box.button(buttons.Ok)
+        if button is not None:
+            button.click()
 
 
 def _listed(items: list[str]) -> str:
