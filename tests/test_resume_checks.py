@@ -275,3 +275,17 @@ def test_a_fingerprint_stored_before_a_key_was_added_still_resumes(interrupted: 
         del f["s1/profile_fingerprint"]
         f["s1/profile_fingerprint"] = json.dumps(stored)
     assert main(["resume", str(interrupted), "--entry", "s1"]) == 0
+
+
+def test_resume_help_says_the_profile_defaults_to_the_one_stored_with_the_scan(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`resume` without --profile uses the profile stored with the scan (not the simulator's,
+    as scan and run do); its --help said "default: the simulator", which would send someone
+    whose scan was taken on the lab rig to type --profile for nothing, or give the wrong one."""
+    with pytest.raises(SystemExit):
+        main(["resume", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--profile FILE instrument profile (default: the one stored with the scan)" in text
+    with pytest.raises(SystemExit):
+        main(["scan", "--help"])
+    assert "(default: the simulator)" in " ".join(capsys.readouterr().out.split())
