@@ -91,7 +91,12 @@ def require_two_scans(in_field: Measured, remanent: Measured, source: str | None
 
 def require_subtractable(in_field: Measured, remanent: Measured) -> None:
     """InputError unless the two lie on the same grid and were measured with the same sensor
-    geometry (where both record it)."""
+    geometry (where both record it), on a grid of at least 2 × 2 points (as `read_source`
+    asks of a map in the file: a recipe's scans not yet taken are checked here)."""
+    for m in (in_field, remanent):
+        if min(m.x.size, m.y.size) < 2:
+            raise InputError(f"'{m.name}' is a {m.x.size} × {m.y.size} grid; expected at "
+                             "least 2 × 2 points to subtract")
     require_same_grid(in_field, remanent)
     for what, a, b in (
         ("height", in_field.height, remanent.height),
