@@ -83,6 +83,7 @@ from smm_daq.analysis.subtract_inputs import (
     Measured,
     induced_footprint,
     read_source,
+    require_registrable,
     require_subtractable,
     require_two_scans,
 )
@@ -513,6 +514,8 @@ def _subtract_footprint(step: SubtractStep, made: Mapping[str, Footprint],
     in_field, remanent = sources
     require_two_scans(in_field, remanent)
     require_subtractable(in_field, remanent)
+    if step.register:
+        require_registrable(in_field)
     return induced_footprint(step.name, in_field, remanent)
 
 
