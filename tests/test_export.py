@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import warnings
 
 import matplotlib.image as mpimg
 import numpy as np
@@ -53,3 +54,20 @@ def test_png_is_written_and_scale_bar_lengths_are_round(tmp_path):
         write_png(m, tmp_path / "missing-dir" / "m.png")
     with pytest.raises(InputError, match="shape"):
         write_csv(m, tmp_path / "x.csv", values=np.zeros((2, 2)))
+
+
+@pytest.mark.parametrize(
+    ("nx", "ny", "sensor_size"),
+    [(1, 21, None), (21, 1, None), (1, 1, (30e-6, 30e-6)), (1, 1, None)],
+    ids=["one-column", "one-line", "one-point", "one-point-no-sensor"],
+)
+def test_png_of_a_scan_of_one_line_column_or_point(tmp_path, nx, ny, sensor_size):
+    """A legal scan of one column, one line or one point exports as a picture (a single
+    column crashed on a math domain error: its step is 0, so was the scale bar's span)."""
+    m = MapData(np.linspace(-1e-7, 1e-7, nx * ny).reshape(ny, nx),
+                12.5e-3 + np.arange(nx) * 20e-6, 12.5e-3 + np.arange(ny) * 20e-6,
+                sensor_size=sensor_size)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no singular (zero-width) axis limits either
+        path = write_png(m, tmp_path / "m.png")
+    assert mpimg.imread(path).ndim == 3

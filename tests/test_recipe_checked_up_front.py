@@ -127,9 +127,22 @@ def test_a_fly_step_the_rig_cannot_fly_is_refused_before_the_first_step(
         (_scan("a") + _scan("b", field_uT="[0.0, 40.0, 0.0]") + _subtract("a", "b"),
          ["step 3 (subtract 'induced'): the in-field entry 'a' was scanned in zero field and "
           "the remanent entry 'b' in (0, 40, 0) µT; expected them the other way round"]),
+        # one line each: subtracting needs 2 × 2 points (it failed after both scans had run)
+        (_scan("a", size_um="[80.0, 0.0]") + _scan("b", size_um="[80.0, 0.0]")
+         + _subtract("b", "a"),
+         ["step 3 (subtract 'induced'): 'b' is a 9 × 1 grid; expected at least 2 × 2 points "
+          "to subtract"]),
+        # registered, 12 × 5 points: 44 overlap after a sub-pixel shift, fewer than the fit
+        # needs (it failed after both scans were taken)
+        (_scan("a", size_um="[110.0, 40.0]") + _scan("b", size_um="[110.0, 40.0]")
+         + _subtract("b", "a").replace("register = false", "register = true"),
+         ["step 3 (subtract 'induced'): 'b' is a 12 × 5 grid: a sub-pixel shift leaves 44 "
+          "pixels overlapping; expected at least 60 to register the two scans (a larger grid, "
+          "or register = false to subtract them as they lie)"]),
     ],
     ids=["file and recipe", "both in the file", "both made", "shifted", "heights",
-         "made later", "its own entry", "one entry twice", "the wrong way round"],
+         "made later", "its own entry", "one entry twice", "the wrong way round",
+         "one line", "too few to register"],
 )
 def test_a_subtraction_of_two_grids_is_refused_before_the_first_step(
         tmp_path, capsys, no_rig, copy, steps, words):
@@ -184,3 +197,4 @@ def test_a_fly_scan_the_rig_cannot_fly_is_refused_before_connecting(
     for w in words:
         assert w in err
     assert path.read_bytes() == before
+

@@ -339,3 +339,44 @@ def test_a_subtraction_whose_writer_died_around_its_move_in_is_redone_by_continu
         for key, value in _snapshot(out, name).items():
             np.testing.assert_array_equal(value, data[key])
     np.testing.assert_allclose(read_map(out, "induced").bz, 0.01 * 40e-6, rtol=1e-9)
+
+
+def test_a_recipe_stopped_at_its_prompt_asks_it_again_and_waits_again(tmp_path: Path) -> None:
+    """Stopped at the prompt after its wait (the operator pressed Ctrl-C, or the program was
+    killed there): 'rem' is finished, 'inf' not begun. Continued, the wait and the prompt run
+    (they were skipped as "before the first step with work left", and 'inf' was measured on a
+    sample the operator had not yet treated, without the wait for its decay)."""
+    out = tmp_path / "s.h5"
+
+    def stop(message: str) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_recipe(parse_recipe(RECIPE), Session(out, _rig()), ask=stop)
+    assert {e.name: e.status for e in list_entries(out)} == {"rem": "finished"}
+    with pytest.raises(InputError, match="step 5 \\(prompt\\): needs an operator"):
+        check_recipe(parse_recipe(RECIPE), load_profile(), out, can_prompt=False,
+                     continuing=True)
+    checked = check_recipe(parse_recipe(RECIPE), load_profile(), out, can_prompt=True,
+                           continuing=True)
+    assert checked.states[1] == DONE and checked.states[5] == NEW
+    assert checked.duration_left_s >= 120.0  # the wait is counted as work left
+    rig = _rig()
+    asked: list[str] = []
+    t0 = rig.clock.now()
+    assert run_recipe(parse_recipe(RECIPE), Session(out, rig), ask=asked.append,
+                      continuing=True) == ["inf", "induced"]
+    assert len(asked) == 1 and asked[0].startswith("Look at the sample")
+    assert rig.clock.now() - t0 >= 120.0
+
+
+def test_a_recipe_cut_off_in_a_scan_skips_the_wait_and_prompt_before_that_scan(
+        cut_off: tuple[Path, Path]) -> None:
+    """The wait and the prompt before a scan that had begun were passed: skipped."""
+    _, out = cut_off
+    rig = _rig()
+    asked: list[str] = []
+    t0 = rig.clock.now()
+    assert run_recipe(parse_recipe(RECIPE), Session(out, rig), ask=asked.append,
+                      continuing=True) == ["inf", "induced"]
+    assert asked == [] and rig.clock.now() - t0 < 120.0

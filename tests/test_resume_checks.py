@@ -275,3 +275,45 @@ def test_a_fingerprint_stored_before_a_key_was_added_still_resumes(interrupted: 
         del f["s1/profile_fingerprint"]
         f["s1/profile_fingerprint"] = json.dumps(stored)
     assert main(["resume", str(interrupted), "--entry", "s1"]) == 0
+
+
+def test_resume_help_says_the_profile_defaults_to_the_one_stored_with_the_scan(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`resume` without --profile uses the profile stored with the scan (not the simulator's,
+    as scan and run do); its --help said "default: the simulator", which would send someone
+    whose scan was taken on the lab rig to type --profile for nothing, or give the wrong one."""
+    with pytest.raises(SystemExit):
+        main(["resume", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--profile FILE instrument profile (default: the one stored with the scan)" in text
+    with pytest.raises(SystemExit):
+        main(["scan", "--help"])
+    assert "(default: the simulator)" in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key"),
+    [
+        ("axis_sign = [1, 1, 1]", "axis_sign = [-1, 1, 1]", "stage_axis_sign"),
+        ('axes = ["1", "2", "3"]', 'axes = ["2", "1", "3"]', "stage_axes"),
+        ("travel_um = [[0.0, 25000.0], [0.0, 25000.0], [0.0, 10000.0]]",
+         "travel_um = [[0.0, 18000.0], [0.0, 18000.0], [0.0, 10000.0]]", "stage_travel_m"),
+    ],
+    ids=["x mirrored", "x and y swapped", "another stage's travel"],
+)
+def test_a_scan_is_not_resumed_on_another_stage_frame(
+        repo: Path, tmp_path: Path, interrupted: Path, capsys: pytest.CaptureFixture[str],
+        old: str, new: str, key: str) -> None:
+    """The rest of a scan on a stage whose axes are mirrored, swapped or another stage (a
+    scan started on the E-727 piezo stage was finished on the C-884 motor stage: its last
+    lines measured far from the sample, 0.2 µT RMS against 9 µT, and the entry said
+    "finished") is refused before the rig connects, the file as it was."""
+    text = (repo / "configs" / "simulator.toml").read_text()
+    assert old in text
+    profile = tmp_path / "other.toml"
+    profile.write_text(text.replace(old, new))
+    before = interrupted.read_bytes()
+    assert main(["resume", str(interrupted), "--entry", "s1", "--profile", str(profile)]) == 2
+    err = capsys.readouterr().err
+    assert f"was taken with another instrument profile: {key} was" in err
+    assert interrupted.read_bytes() == before

@@ -41,8 +41,10 @@ A recipe that was cut off (killed, stopped, a scan aborted) is continued on its 
 with `continuing` (`smm-daq run --continue`): entries the recipe makes that the file holds
 must be its own (`smm_daq.acquisition.recipe_continue`); then a finished scan or an existing
 subtraction is skipped, a cut-off scan resumed, the rest run. Field steps always run, so each
-scan is measured in the field the recipe gives it; wait and prompt steps before the first step
-with work left are skipped (they belonged to work done). With nothing left, nothing runs.
+scan is measured in the field the recipe gives it; a wait or prompt step is skipped when the
+recipe had passed it (a later step's entry is in the file), and runs when the cut came before
+(during the wait, at the prompt, or before the next scan began). With nothing left, nothing
+runs.
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ from smm_daq.analysis.subtract_inputs import (
     Measured,
     induced_footprint,
     read_source,
+    require_registrable,
     require_subtractable,
     require_two_scans,
 )
@@ -462,9 +465,10 @@ def check_recipe(recipe: Recipe, profile: Profile, out: str | Path, *, can_promp
              if continuing else 0)
     duration = sum(costs)
     duration_left = sum(c * p for i, (c, p) in enumerate(zip(costs, left, strict=True))
-                        if i >= first or not isinstance(recipe.steps[i], WaitStep))
+                        if not _passed(recipe.steps, states, first, i))
     for i, step in enumerate(recipe.steps):  # a prompt skipped when continuing needs nobody
-        if isinstance(step, PromptStep) and not can_prompt and i >= first:
+        if isinstance(step, PromptStep) and not can_prompt \
+                and not _passed(recipe.steps, states, first, i):
             raise InputError(f"{_where(i, step)}: needs an operator, but input is not a "
                              "terminal; run it interactively or pass --yes to continue past "
                              "prompts", source=recipe.source)
@@ -510,6 +514,8 @@ def _subtract_footprint(step: SubtractStep, made: Mapping[str, Footprint],
     in_field, remanent = sources
     require_two_scans(in_field, remanent)
     require_subtractable(in_field, remanent)
+    if step.register:
+        require_registrable(in_field)
     return induced_footprint(step.name, in_field, remanent)
 
 
@@ -598,9 +604,19 @@ def skip_reason(checked: Recipe, i: int, out: str | Path) -> str:
     if checked.states[i] == DONE:
         return f"finished in {out} already" if isinstance(checked.steps[i], ScanStep) \
             else f"in {out} already"
-    if i < first and isinstance(checked.steps[i], WaitStep | PromptStep):
+    if _passed(checked.steps, checked.states, first, i):
         return "it belongs to the steps done already"
     return ""
+
+
+def _passed(steps: tuple[Step, ...], states: tuple[str, ...] | list[str], first: int,
+            i: int) -> bool:
+    """Whether wait or prompt step `i` of a recipe continued from step `first` was passed
+    when it was cut off: a later step's entry is in the file. One the cut came before (killed
+    during the wait, stopped at the prompt, or before the next scan's entry was made) was
+    not, and runs: the sample may not have been treated, nor the decay waited for."""
+    return (isinstance(steps[i], WaitStep | PromptStep) and i < first
+            and any(s in (DONE, RESUME) for s in states[i + 1:]))
 
 
 def _interactive(ask: Callable[[str], object]) -> bool:

@@ -53,6 +53,17 @@ def _nice_length(span_um: float) -> float:
     return max(s * power for s in (1, 2, 5) if s * power <= target)
 
 
+def _pixel_size(m: MapData) -> tuple[float, float]:
+    """Width and height (m) of a pixel in the picture. An axis with a single point (a scan of
+    one line or one column) has no step of its own: it takes the other axis' step, or for a
+    single point the sensor's width (else 1 µm), so the picture and its scale bar have extent."""
+    dx, dy = m.step
+    fallback = max(dx, dy)
+    if fallback <= 0:
+        fallback = max(m.sensor_size or (0.0, 0.0)) or 1e-6
+    return dx if dx > 0 else fallback, dy if dy > 0 else fallback
+
+
 def write_png(
     m: MapData, path: str | Path, *, values: np.ndarray | None = None, label: str = "Bz (nT)",
     factor: float = 1e9, title: str | None = None,
@@ -68,7 +79,7 @@ def write_png(
     finite = v[np.isfinite(v)]
     limit = float(np.max(np.abs(finite))) if finite.size else 1.0
     limit = limit or 1.0
-    dx, dy = m.step
+    dx, dy = _pixel_size(m)
     extent = (
         (m.x[0] - dx / 2) * 1e6, (m.x[-1] + dx / 2) * 1e6,
         (m.y[0] - dy / 2) * 1e6, (m.y[-1] + dy / 2) * 1e6,

@@ -9,6 +9,11 @@ import numpy as np
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
 
+# A registration fits its shift (and a constant, and a rotation if asked) on at least this many
+# overlapping pixels per parameter; a grid of fewer points cannot be registered at all.
+MIN_PIXELS_PER_PARAMETER = 20
+SHIFT_PARAMETERS = 3  # x, y shift and a constant offset
+
 
 class Gridded(Protocol):
     """Anything with a name and grid axes x (nx,) and y (ny,) in m: a map, or a scan not yet

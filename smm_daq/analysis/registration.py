@@ -23,12 +23,16 @@ from scipy import ndimage
 
 from smm_daq.analysis.fill import fill_nan
 from smm_daq.analysis.fourier import periodic_smooth, wavenumbers
-from smm_daq.analysis.grids import require_regular, require_same_grid
+from smm_daq.analysis.grids import (
+    MIN_PIXELS_PER_PARAMETER,
+    SHIFT_PARAMETERS,
+    require_regular,
+    require_same_grid,
+)
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
 
 _FD_STEP = 0.05  # pixels, for the spline gradient
-_MIN_PIXELS_PER_PARAMETER = 20
 
 
 @dataclass(frozen=True)
@@ -220,7 +224,7 @@ def estimate_registration(
     resampler = _Resampler(moving)
     px, py = np.meshgrid(reference.x, reference.y)
     centre = np.array([reference.x.mean(), reference.y.mean()])
-    n_par = 4 if rotation else 3
+    n_par = SHIFT_PARAMETERS + (1 if rotation else 0)
     shift = np.array(_whole_pixel_start(reference, moving, max_shift))
     angle = 0.0
     offset = float(np.nanmean(reference.bz) - np.nanmean(moving.bz))
@@ -229,7 +233,7 @@ def estimate_registration(
     def linearise() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         qx, qy, vx, vy = _source_positions(px, py, centre, shift, angle)
         used = ref_valid & resampler.valid(qx, qy)
-        if used.sum() < _MIN_PIXELS_PER_PARAMETER * n_par:
+        if used.sum() < MIN_PIXELS_PER_PARAMETER * n_par:
             raise InputError(
                 f"the maps overlap in only {int(used.sum())} measured pixels after a shift of "
                 f"({shift[0] * 1e6:.3g}, {shift[1] * 1e6:.3g}) µm; too few to register"

@@ -14,7 +14,12 @@ from typing import Protocol
 
 import numpy as np
 
-from smm_daq.analysis.grids import Gridded, require_same_grid
+from smm_daq.analysis.grids import (
+    MIN_PIXELS_PER_PARAMETER,
+    SHIFT_PARAMETERS,
+    Gridded,
+    require_same_grid,
+)
 from smm_daq.errors import InputError
 from smm_daq.storage.checks import usable_map
 from smm_daq.storage.mapdata import MapData
@@ -91,7 +96,12 @@ def require_two_scans(in_field: Measured, remanent: Measured, source: str | None
 
 def require_subtractable(in_field: Measured, remanent: Measured) -> None:
     """InputError unless the two lie on the same grid and were measured with the same sensor
-    geometry (where both record it)."""
+    geometry (where both record it), on a grid of at least 2 × 2 points (as `read_source`
+    asks of a map in the file: a recipe's scans not yet taken are checked here)."""
+    for m in (in_field, remanent):
+        if min(m.x.size, m.y.size) < 2:
+            raise InputError(f"'{m.name}' is a {m.x.size} × {m.y.size} grid; expected at "
+                             "least 2 × 2 points to subtract")
     require_same_grid(in_field, remanent)
     for what, a, b in (
         ("height", in_field.height, remanent.height),
@@ -102,6 +112,20 @@ def require_subtractable(in_field: Measured, remanent: Measured) -> None:
                 f"the {what} of '{in_field.name}' ({_um(a)}) and '{remanent.name}' ({_um(b)}) "
                 "differ; expected two scans taken with the same sensor geometry"
             )
+
+
+def require_registrable(in_field: Measured) -> None:
+    """InputError for a grid too small for the registration's fit, which would refuse it for
+    too few overlapping pixels after the scans were taken. A shift by a fraction of a pixel
+    (what two measured maps always give) leaves at most (nx − 1) × (ny − 1) pixels whose
+    neighbours all overlap: a necessary condition, not a sufficient one."""
+    least = MIN_PIXELS_PER_PARAMETER * SHIFT_PARAMETERS
+    nx, ny = in_field.x.size, in_field.y.size
+    if (nx - 1) * (ny - 1) < least:
+        raise InputError(f"'{in_field.name}' is a {nx} × {ny} grid: a sub-pixel shift leaves "
+                         f"{(nx - 1) * (ny - 1)} pixels overlapping; expected at least {least} "
+                         "to register the two scans (a larger grid, or register = false to "
+                         "subtract them as they lie)")
 
 
 def _um(value: float | tuple[float, float]) -> str:

@@ -516,10 +516,11 @@ def _note_other_holder(profile: Profile) -> None:
 # -- registration ------------------------------------------------------------------------------
 
 
-def _add_run_options(p: argparse.ArgumentParser, *, profile: bool = True) -> None:
+def _add_run_options(p: argparse.ArgumentParser, *, profile: bool = True,
+                     profile_default: str = "the simulator") -> None:
     if profile:
         p.add_argument("--profile", metavar="FILE",
-                       help="instrument profile (default: the simulator)")
+                       help=f"instrument profile (default: {profile_default})")
     p.add_argument("--time-scale", type=float, default=None, metavar="S",
                    help="simulated seconds per real second on a simulator (default 0: as "
                         "fast as possible)")
@@ -582,7 +583,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "line (the profile and plan must match).")
     p.add_argument("file", metavar="FILE.h5")
     p.add_argument("--entry", required=True)
-    _add_run_options(p)
+    _add_run_options(p, profile_default="the one stored with the scan")
     p.set_defaults(func=cmd_resume)
 
     p = sub.add_parser(

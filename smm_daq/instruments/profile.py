@@ -158,8 +158,10 @@ class Profile:
     fly_trigger_wired: bool = False
 
     def fingerprint(self) -> dict[str, Any]:
-        """What must match for a scan to be resumed with this profile: hardware, geometry,
-        and the lock-in settings that set the scale of X (the sensor's excitation and what is
+        """What must match for a scan to be resumed with this profile: hardware, geometry
+        (the stage's frame too: which controller axis is which sample axis, its direction,
+        and its travel, which tells one stage from another on the same controller type), and
+        the lock-in settings that set the scale of X (the sensor's excitation and what is
         detected of it; the time constant is checked on its own, `resumable`)."""
         lockin = self.lockin
         return {
@@ -175,6 +177,9 @@ class Profile:
             "lockin_input": lockin.input,
             "lockin_coupling": lockin.coupling,
             "stage": self.stage.link.implementation,
+            "stage_axes": list(self.stage.axes),
+            "stage_axis_sign": list(self.stage.axis_sign),
+            "stage_travel_m": self.stage.travel.tolist(),
             "coils": self.coils.link.implementation,
             "coil_calibration_T_per_A": self.coils.calibration.tolist(),
         }
