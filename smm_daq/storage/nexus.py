@@ -74,6 +74,7 @@ from smm_daq.storage.staging import (
     key_after_clearing,
     left_by_a_writer,
     link_in_the_way,
+    link_not_written_over,
     move_in,
     replace_entry,
     replacements_under_way,
@@ -329,6 +330,9 @@ def _check_replaceable(f: h5py.File, name: str, key: str, sources: Sequence[str]
                        overwrite: bool, source: str) -> None:
     """Overwriting is for analysis products only: never an acquired scan, never a source,
     never what another tool wrote. `key`: where the entry `name` lies (`key_after_clearing`)."""
+    link = link_not_written_over(f, key)
+    if link is not None:  # said as what it is: a link is no entry, whatever --overwrite says
+        raise InputError(link, source=source)
     if not overwrite:
         raise InputError(
             f"entry '{name}' already exists; expected a new entry name (or --overwrite "
@@ -376,8 +380,9 @@ def _entry_group(f: h5py.File, entry: str, source: str) -> h5py.Group:
     group = f.get(entry) if not why and resolves(f, entry) else None  # a link to nothing
     if not isinstance(group, h5py.Group):
         names = [k for k in f if entry_listed(f, k)]
+        link = None if why else link_in_the_way(f, entry)  # one leading nowhere: said so
         raise InputError(
-            f"no entry '{entry}'{why}; expected "
+            f"no entry '{entry}'{why}{f' ({entry!r} is {link})' if link else ''}; expected "
             + ("one of " + ", ".join(repr(n) for n in names) if names
                else "an entry, but the file holds none"),
             source=source,

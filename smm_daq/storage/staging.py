@@ -209,8 +209,28 @@ def link_in_the_way(f: h5py.Group, name: str) -> str | None:
         return None
     if isinstance(link, h5py.ExternalLink):
         return f"an external link to '{link.path}' in {link.filename}"
-    gone = "" if resolves(f, name) else ", which does not exist"
-    return f"a soft link to '{link.path}'{gone}"
+    return f"a soft link to '{link.path}'{_where_it_leads(f, name)}"
+
+
+def _where_it_leads(f: h5py.Group, key: str) -> str:
+    """How the soft link `key` fails to lead to an object, said for a message ("" where it
+    leads to one): to nothing, or round in a loop (through itself or other links)."""
+    try:
+        return "" if f.get(key) is not None else ", which does not exist"
+    except (KeyError, RuntimeError, OSError):
+        return ", which leads round in a loop of links (HDF5 cannot follow it)"
+
+
+def link_not_written_over(f: h5py.Group, name: str) -> str | None:
+    """Why no entry is written under `name` where a link (soft or external, to an entry, to
+    nothing or round in a loop) holds it, as a message naming the link; None where none
+    does. A writer never follows a link into its target nor deletes another program's."""
+    link = link_in_the_way(f, name)
+    if link is None:
+        return None
+    return (f"'{name}' is {link}, not an entry, and smm-daq never writes over a link; "
+            "expected another entry name (or the link removed with an HDF5 tool: h5py, "
+            "HDFView)")
 
 
 def key_after_clearing(f: h5py.Group, name: str) -> str | None:

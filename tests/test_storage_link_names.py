@@ -1,0 +1,84 @@
+"""A name a top-level link holds, asked for as a new entry or read as one: every writer says
+it is a link (to an entry, to nothing, round in a loop, into another file) and that smm-daq
+never writes over one, never that an entry of that name exists (which sent users to resume
+or to --overwrite, both refused); the file is left as it was."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from test_storage_earlier_staging import _session
+
+from smm_daq.analysis.optical import ImageRegistration
+from smm_daq.cli.main import main
+from smm_daq.errors import InputError
+from smm_daq.storage.nexus import read_map
+from smm_daq.storage.optical_entry import write_optical_entry
+from smm_daq.storage.scan_entry import check_new_scan
+
+LINKS = {  # the link, and how a message says what it is
+    "to an entry": (h5py.SoftLink("/rem"), "a soft link to '/rem'"),
+    "to nothing": (h5py.SoftLink("/gone"), "a soft link to '/gone', which does not exist"),
+    "round in a loop": (h5py.SoftLink("/alias"),
+                        "a soft link to '/alias', which leads round in a loop of links"),
+    "into another file": (h5py.ExternalLink("other.h5", "/scan"),
+                          "an external link to '/scan' in other.h5"),
+}
+REGISTRATION = ImageRegistration(matrix=np.array([[1e-6, 0, 0], [0, 1e-6, 0]]),
+                                 pixels=np.zeros((3, 2)), points=np.zeros((3, 2)), rms=0.0)
+NEVER = "not an entry, and smm-daq never writes over a link; expected another entry name"
+
+
+def _linked(tmp_path: Path, link: str) -> Path:
+    path = _session(tmp_path)
+    with h5py.File(path, "a") as f:
+        f["alias"] = LINKS[link][0]
+    return path
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+@pytest.mark.parametrize("link", LINKS)
+def test_a_product_asked_for_under_a_links_name_is_refused_naming_the_link(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], link: str, overwrite: bool) -> None:
+    path = _linked(tmp_path, link)
+    before = path.read_bytes()
+    capsys.readouterr()
+    assert main(["subtract", str(path), "--in-field", "inf", "--remanent", "rem", "--name",
+                 "alias", "--no-register", *(["--overwrite"] if overwrite else [])]) == 2
+    err = capsys.readouterr().err
+    assert f"'alias' is {LINKS[link][1]}" in err and NEVER in err
+    assert "already exists" not in err and "Traceback" not in err
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("link", LINKS)
+def test_a_scan_asked_for_under_a_links_name_is_refused_naming_the_link_not_resume(
+        tmp_path: Path, link: str) -> None:
+    path = _linked(tmp_path, link)
+    with pytest.raises(InputError) as caught:
+        check_new_scan(path, "alias")
+    said = str(caught.value)
+    assert f"'alias' is {LINKS[link][1]}" in said and NEVER in said
+    assert "resume" not in said and "already exists" not in said
+
+
+@pytest.mark.parametrize("link", LINKS)
+def test_an_image_asked_for_under_a_links_name_is_refused_naming_the_link(
+        tmp_path: Path, link: str) -> None:
+    path = _linked(tmp_path, link)
+    with pytest.raises(InputError) as caught:
+        write_optical_entry(path, "alias", np.zeros((4, 4, 3), np.uint8), REGISTRATION)
+    said = str(caught.value)
+    assert f"'alias' is {LINKS[link][1]}" in said and NEVER in said
+
+
+@pytest.mark.parametrize("link", ["to nothing", "round in a loop"])
+def test_a_reader_asked_for_a_link_leading_nowhere_says_it_is_that_link(
+        tmp_path: Path, link: str) -> None:
+    path = _linked(tmp_path, link)
+    with pytest.raises(InputError, match=r"no entry 'alias' \('alias' is "
+                                         + LINKS[link][1].replace("(", r"\(")):
+        read_map(path, "alias")
