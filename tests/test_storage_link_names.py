@@ -11,7 +11,9 @@ import h5py
 import numpy as np
 import pytest
 from test_storage_earlier_staging import _session
+from test_storage_links_and_marks import READERS
 
+from smm_daq.acquisition.resumable import load_resumable
 from smm_daq.analysis.optical import ImageRegistration
 from smm_daq.cli.main import main
 from smm_daq.errors import InputError
@@ -82,3 +84,24 @@ def test_a_reader_asked_for_a_link_leading_nowhere_says_it_is_that_link(
     with pytest.raises(InputError, match=r"no entry 'alias' \('alias' is "
                                          + LINKS[link][1].replace("(", r"\(")):
         read_map(path, "alias")
+
+
+@pytest.mark.parametrize("reader", READERS)
+@pytest.mark.parametrize("link", ["to nothing", "round in a loop"])
+def test_every_reader_asked_for_a_link_leading_nowhere_names_it_never_a_traceback(
+        tmp_path: Path, link: str, reader: str) -> None:
+    """HDF5 raises a KeyError (to nothing) or a RuntimeError (a loop) for one: resume, the
+    field checks, the scan record and the image reader ended in a traceback."""
+    path = _linked(tmp_path, link)
+    with pytest.raises(InputError, match=r"no (such )?entry.*\('alias' is "
+                                         + LINKS[link][1].replace("(", r"\(")):
+        READERS[reader](path, "alias")
+
+
+def test_resume_of_an_absent_entry_lists_the_scans_past_a_link_round_in_a_loop(
+        tmp_path: Path) -> None:
+    """HDF5 raises a RuntimeError for the loop as the listing of scans reads each name."""
+    path = _linked(tmp_path, "round in a loop")
+    with pytest.raises(InputError, match=r"entry 'absent': no such entry; expected a scan of "
+                                         r"this file \(rem, inf\)"):
+        load_resumable(path, "absent")

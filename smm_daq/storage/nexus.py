@@ -76,6 +76,7 @@ from smm_daq.storage.staging import (
     link_in_the_way,
     link_not_written_over,
     move_in,
+    no_entry,
     replace_entry,
     replacements_under_way,
     resolves,
@@ -379,14 +380,7 @@ def _entry_group(f: h5py.File, entry: str, source: str) -> h5py.Group:
         check_an_entry(f, entry, source)
     group = f.get(entry) if not why and resolves(f, entry) else None  # a link to nothing
     if not isinstance(group, h5py.Group):
-        names = [k for k in f if entry_listed(f, k)]
-        link = None if why else link_in_the_way(f, entry)  # one leading nowhere: said so
-        raise InputError(
-            f"no entry '{entry}'{why}{f' ({entry!r} is {link})' if link else ''}; expected "
-            + ("one of " + ", ".join(repr(n) for n in names) if names
-               else "an entry, but the file holds none"),
-            source=source,
-        )
+        raise InputError(no_entry(f, entry, why), source=source)
     return group
 
 

@@ -485,7 +485,20 @@ def entry_listed(f: h5py.Group, key: str) -> bool:
 
 def check_an_entry(f: h5py.Group, key: str, source: str) -> None:
     """InputError, for every reader of an entry by name, where `key` may not be read as one
-    (`not_an_entry`)."""
+    (`not_an_entry`), or is a link leading nowhere (`no_entry`): HDF5 raises a KeyError or
+    RuntimeError for one, and a reader would end in a traceback."""
     refused = not_an_entry(f, key, source)
+    if refused is None and link_in_the_way(f, key) is not None and not resolves(f, key):
+        refused = no_entry(f, key)
     if refused is not None:
         raise InputError(refused, source=source)
+
+
+def no_entry(f: h5py.Group, key: str, why: str = "") -> str:
+    """"No entry `key`", with `why` (what else the name is) or the link leading nowhere that
+    holds it, and the entries there are (`entry_listed`: never through a link)."""
+    names = [k for k in f if entry_listed(f, k)]
+    link = None if why else link_in_the_way(f, key)
+    return (f"no entry '{key}'{why}{f' ({key!r} is {link})' if link else ''}; expected "
+            + ("one of " + ", ".join(repr(n) for n in names) if names
+               else "an entry, but the file holds none"))
