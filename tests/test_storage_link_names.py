@@ -10,13 +10,16 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from test_recipe_steps import GOOD
 from test_storage_earlier_staging import _session
 from test_storage_links_and_marks import READERS
 
+from smm_daq.acquisition.recipe import check_recipe, parse_recipe
 from smm_daq.acquisition.resumable import load_resumable
 from smm_daq.analysis.optical import ImageRegistration
 from smm_daq.cli.main import main
 from smm_daq.errors import InputError
+from smm_daq.instruments.profile import load_profile
 from smm_daq.storage.nexus import read_map
 from smm_daq.storage.optical_entry import write_optical_entry
 from smm_daq.storage.scan_entry import check_new_scan
@@ -105,3 +108,16 @@ def test_resume_of_an_absent_entry_lists_the_scans_past_a_link_round_in_a_loop(
     with pytest.raises(InputError, match=r"entry 'absent': no such entry; expected a scan of "
                                          r"this file \(rem, inf\)"):
         load_resumable(path, "absent")
+
+
+def test_a_recipe_making_an_entry_under_a_links_name_is_refused_before_it_runs(
+        tmp_path: Path) -> None:
+    """Checked with the recipe, not hours later, when its earlier scans are done and the
+    step's writer refuses the name."""
+    path = _linked(tmp_path, "to an entry")
+    text = GOOD.replace('"rem"', '"r2"').replace('"inf"', '"i2"').replace(
+        'name = "induced"', 'name = "alias"')
+    with pytest.raises(InputError, match=r"step 7 \(subtract 'alias'\): in .*s\.h5, 'alias' is "
+                                         r"a soft link to '/rem', not an entry, and smm-daq never writes over "
+                                         r"a link"):
+        check_recipe(parse_recipe(text), load_profile(), path, can_prompt=True)

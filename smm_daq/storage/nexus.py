@@ -553,6 +553,14 @@ def links_and_strays(path: str | Path) -> list[str]:
         return found
 
 
+def names_held_by_links(path: str | Path) -> dict[str, str]:
+    """The file's top-level names a link holds, each with why no entry is written there
+    (`link_not_written_over`): for a check of every name before anything runs (a recipe's)."""
+    with open_read(path) as f, corrupt_guard(str(path)):
+        held = {key: link_not_written_over(f, key) for key in f}
+        return {key: why for key, why in held.items() if why is not None}
+
+
 def unfinished_entries(path: str | Path) -> list[CutOff]:
     """What writers killed part-way left (`cut_off_entries`): groups still marked STAGING,
     under the temporary name (`staged_name`) or their own, but for those of a replacement
