@@ -118,6 +118,6 @@ def test_a_recipe_making_an_entry_under_a_links_name_is_refused_before_it_runs(
     text = GOOD.replace('"rem"', '"r2"').replace('"inf"', '"i2"').replace(
         'name = "induced"', 'name = "alias"')
     with pytest.raises(InputError, match=r"step 7 \(subtract 'alias'\): in .*s\.h5, 'alias' is "
-                                         r"a soft link to '/rem', not an entry, and smm-daq never writes over "
-                                         r"a link"):
+                                         r"a soft link to '/rem', not an entry, and smm-daq "
+                                         r"never writes over a link"):
         check_recipe(parse_recipe(text), load_profile(), path, can_prompt=True)
