@@ -34,7 +34,6 @@ import contextlib
 import socket
 import time
 from collections.abc import Callable
-from typing import TypeVar
 
 import pyvisa
 import serial
@@ -45,8 +44,6 @@ from drivers.link import shown
 from smm_daq.errors import InstrumentLost, InstrumentTimeout, ProtocolError
 from smm_daq.instruments.profile import LinkSettings
 from smm_daq.instruments.transport import Transport
-
-T = TypeVar("T")
 
 TERMINATION = "\n"
 ENCODING = "latin-1"  # instruments' 8-bit code page (PI answers "µm" as 0xB5 0x6D); ASCII-safe
@@ -311,11 +308,14 @@ class SerialTransport:
     the largest reply takes at the baud rate.
 
     A port that failed (a USB-serial adapter unplugged and plugged in again leaves the open
-    one dead for good; a serial-over-LAN connection dropped) is closed and opened again
-    (`reopen`, given by `open`): a `write` or `query` that finds it failed is sent once more
-    on the port opened again, and a `read`, `read_block` or device clear after a failure
-    reopens it first. One open per call, so none waits on more than one; where it fails,
-    `InstrumentLost` says the port could not be reopened.
+    one dead for good; a serial-over-LAN connection dropped) is closed and opened again by
+    its next use or device clear (`reopen`, given by `open`): one try each time, so no call
+    waits on more than one open; where it fails, `InstrumentLost` says the port could not be
+    reopened. The exchange that found it failed ends in `InstrumentLost`, never sent once
+    more on the port opened again: what the dead port took without complaint (a write into a
+    dropped connection succeeds; a `MOV` or `CURR` before the query) may never have arrived,
+    and the query sent again (`ERR?`, `SYST:ERR?`) would answer "no error" for it; a query
+    that did arrive may have cleared what it reads (an error queue, `LIAS?`'s latch).
     """
 
     def __init__(self, port: serial.SerialBase, *, name: str,
@@ -388,20 +388,9 @@ class SerialTransport:
         """Seconds `size` bytes take on the line at its baud rate."""
         return size * BITS_PER_BYTE / float(self.port.baudrate)
 
-    def _reopened(self, action: Callable[[], T]) -> T:
-        """`action`, and where the port fails in it, `action` once more on the port opened
-        again (a message that was lost with the port is sent again, as a retry would)."""
-        self._check_open()
-        try:
-            return action()
-        except InstrumentLost:
-            if not self._broken or self._reopen is None:
-                raise
-        self._check_open()
-        return action()
-
     def write(self, message: str) -> None:
-        self._reopened(lambda: self._send(message))
+        self._check_open()
+        self._send(message)
 
     def _send(self, message: str) -> None:
         try:
@@ -481,11 +470,8 @@ class SerialTransport:
             raise self._lost(exc) from exc
 
     def query(self, message: str) -> str:
-        def exchange() -> str:
-            self._send(message)
-            return self._receive()
-
-        return self._reopened(exchange)
+        self.write(message)
+        return self._receive()
 
     def clear(self) -> None:
         """Drop what is buffered both ways, then what arrives until the line is quiet (a port

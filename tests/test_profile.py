@@ -96,6 +96,41 @@ def test_a_multimeter_profile_with_channel_1_is_refused_naming_the_real_numberin
     assert "101-140 in slot 1, 201-240 in slot 2" in message
 
 
+def _lab(repo: Path, address: str, interface: str) -> str:
+    """The example lab profile (a real rig's) with its lock-in at `address` on `interface`."""
+    text = (repo / "configs" / "example-lab.toml").read_text()
+    old = 'address = "GPIB0::8::INSTR"'
+    assert text.count(old) == 1
+    return text.replace(old, f'address = "{address}"\ninterface = "{interface}"')
+
+
+@pytest.mark.parametrize(("address", "interface", "port"), [
+    ("GPIB0::8::INSTR", "rs232", "GPIB"),
+    ("ASRL/dev/ttyS0::INSTR", "gpib", "RS-232"),
+    ("serial:/dev/ttyUSB0", "gpib", "RS-232"),
+])
+def test_a_lockin_interface_the_address_cannot_reach_is_refused(
+        repo: Path, address: str, interface: str, port: str) -> None:
+    """Every reply would go to the port the link does not reach (OUTX) and each query time
+    out, reported as the lock-in not answering. (A simulated rig's address only names its
+    emulator, which models whichever port the profile names.)"""
+    text = _lab(repo, address, interface)
+    with pytest.raises(InputError) as err:
+        parse_profile(text, Path("/lab/p.toml"))
+    assert (f"key 'lockin.interface' is '{interface}'; expected '{port.replace('-', '').lower()}"
+            f"' or no key: address '{address}' reaches the lock-in's {port} port") in str(err.value)
+
+
+@pytest.mark.parametrize(("address", "interface"), [
+    ("TCPIP0::127.0.0.1::4001::SOCKET", "rs232"), ("TCPIP0::127.0.0.1::1234::SOCKET", "gpib"),
+    ("GPIB0::8::INSTR", "gpib"), ("serial:/dev/ttyUSB0", "rs232"),
+])
+def test_a_lockin_interface_the_address_can_reach_is_kept(
+        repo: Path, address: str, interface: str) -> None:
+    text = _lab(repo, address, interface)
+    lockin = parse_profile(text, Path("/lab/p.toml")).lockin
+    assert (lockin.link.address, lockin.interface) == (address, interface)
+
 def test_missing_key_and_missing_file(repo: Path, tmp_path: Path) -> None:
     text = _edited(repo, "height_um = 100.0\n", "")
     with pytest.raises(InputError, match=r"sensor\.height_um' is missing"):

@@ -237,9 +237,9 @@ def test_a_reply_cut_by_the_timeout_is_dropped_with_its_late_rest(counter) -> No
 @pytest.mark.parametrize("kind", ["serial", "visa-asrl"])
 def test_a_serial_port_that_failed_is_opened_again_or_said_to_be_gone(kind: str) -> None:
     """A USB-serial adapter unplugged and plugged in again leaves the open port dead for good
-    (here its serial-over-LAN connection dropped): the port is closed and opened again, with
-    its settings, by the query that finds it so (pyserial: sent once more) or else the next
-    one (VISA's ASRL); where it cannot be opened again, the error says so, after one try, and
+    (here its serial-over-LAN connection dropped): the exchange that finds it so fails, and
+    the next one closes it and opens it again, with its settings (pyserial and VISA's ASRL
+    alike); where it cannot be opened again, the error says so, after one try, and
     so does a device clear."""
     server = EmulatorServer({"counter": Counter()}).start()
     proxy = FaultProxy((HOST, server.ports()["counter"])).start()
@@ -250,11 +250,8 @@ def test_a_serial_port_that_failed_is_opened_again_or_said_to_be_gone(kind: str)
     try:
         assert link.query("a", str) == "1 a"
         proxy.drop()  # unplugged and plugged in again: the open port is dead
-        if kind == "serial":
-            assert link.query("b", str).endswith(" b")
-        else:
-            with pytest.raises(InstrumentLost):
-                link.query("b", str)
+        with pytest.raises(InstrumentLost):  # never sent once more (see the test below)
+            link.query("b", str)
         assert link.query("c", str).endswith(" c")
         assert transport.timeout == pytest.approx(0.3)
     finally:
@@ -268,6 +265,51 @@ def test_a_serial_port_that_failed_is_opened_again_or_said_to_be_gone(kind: str)
             bounded(transport.clear)  # the device-clear path opens it again too
     finally:
         transport.close()
+        server.close()
+
+class Controller(Emulator):
+    """Takes set commands without a reply, as a GCS controller or a SCPI supply does, and
+    answers `ERR?` with 0: no command here is ever refused."""
+
+    name = "controller"
+
+    def __init__(self) -> None:
+        self.received: list[str] = []
+
+    def handle(self, message: str) -> str | None:
+        self.received.append(message)
+        return "0" if message == "ERR?" else None
+
+
+@pytest.mark.parametrize("kind", ["serial", "visa-asrl"])
+def test_an_error_query_on_a_port_found_dead_fails_never_answering_for_a_lost_command(
+        kind: str) -> None:
+    """A command written into a dead port (a dropped connection takes a write without
+    complaint) never reached the instrument; the error query after it finds the port dead.
+    Sent once more on the port opened again, it answered "no error" (0), and the driver took
+    the lost MOV as done: the exchange fails instead, and the next one opens the port again."""
+    controller = Controller()
+    server = EmulatorServer({"controller": controller}).start()
+    proxy = FaultProxy((HOST, server.ports()["controller"])).start()
+    address = counter_address(proxy.port, kind)
+    transport = open_transport(address, LinkSettings("x", address, 0.3, 2, 9600),
+                               visa_library="@py")
+    link = Link(transport, name="controller", retries=2)
+    try:
+        assert link.query("ERR?", str) == "0"
+        proxy.drop()  # unplugged and plugged in again: the open port is dead
+        try:
+            link.write("MOV 1 5")
+        except InstrumentLost:
+            pass  # a port that says so at once: the caller knows the command failed
+        else:
+            with pytest.raises(InstrumentLost):
+                link.query("ERR?", str)
+        assert "MOV 1 5" not in controller.received  # what a "0" would have vouched for
+        assert link.query("ERR?", str) == "0"  # the next exchange: on the port opened again
+    finally:
+        transport.close()
+        proxy.close()
         server.close()
 
 

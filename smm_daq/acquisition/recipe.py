@@ -89,7 +89,7 @@ from smm_daq.analysis.subtract_inputs import (
 )
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import Profile, load_toml
-from smm_daq.storage.nexus import check_entry_name, list_entries
+from smm_daq.storage.nexus import check_entry_name, list_entries, names_held_by_links
 from smm_daq.text_files import read_text_file
 
 UM = 1e-6
@@ -407,6 +407,7 @@ def check_recipe(recipe: Recipe, profile: Profile, out: str | Path, *, can_promp
     """
     infos = {e.name: e for e in list_entries(out)} if Path(out).exists() else {}
     existing = set(infos)
+    held = names_held_by_links(out) if Path(out).exists() else {}  # never written over
     states: list[str] = []
     made: dict[str, Footprint] = {}  # entries earlier steps will write, by name
     current: tuple[float, float, float] = (0.0, 0.0, 0.0)
@@ -419,6 +420,8 @@ def check_recipe(recipe: Recipe, profile: Profile, out: str | Path, *, can_promp
         if isinstance(step, ScanStep | SubtractStep):
             name = step.keys["name"] if isinstance(step, ScanStep) else step.name
             check_entry_name(name, source=f"{recipe.source}, {where}")
+            if name in held:
+                raise InputError(f"{where}: in {out}, {held[name]}", source=recipe.source)
             if name in made:
                 raise InputError(f"{where}: entry '{name}' already exists earlier in the "
                                  "recipe; expected a new name", source=recipe.source)

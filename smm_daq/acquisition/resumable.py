@@ -28,7 +28,7 @@ from smm_daq.errors import InputError
 from smm_daq.instruments.profile import Profile, parse_profile
 from smm_daq.storage.h5file import open_read, text
 from smm_daq.storage.scan_entry import STATUSES, check_not_cut_off, check_same_profile
-from smm_daq.storage.staging import check_an_entry
+from smm_daq.storage.staging import check_an_entry, entry_listed, link_in_the_way, resolves
 
 TEXTS = ("plan", "profile", "profile_fingerprint", "recipe", "status")
 GRIDS = ("data/Bz", "data/lockin_x", "data/lockin_y", "data/lockin_range", "data/time")
@@ -62,11 +62,13 @@ def load_resumable(path: str | Path, name: str) -> ResumableEntry:
     """The entry `name` of `path`, checked whole (see the module); InputError otherwise."""
     where = f"{path}, entry '{name}'"
     with open_read(path) as f:
-        if name not in f or not isinstance(f[name], h5py.Group):
-            scans = [k for k, g in f.items()
-                     if isinstance(g, h5py.Group) and text(g.attrs.get("kind", "")) == "scan"]
-            raise InputError(f"no such entry; expected a scan of this file ("
-                             f"{', '.join(scans) or 'it holds none'})", source=where)
+        if not resolves(f, name) or not isinstance(f[name], h5py.Group):
+            scans = [k for k in f if entry_listed(f, k)  # never through a link
+                     and text(f[k].attrs.get("kind", "")) == "scan"]
+            link = link_in_the_way(f, name)  # one leading nowhere
+            raise InputError(f"no such entry{f' ({name!r} is {link})' if link else ''}; "
+                             "expected a scan of this file "
+                             f"({', '.join(scans) or 'it holds none'})", source=where)
         kind = text(f[name].attrs.get("kind", ""))
         g = f[name]
         if kind == "scan":

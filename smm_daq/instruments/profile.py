@@ -346,7 +346,7 @@ def _sensor(r: _Reader) -> SensorSettings:
     return s
 
 
-def _lockin(r: _Reader) -> LockInSettings:
+def _lockin(r: _Reader, *, simulated: bool) -> LockInSettings:
     s = LockInSettings(
         link=_link(r),
         time_constant=r.number("time_constant_s", lo=TIME_CONSTANTS_S[0],
@@ -368,8 +368,26 @@ def _lockin(r: _Reader) -> LockInSettings:
         interface=r.string("interface", choices=LOCKIN_INTERFACES)
         if "interface" in r.table else None,
     )
+    port = None if simulated else _port_of(s.link.address)  # simulated: the emulator's name
+    if s.interface is not None and port not in (None, s.interface):
+        # the driver would send every reply to the port the link does not reach (OUTX)
+        raise r.fail("interface", s.interface,
+                     f"'{port}' or no key: address {s.link.address!r} reaches the lock-in's "
+                     f"{PORT_NAMES[port]} port")
     r.check_unknown()
     return s
+
+
+PORT_NAMES = {"rs232": "RS-232", "gpib": "GPIB"}
+
+
+def _port_of(address: str) -> str | None:
+    """The lock-in port ('rs232', 'gpib') an address can only reach; None for one that may
+    reach either (a socket: a serial-to-Ethernet server or a GPIB gateway)."""
+    text = address.strip().upper()
+    if text.startswith(("ASRL", "SERIAL:")):
+        return "rs232"
+    return "gpib" if text.startswith("GPIB") else None
 
 
 def _stage(r: _Reader) -> StageSettings:
@@ -528,7 +546,7 @@ def parse_profile(text: str, path: Path) -> Profile:
         name=name,
         simulated=simulated,
         sensor=_sensor(top.sub("sensor")),  # type: ignore[arg-type]
-        lockin=_lockin(top.sub("lockin")),  # type: ignore[arg-type]
+        lockin=_lockin(top.sub("lockin"), simulated=simulated),  # type: ignore[arg-type]
         stage=_stage(top.sub("stage")),  # type: ignore[arg-type]
         coils=coils,
         fluxgate=_fluxgate(fluxgate_table) if fluxgate_table is not None else None,

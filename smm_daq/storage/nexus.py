@@ -74,7 +74,9 @@ from smm_daq.storage.staging import (
     key_after_clearing,
     left_by_a_writer,
     link_in_the_way,
+    link_not_written_over,
     move_in,
+    no_entry,
     replace_entry,
     replacements_under_way,
     resolves,
@@ -329,6 +331,9 @@ def _check_replaceable(f: h5py.File, name: str, key: str, sources: Sequence[str]
                        overwrite: bool, source: str) -> None:
     """Overwriting is for analysis products only: never an acquired scan, never a source,
     never what another tool wrote. `key`: where the entry `name` lies (`key_after_clearing`)."""
+    link = link_not_written_over(f, key)
+    if link is not None:  # said as what it is: a link is no entry, whatever --overwrite says
+        raise InputError(link, source=source)
     if not overwrite:
         raise InputError(
             f"entry '{name}' already exists; expected a new entry name (or --overwrite "
@@ -375,13 +380,7 @@ def _entry_group(f: h5py.File, entry: str, source: str) -> h5py.Group:
         check_an_entry(f, entry, source)
     group = f.get(entry) if not why and resolves(f, entry) else None  # a link to nothing
     if not isinstance(group, h5py.Group):
-        names = [k for k in f if entry_listed(f, k)]
-        raise InputError(
-            f"no entry '{entry}'{why}; expected "
-            + ("one of " + ", ".join(repr(n) for n in names) if names
-               else "an entry, but the file holds none"),
-            source=source,
-        )
+        raise InputError(no_entry(f, entry, why), source=source)
     return group
 
 
@@ -552,6 +551,14 @@ def links_and_strays(path: str | Path) -> list[str]:
                              f"'{unstaged_name(key)}' under while writing it, and smm-daq did "
                              "not put it there")
         return found
+
+
+def names_held_by_links(path: str | Path) -> dict[str, str]:
+    """The file's top-level names a link holds, each with why no entry is written there
+    (`link_not_written_over`): for a check of every name before anything runs (a recipe's)."""
+    with open_read(path) as f, corrupt_guard(str(path)):
+        held = {key: link_not_written_over(f, key) for key in f}
+        return {key: why for key, why in held.items() if why is not None}
 
 
 def unfinished_entries(path: str | Path) -> list[CutOff]:

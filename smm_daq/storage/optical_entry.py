@@ -28,6 +28,7 @@ from smm_daq.storage.staging import (
     STAGING,
     check_an_entry,
     clear_unfinished,
+    link_not_written_over,
     move_in,
     staged_name,
 )
@@ -61,7 +62,8 @@ def write_optical_entry(
     with writing(path) as f:
         clear_unfinished(f, name)  # left by a writer that was killed (a replacement settled)
         if f.get(name, getlink=True) is not None:  # a link to nothing too
-            raise InputError(f"entry '{name}' already exists; choose another name",
+            raise InputError(link_not_written_over(f, name)
+                             or f"entry '{name}' already exists; choose another name",
                              source=source)
         # Laid out under a temporary name and moved in whole (see write_map_entry).
         staged = staged_name(name)

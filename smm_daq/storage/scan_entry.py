@@ -71,6 +71,7 @@ from smm_daq.storage.staging import (
     check_staged_name_free,
     clear_unfinished,
     key_after_clearing,
+    link_not_written_over,
     move_in,
     staged_name,
 )
@@ -170,7 +171,7 @@ def check_new_scan(path: str | Path, name: str) -> None:
     if p.exists():
         with open_read(p) as f:
             if key_after_clearing(f, name) is not None:  # a link to nothing too
-                raise _taken(p, name)
+                raise _taken(f, p, name)
             check_staged_name_free(f, name)
         require_swmr_format(p)
 
@@ -187,7 +188,10 @@ def check_not_cut_off(g: h5py.Group, where: str) -> None:
             "the scan again (its next write replaces what was left)", source=where)
 
 
-def _taken(path: Path, name: str) -> InputError:
+def _taken(f: h5py.Group, path: Path, name: str) -> InputError:
+    link = link_not_written_over(f, name)
+    if link is not None:  # no entry to resume there
+        return InputError(link, source=str(path))
     return InputError(f"entry '{name}' already exists; expected another scan name (or "
                       f"`smm-daq resume {path} --entry {name}` to finish it)", source=str(path))
 
@@ -237,7 +241,7 @@ class ScanEntryWriter:
         with writing(p) as f:
             clear_unfinished(f, name)  # left by a writer that was killed
             if f.get(name, getlink=True) is not None:  # a link to nothing too
-                raise _taken(p, name)
+                raise _taken(f, p, name)
             sensor = profile.sensor
             core = MapData(  # the layout only: Bz is a zero-stride placeholder, no memory
                 bz=np.broadcast_to(0.0, (len(y), len(x))),

@@ -209,8 +209,28 @@ def link_in_the_way(f: h5py.Group, name: str) -> str | None:
         return None
     if isinstance(link, h5py.ExternalLink):
         return f"an external link to '{link.path}' in {link.filename}"
-    gone = "" if resolves(f, name) else ", which does not exist"
-    return f"a soft link to '{link.path}'{gone}"
+    return f"a soft link to '{link.path}'{_where_it_leads(f, name)}"
+
+
+def _where_it_leads(f: h5py.Group, key: str) -> str:
+    """How the soft link `key` fails to lead to an object, said for a message ("" where it
+    leads to one): to nothing, or round in a loop (through itself or other links)."""
+    try:
+        return "" if f.get(key) is not None else ", which does not exist"
+    except (KeyError, RuntimeError, OSError):
+        return ", which leads round in a loop of links (HDF5 cannot follow it)"
+
+
+def link_not_written_over(f: h5py.Group, name: str) -> str | None:
+    """Why no entry is written under `name` where a link (soft or external, to an entry, to
+    nothing or round in a loop) holds it, as a message naming the link; None where none
+    does. A writer never follows a link into its target nor deletes another program's."""
+    link = link_in_the_way(f, name)
+    if link is None:
+        return None
+    return (f"'{name}' is {link}, not an entry, and smm-daq never writes over a link; "
+            "expected another entry name (or the link removed with an HDF5 tool: h5py, "
+            "HDFView)")
 
 
 def key_after_clearing(f: h5py.Group, name: str) -> str | None:
@@ -465,7 +485,20 @@ def entry_listed(f: h5py.Group, key: str) -> bool:
 
 def check_an_entry(f: h5py.Group, key: str, source: str) -> None:
     """InputError, for every reader of an entry by name, where `key` may not be read as one
-    (`not_an_entry`)."""
+    (`not_an_entry`), or is a link leading nowhere (`no_entry`): HDF5 raises a KeyError or
+    RuntimeError for one, and a reader would end in a traceback."""
     refused = not_an_entry(f, key, source)
+    if refused is None and link_in_the_way(f, key) is not None and not resolves(f, key):
+        refused = no_entry(f, key)
     if refused is not None:
         raise InputError(refused, source=source)
+
+
+def no_entry(f: h5py.Group, key: str, why: str = "") -> str:
+    """"No entry `key`", with `why` (what else the name is) or the link leading nowhere that
+    holds it, and the entries there are (`entry_listed`: never through a link)."""
+    names = [k for k in f if entry_listed(f, k)]
+    link = None if why else link_in_the_way(f, key)
+    return (f"no entry '{key}'{why}{f' ({key!r} is {link})' if link else ''}; expected "
+            + ("one of " + ", ".join(repr(n) for n in names) if names
+               else "an entry, but the file holds none"))
