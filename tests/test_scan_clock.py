@@ -17,7 +17,9 @@ from acq_fakes import FakeRig, fake_rig
 
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.acquisition.sequencer import Sequencer
+from smm_daq.cli.main import main
 from smm_daq.clock import VirtualClock
+from smm_daq.errors import InputError
 from smm_daq.storage import scan_entry
 from smm_daq.storage.h5file import text
 from smm_daq.storage.scan_entry import read_runs
@@ -122,3 +124,30 @@ def test_an_entry_of_an_earlier_version_resumes_its_times_on_the_rig_clock(
         np.testing.assert_array_equal(t[:2], before)
         assert np.all((t[2:] > 0) & (t[2:] <= rig.clock.now()))  # its run's rig clock
     assert [r.run for r in read_runs(path, "k")] == [0, 1]  # from the field-check log
+
+
+def test_info_says_the_runs_of_a_resumed_scan(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    once, resumed = tmp_path / "once.h5", tmp_path / "resumed.h5"
+    assert _run(once, _rig(0.0), resume=False) == "finished"
+    assert _run(resumed, _rig(0.0), resume=False, stop_after_line=1) == "aborted"
+    assert _run(resumed, _rig(0.0), resume=True, stop_after_line=3) == "aborted"
+    assert _run(resumed, _rig(0.0), resume=True) == "finished"
+    assert main(["info", str(once)]) == 0
+    assert " runs " not in capsys.readouterr().out
+    assert main(["info", str(resumed)]) == 0
+    starts = [r.start_time for r in read_runs(resumed, "k")]
+    assert f"runs 3 (started {starts[0]}, resumed {starts[1]}, {starts[2]})" in (
+        capsys.readouterr().out)
+
+
+def test_a_damaged_line_run_is_refused_before_the_rig_is_touched(tmp_path: Path) -> None:
+    path = tmp_path / "s.h5"
+    assert _run(path, _rig(0.0), resume=False, stop_after_line=1) == "aborted"
+    with h5py.File(path, "a") as f:
+        del f["k/data/line_run"]
+        f["k/data/line_run"] = np.zeros(NY - 1, dtype="i4")
+    rig = _rig(0.0)
+    with pytest.raises(InputError, match="'data/line_run' is not one integer per line"):
+        Sequencer(rig, path, _plan(), resume=True).run()
+    assert rig.stage.visits == []
