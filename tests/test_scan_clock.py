@@ -91,7 +91,7 @@ def test_times_increase_across_two_resumes_with_each_line_and_run_recorded(
 def test_a_resume_an_hour_later_reads_an_hour_after_the_start(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "s.h5"
-    start = 1.8e9
+    start = 1.8e9 + 0.25  # the entry's start_time is to the second: 0.25 s before
     _wall(monkeypatch, start)
     first = _rig(100.0)
     assert _run(path, first, resume=False, stop_after_line=1) == "aborted"
@@ -102,10 +102,11 @@ def test_a_resume_an_hour_later_reads_an_hour_after_the_start(
 
     with h5py.File(path, "r") as f:
         t = f["k/data/time"][()]
-        assert np.all((t[:2] > 0) & (t[:2] <= ran))  # rig-clock seconds since the start
-        assert np.all((t[2:] > 3600.0) & (t[2:] <= 3600.0 + second.clock.now()))
+        assert datetime.fromisoformat(text(f["k/start_time"][()])).timestamp() == 1.8e9
+        assert np.all((t[:2] > 0.25) & (t[:2] <= 0.25 + ran))  # since start_time
+        assert np.all((t[2:] > 3600.25) & (t[2:] <= 3600.25 + second.clock.now()))
         np.testing.assert_array_equal(f["k/runs/start_epoch"][()], [start, start + 3600.0])
-        np.testing.assert_array_equal(f["k/runs/time_offset"][()], [0.0, 3600.0])
+        np.testing.assert_allclose(f["k/runs/time_offset"][()], [0.25, 3600.25], atol=1e-6)
 
 
 def test_an_entry_of_an_earlier_version_resumes_its_times_on_the_rig_clock(

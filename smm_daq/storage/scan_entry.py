@@ -251,7 +251,8 @@ class ScanEntryWriter:
         the scan's start (the times given to `write_line` are on that clock)."""
         p = Path(path)
         epoch = time.time()
-        start = _iso(epoch)
+        start = _iso(epoch)  # to the second: the scan's clock counts from it
+        offset = epoch - datetime.fromisoformat(start).timestamp()
         check_entry_name(name, source=str(p))
         require_swmr_format(p)
         with writing(p) as f:
@@ -278,7 +279,7 @@ class ScanEntryWriter:
                 )
                 entry.attrs[STAGING] = 1
                 cls._layout_scan(entry, len(y), len(x), profile, snapshot)
-                _layout_runs(entry, start, epoch)
+                _layout_runs(entry, start, epoch, offset)
                 entry.create_dataset("writer", data=writer_id().encode(), dtype=FIXED_TEXT)
                 entry.create_dataset("state", data="running", dtype=FIXED_TEXT)
                 entry.create_dataset("message", data=_clip(_in_progress(p, name, "running")),
@@ -300,7 +301,7 @@ class ScanEntryWriter:
                 raise
             move_in(f, staged, name)
             f.attrs["default"] = name
-        return cls(p, name, np.zeros(len(y), dtype=bool), time_shift=-rig_start)
+        return cls(p, name, np.zeros(len(y), dtype=bool), time_shift=offset - rig_start)
 
     @staticmethod
     def _layout_streams(entry: h5py.Group, ny: int, samples: int, recorded: int,
@@ -521,8 +522,9 @@ def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).astimezone().isoformat(timespec="seconds")
 
 
-def _layout_runs(entry: h5py.Group, start: str, epoch: float) -> None:
-    """`runs`: a row per run of the scan, extendable in SWMR mode, its first row the start."""
+def _layout_runs(entry: h5py.Group, start: str, epoch: float, offset: float) -> None:
+    """`runs`: a row per run of the scan, extendable in SWMR mode, its first row the start
+    (at `epoch`, `offset` seconds after the scan's start time `start`)."""
     runs = set_nx(entry.create_group("runs"), "NXcollection")
     for key, dtype, fill, units, long_name in (
         ("run", "i4", -1, None, "run of the scan: 0 its start, k its k-th resume"),
@@ -537,14 +539,15 @@ def _layout_runs(entry: h5py.Group, start: str, epoch: float) -> None:
             ds.attrs["units"] = units
         ds.attrs["long_name"] = long_name
     runs["time_offset"].attrs["description"] = (
-        "seconds from the scan's start to the run's: a reading's data/time is its run's "
-        "time_offset plus the rig-clock seconds since that run's start. The wall-clock time "
-        "since the scan's start (start_epoch), but never less than a time stored before (a "
-        "wall clock set back, a simulation faster than real time), so time only increases")
+        "seconds from the scan's start (the entry's start_time) to the run's: a reading's "
+        "data/time is its run's time_offset plus the rig-clock seconds since that run's start. "
+        "The wall-clock time since the scan's start (start_epoch), but never less than a time "
+        "stored before (a wall clock set back, a simulation faster than real time), so time "
+        "only increases")
     runs["run"][0] = 0
     runs["start_time"][0] = start.encode()
     runs["start_epoch"][0] = epoch
-    runs["time_offset"][0] = 0.0
+    runs["time_offset"][0] = offset
 
 
 def _add_run_start(entry: h5py.Group, run: int | None, epoch: float) -> float | None:
@@ -559,8 +562,8 @@ def _add_run_start(entry: h5py.Group, run: int | None, epoch: float) -> float | 
     earlier = np.concatenate([stored[np.isfinite(stored)],
                               np.asarray(runs["time_offset"][()], dtype=float).reshape(-1),
                               [0.0]])
-    first = float(runs["start_epoch"][0])
-    offset = max(epoch - first if np.isfinite(first) else 0.0, float(np.nanmax(earlier)))
+    origin = float(runs["start_epoch"][0]) - float(runs["time_offset"][0])
+    offset = max(epoch - origin if np.isfinite(origin) else 0.0, float(np.nanmax(earlier)))
     for key in ("run", "start_time", "start_epoch", "time_offset"):
         runs[key].resize(row + 1, axis=0)
     runs["run"][row] = row if run is None else run
