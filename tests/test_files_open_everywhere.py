@@ -356,8 +356,15 @@ def test_killed_scan_says_interrupted_in_the_file_and_resume_completes_it(files)
         log = root["k/instrument/field_check/value_log"]
         assert log.nxclass == "NXlog" and log.value.shape == (2, 3)
         assert str(log.value.attrs["units"]) == "T" and log.time.shape == (2,)
+        # the killed run's lines and the resume's on one clock: each line's run, each run's start
+        runs = root["k/runs"]
+        assert runs.nxclass == "NXcollection" and runs.start_epoch.shape == (2,)
+        line_run = root["k/data/line_run"].nxvalue
+        times = root["k/data/time"].nxvalue
     finally:
         root.nxfile.close()
+    np.testing.assert_array_equal(line_run, np.where(done, 0, 1))
+    assert np.nanmin(times[~done]) > np.nanmax(times[done])
 
 
 def test_a_scan_killed_during_a_write_is_repaired_by_the_command(files, capsys):

@@ -122,6 +122,13 @@ def load_resumable(path: str | Path, name: str) -> ResumableEntry:
                                  "cannot be resumed (start a new scan)", source=where)
             if key in ("data/line_done", "data/x", "data/y"):
                 arrays[key] = node[()]
+        line_run = g.get("data/line_run")  # entries of earlier versions have none
+        if line_run is not None and (not isinstance(line_run, h5py.Dataset)
+                                     or line_run.shape != (plan.ny,)
+                                     or line_run.dtype.kind not in "iu"):
+            raise InputError(f"'data/line_run' is not one integer per line; expected {plan.ny} "
+                             "(the run that measured each line): the entry cannot be resumed "
+                             "(start a new scan)", source=where)
         for axis, grid in (("x", plan.x), ("y", plan.y)):
             stored = np.asarray(arrays[f"data/{axis}"], dtype=float)
             if not np.allclose(stored, grid, rtol=0.0, atol=1e-9):

@@ -361,8 +361,9 @@ class Sequencer(FlyScan):
     def _open_writer(self, snapshot: dict[str, Any] | None) -> ScanEntryWriter:
         """The entry resumed, or a new one laid out for the plan with the rig's `snapshot`
         (touches no instrument)."""
+        rig_start = self.rig.clock.now()  # the run's start: its times count from here
         if self.resume_entry:
-            return ScanEntryWriter.reopen(self.path, self.entry)
+            return ScanEntryWriter.reopen(self.path, self.entry, rig_start)
         return ScanEntryWriter.create(
             self.path,
             name=self.entry,
@@ -376,6 +377,7 @@ class Sequencer(FlyScan):
             snapshot=snapshot or {},
             recipe_text=self.recipe_text,
             streams=self._fly_layout() if self.plan.fly is not None else None,
+            rig_start=rig_start,
         )
 
     def _make_safe_after(self, exc: BaseException) -> None:

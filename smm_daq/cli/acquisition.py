@@ -319,6 +319,8 @@ def _info_line(path: str, e: EntryInfo, result: str = "") -> str:
         parts.append(f"{nx} × {ny}{step}")
     if e.lines_done is not None and e.shape is not None:
         parts.append(f"lines {e.lines_done}/{e.shape[0]}")
+    if e.kind == "scan":
+        parts.append(_runs_part(path, e.name))
     if e.applied_field is not None:
         parts.append(f"field {_vec_ut(e.applied_field)}")
     if e.measured_field is not None and np.all(np.isfinite(e.measured_field)):
@@ -333,7 +335,20 @@ def _info_line(path: str, e: EntryInfo, result: str = "") -> str:
         parts.append("from " + ", ".join(e.sources))
     if e.title:
         parts.append(repr(e.title))
-    return "  ".join(parts)
+    return "  ".join(p for p in parts if p)
+
+
+def _runs_part(path: str, name: str) -> str:
+    """A scan's runs when it was resumed ("" when it ran once): how many, and when each
+    began where the entry records it (an entry of an earlier version does not)."""
+    from smm_daq.storage.scan_entry import read_runs
+
+    runs = read_runs(path, name)
+    if len(runs) < 2:
+        return ""
+    starts = [r.start_time for r in runs if r.start_time]
+    when = f" (started {starts[0]}, resumed {', '.join(starts[1:])})" if len(starts) > 1 else ""
+    return f"runs {len(runs)}{when}"
 
 
 def _result_summary(path: str, entry: str) -> tuple[str, str, str]:

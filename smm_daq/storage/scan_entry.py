@@ -14,7 +14,18 @@ Beyond the map core of `smm_daq.storage.nexus`, a scan entry holds:
               until the scan ends);
               profile (text), profile_fingerprint (JSON), plan (JSON), recipe (text)
       data    Bz (ny, nx) T NaN-filled, line_done (ny,), lockin_x, lockin_y (ny, nx) V,
-              lockin_range (ny, nx) V full scale, time (ny, nx) s on the rig clock
+              lockin_range (ny, nx) V full scale, time (ny, nx) s since the scan's start
+              (its `start` attribute, the entry's start_time), continued across resumes
+              (`runs`); line_run (ny,) the run that measured each line (-1: none yet).
+              Files of earlier versions have no line_run and no runs: their time is each
+              run's rig clock, which starts again at every resume
+      runs    NXcollection, a row per run (the start, then each resume): run (n,),
+              start_time (n,) ISO 8601, start_epoch (n,) s since 1970-01-01T00:00:00Z,
+              time_offset (n,) s: the run's start on the scan's clock; a reading's time is
+              its run's time_offset plus the rig-clock seconds since that run's start.
+              time_offset is the wall-clock time since the scan's start, but never less than
+              a time already stored (a wall clock set back, a simulation faster than real
+              time), so time only increases
       instrument/sensor      sensitivity (V/T), offset (V), channel
       instrument/field_check NXsensor: value (3,) T measured at the start of the latest run
                              (fluxgate, or the coils' read-back); the requested field is
@@ -29,7 +40,8 @@ Beyond the map core of `smm_daq.storage.nexus`, a scan entry holds:
       rig_clock_duration     s of rig-clock time spent scanning (summed over resumes; a float,
                              so not NeXus' integer `duration`)
       fly_streams            (flown scans) NXcollection of each line's raw streams, NaN-padded:
-                             time, lockin_x, lockin_y (ny, samples); position_time,
+                             time, lockin_x, lockin_y (ny, samples); position_time (times
+                             on data/time's clock, or on the rig clock where it has no runs),
                              position_x (ny, recorder points); lag (ny,) s used to place them;
                              settings (JSON: time constant, poles, rate, velocity, run-up)
 """
@@ -38,6 +50,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -207,12 +220,15 @@ class ScanEntryWriter:
     while the writer is alive.
     """
 
-    def __init__(self, path: Path, name: str, line_done: np.ndarray, run: int | None = 0
-                 ) -> None:
+    def __init__(self, path: Path, name: str, line_done: np.ndarray, run: int | None = 0,
+                 time_shift: float | None = None) -> None:
         self.path = path
         self.name = name
         self.line_done = np.asarray(line_done, dtype=bool)
         self.run = run  # its row in field_check/value_log; None: the entry has no log
+        # added to a rig-clock time to put it on the scan's clock (`runs`); None: an entry of
+        # an earlier version, whose times stay on the rig clock as it wrote them
+        self.time_shift = time_shift
 
     @classmethod
     def create(
@@ -230,12 +246,17 @@ class ScanEntryWriter:
         snapshot: Mapping[str, Any],
         recipe_text: str = "",
         streams: tuple[int, int, str] | None = None,
+        rig_start: float = 0.0,
     ) -> ScanEntryWriter:
         """Lay out a new scan entry (InputError if `name` exists or the file cannot take it).
 
         `streams`: for a flown scan, (lock-in samples, recorder points) per line and the fly
-        settings as JSON, to lay out `fly_streams`."""
+        settings as JSON, to lay out `fly_streams`. `rig_start`: the rig clock's reading now,
+        the scan's start (the times given to `write_line` are on that clock)."""
         p = Path(path)
+        epoch = time.time()
+        start = _iso(epoch)  # to the second: the scan's clock counts from it
+        offset = epoch - datetime.fromisoformat(start).timestamp()
         check_entry_name(name, source=str(p))
         require_swmr_format(p)
         with writing(p) as f:
@@ -257,11 +278,12 @@ class ScanEntryWriter:
             staged = staged_name(name)
             try:
                 entry = create_entry_core(
-                    f, core, kind="scan", status="interrupted", start_time=now_iso(),
-                    end_time=now_iso(), status_dtype=FIXED_TEXT, group=staged,
+                    f, core, kind="scan", status="interrupted", start_time=start,
+                    end_time=start, status_dtype=FIXED_TEXT, group=staged,
                 )
                 entry.attrs[STAGING] = 1
                 cls._layout_scan(entry, len(y), len(x), profile, snapshot)
+                _layout_runs(entry, start, epoch, offset)
                 entry.create_dataset("writer", data=writer_id().encode(), dtype=FIXED_TEXT)
                 entry.create_dataset("state", data="running", dtype=FIXED_TEXT)
                 entry.create_dataset("message", data=_clip(_in_progress(p, name, "running")),
@@ -283,17 +305,18 @@ class ScanEntryWriter:
                 raise
             move_in(f, staged, name)
             f.attrs["default"] = name
-        return cls(p, name, np.zeros(len(y), dtype=bool))
+        return cls(p, name, np.zeros(len(y), dtype=bool), time_shift=offset - rig_start)
 
     @staticmethod
     def _layout_streams(entry: h5py.Group, ny: int, samples: int, recorded: int,
                         settings: str) -> None:
         g = set_nx(entry.create_group("fly_streams"), "NXcollection")
         for key, n, units, long_name in (
-            ("time", samples, "s", "lock-in sample time on the rig clock (s)"),
+            ("time", samples, "s", "lock-in sample time since the scan's start (s)"),
             ("lockin_x", samples, "V", "lock-in X (V)"),
             ("lockin_y", samples, "V", "lock-in Y (V)"),
-            ("position_time", recorded, "s", "recorded position's time on the rig clock (s)"),
+            ("position_time", recorded, "s",
+             "recorded position's time since the scan's start (s)"),
             ("position_x", recorded, "m", "recorded stage x (m)"),
         ):
             ds = g.create_dataset(key, shape=(ny, n), dtype="f8", chunks=(1, n),
@@ -315,13 +338,22 @@ class ScanEntryWriter:
             ("lockin_x", "V", "lock-in X (V)"),
             ("lockin_y", "V", "lock-in Y (V)"),
             ("lockin_range", "V", "lock-in full scale (V)"),
-            ("time", "s", "time of the reading on the rig clock (s)"),
+            ("time", "s", "time of the reading since the scan's start (s)"),
         ):
             ds = data.create_dataset(key, shape=(ny, nx), dtype="f8", chunks=chunks,
                                      fillvalue=np.nan)
             ds.attrs["units"] = units
             ds.attrs["long_name"] = long_name
+        data["time"].attrs["start"] = text(entry["start_time"])
+        data["time"].attrs["description"] = (
+            "seconds from the scan's start (the `start` attribute, the entry's start_time) to "
+            "the reading, one clock across resumes: the reading's run (line_run) began at "
+            "runs/time_offset, and the rig clock's seconds since then are added; NaN where "
+            "not measured")
         data.create_dataset("line_done", shape=(ny,), dtype=bool, fillvalue=False)
+        run = data.create_dataset("line_run", shape=(ny,), dtype="i4", fillvalue=-1)
+        run.attrs["long_name"] = ("run that measured the line: 0 the scan's start, k its k-th "
+                                  "resume (runs); -1 not measured")
         sensor_grp = entry["instrument/sensor"]
         s = profile.sensor
         sensor_grp.create_dataset("sensitivity", data=s.sensitivity_V_per_T).attrs["units"] = "V/T"
@@ -347,8 +379,9 @@ class ScanEntryWriter:
         _snapshot_groups(snap, snapshot)
 
     @classmethod
-    def reopen(cls, path: str | Path, name: str) -> ScanEntryWriter:
-        """Take over an unfinished scan entry to continue it (InputError if it cannot be)."""
+    def reopen(cls, path: str | Path, name: str, rig_start: float = 0.0) -> ScanEntryWriter:
+        """Take over an unfinished scan entry to continue it (InputError if it cannot be), a
+        new run starting now, when the rig clock reads `rig_start`."""
         p = Path(path)
         require_swmr_format(p)
         with writing(p, create=False, swmr=True) as f:
@@ -371,7 +404,9 @@ class ScanEntryWriter:
             g["message"][()] = _clip(_in_progress(p, name, "running"))
             line_done = np.asarray(g["data/line_done"][()], dtype=bool)
             run = _add_run(g)
-        return cls(p, name, line_done, run)
+            offset = _add_run_start(g, run, time.time())
+        shift = None if offset is None else offset - rig_start
+        return cls(p, name, line_done, run, shift)
 
     def _writing(self, room: int = 0) -> contextlib.AbstractContextManager[h5py.File]:
         """The entry's file opened for one write; StorageError when the file is gone (a
@@ -392,6 +427,7 @@ class ScanEntryWriter:
         done and flush again."""
         room = sum(np.asarray(v).nbytes for v in (bz, x, y, full_scale, t,
                                                     *(streams or {}).values()))
+        shift = self.time_shift or 0.0
         with self._writing(room) as f:
             g = f[self.name]
             data = g["data"]
@@ -403,12 +439,14 @@ class ScanEntryWriter:
                 row = np.full(ds.shape[1], np.nan)
                 n = min(np.size(values), row.size)
                 row[:n] = np.asarray(values, dtype=float)[:n]
-                ds[iy] = row
+                ds[iy] = row + shift if key in ("time", "position_time") else row
             data["Bz"][iy] = bz
             data["lockin_x"][iy] = x
             data["lockin_y"][iy] = y
             data["lockin_range"][iy] = full_scale
-            data["time"][iy] = t
+            data["time"][iy] = np.asarray(t, dtype=float) + shift
+            if self.time_shift is not None and self.run is not None:
+                data["line_run"][iy] = self.run
             f.flush()
             data["line_done"][iy] = True
             g["end_time"][()] = now_iso()  # where an interrupted scan ended
@@ -481,6 +519,97 @@ def _add_run(entry: h5py.Group) -> int | None:
         log[key].resize(run + 1, axis=0)
     log["run"][run] = run
     return run
+
+
+def _iso(epoch: float) -> str:
+    """`epoch` (s since 1970 UTC) as ISO 8601 with the local offset, as `now_iso` writes."""
+    return datetime.fromtimestamp(epoch, UTC).astimezone().isoformat(timespec="seconds")
+
+
+def _layout_runs(entry: h5py.Group, start: str, epoch: float, offset: float) -> None:
+    """`runs`: a row per run of the scan, extendable in SWMR mode, its first row the start
+    (at `epoch`, `offset` seconds after the scan's start time `start`)."""
+    runs = set_nx(entry.create_group("runs"), "NXcollection")
+    for key, dtype, fill, units, long_name in (
+        ("run", "i4", -1, None, "run of the scan: 0 its start, k its k-th resume"),
+        ("start_time", FIXED_TEXT, b"", None, "the run's start (ISO 8601, wall clock)"),
+        ("start_epoch", "f8", np.nan, "s",
+         "the run's start in seconds since 1970-01-01T00:00:00Z (wall clock)"),
+        ("time_offset", "f8", np.nan, "s", "the run's start on data/time's clock (s)"),
+    ):
+        ds = runs.create_dataset(key, shape=(1,), maxshape=(None,), dtype=dtype, chunks=(16,),
+                                 fillvalue=fill)
+        if units:
+            ds.attrs["units"] = units
+        ds.attrs["long_name"] = long_name
+    runs["time_offset"].attrs["description"] = (
+        "seconds from the scan's start (the entry's start_time) to the run's: a reading's "
+        "data/time is its run's time_offset plus the rig-clock seconds since that run's start. "
+        "The wall-clock time since the scan's start (start_epoch), but never less than a time "
+        "stored before (a wall clock set back, a simulation faster than real time), so time "
+        "only increases")
+    runs["run"][0] = 0
+    runs["start_time"][0] = start.encode()
+    runs["start_epoch"][0] = epoch
+    runs["time_offset"][0] = offset
+
+
+def _add_run_start(entry: h5py.Group, run: int | None, epoch: float) -> float | None:
+    """A row in `runs` for the run that resumes the entry now (`run`, or the next row): its
+    offset on the scan's clock (see `_layout_runs`). None for an entry of an earlier version,
+    which has no `runs` (its times stay on the rig clock)."""
+    runs = entry.get("runs")
+    if not isinstance(runs, h5py.Group) or "line_run" not in entry["data"]:
+        return None
+    row = int(runs["run"].shape[0])
+    stored = np.asarray(entry["data/time"][()], dtype=float)
+    earlier = np.concatenate([stored[np.isfinite(stored)],
+                              np.asarray(runs["time_offset"][()], dtype=float).reshape(-1),
+                              [0.0]])
+    origin = float(runs["start_epoch"][0]) - float(runs["time_offset"][0])
+    offset = max(epoch - origin if np.isfinite(origin) else 0.0, float(np.nanmax(earlier)))
+    for key in ("run", "start_time", "start_epoch", "time_offset"):
+        runs[key].resize(row + 1, axis=0)
+    runs["run"][row] = row if run is None else run
+    runs["start_time"][row] = _iso(epoch).encode()
+    runs["start_epoch"][row] = epoch
+    runs["time_offset"][row] = offset
+    return offset
+
+
+@dataclass(frozen=True)
+class RunStart:
+    """One run of a scan (its start, or a resume) as its entry records it."""
+
+    run: int  # 0 the start, k the k-th resume
+    start_time: str  # ISO 8601; "" not recorded (an entry of an earlier version)
+    time_offset: float  # s on data/time's clock; NaN not recorded
+
+
+def read_runs(path: str | Path, name: str) -> list[RunStart]:
+    """The runs of scan entry `name`: from `runs`, or for an entry of an earlier version from
+    its field-check log (their starts unrecorded), or one run when it has neither."""
+    with open_read(path) as f:
+        check_an_entry(f, name, str(path))
+        g = f.get(name)
+        if not isinstance(g, h5py.Group):
+            raise InputError("is not a scan entry in this file", source=f"{path}, entry '{name}'")
+        runs = g.get("runs")
+        try:
+            if isinstance(runs, h5py.Group):
+                starts = [text(s) for s in runs["start_time"][()]]
+                offsets = np.asarray(runs["time_offset"][()], dtype=float).reshape(len(starts))
+                numbers = np.asarray(runs["run"][()], dtype=int).reshape(len(starts))
+                return [RunStart(int(n), s, float(o))
+                        for n, s, o in zip(numbers, starts, offsets, strict=True)]
+            log = g.get("instrument/field_check/value_log/run")
+            numbers = (np.asarray(log[()], dtype=int).reshape(-1)
+                       if isinstance(log, h5py.Dataset) else np.zeros(1, int))
+        except (KeyError, ValueError, TypeError) as exc:
+            raise InputError(f"'runs' is malformed ({exc}); expected run, start_time, "
+                             "start_epoch and time_offset, one row per run",
+                             source=f"{path}, entry '{name}'") from None
+    return [RunStart(int(n), "", float("nan")) for n in numbers]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,154 @@
+"""A scan's `data/time` is one clock across resumes: seconds since the scan's start, each run's
+readings placed after its start (`runs/time_offset`, from the runs' wall-clock starts) whatever
+the rig clock read, each line's run in `data/line_run`, each run's start in `runs` (ISO 8601
+and epoch seconds). An entry of an earlier version (no `runs`, no `line_run`) still resumes, its
+times on the rig clock as before."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from types import SimpleNamespace
+
+import h5py
+import numpy as np
+import pytest
+from acq_fakes import FakeRig, fake_rig
+
+from smm_daq.acquisition.plan import ScanPlan
+from smm_daq.acquisition.sequencer import Sequencer
+from smm_daq.cli.main import main
+from smm_daq.clock import VirtualClock
+from smm_daq.errors import InputError
+from smm_daq.storage import scan_entry
+from smm_daq.storage.h5file import text
+from smm_daq.storage.scan_entry import read_runs
+
+NY = 6
+
+
+def _plan() -> ScanPlan:
+    return ScanPlan.from_center("k", (12.5e-3, 12.5e-3), (40e-6, (NY - 1) * 10e-6), 10e-6,
+                                field=(0.0, 20e-6, 0.0))
+
+
+def _rig(rig_clock_start: float) -> FakeRig:
+    """A rig whose clock reads `rig_clock_start` when it connects (a new process's monotonic
+    clock has its own origin; a simulator's starts again at 0)."""
+    rig = fake_rig()
+    rig.clock = VirtualClock(start=rig_clock_start)
+    return rig
+
+
+def _run(path: Path, rig: FakeRig, *, resume: bool, stop_after_line: int | None = None) -> str:
+    seq = Sequencer(rig, path, _plan(), resume=resume)
+    if stop_after_line is not None:
+        seq.subscribe(lambda e: seq.abort() if e.kind == "line_done"
+                      and e.line == stop_after_line else None)
+    return seq.run()
+
+
+def _wall(monkeypatch: pytest.MonkeyPatch, epoch: float) -> None:
+    """The wall clock the entry's writer reads, set to `epoch`."""
+    monkeypatch.setattr(scan_entry, "time", SimpleNamespace(time=lambda: epoch))
+
+
+def _times_in_measuring_order(f: h5py.File, plan: ScanPlan) -> np.ndarray:
+    t = f["k/data/time"][()]
+    return np.concatenate([t[iy, plan.line_order(iy)] for iy in range(plan.ny)])
+
+
+def test_times_increase_across_two_resumes_with_each_line_and_run_recorded(
+        tmp_path: Path) -> None:
+    path = tmp_path / "s.h5"
+    assert _run(path, _rig(0.0), resume=False, stop_after_line=1) == "aborted"
+    assert _run(path, _rig(0.0), resume=True, stop_after_line=3) == "aborted"
+    assert _run(path, _rig(7.0e5), resume=True) == "finished"
+
+    with h5py.File(path, "r") as f:
+        times = _times_in_measuring_order(f, _plan())
+        assert np.all(np.isfinite(times)) and times[0] >= 0
+        assert np.all(np.diff(times) > 0), "data/time must increase across the runs"
+        np.testing.assert_array_equal(f["k/data/line_run"][()], [0, 0, 1, 1, 2, 2])
+        runs = f["k/runs"]
+        assert text(runs.attrs["NX_class"]) == "NXcollection"
+        np.testing.assert_array_equal(runs["run"][()], [0, 1, 2])
+        starts = [text(s) for s in runs["start_time"][()]]
+        assert starts[0] == text(f["k/start_time"][()])
+        epochs = runs["start_epoch"][()]
+        for iso, epoch in zip(starts, epochs, strict=True):
+            assert datetime.fromisoformat(iso).timestamp() == pytest.approx(epoch, abs=1.0)
+        assert np.all(np.diff(epochs) >= 0) and np.all(np.diff(runs["time_offset"][()]) > 0)
+        assert text(runs["start_epoch"].attrs["units"]) == "s"
+        time_ds = f["k/data/time"]
+        assert text(time_ds.attrs["units"]) == "s"
+        assert text(time_ds.attrs["start"]) == starts[0]
+        assert "since the scan's start" in text(time_ds.attrs["long_name"])
+        assert "runs/time_offset" in text(time_ds.attrs["description"])
+    assert [(r.run, r.start_time) for r in read_runs(path, "k")] == list(enumerate(starts))
+
+
+def test_a_resume_an_hour_later_reads_an_hour_after_the_start(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "s.h5"
+    start = 1.8e9 + 0.25  # the entry's start_time is to the second: 0.25 s before
+    _wall(monkeypatch, start)
+    first = _rig(100.0)
+    assert _run(path, first, resume=False, stop_after_line=1) == "aborted"
+    ran = first.clock.now() - 100.0
+    _wall(monkeypatch, start + 3600.0)
+    second = _rig(0.0)
+    assert _run(path, second, resume=True) == "finished"
+
+    with h5py.File(path, "r") as f:
+        t = f["k/data/time"][()]
+        assert datetime.fromisoformat(text(f["k/start_time"][()])).timestamp() == 1.8e9
+        assert np.all((t[:2] > 0.25) & (t[:2] <= 0.25 + ran))  # since start_time
+        assert np.all((t[2:] > 3600.25) & (t[2:] <= 3600.25 + second.clock.now()))
+        np.testing.assert_array_equal(f["k/runs/start_epoch"][()], [start, start + 3600.0])
+        np.testing.assert_allclose(f["k/runs/time_offset"][()], [0.25, 3600.25], atol=1e-6)
+
+
+def test_an_entry_of_an_earlier_version_resumes_its_times_on_the_rig_clock(
+        tmp_path: Path) -> None:
+    path = tmp_path / "s.h5"
+    assert _run(path, _rig(0.0), resume=False, stop_after_line=1) == "aborted"
+    with h5py.File(path, "a") as f:  # as an earlier version laid it out
+        del f["k/runs"], f["k/data/line_run"]
+        f["k/data/time"].attrs["long_name"] = "time of the reading on the rig clock (s)"
+        before = f["k/data/time"][:2]
+    rig = _rig(0.0)
+    assert _run(path, rig, resume=True) == "finished"
+    with h5py.File(path, "r") as f:
+        assert "k/runs" not in f and "k/data/line_run" not in f
+        t = f["k/data/time"][()]
+        np.testing.assert_array_equal(t[:2], before)
+        assert np.all((t[2:] > 0) & (t[2:] <= rig.clock.now()))  # its run's rig clock
+    assert [r.run for r in read_runs(path, "k")] == [0, 1]  # from the field-check log
+
+
+def test_info_says_the_runs_of_a_resumed_scan(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    once, resumed = tmp_path / "once.h5", tmp_path / "resumed.h5"
+    assert _run(once, _rig(0.0), resume=False) == "finished"
+    assert _run(resumed, _rig(0.0), resume=False, stop_after_line=1) == "aborted"
+    assert _run(resumed, _rig(0.0), resume=True, stop_after_line=3) == "aborted"
+    assert _run(resumed, _rig(0.0), resume=True) == "finished"
+    assert main(["info", str(once)]) == 0
+    assert " runs " not in capsys.readouterr().out
+    assert main(["info", str(resumed)]) == 0
+    starts = [r.start_time for r in read_runs(resumed, "k")]
+    assert f"runs 3 (started {starts[0]}, resumed {starts[1]}, {starts[2]})" in (
+        capsys.readouterr().out)
+
+
+def test_a_damaged_line_run_is_refused_before_the_rig_is_touched(tmp_path: Path) -> None:
+    path = tmp_path / "s.h5"
+    assert _run(path, _rig(0.0), resume=False, stop_after_line=1) == "aborted"
+    with h5py.File(path, "a") as f:
+        del f["k/data/line_run"]
+        f["k/data/line_run"] = np.zeros(NY - 1, dtype="i4")
+    rig = _rig(0.0)
+    with pytest.raises(InputError, match="'data/line_run' is not one integer per line"):
+        Sequencer(rig, path, _plan(), resume=True).run()
+    assert rig.stage.visits == []
