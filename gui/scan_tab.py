@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,11 @@ from gui.scan_form import ScanForm, format_duration
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.errors import InputError, SmmError
 from smm_daq.storage.mapdata import MapData
+from smm_daq.storage.nexus import EntryInfo
+from smm_daq.storage.scan_entry import EntryTaken
 
 NOT_CONNECTED = "Connect the rig first (Instruments tab)."
+START_KEY, PAUSE_KEY, ABORT_KEY = "F5", "F6", "Shift+F5"  # window-wide (`gui.shortcuts`)
 
 
 class ScanTab(QtWidgets.QWidget):
@@ -31,6 +35,7 @@ class ScanTab(QtWidgets.QWidget):
         self.form = ScanForm(self.profile)
         self.view = MapView(title="last map")
         self._map_file: Path | None = None  # the session file of the map on show, if known
+        self._entry_names: dict[Path, set[str]] = {}  # `entries_read`, by resolved path
         self.live = LiveScan(self.view, self)
 
         self.file_edit = QtWidgets.QLineEdit()
@@ -47,6 +52,10 @@ class ScanTab(QtWidgets.QWidget):
         self.abort_button = QtWidgets.QPushButton("Abort")
         # red only while it can be pressed: a disabled Abort must not look ready
         self.abort_button.setStyleSheet("QPushButton:enabled { font-weight: bold; color: #a00000 }")
+        self.pause_button.setToolTip(f"Pause at the next point ({PAUSE_KEY})")
+        self.resume_button.setToolTip(f"Go on with the paused scan ({PAUSE_KEY})")
+        self.abort_button.setToolTip(f"Abort the scan: the rig is made safe, the lines done stay "
+                                     f"in the file ({ABORT_KEY}; Esc too)")
         self.start_button.clicked.connect(lambda: self.start())
         self.pause_button.clicked.connect(self.live.pause)
         self.resume_button.clicked.connect(self.live.resume)
@@ -227,7 +236,24 @@ class ScanTab(QtWidgets.QWidget):
         return True
 
     def _start_failed(self, exc: BaseException) -> None:
+        if isinstance(exc, EntryTaken):  # the window's way to finish it, by the name field
+            free = next_free_name(exc.name, self._taken_names(exc.path) | {exc.name})
+            text = (f"{exc.path.name} has an entry '{exc.name}' already; choose another name "
+                    f"({free} is free: set in the form), or finish an interrupted scan of that "
+                    "name with Resume scan on the Session tab.")
+            self.form.name.setText(free)
+            self.form.show_error(text, key="name")
+            self.live.fail_to_start(text)
+            return
         self.live.fail_to_start(error_text(exc))
+
+    def entries_read(self, path: Path, entries: list[EntryInfo]) -> None:
+        """The entries of session file `path` as last read (the Session tab's): the names a
+        next scan's name is proposed against."""
+        self._entry_names[Path(path).resolve()] = {e.name for e in entries}
+
+    def _taken_names(self, path: Path) -> set[str]:
+        return self._entry_names.get(Path(path).resolve(), set())
 
     def _state_changed(self, state: str) -> None:
         running = self.live.running
@@ -249,7 +275,8 @@ class ScanTab(QtWidgets.QWidget):
         connected = self.holder.rig is not None
         self.start_button.setEnabled(connected and not self.live.running
                                      and not self.holder.recipe_running)
-        self.start_button.setToolTip("" if connected else NOT_CONNECTED)
+        self.start_button.setToolTip(f"Start the scan ({START_KEY})" if connected
+                                     else NOT_CONNECTED)
 
     def _progressed(self, progress: float, eta_s: object) -> None:
         self.progress.setValue(round(1000 * progress))
@@ -264,9 +291,14 @@ class ScanTab(QtWidgets.QWidget):
 
     def _ended(self, kind: str, message: str) -> None:
         self.holder.set_busy(False)
+        plan = self.live.plan
         if kind == "finished":
             self.progress.setValue(1000)
-        plan = self.live.plan
+            if plan is not None and self.live.path is not None and not self.live.running \
+                    and self.form.name.text().strip() == plan.name:  # the next scan's name
+                taken = self._taken_names(self.live.path) | {plan.name}
+                self._entry_names[self.live.path.resolve()] = taken
+                self.form.name.setText(next_free_name(plan.name, taken))
         if plan is not None:
             self.view.plot.setTitle(f"{plan.name} ({kind})")
         if kind != "finished" and plan is not None and self.live.sequencer is not None:
@@ -305,3 +337,13 @@ class ScanTab(QtWidgets.QWidget):
         if isinstance(text, str):
             self.file_edit.setText(text)
         self.auto_range.setChecked(settings.value("scan/auto_range", False, type=bool))
+
+
+def next_free_name(name: str, taken: set[str]) -> str:
+    """The name after `name` not in `taken`: its trailing number counted on (scan-1 →
+    scan-2, scan_2 → scan_3), or _2, _3, … added (scan → scan_2)."""
+    match = re.fullmatch(r"(.*?[_-])(\d+)", name)
+    stem, n = (match.group(1), int(match.group(2)) + 1) if match else (f"{name}_", 2)
+    while f"{stem}{n}" in taken:
+        n += 1
+    return f"{stem}{n}"

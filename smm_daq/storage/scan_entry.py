@@ -187,9 +187,19 @@ def check_not_cut_off(g: h5py.Group, where: str) -> None:
             "the scan again (its next write replaces what was left)", source=where)
 
 
+class EntryTaken(InputError):
+    """A scan's name is an entry of its file already: `path` and `name` let a caller word
+    its own way to finish that entry, or propose another name."""
+
+    def __init__(self, path: Path, name: str) -> None:
+        self.path, self.name = path, name
+        super().__init__(f"entry '{name}' already exists; expected another scan name (or "
+                         f"`smm-daq resume {path} --entry {name}` to finish it)",
+                         source=str(path))
+
+
 def _taken(path: Path, name: str) -> InputError:
-    return InputError(f"entry '{name}' already exists; expected another scan name (or "
-                      f"`smm-daq resume {path} --entry {name}` to finish it)", source=str(path))
+    return EntryTaken(path, name)
 
 
 class ScanEntryWriter:
