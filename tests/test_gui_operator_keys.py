@@ -144,3 +144,18 @@ def test_keys_press_start_pause_abort_stop_and_connect(window, qtbot):
     window.show_view("scan")
     with qtbot.waitSignal(panel.holder.opened, timeout=WAIT_MS):
         qtbot.keyClick(window, QtCore.Qt.Key.Key_K, QtCore.Qt.KeyboardModifier.ControlModifier)
+
+
+def test_esc_stops_the_stage_from_any_tab(window, qtbot):
+    panel = window.instruments
+    start = readings(qtbot, panel)["position"] / UM
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=WAIT_MS)
+    target = [start[0] + 20000.0 if start[0] < 5000.0 else 0.0, start[1], start[2]]
+    panel.goto_boxes[0].setValue(target[0])
+    panel.go_to()
+    qtbot.waitUntil(lambda: readings(qtbot, panel).get("on_target") is False, timeout=WAIT_MS)
+    window.show_view("session")
+    qtbot.keyClick(window, QtCore.Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: readings(qtbot, panel).get("on_target") is True, timeout=WAIT_MS)
+    assert abs(readings(qtbot, panel)["position"][0] / UM - target[0]) > 100.0
