@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PyQt6 import QtCore, QtWidgets
@@ -18,6 +19,9 @@ from smm_daq.errors import InputError, SmmError
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import EntryInfo
 from smm_daq.storage.scan_entry import EntryTaken
+
+if TYPE_CHECKING:
+    from smm_daq.acquisition.resumable import ResumableEntry
 
 NOT_CONNECTED = "Connect the rig first (Instruments tab)."
 START_KEY, PAUSE_KEY, ABORT_KEY = "F5", "F6", "Shift+F5"  # window-wide (`gui.shortcuts`)
@@ -36,6 +40,7 @@ class ScanTab(QtWidgets.QWidget):
         self.view = MapView(title="last map")
         self._map_file: Path | None = None  # the session file of the map on show, if known
         self._entry_names: dict[Path, set[str]] = {}  # `entries_read`, by resolved path
+        self.resuming = False  # an entry is being read to resume it (`resume_entry`)
         self.live = LiveScan(self.view, self)
 
         self.file_edit = QtWidgets.QLineEdit()
@@ -149,7 +154,7 @@ class ScanTab(QtWidgets.QWidget):
         """Validate the plan (the form's, or `plan` put into the form) and start the scan in
         the sequencer's thread; False if refused, with the reason in the status line. While a
         recipe runs, only its own scans (`recipe_text` given) start."""
-        if self.live.running:
+        if self.live.running or self.resuming:
             return False
         if self.holder.recipe_running and not recipe_text:
             self.status.setText("A recipe is running: its steps alone drive the rig (stop it "
@@ -205,35 +210,61 @@ class ScanTab(QtWidgets.QWidget):
     def resume_entry(self, path: Path, entry: str, recipe_text: str = "") -> bool:
         """Finish an interrupted, aborted or failed scan entry of `path` from its first
         unfinished line, with the plan stored in the entry; the finished lines stay as they
-        are and show at once. False if refused, with the reason in the status line. While a
-        recipe runs, only its own scans (`recipe_text` given, the text the entry stores)
-        resume."""
-        from smm_daq.acquisition.resumable import load_resumable
-        from smm_daq.storage.nexus import read_map
-
-        if self.live.running or (self.holder.recipe_running and not recipe_text):
+        are and show at once. False if refused at once (a scan or recipe running, no rig),
+        with the reason in the status line. Else the entry is read in the rig's thread (a
+        large map takes a while, a stalled network disk any time), the rig held for the scan
+        meanwhile, and then the scan starts; an entry that cannot be resumed ends it as
+        "failed" (`scanEnded`), the reason in the status line. While a recipe runs, only its
+        own scans (`recipe_text` given, the text the entry stores) resume."""
+        if self.live.running or self.resuming or (self.holder.recipe_running
+                                                  and not recipe_text):
             self.status.setText("A scan or recipe is running; resume the scan when it has "
                                 "ended.")
             return False
-        rig = self.holder.rig
-        if rig is None or self.holder.busy:
+        if self.holder.rig is None or self.holder.busy:
             self.status.setText(NOT_CONNECTED)
             return False
-        try:
+        profile = self.profile
+
+        def read() -> tuple[ResumableEntry, np.ndarray]:
+            from smm_daq.acquisition.resumable import load_resumable
+            from smm_daq.storage.nexus import read_map
+
             stored = load_resumable(path, entry)  # checked whole (and not finished); rig untouched
             if recipe_text and stored.recipe != recipe_text:
                 raise InputError("was not made by the recipe running; expected its own scan",
                                  source=f"{path}, entry '{entry}'")
-            plan = stored.plan
-            plan.validate(self.profile)
-            measured = read_map(path, entry).bz
-        except SmmError as exc:
-            self.status.setText(f"Cannot resume: {exc}")
-            return False
-        self.file_edit.setText(str(path))
-        self.form.set_plan(plan)
-        self._launch(plan, Path(path), stored.recipe, resume=True, measured=measured)
+            stored.plan.validate(profile)
+            return stored, read_map(path, entry).bz
+
+        def ready(read_back: tuple[ResumableEntry, np.ndarray]) -> None:
+            self._set_resuming(False)
+            if self.holder.rig is None:  # closed meanwhile
+                not_resumed(SmmError("the rig was closed while the entry was read"))
+                return
+            stored, measured = read_back
+            self.file_edit.setText(str(path))
+            self.form.set_plan(stored.plan)
+            self._launch(stored.plan, Path(path), stored.recipe, resume=True,
+                         measured=measured)
+
+        def not_resumed(exc: BaseException) -> None:
+            self._set_resuming(False)
+            self.holder.set_busy(False)
+            text = f"Cannot resume: {exc}"
+            self.status.setText(text)
+            self.scanEnded.emit("failed", text)
+
+        self.holder.set_busy(True)  # the rig is the scan's from now: nothing else drives it
+        self._set_resuming(True)
+        self.status.setText(f"Reading entry '{entry}' of {Path(path).name} to resume it…")
+        self.holder.background.submit(read, ready, not_resumed)
         return True
+
+    def _set_resuming(self, on: bool) -> None:
+        """An entry being read to resume it: Start, the form and the file wait for it."""
+        self.resuming = on
+        self._state_changed(self.live.state, show=not on)
 
     def _start_failed(self, exc: BaseException) -> None:
         if isinstance(exc, EntryTaken):  # the window's way to finish it, by the name field
@@ -255,8 +286,8 @@ class ScanTab(QtWidgets.QWidget):
     def _taken_names(self, path: Path) -> set[str]:
         return self._entry_names.get(Path(path).resolve(), set())
 
-    def _state_changed(self, state: str) -> None:
-        running = self.live.running
+    def _state_changed(self, state: str, show: bool = True) -> None:
+        running = self.live.running or self.resuming
         self._update_start()
         self.pause_button.setEnabled(state == "running")
         self.resume_button.setEnabled(state == "paused")
@@ -266,14 +297,15 @@ class ScanTab(QtWidgets.QWidget):
         self.form.setEnabled(not running)
         self.file_edit.setEnabled(not running)
         self.auto_range.setEnabled(not running)
-        text = state if not self.live.message else f"{state}: {self.live.message}"
-        self.status.setText(text)
+        if show:
+            self.status.setText(state if not self.live.message
+                                else f"{state}: {self.live.message}")
 
     def _update_start(self) -> None:
         """Start is usable with a rig connected, while no scan of this tab runs and no recipe
         drives the rig; unconnected, its tooltip says what to do."""
         connected = self.holder.rig is not None
-        self.start_button.setEnabled(connected and not self.live.running
+        self.start_button.setEnabled(connected and not self.live.running and not self.resuming
                                      and not self.holder.recipe_running)
         self.start_button.setToolTip(f"Start the scan ({START_KEY})" if connected
                                      else NOT_CONNECTED)
