@@ -51,7 +51,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tabs = QtWidgets.QTabWidget()
         self.instruments = InstrumentsPanel(self.holder)
         self.scan = ScanTab(self.holder)
-        self.instruments.stopDuringScan.connect(self.scan.live.abort)
+        self.instruments.stopDuringScan.connect(self.scan.stop_during_scan)
         self.shortcuts = shortcuts.install(self, self.scan, self.instruments)
         self.session = SessionBrowser()
         self.recipes = RecipesView(self.holder, self.scan)

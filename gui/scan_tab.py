@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PyQt6 import QtCore, QtWidgets
 
-from gui.background import error_text
+from gui.background import Background, error_text
 from gui.live_scan import LiveScan
 from gui.map_view import MapView
 from gui.rig_holder import RigHolder
@@ -41,6 +41,10 @@ class ScanTab(QtWidgets.QWidget):
         self._map_file: Path | None = None  # the session file of the map on show, if known
         self._entry_names: dict[Path, set[str]] = {}  # `entries_read`, by resolved path
         self.resuming = False  # an entry is being read to resume it (`resume_entry`)
+        self._resume_read = 0  # the read whose end starts the scan (older or cancelled: none)
+        # the entry is read in a thread of its own, not the rig's: a Stop meanwhile (e.g. of
+        # a jog still moving) reaches the stage at once, however long the disk takes
+        self.reader = Background("resume-read", self)
         self.live = LiveScan(self.view, self)
 
         self.file_edit = QtWidgets.QLineEdit()
@@ -64,7 +68,7 @@ class ScanTab(QtWidgets.QWidget):
         self.start_button.clicked.connect(lambda: self.start())
         self.pause_button.clicked.connect(self.live.pause)
         self.resume_button.clicked.connect(self.live.resume)
-        self.abort_button.clicked.connect(self.live.abort)
+        self.abort_button.clicked.connect(self.abort)
         buttons = QtWidgets.QHBoxLayout()
         for b in (self.start_button, self.pause_button, self.resume_button, self.abort_button):
             buttons.addWidget(b)
@@ -237,7 +241,12 @@ class ScanTab(QtWidgets.QWidget):
             stored.plan.validate(profile)
             return stored, read_map(path, entry).bz
 
+        self._resume_read += 1
+        token = self._resume_read
+
         def ready(read_back: tuple[ResumableEntry, np.ndarray]) -> None:
+            if token != self._resume_read:  # cancelled (Abort, Stop)
+                return
             self._set_resuming(False)
             if self.holder.rig is None:  # closed meanwhile
                 not_resumed(SmmError("the rig was closed while the entry was read"))
@@ -249,6 +258,8 @@ class ScanTab(QtWidgets.QWidget):
                          measured=measured)
 
         def not_resumed(exc: BaseException) -> None:
+            if token != self._resume_read:
+                return
             self._set_resuming(False)
             self.holder.set_busy(False)
             text = f"Cannot resume: {exc}"
@@ -258,8 +269,30 @@ class ScanTab(QtWidgets.QWidget):
         self.holder.set_busy(True)  # the rig is the scan's from now: nothing else drives it
         self._set_resuming(True)
         self.status.setText(f"Reading entry '{entry}' of {Path(path).name} to resume it…")
-        self.holder.background.submit(read, ready, not_resumed)
+        self.reader.submit(read, ready, not_resumed)
         return True
+
+    def abort(self) -> None:
+        """Abort the scan, or the resume whose entry is being read (nothing started yet)."""
+        if not self.resuming:
+            self.live.abort()
+            return
+        self._resume_read += 1  # its read's end starts nothing
+        self._set_resuming(False)
+        self.holder.set_busy(False)
+        text = "Resume cancelled while the entry was read; nothing was started."
+        self.status.setText(text)
+        self.scanEnded.emit("aborted", text)
+
+    def stop_during_scan(self) -> None:
+        """Stop pressed while the rig is the scan's: the scan aborted (its sequencer stops the
+        stage); while the entry to resume is read, the resume is cancelled and the stage
+        (maybe still moving from a jog) stopped at once."""
+        resuming, rig = self.resuming, self.holder.rig
+        self.abort()
+        if resuming and rig is not None:
+            self.holder.background.submit(rig.stage.stop, None, lambda exc: self.status.setText(
+                f"{self.status.text()} Stop: {exc}"))
 
     def _set_resuming(self, on: bool) -> None:
         """An entry being read to resume it: Start, the form and the file wait for it."""
@@ -293,7 +326,8 @@ class ScanTab(QtWidgets.QWidget):
         self.resume_button.setEnabled(state == "paused")
         # also while starting: the field's ramp and the move to the first point come first,
         # and can take a while on a rig
-        self.abort_button.setEnabled(state in ("starting", "running", "paused"))
+        self.abort_button.setEnabled(state in ("starting", "running", "paused")
+                                     or self.resuming)
         self.form.setEnabled(not running)
         self.file_edit.setEnabled(not running)
         self.auto_range.setEnabled(not running)

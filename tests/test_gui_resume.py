@@ -163,3 +163,51 @@ def test_the_entry_to_resume_is_read_off_the_gui_thread_with_start_held_meanwhil
     assert ended.args[0] == "failed" and "finished already" in ended.args[1]
     assert scan.start_button.isEnabled() and scan.form.isEnabled()
     assert not window.holder.busy
+
+
+def test_stop_while_the_entry_to_resume_is_read_stops_the_stage_and_starts_nothing(
+        window, qtbot, tmp_path, monkeypatch):
+    """The read may take long (a stalled disk): Stop then reaches the stage at once (a move
+    sent before Resume scan may still run) and cancels the resume, which starts nothing when
+    the read returns."""
+    import threading
+
+    import smm_daq.acquisition.resumable as resumable
+
+    scan, panel = window.scan, window.instruments
+    path = tmp_path / "session.h5"
+    plan = ScanPlan.from_center("cut", CENTRE, (3 * 20 * UM, 3 * 20 * UM), 20 * UM,
+                                settle_tau=1.0)
+    with qtbot.waitSignal(scan.scanEnded, timeout=WAIT_MS):
+        assert scan.start(plan)
+    go, reading = threading.Event(), threading.Event()
+    real = resumable.load_resumable
+
+    def stalled(*args, **kwargs):
+        reading.set()
+        assert go.wait(WAIT_MS / 1000)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(resumable, "load_resumable", stalled)
+    panel.goto_boxes[0].setValue(1000.0)
+    panel.go_to()
+    qtbot.waitUntil(lambda: panel._sent_to is not None, timeout=WAIT_MS)  # sent, moving
+    assert scan.resume_entry(path, "cut")
+    qtbot.waitUntil(reading.is_set, timeout=WAIT_MS)
+    assert scan.abort_button.isEnabled()
+    with qtbot.waitSignal(scan.scanEnded, timeout=WAIT_MS) as ended:
+        panel.stop_button.click()
+    assert ended.args[0] == "aborted"
+
+    def readings():
+        panel.readings = {}
+        panel.poll()
+        qtbot.waitUntil(lambda: bool(panel.readings), timeout=WAIT_MS)
+        return panel.readings
+
+    qtbot.waitUntil(lambda: readings().get("on_target") is True, timeout=WAIT_MS)
+    assert abs(readings()["position"][0] - 1000.0 * UM) > 100 * UM  # stopped on the way
+    assert not window.holder.busy and scan.start_button.isEnabled()
+    go.set()
+    qtbot.waitUntil(lambda: scan.reader.pending == 0, timeout=WAIT_MS)
+    assert not scan.live.running and not window.holder.busy
