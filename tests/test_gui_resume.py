@@ -7,7 +7,7 @@ import numpy as np
 from scan_gate import gate_the_scan
 
 from smm_daq.acquisition.plan import ScanPlan
-from smm_daq.storage.h5file import open_read
+from smm_daq.storage.h5file import open_read, writing
 from smm_daq.storage.nexus import list_entries, read_map
 
 UM = 1e-6
@@ -180,6 +180,10 @@ def test_stop_while_the_entry_to_resume_is_read_stops_the_stage_and_starts_nothi
                                 settle_tau=1.0)
     with qtbot.waitSignal(scan.scanEnded, timeout=WAIT_MS):
         assert scan.start(plan)
+    with writing(path, create=False) as f:  # cut off after its first line: resumable
+        f["cut/status"][()] = "aborted"
+        f["cut/data/line_done"][1:] = False
+        f["cut/data/Bz"][1:] = np.nan
     go, reading = threading.Event(), threading.Event()
     real = resumable.load_resumable
 
@@ -208,6 +212,8 @@ def test_stop_while_the_entry_to_resume_is_read_stops_the_stage_and_starts_nothi
     qtbot.waitUntil(lambda: readings().get("on_target") is True, timeout=WAIT_MS)
     assert abs(readings()["position"][0] - 1000.0 * UM) > 100 * UM  # stopped on the way
     assert not window.holder.busy and scan.start_button.isEnabled()
-    go.set()
-    qtbot.waitUntil(lambda: scan.reader.pending == 0, timeout=WAIT_MS)
+    with qtbot.assertNotEmitted(scan.scanEnded):
+        go.set()
+        qtbot.waitUntil(lambda: scan.reader.pending == 0, timeout=WAIT_MS)
     assert not scan.live.running and not window.holder.busy
+    assert lines_done(path, "cut").sum() == 1  # nothing resumed
