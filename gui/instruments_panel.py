@@ -16,16 +16,24 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt6 import QtCore, QtWidgets
+from PyQt6 import QtCore, QtGui, QtWidgets
 
 from gui.confirm import confirm
 from gui.rig_holder import INSTRUMENTS, RigHolder
 from smm_daq.clock import VirtualClock
+from smm_daq.errors import InputError
 from smm_daq.instruments.profile import LOCKIN_SENSITIVITY_V, TIME_CONSTANTS_S, Profile
 
 UM = 1e-6
 UT = 1e-6
+STOP_KEY, CONNECT_KEY = "Esc", "Ctrl+K"  # window-wide shortcuts (`MainWindow`)
 POLL_MS = 500
+# z jogs move toward the sample: their step is their own and small (a step of the x, y
+# default, 100 µm, from the usual scan height of 100 µm is contact), and a z− jog that would
+# take the sensor below the lowest jog height (stage z is the sensor's height above the
+# sample top, `ScanPlan.height`) is refused; Go to, typed on purpose, goes anywhere in travel
+Z_JOG_STEP_UM = 10.0
+Z_JOG_FLOOR_UM = 20.0
 TRACE_POINTS = 240  # two minutes of readings
 LABELS = {"lockin": "Lock-in", "stage": "Stage", "coils": "Coils", "fluxgate": "Fluxgate"}
 NO_POSITION, NO_FIELD, NO_LOCKIN = "x, y, z: –", "setpoint –\nread-back –\nfluxgate –", "X, Y: –"
@@ -36,8 +44,8 @@ CONNECT_REFERENCES = ("Connecting: stage axes found unreferenced are referenced 
 
 
 def _spin(lo: float, hi: float, decimals: int, suffix: str, value: float = 0.0,
-          series: tuple[float, ...] | None = None) -> QtWidgets.QDoubleSpinBox:
-    box = QtWidgets.QDoubleSpinBox() if series is None else _SeriesSpinBox(series)
+          series: tuple[float, ...] | None = None) -> _ClampingSpinBox:
+    box = _ClampingSpinBox() if series is None else _SeriesSpinBox(series)
     box.setRange(lo, hi)
     box.setDecimals(decimals)
     box.setSuffix(suffix)
@@ -46,7 +54,45 @@ def _spin(lo: float, hi: float, decimals: int, suffix: str, value: float = 0.0,
     return box
 
 
-class _SeriesSpinBox(QtWidgets.QDoubleSpinBox):
+class _ClampingSpinBox(QtWidgets.QDoubleSpinBox):
+    """A number box where a number typed beyond its range becomes the range's end, said by
+    `clamped` (Qt's own box refuses the keystroke that crosses it: 20000 typed into a box of
+    at most 10000 became 2000, another number, without a word); Return or Enter is told by
+    `returnPressed` (its button's action), leaving the box is not."""
+
+    clamped = QtCore.pyqtSignal(float, float)  # typed, taken
+    returnPressed = QtCore.pyqtSignal()
+
+    def _number(self, text: str) -> float | None:
+        text = text.strip().removesuffix(self.suffix().strip()).strip().replace(",", "")
+        try:
+            return float(text)
+        except ValueError:
+            return None
+
+    def validate(self, text: str | None, pos: int) -> tuple[QtGui.QValidator.State, str, int]:
+        state, text, pos = super().validate(text, pos)
+        if state == QtGui.QValidator.State.Invalid and self._number(text) is not None:
+            state = QtGui.QValidator.State.Intermediate  # out of range: `fixup` clamps it
+        return state, text, pos
+
+    def fixup(self, text: str | None) -> str:
+        typed = self._number(text or "")
+        if typed is None or math.isnan(typed):
+            return super().fixup(text)
+        taken = min(max(typed, self.minimum()), self.maximum())
+        if taken != typed:
+            self.clamped.emit(typed, taken)
+        return self.textFromValue(taken) + self.suffix()
+
+    def keyPressEvent(self, event: QtGui.QKeyEvent | None) -> None:
+        super().keyPressEvent(event)
+        if event is not None and event.key() in (QtCore.Qt.Key.Key_Return,
+                                                 QtCore.Qt.Key.Key_Enter):
+            self.returnPressed.emit()
+
+
+class _SeriesSpinBox(_ClampingSpinBox):
     """A lock-in setting: a step (arrow key, Page key, mouse wheel) moves to the next value
     of its decade series (1-3-10 for time constants, 1-2-5-10 for sensitivities, the values
     SR830 and SR860 lock-ins have), not by a fixed amount (1 s or 1 V: one wheel notch over the
@@ -174,8 +220,9 @@ class InstrumentsPanel(QtWidgets.QWidget):
         if self.profile.fluxgate is None:
             self.state_labels["fluxgate"].setText("none in the profile")
         self.connect_button = QtWidgets.QPushButton("Connect")
-        self.connect_button.setToolTip("Reconnect makes the rig safe first: the coils go to "
-                                       "their safe state and the stage stops")
+        self.connect_button.setToolTip(f"Connect the instruments ({CONNECT_KEY}). Reconnect "
+                                       "makes the rig safe first: the coils go to their safe "
+                                       "state and the stage stops")
         self.connect_button.clicked.connect(self.connect_rig)
         form.addRow(self.connect_button)
         return box
@@ -188,27 +235,55 @@ class InstrumentsPanel(QtWidgets.QWidget):
         grid.addWidget(self.position_label, 0, 0, 1, 4)
         self.goto_boxes = []
         for i, axis in enumerate("xyz"):
-            spin = _spin(travel[i, 0], travel[i, 1], 2, " µm", travel[i, 0])
+            spin = self._number_box(f"Go to {axis}", travel[i, 0], travel[i, 1], 2, " µm",
+                                    travel[i, 0])
+            spin.returnPressed.connect(self.go_to)
             grid.addWidget(QtWidgets.QLabel(axis), 1, i * 1, QtCore.Qt.AlignmentFlag.AlignTop)
             grid.addWidget(spin, 2, i)
             self.goto_boxes.append(spin)
         self.goto_button = QtWidgets.QPushButton("Go to")
+        self.goto_button.setToolTip("Move to the x, y, z typed (Return in a box does it too)")
         self.goto_button.clicked.connect(self.go_to)
         grid.addWidget(self.goto_button, 2, 3)
-        self.jog_step = _spin(0.01, 10000.0, 2, " µm", 100.0)
-        grid.addWidget(QtWidgets.QLabel("Jog step"), 3, 0)
+        self.jog_step = self._number_box("Jog step", 0.01, 10000.0, 2, " µm", 100.0)
+        grid.addWidget(QtWidgets.QLabel("x, y jog step"), 3, 0)
         grid.addWidget(self.jog_step, 3, 1)
+        z_span = travel[2, 1] - travel[2, 0]
+        self.z_jog_step = self._number_box("z jog step", 0.01, z_span, 2, " µm",
+                                           min(Z_JOG_STEP_UM, z_span))
+        self.z_jog_step.setToolTip("The step of the z jogs, small: z− moves the sensor "
+                                   "toward the sample")
+        grid.addWidget(QtWidgets.QLabel("z jog step"), 4, 0)
+        grid.addWidget(self.z_jog_step, 4, 1)
+        self.z_floor = self._number_box("Lowest z by jog", travel[2, 0], travel[2, 1], 2, " µm",
+                                        min(max(Z_JOG_FLOOR_UM, travel[2, 0]), travel[2, 1]))
+        self.z_floor.setToolTip("A z− jog that would take the sensor below this height "
+                                "above the sample top is refused; Go to goes lower")
+        grid.addWidget(QtWidgets.QLabel("lowest z by jog"), 5, 0)
+        grid.addWidget(self.z_floor, 5, 1)
         self.jog_buttons = []
         for col, (axis, sign) in enumerate(
             [(0, -1), (0, 1), (1, -1), (1, 1), (2, -1), (2, 1)]
         ):
             button = QtWidgets.QPushButton(f"{'xyz'[axis]}{'−' if sign < 0 else '+'}")
             button.clicked.connect(lambda _=False, a=axis, s=sign: self.jog(a, s))
-            grid.addWidget(button, 4 + col // 3, col % 3)
+            grid.addWidget(button, 6 + col // 3, col % 3)
             self.jog_buttons.append(button)
         self.stop_button = QtWidgets.QPushButton("Stop")
+        self.stop_button.setToolTip(f"Stop the stage ({STOP_KEY}, from any tab; during a "
+                                    "scan it aborts the scan)")
         self.stop_button.clicked.connect(self.stop_stage)
-        grid.addWidget(self.stop_button, 4, 3, 2, 1)
+        grid.addWidget(self.stop_button, 6, 3, 2, 1)
+        return box
+
+    def _number_box(self, what: str, lo: float, hi: float, decimals: int, suffix: str,
+                    value: float = 0.0,
+                    series: tuple[float, ...] | None = None) -> _ClampingSpinBox:
+        """A number box whose typing beyond its range is clamped, and said."""
+        box = _spin(lo, hi, decimals, suffix, value, series)
+        box.clamped.connect(lambda typed, taken: self.message.setText(
+            f"{what}: {typed:g}{suffix} is beyond its range ({lo:g} .. {hi:g}{suffix}); "
+            f"{taken:g}{suffix} is used."))
         return box
 
     def _field_box(self) -> QtWidgets.QGroupBox:
@@ -218,10 +293,12 @@ class InstrumentsPanel(QtWidgets.QWidget):
         self.field_boxes = []
         for i, axis in enumerate("xyz"):
             grid.addWidget(QtWidgets.QLabel(f"B{axis}"), 0, i)
-            spin = _spin(-limit, limit, 3, " µT")
+            spin = self._number_box(f"B{axis}", -limit, limit, 3, " µT")
+            spin.returnPressed.connect(self.set_field)
             grid.addWidget(spin, 1, i)
             self.field_boxes.append(spin)
         self.set_field_button = QtWidgets.QPushButton("Set")
+        self.set_field_button.setToolTip("Apply the field typed (Return in a box does it too)")
         self.set_field_button.clicked.connect(self.set_field)
         self.zero_button = QtWidgets.QPushButton("Zero")
         self.zero_button.clicked.connect(self.zero_field)
@@ -237,12 +314,13 @@ class InstrumentsPanel(QtWidgets.QWidget):
         self.lockin_label = QtWidgets.QLabel(NO_LOCKIN)
         form.addRow(self.lockin_label)
         # every time constant a profile may set, to the µs (an SR860's shortest is 1 µs)
-        self.tau_box = _spin(*TIME_CONSTANTS_S, 6, " s", self.profile.lockin.time_constant,
-                             series=(1, 3))
+        self.tau_box = self._number_box("Time constant", *TIME_CONSTANTS_S, 6, " s",
+                                        self.profile.lockin.time_constant, series=(1, 3))
         self.tau_box.editingFinished.connect(self.set_time_constant)
         form.addRow("Time constant", self.tau_box)
-        self.sensitivity_box = _spin(*LOCKIN_SENSITIVITY_V, 9, " V",
-                                     self.profile.lockin.sensitivity, series=(1, 2, 5))
+        self.sensitivity_box = self._number_box("Sensitivity", *LOCKIN_SENSITIVITY_V, 9, " V",
+                                                self.profile.lockin.sensitivity,
+                                                series=(1, 2, 5))
         self.sensitivity_box.editingFinished.connect(self.set_sensitivity)
         form.addRow("Sensitivity", self.sensitivity_box)
         return box
@@ -338,6 +416,8 @@ class InstrumentsPanel(QtWidgets.QWidget):
             *self.goto_boxes,
             self.goto_button,
             self.jog_step,
+            self.z_jog_step,
+            self.z_floor,
             *self.jog_buttons,
             *self.field_boxes,
             self.set_field_button,
@@ -447,16 +527,27 @@ class InstrumentsPanel(QtWidgets.QWidget):
         self._sent_to = target
 
     def jog(self, axis: int, sign: int) -> None:
-        rig, step = self.holder.rig, sign * self.jog_step.value() * UM
+        """Move one axis by its jog step from where the stage is (or was last sent); a z−
+        jog that would take the sensor below the lowest jog height is refused, said."""
+        box = self.z_jog_step if axis == 2 else self.jog_step
+        rig, step = self.holder.rig, sign * box.value() * UM
+        floor = self.z_floor.value() * UM
 
         def move() -> None:
             sent = self._sent_to
             moving = sent is not None and not rig.stage.on_target()
             target = np.array(sent if moving else rig.stage.position(), dtype=float)
             target[axis] += step
+            if axis == 2 and step < 0 and target[2] < floor - 1e-12:
+                raise InputError(
+                    f"refused: it would take the sensor to z = {target[2] / UM:.2f} µm, below "
+                    f"the lowest z by jog ({floor / UM:.2f} µm above the sample top); expected "
+                    "a smaller z jog step, or a lower 'lowest z by jog' to go closer (Go to "
+                    "goes anywhere in the travel)")
             self._send(rig, target)
 
-        self._act(move, f"Jog {'xyz'[axis]}", succeeded=self._follow_stage)
+        self._act(move, f"Jog {'xyz'[axis]}{'−' if sign < 0 else '+'}",
+                  succeeded=self._follow_stage)
 
     def stop_stage(self) -> None:
         rig = self.holder.rig
@@ -489,12 +580,38 @@ class InstrumentsPanel(QtWidgets.QWidget):
         self._act(lambda: rig.coils.zero(), "Zero field")
 
     def set_time_constant(self) -> None:
-        tau, rig = self.tau_box.value(), self.holder.rig
-        self._act(lambda: rig.lockin.set_time_constant(tau), "Time constant")
+        self._set_lockin("Time constant", self.tau_box, " s", lambda rig: (
+            rig.lockin.set_time_constant, rig.lockin.time_constant))
 
     def set_sensitivity(self) -> None:
-        volts, rig = self.sensitivity_box.value(), self.holder.rig
-        self._act(lambda: rig.lockin.set_sensitivity(volts), "Sensitivity")
+        self._set_lockin("Sensitivity", self.sensitivity_box, " V", lambda rig: (
+            rig.lockin.set_sensitivity, rig.lockin.sensitivity))
+
+    def _set_lockin(self, what: str, box: _ClampingSpinBox, unit: str,
+                    calls: Callable[[Any], tuple[Callable[[float], None], Callable[[], float]]]
+                    ) -> None:
+        """Send the value typed and read back what the lock-in took: a value between its
+        steps is taken as its next step up, which the status line says (the box shows it)."""
+        typed, rig = box.value(), self.holder.rig
+
+        def send() -> float:
+            set_value, read_value = calls(rig)
+            set_value(typed)
+            return read_value()
+
+        def done(taken: float) -> None:
+            box.setValue(taken)
+            self.message.setText(
+                "" if math.isclose(taken, typed, rel_tol=1e-6)
+                else f"{what}: the lock-in has no {typed:g}{unit}; it took {taken:g}{unit}, its "
+                     "next value up.")
+            self.poll()
+
+        def failed(exc: BaseException) -> None:
+            self.message.setText(f"{what}: {exc}")
+
+        if not self.holder.call(send, done, failed):
+            self.message.setText(f"{what}: the rig is not available (not connected or scanning)")
 
 
 def _vector(value: object) -> str:

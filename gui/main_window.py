@@ -9,6 +9,7 @@ from pathlib import Path
 
 from PyQt6 import QtCore, QtGui, QtWidgets
 
+from gui import shortcuts
 from gui.background import Background
 from gui.close_wait import GRACE_S, NotEnded, run_events_until, wait_with_dialog
 from gui.confirm import confirm
@@ -50,7 +51,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tabs = QtWidgets.QTabWidget()
         self.instruments = InstrumentsPanel(self.holder)
         self.scan = ScanTab(self.holder)
-        self.instruments.stopDuringScan.connect(self.scan.live.abort)
+        self.instruments.stopDuringScan.connect(self.scan.stop_during_scan)
+        self.shortcuts = shortcuts.install(self, self.scan, self.instruments)
         self.session = SessionBrowser()
         self.recipes = RecipesView(self.holder, self.scan)
         self.mmt = MMTView(profile)
@@ -60,6 +62,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tabs.addTab(self.recipes, "Recipes")
         self.tabs.addTab(self.mmt, "MMT")
         self.session.entriesChanged.connect(self.mmt.set_entries)
+        self.session.entriesChanged.connect(self.scan.entries_read)
         self.session.grainsLoaded.connect(self.mmt.set_grain_file)
         self.session.dragonfly_options = self.mmt.dragonfly.options
         self.mmt.dragonfly.changed.connect(self.session.dragonfly_options_changed)

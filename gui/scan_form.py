@@ -247,8 +247,9 @@ class ScanForm(QtWidgets.QWidget):
             return None
         return plan
 
-    def show_error(self, message: str) -> None:
-        key = field_of_message(message) or "name"
+    def show_error(self, message: str, key: str | None = None) -> None:
+        """`message` by the row of `key`, or of the plan key the message names."""
+        key = key or field_of_message(message) or "name"
         self.errors[key].setText(message)
         self.errors[key].show()
 

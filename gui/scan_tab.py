@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PyQt6 import QtCore, QtWidgets
 
-from gui.background import error_text
+from gui.background import Background, error_text
 from gui.live_scan import LiveScan
 from gui.map_view import MapView
 from gui.rig_holder import RigHolder
@@ -15,8 +17,14 @@ from gui.scan_form import ScanForm, format_duration
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.errors import InputError, SmmError
 from smm_daq.storage.mapdata import MapData
+from smm_daq.storage.nexus import EntryInfo
+from smm_daq.storage.scan_entry import EntryTaken
+
+if TYPE_CHECKING:
+    from smm_daq.acquisition.resumable import ResumableEntry
 
 NOT_CONNECTED = "Connect the rig first (Instruments tab)."
+START_KEY, PAUSE_KEY, ABORT_KEY = "F5", "F6", "Shift+F5"  # window-wide (`gui.shortcuts`)
 
 
 class ScanTab(QtWidgets.QWidget):
@@ -31,6 +39,12 @@ class ScanTab(QtWidgets.QWidget):
         self.form = ScanForm(self.profile)
         self.view = MapView(title="last map")
         self._map_file: Path | None = None  # the session file of the map on show, if known
+        self._entry_names: dict[Path, set[str]] = {}  # `entries_read`, by resolved path
+        self.resuming = False  # an entry is being read to resume it (`resume_entry`)
+        self._resume_read = 0  # the read whose end starts the scan (older or cancelled: none)
+        # the entry is read in a thread of its own, not the rig's: a Stop meanwhile (e.g. of
+        # a jog still moving) reaches the stage at once, however long the disk takes
+        self.reader = Background("resume-read", self)
         self.live = LiveScan(self.view, self)
 
         self.file_edit = QtWidgets.QLineEdit()
@@ -47,10 +61,14 @@ class ScanTab(QtWidgets.QWidget):
         self.abort_button = QtWidgets.QPushButton("Abort")
         # red only while it can be pressed: a disabled Abort must not look ready
         self.abort_button.setStyleSheet("QPushButton:enabled { font-weight: bold; color: #a00000 }")
+        self.pause_button.setToolTip(f"Pause at the next point ({PAUSE_KEY})")
+        self.resume_button.setToolTip(f"Go on with the paused scan ({PAUSE_KEY})")
+        self.abort_button.setToolTip(f"Abort the scan: the rig is made safe, the lines done stay "
+                                     f"in the file ({ABORT_KEY}; Esc too)")
         self.start_button.clicked.connect(lambda: self.start())
         self.pause_button.clicked.connect(self.live.pause)
         self.resume_button.clicked.connect(self.live.resume)
-        self.abort_button.clicked.connect(self.live.abort)
+        self.abort_button.clicked.connect(self.abort)
         buttons = QtWidgets.QHBoxLayout()
         for b in (self.start_button, self.pause_button, self.resume_button, self.abort_button):
             buttons.addWidget(b)
@@ -140,7 +158,7 @@ class ScanTab(QtWidgets.QWidget):
         """Validate the plan (the form's, or `plan` put into the form) and start the scan in
         the sequencer's thread; False if refused, with the reason in the status line. While a
         recipe runs, only its own scans (`recipe_text` given) start."""
-        if self.live.running:
+        if self.live.running or self.resuming:
             return False
         if self.holder.recipe_running and not recipe_text:
             self.status.setText("A recipe is running: its steps alone drive the rig (stop it "
@@ -196,60 +214,135 @@ class ScanTab(QtWidgets.QWidget):
     def resume_entry(self, path: Path, entry: str, recipe_text: str = "") -> bool:
         """Finish an interrupted, aborted or failed scan entry of `path` from its first
         unfinished line, with the plan stored in the entry; the finished lines stay as they
-        are and show at once. False if refused, with the reason in the status line. While a
-        recipe runs, only its own scans (`recipe_text` given, the text the entry stores)
-        resume."""
-        from smm_daq.acquisition.resumable import load_resumable
-        from smm_daq.storage.nexus import read_map
-
-        if self.live.running or (self.holder.recipe_running and not recipe_text):
+        are and show at once. False if refused at once (a scan or recipe running, no rig),
+        with the reason in the status line. Else the entry is read in the rig's thread (a
+        large map takes a while, a stalled network disk any time), the rig held for the scan
+        meanwhile, and then the scan starts; an entry that cannot be resumed ends it as
+        "failed" (`scanEnded`), the reason in the status line. While a recipe runs, only its
+        own scans (`recipe_text` given, the text the entry stores) resume."""
+        if self.live.running or self.resuming or (self.holder.recipe_running
+                                                  and not recipe_text):
             self.status.setText("A scan or recipe is running; resume the scan when it has "
                                 "ended.")
             return False
-        rig = self.holder.rig
-        if rig is None or self.holder.busy:
+        if self.holder.rig is None or self.holder.busy:
             self.status.setText(NOT_CONNECTED)
             return False
-        try:
+        profile = self.profile
+
+        def read() -> tuple[ResumableEntry, np.ndarray]:
+            from smm_daq.acquisition.resumable import load_resumable
+            from smm_daq.storage.nexus import read_map
+
             stored = load_resumable(path, entry)  # checked whole (and not finished); rig untouched
             if recipe_text and stored.recipe != recipe_text:
                 raise InputError("was not made by the recipe running; expected its own scan",
                                  source=f"{path}, entry '{entry}'")
-            plan = stored.plan
-            plan.validate(self.profile)
-            measured = read_map(path, entry).bz
-        except SmmError as exc:
-            self.status.setText(f"Cannot resume: {exc}")
-            return False
-        self.file_edit.setText(str(path))
-        self.form.set_plan(plan)
-        self._launch(plan, Path(path), stored.recipe, resume=True, measured=measured)
+            stored.plan.validate(profile)
+            return stored, read_map(path, entry).bz
+
+        self._resume_read += 1
+        token = self._resume_read
+
+        def ready(read_back: tuple[ResumableEntry, np.ndarray]) -> None:
+            if token != self._resume_read:  # cancelled (Abort, Stop)
+                return
+            self._set_resuming(False)
+            if self.holder.rig is None:  # closed meanwhile
+                not_resumed(SmmError("the rig was closed while the entry was read"))
+                return
+            stored, measured = read_back
+            self.file_edit.setText(str(path))
+            self.form.set_plan(stored.plan)
+            self._launch(stored.plan, Path(path), stored.recipe, resume=True,
+                         measured=measured)
+
+        def not_resumed(exc: BaseException) -> None:
+            if token != self._resume_read:
+                return
+            self._set_resuming(False)
+            self.holder.set_busy(False)
+            text = f"Cannot resume: {exc}"
+            self.status.setText(text)
+            self.scanEnded.emit("failed", text)
+
+        self.holder.set_busy(True)  # the rig is the scan's from now: nothing else drives it
+        self._set_resuming(True)
+        self.status.setText(f"Reading entry '{entry}' of {Path(path).name} to resume it…")
+        self.reader.submit(read, ready, not_resumed)
         return True
 
+    def abort(self) -> None:
+        """Abort the scan, or the resume whose entry is being read (nothing started yet)."""
+        if not self.resuming:
+            self.live.abort()
+            return
+        self._resume_read += 1  # its read's end starts nothing
+        self._set_resuming(False)
+        self.holder.set_busy(False)
+        text = "Resume cancelled while the entry was read; nothing was started."
+        self.status.setText(text)
+        self.scanEnded.emit("aborted", text)
+
+    def stop_during_scan(self) -> None:
+        """Stop pressed while the rig is the scan's: the scan aborted (its sequencer stops the
+        stage); while the entry to resume is read, the resume is cancelled and the stage
+        (maybe still moving from a jog) stopped at once."""
+        resuming, rig = self.resuming, self.holder.rig
+        self.abort()
+        if resuming and rig is not None:
+            self.holder.background.submit(rig.stage.stop, None, lambda exc: self.status.setText(
+                f"{self.status.text()} Stop: {exc}"))
+
+    def _set_resuming(self, on: bool) -> None:
+        """An entry being read to resume it: Start, the form and the file wait for it."""
+        self.resuming = on
+        self._state_changed(self.live.state, show=not on)
+
     def _start_failed(self, exc: BaseException) -> None:
+        if isinstance(exc, EntryTaken):  # the window's way to finish it, by the name field
+            free = next_free_name(exc.name, self._taken_names(exc.path) | {exc.name})
+            text = (f"{exc.path.name} has an entry '{exc.name}' already; choose another name "
+                    f"({free} is free: set in the form), or finish an interrupted scan of that "
+                    "name with Resume scan on the Session tab.")
+            self.form.name.setText(free)
+            self.form.show_error(text, key="name")
+            self.live.fail_to_start(text)
+            return
         self.live.fail_to_start(error_text(exc))
 
-    def _state_changed(self, state: str) -> None:
-        running = self.live.running
+    def entries_read(self, path: Path, entries: list[EntryInfo]) -> None:
+        """The entries of session file `path` as last read (the Session tab's): the names a
+        next scan's name is proposed against."""
+        self._entry_names[Path(path).resolve()] = {e.name for e in entries}
+
+    def _taken_names(self, path: Path) -> set[str]:
+        return self._entry_names.get(Path(path).resolve(), set())
+
+    def _state_changed(self, state: str, show: bool = True) -> None:
+        running = self.live.running or self.resuming
         self._update_start()
         self.pause_button.setEnabled(state == "running")
         self.resume_button.setEnabled(state == "paused")
         # also while starting: the field's ramp and the move to the first point come first,
         # and can take a while on a rig
-        self.abort_button.setEnabled(state in ("starting", "running", "paused"))
+        self.abort_button.setEnabled(state in ("starting", "running", "paused")
+                                     or self.resuming)
         self.form.setEnabled(not running)
         self.file_edit.setEnabled(not running)
         self.auto_range.setEnabled(not running)
-        text = state if not self.live.message else f"{state}: {self.live.message}"
-        self.status.setText(text)
+        if show:
+            self.status.setText(state if not self.live.message
+                                else f"{state}: {self.live.message}")
 
     def _update_start(self) -> None:
         """Start is usable with a rig connected, while no scan of this tab runs and no recipe
         drives the rig; unconnected, its tooltip says what to do."""
         connected = self.holder.rig is not None
-        self.start_button.setEnabled(connected and not self.live.running
+        self.start_button.setEnabled(connected and not self.live.running and not self.resuming
                                      and not self.holder.recipe_running)
-        self.start_button.setToolTip("" if connected else NOT_CONNECTED)
+        self.start_button.setToolTip(f"Start the scan ({START_KEY})" if connected
+                                     else NOT_CONNECTED)
 
     def _progressed(self, progress: float, eta_s: object) -> None:
         self.progress.setValue(round(1000 * progress))
@@ -264,9 +357,14 @@ class ScanTab(QtWidgets.QWidget):
 
     def _ended(self, kind: str, message: str) -> None:
         self.holder.set_busy(False)
+        plan = self.live.plan
         if kind == "finished":
             self.progress.setValue(1000)
-        plan = self.live.plan
+            if plan is not None and self.live.path is not None and not self.live.running \
+                    and self.form.name.text().strip() == plan.name:  # the next scan's name
+                taken = self._taken_names(self.live.path) | {plan.name}
+                self._entry_names[self.live.path.resolve()] = taken
+                self.form.name.setText(next_free_name(plan.name, taken))
         if plan is not None:
             self.view.plot.setTitle(f"{plan.name} ({kind})")
         if kind != "finished" and plan is not None and self.live.sequencer is not None:
@@ -305,3 +403,13 @@ class ScanTab(QtWidgets.QWidget):
         if isinstance(text, str):
             self.file_edit.setText(text)
         self.auto_range.setChecked(settings.value("scan/auto_range", False, type=bool))
+
+
+def next_free_name(name: str, taken: set[str]) -> str:
+    """The name after `name` not in `taken`: its trailing number counted on (scan-1 →
+    scan-2, scan_2 → scan_3), or _2, _3, … added (scan → scan_2)."""
+    match = re.fullmatch(r"(.*?[_-])(\d+)", name)
+    stem, n = (match.group(1), int(match.group(2)) + 1) if match else (f"{name}_", 2)
+    while f"{stem}{n}" in taken:
+        n += 1
+    return f"{stem}{n}"

@@ -222,7 +222,7 @@ def test_the_go_to_boxes_follow_a_jog_so_a_go_to_keeps_the_height_jogged_to(wind
     keeps the z jogged to (the boxes kept the position at connect, so z went back)."""
     panel = window.instruments
     start = fresh_readings(qtbot, panel)["position"] / UM
-    panel.jog_step.setValue(1000.0)
+    panel.z_jog_step.setValue(1000.0)  # z jogs have a step of their own
     z_minus = panel.jog_buttons[4]
     assert z_minus.text() == "z−"
     qtbot.mouseClick(z_minus, QtCore.Qt.MouseButton.LeftButton)

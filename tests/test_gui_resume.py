@@ -7,7 +7,7 @@ import numpy as np
 from scan_gate import gate_the_scan
 
 from smm_daq.acquisition.plan import ScanPlan
-from smm_daq.storage.h5file import open_read
+from smm_daq.storage.h5file import open_read, writing
 from smm_daq.storage.nexus import list_entries, read_map
 
 UM = 1e-6
@@ -54,6 +54,7 @@ def test_resume_finishes_an_aborted_scan_and_keeps_its_finished_lines(window, qt
     with qtbot.waitSignal(scan.scanEnded, timeout=WAIT_MS) as ended:
         session.resume_button.click()
         assert window.tabs.tabText(window.tabs.currentIndex()) == "Scan"
+        qtbot.waitUntil(lambda: live.running, timeout=WAIT_MS)
         # the finished lines show at once, before any new point arrives
         np.testing.assert_array_equal(scan.view.map.bz[done_before], before[done_before])
     assert ended.args[0] == "finished"
@@ -74,10 +75,13 @@ def test_resume_is_refused_while_a_scan_runs_and_for_a_finished_entry(window, qt
                                 settle_tau=1.0)
     with qtbot.waitSignal(scan.scanEnded, timeout=WAIT_MS):
         assert scan.start(plan)
-    assert not scan.resume_entry(path, "done")
-    assert "finished already" in scan.status.text()
-    assert not scan.resume_entry(path, "missing")
-    assert "no such entry; expected a scan of this file (done)" in scan.status.text()
+    for entry, why in (("done", "finished already"),
+                       ("missing", "no such entry; expected a scan of this file (done)")):
+        with qtbot.waitSignal(scan.scanEnded, timeout=WAIT_MS) as ended:
+            assert scan.resume_entry(path, entry)  # read in the rig's thread
+        assert ended.args[0] == "failed" and why in ended.args[1]
+        assert why in scan.status.text()
+        assert not window.holder.busy and scan.start_button.isEnabled()
 
 
 def test_a_resume_refused_for_another_time_constant_says_what_to_do_in_the_window(
@@ -120,3 +124,96 @@ def test_a_resume_refused_for_another_time_constant_says_what_to_do_in_the_windo
     assert f"this window runs on {other}" in message
     assert "give --profile" not in message and "leave --profile out" not in message
     assert {e.name: e.status for e in list_entries(path)}["part"] == "aborted"
+
+
+def test_the_entry_to_resume_is_read_off_the_gui_thread_with_start_held_meanwhile(
+        window, qtbot, tmp_path, monkeypatch):
+    """Reading the entry (the whole map: long for a large one, any time on a stalled network
+    disk) does not hold the window; Start, the Session tab's Resume scan and the Instruments
+    tab's controls wait for it, and a read that fails frees them again."""
+    import threading
+
+    import smm_daq.acquisition.resumable as resumable
+
+    scan, session = window.scan, window.session
+    path = tmp_path / "session.h5"
+    plan = ScanPlan.from_center("cut", CENTRE, (3 * 20 * UM, 3 * 20 * UM), 20 * UM,
+                                settle_tau=1.0)
+    with qtbot.waitSignal(scan.scanEnded, timeout=WAIT_MS):
+        assert scan.start(plan)
+    go, threads = threading.Event(), []
+    real = resumable.load_resumable
+
+    def stalled(*args, **kwargs):
+        threads.append(threading.current_thread())
+        assert go.wait(WAIT_MS / 1000)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(resumable, "load_resumable", stalled)
+    session.open_file(path)
+    with qtbot.waitSignal(scan.scanEnded, timeout=WAIT_MS) as ended:
+        assert scan.resume_entry(path, "cut")  # returns while the disk stalls
+        assert "Reading entry 'cut'" in scan.status.text()
+        assert not scan.start_button.isEnabled() and not scan.form.isEnabled()
+        assert not session.resume_button.isEnabled()
+        assert not window.instruments.goto_button.isEnabled()
+        assert not scan.start(plan)
+        go.set()
+    assert threads and threads[0] is not threading.main_thread()
+    assert ended.args[0] == "failed" and "finished already" in ended.args[1]
+    assert scan.start_button.isEnabled() and scan.form.isEnabled()
+    assert not window.holder.busy
+
+
+def test_stop_while_the_entry_to_resume_is_read_stops_the_stage_and_starts_nothing(
+        window, qtbot, tmp_path, monkeypatch):
+    """The read may take long (a stalled disk): Stop then reaches the stage at once (a move
+    sent before Resume scan may still run) and cancels the resume, which starts nothing when
+    the read returns."""
+    import threading
+
+    import smm_daq.acquisition.resumable as resumable
+
+    scan, panel = window.scan, window.instruments
+    path = tmp_path / "session.h5"
+    plan = ScanPlan.from_center("cut", CENTRE, (3 * 20 * UM, 3 * 20 * UM), 20 * UM,
+                                settle_tau=1.0)
+    with qtbot.waitSignal(scan.scanEnded, timeout=WAIT_MS):
+        assert scan.start(plan)
+    with writing(path, create=False) as f:  # cut off after its first line: resumable
+        f["cut/status"][()] = "aborted"
+        f["cut/data/line_done"][1:] = False
+        f["cut/data/Bz"][1:] = np.nan
+    go, reading = threading.Event(), threading.Event()
+    real = resumable.load_resumable
+
+    def stalled(*args, **kwargs):
+        reading.set()
+        assert go.wait(WAIT_MS / 1000)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(resumable, "load_resumable", stalled)
+    panel.goto_boxes[0].setValue(1000.0)
+    panel.go_to()
+    qtbot.waitUntil(lambda: panel._sent_to is not None, timeout=WAIT_MS)  # sent, moving
+    assert scan.resume_entry(path, "cut")
+    qtbot.waitUntil(reading.is_set, timeout=WAIT_MS)
+    assert scan.abort_button.isEnabled()
+    with qtbot.waitSignal(scan.scanEnded, timeout=WAIT_MS) as ended:
+        panel.stop_button.click()
+    assert ended.args[0] == "aborted"
+
+    def readings():
+        panel.readings = {}
+        panel.poll()
+        qtbot.waitUntil(lambda: bool(panel.readings), timeout=WAIT_MS)
+        return panel.readings
+
+    qtbot.waitUntil(lambda: readings().get("on_target") is True, timeout=WAIT_MS)
+    assert abs(readings()["position"][0] - 1000.0 * UM) > 100 * UM  # stopped on the way
+    assert not window.holder.busy and scan.start_button.isEnabled()
+    with qtbot.assertNotEmitted(scan.scanEnded):
+        go.set()
+        qtbot.waitUntil(lambda: scan.reader.pending == 0, timeout=WAIT_MS)
+    assert not scan.live.running and not window.holder.busy
+    assert lines_done(path, "cut").sum() == 1  # nothing resumed

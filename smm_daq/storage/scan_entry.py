@@ -201,12 +201,22 @@ def check_not_cut_off(g: h5py.Group, where: str) -> None:
             "the scan again (its next write replaces what was left)", source=where)
 
 
+class EntryTaken(InputError):
+    """A scan's name is an entry of its file already: `path` and `name` let a caller word
+    its own way to finish that entry, or propose another name."""
+
+    def __init__(self, path: Path, name: str) -> None:
+        self.path, self.name = path, name
+        super().__init__(f"entry '{name}' already exists; expected another scan name (or "
+                         f"`smm-daq resume {path} --entry {name}` to finish it)",
+                         source=str(path))
+
+
 def _taken(f: h5py.Group, path: Path, name: str) -> InputError:
     link = link_not_written_over(f, name)
     if link is not None:  # no entry to resume there
         return InputError(link, source=str(path))
-    return InputError(f"entry '{name}' already exists; expected another scan name (or "
-                      f"`smm-daq resume {path} --entry {name}` to finish it)", source=str(path))
+    return EntryTaken(path, name)
 
 
 class ScanEntryWriter:

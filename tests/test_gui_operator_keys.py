@@ -1,0 +1,161 @@
+"""What an operator expects of the window's entries and keys: z jogs that cannot bring the
+sensor into the sample, numbers typed that are not silently changed, an entry name taken that
+points to the window's Resume scan, and keys for the buttons reached for in a hurry."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PyQt6 import QtCore
+
+from gui.scan_tab import next_free_name
+from smm_daq.acquisition.plan import ScanPlan
+
+UM = 1e-6
+WAIT_MS = 60_000  # generous: the whole suite shares two cores
+CENTRE = (12.5e-3, 12.5e-3)
+
+
+def readings(qtbot, panel):
+    panel.readings = {}
+    panel.poll()
+    qtbot.waitUntil(lambda: bool(panel.readings), timeout=WAIT_MS)
+    return panel.readings
+
+
+def at_rest_at(qtbot, panel, target_um) -> None:
+    def arrived() -> bool:
+        r = readings(qtbot, panel)
+        return r.get("on_target") is True and np.allclose(r["position"], np.asarray(target_um)
+                                                          * UM, atol=0.05 * UM)
+
+    qtbot.waitUntil(arrived, timeout=WAIT_MS)
+
+
+def type_into(qtbot, box, text: str, key=QtCore.Qt.Key.Key_Return) -> None:
+    box.setFocus()
+    box.selectAll()
+    qtbot.keyClicks(box, text)
+    qtbot.keyClick(box, key)
+
+
+def test_a_z_jog_from_the_scan_height_does_not_reach_the_sample(window, qtbot):
+    """At the usual scan height (100 µm) a z− click moves the sensor by the small z step, not
+    by the x, y step (100 µm: contact); one that would go below the lowest z by jog is
+    refused with a message, and the stage stays where it is."""
+    panel = window.instruments
+    start = readings(qtbot, panel)["position"] / UM
+    type_into(qtbot, panel.goto_boxes[2], "100")  # Return: Go to
+    at_rest_at(qtbot, panel, [start[0], start[1], 100.0])
+    assert panel.jog_step.value() == 100.0 and panel.z_jog_step.value() == 10.0
+    z_minus = panel.jog_buttons[4]
+    assert z_minus.text() == "z−"
+    qtbot.mouseClick(z_minus, QtCore.Qt.MouseButton.LeftButton)
+    at_rest_at(qtbot, panel, [start[0], start[1], 90.0])
+
+    panel.z_jog_step.setValue(80.0)  # 90 − 80 = 10 µm: below the lowest z by jog (20 µm)
+    qtbot.mouseClick(z_minus, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "refused" in panel.message.text(), timeout=WAIT_MS)
+    assert "z = 10.00 µm" in panel.message.text()
+    assert "lowest z by jog (20.00 µm" in panel.message.text()
+    at_rest_at(qtbot, panel, [start[0], start[1], 90.0])
+    panel.z_floor.setValue(5.0)  # lowered on purpose: the jog goes
+    qtbot.mouseClick(z_minus, QtCore.Qt.MouseButton.LeftButton)
+    at_rest_at(qtbot, panel, [start[0], start[1], 10.0])
+
+
+def test_a_jog_step_typed_beyond_its_maximum_is_clamped_and_said(window, qtbot):
+    """20000 typed into the jog step (at most 10000 µm) was 2000: another number, silently."""
+    panel = window.instruments
+    type_into(qtbot, panel.jog_step, "20000")
+    assert panel.jog_step.value() == 10000.0
+    assert "20000 µm is beyond its range" in panel.message.text()
+    assert "10000 µm is used" in panel.message.text()
+
+
+def test_a_time_constant_between_the_lockins_steps_is_said_as_taken(window, qtbot):
+    panel = window.instruments
+    type_into(qtbot, panel.tau_box, "0.2")
+    qtbot.waitUntil(lambda: "no 0.2 s; it took 0.3 s" in panel.message.text(),
+                    timeout=WAIT_MS)
+    assert panel.tau_box.value() == pytest.approx(0.3)
+    type_into(qtbot, panel.sensitivity_box, "0.003")
+    qtbot.waitUntil(lambda: "no 0.003 V; it took 0.005 V" in panel.message.text(),
+                    timeout=WAIT_MS)
+    type_into(qtbot, panel.tau_box, "1")  # one of its steps: nothing to say
+    qtbot.waitUntil(lambda: panel.message.text() == "", timeout=WAIT_MS)
+
+
+def test_return_in_a_field_box_sets_the_field(window, qtbot):
+    panel = window.instruments
+    type_into(qtbot, panel.field_boxes[2], "12")
+    qtbot.waitUntil(lambda: np.allclose(readings(qtbot, panel)["field_setpoint"],
+                                        [0, 0, 12e-6], atol=1e-9), timeout=WAIT_MS)
+
+
+@pytest.mark.parametrize(("name", "taken", "free"), [
+    ("scan", {"scan"}, "scan_2"), ("scan_2", {"scan_2", "scan_3"}, "scan_4"),
+    ("scan-1", {"scan-1"}, "scan-2"), ("remanent", set(), "remanent_2")])
+def test_next_free_name(name, taken, free):
+    assert next_free_name(name, taken) == free
+
+
+def test_a_name_taken_points_to_resume_scan_and_a_finished_scan_proposes_the_next(window,
+                                                                                  qtbot):
+    scan = window.scan
+    plan = ScanPlan.from_center("scan", CENTRE, (3 * 20 * UM, 3 * 20 * UM), 20 * UM,
+                                settle_tau=1.0)
+    scan.form.set_plan(plan)
+    with qtbot.waitSignal(scan.scanEnded, timeout=WAIT_MS) as ended:
+        assert scan.start()
+    assert ended.args[0] == "finished"
+    assert scan.form.name.text() == "scan_2"  # the next scan does not reuse the name
+
+    scan.form.name.setText("scan")
+    with qtbot.waitSignal(scan.scanEnded, timeout=WAIT_MS) as ended:
+        assert scan.start()
+    assert ended.args[0] == "failed"
+    by_name = scan.form.error_text("name")
+    assert "Resume scan on the Session tab" in by_name and "smm-daq resume" not in by_name
+    assert "scan_2 is free" in by_name and scan.form.name.text() == "scan_2"
+    assert "Resume scan on the Session tab" in scan.status.text()
+
+
+def test_keys_press_start_pause_abort_stop_and_connect(window, qtbot):
+    """Window-wide keys, named in the buttons' tooltips, from any tab."""
+    scan, panel = window.scan, window.instruments
+    for button, key in ((scan.start_button, "F5"), (scan.pause_button, "F6"),
+                        (scan.abort_button, "Shift+F5"), (panel.stop_button, "Esc"),
+                        (panel.connect_button, "Ctrl+K")):
+        assert f"({key}" in button.toolTip(), button.text()
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=WAIT_MS)
+    window.show_view("session")
+    plan = ScanPlan.from_center("keys", CENTRE, (9 * 20 * UM, 9 * 20 * UM), 20 * UM,
+                                settle_tau=1.0)
+    scan.form.set_plan(plan)
+    qtbot.keyClick(window, QtCore.Qt.Key.Key_F5)
+    qtbot.waitUntil(lambda: scan.live.state == "running", timeout=WAIT_MS)
+    qtbot.keyClick(window, QtCore.Qt.Key.Key_F6)
+    qtbot.waitUntil(lambda: scan.live.state == "paused", timeout=WAIT_MS)
+    with qtbot.waitSignal(scan.scanEnded, timeout=WAIT_MS) as ended:
+        qtbot.keyClick(window, QtCore.Qt.Key.Key_F5, QtCore.Qt.KeyboardModifier.ShiftModifier)
+    assert ended.args[0] == "aborted"
+    window.show_view("scan")
+    with qtbot.waitSignal(panel.holder.opened, timeout=WAIT_MS):
+        qtbot.keyClick(window, QtCore.Qt.Key.Key_K, QtCore.Qt.KeyboardModifier.ControlModifier)
+
+
+def test_esc_stops_the_stage_from_any_tab(window, qtbot):
+    panel = window.instruments
+    start = readings(qtbot, panel)["position"] / UM
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=WAIT_MS)
+    target = [start[0] + 20000.0 if start[0] < 5000.0 else 0.0, start[1], start[2]]
+    panel.goto_boxes[0].setValue(target[0])
+    panel.go_to()
+    qtbot.waitUntil(lambda: readings(qtbot, panel).get("on_target") is False, timeout=WAIT_MS)
+    window.show_view("session")
+    qtbot.keyClick(window, QtCore.Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: readings(qtbot, panel).get("on_target") is True, timeout=WAIT_MS)
+    assert abs(readings(qtbot, panel)["position"][0] / UM - target[0]) > 100.0
