@@ -30,6 +30,7 @@ from served_rig import (
     SIM_PROFILE,
     ServedRig,
     assert_failed_then_resumes,
+    counted,
     served_to_pyvisa_py,
     time_out_only_where_faked,
 )
@@ -99,11 +100,8 @@ QUERIES = (
 
 
 def _captured(rig: Rig) -> object:
-    """A capture of three seconds (its binary block holds LF bytes: read whole all the same).
-
-    The served rig's clock is real time × 50: a loaded machine delays the capture's start by
-    tens of simulated milliseconds per real one, so the capture is long enough that more than
-    ten samples arrive all the same (about 450 at 152 Hz)."""
+    """A capture of three seconds (its binary block holds LF bytes: read whole all the same):
+    about 450 samples at 152 Hz, the served world's clock moving only in the rig's sleep."""
     rig.lockin.configure_buffer(100.0)  # type: ignore[attr-defined]
     rig.lockin.start_buffer(on_trigger=False)  # type: ignore[attr-defined]
     rig.clock.sleep(3.0)
@@ -162,7 +160,11 @@ TRCA_QUERIES = (  # the SR830's buffer read back: wrong, cut or corrupted points
 
 
 def _serve(folder: Path, sim_profile: Path = SIM_PROFILE) -> Iterator[ServedRig]:
-    with served_to_pyvisa_py(folder, sim_profile=sim_profile, timeout_s=LINK_TIMEOUT_S) as rig:
+    # On the rig's sleeps alone (time scale 0, see caught_up_clock): on scaled real time, a
+    # loaded machine's delay to the lock-in acting on its buffer's start ran the world's time
+    # on meanwhile, so what a buffer held after the rig's sleep depended on the load.
+    with served_to_pyvisa_py(folder, sim_profile=sim_profile, timeout_s=LINK_TIMEOUT_S,
+                             time_scale=0) as rig:
         yield rig
 
 
@@ -287,7 +289,7 @@ def test_an_absurd_current_at_connect_is_named_and_the_rest_made_safe_in_bounded
     meant for another query) was ramped down from it: 1e300 A in steps of the ramp limit,
     which never ended. Now it is refused; the other supplies are made safe."""
     profile = load_profile(served.profile_path)
-    rig = open_rig(profile, clock=served.clock)
+    rig = counted(open_rig(profile, clock=served.clock), served)
     rig.coils.set_field(np.array([0.0, 20e-6, 0.0]))
     rig.close()
     served.proxies["coil_y"].answer("CURR?", b"1e300\n")
