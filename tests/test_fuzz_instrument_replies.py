@@ -70,7 +70,8 @@ class Query:
     call: Callable[[Rig], object]  # the driver call that sends it
     out_of_range: tuple[bytes, ...] = ()  # well-formed numbers no such instrument reports
     fine: tuple[str, ...] = ()  # CORRUPT kinds that are a valid reply to this query
-    also: tuple[tuple[str, bytes], ...] = ()  # other queries the proxy answers meanwhile
+    also: tuple[tuple[str, bytes], ...] = ()  # other queries the proxy answers meanwhile,
+    also_after: str | None = None  # once this command went through (None: from the start)
 
 
 QUERIES = (
@@ -155,7 +156,7 @@ TRCA_QUERIES = (  # the SR830's buffer read back: wrong, cut or corrupted points
         b"4\n",  # the SPTS? reply
         b"1.002398e-05,1.577028e-09\n",  # a SNAP? reply
         b",,,,\n",
-    ), also=(("SPTS?", f"{TRCA_POINTS}\n".encode()),)),
+    ), also=(("SPTS?", f"{TRCA_POINTS}\n".encode()),), also_after="PAUS"),  # the read's count
 )
 
 
@@ -263,7 +264,7 @@ def _fuzz(served: ServedRig, rig: Rig, queries: tuple[Query, ...]) -> None:
     for q, kind, reply in _cases(queries):
         count += 1
         for command, fixed in q.also:
-            served.proxies[q.role].answer(command, fixed)
+            served.proxies[q.role].answer(command, fixed, after=q.also_after)
         served.proxies[q.role].answer(q.command, reply)
         try:
             q.call(rig)
