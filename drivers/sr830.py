@@ -16,6 +16,7 @@ at `SRAT i` = 62.5 mHz · 2^i (i = 0..13, up to 512 Hz) into 16383 points, one s
 cleared by `REST`, started by `STRT` or, with `TSTR 1`, by a rising edge at TRIG IN; `PAUS`
 stops it, `SPTS?` counts the points, `TRCA? ch,first,count` reads them as ASCII (a text
 transport carries it unchanged, which TRCB?'s binary bytes would not survive everywhere).
+`STRT` has no reply: `SPTS?` read right after it bounds when storage began (`start_within`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import ClassVar
 import numpy as np
 
 from drivers.link import parse_float, parse_int, shown
-from drivers.srs_lockin import SLOPE_12_DB, SRSLockIn
+from drivers.srs_lockin import SLOPE_12_DB, SRSLockIn, start_within
 from drivers.transports import BITS_PER_BYTE, SERIAL_PREFIX
 from smm_daq.errors import ProtocolError
 from smm_daq.instruments.interfaces import BufferedLockIn, BufferLimits, BufferTrace
@@ -151,14 +152,25 @@ class SR830(SRSLockIn, BufferedLockIn):
         self.link.write("REST")
         if on_trigger:
             return None
-        self.link.write("STRT")
-        return self.clock.now() if self.clock is not None else None
+        if self.clock is None:
+            self.link.write("STRT")
+            return None
+        rate = SAMPLE_RATES[self._index_of("SRAT", SAMPLE_RATES)]
+        before = self.clock.now()
+        self.link.write("STRT")  # no reply: SPTS? right after bounds when storage began
+        stored = self._stored()
+        return start_within(before, self.clock.now(), stored, rate, query="SPTS?",
+                            instrument=self.link.name)
 
-    def read_buffer(self) -> BufferTrace:
-        self.link.write("PAUS")
+    def _stored(self) -> int:
         n = self.link.query("SPTS?", lambda r: parse_int(r, what="buffer point count"))
         if not 0 <= n <= BUFFER_POINTS:
             raise ProtocolError(f"SPTS? gave {n} points", instrument=self.link.name)
+        return n
+
+    def read_buffer(self) -> BufferTrace:
+        self.link.write("PAUS")
+        n = self._stored()
         rate = SAMPLE_RATES[self._index_of("SRAT", SAMPLE_RATES)]
         channels = []
         for channel in (1, 2):

@@ -11,7 +11,8 @@ Capture buffer (for fly scans): X and Y (`CAPTURECFG XY`) at `CAPTURERATE n` = t
 `CAPTURERATEMAX?` allows at this time constant over 2^n, into `CAPTURELEN` kB (at most 4096),
 started by `CAPTURESTART ONE,IMM` or, armed, by TRIG IN (`ONE,TRIG`); `CAPTURESTOP`, then
 `CAPTUREBYTES?` and `CAPTUREGET? offset,size` (kB, at most 64 a time; IEEE 488.2 binary
-blocks of little-endian 4-byte floats) read it back.
+blocks of little-endian 4-byte floats) read it back. `CAPTURESTART` has no reply:
+`CAPTUREBYTES?` read right after it bounds when the capture began (`start_within`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import ClassVar
 import numpy as np
 
 from drivers.link import parse_float, parse_int, shown
-from drivers.srs_lockin import SLOPE_12_DB, SRSLockIn
+from drivers.srs_lockin import SLOPE_12_DB, SRSLockIn, start_within
 from smm_daq.errors import ProtocolError
 from smm_daq.instruments.interfaces import BufferedLockIn, BufferLimits, BufferTrace
 from smm_daq.instruments.profile import LockInSettings
@@ -170,17 +171,28 @@ class SR860(SRSLockIn, BufferedLockIn):
 
     def start_buffer(self, *, on_trigger: bool) -> float | None:
         self.link.write("CAPTURESTOP")
-        self.link.write(f"CAPTURESTART ONE,{'TRIG' if on_trigger else 'IMM'}")
         if on_trigger or self.clock is None:
+            self.link.write(f"CAPTURESTART ONE,{'TRIG' if on_trigger else 'IMM'}")
             return None
-        return self.clock.now()
+        rate = self._capture_rate()
+        before = self.clock.now()
+        self.link.write("CAPTURESTART ONE,IMM")  # no reply: CAPTUREBYTES? bounds the start
+        stored = self._captured_bytes() // BYTES_PER_SAMPLE
+        return start_within(before, self.clock.now(), stored, rate, query="CAPTUREBYTES?",
+                            instrument=self.link.name)
+
+    def _capture_rate(self) -> float:
+        return self.link.query("CAPTURERATE?", lambda r: parse_float(
+            r, what="capture rate (Hz)", within=(MAX_CAPTURE_RATE / 2**20, MAX_CAPTURE_RATE)))
+
+    def _captured_bytes(self) -> int:
+        return self.link.query("CAPTUREBYTES?", lambda r: parse_int(
+            r, what="captured bytes", within=(0, CAPTURE_KB * 1024)))
 
     def read_buffer(self) -> BufferTrace:
         self.link.write("CAPTURESTOP")
-        rate = self.link.query("CAPTURERATE?", lambda r: parse_float(
-            r, what="capture rate (Hz)", within=(MAX_CAPTURE_RATE / 2**20, MAX_CAPTURE_RATE)))
-        size = self.link.query("CAPTUREBYTES?", lambda r: parse_int(
-            r, what="captured bytes", within=(0, CAPTURE_KB * 1024)))
+        rate = self._capture_rate()
+        size = self._captured_bytes()
         data = b""
         for offset in range(0, math.ceil(size / 1024), GET_KB):
             kb = min(GET_KB, math.ceil(size / 1024) - offset)

@@ -54,6 +54,32 @@ def parse_pair(reply: str) -> tuple[float, float]:
         raise ProtocolError(f"{exc} in {shown(reply)}") from None
 
 
+# s: how wide the span the buffer's start is known within may be (a healthy link's round trip
+# of a start and a count query, RS-232 included, is a few tens of milliseconds at most); a
+# wider one (a stalled link) is refused, so the start is retried and no line is misplaced.
+START_WITHIN_S = 0.05
+
+
+def start_within(before: float, after: float, stored: int, rate: float, *, query: str,
+                 instrument: str) -> float:
+    """When a buffer started without a trigger, from the rig's clock `before` its start
+    command was sent and `after` the reply to `query` came, that reply counting `stored`
+    samples at `rate` (Hz): the start was not before the command, nor later than `stored` - 1
+    sample periods before the reply. The middle of that span, where it is narrow."""
+    latest = after - max(stored - 1, 0) / rate
+    if latest < before:
+        raise ProtocolError(
+            f"{query} held {stored} samples {after - before:.3g} s after the buffer's start; "
+            f"at {rate:g} Hz it holds at most {math.floor((after - before) * rate) + 1}",
+            instrument=instrument)
+    if latest - before > START_WITHIN_S:
+        raise ProtocolError(
+            f"the buffer's start is known only within {latest - before:.3g} s ({query} held "
+            f"{stored} samples {after - before:.3g} s after the start command); expected "
+            f"within {START_WITHIN_S:g} s (a link that stalled)", instrument=instrument)
+    return (before + latest) / 2
+
+
 def index_at_or_above(values: tuple[float, ...], wanted: float) -> int | None:
     """Index of the smallest of `values` >= wanted (within rounding), None if none is."""
     fits = [i for i, v in enumerate(values) if v >= wanted * (1 - 1e-9)]

@@ -27,6 +27,7 @@ from smm_daq.instruments.rig import open_rig
 GUARD_S = 120.0
 CURRENT_ATOL = 2e-3
 SCAN_CENTRE = (100e-6, 100e-6)  # m
+RAMP_COMMANDS = 400  # more than coil y is sent from a stop to the ramp-down's end
 
 
 @pytest.fixture(scope="module")
@@ -127,18 +128,23 @@ def test_kill_9_leaves_the_field_on_and_smm_daq_safe_ramps_it_down(served, tmp_p
 @pytest.mark.slow
 def test_repeated_signals_are_acknowledged_and_never_cut_the_ramp_down(served, tmp_path):
     path = tmp_path / "s.h5"
-    proc = start_scan(served, path, "0,40,0")  # 0.8 s of ramp-down for the signals to meet
+    proc = start_scan(served, path, "0,40,0")
     seen: list[str] = []
     read_until(proc, "line 1", seen)
     proc.send_signal(signal.SIGTERM)
-    sent = 1
-    while True:  # one more each time the last is acknowledged, until one lands in the ramp-down
-        proc.send_signal(signal.SIGINT if sent % 2 else signal.SIGTERM)
-        sent += 1
-        line = read_until(proc, "smm-daq: SIG", seen)
-        if "making the rig safe, at most" in line:
-            break
-    rc, err = finish(proc, seen)
+    # Then a signal as each of coil y's next commands passes its proxy (those of the ramp-down
+    # among them): sent from the scan's own traffic, not from this process as it reads the
+    # acknowledgements, so they meet the ramp-down however late a loaded machine lets it read.
+    proxy = served.proxies["coil_y"]
+    for k in range(1, RAMP_COMMANDS + 1):
+        sig = signal.SIGINT if k % 2 else signal.SIGTERM
+        proxy.after(proxy.commands + k, lambda sig=sig: proc.send_signal(sig))
+    try:
+        while "making the rig safe, at most" not in read_until(proc, "smm-daq: SIG", seen):
+            pass
+        rc, err = finish(proc, seen)
+    finally:
+        proxy.disarm()
     assert rc == 130, err
     assert "Traceback" not in err
     assert "the rig is safe (coils at their safe state, stage stopped)" in err

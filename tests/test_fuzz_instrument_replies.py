@@ -30,6 +30,7 @@ from served_rig import (
     SIM_PROFILE,
     ServedRig,
     assert_failed_then_resumes,
+    counted,
     served_to_pyvisa_py,
     time_out_only_where_faked,
 )
@@ -69,7 +70,8 @@ class Query:
     call: Callable[[Rig], object]  # the driver call that sends it
     out_of_range: tuple[bytes, ...] = ()  # well-formed numbers no such instrument reports
     fine: tuple[str, ...] = ()  # CORRUPT kinds that are a valid reply to this query
-    also: tuple[tuple[str, bytes], ...] = ()  # other queries the proxy answers meanwhile
+    also: tuple[tuple[str, bytes], ...] = ()  # other queries the proxy answers meanwhile,
+    also_after: str | None = None  # once this command went through (None: from the start)
 
 
 QUERIES = (
@@ -99,11 +101,8 @@ QUERIES = (
 
 
 def _captured(rig: Rig) -> object:
-    """A capture of three seconds (its binary block holds LF bytes: read whole all the same).
-
-    The served rig's clock is real time × 50: a loaded machine delays the capture's start by
-    tens of simulated milliseconds per real one, so the capture is long enough that more than
-    ten samples arrive all the same (about 450 at 152 Hz)."""
+    """A capture of three seconds (its binary block holds LF bytes: read whole all the same):
+    about 450 samples at 152 Hz, the served world's clock moving only in the rig's sleep."""
     rig.lockin.configure_buffer(100.0)  # type: ignore[attr-defined]
     rig.lockin.start_buffer(on_trigger=False)  # type: ignore[attr-defined]
     rig.clock.sleep(3.0)
@@ -157,12 +156,16 @@ TRCA_QUERIES = (  # the SR830's buffer read back: wrong, cut or corrupted points
         b"4\n",  # the SPTS? reply
         b"1.002398e-05,1.577028e-09\n",  # a SNAP? reply
         b",,,,\n",
-    ), also=(("SPTS?", f"{TRCA_POINTS}\n".encode()),)),
+    ), also=(("SPTS?", f"{TRCA_POINTS}\n".encode()),), also_after="PAUS"),  # the read's count
 )
 
 
 def _serve(folder: Path, sim_profile: Path = SIM_PROFILE) -> Iterator[ServedRig]:
-    with served_to_pyvisa_py(folder, sim_profile=sim_profile, timeout_s=LINK_TIMEOUT_S) as rig:
+    # On the rig's sleeps alone (time scale 0, see caught_up_clock): on scaled real time, a
+    # loaded machine's delay to the lock-in acting on its buffer's start ran the world's time
+    # on meanwhile, so what a buffer held after the rig's sleep depended on the load.
+    with served_to_pyvisa_py(folder, sim_profile=sim_profile, timeout_s=LINK_TIMEOUT_S,
+                             time_scale=0) as rig:
         yield rig
 
 
@@ -261,7 +264,7 @@ def _fuzz(served: ServedRig, rig: Rig, queries: tuple[Query, ...]) -> None:
     for q, kind, reply in _cases(queries):
         count += 1
         for command, fixed in q.also:
-            served.proxies[q.role].answer(command, fixed)
+            served.proxies[q.role].answer(command, fixed, after=q.also_after)
         served.proxies[q.role].answer(q.command, reply)
         try:
             q.call(rig)
@@ -287,7 +290,7 @@ def test_an_absurd_current_at_connect_is_named_and_the_rest_made_safe_in_bounded
     meant for another query) was ramped down from it: 1e300 A in steps of the ramp limit,
     which never ended. Now it is refused; the other supplies are made safe."""
     profile = load_profile(served.profile_path)
-    rig = open_rig(profile, clock=served.clock)
+    rig = counted(open_rig(profile, clock=served.clock), served)
     rig.coils.set_field(np.array([0.0, 20e-6, 0.0]))
     rig.close()
     served.proxies["coil_y"].answer("CURR?", b"1e300\n")

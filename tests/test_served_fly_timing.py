@@ -2,8 +2,10 @@
 drivers time it, however late an emulator's thread acts on a command.
 
 The lock-in's `STRT` (which starts its buffer) has no reply: the driver times the buffer's start
-as it sends it. Here the lock-in's emulator is held before acting on each `STRT` until the rig
-has gone on to wait out the line, as a loaded machine holds a thread. On scaled real time, or on
+by it and the `SPTS?` count read right after. Here the lock-in's emulator is held before acting
+on each `STRT` until the rig waits for the lock-in (its next command there, or its clock's wait
+for the emulators), or else until the rig has gone on to wait out the line, as a loaded machine
+holds a thread. On scaled real time, or on
 a virtual clock that moved on regardless, the buffer started after the line and the line was
 refused or stored misplaced (a failed scan's finished lines held NaN); on the `CaughtUpClock`
 the rig's sleep waits for the emulator, so every line is whole.
@@ -39,7 +41,8 @@ LINES = 3
 
 class Held:
     """A served emulator whose `command` waits, before the emulator acts on it, for `release`:
-    set when the rig waits for it, or when `ends` (the stage) sees the line's end asked for."""
+    cleared as the rig sends it (`Sending`), set when the rig waits for it, or when the stage
+    sees the line's end asked for."""
 
     def __init__(self, inner: Any, command: str) -> None:
         self.inner = inner
@@ -49,7 +52,6 @@ class Held:
 
     def handle(self, message: str) -> str | None:
         if message.strip() == self.command:
-            self.release.clear()
             assert self.release.wait(HANG_GUARD_S), f"{self.command} held for good"
             self.held += 1
         return self.inner.handle(message)  # type: ignore[no-any-return]
@@ -70,6 +72,29 @@ class Releasing:
         if message.strip().startswith(self.command):
             self.release.set()
         return self.inner.handle(message)  # type: ignore[no-any-return]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+class Sending:
+    """The rig's transport to the held emulator: `held.release` cleared as it sends the held
+    command, set as it sends any other (which waits on the held one)."""
+
+    def __init__(self, inner: Any, held: Held) -> None:
+        self.inner = inner
+        self.held = held
+
+    def write(self, message: str) -> None:
+        if message.strip() == self.held.command:
+            self.held.release.clear()
+        else:
+            self.held.release.set()
+        self.inner.write(message)
+
+    def query(self, message: str) -> str:
+        self.held.release.set()
+        return self.inner.query(message)  # type: ignore[no-any-return]
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -104,6 +129,7 @@ def test_a_buffer_started_late_by_its_emulator_still_starts_with_the_line(
     ledger.caught_up = looked_at  # type: ignore[method-assign]
     rig = time_out_only_where_faked(
         open_rig(load_profile(served.profile_path), clock=served.clock), served)
+    rig.lockin.link.transport = Sending(rig.lockin.link.transport, held)  # type: ignore[attr-defined]
     path = tmp_path / "f.h5"
     plan = ScanPlan.from_center("f", CENTRE, (60e-6, 20e-6 * (LINES - 1)), 20e-6,
                                 field=(0.0, 40e-6, 0.0), fly=FlySettings(pixel_time=0.05))

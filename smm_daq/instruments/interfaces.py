@@ -232,8 +232,9 @@ class BufferedLockIn(ABC):
     @abstractmethod
     def start_buffer(self, *, on_trigger: bool) -> float | None:
         """Clear the buffer and start storing now, or (`on_trigger`) at the next edge on
-        the trigger input. Returns the rig-clock time storage started (as the start message
-        left), or None when armed or when the driver has no clock."""
+        the trigger input. Returns the rig-clock time storage started (bounded by the
+        buffer's count read right after the start), or None when armed or when the driver has
+        no clock."""
 
     @abstractmethod
     def read_buffer(self) -> BufferTrace:

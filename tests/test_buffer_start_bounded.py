@@ -1,0 +1,111 @@
+"""A lock-in buffer started without a trigger (SR830 `STRT`, SR860 `CAPTURESTART ONE,IMM`) has
+no reply, so the driver times it by the buffer's count read right after (`SPTS?`,
+`CAPTUREBYTES?`): the start lay between the command leaving and that count's reply, less the
+samples it counted. A link that stalled the start command leaves that span wide: the start is
+refused (and retried by the scan) rather than a fly line's samples placed where the stage was
+not. On the emulators, in one simulated world on the virtual clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from smm_daq.errors import ProtocolError
+from smm_daq.instruments.profile import load_profile, parse_profile
+from smm_daq.instruments.rig import Rig, open_rig
+
+PROFILE = Path("configs/simulator.toml")
+START = {"sr830": "STRT", "sr860": "CAPTURESTART"}
+COUNT = {"sr830": "SPTS?", "sr860": "CAPTUREBYTES?"}
+BUS_LATENCY_S = 0.004  # each message's time on the bus: a healthy link
+STALL_S = 0.3  # a link that held the start command this long
+
+
+class StallingStart:
+    """The lock-in's transport: the start command reaches the lock-in `stall` s late on the
+    rig's clock (0: at once); `taken_at` is the rig-clock time it was passed on."""
+
+    def __init__(self, rig: Rig, command: str, stall: float) -> None:
+        self.transport = rig.lockin.link.transport  # type: ignore[attr-defined]
+        self.clock = rig.clock
+        self.command = command
+        self.stall = stall
+        self.taken_at: float | None = None
+
+    def write(self, message: str) -> None:
+        if message.startswith(self.command):
+            self.clock.advance(self.stall)  # type: ignore[attr-defined]
+            self.taken_at = self.clock.now()
+        self.transport.write(message)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.transport, name)
+
+
+@pytest.fixture(params=["sr830", "sr860"])
+def model(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def rig(model: str) -> Iterator[Rig]:
+    text = PROFILE.read_text()
+    if model == "sr860":
+        text = text.replace('implementation = "sr830"', 'implementation = "sr860"').replace(
+            'reserve = "normal"', '# no reserve on an SR860')
+    profile = parse_profile(text, PROFILE.resolve()) if model == "sr860" else load_profile(PROFILE)
+    with open_rig(profile, world_options={"bus_latency": BUS_LATENCY_S}) as rig:
+        rig.lockin.configure_buffer(100.0)  # type: ignore[attr-defined]
+        yield rig
+
+
+def _stalling(rig: Rig, model: str, stall: float) -> StallingStart:
+    link = rig.lockin.link  # type: ignore[attr-defined]
+    link.transport = StallingStart(rig, START[model], stall)
+    return link.transport  # type: ignore[no-any-return]
+
+
+def test_a_start_on_a_healthy_link_is_timed_within_its_round_trip(rig: Rig, model: str) -> None:
+    """The control: the count read after a start the link did not hold refuses nothing and
+    times the start as the lock-in took it."""
+    start = _stalling(rig, model, 0.0)
+    before = rig.clock.now()
+    started = rig.lockin.start_buffer(on_trigger=False)  # type: ignore[attr-defined]
+    assert started is not None and start.taken_at is not None
+    # the lock-in took the command one bus latency after it was passed on
+    assert abs(started - (start.taken_at + BUS_LATENCY_S)) <= 2 * BUS_LATENCY_S
+    assert before <= started <= rig.clock.now()
+
+
+def test_a_start_the_link_stalled_is_refused_not_misplaced(rig: Rig, model: str) -> None:
+    """Without the count read after it, the start was timed as the command left: 0.3 s before
+    the lock-in began storing, a whole fly line's samples placed 0.3 s early."""
+    _stalling(rig, model, STALL_S)
+    with pytest.raises(ProtocolError) as err:
+        rig.lockin.start_buffer(on_trigger=False)  # type: ignore[attr-defined]
+    message = str(err.value)
+    assert "the buffer's start is known only within 0.3" in message, message
+    assert COUNT[model] in message and rig.lockin.link.name in message  # type: ignore[attr-defined]
+
+
+def test_a_count_too_high_for_the_time_since_the_start_is_refused(rig: Rig, model: str) -> None:
+    """A count reply no buffer just started holds (a corrupted one) is refused, naming it."""
+    link = rig.lockin.link  # type: ignore[attr-defined]
+    inner = link.transport
+
+    class Inflated:
+        def __getattr__(self, name: str) -> object:
+            return getattr(inner, name)
+
+        def query(self, message: str) -> str:
+            reply = inner.query(message)
+            return "4096" if message.startswith(COUNT[model]) else reply
+
+    link.transport = Inflated()
+    with pytest.raises(ProtocolError) as err:
+        rig.lockin.start_buffer(on_trigger=False)  # type: ignore[attr-defined]
+    assert f"{COUNT[model]} held {4096 // (8 if model == 'sr860' else 1)} samples" in str(
+        err.value)
