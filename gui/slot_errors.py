@@ -3,7 +3,9 @@ Python thread the window started): reported, and the window goes on.
 
 With Python's own `sys.excepthook`, PyQt6 aborts the whole program (qFatal: SIGABRT, exit 134)
 when a slot raises: nothing of the window's close runs, so the rig is left as it was (a field
-on), a scan's file as a killed writer leaves it. While the window runs, `reporting_slot_errors`
+on), a scan's file as a killed writer leaves it. pyqtgraph, once imported, sets a hook that
+only prints, if none is set: a side effect of a plotting library's import, under which the
+operator is told nothing and the program exits 0. While the window runs, `reporting_slot_errors`
 sets hooks of its own: the traceback goes to stderr, and a box that blocks nothing says what
 failed and that the window goes on. One error does not by itself make the rig unsafe: a scan
 running goes on. An error from the code that makes the rig safe or closes the window may have
