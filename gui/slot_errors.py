@@ -96,11 +96,10 @@ class SlotErrors(QtCore.QObject):
         text = traceback.format_exception_only(kind, value)[-1].strip()
         with self._lock:
             self.count += 1
-            seen = self.seen.get(key)
-            if seen is None:
-                seen = self.seen[key] = Seen(text, 0, _from_safety_code(tb))
+            seen = self.seen.setdefault(key, Seen(text, 0, False))
             seen.count += 1
             seen.text = text
+            seen.safety = seen.safety or _from_safety_code(tb)  # raised there by either path
             count = seen.count
         source = f"thread {thread.name!r}" if thread is not None else "the window's code"
         if count == 1:
@@ -136,7 +135,7 @@ class SlotErrors(QtCore.QObject):
     def text(self) -> str:
         """What the box says of the errors it lists."""
         listed = [self.seen[key] for key in self._in_box]
-        lines = [f"{seen.text}" + (f" ({seen.count} times)" if seen.count > 1 else "")
+        lines = [seen.text + (f" ({seen.count} times)" if seen.count > 1 else "")
                  for seen in listed[:SHOWN_AT_MOST]]
         if len(listed) > SHOWN_AT_MOST:
             lines.append(f"and {len(listed) - SHOWN_AT_MOST} other errors")

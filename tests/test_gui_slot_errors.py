@@ -188,3 +188,25 @@ def test_the_code_named_as_making_the_rig_safe_exists() -> None:
     for module, names in SAFETY_CODE.items():
         for name in names or ():
             reduce(getattr, name.split("."), importlib.import_module(module))
+
+
+def _make_safe_failing() -> None:
+    """Code whose name says it makes the rig safe (counted as such)."""
+    _raise()
+
+
+def test_an_error_raised_again_by_the_code_making_the_rig_safe_is_said_to_be_from_it(
+        qtbot) -> None:
+    """The same error (raised at one place) first from a plain slot, then by making the rig
+    safe: the box then says the rig may not be safe."""
+    window = QtWidgets.QMainWindow()
+    qtbot.addWidget(window)
+    window.show()
+    with reporting_slot_errors(load_profile()) as errors:
+        QtCore.QTimer.singleShot(0, _raise)
+        qtbot.waitUntil(lambda: errors.box is not None, timeout=WAIT_MS)
+        assert "may NOT be safe" not in errors.box.text()
+        QtCore.QTimer.singleShot(0, _make_safe_failing)
+        qtbot.waitUntil(lambda: errors.count == 2, timeout=WAIT_MS)
+        assert "ValueError: again (2 times)" in errors.box.text()
+        assert "may NOT be safe" in errors.box.text()
