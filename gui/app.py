@@ -13,6 +13,7 @@ from gui.demo_folder import clean_up, kept_unread, make_demo_folder
 from gui.gui_thread_gc import collect_in_gui_thread
 from gui.main_window import MainWindow
 from gui.signals import closing_on_signals
+from gui.slot_errors import reporting_slot_errors
 from smm_daq.cli.args import output_file, session_file
 from smm_daq.cli.main import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_WRITE_STALLED, leave_now
 from smm_daq.errors import InputError
@@ -82,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
     folder = make_demo_folder() if args.demo else None
     left_stalled_write = rig_unsafe = signalled = False
     try:
-        with collect_in_gui_thread():  # worker threads must never delete widgets
+        # worker threads must never delete widgets; an error in a slot must not abort the program
+        with collect_in_gui_thread(), reporting_slot_errors(profile) as slot_errors:
             window, outcome = _open_window(profile, store, args, folder)
             with closing_on_signals(window.close_on_signal):
                 status = app.exec()
@@ -98,6 +100,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"smm-daq: {kept_unread(folder) if left_stalled_write else clean_up(folder)}")
     code = exit_code(args, outcome, status, rig_unsafe=rig_unsafe,
                      left_stalled_write=left_stalled_write, signalled=signalled)
+    if slot_errors.count:  # the window's code failed (said as it did): as a failure is told
+        code = EXIT_FAILED
     if left_stalled_write:
         leave_now(code)
     return code
