@@ -41,9 +41,9 @@ from smm_daq.storage.mapdata import MapData
 
 _FD_STEP = 0.05  # pixels, for the spline gradient
 JACKKNIFE_BLOCKS = (4, 4)  # (rows, columns) of blocks left out one at a time
-NEGLIGIBLE_SD_PIXELS = 0.05  # a shift known this well (in pixels) is applied without a word
+NEGLIGIBLE_SD_PIXELS = 0.1  # a shift known this well (in pixels) is applied without a word
 CHI2_2DOF_95 = 5.991  # 95 % point of chi-square with 2 degrees of freedom
-MISFIT_RATIO = 3.0  # jackknife SD over the residual-based SD beyond which the model misfits
+MISFIT_RATIO = 2.0  # residual over noise, or jackknife SD over the sandwich's: a misfit
 UM = 1e-6
 
 
@@ -62,6 +62,7 @@ class Registration:
     # jackknife's over blocks of the map): far below shift_sd, the maps differ by more than a
     # shift and the shift found depends on which part of them is used
     noise_shift_sd: tuple[float, float] = (0.0, 0.0)
+    noise_rms: float = float("nan")  # T, the residual's RMS were the maps alike but for noise
 
 
 class _Resampler:
@@ -361,7 +362,20 @@ def estimate_registration(
         rms_residual=float(np.sqrt(np.sum(residual**2) / used.sum())),
         pixels=int(used.sum()),
         noise_shift_sd=(float(sd_sandwich[0]), float(sd_sandwich[1])),
+        noise_rms=float(np.hypot(_pixel_noise(reference.bz), _pixel_noise(moving.bz))),
     )
+
+
+def _pixel_noise(bz: np.ndarray) -> float:
+    """The white noise's RMS in a map, from its second differences between neighbouring
+    pixels (6 σ² for white noise; a field seen from a sensor's height barely curves from one
+    pixel to the next): the median absolute one, along the axis where it is least."""
+    out = []
+    for d in (np.diff(bz, 2, axis=1), np.diff(bz, 2, axis=0)):
+        d = d[np.isfinite(d)]
+        if d.size:
+            out.append(1.4826 * float(np.median(np.abs(d - np.median(d)))) / np.sqrt(6.0))
+    return min(out) if out else float("nan")
 
 
 class RegistrationWarning(UserWarning):
@@ -374,9 +388,10 @@ def registration_concerns(reg: Registration, step: tuple[float, float]) -> list[
 
     - not significant: the shift is within its SD of zero (chi-square of 2 degrees of freedom
       below its 95 % point), so applying it moves the map by an unknown amount;
-    - misfit: leaving out blocks of the map moves the shift by more than MISFIT_RATIO times
-      what the residual's autocovariance allows, so the maps differ by more than a shift
-      (an induced field of the remanent field's shape, which the shift absorbs).
+    - misfit: the residual's RMS is more than MISFIT_RATIO times the maps' noise, or leaving
+      out blocks of the map moves the shift by more than MISFIT_RATIO times what the
+      residual's autocovariance allows: the maps differ by more than a shift, and the shift
+      may have absorbed the part of that difference (an induced field) shaped like one.
     """
     sd = np.array(reg.shift_sd)
     if np.max(sd / np.array(step)) <= NEGLIGIBLE_SD_PIXELS:
@@ -391,13 +406,15 @@ def registration_concerns(reg: Registration, step: tuple[float, float]) -> list[
             "applying it may add an artefact to the difference: compare with the maps "
             "subtracted as they lie (--no-register, or register = false in a recipe)")
     noise_sd = np.array(reg.noise_shift_sd)
-    if np.any(sd > MISFIT_RATIO * noise_sd):
+    spread = float(np.max(sd / np.maximum(noise_sd, 1e-300)))
+    if spread > MISFIT_RATIO or reg.rms_residual > MISFIT_RATIO * reg.noise_rms:
+        left_out = (f", and leaving out parts of the map moves the shift by {spread:.1f} times "
+                    "what the residual allows" if spread > MISFIT_RATIO else "")
         concerns.append(
-            f"the maps differ by more than a shift: the registration's shift {said}, moves "
-            f"by {np.max(sd / np.maximum(noise_sd, 1e-300)):.1f} times what the noise allows "
-            "when parts of the map are left out, so it may have absorbed part of the induced "
-            "field: compare with the maps subtracted as they lie (--no-register, or "
-            "register = false in a recipe)")
+            f"the maps differ by more than a shift (residual {reg.rms_residual / UM:.3g} µT "
+            f"RMS against {reg.noise_rms / UM:.3g} µT of noise{left_out}): the registration's "
+            f"shift {said}, may have absorbed part of the induced field: compare with the "
+            "maps subtracted as they lie (--no-register, or register = false in a recipe)")
     return concerns
 
 
