@@ -43,6 +43,7 @@ _FD_STEP = 0.05  # pixels, for the spline gradient
 JACKKNIFE_BLOCKS = (4, 4)  # (rows, columns) of blocks left out one at a time
 NEGLIGIBLE_SD_PIXELS = 0.1  # a shift known this well (in pixels) is applied without a word
 CHI2_2DOF_95 = 5.991  # 95 % point of chi-square with 2 degrees of freedom
+POOR_SD_PIXELS = 0.25  # an SD above this (in pixels) is warned of whatever the shift
 MISFIT_RATIO = 2.0  # residual over noise, or jackknife SD over the sandwich's: a misfit
 UM = 1e-6
 
@@ -391,7 +392,10 @@ def registration_concerns(reg: Registration, step: tuple[float, float]) -> list[
     - misfit: the residual's RMS is more than MISFIT_RATIO times the maps' noise, or leaving
       out blocks of the map moves the shift by more than MISFIT_RATIO times what the
       residual's autocovariance allows: the maps differ by more than a shift, and the shift
-      may have absorbed the part of that difference (an induced field) shaped like one.
+      may have absorbed the part of that difference (an induced field) shaped like one;
+    - poorly determined: an SD above POOR_SD_PIXELS, where a few grains' induced fields
+      moved the shift by a pixel or two on a 21 × 11 grid, even at several SD, unseen in the
+      residual.
     """
     sd = np.array(reg.shift_sd)
     if np.max(sd / np.array(step)) <= NEGLIGIBLE_SD_PIXELS:
@@ -415,6 +419,12 @@ def registration_concerns(reg: Registration, step: tuple[float, float]) -> list[
             f"RMS against {reg.noise_rms / UM:.3g} µT of noise{left_out}): the registration's "
             f"shift {said}, may have absorbed part of the induced field: compare with the "
             "maps subtracted as they lie (--no-register, or register = false in a recipe)")
+    if np.max(sd / np.array(step)) > POOR_SD_PIXELS:
+        concerns.append(
+            f"the registration's shift {said}, is poorly determined: an induced field shaped "
+            "like a shift of the remanent map moves it by as much without showing in the "
+            "residual: compare with the maps subtracted as they lie (--no-register, or "
+            "register = false in a recipe)")
     return concerns
 
 
