@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import warnings
 
+import h5py
 import numpy as np
 import pytest
 
 from smm_daq.analysis.registration import RegistrationWarning, estimate_registration
 from smm_daq.analysis.subtraction import subtract_maps
+from smm_daq.cli.main import main
 from smm_daq.storage.mapdata import MapData
+from smm_daq.storage.nexus import write_map_entry
 
 MU0 = 4e-7 * np.pi
 HEIGHT = 100e-6
@@ -130,3 +133,22 @@ def test_a_well_determined_shift_is_applied_without_a_word():
         res = subtract_maps(in_field, remanent)
     assert res.concerns == ()
     assert np.all(np.abs(np.array(res.shift) - shift) < 3 * np.array(res.shift_sd))
+
+
+def test_the_subtract_command_says_the_warnings_once_and_records_them(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    in_field, remanent, _ = scans(rng, 4, (1.0, 0.0, 0.0), 0.5, shift=(0.0, 0.0))
+    path = tmp_path / "s.h5"
+    for m in (remanent, in_field):
+        write_map_entry(path, m, kind="scan")
+    assert main(["subtract", str(path), "--in-field", "in_field", "--remanent", "remanent",
+                 "--name", "induced"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and all(line.startswith("smm-daq: warning: '") for line in err)
+    assert "not significantly different from zero" in err[0]
+    assert "differ by more than a shift" in err[1]
+    with h5py.File(path) as f:
+        reg = f["induced/registration"]
+        assert reg["warnings"][()].decode().split("\n") == [e.split("': ", 1)[1] for e in err]
+        assert np.all(reg["noise_shift_errors"][()] <= reg["shift_errors"][()])
+        assert reg["noise_shift_errors"].attrs["units"] == "m"
