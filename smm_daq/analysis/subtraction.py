@@ -7,11 +7,18 @@ ghosts of every grain in the difference.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
-from smm_daq.analysis.registration import Registration, apply_registration, estimate_registration
+from smm_daq.analysis.registration import (
+    Registration,
+    RegistrationWarning,
+    apply_registration,
+    estimate_registration,
+    registration_concerns,
+)
 from smm_daq.analysis.subtract_inputs import induced_footprint, require_subtractable
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.products import Quantity
@@ -26,6 +33,7 @@ class SubtractionResult:
     rotation: float = 0.0  # rad applied to the remanent map (only if asked)
     rotation_sd: float = 0.0
     registration: Registration | None = None  # the full fit, when registered
+    concerns: tuple[str, ...] = ()  # why the shift applied may be an artefact (also warned)
 
 
 def registration_fields(res: SubtractionResult) -> dict[str, object]:
@@ -42,6 +50,11 @@ def registration_fields(res: SubtractionResult) -> dict[str, object]:
                                     "constant between the maps (in-field minus remanent)")
         fields["rms_residual"] = Quantity(res.registration.rms_residual, "T")
         fields["pixels"] = res.registration.pixels
+        fields["noise_shift_errors"] = Quantity(
+            np.array(res.registration.noise_shift_sd), "m",
+            "standard deviation of the shift from the residual's autocovariance alone")
+    if res.concerns:
+        fields["warnings"] = "\n".join(res.concerns)
     return fields
 
 
@@ -57,7 +70,9 @@ def subtract_maps(
     """In-field minus remanent, the remanent map first carried onto the in-field one.
 
     The result keeps the in-field map's geometry and applied field and names both entries as
-    its sources. InputError if the grids differ or the sensor geometry disagrees.
+    its sources. InputError if the grids differ or the sensor geometry disagrees. A
+    RegistrationWarning for each reason the shift applied may be an artefact
+    (`registration_concerns`); the shift is applied all the same.
     """
     require_subtractable(in_field, remanent)
     if register:
@@ -79,6 +94,10 @@ def subtract_maps(
     )
     if reg is None:
         return SubtractionResult(out, (0.0, 0.0), (0.0, 0.0), False)
+    concerns = tuple(registration_concerns(reg, (float(in_field.x[1] - in_field.x[0]),
+                                                 float(in_field.y[1] - in_field.y[0]))))
+    for text in concerns:
+        warnings.warn(f"'{title}': {text}", RegistrationWarning, stacklevel=2)
     return SubtractionResult(
-        out, reg.shift, reg.shift_sd, True, reg.rotation, reg.rotation_sd, reg
+        out, reg.shift, reg.shift_sd, True, reg.rotation, reg.rotation_sd, reg, concerns
     )

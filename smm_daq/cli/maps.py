@@ -146,12 +146,16 @@ def _derived(m: MapData, args: argparse.Namespace, what: str) -> MapData:
 
 def _subtract(args: argparse.Namespace) -> int:
     from smm_daq.analysis.induced_entry import subtract_entries
+    from smm_daq.thread_warnings import recorded
 
-    res = subtract_entries(args.file, args.in_field, args.remanent, args.name,
-                           register=not args.no_register, rotation=args.rotation,
-                           overwrite=args.overwrite,
-                           parameters={"command": invoked_command()})
+    with recorded() as caught:  # e.g. a shift that may be an artefact: one line each
+        res = subtract_entries(args.file, args.in_field, args.remanent, args.name,
+                               register=not args.no_register, rotation=args.rotation,
+                               overwrite=args.overwrite,
+                               parameters={"command": invoked_command()})
     print(f"{args.file}: wrote entry '{args.name}' (induced)")
+    for w in caught:
+        print(f"smm-daq: warning: {w.message}", file=sys.stderr)
     if res.registered:
         (sx, sy), (ex, ey) = res.shift, res.shift_sd
         print(f"registered: shift ({sx / UM:.4f} ± {ex / UM:.4f}, {sy / UM:.4f} ± {ey / UM:.4f}) µm"
