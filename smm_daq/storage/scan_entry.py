@@ -606,7 +606,9 @@ class RunStart:
 
 def read_runs(path: str | Path, name: str) -> list[RunStart]:
     """The runs of scan entry `name`: from `runs`, or for an entry of an earlier version from
-    its field-check log (their starts unrecorded), or one run when it has neither."""
+    its field-check log (their starts unrecorded), or one run when it has neither. A row of
+    `runs` that not every column holds, or whose run was never written (a resume killed while
+    it added its row), is left out: the next resume writes its row after it."""
     with open_read(path) as f:
         check_an_entry(f, name, str(path))
         g = f.get(name)
@@ -615,11 +617,12 @@ def read_runs(path: str | Path, name: str) -> list[RunStart]:
         runs = g.get("runs")
         try:
             if isinstance(runs, h5py.Group):
-                starts = [text(s) for s in runs["start_time"][()]]
-                offsets = np.asarray(runs["time_offset"][()], dtype=float).reshape(len(starts))
-                numbers = np.asarray(runs["run"][()], dtype=int).reshape(len(starts))
-                return [RunStart(int(n), s, float(o))
-                        for n, s, o in zip(numbers, starts, offsets, strict=True)]
+                columns = [np.asarray(runs[k][()]).reshape(-1)
+                           for k in ("run", "start_time", "time_offset")]
+                rows = min(len(c) for c in columns)
+                numbers, starts, offsets = (c[:rows] for c in columns)
+                return [RunStart(int(n), text(s), float(o))
+                        for n, s, o in zip(numbers, starts, offsets, strict=True) if n >= 0]
             log = g.get("instrument/field_check/value_log/run")
             numbers = (np.asarray(log[()], dtype=int).reshape(-1)
                        if isinstance(log, h5py.Dataset) else np.zeros(1, int))
