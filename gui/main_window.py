@@ -137,7 +137,9 @@ class MainWindow(QtWidgets.QMainWindow):
         return self.session.open_file(path)
 
     def _file_opened(self, path: Path) -> None:
-        if self.persist:
+        # once the close has begun, the settings are being written in a thread of their own
+        # (`SettingsSync`): not set here beside it (a QSettings is not safe in two threads)
+        if self.persist and not self._closing:
             self.settings.setValue("session/file", str(path))
         self.setWindowTitle(f"{TITLE}: {self.profile.name}: {path.name}")
         self.scan.set_path(path)

@@ -576,3 +576,42 @@ def test_a_signal_while_the_closes_warning_is_up_acknowledges_it(
     assert len(seen) == 1 and closes == [True] and window.rig_may_be_unsafe
     assert "smm-daq: The rig may not be safe:\nmaking the rig safe and closing it failed " \
         "(RuntimeError: no answer)" in capsys.readouterr().err
+
+
+def test_a_file_opened_while_the_settings_are_written_leaves_them_to_their_thread(
+        window, settings, tmp_path):
+    """A session file read in the background (during a scan) that arrives while the close
+    writes the settings in their thread does not set them on the window's thread meanwhile:
+    one QSettings used by two threads at once is not safe (Qt's settings are reentrant, not
+    thread-safe), and the update Qt posts for it would write the file again on the window's
+    thread, on the disk the write is bounded for."""
+    syncing, go = threading.Event(), threading.Event()
+    sync = settings.sync
+
+    def slow() -> None:
+        syncing.set()
+        go.wait(WAIT_MS / 1000)
+        sync()
+
+    settings.sync = slow
+    set_during: list[str] = []
+    set_value = settings.setValue
+
+    def recorded(key: str, value: object) -> None:
+        if syncing.is_set() and not go.is_set():
+            set_during.append(key)
+        set_value(key, value)
+
+    settings.setValue = recorded
+    arrived: list[bool] = []
+
+    def opened() -> None:  # what the Session tab's background read delivers
+        arrived.append(syncing.is_set())
+        window.session.fileOpened.emit(tmp_path / "s.h5")
+        go.set()
+
+    QtCore.QTimer.singleShot(0, opened)
+    assert window.close()
+    assert arrived == [True]
+    assert set_during == []  # unfixed: ['session/file'], beside the write in its thread
+    assert "tab=" in (tmp_path / "gui.ini").read_text()

@@ -297,7 +297,7 @@ def test_resume_help_says_the_profile_defaults_to_the_one_stored_with_the_scan(
         ("axis_sign = [1, 1, 1]", "axis_sign = [-1, 1, 1]", "stage_axis_sign"),
         ('axes = ["1", "2", "3"]', 'axes = ["2", "1", "3"]', "stage_axes"),
         ("travel_um = [[0.0, 25000.0], [0.0, 25000.0], [0.0, 10000.0]]",
-         "travel_um = [[0.0, 18000.0], [0.0, 18000.0], [0.0, 10000.0]]", "stage_travel_m"),
+         "travel_um = [[0.0, 50000.0], [0.0, 50000.0], [0.0, 10000.0]]", "stage_travel_m"),
     ],
     ids=["x mirrored", "x and y swapped", "another stage's travel"],
 )
@@ -316,4 +316,45 @@ def test_a_scan_is_not_resumed_on_another_stage_frame(
     assert main(["resume", str(interrupted), "--entry", "s1", "--profile", str(profile)]) == 2
     err = capsys.readouterr().err
     assert f"was taken with another instrument profile: {key} was" in err
+    assert interrupted.read_bytes() == before
+
+
+TRAVEL = "travel_um = [[0.0, 25000.0], [0.0, 25000.0], [0.0, 10000.0]]"
+
+
+@pytest.mark.parametrize(
+    "travel",
+    ["travel_um = [[-0.0000001, 25000.0000001], [0.0, 25000.0], [0.0, 10000.0]]",
+     "travel_um = [[12000.0, 13000.0], [0.0, 25000.0], [0.0, 400.0]]"],
+    ids=["rewritten to rounding", "soft limits tightened around the scan"],
+)
+def test_a_scan_resumes_on_its_stage_with_its_travel_rounded_or_tightened(
+        repo: Path, tmp_path: Path, interrupted: Path, travel: str) -> None:
+    """The same stage with its travel written to other rounding, or its soft limits tightened
+    (a region the sensor must keep off) still around the scan, is the stage the scan began
+    on: the resume is not refused as "another instrument profile" (which left the lab to
+    finish it with the wider limits it had tightened, or not at all)."""
+    text = (repo / "configs" / "simulator.toml").read_text()
+    assert TRAVEL in text
+    profile = tmp_path / "tightened.toml"
+    profile.write_text(text.replace(TRAVEL, travel))
+    assert main(["resume", str(interrupted), "--entry", "s1", "--profile", str(profile)]) == 0
+    with h5py.File(interrupted, "r") as f:
+        assert f["s1/data/line_done"][()].all()
+
+
+def test_a_travel_tightened_into_the_scan_is_refused_by_the_plan(
+        repo: Path, tmp_path: Path, interrupted: Path, capsys: pytest.CaptureFixture[str]
+        ) -> None:
+    """Soft limits tightened so that the rest of the scan lies outside them are refused, as
+    the plan outside the stage's travel, before the rig connects, the file as it was."""
+    text = (repo / "configs" / "simulator.toml").read_text()
+    profile = tmp_path / "tightened.toml"
+    profile.write_text(text.replace(
+        TRAVEL, "travel_um = [[0.0, 12000.0], [0.0, 25000.0], [0.0, 10000.0]]"))
+    before = interrupted.read_bytes()
+    assert main(["resume", str(interrupted), "--entry", "s1", "--profile", str(profile)]) == 2
+    err = capsys.readouterr().err
+    assert "another instrument profile" not in err
+    assert "travel" in err
     assert interrupted.read_bytes() == before

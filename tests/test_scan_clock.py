@@ -152,3 +152,23 @@ def test_a_damaged_line_run_is_refused_before_the_rig_is_touched(tmp_path: Path)
     with pytest.raises(InputError, match="'data/line_run' is not one integer per line"):
         Sequencer(rig, path, _plan(), resume=True).run()
     assert rig.stage.visits == []
+
+
+def test_a_resume_killed_while_it_lengthened_runs_still_lists_and_resumes(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A resume killed between lengthening `runs`' columns (one is a row longer than the
+    others) leaves a file that `info` still lists (it failed, exit 2, for the whole file, every
+    entry unlisted), with the complete rows; the next resume writes its row after it, and the
+    row cut off is not counted as a run."""
+    path = tmp_path / "s.h5"
+    assert _run(path, _rig(0.0), resume=False, stop_after_line=1) == "aborted"
+    with h5py.File(path, "a") as f:
+        f["k/runs/run"].resize(2, axis=0)  # the resume's first column, then the kill
+    assert main(["info", str(path)]) == 0
+    assert "k  [scan, aborted]" in capsys.readouterr().out
+    assert [r.run for r in read_runs(path, "k")] == [0]
+    assert _run(path, _rig(0.0), resume=True) == "finished"
+    runs = read_runs(path, "k")
+    assert [r.run for r in runs] == [0, 1] and runs[1].start_time  # the cut-off row left out
+    with h5py.File(path, "r") as f:
+        assert set(f["k/data/line_run"][()]) == {0, 1}

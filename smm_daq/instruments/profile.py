@@ -160,7 +160,8 @@ class Profile:
     def fingerprint(self) -> dict[str, Any]:
         """What must match for a scan to be resumed with this profile: hardware, geometry
         (the stage's frame too: which controller axis is which sample axis, its direction,
-        and its travel, which tells one stage from another on the same controller type), and
+        and its travel, which tells one stage from another on the same controller type: one
+        within the stored travel is the same stage, its soft limits tightened), and
         the lock-in settings that set the scale of X (the sensor's excitation and what is
         detected of it; the time constant is checked on its own, `resumable`)."""
         lockin = self.lockin

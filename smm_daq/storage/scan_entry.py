@@ -108,7 +108,8 @@ def check_same_profile(stored: str, profile: Profile, where: str, *, hint: str) 
     (a command-line option, the window's profile)."""
     then, now = json.loads(stored), profile.fingerprint()
     # (a key the stored one lacks was added to the fingerprint after the scan was started)
-    keys = sorted(k for k in then if then[k] != now.get(k))
+    keys = sorted(k for k in then if then[k] != now.get(k)
+                  and not (k == TRAVEL_KEY and _travel_within(then[k], now.get(k))))
     if not keys:
         return
     changed = "; ".join(f"{k} was {_shown(then.get(k))}, now {_shown(now.get(k))}"
@@ -118,6 +119,23 @@ def check_same_profile(stored: str, profile: Profile, where: str, *, hint: str) 
            if "coil_calibration_T_per_A" in keys else "")
     raise InputError(f"was taken with another instrument profile: {changed}{why}; expected "
                      f"the profile it was started with: {hint}", source=where)
+
+
+TRAVEL_KEY = "stage_travel_m"
+TRAVEL_ROUNDING_M = 1e-9  # below any stage's resolution: a bound rewritten, not moved
+
+
+def _travel_within(stored: object, now: object) -> bool:
+    """Whether the stage travel `now` (m, [min, max] per axis) lies within the `stored` one,
+    to rounding: the same stage, its soft limits the same or tightened (a region the sensor
+    must keep off). The plan is checked against the new travel on its own, so a tightened
+    one that cuts into the scan is refused there; a wider travel is another stage."""
+    try:
+        then_, now_ = (np.asarray(v, dtype=float).reshape(3, 2) for v in (stored, now))
+    except (TypeError, ValueError):
+        return False
+    return bool(np.all(now_[:, 0] >= then_[:, 0] - TRAVEL_ROUNDING_M)
+                and np.all(now_[:, 1] <= then_[:, 1] + TRAVEL_ROUNDING_M))
 
 
 def _shown(value: object) -> str:
@@ -598,7 +616,9 @@ class RunStart:
 
 def read_runs(path: str | Path, name: str) -> list[RunStart]:
     """The runs of scan entry `name`: from `runs`, or for an entry of an earlier version from
-    its field-check log (their starts unrecorded), or one run when it has neither."""
+    its field-check log (their starts unrecorded), or one run when it has neither. A row of
+    `runs` that not every column holds, or whose run was never written (a resume killed while
+    it added its row), is left out: the next resume writes its row after it."""
     with open_read(path) as f:
         check_an_entry(f, name, str(path))
         g = f.get(name)
@@ -607,11 +627,12 @@ def read_runs(path: str | Path, name: str) -> list[RunStart]:
         runs = g.get("runs")
         try:
             if isinstance(runs, h5py.Group):
-                starts = [text(s) for s in runs["start_time"][()]]
-                offsets = np.asarray(runs["time_offset"][()], dtype=float).reshape(len(starts))
-                numbers = np.asarray(runs["run"][()], dtype=int).reshape(len(starts))
-                return [RunStart(int(n), s, float(o))
-                        for n, s, o in zip(numbers, starts, offsets, strict=True)]
+                columns = [np.asarray(runs[k][()]).reshape(-1)
+                           for k in ("run", "start_time", "time_offset")]
+                rows = min(len(c) for c in columns)
+                numbers, starts, offsets = (c[:rows] for c in columns)
+                return [RunStart(int(n), text(s), float(o))
+                        for n, s, o in zip(numbers, starts, offsets, strict=True) if n >= 0]
             log = g.get("instrument/field_check/value_log/run")
             numbers = (np.asarray(log[()], dtype=int).reshape(-1)
                        if isinstance(log, h5py.Dataset) else np.zeros(1, int))
