@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PyQt6 import QtCore, QtWidgets
@@ -10,13 +11,11 @@ from PyQt6 import QtCore, QtWidgets
 from gui.background import error_text
 from gui.live_scan import LiveScan
 from gui.map_view import MapView
-from gui.rig_holder import RigHolder
+from gui.rig_holder import NOT_CONNECTED, RigHolder
 from gui.scan_form import ScanForm, format_duration
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.errors import InputError, SmmError
 from smm_daq.storage.mapdata import MapData
-
-NOT_CONNECTED = "Connect the rig first (Instruments tab)."
 
 
 class ScanTab(QtWidgets.QWidget):
@@ -92,8 +91,7 @@ class ScanTab(QtWidgets.QWidget):
         self.live.madeSafe.connect(lambda _safe: self.status.setText(self._stalled_text()))
         # a recipe's steps alone drive the rig: Start waits for its end
         holder.recipeChanged.connect(lambda _running: self._state_changed(self.live.state))
-        holder.opened.connect(lambda _rig: self._update_start())
-        holder.failed.connect(lambda _why: self._update_start())
+        holder.changed.connect(self._update_start)  # disabled from a connect's start on
         self._state_changed("idle")
 
     # --- file and last map ---------------------------------------------------------------
@@ -164,16 +162,16 @@ class ScanTab(QtWidgets.QWidget):
             return False
         rig = self.holder.rig
         if rig is None or self.holder.busy:
-            self.status.setText(NOT_CONNECTED)
+            self.status.setText(self.holder.unconnected_text() or NOT_CONNECTED)
             return False
-        self._launch(plan, path, recipe_text)
+        self._launch(rig, plan, path, recipe_text)
         return True
 
-    def _launch(self, plan: ScanPlan, path: Path, recipe_text: str, *, resume: bool = False,
-                measured: np.ndarray | None = None) -> None:
-        """Show the plan's grid (with the lines `measured` so far), build its sequencer and
-        start it in the rig's thread, after any instrument call in flight."""
-        rig = self.holder.rig
+    def _launch(self, rig: Any, plan: ScanPlan, path: Path, recipe_text: str, *,
+                resume: bool = False, measured: np.ndarray | None = None) -> None:
+        """Show the plan's grid (with the lines `measured` so far), build its sequencer on
+        `rig` (the holder's, as checked) and start it in the rig's thread, after any
+        instrument call in flight."""
         self.holder.set_busy(True)
         self._map_file = Path(path)
         self.live.prepare(plan, path, self.profile.sensor.active_area, bz=measured)
@@ -208,7 +206,7 @@ class ScanTab(QtWidgets.QWidget):
             return False
         rig = self.holder.rig
         if rig is None or self.holder.busy:
-            self.status.setText(NOT_CONNECTED)
+            self.status.setText(self.holder.unconnected_text() or NOT_CONNECTED)
             return False
         try:
             stored = load_resumable(path, entry)  # checked whole (and not finished); rig untouched
@@ -223,7 +221,7 @@ class ScanTab(QtWidgets.QWidget):
             return False
         self.file_edit.setText(str(path))
         self.form.set_plan(plan)
-        self._launch(plan, Path(path), stored.recipe, resume=True, measured=measured)
+        self._launch(rig, plan, Path(path), stored.recipe, resume=True, measured=measured)
         return True
 
     def _start_failed(self, exc: BaseException) -> None:
@@ -246,10 +244,10 @@ class ScanTab(QtWidgets.QWidget):
     def _update_start(self) -> None:
         """Start is usable with a rig connected, while no scan of this tab runs and no recipe
         drives the rig; unconnected, its tooltip says what to do."""
-        connected = self.holder.rig is not None
-        self.start_button.setEnabled(connected and not self.live.running
+        unconnected = self.holder.unconnected_text()
+        self.start_button.setEnabled(not unconnected and not self.live.running
                                      and not self.holder.recipe_running)
-        self.start_button.setToolTip("" if connected else NOT_CONNECTED)
+        self.start_button.setToolTip(unconnected)
 
     def _progressed(self, progress: float, eta_s: object) -> None:
         self.progress.setValue(round(1000 * progress))
