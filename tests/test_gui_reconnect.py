@@ -62,9 +62,14 @@ def test_start_run_and_resume_are_disabled_while_the_rig_reconnects(window, qtbo
         assert window.recipes.run_button.toolTip().startswith("Reconnecting the rig…")
         held.wait_entered()  # the rig before closed, the new one opening
         assert not any(b.isEnabled() for b in buttons)
-        assert not window.scan.start()  # asked all the same: says why, starts nothing
+        # asked all the same: each says why, and starts nothing
+        assert not window.scan.start()
         assert window.scan.status.text().startswith("Reconnecting the rig…")
-        assert not window.scan.live.running
+        assert not window.scan.resume_entry(window.session.path, "part")
+        assert window.scan.status.text().startswith("Reconnecting the rig…")
+        assert not window.recipes.run()
+        assert window.recipes.message.text().startswith("Reconnecting the rig…")
+        assert not window.scan.live.running and not window.holder.recipe_running
     finally:
         held.go.set()
     qtbot.waitSignal(window.holder.opened, timeout=WAIT_MS).wait()
