@@ -365,13 +365,18 @@ class InstrumentsPanel(QtWidgets.QWidget):
             return
         rig = self.holder.rig
         if self.holder.call(lambda: read_all(rig), lambda r: self._polled(rig, r),
-                            self._failed):
+                            lambda exc: self._polled(rig, exc)):
             self._polling = True
 
-    def _polled(self, rig: Any, readings: dict[str, Any]) -> None:
-        """Readings of `rig` shown, unless a connect has begun since they were asked for."""
+    def _polled(self, rig: Any, readings: dict[str, Any] | BaseException) -> None:
+        """Readings of `rig` (or why it could not be read) shown, unless a connect has begun
+        since they were asked for (its note, e.g. that the stage may move, stays)."""
         self._polling = False
-        if rig is self.holder.rig:
+        if rig is not self.holder.rig:
+            return
+        if isinstance(readings, BaseException):
+            self.message.setText(str(readings))
+        else:
             self._show_readings(readings)
 
     def _show_readings(self, readings: dict[str, Any]) -> None:
@@ -426,10 +431,6 @@ class InstrumentsPanel(QtWidgets.QWidget):
             return
         for box, value in zip(boxes, position_um, strict=True):
             box.setValue(value)
-
-    def _failed(self, exc: BaseException) -> None:
-        self._polling = False
-        self.message.setText(str(exc))
 
     # --- actions -------------------------------------------------------------------------
     def _act(self, fn: Callable[[], object], what: str,

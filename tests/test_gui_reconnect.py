@@ -156,3 +156,34 @@ def test_a_reading_of_the_rig_before_that_returns_mid_connect_is_not_shown(
         read.go.set()
         connect.go.set()
     qtbot.waitSignal(holder.opened, timeout=WAIT_MS).wait()
+
+
+def test_a_poll_of_the_rig_before_failing_mid_connect_leaves_the_connects_note(
+        window, qtbot, monkeypatch) -> None:
+    """The connect's note (here: the stage may move to its reference switches) is not
+    replaced by the failure of a poll of the rig before that returns while it connects."""
+    from gui import instruments_panel
+
+    panel, holder = window.instruments, window.holder
+    assert window.profile.stage.reference_on_connect
+    panel.timer.stop()
+    qtbot.waitUntil(lambda: holder.background.pending == 0, timeout=WAIT_MS)
+
+    def lost(_rig):
+        raise InstrumentLost("lockin: no reply")
+
+    read = Held(instruments_panel.read_all, then=lost)
+    monkeypatch.setattr(instruments_panel, "read_all", read)
+    connect, _opened, _closed = held_connect(monkeypatch)
+    try:
+        panel.poll()
+        read.wait_entered()
+        qtbot.mouseClick(panel.connect_button, LEFT)
+        read.go.set()
+        connect.wait_entered()
+        qtbot.waitUntil(lambda: not panel._polling, timeout=WAIT_MS)
+        assert panel.message.text() == instruments_panel.CONNECT_REFERENCES
+    finally:
+        read.go.set()
+        connect.go.set()
+    qtbot.waitSignal(holder.opened, timeout=WAIT_MS).wait()
