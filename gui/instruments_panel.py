@@ -198,6 +198,7 @@ class InstrumentsPanel(QtWidgets.QWidget):
         layout.addWidget(self.message, 3, 0, 1, 2)
         layout.setRowStretch(2, 1)
 
+        holder.changed.connect(self._holder_changed)
         holder.opened.connect(self._rig_opened)
         holder.failed.connect(self._rig_failed)
         holder.identities.connect(self._show_identities)
@@ -344,13 +345,20 @@ class InstrumentsPanel(QtWidgets.QWidget):
         if not self.holder.open():
             self.message.setText("Not reconnected: a scan or a recipe drives the rig, or a "
                                  "connect is under way.")
+
+    def _holder_changed(self) -> None:
+        """A connect begun (by whoever opened the holder): nothing of the rig before is
+        usable until it ends, nor are its readings (its trace would run on into the new
+        rig's) shown as if live."""
+        if not self.holder.connecting:
             return
         self.timer.stop()
+        self._clear_readings()
         self._set_controls_enabled(False)
         self._update_connect_button()
         for name, label in self.state_labels.items():
             if name != "fluxgate" or self.profile.fluxgate is not None:
-                label.setText("connecting…")
+                label.setText("reconnecting…" if self.holder.reconnecting else "connecting…")
 
     def _update_connect_button(self) -> None:
         """Usable whenever nothing else drives the rig and no connect is under way."""
@@ -371,20 +379,22 @@ class InstrumentsPanel(QtWidgets.QWidget):
         self.poll()
 
     def _rig_failed(self, why: str) -> None:
-        """No rig is open now (a reconnect has closed the one before): its last readings are
-        not shown as if they were live."""
+        """No rig is open now (a reconnect has closed the one before; its last readings went
+        as the connect began)."""
         self.connect_button.setText("Connect")
         self._update_connect_button()
         for name, label in self.state_labels.items():
             if name != "fluxgate" or self.profile.fluxgate is not None:
                 label.setText("not connected")
+        self.message.setText(f"Could not open the rig: {why}")
+
+    def _clear_readings(self) -> None:
         self.readings = {}
         self.position_label.setText(NO_POSITION)
         self.field_label.setText(NO_FIELD)
         self.lockin_label.setText(NO_LOCKIN)
         self.trace_values.clear()
         self.trace_curve.setData([])
-        self.message.setText(f"Could not open the rig: {why}")
 
     def _show_identities(self, found: dict[str, object]) -> None:
         for name, what in found.items():
@@ -434,8 +444,20 @@ class InstrumentsPanel(QtWidgets.QWidget):
         if self._polling:
             return
         rig = self.holder.rig
-        if self.holder.call(lambda: read_all(rig), self._show_readings, self._failed):
+        if self.holder.call(lambda: read_all(rig), lambda r: self._polled(rig, r),
+                            lambda exc: self._polled(rig, exc)):
             self._polling = True
+
+    def _polled(self, rig: Any, readings: dict[str, Any] | BaseException) -> None:
+        """Readings of `rig` (or why it could not be read) shown, unless a connect has begun
+        since they were asked for (its note, e.g. that the stage may move, stays)."""
+        self._polling = False
+        if rig is not self.holder.rig:
+            return
+        if isinstance(readings, BaseException):
+            self.message.setText(str(readings))
+        else:
+            self._show_readings(readings)
 
     def _show_readings(self, readings: dict[str, Any]) -> None:
         self._polling = False
@@ -489,10 +511,6 @@ class InstrumentsPanel(QtWidgets.QWidget):
             return
         for box, value in zip(boxes, position_um, strict=True):
             box.setValue(value)
-
-    def _failed(self, exc: BaseException) -> None:
-        self._polling = False
-        self.message.setText(str(exc))
 
     # --- actions -------------------------------------------------------------------------
     def _act(self, fn: Callable[[], object], what: str,

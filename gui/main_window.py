@@ -76,12 +76,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.scan.scanEnded.connect(self._scan_ended)
         self.scan.live.madeSafe.connect(self._made_safe)
         self.holder.busyChanged.connect(self.session.set_scan_running)
-        # Resume needs the rig connected and free
-        for changed in (self.holder.busyChanged, self.holder.recipeChanged, self.holder.opened,
-                        self.holder.failed):
-            changed.connect(lambda _on: self.session.set_rig_free(
-                self.holder.rig is not None and not self.holder.busy
-                and not self.holder.recipe_running))
+        self.holder.changed.connect(self._rig_changed)
+        self.holder.opened.connect(lambda _rig: self.statusBar().showMessage("Rig connected."))
+        self.holder.failed.connect(lambda _why: self.statusBar().showMessage(
+            "The rig is not connected: see the Instruments tab."))
         self.session.set_rig_free(False)  # not connected yet
         self._close_after_scan = False
         self.signalled = ""  # the signal that closed the window, if one did
@@ -122,6 +120,15 @@ class MainWindow(QtWidgets.QMainWindow):
             "background: #ffd54f; color: #3e2723; font-weight: bold; padding: 6px;"
         )
         return banner
+
+    def _rig_changed(self) -> None:
+        """Resume needs the rig connected and free; a connect under way is said."""
+        holder = self.holder
+        self.session.set_rig_free(holder.rig is not None and not holder.busy
+                                  and not holder.recipe_running)
+        if holder.connecting:
+            self.statusBar().showMessage(
+                "Reconnecting the rig…" if holder.reconnecting else "Connecting the rig…")
 
     # --- tabs ----------------------------------------------------------------------------
     def show_view(self, name: str) -> None:

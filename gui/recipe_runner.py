@@ -91,23 +91,24 @@ class RecipeRunner(QtCore.QObject):
         rig is made safe at once: a stalled disk can hold its write for minutes, and a field
         set by an earlier step must not stay on until it returns."""
         self._stop_requested = True
+        rig = self.holder.rig  # read once: the window's close sets it to None in its thread
         if self.scan_tab.live.running:
             self.scan_tab.live.abort()
         elif self.running and 0 <= self.index < len(self.recipe.steps) and isinstance(
-                self.recipe.steps[self.index], SubtractStep) and self.holder.rig is not None:
+                self.recipe.steps[self.index], SubtractStep) and rig is not None:
             index, step = self.index, self.recipe.steps[self.index]
 
-            def told(rig: str, safe: bool) -> None:
+            def told(state: str, safe: bool) -> None:
                 if not self._subtracting(index):  # it returned meanwhile
                     return
                 self.subtractionHeld.emit(
-                    f"Stopping: {rig}. The subtraction '{step.name}' into {self.path.name} is "
+                    f"Stopping: {state}. The subtraction '{step.name}' into {self.path.name} is "
                     "finishing; the recipe ends when it returns.", not safe)
-                self._held = (index, self._held_text(step, rig))
+                self._held = (index, self._held_text(step, state))
                 self._stall_timer.start(round(1000 * sequencer.WRITE_STALLED_S))
 
             self.holder.call(  # again at the recipe's end
-                self.holder.rig.make_safe,
+                rig.make_safe,
                 lambda problems: told("the rig is safe (stage stopped, field at its safe "
                                       "state)" if not problems else
                                       "the rig is NOT SAFE: " + "; ".join(problems),

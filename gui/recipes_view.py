@@ -21,7 +21,7 @@ from gui.background import Background
 from gui.recipe_runner import RecipeRunner
 from gui.rig_holder import RigHolder
 from gui.scan_form import format_duration
-from gui.scan_tab import NOT_CONNECTED, ScanTab
+from gui.scan_tab import ScanTab
 from smm_daq.acquisition.recipe import Recipe, check_recipe, load_recipe, step_note
 from smm_daq.acquisition.recipe_continue import DONE, RESUME
 from smm_daq.errors import SmmError
@@ -88,9 +88,7 @@ class RecipesView(QtWidgets.QWidget):
         self.progress = QtWidgets.QProgressBar()
         self.progress.setRange(0, 1000)
         scan_tab.progress.valueChanged.connect(self.progress.setValue)  # the Scan tab's bar
-        holder.busyChanged.connect(lambda _busy: self._update_run_button())
-        holder.opened.connect(lambda _rig: self._update_run_button())
-        holder.failed.connect(lambda _why: self._update_run_button())
+        holder.changed.connect(self._update_run_button)  # disabled from a connect's start on
 
         top = QtWidgets.QHBoxLayout()
         top.addWidget(open_button)
@@ -197,12 +195,12 @@ class RecipesView(QtWidgets.QWidget):
         """Run is usable with a checked recipe and the rig connected, while no recipe runs and
         no scan started on the Scan tab owns the rig."""
         running = self.runner is not None and self.runner.running
-        connected = self.holder.rig is not None
+        unconnected = self.holder.unconnected_text()
         self.run_button.setEnabled(self.recipe is not None and not running
-                                   and not self.holder.busy and connected)
+                                   and not self.holder.busy and not unconnected)
         self.run_button.setText("Continue" if self.continuing else "Run")
         self.run_button.setToolTip(
-            NOT_CONNECTED if not connected else
+            unconnected if unconnected else
             "Continue the recipe cut off on the session file: finished steps are skipped, a "
             "cut-off scan resumed, the rest run" if self.continuing else "")
 
@@ -214,6 +212,9 @@ class RecipesView(QtWidgets.QWidget):
         if self.holder.busy:
             self._say("A scan started on the Scan tab owns the rig: run the recipe once it "
                       "has ended.", error=True)
+            return False
+        if self.holder.rig is None:  # a connect under way, or none made
+            self._say(self.holder.unconnected_text(), error=True)
             return False
         assert self.recipe_path is not None
         if not self.open_recipe(self.recipe_path):  # the file may have changed since

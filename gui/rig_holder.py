@@ -4,6 +4,12 @@ While a scan runs the sequencer owns the rig; the holder is then `busy` and refu
 instrument calls, so two threads never talk to one instrument at once. While a recipe runs
 (`recipe_running`), its steps alone drive the rig: the window's manual controls and its own
 Start are refused, though the recipe's calls go through.
+
+`rig` is set in the window's thread only, but for the close (in a thread of its own, under
+the holder's lock), which sets it to None: the window's code reads it once, into a local,
+and uses that, never reads it twice expecting the same rig. Every change of what the holder
+holds (a connect begun or ended, a scan or a recipe begun or ended) is told by `changed`, so
+that what the window offers follows it: between a connect's start and its end `rig` is None.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from smm_daq.errors import SafetyError
 from smm_daq.instruments.profile import Profile
 
 INSTRUMENTS = ("lockin", "stage", "coils", "fluxgate")
+NOT_CONNECTED = "Connect the rig first (Instruments tab)."
 
 
 class RigHolder(QtCore.QObject):
@@ -31,6 +38,8 @@ class RigHolder(QtCore.QObject):
     identities = QtCore.pyqtSignal(dict)  # instrument name -> Identity or the exception
     busyChanged = QtCore.pyqtSignal(bool)
     recipeChanged = QtCore.pyqtSignal(bool)  # a recipe started (True) or ended
+    # the rig, a connect, a scan or a recipe began or ended: read the holder's state again
+    changed = QtCore.pyqtSignal()
 
     def __init__(self, profile: Profile, *, time_scale: float | None = None, world_options=None):
         super().__init__()
@@ -41,6 +50,7 @@ class RigHolder(QtCore.QObject):
         self.busy = False
         self.recipe_running = False
         self.connecting = False
+        self.reconnecting = False  # the connect under way closes a rig open before
         # what making the rig safe before a reconnect could not do (set by the connect's
         # worker before it opens the new rig, so kept whatever follows)
         self.reconnect_problems: list[str] = []
@@ -79,9 +89,19 @@ class RigHolder(QtCore.QObject):
                     exc.add_note(f"making the rig open before safe: {problem}")
                 raise
 
-        self.connecting = True
+        self.connecting, self.reconnecting = True, old is not None
         self._connect = self.background.submit(job, self._opened, self._failed)
+        self.changed.emit()
         return True
+
+    def unconnected_text(self) -> str:
+        """Why no rig can be used now: a connect under way, or none open ("" when one is)."""
+        if self.rig is not None:
+            return ""
+        if self.connecting:
+            return (f"{'Reconnecting' if self.reconnecting else 'Connecting'} the rig… "
+                    "(Instruments tab); it can be used once connected.")
+        return NOT_CONNECTED
 
     def _opened(self, rig: Any) -> None:
         with self._lock:
@@ -89,8 +109,10 @@ class RigHolder(QtCore.QObject):
             if self._closed:  # `close` makes this rig safe and closes it (its `_connect`)
                 return
             self._connect, self.rig = None, rig
-        self.call(_identify_all(self.rig), self.identities.emit)  # before any reading polled
-        self.opened.emit(self.rig)
+        # `rig`, not `self.rig`: a close from now on sets that to None in its own thread
+        self.call(_identify_all(rig), self.identities.emit)  # before any reading polled
+        self.changed.emit()
+        self.opened.emit(rig)
 
     def _failed(self, exc: BaseException) -> None:
         with self._lock:
@@ -98,6 +120,7 @@ class RigHolder(QtCore.QObject):
             if self._closed:  # `close` has told what the connect left (its `_connect`)
                 return
             self._connect = None
+        self.changed.emit()
         self.failed.emit(error_text(exc))
 
     def call(
@@ -117,12 +140,14 @@ class RigHolder(QtCore.QObject):
         if busy != self.busy:
             self.busy = busy
             self.busyChanged.emit(busy)
+            self.changed.emit()
 
     def set_recipe_running(self, running: bool) -> None:
         """Mark the rig as driven by a recipe (True) or by the operator again (False)."""
         if running != self.recipe_running:
             self.recipe_running = running
             self.recipeChanged.emit(running)
+            self.changed.emit()
 
     def close(self, *, wait: bool = True) -> list[str]:
         """Make the rig safe and close it; returns problems (also those of making the rig

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PyQt6 import QtCore, QtWidgets
@@ -12,7 +12,7 @@ from PyQt6 import QtCore, QtWidgets
 from gui.background import Background, error_text
 from gui.live_scan import LiveScan
 from gui.map_view import MapView
-from gui.rig_holder import RigHolder
+from gui.rig_holder import NOT_CONNECTED, RigHolder
 from gui.scan_form import ScanForm, format_duration
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.errors import InputError, SmmError
@@ -23,7 +23,6 @@ from smm_daq.storage.scan_entry import EntryTaken
 if TYPE_CHECKING:
     from smm_daq.acquisition.resumable import ResumableEntry
 
-NOT_CONNECTED = "Connect the rig first (Instruments tab)."
 START_KEY, PAUSE_KEY, ABORT_KEY = "F5", "F6", "Shift+F5"  # window-wide (`gui.shortcuts`)
 
 
@@ -110,8 +109,7 @@ class ScanTab(QtWidgets.QWidget):
         self.live.madeSafe.connect(lambda _safe: self.status.setText(self._stalled_text()))
         # a recipe's steps alone drive the rig: Start waits for its end
         holder.recipeChanged.connect(lambda _running: self._state_changed(self.live.state))
-        holder.opened.connect(lambda _rig: self._update_start())
-        holder.failed.connect(lambda _why: self._update_start())
+        holder.changed.connect(self._update_start)  # disabled from a connect's start on
         self._state_changed("idle")
 
     # --- file and last map ---------------------------------------------------------------
@@ -182,16 +180,16 @@ class ScanTab(QtWidgets.QWidget):
             return False
         rig = self.holder.rig
         if rig is None or self.holder.busy:
-            self.status.setText(NOT_CONNECTED)
+            self.status.setText(self.holder.unconnected_text() or NOT_CONNECTED)
             return False
-        self._launch(plan, path, recipe_text)
+        self._launch(rig, plan, path, recipe_text)
         return True
 
-    def _launch(self, plan: ScanPlan, path: Path, recipe_text: str, *, resume: bool = False,
-                measured: np.ndarray | None = None) -> None:
-        """Show the plan's grid (with the lines `measured` so far), build its sequencer and
-        start it in the rig's thread, after any instrument call in flight."""
-        rig = self.holder.rig
+    def _launch(self, rig: Any, plan: ScanPlan, path: Path, recipe_text: str, *,
+                resume: bool = False, measured: np.ndarray | None = None) -> None:
+        """Show the plan's grid (with the lines `measured` so far), build its sequencer on
+        `rig` (the holder's, as checked) and start it in the rig's thread, after any
+        instrument call in flight."""
         self.holder.set_busy(True)
         self._map_file = Path(path)
         self.live.prepare(plan, path, self.profile.sensor.active_area, bz=measured)
@@ -226,7 +224,7 @@ class ScanTab(QtWidgets.QWidget):
                                 "ended.")
             return False
         if self.holder.rig is None or self.holder.busy:
-            self.status.setText(NOT_CONNECTED)
+            self.status.setText(self.holder.unconnected_text() or NOT_CONNECTED)
             return False
         profile = self.profile
 
@@ -248,13 +246,14 @@ class ScanTab(QtWidgets.QWidget):
             if token != self._resume_read:  # cancelled (Abort, Stop)
                 return
             self._set_resuming(False)
-            if self.holder.rig is None:  # closed meanwhile
+            rig = self.holder.rig  # read once: the close may set it to None from its thread
+            if rig is None:  # closed meanwhile
                 not_resumed(SmmError("the rig was closed while the entry was read"))
                 return
             stored, measured = read_back
             self.file_edit.setText(str(path))
             self.form.set_plan(stored.plan)
-            self._launch(stored.plan, Path(path), stored.recipe, resume=True,
+            self._launch(rig, stored.plan, Path(path), stored.recipe, resume=True,
                          measured=measured)
 
         def not_resumed(exc: BaseException) -> None:
@@ -338,11 +337,10 @@ class ScanTab(QtWidgets.QWidget):
     def _update_start(self) -> None:
         """Start is usable with a rig connected, while no scan of this tab runs and no recipe
         drives the rig; unconnected, its tooltip says what to do."""
-        connected = self.holder.rig is not None
-        self.start_button.setEnabled(connected and not self.live.running and not self.resuming
-                                     and not self.holder.recipe_running)
-        self.start_button.setToolTip(f"Start the scan ({START_KEY})" if connected
-                                     else NOT_CONNECTED)
+        unconnected = self.holder.unconnected_text()
+        self.start_button.setEnabled(not unconnected and not self.live.running
+                                     and not self.resuming and not self.holder.recipe_running)
+        self.start_button.setToolTip(unconnected or f"Start the scan ({START_KEY})")
 
     def _progressed(self, progress: float, eta_s: object) -> None:
         self.progress.setValue(round(1000 * progress))
