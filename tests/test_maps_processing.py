@@ -191,3 +191,18 @@ def test_masks_crop_and_their_errors():
         polygon_mask(m, square[:2])
     with pytest.raises(InputError, match="shape"):
         apply_mask(m, np.ones((3, 3), bool))
+
+
+def test_border_at_least_half_the_map_wide_is_refused_not_inverted():
+    # 50 × 40 pixels of 5 µm: x 0..245 µm, y 0..195 µm
+    m = grid_map()
+    px, py = np.meshgrid(m.x, m.y)
+    # 90 µm: a true frame around the rectangle x 90..155 µm, y 90..105 µm
+    inner = (px >= 90 * UM) & (px <= 155 * UM) & (py >= 90 * UM) & (py <= 105 * UM)
+    assert inner.sum() == 14 * 4 and (border_mask(m, 90 * UM) == ~inner).all()
+    # 110 µm: the y frames overlap (110 > 195 - 110), so the frame is every pixel; the old
+    # mask took the strip x 110..135 µm as the sample, silently
+    # 200 µm: wider than the map; the old mask was empty ("covers no pixel")
+    for width in (110, 200):
+        with pytest.raises(InputError, match=f"border {width} µm wide covers the whole"):
+            border_mask(m, width * UM)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from smm_daq.analysis.masks import background_pixels, rectangle_mask
+from smm_daq.analysis.masks import background_pixels
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
 
@@ -65,8 +65,15 @@ def remove_field_leakage(m: MapData, mask: np.ndarray | None = None) -> tuple[Ma
 
 def border_mask(m: MapData, width: float) -> np.ndarray:
     """True on a frame `width` (m) wide along the map's edges: a background for a sample that
-    sits in the middle of the scan."""
-    inner = rectangle_mask(
-        m, (m.x.min() + width, m.x.max() - width), (m.y.min() + width, m.y.max() - width)
-    )
-    return ~inner
+    sits in the middle of the scan. A frame that would leave no pixel inside it is refused:
+    it says where no sample is, so it cannot cover the whole map."""
+    in_x = (m.x < m.x.min() + width) | (m.x > m.x.max() - width)
+    in_y = (m.y < m.y.min() + width) | (m.y > m.y.max() - width)
+    frame = in_y[:, None] | in_x[None, :]
+    if frame.all():
+        raise InputError(
+            f"a border {width * 1e6:.4g} µm wide covers the whole of '{m.name or 'the map'}' "
+            f"(x {m.x.min() * 1e6:.4g}..{m.x.max() * 1e6:.4g} µm, y {m.y.min() * 1e6:.4g}.."
+            f"{m.y.max() * 1e6:.4g} µm); expected one that leaves the sample's pixels inside it"
+        )
+    return frame
