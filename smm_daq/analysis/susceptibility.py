@@ -2,6 +2,14 @@
 the magnetization is known: along the applied field for an induced map (M = χ H, H = B/µ0),
 along the IRM direction for a remanence given in a known direction.
 
+The χ found is the apparent susceptibility: H is the applied field, not the field inside the
+grains, so a grain of intrinsic χ and demagnetizing factor N along the field gives
+χ/(1 + Nχ) (the demo's crystals: about 2.3 SI for an intrinsic 3 in their plane). Under a
+vertical field, a χ spread evenly over the whole map makes almost no field inside it (only
+its edges do), so without a support the map's mean χ is poorly determined (grains tens of %
+low on a noisy map): give the sample's outline (`support`, `--support-polygon`) where it is
+known.
+
 Model: the layer lies between z = -t and 0 (t = `thickness`), each pixel a cell dx × dy × t
 uniformly magnetized M_j u (u the known unit direction); Bz is averaged over the sensor's
 w × l area at height h. The field of such a layer is a convolution, whose transfer function

@@ -582,7 +582,10 @@ def _add_layer_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--correlation-length-um", type=float,
                    help="ℓ of the penalty ‖M‖² + ℓ²‖∇M‖², µm (default: the sensor height)")
     p.add_argument("--support-polygon", action="append", default=[], metavar="X,Y;X,Y;...",
-                   help="where the layer may be magnetized, µm (default: the whole map)")
+                   help="where the layer may be magnetized, µm (default: the whole map); "
+                        "give the sample's outline under a vertical field, where a χ spread "
+                        "over the whole map makes almost no field and the mean χ is otherwise "
+                        "poorly determined")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
