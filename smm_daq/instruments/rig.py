@@ -411,27 +411,38 @@ def _safe_coils(profile: Profile, clock: Clock, open_transport: Any) -> SafeStat
 
 
 def _safe_stage(profile: Profile, clock: Clock, open_transport: Any) -> SafeState:
-    """Stop the stage. Connecting never references it here (a reference move drives every
-    axis to its switch, past the sample); where connecting fails (axes not referenced, or
-    still driving to their switches), the driver's `stop_alone` stops every axis without; not
-    where the controller did not answer (`InstrumentLost`): a second try would only spend the
-    same timeouts again, before the coils are ramped down."""
+    """Stop the stage, before anything else is sent to it: connecting reads a dozen settings
+    and sets servo and velocity (a velocity changes the speed of a move under way), in which
+    time a stage left moving by a killed program goes on. The driver's `stop_alone` (where it
+    has one) stops every axis on a link of its own; then the stage is connected to read where
+    it stopped. Connecting never references it here (a reference move drives every axis to
+    its switch, past the sample). A controller that does not answer (`InstrumentLost`) is
+    not called on again: a second try would only spend the same timeouts again, before the
+    coils are ramped down."""
     settings = replace(profile.stage, reference_on_connect=False)
     where = f"{settings.link.implementation} at {settings.link.address}"
     cls = driver_class(profile, "stage", settings.link.implementation)
+    alone = getattr(cls, "stop_alone", None)
+    stopped = ""  # what stop_alone did
+    stop_failed: SmmError | None = None
+    if alone is not None:
+        try:
+            stopped = alone(settings, clock=clock, open_transport=open_transport)
+        except InstrumentLost as exc:
+            return SafeState("stage", False, f"{where} could not be reached: {exc}")
+        except SmmError as exc:  # the connect below stops it once more, or says why not
+            stop_failed = exc
     try:
         stage = cls.from_profile(settings, clock=clock,  # type: ignore[attr-defined]
                                  open_transport=open_transport)
     except SmmError as exc:
-        alone = getattr(cls, "stop_alone", None)
-        if alone is None or isinstance(exc, InstrumentLost):  # no answer: none to a second try
-            return SafeState("stage", False, f"{where} could not be reached: {exc}")
-        try:
-            done = alone(settings, clock=clock, open_transport=open_transport)
-        except SmmError as stop_exc:
+        if stopped:
+            return SafeState("stage", True,
+                             f"{stopped}; position not read: {_why_not_connected(exc)}")
+        if stop_failed is not None:
             return SafeState("stage", False, f"{where} could not be connected ({exc}) nor "
-                                             f"stopped: {stop_exc}")
-        return SafeState("stage", True, f"{done}; position not read: {_why_not_connected(exc)}")
+                                             f"stopped: {stop_failed}")
+        return SafeState("stage", False, f"{where} could not be reached: {exc}")
     try:
         stage.stop()
         position = np.asarray(stage.position(), dtype=float) * 1e6
