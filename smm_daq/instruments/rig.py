@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
@@ -80,6 +81,17 @@ def safety_statement(profile: Profile, problems: list[str]) -> str:
     if problems:
         return f"the rig may NOT be safe: {'; '.join(problems)}. {safe_command_hint(profile)}"
     return "the rig is safe (coils at their safe state, stage stopped)"
+
+
+def looked_at_statement(profile: Profile, problems: list[str]) -> str:
+    """`safety_statement` for a command that moves nothing and sets no field (`check`): what
+    it could not connect it left as it found it, so no danger of its making; one left by an
+    earlier program is still named, with what to run."""
+    if problems:
+        return (f"nothing was moved or energised by this command; not checked: "
+                f"{'; '.join(problems)}. If an earlier program left the field on or the stage "
+                f"moving: {safe_command_hint(profile)}")
+    return "nothing was moved or energised by this command (coils at their safe state)"
 
 
 def rig_addresses(profile: Profile) -> list[str]:
@@ -228,6 +240,7 @@ def open_rig(
     clock: Clock | None = None,
     time_scale: float | None = None,
     world_options: dict[str, Any] | None = None,
+    statement: Callable[[Profile, list[str]], str] = safety_statement,
 ) -> Rig:
     """Connect to and configure every instrument of `profile`.
 
@@ -236,7 +249,8 @@ def open_rig(
     InputError) before anything is opened when another process holds any of the addresses.
     An instrument that does not answer raises `InstrumentError` naming it. Whatever fails once
     connecting began, the coils and stage already connected are made safe and every instrument
-    closed; the error then carries a note (`add_note`) saying whether the rig is safe.
+    closed; the error then carries a note (`add_note`) saying whether the rig is safe, as
+    `statement` words it (`looked_at_statement` for a command that moves nothing).
     """
     sections = {"coils": profile.coils, "stage": profile.stage, "lockin": profile.lockin}
     if profile.fluxgate is not None:
@@ -264,7 +278,7 @@ def open_rig(
                                             open_transport)
     except BaseException as exc:
         try:
-            exc.add_note(_safe_after_failed_connect(profile, opened))
+            exc.add_note(statement(profile, _safe_after_failed_connect(profile, opened)))
         finally:
             for instrument in opened.values():
                 with contextlib.suppress(Exception):
@@ -305,12 +319,11 @@ def _open_instrument(profile: Profile, role: str, cls: type[Instrument], setting
         raise error from exc
 
 
-def _safe_after_failed_connect(profile: Profile, opened: dict[str, Any]) -> str:
-    """Make safe the coils and stage that connected before connecting failed; say how the rig
-    is left."""
+def _safe_after_failed_connect(profile: Profile, opened: dict[str, Any]) -> list[str]:
+    """Make safe the coils and stage that connected before connecting failed; what could not
+    be done."""
     with interrupts.making_safe(safe_time_bound(profile)):
-        problems = _make_safe(profile, opened.get("stage"), opened.get("coils"))
-    return safety_statement(profile, problems)
+        return _make_safe(profile, opened.get("stage"), opened.get("coils"))
 
 
 def _make_safe(profile: Profile, stage: Stage | None, coils: FieldSource | None) -> list[str]:
