@@ -104,14 +104,15 @@ class _Supply:
         with self._naming_axis():
             self.link.write(command)
 
-    def query(self, command: str, parse: Callable[[str], T]) -> T:
+    def query(self, command: str, parse: Callable[[str], T], *,
+              destructive: bool = False) -> T:
         with self._naming_axis():
-            return self.link.query(command, parse)
+            return self.link.query(command, parse, destructive=destructive)
 
     def command(self, command: str) -> None:
         """Send a set command, then read the error queue; raise naming the axis on an error."""
         self.write(command)
-        code, text = self.query("SYST:ERR?", parse_scpi_error)
+        code, text = self.query("SYST:ERR?", parse_scpi_error, destructive=True)
         if code != 0:
             raise InstrumentError(
                 f"supply reports error {code} ({text}) after {command!r}", instrument=self.name
@@ -130,7 +131,7 @@ class _Supply:
         if self.enabled and not self.query("OUTP?", _parse_output):
             self.enabled = False
             self.tripped = True
-            code, text = self.query("SYST:ERR?", parse_scpi_error)
+            code, text = self.query("SYST:ERR?", parse_scpi_error, destructive=True)
             reason = f": error {code} ({text})" if code else ""
             raise InstrumentError(
                 f"supply output found off (tripped){reason}", instrument=self.name

@@ -86,12 +86,12 @@ def safety_statement(profile: Profile, problems: list[str]) -> str:
 def looked_at_statement(profile: Profile, problems: list[str]) -> str:
     """`safety_statement` for a command that moves nothing and sets no field (`check`): what
     it could not connect it left as it found it, so no danger of its making; one left by an
-    earlier program is still named, with what to run."""
+    earlier program is still named, with what to run. All made safe: as `safety_statement`."""
     if problems:
         return (f"nothing was moved or energised by this command; not checked: "
                 f"{'; '.join(problems)}. If an earlier program left the field on or the stage "
                 f"moving: {safe_command_hint(profile)}")
-    return "nothing was moved or energised by this command (coils at their safe state)"
+    return safety_statement(profile, problems)
 
 
 def rig_addresses(profile: Profile) -> list[str]:
