@@ -29,12 +29,16 @@ from drivers.link import Link, parse_float, parse_int, shown
 from smm_daq.clock import Clock
 from smm_daq.errors import InputError, InstrumentError, ProtocolError, RangeError, SmmError
 from smm_daq.instruments.interfaces import FieldSource, Identity
-from smm_daq.instruments.profile import MAX_CURRENT_A, CoilSettings, LinkSettings
+from smm_daq.instruments.profile import (
+    CURRENT_READ_MARGIN,
+    MAX_CURRENT_A,
+    CoilSettings,
+    LinkSettings,
+)
 from smm_daq.instruments.transport import Transport
 
 AXES = ("x", "y", "z")
 RAMP_STEP_S = 0.1  # time between current steps of a ramp
-CURRENT_READ_MARGIN = 1.1  # a reading (current, voltage) may exceed the rating by this factor
 T = TypeVar("T")
 
 OpenTransport = Callable[[str, LinkSettings], Transport]

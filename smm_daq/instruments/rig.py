@@ -39,7 +39,7 @@ from smm_daq.instruments.interfaces import (
     Magnetometer,
     Stage,
 )
-from smm_daq.instruments.profile import Profile
+from smm_daq.instruments.profile import CURRENT_READ_MARGIN, Profile
 
 if TYPE_CHECKING:
     from smm_daq.instruments.rig_lock import RigLock
@@ -56,7 +56,10 @@ LOST_EXCHANGES = 4  # safety-path exchanges with a lost supply or stage, after i
 def safe_time_bound(profile: Profile) -> float:
     """Seconds that making the rig safe may take at most (s): the longest ramp to the safe
     state at the profile's ramp rate, the supplies' settling, and every coil supply's and the
-    stage's link timing out on each exchange of the safety path.
+    stage's link timing out on each exchange of the safety path. Connecting first ramps down
+    each supply found in voltage mode with its output on, one after another, from a current
+    up to its rating (`coils.supply_rating_A`, with a reading's margin), beyond
+    `coils.max_current_A`: those ramps are counted too.
 
     A supervisor that stops a scan with SIGTERM must wait at least this long before SIGKILL;
     otherwise the coils may be left energised.
@@ -64,6 +67,7 @@ def safe_time_bound(profile: Profile) -> float:
     coils = profile.coils
     null = np.linalg.solve(coils.calibration, -coils.ambient_field)
     ramp = (coils.max_current + float(np.max(np.abs(null)))) / coils.max_ramp_rate
+    ramp += len(coils.addresses) * CURRENT_READ_MARGIN * coils.supply_rating / coils.max_ramp_rate
     links = [coils.link] * 3 + [profile.stage.link]
     talk = sum(link.timeout_s * (link.retries + 1 + LOST_EXCHANGES) for link in links)
     return RAMP_OVERHEAD * ramp + SETTLE_ALLOWANCE_S + talk
