@@ -291,9 +291,24 @@ class KepcoBOPCoils(FieldSource):
         s.write("*CLS")
         self._leave_voltage_mode(s)
         s.command("FUNC:MODE CURR")
-        s.command(f"VOLT {min(self.voltage_limit, volts):.3f}")
+        compliance = min(self.voltage_limit, volts)
+        self._hold_current(s, compliance)
+        s.command(f"VOLT {compliance:.3f}")
         s.setpoint = s.current("CURR?")
         s.enabled = s.query("OUTP?", _parse_output)
+
+    def _hold_current(self, s: _Supply, compliance: float) -> None:
+        """A supply found driving current below its setpoint, held there by a voltage limit
+        lower than `compliance`: its setpoint is brought to the current that flows before the
+        limit is raised, which would otherwise let the current rise to the setpoint at once
+        (at `smm-daq safe`'s connect too, before any ramp-down)."""
+        if not s.query("OUTP?", _parse_output):
+            return
+        bound = CURRENT_READ_MARGIN * s.rating[0]
+        limit = s.query("VOLT?", lambda r: parse_float(r, what="voltage in V",
+                                                       within=(-bound, bound)))
+        if limit < compliance:
+            s.set_current(s.measured())
 
     def _leave_voltage_mode(self, s: _Supply) -> None:
         """A supply found in voltage mode with its output on: its voltage ramped to 0 V within
