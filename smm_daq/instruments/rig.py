@@ -463,7 +463,8 @@ def _safe_stage(profile: Profile, clock: Clock, open_transport: Any) -> SafeStat
     try:
         stage.stop()
         position = np.asarray(stage.position(), dtype=float) * 1e6
-        return SafeState("stage", True, f"stopped at {_numbers(position, '.1f')} µm")
+        first = f" (the first stop said: {stop_failed})" if stop_failed is not None else ""
+        return SafeState("stage", True, f"stopped at {_numbers(position, '.1f')} µm{first}")
     except SmmError as exc:
         return SafeState("stage", False, f"not stopped: {exc}")
     finally:
