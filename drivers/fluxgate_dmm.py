@@ -106,7 +106,7 @@ class DMMFluxgate(Magnetometer):
         """Raise InstrumentError with the first queued error, if any (the queue is emptied)."""
         errors = []
         for _ in range(20):
-            code, text = self.link.query("SYST:ERR?", parse_error)
+            code, text = self.link.query("SYST:ERR?", parse_error, destructive=True)
             if code == 0:
                 break
             errors.append(f"{code} {text}")

@@ -29,12 +29,16 @@ from drivers.link import Link, parse_float, parse_int, shown
 from smm_daq.clock import Clock
 from smm_daq.errors import InputError, InstrumentError, ProtocolError, RangeError, SmmError
 from smm_daq.instruments.interfaces import FieldSource, Identity
-from smm_daq.instruments.profile import MAX_CURRENT_A, CoilSettings, LinkSettings
+from smm_daq.instruments.profile import (
+    CURRENT_READ_MARGIN,
+    MAX_CURRENT_A,
+    CoilSettings,
+    LinkSettings,
+)
 from smm_daq.instruments.transport import Transport
 
 AXES = ("x", "y", "z")
 RAMP_STEP_S = 0.1  # time between current steps of a ramp
-CURRENT_READ_MARGIN = 1.1  # a reading (current, voltage) may exceed the rating by this factor
 T = TypeVar("T")
 
 OpenTransport = Callable[[str, LinkSettings], Transport]
@@ -104,14 +108,15 @@ class _Supply:
         with self._naming_axis():
             self.link.write(command)
 
-    def query(self, command: str, parse: Callable[[str], T]) -> T:
+    def query(self, command: str, parse: Callable[[str], T], *,
+              destructive: bool = False) -> T:
         with self._naming_axis():
-            return self.link.query(command, parse)
+            return self.link.query(command, parse, destructive=destructive)
 
     def command(self, command: str) -> None:
         """Send a set command, then read the error queue; raise naming the axis on an error."""
         self.write(command)
-        code, text = self.query("SYST:ERR?", parse_scpi_error)
+        code, text = self.query("SYST:ERR?", parse_scpi_error, destructive=True)
         if code != 0:
             raise InstrumentError(
                 f"supply reports error {code} ({text}) after {command!r}", instrument=self.name
@@ -130,7 +135,7 @@ class _Supply:
         if self.enabled and not self.query("OUTP?", _parse_output):
             self.enabled = False
             self.tripped = True
-            code, text = self.query("SYST:ERR?", parse_scpi_error)
+            code, text = self.query("SYST:ERR?", parse_scpi_error, destructive=True)
             reason = f": error {code} ({text})" if code else ""
             raise InstrumentError(
                 f"supply output found off (tripped){reason}", instrument=self.name
@@ -286,9 +291,24 @@ class KepcoBOPCoils(FieldSource):
         s.write("*CLS")
         self._leave_voltage_mode(s)
         s.command("FUNC:MODE CURR")
-        s.command(f"VOLT {min(self.voltage_limit, volts):.3f}")
+        compliance = min(self.voltage_limit, volts)
+        self._hold_current(s, compliance)
+        s.command(f"VOLT {compliance:.3f}")
         s.setpoint = s.current("CURR?")
         s.enabled = s.query("OUTP?", _parse_output)
+
+    def _hold_current(self, s: _Supply, compliance: float) -> None:
+        """A supply found driving current below its setpoint, held there by a voltage limit
+        lower than `compliance`: its setpoint is brought to the current that flows before the
+        limit is raised, which would otherwise let the current rise to the setpoint at once
+        (at `smm-daq safe`'s connect too, before any ramp-down)."""
+        if not s.query("OUTP?", _parse_output):
+            return
+        bound = CURRENT_READ_MARGIN * s.rating[0]
+        limit = s.query("VOLT?", lambda r: parse_float(r, what="voltage in V",
+                                                       within=(-bound, bound)))
+        if limit < compliance:
+            s.set_current(s.measured())
 
     def _leave_voltage_mode(self, s: _Supply) -> None:
         """A supply found in voltage mode with its output on: its voltage ramped to 0 V within

@@ -11,6 +11,12 @@ because the link is gone ends the exchange with `InstrumentLost` at once. Once l
 instrument gets one attempt per exchange (no retries) until it answers again, so the safety
 path that must still try every instrument spends one timeout, not `retries + 1`, on each
 exchange with a lost one.
+
+A destructive query (`destructive=True`: ERR?, SYST:ERR?, LIAS?; reading it clears what it
+reports) is never retried: the instrument may have processed it before its reply was lost,
+and the query sent again would answer "no error" for an error or an overload it already
+cleared. Its reply lost or garbled ends the exchange in `InstrumentLost`: what it reports is
+unknown.
 """
 
 from __future__ import annotations
@@ -43,17 +49,21 @@ class Link:
         """Send a command that has no reply."""
         self._attempt(lambda: self.transport.write(command), command)
 
-    def query(self, command: str, parse: Callable[[str], T]) -> T:
-        """Send `command`, parse its reply with `parse` (which raises ProtocolError if garbled)."""
-        return self._attempt(lambda: parse(self.transport.query(command).strip()), command)
+    def query(self, command: str, parse: Callable[[str], T], *,
+              destructive: bool = False) -> T:
+        """Send `command`, parse its reply with `parse` (which raises ProtocolError if garbled);
+        `destructive`: reading clears what it reports, so it is sent once, never retried."""
+        return self._attempt(lambda: parse(self.transport.query(command).strip()), command,
+                             destructive=destructive)
 
-    def _attempt(self, action: Callable[[], T], command: str) -> T:
+    def _attempt(self, action: Callable[[], T], command: str, *,
+                 destructive: bool = False) -> T:
         with self._lock, interrupts.atomic():
-            return self._attempts(action, command)
+            return self._attempts(action, command, destructive)
 
-    def _attempts(self, action: Callable[[], T], command: str) -> T:
+    def _attempts(self, action: Callable[[], T], command: str, destructive: bool) -> T:
         last: Exception | None = None
-        attempts = 1 if self.lost else self.retries + 1
+        attempts = 1 if self.lost or destructive else self.retries + 1
         try:
             for _ in range(attempts):
                 try:
@@ -69,9 +79,11 @@ class Link:
             self.lost = True
             raise
         self.lost = True
+        unknown = (" (reading it clears what it reports, so it is not asked again: what it "
+                   "would report is unknown)" if destructive else "")
         raise InstrumentLost(
             f"no valid reply to {command!r} after {attempts} attempt"
-            f"{'s' if attempts > 1 else ''} (last: {last})",
+            f"{'s' if attempts > 1 else ''} (last: {last}){unknown}",
             instrument=self.name,
         )
 

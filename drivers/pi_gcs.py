@@ -322,7 +322,7 @@ class PIGCSStage(Stage, FlyStage):
         try:
             link.write("STP")
             code = link.query("ERR?", lambda r: parse_int(
-                r, what="integer GCS error code", within=ERROR_CODES))
+                r, what="integer GCS error code", within=ERROR_CODES), destructive=True)
         finally:
             link.close()
         if code not in (0, 10):
@@ -348,7 +348,7 @@ class PIGCSStage(Stage, FlyStage):
     def _check_error(self, command: str, allowed: tuple[int, ...] = (0,)) -> None:
         try:
             code = self.link.query("ERR?", lambda r: parse_int(
-                r, what="integer GCS error code", within=ERROR_CODES))
+                r, what="integer GCS error code", within=ERROR_CODES), destructive=True)
         except InstrumentError as exc:  # what `command` did is unknown: say which it was
             detail = str(exc).removeprefix(f"{self.name}: ")
             raise type(exc)(f"checking {command!r}: {detail}", instrument=self.name) from None
@@ -382,7 +382,8 @@ class PIGCSStage(Stage, FlyStage):
         # pass; read, it is cleared, and kept for the snapshot (`smm-daq check`, the scan's
         # metadata): a code such as 1024 (servo switched off on a position error) is news.
         self.error_at_connect = self.link.query(
-            "ERR?", lambda r: parse_int(r, what="integer GCS error code", within=ERROR_CODES))
+            "ERR?", lambda r: parse_int(r, what="integer GCS error code", within=ERROR_CODES),
+            destructive=True)
         commands = self._commands = self.link.query_lines("HLP?", _parse_help)
         names = self.link.query_lines("SAI?", lambda lines: [ln for ln in lines if ln])
         self._controller_axes = list(names)

@@ -122,7 +122,8 @@ class SR830(SRSLockIn, BufferedLockIn):
 
     def overloaded(self) -> bool:
         status = self.link.query(
-            "LIAS?", lambda r: parse_int(r, what="LIA status byte", within=(0, 255)))
+            "LIAS?", lambda r: parse_int(r, what="LIA status byte", within=(0, 255)),
+            destructive=True)
         return bool(status & _OVERLOAD_BITS)
 
     # -- data buffer ------------------------------------------------------------------------

@@ -133,12 +133,13 @@ class SR860(SRSLockIn, BufferedLockIn):
         self._set_index("IRNG", 0)
         super().configure(settings)
 
-    def _status(self, command: str) -> int:
+    def _status(self, command: str, *, destructive: bool = False) -> int:
         return self.link.query(
-            command, lambda r: parse_int(r, what=f"{command} status", within=(0, 0xFFFF)))
+            command, lambda r: parse_int(r, what=f"{command} status", within=(0, 0xFFFF)),
+            destructive=destructive)
 
     def overloaded(self) -> bool:
-        latched = self._status("LIAS?")
+        latched = self._status("LIAS?", destructive=True)
         present = self._status("CUROVLDSTAT?")
         return bool((latched | present) & _OVERLOAD_BITS)
 

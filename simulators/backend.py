@@ -160,10 +160,14 @@ class SimulationOptions:
         )
         r.check_unknown()
         try:
-            supply_rating(options.supply_model)
+            rated = supply_rating(options.supply_model)[1]
         except ValueError:
             raise r.fail("supply_model", options.supply_model, "a Kepco model such as "
                          "'BOP 20-5M' (± volts - ± amps)") from None  # fmt: skip
+        if rated > profile.coils.supply_rating:  # the bound on making safe counts on it
+            raise r.fail("supply_model", options.supply_model,
+                         f"a supply rated at most coils.supply_rating_A "
+                         f"({profile.coils.supply_rating:g} A)")
         travel = profile.stage.travel if options.stage_travel is None else options.stage_travel
         key = "stage.travel_um" if options.stage_travel is None else "simulation.stage_travel_um"
         if np.any(travel[:, 1] <= travel[:, 0]):

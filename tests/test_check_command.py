@@ -132,8 +132,11 @@ def test_check_names_an_unreachable_real_instrument(
     # every supply's address: the error that follows names the one that failed
     assert (f"coils (kepco_bop at TCPIP0::127.0.0.1::{port}::SOCKET, GPIB0::2::INSTR, "
             "GPIB0::3::INSTR) does not answer") in err
-    # the coils are connected first: nothing could be made safe, and the command says so
-    assert "smm-daq: the rig may NOT be safe: stage (pi_gcs at ASRL1::INSTR) not connected" in err
+    # the coils are connected first: nothing was connected, nothing changed by check, and
+    # what it could not look at is named
+    assert ("smm-daq: nothing was moved or energised by this command; not checked: stage "
+            "(pi_gcs at ASRL1::INSTR) not connected") in err
+    assert "coils (kepco_bop at" in err and "may NOT be safe" not in err
     assert f"smm-daq safe --profile {path}" in err
 
 

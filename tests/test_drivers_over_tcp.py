@@ -83,3 +83,35 @@ def test_coil_and_fluxgate_drivers_over_tcp() -> None:
         finally:
             coils.close()
             fluxgate.close()
+
+
+def test_an_error_query_whose_reply_is_lost_is_not_asked_again() -> None:
+    """SYST:ERR? reads and clears the supply's error queue. Its reply lost after the supply
+    answered it (held back by the proxy until the retry's device clear reconnects), the error
+    is gone from the queue: a re-sent SYST:ERR? would answer 'No error' and the refused
+    command would pass as done. The driver sends it once and fails (InstrumentLost)."""
+    from fault_proxy import HOST, FaultProxy
+
+    from drivers.kepco_bop import _Supply
+    from smm_daq.errors import InstrumentLost
+
+    with served("simulator.toml") as (backend, resources):
+        c = backend.profile.coils
+        address = c.addresses[0]
+        port = int(resources[address].split("::")[2])
+        proxy = FaultProxy((HOST, port)).start()
+        try:
+            link = replace(c.link, address=proxy.resource, retries=2)
+            supply = _Supply(pure_python(proxy.resource, link), "x", link.retries)
+            try:
+                supply.query("*IDN?", str)  # answered: the proxy has counted it
+                seen = proxy.commands
+                proxy.hold()  # SYST:ERR?'s reply, after the supply cleared its queue, is lost
+                proxy.after(seen + 3, proxy.restore)  # a re-sent SYST:ERR? would be answered
+                with pytest.raises(InstrumentLost, match="SYST:ERR"):
+                    supply.command("CURR 99")  # refused by the supply: -222, out of range
+                assert proxy.commands == seen + 2  # CURR and one SYST:ERR?, never re-sent
+            finally:
+                supply.link.close()
+        finally:
+            proxy.close()

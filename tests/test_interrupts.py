@@ -57,5 +57,6 @@ def test_the_kill_grace_follows_the_profile() -> None:
     p = load_profile()
     c, s = p.coils, p.stage.link
     ramp = c.max_current / c.max_ramp_rate  # the simulator's profile nulls no ambient field
+    ramp += 3 * 1.1 * c.supply_rating / c.max_ramp_rate  # each supply found in voltage mode
     talk = 3 * c.link.timeout_s * (c.link.retries + 5) + s.timeout_s * (s.retries + 5)
     assert safe_time_bound(p) == pytest.approx(1.5 * ramp + 2.0 + talk)

@@ -42,6 +42,17 @@ def test_missing_reply_is_retried_and_then_the_instrument_is_lost() -> None:
     assert t.clears == 3 and t.done()
 
 
+def test_a_destructive_query_is_never_sent_again() -> None:
+    """ERR? read clears the error: garbled or lost after the instrument answered, a second
+    ERR? would answer 0 for an error the first cleared. Its state is unknown: lost."""
+    for reply in ("garbage", None):
+        t = ScriptedTransport([("ERR?", reply)])
+        link = Link(t, name="stage", retries=2)
+        with pytest.raises(InstrumentLost, match="is not asked again"):
+            link.query("ERR?", parse_float, destructive=True)
+        assert t.done() and t.clears == 1  # the stale reply is cleared for the next exchange
+
+
 def test_no_retries_means_one_attempt() -> None:
     t = ScriptedTransport([("X?", "bad")])
     with pytest.raises(InstrumentLost):

@@ -33,7 +33,7 @@ def served() -> Iterator[tuple[SimulatedBackend, dict[str, str]]]:
     """The simulator with BOP 36-12M supplies (the model PyMeasure's class is written for)."""
     text = PROFILE.read_text(encoding="utf-8").replace(
         'stage_controller = "C-884"', 'stage_controller = "C-884"\nsupply_model = "BOP 36-12M"'
-    )
+    ).replace("supply_rating_A = 5.0", "supply_rating_A = 12.0")
     profile = parse_profile(text, PROFILE)
     backend = SimulatedBackend.serving(profile, time_scale=TIME_SCALE)
     server = backend.serve_tcp()

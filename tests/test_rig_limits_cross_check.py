@@ -66,3 +66,22 @@ def test_an_emulated_E727_with_motor_stage_travel_is_refused() -> None:
     profile = parse_profile(text, Path("/lab/sim.toml"))
     with pytest.raises(InputError, match=r"stage\.travel_um.*E-727 drives stages of at most 2000"):
         open_rig(profile)
+
+
+def test_check_of_a_stage_travel_beyond_the_controllers_is_worded_for_check(
+        tmp_path: Path, capsys) -> None:
+    """`check` moves nothing and sets no field: the stage it could not connect is not left
+    unsafe by it, so it does not end with 'the rig may NOT be safe' (a scan's connect does);
+    it says what it did not check and what to run if an earlier program left the rig so."""
+    path = edited(tmp_path, ('stage_controller = "C-884"',
+                             'stage_controller = "C-884"\n'
+                             'stage_travel_um = [[0.0, 25000.0], [0.0, 20000.0], [0.0, 10000.0]]'))
+    assert main(["check", "--profile", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "'stage.travel_um'" in err
+    assert "may NOT be safe" not in err, err
+    assert "nothing was moved or energised by this command" in err, err
+    assert f"smm-daq safe --profile {path}" in err
+    with pytest.raises(InputError) as raised:  # a scan's connect keeps the safety statement
+        open_rig(load_profile(path))
+    assert any("the rig may NOT be safe" in note for note in raised.value.__notes__)

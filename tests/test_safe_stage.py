@@ -154,3 +154,47 @@ def test_a_stage_that_does_not_answer_is_not_called_on_twice(monkeypatch) -> Non
     assert coils.safe, coils.state
     assert not stage.safe and "could not be reached" in stage.state
     assert opened.count(address) == 1
+
+
+def test_making_safe_sends_the_stop_before_any_setting(monkeypatch) -> None:
+    """A stage left moving goes on while `safe` talks to it, and a VEL sent during a move
+    changes its speed: STP (or #24) is the first thing the stage hears, before any SVO or VEL
+    (and before the dozen queries a connect reads)."""
+    profile = load_profile(E727_PROFILE)
+    address = profile.stage.link.address
+    original = rig_module.simulator_class
+    sent: list[str] = []
+
+    def recording(p: Any) -> Any:
+        make = original(p)
+
+        def started(*args: Any) -> Any:
+            backend = make(*args)
+            open_transport = backend.open_transport
+
+            def opened(a: str, link: Any) -> Any:
+                transport = open_transport(a, link)
+                if a != address:
+                    return transport
+                write, query = transport.write, transport.query
+
+                def write_logged(command: str) -> None:
+                    sent.append(command)
+                    write(command)
+
+                def query_logged(command: str) -> str:
+                    sent.append(command)
+                    return query(command)
+
+                transport.write, transport.query = write_logged, query_logged
+                return transport
+
+            backend.open_transport = opened
+            return backend
+
+        return started
+
+    monkeypatch.setattr(rig_module, "simulator_class", recording)
+    _, stage = make_rig_safe(profile)
+    assert stage.safe, stage.state
+    assert sent and sent[0] in ("STP", "#24"), sent[:12]

@@ -15,7 +15,7 @@ from smm_daq.cli.args import time_scale as check_time_scale
 from smm_daq.errors import InputError, InstrumentError
 from smm_daq.instruments.interfaces import Instrument
 from smm_daq.instruments.profile import DEFAULT_PROFILE, Profile, load_profile
-from smm_daq.instruments.rig import Rig, simulator_class
+from smm_daq.instruments.rig import Rig, looked_at_statement, simulator_class
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -109,7 +109,7 @@ def run_check(args: argparse.Namespace) -> int:
     # a scan's or the GUI's connect, and unreferenced axes are reported instead.
     looked_at = replace(profile, stage=replace(profile.stage, refuse_unreferenced=False))
     try:
-        with open_rig(looked_at) as rig:
+        with open_rig(looked_at, statement=looked_at_statement) as rig:
             print(f"rig '{profile.name}' ({profile.path})", file=sys.stdout)
             print(f"coil calibration: {_calibration_source(profile)}", file=sys.stdout)
             describe(rig, sys.stdout)

@@ -45,6 +45,7 @@ MAX_SETTLE_S = 60.0
 MAX_COIL_T_PER_A = 0.1  # Helmholtz coils of a microscope: about 5e-5 T/A
 MAX_AMBIENT_UT = 1000.0  # the Earth's field is below 70 µT; a lab magnet nearby a few 100
 MAX_CURRENT_A = 50.0  # the largest bipolar supplies (Kepco BOP 20-20 is 20 A)
+CURRENT_READ_MARGIN = 1.1  # a supply's reading (current, voltage) may exceed its rating so
 MAX_RAMP_A_PER_S = 100.0
 MAX_FIELD_UT = 10_000.0  # 10 mT: air coils around a microscope never reach it
 MAX_TOLERANCE_NT = 100_000.0
@@ -127,6 +128,9 @@ class CoilSettings:
     max_field: float  # T, magnitude of the applied field
     field_tolerance: float  # T: verification with the fluxgate must agree within this
     safe_state: str  # "zero" (ramp to zero applied field) or "off" (ramp down, outputs off)
+    # A: the supplies' rated current, at most the current a supply found in voltage mode can
+    # drive, which connecting ramps down (so the bound on making the rig safe counts it)
+    supply_rating: float = MAX_CURRENT_A
 
 
 @dataclass(frozen=True)
@@ -437,7 +441,12 @@ def _coils(r: _Reader) -> CoilSettings:
         field_tolerance=r.number("field_tolerance_nT", 50.0, positive=True,
                                  hi=MAX_TOLERANCE_NT, unit=" nT") * NT,
         safe_state=r.string("safe_state", "zero", choices=("zero", "off")),
+        supply_rating=r.number("supply_rating_A", MAX_CURRENT_A, positive=True,
+                               hi=MAX_CURRENT_A, unit=" A"),
     )
+    if s.supply_rating < s.max_current:
+        raise r.fail("supply_rating_A", s.supply_rating,
+                     f"at least coils.max_current_A ({s.max_current:g} A)")
     r.check_unknown()
     return s
 

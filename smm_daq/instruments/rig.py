@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
@@ -38,7 +39,7 @@ from smm_daq.instruments.interfaces import (
     Magnetometer,
     Stage,
 )
-from smm_daq.instruments.profile import Profile
+from smm_daq.instruments.profile import CURRENT_READ_MARGIN, Profile
 
 if TYPE_CHECKING:
     from smm_daq.instruments.rig_lock import RigLock
@@ -55,7 +56,10 @@ LOST_EXCHANGES = 4  # safety-path exchanges with a lost supply or stage, after i
 def safe_time_bound(profile: Profile) -> float:
     """Seconds that making the rig safe may take at most (s): the longest ramp to the safe
     state at the profile's ramp rate, the supplies' settling, and every coil supply's and the
-    stage's link timing out on each exchange of the safety path.
+    stage's link timing out on each exchange of the safety path. Connecting first ramps down
+    each supply found in voltage mode with its output on, one after another, from a current
+    up to its rating (`coils.supply_rating_A`, with a reading's margin), beyond
+    `coils.max_current_A`: those ramps are counted too.
 
     A supervisor that stops a scan with SIGTERM must wait at least this long before SIGKILL;
     otherwise the coils may be left energised.
@@ -63,6 +67,7 @@ def safe_time_bound(profile: Profile) -> float:
     coils = profile.coils
     null = np.linalg.solve(coils.calibration, -coils.ambient_field)
     ramp = (coils.max_current + float(np.max(np.abs(null)))) / coils.max_ramp_rate
+    ramp += len(coils.addresses) * CURRENT_READ_MARGIN * coils.supply_rating / coils.max_ramp_rate
     links = [coils.link] * 3 + [profile.stage.link]
     talk = sum(link.timeout_s * (link.retries + 1 + LOST_EXCHANGES) for link in links)
     return RAMP_OVERHEAD * ramp + SETTLE_ALLOWANCE_S + talk
@@ -80,6 +85,17 @@ def safety_statement(profile: Profile, problems: list[str]) -> str:
     if problems:
         return f"the rig may NOT be safe: {'; '.join(problems)}. {safe_command_hint(profile)}"
     return "the rig is safe (coils at their safe state, stage stopped)"
+
+
+def looked_at_statement(profile: Profile, problems: list[str]) -> str:
+    """`safety_statement` for a command that moves nothing and sets no field (`check`): what
+    it could not connect it left as it found it, so no danger of its making; one left by an
+    earlier program is still named, with what to run. All made safe: as `safety_statement`."""
+    if problems:
+        return (f"nothing was moved or energised by this command; not checked: "
+                f"{'; '.join(problems)}. If an earlier program left the field on or the stage "
+                f"moving: {safe_command_hint(profile)}")
+    return safety_statement(profile, problems)
 
 
 def rig_addresses(profile: Profile) -> list[str]:
@@ -228,6 +244,7 @@ def open_rig(
     clock: Clock | None = None,
     time_scale: float | None = None,
     world_options: dict[str, Any] | None = None,
+    statement: Callable[[Profile, list[str]], str] = safety_statement,
 ) -> Rig:
     """Connect to and configure every instrument of `profile`.
 
@@ -236,7 +253,8 @@ def open_rig(
     InputError) before anything is opened when another process holds any of the addresses.
     An instrument that does not answer raises `InstrumentError` naming it. Whatever fails once
     connecting began, the coils and stage already connected are made safe and every instrument
-    closed; the error then carries a note (`add_note`) saying whether the rig is safe.
+    closed; the error then carries a note (`add_note`) saying whether the rig is safe, as
+    `statement` words it (`looked_at_statement` for a command that moves nothing).
     """
     sections = {"coils": profile.coils, "stage": profile.stage, "lockin": profile.lockin}
     if profile.fluxgate is not None:
@@ -264,7 +282,7 @@ def open_rig(
                                             open_transport)
     except BaseException as exc:
         try:
-            exc.add_note(_safe_after_failed_connect(profile, opened))
+            exc.add_note(statement(profile, _safe_after_failed_connect(profile, opened)))
         finally:
             for instrument in opened.values():
                 with contextlib.suppress(Exception):
@@ -305,12 +323,11 @@ def _open_instrument(profile: Profile, role: str, cls: type[Instrument], setting
         raise error from exc
 
 
-def _safe_after_failed_connect(profile: Profile, opened: dict[str, Any]) -> str:
-    """Make safe the coils and stage that connected before connecting failed; say how the rig
-    is left."""
+def _safe_after_failed_connect(profile: Profile, opened: dict[str, Any]) -> list[str]:
+    """Make safe the coils and stage that connected before connecting failed; what could not
+    be done."""
     with interrupts.making_safe(safe_time_bound(profile)):
-        problems = _make_safe(profile, opened.get("stage"), opened.get("coils"))
-    return safety_statement(profile, problems)
+        return _make_safe(profile, opened.get("stage"), opened.get("coils"))
 
 
 def _make_safe(profile: Profile, stage: Stage | None, coils: FieldSource | None) -> list[str]:
@@ -411,31 +428,43 @@ def _safe_coils(profile: Profile, clock: Clock, open_transport: Any) -> SafeStat
 
 
 def _safe_stage(profile: Profile, clock: Clock, open_transport: Any) -> SafeState:
-    """Stop the stage. Connecting never references it here (a reference move drives every
-    axis to its switch, past the sample); where connecting fails (axes not referenced, or
-    still driving to their switches), the driver's `stop_alone` stops every axis without; not
-    where the controller did not answer (`InstrumentLost`): a second try would only spend the
-    same timeouts again, before the coils are ramped down."""
+    """Stop the stage, before anything else is sent to it: connecting reads a dozen settings
+    and sets servo and velocity (a velocity changes the speed of a move under way), in which
+    time a stage left moving by a killed program goes on. The driver's `stop_alone` (where it
+    has one) stops every axis on a link of its own; then the stage is connected to read where
+    it stopped. Connecting never references it here (a reference move drives every axis to
+    its switch, past the sample). A controller that does not answer (`InstrumentLost`) is
+    not called on again: a second try would only spend the same timeouts again, before the
+    coils are ramped down."""
     settings = replace(profile.stage, reference_on_connect=False)
     where = f"{settings.link.implementation} at {settings.link.address}"
     cls = driver_class(profile, "stage", settings.link.implementation)
+    alone = getattr(cls, "stop_alone", None)
+    stopped = ""  # what stop_alone did
+    stop_failed: SmmError | None = None
+    if alone is not None:
+        try:
+            stopped = alone(settings, clock=clock, open_transport=open_transport)
+        except InstrumentLost as exc:
+            return SafeState("stage", False, f"{where} could not be reached: {exc}")
+        except SmmError as exc:  # the connect below stops it once more, or says why not
+            stop_failed = exc
     try:
         stage = cls.from_profile(settings, clock=clock,  # type: ignore[attr-defined]
                                  open_transport=open_transport)
     except SmmError as exc:
-        alone = getattr(cls, "stop_alone", None)
-        if alone is None or isinstance(exc, InstrumentLost):  # no answer: none to a second try
-            return SafeState("stage", False, f"{where} could not be reached: {exc}")
-        try:
-            done = alone(settings, clock=clock, open_transport=open_transport)
-        except SmmError as stop_exc:
+        if stopped:
+            return SafeState("stage", True,
+                             f"{stopped}; position not read: {_why_not_connected(exc)}")
+        if stop_failed is not None:
             return SafeState("stage", False, f"{where} could not be connected ({exc}) nor "
-                                             f"stopped: {stop_exc}")
-        return SafeState("stage", True, f"{done}; position not read: {_why_not_connected(exc)}")
+                                             f"stopped: {stop_failed}")
+        return SafeState("stage", False, f"{where} could not be reached: {exc}")
     try:
         stage.stop()
         position = np.asarray(stage.position(), dtype=float) * 1e6
-        return SafeState("stage", True, f"stopped at {_numbers(position, '.1f')} µm")
+        first = f" (the first stop said: {stop_failed})" if stop_failed is not None else ""
+        return SafeState("stage", True, f"stopped at {_numbers(position, '.1f')} µm{first}")
     except SmmError as exc:
         return SafeState("stage", False, f"not stopped: {exc}")
     finally:

@@ -1,0 +1,39 @@
+"""Connecting the coils (as `smm-daq safe` does, before it ramps them down) raises no current:
+a supply a killed program left in current mode with its output on, its current held below the
+setpoint by a low voltage limit, keeps the current that flows when the driver sets its
+compliance."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from drivers.kepco_bop import KepcoBOPCoils
+from smm_daq.clock import VirtualClock
+from smm_daq.instruments.profile import load_profile
+from smm_daq.instruments.rig import simulator_class
+
+PROFILE = Path(__file__).resolve().parents[1] / "configs" / "simulator.toml"
+SLEW_S = 10.0  # virtual s: the emulated supplies' currents follow within it (10 A/s)
+HELD_A = 0.5  # 1 V over the simulated coil's 2 Ω
+
+
+def test_connecting_keeps_a_current_held_down_by_a_low_voltage_limit() -> None:
+    profile = load_profile(PROFILE)
+    clock = VirtualClock()
+    backend = simulator_class(profile)(profile, clock, None)
+    for address in profile.coils.addresses:
+        supply = backend.endpoint(address)
+        for command in ("FUNC:MODE CURR", "CURR 2.0", "VOLT 1", "OUTP ON"):
+            supply.handle(command)
+    clock.sleep(SLEW_S)
+    assert abs(backend.world.coils.current(0)) <= HELD_A + 1e-3
+    coils = KepcoBOPCoils.from_profile(profile.coils, clock=clock,
+                                       open_transport=backend.open_transport)
+    try:
+        clock.sleep(SLEW_S)  # a raised setpoint or limit would have been followed by now
+        for k in range(3):
+            assert abs(backend.world.coils.current(k)) <= HELD_A + 1e-3, k
+        assert coils.limits()  # connected: compliance restored for a scan
+        assert backend.world.coils.voltage_limit(0) == 20.0
+    finally:
+        coils.close()
