@@ -15,8 +15,9 @@ exchange with a lost one.
 A destructive query (`destructive=True`: ERR?, SYST:ERR?, LIAS?; reading it clears what it
 reports) is never retried: the instrument may have processed it before its reply was lost,
 and the query sent again would answer "no error" for an error or an overload it already
-cleared. Its reply lost or garbled ends the exchange in `InstrumentLost`: what it reports is
-unknown.
+cleared. Its reply lost or garbled ends the exchange in `ReplyUnknown` (an `InstrumentLost`):
+what it reports is unknown, and its caller decides what unknown means (the sequencer takes a
+lock-in's overload latch lost once as an overload, so the point is read again).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from smm_daq import interrupts
-from smm_daq.errors import InstrumentLost, InstrumentTimeout, ProtocolError
+from smm_daq.errors import InstrumentLost, InstrumentTimeout, ProtocolError, ReplyUnknown
 from smm_daq.instruments.transport import Transport
 
 T = TypeVar("T")
@@ -81,7 +82,7 @@ class Link:
         self.lost = True
         unknown = (" (reading it clears what it reports, so it is not asked again: what it "
                    "would report is unknown)" if destructive else "")
-        raise InstrumentLost(
+        raise (ReplyUnknown if destructive else InstrumentLost)(
             f"no valid reply to {command!r} after {attempts} attempt"
             f"{'s' if attempts > 1 else ''} (last: {last}){unknown}",
             instrument=self.name,

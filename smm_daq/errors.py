@@ -41,6 +41,11 @@ class InstrumentLost(InstrumentError):
     """The connection is gone (disconnect, closed socket, retries exhausted)."""
 
 
+class ReplyUnknown(InstrumentLost):
+    """A query that clears what it reports (an error queue, an overload latch) had its reply
+    lost or garbled: it is not asked again, so what it would have reported is unknown."""
+
+
 class StageUnreferenced(InstrumentError):
     """Stage axes with incremental sensors are not referenced, so they refuse to move, and
     connecting was not to reference them. `axes` names them; the message says what to do

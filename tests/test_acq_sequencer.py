@@ -19,6 +19,7 @@ from smm_daq.errors import (
     InstrumentLost,
     InstrumentTimeout,
     ProtocolError,
+    ReplyUnknown,
     WriteStalled,
 )
 from smm_daq.storage.h5file import open_read
@@ -322,6 +323,47 @@ def test_a_single_overload_is_read_again_without_pausing(tmp_path):
     assert seq.run() == "finished"
     assert "paused" not in kinds
     assert rig.lockin.reads == plan.points + 1
+
+
+def _overload_reply_lost(rig, at: set[int]) -> None:
+    """The lock-in's overload queries numbered `at` (from 1) lose their reply, as a link
+    raises it for a query that clears what it reports."""
+    overloaded, asked = rig.lockin.overloaded, [0]
+
+    def query() -> bool:
+        asked[0] += 1
+        was = overloaded()
+        if asked[0] in at:
+            raise ReplyUnknown("no valid reply to 'LIAS?' after 1 attempt", instrument="lockin")
+        return was
+
+    rig.lockin.overloaded = query
+
+
+def test_an_overload_reply_lost_once_reads_the_point_again(tmp_path):
+    """The latch is cleared by reading it, so its query is never sent twice: a lost reply
+    is taken as an overload, and the point settled and read again; the scan goes on."""
+    rig = fake_rig()
+    _overload_reply_lost(rig, {6})
+    plan = _plan()
+    kinds = []
+    seq = Sequencer(rig, tmp_path / "s.h5", plan)
+    seq.subscribe(lambda e: kinds.append(e.kind))
+    assert seq.run() == "finished", seq.message
+    assert "paused" not in kinds
+    assert rig.lockin.reads == plan.points + 1
+    assert any("'LIAS?'" in note and "taken as an overload" in note for note in seq.notes)
+    expected = np.array([[gradient_bz(x, y) for x in plan.x] for y in plan.y])
+    np.testing.assert_allclose(read_map(tmp_path / "s.h5", "scan").bz, expected, atol=1e-15)
+
+
+def test_an_overload_reply_lost_twice_in_a_row_fails_the_scan_safe(tmp_path):
+    rig = fake_rig()
+    _overload_reply_lost(rig, {6, 7})
+    seq = Sequencer(rig, tmp_path / "s.h5", _plan())
+    assert seq.run() == "failed"
+    assert "'LIAS?'" in seq.message
+    assert rig.safe_calls == 1 and np.allclose(rig.coils.field(), 0.0)
 
 
 def test_overload_pauses_with_the_reason_and_rereads(tmp_path):

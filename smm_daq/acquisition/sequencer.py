@@ -61,6 +61,7 @@ from smm_daq.errors import (
     InstrumentLost,
     InstrumentTimeout,
     ProtocolError,
+    ReplyUnknown,
     SafetyError,
     StorageError,
     WriteStalled,
@@ -148,6 +149,7 @@ class Sequencer(FlyScan):
         self._run_points = 0
         self._full_scale = math.nan
         self._z_pending = True
+        self._overload_unknown = False  # the last overload query's reply was lost
         self._time_mark: float | None = None  # rig clock of the last `rig_clock_duration` update
         self._storing: str | None = None  # what the worker is writing (touching no instrument)
         self._writes = 0  # the worker's writes begun
@@ -604,8 +606,25 @@ class Sequencer(FlyScan):
         mx, my = np.mean(readings, axis=0)
         return float(mx), float(my)
 
+    def _lockin_overloaded(self) -> bool:
+        """The lock-in's overload latch. Its reply lost once (`ReplyUnknown`: the latch is
+        cleared by reading it, so it is not asked again) counts as an overload, so the point
+        or line is measured again rather than the scan ended; lost twice in a row, the
+        lock-in is taken as lost."""
+        try:
+            overloaded = self._call(self.rig.lockin.overloaded)
+        except ReplyUnknown as exc:
+            if self._overload_unknown:
+                raise
+            self._overload_unknown = True
+            self.notes.append(f"at line {self._line}, {exc}: taken as an overload, measured "
+                              "again")
+            return True
+        self._overload_unknown = False
+        return bool(overloaded)
+
     def _range_problem(self, x_v: float, y_v: float) -> str | None:
-        if self._call(self.rig.lockin.overloaded):
+        if self._lockin_overloaded():
             return OVERLOAD
         limit = self.rig.profile.lockin.overrange_fraction * self._full_scale
         worst = max(abs(x_v), abs(y_v))

@@ -218,7 +218,7 @@ class FlyScan:
 
     def _range_problem_fly(self, x: np.ndarray, y: np.ndarray) -> str | None:
         rig = self.rig
-        if self._call(rig.lockin.overloaded):
+        if self._lockin_overloaded():  # type: ignore[attr-defined]
             return "lock-in overload during the fly line"
         limit = rig.profile.lockin.overrange_fraction * self._full_scale
         worst = float(np.max(np.abs(np.concatenate([x, y])))) if x.size else 0.0
