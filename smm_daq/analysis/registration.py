@@ -12,12 +12,13 @@ The standard deviations are the larger of two estimates:
 - the sandwich covariance H^-1 J^T C J H^-1, C the residual's own autocovariance
   (Bartlett-windowed; the residual of an in-field against a zero-field scan holds the induced
   field, which is smooth, so treating it as white noise would understate the uncertainty) and
-  H the Hessian of the sum of squares (see `_Fit.hessian`: not J^T J, which counts the moving
-  map's noise gradients as curvature);
-- a delete-one-block jackknife over a 4 × 4 grid of blocks: the shift absorbs whatever part of
-  the induced field looks like a shift of the remanent map (a horizontal field's induced
-  dipoles do, below a vertically magnetized grain), which the residual no longer shows, so on
-  maps of a few grains the residual alone understated it five-fold.
+  H the Hessian of the sum of squares (see `_Fit.pixel_hessians`: not J^T J, which counts the
+  moving map's noise gradients as curvature);
+- a delete-one-block jackknife over a 4 × 4 grid of blocks (refits from Newton starts, see
+  `_Fit.jackknife`): the shift absorbs whatever part of the induced field looks like a shift
+  of the remanent map (a horizontal field's induced dipoles do, below a vertically magnetized
+  grain), which the residual no longer shows, so on maps of a few grains the residual alone
+  understated it five-fold.
 `registration_concerns` says when the shift found should not be trusted.
 """
 
