@@ -9,7 +9,7 @@ resumes its cut-off scan through the Scan tab, as the Session tab's Resume scan 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +72,7 @@ class RecipeRunner(QtCore.QObject):
         self._stall_timer = QtCore.QTimer(self, singleShot=True)
         self._stall_timer.timeout.connect(self._tell_stalled)
         self._held: tuple[int, str] | None = None  # the subtraction's step and what to tell
+        self._warnings: list[str] = []  # the steps' warnings, said again at the end
 
     def start(self) -> None:
         """Ask the connected stage controller what each fly step needs (`check_fly_steps`),
@@ -183,11 +184,13 @@ class RecipeRunner(QtCore.QObject):
                 self._step_failed("the operator stopped at the prompt")
         elif isinstance(step, SubtractStep):
             session = Session(self.path, rig)  # its subtract writes the entry as `run` does
+            said: list[str] = []
             self.analysis.submit(
                 lambda: session.subtract(
-                    step.in_field, step.remanent, step.name, register=step.register
+                    step.in_field, step.remanent, step.name, register=step.register,
+                    on_warning=said.append,
                 ),
-                self._step_done,
+                lambda _: self._step_done(None, said),
                 self._step_failed,
             )
 
@@ -215,8 +218,12 @@ class RecipeRunner(QtCore.QObject):
         if not self.holder.call(fn, self._step_done, self._step_failed):
             self._step_failed("the rig is not connected")
 
-    def _step_done(self, _: object) -> None:
-        self.stepEnded.emit(self.index, True, "")
+    def _step_done(self, _: object, warnings: Sequence[str] = ()) -> None:
+        """The step ended well; its `warnings` (a subtraction's registration concerns, also
+        recorded in its entry) are its message, and are said again when the recipe ends."""
+        said = [f"step {self.index + 1}: {text}" for text in warnings]
+        self._warnings += said
+        self.stepEnded.emit(self.index, True, "\n".join(said))
         self._next()
 
     def _step_failed(self, why: object) -> None:
@@ -232,7 +239,9 @@ class RecipeRunner(QtCore.QObject):
 
     def _end(self, ok: bool, message: str) -> None:
         """However the recipe ends, the rig goes to its safe state, as `smm-daq run` does;
-        the recipe counts as running until that is done."""
+        the recipe counts as running until that is done. The steps' warnings follow the
+        message, so that the one the window shows last still says them."""
+        message += "".join(f"; warning: {w}" for w in self._warnings)
 
         def done(ok: bool, message: str) -> None:
             self.running = False

@@ -26,6 +26,7 @@ from smm_daq.storage.nexus import EntryInfo, list_entries, read_map
 from smm_daq.storage.optical_entry import KIND as OPTICAL
 from smm_daq.storage.optical_entry import read_optical_entry, write_optical_entry
 from smm_daq.storage.product_maps import ProductMap, read_product_map
+from smm_daq.thread_warnings import recorded
 
 if TYPE_CHECKING:  # registration needs SciPy: imported when a subtraction runs
     from smm_daq.analysis.subtraction import SubtractionResult
@@ -619,23 +620,27 @@ class SessionBrowser(QtWidgets.QWidget):
         command = subtract_command(path, in_field, remanent, name, register=register,
                                    rotation=rotation)
 
-        def job() -> SubtractionResult:
+        def job() -> tuple[SubtractionResult, list[str]]:
             from smm_daq.analysis.induced_entry import subtract_entries
 
-            return subtract_entries(path, in_field, remanent, name, register=register,
-                                    rotation=rotation, parameters={"command": command})
+            with recorded() as caught:  # said on the message line, as the command line does
+                res = subtract_entries(path, in_field, remanent, name, register=register,
+                                       rotation=rotation, parameters={"command": command})
+            return res, [str(w.message) for w in caught]
 
         self.subtracting = True
         self.subtract_button.setEnabled(False)
         self.message.setText(f"Subtracting '{remanent}' from '{in_field}'…")
         self._write(path, f"the subtraction '{name}'", job,
-                    lambda res: self._subtracted(path, name, res),
+                    lambda done: self._subtracted(path, name, *done),
                     self._subtraction_failed)
         return True
 
-    def _subtracted(self, path: Path, name: str, res: SubtractionResult) -> None:
+    def _subtracted(self, path: Path, name: str, res: SubtractionResult,
+                    warned: list[str]) -> None:
         self._subtraction_ended()
-        written = f"Wrote entry '{name}' (induced) into {path}"
+        written = f"Wrote entry '{name}' (induced) into {path}" + "".join(
+            f". Warning: {text}" for text in warned)
         # another file open, or the window closing (its close waits for the other writes in
         # hand, which a read of the file here would wait for, the window's events stopped)
         if self.closed or self.path is None or self.path.resolve() != path.resolve():
@@ -656,6 +661,8 @@ class SessionBrowser(QtWidgets.QWidget):
                                       np.array(res.shift_sd) / 1e-6)
                 self.map_view.plot.setTitle(f"{name}: remanent shifted by ({sx:.3f} ± "
                                             f"{ex:.3f}, {sy:.3f} ± {ey:.3f}) µm")
+            if warned:
+                self.message.setText(written)
             self.subtracted.emit(True, written)
 
         self.show_entry(row, shown)

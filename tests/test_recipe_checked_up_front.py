@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import shutil
 import textwrap
+import warnings
 
+import numpy as np
 import pytest
 
 from smm_daq.acquisition.recipe import check_recipe, parse_recipe
+from smm_daq.analysis.registration import RegistrationWarning
 from smm_daq.cli.main import main
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import load_profile
@@ -198,3 +201,24 @@ def test_a_fly_scan_the_rig_cannot_fly_is_refused_before_connecting(
         assert w in err
     assert path.read_bytes() == before
 
+
+
+def test_the_smallest_grid_the_check_lets_register_does_register(monkeypatch):
+    """A recipe registers without rotation (it has no key for one): three parameters, 60
+    pixels. An 11 × 7 grid leaves 60 after a sub-pixel shift: the check passes it and the
+    registration fits on those 60; 11 × 6 leaves 50 and is refused up front. (Counting a
+    rotation's fourth parameter would refuse grids of 60 to 79 such pixels that register.)"""
+    import test_registration_coverage as maps
+
+    from smm_daq.analysis.subtract_inputs import require_registrable
+    from smm_daq.analysis.subtraction import subtract_maps
+
+    monkeypatch.setattr(maps, "SHAPE", (7, 11))
+    in_field, remanent, _ = maps.scans(np.random.default_rng(3), 6, (0.0, 0.0, 0.0), 0.0,
+                                       shift=(7e-6, -10e-6))
+    require_registrable(in_field)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RegistrationWarning)  # few pixels: a poor shift
+        assert subtract_maps(in_field, remanent).registration.pixels == 60
+    with pytest.raises(InputError, match="leaves 50 pixels overlapping; expected at least 60"):
+        require_registrable(in_field.with_bz(in_field.bz[:6], y=in_field.y[:6]))

@@ -16,6 +16,7 @@ import h5py
 import numpy as np
 import pytest
 
+from smm_daq.analysis import registration
 from smm_daq.analysis.registration import RegistrationWarning, estimate_registration
 from smm_daq.analysis.subtraction import subtract_maps
 from smm_daq.cli.main import main
@@ -100,8 +101,9 @@ def test_shift_sd_covers_a_horizontal_fields_induced_misfit():
 
 
 def test_a_shift_that_may_be_an_artefact_is_warned_of():
-    """Four grains in a horizontal field, no shift: (-1.6 ± 3.9, 0.9 ± 1.4) µm found, and the
-    block jackknife's SD 2.5 times the residual's."""
+    """Four grains in a horizontal field, no shift: (-1.6 ± 4.0, 0.9 ± 1.4) µm found, and the
+    block jackknife's SD 2.6 times the residual's (2.5 from refits started at the full
+    solution rather than at a Newton step off it: each refit's overlap follows its shift)."""
     rng = np.random.default_rng(1)
     in_field, remanent, _ = scans(rng, 4, (1.0, 0.0, 0.0), 0.5, shift=(0.0, 0.0))
     with pytest.warns(RegistrationWarning) as caught:
@@ -110,7 +112,7 @@ def test_a_shift_that_may_be_an_artefact_is_warned_of():
                                                 for c in res.concerns]
     assert "not significantly different from zero" in res.concerns[0]
     assert "differ by more than a shift" in res.concerns[1]
-    assert "leaving out parts of the map moves the shift by 2.5 times" in res.concerns[1]
+    assert "leaving out parts of the map moves the shift by 2.6 times" in res.concerns[1]
     assert len(res.concerns) == 2
 
 
@@ -152,3 +154,31 @@ def test_the_subtract_command_says_the_warnings_once_and_records_them(tmp_path, 
         assert reg["warnings"][()].decode().split("\n") == [e.split("': ", 1)[1] for e in err]
         assert np.all(reg["noise_shift_errors"][()] <= reg["shift_errors"][()])
         assert reg["noise_shift_errors"].attrs["units"] == "m"
+
+
+def test_the_jackknife_from_newton_starts_agrees_with_refits_from_the_full_solution(
+        monkeypatch):
+    """Each jackknife refit starts from a Newton step off the full solution, so it resamples
+    the moving map fewer times than one started at the full solution; both converge, so their
+    SDs agree: within 3 % for 93 of 94 SDs over this file's cases, 9 % for the last (each
+    refit's overlap follows its shift, so where it stops depends a little on the start).
+    Here, ten maps of the horizontal-field case."""
+    rng = np.random.default_rng(1)
+    cases = [scans(rng, 10, (1.0, 0.0, 0.0), 0.3)[:2] for _ in range(10)]
+    samples = {"newton": 0, "full": 0}
+    sample = registration._Resampler.sample
+
+    def run(way: str) -> np.ndarray:
+        def counted(self, *args):
+            samples[way] += 1
+            return sample(self, *args)
+
+        monkeypatch.setattr(registration._Resampler, "sample", counted)
+        return np.array([estimate_registration(*maps).shift_sd for maps in cases])
+
+    newton = run("newton")
+    monkeypatch.setattr(registration, "_newton_step", lambda h, g: None)
+    full = run("full")
+    ratio = newton / full
+    assert np.all(np.abs(ratio - 1) < 0.03), ratio
+    assert samples["newton"] < 0.7 * samples["full"], samples

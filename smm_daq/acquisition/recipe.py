@@ -550,13 +550,15 @@ def run_recipe(
     on_event: Callable[[Any], None] | None = None,
     auto_range: bool = False,
     continuing: bool = False,
+    on_warning: Callable[[str], None] | None = None,
 ) -> list[str]:
     """Check the recipe (`check_recipe`), then run its steps on a `Session`.
 
     Returns the names of the entries written (resumed ones too). Stops at the first scan that
     does not finish (the session makes the rig safe). `continuing`: continue the recipe cut
-    off on this file (see the module); `on_step` is told of each step skipped too. With
-    nothing left to do, no step runs and the rig is not touched.
+    off on this file (see the module); `on_step` is told of each step skipped too. A
+    subtraction's warnings go to `on_warning` (see `Session.subtract`). With nothing left to
+    do, no step runs and the rig is not touched.
     """
     checked = check_recipe(recipe, session.profile, session.path,
                            can_prompt=yes or _interactive(ask), continuing=continuing)
@@ -586,7 +588,8 @@ def run_recipe(
             if not yes:
                 ask(f"{step.message} [Enter to continue, Ctrl-C to stop] ")
         elif isinstance(step, SubtractStep):
-            session.subtract(step.in_field, step.remanent, step.name, register=step.register)
+            session.subtract(step.in_field, step.remanent, step.name, register=step.register,
+                             on_warning=on_warning)
             written.append(step.name)
     return written
 

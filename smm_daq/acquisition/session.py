@@ -23,6 +23,7 @@ finalization then (the command line does, with its own exit code).
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from smm_daq.errors import InputError, SmmError, WriteStalled
 from smm_daq.instruments.profile import Profile, load_profile
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import read_map
+from smm_daq.thread_warnings import recorded
 
 UM = 1e-6
 UT = 1e-6
@@ -302,9 +304,14 @@ class Session:
         self.rig.coils.zero()
         self.field = (0.0, 0.0, 0.0)
 
-    def subtract(self, in_field: str, remanent: str, name: str, *, register: bool = True
-                 ) -> MapData:
+    def subtract(self, in_field: str, remanent: str, name: str, *, register: bool = True,
+                 on_warning: Callable[[str], None] | None = None) -> MapData:
         """In-field minus (registered) remanent into a new entry `name`; returns the map.
+
+        Its warnings (a registration's shift that may be an artefact, recorded in the entry
+        too) go to `on_warning`, one text each, or else are warned again in the caller's
+        thread, at the caller's line: raised in the thread doing the file work, a caller's
+        `catch_warnings` or `-W error` would not meet them.
 
         The file work waits in a thread of its own (`wait_aside`), as a scan's start does: a
         field set before (a recipe's `set_field` step) must not stay on past Ctrl-C while a
@@ -323,10 +330,19 @@ class Session:
                 f"`smm-daq run RECIPE --out {self.path} --continue` runs the steps left); "
                 f"`smm-daq repair {self.path}` makes a file left open for writing openable")
 
-        return wait_aside(
-            lambda: subtract_entries(self.path, in_field, remanent, name, register=register).map,
-            f"subtraction {name!r} into {self.path.name}", make_safe=self._make_safe,
-            stalled=stalled)
+        def work() -> tuple[MapData, list[warnings.WarningMessage]]:
+            with recorded() as caught:
+                made = subtract_entries(self.path, in_field, remanent, name, register=register)
+            return made.map, caught
+
+        made, caught = wait_aside(work, f"subtraction {name!r} into {self.path.name}",
+                                  make_safe=self._make_safe, stalled=stalled)
+        for w in caught:
+            if on_warning is None:
+                warnings.warn(w.message, stacklevel=2)
+            else:
+                on_warning(str(w.message))
+        return made
 
     def _make_safe(self) -> None:
         """Make the rig safe now (a signal during file work); `close` need not again."""

@@ -280,6 +280,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                                           file=sys.stderr),
             on_event=ProgressBar(), auto_range=args.auto_range,
             continuing=args.continue_recipe,
+            on_warning=lambda text: print(f"smm-daq: warning: {text}", file=sys.stderr),
         )
     finally:
         code = _finish(session)

@@ -1,0 +1,103 @@
+"""A registration's warnings (a shift that may be an artefact) reach the user by every path
+that subtracts, as `smm-daq subtract` says them: the scripting `Session` warns them in the
+caller's thread, `smm-daq run` says each once on stderr, the window on its message line; and
+each path records them in the entry."""
+
+from __future__ import annotations
+
+import warnings
+
+import h5py
+import numpy as np
+import pytest
+from acq_fakes import fake_rig
+from test_registration_coverage import scans
+
+from gui.session_browser import SessionBrowser
+from smm_daq.acquisition.recipe import parse_recipe, run_recipe
+from smm_daq.acquisition.session import Session
+from smm_daq.analysis.registration import RegistrationWarning
+from smm_daq.cli.main import main
+from smm_daq.storage.nexus import write_map_entry
+
+SUBTRACT = ('[[step]]\nkind = "subtract"\nin_field = "in_field"\nremanent = "remanent"\n'
+            'name = "induced"\n')
+
+
+@pytest.fixture
+def path(tmp_path):
+    """Two scans whose registration draws two warnings (see test_registration_coverage)."""
+    in_field, remanent, _ = scans(np.random.default_rng(1), 4, (1.0, 0.0, 0.0), 0.5,
+                                  shift=(0.0, 0.0))
+    out = tmp_path / "s.h5"
+    for m in (remanent, in_field):
+        write_map_entry(out, m, kind="scan")
+    return out
+
+
+def recorded_warnings(path) -> list[str]:
+    with h5py.File(path) as f:
+        return f["induced/registration/warnings"][()].decode().split("\n")
+
+
+def said(lines: list[str]) -> list[str]:
+    """The concerns in lines "...'in_field − remanent': concern"."""
+    return [line.split("': ", 1)[1] for line in lines]
+
+
+def test_the_session_warns_in_the_callers_thread_at_the_callers_line(path):
+    with pytest.warns(RegistrationWarning) as caught:
+        Session(path, fake_rig(lambda x, y: 0.0 * x)).subtract("in_field", "remanent", "induced")
+    assert [w.filename for w in caught] == [__file__] * 2
+    assert said([str(w.message) for w in caught]) == recorded_warnings(path)
+
+
+def test_a_recipes_subtraction_hands_its_warnings_to_on_warning(path):
+    told: list[str] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # none is warned besides
+        run_recipe(parse_recipe(SUBTRACT), Session(path, fake_rig(lambda x, y: 0.0 * x)),
+                   on_warning=told.append)
+    assert said(told) == recorded_warnings(path)
+
+
+def test_run_says_each_warning_once_on_stderr(path, capsys):
+    recipe = path.parent / "r.toml"
+    recipe.write_text(SUBTRACT)
+    assert main(["run", str(recipe), "--out", str(path)]) == 0
+    err = [line for line in capsys.readouterr().err.splitlines()
+           if "registration" in line]
+    assert len(err) == 2 and all(line.startswith("smm-daq: warning: '") for line in err)
+    assert said(err) == recorded_warnings(path)
+
+
+def test_the_window_says_the_warnings_on_its_message_line(path, qtbot):
+    browser = SessionBrowser()
+    qtbot.addWidget(browser)
+    browser.open_file(path)
+    qtbot.waitUntil(lambda: len(browser.entries) == 2)
+    with qtbot.waitSignal(browser.subtracted, timeout=20000) as ended:
+        assert browser.subtract("in_field", "remanent", "induced")
+    text = browser.message.text()
+    assert ended.args[0] and text == ended.args[1]
+    for concern in recorded_warnings(path):
+        assert f"Warning: 'in_field − remanent': {concern}" in text
+
+
+def test_the_windows_recipe_says_the_warnings_when_it_ends(window, qtbot, tmp_path):
+    made = tmp_path / "session.h5"  # the session file the window's fixture chose
+    in_field, remanent, _ = scans(np.random.default_rng(1), 4, (1.0, 0.0, 0.0), 0.5,
+                                  shift=(0.0, 0.0))
+    for m in (remanent, in_field):
+        write_map_entry(made, m, kind="scan")
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(SUBTRACT)
+    view = window.recipes
+    assert view.open_recipe(recipe)
+    assert view.run()
+    qtbot.waitUntil(lambda: not view.runner.running, timeout=60_000)
+    text = view.message.text()
+    assert text.startswith("Recipe finished: all steps done")
+    concerns = recorded_warnings(made)
+    assert said(text.split("; warning: step 1: ")[1:]) == concerns
+    assert said(view.steps.item(0).toolTip().split("\n")) == concerns
