@@ -466,10 +466,17 @@ def registration_concerns(reg: Registration, step: tuple[float, float]) -> list[
     return concerns
 
 
+EDGE_REACH_PX = 0.05  # the most a source past the map's outer edge is sampled, in pixels
+
+
 def apply_registration(moving: MapData, registration: Registration) -> MapData:
     """`moving` resampled (see `_Resampler`) so it lies on its grid as the reference did.
 
-    Pixels whose source falls outside the moving map or next to an unmeasured pixel are NaN.
+    Pixels whose source falls outside the moving map or next to an unmeasured pixel are NaN,
+    but for a source past the map's outer edge by no more than the shift's own SD (at most
+    EDGE_REACH_PX of a pixel): the edge pixel is then sampled as the spline continues the map,
+    an error within what the shift's uncertainty already means for every pixel. Without that,
+    a shift of a hundredth of a pixel blanked the whole first row and column.
     """
     require_regular(moving)
     resampler = _Resampler(moving)
@@ -478,6 +485,21 @@ def apply_registration(moving: MapData, registration: Registration) -> MapData:
     shift = np.asarray(registration.shift, dtype=float)
     qx, qy, _, _ = _source_positions(px, py, centre, shift, registration.rotation)
     values, _, _ = resampler.sample(qx, qy, shift, registration.rotation)
-    bz = np.where(resampler.valid(qx, qy), values, np.nan)
+    reach = [min(EDGE_REACH_PX, sd / step)
+             for sd, step in zip(registration.shift_sd, moving.step, strict=True)]
+    inside_x = _onto_edge(qx, moving.x, reach[0])
+    inside_y = _onto_edge(qy, moving.y, reach[1])
+    bz = np.where(resampler.valid(inside_x, inside_y), values, np.nan)
     return moving.with_bz(bz)
+
+
+def _onto_edge(q: np.ndarray, axis: np.ndarray, reach: float) -> np.ndarray:
+    """Positions `q` along a regular `axis`, those past its first or last point by at most
+    `reach` of a step moved onto that point."""
+    step = (axis[-1] - axis[0]) / max(axis.size - 1, 1)
+    index = (q - axis[0]) / step if step else np.zeros_like(q)
+    last = axis.size - 1
+    index = np.where((index < 0) & (index >= -reach), 0.0, index)
+    index = np.where((index > last) & (index <= last + reach), float(last), index)
+    return axis[0] + index * step
 
