@@ -1,0 +1,109 @@
+"""numba's cache of a kernel goes stale when a module it compiles in changes, not only its own
+file: an edit or a pull that changed only a callee module left the old code running."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import smm_daq
+
+CALLEE = '''
+import math
+
+from numba import njit
+
+SCALE = math.sqrt(10.0)
+
+
+@njit(cache=True, inline="always")
+def value(x):
+    return SCALE * x
+'''
+
+CALLER = '''
+from numba import njit
+
+import smm_cache_callee as callee
+from smm_daq.analysis.mmt.models.compiled import cache_depends_on
+
+
+@njit(cache=True)
+def kernel(x):
+    return callee.value(x) + 1.0
+
+
+cache_depends_on(__name__, "smm_cache_callee")
+'''
+
+RUN = '''
+import smm_cache_caller as caller
+print(caller.kernel(2.0), caller.kernel.stats.cache_hits.total(),
+      caller.kernel.stats.cache_misses.total())
+'''
+
+
+def _python(code: str, path: Path) -> list[str]:
+    """Runs `code` in a new interpreter (as a researcher's next session) importing from
+    `path` first, numba caching beside the sources."""
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env["PYTHONPATH"] = os.pathsep.join([str(path), str(Path(smm_daq.__file__).parents[1])])
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
+def test_a_changed_callee_module_recompiles_its_caller_and_an_unchanged_one_does_not(
+        tmp_path: Path) -> None:
+    (tmp_path / "smm_cache_callee.py").write_text(CALLEE)
+    (tmp_path / "smm_cache_caller.py").write_text(CALLER)
+    result, hits, misses = _python(RUN, tmp_path)
+    assert float(result) == pytest.approx(2 * 10 ** 0.5 + 1) and (hits, misses) == ("0", "1")
+    result, hits, misses = _python(RUN, tmp_path)  # nothing changed: the cache serves it
+    assert float(result) == pytest.approx(2 * 10 ** 0.5 + 1) and (hits, misses) == ("1", "0")
+    (tmp_path / "smm_cache_callee.py").write_text(CALLEE.replace("10.0", "12.0"))
+    result, hits, misses = _python(RUN, tmp_path)
+    assert float(result) == pytest.approx(2 * 12 ** 0.5 + 1)
+    assert (hits, misses) == ("0", "1")
+
+
+STAMPS = '''
+from smm_daq.analysis.mmt.models import cuboid, multipole
+print(repr(multipole._block_point._cache._cache_file._source_stamp))
+print(repr(cuboid._green_block._cache._cache_file._source_stamp))
+'''
+
+
+@pytest.mark.parametrize("callee, stale", [
+    ("analysis/mmt/models/multipole_kernels.py", (True, False)),
+    ("analysis/forward.py", (False, True)),
+    ("analysis/mmt/models/expansion_terms.py", (False, True)),
+])
+def test_the_model_kernels_are_stale_once_a_module_they_compile_in_changes(
+        tmp_path: Path, callee: str, stale: tuple[bool, bool]) -> None:
+    """In a copy of the package, an edit of only the callee changes the stamp numba checks
+    the caller's cache against (as an edit of the caller's own file does); nothing else's."""
+    package = tmp_path / "smm_daq"
+    shutil.copytree(Path(smm_daq.__file__).parent, package,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    before = _stamp_lines(tmp_path)
+    assert before == _stamp_lines(tmp_path)
+    with open(package / callee, "a") as f:
+        f.write("\n# a pulled edit\n")
+    after = _stamp_lines(tmp_path)
+    assert tuple(b != a for b, a in zip(before, after, strict=True)) == stale
+
+
+def _stamp_lines(path: Path) -> list[str]:
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env["PYTHONPATH"] = str(path)
+    done = subprocess.run([sys.executable, "-c", STAMPS], env=env, capture_output=True,
+                          text=True, timeout=300, cwd=path)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
