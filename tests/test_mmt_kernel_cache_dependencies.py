@@ -109,3 +109,24 @@ def _stamp_lines(path: Path) -> list[str]:
                           text=True, timeout=300, cwd=path)
     assert done.returncode == 0, done.stderr
     return done.stdout.splitlines()
+
+
+def test_a_numba_that_keeps_its_stamp_elsewhere_gets_no_cache_rather_than_a_stale_one(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    from numba import njit
+
+    from smm_daq.analysis.mmt.models import compiled
+
+    def twice(x):
+        return 2 * x
+
+    module = types.ModuleType("smm_moved_stamp")
+    module.kernel = njit(cache=True)(twice)
+    module.plain = twice  # not a kernel: left alone
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    monkeypatch.delattr(module.kernel._cache._cache_file, "_source_stamp")
+    compiled.cache_depends_on(module.__name__, "smm_daq.analysis.forward")
+    assert not module.kernel._cache._enabled
+    assert module.kernel(2.0) == 4.0
