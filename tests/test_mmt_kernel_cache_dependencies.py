@@ -130,3 +130,41 @@ def test_a_numba_that_keeps_its_stamp_elsewhere_gets_no_cache_rather_than_a_stal
     compiled.cache_depends_on(module.__name__, "smm_daq.analysis.forward")
     assert not module.kernel._cache._enabled
     assert module.kernel(2.0) == 4.0
+
+
+# what the kernel modules import from smm_daq for their Python side only (never compiled in)
+PYTHON_SIDE = {"smm_daq.errors", "smm_daq.text_files", "smm_daq.analysis.grains",
+               "smm_daq.analysis.mmt.models.compiled", "smm_daq.analysis.mmt.models.cuda_compat"}
+
+
+def test_every_module_a_cached_kernel_module_imports_is_among_its_dependencies() -> None:
+    """A module that caches kernels and imports from another smm_daq module names it in
+    `cache_depends_on` (or it is one that only its Python side uses): a new import cannot
+    bring the stale cache back unseen."""
+    import ast
+
+    root = Path(smm_daq.__file__).parent
+    checked = []
+    for path in sorted(root.rglob("*.py")):
+        source = path.read_text(encoding="utf-8")
+        if "cache=True" not in source:
+            continue
+        tree = ast.parse(source)
+        imported = {_module_of(node.module, alias.name, root) for node in ast.walk(tree)
+                    if isinstance(node, ast.ImportFrom) and node.level == 0
+                    and (node.module or "").startswith("smm_daq") for alias in node.names}
+        declared = {arg.value for node in ast.walk(tree)
+                    if isinstance(node, ast.Call)
+                    and getattr(node.func, "id", None) == "cache_depends_on"
+                    for arg in node.args[1:] if isinstance(arg, ast.Constant)}
+        missing = imported - PYTHON_SIDE - declared
+        assert not missing, f"{path.relative_to(root)} compiles in {missing} undeclared"
+        checked.append(path.name)
+    assert {"cuboid.py", "multipole.py", "cuboid_gpu.py"} <= set(checked)
+
+
+def _module_of(module: str, name: str, root: Path) -> str:
+    """The module `from module import name` reads: `module.name` where that is a module."""
+    candidate = f"{module}.{name}"
+    path = root.parent / candidate.replace(".", "/")
+    return candidate if path.with_suffix(".py").exists() or path.is_dir() else module

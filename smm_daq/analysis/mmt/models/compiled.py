@@ -9,14 +9,16 @@ say so beforehand (`first_run_notice`), so that wait is not taken for a hang.
 numba judges a cached kernel fresh by the source of the one file that defines it, but a kernel
 compiled from `cuboid.py` holds the code of the `forward.py` functions it calls and the values
 of the constants it reads from `expansion_terms.py` (and `multipole.py`'s those of the
-generated `multipole_kernels.py`). An edit or a `git pull` that changed only such a callee
-would leave the callers computing with the old code, silently. So each module whose kernels
-reach into another module names those modules (`cache_depends_on`, at its end): the hash of
-their sources is joined to the stamp numba keeps in each of its kernels' cache index, and
-numba compiles afresh, as after an edit of the module itself, once any of them changes. An
-unchanged tree loads the cache as before; the cost at import is hashing a few source files.
-Where numba keeps its stamp elsewhere (a numba that moved it) the kernels are not cached at
-all rather than possibly stale.
+generated `multipole_kernels.py`; `cuboid_gpu.py`'s CUDA kernels those of `cuboid.py`). An
+edit or a `git pull` that changed only such a callee would leave the callers computing with
+the old code, silently. So each module whose kernels reach into another module names those
+modules (`cache_depends_on`, at its end; a test holds every such module's smm_daq imports to
+it): the hash of their sources is joined to the stamp numba keeps in each of its kernels'
+cache index, and numba compiles afresh, as after an edit of the module itself, once any of
+them changes (and `kernels_cached` says so, as numba reads the same stamp). An unchanged tree
+loads the cache as before; the cost at import is hashing a few source files. Where numba
+keeps its stamp elsewhere (a numba that moved it) the kernels are not cached at all rather
+than possibly stale. NUMBA_CACHE_DIR is the user's, and left alone.
 """
 
 from __future__ import annotations
