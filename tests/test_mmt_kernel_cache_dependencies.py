@@ -54,7 +54,7 @@ def _python(code: str, path: Path) -> list[str]:
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
     env["PYTHONPATH"] = os.pathsep.join([str(path), str(Path(smm_daq.__file__).parents[1])])
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=300, cwd=path)
     assert done.returncode == 0, done.stderr
     return done.stdout.split()
 
@@ -168,3 +168,31 @@ def _module_of(module: str, name: str, root: Path) -> str:
     candidate = f"{module}.{name}"
     path = root.parent / candidate.replace(".", "/")
     return candidate if path.with_suffix(".py").exists() or path.is_dir() else module
+
+
+OCTUPOLE_BLOCK = '''
+import numpy as np
+from smm_daq.analysis.mmt.models import multipole
+from smm_daq.analysis.mmt.models.multipole import MultipoleModel, Sensor, point_grains
+um = 1e-6
+grains = point_grains(np.array([[0.0, 0.0, -5 * um]]), np.array([1e-18]))
+model = MultipoleModel.build(grains, Sensor.from_size((0.0, 0.0)), "octupole")
+sensors = np.array([[2 * um, 1 * um, 1 * um]])
+out = np.zeros((1, model.n_columns), order="F")
+model.block(sensors, out)
+print(",".join(map(repr, out.ravel().tolist())), multipole._block_point.stats.cache_hits.total())
+'''
+
+
+def test_an_edited_generated_kernel_module_changes_the_multipole_model_s_results(
+        tmp_path: Path) -> None:
+    """The case found: the generated multipole_kernels.py edited alone (a constant of the
+    octupole terms), the cached `_block_point` that inlines it went on with the old one."""
+    shutil.copytree(Path(smm_daq.__file__).parent, tmp_path / "smm_daq",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    before, _ = _python(OCTUPOLE_BLOCK, tmp_path)
+    assert _python(OCTUPOLE_BLOCK, tmp_path) == [before, "1"]  # unchanged: from the cache
+    kernels = tmp_path / "smm_daq/analysis/mmt/models/multipole_kernels.py"
+    kernels.write_text(kernels.read_text().replace("math.sqrt(10)", "math.sqrt(12)"))
+    after, hits = _python(OCTUPOLE_BLOCK, tmp_path)
+    assert after != before and hits == "0"
