@@ -125,4 +125,3 @@ def cache_depends_on(module_name: str, *dependencies: str) -> None:
             cache_file._source_stamp = (cache_file._source_stamp, stamp)
         else:  # not cached, or numba keeps its stamp elsewhere: compiled every run, not stale
             cache.disable()
-
