@@ -5,11 +5,28 @@ numba compiles the kernels on their first call and keeps them in its cache (`__p
 beside the source, or NUMBA_CACHE_DIR): the first inversion on a machine, or after an
 upgrade, waits a minute or more before its first block, with nothing else to show. Callers
 say so beforehand (`first_run_notice`), so that wait is not taken for a hang.
+
+numba judges a cached kernel fresh by the source of the one file that defines it, but a kernel
+compiled from `cuboid.py` holds the code of the `forward.py` functions it calls and the values
+of the constants it reads from `expansion_terms.py` (and `multipole.py`'s those of the
+generated `multipole_kernels.py`; `cuboid_gpu.py`'s CUDA kernels those of `cuboid.py`). An
+edit or a `git pull` that changed only such a callee would leave the callers computing with
+the old code, silently. So each module whose kernels reach into another module names those
+modules (`cache_depends_on`, at its end; a test holds every such module's smm_daq imports to
+it): the hash of their sources is joined to the stamp numba keeps in each of its kernels'
+cache index, and numba compiles afresh, as after an edit of the module itself, once any of
+them changes (and `kernels_cached` says so, as numba reads the same stamp). An unchanged tree
+loads the cache as before; the cost at import is hashing a few source files. Where numba
+keeps its stamp elsewhere (a numba that moved it) the kernels are not cached at all rather
+than possibly stale. NUMBA_CACHE_DIR is the user's, and left alone.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib
 import pickle
+import sys
 from types import ModuleType
 from typing import Any
 
@@ -79,3 +96,32 @@ def fortran_rows(out: np.ndarray) -> np.ndarray:
     if out.flags.f_contiguous and not out.flags.c_contiguous:
         return out
     return np.empty((max(out.shape[0], 2), out.shape[1]), order="F")
+
+
+def _sources_hash(names: tuple[str, ...]) -> str:
+    """The hash of the source files of the (imported) modules `names`, in that order."""
+    digest = hashlib.sha256()
+    for name in names:
+        path = getattr(importlib.import_module(name), "__file__", None)
+        if path is None:  # a namespace or built-in module has no source to change
+            continue
+        with open(path, "rb") as f:
+            digest.update(f.read())
+    return digest.hexdigest()
+
+
+def cache_depends_on(module_name: str, *dependencies: str) -> None:
+    """Make numba's on-disk cache of every cached kernel defined at the top level of module
+    `module_name` stale whenever the source of one of the modules `dependencies` (the
+    modules whose functions or constants its kernels compile in) changes, as it is when the
+    module's own source does. Called at the end of the module, before any kernel is run."""
+    stamp = _sources_hash(tuple(sorted(dependencies)))
+    for kernel in vars(sys.modules[module_name]).values():
+        cache = getattr(kernel, "_cache", None)
+        if not hasattr(kernel, "py_func") or not hasattr(cache, "disable"):
+            continue  # not a kernel
+        cache_file = getattr(cache, "_cache_file", None)
+        if hasattr(cache_file, "_source_stamp"):
+            cache_file._source_stamp = (cache_file._source_stamp, stamp)
+        else:  # not cached, or numba keeps its stamp elsewhere: compiled every run, not stale
+            cache.disable()

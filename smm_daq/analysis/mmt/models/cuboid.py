@@ -91,7 +91,7 @@ from smm_daq.analysis.forward import (
     moment_expansion,
 )
 from smm_daq.analysis.grains import GrainSet
-from smm_daq.analysis.mmt.models.compiled import fortran_rows
+from smm_daq.analysis.mmt.models.compiled import cache_depends_on, fortran_rows
 from smm_daq.analysis.mmt.models.expansion_terms import (
     EVEN_MONOMIALS,
     cuboid_even_terms,
@@ -937,3 +937,8 @@ class GreenModel:
         _near_fill(sensors, self.centroid, self.far2, held, indptr, indices, data)
         return sparse.bsr_matrix((data, indices, indptr.astype(np.int32)),
                                  shape=(sensors.shape[0], self.n_columns))
+
+
+# the kernels compile in forward.py's functions and expansion_terms.py's constants
+cache_depends_on(__name__, "smm_daq.analysis.forward",
+                 "smm_daq.analysis.mmt.models.expansion_terms")

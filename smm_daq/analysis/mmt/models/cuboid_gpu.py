@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from smm_daq.analysis.forward import MU0_OVER_4PI, _pair, _point_pair, moment_expansion
+from smm_daq.analysis.mmt.models.compiled import cache_depends_on
 from smm_daq.analysis.mmt.models.cuboid import (
     CUBOID_TOLERANCE,
     HIGHER_ORDERS,
@@ -185,3 +186,8 @@ class DeviceGreen:
             return
         _field_kernel[(b + THREADS - 1) // THREADS, THREADS](
             sensors, self.p, self.q, *self.arrays, CUBOID_TOLERANCE, m, out)
+
+
+# the kernels compile in cuboid.py's functions and, through them, what those compile in
+cache_depends_on(__name__, "smm_daq.analysis.forward", "smm_daq.analysis.mmt.models.cuboid",
+                 "smm_daq.analysis.mmt.models.expansion_terms")

@@ -34,7 +34,7 @@ import numpy as np
 from numba import njit, prange
 
 from smm_daq.analysis.mmt.models import multipole_kernels as mk
-from smm_daq.analysis.mmt.models.compiled import fortran_rows
+from smm_daq.analysis.mmt.models.compiled import cache_depends_on, fortran_rows
 from smm_daq.errors import InputError
 
 MU0_OVER_4PI = 1e-7
@@ -396,3 +396,7 @@ def to_library(coefficients: np.ndarray, volumes: np.ndarray) -> np.ndarray:
     out = np.array(coefficients, dtype=float)
     out[:, :3] *= volumes[:, None]
     return out
+
+
+# the kernels compile in the generated kernels of multipole_kernels.py
+cache_depends_on(__name__, "smm_daq.analysis.mmt.models.multipole_kernels")
