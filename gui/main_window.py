@@ -19,7 +19,7 @@ from gui.recipes_view import RecipesView
 from gui.rig_holder import RigHolder
 from gui.scan_tab import ScanTab
 from gui.session_browser import SessionBrowser
-from gui.settings_sync import SYNC_WAIT_S, SettingsSync
+from gui.settings_sync import SYNC_WAIT_S, SettingsWriter
 from smm_daq.instruments.profile import Profile
 from smm_daq.instruments.rig import safe_command_hint, safety_statement
 
@@ -43,7 +43,8 @@ class MainWindow(QtWidgets.QMainWindow):
     ) -> None:
         super().__init__()
         self.profile = profile
-        self.settings = settings
+        self.settings = settings  # read here only: written through `settings_writer`
+        self.settings_writer = SettingsWriter(settings)  # never on the window's thread
         self.persist = persist  # False: nothing written to the settings (the demo)
         self.holder = RigHolder(profile, time_scale=time_scale, world_options=world_options)
         self.setWindowTitle(f"{TITLE}: {profile.name}")
@@ -138,7 +139,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _file_opened(self, path: Path) -> None:
         if self.persist:
-            self.settings.setValue("session/file", str(path))
+            self.settings_writer.setValue("session/file", str(path))
         self.setWindowTitle(f"{TITLE}: {self.profile.name}: {path.name}")
         self.scan.set_path(path)
 
@@ -346,17 +347,18 @@ class MainWindow(QtWidgets.QMainWindow):
                 f"stalled disk too: {'it is' if one else 'they are'} left unwritten; do "
                 f"{'it' if one else 'them'} again once the file opens.")
 
-    def save_settings(self) -> SettingsSync | None:
-        """The window's settings set, and their write to disk begun in a thread of its own
+    def save_settings(self) -> SettingsWriter | None:
+        """The window's settings set, and their write to disk under way in the writer's thread
         (the close waits for it beside the window, bounded: a stalled home disk must not hold
         the close); None when nothing is written (the demo)."""
         if not self.persist:
             return None
-        self.settings.setValue("window/geometry", self.saveGeometry())
-        self.settings.setValue("window/tab", self.tabs.tabText(self.tabs.currentIndex()))
-        self.settings.setValue("profile/path", str(self.profile.path))
-        self.scan.save(self.settings)
-        return SettingsSync(self.settings)
+        writer = self.settings_writer
+        writer.setValue("window/geometry", self.saveGeometry())
+        writer.setValue("window/tab", self.tabs.tabText(self.tabs.currentIndex()))
+        writer.setValue("profile/path", str(self.profile.path))
+        self.scan.save(writer)  # type: ignore[arg-type]  # only its setValue is called
+        return writer
 
     def _writes_in_hand(self) -> list[tuple[Background, list[str]]]:
         """What the Session tab's worker, the MMT tab's and a recipe's are writing, each
@@ -368,7 +370,7 @@ class MainWindow(QtWidgets.QMainWindow):
                                    f"{self.mmt.saving_into.name}"] if saving else []),
                 *([(runner.analysis, runner.writes_in_hand())] if runner is not None else [])]
 
-    def _close_beside_the_window(self, stalled: bool, settings: SettingsSync | None
+    def _close_beside_the_window(self, stalled: bool, settings: SettingsWriter | None
                                  ) -> tuple[list[str], list[str], list[str], bool]:
         """Hand the rig back from a scan left to a `stalled` write (its making safe under way
         waited for `HAND_BACK_WAIT_S` at most), then make the rig safe and close it
@@ -448,11 +450,10 @@ class MainWindow(QtWidgets.QMainWindow):
                 "`smm-daq repair` makes a file left open for writing openable.")
         self._say_left(text)
 
-    def _settings_left(self, settings: SettingsSync) -> None:
+    def _settings_left(self, settings: SettingsWriter) -> None:
         """The window's settings not written in time (a stalled home disk): said, and the
-        program is to end without waiting for them (QSettings' destructor would write them
-        again, on the window's thread)."""
-        settings.leave()
+        program is to end without waiting for them (the writer's thread, waiting for the disk,
+        holds Qt's lock of the file, which the program's end could wait for)."""
         self.left_stalled_write = True
         self._say_left(f"The window's settings (its size, tab and scan form) have not been "
                        f"written to {settings.file} {SYNC_WAIT_S:.0f} s after the window's close "

@@ -403,8 +403,8 @@ def test_the_settings_are_written_as_the_window_closes_off_the_windows_thread(
     closed, written in a thread other than the window's (a stalled home disk must not hold
     it: next test)."""
     threads: list[threading.Thread] = []
-    sync = settings.sync
-    settings.sync = lambda: threads.append(threading.current_thread()) or sync()
+    writer = window.settings_writer
+    writer.sync = lambda own: threads.append(threading.current_thread()) or own.sync()
     window.show_view("mmt")
     assert window.close()
     assert len(threads) == 1 and threads[0] is not threading.main_thread()  # unfixed: it was
@@ -417,19 +417,19 @@ def test_settings_on_a_stalled_disk_do_not_hold_the_close(
     """The settings' write does not return (the home folder's disk stalled): the rig is made
     safe and the window closes all the same, without writing them on its own thread (nor
     does Qt's own update of them, posted to it, run there), says so, and the program is to
-    end without waiting for them (QSettings' destructor would write them again)."""
+    end without waiting for them (the writer's thread holds Qt's lock of the file)."""
     monkeypatch.setattr(main_window, "SYNC_WAIT_S", 0.0)
-    monkeypatch.setattr(settings_sync, "_LEFT", [])  # the settings kept for this test only
+    monkeypatch.setattr(settings_sync, "_KEPT", [])  # the settings kept for this test only
     on_the_windows_thread: list[bool] = []
     go = threading.Event()
 
-    def stalled() -> None:
+    def stalled(_own: QtCore.QSettings) -> None:
         if threading.current_thread() is threading.main_thread():
             on_the_windows_thread.append(True)  # unfixed: the close froze here
             return
         go.wait(WAIT_MS / 1000)
 
-    settings.sync = stalled
+    window.settings_writer.sync = stalled
     try:
         assert window.close()
         QtCore.QCoreApplication.processEvents()  # what was posted to the window's thread
