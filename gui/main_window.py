@@ -102,6 +102,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.rig_may_be_unsafe = False
         self._waiting_for_the_rig = False  # the close's making safe under way
         self._closed = False  # the close has been done: a later one has nothing to do
+        self._rig_closed = False  # the close's making the rig safe has been done (once)
 
         central = QtWidgets.QWidget()
         layout = QtWidgets.QVBoxLayout(central)
@@ -226,6 +227,13 @@ class MainWindow(QtWidgets.QMainWindow):
         `exit()`, maybe inside a question's event loop of the close in hand."""
         if self._closed:
             return
+        try:
+            self._close_left_open()
+        except Exception:  # outside the event loop: reported here as the hooks report it
+            sys.excepthook(*sys.exc_info())
+            self._close_after_error()
+
+    def _close_left_open(self) -> None:
         from smm_daq.acquisition import sequencer
 
         self._unattended = True
@@ -474,7 +482,21 @@ class MainWindow(QtWidgets.QMainWindow):
         (`_close_beside_the_window`); what the making safe could not do, or that it had not
         ended, is said in a warning and on stderr, with the command that makes the rig safe,
         and in the program's exit code (`rig_may_be_unsafe`). A signal while a question is up
-        answers it Yes (`close_on_signal`). Once closed, a close again accepts at once."""
+        answers it Yes (`close_on_signal`). Once closed, a close again accepts at once.
+
+        Should the close's own code raise (a bug), the window closes all the same, the rig
+        made safe unless the close had done it (`_close_after_error`), and the error goes on
+        to the window's hooks (`gui.slot_errors`: reported, exit code 1); Qt takes the close
+        as accepted then anyway."""
+        try:
+            self._close(event)
+        except BaseException:
+            self._close_after_error()
+            event.accept()
+            raise
+
+    def _close(self, event: QtGui.QCloseEvent) -> None:
+        """`closeEvent`, but for its own errors."""
         if self._waiting_for_the_rig:  # a close under way (its dialog's events are handled)
             event.ignore()
             return
@@ -520,6 +542,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.recipes.stop()  # a wait step ends within a slice; the rig is then made safe
         settings = self.save_settings()
         late, closed, unwritten, saved = self._close_beside_the_window(stalled, settings)
+        self._rig_closed = True
         if unwritten:
             self._left_unwritten(unwritten)
         if settings is not None and not saved:
@@ -535,6 +558,36 @@ class MainWindow(QtWidgets.QMainWindow):
                   f"step: {safety_statement(self.profile, [])}", file=sys.stderr, flush=True)
         self._closed = True
         event.accept()
+
+
+    def _close_after_error(self) -> None:
+        """The close raised (a bug in its code, or in what it calls): the window is closed, a
+        scan aborted, a recipe stopped, and the rig made safe and closed, bounded, unless the
+        close had done that already; what is left unsafe is said on stderr (the error's box
+        says to run `smm-daq safe`, and the exit code is 1). Nothing here raises: an error of
+        its own is said on stderr, the rig then taken as possibly unsafe. Done once: a close
+        again, and `close_left_open`, find the window closed."""
+        if self._closed:
+            return
+        self._closed = self._closing = True
+        self._unattended = True  # the close's warnings on stderr only: a box may fail again
+        if self._rig_closed:
+            return
+        self._rig_closed = True
+        try:
+            live = self.scan.live
+            if live.running and not live.write_stalled:
+                live.abort()
+            if self.recipes.runner is not None and self.recipes.runner.running:
+                self.recipes.stop()
+            _late, closed, _unwritten, _saved = self._close_beside_the_window(live.running, None)
+        except Exception as exc:
+            closed = [_failed(exc)]
+        if closed:
+            self.rig_may_be_unsafe = True
+        print("smm-daq: the window's close raised an error (its traceback is told apart); the "
+              f"window closes all the same: {safety_statement(self.profile, closed)}",
+              file=sys.stderr, flush=True)
 
 
 def _failed(exc: Exception) -> str:

@@ -1,0 +1,82 @@
+"""The window's close when its own code raises, and Ctrl-C while the window starts: the rig
+is made safe once all the same, and `smm-daq gui` exits as a command that drives the rig does
+(1 for the error, 130 for the interruption). In a process of its own, as `smm-daq gui` runs:
+what happens once the event loop has ended is what is tested."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from smm_daq.cli.main import EXIT_FAILED
+
+WAIT_S = 60.0  # generous: the whole suite shares two cores
+
+# `smm-daq gui` on the simulator, a field on once the rig is open, then the window closed as
+# its close button does; the close's own code raises (the MMT tab's shutdown, each time). Once
+# the command has returned, prints the largest coil current (A) and how often the rig's close
+# ran (AFTER).
+RAISING_CLOSE = """
+import sys
+import numpy as np
+from PyQt6 import QtCore
+from gui import main_window, mmt_view, rig_holder
+from smm_daq.cli.main import main
+
+rigs, closes = [], []
+init, close = main_window.MainWindow.__init__, rig_holder.RigHolder.close
+
+def counted(holder, **kwargs):
+    closes.append(kwargs)
+    return close(holder, **kwargs)
+
+def failing(*_args, **_kwargs):
+    raise RuntimeError("a bug in the close")
+
+def opened(window, *args, **kwargs):
+    init(window, *args, **kwargs)
+    def ready():
+        if window.holder.rig is None:
+            QtCore.QTimer.singleShot(20, ready)
+            return
+        rigs.append(window.holder.rig)
+        coils = window.holder.rig.coils
+        window.holder.call(lambda: coils.set_field(np.array((0.0, 2e-6, 0.0)), ramp=False),
+                           lambda _: QtCore.QTimer.singleShot(0, window.close))
+    QtCore.QTimer.singleShot(0, ready)
+
+main_window.MainWindow.__init__ = opened
+rig_holder.RigHolder.close = counted
+mmt_view.MMTView.shutdown = failing
+code = main(["gui", "--time-scale", "1"])
+print("AFTER", float(np.abs(rigs[0].world.coils.currents()).max()), len(closes), flush=True)
+sys.exit(code)
+"""
+
+
+def _env(repo: Path, tmp_path: Path) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(repo), "QT_QPA_PLATFORM": "offscreen",
+            "XDG_CONFIG_HOME": str(tmp_path / "cfg"), "HOME": str(tmp_path)}
+
+
+def test_a_close_that_raises_makes_the_rig_safe_once_and_exits_1(tmp_path, repo) -> None:
+    """Unfixed: Qt took the raising close as accepted; once the event loop had ended, the
+    close was run again (`close_left_open`), raised again, and waited for a close that never
+    came: the field left on."""
+    with subprocess.Popen([sys.executable, "-c", RAISING_CLOSE], env=_env(repo, tmp_path),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as gui:
+        try:
+            out, err = gui.communicate(timeout=WAIT_S)
+        finally:
+            if gui.poll() is None:
+                gui.kill()
+    assert gui.returncode == EXIT_FAILED, (out, err)
+    current, closes = dict(line.split(" ", 1) for line in out.splitlines())["AFTER"].split()
+    assert float(current) < 1e-6  # made safe
+    assert closes == "1"  # once
+    assert err.count("Traceback") == 1 and "RuntimeError: a bug in the close" in err
+    assert ("smm-daq: the window's close raised an error (its traceback is told apart); the "
+            "window closes all the same: the rig is safe") in err
+    assert "smm-daq: 1 error in the window's code while it ran (tracebacks above)" in err
