@@ -90,9 +90,7 @@ def run(args: argparse.Namespace) -> int:
             with closing_on_signals(signalled_window.close):
                 window, outcome = _open_window(profile, store, args, folder)
                 signalled_window.opened(window)
-                # closed already by a signal handled in an event loop of its opening: there
-                # is no close left to end the application's event loop
-                status = app.exec() if window.isVisible() else 0
+                status = app.exec()
                 window.close_left_open()  # quit() or exit() called with the window open
             left_stalled_write = window.left_stalled_write
             rig_unsafe = window.rig_may_be_unsafe
@@ -114,7 +112,8 @@ def run(args: argparse.Namespace) -> int:
 
 class _SignalledWindow:
     """What a signal closes (`closing_on_signals`): the window, once it has opened; a signal
-    received while it opens closes it once it has (the rig it connects made safe)."""
+    received while it opens closes it from the application's event loop, once that runs (the
+    rig it connects made safe)."""
 
     def __init__(self) -> None:
         self.window: MainWindow | None = None
