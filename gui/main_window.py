@@ -559,7 +559,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self._closed = True
         event.accept()
 
-
     def _close_after_error(self) -> None:
         """The close raised (a bug in its code, or in what it calls): the window is closed, a
         scan aborted, a recipe stopped, and the rig made safe and closed, bounded, unless the
@@ -570,7 +569,6 @@ class MainWindow(QtWidgets.QMainWindow):
         if self._closed:
             return
         self._closed = self._closing = True
-        self._unattended = True  # the close's warnings on stderr only: a box may fail again
         if self._rig_closed:
             return
         self._rig_closed = True
