@@ -85,8 +85,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         # worker threads must never delete widgets; an error in a slot must not abort the program
         with collect_in_gui_thread(), reporting_slot_errors(profile) as slot_errors:
-            window, outcome = _open_window(profile, store, args, folder)
-            with closing_on_signals(window.close_on_signal):
+            signalled_window = _SignalledWindow()
+            # a signal while the window opens too: an interruption, not an error of its code
+            with closing_on_signals(signalled_window.close):
+                window, outcome = _open_window(profile, store, args, folder)
+                signalled_window.opened(window)
                 status = app.exec()
                 window.close_left_open()  # quit() or exit() called with the window open
             left_stalled_write = window.left_stalled_write
@@ -105,6 +108,27 @@ def run(args: argparse.Namespace) -> int:
     if left_stalled_write:
         leave_now(code)
     return code
+
+
+class _SignalledWindow:
+    """What a signal closes (`closing_on_signals`): the window, once it has opened; a signal
+    received while it opens closes it from the application's event loop, once that runs (the
+    rig it connects made safe)."""
+
+    def __init__(self) -> None:
+        self.window: MainWindow | None = None
+        self.received = ""  # the signal received before the window had opened
+
+    def close(self, name: str) -> None:
+        if self.window is None:
+            self.received = name
+        else:
+            self.window.close_on_signal(name)
+
+    def opened(self, window: MainWindow) -> None:
+        self.window = window
+        if self.received:
+            QtCore.QTimer.singleShot(0, lambda: window.close_on_signal(self.received))
 
 
 def exit_code(args: argparse.Namespace, outcome: dict[str, bool], status: int, *,

@@ -19,7 +19,7 @@ from gui.recipes_view import RecipesView
 from gui.rig_holder import RigHolder
 from gui.scan_tab import ScanTab
 from gui.session_browser import SessionBrowser
-from gui.settings_sync import SYNC_WAIT_S, SettingsSync
+from gui.settings_sync import SYNC_WAIT_S, SettingsWriter
 from smm_daq.instruments.profile import Profile
 from smm_daq.instruments.rig import safe_command_hint, safety_statement
 
@@ -43,7 +43,8 @@ class MainWindow(QtWidgets.QMainWindow):
     ) -> None:
         super().__init__()
         self.profile = profile
-        self.settings = settings
+        self.settings = settings  # read here only: written through `settings_writer`
+        self.settings_writer = SettingsWriter(settings)  # never on the window's thread
         self.persist = persist  # False: nothing written to the settings (the demo)
         self.holder = RigHolder(profile, time_scale=time_scale, world_options=world_options)
         self.setWindowTitle(f"{TITLE}: {profile.name}")
@@ -99,6 +100,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.rig_may_be_unsafe = False
         self._waiting_for_the_rig = False  # the close's making safe under way
         self._closed = False  # the close has been done: a later one has nothing to do
+        self._rig_closed = False  # the close's making the rig safe has been done (once)
 
         central = QtWidgets.QWidget()
         layout = QtWidgets.QVBoxLayout(central)
@@ -144,10 +146,9 @@ class MainWindow(QtWidgets.QMainWindow):
         return self.session.open_file(path)
 
     def _file_opened(self, path: Path) -> None:
-        # once the close has begun, the settings are being written in a thread of their own
-        # (`SettingsSync`): not set here beside it (a QSettings is not safe in two threads)
+        # once the close has begun its settings are handed to the writer: none after them
         if self.persist and not self._closing:
-            self.settings.setValue("session/file", str(path))
+            self.settings_writer.setValue("session/file", str(path))
         self.setWindowTitle(f"{TITLE}: {self.profile.name}: {path.name}")
         self.scan.set_path(path)
 
@@ -234,6 +235,13 @@ class MainWindow(QtWidgets.QMainWindow):
         `exit()`, maybe inside a question's event loop of the close in hand."""
         if self._closed:
             return
+        try:
+            self._close_left_open()
+        except Exception:  # outside the event loop: reported here as the hooks report it
+            sys.excepthook(*sys.exc_info())
+            self._close_after_error()
+
+    def _close_left_open(self) -> None:
         from smm_daq.acquisition import sequencer
 
         self._unattended = True
@@ -355,17 +363,18 @@ class MainWindow(QtWidgets.QMainWindow):
                 f"stalled disk too: {'it is' if one else 'they are'} left unwritten; do "
                 f"{'it' if one else 'them'} again once the file opens.")
 
-    def save_settings(self) -> SettingsSync | None:
-        """The window's settings set, and their write to disk begun in a thread of its own
+    def save_settings(self) -> SettingsWriter | None:
+        """The window's settings set, and their write to disk under way in the writer's thread
         (the close waits for it beside the window, bounded: a stalled home disk must not hold
         the close); None when nothing is written (the demo)."""
         if not self.persist:
             return None
-        self.settings.setValue("window/geometry", self.saveGeometry())
-        self.settings.setValue("window/tab", self.tabs.tabText(self.tabs.currentIndex()))
-        self.settings.setValue("profile/path", str(self.profile.path))
-        self.scan.save(self.settings)
-        return SettingsSync(self.settings)
+        writer = self.settings_writer
+        writer.setValue("window/geometry", self.saveGeometry())
+        writer.setValue("window/tab", self.tabs.tabText(self.tabs.currentIndex()))
+        writer.setValue("profile/path", str(self.profile.path))
+        self.scan.save(writer)  # type: ignore[arg-type]  # only its setValue is called
+        return writer
 
     def _writes_in_hand(self) -> list[tuple[Background, list[str]]]:
         """What the Session tab's worker, the MMT tab's and a recipe's are writing, each
@@ -377,7 +386,7 @@ class MainWindow(QtWidgets.QMainWindow):
                                    f"{self.mmt.saving_into.name}"] if saving else []),
                 *([(runner.analysis, runner.writes_in_hand())] if runner is not None else [])]
 
-    def _close_beside_the_window(self, stalled: bool, settings: SettingsSync | None
+    def _close_beside_the_window(self, stalled: bool, settings: SettingsWriter | None
                                  ) -> tuple[list[str], list[str], list[str], bool]:
         """Hand the rig back from a scan left to a `stalled` write (its making safe under way
         waited for `HAND_BACK_WAIT_S` at most), then make the rig safe and close it
@@ -457,11 +466,10 @@ class MainWindow(QtWidgets.QMainWindow):
                 "`smm-daq repair` makes a file left open for writing openable.")
         self._say_left(text)
 
-    def _settings_left(self, settings: SettingsSync) -> None:
+    def _settings_left(self, settings: SettingsWriter) -> None:
         """The window's settings not written in time (a stalled home disk): said, and the
-        program is to end without waiting for them (QSettings' destructor would write them
-        again, on the window's thread)."""
-        settings.leave()
+        program is to end without waiting for them (the writer's thread, waiting for the disk,
+        holds Qt's lock of the file, which the program's end could wait for)."""
         self.left_stalled_write = True
         self._say_left(f"The window's settings (its size, tab and scan form) have not been "
                        f"written to {settings.file} {SYNC_WAIT_S:.0f} s after the window's close "
@@ -482,7 +490,21 @@ class MainWindow(QtWidgets.QMainWindow):
         (`_close_beside_the_window`); what the making safe could not do, or that it had not
         ended, is said in a warning and on stderr, with the command that makes the rig safe,
         and in the program's exit code (`rig_may_be_unsafe`). A signal while a question is up
-        answers it Yes (`close_on_signal`). Once closed, a close again accepts at once."""
+        answers it Yes (`close_on_signal`). Once closed, a close again accepts at once.
+
+        Should the close's own code raise (a bug), the window closes all the same, the rig
+        made safe unless the close had done it (`_close_after_error`), and the error goes on
+        to the window's hooks (`gui.slot_errors`: reported, exit code 1); Qt takes the close
+        as accepted then anyway."""
+        try:
+            self._close(event)
+        except BaseException:
+            self._close_after_error()
+            event.accept()
+            raise
+
+    def _close(self, event: QtGui.QCloseEvent) -> None:
+        """`closeEvent`, but for its own errors."""
         if self._waiting_for_the_rig:  # a close under way (its dialog's events are handled)
             event.ignore()
             return
@@ -528,6 +550,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.recipes.stop()  # a wait step ends within a slice; the rig is then made safe
         settings = self.save_settings()
         late, closed, unwritten, saved = self._close_beside_the_window(stalled, settings)
+        self._rig_closed = True
         if unwritten:
             self._left_unwritten(unwritten)
         if settings is not None and not saved:
@@ -543,6 +566,34 @@ class MainWindow(QtWidgets.QMainWindow):
                   f"step: {safety_statement(self.profile, [])}", file=sys.stderr, flush=True)
         self._closed = True
         event.accept()
+
+    def _close_after_error(self) -> None:
+        """The close raised (a bug in its code, or in what it calls): the window is closed, a
+        scan aborted, a recipe stopped, and the rig made safe and closed, bounded, unless the
+        close had done that already; what is left unsafe is said on stderr (the error's box
+        says to run `smm-daq safe`, and the exit code is 1). Nothing here raises: an error of
+        its own is said on stderr, the rig then taken as possibly unsafe. Done once: a close
+        again, and `close_left_open`, find the window closed."""
+        if self._closed:
+            return
+        self._closed = self._closing = True
+        if self._rig_closed:
+            return
+        self._rig_closed = True
+        try:
+            live = self.scan.live
+            if live.running and not live.write_stalled:
+                live.abort()
+            if self.recipes.runner is not None and self.recipes.runner.running:
+                self.recipes.stop()
+            _late, closed, _unwritten, _saved = self._close_beside_the_window(live.running, None)
+        except Exception as exc:
+            closed = [_failed(exc)]
+        if closed:
+            self.rig_may_be_unsafe = True
+        print("smm-daq: the window's close raised an error (its traceback is told apart); the "
+              f"window closes all the same: {safety_statement(self.profile, closed)}",
+              file=sys.stderr, flush=True)
 
 
 def _failed(exc: Exception) -> str:
