@@ -183,6 +183,7 @@ class KepcoBOPCoils(FieldSource):
         safe_state: str = "zero",
         retries: int = 2,
         voltage_limit: float = 20.0,
+        supply_rating: float = MAX_CURRENT_A,
         ramp_step: float = RAMP_STEP_S,
         current_tolerance: float = 5e-3,
         settle_timeout: float = 2.0,
@@ -196,6 +197,9 @@ class KepcoBOPCoils(FieldSource):
         self.calibration = np.array(calibration, dtype=float)
         self.ambient = np.array(ambient, dtype=float)
         self.max_current = max_current
+        # the rating the profile states (`coils.supply_rating_A`): the bound on making the rig
+        # safe counts the supplies' ramp-downs at it, so a supply rated higher is refused
+        self.supply_rating = supply_rating
         self.max_ramp_rate = max_ramp_rate
         self.max_field = max_field
         self.clock = clock
@@ -267,6 +271,7 @@ class KepcoBOPCoils(FieldSource):
             clock=clock,
             safe_state=settings.safe_state,
             retries=settings.link.retries,
+            supply_rating=settings.supply_rating,
         )
 
     def _connect(self, s: _Supply) -> None:
@@ -286,6 +291,13 @@ class KepcoBOPCoils(FieldSource):
                 f"key 'coils.max_current_A' is {self.max_current:g} A, but the supply of {s.name} "
                 f"({identity.vendor} {identity.model}) is rated ±{amps:g} A; set "
                 f"coils.max_current_A to at most {amps:g}"
+            )
+        if amps > self.supply_rating:
+            raise InputError(
+                f"key 'coils.supply_rating_A' is {self.supply_rating:g} A, but the supply of "
+                f"{s.name} ({identity.vendor} {identity.model}) is rated ±{amps:g} A; set "
+                f"coils.supply_rating_A to at least {amps:g} (the time `smm-daq safe` may "
+                "take is bounded with it)"
             )
         s.rating = rated
         s.write("*CLS")
