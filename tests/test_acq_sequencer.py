@@ -357,6 +357,19 @@ def test_an_overload_reply_lost_once_reads_the_point_again(tmp_path):
     np.testing.assert_allclose(read_map(tmp_path / "s.h5", "scan").bz, expected, atol=1e-15)
 
 
+def test_an_overload_reply_lost_on_the_reread_reads_again_without_ranging_up(tmp_path):
+    """An overload, read again after settling, whose second query's reply is lost: no
+    overload is known, so the point is read once more; the sensitivity is not raised."""
+    rig = fake_rig()
+    rig.lockin.overload_reads.add(6)
+    _overload_reply_lost(rig, {7})
+    plan = _plan()
+    seq = Sequencer(rig, tmp_path / "s.h5", plan, auto_range=True)
+    assert seq.run() == "finished", seq.message
+    assert rig.lockin.full_scale == 0.5
+    assert rig.lockin.reads == plan.points + 2
+
+
 def test_an_overload_reply_lost_twice_in_a_row_fails_the_scan_safe(tmp_path):
     rig = fake_rig()
     _overload_reply_lost(rig, {6, 7})

@@ -586,8 +586,10 @@ class Sequencer(FlyScan):
             problem = self._range_problem(x_v, y_v)
             if problem is None:
                 return x_v, y_v
-            if problem == OVERLOAD and not reread:
-                reread = True  # latched by a transient while moving? settle and read again
+            if problem == OVERLOAD and (not reread or self._overload_unknown):
+                # latched by a transient while moving? settle and read again; its latch's
+                # reply lost, no overload is known: read again, not ranged up or paused
+                reread = True
                 continue
             if self.auto_range and self._raise_range(problem):
                 continue
@@ -609,8 +611,9 @@ class Sequencer(FlyScan):
     def _lockin_overloaded(self) -> bool:
         """The lock-in's overload latch. Its reply lost once (`ReplyUnknown`: the latch is
         cleared by reading it, so it is not asked again) counts as an overload, so the point
-        or line is measured again rather than the scan ended; lost twice in a row, the
-        lock-in is taken as lost."""
+        is read or the line flown again (not paused, nor the sensitivity raised: no overload
+        is known) rather than the scan ended; lost twice in a row, the lock-in is taken as
+        lost."""
         try:
             overloaded = self._call(self.rig.lockin.overloaded)
         except ReplyUnknown as exc:
@@ -618,7 +621,7 @@ class Sequencer(FlyScan):
                 raise
             self._overload_unknown = True
             self.notes.append(f"at line {self._line}, {exc}: taken as an overload, measured "
-                              "again")
+                              "again (the point read, the line flown again)")
             return True
         self._overload_unknown = False
         return bool(overloaded)

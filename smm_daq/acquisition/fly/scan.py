@@ -53,6 +53,7 @@ class FlyScan:
     rig: Any
     plan: Any
     _fly: FlyLine | None = None
+    _overload_unknown: bool  # the last overload query's reply was lost (`_lockin_overloaded`)
 
     def _plan_fly(self) -> FlyLine:
         """The fly line: the plan's checks (`check_fly_plan`, also run before connecting) on
@@ -109,6 +110,8 @@ class FlyScan:
                 problem = self._range_problem_fly(trace_x, trace_y)
                 if problem is None:
                     break
+                if self._overload_unknown:  # no overload known: flown again as it was
+                    continue
                 if self.auto_range and self._raise_range(problem):
                     continue
                 self._pause_and_wait(problem)
