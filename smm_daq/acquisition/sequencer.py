@@ -574,10 +574,10 @@ class Sequencer(FlyScan):
     def _measure_point(self, x: float, y: float, tau: float) -> tuple[float, float]:
         rig = self.rig
         if self._z_pending:
-            self._call(rig.stage.move_to, x, y, self.plan.height)
+            self._move(x, y, self.plan.height)
             self._z_pending = False
         else:
-            self._call(rig.stage.move_to, x, y)
+            self._move(x, y)
         settle = self.plan.settle_tau * tau
         reread = False
         while True:
@@ -607,6 +607,17 @@ class Sequencer(FlyScan):
             readings.append(self._call(lockin.read_xy))
         mx, my = np.mean(readings, axis=0)
         return float(mx), float(my)
+
+    def _move(self, *target: float) -> None:
+        """Move the stage to `target` (absolute: sent again, it moves nowhere new). The error
+        check after the move having its reply lost (`ReplyUnknown`: the error is cleared by
+        reading it, so it is not asked again), whether the move was refused is unknown: it
+        is sent once more, and its own check tells; lost again, the stage is taken as lost."""
+        try:
+            self._call(self.rig.stage.move_to, *target)
+        except ReplyUnknown as exc:
+            self.notes.append(f"at line {self._line}, {exc}: the move sent again")
+            self._call(self.rig.stage.move_to, *target)
 
     def _lockin_overloaded(self) -> bool:
         """The lock-in's overload latch. Its reply lost once (`ReplyUnknown`: the latch is

@@ -48,7 +48,7 @@ LINE_TIMEOUT_FACTOR = 1.5  # the motion must end within this × its duration + 1
 class FlyScan:
     """Mixed into `Sequencer`: the checks and the line loop of a flown plan."""
 
-    # It uses the Sequencer's rig, plan, writer, counters and helpers (_call, _checkpoint,
+    # It uses the Sequencer's rig, plan, writer, counters and helpers (_call, _move, _checkpoint,
     # _pause_and_wait, _raise_range, _check_field_held, _store_line, _account_time, _emit).
     rig: Any
     plan: Any
@@ -128,10 +128,10 @@ class FlyScan:
         start, end = (lo, hi) if forward else (hi, lo)
         y = float(plan.y[iy])
         if self._z_pending:
-            self._call(rig.stage.move_to, start, y, plan.height)
+            self._move(start, y, plan.height)  # type: ignore[attr-defined]
             self._z_pending = False
         else:
-            self._call(rig.stage.move_to, start, y)
+            self._move(start, y)  # type: ignore[attr-defined]
         before = rig.clock.now()
         started = self._call(rig.lockin.start_buffer, on_trigger=plan.fly.trigger)
         buffer_start = before if started is None else started
