@@ -27,7 +27,14 @@ import numpy as np
 
 from drivers.link import Link, parse_float, parse_int, shown
 from smm_daq.clock import Clock
-from smm_daq.errors import InputError, InstrumentError, ProtocolError, RangeError, SmmError
+from smm_daq.errors import (
+    InputError,
+    InstrumentError,
+    ProtocolError,
+    RangeError,
+    ReplyUnknown,
+    SmmError,
+)
 from smm_daq.instruments.interfaces import FieldSource, Identity
 from smm_daq.instruments.profile import (
     CURRENT_READ_MARGIN,
@@ -135,8 +142,11 @@ class _Supply:
         if self.enabled and not self.query("OUTP?", _parse_output):
             self.enabled = False
             self.tripped = True
-            code, text = self.query("SYST:ERR?", parse_scpi_error, destructive=True)
-            reason = f": error {code} ({text})" if code else ""
+            try:
+                code, text = self.query("SYST:ERR?", parse_scpi_error, destructive=True)
+                reason = f": error {code} ({text})" if code else ""
+            except ReplyUnknown as exc:  # the trip is the news, not the reply lost with it
+                reason = f"; why is unknown: {str(exc).removeprefix(f'{self.name}: ')}"
             raise InstrumentError(
                 f"supply output found off (tripped){reason}", instrument=self.name
             )

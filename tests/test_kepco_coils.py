@@ -166,6 +166,21 @@ def test_a_supply_tripping_during_a_ramp_is_an_error_naming_its_axis():
         rig.coils.set_field(np.zeros(3))
 
 
+def test_a_trip_whose_error_queue_reply_is_lost_is_still_said_as_a_trip():
+    """The output found off is what matters: a lost reply to the error query read with it
+    (not asked again: reading clears it) does not replace the trip with a link failure."""
+    rig = Rig()
+    rig.coils.set_field(np.array([0.0, 20e-6, 0.0]))
+    rig.model.trip(1, "overtemperature")
+    inner = rig.emulators[1].inner
+    original = inner.handle
+    inner.handle = lambda message: "garbage" if message == "SYST:ERR?" else original(message)
+    with pytest.raises(InstrumentError, match=r"coil y: supply output found off \(tripped\)") \
+            as info:
+        rig.coils.set_field(np.zeros(3))
+    assert "why is unknown: no valid reply to 'SYST:ERR?'" in str(info.value)
+
+
 def test_zero_after_a_trip_still_brings_the_other_axes_to_the_safe_state():
     rig = Rig()
     rig.coils.set_field(np.array([40e-6, 40e-6, 40e-6]))
