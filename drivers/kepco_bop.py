@@ -397,8 +397,13 @@ class KepcoBOPCoils(FieldSource):
 
         Not tolerant: the first failure raises. Tolerant (safety paths): a failing supply is
         left out of the remaining steps, the others go on, and the failures are returned.
+        Tolerant, a step whose error check lost its reply (`ReplyUnknown`: reading the queue
+        clears it, so it is not asked again) is no failure once: the next step's setpoint is
+        absolute and its check tells, and the settling measures the last; lost twice in a
+        row, it is (a ramp-down stopped there would leave the coil energised).
         """
         active = [s for s in self._supplies if s.enabled]
+        unknown: set[int] = set()  # supplies whose last step's check lost its reply
         start = np.array([s.setpoint for s in self._supplies])
         span = max((abs(target[k] - start[k]) for k in range(3)), default=0.0)
         duration = span / rate if math.isfinite(rate) else 0.0
@@ -409,9 +414,20 @@ class KepcoBOPCoils(FieldSource):
             for k, s in enumerate(self._supplies):
                 if s not in active:
                     continue
+                amps = start[k] + (target[k] - start[k]) * j / steps
                 try:
                     s.check_output()
-                    s.set_current(start[k] + (target[k] - start[k]) * j / steps)
+                    s.set_current(amps)
+                    unknown.discard(k)
+                except ReplyUnknown as exc:
+                    if not tolerant:
+                        raise
+                    s.setpoint = amps  # sent; whether refused is unknown
+                    if k not in unknown:
+                        unknown.add(k)
+                        continue
+                    problems.append(str(exc))
+                    active.remove(s)
                 except InstrumentError as exc:
                     if not tolerant:
                         raise
