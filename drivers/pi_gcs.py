@@ -320,10 +320,16 @@ class PIGCSStage(Stage, FlyStage):
         name = f"PI stage at {settings.link.address}"
         link = Link((open_transport or _hardware_transport)(settings.link.address, settings.link),
                     name=name, retries=settings.link.retries)
-        try:
+        def stop() -> int:
             link.write("STP")
-            code = link.query("ERR?", lambda r: parse_int(
+            return link.query("ERR?", lambda r: parse_int(
                 r, what="integer GCS error code", within=ERROR_CODES), destructive=True)
+
+        try:
+            try:
+                code = stop()
+            except ReplyUnknown:  # its check's reply lost (not asked again): sent once more
+                code = stop()
         finally:
             link.close()
         if code not in (0, 10):
