@@ -27,7 +27,14 @@ import numpy as np
 
 from drivers.link import Link, parse_float, parse_int, shown
 from smm_daq.clock import Clock
-from smm_daq.errors import InputError, InstrumentError, ProtocolError, RangeError, SmmError
+from smm_daq.errors import (
+    InputError,
+    InstrumentError,
+    ProtocolError,
+    RangeError,
+    ReplyUnknown,
+    SmmError,
+)
 from smm_daq.instruments.interfaces import FieldSource, Identity
 from smm_daq.instruments.profile import (
     CURRENT_READ_MARGIN,
@@ -135,8 +142,11 @@ class _Supply:
         if self.enabled and not self.query("OUTP?", _parse_output):
             self.enabled = False
             self.tripped = True
-            code, text = self.query("SYST:ERR?", parse_scpi_error, destructive=True)
-            reason = f": error {code} ({text})" if code else ""
+            try:
+                code, text = self.query("SYST:ERR?", parse_scpi_error, destructive=True)
+                reason = f": error {code} ({text})" if code else ""
+            except ReplyUnknown as exc:  # the trip is the news, not the reply lost with it
+                reason = f"; why is unknown: {str(exc).removeprefix(f'{self.name}: ')}"
             raise InstrumentError(
                 f"supply output found off (tripped){reason}", instrument=self.name
             )
@@ -183,6 +193,7 @@ class KepcoBOPCoils(FieldSource):
         safe_state: str = "zero",
         retries: int = 2,
         voltage_limit: float = 20.0,
+        supply_rating: float = MAX_CURRENT_A,
         ramp_step: float = RAMP_STEP_S,
         current_tolerance: float = 5e-3,
         settle_timeout: float = 2.0,
@@ -196,6 +207,9 @@ class KepcoBOPCoils(FieldSource):
         self.calibration = np.array(calibration, dtype=float)
         self.ambient = np.array(ambient, dtype=float)
         self.max_current = max_current
+        # the rating the profile states (`coils.supply_rating_A`): the bound on making the rig
+        # safe counts the supplies' ramp-downs at it, so a supply rated higher is refused
+        self.supply_rating = supply_rating
         self.max_ramp_rate = max_ramp_rate
         self.max_field = max_field
         self.clock = clock
@@ -267,6 +281,7 @@ class KepcoBOPCoils(FieldSource):
             clock=clock,
             safe_state=settings.safe_state,
             retries=settings.link.retries,
+            supply_rating=settings.supply_rating,
         )
 
     def _connect(self, s: _Supply) -> None:
@@ -286,6 +301,13 @@ class KepcoBOPCoils(FieldSource):
                 f"key 'coils.max_current_A' is {self.max_current:g} A, but the supply of {s.name} "
                 f"({identity.vendor} {identity.model}) is rated ±{amps:g} A; set "
                 f"coils.max_current_A to at most {amps:g}"
+            )
+        if amps > self.supply_rating:
+            raise InputError(
+                f"key 'coils.supply_rating_A' is {self.supply_rating:g} A, but the supply of "
+                f"{s.name} ({identity.vendor} {identity.model}) is rated ±{amps:g} A; set "
+                f"coils.supply_rating_A to at least {amps:g} (the time `smm-daq safe` may "
+                "take is bounded with it)"
             )
         s.rating = rated
         s.write("*CLS")
@@ -375,8 +397,13 @@ class KepcoBOPCoils(FieldSource):
 
         Not tolerant: the first failure raises. Tolerant (safety paths): a failing supply is
         left out of the remaining steps, the others go on, and the failures are returned.
+        Tolerant, a step whose error check lost its reply (`ReplyUnknown`: reading the queue
+        clears it, so it is not asked again) is no failure once: the next step's setpoint is
+        absolute and its check tells, and the settling measures the last; lost twice in a
+        row, it is (a ramp-down stopped there would leave the coil energised).
         """
         active = [s for s in self._supplies if s.enabled]
+        unknown: set[int] = set()  # supplies whose last step's check lost its reply
         start = np.array([s.setpoint for s in self._supplies])
         span = max((abs(target[k] - start[k]) for k in range(3)), default=0.0)
         duration = span / rate if math.isfinite(rate) else 0.0
@@ -387,9 +414,20 @@ class KepcoBOPCoils(FieldSource):
             for k, s in enumerate(self._supplies):
                 if s not in active:
                     continue
+                amps = start[k] + (target[k] - start[k]) * j / steps
                 try:
                     s.check_output()
-                    s.set_current(start[k] + (target[k] - start[k]) * j / steps)
+                    s.set_current(amps)
+                    unknown.discard(k)
+                except ReplyUnknown as exc:
+                    if not tolerant:
+                        raise
+                    s.setpoint = amps  # sent; whether refused is unknown
+                    if k not in unknown:
+                        unknown.add(k)
+                        continue
+                    problems.append(str(exc))
+                    active.remove(s)
                 except InstrumentError as exc:
                     if not tolerant:
                         raise

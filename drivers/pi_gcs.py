@@ -39,6 +39,7 @@ from smm_daq.errors import (
     InstrumentTimeout,
     ProtocolError,
     RangeError,
+    ReplyUnknown,
     StageUnreferenced,
 )
 from smm_daq.instruments.interfaces import FlyStage, Identity, RecordedMotion, Stage
@@ -319,10 +320,16 @@ class PIGCSStage(Stage, FlyStage):
         name = f"PI stage at {settings.link.address}"
         link = Link((open_transport or _hardware_transport)(settings.link.address, settings.link),
                     name=name, retries=settings.link.retries)
-        try:
+        def stop() -> int:
             link.write("STP")
-            code = link.query("ERR?", lambda r: parse_int(
+            return link.query("ERR?", lambda r: parse_int(
                 r, what="integer GCS error code", within=ERROR_CODES), destructive=True)
+
+        try:
+            try:
+                code = stop()
+            except ReplyUnknown:  # its check's reply lost (not asked again): sent once more
+                code = stop()
         finally:
             link.close()
         if code not in (0, 10):
@@ -718,8 +725,14 @@ class PIGCSStage(Stage, FlyStage):
 
     def stop(self) -> None:
         """Every axis stops at once: #24 where the controller lists it (a single byte acted on
-        even if a line was cut off half-sent), else STP; error 10 then is expected."""
-        self._command(STOP_ALL if "#24" in self._commands else "STP", allowed=(0, 10))
+        even if a line was cut off half-sent), else STP; error 10 then is expected. The reply
+        to the check after it lost (`ReplyUnknown`: not asked again, reading clears it), the
+        stop, harmless twice, is sent once more and checked."""
+        command = STOP_ALL if "#24" in self._commands else "STP"
+        try:
+            self._command(command, allowed=(0, 10))
+        except ReplyUnknown:
+            self._command(command, allowed=(0, 10))
 
     def snapshot(self) -> dict[str, object]:
         return {

@@ -213,11 +213,12 @@ class ScanTab(QtWidgets.QWidget):
         """Finish an interrupted, aborted or failed scan entry of `path` from its first
         unfinished line, with the plan stored in the entry; the finished lines stay as they
         are and show at once. False if refused at once (a scan or recipe running, no rig),
-        with the reason in the status line. Else the entry is read in the rig's thread (a
-        large map takes a while, a stalled network disk any time), the rig held for the scan
-        meanwhile, and then the scan starts; an entry that cannot be resumed ends it as
-        "failed" (`scanEnded`), the reason in the status line. While a recipe runs, only its
-        own scans (`recipe_text` given, the text the entry stores) resume."""
+        with the reason in the status line. Else the entry is read in a thread of its own,
+        not the rig's (a large map takes a while, a stalled network disk any time), the rig
+        held for the scan meanwhile, and then the scan starts; an entry that cannot be
+        resumed ends it as "failed" (`scanEnded`), the reason in the status line. While a
+        recipe runs, only its own scans (`recipe_text` given, the text the entry stores)
+        resume."""
         if self.live.running or self.resuming or (self.holder.recipe_running
                                                   and not recipe_text):
             self.status.setText("A scan or recipe is running; resume the scan when it has "

@@ -357,12 +357,62 @@ def test_an_overload_reply_lost_once_reads_the_point_again(tmp_path):
     np.testing.assert_allclose(read_map(tmp_path / "s.h5", "scan").bz, expected, atol=1e-15)
 
 
+def test_an_overload_reply_lost_on_the_reread_reads_again_without_ranging_up(tmp_path):
+    """An overload, read again after settling, whose second query's reply is lost: no
+    overload is known, so the point is read once more; the sensitivity is not raised."""
+    rig = fake_rig()
+    rig.lockin.overload_reads.add(6)
+    _overload_reply_lost(rig, {7})
+    plan = _plan()
+    seq = Sequencer(rig, tmp_path / "s.h5", plan, auto_range=True)
+    assert seq.run() == "finished", seq.message
+    assert rig.lockin.full_scale == 0.5
+    assert rig.lockin.reads == plan.points + 2
+
+
 def test_an_overload_reply_lost_twice_in_a_row_fails_the_scan_safe(tmp_path):
     rig = fake_rig()
     _overload_reply_lost(rig, {6, 7})
     seq = Sequencer(rig, tmp_path / "s.h5", _plan())
     assert seq.run() == "failed"
     assert "'LIAS?'" in seq.message
+    assert rig.safe_calls == 1 and np.allclose(rig.coils.field(), 0.0)
+
+
+def _move_check_lost(rig, at: set[int]) -> None:
+    """The stage's moves numbered `at` (from 1) are made, but the reply to their error check
+    is lost, as a link raises it for a query that clears what it reports (GCS ERR?)."""
+    move_to, moves = rig.stage.move_to, [0]
+
+    def move(*args, **kw) -> None:
+        moves[0] += 1
+        move_to(*args, **kw)
+        if moves[0] in at:
+            raise ReplyUnknown("no valid reply to 'ERR?' after 1 attempt", instrument="stage")
+
+    rig.stage.move_to = move
+
+
+def test_a_move_whose_error_check_reply_is_lost_once_is_sent_again(tmp_path):
+    """Whether the move was refused is unknown (its error was cleared by the lost query), so
+    the absolute move is sent once more and its own check tells; the scan goes on."""
+    rig = fake_rig()
+    _move_check_lost(rig, {5})
+    plan = _plan()
+    seq = Sequencer(rig, tmp_path / "s.h5", plan)
+    assert seq.run() == "finished", seq.message
+    assert len(rig.stage.visits) == plan.points + 1
+    assert any("'ERR?'" in note and "the move sent again" in note for note in seq.notes)
+    expected = np.array([[gradient_bz(x, y) for x in plan.x] for y in plan.y])
+    np.testing.assert_allclose(read_map(tmp_path / "s.h5", "scan").bz, expected, atol=1e-15)
+
+
+def test_a_move_whose_error_check_reply_is_lost_twice_fails_the_scan_safe(tmp_path):
+    rig = fake_rig()
+    _move_check_lost(rig, {5, 6})
+    seq = Sequencer(rig, tmp_path / "s.h5", _plan())
+    assert seq.run() == "failed"
+    assert "'ERR?'" in seq.message
     assert rig.safe_calls == 1 and np.allclose(rig.coils.field(), 0.0)
 
 

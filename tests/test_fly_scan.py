@@ -27,7 +27,7 @@ from smm_daq.acquisition.fly.settings import FlySettings
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.acquisition.sequencer import Sequencer
 from smm_daq.cli.main import main
-from smm_daq.errors import InputError
+from smm_daq.errors import InputError, ReplyUnknown
 from smm_daq.instruments.profile import load_profile, parse_profile
 from smm_daq.instruments.rig import open_rig
 from smm_daq.storage.nexus import list_entries, read_map
@@ -563,3 +563,40 @@ def test_a_line_whose_samples_miss_its_pixels_fails_it_safe_unstored(profile, tm
         assert Sequencer(rig, path, plan, resume=True).run() == "finished"
     np.testing.assert_array_equal(read_map(path, "fly").bz[0], bz[0])
     assert np.isfinite(read_map(path, "fly").bz).all()
+
+
+@pytest.mark.parametrize("auto_range", [False, True])
+def test_an_overload_reply_lost_once_flies_the_line_again_as_it_was(profile, tmp_path,
+                                                                    auto_range):
+    """A lost reply to the overload query (its latch cleared by reading it, so not asked
+    again) says nothing of an overload: the line is flown again, neither paused for the
+    operator nor flown on at a coarser sensitivity for the rest of the scan."""
+    plan = ScanPlan.from_center("o", CENTRE, (0.2e-3, 0.06e-3), 20e-6, fly=_fly(0.05))
+    with open_rig(profile) as rig:
+        seq = Sequencer(rig, tmp_path / "o.h5", plan, auto_range=auto_range)
+        overloaded, asked = rig.lockin.overloaded, [0]
+
+        def lost_once() -> bool:
+            asked[0] += 1
+            was = overloaded()
+            if asked[0] == 2:
+                raise ReplyUnknown("no valid reply to 'LIAS?' after 1 attempt",
+                                   instrument="lockin")
+            return was
+
+        kinds = []
+
+        def on_event(event):
+            kinds.append(event.kind)
+            if event.kind == "paused":
+                seq.resume()
+
+        rig.lockin.overloaded = lost_once
+        sensitivity = rig.lockin.sensitivity()
+        seq.subscribe(on_event)
+        assert seq.run() == "finished", seq.message
+        assert "paused" not in kinds
+        assert rig.lockin.sensitivity() == sensitivity
+    assert asked[0] == plan.ny + 1  # the second line flown twice
+    assert any("'LIAS?'" in note and "flown again" in note for note in seq.notes)
+    assert np.isfinite(read_map(tmp_path / "o.h5", "o").bz).all()

@@ -166,6 +166,60 @@ def test_a_supply_tripping_during_a_ramp_is_an_error_naming_its_axis():
         rig.coils.set_field(np.zeros(3))
 
 
+def test_a_trip_whose_error_queue_reply_is_lost_is_still_said_as_a_trip():
+    """The output found off is what matters: a lost reply to the error query read with it
+    (not asked again: reading clears it) does not replace the trip with a link failure."""
+    rig = Rig()
+    rig.coils.set_field(np.array([0.0, 20e-6, 0.0]))
+    rig.model.trip(1, "overtemperature")
+    inner = rig.emulators[1].inner
+    original = inner.handle
+    inner.handle = lambda message: "garbage" if message == "SYST:ERR?" else original(message)
+    with pytest.raises(InstrumentError, match=r"coil y: supply output found off \(tripped\)") \
+            as info:
+        rig.coils.set_field(np.zeros(3))
+    assert "why is unknown: no valid reply to 'SYST:ERR?'" in str(info.value)
+
+
+def _lose_checks(rig: Rig, axis: int, lost: set[int]) -> list[int]:
+    """The replies to supply `axis`'s error queries numbered `lost` (from 1) are garbled."""
+    inner = rig.emulators[axis].inner
+    original, checks = inner.handle, [0]
+
+    def handle(message: str) -> str | None:
+        reply = original(message)
+        if message == "SYST:ERR?":
+            checks[0] += 1
+            if checks[0] in lost:
+                return "garbage"
+        return reply
+
+    inner.handle = handle
+    return checks
+
+
+@pytest.mark.parametrize("safe_state", ["zero", "off"])
+def test_a_ramp_down_goes_on_past_one_error_check_whose_reply_is_lost(safe_state):
+    """Each step's setpoint is absolute and the settling measures the current: one lost reply
+    to a step's error check (not asked again: reading clears it) does not leave the coil at
+    the current of that step."""
+    rig = Rig(safe_state=safe_state)
+    rig.coils.set_field(np.array([0.0, 60e-6, 0.0]))
+    checks = _lose_checks(rig, 1, {5})
+    rig.coils.zero()  # raises on what is not made safe
+    assert checks[0] > 5
+    safe = rig.coils.currents_for(np.zeros(3)) if safe_state == "zero" else np.zeros(3)
+    np.testing.assert_allclose(rig.coils.currents(), safe, atol=5e-3)
+
+
+def test_a_ramp_down_whose_error_checks_lose_two_replies_in_a_row_says_so():
+    rig = Rig()
+    rig.coils.set_field(np.array([0.0, 60e-6, 0.0]))
+    _lose_checks(rig, 1, {5, 6})
+    with pytest.raises(InstrumentError, match=r"coil y: no valid reply to 'SYST:ERR\?'"):
+        rig.coils.zero()
+
+
 def test_zero_after_a_trip_still_brings_the_other_axes_to_the_safe_state():
     rig = Rig()
     rig.coils.set_field(np.array([40e-6, 40e-6, 40e-6]))

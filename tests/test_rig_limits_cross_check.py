@@ -3,14 +3,17 @@ the supplies' rating (from the model in *IDN?) and the stage's travel (TMN?/TMX?
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from drivers.kepco_bop import KepcoBOPCoils
 from smm_daq.cli.main import main
+from smm_daq.clock import VirtualClock
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import load_profile, parse_profile
-from smm_daq.instruments.rig import open_rig
+from smm_daq.instruments.rig import open_rig, simulator_class
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = REPO / "configs" / "simulator.toml"
@@ -37,6 +40,22 @@ def test_a_max_current_beyond_the_supplies_rating_is_refused(tmp_path: Path, cap
     assert "rated ±2 A" in message
     assert main(["check", "--profile", str(path)]) == 2
     assert "coils.max_current_A" in capsys.readouterr().err
+
+
+def test_a_supply_rated_above_the_profiles_supply_rating_is_refused() -> None:
+    """`coils.supply_rating_A` bounds how long `smm-daq safe` may take (a supply found in
+    voltage mode is ramped down from up to its rating): a real supply rated higher than the
+    profile says is refused at connect, as the simulator refuses such a supply_model."""
+    profile = load_profile(PROFILE)  # its supplies: BOP 20-5M, rated 5 A
+    clock = VirtualClock()
+    backend = simulator_class(profile)(profile, clock, None)
+    understated = replace(profile.coils, supply_rating=3.0)
+    with pytest.raises(InputError) as err:
+        KepcoBOPCoils.from_profile(understated, clock=clock,
+                                   open_transport=backend.open_transport)
+    message = str(err.value)
+    assert "'coils.supply_rating_A' is 3 A" in message and "BOP 20-5M" in message
+    assert "rated ±5 A" in message and "at least 5" in message
 
 
 def test_a_stage_travel_beyond_the_controllers_is_refused(tmp_path: Path) -> None:

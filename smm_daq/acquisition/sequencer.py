@@ -574,10 +574,10 @@ class Sequencer(FlyScan):
     def _measure_point(self, x: float, y: float, tau: float) -> tuple[float, float]:
         rig = self.rig
         if self._z_pending:
-            self._call(rig.stage.move_to, x, y, self.plan.height)
+            self._move(x, y, self.plan.height)
             self._z_pending = False
         else:
-            self._call(rig.stage.move_to, x, y)
+            self._move(x, y)
         settle = self.plan.settle_tau * tau
         reread = False
         while True:
@@ -586,8 +586,10 @@ class Sequencer(FlyScan):
             problem = self._range_problem(x_v, y_v)
             if problem is None:
                 return x_v, y_v
-            if problem == OVERLOAD and not reread:
-                reread = True  # latched by a transient while moving? settle and read again
+            if problem == OVERLOAD and (not reread or self._overload_unknown):
+                # latched by a transient while moving? settle and read again; its latch's
+                # reply lost, no overload is known: read again, not ranged up or paused
+                reread = True
                 continue
             if self.auto_range and self._raise_range(problem):
                 continue
@@ -606,11 +608,23 @@ class Sequencer(FlyScan):
         mx, my = np.mean(readings, axis=0)
         return float(mx), float(my)
 
+    def _move(self, *target: float) -> None:
+        """Move the stage to `target` (absolute: sent again, it moves nowhere new). The error
+        check after the move having its reply lost (`ReplyUnknown`: the error is cleared by
+        reading it, so it is not asked again), whether the move was refused is unknown: it
+        is sent once more, and its own check tells; lost again, the stage is taken as lost."""
+        try:
+            self._call(self.rig.stage.move_to, *target)
+        except ReplyUnknown as exc:
+            self.notes.append(f"at line {self._line}, {exc}: the move sent again")
+            self._call(self.rig.stage.move_to, *target)
+
     def _lockin_overloaded(self) -> bool:
         """The lock-in's overload latch. Its reply lost once (`ReplyUnknown`: the latch is
         cleared by reading it, so it is not asked again) counts as an overload, so the point
-        or line is measured again rather than the scan ended; lost twice in a row, the
-        lock-in is taken as lost."""
+        is read or the line flown again (not paused, nor the sensitivity raised: no overload
+        is known) rather than the scan ended; lost twice in a row, the lock-in is taken as
+        lost."""
         try:
             overloaded = self._call(self.rig.lockin.overloaded)
         except ReplyUnknown as exc:
@@ -618,7 +632,7 @@ class Sequencer(FlyScan):
                 raise
             self._overload_unknown = True
             self.notes.append(f"at line {self._line}, {exc}: taken as an overload, measured "
-                              "again")
+                              "again (the point read, the line flown again)")
             return True
         self._overload_unknown = False
         return bool(overloaded)

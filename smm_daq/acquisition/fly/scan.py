@@ -48,11 +48,12 @@ LINE_TIMEOUT_FACTOR = 1.5  # the motion must end within this × its duration + 1
 class FlyScan:
     """Mixed into `Sequencer`: the checks and the line loop of a flown plan."""
 
-    # It uses the Sequencer's rig, plan, writer, counters and helpers (_call, _checkpoint,
+    # It uses the Sequencer's rig, plan, writer, counters and helpers (_call, _move, _checkpoint,
     # _pause_and_wait, _raise_range, _check_field_held, _store_line, _account_time, _emit).
     rig: Any
     plan: Any
     _fly: FlyLine | None = None
+    _overload_unknown: bool  # the last overload query's reply was lost (`_lockin_overloaded`)
 
     def _plan_fly(self) -> FlyLine:
         """The fly line: the plan's checks (`check_fly_plan`, also run before connecting) on
@@ -109,6 +110,8 @@ class FlyScan:
                 problem = self._range_problem_fly(trace_x, trace_y)
                 if problem is None:
                     break
+                if self._overload_unknown:  # no overload known: flown again as it was
+                    continue
                 if self.auto_range and self._raise_range(problem):
                     continue
                 self._pause_and_wait(problem)
@@ -125,10 +128,10 @@ class FlyScan:
         start, end = (lo, hi) if forward else (hi, lo)
         y = float(plan.y[iy])
         if self._z_pending:
-            self._call(rig.stage.move_to, start, y, plan.height)
+            self._move(start, y, plan.height)  # type: ignore[attr-defined]
             self._z_pending = False
         else:
-            self._call(rig.stage.move_to, start, y)
+            self._move(start, y)  # type: ignore[attr-defined]
         before = rig.clock.now()
         started = self._call(rig.lockin.start_buffer, on_trigger=plan.fly.trigger)
         buffer_start = before if started is None else started
