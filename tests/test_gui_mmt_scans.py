@@ -13,6 +13,7 @@ from gui.map_geometry import pixel_rect
 from gui.mmt_view import MMTView, grain_field
 from smm_daq.analysis.mmt.formats.points import write_points
 from smm_daq.analysis.mmt.models.multipole import MultipoleModel, Sensor, point_grains
+from smm_daq.analysis.mmt.result_file import RESULT_VERSION
 from smm_daq.analysis.mmt.result_read import read_result_entry
 from smm_daq.analysis.mmt.solver.inversion import forward
 from smm_daq.cli.main import main
@@ -101,7 +102,7 @@ def test_each_scan_of_a_fresh_joint_inversion_is_shown_on_its_own_grid(qtbot, tw
         assert view.save_to_file("from_window")
     assert ended.args[0], ended.args[1]
     saved = read_result_entry(path, "from_window")  # the window's save is as whole
-    assert saved.version == 3 and saved.grain_format == "points"
+    assert saved.version == RESULT_VERSION and saved.grain_format == "points"
     assert saved.grain_file_absolute == str(grains.resolve())
     for fresh, back in zip(view.fits, saved.scan_fits, strict=True):
         assert (back.name, back.height, back.sensor_size) == \
