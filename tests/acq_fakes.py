@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
+from smm_daq.acquisition.plan import ScanPlan
+from smm_daq.acquisition.sequencer import Sequencer
 from smm_daq.clock import VirtualClock
 from smm_daq.errors import RangeError
 from smm_daq.instruments.interfaces import FieldSource, Identity, LockIn, Magnetometer, Stage
@@ -221,3 +224,14 @@ def fake_rig(
         lockin=FakeLockIn(profile, stage, bz),
         fluxgate=FakeFluxgate(coils) if fluxgate else None,
     )
+
+
+def run_scan(path: Path, rig: FakeRig, plan: ScanPlan, *, resume: bool,
+             stop_after_line: int | None = None) -> str:
+    """Runs (or with `resume`, resumes) `plan` into `path` on `rig` and returns how it ended;
+    with `stop_after_line`, aborted once that line is done, as a user's Abort would."""
+    seq = Sequencer(rig, path, plan, resume=resume)
+    if stop_after_line is not None:
+        seq.subscribe(lambda e: seq.abort() if e.kind == "line_done"
+                      and e.line == stop_after_line else None)
+    return seq.run()

@@ -33,6 +33,15 @@ def repo() -> Path:
 
 
 @pytest.fixture
+def gui_env(tmp_path: Path) -> dict[str, str]:
+    """The environment for `smm-daq gui` run as a subprocess: this checkout importable, Qt
+    offscreen, and the window's settings (XDG_CONFIG_HOME, HOME) under tmp_path, never the
+    user's."""
+    return {**os.environ, "PYTHONPATH": str(REPO), "QT_QPA_PLATFORM": "offscreen",
+            "XDG_CONFIG_HOME": str(tmp_path / "cfg"), "HOME": str(tmp_path)}
+
+
+@pytest.fixture
 def test_data() -> Path:
     """The real data sets kept in the repository (tests/data, each with its licence)."""
     return DATA

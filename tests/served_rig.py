@@ -13,12 +13,14 @@ emulators' side: `currents()` (what the served supplies drive), `stage_moving()`
 replies a proxy made itself, and wait long for the emulators' (which a loaded machine slows).
 `counted(rig, served)` (which that also does): on a `CaughtUpClock`, a rig whose commands the
 clock waits for; a rig opened bare on it is not waited for.
+`simulators_made(monkeypatch, prepare)`: the simulator backends a command makes for itself
+(`smm-daq safe`, `check`), each handed to `prepare` as it is made, before the command uses it.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -35,13 +37,38 @@ from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.acquisition.resumable import load_resumable
 from smm_daq.acquisition.sequencer import Sequencer
 from smm_daq.errors import InstrumentTimeout
-from smm_daq.instruments.profile import load_profile
+from smm_daq.instruments import rig as rig_module
+from smm_daq.instruments.profile import Profile, load_profile
 from smm_daq.instruments.rig import Rig, open_rig
 from smm_daq.instruments.transport import Transport
 
 REPO = Path(__file__).resolve().parents[1]
 SIM_PROFILE = REPO / "configs" / "simulator.toml"
 LINK_TIMEOUT_S = 0.5
+
+
+def simulators_made(monkeypatch: pytest.MonkeyPatch,
+                    prepare: Callable[[Any, Profile], None] | None = None) -> list[Any]:
+    """The simulator backends made through `rig.simulator_class` from now on, in the order
+    made; `prepare(backend, profile)` first sets each up (a field left on, a stage left
+    moving, replies lost) as a killed program or a broken rig would have left it."""
+    made: list[Any] = []
+    original = rig_module.simulator_class
+
+    def recording(profile: Profile) -> Any:
+        cls = original(profile)
+
+        def make(*args: Any) -> Any:
+            backend = cls(*args)
+            if prepare is not None:
+                prepare(backend, profile)
+            made.append(backend)
+            return backend
+
+        return make
+
+    monkeypatch.setattr(rig_module, "simulator_class", recording)
+    return made
 
 
 class ServedRig:

@@ -7,10 +7,10 @@ import re
 import socket
 import threading
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
+from served_rig import simulators_made
 from test_serve_sim import Lines, read_resources
 
 from smm_daq.cli.instruments import serve
@@ -33,21 +33,7 @@ def test_check_prints_every_instrument_and_exits_0(capsys: pytest.CaptureFixture
 def test_check_moves_no_stage_and_says_a_scan_will_reference_it(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """The C-884 profile references at connect; a check must not move the stage for that."""
-    from smm_daq.instruments import rig as rig_module
-
-    made: list[Any] = []
-    original = rig_module.simulator_class
-
-    def recording(profile: Any) -> Any:
-        cls = original(profile)
-
-        def make(*args: Any) -> Any:
-            made.append(cls(*args))
-            return made[-1]
-
-        return make
-
-    monkeypatch.setattr(rig_module, "simulator_class", recording)
+    made = simulators_made(monkeypatch)
     assert main(["check", "--profile", str(PROFILE)]) == 0
     out = capsys.readouterr().out
     model = made[0].world.stage

@@ -4,6 +4,7 @@ closed while it connects leaves the rig safe and its lock released."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -381,10 +382,10 @@ def test_a_reconnect_waits_for_the_rig_before_to_be_made_safe_for_a_bounded_time
     assert holder.rig is None
 
 
-def test_start_run_and_resume_wait_for_the_rig_to_be_connected(qtbot, settings, tmp_path):
-    """Start (Scan tab), Run (Recipes tab) and Resume scan (Session tab) cannot work without a
-    rig: they are disabled, Start and Run saying why, until Connect has opened one."""
-    path = tmp_path / "session.h5"
+def resumable_buttons(w: MainWindow, tmp_path: Path) -> tuple[QtWidgets.QPushButton, ...]:
+    """Start, Run and Resume scan, each with all it needs but the rig: a session file holding
+    an aborted scan (selected), and a checked recipe writing to it."""
+    path = tmp_path / "resumable.h5"
     x = np.arange(4) * 20e-6
     write_map_entry(path, MapData(bz=np.zeros((4, 4)), x=x, y=x, name="part"), kind="scan")
     with h5py.File(path, "a") as f:
@@ -392,15 +393,21 @@ def test_start_run_and_resume_wait_for_the_rig_to_be_connected(qtbot, settings, 
         f["part/data/line_done"] = np.arange(4) < 2
     recipe = tmp_path / "recipe.toml"
     recipe.write_text(RECIPE, encoding="utf-8")
+    w.scan.file_edit.setText(str(path))
+    assert w.session.open_file(path)
+    w.session.table.selectRow(0)
+    assert w.recipes.open_recipe(recipe)
+    return w.scan.start_button, w.recipes.run_button, w.session.resume_button
+
+
+def test_start_run_and_resume_wait_for_the_rig_to_be_connected(qtbot, settings, tmp_path):
+    """Start (Scan tab), Run (Recipes tab) and Resume scan (Session tab) cannot work without a
+    rig: they are disabled, Start and Run saying why, until Connect has opened one."""
     w = MainWindow(load_profile(), settings, persist=False)
     qtbot.addWidget(w)
     w.show()
     try:
-        w.scan.file_edit.setText(str(path))
-        assert w.session.open_file(path)
-        w.session.table.selectRow(0)
-        assert w.recipes.open_recipe(recipe)
-        buttons = (w.scan.start_button, w.recipes.run_button, w.session.resume_button)
+        buttons = resumable_buttons(w, tmp_path)
         assert not any(b.isEnabled() for b in buttons)
         assert "Connect the rig" in w.scan.start_button.toolTip()
         assert "Connect the rig" in w.recipes.run_button.toolTip()

@@ -23,6 +23,28 @@ def fresh_readings(qtbot, panel):
     return panel.readings
 
 
+def wait_until_at(qtbot, panel, target: np.ndarray) -> None:
+    """Waits until the stage reports itself on target within 0.05 µm of `target` (m): the
+    move has ended there, not merely passed it."""
+
+    def arrived() -> bool:
+        r = fresh_readings(qtbot, panel)
+        return r.get("on_target") is True and np.allclose(r["position"], target, atol=0.05 * UM)
+
+    qtbot.waitUntil(arrived, timeout=WAIT_MS)
+
+
+def type_x_and_go_to(qtbot, panel, x_um: str) -> None:
+    """Types `x_um` over the Go-to x box as a user does (focus, select all, type, Tab away)
+    and presses Go to: the y and z boxes keep what they show."""
+    x_box = panel.goto_boxes[0]
+    x_box.setFocus()
+    x_box.selectAll()
+    qtbot.keyClicks(x_box, x_um)
+    qtbot.keyClick(x_box, QtCore.Qt.Key.Key_Tab)
+    qtbot.mouseClick(panel.goto_button, QtCore.Qt.MouseButton.LeftButton)
+
+
 def test_each_instrument_shows_its_identity(window, qtbot):
     panel = window.instruments
     qtbot.waitUntil(lambda: "●" in panel.state_labels["stage"].text(), timeout=WAIT_MS)
@@ -36,19 +58,14 @@ def test_go_to_and_jog_move_the_stage(window, qtbot):
     for box, value in zip(panel.goto_boxes, (12000.0, 13000.0, 150.0), strict=True):
         box.setValue(value)
     qtbot.mouseClick(panel.goto_button, QtCore.Qt.MouseButton.LeftButton)
-
-    def arrived(target):
-        r = fresh_readings(qtbot, panel)
-        return r.get("on_target") is True and np.allclose(r["position"], target, atol=0.05 * UM)
-
-    qtbot.waitUntil(lambda: arrived(np.array([12000, 13000, 150]) * UM), timeout=WAIT_MS)
+    wait_until_at(qtbot, panel, np.array([12000, 13000, 150]) * UM)
     assert "x = 12000.00 µm" in panel.position_label.text()
 
     panel.jog_step.setValue(25.0)
     y_plus = panel.jog_buttons[3]
     assert y_plus.text() == "y+"
     qtbot.mouseClick(y_plus, QtCore.Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: arrived(np.array([12000, 13025, 150]) * UM), timeout=WAIT_MS)
+    wait_until_at(qtbot, panel, np.array([12000, 13025, 150]) * UM)
 
 
 def test_set_and_zero_the_field(window, qtbot):
@@ -134,19 +151,9 @@ def test_go_to_starts_from_the_stage_position_so_z_stays_where_it_is(window, qtb
     start = fresh_readings(qtbot, panel)["position"] / UM
     assert start[2] > 1000.0  # the simulated stage starts well clear of the sample
     assert [box.value() for box in panel.goto_boxes] == pytest.approx(start, abs=0.01)
-    x_box = panel.goto_boxes[0]
-    x_box.setFocus()
-    x_box.selectAll()
-    qtbot.keyClicks(x_box, "12100")
-    qtbot.keyClick(x_box, QtCore.Qt.Key.Key_Tab)
-    qtbot.mouseClick(panel.goto_button, QtCore.Qt.MouseButton.LeftButton)
+    type_x_and_go_to(qtbot, panel, "12100")
     target = np.array([12100.0, start[1], start[2]]) * UM
-
-    def arrived() -> bool:
-        r = fresh_readings(qtbot, panel)
-        return r.get("on_target") is True and np.allclose(r["position"], target, atol=0.05 * UM)
-
-    qtbot.waitUntil(arrived, timeout=WAIT_MS)
+    wait_until_at(qtbot, panel, target)
 
 
 def test_arrow_keys_step_the_lockin_settings_through_their_series(window, qtbot):
@@ -188,12 +195,7 @@ def test_jogs_clicked_while_the_stage_moves_add_up(window, qtbot):
     for _ in range(3):
         qtbot.mouseClick(x_plus, QtCore.Qt.MouseButton.LeftButton)
     target = start + np.array([300.0, 0.0, 0.0]) * UM
-
-    def arrived() -> bool:
-        r = fresh_readings(qtbot, panel)
-        return r.get("on_target") is True and np.allclose(r["position"], target, atol=0.05 * UM)
-
-    qtbot.waitUntil(arrived, timeout=WAIT_MS)
+    wait_until_at(qtbot, panel, target)
 
 
 def test_a_jog_after_stop_starts_where_the_stage_stopped(window, qtbot):
@@ -209,12 +211,7 @@ def test_a_jog_after_stop_starts_where_the_stage_stopped(window, qtbot):
     panel.jog_step.setValue(100.0)
     qtbot.mouseClick(panel.jog_buttons[1], QtCore.Qt.MouseButton.LeftButton)
     target = stopped + np.array([100.0, 0.0, 0.0]) * UM
-
-    def arrived() -> bool:
-        r = fresh_readings(qtbot, panel)
-        return r.get("on_target") is True and np.allclose(r["position"], target, atol=0.05 * UM)
-
-    qtbot.waitUntil(arrived, timeout=WAIT_MS)
+    wait_until_at(qtbot, panel, target)
 
 
 def test_the_go_to_boxes_follow_a_jog_so_a_go_to_keeps_the_height_jogged_to(window, qtbot):
@@ -229,19 +226,9 @@ def test_the_go_to_boxes_follow_a_jog_so_a_go_to_keeps_the_height_jogged_to(wind
     jogged = start - np.array([0.0, 0.0, 1000.0])
     qtbot.waitUntil(lambda: [b.value() for b in panel.goto_boxes]
                     == pytest.approx(jogged, abs=0.01), timeout=WAIT_MS)
-    x_box = panel.goto_boxes[0]
-    x_box.setFocus()
-    x_box.selectAll()
-    qtbot.keyClicks(x_box, "12100")
-    qtbot.keyClick(x_box, QtCore.Qt.Key.Key_Tab)
-    qtbot.mouseClick(panel.goto_button, QtCore.Qt.MouseButton.LeftButton)
+    type_x_and_go_to(qtbot, panel, "12100")
     target = np.array([12100.0, jogged[1], jogged[2]]) * UM
-
-    def arrived() -> bool:
-        r = fresh_readings(qtbot, panel)
-        return r.get("on_target") is True and np.allclose(r["position"], target, atol=0.05 * UM)
-
-    qtbot.waitUntil(arrived, timeout=WAIT_MS)
+    wait_until_at(qtbot, panel, target)
 
 
 def test_a_refused_go_to_keeps_what_was_typed(window, qtbot):
@@ -278,9 +265,4 @@ def test_a_jog_after_a_scan_starts_where_the_stage_is(window, qtbot):
     panel.jog_step.setValue(100.0)
     qtbot.mouseClick(panel.jog_buttons[1], QtCore.Qt.MouseButton.LeftButton)
     target = r["position"] + np.array([100.0, 0.0, 0.0]) * UM
-
-    def arrived() -> bool:
-        r = fresh_readings(qtbot, panel)
-        return r.get("on_target") is True and np.allclose(r["position"], target, atol=0.05 * UM)
-
-    qtbot.waitUntil(arrived, timeout=WAIT_MS)
+    wait_until_at(qtbot, panel, target)

@@ -5,44 +5,18 @@ the rig before as if live."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import h5py
-import numpy as np
 import pytest
-from PyQt6 import QtCore, QtWidgets
+from PyQt6 import QtCore
 from scan_gate import Held
-from test_gui_connect import held_connect
-from test_gui_recipes import RECIPE
+from test_gui_connect import held_connect, resumable_buttons
 
 from gui.instruments_panel import NO_LOCKIN, NO_POSITION
-from gui.main_window import MainWindow
 from smm_daq.errors import InstrumentLost
 from smm_daq.instruments import rig as rig_module
-from smm_daq.storage.mapdata import MapData
-from smm_daq.storage.nexus import write_map_entry
 
 WAIT_MS = 60_000
 UT = 1e-6
 MARK_V = 0.5  # a lock-in X the simulated sensor never reads: marks the rig before's readings
-
-
-def _buttons(w: MainWindow, tmp_path: Path) -> tuple[QtWidgets.QPushButton, ...]:
-    """Start, Run and Resume scan, each with all it needs but the rig: a session file holding
-    an aborted scan (selected), and a checked recipe writing to it."""
-    path = tmp_path / "resumable.h5"
-    x = np.arange(4) * 20e-6
-    write_map_entry(path, MapData(bz=np.zeros((4, 4)), x=x, y=x, name="part"), kind="scan")
-    with h5py.File(path, "a") as f:
-        f["part/status"][()] = "aborted"
-        f["part/data/line_done"] = np.arange(4) < 2
-    recipe = tmp_path / "recipe.toml"
-    recipe.write_text(RECIPE, encoding="utf-8")
-    w.scan.file_edit.setText(str(path))
-    assert w.session.open_file(path)
-    w.session.table.selectRow(0)
-    assert w.recipes.open_recipe(recipe)
-    return w.scan.start_button, w.recipes.run_button, w.session.resume_button
 
 
 LEFT = QtCore.Qt.MouseButton.LeftButton
@@ -50,7 +24,7 @@ LEFT = QtCore.Qt.MouseButton.LeftButton
 
 def test_start_run_and_resume_are_disabled_while_the_rig_reconnects(window, qtbot, tmp_path,
                                                                     monkeypatch) -> None:
-    buttons = _buttons(window, tmp_path)
+    buttons = resumable_buttons(window, tmp_path)
     assert all(b.isEnabled() for b in buttons)
     held, _opened, _closed = held_connect(monkeypatch)
     try:
@@ -80,7 +54,7 @@ def test_start_run_and_resume_are_disabled_while_the_rig_reconnects(window, qtbo
 
 def test_a_failed_reconnect_leaves_start_run_and_resume_disabled(window, qtbot, tmp_path,
                                                                  monkeypatch) -> None:
-    buttons = _buttons(window, tmp_path)
+    buttons = resumable_buttons(window, tmp_path)
 
     def refuse(*args, **kwargs):
         raise InstrumentLost("lockin: no reply")

@@ -28,6 +28,16 @@ def select(browser, entry: str) -> None:
     raise KeyError(entry)
 
 
+def scanned_cut(window, qtbot) -> ScanPlan:
+    """Scans entry 'cut' (4 × 4 points 20 µm apart) to its end into the window's session
+    file, and returns its plan."""
+    plan = ScanPlan.from_center("cut", CENTRE, (3 * 20 * UM, 3 * 20 * UM), 20 * UM,
+                                settle_tau=1.0)
+    with qtbot.waitSignal(window.scan.scanEnded, timeout=WAIT_MS):
+        assert window.scan.start(plan)
+    return plan
+
+
 def test_resume_finishes_an_aborted_scan_and_keeps_its_finished_lines(window, qtbot, tmp_path,
                                                                      monkeypatch):
     scan, live, session = window.scan, window.scan.live, window.session
@@ -137,10 +147,7 @@ def test_the_entry_to_resume_is_read_off_the_gui_thread_with_start_held_meanwhil
 
     scan, session = window.scan, window.session
     path = tmp_path / "session.h5"
-    plan = ScanPlan.from_center("cut", CENTRE, (3 * 20 * UM, 3 * 20 * UM), 20 * UM,
-                                settle_tau=1.0)
-    with qtbot.waitSignal(scan.scanEnded, timeout=WAIT_MS):
-        assert scan.start(plan)
+    plan = scanned_cut(window, qtbot)
     go, threads = threading.Event(), []
     real = resumable.load_resumable
 
@@ -176,10 +183,7 @@ def test_stop_while_the_entry_to_resume_is_read_stops_the_stage_and_starts_nothi
 
     scan, panel = window.scan, window.instruments
     path = tmp_path / "session.h5"
-    plan = ScanPlan.from_center("cut", CENTRE, (3 * 20 * UM, 3 * 20 * UM), 20 * UM,
-                                settle_tau=1.0)
-    with qtbot.waitSignal(scan.scanEnded, timeout=WAIT_MS):
-        assert scan.start(plan)
+    scanned_cut(window, qtbot)
     with writing(path, create=False) as f:  # cut off after its first line: resumable
         f["cut/status"][()] = "aborted"
         f["cut/data/line_done"][1:] = False

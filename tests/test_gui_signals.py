@@ -5,7 +5,6 @@ handler only when the interpreter runs, and Qt's event loop is C++ (`gui.signals
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -81,11 +80,9 @@ sys.exit(code)
 
 @pytest.mark.parametrize(("mode", "sig"), [("idle", signal.SIGTERM), ("scan", signal.SIGINT)])
 def test_a_signal_closes_the_window_making_the_rig_safe_and_exits_130(
-        tmp_path, repo, mode: str, sig: signal.Signals) -> None:
+        tmp_path, gui_env, mode: str, sig: signal.Signals) -> None:
     path = tmp_path / "session.h5"
-    env = {**os.environ, "PYTHONPATH": str(repo), "QT_QPA_PLATFORM": "offscreen",
-           "XDG_CONFIG_HOME": str(tmp_path / "cfg"), "HOME": str(tmp_path)}
-    with subprocess.Popen([sys.executable, "-c", READY_WHEN, str(path), mode], env=env,
+    with subprocess.Popen([sys.executable, "-c", READY_WHEN, str(path), mode], env=gui_env,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as gui:
         try:
             assert gui.stdout is not None and gui.stdout.readline() == "READY\n"
@@ -104,15 +101,13 @@ def test_a_signal_closes_the_window_making_the_rig_safe_and_exits_130(
 
 @pytest.mark.parametrize("mode", ["idle", "scan"])
 def test_the_event_loop_ended_with_the_window_open_makes_the_rig_safe(
-        tmp_path, repo, mode: str) -> None:
+        tmp_path, gui_env, mode: str) -> None:
     """`QCoreApplication.exit()` called directly (a plugin, say), with a field on, while idle
     or scanning: the window closes all the same, as a signal closes it (a scan aborted, its
     lines kept), the field ramped down and the stage stopped before the program ends; what
     is said goes to stderr, no box (the program ends: nobody may answer one)."""
     path = tmp_path / "session.h5"
-    env = {**os.environ, "PYTHONPATH": str(repo), "QT_QPA_PLATFORM": "offscreen",
-           "XDG_CONFIG_HOME": str(tmp_path / "cfg"), "HOME": str(tmp_path)}
-    with subprocess.Popen([sys.executable, "-c", READY_WHEN, str(path), mode, "quit"], env=env,
+    with subprocess.Popen([sys.executable, "-c", READY_WHEN, str(path), mode, "quit"], env=gui_env,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as gui:
         try:
             out, err = gui.communicate(timeout=WAIT_MS / 1000)

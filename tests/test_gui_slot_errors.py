@@ -6,7 +6,6 @@ it makes the rig safe as ever, and `smm-daq gui` exits 1."""
 from __future__ import annotations
 
 import importlib
-import os
 import subprocess
 import sys
 import threading
@@ -92,13 +91,11 @@ sys.exit(code)
 
 @pytest.mark.parametrize(("mode", "hook"), [("idle", "bare"), ("scan", "pyqtgraph")])
 def test_a_slot_raising_is_reported_and_the_close_still_makes_the_rig_safe(
-        tmp_path, repo, mode: str, hook: str) -> None:
+        tmp_path, gui_env, mode: str, hook: str) -> None:
     """Unfixed, with Python's own hook before: aborted (SIGABRT, exit 134) at the error, a
     field of 2 µT left on; with pyqtgraph's: the traceback printed, nobody told, exit 0."""
     path = tmp_path / "session.h5"
-    env = {**os.environ, "PYTHONPATH": str(repo), "QT_QPA_PLATFORM": "offscreen",
-           "XDG_CONFIG_HOME": str(tmp_path / "cfg"), "HOME": str(tmp_path)}
-    with subprocess.Popen([sys.executable, "-c", RAISING_SLOT, str(path), mode, hook], env=env,
+    with subprocess.Popen([sys.executable, "-c", RAISING_SLOT, str(path), mode, hook], env=gui_env,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as gui:
         try:
             out, err = gui.communicate(timeout=WAIT_MS / 1000)

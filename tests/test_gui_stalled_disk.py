@@ -5,7 +5,6 @@ the rig is safe and the write has not returned, closes without waiting, and the 
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 import sys
 import threading
@@ -446,15 +445,13 @@ sys.exit(main(["gui"]))
 """
 
 
-def test_the_program_ends_though_its_scans_write_stalls_inside_hdf5(tmp_path, repo):
+def test_the_program_ends_though_its_scans_write_stalls_inside_hdf5(tmp_path, gui_env):
     """A write blocked inside HDF5 holds h5py's lock for good, and the interpreter's
     finalization waits for that lock: closed past such a write, `smm-daq gui` must still
     end, with the commands' exit code for a write left to a stalled disk (3), and the file
     it leaves opens as it is."""
     path = tmp_path / "session.h5"
-    env = {**os.environ, "PYTHONPATH": str(repo), "QT_QPA_PLATFORM": "offscreen",
-           "XDG_CONFIG_HOME": str(tmp_path / "cfg"), "HOME": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-c", STALLED_AT_THE_END, str(path)], env=env,
+    done = subprocess.run([sys.executable, "-c", STALLED_AT_THE_END, str(path)], env=gui_env,
                           capture_output=True, text=True, timeout=WAIT_MS / 1000)
     assert done.returncode == EXIT_WRITE_STALLED, done.stderr
     with open_read(path) as f:  # the lines all stored; the status: as a crash leaves it
@@ -473,14 +470,12 @@ sys.exit(main(["gui", "--demo", "--time-scale", "0"]))
 """
 
 
-def test_the_demo_ends_though_its_scans_write_stalls_inside_hdf5(tmp_path, repo):
+def test_the_demo_ends_though_its_scans_write_stalls_inside_hdf5(tmp_path, gui_env):
     """Closed past a write blocked inside HDF5, `smm-daq gui --demo` still ends: its folder,
     whose session file cannot be read while h5py's lock is held, is kept as it is, and said
     so, not read to decide what to remove."""
-    env = {**os.environ, "PYTHONPATH": str(repo), "QT_QPA_PLATFORM": "offscreen",
-           "XDG_CONFIG_HOME": str(tmp_path / "cfg"), "HOME": str(tmp_path),
-           "TMPDIR": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-c", DEMO_STALLED_AT_THE_END], env=env,
+    done = subprocess.run([sys.executable, "-c", DEMO_STALLED_AT_THE_END],
+                          env={**gui_env, "TMPDIR": str(tmp_path)},
                           capture_output=True, text=True, timeout=WAIT_MS / 1000)
     assert done.returncode == EXIT_WRITE_STALLED, done.stderr
     kept = [p for p in tmp_path.iterdir() if p.name.startswith("smm-daq-demo-")]
@@ -516,13 +511,11 @@ sys.exit(main(["gui"]))
 """
 
 
-def test_the_program_ends_though_making_the_rig_safe_at_the_close_never_does(tmp_path, repo):
+def test_the_program_ends_though_making_the_rig_safe_at_the_close_never_does(tmp_path, gui_env):
     """Closed while the rig's making safe never returns (an instrument's link stuck), `smm-daq
     gui` still ends, its warning and stderr saying the rig may not be safe and what to run,
     and its exit code 1, as a command whose rig may not be safe at its end."""
-    env = {**os.environ, "PYTHONPATH": str(repo), "QT_QPA_PLATFORM": "offscreen",
-           "XDG_CONFIG_HOME": str(tmp_path / "cfg"), "HOME": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-c", STUCK_AT_THE_CLOSE], env=env,
+    done = subprocess.run([sys.executable, "-c", STUCK_AT_THE_CLOSE], env=gui_env,
                           capture_output=True, text=True, timeout=WAIT_MS / 1000)
     assert done.returncode == EXIT_FAILED, done.stderr
     said = "the rig may NOT be safe: making it safe at the close did not end within 0 s"

@@ -18,11 +18,11 @@ STEP = 2e-6
 HEIGHT = 10e-6
 
 
-def dipoles_bz(px, py, sources):
-    """Bz at height HEIGHT of point dipoles (x, y, z, mx, my, mz): the textbook closed form."""
+def dipoles_bz(px, py, sources, height=HEIGHT):
+    """Bz at `height` (m) of point dipoles (x, y, z, mx, my, mz): the textbook closed form."""
     bz = np.zeros_like(px)
     for x0, y0, z0, mx, my, mz in sources:
-        rx, ry, rz = px - x0, py - y0, HEIGHT - z0
+        rx, ry, rz = px - x0, py - y0, height - z0
         r2 = rx**2 + ry**2 + rz**2
         bz += MU0 / (4 * np.pi) * (3 * (mx * rx + my * ry + mz * rz) * rz / r2**2.5 - mz / r2**1.5)
     return bz

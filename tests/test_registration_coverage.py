@@ -15,6 +15,7 @@ import warnings
 import h5py
 import numpy as np
 import pytest
+from test_registration import dipoles_bz
 
 from smm_daq.analysis import registration
 from smm_daq.analysis.registration import RegistrationWarning, estimate_registration
@@ -23,21 +24,10 @@ from smm_daq.cli.main import main
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import write_map_entry
 
-MU0 = 4e-7 * np.pi
 HEIGHT = 100e-6
 STEP = (20e-6, 30e-6)
 SHAPE = (11, 21)  # (ny, nx)
 NOISE = 0.25e-6
-
-
-def dipoles_bz(px, py, sources):
-    """Bz at HEIGHT of point dipoles (x, y, z, mx, my, mz): the textbook closed form."""
-    bz = np.zeros_like(px)
-    for x0, y0, z0, mx, my, mz in sources:
-        rx, ry, rz = px - x0, py - y0, HEIGHT - z0
-        r2 = rx**2 + ry**2 + rz**2
-        bz += MU0 / (4 * np.pi) * (3 * (mx * rx + my * ry + mz * rz) * rz / r2**2.5 - mz / r2**1.5)
-    return bz
 
 
 def scans(rng, grains, induced_along, induced_ratio, shift=None):
@@ -59,8 +49,8 @@ def scans(rng, grains, induced_along, induced_ratio, shift=None):
         m_induced = induced_ratio * 2e-11 * rng.lognormal(0, 0.5) * np.asarray(induced_along)
         rem.append((gx, gy, z, *m))
         inf.append((gx + shift[0], gy + shift[1], z, *(m + m_induced)))
-    in_field = dipoles_bz(px, py, inf) + 3e-6 + rng.normal(size=px.shape) * NOISE
-    remanent = dipoles_bz(px, py, rem) + rng.normal(size=px.shape) * NOISE
+    in_field = dipoles_bz(px, py, inf, HEIGHT) + 3e-6 + rng.normal(size=px.shape) * NOISE
+    remanent = dipoles_bz(px, py, rem, HEIGHT) + rng.normal(size=px.shape) * NOISE
     kw = dict(height=HEIGHT, sensor_size=(0.0, 0.0))
     return (MapData(in_field, x, y, name="in_field", applied_field=np.array([40e-6, 0, 0]), **kw),
             MapData(remanent, x, y, name="remanent", applied_field=np.zeros(3), **kw),

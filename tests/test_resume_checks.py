@@ -103,12 +103,18 @@ def _stored_plan(path: Path):
         return ScanPlan.from_text(f["s1/plan"].asstr()[()])
 
 
-def _profile_with_time_constant(repo: Path, tmp_path: Path, tau: str) -> Path:
+def _simulator_with(repo: Path, tmp_path: Path, old: str, new: str) -> Path:
+    """configs/simulator.toml (the profile the scan was started with) with `old`, which it
+    must hold, replaced by `new`: another profile that differs in that alone."""
     text = (repo / "configs" / "simulator.toml").read_text()
-    assert "time_constant_s = 0.03\n" in text
+    assert old in text
     profile = tmp_path / "other.toml"
-    profile.write_text(text.replace("time_constant_s = 0.03\n", f"time_constant_s = {tau}\n"))
+    profile.write_text(text.replace(old, new))
     return profile
+
+
+def _profile_with_time_constant(repo: Path, tmp_path: Path, tau: str) -> Path:
+    return _simulator_with(repo, tmp_path, "time_constant_s = 0.03\n", f"time_constant_s = {tau}\n")
 
 
 def test_a_step_scan_is_not_resumed_with_another_time_constant(
@@ -251,10 +257,7 @@ def test_a_scan_is_not_resumed_with_another_lockin_excitation(
         capsys: pytest.CaptureFixture[str], line: str, other: str, key: str) -> None:
     """The sensor's excitation (amplitude, frequency) and what is detected of it (phase,
     harmonic) set the scale of X: the rest of the map would be in other units."""
-    text = (repo / "configs" / "simulator.toml").read_text()
-    assert line in text
-    profile = tmp_path / "other.toml"
-    profile.write_text(text.replace(line, other))
+    profile = _simulator_with(repo, tmp_path, line, other)
     before = interrupted.read_bytes()
     assert main(["resume", str(interrupted), "--entry", "s1", "--profile", str(profile)]) == 2
     err = capsys.readouterr().err
@@ -308,10 +311,7 @@ def test_a_scan_is_not_resumed_on_another_stage_frame(
     scan started on the E-727 piezo stage was finished on the C-884 motor stage: its last
     lines measured far from the sample, 0.2 µT RMS against 9 µT, and the entry said
     "finished") is refused before the rig connects, the file as it was."""
-    text = (repo / "configs" / "simulator.toml").read_text()
-    assert old in text
-    profile = tmp_path / "other.toml"
-    profile.write_text(text.replace(old, new))
+    profile = _simulator_with(repo, tmp_path, old, new)
     before = interrupted.read_bytes()
     assert main(["resume", str(interrupted), "--entry", "s1", "--profile", str(profile)]) == 2
     err = capsys.readouterr().err
@@ -334,10 +334,7 @@ def test_a_scan_resumes_on_its_stage_with_its_travel_rounded_or_tightened(
     (a region the sensor must keep off) still around the scan, is the stage the scan began
     on: the resume is not refused as "another instrument profile" (which left the lab to
     finish it with the wider limits it had tightened, or not at all)."""
-    text = (repo / "configs" / "simulator.toml").read_text()
-    assert TRAVEL in text
-    profile = tmp_path / "tightened.toml"
-    profile.write_text(text.replace(TRAVEL, travel))
+    profile = _simulator_with(repo, tmp_path, TRAVEL, travel)
     assert main(["resume", str(interrupted), "--entry", "s1", "--profile", str(profile)]) == 0
     with h5py.File(interrupted, "r") as f:
         assert f["s1/data/line_done"][()].all()
@@ -348,10 +345,8 @@ def test_a_travel_tightened_into_the_scan_is_refused_by_the_plan(
         ) -> None:
     """Soft limits tightened so that the rest of the scan lies outside them are refused, as
     the plan outside the stage's travel, before the rig connects, the file as it was."""
-    text = (repo / "configs" / "simulator.toml").read_text()
-    profile = tmp_path / "tightened.toml"
-    profile.write_text(text.replace(
-        TRAVEL, "travel_um = [[0.0, 12000.0], [0.0, 25000.0], [0.0, 10000.0]]"))
+    profile = _simulator_with(
+        repo, tmp_path, TRAVEL, "travel_um = [[0.0, 12000.0], [0.0, 25000.0], [0.0, 10000.0]]")
     before = interrupted.read_bytes()
     assert main(["resume", str(interrupted), "--entry", "s1", "--profile", str(profile)]) == 2
     err = capsys.readouterr().err

@@ -10,10 +10,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from acq_fakes import FakeRig, fake_rig
+from acq_fakes import FakeRig, fake_rig, run_scan
 
 from smm_daq.acquisition.plan import ScanPlan
-from smm_daq.acquisition.sequencer import Sequencer
 from smm_daq.errors import InstrumentLost
 from smm_daq.storage.h5file import text
 from smm_daq.storage.nexus import list_entries
@@ -29,14 +28,6 @@ def _plan() -> ScanPlan:
                                 field=tuple(FIELD))
 
 
-def _run(path: Path, rig: FakeRig, *, resume: bool, stop_after_line: int | None = None) -> str:
-    seq = Sequencer(rig, path, _plan(), resume=resume)
-    if stop_after_line is not None:
-        seq.subscribe(lambda e: seq.abort() if e.kind == "line_done"
-                      and e.line == stop_after_line else None)
-    return seq.run()
-
-
 def _biased_rig() -> FakeRig:
     rig = fake_rig()
     assert rig.fluxgate is not None
@@ -47,7 +38,7 @@ def _biased_rig() -> FakeRig:
 @pytest.fixture
 def cut_off(tmp_path: Path) -> Path:
     path = tmp_path / "s.h5"
-    assert _run(path, fake_rig(), resume=False, stop_after_line=1) == "aborted"
+    assert run_scan(path, fake_rig(), _plan(), resume=False, stop_after_line=1) == "aborted"
     return path
 
 
@@ -62,8 +53,8 @@ def test_each_resume_adds_its_field_check_and_keeps_the_earlier_ones(cut_off: Pa
         raise InstrumentLost("link failed", instrument="coils")
 
     broken.coils.set_field = lost  # type: ignore[method-assign]
-    assert _run(cut_off, broken, resume=True) == "failed"
-    assert _run(cut_off, _biased_rig(), resume=True) == "finished"
+    assert run_scan(cut_off, broken, _plan(), resume=True) == "failed"
+    assert run_scan(cut_off, _biased_rig(), _plan(), resume=True) == "finished"
 
     checks = read_field_checks(cut_off, "k")
     assert [c.run for c in checks] == [0, 1, 2]
@@ -89,7 +80,7 @@ def test_an_entry_of_an_earlier_version_reads_and_resumes_as_before(cut_off: Pat
     (earlier,) = read_field_checks(cut_off, "k")
     assert earlier.run is None and np.isnan(earlier.seconds)
     np.testing.assert_allclose(earlier.field, FIELD)
-    assert _run(cut_off, _biased_rig(), resume=True) == "finished"
+    assert run_scan(cut_off, _biased_rig(), _plan(), resume=True) == "finished"
     (latest,) = read_field_checks(cut_off, "k")
     np.testing.assert_allclose(latest.field, FIELD + BIAS, rtol=0, atol=1e-15)
     with h5py.File(cut_off, "r") as f:

@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
+from served_rig import simulators_made
 
-from smm_daq.instruments import rig as rig_module
 from smm_daq.instruments.profile import load_profile
 from smm_daq.instruments.rig import make_rig_safe
 
@@ -19,28 +18,10 @@ C884_PROFILE = Path(__file__).resolve().parents[1] / "configs" / "simulator.toml
 AXES = ("1", "2", "3")
 
 
-def _backends(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """The simulator backends `make_rig_safe` makes, as they are made."""
-    made: list[Any] = []
-    original = rig_module.simulator_class
-
-    def recording(profile: Any) -> Any:
-        cls = original(profile)
-
-        def make(*args: Any) -> Any:
-            made.append(cls(*args))
-            return made[-1]
-
-        return make
-
-    monkeypatch.setattr(rig_module, "simulator_class", recording)
-    return made
-
-
 def test_making_safe_leaves_an_unreferenced_stage_where_it_is(monkeypatch) -> None:
     profile = load_profile(C884_PROFILE)
     assert profile.stage.reference_on_connect  # a scan would reference it at connect
-    backends = _backends(monkeypatch)
+    backends = simulators_made(monkeypatch)
     _, stage = make_rig_safe(profile)
     model = backends[0].world.stage
     start = np.array([profile.stage.travel[0, 0], profile.stage.travel[1, 0],
@@ -55,7 +36,7 @@ def test_making_safe_words_unreferenced_axes_for_safe_not_for_a_scan(monkeypatch
     """The driver's advice to set reference_on_connect is for a scan's connect; safe, which
     never references, says what it did and what a connect will do."""
     profile = load_profile(C884_PROFILE)
-    _backends(monkeypatch)
+    simulators_made(monkeypatch)
     _, stage = make_rig_safe(profile)
     assert "safe never references them" in stage.state, stage.state
     assert "set stage.reference_on_connect" not in stage.state, stage.state
@@ -65,23 +46,14 @@ def test_making_safe_words_unreferenced_axes_for_safe_not_for_a_scan(monkeypatch
 def test_making_safe_stops_a_reference_move_a_killed_program_left_running(
         monkeypatch) -> None:
     profile = load_profile(C884_PROFILE)
-    backends = _backends(monkeypatch)
-    original = rig_module.simulator_class
 
-    def referencing(p: Any) -> Any:
-        make = original(p)
+    def referencing(backend: Any, _: Any) -> None:
+        model = backend.world.stage
+        for ax in AXES:
+            model.set_servo(ax, True)
+        model.reference(AXES)  # what FRF sent by the killed program started
 
-        def started(*args: Any) -> Any:
-            backend = make(*args)
-            model = backend.world.stage
-            for ax in AXES:
-                model.set_servo(ax, True)
-            model.reference(AXES)  # what FRF sent by the killed program started
-            return backend
-
-        return started
-
-    monkeypatch.setattr(rig_module, "simulator_class", referencing)
+    backends = simulators_made(monkeypatch, referencing)
     _, stage = make_rig_safe(profile)
     model = backends[0].world.stage
     assert not any(model.moving(ax) for ax in AXES)
@@ -96,27 +68,18 @@ def test_making_safe_stops_the_stage_before_the_coils_ramp_down(monkeypatch) -> 
     """A killed program left the stage on a long move and the coils at 2 A: stopping takes
     one command, ramping down seconds, in which the stage would go on to its target."""
     profile = load_profile(E727_PROFILE)
-    backends = _backends(monkeypatch)
-    original = rig_module.simulator_class
 
-    def left_moving(p: Any) -> Any:
-        make = original(p)
+    def left_moving(backend: Any, p: Any) -> None:
+        for address in p.coils.addresses:
+            supply = backend.endpoint(address)
+            supply.handle("FUNC:MODE CURR")
+            supply.handle("OUTP ON")
+            supply.handle("CURR 2.0")
+        model = backend.world.stage
+        model.set_servo("1", True)
+        model.move({"1": float(p.stage.travel[0, 1])})
 
-        def started(*args: Any) -> Any:
-            backend = make(*args)
-            for address in p.coils.addresses:
-                supply = backend.endpoint(address)
-                supply.handle("FUNC:MODE CURR")
-                supply.handle("OUTP ON")
-                supply.handle("CURR 2.0")
-            model = backend.world.stage
-            model.set_servo("1", True)
-            model.move({"1": float(p.stage.travel[0, 1])})
-            return backend
-
-        return started
-
-    monkeypatch.setattr(rig_module, "simulator_class", left_moving)
+    backends = simulators_made(monkeypatch, left_moving)
     coils, stage = make_rig_safe(profile)
     assert coils.safe and stage.safe, (coils.state, stage.state)
     travel = profile.stage.travel[0]
@@ -129,27 +92,19 @@ def test_a_stage_that_does_not_answer_is_not_called_on_twice(monkeypatch) -> Non
     the same timeouts again before the coils are ramped down."""
     profile = load_profile(E727_PROFILE)
     address = profile.stage.link.address
-    original = rig_module.simulator_class
     opened: list[str] = []
 
-    def silent_stage(p: Any) -> Any:
-        make = original(p)
+    def silent_stage(backend: Any, _: Any) -> None:
+        backend.faults[address].timeouts = 10**6
+        open_transport = backend.open_transport
 
-        def started(*args: Any) -> Any:
-            backend = make(*args)
-            backend.faults[address].timeouts = 10**6
-            open_transport = backend.open_transport
+        def counted(a: str, link: Any) -> Any:
+            opened.append(a)
+            return open_transport(a, link)
 
-            def counted(a: str, link: Any) -> Any:
-                opened.append(a)
-                return open_transport(a, link)
+        backend.open_transport = counted
 
-            backend.open_transport = counted
-            return backend
-
-        return started
-
-    monkeypatch.setattr(rig_module, "simulator_class", silent_stage)
+    simulators_made(monkeypatch, silent_stage)
     coils, stage = make_rig_safe(profile)
     assert coils.safe, coils.state
     assert not stage.safe and "could not be reached" in stage.state
@@ -162,39 +117,31 @@ def test_making_safe_sends_the_stop_before_any_setting(monkeypatch) -> None:
     (and before the dozen queries a connect reads)."""
     profile = load_profile(E727_PROFILE)
     address = profile.stage.link.address
-    original = rig_module.simulator_class
     sent: list[str] = []
 
-    def recording(p: Any) -> Any:
-        make = original(p)
+    def recording(backend: Any, _: Any) -> None:
+        open_transport = backend.open_transport
 
-        def started(*args: Any) -> Any:
-            backend = make(*args)
-            open_transport = backend.open_transport
-
-            def opened(a: str, link: Any) -> Any:
-                transport = open_transport(a, link)
-                if a != address:
-                    return transport
-                write, query = transport.write, transport.query
-
-                def write_logged(command: str) -> None:
-                    sent.append(command)
-                    write(command)
-
-                def query_logged(command: str) -> str:
-                    sent.append(command)
-                    return query(command)
-
-                transport.write, transport.query = write_logged, query_logged
+        def opened(a: str, link: Any) -> Any:
+            transport = open_transport(a, link)
+            if a != address:
                 return transport
+            write, query = transport.write, transport.query
 
-            backend.open_transport = opened
-            return backend
+            def write_logged(command: str) -> None:
+                sent.append(command)
+                write(command)
 
-        return started
+            def query_logged(command: str) -> str:
+                sent.append(command)
+                return query(command)
 
-    monkeypatch.setattr(rig_module, "simulator_class", recording)
+            transport.write, transport.query = write_logged, query_logged
+            return transport
+
+        backend.open_transport = opened
+
+    simulators_made(monkeypatch, recording)
     _, stage = make_rig_safe(profile)
     assert stage.safe, stage.state
     assert sent and sent[0] in ("STP", "#24"), sent[:12]

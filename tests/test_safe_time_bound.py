@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from served_rig import simulators_made
 
 from smm_daq.cli.main import main
-from smm_daq.instruments import rig as rig_module
 
 REPO = Path(__file__).resolve().parents[1]
 SLEWED_S = 10.0  # virtual s for the emulated supplies' currents to reach 20 A (10 A/s)
@@ -34,25 +34,14 @@ def _profile(tmp_path: Path) -> Path:
 
 def test_the_printed_bound_covers_voltage_mode_ramps_at_the_supplies_rating(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-    made: list[Any] = []
-    original = rig_module.simulator_class
+    def left_in_voltage_mode(backend: Any, profile: Any) -> None:
+        for address in profile.coils.addresses:
+            supply = backend.endpoint(address)
+            for command in ("FUNC:MODE VOLT", "CURR 20", "VOLT 100", "OUTP ON"):
+                supply.handle(command)  # as much as it can drive: its rating
+        backend.clock.sleep(SLEWED_S)  # the currents reach it
 
-    def left_in_voltage_mode(profile: Any) -> Any:
-        make = original(profile)
-
-        def started(*args: Any) -> Any:
-            backend = make(*args)
-            for address in profile.coils.addresses:
-                supply = backend.endpoint(address)
-                for command in ("FUNC:MODE VOLT", "CURR 20", "VOLT 100", "OUTP ON"):
-                    supply.handle(command)  # as much as it can drive: its rating
-            backend.clock.sleep(SLEWED_S)  # the currents reach it
-            made.append(backend)
-            return backend
-
-        return started
-
-    monkeypatch.setattr(rig_module, "simulator_class", left_in_voltage_mode)
+    made = simulators_made(monkeypatch, left_in_voltage_mode)
     code = main(["safe", "--profile", str(_profile(tmp_path))])
     said = capsys.readouterr()
     assert code == 0, said

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import h5py
 import numpy as np
 import pytest
-from acq_fakes import FakeRig, fake_rig
+from acq_fakes import FakeRig, fake_rig, run_scan
 
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.acquisition.sequencer import Sequencer
@@ -40,14 +40,6 @@ def _rig(rig_clock_start: float) -> FakeRig:
     return rig
 
 
-def _run(path: Path, rig: FakeRig, *, resume: bool, stop_after_line: int | None = None) -> str:
-    seq = Sequencer(rig, path, _plan(), resume=resume)
-    if stop_after_line is not None:
-        seq.subscribe(lambda e: seq.abort() if e.kind == "line_done"
-                      and e.line == stop_after_line else None)
-    return seq.run()
-
-
 def _wall(monkeypatch: pytest.MonkeyPatch, epoch: float) -> None:
     """The wall clock the entry's writer reads, set to `epoch`."""
     monkeypatch.setattr(scan_entry, "time", SimpleNamespace(time=lambda: epoch))
@@ -61,9 +53,9 @@ def _times_in_measuring_order(f: h5py.File, plan: ScanPlan) -> np.ndarray:
 def test_times_increase_across_two_resumes_with_each_line_and_run_recorded(
         tmp_path: Path) -> None:
     path = tmp_path / "s.h5"
-    assert _run(path, _rig(0.0), resume=False, stop_after_line=1) == "aborted"
-    assert _run(path, _rig(0.0), resume=True, stop_after_line=3) == "aborted"
-    assert _run(path, _rig(7.0e5), resume=True) == "finished"
+    assert run_scan(path, _rig(0.0), _plan(), resume=False, stop_after_line=1) == "aborted"
+    assert run_scan(path, _rig(0.0), _plan(), resume=True, stop_after_line=3) == "aborted"
+    assert run_scan(path, _rig(7.0e5), _plan(), resume=True) == "finished"
 
     with h5py.File(path, "r") as f:
         times = _times_in_measuring_order(f, _plan())
@@ -94,11 +86,11 @@ def test_a_resume_an_hour_later_reads_an_hour_after_the_start(
     start = 1.8e9 + 0.25  # the entry's start_time is to the second: 0.25 s before
     _wall(monkeypatch, start)
     first = _rig(100.0)
-    assert _run(path, first, resume=False, stop_after_line=1) == "aborted"
+    assert run_scan(path, first, _plan(), resume=False, stop_after_line=1) == "aborted"
     ran = first.clock.now() - 100.0
     _wall(monkeypatch, start + 3600.0)
     second = _rig(0.0)
-    assert _run(path, second, resume=True) == "finished"
+    assert run_scan(path, second, _plan(), resume=True) == "finished"
 
     with h5py.File(path, "r") as f:
         t = f["k/data/time"][()]
@@ -112,13 +104,13 @@ def test_a_resume_an_hour_later_reads_an_hour_after_the_start(
 def test_an_entry_of_an_earlier_version_resumes_its_times_on_the_rig_clock(
         tmp_path: Path) -> None:
     path = tmp_path / "s.h5"
-    assert _run(path, _rig(0.0), resume=False, stop_after_line=1) == "aborted"
+    assert run_scan(path, _rig(0.0), _plan(), resume=False, stop_after_line=1) == "aborted"
     with h5py.File(path, "a") as f:  # as an earlier version laid it out
         del f["k/runs"], f["k/data/line_run"]
         f["k/data/time"].attrs["long_name"] = "time of the reading on the rig clock (s)"
         before = f["k/data/time"][:2]
     rig = _rig(0.0)
-    assert _run(path, rig, resume=True) == "finished"
+    assert run_scan(path, rig, _plan(), resume=True) == "finished"
     with h5py.File(path, "r") as f:
         assert "k/runs" not in f and "k/data/line_run" not in f
         t = f["k/data/time"][()]
@@ -130,10 +122,10 @@ def test_an_entry_of_an_earlier_version_resumes_its_times_on_the_rig_clock(
 def test_info_says_the_runs_of_a_resumed_scan(tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     once, resumed = tmp_path / "once.h5", tmp_path / "resumed.h5"
-    assert _run(once, _rig(0.0), resume=False) == "finished"
-    assert _run(resumed, _rig(0.0), resume=False, stop_after_line=1) == "aborted"
-    assert _run(resumed, _rig(0.0), resume=True, stop_after_line=3) == "aborted"
-    assert _run(resumed, _rig(0.0), resume=True) == "finished"
+    assert run_scan(once, _rig(0.0), _plan(), resume=False) == "finished"
+    assert run_scan(resumed, _rig(0.0), _plan(), resume=False, stop_after_line=1) == "aborted"
+    assert run_scan(resumed, _rig(0.0), _plan(), resume=True, stop_after_line=3) == "aborted"
+    assert run_scan(resumed, _rig(0.0), _plan(), resume=True) == "finished"
     assert main(["info", str(once)]) == 0
     assert " runs " not in capsys.readouterr().out
     assert main(["info", str(resumed)]) == 0
@@ -144,7 +136,7 @@ def test_info_says_the_runs_of_a_resumed_scan(tmp_path: Path,
 
 def test_a_damaged_line_run_is_refused_before_the_rig_is_touched(tmp_path: Path) -> None:
     path = tmp_path / "s.h5"
-    assert _run(path, _rig(0.0), resume=False, stop_after_line=1) == "aborted"
+    assert run_scan(path, _rig(0.0), _plan(), resume=False, stop_after_line=1) == "aborted"
     with h5py.File(path, "a") as f:
         del f["k/data/line_run"]
         f["k/data/line_run"] = np.zeros(NY - 1, dtype="i4")
@@ -161,13 +153,13 @@ def test_a_resume_killed_while_it_lengthened_runs_still_lists_and_resumes(
     entry unlisted), with the complete rows; the next resume writes its row after it, and the
     row cut off is not counted as a run."""
     path = tmp_path / "s.h5"
-    assert _run(path, _rig(0.0), resume=False, stop_after_line=1) == "aborted"
+    assert run_scan(path, _rig(0.0), _plan(), resume=False, stop_after_line=1) == "aborted"
     with h5py.File(path, "a") as f:
         f["k/runs/run"].resize(2, axis=0)  # the resume's first column, then the kill
     assert main(["info", str(path)]) == 0
     assert "k  [scan, aborted]" in capsys.readouterr().out
     assert [r.run for r in read_runs(path, "k")] == [0]
-    assert _run(path, _rig(0.0), resume=True) == "finished"
+    assert run_scan(path, _rig(0.0), _plan(), resume=True) == "finished"
     runs = read_runs(path, "k")
     assert [r.run for r in runs] == [0, 1] and runs[1].start_time  # the cut-off row left out
     with h5py.File(path, "r") as f:
