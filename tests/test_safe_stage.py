@@ -152,41 +152,33 @@ def test_a_first_stop_whose_check_lost_its_reply_is_sent_again(monkeypatch) -> N
     asked again: reading clears it) is no "could not be reached"; the stop is sent again."""
     profile = load_profile(C884_PROFILE)
     address = profile.stage.link.address
-    original = rig_module.simulator_class
     sent: list[str] = []
     checks: list[str] = []
 
-    def recording(p: Any) -> Any:
-        make = original(p)
+    def garble_the_first_check(backend: Any, _profile: Any) -> None:
+        open_transport = backend.open_transport
 
-        def started(*args: Any) -> Any:
-            backend = make(*args)
-            open_transport = backend.open_transport
-
-            def opened(a: str, link: Any) -> Any:
-                transport = open_transport(a, link)
-                if a != address:
-                    return transport
-                write, query = transport.write, transport.query
-
-                def write_logged(command: str) -> None:
-                    sent.append(command)
-                    write(command)
-
-                def query_garbled_once(command: str) -> str:
-                    reply = query(command)  # (sent by the transport's own write)
-                    checks.append(command)
-                    return "garbage" if checks == ["ERR?"] else reply
-
-                transport.write, transport.query = write_logged, query_garbled_once
+        def opened(a: str, link: Any) -> Any:
+            transport = open_transport(a, link)
+            if a != address:
                 return transport
+            write, query = transport.write, transport.query
 
-            backend.open_transport = opened
-            return backend
+            def write_logged(command: str) -> None:
+                sent.append(command)
+                write(command)
 
-        return started
+            def query_garbled_once(command: str) -> str:
+                reply = query(command)  # (sent by the transport's own write)
+                checks.append(command)
+                return "garbage" if checks == ["ERR?"] else reply
 
-    monkeypatch.setattr(rig_module, "simulator_class", recording)
+            transport.write, transport.query = write_logged, query_garbled_once
+            return transport
+
+        backend.open_transport = opened
+
+    simulators_made(monkeypatch, garble_the_first_check)
     _, stage = make_rig_safe(profile)
     assert stage.safe, stage.state
     assert "could not be reached" not in stage.state
