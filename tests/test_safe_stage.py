@@ -5,6 +5,7 @@ the stage before the coils ramp down, and tries a stage that does not answer onc
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -111,15 +112,13 @@ def test_a_stage_that_does_not_answer_is_not_called_on_twice(monkeypatch) -> Non
     assert opened.count(address) == 1
 
 
-def test_making_safe_sends_the_stop_before_any_setting(monkeypatch) -> None:
-    """A stage left moving goes on while `safe` talks to it, and a VEL sent during a move
-    changes its speed: STP (or #24) is the first thing the stage hears, before any SVO or VEL
-    (and before the dozen queries a connect reads)."""
-    profile = load_profile(E727_PROFILE)
-    address = profile.stage.link.address
-    sent: list[str] = []
-
-    def recording(backend: Any, _: Any) -> None:
+def _on_the_stage_link(monkeypatch: Any, address: str, sent: list[str], *,
+                      log_queries: bool,
+                      answer: Callable[[str, str], str] | None = None) -> None:
+    """The simulators `safe` makes from now on log in `sent` what their stage's link at
+    `address` is sent (queries too, where the transport's query does not write them itself),
+    and answer each query as `answer(command, reply)` says (as the stage replies: None)."""
+    def prepare(backend: Any, _profile: Any) -> None:
         open_transport = backend.open_transport
 
         def opened(a: str, link: Any) -> Any:
@@ -132,16 +131,27 @@ def test_making_safe_sends_the_stop_before_any_setting(monkeypatch) -> None:
                 sent.append(command)
                 write(command)
 
-            def query_logged(command: str) -> str:
-                sent.append(command)
-                return query(command)
+            def query_answered(command: str) -> str:
+                if log_queries:
+                    sent.append(command)
+                reply = query(command)
+                return reply if answer is None else answer(command, reply)
 
-            transport.write, transport.query = write_logged, query_logged
+            transport.write, transport.query = write_logged, query_answered
             return transport
 
         backend.open_transport = opened
 
-    simulators_made(monkeypatch, recording)
+    simulators_made(monkeypatch, prepare)
+
+
+def test_making_safe_sends_the_stop_before_any_setting(monkeypatch) -> None:
+    """A stage left moving goes on while `safe` talks to it, and a VEL sent during a move
+    changes its speed: STP (or #24) is the first thing the stage hears, before any SVO or VEL
+    (and before the dozen queries a connect reads)."""
+    profile = load_profile(E727_PROFILE)
+    sent: list[str] = []
+    _on_the_stage_link(monkeypatch, profile.stage.link.address, sent, log_queries=True)
     _, stage = make_rig_safe(profile)
     assert stage.safe, stage.state
     assert sent and sent[0] in ("STP", "#24"), sent[:12]
@@ -151,34 +161,15 @@ def test_a_first_stop_whose_check_lost_its_reply_is_sent_again(monkeypatch) -> N
     """The stop sent on a link of its own before the connect: one lost reply to its ERR? (not
     asked again: reading clears it) is no "could not be reached"; the stop is sent again."""
     profile = load_profile(C884_PROFILE)
-    address = profile.stage.link.address
     sent: list[str] = []
     checks: list[str] = []
 
-    def garble_the_first_check(backend: Any, _profile: Any) -> None:
-        open_transport = backend.open_transport
+    def garbled_once(command: str, reply: str) -> str:
+        checks.append(command)  # (the query itself sent by the transport's own write)
+        return "garbage" if checks == ["ERR?"] else reply
 
-        def opened(a: str, link: Any) -> Any:
-            transport = open_transport(a, link)
-            if a != address:
-                return transport
-            write, query = transport.write, transport.query
-
-            def write_logged(command: str) -> None:
-                sent.append(command)
-                write(command)
-
-            def query_garbled_once(command: str) -> str:
-                reply = query(command)  # (sent by the transport's own write)
-                checks.append(command)
-                return "garbage" if checks == ["ERR?"] else reply
-
-            transport.write, transport.query = write_logged, query_garbled_once
-            return transport
-
-        backend.open_transport = opened
-
-    simulators_made(monkeypatch, garble_the_first_check)
+    _on_the_stage_link(monkeypatch, profile.stage.link.address, sent, log_queries=False,
+                       answer=garbled_once)
     _, stage = make_rig_safe(profile)
     assert stage.safe, stage.state
     assert "could not be reached" not in stage.state
