@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,6 +17,13 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"
+
+# A shell without job control starts a background job (`pytest &`, a CI runner's) with SIGINT
+# ignored, and Python then neither installs its Ctrl-C handler nor lets `interrupt_main` raise:
+# the tests of what Ctrl-C does would wait out their guards and fail. Python's own handler, as
+# an interactive start has it.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session", autouse=True)
