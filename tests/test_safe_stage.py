@@ -63,19 +63,25 @@ def test_making_safe_stops_a_reference_move_a_killed_program_left_running(
 
 
 E727_PROFILE = C884_PROFILE.with_name("simulator-e727.toml")
+LEFT_A = 2.0  # what a killed program left on each coil
 
 
 def test_making_safe_stops_the_stage_before_the_coils_ramp_down(monkeypatch) -> None:
     """A killed program left the stage on a long move and the coils at 2 A: stopping takes
-    one command, ramping down seconds, in which the stage would go on to its target."""
+    one command, ramping down seconds (2 A at 1 A/s), in which the stage would go on to its
+    target (0.9 s away). The supplies are left as the driver leaves them in a scan (current
+    mode, 20 V compliance), their 2 A flowing: a supply with no compliance carries nothing,
+    and its ramp-down takes no time, so the order could not be seen."""
     profile = load_profile(E727_PROFILE)
+    travel = profile.stage.travel[0]
+    ramp_s = LEFT_A / profile.coils.max_ramp_rate
+    assert ramp_s > (travel[1] - travel[0]) / profile.stage.velocity  # the move would end
 
     def left_moving(backend: Any, p: Any) -> None:
         for address in p.coils.addresses:
-            supply = backend.endpoint(address)
-            supply.handle("FUNC:MODE CURR")
-            supply.handle("OUTP ON")
-            supply.handle("CURR 2.0")
+            backend.endpoint(address).handle(f"FUNC:MODE CURR;VOLT 20;CURR {LEFT_A};OUTP ON")
+        backend.clock.advance(1.0)  # the supplies slew to their setpoint (10 A/s)
+        np.testing.assert_allclose(backend.world.coils.currents(), LEFT_A)
         model = backend.world.stage
         model.set_servo("1", True)
         model.move({"1": float(p.stage.travel[0, 1])})
@@ -83,8 +89,10 @@ def test_making_safe_stops_the_stage_before_the_coils_ramp_down(monkeypatch) -> 
     backends = simulators_made(monkeypatch, left_moving)
     coils, stage = make_rig_safe(profile)
     assert coils.safe and stage.safe, (coils.state, stage.state)
-    travel = profile.stage.travel[0]
-    x = backends[0].world.stage.sample_position()[0]
+    world = backends[0].world
+    np.testing.assert_allclose(world.coils.currents(), 0.0, atol=1e-3)
+    assert backends[0].clock.now() >= 1.0 + ramp_s  # the ramp-down took its time
+    x = world.stage.sample_position()[0]
     assert x < travel[0] + 0.1 * (travel[1] - travel[0])  # stopped at once, not at its target
 
 
