@@ -98,6 +98,16 @@ def looked_at_statement(profile: Profile, problems: list[str]) -> str:
     return safety_statement(profile, problems)
 
 
+def stage_left_unreferenced(profile: Profile) -> Profile:
+    """`profile` for a command that never moves the stage (`check`, `calibrate-coils`): the
+    stage is connected (to be read, and stopped when the rig is made safe) but never
+    referenced, even with `stage.reference_on_connect = true`, since a reference move drives
+    every axis, z included, to its switch; unreferenced axes are left so and named
+    (`Stage.unreferenced_axes`), not refused."""
+    return replace(profile, stage=replace(profile.stage, reference_on_connect=False,
+                                          refuse_unreferenced=False))
+
+
 def rig_addresses(profile: Profile) -> list[str]:
     """Every instrument address of the profile, in the order they are connected."""
     addresses = [*profile.coils.addresses, profile.stage.link.address,
