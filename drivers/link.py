@@ -57,6 +57,13 @@ class Link:
         return self._attempt(lambda: parse(self.transport.query(command).strip()), command,
                              destructive=destructive)
 
+    def reply(self, command: str, parse: Callable[[str], T]) -> T:
+        """The reply to `command`, a query sent earlier by `write` (ahead of a command that must
+        not wait for its reply), parsed by `parse`. Never asked again, as a destructive query:
+        lost or garbled, `ReplyUnknown`."""
+        return self._attempt(lambda: parse(self.transport.read().strip()), command,
+                             destructive=True)
+
     def _attempt(self, action: Callable[[], T], command: str, *,
                  destructive: bool = False) -> T:
         with self._lock, interrupts.atomic():

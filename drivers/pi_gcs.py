@@ -42,7 +42,13 @@ from smm_daq.errors import (
     ReplyUnknown,
     StageUnreferenced,
 )
-from smm_daq.instruments.interfaces import FlyStage, Identity, RecordedMotion, Stage
+from smm_daq.instruments.interfaces import (
+    FlyStage,
+    Identity,
+    RecordedMotion,
+    Stage,
+    StoppedAlone,
+)
 from smm_daq.instruments.profile import LinkSettings, StageSettings
 from smm_daq.instruments.transport import Transport
 
@@ -311,31 +317,56 @@ class PIGCSStage(Stage, FlyStage):
     @classmethod
     def stop_alone(
         cls, settings: StageSettings, *, clock: Clock, open_transport: OpenTransport | None
-    ) -> str:
-        """For when connecting fails (axes not referenced, or still driving to their reference
-        switches after a program was killed): every axis stopped by `STP` on a link of its
-        own, which needs nothing read from the controller first. Returns what was done; raises
-        `InstrumentError` when the controller does not answer or refuses. `clock` is unused (a
-        stop does not wait); it is there as in `from_profile`."""
+    ) -> StoppedAlone:
+        """Every axis stopped by `STP` on a link of its own, which needs nothing read from the
+        controller first (`smm-daq safe`, before it connects: axes not referenced, or still
+        driving to their reference switches after a program was killed, refuse a connect).
+
+        The controller keeps only its last error, and the stop sets its own (10): an error an
+        earlier program left pending (1024, the servo switched off on a position error) would
+        be replaced unread. So `ERR?` goes first, its reply read only once `STP` has been
+        sent behind it: the stop waits for no reply, and that error is returned as found
+        before the stop, apart from the stop's own check. Raises `InstrumentError` when the
+        controller does not answer (two replies lost in a row) or refuses the stop. `clock`
+        is unused (a stop does not wait); it is there as in `from_profile`."""
         name = f"PI stage at {settings.link.address}"
         link = Link((open_transport or _hardware_transport)(settings.link.address, settings.link),
                     name=name, retries=settings.link.retries)
+
+        def error(reply: str) -> int:
+            return parse_int(reply, what="integer GCS error code", within=ERROR_CODES)
+
         def stop() -> int:
             link.write("STP")
-            return link.query("ERR?", lambda r: parse_int(
-                r, what="integer GCS error code", within=ERROR_CODES), destructive=True)
+            return link.query("ERR?", error, destructive=True)
 
         try:
+            link.write("ERR?")
+            link.write("STP")
             try:
-                code = stop()
-            except ReplyUnknown:  # its check's reply lost (not asked again): sent once more
+                before: int | None = link.reply("ERR?", error)
+            except ReplyUnknown:
+                before = None
+            try:
+                code = link.query("ERR?", error, destructive=True)
+            except ReplyUnknown:  # its check's reply lost (not asked again): sent once more,
+                if before is None:  # unless the reply before was lost too: no answer at all
+                    raise
                 code = stop()
         finally:
             link.close()
         if code not in (0, 10):
             raise InstrumentError(f"PI error {code} ({_meaning(code)}) after 'STP'",
                                   instrument=name)
-        return "every axis stopped (STP)"
+        if before is None:
+            found = ("whether the controller held an error from before the stop is unknown "
+                     "(the reply to the ERR? sent ahead of it was lost)")
+        elif before:
+            found = (f"the controller held error {before} ({_meaning(before)}) from before "
+                     "the stop, left by an earlier program or command")
+        else:
+            found = ""
+        return StoppedAlone("every axis stopped (STP)", found)
 
     # -- protocol helpers ------------------------------------------------------------------
 

@@ -51,6 +51,8 @@ def test_a_good_plan_validates(profile):
         ({"step_x": 5e-9}, ["plan step_x is 0.005 µm", "resolution 0.01 µm"]),
         ({"field": (0.0, 0.0, 101e-6)}, ["plan field", "max_field 100 µT"]),
         ({"height": 20e-3}, ["plan height is 20000 µm", "z travel"]),
+        ({"height": 0.0}, ["plan height is 0 µm", "sample's top surface", "stand-off"]),
+        ({"height": -5e-6}, ["plan height is -5 µm", "stand-off"]),
         ({"raster": "zigzag"}, ["plan raster is 'zigzag'", "serpentine"]),
         ({"settle_tau": -1.0}, ["plan settle_tau is -1.0"]),
         ({"nx": 0}, ["plan nx is 0"]),

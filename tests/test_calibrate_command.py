@@ -8,9 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from served_rig import simulators_made
 
 from smm_daq.cli.main import main
+from smm_daq.clock import VirtualClock
 from smm_daq.instruments.profile import load_profile
+from smm_daq.instruments.rig import simulator_class
 
 SIMULATOR = Path(__file__).resolve().parents[1] / "configs" / "simulator.toml"
 
@@ -108,3 +111,37 @@ def test_bad_options_exit_2_before_anything_moves(tmp_path, capsys, extra, messa
     profile_path = write_profile(tmp_path, calibration_file=None)
     assert main(["calibrate-coils", "--profile", str(profile_path), *extra]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_stage_is_never_referenced_nor_moved(tmp_path, monkeypatch):
+    """The C-884 profile references its stage at a scan's connect (a reference move drives
+    every axis, z included, to its switch); calibrating the coils needs the stage nowhere, so
+    its controller hears no FRF and no move, and the axes stay unreferenced where they were."""
+    profile_path = write_profile(tmp_path, calibration_file=None)
+    profile = load_profile(profile_path)
+    assert profile.stage.reference_on_connect
+    heard: list[str] = []
+
+    def listened(backend, p) -> None:
+        emulator = backend.endpoint(p.stage.link.address)
+        handle, handle_byte = emulator.handle, emulator.handle_byte
+
+        def handle_heard(message: str) -> str | None:
+            heard.append(message)
+            return handle(message)
+
+        def byte_heard(code: int) -> str | None:
+            heard.append(f"#{code}")
+            return handle_byte(code)
+
+        emulator.handle, emulator.handle_byte = handle_heard, byte_heard
+
+    start = simulator_class(profile)(profile, VirtualClock(), None).world.stage.sample_position()
+    made = simulators_made(monkeypatch, listened)
+    assert main(["calibrate-coils", "--profile", str(profile_path)]) == 0
+    assert heard, "the stage was not connected"
+    moves = [m for m in heard if m.split()[0].upper() in ("FRF", "FNL", "FPL", "MOV", "MVR")]
+    assert not moves, moves
+    model = made[0].world.stage
+    assert not any(model.referenced(ax) for ax in ("1", "2", "3"))
+    np.testing.assert_allclose(model.sample_position(), start, atol=1e-12)

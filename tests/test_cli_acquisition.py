@@ -61,6 +61,8 @@ def test_scan_writes_a_finished_entry_and_info_lists_it(tmp_path, capsys):
         (["--step-um", "0"], ["--step-um is 0.0", "> 0"]),
         (["--step-um", "0.001"], ["step_x is 0.001 µm", "stage resolution 0.01 µm"]),
         (["--center-um", "24990,12500"], ["plan x range", "stage travel"]),
+        (["--height-um", "0"], ["--height-um", "plan height is 0 µm", "active layer",
+                                "stand-off"]),
         (["--time-scale", "-1"], ["--time-scale is -1.0"]),
         (["--profile", "/nonexistent.toml"], ["profile file not found"]),
     ],

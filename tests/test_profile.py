@@ -40,7 +40,9 @@ def _edited(repo: Path, old: str, new: str) -> str:
 @pytest.mark.parametrize(
     ("old", "new", "key", "expected"),
     [
-        ("height_um = 100.0", "height_um = -5.0", "sensor.height_um", "in (0, 10000] µm"),
+        ("height_um = 100.0", "height_um = -5.0", "sensor.height_um", "> 0 µm"),
+        ("height_um = 100.0", "height_um = 0", "sensor.height_um", "stand-off"),
+        ("height_um = 100.0", "height_um = 2e4", "sensor.height_um", "in (0, 10000] µm"),
         ("max_field_uT = 100.0", 'max_field_uT = "lots"', "coils.max_field_uT", "finite number"),
         ('channel = "X"', 'channel = "Q"', "sensor.channel", "'X', 'R'"),
         ("axis_sign = [1, 1, 1]", "axis_sign = [1, 2, 1]", "stage.axis_sign", "+1 or -1"),

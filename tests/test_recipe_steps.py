@@ -162,6 +162,8 @@ BAD_LAST_STEP = GOOD + '[[step]]\nkind = "scan"\nname = "far"\ncenter_um = [3000
             ["in_field 'x' is neither"],
         ),
         (GOOD.replace("step_um = 10.0", "step_um = 0.0"), ["'step_um' is 0.0"]),
+        (GOOD.replace("step_um = 10.0", "step_um = 10.0\nheight_um = 0.0"),
+         ["'height_um' is 0.0", "> 0 µm", "stand-off"]),
         (GOOD + "[[step]\n", ["not valid TOML"]),
         ("[recipe]\ntitle = 'empty'\n", ["no steps"]),
         (GOOD + "[extra]\n", ["unknown key 'extra'"]),

@@ -63,19 +63,25 @@ def test_making_safe_stops_a_reference_move_a_killed_program_left_running(
 
 
 E727_PROFILE = C884_PROFILE.with_name("simulator-e727.toml")
+LEFT_A = 2.0  # what a killed program left on each coil
 
 
 def test_making_safe_stops_the_stage_before_the_coils_ramp_down(monkeypatch) -> None:
     """A killed program left the stage on a long move and the coils at 2 A: stopping takes
-    one command, ramping down seconds, in which the stage would go on to its target."""
+    one command, ramping down seconds (2 A at 1 A/s), in which the stage would go on to its
+    target (0.9 s away). The supplies are left as the driver leaves them in a scan (current
+    mode, 20 V compliance), their 2 A flowing: a supply with no compliance carries nothing,
+    and its ramp-down takes no time, so the order could not be seen."""
     profile = load_profile(E727_PROFILE)
+    travel = profile.stage.travel[0]
+    ramp_s = LEFT_A / profile.coils.max_ramp_rate
+    assert ramp_s > (travel[1] - travel[0]) / profile.stage.velocity  # the move would end
 
     def left_moving(backend: Any, p: Any) -> None:
         for address in p.coils.addresses:
-            supply = backend.endpoint(address)
-            supply.handle("FUNC:MODE CURR")
-            supply.handle("OUTP ON")
-            supply.handle("CURR 2.0")
+            backend.endpoint(address).handle(f"FUNC:MODE CURR;VOLT 20;CURR {LEFT_A};OUTP ON")
+        backend.clock.advance(1.0)  # the supplies slew to their setpoint (10 A/s)
+        np.testing.assert_allclose(backend.world.coils.currents(), LEFT_A)
         model = backend.world.stage
         model.set_servo("1", True)
         model.move({"1": float(p.stage.travel[0, 1])})
@@ -83,8 +89,10 @@ def test_making_safe_stops_the_stage_before_the_coils_ramp_down(monkeypatch) -> 
     backends = simulators_made(monkeypatch, left_moving)
     coils, stage = make_rig_safe(profile)
     assert coils.safe and stage.safe, (coils.state, stage.state)
-    travel = profile.stage.travel[0]
-    x = backends[0].world.stage.sample_position()[0]
+    world = backends[0].world
+    np.testing.assert_allclose(world.coils.currents(), 0.0, atol=1e-3)
+    assert backends[0].clock.now() >= 1.0 + ramp_s  # the ramp-down took its time
+    x = world.stage.sample_position()[0]
     assert x < travel[0] + 0.1 * (travel[1] - travel[0])  # stopped at once, not at its target
 
 
@@ -112,12 +120,15 @@ def test_a_stage_that_does_not_answer_is_not_called_on_twice(monkeypatch) -> Non
     assert opened.count(address) == 1
 
 
+READ = "<reply read>"  # in what the stage's link logs: a reply waited for and read
+
+
 def _on_the_stage_link(monkeypatch: Any, address: str, sent: list[str], *,
-                      log_queries: bool,
-                      answer: Callable[[str, str], str] | None = None) -> None:
+                      answer: Callable[[int, str], str] | None = None) -> None:
     """The simulators `safe` makes from now on log in `sent` what their stage's link at
-    `address` is sent (queries too, where the transport's query does not write them itself),
-    and answer each query as `answer(command, reply)` says (as the stage replies: None)."""
+    `address` is sent, and READ where a reply is read (the in-process transport's query
+    writes and reads through these too); the k-th reply read (from 0) is `answer(k, reply)`
+    (as the stage replies: None)."""
     def prepare(backend: Any, _profile: Any) -> None:
         open_transport = backend.open_transport
 
@@ -125,19 +136,19 @@ def _on_the_stage_link(monkeypatch: Any, address: str, sent: list[str], *,
             transport = open_transport(a, link)
             if a != address:
                 return transport
-            write, query = transport.write, transport.query
+            write, read = transport.write, transport.read
 
             def write_logged(command: str) -> None:
                 sent.append(command)
                 write(command)
 
-            def query_answered(command: str) -> str:
-                if log_queries:
-                    sent.append(command)
-                reply = query(command)
-                return reply if answer is None else answer(command, reply)
+            def read_answered() -> str:
+                k = sent.count(READ)
+                sent.append(READ)
+                reply = read()
+                return reply if answer is None else answer(k, reply)
 
-            transport.write, transport.query = write_logged, query_answered
+            transport.write, transport.read = write_logged, read_answered
             return transport
 
         backend.open_transport = opened
@@ -147,14 +158,19 @@ def _on_the_stage_link(monkeypatch: Any, address: str, sent: list[str], *,
 
 def test_making_safe_sends_the_stop_before_any_setting(monkeypatch) -> None:
     """A stage left moving goes on while `safe` talks to it, and a VEL sent during a move
-    changes its speed: STP (or #24) is the first thing the stage hears, before any SVO or VEL
-    (and before the dozen queries a connect reads)."""
+    changes its speed: STP (or #24) is sent before any reply is waited for and before any
+    SVO or VEL (and the dozen queries a connect reads); only a query whose reply is read
+    after it (the ERR? that keeps an earlier error from being replaced by the stop's) may
+    go ahead of it."""
     profile = load_profile(E727_PROFILE)
     sent: list[str] = []
-    _on_the_stage_link(monkeypatch, profile.stage.link.address, sent, log_queries=True)
+    _on_the_stage_link(monkeypatch, profile.stage.link.address, sent)
     _, stage = make_rig_safe(profile)
     assert stage.safe, stage.state
-    assert sent and sent[0] in ("STP", "#24"), sent[:12]
+    stops = [k for k, command in enumerate(sent) if command in ("STP", "\x18")]
+    assert stops, sent[:12]
+    ahead = sent[:stops[0]]
+    assert READ not in ahead and all(command.endswith("?") for command in ahead), sent[:12]
 
 
 def test_a_first_stop_whose_check_lost_its_reply_is_sent_again(monkeypatch) -> None:
@@ -162,15 +178,53 @@ def test_a_first_stop_whose_check_lost_its_reply_is_sent_again(monkeypatch) -> N
     asked again: reading clears it) is no "could not be reached"; the stop is sent again."""
     profile = load_profile(C884_PROFILE)
     sent: list[str] = []
-    checks: list[str] = []
-
-    def garbled_once(command: str, reply: str) -> str:
-        checks.append(command)  # (the query itself sent by the transport's own write)
-        return "garbage" if checks == ["ERR?"] else reply
-
-    _on_the_stage_link(monkeypatch, profile.stage.link.address, sent, log_queries=False,
-                       answer=garbled_once)
+    # replies read: the error from before the stop (0), then the stop's check (1)
+    _on_the_stage_link(monkeypatch, profile.stage.link.address, sent,
+                       answer=lambda k, reply: "garbage" if k == 1 else reply)
     _, stage = make_rig_safe(profile)
     assert stage.safe, stage.state
     assert "could not be reached" not in stage.state
-    assert sent[:4] == ["STP", "ERR?", "STP", "ERR?"]
+    assert [c for c in sent if c != READ][:5] == ["ERR?", "STP", "ERR?", "STP", "ERR?"]
+
+
+def _left_pending(backend: Any, p: Any) -> None:
+    """An earlier program's command refused and its error never read: error 15 (no axis 9)."""
+    backend.endpoint(p.stage.link.address).handle("MOV 9 0")
+
+
+def test_an_error_left_pending_before_safe_is_said_apart_from_the_stop(monkeypatch) -> None:
+    """The controller keeps only its last error, and the stop sets its own (10): the error an
+    earlier program left is read before the stop replaces it, and said as found before the
+    stop, not as the stop's."""
+    profile = load_profile(E727_PROFILE)
+    simulators_made(monkeypatch, _left_pending)
+    _, stage = make_rig_safe(profile)
+    assert stage.safe, stage.state
+    assert stage.state.startswith("stopped at"), stage.state
+    assert ("the controller held error 15 (invalid axis identifier) from before the stop"
+            in stage.state), stage.state
+    assert "after 'STP'" not in stage.state and "first stop said" not in stage.state
+
+
+def test_an_unreferenced_stage_says_the_error_left_from_before_too(monkeypatch) -> None:
+    """Not connected (its axes unreferenced), the stage is still stopped; the error found
+    before the stop is said as well."""
+    profile = load_profile(C884_PROFILE)
+    simulators_made(monkeypatch, _left_pending)
+    _, stage = make_rig_safe(profile)
+    assert stage.safe, stage.state
+    assert "position not read" in stage.state, stage.state
+    assert "held error 15 (invalid axis identifier) from before the stop" in stage.state
+
+
+def test_a_lost_reply_about_the_error_before_is_said_unknown(monkeypatch) -> None:
+    """The reply to the ERR? sent ahead of the stop lost: the stop's own check answered, so
+    the stage was reached and stopped; whether an error was pending is said unknown."""
+    profile = load_profile(E727_PROFILE)
+    sent: list[str] = []
+    _on_the_stage_link(monkeypatch, profile.stage.link.address, sent,
+                       answer=lambda k, reply: "garbage" if k == 0 else reply)
+    _, stage = make_rig_safe(profile)
+    assert stage.safe, stage.state
+    assert "from before the stop is unknown" in stage.state, stage.state
+    assert [c for c in sent if c != READ][:3] == ["ERR?", "STP", "ERR?"]

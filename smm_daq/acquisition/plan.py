@@ -17,7 +17,7 @@ import numpy as np
 from smm_daq.acquisition.fly.checks import check_fly_plan, profile_fly_limits
 from smm_daq.acquisition.fly.settings import FlySettings
 from smm_daq.errors import InputError
-from smm_daq.instruments.profile import Profile
+from smm_daq.instruments.profile import HEIGHT_NOT_ZERO, Profile
 from smm_daq.storage.names import ENTRY_NAME_RULE, entry_name_usable
 
 UM = 1e-6
@@ -178,10 +178,11 @@ class ScanPlan:
                 )
         zmin, zmax = stage.travel[2]
         if not (self.height >= stage.resolution and zmin <= self.height <= zmax):
+            why = f" ({HEIGHT_NOT_ZERO})" if self.height < stage.resolution else ""
             raise InputError(
-                f"plan height is {self.height / UM:g} µm; expected at least the stage resolution "
-                f"{res_um:g} µm and within the stage "
-                f"z travel {zmin / UM:g} .. {zmax / UM:g} µm"
+                f"plan height is {self.height / UM:g} µm; expected a height above the sample "
+                f"top of at least the stage resolution {res_um:g} µm and within the stage "
+                f"z travel {zmin / UM:g} .. {zmax / UM:g} µm{why}"
             )
         for key, most in (("settle_tau", MAX_SETTLE_TAU), ("dwell_tau", MAX_DWELL_TAU)):
             if not 0 <= getattr(self, key) <= most:

@@ -88,7 +88,7 @@ from smm_daq.analysis.subtract_inputs import (
     require_two_scans,
 )
 from smm_daq.errors import InputError
-from smm_daq.instruments.profile import Profile, load_toml
+from smm_daq.instruments.profile import HEIGHT_NOT_ZERO, Profile, load_toml
 from smm_daq.storage.nexus import check_entry_name, list_entries, names_held_by_links
 from smm_daq.text_files import read_text_file
 
@@ -297,7 +297,10 @@ def _scan_keys(t: _Table) -> dict[str, Any]:
     if "field_uT" in tab:
         out["field_uT"] = t.numbers("field_uT", 3)
     if "height_um" in tab:
-        out["height_um"] = t.number("height_um", lo=0.0)
+        height = t.number("height_um")
+        if height <= 0:
+            raise t.fail("height_um", f"a height above the sample top, > 0 µm ({HEIGHT_NOT_ZERO})")
+        out["height_um"] = height
     if "raster" in tab:
         if tab["raster"] not in RASTERS:
             raise t.fail("raster", "one of " + ", ".join(repr(r) for r in RASTERS))

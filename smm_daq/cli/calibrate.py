@@ -22,7 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Step each coil's current, fit the 3 × 3 coil matrix (T/A) and the ambient field "
             "to the fluxgate's readings at the sample, null the field, and store the result "
             "where the profile's rig.calibration_file says (or --out). The coils end at "
-            "their safe state."
+            "their safe state. The stage is not moved: it is connected only to be stopped "
+            "with the rest of the rig, never referenced (stage.reference_on_connect is for a "
+            "scan's connect)."
         ),
     )
     p.add_argument("--profile", metavar="FILE", help="instrument profile (default: simulator)")
@@ -41,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # the rig's machinery only when it runs
-    from smm_daq.instruments.rig import open_rig, safety_statement
+    from smm_daq.instruments.rig import open_rig, safety_statement, stage_left_unreferenced
 
     profile = load_profile(args.profile)
     if profile.fluxgate is None:
@@ -60,7 +62,9 @@ def run(args: argparse.Namespace) -> int:
     elif out is not None:  # the profile's own store: calibrations replace each other there
         out = output_file("rig.calibration_file", str(out), overwrite=True)
 
-    rig = open_rig(profile, time_scale=args.time_scale)
+    # The fluxgate sits where the sample goes: nothing here needs the stage anywhere, so it is
+    # never referenced (a reference move drives every axis, z included, to its switch).
+    rig = open_rig(stage_left_unreferenced(profile), time_scale=args.time_scale)
     try:
         result = calibrate_coils(rig.coils, rig.fluxgate, profile.coils, rig.clock)
     finally:  # the coils end at their safe state either way; said, as every command says it

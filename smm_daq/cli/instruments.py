@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
-from dataclasses import replace
 from typing import Any, TextIO
 
 import numpy as np
@@ -15,7 +14,12 @@ from smm_daq.cli.args import time_scale as check_time_scale
 from smm_daq.errors import InputError, InstrumentError
 from smm_daq.instruments.interfaces import Instrument
 from smm_daq.instruments.profile import DEFAULT_PROFILE, Profile, load_profile
-from smm_daq.instruments.rig import Rig, looked_at_statement, simulator_class
+from smm_daq.instruments.rig import (
+    Rig,
+    looked_at_statement,
+    simulator_class,
+    stage_left_unreferenced,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -105,11 +109,10 @@ def run_check(args: argparse.Namespace) -> int:
     from smm_daq.instruments.rig import open_rig  # looked up at the call, as calibrate does
 
     profile = load_profile(args.profile)
-    # A check moves nothing: a reference move (FRF drives each axis to its switch) is left to
-    # a scan's or the GUI's connect, and unreferenced axes are reported instead.
-    looked_at = replace(profile, stage=replace(profile.stage, refuse_unreferenced=False))
+    # A check moves nothing: a reference move is left to a scan's or the GUI's connect, and
+    # unreferenced axes are reported instead.
     try:
-        with open_rig(looked_at, statement=looked_at_statement) as rig:
+        with open_rig(stage_left_unreferenced(profile), statement=looked_at_statement) as rig:
             print(f"rig '{profile.name}' ({profile.path})", file=sys.stdout)
             print(f"coil calibration: {_calibration_source(profile)}", file=sys.stdout)
             describe(rig, sys.stdout)

@@ -30,6 +30,17 @@ class Identity:
         return f"{self.vendor} {self.model} (serial {self.serial}, firmware {self.firmware})"
 
 
+@dataclass(frozen=True)
+class StoppedAlone:
+    """What a stage driver's optional `stop_alone` (a stop on a link of its own, before any
+    connect: `smm-daq safe`) did, and what the controller held from before it: an error an
+    earlier program or command left pending, which the stop's own check would otherwise have
+    replaced unread ("" when there was none)."""
+
+    done: str
+    found: str = ""
+
+
 class Instrument(ABC):
     """Common to all instruments: identity, status for a snapshot, and closing."""
 

@@ -32,6 +32,11 @@ MAX_RETRIES = 10
 BAUD_RATES = (50, 4_000_000)
 MAX_SENSITIVITY_V_PER_T = 1e9  # an MTJ bridge with its preamplifier gives about 1e3 V/T
 MAX_HEIGHT_UM = 10_000.0  # the piezo stage's z travel: a scan height beyond it is no height
+# A height is the sensor's active layer above the sample top (the forward model's sensor
+# plane), so 0 is no height a sensor can scan at, not even in contact.
+HEIGHT_NOT_ZERO = ("0 would put the sensor's active layer in the sample's top surface, but it "
+                   "lies above its chip's face: in contact, the chip on the sample, the height "
+                   "is that stand-off")
 MAX_SENSOR_UM = 10_000.0
 MAX_OFFSET_V = 10.0  # the lock-in's input range
 TIME_CONSTANTS_S = (1e-6, 3e4)  # SR830: 10 µs .. 30 ks; SR860: 1 µs .. 30 ks
@@ -332,6 +337,14 @@ def _link(r: _Reader, *, baud_rate: int | None = None, address: str | None = Non
     )
 
 
+def _height(r: _Reader) -> float:
+    """sensor.height_um, in m; 0 or less refused saying why (`HEIGHT_NOT_ZERO`)."""
+    raw = r.table.get("height_um")
+    if isinstance(raw, int | float) and not isinstance(raw, bool) and raw <= 0:
+        raise r.fail("height_um", raw, f"a height above the sample top, > 0 µm ({HEIGHT_NOT_ZERO})")
+    return r.number("height_um", positive=True, hi=MAX_HEIGHT_UM, unit=" µm") * UM
+
+
 def _sensor(r: _Reader) -> SensorSettings:
     area = r.array("active_area_um", (2,), limit=MAX_SENSOR_UM, unit=" µm")
     if np.any(area < 0):
@@ -340,7 +353,7 @@ def _sensor(r: _Reader) -> SensorSettings:
         sensitivity_V_per_T=r.number("sensitivity_V_per_T", lo=-MAX_SENSITIVITY_V_PER_T,
                                      hi=MAX_SENSITIVITY_V_PER_T, unit=" V/T"),
         channel=r.string("channel", "X", choices=("X", "R")),
-        height=r.number("height_um", positive=True, hi=MAX_HEIGHT_UM, unit=" µm") * UM,
+        height=_height(r),
         active_area=(float(area[0]) * UM, float(area[1]) * UM),
         offset_V=r.number("offset_V", 0.0, lo=-MAX_OFFSET_V, hi=MAX_OFFSET_V, unit=" V"),
     )

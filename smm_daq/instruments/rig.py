@@ -38,6 +38,7 @@ from smm_daq.instruments.interfaces import (
     LockIn,
     Magnetometer,
     Stage,
+    StoppedAlone,
 )
 from smm_daq.instruments.profile import CURRENT_READ_MARGIN, Profile
 
@@ -96,6 +97,16 @@ def looked_at_statement(profile: Profile, problems: list[str]) -> str:
                 f"{'; '.join(problems)}. If an earlier program left the field on or the stage "
                 f"moving: {safe_command_hint(profile)}")
     return safety_statement(profile, problems)
+
+
+def stage_left_unreferenced(profile: Profile) -> Profile:
+    """`profile` for a command that never moves the stage (`check`, `calibrate-coils`): the
+    stage is connected (to be read, and stopped when the rig is made safe) but never
+    referenced, even with `stage.reference_on_connect = true`, since a reference move drives
+    every axis, z included, to its switch; unreferenced axes are left so and named
+    (`Stage.unreferenced_axes`), not refused."""
+    return replace(profile, stage=replace(profile.stage, reference_on_connect=False,
+                                          refuse_unreferenced=False))
 
 
 def rig_addresses(profile: Profile) -> list[str]:
@@ -431,16 +442,17 @@ def _safe_stage(profile: Profile, clock: Clock, open_transport: Any) -> SafeStat
     """Stop the stage, before anything else is sent to it: connecting reads a dozen settings
     and sets servo and velocity (a velocity changes the speed of a move under way), in which
     time a stage left moving by a killed program goes on. The driver's `stop_alone` (where it
-    has one) stops every axis on a link of its own; then the stage is connected to read where
-    it stopped. Connecting never references it here (a reference move drives every axis to
-    its switch, past the sample). A controller that does not answer (`InstrumentLost`) is
-    not called on again: a second try would only spend the same timeouts again, before the
-    coils are ramped down."""
+    has one) stops every axis on a link of its own, and says apart any error the controller
+    held from before the stop (which the stop's own would have replaced unread); then the
+    stage is connected to read where it stopped. Connecting never references it here (a
+    reference move drives every axis to its switch, past the sample). A controller that does
+    not answer (`InstrumentLost`) is not called on again: a second try would only spend the
+    same timeouts again, before the coils are ramped down."""
     settings = replace(profile.stage, reference_on_connect=False)
     where = f"{settings.link.implementation} at {settings.link.address}"
     cls = driver_class(profile, "stage", settings.link.implementation)
     alone = getattr(cls, "stop_alone", None)
-    stopped = ""  # what stop_alone did
+    stopped: StoppedAlone | None = None  # what stop_alone did and found
     stop_failed: SmmError | None = None
     if alone is not None:
         try:
@@ -453,9 +465,9 @@ def _safe_stage(profile: Profile, clock: Clock, open_transport: Any) -> SafeStat
         stage = cls.from_profile(settings, clock=clock,  # type: ignore[attr-defined]
                                  open_transport=open_transport)
     except SmmError as exc:
-        if stopped:
-            return SafeState("stage", True,
-                             f"{stopped}; position not read: {_why_not_connected(exc)}")
+        if stopped is not None:
+            return SafeState("stage", True, f"{stopped.done}; position not read: "
+                                            f"{_why_not_connected(exc)}{_found(stopped)}")
         if stop_failed is not None:
             return SafeState("stage", False, f"{where} could not be connected ({exc}) nor "
                                              f"stopped: {stop_failed}")
@@ -464,12 +476,19 @@ def _safe_stage(profile: Profile, clock: Clock, open_transport: Any) -> SafeStat
         stage.stop()
         position = np.asarray(stage.position(), dtype=float) * 1e6
         first = f" (the first stop said: {stop_failed})" if stop_failed is not None else ""
-        return SafeState("stage", True, f"stopped at {_numbers(position, '.1f')} µm{first}")
+        return SafeState("stage", True, f"stopped at {_numbers(position, '.1f')} µm{first}"
+                                        f"{_found(stopped)}")
     except SmmError as exc:
         return SafeState("stage", False, f"not stopped: {exc}")
     finally:
         with contextlib.suppress(Exception):
             stage.close()
+
+
+def _found(stopped: StoppedAlone | None) -> str:
+    """What the first stop found the controller holding from before it (an error an earlier
+    program left pending), said apart from the stop's own outcome."""
+    return f"; {stopped.found}" if stopped is not None and stopped.found else ""
 
 
 def _why_not_connected(exc: SmmError) -> str:
