@@ -133,7 +133,8 @@ class FlyScan:
         else:
             self._move(start, y)  # type: ignore[attr-defined]
         before = rig.clock.now()
-        started = self._call(rig.lockin.start_buffer, on_trigger=plan.fly.trigger)
+        started = self._call(rig.lockin.start_buffer, on_trigger=plan.fly.trigger,
+                             pixel_time=plan.fly.pixel_time)
         buffer_start = before if started is None else started
         motion_start = self._call(rig.stage.fly_x, end, line.velocity, line.duration)
         if plan.fly.trigger:
