@@ -5,6 +5,7 @@ the fault proxies, which answer that one check with garbage.
 
 - a set-up command of the stage's fly line (`DRC`, `WAV`) or the line's start (the C-884's
   `MOV`, the E-727's `WGO`): the stage is stopped and the line flown again;
+- the velocity set back after a line (`VEL`, absolute): sent again and checked;
 - a current step of the field set at the scan's start (the last, which no later step checks):
   the step, absolute, is sent again and checked.
 
@@ -182,6 +183,8 @@ CASES = [
          "the line flown again"),
     Case("E-727 WGO's ERR?", "E-727", _lose_after("stage", "ERR?", "WGO"), 1, "'ERR?'",
          "the line flown again"),
+    Case("E-727 the velocity restored after the line", "E-727",
+         _lose_after("stage", "ERR?", "VEL"), 1, "'ERR?'", "the velocity sent again"),
     Case("coil y's last ramp step's SYST:ERR?", "C-884", _lose_last_field_step, 0,
          "'SYST:ERR?'", ""),
 ]
