@@ -6,8 +6,9 @@ the fault proxies, which answer that one check with garbage.
 - a set-up command of the stage's fly line (`DRC`, `WAV`) or the line's start (the C-884's
   `MOV`, the E-727's `WGO`): the stage is stopped and the line flown again;
 - the velocity set back after a line (`VEL`, absolute): sent again and checked;
-- a current step of the field set at the scan's start (the last, which no later step checks):
-  the step, absolute, is sent again and checked.
+- a current step of the field set at the scan's start (the last, which no later step checks),
+  or a supply's output switched on for it: the command, idempotent, is sent again and
+  checked.
 
 Each scan finishes with the map of a scan without the fault (the world has no sensor noise
 or drift here, so the two agree to far below a pixel's signal). Lost twice in a row, the scan
@@ -164,6 +165,12 @@ def _lose_last_field_step(served: ServedRig, rig: Rig, times: int) -> None:
                                     times=times)
 
 
+def _lose_output_on(served: ServedRig, rig: Rig, times: int) -> None:
+    """The outputs found off at the scan's start: the check of coil y's `OUTP ON` lost."""
+    rig.coils.output_off()  # type: ignore[attr-defined]
+    served.proxies["coil_y"].answer("SYST:ERR?", GARBAGE, after="OUTP ON", times=times)
+
+
 @dataclass(frozen=True)
 class Case:
     id: str
@@ -186,6 +193,8 @@ CASES = [
     Case("E-727 the velocity restored after the line", "E-727",
          _lose_after("stage", "ERR?", "VEL"), 1, "'ERR?'", "the velocity sent again"),
     Case("coil y's last ramp step's SYST:ERR?", "C-884", _lose_last_field_step, 0,
+         "'SYST:ERR?'", ""),
+    Case("coil y's output switched on, its SYST:ERR?", "C-884", _lose_output_on, 0,
          "'SYST:ERR?'", ""),
 ]
 
