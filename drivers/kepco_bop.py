@@ -6,7 +6,10 @@ zero, so a requested field of zero nulls the ambient field. Fields beyond `max_f
 currents beyond `max_current` are refused before anything is sent. Currents ramp in steps on
 the injected clock, never faster than `max_ramp_rate`. Every set command is followed by
 `SYST:ERR?`, and every ramp step checks `OUTP?`: a supply whose output went off without being
-told (a trip) or that reports an error raises `InstrumentError` naming its axis.
+told (a trip) or that reports an error raises `InstrumentError` naming its axis. Reading
+`SYST:ERR?` clears what it reports, so a lost reply is not asked again (`ReplyUnknown`): a
+field set's current step and an output's switching on, absolute and idempotent, are then
+sent once more and checked (lost twice in a row, the set fails); a ramp-down goes on (`_ramp`).
 
 Supplies run in current mode (`FUNC:MODE CURR`) with the voltage limit (`VOLT`) as their
 compliance. At connect each supply's rating is read from its model in `*IDN?` (a BOP 20-5M is
@@ -120,8 +123,19 @@ class _Supply:
         with self._naming_axis():
             return self.link.query(command, parse, destructive=destructive)
 
-    def command(self, command: str) -> None:
-        """Send a set command, then read the error queue; raise naming the axis on an error."""
+    def command(self, command: str, *, resend: bool = False) -> None:
+        """Send a set command, then read the error queue; raise naming the axis on an error.
+        `resend`, for a command that is idempotent (an absolute setpoint, an output state):
+        its check having its reply lost (`ReplyUnknown`: reading the queue clears it, so it is
+        not asked again), it is sent once more and checked; lost again, raised."""
+        try:
+            self._command(command)
+        except ReplyUnknown:
+            if not resend:
+                raise
+            self._command(command)
+
+    def _command(self, command: str) -> None:
         self.write(command)
         code, text = self.query("SYST:ERR?", parse_scpi_error, destructive=True)
         if code != 0:
@@ -129,8 +143,8 @@ class _Supply:
                 f"supply reports error {code} ({text}) after {command!r}", instrument=self.name
             )
 
-    def set_current(self, amps: float) -> None:
-        self.command(f"CURR {amps:.6f}")
+    def set_current(self, amps: float, *, resend: bool = False) -> None:
+        self.command(f"CURR {amps:.6f}", resend=resend)
         self.setpoint = float(amps)
 
     def check_output(self) -> None:
@@ -163,18 +177,19 @@ class _Supply:
         return self.query(query, lambda r: parse_float(r, what="current in A",
                                                        within=(-bound, bound)))
 
-    def switch(self, on: bool) -> None:
-        self.command("OUTP ON" if on else "OUTP OFF")
+    def switch(self, on: bool, *, resend: bool = False) -> None:
+        self.command("OUTP ON" if on else "OUTP OFF", resend=resend)
         self.enabled = on
         if not on:
             self.tripped = False
 
     def enable(self) -> None:
-        """Output on from 0 A (so it ramps from zero), unless it tripped."""
+        """Output on from 0 A (so it ramps from zero), unless it tripped; each command sent
+        once more where its check lost its reply (both are idempotent)."""
         self.check_output()
         if not self.enabled:
-            self.set_current(0.0)
-            self.switch(True)
+            self.set_current(0.0, resend=True)
+            self.switch(True, resend=True)
 
 
 class KepcoBOPCoils(FieldSource):
@@ -395,12 +410,13 @@ class KepcoBOPCoils(FieldSource):
     def _ramp(self, target: np.ndarray, *, rate: float, tolerant: bool = False) -> list[str]:
         """Step every enabled supply to `target` within `rate` A/s.
 
-        Not tolerant: the first failure raises. Tolerant (safety paths): a failing supply is
-        left out of the remaining steps, the others go on, and the failures are returned.
-        Tolerant, a step whose error check lost its reply (`ReplyUnknown`: reading the queue
-        clears it, so it is not asked again) is no failure once: the next step's setpoint is
-        absolute and its check tells, and the settling measures the last; lost twice in a
-        row, it is (a ramp-down stopped there would leave the coil energised).
+        A step whose error check lost its reply (`ReplyUnknown`: reading the queue clears it,
+        so it is not asked again) is no failure once; lost twice in a row, it is. Not
+        tolerant (a field set): the step, absolute, is sent once more and checked; the first
+        failure raises. Tolerant (safety paths): the next step's setpoint is absolute and its
+        check tells, and the settling measures the last (a ramp-down stopped there would
+        leave the coil energised); a failing supply is left out of the remaining steps, the
+        others go on, and the failures are returned.
         """
         active = [s for s in self._supplies if s.enabled]
         unknown: set[int] = set()  # supplies whose last step's check lost its reply
@@ -417,7 +433,7 @@ class KepcoBOPCoils(FieldSource):
                 amps = start[k] + (target[k] - start[k]) * j / steps
                 try:
                     s.check_output()
-                    s.set_current(amps)
+                    s.set_current(amps, resend=not tolerant)
                     unknown.discard(k)
                 except ReplyUnknown as exc:
                     if not tolerant:

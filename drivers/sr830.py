@@ -148,7 +148,8 @@ class SR830(SRSLockIn, BufferedLockIn):
         self._set_index("SEND", 0)
         return SAMPLE_RATES[fits[0]]
 
-    def start_buffer(self, *, on_trigger: bool) -> float | None:
+    def start_buffer(self, *, on_trigger: bool,
+                     pixel_time: float | None = None) -> float | None:
         self._set_index("TSTR", int(on_trigger))
         self.link.write("REST")
         if on_trigger:
@@ -161,7 +162,7 @@ class SR830(SRSLockIn, BufferedLockIn):
         self.link.write("STRT")  # no reply: SPTS? right after bounds when storage began
         stored = self._stored()
         return start_within(before, self.clock.now(), stored, rate, query="SPTS?",
-                            instrument=self.link.name)
+                            instrument=self.link.name, pixel_time=pixel_time)
 
     def _stored(self) -> int:
         n = self.link.query("SPTS?", lambda r: parse_int(r, what="buffer point count"))

@@ -170,7 +170,8 @@ class SR860(SRSLockIn, BufferedLockIn):
                                 f"{highest / 2**n:g} Hz", instrument=self.link.name)
         return got
 
-    def start_buffer(self, *, on_trigger: bool) -> float | None:
+    def start_buffer(self, *, on_trigger: bool,
+                     pixel_time: float | None = None) -> float | None:
         self.link.write("CAPTURESTOP")
         if on_trigger or self.clock is None:
             self.link.write(f"CAPTURESTART ONE,{'TRIG' if on_trigger else 'IMM'}")
@@ -180,7 +181,7 @@ class SR860(SRSLockIn, BufferedLockIn):
         self.link.write("CAPTURESTART ONE,IMM")  # no reply: CAPTUREBYTES? bounds the start
         stored = self._captured_bytes() // BYTES_PER_SAMPLE
         return start_within(before, self.clock.now(), stored, rate, query="CAPTUREBYTES?",
-                            instrument=self.link.name)
+                            instrument=self.link.name, pixel_time=pixel_time)
 
     def _capture_rate(self) -> float:
         return self.link.query("CAPTURERATE?", lambda r: parse_float(

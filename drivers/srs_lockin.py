@@ -54,31 +54,49 @@ def parse_pair(reply: str) -> tuple[float, float]:
         raise ProtocolError(f"{exc} in {shown(reply)}") from None
 
 
-# s: how wide the span the buffer's start is known within may be. A healthy link's round trip
-# of a start and a count query is a few ms on GPIB and up to about 50 ms on RS-232 at 9600
-# baud behind a USB adapter (16 ms latency timer each way) or a GPIB-Ethernet bridge; three
-# times that is allowed, so a slow healthy link never fails its fly lines. A wider span (a
-# stalled link) is refused, so the start is retried and no line is misplaced.
-START_WITHIN_S = 0.15
+# The span a software start is known within (`start_within`) is bounded by `start_bound`:
+# START_PIXELS of the fly line's pixel time, never less than START_FLOOR_S (s). A healthy
+# link's round trip of a start and a count query is a few ms on GPIB and up to about 50 ms on
+# RS-232 at 9600 baud behind a USB adapter (16 ms latency timer each way) or a GPIB-Ethernet
+# bridge; the floor allows half as much again, so a slow healthy link never fails its fly
+# lines. A wider span (a stalled link) is refused, so the start is retried.
+START_PIXELS = 0.5
+START_FLOOR_S = 0.075
+
+
+def start_bound(pixel_time: float | None) -> float:
+    """The widest span (s) a buffer's software start may be known within, for fly lines of
+    `pixel_time` s per pixel (None: not known, the floor). The start is placed at the span's
+    middle, so it is at most half the bound off: a quarter of a pixel where pixels are longer
+    than START_FLOOR_S / START_PIXELS (0.15 s), and START_FLOOR_S / 2 (0.75 pixel at 0.05 s
+    per pixel) below, where the floor a slow healthy link needs rules; shorter pixels than
+    that are placed within a pixel only by the trigger start."""
+    if pixel_time is None:
+        return START_FLOOR_S
+    return max(START_FLOOR_S, START_PIXELS * pixel_time)
 
 
 def start_within(before: float, after: float, stored: int, rate: float, *, query: str,
-                 instrument: str) -> float:
+                 instrument: str, pixel_time: float | None = None) -> float:
     """When a buffer started without a trigger, from the rig's clock `before` its start
     command was sent and `after` the reply to `query` came, that reply counting `stored`
     samples at `rate` (Hz): the start was not before the command, nor later than `stored` - 1
-    sample periods before the reply. The middle of that span, where it is narrow."""
+    sample periods before the reply. The middle of that span, where it is no wider than
+    `start_bound(pixel_time)`; ProtocolError (so the start is retried) where it is wider."""
     latest = after - max(stored - 1, 0) / rate
     if latest < before:
         raise ProtocolError(
             f"{query} held {stored} samples {after - before:.3g} s after the buffer's start; "
             f"at {rate:g} Hz it holds at most {math.floor((after - before) * rate) + 1}",
             instrument=instrument)
-    if latest - before > START_WITHIN_S:
+    bound = start_bound(pixel_time)
+    if latest - before > bound:
+        rule = ("" if pixel_time is None or bound == START_FLOOR_S else
+                f", {START_PIXELS:g} of the {pixel_time:g} s pixel")
         raise ProtocolError(
             f"the buffer's start is known only within {latest - before:.3g} s ({query} held "
             f"{stored} samples {after - before:.3g} s after the start command); expected "
-            f"within {START_WITHIN_S:g} s (a link that stalled)", instrument=instrument)
+            f"within {bound:g} s{rule} (a link that stalled)", instrument=instrument)
     return (before + latest) / 2
 
 

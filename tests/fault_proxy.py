@@ -17,7 +17,8 @@ Faults (each callable any time, from any thread, or from a trigger):
   bytes `reply` by the proxy itself, never forwarded (a corrupted reply to that one query, on
   each retry too); `restore()` ends it. With `after=prefix`, only once a command starting with
   `prefix` went through, until another command does (the `ERR?`, and its retries, that check
-  one set command, say `WAV`).
+  one set command, say `WAV`). With `times=n`, only the first n such commands (a reply lost
+  once: `times=1`).
 - `restore()`: forward everything again; `disarm()`: forget triggers not yet fired.
 
 `after(n, action)` runs `action()` (in the proxy's thread) when the n-th LF-terminated command
@@ -54,6 +55,7 @@ class FaultProxy:
         self._answers: dict[bytes, bytes] = {}  # command prefix -> the reply the proxy sends
         self._after: dict[bytes, bytes] = {}  # command prefix -> the command it answers after
         self._armed: set[bytes] = set()  # the prefixes in `_after` whose command went through
+        self._left: dict[bytes, int] = {}  # command prefix -> answers left, where limited
         self._triggers: list[tuple[int, Callable[[], None]]] = []
         self._stop = False
         self._wake_r, self._wake_w = socket.socketpair()
@@ -106,11 +108,14 @@ class FaultProxy:
         with self._lock:
             self._split = (at, insert)
 
-    def answer(self, command: str, reply: bytes, *, after: str | None = None) -> None:
+    def answer(self, command: str, reply: bytes, *, after: str | None = None,
+               times: int | None = None) -> None:
         with self._lock:
             self._answers[command.encode("latin-1")] = reply
             if after is not None:
                 self._after[command.encode("latin-1")] = after.encode("latin-1")
+            if times is not None:
+                self._left[command.encode("latin-1")] = times
 
     def disarm(self) -> None:
         """Forget the `after` triggers that have not fired."""
@@ -125,6 +130,7 @@ class FaultProxy:
             self._answers.clear()
             self._after.clear()
             self._armed.clear()
+            self._left.clear()
         self.release()
 
     def close(self) -> None:
@@ -246,17 +252,23 @@ class FaultProxy:
             self._send(server, data)
             return
         for line in data.splitlines(keepends=True):
-            reply = next((r for c, r in answers.items() if line.startswith(c)
-                          and (c not in after or c in self._armed)), None)
-            for c, a in after.items():  # arm on the command, disarm on any other
-                if line.startswith(a):
-                    self._armed.add(c)
-                elif not line.startswith(c):
-                    self._armed.discard(c)
-            if reply is None:
+            with self._lock:
+                hit = next((c for c in answers if line.startswith(c) and c in self._answers
+                            and (c not in after or c in self._armed)), None)
+                for c, a in after.items():  # arm on the command, disarm on any other
+                    if line.startswith(a):
+                        self._armed.add(c)
+                    elif not line.startswith(c):
+                        self._armed.discard(c)
+                if hit is not None and hit in self._left:
+                    self._left[hit] -= 1
+                    if self._left[hit] <= 0:  # its last answer: forwarded from now on
+                        for table in (self._answers, self._after, self._left):
+                            table.pop(hit, None)
+            if hit is None:
                 self._send(server, line)
             else:
-                self._send(client, reply)
+                self._send(client, answers[hit])
                 self.answered += 1
 
     def _send(self, target: socket.socket, data: bytes) -> None:

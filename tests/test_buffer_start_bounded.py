@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from drivers.srs_lockin import START_FLOOR_S, start_bound
 from smm_daq.errors import ProtocolError
 from smm_daq.instruments.profile import load_profile, parse_profile
 from smm_daq.instruments.rig import Rig, open_rig
@@ -112,3 +113,45 @@ def test_a_count_too_high_for_the_time_since_the_start_is_refused(rig: Rig, mode
         rig.lockin.start_buffer(on_trigger=False)  # type: ignore[attr-defined]
     assert f"{COUNT[model]} held {4096 // (8 if model == 'sr860' else 1)} samples" in str(
         err.value)
+
+
+# (pixel time s, the bound on the span its start is known within s): where the floor rules
+# (0.05 s pixels: tighter than the 0.15 s allowed whatever the pixel before), and half a pixel
+# (0.4 s pixels: wider)
+BOUNDS = [(0.05, START_FLOOR_S), (0.4, 0.2)]
+UNDER_S = 0.03  # held this much less than the bound: the round trip and a sample period fit
+
+
+@pytest.mark.parametrize(("pixel_time", "bound"), BOUNDS)
+def test_the_start_is_bounded_by_a_part_of_the_pixel_with_a_floor(
+        rig: Rig, model: str, pixel_time: float, bound: float) -> None:
+    """A start held just under the bound for the fly line's pixel time is timed, at most half
+    the bound off (a quarter pixel, or half the floor); held just over it, refused. The span
+    is never narrower than the hold (the start came after it)."""
+    start = _stalling(rig, model, bound - UNDER_S)
+    started = rig.lockin.start_buffer(on_trigger=False,  # type: ignore[attr-defined]
+                                      pixel_time=pixel_time)
+    assert start.taken_at is not None
+    assert abs(started - (start.taken_at + BUS_LATENCY_S)) <= bound / 2
+    start.stall = bound + 1e-3
+    with pytest.raises(ProtocolError) as err:
+        rig.lockin.start_buffer(on_trigger=False,  # type: ignore[attr-defined]
+                                pixel_time=pixel_time)
+    assert f"expected within {bound:g} s" in str(err.value), str(err.value)
+    assert start_bound(pixel_time) == pytest.approx(bound)
+
+
+def test_a_fly_scan_bounds_its_starts_by_its_pixel_time(rig: Rig, model: str,
+                                                        tmp_path: Path) -> None:
+    """The sequencer gives the lock-in its plan's pixel time: 0.4 s pixels take a start held
+    0.17 s (known within a quarter pixel), which the floor alone refused on every retry."""
+    from smm_daq.acquisition.fly.settings import FlySettings
+    from smm_daq.acquisition.plan import ScanPlan
+    from smm_daq.acquisition.sequencer import Sequencer
+
+    start = _stalling(rig, model, 0.2 - UNDER_S)
+    plan = ScanPlan.from_center("p", (12.5e-3, 12.5e-3), (40e-6, 20e-6), 20e-6,
+                                fly=FlySettings(pixel_time=0.4))
+    seq = Sequencer(rig, tmp_path / "p.h5", plan)
+    assert seq.run() == "finished", seq.message
+    assert start.taken_at is not None

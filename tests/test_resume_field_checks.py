@@ -85,3 +85,40 @@ def test_an_entry_of_an_earlier_version_reads_and_resumes_as_before(cut_off: Pat
     np.testing.assert_allclose(latest.field, FIELD + BIAS, rtol=0, atol=1e-15)
     with h5py.File(cut_off, "r") as f:
         assert LOG not in f
+
+
+def test_a_field_checks_time_is_on_the_clock_of_the_scans_data(tmp_path: Path) -> None:
+    """value_log/time and data/time count on one clock, the rig's (virtual here): a field
+    ramp of an hour of simulated time puts each run's check an hour before its first reading
+    in both. On the wall clock the check was logged at the start, an hour off data/time."""
+    from smm_daq.acquisition.sequencer import Sequencer
+
+    path = tmp_path / "s.h5"
+    firsts: list[tuple[float, float, tuple[int, int]]] = []  # check, first reading, its pixel
+    for resume in (False, True):
+        rig = fake_rig()
+        set_field = rig.coils.set_field
+
+        def slow_ramp(b: np.ndarray, *, ramp: bool = True, rig: FakeRig = rig,
+                      set_field: object = set_field) -> None:
+            set_field(b, ramp=ramp)  # type: ignore[operator]
+            rig.clock.advance(3600.0)
+
+        rig.coils.set_field = slow_ramp  # type: ignore[method-assign]
+        seq = Sequencer(rig, path, _plan(), resume=resume)
+        events: list[object] = []
+        seq.subscribe(events.append)
+        if not resume:
+            seq.subscribe(lambda e, seq=seq: seq.abort() if e.kind == "line_done"
+                          and e.line == 1 else None)
+        seq.run()
+        started = next(e for e in events if e.kind == "started")  # type: ignore[attr-defined]
+        point = next(e for e in events if e.kind == "point")  # type: ignore[attr-defined]
+        firsts.append((started.time, point.time, point.index))  # type: ignore[attr-defined]
+    checks = read_field_checks(path, "k")
+    with h5py.File(path, "r") as f:
+        data_time = f["k/data/time"][()]
+    assert [c.run for c in checks] == [0, 1]
+    for check, (checked_at, read_at, pixel) in zip(checks, firsts, strict=True):
+        assert check.seconds > 3600.0
+        assert check.seconds - data_time[pixel] == pytest.approx(checked_at - read_at, abs=1e-6)

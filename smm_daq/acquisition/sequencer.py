@@ -559,7 +559,8 @@ class Sequencer(FlyScan):
             else:
                 measured = np.asarray(self._call(rig.coils.field), dtype=float)
             with self._writing("the measured field"):
-                self._writer.set_measured_field(measured)  # type: ignore[union-attr]
+                self._writer.set_measured_field(  # type: ignore[union-attr]
+                    measured, rig.clock.now())
             error = float(np.linalg.norm(measured - b))
             if rig.fluxgate is None or error <= tolerance:
                 return

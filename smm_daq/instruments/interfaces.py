@@ -241,11 +241,13 @@ class BufferedLockIn(ABC):
         (stop when full); returns the rate set. RangeError above the highest rate."""
 
     @abstractmethod
-    def start_buffer(self, *, on_trigger: bool) -> float | None:
+    def start_buffer(self, *, on_trigger: bool,
+                     pixel_time: float | None = None) -> float | None:
         """Clear the buffer and start storing now, or (`on_trigger`) at the next edge on
         the trigger input. Returns the rig-clock time storage started (bounded by the
-        buffer's count read right after the start), or None when armed or when the driver has
-        no clock."""
+        buffer's count read right after the start, within a span tied to the fly line's
+        `pixel_time` where given: a wider one is refused as transient, so the start is
+        retried), or None when armed or when the driver has no clock."""
 
     @abstractmethod
     def read_buffer(self) -> BufferTrace:

@@ -32,8 +32,9 @@ Beyond the map core of `smm_daq.storage.nexus`, a scan entry holds:
                              sample/magnetic_field
         value_log            NXlog, a row per run (the start, then each resume): run (n,),
                              value (n, 3) T (NaN: that run stopped before its check), time
-                             (n,) s after its `start` (the entry's start_time); files of
-                             earlier versions have none
+                             (n,) s after its `start` (the entry's start_time), on data/time's
+                             clock (the rig's: virtual in a simulation); files of earlier
+                             versions have none
       instrument/stage_x, _y, _z  NXpositioner: value (the axis; z the height), soft limits
       instrument/calibration coil matrix (3, 3) T/A, ambient field (3,) T
       instrument/snapshot    the rig's snapshot at the start, as JSON and as groups
@@ -487,16 +488,22 @@ class ScanEntryWriter:
             if "rig_clock_duration" in g:
                 g["rig_clock_duration"][()] = float(g["rig_clock_duration"][()]) + seconds
 
-    def set_measured_field(self, b: np.ndarray) -> None:
-        """Record this run's field check (a later attempt in the same run replaces it)."""
+    def set_measured_field(self, b: np.ndarray, rig_time: float) -> None:
+        """Record this run's field check (a later attempt in the same run replaces it), made
+        when the rig clock read `rig_time`: its time in `value_log` is on data/time's clock
+        (the run's offset plus rig-clock seconds, virtual in a simulation), so the two agree;
+        an entry of an earlier version (no runs) has it on the wall clock, as it had."""
         with self._writing() as f:
             check = f[self.name]["instrument/field_check"]
             check["value"][:] = np.asarray(b, dtype=float)
             if self.run is not None:
                 log = check["value_log"]
                 log["value"][self.run] = np.asarray(b, dtype=float)
-                start = datetime.fromisoformat(text(log["time"].attrs["start"]))
-                log["time"][self.run] = (datetime.now(UTC) - start).total_seconds()
+                if self.time_shift is not None:
+                    log["time"][self.run] = rig_time + self.time_shift
+                else:
+                    start = datetime.fromisoformat(text(log["time"].attrs["start"]))
+                    log["time"][self.run] = (datetime.now(UTC) - start).total_seconds()
 
     def set_status(self, status: str, message: str = "") -> None:
         """"running" or "paused" while the scan goes on; a final status ends it."""

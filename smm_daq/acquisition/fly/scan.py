@@ -10,7 +10,11 @@ lines once two exist and kept only where it fits them clearly better; the lag us
 per line, so a map can be rebinned from the streams later.
 
 Lines are the unit of pausing, resuming and aborting, exactly as for a step scan: a line
-interrupted midway is flown again.
+interrupted midway is flown again. So is a line whose start lost the reply to one of the
+stage's error checks (`ReplyUnknown`: `ERR?` clears what it reports, so it is not asked
+again): whether the controller took a set-up command or the motion's start is unknown, so the
+stage is stopped and the line flown again from its run-up start, its set-up (idempotent) sent
+again and checked; lost on the next try too, the scan fails safe.
 """
 
 from __future__ import annotations
@@ -36,7 +40,13 @@ from smm_daq.acquisition.fly.reconstruct import (
     sample_positions,
 )
 from smm_daq.acquisition.fly.settings import FlyLine
-from smm_daq.errors import InputError, InstrumentError, InstrumentTimeout, RangeError
+from smm_daq.errors import (
+    InputError,
+    InstrumentError,
+    InstrumentTimeout,
+    RangeError,
+    ReplyUnknown,
+)
 
 REFINE_LINES = 8  # the most recent lines the lag is refined over
 ADOPT_BELOW = 0.9  # a refined lag is kept when its mismatch is below this × the model's
@@ -54,6 +64,9 @@ class FlyScan:
     plan: Any
     _fly: FlyLine | None = None
     _overload_unknown: bool  # the last overload query's reply was lost (`_lockin_overloaded`)
+    _start_unknown = False  # the last line's start lost a check's reply (`_start_line`)
+    notes: list[str]
+    _line: int
 
     def _plan_fly(self) -> FlyLine:
         """The fly line: the plan's checks (`check_fly_plan`, also run before connecting) on
@@ -106,7 +119,10 @@ class FlyScan:
             self._line = iy
             while True:
                 self._checkpoint()
-                streams, trace_x, trace_y, t_pos, x_pos = self._fly_once(iy)
+                flown = self._fly_once(iy)
+                if flown is None:  # its start unknown: flown again
+                    continue
+                streams, trace_x, trace_y, t_pos, x_pos = flown
                 problem = self._range_problem_fly(trace_x, trace_y)
                 if problem is None:
                     break
@@ -120,7 +136,9 @@ class FlyScan:
             self._store_fly_line(iy, streams, trace_x, trace_y, t_pos, x_pos, lag)
 
     def _fly_once(self, iy: int) -> tuple[LineStreams, np.ndarray, np.ndarray, np.ndarray,
-                                         np.ndarray]:
+                                         np.ndarray] | None:
+        """Line `iy` flown: its streams, the lock-in's X and Y and the recorded motion; None
+        when its start is unknown (`_start_line`) and it is to be flown again."""
         rig, plan, line = self.rig, self.plan, self._fly
         assert line is not None
         forward = int(plan.line_order(iy)[0]) == 0
@@ -133,15 +151,19 @@ class FlyScan:
         else:
             self._move(start, y)  # type: ignore[attr-defined]
         before = rig.clock.now()
-        started = self._call(rig.lockin.start_buffer, on_trigger=plan.fly.trigger)
+        started = self._call(rig.lockin.start_buffer, on_trigger=plan.fly.trigger,
+                             pixel_time=plan.fly.pixel_time)
         buffer_start = before if started is None else started
-        motion_start = self._call(rig.stage.fly_x, end, line.velocity, line.duration)
+        motion_start = self._start_line(end)
+        if motion_start is None:
+            self._restore_velocity()
+            return None
         if plan.fly.trigger:
             buffer_start = motion_start  # the stage's trigger edge starts the buffer
         try:
             self._wait_motion(line.duration)
         finally:
-            self._call(rig.stage.set_velocity, rig.profile.stage.velocity)
+            self._restore_velocity()
         trace = self._call(rig.lockin.read_buffer)
         self._check_buffer(trace.x.size, trace.rate)
         motion = self._call(rig.stage.read_recorded, motion_start)
@@ -152,6 +174,38 @@ class FlyScan:
         streams = LineStreams(t=trace.times(buffer_start), bz=bz, t_pos=motion.t,
                               x_pos=motion.x, forward=forward)
         return streams, trace.x, trace.y, motion.t, motion.x
+
+    def _start_line(self, end: float) -> float | None:
+        """The line's recording set up and its motion to `end` started (`fly_x`): the
+        rig-clock time the motion started. One of the stage's checks having its reply lost
+        (`ReplyUnknown`), whether the controller took that command is unknown (the motion may
+        be under way): the stage is stopped, and None says the line is to be flown again;
+        lost on the next try too, it is raised (the stage taken as lost, the rig made safe)."""
+        rig, line = self.rig, self._fly
+        assert line is not None
+        try:
+            started = self._call(rig.stage.fly_x, end, line.velocity, line.duration)
+        except ReplyUnknown as exc:
+            if self._start_unknown:
+                raise
+            self._start_unknown = True
+            self.notes.append(f"at line {self._line}, {exc}: the stage stopped, the line "
+                              "flown again")
+            self._call(rig.stage.stop)
+            return None
+        self._start_unknown = False
+        return started
+
+    def _restore_velocity(self) -> None:
+        """The stage back at the profile's velocity for its moves between lines. `VEL` is
+        absolute: its check's reply lost (`ReplyUnknown`), it is sent once more and checked;
+        lost again, raised."""
+        stage, velocity = self.rig.stage, self.rig.profile.stage.velocity
+        try:
+            self._call(stage.set_velocity, velocity)
+        except ReplyUnknown as exc:
+            self.notes.append(f"at line {self._line}, {exc}: the velocity sent again")
+            self._call(stage.set_velocity, velocity)
 
     def _check_buffer(self, count: int, rate: float) -> None:
         """The lock-in's buffer, read once the line has ended, holds the whole line: fewer
