@@ -75,13 +75,11 @@ from smm_daq.storage.staging import (
     left_by_a_writer,
     link_in_the_way,
     link_not_written_over,
-    move_in,
     no_entry,
-    replace_entry,
+    put_in,
     replacements_under_way,
     resolves,
     settle_conflict,
-    settle_replacement,
     staged_name,
     unstaged_name,
     written_by_us,
@@ -262,16 +260,7 @@ def write_map_entry(
             if staged in f:
                 del f[staged]
             raise
-        if not replacing:
-            move_in(f, staged, data.name)
-        else:
-            try:
-                replace_entry(f, staged, data.name)
-            except BaseException:  # e.g. Ctrl-C part-way: the old entry or the new one whole
-                settle_replacement(f, data.name)
-                if staged in f:  # stopped before the old one was marked: it stays
-                    del f[staged]
-                raise
+        put_in(f, staged, data.name, replacing=replacing)
         f.attrs["default"] = data.name
     return data.name
 

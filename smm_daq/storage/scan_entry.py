@@ -85,7 +85,7 @@ from smm_daq.storage.staging import (
     clear_unfinished,
     key_after_clearing,
     link_not_written_over,
-    move_in,
+    put_in,
     staged_name,
 )
 from smm_daq.storage.units import split_units
@@ -288,8 +288,10 @@ class ScanEntryWriter:
         check_entry_name(name, source=str(p))
         require_swmr_format(p)
         with writing(p) as f:
-            clear_unfinished(f, name)  # left by a writer that was killed
-            if f.get(name, getlink=True) is not None:  # a link to nothing too
+            # left by a writer that was killed; an earlier release's whole entry is kept until
+            # the new one is whole, and replaced by it then
+            superseding = clear_unfinished(f, name, keep_earlier=True)
+            if not superseding and f.get(name, getlink=True) is not None:  # a link to nothing
                 raise _taken(f, p, name)
             sensor = profile.sensor
             core = MapData(  # the layout only: Bz is a zero-stride placeholder, no memory
@@ -331,7 +333,7 @@ class ScanEntryWriter:
                 if staged in f:
                     del f[staged]
                 raise
-            move_in(f, staged, name)
+            put_in(f, staged, name, replacing=superseding)
             f.attrs["default"] = name
         return cls(p, name, np.zeros(len(y), dtype=bool), time_shift=offset - rig_start)
 
