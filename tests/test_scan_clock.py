@@ -6,6 +6,8 @@ times on the rig clock as before."""
 
 from __future__ import annotations
 
+import itertools
+import json
 from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -15,11 +17,14 @@ import numpy as np
 import pytest
 from acq_fakes import FakeRig, fake_rig, run_scan
 
+from smm_daq.acquisition.fly.settings import FlySettings
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.acquisition.sequencer import Sequencer
 from smm_daq.cli.main import main
 from smm_daq.clock import VirtualClock
 from smm_daq.errors import InputError
+from smm_daq.instruments.profile import load_profile
+from smm_daq.instruments.rig import open_rig
 from smm_daq.storage import scan_entry
 from smm_daq.storage.h5file import text
 from smm_daq.storage.scan_entry import read_runs
@@ -164,3 +169,36 @@ def test_a_resume_killed_while_it_lengthened_runs_still_lists_and_resumes(
     assert [r.run for r in runs] == [0, 1] and runs[1].start_time  # the cut-off row left out
     with h5py.File(path, "r") as f:
         assert set(f["k/data/line_run"][()]) == {0, 1}
+
+
+def test_a_resumed_fly_scan_starts_after_every_stored_stream_time(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A flown line's raw streams (`fly_streams/time`, `position_time`) run past its last
+    pixel (the run-out). On a simulation faster than the wall clock, a resume whose first
+    line starts at once (the stage already at its run-up start, no field to ramp) put that
+    line's streams before the previous run's last ones when only `data/time` bounded the
+    run's start: the streams, in the order measured, went back in time."""
+    _wall(monkeypatch, 1.8e9)  # no wall-clock time passes between the runs
+    profile = load_profile("configs/simulator.toml")
+    plan = ScanPlan.from_center("k", (12.5e-3, 12.5e-3), (0.2e-3, 0.06e-3), 20e-6,
+                                field=(0.0, 0.0, 0.0), fly=FlySettings(pixel_time=0.05))
+    path = tmp_path / "s.h5"
+    with open_rig(profile) as rig:
+        seq = Sequencer(rig, path, plan)
+        seq.subscribe(lambda e: seq.abort("test") if e.kind == "line_done" and e.line == 1
+                      else None)
+        assert seq.run() == "aborted"
+    with h5py.File(path, "r") as f:
+        run_up = json.loads(text(f["k/fly_streams/settings"]))["run_up_m"]
+    with open_rig(profile) as rig:
+        rig.stage.move_to(plan.x[0] - run_up, float(plan.y[2]), plan.height)
+        assert Sequencer(rig, path, plan, resume=True).run() == "finished"
+
+    with h5py.File(path, "r") as f:
+        np.testing.assert_array_equal(f["k/data/line_run"][()], [0, 0, 1, 1])
+        for key in ("time", "position_time"):
+            streams = f[f"k/fly_streams/{key}"][()]
+            lines = [row[np.isfinite(row)] for row in streams]  # measured in line order
+            assert all(np.all(np.diff(line) > 0) for line in lines)
+            for before, after in itertools.pairwise(lines):
+                assert after[0] > before[-1], f"fly_streams/{key} goes back in time"

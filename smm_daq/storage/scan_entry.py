@@ -24,8 +24,8 @@ Beyond the map core of `smm_daq.storage.nexus`, a scan entry holds:
               time_offset (n,) s: the run's start on the scan's clock; a reading's time is
               its run's time_offset plus the rig-clock seconds since that run's start.
               time_offset is the wall-clock time since the scan's start, but never less than
-              a time already stored (a wall clock set back, a simulation faster than real
-              time), so time only increases
+              a time already stored, fly_streams' included (a wall clock set back, a
+              simulation faster than real time), so time only increases
       instrument/sensor      sensitivity (V/T), offset (V), channel
       instrument/field_check NXsensor: value (3,) T measured at the start of the latest run
                              (fluxgate, or the coils' read-back); the requested field is
@@ -592,8 +592,7 @@ def _add_run_start(entry: h5py.Group, run: int | None, epoch: float) -> float | 
     if not isinstance(runs, h5py.Group) or "line_run" not in entry["data"]:
         return None
     row = int(runs["run"].shape[0])
-    stored = np.asarray(entry["data/time"][()], dtype=float)
-    earlier = np.concatenate([stored[np.isfinite(stored)],
+    earlier = np.concatenate([*_stored_times(entry),
                               np.asarray(runs["time_offset"][()], dtype=float).reshape(-1),
                               [0.0]])
     origin = float(runs["start_epoch"][0]) - float(runs["time_offset"][0])
@@ -605,6 +604,19 @@ def _add_run_start(entry: h5py.Group, run: int | None, epoch: float) -> float | 
     runs["start_epoch"][row] = epoch
     runs["time_offset"][row] = offset
     return offset
+
+
+def _stored_times(entry: h5py.Group) -> list[np.ndarray]:
+    """Every time the entry holds on its scan's clock (finite ones, flat): each pixel's, and
+    a flown scan's raw stream times, which run past its last pixel (the run-out, the lock-in
+    buffer's tail), so a resumed run starts after all of them."""
+    found = []
+    for key in ("data/time", "fly_streams/time", "fly_streams/position_time"):
+        ds = entry.get(key)
+        if isinstance(ds, h5py.Dataset):
+            values = np.asarray(ds[()], dtype=float).reshape(-1)
+            found.append(values[np.isfinite(values)])
+    return found
 
 
 @dataclass(frozen=True)
