@@ -78,6 +78,7 @@ from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.names import check_file_name
 from smm_daq.storage.nexus import check_entry_name, create_entry_core
 from smm_daq.storage.products import Quantity, put, set_nx
+from smm_daq.storage.runs import RunStart, runs_of
 from smm_daq.storage.staging import (
     STAGING,
     check_an_entry,
@@ -619,42 +620,14 @@ def _stored_times(entry: h5py.Group) -> list[np.ndarray]:
     return found
 
 
-@dataclass(frozen=True)
-class RunStart:
-    """One run of a scan (its start, or a resume) as its entry records it."""
-
-    run: int  # 0 the start, k the k-th resume
-    start_time: str  # ISO 8601; "" not recorded (an entry of an earlier version)
-    time_offset: float  # s on data/time's clock; NaN not recorded
-
-
 def read_runs(path: str | Path, name: str) -> list[RunStart]:
-    """The runs of scan entry `name`: from `runs`, or for an entry of an earlier version from
-    its field-check log (their starts unrecorded), or one run when it has neither. A row of
-    `runs` that not every column holds, or whose run was never written (a resume killed while
-    it added its row), is left out: the next resume writes its row after it."""
+    """The runs of scan entry `name` (`smm_daq.storage.runs.runs_of`)."""
     with open_read(path) as f:
         check_an_entry(f, name, str(path))
         g = f.get(name)
         if not isinstance(g, h5py.Group):
             raise InputError("is not a scan entry in this file", source=f"{path}, entry '{name}'")
-        runs = g.get("runs")
-        try:
-            if isinstance(runs, h5py.Group):
-                columns = [np.asarray(runs[k][()]).reshape(-1)
-                           for k in ("run", "start_time", "time_offset")]
-                rows = min(len(c) for c in columns)
-                numbers, starts, offsets = (c[:rows] for c in columns)
-                return [RunStart(int(n), text(s), float(o))
-                        for n, s, o in zip(numbers, starts, offsets, strict=True) if n >= 0]
-            log = g.get("instrument/field_check/value_log/run")
-            numbers = (np.asarray(log[()], dtype=int).reshape(-1)
-                       if isinstance(log, h5py.Dataset) else np.zeros(1, int))
-        except (KeyError, ValueError, TypeError) as exc:
-            raise InputError(f"'runs' is malformed ({exc}); expected run, start_time, "
-                             "start_epoch and time_offset, one row per run",
-                             source=f"{path}, entry '{name}'") from None
-    return [RunStart(int(n), "", float("nan")) for n in numbers]
+        return runs_of(g, f"{path}, entry '{name}'")
 
 
 @dataclass(frozen=True)
