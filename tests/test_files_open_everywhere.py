@@ -1,12 +1,15 @@
 """Every file smm-daq writes opens in the tools of the field and plots as what it is.
 
 Real files (the demo session and every analysis product on it, an MMT result, a scan killed
-with kill -9 between lines, the same scan resumed, a scan killed during a write) are opened
-with h5dump of HDF5 1.10 (Debian's hdf5-tools: .ci/run installs it), plain h5py, silx and
-nexusformat; each entry's default chain is followed to an NXdata whose signal and axes exist,
-carry units and fit together (errors too); nexusformat's validator and punx (offline, its
-bundled NeXus definitions) report no error; no dataset carries a unit in its name, and every
-`units` attribute parses in UDUNITS-2 (through cf-units).
+with kill -9 between lines, the same scan resumed, a scan killed during a write, and one file
+holding every kind of entry: a recipe's, a resumed scan's, an MMT result's, an image's, a
+scan being written) are opened with h5dump of HDF5 1.10 (Debian's hdf5-tools: .ci/run
+installs it), plain h5py, silx (`silx.io.open`, its NeXus default resolution) and nexusformat
+(`nxload`, its whole `tree`, each entry's own `default`); each entry's default chain is
+followed to an NXdata whose signal and axes exist, carry units and fit together (errors
+too); nexusformat's validator and punx (offline, its bundled NeXus definitions) report no
+error; no dataset carries a unit in its name, and every `units` attribute parses in
+UDUNITS-2 (through cf-units).
 """
 
 from __future__ import annotations
@@ -68,11 +71,86 @@ KILLED_MID_WRITE = textwrap.dedent(
 )
 
 
-def _plan():
+def _plan(name: str = "k"):
     from smm_daq.acquisition.plan import ScanPlan
 
-    return ScanPlan.from_center("k", (12.5e-3, 12.5e-3), (60e-6, 50e-6), 10e-6,
+    return ScanPlan.from_center(name, (12.5e-3, 12.5e-3), (60e-6, 50e-6), 10e-6,
                                 field=(0.0, 20e-6, 0.0))
+
+
+RECIPE = textwrap.dedent(
+    """
+    [recipe]
+    title = "remanent and induced"
+    [scan_defaults]
+    center_um = [12500.0, 12500.0]
+    size_um = [60.0, 40.0]
+    step_um = 20.0
+    [[step]]
+    kind = "zero_field"
+    [[step]]
+    kind = "scan"
+    name = "rem"
+    [[step]]
+    kind = "set_field"
+    field_uT = [0.0, 40.0, 0.0]
+    [[step]]
+    kind = "scan"
+    name = "inf"
+    [[step]]
+    kind = "subtract"
+    in_field = "inf"
+    remanent = "rem"
+    name = "induced"
+    register = false
+    """
+)
+
+# every kind of entry in one file, as `_every_kind` makes it: name -> kind
+EVERY_KIND = {
+    "rem": "scan", "inf": "scan", "induced": "induced",  # a recipe's scans and subtraction
+    "resumed": "scan",  # cut off, then resumed: a runs group
+    "synth": "synthetic", "synth_mmt": "mmt",  # an MMT result
+    "thin_section": "optical",  # a registered image
+    "live": "scan",  # being written (between two lines)
+}
+
+
+def _every_kind(d: Path) -> Path:
+    """One file holding every kind of entry smm-daq writes (`EVERY_KIND`): a recipe's scans
+    and subtraction, a resumed scan, an MMT result of the layout written now, a registered
+    image, and a scan being written, copied between two of its lines."""
+    from acq_fakes import fake_rig
+
+    from smm_daq.acquisition.sequencer import Sequencer
+
+    base, kinds = d / "kinds_base.h5", d / "kinds.h5"
+    (d / "recipe.toml").write_text(RECIPE)
+    _run("run", d / "recipe.toml", "--out", base, "--yes", "--time-scale", "0")
+    cut = Sequencer(fake_rig(), base, _plan("resumed"))
+    cut.subscribe(lambda e: cut.abort() if e.kind == "line_done" and e.line == 1 else None)
+    assert cut.run() == "aborted"
+    assert Sequencer(fake_rig(), base, _plan("resumed"), resume=True).run() == "finished"
+    _run("mmt", "synth", "--out", base, "--name", "synth", "--size-um", "20,20",
+         "--thickness-um", "10", "--density-per-mm3", "3e5", "--step-um", "2", "--height-um",
+         "5", "--noise-nT", "50", "--seed", "4", "--grains-out", d / "kinds_grains.csv",
+         "--truth-out", d / "kinds_truth.csv")
+    _run("mmt", "invert", base, "--entry", "synth", "--grains", d / "kinds_grains.csv",
+         "--out", d / "kinds_result.csv")
+    image = np.zeros((4, 5, 3), dtype=np.uint8)
+    write_optical_entry(base, "thin_section", image, fit_affine(
+        np.array([[0.0, 0.0], [4.0, 0.0], [0.0, 3.0]]),
+        np.array([[0.0, 0.0], [4e-5, 0.0], [0.0, 3e-5]])), image_file="ts.png")
+    live = Sequencer(fake_rig(), base, _plan("live"))
+
+    def copy_then_abort(e) -> None:  # the file between two writes of a live scan
+        if e.kind == "line_done" and e.line == 1:
+            shutil.copy(base, kinds)
+            live.abort()
+
+    live.subscribe(copy_then_abort)
+    assert live.run() == "aborted"
+    return kinds
 
 
 def _run(*argv: object) -> None:
@@ -158,7 +236,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
                           check=False, capture_output=True)
     assert proc.returncode == -9, proc.stderr
     return {"demo": demo, "mmt": mmt, "models": models, "fly": fly, "killed": killed,
-            "resumed": resumed, "mid_write": mid_write}
+            "resumed": resumed, "mid_write": mid_write, "kinds": _every_kind(d)}
 
 
 # -- what every reader must find -----------------------------------------------------------
@@ -236,9 +314,10 @@ def _check_h5dump(path: Path) -> None:
 
 
 def _check_silx(path: Path) -> None:
+    import silx.io
     from silx.io import nxdata as silx_nxdata
 
-    with h5py.File(path, "r") as f:
+    with silx.io.open(str(path)) as f:
         assert silx_nxdata.get_default(f) is not None
         for entry in f:
             plot = silx_nxdata.get_default(f[entry])
@@ -255,9 +334,15 @@ def _check_nexusformat(path: Path) -> None:
 
     root = nxload(str(path), "r")
     try:
+        tree = root.tree  # every group, field and attribute read and shown
+        assert all(f"{e.nxname}:NXentry" in tree for e in root.NXentry)
+        assert root.get_default() is not None  # the root's default leads to a plot
         for entry in root.NXentry:
+            default = entry.get_default()  # the entry's own default, never a fallback
+            assert default is not None and default.nxclass == "NXdata", entry.nxpath
             plot = entry.plottable_data
             assert plot is not None and plot.nxsignal is not None, entry.nxpath
+            assert plot.nxpath == default.nxpath, entry.nxpath
             assert plot.nxsignal.dtype.kind in "iu" or plot.nxsignal.attrs["units"]
     finally:
         root.nxfile.close()
@@ -279,9 +364,27 @@ READERS = {"h5py": _check_h5py, "h5dump": _check_h5dump, "silx": _check_silx,
 
 
 @pytest.mark.parametrize("reader", READERS)
-@pytest.mark.parametrize("name", ["demo", "mmt", "models", "fly", "killed", "resumed"])
+@pytest.mark.parametrize("name", ["demo", "mmt", "models", "fly", "killed", "resumed", "kinds"])
 def test_every_file_opens_and_plots_in_every_reader(files, name, reader):
     READERS[reader](files[name])
+
+
+def test_the_file_of_every_kind_holds_each_kind_as_made(files):
+    """What the readers open in "kinds" is what `EVERY_KIND` says: a recipe's entries (their
+    recipe kept), a resumed scan's runs, an MMT result of the layout written now, and a scan
+    still being written."""
+    from smm_daq.analysis.mmt.result_file import RESULT_VERSION, VERSION_ATTRIBUTE
+
+    path = files["kinds"]
+    assert {e.name: e.kind for e in list_entries(path)} == EVERY_KIND
+    with h5py.File(path, "r") as f:
+        assert {n for n in f if text(f[n]["status"][()]) != "finished"} == {"live"}
+        assert all("remanent and induced" in text(f[n]["recipe"][()]) for n in ("rem", "inf"))
+        assert f["resumed/runs/run"][()].tolist() == [0, 1]
+        assert int(f["synth_mmt"].attrs[VERSION_ATTRIBUTE]) == RESULT_VERSION
+        assert (text(f["live/status"][()]), text(f["live/state"][()])) == (
+            "interrupted", "running")
+        assert 0 < np.count_nonzero(f["live/data/line_done"][()]) < f["live/data/Bz"].shape[0]
 
 
 # -- what each product is -------------------------------------------------------------------

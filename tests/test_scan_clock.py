@@ -6,6 +6,10 @@ times on the rig clock as before."""
 
 from __future__ import annotations
 
+import itertools
+import json
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -15,20 +19,24 @@ import numpy as np
 import pytest
 from acq_fakes import FakeRig, fake_rig, run_scan
 
+from smm_daq.acquisition.fly.settings import FlySettings
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.acquisition.sequencer import Sequencer
 from smm_daq.cli.main import main
 from smm_daq.clock import VirtualClock
 from smm_daq.errors import InputError
-from smm_daq.storage import scan_entry
+from smm_daq.instruments.profile import load_profile
+from smm_daq.instruments.rig import open_rig
+from smm_daq.storage import h5file, scan_entry
 from smm_daq.storage.h5file import text
+from smm_daq.storage.nexus import read_map
 from smm_daq.storage.scan_entry import read_runs
 
 NY = 6
 
 
-def _plan() -> ScanPlan:
-    return ScanPlan.from_center("k", (12.5e-3, 12.5e-3), (40e-6, (NY - 1) * 10e-6), 10e-6,
+def _plan(name: str = "k") -> ScanPlan:
+    return ScanPlan.from_center(name, (12.5e-3, 12.5e-3), (40e-6, (NY - 1) * 10e-6), 10e-6,
                                 field=(0.0, 20e-6, 0.0))
 
 
@@ -134,6 +142,60 @@ def test_info_says_the_runs_of_a_resumed_scan(tmp_path: Path,
         capsys.readouterr().out)
 
 
+def _scans(path: Path, names: list[str]) -> None:
+    """Scans `names` into `path`, each cut off and resumed twice."""
+    for name in names:
+        assert run_scan(path, _rig(0.0), _plan(name), resume=False, stop_after_line=1) == (
+            "aborted")
+        assert run_scan(path, _rig(0.0), _plan(name), resume=True, stop_after_line=3) == (
+            "aborted")
+        assert run_scan(path, _rig(0.0), _plan(name), resume=True) == "finished"
+
+
+def _opens(monkeypatch: pytest.MonkeyPatch, work: Callable[[], object]) -> int:
+    """How often `work` opens a session file through the readers' one way in (open_read)."""
+    count = [0]
+    real = h5file._open_read
+
+    def counted(p: Path) -> AbstractContextManager[h5py.File]:
+        count[0] += 1
+        return real(p)
+
+    monkeypatch.setattr(h5file, "_open_read", counted)
+    try:
+        work()
+    finally:
+        monkeypatch.setattr(h5file, "_open_read", real)
+    return count[0]
+
+
+def test_info_reads_every_scans_runs_in_its_one_listing_open(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`info` lists each scan's runs as its entry records them, reading them while it lists
+    the entries: a scan entry more costs it one open of the file (the map's noise floor), not
+    a second one for its runs (slow on a network disk with many entries)."""
+    one, three = tmp_path / "one.h5", tmp_path / "three.h5"
+    _scans(one, ["a"])
+    _scans(three, ["a", "b", "c"])
+    with h5py.File(three, "a") as f:  # c as an earlier version wrote it: no runs recorded
+        del f["c/runs"], f["c/data/line_run"]
+    assert _opens(monkeypatch, lambda: main(["info", str(three)])) == (
+        _opens(monkeypatch, lambda: main(["info", str(one)]))
+        + 2 * _opens(monkeypatch, lambda: read_map(three, "b")))
+    capsys.readouterr()
+    assert main(["info", str(three)]) == 0
+    out = capsys.readouterr().out
+    for name in ("a", "b"):
+        starts = [r.start_time for r in read_runs(three, name)]
+        assert f"  {name}  [scan, finished]" in out
+        assert f"runs 3 (started {starts[0]}, resumed {starts[1]}, {starts[2]})" in [
+            part for line in out.splitlines() if line.startswith(f"  {name}  ")
+            for part in line.split("  ")]
+    line_c = next(line for line in out.splitlines() if line.startswith("  c  "))
+    assert "  runs 3  " in line_c  # from the field-check log, their starts unrecorded
+
+
 def test_a_damaged_line_run_is_refused_before_the_rig_is_touched(tmp_path: Path) -> None:
     path = tmp_path / "s.h5"
     assert run_scan(path, _rig(0.0), _plan(), resume=False, stop_after_line=1) == "aborted"
@@ -164,3 +226,36 @@ def test_a_resume_killed_while_it_lengthened_runs_still_lists_and_resumes(
     assert [r.run for r in runs] == [0, 1] and runs[1].start_time  # the cut-off row left out
     with h5py.File(path, "r") as f:
         assert set(f["k/data/line_run"][()]) == {0, 1}
+
+
+def test_a_resumed_fly_scan_starts_after_every_stored_stream_time(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A flown line's raw streams (`fly_streams/time`, `position_time`) run past its last
+    pixel (the run-out). On a simulation faster than the wall clock, a resume whose first
+    line starts at once (the stage already at its run-up start, no field to ramp) put that
+    line's streams before the previous run's last ones when only `data/time` bounded the
+    run's start: the streams, in the order measured, went back in time."""
+    _wall(monkeypatch, 1.8e9)  # no wall-clock time passes between the runs
+    profile = load_profile("configs/simulator.toml")
+    plan = ScanPlan.from_center("k", (12.5e-3, 12.5e-3), (0.2e-3, 0.06e-3), 20e-6,
+                                field=(0.0, 0.0, 0.0), fly=FlySettings(pixel_time=0.05))
+    path = tmp_path / "s.h5"
+    with open_rig(profile) as rig:
+        seq = Sequencer(rig, path, plan)
+        seq.subscribe(lambda e: seq.abort("test") if e.kind == "line_done" and e.line == 1
+                      else None)
+        assert seq.run() == "aborted"
+    with h5py.File(path, "r") as f:
+        run_up = json.loads(text(f["k/fly_streams/settings"]))["run_up_m"]
+    with open_rig(profile) as rig:
+        rig.stage.move_to(plan.x[0] - run_up, float(plan.y[2]), plan.height)
+        assert Sequencer(rig, path, plan, resume=True).run() == "finished"
+
+    with h5py.File(path, "r") as f:
+        np.testing.assert_array_equal(f["k/data/line_run"][()], [0, 0, 1, 1])
+        for key in ("time", "position_time"):
+            streams = f[f"k/fly_streams/{key}"][()]
+            lines = [row[np.isfinite(row)] for row in streams]  # measured in line order
+            assert all(np.all(np.diff(line) > 0) for line in lines)
+            for before, after in itertools.pairwise(lines):
+                assert after[0] > before[-1], f"fly_streams/{key} goes back in time"

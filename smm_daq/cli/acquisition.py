@@ -321,7 +321,7 @@ def _info_line(path: str, e: EntryInfo, result: str = "") -> str:
     if e.lines_done is not None and e.shape is not None:
         parts.append(f"lines {e.lines_done}/{e.shape[0]}")
     if e.kind == "scan":
-        parts.append(_runs_part(path, e.name))
+        parts.append(_runs_part(e))
     if e.applied_field is not None:
         parts.append(f"field {_vec_ut(e.applied_field)}")
     if e.measured_field is not None and np.all(np.isfinite(e.measured_field)):
@@ -339,12 +339,13 @@ def _info_line(path: str, e: EntryInfo, result: str = "") -> str:
     return "  ".join(p for p in parts if p)
 
 
-def _runs_part(path: str, name: str) -> str:
+def _runs_part(e: EntryInfo) -> str:
     """A scan's runs when it was resumed ("" when it ran once): how many, and when each
-    began where the entry records it (an entry of an earlier version does not)."""
-    from smm_daq.storage.scan_entry import read_runs
-
-    runs = read_runs(path, name)
+    began where the entry records it (an entry of an earlier version does not). InputError
+    where they are malformed."""
+    if e.runs_problem:
+        raise InputError(e.runs_problem)
+    runs = e.runs
     if len(runs) < 2:
         return ""
     starts = [r.start_time for r in runs if r.start_time]

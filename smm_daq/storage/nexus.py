@@ -60,6 +60,7 @@ from smm_daq.storage.products import (
     write_process,
     write_table_plot,
 )
+from smm_daq.storage.runs import RunStart, runs_of
 from smm_daq.storage.staging import (
     ACQUIRED_KINDS,
     REPLACED,
@@ -75,13 +76,11 @@ from smm_daq.storage.staging import (
     left_by_a_writer,
     link_in_the_way,
     link_not_written_over,
-    move_in,
     no_entry,
-    replace_entry,
+    put_in,
     replacements_under_way,
     resolves,
     settle_conflict,
-    settle_replacement,
     staged_name,
     unstaged_name,
     written_by_us,
@@ -109,6 +108,8 @@ class EntryInfo:
     height: float | None  # m
     step: tuple[float, float] | None  # (dx, dy) m
     problem: str = ""  # why the entry could not be summarised (status "unreadable"), else ""
+    runs: tuple[RunStart, ...] = ()  # a scan's runs (`runs_of`); () for other kinds
+    runs_problem: str = ""  # why a scan's runs could not be read (malformed), else ""
 
 
 def check_entry_name(name: str, *, source: str) -> str:
@@ -262,16 +263,7 @@ def write_map_entry(
             if staged in f:
                 del f[staged]
             raise
-        if not replacing:
-            move_in(f, staged, data.name)
-        else:
-            try:
-                replace_entry(f, staged, data.name)
-            except BaseException:  # e.g. Ctrl-C part-way: the old entry or the new one whole
-                settle_replacement(f, data.name)
-                if staged in f:  # stopped before the old one was marked: it stays
-                    del f[staged]
-                raise
+        put_in(f, staged, data.name, replacing=replacing)
         f.attrs["default"] = data.name
     return data.name
 
@@ -501,9 +493,11 @@ def _info(name: str, g: h5py.Group, source: str) -> EntryInfo:
         lines = int(np.count_nonzero(done))
     height = optional_numeric(g, "instrument/sensor/height", where, ndim=0, si="m")
     sources = g.attrs.get("sources", [])
+    kind = string(g.attrs.get("kind", "unknown"), "kind", where)
+    runs, runs_problem = _runs_or_problem(g, where) if kind == "scan" else ((), "")
     return EntryInfo(
         name=name,
-        kind=string(g.attrs.get("kind", "unknown"), "kind", where),
+        kind=kind,
         status=_entry_status(g, where),
         title=string(g["title"], "title", where) if "title" in g else "",
         shape=shape,  # type: ignore[arg-type]
@@ -515,7 +509,18 @@ def _info(name: str, g: h5py.Group, source: str) -> EntryInfo:
         sources=strings(sources, "sources", where) if np.size(sources) else (),
         height=float(height) if height is not None else None,
         step=step,
+        runs=runs,
+        runs_problem=runs_problem,
     )
+
+
+def _runs_or_problem(g: h5py.Group, where: str) -> tuple[tuple[RunStart, ...], str]:
+    """A scan's runs, or why they cannot be read: malformed runs do not make the scan's map
+    unreadable to a listing, only its runs unknown."""
+    try:
+        return tuple(runs_of(g, where)), ""
+    except InputError as exc:
+        return (), str(exc)
 
 
 def list_entries(path: str | Path) -> list[EntryInfo]:

@@ -29,7 +29,7 @@ from smm_daq.storage.staging import (
     check_an_entry,
     clear_unfinished,
     link_not_written_over,
-    move_in,
+    put_in,
     staged_name,
 )
 
@@ -60,8 +60,10 @@ def write_optical_entry(
         raise InputError(f"image of shape {image.shape} and type {image.dtype}; expected "
                          "(rows, columns, 3) uint8 RGB", source=source)
     with writing(path) as f:
-        clear_unfinished(f, name)  # left by a writer that was killed (a replacement settled)
-        if f.get(name, getlink=True) is not None:  # a link to nothing too
+        # left by a writer that was killed (a replacement settled); an earlier release's
+        # whole entry is kept until the new one is whole, and replaced by it then
+        superseding = clear_unfinished(f, name, keep_earlier=True)
+        if not superseding and f.get(name, getlink=True) is not None:  # a link to nothing
             raise InputError(link_not_written_over(f, name)
                              or f"entry '{name}' already exists; choose another name",
                              source=source)
@@ -75,7 +77,7 @@ def write_optical_entry(
             if staged in f:
                 del f[staged]
             raise
-        move_in(f, staged, name)
+        put_in(f, staged, name, replacing=superseding)
     return name
 
 

@@ -24,8 +24,8 @@ Beyond the map core of `smm_daq.storage.nexus`, a scan entry holds:
               time_offset (n,) s: the run's start on the scan's clock; a reading's time is
               its run's time_offset plus the rig-clock seconds since that run's start.
               time_offset is the wall-clock time since the scan's start, but never less than
-              a time already stored (a wall clock set back, a simulation faster than real
-              time), so time only increases
+              a time already stored, fly_streams' included (a wall clock set back, a
+              simulation faster than real time), so time only increases
       instrument/sensor      sensitivity (V/T), offset (V), channel
       instrument/field_check NXsensor: value (3,) T measured at the start of the latest run
                              (fluxgate, or the coils' read-back); the requested field is
@@ -79,6 +79,7 @@ from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.names import check_file_name
 from smm_daq.storage.nexus import check_entry_name, create_entry_core
 from smm_daq.storage.products import Quantity, put, set_nx
+from smm_daq.storage.runs import RunStart, runs_of
 from smm_daq.storage.staging import (
     STAGING,
     check_an_entry,
@@ -86,7 +87,7 @@ from smm_daq.storage.staging import (
     clear_unfinished,
     key_after_clearing,
     link_not_written_over,
-    move_in,
+    put_in,
     staged_name,
 )
 from smm_daq.storage.units import split_units
@@ -289,8 +290,10 @@ class ScanEntryWriter:
         check_entry_name(name, source=str(p))
         require_swmr_format(p)
         with writing(p) as f:
-            clear_unfinished(f, name)  # left by a writer that was killed
-            if f.get(name, getlink=True) is not None:  # a link to nothing too
+            # left by a writer that was killed; an earlier release's whole entry is kept until
+            # the new one is whole, and replaced by it then
+            superseding = clear_unfinished(f, name, keep_earlier=True)
+            if not superseding and f.get(name, getlink=True) is not None:  # a link to nothing
                 raise _taken(f, p, name)
             sensor = profile.sensor
             core = MapData(  # the layout only: Bz is a zero-stride placeholder, no memory
@@ -332,7 +335,7 @@ class ScanEntryWriter:
                 if staged in f:
                     del f[staged]
                 raise
-            move_in(f, staged, name)
+            put_in(f, staged, name, replacing=superseding)
             f.attrs["default"] = name
         return cls(p, name, np.zeros(len(y), dtype=bool), time_shift=offset - rig_start)
 
@@ -597,8 +600,7 @@ def _add_run_start(entry: h5py.Group, run: int | None, epoch: float) -> float | 
     if not isinstance(runs, h5py.Group) or "line_run" not in entry["data"]:
         return None
     row = int(runs["run"].shape[0])
-    stored = np.asarray(entry["data/time"][()], dtype=float)
-    earlier = np.concatenate([stored[np.isfinite(stored)],
+    earlier = np.concatenate([*_stored_times(entry),
                               np.asarray(runs["time_offset"][()], dtype=float).reshape(-1),
                               [0.0]])
     origin = float(runs["start_epoch"][0]) - float(runs["time_offset"][0])
@@ -612,42 +614,27 @@ def _add_run_start(entry: h5py.Group, run: int | None, epoch: float) -> float | 
     return offset
 
 
-@dataclass(frozen=True)
-class RunStart:
-    """One run of a scan (its start, or a resume) as its entry records it."""
-
-    run: int  # 0 the start, k the k-th resume
-    start_time: str  # ISO 8601; "" not recorded (an entry of an earlier version)
-    time_offset: float  # s on data/time's clock; NaN not recorded
+def _stored_times(entry: h5py.Group) -> list[np.ndarray]:
+    """Every time the entry holds on its scan's clock (finite ones, flat): each pixel's, and
+    a flown scan's raw stream times, which run past its last pixel (the run-out, the lock-in
+    buffer's tail), so a resumed run starts after all of them."""
+    found = []
+    for key in ("data/time", "fly_streams/time", "fly_streams/position_time"):
+        ds = entry.get(key)
+        if isinstance(ds, h5py.Dataset):
+            values = np.asarray(ds[()], dtype=float).reshape(-1)
+            found.append(values[np.isfinite(values)])
+    return found
 
 
 def read_runs(path: str | Path, name: str) -> list[RunStart]:
-    """The runs of scan entry `name`: from `runs`, or for an entry of an earlier version from
-    its field-check log (their starts unrecorded), or one run when it has neither. A row of
-    `runs` that not every column holds, or whose run was never written (a resume killed while
-    it added its row), is left out: the next resume writes its row after it."""
+    """The runs of scan entry `name` (`smm_daq.storage.runs.runs_of`)."""
     with open_read(path) as f:
         check_an_entry(f, name, str(path))
         g = f.get(name)
         if not isinstance(g, h5py.Group):
             raise InputError("is not a scan entry in this file", source=f"{path}, entry '{name}'")
-        runs = g.get("runs")
-        try:
-            if isinstance(runs, h5py.Group):
-                columns = [np.asarray(runs[k][()]).reshape(-1)
-                           for k in ("run", "start_time", "time_offset")]
-                rows = min(len(c) for c in columns)
-                numbers, starts, offsets = (c[:rows] for c in columns)
-                return [RunStart(int(n), text(s), float(o))
-                        for n, s, o in zip(numbers, starts, offsets, strict=True) if n >= 0]
-            log = g.get("instrument/field_check/value_log/run")
-            numbers = (np.asarray(log[()], dtype=int).reshape(-1)
-                       if isinstance(log, h5py.Dataset) else np.zeros(1, int))
-        except (KeyError, ValueError, TypeError) as exc:
-            raise InputError(f"'runs' is malformed ({exc}); expected run, start_time, "
-                             "start_epoch and time_offset, one row per run",
-                             source=f"{path}, entry '{name}'") from None
-    return [RunStart(int(n), "", float("nan")) for n in numbers]
+        return runs_of(g, f"{path}, entry '{name}'")
 
 
 @dataclass(frozen=True)

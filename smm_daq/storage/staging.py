@@ -20,10 +20,11 @@ Files from releases before the mark came off only after the move hold, where suc
 was killed between the two, an unmarked `.NAME.smm_daq_staging` group: the whole entry that
 writer had written, not yet under its name. `clear_unfinished` deletes it when it is
 certainly smm-daq's (our NXentry, program_name smm-daq, an entry kind) and holds nothing
-acquired: the new write of NAME supersedes it, as it does a marked one. An analysis product's
-writer, NAME being free, moves it in under NAME first (the step its writer did not make) and
-swaps its own entry in over it (`replace_entry`), so that a kill before the new entry is
-whole leaves the earlier one whole under its name. Anything else under
+acquired: the new write of NAME supersedes it, as it does a marked one. Every writer (of an
+analysis product, a scan, an image), NAME being free, moves such an entry other than a scan's
+empty layout in under NAME first (the step its writer did not make) and swaps its own entry
+in over it (`put_in`), so that a kill before the new entry is whole leaves the earlier one
+whole under its name. Anything else under
 that name is refused, naming what to do, and left as it is. `repair` removes such a group
 holding nothing acquired, as it does a marked one; one holding acquired data, which
 smm-daq never deletes, it moves in under NAME where that is free (the step its writer did
@@ -100,6 +101,23 @@ def replace_entry(f: h5py.Group, staged: str, name: str) -> None:
     f.file.flush()  # the new entry whole on disk before the old one says so
     f[name].attrs[REPLACED] = 1
     _finish_replacement(f, name)
+
+
+def put_in(f: h5py.Group, staged: str, name: str, *, replacing: bool) -> None:
+    """Give the finished group `staged` its name `name`: moved in (`move_in`), or, where
+    `replacing` the entry there (an overwrite, or an earlier release's entry that
+    `clear_unfinished` kept), swapped in (`replace_entry`). Interrupted part-way (Ctrl-C),
+    the swap is settled before the file is closed: the old entry or the new one whole."""
+    if not replacing:
+        move_in(f, staged, name)
+        return
+    try:
+        replace_entry(f, staged, name)
+    except BaseException:
+        settle_replacement(f, name)
+        if staged in f:  # stopped before the old one was marked: it stays
+            del f[staged]
+        raise
 
 
 def _finish_replacement(f: h5py.Group, name: str) -> None:
@@ -338,8 +356,8 @@ def clear_unfinished(f: h5py.Group, name: str, *, keep_earlier: bool = False) ->
     something else sits under the temporary name (`check_staged_name_free`). Other groups
     are never touched.
 
-    `keep_earlier` (a writer that swaps its entry in with `replace_entry`): such an earlier
-    entry, an analysis product whose name is free, is moved in under `name` instead (the
+    `keep_earlier` (every writer: it then gives its entry its name with `put_in`): such an
+    earlier entry, not a scan, whose name is free, is moved in under `name` instead (the
     step its writer did not make), so that it is deleted only once the new entry is whole,
     by the swap: True then, and the caller replaces it whatever it would refuse to
     overwrite. (A scan's earlier layout holds nothing to keep.)"""

@@ -1,0 +1,98 @@
+"""An earlier release's whole entry left under `.NAME.smm_daq_staging` (its writer killed
+before moving it in) is kept by every writer of NAME until the new entry is whole, as the
+analysis products' writer keeps it (test_storage_links_and_marks): the scan writer and the
+image writer too. A writer killed while laying its entry out leaves the earlier entry
+readable under NAME; one that finishes replaces it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from test_storage_earlier_staging import _leftover, _session
+
+from smm_daq.analysis.optical import ImageRegistration
+from smm_daq.instruments.profile import load_profile
+from smm_daq.storage.nexus import list_entries, read_map
+from smm_daq.storage.optical_entry import read_optical_entry, write_optical_entry
+from smm_daq.storage.scan_entry import ScanEntryWriter
+
+EARLIER_BZ = np.ones((5, 6)) * 1e-7  # the map `_leftover` writes for a product
+
+# Run as `python -c WRITER FILE WHICH [kill]`: writes entry 'product' of FILE as a scan or
+# an image (WHICH) and, with `kill`, is killed (-9) while laying the new entry out, what it
+# wrote so far flushed; exits 0 when it wrote the entry whole.
+WRITER = textwrap.dedent(
+    """
+    import os, sys
+    import h5py, numpy as np
+    from smm_daq.analysis.optical import ImageRegistration
+    from smm_daq.instruments.profile import load_profile
+    from smm_daq.storage import optical_entry, scan_entry
+
+    path, which, kill = sys.argv[1], sys.argv[2], sys.argv[3:] == ["kill"]
+    module, step = ((scan_entry, "_layout_runs") if which == "scan"
+                    else (optical_entry, "_layout"))
+    real = getattr(module, step)
+
+    def dying(entry, *args):
+        real(entry, *args)
+        h5py.h5f.flush(entry.id)
+        os.kill(os.getpid(), 9)
+
+    if kill:
+        setattr(module, step, dying)
+    if which == "scan":
+        scan_entry.ScanEntryWriter.create(
+            path, name="product", title="t", x=np.arange(4.0) * 1e-6,
+            y=np.arange(3.0) * 1e-6, field=np.zeros(3), height=1e-4, plan_text="{}",
+            profile=load_profile(), snapshot={})
+    else:
+        reg = ImageRegistration(np.array([[1e-6, 0, 0], [0, 1e-6, 0]]), np.zeros((3, 2)),
+                                np.zeros((3, 2)), 0.0)
+        optical_entry.write_optical_entry(path, "product", np.zeros((2, 3, 3), np.uint8),
+                                          reg)
+    """
+)
+
+
+def _write(path: Path, which: str, *more: str) -> int:
+    return subprocess.run([sys.executable, "-c", WRITER, str(path), which, *more],
+                          check=False).returncode
+
+
+@pytest.mark.parametrize("which", ["scan", "optical"])
+def test_a_writer_killed_laying_its_entry_out_leaves_the_earlier_entry_readable(
+        tmp_path: Path, which: str) -> None:
+    path = _session(tmp_path)
+    _leftover(path, "product")  # an earlier release's whole product, not yet under its name
+    assert _write(path, which, "kill") == -9
+    np.testing.assert_array_equal(read_map(path, "product").bz, EARLIER_BZ)
+    assert [(e.name, e.kind) for e in list_entries(path)] == [
+        ("rem", "scan"), ("inf", "scan"), ("product", "induced")]
+
+
+def test_a_finished_scan_or_image_replaces_the_earlier_entry(tmp_path: Path) -> None:
+    """The earlier entry is superseded, as before, once the new one is whole; no temporary
+    group is left."""
+    path = _session(tmp_path)
+    _leftover(path, "product")
+    ScanEntryWriter.create(path, name="product", title="t", x=np.arange(4.0) * 1e-6,
+                           y=np.arange(3.0) * 1e-6, field=np.zeros(3), height=1e-4,
+                           plan_text="{}", profile=load_profile(), snapshot={})
+    assert [(e.name, e.kind) for e in list_entries(path)] == [
+        ("rem", "scan"), ("inf", "scan"), ("product", "scan")]
+    assert read_map(path, "product").bz.shape == (3, 4)
+
+    _leftover(path, "image")
+    reg = ImageRegistration(np.array([[1e-6, 0, 0], [0, 1e-6, 0]]), np.zeros((3, 2)),
+                            np.zeros((3, 2)), 0.0)
+    write_optical_entry(path, "image", np.full((2, 3, 3), 7, np.uint8), reg)
+    assert read_optical_entry(path, "image")[0].tolist() == np.full((2, 3, 3), 7).tolist()
+    with h5py.File(path, "r") as f:
+        assert sorted(f) == ["image", "inf", "product", "rem"]
