@@ -52,11 +52,20 @@ RESULT_VERSION = 4  # the layout this module writes (the entry's `VERSION_ATTRIB
 VERSION_ATTRIBUTE = "mmt_result_version"
 
 
+# CSV headers that differ from the table's column names. The declination's says its convention:
+# CSVs written before it was clockwise from north headed the counter-clockwise-from-+x angle
+# `declination_deg` too, with nothing in the file to tell the two apart; a new header (not a
+# comment line, which csv.DictReader, numpy.genfromtxt(names=True) and pandas.read_csv would
+# take for the header) makes an old file's column read by its old name and fails a script
+# that reads today's by the old one, instead of it reading an angle of the other convention.
+CSV_HEADERS = {"declination_deg": "declination_cw_from_north_deg"}
+
+
 def write_result_csv(path: str | Path, table: dict[str, np.ndarray]) -> None:
     names = list(table)
     with open(path, "w", newline="", encoding="utf-8") as f:
         out = csv.writer(f)
-        out.writerow(names)
+        out.writerow([CSV_HEADERS.get(k, k) for k in names])
         for i in range(len(table["grain"])):
             out.writerow([int(table[k][i]) if k == "grain" else f"{float(table[k][i]):.9g}"
                           for k in names])
