@@ -50,3 +50,24 @@ def test_the_csv_loads_in_numpy_and_pandas_without_options(result_csv):
     assert frame["grain"].dtype.kind == "i"
     np.testing.assert_array_equal(frame["declination_cw_from_north_deg"],
                                   table["declination_cw_from_north_deg"])
+
+
+def test_the_result_entry_names_the_direction_conventions(result_csv):
+    """Whoever opens the session file (h5web, silx, h5py) reads the angles' conventions beside
+    them, not only the layout version that implies them; the reader still takes the entry."""
+    import h5py
+
+    from smm_daq.analysis.mmt.result_read import read_result_entry
+
+    with h5py.File(result_csv.parent / "s.h5", "r") as f:
+        grains = f["scan_mmt/grains"]
+        assert grains["declination"].attrs["long_name"] == (
+            "declination, clockwise from north (+y) towards east (+x)")
+        assert grains["inclination"].attrs["long_name"] == "inclination, positive downward (-z)"
+        assert grains["declination"].attrs["units"] == "degree"
+    saved = read_result_entry(result_csv.parent / "s.h5", "scan_mmt")
+    with open(result_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+    np.testing.assert_allclose(saved.table["declination_deg"],
+                               [float(r["declination_cw_from_north_deg"]) for r in rows],
+                               rtol=1e-8)
