@@ -31,6 +31,8 @@ def test_the_declination_column_names_its_convention_and_holds_it(result_csv):
     with open(result_csv, newline="") as f:
         rows = list(csv.DictReader(f))
     assert "declination_deg" not in rows[0]
+    # every SD column pairs with its value's by name, the declination's too
+    assert all(name[3:] in rows[0] for name in rows[0] if name.startswith("sd_"))
     for r in rows:
         mx, my, mz = (float(r[f"m{c}_A_per_m"]) for c in "xyz")
         east_of_north = np.degrees(np.arctan2(mx, my)) % 360.0

@@ -60,7 +60,9 @@ VERSION_ATTRIBUTE = "mmt_result_version"
 # comment line, which csv.DictReader, numpy.genfromtxt(names=True) and pandas.read_csv would
 # take for the header) makes an old file's column read by its old name and fails a script
 # that reads today's by the old one, instead of it reading an angle of the other convention.
-CSV_HEADERS = {"declination_deg": "declination_cw_from_north_deg"}
+# Its SD (the same in both conventions) keeps the `sd_` + name pairing of every other column.
+CSV_HEADERS = {"declination_deg": "declination_cw_from_north_deg",
+               "sd_declination_deg": "sd_declination_cw_from_north_deg"}
 # the entry's direction columns say their conventions too, to whoever opens the file
 DIRECTION_NAMES = {
     "declination_deg": "declination, clockwise from north (+y) towards east (+x)",
