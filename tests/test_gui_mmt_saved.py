@@ -63,10 +63,12 @@ def assert_table_is_the_csv(view, csv_path):
     line's own file: nobody in the window wrote it), whichever way the rows are sorted."""
     with open(csv_path, newline="") as f:
         rows = list(csv.reader(f))
+    from smm_daq.analysis.mmt.result_file import CSV_HEADERS
+
     model = view.proxy.sourceModel()
-    assert model.names == rows[0]
+    assert [CSV_HEADERS.get(name, name) for name in model.names] == rows[0]
     assert model.rowCount() == len(rows) - 1
-    for j, name in enumerate(rows[0]):
+    for j, name in enumerate(model.names):
         shown = model.columns[name]  # by grain, in the result's order (the CSV's)
         written = np.array([float(row[j]) for row in rows[1:]])
         np.testing.assert_allclose(shown, written, rtol=5e-9, atol=0, equal_nan=True,

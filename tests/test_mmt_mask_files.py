@@ -340,3 +340,33 @@ def test_masks_drawn_in_black_and_white_are_not_warned_of(tmp_path, kind):
     with warnings.catch_warnings():
         warnings.simplefilter("error", MaskWarning)
         read_mask(path, scan())
+
+
+def test_an_npy_mask_excluding_most_pixels_is_warned_of_as_a_mask_of_kept_pixels(tmp_path):
+    """The multipole library's fieldMask is True on the pixels it keeps, ours on the bad
+    ones: saved as is and given to --mask it excludes the good pixels and fits the bad. Read
+    as it says (a mask may mean it), and warned of, naming the counts and the inversion."""
+    np.save(tmp_path / "keep.npy", ~WANT)  # the library's fieldMask of the same bad pixels
+    with pytest.warns(MaskWarning, match=r"keep\.npy: excludes 73 of the 80 measured pixels "
+                      r"of scan 'scan'; expected True \(or 1\) on the bad pixels only\. The "
+                      r"multipole library's fieldMask is True on the pixels it keeps"):
+        assert np.array_equal(read_mask(tmp_path / "keep.npy", scan()), ~WANT)
+    np.save(tmp_path / "bad.npy", WANT)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.array_equal(read_mask(tmp_path / "bad.npy", scan()), WANT)
+
+
+def test_pixels_not_measured_do_not_count_towards_most_of_the_scan(tmp_path):
+    """Half the map unmeasured (NaN) and masked too: of the measured pixels the mask
+    excludes 6, not most."""
+    data = scan()
+    bz = data.bz.copy()
+    bz[:, NX // 2:] = np.nan
+    data = data.with_bz(bz)
+    saved = WANT.copy()
+    saved[:, NX // 2:] = True
+    np.save(tmp_path / "m.npy", saved)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read_mask(tmp_path / "m.npy", data)

@@ -62,7 +62,9 @@ class TablePlot:
 
     `columns` maps people's column names (unit in the name, as in the CSV) to values; each is
     stored under its name without the unit, with a `units` attribute, and a column
-    `sd_<name>` becomes `<name>_errors`. `signal` and `auxiliary` are column names too.
+    `sd_<name>` becomes `<name>_errors`. `signal` and `auxiliary` are column names too;
+    `long_names` gives a column (by its people's name) a `long_name` attribute, for what its
+    name and unit do not say (an angle's zero and sense).
     """
 
     group: str
@@ -70,6 +72,7 @@ class TablePlot:
     axis: str
     signal: str
     auxiliary: Sequence[str] = field(default=())
+    long_names: Mapping[str, str] = field(default_factory=dict)
 
 
 def set_nx(group: h5py.Group, nx_class: str) -> h5py.Group:
@@ -126,7 +129,9 @@ def write_table_plot(entry: h5py.Group, plot: TablePlot) -> h5py.Group:
             continue
         stem, units = names[key]
         arr = np.asarray(values)
-        put(g, stem, Quantity(arr, units) if units else arr)
+        ds = put(g, stem, Quantity(arr, units) if units else arr)
+        if key in plot.long_names:
+            ds.attrs["long_name"] = plot.long_names[key]
         if key in sds:
             sd_units = names[sds[key]][1]
             sd = np.asarray(plot.columns[sds[key]])

@@ -2,7 +2,9 @@
 file, each for a map of shape (ny, nx) whose row 0 is the lowest y:
 
 * ``.npy``: a boolean array of the map's shape, or numbers all 0 or 1 (integer or float),
-  True/1 on the bad pixels (numpy.ma's convention: the mask marks what is invalid);
+  True/1 on the bad pixels (numpy.ma's convention: the mask marks what is invalid; the
+  multipole library's `fieldMask` is the opposite, True on the pixels kept, so an array that
+  excludes most of the measured pixels is read as it says and warned of);
 * an image (``.png``, ``.jpg``, ``.jpeg``, ``.tif``, ``.tiff``, ``.bmp``, ``.gif``, ``.webp``):
   black pixels (grey level below half of white at the image's own depth: 128 of 255, 32768 of
   65535) are excluded, as in the multipole library's masks. A transparent pixel shows white
@@ -84,6 +86,7 @@ def read_mask(path: str | Path, data: MapData) -> np.ndarray:
         mask, missed = _from_shapes(path, data)
     elif suffix == ".npy":
         mask = _from_array(path, data)
+        _warn_if_mostly_excluded(mask, path, data)
     elif suffix in IMAGE_SUFFIXES:
         mask = _from_image(path, data)
     else:
@@ -109,6 +112,20 @@ def read_mask(path: str | Path, data: MapData) -> np.ndarray:
                           "expected a shape over its bad pixels, in µm", MaskWarning,
                           stacklevel=2)
     return mask
+
+
+def _warn_if_mostly_excluded(mask: np.ndarray, path: Path, data: MapData) -> None:
+    """An array excluding most of the measured pixels is warned of: it reads as the
+    multipole library's `fieldMask` (True on the pixels KEPT, the opposite of ours) would,
+    and so inverted it would leave the fit the bad pixels alone, with nothing else to say so."""
+    measured = np.isfinite(data.bz)
+    n_measured = int(measured.sum())
+    n_excluded = int((mask & measured).sum())
+    if 2 * n_excluded > n_measured:
+        warnings.warn(f"{path}: excludes {n_excluded} of the {n_measured} measured pixels of "
+                      f"scan '{data.name}'; expected True (or 1) on the bad pixels only. The "
+                      "multipole library's fieldMask is True on the pixels it keeps: save "
+                      "~fieldMask for --mask", MaskWarning, stacklevel=3)
 
 
 def _extent_um(data: MapData) -> str:

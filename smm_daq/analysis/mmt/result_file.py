@@ -26,7 +26,9 @@ another machine years later. Its layout has a version, the entry's integer attri
   `crop`; each scan's `mask`, `mask_absolute`, `mask_shapes`; `tile`).
 * version 4: version 3 with `declination_deg` clockwise from +y (north up the map) towards
   +x, as palaeomagnetists give it; versions 1 to 3 hold it counter-clockwise from +x, which
-  the reader turns into today's (its standard deviation is the same in both).
+  the reader turns into today's (its standard deviation is the same in both). Written from
+  now on, `grains/declination` and `grains/inclination` state their conventions in a
+  `long_name` (optional: entries of version 4 written before have none).
 
 `process/parameters/height` is the height the table's SSR is computed with: the sensor's,
 and of a joint inversion the lowest scan's (its `long_name` says so); each scan's own is in
@@ -52,11 +54,27 @@ RESULT_VERSION = 4  # the layout this module writes (the entry's `VERSION_ATTRIB
 VERSION_ATTRIBUTE = "mmt_result_version"
 
 
+# CSV headers that differ from the table's column names. The declination's says its convention:
+# CSVs written before it was clockwise from north headed the counter-clockwise-from-+x angle
+# `declination_deg` too, with nothing in the file to tell the two apart; a new header (not a
+# comment line, which csv.DictReader, numpy.genfromtxt(names=True) and pandas.read_csv would
+# take for the header) makes an old file's column read by its old name and fails a script
+# that reads today's by the old one, instead of it reading an angle of the other convention.
+# Its SD (the same in both conventions) keeps the `sd_` + name pairing of every other column.
+CSV_HEADERS = {"declination_deg": "declination_cw_from_north_deg",
+               "sd_declination_deg": "sd_declination_cw_from_north_deg"}
+# the entry's direction columns say their conventions too, to whoever opens the file
+DIRECTION_NAMES = {
+    "declination_deg": "declination, clockwise from north (+y) towards east (+x)",
+    "inclination_deg": "inclination, positive downward (-z)",
+}
+
+
 def write_result_csv(path: str | Path, table: dict[str, np.ndarray]) -> None:
     names = list(table)
     with open(path, "w", newline="", encoding="utf-8") as f:
         out = csv.writer(f)
-        out.writerow(names)
+        out.writerow([CSV_HEADERS.get(k, k) for k in names])
         for i in range(len(table["grain"])):
             out.writerow([int(table[k][i]) if k == "grain" else f"{float(table[k][i]):.9g}"
                           for k in names])
@@ -73,7 +91,7 @@ def result_layout(result: MMTResult, table: dict[str, np.ndarray]) -> dict[str, 
     return {
         "plots": [
             TablePlot("grains", table, axis="grain", signal="mx_A_per_m",
-                      auxiliary=("my_A_per_m", "mz_A_per_m")),
+                      auxiliary=("my_A_per_m", "mz_A_per_m"), long_names=DIRECTION_NAMES),
             MapPlot("fitted", "Bz", result.fitted.bz, "T", "Bz of the fitted grains"),
         ],
         "default": "grains",

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import sparse
 
-from smm_daq.analysis.grains import GrainSet
+from smm_daq.analysis.grains import GeometryWarning, GrainSet
 from smm_daq.analysis.mmt.models.compiled import first_run_notice
 from smm_daq.analysis.mmt.models.cuboid import GreenModel
 from smm_daq.analysis.mmt.models.multipole import (
@@ -218,6 +219,22 @@ def as_points(grains: GrainSet) -> PointGrains:
                         source=grains.source)
 
 
+def warn_points_above_top(grains: PointGrains) -> None:
+    """Point grains whose centroid lies above the sample top (z > 0) are inverted as given,
+    and warned of: positions written with z as depth (the cuboid library's convention)
+    read so, placing every grain nearer the sensor than it is and its fitted M wrong,
+    with nothing else to say so (cuboid grains above the top are refused when read)."""
+    z = grains.positions[:, 2]
+    above = np.flatnonzero(z > 0)
+    if above.size:
+        g = int(above[np.argmax(z[above])])
+        warnings.warn(
+            f"{grains.where(g)}: {above.size} of {z.size} grains lie above the sample top "
+            f"(z > 0), e.g. grain {grains.labels[g]} at z = {z[g] / UM:.4g} µm; expected z up "
+            "with the sample top at 0 and grains below it (depths written as positive z?): "
+            "inverted as given", GeometryWarning, stacklevel=3)
+
+
 def check_each_scan_once(names: list[str]) -> None:
     """Refuse a scan named twice: its rows counted twice would halve its variance."""
     if len(set(names)) != len(names):
@@ -285,6 +302,8 @@ def invert_scans(
         phis.append(scan.data.bz.ravel()[keep])
     sensors = np.concatenate(parts)
     warn_far_grains(grains, sensors[:, :2].min(axis=0), sensors[:, :2].max(axis=0))
+    if isinstance(grains, PointGrains):
+        warn_points_above_top(grains)
     counts = np.array([p.shape[0] for p in parts])
     if used == "cpu":
         check_solve_fits(n, min(block, sensors.shape[0]), unknowns, damping=damping > 0)
