@@ -279,3 +279,22 @@ def test_esc_in_a_dialog_over_a_paused_scan_leaves_the_scan_paused(window, qtbot
     assert scan.live.state == "paused"
     with qtbot.waitSignal(scan.scanEnded, timeout=WAIT_MS):  # before the window's close asks
         scan.abort()
+
+
+def test_esc_in_a_dialog_right_after_a_go_to_stops_it(window, qtbot, monkeypatch):
+    """Before any reading has seen the stage move (the last one found it at rest), a Go to
+    just asked for is taken as moving: Esc stops it."""
+    panel = window.instruments
+    start = readings(qtbot, panel)["position"] / UM
+    assert panel.readings.get("on_target") is True
+    target = start[0] + 20000.0 if start[0] < 5000.0 else 0.0
+    panel.goto_boxes[0].setValue(target)
+    with monkeypatch.context() as patch:
+        stops = counting_stops(patch, window.holder.rig.stage)
+        panel.go_to()
+        _, seen = esc_in_the_modal(qtbot, lambda: MODALS["question"](window))
+        assert seen == ["QMessageBox"]
+        qtbot.waitUntil(lambda: len(stops) == 1, timeout=WAIT_MS)
+        qtbot.waitUntil(lambda: readings(qtbot, panel).get("on_target") is True,
+                        timeout=WAIT_MS)
+    assert abs(readings(qtbot, panel)["position"][0] / UM - target) > 100.0
