@@ -231,6 +231,9 @@ def test_esc_in_a_dialog_stops_a_moving_stage_and_closes_the_dialog(window, qtbo
     assert abs(readings(qtbot, panel)["position"][0] / UM - target) > 100.0
     assert returned in (None, False, QtWidgets.QMessageBox.StandardButton.Ok)
     assert window.scan.file_edit.text() == file_before
+    # a native dialog (the platform's file dialog) takes its keys outside Qt: none is used
+    assert QtCore.QCoreApplication.testAttribute(
+        QtCore.Qt.ApplicationAttribute.AA_DontUseNativeDialogs)
 
 
 @pytest.mark.parametrize("modal", list(MODALS))
