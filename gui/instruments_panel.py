@@ -179,6 +179,10 @@ class InstrumentsPanel(QtWidgets.QWidget):
         # a recipe or a connect begins or ends, or Stop: a jog made before the stage settles
         # adds to it, not to a position read mid-move (clicks made while it moved were lost)
         self._sent_to: np.ndarray | None = None
+        # Go-tos and jogs asked for, and how many of them had been asked for when a reading
+        # that found the stage at rest was asked for (`stage_may_be_moving`)
+        self._moves_asked = 0
+        self._moves_at_rest = 0
 
         layout = QtWidgets.QGridLayout(self)
         layout.addWidget(self._connection_box(), 0, 0)
@@ -389,7 +393,10 @@ class InstrumentsPanel(QtWidgets.QWidget):
         self.message.setText(f"Could not open the rig: {why}")
 
     def _clear_readings(self) -> None:
+        """A connect begun: the readings go, and the moves asked for (the rig open before is
+        made safe, its stage stopped, before the new one opens)."""
         self.readings = {}
+        self._moves_at_rest = self._moves_asked
         self.position_label.setText(NO_POSITION)
         self.field_label.setText(NO_FIELD)
         self.lockin_label.setText(NO_LOCKIN)
@@ -443,21 +450,34 @@ class InstrumentsPanel(QtWidgets.QWidget):
         """Ask for fresh readings unless one request is already out or a scan runs."""
         if self._polling:
             return
-        rig = self.holder.rig
-        if self.holder.call(lambda: read_all(rig), lambda r: self._polled(rig, r),
-                            lambda exc: self._polled(rig, exc)):
+        rig, asked = self.holder.rig, self._moves_asked
+        if self.holder.call(lambda: read_all(rig), lambda r: self._polled(rig, r, asked),
+                            lambda exc: self._polled(rig, exc, asked)):
             self._polling = True
 
-    def _polled(self, rig: Any, readings: dict[str, Any] | BaseException) -> None:
+    def _polled(self, rig: Any, readings: dict[str, Any] | BaseException, asked: int) -> None:
         """Readings of `rig` (or why it could not be read) shown, unless a connect has begun
-        since they were asked for (its note, e.g. that the stage may move, stays)."""
+        since they were asked for (its note, e.g. that the stage may move, stays); at rest,
+        the `asked` moves asked for before them have ended."""
         self._polling = False
         if rig is not self.holder.rig:
             return
         if isinstance(readings, BaseException):
             self.message.setText(str(readings))
         else:
+            if readings.get("on_target") is True:
+                self._moves_at_rest = max(self._moves_at_rest, asked)
             self._show_readings(readings)
+
+    @property
+    def stage_may_be_moving(self) -> bool:
+        """Whether a Go to or jog may still be moving the stage (no reading asked for after it
+        has found the stage at rest), or the last reading found it moving or could not tell
+        (a recipe's move, say). Readings are asked for in the rig's thread after the calls
+        before them, so one asked for after a move was sent sees that move."""
+        on_target = self.readings.get("on_target")
+        return (self._moves_at_rest < self._moves_asked or on_target is False
+                or isinstance(on_target, Exception))
 
     def _show_readings(self, readings: dict[str, Any]) -> None:
         self._polling = False
@@ -536,6 +556,7 @@ class InstrumentsPanel(QtWidgets.QWidget):
     def go_to(self) -> None:
         x, y, z = (b.value() * UM for b in self.goto_boxes)
         rig = self.holder.rig
+        self._moves_asked += 1
         self._act(lambda: self._send(rig, np.array([x, y, z])), "Go to",
                   succeeded=self._follow_stage)
 
@@ -550,6 +571,7 @@ class InstrumentsPanel(QtWidgets.QWidget):
         box = self.z_jog_step if axis == 2 else self.jog_step
         rig, step = self.holder.rig, sign * box.value() * UM
         floor = self.z_floor.value() * UM
+        self._moves_asked += 1
 
         def move() -> None:
             sent = self._sent_to

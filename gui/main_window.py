@@ -54,6 +54,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.scan = ScanTab(self.holder)
         self.instruments.stopDuringScan.connect(self.scan.stop_during_scan)
         self.shortcuts = shortcuts.install(self, self.scan, self.instruments)
+        self.escape_stops = shortcuts.EscapeStops(self, self.stage_may_be_moving,
+                                                  self.instruments.stop_button.click)
         self.session = SessionBrowser()
         self.recipes = RecipesView(self.holder, self.scan)
         self.mmt = MMTView(profile)
@@ -131,6 +133,17 @@ class MainWindow(QtWidgets.QMainWindow):
         if holder.connecting:
             self.statusBar().showMessage(
                 "Reconnecting the rig…" if holder.reconnecting else "Connecting the rig…")
+
+    def stage_may_be_moving(self) -> bool:
+        """Whether the stage may be moving, for Esc in a dialog (`shortcuts.EscapeStops`): a
+        scan under way and not paused (starting, resuming, aborting too), or a Go to or jog
+        not seen at rest since, or a move seen (a recipe's); not once the close has begun
+        making the rig safe, which stops the stage."""
+        if self._closing:
+            return False
+        if self.holder.busy:
+            return self.scan.live.state != "paused"
+        return self.instruments.stage_may_be_moving
 
     # --- tabs ----------------------------------------------------------------------------
     def show_view(self, name: str) -> None:

@@ -1,13 +1,14 @@
 """Window-wide keys for the buttons an operator reaches for in a hurry, usable from any tab:
 Start, Pause (again: Resume), Abort the scan, Stop the stage (during a scan: abort it), and
 Connect. Each presses its button, so a key does nothing where the button is disabled, and
-each button's tooltip names its key."""
+each button's tooltip names its key. Esc stops a moving stage from the window's dialogs too
+(`EscapeStops`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from PyQt6 import QtGui, QtWidgets
+from PyQt6 import QtCore, QtGui, QtWidgets
 
 from gui.instruments_panel import CONNECT_KEY, STOP_KEY, InstrumentsPanel
 from gui.scan_tab import ABORT_KEY, PAUSE_KEY, START_KEY, ScanTab
@@ -41,3 +42,57 @@ def install(window: QtWidgets.QWidget, scan: ScanTab,
         shortcut.activated.connect(press)
         shortcuts.append(shortcut)
     return shortcuts
+
+
+class EscapeStops(QtCore.QObject):
+    """Esc stops a moving stage from any window of the application, not only from `window`.
+
+    A window's shortcut works only while that window is active. A dialog over it (a
+    question, a warning, a file dialog, Session's and MMT's dialogs, the error box) or a
+    popup (a menu, a list opened) takes Esc for itself, a modal one for as long as it is up:
+    an operator who sees the sensor heading for the sample could not stop it by key. So an
+    event filter of the application's: while the stage may be moving (`moving()`), Esc in
+    any other window of the application presses Stop (`stop`; during a scan that aborts it,
+    as Esc in the window does) and then closes that window as its Esc would have (a question
+    answered by its Esc button, No or Cancel; a dialog rejected; a popup closed; a window
+    that ignores Esc, as the close's wait does, left up). While nothing moves, Esc is left to
+    the dialog, as before: a stop sent to a stage at rest is not harmless (a PI controller
+    records it as error 10, and during a paused scan it would abort the scan).
+
+    A filter rather than dialogs made non-modal: it reaches every dialog, Qt's static ones
+    too (QMessageBox.question, QFileDialog.getOpenFileName: modal by design), those of code
+    yet to come, and a box that a worker's error opens over a question, with no change to how
+    each is answered. The key is taken where it is first delivered (the focused widget): a
+    key press goes from there up to its window until a widget takes it, passing the filter
+    at each, and some take Esc themselves (a file dialog's list): taken at once, one press is
+    one stop, and the window closes however its widgets handle Esc. Native dialogs (the
+    platform's file dialog) take their keys outside Qt, so none is used
+    (AA_DontUseNativeDialogs)."""
+
+    def __init__(self, window: QtWidgets.QWidget, moving: Callable[[], bool],
+                 stop: Callable[[], None]) -> None:
+        super().__init__(window)
+        self._window = window
+        self._moving = moving
+        self._stop = stop
+        QtCore.QCoreApplication.setAttribute(
+            QtCore.Qt.ApplicationAttribute.AA_DontUseNativeDialogs)
+        app = QtWidgets.QApplication.instance()
+        if app is not None:
+            app.installEventFilter(self)  # removed by Qt as this object is deleted
+
+    def eventFilter(self, obj: QtCore.QObject | None, event: QtCore.QEvent | None) -> bool:
+        if (event is None or event.type() != QtCore.QEvent.Type.KeyPress
+                or not isinstance(obj, QtWidgets.QWidget)):
+            return False
+        assert isinstance(event, QtGui.QKeyEvent)
+        if event.key() != QtCore.Qt.Key.Key_Escape or event.modifiers() not in (
+                QtCore.Qt.KeyboardModifier.NoModifier, QtCore.Qt.KeyboardModifier.KeypadModifier):
+            return False
+        other = obj.window()
+        if other is None or other is self._window or not self._window.isVisible() \
+                or not self._moving():
+            return False  # the window's own Esc shortcut, or the dialog's Esc as ever
+        self._stop()
+        other.close()
+        return True

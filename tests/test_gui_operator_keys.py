@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PyQt6 import QtCore
+from PyQt6 import QtCore, QtWidgets
 
+from gui.confirm import confirm
 from gui.scan_tab import next_free_name
 from smm_daq.acquisition.plan import ScanPlan
 
@@ -159,3 +160,144 @@ def test_esc_stops_the_stage_from_any_tab(window, qtbot):
     qtbot.keyClick(window, QtCore.Qt.Key.Key_Escape)
     qtbot.waitUntil(lambda: readings(qtbot, panel).get("on_target") is True, timeout=WAIT_MS)
     assert abs(readings(qtbot, panel)["position"][0] / UM - target[0]) > 100.0
+
+
+def esc_in_the_modal(qtbot, open_modal):
+    """Calls `open_modal()`, which shows a modal and returns once it has closed, and, once
+    the modal is up, presses Esc where the key goes (its focused widget); returns what
+    `open_modal()` returned, and the modal's class name. A modal the Esc left up is closed
+    (the test then fails on what follows, rather than waiting for nobody)."""
+    seen: list[str] = []
+
+    def press() -> None:
+        modal = QtWidgets.QApplication.activeModalWidget()
+        if modal is None:
+            QtCore.QTimer.singleShot(10, press)
+            return
+        seen.append(type(modal).__name__)
+        focused = QtWidgets.QApplication.focusWidget()
+        qtbot.keyClick(focused if focused is not None and focused.window() is modal else modal,
+                       QtCore.Qt.Key.Key_Escape)
+        if modal.isVisible():
+            seen.append("left up")
+            modal.close()
+
+    QtCore.QTimer.singleShot(0, press)
+    returned = open_modal()
+    return returned, seen
+
+
+def counting_stops(monkeypatch, stage) -> list[int]:
+    """The stage's stop calls, counted (in the rig's thread) as they are made."""
+    stops: list[int] = []
+    stop = stage.stop
+
+    def counted() -> None:
+        stops.append(1)
+        stop()
+
+    monkeypatch.setattr(stage, "stop", counted)
+    return stops
+
+
+MODALS = {
+    "file dialog": lambda window: window.scan._choose_file(),
+    "question": lambda window: confirm(window, "Go on?"),
+    "warning": lambda window: QtWidgets.QMessageBox.warning(window, "smm-daq", "Look."),
+}
+
+
+@pytest.mark.parametrize("modal", list(MODALS))
+def test_esc_in_a_dialog_stops_a_moving_stage_and_closes_the_dialog(window, qtbot,
+                                                                    monkeypatch, modal):
+    """A modal dialog took Esc for itself: the stage went on moving (into the sample, say)
+    while the operator pressed Esc. Now Esc stops it, and the dialog closes as its Esc
+    closes it (the file dialog chooses nothing, the question is answered No)."""
+    panel = window.instruments
+    start = readings(qtbot, panel)["position"] / UM
+    target = start[0] + 20000.0 if start[0] < 5000.0 else 0.0
+    panel.goto_boxes[0].setValue(target)
+    with monkeypatch.context() as patch:  # undone before the window's close stops the stage
+        stops = counting_stops(patch, window.holder.rig.stage)
+        panel.go_to()
+        qtbot.waitUntil(lambda: readings(qtbot, panel).get("on_target") is False,
+                        timeout=WAIT_MS)
+        file_before = window.scan.file_edit.text()
+        returned, seen = esc_in_the_modal(qtbot, lambda: MODALS[modal](window))
+        assert "left up" not in seen and len(seen) == 1, seen
+        qtbot.waitUntil(lambda: len(stops) == 1, timeout=WAIT_MS)
+        qtbot.waitUntil(lambda: readings(qtbot, panel).get("on_target") is True,
+                        timeout=WAIT_MS)
+    assert abs(readings(qtbot, panel)["position"][0] / UM - target) > 100.0
+    assert returned in (None, False, QtWidgets.QMessageBox.StandardButton.Ok)
+    assert window.scan.file_edit.text() == file_before
+    # a native dialog (the platform's file dialog) takes its keys outside Qt: none is used
+    assert QtCore.QCoreApplication.testAttribute(
+        QtCore.Qt.ApplicationAttribute.AA_DontUseNativeDialogs)
+
+
+@pytest.mark.parametrize("modal", list(MODALS))
+def test_esc_in_a_dialog_with_the_stage_at_rest_only_closes_the_dialog(window, qtbot,
+                                                                        monkeypatch, modal):
+    """No stop is sent to a stage at rest (a PI controller records one as error 10)."""
+    panel = window.instruments
+    at_rest = readings(qtbot, panel)
+    assert at_rest.get("on_target") is True
+    with monkeypatch.context() as patch:
+        stops = counting_stops(patch, window.holder.rig.stage)
+        returned, seen = esc_in_the_modal(qtbot, lambda: MODALS[modal](window))
+        assert "left up" not in seen and len(seen) == 1, seen
+        readings(qtbot, panel)  # asked after any stop, in the rig's thread
+        assert stops == []
+    assert returned in (None, False, QtWidgets.QMessageBox.StandardButton.Ok)
+
+
+def test_esc_in_the_close_question_during_a_scan_aborts_the_scan(window, qtbot):
+    """The close's question over a running scan: Esc answers it No (the window stays) and
+    aborts the scan, as Esc in the window does."""
+    scan = window.scan
+    plan = ScanPlan.from_center("esc", CENTRE, (9 * 20 * UM, 9 * 20 * UM), 20 * UM,
+                                settle_tau=1.0)
+    scan.form.set_plan(plan)
+    assert scan.start()
+    qtbot.waitUntil(lambda: scan.live.state == "running", timeout=WAIT_MS)
+    with qtbot.waitSignal(scan.scanEnded, timeout=WAIT_MS) as ended:
+        _, seen = esc_in_the_modal(qtbot, window.close)
+    assert seen == ["QMessageBox"]
+    assert ended.args[0] == "aborted"
+    assert window.isVisible() and not window.closing
+
+
+def test_esc_in_a_dialog_over_a_paused_scan_leaves_the_scan_paused(window, qtbot):
+    scan = window.scan
+    plan = ScanPlan.from_center("paused", CENTRE, (9 * 20 * UM, 9 * 20 * UM), 20 * UM,
+                                settle_tau=1.0)
+    scan.form.set_plan(plan)
+    assert scan.start()
+    qtbot.waitUntil(lambda: scan.live.state == "running", timeout=WAIT_MS)
+    scan.live.pause()
+    qtbot.waitUntil(lambda: scan.live.state == "paused", timeout=WAIT_MS)
+    _, seen = esc_in_the_modal(qtbot, lambda: MODALS["file dialog"](window))
+    assert len(seen) == 1 and "left up" not in seen
+    assert scan.live.state == "paused"
+    with qtbot.waitSignal(scan.scanEnded, timeout=WAIT_MS):  # before the window's close asks
+        scan.abort()
+
+
+def test_esc_in_a_dialog_right_after_a_go_to_stops_it(window, qtbot, monkeypatch):
+    """Before any reading has seen the stage move (the last one found it at rest), a Go to
+    just asked for is taken as moving: Esc stops it."""
+    panel = window.instruments
+    start = readings(qtbot, panel)["position"] / UM
+    assert panel.readings.get("on_target") is True
+    target = start[0] + 20000.0 if start[0] < 5000.0 else 0.0
+    panel.goto_boxes[0].setValue(target)
+    with monkeypatch.context() as patch:
+        stops = counting_stops(patch, window.holder.rig.stage)
+        panel.go_to()
+        _, seen = esc_in_the_modal(qtbot, lambda: MODALS["question"](window))
+        assert seen == ["QMessageBox"]
+        qtbot.waitUntil(lambda: len(stops) == 1, timeout=WAIT_MS)
+        qtbot.waitUntil(lambda: readings(qtbot, panel).get("on_target") is True,
+                        timeout=WAIT_MS)
+    assert abs(readings(qtbot, panel)["position"][0] / UM - target) > 100.0
