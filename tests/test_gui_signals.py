@@ -16,7 +16,7 @@ from smm_daq.cli.main import EXIT_INTERRUPTED
 from smm_daq.storage.h5file import open_read
 
 # `smm-daq gui` that prints READY once the rig is open (argv[2] "idle") or once a scan into
-# FILE (argv[1]) is running (argv[2] "scan"); a question or warning box would fail the test
+# FILE (argv[1]) is running, its entry made (argv[2] "scan"); a question or warning box would fail the test
 # (nobody answers one when a supervisor stops the program). With argv[3] "quit", a field is
 # on (set in idle, the scan's own), and once READY the event loop is ended with the window
 # open; the program prints the rig's state (AFTER, the largest coil current in A and whether
@@ -61,8 +61,8 @@ def opened(window, *args, **kwargs):
         else:
             announce()
     def announce():
-        if quit and window.scan.live.running and window.scan.live.state != "running":
-            QtCore.QTimer.singleShot(20, announce)  # the scan's field not yet on
+        if mode == "scan" and window.scan.live.running and window.scan.live.state != "running":
+            QtCore.QTimer.singleShot(20, announce)  # the scan's entry and field not yet made
             return
         print("READY", flush=True)
         if quit:  # a plugin, say, ends the event loop (quit() would close the window first)
