@@ -212,3 +212,45 @@ def test_a_model_map_is_neither_processed_nor_given_a_noise_floor(tmp_path, caps
     lines = {line.split()[0]: line for line in out.splitlines()[1:]}
     assert code == 0 and "noise floor" in lines["induced"]
     assert "noise floor" not in lines["chi"]
+
+
+def test_an_induced_map_and_a_scan_are_not_subtracted(session, capsys, tmp_path):
+    """An induced map has its remanence removed already: induced − remanent, or in-field −
+    induced (also through a crop of the induced map), would hold the remanence again under
+    the name of an induced map, so it is refused, in a file and in a recipe; two induced maps
+    may still be subtracted (e.g. before and after a treatment)."""
+    path, _ = session
+    for argv in (("in_field", "remanent", "induced"), ("in_field", "remanent", "induced_2")):
+        assert run(capsys, "subtract", path, "--in-field", argv[0], "--remanent", argv[1],
+                   "--name", argv[2], "--no-register")[0] == 0
+    assert run(capsys, "crop", path, "--entry", "induced", "--name", "cut", "--x-um", "0,200",
+               "--y-um", "0,200")[0] == 0
+    for in_field, remanent, induced, scan in (("induced", "remanent", "induced", "remanent"),
+                                              ("in_field", "induced", "induced", "in_field"),
+                                              ("cut", "remanent", "cut", "remanent")):
+        code, _, err = run(capsys, "subtract", path, "--in-field", in_field, "--remanent",
+                           remanent, "--name", "x", "--no-register")
+        assert code == 2 and f"'{induced}' is an induced map" in err and scan in err, err
+    assert "x" not in {e.name for e in list_entries(path)}
+    code, _, err = run(capsys, "subtract", path, "--in-field", "induced", "--remanent",
+                       "induced_2", "--name", "change", "--no-register")
+    assert code == 0, err
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('[recipe]\ntitle = "t"\n\n[[step]]\nkind = "subtract"\n'
+                      'in_field = "induced"\nremanent = "remanent"\nname = "again"\n'
+                      "register = false\n")
+    code, _, err = run(capsys, "run", recipe, "--out", path)
+    assert code == 2 and "'induced' is an induced map" in err, err
+    assert "again" not in {e.name for e in list_entries(path)}
+
+
+def test_susceptibility_of_a_scan_warns_that_it_holds_the_remanence(session, capsys):
+    path, _ = session
+    code, _, err = run(capsys, "susceptibility", path, "--entry", "in_field", "--name", "chi",
+                       "--thickness-um", "10")
+    assert code == 0 and "'in_field' is not an induced map" in err
+    assert run(capsys, "subtract", path, "--in-field", "in_field", "--remanent", "remanent",
+               "--name", "induced", "--no-register")[0] == 0
+    code, _, err = run(capsys, "susceptibility", path, "--entry", "induced", "--name", "chi2",
+                       "--thickness-um", "10")
+    assert code == 0 and "not an induced map" not in err

@@ -287,12 +287,17 @@ def _write_layer(args: argparse.Namespace, m: MapData, inv: LayerInversion, kind
 
 
 def _susceptibility(args: argparse.Namespace) -> int:
+    from smm_daq.analysis.subtract_inputs import is_induced
     from smm_daq.analysis.susceptibility import invert_susceptibility
 
     m = _read(args, args.entry)
     thickness = within("--thickness-um", args.thickness_um, 1e-3, MAX_UM, " µm") * UM
     inv = invert_susceptibility(m, thickness, **_layer_options(args, m))
     _write_layer(args, m, inv, "susceptibility")
+    if not is_induced(args.file, args.entry):
+        print(f"smm-daq: warning: '{args.entry}' is not an induced map (no subtraction among "
+              "its sources): its χ holds the remanence's field too, unless the sample has "
+              "none; subtract a zero-field scan first (smm-daq subtract)", file=sys.stderr)
     return 0
 
 
