@@ -254,3 +254,26 @@ def test_susceptibility_of_a_scan_warns_that_it_holds_the_remanence(session, cap
     code, _, err = run(capsys, "susceptibility", path, "--entry", "induced", "--name", "chi2",
                        "--thickness-um", "10")
     assert code == 0 and "not an induced map" not in err
+
+
+def test_an_entry_others_were_computed_from_is_not_overwritten(session, capsys):
+    """Replacing 'induced' (say, unregistered now) under a χ entry computed from it would
+    leave χ naming as its source a map it was not computed from: refused, the file as it
+    was; the χ entry itself, which nothing was computed from, may still be replaced."""
+    path, _ = session
+    assert run(capsys, "subtract", path, "--in-field", "in_field", "--remanent", "remanent",
+               "--name", "induced")[0] == 0
+    assert run(capsys, "crop", path, "--entry", "induced", "--name", "cut", "--x-um", "0,60",
+               "--y-um", "0,60")[0] == 0
+    assert run(capsys, "level", path, "--entry", "induced", "--name", "lev",
+               "--border-um", "10")[0] == 0
+    before = path.read_bytes()
+    code, _, err = run(capsys, "subtract", path, "--in-field", "in_field", "--remanent",
+                       "remanent", "--name", "induced", "--no-register", "--overwrite")
+    assert code == 2 and "Traceback" not in err
+    assert "entry 'induced' is what 'cut', 'lev' were computed from" in err, err
+    assert path.read_bytes() == before
+    code, _, err = run(capsys, "crop", path, "--entry", "induced", "--name", "cut",
+                       "--x-um", "0,40", "--y-um", "0,40", "--overwrite")
+    assert code == 0, err
+    assert read_map(path, "cut").shape == (21, 21)
