@@ -222,3 +222,15 @@ def test_crop_and_rectangles_include_pixels_on_their_ends_despite_rounding():
     assert rect.sum() == 51 * 51
     # a pixel a nanometre outside the range stays out
     assert crop(m, (12000.001 * UM, 13000 * UM), (12000 * UM, 13000 * UM)).shape == (51, 50)
+
+
+def test_a_crop_of_only_unmeasured_pixels_is_refused():
+    """The lines an aborted scan never measured are NaN: a crop of them alone would be an
+    entry that every later command refuses, so the crop refuses it itself."""
+    m = grid_map()
+    bz = np.zeros(m.shape)
+    bz[20:] = np.nan  # lines 20 and on not measured
+    m = m.with_bz(bz)
+    with pytest.raises(InputError, match="holds no measured pixel of 'm'"):
+        crop(m, (0.0, 50 * UM), (110 * UM, 150 * UM))
+    assert crop(m, (0.0, 50 * UM), (90 * UM, 150 * UM)).shape == (13, 11)

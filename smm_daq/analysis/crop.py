@@ -22,4 +22,10 @@ def crop(m: MapData, x_range: tuple[float, float], y_range: tuple[float, float])
             "the map"
         )
     sub = (slice(iy[0], iy[-1] + 1), slice(ix[0], ix[-1] + 1))
+    if np.isnan(m.bz[sub]).all():  # e.g. the lines an aborted scan never measured
+        raise InputError(
+            f"the crop x {x0 * 1e6:.4g}..{x1 * 1e6:.4g} µm, y {y0 * 1e6:.4g}..{y1 * 1e6:.4g} µm "
+            f"holds no measured pixel of '{m.name or 'the map'}' (Bz is NaN there: not "
+            "measured, or masked); expected ranges that take in measured pixels"
+        )
     return m.with_bz(m.bz[sub], x=m.x[sub[1]], y=m.y[sub[0]])
