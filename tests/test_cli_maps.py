@@ -277,3 +277,17 @@ def test_an_entry_others_were_computed_from_is_not_overwritten(session, capsys):
                        "--x-um", "0,40", "--y-um", "0,40", "--overwrite")
     assert code == 0, err
     assert read_map(path, "cut").shape == (21, 21)
+
+
+def test_noise_from_a_repeat_in_another_field_or_of_another_kind_is_refused(session, capsys):
+    """`noise --repeat` takes the difference of two scans as noise: an in-field scan and a
+    zero-field one differ by the induced field, a scan and an induced map by the remanence,
+    so either pair would be printed as a noise floor many times too high."""
+    path, _ = session
+    code, _, err = run(capsys, "noise", path, "--entry", "in_field", "--repeat", "remanent")
+    assert code == 2 and "'in_field' was taken in (0, 40, 1) µT and 'remanent' in (0, 0, 0) µT" \
+        in err and "expected a repeat in the same field" in err, err
+    assert run(capsys, "subtract", path, "--in-field", "in_field", "--remanent", "remanent",
+               "--name", "induced", "--no-register")[0] == 0
+    code, _, err = run(capsys, "noise", path, "--entry", "induced", "--repeat", "in_field")
+    assert code == 2 and "'induced' is an induced map and 'in_field' a scan" in err, err

@@ -209,6 +209,7 @@ def _level(args: argparse.Namespace) -> int:
 
 def _noise(args: argparse.Namespace) -> int:
     from smm_daq.analysis.noise import noise_from_repeats, noise_rms
+    from smm_daq.analysis.subtract_inputs import is_induced
 
     if args.repeat == args.entry:
         raise InputError(f"--repeat is entry '{args.entry}' itself; expected another scan of "
@@ -219,6 +220,12 @@ def _noise(args: argparse.Namespace) -> int:
             other = _read(args, args.repeat)
         except InputError as exc:
             raise InputError(f"--repeat is {args.repeat!r}: {exc}") from None
+        induced = is_induced(args.file, args.entry)
+        if induced != is_induced(args.file, args.repeat):
+            one, other_kind = (args.entry, args.repeat) if induced else (args.repeat, args.entry)
+            raise InputError(f"--repeat is {args.repeat!r}: '{one}' is an induced map and "
+                             f"'{other_kind}' a scan: their difference is the remanence, not "
+                             "noise; expected a repeat of the same kind")
         sigma = noise_from_repeats(m, other, _background_mask(args, m, required=False))
         print(f"noise: {sigma / NT:.4g} nT RMS (from '{m.name}' − '{other.name}', over √2)")
     else:
