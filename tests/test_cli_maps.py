@@ -245,7 +245,14 @@ def test_an_induced_map_and_a_scan_are_not_subtracted(session, capsys, tmp_path)
 
 
 def test_susceptibility_of_a_scan_warns_that_it_holds_the_remanence(session, capsys):
+    """And the remanence's magnetization of a scan taken in a field holds the induced one."""
     path, _ = session
+    code, _, err = run(capsys, "magnetization", path, "--entry", "in_field", "--name", "m",
+                       "--thickness-um", "10", "--direction", "0,0,1")
+    assert code == 0 and "'in_field' was taken in a field (0, 40, 1) µT" in err
+    code, _, err = run(capsys, "magnetization", path, "--entry", "remanent", "--name", "m0",
+                       "--thickness-um", "10", "--direction", "0,0,1")
+    assert code == 0 and "taken in a field" not in err
     code, _, err = run(capsys, "susceptibility", path, "--entry", "in_field", "--name", "chi",
                        "--thickness-um", "10")
     assert code == 0 and "'in_field' is not an induced map" in err

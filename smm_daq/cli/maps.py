@@ -309,6 +309,7 @@ def _susceptibility(args: argparse.Namespace) -> int:
 
 
 def _magnetization(args: argparse.Namespace) -> int:
+    from smm_daq.analysis.subtract_inputs import is_induced
     from smm_daq.analysis.susceptibility import invert_magnetization
 
     m = _read(args, args.entry)
@@ -321,6 +322,12 @@ def _magnetization(args: argparse.Namespace) -> int:
     direction = direction / size
     inv = invert_magnetization(m, direction, thickness, **_layer_options(args, m))
     _write_layer(args, m, inv, "magnetization")
+    field = m.applied_field
+    if field is not None and np.any(field) and not is_induced(args.file, args.entry):
+        print(f"smm-daq: warning: '{args.entry}' was taken in a field "
+              f"({', '.join(f'{v / 1e-6:g}' for v in field)}) µT: its M holds the induced "
+              "magnetization too, not the remanence alone; a zero-field scan maps the "
+              "remanence", file=sys.stderr)
     return 0
 
 
