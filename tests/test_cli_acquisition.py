@@ -378,3 +378,27 @@ def test_time_scale_with_real_instruments_is_refused_before_connecting(tmp_path,
         code, _, err = _run(capsys, [*argv, "--profile", lab, "--time-scale", "10"])
         assert code == 2 and "--time-scale applies to simulated profiles" in err, err
     assert not (tmp_path / "s.h5").exists()
+
+
+def test_scan_and_run_warn_when_the_coil_calibration_file_is_missing(tmp_path, capsys):
+    """A misspelt rig.calibration_file leaves the nominal coil matrix and ambient field in
+    use: a "zero-field" scan would be taken in what they miss. `check` says so; a scan and a
+    recipe, which are what it harms, must say so too, before they start."""
+    from pathlib import Path
+
+    shipped = Path(__file__).resolve().parents[1] / "configs" / "simulator.toml"
+    profile = tmp_path / "lab.toml"
+    profile.write_text(shipped.read_text().replace(
+        "simulated = true", 'simulated = true\ncalibration_file = "coils.tom"'))
+    warning = f"rig.calibration_file {tmp_path / 'coils.tom'} does not exist"
+    code, _, err = _run(capsys, [*SCAN, "--out", str(tmp_path / "s.h5"), "--profile",
+                                 str(profile)])
+    assert code == 0 and warning in err
+    assert err.index(warning) < err.index("scan 's1' finished")
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('[recipe]\ntitle = "t"\n\n[[step]]\nkind = "zero_field"\n')
+    code, _, err = _run(capsys, ["run", str(recipe), "--out", str(tmp_path / "r.h5"),
+                                 "--profile", str(profile)])
+    assert code == 0 and warning in err
+    code, _, err = _run(capsys, [*SCAN[:-1], "s2", "--out", str(tmp_path / "s.h5")])
+    assert code == 0 and "calibration_file" not in err

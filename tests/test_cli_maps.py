@@ -212,3 +212,89 @@ def test_a_model_map_is_neither_processed_nor_given_a_noise_floor(tmp_path, caps
     lines = {line.split()[0]: line for line in out.splitlines()[1:]}
     assert code == 0 and "noise floor" in lines["induced"]
     assert "noise floor" not in lines["chi"]
+
+
+def test_an_induced_map_and_a_scan_are_not_subtracted(session, capsys, tmp_path):
+    """An induced map has its remanence removed already: induced − remanent, or in-field −
+    induced (also through a crop of the induced map), would hold the remanence again under
+    the name of an induced map, so it is refused, in a file and in a recipe; two induced maps
+    may still be subtracted (e.g. before and after a treatment)."""
+    path, _ = session
+    for argv in (("in_field", "remanent", "induced"), ("in_field", "remanent", "induced_2")):
+        assert run(capsys, "subtract", path, "--in-field", argv[0], "--remanent", argv[1],
+                   "--name", argv[2], "--no-register")[0] == 0
+    assert run(capsys, "crop", path, "--entry", "induced", "--name", "cut", "--x-um", "0,200",
+               "--y-um", "0,200")[0] == 0
+    for in_field, remanent, induced, scan in (("induced", "remanent", "induced", "remanent"),
+                                              ("in_field", "induced", "induced", "in_field"),
+                                              ("cut", "remanent", "cut", "remanent")):
+        code, _, err = run(capsys, "subtract", path, "--in-field", in_field, "--remanent",
+                           remanent, "--name", "x", "--no-register")
+        assert code == 2 and f"'{induced}' is an induced map" in err and scan in err, err
+    assert "x" not in {e.name for e in list_entries(path)}
+    code, _, err = run(capsys, "subtract", path, "--in-field", "induced", "--remanent",
+                       "induced_2", "--name", "change", "--no-register")
+    assert code == 0, err
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('[recipe]\ntitle = "t"\n\n[[step]]\nkind = "subtract"\n'
+                      'in_field = "induced"\nremanent = "remanent"\nname = "again"\n'
+                      "register = false\n")
+    code, _, err = run(capsys, "run", recipe, "--out", path)
+    assert code == 2 and "'induced' is an induced map" in err, err
+    assert "again" not in {e.name for e in list_entries(path)}
+
+
+def test_susceptibility_of_a_scan_warns_that_it_holds_the_remanence(session, capsys):
+    """And the remanence's magnetization of a scan taken in a field holds the induced one."""
+    path, _ = session
+    code, _, err = run(capsys, "magnetization", path, "--entry", "in_field", "--name", "m",
+                       "--thickness-um", "10", "--direction", "0,0,1")
+    assert code == 0 and "'in_field' was taken in a field (0, 40, 1) µT" in err
+    code, _, err = run(capsys, "magnetization", path, "--entry", "remanent", "--name", "m0",
+                       "--thickness-um", "10", "--direction", "0,0,1")
+    assert code == 0 and "taken in a field" not in err
+    code, _, err = run(capsys, "susceptibility", path, "--entry", "in_field", "--name", "chi",
+                       "--thickness-um", "10")
+    assert code == 0 and "'in_field' is not an induced map" in err
+    assert run(capsys, "subtract", path, "--in-field", "in_field", "--remanent", "remanent",
+               "--name", "induced", "--no-register")[0] == 0
+    code, _, err = run(capsys, "susceptibility", path, "--entry", "induced", "--name", "chi2",
+                       "--thickness-um", "10")
+    assert code == 0 and "not an induced map" not in err
+
+
+def test_an_entry_others_were_computed_from_is_not_overwritten(session, capsys):
+    """Replacing 'induced' (say, unregistered now) under a χ entry computed from it would
+    leave χ naming as its source a map it was not computed from: refused, the file as it
+    was; the χ entry itself, which nothing was computed from, may still be replaced."""
+    path, _ = session
+    assert run(capsys, "subtract", path, "--in-field", "in_field", "--remanent", "remanent",
+               "--name", "induced")[0] == 0
+    assert run(capsys, "crop", path, "--entry", "induced", "--name", "cut", "--x-um", "0,60",
+               "--y-um", "0,60")[0] == 0
+    assert run(capsys, "level", path, "--entry", "induced", "--name", "lev",
+               "--border-um", "10")[0] == 0
+    before = path.read_bytes()
+    code, _, err = run(capsys, "subtract", path, "--in-field", "in_field", "--remanent",
+                       "remanent", "--name", "induced", "--no-register", "--overwrite")
+    assert code == 2 and "Traceback" not in err
+    assert "entry 'induced' is what 'cut', 'lev' were computed from" in err, err
+    assert path.read_bytes() == before
+    code, _, err = run(capsys, "crop", path, "--entry", "induced", "--name", "cut",
+                       "--x-um", "0,40", "--y-um", "0,40", "--overwrite")
+    assert code == 0, err
+    assert read_map(path, "cut").shape == (21, 21)
+
+
+def test_noise_from_a_repeat_in_another_field_or_of_another_kind_is_refused(session, capsys):
+    """`noise --repeat` takes the difference of two scans as noise: an in-field scan and a
+    zero-field one differ by the induced field, a scan and an induced map by the remanence,
+    so either pair would be printed as a noise floor many times too high."""
+    path, _ = session
+    code, _, err = run(capsys, "noise", path, "--entry", "in_field", "--repeat", "remanent")
+    assert code == 2 and "'in_field' was taken in (0, 40, 1) µT and 'remanent' in (0, 0, 0) µT" \
+        in err and "expected a repeat in the same field" in err, err
+    assert run(capsys, "subtract", path, "--in-field", "in_field", "--remanent", "remanent",
+               "--name", "induced", "--no-register")[0] == 0
+    code, _, err = run(capsys, "noise", path, "--entry", "induced", "--repeat", "in_field")
+    assert code == 2 and "'induced' is an induced map and 'in_field' a scan" in err, err

@@ -93,3 +93,13 @@ def test_openblas_threads_stop_spinning_sooner_unless_the_user_says_otherwise(tm
     kept = _end_of(["info", str(path)], as_program=True,
                    before="os.environ['OPENBLAS_THREAD_TIMEOUT'] = '7'")
     assert kept[2] == "7"
+
+
+def test_python_dash_m_runs_the_command():
+    """`python -m smm_daq` is the command where the `smm-daq` script is not on the PATH."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+         os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-m", "smm_daq", "info", "no-such.h5"],
+                          capture_output=True, text=True, env=env)
+    assert done.returncode == 2 and "no-such.h5: file not found" in done.stderr

@@ -206,3 +206,31 @@ def test_border_at_least_half_the_map_wide_is_refused_not_inverted():
     for width in (110, 200):
         with pytest.raises(InputError, match=f"border {width} µm wide covers the whole"):
             border_mask(m, width * UM)
+
+
+def test_crop_and_rectangles_include_pixels_on_their_ends_despite_rounding():
+    """A scan's grid is x0 + step·i in metres, so the pixel a user names as 12000 µm is
+    stored as 0.011999999999999999 m: `crop --x-um 12000,13000` must still keep it, as it
+    keeps the one at 13000 µm (51 pixels at 20 µm, not 50)."""
+    x = 11400 * UM + 20 * UM * np.arange(111)
+    assert x[30] < 12000 * UM  # the rounding this test is about
+    m = MapData(np.zeros((111, 111)), x, x.copy(), name="scan")
+    c = crop(m, (12000 * UM, 13000 * UM), (12000 * UM, 13000 * UM))
+    assert c.shape == (51, 51)
+    assert c.x[0] == pytest.approx(12000 * UM) and c.x[-1] == pytest.approx(13000 * UM)
+    rect = rectangle_mask(m, (12000 * UM, 13000 * UM), (12000 * UM, 13000 * UM))
+    assert rect.sum() == 51 * 51
+    # a pixel a nanometre outside the range stays out
+    assert crop(m, (12000.001 * UM, 13000 * UM), (12000 * UM, 13000 * UM)).shape == (51, 50)
+
+
+def test_a_crop_of_only_unmeasured_pixels_is_refused():
+    """The lines an aborted scan never measured are NaN: a crop of them alone would be an
+    entry that every later command refuses, so the crop refuses it itself."""
+    m = grid_map()
+    bz = np.zeros(m.shape)
+    bz[20:] = np.nan  # lines 20 and on not measured
+    m = m.with_bz(bz)
+    with pytest.raises(InputError, match="holds no measured pixel of 'm'"):
+        crop(m, (0.0, 50 * UM), (110 * UM, 150 * UM))
+    assert crop(m, (0.0, 50 * UM), (90 * UM, 150 * UM)).shape == (13, 11)

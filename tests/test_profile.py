@@ -44,6 +44,8 @@ def _edited(repo: Path, old: str, new: str) -> str:
         ("height_um = 100.0", "height_um = 0", "sensor.height_um", "stand-off"),
         ("height_um = 100.0", "height_um = 2e4", "sensor.height_um", "in (0, 10000] µm"),
         ("max_field_uT = 100.0", 'max_field_uT = "lots"', "coils.max_field_uT", "finite number"),
+        ("active_area_um = [30.0, 30.0]", 'active_area_um = ["30", 30.0]', "sensor.active_area_um",
+         "finite numbers"),  # a quoted number is refused in an array as it is alone
         ('channel = "X"', 'channel = "Q"', "sensor.channel", "'X', 'R'"),
         ("axis_sign = [1, 1, 1]", "axis_sign = [1, 2, 1]", "stage.axis_sign", "+1 or -1"),
         ("resolution_nm = 10.0", "resolution_nm = 10.0\nspeed = 3", "stage.speed", "unknown key"),

@@ -82,7 +82,9 @@ from smm_daq.analysis.subtract_inputs import (
     Footprint,
     Measured,
     induced_footprint,
+    is_induced,
     read_source,
+    require_alike,
     require_registrable,
     require_subtractable,
     require_two_scans,
@@ -509,16 +511,20 @@ def _subtract_footprint(step: SubtractStep, made: Mapping[str, Footprint],
     """The footprint of the map a subtract step will write, its two entries checked as the
     subtraction will check them: each in the file or made by an earlier step, on one grid."""
     sources: list[Measured] = []
+    induced: list[bool] = []
     for key, ref in (("in_field", step.in_field), ("remanent", step.remanent)):
         if ref in made:
             sources.append(made[ref])
+            induced.append(made[ref].induced)
         elif ref in existing:
             sources.append(read_source(out, ref))
+            induced.append(is_induced(out, ref))
         else:
             raise InputError(f"{key} '{ref}' is neither in {out} nor made by an earlier step; "
                              "expected an entry of the file or of an earlier scan step")
     in_field, remanent = sources
     require_two_scans(in_field, remanent)
+    require_alike(step.in_field, induced[0], step.remanent, induced[1])
     require_subtractable(in_field, remanent)
     if step.register:
         require_registrable(in_field)

@@ -12,7 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from smm_daq.analysis.subtract_inputs import read_source, require_two_scans
+from smm_daq.analysis.subtract_inputs import (
+    is_induced,
+    read_source,
+    require_alike,
+    require_two_scans,
+)
 from smm_daq.analysis.subtraction import SubtractionResult, registration_fields, subtract_maps
 from smm_daq.storage.nexus import write_map_entry
 
@@ -33,6 +38,8 @@ def subtract_entries(
     (e.g. the command line) are recorded with the entry's own."""
     maps = [read_source(path, entry) for entry in (in_field, remanent)]
     require_two_scans(*maps, source=str(path))
+    require_alike(in_field, is_induced(path, in_field), remanent, is_induced(path, remanent),
+                  source=str(path))
     res = subtract_maps(*maps, register=register, name=name, rotation=rotation)
     recorded = {"register": np.uint8(register), "fit_rotation": np.uint8(rotation),
                 **(parameters or {})}

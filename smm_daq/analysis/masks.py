@@ -26,10 +26,19 @@ def rectangle_mask(
     m: MapData, x_range: tuple[float, float], y_range: tuple[float, float]
 ) -> np.ndarray:
     """True on the pixels whose centres lie in x_range × y_range (m, ends included)."""
-    (x0, x1), (y0, y1) = sorted(x_range), sorted(y_range)
-    inside_x = (m.x >= x0) & (m.x <= x1)
-    inside_y = (m.y >= y0) & (m.y <= y1)
-    return inside_y[:, None] & inside_x[None, :]
+    return in_range(m.y, y_range)[:, None] & in_range(m.x, x_range)[None, :]
+
+
+# Grid positions are x0 + step·i in metres, so a pixel at 12000 µm is stored as
+# 0.011999999999999999 m: a range's ends take in what lies a picometre past them.
+END_TOLERANCE_M = 1e-12
+
+
+def in_range(values: np.ndarray, ends: tuple[float, float]) -> np.ndarray:
+    """True where `values` (m) lie between `ends`, in either order, ends included to
+    rounding (END_TOLERANCE_M)."""
+    lo, hi = sorted(ends)
+    return (values >= lo - END_TOLERANCE_M) & (values <= hi + END_TOLERANCE_M)
 
 
 def polygon_mask(m: MapData, vertices: np.ndarray) -> np.ndarray:

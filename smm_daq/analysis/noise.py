@@ -28,6 +28,12 @@ def noise_from_repeats(a: MapData, b: MapData, mask: np.ndarray | None = None) -
     that did not return exactly would leave residues.
     """
     require_same_grid(a, b)
+    fa, fb = a.applied_field, b.applied_field
+    if fa is not None and fb is not None and not np.allclose(fa, fb, rtol=0, atol=1e-10):
+        raise InputError(
+            f"'{a.name}' was taken in {_ut(fa)} and '{b.name}' in {_ut(fb)}: their difference "
+            "holds the field's induced response, not only noise; expected a repeat in the "
+            "same field")
     diff = a.bz - b.bz
     used = np.isfinite(diff)
     if mask is not None:
@@ -35,6 +41,10 @@ def noise_from_repeats(a: MapData, b: MapData, mask: np.ndarray | None = None) -
     if used.sum() < 2:
         raise InputError("the two scans share fewer than 2 measured pixels")
     return float(np.std(diff[used], ddof=1) / np.sqrt(2))
+
+
+def _ut(field: np.ndarray) -> str:
+    return "(" + ", ".join(f"{v / 1e-6:g}" for v in field) + ") µT"
 
 
 # Binomial weights of the 6th difference: it cancels every polynomial of degree < 6, so the

@@ -61,6 +61,7 @@ class Footprint:
     height: float | None = None
     sensor_size: tuple[float, float] | None = None
     applied_field: np.ndarray | None = None  # T
+    induced: bool = False  # an induced map (a subtraction's), not a scan's
 
 
 def read_source(path: str | Path, entry: str) -> MapData:
@@ -75,6 +76,39 @@ def read_source(path: str | Path, entry: str) -> MapData:
     m = read_map(path, entry)
     usable_map(m, f"{path}, entry '{entry}'")
     return m
+
+
+def is_induced(path: str | Path, entry: str) -> bool:
+    """Whether `entry` is an induced map: a subtraction's, or made from one (a crop, levelling
+    or background of it), followed through the entries' recorded sources."""
+    infos = {e.name: e for e in list_entries(path)}
+    seen: set[str] = set()
+    todo = [entry]
+    while todo:
+        name = todo.pop()
+        info = infos.get(name)
+        if name in seen or info is None:
+            continue
+        seen.add(name)
+        if info.kind == "induced":
+            return True
+        todo.extend(info.sources)
+    return False
+
+
+def require_alike(in_field: str, in_field_induced: bool, remanent: str, remanent_induced: bool,
+                  source: str | None = None) -> None:
+    """InputError for an induced map subtracted from a scan or a scan from one: an induced
+    map has its remanence removed already, so the difference would hold the remanence once
+    more, negated or not, under the name of an induced map. Two scans, or two induced maps
+    (e.g. before and after a treatment), are the user's choice."""
+    if in_field_induced == remanent_induced:
+        return
+    induced, scan = (in_field, remanent) if in_field_induced else (remanent, in_field)
+    raise InputError(
+        f"'{induced}' is an induced map (in-field − remanent already) and '{scan}' is not: "
+        "their difference would count the remanence again; expected two scans, one in field "
+        "and one in zero field (or two induced maps)", source=source)
 
 
 def require_two_scans(in_field: Measured, remanent: Measured, source: str | None = None
@@ -141,4 +175,5 @@ def induced_footprint(name: str, in_field: Measured, remanent: Measured) -> Foot
         sensor_size=(in_field.sensor_size if in_field.sensor_size is not None
                      else remanent.sensor_size),
         applied_field=in_field.applied_field,
+        induced=True,
     )

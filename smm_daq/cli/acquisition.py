@@ -161,6 +161,18 @@ def _finish(session: Session) -> int:
     return 1 if problems else 0
 
 
+def _warn_if_uncalibrated(profile: Profile) -> None:
+    """A rig.calibration_file that does not exist leaves the profile's nominal coil matrix and
+    ambient field in use: no error (the first calibration goes there), but a scan in "zero
+    field" would then be in whatever the nominal ambient field misses, so say so before it."""
+    path = profile.calibration_file
+    if path is not None and not path.exists():
+        print(f"smm-daq: warning: rig.calibration_file {path} does not exist: the coils use "
+              "the profile's own coils.calibration_T_per_A and ambient_field_uT, not a fitted "
+              f"calibration (`smm-daq calibrate-coils --profile {profile.path}` writes it; a "
+              "misspelt name?)", file=sys.stderr)
+
+
 def _vec_ut(b: np.ndarray | None) -> str:
     if b is None or not np.all(np.isfinite(b)):
         return "-"
@@ -198,6 +210,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
         plan = _scan_plan(args, cx, cy, w, h, step, field, profile, fly)
         plan.validate(profile)
     check_new_scan(args.out, plan.name)
+    _warn_if_uncalibrated(profile)
     print(f"scan '{plan.name}': {plan.nx} × {plan.ny} points, field {_vec_ut(np.array(plan.field))}"
           f", estimated {format_duration(plan.estimate_duration(profile))} of instrument time",
           file=sys.stderr)
@@ -267,6 +280,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"recipe {args.recipe}: every step is done in {args.out} already; nothing to "
               "continue", file=sys.stderr)
         return 0
+    _warn_if_uncalibrated(profile)
     left = (f" ({format_duration(checked.duration_left_s)} left to run)"
             if args.continue_recipe else "")
     print(f"recipe {args.recipe}: {len(checked.steps)} steps, estimated "

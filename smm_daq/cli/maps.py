@@ -209,6 +209,7 @@ def _level(args: argparse.Namespace) -> int:
 
 def _noise(args: argparse.Namespace) -> int:
     from smm_daq.analysis.noise import noise_from_repeats, noise_rms
+    from smm_daq.analysis.subtract_inputs import is_induced
 
     if args.repeat == args.entry:
         raise InputError(f"--repeat is entry '{args.entry}' itself; expected another scan of "
@@ -219,6 +220,12 @@ def _noise(args: argparse.Namespace) -> int:
             other = _read(args, args.repeat)
         except InputError as exc:
             raise InputError(f"--repeat is {args.repeat!r}: {exc}") from None
+        induced = is_induced(args.file, args.entry)
+        if induced != is_induced(args.file, args.repeat):
+            one, other_kind = (args.entry, args.repeat) if induced else (args.repeat, args.entry)
+            raise InputError(f"--repeat is {args.repeat!r}: '{one}' is an induced map and "
+                             f"'{other_kind}' a scan: their difference is the remanence, not "
+                             "noise; expected a repeat of the same kind")
         sigma = noise_from_repeats(m, other, _background_mask(args, m, required=False))
         print(f"noise: {sigma / NT:.4g} nT RMS (from '{m.name}' − '{other.name}', over √2)")
     else:
@@ -287,16 +294,22 @@ def _write_layer(args: argparse.Namespace, m: MapData, inv: LayerInversion, kind
 
 
 def _susceptibility(args: argparse.Namespace) -> int:
+    from smm_daq.analysis.subtract_inputs import is_induced
     from smm_daq.analysis.susceptibility import invert_susceptibility
 
     m = _read(args, args.entry)
     thickness = within("--thickness-um", args.thickness_um, 1e-3, MAX_UM, " µm") * UM
     inv = invert_susceptibility(m, thickness, **_layer_options(args, m))
     _write_layer(args, m, inv, "susceptibility")
+    if not is_induced(args.file, args.entry):
+        print(f"smm-daq: warning: '{args.entry}' is not an induced map (no subtraction among "
+              "its sources): its χ holds the remanence's field too, unless the sample has "
+              "none; subtract a zero-field scan first (smm-daq subtract)", file=sys.stderr)
     return 0
 
 
 def _magnetization(args: argparse.Namespace) -> int:
+    from smm_daq.analysis.subtract_inputs import is_induced
     from smm_daq.analysis.susceptibility import invert_magnetization
 
     m = _read(args, args.entry)
@@ -309,6 +322,12 @@ def _magnetization(args: argparse.Namespace) -> int:
     direction = direction / size
     inv = invert_magnetization(m, direction, thickness, **_layer_options(args, m))
     _write_layer(args, m, inv, "magnetization")
+    field = m.applied_field
+    if field is not None and np.any(field) and not is_induced(args.file, args.entry):
+        print(f"smm-daq: warning: '{args.entry}' was taken in a field "
+              f"({', '.join(f'{v / 1e-6:g}' for v in field)}) µT: its M holds the induced "
+              "magnetization too, not the remanence alone; a zero-field scan maps the "
+              "remanence", file=sys.stderr)
     return 0
 
 

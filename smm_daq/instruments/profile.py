@@ -296,7 +296,9 @@ class _Reader:
             raise self.fail(key, value, expected) from None
         if (arr.shape != shape or not np.all(np.isfinite(arr))
                 or np.any(np.abs(arr) > limit)
-                or any(isinstance(v, bool) for v in np.ravel(np.array(value, dtype=object)))):
+                # true and "1e-5" convert to numbers, but neither is one: as number() refuses
+                or any(isinstance(v, (bool, str))
+                       for v in np.ravel(np.array(value, dtype=object)))):
             raise self.fail(key, value, expected)
         return arr
 

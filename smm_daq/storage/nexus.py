@@ -351,6 +351,26 @@ def _check_replaceable(f: h5py.File, name: str, key: str, sources: Sequence[str]
             "expected another name",
             source=source,
         )
+    dependents = computed_from(f, name)
+    if dependents:
+        raise InputError(
+            f"entry '{name}' is what {', '.join(repr(d) for d in dependents)} "
+            f"{'was' if len(dependents) == 1 else 'were'} computed from: replaced, it would "
+            "leave them naming a map they were not computed from; expected another name",
+            source=source,
+        )
+
+
+def computed_from(f: h5py.File, name: str) -> list[str]:
+    """The entries of an open session file whose recorded sources name entry `name`."""
+    found = []
+    for key in f:
+        if key == name or not entry_listed(f, key):
+            continue
+        raw = f[key].attrs.get("sources")
+        if raw is not None and name in {text(v) for v in np.ravel(raw)}:
+            found.append(key)
+    return found
 
 
 def _not_an_entry_name(entry: str) -> str:
