@@ -16,11 +16,11 @@ from smm_daq.cli.main import EXIT_INTERRUPTED
 from smm_daq.storage.h5file import open_read
 
 # `smm-daq gui` that prints READY once the rig is open (argv[2] "idle") or once a scan into
-# FILE (argv[1]) is running, its entry made (argv[2] "scan"); a question or warning box would fail the test
-# (nobody answers one when a supervisor stops the program). With argv[3] "quit", a field is
-# on (set in idle, the scan's own), and once READY the event loop is ended with the window
-# open; the program prints the rig's state (AFTER, the largest coil current in A and whether
-# the stage moves) once the command has returned.
+# FILE (argv[1]) is running, its entry made (argv[2] "scan"); a question or warning box
+# would fail the test (nobody answers one when a supervisor stops the program). With
+# argv[3] "quit", a field is on (set in idle, the scan's own), and once READY the event loop
+# is ended with the window open; the program prints the rig's state (AFTER, the largest
+# coil current in A and whether the stage moves) once the command has returned.
 READY_WHEN = """
 import sys
 import numpy as np
