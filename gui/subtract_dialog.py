@@ -13,7 +13,12 @@ from PyQt6 import QtWidgets
 
 from gui.command import recorded_command
 from gui.compare_view import guess_roles
-from smm_daq.analysis.subtract_inputs import holds_measured_map, require_two_scans
+from smm_daq.analysis.subtract_inputs import (
+    holds_measured_map,
+    induced_among,
+    require_alike,
+    require_two_scans,
+)
 from smm_daq.errors import InputError
 from smm_daq.storage.nexus import EntryInfo, check_entry_name
 
@@ -45,6 +50,7 @@ class SubtractDialog(QtWidgets.QDialog):
         super().__init__(parent)
         self.setWindowTitle("Induced map: in-field − remanent")
         self.offered = {e.name: e for e in entries if holds_measured_map(e)}
+        self.listed = {e.name: e for e in entries}  # each entry's sources followed from here
         roles = guess_roles(list(self.offered.values()))
         self.in_field = QtWidgets.QComboBox()
         self.remanent = QtWidgets.QComboBox()
@@ -87,8 +93,9 @@ class SubtractDialog(QtWidgets.QDialog):
 
     def _check(self) -> None:
         """Say at once what the subtraction would refuse of the chosen pair (one entry as
-        both, two given the wrong way round) and of the new entry's name (taken, or not a
-        name), before a registration is computed in vain; grids are compared when it runs."""
+        both, two given the wrong way round, an induced map with a scan) and of the new
+        entry's name (taken, or not a name), before a registration is computed in vain; grids
+        are compared when it runs."""
         a = self.offered.get(self.in_field.currentText())
         b = self.offered.get(self.remanent.currentText())
         problem = "" if a and b else "The file holds no scans to subtract."
@@ -96,6 +103,8 @@ class SubtractDialog(QtWidgets.QDialog):
         try:
             if a and b:
                 require_two_scans(a, b)  # type: ignore[arg-type]  # uses name, applied_field
+                require_alike(a.name, induced_among(self.listed, a.name),
+                              b.name, induced_among(self.listed, b.name))
             check_entry_name(name, source="New entry")
             if name in self.taken:
                 problem = problem or f"Entry '{name}' exists already; choose a new name."

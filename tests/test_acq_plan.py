@@ -114,3 +114,14 @@ def test_malformed_plan_text_names_the_source():
         ScanPlan.from_text('{"name": "s", "x0_um": 1, "y0_um": 1}', source="f.h5")
     with pytest.raises(InputError, match="not JSON"):
         ScanPlan.from_text("{", source="f.h5")
+
+
+def test_a_height_above_zero_below_the_resolution_is_refused_for_the_resolution(profile):
+    """0.005 µm is a height above the sample top, only finer than the stage can set: its
+    refusal names the resolution, not why 0 is no height."""
+    plan = replace(ScanPlan.from_center("s", (C, C), (100e-6, 100e-6), 10e-6), height=5e-9)
+    with pytest.raises(InputError) as err:
+        plan.validate(profile)
+    assert "plan height is 0.005 µm" in str(err.value)
+    assert "resolution 0.01 µm" in str(err.value)
+    assert "0 would put" not in str(err.value) and "stand-off" not in str(err.value)

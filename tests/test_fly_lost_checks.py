@@ -235,3 +235,29 @@ def test_a_check_lost_twice_in_a_row_fails_the_scan_safe_and_resumable(
         done = int(f["f/data/line_done"][()].sum())
     assert done == case.line
     assert_failed_then_resumes(served, path, _plan(case.controller, "f"))
+
+
+def _streams(path: Path, name: str) -> dict[str, np.ndarray]:
+    with h5py.File(path, "r") as f:
+        return {k: f[f"{name}/fly_streams/{k}"][()] for k in ("time", "lockin_x",
+                                                            "position_time")}
+
+
+def test_a_line_flown_again_stores_only_its_second_flight(
+        request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """The line whose start lost its check is stored as flown the second time: as many
+    samples as a clean scan's line, times increasing within it and after the line before."""
+    served = _served(request, "C-884")
+    clean_path = tmp_path / "c.h5"
+    status, seq = _scan(served, "C-884", clean_path, "c")
+    assert status == "finished", seq.message
+    status, seq = _scan(served, "C-884", tmp_path / "f.h5", "f", _lose_line_start, line=2)
+    assert status == "finished", seq.message
+    assert any("the line flown again" in note for note in seq.notes), seq.notes
+    clean, again = _streams(clean_path, "c"), _streams(tmp_path / "f.h5", "f")
+    for key in ("time", "lockin_x", "position_time"):
+        np.testing.assert_array_equal(np.isfinite(again[key]).sum(axis=1),
+                                      np.isfinite(clean[key]).sum(axis=1), err_msg=key)
+    for key in ("time", "position_time"):
+        flat = again[key][np.isfinite(again[key])]
+        assert np.all(np.diff(flat) > 0), key

@@ -301,3 +301,25 @@ def test_esc_in_a_dialog_right_after_a_go_to_stops_it(window, qtbot, monkeypatch
         qtbot.waitUntil(lambda: readings(qtbot, panel).get("on_target") is True,
                         timeout=WAIT_MS)
     assert abs(readings(qtbot, panel)["position"][0] / UM - target) > 100.0
+
+
+def test_esc_in_a_dialog_while_a_resume_reads_its_entry_leaves_it_with_the_stage_at_rest(
+        window, qtbot, monkeypatch, tmp_path):
+    """Resume scan reads its entry in a thread of its own (a large map, a slow disk: a while),
+    the rig held for it, nothing moving: Esc in a dialog opened meanwhile (a file dialog of
+    another tab) closes the dialog only, not cancelling the resume nor stopping a stage at
+    rest."""
+    panel, scan = window.instruments, window.scan
+    assert readings(qtbot, panel).get("on_target") is True
+    reads: list[object] = []
+    monkeypatch.setattr(scan.reader, "submit", lambda *call: reads.append(call))  # not done
+    with monkeypatch.context() as patch:
+        stops = counting_stops(patch, window.holder.rig.stage)
+        assert scan.resume_entry(tmp_path / "session.h5", "scan")
+        assert scan.resuming and reads
+        _, seen = esc_in_the_modal(qtbot, lambda: MODALS["question"](window))
+        assert seen == ["QMessageBox"]
+        assert scan.resuming, scan.status.text()
+        qtbot.wait(50)
+        assert stops == []
+    scan.abort()

@@ -213,3 +213,24 @@ def test_the_dialog_refuses_a_new_name_that_is_taken_or_no_name(browser, qtbot) 
     assert not dialog.ok_button.isEnabled()
     dialog.name.setText("induced_y")
     assert dialog.ok_button.isEnabled() and dialog.problem.isHidden()
+
+
+def test_the_dialog_names_an_induced_map_paired_with_a_scan_at_once(browser, qtbot) -> None:
+    """An induced map minus a scan (or a scan minus one) is refused by the subtraction: the
+    dialog says so as the pair is chosen, and OK cannot start it; two induced maps may go."""
+    assert subtract(qtbot, browser, "inf", "rem", "induced", register=False)
+    assert subtract(qtbot, browser, "inf", "rem", "induced_b", register=False)
+    browser.refresh()
+    dialog = SubtractDialog(browser.entries)
+    qtbot.addWidget(dialog)
+    dialog.in_field.setCurrentText("induced")
+    dialog.remanent.setCurrentText("rem")
+    assert not dialog.ok_button.isEnabled()
+    assert "'induced' is an induced map" in dialog.problem.text()
+    dialog.in_field.setCurrentText("inf")
+    dialog.remanent.setCurrentText("induced")
+    assert not dialog.ok_button.isEnabled()
+    assert "'induced' is an induced map" in dialog.problem.text()
+    dialog.in_field.setCurrentText("induced_b")
+    dialog.name.setText("difference")
+    assert dialog.ok_button.isEnabled() and dialog.problem.isHidden(), dialog.problem.text()

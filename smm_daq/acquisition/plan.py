@@ -178,7 +178,7 @@ class ScanPlan:
                 )
         zmin, zmax = stage.travel[2]
         if not (self.height >= stage.resolution and zmin <= self.height <= zmax):
-            why = f" ({HEIGHT_NOT_ZERO})" if self.height < stage.resolution else ""
+            why = f" ({HEIGHT_NOT_ZERO})" if self.height <= 0 else ""
             raise InputError(
                 f"plan height is {self.height / UM:g} µm; expected a height above the sample "
                 f"top of at least the stage resolution {res_um:g} µm and within the stage "

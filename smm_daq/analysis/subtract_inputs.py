@@ -8,6 +8,7 @@ connects.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -81,7 +82,11 @@ def read_source(path: str | Path, entry: str) -> MapData:
 def is_induced(path: str | Path, entry: str) -> bool:
     """Whether `entry` is an induced map: a subtraction's, or made from one (a crop, levelling
     or background of it), followed through the entries' recorded sources."""
-    infos = {e.name: e for e in list_entries(path)}
+    return induced_among({e.name: e for e in list_entries(path)}, entry)
+
+
+def induced_among(infos: Mapping[str, EntryInfo], entry: str) -> bool:
+    """`is_induced` for a file's entries as listed (`list_entries`), by name."""
     seen: set[str] = set()
     todo = [entry]
     while todo:
