@@ -17,14 +17,18 @@ from smm_daq.analysis.grains import from_arrays
 from smm_daq.analysis.mmt import synth
 from smm_daq.analysis.mmt.models.cuboid import (
     GRAIN_ORDERS,
+    GRAIN_TOLERANCE,
     HIGHER_ORDERS,
+    NEAR_TOLERANCE,
     GreenModel,
     _grain_orders,
     _top_order,
+    distance_to_scan,
 )
 from smm_daq.analysis.mmt.models.expansion_terms import (
     OCTUPOLE_CONSTANT,
     ORDER5_CONSTANT,
+    even_remainder_bound,
     grain_order_terms,
     remainder_bound,
 )
@@ -178,6 +182,54 @@ def test_the_switch_uses_each_order_nearer_than_the_one_before_and_exact_uses_no
     exact = GreenModel.build(grains, (0, 0), np.zeros(2), np.array([300, 50]) * UM, 1 * UM,
                              exact=True)
     assert np.all(np.isinf(exact.far2))
+
+
+def _sixty_halvings(rho, r_ref, bound, tol):
+    """The switching distance by a bisection on log R of a fixed 60 halvings, one order at a
+    time: the reference for the model's, which finds all orders at once and stops early."""
+    def excess(r):
+        return bound(rho / r) * (r_ref / r) ** 3 - tol
+
+    lo, hi = rho.copy(), 2.0 * rho
+    while np.any(excess(hi) > 0):
+        hi = np.where(excess(hi) > 0, 2.0 * hi, hi)
+    for _ in range(60):
+        mid = np.sqrt(lo * hi)
+        above = excess(mid) > 0
+        lo, hi = np.where(above, mid, lo), np.where(above, hi, mid)
+    return hi
+
+
+@pytest.mark.parametrize("size_um", [0.0, 1.0])
+def test_the_switches_found_at_once_are_those_of_each_order_on_its_own(size_um):
+    """The model finds the switching distances of all grain orders (and of both cuboid
+    expansions) in one bisection that stops once no bracket moves: the same doubles as 60
+    halvings for each order on its own, bounds given an array of orders the same values as
+    given each order."""
+    x = np.linspace(0.01, 0.95, 40)
+    orders = np.array(GRAIN_ORDERS)[:, None]
+    for n in GRAIN_ORDERS:
+        np.testing.assert_array_equal(remainder_bound(x, orders)[GRAIN_ORDERS.index(n)],
+                                      remainder_bound(x, n))
+    np.testing.assert_array_equal(even_remainder_bound(x, np.array([[6], [10]])),
+                                  [even_remainder_bound(x, 6), even_remainder_bound(x, 10)])
+    grains = _grain_set(_shapes())
+    p = 0.5 * size_um * UM
+    lo, hi = np.zeros(2), np.array([300, 50]) * UM
+    model = GreenModel.build(grains, (2 * p, 2 * p), lo, hi, 1 * UM)
+    rho = grains.radii() + math.hypot(p, p)
+    r_ref = distance_to_scan(grains.centroids(), lo, hi, 1 * UM)
+    want = np.minimum.accumulate([_sixty_halvings(
+        rho, r_ref, lambda x, n=n: remainder_bound(x, n), GRAIN_TOLERANCE) ** 2
+        for n in GRAIN_ORDERS], axis=0)
+    np.testing.assert_array_equal(np.c_[model.coarse2, model.fine2, model.far2], want.T)
+    if p > 0:
+        reach = np.sqrt(np.sum((model.half + np.array([p, p, 0.0])) ** 2, axis=1))
+        cub_ref = distance_to_scan(grains.cuboids[:, :3], lo, hi, 1 * UM)
+        mid2, inner2 = (_sixty_halvings(reach, cub_ref, lambda x, n=n: even_remainder_bound(
+            x, n), NEAR_TOLERANCE) ** 2 for n in (6, 10))
+        np.testing.assert_array_equal(model.cub_mid2, mid2)
+        np.testing.assert_array_equal(model.cub_inner2, np.minimum(inner2, mid2))
 
 
 def test_each_pair_takes_the_last_order_its_distance_needs():

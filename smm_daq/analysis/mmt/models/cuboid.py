@@ -828,14 +828,14 @@ class GreenModel:
         high = orders_3_4_terms(volume, third, fourth)
         rho = grains.radii() + math.hypot(p, q)
         r_ref = distance_to_scan(centroid, scan_lo, scan_hi, height)
-        switch2 = []  # the squared switching distances of GRAIN_ORDERS, each nearer
-        for order in GRAIN_ORDERS:
-            d2 = np.full(G, np.inf) if exact else switch_distance(
-                rho, r_ref, lambda x, order=order: remainder_bound(x, order),
-                GRAIN_TOLERANCE) ** 2
-            switch2.append(d2 if not switch2 else np.minimum(d2, switch2[-1]))
+        # the squared switching distances of GRAIN_ORDERS (a row each), each nearer: found
+        # in one bisection
+        orders = np.array(GRAIN_ORDERS)[:, None]
+        switch2 = np.full((orders.size, G), np.inf) if exact else np.minimum.accumulate(
+            switch_distance(np.broadcast_to(rho, (orders.size, G)), r_ref,
+                            lambda x: remainder_bound(x, orders), GRAIN_TOLERANCE) ** 2, axis=0)
         coarse2, far2 = switch2[0], switch2[-1]
-        fine2 = np.ascontiguousarray(np.stack(switch2[1:-1], axis=1))
+        fine2 = np.ascontiguousarray(switch2[1:-1].T)
         # (the exact model has no grain far field, point sensors no cuboid expansions)
         higher = np.empty((G, 0)) if exact else grain_order_terms(grains, (p, q), HIGHER_ORDERS)
         cub_ref = distance_to_scan(cub[:, :3], scan_lo, scan_hi, height)
@@ -844,11 +844,10 @@ class GreenModel:
         cub_terms = cuboid_even_terms(half, (p, q)) if p > 0 else np.empty((cub.shape[0], 0))
         if p > 0:
             reach = np.sqrt(np.sum((half + np.array([p, q, 0.0])) ** 2, axis=1))
-            cub_mid2 = switch_distance(reach, cub_ref, even_remainder_bound,
-                                        NEAR_TOLERANCE) ** 2
-            cub_inner2 = np.minimum(switch_distance(
-                reach, cub_ref, lambda x: even_remainder_bound(x, 10), NEAR_TOLERANCE) ** 2,
-                cub_mid2)
+            even = np.array([[6], [10]])  # the order-6 and order-10 expansions' switches
+            cub_mid2, cub_inner2 = np.minimum.accumulate(switch_distance(
+                np.broadcast_to(reach, (2, reach.size)), cub_ref,
+                lambda x: even_remainder_bound(x, even), NEAR_TOLERANCE) ** 2, axis=0)
         else:  # point sensors: the closed form is about as cheap as the expansion
             cub_mid2 = cub_inner2 = np.full(cub.shape[0], np.inf)
         return cls(grains, (2 * p, 2 * q), centroid, volume, np.ascontiguousarray(second),
