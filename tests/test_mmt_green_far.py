@@ -22,6 +22,8 @@ from smm_daq.analysis.mmt.models.cuboid import (
     NEAR_TOLERANCE,
     GreenModel,
     _grain_orders,
+    _green_block,
+    _higher_orders_field,
     _top_order,
     distance_to_scan,
 )
@@ -239,6 +241,43 @@ def test_each_pair_takes_the_last_order_its_distance_needs():
     for d2, top in ((99.0, 6), (50.0, 6), (49.0, 8), (20.0, 8), (19.0, 10), (10.0, 10),
                     (9.0, 12), (0.5, 12)):
         assert _top_order(d2, fine2, 0) == top, d2
+
+
+def test_each_tile_takes_every_sensors_own_orders_from_5():
+    """The block and fitted-map kernels evaluate orders from 5 over a tile's sensors at once:
+    each pair between a grain's far-field switch and its order-4 one gets exactly the
+    per-pair `_grain_orders` to its own last order (6 to 12, all present in one tile), and
+    the fitted map the same dotted with M; pairs beyond get none of it."""
+    grains = _grain_set(_shapes())
+    X, Y = np.meshgrid(np.arange(-40, 1300, 4) * UM, np.arange(-40, 44, 4) * UM)
+    sensors = np.c_[X.ravel(), Y.ravel(), np.full(X.size, 1 * UM)]
+    model = GreenModel.build(grains, (0, 0), sensors[:, :2].min(axis=0),
+                             sensors[:, :2].max(axis=0), 1 * UM)
+    out = np.zeros((len(sensors), model.n_columns), order="F")
+    _green_block(sensors, 0.0, 0.0, model.centroid, model.far2, model.higher, model.fine2,
+                 grains.start, np.ascontiguousarray(grains.cuboids), model.half,
+                 model.cub_far2, model.cub_scale, model.cub_terms, model.cub_mid2,
+                 model.cub_inner2, 1e-5, False, out)
+    m = np.random.default_rng(3).standard_normal(model.n_columns) * 1e4
+    G, K = model.higher.shape
+    dotted = np.einsum("gkj,gj->gk", model.higher.reshape(G, K // 3, 3), m.reshape(G, 3))
+    field = np.zeros(len(sensors))
+    _higher_orders_field(sensors, model.centroid, model.far2, dotted, model.fine2, field)
+    want = np.zeros(len(sensors))
+    tops = set()
+    for g in range(G):
+        d = sensors - model.centroid[g]
+        d2 = np.sum(d * d, axis=1)
+        for i in np.flatnonzero((d2 >= model.far2[g]) & (d2 < model.fine2[g, 0])):
+            top = _top_order(d2[i], model.fine2, g)
+            tops.add(top)
+            columns = MU0_OVER_4PI * np.array(_grain_orders(*d[i], model.higher, g,
+                                                            HIGHER_ORDERS[0], top))
+            np.testing.assert_array_equal(out[i, 3 * g:3 * g + 3], columns)
+            want[i] += columns @ m[3 * g:3 * g + 3]
+        np.testing.assert_array_equal(out[d2 >= model.fine2[g, 0], 3 * g:3 * g + 3], 0.0)
+    assert tops == {6, 8, 10, 12}
+    np.testing.assert_allclose(field, want, rtol=0, atol=1e-12 * np.abs(want).max())
 
 
 def test_orders_from_5_are_the_taylor_terms_of_the_grain_potential():
