@@ -17,14 +17,20 @@ from smm_daq.analysis.grains import from_arrays
 from smm_daq.analysis.mmt import synth
 from smm_daq.analysis.mmt.models.cuboid import (
     GRAIN_ORDERS,
+    GRAIN_TOLERANCE,
     HIGHER_ORDERS,
+    NEAR_TOLERANCE,
     GreenModel,
     _grain_orders,
+    _green_block,
+    _higher_orders_field,
     _top_order,
+    distance_to_scan,
 )
 from smm_daq.analysis.mmt.models.expansion_terms import (
     OCTUPOLE_CONSTANT,
     ORDER5_CONSTANT,
+    even_remainder_bound,
     grain_order_terms,
     remainder_bound,
 )
@@ -180,6 +186,54 @@ def test_the_switch_uses_each_order_nearer_than_the_one_before_and_exact_uses_no
     assert np.all(np.isinf(exact.far2))
 
 
+def _sixty_halvings(rho, r_ref, bound, tol):
+    """The switching distance by a bisection on log R of a fixed 60 halvings, one order at a
+    time: the reference for the model's, which finds all orders at once and stops early."""
+    def excess(r):
+        return bound(rho / r) * (r_ref / r) ** 3 - tol
+
+    lo, hi = rho.copy(), 2.0 * rho
+    while np.any(excess(hi) > 0):
+        hi = np.where(excess(hi) > 0, 2.0 * hi, hi)
+    for _ in range(60):
+        mid = np.sqrt(lo * hi)
+        above = excess(mid) > 0
+        lo, hi = np.where(above, mid, lo), np.where(above, hi, mid)
+    return hi
+
+
+@pytest.mark.parametrize("size_um", [0.0, 1.0])
+def test_the_switches_found_at_once_are_those_of_each_order_on_its_own(size_um):
+    """The model finds the switching distances of all grain orders (and of both cuboid
+    expansions) in one bisection that stops once no bracket moves: the same doubles as 60
+    halvings for each order on its own, bounds given an array of orders the same values as
+    given each order."""
+    x = np.linspace(0.01, 0.95, 40)
+    orders = np.array(GRAIN_ORDERS)[:, None]
+    for n in GRAIN_ORDERS:
+        np.testing.assert_array_equal(remainder_bound(x, orders)[GRAIN_ORDERS.index(n)],
+                                      remainder_bound(x, n))
+    np.testing.assert_array_equal(even_remainder_bound(x, np.array([[6], [10]])),
+                                  [even_remainder_bound(x, 6), even_remainder_bound(x, 10)])
+    grains = _grain_set(_shapes())
+    p = 0.5 * size_um * UM
+    lo, hi = np.zeros(2), np.array([300, 50]) * UM
+    model = GreenModel.build(grains, (2 * p, 2 * p), lo, hi, 1 * UM)
+    rho = grains.radii() + math.hypot(p, p)
+    r_ref = distance_to_scan(grains.centroids(), lo, hi, 1 * UM)
+    want = np.minimum.accumulate([_sixty_halvings(
+        rho, r_ref, lambda x, n=n: remainder_bound(x, n), GRAIN_TOLERANCE) ** 2
+        for n in GRAIN_ORDERS], axis=0)
+    np.testing.assert_array_equal(np.c_[model.coarse2, model.fine2, model.far2], want.T)
+    if p > 0:
+        reach = np.sqrt(np.sum((model.half + np.array([p, p, 0.0])) ** 2, axis=1))
+        cub_ref = distance_to_scan(grains.cuboids[:, :3], lo, hi, 1 * UM)
+        mid2, inner2 = (_sixty_halvings(reach, cub_ref, lambda x, n=n: even_remainder_bound(
+            x, n), NEAR_TOLERANCE) ** 2 for n in (6, 10))
+        np.testing.assert_array_equal(model.cub_mid2, mid2)
+        np.testing.assert_array_equal(model.cub_inner2, np.minimum(inner2, mid2))
+
+
 def test_each_pair_takes_the_last_order_its_distance_needs():
     """Between the switches of orders 4, 6, 8 and 10 (fine2) and order 12's (far2), a pair
     takes orders 6, 8, 10 and 12 in turn: each nearer switch passed adds two."""
@@ -187,6 +241,43 @@ def test_each_pair_takes_the_last_order_its_distance_needs():
     for d2, top in ((99.0, 6), (50.0, 6), (49.0, 8), (20.0, 8), (19.0, 10), (10.0, 10),
                     (9.0, 12), (0.5, 12)):
         assert _top_order(d2, fine2, 0) == top, d2
+
+
+def test_each_tile_takes_every_sensors_own_orders_from_5():
+    """The block and fitted-map kernels evaluate orders from 5 over a tile's sensors at once:
+    each pair between a grain's far-field switch and its order-4 one gets exactly the
+    per-pair `_grain_orders` to its own last order (6 to 12, all present in one tile), and
+    the fitted map the same dotted with M; pairs beyond get none of it."""
+    grains = _grain_set(_shapes())
+    X, Y = np.meshgrid(np.arange(-40, 1300, 4) * UM, np.arange(-40, 44, 4) * UM)
+    sensors = np.c_[X.ravel(), Y.ravel(), np.full(X.size, 1 * UM)]
+    model = GreenModel.build(grains, (0, 0), sensors[:, :2].min(axis=0),
+                             sensors[:, :2].max(axis=0), 1 * UM)
+    out = np.zeros((len(sensors), model.n_columns), order="F")
+    _green_block(sensors, 0.0, 0.0, model.centroid, model.far2, model.higher, model.fine2,
+                 grains.start, np.ascontiguousarray(grains.cuboids), model.half,
+                 model.cub_far2, model.cub_scale, model.cub_terms, model.cub_mid2,
+                 model.cub_inner2, 1e-5, False, out)
+    m = np.random.default_rng(3).standard_normal(model.n_columns) * 1e4
+    G, K = model.higher.shape
+    dotted = np.einsum("gkj,gj->gk", model.higher.reshape(G, K // 3, 3), m.reshape(G, 3))
+    field = np.zeros(len(sensors))
+    _higher_orders_field(sensors, model.centroid, model.far2, dotted, model.fine2, field)
+    want = np.zeros(len(sensors))
+    tops = set()
+    for g in range(G):
+        d = sensors - model.centroid[g]
+        d2 = np.sum(d * d, axis=1)
+        for i in np.flatnonzero((d2 >= model.far2[g]) & (d2 < model.fine2[g, 0])):
+            top = _top_order(d2[i], model.fine2, g)
+            tops.add(top)
+            columns = MU0_OVER_4PI * np.array(_grain_orders(*d[i], model.higher, g,
+                                                            HIGHER_ORDERS[0], top))
+            np.testing.assert_array_equal(out[i, 3 * g:3 * g + 3], columns)
+            want[i] += columns @ m[3 * g:3 * g + 3]
+        np.testing.assert_array_equal(out[d2 >= model.fine2[g, 0], 3 * g:3 * g + 3], 0.0)
+    assert tops == {6, 8, 10, 12}
+    np.testing.assert_allclose(field, want, rtol=0, atol=1e-12 * np.abs(want).max())
 
 
 def test_orders_from_5_are_the_taylor_terms_of_the_grain_potential():

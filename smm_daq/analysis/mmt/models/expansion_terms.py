@@ -34,24 +34,27 @@ OCTUPOLE_CONSTANT = 13.0  # sup |order-3 term| / ((ρ/R)^3 V/R^3) over zero-mean
 ORDER5_CONSTANT = 30.0  # the same for the order-5 term (27.9)
 
 
-def remainder_bound(x: np.ndarray, order: int) -> np.ndarray:
+def remainder_bound(x: np.ndarray, order: int | np.ndarray) -> np.ndarray:
     """Bound on |remainder| / (V/R³) of the grain expansion truncated after `order` (one of
-    `cuboid.GRAIN_ORDERS`), x = ρ/R < 1: the first neglected (odd) order with its zero-mean constant
-    (after order 6 and beyond the pointwise one, (n+1)(n+2)), then the pointwise bound (n+1)(n+2) xⁿ
-    summed in closed form from n = k = order + 2:
+    `cuboid.GRAIN_ORDERS`, or an integer array of them broadcast against x), x = ρ/R < 1: the
+    first neglected (odd) order with its zero-mean constant (after order 6 and beyond the
+    pointwise one, (n+1)(n+2)), then the pointwise bound (n+1)(n+2) xⁿ summed in closed form
+    from n = k = order + 2:
     Σ_{n≥k} (n+1)(n+2) xⁿ = x^k [(k+1)(k+2)/(1−x) + (2k+3) x/(1−x)² + x(1+x)/(1−x)³]."""
-    first = {2: OCTUPOLE_CONSTANT, 4: ORDER5_CONSTANT}.get(order, (order + 2) * (order + 3))
+    first = np.where(order == 2, OCTUPOLE_CONSTANT,
+                     np.where(order == 4, ORDER5_CONSTANT, (order + 2) * (order + 3)))
     k = order + 2
     u = 1.0 - x
     tail = x**k * ((k + 1) * (k + 2) / u + (2 * k + 3) * x / u**2 + x * (1 + x) / u**3)
     return first * x ** (order + 1) + tail
 
 
-def even_remainder_bound(x: np.ndarray, order: int = 6) -> np.ndarray:
+def even_remainder_bound(x: np.ndarray, order: int | np.ndarray = 6) -> np.ndarray:
     """Bound on |remainder| / (V/R³) of the expansion of a centrally symmetric density (a
     cuboid convolved with the sensor area: its odd orders vanish) truncated after the even
-    `order` (6 or 10), x = ρ/R < 1: the pointwise bound (n+1)(n+2) xⁿ summed over even
-    n ≥ 2k = order + 2, in closed form with y = x², A = (2k+1)(2k+2), B = (2k−1)2k:
+    `order` (6 or 10, or an integer array of them broadcast against x), x = ρ/R < 1: the
+    pointwise bound (n+1)(n+2) xⁿ summed over even n ≥ 2k = order + 2, in closed form with
+    y = x², A = (2k+1)(2k+2), B = (2k−1)2k:
     Σ_{m≥k} (2m+1)(2m+2) y^m = y^k (A − (A + B − 8) y + B y²) / (1 − y)³
     (order 6: y⁴ (90 − 138 y + 56 y²) / (1 − y)³)."""
     k = order // 2 + 1
@@ -63,7 +66,11 @@ def even_remainder_bound(x: np.ndarray, order: int = 6) -> np.ndarray:
 def switch_distance(rho: np.ndarray, r_ref: np.ndarray,
                      bound: Callable[[np.ndarray], np.ndarray], tol: float) -> np.ndarray:
     """The distance R beyond which bound(ρ/R) V/R³ ≤ tol V/R_ref³ (the left side decreases
-    with R), by bisection on log R."""
+    with R), by bisection on log R, elementwise over rho's shape (several truncations at
+    once: rho broadcast to (orders, grains) and a bound that takes each row's order). The
+    bisection stops once no bracket moves, where 60 halvings would leave it too (most
+    brackets reach adjacent doubles in about 55): the model is built before each inversion,
+    and each pass costs a dozen NumPy calls."""
     def excess(r: np.ndarray) -> np.ndarray:
         return bound(rho / r) * (r_ref / r) ** 3 - tol
 
@@ -74,8 +81,11 @@ def switch_distance(rho: np.ndarray, r_ref: np.ndarray,
     for _ in range(60):
         mid = np.sqrt(lo * hi)
         above = excess(mid) > 0
-        lo = np.where(above, mid, lo)
-        hi = np.where(above, hi, mid)
+        new_lo = np.where(above, mid, lo)
+        new_hi = np.where(above, hi, mid)
+        if np.array_equal(new_lo, lo) and np.array_equal(new_hi, hi):
+            break
+        lo, hi = new_lo, new_hi
     return hi
 
 
