@@ -358,3 +358,41 @@ def test_a_goto_box_typed_in_keeps_its_number_and_alone_is_moved(window, qtbot):
     qtbot.mouseClick(panel.jog_buttons[3], QtCore.Qt.MouseButton.LeftButton)  # y+
     qtbot.waitUntil(lambda: goto_values(panel) == pytest.approx(
         target + np.array([0.0, 100.0, 0.0]), abs=0.01), timeout=WAIT_MS)
+
+
+def test_a_go_to_before_the_boxes_catch_up_keeps_the_other_axes_where_the_stage_is(window,
+                                                                                     qtbot):
+    """The stage has moved and no reading has refilled the boxes yet: a Go to of a new x
+    alone takes y and z from the stage, not from the boxes' stale numbers (z went back up,
+    or down toward the sample)."""
+    panel = window.instruments
+    panel.timer.stop()  # no reading refills the boxes unasked
+    start = at_rest_position_um(qtbot, panel)
+    elsewhere = start + np.array([300.0, -200.0, -400.0])
+    window.holder.background.submit(
+        lambda: window.holder.rig.stage.move_to(*(elsewhere * UM), wait=True))
+    qtbot.waitUntil(lambda: panel.holder.background.pending == 0, timeout=WAIT_MS)
+    assert goto_values(panel) == pytest.approx(start, abs=0.01)  # stale
+    type_x_and_go_to(qtbot, panel, "12100")
+    wait_until_at(qtbot, panel, np.array([12100.0, elsewhere[1], elsewhere[2]]) * UM)
+
+
+def test_a_goto_box_being_typed_in_is_not_overwritten(window, qtbot):
+    """A reading that finds the stage somewhere new while the operator types into the z box
+    leaves what is typed there (the others follow): Return then goes to it."""
+    panel = window.instruments
+    start = at_rest_position_um(qtbot, panel)
+    window.activateWindow()
+    z_box = panel.goto_boxes[2]
+    z_box.setFocus()
+    qtbot.waitUntil(z_box.hasFocus, timeout=WAIT_MS)
+    z_box.selectAll()
+    qtbot.keyClicks(z_box, "750")  # not yet entered
+    elsewhere = start + np.array([300.0, -200.0, 150.0])
+    window.holder.background.submit(
+        lambda: window.holder.rig.stage.move_to(*(elsewhere * UM), wait=False))
+    qtbot.waitUntil(lambda: goto_values(panel)[:2] == pytest.approx(elsewhere[:2], abs=0.01),
+                    timeout=WAIT_MS)
+    assert z_box.text().startswith("750")
+    qtbot.keyClick(z_box, QtCore.Qt.Key.Key_Return)  # Go to
+    wait_until_at(qtbot, panel, np.array([elsewhere[0], elsewhere[1], 750.0]) * UM)
