@@ -396,3 +396,38 @@ def test_a_goto_box_being_typed_in_is_not_overwritten(window, qtbot):
     assert z_box.text().startswith("750")
     qtbot.keyClick(z_box, QtCore.Qt.Key.Key_Return)  # Go to
     wait_until_at(qtbot, panel, np.array([elsewhere[0], elsewhere[1], 750.0]) * UM)
+
+
+RECIPE = """
+[recipe]
+title = "one scan"
+[scan_defaults]
+center_um = [13000.0, 12900.0]
+size_um = [40.0, 40.0]
+step_um = 20.0
+settle_tau = 1.0
+height_um = 150.0
+[[step]]
+kind = "scan"
+name = "by_recipe"
+"""
+
+
+def test_after_a_recipe_the_goto_boxes_show_where_the_stage_is(window, qtbot, tmp_path):
+    """A recipe moves the stage itself: once it ends the boxes show where it is, a number
+    typed (not sent) before it included, and a Go to of x alone keeps y and z there."""
+    panel = window.instruments
+    at_rest_position_um(qtbot, panel)
+    panel.goto_boxes[2].setValue(60.0)  # typed before the recipe, never sent
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(RECIPE, encoding="utf-8")
+    assert window.recipes.open_recipe(recipe)
+    assert window.recipes.run()
+    qtbot.waitUntil(lambda: not window.recipes.runner.running, timeout=WAIT_MS)
+    here = at_rest_position_um(qtbot, panel)
+    assert here[2] == pytest.approx(150.0, abs=0.01)
+    qtbot.waitUntil(lambda: goto_values(panel) == pytest.approx(here, abs=0.01),
+                    timeout=WAIT_MS)
+    assert not panel.goto_boxes[2].font().bold()
+    type_x_and_go_to(qtbot, panel, "12100")
+    wait_until_at(qtbot, panel, np.array([12100.0, here[1], here[2]]) * UM)
