@@ -28,10 +28,13 @@ UM = 1e-6
 UT = 1e-6
 STOP_KEY, CONNECT_KEY = "Esc", "Ctrl+K"  # window-wide shortcuts (`MainWindow`)
 POLL_MS = 500
+# Stage z is the height of the sensor's active layer above the sample top (`ScanPlan.height`),
+# so z = 0 is not contact: the chip touches the sample at the layer's stand-off above its face,
+# z > 0, and z = 0 would push the layer into the top surface, the chip crushed on the way.
 # z jogs move toward the sample: their step is their own and small (a step of the x, y
-# default, 100 µm, from the usual scan height of 100 µm is contact), and a z− jog that would
-# take the sensor below the lowest jog height (stage z is the sensor's height above the
-# sample top, `ScanPlan.height`) is refused; Go to, typed on purpose, goes anywhere in travel
+# default, 100 µm, from the usual scan height of 100 µm asks for z = 0: through contact), and
+# a z− jog that would take the sensor below the lowest jog height is refused; Go to, typed on
+# purpose, goes anywhere in travel
 Z_JOG_STEP_UM = 10.0
 Z_JOG_FLOOR_UM = 20.0
 TRACE_POINTS = 240  # two minutes of readings
@@ -171,10 +174,9 @@ class InstrumentsPanel(QtWidgets.QWidget):
         # fields asked for by Set whose call has not returned (queued or ramping): the coils'
         # setpoint changes only once a ramp is done
         self.field_requests: list[np.ndarray] = []
-        # what the Go-to boxes held as the rig opened, or as a Go to or jog was sent, until the
-        # stage's position at rest fills them: left as they were (at first the travel's lower
-        # limits), a Go to that changed x alone drove z back, or down to contact
-        self._goto_unfilled: list[float] | None = None
+        # what the panel last put in each Go-to box (the stage's position at rest), or what a
+        # Go to sent from it: a box holding anything else has been typed in (`_goto_edited`)
+        self._goto_shown: list[float] = []
         # where the last Go to or jog sent the stage (set in the rig's thread), until a scan,
         # a recipe or a connect begins or ends, or Stop: a jog made before the stage settles
         # adds to it, not to a position read mid-move (clicks made while it moved were lost)
@@ -243,6 +245,9 @@ class InstrumentsPanel(QtWidgets.QWidget):
             spin = self._number_box(f"Go to {axis}", travel[i, 0], travel[i, 1], 2, " µm",
                                     travel[i, 0])
             spin.returnPressed.connect(self.go_to)
+            spin.valueChanged.connect(lambda _value: self._mark_goto_edits())
+            spin.setToolTip(f"Follows the stage's {axis} until typed in (then bold): Go to "
+                            "moves the axes typed in, the others stay where the stage is")
             grid.addWidget(QtWidgets.QLabel(axis), 1, i * 1, QtCore.Qt.AlignmentFlag.AlignTop)
             grid.addWidget(spin, 2, i)
             self.goto_boxes.append(spin)
@@ -370,7 +375,6 @@ class InstrumentsPanel(QtWidgets.QWidget):
         self.connect_button.setEnabled(not (h.connecting or h.busy or h.recipe_running))
 
     def _rig_opened(self, rig: Any) -> None:
-        self._follow_stage()
         self.connect_button.setText("Reconnect")
         self._update_connect_button()
         self._set_controls_enabled(not self.holder.busy and not self.holder.recipe_running)
@@ -427,8 +431,10 @@ class InstrumentsPanel(QtWidgets.QWidget):
 
     def _set_controls_enabled(self, on: bool) -> None:
         # a scan, a recipe or a connect begins or ends: a target sent before is not where the
-        # next jog starts (a jog queued just before one begins has run by the time it ends)
+        # next jog starts (a jog queued just before one begins has run by the time it ends),
+        # and what was typed into the Go-to boxes before it is forgotten (`_forget_goto_edits`)
         self._sent_to = None
+        self._forget_goto_edits()
         for w in [
             *self.goto_boxes,
             self.goto_button,
@@ -491,7 +497,7 @@ class InstrumentsPanel(QtWidgets.QWidget):
                 "x = {:.2f} µm, y = {:.2f} µm, z = {:.2f} µm".format(*(np.asarray(pos) / UM))
                 + settled
             )
-            if readings.get("on_target") is True:
+            if not self.stage_may_be_moving:
                 self._fill_goto(np.asarray(pos, dtype=float) / UM)
         self.field_label.setText(
             f"setpoint {_vector(readings.get('field_setpoint'))}\n"
@@ -516,21 +522,40 @@ class InstrumentsPanel(QtWidgets.QWidget):
                 box.setValue(value)
         self.updated.emit()
 
-    def _follow_stage(self) -> None:
-        """The Go-to boxes take the stage's position once it is at rest (`_fill_goto`)."""
-        self._goto_unfilled = [box.value() for box in self.goto_boxes]
+    # --- Go-to boxes ----------------------------------------------------------------------
+    # The boxes follow the stage wherever it comes to rest (a Go to, a jog, a scan, a recipe,
+    # a resume, a connect, or a reading that finds it elsewhere), except a box typed in since
+    # the last Go to, or one being typed in (it has the focus): the operator's number is not
+    # overwritten. Go to moves only the axes typed in; the others stay where the stage is (or
+    # was last sent), so a box that could not follow (typed in, or not yet refreshed after the
+    # stage moved) never drives an axis the operator did not ask for, z down toward the sample
+    # above all. A scan, a recipe or a connect forgets what was typed before it: the stage has
+    # moved under it, and the boxes show where it is once it ends.
+    def _goto_edited(self) -> list[bool]:
+        """Per axis: whether its Go-to box holds a number typed in, not one the panel put."""
+        return [box.value() != shown
+                for box, shown in zip(self.goto_boxes, self._goto_shown, strict=True)]
+
+    def _forget_goto_edits(self) -> None:
+        self._goto_shown = [box.value() for box in self.goto_boxes]
+        self._mark_goto_edits()
+
+    def _mark_goto_edits(self) -> None:
+        """A box typed in (its axis moves on Go to) is shown bold."""
+        for box, edited in zip(self.goto_boxes, self._goto_edited(), strict=True):
+            font = box.font()
+            if font.bold() != edited:
+                font.setBold(edited)
+                box.setFont(font)
 
     def _fill_goto(self, position_um: np.ndarray) -> None:
-        """The Go-to boxes at the stage's position at rest, after a connect, a Go to or a jog:
-        a Go to then moves only the axes changed. Boxes the operator has edited meanwhile are
-        left as they are."""
-        unfilled, self._goto_unfilled = self._goto_unfilled, None
-        boxes = self.goto_boxes
-        if unfilled is None or any(box.hasFocus() for box in boxes) \
-                or [box.value() for box in boxes] != unfilled:
-            return
-        for box, value in zip(boxes, position_um, strict=True):
-            box.setValue(value)
+        """The Go-to boxes not typed in, nor being typed in, at the stage's position at rest."""
+        for i, (box, edited) in enumerate(zip(self.goto_boxes, self._goto_edited(),
+                                              strict=True)):
+            if not edited and not box.hasFocus():
+                box.setValue(position_um[i])
+                self._goto_shown[i] = box.value()
+        self._mark_goto_edits()
 
     # --- actions -------------------------------------------------------------------------
     def _act(self, fn: Callable[[], object], what: str,
@@ -554,11 +579,32 @@ class InstrumentsPanel(QtWidgets.QWidget):
             self.message.setText(f"{what}: the rig is not available (not connected or scanning)")
 
     def go_to(self) -> None:
-        x, y, z = (b.value() * UM for b in self.goto_boxes)
+        """Move the axes whose boxes were typed in to what they hold; the others stay where
+        the stage is, or was last sent if it has not settled (see the Go-to boxes above)."""
+        for box in self.goto_boxes:
+            box.interpretText()  # a number still being typed counts
+        typed = [box.value() for box in self.goto_boxes]
+        edited = np.array(self._goto_edited())
         rig = self.holder.rig
         self._moves_asked += 1
-        self._act(lambda: self._send(rig, np.array([x, y, z])), "Go to",
-                  succeeded=self._follow_stage)
+
+        def move() -> None:
+            self._send(rig, np.where(edited, np.array(typed) * UM, self._move_from(rig)))
+
+        def sent() -> None:  # the boxes sent follow the stage again, unless typed in since
+            for i, box in enumerate(self.goto_boxes):
+                if box.value() == typed[i]:
+                    self._goto_shown[i] = typed[i]
+            self._mark_goto_edits()
+
+        self._act(move, "Go to", succeeded=sent)
+
+    def _move_from(self, rig: Any) -> np.ndarray:
+        """Where a move starts (m, in the rig's thread): where the last Go to or jog sent the
+        stage while it is still on its way, else where the stage is."""
+        sent = self._sent_to
+        moving = sent is not None and not rig.stage.on_target()
+        return np.array(sent if moving else rig.stage.position(), dtype=float)
 
     def _send(self, rig: Any, target: np.ndarray) -> None:
         """Move the stage to `target` (m) without waiting (in the rig's thread)."""
@@ -574,9 +620,7 @@ class InstrumentsPanel(QtWidgets.QWidget):
         self._moves_asked += 1
 
         def move() -> None:
-            sent = self._sent_to
-            moving = sent is not None and not rig.stage.on_target()
-            target = np.array(sent if moving else rig.stage.position(), dtype=float)
+            target = self._move_from(rig)
             target[axis] += step
             if axis == 2 and step < 0 and target[2] < floor - 1e-12:
                 raise InputError(
@@ -586,8 +630,7 @@ class InstrumentsPanel(QtWidgets.QWidget):
                     "goes anywhere in the travel)")
             self._send(rig, target)
 
-        self._act(move, f"Jog {'xyz'[axis]}{'−' if sign < 0 else '+'}",
-                  succeeded=self._follow_stage)
+        self._act(move, f"Jog {'xyz'[axis]}{'−' if sign < 0 else '+'}")
 
     def stop_stage(self) -> None:
         rig = self.holder.rig

@@ -9,6 +9,7 @@ import pytest
 from PyQt6 import QtCore, QtWidgets
 
 from gui.main_window import MainWindow
+from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.instruments.profile import load_profile
 
 UM = 1e-6
@@ -43,6 +44,38 @@ def type_x_and_go_to(qtbot, panel, x_um: str) -> None:
     qtbot.keyClicks(x_box, x_um)
     qtbot.keyClick(x_box, QtCore.Qt.Key.Key_Tab)
     qtbot.mouseClick(panel.goto_button, QtCore.Qt.MouseButton.LeftButton)
+
+
+def goto_values(panel) -> list[float]:
+    return [box.value() for box in panel.goto_boxes]
+
+
+def at_rest_position_um(qtbot, panel) -> np.ndarray:
+    """The stage's position (µm) from a fresh reading that finds it at rest."""
+    qtbot.waitUntil(lambda: fresh_readings(qtbot, panel).get("on_target") is True,
+                    timeout=WAIT_MS)
+    return np.asarray(panel.readings["position"]) / UM
+
+
+def go_down_then_scan_higher(qtbot, window) -> None:
+    """The stage sent down to z = 50 µm by Go to (the boxes follow it there), then a small
+    scan at 100 µm, the usual height, somewhere else: the stage ends the scan away from the
+    Go-to boxes' x, y and above their z."""
+    panel = window.instruments
+    start = at_rest_position_um(qtbot, panel)
+    z_box = panel.goto_boxes[2]
+    z_box.setFocus()
+    z_box.selectAll()
+    qtbot.keyClicks(z_box, "50")
+    qtbot.keyClick(z_box, QtCore.Qt.Key.Key_Return)  # Go to
+    wait_until_at(qtbot, panel, np.array([start[0], start[1], 50.0]) * UM)
+    qtbot.waitUntil(lambda: goto_values(panel) == pytest.approx([start[0], start[1], 50.0],
+                                                                abs=0.01), timeout=WAIT_MS)
+    panel.setFocus()  # the operator's attention moves to the Scan tab
+    plan = ScanPlan.from_center("higher", (start[0] * UM + 500 * UM, start[1] * UM + 400 * UM),
+                                (40 * UM, 40 * UM), 20 * UM, settle_tau=1.0, height=100 * UM)
+    with qtbot.waitSignal(window.scan.scanEnded, timeout=WAIT_MS):
+        assert window.scan.start(plan)
 
 
 def test_each_instrument_shows_its_identity(window, qtbot):
@@ -266,3 +299,135 @@ def test_a_jog_after_a_scan_starts_where_the_stage_is(window, qtbot):
     qtbot.mouseClick(panel.jog_buttons[1], QtCore.Qt.MouseButton.LeftButton)
     target = r["position"] + np.array([100.0, 0.0, 0.0]) * UM
     wait_until_at(qtbot, panel, target)
+
+
+def test_after_a_scan_the_goto_boxes_show_where_the_stage_is(window, qtbot):
+    """A scan moves the stage itself: once it ends, the Go-to boxes show where the stage
+    came to rest (they kept the position before the scan: 12500, 12500, 5000 µm with the
+    stage at 13000, 12930, 100 µm)."""
+    panel = window.instruments
+    go_down_then_scan_higher(qtbot, window)
+    here = at_rest_position_um(qtbot, panel)
+    assert here[2] == pytest.approx(100.0, abs=0.01)
+    qtbot.waitUntil(lambda: goto_values(panel) == pytest.approx(here, abs=0.01),
+                    timeout=WAIT_MS)
+
+
+def test_a_go_to_of_x_alone_after_a_scan_keeps_y_and_z_where_the_stage_was(window, qtbot):
+    """Right after a scan, before or after the boxes have caught up with the stage, a new x
+    typed and Go to moves x alone: y and z stay where the scan left the stage (z went back
+    to the 50 µm typed before the scan: the sensor driven down toward the sample)."""
+    panel = window.instruments
+    go_down_then_scan_higher(qtbot, window)
+    here = np.asarray(window.holder.rig.stage.position()) / UM  # the scan has ended: at rest
+    type_x_and_go_to(qtbot, panel, "12100")
+    wait_until_at(qtbot, panel, np.array([12100.0, here[1], here[2]]) * UM)
+    assert goto_values(panel) == pytest.approx([12100.0, here[1], here[2]], abs=0.01)
+
+
+def test_the_goto_boxes_follow_a_stage_moved_by_something_else(window, qtbot):
+    """A reading that finds the stage at rest somewhere new (moved by a recipe, another
+    program, a controller's own move) refills the boxes."""
+    panel = window.instruments
+    start = at_rest_position_um(qtbot, panel)
+    elsewhere = start + np.array([300.0, -200.0, 150.0])
+    window.holder.background.submit(
+        lambda: window.holder.rig.stage.move_to(*(elsewhere * UM), wait=False))
+    qtbot.waitUntil(lambda: goto_values(panel) == pytest.approx(elsewhere, abs=0.01),
+                    timeout=WAIT_MS)
+
+
+def test_a_goto_box_typed_in_keeps_its_number_and_alone_is_moved(window, qtbot):
+    """A box typed in is not overwritten by the stage's position (the others follow it) and
+    is shown bold; Go to then moves that axis alone, and the box follows the stage again."""
+    panel = window.instruments
+    start = at_rest_position_um(qtbot, panel)
+    y_box = panel.goto_boxes[1]
+    y_box.setValue(start[1] + 250.0)  # typed, not yet sent
+    elsewhere = start + np.array([300.0, 0.0, 150.0])
+    window.holder.background.submit(
+        lambda: window.holder.rig.stage.move_to(*(elsewhere * UM), wait=False))
+    qtbot.waitUntil(lambda: goto_values(panel) == pytest.approx(
+        [elsewhere[0], start[1] + 250.0, elsewhere[2]], abs=0.01), timeout=WAIT_MS)
+    assert y_box.font().bold() and not panel.goto_boxes[0].font().bold()
+    qtbot.mouseClick(panel.goto_button, QtCore.Qt.MouseButton.LeftButton)
+    target = elsewhere + np.array([0.0, 250.0, 0.0])
+    wait_until_at(qtbot, panel, target * UM)
+    assert not y_box.font().bold()
+    panel.jog_step.setValue(100.0)
+    qtbot.mouseClick(panel.jog_buttons[3], QtCore.Qt.MouseButton.LeftButton)  # y+
+    qtbot.waitUntil(lambda: goto_values(panel) == pytest.approx(
+        target + np.array([0.0, 100.0, 0.0]), abs=0.01), timeout=WAIT_MS)
+
+
+def test_a_go_to_before_the_boxes_catch_up_keeps_the_other_axes_where_the_stage_is(window,
+                                                                                     qtbot):
+    """The stage has moved and no reading has refilled the boxes yet: a Go to of a new x
+    alone takes y and z from the stage, not from the boxes' stale numbers (z went back up,
+    or down toward the sample)."""
+    panel = window.instruments
+    panel.timer.stop()  # no reading refills the boxes unasked
+    start = at_rest_position_um(qtbot, panel)
+    elsewhere = start + np.array([300.0, -200.0, -400.0])
+    window.holder.background.submit(
+        lambda: window.holder.rig.stage.move_to(*(elsewhere * UM), wait=True))
+    qtbot.waitUntil(lambda: panel.holder.background.pending == 0, timeout=WAIT_MS)
+    assert goto_values(panel) == pytest.approx(start, abs=0.01)  # stale
+    type_x_and_go_to(qtbot, panel, "12100")
+    wait_until_at(qtbot, panel, np.array([12100.0, elsewhere[1], elsewhere[2]]) * UM)
+
+
+def test_a_goto_box_being_typed_in_is_not_overwritten(window, qtbot):
+    """A reading that finds the stage somewhere new while the operator types into the z box
+    leaves what is typed there (the others follow): Return then goes to it."""
+    panel = window.instruments
+    start = at_rest_position_um(qtbot, panel)
+    window.activateWindow()
+    z_box = panel.goto_boxes[2]
+    z_box.setFocus()
+    qtbot.waitUntil(z_box.hasFocus, timeout=WAIT_MS)
+    z_box.selectAll()
+    qtbot.keyClicks(z_box, "750")  # not yet entered
+    elsewhere = start + np.array([300.0, -200.0, 150.0])
+    window.holder.background.submit(
+        lambda: window.holder.rig.stage.move_to(*(elsewhere * UM), wait=False))
+    qtbot.waitUntil(lambda: goto_values(panel)[:2] == pytest.approx(elsewhere[:2], abs=0.01),
+                    timeout=WAIT_MS)
+    assert z_box.text().startswith("750")
+    qtbot.keyClick(z_box, QtCore.Qt.Key.Key_Return)  # Go to
+    wait_until_at(qtbot, panel, np.array([elsewhere[0], elsewhere[1], 750.0]) * UM)
+
+
+RECIPE = """
+[recipe]
+title = "one scan"
+[scan_defaults]
+center_um = [13000.0, 12900.0]
+size_um = [40.0, 40.0]
+step_um = 20.0
+settle_tau = 1.0
+height_um = 150.0
+[[step]]
+kind = "scan"
+name = "by_recipe"
+"""
+
+
+def test_after_a_recipe_the_goto_boxes_show_where_the_stage_is(window, qtbot, tmp_path):
+    """A recipe moves the stage itself: once it ends the boxes show where it is, a number
+    typed (not sent) before it included, and a Go to of x alone keeps y and z there."""
+    panel = window.instruments
+    at_rest_position_um(qtbot, panel)
+    panel.goto_boxes[2].setValue(60.0)  # typed before the recipe, never sent
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(RECIPE, encoding="utf-8")
+    assert window.recipes.open_recipe(recipe)
+    assert window.recipes.run()
+    qtbot.waitUntil(lambda: not window.recipes.runner.running, timeout=WAIT_MS)
+    here = at_rest_position_um(qtbot, panel)
+    assert here[2] == pytest.approx(150.0, abs=0.01)
+    qtbot.waitUntil(lambda: goto_values(panel) == pytest.approx(here, abs=0.01),
+                    timeout=WAIT_MS)
+    assert not panel.goto_boxes[2].font().bold()
+    type_x_and_go_to(qtbot, panel, "12100")
+    wait_until_at(qtbot, panel, np.array([12100.0, here[1], here[2]]) * UM)

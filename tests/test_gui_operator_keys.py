@@ -42,8 +42,8 @@ def type_into(qtbot, box, text: str, key=QtCore.Qt.Key.Key_Return) -> None:
 
 def test_a_z_jog_from_the_scan_height_does_not_reach_the_sample(window, qtbot):
     """At the usual scan height (100 µm) a z− click moves the sensor by the small z step, not
-    by the x, y step (100 µm: contact); one that would go below the lowest z by jog is
-    refused with a message, and the stage stays where it is."""
+    by the x, y step (100 µm: z = 0, through contact); one that would go below the lowest z
+    by jog is refused with a message, and the stage stays where it is."""
     panel = window.instruments
     start = readings(qtbot, panel)["position"] / UM
     type_into(qtbot, panel.goto_boxes[2], "100")  # Return: Go to
