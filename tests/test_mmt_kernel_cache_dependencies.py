@@ -201,9 +201,12 @@ print(",".join(map(repr, out.ravel().tolist())), multipole._block_point.stats.ca
 def test_an_edited_generated_kernel_module_changes_the_multipole_model_s_results(
         tmp_path: Path) -> None:
     """The case found: the generated multipole_kernels.py edited alone (a constant of the
-    octupole terms), the cached `_block_point` that inlines it went on with the old one."""
-    shutil.copytree(Path(smm_daq.__file__).parent, tmp_path / "smm_daq",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    octupole terms), the cached `_block_point` that inlines it went on with the old one.
+    The copy takes the package's caches along (compiled bytecode, and numba's kernels where
+    an earlier test ran them): the first run may then read `_block_point` from its cache
+    rather than compile it, as it reads the same sources; the run after the edit must
+    compile it."""
+    shutil.copytree(Path(smm_daq.__file__).parent, tmp_path / "smm_daq")
     before, _ = _python(OCTUPOLE_BLOCK, tmp_path)
     assert _python(OCTUPOLE_BLOCK, tmp_path) == [before, "1"]  # unchanged: from the cache
     kernels = tmp_path / "smm_daq/analysis/mmt/models/multipole_kernels.py"
