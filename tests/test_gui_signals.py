@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+from gui_process import CONNECT_AT_ONCE
 from test_gui_long_scan import WAIT_MS
 
 from smm_daq.cli.main import EXIT_INTERRUPTED
@@ -21,7 +22,7 @@ from smm_daq.storage.h5file import open_read
 # on (set in idle, the scan's own), and once READY the event loop is ended with the window
 # open; the program prints the rig's state (AFTER, the largest coil current in A and whether
 # the stage moves) once the command has returned.
-READY_WHEN = """
+READY_WHEN = CONNECT_AT_ONCE + """
 import sys
 import numpy as np
 from PyQt6 import QtCore, QtWidgets
