@@ -62,8 +62,8 @@ def opened(window, *args, **kwargs):
         else:
             announce()
     def announce():
-        if quit and window.scan.live.running and window.scan.live.state != "running":
-            QtCore.QTimer.singleShot(20, announce)  # the scan's field not yet on
+        if window.scan.live.running and window.scan.live.state != "running":
+            QtCore.QTimer.singleShot(20, announce)  # its entry not yet made, its field not on
             return
         print("READY", flush=True)
         if quit:  # a plugin, say, ends the event loop (quit() would close the window first)
