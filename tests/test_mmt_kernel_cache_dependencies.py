@@ -84,9 +84,9 @@ for kernel in (multipole._block_point, cuboid._green_block, cuboid_gpu._green_ke
 def package_stamps(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
     """A copy of the package and the stamps of its kernels' caches, read twice (in two new
     interpreters) to see that an unchanged tree keeps them. Each test edits a copy of its
-    own: numba's stamp and `cache_depends_on`'s are hashes of the sources (the copies'
-    bytes alike), never of a path or a time; an unchanged kernel's stamp is checked equal
-    to these in each test all the same."""
+    own: numba's stamp and `cache_depends_on`'s are hashes of the sources' bytes, alike in
+    each copy (copytree keeps the files' times too), not of a path; an unchanged kernel's
+    stamp is checked equal to these in each test all the same."""
     root = tmp_path_factory.mktemp("stamps")
     shutil.copytree(Path(smm_daq.__file__).parent, root / "smm_daq",
                     ignore=shutil.ignore_patterns("__pycache__"))
