@@ -51,13 +51,17 @@ def _free_place(boxes: list[tuple[float, float, float, float]], size: tuple[floa
     ys = np.arange(centre[1] - half + margin + h / 2, centre[1] + half - margin - h / 2, 10e-6)
     gx, gy = np.meshgrid(xs, ys)
     order = np.argsort(np.hypot(gx - centre[0], gy - centre[1]), axis=None)
-    for k in order:
-        x, y = gx.flat[k], gy.flat[k]
-        box = (x - w / 2, x + w / 2, y - h / 2, y + h / 2)
-        if not any(box[0] < b[1] + gap and b[0] < box[1] + gap and box[2] < b[3] + gap
-                   and b[2] < box[3] + gap
-                   for group, gap in ((boxes, _GAP), (apart, _LARGE_GAP)) for b in group):
-            return box
+    x, y = gx.flat[order], gy.flat[order]
+    x0, x1, y0, y1 = x - w / 2, x + w / 2, y - h / 2, y + h / 2  # each place, nearest first
+    clear = np.ones(x.size, dtype=bool)
+    for group, gap in ((boxes, _GAP), (apart, _LARGE_GAP)):
+        for b in group:  # all places against one box at a time (a simulated rig's every open)
+            clear &= ~((x0 < b[1] + gap) & (b[0] < x1 + gap) & (y0 < b[3] + gap)
+                       & (b[2] < y1 + gap))
+    free = np.flatnonzero(clear)
+    if free.size:
+        k = free[0]
+        return (x0[k], x1[k], y0[k], y1[k])
     raise RuntimeError(f"no room for a {w / 1e-6:g} × {h / 1e-6:g} µm grain in the demo sample")
 
 

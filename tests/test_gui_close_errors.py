@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from gui_process import CONNECT_AT_ONCE
+
 from smm_daq.cli.main import EXIT_FAILED, EXIT_INTERRUPTED
 
 WAIT_S = 60.0  # generous: the whole suite shares two cores
@@ -19,7 +21,7 @@ WAIT_S = 60.0  # generous: the whole suite shares two cores
 # its close button does; the close's own code raises (the MMT tab's shutdown, each time). Once
 # the command has returned, prints the largest coil current (A) and how often the rig's close
 # ran (AFTER).
-RAISING_CLOSE = """
+RAISING_CLOSE = CONNECT_AT_ONCE + """
 import sys
 import numpy as np
 from PyQt6 import QtCore
@@ -86,7 +88,7 @@ def test_a_close_that_raises_makes_the_rig_safe_once_and_exits_1(tmp_path, repo)
 # `smm-daq gui` on the simulator whose opening, once its rig is open and a field on, goes on
 # handling the window's events (a slow step of its start-up) until a line comes on stdin,
 # having printed STARTED; once the command has returned, prints the largest coil current (A).
-SIGNAL_WHILE_STARTING = """
+SIGNAL_WHILE_STARTING = CONNECT_AT_ONCE + """
 import sys
 import numpy as np
 from PyQt6 import QtCore

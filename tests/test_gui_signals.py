@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+from gui_process import CONNECT_AT_ONCE
 from test_gui_long_scan import WAIT_MS
 
 from smm_daq.cli.main import EXIT_INTERRUPTED
@@ -21,7 +22,7 @@ from smm_daq.storage.h5file import open_read
 # argv[3] "quit", a field is on (set in idle, the scan's own), and once READY the event loop
 # is ended with the window open; the program prints the rig's state (AFTER, the largest
 # coil current in A and whether the stage moves) once the command has returned.
-READY_WHEN = """
+READY_WHEN = CONNECT_AT_ONCE + """
 import sys
 import numpy as np
 from PyQt6 import QtCore, QtWidgets
@@ -61,8 +62,8 @@ def opened(window, *args, **kwargs):
         else:
             announce()
     def announce():
-        if mode == "scan" and window.scan.live.running and window.scan.live.state != "running":
-            QtCore.QTimer.singleShot(20, announce)  # the scan's entry and field not yet made
+        if window.scan.live.running and window.scan.live.state != "running":
+            QtCore.QTimer.singleShot(20, announce)  # its entry not yet made, its field not on
             return
         print("READY", flush=True)
         if quit:  # a plugin, say, ends the event loop (quit() would close the window first)

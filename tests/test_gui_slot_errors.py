@@ -12,6 +12,7 @@ import threading
 from functools import reduce
 
 import pytest
+from gui_process import CONNECT_AT_ONCE
 from PyQt6 import QtCore, QtWidgets
 from test_gui_long_scan import WAIT_MS
 
@@ -28,7 +29,7 @@ from smm_daq.storage.h5file import open_read
 # prints the rig's state (AFTER, the largest coil current in A and whether the stage moves).
 # With argv[3] "bare", the hook before the window's is Python's own, with which PyQt6 aborts
 # the program (pyqtgraph, imported by the window, sets one that only prints, unless one is set).
-RAISING_SLOT = """
+RAISING_SLOT = CONNECT_AT_ONCE + """
 import sys
 import numpy as np
 from PyQt6 import QtCore, QtWidgets

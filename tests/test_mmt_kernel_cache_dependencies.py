@@ -80,6 +80,21 @@ for kernel in (multipole._block_point, cuboid._green_block, cuboid_gpu._green_ke
 '''
 
 
+@pytest.fixture(scope="module")
+def package_stamps(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    """A copy of the package and the stamps of its kernels' caches, read twice (in two new
+    interpreters) to see that an unchanged tree keeps them. Each test edits a copy of its
+    own: numba's stamp and `cache_depends_on`'s are hashes of the sources' bytes, alike in
+    each copy (copytree keeps the files' times too), not of a path; an unchanged kernel's
+    stamp is checked equal to these in each test all the same."""
+    root = tmp_path_factory.mktemp("stamps")
+    shutil.copytree(Path(smm_daq.__file__).parent, root / "smm_daq",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    before = _stamp_lines(root)
+    assert before == _stamp_lines(root)
+    return root / "smm_daq", before
+
+
 @pytest.mark.parametrize("callee, stale", [
     ("analysis/mmt/models/multipole_kernels.py", (True, False, False)),
     ("analysis/forward.py", (False, True, True)),
@@ -87,15 +102,14 @@ for kernel in (multipole._block_point, cuboid._green_block, cuboid_gpu._green_ke
     ("analysis/mmt/models/cuboid.py", (False, True, True)),  # the CUDA kernels inline it
 ])
 def test_the_model_kernels_are_stale_once_a_module_they_compile_in_changes(
-        tmp_path: Path, callee: str, stale: tuple[bool, ...]) -> None:
+        tmp_path: Path, package_stamps: tuple[Path, list[str]], callee: str,
+        stale: tuple[bool, ...]) -> None:
     """In a copy of the package, an edit of only the callee changes the stamp numba checks
     the caller's cache against (as an edit of the caller's own file does); nothing else's.
     The CUDA kernels' cache is stamped as the CPU kernels' (no GPU needed to tell)."""
+    source, before = package_stamps
     package = tmp_path / "smm_daq"
-    shutil.copytree(Path(smm_daq.__file__).parent, package,
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    before = _stamp_lines(tmp_path)
-    assert before == _stamp_lines(tmp_path)
+    shutil.copytree(source, package, ignore=shutil.ignore_patterns("__pycache__"))
     with open(package / callee, "a") as f:
         f.write("\n# a pulled edit\n")
     after = _stamp_lines(tmp_path)
@@ -187,9 +201,12 @@ print(",".join(map(repr, out.ravel().tolist())), multipole._block_point.stats.ca
 def test_an_edited_generated_kernel_module_changes_the_multipole_model_s_results(
         tmp_path: Path) -> None:
     """The case found: the generated multipole_kernels.py edited alone (a constant of the
-    octupole terms), the cached `_block_point` that inlines it went on with the old one."""
-    shutil.copytree(Path(smm_daq.__file__).parent, tmp_path / "smm_daq",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    octupole terms), the cached `_block_point` that inlines it went on with the old one.
+    The copy takes the package's caches along (compiled bytecode, and numba's kernels where
+    an earlier test ran them): the first run may then read `_block_point` from its cache
+    rather than compile it, as it reads the same sources; the run after the edit must
+    compile it."""
+    shutil.copytree(Path(smm_daq.__file__).parent, tmp_path / "smm_daq")
     before, _ = _python(OCTUPOLE_BLOCK, tmp_path)
     assert _python(OCTUPOLE_BLOCK, tmp_path) == [before, "1"]  # unchanged: from the cache
     kernels = tmp_path / "smm_daq/analysis/mmt/models/multipole_kernels.py"
