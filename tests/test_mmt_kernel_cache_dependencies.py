@@ -137,6 +137,7 @@ def test_a_numba_that_keeps_its_stamp_elsewhere_gets_no_cache_rather_than_a_stal
         return 2 * x
 
     module = types.ModuleType("smm_moved_stamp")
+    twice.__module__ = module.__name__  # defined there, as a kernel module's own are
     module.kernel = njit(cache=True)(twice)
     module.plain = twice  # not a kernel: left alone
     monkeypatch.setitem(sys.modules, module.__name__, module)
@@ -213,3 +214,113 @@ def test_an_edited_generated_kernel_module_changes_the_multipole_model_s_results
     kernels.write_text(kernels.read_text().replace("math.sqrt(10)", "math.sqrt(12)"))
     after, hits = _python(OCTUPOLE_BLOCK, tmp_path)
     assert after != before and hits == "0"
+
+
+def test_a_kernel_a_module_only_imports_keeps_the_stamp_of_the_module_defining_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`cuboid.py` imports `forward.py`'s `_cuboid_constants`: stamping it there made its cache
+    depend on whether a process had imported `cuboid.py` (see the next test for what then
+    broke). The importing module's own kernels are stamped as before."""
+    import types
+
+    from numba import njit
+
+    from smm_daq.analysis.mmt.models import compiled
+
+    def twice(x):
+        return 2 * x
+
+    def thrice(x):
+        return 3 * x
+
+    home = types.ModuleType("smm_kernel_home")
+    twice.__module__ = home.__name__  # defined in `home`
+    home.kernel = njit(cache=True)(twice)
+    user = types.ModuleType("smm_kernel_user")
+    thrice.__module__ = user.__name__  # defined in `user`
+    user.own = njit(cache=True)(thrice)
+    user.kernel = home.kernel  # `from smm_kernel_home import kernel`
+    for module in (home, user):
+        monkeypatch.setitem(sys.modules, module.__name__, module)
+    home_stamp = home.kernel._cache._cache_file._source_stamp
+    own_stamp = user.own._cache._cache_file._source_stamp
+    compiled.cache_depends_on(user.__name__, "smm_daq.analysis.forward")
+    assert home.kernel._cache._cache_file._source_stamp == home_stamp
+    assert user.own._cache._cache_file._source_stamp != own_stamp
+
+
+def test_the_model_modules_leave_the_stamps_of_the_kernels_they_import_alone() -> None:
+    """Every cached kernel of forward.py and cuboid.py is stamped once, by its own module,
+    whichever model modules (cuboid_gpu.py imports cuboid.py's helpers) are imported."""
+    from smm_daq.analysis import forward
+    from smm_daq.analysis.mmt.models import cuboid, cuboid_gpu, multipole, multipole_kernels
+
+    assert cuboid_gpu and multipole  # imported for their `cache_depends_on`
+    for module, stamped in ((forward, False), (multipole_kernels, False), (cuboid, True)):
+        kernels = [k for k in vars(module).values()
+                   if hasattr(getattr(getattr(k, "_cache", None), "_cache_file", None),
+                              "_source_stamp") and k.py_func.__module__ == module.__name__]
+        assert kernels
+        for kernel in kernels:
+            own = kernel._cache._impl.locator.get_source_stamp()
+            stamp = kernel._cache._cache_file._source_stamp
+            assert (stamp[0] == own and stamp[1] != own) if stamped else stamp == own, \
+                kernel.py_func.__qualname__
+
+
+LIBRARY = '''
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def constants(n):
+    return np.ones(n), np.zeros(n)  # arrays boxed with a dtype from the build's environment
+
+
+@njit(cache=True)
+def caller(n):
+    a, b = constants(n)  # the cached caller holds the build of `constants` it was made with
+    return a.sum() + b.sum()
+'''
+
+IMPORTER = '''
+from smm_cache_library import constants
+from smm_daq.analysis.mmt.models.compiled import cache_depends_on
+
+cache_depends_on(__name__, "smm_cache_library")
+'''
+
+FILL = '''
+import smm_cache_library as library
+print(library.caller(3), next(iter(library.constants.overloads.values())).fndesc.uid)
+'''
+
+# numba names a build `<qualname>$<uid>`, the uid from a counter that starts again in each
+# process: set here to the uid of the cached build, as it came out by chance in the demo
+# (five builds before it in both processes), so a fresh build takes that build's name
+USE = '''
+import itertools
+from numba.core.bytecode import FunctionIdentity
+import smm_cache_library as library
+print(library.caller(3))  # as the simulator's field, from the cache, before the MMT
+import smm_cache_importer
+FunctionIdentity._unique_ids = itertools.count({uid})
+a, b = library.constants(3)  # as CuboidModel.build calls _cuboid_constants
+print(a.sum() + b.sum())
+'''
+
+
+def test_importing_a_kernel_does_not_make_the_next_process_fail_to_box_its_result(
+        tmp_path: Path) -> None:
+    """The demo's `SystemError: CPUDispatcher(_cuboid_constants) returned a result with an
+    exception set`, run after run: a process that had not imported the importing module
+    cached the kernel; one that had compiled it afresh under the name of the build the cached
+    caller holds (the first process's), and every process after that failed to box its
+    result (`RuntimeError: 'descr' is NULL`). Each process here loads the caller first."""
+    (tmp_path / "smm_cache_library.py").write_text(LIBRARY)
+    (tmp_path / "smm_cache_importer.py").write_text(IMPORTER)
+    total, uid = _python(FILL, tmp_path)
+    assert float(total) == 3.0
+    assert _python(USE.format(uid=uid), tmp_path) == ["3.0", "3.0"]
+    assert _python(USE.format(uid=uid), tmp_path) == ["3.0", "3.0"]

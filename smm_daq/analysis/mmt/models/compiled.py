@@ -19,6 +19,17 @@ them changes (and `kernels_cached` says so, as numba reads the same stamp). An u
 loads the cache as before; the cost at import is hashing a few source files. Where numba
 keeps its stamp elsewhere (a numba that moved it) the kernels are not cached at all rather
 than possibly stale. NUMBA_CACHE_DIR is the user's, and left alone.
+
+Only the kernels a module defines are stamped, never those it imports (`cuboid.py` imports
+`forward.py`'s `_cuboid_constants`): an imported kernel stamped too would have a cache stamp
+that depends on which modules a process happened to import before calling it, so a process
+that imported `cuboid.py` compiled `forward.py`'s kernels afresh over the cache of one that had
+not, while the cached kernels that inline them still held the build before. numba names each
+build by a counter that starts again in every process, so the fresh build could take the very
+name of the build those cached kernels hold; two builds under one name share one environment
+(numba's per-name constants), and the next process boxed the kernel's result from the other
+build's constants: `SystemError(... returned a result with an exception set)`, in every
+process until the cache changed again.
 """
 
 from __future__ import annotations
@@ -111,15 +122,18 @@ def _sources_hash(names: tuple[str, ...]) -> str:
 
 
 def cache_depends_on(module_name: str, *dependencies: str) -> None:
-    """Make numba's on-disk cache of every cached kernel defined at the top level of module
-    `module_name` stale whenever the source of one of the modules `dependencies` (the
-    modules whose functions or constants its kernels compile in) changes, as it is when the
-    module's own source does. Called at the end of the module, before any kernel is run."""
+    """Make numba's on-disk cache of every cached kernel defined (not merely imported) at the
+    top level of module `module_name` stale whenever the source of one of the modules
+    `dependencies` (the modules whose functions or constants its kernels compile in) changes,
+    as it is when the module's own source does. Called at the end of the module, before any
+    kernel is run."""
     stamp = _sources_hash(tuple(sorted(dependencies)))
     for kernel in vars(sys.modules[module_name]).values():
         cache = getattr(kernel, "_cache", None)
         if not hasattr(kernel, "py_func") or not hasattr(cache, "disable"):
             continue  # not a kernel
+        if kernel.py_func.__module__ != module_name:
+            continue  # imported: stamped (if at all) by the module that defines it
         cache_file = getattr(cache, "_cache_file", None)
         if hasattr(cache_file, "_source_stamp"):
             cache_file._source_stamp = (cache_file._source_stamp, stamp)
