@@ -158,7 +158,7 @@ def test_susceptibility_and_magnetization_entries(tmp_path, capsys):
         (tmp_path / "chi.csv").unlink()
     for dataset, words in (("chi/Chi", "--dataset is 'chi/Chi', which the entry does not hold"),
                            ("/induced/data/Bz", "a path from the file's root; expected a "
-                                                "map the entry holds: Bz (the default), chi/chi")):
+                                                "map the entry holds: Bz, chi/chi (the default)")):
         code, _, err = run(capsys, "export", path, "--entry", "chi", "--dataset", dataset,
                            "--csv", tmp_path / "chi.csv")
         assert code == 2 and words in err, err
@@ -185,7 +185,7 @@ def test_an_export_of_a_map_the_entry_lacks_names_the_maps_it_holds(tmp_path, ca
         code, _, err = run(capsys, "export", path, "--entry", "mag", "--dataset", dataset,
                            "--csv", tmp_path / "m.csv")
         assert code == 2 and not (tmp_path / "m.csv").exists()
-        assert ("expected a map the entry holds: Bz (the default), magnetization/M, "
+        assert ("expected a map the entry holds: Bz, magnetization/M (the default), "
                 "magnetization/errors, residual/residual") in err, err
         assert "chi/chi" not in err
     code, _, _ = run(capsys, "export", path, "--entry", "mag", "--dataset", "magnetization/M",
