@@ -128,6 +128,21 @@ def test_background_level_noise_crop_and_export(session, capsys, tmp_path):
     assert code == 2 and "nothing to export" in err
 
 
+def test_field_background_fitted_on_a_mask_says_it_removed_an_offset(session, capsys):
+    """With background pixels, --model field removes the offset fitted there: on a zero-field
+    scan it said "removed the applied field's reading: ... nT" of a field never applied."""
+    path, _ = session
+    code, out, _ = run(capsys, "background", path, "--entry", "remanent", "--name", "off",
+                       "--model", "field", "--border-um", "6")
+    assert code == 0 and "removed the applied field's" not in out
+    assert "removed an offset of " in out and " background pixels: the applied field's " \
+        "reading with any other constant offset (the scan was at zero applied field, so " \
+        "none of it is the field's)" in out, out
+    code, out, _ = run(capsys, "background", path, "--entry", "in_field", "--name", "off2",
+                       "--model", "field", "--border-um", "6")
+    assert code == 0 and "(the applied field's Bz is 1000 nT)" in out, out
+
+
 def _layer_file(tmp_path):
     """A session file holding the induced map of a thin layer of three grains: (path, map, χ)."""
     rng = np.random.default_rng(3)

@@ -171,9 +171,20 @@ def _background(args: argparse.Namespace) -> int:
     m = _read(args, args.entry)
     if args.model == "field":
         mask = _background_mask(args, m, required=False)
-        out, leak = remove_field_leakage(m, mask)
-        extra = {"results/field_leakage": Quantity(leak, "T", "the applied field's reading")}
-        print(f"removed the applied field's reading: {leak / NT:.4g} nT")
+        if mask is None:
+            out, leak = remove_field_leakage(m)
+            what = "the applied field's Bz, from the entry's field vector"
+            said = f"removed {what}: {leak / NT:.4g} nT"
+        else:  # what the sensor read off the sample: the field's reading and any other offset
+            fit = remove_background(m, mask, model="offset")
+            out, leak = fit.map, fit.coefficients[0]
+            what = ("an offset fitted on the background pixels: the applied field's reading "
+                    "with any other constant offset")
+            said = (f"removed an offset of {leak / NT:.4g} nT fitted on {fit.pixels} background "
+                    f"pixels: the applied field's reading with any other constant offset "
+                    f"({_applied_bz(m)})")
+        extra = {"results/field_leakage": Quantity(leak, "T", what)}
+        print(said)
         _write(args, _derived(out, args, "field leakage removed"), "background", extra,
                parameters={"model": "field"})
         return 0
@@ -189,6 +200,16 @@ def _background(args: argparse.Namespace) -> int:
     _write(args, _derived(fit.map, args, f"{args.model} background removed"), "background",
            extra, parameters={"model": args.model})
     return 0
+
+
+def _applied_bz(m: MapData) -> str:
+    """The applied field's Bz as the entry records it, in words."""
+    field = m.applied_field
+    if field is None or np.shape(field) != (3,):
+        return "the entry records no applied field"
+    if not np.any(field):
+        return "the scan was at zero applied field, so none of it is the field's"
+    return f"the applied field's Bz is {field[2] / NT:.4g} nT"
 
 
 def _level(args: argparse.Namespace) -> int:
