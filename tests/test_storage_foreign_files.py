@@ -15,7 +15,7 @@ from smm_daq.cli.main import main
 from smm_daq.errors import InputError
 from smm_daq.storage.h5file import marked_open
 from smm_daq.storage.mapdata import MapData
-from smm_daq.storage.nexus import list_entries, write_map_entry
+from smm_daq.storage.nexus import check_new_entry, list_entries, write_map_entry
 from smm_daq.storage.superblock import lookup3
 
 SCAN = ["scan", "--center-um", "12500,12500", "--size-um", "40,20", "--step-um", "20",
@@ -79,11 +79,14 @@ def test_other_commands_refuse_it_before_any_work(tmp_path, capsys, monkeypatch,
 
 
 def test_map_entries_are_not_written_into_it(tmp_path):
-    """The writer of every analysis product (subtract, the map commands, import, mmt)."""
+    """The writer of every analysis product (subtract, the map commands, import, mmt), and
+    mmt invert's check before its long work."""
     path = tmp_path / "theirs.h5"
     before = _theirs(path)
     with pytest.raises(InputError, match=r"theirs\.h5: is not an smm-daq session file"):
         write_map_entry(path, _map(), kind="induced")
+    with pytest.raises(InputError, match=r"theirs\.h5: is not an smm-daq session file"):
+        check_new_entry(path, "scan_mmt", ("scan",), overwrite=False)
     assert path.read_bytes() == before
 
 
