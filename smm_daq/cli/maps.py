@@ -567,7 +567,8 @@ def _export(args: argparse.Namespace) -> int:
         return _export_templates(args)
     saved = _saved_result(args.file, args.entry[0])
     m = saved.residual if saved is not None else read_map(args.file, args.entry[0])
-    dataset = args.dataset or _default_map(args.file, args.entry[0], m, saved)
+    dataset = (args.dataset if args.dataset is not None
+               else _default_map(args.file, args.entry[0], m, saved))
     values, column, factor, label, m = _chosen(args.file, args.entry[0], dataset, m, saved)
     template = templates[0] if templates else None
     distinct_outputs(("--csv", args.csv), ("--png", args.png), ("--mask-template", template))
