@@ -164,8 +164,11 @@ def require_ours(path: str | Path) -> None:
     p = Path(path)
     if not p.is_file():
         return
+    marked = marked_open(p)
+    if marked:
+        _check_superblock(p)  # else an SWMR open retries a damaged one for minutes
     try:
-        f = h5py.File(p, "r", locking=False, swmr=marked_open(p))
+        f = h5py.File(p, "r", locking=False, swmr=marked)
     except OSError:
         return
     with f:
