@@ -326,7 +326,7 @@ def main() -> None:
                                       outlines)))
         print(f"{'  outline segments on the map':<46s} "
               f"{mmt.data_view.outlines.xData.size // 2:9d}")
-        clock.call("MMT: sort by ssr", lambda: mmt.sort_by("ssr"))
+        clock.call("MMT: sort by ssr", lambda: mmt.sort_by("ssr_per_um"))
         clock.call("MMT: sort by depth_um, descending",
                    lambda: mmt.sort_by("depth_um", QtCore.Qt.SortOrder.DescendingOrder))
         clock.call("MMT: filter (uncertainty ratio ≤ its median)",

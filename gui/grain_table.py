@@ -14,7 +14,7 @@ from collections.abc import Mapping
 import numpy as np
 from PyQt6 import QtCore
 
-SSR = "ssr"
+SSR = "ssr_per_um"
 RATIO = "uncertainty_ratio_pct"
 SORT_ROLE = QtCore.Qt.ItemDataRole.UserRole  # the raw number
 DISPLAY = QtCore.Qt.ItemDataRole.DisplayRole

@@ -15,7 +15,7 @@ from PyQt6 import QtCore, QtWidgets
 
 from gui.map_geometry import grid_from_rectangle
 from smm_daq.acquisition.fly.settings import FlySettings
-from smm_daq.acquisition.plan import DEFAULT_SETTLE_TAU, RASTERS, ScanPlan
+from smm_daq.acquisition.plan import DEFAULT_SETTLE_TAU, RASTERS, ScanPlan, size_note
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import RESOLUTION_NM, Profile
 
@@ -269,6 +269,9 @@ class ScanForm(QtWidgets.QWidget):
         self.y0.setValue(gy / UM)
         self.nx.setValue(nx)
         self.ny.setValue(ny)
+        note = size_note((abs(x1 - x0), abs(y1 - y0)), step, (nx, ny))
+        if note and not self.error_text("nx"):  # said until the plan is next changed
+            self.show_error(f"the area drawn: {note}", "nx")
 
     def _changed(self) -> None:
         flying = self.mode.currentText() == "fly"

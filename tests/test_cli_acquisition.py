@@ -402,3 +402,29 @@ def test_scan_and_run_warn_when_the_coil_calibration_file_is_missing(tmp_path, c
     assert code == 0 and warning in err
     code, _, err = _run(capsys, [*SCAN[:-1], "s2", "--out", str(tmp_path / "s.h5")])
     assert code == 0 and "calibration_file" not in err
+
+
+NOT_WHOLE = ("a size of 110 × 60 µm is no whole number of steps of 25 µm: the grid of 5 × 3 "
+             "points covers 100 × 50 µm instead (sizes that fit: 100 or 125 µm along x; 50 "
+             "or 75 µm along y)")
+
+
+def test_a_size_of_no_whole_steps_is_warned_of_naming_the_area_scanned(tmp_path, capsys):
+    """The grid has whole steps: 110 × 60 µm at 25 µm gave 5 × 3 points over 100 × 50 µm,
+    silently. The scan and a recipe's scan step say which area is scanned."""
+    size = ["--center-um", "12500,12500", "--step-um", "25", "--name", "s"]
+    code, _, err = _run(capsys, ["scan", *size, "--size-um", "110,60",
+                                 "--out", str(tmp_path / "s.h5")])
+    assert code == 0
+    assert f"smm-daq: warning: --size-um 110,60, --step-um 25: {NOT_WHOLE}\n" in err
+    assert read_map(tmp_path / "s.h5", "s").shape == (3, 5)
+    code, _, err = _run(capsys, ["scan", *size, "--size-um", "100,50",
+                                 "--out", str(tmp_path / "t.h5")])
+    assert code == 0 and "warning" not in err
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('[recipe]\ntitle = "t"\n\n[[step]]\nkind = "scan"\nname = "a"\n'
+                      'center_um = [12500, 12500]\nsize_um = [110, 60]\nstep_um = 25\n')
+    code, _, err = _run(capsys, ["run", str(recipe), "--yes", "--out", str(tmp_path / "r.h5")])
+    assert code == 0
+    assert f"smm-daq: warning: {recipe}, step 1 (scan 'a'): {NOT_WHOLE}\n" in err
+    assert f"step 1/1: scan 'a' 5 × 3 points at (0, 0, 0) µT; {NOT_WHOLE}\n" in err

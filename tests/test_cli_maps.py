@@ -128,6 +128,21 @@ def test_background_level_noise_crop_and_export(session, capsys, tmp_path):
     assert code == 2 and "nothing to export" in err
 
 
+def test_field_background_fitted_on_a_mask_says_it_removed_an_offset(session, capsys):
+    """With background pixels, --model field removes the offset fitted there: on a zero-field
+    scan it said "removed the applied field's reading: ... nT" of a field never applied."""
+    path, _ = session
+    code, out, _ = run(capsys, "background", path, "--entry", "remanent", "--name", "off",
+                       "--model", "field", "--border-um", "6")
+    assert code == 0 and "removed the applied field's" not in out
+    assert "removed an offset of " in out and " background pixels: the applied field's " \
+        "reading with any other constant offset (the scan was at zero applied field, so " \
+        "none of it is the field's)" in out, out
+    code, out, _ = run(capsys, "background", path, "--entry", "in_field", "--name", "off2",
+                       "--model", "field", "--border-um", "6")
+    assert code == 0 and "(the applied field's Bz is 1000 nT)" in out, out
+
+
 def _layer_file(tmp_path):
     """A session file holding the induced map of a thin layer of three grains: (path, map, χ)."""
     rng = np.random.default_rng(3)
@@ -158,7 +173,7 @@ def test_susceptibility_and_magnetization_entries(tmp_path, capsys):
         (tmp_path / "chi.csv").unlink()
     for dataset, words in (("chi/Chi", "--dataset is 'chi/Chi', which the entry does not hold"),
                            ("/induced/data/Bz", "a path from the file's root; expected a "
-                                                "map the entry holds: Bz (the default), chi/chi")):
+                                                "map the entry holds: Bz, chi/chi (the default)")):
         code, _, err = run(capsys, "export", path, "--entry", "chi", "--dataset", dataset,
                            "--csv", tmp_path / "chi.csv")
         assert code == 2 and words in err, err
@@ -185,7 +200,7 @@ def test_an_export_of_a_map_the_entry_lacks_names_the_maps_it_holds(tmp_path, ca
         code, _, err = run(capsys, "export", path, "--entry", "mag", "--dataset", dataset,
                            "--csv", tmp_path / "m.csv")
         assert code == 2 and not (tmp_path / "m.csv").exists()
-        assert ("expected a map the entry holds: Bz (the default), magnetization/M, "
+        assert ("expected a map the entry holds: Bz, magnetization/M (the default), "
                 "magnetization/errors, residual/residual") in err, err
         assert "chi/chi" not in err
     code, _, _ = run(capsys, "export", path, "--entry", "mag", "--dataset", "magnetization/M",

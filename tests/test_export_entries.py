@@ -39,9 +39,13 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str]:
 
 
 def _listed(err: str) -> list[str]:
-    """The maps a refusal of --dataset lists."""
+    """The maps a refusal of --dataset lists, the default marked " (the default)"."""
     assert HELD in err, err
     return err.split(HELD, 1)[1].strip().split(", ")
+
+
+def _names(listed: list[str]) -> list[str]:
+    return [name.removesuffix(" (the default)") for name in listed]
 
 
 def _maps_under(path: Path, entry: str) -> list[str]:
@@ -60,8 +64,8 @@ def _exactly_what_export_takes(path: Path, entry: str, tmp_path: Path,
     code, err = _run(capsys, "export", path, "--entry", entry, "--dataset", "nowhere",
                      "--csv", tmp_path / "x.csv")
     assert code == 2 and "--dataset is 'nowhere', which the entry does not hold" in err, err
-    listed = _listed(err)
-    assert listed[0] == "Bz (the default)"
+    listed = _names(_listed(err))
+    assert listed[0] == "Bz"
     out = tmp_path / "x.csv"
     for name in _maps_under(path, entry):
         code, err = _run(capsys, "export", path, "--entry", entry, "--dataset", name,
@@ -79,7 +83,7 @@ def test_a_dataset_the_entry_lacks_is_answered_with_exactly_the_maps_export_take
     scan's shape, leaving out scans/side/..., which export takes on that scan's grid."""
     listed = _exactly_what_export_takes(session, entry, tmp_path, capsys)
     if entry == "joint":
-        assert listed == ["Bz (the default)", "fitted/Bz", *(
+        assert listed == ["Bz", "fitted/Bz", *(
             f"scans/{scan}/{what}" for scan in ("high", "low", "side")
             for what in ("fitted_Bz", "residual_Bz"))]
 
@@ -134,3 +138,32 @@ def test_an_optical_image_is_refused_as_an_image_not_a_map_missing_its_bz(
         assert code == 2 and (f"error: {session}, entry 'optical': is an optical image of the "
                               "sample, not a map; expected an entry holding a map of Bz") in err
     assert not (tmp_path / "x.csv").exists() and not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize(("entry", "default", "column"), [
+    ("low", "Bz", "Bz_nT"), ("induced", "Bz", "Bz_nT"), ("chi", "chi/chi", "chi_SI"),
+    ("mag", "magnetization/M", "M_A_per_m"), ("joint", "Bz", "Bz_nT")])
+def test_without_dataset_export_takes_the_map_the_entry_opens_on(
+        session: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], entry: str,
+        default: str, column: str) -> None:
+    """A χ or magnetization entry opens (its NeXus default plot) on χ or M: export without
+    --dataset gave its data/Bz, the field of its model, instead."""
+    out, named = tmp_path / "default.csv", tmp_path / "named.csv"
+    code, err = _run(capsys, "export", session, "--entry", entry, "--csv", out)
+    assert code == 0, err
+    assert out.read_text().splitlines()[0] == f"x_um,y_um,{column}"
+    assert _run(capsys, "export", session, "--entry", entry, "--dataset", default,
+                "--csv", named)[0] == 0
+    assert named.read_text() == out.read_text()
+    code, err = _run(capsys, "export", session, "--entry", entry, "--dataset", "nowhere",
+                     "--csv", tmp_path / "x.csv")
+    assert code == 2 and f"{default} (the default)" in _listed(err)
+
+
+def test_the_help_says_what_export_takes_without_dataset(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["export", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert ("default: the map the entry opens on, its NeXus default plot: chi/chi for a "
+            "susceptibility entry, magnetization/M for a magnetization entry, else Bz") in help_text

@@ -482,7 +482,7 @@ RANGE_CASES = [
     ("joint", "grains/q20_errors negative", "sd_q20_Am3", "standard deviations >= 0"),
     ("cuboid", "grains/uncertainty_ratio negative", "uncertainty_ratio_pct", "ratios >= 0 %"),
     ("v2", "grains/moment negative", "moment_Am2", "moments |M|V >= 0"),
-    ("cuboid", "grains/ssr negative", "ssr", "signal strength ratios >= 0"),
+    ("cuboid", "grains/ssr negative", "ssr_per_um", "signal strength ratios >= 0"),
     ("joint", "grains/higher_order_chi2 negative", "higher_order_chi2", "χ² values >= 0"),
     ("joint", "grains/higher_order_p set to 1.5", "higher_order_p", "p-values from 0 to 1"),
     ("joint", "grains/higher_order_p set to -0.5", "higher_order_p", "p-values from 0 to 1"),

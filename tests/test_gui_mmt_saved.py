@@ -94,7 +94,7 @@ def test_a_cuboid_result_saved_by_the_command_line_is_shown_as_a_fresh_one(qtbot
     assert not view.save_button.isEnabled() and not view.save_to_file()  # in the file already
     assert view.csv_button.isEnabled()
     before = path.read_bytes()
-    view.sort_by("ssr")
+    view.sort_by("ssr_per_um")
     view.min_ssr.setValue(1e-6)
     assert path.read_bytes() == before
     with qtbot.waitSignal(view.grainShown, timeout=WAIT_MS):

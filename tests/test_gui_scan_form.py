@@ -89,6 +89,19 @@ def test_a_dragged_area_becomes_the_grid(form):
     assert plan.x[-1] <= 1400 * UM + 1e-12 and plan.y[-1] <= 2105 * UM
 
 
+def test_a_dragged_area_of_no_whole_steps_names_the_area_the_grid_covers(form):
+    """The grid has whole steps: a 105 µm high area at 10 µm is scanned over 100 µm."""
+    form.step_x.setValue(20.0)
+    form.step_y.setValue(10.0)
+    form.use_area(1000 * UM, 2000 * UM, 1400 * UM, 2105 * UM)
+    assert form.error_text("nx") == (
+        "the area drawn: a size of 400 × 105 µm is no whole number of steps of 20 × 10 µm: "
+        "the grid of 21 × 11 points covers 400 × 100 µm instead (sizes that fit: 100 or 110 "
+        "µm along y)")
+    form.use_area(1000 * UM, 2000 * UM, 1400 * UM, 2110 * UM)
+    assert form.error_text("nx") == ""
+
+
 def test_the_plan_carries_si_values(form):
     form.field[0].setValue(12.5)
     form.raster.setCurrentText("unidirectional")

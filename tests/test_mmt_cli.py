@@ -12,7 +12,7 @@ from smm_daq.cli.main import main
 from smm_daq.storage.nexus import list_entries, read_map
 
 HEADERS = ["grain", "mx_A_per_m", "my_A_per_m", "mz_A_per_m", "sd_mx_A_per_m", "sd_my_A_per_m",
-           "sd_mz_A_per_m", "moment_Am2", "volume_um3", "depth_um", "ssr",
+           "sd_mz_A_per_m", "moment_Am2", "volume_um3", "depth_um", "ssr_per_um",
            "uncertainty_ratio_pct"]
 
 

@@ -16,7 +16,7 @@ DATA = Path(__file__).parent / "data"
 JSON = DATA / "MetaDict_mpe_demo.json"
 NPZ = DATA / "MagneticSample_mpe_demo.npz"
 HEADERS = ["grain", "mx_A_per_m", "my_A_per_m", "mz_A_per_m", "sd_mx_A_per_m", "sd_my_A_per_m",
-           "sd_mz_A_per_m", "moment_Am2", "volume_um3", "depth_um", "ssr",
+           "sd_mz_A_per_m", "moment_Am2", "volume_um3", "depth_um", "ssr_per_um",
            "uncertainty_ratio_pct"]
 
 

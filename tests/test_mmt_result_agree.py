@@ -238,8 +238,8 @@ CASES = [  # kind, dataset, column named, what the other value is called
     ("quadrupole", "grains/q22c", "q22c_Am3", "'coefficients'[:, 6]"),
     ("joint", "grains/cov_xz", "cov_xz_A2_per_m2", "'covariance'[0, 2]"),
     ("joint", "grains/my", "my_A_per_m", "'coefficients'[:, 1]"),
-    ("joint", "grains/ssr", "ssr", "V/(R³d)"),
-    ("cuboid", "grains/ssr", "ssr", "V/(R³d)"),
+    ("joint", "grains/ssr", "ssr_per_um", "V/(R³d)"),
+    ("cuboid", "grains/ssr", "ssr_per_um", "V/(R³d)"),
 ]
 
 
@@ -397,3 +397,23 @@ def test_gpu_covariance_blocks_are_symmetric_however_the_product_sums() -> None:
     np.testing.assert_array_equal(blocks, blocks.transpose(0, 2, 1))
     exact = np.einsum("gik,gjk->gij", *[w.reshape(100, 3, 300)] * 2)
     np.testing.assert_allclose(blocks, exact, rtol=0, atol=1e-12 * np.abs(exact).max())
+
+
+@pytest.mark.parametrize("kind", ["cuboid", "joint"])
+def test_the_ssr_carries_its_unit_and_an_earlier_ones_without_reads_the_same(
+        made: dict[str, tuple[Path, str]], tmp_path: Path, kind: str) -> None:
+    """SSR = V/(R³d) with lengths in µm is in µm⁻¹: `grains/ssr` had no `units` and the CSV
+    column no unit; a file written before (no `units`) reads as one written now."""
+    path, entry = made[kind]
+    with h5py.File(path, "r") as f:
+        assert f[entry]["grains/ssr"].attrs["units"] == "um-1"
+    table = csv_of(made, kind)
+    assert "ssr_per_um" in table and "ssr" not in table
+    now = read_result_entry(path, entry).table["ssr_per_um"]
+    earlier = tmp_path / "earlier.h5"
+    shutil.copy(path, earlier)
+    with h5py.File(earlier, "a") as f:
+        del f[entry]["grains/ssr"].attrs["units"]
+    table = read_result_entry(earlier, entry).table
+    assert "ssr" not in table
+    np.testing.assert_array_equal(table["ssr_per_um"], now)

@@ -286,6 +286,7 @@ def test_scans_refuse_a_file_in_a_format_without_swmr(tmp_path):
     path = tmp_path / "old.h5"
     with h5py.File(path, "w") as f:  # the library's default (oldest) format
         f.attrs["mark"] = 1
+        f.attrs["creator"] = "smm-daq 0.1.0"  # an smm-daq file: another program's is refused
     plan = ScanPlan.from_center("s", (12.5e-3, 12.5e-3), (20e-6, 20e-6), 10e-6)
     rig = fake_rig()
     with pytest.raises(InputError, match="older HDF5 format"):

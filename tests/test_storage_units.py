@@ -18,6 +18,7 @@ from smm_daq.storage.units import _SUFFIXES, join_units, split_units
     ("velocity_m_per_s", "velocity", "m/s"),
     ("moment_Am2", "moment", "A m2"),
     ("ssr", "ssr", None),
+    ("ssr_per_um", "ssr", "um-1"),
     ("grain", "grain", None),
     ("axis_sign", "axis_sign", None),
     ("_m", "_m", None),  # a suffix alone is a name
@@ -33,6 +34,7 @@ def test_every_unit_is_udunits():
 
 @pytest.mark.parametrize("key", ["mx_A_per_m", "cov_xy_A2_per_m2", "uncertainty_ratio_pct",
                                  "moment_Am2", "q20_Am3", "o33s_Am4", "volume_um3", "ssr",
+                                 "ssr_per_um",
                                  "higher_order_chi2", *(f"v_{s}" for s in _SUFFIXES)])
 def test_join_units_undoes_split_units(key):
     """A table read back from a file gets its people's column names again."""

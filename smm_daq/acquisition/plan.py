@@ -337,6 +337,31 @@ def check_field(field: tuple[float, float, float] | np.ndarray, profile: Profile
         )
 
 
+def size_note(size: tuple[float, float], step: tuple[float, float],
+              points: tuple[int, int]) -> str:
+    """"" when a grid of `points` (nx, ny) at `step` (sx, sy) m spans the `size` (w, h) m
+    asked for; else the area it covers instead and the sizes that would fit. A grid has
+    whole steps, so a size that is no whole number of steps cannot be scanned as asked,
+    and a user who asked for an area must hear that another one is scanned."""
+    whole = [abs(span / st - round(span / st)) < 1e-6 for span, st in zip(size, step, strict=True)]
+    covered = tuple((n - 1) * st for n, st in zip(points, step, strict=True))
+    if all(whole) and all(math.isclose(c, span, rel_tol=1e-6, abs_tol=1e-12)
+                          for c, span in zip(covered, size, strict=True)):
+        return ""
+    fits = [f"{_um(math.floor(span / st) * st)} or {_um(math.ceil(span / st) * st)} µm along "
+            f"{label}" for label, span, st, ok in zip("xy", size, step, whole, strict=True)
+            if not ok]
+    steps = _um(step[0]) if step[0] == step[1] else f"{_um(step[0])} × {_um(step[1])}"
+    return (f"a size of {_um(size[0])} × {_um(size[1])} µm is no whole number of steps of "
+            f"{steps} µm: the grid of {points[0]} × {points[1]} points covers "
+            f"{_um(covered[0])} × {_um(covered[1])} µm instead"
+            + (f" (sizes that fit: {'; '.join(fits)})" if fits else ""))
+
+
+def _um(length: float) -> str:
+    return f"{length / UM:.6g}"
+
+
 def format_seconds(seconds: float) -> str:
     """A duration for messages: '3.2 h', '4.1 days', or the value itself when not finite."""
     if not math.isfinite(seconds):

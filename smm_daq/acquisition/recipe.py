@@ -69,6 +69,7 @@ from smm_daq.acquisition.plan import (
     ScanPlan,
     check_field,
     format_seconds,
+    size_note,
 )
 from smm_daq.acquisition.recipe_continue import (
     DONE,
@@ -128,6 +129,11 @@ class ScanStep:
                             baselines=k.get("line_baselines", False),
                             trigger=k.get("fly_trigger", False)) if k.get("fly") else None,
         )
+
+    def size_note(self, plan: ScanPlan) -> str:
+        """`size_note` of its size_um for its `plan`: "" when the grid spans it."""
+        w, h = self.keys["size_um"]
+        return size_note((w * UM, h * UM), (plan.step_x, plan.step_y), (plan.nx, plan.ny))
 
 
 @dataclass(frozen=True)
@@ -193,7 +199,8 @@ class Recipe:
         if isinstance(step, ScanStep):
             plan = self.plans[i] if self.plans else None
             extra = (f" {plan.nx} × {plan.ny} points at {_ut(plan.field)} µT" if plan else "")
-            return f"scan '{step.keys['name']}'{extra}"
+            note = step.size_note(plan) if plan else ""
+            return f"scan '{step.keys['name']}'{extra}" + (f"; {note}" if note else "")
         if isinstance(step, SetFieldStep):
             return f"set field {_ut(step.field)} µT"
         if isinstance(step, ZeroFieldStep):

@@ -20,7 +20,13 @@ import numpy as np
 from tqdm import tqdm
 
 from smm_daq.acquisition.fly.settings import FlySettings
-from smm_daq.acquisition.plan import DEFAULT_SETTLE_TAU, MAX_DWELL_TAU, MAX_SETTLE_TAU, ScanPlan
+from smm_daq.acquisition.plan import (
+    DEFAULT_SETTLE_TAU,
+    MAX_DWELL_TAU,
+    MAX_SETTLE_TAU,
+    ScanPlan,
+    size_note,
+)
 from smm_daq.cli.args import entry_name, floats, positive, session_file, within
 from smm_daq.cli.args import time_scale as time_scale_option
 from smm_daq.errors import InputError
@@ -211,6 +217,10 @@ def cmd_scan(args: argparse.Namespace) -> int:
         plan.validate(profile)
     check_new_scan(args.out, plan.name)
     _warn_if_uncalibrated(profile)
+    note = size_note((w * UM, h * UM), (plan.step_x, plan.step_y), (plan.nx, plan.ny))
+    if note:
+        print(f"smm-daq: warning: --size-um {args.size_um}, --step-um {args.step_um}: {note}",
+              file=sys.stderr)
     print(f"scan '{plan.name}': {plan.nx} × {plan.ny} points, field {_vec_ut(np.array(plan.field))}"
           f", estimated {format_duration(plan.estimate_duration(profile))} of instrument time",
           file=sys.stderr)
@@ -267,7 +277,7 @@ def _scan_plan(args: argparse.Namespace, cx: float, cy: float, w: float, h: floa
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from smm_daq.acquisition.recipe import check_recipe, load_recipe, run_recipe
+    from smm_daq.acquisition.recipe import ScanStep, check_recipe, load_recipe, run_recipe
 
     session_file("--out", args.out)
     time_scale_option(args.time_scale)
@@ -281,6 +291,11 @@ def cmd_run(args: argparse.Namespace) -> int:
               "continue", file=sys.stderr)
         return 0
     _warn_if_uncalibrated(profile)
+    for i, step in enumerate(checked.steps):
+        plan = checked.plans[i]
+        if isinstance(step, ScanStep) and plan is not None and step.size_note(plan):
+            print(f"smm-daq: warning: {args.recipe}, step {i + 1} (scan '{plan.name}'): "
+                  f"{step.size_note(plan)}", file=sys.stderr)
     left = (f" ({format_duration(checked.duration_left_s)} left to run)"
             if args.continue_recipe else "")
     print(f"recipe {args.recipe}: {len(checked.steps)} steps, estimated "

@@ -106,10 +106,11 @@ def output_file(option: str, text: str, *, overwrite: bool = False) -> Path:
 
 
 def session_file(option: str, text: str) -> Path:
-    """An HDF5 session file a command adds entries to: new, or an existing HDF5 file.
+    """An HDF5 session file a command adds entries to: new, or an existing session file.
 
-    Refuses a directory, a missing folder, and an existing file that is not HDF5 (writing an
-    HDF5 file there would destroy it), before any work starts.
+    Refuses a directory, a missing folder, an existing file that is not HDF5 (writing an
+    HDF5 file there would destroy it) and another program's HDF5 file, before any work
+    starts.
     """
     path = Path(text)
     _check_place(option, text, path)
@@ -118,6 +119,9 @@ def session_file(option: str, text: str) -> Path:
             f"{option} is {text!r}, which exists and is not an HDF5 file; expected a session "
             "file (.h5) or a new file name: nothing was written"
         )
+    from smm_daq.storage.h5file import require_ours  # h5py: only when a command checks one
+
+    require_ours(path)  # another program's HDF5 file: nothing is added to it
     return path
 
 

@@ -171,9 +171,20 @@ def _background(args: argparse.Namespace) -> int:
     m = _read(args, args.entry)
     if args.model == "field":
         mask = _background_mask(args, m, required=False)
-        out, leak = remove_field_leakage(m, mask)
-        extra = {"results/field_leakage": Quantity(leak, "T", "the applied field's reading")}
-        print(f"removed the applied field's reading: {leak / NT:.4g} nT")
+        if mask is None:
+            out, leak = remove_field_leakage(m)
+            what = "the applied field's Bz, from the entry's field vector"
+            said = f"removed {what}: {leak / NT:.4g} nT"
+        else:  # what the sensor read off the sample: the field's reading and any other offset
+            fit = remove_background(m, mask, model="offset")
+            out, leak = fit.map, fit.coefficients[0]
+            what = ("an offset fitted on the background pixels: the applied field's reading "
+                    "with any other constant offset")
+            said = (f"removed an offset of {leak / NT:.4g} nT fitted on {fit.pixels} background "
+                    f"pixels: the applied field's reading with any other constant offset "
+                    f"({_applied_bz(m)})")
+        extra = {"results/field_leakage": Quantity(leak, "T", what)}
+        print(said)
         _write(args, _derived(out, args, "field leakage removed"), "background", extra,
                parameters={"model": "field"})
         return 0
@@ -189,6 +200,16 @@ def _background(args: argparse.Namespace) -> int:
     _write(args, _derived(fit.map, args, f"{args.model} background removed"), "background",
            extra, parameters={"model": args.model})
     return 0
+
+
+def _applied_bz(m: MapData) -> str:
+    """The applied field's Bz as the entry records it, in words."""
+    field = m.applied_field
+    if field is None or np.shape(field) != (3,):
+        return "the entry records no applied field"
+    if not np.any(field):
+        return "the scan was at zero applied field, so none of it is the field's"
+    return f"the applied field's Bz is {field[2] / NT:.4g} nT"
 
 
 def _level(args: argparse.Namespace) -> int:
@@ -374,8 +395,31 @@ def _maps_held(path: str, entry: str, m: MapData, saved: SavedResult | None) -> 
     with open_read(path) as f:
         f[entry].visititems(lambda name, node: found.append(name) if (
             isinstance(node, h5py.Dataset) and node.ndim == 2 and name != "data/Bz") else None)
-    return ", ".join(["Bz (the default)",
-                      *(name for name in found if _exported(path, entry, name, m, saved))])
+    default = _default_map(path, entry, m, saved) or "Bz"
+    return ", ".join(f"{name} (the default)" if name == default else name for name in [
+        "Bz", *(name for name in found if _exported(path, entry, name, m, saved))])
+
+
+def _default_map(path: str, entry: str, m: MapData, saved: SavedResult | None) -> str | None:
+    """The map the entry opens on, as --dataset names it: its NeXus default plot (the
+    entry's `default` group, that group's `signal`), e.g. a χ entry's chi/chi or a
+    magnetization entry's magnetization/M; None for Bz (a scan's, or where the default plot
+    is no map export takes: an MMT result opens on its grain table)."""
+    import h5py
+
+    from smm_daq.storage.h5file import open_read, text
+
+    if saved is not None:
+        return None
+    with open_read(path) as f:
+        g = f[entry]
+        plot = text(g.attrs.get("default", ""))
+        node = g.get(plot) if plot else None
+        signal = text(node.attrs.get("signal", "")) if isinstance(node, h5py.Group) else ""
+    name = f"{plot}/{signal}"
+    if not signal or name == "data/Bz":
+        return None
+    return name if _exported(path, entry, name, m, saved) else None
 
 
 def _exported(path: str, entry: str, dataset: str, m: MapData, saved: SavedResult | None
@@ -390,7 +434,7 @@ def _exported(path: str, entry: str, dataset: str, m: MapData, saved: SavedResul
 def _chosen(path: str, entry: str, dataset: str | None, m: MapData, saved: SavedResult | None,
             *, held: Callable[[], str] | None = None
             ) -> tuple[np.ndarray, str, float, str, MapData]:
-    """The map --dataset names (default Bz) as `_dataset` gives it, for an MMT result
+    """The map --dataset names (None: Bz) as `_dataset` gives it, for an MMT result
     (`saved`) from the result as read (`_result_map`). A refusal lists what the entry holds
     (`_maps_held`), or says `held()` instead (the listing, trying each name, lists nothing)."""
     if dataset in (None, "Bz", "data/Bz"):
@@ -523,7 +567,9 @@ def _export(args: argparse.Namespace) -> int:
         return _export_templates(args)
     saved = _saved_result(args.file, args.entry[0])
     m = saved.residual if saved is not None else read_map(args.file, args.entry[0])
-    values, column, factor, label, m = _chosen(args.file, args.entry[0], args.dataset, m, saved)
+    dataset = (args.dataset if args.dataset is not None
+               else _default_map(args.file, args.entry[0], m, saved))
+    values, column, factor, label, m = _chosen(args.file, args.entry[0], dataset, m, saved)
     template = templates[0] if templates else None
     distinct_outputs(("--csv", args.csv), ("--png", args.png), ("--mask-template", template))
     csv_path = output_file("--csv", args.csv, overwrite=args.overwrite) if args.csv else None
@@ -532,7 +578,11 @@ def _export(args: argparse.Namespace) -> int:
     if csv_path is not None:
         print(f"wrote {write_csv(m, csv_path, values=values, column=column, factor=factor)}")
     if png_path is not None:
-        print(f"wrote {write_png(m, png_path, values=values, label=label, factor=factor)}")
+        # the entry's title describes its data/Bz (a χ entry's: "... (data/Bz: its model)")
+        title = None if dataset in (None, "Bz", "data/Bz") else f"{args.entry[0]}: {dataset}"
+        written = write_png(m, png_path, values=values, label=label, factor=factor,
+                            title=title)
+        print(f"wrote {written}")
     if template_path is not None:
         _write_template(m, values, template_path)
     return 0
@@ -666,8 +716,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="entry to read; repeated, with one --mask-template each: the map image "
                         "of each scan of a joint inversion, in mmt invert's order")
     p.add_argument("--dataset",
-                   help="a map under the entry, e.g. chi/chi, chi/errors or magnetization/M "
-                        "(default Bz)")
+                   help="a map under the entry, e.g. Bz, chi/chi, chi/errors or "
+                        "magnetization/M (default: the map the entry opens on, its NeXus "
+                        "default plot: chi/chi for a susceptibility entry, magnetization/M for "
+                        "a magnetization entry, else Bz)")
     p.add_argument("--csv", help="CSV file to write")
     p.add_argument("--png", help="PNG file to write (a figure: axes, labels, colour bar)")
     p.add_argument("--mask-template", metavar="OUT.png", action="append",

@@ -144,6 +144,39 @@ def _check_superblock(p: Path) -> None:
                          "smm-daq session file (restore it from a copy)", source=str(p))
 
 
+def not_ours(f: h5py.File) -> str | None:
+    """Why the open file `f` is not an smm-daq session file, or None when it is one (every
+    release writes "smm-daq VERSION" to the root's `creator`) or holds nothing at all (an
+    empty HDF5 file: nothing in it another program could lose)."""
+    creator = text(f.attrs.get("creator", ""))
+    if creator.split(" ", 1)[0] == PROGRAM_NAME or not (len(f) or len(f.attrs)):
+        return None
+    made = f"creator {creator!r}" if creator else "no creator recorded"
+    return (f"is not an {PROGRAM_NAME} session file ({made}: another program's HDF5 file); "
+            "give a new file name: nothing was changed")
+
+
+def require_ours(path: str | Path) -> None:
+    """InputError unless `path` is missing, an smm-daq session file or an empty HDF5 file
+    (`not_ours`): smm-daq adds nothing to another program's file, whose root `default` and
+    layout are that program's. A file that cannot be opened is left to the caller's open,
+    which says what is wrong with it."""
+    p = Path(path)
+    if not p.is_file():
+        return
+    marked = marked_open(p)
+    if marked:
+        _check_superblock(p)  # else an SWMR open retries a damaged one for minutes
+    try:
+        f = h5py.File(p, "r", locking=False, swmr=marked)
+    except OSError:
+        return
+    with f:
+        reason = not_ours(f)
+    if reason:
+        raise InputError(reason, source=str(p))
+
+
 def _reason(exc: OSError) -> str:
     msg = str(exc)
     return msg.split("(", 1)[1].rstrip(")") if "(" in msg else msg
@@ -262,7 +295,7 @@ def _open_read(p: Path) -> Iterator[h5py.File]:
             pass  # an smm-daq writer at work has finished its write
         if marked_open(p):
             with contextlib.suppress(InputError, StorageError, OSError):
-                _name_removed(p, repair(p))  # else it is read in SWMR mode, as it is
+                _name_removed(p, repair(p, only_ours=True))  # else read in SWMR mode, as is
     # A plain open first: it fails at once on a truncated or foreign file, where an SWMR open
     # would sit in HDF5's read-retry loop for many minutes.
     try:
@@ -390,8 +423,9 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
             _check_exists(p)
         _create(p)
     with _file_lock(p, exclusive=True):
+        require_ours(p)  # before anything, a repair too, touches the file
         if marked_open(p):
-            _name_removed(p, _repair_locked(p))
+            _name_removed(p, _repair_locked(p, only_ours=True))
         elif _locked_by_a_writer(p):
             raise InputError(
                 "is open for writing in another program (it holds HDF5's write lock); close "
@@ -410,6 +444,8 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
             ) from None
         f = h5py.File(fid)
         try:
+            if not (len(f) or len(f.attrs)):  # an empty HDF5 file: made a session file
+                _init_root(f, p)
             yield f
             f.flush()
         finally:
@@ -421,6 +457,7 @@ def require_swmr_format(path: str | Path) -> None:
     p = Path(path)
     if not p.exists():
         return
+    require_ours(p)  # said first: another program's file is not written in any format
     with open_read(p) as f:
         if f.id.get_create_plist().get_version()[0] < 3:
             raise InputError(

@@ -43,6 +43,7 @@ from smm_daq.storage.h5file import (
     TEXT,
     now_iso,
     open_read,
+    require_ours,
     text,
     writer_alive,
     writer_id,
@@ -290,6 +291,7 @@ def check_new_entry(path: str | Path, name: str, sources: Sequence[str], *,
     check_entry_name(name, source=source)
     if not Path(path).exists():
         return
+    require_ours(path)
     with open_read(path) as f:
         conflict = settle_conflict(f, name) if name in replacements_under_way(f) else None
         if conflict is not None:

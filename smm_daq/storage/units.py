@@ -21,6 +21,7 @@ _SUFFIXES = {  # name suffix -> UDUNITS
     "V_per_T": "V/T",
     "m_per_s": "m/s",
     "per_mm3": "mm-3",
+    "per_um": "um-1",
     "Am2": "A m2",
     "Am3": "A m3",
     "Am4": "A m4",

@@ -119,16 +119,17 @@ def check_coefficients(table: dict[str, np.ndarray], coefficients: np.ndarray,
 
 
 def check_ssr(table: dict[str, np.ndarray], height: float, where: str) -> None:
-    """The table's `ssr` (where it has one) against seed 001's eq. 13, V/(R³d): V the grain's
-    `volume_um3`, R = height − z the distance from its centroid to the sensor plane (µm; the
-    recorded height, of a joint inversion the lowest scan's), d = (6V/π)^(1/3)."""
-    if "ssr" not in table:
+    """The table's `ssr_per_um` (where it has one) against seed 001's eq. 13, V/(R³d): V the
+    grain's `volume_um3`, R = height − z the distance from its centroid to the sensor plane
+    (µm; the recorded height, of a joint inversion the lowest scan's), d = (6V/π)^(1/3)."""
+    if "ssr_per_um" not in table:
         return
     volume = table["volume_um3"]
     distance = height / UM - table["z_um"]
     expected = volume / (distance**3 * np.cbrt(6.0 * volume / math.pi))
-    _refuse(_agree(table["ssr"], expected, np.abs(expected)), table["grain"], "ssr",
-            table["ssr"], f"V/(R³d) from 'volume_um3', 'z_um' and the height {height!r} m",
+    _refuse(_agree(table["ssr_per_um"], expected, np.abs(expected)), table["grain"],
+            "ssr_per_um", table["ssr_per_um"],
+            f"V/(R³d) from 'volume_um3', 'z_um' and the height {height!r} m",
             expected, where)
 
 

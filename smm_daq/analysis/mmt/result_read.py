@@ -169,6 +169,10 @@ def _table_nexus(group: h5py.Group, where: str) -> dict[str, np.ndarray]:
     return _labels(columns, where)
 
 
+# columns of earlier versions, stored without units, -> their names now (the SSR is in µm⁻¹)
+_EARLIER_COLUMNS = {"ssr": "ssr_per_um"}
+
+
 def _is_column(stem: str) -> bool:
     """Whether `stem` (a dataset's name in `grains`) names a result column, or its SD."""
     stem = stem.removesuffix("_errors")
@@ -183,7 +187,9 @@ def _table_first(results: h5py.Group, where: str) -> dict[str, np.ndarray]:
 
 
 def _labels(columns: dict[str, np.ndarray], where: str) -> dict[str, np.ndarray]:
-    """The grain labels as integers (as the CSV writes them)."""
+    """The grain labels as integers (as the CSV writes them); earlier versions' columns
+    under their names now."""
+    columns = {_EARLIER_COLUMNS.get(k, k): v for k, v in columns.items()}
     if "grain" in columns:
         labels = columns["grain"]
         if not np.array_equal(labels, np.round(labels)):

@@ -44,8 +44,9 @@ COEFFICIENTS = {"quadrupole": 8, "octupole": 15}  # per grain; 3 (M) for the oth
 BASE_COLUMNS = (
     "grain", "mx_A_per_m", "my_A_per_m", "mz_A_per_m",
     "sd_mx_A_per_m", "sd_my_A_per_m", "sd_mz_A_per_m", "moment_Am2", "volume_um3", "depth_um",
-    "ssr", "uncertainty_ratio_pct", "declination_deg", "sd_declination_deg", "inclination_deg",
-    "sd_inclination_deg", "cov_xy_A2_per_m2", "cov_xz_A2_per_m2", "cov_yz_A2_per_m2",
+    "ssr_per_um", "uncertainty_ratio_pct", "declination_deg", "sd_declination_deg",
+    "inclination_deg", "sd_inclination_deg", "cov_xy_A2_per_m2", "cov_xz_A2_per_m2",
+    "cov_yz_A2_per_m2",
     "x_um", "y_um", "z_um",
 )
 HIGHER_ORDER_COLUMNS = ("higher_order_chi2", "higher_order_p", "higher_order_resolved")
@@ -117,7 +118,7 @@ def column_holds(name: str) -> Holds | None:
         "higher_order_chi2": Holds("nan or inf", 0.0, expected="χ² values >= 0"),
         "uncertainty_ratio_pct": Holds("inf", 0.0, expected="ratios >= 0 %"),
         "moment_Am2": Holds(low=0.0, expected="moments |M|V >= 0"),
-        "ssr": Holds(low=0.0, expected="signal strength ratios >= 0"),
+        "ssr_per_um": Holds(low=0.0, expected="signal strength ratios >= 0"),
         "higher_order_p": Holds(low=0.0, high=1.0, expected="p-values from 0 to 1"),
         "higher_order_resolved": Holds(low=0.0, high=1.0, whole=True,
                                        expected="0 or 1 (whether the higher orders are "

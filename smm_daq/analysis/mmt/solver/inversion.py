@@ -104,7 +104,7 @@ class MMTResult:
             "moment_Am2": self.moment,
             "volume_um3": vol_um3,
             "depth_um": depth_um,
-            "ssr": stats.signal_strength_ratio(vol_um3, distance_um),
+            "ssr_per_um": stats.signal_strength_ratio(vol_um3, distance_um),
             "uncertainty_ratio_pct": stats.uncertainty_ratio_pct(m, self.covariance),
             "declination_deg": dec, "sd_declination_deg": sd_dec,
             "inclination_deg": inc, "sd_inclination_deg": sd_inc,

@@ -60,7 +60,7 @@ def run_sample(sample: SampleSpec, spec: StudySpec, make: SampleMaker
             result = invert_map(data, grains, height=height, sensor_size=sensor_size,
                                 sigma=noise * 1e-9, device="cpu")
             table = result.table()
-            out[(interval, noise)] = (table["uncertainty_ratio_pct"], table["ssr"])
+            out[(interval, noise)] = (table["uncertainty_ratio_pct"], table["ssr_per_um"])
     return out
 
 
