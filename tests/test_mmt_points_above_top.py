@@ -40,6 +40,16 @@ def test_grains_above_the_sample_top_are_warned_of_naming_one_and_inverted_as_gi
     assert result.coefficients.shape == (2, 3)
 
 
+def test_the_warning_names_the_file_then_the_highest_grain_and_its_line():
+    grains = point_grains(np.array([[5 * UM, 5 * UM, 2 * UM], [15 * UM, 12 * UM, 3 * UM]]),
+                          np.array([1e-18, 2e-18]), np.array([7, 8]), source="p.txt",
+                          lines=np.array([4, 5]))
+    data = _scan()
+    with pytest.warns(GeometryWarning, match=r"^p\.txt: 2 of 2 grains lie above the sample "
+                      r"top \(z > 0\), e\.g\. grain 8, line 5 at z = 3 µm;"):
+        invert_scans([Scan(data, data.height, (0.0, 0.0), sigma=1e-8)], grains, model="dipole")
+
+
 def test_grains_below_the_top_are_not_warned_of():
     with warnings.catch_warnings():
         warnings.simplefilter("error")

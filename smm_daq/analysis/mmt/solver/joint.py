@@ -228,9 +228,11 @@ def warn_points_above_top(grains: PointGrains) -> None:
     above = np.flatnonzero(z > 0)
     if above.size:
         g = int(above[np.argmax(z[above])])
+        line = f", line {int(grains.lines[g])}" if grains.lines.size and grains.lines[g] else ""
         warnings.warn(
-            f"{grains.where(g)}: {above.size} of {z.size} grains lie above the sample top "
-            f"(z > 0), e.g. grain {grains.labels[g]} at z = {z[g] / UM:.4g} µm; expected z up "
+            f"{grains.source or 'grain list'}: {above.size} of {z.size} grains lie above the "
+            f"sample top (z > 0), e.g. grain {grains.labels[g]}{line} at z = {z[g] / UM:.4g} "
+            "µm; expected z up "
             "with the sample top at 0 and grains below it (depths written as positive z?): "
             "inverted as given", GeometryWarning, stacklevel=3)
 
