@@ -177,6 +177,9 @@ class InstrumentsPanel(QtWidgets.QWidget):
         # what the panel last put in each Go-to box (the stage's position at rest), or what a
         # Go to sent from it: a box holding anything else has been typed in (`_goto_edited`)
         self._goto_shown: list[float] = []
+        # per Go-to box: typed into since the panel last put a number there or a Go to took
+        # it, even a number equal to that one (the stage has moved on: it is gone to)
+        self._goto_typed = [False, False, False]
         # where the last Go to or jog sent the stage (set in the rig's thread), until a scan,
         # a recipe or a connect begins or ends, or Stop: a jog made before the stage settles
         # adds to it, not to a position read mid-move (clicks made while it moved were lost)
@@ -246,6 +249,7 @@ class InstrumentsPanel(QtWidgets.QWidget):
                                     travel[i, 0])
             spin.returnPressed.connect(self.go_to)
             spin.valueChanged.connect(lambda _value: self._mark_goto_edits())
+            spin.lineEdit().textEdited.connect(lambda _text, i=i: self._goto_typed_in(i))
             spin.setToolTip(f"Follows the stage's {axis} until typed in (then bold): Go to "
                             "moves the axes typed in, the others stay where the stage is")
             grid.addWidget(QtWidgets.QLabel(axis), 1, i * 1, QtCore.Qt.AlignmentFlag.AlignTop)
@@ -532,12 +536,18 @@ class InstrumentsPanel(QtWidgets.QWidget):
     # above all. A scan, a recipe or a connect forgets what was typed before it: the stage has
     # moved under it, and the boxes show where it is once it ends.
     def _goto_edited(self) -> list[bool]:
-        """Per axis: whether its Go-to box holds a number typed in, not one the panel put."""
-        return [box.value() != shown
-                for box, shown in zip(self.goto_boxes, self._goto_shown, strict=True)]
+        """Per axis: whether its Go-to box holds a number typed in (or being typed), not one
+        the panel put."""
+        return [typed or box.value() != shown for box, shown, typed
+                in zip(self.goto_boxes, self._goto_shown, self._goto_typed, strict=True)]
+
+    def _goto_typed_in(self, axis: int) -> None:
+        self._goto_typed[axis] = True
+        self._mark_goto_edits()
 
     def _forget_goto_edits(self) -> None:
         self._goto_shown = [box.value() for box in self.goto_boxes]
+        self._goto_typed = [False, False, False]
         self._mark_goto_edits()
 
     def _mark_goto_edits(self) -> None:
@@ -549,10 +559,12 @@ class InstrumentsPanel(QtWidgets.QWidget):
                 box.setFont(font)
 
     def _fill_goto(self, position_um: np.ndarray) -> None:
-        """The Go-to boxes not typed in, nor being typed in, at the stage's position at rest."""
+        """The Go-to boxes not typed in, nor being typed in, at the stage's position at rest
+        (a box with the focus and nothing typed follows too: the focus stays in a box after
+        Return sent its Go to, and Esc may stop the stage short of it)."""
         for i, (box, edited) in enumerate(zip(self.goto_boxes, self._goto_edited(),
                                               strict=True)):
-            if not edited and not box.hasFocus():
+            if not edited:
                 box.setValue(position_um[i])
                 self._goto_shown[i] = box.value()
         self._mark_goto_edits()
@@ -595,6 +607,7 @@ class InstrumentsPanel(QtWidgets.QWidget):
             for i, box in enumerate(self.goto_boxes):
                 if box.value() == typed[i]:
                     self._goto_shown[i] = typed[i]
+                    self._goto_typed[i] = False
             self._mark_goto_edits()
 
         self._act(move, "Go to", succeeded=sent)

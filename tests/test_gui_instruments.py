@@ -398,6 +398,57 @@ def test_a_goto_box_being_typed_in_is_not_overwritten(window, qtbot):
     wait_until_at(qtbot, panel, np.array([elsewhere[0], elsewhere[1], 750.0]) * UM)
 
 
+
+def settled_position_um(qtbot, panel) -> np.ndarray:
+    """The stage's position (µm) from a reading asked for after every move asked for has
+    been sent, and that found it at rest."""
+    qtbot.waitUntil(lambda: (panel.poll(), not panel.stage_may_be_moving)[1], timeout=WAIT_MS)
+    return np.asarray(panel.readings["position"]) / UM
+
+
+def test_a_goto_box_left_with_the_focus_follows_a_stop(window, qtbot):
+    """Return in the x box sends x far, and the focus stays there; Esc stops the stage on
+    its way: the box shows where x stopped (it kept the target never reached, not bold, and
+    Return there again moved nothing)."""
+    panel = window.instruments
+    start = at_rest_position_um(qtbot, panel)
+    window.activateWindow()
+    x_box = panel.goto_boxes[0]
+    x_box.setFocus()
+    qtbot.waitUntil(x_box.hasFocus, timeout=WAIT_MS)
+    x_box.selectAll()
+    qtbot.keyClicks(x_box, f"{start[0] + 5000.0:.2f}")
+    qtbot.keyClick(x_box, QtCore.Qt.Key.Key_Return)  # Go to
+    panel.stop_stage()  # Esc, window-wide: the focus stays in the box
+    stopped = settled_position_um(qtbot, panel)
+    assert x_box.hasFocus()
+    assert stopped[0] < start[0] + 5000.0 - 1.0
+    qtbot.waitUntil(lambda: goto_values(panel) == pytest.approx(stopped, abs=0.01),
+                    timeout=WAIT_MS)
+
+
+def test_the_number_a_stale_box_shows_typed_into_it_is_gone_to(window, qtbot):
+    """The stage has moved and no reading has refilled the boxes: the number the x box
+    still shows, typed into it again, and Return go there (the box's value had not changed,
+    so x was taken as not typed in and stayed where the stage was)."""
+    panel = window.instruments
+    panel.timer.stop()  # no reading refills the boxes unasked
+    start = at_rest_position_um(qtbot, panel)
+    elsewhere = start + np.array([300.0, -200.0, 150.0])
+    window.holder.background.submit(
+        lambda: window.holder.rig.stage.move_to(*(elsewhere * UM), wait=True))
+    qtbot.waitUntil(lambda: panel.holder.background.pending == 0, timeout=WAIT_MS)
+    window.activateWindow()
+    x_box = panel.goto_boxes[0]
+    x_box.setFocus()
+    qtbot.waitUntil(x_box.hasFocus, timeout=WAIT_MS)
+    x_box.selectAll()
+    qtbot.keyClicks(x_box, f"{start[0]:.2f}")
+    qtbot.keyClick(x_box, QtCore.Qt.Key.Key_Return)  # Go to
+    assert settled_position_um(qtbot, panel) == pytest.approx(
+        [start[0], elsewhere[1], elsewhere[2]], abs=0.01)
+
+
 RECIPE = """
 [recipe]
 title = "one scan"
