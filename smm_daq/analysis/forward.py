@@ -36,6 +36,8 @@ All lengths in m, M in A/m, Bz in T. Sensors must lie above every cuboid's top f
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from numba import njit, prange
@@ -350,8 +352,21 @@ def _nearest_sensor_distance(sensors, cuboids):
     return out
 
 
-def _make_kernel(parallel: bool):
-    @njit(cache=True, parallel=parallel, error_model="numpy")
+def _variant(func: Callable[..., None], parallel: bool) -> Any:
+    """`func` compiled serial or parallel, each variant cached on its own.
+
+    numba names a function's cache after its qualified name and first line, and keys the
+    entries by its bytecode and platform, not by its options: the two variants of one factory
+    would share one entry, and whichever was saved last would serve both, so a serial call
+    (made from threads that already run in parallel) could launch the parallel build, nested.
+    The name says which variant it is."""
+    suffix = "_parallel" if parallel else "_serial"
+    func.__name__ += suffix
+    func.__qualname__ += suffix
+    return njit(cache=True, parallel=parallel, error_model="numpy")(func)
+
+
+def _make_kernel(parallel: bool) -> Any:
     def kernel(sensors, cuboids, p, q, ref_dist, out):
         half, far2, ref_scale = _cuboid_constants(cuboids, p, q, ref_dist, TOLERANCE)
         for i in prange(sensors.shape[0]):
@@ -367,11 +382,10 @@ def _make_kernel(parallel: bool):
                 out[i, m, 1] = MU0_OVER_4PI * fy
                 out[i, m, 2] = MU0_OVER_4PI * fz
 
-    return kernel
+    return _variant(kernel, parallel)
 
 
-def _make_field(parallel: bool):
-    @njit(cache=True, parallel=parallel, error_model="numpy")
+def _make_field(parallel: bool) -> Any:
     def field(sensors, cuboids, magnetization, p, q, ref_dist, out):
         half, far2, ref_scale = _cuboid_constants(cuboids, p, q, ref_dist, TOLERANCE)
         for i in prange(sensors.shape[0]):
@@ -391,7 +405,7 @@ def _make_field(parallel: bool):
                 )
             out[i] = MU0_OVER_4PI * acc
 
-    return field
+    return _variant(field, parallel)
 
 
 _kernel_serial = _make_kernel(False)
