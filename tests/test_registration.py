@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -164,7 +166,7 @@ def test_a_shift_past_its_sd_still_blanks_the_pixels_it_brings_from_beyond_the_m
 def on_scan_grid(m: MapData) -> MapData:
     """`m` on a scan's grid 2 mm from the stage's origin (`ScanPlan`'s x0 + step · k), whose
     last point lies a round-off past (n - 1) steps of the first pair's spacing."""
-    return MapData(m.bz, 2e-3 + m.x, 2e-3 + m.y, name=m.name)
+    return replace(m, x=2e-3 + m.x, y=2e-3 + m.y)
 
 
 @pytest.mark.parametrize(
