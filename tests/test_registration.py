@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -139,7 +141,7 @@ def test_a_shift_within_its_sd_of_the_edge_keeps_the_edge_pixels_near_the_truth(
     a shift of 0.004 px), and lie as close to the moved field as the shift's SD allows."""
     rng = np.random.default_rng(11)
     shift = np.array([shift_px, shift_px]) * STEP
-    sd = 0.05 * STEP  # the shift known to 5 % of a pixel, past which it is not moved
+    sd = 0.05 * STEP  # the shift known to 5 % of a pixel: not significant
     _ref, mov, (px, py, moved) = make_pair(rng, shift, noise=0.0)
     out = apply_registration(mov, Registration(tuple(shift), (sd, sd)))
     assert np.isfinite(out.bz).all()
@@ -159,3 +161,60 @@ def test_a_shift_past_its_sd_still_blanks_the_pixels_it_brings_from_beyond_the_m
     ok = np.isfinite(out.bz)
     assert not ok[:, 0].any() and not ok[-1, :].any()
     assert ok[1:-1, 1:-1].all()
+
+
+def on_scan_grid(m: MapData) -> MapData:
+    """`m` on a scan's grid 2 mm from the stage's origin (`ScanPlan`'s x0 + step · k), whose
+    last point lies a round-off past (n - 1) steps of the first pair's spacing."""
+    return replace(m, x=2e-3 + m.x, y=2e-3 + m.y)
+
+
+@pytest.mark.parametrize(
+    ("shift_px", "sd_px"),
+    [
+        ((0.0, 0.0), (0.0, 0.0)),  # no shift at all
+        ((0.009, -0.0055), (0.03, 0.06)),  # the recipe's (0.18 ± 0.6, -0.11 ± 1.2) µm on 20 µm
+        ((0.0, -0.1), (0.03, 0.06)),  # past its SD but not significant (chi-square 2.8)
+        ((0.0, -0.4), (0.3, 0.3)),  # not significant, and poorly determined
+    ],
+)
+def test_a_shift_not_significant_loses_no_pixel_on_a_scan_grid(shift_px, sd_px):
+    """The recipe's 111 × 111 induced map lost its last row (12,210 of 12,321 pixels kept) to
+    a shift of a few thousandths of a pixel: the edge pixels are kept, sampled on the map's
+    edge, so no further from the moved field than had they not been moved."""
+    rng = np.random.default_rng(21)
+    shift, sd = np.array(shift_px) * STEP, np.array(sd_px) * STEP
+    _ref, mov, (px, py, moved) = make_pair(rng, shift, noise=0.0, nx=45, ny=45)
+    out = apply_registration(on_scan_grid(mov), Registration(tuple(shift), tuple(sd)))
+    assert np.isfinite(out.bz).all()
+    truth = dipoles_bz(px, py, moved)
+    # no worse than the edge pixel left where it was: the shift is not told from zero
+    reach = np.abs(shift) + sd
+    worst = np.max(np.abs(dipoles_bz(px - reach[0], py - reach[1], moved) - truth))
+    round_off = 1e-9 * np.max(np.abs(truth))
+    assert np.max(np.abs(out.bz - truth)) <= worst + round_off
+    # the last row, its source past the map's edge, as good as that row left unmoved
+    unmoved = np.max(np.abs(mov.bz[-1] - truth[-1]))
+    assert np.max(np.abs(out.bz[-1] - truth[-1])) <= unmoved * (1 + 1e-9) + round_off
+
+
+@pytest.mark.parametrize(
+    ("shift_px", "blank_columns", "blank_rows"),
+    [
+        ((0.3, -0.3), [0], [-1]),
+        ((1.0, -2.0), [0], [-2, -1]),  # whole pixels: the row onto the last point is kept
+        ((-0.004, 0.002), [-1], [0]),  # tiny, but known to a ten-thousandth of a pixel
+    ],
+)
+def test_a_significant_shift_blanks_exactly_the_pixels_off_the_overlap(
+    shift_px, blank_columns, blank_rows
+):
+    rng = np.random.default_rng(22)
+    shift = np.array(shift_px) * STEP
+    _ref, mov, _ = make_pair(rng, shift, noise=0.0, nx=45, ny=45)
+    reg = Registration(tuple(shift), (1e-4 * STEP, 1e-4 * STEP))
+    out = apply_registration(on_scan_grid(mov), reg)
+    expected = np.zeros(out.shape, bool)
+    expected[:, blank_columns] = True
+    expected[blank_rows, :] = True
+    np.testing.assert_array_equal(~np.isfinite(out.bz), expected)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_registration import STEP, dipoles_bz, random_sources
+from test_registration import STEP, dipoles_bz, on_scan_grid, random_sources
 
+from smm_daq.analysis.registration import shift_is_significant
 from smm_daq.analysis.subtraction import subtract_maps
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
@@ -49,6 +50,19 @@ def test_registered_difference_matches_the_induced_field_within_noise():
     assert m.name == "induced_1" and m.sources == ("scan_2", "scan_1")
     np.testing.assert_array_equal(m.applied_field, in_field.applied_field)
     assert m.height == 10e-6 and m.sensor_size == (0.0, 0.0)
+
+
+def test_scans_that_did_not_move_give_an_induced_map_with_every_pixel():
+    """Two scans of one grid 2 mm from the stage's origin, the sample not moved: the shift
+    found is not significant and the induced map keeps its last row and column (the recipe's
+    111 × 111 map lost its last row)."""
+    rng = np.random.default_rng(22)
+    noise = 5e-8
+    in_field, rem, truth = scans(rng, (0.0, 0.0), noise)
+    res = subtract_maps(on_scan_grid(in_field), on_scan_grid(rem), name="induced_1")
+    assert res.registration is not None and not shift_is_significant(res.registration)
+    assert np.isfinite(res.map.bz).all()
+    assert np.sqrt(np.mean((res.map.bz - truth) ** 2)) < 1.5 * np.sqrt(2) * noise
 
 
 def test_incompatible_scans_are_refused():

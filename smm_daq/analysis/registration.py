@@ -86,13 +86,15 @@ class _Resampler:
         self.periodic = ndimage.spline_filter(periodic, order=5, mode="mirror")
         self.smooth = ndimage.spline_filter(smooth, order=5, mode="mirror")
         self.measured = np.isfinite(m.bz).astype(float)
+        self.shape = m.shape
 
-    def _indices(self, qx: np.ndarray, qy: np.ndarray) -> list[np.ndarray]:
+    def indices(self, qx: np.ndarray, qy: np.ndarray) -> list[np.ndarray]:
+        """Fractional (row, column) indices of positions, on the first pair's spacing."""
         return [(qy - self.y0) / self.dy, (qx - self.x0) / self.dx]
 
     def _spline(self, coeffs: np.ndarray, qx: np.ndarray, qy: np.ndarray) -> np.ndarray:
         return ndimage.map_coordinates(
-            coeffs, self._indices(qx, qy), order=5, mode="mirror", prefilter=False
+            coeffs, self.indices(qx, qy), order=5, mode="mirror", prefilter=False
         )
 
     def _spline_gradient(
@@ -120,11 +122,25 @@ class _Resampler:
             gx, gy = gx + px, gy + py
         return values, gx, gy
 
-    def valid(self, qx: np.ndarray, qy: np.ndarray) -> np.ndarray:
-        """Inside the grid and every neighbouring pixel measured."""
-        w = ndimage.map_coordinates(
-            self.measured, self._indices(qx, qy), order=1, mode="constant", cval=0.0
+    def at_indices(self, iy: np.ndarray, ix: np.ndarray) -> np.ndarray:
+        """Values at fractional (row, column) indices, by spline of both parts."""
+        return ndimage.map_coordinates(
+            self.smooth + self.periodic, [iy, ix], order=5, mode="mirror", prefilter=False
         )
+
+    def onto_edge(
+        self, qx: np.ndarray, qy: np.ndarray, reach: tuple[float, float]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Fractional (row, column) indices of positions, those past the map's edge by no more
+        than `reach` (pixels along x, y) plus ROUND_OFF_PX moved onto it."""
+        iy, ix = self.indices(qx, qy)
+        return (_onto_edge(iy, self.shape[0] - 1, reach[1] + ROUND_OFF_PX),
+                _onto_edge(ix, self.shape[1] - 1, reach[0] + ROUND_OFF_PX))
+
+    def valid(self, iy: np.ndarray, ix: np.ndarray) -> np.ndarray:
+        """Fractional (row, column) indices inside the grid with every neighbouring pixel
+        measured."""
+        w = ndimage.map_coordinates(self.measured, [iy, ix], order=1, mode="constant", cval=0.0)
         return w > 0.999
 
 
@@ -246,7 +262,8 @@ class _Fit:
         """Jacobian images (p, ny, nx), residual and the pixels used (`fixed`, if given)."""
         shift, angle = theta[:2], float(theta[2]) if self.rotation else 0.0
         qx, qy, vx, vy = _source_positions(self.px, self.py, self.centre, shift, angle)
-        used = keep & self.resampler.valid(qx, qy) if fixed is None else fixed
+        used = (keep & self.resampler.valid(*self.resampler.indices(qx, qy))
+                if fixed is None else fixed)
         if used.sum() < MIN_PIXELS_PER_PARAMETER * self.n_par:
             raise InputError(
                 f"the maps overlap in only {int(used.sum())} measured pixels after a shift of "
@@ -442,7 +459,7 @@ def registration_concerns(reg: Registration, step: tuple[float, float]) -> list[
     said = (f"({shift[0] / UM:.2f} ± {sd[0] / UM:.2f}, {shift[1] / UM:.2f} ± {sd[1] / UM:.2f}) "
             f"µm, {np.max(sd / np.array(step)):.2f} pixel SD")
     concerns = []
-    if np.sum((shift / np.where(sd > 0, sd, np.inf)) ** 2) < CHI2_2DOF_95:
+    if not shift_is_significant(reg):
         concerns.append(
             f"the registration's shift {said}, is not significantly different from zero; "
             "applying it may add an artefact to the difference: compare with the maps "
@@ -466,17 +483,30 @@ def registration_concerns(reg: Registration, step: tuple[float, float]) -> list[
     return concerns
 
 
-EDGE_REACH_PX = 0.05  # the most a source past the map's outer edge is sampled, in pixels
+ROUND_OFF_PX = 1e-6  # a source this close past the map's edge (in pixels) lies on it
+
+
+def shift_is_significant(reg: Registration) -> bool:
+    """Whether the shift differs from zero at 95 %: the chi-square of 2 degrees of freedom of
+    shift over SD above its 95 % point (any shift at all with an SD of zero)."""
+    shift, sd = np.abs(np.array(reg.shift)), np.array(reg.shift_sd)
+    z = np.divide(shift, sd, out=np.where(shift > 0, np.inf, 0.0), where=sd > 0)
+    return bool(np.sum(z**2) >= CHI2_2DOF_95)
 
 
 def apply_registration(moving: MapData, registration: Registration) -> MapData:
     """`moving` resampled (see `_Resampler`) so it lies on its grid as the reference did.
 
-    Pixels whose source falls outside the moving map or next to an unmeasured pixel are NaN,
-    but for a source past the map's outer edge by no more than the shift's own SD (at most
-    EDGE_REACH_PX of a pixel): the edge pixel is then sampled as the spline continues the map,
-    an error within what the shift's uncertainty already means for every pixel. Without that,
-    a shift of a hundredth of a pixel blanked the whole first row and column.
+    NaN where the source of a pixel falls off the moving map or next to an unmeasured pixel,
+    the map's extent taken to a round-off (ROUND_OFF_PX), so that a source on the first or
+    last point, or a zero shift, keeps its pixel whatever the grid's floating point spacing.
+    A shift that is not significantly different from zero (`shift_is_significant`) loses no
+    pixel to it: a source past the outer edge by no more than the shift (plus the round-off)
+    along that axis is moved onto the edge and sampled there, an error no larger than not
+    moving that pixel, which such a shift cannot be told from (a rotation's own reach past the
+    edge is not covered). Without that, a shift of a few
+    thousandths of a pixel blanked a whole edge row or column. A significant shift leaves NaN
+    exactly on the pixels whose source is off the map.
     """
     require_regular(moving)
     resampler = _Resampler(moving)
@@ -485,21 +515,19 @@ def apply_registration(moving: MapData, registration: Registration) -> MapData:
     shift = np.asarray(registration.shift, dtype=float)
     qx, qy, _, _ = _source_positions(px, py, centre, shift, registration.rotation)
     values, _, _ = resampler.sample(qx, qy, shift, registration.rotation)
-    reach = [min(EDGE_REACH_PX, sd / step)
-             for sd, step in zip(registration.shift_sd, moving.step, strict=True)]
-    inside_x = _onto_edge(qx, moving.x, reach[0])
-    inside_y = _onto_edge(qy, moving.y, reach[1])
-    bz = np.where(resampler.valid(inside_x, inside_y), values, np.nan)
+    reach = (0.0, 0.0)
+    if not shift_is_significant(registration):
+        reach = (abs(shift[0] / moving.step[0]), abs(shift[1] / moving.step[1]))
+    iy, ix = resampler.indices(qx, qy)
+    edge_iy, edge_ix = resampler.onto_edge(qx, qy, reach)
+    values = np.where((edge_ix != ix) | (edge_iy != iy),
+                      resampler.at_indices(edge_iy, edge_ix), values)
+    bz = np.where(resampler.valid(edge_iy, edge_ix), values, np.nan)
     return moving.with_bz(bz)
 
 
-def _onto_edge(q: np.ndarray, axis: np.ndarray, reach: float) -> np.ndarray:
-    """Positions `q` along a regular `axis`, those past its first or last point by at most
-    `reach` of a step moved onto that point."""
-    step = (axis[-1] - axis[0]) / max(axis.size - 1, 1)
-    index = (q - axis[0]) / step if step else np.zeros_like(q)
-    last = axis.size - 1
+def _onto_edge(index: np.ndarray, last: int, reach: float) -> np.ndarray:
+    """Fractional indices along an axis of points 0 … `last`, those past either end by at most
+    `reach` moved onto it."""
     index = np.where((index < 0) & (index >= -reach), 0.0, index)
-    index = np.where((index > last) & (index <= last + reach), float(last), index)
-    return axis[0] + index * step
-
+    return np.where((index > last) & (index <= last + reach), float(last), index)
