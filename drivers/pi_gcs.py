@@ -328,13 +328,15 @@ class PIGCSStage(Stage, FlyStage):
         earlier program left pending (1024, the servo switched off on a position error) would
         be replaced unread. So `ERR?` goes first, its reply read only once `STP` has been
         sent behind it: the stop waits for no reply, and that error is returned as found
-        before the stop, apart from the stop's own check. What the link holds from before
-        (a reply an earlier program left unread) is dropped first; one that comes late
-        anyway, read as the ERR? reply, puts every reply one behind: a check that is not the
-        stop's (0 or 10) is taken for the error from before when the reply after it is the
-        stop's. Raises `InstrumentError` when the
+        before the stop, apart from the stop's own check. Raises `InstrumentError` when the
         controller does not answer (two replies lost in a row) or refuses the stop. `clock`
-        is unused (a stop does not wait); it is there as in `from_profile`."""
+        is unused (a stop does not wait); it is there as in `from_profile`.
+
+        On a serial line a reply an earlier program left unread (it died between a query and
+        its reply) would put every reply one behind: the stop said failed with the pending
+        error as its own. What the link holds is dropped first; one that comes late anyway
+        leaves a check that is not the stop's (0 or 10), and it is taken for the error from
+        before where the reply after it is the stop's."""
         name = f"PI stage at {settings.link.address}"
         link = Link((open_transport or _hardware_transport)(settings.link.address, settings.link),
                     name=name, retries=settings.link.retries)

@@ -316,9 +316,11 @@ class SerialTransport:
     exchange failed (one that came late, or was cut by a timeout or garbled) would be read as
     the answer to the next query, and every later answer one query behind. So `clear` drops
     what is buffered both ways and then whatever goes on arriving, until the line has been
-    quiet for the link's timeout. It is bounded: a line that never goes quiet (an instrument
-    that keeps sending) raises `InstrumentTimeout` after DRAIN_TIMEOUTS timeouts and the time
-    the largest reply takes at the baud rate.
+    quiet for the link's timeout; what was written is let go out first (a stop written just
+    before a garbled reply is never dropped), and only what a blocked line still holds after
+    the time it takes at the baud rate and a timeout is dropped. It is bounded: a line that
+    never goes quiet (an instrument that keeps sending) raises `InstrumentTimeout` after
+    DRAIN_TIMEOUTS timeouts and the time the largest reply takes at the baud rate.
 
     A port that failed (a USB-serial adapter unplugged and plugged in again leaves the open
     one dead for good; a serial-over-LAN connection dropped) is closed and opened again by
