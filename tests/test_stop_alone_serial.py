@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from fault_proxy import FaultProxy
 from test_serial_links import counter_address
+from test_socket_transport import bounded
 
 from drivers.pi_gcs import PIGCSStage
 from drivers.transports import SerialTransport, VisaTransport, open_transport
@@ -201,3 +202,36 @@ def test_a_garbled_error_reply_never_drops_the_stop_still_going_out(
     assert not served.moving()
     assert stopped.done == "every axis stopped (STP)"
     assert "from before the stop is unknown" in stopped.found, stopped.found
+
+
+class Blocked(PortWrapper):
+    """A line blocked by flow control: what is written stays in the output buffer."""
+
+    def __init__(self, port: Any) -> None:
+        super().__init__(port)
+        self.__dict__["held"] = bytearray()
+
+    def write(self, data: bytes) -> int:
+        self.held.extend(data)
+        return len(data)
+
+    @property
+    def out_waiting(self) -> int:
+        return len(self.held)
+
+    def reset_output_buffer(self) -> None:
+        self.held.clear()
+
+
+def test_a_clear_on_a_blocked_line_still_ends_and_drops_what_it_holds() -> None:
+    """Letting written commands go out before a clear waits only as long as they take at the
+    baud rate and a timeout: a line that never sends (flow control held) is cleared anyway."""
+    transport = SerialTransport.open("loop://", baud_rate=9600, timeout=0.05)
+    port = Blocked(transport.port)
+    transport.port = port  # type: ignore[assignment]
+    try:
+        transport.write("MOV 1 5")
+        bounded(transport.clear)
+        assert port.held == b""
+    finally:
+        transport.close()
