@@ -64,6 +64,15 @@ class Link:
         return self._attempt(lambda: parse(self.transport.read().strip()), command,
                              destructive=True)
 
+    def discard_input(self) -> None:
+        """Drop a reply an earlier program left unread (it died between a query and its
+        reply), waiting for nothing, where the transport can (`discard_input`: serial lines,
+        GPIB; a new TCP connection or an in-process link holds nothing from before)."""
+        discard: Callable[[], None] | None = getattr(self.transport, "discard_input", None)
+        if discard is not None:
+            with self._lock:
+                discard()
+
     def _attempt(self, action: Callable[[], T], command: str, *,
                  destructive: bool = False) -> T:
         with self._lock, interrupts.atomic():

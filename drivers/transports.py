@@ -205,17 +205,30 @@ class VisaTransport:
         try:
             self.resource.clear()
         except (pyvisa.Error, NotImplementedError):
-            try:
-                self.resource.flush(
-                    constants.BufferOperation.discard_read_buffer
-                    | constants.BufferOperation.discard_write_buffer
-                )
+            try:  # the input side only: a command written but not yet sent (a stop) still goes
+                self.resource.flush(constants.BufferOperation.discard_read_buffer)
             except (pyvisa.Error, NotImplementedError, OSError) as exc:
                 raise self._failed(exc) from exc
         except OSError as exc:
             raise self._failed(exc) from exc
         if self.resource.interface_type == constants.InterfaceType.asrl:
             self._drain()
+
+    def discard_input(self) -> None:
+        """Drop a reply left unread by an earlier program, waiting for nothing: on a serial
+        line (ASRL) what has arrived; over GPIB or USB the instrument's output queue (device
+        clear). A raw socket's connection is new, and holds nothing from before."""
+        if self._reopen is not None:
+            self._check_open()
+            return
+        if self.resource.interface_type != constants.InterfaceType.asrl:
+            self.clear()
+            return
+        self._check_open()
+        try:
+            self.resource.flush(constants.BufferOperation.discard_read_buffer)
+        except (pyvisa.Error, NotImplementedError, OSError) as exc:
+            raise self._failed(exc) from exc
 
     def _drain(self) -> None:
         """A serial line (ASRL) has no device clear and a flush drops only what has arrived:
@@ -303,9 +316,11 @@ class SerialTransport:
     exchange failed (one that came late, or was cut by a timeout or garbled) would be read as
     the answer to the next query, and every later answer one query behind. So `clear` drops
     what is buffered both ways and then whatever goes on arriving, until the line has been
-    quiet for the link's timeout. It is bounded: a line that never goes quiet (an instrument
-    that keeps sending) raises `InstrumentTimeout` after DRAIN_TIMEOUTS timeouts and the time
-    the largest reply takes at the baud rate.
+    quiet for the link's timeout; what was written is let go out first (a stop written just
+    before a garbled reply is never dropped), and only what a blocked line still holds after
+    the time it takes at the baud rate and a timeout is dropped. It is bounded: a line that
+    never goes quiet (an instrument that keeps sending) raises `InstrumentTimeout` after
+    DRAIN_TIMEOUTS timeouts and the time the largest reply takes at the baud rate.
 
     A port that failed (a USB-serial adapter unplugged and plugged in again leaves the open
     one dead for good; a serial-over-LAN connection dropped) is closed and opened again by
@@ -473,11 +488,23 @@ class SerialTransport:
         self.write(message)
         return self._receive()
 
-    def clear(self) -> None:
-        """Drop what is buffered both ways, then what arrives until the line is quiet (a port
-        that failed is reopened first)."""
+    def discard_input(self) -> None:
+        """Drop what has arrived unread (a reply an earlier program left), waiting for
+        nothing (a port that failed is reopened first)."""
         self._check_open()
         try:
+            self.port.reset_input_buffer()
+        except (serial.SerialException, OSError) as exc:
+            raise self._lost(exc) from exc
+
+    def clear(self) -> None:
+        """Let what was written go out (for at most the time it takes at the baud rate and a
+        timeout: a command sent just before, a stop, is never dropped), drop what is still
+        held (a line blocked by flow control) and what has arrived, then what arrives until
+        the line is quiet (a port that failed is reopened first)."""
+        self._check_open()
+        try:
+            self._let_out()
             self.port.reset_output_buffer()
             self.port.reset_input_buffer()
             bound = DRAIN_TIMEOUTS * self.timeout + self._transfer_time(LARGEST_REPLY)
@@ -487,6 +514,18 @@ class SerialTransport:
                     raise _not_quiet(bound, self.name)
         except (serial.SerialException, OSError) as exc:
             raise self._lost(exc) from exc
+
+    def _let_out(self) -> None:
+        """Wait until the port has sent what was written, for at most the time it takes at
+        the baud rate and a timeout."""
+        end = time.monotonic() + self.timeout + self._transfer_time(self._unsent())
+        while self._unsent() and time.monotonic() < end:
+            time.sleep(self._transfer_time(1))
+
+    def _unsent(self) -> int:
+        """Bytes written but not yet sent; 0 where the port keeps none (a socket:// URL's
+        sends at once)."""
+        return int(getattr(self.port, "out_waiting", 0))
 
     def close(self) -> None:
         self._closed = True
