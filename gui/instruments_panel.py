@@ -391,6 +391,7 @@ class InstrumentsPanel(QtWidgets.QWidget):
         as the connect began)."""
         self.connect_button.setText("Connect")
         self._update_connect_button()
+        self._update_stop_button()
         for name, label in self.state_labels.items():
             if name != "fluxgate" or self.profile.fluxgate is not None:
                 label.setText("not connected")
@@ -449,7 +450,12 @@ class InstrumentsPanel(QtWidgets.QWidget):
             self.sensitivity_box,
         ]:
             w.setEnabled(on)
-        self.stop_button.setEnabled(self.holder.rig is not None)
+        self._update_stop_button()
+
+    def _update_stop_button(self) -> None:
+        """Usable while a rig is open, or a connect is under way (it may reference the
+        stage: `stop_stage`)."""
+        self.stop_button.setEnabled(self.holder.rig is not None or self.holder.connecting)
 
     # --- polling -------------------------------------------------------------------------
     def poll(self) -> None:
@@ -636,6 +642,9 @@ class InstrumentsPanel(QtWidgets.QWidget):
         rig = self.holder.rig
         if self.holder.busy:
             self.stopDuringScan.emit()
+        elif self.holder.stop_connect():  # no rig yet: the connect's reference move stops
+            self.message.setText("Stop: stopping the stage's reference move; the connect "
+                                 "then fails, the axes left unreferenced.")
         elif rig is not None:  # moves do not wait, so the stop is next in the rig's thread
             def stop() -> None:
                 # where it stops is where the next jog starts, on a controller that does not

@@ -32,6 +32,7 @@ from smm_daq.errors import (
     SmmError,
     StageUnreferenced,
 )
+from smm_daq.instruments import connect_stop
 from smm_daq.instruments.interfaces import (
     FieldSource,
     Instrument,
@@ -256,6 +257,7 @@ def open_rig(
     time_scale: float | None = None,
     world_options: dict[str, Any] | None = None,
     statement: Callable[[Profile, list[str]], str] = safety_statement,
+    stop: connect_stop.ConnectStop | None = None,
 ) -> Rig:
     """Connect to and configure every instrument of `profile`.
 
@@ -265,7 +267,9 @@ def open_rig(
     An instrument that does not answer raises `InstrumentError` naming it. Whatever fails once
     connecting began, the coils and stage already connected are made safe and every instrument
     closed; the error then carries a note (`add_note`) saying whether the rig is safe, as
-    `statement` words it (`looked_at_statement` for a command that moves nothing).
+    `statement` words it (`looked_at_statement` for a command that moves nothing). `stop`,
+    requested from another thread while connecting, stops a move the connect started (the
+    stage's reference move) and fails the connect with `ConnectStopped`.
     """
     sections = {"coils": profile.coils, "stage": profile.stage, "lockin": profile.lockin}
     if profile.fluxgate is not None:
@@ -288,9 +292,10 @@ def open_rig(
         lock = RigLock.acquire(rig_addresses(profile))
     opened: dict[str, Any] = {}
     try:
-        for role, cls in classes.items():
-            opened[role] = _open_instrument(profile, role, cls, sections[role], clock,
-                                            open_transport)
+        with connect_stop.bound(stop):
+            for role, cls in classes.items():
+                opened[role] = _open_instrument(profile, role, cls, sections[role], clock,
+                                                open_transport)
     except BaseException as exc:
         try:
             exc.add_note(statement(profile, _safe_after_failed_connect(profile, opened)))
