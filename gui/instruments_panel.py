@@ -281,7 +281,8 @@ class InstrumentsPanel(QtWidgets.QWidget):
             self.jog_buttons.append(button)
         self.stop_button = QtWidgets.QPushButton("Stop")
         self.stop_button.setToolTip(f"Stop the stage ({STOP_KEY}, from any tab; during a "
-                                    "scan it aborts the scan)")
+                                    "scan it aborts the scan; during a connect it stops the "
+                                    "reference move, and the connect fails)")
         self.stop_button.clicked.connect(self.stop_stage)
         grid.addWidget(self.stop_button, 6, 3, 2, 1)
         return box

@@ -8,7 +8,6 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
 import pytest
 from PyQt6 import QtCore
 from PyQt6.QtTest import QTest
