@@ -61,7 +61,8 @@ class RangeError(InstrumentError, ValueError):
 
 
 class ConnectStopped(SmmError):
-    """The operator stopped a move that connecting had started (a reference move); the
+    """The operator stopped a move that connecting had started (a reference move): raised
+    only once the driver has stopped it (its stop checked), or before the move started; the
     connect failed, the move stopped short."""
 
     def __init__(self, message: str, *, instrument: str | None = None) -> None:

@@ -81,6 +81,7 @@ def test_stop_during_the_connects_reference_move_stops_it_short_and_fails_the_co
     assert failed, "the connect opened the rig: its reference move ran to its end"
     why = failed[0]
     assert "reference move" in why and "stopped by the operator" in why, why
+    assert "the rig is safe (coils at their safe state, stage stopped)" in why, why
     assert "Could not open the rig" in panel.message.text()
     assert "stopped by the operator" in panel.message.text()
     assert holder.rig is None and not holder.connecting

@@ -26,6 +26,7 @@ import numpy as np
 from smm_daq import interrupts
 from smm_daq.clock import Clock, SystemClock, VirtualClock
 from smm_daq.errors import (
+    ConnectStopped,
     InputError,
     InstrumentError,
     InstrumentLost,
@@ -298,7 +299,9 @@ def open_rig(
                                                 open_transport)
     except BaseException as exc:
         try:
-            exc.add_note(statement(profile, _safe_after_failed_connect(profile, opened)))
+            # a stage whose connect was stopped (`ConnectStopped`) has stopped its own move
+            exc.add_note(statement(profile, _safe_after_failed_connect(
+                profile, opened, stage_stopped=isinstance(exc, ConnectStopped))))
         finally:
             for instrument in opened.values():
                 with contextlib.suppress(Exception):
@@ -339,20 +342,25 @@ def _open_instrument(profile: Profile, role: str, cls: type[Instrument], setting
         raise error from exc
 
 
-def _safe_after_failed_connect(profile: Profile, opened: dict[str, Any]) -> list[str]:
+def _safe_after_failed_connect(profile: Profile, opened: dict[str, Any], *,
+                               stage_stopped: bool = False) -> list[str]:
     """Make safe the coils and stage that connected before connecting failed; what could not
-    be done."""
+    be done. `stage_stopped`: the stage, not connected, stopped itself as its connect failed."""
     with interrupts.making_safe(safe_time_bound(profile)):
-        return _make_safe(profile, opened.get("stage"), opened.get("coils"))
+        return _make_safe(profile, opened.get("stage"), opened.get("coils"),
+                          stage_stopped=stage_stopped)
 
 
-def _make_safe(profile: Profile, stage: Stage | None, coils: FieldSource | None) -> list[str]:
+def _make_safe(profile: Profile, stage: Stage | None, coils: FieldSource | None, *,
+               stage_stopped: bool = False) -> list[str]:
     """Stop the stage, bring the field to the profile's safe state, each tried; what could
-    not be done (None: that instrument is not connected)."""
+    not be done (None: that instrument is not connected, and not stopped unless
+    `stage_stopped`)."""
     problems = []
     if stage is None:
-        where = f"{profile.stage.link.implementation} at {profile.stage.link.address}"
-        problems.append(f"stage ({where}) not connected, so not stopped")
+        if not stage_stopped:
+            where = f"{profile.stage.link.implementation} at {profile.stage.link.address}"
+            problems.append(f"stage ({where}) not connected, so not stopped")
     else:
         try:
             stage.stop()
