@@ -9,8 +9,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from PyQt6 import QtCore
+from PyQt6 import QtCore, QtWidgets
 from PyQt6.QtTest import QTest
+from test_gui_operator_keys import esc_in_the_modal
 
 from drivers.pi_gcs import PIGCSStage
 from gui.main_window import MainWindow
@@ -59,7 +60,7 @@ def unconnected(qtbot, settings) -> Iterator[MainWindow]:
     w.holder.close()
 
 
-@pytest.mark.parametrize("how", ["Stop button", "Esc"])
+@pytest.mark.parametrize("how", ["Stop button", "Esc", "Esc in a dialog"])
 def test_stop_during_the_connects_reference_move_stops_it_short_and_fails_the_connect(
         unconnected, qtbot, monkeypatch, how) -> None:
     window, panel, holder = unconnected, unconnected.instruments, unconnected.holder
@@ -74,6 +75,10 @@ def test_stop_during_the_connects_reference_move_stops_it_short_and_fails_the_co
     holder.failed.connect(failed.append)
     if how == "Esc":
         QTest.keyClick(window, QtCore.Qt.Key.Key_Escape)
+    elif how == "Esc in a dialog":  # a dialog that takes Esc for itself is up
+        _, seen = esc_in_the_modal(
+            qtbot, lambda: QtWidgets.QMessageBox.warning(window, "smm-daq", "Look."))
+        assert seen == ["QMessageBox"], seen
     else:
         qtbot.mouseClick(panel.stop_button, QtCore.Qt.MouseButton.LeftButton)
     gate.go.set()
