@@ -137,7 +137,11 @@ class _Supply:
 
     def _command(self, command: str) -> None:
         self.write(command)
-        code, text = self.query("SYST:ERR?", parse_scpi_error, destructive=True)
+        try:
+            code, text = self.query("SYST:ERR?", parse_scpi_error, destructive=True)
+        except InstrumentError as exc:  # what `command` did is unknown: say which it was
+            detail = str(exc).removeprefix(f"{self.name}: ")
+            raise type(exc)(f"checking {command!r}: {detail}", instrument=self.name) from None
         if code != 0:
             raise InstrumentError(
                 f"supply reports error {code} ({text}) after {command!r}", instrument=self.name

@@ -34,6 +34,7 @@ import numpy as np
 from drivers.link import Link, parse_float, parse_int, shown
 from smm_daq.clock import Clock
 from smm_daq.errors import (
+    ConnectStopped,
     InputError,
     InstrumentError,
     InstrumentLost,
@@ -43,6 +44,7 @@ from smm_daq.errors import (
     ReplyUnknown,
     StageUnreferenced,
 )
+from smm_daq.instruments import connect_stop
 from smm_daq.instruments.interfaces import (
     FlyStage,
     Identity,
@@ -547,6 +549,10 @@ class PIGCSStage(Stage, FlyStage):
                 axes=pending, instrument=self.name,
             )
         velocity = self._reference_velocity(pending, commands)
+        if connect_stop.requested():  # Stop pressed while connecting: nothing moved yet
+            raise ConnectStopped(f"the reference move of axes {pending} was stopped by the "
+                                 "operator before it started; the axes are not referenced",
+                                 instrument=self.name)
         if "RON" in commands:
             self._command("RON " + " ".join(f"{a} 1" for a in pending))
         self._referencing = True
@@ -555,6 +561,13 @@ class PIGCSStage(Stage, FlyStage):
         timeout = 2.0 * float(np.max(travel[:, 1] - travel[:, 0])) / velocity + 10.0
         deadline = self.clock.now() + timeout
         while not all(self._query_axes("FRF?", _parse_bool)):
+            if connect_stop.requested():
+                self.stop()
+                self._referencing = False
+                raise ConnectStopped(
+                    f"the reference move of axes {pending} was stopped by the operator "
+                    f"({'#24' if '#24' in commands else 'STP'}) before it ended; the axes are "
+                    "not referenced", instrument=self.name)
             if self.clock.now() >= deadline:
                 self._command("STP", allowed=(0, 10))
                 raise InstrumentTimeout(

@@ -285,7 +285,8 @@ class InstrumentsPanel(QtWidgets.QWidget):
             self.jog_buttons.append(button)
         self.stop_button = QtWidgets.QPushButton("Stop")
         self.stop_button.setToolTip(f"Stop the stage ({STOP_KEY}, from any tab; during a "
-                                    "scan it aborts the scan)")
+                                    "scan it aborts the scan; during a connect it stops the "
+                                    "reference move, and the connect fails)")
         self.stop_button.clicked.connect(self.stop_stage)
         grid.addWidget(self.stop_button, 6, 3, 2, 1)
         return box
@@ -395,6 +396,7 @@ class InstrumentsPanel(QtWidgets.QWidget):
         as the connect began)."""
         self.connect_button.setText("Connect")
         self._update_connect_button()
+        self._update_stop_button()
         for name, label in self.state_labels.items():
             if name != "fluxgate" or self.profile.fluxgate is not None:
                 label.setText("not connected")
@@ -453,7 +455,12 @@ class InstrumentsPanel(QtWidgets.QWidget):
             self.sensitivity_box,
         ]:
             w.setEnabled(on)
-        self.stop_button.setEnabled(self.holder.rig is not None)
+        self._update_stop_button()
+
+    def _update_stop_button(self) -> None:
+        """Usable while a rig is open, or a connect is under way (it may reference the
+        stage: `stop_stage`)."""
+        self.stop_button.setEnabled(self.holder.rig is not None or self.holder.connecting)
 
     # --- polling -------------------------------------------------------------------------
     def poll(self) -> None:
@@ -649,6 +656,9 @@ class InstrumentsPanel(QtWidgets.QWidget):
         rig = self.holder.rig
         if self.holder.busy:
             self.stopDuringScan.emit()
+        elif self.holder.stop_connect():  # no rig yet: the connect's reference move stops
+            self.message.setText("Stop: stopping the stage's reference move; the connect "
+                                 "then fails, the axes left unreferenced.")
         elif rig is not None:  # moves do not wait, so the stop is next in the rig's thread
             def stop() -> None:
                 # where it stops is where the next jog starts, on a controller that does not

@@ -137,11 +137,14 @@ class MainWindow(QtWidgets.QMainWindow):
     def stage_may_be_moving(self) -> bool:
         """Whether the stage may be moving, for Esc in a dialog (`shortcuts.EscapeStops`): a
         scan under way and not paused (starting, resuming, aborting too), or a Go to or jog
-        not seen at rest since, or a move seen (a recipe's); not once the close has begun
+        not seen at rest since, or a move seen (a recipe's), or a connect that may reference
+        the stage; not once the close has begun
         making the rig safe, which stops the stage. While a resume reads its entry (the rig
         held, no scan started: nothing of the scan moves), only a Go to or jog may be."""
         if self._closing:
             return False
+        if self.holder.connecting:  # a connect's reference move (`reference_on_connect`)
+            return self.profile.stage.reference_on_connect
         if self.holder.busy and not self.scan.resuming:
             return self.scan.live.state != "paused"
         return self.instruments.stage_may_be_moving

@@ -24,6 +24,7 @@ from PyQt6 import QtCore
 from gui.background import Background, error_text
 from smm_daq.acquisition import safe_close
 from smm_daq.errors import SafetyError
+from smm_daq.instruments.connect_stop import ConnectStop
 from smm_daq.instruments.profile import Profile
 
 INSTRUMENTS = ("lockin", "stage", "coils", "fluxgate")
@@ -55,6 +56,7 @@ class RigHolder(QtCore.QObject):
         # worker before it opens the new rig, so kept whatever follows)
         self.reconnect_problems: list[str] = []
         self._connect: Future | None = None  # the connect under way
+        self._connect_stop = ConnectStop()  # the stop of the connect under way (`stop_connect`)
         self._closed = False
         # `close` runs in a thread of the window's close while the window's thread takes a
         # connect's end: each takes the rig (or leaves it to the other) under this lock
@@ -71,6 +73,7 @@ class RigHolder(QtCore.QObject):
         profile, time_scale, options = self.profile, self.time_scale, self.world_options
         old, self.rig = self.rig, None
         self.reconnect_problems = []
+        stop = self._connect_stop = ConnectStop()
 
         def job() -> Any:
             from smm_daq.instruments.rig import open_rig
@@ -83,7 +86,8 @@ class RigHolder(QtCore.QObject):
                 if not ended:  # its instruments' links are still in use: left to it
                     raise SafetyError("not reconnected: the rig open before is still being "
                                       "made safe; connect again once it is")
-                return open_rig(profile, time_scale=time_scale, world_options=options)
+                return open_rig(profile, time_scale=time_scale, world_options=options,
+                                stop=stop)
             except Exception as exc:  # what the old rig was left as goes with the failure
                 for problem in problems:
                     exc.add_note(f"making the rig open before safe: {problem}")
@@ -92,6 +96,15 @@ class RigHolder(QtCore.QObject):
         self.connecting, self.reconnecting = True, old is not None
         self._connect = self.background.submit(job, self._opened, self._failed)
         self.changed.emit()
+        return True
+
+    def stop_connect(self) -> bool:
+        """Stop what the connect under way moves (the stage's reference move): the connect then
+        fails, saying so. False, nothing done, when no connect is under way. The stop is sent
+        by the connect itself, within a poll of the move (the rig's thread is busy with it)."""
+        if not self.connecting:
+            return False
+        self._connect_stop.request()
         return True
 
     def unconnected_text(self) -> str:

@@ -60,6 +60,16 @@ class RangeError(InstrumentError, ValueError):
     """A setting outside what the instrument or the profile allows; nothing was sent."""
 
 
+class ConnectStopped(SmmError):
+    """The operator stopped a move that connecting had started (a reference move): raised
+    only once the driver has stopped it (its stop checked), or before the move started; the
+    connect failed, the move stopped short."""
+
+    def __init__(self, message: str, *, instrument: str | None = None) -> None:
+        self.instrument = instrument
+        super().__init__(f"{instrument}: {message}" if instrument else message)
+
+
 class StorageError(SmmError):
     """A session file could not be written (a full disk, a file size limit, the file gone);
     what it held before the write is kept."""

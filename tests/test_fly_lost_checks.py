@@ -261,3 +261,53 @@ def test_a_line_flown_again_stores_only_its_second_flight(
     for key in ("time", "position_time"):
         flat = again[key][np.isfinite(again[key])]
         assert np.all(np.diff(flat) > 0), key
+
+
+def test_a_pause_between_two_lost_line_starts_makes_the_second_a_first_try(
+        request: pytest.FixtureRequest, clean: Callable[[str], np.ndarray],
+        tmp_path: Path) -> None:
+    """Line 2's start loses its check, the operator pauses and resumes, and the start of the
+    line flown after the pause loses its check once more: that is a first try again (the
+    line is flown from its start after a pause anyway), so it is flown a third time and the
+    scan finishes whole, rather than failing as on two lost starts in a row."""
+    served = _served(request, "C-884")
+    path = tmp_path / "f.h5"
+    rig = time_out_only_where_faked(
+        open_rig(load_profile(served.profile_path), clock=served.clock), served)
+    try:
+        seq = Sequencer(rig, path, _plan("C-884", "f"))
+        stage: Any = rig.stage
+        fly_x, starts = stage.fly_x, [0]
+
+        def losing(*args: object) -> float:
+            starts[0] += 1
+            if starts[0] in (1, 2):
+                served.proxies["stage"].answer("ERR?", GARBAGE, after="MOV 1", times=1)
+            try:
+                return fly_x(*args)  # type: ignore[no-any-return]
+            finally:
+                if starts[0] == 1:
+                    seq.pause()  # taken at the line's retry, before it is flown
+                elif starts[0] == 3:
+                    stage.fly_x = fly_x
+
+        def on_event(e: Any) -> None:
+            if e.kind == "line_done" and e.line == 1:
+                stage.fly_x = losing
+            elif e.kind == "paused":
+                seq.resume()
+
+        seq.subscribe(on_event)
+        seq.start()
+        status = seq.wait(HANG_GUARD_S)
+    finally:
+        rig.close()
+        for proxy in served.proxies.values():
+            proxy.restore()
+    assert status == "finished", seq.message
+    assert starts[0] == 3  # lost, paused, lost again, flown
+    assert sum("the line flown again" in note for note in seq.notes) == 2, seq.notes
+    with h5py.File(path, "r") as f:
+        assert f["f/data/line_done"][()].all()
+        bz = f["f/data/Bz"][()]
+    np.testing.assert_allclose(bz, clean("C-884"), rtol=0, atol=AGREE_T)

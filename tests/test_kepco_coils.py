@@ -13,7 +13,7 @@ from simulators.coil_model import CoilModel
 from simulators.emulator import Emulator, EmulatorTransport, Faults
 from simulators.kepco_emulator import KepcoBOPEmulator
 from smm_daq.clock import VirtualClock
-from smm_daq.errors import InputError, InstrumentError, ProtocolError, RangeError
+from smm_daq.errors import InputError, InstrumentError, ProtocolError, RangeError, ReplyUnknown
 
 C = np.array([[5e-5, 1e-6, 0.0], [-2e-6, 4.8e-5, 3e-7], [0.0, 5e-7, 5.1e-5]])
 AMBIENT = np.array([14e-6, 0.6e-6, -49e-6])
@@ -216,8 +216,23 @@ def test_a_ramp_down_whose_error_checks_lose_two_replies_in_a_row_says_so():
     rig = Rig()
     rig.coils.set_field(np.array([0.0, 60e-6, 0.0]))
     _lose_checks(rig, 1, {5, 6})
-    with pytest.raises(InstrumentError, match=r"coil y: no valid reply to 'SYST:ERR\?'"):
+    with pytest.raises(InstrumentError, match=r"coil y: checking 'CURR -?\d+\.\d{6}': no "
+                                              r"valid reply to 'SYST:ERR\?'"):
         rig.coils.zero()
+
+
+def test_a_lost_error_check_names_the_command_it_was_checking():
+    """Whether the supply took a command is unknown when its check's reply is lost: the
+    error says which command that was, as the stage's does."""
+    rig = Rig()
+    rig.coils.set_field(np.array([0.0, 60e-6, 0.0]))
+    _lose_checks(rig, 1, {1, 2})  # the first step's current set, then its resend
+    with pytest.raises(ReplyUnknown) as info:
+        rig.coils.set_field(np.array([0.0, 20e-6, 0.0]))
+    sent = [m for _, m in rig.emulators[1].sent("CURR ")]
+    assert sent[-1] == sent[-2]  # sent again once, as its check's reply was lost
+    assert str(info.value).startswith(
+        f"coil y: checking {sent[-1]!r}: no valid reply to 'SYST:ERR?'"), info.value
 
 
 def test_zero_after_a_trip_still_brings_the_other_axes_to_the_safe_state():

@@ -12,6 +12,7 @@ from simulators.pi_emulator import C884, E727, PIGCSEmulator
 from simulators.stage_model import StageModel
 from smm_daq.clock import VirtualClock
 from smm_daq.errors import (
+    ConnectStopped,
     InputError,
     InstrumentError,
     InstrumentLost,
@@ -19,6 +20,8 @@ from smm_daq.errors import (
     ProtocolError,
     RangeError,
 )
+from smm_daq.instruments import connect_stop
+from smm_daq.instruments.connect_stop import ConnectStop
 
 TRAVEL = np.array([[0.0, 25e-3], [0.0, 25e-3], [0.0, 10e-3]])
 
@@ -553,3 +556,39 @@ def test_an_error_pending_before_connect_is_cleared_but_kept_for_the_snapshot():
     assert stage.snapshot()["error_at_connect"] == "15 (invalid axis identifier)"
     fresh, *_ = emulated()
     assert fresh.snapshot()["error_at_connect"] == "none"
+
+
+class _StopWhenSleeping(VirtualClock):
+    """Requests `stop` the first time the driver waits (between its polls of the reference
+    move), as the operator's Stop during a connect does from another thread."""
+
+    def __init__(self, stop: ConnectStop) -> None:
+        super().__init__()
+        self.stop = stop
+
+    def sleep(self, seconds: float) -> None:
+        super().sleep(seconds)
+        self.stop.request()
+
+
+@pytest.mark.parametrize("when", ["before", "during"])
+def test_a_connect_stop_stops_the_reference_move_short_and_fails_the_connect(when):
+    stop = ConnectStop()
+    clock = _StopWhenSleeping(stop) if when == "during" else VirtualClock()
+    start = (1e-3, 1e-3, 1e-3)
+    model = StageModel(clock, travel=TRAVEL, velocity=2e-3, needs_reference=True, start=start)
+    transport = EmulatorTransport(PIGCSEmulator(model, controller=C884), clock=clock)
+    if when == "before":
+        stop.request()
+    with connect_stop.bound(stop), pytest.raises(ConnectStopped,
+                                                 match="stopped by the operator") as info:
+        PIGCSStage(transport, axes=("1", "2", "3"), axis_sign=(1, 1, 1), travel=TRAVEL,
+                   velocity=2e-3, clock=clock, reference_on_connect=True)
+    assert f"before it {'started' if when == 'before' else 'ended'}" in str(info.value)
+    for k, ax in enumerate(("1", "2", "3")):
+        assert not model.moving(ax) and not model.referenced(ax), ax
+        switch = float(np.mean(model.limits(ax)))
+        if when == "before":
+            assert model.position(ax) == pytest.approx(start[k], abs=1e-12), ax
+        else:
+            assert start[k] < model.position(ax) < switch - 1e-6, ax  # on its way, short

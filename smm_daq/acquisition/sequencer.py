@@ -691,6 +691,10 @@ class Sequencer(FlyScan):
             writer.set_status("running")
         self._checkpoint(pausable=False)  # an abort during that write: no instrument again
         self._run_start, self._run_points = self.rig.clock.now(), 0  # pause time is not rate
+        # a lost check at a line's start is failed on only when the retry straight after it
+        # loses one too; a pause between them (the stage stopped, the line flown again from
+        # its start) makes the next start a first try
+        self._start_unknown = False
         self._emit("resumed", line=self._line)
 
     def _call(self, fn: Callable[..., T], *args: Any, **kw: Any) -> T:

@@ -26,12 +26,14 @@ import numpy as np
 from smm_daq import interrupts
 from smm_daq.clock import Clock, SystemClock, VirtualClock
 from smm_daq.errors import (
+    ConnectStopped,
     InputError,
     InstrumentError,
     InstrumentLost,
     SmmError,
     StageUnreferenced,
 )
+from smm_daq.instruments import connect_stop
 from smm_daq.instruments.interfaces import (
     FieldSource,
     Instrument,
@@ -256,6 +258,7 @@ def open_rig(
     time_scale: float | None = None,
     world_options: dict[str, Any] | None = None,
     statement: Callable[[Profile, list[str]], str] = safety_statement,
+    stop: connect_stop.ConnectStop | None = None,
 ) -> Rig:
     """Connect to and configure every instrument of `profile`.
 
@@ -265,7 +268,9 @@ def open_rig(
     An instrument that does not answer raises `InstrumentError` naming it. Whatever fails once
     connecting began, the coils and stage already connected are made safe and every instrument
     closed; the error then carries a note (`add_note`) saying whether the rig is safe, as
-    `statement` words it (`looked_at_statement` for a command that moves nothing).
+    `statement` words it (`looked_at_statement` for a command that moves nothing). `stop`,
+    requested from another thread while connecting, stops a move the connect started (the
+    stage's reference move) and fails the connect with `ConnectStopped`.
     """
     sections = {"coils": profile.coils, "stage": profile.stage, "lockin": profile.lockin}
     if profile.fluxgate is not None:
@@ -288,12 +293,15 @@ def open_rig(
         lock = RigLock.acquire(rig_addresses(profile))
     opened: dict[str, Any] = {}
     try:
-        for role, cls in classes.items():
-            opened[role] = _open_instrument(profile, role, cls, sections[role], clock,
-                                            open_transport)
+        with connect_stop.bound(stop):
+            for role, cls in classes.items():
+                opened[role] = _open_instrument(profile, role, cls, sections[role], clock,
+                                                open_transport)
     except BaseException as exc:
         try:
-            exc.add_note(statement(profile, _safe_after_failed_connect(profile, opened)))
+            # a stage whose connect was stopped (`ConnectStopped`) has stopped its own move
+            exc.add_note(statement(profile, _safe_after_failed_connect(
+                profile, opened, stage_stopped=isinstance(exc, ConnectStopped))))
         finally:
             for instrument in opened.values():
                 with contextlib.suppress(Exception):
@@ -334,20 +342,25 @@ def _open_instrument(profile: Profile, role: str, cls: type[Instrument], setting
         raise error from exc
 
 
-def _safe_after_failed_connect(profile: Profile, opened: dict[str, Any]) -> list[str]:
+def _safe_after_failed_connect(profile: Profile, opened: dict[str, Any], *,
+                               stage_stopped: bool = False) -> list[str]:
     """Make safe the coils and stage that connected before connecting failed; what could not
-    be done."""
+    be done. `stage_stopped`: the stage, not connected, stopped itself as its connect failed."""
     with interrupts.making_safe(safe_time_bound(profile)):
-        return _make_safe(profile, opened.get("stage"), opened.get("coils"))
+        return _make_safe(profile, opened.get("stage"), opened.get("coils"),
+                          stage_stopped=stage_stopped)
 
 
-def _make_safe(profile: Profile, stage: Stage | None, coils: FieldSource | None) -> list[str]:
+def _make_safe(profile: Profile, stage: Stage | None, coils: FieldSource | None, *,
+               stage_stopped: bool = False) -> list[str]:
     """Stop the stage, bring the field to the profile's safe state, each tried; what could
-    not be done (None: that instrument is not connected)."""
+    not be done (None: that instrument is not connected, and not stopped unless
+    `stage_stopped`)."""
     problems = []
     if stage is None:
-        where = f"{profile.stage.link.implementation} at {profile.stage.link.address}"
-        problems.append(f"stage ({where}) not connected, so not stopped")
+        if not stage_stopped:
+            where = f"{profile.stage.link.implementation} at {profile.stage.link.address}"
+            problems.append(f"stage ({where}) not connected, so not stopped")
     else:
         try:
             stage.stop()

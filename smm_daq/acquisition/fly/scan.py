@@ -180,7 +180,8 @@ class FlyScan:
         rig-clock time the motion started. One of the stage's checks having its reply lost
         (`ReplyUnknown`), whether the controller took that command is unknown (the motion may
         be under way): the stage is stopped, and None says the line is to be flown again;
-        lost on the next try too, it is raised (the stage taken as lost, the rig made safe)."""
+        lost on the next try too (with no pause between: `_pause_and_wait` forgets the first),
+        it is raised (the stage taken as lost, the rig made safe)."""
         rig, line = self.rig, self._fly
         assert line is not None
         try:
