@@ -256,7 +256,9 @@ def test_esc_in_the_close_question_during_a_scan_aborts_the_scan(window, qtbot):
     """The close's question over a running scan: Esc answers it No (the window stays) and
     aborts the scan, as Esc in the window does."""
     scan = window.scan
-    plan = ScanPlan.from_center("esc", CENTRE, (9 * 20 * UM, 9 * 20 * UM), 20 * UM,
+    # 40 x 40 points: on the simulator's clock, which runs as fast as it is computed, a
+    # smaller scan ended before the question was up and answered on a loaded machine
+    plan = ScanPlan.from_center("esc", CENTRE, (39 * 20 * UM, 39 * 20 * UM), 20 * UM,
                                 settle_tau=1.0)
     scan.form.set_plan(plan)
     assert scan.start()
