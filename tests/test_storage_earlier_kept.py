@@ -140,3 +140,15 @@ def test_a_scan_refused_over_a_scan_of_its_name_still_points_to_resume(tmp_path:
         check_new_scan(path, "again")
     assert taken.value.kind == "scan"
     assert f"`smm-daq resume {path} --entry again` to finish it" in str(taken.value)
+
+
+def test_a_scan_refused_over_another_programs_group_names_it_and_no_resume(tmp_path: Path
+                                                                           ) -> None:
+    path = _session(tmp_path)
+    with h5py.File(path, "a") as f:
+        f.create_group("foreign")
+    with pytest.raises(EntryTaken) as taken:
+        check_new_scan(path, "foreign")
+    said = str(taken.value)
+    assert taken.value.kind == "" and "smm-daq resume" not in said
+    assert "is something smm-daq did not write (another program's), not a scan" in said

@@ -245,7 +245,7 @@ class EntryTaken(InputError):
 def held_as(kind: str) -> str:
     """What an entry of `kind` is, said as a phrase for a message ("": not smm-daq's)."""
     if not kind:
-        return "not an entry smm-daq wrote"
+        return "something smm-daq did not write (another program's)"
     what = {"import": "imported data", "optical": "an optical image of the sample"}
     return f"{what.get(kind, 'an analysis product')} (kind '{kind}')"
 
