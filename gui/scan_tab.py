@@ -18,7 +18,7 @@ from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.errors import InputError, SmmError
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import EntryInfo
-from smm_daq.storage.scan_entry import EntryTaken
+from smm_daq.storage.scan_entry import EntryTaken, held_as
 
 if TYPE_CHECKING:
     from smm_daq.acquisition.resumable import ResumableEntry
@@ -302,9 +302,12 @@ class ScanTab(QtWidgets.QWidget):
     def _start_failed(self, exc: BaseException) -> None:
         if isinstance(exc, EntryTaken):  # the window's way to finish it, by the name field
             free = next_free_name(exc.name, self._taken_names(exc.path) | {exc.name})
+            finish = (", or finish an interrupted scan of that name with Resume scan on the "
+                      "Session tab" if exc.kind == "scan" else
+                      f" ('{exc.name}' is {held_as(exc.kind)}, not a scan, so there is none "
+                      "to resume)")
             text = (f"{exc.path.name} has an entry '{exc.name}' already; choose another name "
-                    f"({free} is free: set in the form), or finish an interrupted scan of that "
-                    "name with Resume scan on the Session tab.")
+                    f"({free} is free: set in the form){finish}.")
             self.form.name.setText(free)
             self.form.show_error(text, key="name")
             self.live.fail_to_start(text)

@@ -11,6 +11,7 @@ from PyQt6 import QtCore, QtWidgets
 from gui.confirm import confirm
 from gui.scan_tab import next_free_name
 from smm_daq.acquisition.plan import ScanPlan
+from smm_daq.storage.scan_entry import EntryTaken
 
 UM = 1e-6
 WAIT_MS = 60_000  # generous: the whole suite shares two cores
@@ -325,3 +326,13 @@ def test_esc_in_a_dialog_while_a_resume_reads_its_entry_leaves_it_with_the_stage
         qtbot.wait(50)
         assert stops == []
     scan.abort()
+
+
+def test_a_name_held_by_a_product_proposes_another_name_and_no_resume(window, tmp_path):
+    """A product (an earlier release's, kept under the name) is no scan to resume."""
+    scan = window.scan
+    scan._start_failed(EntryTaken(tmp_path / "s.h5", "product", "induced"))
+    by_name = scan.form.error_text("name")
+    assert "Resume scan" not in by_name and "product_2 is free" in by_name
+    assert "'product' is an analysis product (kind 'induced'), not a scan" in by_name
+    assert scan.form.name.text() == "product_2" and "Resume scan" not in scan.status.text()

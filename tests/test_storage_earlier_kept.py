@@ -18,9 +18,10 @@ from test_storage_earlier_staging import _leftover, _session
 
 from smm_daq.analysis.optical import ImageRegistration
 from smm_daq.instruments.profile import load_profile
+from smm_daq.storage import scan_entry
 from smm_daq.storage.nexus import list_entries, read_map
 from smm_daq.storage.optical_entry import read_optical_entry, write_optical_entry
-from smm_daq.storage.scan_entry import ScanEntryWriter
+from smm_daq.storage.scan_entry import EntryTaken, ScanEntryWriter, check_new_scan
 
 EARLIER_BZ = np.ones((5, 6)) * 1e-7  # the map `_leftover` writes for a product
 
@@ -96,3 +97,58 @@ def test_a_finished_scan_or_image_replaces_the_earlier_entry(tmp_path: Path) -> 
     assert read_optical_entry(path, "image")[0].tolist() == np.full((2, 3, 3), 7).tolist()
     with h5py.File(path, "r") as f:
         assert sorted(f) == ["image", "inf", "product", "rem"]
+
+
+def _scan(path: Path, name: str) -> None:
+    ScanEntryWriter.create(path, name=name, title="t", x=np.arange(4.0) * 1e-6,
+                           y=np.arange(3.0) * 1e-6, field=np.zeros(3), height=1e-4,
+                           plan_text="{}", profile=load_profile(), snapshot={})
+
+
+def test_a_scan_refused_where_its_layout_failed_over_an_earlier_product_names_the_product(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A layout that raises (not a kill) leaves the earlier product under the name: a retry
+    is refused naming what holds the name, never pointing to a resume (no scan is there)."""
+    path = _session(tmp_path)
+    _leftover(path, "product")
+    real = scan_entry._layout_runs
+
+    def failing(*args: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(scan_entry, "_layout_runs", failing)
+    with pytest.raises(OSError, match="disk full"):
+        _scan(path, "product")
+    monkeypatch.setattr(scan_entry, "_layout_runs", real)
+    assert [(e.name, e.kind) for e in list_entries(path)][-1] == ("product", "induced")
+    before = path.read_bytes()
+    for refuse in (lambda: check_new_scan(path, "product"), lambda: _scan(path, "product")):
+        with pytest.raises(EntryTaken) as taken:
+            refuse()
+        said = str(taken.value)
+        assert taken.value.kind == "induced" and "smm-daq resume" not in said
+        assert ("entry 'product' already exists and is an analysis product (kind 'induced'), "
+                "not a scan" in said and "expected another scan name" in said)
+    assert path.read_bytes() == before
+
+
+def test_a_scan_refused_over_a_scan_of_its_name_still_points_to_resume(tmp_path: Path
+                                                                        ) -> None:
+    path = _session(tmp_path)
+    _scan(path, "again")
+    with pytest.raises(EntryTaken) as taken:
+        check_new_scan(path, "again")
+    assert taken.value.kind == "scan"
+    assert f"`smm-daq resume {path} --entry again` to finish it" in str(taken.value)
+
+
+def test_a_scan_refused_over_another_programs_group_names_it_and_no_resume(tmp_path: Path
+                                                                           ) -> None:
+    path = _session(tmp_path)
+    with h5py.File(path, "a") as f:
+        f.create_group("foreign")
+    with pytest.raises(EntryTaken) as taken:
+        check_new_scan(path, "foreign")
+    said = str(taken.value)
+    assert taken.value.kind == "" and "smm-daq resume" not in said
+    assert "is something smm-daq did not write (another program's), not a scan" in said

@@ -337,10 +337,10 @@ def cmd_resume(args: argparse.Namespace) -> int:
     return code
 
 
-def _info_line(path: str, e: EntryInfo, result: str = "") -> str:
-    from smm_daq.analysis.noise import white_noise_floor
+def _info_line(e: EntryInfo, result: str = "") -> str:
+    """An entry as `info` lists it, its noise floor as the listing read it (`list_entries`
+    with noise floors): InputError where its map could not be read."""
     from smm_daq.analysis.subtract_inputs import MODEL_KINDS
-    from smm_daq.storage.nexus import read_map
 
     parts = [f"{e.name}", f"[{e.kind}, {e.status}]"]
     if e.shape is not None:
@@ -356,7 +356,9 @@ def _info_line(path: str, e: EntryInfo, result: str = "") -> str:
     if e.measured_field is not None and np.all(np.isfinite(e.measured_field)):
         parts.append(f"measured {_vec_ut(e.measured_field)}")
     if e.shape is not None and e.kind not in MODEL_KINDS:  # a model's Bz has no noise
-        sigma = white_noise_floor(read_map(path, e.name).bz)
+        if e.noise_problem:
+            raise InputError(e.noise_problem)
+        sigma = e.noise_floor if e.noise_floor is not None else math.nan
         parts.append(f"noise floor {sigma / UT:.3g} µT" if math.isfinite(sigma)
                      else "noise floor -")
     if result:
@@ -444,7 +446,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     )
     from smm_daq.storage.staging import aside_name
 
-    entries = list_entries(args.file)
+    entries = list_entries(args.file, noise_floors=True)  # in the listing's one open
     print(f"{args.file}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}")
     problems = []
     for e in entries:
@@ -455,11 +457,11 @@ def cmd_info(args: argparse.Namespace) -> int:
         result, status, why = (_result_summary(args.file, e.name) if e.kind == "mmt"
                                else ("", "", ""))
         if why:
-            print(f"  {_info_line(args.file, replace(e, status=status))}\n"
+            print(f"  {_info_line(replace(e, status=status))}\n"
                   f"    {'damaged' if status == 'damaged' else 'not read'}: {why}")
             problems.append(why)
         else:
-            print(f"  {_info_line(args.file, e, result)}")
+            print(f"  {_info_line(e, result)}")
     for cut in unfinished_entries(args.file):
         print(f"  unfinished: {_cut_off_note(cut, args.file)}")
     for name, link, conflict in cut_off_replacements(args.file):

@@ -21,13 +21,14 @@ measured field in instrument/field/measured); they are still read.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import h5py
 import numpy as np
 
 from smm_daq import PROGRAM_NAME, __version__
+from smm_daq.analysis.noise import white_noise_floor
 from smm_daq.errors import InputError
 from smm_daq.storage.checks import (
     check_headers,
@@ -111,6 +112,10 @@ class EntryInfo:
     problem: str = ""  # why the entry could not be summarised (status "unreadable"), else ""
     runs: tuple[RunStart, ...] = ()  # a scan's runs (`runs_of`); () for other kinds
     runs_problem: str = ""  # why a scan's runs could not be read (malformed), else ""
+    # the map's white-noise floor (T, NaN where it has too few pixels), read where the listing
+    # was asked for it (`list_entries`), else None; and why its map could not be read, else ""
+    noise_floor: float | None = None
+    noise_problem: str = ""
 
 
 def check_entry_name(name: str, *, source: str) -> str:
@@ -411,28 +416,33 @@ def read_map(path: str | Path, entry: str) -> MapData:
         check_headers(f, source)
         g = _entry_group(f, entry, source)
         info = _info(entry, g, source)  # the entry's record is well formed too
-        if info.kind == "optical":  # its data is an RGB image: no Bz to miss
-            raise InputError("is an optical image of the sample, not a map; expected an entry "
-                             "holding a map of Bz", source=where)
-        data = g.get("data")
-        if not isinstance(data, h5py.Group):
-            raise InputError("holds no map; expected a group 'data' with Bz, x and y",
-                             source=where)
-        bz = numeric(data, "Bz", f"{where}, data", ndim=2, si="T")
-        x = numeric(data, "x", f"{where}, data", ndim=1, si="m")
-        y = numeric(data, "y", f"{where}, data", ndim=1, si="m")
-        if bz.shape != (y.size, x.size):
-            raise InputError(
-                f"data/Bz has shape {bz.shape} but the axes have y {y.shape} and x {x.shape}; "
-                "expected Bz of shape (ny, nx)",
-                source=where,
-            )
-        height = optional_numeric(g, "instrument/sensor/height", where, ndim=0, si="m")
-        size = optional_numeric(g, "instrument/sensor/size", where, length=2, si="m")
-        applied = _applied_field(g, where)
-        sources = strings(g.attrs.get("sources", []), "sources", where) \
-            if "sources" in g.attrs and np.size(g.attrs["sources"]) else ()
-        title = string(g["title"], "title", where) if "title" in g else ""
+        return _map_of(g, entry, info.kind, where)
+
+
+def _map_of(g: h5py.Group, entry: str, kind: str, where: str) -> MapData:
+    """The map of entry group `g` of kind `kind`, checked as `read_map` says."""
+    if kind == "optical":  # its data is an RGB image: no Bz to miss
+        raise InputError("is an optical image of the sample, not a map; expected an entry "
+                         "holding a map of Bz", source=where)
+    data = g.get("data")
+    if not isinstance(data, h5py.Group):
+        raise InputError("holds no map; expected a group 'data' with Bz, x and y",
+                         source=where)
+    bz = numeric(data, "Bz", f"{where}, data", ndim=2, si="T")
+    x = numeric(data, "x", f"{where}, data", ndim=1, si="m")
+    y = numeric(data, "y", f"{where}, data", ndim=1, si="m")
+    if bz.shape != (y.size, x.size):
+        raise InputError(
+            f"data/Bz has shape {bz.shape} but the axes have y {y.shape} and x {x.shape}; "
+            "expected Bz of shape (ny, nx)",
+            source=where,
+        )
+    height = optional_numeric(g, "instrument/sensor/height", where, ndim=0, si="m")
+    size = optional_numeric(g, "instrument/sensor/size", where, length=2, si="m")
+    applied = _applied_field(g, where)
+    sources = strings(g.attrs.get("sources", []), "sources", where) \
+        if "sources" in g.attrs and np.size(g.attrs["sources"]) else ()
+    title = string(g["title"], "title", where) if "title" in g else ""
     m = MapData(
         bz=bz,
         x=x,
@@ -545,17 +555,34 @@ def _runs_or_problem(g: h5py.Group, where: str) -> tuple[tuple[RunStart, ...], s
         return (), str(exc)
 
 
-def list_entries(path: str | Path) -> list[EntryInfo]:
+def list_entries(path: str | Path, *, noise_floors: bool = False) -> list[EntryInfo]:
     """Every NXentry in a session file, in creation order where the file tracks it.
 
     A malformed entry is listed with status "unreadable" and the reason in `problem` (naming
     the entry and dataset), so that one bad entry does not hide the others; InputError when
-    the file itself is corrupt."""
+    the file itself is corrupt. `noise_floors`: each entry holding a map has its map read as
+    `read_map` reads it and its white-noise floor in `noise_floor` (or why the map cannot
+    be read in `noise_problem`), in this one open of the file."""
     source = str(path)
     with open_read(path) as f, corrupt_guard(source):
         check_headers(f, source)
-        return [_info_or_problem(name, f[name], source) for name in f
-                if entry_listed(f, name)]  # never through a link (one in a loop included)
+        infos = [_info_or_problem(name, f[name], source) for name in f
+                 if entry_listed(f, name)]  # never through a link (one in a loop included)
+        if not noise_floors:
+            return infos
+        return [_with_noise_floor(f[e.name], e, source)
+                if e.shape is not None and not e.problem else e for e in infos]
+
+
+def _with_noise_floor(g: h5py.Group, e: EntryInfo, source: str) -> EntryInfo:
+    """`e` with its map's noise floor, or why its map cannot be read (as `read_map` says)."""
+    where = f"{source}, entry '{e.name}'"
+    try:
+        with corrupt_guard(where):
+            m = _map_of(g, e.name, e.kind, where)
+    except InputError as exc:
+        return replace(e, noise_problem=str(exc))
+    return replace(e, noise_floor=white_noise_floor(m.bz))
 
 
 def links_and_strays(path: str | Path) -> list[str]:

@@ -89,6 +89,7 @@ from smm_daq.storage.staging import (
     link_not_written_over,
     put_in,
     staged_name,
+    written_by_us,
 )
 from smm_daq.storage.units import split_units
 
@@ -203,8 +204,9 @@ def check_new_scan(path: str | Path, name: str) -> None:
     check_entry_name(name, source=str(p))
     if p.exists():
         with open_read(p) as f:
-            if key_after_clearing(f, name) is not None:  # a link to nothing too
-                raise _taken(f, p, name)
+            key = key_after_clearing(f, name)
+            if key is not None:  # a link to nothing too
+                raise _taken(f, p, name, key)
             check_staged_name_free(f, name)
         require_swmr_format(p)
 
@@ -223,20 +225,39 @@ def check_not_cut_off(g: h5py.Group, where: str) -> None:
 
 class EntryTaken(InputError):
     """A scan's name is an entry of its file already: `path` and `name` let a caller word
-    its own way to finish that entry, or propose another name."""
+    its own way to finish that entry, or propose another name. `kind` is what holds the
+    name: "scan", which `resume` may finish, else another kind of entry (an analysis
+    product, an image, imported data) or "" for what smm-daq did not write, which no scan
+    resumes or writes over."""
 
-    def __init__(self, path: Path, name: str) -> None:
-        self.path, self.name = path, name
-        super().__init__(f"entry '{name}' already exists; expected another scan name (or "
-                         f"`smm-daq resume {path} --entry {name}` to finish it)",
-                         source=str(path))
+    def __init__(self, path: Path, name: str, kind: str = "scan") -> None:
+        self.path, self.name, self.kind = path, name, kind
+        if kind == "scan":
+            message = (f"entry '{name}' already exists; expected another scan name (or "
+                       f"`smm-daq resume {path} --entry {name}` to finish it)")
+        else:
+            message = (f"entry '{name}' already exists and is {held_as(kind)}, not a scan, "
+                       "so there is no scan of that name to resume; expected another scan "
+                       "name (a scan never writes over an entry)")
+        super().__init__(message, source=str(path))
 
 
-def _taken(f: h5py.Group, path: Path, name: str) -> InputError:
+def held_as(kind: str) -> str:
+    """What an entry of `kind` is, said as a phrase for a message ("": not smm-daq's)."""
+    if not kind:
+        return "something smm-daq did not write (another program's)"
+    what = {"import": "imported data", "optical": "an optical image of the sample"}
+    return f"{what.get(kind, 'an analysis product')} (kind '{kind}')"
+
+
+def _taken(f: h5py.Group, path: Path, name: str, key: str) -> InputError:
+    """The refusal of a new scan `name` whose name is held, by what lies under `key` (the
+    group `clear_unfinished` leaves as entry `name`, or a link)."""
     link = link_not_written_over(f, name)
     if link is not None:  # no entry to resume there
         return InputError(link, source=str(path))
-    return EntryTaken(path, name)
+    kind = text(f[key].attrs.get("kind", "")) if written_by_us(f, key) else ""
+    return EntryTaken(path, name, kind)
 
 
 class ScanEntryWriter:
@@ -294,7 +315,7 @@ class ScanEntryWriter:
             # the new one is whole, and replaced by it then
             superseding = clear_unfinished(f, name, keep_earlier=True)
             if not superseding and f.get(name, getlink=True) is not None:  # a link to nothing
-                raise _taken(f, p, name)
+                raise _taken(f, p, name, name)
             sensor = profile.sensor
             core = MapData(  # the layout only: Bz is a zero-stride placeholder, no memory
                 bz=np.broadcast_to(0.0, (len(y), len(x))),
