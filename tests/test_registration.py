@@ -218,3 +218,42 @@ def test_a_significant_shift_blanks_exactly_the_pixels_off_the_overlap(
     expected[:, blank_columns] = True
     expected[blank_rows, :] = True
     np.testing.assert_array_equal(~np.isfinite(out.bz), expected)
+
+
+def cut_off(m: MapData, rows: int, first_columns: int) -> MapData:
+    """`m` as a scan cut off before its last `rows` rows, its first columns unmeasured too."""
+    bz = m.bz.copy()
+    bz[-rows:, :] = np.nan
+    bz[:, :first_columns] = np.nan
+    return m.with_bz(bz)
+
+
+@pytest.mark.parametrize(
+    ("shift_px", "sd_px", "blank_rows", "blank_columns"),
+    [
+        # not significant: towards the unmeasured rows and column, no measured pixel lost
+        ((0.009, -0.0055), (0.03, 0.06), [], []),
+        ((0.0, -0.1), (0.03, 0.06), [], []),
+        # significant: the row and column whose sources lie between measured and unmeasured
+        ((0.3, -0.3), (1e-4, 1e-4), [-4], [2]),
+    ],
+)
+def test_unmeasured_edge_rows_blank_as_the_outer_edge_does(shift_px, sd_px, blank_rows,
+                                                           blank_columns):
+    """A scan cut off (its last rows unmeasured) or with unmeasured first columns: a shift
+    that is not significant keeps every measured pixel next to them, as it keeps the map's
+    outer edge, sampled where it was measured; the unmeasured ones stay blank."""
+    rng = np.random.default_rng(23)
+    shift, sd = np.array(shift_px) * STEP, np.array(sd_px) * STEP
+    _ref, mov, (px, py, moved) = make_pair(rng, shift, noise=0.0, nx=30, ny=30)
+    mov = cut_off(on_scan_grid(mov), rows=3, first_columns=2)
+    out = apply_registration(mov, Registration(tuple(shift), tuple(sd)))
+    expected = ~np.isfinite(mov.bz)
+    expected[blank_rows, :] = True
+    expected[:, blank_columns] = True
+    np.testing.assert_array_equal(~np.isfinite(out.bz), expected)
+    if not blank_rows:  # the last measured row as good as that row left unmoved
+        truth = dipoles_bz(px, py, moved)[-4, 2:]
+        unmoved = np.max(np.abs(mov.bz[-4, 2:] - truth))
+        assert np.max(np.abs(out.bz[-4, 2:] - truth)) <= unmoved * (1 + 1e-9) + 1e-9 * np.max(
+            np.abs(truth))

@@ -133,3 +133,20 @@ def test_an_empty_file_and_an_earlier_releases_file_are_written(tmp_path, capsys
     _theirs(earlier, creator="smm-daq 0.1.0")
     write_map_entry(earlier, _map(), kind="induced")
     assert "m" in [e.name for e in list_entries(earlier)]
+
+
+def test_one_whose_creator_only_begins_with_our_name_is_not_repaired_by_a_read(tmp_path):
+    """A creator naming another program ("smm-daq-viewer 1.2") is not smm-daq's for a repair
+    either: a read of that file left open for write by its program rewrote it."""
+    from smm_daq.storage.h5file import open_read
+
+    path = tmp_path / "theirs.h5"
+    _theirs(path, creator="smm-daq-viewer 1.2")
+    _mark_open(path, 0x05)
+    before = path.read_bytes()
+    with open_read(path) as f:
+        assert "theirs" in f
+    assert path.read_bytes() == before
+    with pytest.raises(InputError, match="smm-daq session file"):
+        write_map_entry(path, _map(), kind="induced")
+    assert path.read_bytes() == before

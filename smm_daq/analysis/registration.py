@@ -501,12 +501,13 @@ def apply_registration(moving: MapData, registration: Registration) -> MapData:
     the map's extent taken to a round-off (ROUND_OFF_PX), so that a source on the first or
     last point, or a zero shift, keeps its pixel whatever the grid's floating point spacing.
     A shift that is not significantly different from zero (`shift_is_significant`) loses no
-    pixel to it: a source past the outer edge by no more than the shift (plus the round-off)
-    along that axis is moved onto the edge and sampled there, an error no larger than not
-    moving that pixel, which such a shift cannot be told from (a rotation's own reach past the
-    edge is not covered). Without that, a shift of a few
-    thousandths of a pixel blanked a whole edge row or column. A significant shift leaves NaN
-    exactly on the pixels whose source is off the map.
+    pixel to it: a source past the outer edge, or past the last measured pixel before an
+    unmeasured one (a scan cut off, unmeasured edge columns), by no more than the shift (plus
+    the round-off) along that axis is moved onto that pixel and sampled there, an error no
+    larger than not moving that pixel, which such a shift cannot be told from (a rotation's
+    own reach is not covered). Without that, a shift of a few thousandths of a pixel blanked a
+    whole edge row or column. A significant shift leaves NaN exactly on the pixels whose
+    source is off the map or next to an unmeasured pixel.
     """
     require_regular(moving)
     resampler = _Resampler(moving)
@@ -520,10 +521,23 @@ def apply_registration(moving: MapData, registration: Registration) -> MapData:
         reach = (abs(shift[0] / moving.step[0]), abs(shift[1] / moving.step[1]))
     iy, ix = resampler.indices(qx, qy)
     edge_iy, edge_ix = resampler.onto_edge(qx, qy, reach)
+    valid = resampler.valid(edge_iy, edge_ix)
+    if reach != (0.0, 0.0):  # next to an unmeasured pixel: onto the nearest measured one
+        near_iy = _onto_nearest(edge_iy, reach[1] + ROUND_OFF_PX)
+        near_ix = _onto_nearest(edge_ix, reach[0] + ROUND_OFF_PX)
+        moved = ~valid & resampler.valid(near_iy, near_ix)
+        edge_iy, edge_ix = np.where(moved, near_iy, edge_iy), np.where(moved, near_ix, edge_ix)
+        valid |= moved
     values = np.where((edge_ix != ix) | (edge_iy != iy),
                       resampler.at_indices(edge_iy, edge_ix), values)
-    bz = np.where(resampler.valid(edge_iy, edge_ix), values, np.nan)
+    bz = np.where(valid, values, np.nan)
     return moving.with_bz(bz)
+
+
+def _onto_nearest(index: np.ndarray, reach: float) -> np.ndarray:
+    """Fractional indices, those within `reach` of a whole index moved onto it."""
+    nearest = np.round(index)
+    return np.where(np.abs(index - nearest) <= reach, nearest, index)
 
 
 def _onto_edge(index: np.ndarray, last: int, reach: float) -> np.ndarray:

@@ -144,12 +144,18 @@ def _check_superblock(p: Path) -> None:
                          "smm-daq session file (restore it from a copy)", source=str(p))
 
 
+def _made_by_us(creator: str) -> bool:
+    """Whether a root `creator` is one every release writes, "smm-daq VERSION" (not another
+    program whose name merely begins so)."""
+    return creator.split(" ", 1)[0] == PROGRAM_NAME
+
+
 def not_ours(f: h5py.File) -> str | None:
     """Why the open file `f` is not an smm-daq session file, or None when it is one (every
     release writes "smm-daq VERSION" to the root's `creator`) or holds nothing at all (an
     empty HDF5 file: nothing in it another program could lose)."""
     creator = text(f.attrs.get("creator", ""))
-    if creator.split(" ", 1)[0] == PROGRAM_NAME or not (len(f) or len(f.attrs)):
+    if _made_by_us(creator) or not (len(f) or len(f.attrs)):
         return None
     made = f"creator {creator!r}" if creator else "no creator recorded"
     return (f"is not an {PROGRAM_NAME} session file ({made}: another program's HDF5 file); "
@@ -631,7 +637,7 @@ def _repair_locked(p: Path, *, only_ours: bool = False) -> Repaired:
         src = _open_for_repair(p, cleared)
         try:
             creator = text(src.attrs.get("creator", ""))
-            if only_ours and not creator.startswith(PROGRAM_NAME):
+            if only_ours and not _made_by_us(creator):
                 raise InputError(
                     f"was not made by {PROGRAM_NAME} (creator {creator or 'not recorded'!r}); "
                     f"expected an {PROGRAM_NAME} session file: nothing was changed (`h5clear "
