@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import gc
+import io
 import os
+import shutil
 import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -33,6 +37,35 @@ def _rig_locks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SMM_DAQ_LOCK_DIR", str(tmp_path_factory.mktemp("rig-locks")))
         yield
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    """`smm-daq demo --out PATH` as run once: its exit code, standard output and error, and
+    the file it wrote."""
+
+    code: int
+    out: str
+    err: str
+    path: Path
+
+    def copy_to(self, folder: Path) -> Path:
+        """The demo's file copied into `folder`, for a test that adds to it or writes over it:
+        the run's own file is shared by every test of the session."""
+        return Path(shutil.copy(self.path, folder / self.path.name))
+
+
+@pytest.fixture(scope="session")
+def cli_demo(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """The full command-line demo, run once a session (it scans three maps: seconds) for the
+    tests that check what it printed or read what it wrote; none may change its file."""
+    from smm_daq.cli.main import main
+
+    path = tmp_path_factory.mktemp("cli-demo") / "demo.h5"
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = main(["demo", "--out", str(path)])
+    return DemoRun(code, out.getvalue(), err.getvalue(), path)
 
 
 @pytest.fixture

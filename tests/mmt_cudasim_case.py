@@ -78,7 +78,9 @@ def main() -> int:
         assert ferr <= 1e-13, f"sensor {size}: field differs by {ferr:.3g}"
         print(f"sensor {size}: tiers {tiers}; block {err.max():.2g}, field {ferr:.2g}")
 
-    data = synth.scan(sample, height=height, step=5 * UM, sensor_size=(0, 0), noise=5e-9,
+    # 121 sensors (an 8 µm step): one full block of 100 rows and a part-filled one, each a
+    # simulated launch of the kernels; more sensors only add launches of the same code
+    data = synth.scan(sample, height=height, step=8 * UM, sensor_size=(0, 0), noise=5e-9,
                       rng=rng)
     kwargs = {"height": height, "sensor_size": (0.0, 0.0), "sigma": 5e-9}
     cpu = invert_map(data, sample.grains, device="cpu", **kwargs)
@@ -86,6 +88,7 @@ def main() -> int:
     devices.gpu_problem = lambda: None  # the simulator stands in for the GPU
     devices.gpu_solver = lambda: solver
     sim = invert_map(data, sample.grains, device="gpu", **kwargs)
+    assert 100 < data.bz.size < 200, f"{data.bz.size} sensors: expected one full block and a part"
     dm = np.max(np.abs(sim.magnetization - cpu.magnetization) / cpu.sd)
     dc = np.max(np.abs(sim.covariance - cpu.covariance) / np.abs(cpu.covariance))
     assert dm <= 1e-9 and dc <= 1e-6, f"inversion differs: M {dm:.3g} SD, covariance {dc:.3g}"

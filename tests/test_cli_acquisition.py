@@ -293,9 +293,8 @@ def test_names_and_paths_beyond_ascii_are_scanned_resumed_and_read(tmp_path, cap
 
 
 @pytest.mark.slow
-def test_demo_writes_three_entries_and_a_summary(tmp_path, capsys):
-    path = tmp_path / "demo.h5"
-    code, out, err = _run(capsys, ["demo", "--out", str(path)])
+def test_demo_writes_three_entries_and_a_summary(tmp_path, capsys, cli_demo):
+    path, code, out, err = cli_demo.path, cli_demo.code, cli_demo.out, cli_demo.err
     assert code == 0, err
     infos = {e.name: e for e in list_entries(path)}
     assert set(infos) == {"remanent", "in_field", "induced"}
@@ -315,7 +314,8 @@ def test_demo_writes_three_entries_and_a_summary(tmp_path, capsys):
         assert m.bz[top, ix] > 5 * 0.36e-6 and m.bz[bottom, ix] < -5 * 0.36e-6
     with h5py.File(path, "r") as f:
         assert f.attrs["default"] == "induced"  # the file opens on that map
-    code, _, err = _run(capsys, ["demo", "--out", str(path)])
+    again = cli_demo.copy_to(tmp_path)
+    code, _, err = _run(capsys, ["demo", "--out", str(again)])
     assert code == 2 and "exists already" in err
 
 

@@ -158,10 +158,10 @@ def _run(*argv: object) -> None:
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory) -> dict[str, Path]:
+def files(tmp_path_factory, cli_demo) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("files")
-    demo = d / "demo.h5"
-    _run("demo", "--out", demo)
+    assert cli_demo.code == 0, cli_demo.err
+    demo = cli_demo.copy_to(d)
     _run("subtract", demo, "--in-field", "in_field", "--remanent", "remanent",
          "--name", "induced", "--overwrite")
     _run("susceptibility", demo, "--entry", "induced", "--name", "chi", "--thickness-um", "30")

@@ -53,6 +53,13 @@ LIBRARY_BZ = [
 ]
 
 
+def _in_r(expr: sp.Expr) -> sp.Expr:
+    """`expr` expanded with r as a symbol of its own, then r² as x² + y² + z²: the powers of r
+    cancel before the square root is opened, where sp.simplify takes seconds to find that."""
+    rho = sp.Symbol("rho", positive=True)
+    return sp.expand(sp.expand(expr.subs(r, rho)).subs(rho, r))
+
+
 def harmonic_polynomials() -> list[list[sp.Expr]]:
     """S_k with −∂z(S_k / r^(2l+1)) equal to the library's kernel k."""
     out = []
@@ -63,8 +70,8 @@ def harmonic_polynomials() -> list[list[sp.Expr]]:
         for kernel in kernels:
             coeffs = sp.symbols(f"c0:{len(monomials)}")
             s = sum(c * m for c, m in zip(coeffs, monomials, strict=True))
-            residual = sp.expand(sp.simplify((-sp.diff(s / r**(2 * order + 1), z) - kernel)
-                                             * r**(2 * order + 3)))
+            residual = _in_r((-sp.diff(s / r**(2 * order + 1), z) - kernel)
+                             * r**(2 * order + 3))
             sol = sp.solve(sp.Poly(residual, x, y, z).coeffs(), coeffs, dict=True)[0]
             poly = sp.expand(s.subs(sol).subs({c: 0 for c in coeffs}))
             assert sp.expand(sp.diff(poly, x, 2) + sp.diff(poly, y, 2) + sp.diff(poly, z, 2)) == 0
