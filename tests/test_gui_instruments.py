@@ -50,6 +50,16 @@ def goto_values(panel) -> list[float]:
     return [box.value() for box in panel.goto_boxes]
 
 
+def type_into_with_focus(qtbot, window, box, text: str) -> None:
+    """Types `text` over `box` as an operator does in the active window: the box takes the
+    keyboard focus (waited for), its text selected, then typed over; nothing is entered."""
+    window.activateWindow()
+    box.setFocus()
+    qtbot.waitUntil(box.hasFocus, timeout=WAIT_MS)
+    box.selectAll()
+    qtbot.keyClicks(box, text)
+
+
 def at_rest_position_um(qtbot, panel) -> np.ndarray:
     """The stage's position (µm) from a fresh reading that finds it at rest."""
     qtbot.waitUntil(lambda: fresh_readings(qtbot, panel).get("on_target") is True,
@@ -382,12 +392,8 @@ def test_a_goto_box_being_typed_in_is_not_overwritten(window, qtbot):
     leaves what is typed there (the others follow): Return then goes to it."""
     panel = window.instruments
     start = at_rest_position_um(qtbot, panel)
-    window.activateWindow()
     z_box = panel.goto_boxes[2]
-    z_box.setFocus()
-    qtbot.waitUntil(z_box.hasFocus, timeout=WAIT_MS)
-    z_box.selectAll()
-    qtbot.keyClicks(z_box, "750")  # not yet entered
+    type_into_with_focus(qtbot, window, z_box, "750")  # not yet entered
     elsewhere = start + np.array([300.0, -200.0, 150.0])
     window.holder.background.submit(
         lambda: window.holder.rig.stage.move_to(*(elsewhere * UM), wait=False))
@@ -396,7 +402,6 @@ def test_a_goto_box_being_typed_in_is_not_overwritten(window, qtbot):
     assert z_box.text().startswith("750")
     qtbot.keyClick(z_box, QtCore.Qt.Key.Key_Return)  # Go to
     wait_until_at(qtbot, panel, np.array([elsewhere[0], elsewhere[1], 750.0]) * UM)
-
 
 
 def settled_position_um(qtbot, panel) -> np.ndarray:
@@ -412,12 +417,8 @@ def test_a_goto_box_left_with_the_focus_follows_a_stop(window, qtbot):
     Return there again moved nothing)."""
     panel = window.instruments
     start = at_rest_position_um(qtbot, panel)
-    window.activateWindow()
     x_box = panel.goto_boxes[0]
-    x_box.setFocus()
-    qtbot.waitUntil(x_box.hasFocus, timeout=WAIT_MS)
-    x_box.selectAll()
-    qtbot.keyClicks(x_box, f"{start[0] + 5000.0:.2f}")
+    type_into_with_focus(qtbot, window, x_box, f"{start[0] + 5000.0:.2f}")
     qtbot.keyClick(x_box, QtCore.Qt.Key.Key_Return)  # Go to
     panel.stop_stage()  # Esc, window-wide: the focus stays in the box
     stopped = settled_position_um(qtbot, panel)
@@ -438,12 +439,8 @@ def test_the_number_a_stale_box_shows_typed_into_it_is_gone_to(window, qtbot):
     window.holder.background.submit(
         lambda: window.holder.rig.stage.move_to(*(elsewhere * UM), wait=True))
     qtbot.waitUntil(lambda: panel.holder.background.pending == 0, timeout=WAIT_MS)
-    window.activateWindow()
     x_box = panel.goto_boxes[0]
-    x_box.setFocus()
-    qtbot.waitUntil(x_box.hasFocus, timeout=WAIT_MS)
-    x_box.selectAll()
-    qtbot.keyClicks(x_box, f"{start[0]:.2f}")
+    type_into_with_focus(qtbot, window, x_box, f"{start[0]:.2f}")
     qtbot.keyClick(x_box, QtCore.Qt.Key.Key_Return)  # Go to
     assert settled_position_um(qtbot, panel) == pytest.approx(
         [start[0], elsewhere[1], elsewhere[2]], abs=0.01)
