@@ -68,6 +68,9 @@ def assert_table_is_the_csv(view, csv_path):
     horizontal = QtCore.Qt.Orientation.Horizontal
     headers = [view.table.model().headerData(j, horizontal) for j in range(len(model.names))]
     assert headers == rows[0]  # as shown: the declination's header says its convention
+    tip = view.table.model().headerData(model.names.index("declination_deg"), horizontal,
+                                        QtCore.Qt.ItemDataRole.ToolTipRole)
+    assert "clockwise from north" in tip
     assert model.rowCount() == len(rows) - 1
     for j, name in enumerate(model.names):
         shown = model.columns[name]  # by grain, in the result's order (the CSV's)
