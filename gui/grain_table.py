@@ -14,10 +14,13 @@ from collections.abc import Mapping
 import numpy as np
 from PyQt6 import QtCore
 
+from smm_daq.analysis.mmt.result_values import CSV_HEADERS, DIRECTION_NAMES
+
 SSR = "ssr_per_um"
 RATIO = "uncertainty_ratio_pct"
 SORT_ROLE = QtCore.Qt.ItemDataRole.UserRole  # the raw number
 DISPLAY = QtCore.Qt.ItemDataRole.DisplayRole
+TOOLTIP = QtCore.Qt.ItemDataRole.ToolTipRole
 ALIGNMENT = QtCore.Qt.ItemDataRole.TextAlignmentRole
 RIGHT = int(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter)
 ASCENDING = QtCore.Qt.SortOrder.AscendingOrder
@@ -82,10 +85,15 @@ class GrainTableModel(QtCore.QAbstractTableModel):
 
     def headerData(self, section: int, orientation: QtCore.Qt.Orientation,
                    role: int = QtCore.Qt.ItemDataRole.DisplayRole):
-        if role != QtCore.Qt.ItemDataRole.DisplayRole:
+        """A column is headed as the result's CSV heads it (the declination's header says its
+        convention); a direction column's tooltip spells the convention out."""
+        horizontal = orientation == QtCore.Qt.Orientation.Horizontal
+        if role == TOOLTIP and horizontal:
+            return DIRECTION_NAMES.get(self.names[section])
+        if role != DISPLAY:
             return None
-        if orientation == QtCore.Qt.Orientation.Horizontal:
-            return self.names[section]
+        if horizontal:
+            return CSV_HEADERS.get(self.names[section], self.names[section])
         return str(section + 1)
 
 

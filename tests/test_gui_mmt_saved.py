@@ -12,6 +12,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from PyQt6 import QtCore
 from scan_gate import Held
 from test_gui_mmt import write_cuboid_session
 
@@ -63,10 +64,13 @@ def assert_table_is_the_csv(view, csv_path):
     line's own file: nobody in the window wrote it), whichever way the rows are sorted."""
     with open(csv_path, newline="") as f:
         rows = list(csv.reader(f))
-    from smm_daq.analysis.mmt.result_file import CSV_HEADERS
-
     model = view.proxy.sourceModel()
-    assert [CSV_HEADERS.get(name, name) for name in model.names] == rows[0]
+    horizontal = QtCore.Qt.Orientation.Horizontal
+    headers = [view.table.model().headerData(j, horizontal) for j in range(len(model.names))]
+    assert headers == rows[0]  # as shown: the declination's header says its convention
+    tip = view.table.model().headerData(model.names.index("declination_deg"), horizontal,
+                                        QtCore.Qt.ItemDataRole.ToolTipRole)
+    assert "clockwise from north" in tip
     assert model.rowCount() == len(rows) - 1
     for j, name in enumerate(model.names):
         shown = model.columns[name]  # by grain, in the result's order (the CSV's)

@@ -7,6 +7,7 @@ import pytest
 from acq_fakes import fake_rig, gradient_bz
 
 from simulators.sample import VirtualSample
+from smm_daq.acquisition.plan import GridSizeWarning
 from smm_daq.acquisition.session import ScanNotFinished, Session
 from smm_daq.errors import InputError
 from smm_daq.storage.nexus import list_entries
@@ -22,6 +23,15 @@ def test_scan_returns_the_map(tmp_path):
     expected = np.array([[gradient_bz(x, y) for x in m.x] for y in m.y])
     np.testing.assert_allclose(m.bz, expected, atol=1e-15)
     np.testing.assert_allclose(s.read("a").bz, m.bz)
+
+
+def test_a_size_of_no_whole_number_of_steps_is_warned_of_naming_the_area_scanned(tmp_path):
+    s = Session(tmp_path / "s.h5", fake_rig())
+    with pytest.warns(GridSizeWarning, match=r"'a'.*45 × 20 µm is no whole number of steps of "
+                      r"10 µm.*covers 40 × 20 µm instead") as caught:
+        m = s.scan("a", center_um=C_UM, size_um=(45, 20), step_um=10)
+    assert m.shape == (3, 5) and len(caught) == 1
+    assert caught[0].filename == __file__  # pointed at the script's call, not the library
 
 
 def test_set_field_is_applied_now_and_to_later_scans(tmp_path):

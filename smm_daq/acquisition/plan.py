@@ -337,6 +337,10 @@ def check_field(field: tuple[float, float, float] | np.ndarray, profile: Profile
         )
 
 
+class GridSizeWarning(UserWarning):
+    """The grid asked for covers another area than the size asked for (`size_note`)."""
+
+
 def size_note(size: tuple[float, float], step: tuple[float, float],
               points: tuple[int, int]) -> str:
     """"" when a grid of `points` (nx, ny) at `step` (sx, sy) m spans the `size` (w, h) m

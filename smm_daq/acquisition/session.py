@@ -32,7 +32,13 @@ import numpy as np
 
 from smm_daq.acquisition import safe_close, sequencer
 from smm_daq.acquisition.events import ScanEvent
-from smm_daq.acquisition.plan import DEFAULT_SETTLE_TAU, ScanPlan, check_field
+from smm_daq.acquisition.plan import (
+    DEFAULT_SETTLE_TAU,
+    GridSizeWarning,
+    ScanPlan,
+    check_field,
+    size_note,
+)
 from smm_daq.acquisition.resumable import load_resumable
 from smm_daq.acquisition.sequencer import Sequencer, wait_aside, wait_awake
 from smm_daq.errors import InputError, SmmError, WriteStalled
@@ -180,8 +186,10 @@ class Session:
         """Scan a grid centred on `center_um` into entry `name`; returns the map.
 
         Without `field_uT` the session's field (last `set_field`, initially zero) is applied.
-        Raises InputError before anything moves when the plan does not fit the profile, and
-        ScanNotFinished when the scan fails or is aborted.
+        A size that is no whole number of steps is warned of (GridSizeWarning, naming the area
+        the grid covers instead), as the command line warns of it. Raises InputError before
+        anything moves when the plan does not fit the profile, and ScanNotFinished when the
+        scan fails or is aborted.
         """
         step = (step_um * UM if np.isscalar(step_um)
                 else (step_um[0] * UM, step_um[1] * UM))  # type: ignore[index]
@@ -197,6 +205,10 @@ class Session:
             dwell_tau=dwell_tau,
             title=title,
         )
+        note = size_note((size_um[0] * UM, size_um[1] * UM), (plan.step_x, plan.step_y),
+                         (plan.nx, plan.ny))
+        if note:
+            warnings.warn(f"scan {name!r}: {note}", GridSizeWarning, stacklevel=2)
         return self.scan_plan(plan, on_event=on_event, auto_range=auto_range)
 
     def scan_plan(

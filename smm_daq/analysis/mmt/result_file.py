@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from smm_daq.analysis.grains import GrainSet
+from smm_daq.analysis.mmt.result_values import CSV_HEADERS, DIRECTION_NAMES
 from smm_daq.analysis.mmt.scan_fits import fits_of
 from smm_daq.analysis.mmt.solver.inversion import MMTResult
 from smm_daq.analysis.mmt.solver.joint import MultipoleResult
@@ -52,22 +53,6 @@ from smm_daq.storage.products import Compressed, MapPlot, Quantity, TablePlot
 
 RESULT_VERSION = 4  # the layout this module writes (the entry's `VERSION_ATTRIBUTE`)
 VERSION_ATTRIBUTE = "mmt_result_version"
-
-
-# CSV headers that differ from the table's column names. The declination's says its convention:
-# CSVs written before it was clockwise from north headed the counter-clockwise-from-+x angle
-# `declination_deg` too, with nothing in the file to tell the two apart; a new header (not a
-# comment line, which csv.DictReader, numpy.genfromtxt(names=True) and pandas.read_csv would
-# take for the header) makes an old file's column read by its old name and fails a script
-# that reads today's by the old one, instead of it reading an angle of the other convention.
-# Its SD (the same in both conventions) keeps the `sd_` + name pairing of every other column.
-CSV_HEADERS = {"declination_deg": "declination_cw_from_north_deg",
-               "sd_declination_deg": "sd_declination_cw_from_north_deg"}
-# the entry's direction columns say their conventions too, to whoever opens the file
-DIRECTION_NAMES = {
-    "declination_deg": "declination, clockwise from north (+y) towards east (+x)",
-    "inclination_deg": "inclination, positive downward (-z)",
-}
 
 
 def write_result_csv(path: str | Path, table: dict[str, np.ndarray]) -> None:

@@ -49,6 +49,20 @@ BASE_COLUMNS = (
     "cov_yz_A2_per_m2",
     "x_um", "y_um", "z_um",
 )
+# CSV headers that differ from the table's column names. The declination's says its convention:
+# CSVs written before it was clockwise from north headed the counter-clockwise-from-+x angle
+# `declination_deg` too, with nothing in the file to tell the two apart; a new header (not a
+# comment line, which csv.DictReader, numpy.genfromtxt(names=True) and pandas.read_csv would
+# take for the header) makes an old file's column read by its old name and fails a script
+# that reads today's by the old one, instead of it reading an angle of the other convention.
+# Its SD (the same in both conventions) keeps the `sd_` + name pairing of every other column.
+CSV_HEADERS = {"declination_deg": "declination_cw_from_north_deg",
+               "sd_declination_deg": "sd_declination_cw_from_north_deg"}
+# the entry's direction columns say their conventions too, to whoever opens the file
+DIRECTION_NAMES = {
+    "declination_deg": "declination, clockwise from north (+y) towards east (+x)",
+    "inclination_deg": "inclination, positive downward (-z)",
+}
 HIGHER_ORDER_COLUMNS = ("higher_order_chi2", "higher_order_p", "higher_order_resolved")
 NEEDED = ("grain", "mx_A_per_m", "my_A_per_m", "mz_A_per_m", "volume_um3", "x_um", "y_um",
           "z_um")
