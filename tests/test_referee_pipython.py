@@ -270,3 +270,31 @@ def test_gcsdevice_with_the_socket_gateway_works_too() -> None:
         pitools.waitontarget(dev, axes="1", polldelay=0.01)
         assert dev.qPOS("1")["1"] == pytest.approx(13.0)
         del dev  # its __del__ closes the gateway (closing it twice raises inside PIPython)
+
+
+def test_a_parameter_the_controller_lacks_gets_no_answer_as_pipython_expects() -> None:
+    """`SPA?` for a parameter a controller lacks: no reply, error 54 (unknown parameter) left
+    for `ERR?`. PIPython's own `getparam` is written for it: it takes the timeout (-7), reads
+    `ERR?` to clear the error and returns None. The C-884 has parameter 0x50 (velocity for
+    reference moves: our driver asks for it only where `HPA?` lists it); the E-727 has not.
+    An unknown command gets no reply either, and error 2."""
+    with served_port("C-884") as (backend, port), connected(port) as dev:
+        velocity = backend.world.stage.reference_velocity("1") / 1e-3  # mm/s
+        assert dev.getparam(0x50, "1") == pytest.approx(velocity)
+        assert dev.qSPA("1", 0x50)["1"][0x50] == pytest.approx(velocity)
+        assert "0x00000050=" in dev.qHPA()
+        assert dev.qERR() == 0
+    with served_port("E-727") as (_, port), connected(port) as dev:
+        dev.timeout = 300  # ms: the wait for a reply that does not come
+        assert "0x00000050=" not in dev.qHPA()
+        assert dev.getparam(0x50, "1") is None
+        assert dev.qERR() == 0  # getparam read the error
+        with pytest.raises(GCSError) as err:
+            dev.ReadGCSCommand("SPA? 1 0x50")
+        assert err.value.val == -7  # a timeout: nothing came
+        assert dev.qERR() == 54  # unknown parameter
+        with pytest.raises(GCSError) as err:
+            dev.ReadGCSCommand("XYZ?")
+        assert err.value.val == -7
+        assert dev.qERR() == 2  # unknown command
+        assert dev.qPUN("1") == {"1": "\u00b5m"}  # the next query gets its own answer
