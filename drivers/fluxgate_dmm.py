@@ -8,6 +8,10 @@ nothing but its value (`FORM:READ:CHAN|TIME|UNIT|ALAR OFF`: a unit left by its l
 have turned them on), and reads all three with `READ?`. The field is
 B = scale @ (V - offset) with the profile's calibration (sample frame, T/V and V).
 A reading of +9.9E+37 is the multimeter's overload mark: an error, never a field.
+
+At connect the error queue is read (`SYST:ERR?`) before anything is sent: what an earlier
+program left there is neither taken for one of our commands nor cleared unseen, but kept in
+the snapshot (`errors_at_connect`: `smm-daq check`, the scan's metadata).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ OVERLOAD_MARK = 9.9e37
 OVERRANGE = 1.2  # a range reads up to 120 % of itself, beyond it the overload mark
 NPLC = 1  # integration time in power-line cycles
 FORMAT_FLAGS = ("CHAN", "TIME", "UNIT", "ALAR")
+ERROR_QUEUE_READS = 20  # SYST:ERR? at most this often in a row (the 34970A keeps 10, then -350)
 
 
 def parse_error(reply: str) -> tuple[int, str]:
@@ -69,6 +74,7 @@ class DMMFluxgate(Magnetometer):
         self.link = link
         self.settings = settings
         self.scan_list = "(@" + ",".join(str(c) for c in settings.channels) + ")"
+        self.errors_at_connect: list[str] = []  # the queue as found at connect, then cleared
 
     @classmethod
     def from_profile(
@@ -87,6 +93,7 @@ class DMMFluxgate(Magnetometer):
         fluxgate = cls(link, settings)
         try:
             fluxgate.identify()
+            fluxgate.errors_at_connect = fluxgate.read_errors()
             fluxgate.configure()
         except BaseException:
             fluxgate.close()
@@ -102,14 +109,19 @@ class DMMFluxgate(Magnetometer):
         self.link.write(";".join(f"FORM:READ:{flag} OFF" for flag in FORMAT_FLAGS))
         self.check_errors()
 
-    def check_errors(self) -> None:
-        """Raise InstrumentError with the first queued error, if any (the queue is emptied)."""
+    def read_errors(self) -> list[str]:
+        """The queued errors ('<code> <message>'), oldest first; reading empties the queue."""
         errors = []
-        for _ in range(20):
+        for _ in range(ERROR_QUEUE_READS):
             code, text = self.link.query("SYST:ERR?", parse_error, destructive=True)
             if code == 0:
                 break
             errors.append(f"{code} {text}")
+        return errors
+
+    def check_errors(self) -> None:
+        """Raise InstrumentError with the queued errors, if any (the queue is emptied)."""
+        errors = self.read_errors()
         if errors:
             raise InstrumentError("; ".join(errors), instrument=self.link.name)
 
@@ -136,6 +148,7 @@ class DMMFluxgate(Magnetometer):
             "channels": list(self.settings.channels),
             "volts_V": volts.tolist(),
             "field_T": field.tolist(),
+            "errors_at_connect": "; ".join(self.errors_at_connect) or "none",
         }
 
     def close(self) -> None:

@@ -384,7 +384,13 @@ class SimulatedBackend:
         return cls(profile, RealTimeClock(time_scale), world_options)
 
     def serve_tcp(self) -> EmulatorServer:
-        """Start serving every instrument on its own loopback TCP port (see `tcp_server`)."""
+        """Start serving every instrument on its own loopback TCP port (see `tcp_server`).
+
+        The sample's field is computed once first, so its compiled code is ready before any
+        client connects: otherwise the first command waits a second or more for it (more on
+        a loaded machine), and a client whose connect-time query times out quietly (PIPython
+        asks `CSV?` to tell the GCS version) takes that late reply for its next query's."""
+        self.world.bz_noiseless([self.clock.now()])
         return EmulatorServer(dict(self._endpoints)).start()
 
     def endpoint(self, address: str) -> Emulator:

@@ -17,6 +17,8 @@ Both modes drive the coil (resistance R of the coil model) physically:
 - current mode: the output current follows `CURR`, within the compliance |`VOLT`| / R;
 - voltage mode: the output voltage is `VOLT` (bipolar), so the coil carries V/R, limited to
   ±|`CURR`|, the current limit in this mode.
+`CURR?` and `VOLT?` return the value as programmed, sign included, in either mode (the
+manual: "returns the programmed current (Current mode) or current limit (Voltage mode)").
 Errors go to the SCPI error queue read by `SYST:ERR?` (`0,"No error"` when empty; 16 deep,
 then -350 "Queue overflow") and set the standard event status bits (-1xx command error,
 -2xx execution error, -3xx device-specific error): -104 data type error, -109 missing
@@ -212,8 +214,8 @@ class KepcoBOPEmulator(Emulator):
             return
         if self.mode == "CURR":
             self.current_setting = value
-        else:
-            self.limit_current = abs(value)
+        else:  # kept as programmed (CURR? returns it), acting as the limit ±|value|
+            self.limit_current = value
         self._apply()
 
     def _set_voltage(self, arg: str) -> None:

@@ -1,8 +1,9 @@
 """Emulator of the Stanford Research SR860 500 kHz DSP lock-in amplifier.
 
 Follows the SR860 manual, chapter 4 (Programming), command reference: reference (FREQ,
-FREQINT, FREQEXT?, FREQDET?, SLVL, SOFF, PHAS, HARM, HARMDUAL, RSRC, RTRG, REFZ, TBMODE,
-TBSTAT?), display (DBLK, DLAY), signal input (IVMD, ISRC, ICUR, ICPL, IGND, IRNG, ILVL?),
+FREQINT, FREQEXT?, FREQDET?, SLVL, SOFF, REFM, PHAS, HARM, HARMDUAL, RSRC, RTRG, REFZ,
+TBMODE, TBSTAT?, and the presets PSTF, PSTA, PSTL), display (DBLK, DLAY, GSPD, CGRF), signal
+input (IVMD, ISRC, ICUR, ICPL, IGND, IRNG, ILVL?),
 filters (OFLT, OFSL, SYNC, ENBW?, ADVFILT), gain and offsets (SCAL, COFP, CEXP, COFA, APHS,
 ASCL, ARNG), aux I/O (OAUX?, AUXV), outputs (OUTP?, SNAP?, SNAPD?, CDSP), status (*CLS, *ESE,
 *ESR?, *SRE, *STB?, *OPC?, LIAE, LIAS?, CUROVLDSTAT?) and the capture buffer (CAPTURELEN,
@@ -53,6 +54,8 @@ SAMPLES_PER_TIME_CONSTANT = 10.0
 CAPTURE_KB_MAX = 4096
 CAPTUREGET_KB_MAX = 64
 CAPTURE_VARIABLES = (("X",), ("X", "Y"), ("R", "T"), ("X", "Y", "R", "T"))  # CAPTURECFG 0..3
+PRESETS = 4  # PSTF, PSTA, PSTL i: i = 0..3, the F1..F4, A1..A4, L1..L4 buttons
+CHART_SPEEDS = 17  # GSPD 0..16: 0.5 s .. 2 days per horizontal division
 # OUTP?/SNAP?/CDSP parameters 0..16 and their names (upper case = the short form).
 PARAMETERS = (
     "X", "Y", "R", "THeta", "IN1", "IN2", "IN3", "IN4", "XNOise", "YNOise", "OUT1", "OUT2",
@@ -129,6 +132,12 @@ class SR860Emulator(SRSLockInEmulator):
         self.timebase_mode = 0
         self.screen_blanked = False
         self.screen_layout = 0
+        self.sine_dc_mode = 0  # REFM: 0 common, 1 difference (where SOFF's level appears)
+        self.chart_speed = 0  # GSPD
+        self.chart_shown = [True] * 4  # CGRF: DAT1..DAT4 drawn on the strip chart
+        self.preset_frequencies = [1e3] * PRESETS  # PSTF (power-on values assumed)
+        self.preset_amplitudes = [1.0] * PRESETS  # PSTA
+        self.preset_levels = [0.0] * PRESETS  # PSTL
         self.input_source = 0  # ISRC: 0 A, 1 A−B
         self.data_channels = [0, 1, 2, 3]
         self._apply_input()
@@ -334,6 +343,14 @@ class SR860Emulator(SRSLockInEmulator):
         add("TBSTAT", self.reading(lambda: "1"))  # 1: the internal timebase in use
         add("DBLK", self.flag("screen_blanked"))
         add("DLAY", self.indexed("screen_layout", 6))
+        add("GSPD", self.indexed("chart_speed", CHART_SPEEDS))
+        add("CGRF", self._listed("chart_shown", lambda text: bool(index(text, 2)), int))
+        add("REFM", self.indexed("sine_dc_mode", 2))
+        add("PSTF", self._listed("preset_frequencies",
+                                 lambda text: in_range(text, *self.FREQ_RANGE)))
+        add("PSTA", self._listed("preset_amplitudes",
+                                 lambda text: in_range(text, *self.AMPLITUDE_RANGE)))
+        add("PSTL", self._listed("preset_levels", lambda text: in_range(text, -5.0, 5.0)))
         add("IVMD", self._input_setting("current_mode"))
         add("ISRC", self._input_setting("input_source"))
         add("ICUR", self._input_setting("current_gain_index"))
@@ -372,6 +389,22 @@ class SR860Emulator(SRSLockInEmulator):
             if query:
                 raise BadCommand("no query form")
             run(args)
+            return None
+
+        return handler
+
+    def _listed(self, attr: str, parse: Callable[[str], object],
+                shown: Callable[[object], object] = lambda v: f"{v:.6g}") -> Handler:
+        """A setting held per index i in the list attribute `attr`: `CMD i, x` sets (x parsed
+        by `parse`), `CMD? i` reads (as `shown` gives it)."""
+
+        def handler(query: bool, args: list[str]) -> str | None:
+            values = getattr(self, attr)
+            if query:
+                return str(shown(values[index(one(args), len(values))]))
+            if len(args) != 2:
+                raise BadValue(",".join(args))
+            values[index(args[0], len(values))] = parse(args[1])
             return None
 
         return handler

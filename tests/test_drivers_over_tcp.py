@@ -115,3 +115,33 @@ def test_an_error_query_whose_reply_is_lost_is_not_asked_again() -> None:
                 supply.link.close()
         finally:
             proxy.close()
+
+
+def test_an_error_an_earlier_program_left_in_the_multimeter_is_reported_not_ours() -> None:
+    """Another program leaves the 34970A with a refused channel list queued (-222). Our driver
+    connecting over TCP reads the queue before its first command: the connect passes (the
+    error is not taken for ours) and the snapshot says what was found."""
+    import pyvisa
+
+    with served("simulator.toml") as (backend, resources):
+        f = backend.profile.fluxgate
+        resource = resources[f.link.address]
+        manager = pyvisa.ResourceManager("@py")
+        try:
+            other = manager.open_resource(resource, read_termination="\n",
+                                          write_termination="\n", timeout=5000)  # fmt: skip
+            other.write("CONF:VOLT:DC 10,DEF,(@1,2,3)")  # not how a 34970A numbers channels
+            assert other.query("*OPC?") == "1"  # taken before the program ends
+            other.close()
+        finally:
+            manager.close()
+        fluxgate = DMMFluxgate.from_profile(
+            replace(f, link=replace(f.link, address=resource)),
+            clock=SystemClock(), open_transport=pure_python,
+        )  # fmt: skip
+        try:
+            assert fluxgate.errors_at_connect == ["-222 Data out of range"]
+            assert fluxgate.snapshot()["errors_at_connect"] == "-222 Data out of range"
+            assert fluxgate.read_errors() == []  # cleared at connect
+        finally:
+            fluxgate.close()

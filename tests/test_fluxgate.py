@@ -31,6 +31,7 @@ def settings() -> FluxgateSettings:
 
 OPENING = [
     ("*IDN?", IDN),
+    ("SYST:ERR?", '+0,"No error"'),  # nothing left by an earlier program
     ("*CLS", None),
     ("CONF:VOLT:DC 10,DEF,(@101,102,103)", None),
     ("VOLT:DC:NPLC 1,(@101,102,103)", None),
@@ -65,6 +66,20 @@ def test_garbled_readings_are_retried_then_lost(reply: str) -> None:
     assert t.clears == 3
 
 
+def test_errors_an_earlier_program_left_are_read_before_anything_is_sent_and_kept() -> None:
+    """The queue as found at connect is read first (oldest first), then cleared: a connect
+    does not fail for an error that is not ours, nor lose it; the snapshot reports it."""
+    left = [("SYST:ERR?", '-113,"Undefined header"'), ("SYST:ERR?", '-222,"Data out of range"'),
+            ("SYST:ERR?", '+0,"No error"')]
+    t = ScriptedTransport([OPENING[0], *left, *OPENING[2:],
+                           ("READ?", "+1.0E+00,+2.0E+00,+3.0E+00")])
+    fluxgate = DMMFluxgate.from_profile(settings(), clock=VirtualClock(), open_transport=opener(t))
+    assert fluxgate.errors_at_connect == ["-113 Undefined header", "-222 Data out of range"]
+    assert fluxgate.snapshot()["errors_at_connect"] == (
+        "-113 Undefined header; -222 Data out of range")
+    assert t.done()
+
+
 def test_overload_mark_is_an_error_not_a_field() -> None:
     fluxgate, _ = scripted([("READ?", "+1.0E+00,+9.90000000E+37,+2.0E+00")])
     with pytest.raises(InstrumentError, match="beyond the 10 V range"):
@@ -73,7 +88,7 @@ def test_overload_mark_is_an_error_not_a_field() -> None:
 
 def test_a_queued_scpi_error_after_configuring_is_reported() -> None:
     t = ScriptedTransport(
-        [*OPENING[:5], ("SYST:ERR?", '-222,"Data out of range"'), ("SYST:ERR?", '+0,"No error"')]
+        [*OPENING[:6], ("SYST:ERR?", '-222,"Data out of range"'), ("SYST:ERR?", '+0,"No error"')]
     )
     with pytest.raises(InstrumentError, match="-222 Data out of range"):
         DMMFluxgate.from_profile(settings(), clock=VirtualClock(), open_transport=opener(t))

@@ -424,6 +424,40 @@ def test_pymeasure_sr860_settings_and_readings(fresh: Served) -> None:
     assert (lia.front_panel, lia.screen_layout) == ("1", "2")
 
 
+def test_pymeasure_sr860_sine_dc_mode_chart_and_presets(fresh: Served) -> None:
+    """REFM (where the sine output's DC level appears), the strip chart (GSPD, CGRF) and the
+    F/A/L preset buttons (PSTF, PSTA, PSTL i, x): PyMeasure reads each and writes the ones it
+    spells as the manual does (a space after the mnemonic). Its `horizontal_time_div` setter
+    sends "GSDP", which no SR860 knows: a command error, the setting kept."""
+    lia = pymeasure(PyMeasureSR860, fresh.resources["sr860"])
+    assert lia.dcmode == "COM"
+    lia.dcmode = "DIF"
+    assert lia.dcmode == "DIF"
+    for k in range(1, 5):
+        assert getattr(lia, f"strip_chart_dat{k}") == "1"
+        setattr(lia, f"strip_chart_dat{k}", "0")
+        assert getattr(lia, f"strip_chart_dat{k}") == "0"
+    lia.frequencypreset1 = 2500.0
+    lia.frequencypreset2 = 123456.0
+    lia.sine_amplitudepreset4 = 0.125
+    lia.sine_dclevelpreset2 = -1.5
+    lia.sine_dclevelpreset3 = 4.25
+    assert (lia.frequencypreset1, lia.frequencypreset2) == (2500.0, 123456.0)
+    assert lia.sine_amplitudepreset4 == 0.125
+    assert (lia.sine_dclevelpreset2, lia.sine_dclevelpreset3) == (-1.5, 4.25)
+    for k in range(1, 5):  # every preset reads back a number
+        for name in ("frequencypreset", "sine_amplitudepreset", "sine_dclevelpreset"):
+            assert isinstance(getattr(lia, f"{name}{k}"), float)
+    assert int(lia.ask("*ESR?")) == 0  # nothing refused so far
+    assert lia.horizontal_time_div == 0
+    lia.horizontal_time_div = 3  # sent as "GSDP 3"
+    assert int(lia.ask("*ESR?")) & (1 << 5)  # command error
+    assert lia.horizontal_time_div == 0
+    lia.write("PSTF 0, 600000")  # beyond 500 kHz
+    assert int(lia.ask("*ESR?")) & (1 << 4)  # execution error, the preset kept
+    assert lia.frequencypreset1 == 2500.0
+
+
 # --- physics through a third-party client, and our own drivers over TCP ---------------------
 
 

@@ -135,6 +135,21 @@ def test_a_lockin_interface_the_address_can_reach_is_kept(
     lockin = parse_profile(text, Path("/lab/p.toml")).lockin
     assert (lockin.link.address, lockin.interface) == (address, interface)
 
+def test_a_lockin_interface_is_refused_for_an_sr860(repo: Path) -> None:
+    """The SR860 has no OUTX: it answers each query on the port the query came in on, so the
+    key, which its driver cannot act on, is refused rather than silently ignored."""
+    text = _lab(repo, "TCPIP0::10.0.0.5::4001::SOCKET", "rs232").replace(
+        'implementation = "sr830"', 'implementation = "sr860"')
+    with pytest.raises(InputError) as err:
+        parse_profile(text, Path("/lab/p.toml"))
+    message = str(err.value)
+    assert "/lab/p.toml" in message
+    assert ("key 'lockin.interface' is 'rs232'; expected no key for an SR860: it answers each "
+            "query on the port the query came in on (it has no OUTX)") in message
+    without = _edited(repo, 'implementation = "sr830"', 'implementation = "sr860"')
+    assert parse_profile(without, Path("/lab/p.toml")).lockin.interface is None
+
+
 def test_missing_key_and_missing_file(repo: Path, tmp_path: Path) -> None:
     text = _edited(repo, "height_um = 100.0\n", "")
     with pytest.raises(InputError, match=r"sensor\.height_um' is missing"):

@@ -114,6 +114,30 @@ def test_pymeasure_kepco_voltage_mode_drives_v_over_r_within_the_current_limit(r
         supply.adapter.close()
 
 
+def test_pymeasure_kepco_reads_back_a_negative_current_limit_as_programmed(rig) -> None:
+    """In voltage mode CURR sets the current limit, ±|CURR| around zero; CURR? returns the
+    value as programmed (the BOP manuals: "returns the programmed current ... or current limit
+    (Voltage mode)"), as VOLT? returns a negative compliance in current mode."""
+    _, resources = rig
+    supply = bop(resources["coil_y"])
+    try:
+        supply.reset()
+        supply.clear()
+        supply.operating_mode = "VOLT"
+        supply.current_setpoint = -1.0  # the limit: ±1 A
+        assert supply.current_setpoint == pytest.approx(-1.0)
+        supply.voltage_setpoint = 5.0  # 2.5 A wanted into 2 Ω: the limit holds 1 A
+        supply.output_enabled = True
+        assert settle(supply, 1.0) == pytest.approx(1.0, abs=1e-3)
+        supply.operating_mode = "CURR"
+        supply.voltage_setpoint = -8.0  # the compliance in current mode, ±8 V
+        assert supply.voltage_setpoint == pytest.approx(-8.0)
+        assert supply.check_errors() == []
+        supply.output_enabled = False
+    finally:
+        supply.adapter.close()
+
+
 def test_a_coil_current_shows_on_the_fluxgate_channels(rig) -> None:
     backend, resources = rig
     supply = bop(resources["coil_z"])

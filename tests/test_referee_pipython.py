@@ -269,4 +269,59 @@ def test_gcsdevice_with_the_socket_gateway_works_too() -> None:
         dev.MOV("1", 13.0)
         pitools.waitontarget(dev, axes="1", polldelay=0.01)
         assert dev.qPOS("1")["1"] == pytest.approx(13.0)
-        del dev  # its __del__ closes the gateway (closing it twice raises inside PIPython)
+        # PIPython keeps each device's connection callback in one list that every gateway
+        # shares, which holds the device alive (its __del__ never runs) and calls it at every
+        # later connect anywhere: its GCS detection then writes to this closed connection
+        # (BrokenPipeError in the next test). Forgotten, the device's __del__ closes the
+        # gateway (closing it twice raises inside PIPython).
+        PISocket.unregister_connection_status_changed_callback(dev.connection_status_changed)
+        del dev
+
+
+def test_a_parameter_the_controller_lacks_gets_no_answer_as_pipython_expects() -> None:
+    """`SPA?` for a parameter a controller lacks: no reply, error 54 (unknown parameter) left
+    for `ERR?`. PIPython's own `getparam` is written for it: it takes the timeout (-7), reads
+    `ERR?` to clear the error and returns None. The C-884 has parameter 0x50 (velocity for
+    reference moves: our driver asks for it only where `HPA?` lists it); the E-727 has not.
+    An unknown command gets no reply either, and error 2."""
+    with served_port("C-884") as (backend, port), connected(port) as dev:
+        velocity = backend.world.stage.reference_velocity("1") / 1e-3  # mm/s
+        assert dev.getparam(0x50, "1") == pytest.approx(velocity)
+        assert dev.qSPA("1", 0x50)["1"][0x50] == pytest.approx(velocity)
+        assert "0x00000050=" in dev.qHPA()
+        assert dev.qERR() == 0
+    with served_port("E-727") as (_, port), connected(port) as dev:
+        dev.timeout = 300  # ms: the wait for a reply that does not come
+        assert "0x00000050=" not in dev.qHPA()
+        assert dev.getparam(0x50, "1") is None
+        assert dev.qERR() == 0  # getparam read the error
+        with pytest.raises(GCSError) as err:
+            dev.ReadGCSCommand("SPA? 1 0x50")
+        assert err.value.val == -7  # a timeout: nothing came
+        assert dev.qERR() == 54  # unknown parameter
+        with pytest.raises(GCSError) as err:
+            dev.ReadGCSCommand("XYZ?")
+        assert err.value.val == -7
+        assert dev.qERR() == 2  # unknown command
+        assert dev.qPUN("1") == {"1": "\u00b5m"}  # the next query gets its own answer
+
+
+def test_a_served_world_has_its_field_code_compiled_before_any_client_connects() -> None:
+    """In a fresh interpreter the first field computation compiles its code (a second or
+    more); were that left to the first command a client sends, PIPython's connect-time
+    `CSV?` could time out on a loaded machine, and the late "2.0" be read as the start of
+    the `*IDN?` reply it sends next (an answer with a bare line feed inside: GCSError)."""
+    import subprocess
+    import sys
+
+    code = (
+        "from simulators.backend import SimulatedBackend\n"
+        "from smm_daq.analysis import forward\n"
+        "from smm_daq.instruments.profile import load_profile\n"
+        "server = SimulatedBackend.serving(load_profile(), time_scale=1.0).serve_tcp()\n"
+        "server.close()\n"
+        "print(sorted(n for n, f in vars(forward).items() if getattr(f, 'signatures', None)))\n"
+    )
+    found = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                           text=True, timeout=120, check=True)  # fmt: skip
+    assert found.stdout.strip() not in ("", "[]"), found.stderr

@@ -99,9 +99,10 @@ class LockInSettings:
     grounding: str = "float"  # input shield: "float" or "ground"
     reserve: str = "normal"  # SR830 dynamic reserve: "high", "normal" or "low_noise"
     sync_filter: bool = False  # synchronous filter (acts below 200 Hz)
-    # SR830: the rear-panel port the link reaches, "rs232" or "gpib" (its replies go only to
-    # the one `OUTX` names); None: inferred from the address (ASRL/serial: RS-232, else GPIB),
-    # which cannot tell a serial-to-Ethernet server's socket in front of its RS-232 port.
+    # SR830 only: the rear-panel port the link reaches, "rs232" or "gpib" (its replies go only
+    # to the one `OUTX` names); None: inferred from the address (ASRL/serial: RS-232, else
+    # GPIB), which cannot tell a serial-to-Ethernet server's socket in front of its RS-232
+    # port. Refused for an SR860, which has no OUTX (it answers where each query came from).
     interface: str | None = None
 
 
@@ -388,6 +389,12 @@ def _lockin(r: _Reader, *, simulated: bool) -> LockInSettings:
         interface=r.string("interface", choices=LOCKIN_INTERFACES)
         if "interface" in r.table else None,
     )
+    if s.interface is not None and s.link.implementation == "sr860":
+        # the SR830 sends its replies to the one port OUTX names; the SR860 has no OUTX and
+        # answers each query on the port it came in on, so its driver would ignore the key
+        raise r.fail("interface", s.interface,
+                     "no key for an SR860: it answers each query on the port the query came "
+                     "in on (it has no OUTX); the key names the port an SR830's replies go to")
     port = None if simulated else _port_of(s.link.address)  # simulated: the emulator's name
     if s.interface is not None and port not in (None, s.interface):
         # the driver would send every reply to the port the link does not reach (OUTX)
