@@ -566,14 +566,15 @@ class PIGCSStage(Stage, FlyStage):
                 self._referencing = False
                 raise ConnectStopped(
                     f"the reference move of axes {pending} was stopped by the operator "
-                    f"({'#24' if '#24' in commands else 'STP'}) before it ended; the axes are "
-                    "not referenced", instrument=self.name)
-            if self.clock.now() >= deadline:
-                self._command("STP", allowed=(0, 10))
+                    f"({self._stop_command()}) before it ended; the axes are not referenced",
+                    instrument=self.name)
+            if self.clock.now() >= deadline:  # stopped as the operator's stop is
+                self.stop()
+                self._referencing = False
                 raise InstrumentTimeout(
                     f"axes {pending} not referenced within {timeout:.3g} s (reference "
-                    f"velocity {velocity * 1e3:.3g} mm/s)", instrument=self.name
-                )
+                    f"velocity {velocity * 1e3:.3g} mm/s); stopped ({self._stop_command()})",
+                    instrument=self.name)
             self.clock.sleep(max(self.poll_interval, 0.05))
         self._referencing = False
 
@@ -786,11 +787,15 @@ class PIGCSStage(Stage, FlyStage):
         even if a line was cut off half-sent), else STP; error 10 then is expected. The reply
         to the check after it lost (`ReplyUnknown`: not asked again, reading clears it), the
         stop, harmless twice, is sent once more and checked."""
-        command = STOP_ALL if "#24" in self._commands else "STP"
+        command = STOP_ALL if self._stop_command() == "#24" else "STP"
         try:
             self._command(command, allowed=(0, 10))
         except ReplyUnknown:
             self._command(command, allowed=(0, 10))
+
+    def _stop_command(self) -> str:
+        """How `stop` stops, as the manual names it: '#24' or 'STP'."""
+        return "#24" if "#24" in self._commands else "STP"
 
     def snapshot(self) -> dict[str, object]:
         return {
