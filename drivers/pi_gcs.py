@@ -37,7 +37,6 @@ from smm_daq.errors import (
     ConnectStopped,
     InputError,
     InstrumentError,
-    InstrumentLost,
     InstrumentTimeout,
     ProtocolError,
     RangeError,
@@ -72,6 +71,10 @@ MAX_VELOCITY = 0.01  # m/s: the fastest velocity setting accepted unless the pro
 SERVO_CYCLE_RANGE = (1e-7, 0.1)  # s: any GCS controller's servo update time
 RECORDER_POINTS_RANGE = (2, 2**24)  # any GCS data recorder's points per table
 STOPPED_CODES = (0, 10)  # what ERR? answers after STP: 10, the controller stopped by command
+# `stop_alone`'s marker: every GCS controller answers *IDN? (kept for GPIB compatibility), sets
+# no error doing so, and its reply, one line with commas, is like no error code
+MARKER = "*IDN?"
+MAX_LEFT_LINES = 64  # lines an earlier program's unread reply may hold, read past at most
 ERROR_CODES = (0, 99_999)  # what ERR? answers (negative codes are the PC library's own)
 
 # Meanings of the controller error codes (PI GCS error list) this driver can meet.
@@ -105,6 +108,31 @@ class GCSLink(Link):
             return parse([line.strip() for line in lines])
 
         return self._attempt(action, command)
+
+    def replies_until(self, command: str, is_marker: Callable[[list[str]], bool], *,
+                      ahead: int) -> list[list[str]]:
+        """The replies read (each its lines, stripped) before the first that `is_marker` takes
+        for the reply to `command`, sent earlier by `write`, with at least `ahead` replies
+        before it. Never asked again, as a destructive query: one lost, or more than
+        MAX_LEFT_LINES lines before it, `ReplyUnknown`."""
+
+        def action() -> list[list[str]]:
+            replies: list[list[str]] = []
+            lines: list[str] = []  # of the reply being read
+            while True:
+                for line in self._split(self.transport.read()):
+                    lines.append(line)
+                    if line.endswith(" "):
+                        continue
+                    reply, lines = [x.strip() for x in lines], []
+                    if len(replies) >= ahead and is_marker(reply):
+                        return replies
+                    replies.append(reply)
+                if sum(map(len, replies)) + len(lines) > MAX_LEFT_LINES + ahead:
+                    raise ProtocolError(f"no reply to {command!r} among "
+                                        f"{sum(map(len, replies)) + len(lines)} lines")
+
+        return self._attempt(action, command, destructive=True)
 
     @staticmethod
     def _split(text: str) -> list[str]:
@@ -180,6 +208,14 @@ def parse_gcs_idn(reply: str) -> Identity:
     if vendor.lower().startswith("(c)"):
         vendor = vendor[3:].lstrip("0123456789 ")
     return Identity(vendor=vendor, model=parts[-3], serial=parts[-2], firmware=parts[-1])
+
+
+def _is_identity(reply: list[str]) -> bool:
+    """Whether `reply` is a GCS controller's `*IDN?` reply."""
+    try:
+        return len(reply) == 1 and bool(parse_gcs_idn(reply[0]))
+    except ProtocolError:
+        return False
 
 
 def _header_value(header: dict[str, list[str]], key: str, lines: list[str]) -> str:
@@ -328,47 +364,51 @@ class PIGCSStage(Stage, FlyStage):
 
         The controller keeps only its last error, and the stop sets its own (10): an error an
         earlier program left pending (1024, the servo switched off on a position error) would
-        be replaced unread. So `ERR?` goes first, its reply read only once `STP` has been
-        sent behind it: the stop waits for no reply, and that error is returned as found
-        before the stop, apart from the stop's own check. Raises `InstrumentError` when the
-        controller does not answer (two replies lost in a row) or refuses the stop. `clock`
-        is unused (a stop does not wait); it is there as in `from_profile`.
+        be replaced unread. So `ERR?` goes first, `STP` right behind it (the stop waits for no
+        reply), then the stop's own check (`ERR?`) and a marker (`*IDN?`); that error is
+        returned as found before the stop, apart from the stop's own check. Raises
+        `InstrumentError` when the controller does not answer (the replies lost, then the stop
+        sent once more and its check lost too) or refuses the stop. `clock` is unused (a stop
+        does not wait); it is there as in `from_profile`.
 
-        On a serial line a reply an earlier program left unread (it died between a query and
-        its reply) would put every reply one behind: the stop said failed with the pending
-        error as its own. What the link holds is dropped first; one that comes late anyway
-        leaves a check that is not the stop's (0 or 10), and it is taken for the error from
-        before where the reply after it is the stop's."""
+        A reply an earlier program left unread (it died between a query and its reply) would
+        put every reply one behind: the stop said failed with the pending error as its own, or
+        a stale 0 or 10 taken for either. What the link holds is dropped first (a device clear
+        on GPIB and USB); one that comes late anyway is told apart by the marker: the replies
+        are read until the marker's, whose reply is like no other, and the two just before it
+        are the error from before and the stop's check, whatever came ahead of them. A client
+        waits for each reply, so a killed one leaves at most one unread (of one or more
+        lines): a marker-like reply it left has fewer than two before it and is read past."""
         name = f"PI stage at {settings.link.address}"
-        link = Link((open_transport or _hardware_transport)(settings.link.address, settings.link),
-                    name=name, retries=settings.link.retries)
+        link = GCSLink((open_transport or _hardware_transport)(settings.link.address,
+                                                               settings.link),
+                       name=name, retries=settings.link.retries)
 
-        def error(reply: str) -> int:
-            return parse_int(reply, what="integer GCS error code", within=ERROR_CODES)
+        def error(reply: list[str]) -> int | None:
+            """The error code `reply` gives; None where it is garbled."""
+            try:
+                return parse_int(reply[0] if len(reply) == 1 else "",
+                                 what="integer GCS error code", within=ERROR_CODES)
+            except ProtocolError:
+                return None
 
         def stop() -> int:
             link.write("STP")
-            return link.query("ERR?", error, destructive=True)
+            return link.query("ERR?", lambda r: parse_int(r, what="integer GCS error code",
+                                                          within=ERROR_CODES), destructive=True)
 
         try:
             link.discard_input()
-            link.write("ERR?")
-            link.write("STP")
+            for command in ("ERR?", "STP", "ERR?", MARKER):
+                link.write(command)
             try:
-                before: int | None = link.reply("ERR?", error)
-            except ReplyUnknown:
-                before = None
-            try:
-                code = link.query("ERR?", error, destructive=True)
-            except ReplyUnknown:  # its check's reply lost (not asked again): sent once more,
-                if before is None:  # unless the reply before was lost too: no answer at all
-                    raise
-                code = stop()
-            if code not in STOPPED_CODES:  # one reply behind? the stop's check comes next
-                with contextlib.suppress(InstrumentLost):  # none: the check was the stop's
-                    after = link.reply("ERR?", error)
-                    if after in STOPPED_CODES:
-                        before, code = code, after
+                *_, ahead, check = link.replies_until(MARKER, _is_identity, ahead=2)
+            except ReplyUnknown:  # the stop sent once more and checked; lost again: raised
+                before, code = None, stop()
+            else:
+                before, code = error(ahead), error(check)
+                if code is None:  # the check garbled: the stop sent once more and checked
+                    code = stop()
         finally:
             link.close()
         if code not in STOPPED_CODES:
@@ -566,14 +606,15 @@ class PIGCSStage(Stage, FlyStage):
                 self._referencing = False
                 raise ConnectStopped(
                     f"the reference move of axes {pending} was stopped by the operator "
-                    f"({'#24' if '#24' in commands else 'STP'}) before it ended; the axes are "
-                    "not referenced", instrument=self.name)
-            if self.clock.now() >= deadline:
-                self._command("STP", allowed=(0, 10))
+                    f"({self._stop_command()}) before it ended; the axes are not referenced",
+                    instrument=self.name)
+            if self.clock.now() >= deadline:  # stopped as the operator's stop is
+                self.stop()
+                self._referencing = False
                 raise InstrumentTimeout(
                     f"axes {pending} not referenced within {timeout:.3g} s (reference "
-                    f"velocity {velocity * 1e3:.3g} mm/s)", instrument=self.name
-                )
+                    f"velocity {velocity * 1e3:.3g} mm/s); stopped ({self._stop_command()})",
+                    instrument=self.name)
             self.clock.sleep(max(self.poll_interval, 0.05))
         self._referencing = False
 
@@ -786,11 +827,15 @@ class PIGCSStage(Stage, FlyStage):
         even if a line was cut off half-sent), else STP; error 10 then is expected. The reply
         to the check after it lost (`ReplyUnknown`: not asked again, reading clears it), the
         stop, harmless twice, is sent once more and checked."""
-        command = STOP_ALL if "#24" in self._commands else "STP"
+        command = STOP_ALL if self._stop_command() == "#24" else "STP"
         try:
             self._command(command, allowed=(0, 10))
         except ReplyUnknown:
             self._command(command, allowed=(0, 10))
+
+    def _stop_command(self) -> str:
+        """How `stop` stops, as the manual names it: '#24' or 'STP'."""
+        return "#24" if "#24" in self._commands else "STP"
 
     def snapshot(self) -> dict[str, object]:
         return {

@@ -26,7 +26,7 @@ from typing import ClassVar
 import numpy as np
 
 from drivers.link import parse_float, parse_int, shown
-from drivers.srs_lockin import SLOPE_12_DB, SRSLockIn, start_within
+from drivers.srs_lockin import SLOPE_12_DB, SRSLockIn, line_time, start_within
 from drivers.transports import BITS_PER_BYTE, SERIAL_PREFIX
 from smm_daq.errors import ProtocolError
 from smm_daq.instruments.interfaces import BufferedLockIn, BufferLimits, BufferTrace
@@ -162,7 +162,9 @@ class SR830(SRSLockIn, BufferedLockIn):
         self.link.write("STRT")  # no reply: SPTS? right after bounds when storage began
         stored = self._stored()
         return start_within(before, self.clock.now(), stored, rate, query="SPTS?",
-                            instrument=self.link.name, pixel_time=pixel_time)
+                            instrument=self.link.name, pixel_time=pixel_time,
+                            line_s=line_time(self.link.transport,
+                                             ("STRT", "SPTS?", str(BUFFER_POINTS))))
 
     def _stored(self) -> int:
         n = self.link.query("SPTS?", lambda r: parse_int(r, what="buffer point count"))

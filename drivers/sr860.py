@@ -23,7 +23,7 @@ from typing import ClassVar
 import numpy as np
 
 from drivers.link import parse_float, parse_int, shown
-from drivers.srs_lockin import SLOPE_12_DB, SRSLockIn, start_within
+from drivers.srs_lockin import SLOPE_12_DB, SRSLockIn, line_time, start_within
 from smm_daq.errors import ProtocolError
 from smm_daq.instruments.interfaces import BufferedLockIn, BufferLimits, BufferTrace
 from smm_daq.instruments.profile import LockInSettings
@@ -180,8 +180,10 @@ class SR860(SRSLockIn, BufferedLockIn):
         before = self.clock.now()
         self.link.write("CAPTURESTART ONE,IMM")  # no reply: CAPTUREBYTES? bounds the start
         stored = self._captured_bytes() // BYTES_PER_SAMPLE
+        line_s = line_time(self.link.transport, ("CAPTURESTART ONE,IMM", "CAPTUREBYTES?",
+                                                  str(CAPTURE_KB * 1024)))
         return start_within(before, self.clock.now(), stored, rate, query="CAPTUREBYTES?",
-                            instrument=self.link.name, pixel_time=pixel_time)
+                            instrument=self.link.name, pixel_time=pixel_time, line_s=line_s)
 
     def _capture_rate(self) -> float:
         return self.link.query("CAPTURERATE?", lambda r: parse_float(

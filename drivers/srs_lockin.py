@@ -55,44 +55,69 @@ def parse_pair(reply: str) -> tuple[float, float]:
 
 
 # The span a software start is known within (`start_within`) is bounded by `start_bound`:
-# START_PIXELS of the fly line's pixel time, never less than START_FLOOR_S (s). A healthy
-# link's round trip of a start and a count query is a few ms on GPIB and up to about 50 ms on
-# RS-232 at 9600 baud behind a USB adapter (16 ms latency timer each way) or a GPIB-Ethernet
-# bridge; the floor allows half as much again, so a slow healthy link never fails its fly
-# lines. A wider span (a stalled link) is refused, so the start is retried.
+# START_PIXELS of the fly line's pixel time, never less than what a healthy link takes. A
+# healthy link's round trip of a start and a count query is a few ms on GPIB, and on a serial
+# line the time its bytes take at the baud rate (`line_time`) and a USB adapter's latency
+# timer each way (LINK_LATENCY_S), or a GPIB-Ethernet bridge's as much; the floor allows half
+# as much again (START_MARGIN), and never less than START_FLOOR_S: an SR830's 17 bytes at 9600
+# baud (18 ms) and the latency make about 50 ms, so 75 ms. At slower rates the bytes alone take
+# longer (at 1200 baud 142 ms, at 300 baud 0.57 s): the floor grows with them, so a slow
+# healthy line never fails its fly lines. A wider span (a stalled link) is refused, so the
+# start is retried.
 START_PIXELS = 0.5
 START_FLOOR_S = 0.075
+START_MARGIN = 1.5
+LINK_LATENCY_S = 0.032  # a USB-serial adapter's 16 ms latency timer, each way
 
 
-def start_bound(pixel_time: float | None) -> float:
+def line_time(transport: object, messages: tuple[str, ...]) -> float:
+    """Seconds `messages`, each with its one-byte terminator, take on `transport`'s serial line
+    at its baud rate (`baud_rate`); 0 where it has none (GPIB, USB, Ethernet)."""
+    baud = getattr(transport, "baud_rate", None)
+    if not baud:
+        return 0.0
+    return sum(len(m) + 1 for m in messages) * transports.BITS_PER_BYTE / float(baud)
+
+
+def start_bound(pixel_time: float | None, line_s: float = 0.0) -> float:
     """The widest span (s) a buffer's software start may be known within, for fly lines of
-    `pixel_time` s per pixel (None: not known, the floor). The start is placed at the span's
-    middle, so it is at most half the bound off: a quarter of a pixel where pixels are longer
-    than START_FLOOR_S / START_PIXELS (0.15 s), and START_FLOOR_S / 2 (0.75 pixel at 0.05 s
-    per pixel) below, where the floor a slow healthy link needs rules; shorter pixels than
-    that are placed within a pixel only by the trigger start."""
+    `pixel_time` s per pixel (None: not known, the floor) on a link whose start command, count
+    query and count reply take `line_s` s at its baud rate (`line_time`). The start is placed
+    at the span's middle, so it is at most half the bound off: a quarter of a pixel where
+    pixels are longer than twice the floor (0.15 s on GPIB, or an SR830 at 9600 baud), and
+    half the floor (0.75 pixel at 0.05 s per pixel) below, where the floor a slow healthy link
+    needs rules; shorter pixels than that are placed within a pixel only by the trigger
+    start."""
+    floor = max(START_FLOOR_S, START_MARGIN * (LINK_LATENCY_S + line_s))
     if pixel_time is None:
-        return START_FLOOR_S
-    return max(START_FLOOR_S, START_PIXELS * pixel_time)
+        return floor
+    return max(floor, START_PIXELS * pixel_time)
 
 
 def start_within(before: float, after: float, stored: int, rate: float, *, query: str,
-                 instrument: str, pixel_time: float | None = None) -> float:
+                 instrument: str, pixel_time: float | None = None,
+                 line_s: float = 0.0) -> float:
     """When a buffer started without a trigger, from the rig's clock `before` its start
     command was sent and `after` the reply to `query` came, that reply counting `stored`
     samples at `rate` (Hz): the start was not before the command, nor later than `stored` - 1
     sample periods before the reply. The middle of that span, where it is no wider than
-    `start_bound(pixel_time)`; ProtocolError (so the start is retried) where it is wider."""
+    `start_bound(pixel_time, line_s)`; ProtocolError (so the start is retried) where it is
+    wider."""
     latest = after - max(stored - 1, 0) / rate
     if latest < before:
         raise ProtocolError(
             f"{query} held {stored} samples {after - before:.3g} s after the buffer's start; "
             f"at {rate:g} Hz it holds at most {math.floor((after - before) * rate) + 1}",
             instrument=instrument)
-    bound = start_bound(pixel_time)
+    bound = start_bound(pixel_time, line_s)
     if latest - before > bound:
-        rule = ("" if pixel_time is None or bound == START_FLOOR_S else
-                f", {START_PIXELS:g} of the {pixel_time:g} s pixel")
+        floor = start_bound(None, line_s)
+        if pixel_time is not None and bound > floor:
+            rule = f", {START_PIXELS:g} of the {pixel_time:g} s pixel"
+        elif bound > START_FLOOR_S:
+            rule = f", what a healthy link takes with {line_s:.3g} s of bytes at its baud rate"
+        else:
+            rule = ""
         raise ProtocolError(
             f"the buffer's start is known only within {latest - before:.3g} s ({query} held "
             f"{stored} samples {after - before:.3g} s after the start command); expected "

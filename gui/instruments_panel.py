@@ -656,9 +656,10 @@ class InstrumentsPanel(QtWidgets.QWidget):
         rig = self.holder.rig
         if self.holder.busy:
             self.stopDuringScan.emit()
-        elif self.holder.stop_connect():  # no rig yet: the connect's reference move stops
-            self.message.setText("Stop: stopping the stage's reference move; the connect "
-                                 "then fails, the axes left unreferenced.")
+        elif self.holder.stop_connect():  # no rig yet: the connect stops, and fails
+            self.message.setText("Stop: the connect stops (a reference move under way stops "
+                                 "short, the axes left unreferenced) and fails, the stage "
+                                 "stopped and the coils at their safe state.")
         elif rig is not None:  # moves do not wait, so the stop is next in the rig's thread
             def stop() -> None:
                 # where it stops is where the next jog starts, on a controller that does not

@@ -99,9 +99,10 @@ class RigHolder(QtCore.QObject):
         return True
 
     def stop_connect(self) -> bool:
-        """Stop what the connect under way moves (the stage's reference move): the connect then
-        fails, saying so. False, nothing done, when no connect is under way. The stop is sent
-        by the connect itself, within a poll of the move (the rig's thread is busy with it)."""
+        """Stop the connect under way: the connect then fails, saying so, the rig made safe.
+        False, nothing done, when no connect is under way. The stop is sent by the connect
+        itself (the rig's thread is busy with it): within a poll of the stage's reference move,
+        or, where none runs, once every instrument has connected (`open_rig`)."""
         if not self.connecting:
             return False
         self._connect_stop.request()

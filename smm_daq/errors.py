@@ -61,9 +61,10 @@ class RangeError(InstrumentError, ValueError):
 
 
 class ConnectStopped(SmmError):
-    """The operator stopped a move that connecting had started (a reference move): raised
-    only once the driver has stopped it (its stop checked), or before the move started; the
-    connect failed, the move stopped short."""
+    """The operator stopped a connect: a move it had started (a reference move), raised only
+    once the driver has stopped it (its stop checked), or before the move started, the move
+    stopped short; or, where no such move ran, the connect itself, once every instrument had
+    connected (the rig then made safe and closed, its stage stopped). The connect failed."""
 
     def __init__(self, message: str, *, instrument: str | None = None) -> None:
         self.instrument = instrument

@@ -28,7 +28,10 @@ SLOW_LINK_S = 0.06  # RS-232 at 9600 baud behind a USB adapter: a slow link, not
 
 class StallingStart:
     """The lock-in's transport: the start command reaches the lock-in `stall` s late on the
-    rig's clock (0: at once); `taken_at` is the rig-clock time it was passed on."""
+    rig's clock (0: at once); `taken_at` is the rig-clock time it was passed on. A serial
+    line's `baud_rate`, where set (None: a bus that has none)."""
+
+    baud_rate: int | None = None
 
     def __init__(self, rig: Rig, command: str, stall: float) -> None:
         self.transport = rig.lockin.link.transport  # type: ignore[attr-defined]
@@ -139,6 +142,39 @@ def test_the_start_is_bounded_by_a_part_of_the_pixel_with_a_floor(
                                 pixel_time=pixel_time)
     assert f"expected within {bound:g} s" in str(err.value), str(err.value)
     assert start_bound(pixel_time) == pytest.approx(bound)
+
+
+# (the start command, the count query and the longest count reply) of each model
+EXCHANGE = {"sr830": ("STRT", "SPTS?", "16383"),
+            "sr860": ("CAPTURESTART ONE,IMM", "CAPTUREBYTES?", "4194304")}
+SLOW_BAUD = 1200  # an SR830's RS-232 goes down to 300 baud
+ADAPTER_LATENCY_S = 0.032  # a USB-serial adapter's latency timer, 16 ms each way
+
+
+def test_on_a_slow_serial_line_the_floor_allows_the_time_its_bytes_take(
+        rig: Rig, model: str) -> None:
+    """At 1200 baud the start command and the count reply alone take 92 ms (SR830) or 0.24 s
+    (SR860), and an adapter's latency 32 ms more: a healthy line, which a fixed 75 ms floor
+    refused on every retry, so no fly line could start. The floor follows the baud rate (the
+    exchange's bytes and the latency, half as much again); a start stalled well beyond that
+    is still refused."""
+    start = _stalling(rig, model, 0.0)
+    start.baud_rate = SLOW_BAUD
+    command, _, reply = EXCHANGE[model]
+    per_byte = 10 / SLOW_BAUD  # a start bit, eight data bits, a stop bit
+    start.stall = (len(command) + len(reply) + 2) * per_byte + ADAPTER_LATENCY_S
+    assert start.stall > START_FLOOR_S
+    started = rig.lockin.start_buffer(on_trigger=False,  # type: ignore[attr-defined]
+                                      pixel_time=0.05)
+    assert start.taken_at is not None
+    bound = 1.5 * (ADAPTER_LATENCY_S + sum(len(m) + 1 for m in EXCHANGE[model]) * per_byte)
+    assert abs(started - (start.taken_at + BUS_LATENCY_S)) <= bound / 2
+    start.stall = bound + 0.01
+    with pytest.raises(ProtocolError) as err:
+        rig.lockin.start_buffer(on_trigger=False,  # type: ignore[attr-defined]
+                                pixel_time=0.05)
+    assert f"expected within {bound:.6g} s" in str(err.value), str(err.value)
+    assert "at its baud rate" in str(err.value), str(err.value)
 
 
 def test_a_fly_scan_bounds_its_starts_by_its_pixel_time(rig: Rig, model: str,

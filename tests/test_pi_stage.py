@@ -321,6 +321,23 @@ def test_the_reference_velocity_is_asked_for_only_where_the_controller_lists_it(
                  clock=LeapingClock(), reference_on_connect=True)
 
 
+def test_a_reference_move_that_times_out_is_stopped_by_24_as_the_operators_stop_is():
+    """A reference move that outlasts its timeout may have left the controller's line parser
+    busy: the stop is the single byte #24 where the controller lists it (acted on at once,
+    like the operator's stop during a connect), sent once, never the line command STP."""
+    listed = help_reply(*BASIC, "PUN?", "FRF", "FRF?", "RON", "#24")
+    poll = ("FRF? 1 2 3", "1=1 \n2=0 \n3=0")
+    script = [("ERR?", "0"), ("HLP?", listed), *CONNECT[2:], poll,
+              ("RON 2 1 3 1", None), ("ERR?", "0"), ("FRF 2 3", None), ("ERR?", "0"),
+              poll, poll, ("\x18", None), ("ERR?", "10")]
+    t = LineTransport(script)
+    with pytest.raises(InstrumentTimeout, match=r"within 41 s .*; stopped \(#24\)"):
+        PIGCSStage(t, axes=("1", "2", "3"), axis_sign=(1, 1, 1), travel=TRAVEL, velocity=2e-3,
+                   clock=LeapingClock(), reference_on_connect=True)
+    assert not t.script and t.closed
+    assert "STP" not in t.sent and t.sent.count("\x18") == 1
+
+
 # -- against the emulators: an E-727 in µm (flexure travel) and a C-884 in mm (referenced) ----
 
 FINE = np.array([[0.0, 1.8e-3], [0.0, 1.8e-3], [0.0, 0.4e-3]])

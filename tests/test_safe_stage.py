@@ -178,13 +178,13 @@ def test_a_first_stop_whose_check_lost_its_reply_is_sent_again(monkeypatch) -> N
     asked again: reading clears it) is no "could not be reached"; the stop is sent again."""
     profile = load_profile(C884_PROFILE)
     sent: list[str] = []
-    # replies read: the error from before the stop (0), then the stop's check (1)
+    # replies read: the error from before the stop (0), the stop's check (1), the marker (2)
     _on_the_stage_link(monkeypatch, profile.stage.link.address, sent,
                        answer=lambda k, reply: "garbage" if k == 1 else reply)
     _, stage = make_rig_safe(profile)
     assert stage.safe, stage.state
     assert "could not be reached" not in stage.state
-    assert [c for c in sent if c != READ][:5] == ["ERR?", "STP", "ERR?", "STP", "ERR?"]
+    assert [c for c in sent if c != READ][:6] == ["ERR?", "STP", "ERR?", "*IDN?", "STP", "ERR?"]
 
 
 def _left_pending(backend: Any, p: Any) -> None:

@@ -72,9 +72,11 @@ class LeftOver(PortWrapper):
 
 
 class SlowLine(PortWrapper):
-    """Written bytes wait in the port's output buffer and go out a command at a time, as the
-    line moves while the host waits: at each read that finds nothing arrived, and each look
-    at `out_waiting`. A reset of the output buffer drops what has not gone out."""
+    """Written bytes wait in the port's output buffer and go out as the line moves while the
+    host waits: a command at each look at `out_waiting`, and at each read that finds nothing
+    arrived, the commands up to the next query (one with a reply to wait for; a timeout's
+    wait is far longer than a few commands take). A reset of the output buffer drops what
+    has not gone out."""
 
     def __init__(self, port: Any) -> None:
         super().__init__(port)
@@ -84,11 +86,13 @@ class SlowLine(PortWrapper):
         self._unsent.extend(data)
         return len(data)
 
-    def _send_one(self) -> None:
+    def _send_one(self) -> bytes:
         end = self._unsent.find(b"\n") + 1
+        command = bytes(self._unsent[:end])
         if end:
-            self._port.write(bytes(self._unsent[:end]))
+            self._port.write(command)
             del self._unsent[:end]
+        return command
 
     @property
     def out_waiting(self) -> int:
@@ -104,7 +108,8 @@ class SlowLine(PortWrapper):
 
     def _waited(self) -> None:
         if not self._port.in_waiting:
-            self._send_one()
+            while (command := self._send_one()) and not command.rstrip().endswith(b"?"):
+                pass
 
     def read(self, size: int = 1) -> bytes:
         self._waited()
@@ -192,16 +197,58 @@ def test_a_left_reply_that_comes_late_leaves_the_stop_and_the_error_said_right(
     assert stopped.found.startswith(PENDING), stopped.found
 
 
+IDN = b"(c)2017 Physik Instrumente (PI) GmbH & Co. KG, C-884.4DC, 0117012345, 01.00.03.06\n"
+# (a killed program's reply that comes late, the error pending before the stop, what is found)
+LATE = {
+    # its stop's check (10), the error since read: taken for the error before the stop, it
+    # was said held from before, and the error before (0) taken for the stop's check
+    "stop-check": (b"10\n", 0, ""),
+    # a three-axis POS? reply: its first line taken for the error before the stop, said lost
+    "pos-reply": (b"1=12.5000000 \n2=3.0000000 \n3=0.1000000\n", 15, PENDING),
+    # an *IDN? reply, like the marker: read past (too few replies before it)
+    "idn-reply": (IDN, 15, PENDING),
+}
+
+
+@pytest.mark.parametrize("case", LATE)
+def test_a_late_left_reply_is_told_apart_by_the_marker_after_the_stop(
+        served: ServedStage, case: str) -> None:
+    """A killed program's reply that comes after what was waiting was dropped: the replies are
+    read up to the marker's (*IDN?, sent after the stop and its check), and the two just
+    before it are the error before the stop and the stop's check, whatever came ahead."""
+    stale, pending, found = LATE[case]
+    if not pending:
+        served.backend.endpoint(load_profile(C884_PROFILE).stage.link.address).handle("ERR?")
+    stopped = served.stop_alone(lambda port: LeftOver(port, stale, late=True))
+    assert not served.moving()
+    assert stopped.done == "every axis stopped (STP)"
+    assert stopped.found.startswith(found) if found else stopped.found == "", stopped.found
+
+
 def test_a_garbled_error_reply_never_drops_the_stop_still_going_out(
         served: ServedStage) -> None:
     """The reply to the ERR? sent ahead of the stop garbled, while STP is still in the port's
-    output buffer (9 ms at 9600 baud): the clear after it let STP go out, not dropped it, so
-    the stage is stopped by the first STP."""
+    output buffer (9 ms at 9600 baud): the stage is stopped by the first STP, and the error
+    before it said unknown."""
     served.proxy.garble(1)
     stopped = served.stop_alone(SlowLine)
     assert not served.moving()
     assert stopped.done == "every axis stopped (STP)"
     assert "from before the stop is unknown" in stopped.found, stopped.found
+
+
+def test_a_clear_lets_a_stop_still_in_the_output_buffer_go_out(served: ServedStage) -> None:
+    """A clear after a failed exchange (a garbled reply) drops what has arrived, never a stop
+    written just before and not yet sent at the baud rate."""
+    transport = open_transport(served.settings.link.address, served.settings.link,
+                               visa_library="@py")
+    _wrap(transport, SlowLine)
+    try:
+        transport.write("STP")
+        transport.clear()
+    finally:
+        transport.close()
+    assert not served.moving()
 
 
 class Blocked(PortWrapper):

@@ -7,7 +7,9 @@ binds it to the thread that connects (`bound`), and a driver whose connect moves
 asks `requested()` before it starts the move and between its polls while it waits for the
 move: then it stops the move itself (on its own link, so no second thread talks to the
 instrument) and fails the connect with `ConnectStopped`. Drivers that move nothing at connect
-never ask.
+never ask; a stop no driver took (no reference move ran) fails the connect once every
+instrument has connected, and the rig is made safe as after any failed connect, its stage
+stopped (a move a killed program left running goes on until then).
 """
 
 from __future__ import annotations

@@ -270,7 +270,10 @@ def open_rig(
     closed; the error then carries a note (`add_note`) saying whether the rig is safe, as
     `statement` words it (`looked_at_statement` for a command that moves nothing). `stop`,
     requested from another thread while connecting, stops a move the connect started (the
-    stage's reference move) and fails the connect with `ConnectStopped`.
+    stage's reference move) and fails the connect with `ConnectStopped`; requested while
+    nothing the connect started moves (a stage that needs no reference move, or before or
+    after it), the connect fails alike once every instrument has connected, the rig made safe
+    as after any failure: a move an earlier program left running is stopped too.
     """
     sections = {"coils": profile.coils, "stage": profile.stage, "lockin": profile.lockin}
     if profile.fluxgate is not None:
@@ -297,6 +300,10 @@ def open_rig(
             for role, cls in classes.items():
                 opened[role] = _open_instrument(profile, role, cls, sections[role], clock,
                                                 open_transport)
+        if stop is not None and stop.requested:  # a stop no driver's move took: the rig's
+            raise ConnectStopped("connecting was stopped by the operator; the rig is not "
+                                 "opened, and is made safe (the stage stopped, whatever moves "
+                                 "it) and closed")
     except BaseException as exc:
         try:
             # a stage whose connect was stopped (`ConnectStopped`) has stopped its own move
