@@ -150,19 +150,40 @@ def _made_by_us(creator: str) -> bool:
     return creator.split(" ", 1)[0] == PROGRAM_NAME
 
 
-def not_ours(f: h5py.File) -> str | None:
+def _holds_nothing(f: h5py.File) -> bool:
+    """An empty HDF5 file: no object and no attribute, nothing another program could lose."""
+    return not (len(f) or len(f.attrs))
+
+
+def _made(creator: str) -> str:
+    return f"creator {creator!r}" if creator else "no creator recorded"
+
+
+def not_ours(f: h5py.File, *, besides: str = "") -> str | None:
     """Why the open file `f` is not an smm-daq session file, or None when it is one (every
-    release writes "smm-daq VERSION" to the root's `creator`) or holds nothing at all (an
-    empty HDF5 file: nothing in it another program could lose)."""
+    release writes "smm-daq VERSION" to the root's `creator`) or holds nothing at all
+    (`_holds_nothing`). `besides`: what else keeps it from being written, said with it."""
     creator = text(f.attrs.get("creator", ""))
-    if _made_by_us(creator) or not (len(f) or len(f.attrs)):
+    if _made_by_us(creator) or _holds_nothing(f):
         return None
-    made = f"creator {creator!r}" if creator else "no creator recorded"
-    return (f"is not an {PROGRAM_NAME} session file ({made}: another program's HDF5 file); "
-            "give a new file name: nothing was changed")
+    return (f"is not an {PROGRAM_NAME} session file ({_made(creator)}: another program's HDF5 "
+            f"file){besides}; give a new file name: nothing was changed")
 
 
-def require_ours(path: str | Path) -> None:
+def _open_to_judge(p: Path) -> h5py.File | None:
+    """`p` opened read-only to tell whose file it is (`not_ours`), without HDF5's locks and in
+    SWMR mode where it is marked open; None when it cannot be opened (its caller's open says
+    what is wrong with it)."""
+    marked = marked_open(p)
+    if marked:
+        _check_superblock(p)  # else an SWMR open retries a damaged one for minutes
+    try:
+        return h5py.File(p, "r", locking=False, swmr=marked)
+    except OSError:
+        return None
+
+
+def require_ours(path: str | Path, *, besides: str = "") -> None:
     """InputError unless `path` is missing, an smm-daq session file or an empty HDF5 file
     (`not_ours`): smm-daq adds nothing to another program's file, whose root `default` and
     layout are that program's. A file that cannot be opened is left to the caller's open,
@@ -170,15 +191,11 @@ def require_ours(path: str | Path) -> None:
     p = Path(path)
     if not p.is_file():
         return
-    marked = marked_open(p)
-    if marked:
-        _check_superblock(p)  # else an SWMR open retries a damaged one for minutes
-    try:
-        f = h5py.File(p, "r", locking=False, swmr=marked)
-    except OSError:
+    f = _open_to_judge(p)
+    if f is None:
         return
     with f:
-        reason = not_ours(f)
+        reason = not_ours(f, besides=besides)
     if reason:
         raise InputError(reason, source=str(p))
 
@@ -230,8 +247,7 @@ def _file_lock(path: Path, *, exclusive: bool) -> Iterator[None]:
             try:
                 fd = os.open(path, os.O_RDWR if exclusive else os.O_RDONLY)
             except OSError as exc:
-                raise InputError(f"cannot open for {'writing' if exclusive else 'reading'} "
-                                 f"({exc.strerror})", source=str(path)) from None
+                raise _CannotOpen(exclusive, exc.strerror or str(exc), str(path)) from None
             stack.callback(os.close, fd)  # closing the descriptor releases the lock
             kind = fcntl.F_WRLCK if exclusive else fcntl.F_RDLCK  # type: ignore[union-attr]
             with contextlib.suppress(OSError):  # a file system without such locks (some NFS)
@@ -239,6 +255,38 @@ def _file_lock(path: Path, *, exclusive: bool) -> Iterator[None]:
         elif path.exists():
             with contextlib.suppress(OSError, InputError):  # none: threads still take turns
                 stack.enter_context(_machine_lock(path))
+        yield
+
+
+class _CannotOpen(InputError):
+    """The file cannot be opened here for writing (`writing`) or reading, and `reason` why
+    (the system's words: "Permission denied", "Read-only file system")."""
+
+    def __init__(self, writing: bool, reason: str, source: str) -> None:
+        self.writing, self.reason = writing, reason
+        super().__init__(f"cannot open for {'writing' if writing else 'reading'} ({reason})",
+                         source=source)
+
+
+@contextlib.contextmanager
+def _writers_lock(p: Path, *, repairing: bool = False) -> Iterator[None]:
+    """`_file_lock` for a writer or a repair. A file that cannot be opened for writing here
+    and is another program's is refused as another program's first (`not_ours`), with why it
+    cannot be written said beside it: a new file name is what its user needs, not the right
+    to write it."""
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(_file_lock(p, exclusive=True))
+        except _CannotOpen as exc:
+            besides = f", and cannot be opened for writing here either ({exc.reason})"
+            if not repairing:
+                require_ours(p, besides=besides)
+            else:
+                f = _open_to_judge(p)
+                if f is not None:
+                    with f:
+                        _check_repairable(f, p, besides=besides)
+            raise
         yield
 
 
@@ -428,7 +476,7 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
         if not create:
             _check_exists(p)
         _create(p)
-    with _file_lock(p, exclusive=True):
+    with _writers_lock(p):
         require_ours(p)  # before anything, a repair too, touches the file
         if marked_open(p):
             _name_removed(p, _repair_locked(p, only_ours=True))
@@ -450,7 +498,7 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
             ) from None
         f = h5py.File(fid)
         try:
-            if not (len(f) or len(f.attrs)):  # an empty HDF5 file: made a session file
+            if _holds_nothing(f):  # an empty HDF5 file: made a session file
                 _init_root(f, p)
             yield f
             f.flush()
@@ -620,7 +668,8 @@ def repair(path: str | Path, *, only_ours: bool = False) -> Repaired:
     """
     p = Path(path)
     _check_exists(p)
-    with _file_lock(p, exclusive=True):
+    lock = _writers_lock(p, repairing=True) if only_ours else _file_lock(p, exclusive=True)
+    with lock:
         return _repair_locked(p, only_ours=only_ours)
 
 
@@ -636,12 +685,8 @@ def _repair_locked(p: Path, *, only_ours: bool = False) -> Repaired:
     try:
         src = _open_for_repair(p, cleared)
         try:
-            creator = text(src.attrs.get("creator", ""))
-            if only_ours and not _made_by_us(creator):
-                raise InputError(
-                    f"was not made by {PROGRAM_NAME} (creator {creator or 'not recorded'!r}); "
-                    f"expected an {PROGRAM_NAME} session file: nothing was changed (`h5clear "
-                    "-s` clears the open-for-write mark of any HDF5 file)", source=str(p))
+            if only_ours:
+                _check_repairable(src, p)
             busy = live_writers(src)
             if busy:
                 raise InputError(
@@ -692,6 +737,18 @@ def _repair_locked(p: Path, *, only_ours: bool = False) -> Repaired:
             "then try again; it is as it was", source=str(p)) from None
     done.removed[:], done.kept[:] = remove_leftovers(p)
     return done
+
+
+def _check_repairable(f: h5py.File, p: Path, *, besides: str = "") -> None:
+    """InputError unless the open file `f` (at `p`) is one a repair of smm-daq's rewrites: an
+    smm-daq session file, or an empty HDF5 file, which every writer makes one (`not_ours`).
+    `besides`: what else keeps it from being repaired, said with it."""
+    creator = text(f.attrs.get("creator", ""))
+    if not (_made_by_us(creator) or _holds_nothing(f)):
+        raise InputError(
+            f"was not made by {PROGRAM_NAME} ({_made(creator)}){besides}; expected an "
+            f"{PROGRAM_NAME} session file: nothing was changed (`h5clear -s` clears the "
+            "open-for-write mark of any HDF5 file)", source=str(p))
 
 
 def _name_removed(p: Path, done: Repaired) -> None:
