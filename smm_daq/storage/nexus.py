@@ -74,7 +74,9 @@ from smm_daq.storage.staging import (
     clear_unfinished,
     cut_off_entries,
     entry_listed,
+    held_as,
     key_after_clearing,
+    kind_held,
     left_by_a_writer,
     link_in_the_way,
     link_not_written_over,
@@ -334,9 +336,12 @@ def _check_replaceable(f: h5py.File, name: str, key: str, sources: Sequence[str]
     if link is not None:  # said as what it is: a link is no entry, whatever --overwrite says
         raise InputError(link, source=source)
     if not overwrite:
+        kind = kind_held(f, key)
+        never = not kind or kind in ACQUIRED_KINDS
         raise InputError(
-            f"entry '{name}' already exists; expected a new entry name (or --overwrite "
-            "to replace an analysis product)",
+            f"entry '{name}' already exists and is {held_as(kind)}; expected a new entry "
+            "name" + (", as it is never overwritten" if never
+                      else " (or --overwrite to replace it)"),
             source=source,
         )
     if not written_by_us(f, key):
