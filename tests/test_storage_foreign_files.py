@@ -180,30 +180,6 @@ def test_an_empty_file_left_open_for_write_is_read_written_and_repaired_as_an_em
         assert len(f) == 0  # still empty: nothing added by the repair
 
 
-@pytest.fixture
-def read_only(monkeypatch):
-    """Make a file read-only here: its mode, and, for root (whom modes do not stop), every
-    open of it for writing refused as the system refuses another user's."""
-    import errno
-    import os
-
-    real_open = os.open
-    paths: set[str] = set()
-
-    def refusing(path, flags, *args, **kwargs):
-        if os.fspath(path) in paths and flags & (os.O_WRONLY | os.O_RDWR):
-            raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
-        return real_open(path, flags, *args, **kwargs)
-
-    monkeypatch.setattr(os, "open", refusing)
-
-    def make(path: Path) -> None:
-        path.chmod(0o444)
-        paths.add(os.fspath(path))
-
-    yield make
-
-
 def test_a_read_only_file_of_another_program_is_refused_as_theirs(tmp_path, capsys, read_only):
     """Refused as another program's file (a new file name is what helps), its being
     read-only said beside: by the map and image writers, and by `repair` (they said only

@@ -78,7 +78,7 @@ from smm_daq.storage.staging import (
     settle_replacement,
 )
 from smm_daq.storage.strings import text
-from smm_daq.storage.superblock import clear_open_mark, superblock_intact
+from smm_daq.storage.superblock import MarkCleared, clear_open_mark, superblock_intact
 
 LIBVER = ("v110", "latest")
 FIXED_TEXT = h5py.string_dtype("utf-8", 64)  # for values rewritten while in SWMR mode
@@ -334,7 +334,9 @@ def open_read(path: str | Path) -> Iterator[h5py.File]:
 
     A file marked open-for-write is waited for when an smm-daq writer is at work (a line takes
     milliseconds to write) and repaired when its writer was killed; when it cannot be
-    repaired (it is read-only here, or a process still writes it), it is read in SWMR mode.
+    repaired (it is read-only here, another program's, or a process still writes it), it is
+    read in SWMR mode, or, its writer killed outside SWMR mode, as if its mark were cleared
+    (`MarkCleared`), the file left as it is.
     """
     p = Path(path)
     _check_exists(p)
@@ -352,6 +354,7 @@ def _open_read(p: Path) -> Iterator[h5py.File]:
                 _name_removed(p, repair(p, only_ours=True))  # else read in SWMR mode, as is
     # A plain open first: it fails at once on a truncated or foreign file, where an SWMR open
     # would sit in HDF5's read-retry loop for many minutes.
+    view = None
     try:
         f = _open_plain_after_writer(p)
     except OSError as plain:
@@ -375,16 +378,39 @@ def _open_read(p: Path) -> Iterator[h5py.File]:
         _check_superblock(p)
         try:
             f = h5py.File(p, "r", swmr=True)
-        except OSError as exc:
-            raise InputError(
-                f"cannot open as HDF5 ({_reason(exc)}); expected an smm-daq session file; "
-                f"if a program writing it was stopped, {REPAIR_HINT}",
-                source=str(p),
-            ) from None
+        except OSError:  # its writer was not in SWMR mode
+            f, view = _read_as_cleared(p)
     try:
         yield f
     finally:
         f.close()
+        if view is not None:
+            view.close()
+
+
+def _read_as_cleared(p: Path) -> tuple[h5py.File, MarkCleared]:
+    """A file marked open by a writer killed outside SWMR mode, which this process may not
+    repair (it is read-only here, or another program's): read as a repair reads it, as if its
+    mark were cleared (`MarkCleared`), the file left as it is; with the view to close after
+    it. InputError when a live process holds HDF5's write lock on it (its writer is at work,
+    not killed), or when it cannot be read so either."""
+    if _locked_by_a_writer(p):
+        raise InputError("is open for writing in another program (it holds HDF5's write lock); "
+                         "expected it closed", source=str(p))
+    try:
+        view = MarkCleared(p)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot be read ({exc}); expected an smm-daq session file",
+                         source=str(p)) from None
+    try:
+        return h5py.File(view, "r"), view
+    except OSError as exc:
+        view.close()
+        raise InputError(
+            f"cannot open as HDF5 ({_reason(exc)}); expected an smm-daq session file; "
+            f"if a program writing it was stopped, {REPAIR_HINT}",
+            source=str(p),
+        ) from None
 
 
 def _open_plain_after_writer(p: Path) -> h5py.File:
@@ -826,12 +852,15 @@ def _rebuild(src: h5py.Group, dst: h5py.Group) -> None:
             _rebuild(obj, dst.create_group(key, track_order=True))
             continue
         kw: dict[str, object] = {}
-        if obj.chunks is not None:
-            kw.update(chunks=obj.chunks, maxshape=obj.maxshape)
+        if obj.chunks is not None:  # kept resizable (a scan's runs grow on resume), and packed
+            kw.update(chunks=obj.chunks, maxshape=obj.maxshape, compression=obj.compression,
+                      compression_opts=obj.compression_opts, shuffle=obj.shuffle)
         if obj.fillvalue is not None and obj.dtype.kind in "biuf":
             kw["fillvalue"] = obj.fillvalue
-        if obj.shape is None or obj.ndim == 0 or obj.dtype.kind not in "biuf":
+        if obj.shape is None or obj.ndim == 0:
             new = dst.create_dataset(key, data=obj[()], dtype=obj.dtype)
+        elif obj.dtype.kind not in "biuf":  # strings: a few short values
+            new = dst.create_dataset(key, data=obj[()], dtype=obj.dtype, **kw)
         else:
             new = dst.create_dataset(key, shape=obj.shape, dtype=obj.dtype, **kw)
             rows = max(1, _COPY_ROWS // max(1, int(np.prod(obj.shape[1:]))))
