@@ -81,7 +81,21 @@ from smm_daq.storage.strings import text
 from smm_daq.storage.superblock import MarkCleared, clear_open_mark, superblock_intact
 
 LIBVER = ("v110", "latest")
-FIXED_TEXT = h5py.string_dtype("utf-8", 64)  # for values rewritten while in SWMR mode
+
+
+def fixed_text(size: int) -> h5py.Datatype:
+    """UTF-8 text of at most `size` - 1 bytes in a field of `size`, for a value rewritten
+    while in SWMR mode (which makes no new objects). Null-terminated, not null-padded as
+    h5py's fixed strings are: h5dump and other HDF5 tools show the text alone, not the
+    padding after it as '\\000' to the field's end."""
+    tid = h5py.h5t.C_S1.copy()
+    tid.set_size(size)
+    tid.set_strpad(h5py.h5t.STR_NULLTERM)
+    tid.set_cset(h5py.h5t.CSET_UTF8)
+    return h5py.Datatype(tid)
+
+
+FIXED_TEXT = fixed_text(64)  # a status, a time, a writer
 TEXT = h5py.string_dtype("utf-8")
 _CRASHED = "already open for write"  # HDF5's words for a file a killed writer left marked
 REPAIR_HINT = "`smm-daq repair FILE` makes it openable again without losing what was written"
@@ -231,6 +245,16 @@ def _flock_struct(kind: int) -> bytes:
     return struct.pack("@hhqqi4x", kind, os.SEEK_SET, 0, 0, 0)
 
 
+class _CannotOpen(InputError):
+    """The file cannot be opened here for writing or for reading, `reason` saying why in the
+    system's words ("Permission denied", "Read-only file system")."""
+
+    def __init__(self, writing: bool, reason: str, source: str) -> None:
+        self.reason = reason
+        super().__init__(f"cannot open for {'writing' if writing else 'reading'} ({reason})",
+                         source=source)
+
+
 @contextlib.contextmanager
 def _file_lock(path: Path, *, exclusive: bool) -> Iterator[None]:
     """An open-file-description lock on the whole file, waited for.
@@ -256,16 +280,6 @@ def _file_lock(path: Path, *, exclusive: bool) -> Iterator[None]:
             with contextlib.suppress(OSError, InputError):  # none: threads still take turns
                 stack.enter_context(_machine_lock(path))
         yield
-
-
-class _CannotOpen(InputError):
-    """The file cannot be opened here for writing (`writing`) or reading, and `reason` why
-    (the system's words: "Permission denied", "Read-only file system")."""
-
-    def __init__(self, writing: bool, reason: str, source: str) -> None:
-        self.writing, self.reason = writing, reason
-        super().__init__(f"cannot open for {'writing' if writing else 'reading'} ({reason})",
-                         source=source)
 
 
 @contextlib.contextmanager
@@ -834,6 +848,12 @@ def _open_for_repair(p: Path, cleared: Path) -> h5py.File:
 _COPY_ROWS = 1 << 22  # elements per block when copying a dataset
 
 
+def _file_type(obj: h5py.Dataset) -> object:
+    """A dataset's type as its file has it, for anything but numbers and booleans (whose
+    numpy type says it all): fixed strings null-terminated or null-padded, as they were."""
+    return obj.dtype if obj.dtype.kind in "biuf" else h5py.Datatype(obj.id.get_type())
+
+
 def _rebuild(src: h5py.Group, dst: h5py.Group) -> None:
     """Every attribute, group and dataset of `src` written anew under `dst`, and every link
     as the same link."""
@@ -857,10 +877,10 @@ def _rebuild(src: h5py.Group, dst: h5py.Group) -> None:
                       compression_opts=obj.compression_opts, shuffle=obj.shuffle)
         if obj.fillvalue is not None and obj.dtype.kind in "biuf":
             kw["fillvalue"] = obj.fillvalue
-        if obj.shape is None or obj.ndim == 0:
-            new = dst.create_dataset(key, data=obj[()], dtype=obj.dtype)
-        elif obj.dtype.kind not in "biuf":  # strings: a few short values
-            new = dst.create_dataset(key, data=obj[()], dtype=obj.dtype, **kw)
+        if obj.shape is None or obj.ndim == 0 or obj.dtype.kind not in "biuf":
+            # strings (a few short values) in the type they have, its padding too
+            new = dst.create_dataset(key, data=obj[()], dtype=_file_type(obj),
+                                     **(kw if obj.ndim else {}))
         else:
             new = dst.create_dataset(key, shape=obj.shape, dtype=obj.dtype, **kw)
             rows = max(1, _COPY_ROWS // max(1, int(np.prod(obj.shape[1:]))))

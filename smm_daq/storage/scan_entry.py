@@ -66,6 +66,7 @@ from smm_daq.instruments.profile import Profile
 from smm_daq.storage.h5file import (
     FIXED_TEXT,
     TEXT,
+    fixed_text,
     now_iso,
     open_read,
     require_swmr_format,
@@ -94,7 +95,7 @@ from smm_daq.storage.staging import (
 )
 from smm_daq.storage.units import split_units
 
-MESSAGE_TEXT = h5py.string_dtype("utf-8", 512)
+MESSAGE_TEXT = fixed_text(512)
 STATUSES = ("running", "paused", "finished", "aborted", "failed", "interrupted")
 ACTIVE = ("running", "paused", "interrupted")  # not ended: a live writer may hold it
 
