@@ -184,17 +184,26 @@ def not_ours(f: h5py.File, *, besides: str = "") -> str | None:
             f"file){besides}; give a new file name: nothing was changed")
 
 
-def _open_to_judge(p: Path) -> h5py.File | None:
-    """`p` opened read-only to tell whose file it is (`not_ours`), without HDF5's locks and in
-    SWMR mode where it is marked open; None when it cannot be opened (its caller's open says
+@contextlib.contextmanager
+def _opened_to_judge(p: Path) -> Iterator[h5py.File | None]:
+    """`p` opened read-only to tell whose file it is (`not_ours`), without HDF5's locks: in
+    SWMR mode where it is marked open, or, its writer killed outside SWMR mode, as if its
+    mark were cleared (`MarkCleared`); None when it cannot be opened (its caller's open says
     what is wrong with it)."""
     marked = marked_open(p)
     if marked:
         _check_superblock(p)  # else an SWMR open retries a damaged one for minutes
-    try:
-        return h5py.File(p, "r", locking=False, swmr=marked)
-    except OSError:
-        return None
+    with contextlib.ExitStack() as stack:
+        try:
+            f = h5py.File(p, "r", locking=False, swmr=marked)
+        except OSError:
+            f = None
+        if f is None and marked:
+            with contextlib.suppress(OSError, ValueError):
+                f = h5py.File(stack.enter_context(MarkCleared(p)), "r")
+        if f is not None:
+            stack.enter_context(f)  # closed before the view it reads
+        yield f
 
 
 def require_ours(path: str | Path, *, besides: str = "") -> None:
@@ -205,11 +214,8 @@ def require_ours(path: str | Path, *, besides: str = "") -> None:
     p = Path(path)
     if not p.is_file():
         return
-    f = _open_to_judge(p)
-    if f is None:
-        return
-    with f:
-        reason = not_ours(f, besides=besides)
+    with _opened_to_judge(p) as f:
+        reason = not_ours(f, besides=besides) if f is not None else None
     if reason:
         raise InputError(reason, source=str(p))
 
@@ -296,9 +302,8 @@ def _writers_lock(p: Path, *, repairing: bool = False) -> Iterator[None]:
             if not repairing:
                 require_ours(p, besides=besides)
             else:
-                f = _open_to_judge(p)
-                if f is not None:
-                    with f:
+                with _opened_to_judge(p) as f:
+                    if f is not None:
                         _check_repairable(f, p, besides=besides)
             raise
         yield
