@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import gc
 import io
 import os
@@ -9,7 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
@@ -217,3 +218,24 @@ def in_cuda_simulator():
         assert done.returncode == 0, done.stdout + done.stderr
 
     return run
+
+
+@pytest.fixture
+def read_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Path], None]]:
+    """Make a file read-only here: its mode, and, for root (whom modes do not stop), every
+    open of it for writing refused as the system refuses another user's."""
+    real_open = os.open
+    paths: set[str] = set()
+
+    def refusing(path: object, flags: int, *args: object, **kwargs: object) -> int:
+        if os.fspath(path) in paths and flags & (os.O_WRONLY | os.O_RDWR):
+            raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refusing)
+
+    def make(path: Path) -> None:
+        path.chmod(0o444)
+        paths.add(os.fspath(path))
+
+    yield make

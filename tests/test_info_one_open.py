@@ -85,19 +85,22 @@ def test_info_lists_each_noise_floor_as_read_from_the_map(
 def test_info_reads_the_noise_floors_in_its_one_listing_open(
         tmp_path: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """A map entry more costs `info` no open of the file: its noise floor is read in the
-    listing's open. The output is that of the same file read map by map."""
+    """A map entry or an MMT result more costs `info` no open of the file: a map's noise
+    floor and a result (its grains, model, σ and cond(Q)) are read in the listing's open.
+    The output is that of the same file read entry by entry."""
     path = _session(tmp_path)
     opens = _opens(monkeypatch, lambda: main(["info", str(path)]))
     capsys.readouterr()
+    copied = ("rem", "inf", "induced", "chi", "scan_mmt")
     with h5py.File(path, "a") as f:
-        for name in ("rem", "inf", "induced", "chi"):
+        for name in copied:
             f.copy(f[name], f"{name}_copy")
     assert _opens(monkeypatch, lambda: main(["info", str(path)])) == opens
     lines = {part[1]: part[2] for part in (line.split("  ", 2) for line in
                                             capsys.readouterr().out.splitlines())
              if len(part) == 3 and not part[0]}
-    for name in ("rem", "inf", "induced", "chi"):
+    assert "1 grain (cuboid), σ " in lines["scan_mmt"]
+    for name in copied:
         assert lines[f"{name}_copy"] == lines[name]
 
 

@@ -5,6 +5,8 @@ byte for byte as it was; an empty HDF5 file and an earlier release's file are wr
 from __future__ import annotations
 
 import struct
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import h5py
@@ -150,3 +152,75 @@ def test_one_whose_creator_only_begins_with_our_name_is_not_repaired_by_a_read(t
     with pytest.raises(InputError, match="smm-daq session file"):
         write_map_entry(path, _map(), kind="induced")
     assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("flags", [0x01, 0x05])  # left by a killed writer, SWMR or not
+def test_an_empty_file_left_open_for_write_is_read_written_and_repaired_as_an_empty_one(
+        tmp_path, capsys, flags):
+    """As an empty HDF5 file not marked: the reader, the check before a write, the writer
+    and `repair` all take it (the reader and the writer had refused it, each its own way,
+    while `require_ours` took it)."""
+    empty = tmp_path / "empty.h5"
+    with h5py.File(empty, "w", libver="latest"):
+        pass
+    _mark_open(empty, flags)
+    copy = tmp_path / "copy.h5"
+    copy.write_bytes(empty.read_bytes())
+    assert list_entries(empty) == []
+    check_new_entry(empty, "m", (), overwrite=False)
+    write_map_entry(empty, _map(), kind="induced")
+    assert not marked_open(empty)
+    with h5py.File(empty, "r") as f:
+        assert f.attrs["creator"].startswith("smm-daq ")  # a session file from now on
+    assert [e.name for e in list_entries(empty)] == ["m"]
+
+    assert main(["repair", str(copy)]) == 0, capsys.readouterr().err
+    assert "cleared the open-for-write mark" in capsys.readouterr().out
+    assert not marked_open(copy)
+    with h5py.File(copy, "r") as f:
+        assert len(f) == 0  # still empty: nothing added by the repair
+
+
+def test_a_read_only_file_of_another_program_is_refused_as_theirs(tmp_path, capsys, read_only):
+    """Refused as another program's file (a new file name is what helps), its being
+    read-only said beside: by the map and image writers, and by `repair` (they said only
+    'cannot open for writing (Permission denied)'); also left marked open by its writer,
+    killed in SWMR mode or outside it; smm-daq's own file for its permission."""
+    from smm_daq.analysis.optical import fit_affine
+    from smm_daq.storage.optical_entry import write_optical_entry
+
+    registration = fit_affine(np.array([[0.0, 0.0], [4.0, 0.0], [0.0, 3.0]]),
+                              np.array([[0.0, 0.0], [4e-5, 0.0], [0.0, 3e-5]]))
+    for flags in (0, 0x01, 0x05):  # closed, or left marked by a writer killed
+        folder = tmp_path / f"flags{flags}"
+        folder.mkdir()
+        path = folder / "theirs.h5"
+        _theirs(path, creator="another-daq 2.3")
+        if flags:
+            _mark_open(path, flags)
+        before = path.read_bytes()
+        read_only(path)
+        for write in (partial(write_map_entry, path, _map(), kind="induced"),
+                      partial(write_optical_entry, path, "img", np.zeros((4, 5, 3), np.uint8),
+                              registration)):
+            with pytest.raises(InputError) as refused:
+                write()
+            said = str(refused.value)
+            assert said.startswith(f"{path}: is not an smm-daq session file (creator "
+                                   "'another-daq 2.3': another program's HDF5 file)"), said
+            assert "cannot be opened for writing here either (Permission denied)" in said
+            assert "give a new file name" in said
+        assert main(["repair", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert "theirs.h5: was not made by smm-daq (creator 'another-daq 2.3')" in err, err
+        assert "(Permission denied)" in err
+        assert path.read_bytes() == before
+        assert sorted(p.name for p in folder.iterdir()) == ["theirs.h5"]
+
+    ours = tmp_path / "ours.h5"  # smm-daq's own: only its permission keeps it from a write
+    write_map_entry(ours, _map(), kind="induced")
+    read_only(ours)
+    with pytest.raises(InputError, match=r"ours\.h5: cannot open for writing \(Permission "
+                                         r"denied\)$"):
+        write_map_entry(ours, replace(_map(), name="n"), kind="induced")
+

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
@@ -33,6 +34,8 @@ from smm_daq.errors import InputError
 from smm_daq.instruments.profile import Profile, load_profile
 
 if TYPE_CHECKING:  # the session, recipes, rig and storage are imported by the commands
+    import h5py
+
     from smm_daq.acquisition.events import ScanEvent
     from smm_daq.acquisition.session import Session
     from smm_daq.storage.nexus import EntryInfo
@@ -384,15 +387,15 @@ def _runs_part(e: EntryInfo) -> str:
     return f"runs {len(runs)}{when}"
 
 
-def _result_summary(path: str, entry: str) -> tuple[str, str, str]:
-    """An MMT result entry as `info` lists it, read as every command reads one
-    (`read_result_entry`): (its grains, model, σ and cond(Q), "", ""), or ("", its status, why
-    it is not read): "damaged", or "newer" for a result of a layout newer than this smm-daq
-    reads (nothing wrong with it)."""
-    from smm_daq.analysis.mmt.result_read import NewerLayout, read_result_entry
+def _result_summary(f: h5py.File, path: str, entry: str) -> tuple[str, str, str]:
+    """An MMT result entry of the open file `f` as `info` lists it, read as every command
+    reads one (`read_result_entry`): (its grains, model, σ and cond(Q), "", ""), or ("", its
+    status, why it is not read): "damaged", or "newer" for a result of a layout newer than
+    this smm-daq reads (nothing wrong with it)."""
+    from smm_daq.analysis.mmt.result_read import NewerLayout, read_result_entry_in
 
     try:
-        saved = read_result_entry(path, entry)
+        saved = read_result_entry_in(f, Path(path), entry)
     except NewerLayout as exc:
         return "", "newer", str(exc)
     except InputError as exc:
@@ -438,30 +441,32 @@ def cmd_info(args: argparse.Namespace) -> int:
     """List the file's entries, each MMT result read whole: an entry that cannot be read, a
     damaged result or one of a newer layout is listed as such (a result with why) beside the
     others, and the first of them is the error (exit 2)."""
+    from smm_daq.storage.h5file import open_read
     from smm_daq.storage.nexus import (
         cut_off_replacements,
         links_and_strays,
-        list_entries,
+        list_entries_in,
         unfinished_entries,
     )
     from smm_daq.storage.staging import aside_name
 
-    entries = list_entries(args.file, noise_floors=True)  # in the listing's one open
-    print(f"{args.file}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}")
     problems = []
-    for e in entries:
-        if e.problem:
-            print(f"  {e.name}  [unreadable]")
-            problems.append(e.problem)
-            continue
-        result, status, why = (_result_summary(args.file, e.name) if e.kind == "mmt"
-                               else ("", "", ""))
-        if why:
-            print(f"  {_info_line(replace(e, status=status))}\n"
-                  f"    {'damaged' if status == 'damaged' else 'not read'}: {why}")
-            problems.append(why)
-        else:
-            print(f"  {_info_line(e, result)}")
+    with open_read(args.file) as f:  # the entries, their noise floors and MMT results
+        entries = list_entries_in(f, args.file, noise_floors=True)
+        print(f"{args.file}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}")
+        for e in entries:
+            if e.problem:
+                print(f"  {e.name}  [unreadable]")
+                problems.append(e.problem)
+                continue
+            result, status, why = (_result_summary(f, args.file, e.name) if e.kind == "mmt"
+                                   else ("", "", ""))
+            if why:
+                print(f"  {_info_line(replace(e, status=status))}\n"
+                      f"    {'damaged' if status == 'damaged' else 'not read'}: {why}")
+                problems.append(why)
+            else:
+                print(f"  {_info_line(e, result)}")
     for cut in unfinished_entries(args.file):
         print(f"  unfinished: {_cut_off_note(cut, args.file)}")
     for name, link, conflict in cut_off_replacements(args.file):

@@ -78,10 +78,24 @@ from smm_daq.storage.staging import (
     settle_replacement,
 )
 from smm_daq.storage.strings import text
-from smm_daq.storage.superblock import clear_open_mark, superblock_intact
+from smm_daq.storage.superblock import MarkCleared, clear_open_mark, superblock_intact
 
 LIBVER = ("v110", "latest")
-FIXED_TEXT = h5py.string_dtype("utf-8", 64)  # for values rewritten while in SWMR mode
+
+
+def fixed_text(size: int) -> h5py.Datatype:
+    """UTF-8 text of at most `size` - 1 bytes in a field of `size`, for a value rewritten
+    while in SWMR mode (which makes no new objects). Null-terminated, not null-padded as
+    h5py's fixed strings are: h5dump and other HDF5 tools show the text alone, not the
+    padding after it as '\\000' to the field's end."""
+    tid = h5py.h5t.C_S1.copy()
+    tid.set_size(size)
+    tid.set_strpad(h5py.h5t.STR_NULLTERM)
+    tid.set_cset(h5py.h5t.CSET_UTF8)
+    return h5py.Datatype(tid)
+
+
+FIXED_TEXT = fixed_text(64)  # a status, a time, a writer
 TEXT = h5py.string_dtype("utf-8")
 _CRASHED = "already open for write"  # HDF5's words for a file a killed writer left marked
 REPAIR_HINT = "`smm-daq repair FILE` makes it openable again without losing what was written"
@@ -150,19 +164,49 @@ def _made_by_us(creator: str) -> bool:
     return creator.split(" ", 1)[0] == PROGRAM_NAME
 
 
-def not_ours(f: h5py.File) -> str | None:
+def _holds_nothing(f: h5py.File) -> bool:
+    """An empty HDF5 file: no object and no attribute, nothing another program could lose."""
+    return not (len(f) or len(f.attrs))
+
+
+def _made(creator: str) -> str:
+    return f"creator {creator!r}" if creator else "no creator recorded"
+
+
+def not_ours(f: h5py.File, *, besides: str = "") -> str | None:
     """Why the open file `f` is not an smm-daq session file, or None when it is one (every
-    release writes "smm-daq VERSION" to the root's `creator`) or holds nothing at all (an
-    empty HDF5 file: nothing in it another program could lose)."""
+    release writes "smm-daq VERSION" to the root's `creator`) or holds nothing at all
+    (`_holds_nothing`). `besides`: what else keeps it from being written, said with it."""
     creator = text(f.attrs.get("creator", ""))
-    if _made_by_us(creator) or not (len(f) or len(f.attrs)):
+    if _made_by_us(creator) or _holds_nothing(f):
         return None
-    made = f"creator {creator!r}" if creator else "no creator recorded"
-    return (f"is not an {PROGRAM_NAME} session file ({made}: another program's HDF5 file); "
-            "give a new file name: nothing was changed")
+    return (f"is not an {PROGRAM_NAME} session file ({_made(creator)}: another program's HDF5 "
+            f"file){besides}; give a new file name: nothing was changed")
 
 
-def require_ours(path: str | Path) -> None:
+@contextlib.contextmanager
+def _opened_to_judge(p: Path) -> Iterator[h5py.File | None]:
+    """`p` opened read-only to tell whose file it is (`not_ours`), without HDF5's locks: in
+    SWMR mode where it is marked open, or, its writer killed outside SWMR mode, as if its
+    mark were cleared (`MarkCleared`); None when it cannot be opened (its caller's open says
+    what is wrong with it)."""
+    marked = marked_open(p)
+    if marked:
+        _check_superblock(p)  # else an SWMR open retries a damaged one for minutes
+    with contextlib.ExitStack() as stack:
+        try:
+            f = h5py.File(p, "r", locking=False, swmr=marked)
+        except OSError:
+            f = None
+        if f is None and marked:
+            with contextlib.suppress(OSError, ValueError):
+                f = h5py.File(stack.enter_context(MarkCleared(p)), "r")
+        if f is not None:
+            stack.enter_context(f)  # closed before the view it reads
+        yield f
+
+
+def require_ours(path: str | Path, *, besides: str = "") -> None:
     """InputError unless `path` is missing, an smm-daq session file or an empty HDF5 file
     (`not_ours`): smm-daq adds nothing to another program's file, whose root `default` and
     layout are that program's. A file that cannot be opened is left to the caller's open,
@@ -170,15 +214,8 @@ def require_ours(path: str | Path) -> None:
     p = Path(path)
     if not p.is_file():
         return
-    marked = marked_open(p)
-    if marked:
-        _check_superblock(p)  # else an SWMR open retries a damaged one for minutes
-    try:
-        f = h5py.File(p, "r", locking=False, swmr=marked)
-    except OSError:
-        return
-    with f:
-        reason = not_ours(f)
+    with _opened_to_judge(p) as f:
+        reason = not_ours(f, besides=besides) if f is not None else None
     if reason:
         raise InputError(reason, source=str(p))
 
@@ -214,6 +251,16 @@ def _flock_struct(kind: int) -> bytes:
     return struct.pack("@hhqqi4x", kind, os.SEEK_SET, 0, 0, 0)
 
 
+class _CannotOpen(InputError):
+    """The file cannot be opened here for writing or for reading, `reason` saying why in the
+    system's words ("Permission denied", "Read-only file system")."""
+
+    def __init__(self, writing: bool, reason: str, source: str) -> None:
+        self.reason = reason
+        super().__init__(f"cannot open for {'writing' if writing else 'reading'} ({reason})",
+                         source=source)
+
+
 @contextlib.contextmanager
 def _file_lock(path: Path, *, exclusive: bool) -> Iterator[None]:
     """An open-file-description lock on the whole file, waited for.
@@ -230,8 +277,7 @@ def _file_lock(path: Path, *, exclusive: bool) -> Iterator[None]:
             try:
                 fd = os.open(path, os.O_RDWR if exclusive else os.O_RDONLY)
             except OSError as exc:
-                raise InputError(f"cannot open for {'writing' if exclusive else 'reading'} "
-                                 f"({exc.strerror})", source=str(path)) from None
+                raise _CannotOpen(exclusive, exc.strerror or str(exc), str(path)) from None
             stack.callback(os.close, fd)  # closing the descriptor releases the lock
             kind = fcntl.F_WRLCK if exclusive else fcntl.F_RDLCK  # type: ignore[union-attr]
             with contextlib.suppress(OSError):  # a file system without such locks (some NFS)
@@ -239,6 +285,27 @@ def _file_lock(path: Path, *, exclusive: bool) -> Iterator[None]:
         elif path.exists():
             with contextlib.suppress(OSError, InputError):  # none: threads still take turns
                 stack.enter_context(_machine_lock(path))
+        yield
+
+
+@contextlib.contextmanager
+def _writers_lock(p: Path, *, repairing: bool = False) -> Iterator[None]:
+    """`_file_lock` for a writer or a repair. A file that cannot be opened for writing here
+    and is another program's is refused as another program's first (`not_ours`), with why it
+    cannot be written said beside it: a new file name is what its user needs, not the right
+    to write it."""
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(_file_lock(p, exclusive=True))
+        except _CannotOpen as exc:
+            besides = f", and cannot be opened for writing here either ({exc.reason})"
+            if not repairing:
+                require_ours(p, besides=besides)
+            else:
+                with _opened_to_judge(p) as f:
+                    if f is not None:
+                        _check_repairable(f, p, besides=besides)
+            raise
         yield
 
 
@@ -286,7 +353,9 @@ def open_read(path: str | Path) -> Iterator[h5py.File]:
 
     A file marked open-for-write is waited for when an smm-daq writer is at work (a line takes
     milliseconds to write) and repaired when its writer was killed; when it cannot be
-    repaired (it is read-only here, or a process still writes it), it is read in SWMR mode.
+    repaired (it is read-only here, another program's, or a process still writes it), it is
+    read in SWMR mode, or, its writer killed outside SWMR mode, as if its mark were cleared
+    (`MarkCleared`), the file left as it is.
     """
     p = Path(path)
     _check_exists(p)
@@ -304,6 +373,7 @@ def _open_read(p: Path) -> Iterator[h5py.File]:
                 _name_removed(p, repair(p, only_ours=True))  # else read in SWMR mode, as is
     # A plain open first: it fails at once on a truncated or foreign file, where an SWMR open
     # would sit in HDF5's read-retry loop for many minutes.
+    view = None
     try:
         f = _open_plain_after_writer(p)
     except OSError as plain:
@@ -327,16 +397,39 @@ def _open_read(p: Path) -> Iterator[h5py.File]:
         _check_superblock(p)
         try:
             f = h5py.File(p, "r", swmr=True)
-        except OSError as exc:
-            raise InputError(
-                f"cannot open as HDF5 ({_reason(exc)}); expected an smm-daq session file; "
-                f"if a program writing it was stopped, {REPAIR_HINT}",
-                source=str(p),
-            ) from None
+        except OSError:  # its writer was not in SWMR mode
+            f, view = _read_as_cleared(p)
     try:
         yield f
     finally:
         f.close()
+        if view is not None:
+            view.close()
+
+
+def _read_as_cleared(p: Path) -> tuple[h5py.File, MarkCleared]:
+    """A file marked open by a writer killed outside SWMR mode, which this process may not
+    repair (it is read-only here, or another program's): read as a repair reads it, as if its
+    mark were cleared (`MarkCleared`), the file left as it is; with the view to close after
+    it. InputError when a live process holds HDF5's write lock on it (its writer is at work,
+    not killed), or when it cannot be read so either."""
+    if _locked_by_a_writer(p):
+        raise InputError("is open for writing in another program (it holds HDF5's write lock); "
+                         "expected it closed", source=str(p))
+    try:
+        view = MarkCleared(p)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot be read ({exc}); expected an smm-daq session file",
+                         source=str(p)) from None
+    try:
+        return h5py.File(view, "r"), view
+    except OSError as exc:
+        view.close()
+        raise InputError(
+            f"cannot open as HDF5 ({_reason(exc)}); expected an smm-daq session file; "
+            f"if a program writing it was stopped, {REPAIR_HINT}",
+            source=str(p),
+        ) from None
 
 
 def _open_plain_after_writer(p: Path) -> h5py.File:
@@ -428,7 +521,7 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
         if not create:
             _check_exists(p)
         _create(p)
-    with _file_lock(p, exclusive=True):
+    with _writers_lock(p):
         require_ours(p)  # before anything, a repair too, touches the file
         if marked_open(p):
             _name_removed(p, _repair_locked(p, only_ours=True))
@@ -450,7 +543,7 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
             ) from None
         f = h5py.File(fid)
         try:
-            if not (len(f) or len(f.attrs)):  # an empty HDF5 file: made a session file
+            if _holds_nothing(f):  # an empty HDF5 file: made a session file
                 _init_root(f, p)
             yield f
             f.flush()
@@ -620,7 +713,8 @@ def repair(path: str | Path, *, only_ours: bool = False) -> Repaired:
     """
     p = Path(path)
     _check_exists(p)
-    with _file_lock(p, exclusive=True):
+    lock = _writers_lock(p, repairing=True) if only_ours else _file_lock(p, exclusive=True)
+    with lock:
         return _repair_locked(p, only_ours=only_ours)
 
 
@@ -636,12 +730,8 @@ def _repair_locked(p: Path, *, only_ours: bool = False) -> Repaired:
     try:
         src = _open_for_repair(p, cleared)
         try:
-            creator = text(src.attrs.get("creator", ""))
-            if only_ours and not _made_by_us(creator):
-                raise InputError(
-                    f"was not made by {PROGRAM_NAME} (creator {creator or 'not recorded'!r}); "
-                    f"expected an {PROGRAM_NAME} session file: nothing was changed (`h5clear "
-                    "-s` clears the open-for-write mark of any HDF5 file)", source=str(p))
+            if only_ours:
+                _check_repairable(src, p)
             busy = live_writers(src)
             if busy:
                 raise InputError(
@@ -692,6 +782,18 @@ def _repair_locked(p: Path, *, only_ours: bool = False) -> Repaired:
             "then try again; it is as it was", source=str(p)) from None
     done.removed[:], done.kept[:] = remove_leftovers(p)
     return done
+
+
+def _check_repairable(f: h5py.File, p: Path, *, besides: str = "") -> None:
+    """InputError unless the open file `f` (at `p`) is one a repair of smm-daq's rewrites: an
+    smm-daq session file, or an empty HDF5 file, which every writer makes one (`not_ours`).
+    `besides`: what else keeps it from being repaired, said with it."""
+    creator = text(f.attrs.get("creator", ""))
+    if not (_made_by_us(creator) or _holds_nothing(f)):
+        raise InputError(
+            f"was not made by {PROGRAM_NAME} ({_made(creator)}){besides}; expected an "
+            f"{PROGRAM_NAME} session file: nothing was changed (`h5clear -s` clears the "
+            "open-for-write mark of any HDF5 file)", source=str(p))
 
 
 def _name_removed(p: Path, done: Repaired) -> None:
@@ -751,6 +853,12 @@ def _open_for_repair(p: Path, cleared: Path) -> h5py.File:
 _COPY_ROWS = 1 << 22  # elements per block when copying a dataset
 
 
+def _file_type(obj: h5py.Dataset) -> object:
+    """A dataset's type as its file has it, for anything but numbers and booleans (whose
+    numpy type says it all): fixed strings null-terminated or null-padded, as they were."""
+    return obj.dtype if obj.dtype.kind in "biuf" else h5py.Datatype(obj.id.get_type())
+
+
 def _rebuild(src: h5py.Group, dst: h5py.Group) -> None:
     """Every attribute, group and dataset of `src` written anew under `dst`, and every link
     as the same link."""
@@ -769,12 +877,15 @@ def _rebuild(src: h5py.Group, dst: h5py.Group) -> None:
             _rebuild(obj, dst.create_group(key, track_order=True))
             continue
         kw: dict[str, object] = {}
-        if obj.chunks is not None:
-            kw.update(chunks=obj.chunks, maxshape=obj.maxshape)
+        if obj.chunks is not None:  # kept resizable (a scan's runs grow on resume), and packed
+            kw.update(chunks=obj.chunks, maxshape=obj.maxshape, compression=obj.compression,
+                      compression_opts=obj.compression_opts, shuffle=obj.shuffle)
         if obj.fillvalue is not None and obj.dtype.kind in "biuf":
             kw["fillvalue"] = obj.fillvalue
         if obj.shape is None or obj.ndim == 0 or obj.dtype.kind not in "biuf":
-            new = dst.create_dataset(key, data=obj[()], dtype=obj.dtype)
+            # strings (a few short values) in the type they have, its padding too
+            new = dst.create_dataset(key, data=obj[()], dtype=_file_type(obj),
+                                     **(kw if obj.ndim else {}))
         else:
             new = dst.create_dataset(key, shape=obj.shape, dtype=obj.dtype, **kw)
             rows = max(1, _COPY_ROWS // max(1, int(np.prod(obj.shape[1:]))))

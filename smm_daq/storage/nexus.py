@@ -74,7 +74,9 @@ from smm_daq.storage.staging import (
     clear_unfinished,
     cut_off_entries,
     entry_listed,
+    held_as,
     key_after_clearing,
+    kind_held,
     left_by_a_writer,
     link_in_the_way,
     link_not_written_over,
@@ -334,9 +336,12 @@ def _check_replaceable(f: h5py.File, name: str, key: str, sources: Sequence[str]
     if link is not None:  # said as what it is: a link is no entry, whatever --overwrite says
         raise InputError(link, source=source)
     if not overwrite:
+        kind = kind_held(f, key)
+        never = not kind or kind in ACQUIRED_KINDS
         raise InputError(
-            f"entry '{name}' already exists; expected a new entry name (or --overwrite "
-            "to replace an analysis product)",
+            f"entry '{name}' already exists and is {held_as(kind)}; expected a new entry "
+            "name" + (", as it is never overwritten" if never
+                      else " (or --overwrite to replace it)"),
             source=source,
         )
     if not written_by_us(f, key):
@@ -410,9 +415,14 @@ def read_map(path: str | Path, entry: str) -> MapData:
     (datasets of the wrong kind or shape, axes that are not a regular grid, values no
     magnetometer records) or cannot be read (a corrupt file).
     """
-    source = str(path)
+    with open_read(path) as f, corrupt_guard(f"{path}, entry '{entry}'"):
+        return read_map_in(f, str(path), entry)
+
+
+def read_map_in(f: h5py.File, source: str, entry: str) -> MapData:
+    """`read_map` of the session file `f`, open already (at `source`)."""
     where = f"{source}, entry '{entry}'"
-    with open_read(path) as f, corrupt_guard(where):
+    with corrupt_guard(where):
         check_headers(f, source)
         g = _entry_group(f, entry, source)
         info = _info(entry, g, source)  # the entry's record is well formed too
@@ -461,9 +471,15 @@ def _map_of(g: h5py.Group, entry: str, kind: str, where: str) -> MapData:
 def read_sensor_thickness(path: str | Path, entry: str) -> float:
     """The thickness (m) of the sensor that measured `entry`: > 0 for a volume sensor (as the
     multipole library's scans record it), else 0. InputError as `read_map`."""
-    where = f"{path}, entry '{entry}'"
-    with open_read(path) as f, corrupt_guard(where):
-        g = _entry_group(f, entry, str(path))
+    with open_read(path) as f:
+        return read_sensor_thickness_in(f, str(path), entry)
+
+
+def read_sensor_thickness_in(f: h5py.File, source: str, entry: str) -> float:
+    """`read_sensor_thickness` of the session file `f`, open already (at `source`)."""
+    where = f"{source}, entry '{entry}'"
+    with corrupt_guard(where):
+        g = _entry_group(f, entry, source)
         thickness = optional_numeric(g, "instrument/sensor/thickness", where, ndim=0,
                                      si="m")
     value = float(thickness) if thickness is not None else 0.0
@@ -563,8 +579,15 @@ def list_entries(path: str | Path, *, noise_floors: bool = False) -> list[EntryI
     the file itself is corrupt. `noise_floors`: each entry holding a map has its map read as
     `read_map` reads it and its white-noise floor in `noise_floor` (or why the map cannot
     be read in `noise_problem`), in this one open of the file."""
-    source = str(path)
-    with open_read(path) as f, corrupt_guard(source):
+    with open_read(path) as f:
+        return list_entries_in(f, str(path), noise_floors=noise_floors)
+
+
+def list_entries_in(f: h5py.File, source: str, *, noise_floors: bool = False
+                    ) -> list[EntryInfo]:
+    """`list_entries` of the session file `f`, open already (at `source`): for a caller that
+    reads more of its entries in the same open."""
+    with corrupt_guard(source):
         check_headers(f, source)
         infos = [_info_or_problem(name, f[name], source) for name in f
                  if entry_listed(f, name)]  # never through a link (one in a loop included)

@@ -28,6 +28,8 @@ from smm_daq.storage.staging import (
     STAGING,
     check_an_entry,
     clear_unfinished,
+    held_as,
+    kind_held,
     link_not_written_over,
     put_in,
     staged_name,
@@ -65,8 +67,9 @@ def write_optical_entry(
         superseding = clear_unfinished(f, name, keep_earlier=True)
         if not superseding and f.get(name, getlink=True) is not None:  # a link to nothing
             raise InputError(link_not_written_over(f, name)
-                             or f"entry '{name}' already exists; choose another name",
-                             source=source)
+                             or f"entry '{name}' already exists and is "
+                             f"{held_as(kind_held(f, name))}; expected another name (an "
+                             "image never writes over an entry)", source=source)
         # Laid out under a temporary name and moved in whole (see write_map_entry).
         staged = staged_name(name)
         try:

@@ -66,6 +66,7 @@ from smm_daq.instruments.profile import Profile
 from smm_daq.storage.h5file import (
     FIXED_TEXT,
     TEXT,
+    fixed_text,
     now_iso,
     open_read,
     require_swmr_format,
@@ -85,15 +86,16 @@ from smm_daq.storage.staging import (
     check_an_entry,
     check_staged_name_free,
     clear_unfinished,
+    held_as,
     key_after_clearing,
+    kind_held,
     link_not_written_over,
     put_in,
     staged_name,
-    written_by_us,
 )
 from smm_daq.storage.units import split_units
 
-MESSAGE_TEXT = h5py.string_dtype("utf-8", 512)
+MESSAGE_TEXT = fixed_text(512)
 STATUSES = ("running", "paused", "finished", "aborted", "failed", "interrupted")
 ACTIVE = ("running", "paused", "interrupted")  # not ended: a live writer may hold it
 
@@ -242,22 +244,13 @@ class EntryTaken(InputError):
         super().__init__(message, source=str(path))
 
 
-def held_as(kind: str) -> str:
-    """What an entry of `kind` is, said as a phrase for a message ("": not smm-daq's)."""
-    if not kind:
-        return "something smm-daq did not write (another program's)"
-    what = {"import": "imported data", "optical": "an optical image of the sample"}
-    return f"{what.get(kind, 'an analysis product')} (kind '{kind}')"
-
-
 def _taken(f: h5py.Group, path: Path, name: str, key: str) -> InputError:
     """The refusal of a new scan `name` whose name is held, by what lies under `key` (the
     group `clear_unfinished` leaves as entry `name`, or a link)."""
     link = link_not_written_over(f, name)
     if link is not None:  # no entry to resume there
         return InputError(link, source=str(path))
-    kind = text(f[key].attrs.get("kind", "")) if written_by_us(f, key) else ""
-    return EntryTaken(path, name, kind)
+    return EntryTaken(path, name, kind_held(f, key))
 
 
 class ScanEntryWriter:

@@ -424,6 +424,21 @@ def written_by_us(f: h5py.Group, key: str) -> bool:
             and program.dtype.kind in "OSU" and text(program) == PROGRAM_NAME)
 
 
+def kind_held(f: h5py.Group, key: str) -> str:
+    """The kind of the entry under `key` (a group of its own), "" where smm-daq did not write
+    it (`written_by_us`)."""
+    return text(f[key].attrs.get("kind", "")) if written_by_us(f, key) else ""
+
+
+def held_as(kind: str) -> str:
+    """What an entry of `kind` is, said as a phrase for a message ("": not smm-daq's)."""
+    if not kind:
+        return "something smm-daq did not write (another program's)"
+    what = {"scan": "a scan", "import": "imported data",
+            "optical": "an optical image of the sample"}
+    return f"{what.get(kind, 'an analysis product')} (kind '{kind}')"
+
+
 def _ours(f: h5py.Group, key: str) -> bool:
     """An NXentry as smm-daq writes them (`written_by_us`, its NX_class NXentry)."""
     return written_by_us(f, key) and text(f[key].attrs.get("NX_class", "")) == "NXentry"

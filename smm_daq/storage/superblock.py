@@ -6,14 +6,16 @@ HDF5 library clears it only through a private property that its `h5clear -s` too
 h5py does not reach, so this module does what `h5clear -s` does: zero the flags byte and write
 the superblock's checksum again (Jenkins' lookup3, as the HDF5 format specifies). It refuses
 a superblock whose stored checksum it cannot reproduce, so it never writes over something it
-does not understand.
+does not understand. `MarkCleared` shows a file as if its mark were cleared, without
+writing it, for a reader that may not change the file.
 """
 
 from __future__ import annotations
 
+import io
 import struct
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 _SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _MASK = 0xFFFFFFFF
@@ -91,6 +93,18 @@ def superblock_intact(path: str | Path) -> bool:
     return found is None or _checksum_matches(found[1], found[2])
 
 
+def _with_mark_cleared(found: tuple[int, bytes, int] | None) -> tuple[int, bytes, bool]:
+    """(offset, the superblock with its flags zeroed and its checksum written again, whether
+    they were set) of `_read_superblock`'s find; ValueError as `clear_open_mark` says."""
+    if found is None:
+        raise ValueError("the superblock's version has no open-for-write mark")
+    base, block, size = found
+    if not _checksum_matches(block, size):
+        raise ValueError("the superblock's checksum does not match; not touching it")
+    cleared = block[:11] + b"\x00" + block[12:size]
+    return base, cleared + struct.pack("<I", lookup3(cleared)), block[11] != 0
+
+
 def clear_open_mark(path: str | Path) -> bool:
     """Zero the superblock's file-consistency flags; True if they were set.
 
@@ -98,15 +112,51 @@ def clear_open_mark(path: str | Path) -> bool:
     reproduces (then nothing is written).
     """
     with open(path, "r+b") as fh:
-        found = _read_superblock(fh)
-        if found is None:
-            raise ValueError("the superblock's version has no open-for-write mark")
-        base, block, size = found
-        if not _checksum_matches(block, size):
-            raise ValueError("the superblock's checksum does not match; not touching it")
-        if block[11] == 0:
+        base, block, was_set = _with_mark_cleared(_read_superblock(fh))
+        if not was_set:
             return False
-        cleared = block[:11] + b"\x00" + block[12:size]
         fh.seek(base)
-        fh.write(cleared + struct.pack("<I", lookup3(cleared)))
+        fh.write(block)
         return True
+
+
+class MarkCleared(io.RawIOBase):
+    """A read-only view of a file in which its superblock reads as `clear_open_mark` would
+    leave it, the file itself untouched: for h5py (a file-like object) to open a file that a
+    killed writer left marked where the file may not be changed (read-only here). ValueError
+    as `clear_open_mark`, OSError when the file cannot be read."""
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__()
+        self._fh = open(path, "rb")  # noqa: SIM115 (closed by `close`)
+        try:
+            self._base, self._block, _ = _with_mark_cleared(_read_superblock(self._fh))
+        except BaseException:
+            self._fh.close()
+            raise
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._fh.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._fh.tell()
+
+    def readinto(self, buffer: Any) -> int:
+        start = self._fh.tell()
+        n = self._fh.readinto(buffer)
+        lo = max(start, self._base)
+        hi = min(start + n, self._base + len(self._block))
+        if lo < hi:  # the bytes read overlap the superblock: read them as cleared
+            view = memoryview(buffer).cast("B")
+            view[lo - start:hi - start] = self._block[lo - self._base:hi - self._base]
+        return n
+
+    def close(self) -> None:
+        self._fh.close()
+        super().close()

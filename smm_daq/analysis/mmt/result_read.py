@@ -80,7 +80,7 @@ from smm_daq.errors import InputError
 from smm_daq.storage.checks import check_axis, corrupt_guard, numeric, string
 from smm_daq.storage.h5file import open_read, text
 from smm_daq.storage.mapdata import MapData
-from smm_daq.storage.nexus import read_map, read_sensor_thickness
+from smm_daq.storage.nexus import read_map_in, read_sensor_thickness_in
 from smm_daq.storage.units import join_units
 
 UM = 1e-6
@@ -320,7 +320,7 @@ def _stored_scans(g: h5py.Group, scans: tuple[str, ...], where: str) -> list[_Sc
     return out
 
 
-def _scan_fits(path: Path, first: ScanFit, stored: list[_Scan], command: str
+def _scan_fits(f: h5py.File, path: Path, first: ScanFit, stored: list[_Scan], command: str
                ) -> tuple[ScanFit, ...]:
     """Every scan's ScanFit: the first from the entry's maps, the others from `scans/`, on
     their stored grid, else their entry's in the file (before version 3), where it fits."""
@@ -330,7 +330,7 @@ def _scan_fits(path: Path, first: ScanFit, stored: list[_Scan], command: str
             continue
         if s.x is None or s.y is None or s.size is None:
             try:
-                scan = read_map(path, s.name)
+                scan = read_map_in(f, str(path), s.name)
             except InputError:
                 continue  # its grid is known nowhere: only its σ is shown
             if scan.shape != s.fitted.shape:
@@ -340,7 +340,7 @@ def _scan_fits(path: Path, first: ScanFit, stored: list[_Scan], command: str
             s.size = s.size if s.size is not None else tuple(scan.sensor_size or (0.0, 0.0))
         size = tuple(s.size or (0.0, 0.0))
         thickness = (s.thickness if s.thickness is not None
-                     else _recorded_thickness(path, s.name, command))
+                     else _recorded_thickness(f, path, s.name, command))
         fitted = MapData(bz=s.fitted, x=np.asarray(s.x), y=np.asarray(s.y), height=s.height,
                          sensor_size=(size[0], size[1]), sources=(s.name,),
                          name=f"{s.name}_mmt_fitted", title="MMT fitted Bz")
@@ -350,7 +350,7 @@ def _scan_fits(path: Path, first: ScanFit, stored: list[_Scan], command: str
     return tuple(fits)
 
 
-def _recorded_thickness(path: Path, scan: str, command: str) -> float:
+def _recorded_thickness(f: h5py.File, path: Path, scan: str, command: str) -> float:
     """The sensor thickness scan `scan` was fitted with, for a result entry written before it
     stored one: the recorded command's --sensor-thickness-um, which the fit took instead of
     the scan's, else the thickness the scan's own entry records; 0 where that entry is gone or
@@ -363,7 +363,7 @@ def _recorded_thickness(path: Path, scan: str, command: str) -> float:
     if math.isfinite(um) and um >= 0:
         return um * UM
     try:
-        return read_sensor_thickness(path, scan)
+        return read_sensor_thickness_in(f, str(path), scan)
     except InputError:
         return 0.0
 
@@ -373,10 +373,16 @@ def read_result_entry(path: str | Path, entry: str) -> SavedResult:
     dataset when the entry is missing, is not an MMT result (another kind, another program's),
     is of a newer layout version than this reader knows, or is damaged; the file is only
     read."""
-    path = Path(path)
+    with open_read(path) as f:
+        return read_result_entry_in(f, Path(path), entry)
+
+
+def read_result_entry_in(f: h5py.File, path: Path, entry: str) -> SavedResult:
+    """`read_result_entry` of the session file `f`, open already (at `path`): for a caller
+    that reads more of the file in the same open (`info`, every result of a file)."""
     where = f"{path}, entry '{entry}'"
-    residual = read_map(path, entry)  # the entry's map, checked as every map is
-    with open_read(path) as f, corrupt_guard(where):
+    residual = read_map_in(f, str(path), entry)  # the entry's map, checked as every map is
+    with corrupt_guard(where):
         g = f[entry]
         kind = text(g.attrs.get("kind", ""))
         if kind != "mmt":
@@ -477,7 +483,7 @@ def read_result_entry(path: str | Path, entry: str) -> SavedResult:
         device = _text(results, "device", where)
         options = read_options(params, scans or (entry,), where)
     if thickness is None:  # written before the thickness was stored: the scan's own
-        thickness = _recorded_thickness(path, scans[0], command) if scans else 0.0
+        thickness = _recorded_thickness(f, path, scans[0], command) if scans else 0.0
     fitted = residual.with_bz(fitted_bz, title=f"fitted Bz of {entry}")
     area = tuple(residual.sensor_size or (0.0, 0.0))
     first_fit = ScanFit(scans[0] if scans else entry, fitted, residual,
@@ -498,7 +504,7 @@ def read_result_entry(path: str | Path, entry: str) -> SavedResult:
         command=command, grain_file=grain_file,
         grain_format="cuboids" if fmt == "csv" else fmt,
         shapes=cuboids is not None, grain_file_absolute=absolute,
-        scan_fits=_scan_fits(path, first_fit, stored, command), version=version,
+        scan_fits=_scan_fits(f, path, first_fit, stored, command), version=version,
         options=options,
     )
 
