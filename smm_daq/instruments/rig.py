@@ -451,8 +451,9 @@ def _safe_coils(profile: Profile, clock: Clock, open_transport: Any) -> SafeStat
             state = (f"currents {_numbers(currents, '.4f')} A, field "
                      f"{_numbers(field_ut, '.3g')} µT ({settings.safe_state})")
         except SmmError as exc:
-            return SafeState("coils", False, f"{problem}currents not read back: {exc}")
-        return SafeState("coils", not problem, problem + state)
+            return SafeState("coils", False, f"{problem}currents not read back: {exc}"
+                                             f"{_held(coils)}")
+        return SafeState("coils", not problem, problem + state + _held(coils))
     finally:
         with contextlib.suppress(Exception):
             coils.close()
@@ -503,6 +504,13 @@ def _safe_stage(profile: Profile, clock: Clock, open_transport: Any) -> SafeStat
     finally:
         with contextlib.suppress(Exception):
             stage.close()
+
+
+def _held(coils: FieldSource) -> str:
+    """What the supplies' error queues held when connected (where the driver reads them:
+    `errors_at_connect`), such as a fault or a refused command a killed program left."""
+    found = getattr(coils, "errors_at_connect", [])
+    return f"; errors the supplies held from before: {'; '.join(found)}" if found else ""
 
 
 def _found(stopped: StoppedAlone | None) -> str:
