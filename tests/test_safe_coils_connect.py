@@ -8,10 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from served_rig import simulators_made
 
 from drivers.kepco_bop import KepcoBOPCoils
 from smm_daq.clock import VirtualClock
-from smm_daq.instruments import rig
 from smm_daq.instruments.profile import load_profile
 from smm_daq.instruments.rig import make_rig_safe, simulator_class
 
@@ -46,15 +46,8 @@ def test_safe_reports_an_error_a_supply_held_from_before(monkeypatch: pytest.Mon
     """What a supply's error queue held (a refused command, a fault a killed program left) is
     read at connect before it is cleared, and `safe` names it beside the coils' state."""
     profile = load_profile(PROFILE)
-    backends = []
-
-    def left_with_an_error(profile, clock, options):
-        backend = simulator_class(profile)(profile, clock, options)
-        backend.endpoint(profile.coils.addresses[1]).handle("CURR 1e9")  # refused: -222
-        backends.append(backend)
-        return backend
-
-    monkeypatch.setattr(rig, "simulator_class", lambda _: left_with_an_error)
+    backends = simulators_made(monkeypatch, lambda backend, p: backend.endpoint(
+        p.coils.addresses[1]).handle("CURR 1e9"))  # refused: -222, left in the queue
     coils, stage = make_rig_safe(profile)
     assert backends  # the monkeypatched world was the one made safe
     assert coils.safe and stage.safe

@@ -56,6 +56,11 @@ RAMP_OVERHEAD = 1.5  # ramp steps also talk to every supply: allow half the ramp
 LOST_EXCHANGES = 4  # safety-path exchanges with a lost supply or stage, after its retries
 
 
+# a connect stopped by the operator where no driver's move took the stop (`open_rig`)
+CONNECT_STOPPED = ("connecting was stopped by the operator; the rig is not opened, and is made "
+                   "safe (the stage stopped, whatever moves it) and closed")
+
+
 def safe_time_bound(profile: Profile) -> float:
     """Seconds that making the rig safe may take at most (s): the longest ramp to the safe
     state at the profile's ramp rate, the supplies' settling, and every coil supply's and the
@@ -301,9 +306,7 @@ def open_rig(
                 opened[role] = _open_instrument(profile, role, cls, sections[role], clock,
                                                 open_transport)
         if stop is not None and stop.requested:  # a stop no driver's move took: the rig's
-            raise ConnectStopped("connecting was stopped by the operator; the rig is not "
-                                 "opened, and is made safe (the stage stopped, whatever moves "
-                                 "it) and closed")
+            raise ConnectStopped(CONNECT_STOPPED)
     except BaseException as exc:
         try:
             # a stage whose connect was stopped (`ConnectStopped`) has stopped its own move
