@@ -589,9 +589,11 @@ class PIGCSStage(Stage, FlyStage):
                 axes=pending, instrument=self.name,
             )
         velocity = self._reference_velocity(pending, commands)
-        if connect_stop.requested():  # Stop pressed while connecting: nothing moved yet
+        if connect_stop.requested():  # Stop pressed while connecting: nothing moved yet by
+            self.stop()  # this connect, but a killed program's reference move may drive on
             raise ConnectStopped(f"the reference move of axes {pending} was stopped by the "
-                                 "operator before it started; the axes are not referenced",
+                                 "operator before it started (every axis stopped, "
+                                 f"{self._stop_command()}); the axes are not referenced",
                                  instrument=self.name)
         if "RON" in commands:
             self._command("RON " + " ".join(f"{a} 1" for a in pending))
