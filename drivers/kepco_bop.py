@@ -14,7 +14,11 @@ sent once more and checked (lost twice in a row, the set fails); a ramp-down goe
 Supplies run in current mode (`FUNC:MODE CURR`) with the voltage limit (`VOLT`) as their
 compliance. At connect each supply's rating is read from its model in `*IDN?` (a BOP 20-5M is
 ±20 V, ±5 A): a profile whose `max_current_A` exceeds it is refused, and the compliance is
-never set beyond the rated voltage. The safety paths (`zero`, `output_off`) try every axis
+never set beyond the rated voltage. Then the error queue is read (`SYST:ERR?`) before `*CLS`
+empties it: what an earlier program left there (a supply fault, a refused command) is kept,
+not cleared unseen (`errors_at_connect`: the snapshot, `smm-daq safe`'s report); a reply to
+it lost does not fail the connect (`smm-daq safe` connects this way, to ramp the field down),
+and it is said unknown. The safety paths (`zero`, `output_off`) try every axis
 even when one fails, and then raise one error naming every axis that failed.
 """
 
@@ -49,6 +53,7 @@ from smm_daq.instruments.transport import Transport
 
 AXES = ("x", "y", "z")
 RAMP_STEP_S = 0.1  # time between current steps of a ramp
+ERROR_QUEUE_READS = 20  # SYST:ERR? at most this often in a row (a BOP keeps 16, then -350)
 T = TypeVar("T")
 
 OpenTransport = Callable[[str, LinkSettings], Transport]
@@ -103,6 +108,7 @@ class _Supply:
         self.enabled = False
         self.tripped = False
         self.rating = (math.nan, math.nan)  # ± V, ± A, from the model in *IDN?
+        self.errors_at_connect: list[str] = []  # the queue as found at connect, then cleared
 
     @contextlib.contextmanager
     def _naming_axis(self) -> Iterator[None]:
@@ -146,6 +152,21 @@ class _Supply:
             raise InstrumentError(
                 f"supply reports error {code} ({text}) after {command!r}", instrument=self.name
             )
+
+    def read_errors(self) -> list[str]:
+        """The queued errors ('<code> <message>'), oldest first, reading emptying the queue;
+        where a reply is lost or garbled, what is left is unknown, said as the last entry
+        (reading is not tried again: each try could spend a timeout)."""
+        errors = []
+        for _ in range(ERROR_QUEUE_READS):
+            try:
+                code, text = self.query("SYST:ERR?", parse_scpi_error, destructive=True)
+            except ReplyUnknown:
+                return [*errors, "unknown (a reply to SYST:ERR? was lost)"]
+            if code == 0:
+                break
+            errors.append(f"{code} {text}")
+        return errors
 
     def set_current(self, amps: float, *, resend: bool = False) -> None:
         self.command(f"CURR {amps:.6f}", resend=resend)
@@ -329,6 +350,7 @@ class KepcoBOPCoils(FieldSource):
                 "take is bounded with it)"
             )
         s.rating = rated
+        s.errors_at_connect = s.read_errors()  # before *CLS, which would clear them unseen
         s.write("*CLS")
         self._leave_voltage_mode(s)
         s.command("FUNC:MODE CURR")
@@ -534,6 +556,11 @@ class KepcoBOPCoils(FieldSource):
         if problems:
             raise InstrumentError(_first_per_coil(problems), instrument=self.name)
 
+    @property
+    def errors_at_connect(self) -> list[str]:
+        """What each supply's error queue held at connect ('coil <axis>: <code> <message>')."""
+        return [f"{s.name}: {error}" for s in self._supplies for error in s.errors_at_connect]
+
     def identify(self) -> Identity:
         ids = [s.query("*IDN?", parse_kepco_idn) for s in self._supplies]
         return Identity(
@@ -555,6 +582,7 @@ class KepcoBOPCoils(FieldSource):
             "calibration_T_per_A": self.calibration.tolist(),
             "ambient_field_T": self.ambient.tolist(),
             "safe_state": self.safe_state,
+            "errors_at_connect": "; ".join(self.errors_at_connect) or "none",
             "rated_voltages_V": [s.rating[0] for s in self._supplies],
             "rated_currents_A": [s.rating[1] for s in self._supplies],
         }

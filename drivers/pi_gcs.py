@@ -377,8 +377,12 @@ class PIGCSStage(Stage, FlyStage):
         on GPIB and USB); one that comes late anyway is told apart by the marker: the replies
         are read until the marker's, whose reply is like no other, and the two just before it
         are the error from before and the stop's check, whatever came ahead of them. A client
-        waits for each reply, so a killed one leaves at most one unread (of one or more
-        lines): a marker-like reply it left has fewer than two before it and is read past."""
+        that waits for each reply (this driver, PIPython) leaves at most one unread when killed
+        (of one or more lines): a marker-like reply it left (a connect's *IDN?) has fewer than
+        two before it and is read past. An earlier `stop_alone` killed after writing and before
+        its replies came leaves three, the last its marker's; all three late past the drop,
+        they would be taken for this stop's, its own left for the connect after it (which
+        retries after a clear): a window of the few ms the controller takes to answer."""
         name = f"PI stage at {settings.link.address}"
         link = GCSLink((open_transport or _hardware_transport)(settings.link.address,
                                                                settings.link),
@@ -589,9 +593,11 @@ class PIGCSStage(Stage, FlyStage):
                 axes=pending, instrument=self.name,
             )
         velocity = self._reference_velocity(pending, commands)
-        if connect_stop.requested():  # Stop pressed while connecting: nothing moved yet
+        if connect_stop.requested():  # Stop pressed while connecting: nothing moved yet by
+            self.stop()  # this connect, but a killed program's reference move may drive on
             raise ConnectStopped(f"the reference move of axes {pending} was stopped by the "
-                                 "operator before it started; the axes are not referenced",
+                                 "operator before it started (every axis stopped, "
+                                 f"{self._stop_command()}); the axes are not referenced",
                                  instrument=self.name)
         if "RON" in commands:
             self._command("RON " + " ".join(f"{a} 1" for a in pending))

@@ -23,7 +23,7 @@ from PyQt6 import QtCore
 
 from gui.background import Background, error_text
 from smm_daq.acquisition import safe_close
-from smm_daq.errors import SafetyError
+from smm_daq.errors import ConnectStopped, SafetyError
 from smm_daq.instruments.connect_stop import ConnectStop
 from smm_daq.instruments.profile import Profile
 
@@ -102,7 +102,8 @@ class RigHolder(QtCore.QObject):
         """Stop the connect under way: the connect then fails, saying so, the rig made safe.
         False, nothing done, when no connect is under way. The stop is sent by the connect
         itself (the rig's thread is busy with it): within a poll of the stage's reference move,
-        or, where none runs, once every instrument has connected (`open_rig`)."""
+        or, where none runs, once every instrument has connected (`open_rig`); pressed after
+        that, before the window has taken the rig, the rig is made safe and closed then."""
         if not self.connecting:
             return False
         self._connect_stop.request()
@@ -119,9 +120,15 @@ class RigHolder(QtCore.QObject):
 
     def _opened(self, rig: Any) -> None:
         with self._lock:
-            self.connecting = False
             if self._closed:  # `close` makes this rig safe and closes it (its `_connect`)
+                self.connecting = False
                 return
+            if self._connect_stop.requested:  # a Stop after the connect last looked for one
+                profile = self.profile  # the rig made safe and closed, the connect failed:
+                self._connect = self.background.submit(  # still a connect until then
+                    lambda: _fail_stopped(rig, profile), None, self._failed)
+                return
+            self.connecting = False
             self._connect, self.rig = None, rig
         # `rig`, not `self.rig`: a close from now on sets that to None in its own thread
         self.call(_identify_all(rig), self.identities.emit)  # before any reading polled
@@ -212,6 +219,18 @@ class RigHolder(QtCore.QObject):
         rig safe may take (`safe_close.safe_wait_s` of the rig it opens)."""
         scale = (self.time_scale or 0.0) if self.profile.simulated else 0.0
         return safe_close.wait_s(self.profile, scale)
+
+
+def _fail_stopped(rig: Any, profile: Profile) -> None:
+    """A connect the operator stopped once it had opened `rig`, before the rig was taken:
+    the rig made safe and closed, as a connect stopped earlier leaves it; `ConnectStopped`,
+    saying whether it is safe."""
+    from smm_daq.instruments.rig import CONNECT_STOPPED, safety_statement
+
+    problems = safe_close.make_safe_and_close(rig, "after the connect was stopped")[1]
+    error = ConnectStopped(CONNECT_STOPPED)
+    error.add_note(safety_statement(profile, problems))
+    raise error
 
 
 def _close_when_opened(connect: Future) -> None:

@@ -54,3 +54,39 @@ def test_a_stop_during_a_connect_without_a_reference_move_stops_the_stage_and_fa
     assert not world.stage.moving("1")
     np.testing.assert_allclose(world.coils.currents(), np.linalg.solve(
         profile.coils.calibration, -profile.coils.ambient_field), atol=1e-3)
+
+
+def test_a_stop_after_the_connect_looked_last_fails_it_in_the_window_too(
+        monkeypatch, qtbot) -> None:
+    """Stop pressed once every instrument has connected (the connect has looked for a stop
+    for the last time) but before the window has taken the rig: the window said the connect
+    stops and fails, yet the rig opened, the stage left on its way. Now the rig is made safe
+    and closed, and the connect fails saying so."""
+    from gui.rig_holder import RigHolder
+
+    profile = load_profile(E727_PROFILE)
+
+    def left_moving(backend: Any, p: Any) -> None:
+        model = backend.world.stage
+        model.set_servo("1", True)
+        model.set_velocity("1", 1e-6)
+        model.move({"1": float(p.stage.travel[0, 1])})
+
+    backends = simulators_made(monkeypatch, left_moving)
+    holder = RigHolder(profile)
+    try:
+        assert holder.open()
+        connect = holder._connect
+        assert connect is not None
+        connect.result(timeout=60)  # opened, not yet taken: the window's thread is held here
+        with qtbot.waitSignal(holder.failed, timeout=60_000) as failed:
+            assert holder.stop_connect()  # the window says the connect stops and fails
+        assert "stopped by the operator" in failed.args[0]
+        assert failed.args[0].endswith("\n" + SAFE)
+        assert holder.rig is None and not holder.connecting
+        world = backends[0].world
+        assert not world.stage.moving("1")
+        np.testing.assert_allclose(world.coils.currents(), np.linalg.solve(
+            profile.coils.calibration, -profile.coils.ambient_field), atol=1e-3)
+    finally:
+        holder.close()

@@ -66,11 +66,61 @@ def test_connect_sets_current_mode_and_compliance_and_keeps_outputs_as_found():
     rig = Rig()
     for e in rig.emulators:
         messages = [m for _, m, _ in e.log]
-        assert messages[:6] == ["*IDN?", "*CLS", "FUNC:MODE?", "OUTP?", "FUNC:MODE CURR",
-                                "SYST:ERR?"]  # found in voltage mode, its output off
+        assert messages[:7] == ["*IDN?", "SYST:ERR?", "*CLS", "FUNC:MODE?", "OUTP?",
+                                "FUNC:MODE CURR", "SYST:ERR?"]  # found in voltage mode, off
         assert "VOLT 20.000" in messages
         assert e.inner.mode == "CURR"
     assert [rig.model.output(i) for i in range(3)] == [False] * 3
+
+
+class LosesFirstErrorReply(Recorder):
+    """A supply whose reply to the first `SYST:ERR?` is lost (the query read, its error
+    popped, nothing comes back)."""
+
+    def handle(self, message: str) -> str | None:
+        reply = super().handle(message)
+        if message == "SYST:ERR?" and sum(m == message for _, m, _ in self.log) == 1:
+            return None
+        return reply
+
+
+def connected_after(left: list[list[str]], recorder=Recorder) -> tuple[KepcoBOPCoils, list]:
+    """The coils connected to supplies that an earlier program sent `left[k]` (supply k)."""
+    clock = VirtualClock()
+    model = CoilModel(clock, calibration=C, ambient=AMBIENT, resolution=1e-6)
+    emulators = [recorder(KepcoBOPEmulator(model, i), clock) for i in range(3)]
+    for emulator, commands in zip(emulators, left, strict=True):
+        for command in commands:
+            emulator.inner.handle(command)
+    coils = KepcoBOPCoils([EmulatorTransport(e, clock=clock) for e in emulators],
+                          calibration=C, ambient=AMBIENT, max_current=3.0, max_ramp_rate=1.0,
+                          max_field=100e-6, clock=clock)
+    return coils, emulators
+
+
+def test_errors_an_earlier_program_left_are_read_before_they_are_cleared_and_kept():
+    """Each supply's queue as found at connect is read (oldest first) before `*CLS` empties
+    it: the connect does not fail for errors that are not its own, nor lose them."""
+    coils, emulators = connected_after([["VOLT:BOGUS 1", "CURR 1e9"], [], ["FUNC:MODE X"]])
+    assert coils.errors_at_connect == [
+        'coil x: -113 Undefined header', 'coil x: -222 Data out of range',
+        'coil z: -224 Illegal parameter value']
+    assert coils.snapshot()["errors_at_connect"] == "; ".join(coils.errors_at_connect)
+    messages = [m for _, m, _ in emulators[0].log]
+    assert messages[:5] == ["*IDN?", "SYST:ERR?", "SYST:ERR?", "SYST:ERR?", "*CLS"]
+    coils.set_field(np.array([30e-6, -20e-6, 10e-6]))  # the errors were the earlier program's
+    coils.close()
+
+
+def test_an_error_reply_lost_at_connect_is_said_unknown_and_the_connect_goes_on():
+    """`smm-daq safe` connects this way to ramp the field down: a reply to the connect's
+    read of the queue lost fails nothing, and what was left is said unknown."""
+    coils, emulators = connected_after([["CURR 1e9"], [], []], recorder=LosesFirstErrorReply)
+    assert coils.errors_at_connect == [
+        f"coil {axis}: unknown (a reply to SYST:ERR? was lost)" for axis in "xyz"]
+    assert [m for _, m, _ in emulators[0].log][:3] == ["*IDN?", "SYST:ERR?", "*CLS"]
+    coils.zero()
+    coils.close()
 
 
 def test_field_becomes_currents_through_the_inverse_calibration():

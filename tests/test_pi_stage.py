@@ -609,3 +609,22 @@ def test_a_connect_stop_stops_the_reference_move_short_and_fails_the_connect(whe
             assert model.position(ax) == pytest.approx(start[k], abs=1e-12), ax
         else:
             assert start[k] < model.position(ax) < switch - 1e-6, ax  # on its way, short
+
+
+def test_a_stop_before_the_reference_move_also_stops_one_an_earlier_program_left_running():
+    """Stop pressed before the connect's reference move starts: an axis still driving to its
+    switch after a killed program's reference move (FRF? says not referenced) is stopped
+    too, as the connect's failure then says the stage is."""
+    clock = VirtualClock()
+    model = StageModel(clock, travel=TRAVEL, velocity=2e-3, needs_reference=True,
+                       start=(1e-3, 1e-3, 1e-3))  # fmt: skip
+    for axis in "123":
+        model.set_servo(axis, True)
+    model.reference(["1", "2", "3"])  # the killed program's, still on its way
+    t = EmulatorTransport(PIGCSEmulator(model, controller=C884), clock=clock)
+    stop = ConnectStop()
+    stop.request()
+    with connect_stop.bound(stop), pytest.raises(ConnectStopped, match="before it started"):
+        PIGCSStage(t, axes=("1", "2", "3"), axis_sign=(1, 1, 1), travel=TRAVEL, velocity=2e-3,
+                   clock=clock, reference_on_connect=True)  # fmt: skip
+    assert not any(model.moving(ax) for ax in "123")

@@ -11,6 +11,7 @@ controller: fix the emulator, never the client.
 from __future__ import annotations
 
 import contextlib
+import gc
 import itertools
 import socket
 import time
@@ -28,6 +29,8 @@ from pipython.pidevice.interfaces.pisocket import PISocket  # noqa: E402
 from simulators.backend import SimulatedBackend  # noqa: E402
 from smm_daq.instruments.profile import load_profile  # noqa: E402
 
+# a device or gateway PIPython's finalizer closes twice fails the test it is collected in
+pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
 REPO = Path(__file__).resolve().parents[1]
 PROFILES = {
     "E-727": REPO / "configs" / "simulator-e727.toml",
@@ -259,23 +262,31 @@ def test_settings_read_back_through_pipython_getters() -> None:
 
 
 def test_gcsdevice_with_the_socket_gateway_works_too() -> None:
-    """`GCSDevice(gateway=PISocket(...))`, the other way PI documents, on the C-884."""
+    """`GCSDevice(gateway=PISocket(...))`, the other way PI documents, on the C-884, closed
+    as PI documents it (the device a context manager), leaving nothing for a later test."""
     from pipython import GCSDevice
 
     with served_port("C-884") as (_, port):
-        dev = GCSDevice(gateway=PISocket("127.0.0.1", port))
-        assert dev.devname == "C-884.4DC"  # from *IDN?, for PIPython's per-model behaviour
-        pitools.startup(dev, refmodes=["FRF"] * 3)
-        dev.MOV("1", 13.0)
-        pitools.waitontarget(dev, axes="1", polldelay=0.01)
-        assert dev.qPOS("1")["1"] == pytest.approx(13.0)
-        # PIPython keeps each device's connection callback in one list that every gateway
-        # shares, which holds the device alive (its __del__ never runs) and calls it at every
-        # later connect anywhere: its GCS detection then writes to this closed connection
-        # (BrokenPipeError in the next test). Forgotten, the device's __del__ closes the
-        # gateway (closing it twice raises inside PIPython).
-        PISocket.unregister_connection_status_changed_callback(dev.connection_status_changed)
+        # the device's exit takes its connection callback out of the list every gateway
+        # shares (left there, it kept the device alive and ran its GCS detection on this
+        # closed connection at the next connect anywhere) and closes the gateway
+        with GCSDevice(gateway=_ClosingOnce("127.0.0.1", port)) as dev:
+            assert dev.devname == "C-884.4DC"  # from *IDN?, for PIPython's per-model behaviour
+            pitools.startup(dev, refmodes=["FRF"] * 3)
+            dev.MOV("1", 13.0)
+            pitools.waitontarget(dev, axes="1", polldelay=0.01)
+            assert dev.qPOS("1")["1"] == pytest.approx(13.0)
         del dev
+        gc.collect()  # its __del__, which closes the gateway again, runs here, not later
+
+
+class _ClosingOnce(PISocket):
+    """PIPython's socket gateway, closed once: `GCSDevice` closes its gateway at its exit and
+    again in its `__del__`, and a second `PISocket.close` raises (Bad file descriptor)."""
+
+    def close(self) -> None:
+        if self.connected:
+            super().close()
 
 
 def test_a_parameter_the_controller_lacks_gets_no_answer_as_pipython_expects() -> None:

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+from served_rig import simulators_made
+
 from drivers.kepco_bop import KepcoBOPCoils
 from smm_daq.clock import VirtualClock
 from smm_daq.instruments.profile import load_profile
-from smm_daq.instruments.rig import simulator_class
+from smm_daq.instruments.rig import make_rig_safe, simulator_class
 
 PROFILE = Path(__file__).resolve().parents[1] / "configs" / "simulator.toml"
 SLEW_S = 10.0  # virtual s: the emulated supplies' currents follow within it (10 A/s)
@@ -37,3 +40,16 @@ def test_connecting_keeps_a_current_held_down_by_a_low_voltage_limit() -> None:
         assert backend.world.coils.voltage_limit(0) == 20.0
     finally:
         coils.close()
+
+
+def test_safe_reports_an_error_a_supply_held_from_before(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a supply's error queue held (a refused command, a fault a killed program left) is
+    read at connect before it is cleared, and `safe` names it beside the coils' state."""
+    profile = load_profile(PROFILE)
+    backends = simulators_made(monkeypatch, lambda backend, p: backend.endpoint(
+        p.coils.addresses[1]).handle("CURR 1e9"))  # refused: -222, left in the queue
+    coils, stage = make_rig_safe(profile)
+    assert backends  # the monkeypatched world was the one made safe
+    assert coils.safe and stage.safe
+    assert coils.state.endswith(
+        "; errors the supplies held from before: coil y: -222 Data out of range"), coils.state

@@ -56,6 +56,11 @@ RAMP_OVERHEAD = 1.5  # ramp steps also talk to every supply: allow half the ramp
 LOST_EXCHANGES = 4  # safety-path exchanges with a lost supply or stage, after its retries
 
 
+# a connect stopped by the operator where no driver's move took the stop (`open_rig`)
+CONNECT_STOPPED = ("connecting was stopped by the operator; the rig is not opened, and is made "
+                   "safe (the stage stopped, whatever moves it) and closed")
+
+
 def safe_time_bound(profile: Profile) -> float:
     """Seconds that making the rig safe may take at most (s): the longest ramp to the safe
     state at the profile's ramp rate, the supplies' settling, and every coil supply's and the
@@ -301,9 +306,7 @@ def open_rig(
                 opened[role] = _open_instrument(profile, role, cls, sections[role], clock,
                                                 open_transport)
         if stop is not None and stop.requested:  # a stop no driver's move took: the rig's
-            raise ConnectStopped("connecting was stopped by the operator; the rig is not "
-                                 "opened, and is made safe (the stage stopped, whatever moves "
-                                 "it) and closed")
+            raise ConnectStopped(CONNECT_STOPPED)
     except BaseException as exc:
         try:
             # a stage whose connect was stopped (`ConnectStopped`) has stopped its own move
@@ -451,8 +454,9 @@ def _safe_coils(profile: Profile, clock: Clock, open_transport: Any) -> SafeStat
             state = (f"currents {_numbers(currents, '.4f')} A, field "
                      f"{_numbers(field_ut, '.3g')} µT ({settings.safe_state})")
         except SmmError as exc:
-            return SafeState("coils", False, f"{problem}currents not read back: {exc}")
-        return SafeState("coils", not problem, problem + state)
+            return SafeState("coils", False, f"{problem}currents not read back: {exc}"
+                                             f"{_held(coils)}")
+        return SafeState("coils", not problem, problem + state + _held(coils))
     finally:
         with contextlib.suppress(Exception):
             coils.close()
@@ -503,6 +507,13 @@ def _safe_stage(profile: Profile, clock: Clock, open_transport: Any) -> SafeStat
     finally:
         with contextlib.suppress(Exception):
             stage.close()
+
+
+def _held(coils: FieldSource) -> str:
+    """What the supplies' error queues held when connected (where the driver reads them:
+    `errors_at_connect`), such as a fault or a refused command a killed program left."""
+    found = getattr(coils, "errors_at_connect", [])
+    return f"; errors the supplies held from before: {'; '.join(found)}" if found else ""
 
 
 def _found(stopped: StoppedAlone | None) -> str:
