@@ -54,7 +54,8 @@ def add_invert_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--z-down", action="store_true",
                    help="the CT z axis points down into the sample (default: up)")
     g.add_argument("--crop-to-scan", action="store_true",
-                   help="keep only grains whose centroid lies under the first scan")
+                   help="keep only grains whose centroid lies under the first scan, or "
+                        "beyond its edge by no more than the centroid's depth")
 
 
 def uses_models(args: argparse.Namespace) -> bool:
