@@ -238,3 +238,24 @@ def test_damping_a_multipole_model_leaves_a_well_seen_dipole_as_it_is():
     assert np.all(np.abs(damped.coefficients - plain.coefficients) < 0.05 * sd)
     np.testing.assert_allclose(np.sqrt(np.einsum("gii->gi", damped.coefficient_covariance)),
                                sd, rtol=0.05)
+
+
+def test_sigmas_of_scans_of_very_different_noise_are_estimated_and_used_for_the_sds():
+    """1 nT beside 300 nT: a first, unweighted fit puts much of the noisy scan's noise into
+    the quiet scan's residual. Two passes left the quiet scan's σ twice too large, and the
+    SDs, weighted by the first pass's estimates, some 8 times those of the σ reported; the
+    passes go on until the estimates settle, and the SDs are those of the σ reported."""
+    rng = np.random.default_rng(12)
+    low = noisy(LOW, 300 * NT, rng)
+    high = noisy(HIGH, 1 * NT, rng)
+    est = invert_scans([Scan(low, 3 * UM), Scan(high, 8 * UM, (2 * UM, 2 * UM))], GRAINS,
+                       model="quadrupole")
+    assert est.sigmas[0] == pytest.approx(300 * NT, rel=0.1)
+    assert est.sigmas[1] == pytest.approx(1 * NT, rel=0.1)
+    given = invert_scans([Scan(low, 3 * UM, sigma=est.sigmas[0]),
+                          Scan(high, 8 * UM, (2 * UM, 2 * UM), sigma=est.sigmas[1])], GRAINS,
+                         model="quadrupole")
+    sd = np.sqrt(np.einsum("gii->gi", given.coefficient_covariance))
+    np.testing.assert_allclose(np.sqrt(np.einsum("gii->gi", est.coefficient_covariance)), sd,
+                               rtol=1e-6)
+    assert np.all(np.abs(est.coefficients - given.coefficients) <= 1e-6 * sd)
