@@ -28,23 +28,26 @@ The conventions of the micro-CT workflow, each an option:
   the top (a wrong z_top or z axis) is refused;
 * ``z_down`` (default False): the CT z axis points down into the sample (slice index order),
   so depth is z − z_top rather than z_top − z;
-* ``crop`` (default None: keep all): an (x0, x1, y0, y1) window in m, usually the scan's
-  sensor-centre rectangle; only grains whose centroid lies in it, or outside it by no more
-  than its depth below the sample top, are kept. A grain's field spreads sideways about as
-  far as it lies deep: one just beyond the edge puts much of its field on the edge sensors,
-  and dropped, that field would be fitted into its neighbours (the MMT tutorial's micro-CT
-  keeps 7 of its 99 grains outside its sensor window, one of 6,400 µm³ 12.5 µm deep).
+* ``crop`` (default None: keep all): an (x0, x1, y0, y1) window in m, usually the scans'
+  sensor-centre rectangle (`scan_window`); only grains whose centroid lies in it, or outside
+  it by no more than its depth below the sample top, are kept. A grain's field spreads
+  sideways about as far as it lies deep: one just beyond the edge puts much of its field on
+  the edge sensors, and dropped, that field would be fitted into its neighbours (the MMT
+  tutorial's micro-CT keeps 7 of its 99 grains outside its sensor window, one of 6,400 µm³
+  12.5 µm deep).
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from smm_daq.analysis.grids import Gridded
 from smm_daq.analysis.mmt.models.multipole import (
     MAX_LABEL,
     POSITION_LIMIT_M,
@@ -291,6 +294,13 @@ def _z_top(opt: DragonflyOptions, pos: np.ndarray, vol: np.ndarray) -> float:
     radius = np.cbrt(3.0 * vol / (4.0 * math.pi))
     return float(np.min(pos[:, 2] - radius)) if opt.z_down \
         else float(np.max(pos[:, 2] + radius))
+
+
+def scan_window(maps: Sequence[Gridded]) -> tuple[float, float, float, float]:
+    """The (x0, x1, y0, y1) rectangle in m spanning the sensor centres of every map: the crop
+    window of a joint inversion, whose grains under any of its scans are fitted."""
+    return (min(float(m.x.min()) for m in maps), max(float(m.x.max()) for m in maps),
+            min(float(m.y.min()) for m in maps), max(float(m.y.max()) for m in maps))
 
 
 def _near_window(pos: np.ndarray, window: tuple[float, float, float, float]) -> np.ndarray:
