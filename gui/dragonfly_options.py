@@ -9,27 +9,29 @@ applied, where the row itself is not on show.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 from PyQt6 import QtCore, QtWidgets
 
 from smm_daq.analysis.grids import Gridded
-from smm_daq.analysis.mmt.formats.dragonfly import DragonflyOptions
+from smm_daq.analysis.mmt.formats.dragonfly import DragonflyOptions, scan_window
 
 # DragonflyOptions.crop placeholder: the scan's window, known once its map is read
 CROP_TO_SCAN = (0.0, 0.0, 0.0, 0.0)
 Z_TOP_AUTO_UM = -1e6  # the z-top box's minimum, shown as "auto"
 
 
-def for_map(options: DragonflyOptions, m: Gridded | None) -> DragonflyOptions:
-    """`options` with CROP_TO_SCAN made the sensor-centre window of `m`, as the command
-    line's `--crop-to-scan` does; with no map, every grain is kept."""
+def for_map(options: DragonflyOptions, m: Gridded | Sequence[Gridded] | None
+            ) -> DragonflyOptions:
+    """`options` with CROP_TO_SCAN made the sensor-centre window of `m` (of several maps, the
+    rectangle spanning them all: the scans of a joint inversion), as the command line's
+    `--crop-to-scan` does; with no map, every grain is kept."""
     if options.crop != CROP_TO_SCAN:
         return options
     if m is None:
         return replace(options, crop=None)
-    return replace(options, crop=(float(m.x.min()), float(m.x.max()),
-                                  float(m.y.min()), float(m.y.max())))
+    return replace(options, crop=scan_window(list(m) if isinstance(m, Sequence) else [m]))
 
 
 def describe(options: DragonflyOptions) -> str:

@@ -581,13 +581,13 @@ class MMTView(QtWidgets.QWidget):
             from smm_daq.analysis.mmt.solver.joint import Scan, invert_scans
 
             data = read_source(path, entry)
-            options = None if dragonfly is None else for_map(dragonfly, data)
+            maps = [data] + [read_source(path, e) for e in extra]
+            options = None if dragonfly is None else for_map(dragonfly, maps)
             with recorded() as read:  # e.g. overlapping cuboids; this thread's alone
                 grains = read_grain_file(grain_file, fmt, options)
             point = isinstance(grains, PointGrains)
             model = model_choice if model_choice != "auto" else ("dipole" if point else "cuboid")
             emit(f"{grains.n_grains} grains ({model}), map {data.shape[1]} × {data.shape[0]}")
-            maps = [data] + [read_source(path, e) for e in extra]
 
             def sensor_of(m: MapData) -> tuple[float, ...]:
                 """(w, l), or (w, l, thickness) for a volume sensor (which `invert_scans`

@@ -243,3 +243,40 @@ def test_a_damaged_mask_image_and_a_directory_of_grains_are_refused_by_name(tmp_
     assert main([*base, "--grains", str(tmp_path)]) == 2
     assert f"{tmp_path}: is a directory; expected a grain file" in capsys.readouterr().err
     assert not (tmp_path / "r.csv").exists()
+
+
+def test_crop_to_scan_of_a_joint_inversion_keeps_the_grains_under_every_scan(tmp_path):
+    """Two scans side by side, a grain under each: cropped to the first scan alone, the grain
+    under the second was dropped and its field fitted into the other; the crop spans both."""
+    from smm_daq.analysis.mmt.models.multipole import MultipoleModel, Sensor, point_grains
+    from smm_daq.analysis.mmt.solver.inversion import forward
+    from smm_daq.storage.mapdata import MapData
+    from smm_daq.storage.nexus import write_map_entry
+
+    um = 1e-6
+    pos = np.array([[10, 10, -3], [40, 10, -3]]) * um
+    vol = np.array([4.0, 4.0]) * um**3
+    m = np.array([[2e3, -1e3, 3e3], [-1e3, 2e3, 2e3]])
+    model = MultipoleModel.build(point_grains(pos, vol, np.array([1, 2])), Sensor(), "dipole")
+    h5 = tmp_path / "s.h5"
+    y = np.arange(0.0, 21.0) * um
+    for name, x0 in (("west", 0.0), ("east", 30.0)):
+        x = (x0 + np.arange(0.0, 21.0)) * um
+        X, Y = np.meshgrid(x, y)
+        bz = forward(model, np.c_[X.ravel(), Y.ravel(), np.full(X.size, 2 * um)], m)
+        write_map_entry(h5, MapData(bz=bz.reshape(X.shape), x=x, y=y, height=2 * um,
+                                    sensor_size=(0.0, 0.0), name=name), kind="scan")
+    cc = tmp_path / "cc.csv"
+    cc.write_text("Label Index;Voxel count;Volume (µm³);Center Of Mass X (µm);"
+                  "Center Of Mass Y (µm);Center Of Mass Z (µm)\n"
+                  "1;100;4;10;10;97\n2;100;4;40;10;97\n", encoding="utf-8")
+    out = tmp_path / "g.csv"
+    assert main(["mmt", "invert", str(h5), "--entry", "west", "--entry", "east",
+                 "--grain-format", "dragonfly", "--grains", str(cc), "--z-top-um", "100",
+                 "--crop-to-scan", "--sigma-nT", "1,1", "--out", str(out)]) == 0
+    rows = read_csv(out)
+    assert [r["grain"] for r in rows] == ["1", "2"]
+    assert abs(float(rows[0]["mz_A_per_m"]) - 3e3) < 1.0
+    with h5py.File(h5) as f:
+        np.testing.assert_allclose(f["west_mmt/process/parameters/crop"][()],
+                                   np.array([0, 50, 0, 20]) * um)

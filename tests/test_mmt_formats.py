@@ -152,8 +152,8 @@ def test_dragonfly_defaults_and_options():
     g = dragonfly.read_dragonfly(path, dragonfly.DragonflyOptions(z_top_mm=0.14, z_down=True))
     assert g.positions[0, 2] == pytest.approx(-12.0 * UM)
     g = dragonfly.read_dragonfly(path, dragonfly.DragonflyOptions(
-        crop=(16 * UM, 26 * UM, 0.0, 1.0)))
-    assert g.labels.tolist() == [2, 3]
+        crop=(37 * UM, 50 * UM, 0.0, 1.0)))
+    assert g.labels.tolist() == [3]  # 12 µm beyond the window, 13.9 µm deep
 
 
 def test_bad_dragonfly_files_refused(tmp_path):
@@ -314,9 +314,9 @@ def test_dragonfly_centroid_above_the_given_top_refused():
         dragonfly.read_dragonfly(path, opt)
     g = dragonfly.read_dragonfly(path, dragonfly.DragonflyOptions(z_top_mm=0.161))
     assert g.positions[:, 2].max() == 0.0
-    crop = (14 * UM, 16 * UM, 0.0, 1.0)  # only grain 1, which lies below 0.16 mm
+    crop = (14 * UM, 16 * UM, 0.0, 1.0)  # grain 2, above 0.16 mm, lies 4 µm beyond it
     g = dragonfly.read_dragonfly(path, dragonfly.DragonflyOptions(z_top_mm=0.16, crop=crop))
-    assert g.labels.tolist() == [1]
+    assert g.labels.tolist() == [1, 3]  # 3: 9 µm beyond the window, 12.5 µm deep
 
 
 @pytest.mark.parametrize("z_top_mm", [float("nan"), float("inf")])
@@ -382,3 +382,28 @@ def test_an_identifier_that_is_not_one_label_per_particle_is_refused(tmp_path, i
                                          r"type .*; expected 2 whole numbers, one label per "
                                          "particle"):
         mpe.read_particles(p)
+
+
+def test_crop_to_scan_keeps_the_grains_just_beyond_the_scan_whose_field_reaches_it(tmp_path):
+    """A grain's field spreads sideways about as far as it lies deep: one whose centroid lies
+    beyond the sensor window by less than its depth is kept (the MMT tutorial's own micro-CT
+    keeps 7 of 99 grains outside its window, one of 6,400 µm³ 1.1 µm beyond it); one farther
+    out than it lies deep is dropped, also past a corner (the distance to the window)."""
+    path = tmp_path / "cc.csv"
+    rows = [(1, 20, 20, 140),   # under the scan
+            (2, -3, 20, 140),   # 3 µm beyond x0, 10 µm deep: kept
+            (3, -30, 20, 140),  # 30 µm beyond, 10 µm deep: dropped
+            (4, 55.4, 47.2, 140),  # 5.4, 7.2 past the corner: 9 µm away, 10 µm deep: kept
+            (5, 55.4, 47.2, 141.5),  # the same, 8.5 µm deep: dropped
+            (6, 20, 45, 149)]   # 5 µm beyond y1, 1 µm deep: dropped
+    path.write_text("Label Index;Voxel count;Volume (µm³);Center Of Mass X (µm);"
+                    "Center Of Mass Y (µm);Center Of Mass Z (µm)\n"
+                    + "".join(f"{n};100;1;{x};{y};{z}\n" for n, x, y, z in rows),
+                    encoding="utf-8")
+    window = (0.0, 50 * UM, 0.0, 40 * UM)
+    g = dragonfly.read_dragonfly(path, dragonfly.DragonflyOptions(z_top_mm=0.15, crop=window))
+    assert g.labels.tolist() == [1, 2, 4]
+    with pytest.raises(InputError, match=r"cc\.csv: no grain lies under the scan window x "
+                                         r"100\.\.110 µm, y 0\.\.40 µm, nor within its depth"):
+        dragonfly.read_dragonfly(path, dragonfly.DragonflyOptions(
+            z_top_mm=0.15, crop=(100 * UM, 110 * UM, 0.0, 40 * UM)))

@@ -249,3 +249,29 @@ def test_the_damped_solve_is_tikhonovs_closed_form_and_holds_no_gil(monkeypatch)
     blocks = np.array([cov[3 * g:3 * g + 3, 3 * g:3 * g + 3] for g in range(n // 3)])
     own_scale = np.abs(blocks).max(axis=(1, 2), keepdims=True)  # each grain's own units
     assert np.all(np.abs(sol.covariance_blocks - blocks) <= 1e-8 * own_scale)
+
+
+def test_a_damped_multipole_solve_weighs_each_order_by_its_own_columns():
+    """Two grains of 8 unknowns (dipole in A/m, quadrupole in A m³, columns 1e23 apart):
+    Λ holds, for each unknown, the damping times the mean ‖Q[:, i]‖² of its own order's
+    columns; against numpy's dense solve of Q held whole."""
+    from smm_daq.analysis.mmt.solver.inversion import Triangle, solve_triangle
+
+    rng = np.random.default_rng(8)
+    m, per_grain, damping = 200, 8, 0.03
+    order = np.tile(np.r_[np.zeros(3), np.ones(5)], 2).astype(bool)
+    q = rng.standard_normal((m, 16)) * np.where(order, 1e15, 1e-8) * rng.uniform(0.5, 2, 16)
+    phi = rng.standard_normal(m)
+    r = np.linalg.qr(np.c_[q, phi], mode="r")
+    sol = solve_triangle(Triangle(np.asfortranarray(r[:16, :16]), r[:16, 16].copy()), damping,
+                         per_grain=per_grain)
+    norms2 = np.sum(q**2, axis=0)
+    lam = damping * np.where(order, norms2[order].mean(), norms2[~order].mean())
+    a_inv = np.linalg.inv(q.T @ q + np.diag(lam))
+    want = a_inv @ q.T @ phi
+    np.testing.assert_allclose(sol.x, want, rtol=1e-8, atol=0)
+    cov = a_inv @ q.T @ q @ a_inv
+    for g in range(2):
+        block = cov[8 * g:8 * g + 8, 8 * g:8 * g + 8]
+        norm = np.sqrt(np.outer(np.diag(block), np.diag(block)))
+        np.testing.assert_allclose(sol.covariance_blocks[g] / norm, block / norm, atol=1e-8)

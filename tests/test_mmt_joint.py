@@ -223,3 +223,39 @@ def test_a_scan_given_twice_is_refused():
 
     with pytest.raises(InputError, match="scans low, low: expected each scan once"):
         invert_scans([Scan(LOW, 3 * UM, sigma=1 * NT)] * 2, GRAINS, model="dipole")
+
+
+def test_damping_a_multipole_model_leaves_a_well_seen_dipole_as_it_is():
+    """A dipole's columns (T per A/m) and a quadrupole's (T per A m³) differ some 1e23-fold
+    at µm scales: a damping relative to one mean over all columns crushed every dipole to
+    0 ± 0 A/m at any damping. A small damping changes a quadrupole fit no more than it
+    changes a dipole fit: by a small fraction of an SD."""
+    rng = np.random.default_rng(11)
+    scans = [Scan(noisy(LOW, 5 * NT, rng), 3 * UM, sigma=5 * NT)]
+    plain = invert_scans(scans, GRAINS, model="quadrupole")
+    damped = invert_scans(scans, GRAINS, model="quadrupole", damping=1e-6)
+    sd = np.sqrt(np.einsum("gii->gi", plain.coefficient_covariance))
+    assert np.all(np.abs(damped.coefficients - plain.coefficients) < 0.05 * sd)
+    np.testing.assert_allclose(np.sqrt(np.einsum("gii->gi", damped.coefficient_covariance)),
+                               sd, rtol=0.05)
+
+
+def test_sigmas_of_scans_of_very_different_noise_are_estimated_and_used_for_the_sds():
+    """1 nT beside 300 nT: a first, unweighted fit puts much of the noisy scan's noise into
+    the quiet scan's residual. Two passes left the quiet scan's σ twice too large, and the
+    SDs, weighted by the first pass's estimates, some 8 times those of the σ reported; the
+    passes go on until the estimates settle, and the SDs are those of the σ reported."""
+    rng = np.random.default_rng(12)
+    low = noisy(LOW, 300 * NT, rng)
+    high = noisy(HIGH, 1 * NT, rng)
+    est = invert_scans([Scan(low, 3 * UM), Scan(high, 8 * UM, (2 * UM, 2 * UM))], GRAINS,
+                       model="quadrupole")
+    assert est.sigmas[0] == pytest.approx(300 * NT, rel=0.1)
+    assert est.sigmas[1] == pytest.approx(1 * NT, rel=0.1)
+    given = invert_scans([Scan(low, 3 * UM, sigma=est.sigmas[0]),
+                          Scan(high, 8 * UM, (2 * UM, 2 * UM), sigma=est.sigmas[1])], GRAINS,
+                         model="quadrupole")
+    sd = np.sqrt(np.einsum("gii->gi", given.coefficient_covariance))
+    np.testing.assert_allclose(np.sqrt(np.einsum("gii->gi", est.coefficient_covariance)), sd,
+                               rtol=1e-6)
+    assert np.all(np.abs(est.coefficients - given.coefficients) <= 1e-6 * sd)

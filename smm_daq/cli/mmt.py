@@ -246,8 +246,9 @@ def _add_invert(mmt_sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--sensor-size-um", metavar="W,L",
                    help="sensor active area (default: the entry's; 0,0 a point)")
     p.add_argument("--damping", type=float, default=0.0,
-                   help="Tikhonov damping, relative to the mean diagonal of QᵀQ (default 0; "
-                        "not with --tile-um: the tiles are undamped)")
+                   help="Tikhonov damping, relative to the mean diagonal of QᵀQ of each "
+                        "multipole order (default 0; not with --tile-um: the tiles are "
+                        "undamped); damped, the SDs leave out the bias towards 0")
     p.add_argument("--out", required=True, metavar="RESULT.csv")
     p.add_argument("--result-entry", type=entry_name,
                    help="name of the new entry (default ENTRY_mmt)")

@@ -54,7 +54,9 @@ def add_invert_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--z-down", action="store_true",
                    help="the CT z axis points down into the sample (default: up)")
     g.add_argument("--crop-to-scan", action="store_true",
-                   help="keep only grains whose centroid lies under the first scan")
+                   help="keep only grains whose centroid lies under the scans (the "
+                        "rectangle spanning them), or beyond its edge by no more than the "
+                        "centroid's depth")
 
 
 def uses_models(args: argparse.Namespace) -> bool:
@@ -93,10 +95,11 @@ def _per_entry(option: str, text: str | None, n: int) -> list[float | None]:
     return values * n if len(values) == 1 else values
 
 
-def _grains(args: argparse.Namespace, first_map: object
+def _grains(args: argparse.Namespace, maps: list
             ) -> tuple[object, DragonflyOptions | None]:
-    """The grains, and the Dragonfly options they were read with (None: another format)."""
-    from smm_daq.analysis.mmt.formats.dragonfly import DragonflyOptions
+    """The grains, and the Dragonfly options they were read with (None: another format); the
+    crop, when asked for, spans every scan inverted."""
+    from smm_daq.analysis.mmt.formats.dragonfly import DragonflyOptions, scan_window
     from smm_daq.analysis.mmt.formats.grains import read_grain_file
 
     options = None
@@ -105,8 +108,7 @@ def _grains(args: argparse.Namespace, first_map: object
             raise InputError(f"--min-voxels is {args.min_voxels}; expected a whole number >= 1")
         crop = None
         if args.crop_to_scan:
-            m = first_map
-            crop = (float(m.x.min()), float(m.x.max()), float(m.y.min()), float(m.y.max()))
+            crop = scan_window(maps)
         options = DragonflyOptions(
             min_voxels=args.min_voxels,
             z_top_mm=None if args.z_top_um is None else args.z_top_um * 1e-3,
@@ -184,7 +186,7 @@ def invert_models(args: argparse.Namespace) -> int:
     name = args.result_entry or f"{entries[0]}_mmt"
     check_new_entry(args.file, name, entries, overwrite=args.overwrite)  # before the work
     with _warnings_to_stderr():
-        grains, dragonfly = _grains(args, maps[0])
+        grains, dragonfly = _grains(args, maps)
         point = isinstance(grains, PointGrains)
         model = args.model or ("dipole" if point else "cuboid")
         if model == "cuboid" and point:

@@ -5,8 +5,9 @@ made by (the command line and the MMT tab record them alike; `result_read` reads
 * Dragonfly grains (`grain_format` dragonfly): `min_voxels` (components of fewer voxels were
   dropped; 1: none), `z_top` (m, the CT z of the sample top; absent: the top of the highest
   grain was taken), `z_down` (1: the CT z axis points down into the sample), `crop_to_scan`
-  (1: only grains whose centroid lies under the first scan were kept) and, with it, `crop`
-  (x0, x1, y0, y1 in m: that window);
+  (1: only grains whose centroid lies under the scans, or beyond them by no more than its
+  depth, were kept) and, with it, `crop` (x0, x1, y0, y1 in m: the rectangle spanning every
+  scan's sensor centres);
 * masks: `mask`, one per scan in the order of `results/scans` (a result of one scan: its
   entry), the mask file as typed ("" where the scan had none), `mask_absolute` its absolute
   path, and `mask_shapes` the text of a .json mask (its rectangles and polygons in µm; ""

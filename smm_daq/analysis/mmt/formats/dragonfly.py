@@ -28,19 +28,26 @@ The conventions of the micro-CT workflow, each an option:
   the top (a wrong z_top or z axis) is refused;
 * ``z_down`` (default False): the CT z axis points down into the sample (slice index order),
   so depth is z − z_top rather than z_top − z;
-* ``crop`` (default None: keep all): an (x0, x1, y0, y1) window in m, usually the scan's
-  sensor-centre rectangle; only grains whose centroid lies in it are kept.
+* ``crop`` (default None: keep all): an (x0, x1, y0, y1) window in m, usually the scans'
+  sensor-centre rectangle (`scan_window`); only grains whose centroid lies in it, or outside
+  it by no more than its depth below the sample top, are kept. A grain's field spreads
+  sideways about as far as it lies deep: one just beyond the edge puts much of its field on
+  the edge sensors, and dropped, that field would be fitted into its neighbours (the MMT
+  tutorial's micro-CT keeps 7 of its 99 grains outside its sensor window, one of 6,400 µm³
+  12.5 µm deep).
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from smm_daq.analysis.grids import Gridded
 from smm_daq.analysis.mmt.models.multipole import (
     MAX_LABEL,
     POSITION_LIMIT_M,
@@ -289,6 +296,22 @@ def _z_top(opt: DragonflyOptions, pos: np.ndarray, vol: np.ndarray) -> float:
         else float(np.max(pos[:, 2] + radius))
 
 
+def scan_window(maps: Sequence[Gridded]) -> tuple[float, float, float, float]:
+    """The (x0, x1, y0, y1) rectangle in m spanning the sensor centres of every map: the crop
+    window of a joint inversion, whose grains under any of its scans are fitted."""
+    return (min(float(m.x.min()) for m in maps), max(float(m.x.max()) for m in maps),
+            min(float(m.y.min()) for m in maps), max(float(m.y.max()) for m in maps))
+
+
+def _near_window(pos: np.ndarray, window: tuple[float, float, float, float]) -> np.ndarray:
+    """Which centroids (z up, the sample top at 0) lie in the (x0, x1, y0, y1) window or
+    outside it by no more than their depth: the grains whose field reaches the scan."""
+    x0, x1, y0, y1 = window
+    dx = np.maximum(np.maximum(x0 - pos[:, 0], pos[:, 0] - x1), 0.0)
+    dy = np.maximum(np.maximum(y0 - pos[:, 1], pos[:, 1] - y1), 0.0)
+    return np.hypot(dx, dy) <= np.maximum(-pos[:, 2], 0.0)
+
+
 def _refuse_above_top(z: np.ndarray, labels: np.ndarray, lines: np.ndarray,
                       opt: DragonflyOptions, source: str) -> None:
     """A centroid above the given sample top means a wrong z_top or z axis, so every depth
@@ -346,11 +369,12 @@ def read_dragonfly(path: str | Path, options: DragonflyOptions | None = None) ->
     pos[:, 2] = (top - pos[:, 2]) if opt.z_down else (pos[:, 2] - top)
     if opt.crop is not None:
         x0, x1, y0, y1 = opt.crop
-        inside = (pos[:, 0] >= x0) & (pos[:, 0] <= x1) & (pos[:, 1] >= y0) & (pos[:, 1] <= y1)
+        inside = _near_window(pos, opt.crop)
         if not inside.any():
-            raise InputError("no grain lies inside the scan window "
+            raise InputError("no grain lies under the scan window "
                              f"x {x0 / UM:.6g}..{x1 / UM:.6g} µm, "
-                             f"y {y0 / UM:.6g}..{y1 / UM:.6g} µm", source=source)
+                             f"y {y0 / UM:.6g}..{y1 / UM:.6g} µm, nor within its depth of it",
+                             source=source)
         pos, vol, arr, lines_kept = pos[inside], vol[inside], arr[inside], lines_kept[inside]
     labels = arr[:, 0].astype(np.int64)
     _refuse_above_top(pos[:, 2], labels, lines_kept, opt, source)

@@ -11,12 +11,15 @@ columns scaled to unit norm; the covariance (QᵀQ)⁻¹ = R⁻¹R⁻ᵀ is form
 blocks, one per grain (3 × 3 for a magnetization, k × k for k multipole coefficients). When
 R is singular to working precision a warning is given and the SVD's pseudo-inverse is used,
 with the grains touching its null space reported as unresolved (infinite standard deviations).
-Optional Tikhonov damping adds λ·mean(‖Q[:, j]‖²)·‖x‖² to the misfit
-(covariance then by the sandwich formula).
+Optional Tikhonov damping adds λ·Σ_j c_j x_j² to the misfit, c_j the mean ‖Q[:, i]‖² over
+the columns i of x_j's own multipole order (all of them for a magnetization; the dipole,
+quadrupole and octupole columns apart, as their units differ); the covariance is then the
+sandwich formula's, the spread of the damped estimate about its own (biased) mean.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import sys
 import time
@@ -299,10 +302,11 @@ def solve_triangle(tri: Triangle, damping: float = 0.0, per_grain: int = 3) -> S
     the scaled R), so that unknowns of different units (a multipole's A/m, A m³, A m⁴) do not
     make it meaningless. When the scaled R is singular to working
     precision a SingularWarning is given and its SVD yields the pseudo-inverse solution, the
-    grains touching the null space reported as unresolved. Damping λ (relative to the mean
-    ‖Q[:, j]‖²) adds λ‖x‖² to the misfit; the covariance is then the sandwich
-    (QᵀQ + λI)⁻¹ QᵀQ (QᵀQ + λI)⁻¹. per_grain: unknowns per grain (3 for a magnetization,
-    8 or 15 for multipoles), the size of the covariance blocks.
+    grains touching the null space reported as unresolved. Damping λ adds λ Σ c_j x_j² to
+    the misfit, c = `order_weights` (the mean ‖Q[:, j]‖² of each multipole order); the
+    covariance is then the sandwich (QᵀQ + Λ)⁻¹ QᵀQ (QᵀQ + Λ)⁻¹, Λ = λ diag(c). per_grain:
+    unknowns per grain (3 for a magnetization, 8 or 15 for multipoles), the size of the
+    covariance blocks.
     """
     n = tri.c.size
     norms = tri.column_norms
@@ -313,9 +317,9 @@ def solve_triangle(tri: Triangle, damping: float = 0.0, per_grain: int = 3) -> S
     rcond = _rcond(rs) if n else 1.0
     cond = condition_number(rcond)
     if damping > 0:
-        lam = damping * float(np.mean(norms[~zero] ** 2)) if np.any(~zero) else 0.0
         stacked = np.zeros((n, n + 1), order="F")
-        stacked[np.arange(n), np.arange(n)] = math.sqrt(lam) * scale
+        stacked[np.arange(n), np.arange(n)] = np.sqrt(damping * order_weights(norms, per_grain)) \
+            * scale
         aug = np.zeros((n + 1, n + 1), order="F")
         aug[:n, :n] = rs
         aug[:n, n] = tri.c
@@ -347,6 +351,27 @@ def solve_triangle(tri: Triangle, damping: float = 0.0, per_grain: int = 3) -> S
     w *= scale[:, None]  # in place: W is n × n (1.3 GB at 12,900 columns)
     blocks = _grain_blocks(w, per_grain)
     return Solution(y * scale, blocks, unresolved, cond)
+
+
+ORDER_STARTS = (0, 3, 8, 15)  # a grain's dipole, quadrupole and octupole unknowns
+
+
+def order_weights(norms: np.ndarray, per_grain: int) -> np.ndarray:
+    """For each unknown, the mean ‖Q[:, i]‖² over the columns i of its own multipole order.
+
+    One mean over every column would mix units (a dipole's column is in T per A/m, a
+    quadrupole's in T per A m³, some 10²³ times larger at µm scales), and damping relative to
+    it would crush the dipoles to zero with zero SDs at any damping; within one order the
+    weight is the usual one, the same for every grain (a magnetization's is unchanged).
+    """
+    out = np.zeros(norms.size)
+    position = np.arange(norms.size) % per_grain
+    for lo, hi in itertools.pairwise(ORDER_STARTS):
+        order = (position >= lo) & (position < hi)
+        live = order & (norms > 0)
+        if np.any(live):
+            out[order] = float(np.mean(norms[live] ** 2))
+    return out
 
 
 def _svd(rs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

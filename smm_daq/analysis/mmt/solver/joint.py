@@ -7,8 +7,12 @@ mask of bad pixels. Scan s's rows of Q and φ are weighted by 1/σ_s, so the sol
 maximum-likelihood one for independent Gaussian noise and (QᵀWQ)⁻¹ is its covariance. A σ
 not given is estimated from that scan's residual after a first fit with every given σ used
 and the unknown ones set to 1 (one scan: exactly the unweighted fit of `invert_map`); with
-several scans the system is then solved again with the estimates. The degrees of freedom of
-scan s are taken as N_s (1 − n/N), its share of the total.
+several scans the system is then solved again with the estimates, and again with each pass's
+new estimates until none moves by more than SIGMA_RTOL (an unweighted first fit of a scan
+with 1 nT of noise beside one with 300 nT gave the quiet scan's σ 15 times too large, and a
+second pass still twice). The σ reported are those the last solve, and so the covariance, was
+weighted by. The degrees of freedom of scan s are taken as N_s (1 − n/N), its share of the
+total.
 
 Unknowns per grain: the magnetization (A/m) for cuboid grains; for point sources the
 magnetization of the dipole, then the quadrupole and octupole coefficients of
@@ -57,6 +61,8 @@ from smm_daq.storage.mapdata import MapData
 
 UM = 1e-6
 GRAIN_MODELS = ("cuboid", *MODELS)
+SIGMA_RTOL = 0.05  # the σ estimated from the residuals are iterated until they move less
+MAX_PASSES = 8  # solves of a joint inversion of unknown σ, at most
 
 
 @dataclass(frozen=True)
@@ -258,7 +264,7 @@ def invert_scans(
 ) -> MultipoleResult:
     """Joint least squares of all `scans` for the grains' unknowns under `model`, on `device`
     ("cpu", "gpu" or "auto": the GPU when one is usable, `solver.device`); `on_block` as
-    `inversion.invert_map`'s (told again from 0 for the second pass, when there is one)."""
+    `inversion.invert_map`'s (told again from 0 for each further pass, when there is one)."""
     # accumulate / solve_triangle / forward: the CPU's (`inversion`), else the GPU's
     used = devices.resolve(device)
     if model not in GRAIN_MODELS:
@@ -311,10 +317,11 @@ def invert_scans(
         check_solve_fits(n, min(block, sensors.shape[0]), unknowns, damping=damping > 0)
     given = [scan.sigma for scan in scans]
     sigmas = np.array([1.0 if sg is None else sg for sg in given])
-    passes = 1 if all(sg is not None for sg in given) or len(scans) == 1 else 2
+    passes = 1 if all(sg is not None for sg in given) or len(scans) == 1 else MAX_PASSES
     timings = dict.fromkeys(("green_and_qr_s", "solve_s", "forward_s"), 0.0)
     for attempt in range(passes):
-        weights = 1.0 / sigmas
+        weighted_by = sigmas.copy()
+        weights = 1.0 / weighted_by
         row_w = np.repeat(weights, counts)
         stacked = StackedModel(models, weights, n)
         if progress:
@@ -339,8 +346,19 @@ def invert_scans(
             if sg is None:
                 part = resid[counts[:s].sum():counts[:s + 1].sum()]
                 sigmas[s] = math.sqrt(float(part @ part) / (counts[s] * dof_share))
-        if attempt == 0 and passes == 2 and progress:
-            progress("second pass with the estimated noise of each scan")
+        settled = np.all(np.abs(sigmas - weighted_by) <= SIGMA_RTOL * weighted_by)
+        if passes > 1 and attempt > 0 and settled:
+            break
+        if passes > 1 and attempt + 1 < passes and progress:
+            progress(f"pass {attempt + 2} with the estimated noise of each scan")
+    else:
+        if passes > 1:
+            warnings.warn(f"the noise of the scans estimated from their residuals still moved "
+                          f"by more than {SIGMA_RTOL:.0%} after {passes} passes (σ "
+                          f"{', '.join(f'{v / 1e-9:.4g}' for v in sigmas)} nT); expected "
+                          "--sigma-nT for the scans whose noise is known", stacklevel=2)
+    if passes > 1:
+        sigmas = weighted_by  # the σ the covariance below was weighted by
     # unit-weight covariance of the weighted system is the covariance itself, except for a
     # single scan of unknown σ (fitted with weight 1): scale by its estimate
     blocks = sol.covariance_blocks * (sigmas[0] ** 2 if passes == 1 and given[0] is None
