@@ -36,6 +36,7 @@ def browser(qtbot, tmp_path):
     b = SessionBrowser()
     qtbot.addWidget(b)
     assert opened(b, qtbot, path)
+    qtbot.waitUntil(lambda: b.reader.pending == 0, timeout=60_000)  # the maps to compare
     return b
 
 
