@@ -305,7 +305,8 @@ def main() -> None:
         session, mmt = window.session, window.mmt
 
         window.tabs.setCurrentWidget(session)
-        clock.call("Session: open the file (list its entries)", lambda: session.open_file(path))
+        clock.wait("Session: open the file (list its entries)", session.entriesRead,
+                   lambda: session.open_file(path))
         row = session._row_of("scan_mmt")
         clock.wait("Session: open the result entry", session.mapShown,
                    lambda: session.show_entry(row))

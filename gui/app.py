@@ -203,8 +203,10 @@ def _screenshot(window: MainWindow, path: Path, outcome: dict[str, bool]) -> Non
     makes the rig safe); nothing when it has been closed, or is closing, already (what the
     screenshot would show is gone: `exit_code` says so). `outcome` records which."""
     window.resize(*SCREENSHOT_SIZE)
-    # the session's maps and image, and the selected grain's field, made off the GUI thread
-    while window.session.reader.pending or window.mmt.field_worker.pending:
+    # the session's entries, maps and image, and the selected grain's field, made off the GUI
+    # thread
+    session = window.session
+    while session.reading or session.reader.pending or window.mmt.field_worker.pending:
         QtWidgets.QApplication.processEvents(QtCore.QEventLoop.ProcessEventsFlag.WaitForMoreEvents)
     for _ in range(3):  # layouts settle over a few passes of posted events
         QtWidgets.QApplication.sendPostedEvents()

@@ -130,17 +130,27 @@ class Demo(QtCore.QObject):
         recipes.runner.finished.connect(self._recipe_finished)
 
     def _recipe_finished(self, ok: bool, message: str) -> None:
-        """The session's maps side by side with the grains drawn over them, then, once the
-        grain file (read in the background) is drawn, the MMT tab's inversion; a recipe that
-        did not finish ends the demo at once (its window may be closing)."""
+        """The session's maps side by side with the grains drawn over them, once its entries
+        are read, then, once the grain file (read in the background) is drawn, the MMT tab's
+        inversion; a recipe that did not finish ends the demo at once (its window may be
+        closing)."""
         session = self.window.session
-        session.open_file(self.path)
+        session.open_file(self.path, lambda _opened: self._show_session(ok))
+        if not ok:
+            self.finished.emit(ok, message)
+
+    def _show_session(self, ok: bool) -> None:
+        """The session file's maps side by side (its entries read, or the Session tab says
+        why not) with the grains drawn over them, then (`ok`) the inversion; nothing once the
+        window has closed (its close tells the read it dropped)."""
+        session = self.window.session
+        if session.closed:
+            return
         self.window.show_view("session")
         session.views.setCurrentWidget(session.compare)
         if not ok:
             session.load_grains(self.grain_path)
             self._fit()
-            self.finished.emit(ok, message)
             return
 
         def drawn(*_args: object) -> None:

@@ -78,7 +78,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self.mmt.saved.connect(self._file_written)
         self.scan.scanEnded.connect(self._scan_ended)
         self.scan.live.madeSafe.connect(self._made_safe)
-        self.holder.busyChanged.connect(self.session.set_scan_running)
         self.holder.changed.connect(self._rig_changed)
         self.holder.opened.connect(lambda _rig: self.statusBar().showMessage("Rig connected."))
         self.holder.failed.connect(lambda _why: self.statusBar().showMessage(
@@ -159,7 +158,9 @@ class MainWindow(QtWidgets.QMainWindow):
         raise KeyError(name)
 
     # --- session file --------------------------------------------------------------------
-    def open_file(self, path: Path) -> bool:
+    def open_file(self, path: Path) -> int:
+        """Start reading a session file's entries in the Session tab (`SessionBrowser.open_file`):
+        the read's token."""
         return self.session.open_file(path)
 
     def _file_opened(self, path: Path) -> None:

@@ -13,6 +13,7 @@ from PyQt6 import QtCore, QtGui, QtWidgets
 from gui.background import Background
 from gui.compare_view import CompareView
 from gui.dragonfly_options import CROP_TO_SCAN, describe, for_map
+from gui.entry_reads import EntryReads, Then, same_file
 from gui.grain_outlines import grain_segments
 from gui.image_registration import RegistrationDialog, underlay_transform
 from gui.map_view import MapView, Quantity
@@ -101,6 +102,8 @@ class SessionBrowser(QtWidgets.QWidget):
     grainsFailed = QtCore.pyqtSignal(str)  # why a grain file could not be read
     dragonflyOptionsWanted = QtCore.pyqtSignal()  # show the (MMT tab's) Dragonfly options
     entriesChanged = QtCore.pyqtSignal(object, object)  # Path, its entries (as re-read)
+    entriesRead = QtCore.pyqtSignal(int, object)  # read token, the entries shown
+    entriesFailed = QtCore.pyqtSignal(int, str)  # read token, why the file was not read
     resumeRequested = QtCore.pyqtSignal(object, str)  # session file Path, scan entry
     mmtResultWanted = QtCore.pyqtSignal(object, str)  # session file Path, MMT result entry
     subtracted = QtCore.pyqtSignal(bool, str)  # a subtraction ended: written?, what happened
@@ -122,6 +125,10 @@ class SessionBrowser(QtWidgets.QWidget):
         self.reader = Background("maps", self)
         self.registering = False  # an image being read, registered or stored
         self.closed = False  # the window has closed: its workers are shut down
+        # the file's entries, read off the window's thread: listing them waits for the disk
+        # (a network share, a large file) and for a scan's line being written into the file
+        self.entry_reads = EntryReads(self)
+        self._opening = False  # the read in hand opens a file (as another file's, if it is)
 
         self.path_label = QtWidgets.QLabel("No session file open")
         self.path_label.setWordWrap(True)
@@ -146,9 +153,6 @@ class SessionBrowser(QtWidgets.QWidget):
                                    "fitted and residual maps, outlines and net")
         self.mmt_button.setEnabled(False)
         self.mmt_button.clicked.connect(self._show_mmt_selected)
-        # a scan of this window is writing (maybe this file): its entries are read off the
-        # GUI thread, which would wait for a line's write (long on a stalled disk)
-        self.scan_running = False
         self.product: ProductMap | None = None  # the shown entry's own map (χ, M), if any
         self.product_entry: MapData | None = None
         self.show_choice = QtWidgets.QComboBox()
@@ -252,33 +256,79 @@ class SessionBrowser(QtWidgets.QWidget):
         if name:
             self.open_file(Path(name))
 
-    def open_file(self, path: Path) -> bool:
-        """Show the entries of a session file; False, with the reason shown, when it cannot
-        be read: then the file open before stays open, here and in the other tabs. While a
-        scan runs they are read in the background: True, and the reason shown if it fails."""
-        path = Path(path)
-        if self.scan_running:  # read off the GUI thread: it waits for a line being written
-            self.reader.submit(lambda: list_entries(path), lambda e: self._opened(path, e),
-                               lambda exc: self._not_opened(path, exc))
-            return True
-        try:
-            entries = list_entries(path)
-        except (SmmError, OSError) as exc:
-            self._not_opened(path, exc)
-            return False
-        self._opened(path, entries)
-        return True
+    def open_file(self, path: Path, then: Then | None = None) -> int:
+        """Start reading the entries of a session file, off the window's thread; once read
+        they are shown (`entriesRead`, `fileOpened`), or the reason it cannot be read
+        (`entriesFailed`): then the file open before stays open, here and in the other tabs.
+        `then(shown)` follows either (see `EntryReads`). The read's token."""
+        return self._read(Path(path), True, then)
 
-    def _not_opened(self, path: Path, exc: BaseException) -> None:
-        self.message.setText(f"Not opened: {exc}" if isinstance(exc, SmmError)
-                             else f"Not opened: {path}: cannot be read ({exc})")
+    def refresh(self, then: Then | None = None) -> int | None:
+        """Start re-reading the entries of the open file (of the file being opened, while one
+        is), as `open_file` does; its token, or None when no file is open (`then` is told
+        False at once)."""
+        path = self.wanted_path()
+        if path is None:
+            if then is not None:
+                then(False)
+            return None
+        return self._read(path, self._opening, then)
+
+    @property
+    def reading(self) -> Path | None:
+        """The file whose entries are being read, or None."""
+        return self.entry_reads.pending
+
+    def wanted_path(self) -> Path | None:
+        """The file whose entries are shown once the reads in hand end: the one being opened,
+        else the open one."""
+        return self.entry_reads.pending or self.path
+
+    def _read(self, path: Path, opening: bool, then: Then | None) -> int:
+        """Read `path`'s entries in `entry_reads`: shown as the open file's (opening: as
+        another file's, once read) unless a newer read supersedes this one."""
+        self._opening = opening
+        another = self.path is None or not same_file(path, self.path)
+        self.path_label.setText(f"Reading {path}…")
+        self.table.setEnabled(not another)  # another file's entries: not the ones wanted
+        return self.entry_reads.start(path, lambda: list_entries(path),
+                                      lambda token, e: self._entries_read(token, path, e),
+                                      lambda token, exc: self._entries_failed(token, path, exc),
+                                      then)
+
+    def _reads_ended(self) -> None:
+        """No read in hand: the open file named, its entries usable."""
+        self.path_label.setText(str(self.path) if self.path else "No session file open")
+        self.table.setEnabled(True)
+
+    def _entries_read(self, token: int, path: Path, entries: list[EntryInfo]) -> None:
+        opening, self._opening = self._opening, False
+        if opening:
+            self._opened(path, entries)
+        else:
+            self._show_entries(entries)
+        self._reads_ended()
+        self.entriesRead.emit(token, entries)
+
+    def _entries_failed(self, token: int, path: Path, exc: BaseException) -> None:
+        opening, self._opening = self._opening, False
+        self._reads_ended()
+        if not isinstance(exc, (SmmError, OSError)):
+            raise exc  # not the file's fault: this program's, reported as such
+        if opening:
+            text = (f"Not opened: {exc}" if isinstance(exc, SmmError)
+                    else f"Not opened: {path}: cannot be read ({exc})")
+        else:
+            text = (str(exc) if isinstance(exc, SmmError)
+                    else f"{path}: cannot be read just now ({exc})")
+        self.message.setText(text)
+        self.entriesFailed.emit(token, text)
 
     def _opened(self, path: Path, entries: list[EntryInfo]) -> None:
         """Show the entries of the file `path`, read."""
         if self.path is None or path.resolve() != self.path.resolve():
             self._forget_file()
         self.path = path
-        self.path_label.setText(str(self.path))
         self._show_entries(entries)
         self.show_underlay()
         self.fileOpened.emit(self.path)
@@ -298,29 +348,6 @@ class SessionBrowser(QtWidgets.QWidget):
         self.map_view.clear()
         self.compare.forget_picks()
         self.table.clearSelection()
-
-    def refresh(self) -> None:
-        """Re-read the entries of the open file (in the background while a scan runs)."""
-        path = self.path
-        if path is None:
-            return
-        if self.scan_running:  # read off the GUI thread: it waits for a line being written
-            def read(entries: list[EntryInfo]) -> None:
-                if self.path == path:
-                    self._show_entries(entries)
-
-            self.reader.submit(lambda: list_entries(path), read,
-                               lambda exc: self._read_failed(path, exc))
-            return
-        try:
-            entries = list_entries(self.path)
-        except SmmError as exc:
-            self.message.setText(str(exc))
-            return
-        except OSError as exc:  # e.g. the file is being written by this very window
-            self.message.setText(f"{self.path}: cannot be read just now ({exc})")
-            return
-        self._show_entries(entries)
 
     def _show_entries(self, entries: list[EntryInfo]) -> None:
         """Fill the table (and the compare view) with the open file's `entries`, as read; the
@@ -361,9 +388,6 @@ class SessionBrowser(QtWidgets.QWidget):
         item = self.table.item(rows.pop(), 0)
         name = item.data(QtCore.Qt.ItemDataRole.UserRole) if item is not None else None
         return next((e for e in self.entries if e.name == name), None)
-
-    def set_scan_running(self, running: bool) -> None:
-        self.scan_running = running
 
     def set_rig_free(self, free: bool) -> None:
         """Whether the rig is connected and no scan or recipe drives it now (Resume is usable
@@ -569,9 +593,10 @@ class SessionBrowser(QtWidgets.QWidget):
         finishes writing its entry (an image being stored too; the window's close waits for
         them: `worker.join`), unless told not to wait for writes (a scan's write has stalled:
         they wait for the same disk, or for HDF5, which the stalled write holds); a grain
-        file, map or image being read is left to its thread, no longer drawn (an image read
-        to register: its dialog is not opened)."""
+        file's entries, map or image being read is left to its thread, no longer drawn (an
+        image read to register: its dialog is not opened)."""
         self.closed = True
+        self.entry_reads.shutdown()
         self.grain_reader.shutdown(wait=False)
         self.reader.shutdown(wait=False)
         self.worker.shutdown(wait=wait_for_writes, timeout=0)
@@ -643,17 +668,20 @@ class SessionBrowser(QtWidgets.QWidget):
             f". Warning: {text}" for text in warned)
         # another file open, or the window closing (its close waits for the other writes in
         # hand, which a read of the file here would wait for, the window's events stopped)
-        if self.closed or self.path is None or self.path.resolve() != path.resolve():
+        wanted = self.wanted_path()
+        if self.closed or wanted is None or not same_file(wanted, path):
             self.message.setText(written)
             self.subtracted.emit(True, written)
             return
-        self.refresh()
-        row = self._row_of(name)
-        if row is None:  # the file could not be read again just now (a scan writing a line)
-            self.message.setText(f"{written}; the file could not be read again just now: "
-                                 "Refresh shows it")
-            self.subtracted.emit(True, written)
-            return
+
+        def listed(read: bool) -> None:
+            row = self._row_of(name) if read else None
+            if row is None:  # the file could not be read again just now (a scan writing)
+                self.message.setText(f"{written}; the file could not be read again just now: "
+                                     "Refresh shows it")
+                self.subtracted.emit(True, written)
+                return
+            self.show_entry(row, shown)
 
         def shown(on_show: bool) -> None:
             if on_show and res.registered:
@@ -665,7 +693,7 @@ class SessionBrowser(QtWidgets.QWidget):
                 self.message.setText(written)
             self.subtracted.emit(True, written)
 
-        self.show_entry(row, shown)
+        self.refresh(listed)
 
     def _subtraction_failed(self, exc: BaseException) -> None:
         self._subtraction_ended()
@@ -737,11 +765,19 @@ class SessionBrowser(QtWidgets.QWidget):
     def _store(self, path: Path, image: np.ndarray, registration: ImageRegistration, name: str,
                image_file: str, damage: str = "") -> None:
         def stored(_name: str) -> None:
-            if self.path == path:
-                self.refresh()
-                self.show_underlay()
-            self._image_ended(True, f"Stored the image {image_file} as entry '{name}' of "
-                                    f"{path}" + (f"\n{damage}" if damage else ""))
+            text = f"Stored the image {image_file} as entry '{name}' of {path}" + (
+                f"\n{damage}" if damage else "")
+            wanted = self.wanted_path()
+            if self.closed or wanted is None or not same_file(wanted, path):
+                self._image_ended(True, text)
+                return
+
+            def listed(read: bool) -> None:
+                if read:
+                    self.show_underlay()
+                self._image_ended(True, text)
+
+            self.refresh(listed)
 
         self.message.setText(f"Storing the image {image_file} as entry '{name}'…")
         self._write(path, f"the image '{name}'",

@@ -9,6 +9,7 @@ import threading
 import h5py
 import numpy as np
 import pytest
+from session_reads import opened, refreshed
 
 from gui.session_browser import SessionBrowser
 from smm_daq.storage.mapdata import MapData
@@ -29,8 +30,8 @@ def a_map(name: str, value: float, field=(0.0, 0.0, 0.0), x0: float = 0.0) -> Ma
 
 
 def settled(browser, qtbot) -> None:
-    qtbot.waitUntil(lambda: browser.reader.pending == 0 and browser.grain_reader.pending == 0,
-                    timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: browser.reading is None and browser.reader.pending == 0
+                    and browser.grain_reader.pending == 0, timeout=WAIT_MS)
 
 
 @pytest.fixture
@@ -65,7 +66,7 @@ def test_another_file_shows_nothing_of_the_file_before(browser, qtbot, files, tm
     a, b = files
     grains = tmp_path / "grains.csv"
     grains.write_text(GRAINS)
-    assert browser.open_file(a)
+    assert opened(browser, qtbot, a)
     browser.show_entry(0)
     browser.table.selectRow(0)
     assert browser.resume_button.isEnabled()  # the aborted remanent scan of file A
@@ -78,7 +79,7 @@ def test_another_file_shows_nothing_of_the_file_before(browser, qtbot, files, tm
     assert all(outline_points(v) > 0 for v in views)
     assert "2 grains of grains.csv" in browser.grain_note.text()
 
-    assert browser.open_file(b)
+    assert opened(browser, qtbot, b)
     settled(browser, qtbot)
     assert all(outline_points(v) == 0 for v in views)  # A's grains are not under B's maps
     assert browser.outlines_drawn == "" and browser.grain_note.isHidden()
@@ -95,11 +96,11 @@ def test_the_same_file_read_again_keeps_its_outlines(browser, qtbot, files, tmp_
     a, _b = files
     grains = tmp_path / "grains.csv"
     grains.write_text(GRAINS)
-    assert browser.open_file(a)
+    assert opened(browser, qtbot, a)
     with qtbot.waitSignal(browser.grainsLoaded, timeout=WAIT_MS):
         browser.load_grains(grains)
-    assert browser.open_file(a)
-    browser.refresh()
+    assert opened(browser, qtbot, a)
+    assert refreshed(browser, qtbot)
     settled(browser, qtbot)
     assert outline_points(browser.map_view) > 0 and browser.outlines_drawn
 
@@ -119,9 +120,9 @@ def test_grains_still_being_read_when_another_file_opens_are_not_drawn(browser, 
         return read_grain_file(*args, **kwargs)
 
     monkeypatch.setattr(session_browser, "read_grain_file", held)
-    assert browser.open_file(a)
+    assert opened(browser, qtbot, a)
     browser.load_grains(grains)
-    assert browser.open_file(b)
+    assert opened(browser, qtbot, b)
     with qtbot.waitSignal(browser.grainsFailed, timeout=WAIT_MS) as failed:
         release.set()
     assert failed.args[0] == ("Grain outlines of grains.csv not drawn: another session file "
@@ -137,16 +138,16 @@ def test_the_scan_tabs_last_map_and_its_area_go_with_the_file_before(window, fil
     and its area away, with 'Grid from the area', rather than leave another sample's map."""
     a, b = files
     session, scan = window.session, window.scan
-    assert session.open_file(a)
+    assert opened(session, qtbot, a)
     with qtbot.waitSignal(session.mapShown, timeout=WAIT_MS):
         session.show_entry(session._row_of("inf"))
     assert scan.view.map is not None and scan.view.map.name == "inf"
     scan.view.set_area((10 * UM, 10 * UM), (40 * UM, 30 * UM))
     scan.view._area_changed()
     assert scan.form.from_area.isEnabled()
-    assert session.open_file(a)  # the same file again: the map stays
+    assert opened(session, qtbot, a)  # the same file again: the map stays
     assert scan.view.map is not None
-    assert session.open_file(b)
+    assert opened(session, qtbot, b)
     assert scan.path == b
     assert scan.view.map is None and scan.view.area_corners() is None
     assert not scan.form.from_area.isEnabled()

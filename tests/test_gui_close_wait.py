@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from PyQt6 import QtCore, QtWidgets
+from session_reads import opened
 
 from gui import close_wait, main_window, settings_sync
 from gui.background import Background
@@ -235,7 +236,7 @@ def test_a_call_ended_by_an_exception_not_for_the_gui_is_no_longer_pending(qtbot
 
 
 def test_a_subtraction_in_hand_is_written_before_the_close_ends_and_the_file_not_read(
-        window, said, tmp_path, monkeypatch):
+        window, said, qtbot, tmp_path, monkeypatch):
     """A subtraction being written as the window closes: the close waits for it beside the
     window, the dialog naming it, and neither the Session tab (its entry written) nor the
     window (an MMT save written) reads the file again meanwhile: the close waits for the
@@ -249,7 +250,7 @@ def test_a_subtraction_in_hand_is_written_before_the_close_ends_and_the_file_not
     path = tmp_path / "session.h5"
     write_map_entry(path, bump_map("rem", (48, 48), 2e-6), kind="scan")
     write_map_entry(path, bump_map("inf", (51, 48), 2e-6, field=(0, 40e-6, 0)), kind="scan")
-    assert session.open_file(path)
+    assert opened(session, qtbot, path)
     go, subtract = threading.Event(), induced_entry.subtract_entries
 
     def held(*args, **kwargs):

@@ -12,6 +12,7 @@ import pytest
 from PyQt6 import QtCore, QtWidgets
 from scan_gate import Held
 from served_rig import ServedRig, served_to_pyvisa_py
+from session_reads import opened
 from test_gui_recipes import RECIPE
 
 from gui.main_window import MainWindow
@@ -382,7 +383,8 @@ def test_a_reconnect_waits_for_the_rig_before_to_be_made_safe_for_a_bounded_time
     assert holder.rig is None
 
 
-def resumable_buttons(w: MainWindow, tmp_path: Path) -> tuple[QtWidgets.QPushButton, ...]:
+def resumable_buttons(w: MainWindow, qtbot,
+                      tmp_path: Path) -> tuple[QtWidgets.QPushButton, ...]:
     """Start, Run and Resume scan, each with all it needs but the rig: a session file holding
     an aborted scan (selected), and a checked recipe writing to it."""
     path = tmp_path / "resumable.h5"
@@ -394,7 +396,7 @@ def resumable_buttons(w: MainWindow, tmp_path: Path) -> tuple[QtWidgets.QPushBut
     recipe = tmp_path / "recipe.toml"
     recipe.write_text(RECIPE, encoding="utf-8")
     w.scan.file_edit.setText(str(path))
-    assert w.session.open_file(path)
+    assert opened(w.session, qtbot, path)
     w.session.table.selectRow(0)
     assert w.recipes.open_recipe(recipe)
     return w.scan.start_button, w.recipes.run_button, w.session.resume_button
@@ -407,7 +409,7 @@ def test_start_run_and_resume_wait_for_the_rig_to_be_connected(qtbot, settings, 
     qtbot.addWidget(w)
     w.show()
     try:
-        buttons = resumable_buttons(w, tmp_path)
+        buttons = resumable_buttons(w, qtbot, tmp_path)
         assert not any(b.isEnabled() for b in buttons)
         assert "Connect the rig" in w.scan.start_button.toolTip()
         assert "Connect the rig" in w.recipes.run_button.toolTip()

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PyQt6 import QtCore
 from scan_gate import Held
+from session_reads import opened, refreshed
 
 from gui.grain_table import RATIO, SORT_ROLE, SSR, GrainFilter, GrainTableModel
 from gui.mmt_view import MMTView, grain_field
@@ -661,7 +662,7 @@ def test_the_map_list_changes_once_per_change_of_the_files_entries(qtbot, sessio
     write_map_entry(path, scan.with_bz(scan.bz, name="again"), kind="scan")
     window = MainWindow(load_profile(), settings, persist=False)
     qtbot.addWidget(window)
-    assert window.session.open_file(path)
+    assert opened(window.session, qtbot, path)
     combo = window.mmt.entry
     assert [combo.itemText(i) for i in range(combo.count())] == ["scan", "again"]
     combo.setCurrentText("again")  # the user's choice
@@ -674,16 +675,16 @@ def test_the_map_list_changes_once_per_change_of_the_files_entries(qtbot, sessio
     monkeypatch.setattr(gui.mmt_view, "list_entries",
                         lambda p: read.append(p) or file_reads(p))
     for _ in range(3):
-        window.session.refresh()  # nothing changed
+        assert refreshed(window.session, qtbot)  # nothing changed
     assert (listed, chosen, read) == ([], [], [])
     assert combo.currentText() == "again"
 
     write_map_entry(path, scan.with_bz(scan.bz, name="third"), kind="scan")
-    window.session.refresh()
+    assert refreshed(window.session, qtbot)
     assert [combo.itemText(i) for i in range(combo.count())] == ["scan", "again", "third"]
     assert combo.currentText() == "again" and chosen == [] and read == []
     changes = len(listed)
-    window.session.refresh()
+    assert refreshed(window.session, qtbot)
     assert len(listed) == changes  # listed for that change only
 
 

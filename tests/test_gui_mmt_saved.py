@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PyQt6 import QtCore
 from scan_gate import Held
+from session_reads import opened
 from test_gui_mmt import write_cuboid_session
 
 from gui.mmt_view import MMTView
@@ -350,7 +351,7 @@ def test_the_session_tab_shows_a_saved_result_in_the_mmt_tab(qtbot, cuboid_sessi
     path, _grains, out = cuboid_session
     window = MainWindow(load_profile(), settings, persist=False)
     qtbot.addWidget(window)
-    assert window.session.open_file(path)
+    assert opened(window.session, qtbot, path)
     qtbot.waitUntil(lambda: window.session.table.rowCount() == 2, timeout=WAIT_MS)
     session = window.session
     names = [session.table.item(r, 0).text() for r in range(session.table.rowCount())]

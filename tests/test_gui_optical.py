@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from PyQt6 import QtCore, QtWidgets
+from session_reads import opened
 
 from gui.image_registration import RegistrationDialog, underlay_transform
 from gui.session_browser import SessionBrowser
@@ -66,7 +67,7 @@ def browser(qtbot, tmp_path):
     write_map_entry(path, a_map(), kind="scan")
     b = SessionBrowser()
     qtbot.addWidget(b)
-    b.open_file(path)
+    assert opened(b, qtbot, path)
     b.show_entry(0)
     settled(b, qtbot)
     return b
@@ -118,7 +119,7 @@ def test_registered_image_is_stored_and_drawn_under_every_map(browser, tmp_path,
     corner = view.underlay.mapToView(QtCore.QPointF(59.5, 39.5))
     assert (corner.x(), corner.y()) == pytest.approx((59.0, 39.0), abs=1e-6)
     # Re-opening the file draws it again; the table lists the entry.
-    browser.open_file(browser.path)
+    assert opened(browser, qtbot, browser.path)
     settled(browser, qtbot)
     assert browser.map_view.underlay.isVisible()
     kinds = [e.kind for e in browser.entries]

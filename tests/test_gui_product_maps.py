@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from session_reads import opened
 
 from gui.session_browser import SessionBrowser
 from smm_daq.storage.mapdata import MapData
@@ -34,7 +35,8 @@ def browser(qtbot, tmp_path):
                     plots=[MapPlot("magnetization", "M", chi * 1e3, "A/m", "M")])
     b = SessionBrowser()
     qtbot.addWidget(b)
-    b.open_file(path)
+    assert opened(b, qtbot, path)
+    qtbot.waitUntil(lambda: b.reader.pending == 0, timeout=60_000)  # the maps to compare
     return b
 
 
@@ -130,7 +132,7 @@ def test_another_file_shows_no_product_of_the_file_before(browser, qtbot, tmp_pa
     show(browser, qtbot, "chi")
     other = tmp_path / "other.h5"
     write_map_entry(other, a_map("scan"), kind="scan")
-    assert browser.open_file(other)
+    assert opened(browser, qtbot, other)
     qtbot.waitUntil(lambda: browser.reader.pending == 0, timeout=60_000)
     view = browser.map_view
     assert view.map is None and browser.product is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from session_reads import opened
 
 from smm_daq.storage.nexus import list_entries, read_map
 from smm_daq.storage.scan_entry import read_scan_record
@@ -183,7 +184,8 @@ def test_while_a_recipe_runs_it_alone_drives_the_rig(window, qtbot, recipe_file,
     assert not seen["closed"] and seen["asked"] == [
         "A recipe is running. Stop it (the rig is made safe) and close?"]
     assert not window.holder.recipe_running and window.instruments.goto_button.isEnabled()
-    assert window.session.table.rowCount() == 3  # first, second and difference
+    # first, second and difference, once the file is read again
+    qtbot.waitUntil(lambda: window.session.table.rowCount() == 3, timeout=WAIT_MS)
 
 
 def test_a_recipe_does_not_start_while_a_scan_of_the_scan_tab_runs(window, qtbot, recipe_file,
@@ -279,7 +281,7 @@ def test_while_a_recipe_runs_the_scan_tabs_start_and_the_sessions_resume_are_dis
         f["part/status"][()] = "aborted"
         f["part/data/line_done"] = np.arange(4) < 2
     session, scan = window.session, window.scan
-    assert session.open_file(path)
+    assert opened(session, qtbot, path)
     session.table.selectRow(0)
     assert session.resume_button.isEnabled() and scan.start_button.isEnabled()
     recipe = tmp_path / "prompt.toml"

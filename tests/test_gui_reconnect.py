@@ -24,7 +24,7 @@ LEFT = QtCore.Qt.MouseButton.LeftButton
 
 def test_start_run_and_resume_are_disabled_while_the_rig_reconnects(window, qtbot, tmp_path,
                                                                     monkeypatch) -> None:
-    buttons = resumable_buttons(window, tmp_path)
+    buttons = resumable_buttons(window, qtbot, tmp_path)
     assert all(b.isEnabled() for b in buttons)
     held, _opened, _closed = held_connect(monkeypatch)
     try:
@@ -54,7 +54,7 @@ def test_start_run_and_resume_are_disabled_while_the_rig_reconnects(window, qtbo
 
 def test_a_failed_reconnect_leaves_start_run_and_resume_disabled(window, qtbot, tmp_path,
                                                                  monkeypatch) -> None:
-    buttons = resumable_buttons(window, tmp_path)
+    buttons = resumable_buttons(window, qtbot, tmp_path)
 
     def refuse(*args, **kwargs):
         raise InstrumentLost("lockin: no reply")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import h5py
 import numpy as np
 from scan_gate import gate_the_scan
+from session_reads import entries_settled, opened
 
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.storage.h5file import open_read, writing
@@ -58,7 +59,7 @@ def test_resume_finishes_an_aborted_scan_and_keeps_its_finished_lines(window, qt
     assert 3 <= done_before.sum() < 8
 
     window.show_view("session")
-    session.open_file(path)
+    assert opened(session, qtbot, path)
     select(session, "part")
     assert session.resume_button.isEnabled()
     with qtbot.waitSignal(scan.scanEnded, timeout=WAIT_MS) as ended:
@@ -73,6 +74,7 @@ def test_resume_finishes_an_aborted_scan_and_keeps_its_finished_lines(window, qt
     np.testing.assert_array_equal(after[done_before], before[done_before])
     assert np.all(np.isfinite(after))
     assert {e.name: e.status for e in list_entries(path)}["part"] == "finished"
+    entries_settled(session, qtbot)  # the file read again once the scan ended
     select(session, "part")
     assert not session.resume_button.isEnabled()  # finished: nothing to resume
 
@@ -118,7 +120,7 @@ def test_a_resume_refused_for_another_time_constant_says_what_to_do_in_the_windo
     window.instruments.connect_rig()
     qtbot.waitUntil(lambda: window.holder.rig is not None, timeout=WAIT_MS)
     try:
-        assert window.session.open_file(path)
+        assert opened(window.session, qtbot, path)
         select(window.session, "part")
         with qtbot.waitSignal(window.scan.scanEnded, timeout=WAIT_MS) as ended:
             window.session.resume_button.click()
@@ -157,7 +159,7 @@ def test_the_entry_to_resume_is_read_off_the_gui_thread_with_start_held_meanwhil
         return real(*args, **kwargs)
 
     monkeypatch.setattr(resumable, "load_resumable", stalled)
-    session.open_file(path)
+    assert opened(session, qtbot, path)
     with qtbot.waitSignal(scan.scanEnded, timeout=WAIT_MS) as ended:
         assert scan.resume_entry(path, "cut")  # returns while the disk stalls
         assert "Reading entry 'cut'" in scan.status.text()

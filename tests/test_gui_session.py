@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PyQt6 import QtCore
+from session_reads import opened, refreshed
 
 from gui.compare_view import guess_roles
 from gui.grain_outlines import CIRCLE_SIDES, polygon_segments
@@ -40,8 +41,10 @@ def read_grains_into(browser, qtbot, path, fmt: str = "cuboids") -> bool:
 
 
 def settled(browser, qtbot) -> None:
-    """Wait until the maps (and images) the browser reads off the GUI thread are shown."""
-    qtbot.waitUntil(lambda: browser.reader.pending == 0, timeout=WAIT_MS)
+    """Wait until the entries, maps (and images) the browser reads off the GUI thread are
+    shown."""
+    qtbot.waitUntil(lambda: browser.reading is None and browser.reader.pending == 0,
+                    timeout=WAIT_MS)
 
 
 def a_map(name: str, value: float, field=(0.0, 0.0, 0.0), sources=()) -> MapData:
@@ -77,7 +80,7 @@ def browser(qtbot, session_file):
     qtbot.addWidget(b)
     b.resize(1200, 700)
     b.show()
-    b.open_file(session_file)
+    assert opened(b, qtbot, session_file)
     settled(b, qtbot)
     return b
 
@@ -133,12 +136,12 @@ def test_the_entries_picked_to_compare_stay_when_the_file_is_read_again(browser,
     compare must stay, where the guess fills only the roles not chosen; another file is
     guessed afresh."""
     write_map_entry(session_file, a_map("rem2", 1.5 * UT), kind="scan")
-    browser.refresh()
+    assert refreshed(browser, qtbot)
     remanent = browser.compare.choosers["remanent"]
     remanent.setCurrentIndex(remanent.findText("rem2"))
     remanent.activated.emit(remanent.currentIndex())  # as a user's choice does
     write_map_entry(session_file, a_map("inf2", 4 * UT, field=(0, 0, 50 * UT)), kind="scan")
-    browser.refresh()
+    assert refreshed(browser, qtbot)
     settled(browser, qtbot)
     views = browser.compare.views
     assert views["remanent"].map.name == "rem2"
@@ -146,7 +149,7 @@ def test_the_entries_picked_to_compare_stay_when_the_file_is_read_again(browser,
     other = tmp_path / "other.h5"
     write_map_entry(other, a_map("rem2", 1 * UT), kind="scan")
     write_map_entry(other, a_map("zero", 1 * UT), kind="scan")
-    assert browser.open_file(other)
+    assert opened(browser, qtbot, other)
     settled(browser, qtbot)
     assert views["remanent"].map.name == "zero"
 
@@ -245,7 +248,7 @@ def test_dragonfly_outlines_use_the_mmt_tabs_options(qtbot, main_window, session
     export = tmp_path / "cc.csv"
     write_dragonfly_export(export)
     session, mmt = main_window.session, main_window.mmt
-    assert session.open_file(session_file)
+    assert opened(session, qtbot, session_file)
     session.show_entry(0)  # the map (0..55 µm × 0..35 µm) the grains are drawn over
     settled(session, qtbot)
     mmt.dragonfly.min_voxels.setValue(5)
@@ -291,7 +294,7 @@ def test_the_dragonfly_options_applied_are_shown_with_the_outlines(qtbot, main_w
     session, mmt = main_window.session, main_window.mmt
     main_window.show()
     main_window.show_view("session")
-    assert session.open_file(session_file)
+    assert opened(session, qtbot, session_file)
     session.show_entry(0)
     settled(session, qtbot)
     assert not session.dragonfly_button.isVisible()
@@ -327,7 +330,7 @@ def test_a_bad_file_gives_a_message_not_a_crash(qtbot, tmp_path):
     bad.write_text("hello")
     b = SessionBrowser()
     qtbot.addWidget(b)
-    b.open_file(bad)
+    assert not opened(b, qtbot, bad)
     assert "not.h5" in b.message.text()
     assert b.table.rowCount() == 0
 
@@ -348,7 +351,7 @@ def test_an_unreadable_entry_is_listed_with_its_reason_and_the_others_open(qtbot
         f["rem/title"] = np.zeros(3)  # numbers where the title's text belongs
     b = SessionBrowser()
     qtbot.addWidget(b)
-    b.open_file(session_file)
+    assert opened(b, qtbot, session_file)
     rows = {b.table.item(r, 0).text(): (b.table.item(r, 2).text(), b.table.item(r, 3).text())
             for r in range(b.table.rowCount())}
     assert set(rows) == {"rem", "inf", "ind"}
@@ -359,15 +362,15 @@ def test_an_unreadable_entry_is_listed_with_its_reason_and_the_others_open(qtbot
 
 
 def test_a_file_that_cannot_be_opened_leaves_the_open_one_everywhere(window, session_file,
-                                                                     tmp_path):
+                                                                     tmp_path, qtbot):
     """Not the table of the file before under the new name, nor a scan target, window title
     or remembered file that cannot be read."""
-    assert window.open_file(session_file)
+    assert opened(window.session, qtbot, session_file)
     title = window.windowTitle()
     for bad in (tmp_path / "not.h5", tmp_path, tmp_path / "missing.h5"):
         if bad.suffix == ".h5" and bad.name == "not.h5":
             bad.write_text("hello")
-        assert not window.open_file(bad)
+        assert not opened(window.session, qtbot, bad)
         assert window.session.message.text().startswith("Not opened: ")
         assert window.session.path == session_file
         assert window.session.path_label.text() == str(session_file)
@@ -387,7 +390,7 @@ def test_the_table_opens_in_the_files_order_and_still_sorts(qtbot, tmp_path):
         write_map_entry(path, a_map(name, 1 * UT), kind="scan")
     b = SessionBrowser()
     qtbot.addWidget(b)
-    assert b.open_file(path)
+    assert opened(b, qtbot, path)
     assert names_shown(b.table) == ["zero", "alpha", "mid"]  # as acquired
     assert b.table.isSortingEnabled()
     b.show()
@@ -397,7 +400,7 @@ def test_the_table_opens_in_the_files_order_and_still_sorts(qtbot, tmp_path):
     assert names_shown(b.table) in (["alpha", "mid", "zero"], ["zero", "mid", "alpha"])
     b.table.sortByColumn(0, QtCore.Qt.SortOrder.AscendingOrder)
     assert names_shown(b.table) == ["alpha", "mid", "zero"]
-    b.refresh()  # the user's choice of order stays
+    assert refreshed(b, qtbot)  # the user's choice of order stays
     assert names_shown(b.table) == ["alpha", "mid", "zero"]
 
 
@@ -413,7 +416,7 @@ def test_opening_a_file_reads_its_entries_once(qtbot, session_file, monkeypatch)
     monkeypatch.setattr(session_browser, "list_entries", counted)
     b = SessionBrowser()
     qtbot.addWidget(b)
-    assert b.open_file(session_file)
+    assert opened(b, qtbot, session_file)
     assert calls == [session_file]
 
 
@@ -431,7 +434,7 @@ def test_number_columns_sort_as_numbers(qtbot, tmp_path):
                                       applied_field=m.applied_field, name=name), kind="scan")
     b = SessionBrowser()
     qtbot.addWidget(b)
-    assert b.open_file(path)
+    assert opened(b, qtbot, path)
     b.table.sortByColumn(4, QtCore.Qt.SortOrder.AscendingOrder)  # size
     assert names_shown(b.table) == ["small", "back", "mid", "big"]
     b.table.sortByColumn(5, QtCore.Qt.SortOrder.AscendingOrder)  # field
@@ -452,7 +455,7 @@ def test_lines_done_sort_as_numbers(qtbot, tmp_path):
             f[f"{name}/data/line_done"] = np.arange(21) < done
     b = SessionBrowser()
     qtbot.addWidget(b)
-    assert b.open_file(path)
+    assert opened(b, qtbot, path)
     b.table.sortByColumn(6, QtCore.Qt.SortOrder.AscendingOrder)
     assert names_shown(b.table) == ["two", "nine", "all"]
 
@@ -473,7 +476,7 @@ def test_the_maps_to_compare_are_read_off_the_gui_thread(qtbot, session_file, mo
     monkeypatch.setattr(session_browser, "read_map", read)
     b = SessionBrowser()
     qtbot.addWidget(b)
-    assert b.open_file(session_file)
+    assert opened(b, qtbot, session_file)
     settled(b, qtbot)
     assert sorted(entry for _t, entry in readers) == ["ind", "inf", "rem"]
     assert all(t is not threading.main_thread() for t, _e in readers)
@@ -504,12 +507,12 @@ def test_the_selected_entry_stays_selected_when_the_file_is_read_again(qtbot, tm
         write_map_entry(path, a_map(name, 1 * UT), kind="scan")
     b = SessionBrowser()
     qtbot.addWidget(b)
-    assert b.open_file(path)
+    assert opened(b, qtbot, path)
     b.table.sortItems(0, QtCore.Qt.SortOrder.AscendingOrder)
     b.table.selectRow(1)
     assert b.selected_entry().name == "c"
     write_map_entry(path, a_map("a", 1 * UT), kind="scan")
-    b.refresh()
+    assert refreshed(b, qtbot)
     assert names_shown(b.table) == ["a", "b", "c"]
     assert b.selected_entry().name == "c"
     assert [i.row() for i in b.table.selectionModel().selectedRows()] == [2]

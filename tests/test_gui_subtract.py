@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from session_reads import opened, refreshed
 
 from gui.session_browser import SessionBrowser
 from gui.subtract_dialog import SubtractDialog, unused_name
@@ -38,7 +39,7 @@ def browser(qtbot, tmp_path):
     write_map_entry(path, infield, kind="scan")
     b = SessionBrowser()
     qtbot.addWidget(b)
-    b.open_file(path)
+    assert opened(b, qtbot, path)
     return b
 
 
@@ -75,7 +76,7 @@ def test_unregistered_subtraction_is_the_plain_difference(browser, qtbot) -> Non
 
 def test_a_refused_subtraction_is_reported_and_writes_nothing(browser, qtbot) -> None:
     write_map_entry(browser.path, bump_map("small", (20, 20), 1 * UT, n=20), kind="scan")
-    browser.refresh()
+    assert refreshed(browser, qtbot)
     names = [e.name for e in list_entries(browser.path)]
     assert not subtract(qtbot, browser, "inf", "small", "bad")
     assert browser.message.text()
@@ -152,7 +153,7 @@ def test_the_dialog_offers_only_maps_a_subtraction_accepts(browser, qtbot) -> No
         write_map_entry(browser.path, bump_map(kind, (48, 48), 1 * UT), kind=kind)
     registration = fit_affine([[0, 0], [9, 0], [0, 9]], [[0, 0], [9 * UM, 0], [0, 9 * UM]])
     write_optical_entry(browser.path, "photo", np.zeros((10, 10, 3), np.uint8), registration)
-    browser.refresh()
+    assert refreshed(browser, qtbot)
     dialog = SubtractDialog(browser.entries)
     qtbot.addWidget(dialog)
     for box in (dialog.in_field, dialog.remanent):
@@ -220,7 +221,7 @@ def test_the_dialog_names_an_induced_map_paired_with_a_scan_at_once(browser, qtb
     dialog says so as the pair is chosen, and OK cannot start it; two induced maps may go."""
     assert subtract(qtbot, browser, "inf", "rem", "induced", register=False)
     assert subtract(qtbot, browser, "inf", "rem", "induced_b", register=False)
-    browser.refresh()
+    assert refreshed(browser, qtbot)
     dialog = SubtractDialog(browser.entries)
     qtbot.addWidget(dialog)
     dialog.in_field.setCurrentText("induced")

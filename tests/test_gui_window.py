@@ -94,8 +94,9 @@ def test_a_finished_scan_matches_its_file_and_shows_in_the_session(window, qtbot
     np.testing.assert_array_equal(stored.bz, window.scan.view.map.bz)
     level = window.scan.view.colour_bar.levels()[1]
     assert level == pytest.approx(np.max(np.abs(stored.bz)) / UT)
-    assert window.session.path == path
-    names = [window.session.table.item(r, 0).text() for r in range(window.session.table.rowCount())]
+    session = window.session
+    qtbot.waitUntil(lambda: session.path == path and session.reading is None, timeout=WAIT_MS)
+    names = [session.table.item(r, 0).text() for r in range(session.table.rowCount())]
     assert names == ["whole"]
 
 

@@ -11,6 +11,7 @@ import h5py
 import numpy as np
 import pytest
 from acq_fakes import fake_rig
+from session_reads import opened
 from test_registration_coverage import scans
 
 from gui.session_browser import SessionBrowser
@@ -74,7 +75,7 @@ def test_run_says_each_warning_once_on_stderr(path, capsys):
 def test_the_window_says_the_warnings_on_its_message_line(path, qtbot):
     browser = SessionBrowser()
     qtbot.addWidget(browser)
-    browser.open_file(path)
+    assert opened(browser, qtbot, path)
     qtbot.waitUntil(lambda: len(browser.entries) == 2)
     with qtbot.waitSignal(browser.subtracted, timeout=20000) as ended:
         assert browser.subtract("in_field", "remanent", "induced")

@@ -1,0 +1,112 @@
+"""A session file's entries read off the window's thread, only the latest read wanted shown.
+
+Listing a file's entries waits for its disk (a large file, a network share) and for a scan's
+line being written into the same file: on the window's thread, Stop, Esc and the live map
+waited with it. Here each read runs in a worker of its own and has a token; the result of a
+read that a newer one has superseded (another file opened, the file written since) is
+dropped, and a superseded read that has not started yet is not made at all.
+
+What a caller wants done once the entries are on show (`then`, say selecting an entry just
+written) carries over to a newer read of the same file, which lists the entry too; it is told
+False when the file's entries could not be read, when another file's read supersedes it, or
+when the reads are shut down, so that it is always told once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PyQt6 import QtCore
+
+from gui.background import Background
+
+Then = Callable[[bool], None]
+
+
+@dataclass
+class _Read:
+    """The read wanted: its token, the file, and what waits for its entries to be shown."""
+
+    token: int
+    path: Path
+    then: list[Then] = field(default_factory=list)
+
+
+class EntryReads(QtCore.QObject):
+    """Start reads with `start`; the latest one's result or error comes back on the window's
+    thread, older ones' are dropped."""
+
+    def __init__(self, parent: QtCore.QObject | None = None) -> None:
+        super().__init__(parent)
+        self.worker = Background("entries", self)
+        self._token = 0
+        self._wanted: _Read | None = None
+        self._shut = False  # the window has closed: nothing more is read
+
+    @property
+    def pending(self) -> Path | None:
+        """The file whose entries are being read, or None when no read is wanted."""
+        return self._wanted.path if self._wanted is not None else None
+
+    def start(self, path: Path, read: Callable[[], Any],
+              on_read: Callable[[int, Any], None],
+              on_error: Callable[[int, BaseException], None],
+              then: Then | None = None) -> int:
+        """Run `read()` (the listing of `path`) in the worker; then `on_read(token, value)` or
+        `on_error(token, exc)` on the window's thread, followed by `then(shown)`, unless a
+        newer read has been started meanwhile. The read's token. Once shut down, nothing is
+        read: `then(False)` at once."""
+        self._token += 1
+        token = self._token
+        if self._shut:
+            _tell([then] if then is not None else [], False)
+            return token
+        before = self._wanted
+        same = before is not None and same_file(before.path, path)
+        carried = before.then if before is not None and same else []
+        dropped = before.then if before is not None and not same else []
+        self._wanted = _Read(token, path, [*carried, *([then] if then is not None else [])])
+
+        def job() -> Any:
+            if token != self._token:  # superseded before it began: not read at all
+                return None
+            return read()
+
+        self.worker.submit(job, lambda value: self._ended(token, on_read, value),
+                           lambda exc: self._ended(token, on_error, exc))
+        _tell(dropped, False)  # once this read is the one wanted: one they start is newer
+        return token
+
+    def _ended(self, token: int, callback: Callable[[int, Any], None], value: Any) -> None:
+        wanted = self._wanted
+        if wanted is None or wanted.token != token:
+            return  # superseded: a newer read reports
+        self._wanted = None
+        try:
+            callback(token, value)
+        finally:  # also when the callback raises (an error not for the user: a bug, reported)
+            _tell(wanted.then, not isinstance(value, BaseException))
+
+    def shutdown(self) -> None:
+        """The window closes: the read in hand is left to its thread, its result dropped;
+        what waited for it is told False."""
+        wanted, self._wanted = self._wanted, None
+        self._token += 1
+        self._shut = True
+        self.worker.shutdown(wait=False)
+        if wanted is not None:
+            _tell(wanted.then, False)
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """Whether `a` and `b` name the same file, without asking the disk (which may be what
+    is slow)."""
+    return a.absolute() == b.absolute()
+
+
+def _tell(then: list[Then], shown: bool) -> None:
+    for call in then:
+        call(shown)
