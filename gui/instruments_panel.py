@@ -10,6 +10,7 @@ Entries are in µm and µT; everything sent to the rig is SI.
 from __future__ import annotations
 
 import math
+import re
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -48,10 +49,13 @@ CONNECT_REFERENCES = ("Connecting: stage axes found unreferenced are referenced 
 
 def _spin(lo: float, hi: float, decimals: int, suffix: str, value: float = 0.0,
           series: tuple[float, ...] | None = None) -> _ClampingSpinBox:
-    box = _ClampingSpinBox() if series is None else _SeriesSpinBox(series)
+    if series is None:
+        box = _ClampingSpinBox()
+        box.setSuffix(suffix)
+    else:  # the unit, with its prefix, is part of the number's text
+        box = _SeriesSpinBox(series, suffix.strip())
     box.setRange(lo, hi)
     box.setDecimals(decimals)
-    box.setSuffix(suffix)
     box.setValue(value)
     box.setKeyboardTracking(False)
     return box
@@ -72,6 +76,10 @@ class _ClampingSpinBox(QtWidgets.QDoubleSpinBox):
             return float(text)
         except ValueError:
             return None
+
+    def say(self, value: float) -> str:
+        """`value` with its unit, for a message."""
+        return f"{value:g}{self.suffix()}"
 
     def validate(self, text: str | None, pos: int) -> tuple[QtGui.QValidator.State, str, int]:
         state, text, pos = super().validate(text, pos)
@@ -100,11 +108,42 @@ class _SeriesSpinBox(_ClampingSpinBox):
     of its decade series (1-3-10 for time constants, 1-2-5-10 for sensitivities, the values
     SR830 and SR860 lock-ins have), not by a fixed amount (1 s or 1 V: one wheel notch over the
     sensitivity sent it to 1 nV or 1 V). A typed value is sent as typed (the lock-in takes
-    its next value up)."""
+    its next value up).
 
-    def __init__(self, mantissas: tuple[float, ...]) -> None:
+    Shown and typed with the unit's prefix, as the lock-in's front panel says them: 200 µV,
+    30 ms (not 0.000200000 V, where one zero more or less is a range ten times off); a number
+    typed without a prefix or unit is in the unit itself (0.0002 is 200 µV)."""
+
+    def __init__(self, mantissas: tuple[float, ...], unit: str) -> None:
         super().__init__()
         self._mantissas = mantissas
+        self.unit = unit
+
+    def textFromValue(self, value: float) -> str:
+        return si_text(value, self.unit)
+
+    def valueFromText(self, text: str | None) -> float:
+        number = self._number(text or "")
+        return self.value() if number is None else number
+
+    def _number(self, text: str) -> float | None:
+        return si_number(text, self.unit)
+
+    def say(self, value: float) -> str:
+        return si_text(value, self.unit)
+
+    def validate(self, text: str | None, pos: int) -> tuple[QtGui.QValidator.State, str, int]:
+        text = text or ""
+        number = self._number(text)
+        if number is not None:
+            ok = self.minimum() * (1 - 1e-9) <= number <= self.maximum() * (1 + 1e-9)
+            # beyond the range: `fixup` clamps it, and says so
+            return (QtGui.QValidator.State.Acceptable if ok
+                    else QtGui.QValidator.State.Intermediate), text, pos
+        typing = _SI_TYPING.fullmatch(text)  # a number being typed, its prefix or unit
+        if typing is not None and typing.group(1) in ("", self.unit):
+            return QtGui.QValidator.State.Intermediate, text, pos
+        return QtGui.QValidator.State.Invalid, text, pos
 
     def _series(self) -> list[float]:
         lo, hi = self.minimum(), self.maximum()
@@ -120,6 +159,29 @@ class _SeriesSpinBox(_ClampingSpinBox):
             self.setValue(above[min(steps, len(above)) - 1])
         elif steps < 0 and below:
             self.setValue(below[-min(-steps, len(below))])
+
+
+# a number with an SI prefix (u for µ too) and the unit, both optional: "200 µV", "0.3s", "5m"
+_PREFIX_SCALE = {"": 1.0, "m": 1e-3, "µ": 1e-6, "μ": 1e-6, "u": 1e-6, "n": 1e-9}
+_SI_NUMBER = re.compile(r"\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*([mµμun]?)\s*"
+                        r"([A-Za-z]*)\s*")
+_SI_TYPING = re.compile(r"\s*[+-]?\d*\.?\d*(?:[eE][+-]?\d*)?\s*[mµμun]?\s*([A-Za-z]*)\s*")
+
+
+def si_number(text: str, unit: str) -> float | None:
+    """The number `text` says in `unit` ("200 µV", "0.0002", "30 ms", "30m"), or None."""
+    match = _SI_NUMBER.fullmatch(text.replace(",", ""))
+    if match is None or match.group(3) not in ("", unit):
+        return None
+    return float(match.group(1)) * _PREFIX_SCALE[match.group(2)]
+
+
+def si_text(value: float, unit: str) -> str:
+    """`value` with the prefix (n, µ, m, none) that leaves 1 to 999 before it: 200 µV, 30 ms,
+    1 s, 30000 s."""
+    prefix, scale = next(((p, s) for p, s in (("", 1.0), ("m", 1e-3), ("µ", 1e-6))
+                          if abs(value) >= s * (1 - 1e-9)), ("n", 1e-9))
+    return f"{value / scale:.6g} {prefix}{unit}"
 
 
 def read_all(rig: Any) -> dict[str, Any]:
@@ -297,8 +359,8 @@ class InstrumentsPanel(QtWidgets.QWidget):
         """A number box whose typing beyond its range is clamped, and said."""
         box = _spin(lo, hi, decimals, suffix, value, series)
         box.clamped.connect(lambda typed, taken: self.message.setText(
-            f"{what}: {typed:g}{suffix} is beyond its range ({lo:g} .. {hi:g}{suffix}); "
-            f"{taken:g}{suffix} is used."))
+            f"{what}: {box.say(typed)} is beyond its range ({box.say(lo)} .. {box.say(hi)}); "
+            f"{box.say(taken)} is used."))
         return box
 
     def _field_box(self) -> QtWidgets.QGroupBox:
@@ -687,14 +749,14 @@ class InstrumentsPanel(QtWidgets.QWidget):
         self._act(lambda: rig.coils.zero(), "Zero field")
 
     def set_time_constant(self) -> None:
-        self._set_lockin("Time constant", self.tau_box, " s", lambda rig: (
+        self._set_lockin("Time constant", self.tau_box, lambda rig: (
             rig.lockin.set_time_constant, rig.lockin.time_constant))
 
     def set_sensitivity(self) -> None:
-        self._set_lockin("Sensitivity", self.sensitivity_box, " V", lambda rig: (
+        self._set_lockin("Sensitivity", self.sensitivity_box, lambda rig: (
             rig.lockin.set_sensitivity, rig.lockin.sensitivity))
 
-    def _set_lockin(self, what: str, box: _ClampingSpinBox, unit: str,
+    def _set_lockin(self, what: str, box: _ClampingSpinBox,
                     calls: Callable[[Any], tuple[Callable[[float], None], Callable[[], float]]]
                     ) -> None:
         """Send the value typed and read back what the lock-in took: a value between its
@@ -710,8 +772,8 @@ class InstrumentsPanel(QtWidgets.QWidget):
             box.setValue(taken)
             self.message.setText(
                 "" if math.isclose(taken, typed, rel_tol=1e-6)
-                else f"{what}: the lock-in has no {typed:g}{unit}; it took {taken:g}{unit}, its "
-                     "next value up.")
+                else f"{what}: the lock-in has no {box.say(typed)}; it took {box.say(taken)}, "
+                     "its next value up.")
             self.poll()
 
         def failed(exc: BaseException) -> None:
