@@ -13,6 +13,7 @@ import math
 import re
 from collections import deque
 from collections.abc import Callable
+from html import escape
 from typing import Any
 
 import numpy as np
@@ -40,6 +41,11 @@ Z_JOG_STEP_UM = 10.0
 Z_JOG_FLOOR_UM = 20.0
 TRACE_POINTS = 240  # two minutes of readings
 LABELS = {"lockin": "Lock-in", "stage": "Stage", "coils": "Coils", "fluxgate": "Fluxgate"}
+INSTRUMENT_OF_READING = {
+    "position": "stage", "on_target": "stage", "field_setpoint": "coils", "field": "coils",
+    "currents": "coils", "xy": "lockin", "time_constant": "lockin", "sensitivity": "lockin",
+    "overloaded": "lockin", "fluxgate": "fluxgate",
+}
 NO_POSITION, NO_FIELD, NO_LOCKIN = "x, y, z: –", "setpoint –\nread-back –\nfluxgate –", "X, Y: –"
 # said before a connect that may reference the stage (stage.reference_on_connect = true)
 CONNECT_REFERENCES = ("Connecting: stage axes found unreferenced are referenced now, each driving "
@@ -250,6 +256,8 @@ class InstrumentsPanel(QtWidgets.QWidget):
         # that found the stage at rest was asked for (`stage_may_be_moving`)
         self._moves_asked = 0
         self._moves_at_rest = 0
+        self._identities: dict[str, str] = {}  # each connection line as the connect left it
+        self._not_answering = ""  # the instruments the last readings found not answering
 
         layout = QtWidgets.QGridLayout(self)
         layout.addWidget(self._connection_box(), 0, 0)
@@ -468,6 +476,7 @@ class InstrumentsPanel(QtWidgets.QWidget):
         """A connect begun: the readings go, and the moves asked for (the rig open before is
         made safe, its stage stopped, before the new one opens)."""
         self.readings = {}
+        self._not_answering = ""
         self._moves_at_rest = self._moves_asked
         self.position_label.setText(NO_POSITION)
         self.field_label.setText(NO_FIELD)
@@ -476,11 +485,35 @@ class InstrumentsPanel(QtWidgets.QWidget):
         self.trace_curve.setData([])
 
     def _show_identities(self, found: dict[str, object]) -> None:
+        self._identities = {}
         for name, what in found.items():
             if isinstance(what, Exception):
-                self.state_labels[name].setText(f"<span style='color:#a00000'>✖ {what}</span>")
+                self._identities[name] = _failed_html(what)
             else:
-                self.state_labels[name].setText(f"<span style='color:#007000'>●</span> {what}")
+                self._identities[name] = f"<span style='color:#007000'>●</span> {escape(str(what))}"
+            self.state_labels[name].setText(self._identities[name])
+
+    def _show_answering(self, readings: dict[str, Any]) -> None:
+        """Each instrument's connection line says whether it answered the last readings: one
+        that did not (its cable pulled, switched off) is shown red with why, not left green
+        with its name, and the message line says what to do, once, as it stops answering."""
+        failed: dict[str, BaseException] = {}
+        for key, value in readings.items():
+            if isinstance(value, Exception) and key in INSTRUMENT_OF_READING:
+                failed.setdefault(INSTRUMENT_OF_READING[key], value)
+        for name, label in self.state_labels.items():
+            if name in failed:
+                label.setText(_failed_html(failed[name]))
+            elif name in self._identities:
+                label.setText(self._identities[name])
+        said = "; ".join(f"{LABELS[name]}: {exc}" for name, exc in failed.items())
+        if said and said != self._not_answering:
+            self.message.setText(f"Not answering: {said}. Check the instrument (power, cable), "
+                                 f"then Reconnect ({CONNECT_KEY}).")
+        elif not said and self._not_answering and self.message.text().startswith(
+                "Not answering: "):
+            self.message.setText("")
+        self._not_answering = said
 
     def _busy_changed(self, busy: bool) -> None:
         recipe = self.holder.recipe_running
@@ -561,6 +594,7 @@ class InstrumentsPanel(QtWidgets.QWidget):
     def _show_readings(self, readings: dict[str, Any]) -> None:
         self._polling = False
         self.readings = readings
+        self._show_answering(readings)
         pos = readings.get("position")
         if isinstance(pos, Exception):
             self.position_label.setText(f"position unknown: {pos}")
@@ -781,6 +815,10 @@ class InstrumentsPanel(QtWidgets.QWidget):
 
         if not self.holder.call(send, done, failed):
             self.message.setText(f"{what}: the rig is not available (not connected or scanning)")
+
+
+def _failed_html(exc: object) -> str:
+    return f"<span style='color:#a00000'>✖ {escape(str(exc))}</span>"
 
 
 def _vector(value: object) -> str:

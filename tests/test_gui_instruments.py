@@ -96,6 +96,27 @@ def test_each_instrument_shows_its_identity(window, qtbot):
     assert "SR830" in panel.state_labels["lockin"].text()
 
 
+def test_an_instrument_that_stops_answering_is_shown_red_and_reconnect_is_said(window, qtbot):
+    """The lock-in's line stayed green with its name while every reading of it failed ('X,
+    Y: ... connection lost' alone said so) and nothing said what to do; now its line says
+    why in red, the message line says to check it and Reconnect, and both go once it
+    answers again."""
+    panel, rig = window.instruments, window.holder.rig
+    fresh_readings(qtbot, panel)
+    lockin = panel.state_labels["lockin"]
+    assert "●" in lockin.text() and "SR830" in lockin.text()
+    rig.backend.faults[rig.profile.lockin.link.address].disconnected = True
+    fresh_readings(qtbot, panel)
+    assert "✖" in lockin.text() and "connection lost" in lockin.text()
+    assert "●" in panel.state_labels["stage"].text()  # the others answer
+    assert panel.message.text().startswith("Not answering: Lock-in: ")
+    assert "then Reconnect (Ctrl+K)" in panel.message.text()
+    rig.backend.faults[rig.profile.lockin.link.address].disconnected = False
+    fresh_readings(qtbot, panel)
+    assert "●" in lockin.text() and "SR830" in lockin.text()
+    assert panel.message.text() == ""
+
+
 def test_go_to_and_jog_move_the_stage(window, qtbot):
     panel = window.instruments
     for box, value in zip(panel.goto_boxes, (12000.0, 13000.0, 150.0), strict=True):
