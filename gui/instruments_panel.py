@@ -496,7 +496,9 @@ class InstrumentsPanel(QtWidgets.QWidget):
     def _show_answering(self, readings: dict[str, Any]) -> None:
         """Each instrument's connection line says whether it answered the last readings: one
         that did not (its cable pulled, switched off) is shown red with why, not left green
-        with its name, and the message line says what to do, once, as it stops answering."""
+        with its name, and the message line says what to do as it stops answering, and again
+        once that line is free (a scan that failed on it has ended), not over every message
+        said after it."""
         failed: dict[str, BaseException] = {}
         for key, value in readings.items():
             if isinstance(value, Exception) and key in INSTRUMENT_OF_READING:
@@ -507,7 +509,7 @@ class InstrumentsPanel(QtWidgets.QWidget):
             elif name in self._identities:
                 label.setText(self._identities[name])
         said = "; ".join(f"{LABELS[name]}: {exc}" for name, exc in failed.items())
-        if said and said != self._not_answering:
+        if said and (said != self._not_answering or not self.message.text()):
             self.message.setText(f"Not answering: {said}. Check the instrument (power, cable), "
                                  f"then Reconnect ({CONNECT_KEY}).")
         elif not said and self._not_answering and self.message.text().startswith(

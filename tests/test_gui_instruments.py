@@ -111,6 +111,12 @@ def test_an_instrument_that_stops_answering_is_shown_red_and_reconnect_is_said(w
     assert "●" in panel.state_labels["stage"].text()  # the others answer
     assert panel.message.text().startswith("Not answering: Lock-in: ")
     assert "then Reconnect (Ctrl+K)" in panel.message.text()
+    plan = ScanPlan.from_center("lost", (12.5e-3, 12.5e-3), (40 * UM, 40 * UM), 20 * UM)
+    with qtbot.waitSignal(window.scan.scanEnded, timeout=WAIT_MS) as ended:
+        assert window.scan.start(plan)
+    assert ended.args[0] == "failed"
+    fresh_readings(qtbot, panel)  # said again once the scan has given the rig back
+    assert panel.message.text().startswith("Not answering: Lock-in: ")
     rig.backend.faults[rig.profile.lockin.link.address].disconnected = False
     fresh_readings(qtbot, panel)
     assert "●" in lockin.text() and "SR830" in lockin.text()
