@@ -265,9 +265,10 @@ class InstrumentsPanel(QtWidgets.QWidget):
         layout.addWidget(self._field_box(), 1, 0)
         layout.addWidget(self._lockin_box(), 1, 1)
         self.trace = pg.PlotWidget(title="Sensor Bz from the lock-in X reading")
-        self.trace.setLabel("bottom", "reading")
+        self.trace.setLabel("bottom", f"reading (one each {POLL_MS / 1000:g} s)")
         self.trace.setLabel("left", "Bz", units="µT")
-        self.trace.getAxis("left").enableAutoSIPrefix(False)
+        for axis in ("left", "bottom"):  # no "(x0.001)" on a count of readings
+            self.trace.getAxis(axis).enableAutoSIPrefix(False)
         self.trace_curve = self.trace.plot(pen=pg.mkPen("b", width=1.5))
         self.trace_values: deque[float] = deque(maxlen=TRACE_POINTS)
         layout.addWidget(self.trace, 2, 0, 1, 2)

@@ -123,6 +123,18 @@ def test_an_instrument_that_stops_answering_is_shown_red_and_reconnect_is_said(w
     assert panel.message.text() == ""
 
 
+def test_the_trace_counts_readings_without_a_scale_factor(window, qtbot):
+    """Its axis read 'reading (x0.001)' over -400 .. 400 at the first reading."""
+    panel = window.instruments
+    panel.timer.stop()  # the trace holds the one reading put here
+    panel.trace_values.clear()
+    panel.trace_values.append(0.1)
+    panel.trace_curve.setData(np.array(panel.trace_values))
+    panel.trace.getViewBox().updateAutoRange()
+    label = panel.trace.getAxis("bottom").labelString()
+    assert "reading (one each 0.5 s)" in label and "x0.001" not in label
+
+
 def test_go_to_and_jog_move_the_stage(window, qtbot):
     panel = window.instruments
     for box, value in zip(panel.goto_boxes, (12000.0, 13000.0, 150.0), strict=True):
