@@ -221,6 +221,15 @@ def test_magnetizations_of_tens_of_ka_per_m_are_shown_whole(qtbot):
                      ["-20123", "2e-12", "0.0714"], ["46500", "nan", "0"]]
 
 
+def test_the_ssr_limit_says_its_unit(qtbot):
+    """The SSR limit read 0.000100 beside a column in µm⁻¹ (ssr_per_um), without a unit."""
+    view = MMTView(load_profile())
+    qtbot.addWidget(view)
+    assert view.min_ssr.text() == "any"
+    view.min_ssr.setValue(1e-4)
+    assert view.min_ssr.text() == "0.000100 /µm"
+
+
 def test_results_are_saved_to_the_file_and_as_csv_like_the_command_line(inverted, tmp_path,
                                                                          qtbot):
     import csv
