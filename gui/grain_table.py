@@ -27,6 +27,14 @@ ASCENDING = QtCore.Qt.SortOrder.AscendingOrder
 SORT_HINT = QtCore.QAbstractItemModel.LayoutChangeHint.VerticalSortHint
 
 
+def number_text(v: float) -> str:
+    """A table cell: four significant digits, but a number of 10⁴ to 10⁶ (magnetizations in
+    A/m, typically tens of kA/m) whole, as 19996, not 2e+04 (read as one digit known)."""
+    if 1e4 <= abs(v) < 1e6:
+        return f"{v:.0f}"
+    return f"{v:.4g}"
+
+
 class GrainTableModel(QtCore.QAbstractTableModel):
     """Read-only columns of equal length (name -> array), one row a grain; row r shows grain
     `order[r]` (the grains' order until sorted)."""
@@ -67,7 +75,7 @@ class GrainTableModel(QtCore.QAbstractTableModel):
             return float(v)
         if np.issubdtype(column.dtype, np.integer):
             return str(int(v))
-        return f"{float(v):.4g}"
+        return number_text(float(v))
 
     def sort(self, column: int, order: QtCore.Qt.SortOrder = ASCENDING) -> None:
         """Rows by the values of `column`, ascending or descending, NaN (undetermined) last

@@ -10,8 +10,10 @@ Entries are in µm and µT; everything sent to the rig is SI.
 from __future__ import annotations
 
 import math
+import re
 from collections import deque
 from collections.abc import Callable
+from html import escape
 from typing import Any
 
 import numpy as np
@@ -39,6 +41,11 @@ Z_JOG_STEP_UM = 10.0
 Z_JOG_FLOOR_UM = 20.0
 TRACE_POINTS = 240  # two minutes of readings
 LABELS = {"lockin": "Lock-in", "stage": "Stage", "coils": "Coils", "fluxgate": "Fluxgate"}
+INSTRUMENT_OF_READING = {
+    "position": "stage", "on_target": "stage", "field_setpoint": "coils", "field": "coils",
+    "currents": "coils", "xy": "lockin", "time_constant": "lockin", "sensitivity": "lockin",
+    "overloaded": "lockin", "fluxgate": "fluxgate",
+}
 NO_POSITION, NO_FIELD, NO_LOCKIN = "x, y, z: –", "setpoint –\nread-back –\nfluxgate –", "X, Y: –"
 # said before a connect that may reference the stage (stage.reference_on_connect = true)
 CONNECT_REFERENCES = ("Connecting: stage axes found unreferenced are referenced now, each driving "
@@ -48,10 +55,13 @@ CONNECT_REFERENCES = ("Connecting: stage axes found unreferenced are referenced 
 
 def _spin(lo: float, hi: float, decimals: int, suffix: str, value: float = 0.0,
           series: tuple[float, ...] | None = None) -> _ClampingSpinBox:
-    box = _ClampingSpinBox() if series is None else _SeriesSpinBox(series)
+    if series is None:
+        box = _ClampingSpinBox()
+        box.setSuffix(suffix)
+    else:  # the unit, with its prefix, is part of the number's text
+        box = _SeriesSpinBox(series, suffix.strip())
     box.setRange(lo, hi)
     box.setDecimals(decimals)
-    box.setSuffix(suffix)
     box.setValue(value)
     box.setKeyboardTracking(False)
     return box
@@ -72,6 +82,10 @@ class _ClampingSpinBox(QtWidgets.QDoubleSpinBox):
             return float(text)
         except ValueError:
             return None
+
+    def say(self, value: float) -> str:
+        """`value` with its unit, for a message."""
+        return f"{value:g}{self.suffix()}"
 
     def validate(self, text: str | None, pos: int) -> tuple[QtGui.QValidator.State, str, int]:
         state, text, pos = super().validate(text, pos)
@@ -100,11 +114,42 @@ class _SeriesSpinBox(_ClampingSpinBox):
     of its decade series (1-3-10 for time constants, 1-2-5-10 for sensitivities, the values
     SR830 and SR860 lock-ins have), not by a fixed amount (1 s or 1 V: one wheel notch over the
     sensitivity sent it to 1 nV or 1 V). A typed value is sent as typed (the lock-in takes
-    its next value up)."""
+    its next value up).
 
-    def __init__(self, mantissas: tuple[float, ...]) -> None:
+    Shown and typed with the unit's prefix, as the lock-in's front panel says them: 200 µV,
+    30 ms (not 0.000200000 V, where one zero more or less is a range ten times off); a number
+    typed without a prefix or unit is in the unit itself (0.0002 is 200 µV)."""
+
+    def __init__(self, mantissas: tuple[float, ...], unit: str) -> None:
         super().__init__()
         self._mantissas = mantissas
+        self.unit = unit
+
+    def textFromValue(self, value: float) -> str:
+        return si_text(value, self.unit)
+
+    def valueFromText(self, text: str | None) -> float:
+        number = self._number(text or "")
+        return self.value() if number is None else number
+
+    def _number(self, text: str) -> float | None:
+        return si_number(text, self.unit)
+
+    def say(self, value: float) -> str:
+        return si_text(value, self.unit)
+
+    def validate(self, text: str | None, pos: int) -> tuple[QtGui.QValidator.State, str, int]:
+        text = text or ""
+        number = self._number(text)
+        if number is not None:
+            ok = self.minimum() * (1 - 1e-9) <= number <= self.maximum() * (1 + 1e-9)
+            # beyond the range: `fixup` clamps it, and says so
+            return (QtGui.QValidator.State.Acceptable if ok
+                    else QtGui.QValidator.State.Intermediate), text, pos
+        typing = _SI_TYPING.fullmatch(text)  # a number being typed, its prefix or unit
+        if typing is not None and typing.group(1) in ("", self.unit):
+            return QtGui.QValidator.State.Intermediate, text, pos
+        return QtGui.QValidator.State.Invalid, text, pos
 
     def _series(self) -> list[float]:
         lo, hi = self.minimum(), self.maximum()
@@ -120,6 +165,29 @@ class _SeriesSpinBox(_ClampingSpinBox):
             self.setValue(above[min(steps, len(above)) - 1])
         elif steps < 0 and below:
             self.setValue(below[-min(-steps, len(below))])
+
+
+# a number with an SI prefix (u for µ too) and the unit, both optional: "200 µV", "0.3s", "5m"
+_PREFIX_SCALE = {"": 1.0, "m": 1e-3, "µ": 1e-6, "μ": 1e-6, "u": 1e-6, "n": 1e-9}
+_SI_NUMBER = re.compile(r"\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*([mµμun]?)\s*"
+                        r"([A-Za-z]*)\s*")
+_SI_TYPING = re.compile(r"\s*[+-]?\d*\.?\d*(?:[eE][+-]?\d*)?\s*[mµμun]?\s*([A-Za-z]*)\s*")
+
+
+def si_number(text: str, unit: str) -> float | None:
+    """The number `text` says in `unit` ("200 µV", "0.0002", "30 ms", "30m"), or None."""
+    match = _SI_NUMBER.fullmatch(text.replace(",", ""))
+    if match is None or match.group(3) not in ("", unit):
+        return None
+    return float(match.group(1)) * _PREFIX_SCALE[match.group(2)]
+
+
+def si_text(value: float, unit: str) -> str:
+    """`value` with the prefix (n, µ, m, none) that leaves 1 to 999 before it: 200 µV, 30 ms,
+    1 s, 30000 s."""
+    prefix, scale = next(((p, s) for p, s in (("", 1.0), ("m", 1e-3), ("µ", 1e-6))
+                          if abs(value) >= s * (1 - 1e-9)), ("n", 1e-9))
+    return f"{value / scale:.6g} {prefix}{unit}"
 
 
 def read_all(rig: Any) -> dict[str, Any]:
@@ -188,6 +256,8 @@ class InstrumentsPanel(QtWidgets.QWidget):
         # that found the stage at rest was asked for (`stage_may_be_moving`)
         self._moves_asked = 0
         self._moves_at_rest = 0
+        self._identities: dict[str, str] = {}  # each connection line as the connect left it
+        self._not_answering = ""  # the instruments the last readings found not answering
 
         layout = QtWidgets.QGridLayout(self)
         layout.addWidget(self._connection_box(), 0, 0)
@@ -195,9 +265,10 @@ class InstrumentsPanel(QtWidgets.QWidget):
         layout.addWidget(self._field_box(), 1, 0)
         layout.addWidget(self._lockin_box(), 1, 1)
         self.trace = pg.PlotWidget(title="Sensor Bz from the lock-in X reading")
-        self.trace.setLabel("bottom", "reading")
+        self.trace.setLabel("bottom", f"reading (one each {POLL_MS / 1000:g} s)")
         self.trace.setLabel("left", "Bz", units="µT")
-        self.trace.getAxis("left").enableAutoSIPrefix(False)
+        for axis in ("left", "bottom"):  # no "(x0.001)" on a count of readings
+            self.trace.getAxis(axis).enableAutoSIPrefix(False)
         self.trace_curve = self.trace.plot(pen=pg.mkPen("b", width=1.5))
         self.trace_values: deque[float] = deque(maxlen=TRACE_POINTS)
         layout.addWidget(self.trace, 2, 0, 1, 2)
@@ -297,8 +368,8 @@ class InstrumentsPanel(QtWidgets.QWidget):
         """A number box whose typing beyond its range is clamped, and said."""
         box = _spin(lo, hi, decimals, suffix, value, series)
         box.clamped.connect(lambda typed, taken: self.message.setText(
-            f"{what}: {typed:g}{suffix} is beyond its range ({lo:g} .. {hi:g}{suffix}); "
-            f"{taken:g}{suffix} is used."))
+            f"{what}: {box.say(typed)} is beyond its range ({box.say(lo)} .. {box.say(hi)}); "
+            f"{box.say(taken)} is used."))
         return box
 
     def _field_box(self) -> QtWidgets.QGroupBox:
@@ -406,6 +477,7 @@ class InstrumentsPanel(QtWidgets.QWidget):
         """A connect begun: the readings go, and the moves asked for (the rig open before is
         made safe, its stage stopped, before the new one opens)."""
         self.readings = {}
+        self._not_answering = ""
         self._moves_at_rest = self._moves_asked
         self.position_label.setText(NO_POSITION)
         self.field_label.setText(NO_FIELD)
@@ -414,11 +486,37 @@ class InstrumentsPanel(QtWidgets.QWidget):
         self.trace_curve.setData([])
 
     def _show_identities(self, found: dict[str, object]) -> None:
+        self._identities = {}
         for name, what in found.items():
             if isinstance(what, Exception):
-                self.state_labels[name].setText(f"<span style='color:#a00000'>✖ {what}</span>")
+                self._identities[name] = _failed_html(what)
             else:
-                self.state_labels[name].setText(f"<span style='color:#007000'>●</span> {what}")
+                self._identities[name] = f"<span style='color:#007000'>●</span> {escape(str(what))}"
+            self.state_labels[name].setText(self._identities[name])
+
+    def _show_answering(self, readings: dict[str, Any]) -> None:
+        """Each instrument's connection line says whether it answered the last readings: one
+        that did not (its cable pulled, switched off) is shown red with why, not left green
+        with its name, and the message line says what to do as it stops answering, and again
+        once that line is free (a scan that failed on it has ended), not over every message
+        said after it."""
+        failed: dict[str, BaseException] = {}
+        for key, value in readings.items():
+            if isinstance(value, Exception) and key in INSTRUMENT_OF_READING:
+                failed.setdefault(INSTRUMENT_OF_READING[key], value)
+        for name, label in self.state_labels.items():
+            if name in failed:
+                label.setText(_failed_html(failed[name]))
+            elif name in self._identities:
+                label.setText(self._identities[name])
+        said = "; ".join(f"{LABELS[name]}: {exc}" for name, exc in failed.items())
+        if said and (said != self._not_answering or not self.message.text()):
+            self.message.setText(f"Not answering: {said}. Check the instrument (power, cable), "
+                                 f"then Reconnect ({CONNECT_KEY}).")
+        elif not said and self._not_answering and self.message.text().startswith(
+                "Not answering: "):
+            self.message.setText("")
+        self._not_answering = said
 
     def _busy_changed(self, busy: bool) -> None:
         recipe = self.holder.recipe_running
@@ -499,6 +597,7 @@ class InstrumentsPanel(QtWidgets.QWidget):
     def _show_readings(self, readings: dict[str, Any]) -> None:
         self._polling = False
         self.readings = readings
+        self._show_answering(readings)
         pos = readings.get("position")
         if isinstance(pos, Exception):
             self.position_label.setText(f"position unknown: {pos}")
@@ -687,14 +786,14 @@ class InstrumentsPanel(QtWidgets.QWidget):
         self._act(lambda: rig.coils.zero(), "Zero field")
 
     def set_time_constant(self) -> None:
-        self._set_lockin("Time constant", self.tau_box, " s", lambda rig: (
+        self._set_lockin("Time constant", self.tau_box, lambda rig: (
             rig.lockin.set_time_constant, rig.lockin.time_constant))
 
     def set_sensitivity(self) -> None:
-        self._set_lockin("Sensitivity", self.sensitivity_box, " V", lambda rig: (
+        self._set_lockin("Sensitivity", self.sensitivity_box, lambda rig: (
             rig.lockin.set_sensitivity, rig.lockin.sensitivity))
 
-    def _set_lockin(self, what: str, box: _ClampingSpinBox, unit: str,
+    def _set_lockin(self, what: str, box: _ClampingSpinBox,
                     calls: Callable[[Any], tuple[Callable[[float], None], Callable[[], float]]]
                     ) -> None:
         """Send the value typed and read back what the lock-in took: a value between its
@@ -710,8 +809,8 @@ class InstrumentsPanel(QtWidgets.QWidget):
             box.setValue(taken)
             self.message.setText(
                 "" if math.isclose(taken, typed, rel_tol=1e-6)
-                else f"{what}: the lock-in has no {typed:g}{unit}; it took {taken:g}{unit}, its "
-                     "next value up.")
+                else f"{what}: the lock-in has no {box.say(typed)}; it took {box.say(taken)}, "
+                     "its next value up.")
             self.poll()
 
         def failed(exc: BaseException) -> None:
@@ -719,6 +818,10 @@ class InstrumentsPanel(QtWidgets.QWidget):
 
         if not self.holder.call(send, done, failed):
             self.message.setText(f"{what}: the rig is not available (not connected or scanning)")
+
+
+def _failed_html(exc: object) -> str:
+    return f"<span style='color:#a00000'>✖ {escape(str(exc))}</span>"
 
 
 def _vector(value: object) -> str:

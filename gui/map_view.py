@@ -73,6 +73,8 @@ class MapView(QtWidgets.QWidget):
         self._title = title
         self.level_T = 0.0  # half-width of the colour range, SI (T for Bz)
         self.quantity = BZ
+        # where the cursor last was over the map (m): its read-out follows the map under it
+        self._cursor: tuple[float, float] | None = None
 
         self.view_box = _SelectingViewBox()
         self.graphics = pg.GraphicsLayoutWidget()
@@ -167,6 +169,7 @@ class MapView(QtWidgets.QWidget):
         self._apply_levels()
         self.fit()
         self._update_profile()
+        self._show_readout()
 
     def clear(self) -> None:
         """Show no map (the one shown belonged to a file no longer open), its title, read-out
@@ -177,6 +180,7 @@ class MapView(QtWidgets.QWidget):
         self.plot.setTitle(self._title or None)
         self.profile_curve.setData([], [])
         self.area.hide()
+        self._cursor = None
         self.readout_label.setText("x, y, Bz: move the cursor over the map")
 
     def fit(self) -> None:
@@ -191,6 +195,7 @@ class MapView(QtWidgets.QWidget):
         self.image.setImage(self._map.bz / self.quantity.scale, autoLevels=False)
         self._apply_levels()
         self._update_profile()
+        self._show_readout()
 
     def fill_rows(self, bz: np.ndarray, rows: range) -> None:
         """Bz of a map being filled (a scan), in which only `rows` changed since the last
@@ -215,6 +220,7 @@ class MapView(QtWidgets.QWidget):
             self._show_levels()
         self.image.redraw_rows(new / self.quantity.scale, rows.start)
         self._update_profile()
+        self._show_readout()
 
     def _set_opacity(self, percent: int) -> None:
         self.image.setOpacity(percent / 100)
@@ -277,9 +283,19 @@ class MapView(QtWidgets.QWidget):
         if not self.plot.sceneBoundingRect().contains(scene_pos):
             return
         p = self.view_box.mapSceneToView(scene_pos)
-        text = self.describe(p.x() * UM, p.y() * UM)
-        self.readout_label.setText(text)
-        self.readout.emit(text)
+        self._cursor = (p.x() * UM, p.y() * UM)
+        self._show_readout(moved=True)
+
+    def _show_readout(self, moved: bool = False) -> None:
+        """The read-out at the cursor's last place, of the map shown now: a new map, or a point
+        measured under a cursor held still, is not read out with the value before. Told by
+        `readout` at each move, and when the map changes what it says."""
+        if self._cursor is None:
+            return
+        text = self.describe(*self._cursor)
+        if moved or text != self.readout_label.text():
+            self.readout_label.setText(text)
+            self.readout.emit(text)
 
     # --- line profile --------------------------------------------------------------------
     def show_profile(self, on: bool) -> None:

@@ -309,6 +309,7 @@ class MMTView(QtWidgets.QWidget):
         # SSRs of micrometre grains tens of µm down are 1e-5 to 1e-2: limits in that range
         self.min_ssr.setDecimals(SSR_DECIMALS)
         self.min_ssr.setSingleStep(1e-4)
+        self.min_ssr.setSuffix(" /µm")  # the unit of the table's ssr_per_um
         self.min_ssr.setSpecialValueText("any")
         self.max_ratio = QtWidgets.QDoubleSpinBox()
         self.max_ratio.setRange(0.0, 1e6)

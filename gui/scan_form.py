@@ -261,9 +261,10 @@ class ScanForm(QtWidgets.QWidget):
     def use_area(self, x0: float, y0: float, x1: float, y1: float) -> None:
         """Fill the grid from a rectangle (m) with the steps already entered."""
         step = (self.step_x.value() * UM, self.step_y.value() * UM)
-        if step[0] <= 0 or step[1] <= 0:
-            self.show_error("plan step_x must be > 0 to fit a grid into the area")
-            return
+        for key, value in zip(("step_x", "step_y"), step, strict=True):
+            if value <= 0:  # said by the step that is zero
+                self.show_error(f"plan {key} must be > 0 to fit a grid into the area")
+                return
         gx, gy, nx, ny = grid_from_rectangle((x0, y0), (x1, y1), step)
         self.x0.setValue(gx / UM)
         self.y0.setValue(gy / UM)

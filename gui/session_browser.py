@@ -41,7 +41,7 @@ def describe_entry(info: EntryInfo) -> tuple[str, ...]:
     """One table row for an entry."""
     size = f"{info.shape[1]} × {info.shape[0]}" if info.shape else "–"
     field = (
-        "({:.1f}, {:.1f}, {:.1f})".format(*(np.asarray(info.applied_field) / UT))
+        "({}, {}, {})".format(*(field_text(b) for b in np.asarray(info.applied_field)))
         if info.applied_field is not None
         else "–"
     )
@@ -52,6 +52,13 @@ def describe_entry(info: EntryInfo) -> tuple[str, ...]:
     )
     title = info.problem or info.title  # an unreadable entry says why in the title's place
     return (info.name, info.kind, info.status, title, size, field, lines, info.start_time)
+
+
+def field_text(b: float) -> str:
+    """A field component (T) in µT to the nT, as the Scan tab's form takes it: 0.04 (a field
+    applied, counted in-field when maps are compared) is not shown as a zero-field 0.0."""
+    text = f"{b / UT:.3f}".rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
 
 
 def sort_keys(info: EntryInfo) -> tuple[object, ...]:

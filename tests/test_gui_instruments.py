@@ -96,6 +96,45 @@ def test_each_instrument_shows_its_identity(window, qtbot):
     assert "SR830" in panel.state_labels["lockin"].text()
 
 
+def test_an_instrument_that_stops_answering_is_shown_red_and_reconnect_is_said(window, qtbot):
+    """The lock-in's line stayed green with its name while every reading of it failed ('X,
+    Y: ... connection lost' alone said so) and nothing said what to do; now its line says
+    why in red, the message line says to check it and Reconnect, and both go once it
+    answers again."""
+    panel, rig = window.instruments, window.holder.rig
+    fresh_readings(qtbot, panel)
+    lockin = panel.state_labels["lockin"]
+    assert "●" in lockin.text() and "SR830" in lockin.text()
+    rig.backend.faults[rig.profile.lockin.link.address].disconnected = True
+    fresh_readings(qtbot, panel)
+    assert "✖" in lockin.text() and "connection lost" in lockin.text()
+    assert "●" in panel.state_labels["stage"].text()  # the others answer
+    assert panel.message.text().startswith("Not answering: Lock-in: ")
+    assert "then Reconnect (Ctrl+K)" in panel.message.text()
+    plan = ScanPlan.from_center("lost", (12.5e-3, 12.5e-3), (40 * UM, 40 * UM), 20 * UM)
+    with qtbot.waitSignal(window.scan.scanEnded, timeout=WAIT_MS) as ended:
+        assert window.scan.start(plan)
+    assert ended.args[0] == "failed"
+    fresh_readings(qtbot, panel)  # said again once the scan has given the rig back
+    assert panel.message.text().startswith("Not answering: Lock-in: ")
+    rig.backend.faults[rig.profile.lockin.link.address].disconnected = False
+    fresh_readings(qtbot, panel)
+    assert "●" in lockin.text() and "SR830" in lockin.text()
+    assert panel.message.text() == ""
+
+
+def test_the_trace_counts_readings_without_a_scale_factor(window, qtbot):
+    """Its axis read 'reading (x0.001)' over -400 .. 400 at the first reading."""
+    panel = window.instruments
+    panel.timer.stop()  # the trace holds the one reading put here
+    panel.trace_values.clear()
+    panel.trace_values.append(0.1)
+    panel.trace_curve.setData(np.array(panel.trace_values))
+    panel.trace.getViewBox().updateAutoRange()
+    label = panel.trace.getAxis("bottom").labelString()
+    assert "reading (one each 0.5 s)" in label and "x0.001" not in label
+
+
 def test_go_to_and_jog_move_the_stage(window, qtbot):
     panel = window.instruments
     for box, value in zip(panel.goto_boxes, (12000.0, 13000.0, 150.0), strict=True):

@@ -82,6 +82,33 @@ def test_cursor_readout_follows_the_mouse(view, qtbot):
     assert "Bz = -3.500 µT" in got.args[0]
 
 
+def test_the_readout_follows_the_map_under_a_cursor_held_still(view, qtbot):
+    """The cursor still, the read-out said 'not measured' after its pixel was measured (a
+    live scan) and the value of the map before after another was shown; now it reads the
+    map on show, and is emptied with it."""
+    bz = np.full((5, 6), np.nan)
+    m = grid_map(bz)
+    view.set_map(m)
+    scene = view.view_box.mapViewToScene(QtCore.QPointF(m.x[2] / UM, m.y[1] / UM))
+    view.graphics.scene().sigMouseMoved.emit(scene)
+    assert view.readout_label.text().endswith("Bz = not measured")
+    bz = bz.copy()
+    bz[1, :] = 2.0 * UT
+    view.fill_rows(bz, range(1, 2))
+    assert view.readout_label.text().endswith("Bz = 2.000 µT")
+    view.set_bz(np.where(np.isfinite(bz), -1.5 * UT, np.nan))
+    assert view.readout_label.text().endswith("Bz = -1.500 µT")
+    other = np.zeros((5, 6))
+    other[1, 2] = 0.75 * UT
+    with qtbot.waitSignal(view.readout) as got:
+        view.set_map(grid_map(other))
+    assert got.args[0].endswith("Bz = 0.750 µT")
+    view.clear()
+    assert view.readout_label.text() == "x, y, Bz: move the cursor over the map"
+    view.set_map(grid_map(other))  # the cursor has not moved since: nothing to read out
+    assert view.readout_label.text() == "x, y, Bz: move the cursor over the map"
+
+
 def test_profile_of_a_linear_field_is_linear():
     x = np.arange(20) * 5 * UM
     y = np.arange(10) * 5 * UM

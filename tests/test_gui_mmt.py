@@ -210,6 +210,27 @@ def test_filter_leaves_undetermined_grains_out_only_when_a_limit_is_set(qtbot):
     assert proxy.shown_rows() == [0]
 
 
+def test_magnetizations_of_tens_of_ka_per_m_are_shown_whole(qtbot):
+    """A grain's 19996 A/m (±2.6) is not shown as 2e+04, nor 20123 as 2.012e+04 beside 9969;
+    small and very large numbers keep four significant digits."""
+    model = GrainTableModel({"grain": np.array([1, 2, 3, 4]),
+                             "mx_A_per_m": np.array([19996.3, 9969.2, -20123.4, 46500.0]),
+                             "moment_Am2": np.array([3.736e-12, 1.96e-11, 2e-12, np.nan]),
+                             "cov_xy_A2_per_m2": np.array([-82.64, 1.2e7, 0.0714, 0.0])})
+    shown = [[model.index(r, c).data() for c in range(1, 4)] for r in range(4)]
+    assert shown == [["19996", "3.736e-12", "-82.64"], ["9969", "1.96e-11", "1.2e+07"],
+                     ["-20123", "2e-12", "0.0714"], ["46500", "nan", "0"]]
+
+
+def test_the_ssr_limit_says_its_unit(qtbot):
+    """The SSR limit read 0.000100 beside a column in µm⁻¹ (ssr_per_um), without a unit."""
+    view = MMTView(load_profile())
+    qtbot.addWidget(view)
+    assert view.min_ssr.text() == "any"
+    view.min_ssr.setValue(1e-4)
+    assert view.min_ssr.text() == "0.000100 /µm"
+
+
 def test_results_are_saved_to_the_file_and_as_csv_like_the_command_line(inverted, tmp_path,
                                                                          qtbot):
     import csv

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PyQt6 import QtCore, QtWidgets
+from PyQt6 import QtCore, QtGui, QtWidgets
 
 from gui.confirm import confirm
+from gui.instruments_panel import si_number
 from gui.scan_tab import next_free_name
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.storage.scan_entry import EntryTaken
@@ -78,14 +79,36 @@ def test_a_jog_step_typed_beyond_its_maximum_is_clamped_and_said(window, qtbot):
 def test_a_time_constant_between_the_lockins_steps_is_said_as_taken(window, qtbot):
     panel = window.instruments
     type_into(qtbot, panel.tau_box, "0.2")
-    qtbot.waitUntil(lambda: "no 0.2 s; it took 0.3 s" in panel.message.text(),
+    qtbot.waitUntil(lambda: "no 200 ms; it took 300 ms" in panel.message.text(),
                     timeout=WAIT_MS)
     assert panel.tau_box.value() == pytest.approx(0.3)
     type_into(qtbot, panel.sensitivity_box, "0.003")
-    qtbot.waitUntil(lambda: "no 0.003 V; it took 0.005 V" in panel.message.text(),
+    qtbot.waitUntil(lambda: "no 3 mV; it took 5 mV" in panel.message.text(),
                     timeout=WAIT_MS)
     type_into(qtbot, panel.tau_box, "1")  # one of its steps: nothing to say
     qtbot.waitUntil(lambda: panel.message.text() == "", timeout=WAIT_MS)
+
+
+def test_lockin_settings_are_shown_and_typed_with_the_units_prefix(window, qtbot):
+    """The sensitivity read 0.500000000 V and 200 µV had to be typed as 0.0002 (a zero more
+    or less: a range ten times off); now the boxes say 500 mV and 30 ms, and take 200 µV,
+    200u or 0.0002 alike; a unit not the box's is not taken."""
+    panel = window.instruments
+    tau, sensitivity = panel.tau_box, panel.sensitivity_box
+    qtbot.waitUntil(lambda: panel.readings.get("sensitivity") is not None, timeout=WAIT_MS)
+    assert (tau.text(), sensitivity.text()) == ("30 ms", "500 mV")
+    for typed in ("200 µV", "1u", "0.002"):
+        type_into(qtbot, sensitivity, typed)
+        want = si_number(typed, "V")
+        qtbot.waitUntil(lambda want=want: readings(qtbot, panel)["sensitivity"]
+                        == pytest.approx(want), timeout=WAIT_MS)
+    assert sensitivity.text() == "2 mV"
+    type_into(qtbot, tau, "100ms")
+    qtbot.waitUntil(lambda: readings(qtbot, panel)["time_constant"] == pytest.approx(0.1),
+                    timeout=WAIT_MS)
+    assert tau.text() == "100 ms" and panel.message.text() == ""
+    assert tau.validate("3 V", 0)[0] == QtGui.QValidator.State.Invalid  # not a time
+    assert tau.validate("3 m", 0)[0] == QtGui.QValidator.State.Acceptable
 
 
 def test_return_in_a_field_box_sets_the_field(window, qtbot):

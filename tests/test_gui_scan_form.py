@@ -102,6 +102,19 @@ def test_a_dragged_area_of_no_whole_steps_names_the_area_the_grid_covers(form):
     assert form.error_text("nx") == ""
 
 
+@pytest.mark.parametrize("zero", ["step_x", "step_y"])
+def test_a_dragged_area_with_a_zero_step_names_that_step(form, zero):
+    """A zero y step was said beside the x step, which was fine."""
+    other = "step_y" if zero == "step_x" else "step_x"
+    getattr(form, other).setValue(20.0)
+    getattr(form, zero).setValue(0.0)
+    nx, ny = form.nx.value(), form.ny.value()
+    form.use_area(1000 * UM, 2000 * UM, 1400 * UM, 2105 * UM)
+    assert form.error_text(zero) == f"plan {zero} must be > 0 to fit a grid into the area"
+    assert "must be > 0" not in form.error_text(other)
+    assert (form.nx.value(), form.ny.value()) == (nx, ny)  # the grid as it was
+
+
 def test_the_plan_carries_si_values(form):
     form.field[0].setValue(12.5)
     form.raster.setCurrentText("unidirectional")

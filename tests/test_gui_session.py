@@ -95,10 +95,27 @@ def test_entries_are_listed_with_kind_and_status(browser):
         for r in range(browser.table.rowCount())
     }
     assert rows == {
-        "rem": ("scan", "finished", "(0.0, 0.0, 0.0)"),
-        "inf": ("scan", "finished", "(0.0, 0.0, 50.0)"),
-        "ind": ("induced", "finished", "(0.0, 0.0, 0.0)"),
+        "rem": ("scan", "finished", "(0, 0, 0)"),
+        "inf": ("scan", "finished", "(0, 0, 50)"),
+        "ind": ("induced", "finished", "(0, 0, 0)"),
     }
+
+
+def test_a_small_applied_field_is_not_shown_as_zero(qtbot, tmp_path):
+    """The field column shows the field to the nT, as the Scan tab's form takes it: a scan at
+    40 nT (in-field to the Compare tab's guess) does not read (0.0, 0.0, 0.0) beside the
+    zero-field scan, and a field below half a nT reads 0, not -0.0."""
+    path = tmp_path / "small.h5"
+    write_map_entry(path, a_map("zero", 1 * UT, field=(-0.0004 * UT, 0.0, 0.0)), kind="scan")
+    write_map_entry(path, a_map("small", 1 * UT, field=(0.0, -0.04 * UT, 0.025 * UT)),
+                    kind="scan")
+    b = SessionBrowser()
+    qtbot.addWidget(b)
+    assert b.open_file(path)
+    fields = {b.table.item(r, 0).text(): b.table.item(r, 5).text()
+              for r in range(b.table.rowCount())}
+    assert fields == {"zero": "(0, 0, 0)", "small": "(0, -0.04, 0.025)"}
+    assert guess_roles(list_entries(path)) == {"remanent": "zero", "in-field": "small"}
 
 
 def test_double_click_opens_the_map(browser, qtbot):
