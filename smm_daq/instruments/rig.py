@@ -436,8 +436,9 @@ def _safe_coils(profile: Profile, clock: Clock, open_transport: Any) -> SafeStat
         if each is None:
             return SafeState("coils", False, f"{where} could not be reached: {exc}")
         states = each(settings, clock=clock, open_transport=open_transport)
+        notes = "".join(f"; {note}" for note in getattr(exc, "__notes__", ()))
         return SafeState("coils", all(ok for _, ok, _ in states),
-                         f"not reachable together ({exc}); each supply on its own: "
+                         f"not reachable together ({exc}{notes}); each supply on its own: "
                          + "; ".join(f"{coil} {state}" for coil, _, state in states))
     try:
         problem = ""
