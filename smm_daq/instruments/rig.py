@@ -69,6 +69,14 @@ def safe_time_bound(profile: Profile) -> float:
     up to its rating (`coils.supply_rating_A`, with a reading's margin), beyond
     `coils.max_current_A`: those ramps are counted too.
 
+    Each supply's error queue, read at each connect (of the three together, then, that
+    failing, of each on its own), may lose one reply there and go on (a diagnostic): one
+    timeout, never retried (reading clears the entry). That is within the timeouts counted:
+    a supply that loses it and then stops answering spends one more than its link's share
+    only where it ends the connect of the three, and then the other two are reached only on
+    their own (tests/test_safe_time_bound.py: such a case takes 18 of the 21 timeouts
+    counted for the supplies).
+
     A supervisor that stops a scan with SIGTERM must wait at least this long before SIGKILL;
     otherwise the coils may be left energised.
     """
