@@ -349,7 +349,7 @@ def _open_instrument(profile: Profile, role: str, cls: type[Instrument], setting
     except InputError as exc:  # the profile asks more than the instrument can do
         if exc.source is not None:
             raise
-        raise InputError(str(exc), source=str(profile.path)) from exc
+        raise _noted(InputError(str(exc), source=str(profile.path)), exc) from exc
     except InstrumentError as exc:
         # the coils' supplies each have an address: all named (the error says which failed)
         where = ", ".join(getattr(settings, "addresses", ())) or settings.link.address
@@ -357,7 +357,15 @@ def _open_instrument(profile: Profile, role: str, cls: type[Instrument], setting
             f"{role} ({settings.link.implementation} at {where}) does not answer: {exc}"
         )
         error.instrument = role
-        raise error from exc
+        raise _noted(error, exc) from exc
+
+
+def _noted(error: SmmError, cause: BaseException) -> SmmError:
+    """`error` with the notes of the `cause` it stands for (what a connect found before it
+    failed, such as the errors the coil supplies held from before)."""
+    for note in getattr(cause, "__notes__", ()):
+        error.add_note(note)
+    return error
 
 
 def _safe_after_failed_connect(profile: Profile, opened: dict[str, Any], *,
