@@ -11,7 +11,9 @@ A reading of +9.9E+37 is the multimeter's overload mark: an error, never a field
 
 At connect the error queue is read (`SYST:ERR?`) before anything is sent: what an earlier
 program left there is neither taken for one of our commands nor cleared unseen, but kept in
-the snapshot (`errors_at_connect`: `smm-daq check`, the scan's metadata).
+the snapshot (`errors_at_connect`: `smm-daq check`, the scan's metadata). As for the coil
+supplies (`drivers.scpi_errors`), a reply to it lost fails no connect: the rest is said
+unknown.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 
 from drivers import transports
 from drivers.link import Link, parse_float, shown
+from drivers.scpi_errors import ERROR_QUEUE_READS, errors_found, parse_scpi_error
 from drivers.srs_lockin import parse_identity
 from smm_daq.clock import Clock
 from smm_daq.errors import InstrumentError, ProtocolError
@@ -37,19 +40,6 @@ OVERLOAD_MARK = 9.9e37
 OVERRANGE = 1.2  # a range reads up to 120 % of itself, beyond it the overload mark
 NPLC = 1  # integration time in power-line cycles
 FORMAT_FLAGS = ("CHAN", "TIME", "UNIT", "ALAR")
-ERROR_QUEUE_READS = 20  # SYST:ERR? at most this often in a row (the 34970A keeps 10, then -350)
-
-
-def parse_error(reply: str) -> tuple[int, str]:
-    """A SCPI error-queue entry: '<code>,"<text>"'."""
-    code, sep, text = reply.partition(",")
-    if not sep:
-        raise ProtocolError(f"expected '<code>,\"<message>\"', got {shown(reply)}")
-    try:
-        return int(code), text.strip().strip('"')
-    except ValueError:
-        raise ProtocolError(f"expected '<code>,\"<message>\"', got {shown(reply)}") from None
-
 
 def parse_three(reply: str) -> np.ndarray:
     """Three comma-separated readings (V)."""
@@ -93,7 +83,8 @@ class DMMFluxgate(Magnetometer):
         fluxgate = cls(link, settings)
         try:
             fluxgate.identify()
-            fluxgate.errors_at_connect = fluxgate.read_errors()
+            fluxgate.errors_at_connect = errors_found(
+                lambda: link.query("SYST:ERR?", parse_scpi_error, destructive=True))
             fluxgate.configure()
         except BaseException:
             fluxgate.close()
@@ -110,10 +101,13 @@ class DMMFluxgate(Magnetometer):
         self.check_errors()
 
     def read_errors(self) -> list[str]:
-        """The queued errors ('<code> <message>'), oldest first; reading empties the queue."""
+        """The queued errors ('<code> <message>'), oldest first; reading empties the queue.
+        A reply lost raises `ReplyUnknown` (what our commands did is then unknown); at connect
+        the queue as found is read by `scpi_errors.errors_found` instead, which says it
+        unknown and goes on."""
         errors = []
         for _ in range(ERROR_QUEUE_READS):
-            code, text = self.link.query("SYST:ERR?", parse_error, destructive=True)
+            code, text = self.link.query("SYST:ERR?", parse_scpi_error, destructive=True)
             if code == 0:
                 break
             errors.append(f"{code} {text}")

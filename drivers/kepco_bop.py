@@ -18,8 +18,9 @@ never set beyond the rated voltage. Then the error queue is read (`SYST:ERR?`) b
 empties it: what an earlier program left there (a supply fault, a refused command) is kept,
 not cleared unseen (`errors_at_connect`: the snapshot, `smm-daq safe`'s report); a reply to
 it lost does not fail the connect (`smm-daq safe` connects this way, to ramp the field down),
-and it is said unknown. The safety paths (`zero`, `output_off`) try every axis
-even when one fails, and then raise one error naming every axis that failed.
+and it is said unknown. A connect that fails after reading some supplies' queues says what
+they held in a note on its error (`add_note`). The safety paths (`zero`, `output_off`) try
+every axis even when one fails, and then raise one error naming every axis that failed.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from typing import TypeVar
 
 import numpy as np
 
-from drivers.link import Link, parse_float, parse_int, shown
+from drivers.link import Link, parse_float, shown
+from drivers.scpi_errors import errors_found, parse_scpi_error
 from smm_daq.clock import Clock
 from smm_daq.errors import (
     InputError,
@@ -53,18 +55,9 @@ from smm_daq.instruments.transport import Transport
 
 AXES = ("x", "y", "z")
 RAMP_STEP_S = 0.1  # time between current steps of a ramp
-ERROR_QUEUE_READS = 20  # SYST:ERR? at most this often in a row (a BOP keeps 16, then -350)
 T = TypeVar("T")
 
 OpenTransport = Callable[[str, LinkSettings], Transport]
-
-
-def parse_scpi_error(reply: str) -> tuple[int, str]:
-    """'-222,"Data out of range"' -> (-222, 'Data out of range')."""
-    code, sep, text = reply.partition(",")
-    if not sep:
-        raise ProtocolError(f"expected 'code,\"message\"' from SYST:ERR?, got {shown(reply)}")
-    return parse_int(code, what="SCPI error code"), text.strip().strip('"')
 
 
 def bop_rating(model: str) -> tuple[float, float] | None:
@@ -154,19 +147,13 @@ class _Supply:
             )
 
     def read_errors(self) -> list[str]:
-        """The queued errors ('<code> <message>'), oldest first, reading emptying the queue;
-        where a reply is lost or garbled, what is left is unknown, said as the last entry
-        (reading is not tried again: each try could spend a timeout)."""
-        errors = []
-        for _ in range(ERROR_QUEUE_READS):
-            try:
-                code, text = self.query("SYST:ERR?", parse_scpi_error, destructive=True)
-            except ReplyUnknown:
-                return [*errors, "unknown (a reply to SYST:ERR? was lost)"]
-            if code == 0:
-                break
-            errors.append(f"{code} {text}")
-        return errors
+        """The queue as found (`scpi_errors.errors_found`), then emptied by `*CLS`: what an
+        earlier program left is kept in `errors_at_connect`, and no later check takes it for
+        one of our commands."""
+        self.errors_at_connect = errors_found(
+            lambda: self.query("SYST:ERR?", parse_scpi_error, destructive=True))
+        self.write("*CLS")
+        return self.errors_at_connect
 
     def set_current(self, amps: float, *, resend: bool = False) -> None:
         self.command(f"CURR {amps:.6f}", resend=resend)
@@ -264,8 +251,11 @@ class KepcoBOPCoils(FieldSource):
         try:
             for s in self._supplies:
                 self._connect(s)
-        except Exception:
+        except Exception as exc:
             self.close()
+            if self.errors_at_connect:  # read, then cleared by *CLS: not to be lost with it
+                exc.add_note(f"errors the supplies held from before: "
+                             f"{'; '.join(self.errors_at_connect)}")
             raise
         self._field_setpoint = self.calibration @ self._setpoints() + self.ambient
 
@@ -275,6 +265,8 @@ class KepcoBOPCoils(FieldSource):
     ) -> list[tuple[str, bool, str]]:
         """For when the three supplies cannot be driven together (one does not answer): each
         one that answers, on its own, ramped to 0 A within the ramp limit and switched off.
+        Its error queue is read (`read_errors`) once it has answered, before the ramp: what
+        an earlier program left there is said with its state, not taken for a refused step.
 
         The ambient field cannot be nulled without all three, so this is the "off" state
         whatever the profile's safe state. Returns (coil, safe, its final state) per axis.
@@ -290,16 +282,19 @@ class KepcoBOPCoils(FieldSource):
                 with contextlib.suppress(SmmError):
                     rated = bop_rating(supply.query("*IDN?", parse_kepco_idn).model)
                     supply.rating = rated if rated is not None else supply.rating
-                start = supply.current("CURR?")
+                start = supply.current("CURR?")  # a supply that does not answer fails here
+                supply.read_errors()  # else the first step's check takes an earlier error
                 duration = abs(start) / settings.max_ramp_rate
                 steps = max(1, math.ceil(duration / RAMP_STEP_S - 1e-9))
                 for j in range(1, steps + 1):
                     clock.sleep(duration / steps)
                     supply.set_current(start * (1 - j / steps))
                 supply.switch(False)
-                results.append((supply.name, True, f"{supply.measured():.4f} A, output off"))
+                results.append((supply.name, True, f"{supply.measured():.4f} A, output off"
+                                                   f"{_held_from_before(supply)}"))
             except SmmError as exc:
-                results.append((f"coil {axis}", False, f"not made safe: {exc}"))
+                held = _held_from_before(supply) if supply is not None else ""
+                results.append((f"coil {axis}", False, f"not made safe: {exc}{held}"))
             finally:
                 if supply is not None:
                     with contextlib.suppress(Exception):
@@ -350,8 +345,7 @@ class KepcoBOPCoils(FieldSource):
                 "take is bounded with it)"
             )
         s.rating = rated
-        s.errors_at_connect = s.read_errors()  # before *CLS, which would clear them unseen
-        s.write("*CLS")
+        s.read_errors()
         self._leave_voltage_mode(s)
         s.command("FUNC:MODE CURR")
         compliance = min(self.voltage_limit, volts)
@@ -596,6 +590,12 @@ def _hardware_transport(address: str, link: LinkSettings) -> Transport:
     from drivers.transports import open_transport
 
     return open_transport(address, link)
+
+
+def _held_from_before(supply: _Supply) -> str:
+    """What the supply's error queue held when `ramp_down_each` reached it, if anything."""
+    found = supply.errors_at_connect
+    return f"; its errors from before: {'; '.join(found)}" if found else ""
 
 
 def _first_per_coil(problems: list[str]) -> str:

@@ -13,6 +13,11 @@ started by `CAPTURESTART ONE,IMM` or, armed, by TRIG IN (`ONE,TRIG`); `CAPTUREST
 `CAPTUREBYTES?` and `CAPTUREGET? offset,size` (kB, at most 64 a time; IEEE 488.2 binary
 blocks of little-endian 4-byte floats) read it back. `CAPTURESTART` has no reply:
 `CAPTUREBYTES?` read right after it bounds when the capture began (`start_within`).
+
+On RS-232 and telnet the reply terminator is a front-panel setting that no remote command
+changes (SRS's own srsinst.sr860 asks for LF to be chosen there too); this driver reads to LF.
+A unit set otherwise answers nothing the driver can read: its connect fails on the first query
+saying to choose LF (`check_model`). GPIB, USB and VXI-11 frame their replies themselves.
 """
 
 from __future__ import annotations
@@ -24,8 +29,9 @@ import numpy as np
 
 from drivers.link import parse_float, parse_int, shown
 from drivers.srs_lockin import SLOPE_12_DB, SRSLockIn, line_time, start_within
-from smm_daq.errors import ProtocolError
-from smm_daq.instruments.interfaces import BufferedLockIn, BufferLimits, BufferTrace
+from drivers.transports import SERIAL_PREFIX
+from smm_daq.errors import InstrumentLost, ProtocolError
+from smm_daq.instruments.interfaces import BufferedLockIn, BufferLimits, BufferTrace, Identity
 from smm_daq.instruments.profile import LockInSettings
 from smm_daq.instruments.transport import BlockTransport, Transport
 
@@ -36,6 +42,10 @@ SAMPLES_PER_TIME_CONSTANT = 10.0  # the most a time constant allows (see capture
 CAPTURE_KB = 4096
 GET_KB = 64  # the most one CAPTUREGET? returns
 BYTES_PER_SAMPLE = 8  # X and Y, 4-byte floats
+TERMINATOR_ADVICE = (
+    "On RS-232 or telnet an SR860 ends its replies with the terminator chosen on its front "
+    "panel (its interface settings), which no command sets: choose LF there, the one this "
+    "driver reads to (a reply ended otherwise never ends for it)")
 
 
 def block_size(reply: str) -> int | None:
@@ -118,6 +128,27 @@ class SR860(SRSLockIn, BufferedLockIn):
         "grounding": ("IGND", {"float": 0, "ground": 1}),
         "sync_filter": ("SYNC", {False: 0, True: 1}),
     }
+
+    terminated_as_set = False  # the link's replies end with the front panel's terminator
+
+    def prepare_interface(self, address: str, interface: str | None = None) -> None:
+        """On a serial line or a socket (RS-232, telnet, or a serial-to-Ethernet server) the
+        replies end with the terminator chosen on the front panel."""
+        text = address.strip().upper()
+        self.terminated_as_set = text.startswith(("ASRL", SERIAL_PREFIX.upper())) or (
+            text.endswith("::SOCKET"))
+
+    def check_model(self) -> Identity:
+        """As every lock-in's; where the first query has no reply it can read on a link whose
+        terminator is the front panel's, the error says to choose LF there."""
+        try:
+            return super().check_model()
+        except InstrumentLost as exc:
+            if not self.terminated_as_set:
+                raise
+            detail = str(exc).removeprefix(f"{exc.instrument}: ")
+            raise InstrumentLost(f"{detail}. {TERMINATOR_ADVICE}",
+                                 instrument=exc.instrument) from exc
 
     def chosen(self, settings: LockInSettings) -> dict[str, object]:
         """The SR860 chooses its reserve itself; its input is a voltage first of all."""

@@ -116,7 +116,15 @@ class SR860Emulator(SRSLockInEmulator):
         self._next_sample = math.inf
         self.data_channels = [0, 1, 2, 3]  # CDSP: DAT1..DAT4 show X, Y, R, θ
         self.ref_source = 0
+        # the RS-232 and telnet reply terminator, a front-panel setting (no command sets it)
+        self.terminator = "\n"
         super().__init__(clock, source, rng=rng)
+
+    @property
+    def reply_end(self) -> str:
+        """What ends each reply where it is served (a socket, reached as RS-232 or telnet):
+        the terminator chosen on the front panel."""
+        return self.terminator
 
     def _reset(self) -> None:
         super()._reset()

@@ -80,6 +80,21 @@ def test_errors_an_earlier_program_left_are_read_before_anything_is_sent_and_kep
     assert t.done()
 
 
+def test_an_error_reply_lost_at_connect_is_said_unknown_and_the_connect_goes_on() -> None:
+    """As for the coil supplies: the queue's read at connect is a diagnostic, so a reply to it
+    lost (never asked again: reading clears the entry) fails nothing; what was left is said
+    unknown after what was read, and the connect clears the queue and configures as ever."""
+    left = [("SYST:ERR?", '-113,"Undefined header"'), ("SYST:ERR?", None)]  # its reply lost
+    t = ScriptedTransport([OPENING[0], *left, *OPENING[2:],
+                           ("READ?", "+1.0E+00,+2.0E+00,+3.0E+00")])
+    fluxgate = DMMFluxgate.from_profile(settings(), clock=VirtualClock(), open_transport=opener(t))
+    assert fluxgate.errors_at_connect == [
+        "-113 Undefined header", "unknown (a reply to SYST:ERR? was lost)"]
+    assert fluxgate.snapshot()["errors_at_connect"] == (
+        "-113 Undefined header; unknown (a reply to SYST:ERR? was lost)")
+    assert t.done() and not t.closed
+
+
 def test_overload_mark_is_an_error_not_a_field() -> None:
     fluxgate, _ = scripted([("READ?", "+1.0E+00,+9.90000000E+37,+2.0E+00")])
     with pytest.raises(InstrumentError, match="beyond the 10 V range"):

@@ -235,3 +235,26 @@ def test_every_instrument_on_a_serial_port_may_name_its_baud_rate(repo: Path,
     assert getattr(named, section).link.baud_rate == 19200
     with pytest.raises(InputError, match=rf"{section}\.baud_rate.*whole number in \[50, 4000000\]"):
         parse_profile(_edited(repo, line, f"{line}\nbaud_rate = 19200.5"), Path("/lab/p.toml"))
+
+
+def test_a_reserve_set_for_an_sr860_is_warned_of_as_ignored(repo: Path) -> None:
+    """The SR860 chooses its dynamic reserve itself: a reserve other than the default that
+    every profile carries is said to be ignored, naming the key; the default, or an SR830,
+    says nothing (and no profile is refused)."""
+    import warnings
+
+    from smm_daq.instruments.profile import ProfileWarning
+
+    sr860 = _edited(repo, 'implementation = "sr830"', 'implementation = "sr860"')
+    with pytest.warns(ProfileWarning) as said:
+        lockin = parse_profile(sr860.replace('reserve = "normal"', 'reserve = "high"'),
+                               Path("/lab/p.toml")).lockin
+    assert lockin.link.implementation == "sr860"
+    assert [str(w.message) for w in said] == [
+        "/lab/p.toml: key 'lockin.reserve' is 'high', ignored for an SR860 (it chooses its "
+        "dynamic reserve itself; only an SR830 sets it): expected 'normal' or no key"]
+    sr830 = _edited(repo, 'reserve = "normal"', 'reserve = "high"')
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        parse_profile(sr860, Path("/lab/p.toml"))
+        assert parse_profile(sr830, Path("/lab/p.toml")).lockin.reserve == "high"

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from served_rig import simulators_made
 
+from simulators.emulator import Emulator
 from smm_daq.cli.main import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,3 +54,73 @@ def test_the_printed_bound_covers_voltage_mode_ramps_at_the_supplies_rating(
     assert simulated_s > 3 * 19.0 / 0.2, said  # each supply ramped from about 20 A, in turn
     assert simulated_s <= int(printed.group(1))
     assert max(currents) < 1e-3
+
+
+TIMEOUT_S = 60.0  # the supplies' link timeout: lost replies outweigh everything else
+
+
+class LosesTheQueueReadThenDies(Emulator):
+    """A supply that loses the reply to the first `SYST:ERR?` of each connect (its entry read
+    and gone, nothing back), answers on, and stops answering for good at `dies_at`
+    (connect number, message): from then on every reply times out."""
+
+    def __init__(self, inner: Emulator, dies_at: tuple[int, str]) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.dies_at = dies_at
+        self.connects = 0  # *IDN? opens each connect
+        self.lost_in = 0  # the connect whose queue read lost its reply
+        self.dead = False
+
+    def handle(self, message: str) -> str | None:
+        self.connects += message == "*IDN?"
+        self.dead = self.dead or (self.connects, message) == self.dies_at
+        if self.dead:
+            return None
+        reply = self.inner.handle(message)
+        if message == "SYST:ERR?" and self.lost_in < self.connects:
+            self.lost_in = self.connects
+            return None
+        return reply
+
+
+def test_the_bound_covers_queue_reads_losing_their_replies_before_supplies_stop_answering(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """Reading each supply's error queue at connect tolerates one lost reply per connect (it
+    is a diagnostic), one timeout each. The longest that makes `safe` take: every supply loses
+    it at the connect of the three together, where coil z then stops answering (its next
+    query spends every retry); x and y, reached on their own, lose it again and stop answering
+    at their read-back; z, dead, spends its retries on *IDN? and one more timeout: 18
+    timeouts, within the 7 counted for each supply's link (the stage answers throughout)."""
+    text = (REPO / "configs" / "simulator.toml").read_text(encoding="utf-8")
+    for old, new in (("max_ramp_A_per_s = 1.0", "max_ramp_A_per_s = 100.0"),
+                     ('implementation = "kepco_bop"',
+                      f'implementation = "kepco_bop"\ntimeout_s = {TIMEOUT_S}')):
+        assert old in text
+        text = text.replace(old, new)
+    path = tmp_path / "profile.toml"
+    path.write_text(text, encoding="utf-8")
+    started: list[float] = []
+    supplies: list[LosesTheQueueReadThenDies] = []
+
+    def lossy(backend: Any, profile: Any) -> None:
+        x, y, z = profile.coils.addresses
+        dies_at = {x: (2, "MEAS:CURR?"), y: (2, "MEAS:CURR?"), z: (1, "FUNC:MODE?")}
+        wrapped = {a: LosesTheQueueReadThenDies(backend.endpoint(a), dies_at[a])
+                   for a in (x, y, z)}
+        supplies.extend(wrapped.values())
+        endpoint = backend.endpoint
+        backend.endpoint = lambda address: wrapped.get(address) or endpoint(address)
+        started.append(backend.clock.now())
+
+    made = simulators_made(monkeypatch, lossy)
+    code = main(["safe", "--profile", str(path)])
+    said = capsys.readouterr()
+    assert code == 1, said  # coil z is lost
+    assert "each supply on its own" in said.out, said
+    assert [s.lost_in for s in supplies] == [2, 2, 1] and all(s.dead for s in supplies)
+    printed = re.search(r"at most (\d+) s", said.err)
+    assert printed is not None
+    simulated_s = made[0].clock.now() - started[0]
+    assert simulated_s >= 18 * TIMEOUT_S, said
+    assert simulated_s <= int(printed.group(1))

@@ -127,6 +127,40 @@ def test_an_sr860_capture_holding_cr_lf_is_read_over_serial_value_for_value(
     np.testing.assert_array_equal(trace.y, crafted[1::2].astype(float))
 
 
+@pytest.mark.parametrize("kind", ["serial", "visa-asrl"])
+def test_an_sr860_set_to_end_replies_with_cr_fails_its_connect_saying_to_choose_lf(
+        served_sr860: Served, kind: str) -> None:
+    """On RS-232 (and telnet) the SR860 ends its replies with the terminator chosen on its
+    front panel, which no command sets; the driver reads to LF. Set to CR, every reply timed
+    out and the connect said only that the lock-in did not answer: it now says what to set."""
+    s = served_sr860
+    emulator = s.backend.lockin
+    assert isinstance(emulator, SR860Emulator)
+    port = s.server.ports()[s.profile.lockin.link.address]
+    settings = replace(s.profile.lockin, link=replace(
+        s.profile.lockin.link, address=counter_address(port, kind), timeout_s=0.3))
+
+    def connect() -> SR860:
+        return bounded(lambda: SR860.from_profile(
+            settings, clock=s.clock,
+            open_transport=lambda a, link: open_transport(a, link, visa_library="@py")))
+
+    emulator.terminator = "\r"
+    try:
+        with pytest.raises(InstrumentLost) as err:
+            connect()
+    finally:
+        emulator.terminator = "\n"
+    assert "'*IDN?'" in str(err.value)
+    assert ("an SR860 ends its replies with the terminator chosen on its front panel (its "
+            "interface settings), which no command sets: choose LF there") in str(err.value)
+    lockin = connect()  # set to LF, as the error says
+    try:
+        assert lockin.identify().model == "SR860"
+    finally:
+        lockin.close()
+
+
 # -- recovery after a late, cut or garbled reply ---------------------------------------------
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import math
 import tomllib
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -367,6 +368,13 @@ def _sensor(r: _Reader) -> SensorSettings:
     return s
 
 
+DEFAULT_RESERVE = "normal"  # lockin.reserve, which every shipped profile states
+
+
+class ProfileWarning(UserWarning):
+    """A profile key that is valid but has no effect on the instrument named."""
+
+
 def _lockin(r: _Reader, *, simulated: bool) -> LockInSettings:
     s = LockInSettings(
         link=_link(r),
@@ -384,7 +392,7 @@ def _lockin(r: _Reader, *, simulated: bool) -> LockInSettings:
         input=r.string("input", "A", choices=LOCKIN_INPUTS),
         coupling=r.string("coupling", "AC", choices=("AC", "DC")),
         grounding=r.string("grounding", "float", choices=("float", "ground")),
-        reserve=r.string("reserve", "normal", choices=LOCKIN_RESERVES),
+        reserve=r.string("reserve", DEFAULT_RESERVE, choices=LOCKIN_RESERVES),
         sync_filter=r.boolean("sync_filter", False),
         interface=r.string("interface", choices=LOCKIN_INTERFACES)
         if "interface" in r.table else None,
@@ -395,6 +403,13 @@ def _lockin(r: _Reader, *, simulated: bool) -> LockInSettings:
         raise r.fail("interface", s.interface,
                      "no key for an SR860: it answers each query on the port the query came "
                      "in on (it has no OUTX); the key names the port an SR830's replies go to")
+    if s.link.implementation == "sr860" and s.reserve != DEFAULT_RESERVE:
+        # the SR860 chooses its dynamic reserve itself; refusing the key would refuse every
+        # profile (each carries the default), so only a reserve asked for is warned of
+        warnings.warn(ProfileWarning(
+            f"{r.source}: key 'lockin.reserve' is {s.reserve!r}, ignored for an SR860 (it "
+            f"chooses its dynamic reserve itself; only an SR830 sets it): expected "
+            f"{DEFAULT_RESERVE!r} or no key"), stacklevel=2)
     port = None if simulated else _port_of(s.link.address)  # simulated: the emulator's name
     if s.interface is not None and port not in (None, s.interface):
         # the driver would send every reply to the port the link does not reach (OUTX)

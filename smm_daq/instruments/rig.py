@@ -69,6 +69,14 @@ def safe_time_bound(profile: Profile) -> float:
     up to its rating (`coils.supply_rating_A`, with a reading's margin), beyond
     `coils.max_current_A`: those ramps are counted too.
 
+    Each supply's error queue, read at each connect (of the three together, then, that
+    failing, of each on its own), may lose one reply there and go on (a diagnostic): one
+    timeout, never retried (reading clears the entry). That is within the timeouts counted:
+    a supply that loses it and then stops answering spends one more than its link's share
+    only where it ends the connect of the three, and then the other two are reached only on
+    their own (tests/test_safe_time_bound.py: such a case takes 18 of the 21 timeouts
+    counted for the supplies).
+
     A supervisor that stops a scan with SIGTERM must wait at least this long before SIGKILL;
     otherwise the coils may be left energised.
     """
@@ -341,7 +349,7 @@ def _open_instrument(profile: Profile, role: str, cls: type[Instrument], setting
     except InputError as exc:  # the profile asks more than the instrument can do
         if exc.source is not None:
             raise
-        raise InputError(str(exc), source=str(profile.path)) from exc
+        raise _noted(InputError(str(exc), source=str(profile.path)), exc) from exc
     except InstrumentError as exc:
         # the coils' supplies each have an address: all named (the error says which failed)
         where = ", ".join(getattr(settings, "addresses", ())) or settings.link.address
@@ -349,7 +357,15 @@ def _open_instrument(profile: Profile, role: str, cls: type[Instrument], setting
             f"{role} ({settings.link.implementation} at {where}) does not answer: {exc}"
         )
         error.instrument = role
-        raise error from exc
+        raise _noted(error, exc) from exc
+
+
+def _noted(error: SmmError, cause: BaseException) -> SmmError:
+    """`error` with the notes of the `cause` it stands for (what a connect found before it
+    failed, such as the errors the coil supplies held from before)."""
+    for note in getattr(cause, "__notes__", ()):
+        error.add_note(note)
+    return error
 
 
 def _safe_after_failed_connect(profile: Profile, opened: dict[str, Any], *,
@@ -436,8 +452,9 @@ def _safe_coils(profile: Profile, clock: Clock, open_transport: Any) -> SafeStat
         if each is None:
             return SafeState("coils", False, f"{where} could not be reached: {exc}")
         states = each(settings, clock=clock, open_transport=open_transport)
+        notes = "".join(f"; {note}" for note in getattr(exc, "__notes__", ()))
         return SafeState("coils", all(ok for _, ok, _ in states),
-                         f"not reachable together ({exc}); each supply on its own: "
+                         f"not reachable together ({exc}{notes}); each supply on its own: "
                          + "; ".join(f"{coil} {state}" for coil, _, state in states))
     try:
         problem = ""
