@@ -236,3 +236,51 @@ def test_no_read_is_made_once_the_window_has_closed(browser, qtbot, tmp_path, mo
     browser.open_file(path, told.append)
     assert told == [False] and browser.reading is None
     assert held.reads == []
+
+
+@pytest.mark.parametrize("ended_by", [SystemExit(3), KeyboardInterrupt()])
+def test_a_read_ended_by_no_error_ends_with_one(browser, qtbot, tmp_path, monkeypatch,
+                                                ended_by):
+    """The listing raises SystemExit (something it calls exits): the worker reports no
+    result, yet the read ends as a failed one, never "Reading …" for ever (a screenshot waits
+    for the reads in hand); the tab says the entries were not read, the file before stays
+    open, what waited is told, and the error is reported as smm-daq's."""
+    good = a_file(tmp_path / "good.h5", "rem")
+    assert opened(browser, qtbot, good)
+    other = a_file(tmp_path / "other.h5", "x")
+
+    def exits(_path):
+        raise ended_by
+
+    monkeypatch.setattr(session_browser, "list_entries", exits)
+    told: list[bool] = []
+    with qtbot.capture_exceptions() as raised:
+        shown = read_to_end(browser, qtbot, lambda: browser.open_file(other, told.append))
+    assert not shown and told == [False] and browser.reading is None
+    assert browser.message.text() == (
+        f"Not opened: {other}: its entries were not read (an error of smm-daq's, not the "
+        f"file's: the read of other.h5 was ended by {type(ended_by).__name__}"
+        + (" (3))" if isinstance(ended_by, SystemExit) else ")"))
+    assert browser.path == good and browser.path_label.text() == str(good)
+    assert browser.table.isEnabled() and names_shown(browser) == ["rem"]
+    [(_kind, error, _tb)] = raised
+    assert error.__cause__ is ended_by
+
+
+def test_every_follow_up_is_told_also_when_one_raises(browser, qtbot, tmp_path):
+    """Two steps wait for the same file's entries (a subtraction's selection, the demo's
+    maps); the first raises (a bug, reported): the second is told all the same, not left
+    waiting for ever."""
+    path = a_file(tmp_path / "s.h5", "rem")
+
+    def broken(_shown: bool) -> None:
+        raise RuntimeError("a follow-up's bug")
+
+    told: list[bool] = []
+    with qtbot.capture_exceptions() as raised:
+        browser.open_file(path, broken)
+        browser.open_file(path, told.append)
+        qtbot.waitUntil(lambda: browser.reading is None, timeout=WAIT_MS)
+        qtbot.waitUntil(lambda: bool(raised), timeout=WAIT_MS)
+    assert told == [True] and browser.path == path
+    assert [str(error) for _kind, error, _tb in raised] == ["a follow-up's bug"]
