@@ -46,7 +46,7 @@ from smm_daq.storage.strings import text
 
 STAGING = "smm_daq_staging"  # marks an entry still being written under a temporary name
 REPLACED = "smm_daq_replaced"  # marks an entry being replaced by a whole new one
-ACQUIRED_KINDS = ("scan", "import")  # measured data: never overwritten
+ACQUIRED_KINDS = ("scan", "import", "optical")  # measured data, an image too: never overwritten
 
 
 def staged_name(name: str) -> str:
