@@ -682,9 +682,13 @@ class SessionBrowser(QtWidgets.QWidget):
 
         def listed(read: bool) -> None:
             row = self._row_of(name) if read else None
-            if row is None:  # the file could not be read again just now (a scan writing)
-                self.message.setText(f"{written}; the file could not be read again just now: "
-                                     "Refresh shows it")
+            if row is None:
+                wanted = self.wanted_path()
+                left = self.closed or wanted is None or not same_file(wanted, path)
+                # another file opened meanwhile, or the window closed: nothing to show it in;
+                # else the file could not be read again just now (a scan writing)
+                self.message.setText(written if left else f"{written}; the file could not be "
+                                     "read again just now: Refresh shows it")
                 self.subtracted.emit(True, written)
                 return
             self.show_entry(row, shown)
