@@ -331,8 +331,9 @@ class SessionBrowser(QtWidgets.QWidget):
             raise exc  # reported as a bug, once the tab has said the read ended
 
     def _opened(self, path: Path, entries: list[EntryInfo]) -> None:
-        """Show the entries of the file `path`, read."""
-        if self.path is None or path.resolve() != self.path.resolve():
+        """Show the entries of the file `path`, read (not asking the disk again, which the
+        read may have found slow)."""
+        if self.path is None or not same_file(path, self.path):
             self._forget_file()
         self.path = path
         self._show_entries(entries)

@@ -284,3 +284,24 @@ def test_every_follow_up_is_told_also_when_one_raises(browser, qtbot, tmp_path):
         qtbot.waitUntil(lambda: bool(raised), timeout=WAIT_MS)
     assert told == [True] and browser.path == path
     assert [str(error) for _kind, error, _tb in raised] == ["a follow-up's bug"]
+
+
+def test_the_window_thread_never_asks_the_disk_where_an_opened_file_lies(
+        browser, qtbot, tmp_path, monkeypatch):
+    """Once a slow share's entries are read, showing them does not resolve its path on the
+    window's thread (each part of it looked up on the share, which may stall again)."""
+    a = a_file(tmp_path / "a.h5", "from_a")
+    b = a_file(tmp_path / "b.h5", "from_b")
+    resolved: list[Path] = []
+    real = Path.resolve
+
+    def resolve(path: Path, strict: bool = False) -> Path:
+        if threading.current_thread() is threading.main_thread():
+            resolved.append(path)
+        return real(path, strict)
+
+    monkeypatch.setattr(Path, "resolve", resolve)
+    assert opened(browser, qtbot, a)
+    assert opened(browser, qtbot, b)
+    assert opened(browser, qtbot, b)
+    assert resolved == [] and browser.path == b and names_shown(browser) == ["from_b"]
