@@ -101,10 +101,12 @@ class EntryReads(QtCore.QObject):
         if wanted is None or wanted.token != token:
             return  # superseded: a newer read reports
         self._wanted = None
+        shown = False
         try:
             callback(token, value)
-        finally:  # also when the callback raises (an error not for the user: a bug, reported)
-            _tell(wanted.then, not isinstance(value, BaseException))
+            shown = not isinstance(value, BaseException)
+        finally:  # also when the callback raises (a bug, reported): then nothing was shown
+            _tell(wanted.then, shown)
 
     def shutdown(self) -> None:
         """The window closes: the read in hand is left to its thread, its result dropped;

@@ -305,3 +305,23 @@ def test_the_window_thread_never_asks_the_disk_where_an_opened_file_lies(
     assert opened(browser, qtbot, b)
     assert opened(browser, qtbot, b)
     assert resolved == [] and browser.path == b and names_shown(browser) == ["from_b"]
+
+
+def test_what_waits_is_told_not_shown_when_showing_the_entries_fails(browser, qtbot, tmp_path,
+                                                                    monkeypatch):
+    """Showing the entries read raises (a bug, reported): what waits for them (selecting an
+    entry just written) is told they are not shown, not sent to look for its row in a table
+    left as it was; no read stays in hand."""
+    path = a_file(tmp_path / "s.h5", "rem")
+
+    def broken(_entries) -> None:
+        raise RuntimeError("a bug in showing the entries")
+
+    monkeypatch.setattr(browser, "_show_entries", broken)
+    told: list[bool] = []
+    with qtbot.capture_exceptions() as raised:
+        browser.open_file(path, told.append)
+        qtbot.waitUntil(lambda: bool(told), timeout=WAIT_MS)
+    assert told == [False] and browser.reading is None
+    assert browser.table.isEnabled() and browser.path_label.text() == str(path)
+    assert [str(error) for _kind, error, _tb in raised] == ["a bug in showing the entries"]
