@@ -69,12 +69,12 @@ def test_a_run_log_that_cannot_grow_is_refused_before_anything_is_written(
         interrupted: Path, capsys) -> None:
     with h5py.File(interrupted, "a") as f:  # as a repair by an earlier release rewrote it
         runs = f["s1/runs"]
-        values = runs["time_offset"][()]
-        attrs = dict(runs["time_offset"].attrs)
-        del runs["time_offset"]
-        runs.create_dataset("time_offset", data=values).attrs.update(attrs)
+        old = runs["start_time"]
+        values, dtype, attrs = old[()], old.dtype, dict(old.attrs)
+        del runs["start_time"]
+        runs.create_dataset("start_time", data=values, dtype=dtype).attrs.update(attrs)
     before = _contents(interrupted)
-    with pytest.raises(InputError, match=r"cannot be resumed: 'runs/time_offset' has a fixed "
+    with pytest.raises(InputError, match=r"cannot be resumed: 'runs/start_time' has a fixed "
                        "length"):
         ScanEntryWriter.reopen(interrupted, "s1")
     assert _contents(interrupted) == before

@@ -575,15 +575,16 @@ _RUN_LOGS = tuple(f"instrument/field_check/value_log/{key}" for key in ("run", "
 
 def _check_growable(entry: h5py.Group, where: str) -> None:
     """InputError, nothing written, where a log a resumed run adds a row to cannot grow (a
-    repair by an earlier release rewrote it at a fixed length)."""
+    repair by an earlier release rewrote text datasets, `runs/start_time` among them, at a
+    fixed length)."""
     for key in _RUN_LOGS:
         ds = entry.get(key)
         if isinstance(ds, h5py.Dataset) and (ds.ndim == 0 or ds.maxshape[0] is not None):
             raise InputError(
                 f"cannot be resumed: '{key}' has a fixed length (as a repair by an earlier "
-                "smm-daq rewrote it), and a resumed run adds a row to it; expected it "
-                "extendable, as a scan lays it out: nothing was changed, its lines read as "
-                "they are, and a new scan measures the rest", source=where)
+                "smm-daq left the runs' start times), and a resumed run adds a row to it; "
+                "expected it extendable, as a scan lays it out: nothing was changed, its "
+                "lines read as they are, and a new scan measures the rest", source=where)
 
 
 @dataclass(frozen=True)
