@@ -445,13 +445,15 @@ def _ours(f: h5py.Group, key: str) -> bool:
 
 
 def _holds_acquired(g: h5py.Group) -> bool:
-    """Imported data, or a scan but for one whose `line_done` says no line was measured (a
-    staged scan is only its layout: an earlier writer moved it in before its first line);
-    a scan without that record may hold lines, so it is counted as acquired."""
+    """Imported data or an optical image (`ACQUIRED_KINDS`), or a scan but for one whose
+    `line_done` says no line was measured (a staged scan is only its layout: an earlier
+    writer moved it in before its first line); a scan without that record may hold lines,
+    so it is counted as acquired."""
     kind = text(g.attrs.get("kind", ""))
+    if kind != "scan":
+        return kind in ACQUIRED_KINDS
     done = g.get("data/line_done")
-    return kind == "import" or (kind == "scan" and not (isinstance(done, h5py.Dataset)
-                                                        and not np.any(done[()])))
+    return not (isinstance(done, h5py.Dataset) and not np.any(done[()]))
 
 
 
