@@ -9,7 +9,9 @@ dropped, and a superseded read that has not started yet is not made at all.
 What a caller wants done once the entries are on show (`then`, say selecting an entry just
 written) carries over to a newer read of the same file, which lists the entry too; it is told
 False when the file's entries could not be read, when another file's read supersedes it, or
-when the reads are shut down, so that it is always told once.
+when the reads are shut down, so that it is always told once. A read ended by something other
+than an error (SystemExit raised in the listing) ends with an error all the same
+(`ReadEnded`): never a read in hand for ever, its file said as being read.
 """
 
 from __future__ import annotations
@@ -24,6 +26,15 @@ from PyQt6 import QtCore
 from gui.background import Background
 
 Then = Callable[[bool], None]
+
+
+class ReadEnded(Exception):
+    """A read ended by an exception that is no error (SystemExit, KeyboardInterrupt), which
+    the worker would not report: its `__cause__`."""
+
+    def __init__(self, path: Path, cause: BaseException) -> None:
+        super().__init__(f"the read of {path.name} was ended by {type(cause).__name__}"
+                         + (f" ({cause})" if str(cause) else ""))
 
 
 @dataclass
@@ -73,7 +84,12 @@ class EntryReads(QtCore.QObject):
         def job() -> Any:
             if token != self._token:  # superseded before it began: not read at all
                 return None
-            return read()
+            try:
+                return read()
+            except Exception:
+                raise
+            except BaseException as exc:  # else never reported: the read pending for ever
+                raise ReadEnded(path, exc) from exc
 
         self.worker.submit(job, lambda value: self._ended(token, on_read, value),
                            lambda exc: self._ended(token, on_error, exc))
@@ -85,10 +101,12 @@ class EntryReads(QtCore.QObject):
         if wanted is None or wanted.token != token:
             return  # superseded: a newer read reports
         self._wanted = None
+        shown = False
         try:
             callback(token, value)
-        finally:  # also when the callback raises (an error not for the user: a bug, reported)
-            _tell(wanted.then, not isinstance(value, BaseException))
+            shown = not isinstance(value, BaseException)
+        finally:  # also when the callback raises (a bug, reported): then nothing was shown
+            _tell(wanted.then, shown)
 
     def shutdown(self) -> None:
         """The window closes: the read in hand is left to its thread, its result dropped;
@@ -108,5 +126,13 @@ def same_file(a: Path, b: Path) -> bool:
 
 
 def _tell(then: list[Then], shown: bool) -> None:
+    """Tell each of `then` whether the entries are shown, every one of them also when one
+    raises (a bug): the first such error is raised once all are told."""
+    failed: BaseException | None = None
     for call in then:
-        call(shown)
+        try:
+            call(shown)
+        except BaseException as exc:
+            failed = failed or exc
+    if failed is not None:
+        raise failed

@@ -310,19 +310,23 @@ class SessionBrowser(QtWidgets.QWidget):
 
     def _entries_read(self, token: int, path: Path, entries: list[EntryInfo]) -> None:
         opening, self._opening = self._opening, False
-        if opening:
-            self._opened(path, entries)
-        else:
-            self._show_entries(entries)
-        self._reads_ended()
+        try:
+            if opening:
+                self._opened(path, entries)
+            else:
+                self._show_entries(entries)
+        finally:  # also when showing them fails (a bug, reported): no read is in hand
+            self._reads_ended()
         self.entriesRead.emit(token, entries)
 
     def _entries_failed(self, token: int, path: Path, exc: BaseException) -> None:
         opening, self._opening = self._opening, False
         self._reads_ended()
-        if not isinstance(exc, (SmmError, OSError)):
-            raise exc  # not the file's fault: this program's, reported as such
-        if opening:
+        ours = not isinstance(exc, (SmmError, OSError))  # not the file's fault: this program's
+        if ours:
+            text = (f"{'Not opened: ' if opening else ''}{path}: its entries were not read "
+                    f"(an error of smm-daq's, not the file's: {exc})")
+        elif opening:
             text = (f"Not opened: {exc}" if isinstance(exc, SmmError)
                     else f"Not opened: {path}: cannot be read ({exc})")
         else:
@@ -330,10 +334,13 @@ class SessionBrowser(QtWidgets.QWidget):
                     else f"{path}: cannot be read just now ({exc})")
         self.message.setText(text)
         self.entriesFailed.emit(token, text)
+        if ours:
+            raise exc  # reported as a bug, once the tab has said the read ended
 
     def _opened(self, path: Path, entries: list[EntryInfo]) -> None:
-        """Show the entries of the file `path`, read."""
-        if self.path is None or path.resolve() != self.path.resolve():
+        """Show the entries of the file `path`, read (not asking the disk again, which the
+        read may have found slow)."""
+        if self.path is None or not same_file(path, self.path):
             self._forget_file()
         self.path = path
         self._show_entries(entries)
@@ -683,9 +690,13 @@ class SessionBrowser(QtWidgets.QWidget):
 
         def listed(read: bool) -> None:
             row = self._row_of(name) if read else None
-            if row is None:  # the file could not be read again just now (a scan writing)
-                self.message.setText(f"{written}; the file could not be read again just now: "
-                                     "Refresh shows it")
+            if row is None:
+                wanted = self.wanted_path()
+                left = self.closed or wanted is None or not same_file(wanted, path)
+                # another file opened meanwhile, or the window closed: nothing to show it in;
+                # else the file could not be read again just now (a scan writing)
+                self.message.setText(written if left else f"{written}; the file could not be "
+                                     "read again just now: Refresh shows it")
                 self.subtracted.emit(True, written)
                 return
             self.show_entry(row, shown)

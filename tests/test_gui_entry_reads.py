@@ -236,3 +236,92 @@ def test_no_read_is_made_once_the_window_has_closed(browser, qtbot, tmp_path, mo
     browser.open_file(path, told.append)
     assert told == [False] and browser.reading is None
     assert held.reads == []
+
+
+@pytest.mark.parametrize("ended_by", [SystemExit(3), KeyboardInterrupt()])
+def test_a_read_ended_by_no_error_ends_with_one(browser, qtbot, tmp_path, monkeypatch,
+                                                ended_by):
+    """The listing raises SystemExit (something it calls exits): the worker reports no
+    result, yet the read ends as a failed one, never "Reading …" for ever (a screenshot waits
+    for the reads in hand); the tab says the entries were not read, the file before stays
+    open, what waited is told, and the error is reported as smm-daq's."""
+    good = a_file(tmp_path / "good.h5", "rem")
+    assert opened(browser, qtbot, good)
+    other = a_file(tmp_path / "other.h5", "x")
+
+    def exits(_path):
+        raise ended_by
+
+    monkeypatch.setattr(session_browser, "list_entries", exits)
+    told: list[bool] = []
+    with qtbot.capture_exceptions() as raised:
+        shown = read_to_end(browser, qtbot, lambda: browser.open_file(other, told.append))
+    assert not shown and told == [False] and browser.reading is None
+    assert browser.message.text() == (
+        f"Not opened: {other}: its entries were not read (an error of smm-daq's, not the "
+        f"file's: the read of other.h5 was ended by {type(ended_by).__name__}"
+        + (" (3))" if isinstance(ended_by, SystemExit) else ")"))
+    assert browser.path == good and browser.path_label.text() == str(good)
+    assert browser.table.isEnabled() and names_shown(browser) == ["rem"]
+    [(_kind, error, _tb)] = raised
+    assert error.__cause__ is ended_by
+
+
+def test_every_follow_up_is_told_also_when_one_raises(browser, qtbot, tmp_path):
+    """Two steps wait for the same file's entries (a subtraction's selection, the demo's
+    maps); the first raises (a bug, reported): the second is told all the same, not left
+    waiting for ever."""
+    path = a_file(tmp_path / "s.h5", "rem")
+
+    def broken(_shown: bool) -> None:
+        raise RuntimeError("a follow-up's bug")
+
+    told: list[bool] = []
+    with qtbot.capture_exceptions() as raised:
+        browser.open_file(path, broken)
+        browser.open_file(path, told.append)
+        qtbot.waitUntil(lambda: browser.reading is None, timeout=WAIT_MS)
+        qtbot.waitUntil(lambda: bool(raised), timeout=WAIT_MS)
+    assert told == [True] and browser.path == path
+    assert [str(error) for _kind, error, _tb in raised] == ["a follow-up's bug"]
+
+
+def test_the_window_thread_never_asks_the_disk_where_an_opened_file_lies(
+        browser, qtbot, tmp_path, monkeypatch):
+    """Once a slow share's entries are read, showing them does not resolve its path on the
+    window's thread (each part of it looked up on the share, which may stall again)."""
+    a = a_file(tmp_path / "a.h5", "from_a")
+    b = a_file(tmp_path / "b.h5", "from_b")
+    resolved: list[Path] = []
+    real = Path.resolve
+
+    def resolve(path: Path, strict: bool = False) -> Path:
+        if threading.current_thread() is threading.main_thread():
+            resolved.append(path)
+        return real(path, strict)
+
+    monkeypatch.setattr(Path, "resolve", resolve)
+    assert opened(browser, qtbot, a)
+    assert opened(browser, qtbot, b)
+    assert opened(browser, qtbot, b)
+    assert resolved == [] and browser.path == b and names_shown(browser) == ["from_b"]
+
+
+def test_what_waits_is_told_not_shown_when_showing_the_entries_fails(browser, qtbot, tmp_path,
+                                                                    monkeypatch):
+    """Showing the entries read raises (a bug, reported): what waits for them (selecting an
+    entry just written) is told they are not shown, not sent to look for its row in a table
+    left as it was; no read stays in hand."""
+    path = a_file(tmp_path / "s.h5", "rem")
+
+    def broken(_entries) -> None:
+        raise RuntimeError("a bug in showing the entries")
+
+    monkeypatch.setattr(browser, "_show_entries", broken)
+    told: list[bool] = []
+    with qtbot.capture_exceptions() as raised:
+        browser.open_file(path, told.append)
+        qtbot.waitUntil(lambda: bool(told), timeout=WAIT_MS)
+    assert told == [False] and browser.reading is None
+    assert browser.table.isEnabled() and browser.path_label.text() == str(path)
+    assert [str(error) for _kind, error, _tb in raised] == ["a bug in showing the entries"]

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import numpy as np
 from PyQt6 import QtCore, QtWidgets
 from scan_gate import Held
+from session_reads import opened
 from test_gui_long_scan import CENTRE, UM, WAIT_MS, closing_answered, stall_a_small_scan
 from test_gui_subtract import bump_map
 
@@ -223,8 +224,7 @@ def test_a_subtraction_and_an_mmt_save_during_a_stalled_scan_write_do_not_hold_t
     write_map_entry(path, bump_map("rem", (48, 48), 2 * UT), kind="scan")
     write_map_entry(path, bump_map("inf", (51, 48), 2 * UT, field=(0, 40 * UT, 0)),
                     kind="scan")
-    assert session.open_file(path)
-    qtbot.waitUntil(lambda: len(session.entries) == 2, timeout=WAIT_MS)
+    assert opened(session, qtbot, path) and len(session.entries) == 2
     asked, _ = closing_answered(monkeypatch)
     saving = Held(lambda: "inf_mmt")  # an MMT save into the file, in the MMT tab's worker
     slow = stall_a_small_scan(scan, qtbot, monkeypatch, "held")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -197,6 +198,40 @@ def test_a_subtraction_written_while_the_file_cannot_be_read_again_is_said(brows
     assert "Wrote entry 'induced'" in browser.message.text()
     assert "Refresh shows it" in browser.message.text()
     assert "induced" in {e.name for e in list_entries(browser.path)}
+
+
+def test_a_subtraction_whose_file_was_left_meanwhile_is_not_said_unreadable(
+        browser, qtbot, tmp_path, monkeypatch) -> None:
+    """The user opens another file while the tab reads the file written again: the entry is
+    said written, not that the file "could not be read again just now" (it was not even
+    read to the end: another file is wanted)."""
+    from gui import session_browser
+
+    written_into = browser.path
+    other = tmp_path / "other.h5"
+    write_map_entry(other, bump_map("elsewhere", (48, 48), 2 * UT), kind="scan")
+    entered, release = threading.Event(), threading.Event()
+
+    def held(path):
+        entries = list_entries(path)
+        if Path(path) == written_into:
+            entered.set()
+            assert release.wait(20), "held read never let go"
+        return entries
+
+    monkeypatch.setattr(session_browser, "list_entries", held)
+    try:
+        with qtbot.waitSignal(browser.subtracted, timeout=60_000) as ended:
+            assert browser.subtract("inf", "rem", "induced", register=False)
+            qtbot.waitUntil(entered.is_set, timeout=60_000)
+            browser.open_file(other)
+            told = browser.message.text()  # until the other file's entries are shown
+    finally:
+        release.set()
+    qtbot.waitUntil(lambda: browser.reading is None, timeout=60_000)
+    said = f"Wrote entry 'induced' (induced) into {written_into}"
+    assert ended.args == [True, said] and told == said
+    assert browser.path == other
 
 
 def test_the_dialog_refuses_a_new_name_that_is_taken_or_no_name(browser, qtbot) -> None:

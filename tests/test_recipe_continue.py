@@ -18,7 +18,8 @@ from smm_daq.acquisition.session import ScanNotFinished, Session
 from smm_daq.cli.main import main
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import load_profile
-from smm_daq.storage.nexus import list_entries, read_map
+from smm_daq.storage.mapdata import MapData
+from smm_daq.storage.nexus import list_entries, read_map, write_map_entry
 
 C = 12.5e-3
 RECIPE = GOOD.replace('title = "test"', 'title = "remanent and induced"')  # its 7 steps
@@ -240,8 +241,17 @@ def test_an_entry_this_recipe_did_not_make_is_refused_without_pointing_to_contin
     with pytest.raises(InputError) as err:
         run_recipe(parse_recipe(other), Session(out, _rig()), yes=True)
     assert str(err.value).endswith(
-        f"entry 'rem' already exists in {out}; expected a new name, or --out another file "
+        f"entry 'rem' already exists in {out} and is a scan (kind 'scan'); expected a new "
+        "name, or --out another file "
         "(this recipe did not make it, so --continue would refuse it too)")
+    product = tmp_path / "p.h5"
+    x = np.arange(3) * 1e-6
+    write_map_entry(product, MapData(bz=np.zeros((2, 3)), x=x, y=x[:2], height=1e-4,
+                                     name="rem"), kind="induced")
+    with pytest.raises(InputError) as err:
+        run_recipe(parse_recipe(RECIPE), Session(product, _rig()), yes=True)
+    assert (f"entry 'rem' already exists in {product} and is an analysis product (kind "
+            "'induced'); expected a new name") in str(err.value)
     twice = RECIPE + '[[step]]\nkind = "scan"\nname = "rem"\n'
     with pytest.raises(InputError) as err:
         run_recipe(parse_recipe(twice), Session(tmp_path / "new.h5", _rig()), yes=True)

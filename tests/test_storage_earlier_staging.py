@@ -107,6 +107,7 @@ def test_the_next_subtraction_clears_an_earlier_releases_leftover_of_its_name(
 @pytest.mark.parametrize(("kind", "program", "lines_done", "why"), [
     ("induced", "another program", 0, "holds something smm-daq did not write there"),
     ("import", "smm-daq", 0, "acquired data (kind 'import')"),
+    ("optical", "smm-daq", 0, "acquired data (kind 'optical')"),  # an image: never deleted
     ("scan", "smm-daq", 2, "acquired data (kind 'scan')"),
 ])
 def test_a_group_under_the_staging_name_that_may_not_be_cleared_is_refused(

@@ -58,8 +58,8 @@ def test_a_product_refused_over_an_entry_names_what_holds_it(session: Path, name
         said = str(refused.value)
         assert f"entry '{name}' already exists and is {HELD[name]}; expected a new entry " \
                "name" in said, said
-        if name != "image":  # --overwrite offered where it replaces what is there, only
-            assert ("--overwrite" in said) == (name == "product"), said
+        # --overwrite offered where it replaces what is there, only
+        assert ("--overwrite" in said) == (name == "product"), said
     assert session.read_bytes() == before
 
 
@@ -70,6 +70,21 @@ def test_an_image_refused_over_an_entry_names_what_holds_it(session: Path, name:
         write_optical_entry(session, name, IMAGE, REGISTRATION)
     assert f"entry '{name}' already exists and is {HELD[name]}; expected another name" in str(
         refused.value), refused.value
+    assert session.read_bytes() == before
+
+
+@pytest.mark.parametrize("name", ["scan", "imported", "image"])
+def test_overwrite_never_replaces_acquired_data_an_image_included(session: Path,
+                                                                   name: str) -> None:
+    """An optical image is acquired data (a picture of the sample, its registration fitted
+    by hand), as a scan is: --overwrite refuses it, the file unchanged."""
+    before = session.read_bytes()
+    for refuse in (lambda: check_new_entry(session, name, (), overwrite=True),
+                   lambda: write_map_entry(session, _map(name), kind="background",
+                                           overwrite=True)):
+        with pytest.raises(InputError, match=f"entry '{name}' holds acquired data "
+                           r"\(kind '\w+'\) and is never overwritten"):
+            refuse()
     assert session.read_bytes() == before
 
 

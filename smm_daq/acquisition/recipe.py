@@ -92,7 +92,12 @@ from smm_daq.analysis.subtract_inputs import (
 )
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import HEIGHT_NOT_ZERO, Profile, load_toml
-from smm_daq.storage.nexus import check_entry_name, list_entries, names_held_by_links
+from smm_daq.storage.nexus import (
+    check_entry_name,
+    entry_held_as,
+    list_entries,
+    names_held_by_links,
+)
 from smm_daq.text_files import read_text_file
 
 UM = 1e-6
@@ -444,8 +449,9 @@ def check_recipe(recipe: Recipe, profile: Profile, out: str | Path, *, can_promp
                         if made_by_recipe(recipe.text, infos[name], out, sources) else
                         "or --out another file (this recipe did not make it, so --continue "
                         "would refuse it too)")
-                raise InputError(f"{where}: entry '{name}' already exists in {out}; expected "
-                                 f"a new name, {hint}", source=recipe.source)
+                raise InputError(f"{where}: entry '{name}' already exists in {out} and is "
+                                 f"{entry_held_as(out, name)}; expected a new name, {hint}",
+                                 source=recipe.source)
         state, cost, part = "", 0.0, 1.0
         try:
             if isinstance(step, ScanStep):

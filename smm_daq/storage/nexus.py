@@ -638,6 +638,14 @@ def names_held_by_links(path: str | Path) -> dict[str, str]:
         return {key: why for key, why in held.items() if why is not None}
 
 
+def entry_held_as(path: str | Path, name: str) -> str:
+    """What holds the entry `name` of the file `path` (an entry `list_entries` lists), said
+    as the writers' refusals say it (`held_as`): for a refusal of the name made before any
+    of them is called (a recipe's check)."""
+    with open_read(path) as f, corrupt_guard(f"{path}, entry '{name}'"):
+        return held_as(kind_held(f, name))
+
+
 def unfinished_entries(path: str | Path) -> list[CutOff]:
     """What writers killed part-way left (`cut_off_entries`): groups still marked STAGING,
     under the temporary name (`staged_name`) or their own, but for those of a replacement

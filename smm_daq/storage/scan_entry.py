@@ -443,14 +443,20 @@ class ScanEntryWriter:
             if status in ACTIVE and writer_alive(text(g["writer"])):
                 raise InputError("is being written by process "
                                  f"{writer_process(text(g['writer']))}", source=where)
-            g["writer"][()] = writer_id().encode()  # UTF-8 in a fixed field (`_clip`)
-            g["status"][()] = "interrupted"
-            if "state" in g:  # files of earlier versions have none
-                g["state"][()] = "running"
-            g["message"][()] = _clip(_in_progress(p, name, "running"))
             line_done = np.asarray(g["data/line_done"][()], dtype=bool)
-            run = _add_run(g)
-            offset = _add_run_start(g, run, time.time())
+            _check_growable(g, where)
+            before = _Taken.of(g)
+            try:  # all of it or, where a step fails, none: the entry as it was
+                g["writer"][()] = writer_id().encode()  # UTF-8 in a fixed field (`_clip`)
+                g["status"][()] = "interrupted"
+                if "state" in g:  # files of earlier versions have none
+                    g["state"][()] = "running"
+                g["message"][()] = _clip(_in_progress(p, name, "running"))
+                run = _add_run(g)
+                offset = _add_run_start(g, run, time.time())
+            except BaseException as exc:
+                before.put_back(g, exc)
+                raise
         shift = None if offset is None else offset - rig_start
         return cls(p, name, line_done, run, shift)
 
@@ -558,6 +564,54 @@ def _layout_field_log(check: h5py.Group, start: str) -> None:
     log["time"].attrs["units"] = "s"
     log["time"].attrs["start"] = start
     log["time"].attrs["long_name"] = "time of the field check after the scan's start (s)"
+
+
+# what taking over a scan to resume it rewrites (`reopen`), and the logs a new run grows
+_TAKEOVER_TEXTS = ("writer", "status", "state", "message")
+_RUN_LOGS = tuple(f"instrument/field_check/value_log/{key}" for key in ("run", "value", "time")
+                  ) + tuple(f"runs/{key}" for key in ("run", "start_time", "start_epoch",
+                                                      "time_offset"))
+
+
+def _check_growable(entry: h5py.Group, where: str) -> None:
+    """InputError, nothing written, where a log a resumed run adds a row to cannot grow (a
+    repair by an earlier release rewrote text datasets, `runs/start_time` among them, at a
+    fixed length)."""
+    for key in _RUN_LOGS:
+        ds = entry.get(key)
+        if isinstance(ds, h5py.Dataset) and (ds.ndim == 0 or ds.maxshape[0] is not None):
+            raise InputError(
+                f"cannot be resumed: '{key}' has a fixed length (as a repair by an earlier "
+                "smm-daq left the runs' start times), and a resumed run adds a row to it; "
+                "expected it extendable, as a scan lays it out: nothing was changed, its "
+                "lines read as they are, and a new scan measures the rest", source=where)
+
+
+@dataclass(frozen=True)
+class _Taken:
+    """What `reopen` changes in a scan entry, as it was before: each rewritten text's raw
+    value and each run log's length."""
+
+    texts: dict[str, object]
+    lengths: dict[str, int]
+
+    @classmethod
+    def of(cls, entry: h5py.Group) -> _Taken:
+        return cls({k: entry[k][()] for k in _TAKEOVER_TEXTS if k in entry},
+                   {k: int(entry[k].shape[0]) for k in _RUN_LOGS if k in entry})
+
+    def put_back(self, entry: h5py.Group, failure: BaseException) -> None:
+        """Undo a takeover that `failure` cut short; where that fails too, `failure` says so
+        in a note."""
+        try:
+            for key, length in self.lengths.items():
+                if entry[key].shape[0] != length:
+                    entry[key].resize(length, axis=0)
+            for key, value in self.texts.items():
+                entry[key][()] = value
+        except Exception as exc:
+            failure.add_note(f"the entry could not be put back as it was ({exc}): "
+                             "`smm-daq info` shows what it holds")
 
 
 def _add_run(entry: h5py.Group) -> int | None:

@@ -46,7 +46,7 @@ from smm_daq.storage.strings import text
 
 STAGING = "smm_daq_staging"  # marks an entry still being written under a temporary name
 REPLACED = "smm_daq_replaced"  # marks an entry being replaced by a whole new one
-ACQUIRED_KINDS = ("scan", "import")  # measured data: never overwritten
+ACQUIRED_KINDS = ("scan", "import", "optical")  # measured data, an image too: never overwritten
 
 
 def staged_name(name: str) -> str:
@@ -445,13 +445,15 @@ def _ours(f: h5py.Group, key: str) -> bool:
 
 
 def _holds_acquired(g: h5py.Group) -> bool:
-    """Imported data, or a scan but for one whose `line_done` says no line was measured (a
-    staged scan is only its layout: an earlier writer moved it in before its first line);
-    a scan without that record may hold lines, so it is counted as acquired."""
+    """Imported data or an optical image (`ACQUIRED_KINDS`), or a scan but for one whose
+    `line_done` says no line was measured (a staged scan is only its layout: an earlier
+    writer moved it in before its first line); a scan without that record may hold lines,
+    so it is counted as acquired."""
     kind = text(g.attrs.get("kind", ""))
+    if kind != "scan":
+        return kind in ACQUIRED_KINDS
     done = g.get("data/line_done")
-    return kind == "import" or (kind == "scan" and not (isinstance(done, h5py.Dataset)
-                                                        and not np.any(done[()])))
+    return not (isinstance(done, h5py.Dataset) and not np.any(done[()]))
 
 
 
