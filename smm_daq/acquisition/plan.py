@@ -274,9 +274,18 @@ class ScanPlan:
                                  source=source)
         for key in ("x0_um", "y0_um", "step_x_um", "step_y_um", "height_um", "settle_tau",
                     "dwell_tau"):
-            if isinstance(d.get(key), int | float) and not math.isfinite(d[key]):
+            if key in d and not _finite_number(d[key]):
                 raise InputError(f"plan key '{key}' is {d[key]!r}; expected a finite number",
                                  source=source)
+        for key in ("name", "title", "raster"):
+            if key in d and not isinstance(d[key], str):
+                raise InputError(f"plan key '{key}' is {d[key]!r}; expected text",
+                                 source=source)
+        field = d.get("field_uT", [0.0] * 3)
+        if not (isinstance(field, list) and len(field) == 3
+                and all(_finite_number(b) for b in field)):
+            raise InputError(f"plan key 'field_uT' is {field!r}; expected three finite numbers "
+                             "(µT)", source=source)
         try:
             return cls(
                 name=str(d["name"]),
@@ -312,6 +321,17 @@ class ScanPlan:
             raise InputError("plan text is not a JSON object; expected the plan as written",
                              source=source)
         return cls.from_dict(d, source=source)
+
+
+def _finite_number(value: object) -> bool:
+    """A JSON number as a plan is written with: never true or false (Python's bool is an
+    int), nor text that `float` would take ("1", "nan")."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # a whole number beyond any float
+        return False
 
 
 def check_field(field: tuple[float, float, float] | np.ndarray, profile: Profile, *,
