@@ -157,9 +157,11 @@ def not_ours(f: h5py.File) -> str | None:
     creator = text(f.attrs.get("creator", ""))
     if _made_by_us(creator) or not (len(f) or len(f.attrs)):
         return None
-    made = f"creator {creator!r}" if creator else "no creator recorded"
+    shown = creator if len(creator) <= 60 else f"{creator[:57]}..."
+    made = f"creator {shown!r}" if creator else "no creator recorded"
     return (f"is not an {PROGRAM_NAME} session file ({made}: another program's HDF5 file); "
-            "give a new file name: nothing was changed")
+            f"expected an {PROGRAM_NAME} session file: give a new file name: nothing was "
+            "changed")
 
 
 def require_ours(path: str | Path) -> None:
