@@ -17,6 +17,7 @@ import numpy as np
 from smm_daq.acquisition.fly.checks import check_fly_plan, profile_fly_limits
 from smm_daq.acquisition.fly.settings import FlySettings
 from smm_daq.errors import InputError
+from smm_daq.finite import finite_number
 from smm_daq.instruments.profile import HEIGHT_NOT_ZERO, Profile
 from smm_daq.storage.names import ENTRY_NAME_RULE, entry_name_usable
 
@@ -274,7 +275,7 @@ class ScanPlan:
                                  source=source)
         for key in ("x0_um", "y0_um", "step_x_um", "step_y_um", "height_um", "settle_tau",
                     "dwell_tau"):
-            if key in d and not _finite_number(d[key]):
+            if key in d and not finite_number(d[key]):
                 raise InputError(f"plan key '{key}' is {d[key]!r}; expected a finite number",
                                  source=source)
         for key in ("name", "title", "raster"):
@@ -283,7 +284,7 @@ class ScanPlan:
                                  source=source)
         field = d.get("field_uT", [0.0] * 3)
         if not (isinstance(field, list) and len(field) == 3
-                and all(_finite_number(b) for b in field)):
+                and all(finite_number(b) for b in field)):
             raise InputError(f"plan key 'field_uT' is {field!r}; expected three finite numbers "
                              "(µT)", source=source)
         try:
@@ -321,17 +322,6 @@ class ScanPlan:
             raise InputError("plan text is not a JSON object; expected the plan as written",
                              source=source)
         return cls.from_dict(d, source=source)
-
-
-def _finite_number(value: object) -> bool:
-    """A JSON number as a plan is written with: never true or false (Python's bool is an
-    int), nor text that `float` would take ("1", "nan")."""
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # a whole number beyond any float
-        return False
 
 
 def check_field(field: tuple[float, float, float] | np.ndarray, profile: Profile, *,

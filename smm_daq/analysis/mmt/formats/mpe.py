@@ -36,6 +36,7 @@ from smm_daq.analysis.mmt.models.multipole import (
     to_library,
 )
 from smm_daq.errors import InputError
+from smm_daq.finite import finite_number
 from smm_daq.storage.mapdata import MapData
 
 REQUIRED = ("Scan height Hz", "Scan area x-dimension Sx", "Scan area y-dimension Sy",
@@ -53,7 +54,7 @@ class ScanGeometry:
 def _number(params: dict, key: str, source: str, *, positive: bool) -> float:
     """A length (positive: MIN_M .. MAX_M) or a position (within ±MAX_M), in m."""
     value = params[key]
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
+    if not finite_number(value) \
             or not (MIN_M <= value <= MAX_M if positive else abs(value) <= MAX_M):
         raise InputError(f"key '{key}' is {value!r}; expected a number in m, "
                          + (f"{MIN_M:g} .. {MAX_M:g}" if positive else f"within ±{MAX_M:g}"),
@@ -99,8 +100,7 @@ def read_geometry(path: str | Path) -> ScanGeometry:
     ox, oy = (_origin(params, axis, source) for axis in "xy")
     dims = params.get("Sensor dimensions", [])
     if (not isinstance(dims, list) or len(dims) not in (0, 2, 3)
-            or not all(isinstance(v, int | float) and not isinstance(v, bool)
-                       and math.isfinite(v) and MIN_M <= v <= MAX_M for v in dims)):
+            or not all(finite_number(v) and MIN_M <= v <= MAX_M for v in dims)):
         raise InputError(f"key 'Sensor dimensions' is {dims!r}; expected [] (a point), "
                          f"[hx, hy] or [hx, hy, hz]: half-lengths {MIN_M:g} .. {MAX_M:g} m",
                          source=source)
