@@ -16,10 +16,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from fuzz_harness import Case, run_all
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fuzz_harness import Case, run_all
 from smm_daq.errors import InputError
 from smm_daq.storage.checks import check_map
 from smm_daq.storage.mapdata import MapData
