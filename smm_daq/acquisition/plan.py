@@ -302,7 +302,8 @@ class ScanPlan:
                 raster=str(d["raster"]),
                 settle_tau=float(d["settle_tau"]),
                 dwell_tau=float(d["dwell_tau"]),
-                fly=FlySettings.from_dict(d["fly"]) if d.get("fly") is not None else None,
+                fly=(FlySettings.from_dict(d["fly"], source=source) if d.get("fly") is not None
+                     else None),
             )
         except KeyError as exc:
             raise InputError(f"plan key {exc} is missing; expected every key a plan is written "
