@@ -42,6 +42,19 @@ def entry_name(text: str) -> str:
     return text
 
 
+def entry_to_read(text: str) -> str:
+    """An argparse type for an option naming an entry to read: text a file can hold as a name.
+    A byte that is no UTF-8 in the command line (a name typed in a Latin-1 terminal) reaches
+    Python as a lone surrogate, which no HDF5 name holds and h5py cannot encode."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not UTF-8 text; expected the name of an entry of the file "
+            "(smm-daq info lists them)") from None
+    return text
+
+
 def positive(option: str, value: float) -> float:
     if not (math.isfinite(value) and value > 0):
         raise InputError(f"{option} is {value!r}; expected a number > 0")
