@@ -14,6 +14,18 @@ from pathlib import Path
 from smm_daq.errors import InputError
 
 
+def require_file(path: Path, kind: str, expected: str) -> None:
+    """InputError naming `path` unless it is a regular file: a directory, a device such as
+    /dev/null or a pipe (whose read would wait forever) is none. `kind` names what is missing
+    ("no such grain file"); `expected` says what should be there."""
+    if path.is_file():
+        return
+    what = ("is a directory" if path.is_dir()
+            else "is not a regular file (a device or a pipe)" if path.exists()
+            else f"no such {kind} file")
+    raise InputError(f"{what}; expected {expected}", source=str(path))
+
+
 def read_text_file(path: Path, kind: str, expected: str) -> str:
     """The UTF-8 text of `path`, a `kind` file ("profile", "recipe"); InputError naming the
     file and saying it should be `expected` ("a TOML recipe") otherwise."""

@@ -44,6 +44,7 @@ from smm_daq.analysis.masks import polygon_mask, rectangle_mask
 from smm_daq.errors import InputError
 from smm_daq.finite import finite_number
 from smm_daq.storage.mapdata import MapData
+from smm_daq.text_files import require_file
 from smm_daq.thread_warnings import recorded
 
 if TYPE_CHECKING:
@@ -78,8 +79,7 @@ def read_mask(path: str | Path, data: MapData) -> np.ndarray:
     """The mask of bad pixels (ny, nx) for `data` from a file; InputError naming the file."""
     path = Path(path)
     source = str(path)
-    if not path.is_file():
-        raise InputError("no such mask file", source=source)
+    require_file(path, "mask", "a .npy of booleans, an image or a .json of shapes")
     suffix = path.suffix.lower()
     missed: list[str] = []  # the shapes of a .json that cover no pixel
     if suffix == ".json":

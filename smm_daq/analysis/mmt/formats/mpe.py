@@ -38,6 +38,7 @@ from smm_daq.analysis.mmt.models.multipole import (
 from smm_daq.errors import InputError
 from smm_daq.finite import finite_number
 from smm_daq.storage.mapdata import MapData
+from smm_daq.text_files import require_file
 
 REQUIRED = ("Scan height Hz", "Scan area x-dimension Sx", "Scan area y-dimension Sy",
             "Scan x-step Sdx", "Scan y-step Sdy")
@@ -80,10 +81,9 @@ def read_geometry(path: str | Path) -> ScanGeometry:
     """The scan geometry of a library JSON; InputError naming the file and key (or line and
     column of a JSON syntax error)."""
     source = str(path)
+    require_file(Path(path), "parameter", "the library's JSON of scan parameters")
     try:
         params = json.loads(Path(path).read_text(encoding="utf-8-sig"))
-    except FileNotFoundError:
-        raise InputError("no such parameter file", source=source) from None
     except json.JSONDecodeError as exc:
         raise InputError(f"is not JSON: {exc.msg}; expected the library's JSON of scan "
                          "parameters", source=f"{source}, line {exc.lineno}, column {exc.colno}"
@@ -133,13 +133,13 @@ def _load(path: str | Path, expected: str) -> dict[str, np.ndarray]:
     """The arrays of an NPZ; InputError saying `expected` when the file is not one (checked
     by its zip signature first, so that numpy never answers with its pickle advice)."""
     source = str(path)
+    require_file(Path(path), "NPZ", expected)
     try:
         with open(path, "rb") as f:
             signature = f.read(2)
-    except FileNotFoundError:
-        raise InputError("no such NPZ file", source=source) from None
     except OSError as exc:
-        raise InputError(f"cannot be read ({exc.strerror})", source=source) from None
+        raise InputError(f"cannot be read ({exc.strerror}); expected {expected}",
+                         source=source) from None
     if signature != b"PK":
         raise InputError(f"is not an NPZ archive (expected {expected})", source=source)
     try:

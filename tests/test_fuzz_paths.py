@@ -1,0 +1,61 @@
+"""Fuzzing the file options of the point-source MMT workflow with paths that are no regular
+file, which the other fuzz tests give only to the readers of images, profiles and recipes:
+a directory, a device (/dev/null) and a named pipe, whose read would wait for a writer
+forever. Each must be refused with one message naming the path and saying what was expected,
+exit 2, no traceback, no hang and nothing written.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fuzz_harness import Case, run_all
+
+from smm_daq.storage.mapdata import MapData
+from smm_daq.storage.nexus import write_map_entry
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "tests" / "data"
+N = 12
+X = np.arange(N) * 10e-6
+
+
+def _cases(tmp: Path) -> Iterator[Case]:
+    session = tmp / "s.h5"
+    bz = 1e-6 * np.exp(-((X[None, :] - 55e-6) ** 2 + (X[:, None] - 55e-6) ** 2) / 4e-10)
+    write_map_entry(session, MapData(bz, X, X, height=20e-6, sensor_size=(0.0, 0.0),
+                                     applied_field=np.zeros(3), name="ok"), kind="scan")
+    grains = tmp / "grains.csv"
+    grains.write_text("grain,x_um,y_um,z_um,dx_um,dy_um,dz_um\n1,55,55,-10,8,8,8\n")
+    pipe = tmp / "pipe"
+    os.mkfifo(pipe)
+    out, imported = tmp / "r.csv", tmp / "imported.h5"
+    s = str(session)
+    for label, bad in (("a directory", tmp), ("a device", Path(os.devnull)),
+                       ("a named pipe", pipe)):
+        argvs = {
+            "mask": ["mmt", "invert", s, "--entry", "ok", "--grains", str(grains), "--mask",
+                     str(bad), "--out", str(out)],
+            "point list": ["mmt", "invert", s, "--entry", "ok", "--grains", str(bad),
+                           "--grain-format", "points", "--model", "dipole", "--out", str(out)],
+            "cuboids": ["mmt", "invert", s, "--entry", "ok", "--grains", str(bad),
+                        "--out", str(out)],
+            "library geometry": ["import", "mpe", str(bad),
+                                 str(DATA / "MagneticSample_mpe_demo.npz"), "--out",
+                                 str(imported), "--name", "q"],
+            "library sample": ["import", "mpe", str(DATA / "MetaDict_mpe_demo.json"), str(bad),
+                               "--out", str(imported), "--name", "q"],
+        }
+        for kind, argv in argvs.items():
+            yield Case(kind, label, argv, [session], [out, imported], [str(bad), "expected"])
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_a_path_that_is_no_regular_file_is_refused_by_every_reader(tmp_path: Path) -> None:
+    counts, failures = run_all(_cases(tmp_path))
+    print(counts)
+    assert not failures, f"{len(failures)} of {sum(counts.values())}:\n" + "\n".join(failures)
