@@ -32,6 +32,9 @@ def read_text_file(path: Path, kind: str, expected: str) -> str:
     source = str(path)
     if path.is_dir():
         raise InputError(f"is a directory; expected {expected} file", source=source)
+    if path.exists() and not path.is_file():  # a pipe's read would wait forever
+        raise InputError(f"is not a regular file (a device or a pipe); expected {expected} "
+                         "file", source=source)
     try:
         data = path.read_bytes()
     except FileNotFoundError:

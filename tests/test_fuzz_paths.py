@@ -1,12 +1,14 @@
-"""Fuzzing the file options of the point-source MMT workflow with paths that are no regular
-file, which the other fuzz tests give only to the readers of images, profiles and recipes:
-a directory, a device (/dev/null) and a named pipe, whose read would wait for a writer
-forever. Each must be refused with one message naming the path and saying what was expected,
-exit 2, no traceback, no hang and nothing written.
+"""Fuzzing the file options with paths that are no regular file (grain files, masks, the
+multipole library's and the MMT community's scan files, profiles, recipes, session files),
+which the other fuzz tests give only to a few readers and never a pipe: a directory, a device
+(/dev/null) and a named pipe, whose read would wait for a writer forever. Each must be
+refused with one message naming the path and saying what was expected, exit 2, no traceback,
+no hang and nothing written.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,7 +35,11 @@ def _cases(tmp: Path) -> Iterator[Case]:
     grains.write_text("grain,x_um,y_um,z_um,dx_um,dy_um,dz_um\n1,55,55,-10,8,8,8\n")
     pipe = tmp / "pipe"
     os.mkfifo(pipe)
-    out, imported = tmp / "r.csv", tmp / "imported.h5"
+    out, imported, csv = tmp / "r.csv", tmp / "imported.h5", tmp / "x.csv"
+    params = tmp / "params.json"
+    params.write_text(json.dumps({"Sensor center domain LL-x-y": [0, 0],
+                                  "Sensor center domain UR-x-y": [1e-4, 1e-4],
+                                  "Scan spacing": 1e-5, "Scan height": 2e-5}))
     s = str(session)
     for label, bad in (("a directory", tmp), ("a device", Path(os.devnull)),
                        ("a named pipe", pipe)):
@@ -49,9 +55,18 @@ def _cases(tmp: Path) -> Iterator[Case]:
                                  str(imported), "--name", "q"],
             "library sample": ["import", "mpe", str(DATA / "MetaDict_mpe_demo.json"), str(bad),
                                "--out", str(imported), "--name", "q"],
+            "community map": ["import", "mmt-scan", str(bad), "--params", str(params), "--out",
+                              str(imported), "--name", "q"],
+            "community parameters": ["import", "mmt-scan", str(params), "--params", str(bad),
+                                     "--out", str(imported), "--name", "q"],
+            "profile": ["check", "--profile", str(bad)],
+            "recipe": ["run", str(bad), "--out", str(imported), "--yes"],
+            "session (read)": ["export", str(bad), "--entry", "ok", "--csv", str(csv)],
+            "session (info)": ["info", str(bad)],
         }
         for kind, argv in argvs.items():
-            yield Case(kind, label, argv, [session], [out, imported], [str(bad), "expected"])
+            yield Case(kind, label, argv, [session], [out, imported, csv],
+                       [str(bad), "expected"])
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")

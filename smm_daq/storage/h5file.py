@@ -134,6 +134,9 @@ def _check_exists(path: Path) -> None:
     if path.is_dir():
         raise InputError("is a directory; expected an smm-daq session file (.h5)",
                          source=str(path))
+    if not path.is_file():  # a device, or a pipe whose read would wait for a writer forever
+        raise InputError("is not a regular file (a device or a pipe); expected an smm-daq "
+                         "session file (.h5)", source=str(path))
 
 
 def _check_superblock(p: Path) -> None:
