@@ -74,3 +74,27 @@ def test_a_path_that_is_no_regular_file_is_refused_by_every_reader(tmp_path: Pat
     counts, failures = run_all(_cases(tmp_path))
     print(counts)
     assert not failures, f"{len(failures)} of {sum(counts.values())}:\n" + "\n".join(failures)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_an_output_that_is_no_regular_file_is_refused_saying_what_it_is(tmp_path: Path) -> None:
+    """A pipe's write would wait for a reader, and a file moved into place (as a coil
+    calibration is stored) would replace a device node; refused before any work."""
+    session = tmp_path / "s.h5"
+    write_map_entry(session, MapData(np.zeros((N, N)), X, X, height=20e-6,
+                                     sensor_size=(0.0, 0.0), applied_field=np.zeros(3),
+                                     name="ok"), kind="scan")
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    cases = [
+        Case("output", "CSV", ["export", str(session), "--entry", "ok", "--csv", str(pipe),
+                               "--overwrite"], [session], [], ["--csv", "a device or a pipe"]),
+        Case("output", "session", ["scan", "--center-um", "12500,12500", "--size-um", "20,20",
+                                   "--step-um", "10", "--name", "s", "--out", str(pipe)],
+             [session], [], ["--out", "a device or a pipe"]),
+        Case("output", "coil calibration", ["calibrate-coils", "--out", str(pipe),
+                                            "--overwrite"], [session], [],
+             ["--out", "a device or a pipe"]),
+    ]
+    counts, failures = run_all(cases)
+    assert not failures, f"{len(failures)} of {sum(counts.values())}:\n" + "\n".join(failures)

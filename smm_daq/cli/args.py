@@ -170,6 +170,10 @@ def _check_place(option: str, text: str, path: Path) -> None:
     check_file_name(option, text, path)
     if path.is_dir():
         raise InputError(f"{option} is {text!r}, a directory; expected a file name")
+    if path.exists() and not path.is_file():  # a pipe's write would wait for a reader, and a
+        # file moved into place would replace a device such as /dev/null
+        raise InputError(f"{option} is {text!r}, which is not a regular file (a device or a "
+                         "pipe); expected a file name: nothing was done")
     if not path.parent.is_dir():
         raise InputError(f"{option} is {text!r}; there is no directory {path.parent}; "
                          "expected a file in a folder that exists")
