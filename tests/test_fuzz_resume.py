@@ -27,14 +27,15 @@ TEXTS = ("plan", "profile", "profile_fingerprint", "status")
 PLAN_VALUES: dict[str, list[object]] = {
     "nx": [0, -4, 4.5, "4", None, 10**12, 5],
     "ny": [0, -3, 1e308, None, 4],
-    "x0_um": [float("nan"), 1e308, "x", None],
-    "y0_um": [float("-inf"), [1, 2]],
+    "x0_um": [float("nan"), 1e308, "x", None, 10**400],  # a whole number beyond any float
+    "y0_um": [float("-inf"), [1, 2], True],  # JSON's true is no coordinate
     "step_x_um": [0.0, -20.0, float("nan"), 1e308, 21.0],
     "step_y_um": [0.0, float("inf")],
-    "field_uT": [[0.0, 0.0], [float("nan"), 0.0, 0.0], [1e308, 0.0, 0.0], "north"],
-    "height_um": [-100.0, float("nan"), 1e308],
+    "field_uT": [[0.0, 0.0], [float("nan"), 0.0, 0.0], [1e308, 0.0, 0.0], "north",
+                 "100", [True, False, False]],  # text of three digits is no field vector
+    "height_um": [-100.0, float("nan"), 1e308, "100"],
     "settle_tau": [-1.0, float("nan"), 1e308],
-    "dwell_tau": [float("inf"), -1.0],
+    "dwell_tau": [float("inf"), -1.0, False],
     "raster": ["spiral", 1],
     "name": ["other", "", 7],
 }
@@ -88,6 +89,10 @@ def _spoils() -> Iterator[tuple[str, Callable[[h5py.File], None]]]:
     yield "data/Bz complex", _put("s1/data/Bz", np.zeros((NY, NX), complex))
     yield "data/line_done floats", _put("s1/data/line_done", np.array([1.0, 0.5, 0.0]))
     yield "data a dataset", _put("s1/data", np.zeros(3))
+    yield "data/x in an external file that is gone", lambda f: (
+        f.__delitem__("s1/data/x"),
+        f.create_dataset("s1/data/x", shape=(NX,), dtype="f8",
+                         external=[("gone.raw", 0, h5py.h5f.UNLIMITED)]))
     for name in TEXTS:
         key = f"s1/{name}"
         yield f"{name} missing", _put(key, None)
@@ -102,6 +107,8 @@ def _spoils() -> Iterator[tuple[str, Callable[[h5py.File], None]]]:
         for value in values:
             yield f"plan {key} = {value!r}", _plan(key, value)
         yield f"plan without {key}", _plan(key, None)
+    for value in ({"a": 1}, 7):  # a plan without a title has an empty one
+        yield f"plan title = {value!r}", _plan("title", value)
 
 
 def _cases(tmp: Path, base: Path) -> Iterator[Case]:

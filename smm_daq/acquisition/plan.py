@@ -17,6 +17,7 @@ import numpy as np
 from smm_daq.acquisition.fly.checks import check_fly_plan, profile_fly_limits
 from smm_daq.acquisition.fly.settings import FlySettings
 from smm_daq.errors import InputError
+from smm_daq.finite import finite_number
 from smm_daq.instruments.profile import HEIGHT_NOT_ZERO, Profile
 from smm_daq.storage.names import ENTRY_NAME_RULE, entry_name_usable
 
@@ -274,9 +275,18 @@ class ScanPlan:
                                  source=source)
         for key in ("x0_um", "y0_um", "step_x_um", "step_y_um", "height_um", "settle_tau",
                     "dwell_tau"):
-            if isinstance(d.get(key), int | float) and not math.isfinite(d[key]):
+            if key in d and not finite_number(d[key]):
                 raise InputError(f"plan key '{key}' is {d[key]!r}; expected a finite number",
                                  source=source)
+        for key in ("name", "title", "raster"):
+            if key in d and not isinstance(d[key], str):
+                raise InputError(f"plan key '{key}' is {d[key]!r}; expected text",
+                                 source=source)
+        field = d.get("field_uT", [0.0] * 3)
+        if not (isinstance(field, list) and len(field) == 3
+                and all(finite_number(b) for b in field)):
+            raise InputError(f"plan key 'field_uT' is {field!r}; expected three finite numbers "
+                             "(µT)", source=source)
         try:
             return cls(
                 name=str(d["name"]),
@@ -292,7 +302,8 @@ class ScanPlan:
                 raster=str(d["raster"]),
                 settle_tau=float(d["settle_tau"]),
                 dwell_tau=float(d["dwell_tau"]),
-                fly=FlySettings.from_dict(d["fly"]) if d.get("fly") is not None else None,
+                fly=(FlySettings.from_dict(d["fly"], source=source) if d.get("fly") is not None
+                     else None),
             )
         except KeyError as exc:
             raise InputError(f"plan key {exc} is missing; expected every key a plan is written "

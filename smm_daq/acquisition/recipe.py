@@ -49,7 +49,6 @@ runs.
 
 from __future__ import annotations
 
-import math
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -91,6 +90,7 @@ from smm_daq.analysis.subtract_inputs import (
     require_two_scans,
 )
 from smm_daq.errors import InputError
+from smm_daq.finite import finite_number
 from smm_daq.instruments.profile import HEIGHT_NOT_ZERO, Profile, load_toml
 from smm_daq.storage.nexus import (
     check_entry_name,
@@ -255,9 +255,7 @@ class _Table:
 
     def number(self, key: str, *, lo: float | None = None, hi: float | None = None) -> float:
         value = self.require(key)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(
-            value
-        ):
+        if not finite_number(value):
             raise self.fail(key, "a finite number")
         if lo is not None and hi is not None and not lo <= value <= hi:
             raise self.fail(key, f"a number from {lo:g} to {hi:g}")
@@ -271,8 +269,7 @@ class _Table:
         ok = (
             isinstance(value, list)
             and len(value) == n
-            and all(not isinstance(v, bool) and isinstance(v, int | float) and math.isfinite(v)
-                    for v in value)
+            and all(finite_number(v) for v in value)
         )
         if ok and positive:
             ok = all(v > 0 for v in value)

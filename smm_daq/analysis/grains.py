@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from smm_daq.errors import InputError
-from smm_daq.text_files import decode_text, empty_field_column, is_number
+from smm_daq.text_files import decode_text, empty_field_column, is_number, require_file
 
 UM = 1e-6
 CSV_COLUMNS = ("grain", "x_um", "y_um", "z_um", "dx_um", "dy_um", "dz_um")
@@ -365,9 +365,7 @@ def read_grains(path: str | Path, fmt: str = "csv") -> GrainSet:
     path = Path(path)
     if fmt not in FORMATS:
         raise InputError(f"grain format {fmt!r} is unknown; expected one of {', '.join(FORMATS)}")
-    if not path.is_file():
-        raise InputError("is a directory; expected a grain file" if path.is_dir()
-                         else "no such grain file", source=str(path))
+    require_file(path, "grain", f"a grain file ({fmt})")
     cuboids, labels, lines = _read_csv(path) if fmt == "csv" else _read_mmt(path)
     grains = from_arrays(cuboids, labels, lines=lines, source=str(path))
     check_geometry(grains, fmt)

@@ -267,7 +267,9 @@ class _Fit:
         if used.sum() < MIN_PIXELS_PER_PARAMETER * self.n_par:
             raise InputError(
                 f"the maps overlap in only {int(used.sum())} measured pixels after a shift of "
-                f"({shift[0] * 1e6:.3g}, {shift[1] * 1e6:.3g}) µm; too few to register"
+                f"({shift[0] * 1e6:.3g}, {shift[1] * 1e6:.3g}) µm; too few to register: "
+                f"expected at least {MIN_PIXELS_PER_PARAMETER * self.n_par} (two scans of the "
+                "same area, or a subtraction without registering)"
             )
         values, gx, gy = self.resampler.sample(qx, qy, shift, angle)
         r = _rot(-angle)
@@ -294,7 +296,9 @@ class _Fit:
             if abs(step[0]) < 1e-4 * dx and abs(step[1]) < 1e-4 * dy:
                 break
             if np.hypot(*theta[:2]) > 0.5 * self.extent:
-                raise InputError("registration did not converge: the maps do not look alike")
+                raise InputError("registration did not converge: the maps do not look alike; "
+                                 "expected two scans of the same area (or a subtraction "
+                                 "without registering)")
         return theta
 
     def pixel_hessians(self, theta: np.ndarray, jac: np.ndarray, used: np.ndarray

@@ -28,7 +28,14 @@ from smm_daq.acquisition.plan import (
     ScanPlan,
     size_note,
 )
-from smm_daq.cli.args import entry_name, floats, positive, session_file, within
+from smm_daq.cli.args import (
+    entry_name,
+    entry_to_read,
+    floats,
+    positive,
+    session_file,
+    within,
+)
 from smm_daq.cli.args import time_scale as time_scale_option
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import Profile, load_profile
@@ -635,7 +642,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Finish an interrupted scan from its first unfinished "
                                    "line (the profile and plan must match).")
     p.add_argument("file", metavar="FILE.h5")
-    p.add_argument("--entry", required=True)
+    p.add_argument("--entry", required=True, type=entry_to_read)
     _add_run_options(p, profile_default="the one stored with the scan")
     p.set_defaults(func=cmd_resume)
 

@@ -42,6 +42,19 @@ def entry_name(text: str) -> str:
     return text
 
 
+def entry_to_read(text: str) -> str:
+    """An argparse type for an option naming an entry to read: text a file can hold as a name.
+    A byte that is no UTF-8 in the command line (a name typed in a Latin-1 terminal) reaches
+    Python as a lone surrogate, which no HDF5 name holds and h5py cannot encode."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not UTF-8 text; expected the name of an entry of the file "
+            "(smm-daq info lists them)") from None
+    return text
+
+
 def positive(option: str, value: float) -> float:
     if not (math.isfinite(value) and value > 0):
         raise InputError(f"{option} is {value!r}; expected a number > 0")
@@ -157,6 +170,10 @@ def _check_place(option: str, text: str, path: Path) -> None:
     check_file_name(option, text, path)
     if path.is_dir():
         raise InputError(f"{option} is {text!r}, a directory; expected a file name")
+    if path.exists() and not path.is_file():  # a pipe's write would wait for a reader, and a
+        # file moved into place would replace a device such as /dev/null
+        raise InputError(f"{option} is {text!r}, which is not a regular file (a device or a "
+                         "pipe); expected a file name: nothing was done")
     if not path.parent.is_dir():
         raise InputError(f"{option} is {text!r}; there is no directory {path.parent}; "
                          "expected a file in a folder that exists")

@@ -21,6 +21,7 @@ import numpy as np
 from smm_daq.cli.args import (
     distinct_outputs,
     entry_name,
+    entry_to_read,
     floats,
     invoked_command,
     output_file,
@@ -49,7 +50,7 @@ def _um_pairs(option: str, text: str) -> np.ndarray:
 
 def _add_io(p: argparse.ArgumentParser, *, new_entry: bool = True) -> None:
     p.add_argument("file", metavar="FILE.h5", help="session file")
-    p.add_argument("--entry", required=True, help="entry to read")
+    p.add_argument("--entry", required=True, type=entry_to_read, help="entry to read")
     if new_entry:
         p.add_argument("--name", required=True, type=entry_name, help="entry to write")
         p.add_argument("--overwrite", action="store_true", help="replace an entry of that name")
@@ -661,8 +662,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add this area's sub-commands."""
     p = sub.add_parser("subtract", help="in-field minus remanent (registered) into a new entry")
     p.add_argument("file", metavar="FILE.h5", help="session file")
-    p.add_argument("--in-field", required=True, help="the scan taken in field")
-    p.add_argument("--remanent", required=True, help="the zero-field scan of the same sample")
+    p.add_argument("--in-field", required=True, type=entry_to_read,
+                   help="the scan taken in field")
+    p.add_argument("--remanent", required=True, type=entry_to_read,
+                   help="the zero-field scan of the same sample")
     p.add_argument("--name", required=True, type=entry_name, help="entry to write")
     p.add_argument("--no-register", action="store_true", help="subtract as the scans lie")
     p.add_argument("--rotation", action="store_true", help="also fit a small rotation")
@@ -712,7 +715,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="an entry to CSV, a PNG picture and/or an image to "
                                       "paint a mask of bad pixels on")
     p.add_argument("file", metavar="FILE.h5", help="session file")
-    p.add_argument("--entry", required=True, action="append",
+    p.add_argument("--entry", required=True, type=entry_to_read, action="append",
                    help="entry to read; repeated, with one --mask-template each: the map image "
                         "of each scan of a joint inversion, in mmt invert's order")
     p.add_argument("--dataset",

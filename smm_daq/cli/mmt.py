@@ -19,6 +19,7 @@ import numpy as np
 from smm_daq.cli.args import (
     distinct_outputs,
     entry_name,
+    entry_to_read,
     floats,
     invoked_command,
     output_file,
@@ -229,7 +230,7 @@ def _add_invert(mmt_sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                            description="Least-squares MMT inversion of a Bz map entry with "
                                        "micro-CT grains; writes a CSV and a new entry.")
     p.add_argument("file", metavar="FILE.h5")
-    p.add_argument("--entry", required=True, action="append",
+    p.add_argument("--entry", required=True, type=entry_to_read, action="append",
                    help="the map entry to invert; repeated, the scans inverted jointly")
     p.add_argument("--grains", required=True, metavar="GRAINS",
                    help="grain file: CSV grain,x_um,y_um,z_um,dx_um,dy_um,dz_um (full edges, "

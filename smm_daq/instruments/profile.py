@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from smm_daq.errors import InputError
+from smm_daq.finite import finite_number
 from smm_daq.text_files import read_text_file
 
 UM = 1e-6
@@ -255,11 +256,7 @@ class _Reader:
         unit: str = "",
     ) -> float:
         value = self._get(key, _REQUIRED if default is None else default)
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not math.isfinite(value)
-        ):
+        if not finite_number(value):
             raise self.fail(key, value, "a finite number")
         value = float(value)
         if (positive and value <= 0) or (lo is not None and value < lo) or (

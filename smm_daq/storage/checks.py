@@ -52,6 +52,8 @@ def numeric(group: h5py.Group, name: str, where: str, *, ndim: int | None = None
     if what is None:
         if not isinstance(node, h5py.Dataset) or node.dtype.kind not in kinds:
             what = f"of type {node.dtype}" if isinstance(node, h5py.Dataset) else "not a dataset"
+        elif node.shape is None:  # HDF5's null dataspace: a type but no value
+            what = "empty (a null dataspace, no value)"
         elif ndim is not None and node.ndim != ndim:
             what = f"{node.ndim}-D of shape {node.shape}"
         elif length is not None and node.shape != (length,):
@@ -85,8 +87,18 @@ def string(node: object, name: str, where: str) -> str:
         return value.decode("utf-8", errors="replace").rstrip("\x00")
     if isinstance(value, str):
         return value
-    kind = "a group" if isinstance(node, h5py.Group) else f"{value!r}"
-    raise InputError(f"'{name}' is {kind}; expected text", source=where)
+    raise InputError(f"'{name}' is {_what(node, value)}; expected text", source=where)
+
+
+def _what(node: object, value: object) -> str:
+    """What a node that should hold text holds instead, in a few words (an array's repr
+    would fill the screen)."""
+    if isinstance(node, h5py.Group):
+        return "a group"
+    if isinstance(value, np.ndarray):
+        return f"an array of {value.dtype} of shape {value.shape}"
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."
 
 
 def strings(value: object, name: str, where: str) -> tuple[str, ...]:

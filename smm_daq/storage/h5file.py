@@ -148,6 +148,9 @@ def _check_exists(path: Path) -> None:
     if path.is_dir():
         raise InputError("is a directory; expected an smm-daq session file (.h5)",
                          source=str(path))
+    if not path.is_file():  # a device, or a pipe whose read would wait for a writer forever
+        raise InputError("is not a regular file (a device or a pipe); expected an smm-daq "
+                         "session file (.h5)", source=str(path))
 
 
 def _check_superblock(p: Path) -> None:
@@ -170,7 +173,9 @@ def _holds_nothing(f: h5py.File) -> bool:
 
 
 def _made(creator: str) -> str:
-    return f"creator {creator!r}" if creator else "no creator recorded"
+    """The creator for a message, cut to 60 characters (another program may write a long one)."""
+    shown = creator if len(creator) <= 60 else f"{creator[:57]}..."
+    return f"creator {shown!r}" if creator else "no creator recorded"
 
 
 def not_ours(f: h5py.File, *, besides: str = "") -> str | None:
@@ -181,7 +186,8 @@ def not_ours(f: h5py.File, *, besides: str = "") -> str | None:
     if _made_by_us(creator) or _holds_nothing(f):
         return None
     return (f"is not an {PROGRAM_NAME} session file ({_made(creator)}: another program's HDF5 "
-            f"file){besides}; give a new file name: nothing was changed")
+            f"file){besides}; expected an {PROGRAM_NAME} session file: give a new file name: "
+            "nothing was changed")
 
 
 @contextlib.contextmanager

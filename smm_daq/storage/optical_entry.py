@@ -22,6 +22,7 @@ import numpy as np
 from smm_daq import PROGRAM_NAME, __version__
 from smm_daq.analysis.optical import ImageRegistration
 from smm_daq.errors import InputError
+from smm_daq.storage.checks import corrupt_guard, numeric
 from smm_daq.storage.h5file import TEXT, now_iso, open_read, text, writing
 from smm_daq.storage.nexus import check_entry_name
 from smm_daq.storage.staging import (
@@ -129,29 +130,59 @@ def _layout(entry: h5py.Group, image: np.ndarray, registration: ImageRegistratio
 
 
 def read_optical_entry(path: str | Path, name: str) -> tuple[np.ndarray, ImageRegistration]:
-    """The image (rows, columns, 3) uint8 and its registration stored in entry `name`."""
+    """The image (rows, columns, 3) uint8 and its registration stored in entry `name`.
+
+    InputError naming the file, entry and dataset when one is missing, of another type or
+    shape, or holds what no registration does (a value not finite, a negative RMS, a map from
+    pixels to the sample that is singular): drawn under the maps, such an image would be
+    misplaced or its colours made up, without a word.
+    """
     source = f"{path}, entry '{name}'"
-    with open_read(path) as f:
+    with open_read(path) as f, corrupt_guard(source):
         check_an_entry(f, name, str(path))
         g = f.get(name)
         if not isinstance(g, h5py.Group) or text(g.attrs.get("kind", "")) != KIND:
             raise InputError("is not a registered image; expected an entry of kind "
                              f"'{KIND}'", source=source)
-        try:
-            image = np.asarray(g["data/image"][()])
-            reg = g["registration"]
-            registration = ImageRegistration(
-                matrix=np.asarray(reg["matrix"][()], dtype=float),
-                pixels=np.asarray(reg["control_pixels"][()], dtype=float),
-                points=np.asarray(reg["control_points"][()], dtype=float),
-                rms=float(reg["rms"][()]),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InputError(f"is incomplete ({exc}); expected data/image and registration/"
-                             "matrix, control_pixels, control_points, rms",
-                             source=source) from None
-    if image.ndim != 3 or image.shape[2] != 3 or registration.matrix.shape != (2, 3):
-        raise InputError(f"holds an image of shape {image.shape} and a matrix of shape "
-                         f"{registration.matrix.shape}; expected (rows, columns, 3) and (2, 3)",
+        image = _image(g, source)
+        reg = g.get("registration")
+        if not isinstance(reg, h5py.Group):
+            raise InputError("has no group 'registration'; expected one with matrix, "
+                             "control_pixels, control_points and rms", source=source)
+        registration = _registration(reg, f"{source}, registration")
+    return image, registration
+
+
+def _image(g: h5py.Group, source: str) -> np.ndarray:
+    node = g.get("data/image")
+    if not isinstance(node, h5py.Dataset) or node.dtype != np.uint8 or node.ndim != 3 \
+            or node.shape[2] != 3 or min(node.shape) == 0:
+        what = (f"of type {node.dtype} and shape {node.shape}"
+                if isinstance(node, h5py.Dataset) else "missing" if node is None
+                else "not a dataset")
+        raise InputError(f"'data/image' is {what}; expected (rows, columns, 3) uint8 RGB",
                          source=source)
-    return image.astype(np.uint8, copy=False), registration
+    return np.asarray(node[()])
+
+
+def _registration(reg: h5py.Group, where: str) -> ImageRegistration:
+    matrix = numeric(reg, "matrix", where, ndim=2, si="m")
+    pixels = numeric(reg, "control_pixels", where, ndim=2)
+    points = numeric(reg, "control_points", where, ndim=2, si="m")
+    rms = numeric(reg, "rms", where, ndim=0, si="m")
+    if matrix.shape != (2, 3):
+        raise InputError(f"'matrix' has shape {matrix.shape}; expected (2, 3)", source=where)
+    if pixels.shape != points.shape or pixels.shape[1:] != (2,):
+        raise InputError(f"'control_pixels' has shape {pixels.shape} and 'control_points' "
+                         f"{points.shape}; expected both (n, 2)", source=where)
+    for key, values in (("matrix", matrix), ("control_pixels", pixels),
+                        ("control_points", points), ("rms", rms)):
+        if not np.all(np.isfinite(values)):
+            shown = np.array2string(values.ravel(), threshold=6, max_line_width=200)
+            raise InputError(f"'{key}' holds {shown}; expected finite numbers", source=where)
+    if not rms >= 0:
+        raise InputError(f"'rms' is {float(rms)!r} m; expected a distance >= 0", source=where)
+    if np.linalg.det(matrix[:, :2]) == 0:
+        raise InputError(f"'matrix' {matrix.tolist()!r} maps the image onto a line or a point; "
+                         "expected an invertible map from pixels to the sample", source=where)
+    return ImageRegistration(matrix=matrix, pixels=pixels, points=points, rms=float(rms))

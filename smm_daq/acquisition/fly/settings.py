@@ -16,6 +16,7 @@ from typing import Any
 
 from smm_daq.acquisition.fly.reconstruct import model_lag
 from smm_daq.errors import InputError
+from smm_daq.finite import finite_number
 from smm_daq.instruments.interfaces import BufferLimits
 
 TAU_FRACTION = 5.0  # τ ≤ pixel time / TAU_FRACTION
@@ -44,9 +45,25 @@ class FlySettings:
                 "trigger": self.trigger, "baselines": self.baselines}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> FlySettings:
-        return cls(pixel_time=float(d["pixel_time_s"]), oversample=int(d["oversample"]),
-                   trigger=bool(d.get("trigger", False)), baselines=bool(d.get("baselines", False)))
+    def from_dict(cls, d: Mapping[str, Any], *, source: str = "plan") -> FlySettings:
+        """Inverse of `to_dict`, kind by kind: JSON's "no" is no false, nor 2.7 samples a
+        whole number (KeyError for a key missing)."""
+        if not isinstance(d, Mapping):
+            raise InputError(f"plan key 'fly' is {d!r}; expected a table of fly settings",
+                             source=source)
+        pixel_time, oversample = d["pixel_time_s"], d["oversample"]
+        if not finite_number(pixel_time):
+            raise InputError(f"fly pixel_time_s is {pixel_time!r}; expected a time in s",
+                             source=source)
+        if isinstance(oversample, bool) or not isinstance(oversample, int):
+            raise InputError(f"fly oversample is {oversample!r}; expected a whole number of "
+                             "samples per pixel", source=source)
+        flags = {key: d.get(key, False) for key in ("trigger", "baselines")}
+        for key, flag in flags.items():
+            if not isinstance(flag, bool):
+                raise InputError(f"fly {key} is {flag!r}; expected true or false",
+                                 source=source)
+        return cls(pixel_time=float(pixel_time), oversample=oversample, **flags)
 
     def check(self) -> None:
         """InputError for values no instrument could fly."""

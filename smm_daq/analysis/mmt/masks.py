@@ -33,7 +33,6 @@ one per scan in order, where ``none`` leaves that scan unmasked.
 from __future__ import annotations
 
 import json
-import math
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,7 +42,9 @@ import numpy as np
 
 from smm_daq.analysis.masks import polygon_mask, rectangle_mask
 from smm_daq.errors import InputError
+from smm_daq.finite import finite_number
 from smm_daq.storage.mapdata import MapData
+from smm_daq.text_files import require_file
 from smm_daq.thread_warnings import recorded
 
 if TYPE_CHECKING:
@@ -78,8 +79,7 @@ def read_mask(path: str | Path, data: MapData) -> np.ndarray:
     """The mask of bad pixels (ny, nx) for `data` from a file; InputError naming the file."""
     path = Path(path)
     source = str(path)
-    if not path.is_file():
-        raise InputError("no such mask file", source=source)
+    require_file(path, "mask", "a .npy of booleans, an image or a .json of shapes")
     suffix = path.suffix.lower()
     missed: list[str] = []  # the shapes of a .json that cover no pixel
     if suffix == ".json":
@@ -141,6 +141,12 @@ def _from_array(path: Path, data: MapData) -> np.ndarray:
         reason = "it holds Python objects" if "pickle" in str(exc) else str(exc)
         raise InputError(f"is not a numpy array file ({reason}); expected a .npy of booleans "
                          "(or 0/1), the map's shape", source=str(path)) from None
+    if not isinstance(arr, np.ndarray):  # np.load opens a zip of arrays whatever its suffix
+        names = ", ".join(arr.files)
+        arr.close()
+        raise InputError(f"is a .npz archive of arrays ({names}), not one array; expected a "
+                         ".npy of booleans (or 0/1), the map's shape (np.save)",
+                         source=str(path))
     if arr.shape != data.shape:
         transposed = (", the map's transposed (nx, ny)"
                       if arr.ndim == 2 and arr.shape == data.shape[::-1] != data.shape else "")
@@ -331,8 +337,7 @@ def _wide(values: np.ndarray, floats: bool, source: str, white_at_zero: bool) ->
 
 def _numbers(value: object, count: int | None) -> bool:
     return (isinstance(value, list) and (count is None or len(value) == count)
-            and all(isinstance(v, int | float) and not isinstance(v, bool)
-                    and math.isfinite(v) for v in value))
+            and all(finite_number(v) for v in value))
 
 
 def _from_shapes(path: Path, data: MapData) -> tuple[np.ndarray, list[str]]:

@@ -13,6 +13,7 @@ import numpy as np
 
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
+from smm_daq.text_files import require_file
 
 MAX_M = 1e3  # positions: far beyond any scan, and their squares stay finite
 MIN_M = 1e-9  # spacing, height and sensor half-widths: a nanometre at least
@@ -60,11 +61,9 @@ def read_mmt_scan(map_path: str | Path, params_path: str | Path, *, name: str = 
                   ) -> MapData:
     """The scan as MapData (T, m); InputError naming the file and key or line on bad input."""
     psrc = str(params_path)
+    require_file(Path(params_path), "parameter", "the scan's JSON parameters")
     try:
         params = json.loads(Path(params_path).read_text(encoding="utf-8-sig"))
-    except FileNotFoundError:
-        raise InputError("no such parameter file; expected the scan's JSON parameters",
-                         source=psrc) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"is not JSON ({exc}); expected the scan's JSON parameters",
                          source=psrc) from None
@@ -95,11 +94,9 @@ def read_mmt_scan(map_path: str | Path, params_path: str | Path, *, name: str = 
         )
     msrc = str(map_path)
     rows: list[list[float]] = []
+    require_file(Path(map_path), "map", "a whitespace matrix of Bz in T")
     try:
         text = Path(map_path).read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise InputError("no such map file; expected a whitespace matrix of Bz in T",
-                         source=msrc) from None
     except UnicodeDecodeError as exc:
         raise InputError(f"is not a text file ({exc.reason} at byte {exc.start}); expected a "
                          "whitespace matrix of Bz in T", source=msrc) from None

@@ -55,7 +55,7 @@ from smm_daq.analysis.mmt.models.multipole import (
     point_grains,
 )
 from smm_daq.errors import InputError
-from smm_daq.text_files import decode_text
+from smm_daq.text_files import decode_text, require_file
 
 MM = 1e-3
 UM = 1e-6
@@ -341,9 +341,7 @@ def read_dragonfly(path: str | Path, options: DragonflyOptions | None = None) ->
     _check_options(opt)
     path = Path(path)
     source = str(path)
-    if not path.is_file():
-        raise InputError("is a directory; expected a grain file" if path.is_dir()
-                         else "no such grain file", source=source)
+    require_file(path, "grain", "a grain file (a Dragonfly export, CSV)")
     lines = decode_text(path.read_bytes()).splitlines()
     header_no, sep, columns = _columns(lines, source)
     cells, line_numbers = [], []

@@ -36,7 +36,9 @@ from smm_daq.analysis.mmt.models.multipole import (
     to_library,
 )
 from smm_daq.errors import InputError
+from smm_daq.finite import finite_number
 from smm_daq.storage.mapdata import MapData
+from smm_daq.text_files import require_file
 
 REQUIRED = ("Scan height Hz", "Scan area x-dimension Sx", "Scan area y-dimension Sy",
             "Scan x-step Sdx", "Scan y-step Sdy")
@@ -53,7 +55,7 @@ class ScanGeometry:
 def _number(params: dict, key: str, source: str, *, positive: bool) -> float:
     """A length (positive: MIN_M .. MAX_M) or a position (within ±MAX_M), in m."""
     value = params[key]
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
+    if not finite_number(value) \
             or not (MIN_M <= value <= MAX_M if positive else abs(value) <= MAX_M):
         raise InputError(f"key '{key}' is {value!r}; expected a number in m, "
                          + (f"{MIN_M:g} .. {MAX_M:g}" if positive else f"within ±{MAX_M:g}"),
@@ -79,10 +81,9 @@ def read_geometry(path: str | Path) -> ScanGeometry:
     """The scan geometry of a library JSON; InputError naming the file and key (or line and
     column of a JSON syntax error)."""
     source = str(path)
+    require_file(Path(path), "parameter", "the library's JSON of scan parameters")
     try:
         params = json.loads(Path(path).read_text(encoding="utf-8-sig"))
-    except FileNotFoundError:
-        raise InputError("no such parameter file", source=source) from None
     except json.JSONDecodeError as exc:
         raise InputError(f"is not JSON: {exc.msg}; expected the library's JSON of scan "
                          "parameters", source=f"{source}, line {exc.lineno}, column {exc.colno}"
@@ -99,8 +100,7 @@ def read_geometry(path: str | Path) -> ScanGeometry:
     ox, oy = (_origin(params, axis, source) for axis in "xy")
     dims = params.get("Sensor dimensions", [])
     if (not isinstance(dims, list) or len(dims) not in (0, 2, 3)
-            or not all(isinstance(v, int | float) and not isinstance(v, bool)
-                       and math.isfinite(v) and MIN_M <= v <= MAX_M for v in dims)):
+            or not all(finite_number(v) and MIN_M <= v <= MAX_M for v in dims)):
         raise InputError(f"key 'Sensor dimensions' is {dims!r}; expected [] (a point), "
                          f"[hx, hy] or [hx, hy, hz]: half-lengths {MIN_M:g} .. {MAX_M:g} m",
                          source=source)
@@ -133,13 +133,13 @@ def _load(path: str | Path, expected: str) -> dict[str, np.ndarray]:
     """The arrays of an NPZ; InputError saying `expected` when the file is not one (checked
     by its zip signature first, so that numpy never answers with its pickle advice)."""
     source = str(path)
+    require_file(Path(path), "NPZ", expected)
     try:
         with open(path, "rb") as f:
             signature = f.read(2)
-    except FileNotFoundError:
-        raise InputError("no such NPZ file", source=source) from None
     except OSError as exc:
-        raise InputError(f"cannot be read ({exc.strerror})", source=source) from None
+        raise InputError(f"cannot be read ({exc.strerror}); expected {expected}",
+                         source=source) from None
     if signature != b"PK":
         raise InputError(f"is not an NPZ archive (expected {expected})", source=source)
     try:

@@ -22,7 +22,7 @@ import numpy as np
 
 from smm_daq.analysis.mmt.models.multipole import MAX_LABEL, PointGrains, point_grains
 from smm_daq.errors import InputError
-from smm_daq.text_files import decode_text, empty_field_column, is_number
+from smm_daq.text_files import decode_text, empty_field_column, is_number, require_file
 
 FIELDS = ("x", "y", "z", "volume", "label")
 _UNIT = re.compile(r"[(\[][^)\]]*[)\]]")  # "(m)", "[m^3]" in a header
@@ -61,9 +61,7 @@ def read_points(path: str | Path) -> PointGrains:
     """The grains of a point list; InputError naming the file, line and column."""
     path = Path(path)
     source = str(path)
-    if not path.is_file():
-        raise InputError("is a directory; expected a grain file" if path.is_dir()
-                         else "no such grain file", source=source)
+    require_file(path, "grain", "a grain file (a point list, text)")
     data = path.read_bytes()
     if b"\0" in data and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise InputError("is not a text file (it holds NUL bytes); expected lines of x y z "
