@@ -27,6 +27,8 @@ from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import EntryInfo, list_entries, read_map
 
 UM = 1e-6
+UT = 1e-6
+SAME_FIELD = 1e-12  # T: applied fields are the values asked for, equal when the same
 
 
 # kinds of entry whose data/Bz is a model's field or a fit's residual, not a measured map
@@ -120,7 +122,8 @@ def require_two_scans(in_field: Measured, remanent: Measured, source: str | None
                       ) -> None:
     """InputError for one entry given as both maps, or for the two given the wrong way round:
     the "in-field" one scanned in zero field and the "remanent" one in a field (the induced
-    map would come out negated). Two scans in fields (e.g. +B and −B) are the user's choice."""
+    map would come out negated). Two scans in fields (e.g. +B and −B) are the user's choice;
+    `require_fields_differ` refuses two in one field."""
     if in_field.name == remanent.name:
         raise InputError(f"the in-field and the remanent entries are both '{in_field.name}'; "
                          "expected two scans of the sample, one in field, one in zero field",
@@ -129,8 +132,26 @@ def require_two_scans(in_field: Measured, remanent: Measured, source: str | None
     if a is not None and b is not None and not np.any(a) and np.any(b):
         raise InputError(
             f"the in-field entry '{in_field.name}' was scanned in zero field and the remanent "
-            f"entry '{remanent.name}' in ({', '.join(f'{v / 1e-6:g}' for v in b)}) µT; "
+            f"entry '{remanent.name}' in {_field_ut(b)} µT; "
             "expected them the other way round", source=source)
+
+
+def require_fields_differ(in_field: Measured, remanent: Measured, *, induced: bool,
+                          source: str | None = None) -> None:
+    """InputError for two scans (`induced` false) both taken in one field that is not zero:
+    their difference holds no induced response, yet would be stored as an induced map (a
+    recipe that set the field before its remanent scan). Two scans in zero field (before and
+    after a treatment) and two induced maps in one field are the user's choice."""
+    a, b = in_field.applied_field, remanent.applied_field
+    if induced or a is None or b is None or not np.any(a):
+        return
+    if np.allclose(a, b, rtol=0, atol=SAME_FIELD):
+        raise InputError(
+            f"the in-field entry '{in_field.name}' and the remanent entry '{remanent.name}' "
+            f"were both scanned in {_field_ut(a)} µT: their difference holds no induced "
+            "response; expected the remanent one in zero field (in a recipe, a zero_field "
+            "step before its scan); `smm-daq noise --repeat` compares two scans in one field",
+            source=source)
 
 
 def require_subtractable(in_field: Measured, remanent: Measured) -> None:
@@ -165,6 +186,10 @@ def require_registrable(in_field: Measured) -> None:
                          f"{(nx - 1) * (ny - 1)} pixels overlapping; expected at least {least} "
                          "to register the two scans (a larger grid, or register = false to "
                          "subtract them as they lie)")
+
+
+def _field_ut(b: np.ndarray) -> str:
+    return "(" + ", ".join(f"{v / UT:g}" for v in b) + ")"
 
 
 def _um(value: float | tuple[float, float]) -> str:
