@@ -8,6 +8,7 @@ connects.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,6 +80,21 @@ def read_source(path: str | Path, entry: str) -> MapData:
     m = read_map(path, entry)
     usable_map(m, f"{path}, entry '{entry}'")
     return m
+
+
+def unfinished_scan(path: str | Path, entry: str) -> str:
+    """"" unless `entry` is a scan not finished (still running, or cut off): then a note
+    saying that a result from it holds only the lines measured, and how to get the rest."""
+    info = next((e for e in list_entries(path) if e.name == entry), None)
+    if info is None or info.kind != "scan" or info.status == "finished" or info.shape is None:
+        return ""
+    lines = f"{info.lines_done} of {info.shape[0]} lines"
+    if info.status in ("running", "paused"):
+        return (f"'{entry}' is a scan still being measured ({lines} so far): a result from "
+                "it holds those lines only; work it out again once the scan has finished")
+    return (f"'{entry}' is a scan {info.status} with {lines} measured: a result from it holds "
+            f"those lines only (`{shlex.join(['smm-daq', 'resume', str(path), '--entry', entry])}`"
+            " measures the rest; then work it out again)")
 
 
 def is_induced(path: str | Path, entry: str) -> bool:
