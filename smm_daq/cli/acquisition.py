@@ -8,7 +8,9 @@ aborts cleanly, leaving a file that `smm-daq resume` finishes.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
+import shlex
 import sys
 import time
 from collections.abc import Iterator
@@ -179,6 +181,26 @@ def _warn_if_uncalibrated(profile: Profile) -> None:
               "misspelt name?)", file=sys.stderr)
 
 
+@contextmanager
+def _saying_how_to_go_on(path: str, names: tuple[str, ...], command: list[str], *,
+                         unfinished_only: bool = True) -> Iterator[None]:
+    """On Ctrl-C or a signal (KeyboardInterrupt), once the rig was made safe inside: when
+    `path` holds an entry of `names` (not finished, with `unfinished_only`), say that its
+    lines are kept and the `command` that goes on from them. Never in the way of the exit."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        with contextlib.suppress(Exception):
+            from smm_daq.storage.nexus import list_entries
+
+            held = [e.name for e in list_entries(path) if e.name in names
+                    and not (unfinished_only and e.status == "finished")]
+            if held:
+                print(f"smm-daq: what was measured is kept in {path}; `{shlex.join(command)}` "
+                      "goes on from there", file=sys.stderr)
+        raise
+
+
 def _vec_ut(b: np.ndarray | None) -> str:
     if b is None or not np.all(np.isfinite(b)):
         return "-"
@@ -224,11 +246,13 @@ def cmd_scan(args: argparse.Namespace) -> int:
     print(f"scan '{plan.name}': {plan.nx} × {plan.ny} points, field {_vec_ut(np.array(plan.field))}"
           f", estimated {format_duration(plan.estimate_duration(profile))} of instrument time",
           file=sys.stderr)
-    session = _open_session(args.out, profile, args.time_scale)
-    try:
-        session.scan_plan(plan, on_event=ProgressBar(), auto_range=args.auto_range)
-    finally:
-        code = _finish(session)
+    with _saying_how_to_go_on(args.out, (plan.name,),
+                              ["smm-daq", "resume", args.out, "--entry", plan.name]):
+        session = _open_session(args.out, profile, args.time_scale)
+        try:
+            session.scan_plan(plan, on_event=ProgressBar(), auto_range=args.auto_range)
+        finally:
+            code = _finish(session)
     return code
 
 
@@ -301,18 +325,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"recipe {args.recipe}: {len(checked.steps)} steps, estimated "
           f"{format_duration(checked.duration_s)} of instrument time (scans, waits and field "
           f"ramps){left}", file=sys.stderr)
-    session = _open_session(args.out, profile, args.time_scale)
-    try:
-        written = run_recipe(
-            recipe, session, yes=args.yes,
-            on_step=lambda i, text: print(f"step {i + 1}/{len(checked.steps)}: {text}",
-                                          file=sys.stderr),
-            on_event=ProgressBar(), auto_range=args.auto_range,
-            continuing=args.continue_recipe,
-            on_warning=lambda text: print(f"smm-daq: warning: {text}", file=sys.stderr),
-        )
-    finally:
-        code = _finish(session)
+    go_on = ["smm-daq", "run", args.recipe, "--out", args.out, "--continue"]
+    if args.profile is not None:
+        go_on += ["--profile", args.profile]
+    with _saying_how_to_go_on(args.out, recipe.entries(), go_on, unfinished_only=False):
+        session = _open_session(args.out, profile, args.time_scale)
+        try:
+            written = run_recipe(
+                recipe, session, yes=args.yes,
+                on_step=lambda i, text: print(f"step {i + 1}/{len(checked.steps)}: {text}",
+                                              file=sys.stderr),
+                on_event=ProgressBar(), auto_range=args.auto_range,
+                continuing=args.continue_recipe,
+                on_warning=lambda text: print(f"smm-daq: warning: {text}", file=sys.stderr),
+            )
+        finally:
+            code = _finish(session)
     print(f"wrote {', '.join(written) or 'no entries'} to {args.out}", file=sys.stderr)
     return code
 
@@ -329,11 +357,15 @@ def cmd_resume(args: argparse.Namespace) -> int:
     check_resume(args.file, args.entry, profile, hint=hint)
     print(f"resuming '{args.entry}': {entry.lines_left} of {entry.line_done.size} lines to "
           f"measure", file=sys.stderr)
-    session = _open_session(args.file, profile, args.time_scale)
-    try:
-        session.resume(args.entry, on_event=ProgressBar(), auto_range=args.auto_range)
-    finally:
-        code = _finish(session)
+    go_on = ["smm-daq", "resume", args.file, "--entry", args.entry]
+    if args.profile is not None:
+        go_on += ["--profile", args.profile]
+    with _saying_how_to_go_on(args.file, (args.entry,), go_on):
+        session = _open_session(args.file, profile, args.time_scale)
+        try:
+            session.resume(args.entry, on_event=ProgressBar(), auto_range=args.auto_range)
+        finally:
+            code = _finish(session)
     return code
 
 
