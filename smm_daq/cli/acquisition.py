@@ -139,7 +139,8 @@ def ask_operator(reason: str) -> bool:
     if not (sys.stdin is not None and sys.stdin.isatty()):
         return False
     try:
-        input(f"paused: {reason}. Enter to resume, Ctrl-C to abort: ")
+        input(f"paused: {reason}. Raise the lock-in's range (sensitivity) at the instrument, "
+              "then Enter to resume (its range is read again), Ctrl-C to abort: ")
     except EOFError:  # Ctrl-D, or the terminal went away: nobody can resume it
         return False
     return True
