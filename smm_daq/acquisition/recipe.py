@@ -85,6 +85,7 @@ from smm_daq.analysis.subtract_inputs import (
     is_induced,
     read_source,
     require_alike,
+    require_fields_differ,
     require_registrable,
     require_subtractable,
     require_two_scans,
@@ -535,6 +536,7 @@ def _subtract_footprint(step: SubtractStep, made: Mapping[str, Footprint],
     in_field, remanent = sources
     require_two_scans(in_field, remanent)
     require_alike(step.in_field, induced[0], step.remanent, induced[1])
+    require_fields_differ(in_field, remanent, induced=any(induced))
     require_subtractable(in_field, remanent)
     if step.register:
         require_registrable(in_field)

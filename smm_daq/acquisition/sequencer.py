@@ -690,6 +690,13 @@ class Sequencer(FlyScan):
         with self._writing("the running status"):
             writer.set_status("running")
         self._checkpoint(pausable=False)  # an abort during that write: no instrument again
+        # The remedy for an overload is a larger range, set at the lock-in while paused: its
+        # full scale is read again, for the range check and the range stored with each reading.
+        before = self._full_scale
+        self._full_scale = self._call(self.rig.lockin.sensitivity)
+        if self._full_scale != before:
+            self.notes.append(f"lock-in full scale {before:.4g} V -> {self._full_scale:.4g} V "
+                              f"while paused at line {self._line}")
         self._run_start, self._run_points = self.rig.clock.now(), 0  # pause time is not rate
         # a lost check at a line's start is failed on only when the retry straight after it
         # loses one too; a pause between them (the stage stopped, the line flown again from

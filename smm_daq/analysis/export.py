@@ -16,6 +16,7 @@ import numpy as np
 
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
+from smm_daq.whole_files import written_whole
 
 
 def _values(m: MapData, values: np.ndarray | None) -> np.ndarray:
@@ -29,11 +30,12 @@ def write_csv(
     m: MapData, path: str | Path, *, values: np.ndarray | None = None, column: str = "Bz_nT",
     factor: float = 1e9,
 ) -> Path:
-    """Write x_um, y_um and `column` (the values times `factor`) for every pixel."""
+    """Write x_um, y_um and `column` (the values times `factor`) for every pixel: the whole
+    file, or (InputError) nothing, a file it replaces left as it was."""
     v = _values(m, values) * factor
     path = Path(path)
     try:
-        with path.open("w", newline="", encoding="utf-8") as f:
+        with written_whole(path) as part, part.open("w", newline="", encoding="utf-8") as f:
             w = csv.writer(f)
             w.writerow(["x_um", "y_um", column])
             for iy, y in enumerate(m.y):
@@ -68,7 +70,8 @@ def write_png(
     m: MapData, path: str | Path, *, values: np.ndarray | None = None, label: str = "Bz (nT)",
     factor: float = 1e9, title: str | None = None,
 ) -> Path:
-    """A picture of the map: µm axes, a scale bar, a colour bar symmetric about zero."""
+    """A picture of the map: µm axes, a scale bar, a colour bar symmetric about zero; the
+    whole file, or (InputError) nothing, a file it replaces left as it was."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -98,7 +101,8 @@ def write_png(
         fig.colorbar(image, ax=ax, label=label)
         path = Path(path)
         try:
-            fig.savefig(path)
+            with written_whole(path) as part:
+                fig.savefig(part, format="png")
         except OSError as exc:
             raise InputError(f"cannot write {path}: {exc.strerror}") from exc
     finally:

@@ -16,6 +16,7 @@ from smm_daq.analysis.subtract_inputs import (
     is_induced,
     read_source,
     require_alike,
+    require_fields_differ,
     require_two_scans,
 )
 from smm_daq.analysis.subtraction import SubtractionResult, registration_fields, subtract_maps
@@ -38,8 +39,9 @@ def subtract_entries(
     (e.g. the command line) are recorded with the entry's own."""
     maps = [read_source(path, entry) for entry in (in_field, remanent)]
     require_two_scans(*maps, source=str(path))
-    require_alike(in_field, is_induced(path, in_field), remanent, is_induced(path, remanent),
-                  source=str(path))
+    induced = is_induced(path, in_field), is_induced(path, remanent)
+    require_alike(in_field, induced[0], remanent, induced[1], source=str(path))
+    require_fields_differ(*maps, induced=any(induced), source=str(path))
     res = subtract_maps(*maps, register=register, name=name, rotation=rotation)
     recorded = {"register": np.uint8(register), "fit_rotation": np.uint8(rotation),
                 **(parameters or {})}

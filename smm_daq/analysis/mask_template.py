@@ -28,6 +28,7 @@ import numpy as np
 
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
+from smm_daq.whole_files import written_whole
 
 WHITE = np.array([255.0, 255.0, 255.0])
 BELOW = np.array([130.0, 160.0, 245.0])  # pale blue: Bz below the median (luma 0.63)
@@ -109,7 +110,8 @@ def write_mask_template(m: MapData, path: str | Path, *, values: np.ndarray | No
         raise InputError(f"values have shape {v.shape}; expected the map's {m.shape}")
     path = Path(path)
     try:
-        Image.fromarray(template_rgb(v, image_size(m)), "RGB").save(path, format="PNG")
+        with written_whole(path) as part:
+            Image.fromarray(template_rgb(v, image_size(m)), "RGB").save(part, format="PNG")
     except OSError as exc:
         raise InputError(f"cannot write {path}: {exc.strerror or exc}") from exc
     return path

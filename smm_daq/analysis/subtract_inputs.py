@@ -8,6 +8,7 @@ connects.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,8 @@ from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import EntryInfo, list_entries, read_map
 
 UM = 1e-6
+UT = 1e-6
+SAME_FIELD = 1e-12  # T: applied fields are the values asked for, equal when the same
 
 
 # kinds of entry whose data/Bz is a model's field or a fit's residual, not a measured map
@@ -79,6 +82,21 @@ def read_source(path: str | Path, entry: str) -> MapData:
     return m
 
 
+def unfinished_scan(path: str | Path, entry: str) -> str:
+    """"" unless `entry` is a scan not finished (still running, or cut off): then a note
+    saying that a result from it holds only the lines measured, and how to get the rest."""
+    info = next((e for e in list_entries(path) if e.name == entry), None)
+    if info is None or info.kind != "scan" or info.status == "finished" or info.shape is None:
+        return ""
+    lines = f"{info.lines_done} of {info.shape[0]} lines"
+    if info.status in ("running", "paused"):
+        return (f"'{entry}' is a scan still being measured ({lines} so far): a result from "
+                "it holds those lines only; work it out again once the scan has finished")
+    return (f"'{entry}' is a scan {info.status} with {lines} measured: a result from it holds "
+            f"those lines only (`{shlex.join(['smm-daq', 'resume', str(path), '--entry', entry])}`"
+            " measures the rest; then work it out again)")
+
+
 def is_induced(path: str | Path, entry: str) -> bool:
     """Whether `entry` is an induced map: a subtraction's, or made from one (a crop, levelling
     or background of it), followed through the entries' recorded sources."""
@@ -120,7 +138,8 @@ def require_two_scans(in_field: Measured, remanent: Measured, source: str | None
                       ) -> None:
     """InputError for one entry given as both maps, or for the two given the wrong way round:
     the "in-field" one scanned in zero field and the "remanent" one in a field (the induced
-    map would come out negated). Two scans in fields (e.g. +B and −B) are the user's choice."""
+    map would come out negated). Two scans in fields (e.g. +B and −B) are the user's choice;
+    `require_fields_differ` refuses two in one field."""
     if in_field.name == remanent.name:
         raise InputError(f"the in-field and the remanent entries are both '{in_field.name}'; "
                          "expected two scans of the sample, one in field, one in zero field",
@@ -129,8 +148,26 @@ def require_two_scans(in_field: Measured, remanent: Measured, source: str | None
     if a is not None and b is not None and not np.any(a) and np.any(b):
         raise InputError(
             f"the in-field entry '{in_field.name}' was scanned in zero field and the remanent "
-            f"entry '{remanent.name}' in ({', '.join(f'{v / 1e-6:g}' for v in b)}) µT; "
+            f"entry '{remanent.name}' in {_field_ut(b)} µT; "
             "expected them the other way round", source=source)
+
+
+def require_fields_differ(in_field: Measured, remanent: Measured, *, induced: bool,
+                          source: str | None = None) -> None:
+    """InputError for two scans (`induced` false) both taken in one field that is not zero:
+    their difference holds no induced response, yet would be stored as an induced map (a
+    recipe that set the field before its remanent scan). Two scans in zero field (before and
+    after a treatment) and two induced maps in one field are the user's choice."""
+    a, b = in_field.applied_field, remanent.applied_field
+    if induced or a is None or b is None or not np.any(a):
+        return
+    if np.allclose(a, b, rtol=0, atol=SAME_FIELD):
+        raise InputError(
+            f"the in-field entry '{in_field.name}' and the remanent entry '{remanent.name}' "
+            f"were both scanned in {_field_ut(a)} µT: their difference holds no induced "
+            "response; expected the remanent one in zero field (in a recipe, a zero_field "
+            "step before its scan); `smm-daq noise --repeat` compares two scans in one field",
+            source=source)
 
 
 def require_subtractable(in_field: Measured, remanent: Measured) -> None:
@@ -165,6 +202,10 @@ def require_registrable(in_field: Measured) -> None:
                          f"{(nx - 1) * (ny - 1)} pixels overlapping; expected at least {least} "
                          "to register the two scans (a larger grid, or register = false to "
                          "subtract them as they lie)")
+
+
+def _field_ut(b: np.ndarray) -> str:
+    return "(" + ", ".join(f"{v / UT:g}" for v in b) + ")"
 
 
 def _um(value: float | tuple[float, float]) -> str:

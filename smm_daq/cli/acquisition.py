@@ -8,7 +8,9 @@ aborts cleanly, leaving a file that `smm-daq resume` finishes.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
+import shlex
 import sys
 import time
 from collections.abc import Iterator
@@ -147,7 +149,8 @@ def ask_operator(reason: str) -> bool:
     if not (sys.stdin is not None and sys.stdin.isatty()):
         return False
     try:
-        input(f"paused: {reason}. Enter to resume, Ctrl-C to abort: ")
+        input(f"paused: {reason}. Raise the lock-in's range (sensitivity) at the instrument, "
+              "then Enter to resume (its range is read again), Ctrl-C to abort: ")
     except EOFError:  # Ctrl-D, or the terminal went away: nobody can resume it
         return False
     return True
@@ -187,6 +190,26 @@ def _warn_if_uncalibrated(profile: Profile) -> None:
               "the profile's own coils.calibration_T_per_A and ambient_field_uT, not a fitted "
               f"calibration (`smm-daq calibrate-coils --profile {profile.path}` writes it; a "
               "misspelt name?)", file=sys.stderr)
+
+
+@contextmanager
+def _saying_how_to_go_on(path: str, names: tuple[str, ...], command: list[str], *,
+                         unfinished_only: bool = True) -> Iterator[None]:
+    """On Ctrl-C or a signal (KeyboardInterrupt), once the rig was made safe inside: when
+    `path` holds an entry of `names` (not finished, with `unfinished_only`), say that its
+    lines are kept and the `command` that goes on from them. Never in the way of the exit."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        with contextlib.suppress(Exception):
+            from smm_daq.storage.nexus import list_entries
+
+            held = [e.name for e in list_entries(path) if e.name in names
+                    and not (unfinished_only and e.status == "finished")]
+            if held:
+                print(f"smm-daq: what was measured is kept in {path}; `{shlex.join(command)}` "
+                      "goes on from there", file=sys.stderr)
+        raise
 
 
 def _vec_ut(b: np.ndarray | None) -> str:
@@ -234,11 +257,13 @@ def cmd_scan(args: argparse.Namespace) -> int:
     print(f"scan '{plan.name}': {plan.nx} × {plan.ny} points, field {_vec_ut(np.array(plan.field))}"
           f", estimated {format_duration(plan.estimate_duration(profile))} of instrument time",
           file=sys.stderr)
-    session = _open_session(args.out, profile, args.time_scale)
-    try:
-        session.scan_plan(plan, on_event=ProgressBar(), auto_range=args.auto_range)
-    finally:
-        code = _finish(session)
+    with _saying_how_to_go_on(args.out, (plan.name,),
+                              ["smm-daq", "resume", args.out, "--entry", plan.name]):
+        session = _open_session(args.out, profile, args.time_scale)
+        try:
+            session.scan_plan(plan, on_event=ProgressBar(), auto_range=args.auto_range)
+        finally:
+            code = _finish(session)
     return code
 
 
@@ -311,18 +336,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"recipe {args.recipe}: {len(checked.steps)} steps, estimated "
           f"{format_duration(checked.duration_s)} of instrument time (scans, waits and field "
           f"ramps){left}", file=sys.stderr)
-    session = _open_session(args.out, profile, args.time_scale)
-    try:
-        written = run_recipe(
-            recipe, session, yes=args.yes,
-            on_step=lambda i, text: print(f"step {i + 1}/{len(checked.steps)}: {text}",
-                                          file=sys.stderr),
-            on_event=ProgressBar(), auto_range=args.auto_range,
-            continuing=args.continue_recipe,
-            on_warning=lambda text: print(f"smm-daq: warning: {text}", file=sys.stderr),
-        )
-    finally:
-        code = _finish(session)
+    go_on = ["smm-daq", "run", args.recipe, "--out", args.out, "--continue"]
+    if args.profile is not None:
+        go_on += ["--profile", args.profile]
+    with _saying_how_to_go_on(args.out, recipe.entries(), go_on, unfinished_only=False):
+        session = _open_session(args.out, profile, args.time_scale)
+        try:
+            written = run_recipe(
+                recipe, session, yes=args.yes,
+                on_step=lambda i, text: print(f"step {i + 1}/{len(checked.steps)}: {text}",
+                                              file=sys.stderr),
+                on_event=ProgressBar(), auto_range=args.auto_range,
+                continuing=args.continue_recipe,
+                on_warning=lambda text: print(f"smm-daq: warning: {text}", file=sys.stderr),
+            )
+        finally:
+            code = _finish(session)
     print(f"wrote {', '.join(written) or 'no entries'} to {args.out}", file=sys.stderr)
     return code
 
@@ -339,11 +368,15 @@ def cmd_resume(args: argparse.Namespace) -> int:
     check_resume(args.file, args.entry, profile, hint=hint)
     print(f"resuming '{args.entry}': {entry.lines_left} of {entry.line_done.size} lines to "
           f"measure", file=sys.stderr)
-    session = _open_session(args.file, profile, args.time_scale)
-    try:
-        session.resume(args.entry, on_event=ProgressBar(), auto_range=args.auto_range)
-    finally:
-        code = _finish(session)
+    go_on = ["smm-daq", "resume", args.file, "--entry", args.entry]
+    if args.profile is not None:
+        go_on += ["--profile", args.profile]
+    with _saying_how_to_go_on(args.file, (args.entry,), go_on):
+        session = _open_session(args.file, profile, args.time_scale)
+        try:
+            session.resume(args.entry, on_event=ProgressBar(), auto_range=args.auto_range)
+        finally:
+            code = _finish(session)
     return code
 
 

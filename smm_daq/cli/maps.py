@@ -119,7 +119,19 @@ def _read(args: argparse.Namespace, entry: str) -> MapData:
     a map of the model, its χ dropped) on a grid, with some measured pixels."""
     from smm_daq.analysis.subtract_inputs import read_source
 
-    return read_source(args.file, entry)
+    m = read_source(args.file, entry)
+    _say_if_unfinished(args.file, entry)
+    return m
+
+
+def _say_if_unfinished(path: str, entry: str) -> None:
+    """Warn on stderr when `entry` is a scan still running or cut off: a product of it holds
+    only the lines measured, which nothing else in it says."""
+    from smm_daq.analysis.subtract_inputs import unfinished_scan
+
+    note = unfinished_scan(path, entry)
+    if note:
+        print(f"smm-daq: warning: {note}", file=sys.stderr)
 
 
 def _naming_the_file(handler: Callable[[argparse.Namespace], int]
@@ -155,6 +167,8 @@ def _subtract(args: argparse.Namespace) -> int:
                                overwrite=args.overwrite,
                                parameters={"command": invoked_command()})
     print(f"{args.file}: wrote entry '{args.name}' (induced)")
+    for entry in (args.in_field, args.remanent):
+        _say_if_unfinished(args.file, entry)
     for w in caught:
         print(f"smm-daq: warning: {w.message}", file=sys.stderr)
     if res.registered:

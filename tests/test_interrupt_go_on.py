@@ -1,0 +1,96 @@
+"""A scan or recipe stopped by Ctrl-C or a signal says, once the rig is made safe, that what was
+measured is kept and which command goes on from it (`resume`, `run --continue`), quoted to be
+run again as it stands (a file name with a space)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+RECIPE = """[scan_defaults]
+center_um = [12500.0, 12500.0]
+size_um = [100.0, 100.0]
+step_um = 50.0
+
+[[step]]
+kind = "zero_field"
+
+[[step]]
+kind = "scan"
+name = "remanent"
+
+[[step]]
+kind = "wait"
+seconds = 3600
+
+[[step]]
+kind = "scan"
+name = "in_field"
+field_uT = [0.0, 40.0, 0.0]
+"""
+
+
+def _start(*argv: str, cwd: Path) -> subprocess.Popen[str]:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get(
+        "PYTHONPATH", "")]))
+    return subprocess.Popen([sys.executable, "-m", "smm_daq.cli.main", *argv], cwd=cwd,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def _stop_when(proc: subprocess.Popen[str], ready, sig: int) -> str:
+    """Read the command's stderr until `ready(line)`, send `sig`, return the rest of it."""
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if ready(line):
+                break
+        else:
+            raise AssertionError(f"it ended before it could be stopped: rc {proc.wait()}")
+        proc.send_signal(sig)
+        rest = proc.stderr.read()
+        assert proc.wait() == 130, rest
+        return rest
+    finally:
+        proc.kill()
+        proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+
+def _lines_done(path: Path) -> int:
+    try:
+        with h5py.File(path, "r") as f:
+            return int(np.count_nonzero(f["k/data/line_done"][()])) if "k" in f else 0
+    except (OSError, KeyError):
+        return 0  # being written at that moment
+
+
+def test_a_scan_stopped_by_ctrl_c_names_the_resume_command(tmp_path: Path) -> None:
+    path = tmp_path / "my sample.h5"
+    proc = _start("scan", "--center-um", "12500,12500", "--size-um", "200,140", "--step-um",
+                  "20", "--field-uT", "0,30,0", "--name", "k", "--out", path.name,
+                  "--time-scale", "10", cwd=tmp_path)
+    rest = _stop_when(proc, lambda _line: _lines_done(path) >= 1, signal.SIGINT)
+    assert "Traceback" not in rest
+    said = ("smm-daq: what was measured is kept in my sample.h5; `smm-daq resume "
+            "'my sample.h5' --entry k` goes on from there")
+    assert said in rest, rest
+    assert rest.index("the rig is safe") < rest.index(said)
+
+
+def test_a_recipe_stopped_by_a_signal_names_run_continue(tmp_path: Path) -> None:
+    (tmp_path / "r.toml").write_text(RECIPE, encoding="utf-8")
+    proc = _start("run", "r.toml", "--out", "s.h5", "--time-scale", "10", cwd=tmp_path)
+    rest = _stop_when(proc, lambda line: "wait 3600 s" in line, signal.SIGTERM)
+    said = "`smm-daq run r.toml --out s.h5 --continue` goes on from there"
+    assert said in rest, rest
+

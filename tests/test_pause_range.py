@@ -1,0 +1,55 @@
+"""A scan paused for a lock-in overload goes on once the operator has raised the lock-in's
+range (at its front panel) and resumed: the full scale is read again at the resume, so the
+range check and the full scale stored with each reading are the instrument's, not the one
+read at the start, which paused the scan again at the next point however often it was
+resumed. Drivers over the emulated SR830, on the simulated rig."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from simulators.sample import VirtualSample
+from smm_daq.acquisition.plan import ScanPlan
+from smm_daq.acquisition.sequencer import Sequencer
+from smm_daq.instruments.profile import load_profile
+from smm_daq.instruments.rig import open_rig
+from smm_daq.storage.h5file import open_read
+
+C = 12.5e-3
+
+
+@pytest.fixture
+def rig():
+    grain = np.array([[C, C, -30e-6, 40e-6, 30e-6, 40e-6]])  # tens of µT at 100 µm: ~0.1 V
+    sample = VirtualSample(grain, np.array([0]), remanence=np.array([[3e4, 1e4, 4e4]]),
+                           susceptibility=np.array([0.0]))
+    r = open_rig(load_profile(), world_options={"sample": sample, "seed": 3})
+    yield r
+    r.close()
+
+
+def test_a_scan_resumed_after_the_range_was_raised_goes_on(rig, tmp_path) -> None:
+    rig.lockin.set_sensitivity(0.02)  # the grain overloads it
+    seq = Sequencer(rig, tmp_path / "s.h5", ScanPlan.from_center(
+        "k", (C, C), (150e-6, 150e-6), 15e-6, field=(0.0, 0.0, 0.0)))
+    pauses = []
+
+    def operator(event) -> None:  # at the front panel: a range 20 times larger, then resume
+        if event.kind != "paused":
+            return
+        pauses.append(event.message)
+        if len(pauses) > 3:  # paused again and again: give up
+            seq.abort()
+            return
+        rig.lockin.set_sensitivity(0.5)
+        seq.resume()
+
+    seq.subscribe(operator)
+    assert seq.run() == "finished", pauses
+    assert len(pauses) == 1, pauses
+    full_scale = rig.lockin.sensitivity()
+    assert full_scale >= 0.5
+    with open_read(tmp_path / "s.h5") as f:  # the range each reading was taken in
+        stored = f["k/data/lockin_range"][()]
+    assert np.nanmax(stored) == pytest.approx(full_scale)
