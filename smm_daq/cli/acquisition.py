@@ -149,8 +149,9 @@ def ask_operator(reason: str) -> bool:
     if not (sys.stdin is not None and sys.stdin.isatty()):
         return False
     try:
-        input(f"paused: {reason}. Raise the lock-in's range (sensitivity) at the instrument, "
-              "then Enter to resume (its range is read again), Ctrl-C to abort: ")
+        input(f"paused: {reason}. At the instrument: an overload, raise the lock-in's range "
+              "(sensitivity); then Enter to resume (its range and time constant are read "
+              "again), Ctrl-C to abort: ")
     except EOFError:  # Ctrl-D, or the terminal went away: nobody can resume it
         return False
     return True
