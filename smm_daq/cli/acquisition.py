@@ -657,7 +657,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--line-baselines", action="store_true",
                    help="fly: subtract each line's median (slow drift between lines)")
     _add_run_options(p)
-    p.set_defaults(func=cmd_scan)
+    p.set_defaults(func=cmd_scan, drives_rig=True)
 
     p = sub.add_parser("run", help="run a recipe of scans and steps",
                        description="Run a TOML recipe on one session file; the whole recipe "
@@ -670,7 +670,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "skipped, a cut-off scan is resumed, the rest run (the file's entries of "
                         "the recipe's names must be its own)")
     _add_run_options(p)
-    p.set_defaults(func=cmd_run)
+    p.set_defaults(func=cmd_run, drives_rig=True)
 
     p = sub.add_parser("resume", help="finish an interrupted scan",
                        description="Finish an interrupted scan from its first unfinished "
@@ -678,7 +678,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("file", metavar="FILE.h5")
     p.add_argument("--entry", required=True, type=entry_to_read)
     _add_run_options(p, profile_default="the one stored with the scan")
-    p.set_defaults(func=cmd_resume)
+    p.set_defaults(func=cmd_resume, drives_rig=True)
 
     p = sub.add_parser(
         "safe", help="ramp every coil to its safe state and stop the stage",
@@ -687,7 +687,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "For after a program was killed (kill -9) or could not make the rig safe. "
                     "Exit 0 when the rig is safe, 1 when not.")
     p.add_argument("--profile", required=True, metavar="FILE", help="instrument profile")
-    p.set_defaults(func=cmd_safe)
+    p.set_defaults(func=cmd_safe, drives_rig=True)
 
     p = sub.add_parser("info", help="list a session file's entries")
     p.add_argument("file", metavar="FILE.h5")
@@ -698,4 +698,4 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "built-in virtual sample, the induced map and a summary.")
     p.add_argument("--out", required=True, metavar="FILE.h5")
     _add_run_options(p, profile=False)
-    p.set_defaults(func=cmd_demo)
+    p.set_defaults(func=cmd_demo, drives_rig=True)
