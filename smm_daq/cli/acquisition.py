@@ -213,6 +213,23 @@ def _saying_how_to_go_on(path: str, names: tuple[str, ...], command: list[str], 
         raise
 
 
+def _say_if_nothing_to_continue(recipe: str, out: str, names: tuple[str, ...]) -> None:
+    """`run --continue` where the file holds nothing the recipe writes (no file at all, a
+    misspelt name?): the whole recipe runs, and that is said before it starts. A recipe cut
+    off before its first entry leaves no more than that, so it is no error."""
+    from smm_daq.storage.nexus import list_entries
+
+    if not Path(out).exists():
+        found = f"{out} does not exist"
+    elif not {e.name for e in list_entries(out)} & set(names):
+        found = f"{out} holds no entry of it"
+    else:
+        return
+    print(f"smm-daq: note: recipe {recipe}, --continue: {found}, so nothing of it was done "
+          "before (a misspelt file name? or it was cut off before its first entry): it runs "
+          "from its first step", file=sys.stderr)
+
+
 def _vec_ut(b: np.ndarray | None) -> str:
     if b is None or not np.all(np.isfinite(b)):
         return "-"
@@ -326,6 +343,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"recipe {args.recipe}: every step is done in {args.out} already; nothing to "
               "continue", file=sys.stderr)
         return 0
+    if args.continue_recipe:
+        _say_if_nothing_to_continue(args.recipe, args.out, recipe.entries())
     _warn_if_uncalibrated(profile)
     for i, step in enumerate(checked.steps):
         plan = checked.plans[i]
