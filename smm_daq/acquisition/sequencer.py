@@ -133,6 +133,7 @@ class Sequencer(FlyScan):
         self.notes: list[str] = []  # range changes and other things worth telling the user
         self.safety_problems: list[str] = []  # what make_safe could not do
         self.error: BaseException | None = None  # an unexpected exception that ended the scan
+        self.lost: InstrumentLost | None = None  # the lost instrument that ended the scan
         self.subscriber_errors: list[BaseException] = []  # the first SUBSCRIBER_ERRORS_KEPT
         self.subscriber_error_count = 0  # all of them
         self._subscribers: list[Callable[[ScanEvent], None]] = []
@@ -428,6 +429,7 @@ class Sequencer(FlyScan):
             raise
         except InstrumentLost as exc:
             status, message = "failed", f"instrument lost: {exc}"
+            self.lost = exc
         except (InstrumentError, SafetyError) as exc:
             status, message = "failed", f"{type(exc).__name__}: {exc}"
         except StorageError as exc:
