@@ -156,6 +156,27 @@ def test_dragonfly_defaults_and_options():
     assert g.labels.tolist() == [3]  # 12 µm beyond the window, 13.9 µm deep
 
 
+def test_dragonfly_default_sample_top_is_warned_of_naming_the_option_and_the_value():
+    """Without z_top the top of the highest grain is taken as the surface, which puts every
+    grain too shallow by the matrix above it; nothing said so. Now a warning names the option,
+    the grain and the CT z used; with z_top given, nothing is warned of."""
+    import warnings
+
+    from smm_daq.analysis.grains import GeometryWarning
+
+    path = DATA / "dragonfly_components.csv"
+    with pytest.warns(GeometryWarning, match=r"dragonfly_components\.csv: no sample top given "
+                      r"\(z_top, --z-top-um\): the top of the highest grain, grain 2 \(line "
+                      r"3\), at CT z 161\.391 µm, was taken as the sample surface.*expected "
+                      r"--z-top-um"):
+        dragonfly.read_dragonfly(path)
+    with pytest.warns(GeometryWarning, match=r"grain 3 \(line 4\), at CT z 144\.772 µm"):
+        dragonfly.read_dragonfly(path, dragonfly.DragonflyOptions(z_down=True))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        dragonfly.read_dragonfly(path, dragonfly.DragonflyOptions(z_top_mm=0.17))
+
+
 def test_bad_dragonfly_files_refused(tmp_path):
     p = tmp_path / "cc.csv"
     head = ("Label Index;Voxel count;Volume (mm³);Center Of Mass X (mm);Center Of Mass Y (mm);"

@@ -23,9 +23,12 @@ The conventions of the micro-CT workflow, each an option:
 * ``min_voxels`` (default 1: every component): components with fewer voxels are dropped as
   segmentation noise;
 * ``z_top_mm`` (default: the top of the highest grain, taken as its centroid z plus the
-  radius of the sphere of its volume): the CT z of the sample's top surface; z is shifted so
-  that it is 0 there and negative (depth) below. A kept grain whose centroid comes out above
-  the top (a wrong z_top or z axis) is refused;
+  radius of the sphere of its volume, and warned of): the CT z of the sample's top surface; z
+  is shifted so that it is 0 there and negative (depth) below. A kept grain whose centroid
+  comes out above the top (a wrong z_top or z axis) is refused. The default is a guess: the
+  polished surface lies above the highest grain by however much clean matrix covers it, and
+  every grain comes out too shallow by that much (its fitted moment too small, the crop's
+  reach too short), which nothing in the export can tell;
 * ``z_down`` (default False): the CT z axis points down into the sample (slice index order),
   so depth is z − z_top rather than z_top − z;
 * ``crop`` (default None: keep all): an (x0, x1, y0, y1) window in m, usually the scans'
@@ -41,12 +44,14 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from smm_daq.analysis.grains import GeometryWarning
 from smm_daq.analysis.grids import Gridded
 from smm_daq.analysis.mmt.models.multipole import (
     MAX_LABEL,
@@ -287,13 +292,23 @@ def _row(cells: list[Cell], comma: bool, source: str) -> list[float]:
     return row
 
 
-def _z_top(opt: DragonflyOptions, pos: np.ndarray, vol: np.ndarray) -> float:
-    """The CT z of the sample top in m: the option's, else the top of the highest grain."""
+def _z_top(opt: DragonflyOptions, pos: np.ndarray, vol: np.ndarray, labels: np.ndarray,
+           lines: np.ndarray, source: str) -> float:
+    """The CT z of the sample top in m: the option's, else the top of the highest grain,
+    warned of (every depth measured from it is too shallow by the matrix above that grain)."""
     if opt.z_top_mm is not None:
         return opt.z_top_mm * MM
     radius = np.cbrt(3.0 * vol / (4.0 * math.pi))
-    return float(np.min(pos[:, 2] - radius)) if opt.z_down \
-        else float(np.max(pos[:, 2] + radius))
+    tops = (pos[:, 2] - radius) if opt.z_down else (pos[:, 2] + radius)
+    g = int(np.argmin(tops) if opt.z_down else np.argmax(tops))
+    warnings.warn(
+        f"{source}: no sample top given (z_top, --z-top-um): the top of the highest grain, "
+        f"grain {int(labels[g])} (line {int(lines[g])}), at CT z {tops[g] / UM:.6g} µm, was "
+        "taken as the sample surface, so every grain lies deeper than read by the matrix "
+        "above that grain, and its fitted moment comes out too small; expected "
+        "--z-top-um with the CT z of the polished surface the scans' heights are measured "
+        "from", GeometryWarning, stacklevel=3)
+    return float(tops[g])
 
 
 def scan_window(maps: Sequence[Gridded]) -> tuple[float, float, float, float]:
@@ -365,7 +380,7 @@ def read_dragonfly(path: str | Path, options: DragonflyOptions | None = None) ->
                          "--min-voxels); expected a smaller minimum", source=source)
     vol = arr[:, 2] * columns[2].scale
     pos = arr[:, 3:6] * np.array([c.scale for c in columns[3:6]])
-    top = _z_top(opt, pos, vol)
+    top = _z_top(opt, pos, vol, arr[:, 0], lines_kept, source)
     pos[:, 2] = (top - pos[:, 2]) if opt.z_down else (pos[:, 2] - top)
     if opt.crop is not None:
         x0, x1, y0, y1 = opt.crop
