@@ -286,3 +286,29 @@ def test_sigmas_estimated_jointly_are_unbiased_where_one_scan_carries_the_fit():
         ratios.append((np.array(res.sigmas) / truth) ** 2)
     mean = np.mean(ratios, axis=0)
     assert np.all(np.abs(mean - 1) < 0.08), mean  # 3 standard errors of a mean of 40
+
+
+def test_a_damped_multipole_fit_does_not_depend_on_the_unit_of_length():
+    """The same sample and map ten times larger (magnetizations alike, quadrupoles 10⁴ times
+    larger in A m³): each order damped against its own columns gives the same fit, the
+    quadrupoles scaled by 10⁴. One mean over every column (the quadrupoles' dominating it)
+    damped the dipoles 10⁸ times more or less with the unit of length."""
+    rng = np.random.default_rng(14)
+    coef = np.c_[M_TRUE, np.zeros((4, 5))]
+    a = (3 * VOL / (4 * np.pi)) ** (1 / 3)
+    coef[:, 3:] = 0.3 * 4e3 * (VOL * a)[:, None] * rng.choice([-1, 1], (4, 5))
+    data = noisy(clean_map(coef, 3 * UM, model="quadrupole"), 20 * NT, rng)
+    fits = []
+    for s in (1.0, 10.0):
+        grains = point_grains(POS * s, VOL * s**3, np.array([1, 2, 3, 4]))
+        scaled = MapData(bz=data.bz, x=data.x * s, y=data.y * s, height=3 * UM * s, name="low")
+        fits.append(invert_scans([Scan(scaled, 3 * UM * s, sigma=20 * NT)], grains,
+                                 model="quadrupole", damping=0.05))
+    unit = np.r_[np.ones(3), np.full(5, 1e4)]
+    sd = np.sqrt(np.einsum("gii->gi", fits[0].coefficient_covariance))
+    assert np.all(np.abs(fits[1].coefficients / unit - fits[0].coefficients) <= 1e-6 * sd)
+    np.testing.assert_allclose(np.sqrt(np.einsum("gii->gi", fits[1].coefficient_covariance))
+                               / unit, sd, rtol=1e-6)
+    # and the damping did something: the dipoles pulled towards 0 by a good part of an SD
+    plain = invert_scans([Scan(data, 3 * UM, sigma=20 * NT)], GRAINS, model="quadrupole")
+    assert np.max(np.abs(fits[0].coefficients - plain.coefficients)[:, :3] / sd[:, :3]) > 0.5
