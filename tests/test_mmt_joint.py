@@ -264,8 +264,8 @@ def test_sigmas_of_scans_of_very_different_noise_are_estimated_and_used_for_the_
 def test_sigmas_estimated_jointly_are_unbiased_where_one_scan_carries_the_fit():
     """1 nT beside 300 nT on 121 sensors each, 32 unknowns: the quiet scan's rows carry
     nearly all the fit's leverage. Its σ² estimated over its share of the degrees of freedom,
-    N_s (1 − n/N), came out 0.85 times the truth on average and the noisy scan's 1.14 (the
-    95 % sphere holding 91 % of the grains); over N_s − tr(H_ss), each is unbiased."""
+    N_s (1 − n/N), came out 0.85 times the truth on average and the noisy scan's 1.15 (the
+    95 % sphere holding 92 % of the grains); over N_s − tr(H_ss), each is unbiased."""
     coarse = np.arange(0.0, 41.0, 4.0) * UM
     X, Y = np.meshgrid(coarse, coarse)
     coef = np.c_[M_TRUE, np.zeros((4, 5))]

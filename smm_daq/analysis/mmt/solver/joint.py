@@ -391,7 +391,7 @@ def _settle_sigmas(ops: Any, models: list, sensors: np.ndarray, phi: np.ndarray,
     scan's share N_s (1 − n/N) of the degrees of freedom instead would hold only where the
     scans' leverages are spread as their sensors are: the quiet scan carries most of them, its
     σ came out too small and the noisy one's too large (with 32 unknowns on 121 sensors per
-    scan, 1 nT beside 300 nT: σ² 0.85 and 1.14 times the truth, the 95 % sphere holding 91 %).
+    scan, 1 nT beside 300 nT: σ² 0.85 and 1.15 times the truth, the 95 % sphere holding 92 %).
     """
     n = per_grain * models[0].grains.n_grains
     unit = StackedModel(models, np.ones(len(models)), n)
