@@ -312,3 +312,27 @@ def test_a_damped_multipole_fit_does_not_depend_on_the_unit_of_length():
     # and the damping did something: the dipoles pulled towards 0 by a good part of an SD
     plain = invert_scans([Scan(data, 3 * UM, sigma=20 * NT)], GRAINS, model="quadrupole")
     assert np.max(np.abs(fits[0].coefficients - plain.coefficients)[:, :3] / sd[:, :3]) > 0.5
+
+
+def test_the_sigmas_reported_are_where_the_estimates_settle():
+    """Fitted with the σ reported, each scan's residual over N_s − tr(H_ss) (the hat matrix
+    of the dense weighted Q, formed here) gives those σ back: the passes stop at the fixed
+    point. Stopped at 5 %, the σ came from a pass short of it, 1 % off, on the side the
+    unweighted first fit started from."""
+    rng = np.random.default_rng(15)
+    scans = [Scan(noisy(LOW, 40 * NT, rng), 3 * UM),
+             Scan(noisy(HIGH, 10 * NT, rng), 8 * UM, (2 * UM, 2 * UM))]
+    res = invert_scans(scans, GRAINS, model="dipole")
+    X, Y = np.meshgrid(AXIS, AXIS)
+    blocks = []
+    for scan, sigma in zip(scans, res.sigmas, strict=True):
+        q = np.empty((X.size, 12))
+        MultipoleModel.build(GRAINS, Sensor.from_size(scan.sensor_size), "dipole").block(
+            np.c_[X.ravel(), Y.ravel(), np.full(X.size, scan.height)], q)
+        blocks.append(q / sigma)
+    q = np.vstack(blocks)
+    hat = q @ np.linalg.solve(q.T @ q, q.T)
+    for s, (_, resid) in enumerate(res.fits):
+        rows = slice(s * X.size, (s + 1) * X.size)
+        settled = np.sqrt(np.sum(resid.bz ** 2) / (X.size - np.trace(hat[rows, rows])))
+        assert settled == pytest.approx(res.sigmas[s], rel=2e-3)
