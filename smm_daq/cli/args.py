@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import shlex
+import stat
 import sys
 import tempfile
 from pathlib import Path
@@ -104,7 +105,9 @@ def output_file(option: str, text: str, *, overwrite: bool = False) -> Path:
     never an existing file unless `overwrite` (the command's --overwrite) allows it.
     """
     path = Path(text)
-    _check_place(option, text, path)
+    _check_place(option, text, path, device_ok=True)
+    if _is_device(path):  # /dev/null: a script discarding the output, written as it is
+        return path
     if path.exists() and _is_hdf5(path):
         raise InputError(
             f"{option} is {text!r}, an HDF5 file (perhaps a session file); expected a new "
@@ -143,7 +146,7 @@ def distinct_outputs(*outputs: tuple[str, str | None]) -> None:
     other); each is (option, path or None when not given)."""
     seen: dict[Path, str] = {}
     for option, text in outputs:
-        if text is None:
+        if text is None or _is_device(Path(text)):  # /dev/null takes any number of outputs
             continue
         key = Path(text).resolve()
         if key in seen:
@@ -164,14 +167,24 @@ def outputs_apart(outputs: tuple[tuple[str, str | None], ...],
                              "reads; expected another file: nothing was written")
 
 
-def _check_place(option: str, text: str, path: Path) -> None:
+def _is_device(path: Path) -> bool:
+    """Whether `path` is a character device such as /dev/null."""
+    try:
+        return stat.S_ISCHR(path.stat().st_mode)
+    except OSError:
+        return False
+
+
+def _check_place(option: str, text: str, path: Path, *, device_ok: bool = False) -> None:
+    """Refuse an output place no command can write (`device_ok`: a character device such as
+    /dev/null is one a text output may be written to, as it is)."""
     if not text:
         raise InputError(f"{option} is empty; expected a file name")
     check_file_name(option, text, path)
     if path.is_dir():
         raise InputError(f"{option} is {text!r}, a directory; expected a file name")
-    if path.exists() and not path.is_file():  # a pipe's write would wait for a reader, and a
-        # file moved into place would replace a device such as /dev/null
+    if path.exists() and not path.is_file() and not (device_ok and _is_device(path)):
+        # a pipe's write would wait for a reader; an HDF5 file cannot live on a device
         raise InputError(f"{option} is {text!r}, which is not a regular file (a device or a "
                          "pipe); expected a file name: nothing was done")
     if not path.parent.is_dir():
