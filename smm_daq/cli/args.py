@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import shlex
 import stat
 import sys
@@ -105,7 +106,7 @@ def output_file(option: str, text: str, *, overwrite: bool = False) -> Path:
     never an existing file unless `overwrite` (the command's --overwrite) allows it.
     """
     path = Path(text)
-    _check_place(option, text, path, device_ok=True)
+    _check_place(option, text, path, whole=True)
     if _is_device(path):  # /dev/null: a script discarding the output, written as it is
         return path
     if path.exists() and _is_hdf5(path):
@@ -175,34 +176,38 @@ def _is_device(path: Path) -> bool:
         return False
 
 
-def _check_place(option: str, text: str, path: Path, *, device_ok: bool = False) -> None:
-    """Refuse an output place no command can write (`device_ok`: a character device such as
-    /dev/null is one a text output may be written to, as it is)."""
+def _check_place(option: str, text: str, path: Path, *, whole: bool = False) -> None:
+    """Refuse an output place no command can write. `whole`: an output written whole
+    (`smm_daq.whole_files`), to a new file in its folder that then takes its name: that
+    folder must take a new file also where the file exists, and a character device such as
+    /dev/null is written as it is."""
     if not text:
         raise InputError(f"{option} is empty; expected a file name")
     check_file_name(option, text, path)
     if path.is_dir():
         raise InputError(f"{option} is {text!r}, a directory; expected a file name")
-    if path.exists() and not path.is_file() and not (device_ok and _is_device(path)):
+    if path.exists() and not path.is_file() and not (whole and _is_device(path)):
         # a pipe's write would wait for a reader; an HDF5 file cannot live on a device
         raise InputError(f"{option} is {text!r}, which is not a regular file (a device or a "
                          "pipe); expected a file name: nothing was done")
     if not path.parent.is_dir():
         raise InputError(f"{option} is {text!r}; there is no directory {path.parent}; "
                          "expected a file in a folder that exists")
-    _check_writable(option, text, path)
+    _check_writable(option, text, path, whole=whole)
 
 
-def _check_writable(option: str, text: str, path: Path) -> None:
+def _check_writable(option: str, text: str, path: Path, *, whole: bool) -> None:
     """Try the write before the work (a read-only disk, another user's folder), which would
     otherwise fail only after a scan or a calibration had run. Nothing is changed: an existing
-    file is opened for update and closed, a new one made nameless and dropped."""
+    file is opened for update and closed, a new one made nameless and dropped (also beside an
+    existing file written `whole`)."""
     try:
         if path.exists():
             with open(path, "r+b"):
                 pass
-        else:
-            with tempfile.TemporaryFile(dir=path.parent):
+        if not path.exists() or (whole and not _is_device(path)):
+            folder = Path(os.path.realpath(path)).parent  # where a link's file is replaced
+            with tempfile.TemporaryFile(dir=folder):
                 pass
     except OSError as exc:
         raise InputError(f"{option} is {text!r}, which cannot be written ({exc.strerror}); "
