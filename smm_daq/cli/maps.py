@@ -703,7 +703,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("noise", help="print the noise floor of an entry")
     _add_io(p, new_entry=False)
-    p.add_argument("--repeat", help="a repeated scan of the same sample: use the difference")
+    p.add_argument("--repeat", type=entry_to_read,
+                   help="a repeated scan of the same sample: use the difference")
     _add_mask(p, "at least one, except with --repeat (then they limit the pixels used)")
     p.set_defaults(func=_naming_the_file(_noise))
 
