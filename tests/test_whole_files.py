@@ -141,3 +141,19 @@ def test_dev_null_is_written_as_it_is_never_replaced(monkeypatch: pytest.MonkeyP
     with written_whole(os.devnull) as part:
         assert part == Path(os.devnull)
         part.write_text("discarded\n")
+
+
+def test_a_replaced_file_keeps_its_group(tmp_path: Path) -> None:
+    """A lab's shared export, of the group that reads it, stays of that group."""
+    path = tmp_path / "shared.csv"
+    path.write_text("old\n")
+    others = [g for g in (*os.getgroups(), 1, 2, 100) if g != path.stat().st_gid]
+    try:
+        other = others[0]
+        os.chown(path, -1, other)  # one of the user's groups; root: any
+    except (IndexError, OSError):
+        pytest.skip("no other group this user may give a file")
+    with written_whole(path) as part:
+        part.write_text("new\n")
+    assert path.read_text() == "new\n"
+    assert path.stat().st_gid == other
