@@ -146,6 +146,7 @@ def invert_models(args: argparse.Namespace) -> int:
     from smm_daq.analysis.mmt.solver.joint import Scan, invert_scans
     from smm_daq.analysis.subtract_inputs import read_source
     from smm_daq.cli.inversion_progress import InversionProgress, say
+    from smm_daq.cli.maps import say_if_unfinished
     from smm_daq.cli.mmt import _sensor_size, _warnings_to_stderr
     from smm_daq.storage.nexus import check_new_entry, read_sensor_thickness
 
@@ -163,6 +164,8 @@ def invert_models(args: argparse.Namespace) -> int:
     if not (args.damping >= 0 and math.isfinite(args.damping)):
         raise InputError(f"--damping is {args.damping!r}; expected a number >= 0")
     maps = [read_source(args.file, e) for e in entries]  # measured maps, no model's
+    for e in entries:
+        say_if_unfinished(args.file, e)
     heights = _per_entry("--height-um", args.height_um, len(entries))
     sigmas = _per_entry("--sigma-nT", args.sigma_nT, len(entries))
     masks = list(args.mask or [])
