@@ -15,7 +15,7 @@ from dataclasses import replace
 from PyQt6 import QtCore, QtWidgets
 
 from smm_daq.analysis.grids import Gridded
-from smm_daq.analysis.mmt.formats.dragonfly import DragonflyOptions, scan_window
+from smm_daq.analysis.mmt.formats.dragonfly import DragonflyOptions, scan_height, scan_window
 
 # DragonflyOptions.crop placeholder: the scan's window, known once its map is read
 CROP_TO_SCAN = (0.0, 0.0, 0.0, 0.0)
@@ -31,7 +31,8 @@ def for_map(options: DragonflyOptions, m: Gridded | Sequence[Gridded] | None
         return options
     if m is None:
         return replace(options, crop=None)
-    return replace(options, crop=scan_window(list(m) if isinstance(m, Sequence) else [m]))
+    maps = list(m) if isinstance(m, Sequence) else [m]
+    return replace(options, crop=scan_window(maps), crop_height=scan_height(maps))
 
 
 def describe(options: DragonflyOptions) -> str:

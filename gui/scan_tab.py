@@ -349,7 +349,7 @@ class ScanTab(QtWidgets.QWidget):
         unconnected = self.holder.unconnected_text()
         self.start_button.setEnabled(not unconnected and not self.live.running
                                      and not self.resuming and not self.holder.recipe_running)
-        self.start_button.setToolTip(unconnected or f"Start the scan ({START_KEY})")
+        self.start_button.setToolTip(unconnected or f"Start the scan ({START_KEY}, on this tab)")
 
     def _progressed(self, progress: float, eta_s: object) -> None:
         self.progress.setValue(round(1000 * progress))

@@ -1,8 +1,10 @@
 """Window-wide keys for the buttons an operator reaches for in a hurry, usable from any tab:
-Start, Pause (again: Resume), Abort the scan, Stop the stage (during a scan: abort it), and
-Connect. Each presses its button, so a key does nothing where the button is disabled, and
-each button's tooltip names its key. Esc stops a moving stage from the window's dialogs too
-(`EscapeStops`)."""
+Pause (again: Resume), Abort the scan, Stop the stage (during a scan: abort it), and
+Connect; Start only from the Scan tab, where the plan it starts is in view (F5 is the
+refresh key of most programs, and the Session tab has a Refresh: pressed there out of habit
+it would have moved the stage and ramped the field). Each presses its button, so a key does
+nothing where the button is disabled, and each button's tooltip names its key. Esc stops a
+moving stage from the window's dialogs too (`EscapeStops`)."""
 
 from __future__ import annotations
 
@@ -14,12 +16,12 @@ from gui.instruments_panel import CONNECT_KEY, STOP_KEY, InstrumentsPanel
 from gui.scan_tab import ABORT_KEY, PAUSE_KEY, START_KEY, ScanTab
 
 
-def _press(*buttons: QtWidgets.QAbstractButton) -> Callable[[], None]:
-    """Click the first of `buttons` that is enabled, if any."""
+def _press(*buttons: QtWidgets.QAbstractButton, in_view: bool = False) -> Callable[[], None]:
+    """Click the first of `buttons` that is enabled (and, `in_view`, on the tab shown), if any."""
 
     def press() -> None:
         for button in buttons:
-            if button.isEnabled():
+            if button.isEnabled() and (button.isVisible() or not in_view):
                 button.click()
                 return
 
@@ -30,7 +32,7 @@ def install(window: QtWidgets.QWidget, scan: ScanTab,
             instruments: InstrumentsPanel) -> list[QtGui.QShortcut]:
     """The shortcuts, made children of `window` (active while it is the active window)."""
     keys = [
-        (START_KEY, _press(scan.start_button)),
+        (START_KEY, _press(scan.start_button, in_view=True)),
         (PAUSE_KEY, _press(scan.pause_button, scan.resume_button)),
         (ABORT_KEY, _press(scan.abort_button)),
         (STOP_KEY, _press(instruments.stop_button)),

@@ -79,8 +79,12 @@ def test_a_field_in_tesla_in_a_recipe_is_refused_before_its_first_step(
 
 def test_zero_and_real_fields_with_rounding_residue_are_taken(profile) -> None:
     residue = 40 * math.cos(math.pi / 2)  # 2.4e-15 µT beside 40 µT: a computed direction
-    for b in ((0.0, 0.0, 0.0), (residue * UT, 40 * UT, 0.0), (0.0, 0.0, 0.001 * UT)):
+    nulling = (0.0003, 0.0, -0.0005)  # µT: set against the residual of a nulled ambient field
+    for b in ((0.0, 0.0, 0.0), (residue * UT, 40 * UT, 0.0), (0.0, 0.0, 0.001 * UT),
+              tuple(v * UT for v in nulling)):
         check_field(b, profile, label="field_uT")
         ScanPlan.from_center("s", (C, C), (100e-6, 100e-6), 50e-6, field=b).validate(profile)
-    with pytest.raises(InputError, match="a field no coil sets"):
-        check_field((0.0, 0.0, 0.0009 * UT), profile, label="field_uT")
+    # the most a field within max_field (100 µT) typed in tesla reads as: 1e-4 µT
+    for b in ((0.0, 0.0, 1e-4 * UT), (0.0, 0.0, -6e-5 * UT), (1e-6 * UT, 0.0, 0.0)):
+        with pytest.raises(InputError, match="a field no coil sets"):
+            check_field(b, profile, label="field_uT")

@@ -38,6 +38,8 @@ def test_an_entry_name_that_is_no_utf8_text_is_refused_naming_the_option(tmp_pat
         "mmt invert": (["mmt", "invert", s, "--entry", NOT_UTF8, "--grains", str(grains),
                         "--out", str(result)], "--entry"),
         "resume": (["resume", s, "--entry", NOT_UTF8], "--entry"),
+        "noise": (["noise", s, "--entry", "ok", "--repeat", NOT_UTF8, "--border-um", "20"],
+                  "--repeat"),
     }
     cases = [Case("entry name", command, argv, [path, grains], [csv, result],
                   [option, "UTF-8"]) for command, (argv, option) in commands.items()]

@@ -78,8 +78,9 @@ def test_a_path_that_is_no_regular_file_is_refused_by_every_reader(tmp_path: Pat
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
 def test_an_output_that_is_no_regular_file_is_refused_saying_what_it_is(tmp_path: Path) -> None:
-    """A pipe's write would wait for a reader, and a file moved into place (as a coil
-    calibration is stored) would replace a device node; refused before any work."""
+    """A pipe's write would wait for a reader: refused before any work, for a session file
+    also a device (no HDF5 file lives on one). /dev/null as a text output is taken:
+    tests/test_output_devnull.py."""
     session = tmp_path / "s.h5"
     write_map_entry(session, MapData(np.zeros((N, N)), X, X, height=20e-6,
                                      sensor_size=(0.0, 0.0), applied_field=np.zeros(3),

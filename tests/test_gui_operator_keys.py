@@ -147,20 +147,28 @@ def test_a_name_taken_points_to_resume_scan_and_a_finished_scan_proposes_the_nex
 
 
 def test_keys_press_start_pause_abort_stop_and_connect(window, qtbot):
-    """Window-wide keys, named in the buttons' tooltips, from any tab."""
+    """Keys named in the buttons' tooltips: Start from the Scan tab (F5 pressed on another
+    tab, as a refresh, starts nothing), the others from any tab."""
     scan, panel = window.scan, window.instruments
-    for button, key in ((scan.start_button, "F5"), (scan.pause_button, "F6"),
+    for button, key in ((scan.start_button, "F5, on this tab"), (scan.pause_button, "F6"),
                         (scan.abort_button, "Shift+F5"), (panel.stop_button, "Esc"),
                         (panel.connect_button, "Ctrl+K")):
         assert f"({key}" in button.toolTip(), button.text()
     window.activateWindow()
     qtbot.waitUntil(window.isActiveWindow, timeout=WAIT_MS)
-    window.show_view("session")
     plan = ScanPlan.from_center("keys", CENTRE, (9 * 20 * UM, 9 * 20 * UM), 20 * UM,
                                 settle_tau=1.0)
     scan.form.set_plan(plan)
+    started = []
+    scan.start_button.clicked.connect(lambda: started.append(True))
+    window.show_view("session")
+    qtbot.keyClick(window, QtCore.Qt.Key.Key_F5)
+    assert not started and scan.start_button.isEnabled()  # nothing started
+    window.show_view("scan")
     qtbot.keyClick(window, QtCore.Qt.Key.Key_F5)
     qtbot.waitUntil(lambda: scan.live.state == "running", timeout=WAIT_MS)
+    assert started == [True]
+    window.show_view("session")
     qtbot.keyClick(window, QtCore.Qt.Key.Key_F6)
     qtbot.waitUntil(lambda: scan.live.state == "paused", timeout=WAIT_MS)
     with qtbot.waitSignal(scan.scanEnded, timeout=WAIT_MS) as ended:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -94,3 +95,30 @@ def test_a_recipe_stopped_by_a_signal_names_run_continue(tmp_path: Path) -> None
     said = "`smm-daq run r.toml --out s.h5 --continue` goes on from there"
     assert said in rest, rest
 
+
+
+def test_the_command_that_goes_on_keeps_auto_range(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A scan resumed with --auto-range and stopped again: the command said to go on with
+    raises the range itself too, instead of pausing at the next overload."""
+    from smm_daq.cli import acquisition
+    from smm_daq.cli.main import main
+
+    path = tmp_path / "s.h5"
+    assert main(["scan", "--center-um", "12500,12500", "--size-um", "100,100", "--step-um",
+                 "50", "--name", "k", "--out", str(path)]) == 0
+    with h5py.File(path, "r+") as f:  # as a scan aborted before its last line leaves it
+        f["k/status"][()] = b"aborted"
+        f["k/data/line_done"][2] = False
+
+    class Stopped:
+        def resume(self, *_args: object, **_kwargs: object) -> None:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(acquisition, "_open_session", lambda *_args: Stopped())
+    monkeypatch.setattr(acquisition, "_finish", lambda _session: 0)
+    capsys.readouterr()
+    assert main(["resume", str(path), "--entry", "k", "--auto-range"]) == 130
+    said = f"`smm-daq resume {path} --entry k --auto-range` goes on from there"
+    assert said in capsys.readouterr().err

@@ -284,3 +284,5 @@ def test_crop_to_scan_of_a_joint_inversion_keeps_the_grains_under_every_scan(tmp
     with h5py.File(h5) as f:
         np.testing.assert_allclose(f["west_mmt/process/parameters/crop"][()],
                                    np.array([0, 50, 0, 20]) * um)
+        # the reach beyond the window: each grain's depth plus the scans' sensor height
+        assert abs(f["west_mmt/process/parameters/crop_height"][()] - 2 * um) < 1e-18

@@ -156,6 +156,27 @@ def test_dragonfly_defaults_and_options():
     assert g.labels.tolist() == [3]  # 12 µm beyond the window, 13.9 µm deep
 
 
+def test_dragonfly_default_sample_top_is_warned_of_naming_the_option_and_the_value():
+    """Without z_top the top of the highest grain is taken as the surface, which puts every
+    grain too shallow by the matrix above it; nothing said so. Now a warning names the option,
+    the grain and the CT z used; with z_top given, nothing is warned of."""
+    import warnings
+
+    from smm_daq.analysis.grains import GeometryWarning
+
+    path = DATA / "dragonfly_components.csv"
+    with pytest.warns(GeometryWarning, match=r"dragonfly_components\.csv: no sample top given "
+                      r"\(z_top, --z-top-um\): the top of the highest grain, grain 2 \(line "
+                      r"3\), at CT z 161\.391 µm, was taken as the sample surface.*expected "
+                      r"--z-top-um"):
+        dragonfly.read_dragonfly(path)
+    with pytest.warns(GeometryWarning, match=r"grain 3 \(line 4\), at CT z 144\.772 µm"):
+        dragonfly.read_dragonfly(path, dragonfly.DragonflyOptions(z_down=True))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        dragonfly.read_dragonfly(path, dragonfly.DragonflyOptions(z_top_mm=0.17))
+
+
 def test_bad_dragonfly_files_refused(tmp_path):
     p = tmp_path / "cc.csv"
     head = ("Label Index;Voxel count;Volume (mm³);Center Of Mass X (mm);Center Of Mass Y (mm);"
@@ -404,6 +425,35 @@ def test_crop_to_scan_keeps_the_grains_just_beyond_the_scan_whose_field_reaches_
     g = dragonfly.read_dragonfly(path, dragonfly.DragonflyOptions(z_top_mm=0.15, crop=window))
     assert g.labels.tolist() == [1, 2, 4]
     with pytest.raises(InputError, match=r"cc\.csv: no grain lies under the scan window x "
-                                         r"100\.\.110 µm, y 0\.\.40 µm, nor within its depth"):
+                                         r"100\.\.110 µm, y 0\.\.40 µm, nor within its distance "
+                                         r"below the sensor \(0 µm above the top\)"):
         dragonfly.read_dragonfly(path, dragonfly.DragonflyOptions(
             z_top_mm=0.15, crop=(100 * UM, 110 * UM, 0.0, 40 * UM)))
+
+
+def test_crop_reach_adds_the_sensor_height(tmp_path):
+    """A grain's field spreads sideways as far as it lies below the sensor, its depth plus
+    the scan's height: at 100 µm above the top, a grain 1 µm deep and 20 µm beyond the edge
+    is seen by the edge sensors near its strongest, and was dropped (its depth alone the
+    reach); one farther out than depth plus height still is."""
+    path = tmp_path / "cc.csv"
+    rows = [(1, 20, 20, 140),   # under the scan
+            (2, 70, 20, 149),   # 20 µm beyond x1, 1 µm deep: within 101 µm, kept
+            (3, 200, 20, 149),  # 150 µm beyond, 1 µm deep: dropped
+            (4, 20, 140, 130)]  # 100 µm beyond y1, 20 µm deep: kept
+    path.write_text("Label Index;Voxel count;Volume (µm³);Center Of Mass X (µm);"
+                    "Center Of Mass Y (µm);Center Of Mass Z (µm)\n"
+                    + "".join(f"{n};100;1;{x};{y};{z}\n" for n, x, y, z in rows),
+                    encoding="utf-8")
+    window = (0.0, 50 * UM, 0.0, 40 * UM)
+    g = dragonfly.read_dragonfly(path, dragonfly.DragonflyOptions(
+        z_top_mm=0.15, crop=window, crop_height=100 * UM))
+    assert g.labels.tolist() == [1, 2, 4]
+    g = dragonfly.read_dragonfly(path, dragonfly.DragonflyOptions(z_top_mm=0.15, crop=window))
+    assert g.labels.tolist() == [1]  # in contact: the depth alone
+    m = MapData(bz=np.zeros((2, 2)), x=np.array([0.0, 50 * UM]), y=np.array([0.0, 40 * UM]),
+                height=100 * UM, name="a")
+    assert dragonfly.scan_height([m, m.with_bz(m.bz, name="b")]) == 100 * UM
+    with pytest.raises(InputError, match=r"crop_height is -1 µm; expected the sensor's height"):
+        dragonfly.read_dragonfly(path, dragonfly.DragonflyOptions(
+            z_top_mm=0.15, crop=window, crop_height=-1 * UM))

@@ -61,7 +61,10 @@ def test_each_block_is_reported_on_the_device_path(case, monkeypatch):
     _told(calls, result.n_sensors, 300)
 
 
-def test_joint_scans_report_each_pass(case):
+def test_joint_scans_of_unknown_noise_pass_over_the_sensors_once(case):
+    """Each scan's triangle is accumulated once and the passes that settle the σ restack
+    them: the blocks are told once, scan after scan, as the share of all the sensors (each
+    pass went over every sensor again, as long as the first)."""
     grains, data = case
     points = PointGrains(grains.centroids(), grains.volumes(), grains.labels)
     scans = [Scan(data, 1 * UM, (0.0, 0.0), None, None),
@@ -69,10 +72,12 @@ def test_joint_scans_report_each_pass(case):
     calls: list[tuple[int, int]] = []
     result = invert_scans(scans, points, model="quadrupole", block=400,
                           on_block=lambda d, t: calls.append((d, t)))
-    per_pass = -(-result.n_sensors // 400)
-    assert len(calls) == 2 * per_pass  # σ unknown for both scans: two passes
-    _told(calls[:per_pass], result.n_sensors, 400)
-    _told(calls[per_pass:], result.n_sensors, 400)
+    per_scan = -(-(result.n_sensors // 2) // 400)
+    assert len(calls) == 2 * per_scan
+    assert [c[1] for c in calls] == [result.n_sensors] * len(calls)
+    done = [c[0] for c in calls]
+    assert done == sorted(done) and done[per_scan - 1] == result.n_sensors // 2
+    assert done[-1] == result.n_sensors
 
 
 def test_an_exception_from_the_report_stops_the_inversion(case):

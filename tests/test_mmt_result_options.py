@@ -85,7 +85,9 @@ def test_the_command_line_and_the_tab_record_the_same_options_each_a_parameter(
         dragonfly=DragonflyOptions(min_voxels=5, z_top_mm=cli.options.dragonfly.z_top_mm,
                                    z_down=False,
                                    crop=(float(scan.x.min()), float(scan.x.max()),
-                                         float(scan.y.min()), float(scan.y.max()))),
+                                         float(scan.y.min()), float(scan.y.max())),
+                                   crop_height=max(scan.height,
+                                                   read_map(path, "again").height)),
         masks=(MaskSource("bad.npy", str(folder.resolve() / "bad.npy")),
                MaskSource("shapes.json", str(folder.resolve() / "shapes.json"),
                           json.dumps(SHAPES))))

@@ -58,3 +58,18 @@ def test_a_map_command_says_a_scan_was_aborted_and_of_a_finished_one_nothing(
     err = _run(capsys, "crop", str(path), "--entry", "rem", "--name", "whole",  # finished
                "--x-um", "12400,12600", "--y-um", "12400,12600")
     assert "warning" not in err
+
+
+@pytest.mark.parametrize("model", ("cuboid", "dipole"))  # the two paths of `mmt invert`
+def test_mmt_invert_says_a_scan_was_aborted(session: Path, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str],
+                                            model: str) -> None:
+    path = tmp_path / session.name
+    path.write_bytes(session.read_bytes())
+    grains = tmp_path / "grains.csv"
+    grains.write_text("grain,x_um,y_um,z_um,dx_um,dy_um,dz_um\n1,12500,12500,-20,10,10,10\n")
+    err = _run(capsys, "mmt", "invert", str(path), "--entry", "inf", "--grains", str(grains),
+               "--model", model, "--out", str(tmp_path / "m.csv"))
+    assert ("smm-daq: warning: 'inf' is a scan aborted with 2 of 3 lines measured: a result "
+            "from it holds") in err, err
+    assert f"`smm-daq resume '{path}' --entry inf` measures the rest" in err

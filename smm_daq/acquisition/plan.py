@@ -33,10 +33,6 @@ RASTERS = ("serpentine", "unidirectional")
 MAX_SETTLE_TAU = 1000.0
 MAX_DWELL_TAU = 1000.0
 MAX_DURATION_S = 7 * 24 * 3600.0
-# A field of magnitude under 1 nT is none the coils can set (a supply's resolution alone is
-# several nT, and the ambient field is nulled to some nT), so one asked for is a unit slip:
-# tesla typed where µT is asked (4e-05 for 40 µT) would scan "in field" in zero field.
-MIN_FIELD = 1e-9
 DEFAULT_SETTLE_TAU = 8.0  # a 12 dB/oct lock-in is then within 0.3 % of a step in its input
 
 
@@ -332,17 +328,21 @@ class ScanPlan:
 def check_field(field: tuple[float, float, float] | np.ndarray, profile: Profile, *,
                 label: str) -> None:
     """InputError (naming `label`) when a field (T) is beyond max_field or max_current, or
-    is not zero but under `MIN_FIELD`."""
+    is what a field within max_field typed in tesla where µT is asked reads as (4e-05 for
+    40 µT: 0.04 nT, an "in field" scan in zero field). Such a field is at most max_field
+    × 1e-6 (0.1 nT for 100 µT), below any coil's resolution; one of a few tenths of a nT
+    and more (a residual left after nulling the ambient field, set against it) is taken."""
     coils = profile.coils
     b = np.asarray(field, dtype=float)
     if b.shape != (3,) or not np.all(np.isfinite(b)) or np.any(np.abs(b) > 1.0):
         raise InputError(f"{label} is {b.tolist()!r} T; expected three finite components, "
                          f"|B| <= max_field {coils.max_field / UT:g} µT")
     magnitude = float(np.linalg.norm(b))
-    if 0 < magnitude < MIN_FIELD:
+    in_tesla = coils.max_field * UT  # the largest |B| a field in tesla reads as in µT
+    if 0 < magnitude <= in_tesla * (1 + 1e-9):
         raise InputError(
             f"{label} is {_ut(b)} µT (|B| = {magnitude / UT:g} µT), a field no coil sets; "
-            f"expected 0 (zero field) or |B| of at least {MIN_FIELD / UT:g} µT: fields are "
+            f"expected 0 (zero field) or |B| above {in_tesla / UT:g} µT: fields are "
             f"given in µT (a field in tesla? {magnitude / UT:g} T is {magnitude / UT**2:g} µT)"
         )
     if magnitude > coils.max_field * (1 + 1e-9):

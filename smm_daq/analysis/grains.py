@@ -37,6 +37,7 @@ import numpy as np
 
 from smm_daq.errors import InputError
 from smm_daq.text_files import decode_text, empty_field_column, is_number, require_file
+from smm_daq.whole_files import written_whole
 
 UM = 1e-6
 CSV_COLUMNS = ("grain", "x_um", "y_um", "z_um", "dx_um", "dy_um", "dz_um")
@@ -375,7 +376,7 @@ def read_grains(path: str | Path, fmt: str = "csv") -> GrainSet:
 def write_grains_csv(path: str | Path, grains: GrainSet) -> None:
     """Write the DESIGN.md §8 CSV (µm, full edges, z up), each number in the shortest form
     that reads back to the same double, so touching cuboids never come back overlapping."""
-    with open(path, "w", encoding="utf-8") as f:
+    with written_whole(path) as part, part.open("w", encoding="utf-8") as f:
         f.write(",".join(CSV_COLUMNS) + "\n")
         for label, row in zip(grains.labels[grains.grain], grains.cuboids / UM, strict=True):
             f.write(f"{int(label)}," + ",".join(repr(float(v)) for v in row) + "\n")

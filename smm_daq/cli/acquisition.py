@@ -230,6 +230,18 @@ def _say_if_nothing_to_continue(recipe: str, out: str, names: tuple[str, ...]) -
           "from its first step", file=sys.stderr)
 
 
+def _profile_again(args: argparse.Namespace) -> list[str]:
+    """The --profile given, for the command that goes on (`resume` after `scan` has the
+    profile stored with the scan)."""
+    return ["--profile", args.profile] if args.profile is not None else []
+
+
+def _run_again(args: argparse.Namespace) -> list[str]:
+    """The options that change how the rest is measured, for the command that goes on: a
+    scan run with --auto-range would otherwise pause at the next overload."""
+    return ["--auto-range"] if args.auto_range else []
+
+
 def _vec_ut(b: np.ndarray | None) -> str:
     if b is None or not np.all(np.isfinite(b)):
         return "-"
@@ -275,8 +287,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
     print(f"scan '{plan.name}': {plan.nx} × {plan.ny} points, field {_vec_ut(np.array(plan.field))}"
           f", estimated {format_duration(plan.estimate_duration(profile))} of instrument time",
           file=sys.stderr)
-    with _saying_how_to_go_on(args.out, (plan.name,),
-                              ["smm-daq", "resume", args.out, "--entry", plan.name]):
+    go_on = ["smm-daq", "resume", args.out, "--entry", plan.name, *_run_again(args)]
+    with _saying_how_to_go_on(args.out, (plan.name,), go_on):
         session = _open_session(args.out, profile, args.time_scale)
         try:
             session.scan_plan(plan, on_event=ProgressBar(), auto_range=args.auto_range)
@@ -356,9 +368,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"recipe {args.recipe}: {len(checked.steps)} steps, estimated "
           f"{format_duration(checked.duration_s)} of instrument time (scans, waits and field "
           f"ramps){left}", file=sys.stderr)
-    go_on = ["smm-daq", "run", args.recipe, "--out", args.out, "--continue"]
-    if args.profile is not None:
-        go_on += ["--profile", args.profile]
+    go_on = ["smm-daq", "run", args.recipe, "--out", args.out, "--continue",
+             *_profile_again(args), *_run_again(args)]
     with _saying_how_to_go_on(args.out, recipe.entries(), go_on, unfinished_only=False):
         session = _open_session(args.out, profile, args.time_scale)
         try:
@@ -388,9 +399,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
     check_resume(args.file, args.entry, profile, hint=hint)
     print(f"resuming '{args.entry}': {entry.lines_left} of {entry.line_done.size} lines to "
           f"measure", file=sys.stderr)
-    go_on = ["smm-daq", "resume", args.file, "--entry", args.entry]
-    if args.profile is not None:
-        go_on += ["--profile", args.profile]
+    go_on = ["smm-daq", "resume", args.file, "--entry", args.entry, *_profile_again(args),
+             *_run_again(args)]
     with _saying_how_to_go_on(args.file, (args.entry,), go_on):
         session = _open_session(args.file, profile, args.time_scale)
         try:

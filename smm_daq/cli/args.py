@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import shlex
+import stat
 import sys
 import tempfile
 from pathlib import Path
@@ -104,7 +106,9 @@ def output_file(option: str, text: str, *, overwrite: bool = False) -> Path:
     never an existing file unless `overwrite` (the command's --overwrite) allows it.
     """
     path = Path(text)
-    _check_place(option, text, path)
+    _check_place(option, text, path, whole=True)
+    if _is_device(path):  # /dev/null: a script discarding the output, written as it is
+        return path
     if path.exists() and _is_hdf5(path):
         raise InputError(
             f"{option} is {text!r}, an HDF5 file (perhaps a session file); expected a new "
@@ -143,7 +147,7 @@ def distinct_outputs(*outputs: tuple[str, str | None]) -> None:
     other); each is (option, path or None when not given)."""
     seen: dict[Path, str] = {}
     for option, text in outputs:
-        if text is None:
+        if text is None or _is_device(Path(text)):  # /dev/null takes any number of outputs
             continue
         key = Path(text).resolve()
         if key in seen:
@@ -164,32 +168,46 @@ def outputs_apart(outputs: tuple[tuple[str, str | None], ...],
                              "reads; expected another file: nothing was written")
 
 
-def _check_place(option: str, text: str, path: Path) -> None:
+def _is_device(path: Path) -> bool:
+    """Whether `path` is a character device such as /dev/null."""
+    try:
+        return stat.S_ISCHR(path.stat().st_mode)
+    except OSError:
+        return False
+
+
+def _check_place(option: str, text: str, path: Path, *, whole: bool = False) -> None:
+    """Refuse an output place no command can write. `whole`: an output written whole
+    (`smm_daq.whole_files`), to a new file in its folder that then takes its name: that
+    folder must take a new file also where the file exists, and a character device such as
+    /dev/null is written as it is."""
     if not text:
         raise InputError(f"{option} is empty; expected a file name")
     check_file_name(option, text, path)
     if path.is_dir():
         raise InputError(f"{option} is {text!r}, a directory; expected a file name")
-    if path.exists() and not path.is_file():  # a pipe's write would wait for a reader, and a
-        # file moved into place would replace a device such as /dev/null
+    if path.exists() and not path.is_file() and not (whole and _is_device(path)):
+        # a pipe's write would wait for a reader; an HDF5 file cannot live on a device
         raise InputError(f"{option} is {text!r}, which is not a regular file (a device or a "
                          "pipe); expected a file name: nothing was done")
     if not path.parent.is_dir():
         raise InputError(f"{option} is {text!r}; there is no directory {path.parent}; "
                          "expected a file in a folder that exists")
-    _check_writable(option, text, path)
+    _check_writable(option, text, path, whole=whole)
 
 
-def _check_writable(option: str, text: str, path: Path) -> None:
+def _check_writable(option: str, text: str, path: Path, *, whole: bool) -> None:
     """Try the write before the work (a read-only disk, another user's folder), which would
     otherwise fail only after a scan or a calibration had run. Nothing is changed: an existing
-    file is opened for update and closed, a new one made nameless and dropped."""
+    file is opened for update and closed, a new one made nameless and dropped (also beside an
+    existing file written `whole`)."""
     try:
         if path.exists():
             with open(path, "r+b"):
                 pass
-        else:
-            with tempfile.TemporaryFile(dir=path.parent):
+        if not path.exists() or (whole and not _is_device(path)):
+            folder = Path(os.path.realpath(path)).parent  # where a link's file is replaced
+            with tempfile.TemporaryFile(dir=folder):
                 pass
     except OSError as exc:
         raise InputError(f"{option} is {text!r}, which cannot be written ({exc.strerror}); "

@@ -31,8 +31,8 @@ def say_if_compiling(model: str) -> None:
 class InversionProgress:
     """`on_block` for `invert_map` and `invert_scans`: a tqdm bar with the remaining time on a
     terminal, else a line per 10 % (logs stay readable); nothing for an inversion of a single
-    block (it has no progress to show). Each further pass (joint inversions of scans of
-    unknown noise) starts a new bar, labelled as such."""
+    block (it has no progress to show). Reports that start again from the beginning (a
+    further pass over the sensors) start a new bar, labelled as such."""
 
     FORMAT = "{desc}: {percentage:5.1f}%|{bar}| {n_fmt}/{total_fmt} sensors, ETA {remaining}"
 

@@ -120,11 +120,11 @@ def _read(args: argparse.Namespace, entry: str) -> MapData:
     from smm_daq.analysis.subtract_inputs import read_source
 
     m = read_source(args.file, entry)
-    _say_if_unfinished(args.file, entry)
+    say_if_unfinished(args.file, entry)
     return m
 
 
-def _say_if_unfinished(path: str, entry: str) -> None:
+def say_if_unfinished(path: str, entry: str) -> None:
     """Warn on stderr when `entry` is a scan still running or cut off: a product of it holds
     only the lines measured, which nothing else in it says."""
     from smm_daq.analysis.subtract_inputs import unfinished_scan
@@ -168,7 +168,7 @@ def _subtract(args: argparse.Namespace) -> int:
                                parameters={"command": invoked_command()})
     print(f"{args.file}: wrote entry '{args.name}' (induced)")
     for entry in (args.in_field, args.remanent):
-        _say_if_unfinished(args.file, entry)
+        say_if_unfinished(args.file, entry)
     for w in caught:
         print(f"smm-daq: warning: {w.message}", file=sys.stderr)
     if res.registered:
@@ -703,7 +703,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("noise", help="print the noise floor of an entry")
     _add_io(p, new_entry=False)
-    p.add_argument("--repeat", help="a repeated scan of the same sample: use the difference")
+    p.add_argument("--repeat", type=entry_to_read,
+                   help="a repeated scan of the same sample: use the difference")
     _add_mask(p, "at least one, except with --repeat (then they limit the pixels used)")
     p.set_defaults(func=_naming_the_file(_noise))
 

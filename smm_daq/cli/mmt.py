@@ -91,6 +91,7 @@ def _invert(args: argparse.Namespace) -> int:
     from smm_daq.analysis.mmt.solver.inversion import invert_map
     from smm_daq.analysis.subtract_inputs import read_source
     from smm_daq.cli.inversion_progress import InversionProgress, say
+    from smm_daq.cli.maps import say_if_unfinished
     from smm_daq.storage.nexus import check_new_entry, read_sensor_thickness
 
     masks = [("--mask", m) for m in args.mask or () if m != NO_MASK]
@@ -107,6 +108,7 @@ def _invert(args: argparse.Namespace) -> int:
     device = resolve(args.device)  # a GPU asked for and not usable: refused, saying why
     entry = args.entry[0]
     data = read_source(args.file, entry)  # a measured map: never a model's nor a residual
+    say_if_unfinished(args.file, entry)
     thickness = read_sensor_thickness(args.file, entry)
     if thickness > 0 and args.sensor_thickness_um is None:
         raise InputError(f"entry '{entry}' of {args.file} was measured by a sensor "

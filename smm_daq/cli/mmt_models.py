@@ -50,13 +50,14 @@ def add_invert_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--min-voxels", type=int, default=1,
                    help="drop components of fewer voxels (default 1: keep all)")
     g.add_argument("--z-top-um", type=float,
-                   help="CT z of the sample top in µm (default: the top of the highest grain)")
+                   help="CT z of the sample top in µm (default: the top of the highest "
+                        "grain, warned of: every grain then comes out too shallow)")
     g.add_argument("--z-down", action="store_true",
                    help="the CT z axis points down into the sample (default: up)")
     g.add_argument("--crop-to-scan", action="store_true",
                    help="keep only grains whose centroid lies under the scans (the "
                         "rectangle spanning them), or beyond its edge by no more than the "
-                        "centroid's depth")
+                        "centroid's depth plus the highest scan's sensor height")
 
 
 def uses_models(args: argparse.Namespace) -> bool:
@@ -95,10 +96,11 @@ def _per_entry(option: str, text: str | None, n: int) -> list[float | None]:
     return values * n if len(values) == 1 else values
 
 
-def _grains(args: argparse.Namespace, maps: list
+def _grains(args: argparse.Namespace, maps: list, height: float
             ) -> tuple[object, DragonflyOptions | None]:
     """The grains, and the Dragonfly options they were read with (None: another format); the
-    crop, when asked for, spans every scan inverted."""
+    crop, when asked for, spans every scan inverted and reaches beyond it by each grain's
+    depth plus `height`, the highest scan's sensor height."""
     from smm_daq.analysis.mmt.formats.dragonfly import DragonflyOptions, scan_window
     from smm_daq.analysis.mmt.formats.grains import read_grain_file
 
@@ -112,7 +114,7 @@ def _grains(args: argparse.Namespace, maps: list
         options = DragonflyOptions(
             min_voxels=args.min_voxels,
             z_top_mm=None if args.z_top_um is None else args.z_top_um * 1e-3,
-            z_down=args.z_down, crop=crop)
+            z_down=args.z_down, crop=crop, crop_height=height if crop else 0.0)
     return read_grain_file(args.grains, args.grain_format, options), options
 
 
@@ -144,6 +146,7 @@ def invert_models(args: argparse.Namespace) -> int:
     from smm_daq.analysis.mmt.solver.joint import Scan, invert_scans
     from smm_daq.analysis.subtract_inputs import read_source
     from smm_daq.cli.inversion_progress import InversionProgress, say
+    from smm_daq.cli.maps import say_if_unfinished
     from smm_daq.cli.mmt import _sensor_size, _warnings_to_stderr
     from smm_daq.storage.nexus import check_new_entry, read_sensor_thickness
 
@@ -161,6 +164,8 @@ def invert_models(args: argparse.Namespace) -> int:
     if not (args.damping >= 0 and math.isfinite(args.damping)):
         raise InputError(f"--damping is {args.damping!r}; expected a number >= 0")
     maps = [read_source(args.file, e) for e in entries]  # measured maps, no model's
+    for e in entries:
+        say_if_unfinished(args.file, e)
     heights = _per_entry("--height-um", args.height_um, len(entries))
     sigmas = _per_entry("--sigma-nT", args.sigma_nT, len(entries))
     masks = list(args.mask or [])
@@ -186,7 +191,7 @@ def invert_models(args: argparse.Namespace) -> int:
     name = args.result_entry or f"{entries[0]}_mmt"
     check_new_entry(args.file, name, entries, overwrite=args.overwrite)  # before the work
     with _warnings_to_stderr():
-        grains, dragonfly = _grains(args, maps)
+        grains, dragonfly = _grains(args, maps, max(scan.height for scan in scans))
         point = isinstance(grains, PointGrains)
         model = args.model or ("dipole" if point else "cuboid")
         if model == "cuboid" and point:

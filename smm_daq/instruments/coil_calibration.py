@@ -20,8 +20,6 @@ The coils are left at their safe state whatever happens.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +30,7 @@ from smm_daq.clock import Clock
 from smm_daq.errors import InstrumentError, RangeError
 from smm_daq.instruments.interfaces import FieldSource, Magnetometer
 from smm_daq.instruments.profile import CoilSettings
+from smm_daq.whole_files import written_whole
 
 UT = 1e-6
 NT = 1e-9
@@ -236,12 +235,5 @@ def calibration_toml(result: CalibrationResult) -> str:
 
 def write_calibration(path: Path, result: CalibrationResult) -> None:
     """Store the result at `path`, atomically (an old file stays whole if writing fails)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(calibration_toml(result))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with written_whole(path) as part, part.open("w", encoding="utf-8") as f:
+        f.write(calibration_toml(result))

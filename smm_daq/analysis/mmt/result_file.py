@@ -50,6 +50,7 @@ from smm_daq.analysis.mmt.solver.inversion import MMTResult
 from smm_daq.analysis.mmt.solver.joint import MultipoleResult
 from smm_daq.storage.nexus import write_map_entry
 from smm_daq.storage.products import Compressed, MapPlot, Quantity, TablePlot
+from smm_daq.whole_files import written_whole
 
 RESULT_VERSION = 4  # the layout this module writes (the entry's `VERSION_ATTRIBUTE`)
 VERSION_ATTRIBUTE = "mmt_result_version"
@@ -57,7 +58,7 @@ VERSION_ATTRIBUTE = "mmt_result_version"
 
 def write_result_csv(path: str | Path, table: dict[str, np.ndarray]) -> None:
     names = list(table)
-    with open(path, "w", newline="", encoding="utf-8") as f:
+    with written_whole(path) as part, part.open("w", newline="", encoding="utf-8") as f:
         out = csv.writer(f)
         out.writerow([CSV_HEADERS.get(k, k) for k in names])
         for i in range(len(table["grain"])):

@@ -6,8 +6,9 @@ made by (the command line and the MMT tab record them alike; `result_read` reads
   dropped; 1: none), `z_top` (m, the CT z of the sample top; absent: the top of the highest
   grain was taken), `z_down` (1: the CT z axis points down into the sample), `crop_to_scan`
   (1: only grains whose centroid lies under the scans, or beyond them by no more than its
-  depth, were kept) and, with it, `crop` (x0, x1, y0, y1 in m: the rectangle spanning every
-  scan's sensor centres);
+  depth plus `crop_height`, were kept) and, with it, `crop` (x0, x1, y0, y1 in m: the
+  rectangle spanning every scan's sensor centres) and `crop_height` (m: the highest scan's
+  sensor height above the sample top; absent: 0, the depth alone, as results made before);
 * masks: `mask`, one per scan in the order of `results/scans` (a result of one scan: its
   entry), the mask file as typed ("" where the scan had none), `mask_absolute` its absolute
   path, and `mask_shapes` the text of a .json mask (its rectangles and polygons in µm; ""
@@ -73,6 +74,9 @@ def dragonfly_parameters(options: DragonflyOptions | None) -> dict[str, object]:
     if options.crop is not None:
         out["crop"] = Quantity(np.array(options.crop, dtype=float), "m",
                                "window (x0, x1, y0, y1) of the grain centroids kept")
+        out["crop_height"] = Quantity(options.crop_height, "m",
+                                      "sensor height added to each grain's depth in the "
+                                      "crop's reach beyond the window")
     return out
 
 
@@ -154,10 +158,12 @@ def _dragonfly(params: h5py.Group, where: str) -> DragonflyOptions | None:
             raise InputError("'crop_to_scan' is 1 and 'crop' is missing; expected the window "
                              "(x0, x1, y0, y1 in m) of the grains kept", source=where)
         crop = tuple(float(v) for v in window)
+    height = _length(params, "crop_height", where) if crop is not None else None
     return DragonflyOptions(min_voxels=int(voxels[0]),
                             z_top_mm=None if z_top is None else z_top / MM,
                             z_down=_flag(params, "z_down", where),
-                            crop=crop)  # type: ignore[arg-type]
+                            crop=crop,  # type: ignore[arg-type]
+                            crop_height=0.0 if height is None else height)
 
 
 def _texts(params: h5py.Group, name: str, where: str, n: int) -> tuple[str, ...]:

@@ -25,6 +25,7 @@ from smm_daq.analysis.mmt.solver import device as devices
 from smm_daq.analysis.mmt.solver.inversion import forward
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
+from smm_daq.whole_files import written_whole
 
 UM = 1e-6
 VOXEL = 0.75 * UM
@@ -201,7 +202,7 @@ def write_truth_csv(path: str, sample: SyntheticSample) -> None:
     g = sample.grains
     vol = g.volumes()
     c = g.centroids()
-    with open(path, "w", encoding="utf-8") as f:
+    with written_whole(path) as part, part.open("w", encoding="utf-8") as f:
         f.write("grain,mx_A_per_m,my_A_per_m,mz_A_per_m,volume_um3,x_um,y_um,z_um\n")
         for i in range(g.n_grains):
             m = sample.magnetization[i]

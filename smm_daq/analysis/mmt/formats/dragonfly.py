@@ -23,30 +23,39 @@ The conventions of the micro-CT workflow, each an option:
 * ``min_voxels`` (default 1: every component): components with fewer voxels are dropped as
   segmentation noise;
 * ``z_top_mm`` (default: the top of the highest grain, taken as its centroid z plus the
-  radius of the sphere of its volume): the CT z of the sample's top surface; z is shifted so
-  that it is 0 there and negative (depth) below. A kept grain whose centroid comes out above
-  the top (a wrong z_top or z axis) is refused;
+  radius of the sphere of its volume, and warned of): the CT z of the sample's top surface; z
+  is shifted so that it is 0 there and negative (depth) below. A kept grain whose centroid
+  comes out above the top (a wrong z_top or z axis) is refused. The default is a guess: the
+  polished surface lies above the highest grain by however much clean matrix covers it, and
+  every grain comes out too shallow by that much (its fitted moment too small, the crop's
+  reach too short), which nothing in the export can tell;
 * ``z_down`` (default False): the CT z axis points down into the sample (slice index order),
   so depth is z − z_top rather than z_top − z;
 * ``crop`` (default None: keep all): an (x0, x1, y0, y1) window in m, usually the scans'
   sensor-centre rectangle (`scan_window`); only grains whose centroid lies in it, or outside
-  it by no more than its depth below the sample top, are kept. A grain's field spreads
-  sideways about as far as it lies deep: one just beyond the edge puts much of its field on
-  the edge sensors, and dropped, that field would be fitted into its neighbours (the MMT
+  it by no more than its distance below the sensor plane (its depth plus ``crop_height``,
+  default 0: the scans' highest sensor height above the sample top), are kept. A grain's
+  field spreads sideways as far as it lies below the sensor: a dipole's Bz at a lateral
+  offset d from a source z below the sensor goes as z·d (z² + d²)^(-5/2) for a horizontal
+  moment, at d = z still 62 % of its largest. One just beyond the edge puts much of its field
+  on the edge sensors, and dropped, that field would be fitted into its neighbours (the MMT
   tutorial's micro-CT keeps 7 of its 99 grains outside its sensor window, one of 6,400 µm³
-  12.5 µm deep).
+  12.5 µm deep). The depth alone is the reach of a scan in contact only: at the lab's 100 µm
+  a grain 10 µm deep and 20 µm beyond the edge is seen there near its strongest.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from smm_daq.analysis.grains import GeometryWarning
 from smm_daq.analysis.grids import Gridded
 from smm_daq.analysis.mmt.models.multipole import (
     MAX_LABEL,
@@ -85,6 +94,7 @@ class DragonflyOptions:
     z_top_mm: float | None = None
     z_down: bool = False
     crop: tuple[float, float, float, float] | None = None
+    crop_height: float = 0.0  # m: the (highest) scan's sensor height above the sample top
 
 
 def _separator(header: str) -> str:
@@ -287,13 +297,23 @@ def _row(cells: list[Cell], comma: bool, source: str) -> list[float]:
     return row
 
 
-def _z_top(opt: DragonflyOptions, pos: np.ndarray, vol: np.ndarray) -> float:
-    """The CT z of the sample top in m: the option's, else the top of the highest grain."""
+def _z_top(opt: DragonflyOptions, pos: np.ndarray, vol: np.ndarray, labels: np.ndarray,
+           lines: np.ndarray, source: str) -> float:
+    """The CT z of the sample top in m: the option's, else the top of the highest grain,
+    warned of (every depth measured from it is too shallow by the matrix above that grain)."""
     if opt.z_top_mm is not None:
         return opt.z_top_mm * MM
     radius = np.cbrt(3.0 * vol / (4.0 * math.pi))
-    return float(np.min(pos[:, 2] - radius)) if opt.z_down \
-        else float(np.max(pos[:, 2] + radius))
+    tops = (pos[:, 2] - radius) if opt.z_down else (pos[:, 2] + radius)
+    g = int(np.argmin(tops) if opt.z_down else np.argmax(tops))
+    warnings.warn(
+        f"{source}: no sample top given (z_top, --z-top-um): the top of the highest grain, "
+        f"grain {int(labels[g])} (line {int(lines[g])}), at CT z {tops[g] / UM:.6g} µm, was "
+        "taken as the sample surface, so every grain lies deeper than read by the matrix "
+        "above that grain, and its fitted moment comes out too small; expected "
+        "--z-top-um with the CT z of the polished surface the scans' heights are measured "
+        "from", GeometryWarning, stacklevel=3)
+    return float(tops[g])
 
 
 def scan_window(maps: Sequence[Gridded]) -> tuple[float, float, float, float]:
@@ -303,13 +323,22 @@ def scan_window(maps: Sequence[Gridded]) -> tuple[float, float, float, float]:
             min(float(m.y.min()) for m in maps), max(float(m.y.max()) for m in maps))
 
 
-def _near_window(pos: np.ndarray, window: tuple[float, float, float, float]) -> np.ndarray:
+def scan_height(maps: Sequence[Gridded]) -> float:
+    """The highest sensor height of the maps above the sample top (m; 0 where none says):
+    the crop's reach beyond the window is a grain's depth plus this."""
+    return max((float(h) for m in maps if (h := getattr(m, "height", None)) is not None),
+               default=0.0)
+
+
+def _near_window(pos: np.ndarray, window: tuple[float, float, float, float],
+                 height: float) -> np.ndarray:
     """Which centroids (z up, the sample top at 0) lie in the (x0, x1, y0, y1) window or
-    outside it by no more than their depth: the grains whose field reaches the scan."""
+    outside it by no more than their distance below a sensor `height` above the top: the
+    grains whose field reaches the scan."""
     x0, x1, y0, y1 = window
     dx = np.maximum(np.maximum(x0 - pos[:, 0], pos[:, 0] - x1), 0.0)
     dy = np.maximum(np.maximum(y0 - pos[:, 1], pos[:, 1] - y1), 0.0)
-    return np.hypot(dx, dy) <= np.maximum(-pos[:, 2], 0.0)
+    return np.hypot(dx, dy) <= np.maximum(-pos[:, 2], 0.0) + height
 
 
 def _refuse_above_top(z: np.ndarray, labels: np.ndarray, lines: np.ndarray,
@@ -332,6 +361,9 @@ def _check_options(opt: DragonflyOptions) -> None:
     if opt.z_top_mm is not None and not abs(opt.z_top_mm * MM) <= POSITION_LIMIT_M:
         raise InputError(f"z_top (--z-top-um) is {opt.z_top_mm * MM / UM:g} µm; expected a "
                          f"finite z of the sample top, within ±{POSITION_LIMIT_M:g} m")
+    if not 0 <= opt.crop_height <= POSITION_LIMIT_M:
+        raise InputError(f"crop_height is {opt.crop_height / UM:g} µm; expected the sensor's "
+                         f"height above the sample top, 0 to {POSITION_LIMIT_M:g} m")
 
 
 def read_dragonfly(path: str | Path, options: DragonflyOptions | None = None) -> PointGrains:
@@ -363,16 +395,17 @@ def read_dragonfly(path: str | Path, options: DragonflyOptions | None = None) ->
                          "--min-voxels); expected a smaller minimum", source=source)
     vol = arr[:, 2] * columns[2].scale
     pos = arr[:, 3:6] * np.array([c.scale for c in columns[3:6]])
-    top = _z_top(opt, pos, vol)
+    top = _z_top(opt, pos, vol, arr[:, 0], lines_kept, source)
     pos[:, 2] = (top - pos[:, 2]) if opt.z_down else (pos[:, 2] - top)
     if opt.crop is not None:
         x0, x1, y0, y1 = opt.crop
-        inside = _near_window(pos, opt.crop)
+        inside = _near_window(pos, opt.crop, opt.crop_height)
         if not inside.any():
             raise InputError("no grain lies under the scan window "
                              f"x {x0 / UM:.6g}..{x1 / UM:.6g} µm, "
-                             f"y {y0 / UM:.6g}..{y1 / UM:.6g} µm, nor within its depth of it",
-                             source=source)
+                             f"y {y0 / UM:.6g}..{y1 / UM:.6g} µm, nor within its distance "
+                             f"below the sensor ({opt.crop_height / UM:.6g} µm above the "
+                             "top) of it", source=source)
         pos, vol, arr, lines_kept = pos[inside], vol[inside], arr[inside], lines_kept[inside]
     labels = arr[:, 0].astype(np.int64)
     _refuse_above_top(pos[:, 2], labels, lines_kept, opt, source)

@@ -23,6 +23,7 @@ import numpy as np
 from smm_daq.analysis.mmt.models.multipole import MAX_LABEL, PointGrains, point_grains
 from smm_daq.errors import InputError
 from smm_daq.text_files import decode_text, empty_field_column, is_number, require_file
+from smm_daq.whole_files import written_whole
 
 FIELDS = ("x", "y", "z", "volume", "label")
 _UNIT = re.compile(r"[(\[][^)\]]*[)\]]")  # "(m)", "[m^3]" in a header
@@ -115,7 +116,7 @@ def read_points(path: str | Path) -> PointGrains:
 
 def write_points(path: str | Path, grains: PointGrains) -> None:
     """The list in the same format, each number in the shortest form that reads back exactly."""
-    with open(path, "w", encoding="utf-8") as f:
+    with written_whole(path) as part, part.open("w", encoding="utf-8") as f:
         f.write("# x y z volume label (m, m^3; z up, sample top at 0)\n")
         for p, v, label in zip(grains.positions, grains.volume, grains.labels, strict=True):
             f.write(" ".join(repr(float(c)) for c in (*p, v)) + f" {int(label)}\n")

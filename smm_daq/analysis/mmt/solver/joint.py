@@ -11,8 +11,8 @@ several scans the system is then solved again with the estimates, and again with
 new estimates until none moves by more than SIGMA_RTOL (an unweighted first fit of a scan
 with 1 nT of noise beside one with 300 nT gave the quiet scan's σ 15 times too large, and a
 second pass still twice). The σ reported are those the last solve, and so the covariance, was
-weighted by. The degrees of freedom of scan s are taken as N_s (1 − n/N), its share of the
-total.
+weighted by. The degrees of freedom of scan s are N_s − h_s, h_s the trace of its block of the
+hat matrix (`_settle_sigmas`); one scan's are N − n.
 
 Unknowns per grain: the magnetization (A/m) for cuboid grains; for point sources the
 magnetization of the dipole, then the quadrupole and octupole coefficients of
@@ -26,9 +26,10 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
-from scipy import sparse
+from scipy import linalg, sparse
 
 from smm_daq.analysis.grains import GeometryWarning, GrainSet
 from smm_daq.analysis.mmt.models.compiled import first_run_notice
@@ -45,7 +46,7 @@ from smm_daq.analysis.mmt.models.multipole import (
 from smm_daq.analysis.mmt.models.sizes import cuboid_model_bytes, multipole_model_bytes
 from smm_daq.analysis.mmt.solver import device as devices
 from smm_daq.analysis.mmt.solver import higher_order, inversion
-from smm_daq.analysis.mmt.solver.device_qr import device_bytes
+from smm_daq.analysis.mmt.solver.device_qr import DeviceTriangle, device_bytes
 from smm_daq.analysis.mmt.solver.inversion import (
     DEFAULT_BLOCK,
     KEEP_Q_BYTES,
@@ -56,12 +57,15 @@ from smm_daq.analysis.mmt.solver.inversion import (
     warn_far_grains,
 )
 from smm_daq.analysis.mmt.solver.memory import check_solve_fits
+from smm_daq.analysis.mmt.solver.qr_update import QRUpdate
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
 
 UM = 1e-6
 GRAIN_MODELS = ("cuboid", *MODELS)
-SIGMA_RTOL = 0.05  # the σ estimated from the residuals are iterated until they move less
+SIGMA_RTOL = 1e-3  # the σ estimated from the residuals are iterated until they move less:
+# 5 % stopped a pass short, the σ reported 1 % to 2 % from where they settle (passes after the
+# first are cheap, `_settle_sigmas`, and 0.1 % takes one more at most)
 MAX_PASSES = 8  # solves of a joint inversion of unknown σ, at most
 
 
@@ -313,55 +317,43 @@ def invert_scans(
     if isinstance(grains, PointGrains):
         warn_points_above_top(grains)
     counts = np.array([p.shape[0] for p in parts])
-    if used == "cpu":
-        check_solve_fits(n, min(block, sensors.shape[0]), unknowns, damping=damping > 0)
     given = [scan.sigma for scan in scans]
     sigmas = np.array([1.0 if sg is None else sg for sg in given])
-    passes = 1 if all(sg is not None for sg in given) or len(scans) == 1 else MAX_PASSES
+    settle = len(scans) > 1 and any(sg is None for sg in given)
+    if used == "cpu":
+        check_solve_fits(n, min(block, sensors.shape[0]), unknowns, damping=damping > 0,
+                         triangles=len(scans) + 2 if settle else 0)  # `_settle_sigmas`
     timings = dict.fromkeys(("green_and_qr_s", "solve_s", "forward_s"), 0.0)
-    for attempt in range(passes):
-        weighted_by = sigmas.copy()
-        weights = 1.0 / weighted_by
+    phi = np.concatenate(phis)
+    if progress:
+        progress(f"QR of the Green's matrix: {sensors.shape[0]} sensors × "
+                 f"{grains.n_grains} grains × {k}")
+    if settle:
+        sol, fitted = _settle_sigmas(ops, models, sensors, phi, counts, given, sigmas,
+                                     damping=damping, per_grain=k, block=block,
+                                     on_block=on_block, progress=progress, timings=timings)
+    else:
+        weights = 1.0 / sigmas
         row_w = np.repeat(weights, counts)
         stacked = StackedModel(models, weights, n)
-        if progress:
-            progress(f"QR of the Green's matrix: {sensors.shape[0]} sensors × "
-                     f"{grains.n_grains} grains × {k}")
-        phi = np.concatenate(phis) * row_w
         t1 = time.perf_counter()
-        tri, rows = ops.accumulate(stacked, sensors, phi, block=block, keep_bytes=KEEP_Q_BYTES,
-                                   on_block=on_block)
+        tri, rows = ops.accumulate(stacked, sensors, phi * row_w, block=block,
+                                   keep_bytes=KEEP_Q_BYTES, on_block=on_block)
         t2 = time.perf_counter()
         sol = ops.solve_triangle(tri, damping, per_grain=k)
         del tri
         t3 = time.perf_counter()
         fitted = ops.forward(stacked, sensors, sol.x, block=block, rows=rows) / row_w
         del rows
-        timings["green_and_qr_s"] += t2 - t1
-        timings["solve_s"] += t3 - t2
-        timings["forward_s"] += time.perf_counter() - t3
-        resid = np.concatenate(phis) - fitted
-        dof_share = 1.0 - n / sensors.shape[0]
-        for s, sg in enumerate(given):
-            if sg is None:
-                part = resid[counts[:s].sum():counts[:s + 1].sum()]
-                sigmas[s] = math.sqrt(float(part @ part) / (counts[s] * dof_share))
-        settled = np.all(np.abs(sigmas - weighted_by) <= SIGMA_RTOL * weighted_by)
-        if passes > 1 and attempt > 0 and settled:
-            break
-        if passes > 1 and attempt + 1 < passes and progress:
-            progress(f"pass {attempt + 2} with the estimated noise of each scan")
-    else:
-        if passes > 1:
-            warnings.warn(f"the noise of the scans estimated from their residuals still moved "
-                          f"by more than {SIGMA_RTOL:.0%} after {passes} passes (σ "
-                          f"{', '.join(f'{v / 1e-9:.4g}' for v in sigmas)} nT); expected "
-                          "--sigma-nT for the scans whose noise is known", stacklevel=2)
-    if passes > 1:
-        sigmas = weighted_by  # the σ the covariance below was weighted by
-    # unit-weight covariance of the weighted system is the covariance itself, except for a
-    # single scan of unknown σ (fitted with weight 1): scale by its estimate
-    blocks = sol.covariance_blocks * (sigmas[0] ** 2 if passes == 1 and given[0] is None
+        timings.update(green_and_qr_s=t2 - t1, solve_s=t3 - t2,
+                       forward_s=time.perf_counter() - t3)
+        if given[0] is None:  # one scan of unknown σ, fitted with weight 1
+            resid = phi - fitted
+            sigmas[0] = math.sqrt(float(resid @ resid) / (sensors.shape[0] - n))
+    resid = phi - fitted
+    # the unit-weight covariance of the weighted system is the covariance itself, except for
+    # a single scan of unknown σ (fitted with weight 1): scale by its estimate
+    blocks = sol.covariance_blocks * (sigmas[0] ** 2 if len(scans) == 1 and given[0] is None
                                       else 1.0)
     bad = sol.unresolved.reshape(-1, k).any(axis=1)
     blocks[bad] = np.inf
@@ -384,6 +376,131 @@ def invert_scans(
         sensors=[tuple(float(v) for v in scan.sensor_size) for scan in scans],
     )
 
+
+def _settle_sigmas(ops: Any, models: list, sensors: np.ndarray, phi: np.ndarray,
+                   counts: np.ndarray, given: list[float | None], sigmas: np.ndarray, *,
+                   damping: float, per_grain: int, block: int, on_block: BlockProgress | None,
+                   progress: Callable[[str], None] | None, timings: dict[str, float]
+                   ) -> tuple[Any, np.ndarray]:
+    """The joint solve of scans some of whose σ are estimated, and its fitted field
+    (unweighted); `sigmas` (given ones, 1 for the others) is updated in place to the σ the
+    solve returned was weighted by.
+
+    Each scan's R of [Q_s | φ_s] is accumulated once, unweighted; a pass stacks them weighted
+    by 1/σ_s (a QR of n rows each, not of the sensors), solves, and estimates each unknown σ_s
+    as √(r_sᵀr_s / (N_s − h_s)), h_s = tr(H_ss) the sum of scan s's leverages, until no σ
+    moves by more than SIGMA_RTOL: Förstner's iterated estimate of variance components. A
+    scan's share N_s (1 − n/N) of the degrees of freedom instead would hold only where the
+    scans' leverages are spread as their sensors are: the quiet scan carries most of them, its
+    σ came out too small and the noisy one's too large (with 32 unknowns on 121 sensors per
+    scan, 1 nT beside 300 nT: σ² 0.85 and 1.15 times the truth, the 95 % sphere holding 92 %).
+    """
+    n = per_grain * models[0].grains.n_grains
+    unit = StackedModel(models, np.ones(len(models)), n)
+    bounds = np.r_[0, np.cumsum(counts)]
+    total = int(bounds[-1])
+    triangles, kept = [], []
+    t1 = time.perf_counter()
+    for s in range(len(models)):
+        lo, hi = int(bounds[s]), int(bounds[s + 1])
+        told = None if on_block is None else _offset(on_block, lo, total)
+        tri, rows = ops.accumulate(unit, sensors[lo:hi], phi[lo:hi], block=block,
+                                   keep_bytes=KEEP_Q_BYTES / len(models), on_block=told)
+        triangles.append(_augmented(ops, tri, n))
+        kept.append(rows)
+        del tri
+    timings["green_and_qr_s"] += time.perf_counter() - t1
+    for attempt in range(MAX_PASSES):
+        weighted_by = sigmas.copy()
+        t2 = time.perf_counter()
+        full = _stack(triangles, 1.0 / weighted_by)
+        sol = ops.solve_triangle(_triangle(ops, full, n), damping, per_grain=per_grain)
+        t3 = time.perf_counter()
+        fitted = np.concatenate([
+            ops.forward(unit, sensors[bounds[s]:bounds[s + 1]], sol.x, block=block,
+                        rows=kept[s]) for s in range(len(models))])
+        t4 = time.perf_counter()
+        dof = _redundancies(triangles, full[:n, :n], 1.0 / weighted_by, counts,
+                            sol.unresolved.any(), damping, per_grain)
+        timings["solve_s"] += t3 - t2 + time.perf_counter() - t4
+        timings["forward_s"] += t4 - t3
+        for s, sg in enumerate(given):
+            if sg is None:
+                part = phi[bounds[s]:bounds[s + 1]] - fitted[bounds[s]:bounds[s + 1]]
+                sigmas[s] = math.sqrt(float(part @ part) / dof[s])
+        if attempt > 0 and np.all(np.abs(sigmas - weighted_by) <= SIGMA_RTOL * weighted_by):
+            break
+        if attempt + 1 < MAX_PASSES and progress:
+            progress(f"pass {attempt + 2} with the estimated noise of each scan")
+    else:
+        warnings.warn(f"the noise of the scans estimated from their residuals still moved "
+                      f"by more than {SIGMA_RTOL:.1%} after {MAX_PASSES} passes (σ "
+                      f"{', '.join(f'{v / 1e-9:.4g}' for v in sigmas)} nT); expected "
+                      "--sigma-nT for the scans whose noise is known", stacklevel=3)
+    sigmas[:] = weighted_by  # the σ the solve, and so its covariance, was weighted by
+    return sol, fitted
+
+
+def _offset(on_block: BlockProgress, first: int, total: int) -> BlockProgress:
+    """`on_block` of one scan's accumulation told as the share of all scans' sensors."""
+    return lambda done, _: on_block(first + done, total)
+
+
+def _augmented(ops: Any, tri: Any, n: int) -> np.ndarray:
+    """[R | c] of an accumulated triangle (the CPU's or the device's) as an (n + 1)²
+    upper-triangular array on the host, its last row 0 (the residual's norm is not kept)."""
+    if isinstance(tri, inversion.Triangle):
+        out = np.zeros((n + 1, n + 1), order="F")
+        out[:n, :n] = tri.r
+        out[:n, n] = tri.c
+        return out
+    out = np.asfortranarray(ops.arrays.to_host(tri.full))
+    out[n] = 0.0
+    return out
+
+
+def _stack(triangles: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
+    """The triangle of [w_s R_s | w_s c_s] over all scans s: that of the rows weighted so,
+    its diagonal made ≥ 0 as `accumulate` makes it."""
+    qr = QRUpdate(triangles[0].shape[0], triangles[0].shape[0],
+                  r=np.asfortranarray(triangles[0] * weights[0]))
+    for tri, w in zip(triangles[1:], weights[1:], strict=True):
+        qr.add(np.asfortranarray(tri * w))
+    full = qr.r
+    full *= np.where(np.diag(full) < 0, -1.0, 1.0)[:, None]
+    return full
+
+
+def _triangle(ops: Any, full: np.ndarray, n: int) -> Any:
+    """The stacked triangle as `ops.solve_triangle` takes it."""
+    if ops is inversion:
+        return inversion.Triangle(np.asfortranarray(full[:n, :n]), full[:n, n].copy())
+    return DeviceTriangle(ops.arrays.to_device(full))
+
+
+def _redundancies(triangles: list[np.ndarray], r: np.ndarray, weights: np.ndarray,
+                  counts: np.ndarray, singular: bool, damping: float, per_grain: int
+                  ) -> np.ndarray:
+    """Each scan's degrees of freedom N_s − h_s, h_s = w_s² ‖R_s R⁻¹‖²_F the trace of its
+    block of the hat matrix Q (QᵀQ + Λ)⁻¹ Qᵀ (R then the damped triangle, of [R; √Λ]), in
+    columns scaled to unit norm as the solve's. Where R is singular, or a trace comes out
+    outside 0..N_s, the share N_s (1 − n/N) of the total instead (the rank is not n there)."""
+    n = r.shape[0]
+    share = counts * (1.0 - n / counts.sum())
+    norms = np.sqrt(np.einsum("ij,ij->j", r, r))
+    if singular or np.any(norms == 0):
+        return share
+    if damping > 0:
+        r = np.array(r, order="F")
+        QRUpdate(n, n, r=r).add(np.asfortranarray(
+            np.diag(np.sqrt(damping * inversion.order_weights(norms, per_grain)))))
+    rs = r / norms
+    h = np.array([float(np.sum(linalg.solve_triangular(
+        rs, (w * tri[:n, :n] / norms).T, trans="T", check_finite=False) ** 2))
+        for tri, w in zip(triangles, weights, strict=True)])
+    if not np.all(np.isfinite(h) & (h >= 0) & (h < counts)):
+        return share
+    return counts - h
 
 def _maps(scan: Scan, keep: np.ndarray, fitted: np.ndarray, resid: np.ndarray
           ) -> tuple[MapData, MapData]:

@@ -17,16 +17,17 @@ from smm_daq.errors import InputError
 MEMINFO = Path("/proc/meminfo")
 
 
-def solve_bytes(n: int, block_rows: int, *, damping: bool = False) -> int:
+def solve_bytes(n: int, block_rows: int, *, damping: bool = False, triangles: int = 0) -> int:
     """The least the CPU solve holds at its peak for n unknowns, in bytes: while the Green's
     matrix is folded in, one block of its rows and R of [Q | φ] with its copy; then R and its
     copy scaled to unit columns (inverted in place for the covariances), or with damping the
     stacked factor and the products of the covariance's sandwich besides (about 8 n² in
     all). The SVD fallback for an R singular to working precision needs more (`svd_bytes`),
-    which is not counted: whether R is singular is known only once it is made."""
+    which is not counted: whether R is singular is known only once it is made. `triangles`:
+    the scans' own R kept throughout beside it (a joint inversion estimating their σ)."""
     squares = (n + 1) ** 2
     folding = block_rows * (n + 1) + 2 * squares
-    return 8 * max(folding, (8 if damping else 2) * squares)
+    return 8 * (max(folding, (8 if damping else 2) * squares) + triangles * squares)
 
 
 def svd_bytes(n: int, driver: str) -> int:
@@ -51,10 +52,11 @@ def available_bytes() -> int | None:
         return None
 
 
-def check_solve_fits(n: int, block_rows: int, unknowns: str, *, damping: bool = False) -> None:
+def check_solve_fits(n: int, block_rows: int, unknowns: str, *, damping: bool = False,
+                     triangles: int = 0) -> None:
     """InputError when `solve_bytes` is more than this machine has available; `unknowns`
     says what they are ("4300 grains × 15 (octupole)")."""
-    need = solve_bytes(n, block_rows, damping=damping)
+    need = solve_bytes(n, block_rows, damping=damping, triangles=triangles)
     have = available_bytes()
     if have is None or need <= have:
         return

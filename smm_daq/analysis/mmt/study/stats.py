@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from smm_daq.analysis.mmt.study.grid import UR_LEVELS_PCT
+from smm_daq.whole_files import written_whole
 
 RESOLVED_FRACTION = 0.99
 _HUGE = 1e300  # stands in for an infinite UR while interpolating quartiles
@@ -71,7 +72,7 @@ def model_statistics(ur_pct: np.ndarray, ssr: np.ndarray,
 
 def write_csv(path: str | Path, rows: Sequence[dict[str, float]]) -> None:
     """One row a model; the header is the keys of the first row."""
-    with open(path, "w", newline="", encoding="utf-8") as f:
+    with written_whole(path) as part, part.open("w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         for row in rows:
