@@ -10,12 +10,13 @@ import numpy as np
 from PyQt6 import QtCore, QtWidgets
 
 from gui.background import Background, error_text
+from gui.instruments_panel import CONNECT_KEY
 from gui.live_scan import LiveScan
 from gui.map_view import MapView
 from gui.rig_holder import NOT_CONNECTED, RigHolder
 from gui.scan_form import ScanForm, format_duration
 from smm_daq.acquisition.plan import ScanPlan
-from smm_daq.errors import InputError, SmmError
+from smm_daq.errors import InputError, InstrumentLost, SmmError
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import EntryInfo
 from smm_daq.storage.scan_entry import EntryTaken, held_as
@@ -24,6 +25,9 @@ if TYPE_CHECKING:
     from smm_daq.acquisition.resumable import ResumableEntry
 
 START_KEY, PAUSE_KEY, ABORT_KEY = "F5", "F6", "Shift+F5"  # window-wide (`gui.shortcuts`)
+# after a scan that failed on a lost instrument: the window's way back to a connected rig
+RECONNECT_HINT = (f"Check the instrument (power, cable), then Reconnect ({CONNECT_KEY}) on the "
+                  "Instruments tab before a next scan or a resume.")
 
 
 class ScanTab(QtWidgets.QWidget):
@@ -312,7 +316,8 @@ class ScanTab(QtWidgets.QWidget):
             self.form.show_error(text, key="name")
             self.live.fail_to_start(text)
             return
-        self.live.fail_to_start(error_text(exc))
+        lost = f"\n{RECONNECT_HINT}" if isinstance(exc, InstrumentLost) else ""
+        self.live.fail_to_start(error_text(exc) + lost)
 
     def entries_read(self, path: Path, entries: list[EntryInfo]) -> None:
         """The entries of session file `path` as last read (the Session tab's): the names a
@@ -371,6 +376,8 @@ class ScanTab(QtWidgets.QWidget):
             self.view.plot.setTitle(f"{plan.name} ({kind})")
         if kind != "finished" and plan is not None and self.live.sequencer is not None:
             self.status.setText(f"{self.status.text()}\n{self._left_as(plan)}")
+            if self.live.sequencer.lost is not None:
+                self.status.setText(f"{self.status.text()}\n{RECONNECT_HINT}")
         self.scanEnded.emit(kind, message)
 
     def _stalled_text(self) -> str:

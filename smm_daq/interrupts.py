@@ -35,6 +35,7 @@ class _State:
         self.depth = 0  # the main thread's nesting of `atomic`
         self.safe_by: list[float] = []  # monotonic deadlines of the ramp-downs under way
         self.recovery = ""  # how to make the rig safe by hand, e.g. "smm-daq safe --profile F"
+        self.connect_began = False  # a rig's connect has begun (`set_recovery`)
 
 
 _state = _State()
@@ -74,12 +75,21 @@ def reset(recovery: str = "") -> None:
 
 
 def set_recovery(command: str) -> None:
-    """The command that makes this rig safe by hand, named when the process must end early."""
+    """A rig's connect begins (`open_rig`): `command` makes it safe by hand, named when a
+    later signal is acknowledged ("" where the rig ends with the process: a simulated one).
+    From now on the rig may have been touched (`connect_began`)."""
     _state.recovery = command
+    _state.connect_began = True
 
 
 def recovery() -> str:
     return _state.recovery
+
+
+def connect_began() -> bool:
+    """Whether a rig's connect has begun since install/reset: until then a command that
+    drives the rig has touched no instrument."""
+    return _state.connect_began
 
 
 def interrupted() -> bool:

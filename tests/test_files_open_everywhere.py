@@ -511,8 +511,8 @@ def test_repair_says_which_entries_it_changed_and_no_more(tmp_path, capsys):
         for name, status in (("stopped", "aborted"), ("done", "finished")):
             f.create_dataset(f"{name}/status", data=status)
     assert main(["repair", str(path)]) == 0
-    out = capsys.readouterr().out
-    assert "every entry kept" in out and "interrupted" not in out
+    out = capsys.readouterr().out  # strings only: 1.10 decodes it, nothing to rewrite
+    assert "left as it is" in out and "interrupted" not in out
     with h5py.File(path, "r") as f:
         assert text(f["stopped/status"][()]) == "aborted"
 
@@ -569,3 +569,56 @@ def test_a_damaged_superblock_marked_open_is_refused_not_retried(tmp_path, capsy
     assert main(["info", str(path)]) == 2
     assert "checksum" in capsys.readouterr().err
     assert path.read_bytes() == bytes(data)
+
+
+def test_repair_leaves_an_intact_current_file_as_it_is(tmp_path, capsys):
+    """A file no writer left unfinished, already in the HDF5 1.10 format, is neither rewritten
+    nor said to be (its bytes and modification time kept); one of an earlier version's format
+    still is, once, and left as it is from then on."""
+    path = tmp_path / "s.h5"
+    x = np.arange(4) * 1e-5
+    write_map_entry(path, MapData(np.outer(x, x), x, x, name="m"), kind="import")
+    before, stat = path.read_bytes(), path.stat()
+    assert main(["repair", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"{path}: intact and in the HDF5 1.10 format already: left as it is" in out
+    assert "rewritten" not in out
+    assert path.read_bytes() == before
+    assert (path.stat().st_ino, path.stat().st_mtime_ns) == (stat.st_ino, stat.st_mtime_ns)
+
+    old = tmp_path / "old.h5"
+    with h5py.File(old, "w", libver="latest") as f:  # how earlier versions wrote
+        f.attrs["creator"] = "smm-daq 0.1.0"
+        f.create_dataset("scan/data/line_done", data=np.array([True, False]))
+    assert main(["repair", str(old)]) == 0
+    assert "rewritten in the HDF5 1.10 format" in capsys.readouterr().out
+    assert main(["repair", str(old)]) == 0
+    assert "left as it is" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(H5DUMP is None or "Version 1." not in subprocess.run(
+    [H5DUMP, "--version"], capture_output=True, text=True).stdout, reason="needs HDF5 1.x's h5dump")
+def test_repair_tells_the_format_as_hdf5_1_10_reads_it(tmp_path, capsys):
+    """What a writer not bounded to 1.10 encodes beyond it (a boolean's type, a compressed
+    dataset's layout, a boolean attribute) is rewritten; what it encodes as 1.10 does (strings,
+    floats, resizable chunks) is left as it is; h5dump of HDF5 1.x agrees on each."""
+    made = {
+        "bool": lambda f: f.create_dataset("b", data=np.array([True, False])),
+        "gzip": lambda f: f.create_dataset("z", data=np.arange(30.0), chunks=(10,),
+                                           compression="gzip", shuffle=True),
+        "bool_attr": lambda f: f["/"].attrs.__setitem__("flag", np.bool_(True)),
+        "plain": lambda f: (f.create_dataset("s/status", data="aborted"),
+                            f.create_dataset("x", data=np.arange(30.0), chunks=(10,),
+                                             maxshape=(None,))),
+    }
+    for name, make in made.items():
+        path = tmp_path / f"{name}.h5"
+        with h5py.File(path, "w", libver="latest") as f:
+            f.attrs["creator"] = "smm-daq 0.1.0"
+            make(f)
+        read_by_1x = subprocess.run([H5DUMP, str(path)], capture_output=True).returncode == 0
+        assert main(["repair", str(path)]) == 0
+        out = capsys.readouterr().out
+        assert ("left as it is" in out) == read_by_1x, (name, out)
+        assert ("rewritten in the HDF5 1.10 format" in out) != read_by_1x, (name, out)
+        assert subprocess.run([H5DUMP, str(path)], capture_output=True).returncode == 0

@@ -115,12 +115,41 @@ def test_an_instrument_that_stops_answering_is_shown_red_and_reconnect_is_said(w
     with qtbot.waitSignal(window.scan.scanEnded, timeout=WAIT_MS) as ended:
         assert window.scan.start(plan)
     assert ended.args[0] == "failed"
+    status = window.scan.status.text()  # the scan's tab says the way back too
+    assert "connection lost" in status and "then Reconnect (Ctrl+K) on the Instruments tab" \
+        in status
     fresh_readings(qtbot, panel)  # said again once the scan has given the rig back
     assert panel.message.text().startswith("Not answering: Lock-in: ")
     rig.backend.faults[rig.profile.lockin.link.address].disconnected = False
     fresh_readings(qtbot, panel)
     assert "●" in lockin.text() and "SR830" in lockin.text()
     assert panel.message.text() == ""
+
+
+def test_a_scan_that_loses_an_instrument_midway_says_to_reconnect(window, qtbot,
+                                                                   monkeypatch):
+    """The Scan tab said only 'failed: instrument lost: ... connection lost' and how the
+    file was left; it now says the way back as the Instruments tab does."""
+    rig = window.holder.rig
+    faults = rig.backend.faults[rig.profile.lockin.link.address]
+    read_xy, reads = rig.lockin.read_xy, []
+
+    def read_then_unplugged():  # the cable pulled at the fifth reading
+        reads.append(1)
+        if len(reads) == 5:
+            faults.disconnected = True
+        return read_xy()
+
+    monkeypatch.setattr(rig.lockin, "read_xy", read_then_unplugged)
+    plan = ScanPlan.from_center("midway", (12.5e-3, 12.5e-3), (40 * UM, 40 * UM), 20 * UM)
+    with qtbot.waitSignal(window.scan.scanEnded, timeout=WAIT_MS) as ended:
+        assert window.scan.start(plan)
+    assert ended.args[0] == "failed"
+    status = window.scan.status.text()
+    assert "instrument lost" in status and "lines are stored" in status
+    assert status.endswith("then Reconnect (Ctrl+K) on the Instruments tab before a next scan "
+                           "or a resume.")
+    faults.disconnected = False
 
 
 def test_the_trace_counts_readings_without_a_scale_factor(window, qtbot):

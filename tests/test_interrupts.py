@@ -4,6 +4,7 @@ acknowledged; none interrupts the rig being made safe."""
 from __future__ import annotations
 
 import signal
+from pathlib import Path
 
 import pytest
 
@@ -60,3 +61,53 @@ def test_the_kill_grace_follows_the_profile() -> None:
     ramp += 3 * 1.1 * c.supply_rating / c.max_ramp_rate  # each supply found in voltage mode
     talk = 3 * c.link.timeout_s * (c.link.retries + 5) + s.timeout_s * (s.retries + 5)
     assert safe_time_bound(p) == pytest.approx(1.5 * ramp + 2.0 + talk)
+
+
+@pytest.mark.parametrize("argv", [
+    ["calibrate-coils"],
+    ["scan", "--out", "s.h5", "--name", "k", "--center-um", "0,0", "--size-um", "10,10",
+     "--step-um", "5"],
+    ["safe", "--profile", "configs/example-lab.toml"],
+])
+def test_ctrl_c_before_connecting_says_the_rig_is_as_it_was(argv, monkeypatch, tmp_path,
+                                                            capsys) -> None:
+    """Every command that drives the rig says whether it is safe; stopped before its
+    connect (the profile still being read), it says the rig was not touched."""
+    from smm_daq.cli import acquisition, calibrate
+    from smm_daq.cli.main import main
+
+    def ctrl_c(*_args, **_kw):
+        raise KeyboardInterrupt("SIGINT")
+
+    monkeypatch.setattr(calibrate, "load_profile", ctrl_c)
+    monkeypatch.setattr(acquisition, "load_profile", ctrl_c)
+    monkeypatch.chdir(Path(__file__).parent.parent)
+    argv = [str(tmp_path / a) if a == "s.h5" else a for a in argv]
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    assert "smm-daq: interrupted (SIGINT)\n" in err
+    assert ("smm-daq: the rig is as it was: stopped before connecting to it, nothing was set "
+            "or moved") in err
+
+
+def test_ctrl_c_once_connecting_began_says_how_the_connect_left_the_rig(monkeypatch,
+                                                                         capfd) -> None:
+    """From the connect on, the safety statement is the connect's (or the command's), never
+    "as it was"; for a real rig, a signal acknowledged while it is made safe names the
+    command that makes it safe if the process is killed."""
+    from smm_daq.cli.main import main
+    from smm_daq.instruments import rig
+
+    profile = Path(__file__).parent.parent / "configs" / "example-lab.toml"
+
+    def ctrl_c(*_args, **_kw):
+        assert interrupts.recovery() == f"smm-daq safe --profile {profile}"
+        interrupts.acknowledge("SIGTERM")
+        raise KeyboardInterrupt("SIGINT")
+
+    monkeypatch.setattr(rig, "_open_instrument", ctrl_c)
+    assert main(["calibrate-coils", "--profile", str(profile)]) == 130
+    err = capfd.readouterr().err
+    assert f"(if the process is killed, run `smm-daq safe --profile {profile}`)" in err
+    assert "smm-daq: interrupted (SIGINT)" in err
+    assert "the rig" in err and "as it was" not in err

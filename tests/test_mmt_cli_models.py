@@ -139,6 +139,10 @@ def test_bad_input_exits_2(tmp_path, capsys, monkeypatch):
     bad.write_text('{"Scan height Hz": 2e-06,\n  "Scan x-step Sdx" 1e-06}')
     assert main(["import", "mpe", str(bad), str(NPZ), "--out", str(h5), "--name", "x"]) == 2
     assert "p.json, line 2, column 21" in capsys.readouterr().err
+    assert main(["import", "mpe", str(NPZ), str(JSON), "--out", str(h5), "--name", "x"]) == 2
+    err = capsys.readouterr().err  # the two swapped: said so, not "is not UTF-8 text"
+    assert (f"{NPZ}: is an NPZ (zip) archive, not the library's JSON of scan parameters; "
+            "expected the JSON metadata first") in err and "UTF-8" not in err
     pts_bad = tmp_path / "g.txt"
     pts_bad.write_text("1e-6 2e-6 -3e-6 1e-18 1\n1e-6 2e-6 -3e-6 x 2\n")
     assert main([*base, "--grain-format", "points", "--grains", str(pts_bad)]) == 2

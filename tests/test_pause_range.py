@@ -53,3 +53,36 @@ def test_a_scan_resumed_after_the_range_was_raised_goes_on(rig, tmp_path) -> Non
     with open_read(tmp_path / "s.h5") as f:  # the range each reading was taken in
         stored = f["k/data/lockin_range"][()]
     assert np.nanmax(stored) == pytest.approx(full_scale)
+
+
+def test_a_time_constant_changed_while_paused_keeps_the_scan_paused(rig, tmp_path) -> None:
+    """Every line is settled by, and the entry records, the τ the scan started with: one
+    changed at the front panel while paused keeps the scan paused, saying so, until it is set
+    back (not settled by the old τ while the lock-in filters with the new one)."""
+    tau = rig.lockin.time_constant()
+    seq = Sequencer(rig, tmp_path / "s.h5", ScanPlan.from_center(
+        "k", (C, C), (60e-6, 60e-6), 15e-6, field=(0.0, 0.0, 0.0)))
+    pauses = []
+
+    def operator(event) -> None:
+        if event.kind == "point" and not pauses:
+            seq.pause()
+        if event.kind != "paused":
+            return
+        pauses.append(event.message)
+        if len(pauses) == 1:
+            rig.lockin.set_time_constant(tau * 10)  # at the front panel, then resume
+        elif len(pauses) == 2:
+            rig.lockin.set_time_constant(tau)  # set back as told
+        else:
+            seq.abort()
+            return
+        seq.resume()
+
+    seq.subscribe(operator)
+    assert seq.run() == "finished", pauses
+    assert len(pauses) == 2, pauses
+    assert "time constant was changed" in pauses[1]
+    assert f"set it back to {tau:g} s" in pauses[1]
+    with open_read(tmp_path / "s.h5") as f:
+        assert f["k/status"][()].decode() == "finished"

@@ -153,6 +153,8 @@ def test_a_repair_windows_cannot_swap_in_is_refused_with_the_file_as_it_was(tmp_
     path = tmp_path / "s.h5"
     with writing(path) as f:
         f["kept"] = np.arange(3)
+    with h5py.File(path, "a", libver="latest") as f:  # as an earlier version wrote: rewritten
+        f["old"] = np.array([True])
     before = path.read_bytes()
 
     def sharing_violation(src: object, dst: object) -> None:

@@ -390,3 +390,20 @@ def test_a_recipe_cut_off_in_a_scan_skips_the_wait_and_prompt_before_that_scan(
     assert run_recipe(parse_recipe(RECIPE), Session(out, rig), ask=asked.append,
                       continuing=True) == ["inf", "induced"]
     assert asked == [] and rig.clock.now() - t0 < 120.0
+
+
+def test_continue_on_a_file_that_does_not_exist_says_the_recipe_runs_from_its_start(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Nothing to continue (no file: a misspelt name, or a recipe cut off before its first
+    entry): the whole recipe runs, and that is said before it starts, not passed over."""
+    recipe, out = tmp_path / "r.toml", tmp_path / "typo.h5"
+    recipe.write_text(RECIPE)
+    _use_rig(monkeypatch, _rig())
+    assert main(["run", str(recipe), "--out", str(out), "--yes", "--continue"]) == 0
+    err = capsys.readouterr().err
+    note = err.index(f"smm-daq: note: recipe {recipe}, --continue: {out} does not exist, so "
+                     "nothing of it was done before")
+    assert "it runs from its first step" in err
+    assert note < err.index("step 1/7")
+    assert {e.name for e in list_entries(out)} == {"rem", "inf", "induced"}

@@ -133,6 +133,7 @@ class Sequencer(FlyScan):
         self.notes: list[str] = []  # range changes and other things worth telling the user
         self.safety_problems: list[str] = []  # what make_safe could not do
         self.error: BaseException | None = None  # an unexpected exception that ended the scan
+        self.lost: InstrumentLost | None = None  # the lost instrument that ended the scan
         self.subscriber_errors: list[BaseException] = []  # the first SUBSCRIBER_ERRORS_KEPT
         self.subscriber_error_count = 0  # all of them
         self._subscribers: list[Callable[[ScanEvent], None]] = []
@@ -148,6 +149,7 @@ class Sequencer(FlyScan):
         self._run_start: float | None = None
         self._run_points = 0
         self._full_scale = math.nan
+        self._tau = math.nan  # s, the lock-in time constant the scan is taken with
         self._z_pending = True
         self._overload_unknown = False  # the last overload query's reply was lost
         self._time_mark: float | None = None  # rig clock of the last `rig_clock_duration` update
@@ -427,6 +429,7 @@ class Sequencer(FlyScan):
             raise
         except InstrumentLost as exc:
             status, message = "failed", f"instrument lost: {exc}"
+            self.lost = exc
         except (InstrumentError, SafetyError) as exc:
             status, message = "failed", f"{type(exc).__name__}: {exc}"
         except StorageError as exc:
@@ -446,7 +449,7 @@ class Sequencer(FlyScan):
         writer = self._writer
         assert writer is not None
         self._time_mark = rig.clock.now()  # the duration counts the field's ramp too
-        tau = self._call(rig.lockin.time_constant)
+        tau = self._tau = self._call(rig.lockin.time_constant)
         self._full_scale = self._call(rig.lockin.sensitivity)
         self._set_field()
         todo = np.flatnonzero(~writer.line_done)
@@ -671,20 +674,26 @@ class Sequencer(FlyScan):
     def _pause_and_wait(self, reason: str) -> None:
         writer = self._writer
         assert writer is not None
+        while True:
+            with self._cond:
+                if self._abort_requested:
+                    raise _Aborted
+                self._state = "paused"
+                self._pause_requested = True
+                self.message = reason
+            with self._writing("the paused status"):
+                writer.set_status("paused", reason)
+            self._emit("paused", line=self._line, message=reason)
+            with self._cond:
+                while self._pause_requested and not self._abort_requested:
+                    self._cond.wait()
+                if self._abort_requested:
+                    raise _Aborted
+            changed = self._time_constant_changed()
+            if changed is None:
+                break
+            reason = changed
         with self._cond:
-            if self._abort_requested:
-                raise _Aborted
-            self._state = "paused"
-            self._pause_requested = True
-            self.message = reason
-        with self._writing("the paused status"):
-            writer.set_status("paused", reason)
-        self._emit("paused", line=self._line, message=reason)
-        with self._cond:
-            while self._pause_requested and not self._abort_requested:
-                self._cond.wait()
-            if self._abort_requested:
-                raise _Aborted
             self._state = "running"
             self.message = ""
         with self._writing("the running status"):
@@ -703,6 +712,20 @@ class Sequencer(FlyScan):
         # its start) makes the next start a first try
         self._start_unknown = False
         self._emit("resumed", line=self._line)
+
+    def _time_constant_changed(self) -> str | None:
+        """Why the scan cannot go on after a pause: the lock-in's time constant changed (at
+        its front panel) while paused; None when it is the scan's.
+
+        Every line of the entry is settled, read (and, flown, reconstructed) with one τ, the
+        one the entry records and a resume is checked against: lines taken with another
+        would be recorded wrongly, so the scan stays paused until it is set back."""
+        tau = self._call(self.rig.lockin.time_constant)
+        if math.isclose(tau, self._tau, rel_tol=1e-6):
+            return None
+        return (f"the lock-in time constant was changed to {tau:g} s while paused; this scan "
+                f"is taken and recorded with {self._tau:g} s: set it back to {self._tau:g} s "
+                "at the lock-in and resume, or abort and start a new scan with the new one")
 
     def _call(self, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
         """Call an instrument, retrying transient errors; abort wins between attempts."""

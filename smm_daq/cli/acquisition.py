@@ -149,8 +149,9 @@ def ask_operator(reason: str) -> bool:
     if not (sys.stdin is not None and sys.stdin.isatty()):
         return False
     try:
-        input(f"paused: {reason}. Raise the lock-in's range (sensitivity) at the instrument, "
-              "then Enter to resume (its range is read again), Ctrl-C to abort: ")
+        input(f"paused: {reason}. At the instrument: an overload, raise the lock-in's range "
+              "(sensitivity); then Enter to resume (its range and time constant are read "
+              "again), Ctrl-C to abort: ")
     except EOFError:  # Ctrl-D, or the terminal went away: nobody can resume it
         return False
     return True
@@ -210,6 +211,23 @@ def _saying_how_to_go_on(path: str, names: tuple[str, ...], command: list[str], 
                 print(f"smm-daq: what was measured is kept in {path}; `{shlex.join(command)}` "
                       "goes on from there", file=sys.stderr)
         raise
+
+
+def _say_if_nothing_to_continue(recipe: str, out: str, names: tuple[str, ...]) -> None:
+    """`run --continue` where the file holds nothing the recipe writes (no file at all, a
+    misspelt name?): the whole recipe runs, and that is said before it starts. A recipe cut
+    off before its first entry leaves no more than that, so it is no error."""
+    from smm_daq.storage.nexus import list_entries
+
+    if not Path(out).exists():
+        found = f"{out} does not exist"
+    elif not {e.name for e in list_entries(out)} & set(names):
+        found = f"{out} holds no entry of it"
+    else:
+        return
+    print(f"smm-daq: note: recipe {recipe}, --continue: {found}, so nothing of it was done "
+          "before (a misspelt file name? or it was cut off before its first entry): it runs "
+          "from its first step", file=sys.stderr)
 
 
 def _profile_again(args: argparse.Namespace) -> list[str]:
@@ -337,6 +355,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"recipe {args.recipe}: every step is done in {args.out} already; nothing to "
               "continue", file=sys.stderr)
         return 0
+    if args.continue_recipe:
+        _say_if_nothing_to_continue(args.recipe, args.out, recipe.entries())
     _warn_if_uncalibrated(profile)
     for i, step in enumerate(checked.steps):
         plan = checked.plans[i]
@@ -666,7 +686,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--line-baselines", action="store_true",
                    help="fly: subtract each line's median (slow drift between lines)")
     _add_run_options(p)
-    p.set_defaults(func=cmd_scan)
+    p.set_defaults(func=cmd_scan, drives_rig=True)
 
     p = sub.add_parser("run", help="run a recipe of scans and steps",
                        description="Run a TOML recipe on one session file; the whole recipe "
@@ -679,7 +699,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "skipped, a cut-off scan is resumed, the rest run (the file's entries of "
                         "the recipe's names must be its own)")
     _add_run_options(p)
-    p.set_defaults(func=cmd_run)
+    p.set_defaults(func=cmd_run, drives_rig=True)
 
     p = sub.add_parser("resume", help="finish an interrupted scan",
                        description="Finish an interrupted scan from its first unfinished "
@@ -687,7 +707,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("file", metavar="FILE.h5")
     p.add_argument("--entry", required=True, type=entry_to_read)
     _add_run_options(p, profile_default="the one stored with the scan")
-    p.set_defaults(func=cmd_resume)
+    p.set_defaults(func=cmd_resume, drives_rig=True)
 
     p = sub.add_parser(
         "safe", help="ramp every coil to its safe state and stop the stage",
@@ -696,7 +716,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "For after a program was killed (kill -9) or could not make the rig safe. "
                     "Exit 0 when the rig is safe, 1 when not.")
     p.add_argument("--profile", required=True, metavar="FILE", help="instrument profile")
-    p.set_defaults(func=cmd_safe)
+    p.set_defaults(func=cmd_safe, drives_rig=True)
 
     p = sub.add_parser("info", help="list a session file's entries")
     p.add_argument("file", metavar="FILE.h5")
@@ -707,4 +727,4 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "built-in virtual sample, the induced map and a summary.")
     p.add_argument("--out", required=True, metavar="FILE.h5")
     _add_run_options(p, profile=False)
-    p.set_defaults(func=cmd_demo)
+    p.set_defaults(func=cmd_demo, drives_rig=True)

@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="S",
         help="simulated seconds per real second (simulated profiles; default 0 = no waiting)",
     )
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, drives_rig=True)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,7 +4,8 @@ openable by every HDF5 reader again, and in the format HDF5 1.10 and later decod
 smm-daq's own commands do this on their next touch of such a file; this command is for a file
 that is to be opened in other programs first, or that came from an older version of smm-daq.
 It also removes the scratch files that writers killed on this machine left beside the file
-(`.FILE.*.new`, `.FILE.*.repair-tmp`), naming each, and names those it keeps. What writers
+(`.FILE.*.new`, `.FILE.*.repair-tmp`), naming each, and names those it keeps. An intact file
+already in that format (`smm_daq.storage.intact`) is left as it is, and said to be. What writers
 killed part-way left it finishes, leaves out or moves in (`smm_daq.storage.staging`), and says
 which, each as it is: an entry cut off, or an overwrite cut off with the old entry as it was.
 """
@@ -15,9 +16,18 @@ import argparse
 
 
 def _repair(args: argparse.Namespace) -> int:
-    from smm_daq.storage.h5file import marked_open, repair
+    from smm_daq.storage.h5file import marked_open, remove_leftovers, repair
+    from smm_daq.storage.intact import needs_repair
     from smm_daq.storage.staging import kept_note, left_out_note
 
+    if not needs_repair(args.file):
+        removed, kept_files = remove_leftovers(args.file)
+        print(f"{args.file}: intact and in the HDF5 1.10 format already: left as it is")
+        for name in removed:
+            print(f"removed {name}")
+        for name in kept_files:
+            print(f"kept {name}")
+        return 0
     was_marked = marked_open(args.file)
     done = repair(args.file, only_ours=True)
     what = "cleared the open-for-write mark; " if was_marked else ""

@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     check.add_argument("--profile", default=str(DEFAULT_PROFILE),
                        help="instrument profile (default: the simulator, configs/simulator.toml)")
-    check.set_defaults(func=run_check)
+    check.set_defaults(func=run_check, drives_rig=True)
 
     serve = sub.add_parser(
         "serve-sim",

@@ -10,7 +10,8 @@ message, no traceback); 3 a write to the session file that has not returned (a s
 once the rig was made safe, on Ctrl-C or a signal or at the scan's end: the program ends
 without it, the rig closed, the message says what is left unwritten (the file is as a crash
 leaves it); 130 interrupted by Ctrl-C or a termination signal (rig made safe by whoever was
-running). Ctrl-C, SIGTERM and SIGHUP all take the Ctrl-C path; only the first one
+running; one stopped before its connect says the rig is as it was). Ctrl-C, SIGTERM and
+SIGHUP all take the Ctrl-C path; only the first one
 interrupts, later ones are acknowledged while the rig is made safe (`smm_daq.interrupts`).
 An error's notes (`add_note`: e.g. whether the rig is safe after connecting failed) follow its
 message, a line each.
@@ -44,6 +45,10 @@ EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_WRITE_STALLED = 3
 EXIT_INTERRUPTED = 130
+
+# what a command that drives the rig (its parser's `drives_rig`) says, stopped before connecting
+NOT_CONNECTED = ("the rig is as it was: stopped before connecting to it, nothing was set or "
+                 "moved")
 
 
 # A value such as "-100,50" (µm) or "-40,0,0" (µT) is a negative number list, not an option.
@@ -134,6 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _report(f"failed: {exc}", exc)
         return EXIT_FAILED
     except KeyboardInterrupt as exc:
+        if getattr(args, "drives_rig", False) and not interrupts.connect_began():
+            exc.add_note(NOT_CONNECTED)
         _report(f"interrupted ({exc or 'Ctrl-C'})", exc)
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # output piped into `head` and the like: not an error

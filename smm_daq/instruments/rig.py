@@ -307,6 +307,7 @@ def open_rig(
         open_transport = None
         _check_one_instrument_per_address(profile)
         lock = RigLock.acquire(rig_addresses(profile))
+    interrupts.set_recovery("" if profile.simulated else f"smm-daq safe --profile {profile.path}")
     opened: dict[str, Any] = {}
     try:
         with connect_stop.bound(stop):

@@ -40,6 +40,7 @@ from smm_daq.finite import finite_number
 from smm_daq.storage.mapdata import MapData
 from smm_daq.text_files import require_file
 
+ZIP_SIGNATURE = b"PK"  # how an NPZ (a zip archive) begins
 REQUIRED = ("Scan height Hz", "Scan area x-dimension Sx", "Scan area y-dimension Sy",
             "Scan x-step Sdx", "Scan y-step Sdy")
 
@@ -82,14 +83,20 @@ def read_geometry(path: str | Path) -> ScanGeometry:
     column of a JSON syntax error)."""
     source = str(path)
     require_file(Path(path), "parameter", "the library's JSON of scan parameters")
+    raw = Path(path).read_bytes()
+    if raw.startswith(ZIP_SIGNATURE):
+        raise InputError("is an NPZ (zip) archive, not the library's JSON of scan parameters; "
+                         "expected the JSON metadata first, then the NPZ of arrays (the two "
+                         "given the other way round?)", source=source)
     try:
-        params = json.loads(Path(path).read_text(encoding="utf-8-sig"))
+        params = json.loads(raw.decode("utf-8-sig"))
     except json.JSONDecodeError as exc:
         raise InputError(f"is not JSON: {exc.msg}; expected the library's JSON of scan "
                          "parameters", source=f"{source}, line {exc.lineno}, column {exc.colno}"
                          ) from None
     except UnicodeDecodeError as exc:
-        raise InputError(f"is not UTF-8 text ({exc.reason})", source=source) from None
+        raise InputError(f"is not UTF-8 text ({exc.reason}); expected the library's JSON of "
+                         "scan parameters", source=source) from None
     if not isinstance(params, dict):
         raise InputError("expected a JSON object of scan parameters", source=source)
     missing = [k for k in REQUIRED if k not in params]
@@ -140,7 +147,7 @@ def _load(path: str | Path, expected: str) -> dict[str, np.ndarray]:
     except OSError as exc:
         raise InputError(f"cannot be read ({exc.strerror}); expected {expected}",
                          source=source) from None
-    if signature != b"PK":
+    if signature != ZIP_SIGNATURE:
         raise InputError(f"is not an NPZ archive (expected {expected})", source=source)
     try:
         with np.load(path, allow_pickle=False) as npz:
