@@ -33,9 +33,9 @@ BZ = 1e-6 * np.exp(-((X[None, :] - 60e-6) ** 2 + (X[:, None] - 50e-6) ** 2) / 4e
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("attrs") / "base.h5"
-    for name in ("ok", "bad"):
+    for name, field in (("ok", 40e-6), ("bad", 0.0)):  # in-field and remanent scans
         write_map_entry(path, MapData(BZ, X, X, height=20e-6, sensor_size=(0.0, 0.0),
-                                      applied_field=np.array([0.0, 40e-6, 0.0]), name=name,
+                                      applied_field=np.array([0.0, field, 0.0]), name=name,
                                       title=name), kind="scan")
     return path
 
