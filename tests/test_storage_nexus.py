@@ -424,7 +424,7 @@ def test_a_reader_waits_for_another_process_to_finish_its_write(tmp_path, monkey
     import threading
     import types
 
-    from smm_daq.storage import h5file
+    from smm_daq.storage import turns
 
     path = tmp_path / "s.h5"
     write_map_entry(path, _map("earlier"), kind="induced")
@@ -434,15 +434,14 @@ def test_a_reader_waits_for_another_process_to_finish_its_write(tmp_path, monkey
         assert child.stdout.readline() == "holding\n"
         assert marked_open(path)
         waiting = threading.Event()
-        real = h5file.fcntl
+        real = turns.fcntl
 
         def fcntl(fd, cmd, arg):  # the reader is about to wait for the writer's lock
             waiting.set()
             return real.fcntl(fd, cmd, arg)
 
-        monkeypatch.setattr(h5file, "fcntl", types.SimpleNamespace(
-            fcntl=fcntl, F_OFD_SETLKW=real.F_OFD_SETLKW, F_RDLCK=real.F_RDLCK,
-            F_WRLCK=real.F_WRLCK))
+        monkeypatch.setattr(turns, "fcntl", types.SimpleNamespace(
+            fcntl=fcntl, **{k: getattr(real, k) for k in dir(real) if k.startswith("F_")}))
         seen: list[list[str]] = []
         reader = threading.Thread(target=lambda: seen.append(
             [i.name for i in list_entries(path)]), daemon=True)  # a failure never hangs pytest

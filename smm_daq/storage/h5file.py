@@ -32,11 +32,13 @@ HDF5 writes into blocks it already has, and HDF5 cuts the file back to what it u
 
 Writers of one file are serialized by an open-file-description lock on the file itself (not
 HDF5's own file lock, which a reader holding the file open in a viewer would turn into a
-stalled scan): a reader that finds the mark waits for the lock, so it sees either the file
-before or after a write, never half of one. Where the system has no such locks (Windows,
-macOS), an exclusive lock on a file in the machine's lock directory stands in. Threads of one
-process take turns on a file, as HDF5 refuses to open a file for writing that the same process
-has open for reading.
+stalled scan), and `open_read` shares that lock with other readers for its whole read, so a
+reader sees the file before or after a write, never half of one, and a write never begins
+under a reader (HDF5 reading a file outside SWMR mode cannot follow one). A writer waits for
+the readers already reading only so long (`smm_daq.storage.turns`). Where the system has no
+such locks (Windows, macOS), an exclusive lock on a file in the machine's lock directory
+stands in. Threads of one process take turns on a file, as HDF5 refuses to open a file for
+writing that the same process has open for reading.
 """
 
 from __future__ import annotations
@@ -49,7 +51,6 @@ import os
 import re
 import shutil
 import socket
-import struct
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -68,6 +69,7 @@ try:
     import fcntl
 except ImportError:  # Windows: a lock file stands in (`_machine_lock`)
     fcntl = None  # type: ignore[assignment]
+from smm_daq.storage import turns
 from smm_daq.storage.processes import running, start_token
 from smm_daq.storage.staging import (
     CutOff,
@@ -104,6 +106,7 @@ HEADROOM = 4 << 20  # bytes reserved beyond a write's payload: more than its met
 _NO_ROOM = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 _LOCKS: dict[str, threading.RLock] = {}  # in-process: one thread has a file open at a time
 _LOCKS_GUARD = threading.Lock()
+_READING = threading.local()  # this thread's reads under way, by file (`_reading_here`)
 _log = logging.getLogger(__name__)
 
 
@@ -252,11 +255,6 @@ def marked_open(path: str | Path) -> bool:
     return False
 
 
-def _flock_struct(kind: int) -> bytes:
-    # struct flock {short l_type; short l_whence; off_t l_start; off_t l_len; pid_t l_pid;}
-    return struct.pack("@hhqqi4x", kind, os.SEEK_SET, 0, 0, 0)
-
-
 class _CannotOpen(InputError):
     """The file cannot be opened here for writing or for reading, `reason` saying why in the
     system's words ("Permission denied", "Read-only file system")."""
@@ -269,25 +267,28 @@ class _CannotOpen(InputError):
 
 @contextlib.contextmanager
 def _file_lock(path: Path, *, exclusive: bool) -> Iterator[None]:
-    """An open-file-description lock on the whole file, waited for.
+    """The file held alone (a writer) or shared with other readers (a reader), waited for
+    (`smm_daq.storage.turns`, whose waits say how long).
 
-    Independent of HDF5's own (flock) locks and of other descriptors of the same file in this
-    process, so HDF5 opening and closing the file never drops it. Where the system has no such
-    locks, a lock file in the machine's lock directory stands in (`_machine_lock`); where
-    that cannot be had either, threads of this process still take turns.
+    Open-file-description locks on the file itself: independent of HDF5's own (flock) locks
+    and of other descriptors of the same file in this process, so HDF5 opening and closing
+    the file never drops them. Where the system has no such locks, a lock file in the
+    machine's lock directory stands in (`_machine_lock`); where that cannot be had either,
+    threads of this process still take turns.
     """
     with contextlib.ExitStack() as stack:
         stack.enter_context(_local_lock(path))
-        setlkw = getattr(fcntl, "F_OFD_SETLKW", None) if fcntl is not None else None
-        if setlkw is not None and path.exists():
+        if fcntl is not None and turns.available() and path.exists():
             try:
                 fd = os.open(path, os.O_RDWR if exclusive else os.O_RDONLY)
             except OSError as exc:
                 raise _CannotOpen(exclusive, exc.strerror or str(exc), str(path)) from None
             stack.callback(os.close, fd)  # closing the descriptor releases the lock
-            kind = fcntl.F_WRLCK if exclusive else fcntl.F_RDLCK  # type: ignore[union-attr]
             with contextlib.suppress(OSError):  # a file system without such locks (some NFS)
-                fcntl.fcntl(fd, setlkw, _flock_struct(kind))  # type: ignore[union-attr]
+                if exclusive:
+                    turns.hold_for_writing(fd, str(path))
+                else:
+                    turns.hold_for_reading(fd)
         elif path.exists():
             with contextlib.suppress(OSError, InputError):  # none: threads still take turns
                 stack.enter_context(_machine_lock(path))
@@ -371,17 +372,57 @@ def open_read(path: str | Path) -> Iterator[h5py.File]:
 
 @contextlib.contextmanager
 def _open_read(p: Path) -> Iterator[h5py.File]:
-    if marked_open(p):
+    nested = _reading_here(p)  # this thread holds it already: no writer can be at work
+    if marked_open(p) and not nested:
         with _file_lock(p, exclusive=False):
             pass  # an smm-daq writer at work has finished its write
         if marked_open(p):
             with contextlib.suppress(InputError, StorageError, OSError):
                 _name_removed(p, repair(p, only_ours=True))  # else read in SWMR mode, as is
+    with contextlib.ExitStack() as held:
+        if not nested:
+            with contextlib.suppress(_CannotOpen):  # then HDF5's open says what is wrong
+                held.enter_context(_file_lock(p, exclusive=False))  # for the whole read
+        held.enter_context(_counted_reader(p))
+        before = turns.stamp(p)
+        try:
+            with _opened_for_reading(p) as f:
+                yield f
+        except (InputError, OSError, RuntimeError, KeyError, ValueError):
+            if turns.changed(p, before):  # a writer stopped waiting for this reader
+                raise InputError(
+                    "was written by another process while it was read (a writer waits for "
+                    f"a reader {turns.WRITER_WAIT_S:g} s at most), so it was not read whole; "
+                    "read it again: nothing says the file is damaged", source=str(p)) from None
+            raise
+
+
+def _reading_here(p: Path) -> bool:
+    """Whether this thread is reading `p` already (`open_read` within `open_read`): it
+    holds the readers' lock then, and taking it again could wait for a writer that waits for
+    it."""
+    return _READING.__dict__.get(str(p.resolve()), 0) > 0
+
+
+@contextlib.contextmanager
+def _counted_reader(p: Path) -> Iterator[None]:
+    key = str(p.resolve())
+    _READING.__dict__[key] = _READING.__dict__.get(key, 0) + 1
+    try:
+        yield
+    finally:
+        _READING.__dict__[key] -= 1
+
+
+@contextlib.contextmanager
+def _opened_for_reading(p: Path) -> Iterator[h5py.File]:
+    """`p` open for reading, its readers' lock held (`_file_lock`): as it is, in SWMR mode
+    when a killed writer left it marked open, or as if its mark were cleared."""
     # A plain open first: it fails at once on a truncated or foreign file, where an SWMR open
     # would sit in HDF5's read-retry loop for many minutes.
     view = None
     try:
-        f = _open_plain_after_writer(p)
+        f = h5py.File(p, "r")
     except OSError as plain:
         # "unable to lock file", "file locking ... don't match"; not the "sblock" (superblock)
         # of a truncated file's message
@@ -438,15 +479,6 @@ def _read_as_cleared(p: Path) -> tuple[h5py.File, MarkCleared]:
         ) from None
 
 
-def _open_plain_after_writer(p: Path) -> h5py.File:
-    """A plain read-only open; when a writer began meanwhile, once more after its write."""
-    try:
-        return h5py.File(p, "r")
-    except OSError:
-        if not marked_open(p):
-            raise
-    with _file_lock(p, exclusive=False):
-        return h5py.File(p, "r")
 
 
 # -- writing --------------------------------------------------------------------------------
