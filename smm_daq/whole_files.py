@@ -20,6 +20,8 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
+NAME_CHARS = 40  # of the target's name in the hidden file's: 160 bytes at most in UTF-8
+
 
 @contextlib.contextmanager
 def written_whole(path: str | Path) -> Iterator[Path]:
@@ -34,7 +36,9 @@ def written_whole(path: str | Path) -> Iterator[Path]:
     if old is not None and not stat.S_ISREG(old.st_mode):
         yield target
         return
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.part")
+    # the name cut short: the longest name a folder takes (255 bytes) must take the suffix too
+    temporary = target.with_name(
+        f".{target.name[:NAME_CHARS]}.{os.getpid()}.{secrets.token_hex(4)}.part")
     # made here, so that the writer that opens it again keeps its mode (not mkstemp's 0600)
     os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
                      0o666 if old is None else 0o600))

@@ -336,3 +336,19 @@ def test_the_sigmas_reported_are_where_the_estimates_settle():
         rows = slice(s * X.size, (s + 1) * X.size)
         settled = np.sqrt(np.sum(resid.bz ** 2) / (X.size - np.trace(hat[rows, rows])))
         assert settled == pytest.approx(res.sigmas[s], rel=2e-3)
+
+
+def test_a_scan_whose_sigma_does_not_settle_is_named_with_the_sigma_reported():
+    """One usable pixel of unknown noise, over the grains, is fitted ever more closely as its
+    σ shrinks, pass after pass: the warning names that scan and the σ the result reports."""
+    rng = np.random.default_rng(1)
+    mask = np.ones(HIGH.bz.shape, bool)
+    mask.flat[300] = False  # over the grains: its own leverage is high
+    scans = [Scan(noisy(LOW, 20 * NT, rng), 3 * UM),
+             Scan(noisy(HIGH, 5 * NT, rng), 8 * UM, (2 * UM, 2 * UM), mask=mask)]
+    with pytest.warns(UserWarning, match="still moved") as caught:
+        res = invert_scans(scans, GRAINS)
+    message = str(caught[0].message)
+    assert "scan 'high' (1 usable pixels" in message
+    assert "'low'" not in message
+    assert f"σ {res.sigmas[1] / NT:.4g} nT" in message

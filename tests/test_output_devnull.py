@@ -50,3 +50,22 @@ def test_an_existing_output_in_a_folder_that_takes_no_new_file_is_refused_before
     with pytest.raises(InputError, match=r"which cannot be written \(Permission denied\)"):
         output_file("--csv", str(out), overwrite=True)
     assert out.read_text() == "old\n"
+
+
+def test_another_users_file_in_a_sticky_folder_is_refused_before_the_work(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a sticky folder (as /tmp) only a file's owner may rename another file onto it, so an
+    output written whole there would fail after the work though the file and folder take
+    writes. (Another user simulated: this process's effective uid made one owning neither.)"""
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    folder.chmod(0o1777)
+    out = folder / "table.csv"
+    out.write_text("old\n")
+    out.chmod(0o666)
+    monkeypatch.setattr(os, "geteuid", lambda: out.stat().st_uid + 1)
+    with pytest.raises(InputError, match=r"another user's file.*sticky.*nothing was done"):
+        output_file("--out", str(out), overwrite=True)
+    assert out.read_text() == "old\n"
+    folder.chmod(0o777)
+    assert output_file("--out", str(out), overwrite=True) == out

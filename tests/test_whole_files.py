@@ -157,3 +157,13 @@ def test_a_replaced_file_keeps_its_group(tmp_path: Path) -> None:
         part.write_text("new\n")
     assert path.read_text() == "new\n"
     assert path.stat().st_gid == other
+
+
+@pytest.mark.parametrize("name", ["a" * 255, "é" * 127])  # 255 and 254 bytes
+def test_a_file_of_the_longest_name_a_folder_takes_is_written(tmp_path: Path,
+                                                               name: str) -> None:
+    target = tmp_path / name
+    with written_whole(target) as part:
+        part.write_text("whole")
+    assert target.read_text() == "whole"
+    assert [p.name for p in tmp_path.iterdir()] == [name]

@@ -209,6 +209,21 @@ def _check_writable(option: str, text: str, path: Path, *, whole: bool) -> None:
             folder = Path(os.path.realpath(path)).parent  # where a link's file is replaced
             with tempfile.TemporaryFile(dir=folder):
                 pass
+            if whole and path.exists() and _sticky_and_not_yours(folder, path):
+                raise InputError(
+                    f"{option} is {text!r}, another user's file in a folder where only its "
+                    "owner may replace it (sticky, as /tmp); expected a file of your own or a "
+                    "new name: nothing was done")
     except OSError as exc:
         raise InputError(f"{option} is {text!r}, which cannot be written ({exc.strerror}); "
                          "expected a file in a place you can write: nothing was done") from None
+
+
+def _sticky_and_not_yours(folder: Path, path: Path) -> bool:
+    """Whether the system would refuse to replace `path` by a file renamed onto it: its
+    folder has the sticky bit and neither it nor the folder is this user's (root excepted)."""
+    if not hasattr(os, "geteuid") or os.geteuid() == 0:
+        return False
+    me = os.geteuid()
+    place = folder.stat()
+    return bool(place.st_mode & stat.S_ISVTX) and me not in (place.st_uid, path.stat().st_uid)

@@ -330,6 +330,7 @@ def invert_scans(
                  f"{grains.n_grains} grains × {k}")
     if settle:
         sol, fitted = _settle_sigmas(ops, models, sensors, phi, counts, given, sigmas,
+                                     names=[scan.name for scan in scans],
                                      damping=damping, per_grain=k, block=block,
                                      on_block=on_block, progress=progress, timings=timings)
     else:
@@ -379,8 +380,9 @@ def invert_scans(
 
 def _settle_sigmas(ops: Any, models: list, sensors: np.ndarray, phi: np.ndarray,
                    counts: np.ndarray, given: list[float | None], sigmas: np.ndarray, *,
-                   damping: float, per_grain: int, block: int, on_block: BlockProgress | None,
-                   progress: Callable[[str], None] | None, timings: dict[str, float]
+                   names: list[str], damping: float, per_grain: int, block: int,
+                   on_block: BlockProgress | None, progress: Callable[[str], None] | None,
+                   timings: dict[str, float]
                    ) -> tuple[Any, np.ndarray]:
     """The joint solve of scans some of whose σ are estimated, and its fitted field
     (unweighted); `sigmas` (given ones, 1 for the others) is updated in place to the σ the
@@ -433,10 +435,15 @@ def _settle_sigmas(ops: Any, models: list, sensors: np.ndarray, phi: np.ndarray,
         if attempt + 1 < MAX_PASSES and progress:
             progress(f"pass {attempt + 2} with the estimated noise of each scan")
     else:
-        warnings.warn(f"the noise of the scans estimated from their residuals still moved "
-                      f"by more than {SIGMA_RTOL:.1%} after {MAX_PASSES} passes (σ "
-                      f"{', '.join(f'{v / 1e-9:.4g}' for v in sigmas)} nT); expected "
-                      "--sigma-nT for the scans whose noise is known", stacklevel=3)
+        moving = np.abs(sigmas - weighted_by) > SIGMA_RTOL * weighted_by
+        warnings.warn(
+            "the noise estimated from the residuals of "
+            + ", ".join(f"scan '{names[s]}' ({int(counts[s])} usable pixels, σ "
+                        f"{weighted_by[s] / 1e-9:.4g} nT)" for s in np.flatnonzero(moving))
+            + f" still moved by more than {SIGMA_RTOL:.1%} after {MAX_PASSES} passes (a scan "
+            "of few pixels fits them ever more closely as its σ shrinks); expected --sigma-nT "
+            "for the scans whose noise is known, or more of their pixels unmasked",
+            stacklevel=3)
     sigmas[:] = weighted_by  # the σ the solve, and so its covariance, was weighted by
     return sol, fitted
 
