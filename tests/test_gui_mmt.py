@@ -220,6 +220,10 @@ def test_magnetizations_of_tens_of_ka_per_m_are_shown_whole(qtbot):
     shown = [[model.index(r, c).data() for c in range(1, 4)] for r in range(4)]
     assert shown == [["19996", "3.736e-12", "-82.64"], ["9969", "1.96e-11", "1.2e+07"],
                      ["-20123", "2e-12", "0.0714"], ["46500", "nan", "0"]]
+    # four digits round these up to 1e+04 and 1e+06: shown whole as well
+    model = GrainTableModel({"grain": np.array([1, 2, 3]),
+                             "mx_A_per_m": np.array([9999.7, -9999.6, 999999.6])})
+    assert [model.index(r, 1).data() for r in range(3)] == ["10000", "-10000", "1000000"]
 
 
 def test_the_ssr_limit_says_its_unit(qtbot):
