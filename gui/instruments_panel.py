@@ -70,10 +70,12 @@ def _spin(lo: float, hi: float, decimals: int, suffix: str, value: float = 0.0,
 class _ClampingSpinBox(QtWidgets.QDoubleSpinBox):
     """A number box where a number typed beyond its range becomes the range's end, said by
     `clamped` (Qt's own box refuses the keystroke that crosses it: 20000 typed into a box of
-    at most 10000 became 2000, another number, without a word); Return or Enter is told by
-    `returnPressed` (its button's action), leaving the box is not."""
+    at most 10000 became 2000, another number, without a word); text it cannot read is
+    refused (`refused`), the value before kept. Return or Enter is told by `returnPressed`
+    (its button's action) unless it refused what was typed; leaving the box is not."""
 
     clamped = QtCore.pyqtSignal(float, float)  # typed, taken
+    _refusing = False  # the key pressed now had what was typed refused
     refused = QtCore.pyqtSignal(str)  # the text typed, no number the box takes
     returnPressed = QtCore.pyqtSignal()
 
@@ -107,6 +109,7 @@ class _ClampingSpinBox(QtWidgets.QDoubleSpinBox):
         typed = self._number(text or "")
         if typed is None:  # the value stays as it was, and the box says why
             if (text or "").strip().removesuffix(self.suffix().strip()).strip():
+                self._refusing = True
                 self.refused.emit((text or "").strip())
             return self.textFromValue(self.value()) + self.suffix()
         taken = min(max(typed, self.minimum()), self.maximum())
@@ -115,10 +118,11 @@ class _ClampingSpinBox(QtWidgets.QDoubleSpinBox):
         return self.textFromValue(taken) + self.suffix()
 
     def keyPressEvent(self, event: QtGui.QKeyEvent | None) -> None:
+        self._refusing = False
         super().keyPressEvent(event)
         if event is not None and event.key() in (QtCore.Qt.Key.Key_Return,
-                                                 QtCore.Qt.Key.Key_Enter):
-            self.returnPressed.emit()
+                                                 QtCore.Qt.Key.Key_Enter) and not self._refusing:
+            self.returnPressed.emit()  # not for a typo refused: no move or field from it
 
 
 class _SeriesSpinBox(_ClampingSpinBox):

@@ -13,10 +13,12 @@ WAIT_MS = 60_000  # generous: the whole suite shares two cores
 
 
 def typed(qtbot, box, text: str) -> list[tuple]:
-    """Types `text` over `box` and Return; what the box said (clamped, refused)."""
+    """Types `text` over `box` and Return; what the box said (clamped, refused, and
+    "return" when it told Return on to its button's action)."""
     said: list[tuple] = []
     box.clamped.connect(lambda typed, taken: said.append(("clamped", typed, taken)))
     box.refused.connect(lambda text: said.append(("refused", text)))
+    box.returnPressed.connect(lambda: said.append(("return",)))
     box.setFocus()
     box.selectAll()
     qtbot.keyClicks(box, text)
@@ -45,7 +47,7 @@ def test_a_time_constant_is_taken_as_typed_with_a_decimal_comma_or_prefix(qtbot,
                                                                            value):
     """0,03 s was taken as 3 s (the comma dropped as a thousands separator): a time constant
     a hundred times off, without a word."""
-    assert typed(qtbot, tau, text) == []
+    assert typed(qtbot, tau, text) == [("return",)]
     assert tau.value() == pytest.approx(value)
 
 
@@ -60,7 +62,7 @@ def test_a_time_constant_not_understood_is_refused_and_the_setting_kept(qtbot, t
 
 
 def test_an_empty_box_keeps_its_value_without_a_word(qtbot, tau):
-    assert typed(qtbot, tau, "") == []
+    assert typed(qtbot, tau, "") == [("return",)]
     assert tau.value() == 1.0
 
 
@@ -68,20 +70,20 @@ def test_an_empty_box_keeps_its_value_without_a_word(qtbot, tau):
                                              ("-12", -12.0), ("1e-3", 1e-3)])
 def test_a_field_typed_with_a_decimal_comma_is_that_field(qtbot, field, text, value):
     """2,5 µT was taken as 25 µT."""
-    assert typed(qtbot, field, text) == []
+    assert typed(qtbot, field, text) == [("return",)]
     assert field.value() == pytest.approx(value)
 
 
 @pytest.mark.parametrize("text", ["1,000", "2,5,0", "1e400", "2,5.1"])
 def test_a_field_not_understood_is_refused_and_the_field_kept(qtbot, field, text):
     """1,000 became 1,00 (1 µT: its last keystroke dropped), 1e400 became 1400 (its e
-    dropped), clamped to 100 µT."""
+    dropped), clamped to 100 µT. Refused, Return does not set the field either."""
     assert typed(qtbot, field, text) == [("refused", f"{text} µT")]
     assert field.value() == 7.0
 
 
 def test_a_field_beyond_its_range_is_still_clamped_and_said(qtbot, field):
-    assert typed(qtbot, field, "-200,5") == [("clamped", -200.5, -100.0)]
+    assert typed(qtbot, field, "-200,5") == [("clamped", -200.5, -100.0), ("return",)]
     assert field.value() == -100.0
 
 
