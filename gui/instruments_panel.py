@@ -80,7 +80,12 @@ class _ClampingSpinBox(QtWidgets.QDoubleSpinBox):
     returnPressed = QtCore.pyqtSignal()
 
     def _number(self, text: str) -> float | None:
-        return decimal_number(text.strip().removesuffix(self.suffix().strip()))
+        return decimal_number(text.strip().removesuffix(self.suffix().strip()),
+                              self._decimal_comma())
+
+    def _decimal_comma(self) -> bool:
+        """Whether the box's locale writes its numbers with a decimal comma."""
+        return self.locale().decimalPoint() == ","
 
     def examples(self) -> str:
         """How a value is typed, for a message."""
@@ -145,7 +150,7 @@ class _SeriesSpinBox(_ClampingSpinBox):
         return si_text(value, self.unit)
 
     def _number(self, text: str) -> float | None:
-        number = si_number(text, self.unit)
+        number = si_number(text, self.unit, self._decimal_comma())
         return number if number is None or number > 0 else None  # a setting is positive
 
     def say(self, value: float) -> str:

@@ -2,9 +2,9 @@
 
 A decimal comma (a European keyboard's numeric pad types one) is a decimal point: it was
 dropped as a thousands separator, so 0,03 s became 3 s and 2,5 µT became 25 µT, without a
-word. A comma that may be either ("1,000": 1000, or 1?) is no number, nor is a number with
-both a comma and a point. The lock-in's settings take the unit's prefix, as its front panel
-says them (200 µV, 200u, 0.0002 V alike).
+word. Where the locale's decimal mark is a point, a comma that may be either ("1,000": 1000,
+or 1?) is no number; a number with both a comma and a point is none anywhere. The lock-in's
+settings take the unit's prefix, as its front panel says them (200 µV, 200u, 0.0002 V alike).
 """
 
 from __future__ import annotations
@@ -19,11 +19,13 @@ PREFIX_SCALE = {"": 1.0, "m": 1e-3, "µ": 1e-6, "μ": 1e-6, "u": 1e-6, "n": 1e-9
 _SI_NUMBER = re.compile(r"\s*([+-]?[\d.,]*(?:[eE][+-]?\d+)?)\s*([mµμun]?)\s*([A-Za-z]*)\s*")
 
 
-def decimal_number(text: str) -> float | None:
-    """`text` as a finite number ("2.5", "2,5", "-1e-3"), or None."""
+def decimal_number(text: str, decimal_comma: bool = False) -> float | None:
+    """`text` as a finite number ("2.5", "2,5", "-1e-3"), or None; `decimal_comma`: the
+    locale's decimal mark is a comma (its boxes show 2,500), so "1,000" is 1."""
     text = text.strip()
     if "," in text:
-        if "." in text or text.count(",") > 1 or _THOUSANDS.fullmatch(text):
+        if "." in text or text.count(",") > 1 or (
+                not decimal_comma and _THOUSANDS.fullmatch(text)):
             return None
         text = text.replace(",", ".")
     if _NUMBER.fullmatch(text) is None:
@@ -32,13 +34,13 @@ def decimal_number(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def si_number(text: str, unit: str) -> float | None:
+def si_number(text: str, unit: str, decimal_comma: bool = False) -> float | None:
     """The number `text` says in `unit` ("200 µV", "0.0002", "30 ms", "30m", "0,03"), or
-    None."""
+    None (`decimal_comma` as for `decimal_number`)."""
     match = _SI_NUMBER.fullmatch(text)
     if match is None or match.group(3) not in ("", unit):
         return None
-    number = decimal_number(match.group(1))
+    number = decimal_number(match.group(1), decimal_comma)
     return None if number is None else number * PREFIX_SCALE[match.group(2)]
 
 

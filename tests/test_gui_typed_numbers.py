@@ -87,6 +87,25 @@ def test_a_field_beyond_its_range_is_still_clamped_and_said(qtbot, field):
     assert field.value() == -100.0
 
 
+def test_in_a_decimal_comma_locale_the_box_reads_what_it_shows(qtbot):
+    """Where the locale's decimal mark is a comma, the box shows 2,500 µT: that is 2.5, not a
+    number refused as maybe a thousand."""
+    box = _spin(-100.0, 100.0, 3, " µT", 2.5)
+    box.setLocale(QtCore.QLocale(QtCore.QLocale.Language.German,
+                                 QtCore.QLocale.Country.Germany))
+    qtbot.addWidget(box)
+    box.setValue(2.5)
+    assert box.text() == "2,500 µT"
+    said: list[str] = []
+    box.refused.connect(said.append)
+    box.setFocus()
+    qtbot.keyClick(box, QtCore.Qt.Key.Key_Return)
+    assert said == [] and box.value() == 2.5
+    for text, value in (("1,000", 1.0), ("0,5", 0.5), ("-3.25", -3.25)):
+        assert typed(qtbot, box, text) == [("return",)]
+        assert box.value() == pytest.approx(value)
+
+
 def test_numbers_read_alike_by_the_parsers():
     assert decimal_number("0,5") == 0.5 and decimal_number("1,000") is None
     assert si_number("200 µV", "V") == pytest.approx(2e-4)
