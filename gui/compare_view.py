@@ -1,4 +1,5 @@
-"""Remanent, in-field and induced maps side by side, zooming and panning together."""
+"""Remanent, in-field and induced maps side by side, zooming and panning together, on one
+colour scale (a choice): each on its own scale, a ±2 µT map and a ±10 µT map looked alike."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Callable
 import numpy as np
 from PyQt6 import QtCore, QtWidgets
 
+from gui.map_geometry import symmetric_level
 from gui.map_view import MapView
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import EntryInfo
@@ -51,7 +53,16 @@ class CompareView(QtWidgets.QWidget):
         self.picked: dict[str, str] = {}
         self.views: dict[str, MapView] = {}
         self.choosers: dict[str, QtWidgets.QComboBox] = {}
-        layout = QtWidgets.QHBoxLayout(self)
+        self.shared_scale = QtWidgets.QCheckBox("One colour scale for the three maps")
+        self.shared_scale.setChecked(True)
+        self.shared_scale.setToolTip("Colour the three maps on the range of the largest |Bz| "
+                                     "of them all, so that a weaker map looks weaker; "
+                                     "unticked, each map on its own range (its title says it)")
+        self.shared_scale.toggled.connect(lambda _on: self._show_scales())
+        outer = QtWidgets.QVBoxLayout(self)
+        outer.addWidget(self.shared_scale)
+        layout = QtWidgets.QHBoxLayout()
+        outer.addLayout(layout, 1)
         for role in ROLES:
             column = QtWidgets.QVBoxLayout()
             chooser = QtWidgets.QComboBox()
@@ -95,15 +106,29 @@ class CompareView(QtWidgets.QWidget):
         """Show `entry` in the view of `role` once it is read (none: empty the view)."""
         if not entry:
             self.views[role].clear()
+            self._show_scales()
             return
         self._load(entry, lambda m: self._loaded(role, entry, m))
 
     def _loaded(self, role: str, entry: str, m: MapData) -> None:
         if self.choosers[role].currentText() != entry:
             return  # another entry was chosen while this one was read
-        view = self.views[role]
-        view.set_map(m)
-        view.plot.setTitle(f"{role}: {entry}")
+        self.views[role].set_map(m)
+        self._show_scales()
+
+    def _show_scales(self) -> None:
+        """Each map's colour range: the largest of the maps shown (`shared_scale`), else its
+        own; its title names the entry and the range."""
+        own = {role: symmetric_level(view.map.bz) for role, view in self.views.items()
+               if view.map is not None}
+        for role, level in own.items():
+            view = self.views[role]
+            if self.shared_scale.isChecked():
+                level = max(own.values())
+            view.set_level(level)
+            q = view.quantity
+            view.plot.setTitle(f"{role}: {self.choosers[role].currentText()}  "
+                               f"(colours ±{level / q.scale:.3g} {q.unit})")
 
     def fit(self) -> None:
         """Zoom all three to the first map (linked views with locked aspect ratios widen each

@@ -28,11 +28,11 @@ SORT_HINT = QtCore.QAbstractItemModel.LayoutChangeHint.VerticalSortHint
 
 
 def number_text(v: float) -> str:
-    """A table cell: four significant digits, but a number of 10⁴ to 10⁶ (magnetizations in
-    A/m, typically tens of kA/m) whole, as 19996, not 2e+04 (read as one digit known)."""
-    if 1e4 <= abs(v) < 1e6:
-        return f"{v:.0f}"
-    return f"{v:.4g}"
+    """A table cell: four significant digits, but a number that would be written with an
+    exponent below 10⁶ (magnetizations in A/m, typically tens of kA/m) whole, as 19996, not
+    2e+04 (read as one digit known); 9999.7 too, which four digits round to 1e+04."""
+    text = f"{v:.4g}"
+    return f"{v:.0f}" if "e+" in text and abs(v) < 1e6 else text
 
 
 class GrainTableModel(QtCore.QAbstractTableModel):

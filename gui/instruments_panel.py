@@ -10,7 +10,6 @@ Entries are in µm and µT; everything sent to the rig is SI.
 from __future__ import annotations
 
 import math
-import re
 from collections import deque
 from collections.abc import Callable
 from html import escape
@@ -22,6 +21,7 @@ from PyQt6 import QtCore, QtGui, QtWidgets
 
 from gui.confirm import confirm
 from gui.rig_holder import INSTRUMENTS, RigHolder
+from gui.typed_numbers import decimal_number, si_examples, si_number, si_text
 from smm_daq.clock import VirtualClock
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import LOCKIN_SENSITIVITY_V, TIME_CONSTANTS_S, Profile
@@ -70,43 +70,64 @@ def _spin(lo: float, hi: float, decimals: int, suffix: str, value: float = 0.0,
 class _ClampingSpinBox(QtWidgets.QDoubleSpinBox):
     """A number box where a number typed beyond its range becomes the range's end, said by
     `clamped` (Qt's own box refuses the keystroke that crosses it: 20000 typed into a box of
-    at most 10000 became 2000, another number, without a word); Return or Enter is told by
-    `returnPressed` (its button's action), leaving the box is not."""
+    at most 10000 became 2000, another number, without a word); text it cannot read is
+    refused (`refused`), the value before kept. Return or Enter is told by `returnPressed`
+    (its button's action) unless it refused what was typed; leaving the box is not."""
 
     clamped = QtCore.pyqtSignal(float, float)  # typed, taken
+    _refusing = False  # the key pressed now had what was typed refused
+    refused = QtCore.pyqtSignal(str)  # the text typed, no number the box takes
     returnPressed = QtCore.pyqtSignal()
 
     def _number(self, text: str) -> float | None:
-        text = text.strip().removesuffix(self.suffix().strip()).strip().replace(",", "")
-        try:
-            return float(text)
-        except ValueError:
-            return None
+        return decimal_number(text.strip().removesuffix(self.suffix().strip()),
+                              self._decimal_comma())
+
+    def _decimal_comma(self) -> bool:
+        """Whether the box's locale writes its numbers with a decimal comma."""
+        return self.locale().decimalPoint() == ","
+
+    def examples(self) -> str:
+        """How a value is typed, for a message."""
+        return "2.5 or 2,5"
 
     def say(self, value: float) -> str:
         """`value` with its unit, for a message."""
         return f"{value:g}{self.suffix()}"
 
     def validate(self, text: str | None, pos: int) -> tuple[QtGui.QValidator.State, str, int]:
-        state, text, pos = super().validate(text, pos)
-        if state == QtGui.QValidator.State.Invalid and self._number(text) is not None:
-            state = QtGui.QValidator.State.Intermediate  # out of range: `fixup` clamps it
-        return state, text, pos
+        """Acceptable: a number within the range. Anything else is kept as typed, for `fixup`
+        to clamp or refuse, saying so: Qt's own box dropped the keystroke it found wrong,
+        leaving another number (5M became 5 s, 1,000 became 1,00) without a word, and read a
+        decimal comma as a thousands separator (2,5 was 25)."""
+        number = self._number(text or "")
+        slack = 1e-9 * max(abs(self.minimum()), abs(self.maximum()))
+        ok = number is not None and self.minimum() - slack <= number <= self.maximum() + slack
+        return (QtGui.QValidator.State.Acceptable if ok
+                else QtGui.QValidator.State.Intermediate), text or "", pos
+
+    def valueFromText(self, text: str | None) -> float:
+        number = self._number(text or "")
+        return self.value() if number is None else number
 
     def fixup(self, text: str | None) -> str:
         typed = self._number(text or "")
-        if typed is None or math.isnan(typed):
-            return super().fixup(text)
+        if typed is None:  # the value stays as it was, and the box says why
+            if (text or "").strip().removesuffix(self.suffix().strip()).strip():
+                self._refusing = True
+                self.refused.emit((text or "").strip())
+            return self.textFromValue(self.value()) + self.suffix()
         taken = min(max(typed, self.minimum()), self.maximum())
         if taken != typed:
             self.clamped.emit(typed, taken)
         return self.textFromValue(taken) + self.suffix()
 
     def keyPressEvent(self, event: QtGui.QKeyEvent | None) -> None:
+        self._refusing = False
         super().keyPressEvent(event)
         if event is not None and event.key() in (QtCore.Qt.Key.Key_Return,
-                                                 QtCore.Qt.Key.Key_Enter):
-            self.returnPressed.emit()
+                                                 QtCore.Qt.Key.Key_Enter) and not self._refusing:
+            self.returnPressed.emit()  # not for a typo refused: no move or field from it
 
 
 class _SeriesSpinBox(_ClampingSpinBox):
@@ -128,28 +149,15 @@ class _SeriesSpinBox(_ClampingSpinBox):
     def textFromValue(self, value: float) -> str:
         return si_text(value, self.unit)
 
-    def valueFromText(self, text: str | None) -> float:
-        number = self._number(text or "")
-        return self.value() if number is None else number
-
     def _number(self, text: str) -> float | None:
-        return si_number(text, self.unit)
+        number = si_number(text, self.unit, self._decimal_comma())
+        return number if number is None or number > 0 else None  # a setting is positive
 
     def say(self, value: float) -> str:
         return si_text(value, self.unit)
 
-    def validate(self, text: str | None, pos: int) -> tuple[QtGui.QValidator.State, str, int]:
-        text = text or ""
-        number = self._number(text)
-        if number is not None:
-            ok = self.minimum() * (1 - 1e-9) <= number <= self.maximum() * (1 + 1e-9)
-            # beyond the range: `fixup` clamps it, and says so
-            return (QtGui.QValidator.State.Acceptable if ok
-                    else QtGui.QValidator.State.Intermediate), text, pos
-        typing = _SI_TYPING.fullmatch(text)  # a number being typed, its prefix or unit
-        if typing is not None and typing.group(1) in ("", self.unit):
-            return QtGui.QValidator.State.Intermediate, text, pos
-        return QtGui.QValidator.State.Invalid, text, pos
+    def examples(self) -> str:
+        return si_examples(self.value(), self.unit)
 
     def _series(self) -> list[float]:
         lo, hi = self.minimum(), self.maximum()
@@ -165,29 +173,6 @@ class _SeriesSpinBox(_ClampingSpinBox):
             self.setValue(above[min(steps, len(above)) - 1])
         elif steps < 0 and below:
             self.setValue(below[-min(-steps, len(below))])
-
-
-# a number with an SI prefix (u for µ too) and the unit, both optional: "200 µV", "0.3s", "5m"
-_PREFIX_SCALE = {"": 1.0, "m": 1e-3, "µ": 1e-6, "μ": 1e-6, "u": 1e-6, "n": 1e-9}
-_SI_NUMBER = re.compile(r"\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*([mµμun]?)\s*"
-                        r"([A-Za-z]*)\s*")
-_SI_TYPING = re.compile(r"\s*[+-]?\d*\.?\d*(?:[eE][+-]?\d*)?\s*[mµμun]?\s*([A-Za-z]*)\s*")
-
-
-def si_number(text: str, unit: str) -> float | None:
-    """The number `text` says in `unit` ("200 µV", "0.0002", "30 ms", "30m"), or None."""
-    match = _SI_NUMBER.fullmatch(text.replace(",", ""))
-    if match is None or match.group(3) not in ("", unit):
-        return None
-    return float(match.group(1)) * _PREFIX_SCALE[match.group(2)]
-
-
-def si_text(value: float, unit: str) -> str:
-    """`value` with the prefix (n, µ, m, none) that leaves 1 to 999 before it: 200 µV, 30 ms,
-    1 s, 30000 s."""
-    prefix, scale = next(((p, s) for p, s in (("", 1.0), ("m", 1e-3), ("µ", 1e-6))
-                          if abs(value) >= s * (1 - 1e-9)), ("n", 1e-9))
-    return f"{value / scale:.6g} {prefix}{unit}"
 
 
 def read_all(rig: Any) -> dict[str, Any]:
@@ -258,6 +243,7 @@ class InstrumentsPanel(QtWidgets.QWidget):
         self._moves_at_rest = 0
         self._identities: dict[str, str] = {}  # each connection line as the connect left it
         self._not_answering = ""  # the instruments the last readings found not answering
+        self._box_said: dict[_ClampingSpinBox, str] = {}  # each box's typing, clamped or refused
 
         layout = QtWidgets.QGridLayout(self)
         layout.addWidget(self._connection_box(), 0, 0)
@@ -367,10 +353,20 @@ class InstrumentsPanel(QtWidgets.QWidget):
                     series: tuple[float, ...] | None = None) -> _ClampingSpinBox:
         """A number box whose typing beyond its range is clamped, and said."""
         box = _spin(lo, hi, decimals, suffix, value, series)
-        box.clamped.connect(lambda typed, taken: self.message.setText(
-            f"{what}: {box.say(typed)} is beyond its range ({box.say(lo)} .. {box.say(hi)}); "
-            f"{box.say(taken)} is used."))
+        box.clamped.connect(lambda typed, taken: self._box_says(
+            box, f"{what}: {box.say(typed)} is beyond its range ({box.say(lo)} .. "
+                 f"{box.say(hi)}); {box.say(taken)} is used."))
+        box.refused.connect(lambda text: self._box_says(
+            box, f"{what}: '{text}' is not taken (type e.g. {box.examples()}"
+                 + ("; 1,000 could be a thousand or 1: type 1000 or 1.0" if "," in text else "")
+                 + f"); still {box.say(box.value())}."))
         return box
+
+    def _box_says(self, box: _ClampingSpinBox, text: str) -> None:
+        """Say what became of a value typed into `box`; a lock-in setting sent on says it
+        again beside what the lock-in took."""
+        self.message.setText(text)
+        self._box_said[box] = text
 
     def _field_box(self) -> QtWidgets.QGroupBox:
         box = QtWidgets.QGroupBox("Field at the sample")
@@ -799,6 +795,7 @@ class InstrumentsPanel(QtWidgets.QWidget):
         """Send the value typed and read back what the lock-in took: a value between its
         steps is taken as its next step up, which the status line says (the box shows it)."""
         typed, rig = box.value(), self.holder.rig
+        said = self._box_said.pop(box, "")  # the value typed clamped or refused: still said
 
         def send() -> float:
             set_value, read_value = calls(rig)
@@ -807,10 +804,10 @@ class InstrumentsPanel(QtWidgets.QWidget):
 
         def done(taken: float) -> None:
             box.setValue(taken)
-            self.message.setText(
-                "" if math.isclose(taken, typed, rel_tol=1e-6)
-                else f"{what}: the lock-in has no {box.say(typed)}; it took {box.say(taken)}, "
-                     "its next value up.")
+            took = ("" if math.isclose(taken, typed, rel_tol=1e-6)
+                    else f"{what}: the lock-in has no {box.say(typed)}; it took "
+                         f"{box.say(taken)}, its next value up.")
+            self.message.setText(" ".join(t for t in (said, took) if t))
             self.poll()
 
         def failed(exc: BaseException) -> None:

@@ -13,6 +13,7 @@ from gui import shortcuts
 from gui.background import Background
 from gui.close_wait import GRACE_S, NotEnded, run_events_until, wait_with_dialog
 from gui.confirm import confirm
+from gui.entry_reads import same_file
 from gui.instruments_panel import InstrumentsPanel
 from gui.mmt_view import MMTView
 from gui.recipes_view import RecipesView
@@ -193,23 +194,34 @@ class MainWindow(QtWidgets.QMainWindow):
         else:
             self.statusBar().showMessage(self.scan.status.text())
 
-    def _show_written(self, path: Path | None) -> None:
-        """The session tab on the file a scan or recipe wrote, its entries read again."""
-        if path is not None and path.exists():
-            if self.session.path is not None and path.resolve() == self.session.path.resolve():
-                self.session.refresh()
-            else:
+    def _show_written(self, path: Path | None) -> str:
+        """The Session tab on the file a scan or recipe wrote, its entries read again; or,
+        where the operator has another file open there, that file kept (their place in it
+        not lost) and what to say of the file written."""
+        shown = self.session.wanted_path()
+        if path is None:
+            return ""
+        if shown is not None and same_file(path, shown):
+            self.session.refresh()
+        elif shown is None:
+            if path.exists():
                 self.session.open_file(path)
+        else:
+            return f"{path.name} has new entries: open {path} in the Session tab to see them"
+        return ""
 
     def _recipe_ended(self, path: Path) -> None:
         if not self._closing:  # stopped by the close: nothing to show it in
-            self._show_written(path)  # its last step may have been a subtraction
+            note = self._show_written(path)  # its last step may have been a subtraction
+            if note:
+                self.statusBar().showMessage(f"Recipe ended; {note}")
 
     def _scan_ended(self, kind: str, message: str) -> None:
         if self._closing:  # closed without waiting for a stalled write, which returned since
             return
-        self._show_written(self.scan.path)
-        self.statusBar().showMessage(f"Scan {kind}" + (f": {message}" if message else ""))
+        note = self._show_written(self.scan.path)
+        self.statusBar().showMessage(f"Scan {kind}" + (f": {message}" if message else "")
+                                     + (f" ({note})" if note else ""))
         if self._close_after_scan:
             self.close()
 

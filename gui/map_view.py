@@ -230,6 +230,12 @@ class MapView(QtWidgets.QWidget):
         self.level_T = symmetric_level(self._map.bz)
         self._show_levels()
 
+    def set_level(self, level_T: float) -> None:
+        """Colour the map shown on [-level_T, level_T] (SI), not its own range (until the
+        map changes)."""
+        self.level_T = level_T
+        self._show_levels()
+
     def _show_levels(self) -> None:
         """The colour range [-level_T, level_T] on the colour bar and the image."""
         scale = self.quantity.scale

@@ -324,6 +324,15 @@ class MMTView(QtWidgets.QWidget):
         self.csv_button = QtWidgets.QPushButton("Export CSV…")
         self.csv_button.setToolTip("The per-grain table as CSV, one row a grain")
         self.csv_button.clicked.connect(self._choose_csv)
+        # the limits are the reliability criteria (SSR, uncertainty ratio): what an export of
+        # the table holds is chosen, and said, not every grain written behind a filtered view
+        self.csv_shown_only = QtWidgets.QCheckBox("only the grains shown")
+        self.csv_shown_only.setChecked(True)
+        self.csv_shown_only.setToolTip(
+            "Export CSV writes only the grains that pass the SSR and uncertainty-ratio limits; "
+            "unticked, every grain, as `smm-daq mmt invert --out` writes them (their "
+            "ssr_per_um and uncertainty_ratio_pct columns filter them again)")
+        self.csv_shown_only.setEnabled(False)
         self.library_button = QtWidgets.QPushButton("Export NPZ…")
         self.library_button.setToolTip("Point models: the results in the convention of "
                                        "mmt_multipole_inversion (inv_multipole_moments, "
@@ -346,6 +355,7 @@ class MMTView(QtWidgets.QWidget):
         saving = QtWidgets.QHBoxLayout()
         saving.addWidget(self.save_button)
         saving.addWidget(self.csv_button)
+        saving.addWidget(self.csv_shown_only)
         saving.addWidget(self.library_button)
         saving.addStretch(1)
 
@@ -695,6 +705,7 @@ class MMTView(QtWidgets.QWidget):
         self.result_path = path
         self.table_columns = table
         self.csv_button.setEnabled(True)
+        self.csv_shown_only.setEnabled(True)
         self.library_button.setEnabled(getattr(self.result, "model", "cuboid") != "cuboid")
         self.proxy.setSourceModel(GrainTableModel(table, self))
         self.table.resizeColumnsToContents()
@@ -875,20 +886,27 @@ class MMTView(QtWidgets.QWidget):
             self.export_csv(Path(name))
 
     def export_csv(self, path: Path) -> bool:
-        """The per-grain table as CSV; never over an HDF5 (session) file."""
+        """The per-grain table as CSV, of the grains shown (`csv_shown_only`) or all, in the
+        result's order; never over an HDF5 (session) file."""
         from smm_daq.analysis.mmt.result_file import write_result_csv
         from smm_daq.cli.args import output_file
 
-        if self.table_columns is None:
+        table = self.table_columns
+        if table is None:
             return False
+        total = len(table["grain"])
+        rows = sorted(self.proxy.shown_rows()) if self.csv_shown_only.isChecked() else None
+        if rows is not None:
+            table = {name: column[rows] for name, column in table.items()}
         try:
             # the file dialog has asked before replacing a file; a session file never is
-            write_result_csv(output_file("CSV file", str(path), overwrite=True),
-                             self.table_columns)
+            write_result_csv(output_file("CSV file", str(path), overwrite=True), table)
         except (SmmError, OSError) as exc:
             self.status.setText(f"Not exported: {exc}")
             return False
-        self.status.setText(f"Per-grain results written to {path}")
+        which = (f"all {total} grains" if rows is None
+                 else f"the {len(rows)} of {total} grains shown by the limits")
+        self.status.setText(f"Per-grain results of {which} written to {path}")
         return True
 
     def _choose_library_file(self) -> None:
@@ -925,6 +943,7 @@ class MMTView(QtWidgets.QWidget):
             return
         rows = self.proxy.shown_rows()
         self.shown.setText(f"{len(rows)} of {self.result.grains.n_grains} grains shown")
+        self.csv_shown_only.setText(f"only the {len(rows)} grains shown")
         labels = [str(self.result.grains.labels[r]) for r in rows]
         self.net.set_directions(self.result.magnetization[rows], labels)
 

@@ -220,6 +220,10 @@ def test_magnetizations_of_tens_of_ka_per_m_are_shown_whole(qtbot):
     shown = [[model.index(r, c).data() for c in range(1, 4)] for r in range(4)]
     assert shown == [["19996", "3.736e-12", "-82.64"], ["9969", "1.96e-11", "1.2e+07"],
                      ["-20123", "2e-12", "0.0714"], ["46500", "nan", "0"]]
+    # four digits round these up to 1e+04 and 1e+06: shown whole as well
+    model = GrainTableModel({"grain": np.array([1, 2, 3]),
+                             "mx_A_per_m": np.array([9999.7, -9999.6, 999999.6])})
+    assert [model.index(r, 1).data() for r in range(3)] == ["10000", "-10000", "1000000"]
 
 
 def test_the_ssr_limit_says_its_unit(qtbot):
@@ -873,3 +877,29 @@ def test_a_fresh_result_names_its_scan_and_file_when_another_file_is_opened(inve
     view.set_file(other)
     assert view.entry.currentText() == "elsewhere"
     assert view.status.text().startswith("Result of 'scan' of s.h5: 3 grains")
+
+
+def test_the_csv_export_writes_the_grains_shown_or_all_as_chosen_and_says_which(inverted,
+                                                                                tmp_path):
+    """The export wrote every grain while the SSR limit (a reliability criterion) hid some,
+    without a word; now it writes the grains shown, the choice beside the button names how
+    many, and the status line says what was written; unticked, every grain."""
+    import csv
+
+    view = inverted
+    ssr = view.table_columns["ssr_per_um"]
+    view.min_ssr.setValue(float(np.median(ssr)))
+    kept = [int(g) for g, s in zip(view.table_columns["grain"], ssr, strict=True)
+            if s >= view.min_ssr.value()]
+    assert 0 < len(kept) < len(ssr)
+    assert view.csv_shown_only.isChecked()
+    assert view.csv_shown_only.text() == f"only the {len(kept)} grains shown"
+    out = tmp_path / "shown.csv"
+    assert view.export_csv(out)
+    assert [int(r["grain"]) for r in csv.DictReader(out.open())] == kept
+    assert view.status.text() == (f"Per-grain results of the {len(kept)} of {len(ssr)} grains "
+                                  f"shown by the limits written to {out}")
+    view.csv_shown_only.setChecked(False)
+    assert view.export_csv(out)
+    assert [int(r["grain"]) for r in csv.DictReader(out.open())] == [1, 2, 3]
+    assert view.status.text() == f"Per-grain results of all 3 grains written to {out}"

@@ -48,7 +48,7 @@ def test_start_run_and_resume_are_disabled_while_the_rig_reconnects(window, qtbo
         held.go.set()
     qtbot.waitSignal(window.holder.opened, timeout=WAIT_MS).wait()
     assert all(b.isEnabled() for b in buttons)
-    assert window.scan.start_button.toolTip() == "Start the scan (F5)"
+    assert window.scan.start_button.toolTip() == "Start the scan (F5, on this tab)"
     assert window.statusBar().currentMessage() == "Rig connected."
 
 

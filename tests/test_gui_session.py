@@ -111,7 +111,7 @@ def test_a_small_applied_field_is_not_shown_as_zero(qtbot, tmp_path):
                     kind="scan")
     b = SessionBrowser()
     qtbot.addWidget(b)
-    assert opened(b, qtbot, path)
+    assert opened(b, qtbot, path)  # its entries read in the worker, then shown
     fields = {b.table.item(r, 0).text(): b.table.item(r, 5).text()
               for r in range(b.table.rowCount())}
     assert fields == {"zero": "(0, 0, 0)", "small": "(0, -0.04, 0.025)"}
