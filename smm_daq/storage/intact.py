@@ -21,8 +21,6 @@ from smm_daq.storage.h5file import live_writers, marked_open, not_ours, open_rea
 from smm_daq.storage.staging import cut_off_entries, replacements_under_way, unstaged_name
 from smm_daq.storage.strings import text
 
-NEWEST_1_10_DATATYPE = 3  # the highest datatype message version HDF5 1.10 decodes
-
 
 def needs_repair(path: str | Path) -> bool:
     """True unless the file at `path` is intact and current: not marked open for writing,
