@@ -206,6 +206,27 @@ def test_where_there_are_no_ofd_locks_a_writer_holds_the_file_against_other_proc
         f["after"] = 1
 
 
+def test_where_there_are_no_ofd_locks_a_reader_does_not_hold_the_file_against_a_writer(
+        tmp_path: Path, monkeypatch):
+    """There the lock that stands in is exclusive and waited for without end: held for a
+    whole read (a notebook, `info` piped into a pager), it would stall a scan's next line."""
+    from smm_daq.storage import h5file
+
+    path = tmp_path / "s.h5"
+    with h5file.writing(path) as f:
+        f["x"] = 1
+    monkeypatch.setattr(h5file, "fcntl", None)
+    probe = h5file._machine_lock(path)  # what a writer in another process takes
+    with h5file.open_read(path) as f:
+        assert f["x"][()] == 1
+        probe.acquire(timeout=0)  # Timeout when the reader holds it
+        probe.release()
+    with h5file.writing(path) as f:
+        f["after"] = 2
+    with h5file.open_read(path) as f:
+        assert f["after"][()] == 2
+
+
 def test_profiles_and_recipes_saved_by_windows_editors_read_as_written(tmp_path: Path, repo):
     """Notepad's "UTF-8 with BOM" (PowerShell 5's -Encoding utf8) and CRLF line ends."""
     import codecs

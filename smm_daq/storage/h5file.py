@@ -37,8 +37,9 @@ reader sees the file before or after a write, never half of one, and a write nev
 under a reader (HDF5 reading a file outside SWMR mode cannot follow one). A writer waits for
 the readers already reading only so long (`smm_daq.storage.turns`). Where the system has no
 such locks (Windows, macOS), an exclusive lock on a file in the machine's lock directory
-stands in. Threads of one process take turns on a file, as HDF5 refuses to open a file for
-writing that the same process has open for reading.
+stands in, and a reader takes it only to wait for a writer at work. Threads of one process
+take turns on a file, as HDF5 refuses to open a file for writing that the same process has
+open for reading.
 """
 
 from __future__ import annotations
@@ -278,7 +279,7 @@ def _file_lock(path: Path, *, exclusive: bool) -> Iterator[None]:
     """
     with contextlib.ExitStack() as stack:
         stack.enter_context(_local_lock(path))
-        if fcntl is not None and turns.available() and path.exists():
+        if _shared_locks() and path.exists():
             try:
                 fd = os.open(path, os.O_RDWR if exclusive else os.O_RDONLY)
             except OSError as exc:
@@ -293,6 +294,12 @@ def _file_lock(path: Path, *, exclusive: bool) -> Iterator[None]:
             with contextlib.suppress(OSError, InputError):  # none: threads still take turns
                 stack.enter_context(_machine_lock(path))
         yield
+
+
+def _shared_locks() -> bool:
+    """Whether readers can share a file here (open-file-description locks); where not, the
+    lock that stands in is exclusive, for readers as for writers, and waited for without end."""
+    return fcntl is not None and turns.available()
 
 
 @contextlib.contextmanager
@@ -380,9 +387,12 @@ def _open_read(p: Path) -> Iterator[h5py.File]:
             with contextlib.suppress(InputError, StorageError, OSError):
                 _name_removed(p, repair(p, only_ours=True))  # else read in SWMR mode, as is
     with contextlib.ExitStack() as held:
-        if not nested:
+        # For the whole read only where readers share the file and a writer waits for them
+        # at most `turns.WRITER_WAIT_S`: the exclusive lock that stands in elsewhere, held for
+        # a read, would hold up a scan (and every other reader) for as long as the read.
+        if not nested and _shared_locks():
             with contextlib.suppress(_CannotOpen):  # then HDF5's open says what is wrong
-                held.enter_context(_file_lock(p, exclusive=False))  # for the whole read
+                held.enter_context(_file_lock(p, exclusive=False))
         held.enter_context(_counted_reader(p))
         before = turns.stamp(p)
         try:

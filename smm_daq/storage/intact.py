@@ -10,6 +10,7 @@ some of them in versions HDF5 1.10 cannot decode, e.g. a boolean's datatype (ver
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import BinaryIO
 
@@ -19,8 +20,6 @@ from smm_daq.errors import InputError, StorageError
 from smm_daq.storage.h5file import live_writers, marked_open, not_ours, open_read
 from smm_daq.storage.staging import cut_off_entries, replacements_under_way, unstaged_name
 from smm_daq.storage.strings import text
-
-NEWEST_1_10_DATATYPE = 3  # the highest datatype message version HDF5 1.10 decodes
 
 
 def needs_repair(path: str | Path) -> bool:
@@ -113,19 +112,26 @@ class _Layout:
             return self._chunks_current(fh, address)
 
     def _chunks_current(self, fh: BinaryIO, address: int) -> bool:
-        fh.seek(self._base + address)
-        head = fh.read(6)
-        if head[:4] != b"OHDR" or head[4] != 2:
+        """False also where a header or its continuation runs past the end of the file (cut
+        short, or not what HDF5 reads): then it is for `repair` to say."""
+        end = os.fstat(fh.fileno()).st_size
+        head = _read(fh, self._base + address, 6, end)
+        if head is None or head[:4] != b"OHDR" or head[4] != 2:
             return False  # a version 1 header: written in an older format
         flags = head[5]
         skip = (16 if flags & 0x20 else 0) + (4 if flags & 0x10 else 0)
-        fh.seek(skip, 1)
         width = 1 << (flags & 0x03)
-        size = int.from_bytes(fh.read(width), "little")
-        blocks = [fh.read(size)]
+        start = self._base + address + 6 + skip
+        sized = _read(fh, start, width, end)
+        if sized is None:
+            return False
+        chunk0 = _read(fh, start + width, int.from_bytes(sized, "little"), end)
+        blocks = [chunk0]
         order = 2 if flags & 0x04 else 0
         while blocks:
             data = blocks.pop()
+            if data is None:
+                return False
             at = 0
             while at + 4 + order <= len(data):
                 kind, length = data[at], int.from_bytes(data[at + 1:at + 3], "little")
@@ -134,9 +140,9 @@ class _Layout:
                 if kind == _CONTINUATION:
                     n = self._offset_size
                     where = int.from_bytes(body[:n], "little")
-                    fh.seek(self._base + where)
-                    block = fh.read(int.from_bytes(body[n:], "little"))
-                    if block[:4] != b"OCHK":
+                    block = _read(fh, self._base + where, int.from_bytes(body[n:], "little"),
+                                  end)
+                    if block is None or block[:4] != b"OCHK":
                         return False
                     blocks.append(block[4:-4])
                 elif kind in NEWEST_1_10 and body:
@@ -144,3 +150,12 @@ class _Layout:
                     if version > NEWEST_1_10[kind]:
                         return False
         return True
+
+
+def _read(fh: BinaryIO, offset: int, length: int, end: int) -> bytes | None:
+    """`length` bytes of `fh` from `offset`; None where they would run past `end`."""
+    if offset + length > end:
+        return None
+    fh.seek(offset)
+    data = fh.read(length)
+    return data if len(data) == length else None
