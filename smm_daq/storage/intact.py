@@ -38,7 +38,7 @@ def needs_repair(path: str | Path) -> bool:
 
 
 def _needs_repair(f: h5py.File) -> bool:
-    if f.id.get_create_plist().get_version()[0] < 3 or not_ours(f) is not None:
+    if f.id.get_create_plist().get_version()[0] != 3 or not_ours(f) is not None:
         return True
     if any(unstaged_name(key) != key for key in f):  # staged, or moved aside
         return True
