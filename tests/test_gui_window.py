@@ -3,6 +3,8 @@ the window stays responsive; closing during a scan asks, then aborts safely."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from PyQt6 import QtCore, QtWidgets
@@ -281,7 +283,8 @@ def test_the_scan_tab_says_the_rig_was_made_safe_by_the_sequencers_flag(qtbot, t
     qtbot.addWidget(tab)
     plan = small_plan("flagged", n=3)
     tab.live.prepare(plan, tmp_path / "s.h5", None)
-    tab.live.attach(object())  # a sequencer that ran (no instrument is called here)
+    ran = SimpleNamespace(lost=None)  # a sequencer that ran, no instrument lost (none called)
+    tab.live.attach(ran)
     with qtbot.waitSignal(tab.scanEnded, timeout=WAIT_MS):
         tab.live.bridge.push(ScanEvent("aborted", plan.name, 0, rig_safe=rig_safe,
                                        message="aborted by the operator; coils: no reply"))
