@@ -8,29 +8,16 @@ The limit is real: RLIMIT_FSIZE makes the file system refuse a write past that m
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from full_disk import file_size_limit
 
 from smm_daq.cli.main import main
-
-resource = pytest.importorskip("resource")
 
 LIMIT = 400  # bytes: each export of the demo scan (16 × 20 sensors) is larger (the mask
 # template, a pixel a sensor, the smallest: 632 bytes)
 OUTPUTS = ("--csv", "--png", "--mask-template")
-
-
-@contextlib.contextmanager
-def file_size_limit(size: int) -> Iterator[None]:
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (size, hard))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
 
 
 def _export(session: Path, option: str, out: Path, *extra: str) -> int:

@@ -6,13 +6,13 @@ list, point list, study statistics) and the coil calibration written so, not cut
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
+from full_disk import file_size_limit
 
 from smm_daq.analysis.grains import GrainSet, from_arrays, write_grains_csv
 from smm_daq.analysis.mmt.formats.points import write_points
@@ -23,21 +23,9 @@ from smm_daq.analysis.mmt.synth import SyntheticSample, write_truth_csv
 from smm_daq.instruments import coil_calibration
 from smm_daq.whole_files import written_whole
 
-resource = pytest.importorskip("resource")
 UM = 1e-6
 LIMIT = 40  # bytes: every table below is longer
 N = 6
-
-
-@contextlib.contextmanager
-def file_size_limit(size: int) -> Iterator[None]:
-    """The file system refuses a write past `size` bytes, as a full disk would."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (size, hard))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
 
 
 def _grains() -> GrainSet:
