@@ -13,6 +13,10 @@ from gui.session_browser import SessionBrowser
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import list_entries, write_map_entry
 
+# the Dragonfly files read here give no sample top on purpose; its warning is checked in
+# test_mmt_formats
+pytestmark = pytest.mark.filterwarnings("ignore:.*no sample top given")
+
 UM = 1e-6
 UT = 1e-6
 WAIT_MS = 60_000

@@ -19,6 +19,10 @@ from smm_daq.analysis.mmt.formats.dragonfly import read_dragonfly
 from smm_daq.cli.main import main
 from smm_daq.errors import InputError
 
+# the Dragonfly files read here give no sample top on purpose; its warning is checked in
+# test_mmt_formats
+pytestmark = pytest.mark.filterwarnings("ignore:.*no sample top given")
+
 DATA = Path(__file__).parent / "data"
 HEADER = ["Label Index", "Voxel count", "Volume (mm³)", "Surface area (mm²)",
           "Center Of Mass X (mm)", "Center Of Mass Y (mm)", "Center Of Mass Z (mm)"]
