@@ -57,6 +57,7 @@ from smm_daq.instruments.transport import Transport
 
 AXES = ("x", "y", "z")
 RAMP_STEP_S = 0.1  # time between current steps of a ramp
+CURRENT_TOLERANCE_A = 5e-3  # how far a current read back may be from the one set
 T = TypeVar("T")
 
 OpenTransport = Callable[[str, LinkSettings], Transport]
@@ -224,7 +225,7 @@ class KepcoBOPCoils(FieldSource):
         voltage_limit: float = 20.0,
         supply_rating: float = MAX_CURRENT_A,
         ramp_step: float = RAMP_STEP_S,
-        current_tolerance: float = 5e-3,
+        current_tolerance: float = CURRENT_TOLERANCE_A,
         settle_timeout: float = 2.0,
         name: str = "coils",
     ) -> None:
@@ -298,8 +299,8 @@ class KepcoBOPCoils(FieldSource):
                 if losses.unconfirmed:  # the last step once more: where it ends is known
                     losses.step(0.0)
                 supply.switch(False, resend=True)
-                results.append((supply.name, True, f"{supply.measured():.4f} A, output off"
-                                                   f"{losses.said()}"
+                amps = _read_off(supply, CURRENT_TOLERANCE_A)
+                results.append((supply.name, True, f"{amps:.4f} A, output off{losses.said()}"
                                                    f"{_held_from_before(supply)}"))
             except SmmError as exc:
                 held = _held_from_before(supply) if supply is not None else ""
@@ -557,11 +558,14 @@ class KepcoBOPCoils(FieldSource):
             raise InstrumentError(_first_per_coil(problems), instrument=self.name)
 
     def output_off(self) -> None:
-        """Ramp every supply to 0 A, then switch every output off (each tried, whatever fails)."""
+        """Ramp every supply to 0 A, then switch every output off and read its current back
+        (each tried, whatever fails): a supply that reads a current with its output off is
+        not taken for off."""
         problems, _ = self._ramp_down(np.zeros(3))
         for s in self._supplies:
             try:
-                s.switch(False)
+                s.switch(False, resend=True)
+                _read_off(s, self.current_tolerance)
             except InstrumentError as exc:
                 problems.append(str(exc))
         self._field_setpoint = self.ambient.copy()
@@ -608,6 +612,18 @@ def _hardware_transport(address: str, link: LinkSettings) -> Transport:
     from drivers.transports import open_transport
 
     return open_transport(address, link)
+
+
+def _read_off(supply: _Supply, tolerance: float) -> float:
+    """The current (A) a supply reads just after its output was switched off; InstrumentError
+    beyond `tolerance` of 0 A (a current still flowing, or a read-back that cannot be trusted:
+    either way the coil is not known to be off)."""
+    amps = supply.measured()
+    if abs(amps) > tolerance:
+        raise InstrumentError(f"reads {amps:.4f} A with its output switched off: not confirmed "
+                              "at 0 A (a current still flowing, or a wrong read-back)",
+                              instrument=supply.name)
+    return amps
 
 
 def _held_from_before(supply: _Supply) -> str:
