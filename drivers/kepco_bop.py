@@ -251,6 +251,9 @@ class KepcoBOPCoils(FieldSource):
         self._supplies = [
             _Supply(t, axis, retries) for t, axis in zip(transports, AXES, strict=True)
         ]
+        # what the last ramp-down's supplies lost on the way and went on past, per supply
+        # ('coil y: 1 reply lost on the way, ...'), for a report of the safe state reached
+        self.replies_lost: list[str] = []
         try:
             for s in self._supplies:
                 self._connect(s)
@@ -484,6 +487,8 @@ class KepcoBOPCoils(FieldSource):
                     problems.append(str(exc))
                     left_out.append(s)
                     del losses[s.axis]
+        self.replies_lost = [f"coil {axis}: {lost.said().removeprefix('; ')}"
+                             for axis, lost in losses.items() if lost.lost]
         return problems, left_out
 
     def _settle(self, target: np.ndarray, *, tolerant: bool = False,

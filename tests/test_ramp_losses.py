@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -132,3 +134,47 @@ def test_each_supply_on_its_own_losing_every_other_reply_is_given_up_in_bounded_
     assert f"{RAMP_LOST_REPLIES + 1} replies lost during its ramp" in state, state
     assert clock.now() <= 3 * 1.0 + (RAMP_LOST_REPLIES + 1) * TIMEOUT_S
     assert supplies[1].inner.handle("OUTP?") == "1"  # left on, where its ramp stopped
+
+
+class LosesTheFirstStepCheck(Emulator):
+    """A supply that loses the reply to the error check of the first current it is set to."""
+
+    def __init__(self, inner: Emulator) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.stepped = False
+        self.lost = False
+
+    def handle(self, message: str) -> str | None:
+        reply = self.inner.handle(message)
+        self.stepped = self.stepped or message.startswith("CURR ")
+        if message == "SYST:ERR?" and self.stepped and not self.lost:
+            self.lost = True
+            return None
+        return reply
+
+
+def test_smm_daq_safe_says_the_replies_its_ramp_down_went_on_past(
+        monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    from served_rig import simulators_made
+
+    from smm_daq.cli.main import main
+
+    wrapped: list[LosesTheFirstStepCheck] = []
+
+    def energised(backend: Any, profile: Any) -> None:
+        y = profile.coils.addresses[1]
+        backend.endpoint(y).handle("FUNC:MODE CURR;VOLT 20;CURR 1;OUTP ON")
+        backend.clock.sleep(1.0)
+        wrapped.append(LosesTheFirstStepCheck(backend.endpoint(y)))
+        endpoint = backend.endpoint
+        backend.endpoint = lambda address: wrapped[0] if address == y else endpoint(address)
+
+    made = simulators_made(monkeypatch, energised)
+    profile = Path(__file__).resolve().parents[1] / "configs" / "simulator.toml"
+    assert main(["safe", "--profile", str(profile)]) == 0
+    said = capsys.readouterr().out
+    assert wrapped[0].lost
+    assert "ramped down past lost replies: coil y: 1 reply lost on the way, among them the " \
+        "checks of 'CURR " in said, said
+    assert abs(made[0].world.coils.current(1)) < 1e-3

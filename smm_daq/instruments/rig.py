@@ -478,7 +478,7 @@ def _safe_coils(profile: Profile, clock: Clock, open_transport: Any) -> SafeStat
         except SmmError as exc:
             return SafeState("coils", False, f"{problem}currents not read back: {exc}"
                                              f"{_held(coils)}")
-        return SafeState("coils", not problem, problem + state + _held(coils))
+        return SafeState("coils", not problem, problem + state + _lost(coils) + _held(coils))
     finally:
         with contextlib.suppress(Exception):
             coils.close()
@@ -536,6 +536,13 @@ def _held(coils: FieldSource) -> str:
     `errors_at_connect`), such as a fault or a refused command a killed program left."""
     found = getattr(coils, "errors_at_connect", [])
     return f"; errors the supplies held from before: {'; '.join(found)}" if found else ""
+
+
+def _lost(coils: FieldSource) -> str:
+    """The replies the supplies lost while ramped down and went on past (where the driver
+    says: `replies_lost`)."""
+    lost = getattr(coils, "replies_lost", [])
+    return f"; ramped down past lost replies: {'; '.join(lost)}" if lost else ""
 
 
 def _found(stopped: StoppedAlone | None) -> str:
