@@ -9,7 +9,8 @@ the injected clock, never faster than `max_ramp_rate`. Every set command is foll
 told (a trip) or that reports an error raises `InstrumentError` naming its axis. Reading
 `SYST:ERR?` clears what it reports, so a lost reply is not asked again (`ReplyUnknown`): a
 field set's current step and an output's switching on, absolute and idempotent, are then
-sent once more and checked (lost twice in a row, the set fails); a ramp-down goes on (`_ramp`).
+sent once more and checked (lost twice in a row, the set fails); a ramp-down goes on past a
+few lost replies, within a bound that keeps making the rig safe in time (`RampLosses`).
 
 Supplies run in current mode (`FUNC:MODE CURR`) with the voltage limit (`VOLT`) as their
 compliance. At connect each supply's rating is read from its model in `*IDN?` (a BOP 20-5M is
@@ -34,6 +35,7 @@ from typing import TypeVar
 import numpy as np
 
 from drivers.link import Link, parse_float, shown
+from drivers.ramp_losses import RampLosses
 from drivers.scpi_errors import errors_found, parse_scpi_error
 from smm_daq.clock import Clock
 from smm_daq.errors import (
@@ -55,6 +57,7 @@ from smm_daq.instruments.transport import Transport
 
 AXES = ("x", "y", "z")
 RAMP_STEP_S = 0.1  # time between current steps of a ramp
+CURRENT_TOLERANCE_A = 5e-3  # how far a current read back may be from the one set
 T = TypeVar("T")
 
 OpenTransport = Callable[[str, LinkSettings], Transport]
@@ -222,7 +225,7 @@ class KepcoBOPCoils(FieldSource):
         voltage_limit: float = 20.0,
         supply_rating: float = MAX_CURRENT_A,
         ramp_step: float = RAMP_STEP_S,
-        current_tolerance: float = 5e-3,
+        current_tolerance: float = CURRENT_TOLERANCE_A,
         settle_timeout: float = 2.0,
         name: str = "coils",
     ) -> None:
@@ -248,6 +251,9 @@ class KepcoBOPCoils(FieldSource):
         self._supplies = [
             _Supply(t, axis, retries) for t, axis in zip(transports, AXES, strict=True)
         ]
+        # what the last ramp-down's supplies lost on the way and went on past, per supply
+        # ('coil y: 1 reply lost on the way, ...'), for a report of the safe state reached
+        self.replies_lost: list[str] = []
         try:
             for s in self._supplies:
                 self._connect(s)
@@ -267,6 +273,8 @@ class KepcoBOPCoils(FieldSource):
         one that answers, on its own, ramped to 0 A within the ramp limit and switched off.
         Its error queue is read (`read_errors`) once it has answered, before the ramp: what
         an earlier program left there is said with its state, not taken for a refused step.
+        Lost replies on the way are gone on past as in the ramp of the three (`RampLosses`:
+        a few, never two step checks in a row) and said with the supply's state.
 
         The ambient field cannot be nulled without all three, so this is the "off" state
         whatever the profile's safe state. Returns (coil, safe, its final state) per axis.
@@ -284,13 +292,18 @@ class KepcoBOPCoils(FieldSource):
                     supply.rating = rated if rated is not None else supply.rating
                 start = supply.current("CURR?")  # a supply that does not answer fails here
                 supply.read_errors()  # else the first step's check takes an earlier error
+                supply.setpoint = start
+                losses = RampLosses(supply)
                 duration = abs(start) / settings.max_ramp_rate
                 steps = max(1, math.ceil(duration / RAMP_STEP_S - 1e-9))
                 for j in range(1, steps + 1):
                     clock.sleep(duration / steps)
-                    supply.set_current(start * (1 - j / steps))
-                supply.switch(False)
-                results.append((supply.name, True, f"{supply.measured():.4f} A, output off"
+                    losses.step(start * (1 - j / steps))
+                if losses.unconfirmed:  # the last step once more: where it ends is known
+                    losses.step(0.0)
+                supply.switch(False, resend=True)
+                amps = _read_off(supply, CURRENT_TOLERANCE_A)
+                results.append((supply.name, True, f"{amps:.4f} A, output off{losses.said()}"
                                                    f"{_held_from_before(supply)}"))
             except SmmError as exc:
                 held = _held_from_before(supply) if supply is not None else ""
@@ -421,63 +434,73 @@ class KepcoBOPCoils(FieldSource):
             s.check_output()
         for s in self._supplies:
             s.enable()
-        problems = self._ramp(target, rate=self.max_ramp_rate if ramp else math.inf)
-        problems += self._settle(target)
+        self._ramp(target, rate=self.max_ramp_rate if ramp else math.inf)
+        problems = self._settle(target)
         if problems:
             raise InstrumentError(_first_per_coil(problems), instrument=self.name)
         self._field_setpoint = np.asarray(b, dtype=float).copy()
 
-    def _ramp(self, target: np.ndarray, *, rate: float, tolerant: bool = False) -> list[str]:
-        """Step every enabled supply to `target` within `rate` A/s.
-
-        A step whose error check lost its reply (`ReplyUnknown`: reading the queue clears it,
-        so it is not asked again) is no failure once; lost twice in a row, it is. Not
-        tolerant (a field set): the step, absolute, is sent once more and checked; the first
-        failure raises. Tolerant (safety paths): the next step's setpoint is absolute and its
-        check tells, and the settling measures the last (a ramp-down stopped there would
-        leave the coil energised); a failing supply is left out of the remaining steps, the
-        others go on, and the failures are returned.
-        """
-        active = [s for s in self._supplies if s.enabled]
-        unknown: set[int] = set()  # supplies whose last step's check lost its reply
+    def _steps(self, target: np.ndarray, rate: float) -> tuple[np.ndarray, int, float]:
+        """A ramp from the setpoints to `target` within `rate` A/s: (start, steps, s apart)."""
         start = np.array([s.setpoint for s in self._supplies])
-        span = max((abs(target[k] - start[k]) for k in range(3)), default=0.0)
+        span = float(np.max(np.abs(target - start)))
         duration = span / rate if math.isfinite(rate) else 0.0
         steps = max(1, math.ceil(duration / self.ramp_step - 1e-9))
-        problems: list[str] = []
+        return start, steps, duration / steps
+
+    def _ramp(self, target: np.ndarray, *, rate: float) -> None:
+        """Step every enabled supply to `target` within `rate` A/s (a field set); the first
+        failure raises. A step whose check lost its reply is sent once more and checked."""
+        active = [s for s in self._supplies if s.enabled]
+        start, steps, pause = self._steps(target, rate)
         for j in range(1, steps + 1):
-            self.clock.sleep(duration / steps)
+            self.clock.sleep(pause)
             for k, s in enumerate(self._supplies):
-                if s not in active:
+                if s in active:
+                    s.check_output()
+                    s.set_current(start[k] + (target[k] - start[k]) * j / steps, resend=True)
+
+    def _ramp_down(self, target: np.ndarray) -> tuple[list[str], list[_Supply]]:
+        """Step every enabled supply to `target` within the ramp limit (the safety paths).
+
+        Lost replies are gone on past within bounds (`RampLosses`: a ramp-down stopped at a
+        lost reply would leave the coil energised, one that waits on every lost reply might
+        not end in time); a supply that fails, or is given up, is left out of the remaining
+        steps while the others go on. Returns the failures and the supplies left out.
+        """
+        losses = {s.axis: RampLosses(s) for s in self._supplies if s.enabled}
+        start, steps, pause = self._steps(target, self.max_ramp_rate)
+        problems: list[str] = []
+        left_out: list[_Supply] = []
+        for j in range(1, steps + 2):  # j = steps + 1: the last step once more, where its
+            if j <= steps:             # check lost its reply (where the ramp ends is known)
+                self.clock.sleep(pause)
+            for k, s in enumerate(self._supplies):
+                lost = losses.get(s.axis)
+                if lost is None or (j > steps and not lost.unconfirmed):
                     continue
-                amps = start[k] + (target[k] - start[k]) * j / steps
                 try:
                     s.check_output()
-                    s.set_current(amps, resend=not tolerant)
-                    unknown.discard(k)
-                except ReplyUnknown as exc:
-                    if not tolerant:
-                        raise
-                    s.setpoint = amps  # sent; whether refused is unknown
-                    if k not in unknown:
-                        unknown.add(k)
-                        continue
-                    problems.append(str(exc))
-                    active.remove(s)
+                    lost.check()
+                    lost.step(start[k] + (target[k] - start[k]) * min(j, steps) / steps)
                 except InstrumentError as exc:
-                    if not tolerant:
-                        raise
                     problems.append(str(exc))
-                    active.remove(s)
-        return problems
+                    left_out.append(s)
+                    del losses[s.axis]
+        self.replies_lost = [f"coil {axis}: {lost.said().removeprefix('; ')}"
+                             for axis, lost in losses.items() if lost.lost]
+        return problems, left_out
 
-    def _settle(self, target: np.ndarray, *, tolerant: bool = False) -> list[str]:
-        """Wait until every enabled supply measures its setpoint; else name the ones that don't."""
+    def _settle(self, target: np.ndarray, *, tolerant: bool = False,
+                skip: Sequence[_Supply] = ()) -> list[str]:
+        """Wait until every enabled supply measures its setpoint; else name the ones that don't.
+        `skip`: supplies a ramp-down gave up (their failure is said; asking again would cost
+        their lost replies' timeouts once more)."""
         deadline = self.clock.now() + self.settle_timeout
         while True:
             problems = []
             for k, s in enumerate(self._supplies):
-                if not s.enabled:
+                if not s.enabled or s in skip:
                     continue
                 try:
                     s.check_output()
@@ -532,18 +555,22 @@ class KepcoBOPCoils(FieldSource):
                 s.enable()
             except InstrumentError as exc:
                 problems.append(str(exc))
-        problems += self._ramp(target, rate=self.max_ramp_rate, tolerant=True)
-        problems += self._settle(target, tolerant=True)
+        failed, left_out = self._ramp_down(target)
+        problems += failed
+        problems += self._settle(target, tolerant=True, skip=left_out)
         self._field_setpoint = np.zeros(3)
         if problems:
             raise InstrumentError(_first_per_coil(problems), instrument=self.name)
 
     def output_off(self) -> None:
-        """Ramp every supply to 0 A, then switch every output off (each tried, whatever fails)."""
-        problems = self._ramp(np.zeros(3), rate=self.max_ramp_rate, tolerant=True)
+        """Ramp every supply to 0 A, then switch every output off and read its current back
+        (each tried, whatever fails): a supply that reads a current with its output off is
+        not taken for off."""
+        problems, _ = self._ramp_down(np.zeros(3))
         for s in self._supplies:
             try:
-                s.switch(False)
+                s.switch(False, resend=True)
+                _read_off(s, self.current_tolerance)
             except InstrumentError as exc:
                 problems.append(str(exc))
         self._field_setpoint = self.ambient.copy()
@@ -590,6 +617,18 @@ def _hardware_transport(address: str, link: LinkSettings) -> Transport:
     from drivers.transports import open_transport
 
     return open_transport(address, link)
+
+
+def _read_off(supply: _Supply, tolerance: float) -> float:
+    """The current (A) a supply reads just after its output was switched off; InstrumentError
+    beyond `tolerance` of 0 A (a current still flowing, or a read-back that cannot be trusted:
+    either way the coil is not known to be off)."""
+    amps = supply.measured()
+    if abs(amps) > tolerance:
+        raise InstrumentError(f"reads {amps:.4f} A with its output switched off: not confirmed "
+                              "at 0 A (a current still flowing, or a wrong read-back)",
+                              instrument=supply.name)
+    return amps
 
 
 def _held_from_before(supply: _Supply) -> str:

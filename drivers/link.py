@@ -45,6 +45,9 @@ class Link:
         self.retries = retries
         self._lock = threading.RLock()
         self.lost = False  # the last exchange ended with InstrumentLost
+        # attempts whose reply timed out or was garbled, ever: what a caller that must end in
+        # bounded time counts (each cost at most the transport's timeout)
+        self.failures = 0
 
     def write(self, command: str) -> None:
         """Send a command that has no reply."""
@@ -87,6 +90,7 @@ class Link:
                     result = action()
                 except (InstrumentTimeout, ProtocolError) as exc:
                     last = exc
+                    self.failures += 1
                     with contextlib.suppress(InstrumentTimeout):  # the next attempt tells more
                         self.transport.clear()
                 else:

@@ -57,6 +57,8 @@ AC_COUPLING_CORNER = 0.16  # Hz, the input high-pass with AC coupling
 COMMON_MODE_REJECTION = 1e-5  # 100 dB: what is left of pick-up on A−B
 
 _COMMAND = re.compile(r"^\s*(\*?[A-Za-z]+)\s*(\?)?\s*(.*?)\s*$")
+# The SR860's syntax: '?' right after the mnemonic, at least one space before the arguments
+SPACED_COMMAND = re.compile(r"^\s*(\*?[A-Za-z]+)(\?)?(?:\s+([^?\s].*?))?\s*$")
 
 Handler = Callable[[bool, list[str]], str | None]
 
@@ -176,6 +178,9 @@ class SRSLockInEmulator(Emulator):
     OFFSET_LIMIT: ClassVar[float]  # % of full scale
     DEFAULTS: ClassVar[dict[str, float]]
     OVERLOAD_BITS: ClassVar[tuple[int, int]]  # (input, output) bits of LIAS
+    # the command syntax: the SR830's takes spaces anywhere between mnemonic, '?' and
+    # arguments, or none ("SNAP?1,2"); the SR860's needs them as `SPACED_COMMAND` says
+    COMMAND_SYNTAX: ClassVar[re.Pattern[str]] = _COMMAND
     UNLOCK_BIT = 3
 
     def __init__(
@@ -438,7 +443,7 @@ class SRSLockInEmulator(Emulator):
         return self.reply_end.join(replies)  # the transport adds the last terminator
 
     def _execute(self, command: str) -> str | None:
-        match = _COMMAND.match(command)
+        match = self.COMMAND_SYNTAX.match(command)
         if match is None:
             self._esr |= 1 << 5
             return None

@@ -18,6 +18,10 @@ continuous wraps. CAPTUREGET? answers an IEEE 488.2 binary block, only while cap
 ends with a line feed where GPIB would signal END, and its payload never holds one.
 CAPTURERATEMAX? is 1.25 MHz / 2^n with the least n that gives at most about ten samples per
 time constant (an approximation of the instrument's own rule, which the manual does not state).
+
+Command syntax as the manual's "Command Syntax" (chapter 4) says: at least one space between
+the mnemonic and its first argument, no space between the mnemonic and '?'. A command that
+breaks it ("PSTF2, 1000", "FREQ ? ") is a command error (ESR bit 5), no reply, nothing changed.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import ClassVar
 import numpy as np
 
 from simulators.lockin_emulator import (
+    SPACED_COMMAND,
     BadCommand,
     BadValue,
     Handler,
@@ -97,6 +102,7 @@ class SR860Emulator(SRSLockInEmulator):
         "amplitude": 1.0,
     }
     OVERLOAD_BITS = (4, 0)  # LIAS / CUROVLDSTAT bit 4 input range, bit 0 CH1 output
+    COMMAND_SYNTAX = SPACED_COMMAND
     CH2_BIT = 1
     LIAS_SIZE = 65536
 

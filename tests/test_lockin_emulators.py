@@ -381,3 +381,19 @@ def test_sr830_buffer_points_in_the_line_feed_band_are_nudged_not_zeroed() -> No
     stored = np.array([point_value(storable_point(v)) for v in values])
     np.testing.assert_allclose(stored, values, rtol=0.004)
     assert all(b"\n" not in struct.pack("<f", v) for v in stored)
+
+
+@pytest.mark.parametrize("command", ["PSTF2, 1000", "FREQ2000", "FREQ ? ", "OUTP?0",
+                                     "SNAP?0,1"])
+def test_the_sr860_takes_commands_only_as_its_manual_spells_them(command: str) -> None:
+    """The SR860 manual ("Command Syntax"): at least one space between the mnemonic and its
+    first argument, none between the mnemonic and '?'. Anything else is a command error: no
+    reply, nothing changed."""
+    emulator, _ = settled("sr860")
+    before = [emulator.handle(q) for q in ("FREQ?", "PSTF? 2")]
+    assert emulator.handle(command) is None
+    assert emulator.handle("*ESR?") == str(1 << 5)
+    assert [emulator.handle(q) for q in ("FREQ?", "PSTF? 2")] == before
+    assert emulator.handle("PSTF 2,\t1500") is None and emulator.handle("PSTF? 2") == "1500"
+    assert emulator.handle("*ESR?") == "0"
+

@@ -427,7 +427,8 @@ def test_pymeasure_sr860_settings_and_readings(fresh: Served) -> None:
 def test_pymeasure_sr860_sine_dc_mode_chart_and_presets(fresh: Served) -> None:
     """REFM (where the sine output's DC level appears), the strip chart (GSPD, CGRF) and the
     F/A/L preset buttons (PSTF, PSTA, PSTL i, x): PyMeasure reads each and writes the ones it
-    spells as the manual does (a space after the mnemonic). Its `horizontal_time_div` setter
+    spells as the manual does (a space after the mnemonic); the others are refused as the
+    instrument refuses them. Its `horizontal_time_div` setter
     sends "GSDP", which no SR860 knows: a command error, the setting kept."""
     lia = pymeasure(PyMeasureSR860, fresh.resources["sr860"])
     assert lia.dcmode == "COM"
@@ -456,6 +457,14 @@ def test_pymeasure_sr860_sine_dc_mode_chart_and_presets(fresh: Served) -> None:
     lia.write("PSTF 0, 600000")  # beyond 500 kHz
     assert int(lia.ask("*ESR?")) & (1 << 4)  # execution error, the preset kept
     assert lia.frequencypreset1 == 2500.0
+    # the others it spells without that space ("PSTF2, ...", "PSTA0, ..."), which the
+    # manual's command syntax requires: a command error each, the preset kept
+    for name, value in (("frequencypreset3", 3000.0), ("sine_amplitudepreset1", 0.5),
+                        ("sine_dclevelpreset4", 1.0)):
+        before = getattr(lia, name)
+        setattr(lia, name, value)
+        assert int(lia.ask("*ESR?")) == 1 << 5, name
+        assert getattr(lia, name) == before
 
 
 # --- physics through a third-party client, and our own drivers over TCP ---------------------

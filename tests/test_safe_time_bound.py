@@ -124,3 +124,64 @@ def test_the_bound_covers_queue_reads_losing_their_replies_before_supplies_stop_
     simulated_s = made[0].clock.now() - started[0]
     assert simulated_s >= 18 * TIMEOUT_S, said
     assert simulated_s <= int(printed.group(1))
+
+
+class LosesStepChecksThenDies(LosesTheQueueReadThenDies):
+    """As `LosesTheQueueReadThenDies`, and loses the replies to the `SYST:ERR?` queries
+    numbered `lost` (from 1, within its second connect: the queue read is 1, each ramp step's
+    check one more)."""
+
+    def __init__(self, inner: Emulator, dies_at: tuple[int, str], lost: set[int]) -> None:
+        super().__init__(inner, dies_at)
+        self.lost = lost
+        self.checks = 0
+
+    def handle(self, message: str) -> str | None:
+        reply = super().handle(message)
+        if message == "SYST:ERR?" and self.connects == 2 and not self.dead:
+            self.checks += 1
+            if self.checks in self.lost:
+                return None
+        return reply
+
+
+def test_the_bound_covers_ramps_down_each_on_its_own_past_lost_replies(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """Coil z stops answering at the connect of the three, so x and y, left at 2 A, are
+    ramped down each on its own; each goes on past as many lost replies as a ramp-down may
+    (two, not in a row), and then stops answering at its read-back (its retries): with the
+    queue reads lost at each connect, 22 timeouts, within the bound."""
+    text = (REPO / "configs" / "simulator.toml").read_text(encoding="utf-8")
+    old = 'implementation = "kepco_bop"'
+    assert old in text
+    path = tmp_path / "profile.toml"
+    path.write_text(text.replace(old, f"{old}\ntimeout_s = {TIMEOUT_S}"), encoding="utf-8")
+    started: list[float] = []
+    supplies: list[LosesTheQueueReadThenDies] = []
+
+    def lossy(backend: Any, profile: Any) -> None:
+        x, y, z = profile.coils.addresses
+        for address in (x, y):
+            backend.endpoint(address).handle("FUNC:MODE CURR;VOLT 20;CURR 2;OUTP ON")
+        backend.clock.sleep(1.0)  # the currents reach 2 A
+        wrapped = {x: LosesStepChecksThenDies(backend.endpoint(x), (2, "MEAS:CURR?"), {3, 5}),
+                   y: LosesStepChecksThenDies(backend.endpoint(y), (2, "MEAS:CURR?"), {4, 6}),
+                   z: LosesTheQueueReadThenDies(backend.endpoint(z), (1, "FUNC:MODE?"))}
+        supplies.extend(wrapped.values())
+        endpoint = backend.endpoint
+        backend.endpoint = lambda address: wrapped.get(address) or endpoint(address)
+        started.append(backend.clock.now())
+
+    made = simulators_made(monkeypatch, lossy)
+    code = main(["safe", "--profile", str(path)])
+    said = capsys.readouterr()
+    assert code == 1, said  # coil z is lost; x and y do not answer their read-back
+    assert "each supply on its own" in said.out, said
+    assert all(s.dead for s in supplies)
+    printed = re.search(r"at most (\d+) s", said.err)
+    assert printed is not None
+    simulated_s = made[0].clock.now() - started[0]
+    assert simulated_s >= 22 * TIMEOUT_S, said
+    assert simulated_s <= int(printed.group(1))
+    backend = made[0]
+    assert max(abs(backend.world.coils.current(k)) for k in range(2)) < 1e-3

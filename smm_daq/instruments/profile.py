@@ -54,6 +54,9 @@ MAX_AMBIENT_UT = 1000.0  # the Earth's field is below 70 µT; a lab magnet nearb
 MAX_CURRENT_A = 50.0  # the largest bipolar supplies (Kepco BOP 20-20 is 20 A)
 CURRENT_READ_MARGIN = 1.1  # a supply's reading (current, voltage) may exceed its rating so
 MAX_RAMP_A_PER_S = 100.0
+# replies a coil supply may lose during one ramp-down and still be ramped on (each a link
+# timeout at most; the bound on making the rig safe counts them)
+RAMP_LOST_REPLIES = 2
 MAX_FIELD_UT = 10_000.0  # 10 mT: air coils around a microscope never reach it
 MAX_TOLERANCE_NT = 100_000.0
 MAX_FLUXGATE_T_PER_V = 1e-2  # fluxgates give 1e4..1e6 V/T

@@ -42,7 +42,7 @@ from smm_daq.instruments.interfaces import (
     Stage,
     StoppedAlone,
 )
-from smm_daq.instruments.profile import CURRENT_READ_MARGIN, Profile
+from smm_daq.instruments.profile import CURRENT_READ_MARGIN, RAMP_LOST_REPLIES, Profile
 
 if TYPE_CHECKING:
     from smm_daq.instruments.rig_lock import RigLock
@@ -77,6 +77,9 @@ def safe_time_bound(profile: Profile) -> float:
     their own (tests/test_safe_time_bound.py: such a case takes 18 of the 21 timeouts
     counted for the supplies).
 
+    A ramp-down goes on past up to `RAMP_LOST_REPLIES` lost replies of each supply (a
+    timeout each, at most), whether the three ramp together or each on its own: counted too.
+
     A supervisor that stops a scan with SIGTERM must wait at least this long before SIGKILL;
     otherwise the coils may be left energised.
     """
@@ -86,6 +89,7 @@ def safe_time_bound(profile: Profile) -> float:
     ramp += len(coils.addresses) * CURRENT_READ_MARGIN * coils.supply_rating / coils.max_ramp_rate
     links = [coils.link] * 3 + [profile.stage.link]
     talk = sum(link.timeout_s * (link.retries + 1 + LOST_EXCHANGES) for link in links)
+    talk += len(coils.addresses) * coils.link.timeout_s * RAMP_LOST_REPLIES
     return RAMP_OVERHEAD * ramp + SETTLE_ALLOWANCE_S + talk
 
 
@@ -474,7 +478,7 @@ def _safe_coils(profile: Profile, clock: Clock, open_transport: Any) -> SafeStat
         except SmmError as exc:
             return SafeState("coils", False, f"{problem}currents not read back: {exc}"
                                              f"{_held(coils)}")
-        return SafeState("coils", not problem, problem + state + _held(coils))
+        return SafeState("coils", not problem, problem + state + _lost(coils) + _held(coils))
     finally:
         with contextlib.suppress(Exception):
             coils.close()
@@ -532,6 +536,13 @@ def _held(coils: FieldSource) -> str:
     `errors_at_connect`), such as a fault or a refused command a killed program left."""
     found = getattr(coils, "errors_at_connect", [])
     return f"; errors the supplies held from before: {'; '.join(found)}" if found else ""
+
+
+def _lost(coils: FieldSource) -> str:
+    """The replies the supplies lost while ramped down and went on past (where the driver
+    says: `replies_lost`)."""
+    lost = getattr(coils, "replies_lost", [])
+    return f"; ramped down past lost replies: {'; '.join(lost)}" if lost else ""
 
 
 def _found(stopped: StoppedAlone | None) -> str:
