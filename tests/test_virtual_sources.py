@@ -72,5 +72,5 @@ def test_a_virtual_map_whose_source_dataset_is_gone_is_refused(tmp_path: Path) -
     path, source, _ = _session(tmp_path, "parts.h5")
     with h5py.File(source, "r+") as f:
         del f["bz"]
-    with pytest.raises(InputError, match="dataset 'bz' of .*parts.h5, which cannot be read"):
+    with pytest.raises(InputError, match=r"dataset 'bz' of .*parts\.h5, which cannot be read"):
         read_map(path, "scan")

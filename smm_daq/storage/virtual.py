@@ -32,11 +32,11 @@ def require_sources(node: h5py.Dataset, where: str) -> None:
                 _refuse(node, where, f"dataset '{source.dset_name}' of this file, which is "
                                      "not there")
             continue
-        found = [c for c in _candidates(source.file_name, home) if c.is_file()]
+        places = _candidates(source.file_name, home)
+        found = [c for c in places if c.is_file()]
         if not found:
             _refuse(node, where, f"file '{source.file_name}' (looked for as "
-                                 f"{', '.join(str(c) for c in _candidates(source.file_name, home))}), "
-                                 "which is not there")
+                                 f"{', '.join(str(c) for c in places)}), which is not there")
         if not _holds(found[0], source.dset_name):
             _refuse(node, where, f"dataset '{source.dset_name}' of {found[0]}, which cannot "
                                  "be read there")
