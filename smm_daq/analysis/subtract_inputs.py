@@ -123,8 +123,9 @@ def require_alike(in_field: str, in_field_induced: bool, remanent: str, remanent
                   source: str | None = None) -> None:
     """InputError for an induced map subtracted from a scan or a scan from one: an induced
     map has its remanence removed already, so the difference would hold the remanence once
-    more, negated or not, under the name of an induced map. Two scans, or two induced maps
-    (e.g. before and after a treatment), are the user's choice."""
+    more, negated or not, under the name of an induced map. Two scans (in fields that
+    differ, `require_fields_differ`), or two induced maps (e.g. before and after a
+    treatment), are the user's choice."""
     if in_field_induced == remanent_induced:
         return
     induced, scan = (in_field, remanent) if in_field_induced else (remanent, in_field)
