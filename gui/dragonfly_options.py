@@ -14,25 +14,26 @@ from dataclasses import replace
 
 from PyQt6 import QtCore, QtWidgets
 
-from smm_daq.analysis.grids import Gridded
-from smm_daq.analysis.mmt.formats.dragonfly import DragonflyOptions, scan_height, scan_window
+from smm_daq.analysis.mmt.formats.dragonfly import DragonflyOptions, scan_crop
+from smm_daq.storage.mapdata import MapData
 
 # DragonflyOptions.crop placeholder: the scan's window, known once its map is read
 CROP_TO_SCAN = (0.0, 0.0, 0.0, 0.0)
 Z_TOP_AUTO_UM = -1e6  # the z-top box's minimum, shown as "auto"
 
 
-def for_map(options: DragonflyOptions, m: Gridded | Sequence[Gridded] | None
-            ) -> DragonflyOptions:
-    """`options` with CROP_TO_SCAN made the sensor-centre window of `m` (of several maps, the
-    rectangle spanning them all: the scans of a joint inversion), as the command line's
-    `--crop-to-scan` does; with no map, every grain is kept."""
+def for_map(options: DragonflyOptions, m: MapData | Sequence[MapData] | None,
+            sigma: float | None = None) -> DragonflyOptions:
+    """`options` with CROP_TO_SCAN made the crop of grains under `m` (of several maps, the
+    scans of a joint inversion), with noise SD `sigma` (T; None: each map's noise floor), as
+    the command line's `--crop-to-scan` does (`dragonfly.scan_crop`); with no map, every
+    grain is kept."""
     if options.crop != CROP_TO_SCAN:
         return options
     if m is None:
         return replace(options, crop=None)
     maps = list(m) if isinstance(m, Sequence) else [m]
-    return replace(options, crop=scan_window(maps), crop_height=scan_height(maps))
+    return replace(options, **scan_crop(maps, [sigma] * len(maps)))  # type: ignore[arg-type]
 
 
 def describe(options: DragonflyOptions) -> str:

@@ -593,7 +593,7 @@ class MMTView(QtWidgets.QWidget):
 
             data = read_source(path, entry)
             maps = [data] + [read_source(path, e) for e in extra]
-            options = None if dragonfly is None else for_map(dragonfly, maps)
+            options = None if dragonfly is None else for_map(dragonfly, maps, sigma)
             with recorded() as read:  # e.g. overlapping cuboids; this thread's alone
                 grains = read_grain_file(grain_file, fmt, options)
             point = isinstance(grains, PointGrains)

@@ -87,6 +87,17 @@ def test_a_refused_subtraction_is_reported_and_writes_nothing(browser, qtbot) ->
     assert browser.subtract_button.isEnabled()
 
 
+def test_two_zero_field_scans_are_refused_as_an_induced_map(browser, qtbot) -> None:
+    """Their difference is a change of remanence or noise, not a response to a field."""
+    write_map_entry(browser.path, bump_map("rem2", (48, 48), 2.1 * UT), kind="scan")
+    assert refreshed(browser, qtbot)
+    names = [e.name for e in list_entries(browser.path)]
+    assert not subtract(qtbot, browser, "rem2", "rem", "zz", register=False)
+    assert "both scanned in zero field" in browser.message.text()
+    assert [e.name for e in list_entries(browser.path)] == names
+    assert browser.subtract_button.isEnabled()
+
+
 def test_the_subtraction_runs_off_the_gui_thread_and_a_failure_is_shown(browser, qtbot,
                                                                         monkeypatch) -> None:
     import threading

@@ -457,7 +457,7 @@ def test_crop_reach_adds_the_sensor_height(tmp_path):
     assert g.labels.tolist() == [1]  # in contact: the depth alone
     m = MapData(bz=np.zeros((2, 2)), x=np.array([0.0, 50 * UM]), y=np.array([0.0, 40 * UM]),
                 height=100 * UM, name="a")
-    assert dragonfly.scan_height([m, m.with_bz(m.bz, name="b")]) == 100 * UM
+    assert dragonfly.scan_crop([m, m.with_bz(m.bz, name="b")])["crop_height"] == 100 * UM
     with pytest.raises(InputError, match=r"crop_height is -1 µm; expected the sensor's height"):
         dragonfly.read_dragonfly(path, dragonfly.DragonflyOptions(
             z_top_mm=0.15, crop=window, crop_height=-1 * UM))

@@ -10,6 +10,7 @@ from smm_daq.analysis.mmt.models.multipole import MultipoleModel, Sensor, point_
 from smm_daq.analysis.mmt.solver import stats
 from smm_daq.analysis.mmt.solver.inversion import forward, invert_map
 from smm_daq.analysis.mmt.solver.joint import Scan, invert_scans
+from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
 
 UM = 1e-6
@@ -338,17 +339,23 @@ def test_the_sigmas_reported_are_where_the_estimates_settle():
         assert settled == pytest.approx(res.sigmas[s], rel=2e-3)
 
 
-def test_a_scan_whose_sigma_does_not_settle_is_named_with_the_sigma_reported():
-    """One usable pixel of unknown noise, over the grains, is fitted ever more closely as its
-    σ shrinks, pass after pass: the warning names that scan and the σ the result reports."""
+def test_a_scan_of_unknown_sigma_its_fit_follows_is_refused_naming_it():
+    """One usable pixel of unknown noise, over the grains, leaves under one degree of freedom
+    once the grains are fitted (its leverage near 1), and was fitted ever more closely as its
+    σ shrank, pass after pass (0.25 nT reported for 5 nT, with a warning): refused, naming
+    that scan and what would do."""
     rng = np.random.default_rng(1)
     mask = np.ones(HIGH.bz.shape, bool)
     mask.flat[300] = False  # over the grains: its own leverage is high
     scans = [Scan(noisy(LOW, 20 * NT, rng), 3 * UM),
              Scan(noisy(HIGH, 5 * NT, rng), 8 * UM, (2 * UM, 2 * UM), mask=mask)]
-    with pytest.warns(UserWarning, match="still moved") as caught:
-        res = invert_scans(scans, GRAINS)
-    message = str(caught[0].message)
-    assert "scan 'high' (1 usable pixels" in message
-    assert "'low'" not in message
-    assert f"σ {res.sigmas[1] / NT:.4g} nT" in message
+    with pytest.raises(InputError) as caught:
+        invert_scans(scans, GRAINS)
+    message = str(caught.value)
+    assert "scan 'high'" in message and "'low'" not in message
+    assert "1 usable pixels leave" in message and "degrees of freedom" in message
+    assert "--sigma-nT" in message
+    # given its σ, the same scan is used
+    scans[1] = Scan(scans[1].data, 8 * UM, (2 * UM, 2 * UM), sigma=5 * NT, mask=mask)
+    res = invert_scans(scans, GRAINS)
+    assert res.sigmas[1] == 5 * NT

@@ -20,6 +20,7 @@ from gui.mmt_view import MMTView
 from smm_daq.analysis.mmt.formats.dragonfly import DragonflyOptions
 from smm_daq.analysis.mmt.result_params import MaskSource, ResultOptions
 from smm_daq.analysis.mmt.result_read import read_result_entry
+from smm_daq.analysis.noise import white_noise_floor
 from smm_daq.cli.main import main
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import load_profile
@@ -80,14 +81,16 @@ def test_the_command_line_and_the_tab_record_the_same_options_each_a_parameter(
         made: tuple[Path, Path]) -> None:
     path, folder = made
     cli, gui = read_result_entry(path, "cli"), read_result_entry(path, "gui")
-    scan = read_map(path, "scan")
+    scan, again = read_map(path, "scan"), read_map(path, "again")
     expected = ResultOptions(
         dragonfly=DragonflyOptions(min_voxels=5, z_top_mm=cli.options.dragonfly.z_top_mm,
                                    z_down=False,
                                    crop=(float(scan.x.min()), float(scan.x.max()),
                                          float(scan.y.min()), float(scan.y.max())),
-                                   crop_height=max(scan.height,
-                                                   read_map(path, "again").height)),
+                                   # the nearest scan, and the least noise floor
+                                   crop_height=min(scan.height, again.height),
+                                   crop_noise=min(white_noise_floor(scan.bz),
+                                                  white_noise_floor(again.bz))),
         masks=(MaskSource("bad.npy", str(folder.resolve() / "bad.npy")),
                MaskSource("shapes.json", str(folder.resolve() / "shapes.json"),
                           json.dumps(SHAPES))))
@@ -103,6 +106,7 @@ def test_the_command_line_and_the_tab_record_the_same_options_each_a_parameter(
     assert recorded["z_top"] == (pytest.approx(500 * UM), {"units": "m",
                                                            "long_name": "CT z of the sample top"})
     assert recorded["crop"][1]["units"] == "m" and recorded["min_voxels"][0] == 5
+    assert recorded["crop_noise"][1]["units"] == "T" and recorded["crop_noise"][0] > 0
     assert recorded["mask"][0] == [b"bad.npy", b"shapes.json"]
 
 

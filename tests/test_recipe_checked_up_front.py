@@ -162,18 +162,20 @@ def test_a_subtraction_of_two_grids_is_refused_before_the_first_step(
 def test_a_subtraction_of_a_subtraction_is_checked_on_the_in_field_grid(tmp_path):
     out = tmp_path / "new.h5"
     # two induced maps may be subtracted (an induced map and a scan may not)
-    chain = (DEFAULTS + _scan("a") + _scan("b") + _subtract("b", "a", "d")
-             + _subtract("a", "b", "d2") + _subtract("d", "d2", "e"))
+    up, down = _scan("b", field_uT="[0.0, 40.0, 0.0]"), _scan("b2", field_uT="[0.0, -40.0, 0.0]")
+    chain = (DEFAULTS + _scan("a") + up + down + _subtract("b", "a", "d")
+             + _subtract("b2", "a", "d2") + _subtract("d", "d2", "e"))
     checked = check_recipe(parse_recipe(chain, "chain.toml"), load_profile(), out,
                            can_prompt=False)
-    assert [p.name for p in checked.plans if p is not None] == ["a", "b"]
-    mixed = DEFAULTS + _scan("a") + _scan("b") + _subtract("b", "a", "d") + _subtract("d", "a")
+    assert [p.name for p in checked.plans if p is not None] == ["a", "b", "b2"]
+    mixed = DEFAULTS + _scan("a") + up + _subtract("b", "a", "d") + _subtract("d", "a")
     with pytest.raises(InputError, match=r"step 4 \(subtract 'induced'\): 'd' is an induced "
                                          "map .* and 'a' is not"):
         check_recipe(parse_recipe(mixed, "mixed.toml"), load_profile(), out, can_prompt=False)
-    off = (chain + _scan("c", size_um="[120.0, 120.0]") + _scan("c2", size_um="[120.0, 120.0]")
-           + _subtract("c", "c2", "g") + _subtract("e", "g", "f"))
-    with pytest.raises(InputError, match=r"step 9 \(subtract 'f'\): 'e' is 9 × 9 pixels "
+    off = (chain + _scan("c", size_um="[120.0, 120.0]", field_uT="[0.0, 40.0, 0.0]")
+           + _scan("c2", size_um="[120.0, 120.0]") + _subtract("c", "c2", "g")
+           + _subtract("e", "g", "f"))
+    with pytest.raises(InputError, match=r"step 10 \(subtract 'f'\): 'e' is 9 × 9 pixels "
                                          r"\(ny × nx\) but 'g' is 13 × 13"):
         check_recipe(parse_recipe(off, "off.toml"), load_profile(), out, can_prompt=False)
     assert not out.exists()

@@ -1,8 +1,8 @@
-"""Two scans taken in one field that is not zero hold no induced response between them: their
-difference is refused as an induced map, by `subtract` and by a recipe before its first step
-(a recipe that sets the field before its remanent scan would otherwise scan for hours, then
-store noise as the induced map). Two scans in zero field (before and after a treatment) and
-two induced maps in one field are still subtracted."""
+"""Two scans taken in one field, zero included, hold no induced response between them: their
+difference is refused as an induced map, by `subtract`, the window and a recipe before its
+first step (a recipe that sets the field before its remanent scan, or never sets one, would
+otherwise scan for hours, then store noise or a change of remanence as the induced map, and a
+susceptibility could be made from it). Two induced maps in one field are still subtracted."""
 
 from __future__ import annotations
 
@@ -76,9 +76,32 @@ def test_subtract_refuses_two_scans_in_one_field_and_takes_the_rest(
     assert "noise --repeat" in err and "Traceback" not in err
     assert _entries(out) == before  # nothing written
 
+    code = main(["subtract", str(out), "--in-field", "z", "--remanent", "z2", "--name", "zz",
+                 "--no-register"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "'z' and the remanent entry 'z2' were both scanned in zero field" in err
+    assert "not an induced response" in err and "noise --repeat" in err
+    assert "Traceback" not in err
+    assert _entries(out) == before  # nothing written
+
     for in_field, remanent, name in (("a", "z", "ia"), ("b", "z", "ib"),  # field, zero field
-                                     ("z", "z2", "zz"),  # two in zero field
                                      ("ib", "ia", "change")):  # two induced maps, one field
         code = main(["subtract", str(out), "--in-field", in_field, "--remanent", remanent,
                      "--name", name, "--no-register"])
         assert code == 0, capsys.readouterr().err
+
+
+def test_a_recipe_that_never_sets_a_field_is_refused_before_it_runs(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(RECIPE.replace("field_uT = [0.0, 40.0, 0.0]", "field_uT = [0.0, 0.0, 0.0]"),
+                      encoding="utf-8")
+    out = tmp_path / "s.h5"
+    code = main(["run", str(recipe), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "step 4 (subtract 'induced_y')" in err
+    assert "'in_field_y' and the remanent entry 'remanent' were both scanned in zero field" in err
+    assert "set_field step before its scan" in err
+    assert not out.exists()  # refused before the rig was connected

@@ -536,10 +536,10 @@ def _subtract_footprint(step: SubtractStep, made: Mapping[str, Footprint],
     in_field, remanent = sources
     require_two_scans(in_field, remanent)
     require_alike(step.in_field, induced[0], step.remanent, induced[1])
-    require_fields_differ(in_field, remanent, induced=any(induced))
     require_subtractable(in_field, remanent)
     if step.register:
         require_registrable(in_field)
+    require_fields_differ(in_field, remanent, induced=any(induced))
     return induced_footprint(step.name, in_field, remanent)
 
 

@@ -123,8 +123,9 @@ def require_alike(in_field: str, in_field_induced: bool, remanent: str, remanent
                   source: str | None = None) -> None:
     """InputError for an induced map subtracted from a scan or a scan from one: an induced
     map has its remanence removed already, so the difference would hold the remanence once
-    more, negated or not, under the name of an induced map. Two scans, or two induced maps
-    (e.g. before and after a treatment), are the user's choice."""
+    more, negated or not, under the name of an induced map. Two scans (in fields that
+    differ, `require_fields_differ`), or two induced maps (e.g. before and after a
+    treatment), are the user's choice."""
     if in_field_induced == remanent_induced:
         return
     induced, scan = (in_field, remanent) if in_field_induced else (remanent, in_field)
@@ -139,7 +140,7 @@ def require_two_scans(in_field: Measured, remanent: Measured, source: str | None
     """InputError for one entry given as both maps, or for the two given the wrong way round:
     the "in-field" one scanned in zero field and the "remanent" one in a field (the induced
     map would come out negated). Two scans in fields (e.g. +B and −B) are the user's choice;
-    `require_fields_differ` refuses two in one field."""
+    `require_fields_differ` refuses two in one field, zero included."""
     if in_field.name == remanent.name:
         raise InputError(f"the in-field and the remanent entries are both '{in_field.name}'; "
                          "expected two scans of the sample, one in field, one in zero field",
@@ -154,14 +155,26 @@ def require_two_scans(in_field: Measured, remanent: Measured, source: str | None
 
 def require_fields_differ(in_field: Measured, remanent: Measured, *, induced: bool,
                           source: str | None = None) -> None:
-    """InputError for two scans (`induced` false) both taken in one field that is not zero:
-    their difference holds no induced response, yet would be stored as an induced map (a
-    recipe that set the field before its remanent scan). Two scans in zero field (before and
-    after a treatment) and two induced maps in one field are the user's choice."""
+    """InputError for two scans (`induced` false) both taken in one field, zero included:
+    their difference holds no induced response, yet would be stored as an induced map (and a
+    susceptibility made from it). In one field that is not zero it is a recipe that set the
+    field before its remanent scan; in zero field, one that never set it, or two remanence
+    maps (repeats, or before and after a treatment), whose difference is noise or a change of
+    remanence, not a response to a field: `smm-daq noise --repeat` measures the noise of two
+    repeats. Two induced maps in one field (before and after a treatment) are the user's
+    choice."""
     a, b = in_field.applied_field, remanent.applied_field
-    if induced or a is None or b is None or not np.any(a):
+    if induced or a is None or b is None:
         return
-    if np.allclose(a, b, rtol=0, atol=SAME_FIELD):
+    if not np.any(a) and not np.any(b):
+        raise InputError(
+            f"the in-field entry '{in_field.name}' and the remanent entry '{remanent.name}' "
+            "were both scanned in zero field: their difference is a change of remanence (or "
+            "noise), not an induced response, and would be stored as an induced map; "
+            "expected the in-field one scanned in a field (in a recipe, a set_field step "
+            "before its scan); `smm-daq noise --repeat` compares two repeated scans",
+            source=source)
+    if np.any(a) and np.allclose(a, b, rtol=0, atol=SAME_FIELD):
         raise InputError(
             f"the in-field entry '{in_field.name}' and the remanent entry '{remanent.name}' "
             f"were both scanned in {_field_ut(a)} µT: their difference holds no induced "

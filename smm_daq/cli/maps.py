@@ -472,6 +472,7 @@ def _dataset(path: str, entry: str, dataset: str, m: MapData, maps_held: Callabl
     from smm_daq.storage.h5file import open_read, text
     from smm_daq.storage.nexus import read_map
     from smm_daq.storage.units import split_units
+    from smm_daq.storage.virtual import require_sources
 
     with open_read(path) as f:
         where = f"{path}, entry '{entry}'"
@@ -515,6 +516,7 @@ def _dataset(path: str, entry: str, dataset: str, m: MapData, maps_held: Callabl
                          f"{m.shape}; expected a map the entry holds: {maps_held()}",
                          source=where)
     with open_read(path) as f:
+        require_sources(f[entry][dataset], where)
         values = np.asarray(f[entry][dataset][()], dtype=float)
     stem = base
     if units is None:  # files of earlier versions: the unit in the name

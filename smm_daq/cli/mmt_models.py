@@ -55,9 +55,10 @@ def add_invert_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--z-down", action="store_true",
                    help="the CT z axis points down into the sample (default: up)")
     g.add_argument("--crop-to-scan", action="store_true",
-                   help="keep only grains whose centroid lies under the scans (the "
-                        "rectangle spanning them), or beyond its edge by no more than the "
-                        "centroid's depth plus the highest scan's sensor height")
+                   help="keep only grains whose field could reach a tenth of the noise on "
+                        "the scans (the rectangle spanning them, at the lowest scan's height), "
+                        "magnetized to magnetite's saturation in the worst direction; the "
+                        "noise is --sigma-nT where given, else each map's noise floor")
 
 
 def uses_models(args: argparse.Namespace) -> bool:
@@ -96,25 +97,23 @@ def _per_entry(option: str, text: str | None, n: int) -> list[float | None]:
     return values * n if len(values) == 1 else values
 
 
-def _grains(args: argparse.Namespace, maps: list, height: float
-            ) -> tuple[object, DragonflyOptions | None]:
+def _grains(args: argparse.Namespace, scans: list) -> tuple[object, DragonflyOptions | None]:
     """The grains, and the Dragonfly options they were read with (None: another format); the
-    crop, when asked for, spans every scan inverted and reaches beyond it by each grain's
-    depth plus `height`, the highest scan's sensor height."""
-    from smm_daq.analysis.mmt.formats.dragonfly import DragonflyOptions, scan_window
+    crop, when asked for, keeps the grains whose field could reach the scans inverted above
+    their noise (`dragonfly.scan_crop`)."""
+    from smm_daq.analysis.mmt.formats.dragonfly import DragonflyOptions, scan_crop
     from smm_daq.analysis.mmt.formats.grains import read_grain_file
 
     options = None
     if args.grain_format == "dragonfly":
         if args.min_voxels < 1:
             raise InputError(f"--min-voxels is {args.min_voxels}; expected a whole number >= 1")
-        crop = None
-        if args.crop_to_scan:
-            crop = scan_window(maps)
+        crop = scan_crop([s.data for s in scans], [s.sigma for s in scans],
+                         [s.height for s in scans]) if args.crop_to_scan else {}
         options = DragonflyOptions(
             min_voxels=args.min_voxels,
             z_top_mm=None if args.z_top_um is None else args.z_top_um * 1e-3,
-            z_down=args.z_down, crop=crop, crop_height=height if crop else 0.0)
+            z_down=args.z_down, **crop)  # type: ignore[arg-type]
     return read_grain_file(args.grains, args.grain_format, options), options
 
 
@@ -191,7 +190,7 @@ def invert_models(args: argparse.Namespace) -> int:
     name = args.result_entry or f"{entries[0]}_mmt"
     check_new_entry(args.file, name, entries, overwrite=args.overwrite)  # before the work
     with _warnings_to_stderr():
-        grains, dragonfly = _grains(args, maps, max(scan.height for scan in scans))
+        grains, dragonfly = _grains(args, scans)
         point = isinstance(grains, PointGrains)
         model = args.model or ("dipole" if point else "cuboid")
         if model == "cuboid" and point:

@@ -21,6 +21,7 @@ from smm_daq.errors import InputError
 from smm_daq.storage.h5file import open_read
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.units import si_factor, spellings
+from smm_daq.storage.virtual import require_sources
 
 MAX_FIELD_T = 100.0  # no map, applied field or magnet reading reaches this
 MAX_LENGTH_M = 1e3  # far beyond any stage, sensor or height; keeps squares of lengths finite
@@ -62,6 +63,7 @@ def numeric(group: h5py.Group, name: str, where: str, *, ndim: int | None = None
         shape = "a scalar" if ndim == 0 else (f"{length} values" if length is not None
                                                else f"a {ndim}-D array" if ndim else "an array")
         raise InputError(f"'{name}' is {what}; expected {shape} of numbers", source=where)
+    require_sources(node, where)
     values = np.asarray(node[()], dtype=float)
     if si is None or "units" not in node.attrs:
         return values

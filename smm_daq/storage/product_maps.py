@@ -15,6 +15,7 @@ import h5py
 import numpy as np
 
 from smm_daq.storage.h5file import open_read, text
+from smm_daq.storage.virtual import require_sources
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,12 @@ def read_product_map(path: str | Path, entry: str) -> ProductMap | None:
         if not isinstance(values, h5py.Dataset) or values.shape != bz.shape:
             return None
         errors = plot.get("errors")
-        sd = (np.asarray(errors[()], dtype=float)
-              if isinstance(errors, h5py.Dataset) and errors.shape == bz.shape else None)
+        if not isinstance(errors, h5py.Dataset) or errors.shape != bz.shape:
+            errors = None
+        for node in (values, errors):
+            if node is not None:
+                require_sources(node, f"{path}, entry '{entry}'")
+        sd = None if errors is None else np.asarray(errors[()], dtype=float)
         return ProductMap(
             values=np.asarray(values[()], dtype=float),
             errors=sd,

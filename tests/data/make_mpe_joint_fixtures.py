@@ -16,8 +16,8 @@ community writes them (run once from the repository root; the files are committe
   CT z up with the sample top at CT z = 152 µm (`--z-top-um 152`: by default the top would be
   taken at the highest grain's top, 1.6 µm below the true one); besides the scanned grains, four
   segmentation specks of 2 to 5 voxels, one of them dust above the top (`--min-voxels 10`
-  drops them), and a grain 100 µm beyond the scan (`--crop-to-scan` drops it; its field at the
-  scan is below the noise);
+  drops them), and a grain 1 mm beyond the scan (`--crop-to-scan` drops it: even magnetized
+  to magnetite's saturation, its field at the scan would stay under a tenth of the noise);
 * `bad.png`: the low scan's `smm-daq export --mask-template` image, with the dust spot and the
   glitch painted black as in an image editor (one image for both scans: same grid);
 * `truth.csv`: what the scanned grains are (label, position, volume, magnetization in A/m and
@@ -151,7 +151,7 @@ def main() -> None:
     magnetization = rng.uniform(2e3, 8e3, N_GRAINS)[:, None] * direction  # A/m
     dip = magnetization * vol[:, None]
     quad = rng.normal(0.0, 1e-20, (N_GRAINS, 5))  # A m³
-    far = (np.array([160e-6, 30e-6, -4e-6]), np.array([1e-14, -2e-14, 1e-14]))
+    far = (np.array([1060e-6, 30e-6, -4e-6]), np.array([1e-14, -2e-14, 1e-14]))
     bz_q = quadrupole_bz()
     bad = {"low": np.zeros((NY, NX), bool), "high": np.zeros((NY, NX), bool)}
     bad["low"][20:23, 8:11] = True  # dust: the lock-in overloads

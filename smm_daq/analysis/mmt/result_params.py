@@ -5,10 +5,11 @@ made by (the command line and the MMT tab record them alike; `result_read` reads
 * Dragonfly grains (`grain_format` dragonfly): `min_voxels` (components of fewer voxels were
   dropped; 1: none), `z_top` (m, the CT z of the sample top; absent: the top of the highest
   grain was taken), `z_down` (1: the CT z axis points down into the sample), `crop_to_scan`
-  (1: only grains whose centroid lies under the scans, or beyond them by no more than its
-  depth plus `crop_height`, were kept) and, with it, `crop` (x0, x1, y0, y1 in m: the
-  rectangle spanning every scan's sensor centres) and `crop_height` (m: the highest scan's
-  sensor height above the sample top; absent: 0, the depth alone, as results made before);
+  (1: only grains that could put a field on the scans were kept, `dragonfly.DragonflyOptions`)
+  and, with it, `crop` (x0, x1, y0, y1 in m: the rectangle spanning every scan's sensor
+  centres), `crop_height` (m: the sensor height above the sample top; absent: 0, as results
+  made before) and `crop_noise` (T: the noise SD the grains' largest fields were compared
+  with; absent: 0, the reach of results made before it, a grain's depth plus `crop_height`);
 * masks: `mask`, one per scan in the order of `results/scans` (a result of one scan: its
   entry), the mask file as typed ("" where the scan had none), `mask_absolute` its absolute
   path, and `mask_shapes` the text of a .json mask (its rectangles and polygons in µm; ""
@@ -28,7 +29,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from smm_daq.analysis.mmt.formats.dragonfly import DragonflyOptions
+from smm_daq.analysis.mmt.formats.dragonfly import MAX_FIELD_T, DragonflyOptions
 from smm_daq.analysis.mmt.masks import NO_MASK
 from smm_daq.errors import InputError
 from smm_daq.storage.checks import numeric, strings
@@ -75,8 +76,12 @@ def dragonfly_parameters(options: DragonflyOptions | None) -> dict[str, object]:
         out["crop"] = Quantity(np.array(options.crop, dtype=float), "m",
                                "window (x0, x1, y0, y1) of the grain centroids kept")
         out["crop_height"] = Quantity(options.crop_height, "m",
-                                      "sensor height added to each grain's depth in the "
-                                      "crop's reach beyond the window")
+                                      "sensor height above the sample top the crop reckoned "
+                                      "with")
+        if options.crop_noise > 0:
+            out["crop_noise"] = Quantity(options.crop_noise, "T",
+                                         "noise SD the grains' largest fields on the window "
+                                         "were compared with")
     return out
 
 
@@ -136,6 +141,17 @@ def _length(params: h5py.Group, name: str, where: str, *, positive: bool = False
     return None if values is None else float(values[0])
 
 
+def _noise(params: h5py.Group, where: str) -> float | None:
+    """Parameter `crop_noise`: one noise SD in T, > 0 (None when not recorded)."""
+    if "crop_noise" not in params:
+        return None
+    values = numeric(params, "crop_noise", where, si="T").ravel()
+    if values.size != 1 or not 0 < values[0] <= MAX_FIELD_T:
+        raise InputError(f"'crop_noise' holds {values.tolist()}; expected one noise SD in T, "
+                         f"above 0 and at most {MAX_FIELD_T:g}", source=where)
+    return float(values[0])
+
+
 def _flag(params: h5py.Group, name: str, where: str) -> bool:
     value = numeric(params, name, where, kinds="biu").ravel()
     if value.size != 1 or value[0] not in (0, 1):
@@ -159,11 +175,13 @@ def _dragonfly(params: h5py.Group, where: str) -> DragonflyOptions | None:
                              "(x0, x1, y0, y1 in m) of the grains kept", source=where)
         crop = tuple(float(v) for v in window)
     height = _length(params, "crop_height", where) if crop is not None else None
+    noise = _noise(params, where) if crop is not None else None
     return DragonflyOptions(min_voxels=int(voxels[0]),
                             z_top_mm=None if z_top is None else z_top / MM,
                             z_down=_flag(params, "z_down", where),
                             crop=crop,  # type: ignore[arg-type]
-                            crop_height=0.0 if height is None else height)
+                            crop_height=0.0 if height is None else height,
+                            crop_noise=0.0 if noise is None else noise)
 
 
 def _texts(params: h5py.Group, name: str, where: str, n: int) -> tuple[str, ...]:

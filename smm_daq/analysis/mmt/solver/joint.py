@@ -425,6 +425,7 @@ def _settle_sigmas(ops: Any, models: list, sensors: np.ndarray, phi: np.ndarray,
         dof = _redundancies(triangles, full[:n, :n], 1.0 / weighted_by, counts,
                             sol.unresolved.any(), damping, per_grain)
         timings["solve_s"] += t3 - t2 + time.perf_counter() - t4
+        _require_redundancy(dof, counts, [sg is None for sg in given], names)
         timings["forward_s"] += t4 - t3
         for s, sg in enumerate(given):
             if sg is None:
@@ -490,8 +491,10 @@ def _redundancies(triangles: list[np.ndarray], r: np.ndarray, weights: np.ndarra
                   ) -> np.ndarray:
     """Each scan's degrees of freedom N_s − h_s, h_s = w_s² ‖R_s R⁻¹‖²_F the trace of its
     block of the hat matrix Q (QᵀQ + Λ)⁻¹ Qᵀ (R then the damped triangle, of [R; √Λ]), in
-    columns scaled to unit norm as the solve's. Where R is singular, or a trace comes out
-    outside 0..N_s, the share N_s (1 − n/N) of the total instead (the rank is not n there)."""
+    columns scaled to unit norm as the solve's. Where R is singular the share N_s (1 − n/N)
+    of the total instead (the rank is not n there); NaN for a scan whose trace is no number,
+    and N_s − h_s as it comes out (≤ 0 included) where its leverages reach its pixel count:
+    `_require_redundancy` refuses those for a scan whose σ is to be estimated."""
     n = r.shape[0]
     share = counts * (1.0 - n / counts.sum())
     norms = np.sqrt(np.einsum("ij,ij->j", r, r))
@@ -505,9 +508,29 @@ def _redundancies(triangles: list[np.ndarray], r: np.ndarray, weights: np.ndarra
     h = np.array([float(np.sum(linalg.solve_triangular(
         rs, (w * tri[:n, :n] / norms).T, trans="T", check_finite=False) ** 2))
         for tri, w in zip(triangles, weights, strict=True)])
-    if not np.all(np.isfinite(h) & (h >= 0) & (h < counts)):
-        return share
-    return counts - h
+    return np.where(np.isfinite(h), counts - h, np.nan)
+
+
+MIN_REDUNDANCY = 1.0  # degrees of freedom a scan's σ is estimated from, at least
+
+
+def _require_redundancy(dof: np.ndarray, counts: np.ndarray, estimated: list[bool],
+                        names: list[str]) -> None:
+    """InputError for a scan whose σ is to be estimated from its residual when its pixels
+    leave fewer than MIN_REDUNDANCY degrees of freedom once the grains are fitted (their
+    leverages sum to nearly their number, or the sum is no number): its residual says next to
+    nothing of its noise, and over the passes its σ shrinks as its pixels are fitted ever more
+    closely (one pixel over the grains: σ 20 times too small after 8 passes, still falling).
+    A single scan has N − n ≥ 1 by `invert_scans`' own check."""
+    for s, wanted in enumerate(estimated):
+        if wanted and not dof[s] >= MIN_REDUNDANCY:
+            left = "no number" if not np.isfinite(dof[s]) else f"{max(dof[s], 0.0):.3g}"
+            raise InputError(
+                f"scan '{names[s]}': its noise is to be estimated from its residual, and its "
+                f"{int(counts[s])} usable pixels leave {left} degrees of freedom once the "
+                "grains are fitted (the joint fit follows them almost exactly); expected its "
+                "σ given (--sigma-nT, or Scan.sigma), or more of its pixels usable (fewer "
+                "masked, or a larger scan)")
 
 def _maps(scan: Scan, keep: np.ndarray, fitted: np.ndarray, resid: np.ndarray
           ) -> tuple[MapData, MapData]:
