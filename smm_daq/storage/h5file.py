@@ -38,8 +38,11 @@ under a reader (HDF5 reading a file outside SWMR mode cannot follow one). A writ
 the readers already reading only so long (`smm_daq.storage.turns`). Where the system has no
 such locks (Windows, macOS), an exclusive lock on a file in the machine's lock directory
 stands in, and a reader takes it only to wait for a writer at work. Threads of one process
-take turns on a file, as HDF5 refuses to open a file for writing that the same process has
-open for reading.
+take turns on a file as processes do (`smm_daq.storage.here`): HDF5 refuses to open a file
+for writing that the same process has open for reading, so a writer that has waited for a
+reader of its own process as long as for any closes that read before it writes, and the
+reader is told to read again. A thread reading a file within its own write of it, or
+writing it within its own read, is refused at once.
 """
 
 from __future__ import annotations
@@ -70,7 +73,7 @@ try:
     import fcntl
 except ImportError:  # Windows: a lock file stands in (`_machine_lock`)
     fcntl = None  # type: ignore[assignment]
-from smm_daq.storage import turns
+from smm_daq.storage import here, turns
 from smm_daq.storage.processes import running, start_token
 from smm_daq.storage.staging import (
     CutOff,
@@ -105,9 +108,8 @@ REPAIR_HINT = "`smm-daq repair FILE` makes it openable again without losing what
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 HEADROOM = 4 << 20  # bytes reserved beyond a write's payload: more than its metadata adds
 _NO_ROOM = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
-_LOCKS: dict[str, threading.RLock] = {}  # in-process: one thread has a file open at a time
+_LOCKS: dict[str, threading.RLock] = {}  # in-process: one writer of a file at a time
 _LOCKS_GUARD = threading.Lock()
-_READING = threading.local()  # this thread's reads under way, by file (`_reading_here`)
 _log = logging.getLogger(__name__)
 
 
@@ -274,25 +276,41 @@ def _file_lock(path: Path, *, exclusive: bool) -> Iterator[None]:
     Open-file-description locks on the file itself: independent of HDF5's own (flock) locks
     and of other descriptors of the same file in this process, so HDF5 opening and closing
     the file never drops them. Where the system has no such locks, a lock file in the
-    machine's lock directory stands in (`_machine_lock`); where that cannot be had either,
-    threads of this process still take turns.
+    machine's lock directory stands in (`_machine_lock`). A writer then takes its turn with
+    this process's readers (`smm_daq.storage.here`). StorageError at once when this thread
+    reads or writes the file already (it would wait for itself); StorageError (a writer) or
+    InputError (a reader) when another writer has held it for more than
+    `turns.TURN_WAIT_S`.
     """
+    if exclusive:
+        here.refuse_within(path, writing=True)
     with contextlib.ExitStack() as stack:
-        stack.enter_context(_local_lock(path))
+        if exclusive:
+            stack.enter_context(_local_lock(path))
+        waited = False  # for the readers already reading, by the open-file-description lock
         if _shared_locks() and path.exists():
             try:
                 fd = os.open(path, os.O_RDWR if exclusive else os.O_RDONLY)
             except OSError as exc:
                 raise _CannotOpen(exclusive, exc.strerror or str(exc), str(path)) from None
             stack.callback(os.close, fd)  # closing the descriptor releases the lock
-            with contextlib.suppress(OSError):  # a file system without such locks (some NFS)
+            try:
                 if exclusive:
                     turns.hold_for_writing(fd, str(path))
+                    waited = True
                 else:
-                    turns.hold_for_reading(fd)
+                    turns.hold_for_reading(fd, str(path))
+            except OSError:  # a file system without such locks (some NFS), or none answering
+                pass
+            except turns.Busy as exc:
+                if exclusive:
+                    raise StorageError(f"{exc}; nothing was written") from None
+                raise InputError(str(exc)) from None
         elif path.exists():
             with contextlib.suppress(OSError, InputError):  # none: threads still take turns
                 stack.enter_context(_machine_lock(path))
+        if exclusive:
+            stack.enter_context(here.writing(path, waited=waited))
         yield
 
 
@@ -339,8 +357,8 @@ def _machine_lock(path: Path) -> FileLock:
 
 
 def _local_lock(path: Path) -> threading.RLock:
-    """This process's lock of a file: HDF5 refuses to open a file for writing that another
-    thread of the same process has open for reading, so they take turns."""
+    """This process's writers' lock of a file: one thread writes it at a time, also where the
+    file system's locks are missing (its readers: `smm_daq.storage.here`)."""
     with _LOCKS_GUARD:
         return _LOCKS.setdefault(str(path.resolve()), threading.RLock())
 
@@ -373,13 +391,14 @@ def open_read(path: str | Path) -> Iterator[h5py.File]:
     """
     p = Path(path)
     _check_exists(p)
-    with _local_lock(p), _open_read(p) as f:
+    here.refuse_within(p, writing=False)
+    with _open_read(p) as f:
         yield f
 
 
 @contextlib.contextmanager
 def _open_read(p: Path) -> Iterator[h5py.File]:
-    nested = _reading_here(p)  # this thread holds it already: no writer can be at work
+    nested = here.reading_here(p)  # this thread holds it already: no writer can be at work
     if marked_open(p) and not nested:
         with _file_lock(p, exclusive=False):
             pass  # an smm-daq writer at work has finished its write
@@ -393,12 +412,18 @@ def _open_read(p: Path) -> Iterator[h5py.File]:
         if not nested and _shared_locks():
             with contextlib.suppress(_CannotOpen):  # then HDF5's open says what is wrong
                 held.enter_context(_file_lock(p, exclusive=False))
-        held.enter_context(_counted_reader(p))
         before = turns.stamp(p)
+        read = None
         try:
-            with _opened_for_reading(p) as f:
-                yield f
+            with _opened_for_reading(p) as read:
+                yield read.file
         except (InputError, OSError, RuntimeError, KeyError, ValueError):
+            if read is not None and read.overrun:  # a writer here stopped waiting for it
+                raise InputError(
+                    "was written by this program while it was read (a writer waits for a "
+                    f"reader {turns.WRITER_WAIT_S:g} s at most, and closed this read), so it "
+                    "was not read whole; read it again: nothing says the file is damaged",
+                    source=str(p)) from None
             if turns.changed(p, before):  # a writer stopped waiting for this reader
                 raise InputError(
                     "was written by another process while it was read (a writer waits for "
@@ -407,32 +432,34 @@ def _open_read(p: Path) -> Iterator[h5py.File]:
             raise
 
 
-def _reading_here(p: Path) -> bool:
-    """Whether this thread is reading `p` already (`open_read` within `open_read`): it
-    holds the readers' lock then, and taking it again could wait for a writer that waits for
-    it."""
-    return _READING.__dict__.get(str(p.resolve()), 0) > 0
-
-
 @contextlib.contextmanager
-def _counted_reader(p: Path) -> Iterator[None]:
-    key = str(p.resolve())
-    _READING.__dict__[key] = _READING.__dict__.get(key, 0) + 1
+def _opened_for_reading(p: Path) -> Iterator[here.Read]:
+    """`p` open for reading, its readers' lock held (`_file_lock`), taking turns with this
+    process's writers (`smm_daq.storage.here`): as it is, in SWMR mode when a killed writer
+    left it marked open, or as if its mark were cleared."""
+    views: list[MarkCleared] = []
+
+    def open_file() -> h5py.File:
+        f, view = _open_for_reading(p)
+        if view is not None:
+            views.append(view)
+        return f
+
     try:
-        yield
+        with here.reading(p, open_file) as read:
+            yield read
     finally:
-        _READING.__dict__[key] -= 1
+        for view in views:
+            view.close()
 
 
-@contextlib.contextmanager
-def _opened_for_reading(p: Path) -> Iterator[h5py.File]:
-    """`p` open for reading, its readers' lock held (`_file_lock`): as it is, in SWMR mode
-    when a killed writer left it marked open, or as if its mark were cleared."""
+def _open_for_reading(p: Path) -> tuple[h5py.File, MarkCleared | None]:
+    """`p` opened for reading (see `_opened_for_reading`), with the view to close after it
+    where it is read as if its mark were cleared."""
     # A plain open first: it fails at once on a truncated or foreign file, where an SWMR open
     # would sit in HDF5's read-retry loop for many minutes.
-    view = None
     try:
-        f = h5py.File(p, "r")
+        return h5py.File(p, "r"), None
     except OSError as plain:
         # "unable to lock file", "file locking ... don't match"; not the "sblock" (superblock)
         # of a truncated file's message
@@ -451,17 +478,11 @@ def _opened_for_reading(p: Path) -> Iterator[h5py.File]:
                 "expected an smm-daq session file",
                 source=str(p),
             ) from None
-        _check_superblock(p)
-        try:
-            f = h5py.File(p, "r", swmr=True)
-        except OSError:  # its writer was not in SWMR mode
-            f, view = _read_as_cleared(p)
+    _check_superblock(p)
     try:
-        yield f
-    finally:
-        f.close()
-        if view is not None:
-            view.close()
+        return h5py.File(p, "r", swmr=True), None
+    except OSError:  # its writer was not in SWMR mode
+        return _read_as_cleared(p)
 
 
 def _read_as_cleared(p: Path) -> tuple[h5py.File, MarkCleared]:

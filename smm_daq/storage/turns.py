@@ -15,7 +15,14 @@ about the file, only that it changed under the reader.
 A writer waits for the readers already reading at most `WRITER_WAIT_S`, then writes anyway
 and says so: a reader left holding the file (a viewer, a notebook) must not hold up a scan.
 Such a reader finds the file changed under it (`changed`) and is told so, not that the file
-is damaged.
+is damaged. A writer at work is waited for at most `TURN_WAIT_S` (`Busy`): one stopped while
+it writes (a stalled disk) holds up nobody for ever.
+
+Every lock is asked for without blocking, again and again with pauses on `CLOCK` until its
+wait is over, and each call is given `ANSWER_WAIT_S` to answer: on NFS, a lock manager that
+does not answer holds a lock call up for ever. A call left unanswered counts as a file system
+without such locks (OSError, as one that refuses them), for that file system from then on
+in this process; its callers read and write unlocked there, as where there are none.
 """
 
 from __future__ import annotations
@@ -24,8 +31,11 @@ import errno
 import logging
 import os
 import struct
-import time
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from smm_daq.clock import Clock, SystemClock
 
 try:
     import fcntl
@@ -35,14 +45,23 @@ except ImportError:  # Windows: `smm_daq.storage.h5file` uses a lock file instea
 DATA = 0
 TURN = 1
 WRITER_WAIT_S = 5.0  # longest a writer waits for readers already reading
+TURN_WAIT_S = 60.0  # longest anyone waits for a writer at work (a write takes a second at most)
+ANSWER_WAIT_S = 10.0  # longest one lock call may take to answer (real time: it is the kernel's)
+CLOCK: Clock = SystemClock()  # the pauses between attempts; tests put a VirtualClock here
 _FIRST_PAUSE_S, _LONGEST_PAUSE_S = 0.001, 0.05
 _BUSY = (errno.EAGAIN, errno.EACCES)  # what a lock that another holds answers
+_SILENT: set[int] = set()  # file systems (st_dev) whose lock calls went unanswered
 _log = logging.getLogger(__name__)
+
+
+class Busy(Exception):
+    """A writer has held the file longer than `TURN_WAIT_S`: one writing it at length, or
+    stopped while it writes (a stalled disk)."""
 
 
 def available() -> bool:
     """Whether the system has open-file-description locks."""
-    return getattr(fcntl, "F_OFD_SETLKW", None) is not None
+    return getattr(fcntl, "F_OFD_SETLK", None) is not None
 
 
 def _flock(kind: int, start: int) -> bytes:
@@ -50,49 +69,91 @@ def _flock(kind: int, start: int) -> bytes:
     return struct.pack("@hhqqi4x", kind, os.SEEK_SET, start, 1, 0)
 
 
-def _lock(fd: int, kind: int, start: int, *, wait: bool = True) -> bool:
-    """Lock one byte; False when `wait` is off and another holds it. OSError where the file
-    system has no such locks."""
-    cmd = fcntl.F_OFD_SETLKW if wait else fcntl.F_OFD_SETLK  # type: ignore[union-attr]
-    try:
-        fcntl.fcntl(fd, cmd, _flock(kind, start))  # type: ignore[union-attr]
-    except OSError as exc:
-        if not wait and exc.errno in _BUSY:
-            return False
-        raise
-    return True
+def _attempt(fd: int, kind: int, start: int) -> bool:
+    """Lock (or unlock) one byte without waiting for another holder; False when another
+    holds it. OSError where the file system has no such locks, or its lock manager does not
+    answer within `ANSWER_WAIT_S`."""
+    device = os.fstat(fd).st_dev
+    if device in _SILENT:
+        raise OSError(errno.ENOLCK, "this file system's locks did not answer before")
+    own = os.dup(fd)  # the same open file description: its locks are `fd`'s
+    answer: list[bool | OSError] = []
+    done = threading.Event()
+
+    def call() -> None:
+        try:
+            fcntl.fcntl(own, fcntl.F_OFD_SETLK, _flock(kind, start))  # type: ignore[union-attr]
+            answer.append(True)
+        except OSError as exc:
+            answer.append(False if exc.errno in _BUSY else exc)
+        finally:
+            os.close(own)
+            done.set()
+
+    threading.Thread(target=call, name="smm-daq file lock", daemon=True).start()
+    if not done.wait(ANSWER_WAIT_S):
+        _SILENT.add(device)
+        _log.warning("the lock manager of the file system of a session file did not answer in "
+                     "%g s: its files are read and written unlocked from now on", ANSWER_WAIT_S)
+        raise OSError(errno.ENOLCK, f"the lock call did not answer in {ANSWER_WAIT_S:g} s")
+    if isinstance(answer[0], OSError):
+        raise answer[0]
+    return answer[0]
 
 
 def _pause(seconds: float) -> None:
-    time.sleep(seconds)
+    CLOCK.sleep(seconds)
 
 
-def hold_for_reading(fd: int) -> None:
-    """Share the file with other readers until `fd` is closed, once no writer writes or
-    waits. OSError where the file system has no such locks."""
-    _lock(fd, fcntl.F_RDLCK, TURN)  # type: ignore[union-attr]
-    try:
-        _lock(fd, fcntl.F_RDLCK, DATA)  # type: ignore[union-attr]
-    finally:
-        _lock(fd, fcntl.F_UNLCK, TURN)  # type: ignore[union-attr]
-
-
-def hold_for_writing(fd: int, source: str) -> None:
-    """Hold the file alone until `fd` (opened for writing) is closed: after any other writer,
-    and after the readers already reading, waited for at most `WRITER_WAIT_S`. OSError where
-    the file system has no such locks."""
-    _lock(fd, fcntl.F_WRLCK, TURN)  # type: ignore[union-attr]
-    deadline = time.monotonic() + WRITER_WAIT_S
+def wait_until(attempt: Callable[[], bool], wait_s: float) -> bool:
+    """Repeat `attempt` with growing pauses until it succeeds (True) or `wait_s` of `CLOCK`
+    have passed (False)."""
+    deadline = CLOCK.now() + wait_s
     pause = _FIRST_PAUSE_S
-    while not _lock(fd, fcntl.F_WRLCK, DATA, wait=False):  # type: ignore[union-attr]
-        left = deadline - time.monotonic()
+    while not attempt():
+        left = deadline - CLOCK.now()
         if left <= 0:
-            _log.warning("%s: written while another process still reads it (it has held "
-                         "it for more than %g s); that reader is told to read it again",
-                         source, WRITER_WAIT_S)
-            return
+            return False
         _pause(min(pause, left))
         pause = min(2 * pause, _LONGEST_PAUSE_S)
+    return True
+
+
+def _take(fd: int, kind: int, start: int, wait_s: float) -> bool:
+    return wait_until(lambda: _attempt(fd, kind, start), wait_s)
+
+
+def _busy(source: str) -> Busy:
+    return Busy(f"{source}: another writer has held it for more than {TURN_WAIT_S:g} s (one "
+                "writing at length, or stopped while it writes: a stalled disk); expected it "
+                "free: try again once that write has finished")
+
+
+def hold_for_reading(fd: int, source: str) -> None:
+    """Share the file with other readers until `fd` is closed, once no writer writes or
+    waits. Busy when a writer holds it longer than `TURN_WAIT_S`; OSError where the file
+    system has no such locks."""
+    if not _take(fd, fcntl.F_RDLCK, TURN, TURN_WAIT_S):  # type: ignore[union-attr]
+        raise _busy(source)
+    try:
+        if not _take(fd, fcntl.F_RDLCK, DATA, TURN_WAIT_S):  # type: ignore[union-attr]
+            raise _busy(source)
+    finally:
+        _attempt(fd, fcntl.F_UNLCK, TURN)  # type: ignore[union-attr]
+
+
+def hold_for_writing(fd: int, source: str) -> bool:
+    """Hold the file alone until `fd` (opened for writing) is closed: after any other writer,
+    and after the readers already reading, waited for at most `WRITER_WAIT_S`. True when
+    they had all finished, False when it writes under one. Busy when another writer holds it
+    longer than `TURN_WAIT_S`; OSError where the file system has no such locks."""
+    if not _take(fd, fcntl.F_WRLCK, TURN, TURN_WAIT_S):  # type: ignore[union-attr]
+        raise _busy(source)
+    if _take(fd, fcntl.F_WRLCK, DATA, WRITER_WAIT_S):  # type: ignore[union-attr]
+        return True
+    _log.warning("%s: written while another process still reads it (it has held it for more "
+                 "than %g s); that reader is told to read it again", source, WRITER_WAIT_S)
+    return False
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,166 @@
+"""Threads of one process take turns on a session file as processes do: a scan's writer waits
+for a reader in its own process at most `turns.WRITER_WAIT_S`, and the reader it then overruns
+is told to read again, never that the file is corrupt; a thread that reads a file within its
+own write of it (or writes it within its read) is refused at once, never left waiting for
+itself; a lock call that a file system's lock manager never answers, or a writer holding the
+file without end, holds up nobody for ever. Waits run on a virtual clock: nothing sleeps."""
+
+from __future__ import annotations
+
+import errno
+import threading
+import types
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from test_storage_nexus import _map
+
+from smm_daq.clock import VirtualClock
+from smm_daq.errors import InputError, StorageError
+from smm_daq.storage import turns
+from smm_daq.storage.checks import corrupt_guard
+from smm_daq.storage.h5file import open_read, writing
+from smm_daq.storage.nexus import list_entries, write_map_entry
+
+JOIN_S = 60  # a thread that has not ended by then waits for ever: the test fails, never hangs
+
+
+@pytest.fixture
+def clock(monkeypatch) -> VirtualClock:
+    made = VirtualClock()
+    monkeypatch.setattr(turns, "CLOCK", made)
+    return made
+
+
+@pytest.fixture
+def path(tmp_path):
+    made = tmp_path / "s.h5"
+    write_map_entry(made, _map("earlier"), kind="scan")
+    return made
+
+
+def _in_thread(work: Callable[[], object]) -> tuple[threading.Thread, list[object]]:
+    """`work` started in a daemon thread; its result or exception lands in the list."""
+    out: list[object] = []
+
+    def run() -> None:
+        try:
+            out.append(work())
+        except BaseException as exc:  # handed to the test
+            out.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, out
+
+
+def _write_late(path) -> None:
+    write_map_entry(path, _map("late"), kind="scan")
+
+
+def test_a_scan_overruns_a_reader_of_its_own_process_after_the_wait_and_it_is_told_to_read_again(
+        path, clock):
+    with pytest.raises(InputError) as raised, open_read(path) as f, corrupt_guard(str(path)):
+        assert list(f) == ["earlier"]
+        writer, out = _in_thread(lambda: _write_late(path))
+        writer.join(JOIN_S)
+        assert not writer.is_alive(), "the write stalled behind a reader of its own process"
+        assert out == [None]
+        assert clock.now() >= turns.WRITER_WAIT_S  # it waited for the reader first
+        f["earlier/data/Bz"][()]
+    message = str(raised.value)
+    assert "read it again" in message and "nothing says the file is damaged" in message
+    assert "corrupt" not in message
+    assert [e.name for e in list_entries(path)] == ["earlier", "late"]
+
+
+def test_a_scan_waits_for_a_reader_of_its_own_process_that_finishes_in_time(
+        path, monkeypatch):
+    waiting, go = threading.Event(), threading.Event()
+
+    class HeldClock(VirtualClock):
+        def sleep(self, seconds: float) -> None:  # its first pause waits for the test
+            if not waiting.is_set():
+                waiting.set()
+                assert go.wait(JOIN_S)
+            super().sleep(seconds)
+
+    held = HeldClock()
+    monkeypatch.setattr(turns, "CLOCK", held)
+    with open_read(path) as f:
+        writer, out = _in_thread(lambda: _write_late(path))
+        assert waiting.wait(JOIN_S)  # the writer waits for this reader ...
+        assert np.array_equal(f["earlier/data/Bz"][()], _map().bz, equal_nan=True)  # whole
+        assert list(f) == ["earlier"]  # ... and has written nothing yet
+    go.set()
+    writer.join(JOIN_S)
+    assert out == [None]
+    assert held.now() < turns.WRITER_WAIT_S  # written once the reader had finished
+    assert [e.name for e in list_entries(path)] == ["earlier", "late"]
+
+
+def test_a_read_within_the_same_threads_write_is_refused_at_once(path):
+    def read_within_write() -> None:
+        with writing(path) as w:
+            w.attrs["touched"] = 1
+            with open_read(path):
+                pass
+
+    thread, out = _in_thread(read_within_write)
+    thread.join(JOIN_S)
+    assert not thread.is_alive(), "the read waited for the write around it"
+    assert isinstance(out[0], StorageError)
+    assert "finish the write first" in str(out[0]) and "would wait for itself" in str(out[0])
+    assert [e.name for e in list_entries(path)] == ["earlier"]  # and the file reads after
+
+
+def test_a_write_within_the_same_threads_read_is_refused_at_once(path, clock):
+    with open_read(path) as f:
+        with pytest.raises(StorageError, match="finish the read first"), writing(path):
+            pass
+        assert list(f) == ["earlier"]  # the read goes on
+    assert clock.now() == 0  # refused before any wait
+
+
+def test_a_lock_manager_that_never_answers_holds_up_neither_reads_nor_writes(
+        path, monkeypatch, caplog):
+    release, calls = threading.Event(), []
+    real = turns.fcntl
+
+    def silent(fd, cmd, arg):  # an NFS lock manager that does not answer
+        calls.append(cmd)
+        release.wait()
+        raise OSError(errno.ENOLCK, "no locks available")
+
+    monkeypatch.setattr(turns, "fcntl", types.SimpleNamespace(
+        fcntl=silent, **{k: getattr(real, k) for k in dir(real) if k.startswith("F_")}))
+    monkeypatch.setattr(turns, "ANSWER_WAIT_S", 0.0)
+    monkeypatch.setattr(turns, "_SILENT", set())
+    try:
+        thread, out = _in_thread(lambda: (_write_late(path), list_entries(path))[1])
+        thread.join(JOIN_S)
+        assert not thread.is_alive(), "a lock call that never answers was waited for"
+    finally:
+        release.set()
+    assert [e.name for e in out[0]] == ["earlier", "late"]
+    assert len(calls) == 1  # that file system's locks are not asked again
+    assert "did not answer" in caplog.text and "unlocked" in caplog.text
+
+
+def test_a_reader_waits_for_a_writer_holding_the_file_only_so_long(path, clock):
+    import fcntl
+    import os
+
+    fd = os.open(path, os.O_RDWR)  # a writer's turn, held as a stalled writer holds it
+    try:
+        fcntl.fcntl(fd, fcntl.F_OFD_SETLK, turns._flock(fcntl.F_WRLCK, turns.TURN))
+        thread, out = _in_thread(lambda: list_entries(path))
+        thread.join(JOIN_S)
+        assert not thread.is_alive(), "the reader waited for the writer without end"
+    finally:
+        os.close(fd)
+    assert isinstance(out[0], InputError)
+    assert f"for more than {turns.TURN_WAIT_S:g} s" in str(out[0])
+    assert clock.now() >= turns.TURN_WAIT_S
+    assert [e.name for e in list_entries(path)] == ["earlier"]  # and afterwards it reads
