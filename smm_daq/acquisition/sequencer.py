@@ -61,6 +61,7 @@ from smm_daq.errors import (
     InstrumentLost,
     InstrumentTimeout,
     ProtocolError,
+    RangeError,
     ReplyUnknown,
     SafetyError,
     StorageError,
@@ -597,7 +598,7 @@ class Sequencer(FlyScan):
                 continue
             if self.auto_range and self._raise_range(problem):
                 continue
-            self._pause_and_wait(problem)
+            self._pause_and_wait(self._range_pause_reason(problem))
 
     def _read(self, tau: float) -> tuple[float, float]:
         lockin = self.rig.lockin
@@ -655,13 +656,24 @@ class Sequencer(FlyScan):
     def _raise_range(self, problem: str) -> bool:
         lockin = self.rig.lockin
         before = self._full_scale
-        self._call(lockin.set_sensitivity, before * 2.0)
+        try:
+            self._call(lockin.set_sensitivity, before * 2.0)
+        except RangeError:  # at the lock-in's largest range already (nothing was sent)
+            return False
         self._full_scale = self._call(lockin.sensitivity)
         if self._full_scale <= before:
             return False
         self.notes.append(f"{problem} at line {self._line}: lock-in full scale raised from "
                           f"{before:.4g} V to {self._full_scale:.4g} V")
         return True
+
+    def _range_pause_reason(self, problem: str) -> str:
+        """Why a reading out of range pauses the scan; with `auto_range`, that the lock-in
+        has no larger range to raise it to (the operator must reduce the signal instead)."""
+        if not self.auto_range:
+            return problem
+        return (f"{problem}, at the lock-in's largest range ({self._full_scale:.4g} V full "
+                "scale): auto-range can raise it no further")
 
     def _checkpoint(self, *, pausable: bool = True) -> None:
         with self._cond:
