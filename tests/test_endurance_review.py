@@ -5,13 +5,25 @@ the file is readable and resumable."""
 
 from __future__ import annotations
 
+import socket
+import struct
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import h5py
 import numpy as np
 import pytest
+from served_rig import ServedRig
 
+from drivers.link import Link
+from drivers.transports import VisaTransport
 from simulators.sample import VirtualSample
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.acquisition.resumable import load_resumable
 from smm_daq.acquisition.sequencer import Sequencer
+from smm_daq.cli.main import main
+from smm_daq.errors import InstrumentLost
 from smm_daq.instruments.profile import load_profile
 from smm_daq.instruments.rig import Rig, open_rig
 from smm_daq.storage.h5file import open_read
@@ -59,3 +71,97 @@ def test_auto_range_at_the_largest_range_pauses_instead_of_failing(rig, tmp_path
     with open_read(path) as f:
         assert f["k/status"].asstr()[()] == "aborted"
     assert load_resumable(path, "k").lines_left == plan.ny
+
+
+# -- over the real byte path: the command line on a TCP-served rig ----------------------------
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedRig]:
+    """The served rig, its stage referenced and at the scan's area at 50 × real time, then in
+    real time (a real profile's command runs on the system clock)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PYVISA_LIBRARY", "@py")
+        world = ServedRig(tmp_path_factory.mktemp("served"), time_scale=50.0, timeout_s=0.3)
+        profile = load_profile(world.profile_path)
+        ready = open_rig(profile, clock=world.clock)
+        ready.stage.move_to(100e-6, 100e-6, profile.sensor.height)
+        ready.close()
+        world.clock.set_time_scale(1.0)
+        yield world
+        world.close()
+
+
+def _scan_args(served: ServedRig, out: Path) -> list[str]:
+    return ["scan", "--profile", str(served.profile_path), "--center-um", "100,100",
+            "--size-um", "60,40", "--step-um", "20", "--field-uT", "0,10,0",
+            "--settle-tau", "1", "--name", "k", "--out", str(out)]
+
+
+def test_a_stage_lost_mid_scan_says_the_lines_are_kept_and_how_to_go_on(
+        served, tmp_path, monkeypatch, capsys) -> None:
+    """The stage's link refused late in a scan (the controller unplugged): the scan fails
+    with the field ramped down, and the command says, besides what was lost and `smm-daq
+    safe`, that the lines measured are kept and which command goes on from them (it said
+    so only after Ctrl-C); that command then finishes the scan."""
+    monkeypatch.setenv("PYVISA_LIBRARY", "@py")
+    out = tmp_path / "s.h5"
+    proxy = served.proxies["stage"]
+    proxy.after(proxy.commands + 60, proxy.refuse)  # during the third line
+    try:
+        assert main(_scan_args(served, out)) == 1
+    finally:
+        proxy.disarm()
+        proxy.restore()
+    err = capsys.readouterr().err
+    assert "instrument lost: " in err and "smm-daq safe --profile" in err
+    assert (f"what was measured is kept in {out}; once what ended the scan is mended, "
+            f"`smm-daq resume {out} --entry k` goes on from there") in err
+    np.testing.assert_allclose(served.currents(), served.safe_currents(), atol=2e-3)
+    with h5py.File(out, "r") as f:
+        assert f["k/status"].asstr()[()] == "failed"
+        done = f["k/data/line_done"][()].astype(bool)
+    assert done.any() and not done.all()
+    assert main(["safe", "--profile", str(served.profile_path)]) == 0
+    assert main(["resume", str(out), "--entry", "k"]) == 0
+    with h5py.File(out, "r") as f:
+        assert f["k/status"].asstr()[()] == "finished"
+        assert np.isfinite(f["k/data/Bz"][()]).all()
+
+
+def _resetting_instrument() -> tuple[socket.socket, threading.Thread]:
+    """A loopback "instrument" that takes one connection, reads a command and resets the
+    connection (RST: it was power-cycled) instead of answering."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        conn.recv(64)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return listener, thread
+
+
+def test_a_link_reset_by_the_instrument_names_the_instrument(monkeypatch) -> None:
+    """A TCP link the instrument resets (a controller power-cycled at hour 5): the error names
+    the instrument and the command, not only the socket's address as the transport says it
+    ("TCPIP0::127.0.0.1::PORT::SOCKET: link failed: ... Connection reset by peer"), which was
+    all a scan's "instrument lost: ..." told the operator."""
+    monkeypatch.setenv("PYVISA_LIBRARY", "@py")
+    listener, thread = _resetting_instrument()
+    address = f"TCPIP0::127.0.0.1::{listener.getsockname()[1]}::SOCKET"
+    transport = VisaTransport.open(address, timeout=5.0)
+    link = Link(transport, name=f"PI stage at {address}")
+    try:
+        with pytest.raises(InstrumentLost) as lost:
+            link.query("POS? 1 2 3", str)
+    finally:
+        link.close()
+        listener.close()
+        thread.join(5.0)
+    assert lost.value.instrument == link.name
+    assert str(lost.value).startswith(f"PI stage at {address}: 'POS? 1 2 3': {address}: link "
+                                      "failed")
