@@ -205,7 +205,8 @@ def _saying_how_to_go_on(path: str, names: tuple[str, ...], command: list[str], 
         yield
     except BaseException as exc:
         stopped = isinstance(exc, KeyboardInterrupt)
-        if stopped or _scan_not_finished(exc):
+        said = " ".join(command) in str(exc)  # the scan's own message names it already
+        if stopped or (_scan_not_finished(exc) and not said):
             with contextlib.suppress(Exception):
                 from smm_daq.storage.nexus import list_entries
 
