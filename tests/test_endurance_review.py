@@ -29,6 +29,7 @@ from smm_daq.instruments.rig import Rig, open_rig
 from smm_daq.storage.h5file import open_read
 
 C = 12.5e-3
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -165,3 +166,28 @@ def test_a_link_reset_by_the_instrument_names_the_instrument(monkeypatch) -> Non
     assert lost.value.instrument == link.name
     assert str(lost.value).startswith(f"PI stage at {address}: 'POS? 1 2 3': {address}: link "
                                       "failed")
+
+
+def test_an_overload_nobody_answers_names_a_resume_that_gets_past_it(
+        tmp_path, capsys) -> None:
+    """A scan off a terminal that overloads the lock-in aborts, naming the command that goes
+    on. That command must get past the overload: connecting sets the profile's sensitivity
+    again (whatever was set at the front panel), so the `smm-daq resume` it named paused
+    and aborted at the same point again, for good; it names `--auto-range` now, and the
+    resume it names finishes the scan."""
+    profile = tmp_path / "low-range.toml"
+    profile.write_text((REPO / "configs" / "simulator.toml").read_text().replace(
+        "\nsensitivity_V = 0.5\n", "\nsensitivity_V = 0.0002\n"))  # the demo sample overloads
+    out = tmp_path / "s.h5"
+    assert main(["scan", "--profile", str(profile), "--center-um", "12500,12500", "--size-um",
+                 "2000,100", "--step-um", "100", "--field-uT", "0,0,0", "--name", "k",
+                 "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "paused (lock-in overload), then aborted with no operator" in err
+    advised = f"`smm-daq resume {out} --entry k --auto-range` continues the scan"
+    assert advised in err
+    assert err.count("smm-daq resume") == 1  # said once
+    assert main(["resume", str(out), "--entry", "k", "--auto-range"]) == 0
+    with open_read(out) as f:
+        assert f["k/status"].asstr()[()] == "finished"
+        assert np.isfinite(f["k/data/Bz"][()]).all()

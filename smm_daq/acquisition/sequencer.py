@@ -135,6 +135,8 @@ class Sequencer(FlyScan):
         self.safety_problems: list[str] = []  # what make_safe could not do
         self.error: BaseException | None = None  # an unexpected exception that ended the scan
         self.lost: InstrumentLost | None = None  # the lost instrument that ended the scan
+        # paused for a reading out of the lock-in's range (its remedy is a larger range)
+        self.paused_for_range = False
         self.subscriber_errors: list[BaseException] = []  # the first SUBSCRIBER_ERRORS_KEPT
         self.subscriber_error_count = 0  # all of them
         self._subscribers: list[Callable[[ScanEvent], None]] = []
@@ -598,7 +600,7 @@ class Sequencer(FlyScan):
                 continue
             if self.auto_range and self._raise_range(problem):
                 continue
-            self._pause_and_wait(self._range_pause_reason(problem))
+            self._pause_for_range(problem)
 
     def _read(self, tau: float) -> tuple[float, float]:
         lockin = self.rig.lockin
@@ -667,13 +669,17 @@ class Sequencer(FlyScan):
                           f"{before:.4g} V to {self._full_scale:.4g} V")
         return True
 
-    def _range_pause_reason(self, problem: str) -> str:
-        """Why a reading out of range pauses the scan; with `auto_range`, that the lock-in
-        has no larger range to raise it to (the operator must reduce the signal instead)."""
-        if not self.auto_range:
-            return problem
-        return (f"{problem}, at the lock-in's largest range ({self._full_scale:.4g} V full "
-                "scale): auto-range can raise it no further")
+    def _pause_for_range(self, problem: str) -> None:
+        """Pause for a reading out of range (`paused_for_range` meanwhile); with
+        `auto_range`, saying that the lock-in has no larger range to raise it to."""
+        if self.auto_range:
+            problem = (f"{problem}, at the lock-in's largest range ({self._full_scale:.4g} V "
+                       "full scale): auto-range can raise it no further")
+        self.paused_for_range = True
+        try:
+            self._pause_and_wait(problem)
+        finally:
+            self.paused_for_range = False
 
     def _checkpoint(self, *, pausable: bool = True) -> None:
         with self._cond:

@@ -46,7 +46,7 @@ if TYPE_CHECKING:  # the session, recipes, rig and storage are imported by the c
     import h5py
 
     from smm_daq.acquisition.events import ScanEvent
-    from smm_daq.acquisition.session import Session
+    from smm_daq.acquisition.session import ScanNotFinished, Session
     from smm_daq.storage.nexus import EntryInfo
     from smm_daq.storage.staging import CutOff
 
@@ -205,8 +205,12 @@ def _saying_how_to_go_on(path: str, names: tuple[str, ...], command: list[str], 
         yield
     except BaseException as exc:
         stopped = isinstance(exc, KeyboardInterrupt)
+        unfinished = _scan_not_finished(exc)
+        if unfinished is not None:  # with what the rest needs (--auto-range after a pause)
+            command = [*command, *(option for option in unfinished.go_on_options
+                                   if option not in command)]
         said = " ".join(command) in str(exc)  # the scan's own message names it already
-        if stopped or (_scan_not_finished(exc) and not said):
+        if stopped or (unfinished is not None and not said):
             with contextlib.suppress(Exception):
                 from smm_daq.storage.nexus import list_entries
 
@@ -219,11 +223,11 @@ def _saying_how_to_go_on(path: str, names: tuple[str, ...], command: list[str], 
         raise
 
 
-def _scan_not_finished(exc: BaseException) -> bool:
-    """Whether `exc` is a scan that ended "failed" or "aborted" (its lines kept in the file)."""
+def _scan_not_finished(exc: BaseException) -> ScanNotFinished | None:
+    """`exc` where it is a scan that ended "failed" or "aborted" (its lines kept in the file)."""
     from smm_daq.acquisition.session import ScanNotFinished
 
-    return isinstance(exc, ScanNotFinished)
+    return exc if isinstance(exc, ScanNotFinished) else None
 
 
 def _say_if_nothing_to_continue(recipe: str, out: str, names: tuple[str, ...]) -> None:

@@ -59,7 +59,7 @@ class FlyScan:
     """Mixed into `Sequencer`: the checks and the line loop of a flown plan."""
 
     # It uses the Sequencer's rig, plan, writer, counters and helpers (_call, _move, _checkpoint,
-    # _pause_and_wait, _raise_range, _range_pause_reason, _check_field_held, _store_line,
+    # _pause_and_wait, _raise_range, _pause_for_range, _check_field_held, _store_line,
     # _account_time, _emit).
     rig: Any
     plan: Any
@@ -131,7 +131,7 @@ class FlyScan:
                     continue
                 if self.auto_range and self._raise_range(problem):
                     continue
-                self._pause_and_wait(self._range_pause_reason(problem))
+                self._pause_for_range(problem)
             history = [*history, streams][-REFINE_LINES:]
             lag = self._lag(history, lag)
             self._store_fly_line(iy, streams, trace_x, trace_y, t_pos, x_pos, lag)
