@@ -14,7 +14,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from served_rig import ServedRig
+from served_rig import HANG_GUARD_S, ServedRig, assert_failed_then_resumes, counted
 
 from drivers.link import Link
 from drivers.transports import VisaTransport
@@ -191,3 +191,41 @@ def test_an_overload_nobody_answers_names_a_resume_that_gets_past_it(
     with open_read(out) as f:
         assert f["k/status"].asstr()[()] == "finished"
         assert np.isfinite(f["k/data/Bz"][()]).all()
+
+
+def test_a_lockin_restarted_mid_scan_fails_the_scan_before_its_line_is_stored(
+        tmp_path, monkeypatch) -> None:
+    """The lock-in power-cycled during a scan (its settings back to the defaults, its TCP
+    link dropped and reopened by the next exchange): the scan went on to "finished" with every
+    later line settled and filtered with τ = 100 ms, not the 30 ms it records, at another
+    reference frequency. Now the line is not stored, the scan fails naming what changed and
+    the resume that sets it again, the field ramped down; the resume finishes it."""
+    monkeypatch.setenv("PYVISA_LIBRARY", "@py")
+    served = ServedRig(tmp_path, time_scale=50.0, timeout_s=0.3)
+    rig = counted(open_rig(load_profile(served.profile_path), clock=served.clock), served)
+    proxy, lockin = served.proxies["lockin"], served.backend.lockin
+
+    def power_cycled() -> None:
+        with served.backend.world.lock:
+            lockin._reset()  # as *RST: every setting at its default
+        proxy.drop()
+
+    plan = ScanPlan.from_center("k", (C, C), (60e-6, 60e-6), 20e-6, field=(0.0, 10e-6, 0.0))
+    try:
+        proxy.after(proxy.commands + 40, power_cycled)  # during the second line
+        seq = Sequencer(rig, tmp_path / "s.h5", plan)
+        seq.start()
+        assert seq.wait(HANG_GUARD_S) == "failed", seq.message
+        assert "the lock-in's settings changed during line" in seq.message
+        assert "time constant 0.1 s (the scan's 0.03 s)" in seq.message
+        assert f"`smm-daq resume {tmp_path / 's.h5'} --entry k`" in seq.message
+        np.testing.assert_allclose(served.currents(), served.safe_currents(), atol=2e-3)
+    finally:
+        proxy.disarm()
+        rig.close()
+    try:
+        with h5py.File(tmp_path / "s.h5", "r") as f:
+            assert not f["k/data/line_done"][()].all()
+        assert_failed_then_resumes(served, tmp_path / "s.h5", plan)
+    finally:
+        served.close()

@@ -59,8 +59,8 @@ class FlyScan:
     """Mixed into `Sequencer`: the checks and the line loop of a flown plan."""
 
     # It uses the Sequencer's rig, plan, writer, counters and helpers (_call, _move, _checkpoint,
-    # _pause_and_wait, _raise_range, _pause_for_range, _check_field_held, _store_line,
-    # _account_time, _emit).
+    # _pause_and_wait, _raise_range, _pause_for_range, _check_field_held, _check_lockin_held,
+    # _store_line, _account_time, _emit).
     rig: Any
     plan: Any
     _fly: FlyLine | None = None
@@ -316,6 +316,7 @@ class FlyScan:
             bz = bz - np.median(bz)
         fs = np.full(plan.nx, self._full_scale)
         self._check_field_held()
+        self._check_lockin_held()
         self._store_line(  # type: ignore[attr-defined]
             iy, bz, lx, ly, fs, t,
             streams={"time": streams.t, "lockin_x": x, "lockin_y": y,
