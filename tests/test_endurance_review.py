@@ -1,7 +1,9 @@
-"""An outside review of long-run behaviour: what a day-long scan meets late (a lock-in driven
-past its largest range, ...), on the simulated rig through the real drivers and emulators.
-Each case: the scan ends (or pauses) saying what happened and what to do, the rig is safe, and
-the file is readable and resumable."""
+"""An outside review of long-run behaviour: what a day-long scan meets late (pick-up past the
+lock-in's largest range, an overload with nobody at the terminal, the stage's link refused,
+a link reset by its instrument, the lock-in restarted by a power cut). Each case: the scan
+ends (or pauses) saying what happened and what to do, the rig is left safe, and the file is
+readable and resumable. On the simulated rig through the real drivers and emulators, the
+link faults over the real TCP byte path (served emulators behind fault proxies)."""
 
 from __future__ import annotations
 
