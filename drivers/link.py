@@ -96,9 +96,13 @@ class Link:
                 else:
                     self.lost = False
                     return result
-        except InstrumentLost:
+        except InstrumentLost as exc:
             self.lost = True
-            raise
+            if exc.instrument == self.name:
+                raise
+            # the transport's own (a socket reset, a port gone) names only its address: the
+            # instrument and the command are what the operator needs
+            raise type(exc)(f"{exc} (at {command!r})", instrument=self.name) from exc
         self.lost = True
         unknown = (" (reading it clears what it reports, so it is not asked again: what it "
                    "would report is unknown)" if destructive else "")

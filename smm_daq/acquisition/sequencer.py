@@ -61,6 +61,7 @@ from smm_daq.errors import (
     InstrumentLost,
     InstrumentTimeout,
     ProtocolError,
+    RangeError,
     ReplyUnknown,
     SafetyError,
     StorageError,
@@ -134,6 +135,8 @@ class Sequencer(FlyScan):
         self.safety_problems: list[str] = []  # what make_safe could not do
         self.error: BaseException | None = None  # an unexpected exception that ended the scan
         self.lost: InstrumentLost | None = None  # the lost instrument that ended the scan
+        # paused for a reading out of the lock-in's range (its remedy is a larger range)
+        self.paused_for_range = False
         self.subscriber_errors: list[BaseException] = []  # the first SUBSCRIBER_ERRORS_KEPT
         self.subscriber_error_count = 0  # all of them
         self._subscribers: list[Callable[[ScanEvent], None]] = []
@@ -150,6 +153,7 @@ class Sequencer(FlyScan):
         self._run_points = 0
         self._full_scale = math.nan
         self._tau = math.nan  # s, the lock-in time constant the scan is taken with
+        self._reference = (math.nan, math.nan)  # Hz, V: the lock-in's reference, as at the start
         self._z_pending = True
         self._overload_unknown = False  # the last overload query's reply was lost
         self._time_mark: float | None = None  # rig clock of the last `rig_clock_duration` update
@@ -450,6 +454,7 @@ class Sequencer(FlyScan):
         assert writer is not None
         self._time_mark = rig.clock.now()  # the duration counts the field's ramp too
         tau = self._tau = self._call(rig.lockin.time_constant)
+        self._reference = self._call(rig.lockin.reference)
         self._full_scale = self._call(rig.lockin.sensitivity)
         self._set_field()
         todo = np.flatnonzero(~writer.line_done)
@@ -480,6 +485,7 @@ class Sequencer(FlyScan):
                 self._run_points += 1
                 self._emit("point", line=iy, index=(iy, int(ix)), bz=b)
             self._check_field_held()
+            self._check_lockin_held()
             self._store_line(iy, bz, lx, ly, fs, t)
             self._account_time()
             self._emit("line_done", line=iy)
@@ -547,6 +553,35 @@ class Sequencer(FlyScan):
                 "tripped. The line was not stored"
             )
 
+    def _check_lockin_held(self) -> None:
+        """Before a line is stored: the lock-in still has the scan's time constant and
+        reference (frequency, amplitude: the sensor's excitation).
+
+        A lock-in restarted mid-scan (a power cut; over TCP its link is reopened by the next
+        exchange) comes back with its defaults, as does one changed at its front panel: the
+        line would be stored as settled and filtered with the scan's τ and excited as at its
+        start, silently. Once a line, it costs three queries.
+        """
+        lockin = self.rig.lockin
+        tau = self._call(lockin.time_constant)
+        frequency, amplitude = self._call(lockin.reference)
+        changed = []
+        if not math.isclose(tau, self._tau, rel_tol=1e-6):
+            changed.append(f"time constant {tau:g} s (the scan's {self._tau:g} s)")
+        if not math.isclose(frequency, self._reference[0], rel_tol=1e-6):
+            changed.append(f"reference frequency {frequency:g} Hz (the scan's "
+                           f"{self._reference[0]:g} Hz)")
+        if not math.isclose(amplitude, self._reference[1], rel_tol=1e-6):
+            changed.append(f"reference amplitude {amplitude:g} V (the scan's "
+                           f"{self._reference[1]:g} V)")
+        if changed:
+            raise InstrumentError(
+                f"the lock-in's settings changed during line {self._line}: "
+                f"{', '.join(changed)}; was it restarted (a power cut) or set at its front "
+                f"panel? The line was not stored. `smm-daq resume {self.path} --entry "
+                f"{self.entry}` connects it anew, setting the profile's settings again, and "
+                "measures the lines left")
+
     def _set_field(self) -> None:
         """Ramp to the plan's field and verify it; record what was measured."""
         rig = self.rig
@@ -597,7 +632,7 @@ class Sequencer(FlyScan):
                 continue
             if self.auto_range and self._raise_range(problem):
                 continue
-            self._pause_and_wait(problem)
+            self._pause_for_range(problem)
 
     def _read(self, tau: float) -> tuple[float, float]:
         lockin = self.rig.lockin
@@ -655,13 +690,28 @@ class Sequencer(FlyScan):
     def _raise_range(self, problem: str) -> bool:
         lockin = self.rig.lockin
         before = self._full_scale
-        self._call(lockin.set_sensitivity, before * 2.0)
+        try:
+            self._call(lockin.set_sensitivity, before * 2.0)
+        except RangeError:  # at the lock-in's largest range already (nothing was sent)
+            return False
         self._full_scale = self._call(lockin.sensitivity)
         if self._full_scale <= before:
             return False
         self.notes.append(f"{problem} at line {self._line}: lock-in full scale raised from "
                           f"{before:.4g} V to {self._full_scale:.4g} V")
         return True
+
+    def _pause_for_range(self, problem: str) -> None:
+        """Pause for a reading out of range (`paused_for_range` meanwhile); with
+        `auto_range`, saying that the lock-in has no larger range to raise it to."""
+        if self.auto_range:
+            problem = (f"{problem}, at the lock-in's largest range ({self._full_scale:.4g} V "
+                       "full scale): auto-range can raise it no further")
+        self.paused_for_range = True
+        try:
+            self._pause_and_wait(problem)
+        finally:
+            self.paused_for_range = False
 
     def _checkpoint(self, *, pausable: bool = True) -> None:
         with self._cond:

@@ -57,9 +57,13 @@ PauseHandler = Callable[[str], bool]  # reason -> True to resume, False to abort
 class ScanNotFinished(SmmError):
     """A scan ended "failed" or "aborted"; its file holds the lines finished before."""
 
-    def __init__(self, entry: str, status: str, message: str) -> None:
+    def __init__(self, entry: str, status: str, message: str, *,
+                 go_on_options: tuple[str, ...] = ()) -> None:
         self.entry = entry
         self.status = status
+        # command-line options the command that goes on needs ("--auto-range": a reading
+        # out of range paused the scan with nobody to raise the range)
+        self.go_on_options = go_on_options
         super().__init__(f"scan '{entry}' {status}: {message}")
 
 
@@ -240,6 +244,7 @@ class Session:
         # this scan's own state, now it has started: one before it left to a stalled write
         # is no longer the last
         self._safe_problems, self._left, self._left_safing = None, False, []
+        go_on_options: tuple[str, ...] = ()
         try:
             while seq.state not in TERMINAL:
                 wait_awake(wake)
@@ -250,8 +255,10 @@ class Session:
                     if self.on_pause(seq.message):
                         seq.resume()
                     else:
-                        seq.abort(f"aborted with no operator to resume it; `smm-daq resume "
-                                  f"{self.path} --entry {plan.name}` continues the scan")
+                        if seq.paused_for_range:
+                            go_on_options = ("--auto-range",)
+                        seq.abort(self._unanswered(plan.name, seq.paused_for_range,
+                                                   auto_range))
         except WriteStalled:
             raise
         except BaseException as exc:  # Ctrl-C, a signal, or a failing pause handler
@@ -270,8 +277,24 @@ class Session:
         if seq.error is not None:
             raise seq.error
         if status != "finished":
-            raise ScanNotFinished(plan.name, status, seq.message)
+            raise ScanNotFinished(plan.name, status, seq.message, go_on_options=go_on_options)
         return read_map(self.path, plan.name)
+
+    def _unanswered(self, entry: str, for_range: bool, auto_range: bool) -> str:
+        """Why a paused scan is aborted with nobody to resume it, and how it goes on. A
+        reading out of range pauses a resume again at the same point unless its range is
+        raised: connecting sets the profile's sensitivity again, whatever was set at the
+        lock-in's front panel meanwhile, so the way on is `--auto-range`."""
+        go_on = f"`smm-daq resume {self.path} --entry {entry}"
+        if not for_range:
+            return f"aborted with no operator to resume it; {go_on}` continues the scan"
+        if auto_range:
+            return (f"aborted with no operator to resume it; once the reading is within the "
+                    f"lock-in's largest range, {go_on} --auto-range` continues the scan")
+        return (f"aborted with no operator to resume it; {go_on} --auto-range` continues the "
+                "scan, raising the lock-in's range where needed (connecting sets the "
+                "profile's lockin.sensitivity_V again, so without --auto-range it pauses "
+                "here again)")
 
     def _leave(self, seq: Sequencer) -> None:
         """Leave `seq` to its write that has not returned (the rig was made safe): it touches

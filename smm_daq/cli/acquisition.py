@@ -46,7 +46,7 @@ if TYPE_CHECKING:  # the session, recipes, rig and storage are imported by the c
     import h5py
 
     from smm_daq.acquisition.events import ScanEvent
-    from smm_daq.acquisition.session import Session
+    from smm_daq.acquisition.session import ScanNotFinished, Session
     from smm_daq.storage.nexus import EntryInfo
     from smm_daq.storage.staging import CutOff
 
@@ -196,21 +196,38 @@ def _warn_if_uncalibrated(profile: Profile) -> None:
 @contextmanager
 def _saying_how_to_go_on(path: str, names: tuple[str, ...], command: list[str], *,
                          unfinished_only: bool = True) -> Iterator[None]:
-    """On Ctrl-C or a signal (KeyboardInterrupt), once the rig was made safe inside: when
-    `path` holds an entry of `names` (not finished, with `unfinished_only`), say that its
-    lines are kept and the `command` that goes on from them. Never in the way of the exit."""
+    """On Ctrl-C or a signal (KeyboardInterrupt), or a scan that ended unfinished (an
+    instrument lost, a supply tripped, a pause nobody could answer: `ScanNotFinished`), once
+    the rig was made safe inside: when `path` holds an entry of `names` (not finished, with
+    `unfinished_only`), say that its lines are kept and the `command` that goes on from them
+    (after a failure, once its cause is mended). Never in the way of the exit."""
     try:
         yield
-    except KeyboardInterrupt:
-        with contextlib.suppress(Exception):
-            from smm_daq.storage.nexus import list_entries
+    except BaseException as exc:
+        stopped = isinstance(exc, KeyboardInterrupt)
+        unfinished = _scan_not_finished(exc)
+        if unfinished is not None:  # with what the rest needs (--auto-range after a pause)
+            command = [*command, *(option for option in unfinished.go_on_options
+                                   if option not in command)]
+        said = " ".join(command) in str(exc)  # the scan's own message names it already
+        if stopped or (unfinished is not None and not said):
+            with contextlib.suppress(Exception):
+                from smm_daq.storage.nexus import list_entries
 
-            held = [e.name for e in list_entries(path) if e.name in names
-                    and not (unfinished_only and e.status == "finished")]
-            if held:
-                print(f"smm-daq: what was measured is kept in {path}; `{shlex.join(command)}` "
-                      "goes on from there", file=sys.stderr)
+                held = [e.name for e in list_entries(path) if e.name in names
+                        and not (unfinished_only and e.status == "finished")]
+                if held:
+                    when = "" if stopped else "once what ended the scan is mended, "
+                    print(f"smm-daq: what was measured is kept in {path}; {when}"
+                          f"`{shlex.join(command)}` goes on from there", file=sys.stderr)
         raise
+
+
+def _scan_not_finished(exc: BaseException) -> ScanNotFinished | None:
+    """`exc` where it is a scan that ended "failed" or "aborted" (its lines kept in the file)."""
+    from smm_daq.acquisition.session import ScanNotFinished
+
+    return exc if isinstance(exc, ScanNotFinished) else None
 
 
 def _say_if_nothing_to_continue(recipe: str, out: str, names: tuple[str, ...]) -> None:

@@ -59,7 +59,8 @@ class FlyScan:
     """Mixed into `Sequencer`: the checks and the line loop of a flown plan."""
 
     # It uses the Sequencer's rig, plan, writer, counters and helpers (_call, _move, _checkpoint,
-    # _pause_and_wait, _raise_range, _check_field_held, _store_line, _account_time, _emit).
+    # _pause_and_wait, _raise_range, _pause_for_range, _check_field_held, _check_lockin_held,
+    # _store_line, _account_time, _emit).
     rig: Any
     plan: Any
     _fly: FlyLine | None = None
@@ -130,7 +131,7 @@ class FlyScan:
                     continue
                 if self.auto_range and self._raise_range(problem):
                     continue
-                self._pause_and_wait(problem)
+                self._pause_for_range(problem)
             history = [*history, streams][-REFINE_LINES:]
             lag = self._lag(history, lag)
             self._store_fly_line(iy, streams, trace_x, trace_y, t_pos, x_pos, lag)
@@ -315,6 +316,7 @@ class FlyScan:
             bz = bz - np.median(bz)
         fs = np.full(plan.nx, self._full_scale)
         self._check_field_held()
+        self._check_lockin_held()
         self._store_line(  # type: ignore[attr-defined]
             iy, bz, lx, ly, fs, t,
             streams={"time": streams.t, "lockin_x": x, "lockin_y": y,
