@@ -85,6 +85,7 @@ from smm_daq.storage.runs import RunStart, runs_of
 from smm_daq.storage.staging import (
     STAGING,
     check_an_entry,
+    check_no_lookalike,
     check_staged_name_free,
     clear_unfinished,
     held_as,
@@ -207,6 +208,7 @@ def check_new_scan(path: str | Path, name: str) -> None:
     check_entry_name(name, source=str(p))
     if p.exists():
         with open_read(p) as f:
+            check_no_lookalike(f, name)
             key = key_after_clearing(f, name)
             if key is not None:  # a link to nothing too
                 raise _taken(f, p, name, key)
