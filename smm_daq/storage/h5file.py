@@ -504,7 +504,10 @@ def _init_root(f: h5py.File, path: Path) -> None:
 
 
 def _create(p: Path) -> None:
-    """A new, empty session file, made beside the target and linked in whole (never half)."""
+    """A new, empty session file, made beside the target and linked in whole (never half).
+    The scratch files of writers of that name that were killed (one killed while it made the
+    file, before its name was linked) are removed with it: no repair is run on a file that
+    was never made."""
     tmp = _scratch(p, "new")
     try:
         with h5py.File(tmp, "w", libver=LIBVER, track_order=True, locking=False) as f:
@@ -516,6 +519,8 @@ def _create(p: Path) -> None:
     finally:
         with contextlib.suppress(OSError):  # a read-only file system refuses even this
             tmp.unlink(missing_ok=True)
+    for name in remove_leftovers(p)[0]:
+        _log.warning("%s: removed %s", p, name)
 
 
 def _reserve(target: Path, offset: int, length: int, *, create: bool = False) -> bool:
