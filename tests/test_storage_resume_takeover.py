@@ -66,7 +66,7 @@ def test_a_takeover_that_fails_part_way_leaves_the_entry_as_it_was(interrupted: 
         assert f["s1/instrument/field_check/value_log/run"][()].tolist() == [0, 1]
 
 
-def _as_an_earlier_repair_left_it(path: Path) -> None:
+def as_an_earlier_repair_left_it(path: Path) -> None:
     """`path` rewritten as the repair of releases before the run logs were kept extendable
     wrote it: every text dataset, `runs/start_time` among them, contiguous (a fixed length),
     and numbers chunked as they were (that release's `_rebuild`, its steps as they were)."""
@@ -100,7 +100,7 @@ def _as_an_earlier_repair_left_it(path: Path) -> None:
 
 @pytest.fixture
 def repaired_earlier(interrupted: Path) -> Path:
-    _as_an_earlier_repair_left_it(interrupted)
+    as_an_earlier_repair_left_it(interrupted)
     with h5py.File(interrupted, "r") as f:  # the layout the earlier release left
         assert f["s1/runs/start_time"].maxshape == (1,)
         assert f["s1/runs/start_time"].chunks is None
