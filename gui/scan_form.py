@@ -19,6 +19,7 @@ from smm_daq.acquisition.plan import DEFAULT_SETTLE_TAU, RASTERS, ScanPlan, size
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import RESOLUTION_NM, Profile
 from smm_daq.storage.names import typed_entry_name
+from smm_daq.storage.nexus import check_entry_name
 
 UM = 1e-6
 UT = 1e-6
@@ -245,6 +246,11 @@ class ScanForm(QtWidgets.QWidget):
             plan.validate(self.profile)
         except InputError as exc:
             self.show_error(str(exc))
+            return None
+        try:  # a new entry's name, said here rather than when the scan starts
+            check_entry_name(plan.name, source="")
+        except InputError as exc:
+            self.show_error(str(exc), "name")
             return None
         return plan
 

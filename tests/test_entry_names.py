@@ -137,6 +137,9 @@ def test_the_window_composes_a_typed_name_and_refuses_a_long_one(qtbot, tmp_path
     qtbot.addWidget(form)
     form.name.setText(f" {NFD} ")
     assert form.plan().name == NFC
+    form.name.setText(LONG)
+    assert form.checked_plan() is None
+    assert "is 10000 characters long" in form.error_text("name")
     path = tmp_path / "s.h5"
     write_map_entry(path, bump_map("rem", (48, 48), 1e-6), kind="scan")
     write_map_entry(path, bump_map("inf", (48, 48), 1e-6, field=(0, 4e-5, 0)), kind="scan")
