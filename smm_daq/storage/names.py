@@ -52,7 +52,7 @@ def new_entry_name_problem(name: str) -> str | None:
     if name in (".", ".."):
         return f"is {name!r}, which HDF5 reads as a path"
     if name != name.strip():
-        return "has spaces at one end, which no listing shows"
+        return "begins or ends with a space, which no listing shows"
     composed = unicodedata.normalize("NFC", name)
     if composed != name:
         return (f"has accents written decomposed ({name!a}): the same text composed "
@@ -61,9 +61,9 @@ def new_entry_name_problem(name: str) -> str | None:
 
 
 def typed_entry_name(text: str) -> str:
-    """A new entry's name as a person typed it (an option, a box of the window): spaces at
-    either end dropped, accents composed (NFC), so that however a keyboard or a paste wrote
-    'é' it names one entry."""
+    """A new entry's name as a person typed it in a box of the window: spaces at either end
+    dropped, accents composed (NFC), so that however a keyboard or a paste wrote 'é' it
+    names one entry."""
     return unicodedata.normalize("NFC", text.strip())
 
 
