@@ -3,7 +3,8 @@ step, as a crash or `kill -9` would stop it, wherever its writer is.
 
 A step is one HDF5 change a writer makes (a dataset's value written, a link moved or
 deleted, an attribute set or deleted) or one flush or close of a file. The child is forked
-from the test, with everything imported already, so that each run costs only its own work.
+from the test, with everything imported already, so that each run costs only its own work;
+run as a script, it is a process of its own (for a test with threads of its own).
 """
 
 from __future__ import annotations
@@ -66,3 +67,20 @@ def run_killed_at(kill_at: int, argv: Sequence[str]) -> tuple[int | None, int]:
         assert os.WTERMSIG(status) == signal.SIGKILL
         return None, 0
     return os.WEXITSTATUS(status), int(made or 0)
+
+
+def main() -> int:
+    """`python killed_at_step.py N ARGS...`: `smm-daq ARGS` in this process, killed just
+    before its Nth step (0: never: the steps made are printed last on stdout), for a test
+    whose own threads (a served rig) rule out forking it."""
+    kill_at, *argv = sys.argv[1:]
+    made = _count_steps(int(kill_at))
+    from smm_daq.cli.main import main as smm_daq
+
+    code = smm_daq(argv)
+    print(f"steps {made[0]}", flush=True)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

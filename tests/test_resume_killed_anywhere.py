@@ -5,27 +5,37 @@ one entry, no scratch file left.
 The scan runs in its own process (`killed_at_step`, forked), which kills itself just before
 its Nth file step (a dataset written, a link moved or deleted, an attribute changed, a flush or a
 close): deterministic points spread over the whole scan, from laying out the entry to its
-final status, on the simulator's virtual clock, so no test waits on time.
+final status, on the simulator's virtual clock, so no test waits on time. At a few of them
+the same through the real drivers and the simulator served on loopback TCP (in real time:
+its state, a field left on, outlives the killed process, as a real rig's does).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from killed_at_step import run_killed_at
+from served_rig import ServedRig
 from test_storage_resume_takeover import as_an_earlier_repair_left_it
 
 from smm_daq.cli.main import main
+from smm_daq.instruments.profile import load_profile
+from smm_daq.instruments.rig import open_rig
 from smm_daq.storage.h5file import open_read
 from smm_daq.storage.nexus import list_entries
 
 SCAN = ["scan", "--center-um", "12500,12500", "--size-um", "20,40", "--step-um", "20",
         "--field-uT", "0,30,0", "--name", "k"]
 NY = 3
+SERVED_CENTRE = (100e-6, 100e-6)  # m: the served rig's sample
 TOLERANCE_T = 3e-6  # two readings of one point: 0.25 µT noise each, drift, a fresh seed
 
 
@@ -105,7 +115,8 @@ def _check_whole(path: Path, whole: dict[str, np.ndarray],
     assert [p.name for p in path.parent.iterdir()] == [path.name], where  # no scratch file
 
 
-needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="the scan's process is forked")
+needs_fork = pytest.mark.skipif(not hasattr(os, "fork"),
+                                reason="the scan's process is forked and killed (POSIX)")
 
 
 @needs_fork
@@ -157,3 +168,63 @@ def test_a_resume_killed_anywhere_resumes_again_to_the_same_lines(
         before = _finish(path)
         capsys.readouterr()
         _check_whole(path, whole, before, f"resume killed before step {step} of {steps}")
+
+
+@pytest.fixture
+def served_rig(tmp_path: Path) -> Iterator[ServedRig]:
+    """The simulated rig served on loopback TCP, driven by the real drivers in real time,
+    its stage referenced and brought to the scan's area first at 50 × real time. Its threads
+    end with the test: the other tests fork, which a process with threads must not."""
+    rig = ServedRig(tmp_path, time_scale=50.0, timeout_s=0.3)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PYVISA_LIBRARY", "@py")
+        profile = load_profile(rig.profile_path)
+        ready = open_rig(profile, clock=rig.clock)
+        ready.stage.move_to(*SERVED_CENTRE, profile.sensor.height)
+        ready.close()
+    rig.clock.set_time_scale(1.0)
+    yield rig
+    rig.close()
+
+
+def _served_scan(served: ServedRig, kill_at: int, argv: list[str]) -> int | None:
+    """`smm-daq ARGV` on the served rig in a process of its own killed just before its
+    `kill_at`th step: None when killed, else the steps it made."""
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("killed_at_step.py")), str(kill_at),
+         *argv, "--profile", str(served.profile_path)],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYVISA_LIBRARY": "@py",
+             "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), *sys.path])})
+    if proc.returncode == -signal.SIGKILL:
+        return None
+    assert proc.returncode == 0, proc.stderr
+    return int(proc.stdout.split()[-1])
+
+
+@pytest.mark.slow
+@needs_fork
+def test_a_scan_on_the_served_rig_killed_mid_write_resumes_to_the_same_lines(
+        served_rig: ServedRig, tmp_path: Path, monkeypatch, capsys) -> None:
+    """The same through the real drivers and the served simulator (real time, so at a few
+    points: in the entry's layout, and midway through the scan's steps, within a line)."""
+    monkeypatch.setenv("PYVISA_LIBRARY", "@py")
+    scan = ["scan", "--center-um", ",".join(f"{c * 1e6:g}" for c in SERVED_CENTRE),
+            "--size-um", "20,40", "--step-um", "20", "--field-uT", "0,10,0",
+            "--settle-tau", "1", "--name", "k"]
+    reference = tmp_path / "whole" / "s.h5"
+    reference.parent.mkdir()
+    total = _served_scan(served_rig, 0, [*scan, "--out", str(reference)])
+    assert total is not None and total > 100
+    whole = _arrays(reference)
+    for step in (total // 5, total // 2 + 3):
+        path = tmp_path / f"step-{step}" / "s.h5"
+        path.parent.mkdir()
+        assert _served_scan(served_rig, step, [*scan, "--out", str(path)]) is None
+        assert main(["repair", str(path)]) == 0
+        before = _arrays(path) if "k" in {e.name for e in list_entries(path)} else None
+        again = (["resume", str(path), "--entry", "k"] if before is not None
+                 else [*scan, "--out", str(path)])
+        assert main([*again, "--profile", str(served_rig.profile_path)]) == 0
+        capsys.readouterr()
+        _check_whole(path, whole, before, f"served scan killed before step {step} of {total}")
