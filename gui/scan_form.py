@@ -18,6 +18,8 @@ from smm_daq.acquisition.fly.settings import FlySettings
 from smm_daq.acquisition.plan import DEFAULT_SETTLE_TAU, RASTERS, ScanPlan, size_note
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import RESOLUTION_NM, Profile
+from smm_daq.storage.names import typed_entry_name
+from smm_daq.storage.nexus import check_entry_name
 
 UM = 1e-6
 UT = 1e-6
@@ -194,7 +196,7 @@ class ScanForm(QtWidgets.QWidget):
     def plan(self) -> ScanPlan:
         """The plan as entered (not yet validated against the profile)."""
         return ScanPlan(
-            name=self.name.text().strip(),
+            name=typed_entry_name(self.name.text()),
             title=self.title.text().strip(),
             x0=self.x0.value() * UM,
             y0=self.y0.value() * UM,
@@ -244,6 +246,11 @@ class ScanForm(QtWidgets.QWidget):
             plan.validate(self.profile)
         except InputError as exc:
             self.show_error(str(exc))
+            return None
+        try:  # a new entry's name, said here rather than when the scan starts
+            check_entry_name(plan.name, source="")
+        except InputError as exc:
+            self.show_error(str(exc), "name")
             return None
         return plan
 

@@ -18,6 +18,7 @@ from gui.scan_form import ScanForm, format_duration
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.errors import InputError, InstrumentLost, SmmError
 from smm_daq.storage.mapdata import MapData
+from smm_daq.storage.names import typed_entry_name
 from smm_daq.storage.nexus import EntryInfo
 from smm_daq.storage.scan_entry import EntryTaken, held_as
 
@@ -368,7 +369,7 @@ class ScanTab(QtWidgets.QWidget):
         if kind == "finished":
             self.progress.setValue(1000)
             if plan is not None and self.live.path is not None and not self.live.running \
-                    and self.form.name.text().strip() == plan.name:  # the next scan's name
+                    and typed_entry_name(self.form.name.text()) == plan.name:  # unchanged since
                 taken = self._taken_names(self.live.path) | {plan.name}
                 self._entry_names[self.live.path.resolve()] = taken
                 self.form.name.setText(next_free_name(plan.name, taken))

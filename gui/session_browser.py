@@ -23,6 +23,7 @@ from smm_daq.analysis.mmt.formats.grains import GRAIN_FORMATS, read_grain_file
 from smm_daq.analysis.optical import ImageRegistration, read_image
 from smm_daq.errors import SmmError
 from smm_daq.storage.mapdata import MapData
+from smm_daq.storage.names import typed_entry_name
 from smm_daq.storage.nexus import EntryInfo, list_entries, read_map
 from smm_daq.storage.optical_entry import KIND as OPTICAL
 from smm_daq.storage.optical_entry import read_optical_entry, write_optical_entry
@@ -763,7 +764,7 @@ class SessionBrowser(QtWidgets.QWidget):
                 self._image_ended(False, "")
                 self.message.setText(damage)  # still worth knowing
                 return
-            self._store(path, image, dialog.registration, dialog.name_edit.text().strip(),
+            self._store(path, image, dialog.registration, typed_entry_name(dialog.name_edit.text()),
                         image_path.name, damage)
 
         self.reader.submit(lambda: read_image(image_path), read, self._image_failed)

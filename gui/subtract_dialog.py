@@ -20,6 +20,7 @@ from smm_daq.analysis.subtract_inputs import (
     require_two_scans,
 )
 from smm_daq.errors import InputError
+from smm_daq.storage.names import lookalike, typed_entry_name
 from smm_daq.storage.nexus import EntryInfo, check_entry_name
 
 
@@ -99,14 +100,14 @@ class SubtractDialog(QtWidgets.QDialog):
         a = self.offered.get(self.in_field.currentText())
         b = self.offered.get(self.remanent.currentText())
         problem = "" if a and b else "The file holds no scans to subtract."
-        name = self.name.text().strip()
+        name = typed_entry_name(self.name.text())
         try:
             if a and b:
                 require_two_scans(a, b)  # type: ignore[arg-type]  # uses name, applied_field
                 require_alike(a.name, induced_among(self.listed, a.name),
                               b.name, induced_among(self.listed, b.name))
             check_entry_name(name, source="New entry")
-            if name in self.taken:
+            if name in self.taken or lookalike(self.taken, name):
                 problem = problem or f"Entry '{name}' exists already; choose a new name."
         except InputError as exc:
             problem = problem or str(exc)
@@ -118,4 +119,5 @@ class SubtractDialog(QtWidgets.QDialog):
         """(in-field, remanent, new name, register, rotation)."""
         register = self.register.isChecked()
         return (self.in_field.currentText(), self.remanent.currentText(),
-                self.name.text().strip(), register, register and self.rotation.isChecked())
+                typed_entry_name(self.name.text()), register,
+                register and self.rotation.isChecked())

@@ -71,10 +71,10 @@ def _others(path: Path) -> set[str]:
 def test_repair_removes_what_killed_writers_left_and_names_what_it_keeps(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "s.h5"
+    write_map_entry(path, _map("earlier"), kind="induced")  # made by another run meanwhile
     _stopped_in(path, "os.link")  # killed creating the file: its half-made copy stays
     (created,) = _others(path)
     assert created.startswith(".s.h5.") and created.endswith(".new")
-    write_map_entry(path, _map("earlier"), kind="induced")  # made again, by another run
     _stopped_in(path, "os.replace")  # a repair killed before it swapped its copy in
     (rebuilt,) = _others(path) - {created}
     assert rebuilt.startswith(".s.h5.") and rebuilt.endswith(".repair-tmp")
@@ -110,6 +110,17 @@ def test_repair_removes_what_killed_writers_left_and_names_what_it_keeps(
     assert _others(path) == {elsewhere, *earlier}
 
 
+def test_the_next_writer_to_make_the_file_removes_what_a_killed_maker_left(
+        tmp_path: Path) -> None:
+    """Killed making the file, before its name was linked: nothing under the name, so no
+    repair runs; the next run to make the file removes the half-made copy."""
+    path = tmp_path / "s.h5"
+    _stopped_in(path, "os.link")
+    assert not path.exists() and len(_others(path)) == 1
+    write_map_entry(path, _map("earlier"), kind="induced")
+    assert _others(path) == set()
+
+
 def test_a_pid_used_again_is_not_the_writer(tmp_path: Path) -> None:
     """A leftover whose pid runs now, but another process than the one that wrote it (its
     start time differs, as after a reboot), is removed; this process's own are kept."""
@@ -127,9 +138,9 @@ def test_a_pid_used_again_is_not_the_writer(tmp_path: Path) -> None:
 def test_info_and_writes_to_a_file_left_open_remove_dead_writers_leftovers(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "s.h5"
+    write_map_entry(path, _map("earlier"), kind="induced")
     _stopped_in(path, "os.link")
     (created,) = _others(path)
-    write_map_entry(path, _map("earlier"), kind="induced")
     subprocess.run([sys.executable, "-c", CRASHING_WRITER, str(path)], check=False, cwd=REPO)
     assert marked_open(path)
     info = subprocess.run([sys.executable, "-m", "smm_daq.cli.main", "info", str(path)],

@@ -93,6 +93,7 @@ from smm_daq.analysis.subtract_inputs import (
 from smm_daq.errors import InputError
 from smm_daq.finite import finite_number
 from smm_daq.instruments.profile import HEIGHT_NOT_ZERO, Profile, load_toml
+from smm_daq.storage.names import shown_name
 from smm_daq.storage.nexus import (
     check_entry_name,
     entry_held_as,
@@ -510,10 +511,10 @@ def check_recipe(recipe: Recipe, profile: Profile, out: str | Path, *, can_promp
 
 def _where(i: int, step: Step) -> str:
     """A step as messages name it: its number and kind, and the entry it writes."""
-    if isinstance(step, ScanStep):
-        return f"step {i + 1} (scan '{step.keys['name']}')"
+    if isinstance(step, ScanStep):  # (a name, shown escaped and cut short: not yet checked)
+        return f"step {i + 1} (scan {shown_name(step.keys['name'])})"
     if isinstance(step, SubtractStep):
-        return f"step {i + 1} (subtract '{step.name}')"
+        return f"step {i + 1} (subtract {shown_name(step.name)})"
     return f"step {i + 1} ({step.kind})"
 
 

@@ -9,10 +9,16 @@ import shlex
 import stat
 import sys
 import tempfile
+import unicodedata
 from pathlib import Path
 
 from smm_daq.errors import InputError
-from smm_daq.storage.names import ENTRY_NAME_RULE, check_file_name, entry_name_usable
+from smm_daq.storage.names import (
+    NEW_ENTRY_NAME_RULE,
+    check_file_name,
+    new_entry_name_problem,
+    shown_name,
+)
 
 
 def invoked_command() -> str:
@@ -36,12 +42,15 @@ def floats(option: str, text: str, n: int) -> tuple[float, ...]:
 
 
 def entry_name(text: str) -> str:
-    """An argparse type for an option naming a new entry: refused by argparse, naming the
+    """An argparse type for an option naming a new entry, its accents composed (NFC), so
+    that 'é' names one entry however the terminal wrote it: refused by argparse, naming the
     option, before any file is opened."""
-    if not entry_name_usable(text):
-        raise argparse.ArgumentTypeError(f"{text!r} is not usable as an entry name; expected "
-                                         f"{ENTRY_NAME_RULE}")
-    return text
+    name = unicodedata.normalize("NFC", text)
+    problem = new_entry_name_problem(name)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(f"{shown_name(text)} is not usable as an entry name: "
+                                         f"it {problem}; expected {NEW_ENTRY_NAME_RULE}")
+    return name
 
 
 def entry_to_read(text: str) -> str:

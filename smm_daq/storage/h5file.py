@@ -56,7 +56,7 @@ import re
 import shutil
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -525,7 +525,10 @@ def _init_root(f: h5py.File, path: Path) -> None:
 
 
 def _create(p: Path) -> None:
-    """A new, empty session file, made beside the target and linked in whole (never half)."""
+    """A new, empty session file, made beside the target and linked in whole (never half).
+    The scratch files of writers of that name that were killed (one killed while it made the
+    file, before its name was linked) are removed with it: no repair is run on a file that
+    was never made."""
     tmp = _scratch(p, "new")
     try:
         with h5py.File(tmp, "w", libver=LIBVER, track_order=True, locking=False) as f:
@@ -537,6 +540,8 @@ def _create(p: Path) -> None:
     finally:
         with contextlib.suppress(OSError):  # a read-only file system refuses even this
             tmp.unlink(missing_ok=True)
+    for name in remove_leftovers(p)[0]:
+        _log.warning("%s: removed %s", p, name)
 
 
 def _reserve(target: Path, offset: int, length: int, *, create: bool = False) -> bool:
@@ -840,17 +845,49 @@ def _repair_locked(p: Path, *, only_ours: bool = False) -> Repaired:
         raise
     finally:
         cleared.unlink(missing_ok=True)
+    _swap_in(tmp, p)
+    done.removed[:], done.kept[:] = remove_leftovers(p)
+    return done
+
+
+def _swap_in(tmp: Path, p: Path, copy: str = "repaired copy") -> None:
+    """Put the rebuilt `copy` `tmp` in place of `p` in one step (or remove it and say why not):
+    a crash at any moment leaves the file as it was or as rebuilt, never half of either."""
     try:
+        with open(tmp, "rb+") as fh:  # on disk before its name is: a power cut keeps one whole
+            os.fsync(fh.fileno())
         os.replace(tmp, p)
     except OSError as exc:  # Windows replaces no file that another program has open
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
         raise InputError(
-            f"cannot be replaced by its repaired copy ({exc.strerror or exc}); expected it open "
+            f"cannot be replaced by its {copy} ({exc.strerror or exc}); expected it open "
             "in no other program (Windows replaces no file that is open): close it there, "
             "then try again; it is as it was", source=str(p)) from None
-    done.removed[:], done.kept[:] = remove_leftovers(p)
-    return done
+
+
+def make_extendable(path: str | Path, datasets: Collection[str]) -> None:
+    """Rebuild session file `path` with each of `datasets` (absolute paths of 1-D datasets,
+    contiguous, so of a fixed length) chunked and extendable along its axis, every other
+    object as it was. The copy is made beside the file and swapped in whole (`_swap_in`):
+    all of it or nothing. A file marked open by a killed writer is repaired on the way."""
+    p = Path(path)
+    _check_exists(p)
+    with _writers_lock(p):
+        require_ours(p)
+        if marked_open(p):
+            _name_removed(p, _repair_locked(p, only_ours=True))
+        tmp = _scratch(p, "repair-tmp")
+        try:
+            if not _reserve(tmp, 0, p.stat().st_size + HEADROOM, create=True):
+                raise _no_room(p, "rebuild it: its copy is made beside it")
+            with h5py.File(p, "r", locking=False) as src, h5py.File(
+                    tmp, "w", libver=LIBVER, track_order=True, locking=False) as dst:
+                _rebuild(src, dst, extendable=frozenset(datasets))
+            _swap_in(tmp, p, "rebuilt copy")
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
 
 def _check_repairable(f: h5py.File, p: Path, *, besides: str = "") -> None:
@@ -928,9 +965,11 @@ def _file_type(obj: h5py.Dataset) -> object:
     return obj.dtype if obj.dtype.kind in "biuf" else h5py.Datatype(obj.id.get_type())
 
 
-def _rebuild(src: h5py.Group, dst: h5py.Group) -> None:
+def _rebuild(src: h5py.Group, dst: h5py.Group, *,
+             extendable: frozenset[str] = frozenset()) -> None:
     """Every attribute, group and dataset of `src` written anew under `dst`, and every link
-    as the same link."""
+    as the same link; each 1-D dataset named in `extendable` (by its path) chunked and
+    extendable."""
     for key, value in src.attrs.items():
         dst.attrs[key] = value
     for key in src:
@@ -943,12 +982,14 @@ def _rebuild(src: h5py.Group, dst: h5py.Group) -> None:
             continue
         obj = src[key]
         if isinstance(obj, h5py.Group):
-            _rebuild(obj, dst.create_group(key, track_order=True))
+            _rebuild(obj, dst.create_group(key, track_order=True), extendable=extendable)
             continue
         kw: dict[str, object] = {}
         if obj.chunks is not None:  # kept resizable (a scan's runs grow on resume), and packed
             kw.update(chunks=obj.chunks, maxshape=obj.maxshape, compression=obj.compression,
                       compression_opts=obj.compression_opts, shuffle=obj.shuffle)
+        elif obj.name in extendable and obj.ndim == 1:
+            kw.update(chunks=(16,), maxshape=(None,))
         if obj.fillvalue is not None and obj.dtype.kind in "biuf":
             kw["fillvalue"] = obj.fillvalue
         if obj.shape is None or obj.ndim == 0 or obj.dtype.kind not in "biuf":

@@ -4,12 +4,18 @@ file name one Windows makes as typed."""
 from __future__ import annotations
 
 import sys
+import unicodedata
+from collections.abc import Iterable
 from pathlib import Path
 
 from smm_daq.errors import InputError
 
+ENTRY_NAME_MAX = 100  # characters: a name shown whole in a listing, a message, a file name
 ENTRY_NAME_RULE = ("a non-empty name other than '.' or '..', without '/', control characters "
                    "(a line break) or spaces at either end")
+NEW_ENTRY_NAME_RULE = (f"a name of at most {ENTRY_NAME_MAX} characters, other than '.' or "
+                       "'..', without '/', control characters (a line break, a tab) or "
+                       "spaces at either end, its accents composed (Unicode NFC)")
 
 
 def entry_name_usable(name: object) -> bool:
@@ -18,6 +24,55 @@ def entry_name_usable(name: object) -> bool:
     return (isinstance(name, str) and bool(name) and "/" not in name
             and name not in (".", "..") and name == name.strip()
             and all(c.isprintable() for c in name))
+
+
+def shown_name(name: str) -> str:
+    """`name` as a message quotes it: escapes for control characters (repr), and a name
+    longer than a line cut to its first 40 characters and its length."""
+    if len(name) <= 60:
+        return repr(name)
+    return f"{name[:40]!r}... ({len(name)} characters)"
+
+
+def new_entry_name_problem(name: str) -> str | None:
+    """Why `name` may not name a new entry, or None. Beyond `entry_name_usable`: at most
+    `ENTRY_NAME_MAX` characters, and in Unicode NFC, so that 'é' typed composed and 'é'
+    typed as 'e' and a combining accent are one name, not two entries that look the same.
+    (Entries of files written before these rules still open and read by their names.)"""
+    if not isinstance(name, str) or not name:
+        return "is empty"
+    bad = next((c for c in name if not c.isprintable()), None)
+    if bad is not None:
+        return (f"holds {bad!r} (U+{ord(bad):04X}), a control or other non-printing "
+                "character, which would split or garble a line of a message or a listing")
+    if len(name) > ENTRY_NAME_MAX:
+        return f"is {len(name)} characters long"
+    if "/" in name:
+        return "holds '/', which HDF5 reads as a path of groups"
+    if name in (".", ".."):
+        return f"is {name!r}, which HDF5 reads as a path"
+    if name != name.strip():
+        return "begins or ends with a space, which no listing shows"
+    composed = unicodedata.normalize("NFC", name)
+    if composed != name:
+        return (f"has accents written decomposed ({name!a}): the same text composed "
+                f"({composed!r}) would be another entry that looks the same")
+    return None
+
+
+def typed_entry_name(text: str) -> str:
+    """A new entry's name as a person typed it in a box of the window: spaces at either end
+    dropped, accents composed (NFC), so that however a keyboard or a paste wrote 'é' it
+    names one entry."""
+    return unicodedata.normalize("NFC", text.strip())
+
+
+def lookalike(names: Iterable[str], name: str) -> str | None:
+    """Another of `names` that is `name` in another Unicode form (an entry of an earlier
+    release named with a decomposed accent), or None."""
+    composed = unicodedata.normalize("NFC", name)
+    return next((n for n in names if n != name
+                 and unicodedata.normalize("NFC", n) == composed), None)
 
 
 # Windows opens the device, not a file, for these names, whatever their extension ("nul.csv").

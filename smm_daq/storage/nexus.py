@@ -51,7 +51,7 @@ from smm_daq.storage.h5file import (
     writing,
 )
 from smm_daq.storage.mapdata import MapData
-from smm_daq.storage.names import ENTRY_NAME_RULE, entry_name_usable
+from smm_daq.storage.names import NEW_ENTRY_NAME_RULE, new_entry_name_problem, shown_name
 from smm_daq.storage.products import (
     MapPlot,
     TablePlot,
@@ -70,6 +70,7 @@ from smm_daq.storage.staging import (
     CutOff,
     aside_name,
     check_an_entry,
+    check_no_lookalike,
     check_staged_name_free,
     clear_unfinished,
     cut_off_entries,
@@ -121,9 +122,11 @@ class EntryInfo:
 
 
 def check_entry_name(name: str, *, source: str) -> str:
-    if not entry_name_usable(name):
-        raise InputError(f"entry name {name!r} is not usable; expected {ENTRY_NAME_RULE}",
-                         source=source)
+    """InputError unless `name` may name a new entry (`new_entry_name_problem`)."""
+    problem = new_entry_name_problem(name)
+    if problem is not None:
+        raise InputError(f"entry name {shown_name(name)} is not usable: it {problem}; expected "
+                         f"{NEW_ENTRY_NAME_RULE}: nothing was written", source=source)
     return name
 
 
@@ -303,6 +306,7 @@ def check_new_entry(path: str | Path, name: str, sources: Sequence[str], *,
         conflict = settle_conflict(f, name) if name in replacements_under_way(f) else None
         if conflict is not None:
             raise InputError(conflict, source=source)
+        check_no_lookalike(f, name)
         check_staged_name_free(f, name)
         key = key_after_clearing(f, name)  # as the writer finds the name once it is cleared
         if key is not None:

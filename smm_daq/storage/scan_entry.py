@@ -67,6 +67,7 @@ from smm_daq.storage.h5file import (
     FIXED_TEXT,
     TEXT,
     fixed_text,
+    make_extendable,
     now_iso,
     open_read,
     require_swmr_format,
@@ -84,6 +85,7 @@ from smm_daq.storage.runs import RunStart, runs_of
 from smm_daq.storage.staging import (
     STAGING,
     check_an_entry,
+    check_no_lookalike,
     check_staged_name_free,
     clear_unfinished,
     held_as,
@@ -206,6 +208,7 @@ def check_new_scan(path: str | Path, name: str) -> None:
     check_entry_name(name, source=str(p))
     if p.exists():
         with open_read(p) as f:
+            check_no_lookalike(f, name)
             key = key_after_clearing(f, name)
             if key is not None:  # a link to nothing too
                 raise _taken(f, p, name, key)
@@ -430,19 +433,13 @@ class ScanEntryWriter:
         new run starting now, when the rig clock reads `rig_start`."""
         p = Path(path)
         require_swmr_format(p)
+        with open_read(p) as f:
+            fixed = _fixed_run_logs(_taken_over(f, p, name))
+        if fixed:  # as a repair by an earlier release left them: made extendable, whole
+            make_extendable(p, fixed)
         with writing(p, create=False, swmr=True) as f:
             where = f"{p}, entry '{name}'"
-            if name not in f or text(f[name].attrs.get("kind", "")) != "scan":
-                raise InputError("is not a scan entry in this file", source=where)
-            g = f[name]
-            check_not_cut_off(g, where)
-            check_an_entry(f, name, str(p))  # never lines into a link's target
-            status = text(g["status"])
-            if status == "finished":
-                raise InputError("is finished already; nothing to resume", source=where)
-            if status in ACTIVE and writer_alive(text(g["writer"])):
-                raise InputError("is being written by process "
-                                 f"{writer_process(text(g['writer']))}", source=where)
+            g = _taken_over(f, p, name)
             line_done = np.asarray(g["data/line_done"][()], dtype=bool)
             _check_growable(g, where)
             before = _Taken.of(g)
@@ -573,18 +570,47 @@ _RUN_LOGS = tuple(f"instrument/field_check/value_log/{key}" for key in ("run", "
                                                       "time_offset"))
 
 
+def _taken_over(f: h5py.File, p: Path, name: str) -> h5py.Group:
+    """Scan entry `name` of `f` (at `p`), InputError unless a resume may take it over: a
+    scan's whole entry, not finished, its writer not running."""
+    where = f"{p}, entry '{name}'"
+    if name not in f or text(f[name].attrs.get("kind", "")) != "scan":
+        raise InputError("is not a scan entry in this file", source=where)
+    g = f[name]
+    check_not_cut_off(g, where)
+    check_an_entry(f, name, str(p))  # never lines into a link's target
+    status = text(g["status"])
+    if status == "finished":
+        raise InputError("is finished already; nothing to resume", source=where)
+    if status in ACTIVE and writer_alive(text(g["writer"])):
+        raise InputError("is being written by process "
+                         f"{writer_process(text(g['writer']))}", source=where)
+    return g
+
+
+def _fixed_run_logs(entry: h5py.Group) -> list[str]:
+    """The paths of the entry's run logs that have one axis but cannot grow along it: the
+    text datasets (`runs/start_time`) a repair by an earlier release rewrote contiguous."""
+    found = []
+    for key in _RUN_LOGS:
+        ds = entry.get(key)
+        if isinstance(ds, h5py.Dataset) and ds.ndim == 1 and ds.maxshape[0] is not None:
+            found.append(ds.name)
+    return found
+
+
 def _check_growable(entry: h5py.Group, where: str) -> None:
-    """InputError, nothing written, where a log a resumed run adds a row to cannot grow (a
-    repair by an earlier release rewrote text datasets, `runs/start_time` among them, at a
-    fixed length)."""
+    """InputError, nothing written, where a log a resumed run adds a row to cannot grow: one
+    value, not a row per run (a damaged entry), or one of a fixed length that `reopen` could
+    not make extendable."""
     for key in _RUN_LOGS:
         ds = entry.get(key)
         if isinstance(ds, h5py.Dataset) and (ds.ndim == 0 or ds.maxshape[0] is not None):
             raise InputError(
-                f"cannot be resumed: '{key}' has a fixed length (as a repair by an earlier "
-                "smm-daq left the runs' start times), and a resumed run adds a row to it; "
-                "expected it extendable, as a scan lays it out: nothing was changed, its "
-                "lines read as they are, and a new scan measures the rest", source=where)
+                f"cannot be resumed: '{key}' has a fixed length (shape {ds.shape}), and a "
+                "resumed run adds a row to it; expected one row per run, extendable, as a "
+                "scan lays it out: nothing was changed, its lines read as they are, and a new "
+                "scan measures the rest", source=where)
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ import numpy as np
 
 from smm_daq import PROGRAM_NAME
 from smm_daq.errors import InputError
+from smm_daq.storage.names import lookalike, shown_name
 from smm_daq.storage.strings import text
 
 STAGING = "smm_daq_staging"  # marks an entry still being written under a temporary name
@@ -360,7 +361,10 @@ def clear_unfinished(f: h5py.Group, name: str, *, keep_earlier: bool = False) ->
     earlier entry, not a scan, whose name is free, is moved in under `name` instead (the
     step its writer did not make), so that it is deleted only once the new entry is whole,
     by the swap: True then, and the caller replaces it whatever it would refuse to
-    overwrite. (A scan's earlier layout holds nothing to keep.)"""
+    overwrite. (A scan's earlier layout holds nothing to keep.) InputError, the file
+    unchanged, when another entry has the same name in another Unicode form
+    (`check_no_lookalike`)."""
+    check_no_lookalike(f, name)
     settle_replacement(f, name)
     staged = staged_name(name)
     for key in (staged, name):
@@ -375,6 +379,19 @@ def clear_unfinished(f: h5py.Group, name: str, *, keep_earlier: bool = False) ->
         return True
     del f[staged]  # a whole earlier write of `name`, superseded by this one
     return False
+
+
+def check_no_lookalike(f: h5py.Group, name: str) -> None:
+    """InputError where an entry of `f` is named `name` in another Unicode form (an earlier
+    release's, named with a decomposed accent): a new entry beside it would look the same in
+    every listing, and which one a name typed later meant could not be told."""
+    other = lookalike(f, name)
+    if other is not None:
+        raise InputError(
+            f"entry name {shown_name(name)} looks the same as entry {shown_name(other)} of "
+            f"the file, written in another Unicode form ({other!a}); expected a name "
+            "unlike every entry's: choose another name: nothing was written",
+            source=f.file.filename)
 
 
 def check_staged_name_free(f: h5py.Group, name: str) -> None:
