@@ -115,8 +115,8 @@ def test_a_writer_refuses_a_name_an_earlier_entry_has_in_another_form(tmp_path) 
 
 
 @pytest.mark.parametrize("name", [NFD, LONG, "a\nb"])
-def test_entries_an_earlier_release_named_so_still_list_and_read(tmp_path, capsys,
-                                                                 name) -> None:
+def test_entries_an_earlier_release_named_so_still_list_and_read_one_line_each(
+        tmp_path, capsys, name) -> None:
     path = tmp_path / "s.h5"
     write_map_entry(path, bump_map("rem", (48, 48), 1e-6), kind="scan")
     with h5py.File(path, "a") as f:
@@ -124,8 +124,11 @@ def test_entries_an_earlier_release_named_so_still_list_and_read(tmp_path, capsy
         f.attrs["default"] = name
     assert [e.name for e in list_entries(path)] == [name]
     assert read_map(path, name).bz.shape == (48, 48)
-    assert main(["info", str(path)]) == 0
     capsys.readouterr()
+    assert main(["info", str(path)]) == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert len(listing) == 2 and "[scan, " in listing[1]  # the file's line, the entry's one
+    assert len(listing[1]) < 200
 
 
 def test_the_window_composes_a_typed_name_and_refuses_a_long_one(qtbot, tmp_path) -> None:

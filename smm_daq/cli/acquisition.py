@@ -41,6 +41,7 @@ from smm_daq.cli.args import (
 from smm_daq.cli.args import time_scale as time_scale_option
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import Profile, load_profile
+from smm_daq.storage.names import listed_name
 
 if TYPE_CHECKING:  # the session, recipes, rig and storage are imported by the commands
     import h5py
@@ -432,7 +433,7 @@ def _info_line(e: EntryInfo, result: str = "") -> str:
     with noise floors): InputError where its map could not be read."""
     from smm_daq.analysis.subtract_inputs import MODEL_KINDS
 
-    parts = [f"{e.name}", f"[{e.kind}, {e.status}]"]
+    parts = [listed_name(e.name), f"[{e.kind}, {e.status}]"]
     if e.shape is not None:
         ny, nx = e.shape
         step = f" step {e.step[0] / UM:g} × {e.step[1] / UM:g} µm" if e.step else ""
@@ -543,7 +544,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"{args.file}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}")
         for e in entries:
             if e.problem:
-                print(f"  {e.name}  [unreadable]")
+                print(f"  {listed_name(e.name)}  [unreadable]")
                 problems.append(e.problem)
                 continue
             result, status, why = (_result_summary(f, args.file, e.name) if e.kind == "mmt"

@@ -34,6 +34,13 @@ def shown_name(name: str) -> str:
     return f"{name[:40]!r}... ({len(name)} characters)"
 
 
+def listed_name(name: str) -> str:
+    """`name` as a listing shows it: as typed where it reads back so on one line, else as
+    `shown_name` quotes it (an entry an earlier release let be named with a newline or
+    10,000 characters keeps the listing one line per entry)."""
+    return name if entry_name_usable(name) and len(name) <= 60 else shown_name(name)
+
+
 def new_entry_name_problem(name: str) -> str | None:
     """Why `name` may not name a new entry, or None. Beyond `entry_name_usable`: at most
     `ENTRY_NAME_MAX` characters, and in Unicode NFC, so that 'é' typed composed and 'é'
