@@ -23,22 +23,28 @@ Z_TOP_AUTO_UM = -1e6  # the z-top box's minimum, shown as "auto"
 
 
 def for_map(options: DragonflyOptions, m: MapData | Sequence[MapData] | None,
-            sigma: float | None = None) -> DragonflyOptions:
+            sigma: float | None = None,
+            sensors: Sequence[Sequence[float] | None] | None = None,
+            heights: Sequence[float | None] | None = None) -> DragonflyOptions:
     """`options` with CROP_TO_SCAN made the crop of grains under `m` (of several maps, the
-    scans of a joint inversion), with noise SD `sigma` (T; None: each map's noise floor), as
-    the command line's `--crop-to-scan` does (`dragonfly.scan_crop`); with no map, every
-    grain is kept."""
+    scans of a joint inversion), with noise SD `sigma` (T; None: each map's noise floor) and
+    each map's sensor (w, l) or (w, l, thickness) and height in m (`sensors`, `heights`; None:
+    the maps' own), as the command line's `--crop-to-scan` does (`dragonfly.scan_crop`); with
+    no map, every grain is kept."""
     if options.crop != CROP_TO_SCAN:
         return options
     if m is None:
         return replace(options, crop=None)
     maps = list(m) if isinstance(m, Sequence) else [m]
-    return replace(options, **scan_crop(maps, [sigma] * len(maps)))  # type: ignore[arg-type]
+    return replace(options, **scan_crop(maps, [sigma] * len(maps),  # type: ignore[arg-type]
+                                        heights, sensors))
 
 
 def describe(options: DragonflyOptions) -> str:
     """The options in words, e.g. "min voxels 5, sample top auto, z axis up, only grains
-    under the scan (x 0–55 µm, y 0–35 µm)"."""
+    whose field could reach the scan's sensors (x -15–70 µm, y -15–50 µm, σ 250 nT)"; a crop
+    of no noise (results made before it was recorded) "only grains under the scan (x 0–55 µm,
+    y 0–35 µm)"."""
     top = ("auto (the top of the highest grain)" if options.z_top_mm is None
            else f"at CT z {options.z_top_mm * 1e3:g} µm")
     if options.crop is None:
@@ -47,7 +53,10 @@ def describe(options: DragonflyOptions) -> str:
         crop = "only grains under the scan"
     else:
         x0, x1, y0, y1 = (v * 1e6 for v in options.crop)
-        crop = f"only grains under the scan (x {x0:g}–{x1:g} µm, y {y0:g}–{y1:g} µm)"
+        where = f"x {x0:g}–{x1:g} µm, y {y0:g}–{y1:g} µm"
+        crop = (f"only grains whose field could reach the scan's sensors ({where}, σ "
+                f"{options.crop_noise * 1e9:.4g} nT)" if options.crop_noise > 0
+                else f"only grains under the scan ({where})")
     return (f"min voxels {options.min_voxels}, sample top {top}, "
             f"z axis {'down' if options.z_down else 'up'}, {crop}")
 

@@ -593,13 +593,6 @@ class MMTView(QtWidgets.QWidget):
 
             data = read_source(path, entry)
             maps = [data] + [read_source(path, e) for e in extra]
-            options = None if dragonfly is None else for_map(dragonfly, maps, sigma)
-            with recorded() as read:  # e.g. overlapping cuboids; this thread's alone
-                grains = read_grain_file(grain_file, fmt, options)
-            point = isinstance(grains, PointGrains)
-            model = model_choice if model_choice != "auto" else ("dipole" if point else "cuboid")
-            emit(f"{grains.n_grains} grains ({model}), map {data.shape[1]} × {data.shape[0]}")
-
             def sensor_of(m: MapData) -> tuple[float, ...]:
                 """(w, l), or (w, l, thickness) for a volume sensor (which `invert_scans`
                 refuses under the cuboid model)."""
@@ -607,9 +600,18 @@ class MMTView(QtWidgets.QWidget):
                 thickness = read_sensor_thickness(path, m.name)
                 return (*size, thickness) if thickness > 0 else tuple(size)
 
+            sensors = [sensor_of(m) for m in maps]
+            heights = [m.height if m.height is not None else profile.sensor.height for m in maps]
+            options = (None if dragonfly is None
+                       else for_map(dragonfly, maps, sigma, sensors, heights))
+            with recorded() as read:  # e.g. overlapping cuboids; this thread's alone
+                grains = read_grain_file(grain_file, fmt, options)
+            point = isinstance(grains, PointGrains)
+            model = model_choice if model_choice != "auto" else ("dipole" if point else "cuboid")
+            emit(f"{grains.n_grains} grains ({model}), map {data.shape[1]} × {data.shape[0]}")
+
             with recorded() as caught:  # shown with the result
-                scans = [Scan(m, m.height if m.height is not None else profile.sensor.height,
-                              sensor_of(m), sigma,
+                scans = [Scan(m, heights[i], sensors[i], sigma,
                               mask_for(masks, i, m))
                          for i, m in enumerate(maps)]
                 # the options as the command line records them: the crop window resolved,

@@ -90,3 +90,69 @@ def test_the_crop_of_scans_takes_the_nearest_scan_and_the_least_noise() -> None:
     tiny = MapData(bz=np.zeros((2, 2)), x=x[:2], y=y[:2], height=100 * UM, name="t")
     assert dragonfly.scan_crop([tiny]) == {"crop": (0.0, 2 * UM, 0.0, 2 * UM),
                                            "crop_height": 100 * UM, "crop_noise": 0.0}
+
+
+def _sensor_reading(pos: np.ndarray, vol: float, centre: tuple[float, float, float],
+                    size: tuple[float, float, float]) -> float:
+    """The largest Bz over moment directions that a sensor of full size (w, l, thickness)
+    centred at `centre` reads, averaged over its area (and thickness) by Gauss-Legendre
+    quadrature of choclo's dipole, the grain magnetized to saturation."""
+    nodes, weights = np.polynomial.legendre.leggauss(8)
+    axes = [list(zip(nodes * s / 2, weights / 2, strict=True)) if s > 0 else [(0.0, 1.0)]
+            for s in size]
+    g = np.zeros(3)
+    for ax, a in axes[0]:
+        for by, b in axes[1]:
+            for cz, c in axes[2]:
+                point = (centre[0] + ax, centre[1] + by, centre[2] + cz)
+                g += a * b * c * np.array([choclo.dipole.magnetic_u(*point, *pos, *unit)
+                                           for unit in np.eye(3)])
+    return float(np.linalg.norm(g) * dragonfly.CROP_MAGNETIZATION * vol)
+
+
+@pytest.mark.parametrize(("height_um", "size_um", "pos_um"), [
+    (10.0, (30.0, 30.0, 0.0), (119.0, 20.0, -2.0)),  # a 30 µm area, 79 µm beyond the edge
+    (6.0, (1.0, 1.0, 4.0), (20.0, 20.0, -2.0)),      # a 4 µm thick sensor, over the grain
+])
+def test_a_grain_the_sensor_reads_above_the_threshold_is_kept(
+        tmp_path: Path, height_um: float, size_um: tuple[float, float, float],
+        pos_um: tuple[float, float, float]) -> None:
+    """A sensor reads Bz averaged over its area, or volume, and beyond a grain's peak the
+    field is convex: the average exceeds the field at the sensor's centre. The noise is set
+    so that the edge sensor's reading is 2 % above a tenth of it while the field at every
+    sensor centre stays below: the grain matters to that pixel, and is kept."""
+    size = tuple(s * UM for s in size_um)
+    x = np.arange(21) * 2 * UM
+    m = MapData(bz=np.zeros((21, 21)), x=x, y=x, height=height_um * UM, sensor_size=size[:2],
+                name="scan")
+    pos, vol = np.array(pos_um) * UM, 1 * UM**3
+    nearest = (min(max(pos[0], 0.0), x[-1]), min(max(pos[1], 0.0), x[-1]), height_um * UM)
+    reading = _sensor_reading(pos, vol, nearest, size)  # type: ignore[arg-type]
+    sigma = reading / (1.02 * dragonfly.CROP_FRACTION)
+    centres = dragonfly.largest_field(pos[None], np.array([vol]), dragonfly.scan_window([m]),
+                                      height_um * UM)[0]
+    assert centres < dragonfly.CROP_FRACTION * sigma  # the sensor centres alone: dropped
+    crop = dragonfly.scan_crop([m], [sigma], sizes=[size])
+    bound = dragonfly.largest_field(pos[None], np.array([vol]), crop["crop"],  # type: ignore
+                                    crop["crop_height"])[0]  # type: ignore[arg-type]
+    assert bound >= reading  # a bound of what the sensor reads
+    path = tmp_path / "cc.csv"
+    _components(path, [(1, 30, 30, 145, 1000.0),  # under the scan, 5 µm deep, large
+                       (2, pos_um[0], pos_um[1], 150 + pos_um[2], 1.0)])
+    options = dragonfly.DragonflyOptions(z_top_mm=0.15, **crop)  # type: ignore[arg-type]
+    assert dragonfly.read_dragonfly(path, options).labels.tolist() == [1, 2]
+
+
+def test_the_crop_spans_the_sensors_whole_at_their_lowest_face() -> None:
+    x = np.arange(10) * 2 * UM
+    rng = np.random.default_rng(4)
+    area = MapData(bz=20 * NT * rng.standard_normal((10, 10)), x=x, y=x, height=10 * UM,
+                   sensor_size=(30 * UM, 20 * UM), name="area")
+    crop = dragonfly.scan_crop([area])  # the map's own sensor
+    assert crop["crop"] == pytest.approx((-15 * UM, 33 * UM, -10 * UM, 28 * UM))
+    assert crop["crop_height"] == 10 * UM
+    volume = area.with_bz(area.bz, height=6 * UM, name="volume")
+    crop = dragonfly.scan_crop([area, volume], sizes=[(30 * UM, 20 * UM), (4 * UM, 4 * UM,
+                                                                           3 * UM)])
+    assert crop["crop"] == pytest.approx((-15 * UM, 33 * UM, -10 * UM, 28 * UM))
+    assert crop["crop_height"] == pytest.approx(4.5 * UM)  # the volume sensor's lowest face

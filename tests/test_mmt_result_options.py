@@ -82,11 +82,13 @@ def test_the_command_line_and_the_tab_record_the_same_options_each_a_parameter(
     path, folder = made
     cli, gui = read_result_entry(path, "cli"), read_result_entry(path, "gui")
     scan, again = read_map(path, "scan"), read_map(path, "again")
+    w, h = scan.sensor_size  # both scans' sensor: the window spans it whole
+    assert w > 0 and again.sensor_size == (w, h)
     expected = ResultOptions(
         dragonfly=DragonflyOptions(min_voxels=5, z_top_mm=cli.options.dragonfly.z_top_mm,
                                    z_down=False,
-                                   crop=(float(scan.x.min()), float(scan.x.max()),
-                                         float(scan.y.min()), float(scan.y.max())),
+                                   crop=(float(scan.x.min()) - w / 2, float(scan.x.max()) + w / 2,
+                                         float(scan.y.min()) - h / 2, float(scan.y.max()) + h / 2),
                                    # the nearest scan, and the least noise floor
                                    crop_height=min(scan.height, again.height),
                                    crop_noise=min(white_noise_floor(scan.bz),
@@ -125,8 +127,10 @@ def test_show_saved_says_how_the_result_was_made(qtbot, made: tuple[Path, Path])
     path, _ = made
     _view, (shown, text) = open_saved(qtbot, path, "gui")
     assert shown, text
-    assert "Dragonfly: min voxels 5, sample top at CT z 500 µm, z axis up, only grains under " \
-           "the scan (x 0–120 µm, y 0–128 µm)" in text
+    noise = read_result_entry(path, "gui").options.dragonfly.crop_noise
+    assert "Dragonfly: min voxels 5, sample top at CT z 500 µm, z axis up, only grains whose " \
+           "field could reach the scan's sensors (x -1–121 µm, y -1–129 µm, σ " \
+           f"{noise * 1e9:.4g} nT)" in text
     assert "masks bad.npy, shapes.json" in text
 
 

@@ -74,3 +74,21 @@ def test_a_virtual_map_whose_source_dataset_is_gone_is_refused(tmp_path: Path) -
         del f["bz"]
     with pytest.raises(InputError, match=r"dataset 'bz' of .*parts\.h5, which cannot be read"):
         read_map(path, "scan")
+
+
+def test_a_virtual_map_moved_with_its_sources_reads_as_hdf5_finds_them(tmp_path: Path) -> None:
+    """A source named by an absolute path that is gone is looked for by HDF5 under its last
+    part beside the virtual file (a session copied to another disk with its sources): HDF5
+    reads the values there, and so does the map."""
+    first, moved = tmp_path / "first", tmp_path / "moved"
+    first.mkdir()
+    path, source, bz = _session(first, str(first / "parts.h5"))
+    first.rename(moved)
+    with h5py.File(moved / path.name, "r") as f:  # HDF5 finds it beside the file
+        assert f["scan/data/Bz"].virtual_sources()[0].file_name == str(source)
+        np.testing.assert_allclose(f["scan/data/Bz"][()], bz)
+    np.testing.assert_allclose(read_map(moved / path.name, "scan").bz, bz)
+    (moved / "parts.h5").unlink()  # and once it is gone there too, refused naming both places
+    with pytest.raises(InputError, match="which is not there") as caught:
+        read_map(moved / path.name, "scan")
+    assert str(source) in str(caught.value) and str(moved / "parts.h5") in str(caught.value)

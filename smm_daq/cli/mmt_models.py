@@ -56,9 +56,10 @@ def add_invert_options(p: argparse.ArgumentParser) -> None:
                    help="the CT z axis points down into the sample (default: up)")
     g.add_argument("--crop-to-scan", action="store_true",
                    help="keep only grains whose field could reach a tenth of the noise on "
-                        "the scans (the rectangle spanning them, at the lowest scan's height), "
-                        "magnetized to magnetite's saturation in the worst direction; the "
-                        "noise is --sigma-nT where given, else each map's noise floor")
+                        "the scans' sensors (the rectangle spanning them whole, at the lowest "
+                        "sensor's height), magnetized to magnetite's saturation in the worst "
+                        "direction; the noise is --sigma-nT where given, else each map's noise "
+                        "floor")
 
 
 def uses_models(args: argparse.Namespace) -> bool:
@@ -109,7 +110,8 @@ def _grains(args: argparse.Namespace, scans: list) -> tuple[object, DragonflyOpt
         if args.min_voxels < 1:
             raise InputError(f"--min-voxels is {args.min_voxels}; expected a whole number >= 1")
         crop = scan_crop([s.data for s in scans], [s.sigma for s in scans],
-                         [s.height for s in scans]) if args.crop_to_scan else {}
+                         [s.height for s in scans],
+                         [s.sensor_size for s in scans]) if args.crop_to_scan else {}
         options = DragonflyOptions(
             min_voxels=args.min_voxels,
             z_top_mm=None if args.z_top_um is None else args.z_top_um * 1e-3,

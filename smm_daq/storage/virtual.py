@@ -43,16 +43,18 @@ def require_sources(node: h5py.Dataset, where: str) -> None:
 
 
 def _candidates(name: str, home: Path) -> list[Path]:
-    """Where HDF5 looks for a virtual dataset's source file named `name`, in its order:
-    as named when absolute; else under HDF5_VDS_PREFIX, beside the virtual file, and in the
-    working directory."""
+    """Where HDF5 looks for a virtual dataset's source file named `name`, in its order: an
+    absolute name as named, then (as HDF5 does when it is not there: a file and its sources
+    copied elsewhere together) its last part as a relative name; a relative name under
+    HDF5_VDS_PREFIX, beside the virtual file, and in the working directory."""
     path = Path(name)
-    if path.is_absolute():
-        return [path]
+    first = [path] if path.is_absolute() else []
+    relative = Path(path.name) if path.is_absolute() else path
     prefix = os.environ.get("HDF5_VDS_PREFIX")
     places = [] if not prefix else [
         Path(p.replace(_ORIGIN, str(home.parent))) for p in prefix.split(os.pathsep) if p]
-    return [*(p / path for p in places), home.parent / path, Path.cwd() / path]
+    return [*first, *(p / relative for p in places), home.parent / relative,
+            Path.cwd() / relative]
 
 
 def _holds(path: Path, dataset: str) -> bool:
@@ -67,5 +69,5 @@ def _holds(path: Path, dataset: str) -> bool:
 def _refuse(node: h5py.Dataset, where: str, what: str) -> None:
     raise InputError(
         f"'{node.name}' is a virtual dataset whose values come from {what}: HDF5 would read "
-        "those values as its fill value; expected its source files where it names them (or "
-        "a copy of the file holding the data itself)", source=where)
+        "those values as its fill value; expected its source files where it names them or beside "
+        "it (or a copy of the file holding the data itself)", source=where)

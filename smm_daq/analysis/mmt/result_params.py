@@ -6,10 +6,11 @@ made by (the command line and the MMT tab record them alike; `result_read` reads
   dropped; 1: none), `z_top` (m, the CT z of the sample top; absent: the top of the highest
   grain was taken), `z_down` (1: the CT z axis points down into the sample), `crop_to_scan`
   (1: only grains that could put a field on the scans were kept, `dragonfly.DragonflyOptions`)
-  and, with it, `crop` (x0, x1, y0, y1 in m: the rectangle spanning every scan's sensor
-  centres), `crop_height` (m: the sensor height above the sample top; absent: 0, as results
-  made before) and `crop_noise` (T: the noise SD the grains' largest fields were compared
-  with; absent: 0, the reach of results made before it, a grain's depth plus `crop_height`);
+  and, with it, `crop` (x0, x1, y0, y1 in m: the rectangle spanning every scan's sensors
+  whole, their centres where `crop_noise` is 0), `crop_height` (m: the lowest sensor's height
+  above the sample top; absent: 0, as results made before) and `crop_noise` (T: the noise
+  SD the grains' largest fields were compared with; absent: 0, the reach of results made
+  before it, a grain's depth plus `crop_height`);
 * masks: `mask`, one per scan in the order of `results/scans` (a result of one scan: its
   entry), the mask file as typed ("" where the scan had none), `mask_absolute` its absolute
   path, and `mask_shapes` the text of a .json mask (its rectangles and polygons in µm; ""

@@ -31,10 +31,11 @@ The conventions of the micro-CT workflow, each an option:
   reach too short), which nothing in the export can tell;
 * ``z_down`` (default False): the CT z axis points down into the sample (slice index order),
   so depth is z − z_top rather than z_top − z;
-* ``crop`` (default None: keep all): an (x0, x1, y0, y1) window in m, usually the scans'
-  sensor-centre rectangle (`scan_window`), with ``crop_height`` (m, the sensor height above
-  the sample top) and ``crop_noise`` (T, the noise SD of the quietest scan). A grain is kept
-  where the largest Bz it could put on any sensor centre of the window, at that height,
+* ``crop`` (default None: keep all): an (x0, x1, y0, y1) window in m, usually the rectangle
+  the scans' sensors cover (`scan_crop`: their centres, grown by half a sensor), with
+  ``crop_height`` (m, the lowest sensor's height above the sample top) and ``crop_noise`` (T,
+  the noise SD of the quietest scan). A grain is kept
+  where the largest Bz it could put on any point of the window, at that height,
   magnetized to CROP_MAGNETIZATION in the worst direction, reaches CROP_FRACTION of the
   noise (`largest_field`): a grain dropped so adds at most a tenth of σ to any pixel even
   at magnetite's saturation, and real grains lie one to two orders below it (seed 001:
@@ -336,24 +337,46 @@ def scan_window(maps: Sequence[Gridded]) -> tuple[float, float, float, float]:
 
 
 def scan_crop(maps: Sequence[MapData], sigmas: Sequence[float | None] | None = None,
-              heights: Sequence[float] | None = None) -> dict[str, object]:
+              heights: Sequence[float | None] | None = None,
+              sizes: Sequence[Sequence[float] | None] | None = None) -> dict[str, object]:
     """The crop options (`crop`, `crop_height`, `crop_noise`) of grains under `maps`, the
-    scans of one inversion: their window, the lowest sensor height (`heights`, m, where the
-    inversion overrides the maps'; the nearest scan sees a grain strongest) and the least
-    noise SD, each scan's `sigmas` entry (T) where given, else its map's white-noise floor
-    (`noise.white_noise_floor`, which reads high over a dense sample: so a given σ is the
-    better). Where no noise is known (maps too small for the floor, or noiseless), `crop_noise`
-    0 and the highest height: the depth-plus-height reach."""
+    scans of one inversion: the least noise SD, each scan's `sigmas` entry (T) where given,
+    else its map's white-noise floor (`noise.white_noise_floor`, which reads high over a dense
+    sample: so a given σ is the better); the window and height the sensors could reach.
+
+    A sensor reads Bz averaged over its active area, or volume, and an average can exceed
+    the field at its centre (beyond a grain's peak the field is convex: for a 30 µm area 10 µm
+    above the top, by 5 to 10 % at the reach of a 1 µm³ grain). So the window spans every
+    scan's sensors whole (its sensor centres, each side grown by half the sensor's `sizes`
+    entry, (w, l) or (w, l, thickness) in m, else its map's `sensor_size`) and the height is
+    the lowest any sensor reaches (the lowest face of a volume sensor; `heights`, m, where
+    the inversion overrides the maps'): the largest field there bounds every sensor's reading.
+    Where no noise is known (maps too small for the floor, or noiseless), `crop_noise` 0, the
+    sensor-centre window and the highest height: the depth-plus-height reach."""
     given = list(sigmas) if sigmas is not None else [None] * len(maps)
     noises = [s if s is not None else _floor(m) for m, s in zip(maps, given, strict=True)]
     known = [float(v) for v in noises if math.isfinite(v) and v > 0]
-    if heights is None:
-        heights = [float(h) for m in maps if (h := m.height) is not None]
+    at = list(heights) if heights is not None else [m.height for m in maps]
     if not known:
-        return {"crop": scan_window(maps), "crop_height": max(heights, default=0.0),
+        return {"crop": scan_window(maps),
+                "crop_height": max((float(h) for h in at if h is not None), default=0.0),
                 "crop_noise": 0.0}
-    return {"crop": scan_window(maps), "crop_height": min(heights, default=0.0),
-            "crop_noise": min(known)}
+    shapes = list(sizes) if sizes is not None else [m.sensor_size for m in maps]
+    half = [_half_extent(size) for size in shapes]
+    window = (min(float(m.x.min()) - p for m, (p, _, _) in zip(maps, half, strict=True)),
+              max(float(m.x.max()) + p for m, (p, _, _) in zip(maps, half, strict=True)),
+              min(float(m.y.min()) - q for m, (_, q, _) in zip(maps, half, strict=True)),
+              max(float(m.y.max()) + q for m, (_, q, _) in zip(maps, half, strict=True)))
+    lowest = min((float(h) - t for h, (_, _, t) in zip(at, half, strict=True) if h is not None),
+                 default=0.0)
+    return {"crop": window, "crop_height": max(lowest, 0.0), "crop_noise": min(known)}
+
+
+def _half_extent(size: Sequence[float] | None) -> tuple[float, float, float]:
+    """Half the sensor's (w, l, thickness) in m from (w, l) or (w, l, thickness); a point's
+    (or an unknown size's) 0."""
+    dims = [float(v) for v in (size or ())] + [0.0] * 3
+    return dims[0] / 2, dims[1] / 2, dims[2] / 2
 
 
 def _floor(m: MapData) -> float:
