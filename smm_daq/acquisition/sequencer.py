@@ -61,6 +61,7 @@ from smm_daq.errors import (
     InstrumentLost,
     InstrumentTimeout,
     ProtocolError,
+    RampStopped,
     RangeError,
     ReplyUnknown,
     SafetyError,
@@ -586,7 +587,11 @@ class Sequencer(FlyScan):
         """Ramp to the plan's field and verify it; record what was measured."""
         rig = self.rig
         b = np.array(self.plan.field)
-        self._call(rig.coils.set_field, b, ramp=True)
+        try:  # an abort ends the ramp at its next step: made safe from where it got to
+            self._call(rig.coils.set_field, b, ramp=True, stop=self._abort_pending)
+        except RampStopped as exc:
+            self.notes.append(f"{exc}; the field was made safe from there")
+            raise _Aborted from None
         tolerance = rig.profile.coils.field_tolerance
         for attempt in range(FIELD_ATTEMPTS):
             self._checkpoint(pausable=False)
@@ -712,6 +717,11 @@ class Sequencer(FlyScan):
             self._pause_and_wait(problem)
         finally:
             self.paused_for_range = False
+
+    def _abort_pending(self) -> bool:
+        """Whether an abort was asked for (a long instrument call, the field's ramp, asks)."""
+        with self._cond:
+            return self._abort_requested
 
     def _checkpoint(self, *, pausable: bool = True) -> None:
         with self._cond:
