@@ -52,6 +52,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from smm_daq.acquisition.events import ScanEvent
+from smm_daq.acquisition.field_held import coils_off, expected_currents
 from smm_daq.acquisition.fly.scan import FlyScan
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.acquisition.resumable import check_same_time_constant, load_resumable
@@ -538,7 +539,9 @@ class Sequencer(FlyScan):
         A supply that tripped or a coil that lost its current mid-line would otherwise leave a
         map that mixes fields under a "finished" status. The check reads the coil currents
         (cheap, once a line) and allows for their read-back accuracy: it catches a lost axis,
-        not calibration drift, which the fluxgate check at the start of the scan covers.
+        not calibration drift, which the fluxgate check at the start of the scan covers. When
+        it fails, the currents are read again to name the coils off, by how much, and whether
+        that may be a trip (a current far above its setpoint is not one).
         """
         rig = self.rig
         requested = np.array(self.plan.field)
@@ -547,11 +550,15 @@ class Sequencer(FlyScan):
                       0.02 * float(np.linalg.norm(requested)))
         error = float(np.linalg.norm(held - requested))
         if error > allowed:
+            coils = rig.profile.coils
+            measured = np.asarray(self._call(rig.coils.currents), dtype=float)
+            expected = expected_currents(requested, coils.calibration, coils.ambient_field)
+            off = coils_off(measured, expected, coils.calibration, allowed)
             raise SafetyError(
-                f"the coils no longer hold the field during line {self._line}: their currents "
-                f"make {_ut(held)} µT for {_ut(requested)} µT requested (off by "
-                f"{error * 1e9:.0f} nT, allowed {allowed * 1e9:.0f} nT); a supply may have "
-                "tripped. The line was not stored"
+                f"the coils no longer hold the field during line {self._line}: "
+                f"{'; '.join(off)}. Their currents make {_ut(held)} µT for {_ut(requested)} µT "
+                f"requested (off by {error * 1e9:.0f} nT, allowed {allowed * 1e9:.0f} nT). "
+                "The line was not stored"
             )
 
     def _check_lockin_held(self) -> None:
