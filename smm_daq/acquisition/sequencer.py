@@ -51,6 +51,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from smm_daq.acquisition.ambient_drift import DriftWatch
 from smm_daq.acquisition.events import ScanEvent
 from smm_daq.acquisition.field_held import coils_off, expected_currents
 from smm_daq.acquisition.fly.scan import FlyScan
@@ -69,6 +70,7 @@ from smm_daq.errors import (
     StorageError,
     WriteStalled,
 )
+from smm_daq.instruments.profile import DRIFT_TOLERANCE_NT
 from smm_daq.instruments.rig import safe_command_hint
 from smm_daq.storage.scan_entry import ScanEntryWriter, check_new_scan, check_same_profile
 
@@ -158,6 +160,7 @@ class Sequencer(FlyScan):
         self._reference = (math.nan, math.nan)  # Hz, V: the lock-in's reference, as at the start
         self._z_pending = True
         self._overload_unknown = False  # the last overload query's reply was lost
+        self._drift: DriftWatch | None = None  # the ambient field watched, with a fluxgate
         self._time_mark: float | None = None  # rig clock of the last `rig_clock_duration` update
         self._storing: str | None = None  # what the worker is writing (touching no instrument)
         self._writes = 0  # the worker's writes begun
@@ -488,16 +491,37 @@ class Sequencer(FlyScan):
                 self._emit("point", line=iy, index=(iy, int(ix)), bz=b)
             self._check_field_held()
             self._check_lockin_held()
-            self._store_line(iy, bz, lx, ly, fs, t)
+            said = self._store_line(iy, bz, lx, ly, fs, t)
             self._account_time()
-            self._emit("line_done", line=iy)
+            self._emit("line_done", line=iy, message=said)
 
-    def _store_line(self, iy: int, *values: np.ndarray, **kw: Any) -> None:
-        """`ScanEntryWriter.write_line`, during which an abort makes the rig safe at once."""
+    def _store_line(self, iy: int, *values: np.ndarray, **kw: Any) -> str:
+        """`ScanEntryWriter.write_line`, during which an abort makes the rig safe at once,
+        with the fluxgate's reading at the line's end where the rig has one. Returns what
+        that reading tells of the ambient field's drift ("": nothing), also kept as a note."""
         writer = self._writer
         assert writer is not None
+        field, said = self._line_field(iy)
         with self._writing(f"line {iy}"):
-            writer.write_line(iy, *values, **kw)  # type: ignore[arg-type]
+            writer.write_line(iy, *values, line_field=field, **kw)  # type: ignore[arg-type]
+        if said:
+            self.notes.append(said)
+        return said
+
+    def _line_field(self, iy: int) -> tuple[np.ndarray | None, str]:
+        """One fluxgate reading at the end of line `iy` (None without a fluxgate) and what
+        it tells of the drift (`DriftWatch`). A fluxgate that fails to answer ends the
+        watch, said once, not the scan: the map does not depend on it."""
+        watch = self._drift
+        if watch is None:
+            return None, ""
+        try:
+            field = np.asarray(self._call(self.rig.fluxgate.read_field), dtype=float)
+        except InstrumentError as exc:
+            self._drift = None
+            return None, (f"the fluxgate did not answer at the end of line {iy} ({exc}): the "
+                          "ambient field's drift is not watched for the rest of this run")
+        return field, watch.check(iy, field)
 
     @contextlib.contextmanager
     def _writing(self, what: str) -> Iterator[None]:
@@ -612,7 +636,12 @@ class Sequencer(FlyScan):
                 self._writer.set_measured_field(  # type: ignore[union-attr]
                     measured, rig.clock.now())
             error = float(np.linalg.norm(measured - b))
-            if rig.fluxgate is None or error <= tolerance:
+            if rig.fluxgate is None:
+                return
+            if error <= tolerance:  # the start each line's reading is compared with
+                drift = (rig.profile.fluxgate.drift_tolerance if rig.profile.fluxgate
+                         is not None else DRIFT_TOLERANCE_NT * 1e-9)
+                self._drift = DriftWatch(measured, drift)
                 return
             if attempt < FIELD_ATTEMPTS - 1:
                 rig.clock.sleep(FIELD_RECHECK_S)
