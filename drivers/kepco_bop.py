@@ -42,6 +42,7 @@ from smm_daq.errors import (
     InputError,
     InstrumentError,
     ProtocolError,
+    RampStopped,
     RangeError,
     ReplyUnknown,
     SmmError,
@@ -428,13 +429,14 @@ class KepcoBOPCoils(FieldSource):
             )
         return currents
 
-    def set_field(self, b: np.ndarray, *, ramp: bool = True) -> None:
+    def set_field(self, b: np.ndarray, *, ramp: bool = True,
+                  stop: Callable[[], bool] | None = None) -> None:
         target = self.currents_for(b)
         for s in self._supplies:
             s.check_output()
         for s in self._supplies:
             s.enable()
-        self._ramp(target, rate=self.max_ramp_rate if ramp else math.inf)
+        self._ramp(target, rate=self.max_ramp_rate if ramp else math.inf, stop=stop)
         problems = self._settle(target)
         if problems:
             raise InstrumentError(_first_per_coil(problems), instrument=self.name)
@@ -448,13 +450,20 @@ class KepcoBOPCoils(FieldSource):
         steps = max(1, math.ceil(duration / self.ramp_step - 1e-9))
         return start, steps, duration / steps
 
-    def _ramp(self, target: np.ndarray, *, rate: float) -> None:
+    def _ramp(self, target: np.ndarray, *, rate: float,
+              stop: Callable[[], bool] | None = None) -> None:
         """Step every enabled supply to `target` within `rate` A/s (a field set); the first
-        failure raises. A step whose check lost its reply is sent once more and checked."""
+        failure raises. A step whose check lost its reply is sent once more and checked.
+        `stop()` true before a step: `RampStopped`, the supplies left at the last step sent
+        (their setpoints), from which a ramp-down starts."""
         active = [s for s in self._supplies if s.enabled]
         start, steps, pause = self._steps(target, rate)
         for j in range(1, steps + 1):
             self.clock.sleep(pause)
+            if stop is not None and stop():
+                raise RampStopped(
+                    f"{self.name}: the ramp was stopped at step {j - 1} of {steps}, the "
+                    f"currents at {_amps(self._setpoints())} on their way to {_amps(target)}")
             for k, s in enumerate(self._supplies):
                 if s in active:
                     s.check_output()
@@ -629,6 +638,11 @@ def _read_off(supply: _Supply, tolerance: float) -> float:
                               "at 0 A (a current still flowing, or a wrong read-back)",
                               instrument=supply.name)
     return amps
+
+
+def _amps(currents: np.ndarray) -> str:
+    """Coil currents as said to a user: '(0.1000, -0.2000, 0.0000) A'."""
+    return "(" + ", ".join(f"{a:.4f}" for a in currents) + ") A"
 
 
 def _held_from_before(supply: _Supply) -> str:

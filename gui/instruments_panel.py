@@ -10,6 +10,7 @@ Entries are in µm and µT; everything sent to the rig is SI.
 from __future__ import annotations
 
 import math
+import threading
 from collections import deque
 from collections.abc import Callable
 from html import escape
@@ -23,7 +24,7 @@ from gui.confirm import confirm
 from gui.rig_holder import INSTRUMENTS, RigHolder
 from gui.typed_numbers import decimal_number, si_examples, si_number, si_text
 from smm_daq.clock import VirtualClock
-from smm_daq.errors import InputError
+from smm_daq.errors import InputError, RampStopped
 from smm_daq.instruments.profile import LOCKIN_SENSITIVITY_V, TIME_CONSTANTS_S, Profile
 
 UM = 1e-6
@@ -227,6 +228,7 @@ class InstrumentsPanel(QtWidgets.QWidget):
         # fields asked for by Set whose call has not returned (queued or ramping): the coils'
         # setpoint changes only once a ramp is done
         self.field_requests: list[np.ndarray] = []
+        self._field_stops: list[threading.Event] = []  # each Set field's, set by Stop
         # what the panel last put in each Go-to box (the stage's position at rest), or what a
         # Go to sent from it: a box holding anything else has been typed in (`_goto_edited`)
         self._goto_shown: list[float] = []
@@ -756,6 +758,9 @@ class InstrumentsPanel(QtWidgets.QWidget):
                                  "short, the axes left unreferenced) and fails, the stage "
                                  "stopped and the coils at their safe state.")
         elif rig is not None:  # moves do not wait, so the stop is next in the rig's thread
+            for field_stop in self._field_stops:  # a field's ramp asks between its steps
+                field_stop.set()
+
             def stop() -> None:
                 # where it stops is where the next jog starts, on a controller that does not
                 # take the stopped position as its target too
@@ -766,14 +771,26 @@ class InstrumentsPanel(QtWidgets.QWidget):
                 stop, on_error=lambda exc: self.message.setText(f"Stop: {exc}"))
 
     def set_field(self) -> None:
+        """Ramp to the field typed; Stop (or Esc) meanwhile ends the ramp at its next step and
+        ramps the coils to their safe state from there."""
         b = np.array([box.value() for box in self.field_boxes]) * UT
         rig = self.holder.rig
+        stop = threading.Event()
         self.field_requests.append(b)
-        self._act(lambda: rig.coils.set_field(b), "Set field",
-                  ended=lambda: self._field_request_ended(b))
+        self._field_stops.append(stop)
 
-    def _field_request_ended(self, b: np.ndarray) -> None:
+        def ramp() -> None:
+            try:
+                rig.coils.set_field(b, stop=stop.is_set)
+            except RampStopped as exc:
+                rig.coils.zero()
+                raise RampStopped(f"{exc}; ramped to the safe state from there") from None
+
+        self._act(ramp, "Set field", ended=lambda: self._field_request_ended(b, stop))
+
+    def _field_request_ended(self, b: np.ndarray, stop: threading.Event) -> None:
         self.field_requests = [r for r in self.field_requests if r is not b]
+        self._field_stops = [e for e in self._field_stops if e is not stop]
 
     def zero_field(self) -> None:
         for box in self.field_boxes:

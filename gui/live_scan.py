@@ -37,6 +37,8 @@ class LiveScan(QtCore.QObject):
     # aborted during a line's write that has not returned: the rig made safe (True) or not
     # all of it (the message says what); the scan ends once the write returns
     madeSafe = QtCore.pyqtSignal(bool)
+    # a warning the scan gave at a line's end (the ambient field's drift); "" as a scan starts
+    warned = QtCore.pyqtSignal(str)
 
     def __init__(self, view: MapView, parent: QtCore.QObject | None = None) -> None:
         super().__init__(parent)
@@ -54,6 +56,7 @@ class LiveScan(QtCore.QObject):
         self.redraws = 0  # map refreshes made
         self.lines_stored = 0  # lines in the file, finished before a resume included
         self.message = ""
+        self.warnings: list[str] = []  # the scan's warnings at its lines' ends, in order
         self.rig_safe: bool | None = None  # how the sequencer left the rig (None: not told)
         self.write_stalled = False  # aborted, rig made safe, a line's write not returned
         self._rows: range | None = None  # the rows with points not yet drawn
@@ -75,6 +78,8 @@ class LiveScan(QtCore.QObject):
         self.lines_stored = int(np.isfinite(self.bz).all(axis=1).sum())  # stored whole
         self._rows = None
         self.message = ""
+        self.warnings = []
+        self.warned.emit("")
         self.rig_safe, self.write_stalled = None, False
         self.view.set_map(
             MapData(
@@ -176,6 +181,9 @@ class LiveScan(QtCore.QObject):
     def _apply(self, event: ScanEvent) -> None:
         if event.kind == "line_done":
             self.lines_stored += 1
+            if event.message:
+                self.warnings.append(event.message)
+                self.warned.emit(event.message)
         elif event.kind in ("started", "resumed") and self.state != "aborting":
             self._set_state("running")
         elif event.kind == "paused" and self.state != "aborting":

@@ -172,7 +172,9 @@ class RecipeRunner(QtCore.QObject):
         if isinstance(step, ScanStep):
             self._scan(self.recipe.plans[self.index], self.recipe.states[self.index] == RESUME)
         elif isinstance(step, SetFieldStep):
-            self._rig_step(lambda: rig.coils.set_field(np.array(step.field)))
+            # Stop ends the ramp at its next step; the recipe's end makes the rig safe
+            self._rig_step(lambda: rig.coils.set_field(
+                np.array(step.field), stop=lambda: self._stop_requested))
         elif isinstance(step, ZeroFieldStep):
             self._rig_step(lambda: rig.coils.zero())
         elif isinstance(step, WaitStep):

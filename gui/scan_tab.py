@@ -86,6 +86,12 @@ class ScanTab(QtWidgets.QWidget):
         self.progress.setFormat("%p %")
         self.status = QtWidgets.QLabel("idle")
         self.status.setWordWrap(True)
+        # the scan's latest warning (the ambient field's drift), kept in view beside the
+        # status line, which each progress step rewrites
+        self.warning = QtWidgets.QLabel("")
+        self.warning.setWordWrap(True)
+        self.warning.setStyleSheet("color: #b35900")
+        self.warning.hide()
 
         left = QtWidgets.QWidget()
         left_layout = QtWidgets.QVBoxLayout(left)
@@ -99,6 +105,7 @@ class ScanTab(QtWidgets.QWidget):
         left_layout.addLayout(buttons)
         left_layout.addWidget(self.progress)
         left_layout.addWidget(self.status)
+        left_layout.addWidget(self.warning)
         splitter = QtWidgets.QSplitter()
         splitter.addWidget(left)
         splitter.addWidget(self.view)
@@ -110,6 +117,7 @@ class ScanTab(QtWidgets.QWidget):
         self.view.areaSelected.connect(lambda *_: self.form.from_area.setEnabled(True))
         self.live.stateChanged.connect(self._state_changed)
         self.live.progressed.connect(self._progressed)
+        self.live.warned.connect(self._warned)
         self.live.ended.connect(self._ended)
         self.live.madeSafe.connect(lambda _safe: self.status.setText(self._stalled_text()))
         # a recipe's steps alone drive the rig: Start waits for its end
@@ -343,6 +351,11 @@ class ScanTab(QtWidgets.QWidget):
         if show:
             self.status.setText(state if not self.live.message
                                 else f"{state}: {self.live.message}")
+
+    def _warned(self, text: str) -> None:
+        """Show the scan's latest warning ("" as a scan starts: none)."""
+        self.warning.setText(f"Warning: {text}" if text else "")
+        self.warning.setVisible(bool(text))
 
     def _update_start(self) -> None:
         """Start is usable with a rig connected, while no scan of this tab runs and no recipe

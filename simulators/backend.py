@@ -18,6 +18,7 @@ port (`smm-daq serve-sim`).
     drift_uT_per_hour           MTJ zero drift (0)
     sensor_offset_V             true MTJ offset at the lock-in input (the profile's offset_V)
     ambient_field_uT            true field with the coils off (the profile's coil ambient)
+    ambient_drift_nT_per_hour   how that field drifts on the rig clock ([0, 0, 0])
     coil_matrix_error           relative SD of the true coil matrix' errors (0)
     supply_resolution_mA        current setpoint resolution of the supplies (0.1)
     supply_slew_A_per_s         how fast a supply's current follows its setpoint (10)
@@ -90,6 +91,7 @@ class SimulationOptions:
     drift_rate: float = 0.0  # T/s
     sensor_offset: float | None = None  # V; None: the profile's sensor offset
     ambient_field: np.ndarray | None = None  # T; None: the profile's coil ambient field
+    ambient_drift: np.ndarray = field(default_factory=lambda: np.zeros(3))  # T/s
     coil_matrix_error: float = 0.0
     supply_resolution: float = 1e-4  # A
     supply_slew_rate: float = 10.0  # A/s
@@ -132,6 +134,8 @@ class SimulationOptions:
                 "ambient_field_uT", (3,), (_nominal_coils(profile).ambient_field / UT).tolist(),
                 limit=1e3, unit=" µT")
             * UT,
+            ambient_drift=r.array("ambient_drift_nT_per_hour", (3,), [0.0, 0.0, 0.0],
+                                  limit=1e6, unit=" nT/h") * NT / 3600.0,
             coil_matrix_error=r.number("coil_matrix_error", 0.0, lo=0.0, hi=0.5),
             supply_resolution=r.number("supply_resolution_mA", 0.1, positive=True, hi=1e3,
                                        unit=" mA") * 1e-3,
@@ -300,6 +304,7 @@ class SimulatedBackend:
                 clock,
                 calibration_error=options.coil_matrix_error,
                 ambient=options.ambient_field,
+                ambient_drift=options.ambient_drift,
                 seed=model_seed,
                 resolution=options.supply_resolution,
                 slew_rate=options.supply_slew_rate,

@@ -2,22 +2,27 @@
 
 Constructor (what the world and the emulators build):
 
-    CoilModel(clock, *, calibration, ambient=EARTH_FIELD, resolution=1e-4, slew_rate=10.0,
-              resistance=2.0, rating=5.0, measure_noise=0.0, seed=0)
+    CoilModel(clock, *, calibration, ambient=EARTH_FIELD, ambient_drift=(0, 0, 0),
+              resolution=1e-4, slew_rate=10.0, resistance=2.0, rating=5.0, measure_noise=0.0,
+              seed=0)
     CoilModel.from_settings(settings: CoilSettings, clock, *, calibration_error=0.01,
-                            ambient=EARTH_FIELD, seed=0, **kw)
+                            ambient=EARTH_FIELD, ambient_drift=(0, 0, 0), seed=0, **kw)
 
 - `calibration`: the TRUE (3, 3) T/A matrix, sample frame, columns = coils x, y, z.
   `from_settings` perturbs the profile's nominal matrix by `calibration_error` (relative
   scale and cross-talk errors drawn with `seed`), so that coil calibration has work to do.
 - `ambient`: the true (3,) T field with every current at zero (default an Earth-like field).
+- `ambient_drift`: (3,) T/s, how the ambient field changes on the clock from the model's
+  making (a lab's field drifting over a long scan: `ambient_at(now)`); `set_ambient_drift`
+  changes it from now on.
 - `resolution`: A, the smallest current step a supply sets (setpoints are rounded to it).
 - `slew_rate`: A/s, how fast a supply's output follows a new setpoint (the coil's inductance).
 - `resistance`: Ω per coil; the supply's voltage limit (compliance) caps |I| at V_limit / R.
 - `rating`: A, the largest current a supply accepts.
 - `measure_noise`: A RMS of the supplies' current read-back (MEAS:CURR?).
 
-Supply index i drives coil axis i. `field_at_sample(now) = calibration @ I(now) + ambient`.
+Supply index i drives coil axis i.
+`field_at_sample(now) = calibration @ I(now) + ambient_at(now)`.
 Outputs start off with zero setpoints. `trip(i)` injects a fault: the output switches off and
 a fault message waits in `pop_fault(i)` for the emulator's error queue.
 """
@@ -55,6 +60,7 @@ class CoilModel:
         *,
         calibration: np.ndarray,
         ambient: Sequence[float] | np.ndarray = EARTH_FIELD,
+        ambient_drift: Sequence[float] | np.ndarray = (0.0, 0.0, 0.0),
         resolution: float = 1e-4,
         slew_rate: float = 10.0,
         resistance: float = 2.0,
@@ -64,13 +70,17 @@ class CoilModel:
     ) -> None:
         calibration = np.array(calibration, dtype=float)
         ambient = np.array(ambient, dtype=float)
-        if calibration.shape != (3, 3) or ambient.shape != (3,):
-            raise ValueError("calibration must be (3, 3) T/A and ambient (3,) T")
+        drift = np.array(ambient_drift, dtype=float)
+        if calibration.shape != (3, 3) or ambient.shape != (3,) or drift.shape != (3,):
+            raise ValueError("calibration must be (3, 3) T/A, ambient (3,) T and ambient_drift "
+                             "(3,) T/s")
         if min(resolution, slew_rate, resistance, rating) <= 0 or measure_noise < 0:
             raise ValueError("resolution, slew_rate, resistance, rating must be > 0")
         self.clock = clock
         self.calibration = calibration
         self.ambient = ambient
+        self.ambient_drift = drift
+        self._drift_from = clock.now()
         self.resolution = float(resolution)
         self.slew_rate = float(slew_rate)
         self.resistance = float(resistance)
@@ -88,6 +98,7 @@ class CoilModel:
         *,
         calibration_error: float = 0.01,
         ambient: Sequence[float] | np.ndarray = EARTH_FIELD,
+        ambient_drift: Sequence[float] | np.ndarray = (0.0, 0.0, 0.0),
         seed: int = 0,
         **kw: float,
     ) -> CoilModel:
@@ -99,7 +110,8 @@ class CoilModel:
         rng = np.random.default_rng(seed)
         error = rng.normal(0.0, calibration_error, (3, 3))
         true = settings.calibration @ (np.eye(3) + error)
-        return cls(clock, calibration=true, ambient=ambient, seed=seed + 1, **kw)
+        return cls(clock, calibration=true, ambient=ambient, ambient_drift=ambient_drift,
+                   seed=seed + 1, **kw)
 
     def _current(self, s: _Supply, now: float) -> float:
         if not s.output:
@@ -170,9 +182,21 @@ class CoilModel:
         cap = s.voltage_limit / self.resistance
         return s.output and abs(s.setpoint) > cap
 
+    def ambient_at(self, now: float | None = None) -> np.ndarray:
+        """The ambient field (3,) in T at clock time `now` (default: now), drifted."""
+        t = self.clock.now() if now is None else now
+        return self.ambient + self.ambient_drift * (t - self._drift_from)
+
+    def set_ambient_drift(self, rate: Sequence[float] | np.ndarray) -> None:
+        """From now on the ambient field drifts at `rate` (3,) T/s, from where it is now."""
+        now = self.clock.now()
+        self.ambient = self.ambient_at(now)
+        self.ambient_drift = np.array(rate, dtype=float)
+        self._drift_from = now
+
     def field_at_sample(self, now: float | None = None) -> np.ndarray:
         """Total field (3,) in T at the sample: calibration @ currents + ambient."""
-        return self.calibration @ self.currents(now) + self.ambient
+        return self.calibration @ self.currents(now) + self.ambient_at(now)
 
     def trip(self, i: int, reason: str = "output protection tripped") -> None:
         """Fault injection: supply i switches its output off and records why."""

@@ -71,6 +71,12 @@ class ConnectStopped(SmmError):
         super().__init__(f"{instrument}: {message}" if instrument else message)
 
 
+class RampStopped(SmmError):
+    """A field's ramp was stopped between two steps (an abort: Stop, Ctrl-C, a termination
+    signal): the currents are left where the last step set them, for the caller to make the
+    rig safe from there rather than ramp on to the field asked for."""
+
+
 class StorageError(SmmError):
     """A session file could not be written (a full disk, a file size limit, the file gone);
     what it held before the write is kept."""

@@ -73,7 +73,8 @@ class FakeCoils(FieldSource):
     def snapshot(self) -> dict[str, object]:
         return {"field_T": self.setpoint.tolist()}
 
-    def set_field(self, b: np.ndarray, *, ramp: bool = True) -> None:
+    def set_field(self, b: np.ndarray, *, ramp: bool = True,
+                  stop: Callable[[], bool] | None = None) -> None:
         b = np.asarray(b, dtype=float)
         if np.linalg.norm(b) > self.max_field:
             raise RangeError("too much field", instrument="coils")

@@ -364,6 +364,27 @@ def test_progress_bar_on_a_terminal_redraws_one_line_from_where_a_resume_starts(
     assert text.endswith("\nscan 'e' finished\n") and text.count("\n") == 3
 
 
+@pytest.mark.parametrize("terminal", [True, False])
+def test_progress_bar_says_a_warning_at_a_lines_end(terminal: bool) -> None:
+    import io
+
+    from smm_daq.acquisition.events import ScanEvent
+
+    class Stream(io.StringIO):
+        def isatty(self):
+            return terminal
+
+    out = Stream()
+    bar = ProgressBar(out, min_interval=0)
+    bar(ScanEvent("started", "e", 0, message="2 of 2 lines to measure"))
+    bar(ScanEvent("line_done", "e", 0, progress=0.5))
+    bar(ScanEvent("line_done", "e", 1, progress=1.0, message="the field drifted 140 nT"))
+    bar(ScanEvent("finished", "e", 1, progress=1.0))
+    text = out.getvalue()
+    assert text.count("warning") == 1
+    assert "scan 'e': warning: the field drifted 140 nT\n" in text
+
+
 def test_time_scale_with_real_instruments_is_refused_before_connecting(tmp_path, capsys,
                                                                        monkeypatch, repo):
     """Real instruments keep their own time: the option would be ignored without a word."""

@@ -99,9 +99,9 @@ def test_a_field_checks_time_is_on_the_clock_of_the_scans_data(tmp_path: Path) -
         rig = fake_rig()
         set_field = rig.coils.set_field
 
-        def slow_ramp(b: np.ndarray, *, ramp: bool = True, rig: FakeRig = rig,
-                      set_field: object = set_field) -> None:
-            set_field(b, ramp=ramp)  # type: ignore[operator]
+        def slow_ramp(b: np.ndarray, *, ramp: bool = True, stop: object = None,
+                      rig: FakeRig = rig, set_field: object = set_field) -> None:
+            set_field(b, ramp=ramp, stop=stop)  # type: ignore[operator]
             rig.clock.advance(3600.0)
 
         rig.coils.set_field = slow_ramp  # type: ignore[method-assign]

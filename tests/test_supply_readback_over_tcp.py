@@ -60,6 +60,8 @@ def test_an_in_field_scan_whose_supply_reads_far_off_ends_failed_and_not_called_
         rig.close()
     message = seq.message
     assert "the coils no longer hold the field" in message, message
+    assert "coil y reads 2.5000 A for" in message and "above its setpoint: not a trip" \
+        in message and "tripped" not in message, message
     assert "rig NOT safe" in message and "coil y: reads 2.5000 A with its output switched " \
         "off" in message, message
     assert f"smm-daq safe --profile {served.profile_path}" in message

@@ -13,7 +13,9 @@ class ScanEvent:
     """One step of a scan, published by the sequencer from its worker thread.
 
     kind: "started" (field set, first move next), "point" (one reading stored in memory),
-        "line_done" (a line written and flushed to the file), "paused" (message says why:
+        "line_done" (a line written and flushed to the file; its message, when not empty,
+        warns of the ambient field's drift, as the fluxgate read at the line's end tells it
+        (`ambient_drift`)), "paused" (message says why:
         operator request, lock-in overload, reading out of range), "resumed", "made_safe" (the
         rig has been made safe, on an abort during a write to the file or at the scan's end,
         and that write, which the message names, has not returned yet: a stalled disk holds

@@ -51,7 +51,9 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from smm_daq.acquisition.ambient_drift import DriftWatch
 from smm_daq.acquisition.events import ScanEvent
+from smm_daq.acquisition.field_held import coils_off, expected_currents
 from smm_daq.acquisition.fly.scan import FlyScan
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.acquisition.resumable import check_same_time_constant, load_resumable
@@ -61,12 +63,14 @@ from smm_daq.errors import (
     InstrumentLost,
     InstrumentTimeout,
     ProtocolError,
+    RampStopped,
     RangeError,
     ReplyUnknown,
     SafetyError,
     StorageError,
     WriteStalled,
 )
+from smm_daq.instruments.profile import DRIFT_TOLERANCE_NT
 from smm_daq.instruments.rig import safe_command_hint
 from smm_daq.storage.scan_entry import ScanEntryWriter, check_new_scan, check_same_profile
 
@@ -156,6 +160,7 @@ class Sequencer(FlyScan):
         self._reference = (math.nan, math.nan)  # Hz, V: the lock-in's reference, as at the start
         self._z_pending = True
         self._overload_unknown = False  # the last overload query's reply was lost
+        self._drift: DriftWatch | None = None  # the ambient field watched, with a fluxgate
         self._time_mark: float | None = None  # rig clock of the last `rig_clock_duration` update
         self._storing: str | None = None  # what the worker is writing (touching no instrument)
         self._writes = 0  # the worker's writes begun
@@ -486,16 +491,37 @@ class Sequencer(FlyScan):
                 self._emit("point", line=iy, index=(iy, int(ix)), bz=b)
             self._check_field_held()
             self._check_lockin_held()
-            self._store_line(iy, bz, lx, ly, fs, t)
+            said = self._store_line(iy, bz, lx, ly, fs, t)
             self._account_time()
-            self._emit("line_done", line=iy)
+            self._emit("line_done", line=iy, message=said)
 
-    def _store_line(self, iy: int, *values: np.ndarray, **kw: Any) -> None:
-        """`ScanEntryWriter.write_line`, during which an abort makes the rig safe at once."""
+    def _store_line(self, iy: int, *values: np.ndarray, **kw: Any) -> str:
+        """`ScanEntryWriter.write_line`, during which an abort makes the rig safe at once,
+        with the fluxgate's reading at the line's end where the rig has one. Returns what
+        that reading tells of the ambient field's drift ("": nothing), also kept as a note."""
         writer = self._writer
         assert writer is not None
+        field, said = self._line_field(iy)
         with self._writing(f"line {iy}"):
-            writer.write_line(iy, *values, **kw)  # type: ignore[arg-type]
+            writer.write_line(iy, *values, line_field=field, **kw)  # type: ignore[arg-type]
+        if said:
+            self.notes.append(said)
+        return said
+
+    def _line_field(self, iy: int) -> tuple[np.ndarray | None, str]:
+        """One fluxgate reading at the end of line `iy` (None without a fluxgate) and what
+        it tells of the drift (`DriftWatch`). A fluxgate that fails to answer ends the
+        watch, said once, not the scan: the map does not depend on it."""
+        watch = self._drift
+        if watch is None:
+            return None, ""
+        try:
+            field = np.asarray(self._call(self.rig.fluxgate.read_field), dtype=float)
+        except InstrumentError as exc:
+            self._drift = None
+            return None, (f"the fluxgate did not answer at the end of line {iy} ({exc}): the "
+                          "ambient field's drift is not watched for the rest of this run")
+        return field, watch.check(iy, field)
 
     @contextlib.contextmanager
     def _writing(self, what: str) -> Iterator[None]:
@@ -537,7 +563,9 @@ class Sequencer(FlyScan):
         A supply that tripped or a coil that lost its current mid-line would otherwise leave a
         map that mixes fields under a "finished" status. The check reads the coil currents
         (cheap, once a line) and allows for their read-back accuracy: it catches a lost axis,
-        not calibration drift, which the fluxgate check at the start of the scan covers.
+        not calibration drift, which the fluxgate check at the start of the scan covers. When
+        it fails, the currents are read again to name the coils off, by how much, and whether
+        that may be a trip (a current far above its setpoint is not one).
         """
         rig = self.rig
         requested = np.array(self.plan.field)
@@ -546,11 +574,15 @@ class Sequencer(FlyScan):
                       0.02 * float(np.linalg.norm(requested)))
         error = float(np.linalg.norm(held - requested))
         if error > allowed:
+            coils = rig.profile.coils
+            measured = np.asarray(self._call(rig.coils.currents), dtype=float)
+            expected = expected_currents(requested, coils.calibration, coils.ambient_field)
+            off = coils_off(measured, expected, coils.calibration, allowed)
             raise SafetyError(
-                f"the coils no longer hold the field during line {self._line}: their currents "
-                f"make {_ut(held)} µT for {_ut(requested)} µT requested (off by "
-                f"{error * 1e9:.0f} nT, allowed {allowed * 1e9:.0f} nT); a supply may have "
-                "tripped. The line was not stored"
+                f"the coils no longer hold the field during line {self._line}: "
+                f"{'; '.join(off)}. Their currents make {_ut(held)} µT for {_ut(requested)} µT "
+                f"requested (off by {error * 1e9:.0f} nT, allowed {allowed * 1e9:.0f} nT). "
+                "The line was not stored"
             )
 
     def _check_lockin_held(self) -> None:
@@ -586,7 +618,11 @@ class Sequencer(FlyScan):
         """Ramp to the plan's field and verify it; record what was measured."""
         rig = self.rig
         b = np.array(self.plan.field)
-        self._call(rig.coils.set_field, b, ramp=True)
+        try:  # an abort ends the ramp at its next step: made safe from where it got to
+            self._call(rig.coils.set_field, b, ramp=True, stop=self._abort_pending)
+        except RampStopped as exc:
+            self.notes.append(f"{exc}; the field was made safe from there")
+            raise _Aborted from None
         tolerance = rig.profile.coils.field_tolerance
         for attempt in range(FIELD_ATTEMPTS):
             self._checkpoint(pausable=False)
@@ -600,7 +636,12 @@ class Sequencer(FlyScan):
                 self._writer.set_measured_field(  # type: ignore[union-attr]
                     measured, rig.clock.now())
             error = float(np.linalg.norm(measured - b))
-            if rig.fluxgate is None or error <= tolerance:
+            if rig.fluxgate is None:
+                return
+            if error <= tolerance:  # the start each line's reading is compared with
+                drift = (rig.profile.fluxgate.drift_tolerance if rig.profile.fluxgate
+                         is not None else DRIFT_TOLERANCE_NT * 1e-9)
+                self._drift = DriftWatch(measured, drift)
                 return
             if attempt < FIELD_ATTEMPTS - 1:
                 rig.clock.sleep(FIELD_RECHECK_S)
@@ -712,6 +753,11 @@ class Sequencer(FlyScan):
             self._pause_and_wait(problem)
         finally:
             self.paused_for_range = False
+
+    def _abort_pending(self) -> bool:
+        """Whether an abort was asked for (a long instrument call, the field's ramp, asks)."""
+        with self._cond:
+            return self._abort_requested
 
     def _checkpoint(self, *, pausable: bool = True) -> None:
         with self._cond:

@@ -107,6 +107,12 @@ class ProgressBar:
                                  desc=event.entry, bar_format=self.FORMAT,
                                  mininterval=self.min_interval, dynamic_ncols=True)
         elif event.kind in ("point", "line_done"):
+            if event.message:  # a warning at a line's end (the ambient field's drift)
+                said = f"scan '{event.entry}': warning: {event.message}"
+                if self._bar is not None:
+                    self._bar.write(said, file=self.stream)
+                else:
+                    self.stream.write(said + "\n")
             if self._bar is not None:
                 self._bar.set_description_str(f"{event.entry} line {event.line + 1}",
                                               refresh=False)

@@ -8,6 +8,7 @@ subclass); settings outside the instrument's range raise `RangeError` before any
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -106,11 +107,15 @@ class FieldSource(Instrument):
     name = "coils"
 
     @abstractmethod
-    def set_field(self, b: np.ndarray, *, ramp: bool = True) -> None:
+    def set_field(self, b: np.ndarray, *, ramp: bool = True,
+                  stop: Callable[[], bool] | None = None) -> None:
         """Set the applied field vector (3,) in T, ramping the currents within the rate limit.
 
         The field is the total at the sample, ambient included (the source nulls the ambient
-        field through its calibration). Raises `RangeError` beyond `limits()`.
+        field through its calibration). Raises `RangeError` beyond `limits()`. `stop` is asked
+        before every step of the ramp (from any thread's abort): once it is true, the ramp
+        ends where it is and `RampStopped` is raised, the field left part-way for the caller
+        to make safe.
         """
 
     @abstractmethod

@@ -59,6 +59,10 @@ MAX_RAMP_A_PER_S = 100.0
 RAMP_LOST_REPLIES = 2
 MAX_FIELD_UT = 10_000.0  # 10 mT: air coils around a microscope never reach it
 MAX_TOLERANCE_NT = 100_000.0
+# nT: the ambient field's drift during a scan that is warned of (fluxgate.drift_tolerance_nT):
+# well below the MTJ's 250 nT noise in one reading, so the warning comes before the drift shows
+# in a map as an offset, and above the fluxgate's noise and a quiet lab's daily change
+DRIFT_TOLERANCE_NT = 100.0
 MAX_FLUXGATE_T_PER_V = 1e-2  # fluxgates give 1e4..1e6 V/T
 MAX_CHANNEL = 10_000
 
@@ -150,6 +154,8 @@ class FluxgateSettings:
     channels: tuple[int, int, int]  # multimeter scanner channels for the x, y, z outputs
     scale: np.ndarray  # (3, 3) T/V, sample frame: B = scale @ (V - offset)
     offset: np.ndarray  # (3,) V
+    # T: a scan warns once the field read at a line's end is this far from its start's check
+    drift_tolerance: float = DRIFT_TOLERANCE_NT * NT
 
 
 @dataclass(frozen=True)
@@ -515,6 +521,8 @@ def _fluxgate(r: _Reader) -> FluxgateSettings:
         channels=tuple(int(c) for c in channels),  # type: ignore[arg-type]
         scale=_invertible(r, "scale_T_per_V", "T/V", MAX_FLUXGATE_T_PER_V),
         offset=r.array("offset_V", (3,), [0.0, 0.0, 0.0], limit=MAX_OFFSET_V, unit=" V"),
+        drift_tolerance=r.number("drift_tolerance_nT", DRIFT_TOLERANCE_NT, positive=True,
+                                 hi=MAX_TOLERANCE_NT, unit=" nT") * NT,
     )
     r.check_unknown()
     return s

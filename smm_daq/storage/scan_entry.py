@@ -16,7 +16,11 @@ Beyond the map core of `smm_daq.storage.nexus`, a scan entry holds:
       data    Bz (ny, nx) T NaN-filled, line_done (ny,), lockin_x, lockin_y (ny, nx) V,
               lockin_range (ny, nx) V full scale, time (ny, nx) s since the scan's start
               (its `start` attribute, the entry's start_time), continued across resumes
-              (`runs`); line_run (ny,) the run that measured each line (-1: none yet).
+              (`runs`); line_run (ny,) the run that measured each line (-1: none yet);
+              line_field (ny, 3) T, the field at the sample (x, y, z) the fluxgate read at
+              the line's end (NaN: no fluxgate, or not measured), for the ambient field's
+              drift over the scan; files of earlier versions have none, and lines resumed
+              into them store none.
               Files of earlier versions have no line_run and no runs: their time is each
               run's rig clock, which starts again at every resume
       runs    NXcollection, a row per run (the start, then each resume): run (n,),
@@ -400,6 +404,11 @@ class ScanEntryWriter:
             "runs/time_offset, and the rig clock's seconds since then are added; NaN where "
             "not measured")
         data.create_dataset("line_done", shape=(ny,), dtype=bool, fillvalue=False)
+        line_field = data.create_dataset("line_field", shape=(ny, 3), dtype="f8",
+                                         fillvalue=np.nan)
+        line_field.attrs["units"] = "T"
+        line_field.attrs["long_name"] = ("field at the sample (x, y, z) read by the fluxgate at "
+                                         "the line's end; NaN: no fluxgate, or not measured")
         run = data.create_dataset("line_run", shape=(ny,), dtype="i4", fillvalue=-1)
         run.attrs["long_name"] = ("run that measured the line: 0 the scan's start, k its k-th "
                                   "resume (runs); -1 not measured")
@@ -470,9 +479,11 @@ class ScanEntryWriter:
 
     def write_line(self, iy: int, bz: np.ndarray, x: np.ndarray, y: np.ndarray,
                    full_scale: np.ndarray, t: np.ndarray,
-                   streams: Mapping[str, np.ndarray] | None = None) -> None:
+                   streams: Mapping[str, np.ndarray] | None = None,
+                   line_field: np.ndarray | None = None) -> None:
         """Store line `iy` (and, flown, its raw `streams`: the `fly_streams` datasets by
-        name, each line shorter than the layout NaN-padded) and flush it, then mark it
+        name, each line shorter than the layout NaN-padded; `line_field`, the fluxgate's
+        reading at its end, where the entry has room for it) and flush it, then mark it
         done and flush again."""
         room = sum(np.asarray(v).nbytes for v in (bz, x, y, full_scale, t,
                                                     *(streams or {}).values()))
@@ -494,6 +505,8 @@ class ScanEntryWriter:
             data["lockin_y"][iy] = y
             data["lockin_range"][iy] = full_scale
             data["time"][iy] = np.asarray(t, dtype=float) + shift
+            if line_field is not None and "line_field" in data:  # earlier versions: none
+                data["line_field"][iy] = np.asarray(line_field, dtype=float)
             if self.time_shift is not None and self.run is not None:
                 data["line_run"][iy] = self.run
             f.flush()

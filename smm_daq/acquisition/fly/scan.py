@@ -317,7 +317,7 @@ class FlyScan:
         fs = np.full(plan.nx, self._full_scale)
         self._check_field_held()
         self._check_lockin_held()
-        self._store_line(  # type: ignore[attr-defined]
+        said = self._store_line(  # type: ignore[attr-defined]
             iy, bz, lx, ly, fs, t,
             streams={"time": streams.t, "lockin_x": x, "lockin_y": y,
                      "position_time": t_pos, "position_x": x_pos, "lag": np.float64(lag)})
@@ -326,4 +326,4 @@ class FlyScan:
         self._run_points += plan.nx
         for ix in plan.line_order(iy).tolist():
             self._emit("point", line=iy, index=(iy, int(ix)), bz=float(bz[ix]))
-        self._emit("line_done", line=iy)
+        self._emit("line_done", line=iy, message=said)

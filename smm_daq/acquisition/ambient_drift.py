@@ -1,0 +1,43 @@
+"""The ambient field's drift over a long scan, from a fluxgate reading at each line's end.
+
+The coils' currents are checked every line (`Sequencer._check_field_held`), but the field
+they add to, the ambient field, is measured only at a run's start. Over a scan of hours it can
+change (the Earth's field, a lab's machines, a magnet moved nearby), and the map then carries
+it as a slow offset in Bz. The fluxgate, read once at each line's end, gives the field at the
+sample; the reading is stored with the line, and a drift from the run's start check beyond the
+profile's `fluxgate.drift_tolerance_nT` is said: once it first passes the tolerance, and again
+each time it passes another whole tolerance, so an 8 h scan says how far it went without
+saying it every line.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+class DriftWatch:
+    """Readings at line ends compared with `start` (T), the run's field check."""
+
+    def __init__(self, start: np.ndarray, tolerance: float) -> None:
+        self.start = np.asarray(start, dtype=float).copy()
+        self.tolerance = tolerance
+        self._said = 0  # whole tolerances of drift already said
+
+    def check(self, line: int, field: np.ndarray) -> str:
+        """What to tell of the reading `field` (T) at the end of `line`, or ""."""
+        drift = float(np.linalg.norm(np.asarray(field, dtype=float) - self.start))
+        level = math.floor(drift / self.tolerance) if math.isfinite(drift) else 0
+        if level <= self._said:
+            return ""
+        self._said = level
+        return (f"the field at the sample drifted {drift * 1e9:.0f} nT by the end of line "
+                f"{line} (the fluxgate reads {_ut(field)} µT, {_ut(self.start)} µT at the "
+                f"start), beyond the {self.tolerance * 1e9:.0f} nT of "
+                "fluxgate.drift_tolerance_nT: the ambient field changed (a magnet or a machine "
+                "near the rig?); each line's reading is stored in its data/line_field")
+
+
+def _ut(b: np.ndarray) -> str:
+    return "(" + ", ".join(f"{v * 1e6:.3f}" for v in np.asarray(b, dtype=float)) + ")"

@@ -1,0 +1,134 @@
+"""The ambient field read by the fluxgate at each line's end: stored with the line, a drift
+beyond fluxgate.drift_tolerance_nT warned of (in the scan's notes, its line_done event and the
+window), the file still read by h5py, silx and nexusformat, and a file made before the
+per-line reading existed still resumed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from test_files_open_everywhere import _check_h5py, _check_nexusformat, _check_silx
+
+from smm_daq.acquisition.plan import ScanPlan
+from smm_daq.acquisition.sequencer import Sequencer
+from smm_daq.instruments.profile import load_profile
+from smm_daq.instruments.rig import open_rig
+
+UM = 1e-6
+FIELD = (0.0, 20e-6, 0.0)
+DRIFT_T_PER_S = 40e-9  # 144 µT/h: far more than a lab's, to cross 100 nT in a short scan
+
+
+def _plan(name: str = "drift") -> ScanPlan:
+    return ScanPlan.from_center(name, (12.5e-3, 12.5e-3), (60 * UM, 80 * UM), 20 * UM,
+                                field=FIELD)
+
+
+@pytest.fixture
+def rig():
+    r = open_rig(load_profile())
+    yield r
+    r.close()
+
+
+def _drifting_from_the_start(rig, seq: Sequencer) -> list[str]:
+    """The ambient field drifts in z from the scan's "started" event (its field checked);
+    returns the line_done events' messages as they come."""
+    said: list[str] = []
+
+    def on_event(event) -> None:
+        if event.kind == "started":
+            rig.world.coils.set_ambient_drift([0.0, 0.0, DRIFT_T_PER_S])
+        elif event.kind == "line_done":
+            said.append(event.message)
+
+    seq.subscribe(on_event)
+    return said
+
+
+def test_a_drifting_ambient_field_is_stored_per_line_and_warned(rig, tmp_path: Path) -> None:
+    path = tmp_path / "s.h5"
+    seq = Sequencer(rig, path, _plan())
+    said = _drifting_from_the_start(rig, seq)
+    assert seq.run() == "finished"
+    with h5py.File(path, "r") as f:
+        lines = f["drift/data/line_field"][()]
+        start = f["drift/instrument/field_check/value"][()]
+        assert f["drift/data/line_field"].attrs["units"] == "T"
+    assert lines.shape == (5, 3) and np.isfinite(lines).all()
+    # x and y hold; z follows the ambient field, which the world drifted
+    np.testing.assert_allclose(lines[:, :2], np.tile(FIELD[:2], (5, 1)), atol=20e-9)
+    now = rig.world.coils.ambient_at()[2] - rig.profile.coils.ambient_field[2]
+    assert 0 < lines[0, 2] - start[2] < lines[-1, 2] - start[2] <= now + 20e-9
+    drift = np.abs(lines[:, 2] - start[2])
+    assert drift[-1] > 100e-9  # the default tolerance is crossed by the end
+    warned = [i for i, text in enumerate(said) if text]
+    first = int(np.argmax(drift > 100e-9))
+    assert warned[0] == first  # said at the line it first passes the tolerance ...
+    assert all(drift[i] > 100e-9 for i in warned)  # ... and only where it is beyond it,
+    assert len(warned) == int(drift[-1] // 100e-9)  # once per whole tolerance passed
+    assert f"drifted {drift[first] * 1e9:.0f} nT by the end of line {first}" in said[first]
+    assert "fluxgate.drift_tolerance_nT" in said[first]
+    assert said[first] in seq.message  # a note of the scan, in its final message
+
+
+def test_a_steady_ambient_field_is_stored_and_not_warned(rig, tmp_path: Path) -> None:
+    path = tmp_path / "s.h5"
+    seq = Sequencer(rig, path, _plan())
+    said: list[str] = []
+    seq.subscribe(lambda e: e.kind == "line_done" and said.append(e.message))
+    assert seq.run() == "finished"
+    with h5py.File(path, "r") as f:
+        lines = f["drift/data/line_field"][()]
+    np.testing.assert_allclose(lines, np.tile(FIELD, (5, 1)), atol=20e-9)
+    assert said == [""] * 5
+    assert "drift" not in seq.message
+
+
+def test_the_tolerance_is_the_profiles(tmp_path: Path) -> None:
+    text = (Path(load_profile().path).read_text()
+            .replace('offset_V = [0.0, 0.0, 0.0]\n\n#', 'offset_V = [0.0, 0.0, 0.0]\n'
+                     'drift_tolerance_nT = 100000.0\n\n#'))
+    assert "drift_tolerance_nT" in text
+    profile_path = tmp_path / "p.toml"
+    profile_path.write_text(text)
+    profile = load_profile(profile_path)
+    assert profile.fluxgate is not None and profile.fluxgate.drift_tolerance == 1e-4
+    r = open_rig(profile)
+    try:
+        seq = Sequencer(r, tmp_path / "s.h5", _plan())
+        said = _drifting_from_the_start(r, seq)
+        assert seq.run() == "finished"
+    finally:
+        r.close()
+    assert said == [""] * 5
+
+
+def test_the_file_with_line_field_reads_in_h5py_silx_and_nexusformat(rig, tmp_path) -> None:
+    path = tmp_path / "s.h5"
+    seq = Sequencer(rig, path, _plan())
+    _drifting_from_the_start(rig, seq)
+    assert seq.run() == "finished"
+    _check_h5py(path)
+    _check_silx(path)
+    _check_nexusformat(path)
+
+
+def test_a_file_without_line_field_is_resumed(rig, tmp_path: Path) -> None:
+    """An entry written before the per-line reading existed (no data/line_field): its
+    resume measures the lines left, storing no reading, as before."""
+    path = tmp_path / "old.h5"
+    seq = Sequencer(rig, path, _plan())
+    seq.subscribe(lambda e: e.kind == "line_done" and e.line == 1 and seq.abort())
+    assert seq.run() == "aborted"
+    with h5py.File(path, "r+") as f:
+        del f["drift/data/line_field"]
+    again = Sequencer(rig, path, _plan(), resume=True)
+    assert again.run() == "finished", again.message
+    with h5py.File(path, "r") as f:
+        assert "line_field" not in f["drift/data"]
+        assert f["drift/data/line_done"][()].all()
+        assert np.isfinite(f["drift/data/Bz"][()]).all()

@@ -1,0 +1,74 @@
+"""Stop during a field's ramp-up in the window (Set field, a recipe's set_field step) ends the
+ramp at its next step and ramps down from there, never on to the field typed."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+from PyQt6 import QtCore
+
+WAIT_MS = 60_000
+UT = 1e-6
+
+
+class _HeldRamp:
+    """Coil y's setpoints as the simulated supply takes them; its second one (the ramp's
+    first step after enable's 0 A) holds the rig's thread until `release()`, so that Stop is
+    pressed while the ramp is under way."""
+
+    def __init__(self, coils) -> None:
+        self.sent: list[float] = []
+        self.reached, self._go_on = threading.Event(), threading.Event()
+        original = coils.set_current
+
+        def set_current(i: int, amps: float) -> None:
+            original(i, amps)
+            if i == 1:
+                self.sent.append(amps)
+                if len(self.sent) == 2:
+                    self.reached.set()
+                    self._go_on.wait(WAIT_MS / 1000)
+
+        coils.set_current = set_current
+
+    def release(self) -> None:
+        self._go_on.set()
+
+
+def _safe_currents(window) -> np.ndarray:
+    coils = window.holder.profile.coils
+    return np.linalg.solve(coils.calibration, -coils.ambient_field)
+
+
+def test_stop_during_set_field_ramps_down_from_where_it_got(window, qtbot) -> None:
+    panel = window.instruments
+    held = _HeldRamp(window.holder.rig.world.coils)
+    panel.field_boxes[1].setValue(100.0)  # 2 A on coil y
+    qtbot.mouseClick(panel.set_field_button, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(held.reached.is_set, timeout=WAIT_MS)
+    qtbot.mouseClick(panel.stop_button, QtCore.Qt.MouseButton.LeftButton)
+    held.release()
+    qtbot.waitUntil(lambda: "ramp was stopped" in panel.message.text(), timeout=WAIT_MS)
+    assert max(abs(a) for a in held.sent) < 0.2
+    assert "ramped to the safe state" in panel.message.text()
+    np.testing.assert_allclose(window.holder.rig.world.coils.currents(),
+                               _safe_currents(window), atol=2e-3)
+
+
+def test_stop_during_a_recipes_set_field_ramps_down_from_where_it_got(
+        window, qtbot, tmp_path) -> None:
+    recipe = tmp_path / "field.toml"
+    recipe.write_text('[recipe]\ntitle = "a field, stopped on its way"\n'
+                      '[[step]]\nkind = "set_field"\nfield_uT = [0.0, 100.0, 0.0]\n')
+    view = window.recipes
+    held = _HeldRamp(window.holder.rig.world.coils)
+    assert view.open_recipe(recipe)
+    assert view.run()
+    qtbot.waitUntil(held.reached.is_set, timeout=WAIT_MS)
+    qtbot.mouseClick(view.stop_button, QtCore.Qt.MouseButton.LeftButton)
+    held.release()
+    qtbot.waitUntil(lambda: not view.runner.running, timeout=WAIT_MS)
+    assert max(abs(a) for a in held.sent) < 0.2
+    assert "ramp was stopped" in view.message.text()
+    np.testing.assert_allclose(window.holder.rig.world.coils.currents(), 0.0, atol=2e-3)
