@@ -164,3 +164,49 @@ def test_a_reader_waits_for_a_writer_holding_the_file_only_so_long(path, clock):
     assert f"for more than {turns.TURN_WAIT_S:g} s" in str(out[0])
     assert clock.now() >= turns.TURN_WAIT_S
     assert [e.name for e in list_entries(path)] == ["earlier"]  # and afterwards it reads
+
+
+def _overrun_now(path) -> None:
+    """A scan of this process writes `path` now, overrunning this thread's read of it."""
+    writer, out = _in_thread(lambda: _write_late(path))
+    writer.join(JOIN_S)
+    assert out == [None]
+
+
+def test_an_overrun_read_whose_closed_file_answered_without_an_error_is_told_to_read_again(
+        path, clock):
+    answers: list[object] = []
+    with pytest.raises(InputError) as raised, open_read(path) as f:
+        _overrun_now(path)
+        answers += ["earlier" in f, f.get("earlier")]  # a closed file's answers, no error
+    assert answers == [False, None]  # not what the file holds: the read must not stand
+    assert "read it again" in str(raised.value)
+    assert [e.name for e in list_entries(path)] == ["earlier", "late"]
+
+
+def test_an_overrun_read_that_fails_on_what_the_closed_file_answered_is_told_to_read_again(
+        path, clock):
+    with pytest.raises(InputError, match="read it again"), open_read(path) as f:
+        _overrun_now(path)
+        f.get("earlier")["data"]  # None["data"]: a TypeError, not the file's fault
+
+
+def test_entries_listed_while_a_scan_of_this_process_overruns_the_listing_are_not_misread(
+        path, clock, monkeypatch):
+    from smm_daq.storage import nexus
+
+    write_map_entry(path, _map("second"), kind="scan")
+    real, calls = nexus._info_or_problem, []
+
+    def overrun_after_the_first(name, g, source):
+        if calls:
+            _overrun_now(path)
+        calls.append(name)
+        return real(name, g, source)
+
+    monkeypatch.setattr(nexus, "_info_or_problem", overrun_after_the_first)
+    with pytest.raises(InputError, match="read it again"):
+        list_entries(path)  # not "second" listed as unreadable, nor missing
+    assert calls == ["earlier", "second"]
+    monkeypatch.setattr(nexus, "_info_or_problem", real)
+    assert [e.name for e in list_entries(path)] == ["earlier", "second", "late"]

@@ -417,19 +417,30 @@ def _open_read(p: Path) -> Iterator[h5py.File]:
         try:
             with _opened_for_reading(p) as read:
                 yield read.file
-        except (InputError, OSError, RuntimeError, KeyError, ValueError):
-            if read is not None and read.overrun:  # a writer here stopped waiting for it
-                raise InputError(
-                    "was written by this program while it was read (a writer waits for a "
-                    f"reader {turns.WRITER_WAIT_S:g} s at most, and closed this read), so it "
-                    "was not read whole; read it again: nothing says the file is damaged",
-                    source=str(p)) from None
-            if turns.changed(p, before):  # a writer stopped waiting for this reader
-                raise InputError(
+        except Exception as exc:
+            if read is not None and read.overrun:  # whatever the closed file made it raise
+                raise _overrun(p) from None
+            if isinstance(exc, _READ_FAILURES) and turns.changed(p, before):
+                raise InputError(  # a writer elsewhere stopped waiting for this reader
                     "was written by another process while it was read (a writer waits for "
                     f"a reader {turns.WRITER_WAIT_S:g} s at most), so it was not read whole; "
                     "read it again: nothing says the file is damaged", source=str(p)) from None
             raise
+        if read is not None and read.overrun:
+            # A closed file answers some questions without an error: `name in f` is False,
+            # `f.get(name)` None. What the read made of such answers is not the file's.
+            raise _overrun(p)
+
+
+_READ_FAILURES = (InputError, OSError, RuntimeError, KeyError, ValueError)
+
+
+def _overrun(p: Path) -> InputError:
+    """A read that a writer of this process closed (`smm_daq.storage.here`)."""
+    return InputError(
+        "was written by this program while it was read (a writer waits for a reader "
+        f"{turns.WRITER_WAIT_S:g} s at most, and closed this read), so it was not read whole; "
+        "read it again: nothing says the file is damaged", source=str(p))
 
 
 @contextlib.contextmanager
