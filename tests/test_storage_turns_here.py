@@ -210,3 +210,36 @@ def test_entries_listed_while_a_scan_of_this_process_overruns_the_listing_are_no
     assert calls == ["earlier", "second"]
     monkeypatch.setattr(nexus, "_info_or_problem", real)
     assert [e.name for e in list_entries(path)] == ["earlier", "second", "late"]
+
+
+def test_a_writer_waits_for_a_stalled_writer_of_its_own_process_only_so_long(path, clock):
+    stalled, release = threading.Event(), threading.Event()
+
+    def stalled_write() -> None:  # a write stopped on a stalled disk
+        with writing(path) as w:
+            w.attrs["touched"] = 1
+            w.flush()
+            stalled.set()
+            assert release.wait(JOIN_S)
+
+    first, first_out = _in_thread(stalled_write)
+    try:
+        assert stalled.wait(JOIN_S)
+        second, out = _in_thread(lambda: _touch(path, "late"))
+        second.join(JOIN_S)
+        assert not second.is_alive(), "a writer waited for a stalled writer without end"
+    finally:
+        release.set()
+    first.join(JOIN_S)
+    assert first_out == [None]
+    assert isinstance(out[0], StorageError)
+    assert f"for more than {turns.TURN_WAIT_S:g} s" in str(out[0])
+    assert "nothing was written" in str(out[0])
+    assert clock.now() >= turns.TURN_WAIT_S
+    with open_read(path) as f:
+        assert f.attrs["touched"] == 1 and "late" not in f.attrs
+
+
+def _touch(path, name: str) -> None:
+    with writing(path) as w:
+        w.attrs[name] = 1

@@ -286,7 +286,7 @@ def _file_lock(path: Path, *, exclusive: bool) -> Iterator[None]:
         here.refuse_within(path, writing=True)
     with contextlib.ExitStack() as stack:
         if exclusive:
-            stack.enter_context(_local_lock(path))
+            stack.enter_context(_writers_turn(path))
         waited = False  # for the readers already reading, by the open-file-description lock
         if _shared_locks() and path.exists():
             try:
@@ -354,6 +354,20 @@ def _machine_lock(path: Path) -> FileLock:
     name = f"h5-{hashlib.sha256(key.encode()).hexdigest()[:24]}.lock"
     return FileLock(directory / name, mode=FILE_MODE, thread_local=False,
                     fallback_to_soft=False)
+
+
+@contextlib.contextmanager
+def _writers_turn(path: Path) -> Iterator[None]:
+    """This process's writers' lock of `path` held, waited for `turns.TURN_WAIT_S` at most
+    (on `turns.CLOCK`), as a writer in another process is: StorageError when another thread's
+    write holds it longer (one stopped on a stalled disk), nothing written."""
+    lock = _local_lock(path)
+    if not turns.wait_until(lambda: lock.acquire(blocking=False), turns.TURN_WAIT_S):
+        raise StorageError(f"{turns.busy(str(path))}; nothing was written")
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _local_lock(path: Path) -> threading.RLock:

@@ -123,7 +123,8 @@ def _take(fd: int, kind: int, start: int, wait_s: float) -> bool:
     return wait_until(lambda: _attempt(fd, kind, start), wait_s)
 
 
-def _busy(source: str) -> Busy:
+def busy(source: str) -> Busy:
+    """`Busy` for the file at `source` (what its readers and writers are told)."""
     return Busy(f"{source}: another writer has held it for more than {TURN_WAIT_S:g} s (one "
                 "writing at length, or stopped while it writes: a stalled disk); expected it "
                 "free: try again once that write has finished")
@@ -134,10 +135,10 @@ def hold_for_reading(fd: int, source: str) -> None:
     waits. Busy when a writer holds it longer than `TURN_WAIT_S`; OSError where the file
     system has no such locks."""
     if not _take(fd, fcntl.F_RDLCK, TURN, TURN_WAIT_S):  # type: ignore[union-attr]
-        raise _busy(source)
+        raise busy(source)
     try:
         if not _take(fd, fcntl.F_RDLCK, DATA, TURN_WAIT_S):  # type: ignore[union-attr]
-            raise _busy(source)
+            raise busy(source)
     finally:
         _attempt(fd, fcntl.F_UNLCK, TURN)  # type: ignore[union-attr]
 
@@ -148,7 +149,7 @@ def hold_for_writing(fd: int, source: str) -> bool:
     they had all finished, False when it writes under one. Busy when another writer holds it
     longer than `TURN_WAIT_S`; OSError where the file system has no such locks."""
     if not _take(fd, fcntl.F_WRLCK, TURN, TURN_WAIT_S):  # type: ignore[union-attr]
-        raise _busy(source)
+        raise busy(source)
     if _take(fd, fcntl.F_WRLCK, DATA, WRITER_WAIT_S):  # type: ignore[union-attr]
         return True
     _log.warning("%s: written while another process still reads it (it has held it for more "
