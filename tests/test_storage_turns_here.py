@@ -137,6 +137,8 @@ def test_a_lock_manager_that_never_answers_holds_up_neither_reads_nor_writes(
         fcntl=silent, **{k: getattr(real, k) for k in dir(real) if k.startswith("F_")}))
     monkeypatch.setattr(turns, "ANSWER_WAIT_S", 0.0)
     monkeypatch.setattr(turns, "_SILENT", set())
+    monkeypatch.setattr(turns, "LOCAL_TYPES", frozenset())  # a network file system
+    monkeypatch.setattr(turns, "_LOCAL", {})
     try:
         thread, out = _in_thread(lambda: (_write_late(path), list_entries(path))[1])
         thread.join(JOIN_S)
@@ -243,3 +245,19 @@ def test_a_writer_waits_for_a_stalled_writer_of_its_own_process_only_so_long(pat
 def _touch(path, name: str) -> None:
     with writing(path) as w:
         w.attrs[name] = 1
+
+
+def test_lock_calls_on_a_local_file_system_are_made_without_a_thread_each(path, monkeypatch):
+    import os
+
+    if turns.file_system_type(os.stat(path).st_dev) not in turns.LOCAL_TYPES:
+        pytest.skip("the test's files are not on a file system of this machine's own")
+
+    class NoThread:
+        def __init__(self, *args, **kwargs) -> None:
+            raise AssertionError("a thread was started for a lock call on a local disk")
+
+    monkeypatch.setattr(turns, "threading", types.SimpleNamespace(Thread=NoThread,
+                                                                Event=threading.Event))
+    _write_late(path)
+    assert [e.name for e in list_entries(path)] == ["earlier", "late"]
