@@ -214,17 +214,18 @@ def test_entries_listed_while_a_scan_of_this_process_overruns_the_listing_are_no
     assert [e.name for e in list_entries(path)] == ["earlier", "second", "late"]
 
 
+def _stalled_write(path, stalled: threading.Event, release: threading.Event) -> None:
+    """A write of this process stopped on a stalled disk until `release`."""
+    with writing(path) as w:
+        w.attrs["touched"] = 1
+        w.flush()
+        stalled.set()
+        assert release.wait(JOIN_S)
+
+
 def test_a_writer_waits_for_a_stalled_writer_of_its_own_process_only_so_long(path, clock):
     stalled, release = threading.Event(), threading.Event()
-
-    def stalled_write() -> None:  # a write stopped on a stalled disk
-        with writing(path) as w:
-            w.attrs["touched"] = 1
-            w.flush()
-            stalled.set()
-            assert release.wait(JOIN_S)
-
-    first, first_out = _in_thread(stalled_write)
+    first, first_out = _in_thread(lambda: _stalled_write(path, stalled, release))
     try:
         assert stalled.wait(JOIN_S)
         second, out = _in_thread(lambda: _touch(path, "late"))
@@ -261,3 +262,26 @@ def test_lock_calls_on_a_local_file_system_are_made_without_a_thread_each(path, 
                                                                 Event=threading.Event))
     _write_late(path)
     assert [e.name for e in list_entries(path)] == ["earlier", "late"]
+
+
+def test_a_reader_waits_for_a_stalled_writer_of_its_own_process_only_so_long_without_locks(
+        path, clock, monkeypatch):
+    import os
+
+    # the file system's lock manager did not answer before: no locks to wait on
+    monkeypatch.setattr(turns, "_SILENT", {os.stat(path).st_dev})
+    stalled, release = threading.Event(), threading.Event()
+    first, first_out = _in_thread(lambda: _stalled_write(path, stalled, release))
+    try:
+        assert stalled.wait(JOIN_S)
+        reader, out = _in_thread(lambda: list_entries(path))
+        reader.join(JOIN_S)
+        assert not reader.is_alive(), "a reader waited for a stalled writer without end"
+    finally:
+        release.set()
+    first.join(JOIN_S)
+    assert first_out == [None]
+    assert isinstance(out[0], InputError)
+    assert f"for more than {turns.TURN_WAIT_S:g} s" in str(out[0])
+    assert clock.now() >= turns.TURN_WAIT_S
+    assert [e.name for e in list_entries(path)] == ["earlier"]  # and afterwards it reads
