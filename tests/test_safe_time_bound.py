@@ -185,3 +185,76 @@ def test_the_bound_covers_ramps_down_each_on_its_own_past_lost_replies(
     assert simulated_s <= int(printed.group(1))
     backend = made[0]
     assert max(abs(backend.world.coils.current(k)) for k in range(2)) < 1e-3
+
+
+class LosesSomeReplies(Emulator):
+    """A supply whose link loses some replies and recovers: the replies numbered in
+    `lose[(connect, message)]` (from 1, each query's tries counted) are lost, the query read
+    and nothing back; `dies_at` as in `LosesTheQueueReadThenDies`."""
+
+    def __init__(self, inner: Emulator, lose: dict[tuple[int, str], set[int]],
+                 dies_at: tuple[int, str] | None = None) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.lose = lose
+        self.dies_at = dies_at
+        self.connects = 0  # *IDN? opens each connect (its retries do not)
+        self.last = ""
+        self.asked: dict[tuple[int, str], int] = {}
+        self.dead = False
+
+    def handle(self, message: str) -> str | None:
+        self.connects += message == "*IDN?" and self.last != "*IDN?"
+        self.last = message
+        self.dead = self.dead or (self.connects, message) == self.dies_at
+        if self.dead:
+            return None
+        key = (self.connects, message)
+        self.asked[key] = self.asked.get(key, 0) + 1
+        reply = self.inner.handle(message)
+        return None if self.asked[key] in self.lose.get(key, set()) else reply
+
+
+@pytest.mark.xfail(strict=True, reason="the bound counts a link's timeouts as a supply that "
+                   "stops answering spends them; one that loses some replies and recovers "
+                   "(retries that succeed, a lost switch-off check sent again) spends more")
+def test_the_bound_covers_supplies_that_lose_some_replies_and_recover(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """Coil z stops answering at the connect of the three; x and y, left at 2 A, are ramped
+    down each on its own and made safe, losing on the way two tries of *IDN?, two of CURR?,
+    their queue read, two step checks (as many as a ramp-down goes on past), their switch-off
+    check (sent again) and two tries of their read-back: 30 timeouts in all, where the bound
+    counts about 28."""
+    text = (REPO / "configs" / "simulator.toml").read_text(encoding="utf-8")
+    old = 'implementation = "kepco_bop"'
+    path = tmp_path / "profile.toml"
+    path.write_text(text.replace(old, f"{old}\ntimeout_s = {TIMEOUT_S}"), encoding="utf-8")
+    started: list[float] = []
+    supplies: list[LosesSomeReplies] = []
+
+    def lossy(backend: Any, profile: Any) -> None:
+        x, y, z = profile.coils.addresses
+        for address in (x, y):
+            backend.endpoint(address).handle("FUNC:MODE CURR;VOLT 20;CURR 2;OUTP ON")
+        backend.clock.sleep(1.0)  # the currents reach 2 A: 20 steps down at 1 A/s
+        # SYST:ERR? of the second connect: 1 the queue read, 2..21 the steps, 22 OUTP OFF's
+        lose = {(1, "SYST:ERR?"): {1}, (2, "*IDN?"): {1, 2}, (2, "CURR?"): {1, 2},
+                (2, "SYST:ERR?"): {1, 3, 5, 22}, (2, "MEAS:CURR?"): {1, 2}}
+        wrapped = {x: LosesSomeReplies(backend.endpoint(x), lose),
+                   y: LosesSomeReplies(backend.endpoint(y), lose),
+                   z: LosesSomeReplies(backend.endpoint(z), {(1, "SYST:ERR?"): {1}},
+                                       (1, "FUNC:MODE?"))}
+        supplies.extend(wrapped.values())
+        endpoint = backend.endpoint
+        backend.endpoint = lambda address: wrapped.get(address) or endpoint(address)
+        started.append(backend.clock.now())
+
+    made = simulators_made(monkeypatch, lossy)
+    code = main(["safe", "--profile", str(path)])
+    said = capsys.readouterr()
+    assert code == 1, said  # coil z is lost
+    assert said.out.count("0.0000 A, output off; 5 replies lost on the way") == 2, said
+    printed = re.search(r"at most (\d+) s", said.err)
+    assert printed is not None
+    simulated_s = made[0].clock.now() - started[0]
+    assert simulated_s <= int(printed.group(1))

@@ -137,6 +137,8 @@ def test_a_lock_manager_that_never_answers_holds_up_neither_reads_nor_writes(
         fcntl=silent, **{k: getattr(real, k) for k in dir(real) if k.startswith("F_")}))
     monkeypatch.setattr(turns, "ANSWER_WAIT_S", 0.0)
     monkeypatch.setattr(turns, "_SILENT", set())
+    monkeypatch.setattr(turns, "LOCAL_TYPES", frozenset())  # a network file system
+    monkeypatch.setattr(turns, "_LOCAL", {})
     try:
         thread, out = _in_thread(lambda: (_write_late(path), list_entries(path))[1])
         thread.join(JOIN_S)
@@ -160,6 +162,125 @@ def test_a_reader_waits_for_a_writer_holding_the_file_only_so_long(path, clock):
         assert not thread.is_alive(), "the reader waited for the writer without end"
     finally:
         os.close(fd)
+    assert isinstance(out[0], InputError)
+    assert f"for more than {turns.TURN_WAIT_S:g} s" in str(out[0])
+    assert clock.now() >= turns.TURN_WAIT_S
+    assert [e.name for e in list_entries(path)] == ["earlier"]  # and afterwards it reads
+
+
+def _overrun_now(path) -> None:
+    """A scan of this process writes `path` now, overrunning this thread's read of it."""
+    writer, out = _in_thread(lambda: _write_late(path))
+    writer.join(JOIN_S)
+    assert out == [None]
+
+
+def test_an_overrun_read_whose_closed_file_answered_without_an_error_is_told_to_read_again(
+        path, clock):
+    answers: list[object] = []
+    with pytest.raises(InputError) as raised, open_read(path) as f:
+        _overrun_now(path)
+        answers += ["earlier" in f, f.get("earlier")]  # a closed file's answers, no error
+    assert answers == [False, None]  # not what the file holds: the read must not stand
+    assert "read it again" in str(raised.value)
+    assert [e.name for e in list_entries(path)] == ["earlier", "late"]
+
+
+def test_an_overrun_read_that_fails_on_what_the_closed_file_answered_is_told_to_read_again(
+        path, clock):
+    with pytest.raises(InputError, match="read it again"), open_read(path) as f:
+        _overrun_now(path)
+        f.get("earlier")["data"]  # None["data"]: a TypeError, not the file's fault
+
+
+def test_entries_listed_while_a_scan_of_this_process_overruns_the_listing_are_not_misread(
+        path, clock, monkeypatch):
+    from smm_daq.storage import nexus
+
+    write_map_entry(path, _map("second"), kind="scan")
+    real, calls = nexus._info_or_problem, []
+
+    def overrun_after_the_first(name, g, source):
+        if calls:
+            _overrun_now(path)
+        calls.append(name)
+        return real(name, g, source)
+
+    monkeypatch.setattr(nexus, "_info_or_problem", overrun_after_the_first)
+    with pytest.raises(InputError, match="read it again"):
+        list_entries(path)  # not "second" listed as unreadable, nor missing
+    assert calls == ["earlier", "second"]
+    monkeypatch.setattr(nexus, "_info_or_problem", real)
+    assert [e.name for e in list_entries(path)] == ["earlier", "second", "late"]
+
+
+def _stalled_write(path, stalled: threading.Event, release: threading.Event) -> None:
+    """A write of this process stopped on a stalled disk until `release`."""
+    with writing(path) as w:
+        w.attrs["touched"] = 1
+        w.flush()
+        stalled.set()
+        assert release.wait(JOIN_S)
+
+
+def test_a_writer_waits_for_a_stalled_writer_of_its_own_process_only_so_long(path, clock):
+    stalled, release = threading.Event(), threading.Event()
+    first, first_out = _in_thread(lambda: _stalled_write(path, stalled, release))
+    try:
+        assert stalled.wait(JOIN_S)
+        second, out = _in_thread(lambda: _touch(path, "late"))
+        second.join(JOIN_S)
+        assert not second.is_alive(), "a writer waited for a stalled writer without end"
+    finally:
+        release.set()
+    first.join(JOIN_S)
+    assert first_out == [None]
+    assert isinstance(out[0], StorageError)
+    assert f"for more than {turns.TURN_WAIT_S:g} s" in str(out[0])
+    assert "nothing was written" in str(out[0])
+    assert clock.now() >= turns.TURN_WAIT_S
+    with open_read(path) as f:
+        assert f.attrs["touched"] == 1 and "late" not in f.attrs
+
+
+def _touch(path, name: str) -> None:
+    with writing(path) as w:
+        w.attrs[name] = 1
+
+
+def test_lock_calls_on_a_local_file_system_are_made_without_a_thread_each(path, monkeypatch):
+    import os
+
+    if turns.file_system_type(os.stat(path).st_dev) not in turns.LOCAL_TYPES:
+        pytest.skip("the test's files are not on a file system of this machine's own")
+
+    class NoThread:
+        def __init__(self, *args, **kwargs) -> None:
+            raise AssertionError("a thread was started for a lock call on a local disk")
+
+    monkeypatch.setattr(turns, "threading", types.SimpleNamespace(Thread=NoThread,
+                                                                Event=threading.Event))
+    _write_late(path)
+    assert [e.name for e in list_entries(path)] == ["earlier", "late"]
+
+
+def test_a_reader_waits_for_a_stalled_writer_of_its_own_process_only_so_long_without_locks(
+        path, clock, monkeypatch):
+    import os
+
+    # the file system's lock manager did not answer before: no locks to wait on
+    monkeypatch.setattr(turns, "_SILENT", {os.stat(path).st_dev})
+    stalled, release = threading.Event(), threading.Event()
+    first, first_out = _in_thread(lambda: _stalled_write(path, stalled, release))
+    try:
+        assert stalled.wait(JOIN_S)
+        reader, out = _in_thread(lambda: list_entries(path))
+        reader.join(JOIN_S)
+        assert not reader.is_alive(), "a reader waited for a stalled writer without end"
+    finally:
+        release.set()
+    first.join(JOIN_S)
+    assert first_out == [None]
     assert isinstance(out[0], InputError)
     assert f"for more than {turns.TURN_WAIT_S:g} s" in str(out[0])
     assert clock.now() >= turns.TURN_WAIT_S

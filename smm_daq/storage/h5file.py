@@ -286,7 +286,7 @@ def _file_lock(path: Path, *, exclusive: bool) -> Iterator[None]:
         here.refuse_within(path, writing=True)
     with contextlib.ExitStack() as stack:
         if exclusive:
-            stack.enter_context(_local_lock(path))
+            stack.enter_context(_writers_turn(path))
         waited = False  # for the readers already reading, by the open-file-description lock
         if _shared_locks() and path.exists():
             try:
@@ -356,6 +356,20 @@ def _machine_lock(path: Path) -> FileLock:
                     fallback_to_soft=False)
 
 
+@contextlib.contextmanager
+def _writers_turn(path: Path) -> Iterator[None]:
+    """This process's writers' lock of `path` held, waited for `turns.TURN_WAIT_S` at most
+    (on `turns.CLOCK`), as a writer in another process is: StorageError when another thread's
+    write holds it longer (one stopped on a stalled disk), nothing written."""
+    lock = _local_lock(path)
+    if not turns.wait_until(lambda: lock.acquire(blocking=False), turns.TURN_WAIT_S):
+        raise StorageError(f"{turns.busy(str(path))}; nothing was written")
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def _local_lock(path: Path) -> threading.RLock:
     """This process's writers' lock of a file: one thread writes it at a time, also where the
     file system's locks are missing (its readers: `smm_daq.storage.here`)."""
@@ -417,19 +431,30 @@ def _open_read(p: Path) -> Iterator[h5py.File]:
         try:
             with _opened_for_reading(p) as read:
                 yield read.file
-        except (InputError, OSError, RuntimeError, KeyError, ValueError):
-            if read is not None and read.overrun:  # a writer here stopped waiting for it
-                raise InputError(
-                    "was written by this program while it was read (a writer waits for a "
-                    f"reader {turns.WRITER_WAIT_S:g} s at most, and closed this read), so it "
-                    "was not read whole; read it again: nothing says the file is damaged",
-                    source=str(p)) from None
-            if turns.changed(p, before):  # a writer stopped waiting for this reader
-                raise InputError(
+        except Exception as exc:
+            if read is not None and read.overrun:  # whatever the closed file made it raise
+                raise _overrun(p) from None
+            if isinstance(exc, _READ_FAILURES) and turns.changed(p, before):
+                raise InputError(  # a writer elsewhere stopped waiting for this reader
                     "was written by another process while it was read (a writer waits for "
                     f"a reader {turns.WRITER_WAIT_S:g} s at most), so it was not read whole; "
                     "read it again: nothing says the file is damaged", source=str(p)) from None
             raise
+        if read is not None and read.overrun:
+            # A closed file answers some questions without an error: `name in f` is False,
+            # `f.get(name)` None. What the read made of such answers is not the file's.
+            raise _overrun(p)
+
+
+_READ_FAILURES = (InputError, OSError, RuntimeError, KeyError, ValueError)
+
+
+def _overrun(p: Path) -> InputError:
+    """A read that a writer of this process closed (`smm_daq.storage.here`)."""
+    return InputError(
+        "was written by this program while it was read (a writer waits for a reader "
+        f"{turns.WRITER_WAIT_S:g} s at most, and closed this read), so it was not read whole; "
+        "read it again: nothing says the file is damaged", source=str(p))
 
 
 @contextlib.contextmanager

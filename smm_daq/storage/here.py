@@ -6,7 +6,8 @@ waits for other processes' (`turns.WRITER_WAIT_S` at most, on `turns.CLOCK`), th
 reads still open and writes: a scan never stalls behind a reader of its own process. A read
 so closed is *overrun*: its next use of the file fails, and its reader is told to read the
 file again, never that the file is damaged, as a reader in another process is (`turns`).
-A reader waits for a writer here at work (a write takes a second at most).
+A reader waits for a writer here at work (a write takes a second at most), `turns.TURN_WAIT_S`
+at most.
 
 A thread that opens a file for reading within its own write of it, or for writing within its
 own read, is refused at once (`StorageError`): it would wait for itself for ever.
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import h5py
 
-from smm_daq.errors import StorageError
+from smm_daq.errors import InputError, StorageError
 from smm_daq.storage import turns
 
 
@@ -75,13 +76,24 @@ def refuse_within(path: Path, *, writing: bool) -> None:
 @contextlib.contextmanager
 def reading(path: Path, open_file: Callable[[], h5py.File]) -> Iterator[Read]:
     """A read of `path` by this thread, once no other thread here writes it: the file opened
-    by `open_file` (while no writer here can begin), closed after."""
+    by `open_file` (while no writer here can begin), closed after. A writer here at work is
+    waited for `turns.TURN_WAIT_S` at most, on `turns.CLOCK` (then InputError), as one in
+    another process is: also where the file system has no locks to wait on."""
     me = threading.get_ident()
     turn = _turns(path)
-    with turn.changed:
-        turn.changed.wait_for(lambda: turn.writer is None)
-        read = Read(me, open_file())
-        turn.reads.append(read)
+    begun: list[Read] = []
+
+    def begin() -> bool:
+        with turn.changed:
+            if turn.writer is not None:
+                return False
+            begun.append(Read(me, open_file()))
+            turn.reads.append(begun[0])
+            return True
+
+    if not turns.wait_until(begin, turns.TURN_WAIT_S):
+        raise InputError(str(turns.busy(str(path))))
+    read = begun[0]
     try:
         yield read
     finally:
