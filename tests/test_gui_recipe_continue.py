@@ -99,7 +99,7 @@ def test_a_recipe_stopped_in_its_second_scan_is_continued_from_the_tab(window, q
 def test_a_changed_recipe_is_refused_in_the_tab_with_the_command_lines_message(
         window, cut_off, monkeypatch, capsys):
     recipe, path = cut_off
-    recipe.write_text(RECIPE.replace("two scans and their difference", "changed"),
+    recipe.write_text(RECIPE.replace("a remanent scan, then the same area in field", "changed"),
                       encoding="utf-8")
     before = path.read_bytes()
     view = window.recipes

@@ -30,16 +30,14 @@ message = "Check the sample is still in place, then press OK"
 kind = "wait"
 seconds = 30.0
 [[step]]
-kind = "set_field"
-field_uT = [0.0, 40.0, 0.0]
-[[step]]
 kind = "scan"
 name = "second"
+field_uT = [0.0, 40.0, 0.0]
 [[step]]
 kind = "subtract"
 in_field = "second"
 remanent = "first"
-name = "induced"
+name = "difference"
 register = false
 """
 
@@ -57,20 +55,20 @@ def test_a_recipe_runs_step_by_step_with_its_prompt(window, qtbot, recipe_file, 
     view.ask = lambda message: prompts.append(message) or True
     assert view.open_recipe(recipe_file)
     assert view.title_label.text() == "a remanent scan, then the same area in field"
-    assert view.steps.count() == 7
+    assert view.steps.count() == 6
     assert "scan 'first' 6 × 4 points" in view.steps.item(1).text()
     started_at = window.holder.rig.clock.now()
     assert view.run()
     qtbot.waitUntil(lambda: not view.runner.running, timeout=WAIT_MS)
 
     assert prompts == ["Check the sample is still in place, then press OK"]
-    assert all(view.steps.item(i).text().startswith("✔") for i in range(7)), view.message.text()
+    assert all(view.steps.item(i).text().startswith("✔") for i in range(6)), view.message.text()
     path = tmp_path / "session.h5"
     kinds = {e.name: e.kind for e in list_entries(path)}
-    assert kinds == {"first": "scan", "second": "scan", "induced": "induced"}
+    assert kinds == {"first": "scan", "second": "scan", "difference": "induced"}
     assert read_scan_record(path, "second")["recipe"] == RECIPE
     assert window.holder.rig.clock.now() - started_at >= 30.0  # the wait step ran on the clock
-    first, second, diff = (read_map(path, n) for n in ("first", "second", "induced"))
+    first, second, diff = (read_map(path, n) for n in ("first", "second", "difference"))
     assert diff.bz == pytest.approx(second.bz - first.bz)
 
 
@@ -80,8 +78,8 @@ def test_cancelling_a_prompt_stops_the_recipe(window, qtbot, recipe_file, tmp_pa
     assert view.open_recipe(recipe_file)
     assert view.run()
     qtbot.waitUntil(lambda: not view.runner.running, timeout=WAIT_MS)
-    marks = [view.steps.item(i).text()[0] for i in range(7)]
-    assert marks == ["✔", "✔", "✖", "○", "○", "○", "○"]
+    marks = [view.steps.item(i).text()[0] for i in range(6)]
+    assert marks == ["✔", "✔", "✖", "○", "○", "○"]
     assert "stopped" in view.message.text()
     assert [e.name for e in list_entries(tmp_path / "session.h5")] == ["first"]
 
@@ -187,7 +185,7 @@ def test_while_a_recipe_runs_it_alone_drives_the_rig(window, qtbot, recipe_file,
     assert not seen["closed"] and seen["asked"] == [
         "A recipe is running. Stop it (the rig is made safe) and close?"]
     assert not window.holder.recipe_running and window.instruments.goto_button.isEnabled()
-    # first, second and induced, once the file is read again
+    # first, second and difference, once the file is read again
     qtbot.waitUntil(lambda: window.session.table.rowCount() == 3, timeout=WAIT_MS)
 
 
