@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from html import escape
 from typing import Any
 
@@ -292,7 +292,22 @@ class InstrumentsPanel(QtWidgets.QWidget):
                                        "state and the stage stops")
         self.connect_button.clicked.connect(self.connect_rig)
         form.addRow(self.connect_button)
+        # what the profile warned of as it loaded (a key without effect on the instrument
+        # named): beside Connect, where it is read before the rig is used, and kept on show
+        self.profile_warnings = QtWidgets.QLabel("")
+        self.profile_warnings.setWordWrap(True)
+        self.profile_warnings.setTextFormat(QtCore.Qt.TextFormat.PlainText)
+        self.profile_warnings.setTextInteractionFlags(
+            QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.profile_warnings.setStyleSheet("color: #8a5a00")
+        self.profile_warnings.hide()
+        form.addRow(self.profile_warnings)
         return box
+
+    def show_profile_warnings(self, texts: Sequence[str]) -> None:
+        """Show what the profile warned of as it loaded, in place of what was shown before."""
+        self.profile_warnings.setText("\n".join(f"Profile warning: {t}" for t in texts))
+        self.profile_warnings.setVisible(bool(texts))
 
     def _stage_box(self) -> QtWidgets.QGroupBox:
         box = QtWidgets.QGroupBox("Stage")

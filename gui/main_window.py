@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from PyQt6 import QtCore, QtGui, QtWidgets
@@ -41,7 +42,10 @@ class MainWindow(QtWidgets.QMainWindow):
         time_scale: float | None = None,
         world_options: dict | None = None,
         persist: bool = True,
+        profile_warnings: Sequence[str] = (),
     ) -> None:
+        """`profile_warnings`: what the profile warned of as it loaded (`ProfileWarning`),
+        shown on the Instruments tab and said on the status line."""
         super().__init__()
         self.profile = profile
         self.settings = settings  # read here only: written through `settings_writer`
@@ -54,10 +58,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.instruments = InstrumentsPanel(self.holder)
         self.scan = ScanTab(self.holder)
         self.instruments.stopDuringScan.connect(self.scan.stop_during_scan)
-        self.shortcuts = shortcuts.install(self, self.scan, self.instruments)
+        self.session = SessionBrowser()
+        self.shortcuts = shortcuts.install(self, self.scan, self.instruments, self.session)
         self.escape_stops = shortcuts.EscapeStops(self, self.stage_may_be_moving,
                                                   self.instruments.stop_button.click)
-        self.session = SessionBrowser()
         self.recipes = RecipesView(self.holder, self.scan)
         self.mmt = MMTView(profile)
         self.tabs.addTab(self.instruments, "Instruments")
@@ -80,7 +84,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self.scan.scanEnded.connect(self._scan_ended)
         self.scan.live.madeSafe.connect(self._made_safe)
         self.holder.changed.connect(self._rig_changed)
-        self.holder.opened.connect(lambda _rig: self.statusBar().showMessage("Rig connected."))
+        warned = len(profile_warnings)
+        # said again as the rig connects (the status line's first words go at once)
+        self._profile_warned = (f"; it warned of {warned} key{'s' if warned > 1 else ''}: "
+                                "see the Instruments tab" if warned else "")
+        self.holder.opened.connect(lambda _rig: self.statusBar().showMessage(
+            f"Rig connected{self._profile_warned}."))
         self.holder.failed.connect(lambda _why: self.statusBar().showMessage(
             "The rig is not connected: see the Instruments tab."))
         self.session.set_rig_free(False)  # not connected yet
@@ -111,7 +120,8 @@ class MainWindow(QtWidgets.QMainWindow):
             layout.addWidget(self._banner())
         layout.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
-        self.statusBar().showMessage(f"Profile {profile.path}")
+        self.instruments.show_profile_warnings(profile_warnings)
+        self.statusBar().showMessage(f"Profile {profile.path}{self._profile_warned}")
         self._restore()
 
     def _banner(self) -> QtWidgets.QLabel:
@@ -180,8 +190,8 @@ class MainWindow(QtWidgets.QMainWindow):
     def _file_written(self, path: Path) -> None:
         if self._closing:  # an MMT save the close waited for: nothing to show it in
             return
-        if self.session.path is not None and Path(path).resolve() == self.session.path.resolve():
-            self.session.refresh()
+        if self.session.path is not None and same_file(Path(path), self.session.path):
+            self.session.refresh()  # no disk asked here: the window's thread never waits
 
     def _show_mmt_result(self, path: Path, entry: str) -> None:
         """The MMT tab, showing a saved result once read (its status says how it goes)."""
@@ -203,9 +213,8 @@ class MainWindow(QtWidgets.QMainWindow):
             return ""
         if shown is not None and same_file(path, shown):
             self.session.refresh()
-        elif shown is None:
-            if path.exists():
-                self.session.open_file(path)
+        elif shown is None:  # opened if it exists (asked off the window's thread)
+            self.session.open_file(path, missing_ok=True)
         else:
             return f"{path.name} has new entries: open {path} in the Session tab to see them"
         return ""

@@ -10,6 +10,7 @@ import numpy as np
 from PyQt6 import QtCore, QtWidgets
 
 from gui.background import Background, error_text
+from gui.entry_reads import file_key, same_file
 from gui.instruments_panel import CONNECT_KEY
 from gui.live_scan import LiveScan
 from gui.map_view import MapView
@@ -127,7 +128,7 @@ class ScanTab(QtWidgets.QWidget):
         with the area selected on it (not while a scan runs)."""
         if self.live.running:
             return
-        if self._map_file is not None and self._map_file.resolve() != Path(path).resolve():
+        if self._map_file is not None and not same_file(self._map_file, Path(path)):
             self._map_file = None
             self.view.clear()
             self.form.from_area.setEnabled(False)
@@ -322,10 +323,10 @@ class ScanTab(QtWidgets.QWidget):
     def entries_read(self, path: Path, entries: list[EntryInfo]) -> None:
         """The entries of session file `path` as last read (the Session tab's): the names a
         next scan's name is proposed against."""
-        self._entry_names[Path(path).resolve()] = {e.name for e in entries}
+        self._entry_names[file_key(Path(path))] = {e.name for e in entries}
 
     def _taken_names(self, path: Path) -> set[str]:
-        return self._entry_names.get(Path(path).resolve(), set())
+        return self._entry_names.get(file_key(Path(path)), set())
 
     def _state_changed(self, state: str, show: bool = True) -> None:
         running = self.live.running or self.resuming
@@ -370,7 +371,7 @@ class ScanTab(QtWidgets.QWidget):
             if plan is not None and self.live.path is not None and not self.live.running \
                     and self.form.name.text().strip() == plan.name:  # the next scan's name
                 taken = self._taken_names(self.live.path) | {plan.name}
-                self._entry_names[self.live.path.resolve()] = taken
+                self._entry_names[file_key(self.live.path)] = taken
                 self.form.name.setText(next_free_name(plan.name, taken))
         if plan is not None:
             self.view.plot.setTitle(f"{plan.name} ({kind})")

@@ -1,0 +1,116 @@
+"""One session file however it is named (a symbolic link to it, or its target), and no
+question about a file written asked of the disk on the window's thread (a network share may
+take seconds to answer, the window frozen meanwhile)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+from pathlib import Path
+
+import pytest
+from session_reads import opened
+from test_gui_optical import a_map
+
+from smm_daq.storage.nexus import write_map_entry
+
+WAIT_MS = 60_000  # generous: the whole suite shares two cores
+
+needs_links = pytest.mark.skipif(os.name == "nt", reason="symbolic links need privileges")
+
+
+def session_file(folder: Path) -> Path:
+    path = folder / "s.h5"
+    write_map_entry(path, a_map(), kind="scan")
+    return path
+
+
+class DiskAsked(list):
+    """Each `Path.resolve` and `Path.exists` called on the window's thread while `watching`
+    (the test's own calls, which write files, are not the window's)."""
+
+    watching = False
+
+
+@pytest.fixture
+def disk_asked(monkeypatch) -> DiskAsked:
+    window_thread = threading.get_ident()
+    asked = DiskAsked()
+    for name in ("resolve", "exists"):
+        real = getattr(Path, name)
+
+        def noted(self: Path, *args, real=real, name=name, **kwargs):
+            if asked.watching and threading.get_ident() == window_thread:
+                asked.append((name, self))
+            return real(self, *args, **kwargs)
+
+        monkeypatch.setattr(Path, name, noted)
+    return asked
+
+
+def test_a_file_written_is_not_asked_of_the_disk_on_the_windows_thread(window, qtbot,
+                                                                      tmp_path, disk_asked):
+    """An MMT result saved into the open file, and a scan's end with no file open (the scan's
+    file opened if it exists; one that does not is not said as an error): the file is read
+    again, or opened, but whether it exists and what it links to are asked in a worker
+    (unfixed: `Path.resolve` and `Path.exists` on the window's thread)."""
+    session = window.session
+    path = session_file(tmp_path)
+    missing = tmp_path / "never-written.h5"
+    window.scan.file_edit.setText(str(missing))
+    disk_asked.watching = True
+    with qtbot.waitSignal(session.entriesFailed, timeout=WAIT_MS):
+        window.scan.scanEnded.emit("failed", "the lock-in did not answer")
+    assert session.path is None and session.message.text() == ""
+    assert "never-written" not in window.statusBar().currentMessage()
+
+    window.scan.file_edit.setText(str(path))
+    with qtbot.waitSignal(session.entriesRead, timeout=WAIT_MS):
+        window.scan.scanEnded.emit("finished", "")
+    assert session.path == path
+    disk_asked.watching = False
+    write_map_entry(path, dataclasses.replace(a_map(), name="mmt"), kind="scan")
+    disk_asked.watching = True
+    with qtbot.waitSignal(session.entriesRead, timeout=WAIT_MS):
+        window.mmt.saved.emit(path)
+    assert [e.name for e in session.entries] == ["rem", "mmt"]
+    assert disk_asked == []
+
+
+@needs_links
+def test_a_file_opened_through_a_link_and_through_its_target_is_one_file(qtbot, tmp_path):
+    """Opened through a link, then through its target (or back): the same file, read again,
+    its map and selection kept, not another file's (unfixed: the map cleared and the
+    selection lost, as for another file)."""
+    from gui.session_browser import SessionBrowser
+
+    target = session_file(tmp_path)
+    link = tmp_path / "link.h5"
+    link.symlink_to(target)
+    browser = SessionBrowser()
+    qtbot.addWidget(browser)
+    assert opened(browser, qtbot, link)
+    browser.table.selectRow(0)
+    browser.show_entry(0)
+    qtbot.waitUntil(lambda: browser.map_view.map is not None, timeout=WAIT_MS)
+    for name in (target, link):
+        assert opened(browser, qtbot, name)
+        assert browser.map_view.map is not None
+        assert browser.selected_entry() is not None
+
+
+@needs_links
+def test_a_scan_into_a_link_to_the_file_shown_refreshes_it(window, qtbot, tmp_path):
+    """The Scan tab writes through a link to the file the Session tab shows by its target:
+    the Session tab reads it again (unfixed: "has new entries: open … in the Session tab",
+    as if another file)."""
+    target = session_file(tmp_path)
+    link = tmp_path / "link.h5"
+    link.symlink_to(target)
+    assert opened(window.session, qtbot, link)  # the link is read once: its target known
+    assert opened(window.session, qtbot, target)
+    window.scan.file_edit.setText(str(link))
+    with qtbot.waitSignal(window.session.entriesRead, timeout=WAIT_MS):
+        window.scan.scanEnded.emit("finished", "")
+    assert "new entries" not in window.statusBar().currentMessage()
