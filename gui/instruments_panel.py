@@ -533,13 +533,23 @@ class InstrumentsPanel(QtWidgets.QWidget):
         recipe = self.holder.recipe_running
         self._update_connect_button()
         self._set_controls_enabled(not busy and not recipe and self.holder.rig is not None)
+        self._show_stale(busy)
         if busy:
-            self.message.setText("A scan owns the rig; controls are back when it ends.")
+            self.message.setText("A scan owns the rig: nothing is read here while it runs, so "
+                                 "the readings shown (greyed) are from before it began; they "
+                                 "and the controls are back when it ends.")
         elif recipe:
             self.message.setText("A recipe drives the rig; controls are back when it ends.")
         else:
             self.message.setText("")
             self.poll()
+
+    def _show_stale(self, stale: bool) -> None:
+        """Grey the readings (and the trace) while nothing reads them: during a scan the field
+        and position shown would otherwise pass for the rig's now (zero field, hours after a
+        scan ramped it)."""
+        for widget in (self.position_label, self.field_label, self.lockin_label, self.trace):
+            widget.setEnabled(not stale)
 
     def _recipe_changed(self, running: bool) -> None:
         self._busy_changed(self.holder.busy)
