@@ -182,8 +182,9 @@ def _open_window(profile: Profile, profile_warnings: list[str], store: QtCore.QS
     else:
         if args.file is not None:
             window.open_file(args.file)
-        elif store.value("session/file") and Path(str(store.value("session/file"))).exists():
-            window.open_file(Path(str(store.value("session/file"))))
+        elif store.value("session/file"):  # if it is still there (asked off the window's
+            # thread: a share that no longer answers must not hold the window's first frame)
+            window.session.open_file(Path(str(store.value("session/file"))), missing_ok=True)
         if args.screenshot is not None:  # once the rig's first readings are on show
             shoot = lambda *_: _screenshot(window, args.screenshot, outcome)  # noqa: E731
             window.instruments.updated.connect(shoot, QtCore.Qt.ConnectionType.SingleShotConnection)

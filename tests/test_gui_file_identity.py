@@ -114,3 +114,32 @@ def test_a_scan_into_a_link_to_the_file_shown_refreshes_it(window, qtbot, tmp_pa
     with qtbot.waitSignal(window.session.entriesRead, timeout=WAIT_MS):
         window.scan.scanEnded.emit("finished", "")
     assert "new entries" not in window.statusBar().currentMessage()
+
+
+@pytest.mark.parametrize("there", [True, False])
+def test_the_remembered_session_file_is_opened_if_there_without_the_disk_asked(
+        qtbot, settings, tmp_path, disk_asked, there):
+    """The window opens the session file it had open last time, if it is still there: asked
+    by the read, off the window's thread (unfixed: `Path.exists` before the window's first
+    events, a share that does not answer holding the window frozen); gone, nothing is said."""
+    import argparse
+
+    from gui import app
+    from smm_daq.instruments.profile import load_profile
+
+    path = session_file(tmp_path) if there else tmp_path / "gone.h5"
+    settings.setValue("session/file", str(path))
+    args = argparse.Namespace(file=None, view=None, screenshot=None, time_scale=None,
+                              demo=False)
+    profile = load_profile()
+    disk_asked.watching = True
+    window, _outcome = app._open_window(profile, [], settings, args, None)
+    qtbot.addWidget(window)
+    try:
+        qtbot.waitUntil(lambda: window.session.reading is None, timeout=WAIT_MS)
+        disk_asked.watching = False
+        assert window.session.path == (path if there else None)
+        assert window.session.message.text() == ""
+        assert disk_asked == []
+    finally:
+        window.holder.close()
