@@ -52,7 +52,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.settings_writer = SettingsWriter(settings)  # never on the window's thread
         self.persist = persist  # False: nothing written to the settings (the demo)
         self.holder = RigHolder(profile, time_scale=time_scale, world_options=world_options)
-        self.setWindowTitle(f"{TITLE}: {profile.name}")
+        self._title = f"{TITLE}: {profile.name}"  # and the session file's name, once open
+        self._scan_progress = 0.0
+        self.setWindowTitle(self._title)
 
         self.tabs = QtWidgets.QTabWidget()
         self.instruments = InstrumentsPanel(self.holder)
@@ -83,6 +85,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.mmt.saved.connect(self._file_written)
         self.scan.scanEnded.connect(self._scan_ended)
         self.scan.live.madeSafe.connect(self._made_safe)
+        self.scan.live.stateChanged.connect(lambda _state: self._show_title())
+        self.scan.live.progressed.connect(lambda progress, _eta: self._show_title(progress))
         self.holder.changed.connect(self._rig_changed)
         warned = len(profile_warnings)
         # said again as the rig connects (the status line's first words go at once)
@@ -178,8 +182,21 @@ class MainWindow(QtWidgets.QMainWindow):
         # once the close has begun its settings are handed to the writer: none after them
         if self.persist and not self._closing:
             self.settings_writer.setValue("session/file", str(path))
-        self.setWindowTitle(f"{TITLE}: {self.profile.name}: {path.name}")
+        self._title = f"{TITLE}: {self.profile.name}: {path.name}"
+        self._show_title()
         self.scan.set_path(path)
+
+    def _show_title(self, progress: float | None = None) -> None:
+        """The window's title, with the scan's state and `progress` while one runs: from the
+        taskbar, or a remote desktop's thumbnail, a scan paused in the night (an overload)
+        is seen without opening the window."""
+        if progress is not None:
+            self._scan_progress = progress
+        live = self.scan.live
+        title = (f"{self._title} [scan {live.state}, {100 * self._scan_progress:.0f} %]"
+                 if live.running else self._title)
+        if title != self.windowTitle():
+            self.setWindowTitle(title)
 
     def _show_dragonfly_options(self) -> None:
         """The MMT tab, its Dragonfly options on show (they are the Session tab's too)."""
