@@ -43,7 +43,7 @@ class ScanTab(QtWidgets.QWidget):
         self.form = ScanForm(self.profile)
         self.view = MapView(title="last map")
         self._map_file: Path | None = None  # the session file of the map on show, if known
-        self._entry_names: dict[Path, set[str]] = {}  # `entries_read`, by resolved path
+        self._entry_names: dict[Path, set[str]] = {}  # `entries_read`, by `file_key`
         self.resuming = False  # an entry is being read to resume it (`resume_entry`)
         self._resume_read = 0  # the read whose end starts the scan (older or cancelled: none)
         # the entry is read in a thread of its own, not the rig's: a Stop meanwhile (e.g. of
