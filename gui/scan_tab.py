@@ -49,6 +49,7 @@ class ScanTab(QtWidgets.QWidget):
         # the entry is read in a thread of its own, not the rig's: a Stop meanwhile (e.g. of
         # a jog still moving) reaches the stage at once, however long the disk takes
         self.reader = Background("resume-read", self)
+        self.file_check = Background("scan-file", self)  # is a scan's file still there?
         self.live = LiveScan(self.view, self)
 
         self.file_edit = QtWidgets.QLineEdit()
@@ -394,12 +395,25 @@ class ScanTab(QtWidgets.QWidget):
         rig = ("The rig was made safe (stage stopped, field at its safe state). "
                if self.live.rig_safe else "")  # else the message says what is not
         path = self.live.path
-        if path is None or not path.exists():  # moved or deleted: the message says so
+        if path is None:
             return rig.strip()
-        if not self.live.sequencer.entry_opened:  # aborted while the file was read
+        if not self.live.sequencer.entry_opened:  # aborted while the file was read, or none
             return f"{rig}Nothing was written to {path.name}."
-        return (f"{rig}{self.live.lines_stored} of {plan.ny} lines are stored in {path.name}; "
-                "Resume scan on the Session tab finishes the scan.")
+        stored = (f"{rig}{self.live.lines_stored} of {plan.ny} lines are stored in "
+                  f"{path.name}; Resume scan on the Session tab finishes the scan.")
+        self._unless_gone(path, stored, rig.strip())
+        return stored
+
+    def _unless_gone(self, path: Path, said: str, instead: str) -> None:
+        """Whether the scan's file is still there is asked in a worker (the disk may be what
+        stalled the scan: the window must not wait for it): gone (moved or deleted: the
+        sequencer's message says so), the status line's `said` becomes `instead`."""
+        def looked(there: bool) -> None:
+            text = self.status.text()
+            if not there and said in text:
+                self.status.setText(text.replace(f"\n{said}", f"\n{instead}" if instead else ""))
+
+        self.file_check.submit(path.exists, looked, lambda _exc: None)
 
     # --- settings ------------------------------------------------------------------------
     def save(self, settings: QtCore.QSettings) -> None:

@@ -143,3 +143,41 @@ def test_the_remembered_session_file_is_opened_if_there_without_the_disk_asked(
         assert disk_asked == []
     finally:
         window.holder.close()
+
+
+@pytest.mark.parametrize("moved", [False, True])
+def test_a_scan_ended_says_what_is_stored_without_the_disk_asked(window, qtbot, tmp_path,
+                                                                 disk_asked, moved):
+    """The Scan tab's word on a scan that did not finish (lines stored, how to finish it) is
+    said without asking the disk on the window's thread (unfixed: `Path.exists` of the
+    scan's file there, when the disk may be what stalled the scan); a file moved away
+    mid-scan (the scan fails, saying so) is found gone in a worker, and the lines are not
+    said to be stored in it."""
+    from smm_daq.acquisition.plan import ScanPlan
+
+    scan = window.scan
+    plan = ScanPlan.from_center("asked", (12.5e-3, 12.5e-3), (9 * 20e-6, 9 * 20e-6), 20e-6,
+                                settle_tau=1.0)
+    assert scan.start(plan)
+    qtbot.waitUntil(lambda: scan.live.lines_stored >= 1, timeout=WAIT_MS)
+    scan.live.pause()  # the scan does not end before the file is moved
+    qtbot.waitUntil(lambda: scan.live.state == "paused", timeout=WAIT_MS)
+    if moved:
+        (tmp_path / "session.h5").rename(tmp_path / "elsewhere.h5")
+    disk_asked.watching = True
+    with qtbot.waitSignal(scan.scanEnded, timeout=WAIT_MS) as ended:
+        if moved:
+            scan.live.resume()  # its next line's write finds the file gone
+        else:
+            scan.abort()
+    qtbot.waitUntil(lambda: scan.file_check.pending == 0, timeout=WAIT_MS)
+    disk_asked.watching = False
+    assert disk_asked == []
+    stored = "lines are stored in session.h5; Resume scan"
+    if moved:
+        assert ended.args[0] == "failed" and "is gone" in ended.args[1]
+        assert stored not in scan.status.text()
+        assert scan.status.text().endswith("The rig was made safe (stage stopped, field at "
+                                           "its safe state).")
+    else:
+        assert stored in scan.status.text()
