@@ -283,7 +283,8 @@ def test_the_scan_tab_says_the_rig_was_made_safe_by_the_sequencers_flag(qtbot, t
     qtbot.addWidget(tab)
     plan = small_plan("flagged", n=3)
     tab.live.prepare(plan, tmp_path / "s.h5", None)
-    ran = SimpleNamespace(lost=None)  # a sequencer that ran, no instrument lost (none called)
+    # a sequencer that ran, no instrument lost (none called), no entry written (no file)
+    ran = SimpleNamespace(lost=None, entry_opened=False)
     tab.live.attach(ran)
     with qtbot.waitSignal(tab.scanEnded, timeout=WAIT_MS):
         tab.live.bridge.push(ScanEvent("aborted", plan.name, 0, rig_safe=rig_safe,
