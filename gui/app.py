@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 from PyQt6 import QtCore, QtWidgets
@@ -17,7 +18,8 @@ from gui.slot_errors import reporting_slot_errors
 from smm_daq.cli.args import output_file, session_file
 from smm_daq.cli.main import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_WRITE_STALLED, leave_now
 from smm_daq.errors import InputError
-from smm_daq.instruments.profile import Profile, load_profile
+from smm_daq.instruments.profile import Profile, ProfileWarning, load_profile
+from smm_daq.thread_warnings import recorded
 
 ORGANIZATION = "smm-daq"
 APPLICATION = "gui"
@@ -65,6 +67,17 @@ def _readable_session(path: Path) -> None:
                          "session file (.h5)", source=str(path)) from None
 
 
+def load_profile_warned(path: Path | None) -> tuple[Profile, list[str]]:
+    """The profile at `path` (`load_profile`), with what it warned of as it loaded
+    (`ProfileWarning`: a key that has no effect on the instrument named), for the window to
+    show; every warning is said on stderr too, as before, once per load."""
+    with recorded() as caught:
+        profile = load_profile(path)
+    for w in caught:
+        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    return profile, [str(w.message) for w in caught if issubclass(w.category, ProfileWarning)]
+
+
 def run(args: argparse.Namespace) -> int:
     _check(args)
     store = settings()
@@ -72,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     if profile_path is None and store.value("profile/path"):
         remembered = Path(str(store.value("profile/path")))
         profile_path = remembered if remembered.exists() else None
-    profile = load_profile(profile_path)
+    profile, profile_warnings = load_profile_warned(profile_path)
     if args.demo and not profile.simulated:
         raise InputError(
             f"--demo runs the simulator; profile {profile.path} has rig.simulated = false"
@@ -88,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
             signalled_window = _SignalledWindow()
             # a signal while the window opens too: an interruption, not an error of its code
             with closing_on_signals(signalled_window.close):
-                window, outcome = _open_window(profile, store, args, folder)
+                window, outcome = _open_window(profile, profile_warnings, store, args, folder)
                 signalled_window.opened(window)
                 status = app.exec()
                 window.close_left_open()  # quit() or exit() called with the window open
@@ -151,11 +164,14 @@ def exit_code(args: argparse.Namespace, outcome: dict[str, bool], status: int, *
     return EXIT_WRITE_STALLED if left_stalled_write else EXIT_INTERRUPTED if signalled else 0
 
 
-def _open_window(profile: Profile, store: QtCore.QSettings, args: argparse.Namespace,
-                 demo_folder: Path | None) -> tuple[MainWindow, dict[str, bool]]:
-    """The main window, shown, its rig connecting, and the demo (its files in `demo_folder`)
-    or the session file begun; with the outcome the demo will report (ok unless it fails)."""
-    window = MainWindow(profile, store, time_scale=args.time_scale, persist=not args.demo)
+def _open_window(profile: Profile, profile_warnings: list[str], store: QtCore.QSettings,
+                 args: argparse.Namespace, demo_folder: Path | None
+                 ) -> tuple[MainWindow, dict[str, bool]]:
+    """The main window, shown (with what the profile warned of as it loaded), its rig
+    connecting, and the demo (its files in `demo_folder`) or the session file begun; with the
+    outcome the demo will report (ok unless it fails)."""
+    window = MainWindow(profile, store, time_scale=args.time_scale, persist=not args.demo,
+                        profile_warnings=profile_warnings)
     if args.view:
         window.show_view(args.view)
     window.show()
@@ -166,8 +182,9 @@ def _open_window(profile: Profile, store: QtCore.QSettings, args: argparse.Names
     else:
         if args.file is not None:
             window.open_file(args.file)
-        elif store.value("session/file") and Path(str(store.value("session/file"))).exists():
-            window.open_file(Path(str(store.value("session/file"))))
+        elif store.value("session/file"):  # if it is still there (asked off the window's
+            # thread: a share that no longer answers must not hold the window's first frame)
+            window.session.open_file(Path(str(store.value("session/file"))), missing_ok=True)
         if args.screenshot is not None:  # once the rig's first readings are on show
             shoot = lambda *_: _screenshot(window, args.screenshot, outcome)  # noqa: E731
             window.instruments.updated.connect(shoot, QtCore.Qt.ConnectionType.SingleShotConnection)

@@ -23,6 +23,15 @@ from PyQt6 import QtCore
 _Job = Callable[[], None]
 
 
+class CallEnded(Exception):
+    """A call ended by an exception that is no error (SystemExit, KeyboardInterrupt, its
+    `__cause__`): given to the call's `on_error` as an error of the program's own."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(f"the call was ended by {type(cause).__name__}"
+                         + (f" ({cause})" if str(cause) else ""))
+
+
 class Background(QtCore.QObject):
     """Submit callables to one worker thread; callbacks run in the GUI thread."""
 
@@ -46,10 +55,11 @@ class Background(QtCore.QObject):
         on_result: Callable[[Any], None] | None = None,
         on_error: Callable[[BaseException], None] | None = None,
     ) -> Future:
-        """Run `fn()` in the worker; then `on_result(value)` or `on_error(exc)` in the GUI.
-        The future returned holds the value (None after an error). After `shutdown` (the
-        window closing, while signals queued before it are still delivered) nothing runs:
-        the future returned is cancelled."""
+        """Run `fn()` in the worker; then `on_result(value)` or `on_error(exc)` in the GUI
+        (`CallEnded` for a call ended by SystemExit or KeyboardInterrupt, which the future
+        returned holds). The future returned holds the value (None after an error). After
+        `shutdown` (the window closing, while signals queued before it are still delivered)
+        nothing runs: the future returned is cancelled."""
         future: Future = Future()
         done = self._done
 
@@ -60,8 +70,12 @@ class Background(QtCore.QObject):
                 done.emit(on_error, exc)
                 future.set_result(None)
                 return
-            except BaseException as exc:  # not for the GUI: the caller's future has it
-                done.emit(None, None)  # no longer pending all the same
+            except BaseException as exc:  # SystemExit, KeyboardInterrupt: the caller's future
+                # has it; the GUI is told as of an error (never a slot raising SystemExit),
+                # so that what waits for the call's end (a flag, a busy button) is undone
+                ended = CallEnded(exc)
+                ended.__cause__ = exc
+                done.emit(on_error, ended)
                 future.set_exception(exc)
                 return
             done.emit(on_result, value)

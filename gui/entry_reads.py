@@ -85,6 +85,7 @@ class EntryReads(QtCore.QObject):
             if token != self._token:  # superseded before it began: not read at all
                 return None
             try:
+                note_resolved(path)  # so that a link to the file and its target are one
                 return read()
             except Exception:
                 raise
@@ -119,10 +120,31 @@ class EntryReads(QtCore.QObject):
             _tell(wanted.then, False)
 
 
+# each path read (absolute) and the file it names, its links followed: found by the reads'
+# worker, which may wait for the disk; read by the window's thread, which must not
+_resolved: dict[Path, Path] = {}
+
+
+def note_resolved(path: Path) -> Path:
+    """The file `path` names, its symbolic links followed, remembered for `file_key`. Asks
+    the disk: called in a worker, never on the window's thread."""
+    absolute = Path(path).absolute()
+    real = absolute.resolve()
+    _resolved[absolute] = real  # one item set: atomic, no lock needed for the readers
+    return real
+
+
+def file_key(path: Path) -> Path:
+    """The file `path` names, without asking the disk (which may be what is slow): its links
+    followed where a read has found them (`note_resolved`), else the path made absolute. A
+    file named through a link and through its target has one key once either name is read."""
+    absolute = Path(path).absolute()
+    return _resolved.get(absolute, absolute)
+
+
 def same_file(a: Path, b: Path) -> bool:
-    """Whether `a` and `b` name the same file, without asking the disk (which may be what
-    is slow)."""
-    return a.absolute() == b.absolute()
+    """Whether `a` and `b` name the same file (`file_key`), without asking the disk."""
+    return file_key(a) == file_key(b)
 
 
 def _tell(then: list[Then], shown: bool) -> None:

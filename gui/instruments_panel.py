@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from html import escape
 from typing import Any
 
@@ -294,7 +294,22 @@ class InstrumentsPanel(QtWidgets.QWidget):
                                        "state and the stage stops")
         self.connect_button.clicked.connect(self.connect_rig)
         form.addRow(self.connect_button)
+        # what the profile warned of as it loaded (a key without effect on the instrument
+        # named): beside Connect, where it is read before the rig is used, and kept on show
+        self.profile_warnings = QtWidgets.QLabel("")
+        self.profile_warnings.setWordWrap(True)
+        self.profile_warnings.setTextFormat(QtCore.Qt.TextFormat.PlainText)
+        self.profile_warnings.setTextInteractionFlags(
+            QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.profile_warnings.setStyleSheet("color: #8a5a00")
+        self.profile_warnings.hide()
+        form.addRow(self.profile_warnings)
         return box
+
+    def show_profile_warnings(self, texts: Sequence[str]) -> None:
+        """Show what the profile warned of as it loaded, in place of what was shown before."""
+        self.profile_warnings.setText("\n".join(f"Profile warning: {t}" for t in texts))
+        self.profile_warnings.setVisible(bool(texts))
 
     def _stage_box(self) -> QtWidgets.QGroupBox:
         box = QtWidgets.QGroupBox("Stage")
@@ -520,13 +535,23 @@ class InstrumentsPanel(QtWidgets.QWidget):
         recipe = self.holder.recipe_running
         self._update_connect_button()
         self._set_controls_enabled(not busy and not recipe and self.holder.rig is not None)
+        self._show_stale(busy)
         if busy:
-            self.message.setText("A scan owns the rig; controls are back when it ends.")
+            self.message.setText("A scan owns the rig: nothing is read here while it runs, so "
+                                 "the readings shown (greyed) are from before it began; they "
+                                 "and the controls are back when it ends.")
         elif recipe:
             self.message.setText("A recipe drives the rig; controls are back when it ends.")
         else:
             self.message.setText("")
             self.poll()
+
+    def _show_stale(self, stale: bool) -> None:
+        """Grey the readings (and the trace) while nothing reads them: during a scan the field
+        and position shown would otherwise pass for the rig's now (zero field, hours after a
+        scan ramped it)."""
+        for widget in (self.position_label, self.field_label, self.lockin_label, self.trace):
+            widget.setEnabled(not stale)
 
     def _recipe_changed(self, running: bool) -> None:
         self._busy_changed(self.holder.busy)

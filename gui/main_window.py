@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from PyQt6 import QtCore, QtGui, QtWidgets
@@ -41,23 +42,28 @@ class MainWindow(QtWidgets.QMainWindow):
         time_scale: float | None = None,
         world_options: dict | None = None,
         persist: bool = True,
+        profile_warnings: Sequence[str] = (),
     ) -> None:
+        """`profile_warnings`: what the profile warned of as it loaded (`ProfileWarning`),
+        shown on the Instruments tab and said on the status line."""
         super().__init__()
         self.profile = profile
         self.settings = settings  # read here only: written through `settings_writer`
         self.settings_writer = SettingsWriter(settings)  # never on the window's thread
         self.persist = persist  # False: nothing written to the settings (the demo)
         self.holder = RigHolder(profile, time_scale=time_scale, world_options=world_options)
-        self.setWindowTitle(f"{TITLE}: {profile.name}")
+        self._title = f"{TITLE}: {profile.name}"  # and the session file's name, once open
+        self._scan_progress = 0.0
+        self.setWindowTitle(self._title)
 
         self.tabs = QtWidgets.QTabWidget()
         self.instruments = InstrumentsPanel(self.holder)
         self.scan = ScanTab(self.holder)
         self.instruments.stopDuringScan.connect(self.scan.stop_during_scan)
-        self.shortcuts = shortcuts.install(self, self.scan, self.instruments)
+        self.session = SessionBrowser()
+        self.shortcuts = shortcuts.install(self, self.scan, self.instruments, self.session)
         self.escape_stops = shortcuts.EscapeStops(self, self.stage_may_be_moving,
                                                   self.instruments.stop_button.click)
-        self.session = SessionBrowser()
         self.recipes = RecipesView(self.holder, self.scan)
         self.mmt = MMTView(profile)
         self.tabs.addTab(self.instruments, "Instruments")
@@ -79,8 +85,15 @@ class MainWindow(QtWidgets.QMainWindow):
         self.mmt.saved.connect(self._file_written)
         self.scan.scanEnded.connect(self._scan_ended)
         self.scan.live.madeSafe.connect(self._made_safe)
+        self.scan.live.stateChanged.connect(lambda _state: self._show_title())
+        self.scan.live.progressed.connect(lambda progress, _eta: self._show_title(progress))
         self.holder.changed.connect(self._rig_changed)
-        self.holder.opened.connect(lambda _rig: self.statusBar().showMessage("Rig connected."))
+        warned = len(profile_warnings)
+        # said again as the rig connects (the status line's first words go at once)
+        self._profile_warned = (f"; it warned of {warned} key{'s' if warned > 1 else ''}: "
+                                "see the Instruments tab" if warned else "")
+        self.holder.opened.connect(lambda _rig: self.statusBar().showMessage(
+            f"Rig connected{self._profile_warned}."))
         self.holder.failed.connect(lambda _why: self.statusBar().showMessage(
             "The rig is not connected: see the Instruments tab."))
         self.session.set_rig_free(False)  # not connected yet
@@ -111,7 +124,8 @@ class MainWindow(QtWidgets.QMainWindow):
             layout.addWidget(self._banner())
         layout.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
-        self.statusBar().showMessage(f"Profile {profile.path}")
+        self.instruments.show_profile_warnings(profile_warnings)
+        self.statusBar().showMessage(f"Profile {profile.path}{self._profile_warned}")
         self._restore()
 
     def _banner(self) -> QtWidgets.QLabel:
@@ -168,8 +182,21 @@ class MainWindow(QtWidgets.QMainWindow):
         # once the close has begun its settings are handed to the writer: none after them
         if self.persist and not self._closing:
             self.settings_writer.setValue("session/file", str(path))
-        self.setWindowTitle(f"{TITLE}: {self.profile.name}: {path.name}")
+        self._title = f"{TITLE}: {self.profile.name}: {path.name}"
+        self._show_title()
         self.scan.set_path(path)
+
+    def _show_title(self, progress: float | None = None) -> None:
+        """The window's title, with the scan's state and `progress` while one runs: from the
+        taskbar, or a remote desktop's thumbnail, a scan paused in the night (an overload)
+        is seen without opening the window."""
+        if progress is not None:
+            self._scan_progress = progress
+        live = self.scan.live
+        title = (f"{self._title} [scan {live.state}, {100 * self._scan_progress:.0f} %]"
+                 if live.running else self._title)
+        if title != self.windowTitle():
+            self.setWindowTitle(title)
 
     def _show_dragonfly_options(self) -> None:
         """The MMT tab, its Dragonfly options on show (they are the Session tab's too)."""
@@ -180,8 +207,8 @@ class MainWindow(QtWidgets.QMainWindow):
     def _file_written(self, path: Path) -> None:
         if self._closing:  # an MMT save the close waited for: nothing to show it in
             return
-        if self.session.path is not None and Path(path).resolve() == self.session.path.resolve():
-            self.session.refresh()
+        if self.session.path is not None and same_file(Path(path), self.session.path):
+            self.session.refresh()  # no disk asked here: the window's thread never waits
 
     def _show_mmt_result(self, path: Path, entry: str) -> None:
         """The MMT tab, showing a saved result once read (its status says how it goes)."""
@@ -203,9 +230,8 @@ class MainWindow(QtWidgets.QMainWindow):
             return ""
         if shown is not None and same_file(path, shown):
             self.session.refresh()
-        elif shown is None:
-            if path.exists():
-                self.session.open_file(path)
+        elif shown is None:  # opened if it exists (asked off the window's thread)
+            self.session.open_file(path, missing_ok=True)
         else:
             return f"{path.name} has new entries: open {path} in the Session tab to see them"
         return ""

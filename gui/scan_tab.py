@@ -10,6 +10,7 @@ import numpy as np
 from PyQt6 import QtCore, QtWidgets
 
 from gui.background import Background, error_text
+from gui.entry_reads import file_key, same_file
 from gui.instruments_panel import CONNECT_KEY
 from gui.live_scan import LiveScan
 from gui.map_view import MapView
@@ -43,12 +44,13 @@ class ScanTab(QtWidgets.QWidget):
         self.form = ScanForm(self.profile)
         self.view = MapView(title="last map")
         self._map_file: Path | None = None  # the session file of the map on show, if known
-        self._entry_names: dict[Path, set[str]] = {}  # `entries_read`, by resolved path
+        self._entry_names: dict[Path, set[str]] = {}  # `entries_read`, by `file_key`
         self.resuming = False  # an entry is being read to resume it (`resume_entry`)
         self._resume_read = 0  # the read whose end starts the scan (older or cancelled: none)
         # the entry is read in a thread of its own, not the rig's: a Stop meanwhile (e.g. of
         # a jog still moving) reaches the stage at once, however long the disk takes
         self.reader = Background("resume-read", self)
+        self.file_check = Background("scan-file", self)  # is a scan's file still there?
         self.live = LiveScan(self.view, self)
 
         self.file_edit = QtWidgets.QLineEdit()
@@ -136,7 +138,7 @@ class ScanTab(QtWidgets.QWidget):
         with the area selected on it (not while a scan runs)."""
         if self.live.running:
             return
-        if self._map_file is not None and self._map_file.resolve() != Path(path).resolve():
+        if self._map_file is not None and not same_file(self._map_file, Path(path)):
             self._map_file = None
             self.view.clear()
             self.form.from_area.setEnabled(False)
@@ -331,10 +333,10 @@ class ScanTab(QtWidgets.QWidget):
     def entries_read(self, path: Path, entries: list[EntryInfo]) -> None:
         """The entries of session file `path` as last read (the Session tab's): the names a
         next scan's name is proposed against."""
-        self._entry_names[Path(path).resolve()] = {e.name for e in entries}
+        self._entry_names[file_key(Path(path))] = {e.name for e in entries}
 
     def _taken_names(self, path: Path) -> set[str]:
-        return self._entry_names.get(Path(path).resolve(), set())
+        return self._entry_names.get(file_key(Path(path)), set())
 
     def _state_changed(self, state: str, show: bool = True) -> None:
         running = self.live.running or self.resuming
@@ -384,7 +386,7 @@ class ScanTab(QtWidgets.QWidget):
             if plan is not None and self.live.path is not None and not self.live.running \
                     and typed_entry_name(self.form.name.text()) == plan.name:  # unchanged since
                 taken = self._taken_names(self.live.path) | {plan.name}
-                self._entry_names[self.live.path.resolve()] = taken
+                self._entry_names[file_key(self.live.path)] = taken
                 self.form.name.setText(next_free_name(plan.name, taken))
         if plan is not None:
             self.view.plot.setTitle(f"{plan.name} ({kind})")
@@ -407,12 +409,25 @@ class ScanTab(QtWidgets.QWidget):
         rig = ("The rig was made safe (stage stopped, field at its safe state). "
                if self.live.rig_safe else "")  # else the message says what is not
         path = self.live.path
-        if path is None or not path.exists():  # moved or deleted: the message says so
+        if path is None:
             return rig.strip()
-        if not self.live.sequencer.entry_opened:  # aborted while the file was read
+        if not self.live.sequencer.entry_opened:  # aborted while the file was read, or none
             return f"{rig}Nothing was written to {path.name}."
-        return (f"{rig}{self.live.lines_stored} of {plan.ny} lines are stored in {path.name}; "
-                "Resume scan on the Session tab finishes the scan.")
+        stored = (f"{rig}{self.live.lines_stored} of {plan.ny} lines are stored in "
+                  f"{path.name}; Resume scan on the Session tab finishes the scan.")
+        self._unless_gone(path, stored, rig.strip())
+        return stored
+
+    def _unless_gone(self, path: Path, said: str, instead: str) -> None:
+        """Whether the scan's file is still there is asked in a worker (the disk may be what
+        stalled the scan: the window must not wait for it): gone (moved or deleted: the
+        sequencer's message says so), the status line's `said` becomes `instead`."""
+        def looked(there: bool) -> None:
+            text = self.status.text()
+            if not there and said in text:
+                self.status.setText(text.replace(f"\n{said}", f"\n{instead}" if instead else ""))
+
+        self.file_check.submit(path.exists, looked, lambda _exc: None)
 
     # --- settings ------------------------------------------------------------------------
     def save(self, settings: QtCore.QSettings) -> None:

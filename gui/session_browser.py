@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # registration needs SciPy: imported when a subtraction runs
 
 UT = 1e-6
 RESUMABLE = ("interrupted", "aborted", "failed")
+REFRESH_KEY = "F5"  # window-wide, on this tab only (`gui.shortcuts`)
 COLUMNS = ("entry", "kind", "status", "title", "size", "field (µT)", "lines done", "started")
 
 
@@ -101,6 +102,13 @@ def resumable(info: EntryInfo) -> bool:
             and info.lines_done is not None and info.lines_done < info.shape[0])
 
 
+class _Missing(FileNotFoundError):
+    """The file to open, if it exists, does not."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"{path} does not exist")
+
+
 class SessionBrowser(QtWidgets.QWidget):
     """The Session tab: entries table above, map and comparison views below."""
 
@@ -142,8 +150,9 @@ class SessionBrowser(QtWidgets.QWidget):
         self.path_label.setWordWrap(True)
         open_button = QtWidgets.QPushButton("Open…")
         open_button.clicked.connect(self._choose_file)
-        refresh_button = QtWidgets.QPushButton("Refresh")
-        refresh_button.clicked.connect(self.refresh)
+        self.refresh_button = refresh_button = QtWidgets.QPushButton("Refresh")
+        refresh_button.setToolTip(f"Read the file's entries again ({REFRESH_KEY}, on this tab)")
+        refresh_button.clicked.connect(lambda: self.refresh())
         grains_button = QtWidgets.QPushButton("Grain outlines…")
         grains_button.setToolTip("Draw the grains of a micro-CT grain file over the maps")
         grains_button.clicked.connect(self._choose_grains)
@@ -264,12 +273,15 @@ class SessionBrowser(QtWidgets.QWidget):
         if name:
             self.open_file(Path(name))
 
-    def open_file(self, path: Path, then: Then | None = None) -> int:
+    def open_file(self, path: Path, then: Then | None = None, *, missing_ok: bool = False
+                  ) -> int:
         """Start reading the entries of a session file, off the window's thread; once read
         they are shown (`entriesRead`, `fileOpened`), or the reason it cannot be read
         (`entriesFailed`): then the file open before stays open, here and in the other tabs.
-        `then(shown)` follows either (see `EntryReads`). The read's token."""
-        return self._read(Path(path), True, then)
+        `then(shown)` follows either (see `EntryReads`). `missing_ok`: a file that does not
+        exist (a scan that wrote nothing) is not opened, and not said as an error. The read's
+        token."""
+        return self._read(Path(path), True, then, missing_ok=missing_ok)
 
     def refresh(self, then: Then | None = None) -> int | None:
         """Start re-reading the entries of the open file (of the file being opened, while one
@@ -292,14 +304,22 @@ class SessionBrowser(QtWidgets.QWidget):
         else the open one."""
         return self.entry_reads.pending or self.path
 
-    def _read(self, path: Path, opening: bool, then: Then | None) -> int:
+    def _read(self, path: Path, opening: bool, then: Then | None, *,
+              missing_ok: bool = False) -> int:
         """Read `path`'s entries in `entry_reads`: shown as the open file's (opening: as
-        another file's, once read) unless a newer read supersedes this one."""
+        another file's, once read) unless a newer read supersedes this one; `missing_ok`: a
+        file that does not exist ends the read as `_Missing`, not said."""
         self._opening = opening
         another = self.path is None or not same_file(path, self.path)
         self.path_label.setText(f"Reading {path}…")
         self.table.setEnabled(not another)  # another file's entries: not the ones wanted
-        return self.entry_reads.start(path, lambda: list_entries(path),
+
+        def read() -> list[EntryInfo]:
+            if missing_ok and not path.exists():
+                raise _Missing(path)
+            return list_entries(path)
+
+        return self.entry_reads.start(path, read,
                                       lambda token, e: self._entries_read(token, path, e),
                                       lambda token, exc: self._entries_failed(token, path, exc),
                                       then)
@@ -323,6 +343,9 @@ class SessionBrowser(QtWidgets.QWidget):
     def _entries_failed(self, token: int, path: Path, exc: BaseException) -> None:
         opening, self._opening = self._opening, False
         self._reads_ended()
+        if isinstance(exc, _Missing):  # not asked for by the operator: nothing to say
+            self.entriesFailed.emit(token, str(exc))
+            return
         ours = not isinstance(exc, (SmmError, OSError))  # not the file's fault: this program's
         if ours:
             text = (f"{'Not opened: ' if opening else ''}{path}: its entries were not read "
@@ -347,6 +370,13 @@ class SessionBrowser(QtWidgets.QWidget):
         self._show_entries(entries)
         self.show_underlay()
         self.fileOpened.emit(self.path)
+
+    def _still_open(self, path: Path | None) -> bool:
+        """Whether the file open is `path` (as it was when a read for it began), by whatever
+        name it was opened since: a link to it, or its target."""
+        if self.path is None or path is None:
+            return self.path is path
+        return same_file(self.path, path)
 
     def _forget_file(self) -> None:
         """Another file is being opened: nothing shown of the one before stays (its map, the
@@ -433,14 +463,14 @@ class SessionBrowser(QtWidgets.QWidget):
             return
 
         def read(m: MapData) -> None:
-            if self.path == path:
+            if self._still_open(path):
                 show(m)
 
         self.reader.submit(lambda: read_map(path, entry), read,
                            lambda exc: self._read_failed(path, exc))
 
     def _read_failed(self, path: Path, exc: BaseException) -> None:
-        if self.path == path:
+        if self._still_open(path):
             self.message.setText(str(exc) if isinstance(exc, (SmmError, OSError))
                                  else f"{path}: not read: {exc!r}")
 
@@ -471,10 +501,10 @@ class SessionBrowser(QtWidgets.QWidget):
                 return m, None
 
         def read(value: tuple[MapData, ProductMap | None]) -> None:
-            if self.path == path:
+            if self._still_open(path):
                 self._show_read(*value)
             if after is not None:
-                after(self.path == path)
+                after(self._still_open(path))
 
         def failed(exc: BaseException) -> None:
             self._read_failed(path, exc)
@@ -562,7 +592,7 @@ class SessionBrowser(QtWidgets.QWidget):
         another grain file was chosen since (its read reports)."""
         if wanted == self._grain_read:
             return True
-        if self.path != opened:
+        if not self._still_open(opened):
             text = (f"Grain outlines of {path.name} not drawn: another session file was "
                     "opened while they were read")
             self.message.setText(text)
@@ -753,7 +783,7 @@ class SessionBrowser(QtWidgets.QWidget):
             if self.closed:  # the window closed while it was read
                 self._image_ended(False, "")
                 return
-            if self.path != path:
+            if not self._still_open(path):
                 self._image_ended(False, f"{image_path.name} not registered: another session "
                                          "file was opened while it was read")
                 return
@@ -835,7 +865,7 @@ class SessionBrowser(QtWidgets.QWidget):
             return False
 
         def read(value: tuple[np.ndarray, ImageRegistration]) -> None:
-            if self.path != path:
+            if not self._still_open(path):
                 return
             image, registration = value
             for view in (self.map_view, *self.compare.views.values()):

@@ -1,8 +1,9 @@
 """Window-wide keys for the buttons an operator reaches for in a hurry, usable from any tab:
 Pause (again: Resume), Abort the scan, Stop the stage (during a scan: abort it), and
-Connect; Start only from the Scan tab, where the plan it starts is in view (F5 is the
-refresh key of most programs, and the Session tab has a Refresh: pressed there out of habit
-it would have moved the stage and ramped the field). Each presses its button, so a key does
+Connect. F5 is Start only on the Scan tab, where the plan it starts is in view; on the
+Session tab it is that tab's Refresh, as in most programs (pressed there out of habit, a
+Start would have moved the stage and ramped the field); on the other tabs it does nothing.
+Each presses its button, so a key does
 nothing where the button is disabled, and each button's tooltip names its key. Esc stops a
 moving stage from the window's dialogs too (`EscapeStops`)."""
 
@@ -14,6 +15,7 @@ from PyQt6 import QtCore, QtGui, QtWidgets
 
 from gui.instruments_panel import CONNECT_KEY, STOP_KEY, InstrumentsPanel
 from gui.scan_tab import ABORT_KEY, PAUSE_KEY, START_KEY, ScanTab
+from gui.session_browser import REFRESH_KEY, SessionBrowser
 
 
 def _press(*buttons: QtWidgets.QAbstractButton, in_view: bool = False) -> Callable[[], None]:
@@ -28,11 +30,12 @@ def _press(*buttons: QtWidgets.QAbstractButton, in_view: bool = False) -> Callab
     return press
 
 
-def install(window: QtWidgets.QWidget, scan: ScanTab,
-            instruments: InstrumentsPanel) -> list[QtGui.QShortcut]:
+def install(window: QtWidgets.QWidget, scan: ScanTab, instruments: InstrumentsPanel,
+            session: SessionBrowser) -> list[QtGui.QShortcut]:
     """The shortcuts, made children of `window` (active while it is the active window)."""
+    assert START_KEY == REFRESH_KEY  # one shortcut: Qt would call two for one key ambiguous
     keys = [
-        (START_KEY, _press(scan.start_button, in_view=True)),
+        (START_KEY, _press(scan.start_button, session.refresh_button, in_view=True)),
         (PAUSE_KEY, _press(scan.pause_button, scan.resume_button)),
         (ABORT_KEY, _press(scan.abort_button)),
         (STOP_KEY, _press(instruments.stop_button)),

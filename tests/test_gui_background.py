@@ -47,3 +47,25 @@ def test_calls_dropped_at_shutdown_are_no_longer_pending(qtbot):
     go.set()
     qtbot.waitUntil(lambda: worker.pending == 0, timeout=60_000)
     assert "dropped" not in ran
+
+
+def test_a_call_ended_by_system_exit_or_ctrl_c_ends_with_its_error_callback(qtbot):
+    """A call ended by SystemExit or KeyboardInterrupt (something it calls exits) is told to
+    its `on_error`, as an error of the program's: what waits for the call's end (a flag, a
+    button disabled) is undone; the future returned still holds the exception itself."""
+    from gui.background import Background, CallEnded
+
+    worker = Background("ended")
+    for ending in (SystemExit(3), KeyboardInterrupt()):
+        told: list[BaseException] = []
+
+        def end(ending: BaseException = ending) -> None:
+            raise ending
+
+        future = worker.submit(end, told.append, told.append)
+        qtbot.waitUntil(lambda: bool(told), timeout=60_000)  # noqa: B023
+        assert worker.pending == 0
+        [error] = told
+        assert isinstance(error, CallEnded) and error.__cause__ is ending
+        assert type(ending).__name__ in str(error)
+        assert future.exception(60) is ending

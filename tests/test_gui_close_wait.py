@@ -223,8 +223,9 @@ def test_the_count_of_pending_calls_changes_only_under_the_lock(qtbot):
 
 
 def test_a_call_ended_by_an_exception_not_for_the_gui_is_no_longer_pending(qtbot):
-    """A call that raises SystemExit (say) is not delivered, but no longer pending either:
-    the screenshot's wait for the pending reads would otherwise never end."""
+    """A call that raises SystemExit (say) is no longer pending once told (to its `on_error`,
+    as `CallEnded`; its future holds the SystemExit): the screenshot's wait for the pending
+    reads would otherwise never end."""
     worker = Background("exiting")
 
     def leave() -> None:

@@ -547,3 +547,27 @@ def test_after_a_recipe_the_goto_boxes_show_where_the_stage_is(window, qtbot, tm
     assert not panel.goto_boxes[2].font().bold()
     type_x_and_go_to(qtbot, panel, "12100")
     wait_until_at(qtbot, panel, np.array([12100.0, here[1], here[2]]) * UM)
+
+
+def test_readings_are_greyed_and_said_to_be_old_while_a_scan_owns_the_rig(window, qtbot):
+    """Nothing is read on the Instruments tab during a scan: its readings (field, position,
+    lock-in, trace) are greyed and said to be from before the scan, not passed off as the
+    rig's now for hours; fresh once it ends (unfixed: shown as ever)."""
+    from smm_daq.acquisition.plan import ScanPlan
+
+    wait_ms = 60_000
+    panel, scan = window.instruments, window.scan
+    qtbot.waitUntil(lambda: bool(panel.readings), timeout=wait_ms)
+    readings = (panel.position_label, panel.field_label, panel.lockin_label, panel.trace)
+    assert all(w.isEnabled() for w in readings)
+    plan = ScanPlan.from_center("old", (12.5e-3, 12.5e-3), (9 * 20e-6, 9 * 20e-6), 20e-6,
+                                settle_tau=1.0)
+    assert scan.start(plan)
+    during = [w.isEnabled() for w in readings], panel.message.text()
+    with qtbot.waitSignal(scan.scanEnded, timeout=wait_ms):  # ended before any assertion
+        scan.abort()
+    assert during[0] == [False] * 4
+    assert "from before it began" in during[1]
+    assert all(w.isEnabled() for w in readings)
+    panel.readings = {}
+    qtbot.waitUntil(lambda: bool(panel.readings), timeout=wait_ms)  # read again

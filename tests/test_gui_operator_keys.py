@@ -368,3 +368,34 @@ def test_a_name_held_by_a_product_proposes_another_name_and_no_resume(window, tm
     assert "Resume scan" not in by_name and "product_2 is free" in by_name
     assert "'product' is an analysis product (kind 'induced'), not a scan" in by_name
     assert scan.form.name.text() == "product_2" and "Resume scan" not in scan.status.text()
+
+
+def test_f5_on_the_session_tab_refreshes_its_file_and_starts_no_scan(window, qtbot, tmp_path):
+    """F5 on the Session tab presses its Refresh (named in its tooltip): the file's entries
+    are read again, a scan written there since listed; nothing starts. With no file open it
+    does nothing, and raises nothing (unfixed, the Refresh button itself raised there: it
+    passed its click's `checked` as the read's callback)."""
+    import dataclasses
+
+    from session_reads import opened
+    from test_gui_optical import a_map
+
+    from smm_daq.storage.nexus import write_map_entry
+
+    session, scan = window.session, window.scan
+    assert "(F5, on this tab)" in session.refresh_button.toolTip()
+    started = []
+    scan.start_button.clicked.connect(lambda: started.append(True))
+    window.show_view("session")
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=WAIT_MS)
+    qtbot.keyClick(window, QtCore.Qt.Key.Key_F5)  # no file open
+    assert session.reading is None and not started
+    path = tmp_path / "keys.h5"
+    write_map_entry(path, a_map(), kind="scan")
+    assert opened(session, qtbot, path)
+    write_map_entry(path, dataclasses.replace(a_map(), name="later"), kind="scan")
+    with qtbot.waitSignal(session.entriesRead, timeout=WAIT_MS):
+        qtbot.keyClick(window, QtCore.Qt.Key.Key_F5)
+    assert [e.name for e in session.entries] == ["rem", "later"]
+    assert not started and scan.live.state == "idle"

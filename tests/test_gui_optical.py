@@ -290,3 +290,21 @@ def test_a_damaged_images_warning_is_said_on_the_session_tab_not_on_stderr(
     assert stored and said.endswith(f"of {browser.path}\n{warning}")
     assert browser.message.text() == said
     assert not [w for w in caught if issubclass(w.category, ImageWarning)]
+
+
+@pytest.mark.parametrize("ending", [SystemExit(2), KeyboardInterrupt()])
+def test_an_image_read_ended_by_system_exit_ends_the_registration(browser, qtbot, tmp_path,
+                                                                  monkeypatch, ending) -> None:
+    """Reading the image ends in SystemExit or KeyboardInterrupt (something it calls exits):
+    the registration ends all the same, said, and another image may be chosen (unfixed: the
+    tab stayed `registering`, its image button disabled, for good)."""
+    from gui import session_browser
+
+    def ended(_path):
+        raise ending
+
+    monkeypatch.setattr(session_browser, "read_image", ended)
+    stored, said = registered(browser, qtbot, lambda: browser.register_image(tmp_path /
+                                                                             "thin.png"))
+    assert not stored and type(ending).__name__ in said
+    assert not browser.registering and browser.image_button.isEnabled()

@@ -283,7 +283,8 @@ def test_the_scan_tab_says_the_rig_was_made_safe_by_the_sequencers_flag(qtbot, t
     qtbot.addWidget(tab)
     plan = small_plan("flagged", n=3)
     tab.live.prepare(plan, tmp_path / "s.h5", None)
-    ran = SimpleNamespace(lost=None)  # a sequencer that ran, no instrument lost (none called)
+    # a sequencer that ran, no instrument lost (none called), no entry written (no file)
+    ran = SimpleNamespace(lost=None, entry_opened=False)
     tab.live.attach(ran)
     with qtbot.waitSignal(tab.scanEnded, timeout=WAIT_MS):
         tab.live.bridge.push(ScanEvent("aborted", plan.name, 0, rig_safe=rig_safe,
@@ -359,3 +360,23 @@ def test_a_scan_can_be_aborted_while_its_field_ramps(window, qtbot, monkeypatch)
     assert enabled and live.state == "aborted"
     assert status(window.scan.path, "in-field") == "aborted"
     np.testing.assert_allclose(coils.field_setpoint(), 0.0, atol=1e-12)
+
+
+def test_the_window_title_says_a_scans_state_and_progress_while_it_runs(window, qtbot):
+    """Seen from the taskbar: the scan's state (a pause above all) and progress in the title
+    while it runs; the title as before once it has ended."""
+    before = window.windowTitle()
+    plan = ScanPlan.from_center("titled", (12.5e-3, 12.5e-3), (9 * 20 * UM, 9 * 20 * UM),
+                                20 * UM, settle_tau=1.0)
+    live = window.scan.live
+    assert window.scan.start(plan)
+    try:
+        qtbot.waitUntil(lambda: live.state == "running" and live.points > 0, timeout=WAIT_MS)
+        assert window.windowTitle().startswith(f"{before} [scan running, ")
+        live.pause()
+        qtbot.waitUntil(lambda: "[scan paused, " in window.windowTitle(), timeout=WAIT_MS)
+        assert window.windowTitle().endswith(" %]")
+    finally:
+        with qtbot.waitSignal(window.scan.scanEnded, timeout=WAIT_MS):
+            window.scan.abort()
+    assert window.windowTitle() == before
