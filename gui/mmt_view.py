@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt6 import QtCore, QtWidgets
+from PyQt6 import QtCore, QtGui, QtWidgets
 
 from gui.background import Background
 from gui.command import recorded_command
@@ -650,6 +650,13 @@ class MMTView(QtWidgets.QWidget):
             self._cancel.set()
             self.cancel_button.setEnabled(False)
             self.status.setText("cancelling after the block of sensors in hand…")
+
+    def closeEvent(self, event: QtGui.QCloseEvent | None) -> None:
+        """A view closed on its own (as a tab, the window's close asks first and cancels)
+        cancels its inversion: the worker stops after the block of sensors in hand instead of
+        computing on, and sending progress, for a view about to be deleted."""
+        self._cancel.set()
+        super().closeEvent(event)
 
     def _progress(self, text: str) -> None:
         if not self._cancel.is_set():

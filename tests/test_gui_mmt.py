@@ -903,3 +903,20 @@ def test_the_csv_export_writes_the_grains_shown_or_all_as_chosen_and_says_which(
     assert view.export_csv(out)
     assert [int(r["grain"]) for r in csv.DictReader(out.open())] == [1, 2, 3]
     assert view.status.text() == f"Per-grain results of all 3 grains written to {out}"
+
+
+def test_a_view_closed_during_an_inversion_cancels_it(qtbot, session, held_inversion):
+    """Closed on its own (a test's teardown, a view torn off), the view's inversion stops
+    after its block in hand: it computed on and sent progress to a view being deleted."""
+    path, grains = session
+    started, release = held_inversion
+    view = open_view(qtbot, path, grains)
+    blocks: list[tuple[int, int]] = []
+    view.progress_bridge.sensors.connect(lambda done, total: blocks.append((done, total)))
+    with qtbot.waitSignal(view.finished, timeout=WAIT_MS) as done:
+        assert view.run()
+        assert started.wait(WAIT_MS / 1000)
+        view.close()
+        release.set()
+    assert done.args == [False, "cancelled"]
+    assert blocks == [] and view.result is None
