@@ -273,7 +273,7 @@ def test_each_tile_takes_every_sensors_own_orders_from_5():
     _green_block(sensors, 0.0, 0.0, model.centroid, model.far2, model.higher, model.fine2,
                  grains.start, np.ascontiguousarray(grains.cuboids), model.half,
                  model.cub_far2, model.cub_scale, model.cub_terms, model.cub_mid2,
-                 model.cub_inner2, 1e-5, False, out)
+                 model.cub_inner2, 1e-5, False, True, out)
     m = np.random.default_rng(3).standard_normal(model.n_columns) * 1e4
     G, K = model.higher.shape
     dotted = np.einsum("gkj,gj->gk", model.higher.reshape(G, K // 3, 3), m.reshape(G, 3))

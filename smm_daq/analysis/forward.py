@@ -78,13 +78,26 @@ def _point_exact(dx, dy, dz, a, b, c):
     products, which is also more accurate than 8 logarithms of about ln(1 µm) each. The Mz
     column −Σ ± atan(XY/(ZR)) with Z > 0 on both faces is a sum of arguments of the complex
     numbers ZR + iXY: the two corners on one vertical edge combine into one angle in
-    (−π/2, π/2) (same sign of XY), two such edges into one atan2 in (−π, π); two atan2 in all.
-    Products of up to 8 lengths stay far inside the double range for µm-scale geometry."""
+    (−π/2, π/2) (same sign of XY), two such edges into one atan2 in (−π, π); two atan2 in all
+    (the products: `_point_products`)."""
+    num_x, den_x, num_y, den_y, re0, im0, re1, im1 = _point_products(dx, dy, dz, a, b, c)
+    return (math.log(num_x / den_x), math.log(num_y / den_y),
+            -math.atan2(im0, re0) - math.atan2(im1, re1))
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _point_products(dx, dy, dz, a, b, c):
+    """The products whose logarithms and arguments `_point_exact` takes: (num_x, den_x,
+    num_y, den_y, re0, im0, re1, im1), the Mx column ln(num_x/den_x), the My column
+    ln(num_y/den_y) and the Mz column −arg(re0 + i im0) − arg(re1 + i im1), each of those two
+    arguments in (−π, π) (the two pairs of vertical edges, j = 0 and 1). Products of up to 8
+    lengths stay far inside the double range for µm-scale geometry."""
     num_x = 1.0
     den_x = 1.0
     num_y = 1.0
     den_y = 1.0
-    fz = 0.0
+    re0 = 1.0
+    im0 = 0.0
     z1 = dz + c
     z2 = dz - c
     z1s = z1 * z1
@@ -124,8 +137,10 @@ def _point_exact(dx, dy, dz, a, b, c):
                 num_y *= qx1 * px2
                 den_y *= px1 * qx2
                 re, im = re * wr + im * wi, im * wr - re * wi
-        fz -= math.atan2(im, re)
-    return math.log(num_x / den_x), math.log(num_y / den_y), fz
+        if j == 0:
+            re0 = re
+            im0 = im
+    return num_x, den_x, num_y, den_y, re0, im0, re, im
 
 
 @njit(cache=True, error_model="numpy")

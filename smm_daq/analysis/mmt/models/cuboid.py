@@ -102,6 +102,7 @@ from smm_daq.analysis.mmt.models.expansion_terms import (
     remainder_bound,
     switch_distance,
 )
+from smm_daq.analysis.mmt.models.grain_products import point_grain
 
 GRAIN_TOLERANCE = 1e-5  # far-field error target relative to the grain's reference scale
 CUBOID_TOLERANCE = 1e-5  # the same for each cuboid's own switch (forward model)
@@ -599,11 +600,13 @@ def _orders_3_4_block(sensors, centroid, high, coarse2, far2, out):
 
 @njit(cache=True, parallel=True, error_model="numpy")
 def _green_block(sensors, p, q, centroid, far2, higher, fine2, start, cuboids, half, cub_far2,
-                 cub_scale, cub_terms, cub_mid2, cub_inner2, tol, skip_exact, out):
+                 cub_scale, cub_terms, cub_mid2, cub_inner2, tol, skip_exact, per_grain, out):
     """Adds to `out` (orders 2–4, `_order_2_block` and `_orders_3_4_block`), pair by pair
     where the sensor is nearer than the grain's `fine2`, orders from 5 or (nearer than `far2`)
     the sum over the grain's cuboids. With `skip_exact`, the (sensor, cuboid) pairs of an area
-    sensor that take the exact form are left out (`_grid_exact` adds them). Division by zero
+    sensor that take the exact form are left out (`_grid_exact` adds them). With `per_grain`,
+    a point sensor's closed form takes its logarithms and arctangents once per grain
+    (`grain_products.point_grain`), not once per cuboid. Division by zero
     cannot occur (every grain is below the sensors), so the kernels take NumPy's error model,
     which lets the tile loops vectorize."""
     n_sensors = sensors.shape[0]
@@ -631,6 +634,12 @@ def _green_block(sensors, p, q, centroid, far2, higher, fine2, start, cuboids, h
                     index[cnt] = i
                     top = max(top, _gather_for_orders(cnt, dx, dy, dz, d2, fine2, g, held))
                     cnt += 1
+                elif p == 0.0 and per_grain:
+                    fx, fy, fz = point_grain(sx, sy, sz, start[g], start[g + 1], cuboids, half,
+                                             cub_far2)
+                    out[i, 3 * g] += MU0_OVER_4PI * fx
+                    out[i, 3 * g + 1] += MU0_OVER_4PI * fy
+                    out[i, 3 * g + 2] += MU0_OVER_4PI * fz
                 else:
                     fx = 0.0
                     fy = 0.0
@@ -868,6 +877,8 @@ class GreenModel:
     cub_inner2: np.ndarray  # (C,) the same for its order-10 expansion (≤ cub_mid2)
     exact: bool = False  # True: never the grain far field (for tests and references)
     share_corners: bool = True  # False: every sensor's exact form on its own (for tests)
+    # False: a point sensor's closed form with its logarithms cuboid by cuboid (for tests)
+    per_grain_logs: bool = True
     # the fitted map keeps the rows when all of Q fits and no near part is smaller (`exact`):
     # sums over cuboids cost more to compute again than to copy
     keep_rows: ClassVar[bool] = True
@@ -943,7 +954,7 @@ class GreenModel:
         _green_block(sensors, p, q, self.centroid, self.far2, self.higher, self.fine2,
                      self.grains.start, cuboids, self.half, self.cub_far2, self.cub_scale,
                      self.cub_terms, self.cub_mid2, self.cub_inner2, CUBOID_TOLERANCE,
-                     lattice is not None, rows)
+                     lattice is not None, self.per_grain_logs, rows)
         if rows is not out:
             out[...] = rows[:out.shape[0]]
         return out
@@ -995,6 +1006,8 @@ class GreenModel:
                                  shape=(sensors.shape[0], self.n_columns))
 
 
-# the kernels compile in forward.py's functions and expansion_terms.py's constants
+# the kernels compile in forward.py's and grain_products.py's functions and expansion_terms.py's
+# constants
 cache_depends_on(__name__, "smm_daq.analysis.forward",
+                 "smm_daq.analysis.mmt.models.grain_products",
                  "smm_daq.analysis.mmt.models.expansion_terms")
