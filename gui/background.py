@@ -18,9 +18,39 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
-from PyQt6 import QtCore
+from PyQt6 import QtCore, sip
 
 _Job = Callable[[], None]
+
+
+class _Relay(QtCore.QObject):
+    """Carries each call's outcome from the workers to the GUI thread. One for the
+    application, never deleted: a call still running when its `Background` is deleted with
+    its widget (a view or window closed meanwhile) emits into a live object, and its
+    outcome is dropped here, where emitting the deleted `Background`'s own signal from the
+    worker crashed the process."""
+
+    done = QtCore.pyqtSignal(object, object, object)  # its Background, callback, value
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.done.connect(self._deliver)  # queued: emitted from the worker threads
+
+    @staticmethod
+    def _deliver(background: Background, callback: Callable[[Any], None] | None,
+                 value: Any) -> None:
+        if not sip.isdeleted(background):
+            background._deliver(callback, value)
+
+
+_relay: _Relay | None = None  # made by the first Background, in the GUI thread
+
+
+def _the_relay() -> _Relay:
+    global _relay
+    if _relay is None:
+        _relay = _Relay()
+    return _relay
 
 
 class CallEnded(Exception):
@@ -35,8 +65,6 @@ class CallEnded(Exception):
 class Background(QtCore.QObject):
     """Submit callables to one worker thread; callbacks run in the GUI thread."""
 
-    _done = QtCore.pyqtSignal(object, object)  # callback, value
-
     def __init__(self, name: str, parent: QtCore.QObject | None = None) -> None:
         super().__init__(parent)
         self._name = f"smm-gui-{name}"
@@ -45,7 +73,7 @@ class Background(QtCore.QObject):
         self._queued: list[Future] = []  # not started yet (dropped by shutdown(wait=False))
         self._lock = threading.Lock()
         weakref.finalize(self, self._jobs.put, None)  # an idle thread ends with its object
-        self._done.connect(self._deliver)  # queued: emitted from the worker thread
+        self._relay = _the_relay()
         self._pending = 0  # under `_lock`: the close's thread drops calls as the GUI's ends them
         self._shut = False
 
@@ -61,13 +89,16 @@ class Background(QtCore.QObject):
         `shutdown` (the window closing, while signals queued before it are still delivered)
         nothing runs: the future returned is cancelled."""
         future: Future = Future()
-        done = self._done
+        relay = self._relay
+
+        def done(callback: Callable[[Any], None] | None, value: Any) -> None:
+            relay.done.emit(self, callback, value)
 
         def job() -> None:
             try:
                 value = fn()
             except Exception as exc:  # delivered to the GUI, which shows it
-                done.emit(on_error, exc)
+                done(on_error, exc)
                 future.set_result(None)
                 return
             except BaseException as exc:  # SystemExit, KeyboardInterrupt: the caller's future
@@ -75,10 +106,10 @@ class Background(QtCore.QObject):
                 # so that what waits for the call's end (a flag, a busy button) is undone
                 ended = CallEnded(exc)
                 ended.__cause__ = exc
-                done.emit(on_error, ended)
+                done(on_error, ended)
                 future.set_exception(exc)
                 return
-            done.emit(on_result, value)
+            done(on_result, value)
             future.set_result(value)  # for a caller that cannot wait for the delivery
 
         with self._lock:  # after `shutdown`'s stop, nothing queued: it would never run

@@ -69,3 +69,34 @@ def test_a_call_ended_by_system_exit_or_ctrl_c_ends_with_its_error_callback(qtbo
         assert isinstance(error, CallEnded) and error.__cause__ is ending
         assert type(ending).__name__ in str(error)
         assert future.exception(60) is ending
+
+
+OWNER_DELETED = """
+import threading
+from PyQt6 import QtCore, QtWidgets, sip
+from gui.background import Background
+
+app = QtWidgets.QApplication([])
+owner = QtCore.QObject()  # a view or window, with its worker as a child
+worker = Background("view", owner)
+go, told = threading.Event(), []
+worker.submit(lambda: go.wait(60) and 42, told.append, told.append)
+thread = worker._thread
+sip.delete(owner)  # the view closed and deleted while its call runs
+go.set()
+thread.join(60)
+app.processEvents()
+print("told", told, flush=True)
+"""
+
+
+def test_a_call_ending_after_its_worker_was_deleted_is_dropped(repo):
+    """A view closed mid-call deletes its worker with it: the call's end emitted the deleted
+    worker's own signal from the worker thread (a RuntimeError there, or a crash)."""
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen",
+               PYTHONPATH=os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")]))
+    done = subprocess.run([sys.executable, "-c", OWNER_DELETED], cwd=repo, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "told []\n"
+    assert "Error" not in done.stderr, done.stderr
