@@ -366,19 +366,21 @@ CUT = {  # the connect of the three fails: after its three ramps out of voltage 
 }
 
 
-@pytest.mark.parametrize("cut", list(CUT))
-@pytest.mark.parametrize("pattern", ["none", "every 40th"])
+@pytest.mark.parametrize(("pattern", "cut"), [("none", "after the three"),
+                                              ("every 40th", "after the three"),
+                                              ("every 40th", "at the end of the first")])
 def test_the_bound_covers_the_ramps_out_of_voltage_mode_and_then_each_on_its_own(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys, pattern: str,
         cut: str) -> None:
     """The longest ramps: every supply found in voltage mode driving its rating is ramped
     out of it at the connect of the three, which fails (a check lost), and each still on is
     then ramped down on its own from its rating, at 0.2 A/s; with or without replies lost on
-    the way, within the bound."""
+    the way, within the bound. (Each supply whose output the connect had switched off used
+    to be ramped from its rating again on its own: `safe` took 601 s where it said 554.)"""
     text = _profile(tmp_path).read_text(encoding="utf-8")
     old = 'implementation = "kepco_bop"'
-    path = tmp_path / "lossy.toml"
-    path.write_text(text.replace(old, f"{old}\ntimeout_s = {TIMEOUT_S}"), encoding="utf-8")
+    path = tmp_path / "lossy.toml"  # the supplies' timeouts short: the ramps outweigh them
+    path.write_text(text.replace(old, f"{old}\ntimeout_s = 0.5"), encoding="utf-8")
     started: list[float] = []
     lost = {"none": lambda n: False, "every 40th": lambda n: n % 40 == 0}[pattern]
     axis, command = CUT[cut]
