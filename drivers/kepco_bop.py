@@ -10,7 +10,9 @@ told (a trip) or that reports an error raises `InstrumentError` naming its axis.
 `SYST:ERR?` clears what it reports, so a lost reply is not asked again (`ReplyUnknown`): a
 field set's current step and an output's switching on, absolute and idempotent, are then
 sent once more and checked (lost twice in a row, the set fails); a ramp-down goes on past a
-few lost replies, within a bound that keeps making the rig safe in time (`RampLosses`).
+few lost replies, within a bound that keeps making the rig safe in time (`RampLosses`), and
+each supply's lost replies over the whole make-safe path are limited (`loss_budget`); a
+supply given up on the way is switched off where it stands (`_switch_off_given_up`).
 
 Supplies run in current mode (`FUNC:MODE CURR`) with the voltage limit (`VOLT`) as their
 compliance. At connect each supply's rating is read from its model in `*IDN?` (a BOP 20-5M is
