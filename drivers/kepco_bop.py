@@ -10,7 +10,9 @@ told (a trip) or that reports an error raises `InstrumentError` naming its axis.
 `SYST:ERR?` clears what it reports, so a lost reply is not asked again (`ReplyUnknown`): a
 field set's current step and an output's switching on, absolute and idempotent, are then
 sent once more and checked (lost twice in a row, the set fails); a ramp-down goes on past a
-few lost replies, within a bound that keeps making the rig safe in time (`RampLosses`).
+few lost replies, within a bound that keeps making the rig safe in time (`RampLosses`), and
+each supply's lost replies over the whole make-safe path are limited (`loss_budget`); a
+supply given up on the way is switched off where it stands (`_switch_off_given_up`).
 
 Supplies run in current mode (`FUNC:MODE CURR`) with the voltage limit (`VOLT`) as their
 compliance. At connect each supply's rating is read from its model in `*IDN?` (a BOP 20-5M is
@@ -48,6 +50,7 @@ from smm_daq.errors import (
     SmmError,
 )
 from smm_daq.instruments.interfaces import FieldSource, Identity
+from smm_daq.instruments.loss_budget import SupplyGivenUp
 from smm_daq.instruments.profile import (
     CURRENT_READ_MARGIN,
     MAX_CURRENT_A,
@@ -100,7 +103,8 @@ class _Supply:
     def __init__(self, transport: Transport, axis: str, retries: int) -> None:
         self.axis = axis
         self.name = f"coil {axis}"
-        self.link = Link(transport, name=self.name, retries=retries)
+        # budgeted: while the rig is made safe, its lost replies are limited (`loss_budget`)
+        self.link = Link(transport, name=self.name, retries=retries, budgeted=True)
         self.setpoint = 0.0
         self.enabled = False
         self.tripped = False
@@ -274,16 +278,21 @@ class KepcoBOPCoils(FieldSource):
         one that answers, on its own, ramped to 0 A within the ramp limit and switched off.
         Its error queue is read (`read_errors`) once it has answered, before the ramp: what
         an earlier program left there is said with its state, not taken for a refused step.
+        One found with its output off is set to 0 A at once: no current flows to ramp.
         Lost replies on the way are gone on past as in the ramp of the three (`RampLosses`:
         a few, never two step checks in a row) and said with the supply's state.
 
         The ambient field cannot be nulled without all three, so this is the "off" state
-        whatever the profile's safe state. Returns (coil, safe, its final state) per axis.
+        whatever the profile's safe state. A supply given up once its ramp began (lost
+        replies, `RampLosses` or the path's `loss_budget`), or given up by the budget before
+        it, is switched off where it stands, as `output_off` does (`_switch_off_given_up`
+        says why). Returns (coil, safe, its final state) per axis.
         """
         opener = open_transport or _hardware_transport
         results: list[tuple[str, bool, str]] = []
         for address, axis in zip(settings.addresses, AXES, strict=True):
             supply = None
+            ramping = False  # from its first step until its switch-off is confirmed
             try:
                 supply = _Supply(opener(address, settings.link), axis, settings.link.retries)
                 # its rating bounds what a current read back may be; unknown (no valid
@@ -293,9 +302,13 @@ class KepcoBOPCoils(FieldSource):
                     supply.rating = rated if rated is not None else supply.rating
                 start = supply.current("CURR?")  # a supply that does not answer fails here
                 supply.read_errors()  # else the first step's check takes an earlier error
+                # output off (as a connect of the three leaves one it ramped out of voltage
+                # mode), no current flows: its setpoint goes to 0 A at once, not ramped
+                on = supply.query("OUTP?", _parse_output)
                 supply.setpoint = start
                 losses = RampLosses(supply)
-                duration = abs(start) / settings.max_ramp_rate
+                ramping = True
+                duration = abs(start) / settings.max_ramp_rate if on else 0.0
                 steps = max(1, math.ceil(duration / RAMP_STEP_S - 1e-9))
                 for j in range(1, steps + 1):
                     clock.sleep(duration / steps)
@@ -303,12 +316,16 @@ class KepcoBOPCoils(FieldSource):
                 if losses.unconfirmed:  # the last step once more: where it ends is known
                     losses.step(0.0)
                 supply.switch(False, resend=True)
+                ramping = False
                 amps = _read_off(supply, CURRENT_TOLERANCE_A)
                 results.append((supply.name, True, f"{amps:.4f} A, output off{losses.said()}"
                                                    f"{_held_from_before(supply)}"))
             except SmmError as exc:
                 held = _held_from_before(supply) if supply is not None else ""
-                results.append((f"coil {axis}", False, f"not made safe: {exc}{held}"))
+                off = ""
+                if supply is not None and (ramping or isinstance(exc, SupplyGivenUp)):
+                    off = f"; {_switch_off_given_up(supply, str(exc), ramped=ramping)}"
+                results.append((f"coil {axis}", False, f"not made safe: {exc}{off}{held}"))
             finally:
                 if supply is not None:
                     with contextlib.suppress(Exception):
@@ -475,7 +492,9 @@ class KepcoBOPCoils(FieldSource):
         Lost replies are gone on past within bounds (`RampLosses`: a ramp-down stopped at a
         lost reply would leave the coil energised, one that waits on every lost reply might
         not end in time); a supply that fails, or is given up, is left out of the remaining
-        steps while the others go on. Returns the failures and the supplies left out.
+        steps while the others go on, and is switched off where it stands
+        (`_switch_off_given_up`), whatever the safe state: its failure says so. Returns the
+        failures and the supplies left out.
         """
         losses = {s.axis: RampLosses(s) for s in self._supplies if s.enabled}
         start, steps, pause = self._steps(target, self.max_ramp_rate)
@@ -493,7 +512,7 @@ class KepcoBOPCoils(FieldSource):
                     lost.check()
                     lost.step(start[k] + (target[k] - start[k]) * min(j, steps) / steps)
                 except InstrumentError as exc:
-                    problems.append(str(exc))
+                    problems.append(f"{exc}; {_switch_off_given_up(s, str(exc))}")
                     left_out.append(s)
                     del losses[s.axis]
         self.replies_lost = [f"coil {axis}: {lost.said().removeprefix('; ')}"
@@ -575,8 +594,10 @@ class KepcoBOPCoils(FieldSource):
         """Ramp every supply to 0 A, then switch every output off and read its current back
         (each tried, whatever fails): a supply that reads a current with its output off is
         not taken for off."""
-        problems, _ = self._ramp_down(np.zeros(3))
+        problems, left_out = self._ramp_down(np.zeros(3))
         for s in self._supplies:
+            if s in left_out:  # switched off as it was given up, and said
+                continue
             try:
                 s.switch(False, resend=True)
                 _read_off(s, self.current_tolerance)
@@ -638,6 +659,41 @@ def _read_off(supply: _Supply, tolerance: float) -> float:
                               "at 0 A (a current still flowing, or a wrong read-back)",
                               instrument=supply.name)
     return amps
+
+
+def _switch_off_given_up(supply: _Supply, said: str, *, ramped: bool = True) -> str:
+    """Switch off a supply whose ramp-down was given up, where it stands; what was done, for
+    its failure's message.
+
+    Off, not left on, for coils around an irreplaceable sample: a coil left energised holds
+    its field on the sample, unwatched, for as long as nobody comes (the sample acquires a
+    viscous remanence over hours), from a supply that no longer answers reliably. Switched
+    off, the field at the sample steps once by that coil's share (tens of µT for a
+    microscope's coils: far below the coercivity of the grains, the same order as the
+    ambient field the sample sits in whenever the coils are off), and the BOP's off state
+    gives the coil's stored energy a path to be absorbed, so neither coil nor supply is
+    harmed (the Kepco BOP manual's warnings on inductive loads; its off state keeps a small
+    offset, which a read-back within `CURRENT_TOLERANCE_A` allows). Within the make-safe
+    path's budget the switch-off is checked (and sent once more where its check is lost); a
+    supply that has spent its budget is sent it once, unchecked
+    (`Link.write(last_word=True)`). `said`: the failure already said (not said again);
+    `ramped`: its ramp-down began (else the current it was switched off at is unknown)."""
+    at = (f"at {supply.setpoint:.4f} A (its last step sent)" if ramped
+          else "where it was found (its current unknown)")
+    try:
+        supply.switch(False, resend=True)
+        return f"switched off {at}, the switch-off confirmed"
+    except SupplyGivenUp:  # the budget spent: said with the failure
+        why = ""
+    except InstrumentError as exc:
+        why = str(exc).removeprefix(f"{supply.name}: ")
+        why = "" if why in said else f": {why}"
+    try:
+        supply.link.write("OUTP OFF", last_word=True)
+    except InstrumentError:
+        return f"NOT switched off {at}{why}; the coil may still be energised"
+    return (f"switch-off sent {at}, not confirmed{why}; the coil may still be energised if "
+            "it did not arrive")
 
 
 def _amps(currents: np.ndarray) -> str:

@@ -29,6 +29,7 @@ from typing import TypeVar
 
 from smm_daq import interrupts
 from smm_daq.errors import InstrumentLost, InstrumentTimeout, ProtocolError, ReplyUnknown
+from smm_daq.instruments import loss_budget
 from smm_daq.instruments.transport import Transport
 
 T = TypeVar("T")
@@ -37,7 +38,8 @@ T = TypeVar("T")
 class Link:
     """One instrument connection: strict queries, bounded retries, device clear in between."""
 
-    def __init__(self, transport: Transport, *, name: str, retries: int = 2) -> None:
+    def __init__(self, transport: Transport, *, name: str, retries: int = 2,
+                 budgeted: bool = False) -> None:
         if retries < 0:
             raise ValueError(f"retries must be >= 0, got {retries}")
         self.transport = transport
@@ -48,9 +50,20 @@ class Link:
         # attempts whose reply timed out or was garbled, ever: what a caller that must end in
         # bounded time counts (each cost at most the transport's timeout)
         self.failures = 0
+        # its lost replies count against the make-safe path's budget (`loss_budget`), under
+        # `name`: a coil supply's, whatever link reaches it on the way
+        self.budgeted = budgeted
 
-    def write(self, command: str) -> None:
-        """Send a command that has no reply."""
+    def write(self, command: str, *, last_word: bool = False) -> None:
+        """Send a command that has no reply. `last_word`: sent even to an instrument the
+        make-safe path gave up (once: `LossBudget.take_last_word`), such as the switch-off of
+        a supply given up mid-ramp."""
+        budget = loss_budget.current() if self.budgeted else None
+        if last_word and budget is not None and budget.spent(self.name) \
+                and budget.take_last_word(self.name):
+            with self._lock, interrupts.atomic():
+                self.transport.write(command)
+            return
         self._attempt(lambda: self.transport.write(command), command)
 
     def query(self, command: str, parse: Callable[[str], T], *,
@@ -84,13 +97,18 @@ class Link:
     def _attempts(self, action: Callable[[], T], command: str, destructive: bool) -> T:
         last: Exception | None = None
         attempts = 1 if self.lost or destructive else self.retries + 1
+        budget = loss_budget.current() if self.budgeted else None
         try:
             for _ in range(attempts):
+                if budget is not None:
+                    budget.refuse(self.name, command)
                 try:
                     result = action()
                 except (InstrumentTimeout, ProtocolError) as exc:
                     last = exc
                     self.failures += 1
+                    if budget is not None:
+                        budget.charge(self.name)
                     with contextlib.suppress(InstrumentTimeout):  # the next attempt tells more
                         self.transport.clear()
                 else:

@@ -8,7 +8,9 @@ Each lost reply costs up to a link timeout, so the ramp gives the supply up wher
 two step checks in a row lost their replies (nothing it was sent is known to have arrived) or
 when more than `allowed` replies were lost during the ramp (every exchange counts, also one
 that a retry saved): `InstrumentError` names the current it was left at and what was lost.
-`safe_time_bound` counts `RAMP_LOST_REPLIES` per supply.
+The caller switches a supply given up off where it stands (`kepco_bop._switch_off_given_up`).
+The whole make-safe path, of which a ramp-down is a part, is bounded by each supply's
+`loss_budget`, which `safe_time_bound` counts.
 """
 
 from __future__ import annotations
@@ -80,5 +82,5 @@ class RampLosses:
         name = self.supply.name
         return InstrumentError(
             f"{why.removeprefix(f'{name}: ')}; its ramp-down stopped at "
-            f"{self.supply.setpoint:.4f} A (as last sent): the coil may still be energised",
+            f"{self.supply.setpoint:.4f} A (as last sent)",
             instrument=name)

@@ -57,10 +57,11 @@ def test_handlers_are_restored_after_the_command() -> None:
 def test_the_kill_grace_follows_the_profile() -> None:
     p = load_profile()
     c, s = p.coils, p.stage.link
-    ramp = c.max_current / c.max_ramp_rate  # the simulator's profile nulls no ambient field
-    ramp += 3 * 1.1 * c.supply_rating / c.max_ramp_rate  # each supply found in voltage mode
-    talk = 3 * c.link.timeout_s * (c.link.retries + 5) + s.timeout_s * (s.retries + 5)
-    talk += 3 * c.link.timeout_s * 2  # the replies each supply's ramp-down may lose
+    # each supply found in voltage mode, ramped down at the connect of the three, and one
+    # of them, that cut short, again on its own from a setpoint up to its rating
+    ramp = 4 * 1.1 * c.supply_rating / c.max_ramp_rate
+    budget = c.link.retries + 1 + 4 + 2  # a dead supply's, and its ramp-down's lost replies
+    talk = 3 * c.link.timeout_s * (budget + 1) + s.timeout_s * (s.retries + 5)
     assert safe_time_bound(p) == pytest.approx(1.5 * ramp + 2.0 + talk)
 
 

@@ -19,6 +19,7 @@ from simulators.emulator import Emulator, EmulatorTransport
 from simulators.kepco_emulator import KepcoBOPEmulator
 from smm_daq.clock import VirtualClock
 from smm_daq.errors import InstrumentError
+from smm_daq.instruments import loss_budget
 from smm_daq.instruments.profile import RAMP_LOST_REPLIES, load_profile
 
 TIMEOUT_S = 3.0  # EmulatorTransport's: what each lost reply costs on the virtual clock
@@ -74,6 +75,8 @@ def test_a_supply_losing_every_other_check_is_given_up_in_bounded_time():
     assert "coil y:" in message and f"{RAMP_LOST_REPLIES + 1} replies lost during its ramp" \
         in message, message
     assert "its ramp-down stopped at" in message and "coil x" not in message
+    assert "switched off at" in message and "the switch-off confirmed" in message, message
+    assert not rig.model.output(1)  # not left energised where its ramp stopped
     ramp = float(np.max(np.abs(rig.coils.currents_for(np.array([0.0, 60e-6, 0.0]))
                                - rig.coils.currents_for(np.zeros(3))))) / 1.0
     assert spent <= 1.5 * ramp + (RAMP_LOST_REPLIES + 1) * TIMEOUT_S + 2.0
@@ -128,12 +131,16 @@ def test_each_supply_on_its_own_is_ramped_down_past_a_lost_reply_and_says_so(los
 
 
 def test_each_supply_on_its_own_losing_every_other_reply_is_given_up_in_bounded_time():
+    """Given up mid-ramp, the supply is switched off where it stands, as the ramp-down of
+    the three does (`output_off`), and says so: a coil is not left energised, unwatched."""
     clock, supplies, results = _left_energised(1.0, _every_other(3))
     assert [safe for _, safe, _ in results] == [True, False, True], results
     state = results[1][2]
     assert f"{RAMP_LOST_REPLIES + 1} replies lost during its ramp" in state, state
-    assert clock.now() <= 3 * 1.0 + (RAMP_LOST_REPLIES + 1) * TIMEOUT_S
-    assert supplies[1].inner.handle("OUTP?") == "1"  # left on, where its ramp stopped
+    assert "; switched off at 0." in state and "the switch-off confirmed" in state, state
+    # the switch-off, sent once more where its check is lost: two more at most
+    assert clock.now() <= 3 * 1.0 + (RAMP_LOST_REPLIES + 1 + 2) * TIMEOUT_S
+    assert supplies[1].inner.handle("OUTP?") == "0"  # off, where its ramp stopped
 
 
 class LosesTheFirstStepCheck(Emulator):
@@ -178,3 +185,70 @@ def test_smm_daq_safe_says_the_replies_its_ramp_down_went_on_past(
     assert "ramped down past lost replies: coil y: 1 reply lost on the way, among them the " \
         "checks of 'CURR " in said, said
     assert abs(made[0].world.coils.current(1)) < 1e-3
+
+
+def test_a_supply_past_the_make_safe_budget_is_given_up_switched_off_and_costs_no_more():
+    """Within a make-safe path (`loss_budget`), a supply that keeps losing replies is given
+    up once it has lost its budget: nothing more is waited for from it (its ramp-down, its
+    settling), it is sent its switch-off once, unchecked, and says so."""
+    rig, lossy = _rig_at(np.array([0.0, 60e-6, 0.0]))
+    lossy[1].start(set(range(1, 1000)))  # every check from now on: two in a row give up
+    budget = 1  # its first lost check spends it
+    start = rig.clock.now()
+    with loss_budget.making_safe(budget), pytest.raises(InstrumentError) as info:
+        rig.coils.zero()
+    spent = rig.clock.now() - start
+    message = str(info.value)
+    assert "coil y: given up before " in message and "1 reply lost while making the " \
+        "rig safe" in message, message
+    assert "switch-off sent at" in message and "not confirmed" in message, message
+    ramp = float(np.max(np.abs(rig.coils.currents_for(np.array([0.0, 60e-6, 0.0]))))) / 1.0
+    assert spent <= 1.5 * ramp + budget * TIMEOUT_S + 2.0
+    assert not rig.model.output(1)  # its last word arrived
+    sent = [m for _, m in rig.emulators[1].sent("OUTP OFF")]
+    assert sent == ["OUTP OFF"]
+
+
+class LosesStepChecks(Emulator):
+    """A supply that loses the reply to the error check of every current step it is sent
+    (`CURR <A>`), and answers everything else."""
+
+    def __init__(self, inner: Emulator) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.last = ""
+
+    def handle(self, message: str) -> str | None:
+        after, self.last = self.last, message
+        reply = self.inner.handle(message)
+        return None if message == "SYST:ERR?" and after.startswith("CURR ") else reply
+
+
+def test_smm_daq_safe_switches_off_a_coil_whose_ramp_down_is_given_up_and_says_so(
+        monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """The three supplies ramped together (safe state "zero"): coil y, at 1 A, loses the
+    check of every step, so its ramp-down is given up after two; it is switched off where it
+    stands, as each supply on its own and the "off" state do, not left energised, and `safe`
+    says at what current and that the switch-off was confirmed."""
+    from served_rig import simulators_made
+
+    from smm_daq.cli.main import main
+
+    def energised(backend: Any, profile: Any) -> None:
+        y = profile.coils.addresses[1]
+        backend.endpoint(y).handle("FUNC:MODE CURR;VOLT 20;CURR 1;OUTP ON")
+        backend.clock.sleep(1.0)
+        lossy = LosesStepChecks(backend.endpoint(y))
+        endpoint = backend.endpoint
+        backend.endpoint = lambda address: lossy if address == y else endpoint(address)
+
+    made = simulators_made(monkeypatch, energised)
+    profile = Path(__file__).resolve().parents[1] / "configs" / "simulator.toml"
+    assert main(["safe", "--profile", str(profile)]) == 1
+    said = capsys.readouterr().out
+    assert "coils: NOT SAFE: not ramped to the safe state: coils: coil y: " in said, said
+    assert "two step checks in a row lost; its ramp-down stopped at 0.8000 A (as last sent); " \
+        "switched off at 0.8000 A (its last step sent), the switch-off confirmed" in said, said
+    assert "currents (0.0000, 0.0000, 0.0000) A" in said, said
+    world = made[0].world.coils
+    assert not world.output(1) and abs(world.current(1)) < 1e-3

@@ -55,7 +55,7 @@ MAX_CURRENT_A = 50.0  # the largest bipolar supplies (Kepco BOP 20-20 is 20 A)
 CURRENT_READ_MARGIN = 1.1  # a supply's reading (current, voltage) may exceed its rating so
 MAX_RAMP_A_PER_S = 100.0
 # replies a coil supply may lose during one ramp-down and still be ramped on (each a link
-# timeout at most; the bound on making the rig safe counts them)
+# timeout at most; within the supply's budget for the whole make-safe path, `loss_budget`)
 RAMP_LOST_REPLIES = 2
 MAX_FIELD_UT = 10_000.0  # 10 mT: air coils around a microscope never reach it
 MAX_TOLERANCE_NT = 100_000.0

@@ -33,7 +33,7 @@ from smm_daq.errors import (
     SmmError,
     StageUnreferenced,
 )
-from smm_daq.instruments import connect_stop
+from smm_daq.instruments import connect_stop, loss_budget
 from smm_daq.instruments.interfaces import (
     FieldSource,
     Instrument,
@@ -61,35 +61,43 @@ CONNECT_STOPPED = ("connecting was stopped by the operator; the rig is not opene
                    "safe (the stage stopped, whatever moves it) and closed")
 
 
+def supply_loss_budget(profile: Profile) -> int:
+    """Replies each coil supply may lose while the rig is made safe, across the whole path
+    (`loss_budget`), before it is given up: as many as one that stops answering spends (its
+    first query's tries, then one per exchange the path still has with it), and those its
+    ramp-down goes on past."""
+    return profile.coils.link.retries + 1 + LOST_EXCHANGES + RAMP_LOST_REPLIES
+
+
 def safe_time_bound(profile: Profile) -> float:
-    """Seconds that making the rig safe may take at most (s): the longest ramp to the safe
-    state at the profile's ramp rate, the supplies' settling, and every coil supply's and the
-    stage's link timing out on each exchange of the safety path. Connecting first ramps down
-    each supply found in voltage mode with its output on, one after another, from a current
-    up to its rating (`coils.supply_rating_A`, with a reading's margin), beyond
-    `coils.max_current_A`: those ramps are counted too.
+    """Seconds that making the rig safe may take at most (s): the ramps, the supplies'
+    settling, and every reply the path can wait for in vain.
 
-    Each supply's error queue, read at each connect (of the three together, then, that
-    failing, of each on its own), may lose one reply there and go on (a diagnostic): one
-    timeout, never retried (reading clears the entry). That is within the timeouts counted:
-    a supply that loses it and then stops answering spends one more than its link's share
-    only where it ends the connect of the three, and then the other two are reached only on
-    their own (tests/test_safe_time_bound.py: such a case takes 18 of the 21 timeouts
-    counted for the supplies).
+    Ramps, each from up to a supply's rating (`coils.supply_rating_A`, with a reading's
+    margin: beyond `coils.max_current_A`) at the ramp rate: connecting the three supplies
+    ramps down each one found in voltage mode with its output on, one after another, and
+    switches it off. Where that connect fails, each supply with its output on is ramped
+    down on its own, one after another: one whose ramp out of voltage mode was cut short by
+    a lost reply, and those the connect had not reached; four such ramps at most. Where it
+    succeeds, the three then ramp together to their safe state, to the current nulling the
+    ambient field (at most `coils.max_current_A`): the connect's three and that one, no
+    longer than four either. Each ramp step also talks to the supplies (`RAMP_OVERHEAD`).
 
-    A ramp-down goes on past up to `RAMP_LOST_REPLIES` lost replies of each supply (a
-    timeout each, at most), whether the three ramp together or each on its own: counted too.
+    Replies: each coil supply may lose `supply_loss_budget` replies (a link timeout each)
+    over the whole path, all attempts together, before it is given up (`loss_budget`), and
+    is then sent one more, unchecked, command (its switch-off) that a link may take its
+    timeout to accept. The stage, stopped first, spends its link's retries on its first
+    exchange and one timeout on each of `LOST_EXCHANGES` more.
 
     A supervisor that stops a scan with SIGTERM must wait at least this long before SIGKILL;
     otherwise the coils may be left energised.
     """
     coils = profile.coils
-    null = np.linalg.solve(coils.calibration, -coils.ambient_field)
-    ramp = (coils.max_current + float(np.max(np.abs(null)))) / coils.max_ramp_rate
-    ramp += len(coils.addresses) * CURRENT_READ_MARGIN * coils.supply_rating / coils.max_ramp_rate
-    links = [coils.link] * 3 + [profile.stage.link]
-    talk = sum(link.timeout_s * (link.retries + 1 + LOST_EXCHANGES) for link in links)
-    talk += len(coils.addresses) * coils.link.timeout_s * RAMP_LOST_REPLIES
+    ramp = (len(coils.addresses) + 1) * CURRENT_READ_MARGIN * coils.supply_rating \
+        / coils.max_ramp_rate
+    stage = profile.stage.link
+    talk = stage.timeout_s * (stage.retries + 1 + LOST_EXCHANGES)
+    talk += len(coils.addresses) * coils.link.timeout_s * (supply_loss_budget(profile) + 1)
     return RAMP_OVERHEAD * ramp + SETTLE_ALLOWANCE_S + talk
 
 
@@ -203,7 +211,8 @@ class Rig:
         signals meanwhile are acknowledged and never cut the ramp-down short
         (`smm_daq.interrupts`).
         """
-        with self._safing, interrupts.making_safe(safe_time_bound(self.profile)):
+        with self._safing, interrupts.making_safe(safe_time_bound(self.profile)), \
+                loss_budget.making_safe(supply_loss_budget(self.profile)):
             return _make_safe(self.profile, self.stage, self.coils)
 
     def snapshot(self) -> dict[str, object]:
@@ -377,7 +386,8 @@ def _safe_after_failed_connect(profile: Profile, opened: dict[str, Any], *,
                                stage_stopped: bool = False) -> list[str]:
     """Make safe the coils and stage that connected before connecting failed; what could not
     be done. `stage_stopped`: the stage, not connected, stopped itself as its connect failed."""
-    with interrupts.making_safe(safe_time_bound(profile)):
+    with interrupts.making_safe(safe_time_bound(profile)), \
+            loss_budget.making_safe(supply_loss_budget(profile)):
         return _make_safe(profile, opened.get("stage"), opened.get("coils"),
                           stage_stopped=stage_stopped)
 
@@ -435,7 +445,8 @@ def make_rig_safe(profile: Profile, *, clock: Clock | None = None) -> list[SafeS
     if profile.simulated:
         clock = VirtualClock()
         open_transport = simulator_class(profile)(profile, clock, None).open_transport
-    with interrupts.making_safe(safe_time_bound(profile)):
+    with interrupts.making_safe(safe_time_bound(profile)), \
+            loss_budget.making_safe(supply_loss_budget(profile)):
         stage = _safe_stage(profile, clock, open_transport)
         return [_safe_coils(profile, clock, open_transport), stage]
 
