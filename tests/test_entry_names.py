@@ -156,3 +156,20 @@ def test_the_window_composes_a_typed_name_and_refuses_a_long_one(qtbot, tmp_path
     dialog.name.setText(NFD)
     assert dialog.ok_button.isEnabled()
     assert dialog.choice()[2] == NFC
+
+
+def test_an_earlier_entry_looked_for_composed_is_named_as_the_file_holds_it(tmp_path,
+                                                                             capsys) -> None:
+    """Typed composed, the name of an earlier release's decomposed entry finds nothing, and
+    every listing shows the two alike: the refusal says how to name the entry."""
+    path = tmp_path / "s.h5"
+    write_map_entry(path, bump_map("rem", (48, 48), 1e-6), kind="scan")
+    with h5py.File(path, "a") as f:
+        f.move("rem", NFD)
+        f.attrs["default"] = NFD
+    with pytest.raises(InputError, match=r"name it as the file does, 'e\\u0301chantillon'"):
+        read_map(path, NFC)
+    assert main(["resume", str(path), "--entry", NFC]) == 2
+    err = capsys.readouterr().err
+    assert "another Unicode form" in err and "'e\\u0301chantillon'" in err
+    assert err.count("\n") == 1

@@ -28,6 +28,7 @@ from smm_daq.errors import InputError
 from smm_daq.instruments.profile import Profile, parse_profile
 from smm_daq.storage.checks import corrupt_guard
 from smm_daq.storage.h5file import open_read, text
+from smm_daq.storage.names import listed_name, other_form_note
 from smm_daq.storage.scan_entry import STATUSES, check_not_cut_off, check_same_profile
 from smm_daq.storage.staging import check_an_entry, entry_listed, link_in_the_way, resolves
 
@@ -67,9 +68,11 @@ def load_resumable(path: str | Path, name: str) -> ResumableEntry:
             scans = [k for k in f if entry_listed(f, k)  # never through a link
                      and text(f[k].attrs.get("kind", "")) == "scan"]
             link = link_in_the_way(f, name)  # one leading nowhere
-            raise InputError(f"no such entry{f' ({name!r} is {link})' if link else ''}; "
+            raise InputError(f"no such entry{f' ({name!r} is {link})' if link else ''}"
+                             f"{other_form_note(scans, name)}; "
                              "expected a scan of this file "
-                             f"({', '.join(scans) or 'it holds none'})", source=where)
+                             f"({', '.join(map(listed_name, scans)) or 'it holds none'})",
+                             source=where)
         kind = text(f[name].attrs.get("kind", ""))
         g = f[name]
         if kind == "scan":

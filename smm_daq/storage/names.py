@@ -82,6 +82,18 @@ def lookalike(names: Iterable[str], name: str) -> str | None:
                  and unicodedata.normalize("NFC", n) == composed), None)
 
 
+def other_form_note(names: Iterable[str], name: str) -> str:
+    """Where no entry is named `name` but one of `names` is, in another Unicode form (an
+    earlier release's entry named with a decomposed accent, looked for as typed composed):
+    a note saying how to name it, since every listing shows the two alike; else ""."""
+    other = lookalike(names, name)
+    if other is None:
+        return ""
+    return (f"; entry {shown_name(other)} of the file is that name with its accents written "
+            f"another way (another Unicode form): name it as the file does, {other!a} (in "
+            f"bash, $'...' around it)")
+
+
 # Windows opens the device, not a file, for these names, whatever their extension ("nul.csv").
 _DEVICES = frozenset(["con", "prn", "aux", "nul", "conin$", "conout$",
                       *(f"{port}{n}" for port in ("com", "lpt") for n in "0123456789¹²³")])
