@@ -878,12 +878,19 @@ def make_extendable(path: str | Path, datasets: Collection[str]) -> None:
         if marked_open(p):
             _name_removed(p, _repair_locked(p, only_ours=True))
         tmp = _scratch(p, "repair-tmp")
+        size = p.stat().st_size + HEADROOM
+        room = f"rebuild it: its copy, about {size / 1e6:.0f} MB, is made beside it"
         try:
-            if not _reserve(tmp, 0, p.stat().st_size + HEADROOM, create=True):
-                raise _no_room(p, "rebuild it: its copy is made beside it")
-            with h5py.File(p, "r", locking=False) as src, h5py.File(
-                    tmp, "w", libver=LIBVER, track_order=True, locking=False) as dst:
-                _rebuild(src, dst, extendable=frozenset(datasets))
+            if not _reserve(tmp, 0, size, create=True):
+                raise _no_room(p, room)
+            try:  # (the room checked, but not held: HDF5 makes the copy anew)
+                with h5py.File(p, "r", locking=False) as src, h5py.File(
+                        tmp, "w", libver=LIBVER, track_order=True, locking=False) as dst:
+                    _rebuild(src, dst, extendable=frozenset(datasets))
+            except OSError as exc:  # the disk filled meanwhile: said as the check says it
+                if exc.errno in _NO_ROOM:
+                    raise _no_room(p, room) from None
+                raise
             _swap_in(tmp, p, "rebuilt copy")
         except BaseException:
             tmp.unlink(missing_ok=True)
