@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import h5py
 import numpy as np
 import pytest
 from PyQt6 import QtCore
@@ -903,3 +904,22 @@ def test_the_csv_export_writes_the_grains_shown_or_all_as_chosen_and_says_which(
     assert view.export_csv(out)
     assert [int(r["grain"]) for r in csv.DictReader(out.open())] == [1, 2, 3]
     assert view.status.text() == f"Per-grain results of all 3 grains written to {out}"
+
+
+def test_a_result_saved_after_an_earlier_decomposed_scan_name_is_named_composed(
+        qtbot, session) -> None:
+    """Saved under the next free name after the scan's: where an earlier release named the
+    scan with a decomposed accent, the result's name is composed, as a new entry's must be
+    (the save, after the whole inversion, was refused for a name nobody typed)."""
+    path, grains = session
+    nfd = "e\u0301chantillon"
+    with h5py.File(path, "a") as f:
+        f.move("scan", nfd)
+        f.attrs["default"] = nfd
+    view = open_view(qtbot, path, grains)
+    with qtbot.waitSignal(view.finished, timeout=WAIT_MS) as done:
+        assert view.run()
+    assert done.args[0], done.args[1]
+    written, said = save(view, qtbot)
+    assert written, said
+    assert {e.name for e in list_entries(path)} == {nfd, "\u00e9chantillon_mmt"}
