@@ -54,7 +54,11 @@ import numpy as np
 from smm_daq.acquisition.events import ScanEvent
 from smm_daq.acquisition.fly.scan import FlyScan
 from smm_daq.acquisition.plan import ScanPlan
-from smm_daq.acquisition.resumable import check_same_time_constant, load_resumable
+from smm_daq.acquisition.resumable import (
+    check_same_time_constant,
+    load_resumable,
+    resume_command,
+)
 from smm_daq.errors import (
     InputError,
     InstrumentError,
@@ -439,9 +443,9 @@ class Sequencer(FlyScan):
         except StorageError as exc:
             status, message = "failed", str(exc)
             if Path(self.path).exists():
-                message += (f"; the lines stored before are kept: `smm-daq resume {self.path} "
-                            f"--entry {self.entry}` finishes the scan once the file can be "
-                            "written")
+                message += (f"; the lines stored before are kept: "
+                            f"`{resume_command(self.path, self.entry)}` finishes the scan "
+                            "once the file can be written")
         except BaseException as exc:
             status, message = "failed", f"unexpected {type(exc).__name__}: {exc}"
             self.error = exc
@@ -571,9 +575,9 @@ class Sequencer(FlyScan):
             raise InstrumentError(
                 f"the lock-in's settings changed during line {self._line}: "
                 f"{', '.join(changed)}; was it restarted (a power cut) or set at its front "
-                f"panel? The line was not stored. `smm-daq resume {self.path} --entry "
-                f"{self.entry}` connects it anew, setting the profile's settings again, and "
-                "measures the lines left")
+                f"panel? The line was not stored. `{resume_command(self.path, self.entry)}` "
+                "connects it anew, setting the profile's settings again, and measures the "
+                "lines left")
 
     def _reference_differences(self) -> list[str]:
         """How the lock-in's reference (frequency, amplitude: the sensor's excitation) now
