@@ -201,3 +201,13 @@ def test_an_mmt_result_named_after_an_earlier_entry_is_composed_or_asks_for_its_
     assert main([*invert, near, "--out", str(tmp_path / "b.csv")]) == 2
     err = capsys.readouterr().err
     assert "is 102 characters long" in err and "expected a name given with --result-entry" in err
+
+
+def test_info_lists_a_name_of_up_to_the_most_characters_whole(tmp_path, capsys) -> None:
+    """A name of 61 to ENTRY_NAME_MAX characters, which a new entry may have, is listed
+    whole, to be copied into --entry (it was cut to 40 characters and quoted)."""
+    path, name = tmp_path / "s.h5", "long " + "n" * (ENTRY_NAME_MAX - 5)
+    assert main([*SCAN, "--out", str(path), "--name", name]) == 0
+    capsys.readouterr()
+    assert main(["info", str(path)]) == 0
+    assert capsys.readouterr().out.splitlines()[1].startswith(f"  {name}  [scan, finished]")

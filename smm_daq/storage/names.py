@@ -35,10 +35,12 @@ def shown_name(name: str) -> str:
 
 
 def listed_name(name: str) -> str:
-    """`name` as a listing shows it: as typed where it reads back so on one line, else as
-    `shown_name` quotes it (an entry an earlier release let be named with a newline or
-    10,000 characters keeps the listing one line per entry)."""
-    return name if entry_name_usable(name) and len(name) <= 60 else shown_name(name)
+    """`name` as a listing shows it: as typed where it reads back so on one line and a new
+    entry may have it (up to `ENTRY_NAME_MAX` characters: whole, to be copied into
+    `--entry`), else as `shown_name` quotes it (an entry an earlier release let be named
+    with a newline or 10,000 characters keeps the listing one line per entry)."""
+    return (name if entry_name_usable(name) and len(name) <= ENTRY_NAME_MAX
+            else shown_name(name))
 
 
 def new_entry_name_problem(name: str) -> str | None:
