@@ -192,3 +192,22 @@ def test_a_disk_filling_during_the_rebuild_is_said_and_leaves_the_file_as_it_was
     assert "Traceback" not in err
     assert repaired_earlier.read_bytes() == before
     assert sorted(p.name for p in repaired_earlier.parent.iterdir()) == ["s.h5"]
+
+
+def test_the_rebuild_is_refused_while_another_scan_of_the_file_runs(repaired_earlier: Path,
+                                                                    monkeypatch) -> None:
+    """Another scan written into the file by a live process, between two of its lines: the
+    rebuilt copy swapped in under it would have that writer (waiting on the lock of the copy
+    replaced) and this resume write the file at once. Refused, as a repair is, the file as
+    it was."""
+    with h5py.File(repaired_earlier, "a") as f:
+        f.copy("s1", "s2")
+        f["s2/status"][()] = "running"
+        f["s2/writer"][()] = "lab:4242:live"
+    monkeypatch.setattr("smm_daq.storage.h5file.writer_alive", lambda w: w == "lab:4242:live")
+    before = repaired_earlier.read_bytes()
+    with pytest.raises(InputError, match=r"entry 's2' is being written by a running process "
+                       r"\(lab:4242\): it is rebuilt whole first"):
+        ScanEntryWriter.reopen(repaired_earlier, "s1")
+    assert repaired_earlier.read_bytes() == before
+    assert sorted(p.name for p in repaired_earlier.parent.iterdir()) == ["s.h5"]
