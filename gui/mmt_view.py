@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import shlex
 import threading
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,7 @@ from smm_daq.analysis.subtract_inputs import holds_measured_map, read_source
 from smm_daq.errors import InputError, SmmError
 from smm_daq.instruments.profile import Profile
 from smm_daq.storage.mapdata import MapData
-from smm_daq.storage.names import in_file_name
+from smm_daq.storage.names import in_file_name, lookalike
 from smm_daq.storage.nexus import EntryInfo, list_entries, read_sensor_thickness
 from smm_daq.thread_warnings import recorded
 
@@ -835,12 +836,13 @@ class MMTView(QtWidgets.QWidget):
             from smm_daq.analysis.mmt.result_file import write_result_entry
 
             chosen = name
-            if chosen is None:
+            if chosen is None:  # composed, as a name typed is (a scan of an earlier release's)
                 taken = {e.name for e in list_entries(path)}
-                chosen, n = f"{source}_mmt", 1
-                while chosen in taken:
+                stem = unicodedata.normalize("NFC", f"{source}_mmt")
+                chosen, n = stem, 1
+                while chosen in taken or lookalike(taken, chosen):
                     n += 1
-                    chosen = f"{source}_mmt_{n}"
+                    chosen = f"{stem}_{n}"
             write_result_entry(path, chosen, source, result, table,
                                {**made, "command": saved_command(str(made["command"]), chosen)})
             return chosen

@@ -7,6 +7,7 @@ link faults over the real TCP byte path (served emulators behind fault proxies).
 
 from __future__ import annotations
 
+import shlex
 import socket
 import struct
 import threading
@@ -232,3 +233,24 @@ def test_a_lockin_restarted_mid_scan_fails_the_scan_before_its_line_is_stored(
         assert_failed_then_resumes(served, tmp_path / "s.h5", plan)
     finally:
         served.close()
+
+
+def test_the_resume_named_is_quoted_for_the_shell(tmp_path, capsys) -> None:
+    """A scan named with a space, in a folder with one: the command it names to go on is
+    quoted so that, pasted into a shell, it resumes that scan (unquoted, `--entry my scan`
+    named no entry and `scan` was an unknown argument)."""
+    profile = tmp_path / "low-range.toml"
+    profile.write_text((REPO / "configs" / "simulator.toml").read_text().replace(
+        "\nsensitivity_V = 0.5\n", "\nsensitivity_V = 0.0002\n"))
+    out = tmp_path / "my session" / "s.h5"
+    out.parent.mkdir()
+    assert main(["scan", "--profile", str(profile), "--center-um", "12500,12500", "--size-um",
+                 "2000,100", "--step-um", "100", "--field-uT", "0,0,0", "--name", "my scan",
+                 "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    advised = f"`smm-daq resume '{out}' --entry 'my scan' --auto-range` continues the scan"
+    assert advised in err and err.count("smm-daq resume") == 1
+    command = shlex.split(advised.split("`")[1])
+    assert main(command[1:]) == 0
+    with open_read(out) as f:
+        assert f["my scan/status"].asstr()[()] == "finished"

@@ -15,6 +15,7 @@ from test_gui_subtract import bump_map
 
 from smm_daq.cli.main import main
 from smm_daq.errors import InputError
+from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.names import ENTRY_NAME_MAX
 from smm_daq.storage.nexus import list_entries, read_map, write_map_entry
 
@@ -156,3 +157,57 @@ def test_the_window_composes_a_typed_name_and_refuses_a_long_one(qtbot, tmp_path
     dialog.name.setText(NFD)
     assert dialog.ok_button.isEnabled()
     assert dialog.choice()[2] == NFC
+
+
+def test_an_earlier_entry_looked_for_composed_is_named_as_the_file_holds_it(tmp_path,
+                                                                             capsys) -> None:
+    """Typed composed, the name of an earlier release's decomposed entry finds nothing, and
+    every listing shows the two alike: the refusal says how to name the entry."""
+    path = tmp_path / "s.h5"
+    write_map_entry(path, bump_map("rem", (48, 48), 1e-6), kind="scan")
+    with h5py.File(path, "a") as f:
+        f.move("rem", NFD)
+        f.attrs["default"] = NFD
+    with pytest.raises(InputError, match=r"name it as the file does, 'e\\u0301chantillon'"):
+        read_map(path, NFC)
+    assert main(["resume", str(path), "--entry", NFC]) == 2
+    err = capsys.readouterr().err
+    assert "another Unicode form" in err and "'e\\u0301chantillon'" in err
+    assert err.count("\n") == 1
+
+
+def test_an_mmt_result_named_after_an_earlier_entry_is_composed_or_asks_for_its_name(
+        tmp_path, capsys) -> None:
+    """`mmt invert` names its result after the scan (SCAN_mmt) where --result-entry gives no
+    name: after an earlier release's decomposed entry it is composed, not refused for a name
+    nobody typed (the bad grain file is what is refused next); after one of nearly 100
+    characters the refusal names --result-entry. Both before the inversion's work."""
+    path, grains = tmp_path / "s.h5", tmp_path / "grains.csv"
+    x = np.arange(12) * 10e-6
+    bz = 1e-6 * np.exp(-((x[None, :] - 55e-6) ** 2 + (x[:, None] - 55e-6) ** 2) / 4e-10)
+    near = "n" * 98
+    for name in ("a", "b"):
+        write_map_entry(path, MapData(bz, x, x, height=20e-6, sensor_size=(0.0, 0.0),
+                                      applied_field=np.zeros(3), name=name), kind="scan")
+    with h5py.File(path, "a") as f:  # as an earlier release named them
+        f.move("a", NFD)
+        f.move("b", near)
+    grains.write_text("grain,x_um,y_um,z_um,dx_um,dy_um,dz_um\n1,55,55,-10,8,8,8,extra\n")
+    invert = ["mmt", "invert", str(path), "--grains", str(grains), "--entry"]
+    # the result's name taken: the grain file (read after it, before the work) is what is said
+    assert main([*invert, NFD, "--out", str(tmp_path / "a.csv")]) == 2
+    err = capsys.readouterr().err
+    assert str(grains) in err and "decomposed" not in err
+    assert main([*invert, near, "--out", str(tmp_path / "b.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "is 102 characters long" in err and "expected a name given with --result-entry" in err
+
+
+def test_info_lists_a_name_of_up_to_the_most_characters_whole(tmp_path, capsys) -> None:
+    """A name of 61 to ENTRY_NAME_MAX characters, which a new entry may have, is listed
+    whole, to be copied into --entry (it was cut to 40 characters and quoted)."""
+    path, name = tmp_path / "s.h5", "long " + "n" * (ENTRY_NAME_MAX - 5)
+    assert main([*SCAN, "--out", str(path), "--name", name]) == 0
+    capsys.readouterr()
+    assert main(["info", str(path)]) == 0
+    assert capsys.readouterr().out.splitlines()[1].startswith(f"  {name}  [scan, finished]")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import h5py
 import numpy as np
 import pytest
 from PyQt6 import QtCore
@@ -920,3 +921,22 @@ def test_a_view_closed_during_an_inversion_cancels_it(qtbot, session, held_inver
         release.set()
     assert done.args == [False, "cancelled"]
     assert blocks == [] and view.result is None
+
+
+def test_a_result_saved_after_an_earlier_decomposed_scan_name_is_named_composed(
+        qtbot, session) -> None:
+    """Saved under the next free name after the scan's: where an earlier release named the
+    scan with a decomposed accent, the result's name is composed, as a new entry's must be
+    (the save, after the whole inversion, was refused for a name nobody typed)."""
+    path, grains = session
+    nfd = "e\u0301chantillon"
+    with h5py.File(path, "a") as f:
+        f.move("scan", nfd)
+        f.attrs["default"] = nfd
+    view = open_view(qtbot, path, grains)
+    with qtbot.waitSignal(view.finished, timeout=WAIT_MS) as done:
+        assert view.run()
+    assert done.args[0], done.args[1]
+    written, said = save(view, qtbot)
+    assert written, said
+    assert {e.name for e in list_entries(path)} == {nfd, "\u00e9chantillon_mmt"}

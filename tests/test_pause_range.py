@@ -86,3 +86,34 @@ def test_a_time_constant_changed_while_paused_keeps_the_scan_paused(rig, tmp_pat
     assert f"set it back to {tau:g} s" in pauses[1]
     with open_read(tmp_path / "s.h5") as f:
         assert f["k/status"][()].decode() == "finished"
+
+
+def test_a_reference_changed_while_paused_keeps_the_scan_paused(rig, tmp_path) -> None:
+    """The sensor's excitation (the reference amplitude) lowered at the front panel while
+    paused, against an overload say: the scan stays paused, saying so, until it is set back;
+    it failed once the next whole line was measured."""
+    frequency, amplitude = rig.lockin.reference()
+    seq = Sequencer(rig, tmp_path / "s.h5", ScanPlan.from_center(
+        "k", (C, C), (60e-6, 60e-6), 15e-6, field=(0.0, 0.0, 0.0)))
+    pauses = []
+
+    def operator(event) -> None:
+        if event.kind == "point" and not pauses:
+            seq.pause()
+        if event.kind != "paused":
+            return
+        pauses.append(event.message)
+        if len(pauses) == 1:
+            rig.lockin.set_reference(frequency, amplitude / 2)  # at the front panel
+        elif len(pauses) == 2:
+            rig.lockin.set_reference(frequency, amplitude)  # set back as told
+        else:
+            seq.abort()
+            return
+        seq.resume()
+
+    seq.subscribe(operator)
+    assert seq.run() == "finished", (pauses, seq.message)
+    assert len(pauses) == 2, pauses
+    assert "the lock-in's reference was changed while paused: reference amplitude" in pauses[1]
+    assert "set it back" in pauses[1]

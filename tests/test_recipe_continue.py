@@ -407,3 +407,26 @@ def test_continue_on_a_file_that_does_not_exist_says_the_recipe_runs_from_its_st
     assert "it runs from its first step" in err
     assert note < err.index("step 1/7")
     assert {e.name for e in list_entries(out)} == {"rem", "inf", "induced"}
+
+
+def test_a_recipe_an_earlier_release_cut_off_continues_with_names_new_entries_may_not_have(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """An earlier release let a recipe name its scans with a decomposed accent or more than
+    ENTRY_NAME_MAX characters: those entries, in the file already, are continued (the rule is
+    for new entries), not refused with the recipe that cannot be changed and continued."""
+    nfd, long = "re\u0301manent", "in_field_" + "x" * 120
+    recipe, out = tmp_path / "r.toml", tmp_path / "s.h5"
+    recipe.write_text(RECIPE.replace('"rem"', f'"{nfd}"').replace('"inf"', f'"{long}"'),
+                      encoding="utf-8")
+    with monkeypatch.context() as earlier:  # names as an earlier release checked them
+        earlier.setattr("smm_daq.storage.nexus.new_entry_name_problem", lambda name: None)
+        _use_rig(earlier, _rig(CUT))
+        assert main(["run", str(recipe), "--out", str(out), "--yes"]) != 0
+    assert {e.name: e.status for e in list_entries(out)} == {nfd: "finished", long: "aborted"}
+    capsys.readouterr()
+    _use_rig(monkeypatch, _rig())
+    assert main(["run", str(recipe), "--out", str(out), "--yes", "--continue"]) == 0, \
+        capsys.readouterr().err
+    assert {e.name: e.status for e in list_entries(out)} == {
+        nfd: "finished", long: "finished", "induced": "finished"}

@@ -14,7 +14,7 @@ import pytest
 from test_cli_acquisition import SCAN
 
 from smm_daq.cli.main import main
-from smm_daq.errors import InputError
+from smm_daq.errors import InputError, StorageError
 from smm_daq.storage import scan_entry
 from smm_daq.storage.scan_entry import ScanEntryWriter
 
@@ -141,7 +141,7 @@ def test_the_rebuild_cut_short_leaves_the_file_as_it_was(repaired_earlier: Path,
 
     for where in ("_rebuild", "_swap_in"):
         monkeypatch.setattr(h5file, where, fails)
-        with pytest.raises(OSError):
+        with pytest.raises((OSError, StorageError)):
             ScanEntryWriter.reopen(repaired_earlier, "s1")
         monkeypatch.undo()
         assert repaired_earlier.read_bytes() == before
@@ -170,3 +170,44 @@ def test_a_run_log_of_one_value_is_refused_before_anything_is_written(
                        "length"):
         ScanEntryWriter.reopen(interrupted, "s1")
     assert _contents(interrupted) == before
+
+
+def test_a_disk_filling_during_the_rebuild_is_said_and_leaves_the_file_as_it_was(
+        repaired_earlier: Path, monkeypatch, capsys) -> None:
+    """The room for the copy is checked first, but not held while HDF5 writes it: a disk
+    filled meanwhile (by another program) is said as a full disk is, with the room the copy
+    needs, the file left as it was (it was a traceback of HDF5's write error)."""
+    from smm_daq.storage import h5file
+
+    before = repaired_earlier.read_bytes()
+
+    def disk_full(*_args, **_kwargs):
+        raise OSError(28, "Can't write data (file write failed: No space left on device)")
+
+    monkeypatch.setattr(h5file, "_rebuild", disk_full)
+    assert main(["resume", str(repaired_earlier), "--entry", "s1"]) == 1
+    err = capsys.readouterr().err
+    assert "no room to rebuild it: its copy, about 4 MB, is made beside it" in err
+    assert "the file is as it was: free space, then try again" in err
+    assert "Traceback" not in err
+    assert repaired_earlier.read_bytes() == before
+    assert sorted(p.name for p in repaired_earlier.parent.iterdir()) == ["s.h5"]
+
+
+def test_the_rebuild_is_refused_while_another_scan_of_the_file_runs(repaired_earlier: Path,
+                                                                    monkeypatch) -> None:
+    """Another scan written into the file by a live process, between two of its lines: the
+    rebuilt copy swapped in under it would have that writer (waiting on the lock of the copy
+    replaced) and this resume write the file at once. Refused, as a repair is, the file as
+    it was."""
+    with h5py.File(repaired_earlier, "a") as f:
+        f.copy("s1", "s2")
+        f["s2/status"][()] = "running"
+        f["s2/writer"][()] = "lab:4242:live"
+    monkeypatch.setattr("smm_daq.storage.h5file.writer_alive", lambda w: w == "lab:4242:live")
+    before = repaired_earlier.read_bytes()
+    with pytest.raises(InputError, match=r"entry 's2' is being written by a running process "
+                       r"\(lab:4242\): it is rebuilt whole first"):
+        ScanEntryWriter.reopen(repaired_earlier, "s1")
+    assert repaired_earlier.read_bytes() == before
+    assert sorted(p.name for p in repaired_earlier.parent.iterdir()) == ["s.h5"]

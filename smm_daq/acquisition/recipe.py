@@ -435,7 +435,8 @@ def check_recipe(recipe: Recipe, profile: Profile, out: str | Path, *, can_promp
         plan = None
         if isinstance(step, ScanStep | SubtractStep):
             name = step.keys["name"] if isinstance(step, ScanStep) else step.name
-            check_entry_name(name, source=f"{recipe.source}, {where}")
+            if not (continuing and name in existing):  # (an earlier release's name is kept)
+                check_entry_name(name, source=f"{recipe.source}, {where}")
             if name in held:
                 raise InputError(f"{where}: in {out}, {held[name]}", source=recipe.source)
             if name in made:

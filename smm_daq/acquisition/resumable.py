@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import shlex
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +31,7 @@ from smm_daq.errors import InputError
 from smm_daq.instruments.profile import Profile, parse_profile
 from smm_daq.storage.checks import corrupt_guard
 from smm_daq.storage.h5file import open_read, text
+from smm_daq.storage.names import listed_name, other_form_note
 from smm_daq.storage.scan_entry import STATUSES, check_not_cut_off, check_same_profile
 from smm_daq.storage.staging import check_an_entry, entry_listed, link_in_the_way, resolves
 
@@ -59,6 +63,20 @@ class ResumableEntry:
                              Path(self.profile_path or "stored-profile.toml"))
 
 
+def command_line(words: Sequence[str]) -> str:
+    """`words` as a command line to paste into a shell: a word quoted only where a shell
+    would split or expand it (a space, a quote, '$'), so that a name or a folder with an
+    accent reads as typed."""
+    return " ".join(w if re.fullmatch(r"[\w@%+=:,./-]+", w) else shlex.quote(w)
+                    for w in words)
+
+
+def resume_command(path: str | Path, entry: str, *options: str) -> str:
+    """The `smm-daq resume` command line that goes on with scan `entry` of `path`
+    (`command_line`)."""
+    return command_line(["smm-daq", "resume", str(path), "--entry", entry, *options])
+
+
 def load_resumable(path: str | Path, name: str) -> ResumableEntry:
     """The entry `name` of `path`, checked whole (see the module); InputError otherwise."""
     where = f"{path}, entry '{name}'"
@@ -67,9 +85,11 @@ def load_resumable(path: str | Path, name: str) -> ResumableEntry:
             scans = [k for k in f if entry_listed(f, k)  # never through a link
                      and text(f[k].attrs.get("kind", "")) == "scan"]
             link = link_in_the_way(f, name)  # one leading nowhere
-            raise InputError(f"no such entry{f' ({name!r} is {link})' if link else ''}; "
+            raise InputError(f"no such entry{f' ({name!r} is {link})' if link else ''}"
+                             f"{other_form_note(scans, name)}; "
                              "expected a scan of this file "
-                             f"({', '.join(scans) or 'it holds none'})", source=where)
+                             f"({', '.join(map(listed_name, scans)) or 'it holds none'})",
+                             source=where)
         kind = text(f[name].attrs.get("kind", ""))
         g = f[name]
         if kind == "scan":

@@ -56,7 +56,11 @@ from smm_daq.acquisition.events import ScanEvent
 from smm_daq.acquisition.field_held import coils_off, expected_currents
 from smm_daq.acquisition.fly.scan import FlyScan
 from smm_daq.acquisition.plan import ScanPlan
-from smm_daq.acquisition.resumable import check_same_time_constant, load_resumable
+from smm_daq.acquisition.resumable import (
+    check_same_time_constant,
+    load_resumable,
+    resume_command,
+)
 from smm_daq.errors import (
     InputError,
     InstrumentError,
@@ -444,9 +448,9 @@ class Sequencer(FlyScan):
         except StorageError as exc:
             status, message = "failed", str(exc)
             if Path(self.path).exists():
-                message += (f"; the lines stored before are kept: `smm-daq resume {self.path} "
-                            f"--entry {self.entry}` finishes the scan once the file can be "
-                            "written")
+                message += (f"; the lines stored before are kept: "
+                            f"`{resume_command(self.path, self.entry)}` finishes the scan "
+                            "once the file can be written")
         except BaseException as exc:
             status, message = "failed", f"unexpected {type(exc).__name__}: {exc}"
             self.error = exc
@@ -594,25 +598,31 @@ class Sequencer(FlyScan):
         line would be stored as settled and filtered with the scan's τ and excited as at its
         start, silently. Once a line, it costs three queries.
         """
-        lockin = self.rig.lockin
-        tau = self._call(lockin.time_constant)
-        frequency, amplitude = self._call(lockin.reference)
+        tau = self._call(self.rig.lockin.time_constant)
         changed = []
         if not math.isclose(tau, self._tau, rel_tol=1e-6):
             changed.append(f"time constant {tau:g} s (the scan's {self._tau:g} s)")
+        changed += self._reference_differences()
+        if changed:
+            raise InstrumentError(
+                f"the lock-in's settings changed during line {self._line}: "
+                f"{', '.join(changed)}; was it restarted (a power cut) or set at its front "
+                f"panel? The line was not stored. `{resume_command(self.path, self.entry)}` "
+                "connects it anew, setting the profile's settings again, and measures the "
+                "lines left")
+
+    def _reference_differences(self) -> list[str]:
+        """How the lock-in's reference (frequency, amplitude: the sensor's excitation) now
+        differs from the scan's, each as 'reference ... (the scan's ...)'; none: []."""
+        frequency, amplitude = self._call(self.rig.lockin.reference)
+        changed = []
         if not math.isclose(frequency, self._reference[0], rel_tol=1e-6):
             changed.append(f"reference frequency {frequency:g} Hz (the scan's "
                            f"{self._reference[0]:g} Hz)")
         if not math.isclose(amplitude, self._reference[1], rel_tol=1e-6):
             changed.append(f"reference amplitude {amplitude:g} V (the scan's "
                            f"{self._reference[1]:g} V)")
-        if changed:
-            raise InstrumentError(
-                f"the lock-in's settings changed during line {self._line}: "
-                f"{', '.join(changed)}; was it restarted (a power cut) or set at its front "
-                f"panel? The line was not stored. `smm-daq resume {self.path} --entry "
-                f"{self.entry}` connects it anew, setting the profile's settings again, and "
-                "measures the lines left")
+        return changed
 
     def _set_field(self) -> None:
         """Ramp to the plan's field and verify it; record what was measured."""
@@ -785,7 +795,7 @@ class Sequencer(FlyScan):
                     self._cond.wait()
                 if self._abort_requested:
                     raise _Aborted
-            changed = self._time_constant_changed()
+            changed = self._time_constant_changed() or self._reference_changed()
             if changed is None:
                 break
             reason = changed
@@ -822,6 +832,17 @@ class Sequencer(FlyScan):
         return (f"the lock-in time constant was changed to {tau:g} s while paused; this scan "
                 f"is taken and recorded with {self._tau:g} s: set it back to {self._tau:g} s "
                 "at the lock-in and resume, or abort and start a new scan with the new one")
+
+    def _reference_changed(self) -> str | None:
+        """As `_time_constant_changed`, for the lock-in's reference: one changed while paused
+        (its excitation lowered against an overload, say) keeps the scan paused until it is
+        set back, rather than failing it once the next line is measured."""
+        changed = self._reference_differences()
+        if not changed:
+            return None
+        return (f"the lock-in's reference was changed while paused: {', '.join(changed)}; "
+                "this scan is excited and recorded with the scan's: set it back at the "
+                "lock-in and resume, or abort and start a new scan with the new one")
 
     def _call(self, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
         """Call an instrument, retrying transient errors; abort wins between attempts."""

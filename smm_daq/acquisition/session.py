@@ -39,7 +39,7 @@ from smm_daq.acquisition.plan import (
     check_field,
     size_note,
 )
-from smm_daq.acquisition.resumable import load_resumable
+from smm_daq.acquisition.resumable import load_resumable, resume_command
 from smm_daq.acquisition.sequencer import Sequencer, wait_aside, wait_awake
 from smm_daq.errors import InputError, SmmError, WriteStalled
 from smm_daq.instruments.profile import Profile, load_profile
@@ -285,13 +285,14 @@ class Session:
         reading out of range pauses a resume again at the same point unless its range is
         raised: connecting sets the profile's sensitivity again, whatever was set at the
         lock-in's front panel meanwhile, so the way on is `--auto-range`."""
-        go_on = f"`smm-daq resume {self.path} --entry {entry}"
         if not for_range:
-            return f"aborted with no operator to resume it; {go_on}` continues the scan"
+            return (f"aborted with no operator to resume it; "
+                    f"`{resume_command(self.path, entry)}` continues the scan")
+        go_on = resume_command(self.path, entry, "--auto-range")
         if auto_range:
             return (f"aborted with no operator to resume it; once the reading is within the "
-                    f"lock-in's largest range, {go_on} --auto-range` continues the scan")
-        return (f"aborted with no operator to resume it; {go_on} --auto-range` continues the "
+                    f"lock-in's largest range, `{go_on}` continues the scan")
+        return (f"aborted with no operator to resume it; `{go_on}` continues the "
                 "scan, raising the lock-in's range where needed (connecting sets the "
                 "profile's lockin.sensitivity_V again, so without --auto-range it pauses "
                 "here again)")

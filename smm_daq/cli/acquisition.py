@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
-import shlex
 import sys
 import time
 from collections.abc import Iterator
@@ -211,12 +210,14 @@ def _saying_how_to_go_on(path: str, names: tuple[str, ...], command: list[str], 
     try:
         yield
     except BaseException as exc:
+        from smm_daq.acquisition.resumable import command_line
+
         stopped = isinstance(exc, KeyboardInterrupt)
         unfinished = _scan_not_finished(exc)
         if unfinished is not None:  # with what the rest needs (--auto-range after a pause)
             command = [*command, *(option for option in unfinished.go_on_options
                                    if option not in command)]
-        said = " ".join(command) in str(exc)  # the scan's own message names it already
+        said = command_line(command) in str(exc)  # the scan's own message names it already
         if stopped or (unfinished is not None and not said):
             with contextlib.suppress(Exception):
                 from smm_daq.storage.nexus import list_entries
@@ -226,7 +227,7 @@ def _saying_how_to_go_on(path: str, names: tuple[str, ...], command: list[str], 
                 if held:
                     when = "" if stopped else "once what ended the scan is mended, "
                     print(f"smm-daq: what was measured is kept in {path}; {when}"
-                          f"`{shlex.join(command)}` goes on from there", file=sys.stderr)
+                          f"`{command_line(command)}` goes on from there", file=sys.stderr)
         raise
 
 

@@ -53,6 +53,20 @@ def entry_name(text: str) -> str:
     return name
 
 
+def derived_entry_name(source: str, suffix: str, option: str) -> str:
+    """The name of a product of entry `source` where `option` gives none: `source` and
+    `suffix`, its accents composed (a source an earlier release named with them decomposed);
+    InputError naming `option` where that is no name a new entry may have (a source named
+    with nearly as many characters as a name may have)."""
+    name = unicodedata.normalize("NFC", source + suffix)
+    problem = new_entry_name_problem(name)
+    if problem is not None:
+        raise InputError(f"the new entry would be named {shown_name(name)}, after entry "
+                         f"{shown_name(source)}, which {problem}; expected a name given with "
+                         f"{option}: nothing was written")
+    return name
+
+
 def entry_to_read(text: str) -> str:
     """An argparse type for an option naming an entry to read: text a file can hold as a name.
     A byte that is no UTF-8 in the command line (a name typed in a Latin-1 terminal) reaches

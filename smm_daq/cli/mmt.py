@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from smm_daq.cli.args import (
+    derived_entry_name,
     distinct_outputs,
     entry_name,
     entry_to_read,
@@ -132,7 +133,7 @@ def _invert(args: argparse.Namespace) -> int:
         raise InputError(f"--damping is {args.damping!r} with --tile-um; the tiled inversion "
                          "is undamped: expected no --damping (or 0) with --tile-um, or no "
                          "--tile-um for a damped inversion")
-    name = args.result_entry or f"{entry}_mmt"
+    name = args.result_entry or derived_entry_name(entry, "_mmt", "--result-entry")
     check_new_entry(args.file, name, (entry,), overwrite=args.overwrite)  # before the work
     with _warnings_to_stderr():
         grains = read_grain_file(args.grains, args.grain_format)  # a cuboid format

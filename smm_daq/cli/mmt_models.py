@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from smm_daq.analysis.mmt.formats.community import MIN_M
-from smm_daq.cli.args import entry_name, floats, invoked_command, output_file, positive
+from smm_daq.cli.args import (
+    derived_entry_name,
+    entry_name,
+    floats,
+    invoked_command,
+    output_file,
+    positive,
+)
 from smm_daq.errors import InputError
 
 if TYPE_CHECKING:  # the analysis is imported by the commands
@@ -189,7 +196,7 @@ def invert_models(args: argparse.Namespace) -> int:
         scans.append(Scan(data, height, (*size, thick) if thick > 0 else size,
                           None if sigmas[i] is None else sigmas[i] * NT, mask))
     mask_sources = mask_parameters(masks, len(entries))
-    name = args.result_entry or f"{entries[0]}_mmt"
+    name = args.result_entry or derived_entry_name(entries[0], "_mmt", "--result-entry")
     check_new_entry(args.file, name, entries, overwrite=args.overwrite)  # before the work
     with _warnings_to_stderr():
         grains, dragonfly = _grains(args, scans)

@@ -779,6 +779,18 @@ def live_writers(f: h5py.File) -> list[str]:
     return busy
 
 
+def _refuse_live_writers(f: h5py.File, p: Path, why: str = "") -> None:
+    """InputError where an entry of `f` (at `p`) is written by a live process: a file rebuilt
+    and swapped in while that writer waits its turn would be written by it and by the next
+    writer at once (each holding the lock of another copy). `why`: said after the writer."""
+    busy = live_writers(f)
+    if busy:
+        raise InputError(
+            f"entry '{busy[0]}' is being written by a running process "
+            f"({writer_process(text(f[busy[0]]['writer']))}){f': {why}' if why else ''}; "
+            "wait for it or stop it first", source=str(p))
+
+
 @dataclass(frozen=True)
 class Repaired:
     """What `repair` changed besides the format: the scans it marked "interrupted", the
@@ -831,14 +843,7 @@ def _repair_locked(p: Path, *, only_ours: bool = False) -> Repaired:
         try:
             if only_ours:
                 _check_repairable(src, p)
-            busy = live_writers(src)
-            if busy:
-                raise InputError(
-                    f"entry '{busy[0]}' is being written by a running process "
-                    f"({writer_process(text(src[busy[0]]['writer']))}); wait for it or stop it "
-                    "first",
-                    source=str(p),
-                )
+            _refuse_live_writers(src, p)
             # HDF5 writing a file the disk has no room for ends in a crash, not an error
             if not _reserve(tmp, 0, p.stat().st_size + HEADROOM, create=True):
                 raise _no_room(p, "repair it: its copy is rebuilt beside it")
@@ -902,13 +907,22 @@ def make_extendable(path: str | Path, datasets: Collection[str]) -> None:
         require_ours(p)
         if marked_open(p):
             _name_removed(p, _repair_locked(p, only_ours=True))
+        with h5py.File(p, "r", locking=False) as f:
+            _refuse_live_writers(f, p, "it is rebuilt whole first, and swapped in under them")
         tmp = _scratch(p, "repair-tmp")
+        size = p.stat().st_size + HEADROOM
+        room = f"rebuild it: its copy, about {size / 1e6:.0f} MB, is made beside it"
         try:
-            if not _reserve(tmp, 0, p.stat().st_size + HEADROOM, create=True):
-                raise _no_room(p, "rebuild it: its copy is made beside it")
-            with h5py.File(p, "r", locking=False) as src, h5py.File(
-                    tmp, "w", libver=LIBVER, track_order=True, locking=False) as dst:
-                _rebuild(src, dst, extendable=frozenset(datasets))
+            if not _reserve(tmp, 0, size, create=True):
+                raise _no_room(p, room)
+            try:  # (the room checked, but not held: HDF5 makes the copy anew)
+                with h5py.File(p, "r", locking=False) as src, h5py.File(
+                        tmp, "w", libver=LIBVER, track_order=True, locking=False) as dst:
+                    _rebuild(src, dst, extendable=frozenset(datasets))
+            except OSError as exc:  # the disk filled meanwhile: said as the check says it
+                if exc.errno in _NO_ROOM:
+                    raise _no_room(p, room) from None
+                raise
             _swap_in(tmp, p, "rebuilt copy")
         except BaseException:
             tmp.unlink(missing_ok=True)

@@ -35,10 +35,12 @@ def shown_name(name: str) -> str:
 
 
 def listed_name(name: str) -> str:
-    """`name` as a listing shows it: as typed where it reads back so on one line, else as
-    `shown_name` quotes it (an entry an earlier release let be named with a newline or
-    10,000 characters keeps the listing one line per entry)."""
-    return name if entry_name_usable(name) and len(name) <= 60 else shown_name(name)
+    """`name` as a listing shows it: as typed where it reads back so on one line and a new
+    entry may have it (up to `ENTRY_NAME_MAX` characters: whole, to be copied into
+    `--entry`), else as `shown_name` quotes it (an entry an earlier release let be named
+    with a newline or 10,000 characters keeps the listing one line per entry)."""
+    return (name if entry_name_usable(name) and len(name) <= ENTRY_NAME_MAX
+            else shown_name(name))
 
 
 def new_entry_name_problem(name: str) -> str | None:
@@ -80,6 +82,18 @@ def lookalike(names: Iterable[str], name: str) -> str | None:
     composed = unicodedata.normalize("NFC", name)
     return next((n for n in names if n != name
                  and unicodedata.normalize("NFC", n) == composed), None)
+
+
+def other_form_note(names: Iterable[str], name: str) -> str:
+    """Where no entry is named `name` but one of `names` is, in another Unicode form (an
+    earlier release's entry named with a decomposed accent, looked for as typed composed):
+    a note saying how to name it, since every listing shows the two alike; else ""."""
+    other = lookalike(names, name)
+    if other is None:
+        return ""
+    return (f"; entry {shown_name(other)} of the file is that name with its accents written "
+            f"another way (another Unicode form): name it as the file does, {other!a} (in "
+            f"bash, $'...' around it)")
 
 
 # Windows opens the device, not a file, for these names, whatever their extension ("nul.csv").

@@ -42,7 +42,7 @@ import numpy as np
 
 from smm_daq import PROGRAM_NAME
 from smm_daq.errors import InputError
-from smm_daq.storage.names import lookalike, shown_name
+from smm_daq.storage.names import lookalike, other_form_note, shown_name
 from smm_daq.storage.strings import text
 
 STAGING = "smm_daq_staging"  # marks an entry still being written under a temporary name
@@ -551,6 +551,7 @@ def no_entry(f: h5py.Group, key: str, why: str = "") -> str:
     holds it, and the entries there are (`entry_listed`: never through a link)."""
     names = [k for k in f if entry_listed(f, k)]
     link = None if why else link_in_the_way(f, key)
-    return (f"no entry '{key}'{why}{f' ({key!r} is {link})' if link else ''}; expected "
+    return (f"no entry '{key}'{why}{f' ({key!r} is {link})' if link else ''}"
+            f"{other_form_note(names, key)}; expected "
             + ("one of " + ", ".join(repr(n) for n in names) if names
                else "an entry, but the file holds none"))
