@@ -782,6 +782,10 @@ class InstrumentsPanel(QtWidgets.QWidget):
         def ramp() -> None:
             try:
                 rig.coils.set_field(b, stop=stop.is_set)
+                if stop.is_set():  # pressed after the ramp's last step was asked about
+                    raise RampStopped(
+                        f"{rig.coils.name}: the ramp was stopped as it ended, the field at "
+                        f"{_vector(b)}")
             except RampStopped as exc:
                 rig.coils.zero()
                 raise RampStopped(f"{exc}; ramped to the safe state from there") from None

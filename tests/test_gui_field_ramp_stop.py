@@ -72,3 +72,28 @@ def test_stop_during_a_recipes_set_field_ramps_down_from_where_it_got(
     assert max(abs(a) for a in held.sent) < 0.2
     assert "ramp was stopped" in view.message.text()
     np.testing.assert_allclose(window.holder.rig.world.coils.currents(), 0.0, atol=2e-3)
+
+
+def test_stop_after_the_ramps_last_step_still_ramps_down(window, qtbot, monkeypatch) -> None:
+    """Stop pressed once the last step was asked about (the supplies settling, Set field not
+    yet returned) is not lost: the coils go to their safe state, not left at the field typed."""
+    panel = window.instruments
+    coils = window.holder.rig.coils
+    ramped, go_on = threading.Event(), threading.Event()
+    original = coils._ramp
+
+    def ramp_then_hold(*args, **kwargs) -> None:
+        original(*args, **kwargs)
+        ramped.set()
+        go_on.wait(WAIT_MS / 1000)
+
+    monkeypatch.setattr(coils, "_ramp", ramp_then_hold)
+    panel.field_boxes[1].setValue(100.0)  # 2 A on coil y
+    qtbot.mouseClick(panel.set_field_button, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(ramped.is_set, timeout=WAIT_MS)
+    qtbot.mouseClick(panel.stop_button, QtCore.Qt.MouseButton.LeftButton)
+    go_on.set()
+    qtbot.waitUntil(lambda: "ramp was stopped" in panel.message.text(), timeout=WAIT_MS)
+    assert "ramped to the safe state" in panel.message.text()
+    np.testing.assert_allclose(window.holder.rig.world.coils.currents(),
+                               _safe_currents(window), atol=2e-3)
