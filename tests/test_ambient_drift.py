@@ -132,3 +132,37 @@ def test_a_file_without_line_field_is_resumed(rig, tmp_path: Path) -> None:
         assert "line_field" not in f["drift/data"]
         assert f["drift/data/line_done"][()].all()
         assert np.isfinite(f["drift/data/Bz"][()]).all()
+
+
+def test_a_resume_compares_its_lines_with_the_scans_start(tmp_path: Path) -> None:
+    """The ambient field moved 250 nT between a scan's run and its resume, within what the
+    resume's field check lets pass (here coils.field_tolerance_nT = 500): the resumed lines
+    are 300 nT off those stored before, so the drift is warned of at its first line's end,
+    measured from the first run's check, not from the resume's own."""
+    text = Path(load_profile().path).read_text()
+    assert "field_tolerance_nT = 50.0\n" in text
+    profile_path = tmp_path / "p.toml"
+    profile_path.write_text(text.replace("field_tolerance_nT = 50.0\n",
+                                         "field_tolerance_nT = 500.0\n"))
+    r = open_rig(load_profile(profile_path))
+    path = tmp_path / "s.h5"
+    try:
+        seq = Sequencer(r, path, _plan())
+        seq.subscribe(lambda e: e.kind == "line_done" and e.line == 1 and seq.abort())
+        assert seq.run() == "aborted"
+        r.world.coils.ambient = r.world.coils.ambient + np.array([0.0, 0.0, 250e-9])
+        again = Sequencer(r, path, _plan(), resume=True)
+        said: list[str] = []
+        again.subscribe(lambda e: e.kind == "line_done" and said.append(e.message))
+        assert again.run() == "finished", again.message
+    finally:
+        r.close()
+    with h5py.File(path, "r") as f:
+        lines = f["drift/data/line_field"][()]
+        checks = f["drift/instrument/field_check/value_log/value"][()]
+    assert checks[1, 2] - checks[0, 2] == pytest.approx(250e-9, abs=20e-9)
+    assert said[0].startswith(f"the field at the sample drifted "
+                              f"{np.linalg.norm(lines[2] - checks[0]) * 1e9:.0f} nT by the end "
+                              "of line 2")
+    assert "at the scan's start (the run that stored its first lines)" in said[0]
+    assert said[1:] == [""] * 2

@@ -638,10 +638,8 @@ class Sequencer(FlyScan):
             error = float(np.linalg.norm(measured - b))
             if rig.fluxgate is None:
                 return
-            if error <= tolerance:  # the start each line's reading is compared with
-                drift = (rig.profile.fluxgate.drift_tolerance if rig.profile.fluxgate
-                         is not None else DRIFT_TOLERANCE_NT * 1e-9)
-                self._drift = DriftWatch(measured, drift)
+            if error <= tolerance:
+                self._drift = self._drift_watch(measured)
                 return
             if attempt < FIELD_ATTEMPTS - 1:
                 rig.clock.sleep(FIELD_RECHECK_S)
@@ -650,6 +648,19 @@ class Sequencer(FlyScan):
             f"{_ut(b)} µT requested, off by {error * 1e9:.0f} nT (tolerance "
             f"{tolerance * 1e9:.0f} nT); check the coil calibration (`smm-daq calibrate-coils`)"
         )
+
+    def _drift_watch(self, measured: np.ndarray) -> DriftWatch:
+        """What each line's fluxgate reading is compared with: this run's field check, or,
+        resuming, the check of the run that stored the scan's first lines (the map's lines
+        must agree with those, and each run's check may be off the field asked for by up to
+        the field tolerance, the other way)."""
+        fluxgate = self.rig.profile.fluxgate
+        drift = fluxgate.drift_tolerance if fluxgate is not None else DRIFT_TOLERANCE_NT * 1e-9
+        stored = self._writer.stored_lines_check if self._writer is not None else None
+        if stored is None:
+            return DriftWatch(measured, drift)
+        return DriftWatch(stored, drift,
+                          since="the scan's start (the run that stored its first lines)")
 
     def _measure_point(self, x: float, y: float, tau: float) -> tuple[float, float]:
         rig = self.rig
