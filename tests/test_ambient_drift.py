@@ -166,3 +166,43 @@ def test_a_resume_compares_its_lines_with_the_scans_start(tmp_path: Path) -> Non
                               "of line 2")
     assert "at the scan's start (the run that stored its first lines)" in said[0]
     assert said[1:] == [""] * 2
+
+
+def test_a_fluxgate_beyond_its_range_is_said_and_read_again(rig, tmp_path: Path) -> None:
+    """At the ends of lines 1 and 2 the fluxgate's outputs are beyond the multimeter's range
+    (a magnet near the rig): said once, as a field far from the start's, not as a fluxgate
+    that did not answer, and read again at line 3's end, where it reads. A fluxgate lost at
+    line 4's end ends the watch for the rest of the run; the scan finishes either way."""
+    address = rig.profile.fluxgate.link.address
+    dmm = rig.backend.emulators[address]
+    volts = dmm.volts
+    plan = ScanPlan.from_center("drift", (12.5e-3, 12.5e-3), (60 * UM, 100 * UM), 20 * UM,
+                                field=FIELD)
+    seq = Sequencer(rig, tmp_path / "s.h5", plan)
+    said: list[str] = []
+
+    def on_event(event) -> None:
+        if event.kind != "line_done":
+            return
+        said.append(event.message)
+        if event.line == 0:
+            dmm.volts = lambda now: np.full(3, 15.0)  # V: the 10 V range reads to 12 V
+        elif event.line == 2:
+            dmm.volts = volts
+        elif event.line == 3:
+            rig.backend.faults[address].disconnected = True
+
+    seq.subscribe(on_event)
+    try:
+        assert seq.run() == "finished", seq.message
+    finally:
+        rig.backend.faults[address].disconnected = False
+    with h5py.File(tmp_path / "s.h5", "r") as f:
+        lines = f["drift/data/line_field"][()]
+    assert lines.shape == (6, 3)
+    assert np.isfinite(lines[[0, 3]]).all() and np.isnan(lines[[1, 2, 4, 5]]).all()
+    assert said[0] == said[2] == said[3] == said[5] == ""
+    assert said[1].startswith("the fluxgate gave no field at the end of line 1 (")
+    assert "beyond the 10 V range" in said[1] and "read again" in said[1]
+    assert said[4].startswith("the fluxgate did not answer at the end of line 4 (")
+    assert said[1] in seq.message and said[4] in seq.message

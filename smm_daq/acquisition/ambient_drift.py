@@ -27,9 +27,11 @@ class DriftWatch:
         self.tolerance = tolerance
         self.since = since
         self._said = 0  # whole tolerances of drift already said
+        self._unread = False  # the last reading failed, and that was said
 
     def check(self, line: int, field: np.ndarray) -> str:
         """What to tell of the reading `field` (T) at the end of `line`, or ""."""
+        self._unread = False
         drift = float(np.linalg.norm(np.asarray(field, dtype=float) - self.start))
         level = math.floor(drift / self.tolerance) if math.isfinite(drift) else 0
         if level <= self._said:
@@ -40,6 +42,16 @@ class DriftWatch:
                 f"{self.since}), beyond the {self.tolerance * 1e9:.0f} nT of "
                 "fluxgate.drift_tolerance_nT: the ambient field changed (a magnet or a machine "
                 "near the rig?); each line's reading is stored in its data/line_field")
+
+    def unread(self, line: int, why: str) -> str:
+        """What to tell of a fluxgate that answered at the end of `line` with no field
+        (`why`: out of its range), or "" while the readings before it failed too."""
+        if self._unread:
+            return ""
+        self._unread = True
+        return (f"the fluxgate gave no field at the end of line {line} ({why}): the field at "
+                "the sample may be far from its start's (a magnet near the rig?); that line's "
+                "data/line_field is NaN, and the fluxgate is read again at each line's end")
 
 
 def _ut(b: np.ndarray) -> str:

@@ -511,16 +511,20 @@ class Sequencer(FlyScan):
     def _line_field(self, iy: int) -> tuple[np.ndarray | None, str]:
         """One fluxgate reading at the end of line `iy` (None without a fluxgate) and what
         it tells of the drift (`DriftWatch`). A fluxgate that fails to answer ends the
-        watch, said once, not the scan: the map does not depend on it."""
+        watch, said once, not the scan: the map does not depend on it. One that answers
+        with no field (its output beyond the multimeter's range: a field far from the
+        start's) is said as such and read again at the next line's end."""
         watch = self._drift
         if watch is None:
             return None, ""
         try:
             field = np.asarray(self._call(self.rig.fluxgate.read_field), dtype=float)
-        except InstrumentError as exc:
+        except (*TRANSIENT, InstrumentLost) as exc:
             self._drift = None
             return None, (f"the fluxgate did not answer at the end of line {iy} ({exc}): the "
                           "ambient field's drift is not watched for the rest of this run")
+        except InstrumentError as exc:
+            return None, watch.unread(iy, str(exc))
         return field, watch.check(iy, field)
 
     @contextlib.contextmanager
