@@ -218,6 +218,8 @@ class InstrumentsPanel(QtWidgets.QWidget):
     # Stop pressed while a scan owns the rig: the scan must be aborted (its sequencer then
     # stops the stage and makes the rig safe), not the stage commanded from a second thread.
     stopDuringScan = QtCore.pyqtSignal()
+    # Stop pressed with the rig free of scans: a recipe's field ramp under way ends too
+    stopPressed = QtCore.pyqtSignal()
 
     def __init__(self, holder: RigHolder, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -344,8 +346,10 @@ class InstrumentsPanel(QtWidgets.QWidget):
             self.jog_buttons.append(button)
         self.stop_button = QtWidgets.QPushButton("Stop")
         self.stop_button.setToolTip(f"Stop the stage ({STOP_KEY}, from any tab; during a "
-                                    "scan it aborts the scan; during a connect it stops the "
-                                    "reference move, and the connect fails)")
+                                    "scan it aborts the scan; during a field's ramp-up, Set "
+                                    "field's or a recipe's, it ramps down from there; during a "
+                                    "connect it stops the reference move, and the connect "
+                                    "fails)")
         self.stop_button.clicked.connect(self.stop_stage)
         grid.addWidget(self.stop_button, 6, 3, 2, 1)
         return box
@@ -760,6 +764,7 @@ class InstrumentsPanel(QtWidgets.QWidget):
         elif rig is not None:  # moves do not wait, so the stop is next in the rig's thread
             for field_stop in self._field_stops:  # a field's ramp asks between its steps
                 field_stop.set()
+            self.stopPressed.emit()
 
             def stop() -> None:
                 # where it stops is where the next jog starts, on a controller that does not

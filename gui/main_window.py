@@ -59,6 +59,7 @@ class MainWindow(QtWidgets.QMainWindow):
                                                   self.instruments.stop_button.click)
         self.session = SessionBrowser()
         self.recipes = RecipesView(self.holder, self.scan)
+        self.instruments.stopPressed.connect(self.recipes.stop_field_ramp)
         self.mmt = MMTView(profile)
         self.tabs.addTab(self.instruments, "Instruments")
         self.tabs.addTab(self.scan, "Scan")

@@ -97,3 +97,23 @@ def test_stop_after_the_ramps_last_step_still_ramps_down(window, qtbot, monkeypa
     assert "ramped to the safe state" in panel.message.text()
     np.testing.assert_allclose(window.holder.rig.world.coils.currents(),
                                _safe_currents(window), atol=2e-3)
+
+
+def test_the_windows_stop_during_a_recipes_set_field_ramps_down(window, qtbot, tmp_path) -> None:
+    """Stop on the Instruments tab (Esc, from any tab) during a recipe's set_field step ends
+    its ramp as the Recipes tab's Stop does; it had sent a stage stop only, and the ramp went
+    on to the full field."""
+    recipe = tmp_path / "field.toml"
+    recipe.write_text('[recipe]\ntitle = "a field, stopped on its way"\n'
+                      '[[step]]\nkind = "set_field"\nfield_uT = [0.0, 100.0, 0.0]\n')
+    view = window.recipes
+    held = _HeldRamp(window.holder.rig.world.coils)
+    assert view.open_recipe(recipe)
+    assert view.run()
+    qtbot.waitUntil(held.reached.is_set, timeout=WAIT_MS)
+    qtbot.mouseClick(window.instruments.stop_button, QtCore.Qt.MouseButton.LeftButton)
+    held.release()
+    qtbot.waitUntil(lambda: not view.runner.running, timeout=WAIT_MS)
+    assert max(abs(a) for a in held.sent) < 0.2
+    assert "ramp was stopped" in view.message.text()
+    np.testing.assert_allclose(window.holder.rig.world.coils.currents(), 0.0, atol=2e-3)
