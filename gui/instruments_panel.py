@@ -587,6 +587,11 @@ class InstrumentsPanel(QtWidgets.QWidget):
             self._show_readings(readings)
 
     @property
+    def field_ramping(self) -> bool:
+        """Whether a Set field has not returned (queued or ramping), which Stop ends."""
+        return bool(self._field_stops)
+
+    @property
     def stage_may_be_moving(self) -> bool:
         """Whether a Go to or jog may still be moving the stage (no reading asked for after it
         has found the stage at rest), or the last reading found it moving or could not tell

@@ -117,3 +117,22 @@ def test_the_windows_stop_during_a_recipes_set_field_ramps_down(window, qtbot, t
     assert max(abs(a) for a in held.sent) < 0.2
     assert "ramp was stopped" in view.message.text()
     np.testing.assert_allclose(window.holder.rig.world.coils.currents(), 0.0, atol=2e-3)
+
+
+def test_esc_in_a_dialog_during_set_field_ramps_down(window, qtbot) -> None:
+    """A dialog up over the window takes Esc for itself: during a field's ramp-up Esc there
+    presses Stop too, as during a move, and the ramp ends; it had only closed the dialog."""
+    from test_gui_operator_keys import MODALS, esc_in_the_modal
+
+    panel = window.instruments
+    held = _HeldRamp(window.holder.rig.world.coils)
+    panel.field_boxes[1].setValue(100.0)  # 2 A on coil y
+    qtbot.mouseClick(panel.set_field_button, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(held.reached.is_set, timeout=WAIT_MS)
+    _, seen = esc_in_the_modal(qtbot, lambda: MODALS["question"](window))
+    assert seen == ["QMessageBox"]
+    held.release()
+    qtbot.waitUntil(lambda: "ramp was stopped" in panel.message.text(), timeout=WAIT_MS)
+    assert max(abs(a) for a in held.sent) < 0.2
+    np.testing.assert_allclose(window.holder.rig.world.coils.currents(),
+                               _safe_currents(window), atol=2e-3)
