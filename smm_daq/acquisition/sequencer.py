@@ -579,9 +579,16 @@ class Sequencer(FlyScan):
         error = float(np.linalg.norm(held - requested))
         if error > allowed:
             coils = rig.profile.coils
-            measured = np.asarray(self._call(rig.coils.currents), dtype=float)
-            expected = expected_currents(requested, coils.calibration, coils.ambient_field)
-            off = coils_off(measured, expected, coils.calibration, allowed)
+            try:
+                measured = np.asarray(self._call(rig.coils.currents), dtype=float)
+            except InstrumentLost:  # its link gone: said as such, with how to reconnect
+                raise
+            except InstrumentError as exc:  # a supply that tripped may not answer: the
+                # failure found is said all the same
+                off = [f"the currents did not read again to name the coils off ({exc})"]
+            else:
+                expected = expected_currents(requested, coils.calibration, coils.ambient_field)
+                off = coils_off(measured, expected, coils.calibration, allowed)
             raise SafetyError(
                 f"the coils no longer hold the field during line {self._line}: "
                 f"{'; '.join(off)}. Their currents make {_ut(held)} µT for {_ut(requested)} µT "
