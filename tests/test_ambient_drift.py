@@ -206,3 +206,24 @@ def test_a_fluxgate_beyond_its_range_is_said_and_read_again(rig, tmp_path: Path)
     assert "beyond the 10 V range" in said[1] and "read again" in said[1]
     assert said[4].startswith("the fluxgate did not answer at the end of line 4 (")
     assert said[1] in seq.message and said[4] in seq.message
+
+
+def test_a_malformed_line_field_is_refused_before_the_resume(rig, tmp_path: Path) -> None:
+    """data/line_field of another shape (written by another program): the resume is refused
+    naming it, before the rig is touched, rather than failing mid-scan at the first line's
+    write with an unexpected error."""
+    from smm_daq.errors import InputError
+
+    path = tmp_path / "s.h5"
+    seq = Sequencer(rig, path, _plan())
+    seq.subscribe(lambda e: e.kind == "line_done" and e.line == 1 and seq.abort())
+    assert seq.run() == "aborted"
+    with h5py.File(path, "r+") as f:
+        del f["drift/data/line_field"]
+        f["drift/data/line_field"] = np.zeros((5, 2))
+    again = Sequencer(rig, path, _plan(), resume=True)
+    with pytest.raises(InputError, match=r"'data/line_field' has shape \(5, 2\) of float64; "
+                                         r"expected \(5, 3\) real numbers"):
+        again.run()
+    with h5py.File(path, "r") as f:
+        assert f["drift/data/line_done"][()].tolist() == [True, True, False, False, False]
