@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,7 +45,8 @@ class _Stage:
 
 
 class _Coils:
-    def set_field(self, b: np.ndarray, *, ramp: bool = True) -> None:
+    def set_field(self, b: np.ndarray, *, ramp: bool = True,
+                  stop: Callable[[], bool] | None = None) -> None:
         pass
 
     def field(self) -> np.ndarray:
@@ -60,6 +62,9 @@ class _LockIn:
 
     def sensitivity(self) -> float:
         return 0.5
+
+    def reference(self) -> tuple[float, float]:
+        return 1000.0, 0.5
 
     def read_xy(self) -> tuple[float, float]:
         return 1e-3, 0.0

@@ -218,6 +218,8 @@ class InstrumentsPanel(QtWidgets.QWidget):
     # Stop pressed while a scan owns the rig: the scan must be aborted (its sequencer then
     # stops the stage and makes the rig safe), not the stage commanded from a second thread.
     stopDuringScan = QtCore.pyqtSignal()
+    # Stop pressed with the rig free of scans: a recipe's field ramp under way ends too
+    stopPressed = QtCore.pyqtSignal()
 
     def __init__(self, holder: RigHolder, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -359,8 +361,10 @@ class InstrumentsPanel(QtWidgets.QWidget):
             self.jog_buttons.append(button)
         self.stop_button = QtWidgets.QPushButton("Stop")
         self.stop_button.setToolTip(f"Stop the stage ({STOP_KEY}, from any tab; during a "
-                                    "scan it aborts the scan; during a connect it stops the "
-                                    "reference move, and the connect fails)")
+                                    "scan it aborts the scan; during a field's ramp-up, Set "
+                                    "field's or a recipe's, it ramps down from there; during a "
+                                    "connect it stops the reference move, and the connect "
+                                    "fails)")
         self.stop_button.clicked.connect(self.stop_stage)
         grid.addWidget(self.stop_button, 6, 3, 2, 1)
         return box
@@ -608,6 +612,11 @@ class InstrumentsPanel(QtWidgets.QWidget):
             self._show_readings(readings)
 
     @property
+    def field_ramping(self) -> bool:
+        """Whether a Set field has not returned (queued or ramping), which Stop ends."""
+        return bool(self._field_stops)
+
+    @property
     def stage_may_be_moving(self) -> bool:
         """Whether a Go to or jog may still be moving the stage (no reading asked for after it
         has found the stage at rest), or the last reading found it moving or could not tell
@@ -785,6 +794,7 @@ class InstrumentsPanel(QtWidgets.QWidget):
         elif rig is not None:  # moves do not wait, so the stop is next in the rig's thread
             for field_stop in self._field_stops:  # a field's ramp asks between its steps
                 field_stop.set()
+            self.stopPressed.emit()
 
             def stop() -> None:
                 # where it stops is where the next jog starts, on a controller that does not
@@ -807,6 +817,10 @@ class InstrumentsPanel(QtWidgets.QWidget):
         def ramp() -> None:
             try:
                 rig.coils.set_field(b, stop=stop.is_set)
+                if stop.is_set():  # pressed after the ramp's last step was asked about
+                    raise RampStopped(
+                        f"{rig.coils.name}: the ramp was stopped as it ended, the field at "
+                        f"{_vector(b)}")
             except RampStopped as exc:
                 rig.coils.zero()
                 raise RampStopped(f"{exc}; ramped to the safe state from there") from None

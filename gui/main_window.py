@@ -65,6 +65,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.escape_stops = shortcuts.EscapeStops(self, self.stage_may_be_moving,
                                                   self.instruments.stop_button.click)
         self.recipes = RecipesView(self.holder, self.scan)
+        self.instruments.stopPressed.connect(self.recipes.stop_field_ramp)
         self.mmt = MMTView(profile)
         self.tabs.addTab(self.instruments, "Instruments")
         self.tabs.addTab(self.scan, "Scan")
@@ -152,16 +153,19 @@ class MainWindow(QtWidgets.QMainWindow):
         """Whether the stage may be moving, for Esc in a dialog (`shortcuts.EscapeStops`): a
         scan under way and not paused (starting, resuming, aborting too), or a Go to or jog
         not seen at rest since, or a move seen (a recipe's), or a connect that may reference
-        the stage; not once the close has begun
-        making the rig safe, which stops the stage. While a resume reads its entry (the rig
-        held, no scan started: nothing of the scan moves), only a Go to or jog may be."""
+        the stage, or a field's ramp-up (Set field's, a recipe's set_field step's); not once
+        the close has begun making the rig safe, which stops the stage. While a resume reads
+        its entry (the rig held, no scan started: nothing of the scan moves), only a Go to or
+        jog may be."""
         if self._closing:
             return False
         if self.holder.connecting:  # a connect's reference move (`reference_on_connect`)
             return self.profile.stage.reference_on_connect
         if self.holder.busy and not self.scan.resuming:
             return self.scan.live.state != "paused"
-        return self.instruments.stage_may_be_moving
+        # a field's ramp-up, which Stop ends, is as urgent as a move
+        return (self.instruments.stage_may_be_moving or self.instruments.field_ramping
+                or self.recipes.field_ramping)
 
     # --- tabs ----------------------------------------------------------------------------
     def show_view(self, name: str) -> None:

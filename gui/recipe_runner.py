@@ -87,6 +87,19 @@ class RecipeRunner(QtCore.QObject):
         ):
             self._end(False, "the rig is not connected")
 
+    @property
+    def field_ramping(self) -> bool:
+        """Whether a set_field step runs (its ramp, which `stop_field_ramp` ends)."""
+        return self.running and 0 <= self.index < len(self.recipe.steps) and isinstance(
+            self.recipe.steps[self.index], SetFieldStep)
+
+    def stop_field_ramp(self) -> None:
+        """The window's Stop (Esc) during a set_field step: the step's ramp ends at its next
+        step, and the recipe with it, the rig made safe (`stop`). Other steps go on: that
+        Stop is the stage's."""
+        if self.field_ramping:
+            self.stop()
+
     def stop(self) -> None:
         """Abort a scan under way, or stop before the next step. During a subtraction the
         rig is made safe at once: a stalled disk can hold its write for minutes, and a field

@@ -239,6 +239,16 @@ class RecipesView(QtWidgets.QWidget):
         if self.runner is not None:
             self.runner.stop()
 
+    @property
+    def field_ramping(self) -> bool:
+        """Whether a recipe's set_field step runs."""
+        return self.runner is not None and self.runner.field_ramping
+
+    def stop_field_ramp(self) -> None:
+        """The window's Stop (Esc): a recipe's field ramp under way ends, and the recipe."""
+        if self.runner is not None:
+            self.runner.stop_field_ramp()
+
     def ask(self, message: str) -> bool:
         """A prompt step: the operator confirms (OK) or stops the recipe (Cancel)."""
         answer = QtWidgets.QMessageBox.information(

@@ -15,7 +15,7 @@ import numpy as np
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.acquisition.sequencer import Sequencer
 from smm_daq.clock import VirtualClock
-from smm_daq.errors import RangeError
+from smm_daq.errors import RampStopped, RangeError
 from smm_daq.instruments.interfaces import FieldSource, Identity, LockIn, Magnetometer, Stage
 from smm_daq.instruments.profile import Profile, load_profile
 
@@ -78,6 +78,8 @@ class FakeCoils(FieldSource):
         b = np.asarray(b, dtype=float)
         if np.linalg.norm(b) > self.max_field:
             raise RangeError("too much field", instrument="coils")
+        if stop is not None and stop():  # asked before its one step, as a real ramp asks
+            raise RampStopped("coils: the ramp was stopped at step 0 of 1")
         self.setpoint = b.copy()
         self.history.append(b.copy())
 

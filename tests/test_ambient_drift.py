@@ -132,3 +132,98 @@ def test_a_file_without_line_field_is_resumed(rig, tmp_path: Path) -> None:
         assert "line_field" not in f["drift/data"]
         assert f["drift/data/line_done"][()].all()
         assert np.isfinite(f["drift/data/Bz"][()]).all()
+
+
+def test_a_resume_compares_its_lines_with_the_scans_start(tmp_path: Path) -> None:
+    """The ambient field moved 250 nT between a scan's run and its resume, within what the
+    resume's field check lets pass (here coils.field_tolerance_nT = 500): the resumed lines
+    are 300 nT off those stored before, so the drift is warned of at its first line's end,
+    measured from the first run's check, not from the resume's own."""
+    text = Path(load_profile().path).read_text()
+    assert "field_tolerance_nT = 50.0\n" in text
+    profile_path = tmp_path / "p.toml"
+    profile_path.write_text(text.replace("field_tolerance_nT = 50.0\n",
+                                         "field_tolerance_nT = 500.0\n"))
+    r = open_rig(load_profile(profile_path))
+    path = tmp_path / "s.h5"
+    try:
+        seq = Sequencer(r, path, _plan())
+        seq.subscribe(lambda e: e.kind == "line_done" and e.line == 1 and seq.abort())
+        assert seq.run() == "aborted"
+        r.world.coils.ambient = r.world.coils.ambient + np.array([0.0, 0.0, 250e-9])
+        again = Sequencer(r, path, _plan(), resume=True)
+        said: list[str] = []
+        again.subscribe(lambda e: e.kind == "line_done" and said.append(e.message))
+        assert again.run() == "finished", again.message
+    finally:
+        r.close()
+    with h5py.File(path, "r") as f:
+        lines = f["drift/data/line_field"][()]
+        checks = f["drift/instrument/field_check/value_log/value"][()]
+    assert checks[1, 2] - checks[0, 2] == pytest.approx(250e-9, abs=20e-9)
+    assert said[0].startswith(f"the field at the sample drifted "
+                              f"{np.linalg.norm(lines[2] - checks[0]) * 1e9:.0f} nT by the end "
+                              "of line 2")
+    assert "at the scan's start (the run that stored its first lines)" in said[0]
+    assert said[1:] == [""] * 2
+
+
+def test_a_fluxgate_beyond_its_range_is_said_and_read_again(rig, tmp_path: Path) -> None:
+    """At the ends of lines 1 and 2 the fluxgate's outputs are beyond the multimeter's range
+    (a magnet near the rig): said once, as a field far from the start's, not as a fluxgate
+    that did not answer, and read again at line 3's end, where it reads. A fluxgate lost at
+    line 4's end ends the watch for the rest of the run; the scan finishes either way."""
+    address = rig.profile.fluxgate.link.address
+    dmm = rig.backend.emulators[address]
+    volts = dmm.volts
+    plan = ScanPlan.from_center("drift", (12.5e-3, 12.5e-3), (60 * UM, 100 * UM), 20 * UM,
+                                field=FIELD)
+    seq = Sequencer(rig, tmp_path / "s.h5", plan)
+    said: list[str] = []
+
+    def on_event(event) -> None:
+        if event.kind != "line_done":
+            return
+        said.append(event.message)
+        if event.line == 0:
+            dmm.volts = lambda now: np.full(3, 15.0)  # V: the 10 V range reads to 12 V
+        elif event.line == 2:
+            dmm.volts = volts
+        elif event.line == 3:
+            rig.backend.faults[address].disconnected = True
+
+    seq.subscribe(on_event)
+    try:
+        assert seq.run() == "finished", seq.message
+    finally:
+        rig.backend.faults[address].disconnected = False
+    with h5py.File(tmp_path / "s.h5", "r") as f:
+        lines = f["drift/data/line_field"][()]
+    assert lines.shape == (6, 3)
+    assert np.isfinite(lines[[0, 3]]).all() and np.isnan(lines[[1, 2, 4, 5]]).all()
+    assert said[0] == said[2] == said[3] == said[5] == ""
+    assert said[1].startswith("the fluxgate gave no field at the end of line 1 (")
+    assert "beyond the 10 V range" in said[1] and "read again" in said[1]
+    assert said[4].startswith("the fluxgate did not answer at the end of line 4 (")
+    assert said[1] in seq.message and said[4] in seq.message
+
+
+def test_a_malformed_line_field_is_refused_before_the_resume(rig, tmp_path: Path) -> None:
+    """data/line_field of another shape (written by another program): the resume is refused
+    naming it, before the rig is touched, rather than failing mid-scan at the first line's
+    write with an unexpected error."""
+    from smm_daq.errors import InputError
+
+    path = tmp_path / "s.h5"
+    seq = Sequencer(rig, path, _plan())
+    seq.subscribe(lambda e: e.kind == "line_done" and e.line == 1 and seq.abort())
+    assert seq.run() == "aborted"
+    with h5py.File(path, "r+") as f:
+        del f["drift/data/line_field"]
+        f["drift/data/line_field"] = np.zeros((5, 2))
+    again = Sequencer(rig, path, _plan(), resume=True)
+    with pytest.raises(InputError, match=r"'data/line_field' has shape \(5, 2\) of float64; "
+                                         r"expected \(5, 3\) real numbers"):
+        again.run()
+    with h5py.File(path, "r") as f:
+        assert f["drift/data/line_done"][()].tolist() == [True, True, False, False, False]

@@ -72,3 +72,67 @@ def test_stop_during_a_recipes_set_field_ramps_down_from_where_it_got(
     assert max(abs(a) for a in held.sent) < 0.2
     assert "ramp was stopped" in view.message.text()
     np.testing.assert_allclose(window.holder.rig.world.coils.currents(), 0.0, atol=2e-3)
+
+
+def test_stop_after_the_ramps_last_step_still_ramps_down(window, qtbot, monkeypatch) -> None:
+    """Stop pressed once the last step was asked about (the supplies settling, Set field not
+    yet returned) is not lost: the coils go to their safe state, not left at the field typed."""
+    panel = window.instruments
+    coils = window.holder.rig.coils
+    ramped, go_on = threading.Event(), threading.Event()
+    original = coils._ramp
+
+    def ramp_then_hold(*args, **kwargs) -> None:
+        original(*args, **kwargs)
+        ramped.set()
+        go_on.wait(WAIT_MS / 1000)
+
+    monkeypatch.setattr(coils, "_ramp", ramp_then_hold)
+    panel.field_boxes[1].setValue(100.0)  # 2 A on coil y
+    qtbot.mouseClick(panel.set_field_button, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(ramped.is_set, timeout=WAIT_MS)
+    qtbot.mouseClick(panel.stop_button, QtCore.Qt.MouseButton.LeftButton)
+    go_on.set()
+    qtbot.waitUntil(lambda: "ramp was stopped" in panel.message.text(), timeout=WAIT_MS)
+    assert "ramped to the safe state" in panel.message.text()
+    np.testing.assert_allclose(window.holder.rig.world.coils.currents(),
+                               _safe_currents(window), atol=2e-3)
+
+
+def test_the_windows_stop_during_a_recipes_set_field_ramps_down(window, qtbot, tmp_path) -> None:
+    """Stop on the Instruments tab (Esc, from any tab) during a recipe's set_field step ends
+    its ramp as the Recipes tab's Stop does; it had sent a stage stop only, and the ramp went
+    on to the full field."""
+    recipe = tmp_path / "field.toml"
+    recipe.write_text('[recipe]\ntitle = "a field, stopped on its way"\n'
+                      '[[step]]\nkind = "set_field"\nfield_uT = [0.0, 100.0, 0.0]\n')
+    view = window.recipes
+    held = _HeldRamp(window.holder.rig.world.coils)
+    assert view.open_recipe(recipe)
+    assert view.run()
+    qtbot.waitUntil(held.reached.is_set, timeout=WAIT_MS)
+    qtbot.mouseClick(window.instruments.stop_button, QtCore.Qt.MouseButton.LeftButton)
+    held.release()
+    qtbot.waitUntil(lambda: not view.runner.running, timeout=WAIT_MS)
+    assert max(abs(a) for a in held.sent) < 0.2
+    assert "ramp was stopped" in view.message.text()
+    np.testing.assert_allclose(window.holder.rig.world.coils.currents(), 0.0, atol=2e-3)
+
+
+def test_esc_in_a_dialog_during_set_field_ramps_down(window, qtbot) -> None:
+    """A dialog up over the window takes Esc for itself: during a field's ramp-up Esc there
+    presses Stop too, as during a move, and the ramp ends; it had only closed the dialog."""
+    from test_gui_operator_keys import MODALS, esc_in_the_modal
+
+    panel = window.instruments
+    held = _HeldRamp(window.holder.rig.world.coils)
+    panel.field_boxes[1].setValue(100.0)  # 2 A on coil y
+    qtbot.mouseClick(panel.set_field_button, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(held.reached.is_set, timeout=WAIT_MS)
+    _, seen = esc_in_the_modal(qtbot, lambda: MODALS["question"](window))
+    assert seen == ["QMessageBox"]
+    held.release()
+    qtbot.waitUntil(lambda: "ramp was stopped" in panel.message.text(), timeout=WAIT_MS)
+    assert max(abs(a) for a in held.sent) < 0.2
+    np.testing.assert_allclose(window.holder.rig.world.coils.currents(),
+                               _safe_currents(window), atol=2e-3)

@@ -150,6 +150,15 @@ def load_resumable(path: str | Path, name: str) -> ResumableEntry:
             raise InputError(f"'data/line_run' is not one integer per line; expected {plan.ny} "
                              "(the run that measured each line): the entry cannot be resumed "
                              "(start a new scan)", source=where)
+        line_field = g.get("data/line_field")  # entries of earlier versions have none
+        if line_field is not None and (not isinstance(line_field, h5py.Dataset)
+                                       or line_field.shape != (plan.ny, 3)
+                                       or line_field.dtype.kind != "f"):
+            shown = (f"has shape {line_field.shape} of {line_field.dtype}"
+                     if isinstance(line_field, h5py.Dataset) else "is not a dataset")
+            raise InputError(f"'data/line_field' {shown}; expected ({plan.ny}, 3) real "
+                             "numbers (the fluxgate's field at each line's end): the entry "
+                             "cannot be resumed (start a new scan)", source=where)
         for axis, grid in (("x", plan.x), ("y", plan.y)):
             stored = np.asarray(arrays[f"data/{axis}"], dtype=float)
             if not np.allclose(stored, grid, rtol=0.0, atol=1e-9):

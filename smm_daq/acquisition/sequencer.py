@@ -515,16 +515,20 @@ class Sequencer(FlyScan):
     def _line_field(self, iy: int) -> tuple[np.ndarray | None, str]:
         """One fluxgate reading at the end of line `iy` (None without a fluxgate) and what
         it tells of the drift (`DriftWatch`). A fluxgate that fails to answer ends the
-        watch, said once, not the scan: the map does not depend on it."""
+        watch, said once, not the scan: the map does not depend on it. One that answers
+        with no field (its output beyond the multimeter's range: a field far from the
+        start's) is said as such and read again at the next line's end."""
         watch = self._drift
         if watch is None:
             return None, ""
         try:
             field = np.asarray(self._call(self.rig.fluxgate.read_field), dtype=float)
-        except InstrumentError as exc:
+        except (*TRANSIENT, InstrumentLost) as exc:
             self._drift = None
             return None, (f"the fluxgate did not answer at the end of line {iy} ({exc}): the "
                           "ambient field's drift is not watched for the rest of this run")
+        except InstrumentError as exc:
+            return None, watch.unread(iy, str(exc))
         return field, watch.check(iy, field)
 
     @contextlib.contextmanager
@@ -579,9 +583,16 @@ class Sequencer(FlyScan):
         error = float(np.linalg.norm(held - requested))
         if error > allowed:
             coils = rig.profile.coils
-            measured = np.asarray(self._call(rig.coils.currents), dtype=float)
-            expected = expected_currents(requested, coils.calibration, coils.ambient_field)
-            off = coils_off(measured, expected, coils.calibration, allowed)
+            try:
+                measured = np.asarray(self._call(rig.coils.currents), dtype=float)
+            except InstrumentLost:  # its link gone: said as such, with how to reconnect
+                raise
+            except InstrumentError as exc:  # a supply that tripped may not answer: the
+                # failure found is said all the same
+                off = [f"the currents did not read again to name the coils off ({exc})"]
+            else:
+                expected = expected_currents(requested, coils.calibration, coils.ambient_field)
+                off = coils_off(measured, expected, coils.calibration, allowed)
             raise SafetyError(
                 f"the coils no longer hold the field during line {self._line}: "
                 f"{'; '.join(off)}. Their currents make {_ut(held)} µT for {_ut(requested)} µT "
@@ -648,10 +659,8 @@ class Sequencer(FlyScan):
             error = float(np.linalg.norm(measured - b))
             if rig.fluxgate is None:
                 return
-            if error <= tolerance:  # the start each line's reading is compared with
-                drift = (rig.profile.fluxgate.drift_tolerance if rig.profile.fluxgate
-                         is not None else DRIFT_TOLERANCE_NT * 1e-9)
-                self._drift = DriftWatch(measured, drift)
+            if error <= tolerance:
+                self._drift = self._drift_watch(measured)
                 return
             if attempt < FIELD_ATTEMPTS - 1:
                 rig.clock.sleep(FIELD_RECHECK_S)
@@ -660,6 +669,19 @@ class Sequencer(FlyScan):
             f"{_ut(b)} µT requested, off by {error * 1e9:.0f} nT (tolerance "
             f"{tolerance * 1e9:.0f} nT); check the coil calibration (`smm-daq calibrate-coils`)"
         )
+
+    def _drift_watch(self, measured: np.ndarray) -> DriftWatch:
+        """What each line's fluxgate reading is compared with: this run's field check, or,
+        resuming, the check of the run that stored the scan's first lines (the map's lines
+        must agree with those, and each run's check may be off the field asked for by up to
+        the field tolerance, the other way)."""
+        fluxgate = self.rig.profile.fluxgate
+        drift = fluxgate.drift_tolerance if fluxgate is not None else DRIFT_TOLERANCE_NT * 1e-9
+        stored = self._writer.stored_lines_check if self._writer is not None else None
+        if stored is None:
+            return DriftWatch(measured, drift)
+        return DriftWatch(stored, drift,
+                          since="the scan's start (the run that stored its first lines)")
 
     def _measure_point(self, x: float, y: float, tau: float) -> tuple[float, float]:
         rig = self.rig

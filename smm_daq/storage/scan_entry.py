@@ -280,6 +280,9 @@ class ScanEntryWriter:
         # added to a rig-clock time to put it on the scan's clock (`runs`); None: an entry of
         # an earlier version, whose times stay on the rig clock as it wrote them
         self.time_shift = time_shift
+        # (3,) T: the field check of the earliest run whose lines are stored (`reopen`), what
+        # a resumed run's lines are to agree with; None: no line stored, or not recorded
+        self.stored_lines_check: np.ndarray | None = None
 
     @classmethod
     def create(
@@ -443,7 +446,9 @@ class ScanEntryWriter:
         p = Path(path)
         require_swmr_format(p)
         with open_read(p) as f:
-            fixed = _fixed_run_logs(_taken_over(f, p, name))
+            taken = _taken_over(f, p, name)
+            fixed = _fixed_run_logs(taken)
+            stored_check = _stored_lines_check(taken)
         if fixed:  # as a repair by an earlier release left them: made extendable, whole
             make_extendable(p, fixed)
         with writing(p, create=False, swmr=True) as f:
@@ -464,7 +469,9 @@ class ScanEntryWriter:
                 before.put_back(g, exc)
                 raise
         shift = None if offset is None else offset - rig_start
-        return cls(p, name, line_done, run, shift)
+        writer = cls(p, name, line_done, run, shift)
+        writer.stored_lines_check = stored_check
+        return writer
 
     def _writing(self, room: int = 0) -> contextlib.AbstractContextManager[h5py.File]:
         """The entry's file opened for one write; StorageError when the file is gone (a
@@ -777,6 +784,28 @@ def read_field_checks(path: str | Path, name: str) -> list[FieldCheck]:
                              "(3,) and value_log with run (n,), value (n, 3), time (n,)",
                              source=where) from None
     return [FieldCheck(int(r), float(t), v) for r, v, t in zip(runs, fields, times, strict=True)]
+
+
+def _stored_lines_check(g: h5py.Group) -> np.ndarray | None:
+    """The field check (3,) T of the earliest run that stored a line of entry `g` (its
+    `line_run`, its row of field_check/value_log); None where no line is stored, or where an
+    entry of an earlier version (or a malformed one) does not record it."""
+    runs = g.get("data/line_run")
+    log = g.get("instrument/field_check/value_log")
+    if not isinstance(runs, h5py.Dataset) or not isinstance(log, h5py.Group):
+        return None
+    try:
+        stored = np.asarray(runs[()], dtype=int)
+        stored = stored[stored >= 0]
+        if not stored.size:
+            return None
+        rows = np.flatnonzero(np.asarray(log["run"][()], dtype=int) == stored.min())
+        if not rows.size:
+            return None
+        field = np.asarray(log["value"][int(rows[0])], dtype=float)
+    except (KeyError, ValueError, TypeError, IndexError):
+        return None
+    return field if field.shape == (3,) and np.isfinite(field).all() else None
 
 
 def _in_progress(path: Path, name: str, state: str) -> str:
