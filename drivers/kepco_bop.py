@@ -12,7 +12,8 @@ field set's current step and an output's switching on, absolute and idempotent, 
 sent once more and checked (lost twice in a row, the set fails); a ramp-down goes on past a
 few lost replies, within a bound that keeps making the rig safe in time (`RampLosses`), and
 each supply's lost replies over the whole make-safe path are limited (`loss_budget`); a
-supply given up on the way is switched off where it stands (`_switch_off_given_up`).
+supply given up on the way is switched off where it stands (`_switch_off_given_up`). The
+safety paths' ramps are paced by the clock (`ramp_pace`): a slow link does not lengthen them.
 
 Supplies run in current mode (`FUNC:MODE CURR`) with the voltage limit (`VOLT`) as their
 compliance. At connect each supply's rating is read from its model in `*IDN?` (a BOP 20-5M is
@@ -29,6 +30,7 @@ every axis even when one fails, and then raise one error naming every axis that 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -38,6 +40,7 @@ import numpy as np
 
 from drivers.link import Link, parse_float, shown
 from drivers.ramp_losses import RampLosses
+from drivers.ramp_pace import ramp_fractions
 from drivers.scpi_errors import errors_found, parse_scpi_error
 from smm_daq.clock import Clock
 from smm_daq.errors import (
@@ -309,10 +312,9 @@ class KepcoBOPCoils(FieldSource):
                 losses = RampLosses(supply)
                 ramping = True
                 duration = abs(start) / settings.max_ramp_rate if on else 0.0
-                steps = max(1, math.ceil(duration / RAMP_STEP_S - 1e-9))
-                for j in range(1, steps + 1):
-                    clock.sleep(duration / steps)
-                    losses.step(start * (1 - j / steps))
+                for f in ramp_fractions(clock, duration, RAMP_STEP_S,
+                                        lambda s=supply: s.link.failures):
+                    losses.step(start * (1 - f))
                 if losses.unconfirmed:  # the last step once more: where it ends is known
                     losses.step(0.0)
                 supply.switch(False, resend=True)
@@ -410,10 +412,8 @@ class KepcoBOPCoils(FieldSource):
         volts = s.query("VOLT?", lambda r: parse_float(r, what="voltage in V",
                                                        within=(-bound, bound)))
         duration = abs(s.measured()) / self.max_ramp_rate
-        steps = max(1, math.ceil(duration / self.ramp_step - 1e-9))
-        for j in range(1, steps + 1):
-            self.clock.sleep(duration / steps)
-            s.command(f"VOLT {volts * (1 - j / steps):.6f}")
+        for f in ramp_fractions(self.clock, duration, self.ramp_step, lambda: s.link.failures):
+            s.command(f"VOLT {volts * (1 - f):.6f}")
         s.switch(False)
 
     def _setpoints(self) -> np.ndarray:
@@ -497,20 +497,23 @@ class KepcoBOPCoils(FieldSource):
         failures and the supplies left out.
         """
         losses = {s.axis: RampLosses(s) for s in self._supplies if s.enabled}
-        start, steps, pause = self._steps(target, self.max_ramp_rate)
+        start = np.array([s.setpoint for s in self._supplies])
+        duration = float(np.max(np.abs(target - start))) / self.max_ramp_rate
+        fractions = ramp_fractions(self.clock, duration, self.ramp_step,
+                                   lambda: sum(s.link.failures for s in self._supplies))
         problems: list[str] = []
         left_out: list[_Supply] = []
-        for j in range(1, steps + 2):  # j = steps + 1: the last step once more, where its
-            if j <= steps:             # check lost its reply (where the ramp ends is known)
-                self.clock.sleep(pause)
+        # then None: the last step once more, where its check lost its reply (where the ramp
+        # ends is known)
+        for f in itertools.chain(fractions, [None]):  # each fraction as its step is due
             for k, s in enumerate(self._supplies):
                 lost = losses.get(s.axis)
-                if lost is None or (j > steps and not lost.unconfirmed):
+                if lost is None or (f is None and not lost.unconfirmed):
                     continue
                 try:
                     s.check_output()
                     lost.check()
-                    lost.step(start[k] + (target[k] - start[k]) * min(j, steps) / steps)
+                    lost.step(start[k] + (target[k] - start[k]) * (1.0 if f is None else f))
                 except InstrumentError as exc:
                     problems.append(f"{exc}; {_switch_off_given_up(s, str(exc))}")
                     left_out.append(s)

@@ -28,29 +28,37 @@ class _Relay(QtCore.QObject):
     application, never deleted: a call still running when its `Background` is deleted with
     its widget (a view or window closed meanwhile) emits into a live object, and its
     outcome is dropped here, where emitting the deleted `Background`'s own signal from the
-    worker crashed the process."""
+    worker crashed the process. It lives in the application's thread, whichever thread made
+    the first `Background`: outcomes are delivered in the thread of the relay's own events."""
 
     done = QtCore.pyqtSignal(object, object, object)  # its Background, callback, value
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.done.connect(self._deliver)  # queued: emitted from the worker threads
-
-    @staticmethod
-    def _deliver(background: Background, callback: Callable[[Any], None] | None,
-                 value: Any) -> None:
+    @QtCore.pyqtSlot(object, object, object)
+    def deliver(self, background: Background, callback: Callable[[Any], None] | None,
+                value: Any) -> None:
+        """An outcome, in the GUI thread: given to its `Background` unless it was deleted."""
         if not sip.isdeleted(background):
             background._deliver(callback, value)
 
 
-_relay: _Relay | None = None  # made by the first Background, in the GUI thread
+_relay: _Relay | None = None
+_relay_made = threading.Lock()
 
 
 def _the_relay() -> _Relay:
+    """The application's relay, made by the first `Background` and moved to the
+    application's thread (a `Background` made first in another thread would otherwise leave
+    it in a thread with no event loop, and no call's outcome would ever be delivered)."""
     global _relay
-    if _relay is None:
-        _relay = _Relay()
-    return _relay
+    with _relay_made:
+        if _relay is None:
+            relay = _Relay()
+            app = QtCore.QCoreApplication.instance()
+            if app is not None and relay.thread() is not app.thread():
+                relay.moveToThread(app.thread())
+            relay.done.connect(relay.deliver)  # queued: emitted from the worker threads
+            _relay = relay
+        return _relay
 
 
 class CallEnded(Exception):

@@ -100,3 +100,34 @@ def test_a_call_ending_after_its_worker_was_deleted_is_dropped(repo):
     assert done.returncode == 0, done.stderr
     assert done.stdout == "told []\n"
     assert "Error" not in done.stderr, done.stderr
+
+
+FIRST_MADE_OFF_THE_GUI_THREAD = """
+import threading
+from PyQt6 import QtCore, QtWidgets
+from gui.background import Background
+
+app = QtWidgets.QApplication([])
+maker = threading.Thread(target=lambda: Background("made-in-a-worker"))
+maker.start()  # the application's first Background, made in a thread with no event loop
+maker.join(60)
+told = []
+worker = Background("view")
+worker.submit(lambda: 42, lambda v: told.append((v, QtCore.QThread.currentThread()
+                                                 is app.thread())))
+worker.shutdown(wait=True, timeout=60)
+app.processEvents()
+print("told", told, flush=True)
+"""
+
+
+def test_outcomes_reach_the_gui_thread_whichever_thread_made_the_first_worker(repo):
+    """The relay that carries every worker's outcomes was made in the thread of the first
+    `Background`: made in a worker, it stayed there, and no outcome of any window worker
+    was ever delivered."""
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen",
+               PYTHONPATH=os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")]))
+    done = subprocess.run([sys.executable, "-c", FIRST_MADE_OFF_THE_GUI_THREAD], cwd=repo,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "told [(42, True)]\n", done.stderr

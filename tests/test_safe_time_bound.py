@@ -412,3 +412,53 @@ def test_the_bound_covers_the_ramps_out_of_voltage_mode_and_then_each_on_its_own
     assert simulated_s <= int(printed.group(1)), said
     world = made[0].world.coils
     assert all(abs(world.current(k)) < 1e-3 for k in range(3)), said
+
+
+@pytest.mark.parametrize("cut", [None, "at the end of the first"])
+def test_the_bound_covers_supplies_slow_to_answer_within_their_timeout(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys, cut: str | None) -> None:
+    """Every message takes 100 ms to reach a supply (a slow bus, well within the links'
+    0.5 s timeout), nothing is lost, and every supply drives its rating in voltage mode: the
+    ramps out of it at connect, then to the safe state (or, the connect failing at the end
+    of the first, each supply's own: four ramps), stay within the bound. Each ramp step's exchanges
+    (three or more messages per supply) used to lengthen every ramp by their time: `safe`
+    took 909 s where it said at most 698."""
+    text = _profile(tmp_path).read_text(encoding="utf-8")
+    for old, new in (('implementation = "kepco_bop"',
+                      'implementation = "kepco_bop"\ntimeout_s = 0.5'),
+                     ('stage_controller = "C-884"',
+                      'stage_controller = "C-884"\nbus_latency_ms = 100')):
+        text = text.replace(old, new)
+    path = tmp_path / "slow.toml"
+    path.write_text(text, encoding="utf-8")
+    started: list[float] = []
+
+    def slow(backend: Any, profile: Any) -> None:
+        addresses = profile.coils.addresses
+        for address in addresses:
+            for found in ("FUNC:MODE VOLT", "CURR 20", "VOLT 100", "OUTP ON"):
+                backend.endpoint(address).handle(found)
+        backend.clock.sleep(SLEWED_S)
+        if cut is not None:
+            axis, command = CUT[cut]
+            wrapped = LosesTheCheckOf(backend.endpoint(addresses[axis]), lambda n: False,
+                                      command)
+            endpoint = backend.endpoint
+            backend.endpoint = lambda a: wrapped if a == addresses[axis] else endpoint(a)
+        started.append(backend.clock.now())
+
+    made = simulators_made(monkeypatch, slow)
+    code = main(["safe", "--profile", str(path)])
+    said = capsys.readouterr()
+    printed = re.search(r"at most (\d+) s", said.err)
+    assert printed is not None
+    assert ("each supply on its own" in said.out) == (cut is not None), said
+    simulated_s = made[0].clock.now() - started[0]
+    ramps = 3 if cut is None else 4  # from about 20 A each, one after another
+    assert simulated_s > ramps * 19.0 / 0.2, said
+    print(f"cut {cut}: {simulated_s:.0f} s simulated, bound {printed.group(1)} s")
+    assert simulated_s <= int(printed.group(1)), said
+    if cut is None:
+        assert code == 0, said
+    world = made[0].world.coils
+    assert all(abs(world.current(k)) < 1e-3 for k in range(3)), said

@@ -81,7 +81,9 @@ def safe_time_bound(profile: Profile) -> float:
     a lost reply, and those the connect had not reached; four such ramps at most. Where it
     succeeds, the three then ramp together to their safe state, to the current nulling the
     ambient field (at most `coils.max_current_A`): the connect's three and that one, no
-    longer than four either. Each ramp step also talks to the supplies (`RAMP_OVERHEAD`).
+    longer than four either. Each ramp step also talks to the supplies (`RAMP_OVERHEAD`);
+    the drivers pace a ramp's steps by the clock, so that exchanges answered slowly (a slow
+    bus) make its steps fewer and larger, at the same rate, and do not lengthen it.
 
     Replies: each coil supply may lose `supply_loss_budget` replies (a link timeout each)
     over the whole path, all attempts together, before it is given up (`loss_budget`), and
