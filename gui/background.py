@@ -7,6 +7,13 @@ The thread is a daemon: the process can end while a call waits on a stalled disk
 queued behind a scan's line write that never returns would otherwise hold the application's
 exit forever, as Python joins a `ThreadPoolExecutor`'s threads at exit). What must finish
 before the process ends (a write in hand) is waited for by `shutdown()` as the window closes.
+
+A call's end is sent to the window's thread through one object of the process's, never
+deleted (`gui_caller`), not through a signal of its `Background`: that is deleted with the
+widget owning it, which may happen while the call runs (the window freed after its close, a
+read left to a slow disk), and a signal of a deleted object emitted from another thread
+crashes the whole process (SIGSEGV: nothing of the window's exit code, a test run ended).
+The callback of a call whose `Background` has gone is dropped: its widget has gone with it.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
-from PyQt6 import QtCore
+from PyQt6 import QtCore, sip
 
 _Job = Callable[[], None]
 
@@ -32,10 +39,51 @@ class CallEnded(Exception):
                          + (f" ({cause})" if str(cause) else ""))
 
 
+class _Relay(QtCore.QObject):
+    """Carries calls from any thread to the window's thread (`call_in_gui`): made once, in the
+    window's thread, and never deleted, so that a worker never signals through an object
+    the window may have deleted meanwhile."""
+
+    called = QtCore.pyqtSignal(object, object, object)  # weakref to the owner, function, args
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.called.connect(self._call)  # queued: emitted from the workers' threads
+
+    def _call(self, owner: weakref.ref[QtCore.QObject], function: Callable[..., None],
+              args: tuple[Any, ...]) -> None:
+        target = owner()
+        if target is not None and not sip.isdeleted(target):
+            function(target, *args)
+
+
+_relay: _Relay | None = None
+
+
+def _the_relay() -> _Relay:
+    """The process's `_Relay`, made on first use (by a `Background` made in the window's
+    thread, as the window's objects are)."""
+    global _relay
+    if _relay is None:
+        _relay = _Relay()
+    return _relay
+
+
+def gui_caller(owner: QtCore.QObject, function: Callable[..., None]) -> Callable[..., None]:
+    """A function to call from any thread: `function(owner, *args)` then runs in the window's
+    thread, unless `owner` has been deleted by then (with the widget owning it), when nothing
+    is done. Make it in the window's thread. A signal of `owner` emitted from a worker instead
+    crashes the process (SIGSEGV) once `owner` has been deleted."""
+    emit, target = _the_relay().called.emit, weakref.ref(owner)
+
+    def call(*args: Any) -> None:
+        emit(target, function, args)
+
+    return call
+
+
 class Background(QtCore.QObject):
     """Submit callables to one worker thread; callbacks run in the GUI thread."""
-
-    _done = QtCore.pyqtSignal(object, object)  # callback, value
 
     def __init__(self, name: str, parent: QtCore.QObject | None = None) -> None:
         super().__init__(parent)
@@ -45,7 +93,8 @@ class Background(QtCore.QObject):
         self._queued: list[Future] = []  # not started yet (dropped by shutdown(wait=False))
         self._lock = threading.Lock()
         weakref.finalize(self, self._jobs.put, None)  # an idle thread ends with its object
-        self._done.connect(self._deliver)  # queued: emitted from the worker thread
+        # each call's end, sent from the worker, delivered by `_deliver` in the window's thread
+        self._send_end = gui_caller(self, Background._deliver)
         self._pending = 0  # under `_lock`: the close's thread drops calls as the GUI's ends them
         self._shut = False
 
@@ -61,13 +110,12 @@ class Background(QtCore.QObject):
         `shutdown` (the window closing, while signals queued before it are still delivered)
         nothing runs: the future returned is cancelled."""
         future: Future = Future()
-        done = self._done
-
+        done_emit = self._send_end
         def job() -> None:
             try:
                 value = fn()
             except Exception as exc:  # delivered to the GUI, which shows it
-                done.emit(on_error, exc)
+                done_emit(on_error, exc)
                 future.set_result(None)
                 return
             except BaseException as exc:  # SystemExit, KeyboardInterrupt: the caller's future
@@ -75,10 +123,10 @@ class Background(QtCore.QObject):
                 # so that what waits for the call's end (a flag, a busy button) is undone
                 ended = CallEnded(exc)
                 ended.__cause__ = exc
-                done.emit(on_error, ended)
+                done_emit(on_error, ended)
                 future.set_exception(exc)
                 return
-            done.emit(on_result, value)
+            done_emit(on_result, value)
             future.set_result(value)  # for a caller that cannot wait for the delivery
 
         with self._lock:  # after `shutdown`'s stop, nothing queued: it would never run

@@ -69,3 +69,35 @@ def test_a_call_ended_by_system_exit_or_ctrl_c_ends_with_its_error_callback(qtbo
         assert isinstance(error, CallEnded) and error.__cause__ is ending
         assert type(ending).__name__ in str(error)
         assert future.exception(60) is ending
+
+
+OWNER_DELETED = """
+import threading
+from PyQt6 import QtWidgets, sip
+from gui.background import Background
+
+app = QtWidgets.QApplication([])
+widget = QtWidgets.QWidget()  # a tab, with its worker
+worker = Background("owned", widget)
+began, go = threading.Event(), threading.Event()
+told = []
+call = worker.submit(lambda: (began.set(), go.wait())[1], told.append, told.append)
+began.wait()
+sip.delete(widget)  # the window freed while the call runs (its read left to a slow disk)
+go.set()
+call.result()  # the call has ended, its end sent
+app.processEvents()
+print("told", told, flush=True)
+"""
+
+
+def test_a_call_ending_after_its_widget_was_deleted_neither_crashes_nor_calls_back(repo):
+    """A call that ends once the widget owning its worker is deleted (the window freed after
+    its close, a test torn down) is dropped: it had crashed the process (SIGSEGV), its worker
+    signalling through the deleted worker object."""
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen",
+               PYTHONPATH=os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")]))
+    done = subprocess.run([sys.executable, "-c", OWNER_DELETED], cwd=repo, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "told []\n"
