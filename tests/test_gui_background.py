@@ -101,3 +101,38 @@ def test_a_call_ending_after_its_widget_was_deleted_neither_crashes_nor_calls_ba
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "told []\n"
+
+
+BRIDGE_DELETED = """
+import threading
+from PyQt6 import QtCore, QtWidgets, sip
+from gui.scan_bridge import ScanEventBridge
+from smm_daq.acquisition.events import ScanEvent
+
+app = QtWidgets.QApplication([])
+owner = QtCore.QObject()  # the window's live scan
+bridge = ScanEventBridge(owner)
+told, raised = [], []
+threading.excepthook = lambda args: raised.append(repr(args.exc_value))  # the window's hook
+bridge.eventsReady.connect(lambda: told.append(bridge.drain()))
+sip.delete(owner)  # the window freed, its scan's write left to a stalled disk
+# which returns: the scan's thread tells its end
+ended = threading.Thread(target=bridge.push, args=(ScanEvent("aborted", "s", 0),))
+ended.start()
+ended.join()
+app.processEvents()
+print("told", told, "raised", raised, flush=True)
+"""
+
+
+def test_a_scan_event_after_the_window_was_deleted_raises_nothing(repo):
+    """A scan's thread that outlives the window (its write left to a stalled disk, the
+    window freed before the program ends) tells its end into a deleted bridge: that had
+    raised in the scan's thread (RuntimeError, the bridge deleted), which the window's hook
+    reports as an error of its code (exit code 1)."""
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen",
+               PYTHONPATH=os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")]))
+    done = subprocess.run([sys.executable, "-c", BRIDGE_DELETED], cwd=repo, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "told [] raised []\n"
