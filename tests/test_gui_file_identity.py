@@ -181,3 +181,23 @@ def test_a_scan_ended_says_what_is_stored_without_the_disk_asked(window, qtbot, 
                                            "its safe state).")
     else:
         assert stored in scan.status.text()
+
+
+@needs_links
+def test_a_loop_of_links_is_a_file_that_cannot_be_read_not_an_error_of_the_program(
+        qtbot, tmp_path):
+    """A session file named by a link that leads back to itself is refused as any unreadable
+    file is, the file open before kept (unfixed: following the links for the file's key
+    raised RuntimeError, reported as an error of smm-daq's, exit code 1)."""
+    from gui.session_browser import SessionBrowser
+
+    target = session_file(tmp_path)
+    loop = tmp_path / "loop.h5"
+    loop.symlink_to(loop)
+    browser = SessionBrowser()
+    qtbot.addWidget(browser)
+    assert opened(browser, qtbot, target)
+    assert not opened(browser, qtbot, loop)
+    assert browser.path == target
+    said = browser.message.text()
+    assert said.startswith(f"Not opened: {loop}: ") and "error of smm-daq's" not in said
