@@ -70,11 +70,13 @@ def _readable_session(path: Path) -> None:
 def load_profile_warned(path: Path | None) -> tuple[Profile, list[str]]:
     """The profile at `path` (`load_profile`), with what it warned of as it loaded
     (`ProfileWarning`: a key that has no effect on the instrument named), for the window to
-    show; every warning is said on stderr too, as before, once per load."""
-    with recorded() as caught:
+    show whatever the warning filters say; each warning is also warned of again as before,
+    once per load, so that the filters (-W, PYTHONWARNINGS) decide, as for any warning,
+    whether it is said on stderr, left unsaid, or raised."""
+    with recorded() as caught:  # records every warning, whatever the filters
         profile = load_profile(path)
     for w in caught:
-        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return profile, [str(w.message) for w in caught if issubclass(w.category, ProfileWarning)]
 
 

@@ -7,6 +7,13 @@ The thread is a daemon: the process can end while a call waits on a stalled disk
 queued behind a scan's line write that never returns would otherwise hold the application's
 exit forever, as Python joins a `ThreadPoolExecutor`'s threads at exit). What must finish
 before the process ends (a write in hand) is waited for by `shutdown()` as the window closes.
+
+A call's end is sent to the window's thread through one object of the process's, never
+deleted (`gui_caller`), not through a signal of its `Background`: that is deleted with the
+widget owning it, which may happen while the call runs (the window freed after its close, a
+read left to a slow disk), and a signal of a deleted object emitted from another thread
+crashes the whole process (SIGSEGV: nothing of the window's exit code, a test run ended).
+The callback of a call whose `Background` has gone is dropped: its widget has gone with it.
 """
 
 from __future__ import annotations
@@ -23,44 +30,6 @@ from PyQt6 import QtCore, sip
 _Job = Callable[[], None]
 
 
-class _Relay(QtCore.QObject):
-    """Carries each call's outcome from the workers to the GUI thread. One for the
-    application, never deleted: a call still running when its `Background` is deleted with
-    its widget (a view or window closed meanwhile) emits into a live object, and its
-    outcome is dropped here, where emitting the deleted `Background`'s own signal from the
-    worker crashed the process. It lives in the application's thread, whichever thread made
-    the first `Background`: outcomes are delivered in the thread of the relay's own events."""
-
-    done = QtCore.pyqtSignal(object, object, object)  # its Background, callback, value
-
-    @QtCore.pyqtSlot(object, object, object)
-    def deliver(self, background: Background, callback: Callable[[Any], None] | None,
-                value: Any) -> None:
-        """An outcome, in the GUI thread: given to its `Background` unless it was deleted."""
-        if not sip.isdeleted(background):
-            background._deliver(callback, value)
-
-
-_relay: _Relay | None = None
-_relay_made = threading.Lock()
-
-
-def _the_relay() -> _Relay:
-    """The application's relay, made by the first `Background` and moved to the
-    application's thread (a `Background` made first in another thread would otherwise leave
-    it in a thread with no event loop, and no call's outcome would ever be delivered)."""
-    global _relay
-    with _relay_made:
-        if _relay is None:
-            relay = _Relay()
-            app = QtCore.QCoreApplication.instance()
-            if app is not None and relay.thread() is not app.thread():
-                relay.moveToThread(app.thread())
-            relay.done.connect(relay.deliver)  # queued: emitted from the worker threads
-            _relay = relay
-        return _relay
-
-
 class CallEnded(Exception):
     """A call ended by an exception that is no error (SystemExit, KeyboardInterrupt, its
     `__cause__`): given to the call's `on_error` as an error of the program's own."""
@@ -68,6 +37,56 @@ class CallEnded(Exception):
     def __init__(self, cause: BaseException) -> None:
         super().__init__(f"the call was ended by {type(cause).__name__}"
                          + (f" ({cause})" if str(cause) else ""))
+
+
+class _Relay(QtCore.QObject):
+    """Carries calls from any thread to the window's thread (`gui_caller`): made once and
+    never deleted, so that a worker never signals through an object the window may have
+    deleted meanwhile. It lives in the application's thread whichever thread made it: calls
+    are delivered in the thread of the relay's own events."""
+
+    called = QtCore.pyqtSignal(object, object, object)  # weakref to the owner, function, args
+
+    @QtCore.pyqtSlot(object, object, object)
+    def call(self, owner: weakref.ref[QtCore.QObject], function: Callable[..., None],
+             args: tuple[Any, ...]) -> None:
+        """A call, in the window's thread: made unless its owner was deleted meanwhile."""
+        target = owner()
+        if target is not None and not sip.isdeleted(target):
+            function(target, *args)
+
+
+_relay: _Relay | None = None
+_relay_made = threading.Lock()
+
+
+def _the_relay() -> _Relay:
+    """The process's `_Relay`, made on first use and moved to the application's thread (one
+    made first in another thread would otherwise stay in a thread with no event loop, and
+    no call would ever be delivered)."""
+    global _relay
+    with _relay_made:
+        if _relay is None:
+            relay = _Relay()
+            app = QtCore.QCoreApplication.instance()
+            if app is not None and relay.thread() is not app.thread():
+                relay.moveToThread(app.thread())
+            relay.called.connect(relay.call)  # queued: emitted from the workers' threads
+            _relay = relay
+        return _relay
+
+
+def gui_caller(owner: QtCore.QObject, function: Callable[..., None]) -> Callable[..., None]:
+    """A function to call from any thread: `function(owner, *args)` then runs in the window's
+    thread, unless `owner` has been deleted by then (with the widget owning it), when nothing
+    is done. Make it in the window's thread. A signal of `owner` emitted from a worker instead
+    crashes the process (SIGSEGV) once `owner` has been deleted."""
+    emit, target = _the_relay().called.emit, weakref.ref(owner)
+
+    def call(*args: Any) -> None:
+        emit(target, function, args)
+
+    return call
 
 
 class Background(QtCore.QObject):
@@ -81,7 +100,8 @@ class Background(QtCore.QObject):
         self._queued: list[Future] = []  # not started yet (dropped by shutdown(wait=False))
         self._lock = threading.Lock()
         weakref.finalize(self, self._jobs.put, None)  # an idle thread ends with its object
-        self._relay = _the_relay()
+        # each call's end, sent from the worker, delivered by `_deliver` in the window's thread
+        self._send_end = gui_caller(self, Background._deliver)
         self._pending = 0  # under `_lock`: the close's thread drops calls as the GUI's ends them
         self._shut = False
 
@@ -97,16 +117,13 @@ class Background(QtCore.QObject):
         `shutdown` (the window closing, while signals queued before it are still delivered)
         nothing runs: the future returned is cancelled."""
         future: Future = Future()
-        relay = self._relay
-
-        def done(callback: Callable[[Any], None] | None, value: Any) -> None:
-            relay.done.emit(self, callback, value)
+        done_emit = self._send_end
 
         def job() -> None:
             try:
                 value = fn()
             except Exception as exc:  # delivered to the GUI, which shows it
-                done(on_error, exc)
+                done_emit(on_error, exc)
                 future.set_result(None)
                 return
             except BaseException as exc:  # SystemExit, KeyboardInterrupt: the caller's future
@@ -114,10 +131,10 @@ class Background(QtCore.QObject):
                 # so that what waits for the call's end (a flag, a busy button) is undone
                 ended = CallEnded(exc)
                 ended.__cause__ = exc
-                done(on_error, ended)
+                done_emit(on_error, ended)
                 future.set_exception(exc)
                 return
-            done(on_result, value)
+            done_emit(on_result, value)
             future.set_result(value)  # for a caller that cannot wait for the delivery
 
         with self._lock:  # after `shutdown`'s stop, nothing queued: it would never run

@@ -127,9 +127,15 @@ _resolved: dict[Path, Path] = {}
 
 def note_resolved(path: Path) -> Path:
     """The file `path` names, its symbolic links followed, remembered for `file_key`. Asks
-    the disk: called in a worker, never on the window's thread."""
+    the disk: called in a worker, never on the window's thread. A path whose links cannot be
+    followed (a loop of links, a folder not searchable) is its own key: the read that follows
+    says what is wrong with the file, as for any file that cannot be read."""
     absolute = Path(path).absolute()
-    real = absolute.resolve()
+    try:
+        real = absolute.resolve()
+    except (OSError, RuntimeError):  # RuntimeError: a loop of links (Python before 3.13)
+        _resolved.pop(absolute, None)
+        return absolute
     _resolved[absolute] = real  # one item set: atomic, no lock needed for the readers
     return real
 

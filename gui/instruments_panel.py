@@ -539,8 +539,8 @@ class InstrumentsPanel(QtWidgets.QWidget):
         recipe = self.holder.recipe_running
         self._update_connect_button()
         self._set_controls_enabled(not busy and not recipe and self.holder.rig is not None)
-        self._show_stale(busy)
-        if busy:
+        if busy:  # greyed until readings taken after the scan are shown (`_show_readings`)
+            self._show_stale(True)
             self.message.setText("A scan owns the rig: nothing is read here while it runs, so "
                                  "the readings shown (greyed) are from before it began; they "
                                  "and the controls are back when it ends.")
@@ -553,7 +553,8 @@ class InstrumentsPanel(QtWidgets.QWidget):
     def _show_stale(self, stale: bool) -> None:
         """Grey the readings (and the trace) while nothing reads them: during a scan the field
         and position shown would otherwise pass for the rig's now (zero field, hours after a
-        scan ramped it)."""
+        scan ramped it). They stay greyed after the scan until read again: the first reading
+        after it may take a while (an instrument lost, each of its calls timing out)."""
         for widget in (self.position_label, self.field_label, self.lockin_label, self.trace):
             widget.setEnabled(not stale)
 
@@ -629,6 +630,7 @@ class InstrumentsPanel(QtWidgets.QWidget):
     def _show_readings(self, readings: dict[str, Any]) -> None:
         self._polling = False
         self.readings = readings
+        self._show_stale(False)
         self._show_answering(readings)
         pos = readings.get("position")
         if isinstance(pos, Exception):

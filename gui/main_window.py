@@ -196,9 +196,14 @@ class MainWindow(QtWidgets.QMainWindow):
         is seen without opening the window."""
         if progress is not None:
             self._scan_progress = progress
-        live = self.scan.live
-        title = (f"{self._title} [scan {live.state}, {100 * self._scan_progress:.0f} %]"
-                 if live.running else self._title)
+        live, shown = self.scan.live, self.session.path
+        title = self._title
+        if live.running:
+            # the file the scan writes, unless the title names it already (the Session tab
+            # may show another, opened during the scan)
+            into = ("" if live.path is None or (shown is not None and same_file(live.path, shown))
+                    else f"{live.path.name}: ")
+            title += f" [{into}scan {live.state}, {100 * self._scan_progress:.0f} %]"
         if title != self.windowTitle():
             self.setWindowTitle(title)
 

@@ -29,7 +29,7 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt6 import QtCore, QtGui, QtWidgets
 
-from gui.background import Background
+from gui.background import Background, gui_caller
 from gui.command import recorded_command
 from gui.dragonfly_options import DragonflyOptionsRow, describe, for_map
 from gui.grain_outlines import grain_segments, sphere_diameters
@@ -55,10 +55,16 @@ UT = 1e-6
 
 
 class _Progress(QtCore.QObject):
-    """Carries the inversion's progress from its thread to the GUI thread."""
+    """The inversion's progress, emitted in the GUI thread (`say`, `fold` are called from the
+    inversion's thread: through `gui_caller`, so never into a deleted view)."""
 
     message = QtCore.pyqtSignal(str)
     sensors = QtCore.pyqtSignal(int, int)  # sensors folded into the QR, of all
+
+    def __init__(self, parent: QtCore.QObject) -> None:
+        super().__init__(parent)
+        self.say = gui_caller(self, lambda bridge, text: bridge.message.emit(text))
+        self.fold = gui_caller(self, lambda bridge, done, total: bridge.sensors.emit(done, total))
 
 
 class InversionCancelled(Exception):
@@ -573,8 +579,8 @@ class MMTView(QtWidgets.QWidget):
         from smm_daq.analysis.mmt.result_params import dragonfly_parameters, mask_parameters
 
         made = {"command": recorded_command(arguments), **grain_parameters(grain_file, fmt)}
-        profile, emit = self.profile, self.progress_bridge.message.emit
-        cancel, sensors_done = self._cancel, self.progress_bridge.sensors.emit
+        profile, emit = self.profile, self.progress_bridge.say
+        cancel, sensors_done = self._cancel, self.progress_bridge.fold
         cancel.clear()
 
         def stop_if_cancelled() -> None:

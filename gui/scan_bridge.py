@@ -6,7 +6,8 @@ frame timer, a batch at a time, so what the window spends on a scan is per frame
 fast (a fly scan) or slow (a rig's step scan, each point alone) points come. Every other
 event (started, line done, paused, the end, ...) tells the GUI at once, by one queued Qt
 signal (at most one waits in the GUI's queue), and is taken in with the points before it, in
-order.
+order. The signal is emitted in the GUI thread (`gui_caller`): a scan's thread that outlives
+the window (a write left to a stalled disk) never signals through a deleted bridge.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from PyQt6 import QtCore
 
+from gui.background import gui_caller
 from smm_daq.acquisition.events import ScanEvent
 
 
@@ -44,6 +46,7 @@ class ScanEventBridge(QtCore.QObject):
         self._last_point: ScanEvent | None = None
         self._lock = threading.Lock()
         self._notified = False
+        self._notify = gui_caller(self, lambda bridge: bridge.eventsReady.emit())
 
     def push(self, event: ScanEvent) -> None:
         """Called from the sequencer's worker thread."""
@@ -57,7 +60,7 @@ class ScanEventBridge(QtCore.QObject):
             notify = not self._notified
             self._notified = True
         if notify:
-            self.eventsReady.emit()
+            self._notify()
 
     def drain(self) -> list[ScanEvent | PointBatch]:
         """All events pushed so far, oldest first, points that came together as one

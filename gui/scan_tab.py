@@ -10,7 +10,7 @@ import numpy as np
 from PyQt6 import QtCore, QtWidgets
 
 from gui.background import Background, error_text
-from gui.entry_reads import file_key, same_file
+from gui.entry_reads import file_key, note_resolved, same_file
 from gui.instruments_panel import CONNECT_KEY
 from gui.live_scan import LiveScan
 from gui.map_view import MapView
@@ -222,7 +222,15 @@ class ScanTab(QtWidgets.QWidget):
                               resume_hint=hint, auto_range=auto_range)
         sequencer.subscribe(push)
         self.live.attach(sequencer)
-        self.holder.background.submit(sequencer.start, None, self._start_failed)
+
+        def start() -> None:
+            # the file the scan writes, its links followed as they lead now (a link the
+            # Session tab never read, or read before it was pointed elsewhere): so that the
+            # scan's end finds the file it wrote shown there, by whatever name it is shown
+            note_resolved(path)
+            sequencer.start()
+
+        self.holder.background.submit(start, None, self._start_failed)
 
     def resume_entry(self, path: Path, entry: str, recipe_text: str = "") -> bool:
         """Finish an interrupted, aborted or failed scan entry of `path` from its first

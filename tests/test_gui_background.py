@@ -73,26 +73,28 @@ def test_a_call_ended_by_system_exit_or_ctrl_c_ends_with_its_error_callback(qtbo
 
 OWNER_DELETED = """
 import threading
-from PyQt6 import QtCore, QtWidgets, sip
+from PyQt6 import QtWidgets, sip
 from gui.background import Background
 
 app = QtWidgets.QApplication([])
-owner = QtCore.QObject()  # a view or window, with its worker as a child
-worker = Background("view", owner)
-go, told = threading.Event(), []
-worker.submit(lambda: go.wait(60) and 42, told.append, told.append)
-thread = worker._thread
-sip.delete(owner)  # the view closed and deleted while its call runs
+widget = QtWidgets.QWidget()  # a tab, with its worker
+worker = Background("owned", widget)
+began, go = threading.Event(), threading.Event()
+told = []
+call = worker.submit(lambda: (began.set(), go.wait())[1], told.append, told.append)
+began.wait()
+sip.delete(widget)  # the window freed while the call runs (its read left to a slow disk)
 go.set()
-thread.join(60)
+call.result()  # the call has ended, its end sent
 app.processEvents()
 print("told", told, flush=True)
 """
 
 
-def test_a_call_ending_after_its_worker_was_deleted_is_dropped(repo):
-    """A view closed mid-call deletes its worker with it: the call's end emitted the deleted
-    worker's own signal from the worker thread (a RuntimeError there, or a crash)."""
+def test_a_call_ending_after_its_widget_was_deleted_neither_crashes_nor_calls_back(repo):
+    """A call that ends once the widget owning its worker is deleted (the window freed after
+    its close, a test torn down) is dropped: it had crashed the process (SIGSEGV), its worker
+    signalling through the deleted worker object."""
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen",
                PYTHONPATH=os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")]))
     done = subprocess.run([sys.executable, "-c", OWNER_DELETED], cwd=repo, env=env,
@@ -131,3 +133,38 @@ def test_outcomes_reach_the_gui_thread_whichever_thread_made_the_first_worker(re
                           env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "told [(42, True)]\n", done.stderr
+
+
+BRIDGE_DELETED = """
+import threading
+from PyQt6 import QtCore, QtWidgets, sip
+from gui.scan_bridge import ScanEventBridge
+from smm_daq.acquisition.events import ScanEvent
+
+app = QtWidgets.QApplication([])
+owner = QtCore.QObject()  # the window's live scan
+bridge = ScanEventBridge(owner)
+told, raised = [], []
+threading.excepthook = lambda args: raised.append(repr(args.exc_value))  # the window's hook
+bridge.eventsReady.connect(lambda: told.append(bridge.drain()))
+sip.delete(owner)  # the window freed, its scan's write left to a stalled disk
+# which returns: the scan's thread tells its end
+ended = threading.Thread(target=bridge.push, args=(ScanEvent("aborted", "s", 0),))
+ended.start()
+ended.join()
+app.processEvents()
+print("told", told, "raised", raised, flush=True)
+"""
+
+
+def test_a_scan_event_after_the_window_was_deleted_raises_nothing(repo):
+    """A scan's thread that outlives the window (its write left to a stalled disk, the
+    window freed before the program ends) tells its end into a deleted bridge: that had
+    raised in the scan's thread (RuntimeError, the bridge deleted), which the window's hook
+    reports as an error of its code (exit code 1)."""
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen",
+               PYTHONPATH=os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")]))
+    done = subprocess.run([sys.executable, "-c", BRIDGE_DELETED], cwd=repo, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "told [] raised []\n"

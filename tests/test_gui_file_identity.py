@@ -181,3 +181,55 @@ def test_a_scan_ended_says_what_is_stored_without_the_disk_asked(window, qtbot, 
                                            "its safe state).")
     else:
         assert stored in scan.status.text()
+
+
+@needs_links
+def test_a_loop_of_links_is_a_file_that_cannot_be_read_not_an_error_of_the_program(
+        qtbot, tmp_path):
+    """A session file named by a link that leads back to itself is refused as any unreadable
+    file is, the file open before kept (unfixed: following the links for the file's key
+    raised RuntimeError, reported as an error of smm-daq's, exit code 1)."""
+    from gui.session_browser import SessionBrowser
+
+    target = session_file(tmp_path)
+    loop = tmp_path / "loop.h5"
+    loop.symlink_to(loop)
+    browser = SessionBrowser()
+    qtbot.addWidget(browser)
+    assert opened(browser, qtbot, target)
+    assert not opened(browser, qtbot, loop)
+    assert browser.path == target
+    said = browser.message.text()
+    assert said.startswith(f"Not opened: {loop}: ") and "error of smm-daq's" not in said
+
+
+@needs_links
+@pytest.mark.parametrize("link_was", ["never read", "read while it led elsewhere"])
+def test_a_scan_through_a_link_is_known_to_write_the_file_shown(window, qtbot, tmp_path,
+                                                               link_was):
+    """The Scan tab writes through a link the Session tab never read (or read when it led to
+    another file, since pointed at the one shown), to the file the Session tab shows by its
+    target: the Session tab reads it again (unfixed: the link's key was its own name, or
+    the file it led to before: "has new entries: open … in the Session tab", the file
+    shown not read again; or another file taken for the one shown)."""
+    from smm_daq.acquisition.plan import ScanPlan
+
+    target = session_file(tmp_path)
+    link = tmp_path / "link.h5"
+    if link_was == "read while it led elsewhere":
+        before = tmp_path / "before"
+        before.mkdir()
+        link.symlink_to(session_file(before))
+        assert opened(window.session, qtbot, link)
+        link.unlink()
+    link.symlink_to(target)
+    assert opened(window.session, qtbot, target)
+    window.scan.file_edit.setText(str(link))
+    plan = ScanPlan.from_center("through", (12.5e-3, 12.5e-3), (2 * 20e-6, 2 * 20e-6), 20e-6,
+                                settle_tau=1.0)
+    with qtbot.waitSignal(window.scan.scanEnded, timeout=WAIT_MS) as ended:
+        assert window.scan.start(plan)
+    assert ended.args[0] == "finished", ended.args
+    assert "new entries" not in window.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: "through" in {e.name for e in window.session.entries},
+                    timeout=WAIT_MS)

@@ -940,3 +940,62 @@ def test_a_result_saved_after_an_earlier_decomposed_scan_name_is_named_composed(
     written, said = save(view, qtbot)
     assert written, said
     assert {e.name for e in list_entries(path)} == {nfd, "\u00e9chantillon_mmt"}
+
+
+DELETED_MID_INVERSION = """
+import sys
+import threading
+from pathlib import Path
+
+from PyQt6 import QtWidgets, sip
+
+from gui.mmt_view import MMTView
+from smm_daq.analysis.mmt.models.cuboid import GreenModel
+from smm_daq.analysis.mmt.solver import inversion
+from smm_daq.instruments.profile import load_profile
+
+app = QtWidgets.QApplication([])
+started, release, ended = threading.Event(), threading.Event(), threading.Event()
+block, invert_map = GreenModel.block, inversion.invert_map
+
+def held(self, *args, **kwargs):
+    started.set()
+    release.wait()
+    return block(self, *args, **kwargs)
+
+def invert(*args, **kwargs):
+    try:
+        return invert_map(*args, **kwargs)
+    finally:
+        ended.set()
+
+GreenModel.block, inversion.invert_map = held, invert
+folder = Path(sys.argv[1])
+view = MMTView(load_profile())
+view.set_file(folder / "s.h5")
+view.set_grain_file(folder / "grains.csv")
+assert view.run()
+started.wait()
+worker = view.worker
+sip.delete(view)  # freed as its window is, with no close of its own: nothing cancels
+release.set()  # its blocks end, each telling its progress
+ended.wait()
+worker.submit(lambda: None).result()  # the inversion's call has ended, its end sent
+app.processEvents()
+print("deleted mid-inversion", flush=True)
+"""
+
+
+def test_an_inversion_ending_after_its_view_was_deleted_does_not_crash(repo, gui_env,
+                                                                      tmp_path):
+    """A view deleted with no close of its own (as the window's tabs are, once the window is
+    freed) while its inversion runs: the inversion's progress, sent from its thread, had
+    crashed the process (SIGSEGV), signalled through the view's deleted progress object."""
+    import subprocess
+    import sys
+
+    write_cuboid_session(tmp_path)
+    done = subprocess.run([sys.executable, "-c", DELETED_MID_INVERSION, str(tmp_path)],
+                          cwd=repo, env=gui_env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "deleted mid-inversion\n"

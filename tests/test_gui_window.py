@@ -372,11 +372,43 @@ def test_the_window_title_says_a_scans_state_and_progress_while_it_runs(window, 
     assert window.scan.start(plan)
     try:
         qtbot.waitUntil(lambda: live.state == "running" and live.points > 0, timeout=WAIT_MS)
-        assert window.windowTitle().startswith(f"{before} [scan running, ")
+        # no file open in the Session tab: the title names the scan's
+        assert window.windowTitle().startswith(f"{before} [session.h5: scan running, ")
         live.pause()
-        qtbot.waitUntil(lambda: "[scan paused, " in window.windowTitle(), timeout=WAIT_MS)
+        qtbot.waitUntil(lambda: "scan paused, " in window.windowTitle(), timeout=WAIT_MS)
         assert window.windowTitle().endswith(" %]")
     finally:
         with qtbot.waitSignal(window.scan.scanEnded, timeout=WAIT_MS):
             window.scan.abort()
     assert window.windowTitle() == before
+
+
+def test_the_title_names_the_file_a_scan_writes_unless_it_names_it_already(window, qtbot,
+                                                                          tmp_path):
+    """Another file opened in the Session tab during a scan: the title, which names that
+    file, names the scan's too (unfixed: the scan's state and progress beside another file's
+    name, as if it wrote that one); the scan's own file open there, it is named once."""
+    from session_reads import opened
+    from test_gui_file_identity import session_file
+
+    other = tmp_path / "other"
+    other.mkdir()
+    plan = ScanPlan.from_center("named", (12.5e-3, 12.5e-3), (9 * 20 * UM, 9 * 20 * UM),
+                                20 * UM, settle_tau=1.0)
+    live = window.scan.live
+    assert window.scan.start(plan)
+    try:
+        qtbot.waitUntil(lambda: live.state == "running", timeout=WAIT_MS)
+        live.pause()
+        qtbot.waitUntil(lambda: live.state == "paused", timeout=WAIT_MS)
+        assert opened(window.session, qtbot, session_file(other))
+        title = window.windowTitle()
+        assert title.startswith(f"smm-daq: {window.profile.name}: s.h5 [session.h5: scan "
+                                "paused, "), title
+        assert opened(window.session, qtbot, tmp_path / "session.h5")
+        assert window.windowTitle().startswith(
+            f"smm-daq: {window.profile.name}: session.h5 [scan paused, ")
+    finally:
+        with qtbot.waitSignal(window.scan.scanEnded, timeout=WAIT_MS):
+            window.scan.abort()
+    assert window.windowTitle() == f"smm-daq: {window.profile.name}: session.h5"
