@@ -1,7 +1,9 @@
 """A copy swapped in under a file's name (a repair's, a rebuild's: written beside it, then
 `os.replace`) while a reader or a writer waits for the file: the waiter ends up holding the
 lock of the file now there, not of the one replaced, which nobody reads or writes any more.
-Waits run on a virtual clock: nothing sleeps."""
+A scan whose file was replaced mid-scan (moved and another put in its place, a link
+re-pointed) stops saying so and writes nothing into the file now there. Waits run on a
+virtual clock: nothing sleeps."""
 
 from __future__ import annotations
 
@@ -12,13 +14,17 @@ import shutil
 from collections.abc import Callable, Iterator
 
 import h5py
+import numpy as np
 import pytest
+from acq_fakes import fake_rig
 from test_storage_nexus import _map
 
+from smm_daq.acquisition.plan import ScanPlan
+from smm_daq.acquisition.sequencer import Sequencer
 from smm_daq.clock import VirtualClock
 from smm_daq.errors import InputError, StorageError
 from smm_daq.storage import turns
-from smm_daq.storage.h5file import open_read, writing
+from smm_daq.storage.h5file import open_read, text, writing
 from smm_daq.storage.nexus import write_map_entry
 
 pytestmark = pytest.mark.skipif(not turns.available(), reason="no open-file-description locks")
@@ -124,3 +130,48 @@ def test_a_file_replaced_again_and_again_while_waited_for_is_refused_clearly(
     if kind == "writer":
         assert "nothing was written" in message
 
+
+NY = 6
+
+
+def _moved_and_copied_back(path, moved):
+    path.rename(moved)
+    shutil.copyfile(moved, path)  # another file in its place, as the scan's was
+
+
+def _link_repointed(link, moved):
+    other = link.with_name("other.h5")
+    shutil.copyfile(link.resolve(), other)  # the same lines, so far: another file
+    link.unlink()
+    link.symlink_to(other)
+
+
+@pytest.mark.parametrize("replace", [_moved_and_copied_back, _link_repointed])
+def test_a_scan_whose_file_is_replaced_mid_scan_stops_and_writes_nothing_into_the_new_one(
+        tmp_path, replace):
+    path = tmp_path / "s.h5"
+    scanned = tmp_path / "elsewhere.h5"
+    if replace is _link_repointed:
+        write_map_entry(scanned, _map("earlier"), kind="scan")
+        path.symlink_to(scanned)  # the scan writes through a link; the link is re-pointed
+    plan = ScanPlan.from_center("k", (12.5e-3, 12.5e-3), (60e-6, 50e-6), 10e-6)
+    assert plan.ny == NY
+    seq = Sequencer(fake_rig(), path, plan)
+    there: list[bytes] = []
+
+    def replace_after_line_2(event):
+        if event.kind == "line_done" and event.line == 2:
+            replace(path, scanned)
+            there.append(path.read_bytes())
+
+    seq.subscribe(replace_after_line_2)
+    assert seq.run() == "failed"
+    assert "the file was replaced" in seq.message
+    assert "the lines stored before are in the file that was there" in seq.message
+    assert "the lines stored before are kept" not in seq.message  # not in the file there
+    assert path.read_bytes() == there[0]  # nothing written into the file now there
+    with h5py.File(scanned, "r") as f:
+        assert text(f["k/status"]) == "interrupted"  # as the file says of a scan cut off
+        done = f["k/data/line_done"][()].astype(bool)
+        assert done.tolist() == [True, True, True, False, False, False]
+        assert np.isfinite(f["k/data/Bz"][()][done]).all()
