@@ -76,6 +76,7 @@ from smm_daq.errors import (
 )
 from smm_daq.instruments.profile import DRIFT_TOLERANCE_NT
 from smm_daq.instruments.rig import safe_command_hint
+from smm_daq.storage.h5file import Replaced
 from smm_daq.storage.scan_entry import ScanEntryWriter, check_new_scan, check_same_profile
 
 T = TypeVar("T")
@@ -447,7 +448,7 @@ class Sequencer(FlyScan):
             status, message = "failed", f"{type(exc).__name__}: {exc}"
         except StorageError as exc:
             status, message = "failed", str(exc)
-            if Path(self.path).exists():
+            if Path(self.path).exists() and not isinstance(exc, Replaced):  # another file
                 message += (f"; the lines stored before are kept: "
                             f"`{resume_command(self.path, self.entry)}` finishes the scan "
                             "once the file can be written")

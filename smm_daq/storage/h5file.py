@@ -258,6 +258,10 @@ def marked_open(path: str | Path) -> bool:
     return False
 
 
+class Replaced(StorageError):
+    """The name of a file being written names another file now (`writing`'s `same_file`)."""
+
+
 class _CannotOpen(InputError):
     """The file cannot be opened here for writing or for reading, `reason` saying why in the
     system's words ("Permission denied", "Read-only file system")."""
@@ -280,7 +284,8 @@ def _file_lock(path: Path, *, exclusive: bool) -> Iterator[None]:
     this process's readers (`smm_daq.storage.here`). StorageError at once when this thread
     reads or writes the file already (it would wait for itself); StorageError (a writer) or
     InputError (a reader) when another writer has held it for more than
-    `turns.TURN_WAIT_S`.
+    `turns.TURN_WAIT_S`. The lock is of the file the name stands for once it is held, also
+    where a copy was swapped in while it was waited for (`_hold`).
     """
     if exclusive:
         here.refuse_within(path, writing=True)
@@ -289,29 +294,75 @@ def _file_lock(path: Path, *, exclusive: bool) -> Iterator[None]:
             stack.enter_context(_writers_turn(path))
         waited = False  # for the readers already reading, by the open-file-description lock
         if _shared_locks() and path.exists():
-            try:
-                fd = os.open(path, os.O_RDWR if exclusive else os.O_RDONLY)
-            except OSError as exc:
-                raise _CannotOpen(exclusive, exc.strerror or str(exc), str(path)) from None
-            stack.callback(os.close, fd)  # closing the descriptor releases the lock
-            try:
-                if exclusive:
-                    turns.hold_for_writing(fd, str(path))
-                    waited = True
-                else:
-                    turns.hold_for_reading(fd, str(path))
-            except OSError:  # a file system without such locks (some NFS), or none answering
-                pass
-            except turns.Busy as exc:
-                if exclusive:
-                    raise StorageError(f"{exc}; nothing was written") from None
-                raise InputError(str(exc)) from None
+            waited = _hold(stack, path, exclusive=exclusive)
         elif path.exists():
             with contextlib.suppress(OSError, InputError):  # none: threads still take turns
                 stack.enter_context(_machine_lock(path))
         if exclusive:
             stack.enter_context(here.writing(path, waited=waited))
         yield
+
+
+FileId = tuple[int, int]  # (st_dev, st_ino): which file a name stands for
+_SWAPS_WAITED = 5  # most copies swapped in under a waiter that it takes the lock of again
+
+
+def file_id(path: str | Path) -> FileId:
+    """Which file `path` names now (through any links): OSError when none."""
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
+
+
+def _names(path: Path, file: FileId) -> bool:
+    """Whether `path` names `file` now (False when it names none)."""
+    try:
+        return file_id(path) == file
+    except OSError:
+        return False
+
+
+def _hold(stack: contextlib.ExitStack, path: Path, *, exclusive: bool) -> bool:
+    """The open-file-description lock of the file `path` names, held until `stack` closes;
+    True for a writer that waited for the readers already reading.
+
+    A copy swapped in while this waited (a repair's, a rebuild's: `_swap_in`, made under the
+    lock) leaves the lock taken that of the file it replaced, which nobody reads or writes any
+    more: the lock is then let go and taken on the file now there, `_SWAPS_WAITED` times at
+    most (then StorageError for a writer, InputError for a reader)."""
+    for _ in range(_SWAPS_WAITED + 1):
+        with contextlib.ExitStack() as attempt:
+            try:
+                fd = os.open(path, os.O_RDWR if exclusive else os.O_RDONLY)
+            except OSError as exc:
+                raise _CannotOpen(exclusive, exc.strerror or str(exc), str(path)) from None
+            attempt.callback(os.close, fd)  # closing the descriptor releases the lock
+            try:
+                if exclusive:
+                    turns.hold_for_writing(fd, str(path))
+                else:
+                    turns.hold_for_reading(fd, str(path))
+            except OSError:  # a file system without such locks (some NFS), or none answering
+                return False
+            except turns.Busy as exc:
+                if exclusive:
+                    raise StorageError(f"{exc}; nothing was written") from None
+                raise InputError(str(exc)) from None
+            if _locked_is_named(fd, path):
+                stack.enter_context(attempt.pop_all())
+                return exclusive
+    message = (f"{path}: was replaced by a rebuilt copy {_SWAPS_WAITED + 1} times while this "
+               "waited for it (repairs or rebuilds in other processes); expected it to stay in "
+               "place: try again")
+    if exclusive:
+        raise StorageError(f"{message}; nothing was written")
+    raise InputError(message)
+
+
+def _locked_is_named(fd: int, path: Path) -> bool:
+    """Whether `path` still names the file open as `fd`. A name gone (deleted meanwhile)
+    counts as the same: opening it for the read or write says it is gone."""
+    st = os.fstat(fd)
+    return not path.exists() or _names(path, (st.st_dev, st.st_ino))
 
 
 def _shared_locks() -> bool:
@@ -601,8 +652,8 @@ def _reserve_room(p: Path, room: int) -> None:
 
 
 @contextlib.contextmanager
-def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: int = 0
-            ) -> Iterator[h5py.File]:
+def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: int = 0,
+            same_file: FileId | None = None) -> Iterator[h5py.File]:
     """Open a session file for writing, for the duration of one write; closes it after.
 
     `room`: bytes the write stores (its arrays), reserved with `HEADROOM` before the file
@@ -611,7 +662,8 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
     pass `require_swmr_format`; no new objects, but a crash during the write leaves every
     flushed byte readable). A file left marked
     open-for-write by a killed writer is repaired first; one that a live process writes
-    outside this lock raises InputError.
+    outside this lock raises InputError. `same_file`: the file (`file_id`) the name is to
+    stand for; `Replaced`, before anything is written, when it names another.
     """
     p = Path(path)
     if p.exists() and not p.is_file():
@@ -621,6 +673,10 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
             _check_exists(p)
         _create(p)
     with _writers_lock(p):
+        if same_file is not None and not _names(p, same_file):
+            raise Replaced(f"{p}: the file was replaced since it was last written (moved or "
+                           "renamed and another put in its place, or a link to it re-pointed); "
+                           "nothing was written to the one there now")
         require_ours(p)  # before anything, a repair too, touches the file
         if marked_open(p):
             _name_removed(p, _repair_locked(p, only_ours=True))

@@ -56,7 +56,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -70,6 +70,9 @@ from smm_daq.instruments.profile import Profile
 from smm_daq.storage.h5file import (
     FIXED_TEXT,
     TEXT,
+    FileId,
+    Replaced,
+    file_id,
     fixed_text,
     make_extendable,
     now_iso,
@@ -272,8 +275,11 @@ class ScanEntryWriter:
     """
 
     def __init__(self, path: Path, name: str, line_done: np.ndarray, run: int | None = 0,
-                 time_shift: float | None = None) -> None:
+                 time_shift: float | None = None, file: FileId | None = None) -> None:
         self.path = path
+        # the file `path` named when the scan began or was taken over: every write is to it,
+        # never to another put in its place; None: whichever file it names
+        self.file = file
         self.name = name
         self.line_done = np.asarray(line_done, dtype=bool)
         self.run = run  # its row in field_check/value_log; None: the entry has no log
@@ -361,7 +367,9 @@ class ScanEntryWriter:
                 raise
             put_in(f, staged, name, replacing=superseding)
             f.attrs["default"] = name
-        return cls(p, name, np.zeros(len(y), dtype=bool), time_shift=offset - rig_start)
+            file = file_id(p)
+        return cls(p, name, np.zeros(len(y), dtype=bool), time_shift=offset - rig_start,
+                   file=file)
 
     @staticmethod
     def _layout_streams(entry: h5py.Group, ny: int, samples: int, recorded: int,
@@ -468,21 +476,32 @@ class ScanEntryWriter:
             except BaseException as exc:
                 before.put_back(g, exc)
                 raise
+            file = file_id(p)
         shift = None if offset is None else offset - rig_start
-        writer = cls(p, name, line_done, run, shift)
+        writer = cls(p, name, line_done, run, shift, file)
         writer.stored_lines_check = stored_check
         return writer
 
-    def _writing(self, room: int = 0) -> contextlib.AbstractContextManager[h5py.File]:
-        """The entry's file opened for one write; StorageError when the file is gone (a
-        scan never makes a new file in its place: its lines are in the one moved away)."""
+    @contextlib.contextmanager
+    def _writing(self, room: int = 0) -> Iterator[h5py.File]:
+        """The entry's file opened for one write; StorageError when the file is gone or
+        another is in its place (a scan never makes a new file in its place, nor writes
+        another: its lines are in the one moved away)."""
+        resume = (f"`smm-daq resume NEW-PATH --entry {self.name}` finishes the scan where the "
+                  "file is now")
         if not self.path.exists():
             raise StorageError(
                 f"{self.path}: is gone: it was deleted, moved or renamed while the scan wrote "
                 f"it, and nothing more can be stored; the lines stored before went with it "
-                f"(`smm-daq resume NEW-PATH --entry {self.name}` finishes the scan where the "
-                "file is now)")
-        return writing(self.path, create=False, swmr=True, room=room)
+                f"({resume})")
+        try:
+            with writing(self.path, create=False, swmr=True, room=room,
+                         same_file=self.file) as f:
+                yield f
+        except Replaced as exc:
+            raise Replaced(
+                f"{exc}; nothing more of the scan can be stored; the lines stored before are "
+                f"in the file that was there ({resume})") from None
 
     def write_line(self, iy: int, bz: np.ndarray, x: np.ndarray, y: np.ndarray,
                    full_scale: np.ndarray, t: np.ndarray,
