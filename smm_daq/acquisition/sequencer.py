@@ -56,11 +56,7 @@ from smm_daq.acquisition.events import ScanEvent
 from smm_daq.acquisition.field_held import coils_off, expected_currents
 from smm_daq.acquisition.fly.scan import FlyScan
 from smm_daq.acquisition.plan import ScanPlan
-from smm_daq.acquisition.resumable import (
-    check_same_time_constant,
-    load_resumable,
-    resume_command,
-)
+from smm_daq.acquisition.resumable import check_same_time_constant, load_resumable
 from smm_daq.errors import (
     InputError,
     InstrumentError,
@@ -76,6 +72,7 @@ from smm_daq.errors import (
 )
 from smm_daq.instruments.profile import DRIFT_TOLERANCE_NT
 from smm_daq.instruments.rig import safe_command_hint
+from smm_daq.shell_words import command_line, resume_command
 from smm_daq.storage.scan_entry import ScanEntryWriter, check_new_scan, check_same_profile
 
 T = TypeVar("T")
@@ -349,16 +346,19 @@ class Sequencer(FlyScan):
         what to run once the disk answers. Says nothing of the rig: whoever closes it does."""
         what = self.stalled_write or "the scan"
         where, entry = self.path, self.entry
-        recipe = (f" (a recipe's scan: `smm-daq run RECIPE --out {where} --continue` does it "
-                  "and runs the steps after it)") if self.recipe_text else ""
+        resume = resume_command(where, entry)
+        info, repair = (command_line(["smm-daq", verb, where]) for verb in ("info", "repair"))
+        run = command_line(["smm-daq", "run", "RECIPE", "--out", where, "--continue"])
+        recipe = (f" (a recipe's scan: `{run}` does it and runs the steps after it)"
+                  if self.recipe_text else "")
         ends = "has not returned (the disk stalled?); the program ends without waiting for it"
         if self._writer is None:  # still starting: nothing was measured
             head = f"scan '{entry}': {what} {where} {ends}"
             return WriteStalled(
-                f"{head}. Nothing was measured in this run. Once the disk answers, `smm-daq "
-                f"info {where}` shows whether the entry is there: if it is, `smm-daq resume "
-                f"{where} --entry {entry}` runs the scan (else start it again){recipe}; an "
-                f"entry whose creation was cut off is left out by `smm-daq repair {where}`")
+                f"{head}. Nothing was measured in this run. Once the disk answers, "
+                f"`{info}` shows whether the entry is there: if it is, `{resume}` runs the "
+                f"scan (else start it again){recipe}; an entry whose creation was cut off is "
+                f"left out by `{repair}`")
         head = f"scan '{entry}': the write of {what} to {where} {ends}"
         if what.startswith("the scan's final status"):
             left = what
@@ -369,11 +369,11 @@ class Sequencer(FlyScan):
         return WriteStalled(
             f"{head}. Left unwritten: {left}. The file is as a crash leaves it: every line "
             "stored before is kept (a line cut off is not marked done) and the scan reads "
-            f"\"interrupted\". Once the disk answers, `smm-daq resume {where} --entry {entry}` "
+            f"\"interrupted\". Once the disk answers, `{resume}` "
             "measures the lines not stored (with none left, it sets the field, checks it and "
             f"writes the final status){recipe}; a write cut off inside HDF5 leaves the file "
-            f"marked open for writing, which smm-daq clears itself and `smm-daq repair {where}` "
-            "clears for other HDF5 readers")
+            f"marked open for writing, which smm-daq clears itself and `{repair}` clears "
+            "for other HDF5 readers")
 
     def _open_writer(self, snapshot: dict[str, Any] | None) -> ScanEntryWriter:
         """The entry resumed, or a new one laid out for the plan with the rig's `snapshot`

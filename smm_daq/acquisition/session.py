@@ -39,10 +39,11 @@ from smm_daq.acquisition.plan import (
     check_field,
     size_note,
 )
-from smm_daq.acquisition.resumable import load_resumable, resume_command
+from smm_daq.acquisition.resumable import load_resumable
 from smm_daq.acquisition.sequencer import Sequencer, wait_aside, wait_awake
 from smm_daq.errors import InputError, SmmError, WriteStalled
 from smm_daq.instruments.profile import Profile, load_profile
+from smm_daq.shell_words import resume_command
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import read_map
 from smm_daq.thread_warnings import recorded

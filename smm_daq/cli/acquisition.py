@@ -210,7 +210,7 @@ def _saying_how_to_go_on(path: str, names: tuple[str, ...], command: list[str], 
     try:
         yield
     except BaseException as exc:
-        from smm_daq.acquisition.resumable import command_line
+        from smm_daq.shell_words import command_line
 
         stopped = isinstance(exc, KeyboardInterrupt)
         unfinished = _scan_not_finished(exc)

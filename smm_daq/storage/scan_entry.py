@@ -67,6 +67,7 @@ import numpy as np
 
 from smm_daq.errors import InputError, StorageError
 from smm_daq.instruments.profile import Profile
+from smm_daq.shell_words import command_line, resume_command
 from smm_daq.storage.h5file import (
     FIXED_TEXT,
     TEXT,
@@ -243,7 +244,7 @@ class EntryTaken(InputError):
         self.path, self.name, self.kind = path, name, kind
         if kind == "scan":
             message = (f"entry '{name}' already exists; expected another scan name (or "
-                       f"`smm-daq resume {path} --entry {name}` to finish it)")
+                       f"`{resume_command(path, name)}` to finish it)")
         else:
             message = (f"entry '{name}' already exists and is {held_as(kind)}, not a scan, "
                        "so there is no scan of that name to resume; expected another scan "
@@ -480,8 +481,8 @@ class ScanEntryWriter:
             raise StorageError(
                 f"{self.path}: is gone: it was deleted, moved or renamed while the scan wrote "
                 f"it, and nothing more can be stored; the lines stored before went with it "
-                f"(`smm-daq resume NEW-PATH --entry {self.name}` finishes the scan where the "
-                "file is now)")
+                f"(`{command_line(['smm-daq', 'resume', 'NEW-PATH', '--entry', self.name])}` "
+                "finishes the scan where the file is now)")
         return writing(self.path, create=False, swmr=True, room=room)
 
     def write_line(self, iy: int, bz: np.ndarray, x: np.ndarray, y: np.ndarray,
@@ -810,7 +811,7 @@ def _stored_lines_check(g: h5py.Group) -> np.ndarray | None:
 
 def _in_progress(path: Path, name: str, state: str) -> str:
     return (f"{state}, written by {writer_process(writer_id())}: if that process has "
-            f"stopped, the scan was interrupted; `smm-daq resume {path} --entry {name}` "
+            f"stopped, the scan was interrupted; `{resume_command(path, name)}` "
             "finishes it")
 
 
