@@ -70,7 +70,7 @@ def test_a_drifting_ambient_field_is_stored_per_line_and_warned(rig, tmp_path: P
     assert warned[0] == first  # said at the line it first passes the tolerance ...
     assert all(drift[i] > 100e-9 for i in warned)  # ... and only where it is beyond it,
     assert len(warned) == int(drift[-1] // 100e-9)  # once per whole tolerance passed
-    assert f"drifted {drift[first] * 1e9:.0f} nT by the end of line {first}" in said[first]
+    assert f"drifted {drift[first] * 1e9:.0f} nT by the end of line {first + 1}" in said[first]
     assert "fluxgate.drift_tolerance_nT" in said[first]
     assert said[first] in seq.message  # a note of the scan, in its final message
 
@@ -163,16 +163,17 @@ def test_a_resume_compares_its_lines_with_the_scans_start(tmp_path: Path) -> Non
     assert checks[1, 2] - checks[0, 2] == pytest.approx(250e-9, abs=20e-9)
     assert said[0].startswith(f"the field at the sample drifted "
                               f"{np.linalg.norm(lines[2] - checks[0]) * 1e9:.0f} nT by the end "
-                              "of line 2")
+                              "of line 3")
     assert "at the scan's start (the run that stored its first lines)" in said[0]
     assert said[1:] == [""] * 2
 
 
 def test_a_fluxgate_beyond_its_range_is_said_and_read_again(rig, tmp_path: Path) -> None:
-    """At the ends of lines 1 and 2 the fluxgate's outputs are beyond the multimeter's range
-    (a magnet near the rig): said once, as a field far from the start's, not as a fluxgate
-    that did not answer, and read again at line 3's end, where it reads. A fluxgate lost at
-    line 4's end ends the watch for the rest of the run; the scan finishes either way."""
+    """At the ends of lines 2 and 3 (counted from 1, as said) the fluxgate's outputs are beyond
+    the multimeter's range (a magnet near the rig): said once, as a field far from the
+    start's, not as a fluxgate that did not answer, and read again at line 4's end, where it
+    reads. A fluxgate lost at line 5's end ends the watch for the rest of the run; the scan
+    finishes either way."""
     address = rig.profile.fluxgate.link.address
     dmm = rig.backend.emulators[address]
     volts = dmm.volts
@@ -202,9 +203,9 @@ def test_a_fluxgate_beyond_its_range_is_said_and_read_again(rig, tmp_path: Path)
     assert lines.shape == (6, 3)
     assert np.isfinite(lines[[0, 3]]).all() and np.isnan(lines[[1, 2, 4, 5]]).all()
     assert said[0] == said[2] == said[3] == said[5] == ""
-    assert said[1].startswith("the fluxgate gave no field at the end of line 1 (")
+    assert said[1].startswith("the fluxgate gave no field at the end of line 2 (")
     assert "beyond the 10 V range" in said[1] and "read again" in said[1]
-    assert said[4].startswith("the fluxgate did not answer at the end of line 4 (")
+    assert said[4].startswith("the fluxgate did not answer at the end of line 5 (")
     assert said[1] in seq.message and said[4] in seq.message
 
 

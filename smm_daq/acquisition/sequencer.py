@@ -152,7 +152,7 @@ class Sequencer(FlyScan):
         self._thread: threading.Thread | None = None
         self._writer: ScanEntryWriter | None = None
         self._done = threading.Event()
-        self._line = 0
+        self._line = 0  # index iy of the line measured; messages count lines from 1
         self._points_done = 0
         self._run_start: float | None = None
         self._run_points = 0
@@ -506,7 +506,7 @@ class Sequencer(FlyScan):
         writer = self._writer
         assert writer is not None
         field, said = self._line_field(iy)
-        with self._writing(f"line {iy}"):
+        with self._writing(f"line {iy + 1}"):
             writer.write_line(iy, *values, line_field=field, **kw)  # type: ignore[arg-type]
         if said:
             self.notes.append(said)
@@ -525,11 +525,11 @@ class Sequencer(FlyScan):
             field = np.asarray(self._call(self.rig.fluxgate.read_field), dtype=float)
         except (*TRANSIENT, InstrumentLost) as exc:
             self._drift = None
-            return None, (f"the fluxgate did not answer at the end of line {iy} ({exc}): the "
+            return None, (f"the fluxgate did not answer at the end of line {iy + 1} ({exc}): the "
                           "ambient field's drift is not watched for the rest of this run")
         except InstrumentError as exc:
-            return None, watch.unread(iy, str(exc))
-        return field, watch.check(iy, field)
+            return None, watch.unread(iy + 1, str(exc))
+        return field, watch.check(iy + 1, field)
 
     @contextlib.contextmanager
     def _writing(self, what: str) -> Iterator[None]:
@@ -594,7 +594,7 @@ class Sequencer(FlyScan):
                 expected = expected_currents(requested, coils.calibration, coils.ambient_field)
                 off = coils_off(measured, expected, coils.calibration, allowed)
             raise SafetyError(
-                f"the coils no longer hold the field during line {self._line}: "
+                f"the coils no longer hold the field during line {self._line + 1}: "
                 f"{'; '.join(off)}. Their currents make {_ut(held)} µT for {_ut(requested)} µT "
                 f"requested (off by {error * 1e9:.0f} nT, allowed {allowed * 1e9:.0f} nT). "
                 "The line was not stored"
@@ -616,7 +616,7 @@ class Sequencer(FlyScan):
         changed += self._reference_differences()
         if changed:
             raise InstrumentError(
-                f"the lock-in's settings changed during line {self._line}: "
+                f"the lock-in's settings changed during line {self._line + 1}: "
                 f"{', '.join(changed)}; was it restarted (a power cut) or set at its front "
                 f"panel? The line was not stored. `{resume_command(self.path, self.entry)}` "
                 "connects it anew, setting the profile's settings again, and measures the "
@@ -728,7 +728,7 @@ class Sequencer(FlyScan):
         try:
             self._call(self.rig.stage.move_to, *target)
         except ReplyUnknown as exc:
-            self.notes.append(f"at line {self._line}, {exc}: the move sent again")
+            self.notes.append(f"at line {self._line + 1}, {exc}: the move sent again")
             self._call(self.rig.stage.move_to, *target)
 
     def _lockin_overloaded(self) -> bool:
@@ -743,7 +743,7 @@ class Sequencer(FlyScan):
             if self._overload_unknown:
                 raise
             self._overload_unknown = True
-            self.notes.append(f"at line {self._line}, {exc}: taken as an overload, measured "
+            self.notes.append(f"at line {self._line + 1}, {exc}: taken as an overload, measured "
                               "again (the point read, the line flown again)")
             return True
         self._overload_unknown = False
@@ -770,7 +770,7 @@ class Sequencer(FlyScan):
         self._full_scale = self._call(lockin.sensitivity)
         if self._full_scale <= before:
             return False
-        self.notes.append(f"{problem} at line {self._line}: lock-in full scale raised from "
+        self.notes.append(f"{problem} at line {self._line + 1}: lock-in full scale raised from "
                           f"{before:.4g} V to {self._full_scale:.4g} V")
         return True
 
@@ -833,7 +833,7 @@ class Sequencer(FlyScan):
         self._full_scale = self._call(self.rig.lockin.sensitivity)
         if self._full_scale != before:
             self.notes.append(f"lock-in full scale {before:.4g} V -> {self._full_scale:.4g} V "
-                              f"while paused at line {self._line}")
+                              f"while paused at line {self._line + 1}")
         self._run_start, self._run_points = self.rig.clock.now(), 0  # pause time is not rate
         # a lost check at a line's start is failed on only when the retry straight after it
         # loses one too; a pause between them (the stage stopped, the line flown again from
