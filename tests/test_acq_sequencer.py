@@ -372,6 +372,17 @@ def test_a_note_names_its_line_as_the_progress_counts_it(tmp_path):
     assert note.startswith(f"at line {lines[plan.nx]}, ") and lines[plan.nx] == 2, note
 
 
+def test_the_final_message_tells_a_few_lost_replies_and_counts_the_rest(tmp_path):
+    """Every lost reply is a note: the final message (printed whole on the terminal) tells
+    the first three and counts the others "like it"; `notes` keeps every one."""
+    rig = fake_rig()
+    _overload_reply_lost(rig, set(range(1, 40, 3)))  # never twice in a row
+    seq = Sequencer(rig, tmp_path / "s.h5", _plan())
+    assert seq.run() == "finished", seq.message
+    assert len(seq.notes) > 5 and all("taken as an overload" in n for n in seq.notes)
+    assert seq.message == "; ".join(seq.notes[:3]) + f"; and {len(seq.notes) - 3} more like it"
+
+
 def test_an_overload_reply_lost_on_the_reread_reads_again_without_ranging_up(tmp_path):
     """An overload, read again after settling, whose second query's reply is lost: no
     overload is known, so the point is read once more; the sensitivity is not raised."""

@@ -55,6 +55,7 @@ from smm_daq.acquisition.ambient_drift import DriftWatch
 from smm_daq.acquisition.events import ScanEvent
 from smm_daq.acquisition.field_held import coils_off, expected_currents
 from smm_daq.acquisition.fly.scan import FlyScan
+from smm_daq.acquisition.notes import told
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.acquisition.resumable import check_same_time_constant, load_resumable
 from smm_daq.errors import (
@@ -136,7 +137,9 @@ class Sequencer(FlyScan):
         self.auto_range = auto_range
         self.retries = retries
         self.message = ""  # why the scan paused or ended
-        self.notes: list[str] = []  # range changes and other things worth telling the user
+        # range changes and other things worth telling the user, every one (the final
+        # message tells a few of each kind: `told`)
+        self.notes: list[str] = []
         self.safety_problems: list[str] = []  # what make_safe could not do
         self.error: BaseException | None = None  # an unexpected exception that ended the scan
         self.lost: InstrumentLost | None = None  # the lost instrument that ended the scan
@@ -942,7 +945,7 @@ class Sequencer(FlyScan):
             message = (message + "; " if message else "") + "rig NOT safe: " + "; ".join(
                 self.safety_problems) + ". " + safe_command_hint(self.rig.profile)
         if self.notes:
-            message = (message + "; " if message else "") + "; ".join(self.notes)
+            message = (message + "; " if message else "") + told(self.notes)
         writer = self._writer
         if writer is not None:
             # Each step on its own: a full disk must neither hide the end of the scan from
