@@ -14,6 +14,7 @@ from test_files_open_everywhere import _check_h5py, _check_nexusformat, _check_s
 
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.acquisition.sequencer import Sequencer
+from smm_daq.errors import InputError
 from smm_daq.instruments.profile import load_profile
 from smm_daq.instruments.rig import open_rig
 
@@ -86,6 +87,22 @@ def test_a_steady_ambient_field_is_stored_and_not_warned(rig, tmp_path: Path) ->
     np.testing.assert_allclose(lines, np.tile(FIELD, (5, 1)), atol=20e-9)
     assert said == [""] * 5
     assert "drift" not in seq.message
+
+
+@pytest.mark.parametrize("tolerance", ["1.0", "4.99"])
+def test_a_tolerance_below_the_fluxgates_noise_is_refused(tmp_path: Path, tolerance) -> None:
+    """A tolerance of 1 nT warned some 300 times of a 300 nT drift, and of the fluxgate's
+    own noise: below 5 nT the profile is refused, naming the key, the value and why."""
+    text = (Path(load_profile().path).read_text()
+            .replace('offset_V = [0.0, 0.0, 0.0]\n\n#', 'offset_V = [0.0, 0.0, 0.0]\n'
+                     f'drift_tolerance_nT = {tolerance}\n\n#'))
+    profile_path = tmp_path / "p.toml"
+    profile_path.write_text(text)
+    with pytest.raises(InputError) as refused:
+        load_profile(profile_path)
+    message = str(refused.value)
+    assert f"key 'fluxgate.drift_tolerance_nT' is {tolerance}; expected a number in [5, " in message
+    assert "the fluxgate's noise" in message and str(profile_path) in message
 
 
 def test_the_tolerance_is_the_profiles(tmp_path: Path) -> None:
