@@ -71,3 +71,32 @@ def test_a_file_gone_mid_scan_names_its_resume_quoted(path) -> None:
     with pytest.raises(StorageError) as gone:
         writer._writing()
     _assert_whole(str(gone.value), path, 1)
+
+
+@pytest.mark.parametrize("state", [
+    dict(kept=False, earlier=True, acquired="scan"),
+    dict(kept=False, earlier=False, acquired="", fixed="an image"),
+    dict(kept=True, earlier=False, acquired=""),
+    dict(kept=False, earlier=False, acquired=""),
+])
+def test_infos_note_of_a_write_cut_off_names_repair_quoted(path, state) -> None:
+    from smm_daq.cli.acquisition import _cut_off_note
+    from smm_daq.storage.staging import CutOff
+
+    note = _cut_off_note(CutOff(name=NAME, key="staged", **state), str(path))
+    commands = _commands(note)
+    assert commands and all(str(path) in words for words in commands), note
+
+
+def test_a_stalled_subtractions_advice_is_quoted(path, monkeypatch) -> None:
+    """The disk stalls while a subtraction is written (the wait told as stalled at once)."""
+    from smm_daq.acquisition import session as session_module
+    from smm_daq.errors import WriteStalled
+
+    def stalls(work, what, *, make_safe, stalled):
+        raise stalled()
+
+    monkeypatch.setattr(session_module, "wait_aside", stalls)
+    with pytest.raises(WriteStalled) as ended:
+        session_module.Session(path, fake_rig()).subtract("a", "b", NAME)
+    _assert_whole(str(ended.value), path, 3)
