@@ -98,5 +98,5 @@ def test_a_trip_whose_currents_do_not_read_again_is_still_said(tmp_path, monkeyp
         monkeypatch.setattr(rig.coils, "currents", reads)
         rig.close()
     assert seq.message.startswith("SafetyError: the coils no longer hold the field during "
-                                  "line 1: the currents did not read again"), seq.message
+                                  "line 2: the currents did not read again"), seq.message
     assert "no reply to MEAS:CURR?" in seq.message

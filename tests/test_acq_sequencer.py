@@ -357,6 +357,32 @@ def test_an_overload_reply_lost_once_reads_the_point_again(tmp_path):
     np.testing.assert_allclose(read_map(tmp_path / "s.h5", "scan").bz, expected, atol=1e-15)
 
 
+def test_a_note_names_its_line_as_the_progress_counts_it(tmp_path):
+    """Lines are counted from 1 in what the user reads, as the command line's progress bar
+    (`event.line + 1`) counts them: a reply lost at the first point of the second line is
+    told "at line 2" (it had been told "at line 1", the bar showing line 2)."""
+    rig = fake_rig()
+    plan = _plan()
+    _overload_reply_lost(rig, {plan.nx + 1})
+    lines: list[int] = []
+    seq = Sequencer(rig, tmp_path / "s.h5", plan)
+    seq.subscribe(lambda e: e.kind == "point" and lines.append(e.line + 1))
+    assert seq.run() == "finished", seq.message
+    [note] = seq.notes
+    assert note.startswith(f"at line {lines[plan.nx]}, ") and lines[plan.nx] == 2, note
+
+
+def test_the_final_message_tells_a_few_lost_replies_and_counts_the_rest(tmp_path):
+    """Every lost reply is a note: the final message (printed whole on the terminal) tells
+    the first three and counts the others "like it"; `notes` keeps every one."""
+    rig = fake_rig()
+    _overload_reply_lost(rig, set(range(1, 40, 3)))  # never twice in a row
+    seq = Sequencer(rig, tmp_path / "s.h5", _plan())
+    assert seq.run() == "finished", seq.message
+    assert len(seq.notes) > 5 and all("taken as an overload" in n for n in seq.notes)
+    assert seq.message == "; ".join(seq.notes[:3]) + f"; and {len(seq.notes) - 3} more like it"
+
+
 def test_an_overload_reply_lost_on_the_reread_reads_again_without_ranging_up(tmp_path):
     """An overload, read again after settling, whose second query's reply is lost: no
     overload is known, so the point is read once more; the sensitivity is not raised."""
@@ -647,7 +673,7 @@ def test_a_write_still_stalled_once_the_rig_is_made_safe_is_told_with_the_rigs_s
     # with no grace at all, the scan's end's own writes may be told too, each before the end
     told, final = [e for e in events if e.kind == "made_safe"], events[-1]
     assert all(e.rig_safe is final.rig_safe is (not problems) for e in told)
-    assert "The write of line 1 to s.h5 has not returned" in told[0].message
+    assert "The write of line 2 to s.h5 has not returned" in told[0].message
     assert all(e.rig_safe is None for e in events if e.kind not in ("made_safe", "aborted"))
 
 

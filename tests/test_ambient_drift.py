@@ -14,6 +14,7 @@ from test_files_open_everywhere import _check_h5py, _check_nexusformat, _check_s
 
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.acquisition.sequencer import Sequencer
+from smm_daq.errors import InputError
 from smm_daq.instruments.profile import load_profile
 from smm_daq.instruments.rig import open_rig
 
@@ -70,7 +71,7 @@ def test_a_drifting_ambient_field_is_stored_per_line_and_warned(rig, tmp_path: P
     assert warned[0] == first  # said at the line it first passes the tolerance ...
     assert all(drift[i] > 100e-9 for i in warned)  # ... and only where it is beyond it,
     assert len(warned) == int(drift[-1] // 100e-9)  # once per whole tolerance passed
-    assert f"drifted {drift[first] * 1e9:.0f} nT by the end of line {first}" in said[first]
+    assert f"drifted {drift[first] * 1e9:.0f} nT by the end of line {first + 1}" in said[first]
     assert "fluxgate.drift_tolerance_nT" in said[first]
     assert said[first] in seq.message  # a note of the scan, in its final message
 
@@ -86,6 +87,22 @@ def test_a_steady_ambient_field_is_stored_and_not_warned(rig, tmp_path: Path) ->
     np.testing.assert_allclose(lines, np.tile(FIELD, (5, 1)), atol=20e-9)
     assert said == [""] * 5
     assert "drift" not in seq.message
+
+
+@pytest.mark.parametrize("tolerance", ["1.0", "4.99"])
+def test_a_tolerance_below_the_fluxgates_noise_is_refused(tmp_path: Path, tolerance) -> None:
+    """A tolerance of 1 nT warned some 300 times of a 300 nT drift, and of the fluxgate's
+    own noise: below 5 nT the profile is refused, naming the key, the value and why."""
+    text = (Path(load_profile().path).read_text()
+            .replace('offset_V = [0.0, 0.0, 0.0]\n\n#', 'offset_V = [0.0, 0.0, 0.0]\n'
+                     f'drift_tolerance_nT = {tolerance}\n\n#'))
+    profile_path = tmp_path / "p.toml"
+    profile_path.write_text(text)
+    with pytest.raises(InputError) as refused:
+        load_profile(profile_path)
+    message = str(refused.value)
+    assert f"key 'fluxgate.drift_tolerance_nT' is {tolerance}; expected a number in [5, " in message
+    assert "the fluxgate's noise" in message and str(profile_path) in message
 
 
 def test_the_tolerance_is_the_profiles(tmp_path: Path) -> None:
@@ -163,16 +180,17 @@ def test_a_resume_compares_its_lines_with_the_scans_start(tmp_path: Path) -> Non
     assert checks[1, 2] - checks[0, 2] == pytest.approx(250e-9, abs=20e-9)
     assert said[0].startswith(f"the field at the sample drifted "
                               f"{np.linalg.norm(lines[2] - checks[0]) * 1e9:.0f} nT by the end "
-                              "of line 2")
+                              "of line 3")
     assert "at the scan's start (the run that stored its first lines)" in said[0]
     assert said[1:] == [""] * 2
 
 
 def test_a_fluxgate_beyond_its_range_is_said_and_read_again(rig, tmp_path: Path) -> None:
-    """At the ends of lines 1 and 2 the fluxgate's outputs are beyond the multimeter's range
-    (a magnet near the rig): said once, as a field far from the start's, not as a fluxgate
-    that did not answer, and read again at line 3's end, where it reads. A fluxgate lost at
-    line 4's end ends the watch for the rest of the run; the scan finishes either way."""
+    """At the ends of lines 2 and 3 (counted from 1, as said) the fluxgate's outputs are beyond
+    the multimeter's range (a magnet near the rig): said once, as a field far from the
+    start's, not as a fluxgate that did not answer, and read again at line 4's end, where it
+    reads. A fluxgate lost at line 5's end ends the watch for the rest of the run; the scan
+    finishes either way."""
     address = rig.profile.fluxgate.link.address
     dmm = rig.backend.emulators[address]
     volts = dmm.volts
@@ -202,9 +220,9 @@ def test_a_fluxgate_beyond_its_range_is_said_and_read_again(rig, tmp_path: Path)
     assert lines.shape == (6, 3)
     assert np.isfinite(lines[[0, 3]]).all() and np.isnan(lines[[1, 2, 4, 5]]).all()
     assert said[0] == said[2] == said[3] == said[5] == ""
-    assert said[1].startswith("the fluxgate gave no field at the end of line 1 (")
+    assert said[1].startswith("the fluxgate gave no field at the end of line 2 (")
     assert "beyond the 10 V range" in said[1] and "read again" in said[1]
-    assert said[4].startswith("the fluxgate did not answer at the end of line 4 (")
+    assert said[4].startswith("the fluxgate did not answer at the end of line 5 (")
     assert said[1] in seq.message and said[4] in seq.message
 
 

@@ -185,8 +185,8 @@ def test_ctrl_c_during_a_stalled_line_write_ends_the_command_without_it(
         go.set()
     err = capsys.readouterr().err
     assert ("scan 'held': the rig is safe (stage stopped, field at its safe state). The write "
-            "of line 1 to s.h5 has not returned (disk stalled?)\n") in err  # no "ends when it"
-    assert "Left unwritten: line 1, the scan's duration and its final status" in err
+            "of line 2 to s.h5 has not returned (disk stalled?)\n") in err  # no "ends when it"
+    assert "Left unwritten: line 2, the scan's duration and its final status" in err
     assert "smm-daq: the rig is safe" in err
 
 
@@ -224,7 +224,7 @@ def test_the_program_ends_on_ctrl_c_though_its_write_stalls_inside_hdf5(tmp_path
     done = subprocess.run([sys.executable, "-c", CTRL_C_ON_A_STALLED_WRITE, *SCAN, "--out",
                            str(path)], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == EXIT_WRITE_STALLED, done.stderr
-    assert "Left unwritten: line 1, the scan's duration and its final status" in done.stderr
+    assert "Left unwritten: line 2, the scan's duration and its final status" in done.stderr
     with open_read(path) as f:
         assert np.asarray(f["held/data/line_done"][()]).tolist() == [True, False, False]
         assert f["held/status"][()].decode() == "interrupted"

@@ -30,7 +30,8 @@ class DriftWatch:
         self._unread = False  # the last reading failed, and that was said
 
     def check(self, line: int, field: np.ndarray) -> str:
-        """What to tell of the reading `field` (T) at the end of `line`, or ""."""
+        """What to tell of the reading `field` (T) at the end of `line` (counted from 1, as
+        the progress shows it), or ""."""
         self._unread = False
         drift = float(np.linalg.norm(np.asarray(field, dtype=float) - self.start))
         level = math.floor(drift / self.tolerance) if math.isfinite(drift) else 0

@@ -23,7 +23,8 @@ class ScanEvent:
         write that stalls too), and exactly one of "finished", "failed" (message
         says what failed), "aborted" at the end, sent after the rig has been made safe and the
         file closed.
-    entry: the scan's entry name. line: the line index iy (the current or last line).
+    entry: the scan's entry name. line: the line index iy (the current or last line), from 0;
+        shown to people as iy + 1, as every message counts lines.
     index: (iy, ix) of the point for "point" events, else None.
     bz: the point's Bz in T for "point" events, else None.
     progress: fraction of the grid's points measured (0..1), counting lines finished before a

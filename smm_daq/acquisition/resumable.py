@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import json
 import math
-import re
-import shlex
 import tomllib
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,20 +58,6 @@ class ResumableEntry:
         """
         return parse_profile(self.profile_text,
                              Path(self.profile_path or "stored-profile.toml"))
-
-
-def command_line(words: Sequence[str]) -> str:
-    """`words` as a command line to paste into a shell: a word quoted only where a shell
-    would split or expand it (a space, a quote, '$'), so that a name or a folder with an
-    accent reads as typed."""
-    return " ".join(w if re.fullmatch(r"[\w@%+=:,./-]+", w) else shlex.quote(w)
-                    for w in words)
-
-
-def resume_command(path: str | Path, entry: str, *options: str) -> str:
-    """The `smm-daq resume` command line that goes on with scan `entry` of `path`
-    (`command_line`)."""
-    return command_line(["smm-daq", "resume", str(path), "--entry", entry, *options])
 
 
 def load_resumable(path: str | Path, name: str) -> ResumableEntry:

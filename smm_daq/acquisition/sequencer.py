@@ -55,12 +55,9 @@ from smm_daq.acquisition.ambient_drift import DriftWatch
 from smm_daq.acquisition.events import ScanEvent
 from smm_daq.acquisition.field_held import coils_off, expected_currents
 from smm_daq.acquisition.fly.scan import FlyScan
+from smm_daq.acquisition.notes import told
 from smm_daq.acquisition.plan import ScanPlan
-from smm_daq.acquisition.resumable import (
-    check_same_time_constant,
-    load_resumable,
-    resume_command,
-)
+from smm_daq.acquisition.resumable import check_same_time_constant, load_resumable
 from smm_daq.errors import (
     InputError,
     InstrumentError,
@@ -76,6 +73,7 @@ from smm_daq.errors import (
 )
 from smm_daq.instruments.profile import DRIFT_TOLERANCE_NT
 from smm_daq.instruments.rig import safe_command_hint
+from smm_daq.shell_words import command_line, resume_command
 from smm_daq.storage.h5file import Replaced
 from smm_daq.storage.scan_entry import ScanEntryWriter, check_new_scan, check_same_profile
 
@@ -140,7 +138,9 @@ class Sequencer(FlyScan):
         self.auto_range = auto_range
         self.retries = retries
         self.message = ""  # why the scan paused or ended
-        self.notes: list[str] = []  # range changes and other things worth telling the user
+        # range changes and other things worth telling the user, every one (the final
+        # message tells a few of each kind: `told`)
+        self.notes: list[str] = []
         self.safety_problems: list[str] = []  # what make_safe could not do
         self.error: BaseException | None = None  # an unexpected exception that ended the scan
         self.lost: InstrumentLost | None = None  # the lost instrument that ended the scan
@@ -156,7 +156,7 @@ class Sequencer(FlyScan):
         self._thread: threading.Thread | None = None
         self._writer: ScanEntryWriter | None = None
         self._done = threading.Event()
-        self._line = 0
+        self._line = 0  # index iy of the line measured; messages count lines from 1
         self._points_done = 0
         self._run_start: float | None = None
         self._run_points = 0
@@ -350,16 +350,19 @@ class Sequencer(FlyScan):
         what to run once the disk answers. Says nothing of the rig: whoever closes it does."""
         what = self.stalled_write or "the scan"
         where, entry = self.path, self.entry
-        recipe = (f" (a recipe's scan: `smm-daq run RECIPE --out {where} --continue` does it "
-                  "and runs the steps after it)") if self.recipe_text else ""
+        resume = resume_command(where, entry)
+        info, repair = (command_line(["smm-daq", verb, where]) for verb in ("info", "repair"))
+        run = command_line(["smm-daq", "run", "RECIPE", "--out", where, "--continue"])
+        recipe = (f" (a recipe's scan: `{run}` does it and runs the steps after it)"
+                  if self.recipe_text else "")
         ends = "has not returned (the disk stalled?); the program ends without waiting for it"
         if self._writer is None:  # still starting: nothing was measured
             head = f"scan '{entry}': {what} {where} {ends}"
             return WriteStalled(
-                f"{head}. Nothing was measured in this run. Once the disk answers, `smm-daq "
-                f"info {where}` shows whether the entry is there: if it is, `smm-daq resume "
-                f"{where} --entry {entry}` runs the scan (else start it again){recipe}; an "
-                f"entry whose creation was cut off is left out by `smm-daq repair {where}`")
+                f"{head}. Nothing was measured in this run. Once the disk answers, "
+                f"`{info}` shows whether the entry is there: if it is, `{resume}` runs the "
+                f"scan (else start it again){recipe}; an entry whose creation was cut off is "
+                f"left out by `{repair}`")
         head = f"scan '{entry}': the write of {what} to {where} {ends}"
         if what.startswith("the scan's final status"):
             left = what
@@ -370,11 +373,11 @@ class Sequencer(FlyScan):
         return WriteStalled(
             f"{head}. Left unwritten: {left}. The file is as a crash leaves it: every line "
             "stored before is kept (a line cut off is not marked done) and the scan reads "
-            f"\"interrupted\". Once the disk answers, `smm-daq resume {where} --entry {entry}` "
+            f"\"interrupted\". Once the disk answers, `{resume}` "
             "measures the lines not stored (with none left, it sets the field, checks it and "
             f"writes the final status){recipe}; a write cut off inside HDF5 leaves the file "
-            f"marked open for writing, which smm-daq clears itself and `smm-daq repair {where}` "
-            "clears for other HDF5 readers")
+            f"marked open for writing, which smm-daq clears itself and `{repair}` clears "
+            "for other HDF5 readers")
 
     def _open_writer(self, snapshot: dict[str, Any] | None) -> ScanEntryWriter:
         """The entry resumed, or a new one laid out for the plan with the rig's `snapshot`
@@ -507,7 +510,7 @@ class Sequencer(FlyScan):
         writer = self._writer
         assert writer is not None
         field, said = self._line_field(iy)
-        with self._writing(f"line {iy}"):
+        with self._writing(f"line {iy + 1}"):
             writer.write_line(iy, *values, line_field=field, **kw)  # type: ignore[arg-type]
         if said:
             self.notes.append(said)
@@ -526,11 +529,11 @@ class Sequencer(FlyScan):
             field = np.asarray(self._call(self.rig.fluxgate.read_field), dtype=float)
         except (*TRANSIENT, InstrumentLost) as exc:
             self._drift = None
-            return None, (f"the fluxgate did not answer at the end of line {iy} ({exc}): the "
+            return None, (f"the fluxgate did not answer at the end of line {iy + 1} ({exc}): the "
                           "ambient field's drift is not watched for the rest of this run")
         except InstrumentError as exc:
-            return None, watch.unread(iy, str(exc))
-        return field, watch.check(iy, field)
+            return None, watch.unread(iy + 1, str(exc))
+        return field, watch.check(iy + 1, field)
 
     @contextlib.contextmanager
     def _writing(self, what: str) -> Iterator[None]:
@@ -595,7 +598,7 @@ class Sequencer(FlyScan):
                 expected = expected_currents(requested, coils.calibration, coils.ambient_field)
                 off = coils_off(measured, expected, coils.calibration, allowed)
             raise SafetyError(
-                f"the coils no longer hold the field during line {self._line}: "
+                f"the coils no longer hold the field during line {self._line + 1}: "
                 f"{'; '.join(off)}. Their currents make {_ut(held)} µT for {_ut(requested)} µT "
                 f"requested (off by {error * 1e9:.0f} nT, allowed {allowed * 1e9:.0f} nT). "
                 "The line was not stored"
@@ -617,7 +620,7 @@ class Sequencer(FlyScan):
         changed += self._reference_differences()
         if changed:
             raise InstrumentError(
-                f"the lock-in's settings changed during line {self._line}: "
+                f"the lock-in's settings changed during line {self._line + 1}: "
                 f"{', '.join(changed)}; was it restarted (a power cut) or set at its front "
                 f"panel? The line was not stored. `{resume_command(self.path, self.entry)}` "
                 "connects it anew, setting the profile's settings again, and measures the "
@@ -729,7 +732,7 @@ class Sequencer(FlyScan):
         try:
             self._call(self.rig.stage.move_to, *target)
         except ReplyUnknown as exc:
-            self.notes.append(f"at line {self._line}, {exc}: the move sent again")
+            self.notes.append(f"at line {self._line + 1}, {exc}: the move sent again")
             self._call(self.rig.stage.move_to, *target)
 
     def _lockin_overloaded(self) -> bool:
@@ -744,7 +747,7 @@ class Sequencer(FlyScan):
             if self._overload_unknown:
                 raise
             self._overload_unknown = True
-            self.notes.append(f"at line {self._line}, {exc}: taken as an overload, measured "
+            self.notes.append(f"at line {self._line + 1}, {exc}: taken as an overload, measured "
                               "again (the point read, the line flown again)")
             return True
         self._overload_unknown = False
@@ -771,7 +774,7 @@ class Sequencer(FlyScan):
         self._full_scale = self._call(lockin.sensitivity)
         if self._full_scale <= before:
             return False
-        self.notes.append(f"{problem} at line {self._line}: lock-in full scale raised from "
+        self.notes.append(f"{problem} at line {self._line + 1}: lock-in full scale raised from "
                           f"{before:.4g} V to {self._full_scale:.4g} V")
         return True
 
@@ -834,7 +837,7 @@ class Sequencer(FlyScan):
         self._full_scale = self._call(self.rig.lockin.sensitivity)
         if self._full_scale != before:
             self.notes.append(f"lock-in full scale {before:.4g} V -> {self._full_scale:.4g} V "
-                              f"while paused at line {self._line}")
+                              f"while paused at line {self._line + 1}")
         self._run_start, self._run_points = self.rig.clock.now(), 0  # pause time is not rate
         # a lost check at a line's start is failed on only when the retry straight after it
         # loses one too; a pause between them (the stage stopped, the line flown again from
@@ -943,7 +946,7 @@ class Sequencer(FlyScan):
             message = (message + "; " if message else "") + "rig NOT safe: " + "; ".join(
                 self.safety_problems) + ". " + safe_command_hint(self.rig.profile)
         if self.notes:
-            message = (message + "; " if message else "") + "; ".join(self.notes)
+            message = (message + "; " if message else "") + told(self.notes)
         writer = self._writer
         if writer is not None:
             # Each step on its own: a full disk must neither hide the end of the scan from

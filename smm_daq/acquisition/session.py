@@ -39,10 +39,11 @@ from smm_daq.acquisition.plan import (
     check_field,
     size_note,
 )
-from smm_daq.acquisition.resumable import load_resumable, resume_command
+from smm_daq.acquisition.resumable import load_resumable
 from smm_daq.acquisition.sequencer import Sequencer, wait_aside, wait_awake
 from smm_daq.errors import InputError, SmmError, WriteStalled
 from smm_daq.instruments.profile import Profile, load_profile
+from smm_daq.shell_words import command_line, resume_command
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import read_map
 from smm_daq.thread_warnings import recorded
@@ -359,12 +360,14 @@ class Session:
         from smm_daq.analysis.induced_entry import subtract_entries
 
         def stalled() -> WriteStalled:
+            info, repair = (command_line(["smm-daq", verb, self.path])
+                            for verb in ("info", "repair"))
+            run = command_line(["smm-daq", "run", "RECIPE", "--out", self.path, "--continue"])
             return WriteStalled(
                 f"the subtraction '{name}' into {self.path} has not returned (the disk "
                 "stalled?); the program ends without waiting for it. Once the disk answers, "
-                f"`smm-daq info {self.path}` shows whether entry '{name}' is there (a recipe: "
-                f"`smm-daq run RECIPE --out {self.path} --continue` runs the steps left); "
-                f"`smm-daq repair {self.path}` makes a file left open for writing openable")
+                f"`{info}` shows whether entry '{name}' is there (a recipe: `{run}` runs the "
+                f"steps left); `{repair}` makes a file left open for writing openable")
 
         def work() -> tuple[MapData, list[warnings.WarningMessage]]:
             with recorded() as caught:

@@ -40,6 +40,7 @@ from smm_daq.cli.args import (
 from smm_daq.cli.args import time_scale as time_scale_option
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import Profile, load_profile
+from smm_daq.shell_words import command_line
 from smm_daq.storage.names import listed_name
 
 if TYPE_CHECKING:  # the session, recipes, rig and storage are imported by the commands
@@ -210,8 +211,6 @@ def _saying_how_to_go_on(path: str, names: tuple[str, ...], command: list[str], 
     try:
         yield
     except BaseException as exc:
-        from smm_daq.acquisition.resumable import command_line
-
         stopped = isinstance(exc, KeyboardInterrupt)
         unfinished = _scan_not_finished(exc)
         if unfinished is not None:  # with what the rest needs (--auto-range after a pause)
@@ -509,6 +508,8 @@ def _cut_off_note(c: CutOff, path: str) -> str:
     for each state (`CutOff`)."""
     writer = ("its writer, an earlier smm-daq, killed before moving it in" if c.earlier
               else "its writer killed")
+    repair = command_line(["smm-daq", "repair", path])
+    run = command_line(["smm-daq", "run", "RECIPE", "--out", path, "--continue"])
     if c.acquired and c.kept:
         return (f"entry '{c.name}' as an earlier smm-daq wrote it, acquired data (kind "
                 f"'{c.acquired}'), was cut off before it was moved in: it is kept under "
@@ -517,19 +518,19 @@ def _cut_off_note(c: CutOff, path: str) -> str:
     if c.acquired:
         return (f"entry '{c.name}' as an earlier smm-daq wrote it, acquired data (kind "
                 f"'{c.acquired}'), was cut off before it was moved in: it is kept under "
-                f"'{c.key}'; `smm-daq repair {path}` moves it in as '{c.name}'")
+                f"'{c.key}'; `{repair}` moves it in as '{c.name}'")
     if c.fixed:
         return (f"a write of entry '{c.name}' was cut off while written ({writer}): "
                 f"'{c.name}' is another entry, {c.fixed}, as it was, whole, and is never "
-                f"overwritten; `smm-daq repair {path}` removes what was left")
+                f"overwritten; `{repair}` removes what was left")
     if c.kept:
         return (f"an overwrite of entry '{c.name}' was cut off while written ({writer}): "
                 f"'{c.name}' is as it was before it, whole; writing it again with "
-                f"--overwrite replaces it and what was left; `smm-daq repair {path}` "
+                f"--overwrite replaces it and what was left; `{repair}` "
                 "removes what was left")
     return (f"entry '{c.name}' was cut off while written ({writer}), so it is not in the "
-            f"file: writing it again (a recipe's: `smm-daq run RECIPE --out {path} "
-            f"--continue`) replaces what was left; `smm-daq repair {path}` removes it")
+            f"file: writing it again (a recipe's: `{run}`) replaces what was left; "
+            f"`{repair}` removes it")
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -619,7 +620,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"  {m.name:9s} {m.shape[1]} × {m.shape[0]} points  field "
               f"{_vec_ut(m.applied_field)}  peak |Bz| {peak / UT:.3g} µT  noise floor "
               f"{white_noise_floor(m.bz) / UT:.3g} µT")
-    print(f"view it: smm-daq info {out}   (or silx view {out})")
+    print(f"view it: {command_line(['smm-daq', 'info', out])}   "
+          f"(or {command_line(['silx', 'view', out])})")
     return code
 
 

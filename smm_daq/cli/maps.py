@@ -398,6 +398,25 @@ _RENAMED = {  # dataset paths of earlier versions -> where the maps are now
 }
 
 
+# What lies under an entry, never a map of its grid whatever its shape: a grid whose width
+# is 3 (or whose samples a line are as many as its points) must not make one look like a map.
+_NOT_MAPS = (  # (path inside the entry, or a group's path ending in "/"; what it is)
+    ("data/line_field", "the fluxgate's field (x, y, z) at each grid line's end, one row a "
+                        "line"),
+    ("instrument/", "an instrument's setting or calibration (e.g. the coils' calibration "
+                    "matrix)"),
+    ("fly_streams/", "a flown line's raw samples, one row a line"),
+)
+
+
+def _not_a_map(dataset: str) -> str | None:
+    """What `dataset` (a path inside an entry) is where it is never a map, else None."""
+    for where, what in _NOT_MAPS:
+        if dataset == where or (where.endswith("/") and dataset.startswith(where)):
+            return what
+    return None
+
+
 def _maps_held(path: str, entry: str, m: MapData, saved: SavedResult | None) -> str:
     """Every map --dataset may name for the entry, as `_chosen` would take it: Bz, and each
     map-like dataset under the entry that it exports (a joint MMT result's maps of each scan
@@ -489,6 +508,10 @@ def _dataset(path: str, entry: str, dataset: str, m: MapData, maps_held: Callabl
         if not isinstance(node, h5py.Dataset) or node.dtype.kind not in "iuf":
             raise InputError(f"'{dataset}' is not a numeric dataset; expected a map the entry "
                              f"holds: {maps_held()}", source=where)
+        what = _not_a_map(dataset)
+        if what is not None:
+            raise InputError(f"'{dataset}' is {what}, not a map of the entry's grid; expected "
+                             f"a map the entry holds: {maps_held()}", source=where)
         shape = node.shape  # read once the map is known to be one (a listing tries them all)
         units = text(node.attrs["units"]) if "units" in node.attrs else None
         base = dataset.rsplit("/", 1)[-1]

@@ -63,6 +63,10 @@ MAX_TOLERANCE_NT = 100_000.0
 # well below the MTJ's 250 nT noise in one reading, so the warning comes before the drift shows
 # in a map as an offset, and above the fluxgate's noise and a quiet lab's daily change
 DRIFT_TOLERANCE_NT = 100.0
+# nT: the least drift tolerance taken: ten times a fluxgate's noise in one reading (about
+# 0.5 nT), and about a quiet lab's change over a few lines; a tolerance below it warns of
+# noise, one line after another, not of a change in the ambient field
+MIN_TOLERANCE_NT = 5.0
 MAX_FLUXGATE_T_PER_V = 1e-2  # fluxgates give 1e4..1e6 V/T
 MAX_CHANNEL = 10_000
 
@@ -521,8 +525,12 @@ def _fluxgate(r: _Reader) -> FluxgateSettings:
         channels=tuple(int(c) for c in channels),  # type: ignore[arg-type]
         scale=_invertible(r, "scale_T_per_V", "T/V", MAX_FLUXGATE_T_PER_V),
         offset=r.array("offset_V", (3,), [0.0, 0.0, 0.0], limit=MAX_OFFSET_V, unit=" V"),
-        drift_tolerance=r.number("drift_tolerance_nT", DRIFT_TOLERANCE_NT, positive=True,
-                                 hi=MAX_TOLERANCE_NT, unit=" nT") * NT,
+        drift_tolerance=r.number("drift_tolerance_nT", DRIFT_TOLERANCE_NT, lo=MIN_TOLERANCE_NT,
+                                 hi=MAX_TOLERANCE_NT,
+                                 unit=f" nT (below {MIN_TOLERANCE_NT:g} nT the fluxgate's "
+                                      "noise and a quiet lab's own changes would be warned of "
+                                      "at almost every line)"
+                                 ) * NT,
     )
     r.check_unknown()
     return s

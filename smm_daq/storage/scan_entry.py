@@ -67,6 +67,7 @@ import numpy as np
 
 from smm_daq.errors import InputError, StorageError
 from smm_daq.instruments.profile import Profile
+from smm_daq.shell_words import command_line, resume_command
 from smm_daq.storage.h5file import (
     FIXED_TEXT,
     TEXT,
@@ -246,7 +247,7 @@ class EntryTaken(InputError):
         self.path, self.name, self.kind = path, name, kind
         if kind == "scan":
             message = (f"entry '{name}' already exists; expected another scan name (or "
-                       f"`smm-daq resume {path} --entry {name}` to finish it)")
+                       f"`{resume_command(path, name)}` to finish it)")
         else:
             message = (f"entry '{name}' already exists and is {held_as(kind)}, not a scan, "
                        "so there is no scan of that name to resume; expected another scan "
@@ -487,8 +488,8 @@ class ScanEntryWriter:
         """The entry's file opened for one write; StorageError when the file is gone or
         another is in its place (a scan never makes a new file in its place, nor writes
         another: its lines are in the one moved away)."""
-        resume = (f"`smm-daq resume NEW-PATH --entry {self.name}` finishes the scan where the "
-                  "file is now")
+        resume = (f"`{command_line(['smm-daq', 'resume', 'NEW-PATH', '--entry', self.name])}` "
+                  "finishes the scan where the file is now")
         if not self.path.exists():
             raise StorageError(
                 f"{self.path}: is gone: it was deleted, moved or renamed while the scan wrote "
@@ -829,7 +830,7 @@ def _stored_lines_check(g: h5py.Group) -> np.ndarray | None:
 
 def _in_progress(path: Path, name: str, state: str) -> str:
     return (f"{state}, written by {writer_process(writer_id())}: if that process has "
-            f"stopped, the scan was interrupted; `smm-daq resume {path} --entry {name}` "
+            f"stopped, the scan was interrupted; `{resume_command(path, name)}` "
             "finishes it")
 
 

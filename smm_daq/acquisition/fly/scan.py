@@ -191,7 +191,7 @@ class FlyScan:
             if self._start_unknown:
                 raise
             self._start_unknown = True
-            self.notes.append(f"at line {self._line}, {exc}: the stage stopped, the line "
+            self.notes.append(f"at line {self._line + 1}, {exc}: the stage stopped, the line "
                               "flown again")
             self._call(rig.stage.stop)
             return None
@@ -206,7 +206,7 @@ class FlyScan:
         try:
             self._call(stage.set_velocity, velocity)
         except ReplyUnknown as exc:
-            self.notes.append(f"at line {self._line}, {exc}: the velocity sent again")
+            self.notes.append(f"at line {self._line + 1}, {exc}: the velocity sent again")
             self._call(stage.set_velocity, velocity)
 
     def _check_buffer(self, count: int, rate: float) -> None:
