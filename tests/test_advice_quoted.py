@@ -68,8 +68,8 @@ def test_a_scan_in_progress_names_its_resume_quoted(path) -> None:
 
 def test_a_file_gone_mid_scan_names_its_resume_quoted(path) -> None:
     writer = scan_entry.ScanEntryWriter(path, NAME, np.zeros(3, bool))
-    with pytest.raises(StorageError) as gone:
-        writer._writing()
+    with pytest.raises(StorageError) as gone, writer._writing():
+        pass
     _assert_whole(str(gone.value), path, 1)
 
 
