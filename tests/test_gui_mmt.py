@@ -19,7 +19,7 @@ from smm_daq.storage.nexus import list_entries, read_map, write_map_entry
 
 UM = 1e-6
 UT = 1e-6
-WAIT_MS = 120_000
+WAIT_MS = 300_000  # the first inversion compiles its kernels: slow on a loaded 2-core machine
 HEIGHT = 20 * UM
 # three grains, one of two cuboids; centre x, y, z, full edges (µm)
 CUBOIDS = np.array([

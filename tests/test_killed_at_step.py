@@ -18,8 +18,19 @@ def test_a_forked_child_that_hangs_is_killed_and_said(monkeypatch, tmp_path) -> 
         never.wait()
         return 0
 
+    forked: list[int] = []
+    fork = os.fork
+
+    def recorded_fork() -> int:
+        pid = fork()
+        if pid:
+            forked.append(pid)
+        return pid
+
     monkeypatch.setattr("smm_daq.cli.main.main", hangs)
+    monkeypatch.setattr(os, "fork", recorded_fork)
     with pytest.raises(AssertionError, match=r"still running after 0\.5 s: killed"):
         run_killed_at(0, ["info", str(tmp_path / "s.h5")], limit_s=0.5)
-    with pytest.raises(ChildProcessError):  # reaped: no child of the test left running
-        os.waitpid(-1, os.WNOHANG)
+    assert len(forked) == 1
+    with pytest.raises(ChildProcessError):  # reaped: the child is not left running
+        os.waitpid(forked[0], os.WNOHANG)  # (other tests' children may be: not asked)
