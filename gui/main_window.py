@@ -449,8 +449,7 @@ class MainWindow(QtWidgets.QMainWindow):
         return [(self.session.worker, self.session.writes_in_hand()),
                 (self.mmt.worker, [f"the MMT result being saved into "
                                    f"{self.mmt.saving_into.name}"] if saving else []),
-                (self.mmt.export_worker, [f"the MMT export into {self.mmt.exporting.name}"]
-                 if self.mmt.exporting is not None else []),
+                (self.mmt.export_worker, self.mmt.exports_in_hand),
                 *([(runner.analysis, runner.writes_in_hand())] if runner is not None else [])]
 
     def _close_beside_the_window(self, stalled: bool, settings: SettingsWriter | None
