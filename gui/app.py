@@ -86,6 +86,9 @@ def run(args: argparse.Namespace) -> int:
     profile_path = args.profile
     if profile_path is None and store.value("profile/path"):
         remembered = Path(str(store.value("profile/path")))
+        # asked on this thread before any window opens: there is no Stop or Esc to answer
+        # yet and no rig connected to make safe, and the profile is read here at once anyway
+        # (a slow share delays the start, as a profile given by --profile does, once)
         profile_path = remembered if remembered.exists() else None
     profile, profile_warnings = load_profile_warned(profile_path)
     if args.demo and not profile.simulated:

@@ -123,7 +123,29 @@ class Demo(QtCore.QObject):
         self.window.scan.set_path(self.path)
         recipes = self.window.recipes
         self.window.show_view("recipes")
-        if not recipes.open_recipe(self.recipe_path) or not recipes.run():
+        recipes.checked.connect(self._recipe_checked)
+        recipes.started.connect(self._recipe_started)
+        if not recipes.open_recipe(self.recipe_path, then=self._run_recipe):
+            self.finished.emit(False, recipes.message.text())
+
+    def _recipe_checked(self, ok: bool) -> None:
+        """The recipe read and checked as it was opened (not as Run checks it again)."""
+        recipes = self.window.recipes
+        recipes.checked.disconnect(self._recipe_checked)
+        if not ok:
+            recipes.started.disconnect(self._recipe_started)
+            self.finished.emit(False, recipes.message.text())
+
+    def _run_recipe(self) -> None:
+        """The recipe checked as it was opened: run (checked again, then started)."""
+        recipes = self.window.recipes
+        if not recipes.run():
+            self.finished.emit(False, recipes.message.text())
+
+    def _recipe_started(self, ok: bool) -> None:
+        recipes = self.window.recipes
+        recipes.started.disconnect(self._recipe_started)
+        if not ok:
             self.finished.emit(False, recipes.message.text())
             return
         assert recipes.runner is not None

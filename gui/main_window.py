@@ -442,13 +442,14 @@ class MainWindow(QtWidgets.QMainWindow):
         return writer
 
     def _writes_in_hand(self) -> list[tuple[Background, list[str]]]:
-        """What the Session tab's worker, the MMT tab's and a recipe's are writing, each
-        worker with its writes as said (e.g. "the subtraction 'd' into s.h5")."""
+        """What the Session tab's worker, the MMT tab's two (a save, an export) and a recipe's
+        are writing, each worker with its writes as said (e.g. "the subtraction 'd' into s.h5")."""
         saving = self.mmt.saving and self.mmt.saving_into is not None
         runner = self.recipes.runner
         return [(self.session.worker, self.session.writes_in_hand()),
                 (self.mmt.worker, [f"the MMT result being saved into "
                                    f"{self.mmt.saving_into.name}"] if saving else []),
+                (self.mmt.export_worker, self.mmt.exports_in_hand),
                 *([(runner.analysis, runner.writes_in_hand())] if runner is not None else [])]
 
     def _close_beside_the_window(self, stalled: bool, settings: SettingsWriter | None

@@ -22,6 +22,7 @@ from __future__ import annotations
 import shlex
 import threading
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +182,34 @@ def _check_image_file(chosen: Path, file: Path) -> None:
                          "name in the dialog to replace it")
 
 
+def _write_mask_templates(path: Path, names: list[str], paths: list[Path]) -> list[str]:
+    """`MMTView.save_mask_templates`'s work, off the GUI thread: the files written. An error
+    after some were written says so in its `written` attribute (" (a.png written)")."""
+    from smm_daq.analysis.mask_template import write_mask_template
+    from smm_daq.analysis.mmt.solver.joint import check_each_scan_once
+    from smm_daq.cli.args import distinct_outputs
+
+    check_each_scan_once(names)
+    if len(paths) != len(names):
+        raise InputError(f"{len(paths)} image files for {len(names)} scans; expected one per "
+                         "scan")
+    files = [p if p.suffix else p.with_name(p.name + ".png") for p in paths]
+    # one file chosen for two scans would hold the last alone, named as both masks
+    distinct_outputs(*((f"the map image of scan '{name}'", str(file))
+                       for name, file in zip(names, files, strict=True)))
+    for chosen, file in zip(paths, files, strict=True):
+        _check_image_file(chosen, file)
+    maps = [read_source(path, name) for name in names]
+    written: list[str] = []
+    try:
+        for m, file in zip(maps, files, strict=True):
+            written.append(str(write_mask_template(m, file)))
+    except (SmmError, OSError) as exc:
+        exc.written = f" ({', '.join(written)} written)" if written else ""  # type: ignore[union-attr]
+        raise
+    return written
+
+
 class MMTView(QtWidgets.QWidget):
     """The MMT tab."""
 
@@ -189,6 +218,8 @@ class MMTView(QtWidgets.QWidget):
     saveEnded = QtCore.pyqtSignal(bool, str)  # a save ended (written?, what happened)
     grainShown = QtCore.pyqtSignal(int)  # the selected grain's own field is drawn (its index)
     loadEnded = QtCore.pyqtSignal(bool, str)  # a saved result read (shown?, what happened)
+    exportEnded = QtCore.pyqtSignal(bool, str)  # a CSV or NPZ export ended (written?, status)
+    templatesEnded = QtCore.pyqtSignal(bool, str)  # map images for masks (written?, status)
 
     def __init__(self, profile: Profile, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -212,6 +243,10 @@ class MMTView(QtWidgets.QWidget):
         self._field_wanted = 0  # the grain field to draw (older ones, when they come: not)
         # a saved result is read in a worker of its own: not queued behind an inversion
         self.load_worker = Background("mmt-load", self)
+        # exports are written off the GUI thread (a slow share), not queued behind an inversion
+        self.export_worker = Background("mmt-export", self)
+        self.exporting: Path | None = None  # the CSV or NPZ file being written (buttons off)
+        self.writing_templates = False  # map images for masks being written (button off)
         self._load_wanted = 0  # the saved result to show (older reads, when they end: not)
         self.shown_entry: str | None = None  # the saved entry shown (None: a fresh result)
         self.progress_bridge = _Progress(self)
@@ -489,53 +524,49 @@ class MMTView(QtWidgets.QWidget):
         self.save_mask_templates(chosen)
 
     def save_mask_templates(self, paths: list[Path]) -> bool:
-        """Write the map image to paint a mask on (`smm_daq.analysis.mask_template`) of each
-        scan the inversion would read, the map first, to `paths` in that order; a file name
-        without a suffix gets .png. The mask field, when empty, is filled with them (painted
-        and saved in place, they are the masks). Every file name and scan is checked before
-        the first image is written, as `export --mask-template` does: False, with the reason
-        shown and nothing written, when one cannot be (one file for two scans, a scan that
-        is not a measured map, a file with .png added that exists: the dialog asked only
-        about the name chosen), or with the ones written named when writing one fails."""
-        from smm_daq.analysis.mask_template import write_mask_template
-        from smm_daq.analysis.mmt.solver.joint import check_each_scan_once
-        from smm_daq.cli.args import distinct_outputs
-
+        """Start writing the map image to paint a mask on (`smm_daq.analysis.mask_template`)
+        of each scan the inversion would read, the map first, to `paths` in that order, in a
+        worker (the files and the session file may be on a slow share; `templatesEnded`
+        follows, the button disabled meanwhile); a file name without a suffix gets .png. The
+        mask field, when empty, is filled with them (painted and saved in place, they are the
+        masks). Every file name and scan is checked before the first image is written, as
+        `export --mask-template` does: nothing written, the reason shown, when one cannot be
+        (one file for two scans, a scan that is not a measured map, a file with .png added
+        that exists: the dialog asked only about the name chosen), or the ones written named
+        when writing one fails. False when no scan is chosen or images are being written."""
         names = self._scan_names()
         if self.path is None or not names[0]:
             self.status.setText("Choose a scan entry (open a session file) first.")
             return False
-        try:
-            check_each_scan_once(names)
-            if len(paths) != len(names):
-                raise InputError(f"{len(paths)} image files for {len(names)} scans; expected "
-                                 "one per scan")
-            files = [p if p.suffix else p.with_name(p.name + ".png") for p in paths]
-            # one file chosen for two scans would hold the last alone, named as both masks
-            distinct_outputs(*((f"the map image of scan '{name}'", str(file))
-                               for name, file in zip(names, files, strict=True)))
-            for chosen, file in zip(paths, files, strict=True):
-                _check_image_file(chosen, file)
-            maps = [read_source(self.path, name) for name in names]
-        except (SmmError, OSError) as exc:
-            self.status.setText(f"Map image not written: {exc}")
+        if self.writing_templates:
             return False
-        written: list[str] = []
-        try:
-            for m, file in zip(maps, files, strict=True):
-                written.append(str(write_mask_template(m, file)))
-        except (SmmError, OSError) as exc:
-            done = f" ({', '.join(written)} written)" if written else ""
-            self.status.setText(f"Map image not written{done}: {exc}")
-            return False
-        named = not self.mask_edit.text().strip()
-        if named:
-            self.mask_edit.setText(", ".join(written))
-        self.status.setText(f"Map image{'s' if len(written) > 1 else ''} for a mask written: "
-                            f"{', '.join(written)}. Paint the bad pixels black in an image "
-                            "editor and save in place"
-                            + ("; the mask field names them." if named
-                               else ", then give them as the mask."))
+        path = self.path
+
+        def ended(ok: bool, text: str) -> None:
+            self.writing_templates = False
+            self.template_button.setEnabled(True)
+            self.status.setText(text)
+            self.templatesEnded.emit(ok, text)
+
+        def written(files: list[str]) -> None:
+            named = not self.mask_edit.text().strip()
+            if named:
+                self.mask_edit.setText(", ".join(files))
+            ended(True, f"Map image{'s' if len(files) > 1 else ''} for a mask written: "
+                        f"{', '.join(files)}. Paint the bad pixels black in an image editor "
+                        "and save in place"
+                        + ("; the mask field names them." if named
+                           else ", then give them as the mask."))
+
+        def failed(exc: BaseException) -> None:
+            text = str(exc) if isinstance(exc, (SmmError, OSError)) else repr(exc)
+            ended(False, f"Map image not written{getattr(exc, 'written', '')}: {text}")
+
+        self.writing_templates = True
+        self.template_button.setEnabled(False)
+        self.status.setText("Writing the map image for a mask…")
+        self.export_worker.submit(lambda: _write_mask_templates(path, names, paths), written,
+                                  failed)
         return True
 
     # --- running -------------------------------------------------------------------------
@@ -881,11 +912,20 @@ class MMTView(QtWidgets.QWidget):
         """Stop the worker as the window closes, without waiting: a save in hand finishes
         writing its entry first (the window's close waits for it: `worker.join`), unless told
         not to (a scan's write has stalled: it waits for the same disk, or for HDF5, which the
-        stalled write holds); an inversion (cancelled), a grain's field and a saved result
-        being read are left to end in their threads."""
+        stalled write holds); so do an export and a mask's map images in hand (an NPZ is not
+        written whole); an inversion (cancelled), a grain's field and a saved result being
+        read are left to end in their threads."""
         self.field_worker.shutdown(wait=False)
         self.load_worker.shutdown(wait=False)
+        self.export_worker.shutdown(wait=self.exports_in_hand != [] and wait_for_save,
+                                    timeout=0)
         self.worker.shutdown(wait=self.saving and wait_for_save, timeout=0)
+
+    @property
+    def exports_in_hand(self) -> list[str]:
+        """What the export worker is writing, as the window's close says it."""
+        return ([f"the MMT export into {self.exporting.name}"] if self.exporting else []) + (
+            ["the map images for masks"] if self.writing_templates else [])
 
     def _beside_result(self, name: str) -> str:
         """Where an export of the shown result is first proposed: beside the session file of
@@ -903,28 +943,29 @@ class MMTView(QtWidgets.QWidget):
             self.export_csv(Path(name))
 
     def export_csv(self, path: Path) -> bool:
-        """The per-grain table as CSV, of the grains shown (`csv_shown_only`) or all, in the
-        result's order; never over an HDF5 (session) file."""
+        """Start writing the per-grain table as CSV, of the grains shown (`csv_shown_only`)
+        or all, in the result's order, never over an HDF5 (session) file: in a worker, as
+        the file may be on a slow share (`exportEnded` follows). False when there is no
+        table or an export is under way."""
         from smm_daq.analysis.mmt.result_file import write_result_csv
         from smm_daq.cli.args import output_file
 
         table = self.table_columns
-        if table is None:
+        if table is None or self.exporting is not None:
             return False
         total = len(table["grain"])
         rows = sorted(self.proxy.shown_rows()) if self.csv_shown_only.isChecked() else None
         if rows is not None:
             table = {name: column[rows] for name, column in table.items()}
-        try:
-            # the file dialog has asked before replacing a file; a session file never is
-            write_result_csv(output_file("CSV file", str(path), overwrite=True), table)
-        except (SmmError, OSError) as exc:
-            self.status.setText(f"Not exported: {exc}")
-            return False
         which = (f"all {total} grains" if rows is None
                  else f"the {len(rows)} of {total} grains shown by the limits")
-        self.status.setText(f"Per-grain results of {which} written to {path}")
-        return True
+
+        def write() -> str:
+            # the file dialog has asked before replacing a file; a session file never is
+            write_result_csv(output_file("CSV file", str(path), overwrite=True), table)
+            return f"Per-grain results of {which} written to {path}"
+
+        return self._export(path, f"Writing the per-grain results to {path}…", write)
 
     def _choose_library_file(self) -> None:
         # the multipole library's own name for its results, InvMagQuad_<sample>.npz
@@ -935,22 +976,48 @@ class MMTView(QtWidgets.QWidget):
             self.export_library(Path(name))
 
     def export_library(self, path: Path) -> bool:
-        """A point model's results in the multipole library's convention (NPZ)."""
+        """Start writing a point model's results in the multipole library's convention (NPZ),
+        in a worker (`exportEnded` follows). False for a cuboid model, or while an export is
+        under way."""
         from smm_daq.analysis.mmt.formats.mpe import write_library_results
         from smm_daq.analysis.mmt.solver.joint import as_points
         from smm_daq.cli.args import output_file
 
         r = self.result
-        if r is None or getattr(r, "model", "cuboid") == "cuboid":
+        if r is None or getattr(r, "model", "cuboid") == "cuboid" or self.exporting is not None:
             return False
-        try:
+
+        def write() -> str:
             grains = r.grains if isinstance(r.grains, PointGrains) else as_points(r.grains)
             write_library_results(output_file("NPZ file", str(path), overwrite=True),
                                   r.coefficients, r.coefficient_covariance, grains)
-        except (SmmError, OSError) as exc:
-            self.status.setText(f"Not exported: {exc}")
-            return False
-        self.status.setText(f"Results in the multipole library's convention written to {path}")
+            return f"Results in the multipole library's convention written to {path}"
+
+        return self._export(path, f"Writing the results for the multipole library to {path}…",
+                            write)
+
+    def _export(self, path: Path, doing: str, write: Callable[[], str]) -> bool:
+        """Run `write` (of `path`; returns what it wrote, in words) in the export worker, the
+        export buttons disabled meanwhile; the status line then says what was written or why
+        not."""
+        buttons = [b for b in (self.csv_button, self.library_button) if b.isEnabled()]
+        self.exporting = path
+        for b in buttons:
+            b.setEnabled(False)
+
+        def ended(ok: bool, text: str) -> None:
+            self.exporting = None
+            for b in buttons:  # an export ends the same result's export; a new result's
+                b.setEnabled(True)  # buttons were set by its own showing
+            self.status.setText(text)
+            self.exportEnded.emit(ok, text)
+
+        def failed(exc: BaseException) -> None:
+            ended(False, "Not exported: " + (str(exc) if isinstance(exc, (SmmError, OSError))
+                                             else repr(exc)))
+
+        self.status.setText(doing)
+        self.export_worker.submit(write, lambda text: ended(True, text), failed)
         return True
 
     # --- results -------------------------------------------------------------------------

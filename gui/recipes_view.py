@@ -6,12 +6,14 @@ resumed or skipped, and the one button reads Continue. One button, not Run and C
 that file a recipe can only be continued (running it afresh would clash with its own
 entries), and entries not its own are refused with the command line's message.
 
-The session file is read off the GUI thread while a scan of this window writes it (a read
-waits for the line being written, long on a stalled disk), and always when a recipe has ended
-(nothing waits for that answer but the Continue button)."""
+The recipe and the session file are read off the GUI thread (a network share may take
+seconds to answer; a scan of this window writing the file makes a read wait for the line
+being written, long on a stalled disk): as a recipe is opened, checked again before it runs,
+and when it has ended (nothing waits for that answer but the Continue button)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +58,8 @@ class RecipesView(QtWidgets.QWidget):
     """The Recipes tab. Scans run through the Scan tab, which shows the live map."""
 
     ended = QtCore.pyqtSignal(object)  # the session file a recipe wrote, when it has ended
+    checked = QtCore.pyqtSignal(bool)  # a recipe opened has been read and checked (usable?)
+    started = QtCore.pyqtSignal(bool)  # Run's check has ended: the recipe started, or refused
 
     def __init__(
         self, holder: RigHolder, scan_tab: ScanTab, parent: QtWidgets.QWidget | None = None
@@ -66,8 +70,9 @@ class RecipesView(QtWidgets.QWidget):
         self.recipe_path: Path | None = None
         self.runner: RecipeRunner | None = None
         self.continuing = False  # the file holds the recipe's entries: Run continues it
-        self.reader = Background("recipe-file", self)  # reads of the session file
+        self.reader = Background("recipe-file", self)  # reads of the recipe and session files
         self._opening = 0  # which recipe opened last: an older one's check, read late, is dropped
+        self.checking = False  # the recipe opened last is being read and checked
 
         self.open_button = open_button = QtWidgets.QPushButton("Open recipe…")
         open_button.clicked.connect(self._choose)
@@ -116,52 +121,74 @@ class RecipesView(QtWidgets.QWidget):
         if name:
             self.open_recipe(Path(name))
 
-    def open_recipe(self, path: Path) -> bool:
-        """Load and check a recipe against the profile and the scan tab's file; not while a
-        recipe runs (its steps, marked as they run, stay on show). While a scan of this
-        window writes the file, it is checked in the background: True, and the steps, or
-        why the recipe is refused, shown once read."""
+    def open_recipe(self, path: Path, then: Callable[[], None] | None = None) -> bool:
+        """Start reading a recipe and checking it against the profile and the scan tab's
+        file, in the background (either file may be on a slow share, or written by a scan of
+        this window): the steps list says "Checking…" meanwhile, then lists the steps, or the
+        message says why the recipe is refused (`checking` is False again); a recipe opened
+        since drops the older one's answer. `then` runs once it is checked and usable. False,
+        and nothing read, while a recipe runs (its steps, marked as they run, stay on show)."""
         if self.runner is not None and self.runner.running:
             self._say("A recipe is running: open another once it has ended.", error=True)
             return False
         self.recipe, self.recipe_path = None, Path(path)
         self._opening += 1
+        opening = self._opening
         self.path_label.setText(str(path))
+        self.text.clear()
+        self.title_label.setText("")
         self.steps.clear()
+        self.steps.addItem("Checking…")
         self.continuing = False
+        self.checking = True
         self._update_run_button()
-        try:
+        profile, target = self.holder.profile, self.scan_tab.path
+        path = Path(path)
+
+        def read() -> tuple[Recipe, Checked | SmmError]:
             recipe = load_recipe(path)
+            if target is None:
+                return recipe, SmmError("choose the session file on the Scan tab first")
+            try:
+                return recipe, check_against_file(recipe, profile, target)
+            except SmmError as exc:
+                return recipe, exc
+
+        def read_out(value: tuple[Recipe, Checked | SmmError]) -> None:
+            if opening != self._opening:
+                return
+            recipe, checked = value
             self.text.setPlainText(recipe.text)
             self.title_label.setText(recipe.title)
-            target = self.scan_tab.path
-            if target is None:
-                raise SmmError("choose the session file on the Scan tab first")
-        except SmmError as exc:
-            self._refused(exc)
-            return False
-        profile = self.holder.profile
-        if self.holder.busy:  # the check reads the file: it would wait for the line written
-            opening = self._opening
+            self.steps.clear()
+            self.checking = False
+            if isinstance(checked, SmmError):
+                self._refused(checked)
+                self._checked(False, then)
+            else:
+                self._checked(self._show_checked(checked), then)
 
-            def checked(value: Checked) -> None:
-                if opening == self._opening:
-                    self._show_checked(value)
+        def failed(exc: BaseException) -> None:
+            if opening == self._opening:
+                self.steps.clear()
+                self.checking = False
+                self._refused(exc)
+                self._checked(False, then)
 
-            def failed(exc: BaseException) -> None:
-                if opening == self._opening:
-                    self._refused(exc)
+        writing = " (a scan is writing it)" if self.holder.busy else ""
+        self._say(f"Checking the recipe against {target}{writing}…" if target is not None
+                  else "Reading the recipe…")
+        self.reader.submit(read, read_out, failed)
+        return True
 
-            self._say(f"Checking the recipe against {target} (a scan is writing it)…")
-            self.reader.submit(lambda: check_against_file(recipe, profile, target), checked,
-                               failed)
-            return True
-        try:
-            value = check_against_file(recipe, profile, target)
-        except SmmError as exc:
-            self._refused(exc)
-            return False
-        return self._show_checked(value)
+    def _checked(self, usable: bool, then: Callable[[], None] | None) -> None:
+        """A check has ended: said (`checked`; for Run's, `started` when refused), and what
+        waited for a usable recipe done."""
+        self.checked.emit(usable)
+        if then == self._start and not usable:  # a run refused by its check
+            self.started.emit(False)
+        elif usable and then is not None:
+            then()
 
     def _refused(self, exc: BaseException) -> None:
         self.continuing = False
@@ -205,8 +232,9 @@ class RecipesView(QtWidgets.QWidget):
             "cut-off scan resumed, the rest run" if self.continuing else "")
 
     def run(self) -> bool:
-        """Check the recipe again and start it (continue it, when the file holds its
-        entries); False, with the reason shown, if refused."""
+        """Check the recipe again and start it once checked (`started`; continue it, when the
+        file holds its entries); False, with the reason shown, if refused at once; a refusal
+        of the check is shown as it ends."""
         if self.recipe is None or (self.runner is not None and self.runner.running):
             return False
         if self.holder.busy:
@@ -217,9 +245,17 @@ class RecipesView(QtWidgets.QWidget):
             self._say(self.holder.unconnected_text(), error=True)
             return False
         assert self.recipe_path is not None
-        if not self.open_recipe(self.recipe_path):  # the file may have changed since
-            return False
-        assert self.recipe is not None and self.scan_tab.path is not None
+        # the files may have changed since: checked again, in the background, then started
+        return self.open_recipe(self.recipe_path, then=self._start)
+
+    def _start(self) -> None:
+        """Start the recipe just checked again, unless the rig was taken meanwhile."""
+        if self.holder.busy or self.holder.rig is None or self.scan_tab.path is None:
+            self._say(self.holder.unconnected_text() or "A scan started on the Scan tab owns "
+                      "the rig: run the recipe once it has ended.", error=True)
+            self.started.emit(False)
+            return
+        assert self.recipe is not None
         self.runner = RecipeRunner(
             self.recipe, self.scan_tab.path, self.holder, self.scan_tab, self.ask, self
         )
@@ -233,7 +269,7 @@ class RecipesView(QtWidgets.QWidget):
         self.stop_button.setEnabled(True)
         self._say("continuing…" if self.continuing else "running…")
         self.runner.start()
-        return True
+        self.started.emit(True)
 
     def stop(self) -> None:
         if self.runner is not None:

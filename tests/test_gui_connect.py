@@ -10,6 +10,7 @@ import h5py
 import numpy as np
 import pytest
 from PyQt6 import QtCore, QtWidgets
+from recipe_opening import recipe_opened
 from scan_gate import Held
 from served_rig import ServedRig, served_to_pyvisa_py
 from session_reads import opened
@@ -398,7 +399,7 @@ def resumable_buttons(w: MainWindow, qtbot,
     w.scan.file_edit.setText(str(path))
     assert opened(w.session, qtbot, path)
     w.session.table.selectRow(0)
-    assert w.recipes.open_recipe(recipe)
+    assert recipe_opened(w.recipes, qtbot, recipe)
     return w.scan.start_button, w.recipes.run_button, w.session.resume_button
 
 

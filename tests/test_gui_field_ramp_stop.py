@@ -7,6 +7,7 @@ import threading
 
 import numpy as np
 from PyQt6 import QtCore
+from recipe_opening import recipe_opened, recipe_ran
 
 WAIT_MS = 60_000
 UT = 1e-6
@@ -63,8 +64,8 @@ def test_stop_during_a_recipes_set_field_ramps_down_from_where_it_got(
                       '[[step]]\nkind = "set_field"\nfield_uT = [0.0, 100.0, 0.0]\n')
     view = window.recipes
     held = _HeldRamp(window.holder.rig.world.coils)
-    assert view.open_recipe(recipe)
-    assert view.run()
+    assert recipe_opened(view, qtbot, recipe)
+    assert recipe_ran(view, qtbot)
     qtbot.waitUntil(held.reached.is_set, timeout=WAIT_MS)
     qtbot.mouseClick(view.stop_button, QtCore.Qt.MouseButton.LeftButton)
     held.release()
@@ -108,8 +109,8 @@ def test_the_windows_stop_during_a_recipes_set_field_ramps_down(window, qtbot, t
                       '[[step]]\nkind = "set_field"\nfield_uT = [0.0, 100.0, 0.0]\n')
     view = window.recipes
     held = _HeldRamp(window.holder.rig.world.coils)
-    assert view.open_recipe(recipe)
-    assert view.run()
+    assert recipe_opened(view, qtbot, recipe)
+    assert recipe_ran(view, qtbot)
     qtbot.waitUntil(held.reached.is_set, timeout=WAIT_MS)
     qtbot.mouseClick(window.instruments.stop_button, QtCore.Qt.MouseButton.LeftButton)
     held.release()

@@ -7,6 +7,7 @@ import threading
 import numpy as np
 import pytest
 from PyQt6 import QtCore, QtWidgets
+from recipe_opening import recipe_opened, recipe_ran
 
 from gui.main_window import MainWindow
 from smm_daq.acquisition.plan import ScanPlan
@@ -537,8 +538,8 @@ def test_after_a_recipe_the_goto_boxes_show_where_the_stage_is(window, qtbot, tm
     panel.goto_boxes[2].setValue(60.0)  # typed before the recipe, never sent
     recipe = tmp_path / "recipe.toml"
     recipe.write_text(RECIPE, encoding="utf-8")
-    assert window.recipes.open_recipe(recipe)
-    assert window.recipes.run()
+    assert recipe_opened(window.recipes, qtbot, recipe)
+    assert recipe_ran(window.recipes, qtbot)
     qtbot.waitUntil(lambda: not window.recipes.runner.running, timeout=WAIT_MS)
     here = at_rest_position_um(qtbot, panel)
     assert here[2] == pytest.approx(150.0, abs=0.01)

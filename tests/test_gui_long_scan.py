@@ -12,6 +12,7 @@ import numpy as np
 import pyqtgraph as pg
 import pytest
 from PyQt6 import QtCore, QtGui, QtWidgets
+from recipe_opening import recipe_opened, recipe_ran
 from scan_gate import Held
 from test_gui_recipes import RECIPE
 
@@ -408,7 +409,8 @@ def test_the_recipes_tab_checks_a_recipe_off_the_gui_thread_while_a_scan_writes_
     try:
         assert view.open_recipe(recipe)  # returns while the line's write is stalled
         stalled = not slow.go.is_set()
-        assert view.steps.count() == 0 and view.message.text().startswith("Checking")
+        assert [view.steps.item(i).text() for i in range(view.steps.count())] == ["Checking…"]
+        assert view.message.text().startswith("Checking")
     finally:
         slow.go.set()
     assert stalled
@@ -445,7 +447,7 @@ def test_whether_an_ended_recipe_can_be_continued_is_read_off_the_gui_thread(
     recipe.write_text(STOPPED_AT_PROMPT, encoding="utf-8")
     view = window.recipes
     view.ask = lambda _message: False  # Cancel at the prompt: the recipe stops
-    assert view.open_recipe(recipe) and view.run()
+    assert recipe_opened(view, qtbot, recipe) and recipe_ran(view, qtbot)
     held = Held(recipes_view._holds_entries_of)
     monkeypatch.setattr(recipes_view, "_holds_entries_of", held)
     try:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from PyQt6 import QtWidgets
-from test_gui_mmt import open_view
+from test_gui_mmt import WAIT_MS, open_view
 
 from gui.mmt_view import MMTView
 from smm_daq.analysis.mmt.masks import MaskWarning, NothingMasked, read_mask
@@ -47,13 +47,19 @@ def answers(monkeypatch: pytest.MonkeyPatch, *names: str) -> list[tuple[str, str
     return asked
 
 
+def click_and_wait(view, qtbot) -> None:
+    """The button clicked; once a write was started, until it has ended."""
+    view.template_button.click()
+    qtbot.waitUntil(lambda: not view.writing_templates, timeout=WAIT_MS)
+
+
 def test_the_button_writes_the_maps_image_and_names_it_as_the_mask(qtbot, session, tmp_path,
                                                                    monkeypatch):
     path, grains = session
     view = open_view(qtbot, path, grains)
     out = tmp_path / "painted.png"
     asked = answers(monkeypatch, str(out))
-    view.template_button.click()
+    click_and_wait(view, qtbot)
     assert asked == [("Map image for a mask of scan 'scan'", str(tmp_path / "s_scan_mask.png"))]
     m = read_map(path, "scan")
     assert Image.open(out).size == (m.shape[1], m.shape[0])  # one pixel a sensor
@@ -77,7 +83,7 @@ def test_a_joint_inversion_gets_one_image_per_scan_on_its_own_grid(qtbot, sessio
     view.mask_edit.setText("keep.npy")  # the user's masks: not replaced
     outs = [tmp_path / "first.png", tmp_path / "second"]  # no suffix: .png added
     asked = answers(monkeypatch, *map(str, outs))
-    view.template_button.click()
+    click_and_wait(view, qtbot)
     assert [a[0] for a in asked] == ["Map image for a mask of scan 'scan' (1 of 2)",
                                      "Map image for a mask of scan 'again' (2 of 2)"]
     assert [a[1] for a in asked] == [str(tmp_path / "s_scan_mask.png"),
@@ -105,7 +111,7 @@ def test_one_file_chosen_for_two_scans_is_refused_writing_nothing(qtbot, session
     view = open_view(qtbot, path, grains)
     view.more_entries.setText("again")
     answers(monkeypatch, str(tmp_path / "both.png"), str(tmp_path / second))
-    view.template_button.click()
+    click_and_wait(view, qtbot)
     assert (f"Map image not written: the map image of scan 'again' and the map image of scan "
             f"'scan' both name '{tmp_path / 'both.png'}'; expected different files") in \
         view.status.text()
@@ -126,7 +132,7 @@ def test_an_existing_file_reached_by_adding_png_is_refused_in_a_windows_words_wr
     view = open_view(qtbot, path, grains)
     view.more_entries.setText("again")
     answers(monkeypatch, str(tmp_path / "first.png"), str(tmp_path / "second"))
-    view.template_button.click()
+    click_and_wait(view, qtbot)
     assert view.status.text() == (
         f"Map image not written: {painted} already exists (the name chosen, second, with .png "
         "added); expected another name, or that file chosen by its whole name in the dialog "
@@ -134,7 +140,9 @@ def test_an_existing_file_reached_by_adding_png_is_refused_in_a_windows_words_wr
     assert "--overwrite" not in view.status.text()
     assert painted.read_bytes() == b"the user's painted mask"
     assert not (tmp_path / "first.png").exists() and view.mask_edit.text() == ""
-    assert view.save_mask_templates([tmp_path / "first.png", painted])  # chosen whole: asked
+    with qtbot.waitSignal(view.templatesEnded, timeout=WAIT_MS) as ended:
+        assert view.save_mask_templates([tmp_path / "first.png", painted])  # chosen whole
+    assert ended.args[0], ended.args[1]
     assert Image.open(painted).size == (31, 23)
 
 
@@ -151,7 +159,7 @@ def test_a_scan_that_cannot_be_read_is_refused_before_any_image_is_written(
     view = open_view(qtbot, path, grains)
     view.more_entries.setText(second)
     answers(monkeypatch, str(tmp_path / "first.png"), str(tmp_path / "second.png"))
-    view.template_button.click()
+    click_and_wait(view, qtbot)
     assert view.status.text().startswith("Map image not written: ")
     assert said in view.status.text() and "written)" not in view.status.text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.h5"]
@@ -163,13 +171,13 @@ def test_a_place_that_cannot_be_written_is_shown_not_raised(qtbot, session, tmp_
     view = open_view(qtbot, path, grains)
     missing = tmp_path / "no such folder" / "m.png"
     answers(monkeypatch, str(missing))
-    view.template_button.click()
+    click_and_wait(view, qtbot)
     assert (f"Map image not written: the map image is '{missing}'; there is no directory "
             f"{missing.parent}") in view.status.text()
     assert view.mask_edit.text() == ""
     answers(monkeypatch, "")  # the dialog cancelled: nothing written, nothing said
     before = view.status.text()
-    view.template_button.click()
+    click_and_wait(view, qtbot)
     assert view.status.text() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.h5"]
 
@@ -178,7 +186,7 @@ def test_without_a_scan_the_button_says_what_is_missing(qtbot, monkeypatch):
     view = MMTView(load_profile())
     qtbot.addWidget(view)
     asked = answers(monkeypatch)
-    view.template_button.click()
+    click_and_wait(view, qtbot)
     assert asked == []
     assert view.status.text() == "Choose a scan entry (open a session file) first."
     assert not view.save_mask_templates([])
@@ -194,3 +202,33 @@ def test_the_mask_files_can_be_chosen_in_a_dialog(qtbot, session, tmp_path, monk
                         lambda *_: (chosen, "Masks"))
     view.mask_browse.click()
     assert view.mask_edit.text() == ", ".join(chosen)
+
+
+def test_the_images_are_checked_and_written_off_the_windows_thread(qtbot, session, tmp_path,
+                                                                   monkeypatch):
+    """A folder on a slow share: the file names are checked, the scan read and the image
+    written in a worker (before: on the window's thread, frozen meanwhile), the button
+    disabled and a second write refused until it has ended, the status saying so."""
+    import threading
+
+    from scan_gate import Held
+
+    from smm_daq.analysis import mask_template
+
+    path, grains = session
+    view = open_view(qtbot, path, grains)
+    held = Held(mask_template.write_mask_template)
+    monkeypatch.setattr(mask_template, "write_mask_template", held)
+    out = tmp_path / "painted.png"
+    with qtbot.waitSignal(view.templatesEnded, timeout=WAIT_MS) as ended:
+        assert view.save_mask_templates([out])
+        held.wait_entered()
+        assert view.status.text() == "Writing the map image for a mask…"
+        assert not view.template_button.isEnabled()
+        assert not view.save_mask_templates([tmp_path / "other.png"])
+        held.go.set()
+    assert ended.args[0] and ended.args[1] == view.status.text()
+    assert view.status.text().startswith(f"Map image for a mask written: {out}.")
+    assert held.threads == [held.threads[0]] and held.threads[0] is not threading.main_thread()
+    assert view.template_button.isEnabled() and view.mask_edit.text() == str(out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["painted.png", "s.h5"]

@@ -80,6 +80,16 @@ def save(view, qtbot, name=None) -> list:
     return ended.args
 
 
+def export_to(view, qtbot, how, path) -> list:
+    """Export the shown result to `path` (`how`: "csv" or "library") in the worker:
+    (written?, the status line) once it ends."""
+    start = view.export_csv if how == "csv" else view.export_library
+    with qtbot.waitSignal(view.exportEnded, timeout=WAIT_MS) as ended:
+        assert start(path)
+    assert ended.args[1] == view.status.text()
+    return ended.args
+
+
 def open_view(qtbot, path, grains):
     """The MMT tab on a session file and a grain file (cuboids)."""
     view = MMTView(load_profile())
@@ -265,14 +275,14 @@ def test_results_are_saved_to_the_file_and_as_csv_like_the_command_line(inverted
         assert "--grain-format cuboids" in command
 
     out = tmp_path / "grains_result.csv"
-    assert view.export_csv(out)
+    assert export_to(view, qtbot, "csv", out)[0]
     rows = list(csv.DictReader(out.open()))
     assert [int(r["grain"]) for r in rows] == [1, 2, 3]
     np.testing.assert_allclose([float(r["my_A_per_m"]) for r in rows],
                                view.result.magnetization[:, 1], rtol=1e-8)
     before = view.path.read_bytes()
-    assert not view.export_csv(view.path)  # never over the session file
-    assert "HDF5" in view.status.text()
+    ok, said = export_to(view, qtbot, "csv", view.path)  # never over the session file
+    assert not ok and said.startswith("Not exported: ") and "HDF5" in said
     assert view.path.read_bytes() == before
 
 
@@ -495,7 +505,7 @@ def test_dragonfly_options_a_mask_per_scan_and_the_library_export(qtbot, session
             assert not f[f"df/scans/{name}/mask"][()][1 - k].any()
     assert view.library_button.isEnabled()
     out = tmp_path / "InvMag.npz"
-    assert view.export_library(out)
+    assert export_to(view, qtbot, "library", out)[0]
     got = np.load(out)
     volumes = view.result.grains.volumes()
     np.testing.assert_allclose(got["inv_multipole_moments"][:, :3],
@@ -740,6 +750,45 @@ def test_save_to_file_writes_off_the_gui_thread_and_blocks_a_second_action(inver
     assert view.save_button.isEnabled() and view.run_button.isEnabled()
 
 
+@pytest.mark.parametrize("how", ["csv", "library"])
+def test_exports_write_off_the_gui_thread_with_their_buttons_disabled(qtbot, session,
+                                                                      tmp_path, monkeypatch,
+                                                                      how):
+    """An export to a slow share takes seconds: the CSV and NPZ files are checked and written
+    in a worker (before: on the window's thread, frozen meanwhile), the export buttons
+    disabled and a second export refused until it has ended, the status saying so."""
+    import threading
+
+    from smm_daq.analysis.mmt import result_file
+    from smm_daq.analysis.mmt.formats import mpe
+
+    path, grains = session
+    view = open_view(qtbot, path, grains)
+    if how == "library":
+        view.model.setCurrentText("dipole")
+    with qtbot.waitSignal(view.finished, timeout=WAIT_MS) as done:
+        assert view.run()
+    assert done.args[0], done.args[1]
+    module, name = ((result_file, "write_result_csv") if how == "csv"
+                    else (mpe, "write_library_results"))
+    held = Held(getattr(module, name))
+    monkeypatch.setattr(module, name, held)
+    out = tmp_path / ("out.csv" if how == "csv" else "out.npz")
+    start = view.export_csv if how == "csv" else view.export_library
+    with qtbot.waitSignal(view.exportEnded, timeout=WAIT_MS) as ended:
+        assert start(out)
+        held.wait_entered()
+        assert view.status.text().startswith("Writing ") and not out.exists()
+        assert not view.csv_button.isEnabled() and not view.library_button.isEnabled()
+        assert not view.export_csv(out) and not view.export_library(out)
+        held.go.set()
+    assert ended.args[0] and ended.args[1].endswith(f"written to {out}")
+    assert view.status.text() == ended.args[1] and out.exists()
+    assert held.threads == [held.threads[0]] and held.threads[0] is not threading.main_thread()
+    assert view.csv_button.isEnabled()
+    assert view.library_button.isEnabled() == (how == "library")
+
+
 def test_a_save_refused_is_shown_and_changes_nothing(inverted, qtbot):
     from smm_daq.storage.nexus import list_entries, read_map
 
@@ -881,7 +930,8 @@ def test_a_fresh_result_names_its_scan_and_file_when_another_file_is_opened(inve
 
 
 def test_the_csv_export_writes_the_grains_shown_or_all_as_chosen_and_says_which(inverted,
-                                                                                tmp_path):
+                                                                                tmp_path,
+                                                                                qtbot):
     """The export wrote every grain while the SSR limit (a reliability criterion) hid some,
     without a word; now it writes the grains shown, the choice beside the button names how
     many, and the status line says what was written; unticked, every grain."""
@@ -896,12 +946,12 @@ def test_the_csv_export_writes_the_grains_shown_or_all_as_chosen_and_says_which(
     assert view.csv_shown_only.isChecked()
     assert view.csv_shown_only.text() == f"only the {len(kept)} grains shown"
     out = tmp_path / "shown.csv"
-    assert view.export_csv(out)
+    assert export_to(view, qtbot, "csv", out)[0]
     assert [int(r["grain"]) for r in csv.DictReader(out.open())] == kept
     assert view.status.text() == (f"Per-grain results of the {len(kept)} of {len(ssr)} grains "
                                   f"shown by the limits written to {out}")
     view.csv_shown_only.setChecked(False)
-    assert view.export_csv(out)
+    assert export_to(view, qtbot, "csv", out)[0]
     assert [int(r["grain"]) for r in csv.DictReader(out.open())] == [1, 2, 3]
     assert view.status.text() == f"Per-grain results of all 3 grains written to {out}"
 

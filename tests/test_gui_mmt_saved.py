@@ -198,7 +198,9 @@ def test_a_joint_multipole_result_with_a_mask_shows_its_resolved_column(qtbot, p
         np.testing.assert_array_equal(view.result.residual.bz, f["joint/data/Bz"][()])
         np.testing.assert_array_equal(view.result.masks["low"], f["joint/scans/low/mask"][()])
     assert view.library_button.isEnabled()  # the coefficients are there to export
-    assert view.export_library(tmp_path / "window.npz")
+    with qtbot.waitSignal(view.exportEnded, timeout=WAIT_MS) as exported:
+        assert view.export_library(tmp_path / "window.npz")
+    assert exported.args[0], exported.args[1]
     with np.load(tmp_path / "window.npz") as ours, np.load(tmp_path / "cli.npz") as cli:
         assert sorted(ours.files) == sorted(cli.files)
         for key in cli.files:  # as the command line wrote them for the library

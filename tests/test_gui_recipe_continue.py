@@ -9,6 +9,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from recipe_opening import recipe_opened, recipe_ran
 from scan_gate import gate_the_scan
 from test_gui_recipes import RECIPE, WAIT_MS
 
@@ -37,8 +38,8 @@ def cut_off(window, qtbot, tmp_path, monkeypatch) -> tuple[Path, Path]:
         return True
 
     view.ask = at_the_prompt
-    assert view.open_recipe(recipe) and view.run_button.text() == "Run"
-    assert view.run()
+    assert recipe_opened(view, qtbot, recipe) and view.run_button.text() == "Run"
+    assert recipe_ran(view, qtbot)
     try:
         qtbot.waitUntil(gate.waiting.is_set, timeout=WAIT_MS)
         view.stop_button.click()
@@ -66,7 +67,7 @@ def test_a_recipe_stopped_in_its_second_scan_is_continued_from_the_tab(window, q
     asked: list[str] = []
     view.ask = lambda message: asked.append(message) or True
 
-    assert view.open_recipe(recipe)
+    assert recipe_opened(view, qtbot, recipe)
     # zero field runs, 'first' done, the prompt and wait of its work skipped, 'second' resumed
     assert marks(view) == ["○", "✔", "↷", "↷", "◐", "○"]
     assert "finished in" in view.steps.item(1).text()
@@ -76,7 +77,9 @@ def test_a_recipe_stopped_in_its_second_scan_is_continued_from_the_tab(window, q
 
     scans: list[str] = []
     window.scan.scanEnded.connect(lambda kind, _message: scans.append(kind))
-    view.run_button.click()
+    with qtbot.waitSignal(view.started, timeout=WAIT_MS) as started:
+        view.run_button.click()  # checked again, then started
+    assert started.args == [True]
     qtbot.waitUntil(lambda: not view.runner.running, timeout=WAIT_MS)
     assert view.message.text().startswith("Recipe finished"), view.message.text()
     assert scans == ["finished"]  # one scan ran on the Scan tab: 'second', resumed
@@ -97,17 +100,17 @@ def test_a_recipe_stopped_in_its_second_scan_is_continued_from_the_tab(window, q
 
 
 def test_a_changed_recipe_is_refused_in_the_tab_with_the_command_lines_message(
-        window, cut_off, monkeypatch, capsys):
+        window, qtbot, cut_off, monkeypatch, capsys):
     recipe, path = cut_off
     recipe.write_text(RECIPE.replace("a remanent scan, then the same area in field", "changed"),
                       encoding="utf-8")
     before = path.read_bytes()
     view = window.recipes
-    assert not view.open_recipe(recipe)
+    assert not recipe_opened(view, qtbot, recipe)
     message = view.message.text()
     assert "step 2 (scan 'first')" in message and "another recipe text" in message
     assert not view.run_button.isEnabled()
-    assert not view.run()
+    assert not recipe_ran(view, qtbot)
     assert path.read_bytes() == before
 
     def no_rig(*_args: object, **_kwargs: object) -> None:

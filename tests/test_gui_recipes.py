@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from recipe_opening import recipe_opened, recipe_ran
 from session_reads import opened
 
 from smm_daq.storage.nexus import list_entries, read_map
@@ -53,12 +54,12 @@ def test_a_recipe_runs_step_by_step_with_its_prompt(window, qtbot, recipe_file, 
     view = window.recipes
     prompts = []
     view.ask = lambda message: prompts.append(message) or True
-    assert view.open_recipe(recipe_file)
+    assert recipe_opened(view, qtbot, recipe_file)
     assert view.title_label.text() == "a remanent scan, then the same area in field"
     assert view.steps.count() == 6
     assert "scan 'first' 6 × 4 points" in view.steps.item(1).text()
     started_at = window.holder.rig.clock.now()
-    assert view.run()
+    assert recipe_ran(view, qtbot)
     qtbot.waitUntil(lambda: not view.runner.running, timeout=WAIT_MS)
 
     assert prompts == ["Check the sample is still in place, then press OK"]
@@ -75,8 +76,8 @@ def test_a_recipe_runs_step_by_step_with_its_prompt(window, qtbot, recipe_file, 
 def test_cancelling_a_prompt_stops_the_recipe(window, qtbot, recipe_file, tmp_path):
     view = window.recipes
     view.ask = lambda message: False
-    assert view.open_recipe(recipe_file)
-    assert view.run()
+    assert recipe_opened(view, qtbot, recipe_file)
+    assert recipe_ran(view, qtbot)
     qtbot.waitUntil(lambda: not view.runner.running, timeout=WAIT_MS)
     marks = [view.steps.item(i).text()[0] for i in range(6)]
     assert marks == ["✔", "✔", "✖", "○", "○", "○"]
@@ -84,10 +85,11 @@ def test_cancelling_a_prompt_stops_the_recipe(window, qtbot, recipe_file, tmp_pa
     assert [e.name for e in list_entries(tmp_path / "session.h5")] == ["first"]
 
 
-def test_a_recipe_that_does_not_fit_the_rig_is_refused_before_anything_runs(window, recipe_file):
+def test_a_recipe_that_does_not_fit_the_rig_is_refused_before_anything_runs(window, qtbot,
+                                                                             recipe_file):
     recipe_file.write_text(RECIPE.replace("12500.0, 12500.0", "99000.0, 12500.0"))
     view = window.recipes
-    assert not view.open_recipe(recipe_file)
+    assert not recipe_opened(view, qtbot, recipe_file)
     assert "step 2" in view.message.text() and "stage travel" in view.message.text()
     assert not view.run_button.isEnabled()
 
@@ -101,8 +103,8 @@ def test_a_stopped_recipe_leaves_the_field_at_zero(window, qtbot, tmp_path):
     )
     view = window.recipes
     view.ask = lambda message: False
-    assert view.open_recipe(recipe)
-    assert view.run()
+    assert recipe_opened(view, qtbot, recipe)
+    assert recipe_ran(view, qtbot)
     qtbot.waitUntil(lambda: not view.runner.running, timeout=WAIT_MS)
     assert "stopped" in view.message.text()
     coils = window.holder.rig.world.coils
@@ -125,15 +127,15 @@ FIRST_SCAN = '[[step]]\nkind = "scan"\nname = "r1"\n'
     ids=["fly trigger", "subtract grids"],
 )
 def test_a_later_step_the_rig_cannot_run_refuses_the_recipe_before_its_first(
-        window, tmp_path, steps, words):
+        window, qtbot, tmp_path, steps, words):
     recipe = tmp_path / "later.toml"
     recipe.write_text(RECIPE.split("[[step]]")[0] + steps)
     view = window.recipes
-    assert not view.open_recipe(recipe)
+    assert not recipe_opened(view, qtbot, recipe)
     for w in words:
         assert w in view.message.text()
     assert not view.run_button.isEnabled()
-    assert not view.run() and view.runner is None
+    assert not recipe_ran(view, qtbot) and view.runner is None
     assert not (tmp_path / "session.h5").exists()
 
 
@@ -144,8 +146,8 @@ def test_what_only_the_connected_controller_tells_refuses_the_recipe_before_its_
                       + '[[step]]\nkind = "scan"\nname = "r2"\nfly = true\n')
     monkeypatch.setattr(window.holder.rig.stage, "recorder_points", lambda: 1)
     view = window.recipes
-    assert view.open_recipe(recipe)
-    assert view.run()
+    assert recipe_opened(view, qtbot, recipe)
+    assert recipe_ran(view, qtbot)
     qtbot.waitUntil(lambda: not view.runner.running, timeout=WAIT_MS)
     assert "step 2 (scan 'r2'): the stage's position recorder holds 1 points" in \
         view.message.text()
@@ -177,8 +179,8 @@ def test_while_a_recipe_runs_it_alone_drives_the_rig(window, qtbot, recipe_file,
 
     view = window.recipes
     view.ask = at_the_prompt
-    assert view.open_recipe(recipe_file)
-    assert view.run()
+    assert recipe_opened(view, qtbot, recipe_file)
+    assert recipe_ran(view, qtbot)
     qtbot.waitUntil(lambda: not view.runner.running, timeout=WAIT_MS)
     assert seen["recipe"] and not seen["goto"] and not seen["start"]
     assert "A recipe is running" in seen["why"]
@@ -198,7 +200,7 @@ def test_a_recipe_does_not_start_while_a_scan_of_the_scan_tab_runs(window, qtbot
     from smm_daq.acquisition.plan import ScanPlan
 
     view, scan = window.recipes, window.scan
-    assert view.open_recipe(recipe_file) and view.run_button.isEnabled()
+    assert recipe_opened(view, qtbot, recipe_file) and view.run_button.isEnabled()
     gate = gate_the_scan(window, qtbot, monkeypatch)
     gate.hold_scan(at_point=2)
     plan = ScanPlan(name="by-hand", x0=12.5e-3, y0=12.5e-3, nx=4, ny=3, step_x=20e-6,
@@ -207,7 +209,7 @@ def test_a_recipe_does_not_start_while_a_scan_of_the_scan_tab_runs(window, qtbot
         assert scan.start(plan)
         qtbot.waitUntil(gate.waiting.is_set, timeout=WAIT_MS)
         assert not view.run_button.isEnabled()
-        assert not view.run()
+        assert not recipe_ran(view, qtbot)
         assert view.message.text().startswith("A scan started on the Scan tab owns the rig")
         assert view.runner is None and not window.holder.recipe_running
     finally:
@@ -229,7 +231,7 @@ def test_closing_during_a_recipes_scan_asks_once(window, qtbot, recipe_file, mon
     yes = QtWidgets.QMessageBox.StandardButton.Yes
     with monkeypatch.context() as patch:
         patch.setattr(QtWidgets.QMessageBox, "question", lambda *a, **k: asked.append(a[2]) or yes)
-        assert view.open_recipe(recipe_file) and view.run()
+        assert recipe_opened(view, qtbot, recipe_file) and recipe_ran(view, qtbot)
         try:
             qtbot.waitUntil(gate.waiting.is_set, timeout=WAIT_MS)
             assert live.running and view.runner.running
@@ -292,8 +294,8 @@ def test_while_a_recipe_runs_the_scan_tabs_start_and_the_sessions_resume_are_dis
     view = window.recipes
     view.ask = lambda _message: during.append(
         (scan.start_button.isEnabled(), session.resume_button.isEnabled())) or True
-    assert view.open_recipe(recipe)
-    assert view.run()
+    assert recipe_opened(view, qtbot, recipe)
+    assert recipe_ran(view, qtbot)
     qtbot.waitUntil(lambda: not view.runner.running, timeout=WAIT_MS)
     assert during == [(False, False)]
     assert scan.start_button.isEnabled() and session.resume_button.isEnabled()
@@ -310,18 +312,18 @@ def test_another_recipe_is_not_opened_over_the_one_running(window, qtbot, tmp_pa
     during: list[object] = []
 
     def ask(_message: str) -> bool:
-        during.extend([view.open_button.isEnabled(), view.open_recipe(other)])
+        during.extend([view.open_button.isEnabled(), recipe_opened(view, qtbot, other)])
         return True
 
     view.ask = ask
-    assert view.open_recipe(recipe)
-    assert view.run()
+    assert recipe_opened(view, qtbot, recipe)
+    assert recipe_ran(view, qtbot)
     qtbot.waitUntil(lambda: not view.runner.running, timeout=WAIT_MS)
     assert during == [False, False]
     assert view.title_label.text() == "a prompt" and view.steps.count() == 2
     assert all(view.steps.item(i).text().startswith("✔") for i in range(2))
     assert view.open_button.isEnabled()
-    assert view.open_recipe(other)  # once it has ended
+    assert recipe_opened(view, qtbot, other)  # once it has ended
 
 
 def test_a_step_that_cannot_start_ends_the_recipe_and_leaves_the_field_at_zero(
@@ -348,9 +350,47 @@ def test_a_step_that_cannot_start_ends_the_recipe_and_leaves_the_field_at_zero(
         '[[step]]\nkind = "subtract"\nin_field = "b"\nremanent = "a"\nname = "d"\n'
         'register = false\n')
     view = window.recipes
-    assert view.open_recipe(recipe)
-    assert view.run()
+    assert recipe_opened(view, qtbot, recipe)
+    assert recipe_ran(view, qtbot)
     qtbot.waitUntil(lambda: not view.runner.running, timeout=WAIT_MS)
     assert "step 4: the file is locked by another program" in view.message.text()
     assert [view.steps.item(i).text()[0] for i in range(4)] == ["✔", "✔", "✔", "✖"]
     assert abs(window.holder.rig.world.coils.currents()).max() < 1e-6
+
+
+def test_a_recipe_is_read_and_checked_off_the_windows_thread_and_a_late_read_dropped(
+        window, qtbot, recipe_file, tmp_path, monkeypatch):
+    """No scan running: the recipe file and the session file were read on the window's
+    thread as a recipe was opened (frozen on a slow share, Stop and Esc unanswered). They are
+    read in a worker, the steps list saying "Checking…" meanwhile; a recipe opened before the
+    last one's read had ended is not shown over it."""
+    import threading
+
+    from scan_gate import Held
+
+    import gui.recipes_view as recipes_view
+
+    other = tmp_path / "other.toml"
+    other.write_text('[recipe]\ntitle = "the other"\n[[step]]\nkind = "zero_field"\n',
+                     encoding="utf-8")
+    checks: list[threading.Thread] = []
+    real_check = recipes_view.check_against_file
+    monkeypatch.setattr(recipes_view, "check_against_file",
+                        lambda *a: checks.append(threading.current_thread()) or real_check(*a))
+    held = Held(recipes_view.load_recipe)
+    monkeypatch.setattr(recipes_view, "load_recipe", held)
+    view = window.recipes
+    try:
+        assert view.open_recipe(recipe_file)
+        held.wait_entered()
+        assert [view.steps.item(i).text() for i in range(view.steps.count())] == ["Checking…"]
+        assert view.checking and not view.run_button.isEnabled()
+        assert view.open_recipe(other)  # before the first one's read has ended
+    finally:
+        held.go.set()
+    qtbot.waitUntil(lambda: not view.checking, timeout=WAIT_MS)
+    assert view.title_label.text() == "the other" and view.steps.count() == 1
+    assert view.recipe is not None and view.recipe.title == "the other"
+    readers = [*held.threads, *checks]
+    assert len(held.threads) == len(checks) == 2
+    assert all(t is not threading.main_thread() for t in readers)

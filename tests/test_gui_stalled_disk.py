@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import numpy as np
 from PyQt6 import QtCore, QtWidgets
+from recipe_opening import recipe_opened, recipe_ran
 from scan_gate import Held
 from session_reads import opened
 from test_gui_long_scan import CENTRE, UM, WAIT_MS, closing_answered, stall_a_small_scan
@@ -153,8 +154,8 @@ def _held_subtraction_of_a_recipe(window, qtbot, tmp_path, monkeypatch
     stalled, go = _hold_subtractions(monkeypatch)
     view = window.recipes
     try:
-        assert view.open_recipe(recipe)
-        assert view.run()
+        assert recipe_opened(view, qtbot, recipe)
+        assert recipe_ran(view, qtbot)
         qtbot.waitUntil(stalled.is_set, timeout=WAIT_MS)
     except BaseException:
         go.set()

@@ -11,6 +11,7 @@ import h5py
 import numpy as np
 import pytest
 from acq_fakes import fake_rig
+from recipe_opening import recipe_opened, recipe_ran
 from session_reads import opened
 from test_registration_coverage import scans
 
@@ -94,8 +95,8 @@ def test_the_windows_recipe_says_the_warnings_when_it_ends(window, qtbot, tmp_pa
     recipe = tmp_path / "r.toml"
     recipe.write_text(SUBTRACT)
     view = window.recipes
-    assert view.open_recipe(recipe)
-    assert view.run()
+    assert recipe_opened(view, qtbot, recipe)
+    assert recipe_ran(view, qtbot)
     qtbot.waitUntil(lambda: not view.runner.running, timeout=60_000)
     text = view.message.text()
     assert text.startswith("Recipe finished: all steps done")
