@@ -3,9 +3,17 @@ does not hold the application's exit."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
+from pathlib import Path
+
+
+def _run(repo: Path, env: dict[str, str], script: str) -> subprocess.CompletedProcess:
+    """`script` in a Python process of its own (a crash there is an exit status, not the
+    end of the test run), this checkout importable, Qt offscreen."""
+    return subprocess.run([sys.executable, "-c", script], cwd=repo, env=env,
+                          capture_output=True, text=True, timeout=120)
+
 
 STUCK_AT_EXIT = """
 import threading
@@ -22,11 +30,8 @@ print("closed", flush=True)
 """
 
 
-def test_a_call_that_never_returns_does_not_hold_the_process_at_exit(repo):
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen",
-               PYTHONPATH=os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")]))
-    done = subprocess.run([sys.executable, "-c", STUCK_AT_EXIT], cwd=repo, env=env,
-                          capture_output=True, text=True, timeout=120)
+def test_a_call_that_never_returns_does_not_hold_the_process_at_exit(repo, gui_env):
+    done = _run(repo, gui_env, STUCK_AT_EXIT)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "closed\n"
 
@@ -91,14 +96,12 @@ print("told", told, flush=True)
 """
 
 
-def test_a_call_ending_after_its_widget_was_deleted_neither_crashes_nor_calls_back(repo):
+def test_a_call_ending_after_its_widget_was_deleted_neither_crashes_nor_calls_back(
+        repo, gui_env):
     """A call that ends once the widget owning its worker is deleted (the window freed after
     its close, a test torn down) is dropped: it had crashed the process (SIGSEGV), its worker
     signalling through the deleted worker object."""
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen",
-               PYTHONPATH=os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")]))
-    done = subprocess.run([sys.executable, "-c", OWNER_DELETED], cwd=repo, env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = _run(repo, gui_env, OWNER_DELETED)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "told []\n"
     assert "Error" not in done.stderr, done.stderr
@@ -123,14 +126,12 @@ print("told", told, flush=True)
 """
 
 
-def test_outcomes_reach_the_gui_thread_whichever_thread_made_the_first_worker(repo):
+def test_outcomes_reach_the_gui_thread_whichever_thread_made_the_first_worker(
+        repo, gui_env):
     """The relay that carries every worker's outcomes was made in the thread of the first
     `Background`: made in a worker, it stayed there, and no outcome of any window worker
     was ever delivered."""
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen",
-               PYTHONPATH=os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")]))
-    done = subprocess.run([sys.executable, "-c", FIRST_MADE_OFF_THE_GUI_THREAD], cwd=repo,
-                          env=env, capture_output=True, text=True, timeout=120)
+    done = _run(repo, gui_env, FIRST_MADE_OFF_THE_GUI_THREAD)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "told [(42, True)]\n", done.stderr
 
@@ -157,14 +158,11 @@ print("told", told, "raised", raised, flush=True)
 """
 
 
-def test_a_scan_event_after_the_window_was_deleted_raises_nothing(repo):
+def test_a_scan_event_after_the_window_was_deleted_raises_nothing(repo, gui_env):
     """A scan's thread that outlives the window (its write left to a stalled disk, the
     window freed before the program ends) tells its end into a deleted bridge: that had
     raised in the scan's thread (RuntimeError, the bridge deleted), which the window's hook
     reports as an error of its code (exit code 1)."""
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen",
-               PYTHONPATH=os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")]))
-    done = subprocess.run([sys.executable, "-c", BRIDGE_DELETED], cwd=repo, env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = _run(repo, gui_env, BRIDGE_DELETED)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "told [] raised []\n"
