@@ -34,6 +34,13 @@ def _profile(tmp_path: Path) -> Path:
     return path
 
 
+def _supplies_timing_out(text: str, timeout_s: float) -> str:
+    """A profile's text with its coil supplies' link timeout set to `timeout_s`."""
+    old = 'implementation = "kepco_bop"'
+    assert old in text
+    return text.replace(old, f"{old}\ntimeout_s = {timeout_s}")
+
+
 def test_the_printed_bound_covers_voltage_mode_ramps_at_the_supplies_rating(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     def left_in_voltage_mode(backend: Any, profile: Any) -> None:
@@ -153,10 +160,8 @@ def test_the_bound_covers_ramps_down_each_on_its_own_past_lost_replies(
     (two, not in a row), and then stops answering at its read-back (its retries): with the
     queue reads lost at each connect, 22 timeouts, within the bound."""
     text = (REPO / "configs" / "simulator.toml").read_text(encoding="utf-8")
-    old = 'implementation = "kepco_bop"'
-    assert old in text
     path = tmp_path / "profile.toml"
-    path.write_text(text.replace(old, f"{old}\ntimeout_s = {TIMEOUT_S}"), encoding="utf-8")
+    path.write_text(_supplies_timing_out(text, TIMEOUT_S), encoding="utf-8")
     started: list[float] = []
     supplies: list[LosesTheQueueReadThenDies] = []
 
@@ -226,9 +231,8 @@ def test_the_bound_covers_supplies_that_lose_some_replies_and_recover(
     unchecked, and named not safe; their read-backs, which would lose two more replies
     each, are never waited for. Each supply's lost replies are counted in the bound."""
     text = (REPO / "configs" / "simulator.toml").read_text(encoding="utf-8")
-    old = 'implementation = "kepco_bop"'
     path = tmp_path / "profile.toml"
-    path.write_text(text.replace(old, f"{old}\ntimeout_s = {TIMEOUT_S}"), encoding="utf-8")
+    path.write_text(_supplies_timing_out(text, TIMEOUT_S), encoding="utf-8")
     started: list[float] = []
     supplies: list[LosesSomeReplies] = []
 
@@ -303,9 +307,8 @@ def test_the_bound_covers_every_supply_losing_replies_and_recovering_throughout(
     each spends at most its budget over the whole path, and `safe` ends within the bound it
     printed, every coil at 0 A or switched off, each named safe or not."""
     text = _profile(tmp_path).read_text(encoding="utf-8")
-    old = 'implementation = "kepco_bop"'
     path = tmp_path / "lossy.toml"
-    path.write_text(text.replace(old, f"{old}\ntimeout_s = {TIMEOUT_S}"), encoding="utf-8")
+    path.write_text(_supplies_timing_out(text, TIMEOUT_S), encoding="utf-8")
     started: list[float] = []
     supplies: list[LosesByPattern] = []
 
@@ -378,9 +381,8 @@ def test_the_bound_covers_the_ramps_out_of_voltage_mode_and_then_each_on_its_own
     the way, within the bound. (Each supply whose output the connect had switched off used
     to be ramped from its rating again on its own: `safe` took 601 s where it said 554.)"""
     text = _profile(tmp_path).read_text(encoding="utf-8")
-    old = 'implementation = "kepco_bop"'
     path = tmp_path / "lossy.toml"  # the supplies' timeouts short: the ramps outweigh them
-    path.write_text(text.replace(old, f"{old}\ntimeout_s = 0.5"), encoding="utf-8")
+    path.write_text(_supplies_timing_out(text, 0.5), encoding="utf-8")
     started: list[float] = []
     lost = {"none": lambda n: False, "every 40th": lambda n: n % 40 == 0}[pattern]
     axis, command = CUT[cut]
