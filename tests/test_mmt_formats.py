@@ -71,9 +71,10 @@ def test_library_results_cut_short_leave_the_old_file_and_no_part(tmp_path, monk
     assert out.read_bytes() == b"the finished export of before"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["InvMagQuad_demo.npz"]
     monkeypatch.setattr(np.lib.format, "write_array", real)
-    bare = tmp_path / "bare"
-    mpe.write_library_results(bare, coef, cov, grains)  # ".npz" added, as np.savez does
-    assert np.load(tmp_path / "bare.npz")["identifier"].tolist() == [1, 2, 3]
+    bare = tmp_path / "bare"  # the name checked is the one written: np.savez added ".npz"
+    mpe.write_library_results(bare, coef, cov, grains)
+    assert np.load(bare)["identifier"].tolist() == [1, 2, 3]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["InvMagQuad_demo.npz", "bare"]
 
 
 def test_mpe_sensor_dimensions_are_half_lengths(tmp_path):

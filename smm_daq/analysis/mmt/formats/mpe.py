@@ -248,15 +248,15 @@ def read_particles(arrays: str | Path) -> PointGrains:
 def write_library_results(path: str | Path, coefficients: np.ndarray, covariance: np.ndarray,
                           grains: PointGrains) -> None:
     """Results as the library's `save_multipole_moments` writes them (see the docstring), to
-    `path` with ".npz" added where it lacks it (as `np.savez` names it). Written whole or not
-    at all: an export cut short leaves no partial archive and the file it was to replace."""
+    `path` as named: the name the caller checked (not replaced unless asked, not an input),
+    with no ".npz" added as `np.savez` adds it. Written whole or not at all: an export cut
+    short leaves no partial archive and the file it was to replace as it was."""
     vol = grains.volumes()
     k = coefficients.shape[1]
     scale = np.ones((vol.size, k))
     scale[:, :3] = vol[:, None]
     cov = covariance * scale[:, :, None] * scale[:, None, :]
-    target = str(path) if str(path).endswith(".npz") else f"{path}.npz"
-    with written_whole(target) as part, open(part, "wb") as out:
+    with written_whole(path) as part, open(part, "wb") as out:
         np.savez(out, inv_multipole_moments=to_library(coefficients, vol),
                  moments_std=np.sqrt(np.einsum("gii->gi", cov)), covariance=cov,
                  identifier=np.asarray(grains.labels))
