@@ -912,9 +912,10 @@ class MMTView(QtWidgets.QWidget):
         """Stop the worker as the window closes, without waiting: a save in hand finishes
         writing its entry first (the window's close waits for it: `worker.join`), unless told
         not to (a scan's write has stalled: it waits for the same disk, or for HDF5, which the
-        stalled write holds); so do an export and a mask's map images in hand (an NPZ is not
-        written whole); an inversion (cancelled), a grain's field and a saved result being
-        read are left to end in their threads."""
+        stalled write holds); so do an export and a mask's map images in hand (each is written
+        whole: a close not waiting for it would leave the file asked for unwritten); an
+        inversion (cancelled), a grain's field and a saved result being read are left to end
+        in their threads."""
         self.field_worker.shutdown(wait=False)
         self.load_worker.shutdown(wait=False)
         self.export_worker.shutdown(wait=self.exports_in_hand != [] and wait_for_save,

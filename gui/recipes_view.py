@@ -73,6 +73,7 @@ class RecipesView(QtWidgets.QWidget):
         self.reader = Background("recipe-file", self)  # reads of the recipe and session files
         self._opening = 0  # which recipe opened last: an older one's check, read late, is dropped
         self.checking = False  # the recipe opened last is being read and checked
+        self._run_waiting = False  # Run pressed: the recipe starts once its check ends
 
         self.open_button = open_button = QtWidgets.QPushButton("Open recipe…")
         open_button.clicked.connect(self._choose)
@@ -131,9 +132,11 @@ class RecipesView(QtWidgets.QWidget):
         if self.runner is not None and self.runner.running:
             self._say("A recipe is running: open another once it has ended.", error=True)
             return False
+        superseded = self._run_waiting  # that check's answer will be dropped
         self.recipe, self.recipe_path = None, Path(path)
         self._opening += 1
         opening = self._opening
+        self._run_waiting = then == self._start
         self.path_label.setText(str(path))
         self.text.clear()
         self.title_label.setText("")
@@ -176,14 +179,19 @@ class RecipesView(QtWidgets.QWidget):
                 self._checked(False, then)
 
         writing = " (a scan is writing it)" if self.holder.busy else ""
-        self._say(f"Checking the recipe against {target}{writing}…" if target is not None
-                  else "Reading the recipe…")
+        self._say(("Not run: another recipe was opened while Run checked the last one. "
+                   if superseded else "")
+                  + (f"Checking the recipe against {target}{writing}…" if target is not None
+                     else "Reading the recipe…"), error=superseded)
+        if superseded:
+            self.started.emit(False)
         self.reader.submit(read, read_out, failed)
         return True
 
     def _checked(self, usable: bool, then: Callable[[], None] | None) -> None:
         """A check has ended: said (`checked`; for Run's, `started` when refused), and what
         waited for a usable recipe done."""
+        self._run_waiting = False
         self.checked.emit(usable)
         if then == self._start and not usable:  # a run refused by its check
             self.started.emit(False)

@@ -394,3 +394,34 @@ def test_a_recipe_is_read_and_checked_off_the_windows_thread_and_a_late_read_dro
     readers = [*held.threads, *checks]
     assert len(held.threads) == len(checks) == 2
     assert all(t is not threading.main_thread() for t in readers)
+
+
+def test_a_recipe_opened_while_run_checks_answers_run_not_started(window, qtbot, recipe_file,
+                                                                   tmp_path, monkeypatch):
+    """Run checks the recipe again before it starts; another recipe opened meanwhile dropped
+    that check's answer, and Run was never answered (`started` never came, nothing said)."""
+    from scan_gate import Held
+
+    import gui.recipes_view as recipes_view
+
+    other = tmp_path / "other.toml"
+    other.write_text('[recipe]\ntitle = "the other"\n[[step]]\nkind = "zero_field"\n',
+                     encoding="utf-8")
+    view = window.recipes
+    assert recipe_opened(view, qtbot, recipe_file)
+    held = Held(recipes_view.load_recipe)
+    monkeypatch.setattr(recipes_view, "load_recipe", held)
+    answers: list[bool] = []
+    view.started.connect(answers.append)
+    try:
+        assert view.run()
+        held.wait_entered()
+        assert not view.run_button.isEnabled() and not view.run()  # no second start
+        assert view.open_recipe(other)
+        assert answers == [False]
+        assert view.message.text().startswith("Not run: another recipe was opened")
+    finally:
+        held.go.set()
+    qtbot.waitUntil(lambda: not view.checking, timeout=WAIT_MS)
+    assert view.recipe is not None and view.recipe.title == "the other"
+    assert answers == [False] and view.runner is None and view.run_button.isEnabled()

@@ -286,3 +286,17 @@ def test_crop_to_scan_of_a_joint_inversion_keeps_the_grains_under_every_scan(tmp
                                    np.array([0, 50, 0, 20]) * um)
         # the reach beyond the window: each grain's depth plus the scans' sensor height
         assert abs(f["west_mmt/process/parameters/crop_height"][()] - 2 * um) < 1e-18
+
+
+def test_library_out_without_npz_writes_the_name_checked(tmp_path, capsys):
+    """np.savez added ".npz" to a name lacking it: `--library-out r` was checked as r but
+    replaced r.npz, also without --overwrite."""
+    h5 = imported(tmp_path, "qdm")
+    kept = tmp_path / "r.npz"
+    kept.write_bytes(b"an earlier result")
+    lib = tmp_path / "r"
+    assert main(["mmt", "invert", str(h5), "--entry", "qdm", "--grain-format", "mpe",
+                 "--grains", str(NPZ), "--out", str(tmp_path / "r.csv"),
+                 "--library-out", str(lib)]) == 0
+    assert kept.read_bytes() == b"an earlier result"
+    assert np.load(lib)["identifier"].tolist() == [1, 2, 3]

@@ -50,6 +50,33 @@ def test_library_results_roundtrip(tmp_path):
     assert got["identifier"].tolist() == [1, 2, 3]
 
 
+def test_library_results_cut_short_leave_the_old_file_and_no_part(tmp_path, monkeypatch):
+    grains = mpe.read_particles(NPZ)
+    coef = np.arange(24.0).reshape(3, 8) + 1
+    cov = np.stack([np.diag(np.arange(1.0, 9.0))] * 3)
+    out = tmp_path / "InvMagQuad_demo.npz"
+    out.write_bytes(b"the finished export of before")
+    real = np.lib.format.write_array
+    calls = []
+
+    def full_disk(fid, array, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        real(fid, array, **kwargs)
+
+    monkeypatch.setattr(np.lib.format, "write_array", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        mpe.write_library_results(out, coef, cov, grains)
+    assert out.read_bytes() == b"the finished export of before"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["InvMagQuad_demo.npz"]
+    monkeypatch.setattr(np.lib.format, "write_array", real)
+    bare = tmp_path / "bare"  # the name checked is the one written: np.savez added ".npz"
+    mpe.write_library_results(bare, coef, cov, grains)
+    assert np.load(bare)["identifier"].tolist() == [1, 2, 3]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["InvMagQuad_demo.npz", "bare"]
+
+
 def test_mpe_sensor_dimensions_are_half_lengths(tmp_path):
     meta = json.loads(JSON.read_text())
     meta["Sensor dimensions"] = [0.5e-6, 0.25e-6, 0.1e-6]

@@ -39,6 +39,7 @@ from smm_daq.errors import InputError
 from smm_daq.finite import finite_number
 from smm_daq.storage.mapdata import MapData
 from smm_daq.text_files import require_file
+from smm_daq.whole_files import written_whole
 
 ZIP_SIGNATURE = b"PK"  # how an NPZ (a zip archive) begins
 REQUIRED = ("Scan height Hz", "Scan area x-dimension Sx", "Scan area y-dimension Sy",
@@ -246,12 +247,16 @@ def read_particles(arrays: str | Path) -> PointGrains:
 
 def write_library_results(path: str | Path, coefficients: np.ndarray, covariance: np.ndarray,
                           grains: PointGrains) -> None:
-    """Results as the library's `save_multipole_moments` writes them (see the docstring)."""
+    """Results as the library's `save_multipole_moments` writes them (see the docstring), to
+    `path` as named: the name the caller checked (not replaced unless asked, not an input),
+    with no ".npz" added as `np.savez` adds it. Written whole or not at all: an export cut
+    short leaves no partial archive and the file it was to replace as it was."""
     vol = grains.volumes()
     k = coefficients.shape[1]
     scale = np.ones((vol.size, k))
     scale[:, :3] = vol[:, None]
     cov = covariance * scale[:, :, None] * scale[:, None, :]
-    np.savez(path, inv_multipole_moments=to_library(coefficients, vol),
-             moments_std=np.sqrt(np.einsum("gii->gi", cov)), covariance=cov,
-             identifier=np.asarray(grains.labels))
+    with written_whole(path) as part, open(part, "wb") as out:
+        np.savez(out, inv_multipole_moments=to_library(coefficients, vol),
+                 moments_std=np.sqrt(np.einsum("gii->gi", cov)), covariance=cov,
+                 identifier=np.asarray(grains.labels))
