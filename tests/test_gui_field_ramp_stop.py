@@ -57,8 +57,9 @@ def test_stop_during_set_field_ramps_down_from_where_it_got(window, qtbot) -> No
                                _safe_currents(window), atol=2e-3)
 
 
-def test_stop_during_a_recipes_set_field_ramps_down_from_where_it_got(
-        window, qtbot, tmp_path) -> None:
+def _recipe_ramping(window, qtbot, tmp_path) -> tuple:
+    """A recipe whose one step sets 100 µT, run in the Recipes tab and held on its ramp's
+    way up: (the tab, the held ramp)."""
     recipe = tmp_path / "field.toml"
     recipe.write_text('[recipe]\ntitle = "a field, stopped on its way"\n'
                       '[[step]]\nkind = "set_field"\nfield_uT = [0.0, 100.0, 0.0]\n')
@@ -67,6 +68,12 @@ def test_stop_during_a_recipes_set_field_ramps_down_from_where_it_got(
     assert recipe_opened(view, qtbot, recipe)
     assert recipe_ran(view, qtbot)
     qtbot.waitUntil(held.reached.is_set, timeout=WAIT_MS)
+    return view, held
+
+
+def test_stop_during_a_recipes_set_field_ramps_down_from_where_it_got(
+        window, qtbot, tmp_path) -> None:
+    view, held = _recipe_ramping(window, qtbot, tmp_path)
     qtbot.mouseClick(view.stop_button, QtCore.Qt.MouseButton.LeftButton)
     held.release()
     qtbot.waitUntil(lambda: not view.runner.running, timeout=WAIT_MS)
@@ -104,14 +111,7 @@ def test_the_windows_stop_during_a_recipes_set_field_ramps_down(window, qtbot, t
     """Stop on the Instruments tab (Esc, from any tab) during a recipe's set_field step ends
     its ramp as the Recipes tab's Stop does; it had sent a stage stop only, and the ramp went
     on to the full field."""
-    recipe = tmp_path / "field.toml"
-    recipe.write_text('[recipe]\ntitle = "a field, stopped on its way"\n'
-                      '[[step]]\nkind = "set_field"\nfield_uT = [0.0, 100.0, 0.0]\n')
-    view = window.recipes
-    held = _HeldRamp(window.holder.rig.world.coils)
-    assert recipe_opened(view, qtbot, recipe)
-    assert recipe_ran(view, qtbot)
-    qtbot.waitUntil(held.reached.is_set, timeout=WAIT_MS)
+    view, held = _recipe_ramping(window, qtbot, tmp_path)
     qtbot.mouseClick(window.instruments.stop_button, QtCore.Qt.MouseButton.LeftButton)
     held.release()
     qtbot.waitUntil(lambda: not view.runner.running, timeout=WAIT_MS)
