@@ -73,7 +73,8 @@ try:
     import fcntl
 except ImportError:  # Windows: a lock file stands in (`_machine_lock`)
     fcntl = None  # type: ignore[assignment]
-from smm_daq.storage import here, turns
+from smm_daq.storage import here, identity, turns
+from smm_daq.storage.identity import FileId
 from smm_daq.storage.processes import running, start_token
 from smm_daq.storage.staging import (
     CutOff,
@@ -303,22 +304,41 @@ def _file_lock(path: Path, *, exclusive: bool) -> Iterator[None]:
         yield
 
 
-FileId = tuple[int, int]  # (st_dev, st_ino): which file a name stands for
 _SWAPS_WAITED = 5  # most copies swapped in under a waiter that it takes the lock of again
 
 
-def file_id(path: str | Path) -> FileId:
-    """Which file `path` names now (through any links): OSError when none."""
-    st = os.stat(path)
-    return st.st_dev, st.st_ino
+def file_id(f: h5py.File) -> FileId:
+    """Which file the open session file `f` is (`smm_daq.storage.identity`), read from the
+    open file itself: to be compared with whatever its name names at a later write."""
+    return identity.of_open(f)
 
 
-def _names(path: Path, file: FileId) -> bool:
-    """Whether `path` names `file` now (False when it names none)."""
+def _require_named(p: Path, file: FileId) -> None:
+    """`Replaced` unless `p` names `file` now (its token and, where the file system keeps
+    them, its inode number); InputError when it names another program's file (`not_ours`).
+    One read-only open for both, as `require_ours` makes."""
+    with _opened_to_judge(p) as f:
+        token = identity.token_of(f) if f is not None else None
+        reason = not_ours(f) if f is not None else None
     try:
-        return file_id(path) == file
-    except OSError:
-        return False
+        named = identity.is_file(file, token, os.stat(p))
+    except OSError:  # gone meanwhile
+        named = False
+    if not named:
+        raise Replaced(f"{p}: the file was replaced since it was last written (moved or "
+                       "renamed and another put in its place, or a link to it re-pointed); "
+                       "nothing was written to the one there now")
+    if reason:
+        raise InputError(reason, source=str(p))
+
+
+def _token_at(p: Path) -> str | None:
+    """The identity token of the file `p` names (or of an open descriptor's file, named
+    /proc/self/fd/N); None where it has none or cannot be read now."""
+    with contextlib.suppress(InputError, OSError, ValueError, KeyError, RuntimeError), \
+            _opened_to_judge(p) as f:
+        return identity.token_of(f) if f is not None else None
+    return None
 
 
 def _hold(stack: contextlib.ExitStack, path: Path, *, exclusive: bool) -> bool:
@@ -328,7 +348,10 @@ def _hold(stack: contextlib.ExitStack, path: Path, *, exclusive: bool) -> bool:
     A copy swapped in while this waited (a repair's, a rebuild's: `_swap_in`, made under the
     lock) leaves the lock taken that of the file it replaced, which nobody reads or writes any
     more: the lock is then let go and taken on the file now there, `_SWAPS_WAITED` times at
-    most (then StorageError for a writer, InputError for a reader)."""
+    most (then StorageError for a writer, InputError for a reader). Where the file system
+    may show one file under several inode numbers and the file has no identity token, which
+    file is locked cannot be told: that, too, ends after as many tries, said as what it is."""
+    undecided = 0
     for _ in range(_SWAPS_WAITED + 1):
         with contextlib.ExitStack() as attempt:
             try:
@@ -347,22 +370,47 @@ def _hold(stack: contextlib.ExitStack, path: Path, *, exclusive: bool) -> bool:
                 if exclusive:
                     raise StorageError(f"{exc}; nothing was written") from None
                 raise InputError(str(exc)) from None
-            if _locked_is_named(fd, path):
+            named = _locked_is_named(fd, path)
+            if named:
                 stack.enter_context(attempt.pop_all())
                 return exclusive
-    message = (f"{path}: was replaced by a rebuilt copy {_SWAPS_WAITED + 1} times while this "
-               "waited for it (repairs or rebuilds in other processes); expected it to stay in "
-               "place: try again")
+            undecided += named is None
+    if undecided > _SWAPS_WAITED:
+        message = (f"{path}: cannot tell whether the file this locked is the one its name "
+                   f"stands for ({_SWAPS_WAITED + 1} tries): its file system showed it under "
+                   "another inode number each time, and it has no identity token to tell it "
+                   "by (an earlier release made it); expected a file system that keeps a "
+                   "file's inode number, or a file with a token: a scan started or resumed "
+                   f"in it, or `{PROGRAM_NAME} repair FILE`, gives it one")
+    else:
+        message = (f"{path}: was replaced by a rebuilt copy {_SWAPS_WAITED + 1} times while "
+                   "this waited for it (repairs or rebuilds in other processes); expected it "
+                   "to stay in place: try again")
     if exclusive:
         raise StorageError(f"{message}; nothing was written")
     raise InputError(message)
 
 
-def _locked_is_named(fd: int, path: Path) -> bool:
-    """Whether `path` still names the file open as `fd`. A name gone (deleted meanwhile)
-    counts as the same: opening it for the read or write says it is gone."""
-    st = os.fstat(fd)
-    return not path.exists() or _names(path, (st.st_dev, st.st_ino))
+def _locked_is_named(fd: int, path: Path) -> bool | None:
+    """Whether `path` still names the file open as `fd`; None where that cannot be told.
+    A name gone (deleted meanwhile) counts as the same: opening it for the read or write
+    says it is gone. Where the file system may show one file under two inode numbers
+    (`identity.inode_kept`), their tokens decide: a rebuilt copy has a token of its own."""
+    held = os.fstat(fd)
+    try:
+        now = os.stat(path)
+    except OSError:
+        return True
+    if (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino):
+        return True
+    if identity.inode_kept(held.st_dev):
+        return False
+    # the descriptor's own file, also where its name now stands for another (Linux, as is a
+    # file system that does not keep inode numbers: `turns.file_system_type`)
+    token = _token_at(Path(f"/proc/self/fd/{fd}"))
+    if token is None:
+        return None
+    return token == _token_at(path)
 
 
 def _shared_locks() -> bool:
@@ -598,6 +646,7 @@ def _init_root(f: h5py.File, path: Path) -> None:
     f.attrs["creator"] = f"{PROGRAM_NAME} {__version__}"
     f.attrs["HDF5_Version"] = h5py.version.hdf5_version
     f.attrs["h5py_version"] = h5py.version.version
+    identity.give_token(f)
 
 
 def _create(p: Path) -> None:
@@ -663,7 +712,7 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
     flushed byte readable). A file left marked
     open-for-write by a killed writer is repaired first; one that a live process writes
     outside this lock raises InputError. `same_file`: the file (`file_id`) the name is to
-    stand for; `Replaced`, before anything is written, when it names another.
+    stand for; `Replaced`, before anything is written, when it names another (`identity`).
     """
     p = Path(path)
     if p.exists() and not p.is_file():
@@ -673,11 +722,10 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
             _check_exists(p)
         _create(p)
     with _writers_lock(p):
-        if same_file is not None and not _names(p, same_file):
-            raise Replaced(f"{p}: the file was replaced since it was last written (moved or "
-                           "renamed and another put in its place, or a link to it re-pointed); "
-                           "nothing was written to the one there now")
-        require_ours(p)  # before anything, a repair too, touches the file
+        if same_file is not None:  # before anything, a repair too, touches the file
+            _require_named(p, same_file)
+        else:
+            require_ours(p)
         if marked_open(p):
             _name_removed(p, _repair_locked(p, only_ours=True))
         elif _locked_by_a_writer(p):
@@ -905,6 +953,7 @@ def _repair_locked(p: Path, *, only_ours: bool = False) -> Repaired:
                 raise _no_room(p, "repair it: its copy is rebuilt beside it")
             with h5py.File(tmp, "w", libver=LIBVER, track_order=True, locking=False) as dst:
                 _rebuild(src, dst)
+                _new_identity(dst)
                 for name in replacements_under_way(dst):  # before the staged ones go
                     settle_replacement(dst, name, source=str(p))
                 cut_off = cut_off_entries(dst)
@@ -934,6 +983,14 @@ def _repair_locked(p: Path, *, only_ours: bool = False) -> Repaired:
     _swap_in(tmp, p)
     done.removed[:], done.kept[:] = remove_leftovers(p)
     return done
+
+
+def _new_identity(copy: h5py.File) -> None:
+    """A rebuilt `copy` of a session file given its own identity token: it is another file,
+    whose lock a writer waiting for the one it replaces must take (`_hold`), also where the
+    file system may show both under one inode number. An empty HDF5 file is left empty."""
+    if _made_by_us(text(copy.attrs.get("creator", ""))):
+        identity.give_token(copy)
 
 
 def _swap_in(tmp: Path, p: Path, copy: str = "repaired copy") -> None:
@@ -975,6 +1032,7 @@ def make_extendable(path: str | Path, datasets: Collection[str]) -> None:
                 with h5py.File(p, "r", locking=False) as src, h5py.File(
                         tmp, "w", libver=LIBVER, track_order=True, locking=False) as dst:
                     _rebuild(src, dst, extendable=frozenset(datasets))
+                    _new_identity(dst)
             except OSError as exc:  # the disk filled meanwhile: said as the check says it
                 if exc.errno in _NO_ROOM:
                     raise _no_room(p, room) from None

@@ -85,6 +85,7 @@ from smm_daq.storage.h5file import (
     writer_process,
     writing,
 )
+from smm_daq.storage.identity import ensure_token, token_of
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.names import check_file_name
 from smm_daq.storage.nexus import check_entry_name, create_entry_core
@@ -278,8 +279,9 @@ class ScanEntryWriter:
     def __init__(self, path: Path, name: str, line_done: np.ndarray, run: int | None = 0,
                  time_shift: float | None = None, file: FileId | None = None) -> None:
         self.path = path
-        # the file `path` named when the scan began or was taken over: every write is to it,
-        # never to another put in its place; None: whichever file it names
+        # the file `path` named when the scan began or was taken over, as of its last write
+        # (`file_id`): every write is to it, never to another put in its place; None:
+        # whichever file it names
         self.file = file
         self.name = name
         self.line_done = np.asarray(line_done, dtype=bool)
@@ -368,7 +370,8 @@ class ScanEntryWriter:
                 raise
             put_in(f, staged, name, replacing=superseding)
             f.attrs["default"] = name
-            file = file_id(p)
+            ensure_token(f)  # an earlier release's file has none
+            file = file_id(f)
         return cls(p, name, np.zeros(len(y), dtype=bool), time_shift=offset - rig_start,
                    file=file)
 
@@ -458,8 +461,12 @@ class ScanEntryWriter:
             taken = _taken_over(f, p, name)
             fixed = _fixed_run_logs(taken)
             stored_check = _stored_lines_check(taken)
+            tokenless = token_of(f) is None
         if fixed:  # as a repair by an earlier release left them: made extendable, whole
-            make_extendable(p, fixed)
+            make_extendable(p, fixed)  # (which gives the copy a token)
+        elif tokenless:  # an earlier release's file: given one first, outside SWMR mode
+            with writing(p, create=False) as f:  # (an SWMR writer adds no attribute)
+                ensure_token(f)
         with writing(p, create=False, swmr=True) as f:
             where = f"{p}, entry '{name}'"
             g = _taken_over(f, p, name)
@@ -477,7 +484,7 @@ class ScanEntryWriter:
             except BaseException as exc:
                 before.put_back(g, exc)
                 raise
-            file = file_id(p)
+            file = file_id(f)
         shift = None if offset is None else offset - rig_start
         writer = cls(p, name, line_done, run, shift, file)
         writer.stored_lines_check = stored_check
@@ -499,6 +506,8 @@ class ScanEntryWriter:
             with writing(self.path, create=False, swmr=True, room=room,
                          same_file=self.file) as f:
                 yield f
+                # the file written, which a repair on the way may have rebuilt and swapped in
+                self.file = file_id(f)
         except Replaced as exc:
             raise Replaced(
                 f"{exc}; nothing more of the scan can be stored; the lines stored before are "

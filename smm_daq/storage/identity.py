@@ -1,0 +1,92 @@
+"""Which file a session file's name stands for: what a scan checks before each write, so that
+it writes the file it began with and no other put in its place.
+
+Two things tell. The file's identity token: a random text in its root attributes (`TOKEN`),
+written when the file is made, and written anew in the copy that a repair or a rebuild swaps
+in (that copy is another file, whose lock a writer waiting for the replaced one must take
+instead: `smm_daq.storage.h5file._hold`). And its identity on the file system, (st_dev,
+st_ino). The token tells apart a file made where another was deleted, which the system may
+give the same inode number (ext4, tmpfs); the inode number tells apart a copy of the file
+put in its place, which holds the same token.
+
+Inode numbers are compared only where the file system keeps a file's (`inode_kept`): this
+machine's own disks, and systems whose file system cannot be told (not Linux). Network and
+FUSE file systems and FAT may show the same file under another number from one look to the
+next (CIFS mounted `noserverino`, an NFS share mounted again, numbers a FUSE file system
+makes up): the token alone decides there, so a copy of the file put in its place counts as
+the file. A file of an earlier release has no token until a scan starts or resumes in it or
+it is repaired (`ensure_token`); until then its inode number alone decides.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+
+import h5py
+
+from smm_daq.storage import turns
+from smm_daq.storage.strings import text
+
+TOKEN = "file_identity"  # root attribute: 32 hex digits
+_KEPT: dict[int, bool] = {}  # by st_dev: whether its file system keeps inode numbers
+
+
+@dataclass(frozen=True)
+class FileId:
+    """One file: its token (None: a file of an earlier release, which has none) and where
+    the file system has it, with whether that file system keeps it (`inode_kept`)."""
+
+    token: str | None
+    device: int
+    inode: int
+    inode_kept: bool
+
+
+def token_of(f: h5py.File) -> str | None:
+    """The open file's identity token; None where it has none."""
+    value = f.attrs.get(TOKEN)
+    if value is None:
+        return None
+    return text(value) or None
+
+
+def give_token(f: h5py.File) -> None:
+    """Write a new identity token into the open file (one made, or a rebuilt copy)."""
+    f.attrs[TOKEN] = uuid.uuid4().hex
+
+
+def ensure_token(f: h5py.File) -> None:
+    """Give the open file a token where it has none (a file of an earlier release)."""
+    if token_of(f) is None:
+        give_token(f)
+
+
+def inode_kept(device: int) -> bool:
+    """Whether the file system `device` (st_dev) shows a file under one inode number for as
+    long as the file lives: one of this machine's own (`turns.LOCAL_TYPES`), or one whose type
+    cannot be told (`turns.file_system_type` answers "" where there is no mount table)."""
+    kept = _KEPT.get(device)
+    if kept is None:
+        kind = turns.file_system_type(device)
+        kept = _KEPT[device] = not kind or kind in turns.LOCAL_TYPES
+    return kept
+
+
+def of_open(f: h5py.File) -> FileId:
+    """The identity of the file that `f` has open (not of whatever its name names now)."""
+    st = os.fstat(f.id.get_vfd_handle())
+    return FileId(token_of(f), st.st_dev, st.st_ino, inode_kept(st.st_dev))
+
+
+def is_file(expected: FileId, token: str | None, st: os.stat_result) -> bool:
+    """Whether a file holding `token`, found as `st`, is the file `expected`: its token where
+    `expected` has one (a file that had one keeps it), and its inode number where the file
+    system keeps it or there is no token to go by."""
+    if expected.token is not None:
+        if token != expected.token:
+            return False
+        if not expected.inode_kept:
+            return True
+    return (st.st_dev, st.st_ino) == (expected.device, expected.inode)
