@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -297,15 +298,18 @@ WORST = {  # the longest patterns found (of every other, every third, two of thr
 }
 
 
+@pytest.mark.parametrize("slow", [False, True], ids=["prompt", "slow"])
 @pytest.mark.parametrize("voltage_mode", [False, True], ids=["current mode", "voltage mode"])
 @pytest.mark.parametrize("pattern", list(WORST))
 def test_the_bound_covers_every_supply_losing_replies_and_recovering_throughout(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys, pattern: str,
-        voltage_mode: bool) -> None:
+        voltage_mode: bool, slow: bool) -> None:
     """Every supply loses replies all along and answers in between, found at 2 A in current
     mode, or in voltage mode driving its rating (20 A, ramped at 0.2 A/s: the longest ramps):
     each spends at most its budget over the whole path, and `safe` ends within the bound it
-    printed, every coil at 0 A or switched off, each named safe or not."""
+    printed, every coil at 0 A or switched off, each named safe or not. Slow: every reply
+    that comes takes just under the timeout (the bound used to count only the lost ones:
+    `safe` took up to 6370 s where it said at most 2483)."""
     text = _profile(tmp_path).read_text(encoding="utf-8")
     path = tmp_path / "lossy.toml"
     path.write_text(_supplies_timing_out(text, TIMEOUT_S), encoding="utf-8")
@@ -318,6 +322,8 @@ def test_the_bound_covers_every_supply_losing_replies_and_recovering_throughout(
                      else "FUNC:MODE CURR;VOLT 20;CURR 2;OUTP ON")
             backend.endpoint(address).handle(found)
         backend.clock.sleep(SLEWED_S)
+        if slow:
+            backend.options = replace(backend.options, bus_latency=0.99 * TIMEOUT_S)
         wrapped = {a: LosesByPattern(backend.endpoint(a), WORST[pattern])
                    for a in profile.coils.addresses}
         supplies.extend(wrapped.values())
@@ -462,5 +468,54 @@ def test_the_bound_covers_supplies_slow_to_answer_within_their_timeout(
     assert simulated_s <= int(printed.group(1)), said
     if cut is None:
         assert code == 0, said
+    world = made[0].world.coils
+    assert all(abs(world.current(k)) < 1e-3 for k in range(3)), said
+
+
+SLOW_S = 2.99  # each message's time on the bus: just within the links' 3 s timeout
+
+
+@pytest.mark.parametrize("profile", ["simulator.toml", "simulator-e727.toml"])
+@pytest.mark.parametrize("cut", [None, "at the end of the first"])
+def test_the_bound_counts_every_exchange_answered_just_within_its_timeout(
+        monkeypatch: pytest.MonkeyPatch, capsys, cut: str | None, profile: str) -> None:
+    """The shipped simulator profiles (their links' 3 s timeout), every message taking just
+    under that to reach its instrument, nothing lost: every supply found in voltage mode
+    driving its rating (5 A), the stage referenced and moving (E-727) or unreferenced
+    (C-884). `safe` connects, reads, ramps, settles, switches off and reads back, each
+    exchange as slow as its link allows: within the bound it printed. (Only the ramps and
+    lost replies used to be counted: at 2.5 s a message, `safe` took 263 s where it said at
+    most 146.)"""
+    started: list[float] = []
+
+    def slow(backend: Any, p: Any) -> None:
+        backend.options = replace(backend.options, bus_latency=SLOW_S)
+        addresses = p.coils.addresses
+        for address in addresses:
+            for found in ("FUNC:MODE VOLT", "CURR 5", "VOLT 20", "OUTP ON"):
+                backend.endpoint(address).handle(found)
+        backend.clock.sleep(1.0)  # the currents reach 5 A
+        stage = backend.world.stage
+        if all(stage.referenced(a) for a in stage.axis_names):
+            stage.set_servo("1", True)
+            stage.move({"1": float(p.stage.travel[0, 1])})
+        if cut is not None:
+            axis, command = CUT[cut]
+            wrapped = LosesTheCheckOf(backend.endpoint(addresses[axis]), lambda n: False,
+                                      command)
+            endpoint = backend.endpoint
+            backend.endpoint = lambda a: wrapped if a == addresses[axis] else endpoint(a)
+        started.append(backend.clock.now())
+
+    made = simulators_made(monkeypatch, slow)
+    code = main(["safe", "--profile", str(REPO / "configs" / profile)])
+    said = capsys.readouterr()
+    printed = re.search(r"at most (\d+) s", said.err)
+    assert printed is not None
+    assert ("each supply on its own" in said.out) == (cut is not None), said
+    simulated_s = made[0].clock.now() - started[0]
+    print(f"{profile}, cut {cut}: code {code}, {simulated_s:.0f} s simulated, bound "
+          f"{printed.group(1)} s")
+    assert simulated_s <= int(printed.group(1)), said
     world = made[0].world.coils
     assert all(abs(world.current(k)) < 1e-3 for k in range(3)), said
