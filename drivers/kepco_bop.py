@@ -52,8 +52,9 @@ from smm_daq.errors import (
     ReplyUnknown,
     SmmError,
 )
+from smm_daq.instruments import loss_budget
 from smm_daq.instruments.interfaces import FieldSource, Identity
-from smm_daq.instruments.loss_budget import SupplyGivenUp
+from smm_daq.instruments.loss_budget import GivenUp
 from smm_daq.instruments.profile import (
     CURRENT_READ_MARGIN,
     MAX_CURRENT_A,
@@ -107,7 +108,8 @@ class _Supply:
         self.axis = axis
         self.name = f"coil {axis}"
         # budgeted: while the rig is made safe, its lost replies are limited (`loss_budget`)
-        self.link = Link(transport, name=self.name, retries=retries, budgeted=True)
+        self.link = Link(transport, name=self.name, retries=retries,
+                         budget=loss_budget.SUPPLY)
         self.setpoint = 0.0
         self.enabled = False
         self.tripped = False
@@ -325,7 +327,7 @@ class KepcoBOPCoils(FieldSource):
             except SmmError as exc:
                 held = _held_from_before(supply) if supply is not None else ""
                 off = ""
-                if supply is not None and (ramping or isinstance(exc, SupplyGivenUp)):
+                if supply is not None and (ramping or isinstance(exc, GivenUp)):
                     off = f"; {_switch_off_given_up(supply, str(exc), ramped=ramping)}"
                 results.append((f"coil {axis}", False, f"not made safe: {exc}{off}{held}"))
             finally:
@@ -686,7 +688,7 @@ def _switch_off_given_up(supply: _Supply, said: str, *, ramped: bool = True) -> 
     try:
         supply.switch(False, resend=True)
         return f"switched off {at}, the switch-off confirmed"
-    except SupplyGivenUp:  # the budget spent: said with the failure
+    except GivenUp:  # the budget spent: said with the failure
         why = ""
     except InstrumentError as exc:
         why = str(exc).removeprefix(f"{supply.name}: ")

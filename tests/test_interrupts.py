@@ -68,7 +68,10 @@ def test_the_kill_grace_follows_the_profile() -> None:
     budget = c.link.retries + 1 + 4 + 2  # a dead supply's, and its ramp-down's lost replies
     # each lost: its timeout, a device clear (GPIB: a timeout), the step it was lost in
     lost = 3 * budget * c.link.timeout_s * (1 + 1 + 10)
-    lost += (s.retries + 5) * (s.timeout_s + transfer + 6 * s.timeout_s + transfer)
+    # the stage's: its timeout, a serial clear (6 timeouts and a transfer), the stop and
+    # its check sent again
+    lost += (s.retries + 5) * (s.timeout_s + 6 * s.timeout_s + transfer
+                               + 2 * (s.timeout_s + transfer))
     assert safe_time_bound(p) == pytest.approx(ramp + 2.05 + talk + lost)
 
 

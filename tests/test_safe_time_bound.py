@@ -519,3 +519,75 @@ def test_the_bound_counts_every_exchange_answered_just_within_its_timeout(
     assert simulated_s <= int(printed.group(1)), said
     world = made[0].world.coils
     assert all(abs(world.current(k)) < 1e-3 for k in range(3)), said
+
+
+class LosesTheFirstTries(Emulator):
+    """A stage that loses the replies to the first `tries` of each query but its error
+    checks (`ERR?`) and the stop's marker (`*IDN?`), and answers the next: every query
+    retried on past lost replies, none given up by its retries."""
+
+    def __init__(self, inner: Emulator, tries: int) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.tries = tries
+        self.asked: dict[str, int] = {}
+        self.dropped = 0
+        self.immediate_bytes = inner.immediate_bytes  # its stop byte (#24) answered
+
+    def handle_byte(self, code: int) -> str | None:
+        return self.inner.handle_byte(code)
+
+    def device_clear(self) -> None:
+        self.inner.device_clear()
+
+    def handle(self, message: str) -> str | None:
+        reply = self.inner.handle(message)
+        if reply is None or message in ("ERR?", "*IDN?"):
+            return reply
+        self.asked[message] = self.asked.get(message, 0) + 1
+        if self.asked[message] > self.tries:
+            return reply
+        self.dropped += 1
+        return None
+
+
+def test_the_bound_covers_a_stage_losing_replies_and_recovering_throughout(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """The stage loses the replies to the first two tries of each of its queries and
+    answers the third, on a link of long timeouts (the supplies answer at once): its
+    connect and read-back retry on past lost replies, which only the stage's share of the
+    path's budget limits (`stage_loss_budget`, 7). `safe` ends within the bound it printed,
+    the stage stopped and the coils at 0 A. (The stage's lost replies were not limited: 12
+    were waited for, where the bound counts 7.)"""
+    tries = 2
+    text = (REPO / "configs" / "simulator-e727.toml").read_text(encoding="utf-8")
+    old = 'implementation = "pi_gcs"'
+    assert old in text
+    path = tmp_path / "lossy.toml"
+    path.write_text(text.replace(old, f"{old}\ntimeout_s = {TIMEOUT_S}"), encoding="utf-8")
+    started: list[float] = []
+    stages: list[LosesTheFirstTries] = []
+
+    def lossy(backend: Any, profile: Any) -> None:
+        for address in profile.coils.addresses:
+            backend.endpoint(address).handle("FUNC:MODE CURR;VOLT 20;CURR 2;OUTP ON")
+        backend.clock.sleep(1.0)  # the currents reach 2 A
+        address = profile.stage.link.address
+        stages.append(LosesTheFirstTries(backend.endpoint(address), tries))
+        endpoint = backend.endpoint
+        backend.endpoint = lambda a: stages[0] if a == address else endpoint(a)
+        started.append(backend.clock.now())
+
+    made = simulators_made(monkeypatch, lossy)
+    main(["safe", "--profile", str(path)])
+    said = capsys.readouterr()
+    printed = re.search(r"at most (\d+) s", said.err)
+    assert printed is not None
+    simulated_s = made[0].clock.now() - started[0]
+    print(f"stage losing {tries} tries: {simulated_s:.0f} s simulated, {stages[0].dropped} "
+          f"replies lost, bound {printed.group(1)} s\n{said.out}")
+    assert "stage: safe: " in said.out, said
+    assert simulated_s <= int(printed.group(1)), said
+    assert stages[0].dropped <= 7, said  # `stage_loss_budget`
+    world = made[0].world.coils
+    assert all(abs(world.current(k)) < 1e-3 for k in range(3)), said

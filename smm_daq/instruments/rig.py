@@ -43,7 +43,11 @@ from smm_daq.instruments.interfaces import (
     StoppedAlone,
 )
 from smm_daq.instruments.profile import Profile
-from smm_daq.instruments.safe_bound import safe_time_bound, supply_loss_budget
+from smm_daq.instruments.safe_bound import (
+    safe_time_bound,
+    stage_loss_budget,
+    supply_loss_budget,
+)
 
 if TYPE_CHECKING:
     from smm_daq.instruments.rig_lock import RigLock
@@ -169,7 +173,8 @@ class Rig:
         (`smm_daq.interrupts`).
         """
         with self._safing, interrupts.making_safe(safe_time_bound(self.profile)), \
-                loss_budget.making_safe(supply_loss_budget(self.profile)):
+                loss_budget.making_safe(supply_loss_budget(self.profile),
+                                         stage=stage_loss_budget(self.profile)):
             return _make_safe(self.profile, self.stage, self.coils)
 
     def snapshot(self) -> dict[str, object]:
@@ -344,7 +349,8 @@ def _safe_after_failed_connect(profile: Profile, opened: dict[str, Any], *,
     """Make safe the coils and stage that connected before connecting failed; what could not
     be done. `stage_stopped`: the stage, not connected, stopped itself as its connect failed."""
     with interrupts.making_safe(safe_time_bound(profile)), \
-            loss_budget.making_safe(supply_loss_budget(profile)):
+            loss_budget.making_safe(supply_loss_budget(profile),
+                                     stage=stage_loss_budget(profile)):
         return _make_safe(profile, opened.get("stage"), opened.get("coils"),
                           stage_stopped=stage_stopped)
 
@@ -403,7 +409,8 @@ def make_rig_safe(profile: Profile, *, clock: Clock | None = None) -> list[SafeS
         clock = VirtualClock()
         open_transport = simulator_class(profile)(profile, clock, None).open_transport
     with interrupts.making_safe(safe_time_bound(profile)), \
-            loss_budget.making_safe(supply_loss_budget(profile)):
+            loss_budget.making_safe(supply_loss_budget(profile),
+                                     stage=stage_loss_budget(profile)):
         stage = _safe_stage(profile, clock, open_transport)
         return [_safe_coils(profile, clock, open_transport), stage]
 

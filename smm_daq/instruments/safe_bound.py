@@ -63,6 +63,13 @@ def supply_loss_budget(profile: Profile) -> int:
     return profile.coils.link.retries + 1 + LOST_EXCHANGES + RAMP_LOST_REPLIES
 
 
+def stage_loss_budget(profile: Profile) -> int:
+    """Replies the stage may lose while the rig is made safe, across the whole path
+    (`loss_budget`), before it is given up: as many as one that stops answering spends (its
+    first exchange's tries, then one per exchange the path still has with it)."""
+    return profile.stage.link.retries + 1 + LOST_EXCHANGES
+
+
 def exchange_s(link: LinkSettings) -> float:
     """How long one exchange on `link` may take and still be answered: its timeout, and on a
     serial line the largest reply's transfer at its baud rate, which a read waits for."""
@@ -108,8 +115,9 @@ def safe_time_bound(profile: Profile) -> float:
     the device clear after it (`clear_s`) and what it makes sent again or not count as the
     ramp's progress: a command and its check sent once more, or the step it was lost in
     (every supply's exchanges of that step, and a retry), which the ramp does not catch up.
-    The stage, stopped first, spends its link's retries on its first exchange and one
-    timeout on each of `LOST_EXCHANGES` more, each with its device clear.
+    The stage, stopped first, may lose `stage_loss_budget` replies over the whole path
+    before it is given up alike, each with its timeout, its device clear and the stop and
+    its check sent once more.
 
     A supervisor that stops a scan with SIGTERM must wait at least this long before SIGKILL;
     otherwise the coils may be left energised.
@@ -128,7 +136,7 @@ def safe_time_bound(profile: Profile) -> float:
     lost = supplies * supply_loss_budget(profile) * (coils.link.timeout_s + clear_s(coils.link)
                                                      + after_lost)
     stage = profile.stage.link
-    stage_lost = stage.retries + 1 + LOST_EXCHANGES
-    stage_talk = (exchange_s(stage) * STAGE_EXCHANGES
-                  + stage_lost * (exchange_s(stage) + clear_s(stage)))
+    # each lost: its wait, its device clear, and the stop and its check sent again
+    stage_talk = (exchange_s(stage) * STAGE_EXCHANGES + stage_loss_budget(profile)
+                  * (stage.timeout_s + clear_s(stage) + 2 * exchange_s(stage)))
     return ramp + SETTLE_ALLOWANCE_S + talk + lost + stage_talk
