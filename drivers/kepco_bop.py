@@ -104,7 +104,8 @@ class _Supply:
     """One BOP: its link, the current last sent, whether its output should be on, and whether
     it tripped (then only `output_off` re-arms it: a trip needs the operator's attention)."""
 
-    def __init__(self, transport: Transport, axis: str, retries: int) -> None:
+    def __init__(self, transport: Transport, axis: str, retries: int, *,
+                 rated_current: float = MAX_CURRENT_A) -> None:
         self.axis = axis
         self.name = f"coil {axis}"
         # budgeted: while the rig is made safe, its lost replies are limited (`loss_budget`)
@@ -114,6 +115,8 @@ class _Supply:
         self.enabled = False
         self.tripped = False
         self.rating = (math.nan, math.nan)  # ± V, ± A, from the model in *IDN?
+        # ± A a current read may be within before the rating is known (`current`)
+        self.rated_current = rated_current
         self.errors_at_connect: list[str] = []  # the queue as found at connect, then cleared
 
     @contextlib.contextmanager
@@ -195,9 +198,10 @@ class _Supply:
 
     def current(self, query: str) -> float:
         """A current reply (A) within what the supply can drive (its rating, with a margin for
-        a reading; before the rating is known, the largest supply a profile may name): a
-        corrupted reply is never ramped from."""
-        amps = self.rating[1] if math.isfinite(self.rating[1]) else MAX_CURRENT_A
+        a reading; before the rating is known, or where *IDN? did not tell it, the rating the
+        profile states): a corrupted reply is never ramped from, and no ramp is longer than
+        the bound on making the rig safe counts."""
+        amps = self.rating[1] if math.isfinite(self.rating[1]) else self.rated_current
         bound = CURRENT_READ_MARGIN * amps
         return self.query(query, lambda r: parse_float(r, what="current in A",
                                                        within=(-bound, bound)))
@@ -259,7 +263,8 @@ class KepcoBOPCoils(FieldSource):
         self.current_tolerance = current_tolerance
         self.settle_timeout = settle_timeout
         self._supplies = [
-            _Supply(t, axis, retries) for t, axis in zip(transports, AXES, strict=True)
+            _Supply(t, axis, retries, rated_current=supply_rating)
+            for t, axis in zip(transports, AXES, strict=True)
         ]
         # what the last ramp-down's supplies lost on the way and went on past, per supply
         # ('coil y: 1 reply lost on the way, ...'), for a report of the safe state reached
@@ -299,9 +304,10 @@ class KepcoBOPCoils(FieldSource):
             supply = None
             ramping = False  # from its first step until its switch-off is confirmed
             try:
-                supply = _Supply(opener(address, settings.link), axis, settings.link.retries)
+                supply = _Supply(opener(address, settings.link), axis, settings.link.retries,
+                                 rated_current=settings.supply_rating)
                 # its rating bounds what a current read back may be; unknown (no valid
-                # *IDN?), the largest supply a profile may name does
+                # *IDN?), the rating the profile states (`coils.supply_rating_A`) does
                 with contextlib.suppress(SmmError):
                     rated = bop_rating(supply.query("*IDN?", parse_kepco_idn).model)
                     supply.rating = rated if rated is not None else supply.rating

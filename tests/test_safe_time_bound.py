@@ -591,3 +591,48 @@ def test_the_bound_covers_a_stage_losing_replies_and_recovering_throughout(
     assert stages[0].dropped <= 7, said  # `stage_loss_budget`
     world = made[0].world.coils
     assert all(abs(world.current(k)) < 1e-3 for k in range(3)), said
+
+
+class UnidentifiedReadingBeyond(Emulator):
+    """A supply whose *IDN? replies are lost and whose CURR? reads `amps` (a corrupted reply,
+    or a reply to another query): its rating is unknown; every message is kept."""
+
+    def __init__(self, inner: Emulator, amps: str) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.amps = amps
+        self.sent: list[str] = []
+
+    def handle(self, message: str) -> str | None:
+        self.sent.append(message)
+        reply = self.inner.handle(message)
+        if message == "*IDN?":
+            return None
+        return self.amps if message == "CURR?" else reply
+
+
+def test_a_supply_of_unknown_rating_is_not_ramped_from_beyond_the_profiles_rating(
+        monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """Coil x's *IDN? replies are lost, so its rating is unknown, and its CURR? reads 30 A:
+    beyond what the profile's supplies drive (`supply_rating_A` 5 A, a reading's margin
+    1.1), so the reading is refused, never ramped from (a ramp from 30 A would outlast the
+    bound, which counts ramps from the profile's rating). It used to be taken, up to 55 A
+    (the largest supply any profile may name)."""
+    supplies: list[UnidentifiedReadingBeyond] = []
+
+    def unidentified(backend: Any, profile: Any) -> None:
+        x = profile.coils.addresses[0]
+        backend.endpoint(x).handle("FUNC:MODE CURR;VOLT 20;CURR 2;OUTP ON")
+        backend.clock.sleep(1.0)
+        supplies.append(UnidentifiedReadingBeyond(backend.endpoint(x), "30.000"))
+        endpoint = backend.endpoint
+        backend.endpoint = lambda a: supplies[0] if a == x else endpoint(a)
+
+    simulators_made(monkeypatch, unidentified)
+    code = main(["safe", "--profile", str(REPO / "configs" / "simulator.toml")])
+    said = capsys.readouterr()
+    assert code == 1, said
+    assert "each supply on its own" in said.out, said
+    assert "coil x not made safe" in said.out, said
+    assert "expected a current in A in -5.5 .. 5.5, got '30.000'" in said.out, said
+    assert not [m for m in supplies[0].sent if m.startswith("CURR ")], supplies[0].sent
