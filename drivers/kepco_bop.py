@@ -101,8 +101,10 @@ def _parse_output(reply: str) -> bool:
 
 
 class _Supply:
-    """One BOP: its link, the current last sent, whether its output should be on, and whether
-    it tripped (then only `output_off` re-arms it: a trip needs the operator's attention)."""
+    """One BOP: its link, the current last sent, whether its output should be on, whether it
+    tripped (then only `output_off` re-arms it: a trip needs the operator's attention), and
+    whether it was sent a switch-off not confirmed (given up while the rig was made safe:
+    its output found off later is that switch-off, not a trip)."""
 
     def __init__(self, transport: Transport, axis: str, retries: int, *,
                  rated_current: float = MAX_CURRENT_A) -> None:
@@ -114,6 +116,7 @@ class _Supply:
         self.setpoint = 0.0
         self.enabled = False
         self.tripped = False
+        self.sent_off = False  # switched off unconfirmed where it stood (`_switch_off_given_up`)
         self.rating = (math.nan, math.nan)  # ± V, ± A, from the model in *IDN?
         # ± A a current read may be within before the rating is known (`current`)
         self.rated_current = rated_current
@@ -176,13 +179,20 @@ class _Supply:
         self.setpoint = float(amps)
 
     def check_output(self) -> None:
-        """Raise if the output is off while it should be on (the supply tripped)."""
+        """Raise if the output is off while it should be on (the supply tripped); found off
+        after a switch-off sent unconfirmed, it is that switch-off, and off is taken as is."""
         if self.tripped:
             raise InstrumentError(
                 "supply tripped; switch the outputs off to re-arm it", instrument=self.name
             )
-        if self.enabled and not self.query("OUTP?", _parse_output):
+        if not self.enabled:
+            return
+        on = self.query("OUTP?", _parse_output)
+        sent_off, self.sent_off = self.sent_off, False
+        if not on:
             self.enabled = False
+            if sent_off:  # the switch-off sent when it was given up arrived: no trip
+                return
             self.tripped = True
             try:
                 code, text = self.query("SYST:ERR?", parse_scpi_error, destructive=True)
@@ -209,6 +219,7 @@ class _Supply:
     def switch(self, on: bool, *, resend: bool = False) -> None:
         self.command("OUTP ON" if on else "OUTP OFF", resend=resend)
         self.enabled = on
+        self.sent_off = False
         if not on:
             self.tripped = False
 
@@ -703,6 +714,7 @@ def _switch_off_given_up(supply: _Supply, said: str, *, ramped: bool = True) -> 
         supply.link.write("OUTP OFF", last_word=True)
     except InstrumentError:
         return f"NOT switched off {at}{why}; the coil may still be energised"
+    supply.sent_off = True
     return (f"switch-off sent {at}, not confirmed{why}; the coil may still be energised if "
             "it did not arrive")
 
