@@ -478,32 +478,32 @@ class KepcoBOPCoils(FieldSource):
             raise InstrumentError(_first_per_coil(problems), instrument=self.name)
         self._field_setpoint = np.asarray(b, dtype=float).copy()
 
-    def _steps(self, target: np.ndarray, rate: float) -> tuple[np.ndarray, int, float]:
-        """A ramp from the setpoints to `target` within `rate` A/s: (start, steps, s apart)."""
-        start = np.array([s.setpoint for s in self._supplies])
-        span = float(np.max(np.abs(target - start)))
-        duration = span / rate if math.isfinite(rate) else 0.0
-        steps = max(1, math.ceil(duration / self.ramp_step - 1e-9))
-        return start, steps, duration / steps
-
     def _ramp(self, target: np.ndarray, *, rate: float,
               stop: Callable[[], bool] | None = None) -> None:
         """Step every enabled supply to `target` within `rate` A/s (a field set); the first
-        failure raises. A step whose check lost its reply is sent once more and checked.
+        failure raises. A step whose check lost its reply is sent once more and checked. The
+        steps are paced by the clock (`ramp_pace`), as a ramp-down's: a slow link makes them
+        fewer and larger, at the same rate, not the field set longer than its rate says.
         `stop()` true before a step: `RampStopped`, the supplies left at the last step sent
         (their setpoints), from which a ramp-down starts."""
         active = [s for s in self._supplies if s.enabled]
-        start, steps, pause = self._steps(target, rate)
-        for j in range(1, steps + 1):
-            self.clock.sleep(pause)
+        start = np.array([s.setpoint for s in self._supplies])
+        span = float(np.max(np.abs(target - start)))
+        duration = span / rate if math.isfinite(rate) else 0.0
+        done = 0.0
+        fractions = ramp_fractions(self.clock, duration, self.ramp_step,
+                                   lambda: sum(s.link.failures for s in active))
+        for j, f in enumerate(fractions, start=1):
             if stop is not None and stop():
                 raise RampStopped(
-                    f"{self.name}: the ramp was stopped at step {j - 1} of {steps}, the "
-                    f"currents at {_amps(self._setpoints())} on their way to {_amps(target)}")
+                    f"{self.name}: the ramp was stopped at step {j - 1} ({done:.0%} of the "
+                    f"way), the currents at {_amps(self._setpoints())} on their way to "
+                    f"{_amps(target)}")
             for k, s in enumerate(self._supplies):
                 if s in active:
                     s.check_output()
-                    s.set_current(start[k] + (target[k] - start[k]) * j / steps, resend=True)
+                    s.set_current(start[k] + (target[k] - start[k]) * f, resend=True)
+            done = f
 
     def _ramp_down(self, target: np.ndarray) -> tuple[list[str], list[_Supply]]:
         """Step every enabled supply to `target` within the ramp limit (the safety paths).
