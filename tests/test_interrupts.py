@@ -62,9 +62,9 @@ def test_the_kill_grace_follows_the_profile() -> None:
     # of them, that cut short, again on its own from a setpoint up to its rating
     ramp = 4 * (1.1 * c.supply_rating / c.max_ramp_rate + 0.1)
     # each supply's exchanges (63), and three steps of each of its two ramps (3 each), at
-    # the timeout; the serial stage's (22) at its timeout and a 64 kB reply's transfer
+    # the timeout; the serial stage's (20) at its timeout and a 64 kB reply's transfer
     transfer = 65552 * 10 / s.baud_rate
-    talk = 3 * c.link.timeout_s * (63 + 18) + 22 * (s.timeout_s + transfer)
+    talk = 3 * c.link.timeout_s * (63 + 18) + 20 * (s.timeout_s + transfer)
     budget = c.link.retries + 1 + 4 + 2  # a dead supply's, and its ramp-down's lost replies
     # each lost: its timeout, a device clear (GPIB: a timeout), the step it was lost in
     lost = 3 * budget * c.link.timeout_s * (1 + 1 + 10)

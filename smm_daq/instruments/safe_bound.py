@@ -41,9 +41,9 @@ LOST_EXCHANGES = 4
 # look while it settles, two; OUTP OFF and its check, MEAS:CURR? and the read-back, four.)
 SUPPLY_EXCHANGES = 35 + 28
 # Exchanges the stage has at most: its stop on a link of its own (ERR?, STP, ERR?, *IDN?, and
-# the stop and its check once more), its connect (ERR?, HLP?, SAI?, the units (PUN?, or SPA?
-# per axis), TMN?, TMX?, SVO, VEL and their checks, FRF?), its stop (and its check) and POS?
-STAGE_EXCHANGES = 6 + 13 + 2 + 1
+# the stop and its check once more), its connect (ERR?, HLP?, SAI?, the units (PUN? or SPA?),
+# TMN?, TMX?, SVO, VEL and their checks, FRF?), its stop (and its check) and POS?
+STAGE_EXCHANGES = 6 + 11 + 2 + 1
 # A ramp's step talks to each supply in it: OUTP?, the current (or voltage) and its check
 STEP_EXCHANGES = 3
 # the steps of one ramp that may talk past its duration: the one under way when its time is
