@@ -53,14 +53,15 @@ class Link:
         # its lost replies count against the make-safe path's budget (`loss_budget`), under
         # `name` and the allowance of its kind (`loss_budget.SUPPLY`, `STAGE`): a coil
         # supply's or the stage's, whatever link reaches it on the way
-        self.budget = budget
+        self.budget_kind = budget
 
     def write(self, command: str, *, last_word: bool = False) -> None:
         """Send a command that has no reply. `last_word`: sent even to an instrument the
         make-safe path gave up (once: `LossBudget.take_last_word`), such as the switch-off of
         a supply given up mid-ramp."""
-        budget = loss_budget.current() if self.budget else None
-        if last_word and budget is not None and budget.spent(self.name, self.budget or "") \
+        kind = self.budget_kind
+        budget = loss_budget.current() if kind else None
+        if last_word and budget is not None and kind and budget.spent(self.name, kind) \
                 and budget.take_last_word(self.name):
             with self._lock, interrupts.atomic():
                 self.transport.write(command)
@@ -98,7 +99,7 @@ class Link:
     def _attempts(self, action: Callable[[], T], command: str, destructive: bool) -> T:
         last: Exception | None = None
         attempts = 1 if self.lost or destructive else self.retries + 1
-        kind = self.budget
+        kind = self.budget_kind
         budget = loss_budget.current() if kind else None
         try:
             for _ in range(attempts):
