@@ -12,8 +12,9 @@ field set's current step and an output's switching on, absolute and idempotent, 
 sent once more and checked (lost twice in a row, the set fails); a ramp-down goes on past a
 few lost replies, within a bound that keeps making the rig safe in time (`RampLosses`), and
 each supply's lost replies over the whole make-safe path are limited (`loss_budget`); a
-supply given up on the way is switched off where it stands (`_switch_off_given_up`). The
-safety paths' ramps are paced by the clock (`ramp_pace`): a slow link does not lengthen them.
+supply given up on the way is switched off where it stands (`_switch_off_given_up`). Every
+ramp, a field set's as the safety paths', is paced by the clock (`ramp_pace`): a slow link
+does not lengthen it.
 
 Supplies run in current mode (`FUNC:MODE CURR`) with the voltage limit (`VOLT`) as their
 compliance. At connect each supply's rating is read from its model in `*IDN?` (a BOP 20-5M is
