@@ -12,8 +12,9 @@ field set's current step and an output's switching on, absolute and idempotent, 
 sent once more and checked (lost twice in a row, the set fails); a ramp-down goes on past a
 few lost replies, within a bound that keeps making the rig safe in time (`RampLosses`), and
 each supply's lost replies over the whole make-safe path are limited (`loss_budget`); a
-supply given up on the way is switched off where it stands (`_switch_off_given_up`). The
-safety paths' ramps are paced by the clock (`ramp_pace`): a slow link does not lengthen them.
+supply given up on the way is switched off where it stands (`_switch_off_given_up`). Every
+ramp, a field set's as the safety paths', is paced by the clock (`ramp_pace`): a slow link
+does not lengthen it.
 
 Supplies run in current mode (`FUNC:MODE CURR`) with the voltage limit (`VOLT`) as their
 compliance. At connect each supply's rating is read from its model in `*IDN?` (a BOP 20-5M is
@@ -52,8 +53,9 @@ from smm_daq.errors import (
     ReplyUnknown,
     SmmError,
 )
+from smm_daq.instruments import loss_budget
 from smm_daq.instruments.interfaces import FieldSource, Identity
-from smm_daq.instruments.loss_budget import SupplyGivenUp
+from smm_daq.instruments.loss_budget import GivenUp
 from smm_daq.instruments.profile import (
     CURRENT_READ_MARGIN,
     MAX_CURRENT_A,
@@ -100,18 +102,25 @@ def _parse_output(reply: str) -> bool:
 
 
 class _Supply:
-    """One BOP: its link, the current last sent, whether its output should be on, and whether
-    it tripped (then only `output_off` re-arms it: a trip needs the operator's attention)."""
+    """One BOP: its link, the current last sent, whether its output should be on, whether it
+    tripped (then only `output_off` re-arms it: a trip needs the operator's attention), and
+    whether it was sent a switch-off not confirmed (given up while the rig was made safe:
+    its output found off later is that switch-off, not a trip)."""
 
-    def __init__(self, transport: Transport, axis: str, retries: int) -> None:
+    def __init__(self, transport: Transport, axis: str, retries: int, *,
+                 rated_current: float = MAX_CURRENT_A) -> None:
         self.axis = axis
         self.name = f"coil {axis}"
         # budgeted: while the rig is made safe, its lost replies are limited (`loss_budget`)
-        self.link = Link(transport, name=self.name, retries=retries, budgeted=True)
+        self.link = Link(transport, name=self.name, retries=retries,
+                         budget=loss_budget.SUPPLY)
         self.setpoint = 0.0
         self.enabled = False
         self.tripped = False
+        self.sent_off = False  # switched off unconfirmed where it stood (`_switch_off_given_up`)
         self.rating = (math.nan, math.nan)  # ± V, ± A, from the model in *IDN?
+        # ± A a current read may be within before the rating is known (`current`)
+        self.rated_current = rated_current
         self.errors_at_connect: list[str] = []  # the queue as found at connect, then cleared
 
     @contextlib.contextmanager
@@ -171,13 +180,20 @@ class _Supply:
         self.setpoint = float(amps)
 
     def check_output(self) -> None:
-        """Raise if the output is off while it should be on (the supply tripped)."""
+        """Raise if the output is off while it should be on (the supply tripped); found off
+        after a switch-off sent unconfirmed, it is that switch-off, and off is taken as is."""
         if self.tripped:
             raise InstrumentError(
                 "supply tripped; switch the outputs off to re-arm it", instrument=self.name
             )
-        if self.enabled and not self.query("OUTP?", _parse_output):
+        if not self.enabled:
+            return
+        on = self.query("OUTP?", _parse_output)
+        sent_off, self.sent_off = self.sent_off, False
+        if not on:
             self.enabled = False
+            if sent_off:  # the switch-off sent when it was given up arrived: no trip
+                return
             self.tripped = True
             try:
                 code, text = self.query("SYST:ERR?", parse_scpi_error, destructive=True)
@@ -193,9 +209,10 @@ class _Supply:
 
     def current(self, query: str) -> float:
         """A current reply (A) within what the supply can drive (its rating, with a margin for
-        a reading; before the rating is known, the largest supply a profile may name): a
-        corrupted reply is never ramped from."""
-        amps = self.rating[1] if math.isfinite(self.rating[1]) else MAX_CURRENT_A
+        a reading; before the rating is known, or where *IDN? did not tell it, the rating the
+        profile states): a corrupted reply is never ramped from, and no ramp is longer than
+        the bound on making the rig safe counts."""
+        amps = self.rating[1] if math.isfinite(self.rating[1]) else self.rated_current
         bound = CURRENT_READ_MARGIN * amps
         return self.query(query, lambda r: parse_float(r, what="current in A",
                                                        within=(-bound, bound)))
@@ -203,6 +220,7 @@ class _Supply:
     def switch(self, on: bool, *, resend: bool = False) -> None:
         self.command("OUTP ON" if on else "OUTP OFF", resend=resend)
         self.enabled = on
+        self.sent_off = False
         if not on:
             self.tripped = False
 
@@ -257,7 +275,8 @@ class KepcoBOPCoils(FieldSource):
         self.current_tolerance = current_tolerance
         self.settle_timeout = settle_timeout
         self._supplies = [
-            _Supply(t, axis, retries) for t, axis in zip(transports, AXES, strict=True)
+            _Supply(t, axis, retries, rated_current=supply_rating)
+            for t, axis in zip(transports, AXES, strict=True)
         ]
         # what the last ramp-down's supplies lost on the way and went on past, per supply
         # ('coil y: 1 reply lost on the way, ...'), for a report of the safe state reached
@@ -297,9 +316,10 @@ class KepcoBOPCoils(FieldSource):
             supply = None
             ramping = False  # from its first step until its switch-off is confirmed
             try:
-                supply = _Supply(opener(address, settings.link), axis, settings.link.retries)
+                supply = _Supply(opener(address, settings.link), axis, settings.link.retries,
+                                 rated_current=settings.supply_rating)
                 # its rating bounds what a current read back may be; unknown (no valid
-                # *IDN?), the largest supply a profile may name does
+                # *IDN?), the rating the profile states (`coils.supply_rating_A`) does
                 with contextlib.suppress(SmmError):
                     rated = bop_rating(supply.query("*IDN?", parse_kepco_idn).model)
                     supply.rating = rated if rated is not None else supply.rating
@@ -325,7 +345,7 @@ class KepcoBOPCoils(FieldSource):
             except SmmError as exc:
                 held = _held_from_before(supply) if supply is not None else ""
                 off = ""
-                if supply is not None and (ramping or isinstance(exc, SupplyGivenUp)):
+                if supply is not None and (ramping or isinstance(exc, GivenUp)):
                     off = f"; {_switch_off_given_up(supply, str(exc), ramped=ramping)}"
                 results.append((f"coil {axis}", False, f"not made safe: {exc}{off}{held}"))
             finally:
@@ -459,32 +479,32 @@ class KepcoBOPCoils(FieldSource):
             raise InstrumentError(_first_per_coil(problems), instrument=self.name)
         self._field_setpoint = np.asarray(b, dtype=float).copy()
 
-    def _steps(self, target: np.ndarray, rate: float) -> tuple[np.ndarray, int, float]:
-        """A ramp from the setpoints to `target` within `rate` A/s: (start, steps, s apart)."""
-        start = np.array([s.setpoint for s in self._supplies])
-        span = float(np.max(np.abs(target - start)))
-        duration = span / rate if math.isfinite(rate) else 0.0
-        steps = max(1, math.ceil(duration / self.ramp_step - 1e-9))
-        return start, steps, duration / steps
-
     def _ramp(self, target: np.ndarray, *, rate: float,
               stop: Callable[[], bool] | None = None) -> None:
         """Step every enabled supply to `target` within `rate` A/s (a field set); the first
-        failure raises. A step whose check lost its reply is sent once more and checked.
+        failure raises. A step whose check lost its reply is sent once more and checked. The
+        steps are paced by the clock (`ramp_pace`), as a ramp-down's: a slow link makes them
+        fewer and larger, at the same rate, not the field set longer than its rate says.
         `stop()` true before a step: `RampStopped`, the supplies left at the last step sent
         (their setpoints), from which a ramp-down starts."""
         active = [s for s in self._supplies if s.enabled]
-        start, steps, pause = self._steps(target, rate)
-        for j in range(1, steps + 1):
-            self.clock.sleep(pause)
+        start = np.array([s.setpoint for s in self._supplies])
+        span = float(np.max(np.abs(target - start)))
+        duration = span / rate if math.isfinite(rate) else 0.0
+        done = 0.0
+        fractions = ramp_fractions(self.clock, duration, self.ramp_step,
+                                   lambda: sum(s.link.failures for s in active))
+        for j, f in enumerate(fractions, start=1):
             if stop is not None and stop():
                 raise RampStopped(
-                    f"{self.name}: the ramp was stopped at step {j - 1} of {steps}, the "
-                    f"currents at {_amps(self._setpoints())} on their way to {_amps(target)}")
+                    f"{self.name}: the ramp was stopped at step {j - 1} ({done:.0%} of the "
+                    f"way), the currents at {_amps(self._setpoints())} on their way to "
+                    f"{_amps(target)}")
             for k, s in enumerate(self._supplies):
                 if s in active:
                     s.check_output()
-                    s.set_current(start[k] + (target[k] - start[k]) * j / steps, resend=True)
+                    s.set_current(start[k] + (target[k] - start[k]) * f, resend=True)
+            done = f
 
     def _ramp_down(self, target: np.ndarray) -> tuple[list[str], list[_Supply]]:
         """Step every enabled supply to `target` within the ramp limit (the safety paths).
@@ -686,7 +706,7 @@ def _switch_off_given_up(supply: _Supply, said: str, *, ramped: bool = True) -> 
     try:
         supply.switch(False, resend=True)
         return f"switched off {at}, the switch-off confirmed"
-    except SupplyGivenUp:  # the budget spent: said with the failure
+    except GivenUp:  # the budget spent: said with the failure
         why = ""
     except InstrumentError as exc:
         why = str(exc).removeprefix(f"{supply.name}: ")
@@ -695,6 +715,7 @@ def _switch_off_given_up(supply: _Supply, said: str, *, ramped: bool = True) -> 
         supply.link.write("OUTP OFF", last_word=True)
     except InstrumentError:
         return f"NOT switched off {at}{why}; the coil may still be energised"
+    supply.sent_off = True
     return (f"switch-off sent {at}, not confirmed{why}; the coil may still be energised if "
             "it did not arrive")
 

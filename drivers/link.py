@@ -39,7 +39,7 @@ class Link:
     """One instrument connection: strict queries, bounded retries, device clear in between."""
 
     def __init__(self, transport: Transport, *, name: str, retries: int = 2,
-                 budgeted: bool = False) -> None:
+                 budget: str | None = None) -> None:
         if retries < 0:
             raise ValueError(f"retries must be >= 0, got {retries}")
         self.transport = transport
@@ -51,15 +51,17 @@ class Link:
         # bounded time counts (each cost at most the transport's timeout)
         self.failures = 0
         # its lost replies count against the make-safe path's budget (`loss_budget`), under
-        # `name`: a coil supply's, whatever link reaches it on the way
-        self.budgeted = budgeted
+        # `name` and the allowance of its kind (`loss_budget.SUPPLY`, `STAGE`): a coil
+        # supply's or the stage's, whatever link reaches it on the way
+        self.budget_kind = budget
 
     def write(self, command: str, *, last_word: bool = False) -> None:
         """Send a command that has no reply. `last_word`: sent even to an instrument the
         make-safe path gave up (once: `LossBudget.take_last_word`), such as the switch-off of
         a supply given up mid-ramp."""
-        budget = loss_budget.current() if self.budgeted else None
-        if last_word and budget is not None and budget.spent(self.name) \
+        kind = self.budget_kind
+        budget = loss_budget.current() if kind else None
+        if last_word and budget is not None and kind and budget.spent(self.name, kind) \
                 and budget.take_last_word(self.name):
             with self._lock, interrupts.atomic():
                 self.transport.write(command)
@@ -97,11 +99,12 @@ class Link:
     def _attempts(self, action: Callable[[], T], command: str, destructive: bool) -> T:
         last: Exception | None = None
         attempts = 1 if self.lost or destructive else self.retries + 1
-        budget = loss_budget.current() if self.budgeted else None
+        kind = self.budget_kind
+        budget = loss_budget.current() if kind else None
         try:
             for _ in range(attempts):
-                if budget is not None:
-                    budget.refuse(self.name, command)
+                if budget is not None and kind:
+                    budget.refuse(self.name, command, kind)
                 try:
                     result = action()
                 except (InstrumentTimeout, ProtocolError) as exc:

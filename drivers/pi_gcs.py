@@ -43,7 +43,7 @@ from smm_daq.errors import (
     ReplyUnknown,
     StageUnreferenced,
 )
-from smm_daq.instruments import connect_stop
+from smm_daq.instruments import connect_stop, loss_budget
 from smm_daq.instruments.interfaces import (
     FlyStage,
     Identity,
@@ -304,7 +304,7 @@ class PIGCSStage(Stage, FlyStage):
         name: str = "stage",
     ) -> None:
         self.name = name
-        self.link = GCSLink(transport, name=name, retries=retries)
+        self.link = GCSLink(transport, name=name, retries=retries, budget=loss_budget.STAGE)
         self.clock = clock
         self.axes = tuple(axes)
         self.axis_sign = tuple(int(s) for s in axis_sign)
@@ -386,7 +386,7 @@ class PIGCSStage(Stage, FlyStage):
         name = f"PI stage at {settings.link.address}"
         link = GCSLink((open_transport or _hardware_transport)(settings.link.address,
                                                                settings.link),
-                       name=name, retries=settings.link.retries)
+                       name=name, retries=settings.link.retries, budget=loss_budget.STAGE)
 
         def error(reply: list[str]) -> int | None:
             """The error code `reply` gives; None where it is garbled."""

@@ -43,16 +43,18 @@ from pyvisa.resources import MessageBasedResource
 from drivers.link import shown
 from smm_daq.errors import InstrumentLost, InstrumentTimeout, ProtocolError
 from smm_daq.instruments.profile import LinkSettings
-from smm_daq.instruments.transport import Transport
+from smm_daq.instruments.transport import (
+    BITS_PER_BYTE,
+    DEFAULT_BAUD_RATE,
+    DRAIN_TIMEOUTS,
+    LARGEST_REPLY,
+    SERIAL_PREFIX,
+    Transport,
+)
 
 TERMINATION = "\n"
 ENCODING = "latin-1"  # instruments' 8-bit code page (PI answers "µm" as 0xB5 0x6D); ASCII-safe
-SERIAL_PREFIX = "serial:"
-DEFAULT_BAUD_RATE = 9600
 _LF = TERMINATION.encode("ascii")
-BITS_PER_BYTE = 10  # on a serial line: a start bit, eight data bits, a stop bit
-DRAIN_TIMEOUTS = 4  # a serial clear drains for at most this many timeouts (and LARGEST_REPLY)
-LARGEST_REPLY = 65536 + 16  # bytes: the longest reply (an SR860 CAPTUREGET? block of 64 kB)
 DRAIN_CHUNK = 4096
 
 

@@ -57,12 +57,22 @@ def test_handlers_are_restored_after_the_command() -> None:
 def test_the_kill_grace_follows_the_profile() -> None:
     p = load_profile()
     c, s = p.coils, p.stage.link
+    assert s.address.startswith("ASRL") and not c.addresses[0].startswith("ASRL")
     # each supply found in voltage mode, ramped down at the connect of the three, and one
     # of them, that cut short, again on its own from a setpoint up to its rating
-    ramp = 4 * 1.1 * c.supply_rating / c.max_ramp_rate
+    ramp = 4 * (1.1 * c.supply_rating / c.max_ramp_rate + 0.1)
+    # each supply's exchanges (63), and three steps of each of its two ramps (3 each), at
+    # the timeout; the serial stage's (20) at its timeout and a 64 kB reply's transfer
+    transfer = 65552 * 10 / s.baud_rate
+    talk = 3 * c.link.timeout_s * (63 + 18) + 20 * (s.timeout_s + transfer)
     budget = c.link.retries + 1 + 4 + 2  # a dead supply's, and its ramp-down's lost replies
-    talk = 3 * c.link.timeout_s * (budget + 1) + s.timeout_s * (s.retries + 5)
-    assert safe_time_bound(p) == pytest.approx(1.5 * ramp + 2.0 + talk)
+    # each lost: its timeout, a device clear (GPIB: a timeout), the step it was lost in
+    lost = 3 * budget * c.link.timeout_s * (1 + 1 + 10)
+    # the stage's: its timeout, a serial clear (6 timeouts and a transfer), the stop and
+    # its check sent again
+    lost += (s.retries + 5) * (s.timeout_s + 6 * s.timeout_s + transfer
+                               + 2 * (s.timeout_s + transfer))
+    assert safe_time_bound(p) == pytest.approx(ramp + 2.05 + talk + lost)
 
 
 @pytest.mark.parametrize("argv", [

@@ -21,6 +21,7 @@ from smm_daq.clock import VirtualClock
 from smm_daq.errors import InstrumentError
 from smm_daq.instruments import loss_budget
 from smm_daq.instruments.profile import RAMP_LOST_REPLIES, load_profile
+from smm_daq.instruments.rig import open_rig
 
 TIMEOUT_S = 3.0  # EmulatorTransport's: what each lost reply costs on the virtual clock
 
@@ -252,3 +253,24 @@ def test_smm_daq_safe_switches_off_a_coil_whose_ramp_down_is_given_up_and_says_s
     assert "currents (0.0000, 0.0000, 0.0000) A" in said, said
     world = made[0].world.coils
     assert not world.output(1) and abs(world.current(1)) < 1e-3
+
+
+def test_a_supply_switched_off_as_it_was_given_up_is_not_said_tripped_later():
+    """Coil x stops answering while the rig is made safe: given up, it is sent its
+    switch-off once more, unchecked. It answers again, and its output is found off: that is
+    the switch-off it was sent, not a trip. Making the rig safe again ramps it to its safe
+    state, and a field is set, as on any supply switched off (it used to say 'supply output
+    found off (tripped)', then refuse every field until the outputs were switched off)."""
+    profile = load_profile()
+    with open_rig(profile) as rig:
+        rig.coils.set_field(np.array([100e-6, 0.0, 0.0]))
+        x = profile.coils.addresses[0]
+        rig.backend.faults[x].timeouts = 1000
+        first = rig.make_safe()
+        assert len(first) == 1 and "coil x" in first[0], first
+        assert not rig.world.coils.output(0)  # the unchecked switch-off arrived
+        rig.backend.faults[x].timeouts = 0
+        assert rig.make_safe() == []
+        rig.coils.set_field(np.array([10e-6, 0.0, 0.0]))
+        assert rig.world.coils.output(0)
+        assert rig.world.coils.current(0) == pytest.approx(0.2, abs=1e-3)

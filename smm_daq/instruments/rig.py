@@ -42,7 +42,12 @@ from smm_daq.instruments.interfaces import (
     Stage,
     StoppedAlone,
 )
-from smm_daq.instruments.profile import CURRENT_READ_MARGIN, RAMP_LOST_REPLIES, Profile
+from smm_daq.instruments.profile import Profile
+from smm_daq.instruments.safe_bound import (
+    safe_time_bound,
+    stage_loss_budget,
+    supply_loss_budget,
+)
 
 if TYPE_CHECKING:
     from smm_daq.instruments.rig_lock import RigLock
@@ -51,56 +56,10 @@ DRIVER_GROUP = "smm_daq.drivers"
 SIMULATOR_GROUP = "smm_daq.simulators"
 SIMULATOR_NAME = "world"
 
-SETTLE_ALLOWANCE_S = 2.0  # the supplies' wait for their measured current to reach the setpoint
-RAMP_OVERHEAD = 1.5  # ramp steps also talk to every supply: allow half the ramp time again
-LOST_EXCHANGES = 4  # safety-path exchanges with a lost supply or stage, after its retries
-
 
 # a connect stopped by the operator where no driver's move took the stop (`open_rig`)
 CONNECT_STOPPED = ("connecting was stopped by the operator; the rig is not opened, and is made "
                    "safe (the stage stopped, whatever moves it) and closed")
-
-
-def supply_loss_budget(profile: Profile) -> int:
-    """Replies each coil supply may lose while the rig is made safe, across the whole path
-    (`loss_budget`), before it is given up: as many as one that stops answering spends (its
-    first query's tries, then one per exchange the path still has with it), and those its
-    ramp-down goes on past."""
-    return profile.coils.link.retries + 1 + LOST_EXCHANGES + RAMP_LOST_REPLIES
-
-
-def safe_time_bound(profile: Profile) -> float:
-    """Seconds that making the rig safe may take at most (s): the ramps, the supplies'
-    settling, and every reply the path can wait for in vain.
-
-    Ramps, each from up to a supply's rating (`coils.supply_rating_A`, with a reading's
-    margin: beyond `coils.max_current_A`) at the ramp rate: connecting the three supplies
-    ramps down each one found in voltage mode with its output on, one after another, and
-    switches it off. Where that connect fails, each supply with its output on is ramped
-    down on its own, one after another: one whose ramp out of voltage mode was cut short by
-    a lost reply, and those the connect had not reached; four such ramps at most. Where it
-    succeeds, the three then ramp together to their safe state, to the current nulling the
-    ambient field (at most `coils.max_current_A`): the connect's three and that one, no
-    longer than four either. Each ramp step also talks to the supplies (`RAMP_OVERHEAD`);
-    the drivers pace a ramp's steps by the clock, so that exchanges answered slowly (a slow
-    bus) make its steps fewer and larger, at the same rate, and do not lengthen it.
-
-    Replies: each coil supply may lose `supply_loss_budget` replies (a link timeout each)
-    over the whole path, all attempts together, before it is given up (`loss_budget`), and
-    is then sent one more, unchecked, command (its switch-off) that a link may take its
-    timeout to accept. The stage, stopped first, spends its link's retries on its first
-    exchange and one timeout on each of `LOST_EXCHANGES` more.
-
-    A supervisor that stops a scan with SIGTERM must wait at least this long before SIGKILL;
-    otherwise the coils may be left energised.
-    """
-    coils = profile.coils
-    ramp = (len(coils.addresses) + 1) * CURRENT_READ_MARGIN * coils.supply_rating \
-        / coils.max_ramp_rate
-    stage = profile.stage.link
-    talk = stage.timeout_s * (stage.retries + 1 + LOST_EXCHANGES)
-    talk += len(coils.addresses) * coils.link.timeout_s * (supply_loss_budget(profile) + 1)
-    return RAMP_OVERHEAD * ramp + SETTLE_ALLOWANCE_S + talk
 
 
 def safe_command_hint(profile: Profile) -> str:
@@ -214,7 +173,8 @@ class Rig:
         (`smm_daq.interrupts`).
         """
         with self._safing, interrupts.making_safe(safe_time_bound(self.profile)), \
-                loss_budget.making_safe(supply_loss_budget(self.profile)):
+                loss_budget.making_safe(supply_loss_budget(self.profile),
+                                         stage=stage_loss_budget(self.profile)):
             return _make_safe(self.profile, self.stage, self.coils)
 
     def snapshot(self) -> dict[str, object]:
@@ -389,7 +349,8 @@ def _safe_after_failed_connect(profile: Profile, opened: dict[str, Any], *,
     """Make safe the coils and stage that connected before connecting failed; what could not
     be done. `stage_stopped`: the stage, not connected, stopped itself as its connect failed."""
     with interrupts.making_safe(safe_time_bound(profile)), \
-            loss_budget.making_safe(supply_loss_budget(profile)):
+            loss_budget.making_safe(supply_loss_budget(profile),
+                                     stage=stage_loss_budget(profile)):
         return _make_safe(profile, opened.get("stage"), opened.get("coils"),
                           stage_stopped=stage_stopped)
 
@@ -448,7 +409,8 @@ def make_rig_safe(profile: Profile, *, clock: Clock | None = None) -> list[SafeS
         clock = VirtualClock()
         open_transport = simulator_class(profile)(profile, clock, None).open_transport
     with interrupts.making_safe(safe_time_bound(profile)), \
-            loss_budget.making_safe(supply_loss_budget(profile)):
+            loss_budget.making_safe(supply_loss_budget(profile),
+                                     stage=stage_loss_budget(profile)):
         stage = _safe_stage(profile, clock, open_transport)
         return [_safe_coils(profile, clock, open_transport), stage]
 

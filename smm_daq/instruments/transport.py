@@ -8,6 +8,24 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
+SERIAL_PREFIX = "serial:"  # an address opened with pyserial ('serial:/dev/ttyUSB0')
+DEFAULT_BAUD_RATE = 9600  # a serial link's where its profile names none
+BITS_PER_BYTE = 10  # on a serial line: a start bit, eight data bits, a stop bit
+LARGEST_REPLY = 65536 + 16  # bytes: the longest reply (an SR860 CAPTUREGET? block of 64 kB)
+# a serial line's `clear` (it has no device clear) drains what goes on arriving for at most
+# this many timeouts, and the time the largest reply takes at the baud rate
+DRAIN_TIMEOUTS = 4
+# the most a serial line's `clear` waits, in timeouts: one to let out what was written, the
+# drain's, and one for the read under way as the drain's time is up (with the largest
+# reply's transfer); a VISA device clear (GPIB, USB, LAN) waits one timeout at most
+SERIAL_CLEAR_TIMEOUTS = 1 + DRAIN_TIMEOUTS + 1
+
+
+def is_serial(address: str) -> bool:
+    """Whether `address` is a serial line (a VISA ASRL resource, or pyserial's)."""
+    text = address.strip()
+    return text.upper().startswith("ASRL") or text.startswith(SERIAL_PREFIX)
+
 
 @runtime_checkable
 class Transport(Protocol):
