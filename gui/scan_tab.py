@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +20,7 @@ from gui.scan_form import ScanForm, format_duration
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.errors import InputError, InstrumentLost, SmmError
 from smm_daq.storage.mapdata import MapData
-from smm_daq.storage.names import typed_entry_name
+from smm_daq.storage.names import ENTRY_NAME_MAX, new_entry_name_problem, typed_entry_name
 from smm_daq.storage.nexus import EntryInfo
 from smm_daq.storage.scan_entry import EntryTaken, held_as
 
@@ -452,10 +453,21 @@ class ScanTab(QtWidgets.QWidget):
 
 
 def next_free_name(name: str, taken: set[str]) -> str:
-    """The name after `name` not in `taken`: its trailing number counted on (scan-1 →
-    scan-2, scan_2 → scan_3), or _2, _3, … added (scan → scan_2)."""
-    match = re.fullmatch(r"(.*?[_-])(\d+)", name)
-    stem, n = (match.group(1), int(match.group(2)) + 1) if match else (f"{name}_", 2)
-    while f"{stem}{n}" in taken:
+    """The name after `name` not in `taken`, one a new entry may have
+    (`new_entry_name_problem`): its trailing number counted on (scan-1 → scan-2, scan_2 →
+    scan_3), or _2, _3, … added (scan → scan_2); the name cut short to leave room for the
+    number within `ENTRY_NAME_MAX` characters, composed (NFC), a control character or '/'
+    (an earlier release's name) made '_'. Taken also where `taken` has it in another Unicode
+    form (an earlier release's entry), which a new entry may not look like."""
+    text = "".join(c if c.isprintable() and c != "/" else "_"
+                   for c in unicodedata.normalize("NFC", name)).strip()
+    match = re.fullmatch(r"(.*?)([_-])(\d+)", text)
+    base, sep, n = (match.group(1), match.group(2), int(match.group(3)) + 1) if match \
+        else (text, "_", 2)
+    looks = {unicodedata.normalize("NFC", t) for t in taken}
+    while True:
+        tail = f"{sep}{n}"
+        free = unicodedata.normalize("NFC", base[:ENTRY_NAME_MAX - len(tail)].lstrip() + tail)
+        if free not in looks and new_entry_name_problem(free) is None:
+            return free
         n += 1
-    return f"{stem}{n}"
