@@ -95,6 +95,8 @@ class ScanTab(QtWidgets.QWidget):
         self.warning.setWordWrap(True)
         self.warning.setStyleSheet("color: #b35900")
         self.warning.hide()
+        # the session file and entry the warning is of: shown only with their map on show
+        self._warning_of: tuple[Path, str] | None = None
 
         left = QtWidgets.QWidget()
         left_layout = QtWidgets.QVBoxLayout(left)
@@ -143,6 +145,7 @@ class ScanTab(QtWidgets.QWidget):
             self._map_file = None
             self.view.clear()
             self.form.from_area.setEnabled(False)
+            self.warning.hide()  # its map is no longer on show
         self.file_edit.setText(str(path))
 
     def _choose_file(self) -> None:
@@ -161,6 +164,10 @@ class ScanTab(QtWidgets.QWidget):
             self._map_file = None if path is None else Path(path)
             self.view.set_map(m)
             self.view.plot.setTitle(f"last map: {m.name}")
+            of = self._warning_of
+            self.warning.setVisible(bool(self.warning.text()) and of is not None
+                                    and path is not None and same_file(Path(path), of[0])
+                                    and m.name == of[1])
 
     def _use_area(self) -> None:
         corners = self.view.area_corners()
@@ -364,7 +371,12 @@ class ScanTab(QtWidgets.QWidget):
                                 else f"{state}: {self.live.message}")
 
     def _warned(self, text: str) -> None:
-        """Show the scan's latest warning ("" as a scan starts: none)."""
+        """Show the scan's latest warning ("" as a scan starts: none), with the live map. It
+        follows that map: hidden while the map of another entry or file is on show
+        (`show_last_map`, `set_path`), shown again with the scan's own."""
+        plan, path = self.live.plan, self.live.path
+        self._warning_of = (path, plan.name) if text and plan is not None \
+            and path is not None else None
         self.warning.setText(f"Warning: {text}" if text else "")
         self.warning.setVisible(bool(text))
 
