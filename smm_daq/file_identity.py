@@ -1,0 +1,64 @@
+"""Whether two names stand for one file, and one key per file for this process's locks.
+
+Two names are one file when they resolve to one path, and also when they do not: hard links
+to one file, or names differing only in case on a file system that ignores case (the default
+on macOS and Windows). Where both exist, the file system says (`os.path.samefile`: one device
+and inode). Where one does not, they are one file only if the other does not either (the
+file system would find it under the other name); two new names are then one where they
+resolve to the same path, on macOS and Windows also where that differs only in case (a
+folder there may be case-sensitive, but refusing two names a user told apart only by case
+loses nothing).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from pathlib import Path
+
+_IGNORES_CASE = sys.platform in ("darwin", "win32")  # these systems' default file systems
+
+
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether names `a` and `b` stand for one file (see the module)."""
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):  # one or both missing (or not a name at all)
+        pass
+    if os.path.exists(a) or os.path.exists(b):
+        return False
+    real_a, real_b = os.path.realpath(a), os.path.realpath(b)
+    if _IGNORES_CASE:
+        return real_a.casefold() == real_b.casefold()
+    return real_a == real_b
+
+
+_FIRST_NAMES: dict[tuple[int, int], str] = {}  # (device, inode): the first key given it
+_GUARD = threading.Lock()
+
+
+def file_key(path: str | Path) -> str:
+    """One key per file for this process: the path its links resolve to, the same for every
+    name of one existing file (a hard link, a name in another case on a file system that
+    ignores case): the key first given that file while that key still names it. A name
+    that stands for no file yet is its own resolved path."""
+    real = os.path.realpath(path)
+    try:
+        st = os.stat(real)
+    except OSError:
+        return real
+    identity = (st.st_dev, st.st_ino)
+    with _GUARD:
+        first = _FIRST_NAMES.get(identity)
+        if first is None or not _names(first, identity):  # a file since deleted or replaced
+            first = _FIRST_NAMES[identity] = real
+        return first
+
+
+def _names(path: str, identity: tuple[int, int]) -> bool:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) == identity
