@@ -24,7 +24,7 @@ from typing import Any
 from PyQt6 import QtCore
 
 from gui.background import Background
-from smm_daq.file_identity import file_key as identity_key
+from smm_daq.storage.aliases import file_key as identity_key
 
 Then = Callable[[bool], None]
 
@@ -129,7 +129,7 @@ _resolved: dict[Path, Path] = {}
 def note_resolved(path: Path) -> Path:
     """The file `path` names, its symbolic links followed, remembered for `file_key`; one
     path for every name of one file (a hard link, a name in another case where the file
-    system ignores case: `smm_daq.file_identity.file_key`). Asks
+    system ignores case: `smm_daq.storage.aliases.file_key`). Asks
     the disk: called in a worker, never on the window's thread. A path whose links cannot be
     followed (a loop of links, a folder not searchable) is its own key: the read that follows
     says what is wrong with the file, as for any file that cannot be read."""

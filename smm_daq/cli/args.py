@@ -13,7 +13,7 @@ import unicodedata
 from pathlib import Path
 
 from smm_daq.errors import InputError
-from smm_daq.file_identity import same_file
+from smm_daq.storage.aliases import same_file
 from smm_daq.storage.names import (
     NEW_ENTRY_NAME_RULE,
     check_file_name,

@@ -67,8 +67,8 @@ from filelock import FileLock
 
 from smm_daq import PROGRAM_NAME, __version__
 from smm_daq.errors import InputError, StorageError
-from smm_daq.file_identity import file_key
 from smm_daq.locks import FILE_MODE, lock_directory
+from smm_daq.storage.aliases import file_key
 
 try:
     import fcntl

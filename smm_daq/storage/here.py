@@ -24,8 +24,8 @@ from pathlib import Path
 import h5py
 
 from smm_daq.errors import InputError, StorageError
-from smm_daq.file_identity import file_key
 from smm_daq.storage import turns
+from smm_daq.storage.aliases import file_key
 
 
 @dataclass(eq=False)

@@ -9,9 +9,9 @@ import os
 import numpy as np
 import pytest
 
-from smm_daq import file_identity
 from smm_daq.errors import StorageError
-from smm_daq.file_identity import file_key, same_file
+from smm_daq.storage import aliases
+from smm_daq.storage.aliases import file_key, same_file
 from smm_daq.storage.h5file import open_read, writing
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import list_entries, write_map_entry
@@ -35,7 +35,7 @@ def test_new_names_differing_only_in_case_are_one_file_where_case_is_ignored(
         tmp_path, monkeypatch, ignores_case) -> None:
     """Neither exists yet: on macOS and Windows (their default file systems ignore case) the
     two would be one file once written; elsewhere two."""
-    monkeypatch.setattr(file_identity, "_IGNORES_CASE", ignores_case)
+    monkeypatch.setattr(aliases, "_IGNORES_CASE", ignores_case)
     assert same_file(tmp_path / "Out.csv", tmp_path / "out.csv") == ignores_case
     assert not same_file(tmp_path / "out.csv", tmp_path / "other.csv")
 
