@@ -24,6 +24,7 @@ from typing import Any
 from PyQt6 import QtCore
 
 from gui.background import Background
+from smm_daq.storage.aliases import file_key as identity_key
 
 Then = Callable[[bool], None]
 
@@ -126,13 +127,15 @@ _resolved: dict[Path, Path] = {}
 
 
 def note_resolved(path: Path) -> Path:
-    """The file `path` names, its symbolic links followed, remembered for `file_key`. Asks
+    """The file `path` names, its symbolic links followed, remembered for `file_key`; one
+    path for every name of one file (a hard link, a name in another case where the file
+    system ignores case: `smm_daq.storage.aliases.file_key`). Asks
     the disk: called in a worker, never on the window's thread. A path whose links cannot be
     followed (a loop of links, a folder not searchable) is its own key: the read that follows
     says what is wrong with the file, as for any file that cannot be read."""
     absolute = Path(path).absolute()
     try:
-        real = absolute.resolve()
+        real = Path(identity_key(absolute.resolve()))
     except (OSError, RuntimeError):  # RuntimeError: a loop of links (Python before 3.13)
         _resolved.pop(absolute, None)
         return absolute
@@ -143,7 +146,8 @@ def note_resolved(path: Path) -> Path:
 def file_key(path: Path) -> Path:
     """The file `path` names, without asking the disk (which may be what is slow): its links
     followed where a read has found them (`note_resolved`), else the path made absolute. A
-    file named through a link and through its target has one key once either name is read."""
+    file named through a link and through its target, or through two hard links, has one key
+    once each name is read."""
     absolute = Path(path).absolute()
     return _resolved.get(absolute, absolute)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +20,7 @@ from gui.scan_form import ScanForm, format_duration
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.errors import InputError, InstrumentLost, SmmError
 from smm_daq.storage.mapdata import MapData
-from smm_daq.storage.names import typed_entry_name
+from smm_daq.storage.names import ENTRY_NAME_MAX, new_entry_name_problem, typed_entry_name
 from smm_daq.storage.nexus import EntryInfo
 from smm_daq.storage.scan_entry import EntryTaken, held_as
 
@@ -94,6 +95,8 @@ class ScanTab(QtWidgets.QWidget):
         self.warning.setWordWrap(True)
         self.warning.setStyleSheet("color: #b35900")
         self.warning.hide()
+        # the session file and entry the warning is of: shown only with their map on show
+        self._warning_of: tuple[Path, str] | None = None
 
         left = QtWidgets.QWidget()
         left_layout = QtWidgets.QVBoxLayout(left)
@@ -142,6 +145,7 @@ class ScanTab(QtWidgets.QWidget):
             self._map_file = None
             self.view.clear()
             self.form.from_area.setEnabled(False)
+            self.warning.hide()  # its map is no longer on show
         self.file_edit.setText(str(path))
 
     def _choose_file(self) -> None:
@@ -160,6 +164,10 @@ class ScanTab(QtWidgets.QWidget):
             self._map_file = None if path is None else Path(path)
             self.view.set_map(m)
             self.view.plot.setTitle(f"last map: {m.name}")
+            of = self._warning_of
+            self.warning.setVisible(bool(self.warning.text()) and of is not None
+                                    and path is not None and same_file(Path(path), of[0])
+                                    and m.name == of[1])
 
     def _use_area(self) -> None:
         corners = self.view.area_corners()
@@ -363,7 +371,12 @@ class ScanTab(QtWidgets.QWidget):
                                 else f"{state}: {self.live.message}")
 
     def _warned(self, text: str) -> None:
-        """Show the scan's latest warning ("" as a scan starts: none)."""
+        """Show the scan's latest warning ("" as a scan starts: none), with the live map. It
+        follows that map: hidden while the map of another entry or file is on show
+        (`show_last_map`, `set_path`), shown again with the scan's own."""
+        plan, path = self.live.plan, self.live.path
+        self._warning_of = (path, plan.name) if text and plan is not None \
+            and path is not None else None
         self.warning.setText(f"Warning: {text}" if text else "")
         self.warning.setVisible(bool(text))
 
@@ -452,10 +465,21 @@ class ScanTab(QtWidgets.QWidget):
 
 
 def next_free_name(name: str, taken: set[str]) -> str:
-    """The name after `name` not in `taken`: its trailing number counted on (scan-1 →
-    scan-2, scan_2 → scan_3), or _2, _3, … added (scan → scan_2)."""
-    match = re.fullmatch(r"(.*?[_-])(\d+)", name)
-    stem, n = (match.group(1), int(match.group(2)) + 1) if match else (f"{name}_", 2)
-    while f"{stem}{n}" in taken:
+    """The name after `name` not in `taken`, one a new entry may have
+    (`new_entry_name_problem`): its trailing number counted on (scan-1 → scan-2, scan_2 →
+    scan_3), or _2, _3, … added (scan → scan_2); the name cut short to leave room for the
+    number within `ENTRY_NAME_MAX` characters, composed (NFC), a control character or '/'
+    (an earlier release's name) made '_'. Taken also where `taken` has it in another Unicode
+    form (an earlier release's entry), which a new entry may not look like."""
+    text = "".join(c if c.isprintable() and c != "/" else "_"
+                   for c in unicodedata.normalize("NFC", name)).strip()
+    match = re.fullmatch(r"(.*?)([_-])(\d+)", text)
+    base, sep, n = (match.group(1), match.group(2), int(match.group(3)) + 1) if match \
+        else (text, "_", 2)
+    looks = {unicodedata.normalize("NFC", t) for t in taken}
+    while True:
+        tail = f"{sep}{n}"
+        free = unicodedata.normalize("NFC", base[:ENTRY_NAME_MAX - len(tail)].lstrip() + tail)
+        if free not in looks and new_entry_name_problem(free) is None:
+            return free
         n += 1
-    return f"{stem}{n}"

@@ -79,15 +79,20 @@ def test_a_file_written_is_not_asked_of_the_disk_on_the_windows_thread(window, q
 
 
 @needs_links
-def test_a_file_opened_through_a_link_and_through_its_target_is_one_file(qtbot, tmp_path):
-    """Opened through a link, then through its target (or back): the same file, read again,
-    its map and selection kept, not another file's (unfixed: the map cleared and the
-    selection lost, as for another file)."""
+@pytest.mark.parametrize("kind", ["symbolic", "hard"])
+def test_a_file_opened_through_a_link_and_through_its_target_is_one_file(qtbot, tmp_path,
+                                                                        kind):
+    """Opened through a link (symbolic, or a hard link: another name of the file), then
+    through its target (or back): the same file, read again, its map and selection kept, not
+    another file's (unfixed: the map cleared and the selection lost, as for another file)."""
     from gui.session_browser import SessionBrowser
 
     target = session_file(tmp_path)
     link = tmp_path / "link.h5"
-    link.symlink_to(target)
+    if kind == "hard":
+        os.link(target, link)
+    else:
+        link.symlink_to(target)
     browser = SessionBrowser()
     qtbot.addWidget(browser)
     assert opened(browser, qtbot, link)

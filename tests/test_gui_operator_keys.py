@@ -12,6 +12,7 @@ from gui.confirm import confirm
 from gui.instruments_panel import si_number
 from gui.scan_tab import next_free_name
 from smm_daq.acquisition.plan import ScanPlan
+from smm_daq.storage.names import ENTRY_NAME_MAX, new_entry_name_problem
 from smm_daq.storage.scan_entry import EntryTaken
 
 UM = 1e-6
@@ -124,6 +125,25 @@ def test_return_in_a_field_box_sets_the_field(window, qtbot):
     ("scan-1", {"scan-1"}, "scan-2"), ("remanent", set(), "remanent_2")])
 def test_next_free_name(name, taken, free):
     assert next_free_name(name, taken) == free
+
+
+LONGEST = "n" * ENTRY_NAME_MAX
+
+
+@pytest.mark.parametrize(("name", "taken", "free"), [
+    (LONGEST, {LONGEST}, "n" * (ENTRY_NAME_MAX - 2) + "_2"),
+    ("n" * (ENTRY_NAME_MAX - 2) + "_9", set(), "n" * (ENTRY_NAME_MAX - 3) + "_10"),
+    ("s" * 120, set(), "s" * (ENTRY_NAME_MAX - 2) + "_2"),  # an earlier release's name
+    ("e\u0301", set(), "\u00e9_2"),  # decomposed: composed
+    ("e\u0301", {"e\u0301_2"}, "\u00e9_3"),  # taken in the other form: looks the same
+    ("line\nbreak", set(), "line_break_2")],
+    ids=["longest", "number-longer", "over-long", "decomposed", "lookalike", "control"])
+def test_the_next_free_name_is_always_one_a_new_entry_may_have(name, taken, free):
+    """After a name of (nearly) the most characters, or an earlier release's name breaking
+    today's rule, the name proposed is one the form takes: Start was refused for it."""
+    proposed = next_free_name(name, taken)
+    assert proposed == free
+    assert new_entry_name_problem(proposed) is None
 
 
 def test_a_name_taken_points_to_resume_scan_and_a_finished_scan_proposes_the_next(window,

@@ -3,6 +3,7 @@ missing folder taken, before any work starts (exit 2, every byte of what was the
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -148,3 +149,22 @@ def test_import_refuses_a_non_hdf5_out_file(text, tmp_path, capsys):
     assert "not an HDF5 file" in refused(
         capsys, ["import", "mmt-scan", scan, "--params", params, "--out", text, "--name", "m"],
         text)
+
+
+def test_outputs_and_inputs_that_are_one_file_by_another_name_are_refused(
+        session, text, tmp_path, capsys):
+    """A hard link is the file it links to: export's --csv and --png naming one file by two
+    names, and mmt invert's --out naming the grain file it reads, are refused as when named
+    alike (unfixed: compared as paths, the second write replaced the first, and --out
+    --overwrite replaced the grains being read)."""
+    grains, csv = tmp_path / "g.csv", tmp_path / "out.csv"
+    grains.write_text("grain,x_um,y_um,z_um,dx_um,dy_um,dz_um\n1,35,35,-10,8,8,8\n")
+    csv.write_text("old\n")
+    os.link(grains, tmp_path / "g_link.csv")
+    os.link(csv, tmp_path / "out_link.png")
+    err = refused(capsys, ["export", session, "--entry", "scan1", "--csv", csv, "--png",
+                           tmp_path / "out_link.png", "--overwrite"], csv, session)
+    assert "--png and --csv both name" in err
+    err = refused(capsys, invert(session, tmp_path / "g_link.csv", "--overwrite"), grains,
+                  session)
+    assert "the file --grains reads" in err

@@ -20,6 +20,7 @@ from smm_daq.errors import InputError
 from smm_daq.instruments.profile import load_profile
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import list_entries, read_map, write_map_entry
+from smm_daq.storage.scan_entry import ScanEntryWriter
 
 C = 12.5e-3
 RECIPE = GOOD.replace('title = "test"', 'title = "remanent and induced"')  # its 7 steps
@@ -430,3 +431,83 @@ def test_a_recipe_an_earlier_release_cut_off_continues_with_names_new_entries_ma
         capsys.readouterr().err
     assert {e.name: e.status for e in list_entries(out)} == {
         nfd: "finished", long: "finished", "induced": "finished"}
+
+
+@pytest.mark.parametrize(("step", "name", "when"), [
+    ("scan", "infe\u0301ld", "before"),
+    ("scan", "in_field_" + "x" * 120, "after"),
+    ("subtract", "indu\u0301ced", "before"),
+    ("subtract", "induced_" + "y" * 120, "after")],
+    ids=["scan-decomposed", "scan-long", "subtract-decomposed", "subtract-long"])
+def test_an_entry_of_an_earlier_release_cut_off_while_written_is_written_by_continue(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        step: str, name: str, when: str) -> None:
+    """An earlier release's recipe named a scan or a subtraction with a decomposed accent or
+    more than ENTRY_NAME_MAX characters, and its writer was killed laying the entry out (just
+    before or after it took its name): the file has that name, still being written (`info`
+    says to continue the recipe), and `run --continue` writes it whole (unfixed: refused as
+    a new entry's name breaking today's rule, the recipe, which cannot change, stuck)."""
+    text = RECIPE.replace('"inf"' if step == "scan" else '"induced"', f'"{name}"')
+    recipe, out = tmp_path / "r.toml", tmp_path / "s.h5"
+    recipe.write_text(text, encoding="utf-8")
+    move = h5py.Group.move
+
+    def dying_move(group: h5py.Group, source: str, dest: str) -> None:
+        if dest == name and when == "after":
+            move(group, source, dest)
+        if dest == name:
+            raise _Killed
+        move(group, source, dest)
+
+    def stop(message: str) -> None:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as earlier:  # names as an earlier release checked them
+        earlier.setattr("smm_daq.storage.nexus.new_entry_name_problem", lambda _name: None)
+        if step == "scan":  # stopped at the prompt before it, then its writer killed
+            with pytest.raises(KeyboardInterrupt):
+                run_recipe(parse_recipe(text), Session(out, _rig()), ask=stop)
+            earlier.setattr(h5py.Group, "move", dying_move)
+            with pytest.raises(_Killed):
+                ScanEntryWriter.create(out, name=name, title="t", x=np.arange(5) * 10e-6,
+                                       y=np.arange(4) * 10e-6, field=np.zeros(3),
+                                       height=1e-4, plan_text="{}", profile=load_profile(),
+                                       snapshot={})
+        else:
+            earlier.setattr(h5py.Group, "move", dying_move)
+            with pytest.raises(_Killed):
+                run_recipe(parse_recipe(text), Session(out, _rig()), yes=True)
+    assert name not in {e.name for e in list_entries(out)}
+    capsys.readouterr()
+    assert main(["info", str(out)]) == 0
+    assert "--continue" in capsys.readouterr().out
+    _use_rig(monkeypatch, _rig())
+    assert main(["run", str(recipe), "--out", str(out), "--yes", "--continue"]) == 0, \
+        capsys.readouterr().err
+    assert {e.name: e.status for e in list_entries(out)} == {
+        "rem": "finished", **dict.fromkeys(
+            (name, "induced") if step == "scan" else ("inf", name), "finished")}
+    with h5py.File(out, "r") as f:
+        assert not any(key.startswith(".") for key in f)  # nothing left of the cut-off write
+
+
+def test_continuing_a_step_whose_entry_the_file_lacks_keeps_todays_rule(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The scan an earlier release's recipe names with more than ENTRY_NAME_MAX characters
+    was never begun: continued, it would be a new entry, so its name is refused, saying
+    why and what to do, before the rig connects."""
+    long = "in_field_" + "x" * 120
+    recipe, out = tmp_path / "r.toml", tmp_path / "s.h5"
+    recipe.write_text(RECIPE.replace('"inf"', f'"{long}"'), encoding="utf-8")
+    with monkeypatch.context() as earlier:
+        earlier.setattr("smm_daq.storage.nexus.new_entry_name_problem", lambda _name: None)
+        _use_rig(earlier, _rig(POINTS))  # the last point of 'rem'
+        assert main(["run", str(recipe), "--out", str(out), "--yes"]) != 0
+    assert [e.name for e in list_entries(out)] == ["rem"]
+    capsys.readouterr()
+    _use_rig(monkeypatch, None)
+    assert main(["run", str(recipe), "--out", str(out), "--yes", "--continue"]) == 2
+    err = capsys.readouterr().err
+    assert "is 129 characters long" in err
+    assert "the file has no entry of this name to continue" in err

@@ -99,12 +99,16 @@ from smm_daq.storage.nexus import (
     entry_held_as,
     list_entries,
     names_held_by_links,
+    unfinished_entries,
 )
 from smm_daq.text_files import read_text_file
 
 UM = 1e-6
 UT = 1e-6
 MAX_WAIT_S = 2 * 24 * 3600.0  # a wait step: e.g. overnight viscous decay, never a typo's 1e300
+# a continued step whose entry the file does not have makes a new one: today's rule applies
+NOT_HELD = ("; the file has no entry of this name to continue, so the step makes a new one: "
+            "run the steps left as a new recipe, naming it so")
 SCAN_KEYS = ("name", "title", "center_um", "size_um", "step_um", "field_uT", "height_um",
              "raster", "settle_tau", "dwell_tau", "fly", "pixel_time_s", "oversample",
              "line_baselines", "fly_trigger")
@@ -424,6 +428,10 @@ def check_recipe(recipe: Recipe, profile: Profile, out: str | Path, *, can_promp
     infos = {e.name: e for e in list_entries(out)} if Path(out).exists() else {}
     existing = set(infos)
     held = names_held_by_links(out) if Path(out).exists() else {}  # never written over
+    # names the file has, entries and what their killed writers left: continued whatever
+    # today's rule for new names says (an earlier release's recipe)
+    kept = existing | ({c.name for c in unfinished_entries(out)}
+                       if continuing and Path(out).exists() else set())
     states: list[str] = []
     made: dict[str, Footprint] = {}  # entries earlier steps will write, by name
     current: tuple[float, float, float] = (0.0, 0.0, 0.0)
@@ -435,8 +443,9 @@ def check_recipe(recipe: Recipe, profile: Profile, out: str | Path, *, can_promp
         plan = None
         if isinstance(step, ScanStep | SubtractStep):
             name = step.keys["name"] if isinstance(step, ScanStep) else step.name
-            if not (continuing and name in existing):  # (an earlier release's name is kept)
-                check_entry_name(name, source=f"{recipe.source}, {where}")
+            if not (continuing and name in kept):  # (an earlier release's name is kept)
+                check_entry_name(name, source=f"{recipe.source}, {where}",
+                                 hint=NOT_HELD if continuing else "")
             if name in held:
                 raise InputError(f"{where}: in {out}, {held[name]}", source=recipe.source)
             if name in made:

@@ -13,6 +13,7 @@ import unicodedata
 from pathlib import Path
 
 from smm_daq.errors import InputError
+from smm_daq.storage.aliases import same_file
 from smm_daq.storage.names import (
     NEW_ENTRY_NAME_RULE,
     check_file_name,
@@ -167,28 +168,30 @@ def session_file(option: str, text: str) -> Path:
 
 def distinct_outputs(*outputs: tuple[str, str | None]) -> None:
     """Refuse two outputs of one command that name the same file (one would replace the
-    other); each is (option, path or None when not given)."""
-    seen: dict[Path, str] = {}
+    other), however named (`same_file`: a link, a hard link, another case where the file
+    system ignores case); each is (option, path or None when not given)."""
+    seen: list[tuple[str, str]] = []
     for option, text in outputs:
         if text is None or _is_device(Path(text)):  # /dev/null takes any number of outputs
             continue
-        key = Path(text).resolve()
-        if key in seen:
-            raise InputError(f"{option} and {seen[key]} both name {text!r}; expected "
+        other = next((o for o, t in seen if same_file(t, text)), None)
+        if other is not None:
+            raise InputError(f"{option} and {other} both name {text!r}; expected "
                              "different files: nothing was written")
-        seen[key] = option
+        seen.append((option, text))
 
 
 def outputs_apart(outputs: tuple[tuple[str, str | None], ...],
                   inputs: tuple[tuple[str, str | None], ...]) -> None:
-    """`distinct_outputs`, and no output naming one of the command's inputs (writing it,
-    --overwrite or not, would destroy what the command reads)."""
+    """`distinct_outputs`, and no output naming one of the command's inputs, however named
+    (`same_file`): writing it, --overwrite or not, would destroy what the command reads."""
     distinct_outputs(*outputs)
-    read = {Path(text).resolve(): option for option, text in inputs if text is not None}
     for option, text in outputs:
-        if text is not None and Path(text).resolve() in read:
-            raise InputError(f"{option} is {text!r}, the file {read[Path(text).resolve()]} "
-                             "reads; expected another file: nothing was written")
+        read = next((o for o, t in inputs if t is not None and text is not None
+                     and same_file(t, text)), None)
+        if read is not None:
+            raise InputError(f"{option} is {text!r}, the file {read} reads; expected another "
+                             "file: nothing was written")
 
 
 def _is_device(path: Path) -> bool:

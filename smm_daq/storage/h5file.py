@@ -68,6 +68,7 @@ from filelock import FileLock
 from smm_daq import PROGRAM_NAME, __version__
 from smm_daq.errors import InputError, StorageError
 from smm_daq.locks import FILE_MODE, lock_directory
+from smm_daq.storage.aliases import file_key
 
 try:
     import fcntl
@@ -473,7 +474,7 @@ def _local_lock(path: Path) -> threading.RLock:
     """This process's writers' lock of a file: one thread writes it at a time, also where the
     file system's locks are missing (its readers: `smm_daq.storage.here`)."""
     with _LOCKS_GUARD:
-        return _LOCKS.setdefault(str(path.resolve()), threading.RLock())
+        return _LOCKS.setdefault(file_key(path), threading.RLock())  # however it is named
 
 
 def _write_fapl() -> h5py.h5p.PropFAID:

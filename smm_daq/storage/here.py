@@ -25,6 +25,7 @@ import h5py
 
 from smm_daq.errors import InputError, StorageError
 from smm_daq.storage import turns
+from smm_daq.storage.aliases import file_key
 
 
 @dataclass(eq=False)
@@ -51,7 +52,7 @@ _GUARD = threading.Lock()
 
 def _turns(path: Path) -> _Turns:
     with _GUARD:
-        return _FILES.setdefault(str(path.resolve()), _Turns())
+        return _FILES.setdefault(file_key(path), _Turns())  # one per file, however named
 
 
 def refuse_within(path: Path, *, writing: bool) -> None:

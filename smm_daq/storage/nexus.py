@@ -121,13 +121,31 @@ class EntryInfo:
     noise_problem: str = ""
 
 
-def check_entry_name(name: str, *, source: str) -> str:
-    """InputError unless `name` may name a new entry (`new_entry_name_problem`)."""
+def check_entry_name(name: str, *, source: str, path: str | Path | None = None,
+                     hint: str = "") -> str:
+    """InputError unless `name` may name a new entry (`new_entry_name_problem`), or, `path`
+    given, the file there holds that name already (`holds_name`): an entry of that name is
+    not a new one, whatever today's rule says (an earlier release's, written again by `run
+    --continue`). `hint`: what to do, said after the rule."""
     problem = new_entry_name_problem(name)
-    if problem is not None:
+    if problem is not None and not (path is not None and holds_name(path, name)):
         raise InputError(f"entry name {shown_name(name)} is not usable: it {problem}; expected "
-                         f"{NEW_ENTRY_NAME_RULE}: nothing was written", source=source)
+                         f"{NEW_ENTRY_NAME_RULE}{hint}: nothing was written", source=source)
     return name
+
+
+def holds_name(path: str | Path, name: str) -> bool:
+    """Whether the file at `path` holds entry `name`: an entry (any, listed or not) or what a
+    writer of it killed part-way left (`cut_off_entries`: written again under the name). A
+    file that cannot be read holds none (its writer says what is wrong with it)."""
+    if not Path(path).exists() or "/" in name or name in (".", "..") or not name:
+        return False
+    try:
+        with open_read(path) as f:
+            return any(f.get(key, getlink=True) is not None
+                       for key in (name, staged_name(name), aside_name(name)))
+    except (InputError, OSError):
+        return False
 
 
 def _dataset(group: h5py.Group, name: str, value: object, units: str | None = None,
@@ -236,7 +254,7 @@ def write_map_entry(
     `default` names this entry.
     """
     source = str(path)
-    check_entry_name(data.name, source=source)
+    check_entry_name(data.name, source=source, path=path)
     if not kind:
         raise InputError(f"entry kind is empty; expected one of {KINDS_HINT}", source=source)
     check_intact(path)

@@ -214,7 +214,7 @@ def check_new_scan(path: str | Path, name: str) -> None:
     the file's format."""
     p = Path(path)
     check_file_name("the session file", str(p), p)
-    check_entry_name(name, source=str(p))
+    check_entry_name(name, source=str(p), path=p)
     if p.exists():
         with open_read(p) as f:
             check_no_lookalike(f, name)
@@ -320,7 +320,7 @@ class ScanEntryWriter:
         epoch = time.time()
         start = _iso(epoch)  # to the second: the scan's clock counts from it
         offset = epoch - datetime.fromisoformat(start).timestamp()
-        check_entry_name(name, source=str(p))
+        check_entry_name(name, source=str(p), path=p)
         require_swmr_format(p)
         with writing(p) as f:
             # left by a writer that was killed; an earlier release's whole entry is kept until
