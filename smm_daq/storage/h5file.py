@@ -897,14 +897,16 @@ def _repair_locked(p: Path, *, only_ours: bool = False) -> Repaired:
     try:
         src = _open_for_repair(p, cleared)
         try:
-            if only_ours:
-                _check_repairable(src, p)
-            _refuse_live_writers(src, p)
+            with _damage_named(p):
+                if only_ours:
+                    _check_repairable(src, p)
+                _refuse_live_writers(src, p)
             # HDF5 writing a file the disk has no room for ends in a crash, not an error
             if not _reserve(tmp, 0, p.stat().st_size + HEADROOM, create=True):
                 raise _no_room(p, "repair it: its copy is rebuilt beside it")
             with h5py.File(tmp, "w", libver=LIBVER, track_order=True, locking=False) as dst:
-                _rebuild(src, dst)
+                with _damage_named(p):
+                    _rebuild(src, dst)
                 for name in replacements_under_way(dst):  # before the staged ones go
                     settle_replacement(dst, name, source=str(p))
                 cut_off = cut_off_entries(dst)
@@ -934,6 +936,22 @@ def _repair_locked(p: Path, *, only_ours: bool = False) -> Repaired:
     _swap_in(tmp, p)
     done.removed[:], done.kept[:] = remove_leftovers(p)
     return done
+
+
+@contextlib.contextmanager
+def _damage_named(p: Path) -> Iterator[None]:
+    """InputError where HDF5 cannot read a part of `p` that a repair reads (damage it
+    notices only once it reads that part: a header message's version), not a traceback. An
+    OSError of the system's (one with an errno: no room, no permission) is passed on."""
+    try:
+        yield
+    except (OSError, RuntimeError, KeyError, ValueError) as exc:
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise
+        raise InputError(
+            f"cannot be read back whole to repair it ({exc}): part of it is damaged; "
+            "expected an intact smm-daq session file: restore it from a copy (it is left "
+            "as it was)", source=str(p)) from None
 
 
 def _swap_in(tmp: Path, p: Path, copy: str = "repaired copy") -> None:
