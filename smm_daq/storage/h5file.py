@@ -600,17 +600,19 @@ def _init_root(f: h5py.File, path: Path) -> None:
     f.attrs["h5py_version"] = h5py.version.version
 
 
-def _create(p: Path) -> None:
-    """A new, empty session file, made beside the target and linked in whole (never half).
-    The scratch files of writers of that name that were killed (one killed while it made the
-    file, before its name was linked) are removed with it: no repair is run on a file that
-    was never made."""
+def _create(p: Path) -> bool:
+    """A new, empty session file, made beside the target and linked in whole (never half);
+    False where another writer made one meanwhile (kept). The scratch files of writers of
+    that name that were killed (one killed while it made the file, before its name was
+    linked) are removed with it: no repair is run on a file that was never made."""
     tmp = _scratch(p, "new")
+    made = False
     try:
         with h5py.File(tmp, "w", libver=LIBVER, track_order=True, locking=False) as f:
             _init_root(f, p)
         with contextlib.suppress(FileExistsError):  # made meanwhile: keep that one
             os.link(tmp, p)  # atomic, never a half-made file under the name
+            made = True
     except OSError as exc:
         raise InputError(f"cannot create the file ({_reason(exc)})", source=str(p)) from None
     finally:
@@ -618,6 +620,7 @@ def _create(p: Path) -> None:
             tmp.unlink(missing_ok=True)
     for name in remove_leftovers(p)[0]:
         _log.warning("%s: removed %s", p, name)
+    return made
 
 
 def _reserve(target: Path, offset: int, length: int, *, create: bool = False) -> bool:
@@ -664,14 +667,20 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
     open-for-write by a killed writer is repaired first; one that a live process writes
     outside this lock raises InputError. `same_file`: the file (`file_id`) the name is to
     stand for; `Replaced`, before anything is written, when it names another.
+
+    A write that raises leaves the file as it was (`_Before`): the objects it made at the
+    root are deleted, the root's attributes put back, and a file that this write made,
+    holding nothing then, is removed. A write deeper in an existing entry, or in SWMR mode
+    (values in place), puts back what it changed itself.
     """
     p = Path(path)
     if p.exists() and not p.is_file():
         raise InputError("is not a file; expected an smm-daq session file (.h5)", source=str(p))
+    made = False
     if not p.exists():
         if not create:
             _check_exists(p)
-        _create(p)
+        made = _create(p)
     with _writers_lock(p):
         if same_file is not None and not _names(p, same_file):
             raise Replaced(f"{p}: the file was replaced since it was last written (moved or "
@@ -686,24 +695,110 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
                 "it there first",
                 source=str(p),
             )
-        _reserve_room(p, room)
-        flags = h5py.h5f.ACC_RDWR | (h5py.h5f.ACC_SWMR_WRITE if swmr else 0)
         try:
-            fid = h5py.h5f.open(os.fsencode(p), flags, _write_fapl())
-        except OSError as exc:
-            raise InputError(
-                f"cannot open for writing ({_reason(exc)}); expected an smm-daq session file "
-                "not open for writing in another program",
-                source=str(p),
-            ) from None
-        f = h5py.File(fid)
+            _reserve_room(p, room)
+            f = h5py.File(_open_for_writing(p, swmr=swmr))
+        except BaseException:
+            if made:
+                _remove_if_empty(p)
+            raise
+        failed = True
         try:
+            before = None if swmr else _Before.of(f)
             if _holds_nothing(f):  # an empty HDF5 file: made a session file
                 _init_root(f, p)
-            yield f
-            f.flush()
+            try:
+                yield f
+                f.flush()
+            except BaseException:
+                if before is not None:
+                    before.put_back(f, p)
+                raise
+            failed = False
         finally:
             f.close()
+            if failed and made:
+                _remove_if_empty(p)
+
+
+def _open_for_writing(p: Path, *, swmr: bool) -> h5py.h5f.FileID:
+    flags = h5py.h5f.ACC_RDWR | (h5py.h5f.ACC_SWMR_WRITE if swmr else 0)
+    try:
+        return h5py.h5f.open(os.fsencode(p), flags, _write_fapl())
+    except OSError as exc:
+        raise InputError(
+            f"cannot open for writing ({_reason(exc)}); expected an smm-daq session file "
+            "not open for writing in another program",
+            source=str(p),
+        ) from None
+
+
+def _remove_if_empty(p: Path) -> None:
+    """Remove the file that a failed write made where it holds no entry (no other writer
+    wrote one meanwhile): as if it had never been made."""
+    with contextlib.suppress(OSError):
+        with h5py.File(p, "r", locking=False) as f:
+            empty = not len(f)
+        if empty:
+            p.unlink()
+
+
+@dataclass(frozen=True)
+class _Before:
+    """The root of a file before a write: its links (a hard link with the address of its
+    object) and its attributes (value and type), to put back where the write fails."""
+
+    links: dict[str, int | None]
+    attrs: dict[str, tuple[object, np.dtype]]
+
+    @classmethod
+    def of(cls, f: h5py.File) -> _Before:
+        return cls({name: _address(f, name) for name in f},
+                   {key: (f.attrs[key], f.attrs.get_id(key).dtype) for key in f.attrs})
+
+    def put_back(self, f: h5py.File, p: Path) -> None:
+        """Delete what the write made at the root and put the root's attributes back. An
+        object that was there before is kept under whatever name it has now (an entry set
+        aside while it is replaced: staging settles it), and so is a new one that took the
+        place of an object gone since (a replacement that was finished: never neither
+        entry). Where that fails too (the disk gone), it is said, and the write's own
+        failure is the error."""
+        try:
+            now = {name: _address(f, name) for name in f}
+            for name, address in now.items():
+                if self._made(name, address, set(now.values())):
+                    del f[name]
+            for key in list(f.attrs):
+                if key not in self.attrs:
+                    del f.attrs[key]
+            for key, (value, dtype) in self.attrs.items():
+                if key not in f.attrs or not _same(f.attrs[key], value):
+                    f.attrs.create(key, value, dtype=dtype)
+            f.flush()
+        except Exception as exc:  # the write's own error says what went wrong
+            _log.warning("%s: what a failed write made could not all be removed: %s", p, exc)
+
+
+    def _made(self, name: str, address: int | None, there: set[int | None]) -> bool:
+        """Whether root link `name` (to `address`; None: not a hard link), among links to
+        the objects at `there`, is the write's to delete."""
+        if name not in self.links:
+            return address is None or address not in self.links.values()
+        old = self.links[name]
+        return address is not None and address != old and old in there
+
+
+def _address(f: h5py.Group, name: str) -> int | None:
+    """The address of the object a hard link `name` of `f` leads to; None for another link."""
+    info = f.id.links.get_info(name.encode())
+    return info.u if info.type == h5py.h5l.TYPE_HARD else None
+
+
+def _same(a: object, b: object) -> bool:
+    try:
+        return bool(np.array_equal(np.asarray(a), np.asarray(b)))
+    except (TypeError, ValueError):
+        return False
 
 
 def require_swmr_format(path: str | Path) -> None:

@@ -248,32 +248,28 @@ def write_map_entry(
         if replacing and not superseding:
             _check_replaceable(f, data.name, data.name, data.sources, overwrite, source)
             _check_aside_free(f, data.name, source)
-        # Written under another name first: a failure part-way leaves the file as it was.
+        # Written under another name first and moved in whole: a writer killed part-way
+        # leaves the entry as it was (one that raises is undone by `writing`).
         staged = staged_name(data.name)
-        try:
-            stamp = now_iso()
-            entry = create_entry_core(f, data, kind=kind, status="finished", start_time=stamp,
-                                      end_time=stamp, group=staged)
-            entry.attrs[STAGING] = 1
-            _dataset(entry["data"], "Bz", data.bz, "T", long_name="Bz (T)")
-            for plot in plots:
-                if isinstance(plot, MapPlot):
-                    write_map_plot(entry, plot)
-                else:
-                    write_table_plot(entry, plot)
-            entry.attrs["default"] = default
-            for key, value in (attrs or {}).items():
-                entry.attrs[key] = value
-            write_process(entry, sources=data.sources, parameters=parameters or {})
-            for step, fields in (processes or {}).items():
-                write_process(entry, sources=data.sources, parameters={}, name=step,
-                              fields=fields)
-            if extra:
-                _store_extra(entry, extra, f"{source}, entry '{data.name}'")
-        except BaseException:
-            if staged in f:
-                del f[staged]
-            raise
+        stamp = now_iso()
+        entry = create_entry_core(f, data, kind=kind, status="finished", start_time=stamp,
+                                  end_time=stamp, group=staged)
+        entry.attrs[STAGING] = 1
+        _dataset(entry["data"], "Bz", data.bz, "T", long_name="Bz (T)")
+        for plot in plots:
+            if isinstance(plot, MapPlot):
+                write_map_plot(entry, plot)
+            else:
+                write_table_plot(entry, plot)
+        entry.attrs["default"] = default
+        for key, value in (attrs or {}).items():
+            entry.attrs[key] = value
+        write_process(entry, sources=data.sources, parameters=parameters or {})
+        for step, fields in (processes or {}).items():
+            write_process(entry, sources=data.sources, parameters={}, name=step,
+                          fields=fields)
+        if extra:
+            _store_extra(entry, extra, f"{source}, entry '{data.name}'")
         put_in(f, staged, data.name, replacing=replacing)
         f.attrs["default"] = data.name
     return data.name
