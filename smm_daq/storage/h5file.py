@@ -56,10 +56,11 @@ import re
 import shutil
 import socket
 import threading
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import h5py
 import numpy as np
@@ -87,6 +88,7 @@ from smm_daq.storage.strings import text
 from smm_daq.storage.superblock import MarkCleared, clear_open_mark, superblock_intact
 
 LIBVER = ("v110", "latest")
+T = TypeVar("T")
 
 
 def fixed_text(size: int) -> h5py.Datatype:
@@ -452,7 +454,9 @@ def open_read(path: str | Path) -> Iterator[h5py.File]:
     milliseconds to write) and repaired when its writer was killed; when it cannot be
     repaired (it is read-only here, another program's, or a process still writes it), it is
     read in SWMR mode, or, its writer killed outside SWMR mode, as if its mark were cleared
-    (`MarkCleared`), the file left as it is.
+    (`MarkCleared`), the file left as it is. A read that a write by another process
+    overlapped raises `WrittenMeanwhile` once it ends: what it read need not be of one state
+    of the file (`read_whole` reads it again).
     """
     p = Path(path)
     _check_exists(p)
@@ -482,19 +486,48 @@ def _open_read(p: Path) -> Iterator[h5py.File]:
         try:
             with _opened_for_reading(p) as read:
                 yield read.file
+                # asked while no writer of this process can begin (it waits for this read)
+                overlapped = turns.changed(p, before)
         except Exception as exc:
             if read is not None and read.overrun:  # whatever the closed file made it raise
                 raise _overrun(p) from None
             if isinstance(exc, _READ_FAILURES) and turns.changed(p, before):
-                raise InputError(  # a writer elsewhere stopped waiting for this reader
-                    "was written by another process while it was read (a writer waits for "
-                    f"a reader {turns.WRITER_WAIT_S:g} s at most), so it was not read whole; "
-                    "read it again: nothing says the file is damaged", source=str(p)) from None
+                raise WrittenMeanwhile(p) from None
             raise
         if read is not None and read.overrun:
             # A closed file answers some questions without an error: `name in f` is False,
             # `f.get(name)` None. What the read made of such answers is not the file's.
             raise _overrun(p)
+        if overlapped:
+            # HDF5 keeps what it read of the file's layout: after another process's write,
+            # a line can read as done while its values still read as not measured.
+            raise WrittenMeanwhile(p)
+
+
+class WrittenMeanwhile(InputError):
+    """A read that another process's write overlapped (a writer waits for a reader only so
+    long, or none was waited for: no locks here), so what it read may be half the file
+    before the write and half after it; `read_whole` reads it again."""
+
+    def __init__(self, p: Path) -> None:
+        super().__init__(
+            "was written by another process while it was read (a writer waits for a reader "
+            f"{turns.WRITER_WAIT_S:g} s at most), so it was not read whole; read it again: "
+            "nothing says the file is damaged", source=str(p))
+
+
+_READS = 3  # reads of a file that writes overlap before `read_whole` gives up
+
+
+def read_whole(path: str | Path, read: Callable[[h5py.File], T]) -> T:
+    """What `read` makes of the session file `path` open for reading (`open_read`), read
+    again where another process's write overlapped it (`WrittenMeanwhile`), `_READS` times
+    at most: what it returns is of the file as one write left it."""
+    for _ in range(_READS - 1):
+        with contextlib.suppress(WrittenMeanwhile), open_read(path) as f:
+            return read(f)
+    with open_read(path) as f:
+        return read(f)
 
 
 _READ_FAILURES = (InputError, OSError, RuntimeError, KeyError, ValueError)

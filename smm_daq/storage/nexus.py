@@ -44,6 +44,7 @@ from smm_daq.storage.h5file import (
     TEXT,
     now_iso,
     open_read,
+    read_whole,
     require_ours,
     text,
     writer_alive,
@@ -415,8 +416,11 @@ def read_map(path: str | Path, entry: str) -> MapData:
     (datasets of the wrong kind or shape, axes that are not a regular grid, values no
     magnetometer records) or cannot be read (a corrupt file).
     """
-    with open_read(path) as f, corrupt_guard(f"{path}, entry '{entry}'"):
-        return read_map_in(f, str(path), entry)
+    def read(f: h5py.File) -> MapData:
+        with corrupt_guard(f"{path}, entry '{entry}'"):
+            return read_map_in(f, str(path), entry)
+
+    return read_whole(path, read)
 
 
 def read_map_in(f: h5py.File, source: str, entry: str) -> MapData:
@@ -579,8 +583,7 @@ def list_entries(path: str | Path, *, noise_floors: bool = False) -> list[EntryI
     the file itself is corrupt. `noise_floors`: each entry holding a map has its map read as
     `read_map` reads it and its white-noise floor in `noise_floor` (or why the map cannot
     be read in `noise_problem`), in this one open of the file."""
-    with open_read(path) as f:
-        return list_entries_in(f, str(path), noise_floors=noise_floors)
+    return read_whole(path, lambda f: list_entries_in(f, str(path), noise_floors=noise_floors))
 
 
 def list_entries_in(f: h5py.File, source: str, *, noise_floors: bool = False
