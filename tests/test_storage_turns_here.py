@@ -285,3 +285,18 @@ def test_a_reader_waits_for_a_stalled_writer_of_its_own_process_only_so_long_wit
     assert f"for more than {turns.TURN_WAIT_S:g} s" in str(out[0])
     assert clock.now() >= turns.TURN_WAIT_S
     assert [e.name for e in list_entries(path)] == ["earlier"]  # and afterwards it reads
+
+
+def test_the_turns_of_files_no_thread_uses_any_more_are_forgotten(tmp_path, path):
+    """A window open for weeks opens thousands of files: only those read or written now are
+    kept (one each, shared by every thread using it), not one for every file ever opened."""
+    from smm_daq.storage import here
+
+    others = [tmp_path / f"other{i}.h5" for i in range(3)]
+    for other in others:
+        write_map_entry(other, _map("m"), kind="scan")
+        with open_read(other) as f:
+            assert list(f) == ["m"]
+    with open_read(path), writing(others[0]):
+        assert sorted(here._FILES) == sorted(str(p.resolve()) for p in (path, others[0]))
+    assert here._FILES == {}

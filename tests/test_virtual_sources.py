@@ -4,6 +4,7 @@ HDF5 would read its fill value without a word, so the readers refuse it, naming 
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import h5py
@@ -12,8 +13,10 @@ import pytest
 
 from smm_daq.cli.main import main
 from smm_daq.errors import InputError
+from smm_daq.storage.h5file import marked_open
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import read_map, write_map_entry
+from smm_daq.storage.superblock import lookup3
 
 UM = 1e-6
 UT = 1e-6
@@ -92,3 +95,59 @@ def test_a_virtual_map_moved_with_its_sources_reads_as_hdf5_finds_them(tmp_path:
     with pytest.raises(InputError, match="which is not there") as caught:
         read_map(moved / path.name, "scan")
     assert str(source) in str(caught.value) and str(moved / "parts.h5") in str(caught.value)
+
+
+def _mark_open(path: Path, flags: int) -> None:
+    """Set the superblock's open-for-write flags as a writer killed there leaves them."""
+    raw = bytearray(path.read_bytes())
+    assert raw[8] == 3  # superblock version 3
+    size = 12 + 4 * raw[9]
+    raw[11] = flags
+    raw[size:size + 4] = struct.pack("<I", lookup3(bytes(raw[:size])))
+    path.write_bytes(bytes(raw))
+
+
+def _session_of_sessions(tmp_path: Path) -> tuple[Path, Path, np.ndarray]:
+    """A session whose entry 'scan' maps its Bz from entry 'part' of another smm-daq
+    session file, 'parts.h5', beside it."""
+    x = np.arange(6) * 5 * UM
+    y = np.arange(4) * 5 * UM
+    bz = np.arange(24, dtype=float).reshape(4, 6) * 0.1 * UT
+    source = tmp_path / "parts.h5"
+    write_map_entry(source, MapData(bz=bz, x=x, y=y, height=50 * UM,
+                                    applied_field=np.zeros(3), name="part"), kind="scan")
+    path = tmp_path / "s.h5"
+    write_map_entry(path, MapData(bz=np.zeros_like(bz), x=x, y=y, height=50 * UM,
+                                  applied_field=np.zeros(3), name="scan"), kind="scan")
+    layout = h5py.VirtualLayout(shape=bz.shape, dtype=float)
+    layout[:] = h5py.VirtualSource("parts.h5", "part/data/Bz", shape=bz.shape)
+    with h5py.File(path, "r+") as f:
+        data = f["scan/data"]
+        del data["Bz"]
+        data.create_virtual_dataset("Bz", layout, fillvalue=0.0).attrs["units"] = "T"
+    return path, source, bz
+
+
+def test_a_virtual_maps_source_session_left_marked_open_by_a_killed_writer_is_read_as_every_session_file_is(  # noqa: E501
+        tmp_path: Path) -> None:
+    """The source is read as `open_read` reads a session file (its writer's turn taken, a
+    killed writer's mark repaired), not opened bare, which HDF5 refuses for the mark: the
+    map reads the source's values, not a refusal saying it cannot be read."""
+    path, source, bz = _session_of_sessions(tmp_path)
+    _mark_open(source, 0x01)  # a writer killed outside SWMR mode
+    with pytest.raises(OSError):
+        h5py.File(source, "r").close()  # what a bare open makes of it
+    np.testing.assert_allclose(read_map(path, "scan").bz, bz)
+    assert not marked_open(source)
+
+
+def test_a_virtual_maps_source_marked_open_by_another_programs_killed_writer_is_refused(
+        tmp_path: Path) -> None:
+    """Another program's source, which smm-daq does not repair, is refused while it is
+    marked open: HDF5 would read the map from it as its fill value."""
+    path, source, _ = _session_of_sessions(tmp_path)
+    with h5py.File(source, "r+") as f:
+        f.attrs["creator"] = "another program"
+    _mark_open(source, 0x05)  # a writer killed in SWMR mode: readable in SWMR mode only
+    with pytest.raises(InputError, match=r"parts\.h5, which cannot be read there"):
+        read_map(path, "scan")

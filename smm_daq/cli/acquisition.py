@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -537,32 +538,20 @@ def cmd_info(args: argparse.Namespace) -> int:
     """List the file's entries, each MMT result read whole: an entry that cannot be read, a
     damaged result or one of a newer layout is listed as such (a result with why) beside the
     others, and the first of them is the error (exit 2)."""
-    from smm_daq.storage.h5file import open_read
+    from smm_daq.storage.h5file import read_whole
     from smm_daq.storage.nexus import (
         cut_off_replacements,
         links_and_strays,
-        list_entries_in,
         unfinished_entries,
     )
     from smm_daq.storage.staging import aside_name
 
-    problems = []
-    with open_read(args.file) as f:  # the entries, their noise floors and MMT results
-        entries = list_entries_in(f, args.file, noise_floors=True)
-        print(f"{args.file}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}")
-        for e in entries:
-            if e.problem:
-                print(f"  {listed_name(e.name)}  [unreadable]")
-                problems.append(e.problem)
-                continue
-            result, status, why = (_result_summary(f, args.file, e.name) if e.kind == "mmt"
-                                   else ("", "", ""))
-            if why:
-                print(f"  {_info_line(replace(e, status=status))}\n"
-                      f"    {'damaged' if status == 'damaged' else 'not read'}: {why}")
-                problems.append(why)
-            else:
-                print(f"  {_info_line(e, result)}")
+    # the entries, their noise floors and MMT results, of the file as one write left it
+    listed, problems, failed = read_whole(args.file, partial(_listing, args.file))
+    for line in listed:
+        print(line)
+    if failed is not None:
+        raise failed
     for cut in unfinished_entries(args.file):
         print(f"  unfinished: {_cut_off_note(cut, args.file)}")
     for name, link, conflict in cut_off_replacements(args.file):
@@ -589,6 +578,33 @@ def cmd_info(args: argparse.Namespace) -> int:
                   if len(problems) > 1 else "")
         raise InputError(problems[0] + others)
     return 0
+
+
+def _listing(path: str, f: h5py.File) -> tuple[list[str], list[str], InputError | None]:
+    """`info`'s lines for the entries of the open file `f` (at `path`), the problems among
+    them, and the error that cut the listing short (said after the lines before it)."""
+    from smm_daq.storage.nexus import list_entries_in
+
+    entries = list_entries_in(f, path, noise_floors=True)
+    lines = [f"{path}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}"]
+    problems: list[str] = []
+    try:
+        for e in entries:
+            if e.problem:
+                lines.append(f"  {listed_name(e.name)}  [unreadable]")
+                problems.append(e.problem)
+                continue
+            result, status, why = (_result_summary(f, path, e.name) if e.kind == "mmt"
+                                   else ("", "", ""))
+            if why:
+                lines.append(f"  {_info_line(replace(e, status=status))}\n"
+                             f"    {'damaged' if status == 'damaged' else 'not read'}: {why}")
+                problems.append(why)
+            else:
+                lines.append(f"  {_info_line(e, result)}")
+    except InputError as exc:
+        return lines, problems, exc
+    return lines, problems, None
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -56,10 +56,11 @@ import re
 import shutil
 import socket
 import threading
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import h5py
 import numpy as np
@@ -89,6 +90,7 @@ from smm_daq.storage.strings import text
 from smm_daq.storage.superblock import MarkCleared, clear_open_mark, superblock_intact
 
 LIBVER = ("v110", "latest")
+T = TypeVar("T")
 
 
 def fixed_text(size: int) -> h5py.Datatype:
@@ -501,7 +503,9 @@ def open_read(path: str | Path) -> Iterator[h5py.File]:
     milliseconds to write) and repaired when its writer was killed; when it cannot be
     repaired (it is read-only here, another program's, or a process still writes it), it is
     read in SWMR mode, or, its writer killed outside SWMR mode, as if its mark were cleared
-    (`MarkCleared`), the file left as it is.
+    (`MarkCleared`), the file left as it is. A read that a write by another process
+    overlapped raises `WrittenMeanwhile` once it ends: what it read need not be of one state
+    of the file (`read_whole` reads it again).
     """
     p = Path(path)
     _check_exists(p)
@@ -531,19 +535,48 @@ def _open_read(p: Path) -> Iterator[h5py.File]:
         try:
             with _opened_for_reading(p) as read:
                 yield read.file
+                # asked while no writer of this process can begin (it waits for this read)
+                overlapped = turns.changed(p, before)
         except Exception as exc:
             if read is not None and read.overrun:  # whatever the closed file made it raise
                 raise _overrun(p) from None
             if isinstance(exc, _READ_FAILURES) and turns.changed(p, before):
-                raise InputError(  # a writer elsewhere stopped waiting for this reader
-                    "was written by another process while it was read (a writer waits for "
-                    f"a reader {turns.WRITER_WAIT_S:g} s at most), so it was not read whole; "
-                    "read it again: nothing says the file is damaged", source=str(p)) from None
+                raise WrittenMeanwhile(p) from None
             raise
         if read is not None and read.overrun:
             # A closed file answers some questions without an error: `name in f` is False,
             # `f.get(name)` None. What the read made of such answers is not the file's.
             raise _overrun(p)
+        if overlapped:
+            # HDF5 keeps what it read of the file's layout: after another process's write,
+            # a line can read as done while its values still read as not measured.
+            raise WrittenMeanwhile(p)
+
+
+class WrittenMeanwhile(InputError):
+    """A read that another process's write overlapped (a writer waits for a reader only so
+    long, or none was waited for: no locks here), so what it read may be half the file
+    before the write and half after it; `read_whole` reads it again."""
+
+    def __init__(self, p: Path) -> None:
+        super().__init__(
+            "was written by another process while it was read (a writer waits for a reader "
+            f"{turns.WRITER_WAIT_S:g} s at most), so it was not read whole; read it again: "
+            "nothing says the file is damaged", source=str(p))
+
+
+_READS = 3  # reads of a file that writes overlap before `read_whole` gives up
+
+
+def read_whole(path: str | Path, read: Callable[[h5py.File], T]) -> T:
+    """What `read` makes of the session file `path` open for reading (`open_read`), read
+    again where another process's write overlapped it (`WrittenMeanwhile`), `_READS` times
+    at most: what it returns is of the file as one write left it."""
+    for _ in range(_READS - 1):
+        with contextlib.suppress(WrittenMeanwhile), open_read(path) as f:
+            return read(f)
+    with open_read(path) as f:
+        return read(f)
 
 
 _READ_FAILURES = (InputError, OSError, RuntimeError, KeyError, ValueError)
@@ -650,17 +683,19 @@ def _init_root(f: h5py.File, path: Path) -> None:
     identity.give_token(f)
 
 
-def _create(p: Path) -> None:
-    """A new, empty session file, made beside the target and linked in whole (never half).
-    The scratch files of writers of that name that were killed (one killed while it made the
-    file, before its name was linked) are removed with it: no repair is run on a file that
-    was never made."""
+def _create(p: Path) -> bool:
+    """A new, empty session file, made beside the target and linked in whole (never half);
+    False where another writer made one meanwhile (kept). The scratch files of writers of
+    that name that were killed (one killed while it made the file, before its name was
+    linked) are removed with it: no repair is run on a file that was never made."""
     tmp = _scratch(p, "new")
+    made = False
     try:
         with h5py.File(tmp, "w", libver=LIBVER, track_order=True, locking=False) as f:
             _init_root(f, p)
         with contextlib.suppress(FileExistsError):  # made meanwhile: keep that one
             os.link(tmp, p)  # atomic, never a half-made file under the name
+            made = True
     except OSError as exc:
         raise InputError(f"cannot create the file ({_reason(exc)})", source=str(p)) from None
     finally:
@@ -668,6 +703,7 @@ def _create(p: Path) -> None:
             tmp.unlink(missing_ok=True)
     for name in remove_leftovers(p)[0]:
         _log.warning("%s: removed %s", p, name)
+    return made
 
 
 def _reserve(target: Path, offset: int, length: int, *, create: bool = False) -> bool:
@@ -714,14 +750,20 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
     open-for-write by a killed writer is repaired first; one that a live process writes
     outside this lock raises InputError. `same_file`: the file (`file_id`) the name is to
     stand for; `Replaced`, before anything is written, when it names another (`identity`).
+
+    A write that raises leaves the file as it was (`_Before`): the objects it made at the
+    root are deleted, the root's attributes put back, and a file that this write made,
+    holding nothing then, is removed. A write deeper in an existing entry, or in SWMR mode
+    (values in place), puts back what it changed itself.
     """
     p = Path(path)
     if p.exists() and not p.is_file():
         raise InputError("is not a file; expected an smm-daq session file (.h5)", source=str(p))
+    made = False
     if not p.exists():
         if not create:
             _check_exists(p)
-        _create(p)
+        made = _create(p)
     with _writers_lock(p):
         if same_file is not None:  # before anything, a repair too, touches the file
             _require_named(p, same_file)
@@ -735,24 +777,110 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
                 "it there first",
                 source=str(p),
             )
-        _reserve_room(p, room)
-        flags = h5py.h5f.ACC_RDWR | (h5py.h5f.ACC_SWMR_WRITE if swmr else 0)
         try:
-            fid = h5py.h5f.open(os.fsencode(p), flags, _write_fapl())
-        except OSError as exc:
-            raise InputError(
-                f"cannot open for writing ({_reason(exc)}); expected an smm-daq session file "
-                "not open for writing in another program",
-                source=str(p),
-            ) from None
-        f = h5py.File(fid)
+            _reserve_room(p, room)
+            f = h5py.File(_open_for_writing(p, swmr=swmr))
+        except BaseException:
+            if made:
+                _remove_if_empty(p)
+            raise
+        failed = True
         try:
+            before = None if swmr else _Before.of(f)
             if _holds_nothing(f):  # an empty HDF5 file: made a session file
                 _init_root(f, p)
-            yield f
-            f.flush()
+            try:
+                yield f
+                f.flush()
+            except BaseException:
+                if before is not None:
+                    before.put_back(f, p)
+                raise
+            failed = False
         finally:
             f.close()
+            if failed and made:
+                _remove_if_empty(p)
+
+
+def _open_for_writing(p: Path, *, swmr: bool) -> h5py.h5f.FileID:
+    flags = h5py.h5f.ACC_RDWR | (h5py.h5f.ACC_SWMR_WRITE if swmr else 0)
+    try:
+        return h5py.h5f.open(os.fsencode(p), flags, _write_fapl())
+    except OSError as exc:
+        raise InputError(
+            f"cannot open for writing ({_reason(exc)}); expected an smm-daq session file "
+            "not open for writing in another program",
+            source=str(p),
+        ) from None
+
+
+def _remove_if_empty(p: Path) -> None:
+    """Remove the file that a failed write made where it holds no entry (no other writer
+    wrote one meanwhile): as if it had never been made."""
+    with contextlib.suppress(OSError):
+        with h5py.File(p, "r", locking=False) as f:
+            empty = not len(f)
+        if empty:
+            p.unlink()
+
+
+@dataclass(frozen=True)
+class _Before:
+    """The root of a file before a write: its links (a hard link with the address of its
+    object) and its attributes (value and type), to put back where the write fails."""
+
+    links: dict[str, int | None]
+    attrs: dict[str, tuple[object, np.dtype]]
+
+    @classmethod
+    def of(cls, f: h5py.File) -> _Before:
+        return cls({name: _address(f, name) for name in f},
+                   {key: (f.attrs[key], f.attrs.get_id(key).dtype) for key in f.attrs})
+
+    def put_back(self, f: h5py.File, p: Path) -> None:
+        """Delete what the write made at the root and put the root's attributes back. An
+        object that was there before is kept under whatever name it has now (an entry set
+        aside while it is replaced: staging settles it), and so is a new one that took the
+        place of an object gone since (a replacement that was finished: never neither
+        entry). Where that fails too (the disk gone), it is said, and the write's own
+        failure is the error."""
+        try:
+            now = {name: _address(f, name) for name in f}
+            for name, address in now.items():
+                if self._made(name, address, set(now.values())):
+                    del f[name]
+            for key in list(f.attrs):
+                if key not in self.attrs:
+                    del f.attrs[key]
+            for key, (value, dtype) in self.attrs.items():
+                if key not in f.attrs or not _same(f.attrs[key], value):
+                    f.attrs.create(key, value, dtype=dtype)
+            f.flush()
+        except Exception as exc:  # the write's own error says what went wrong
+            _log.warning("%s: what a failed write made could not all be removed: %s", p, exc)
+
+
+    def _made(self, name: str, address: int | None, there: set[int | None]) -> bool:
+        """Whether root link `name` (to `address`; None: not a hard link), among links to
+        the objects at `there`, is the write's to delete."""
+        if name not in self.links:
+            return address is None or address not in self.links.values()
+        old = self.links[name]
+        return address is not None and address != old and old in there
+
+
+def _address(f: h5py.Group, name: str) -> int | None:
+    """The address of the object a hard link `name` of `f` leads to; None for another link."""
+    info = f.id.links.get_info(name.encode())
+    return info.u if info.type == h5py.h5l.TYPE_HARD else None
+
+
+def _same(a: object, b: object) -> bool:
+    try:
+        return bool(np.array_equal(np.asarray(a), np.asarray(b)))
+    except (TypeError, ValueError):
+        return False
 
 
 def require_swmr_format(path: str | Path) -> None:
@@ -946,14 +1074,16 @@ def _repair_locked(p: Path, *, only_ours: bool = False) -> Repaired:
     try:
         src = _open_for_repair(p, cleared)
         try:
-            if only_ours:
-                _check_repairable(src, p)
-            _refuse_live_writers(src, p)
+            with _damage_named(p):
+                if only_ours:
+                    _check_repairable(src, p)
+                _refuse_live_writers(src, p)
             # HDF5 writing a file the disk has no room for ends in a crash, not an error
             if not _reserve(tmp, 0, p.stat().st_size + HEADROOM, create=True):
                 raise _no_room(p, "repair it: its copy is rebuilt beside it")
             with h5py.File(tmp, "w", libver=LIBVER, track_order=True, locking=False) as dst:
-                _rebuild(src, dst)
+                with _damage_named(p):
+                    _rebuild(src, dst)
                 _new_identity(dst)
                 for name in replacements_under_way(dst):  # before the staged ones go
                     settle_replacement(dst, name, source=str(p))
@@ -992,6 +1122,22 @@ def _new_identity(copy: h5py.File) -> None:
     file system may show both under one inode number. An empty HDF5 file is left empty."""
     if _made_by_us(text(copy.attrs.get("creator", ""))):
         identity.give_token(copy)
+
+
+@contextlib.contextmanager
+def _damage_named(p: Path) -> Iterator[None]:
+    """InputError where HDF5 cannot read a part of `p` that a repair reads (damage it
+    notices only once it reads that part: a header message's version), not a traceback. An
+    OSError of the system's (one with an errno: no room, no permission) is passed on."""
+    try:
+        yield
+    except (OSError, RuntimeError, KeyError, ValueError) as exc:
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise
+        raise InputError(
+            f"cannot be read back whole to repair it ({exc}): part of it is damaged; "
+            "expected an intact smm-daq session file: restore it from a copy (it is left "
+            "as it was)", source=str(p)) from None
 
 
 def _swap_in(tmp: Path, p: Path, copy: str = "repaired copy") -> None:

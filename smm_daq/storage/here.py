@@ -38,21 +38,43 @@ class Read:
 
 
 class _Turns:
-    """The reads of one file open in this process, and the thread writing it, if any."""
+    """The reads of one file open in this process, and the thread writing it, if any; `users`:
+    the threads reading, writing or waiting to (`_using`), so it is forgotten once none is."""
 
     def __init__(self) -> None:
         self.changed = threading.Condition()
         self.reads: list[Read] = []
         self.writer: int | None = None
+        self.users = 0
 
 
+# Only the files some thread reads, writes or waits for now: a window open for weeks opens
+# thousands of files, one after another.
 _FILES: dict[str, _Turns] = {}
 _GUARD = threading.Lock()
 
 
-def _turns(path: Path) -> _Turns:
+@contextlib.contextmanager
+def _using(path: Path) -> Iterator[_Turns]:
+    """The turns of `path`, kept for as long as this is held (every thread using the file
+    meanwhile gets the same), and forgotten when the last user lets go."""
+    key = file_key(path)  # one per file, however named
     with _GUARD:
-        return _FILES.setdefault(file_key(path), _Turns())  # one per file, however named
+        turn = _FILES.setdefault(key, _Turns())
+        turn.users += 1
+    try:
+        yield turn
+    finally:
+        with _GUARD:
+            turn.users -= 1
+            if not turn.users:
+                del _FILES[key]
+
+
+def _current(path: Path) -> _Turns:
+    """The turns of `path` now: empty ones, not kept, when no thread uses the file."""
+    with _GUARD:
+        return _FILES.get(file_key(path)) or _Turns()
 
 
 def refuse_within(path: Path, *, writing: bool) -> None:
@@ -60,7 +82,7 @@ def refuse_within(path: Path, *, writing: bool) -> None:
     reading now: it writes it already, or, to write it, reads it. Asked before any lock is
     waited for."""
     me = threading.get_ident()
-    turn = _turns(path)
+    turn = _current(path)
     with turn.changed:
         if turn.writer == me:
             held = "writing"
@@ -81,7 +103,12 @@ def reading(path: Path, open_file: Callable[[], h5py.File]) -> Iterator[Read]:
     waited for `turns.TURN_WAIT_S` at most, on `turns.CLOCK` (then InputError), as one in
     another process is: also where the file system has no locks to wait on."""
     me = threading.get_ident()
-    turn = _turns(path)
+    with _using(path) as turn:
+        yield from _read(path, turn, me, open_file)
+
+
+def _read(path: Path, turn: _Turns, me: int,
+          open_file: Callable[[], h5py.File]) -> Iterator[Read]:
     begun: list[Read] = []
 
     def begin() -> bool:
@@ -107,7 +134,7 @@ def reading(path: Path, open_file: Callable[[], h5py.File]) -> Iterator[Read]:
 def reading_here(path: Path) -> bool:
     """Whether this thread has `path` open for reading."""
     me = threading.get_ident()
-    turn = _turns(path)
+    turn = _current(path)
     with turn.changed:
         return any(read.thread == me for read in turn.reads)
 
@@ -118,7 +145,11 @@ def writing(path: Path, *, waited: bool) -> Iterator[None]:
     been given `turns.WRITER_WAIT_S` (`waited`: given it already, while this writer waited
     for the file's readers' lock) and are overrun. Writers here take turns before this
     (`smm_daq.storage.h5file`)."""
-    turn = _turns(path)
+    with _using(path) as turn:
+        yield from _write(turn, waited)
+
+
+def _write(turn: _Turns, waited: bool) -> Iterator[None]:
     with turn.changed:
         turn.writer = threading.get_ident()  # readers arriving now wait for the write
     try:

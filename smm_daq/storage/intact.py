@@ -95,9 +95,13 @@ def _version(tid: h5py.h5t.TypeID) -> int:
 _DATATYPE, _CONTINUATION = 0x03, 0x10
 _NEWEST_KIND_1_10 = 0x18  # the metadata cache image message; a later type is a later format
 # header message type -> the newest version of it HDF5 1.10 decodes (the message's first
-# byte; a datatype's upper half of it): dataspace, datatype, fill value, link, layout,
-# filter pipeline, attribute, modification time
-NEWEST_1_10 = {0x01: 2, _DATATYPE: 3, 0x05: 3, 0x06: 1, 0x08: 4, 0x0B: 2, 0x0C: 3, 0x12: 1}
+# byte; a datatype's upper half of it): dataspace, link info, datatype, fill value, link,
+# layout, group info, filter pipeline, attribute, modification time, attribute info. The
+# link-, group- and attribute-info messages of every group that tracks creation order (all
+# of smm-daq's) are version 0 in every HDF5 from 1.8 to 2.0: another version is damage, which
+# HDF5 notices only once a link is added to the group (group info) or read in order.
+NEWEST_1_10 = {0x01: 2, 0x02: 0, _DATATYPE: 3, 0x05: 3, 0x06: 1, 0x08: 4, 0x0A: 0, 0x0B: 2,
+               0x0C: 3, 0x12: 1, 0x15: 0}
 
 
 class _Layout:

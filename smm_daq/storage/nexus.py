@@ -44,6 +44,7 @@ from smm_daq.storage.h5file import (
     TEXT,
     now_iso,
     open_read,
+    read_whole,
     require_ours,
     text,
     writer_alive,
@@ -266,32 +267,28 @@ def write_map_entry(
         if replacing and not superseding:
             _check_replaceable(f, data.name, data.name, data.sources, overwrite, source)
             _check_aside_free(f, data.name, source)
-        # Written under another name first: a failure part-way leaves the file as it was.
+        # Written under another name first and moved in whole: a writer killed part-way
+        # leaves the entry as it was (one that raises is undone by `writing`).
         staged = staged_name(data.name)
-        try:
-            stamp = now_iso()
-            entry = create_entry_core(f, data, kind=kind, status="finished", start_time=stamp,
-                                      end_time=stamp, group=staged)
-            entry.attrs[STAGING] = 1
-            _dataset(entry["data"], "Bz", data.bz, "T", long_name="Bz (T)")
-            for plot in plots:
-                if isinstance(plot, MapPlot):
-                    write_map_plot(entry, plot)
-                else:
-                    write_table_plot(entry, plot)
-            entry.attrs["default"] = default
-            for key, value in (attrs or {}).items():
-                entry.attrs[key] = value
-            write_process(entry, sources=data.sources, parameters=parameters or {})
-            for step, fields in (processes or {}).items():
-                write_process(entry, sources=data.sources, parameters={}, name=step,
-                              fields=fields)
-            if extra:
-                _store_extra(entry, extra, f"{source}, entry '{data.name}'")
-        except BaseException:
-            if staged in f:
-                del f[staged]
-            raise
+        stamp = now_iso()
+        entry = create_entry_core(f, data, kind=kind, status="finished", start_time=stamp,
+                                  end_time=stamp, group=staged)
+        entry.attrs[STAGING] = 1
+        _dataset(entry["data"], "Bz", data.bz, "T", long_name="Bz (T)")
+        for plot in plots:
+            if isinstance(plot, MapPlot):
+                write_map_plot(entry, plot)
+            else:
+                write_table_plot(entry, plot)
+        entry.attrs["default"] = default
+        for key, value in (attrs or {}).items():
+            entry.attrs[key] = value
+        write_process(entry, sources=data.sources, parameters=parameters or {})
+        for step, fields in (processes or {}).items():
+            write_process(entry, sources=data.sources, parameters={}, name=step,
+                          fields=fields)
+        if extra:
+            _store_extra(entry, extra, f"{source}, entry '{data.name}'")
         put_in(f, staged, data.name, replacing=replacing)
         f.attrs["default"] = data.name
     return data.name
@@ -437,8 +434,11 @@ def read_map(path: str | Path, entry: str) -> MapData:
     (datasets of the wrong kind or shape, axes that are not a regular grid, values no
     magnetometer records) or cannot be read (a corrupt file).
     """
-    with open_read(path) as f, corrupt_guard(f"{path}, entry '{entry}'"):
-        return read_map_in(f, str(path), entry)
+    def read(f: h5py.File) -> MapData:
+        with corrupt_guard(f"{path}, entry '{entry}'"):
+            return read_map_in(f, str(path), entry)
+
+    return read_whole(path, read)
 
 
 def read_map_in(f: h5py.File, source: str, entry: str) -> MapData:
@@ -601,8 +601,7 @@ def list_entries(path: str | Path, *, noise_floors: bool = False) -> list[EntryI
     the file itself is corrupt. `noise_floors`: each entry holding a map has its map read as
     `read_map` reads it and its white-noise floor in `noise_floor` (or why the map cannot
     be read in `noise_problem`), in this one open of the file."""
-    with open_read(path) as f:
-        return list_entries_in(f, str(path), noise_floors=noise_floors)
+    return read_whole(path, lambda f: list_entries_in(f, str(path), noise_floors=noise_floors))
 
 
 def list_entries_in(f: h5py.File, source: str, *, noise_floors: bool = False

@@ -73,14 +73,9 @@ def write_optical_entry(
                              "image never writes over an entry)", source=source)
         # Laid out under a temporary name and moved in whole (see write_map_entry).
         staged = staged_name(name)
-        try:
-            entry = f.create_group(staged)
-            entry.attrs[STAGING] = 1
-            _layout(entry, image, registration, image_file, title)
-        except BaseException:
-            if staged in f:
-                del f[staged]
-            raise
+        entry = f.create_group(staged)
+        entry.attrs[STAGING] = 1
+        _layout(entry, image, registration, image_file, title)
         put_in(f, staged, name, replacing=superseding)
     return name
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import h5py
 
-from smm_daq.errors import InputError
+from smm_daq.errors import InputError, StorageError
+from smm_daq.storage.h5file import marked_open, open_read
 
 SAME_FILE = "."  # the source file name HDF5 writes for a source in the virtual file itself
 _ORIGIN = "${ORIGIN}"  # in HDF5_VDS_PREFIX: the directory of the virtual dataset's file
@@ -58,12 +59,16 @@ def _candidates(name: str, home: Path) -> list[Path]:
 
 
 def _holds(path: Path, dataset: str) -> bool:
-    """Whether the HDF5 file at `path` opens and holds dataset `dataset`."""
+    """Whether the HDF5 file at `path` opens and holds dataset `dataset`, read as every
+    session file is (`open_read`: a writer at work waited for, one killed repaired where the
+    file is smm-daq's), and left openable by HDF5 itself, which reads the values: not marked
+    open for writing by a writer killed in another program."""
     try:
-        with h5py.File(path, "r") as f:
-            return isinstance(f.get(dataset), h5py.Dataset)
-    except (OSError, RuntimeError, ValueError):
+        with open_read(path) as f:
+            held = isinstance(f.get(dataset), h5py.Dataset)
+    except (InputError, StorageError, OSError, RuntimeError, ValueError):
         return False
+    return held and not marked_open(path)
 
 
 def _refuse(node: h5py.Dataset, where: str, what: str) -> None:

@@ -1,0 +1,105 @@
+"""A read that a scan in another process overlaps (its writer waits for a reader only so
+long) is never taken for the file: HDF5 keeps what it read of the file's layout, so such a
+read can find a line done whose values still read as not measured. The read says so
+(`WrittenMeanwhile`), and the readers that return what they read (`read_map`, `list_entries`,
+`info`) read the file again, returning it as one write left it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from smm_daq.cli.main import main
+from smm_daq.instruments.profile import load_profile
+from smm_daq.storage import nexus
+from smm_daq.storage.h5file import WrittenMeanwhile, open_read
+from smm_daq.storage.nexus import list_entries, read_map
+from smm_daq.storage.scan_entry import ScanEntryWriter
+
+NX, NY = 12, 3  # a line of 12 points: a noise floor from two lines, none from one
+# Line 1 of entry 'scan' stored by another process, as a scan's writer there stores it once
+# it has waited for the readers as long as it waits (here not at all).
+WRITE_LINE = """
+import sys
+from pathlib import Path
+import numpy as np
+from smm_daq.storage import turns
+from smm_daq.storage.scan_entry import ScanEntryWriter
+turns.WRITER_WAIT_S = 0.0
+w = ScanEntryWriter(Path(sys.argv[1]), "scan", np.array([True, False, False]))
+row = np.sin(np.arange(12.0)) * 1e-6
+w.write_line(1, row, row, row, np.ones(12), np.arange(12.0))
+"""
+LINE_1 = np.sin(np.arange(12.0)) * 1e-6
+
+
+def _write_line_elsewhere(path: Path) -> None:
+    subprocess.run([sys.executable, "-c", WRITE_LINE, str(path)], check=True, timeout=120,
+                   capture_output=True)
+
+
+@pytest.fixture
+def path(tmp_path) -> Path:
+    """A session whose scan has line 0 of 3 stored."""
+    made = tmp_path / "s.h5"
+    w = ScanEntryWriter.create(made, name="scan", title="t", x=np.arange(NX) * 1e-5,
+                               y=np.arange(NY) * 1e-5, field=np.zeros(3), height=1e-4,
+                               plan_text="{}", profile=load_profile(), snapshot={})
+    row = np.cos(np.arange(NX, dtype=float)) * 1e-6
+    w.write_line(0, row, row, row, np.ones(NX), np.arange(NX, dtype=float))
+    return made
+
+
+def test_a_read_that_another_processs_write_overlapped_says_so(path):
+    with pytest.raises(WrittenMeanwhile, match="read it again"), open_read(path) as f:
+        assert not np.isfinite(f["scan/data/Bz"][1]).any()
+        _write_line_elsewhere(path)
+        # what HDF5 makes of it: the line done, its values not measured
+        assert f["scan/data/line_done"][1]
+        assert not np.isfinite(f["scan/data/Bz"][1]).any()
+
+
+def _overlapped_once(monkeypatch, name: str) -> list[int]:
+    """nexus's `name(f, ...)` made to find the file written by another process after it
+    began reading it, the first time it is called; the calls counted."""
+    real = getattr(nexus, name)
+    calls: list[int] = []
+
+    def overlapped(f, *args, **kw):
+        calls.append(1)
+        if len(calls) == 1:
+            f["scan/data/Bz"][()]  # read before the write: HDF5 keeps what it learnt
+            _write_line_elsewhere(Path(f.filename))
+        return real(f, *args, **kw)
+
+    monkeypatch.setattr(nexus, name, overlapped)
+    return calls
+
+
+def test_a_map_read_while_another_process_stores_a_line_is_read_again_whole(path, monkeypatch):
+    calls = _overlapped_once(monkeypatch, "read_map_in")
+    np.testing.assert_array_equal(read_map(path, "scan").bz[1], LINE_1)
+    assert len(calls) == 2
+
+
+def test_entries_listed_while_another_process_stores_a_line_are_listed_again(path, monkeypatch):
+    _overlapped_once(monkeypatch, "list_entries_in")
+    (entry,) = list_entries(path, noise_floors=True)
+    monkeypatch.undo()
+    assert entry.lines_done == 2 and np.isfinite(entry.noise_floor)  # of both lines
+    assert entry.noise_floor == list_entries(path, noise_floors=True)[0].noise_floor
+
+
+def test_info_while_another_process_stores_a_line_shows_the_file_as_one_write_left_it(
+        path, monkeypatch, capsys):
+    _overlapped_once(monkeypatch, "list_entries_in")
+    assert main(["info", str(path)]) == 0
+    during = capsys.readouterr().out
+    monkeypatch.undo()
+    assert main(["info", str(path)]) == 0
+    assert during == capsys.readouterr().out
+    assert "lines 2/3" in during and "noise floor -" not in during

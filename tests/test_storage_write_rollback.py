@@ -1,0 +1,89 @@
+"""A write that fails part-way leaves the session file as it was: what it made is deleted,
+the root's attributes are put back, and a file that the write itself made is not left
+behind, empty; whatever step raised (bad input found late, Ctrl-C)."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+from test_storage_nexus import _map
+
+from smm_daq.analysis.optical import ImageRegistration
+from smm_daq.errors import InputError
+from smm_daq.storage import nexus, optical_entry
+from smm_daq.storage.h5file import writing
+from smm_daq.storage.nexus import list_entries, write_map_entry
+from smm_daq.storage.optical_entry import write_optical_entry
+
+
+def _registration() -> ImageRegistration:
+    return ImageRegistration(np.array([[1e-6, 0, 0], [0, 1e-6, 0]]), np.zeros((3, 2)),
+                             np.zeros((3, 2)), 0.0)
+
+
+def _root(path) -> tuple[list[str], dict[str, object]]:
+    with h5py.File(path, "r") as f:
+        return list(f), {k: np.asarray(v).tolist() for k, v in f.attrs.items()}
+
+
+def test_bad_input_found_part_way_into_a_new_file_leaves_no_file(tmp_path):
+    path = tmp_path / "new.h5"
+    with pytest.raises(InputError, match="extra 'results/odd' is of type object"):
+        write_map_entry(path, _map("m"), kind="subtract", extra={"results/odd": object()})
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_an_entry_interrupted_once_moved_in_is_taken_out_again(tmp_path, monkeypatch, overwrite):
+    """Ctrl-C after the entry got its name and before the write ended: the file is as it was,
+    the root's `default` naming the entry it named."""
+    path = tmp_path / "s.h5"
+    write_map_entry(path, _map("first"), kind="scan")
+    if overwrite:
+        write_map_entry(path, _map("m"), kind="subtract")
+    write_map_entry(path, _map("last"), kind="scan")
+    before = _root(path)
+    real = nexus.put_in
+
+    def put_in_then_interrupted(*args, **kw):
+        real(*args, **kw)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(nexus, "put_in", put_in_then_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_map_entry(path, _map("m", ny=2), kind="subtract", overwrite=overwrite)
+    names, attrs = _root(path)
+    assert (sorted(names), attrs) == (sorted(before[0]), before[1])
+    # an overwrite swapped in whole before the interruption is kept (never neither entry)
+    assert sorted(e.name for e in list_entries(path)) == (
+        ["first", "last", "m"] if overwrite else ["first", "last"])
+
+
+def test_a_write_that_raises_leaves_the_roots_names_and_attributes_as_they_were(tmp_path):
+    path = tmp_path / "s.h5"
+    write_map_entry(path, _map("first"), kind="scan")
+    before = _root(path)
+    with pytest.raises(RuntimeError, match="late"), writing(path) as f:
+        f.create_group("half")
+        f["soft"] = h5py.SoftLink("/first")
+        f.attrs["default"] = "half"
+        f.attrs["note"] = "added"
+        raise RuntimeError("late")
+    assert _root(path) == before
+
+
+def test_an_image_interrupted_once_moved_in_is_taken_out_again(tmp_path, monkeypatch):
+    path = tmp_path / "s.h5"
+    write_map_entry(path, _map("first"), kind="scan")
+    before = _root(path)
+
+    def put_in_then_interrupted(*args, **kw):
+        real(*args, **kw)
+        raise KeyboardInterrupt
+
+    real = optical_entry.put_in
+    monkeypatch.setattr(optical_entry, "put_in", put_in_then_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_optical_entry(path, "photo", np.zeros((2, 3, 3), np.uint8), _registration())
+    assert _root(path) == before
