@@ -212,12 +212,17 @@ class Stamp:
 
 
 def stamp(path: str | os.PathLike[str]) -> Stamp | None:
-    """The file's `Stamp`, None when it cannot be had."""
+    """The file's `Stamp`, None when it cannot be had. Its inode number only where the file
+    system keeps one per file (`identity.inode_kept`): elsewhere (CIFS `noserverino`, some
+    FUSE) a file unwritten can show a new number at each look."""
+    from smm_daq.storage import identity  # which imports this module
+
     try:
         st = os.stat(path)
     except OSError:
         return None
-    return Stamp(st.st_ino, st.st_size, st.st_mtime_ns)
+    inode = st.st_ino if identity.inode_kept(st.st_dev) else 0
+    return Stamp(inode, st.st_size, st.st_mtime_ns)
 
 
 def changed(path: str | os.PathLike[str], before: Stamp | None) -> bool:
