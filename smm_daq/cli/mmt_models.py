@@ -52,7 +52,7 @@ def add_invert_options(p: argparse.ArgumentParser) -> None:
                    help="volume sensors: the sensor's thickness (default: the entry's, else 0)")
     p.add_argument("--library-out", metavar="RESULT.npz",
                    help="point models: also write the results in the multipole library's "
-                        "convention (inv_multipole_moments, moments_std)")
+                        "convention (inv_multipole_moments, inv_moments_std)")
     g = p.add_argument_group("point grains from Dragonfly (--grain-format dragonfly)")
     g.add_argument("--min-voxels", type=int, default=1,
                    help="drop components of fewer voxels (default 1: keep all)")
