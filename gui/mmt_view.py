@@ -378,7 +378,7 @@ class MMTView(QtWidgets.QWidget):
         self.library_button = QtWidgets.QPushButton("Export NPZ…")
         self.library_button.setToolTip("Point models: the results in the convention of "
                                        "mmt_multipole_inversion (inv_multipole_moments, "
-                                       "moments_std, covariance), as NPZ")
+                                       "inv_moments_std, covariance), as NPZ")
         self.library_button.clicked.connect(self._choose_library_file)
         for b in (self.save_button, self.csv_button, self.library_button):
             b.setEnabled(False)

@@ -80,6 +80,28 @@ def test_import_mmt_scan_and_bad_input(tmp_path, capsys):
     assert "--sensor-size-um" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("given", "said"), [
+    ({"Scan delta-x": 5e-7}, "'Scan delta-x' is 5e-07 and 'Scan delta-y' is absent"),
+    ({"Scan delta-y": 5e-7}, "'Scan delta-x' is absent and 'Scan delta-y' is 5e-07"),
+    ({"Scan delta-x": 5e-7, "Scan delta-y": 0}, "'Scan delta-x' is 5e-07 and 'Scan delta-y' is 0"),
+], ids=["x alone", "y alone", "y zero"])
+def test_import_mmt_scan_refuses_one_sensor_half_width_alone(tmp_path, capsys, given, said):
+    """One half-width without the other is a sensor of no width along the other axis, a line:
+    it had been stored as such, and the cuboid model averaged the field along that line
+    alone, so an area sensor's map was fitted with the wrong sensor."""
+    m, pj, h5 = tmp_path / "map.txt", tmp_path / "p.json", tmp_path / "f.h5"
+    np.savetxt(m, np.arange(12.0).reshape(3, 4) * 1e-6)
+    pj.write_text(json.dumps({"Sensor center domain LL-x-y": [0.0, 1e-5],
+                              "Sensor center domain UR-x-y": [3e-6, 1.2e-5],
+                              "Scan spacing": 1e-6, "Scan height": 4e-6, **given}))
+    assert main(["import", "mmt-scan", str(m), "--params", str(pj), "--out", str(h5),
+                 "--name", "qdm"]) == 2
+    err = capsys.readouterr().err
+    assert f"p.json: key {said}; expected both sensor half-widths > 0 (an area sensor) or " \
+           "neither (a point sensor)" in err
+    assert not h5.exists()
+
+
 @pytest.mark.parametrize("model", [[], ["--model", "dipole"]], ids=["cuboid", "dipole"])
 def test_invert_shows_its_progress_on_stderr(tmp_path, capsys, model):
     h5, grains = tmp_path / "s.h5", tmp_path / "g.csv"

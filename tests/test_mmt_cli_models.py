@@ -8,6 +8,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pytest
 
 from smm_daq.analysis.mmt.solver import device as devices
 from smm_daq.cli.main import main
@@ -300,3 +301,24 @@ def test_library_out_without_npz_writes_the_name_checked(tmp_path, capsys):
                  "--library-out", str(lib)]) == 0
     assert kept.read_bytes() == b"an earlier result"
     assert np.load(lib)["identifier"].tolist() == [1, 2, 3]
+
+
+@pytest.mark.parametrize(("option", "value", "said"), [
+    ("--height-um", "1e12", "--height-um is 1000000000000.0; expected 0.001 to 1e+06 µm"),
+    ("--height-um", "2,1e308", "--height-um is 1e+308; expected 0.001 to 1e+06 µm"),
+    ("--sigma-nT", "1e12", "--sigma-nT is 1000000000000.0; expected 1e-09 to 1e+09 nT"),
+], ids=["height", "one entry's height", "sigma"])
+def test_point_and_joint_inversions_bound_height_and_sigma_as_the_cuboid_one(
+        tmp_path, capsys, option, value, said):
+    """A height of 1,000 km (µm typed twice, or a typo) and a σ of a kilotesla had been taken by
+    the point-grain and joint inversions, which only asked for numbers > 0, and written into a
+    result (grains unresolved from so high; SDs of kilotesla noise); the cuboid inversion of one
+    scan refused them."""
+    h5 = imported(tmp_path, "a", "b")
+    before = h5.read_bytes()
+    entries = ["--entry", "a", "--entry", "b"] if "," in value else ["--entry", "a"]
+    out = tmp_path / "r.csv"
+    assert main(["mmt", "invert", str(h5), *entries, "--grain-format", "mpe", "--grains",
+                 str(NPZ), option, value, "--out", str(out)]) == 2
+    assert said in capsys.readouterr().err
+    assert h5.read_bytes() == before and not out.exists()

@@ -88,3 +88,20 @@ def test_both_names_of_the_origin_must_agree(test_data, tmp_path):
     with pytest.raises(InputError, match=r"key 'Sensor origin x' is 2e-06 and 'Scan origin x' "
                                          r"3(\.0+\d*)?e-06; expected one origin"):
         mpe.read_geometry(path)
+
+
+def test_library_out_holds_the_librarys_arrays_under_its_names(test_data, tmp_path):
+    """`--library-out` (and the tab's NPZ export) writes the library's results as the library
+    names them: its moments as `inv_multipole_moments` and their SDs as `inv_moments_std`, the
+    attribute a library user reads, as make_mpe_library_fixtures.py read it (the export had
+    named the SDs `moments_std` alone, so a script written for the library found no SDs)."""
+    ref = np.load(test_data / "mpe_lib_area_reference.npz")
+    result, grains = _invert(test_data, "mpe_lib_area", "quadrupole")
+    out = tmp_path / "InvMagQuad_area.npz"
+    mpe.write_library_results(out, result.coefficients, result.coefficient_covariance, grains)
+    got = np.load(out)
+    sd = ref["inv_moments_std"]
+    assert np.all(np.abs(got["inv_multipole_moments"] - ref["inv_multipole_moments"])
+                  <= 2e-2 * sd)
+    np.testing.assert_allclose(got["inv_moments_std"], sd, rtol=1e-3)
+    np.testing.assert_array_equal(got["moments_std"], got["inv_moments_std"])

@@ -46,6 +46,11 @@ def _edited(repo: Path, old: str, new: str) -> str:
         ("max_field_uT = 100.0", 'max_field_uT = "lots"', "coils.max_field_uT", "finite number"),
         ("active_area_um = [30.0, 30.0]", 'active_area_um = ["30", 30.0]', "sensor.active_area_um",
          "finite numbers"),  # a quoted number is refused in an array as it is alone
+        # one size 0 is a line, no sensor's shape, which scans stored and the MMT inverted as one
+        ("active_area_um = [30.0, 30.0]", "active_area_um = [0.0, 30.0]", "sensor.active_area_um",
+         "two sizes > 0 µm, the width and length of the active area, or 0, 0 for a point"),
+        ("active_area_um = [30.0, 30.0]", "active_area_um = [30.0, 0.0]", "sensor.active_area_um",
+         "two sizes > 0 µm, the width and length of the active area, or 0, 0 for a point"),
         ('channel = "X"', 'channel = "Q"', "sensor.channel", "'X', 'R'"),
         ("axis_sign = [1, 1, 1]", "axis_sign = [1, 2, 1]", "stage.axis_sign", "+1 or -1"),
         ("resolution_nm = 10.0", "resolution_nm = 10.0\nspeed = 3", "stage.speed", "unknown key"),

@@ -20,7 +20,7 @@ from smm_daq.cli.args import (
     floats,
     invoked_command,
     output_file,
-    positive,
+    within,
 )
 from smm_daq.errors import InputError
 
@@ -52,7 +52,7 @@ def add_invert_options(p: argparse.ArgumentParser) -> None:
                    help="volume sensors: the sensor's thickness (default: the entry's, else 0)")
     p.add_argument("--library-out", metavar="RESULT.npz",
                    help="point models: also write the results in the multipole library's "
-                        "convention (inv_multipole_moments, moments_std)")
+                        "convention (inv_multipole_moments, inv_moments_std)")
     g = p.add_argument_group("point grains from Dragonfly (--grain-format dragonfly)")
     g.add_argument("--min-voxels", type=int, default=1,
                    help="drop components of fewer voxels (default 1: keep all)")
@@ -94,14 +94,21 @@ def dragonfly_options_only_for_dragonfly(args: argparse.Namespace) -> None:
         raise InputError(f"--z-top-um is {args.z_top_um!r}; expected a finite number (µm)")
 
 
-def _per_entry(option: str, text: str | None, n: int) -> list[float | None]:
-    """A comma list of one value for all entries or one per entry (µm or nT)."""
+# the limits of the cuboid inversion of one scan (`smm_daq.cli.mmt`), for every inversion
+HEIGHT_UM = (1e-3, 1e6)  # a nanometre to a metre
+SIGMA_NT = (1e-9, 1e9)
+
+
+def _per_entry(option: str, text: str | None, n: int,
+               limits: tuple[float, float], unit: str) -> list[float | None]:
+    """A comma list of one value for all entries or one per entry (µm or nT), each within
+    `limits`."""
     if text is None:
         return [None] * n
     parts = text.split(",")
     if len(parts) not in (1, n):
         raise InputError(f"{option} is {text!r}; expected one value or {n} (one per --entry)")
-    values = [positive(option, v) for v in floats(option, text, len(parts))]
+    values = [within(option, v, *limits, unit) for v in floats(option, text, len(parts))]
     return values * n if len(values) == 1 else values
 
 
@@ -174,8 +181,8 @@ def invert_models(args: argparse.Namespace) -> int:
     maps = [read_source(args.file, e) for e in entries]  # measured maps, no model's
     for e in entries:
         say_if_unfinished(args.file, e)
-    heights = _per_entry("--height-um", args.height_um, len(entries))
-    sigmas = _per_entry("--sigma-nT", args.sigma_nT, len(entries))
+    heights = _per_entry("--height-um", args.height_um, len(entries), HEIGHT_UM, " µm")
+    sigmas = _per_entry("--sigma-nT", args.sigma_nT, len(entries), SIGMA_NT, " nT")
     masks = list(args.mask or [])
     if len(masks) not in (0, 1, len(entries)):
         raise InputError(f"{len(masks)} --mask for {len(entries)} --entry; expected one for "

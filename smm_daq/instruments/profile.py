@@ -361,8 +361,10 @@ def _height(r: _Reader) -> float:
 
 def _sensor(r: _Reader) -> SensorSettings:
     area = r.array("active_area_um", (2,), limit=MAX_SENSOR_UM, unit=" µm")
-    if np.any(area < 0):
-        raise r.fail("active_area_um", area.tolist(), "two sizes >= 0 µm (0, 0 for a point sensor)")
+    if np.any(area < 0) or (area[0] > 0) != (area[1] > 0):  # one 0: a line, no sensor's shape
+        raise r.fail("active_area_um", area.tolist(),
+                     "two sizes > 0 µm, the width and length of the active area, or 0, 0 for a "
+                     "point sensor")
     s = SensorSettings(
         sensitivity_V_per_T=r.number("sensitivity_V_per_T", lo=-MAX_SENSITIVITY_V_PER_T,
                                      hi=MAX_SENSITIVITY_V_PER_T, unit=" V/T"),

@@ -1,8 +1,8 @@
 """Scans in the MMT community's format: a whitespace matrix of Bz (T; row j is y_j, row 0 the
 lowest y) and a JSON file of scan parameters in m, as `mmt_dipole_cuboid_inversion` uses:
 "Sensor center domain LL-x-y", "Sensor center domain UR-x-y", "Scan spacing",
-"Scan delta-x"/"Scan delta-y" (sensor HALF-widths) and "Scan height" (negative in the
-library's z-down frame: the same height)."""
+"Scan delta-x"/"Scan delta-y" (sensor HALF-widths, both or neither) and "Scan height"
+(negative in the library's z-down frame: the same height)."""
 
 from __future__ import annotations
 
@@ -57,6 +57,21 @@ def _scan_height(params: dict, source: str) -> float:
     return abs(float(value))
 
 
+def _half_widths(params: dict, source: str) -> tuple[float, float]:
+    """The sensor's half-widths along x and y in m: both > 0 (an area sensor) or both absent
+    or 0 (a point). One alone would make a sensor of no width along the other axis, a line
+    that no magnetometer is, which the cuboid model would average the field along."""
+    keys = ("Scan delta-x", "Scan delta-y")
+    hx, hy = (_number(params, k, source, MIN_M, 1.0, zero=True) if k in params else 0.0
+              for k in keys)
+    if (hx > 0) != (hy > 0):
+        said = " and ".join(f"'{k}' is {params[k]!r}" if k in params else f"'{k}' is absent"
+                            for k in keys)
+        raise InputError(f"key {said}; expected both sensor half-widths > 0 (an area sensor) "
+                         "or neither (a point sensor)", source=source)
+    return hx, hy
+
+
 def read_mmt_scan(map_path: str | Path, params_path: str | Path, *, name: str = "mmt_scan"
                   ) -> MapData:
     """The scan as MapData (T, m); InputError naming the file and key or line on bad input."""
@@ -77,8 +92,7 @@ def read_mmt_scan(map_path: str | Path, params_path: str | Path, *, name: str = 
     (x0, y0), (x1, y1) = _pair(params, _KEYS[0], psrc), _pair(params, _KEYS[1], psrc)
     step = _number(params, "Scan spacing", psrc, MIN_M, 1.0)
     height = _scan_height(params, psrc)
-    half = [_number(params, k, psrc, MIN_M, 1.0, zero=True) if k in params else 0.0
-            for k in ("Scan delta-x", "Scan delta-y")]
+    half = _half_widths(params, psrc)
     if (x1 - x0) / step > MAX_SIDE or (y1 - y0) / step > MAX_SIDE:
         raise InputError(f"the corners ({x0}, {y0}) and ({x1}, {y1}) m are more than "
                          f"{MAX_SIDE:,} 'Scan spacing' ({step} m) apart; expected a map of at "

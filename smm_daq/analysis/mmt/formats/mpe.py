@@ -14,8 +14,10 @@ optional "Bz_array" (ny, nx) in T with row j at y_j; optional "identifier" (N,) 
 
 Results in the library's convention (`write_library_results`): "inv_multipole_moments"
 (N, k) with the dipole as the moment in A m², quadrupole and octupole coefficients as they are
-(the same basis), "moments_std" (N, k), and, beyond what the library writes,
-"covariance" (N, k, k) and "identifier".
+(the same basis), "inv_moments_std" (N, k), their SDs, under the name of the library's own
+attribute (`MultipoleInversion.inv_moments_std`), and the same under "moments_std", the name
+earlier releases wrote it under; and, beyond what the library writes, "covariance" (N, k, k)
+and "identifier".
 """
 
 from __future__ import annotations
@@ -256,7 +258,7 @@ def write_library_results(path: str | Path, coefficients: np.ndarray, covariance
     scale = np.ones((vol.size, k))
     scale[:, :3] = vol[:, None]
     cov = covariance * scale[:, :, None] * scale[:, None, :]
+    std = np.sqrt(np.einsum("gii->gi", cov))
     with written_whole(path) as part, open(part, "wb") as out:
-        np.savez(out, inv_multipole_moments=to_library(coefficients, vol),
-                 moments_std=np.sqrt(np.einsum("gii->gi", cov)), covariance=cov,
-                 identifier=np.asarray(grains.labels))
+        np.savez(out, inv_multipole_moments=to_library(coefficients, vol), inv_moments_std=std,
+                 moments_std=std, covariance=cov, identifier=np.asarray(grains.labels))
