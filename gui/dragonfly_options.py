@@ -14,7 +14,12 @@ from dataclasses import replace
 
 from PyQt6 import QtCore, QtWidgets
 
-from smm_daq.analysis.mmt.formats.dragonfly import DragonflyOptions, scan_crop
+from smm_daq.analysis.mmt.formats.dragonfly import (
+    CROP_MAGNETIZATION,
+    MAX_CROP_MAGNETIZATION,
+    DragonflyOptions,
+    scan_crop,
+)
 from smm_daq.storage.mapdata import MapData
 
 # DragonflyOptions.crop placeholder: the scan's window, known once its map is read
@@ -54,8 +59,10 @@ def describe(options: DragonflyOptions) -> str:
     else:
         x0, x1, y0, y1 = (v * 1e6 for v in options.crop)
         where = f"x {x0:g}–{x1:g} µm, y {y0:g}–{y1:g} µm"
+        saturation = ("" if options.crop_magnetization == CROP_MAGNETIZATION else
+                      f", magnetized to {options.crop_magnetization / 1e3:g} kA/m at most")
         crop = (f"only grains whose field could reach the scan's sensors ({where}, σ "
-                f"{options.crop_noise * 1e9:.4g} nT)" if options.crop_noise > 0
+                f"{options.crop_noise * 1e9:.4g} nT{saturation})" if options.crop_noise > 0
                 else f"only grains under the scan ({where})")
     return (f"min voxels {options.min_voxels}, sample top {top}, "
             f"z axis {'down' if options.z_down else 'up'}, {crop}")
@@ -63,7 +70,8 @@ def describe(options: DragonflyOptions) -> str:
 
 class DragonflyOptionsRow(QtWidgets.QWidget):
     """The micro-CT workflow's options for Dragonfly exports, as `--min-voxels`,
-    `--z-top-um`, `--z-down` and `--crop-to-scan` on the command line."""
+    `--z-top-um`, `--z-down`, `--crop-to-scan` and `--crop-magnetization-kA-per-m` on the
+    command line."""
 
     changed = QtCore.pyqtSignal()  # any option changed
 
@@ -81,16 +89,27 @@ class DragonflyOptionsRow(QtWidgets.QWidget):
         self.z_top.setToolTip("CT z of the sample top (auto: the top of the highest grain)")
         self.z_down = QtWidgets.QCheckBox("z axis points down")
         self.crop = QtWidgets.QCheckBox("only grains under the scan")
+        self.saturation = QtWidgets.QDoubleSpinBox()
+        self.saturation.setRange(1.0, MAX_CROP_MAGNETIZATION / 1e3)
+        self.saturation.setDecimals(0)
+        self.saturation.setSuffix(" kA/m")
+        self.saturation.setValue(CROP_MAGNETIZATION / 1e3)
+        self.saturation.setEnabled(False)
+        self.saturation.setToolTip("the most any grain could be magnetized, the crop's reach: "
+                                   "480 kA/m magnetite, 1710 kA/m iron")
+        self.crop.toggled.connect(self.saturation.setEnabled)
         row = QtWidgets.QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
         for w in (QtWidgets.QLabel("Dragonfly: min voxels"), self.min_voxels,
-                  QtWidgets.QLabel("sample top"), self.z_top, self.z_down, self.crop):
+                  QtWidgets.QLabel("sample top"), self.z_top, self.z_down, self.crop,
+                  QtWidgets.QLabel("saturation"), self.saturation):
             row.addWidget(w)
         row.addStretch(1)
         self.min_voxels.valueChanged.connect(self.changed)
         self.z_top.valueChanged.connect(self.changed)
         self.z_down.toggled.connect(self.changed)
         self.crop.toggled.connect(self.changed)
+        self.saturation.valueChanged.connect(self.changed)
 
     def options(self) -> DragonflyOptions:
         """The options chosen; `crop` is CROP_TO_SCAN when the scan's window is wanted."""
@@ -99,7 +118,8 @@ class DragonflyOptionsRow(QtWidgets.QWidget):
             min_voxels=self.min_voxels.value(),
             z_top_mm=None if z_top == Z_TOP_AUTO_UM else z_top * 1e-3,
             z_down=self.z_down.isChecked(),
-            crop=CROP_TO_SCAN if self.crop.isChecked() else None)
+            crop=CROP_TO_SCAN if self.crop.isChecked() else None,
+            crop_magnetization=self.saturation.value() * 1e3)
 
     def arguments(self) -> list[str]:
         """The same options as the command line's arguments."""
@@ -107,4 +127,7 @@ class DragonflyOptionsRow(QtWidgets.QWidget):
         return ((["--min-voxels", str(o.min_voxels)] if o.min_voxels != 1 else [])
                 + (["--z-top-um", repr(o.z_top_mm * 1e3)] if o.z_top_mm is not None else [])
                 + (["--z-down"] if o.z_down else [])
-                + (["--crop-to-scan"] if o.crop is not None else []))
+                + (["--crop-to-scan"] if o.crop is not None else [])
+                + (["--crop-magnetization-kA-per-m", f"{o.crop_magnetization / 1e3:g}"]
+                   if o.crop is not None and o.crop_magnetization != CROP_MAGNETIZATION
+                   else []))

@@ -156,3 +156,77 @@ def test_the_crop_spans_the_sensors_whole_at_their_lowest_face() -> None:
                                                                            3 * UM)])
     assert crop["crop"] == pytest.approx((-15 * UM, 33 * UM, -10 * UM, 28 * UM))
     assert crop["crop_height"] == pytest.approx(4.5 * UM)  # the volume sensor's lowest face
+
+
+IRON = 1710e3  # A/m: iron's saturation magnetization
+
+
+def test_a_grain_of_iron_is_kept_at_irons_saturation_and_dropped_at_magnetites(
+        tmp_path: Path) -> None:
+    """At 100 µm above the top with σ 250 nT, a 10 µm³ grain 10 µm deep and 300 µm beyond the
+    edge could put 17 nT on it magnetized as magnetite, under a tenth of σ, but 61 nT as
+    iron: kept where the crop is told the grains are iron."""
+    path = tmp_path / "cc.csv"
+    _components(path, [(1, 20, 20, 140, 1.0),       # under the scan
+                       (2, 350, 20, 140, 10.0)])    # 300 µm beyond x1
+    magnetite = dragonfly.DragonflyOptions(z_top_mm=0.15, crop=WINDOW, crop_height=100 * UM,
+                                           crop_noise=250 * NT)
+    assert magnetite.crop_magnetization == dragonfly.CROP_MAGNETIZATION == 480e3
+    assert dragonfly.read_dragonfly(path, magnetite).labels.tolist() == [1]
+    iron = dragonfly.DragonflyOptions(z_top_mm=0.15, crop=WINDOW, crop_height=100 * UM,
+                                      crop_noise=250 * NT, crop_magnetization=IRON)
+    assert dragonfly.read_dragonfly(path, iron).labels.tolist() == [1, 2]
+
+
+def _session(tmp_path: Path) -> tuple[Path, Path]:
+    """A scan 50 × 40 µm at 100 µm, 250 nT of noise (entry 'scan' of s.h5), and the export
+    of the grains of the test above (cc.csv)."""
+    from smm_daq.storage.nexus import write_map_entry
+
+    x, y = np.arange(0, 50.1, 5) * UM, np.arange(0, 40.1, 5) * UM
+    bz = 250 * NT * np.random.default_rng(7).standard_normal((y.size, x.size))
+    path = tmp_path / "s.h5"
+    write_map_entry(path, MapData(bz=bz, x=x, y=y, height=100 * UM, name="scan"), kind="scan")
+    grains = tmp_path / "cc.csv"
+    _components(grains, [(1, 20, 20, 140, 1.0), (2, 350, 20, 140, 10.0)])
+    return path, grains
+
+
+def test_the_command_line_takes_and_records_the_saturation_magnetization(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import h5py
+
+    from smm_daq.analysis.mmt.result_read import read_result_entry
+    from smm_daq.cli.main import main
+
+    path, grains = _session(tmp_path)
+    common = ["mmt", "invert", str(path), "--entry", "scan", "--grains", str(grains),
+              "--grain-format", "dragonfly", "--z-top-um", "150", "--crop-to-scan",
+              "--sigma-nT", "250"]
+    for name, extra, kept in (("iron", ["--crop-magnetization-kA-per-m", "1710"], [1, 2]),
+                              ("magnetite", [], [1])):
+        assert main([*common, *extra, "--out", str(tmp_path / f"{name}.csv"),
+                     "--result-entry", name]) == 0, capsys.readouterr().err
+        result = read_result_entry(path, name)
+        assert result.grains.labels.tolist() == kept  # type: ignore[attr-defined]
+        options = result.options.dragonfly
+        assert options is not None
+        assert options.crop_magnetization == (IRON if extra else 480e3)
+        with h5py.File(path, "r") as f:
+            recorded = f[f"{name}/process/parameters/crop_magnetization"]
+            assert recorded[()] == options.crop_magnetization
+            assert recorded.attrs["units"] == "A/m"
+        rows = (tmp_path / f"{name}.csv").read_text(encoding="utf-8").splitlines()
+        assert len(rows) - 1 == len(kept)
+    capsys.readouterr()
+    for value, words in (("0", "above 0 and at most 2500 kA/m"),
+                         ("1.71e6", "1.71e+06 kA/m; expected the most a grain could be")):
+        assert main([*common, "--crop-magnetization-kA-per-m", value, "--out",
+                     str(tmp_path / "bad.csv")]) == 2
+        err = capsys.readouterr().err
+        assert "--crop-magnetization-kA-per-m" in err and words in err, err
+    without = [a for a in common if a != "--crop-to-scan"]
+    assert main([*without, "--crop-magnetization-kA-per-m", "1710", "--out",
+                 str(tmp_path / "bad.csv")]) == 2
+    assert "given without --crop-to-scan" in capsys.readouterr().err
+    assert not (tmp_path / "bad.csv").exists()

@@ -76,6 +76,8 @@ def _cases(tmp: Path, s: str, grains: str, points: str, recipe: str
         (point_invert, "--sensor-thickness-um", _except(NUMBERS, "0")),
         (dragonfly, "--min-voxels", _except(INTEGERS, "0", "1e3")),
         (dragonfly, "--z-top-um", ["nan", "inf", "-inf", "1e308", "-1e308", "abc", ""]),
+        ([*dragonfly, "--crop-to-scan"], "--crop-magnetization-kA-per-m",
+         ["nan", "inf", "-1", "0", "1e308", "abc", ""]),
         (["level", s, "--entry", "ok", "--name", "n", "--border-um", "20"], "--order",
          ["-1", "1e3", "99", "1.5", "abc", ""]),
         (["level", s, "--entry", "ok", "--border-um", "20"], "--name", NAMES),

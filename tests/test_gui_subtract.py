@@ -98,6 +98,21 @@ def test_two_zero_field_scans_are_refused_as_an_induced_map(browser, qtbot) -> N
     assert browser.subtract_button.isEnabled()
 
 
+def test_an_in_field_scan_the_rig_cannot_tell_from_zero_field_is_refused(browser, qtbot
+                                                                          ) -> None:
+    """A field of 20 nT is within the rig's field tolerance (50 nT without a stored profile)
+    of zero: its difference from a remanent scan is not an induced map."""
+    write_map_entry(browser.path, bump_map("weak", (48, 48), 2.1 * UT, field=(0, 0.02 * UT, 0)),
+                    kind="scan")
+    assert refreshed(browser, qtbot)
+    names = [e.name for e in list_entries(browser.path)]
+    assert not subtract(qtbot, browser, "weak", "rem", "w", register=False)
+    assert "both scanned in zero field ((0, 0.02, 0) µT and (0, 0, 0) µT" \
+        in browser.message.text()
+    assert [e.name for e in list_entries(browser.path)] == names
+    assert browser.subtract_button.isEnabled()
+
+
 def test_the_subtraction_runs_off_the_gui_thread_and_a_failure_is_shown(browser, qtbot,
                                                                         monkeypatch) -> None:
     import threading

@@ -1,5 +1,7 @@
 """Joint inversion of several scans, point-source models, masks and the higher-order test."""
 
+from contextlib import nullcontext
+
 import numpy as np
 import pytest
 from scipy import stats as sps
@@ -7,7 +9,7 @@ from threadpoolctl import threadpool_limits
 
 from smm_daq.analysis.grains import from_arrays
 from smm_daq.analysis.mmt.models.multipole import MultipoleModel, Sensor, point_grains
-from smm_daq.analysis.mmt.solver import stats
+from smm_daq.analysis.mmt.solver import inversion, stats
 from smm_daq.analysis.mmt.solver.inversion import forward, invert_map
 from smm_daq.analysis.mmt.solver.joint import Scan, invert_scans
 from smm_daq.errors import InputError
@@ -359,3 +361,45 @@ def test_a_scan_of_unknown_sigma_its_fit_follows_is_refused_naming_it():
     scans[1] = Scan(scans[1].data, 8 * UM, (2 * UM, 2 * UM), sigma=5 * NT, mask=mask)
     res = invert_scans(scans, GRAINS)
     assert res.sigmas[1] == 5 * NT
+
+
+@pytest.mark.parametrize("damping", [0.0, 0.05])
+def test_sigmas_are_estimated_over_the_rank_where_the_scans_carry_nothing_of_a_grain(damping):
+    """Both scans measured only along the line y = 12 µm through grain 1, where the field of
+    its y moment is exactly 0: no scan carries anything of it (a column of Q all 0, R
+    singular, the grain unresolved). Each scan's σ² is still its residual over N_s − tr(H_ss),
+    H the hat matrix of the fit made (the pseudo-inverse's, of rank n − 1; damped, that of
+    (QᵀQ + Λ)⁻¹), formed here from the dense Q. The share N_s (1 − n/N) taken there instead
+    left the σ tens of per cent off, with no word said."""
+    rng = np.random.default_rng(16)
+    X, Y = np.meshgrid(AXIS, AXIS)
+    line = np.ones(X.shape, bool)
+    line[POS[0, 1] == Y] = False  # the row through grain 1, exactly
+    point_high = clean_map(M_TRUE, 8 * UM, name="high")  # a point sensor: its average is exact
+    scans = [Scan(noisy(LOW, 300 * NT, rng), 3 * UM, mask=line),
+             Scan(noisy(point_high, 1 * NT, rng), 8 * UM, mask=line)]
+    with pytest.warns(UserWarning, match="singular") if damping == 0 else nullcontext():
+        res = invert_scans(scans, GRAINS, model="dipole", damping=damping)
+    rows = np.flatnonzero(~line.ravel())
+    blocks = []
+    for scan, sigma in zip(scans, res.sigmas, strict=True):
+        q = np.empty((X.size, 12))
+        MultipoleModel.build(GRAINS, Sensor.from_size(scan.sensor_size), "dipole").block(
+            np.c_[X.ravel(), Y.ravel(), np.full(X.size, scan.height)], q)
+        blocks.append(q[rows] / sigma)
+    q = np.vstack(blocks)
+    norms = np.linalg.norm(q, axis=0)
+    assert norms[1] == 0  # grain 1's y moment: nothing of it in either scan
+    scale = np.where(norms > 0, norms, 1.0)
+    qs = q / scale
+    if damping:
+        damped = np.diag(damping * inversion.order_weights(norms, 3) / scale**2)
+        hat = qs @ np.linalg.solve(qs.T @ qs + damped, qs.T)
+    else:
+        hat = qs @ np.linalg.pinv(qs)
+        assert np.trace(hat) == pytest.approx(11)  # the rank: one direction unresolved
+        assert np.all(np.isinf(res.sd[0])) and np.all(np.isfinite(res.sd[1:]))
+    for s, (_, resid) in enumerate(res.fits):
+        block = slice(s * rows.size, (s + 1) * rows.size)
+        settled = np.sqrt(np.nansum(resid.bz ** 2) / (rows.size - np.trace(hat[block, block])))
+        assert settled == pytest.approx(res.sigmas[s], rel=2e-3)

@@ -105,3 +105,82 @@ def test_a_recipe_that_never_sets_a_field_is_refused_before_it_runs(
     assert "'in_field_y' and the remanent entry 'remanent' were both scanned in zero field" in err
     assert "set_field step before its scan" in err
     assert not out.exists()  # refused before the rig was connected
+
+
+def test_fields_the_rig_cannot_tell_apart_are_one_field(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The rig sets a field within coils.field_tolerance_nT (50 nT here) of the one asked for:
+    an in-field scan at 1 nT is a scan in zero field, and 40 µT and 40.001 µT are one field."""
+    out = tmp_path / "s.h5"
+    for name, field in (("z", "0,0,0"), ("nt", "0,0,0.001"), ("a", "0,40,0"),
+                        ("a2", "0,40.001,0"), ("far", "0,40.2,0")):
+        assert main(["scan", *GRID, "--field-uT", field, "--name", name, "--out", str(out)]) == 0
+    capsys.readouterr()
+    before = _entries(out)
+    for in_field, remanent in (("nt", "z"), ("z", "nt")):
+        code = main(["subtract", str(out), "--in-field", in_field, "--remanent", remanent,
+                     "--name", "i", "--no-register"])
+        err = capsys.readouterr().err
+        assert code == 2, err
+        assert (f"'{in_field}' and the remanent entry '{remanent}' were both scanned in zero "
+                "field") in err
+        assert "(0, 0, 0.001) µT" in err and "(0, 0, 0) µT" in err
+        assert "50 nT each: coils.field_tolerance_nT" in err and "Traceback" not in err
+    code = main(["subtract", str(out), "--in-field", "a2", "--remanent", "a", "--name", "i",
+                 "--no-register"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "'a2' was scanned in (0, 40.001, 0) µT and the remanent entry 'a' in (0, 40, 0) µT" \
+        in err
+    assert "they differ by 1 nT, no more than their field tolerances together" in err
+    assert "expected the in-field one in a field more than 100 nT from the remanent one's" in err
+    assert _entries(out) == before  # nothing written
+    assert main(["subtract", str(out), "--in-field", "far", "--remanent", "a", "--name", "i",
+                 "--no-register"]) == 0, capsys.readouterr().err  # 200 nT apart: two fields
+
+
+def test_the_tolerance_is_that_of_the_profile_each_scan_was_taken_with(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A rig whose field is set within 500 nT takes a 0.3 µT scan in zero field: refused as
+    the other way round when given as the remanent map, and as zero field beside zero."""
+    config = Path(__file__).resolve().parents[1] / "configs" / "simulator.toml"
+    text = config.read_text(encoding="utf-8")
+    assert "field_tolerance_nT = 50.0" in text
+    profile = tmp_path / "coarse.toml"
+    profile.write_text(text.replace("field_tolerance_nT = 50.0", "field_tolerance_nT = 500.0"),
+                       encoding="utf-8")
+    out = tmp_path / "s.h5"
+    for name, field in (("weak", "0,0,0.3"), ("z", "0,0,0"), ("b", "0,40,0")):
+        assert main(["scan", *GRID, "--profile", str(profile), "--field-uT", field, "--name",
+                     name, "--out", str(out)]) == 0
+    capsys.readouterr()
+    code = main(["subtract", str(out), "--in-field", "weak", "--remanent", "z", "--name", "i",
+                 "--no-register"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "were both scanned in zero field ((0, 0, 0.3) µT and (0, 0, 0) µT" in err
+    assert "500 nT each" in err
+    code = main(["subtract", str(out), "--in-field", "z", "--remanent", "weak", "--name", "i",
+                 "--no-register"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "were both scanned in zero field" in err
+    assert main(["subtract", str(out), "--in-field", "b", "--remanent", "weak", "--name", "i",
+                 "--no-register"]) == 0, capsys.readouterr().err
+
+
+def test_a_recipe_whose_field_the_rig_cannot_tell_from_zero_is_refused_before_it_runs(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(RECIPE.replace("field_uT = [0.0, 40.0, 0.0]", "field_uT = [0.0, 0.0, 0.0]")
+                      .replace('name = "in_field_y"',
+                               'name = "in_field_y"\nfield_uT = [0.0, 0.02, 0.0]'),
+                      encoding="utf-8")
+    out = tmp_path / "s.h5"
+    code = main(["run", str(recipe), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "step 4 (subtract 'induced_y')" in err
+    assert "'in_field_y' and the remanent entry 'remanent' were both scanned in zero field" in err
+    assert "(0, 0.02, 0) µT and (0, 0, 0) µT" in err
+    assert not out.exists()  # refused before the rig was connected

@@ -81,6 +81,7 @@ from smm_daq.acquisition.recipe_continue import (
 from smm_daq.analysis.subtract_inputs import (
     Footprint,
     Measured,
+    field_tolerance,
     induced_footprint,
     is_induced,
     read_source,
@@ -470,7 +471,8 @@ def check_recipe(recipe: Recipe, profile: Profile, out: str | Path, *, can_promp
                                if plan.name in infos else (NEW, 1.0))
                 cost = plan.estimate_duration(profile)
                 made[plan.name] = Footprint(plan.name, plan.x, plan.y, plan.height,
-                                            profile.sensor.active_area, np.array(plan.field))
+                                            profile.sensor.active_area, np.array(plan.field),
+                                            field_tolerance=profile.coils.field_tolerance)
             elif isinstance(step, SetFieldStep):
                 check_field(step.field, profile, label="field_uT")
                 cost = _ramp_seconds(current, step.field, profile)
@@ -534,23 +536,27 @@ def _subtract_footprint(step: SubtractStep, made: Mapping[str, Footprint],
     subtraction will check them: each in the file or made by an earlier step, on one grid."""
     sources: list[Measured] = []
     induced: list[bool] = []
+    tolerances: list[float] = []  # T: how far each map's field may lie from the one asked for
     for key, ref in (("in_field", step.in_field), ("remanent", step.remanent)):
         if ref in made:
             sources.append(made[ref])
             induced.append(made[ref].induced)
+            tolerances.append(made[ref].field_tolerance)
         elif ref in existing:
             sources.append(read_source(out, ref))
             induced.append(is_induced(out, ref))
+            tolerances.append(field_tolerance(out, ref))
         else:
             raise InputError(f"{key} '{ref}' is neither in {out} nor made by an earlier step; "
                              "expected an entry of the file or of an earlier scan step")
     in_field, remanent = sources
-    require_two_scans(in_field, remanent)
+    pair = (tolerances[0], tolerances[1])
+    require_two_scans(in_field, remanent, tolerances=pair)
     require_alike(step.in_field, induced[0], step.remanent, induced[1])
     require_subtractable(in_field, remanent)
     if step.register:
         require_registrable(in_field)
-    require_fields_differ(in_field, remanent, induced=any(induced))
+    require_fields_differ(in_field, remanent, induced=any(induced), tolerances=pair)
     return induced_footprint(step.name, in_field, remanent)
 
 

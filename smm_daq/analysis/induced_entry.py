@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from smm_daq.analysis.subtract_inputs import (
+    field_tolerance,
     is_induced,
     read_source,
     require_alike,
@@ -38,10 +39,11 @@ def subtract_entries(
     False) into a new entry `name` of kind "induced"; returns the subtraction. `parameters`
     (e.g. the command line) are recorded with the entry's own."""
     maps = [read_source(path, entry) for entry in (in_field, remanent)]
-    require_two_scans(*maps, source=str(path))
+    tolerances = field_tolerance(path, in_field), field_tolerance(path, remanent)
+    require_two_scans(*maps, source=str(path), tolerances=tolerances)
     induced = is_induced(path, in_field), is_induced(path, remanent)
     require_alike(in_field, induced[0], remanent, induced[1], source=str(path))
-    require_fields_differ(*maps, induced=any(induced), source=str(path))
+    require_fields_differ(*maps, induced=any(induced), source=str(path), tolerances=tolerances)
     res = subtract_maps(*maps, register=register, name=name, rotation=rotation)
     recorded = {"register": np.uint8(register), "fit_rotation": np.uint8(rotation),
                 **(parameters or {})}

@@ -9,11 +9,13 @@ connects.
 from __future__ import annotations
 
 import shlex
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+import h5py
 import numpy as np
 
 from smm_daq.analysis.grids import (
@@ -24,12 +26,17 @@ from smm_daq.analysis.grids import (
 )
 from smm_daq.errors import InputError
 from smm_daq.storage.checks import usable_map
+from smm_daq.storage.h5file import open_read
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import EntryInfo, list_entries, read_map
+from smm_daq.storage.strings import text
 
 UM = 1e-6
 UT = 1e-6
-SAME_FIELD = 1e-12  # T: applied fields are the values asked for, equal when the same
+NT = 1e-9
+# T: the profile's default coils.field_tolerance_nT, for a map whose entry stores no profile
+# (an import, an induced map): how far the field at the sample may lie from the one asked for
+FIELD_TOLERANCE = 50 * NT
 
 
 # kinds of entry whose data/Bz is a model's field or a fit's residual, not a measured map
@@ -66,6 +73,7 @@ class Footprint:
     sensor_size: tuple[float, float] | None = None
     applied_field: np.ndarray | None = None  # T
     induced: bool = False  # an induced map (a subtraction's), not a scan's
+    field_tolerance: float = FIELD_TOLERANCE  # T: the rig's (its coils.field_tolerance_nT)
 
 
 def read_source(path: str | Path, entry: str) -> MapData:
@@ -80,6 +88,23 @@ def read_source(path: str | Path, entry: str) -> MapData:
     m = read_map(path, entry)
     usable_map(m, f"{path}, entry '{entry}'")
     return m
+
+
+def field_tolerance(path: str | Path, entry: str) -> float:
+    """How far (T) the field at the sample may have been from the one asked for when `entry`
+    was scanned: coils.field_tolerance_nT of the profile stored with the scan, to which the
+    fluxgate held the field (a scan fails beyond it); FIELD_TOLERANCE, the profile's default,
+    where the entry stores no readable profile (an import, an induced map)."""
+    with open_read(path) as f:
+        node = f.get(f"{entry}/profile")
+        stored = text(node[()]) if isinstance(node, h5py.Dataset) else ""
+    try:
+        value = tomllib.loads(stored).get("coils", {}).get("field_tolerance_nT")
+    except (tomllib.TOMLDecodeError, AttributeError):
+        return FIELD_TOLERANCE
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        return FIELD_TOLERANCE
+    return float(value) * NT
 
 
 def unfinished_scan(path: str | Path, entry: str) -> str:
@@ -135,52 +160,83 @@ def require_alike(in_field: str, in_field_induced: bool, remanent: str, remanent
         "and one in zero field (or two induced maps)", source=source)
 
 
-def require_two_scans(in_field: Measured, remanent: Measured, source: str | None = None
+def require_two_scans(in_field: Measured, remanent: Measured, source: str | None = None,
+                      tolerances: tuple[float, float] = (FIELD_TOLERANCE, FIELD_TOLERANCE)
                       ) -> None:
     """InputError for one entry given as both maps, or for the two given the wrong way round:
     the "in-field" one scanned in zero field and the "remanent" one in a field (the induced
-    map would come out negated). Two scans in fields (e.g. +B and −B) are the user's choice;
-    `require_fields_differ` refuses two in one field, zero included."""
+    map would come out negated). Zero field is a field within the scan's `tolerances` entry
+    (T, `field_tolerance`) of zero: the rig cannot tell it from zero. Two scans in fields (e.g.
+    +B and −B) are the user's choice; `require_fields_differ` refuses two in one field."""
     if in_field.name == remanent.name:
         raise InputError(f"the in-field and the remanent entries are both '{in_field.name}'; "
                          "expected two scans of the sample, one in field, one in zero field",
                          source=source)
     a, b = in_field.applied_field, remanent.applied_field
-    if a is not None and b is not None and not np.any(a) and np.any(b):
+    if a is not None and b is not None and _zero(a, tolerances[0]) \
+            and not _zero(b, tolerances[1]):
         raise InputError(
             f"the in-field entry '{in_field.name}' was scanned in zero field and the remanent "
-            f"entry '{remanent.name}' in {_field_ut(b)} µT; "
-            "expected them the other way round", source=source)
+            f"entry '{remanent.name}' in {_field_ut(b)} µT; expected them the other way round "
+            f"(the in-field one's {_field_ut(a)} µT is within its field tolerance, "
+            f"{tolerances[0] / NT:g} nT, of zero)", source=source)
 
 
 def require_fields_differ(in_field: Measured, remanent: Measured, *, induced: bool,
-                          source: str | None = None) -> None:
-    """InputError for two scans (`induced` false) both taken in one field, zero included:
-    their difference holds no induced response, yet would be stored as an induced map (and a
-    susceptibility made from it). In one field that is not zero it is a recipe that set the
-    field before its remanent scan; in zero field, one that never set it, or two remanence
-    maps (repeats, or before and after a treatment), whose difference is noise or a change of
-    remanence, not a response to a field: `smm-daq noise --repeat` measures the noise of two
-    repeats. Two induced maps in one field (before and after a treatment) are the user's
-    choice."""
+                          source: str | None = None,
+                          tolerances: tuple[float, float] = (FIELD_TOLERANCE, FIELD_TOLERANCE)
+                          ) -> None:
+    """InputError for two scans (`induced` false) taken in one field, zero included: their
+    difference holds no induced response, yet would be stored as an induced map (and a
+    susceptibility made from it). One field is what the rig cannot tell apart: each scan's
+    field lies within its `tolerances` entry (T, `field_tolerance`) of the one asked for, so
+    two fields no further apart than both tolerances together may have been the same, and a
+    field within its tolerance of zero is zero field. In one field that is not zero it is a
+    recipe that set the field before its remanent scan (or an in-field scan asked for a field
+    too weak to induce anything the rig can set apart); in zero field, one that never set it,
+    or two remanence maps (repeats, or before and after a treatment), whose difference is
+    noise or a change of remanence, not a response to a field: `smm-daq noise --repeat`
+    measures the noise of two repeats. Two induced maps in one field (before and after a
+    treatment) are the user's choice."""
     a, b = in_field.applied_field, remanent.applied_field
     if induced or a is None or b is None:
         return
-    if not np.any(a) and not np.any(b):
+    fields = (f"'{in_field.name}' and the remanent entry '{remanent.name}' were both scanned in"
+              f" {_field_ut(a)} µT" if np.array_equal(a, b) else
+              f"'{in_field.name}' was scanned in {_field_ut(a)} µT and the remanent entry "
+              f"'{remanent.name}' in {_field_ut(b)} µT")
+    if _zero(a, tolerances[0]) and _zero(b, tolerances[1]):
         raise InputError(
             f"the in-field entry '{in_field.name}' and the remanent entry '{remanent.name}' "
-            "were both scanned in zero field: their difference is a change of remanence (or "
-            "noise), not an induced response, and would be stored as an induced map; "
-            "expected the in-field one scanned in a field (in a recipe, a set_field step "
-            "before its scan); `smm-daq noise --repeat` compares two repeated scans",
-            source=source)
-    if np.any(a) and np.allclose(a, b, rtol=0, atol=SAME_FIELD):
+            f"were both scanned in zero field ({_field_ut(a)} µT and {_field_ut(b)} µT, each "
+            f"within its field tolerance of zero, {_tolerances(tolerances)}): their "
+            "difference is a change of remanence (or noise), not an induced response, and "
+            "would be stored as an induced map; expected the in-field one scanned in a field "
+            "(in a recipe, a set_field step before its scan); `smm-daq noise --repeat` "
+            "compares two repeated scans", source=source)
+    apart = float(np.linalg.norm(np.subtract(a, b)))
+    if apart <= sum(tolerances):
+        differ = ("" if apart == 0 else
+                  f"; they differ by {apart / NT:.3g} nT, no more than their field tolerances "
+                  f"together ({_tolerances(tolerances)}), so the rig may have set one field")
         raise InputError(
-            f"the in-field entry '{in_field.name}' and the remanent entry '{remanent.name}' "
-            f"were both scanned in {_field_ut(a)} µT: their difference holds no induced "
-            "response; expected the remanent one in zero field (in a recipe, a zero_field "
+            f"the in-field entry {fields}{differ}: their difference holds no induced response; "
+            f"expected the in-field one in a field more than {sum(tolerances) / NT:g} nT from "
+            "the remanent one's, the remanent one in zero field (in a recipe, a zero_field "
             "step before its scan); `smm-daq noise --repeat` compares two scans in one field",
             source=source)
+
+
+def _zero(field: np.ndarray, tolerance: float) -> bool:
+    """Whether an applied field is zero field to a rig that sets it within `tolerance` (T)."""
+    return float(np.linalg.norm(field)) <= tolerance
+
+
+def _tolerances(tolerances: tuple[float, float]) -> str:
+    """The two scans' field tolerances as a message gives them, with where they come from."""
+    a, b = (t / NT for t in tolerances)
+    each = f"{a:g} nT each" if a == b else f"{a:g} nT and {b:g} nT"
+    return f"{each}: coils.field_tolerance_nT of the profiles they were scanned with"
 
 
 def require_subtractable(in_field: Measured, remanent: Measured) -> None:

@@ -64,9 +64,13 @@ def add_invert_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--crop-to-scan", action="store_true",
                    help="keep only grains whose field could reach a tenth of the noise on "
                         "the scans' sensors (the rectangle spanning them whole, at the lowest "
-                        "sensor's height), magnetized to magnetite's saturation in the worst "
-                        "direction; the noise is --sigma-nT where given, else each map's noise "
-                        "floor")
+                        "sensor's height), magnetized to --crop-magnetization-kA-per-m in the "
+                        "worst direction; the noise is --sigma-nT where given, else each map's "
+                        "noise floor")
+    g.add_argument("--crop-magnetization-kA-per-m", type=float, metavar="M",
+                   help="with --crop-to-scan: the saturation magnetization the grains' largest "
+                        "fields are reckoned at, the most any grain could carry (default "
+                        "480, magnetite; 1710 for iron)")
 
 
 def uses_models(args: argparse.Namespace) -> bool:
@@ -92,6 +96,9 @@ def dragonfly_options_only_for_dragonfly(args: argparse.Namespace) -> None:
                          "expected them only with --grain-format dragonfly")
     if args.z_top_um is not None and not math.isfinite(args.z_top_um):
         raise InputError(f"--z-top-um is {args.z_top_um!r}; expected a finite number (µm)")
+    if args.crop_magnetization_kA_per_m is not None and not args.crop_to_scan:
+        raise InputError("--crop-magnetization-kA-per-m given without --crop-to-scan; expected "
+                         "it only with the crop, whose reach it sets")
 
 
 # the limits of the cuboid inversion of one scan (`smm_daq.cli.mmt`), for every inversion
@@ -126,6 +133,9 @@ def _grains(args: argparse.Namespace, scans: list) -> tuple[object, DragonflyOpt
         crop = scan_crop([s.data for s in scans], [s.sigma for s in scans],
                          [s.height for s in scans],
                          [s.sensor_size for s in scans]) if args.crop_to_scan else {}
+        saturation = args.crop_magnetization_kA_per_m
+        if saturation is not None:
+            crop["crop_magnetization"] = saturation * 1e3
         options = DragonflyOptions(
             min_voxels=args.min_voxels,
             z_top_mm=None if args.z_top_um is None else args.z_top_um * 1e-3,

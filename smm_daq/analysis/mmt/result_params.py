@@ -8,9 +8,11 @@ made by (the command line and the MMT tab record them alike; `result_read` reads
   (1: only grains that could put a field on the scans were kept, `dragonfly.DragonflyOptions`)
   and, with it, `crop` (x0, x1, y0, y1 in m: the rectangle spanning every scan's sensors
   whole, their centres where `crop_noise` is 0), `crop_height` (m: the lowest sensor's height
-  above the sample top; absent: 0, as results made before) and `crop_noise` (T: the noise
+  above the sample top; absent: 0, as results made before), `crop_noise` (T: the noise
   SD the grains' largest fields were compared with; absent: 0, the reach of results made
-  before it, a grain's depth plus `crop_height`);
+  before it, a grain's depth plus `crop_height`) and, with a noise, `crop_magnetization`
+  (A/m: the saturation magnetization the grains' largest fields were reckoned at; absent:
+  magnetite's, 480 kA/m, as results made before it);
 * masks: `mask`, one per scan in the order of `results/scans` (a result of one scan: its
   entry), the mask file as typed ("" where the scan had none), `mask_absolute` its absolute
   path, and `mask_shapes` the text of a .json mask (its rectangles and polygons in µm; ""
@@ -30,7 +32,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from smm_daq.analysis.mmt.formats.dragonfly import MAX_FIELD_T, DragonflyOptions
+from smm_daq.analysis.mmt.formats.dragonfly import (
+    CROP_MAGNETIZATION,
+    MAX_CROP_MAGNETIZATION,
+    MAX_FIELD_T,
+    DragonflyOptions,
+)
 from smm_daq.analysis.mmt.masks import NO_MASK
 from smm_daq.errors import InputError
 from smm_daq.storage.checks import numeric, strings
@@ -83,6 +90,9 @@ def dragonfly_parameters(options: DragonflyOptions | None) -> dict[str, object]:
             out["crop_noise"] = Quantity(options.crop_noise, "T",
                                          "noise SD the grains' largest fields on the window "
                                          "were compared with")
+            out["crop_magnetization"] = Quantity(options.crop_magnetization, "A/m",
+                                                 "saturation magnetization the grains' largest "
+                                                 "fields on the window were reckoned at")
     return out
 
 
@@ -153,6 +163,19 @@ def _noise(params: h5py.Group, where: str) -> float | None:
     return float(values[0])
 
 
+def _magnetization(params: h5py.Group, where: str) -> float:
+    """Parameter `crop_magnetization`: one magnetization in A/m, > 0; magnetite's saturation
+    (CROP_MAGNETIZATION) when not recorded, as results made before it were cropped."""
+    if "crop_magnetization" not in params:
+        return CROP_MAGNETIZATION
+    values = numeric(params, "crop_magnetization", where).ravel()  # written in A/m
+    if values.size != 1 or not 0 < values[0] <= MAX_CROP_MAGNETIZATION:
+        raise InputError(f"'crop_magnetization' holds {values.tolist()}; expected one "
+                         f"saturation magnetization in A/m, above 0 and at most "
+                         f"{MAX_CROP_MAGNETIZATION:g}", source=where)
+    return float(values[0])
+
+
 def _flag(params: h5py.Group, name: str, where: str) -> bool:
     value = numeric(params, name, where, kinds="biu").ravel()
     if value.size != 1 or value[0] not in (0, 1):
@@ -177,12 +200,14 @@ def _dragonfly(params: h5py.Group, where: str) -> DragonflyOptions | None:
         crop = tuple(float(v) for v in window)
     height = _length(params, "crop_height", where) if crop is not None else None
     noise = _noise(params, where) if crop is not None else None
+    saturation = _magnetization(params, where) if noise is not None else CROP_MAGNETIZATION
     return DragonflyOptions(min_voxels=int(voxels[0]),
                             z_top_mm=None if z_top is None else z_top / MM,
                             z_down=_flag(params, "z_down", where),
                             crop=crop,  # type: ignore[arg-type]
                             crop_height=0.0 if height is None else height,
-                            crop_noise=0.0 if noise is None else noise)
+                            crop_noise=0.0 if noise is None else noise,
+                            crop_magnetization=saturation)
 
 
 def _texts(params: h5py.Group, name: str, where: str, n: int) -> tuple[str, ...]:

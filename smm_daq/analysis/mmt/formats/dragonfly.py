@@ -33,20 +33,24 @@ The conventions of the micro-CT workflow, each an option:
   so depth is z − z_top rather than z_top − z;
 * ``crop`` (default None: keep all): an (x0, x1, y0, y1) window in m, usually the rectangle
   the scans' sensors cover (`scan_crop`: their centres, grown by half a sensor), with
-  ``crop_height`` (m, the lowest sensor's height above the sample top) and ``crop_noise`` (T,
-  the noise SD of the quietest scan). A grain is kept
+  ``crop_height`` (m, the lowest sensor's height above the sample top), ``crop_noise`` (T,
+  the noise SD of the quietest scan) and ``crop_magnetization`` (A/m, default
+  CROP_MAGNETIZATION, magnetite's saturation: the most any grain of the sample could carry,
+  so 1,710 kA/m for grains of iron). A grain is kept
   where the largest Bz it could put on any point of the window, at that height,
-  magnetized to CROP_MAGNETIZATION in the worst direction, reaches CROP_FRACTION of the
+  magnetized to ``crop_magnetization`` in the worst direction, reaches CROP_FRACTION of the
   noise (`largest_field`): a grain dropped so adds at most a tenth of σ to any pixel even
-  at magnetite's saturation, and real grains lie one to two orders below it (seed 001:
+  at saturation, and real grains lie one to two orders below it (seed 001:
   46.5 kA/m at 1 µm, falling with size). The reach so grows with the grain's volume and
-  shrinks with the noise: at 100 µm above the top and σ 250 nT, a grain 10 µm deep is kept
-  up to 97 µm beyond the edge for 1 µm³, 263 µm for 10 µm³ and 1.2 mm for 1,000 µm³. The
+  the magnetization and shrinks with the noise: at 100 µm above the top and σ 250 nT, a
+  grain 10 µm deep is kept, at magnetite's saturation, up to 97 µm beyond the edge for
+  1 µm³, 263 µm for 10 µm³ and 1.2 mm for 1,000 µm³; a grain of iron (3.6 times the moment)
+  reaches about 1.5 times as far. The
   rule it replaces (a centroid beyond the window by no more than its depth plus the height,
   whatever the grain) dropped grains whose largest field on the edge sensors was 28 % of
   their largest anywhere (200 nT for 10 µm³ at saturation), and at twice that reach 5.7 %.
   ``crop_noise`` 0 (results made before it was recorded) keeps that old rule, so they are
-  made again as they were.
+  made again as they were; ``crop_magnetization`` plays no part in it.
 """
 
 from __future__ import annotations
@@ -84,6 +88,9 @@ _CUBED = ("³", "^3", "3")
 _HEADER_CELL = re.compile(r"^(?P<name>.*?)\s*\((?P<unit>[^()]*)\)$")
 MU0_4PI = 1e-7  # T m / A
 CROP_MAGNETIZATION = 480e3  # A/m: magnetite's saturation, above any grain's remanence
+# A/m: above iron's saturation (1,710 kA/m) and iron-cobalt's (1,950 kA/m), the highest of any
+# material: a larger value is a typo (A/m for kA/m)
+MAX_CROP_MAGNETIZATION = 2.5e6
 CROP_FRACTION = 0.1  # of the noise SD: a grain whose largest field falls short is dropped
 MAX_FIELD_T = 100.0  # no noise SD reaches this
 NOISELESS = 1e-9  # a noise floor under this share of a map's largest |Bz| is rounding
@@ -108,6 +115,8 @@ class DragonflyOptions:
     crop: tuple[float, float, float, float] | None = None
     crop_height: float = 0.0  # m: the sensor height above the sample top (`scan_crop`)
     crop_noise: float = 0.0  # T: the quietest scan's noise SD; 0: the depth-plus-height reach
+    # A/m: the most a grain could be magnetized (its mineral's saturation), for the crop's reach
+    crop_magnetization: float = CROP_MAGNETIZATION
 
 
 def _separator(header: str) -> str:
@@ -412,7 +421,8 @@ def _kept(pos: np.ndarray, vol: np.ndarray, opt: DragonflyOptions) -> np.ndarray
     the window or outside it by no more than its distance below the sensor."""
     assert opt.crop is not None
     if opt.crop_noise > 0:
-        return largest_field(pos, vol, opt.crop, opt.crop_height) >= CROP_FRACTION * opt.crop_noise
+        return (largest_field(pos, vol, opt.crop, opt.crop_height, opt.crop_magnetization)
+                >= CROP_FRACTION * opt.crop_noise)
     x0, x1, y0, y1 = opt.crop
     dx = np.maximum(np.maximum(x0 - pos[:, 0], pos[:, 0] - x1), 0.0)
     dy = np.maximum(np.maximum(y0 - pos[:, 1], pos[:, 1] - y1), 0.0)
@@ -442,6 +452,12 @@ def _check_options(opt: DragonflyOptions) -> None:
     if not 0 <= opt.crop_noise <= MAX_FIELD_T:
         raise InputError(f"crop_noise is {opt.crop_noise!r} T; expected the scans' noise SD, "
                          f"0 to {MAX_FIELD_T:g} T (0: the depth-plus-height reach)")
+    if not 0 < opt.crop_magnetization <= MAX_CROP_MAGNETIZATION:
+        raise InputError(f"the crop's saturation magnetization (--crop-magnetization-kA-per-m) "
+                         f"is {opt.crop_magnetization / 1e3:g} kA/m; expected the most a grain "
+                         "could be magnetized, above 0 and at most "
+                         f"{MAX_CROP_MAGNETIZATION / 1e3:g} kA/m (magnetite "
+                         f"{CROP_MAGNETIZATION / 1e3:g}, iron 1710)")
     if not 0 <= opt.crop_height <= POSITION_LIMIT_M:
         raise InputError(f"crop_height is {opt.crop_height / UM:g} µm; expected the sensor's "
                          f"height above the sample top, 0 to {POSITION_LIMIT_M:g} m")
@@ -483,7 +499,7 @@ def read_dragonfly(path: str | Path, options: DragonflyOptions | None = None) ->
         inside = _kept(pos, vol, opt)
         if not inside.any():
             near = (f"puts {CROP_FRACTION:g} of the noise ({opt.crop_noise / 1e-9:.4g} nT) on "
-                    f"it, magnetized to {CROP_MAGNETIZATION / 1e3:g} kA/m, with the sensor "
+                    f"it, magnetized to {opt.crop_magnetization / 1e3:g} kA/m, with the sensor "
                     f"{opt.crop_height / UM:.6g} µm above the top" if opt.crop_noise > 0 else
                     "lies under the scan window "
                     f"x {x0 / UM:.6g}..{x1 / UM:.6g} µm, y {y0 / UM:.6g}..{y1 / UM:.6g} µm, "

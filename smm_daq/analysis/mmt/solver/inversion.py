@@ -332,9 +332,9 @@ def solve_triangle(tri: Triangle, damping: float = 0.0, per_grain: int = 3) -> S
         y = linalg.solve_triangular(rs, tri.c)
         w = _triangular_inverse(rs, overwrite=True)
     else:
-        u, sv, vt = _svd(rs)
+        u, sv, vt = singular_svd(rs)
         del rs  # overwritten by the SVD
-        good = sv > sv.max(initial=0.0) * n * SINGULAR_RCOND
+        good = resolved_directions(sv)
         unresolved = np.sum(vt[~good] ** 2, axis=0) > 1e-6
         # W = V Σ⁺ in vt's own memory (n² each at the lab's 12,900 columns)
         vt *= np.divide(1.0, sv, out=np.zeros_like(sv), where=good)[:, None]
@@ -374,7 +374,13 @@ def order_weights(norms: np.ndarray, per_grain: int) -> np.ndarray:
     return out
 
 
-def _svd(rs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def resolved_directions(sv: np.ndarray) -> np.ndarray:
+    """Which singular values `sv` of a singular scaled R (n × n) the pseudo-inverse keeps:
+    those above n ε times the largest; the others' directions are unresolved."""
+    return sv > sv.max(initial=0.0) * sv.size * SINGULAR_RCOND
+
+
+def singular_svd(rs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The SVD of a singular R (overwritten), by LAPACK's dgesdd where its workspace fits in
     the memory available, else by dgesvd, slower but with next to none; InputError when not
     even U and Vᵀ fit (the damped solve needs no SVD)."""

@@ -422,8 +422,8 @@ def _settle_sigmas(ops: Any, models: list, sensors: np.ndarray, phi: np.ndarray,
             ops.forward(unit, sensors[bounds[s]:bounds[s + 1]], sol.x, block=block,
                         rows=kept[s]) for s in range(len(models))])
         t4 = time.perf_counter()
-        dof = _redundancies(triangles, full[:n, :n], 1.0 / weighted_by, counts,
-                            sol.unresolved.any(), damping, per_grain)
+        dof = _redundancies(triangles, full[:n, :n], 1.0 / weighted_by, counts, damping,
+                            per_grain)
         timings["solve_s"] += t3 - t2 + time.perf_counter() - t4
         _require_redundancy(dof, counts, [sg is None for sg in given], names)
         timings["forward_s"] += t4 - t3
@@ -487,28 +487,35 @@ def _triangle(ops: Any, full: np.ndarray, n: int) -> Any:
 
 
 def _redundancies(triangles: list[np.ndarray], r: np.ndarray, weights: np.ndarray,
-                  counts: np.ndarray, singular: bool, damping: float, per_grain: int
-                  ) -> np.ndarray:
-    """Each scan's degrees of freedom N_s − h_s, h_s = w_s² ‖R_s R⁻¹‖²_F the trace of its
-    block of the hat matrix Q (QᵀQ + Λ)⁻¹ Qᵀ (R then the damped triangle, of [R; √Λ]), in
-    columns scaled to unit norm as the solve's. Where R is singular the share N_s (1 − n/N)
-    of the total instead (the rank is not n there); NaN for a scan whose trace is no number,
-    and N_s − h_s as it comes out (≤ 0 included) where its leverages reach its pixel count:
-    `_require_redundancy` refuses those for a scan whose σ is to be estimated."""
+                  counts: np.ndarray, damping: float, per_grain: int) -> np.ndarray:
+    """Each scan's degrees of freedom N_s − h_s, h_s = w_s² ‖R_s W‖²_F the trace of its block
+    of the hat matrix of the solve, in columns scaled to unit norm as the solve's: W = R⁻¹,
+    R then the damped triangle where damped (of [R; √Λ], the hat matrix Q (QᵀQ + Λ)⁻¹ Qᵀ);
+    where the solve took the pseudo-inverse (R singular, or a column of Q all 0: a grain the
+    scans carry no information about), W = V Σ⁺ over the directions it resolved, so the h_s
+    sum to the rank of Q, not to n, as the fit's residual does. NaN for a scan whose trace
+    is no number, and N_s − h_s as it comes out (≤ 0 included) where its leverages reach its
+    pixel count: `_require_redundancy` refuses those for a scan whose σ is to be
+    estimated."""
     n = r.shape[0]
-    share = counts * (1.0 - n / counts.sum())
     norms = np.sqrt(np.einsum("ij,ij->j", r, r))
-    if singular or np.any(norms == 0):
-        return share
+    scale = np.where(norms > 0, norms, 1.0)  # a column of zeros left as it is, as the solve
+    rs = np.asfortranarray(r / scale)
+    pinv = None  # W = V Σ⁺ where the solve took the pseudo-inverse, else R⁻¹ by solves
     if damping > 0:
-        r = np.array(r, order="F")
-        QRUpdate(n, n, r=r).add(np.asfortranarray(
-            np.diag(np.sqrt(damping * inversion.order_weights(norms, per_grain)))))
-    rs = r / norms
-    h = np.array([float(np.sum(linalg.solve_triangular(
-        rs, (w * tri[:n, :n] / norms).T, trans="T", check_finite=False) ** 2))
-        for tri, w in zip(triangles, weights, strict=True)])
-    return np.where(np.isfinite(h), counts - h, np.nan)
+        QRUpdate(n, n, r=rs).add(np.asfortranarray(
+            np.diag(np.sqrt(damping * inversion.order_weights(norms, per_grain)) / scale)))
+    elif np.any(norms == 0) or not inversion._rcond(rs) > inversion.SINGULAR_RCOND:
+        _, sv, vt = inversion.singular_svd(rs)
+        good = inversion.resolved_directions(sv)
+        pinv = vt[good].T / sv[good]
+    h = []
+    for tri, w in zip(triangles, weights, strict=True):
+        block = w * tri[:n, :n] / scale  # the scan's weighted triangle, in the scaled columns
+        part = (block @ pinv if pinv is not None else
+                linalg.solve_triangular(rs, block.T, trans="T", check_finite=False))
+        h.append(float(np.sum(part ** 2)))
+    return np.where(np.isfinite(h), counts - np.array(h), np.nan)
 
 
 MIN_REDUNDANCY = 1.0  # degrees of freedom a scan's σ is estimated from, at least
