@@ -118,6 +118,30 @@ def test_a_file_made_where_the_scans_was_deleted_is_not_written_with_the_same_in
     assert path.read_bytes() == there[0]  # nothing written into the file made there
 
 
+def test_an_earlier_copy_put_in_place_where_numbers_tell_nothing_is_not_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a network share a copy holds the file's token and counts as the file (no inode
+    number to tell): one taken two lines ago (a backup put back) lacks lines the scan
+    stored, and the scan stops rather than finish in it with those lines missing."""
+    path = tmp_path / "s.h5"
+    backup = tmp_path / "backup.h5"
+    _Mount(monkeypatch, os.stat(tmp_path).st_dev, "cifs", "inode")
+    there: list[bytes] = []
+
+    def copy_after_line_1_put_back_after_line_3(event: object) -> None:
+        if event.kind == "line_done" and event.line == 1:
+            shutil.copyfile(path, backup)
+        if event.kind == "line_done" and event.line == 3:
+            os.replace(backup, path)
+            there.append(path.read_bytes())
+
+    seq = Sequencer(fake_rig(), path, _plan())
+    seq.subscribe(copy_after_line_1_put_back_after_line_3)
+    assert seq.run() == "failed"
+    assert "lacks line(s) 2, 3 of entry 'k'" in seq.message, seq.message
+    assert path.read_bytes() == there[0]  # nothing written into the copy
+
+
 def _mark_open(path: Path) -> None:
     """The superblock's open-for-write mark set, as a writer killed in SWMR mode leaves it."""
     raw = bytearray(path.read_bytes())
