@@ -308,6 +308,9 @@ def test_a_file_without_a_token_shown_under_a_new_number_each_look_is_refused_cl
     message = str(raised.value)
     assert "cannot tell whether the file this locked is the one its name stands for" in message
     assert "no identity token" in message and "repair" in message
+    assert "copy it to a disk of this machine's own" in message
+    with pytest.raises(StorageError, match="cannot tell whether the file"):
+        repair(session)  # refused here too: what gives the file a token is done elsewhere
     assert session.read_bytes() == before
 
 

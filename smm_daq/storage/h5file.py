@@ -383,8 +383,9 @@ def _hold(stack: contextlib.ExitStack, path: Path, *, exclusive: bool) -> bool:
                    f"stands for ({_SWAPS_WAITED + 1} tries): its file system showed it under "
                    "another inode number each time, and it has no identity token to tell it "
                    "by (an earlier release made it); expected a file system that keeps a "
-                   "file's inode number, or a file with a token: a scan started or resumed "
-                   f"in it, or `{PROGRAM_NAME} repair FILE`, gives it one")
+                   "file's inode number, or a file with a token: copy it to a disk of this "
+                   f"machine's own, where `{PROGRAM_NAME} repair FILE` (or a scan started or "
+                   "resumed in it) gives it one, then back (here that too would be refused)")
     else:
         message = (f"{path}: was replaced by a rebuilt copy {_SWAPS_WAITED + 1} times while "
                    "this waited for it (repairs or rebuilds in other processes); expected it "
