@@ -118,6 +118,30 @@ def test_a_file_made_where_the_scans_was_deleted_is_not_written_with_the_same_in
     assert path.read_bytes() == there[0]  # nothing written into the file made there
 
 
+def test_an_earlier_copy_put_in_place_where_numbers_tell_nothing_is_not_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a network share a copy holds the file's token and counts as the file (no inode
+    number to tell): one taken two lines ago (a backup put back) lacks lines the scan
+    stored, and the scan stops rather than finish in it with those lines missing."""
+    path = tmp_path / "s.h5"
+    backup = tmp_path / "backup.h5"
+    _Mount(monkeypatch, os.stat(tmp_path).st_dev, "cifs", "inode")
+    there: list[bytes] = []
+
+    def copy_after_line_1_put_back_after_line_3(event: object) -> None:
+        if event.kind == "line_done" and event.line == 1:
+            shutil.copyfile(path, backup)
+        if event.kind == "line_done" and event.line == 3:
+            os.replace(backup, path)
+            there.append(path.read_bytes())
+
+    seq = Sequencer(fake_rig(), path, _plan())
+    seq.subscribe(copy_after_line_1_put_back_after_line_3)
+    assert seq.run() == "failed"
+    assert "lacks line(s) 2, 3 of entry 'k'" in seq.message, seq.message
+    assert path.read_bytes() == there[0]  # nothing written into the copy
+
+
 def _mark_open(path: Path) -> None:
     """The superblock's open-for-write mark set, as a writer killed in SWMR mode leaves it."""
     raw = bytearray(path.read_bytes())
@@ -147,6 +171,54 @@ def test_a_scan_goes_on_in_the_copy_its_own_write_repaired_and_swapped_in(
     with h5py.File(path, "r") as f:
         assert f["k/data/line_done"][()].all()
         assert identity.token_of(f) not in (None, tokens[0])  # the repaired copy's own
+
+
+@pytest.mark.parametrize("touch", ["read", "write"])
+def test_a_scan_goes_on_in_the_copy_another_thread_of_its_process_repaired(
+        tmp_path: Path, touch: str) -> None:
+    """The window's live view reading the file, or a product written into it, in the scan's
+    own process between two lines, repairs a file another process's writer left marked
+    (the scan's process counts as no live writer to itself): the scan writes on in that
+    copy, as after its own write's repair, not stopping as if its file were replaced."""
+    path = tmp_path / "s.h5"
+
+    def touch_it_marked_after_line_2(event: object) -> None:
+        if event.kind == "line_done" and event.line == 2:
+            _mark_open(path)
+            if touch == "read":
+                with open_read(path) as f:
+                    assert list(f) == ["k"]
+            else:
+                write_map_entry(path, _map("other"), kind="scan")
+
+    seq = Sequencer(fake_rig(), path, _plan())
+    seq.subscribe(touch_it_marked_after_line_2)
+    assert seq.run() == "finished", seq.message
+    with h5py.File(path, "r") as f:
+        assert text(f["k/status"]) == "finished"
+        assert f["k/data/line_done"][()].all() and np.isfinite(f["k/data/Bz"][()]).all()
+
+
+def test_a_copy_put_in_place_of_the_one_a_reader_repaired_is_still_refused(
+        tmp_path: Path) -> None:
+    path = tmp_path / "s.h5"
+    there: list[bytes] = []
+
+    def repair_then_swap_a_copy_in_after_line_2(event: object) -> None:
+        if event.kind == "line_done" and event.line == 2:
+            _mark_open(path)
+            with open_read(path):
+                pass  # repaired on the way, by this process
+            copy = tmp_path / "copy.h5"
+            shutil.copyfile(path, copy)  # the same token, another inode
+            os.replace(copy, path)
+            there.append(path.read_bytes())
+
+    seq = Sequencer(fake_rig(), path, _plan())
+    seq.subscribe(repair_then_swap_a_copy_in_after_line_2)
+    assert seq.run() == "failed"
+    assert "the file was replaced" in seq.message
+    assert path.read_bytes() == there[0]
 
 
 def test_a_file_gets_a_token_when_made_and_a_rebuilt_copy_its_own(tmp_path: Path) -> None:
@@ -236,6 +308,9 @@ def test_a_file_without_a_token_shown_under_a_new_number_each_look_is_refused_cl
     message = str(raised.value)
     assert "cannot tell whether the file this locked is the one its name stands for" in message
     assert "no identity token" in message and "repair" in message
+    assert "copy it to a disk of this machine's own" in message
+    with pytest.raises(StorageError, match="cannot tell whether the file"):
+        repair(session)  # refused here too: what gives the file a token is done elsewhere
     assert session.read_bytes() == before
 
 

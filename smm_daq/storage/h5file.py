@@ -318,13 +318,16 @@ def file_id(f: h5py.File) -> FileId:
 
 def _require_named(p: Path, file: FileId) -> None:
     """`Replaced` unless `p` names `file` now (its token and, where the file system keeps
-    them, its inode number); InputError when it names another program's file (`not_ours`).
+    them, its inode number), or the copy this process rebuilt and swapped in for it
+    (`identity.successor`); InputError when it names another program's file (`not_ours`).
     One read-only open for both, as `require_ours` makes."""
     with _opened_to_judge(p) as f:
         token = identity.token_of(f) if f is not None else None
         reason = not_ours(f) if f is not None else None
     try:
-        named = identity.is_file(file, token, os.stat(p))
+        st = os.stat(p)
+        named = (identity.is_file(file, token, st)
+                 or identity.is_file(identity.successor(p, file), token, st))
     except OSError:  # gone meanwhile
         named = False
     if not named:
@@ -383,8 +386,9 @@ def _hold(stack: contextlib.ExitStack, path: Path, *, exclusive: bool) -> bool:
                    f"stands for ({_SWAPS_WAITED + 1} tries): its file system showed it under "
                    "another inode number each time, and it has no identity token to tell it "
                    "by (an earlier release made it); expected a file system that keeps a "
-                   "file's inode number, or a file with a token: a scan started or resumed "
-                   f"in it, or `{PROGRAM_NAME} repair FILE`, gives it one")
+                   "file's inode number, or a file with a token: copy it to a disk of this "
+                   f"machine's own, where `{PROGRAM_NAME} repair FILE` (or a scan started or "
+                   "resumed in it) gives it one, then back (here that too would be refused)")
     else:
         message = (f"{path}: was replaced by a rebuilt copy {_SWAPS_WAITED + 1} times while "
                    "this waited for it (repairs or rebuilds in other processes); expected it "
@@ -1081,10 +1085,11 @@ def _repair_locked(p: Path, *, only_ours: bool = False) -> Repaired:
             # HDF5 writing a file the disk has no room for ends in a crash, not an error
             if not _reserve(tmp, 0, p.stat().st_size + HEADROOM, create=True):
                 raise _no_room(p, "repair it: its copy is rebuilt beside it")
+            tokens = (identity.token_of(src), None)
             with h5py.File(tmp, "w", libver=LIBVER, track_order=True, locking=False) as dst:
                 with _damage_named(p):
                     _rebuild(src, dst)
-                _new_identity(dst)
+                tokens = (tokens[0], _new_identity(dst))
                 for name in replacements_under_way(dst):  # before the staged ones go
                     settle_replacement(dst, name, source=str(p))
                 cut_off = cut_off_entries(dst)
@@ -1111,17 +1116,20 @@ def _repair_locked(p: Path, *, only_ours: bool = False) -> Repaired:
         raise
     finally:
         cleared.unlink(missing_ok=True)
-    _swap_in(tmp, p)
+    _swap_in(tmp, p, tokens=tokens)
     done.removed[:], done.kept[:] = remove_leftovers(p)
     return done
 
 
-def _new_identity(copy: h5py.File) -> None:
-    """A rebuilt `copy` of a session file given its own identity token: it is another file,
-    whose lock a writer waiting for the one it replaces must take (`_hold`), also where the
-    file system may show both under one inode number. An empty HDF5 file is left empty."""
-    if _made_by_us(text(copy.attrs.get("creator", ""))):
-        identity.give_token(copy)
+def _new_identity(copy: h5py.File) -> str | None:
+    """A rebuilt `copy` of a session file given its own identity token, returned: it is
+    another file, whose lock a writer waiting for the one it replaces must take (`_hold`),
+    also where the file system may show both under one inode number. An empty HDF5 file is
+    left empty (None)."""
+    if not _made_by_us(text(copy.attrs.get("creator", ""))):
+        return None
+    identity.give_token(copy)
+    return identity.token_of(copy)
 
 
 @contextlib.contextmanager
@@ -1140,13 +1148,19 @@ def _damage_named(p: Path) -> Iterator[None]:
             "as it was)", source=str(p)) from None
 
 
-def _swap_in(tmp: Path, p: Path, copy: str = "repaired copy") -> None:
+def _swap_in(tmp: Path, p: Path, copy: str = "repaired copy", *,
+             tokens: tuple[str | None, str | None] = (None, None)) -> None:
     """Put the rebuilt `copy` `tmp` in place of `p` in one step (or remove it and say why not):
-    a crash at any moment leaves the file as it was or as rebuilt, never half of either."""
+    a crash at any moment leaves the file as it was or as rebuilt, never half of either.
+    `tokens`: the identity tokens of the file replaced and of the copy, recorded with the
+    swap, so that a scan of this process writing `p` writes on in the copy
+    (`identity.swapped`)."""
     try:
         with open(tmp, "rb+") as fh:  # on disk before its name is: a power cut keeps one whole
             os.fsync(fh.fileno())
+        old, new = identity.at(p, tokens[0]), identity.at(tmp, tokens[1])  # a rename keeps it
         os.replace(tmp, p)
+        identity.swapped(p, old, new)
     except OSError as exc:  # Windows replaces no file that another program has open
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
@@ -1179,12 +1193,12 @@ def make_extendable(path: str | Path, datasets: Collection[str]) -> None:
                 with h5py.File(p, "r", locking=False) as src, h5py.File(
                         tmp, "w", libver=LIBVER, track_order=True, locking=False) as dst:
                     _rebuild(src, dst, extendable=frozenset(datasets))
-                    _new_identity(dst)
+                    tokens = (identity.token_of(src), _new_identity(dst))
             except OSError as exc:  # the disk filled meanwhile: said as the check says it
                 if exc.errno in _NO_ROOM:
                     raise _no_room(p, room) from None
                 raise
-            _swap_in(tmp, p, "rebuilt copy")
+            _swap_in(tmp, p, "rebuilt copy", tokens=tokens)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise

@@ -16,12 +16,20 @@ next (CIFS mounted `noserverino`, an NFS share mounted again, numbers a FUSE fil
 makes up): the token alone decides there, so a copy of the file put in its place counts as
 the file. A file of an earlier release has no token until a scan starts or resumes in it or
 it is repaired (`ensure_token`); until then its inode number alone decides.
+
+A copy that this process rebuilt and swapped in (a repair or a rebuild, by any thread: a
+reader's, another entry's writer's) is recorded as the successor of the file it replaced
+(`swapped`), so that a scan of this process writes on in it (`successor`): it holds all
+that scan wrote. Another process's copy is not followed (its repair is refused while the
+scan's process lives).
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import uuid
+from collections import deque
 from dataclasses import dataclass
 
 import h5py
@@ -42,6 +50,12 @@ class FileId:
     device: int
     inode: int
     inode_kept: bool
+
+
+# (the file's real path, the file replaced, the copy swapped in), the latest last: a repair
+# is rare, and a scan follows one at its next write, so a few dozen are plenty
+_SWAPPED: deque[tuple[str, FileId, FileId]] = deque(maxlen=64)
+_SWAPPED_GUARD = threading.Lock()
 
 
 def token_of(f: h5py.File) -> str | None:
@@ -80,13 +94,41 @@ def of_open(f: h5py.File) -> FileId:
     return FileId(token_of(f), st.st_dev, st.st_ino, inode_kept(st.st_dev))
 
 
+def at(path: str | os.PathLike[str], token: str | None) -> FileId:
+    """The identity of the file `path` names now, which holds `token` (OSError when none)."""
+    st = os.stat(path)
+    return FileId(token, st.st_dev, st.st_ino, inode_kept(st.st_dev))
+
+
 def is_file(expected: FileId, token: str | None, st: os.stat_result) -> bool:
     """Whether a file holding `token`, found as `st`, is the file `expected`: its token where
     `expected` has one (a file that had one keeps it), and its inode number where the file
     system keeps it or there is no token to go by."""
+    return _matches(expected, token, st.st_dev, st.st_ino)
+
+
+def _matches(expected: FileId, token: str | None, device: int, inode: int) -> bool:
     if expected.token is not None:
         if token != expected.token:
             return False
         if not expected.inode_kept:
             return True
-    return (st.st_dev, st.st_ino) == (expected.device, expected.inode)
+    return (device, inode) == (expected.device, expected.inode)
+
+
+def swapped(path: str | os.PathLike[str], old: FileId, new: FileId) -> None:
+    """Record that this process put the rebuilt copy `new` in place of `old` at `path`."""
+    with _SWAPPED_GUARD:
+        _SWAPPED.append((os.path.realpath(path), old, new))
+
+
+def successor(path: str | os.PathLike[str], expected: FileId) -> FileId:
+    """The copy this process last swapped in at `path` in place of `expected` (following a
+    copy of a copy), or `expected` where there is none."""
+    where = os.path.realpath(path)
+    with _SWAPPED_GUARD:
+        records = list(_SWAPPED)
+    for place, old, new in records:  # oldest first: a later copy replaced an earlier one
+        if place == where and _matches(expected, old.token, old.device, old.inode):
+            expected = new
+    return expected

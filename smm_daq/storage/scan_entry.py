@@ -505,6 +505,8 @@ class ScanEntryWriter:
         try:
             with writing(self.path, create=False, swmr=True, room=room,
                          same_file=self.file) as f:
+                if self.file is None or not self.file.inode_kept:  # else its inode tells
+                    self._require_lines_held(f)
                 yield f
                 # the file written, which a repair on the way may have rebuilt and swapped in
                 self.file = file_id(f)
@@ -512,6 +514,24 @@ class ScanEntryWriter:
             raise Replaced(
                 f"{exc}; nothing more of the scan can be stored; the lines stored before are "
                 f"in the file that was there ({resume})") from None
+
+    def _require_lines_held(self, f: h5py.File) -> None:
+        """`Replaced` unless the open file holds every line this scan stored: a copy of the
+        file taken earlier and put in its place holds its identity token too, and counts as
+        the file where inode numbers tell nothing (`smm_daq.storage.identity`); the lines
+        stored since are not to be lost behind a "finished"."""
+        done = f.get(f"{self.name}/data/line_done")
+        if isinstance(done, h5py.Dataset) and done.shape == self.line_done.shape:
+            lost = np.flatnonzero(self.line_done & ~np.asarray(done[()], dtype=bool))
+            if not lost.size:
+                return
+            shown = ", ".join(str(int(iy)) for iy in lost[:5]) + (", ..." if lost.size > 5
+                                                                    else "")
+            missing = f"line(s) {shown} of entry '{self.name}'"
+        else:
+            missing = f"entry '{self.name}' as this scan laid it out"
+        raise Replaced(f"{self.path}: the file there lacks {missing}, stored before (an "
+                       "earlier copy of it put in its place?); nothing was written to it")
 
     def write_line(self, iy: int, bz: np.ndarray, x: np.ndarray, y: np.ndarray,
                    full_scale: np.ndarray, t: np.ndarray,
