@@ -42,9 +42,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-# as `smm-daq` sets it (smm_daq/cli/main.py: OpenBLAS's threads otherwise spin after each call
-# and take the cores from the Green's kernels); before NumPy loads OpenBLAS
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "20")
+from smm_daq.thread_waits import quiet_idle_threads
+
+# as `smm-daq` sets them (idle OpenBLAS and OpenMP threads otherwise spin after each call and
+# take the cores from each other's work); before NumPy loads OpenBLAS
+quiet_idle_threads()
 
 import numpy as np
 from scipy.linalg import lapack

@@ -56,13 +56,15 @@ from smm_daq.cli.main import main
 assert "numpy" not in sys.modules  # the OpenBLAS setting comes before NumPy loads it
 sys.argv = ["smm-daq", *{argv!r}]
 code = main({call})
-print(json.dumps([code, gc.get_freeze_count(), os.environ.get("OPENBLAS_THREAD_TIMEOUT")]))
+print(json.dumps([code, gc.get_freeze_count(), os.environ.get("OPENBLAS_THREAD_TIMEOUT"),
+                  os.environ.get("OMP_WAIT_POLICY")]))
 """
 
 
 def _end_of(argv: list[str], *, as_program: bool, before: str = "") -> list:
     call = "" if as_program else repr(argv)
-    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OPENBLAS_THREAD_TIMEOUT", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     done = subprocess.run(
         [sys.executable, "-c", _END.format(before=before, argv=argv, call=call)],
         capture_output=True, text=True, check=True, env=env)
@@ -77,11 +79,11 @@ def test_the_program_leaves_its_objects_to_the_process_end(tmp_path):
 
     path = tmp_path / "s.h5"
     h5py.File(path, "w").close()  # a file of no entries: `info` succeeds
-    code, frozen, _ = _end_of(["info", str(path)], as_program=True)
+    code, frozen, *_ = _end_of(["info", str(path)], as_program=True)
     assert code == 0 and frozen > 1000
-    code, frozen, _ = _end_of(["info", str(path)], as_program=False)
+    code, frozen, *_ = _end_of(["info", str(path)], as_program=False)
     assert code == 0 and frozen == 0
-    code, frozen, _ = _end_of(["info", str(tmp_path / "none.h5")], as_program=True)
+    code, frozen, *_ = _end_of(["info", str(tmp_path / "none.h5")], as_program=True)
     assert code == 2 and frozen == 0  # an error is reported as before, nothing frozen
 
 
@@ -93,6 +95,21 @@ def test_openblas_threads_stop_spinning_sooner_unless_the_user_says_otherwise(tm
     kept = _end_of(["info", str(path)], as_program=True,
                    before="os.environ['OPENBLAS_THREAD_TIMEOUT'] = '7'")
     assert kept[2] == "7"
+
+
+def test_openmp_threads_sleep_when_idle_unless_the_user_says_otherwise(tmp_path):
+    """The command has numba's OpenMP threads sleep as soon as a kernel ends (they spun some
+    10 ms after each, taking a core from the QR's LAPACK threads, other processes and, on a
+    loaded machine, the next kernel); the user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT
+    (which libgomp takes before the policy) is kept."""
+    path = tmp_path / "none.h5"
+    assert _end_of(["info", str(path)], as_program=True)[3] == "PASSIVE"
+    kept = _end_of(["info", str(path)], as_program=True,
+                   before="os.environ['OMP_WAIT_POLICY'] = 'ACTIVE'")
+    assert kept[3] == "ACTIVE"
+    spin = _end_of(["info", str(path)], as_program=True,
+                   before="os.environ['GOMP_SPINCOUNT'] = '1000'")
+    assert spin[3] is None
 
 
 def test_python_dash_m_runs_the_command():

@@ -29,16 +29,13 @@ from collections.abc import Sequence
 from importlib.metadata import entry_points
 from typing import NoReturn
 
-from smm_daq import PROGRAM_NAME, __version__, interrupts
+from smm_daq import PROGRAM_NAME, __version__, interrupts, thread_waits
 from smm_daq.cli.option_hints import unknown_options
 from smm_daq.errors import InputError, SmmError, WriteStalled
 
-# OpenBLAS's worker threads spin for 2^28 cycles (about 0.1 s) after each call before they
-# sleep. An MMT inversion alternates LAPACK calls with numba's parallel kernels on the same
-# cores, and that spinning took a quarter of them (2 cores, the 200 × 200 × 50 µm sample:
-# Green + QR 3.2 s, against 2.3 s at 2^20 cycles, and the QR alone no slower). Set before
-# NumPy loads OpenBLAS; a value the user set is kept.
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "20")
+# idle OpenBLAS and OpenMP threads sleep soon (they spun, taking the cores from each other's
+# work in an MMT inversion); before NumPy loads OpenBLAS
+thread_waits.quiet_idle_threads()
 
 EXIT_OK = 0
 EXIT_FAILED = 1
