@@ -14,6 +14,7 @@ from test_kepco_coils import Rig
 
 from smm_daq.errors import InstrumentError
 from smm_daq.instruments import loss_budget
+from smm_daq.instruments import rig as rig_module
 from smm_daq.instruments.loss_budget import TAIL_EXCHANGES
 from smm_daq.instruments.profile import load_profile
 from smm_daq.instruments.safe_bound import safe_deadline, safe_time_bound, switch_off_tail_s
@@ -74,6 +75,25 @@ def test_past_the_deadline_supplies_that_stop_answering_cost_their_switch_offs_o
     assert rig.clock.now() - start <= 3 * TAIL_EXCHANGES * 2 * TIMEOUT_S + 0.1
     assert rig.clock.now() - start == pytest.approx(3 * 2 * TIMEOUT_S, abs=0.2)
     assert not any(rig.model.output(k) for k in range(3))
+
+
+def test_a_scans_make_safe_has_the_deadline_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The make-safe path of an open rig (a scan's end or failure, Ctrl-C, the window's
+    close) is bounded alike: with a deadline of 0.5 s (monkeypatched, for a ramp of 1.2 A at
+    1 A/s), the stage is stopped, each supply still energised switched off where it stands
+    and said, within the deadline and the switch-offs after it, on the rig's clock."""
+    monkeypatch.setattr(rig_module, "safe_deadline", lambda profile: 0.5)
+    rig = rig_module.open_rig(load_profile())
+    rig.coils.set_field(np.array([0.0, 0.0, 60e-6]))
+    start = rig.clock.now()
+    problems = rig.make_safe()
+    assert len(problems) == 1 and problems[0].startswith("field not ramped down: "), problems
+    assert re.search(r"coil z: deadline reached before '[^']+': .*switched off at "
+                     r"\d\.\d{4} A \(deadline reached\), the switch-off confirmed",
+                     problems[0]), problems
+    assert rig.clock.now() - start <= 0.5 + switch_off_tail_s(rig.profile)
+    assert not any(rig.world.coils.output(k) for k in range(3))
+    assert rig.stage.on_target()
 
 
 @pytest.mark.parametrize(("config", "deadline", "bound"), [
