@@ -12,9 +12,10 @@ field set's current step and an output's switching on, absolute and idempotent, 
 sent once more and checked (lost twice in a row, the set fails); a ramp-down goes on past a
 few lost replies, within a bound that keeps making the rig safe in time (`RampLosses`), and
 each supply's lost replies over the whole make-safe path are limited (`loss_budget`); a
-supply given up on the way is switched off where it stands (`_switch_off_given_up`). Every
-ramp, a field set's as the safety paths', is paced by the clock (`ramp_pace`): a slow link
-does not lengthen it.
+supply given up on the way is switched off where it stands (`_switch_off_given_up`), as is
+each supply still energised when the make-safe path's deadline is reached (`loss_budget`:
+every exchange but a switch-off is refused from then on). Every ramp, a field set's as the
+safety paths', is paced by the clock (`ramp_pace`): a slow link does not lengthen it.
 
 Supplies run in current mode (`FUNC:MODE CURR`) with the voltage limit (`VOLT`) as their
 compliance. At connect each supply's rating is read from its model in `*IDN?` (a BOP 20-5M is
@@ -55,7 +56,7 @@ from smm_daq.errors import (
 )
 from smm_daq.instruments import loss_budget
 from smm_daq.instruments.interfaces import FieldSource, Identity
-from smm_daq.instruments.loss_budget import GivenUp
+from smm_daq.instruments.loss_budget import DeadlineReached, GivenUp
 from smm_daq.instruments.profile import (
     CURRENT_READ_MARGIN,
     MAX_CURRENT_A,
@@ -218,7 +219,13 @@ class _Supply:
                                                        within=(-bound, bound)))
 
     def switch(self, on: bool, *, resend: bool = False) -> None:
-        self.command("OUTP ON" if on else "OUTP OFF", resend=resend)
+        """Output on or off; a switch-off is sent past the make-safe path's deadline too
+        (`loss_budget.switching_off`)."""
+        if on:
+            self.command("OUTP ON", resend=resend)
+        else:
+            with loss_budget.switching_off():
+                self.command("OUTP OFF", resend=resend)
         self.enabled = on
         self.sent_off = False
         if not on:
@@ -538,6 +545,8 @@ class KepcoBOPCoils(FieldSource):
                     problems.append(f"{exc}; {_switch_off_given_up(s, str(exc))}")
                     left_out.append(s)
                     del losses[s.axis]
+            if not losses:  # every supply left out: no further step to wait for
+                break
         self.replies_lost = [f"coil {axis}: {lost.said().removeprefix('; ')}"
                              for axis, lost in losses.items() if lost.lost]
         return problems, left_out
@@ -567,6 +576,8 @@ class KepcoBOPCoils(FieldSource):
                         "(compliance limit or open circuit?)"
                     )
             if not problems or self.clock.now() >= deadline:
+                return problems
+            if loss_budget.past_deadline():  # nothing but a switch-off is sent any more
                 return problems
             self.clock.sleep(0.05)
 
@@ -604,6 +615,8 @@ class KepcoBOPCoils(FieldSource):
         for s in self._supplies:
             try:
                 s.enable()
+            except DeadlineReached:  # one on is switched off by the ramp-down, which says so
+                continue
             except InstrumentError as exc:
                 problems.append(str(exc))
         failed, left_out = self._ramp_down(target)
@@ -688,6 +701,9 @@ def _switch_off_given_up(supply: _Supply, said: str, *, ramped: bool = True) -> 
     """Switch off a supply whose ramp-down was given up, where it stands; what was done, for
     its failure's message.
 
+    The same for each supply still energised when the make-safe path's deadline is reached
+    (`loss_budget.DeadlineReached`): only its switch-off and the check of it are still sent.
+
     Off, not left on, for coils around an irreplaceable sample: a coil left energised holds
     its field on the sample, unwatched, for as long as nobody comes (the sample acquires a
     viscous remanence over hours), from a supply that no longer answers reliably. Switched
@@ -700,9 +716,13 @@ def _switch_off_given_up(supply: _Supply, said: str, *, ramped: bool = True) -> 
     path's budget the switch-off is checked (and sent once more where its check is lost); a
     supply that has spent its budget is sent it once, unchecked
     (`Link.write(last_word=True)`). `said`: the failure already said (not said again);
-    `ramped`: its ramp-down began (else the current it was switched off at is unknown)."""
-    at = (f"at {supply.setpoint:.4f} A (its last step sent)" if ramped
-          else "where it was found (its current unknown)")
+    `ramped`: its ramp-down began (else the current it was switched off at is unknown).
+    Past the make-safe path's deadline, that is said: '(deadline reached)'."""
+    late = loss_budget.past_deadline()
+    if ramped:
+        at = f"at {supply.setpoint:.4f} A ({'deadline reached' if late else 'its last step sent'})"
+    else:
+        at = f"where it was found (its current unknown{'; deadline reached' if late else ''})"
     try:
         supply.switch(False, resend=True)
         return f"switched off {at}, the switch-off confirmed"
@@ -712,7 +732,8 @@ def _switch_off_given_up(supply: _Supply, said: str, *, ramped: bool = True) -> 
         why = str(exc).removeprefix(f"{supply.name}: ")
         why = "" if why in said else f": {why}"
     try:
-        supply.link.write("OUTP OFF", last_word=True)
+        with loss_budget.switching_off():
+            supply.link.write("OUTP OFF", last_word=True)
     except InstrumentError:
         return f"NOT switched off {at}{why}; the coil may still be energised"
     supply.sent_off = True

@@ -10,7 +10,8 @@ thread waits for the exchange to end (`smm_daq.interrupts.atomic`). A device cle
 because the link is gone ends the exchange with `InstrumentLost` at once. Once lost, an
 instrument gets one attempt per exchange (no retries) until it answers again, so the safety
 path that must still try every instrument spends one timeout, not `retries + 1`, on each
-exchange with a lost one.
+exchange with a lost one. Past the make-safe path's deadline (`loss_budget`), every exchange
+is refused but a supply's switch-off, which gets one attempt.
 
 A destructive query (`destructive=True`: ERR?, SYST:ERR?, LIAS?; reading it clears what it
 reports) is never retried: the instrument may have processed it before its reply was lost,
@@ -63,6 +64,7 @@ class Link:
         budget = loss_budget.current() if kind else None
         if last_word and budget is not None and kind and budget.spent(self.name, kind) \
                 and budget.take_last_word(self.name):
+            budget.refuse_late(self.name, command, kind)  # past the deadline, counted
             with self._lock, interrupts.atomic():
                 self.transport.write(command)
             return
@@ -98,9 +100,11 @@ class Link:
 
     def _attempts(self, action: Callable[[], T], command: str, destructive: bool) -> T:
         last: Exception | None = None
-        attempts = 1 if self.lost or destructive else self.retries + 1
         kind = self.budget_kind
         budget = loss_budget.current() if kind else None
+        # past the make-safe path's deadline, what is still sent is sent once
+        late = budget is not None and budget.past_deadline()
+        attempts = 1 if self.lost or destructive or late else self.retries + 1
         try:
             for _ in range(attempts):
                 if budget is not None and kind:

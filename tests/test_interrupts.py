@@ -58,21 +58,20 @@ def test_the_kill_grace_follows_the_profile() -> None:
     p = load_profile()
     c, s = p.coils, p.stage.link
     assert s.address.startswith("ASRL") and not c.addresses[0].startswith("ASRL")
-    # each supply found in voltage mode, ramped down at the connect of the three, and one
-    # of them, that cut short, again on its own from a setpoint up to its rating
+    # the deadline: each supply found in voltage mode, ramped down at the connect of the
+    # three, and one of them, that cut short, again on its own from a setpoint up to its
+    # rating; settling; a timeout for each reply the supplies and the stage may lose
     ramp = 4 * (1.1 * c.supply_rating / c.max_ramp_rate + 0.1)
-    # each supply's exchanges (63), and three steps of each of its two ramps (3 each), at
-    # the timeout; the serial stage's (20) at its timeout and a 64 kB reply's transfer
-    transfer = 65552 * 10 / s.baud_rate
-    talk = 3 * c.link.timeout_s * (63 + 18) + 20 * (s.timeout_s + transfer)
     budget = c.link.retries + 1 + 4 + 2  # a dead supply's, and its ramp-down's lost replies
-    # each lost: its timeout, a device clear (GPIB: a timeout), the step it was lost in
-    lost = 3 * budget * c.link.timeout_s * (1 + 1 + 10)
-    # the stage's: its timeout, a serial clear (6 timeouts and a transfer), the stop and
-    # its check sent again
-    lost += (s.retries + 5) * (s.timeout_s + 6 * s.timeout_s + transfer
-                               + 2 * (s.timeout_s + transfer))
-    assert safe_time_bound(p) == pytest.approx(ramp + 2.05 + talk + lost)
+    deadline = ramp + 2.05 + 3 * budget * c.link.timeout_s + (s.retries + 5) * s.timeout_s
+    # then the attempt under way: a supply's (its timeout, a GPIB clear: a timeout) or the
+    # serial stage's (three replies, each with a 64 kB reply's transfer, a serial clear: 6
+    # timeouts and a transfer); and each supply's switch-off, five exchanges at most
+    transfer = 65552 * 10 / s.baud_rate
+    under_way = max(2 * c.link.timeout_s, 3 * (s.timeout_s + transfer) + 6 * s.timeout_s
+                    + transfer)
+    tail = under_way + 3 * 5 * 2 * c.link.timeout_s
+    assert safe_time_bound(p) == pytest.approx(deadline + tail)
 
 
 @pytest.mark.parametrize("argv", [

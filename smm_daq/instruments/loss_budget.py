@@ -12,6 +12,12 @@ each lost reply to its instrument's name here; once that instrument has lost wha
 is allowed, it is given up: every further exchange with it is refused at once (`GivenUp`),
 with a single exception, the unchecked switch-off of a supply given up (`last_word`), which
 `safe_time_bound` counts as one more exchange.
+
+The path also has a deadline on the rig's clock (`safe_bound.safe_deadline` after it began):
+once reached, every exchange is refused at once (`DeadlineReached`, a `GivenUp`) but a coil
+supply's switch-off (`switching_off`): `TAIL_EXCHANGES` of them per supply, one attempt each,
+so that each supply still energised is switched off where it stands and the path ends within
+the time `safe_time_bound` says, however slow its links or however many replies they lose.
 """
 
 from __future__ import annotations
@@ -21,14 +27,23 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
+from smm_daq.clock import Clock
 from smm_daq.errors import InstrumentLost
 
 SUPPLY = "supply"  # a coil supply's link
 STAGE = "stage"  # the stage's link
+# the exchanges a supply may still have past the deadline: its switch-off (`OUTP OFF`) and
+# its check, both once more where the check lost its reply, then the switch-off unchecked
+TAIL_EXCHANGES = 5
 
 
 class GivenUp(InstrumentLost):
     """An exchange refused: the instrument lost every reply the make-safe path allows it."""
+
+
+class DeadlineReached(GivenUp):
+    """An exchange refused: the make-safe path's deadline was reached (only a supply's
+    switch-off is still sent)."""
 
 
 @dataclass
@@ -40,6 +55,10 @@ class LossBudget:
     allowed_stage: int | None = None  # None: the stage's lost replies are not limited
     lost: dict[str, int] = field(default_factory=dict)
     last_words: set[str] = field(default_factory=set)  # names whose last word was sent
+    clock: Clock | None = None  # the rig's, on which `deadline` is
+    deadline: float | None = None  # clock time past which only switch-offs are sent
+    deadline_s: float = 0.0  # the deadline, from the path's start (s)
+    late: dict[str, int] = field(default_factory=dict)  # exchanges per name past the deadline
 
     def charge(self, name: str) -> None:
         """One more reply of `name` lost."""
@@ -55,12 +74,33 @@ class LossBudget:
         return allowance is not None and self.lost.get(name, 0) >= allowance
 
     def refuse(self, name: str, command: str, kind: str = SUPPLY) -> None:
-        """`GivenUp` when `name` has lost every reply it may."""
+        """`GivenUp` when `name` has lost every reply it may; `DeadlineReached` past the
+        deadline (`refuse_late`)."""
         if self.spent(name, kind):
             raise GivenUp(
                 f"given up before {command!r}: {_replies(self.lost[name])} lost while making "
                 f"the rig safe (at most {self.allowance(kind)} are waited for, so that it "
                 "ends in the time it said)", instrument=name)
+        self.refuse_late(name, command, kind)
+
+    def past_deadline(self) -> bool:
+        """Whether the path's deadline is reached."""
+        return (self.clock is not None and self.deadline is not None
+                and self.clock.now() >= self.deadline)
+
+    def refuse_late(self, name: str, command: str, kind: str = SUPPLY) -> None:
+        """Past the deadline, `DeadlineReached`, but for a supply's switch-off
+        (`switching_off`) while it has had fewer than `TAIL_EXCHANGES` exchanges since:
+        that one is counted."""
+        if not self.past_deadline():
+            return
+        if kind == SUPPLY and _switching_off.get() and self.late.get(name, 0) < TAIL_EXCHANGES:
+            self.late[name] = self.late.get(name, 0) + 1
+            return
+        raise DeadlineReached(
+            f"deadline reached before {command!r}: making the rig safe ramps for "
+            f"{self.deadline_s:.0f} s at most, then switches off each supply still energised "
+            "where it stands", instrument=name)
 
     def take_last_word(self, name: str) -> bool:
         """Whether `name`, given up, may still be sent its one unchecked last command."""
@@ -75,6 +115,7 @@ def _replies(n: int) -> str:
 
 
 _current: ContextVar[LossBudget | None] = ContextVar("loss_budget", default=None)
+_switching_off: ContextVar[bool] = ContextVar("switching_off", default=False)
 
 
 def current() -> LossBudget | None:
@@ -82,16 +123,38 @@ def current() -> LossBudget | None:
     return _current.get()
 
 
+def past_deadline() -> bool:
+    """Whether the make-safe path under way in this context has reached its deadline."""
+    budget = _current.get()
+    return budget is not None and budget.past_deadline()
+
+
 @contextlib.contextmanager
-def making_safe(allowed: int, *, stage: int | None = None) -> Iterator[LossBudget]:
+def switching_off() -> Iterator[None]:
+    """The exchanges inside switch a supply off (its `OUTP OFF` and the check of it): sent
+    past the deadline too, `TAIL_EXCHANGES` at most per supply."""
+    token = _switching_off.set(True)
+    try:
+        yield
+    finally:
+        _switching_off.reset(token)
+
+
+@contextlib.contextmanager
+def making_safe(allowed: int, *, stage: int | None = None, clock: Clock | None = None,
+                deadline_s: float | None = None) -> Iterator[LossBudget]:
     """A budget of `allowed` lost replies per supply, and `stage` for the stage, for the
-    make-safe path run inside; one path nested in another (a failed connect made safe inside
-    `smm-daq safe`) shares the outer one, as the outer bound counts it."""
+    make-safe path run inside, with its deadline `deadline_s` from now on `clock` (both
+    given: else none); one path nested in another (a failed connect made safe inside
+    `smm-daq safe`) shares the outer one, its deadline too, as the outer bound counts it."""
     outer = _current.get()
     if outer is not None:
         yield outer
         return
     budget = LossBudget(allowed, stage)
+    if clock is not None and deadline_s is not None:
+        budget.clock, budget.deadline_s = clock, deadline_s
+        budget.deadline = clock.now() + deadline_s
     token = _current.set(budget)
     try:
         yield budget

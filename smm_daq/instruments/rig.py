@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
@@ -44,6 +44,7 @@ from smm_daq.instruments.interfaces import (
 )
 from smm_daq.instruments.profile import Profile
 from smm_daq.instruments.safe_bound import (
+    safe_deadline,
     safe_time_bound,
     stage_loss_budget,
     supply_loss_budget,
@@ -166,15 +167,14 @@ class Rig:
         return out
 
     def make_safe(self) -> list[str]:
-        """Stop the stage, bring the field to the profile's safe state; every step is tried.
+        """Stop the stage, bring the field to the profile's safe state; every step is tried,
+        until the path's deadline (`_making_safe`).
 
         Returns what could not be done (empty when the rig is safe). One thread at a time;
         signals meanwhile are acknowledged and never cut the ramp-down short
         (`smm_daq.interrupts`).
         """
-        with self._safing, interrupts.making_safe(safe_time_bound(self.profile)), \
-                loss_budget.making_safe(supply_loss_budget(self.profile),
-                                         stage=stage_loss_budget(self.profile)):
+        with self._safing, _making_safe(self.profile, self.clock):
             return _make_safe(self.profile, self.stage, self.coils)
 
     def snapshot(self) -> dict[str, object]:
@@ -295,7 +295,7 @@ def open_rig(
         try:
             # a stage whose connect was stopped (`ConnectStopped`) has stopped its own move
             exc.add_note(statement(profile, _safe_after_failed_connect(
-                profile, opened, stage_stopped=isinstance(exc, ConnectStopped))))
+                profile, clock, opened, stage_stopped=isinstance(exc, ConnectStopped))))
         finally:
             for instrument in opened.values():
                 with contextlib.suppress(Exception):
@@ -344,15 +344,25 @@ def _noted(error: SmmError, cause: BaseException) -> SmmError:
     return error
 
 
-def _safe_after_failed_connect(profile: Profile, opened: dict[str, Any], *,
+def _safe_after_failed_connect(profile: Profile, clock: Clock, opened: dict[str, Any], *,
                                stage_stopped: bool = False) -> list[str]:
     """Make safe the coils and stage that connected before connecting failed; what could not
     be done. `stage_stopped`: the stage, not connected, stopped itself as its connect failed."""
-    with interrupts.making_safe(safe_time_bound(profile)), \
-            loss_budget.making_safe(supply_loss_budget(profile),
-                                     stage=stage_loss_budget(profile)):
+    with _making_safe(profile, clock):
         return _make_safe(profile, opened.get("stage"), opened.get("coils"),
                           stage_stopped=stage_stopped)
+
+
+@contextlib.contextmanager
+def _making_safe(profile: Profile, clock: Clock) -> Iterator[None]:
+    """The rig of `profile` being made safe inside: signals only acknowledged, each
+    instrument's lost replies limited, and the path's deadline on `clock`
+    (`safe_bound.safe_deadline`), past which only the supplies' switch-offs are sent."""
+    with interrupts.making_safe(safe_time_bound(profile)), \
+            loss_budget.making_safe(supply_loss_budget(profile),
+                                     stage=stage_loss_budget(profile), clock=clock,
+                                     deadline_s=safe_deadline(profile)):
+        yield
 
 
 def _make_safe(profile: Profile, stage: Stage | None, coils: FieldSource | None, *,
@@ -401,16 +411,15 @@ def make_rig_safe(profile: Profile, *, clock: Clock | None = None) -> list[SafeS
     seconds in which a stage left moving would go on.
 
     For after a program that could not make the rig safe, or was killed (kill -9) before it
-    did. Signals meanwhile are acknowledged, never cut the ramp-down short.
+    did. Signals meanwhile are acknowledged, never cut the ramp-down short; its deadline
+    does (`_making_safe`): each supply still energised then is switched off where it stands.
     """
     clock = clock or SystemClock()
     open_transport = None
     if profile.simulated:
         clock = VirtualClock()
         open_transport = simulator_class(profile)(profile, clock, None).open_transport
-    with interrupts.making_safe(safe_time_bound(profile)), \
-            loss_budget.making_safe(supply_loss_budget(profile),
-                                     stage=stage_loss_budget(profile)):
+    with _making_safe(profile, clock):
         stage = _safe_stage(profile, clock, open_transport)
         return [_safe_coils(profile, clock, open_transport), stage]
 

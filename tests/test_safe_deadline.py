@@ -1,0 +1,111 @@
+"""Making the rig safe is bounded by a deadline: the supplies ramp gracefully until it, then
+each one still energised is switched off where it stands (its switch-off, and the check of
+it, the only exchanges still sent), and `smm-daq safe` prints the deadline and the bound."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_kepco_coils import Rig
+
+from smm_daq.errors import InstrumentError
+from smm_daq.instruments import loss_budget
+from smm_daq.instruments import rig as rig_module
+from smm_daq.instruments.loss_budget import TAIL_EXCHANGES
+from smm_daq.instruments.profile import load_profile
+from smm_daq.instruments.safe_bound import safe_deadline, safe_time_bound, switch_off_tail_s
+
+REPO = Path(__file__).resolve().parents[1]
+TIMEOUT_S = 3.0  # EmulatorTransport's: what each lost reply costs on the virtual clock
+PLENTY = 1000  # lost replies allowed: only the deadline cuts the path short here
+
+
+def _past(rig: Rig, deadline: float, before: list[int]) -> list[list[str]]:
+    """What each supply was sent at or after `deadline` (clock time), past its first
+    `before` messages."""
+    return [[m for t, m, _ in e.log[n:] if t >= deadline]
+            for e, n in zip(rig.emulators, before, strict=True)]
+
+
+def test_a_ramp_down_cut_short_by_the_deadline_switches_each_supply_off_where_it_stands():
+    """Coil y ramps down from 1.24 A at 1 A/s; the path's deadline comes 0.6 s in: each
+    supply still energised is switched off where it stands, said with its current and
+    "(deadline reached)", and nothing but the switch-offs and their checks is sent past it."""
+    rig = Rig()
+    rig.coils.set_field(np.array([0.0, 60e-6, 0.0]))
+    start_a = rig.model.current(1)
+    start, before = rig.clock.now(), [len(e.log) for e in rig.emulators]
+    with loss_budget.making_safe(PLENTY, clock=rig.clock, deadline_s=0.6), \
+            pytest.raises(InstrumentError) as info:
+        rig.coils.zero()
+    message = str(info.value)
+    at = re.search(r"coil y: deadline reached before '[^']+': .*?switched off at "
+                   r"(-?\d+\.\d{4}) A \(deadline reached\), the switch-off confirmed", message)
+    assert at is not None, message
+    assert 0.1 < float(at.group(1)) < start_a - 0.1, message  # part of the way down
+    assert not any(rig.model.output(k) for k in range(3))
+    past = _past(rig, start + 0.6, before)
+    assert all(set(sent) <= {"OUTP OFF", "SYST:ERR?"} for sent in past), past
+    assert all(len(sent) <= TAIL_EXCHANGES for sent in past), past
+    assert rig.clock.now() - start <= 0.6 + 0.1  # every exchange answered at once
+
+
+def test_past_the_deadline_supplies_that_stop_answering_cost_their_switch_offs_only():
+    """The deadline reached, every supply loses every reply from then on: each is sent its
+    switch-off and its check, both once more, and its switch-off unchecked
+    (`TAIL_EXCHANGES`, one attempt each), and the path ends within the bound's tail, the
+    coils switched off all the same."""
+    rig = Rig()
+    rig.coils.set_field(np.array([0.0, 60e-6, 0.0]))
+    for faults in rig.faults:
+        faults.timeouts = PLENTY
+    start, before = rig.clock.now(), [len(e.log) for e in rig.emulators]
+    with loss_budget.making_safe(PLENTY, clock=rig.clock, deadline_s=0.0), \
+            pytest.raises(InstrumentError) as info:
+        rig.coils.zero()
+    message = str(info.value)
+    assert message.count("(deadline reached), not confirmed") == 3, message
+    past = _past(rig, start, before)
+    assert past == [["OUTP OFF", "SYST:ERR?"] * 2 + ["OUTP OFF"]] * 3, past
+    # two lost checks a supply, each a timeout; never more than the tail allows
+    assert rig.clock.now() - start <= 3 * TAIL_EXCHANGES * 2 * TIMEOUT_S + 0.1
+    assert rig.clock.now() - start == pytest.approx(3 * 2 * TIMEOUT_S, abs=0.2)
+    assert not any(rig.model.output(k) for k in range(3))
+
+
+def test_a_scans_make_safe_has_the_deadline_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The make-safe path of an open rig (a scan's end or failure, Ctrl-C, the window's
+    close) is bounded alike: with a deadline of 0.5 s (monkeypatched, for a ramp of 1.2 A at
+    1 A/s), the stage is stopped, each supply still energised switched off where it stands
+    and said, within the deadline and the switch-offs after it, on the rig's clock."""
+    monkeypatch.setattr(rig_module, "safe_deadline", lambda profile: 0.5)
+    rig = rig_module.open_rig(load_profile())
+    rig.coils.set_field(np.array([0.0, 0.0, 60e-6]))
+    start = rig.clock.now()
+    problems = rig.make_safe()
+    assert len(problems) == 1 and problems[0].startswith("field not ramped down: "), problems
+    assert re.search(r"coil z: deadline reached before '[^']+': .*switched off at "
+                     r"\d\.\d{4} A \(deadline reached\), the switch-off confirmed",
+                     problems[0]), problems
+    assert rig.clock.now() - start <= 0.5 + switch_off_tail_s(rig.profile)
+    assert not any(rig.world.coils.output(k) for k in range(3))
+    assert rig.stage.on_target()
+
+
+@pytest.mark.parametrize(("config", "deadline", "bound"), [
+    ("simulator.toml", 126, 267), ("simulator-e727.toml", 126, 267),
+    ("example-lab.toml", 162, 321)])
+def test_the_printed_bound_is_a_few_minutes_for_the_shipped_profiles(
+        config: str, deadline: int, bound: int) -> None:
+    """The deadline (the ramps, settling, room for lost replies) and the switch-offs after
+    it: minutes, not the half hour and more that counting every exchange at its timeout
+    gave (2208 s for the simulator, 2396 s for the example lab)."""
+    profile = load_profile(REPO / "configs" / config)
+    assert round(safe_deadline(profile)) == deadline
+    assert math.ceil(safe_time_bound(profile)) == bound
+    assert safe_time_bound(profile) == pytest.approx(
+        safe_deadline(profile) + switch_off_tail_s(profile))
