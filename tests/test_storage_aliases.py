@@ -5,14 +5,19 @@ system ignores case."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import threading
 
+import h5py
 import numpy as np
 import pytest
 
+from smm_daq.clock import VirtualClock
 from smm_daq.errors import StorageError
-from smm_daq.storage import aliases
+from smm_daq.storage import aliases, turns
 from smm_daq.storage.aliases import file_key, same_file
-from smm_daq.storage.h5file import open_read, writing
+from smm_daq.storage.h5file import marked_open, open_read, writing
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import list_entries, write_map_entry
 
@@ -55,3 +60,64 @@ def test_a_write_by_the_thread_reading_the_file_through_a_hard_link_is_refused(
         pass
     assert path.read_bytes() == before
     assert [e.name for e in list_entries(link)] == ["a"]
+
+
+@pytest.mark.parametrize("how", ["copy swapped in", "first name removed"])
+def test_a_name_keeps_its_key_once_its_file_is_swapped_or_its_first_name_goes(
+        tmp_path, monkeypatch, how) -> None:
+    """The file was keyed first through a hard link, then through its other name: that name
+    keeps the key (a lock a thread holds under it) once a copy is swapped in under it (a
+    repair's) or the hard link is removed (unfixed: the name got a key of its own, and a
+    second thread asking by it a lock of its own while the first wrote)."""
+    monkeypatch.setattr(aliases, "_FIRST_NAMES", {})
+    monkeypatch.setattr(aliases, "_KEY_AT", {})
+    path, link = tmp_path / "s.h5", tmp_path / "link.h5"
+    path.write_bytes(b"x")
+    os.link(path, link)
+    key = file_key(link)
+    assert file_key(path) == key
+    if how == "copy swapped in":
+        (tmp_path / "copy").write_bytes(b"y")
+        os.replace(tmp_path / "copy", path)
+    else:
+        link.unlink()
+    assert file_key(path) == key
+
+
+def test_a_writer_that_repairs_the_file_holds_it_against_this_process_s_next_writer(
+        tmp_path, monkeypatch) -> None:
+    """A session file read through a hard link (keyed by that name), then written through
+    its own name while a killed writer's mark is on it: the write repairs it, its copy
+    swapped in, and writes on; another thread's write of that name waits for it (here on a
+    virtual clock, until it gives up) instead of writing the same file at once (unfixed:
+    the name keyed anew after the swap, its lock free)."""
+    from test_storage_nexus import CRASHING_WRITER, _map
+
+    monkeypatch.setattr(turns, "CLOCK", VirtualClock())
+    path, link = tmp_path / "s.h5", tmp_path / "link.h5"
+    write_map_entry(path, _map("earlier"), kind="induced")
+    os.link(path, link)
+    monkeypatch.setattr(aliases, "_FIRST_NAMES", {})  # as in a process that has not seen it
+    monkeypatch.setattr(aliases, "_KEY_AT", {})
+    assert [e.name for e in list_entries(link)] == ["earlier"]  # keyed by the link's name
+    proc = subprocess.run([sys.executable, "-c", CRASHING_WRITER, str(path)], check=False)
+    assert proc.returncode == -9 and marked_open(path)
+    other: list[str] = []
+
+    def write_too() -> None:
+        try:
+            with writing(path) as f:
+                f.attrs["other"] = 1
+            other.append("written")
+        except StorageError as exc:
+            other.append(str(exc))
+
+    with writing(path) as f:
+        assert os.stat(path).st_ino != os.stat(link).st_ino  # the repaired copy swapped in
+        thread = threading.Thread(target=write_too)
+        thread.start()
+        thread.join()
+        f.attrs["first"] = 1
+    assert len(other) == 1 and "another writer has held it" in other[0]
+    with h5py.File(path, "r") as f:
+        assert "first" in f.attrs and "other" not in f.attrs

@@ -11,6 +11,8 @@ import contextlib
 import fcntl
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 
 import h5py
@@ -24,7 +26,7 @@ from smm_daq.acquisition.sequencer import Sequencer
 from smm_daq.clock import VirtualClock
 from smm_daq.errors import InputError, StorageError
 from smm_daq.storage import turns
-from smm_daq.storage.h5file import open_read, text, writing
+from smm_daq.storage.h5file import marked_open, open_read, text, writing
 from smm_daq.storage.nexus import write_map_entry
 
 pytestmark = pytest.mark.skipif(not turns.available(), reason="no open-file-description locks")
@@ -129,6 +131,24 @@ def test_a_file_replaced_again_and_again_while_waited_for_is_refused_clearly(
     assert f"{path}: was replaced by a rebuilt copy" in message and "try again" in message
     if kind == "writer":
         assert "nothing was written" in message
+
+
+def test_a_writer_that_repairs_the_file_on_the_way_holds_the_copy_it_writes(path) -> None:
+    """A write of a file a killed writer left marked open repairs it first, swapping its copy
+    in, then writes the copy: held all along, so another process's writer or reader arriving
+    meanwhile waits (unfixed: the copy's lock was free, the old file's alone held)."""
+    from test_storage_nexus import CRASHING_WRITER
+
+    proc = subprocess.run([sys.executable, "-c", CRASHING_WRITER, str(path)], check=False)
+    assert proc.returncode == -9 and marked_open(path)
+    before = os.stat(path).st_ino
+    with writing(path) as f:
+        assert os.stat(path).st_ino != before  # the repaired copy swapped in
+        assert _locked_by_another(path), "the copy is written unlocked"
+        f.attrs["touched"] = 1
+    assert not _locked_by_another(path)
+    with h5py.File(path, "r") as f:
+        assert set(f) == {"earlier", "scan"} and "touched" in f.attrs
 
 
 NY = 6

@@ -75,6 +75,7 @@ from smm_daq.acquisition.recipe_continue import (
     NEW,
     RESUME,
     made_by_recipe,
+    own_cut_off,
     scan_state,
     subtract_state,
 )
@@ -100,16 +101,16 @@ from smm_daq.storage.nexus import (
     entry_held_as,
     list_entries,
     names_held_by_links,
-    unfinished_entries,
 )
 from smm_daq.text_files import read_text_file
 
 UM = 1e-6
 UT = 1e-6
 MAX_WAIT_S = 2 * 24 * 3600.0  # a wait step: e.g. overnight viscous decay, never a typo's 1e300
-# a continued step whose entry the file does not have makes a new one: today's rule applies
-NOT_HELD = ("; the file has no entry of this name to continue, so the step makes a new one: "
-            "run the steps left as a new recipe, naming it so")
+# a continued step whose entry the file does not have (or has another's) makes a new
+# one: today's rule applies
+NOT_HELD = ("; the file has no entry of this name that this recipe began, to continue, so the "
+            "step makes a new one: run the steps left as a new recipe, naming it so")
 SCAN_KEYS = ("name", "title", "center_um", "size_um", "step_um", "field_uT", "height_um",
              "raster", "settle_tau", "dwell_tau", "fly", "pixel_time_s", "oversample",
              "line_baselines", "fly_trigger")
@@ -429,9 +430,9 @@ def check_recipe(recipe: Recipe, profile: Profile, out: str | Path, *, can_promp
     infos = {e.name: e for e in list_entries(out)} if Path(out).exists() else {}
     existing = set(infos)
     held = names_held_by_links(out) if Path(out).exists() else {}  # never written over
-    # names the file has, entries and what their killed writers left: continued whatever
-    # today's rule for new names says (an earlier release's recipe)
-    kept = existing | ({c.name for c in unfinished_entries(out)}
+    # names the file has, entries and what this recipe's killed writers left: continued
+    # whatever today's rule for new names says (an earlier release's recipe)
+    kept = existing | (own_cut_off(out, recipe.text, _entries_made(recipe))
                        if continuing and Path(out).exists() else set())
     states: list[str] = []
     made: dict[str, Footprint] = {}  # entries earlier steps will write, by name
@@ -519,6 +520,18 @@ def check_recipe(recipe: Recipe, profile: Profile, out: str | Path, *, can_promp
     return Recipe(recipe.source, recipe.text, recipe.title, recipe.steps, tuple(plans),
                   duration, tuple(states), duration_left,
                   first if first < len(states) else None)
+
+
+def _entries_made(recipe: Recipe) -> dict[str, tuple[str, str] | None]:
+    """The entries the recipe's steps make, by name: a subtraction's in-field and remanent
+    entries, None for a scan."""
+    made: dict[str, tuple[str, str] | None] = {}
+    for step in recipe.steps:
+        if isinstance(step, ScanStep):
+            made[step.keys["name"]] = None
+        elif isinstance(step, SubtractStep):
+            made[step.name] = (step.in_field, step.remanent)
+    return made
 
 
 def _where(i: int, step: Step) -> str:

@@ -5,21 +5,27 @@ A scan entry is the recipe's own when it stores the same recipe text and the pla
 gives now (grid, field, height, ...): finished, it is skipped; cut off, it is resumed after the
 checks `smm-daq resume` makes (`check_resume`). A subtraction entry is the recipe's own when
 it was made from the same two entries; it is skipped. Anything else is refused, naming the
-entry and what differs, before the rig is touched.
+entry and what differs, before the rig is touched. What a writer killed laying an entry out
+left is the recipe's own by the same marks (`own_cut_off`): written again under its name,
+also one an earlier release's rule allowed and today's does not.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import h5py
+import numpy as np
 
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.acquisition.resumable import check_resume
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import Profile
+from smm_daq.storage.checks import corrupt_guard
 from smm_daq.storage.h5file import open_read, text
 from smm_daq.storage.nexus import EntryInfo
+from smm_daq.storage.staging import cut_off_entries
 
 NEW, DONE, RESUME = "new", "done", "resume"  # what a step that writes an entry has left
 RESUME_HINT = "continue the recipe with the instrument profile it was started with (--profile)"
@@ -84,6 +90,31 @@ def subtract_state(in_field: str, remanent: str, info: EntryInfo, out: str | Pat
                          "makes: give the subtraction another name in the recipe, or --out "
                          "another file")
     return DONE
+
+
+def own_cut_off(out: str | Path, recipe_text: str,
+                steps: Mapping[str, tuple[str, str] | None]) -> set[str]:
+    """The entries of `steps` (by name: a subtraction's in-field and remanent entries, None
+    for a scan) whose writer, this recipe's, was killed laying them out in `out`
+    (`cut_off_entries`): a scan storing this recipe's text, a subtraction of those two
+    entries. Another recipe's, or one cut off before it held what tells, is not this
+    recipe's: a write of its name makes a new entry."""
+    with open_read(out) as f, corrupt_guard(str(out)):
+        return {c.name for c in cut_off_entries(f)
+                if c.name in steps and isinstance(f[c.key], h5py.Group)
+                and _made_so(f[c.key], recipe_text, steps[c.name])}
+
+
+def _made_so(g: h5py.Group, recipe_text: str, sources: tuple[str, str] | None) -> bool:
+    """Whether the cut-off group `g` is the scan this recipe text lays out (`sources` None),
+    or the subtraction of `sources`."""
+    kind = text(g.attrs.get("kind", ""))
+    if sources is None:
+        node = g.get("recipe")
+        return (kind == "scan" and isinstance(node, h5py.Dataset) and node.shape == ()
+                and node.dtype.kind in "OSU" and text(node) == recipe_text)
+    made_from = tuple(text(s) for s in np.atleast_1d(g.attrs.get("sources", [])))
+    return kind == "induced" and made_from == sources
 
 
 def _stored(out: str | Path, name: str) -> tuple[ScanPlan, str]:

@@ -42,7 +42,8 @@ def same_file(a: str | Path, b: str | Path) -> bool:
     return folded
 
 
-_FIRST_NAMES: dict[tuple[int, int], str] = {}  # (device, inode): the first key given it
+_FIRST_NAMES: dict[tuple[int, int], str] = {}  # (device, inode): the key given that file
+_KEY_AT: dict[str, str] = {}  # resolved path: the key last given the file there
 _GUARD = threading.Lock()
 
 
@@ -50,20 +51,25 @@ def file_key(path: str | Path) -> str:
     """One key per file for this process: the path its links resolve to, the same for every
     name of one existing file (a hard link, a name in another case on a file system that
     ignores case) where the file system keeps inode numbers: the key first given that file
-    while that key still names it. A name that stands for no file yet is its own resolved
-    path, as is every name on a file system that does not keep inode numbers."""
+    while that key still names it. A name keeps the key it was given, also once another
+    file is put in its place (a repair's copy swapped in while a thread holds the lock of
+    the one replaced, under a key that is the name of a hard link to it) or the name that
+    key is goes: a thread asking after that takes turns with the one holding it. A name that
+    stands for no file yet is its own resolved path, as is every name on a file system that
+    does not keep inode numbers."""
     real = os.path.realpath(path)
     try:
         st = os.stat(real)
     except OSError:
-        return real
+        return _KEY_AT.get(real, real)
     identity = (st.st_dev, st.st_ino)
     if not _inode_kept(st.st_dev):
         return real
     with _GUARD:
         first = _FIRST_NAMES.get(identity)
         if first is None or not _names(first, identity):  # a file since deleted or replaced
-            first = _FIRST_NAMES[identity] = real
+            first = _FIRST_NAMES[identity] = _KEY_AT.get(real, real)
+        _KEY_AT[real] = first
         return first
 
 

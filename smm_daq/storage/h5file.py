@@ -768,13 +768,13 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
         if not create:
             _check_exists(p)
         made = _create(p)
-    with _writers_lock(p):
+    with _writers_lock(p), contextlib.ExitStack() as repaired:
         if same_file is not None:  # before anything, a repair too, touches the file
             _require_named(p, same_file)
         else:
             require_ours(p)
-        if marked_open(p):
-            _name_removed(p, _repair_locked(p, only_ours=True))
+        if marked_open(p):  # its copy, swapped in, held as the file it replaced was
+            _name_removed(p, _repair_locked(p, only_ours=True, hold=repaired))
         elif _locked_by_a_writer(p):
             raise InputError(
                 "is open for writing in another program (it holds HDF5's write lock); close "
@@ -1066,7 +1066,9 @@ def repair(path: str | Path, *, only_ours: bool = False) -> Repaired:
         return _repair_locked(p, only_ours=only_ours)
 
 
-def _repair_locked(p: Path, *, only_ours: bool = False) -> Repaired:
+def _repair_locked(p: Path, *, only_ours: bool = False,
+                   hold: contextlib.ExitStack | None = None) -> Repaired:
+    """`repair`, its writers' lock held; `hold`: see `_swap_in`."""
     tmp = _scratch(p, "repair-tmp")
     cleared = _scratch(p, "repair-src")
     if _locked_by_a_writer(p):
@@ -1116,7 +1118,7 @@ def _repair_locked(p: Path, *, only_ours: bool = False) -> Repaired:
         raise
     finally:
         cleared.unlink(missing_ok=True)
-    _swap_in(tmp, p, tokens=tokens)
+    _swap_in(tmp, p, tokens=tokens, hold=hold)
     done.removed[:], done.kept[:] = remove_leftovers(p)
     return done
 
@@ -1149,13 +1151,22 @@ def _damage_named(p: Path) -> Iterator[None]:
 
 
 def _swap_in(tmp: Path, p: Path, copy: str = "repaired copy", *,
-             tokens: tuple[str | None, str | None] = (None, None)) -> None:
+             tokens: tuple[str | None, str | None] = (None, None),
+             hold: contextlib.ExitStack | None = None) -> None:
     """Put the rebuilt `copy` `tmp` in place of `p` in one step (or remove it and say why not):
     a crash at any moment leaves the file as it was or as rebuilt, never half of either.
     `tokens`: the identity tokens of the file replaced and of the copy, recorded with the
     swap, so that a scan of this process writing `p` writes on in the copy
-    (`identity.swapped`)."""
+    (`identity.swapped`).
+
+    `hold`: for a writer that goes on writing `p` (or rebuilding it) after the swap: the
+    copy's writers' lock is taken before it has the name, and held until `hold` closes, as
+    the lock of the file it replaces is (which nobody else reads or writes any more): else
+    another process's writer or reader arriving after the swap would find the file free
+    under this writer."""
     try:
+        if hold is not None:
+            _hold_copy(tmp, hold)
         with open(tmp, "rb+") as fh:  # on disk before its name is: a power cut keeps one whole
             os.fsync(fh.fileno())
         old, new = identity.at(p, tokens[0]), identity.at(tmp, tokens[1])  # a rename keeps it
@@ -1170,6 +1181,18 @@ def _swap_in(tmp: Path, p: Path, copy: str = "repaired copy", *,
             "then try again; it is as it was", source=str(p)) from None
 
 
+def _hold_copy(tmp: Path, hold: contextlib.ExitStack) -> None:
+    """The writers' lock of the fresh copy `tmp` (nobody else knows its name: taken at
+    once), held until `hold` closes; nothing where the system or its file system has no
+    such locks (the machine's lock file, by name, stands in there: `_machine_lock`)."""
+    if not _shared_locks():
+        return
+    fd = os.open(tmp, os.O_RDWR)
+    hold.callback(os.close, fd)  # closing the descriptor releases the lock
+    with contextlib.suppress(OSError):  # a file system without such locks
+        turns.hold_for_writing(fd, str(tmp))
+
+
 def make_extendable(path: str | Path, datasets: Collection[str]) -> None:
     """Rebuild session file `path` with each of `datasets` (absolute paths of 1-D datasets,
     contiguous, so of a fixed length) chunked and extendable along its axis, every other
@@ -1177,10 +1200,10 @@ def make_extendable(path: str | Path, datasets: Collection[str]) -> None:
     all of it or nothing. A file marked open by a killed writer is repaired on the way."""
     p = Path(path)
     _check_exists(p)
-    with _writers_lock(p):
+    with _writers_lock(p), contextlib.ExitStack() as repaired:
         require_ours(p)
-        if marked_open(p):
-            _name_removed(p, _repair_locked(p, only_ours=True))
+        if marked_open(p):  # its copy, swapped in, held while it is rebuilt again
+            _name_removed(p, _repair_locked(p, only_ours=True, hold=repaired))
         with h5py.File(p, "r", locking=False) as f:
             _refuse_live_writers(f, p, "it is rebuilt whole first, and swapped in under them")
         tmp = _scratch(p, "repair-tmp")

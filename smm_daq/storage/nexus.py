@@ -255,7 +255,8 @@ def write_map_entry(
     `default` names this entry.
     """
     source = str(path)
-    check_entry_name(data.name, source=source, path=path)
+    # a name the file holds is not a new one, but the entry `overwrite` replaces is new
+    check_entry_name(data.name, source=source, path=None if overwrite else path)
     if not kind:
         raise InputError(f"entry kind is empty; expected one of {KINDS_HINT}", source=source)
     check_intact(path)
