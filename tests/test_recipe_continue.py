@@ -545,6 +545,7 @@ def test_another_recipe_s_cut_off_entry_does_not_let_a_new_name_break_today_s_ru
     with monkeypatch.context() as earlier:  # names as an earlier release checked them
         earlier.setattr("smm_daq.storage.nexus.new_entry_name_problem", lambda _name: None)
         earlier.setattr(h5py.Group, "move", dying_move)
+        earlier.setattr(h5file._Before, "put_back", lambda *args: None)  # killed
         if step == "scan":
             with pytest.raises(_Killed):
                 ScanEntryWriter.create(out, name=name, title="t", x=np.arange(5) * 10e-6,
