@@ -43,6 +43,7 @@ import numpy as np
 from smm_daq.analysis.masks import polygon_mask, rectangle_mask
 from smm_daq.errors import InputError
 from smm_daq.finite import finite_number
+from smm_daq.npy_headers import check_npy
 from smm_daq.storage.mapdata import MapData
 from smm_daq.text_files import require_file
 from smm_daq.thread_warnings import recorded
@@ -135,6 +136,7 @@ def _extent_um(data: MapData) -> str:
 
 
 def _from_array(path: Path, data: MapData) -> np.ndarray:
+    check_npy(path)
     try:
         arr = np.load(path, allow_pickle=False)
     except (ValueError, OSError) as exc:

@@ -37,6 +37,7 @@ from smm_daq.analysis.mmt.models.multipole import (
 )
 from smm_daq.errors import InputError
 from smm_daq.finite import finite_number
+from smm_daq.npy_headers import check_npz
 from smm_daq.storage.mapdata import MapData
 from smm_daq.text_files import require_file
 from smm_daq.whole_files import written_whole
@@ -150,6 +151,7 @@ def _load(path: str | Path, expected: str) -> dict[str, np.ndarray]:
                          source=source) from None
     if signature != ZIP_SIGNATURE:
         raise InputError(f"is not an NPZ archive (expected {expected})", source=source)
+    check_npz(path)
     try:
         with np.load(path, allow_pickle=False) as npz:
             return _arrays(npz, source)
