@@ -161,7 +161,8 @@ def check_map(m: MapData, where: str) -> None:
         raise InputError(f"the sensor size is {list(m.sensor_size)!r} m; expected two sizes in "
                          f"[0, {MAX_LENGTH_M:g}] m", source=where)
     b = m.applied_field
-    if b is not None and not (np.all(np.isfinite(b)) and np.linalg.norm(b) <= MAX_FIELD_T):
+    if b is not None and not (np.all(np.abs(b) <= MAX_FIELD_T)  # no overflow in the norm
+                              and np.linalg.norm(b) <= MAX_FIELD_T):
         raise InputError(f"the applied field is {b.tolist()!r} T; expected three finite "
                          f"components below {MAX_FIELD_T:g} T", source=where)
 
