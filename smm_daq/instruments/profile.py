@@ -271,7 +271,7 @@ class _Reader:
         value = self._get(key, _REQUIRED if default is None else default)
         if not finite_number(value):
             raise self.fail(key, value, "a finite number")
-        value = float(value)
+        value = float(value) + 0.0  # -0.0 is 0 (numpy refuses a noise SD of -0.0)
         if (positive and value <= 0) or (lo is not None and value < lo) or (
             hi is not None and value > hi
         ):
