@@ -559,6 +559,9 @@ def load_toml(text: str, source: str) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"not valid TOML ({exc}); expected a complete TOML file",
                          source=source) from None
+    except RecursionError:  # as from a value of 100,000 '['
+        raise InputError("not valid TOML (arrays or tables nested too deep to read); expected "
+                         "a complete TOML file", source=source) from None
     check_complete(text, source)
     return data
 

@@ -45,7 +45,7 @@ from smm_daq.errors import InputError
 from smm_daq.finite import finite_number
 from smm_daq.npy_headers import check_npy
 from smm_daq.storage.mapdata import MapData
-from smm_daq.text_files import require_file
+from smm_daq.text_files import load_json, require_file
 from smm_daq.thread_warnings import recorded
 
 if TYPE_CHECKING:
@@ -347,7 +347,7 @@ def _from_shapes(path: Path, data: MapData) -> tuple[np.ndarray, list[str]]:
     (in the wrong unit or place: the pixels meant would be left in the fit without a word)."""
     source = str(path)
     try:
-        spec = json.loads(path.read_text(encoding="utf-8-sig"))
+        spec = load_json(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as exc:
         raise InputError(f"is not JSON: {exc.msg}; expected an object of 'rectangles_um' "
                          "and 'polygons_um'",
