@@ -1,9 +1,10 @@
 """Fuzzing what a file says it holds against what it holds, which the other fuzz tests leave
 out: a session file's map of 10^6 × 10^6 pixels (a chunked dataset of fill values: a few kB
-on disk), a mask .npy and the multipole library's NPZ arrays whose header states more values
-than the file holds. Reading them asked NumPy for terabytes (a MemoryError and a traceback, or,
-where the system lets the allocation through, the memory filled). Each must be refused with one
-message naming the file, exit 2, no traceback, every file unchanged and nothing written.
+on disk), a text of as many characters, a mask .npy and the multipole library's NPZ arrays
+whose header states more values than the file holds. Reading them asked NumPy for terabytes
+(a MemoryError and a traceback, or, where the system lets the allocation through, the memory
+filled). Each must be refused with one message naming the file, exit 2, no traceback, every
+file unchanged and nothing written.
 """
 
 from __future__ import annotations
@@ -77,6 +78,26 @@ def test_a_map_larger_than_any_scan_is_refused_before_it_is_read(base: Path,
     assert not failures, f"{len(failures)} of {sum(counts.values())}:\n" + "\n".join(failures)
 
 
+@pytest.mark.parametrize("name", ["title", "start_time"])
+def test_a_text_of_10_to_the_12_characters_is_refused_unread(base: Path, tmp_path: Path,
+                                                             name: str) -> None:
+    """A text dataset stating 10^6 × 10^6 bytes was read whole before it was found to be no
+    text (a MemoryError)."""
+    path = tmp_path / "text.h5"
+    shutil.copy(base, path)
+    with h5py.File(path, "a") as f:
+        del f[f"bad/{name}"]
+        f.create_dataset(f"bad/{name}", shape=(BIG, BIG), dtype="S1", chunks=(64, 64))
+    out = tmp_path / "x.csv"
+    cases = [Case("huge text", f"{name} / {command}", argv, [path], [out],
+                  [path.name, "'bad'", f"'{name}'", "(1000000, 1000000)"])
+             for command, argv in (
+                 ("info", ["info", str(path)]),
+                 ("export", ["export", str(path), "--entry", "bad", "--csv", str(out)]))]
+    _, failures = run_all(cases)
+    assert not failures, "\n".join(failures)
+
+
 def _header(shape: tuple[int, ...], descr: str) -> bytes:
     buf = io.BytesIO()
     np.lib.format.write_array_header_1_0(
@@ -109,7 +130,7 @@ SHAPES = st.one_of(st.just((BIG, BIG)), st.just((N, N + 1)),
 KINDS = ("mask", "particles", "particle member", "scan")
 
 
-@settings(max_examples=40, deadline=None, derandomize=True,
+@settings(max_examples=30, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(kind=st.sampled_from(KINDS), shape=SHAPES, descr=st.sampled_from(["<f8", "|b1", "<i4"]),
        held=st.integers(0, 64))

@@ -91,7 +91,11 @@ def optional_numeric(group: h5py.Group, name: str, where: str, **kwargs: object
 
 
 def string(node: object, name: str, where: str) -> str:
-    """A text dataset's or attribute's value; InputError when it is something else."""
+    """A text dataset's or attribute's value; InputError when it is something else (an array
+    dataset said so by its shape, unread: it may state 10^12 values)."""
+    if isinstance(node, h5py.Dataset) and node.shape:
+        raise InputError(f"'{name}' is an array of {node.dtype} of shape {node.shape}; "
+                         "expected text", source=where)
     value = node[()] if isinstance(node, h5py.Dataset) else node
     if isinstance(value, np.ndarray) and value.shape == ():
         value = value[()]
