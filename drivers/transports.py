@@ -192,8 +192,21 @@ class VisaTransport:
             ) from exc
 
     def query(self, message: str) -> str:
+        self._drop_unasked()
         self.write(message)
         return self.read()
+
+    def _drop_unasked(self) -> None:
+        """Drop what a raw socket received after the last reply read and before this query,
+        waiting for nothing: an instrument that sent a line more (a second reply, an extra
+        terminator) had it read as the reply to the next query, and every later one as the
+        reply to the query before it. The VISA library's receive buffer only (pyvisa-py's holds
+        whatever came in the same packet as the last reply): a line that comes later than its
+        reply still reaches the next query."""
+        if self._reopen is None or self._broken:
+            return
+        with contextlib.suppress(pyvisa.Error, NotImplementedError, OSError):
+            self.resource.flush(constants.BufferOperation.discard_receive_buffer)
 
     def clear(self) -> None:
         """Device clear (viClear); where the interface has none (serial), flush the buffers;

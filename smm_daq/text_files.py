@@ -3,13 +3,15 @@ be read, said in words that point at the fix, with the line and column of a byte
 UTF-8 (an editor that saved in Latin-1 or UTF-16) rather than Python's byte offset. UTF-8 with
 a byte order mark (Notepad's "UTF-8 with BOM", PowerShell 5's `-Encoding utf8`) is UTF-8. Also
 the decoding and field checks shared by the grain lists other tools write (`decode_text`,
-`empty_field_column`)."""
+`empty_field_column`, `load_json`)."""
 
 from __future__ import annotations
 
 import codecs
+import json
 import re
 from pathlib import Path
+from typing import Any
 
 from smm_daq.errors import InputError
 
@@ -85,3 +87,13 @@ def empty_field_column(line: str) -> int | None:
     value one column along; a trailing comma is not an empty field."""
     empty = _EMPTY_FIELD.search(line)
     return None if empty is None else empty.end() + 1
+
+
+def load_json(text: str) -> Any:
+    """`json.loads`, with arrays or objects nested deeper than Python's parser follows (a
+    RecursionError, as from a file of 100,000 '[') raised as the JSONDecodeError of any other
+    malformed JSON, at the start of the text."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise json.JSONDecodeError("arrays or objects nested too deep to read", text, 0) from None

@@ -20,6 +20,7 @@ from smm_daq.errors import InputError
 from smm_daq.finite import finite_number
 from smm_daq.instruments.profile import HEIGHT_NOT_ZERO, Profile
 from smm_daq.storage.names import ENTRY_NAME_RULE, entry_name_usable
+from smm_daq.text_files import load_json
 
 UM = 1e-6
 UT = 1e-6
@@ -315,7 +316,7 @@ class ScanPlan:
     @classmethod
     def from_text(cls, text: str, *, source: str = "plan") -> ScanPlan:
         try:
-            d = json.loads(text)
+            d = load_json(text)
         except json.JSONDecodeError as exc:
             raise InputError(f"plan text is not JSON ({exc}); expected the plan as written",
                              source=source) from None

@@ -31,6 +31,7 @@ from smm_daq.storage.h5file import open_read, text
 from smm_daq.storage.names import listed_name, other_form_note
 from smm_daq.storage.scan_entry import STATUSES, check_not_cut_off, check_same_profile
 from smm_daq.storage.staging import check_an_entry, entry_listed, link_in_the_way, resolves
+from smm_daq.text_files import load_json
 
 TEXTS = ("plan", "profile", "profile_fingerprint", "recipe", "status")
 GRIDS = ("data/Bz", "data/lockin_x", "data/lockin_y", "data/lockin_range", "data/time")
@@ -91,7 +92,7 @@ def load_resumable(path: str | Path, name: str) -> ResumableEntry:
                                  "new scan)", source=where)
             values[key] = text(node)
         if values["status"] not in STATUSES:
-            raise InputError(f"'status' is {values['status']!r}; expected one of "
+            raise InputError(f"'status' is {_quoted(values['status'])}; expected one of "
                              f"{', '.join(STATUSES)}: the entry is damaged and cannot be resumed "
                              "(start a new scan)", source=where)
         plan = ScanPlan.from_text(values["plan"], source=f"{where}, 'plan'")
@@ -99,11 +100,11 @@ def load_resumable(path: str | Path, name: str) -> ResumableEntry:
             raise InputError(f"its plan is of entry {plan.name!r}; expected '{name}': the entry "
                              "is damaged and cannot be resumed (start a new scan)", source=where)
         try:
-            fingerprint = json.loads(values["profile_fingerprint"])
+            fingerprint = load_json(values["profile_fingerprint"])
         except json.JSONDecodeError:
             fingerprint = None
         if not isinstance(fingerprint, dict):
-            raise InputError(f"'profile_fingerprint' is {values['profile_fingerprint']!r}; "
+            raise InputError(f"'profile_fingerprint' is {_quoted(values['profile_fingerprint'])}; "
                              "expected the JSON fingerprint of the profile the scan started "
                              "with: the entry cannot be resumed (start a new scan)", source=where)
         expected = {"data/line_done": (plan.ny,), "data/x": (plan.nx,), "data/y": (plan.ny,)}
@@ -165,15 +166,23 @@ def load_resumable(path: str | Path, name: str) -> ResumableEntry:
         )
 
 
+def _quoted(text: str) -> str:
+    """A stored text as a message quotes it: whole when short, else its start and length (a
+    damaged copy's 100 kB would bury the message)."""
+    shown = repr(text)
+    return shown if len(shown) <= 80 else f"{shown[:60]}... ({len(text):,} characters)"
+
+
 def _time_constant(g: h5py.Group, plan: ScanPlan, profile_text: str, where: str) -> float:
     """The τ the entry's lines were taken with: a flown scan's from its fly settings, a step
     scan's that of the profile it started with (the sequencer sets the lock-in to it)."""
     try:
         if plan.fly is not None:
-            tau = json.loads(text(g["fly_streams/settings"]))["time_constant_s"]
+            tau = load_json(text(g["fly_streams/settings"]))["time_constant_s"]
         else:
             tau = tomllib.loads(profile_text)["lockin"]["time_constant_s"]
-    except (KeyError, TypeError, ValueError):  # (JSON and TOML errors are ValueErrors)
+    except (KeyError, TypeError, ValueError, RecursionError):  # (JSON and TOML errors are
+        # ValueErrors; TOML nested deeper than tomllib follows, a RecursionError)
         tau = None
     if isinstance(tau, bool) or not isinstance(tau, int | float) or not tau > 0:
         part = "'fly_streams/settings'" if plan.fly is not None else "'profile'"

@@ -123,7 +123,7 @@ def _check_geometry(m: MapData, thickness: float) -> tuple[float, tuple[float, f
     return float(m.height), (w, l)
 
 
-def _check_grid(m: MapData, big: tuple[int, int], height: float, thickness: float) -> None:
+def _check_grid(m: MapData, big: tuple[float, float], height: float, thickness: float) -> None:
     """InputError when the map padded by 8 (height + thickness) on each side, at its step,
     is more pixels than the inversion can hold and iterate on in reasonable time."""
     if big[0] * big[1] <= _MAX_GRID_PIXELS:
@@ -133,9 +133,13 @@ def _check_grid(m: MapData, big: tuple[int, int], height: float, thickness: floa
     raise InputError(
         f"{label} ({nx} × {ny} pixels) under a {thickness * 1e6:g} µm layer with the sensor "
         f"{height * 1e6:g} µm above it needs a solution grid padded by {_PAD_HEIGHTS:g} × "
-        f"(height + thickness) on each side: {big[1]} × {big[0]} pixels, more than the "
-        f"{_MAX_GRID_PIXELS:,} the inversion handles; expected a thinner layer, a lower "
-        "sensor or a coarser map (resampled to a larger step)")
+        f"(height + thickness) on each side: {_count(big[1])} × {_count(big[0])} pixels, "
+        f"more than the {_MAX_GRID_PIXELS:,} the inversion handles; expected a thinner "
+        "layer, a lower sensor or a coarser map (resampled to a larger step)")
+
+
+def _count(n: float) -> str:
+    return f"{n:,.0f}" if n < 1e12 else f"{n:.3g}"
 
 
 def _alias_orders(height: float, step: float) -> int:
@@ -166,8 +170,7 @@ def layer_transfer(
     itself, computed in closed form at every offset of the grid (`_sampled`), costs the same
     at any height.
     """
-    mx, my = _alias_orders(height, step[0]), _alias_orders(height, step[1])
-    transfer = _aliased if (2 * mx + 1) * (2 * my + 1) <= _MAX_ALIAS_TERMS else _sampled
+    transfer = _sampled if _samples_near_field(height, step) else _aliased
     return transfer(shape, step, direction, height=height, thickness=thickness,
                     sensor_size=sensor_size)
 
@@ -206,6 +209,30 @@ def _folded_offsets(n: int, step: float, reach: float) -> tuple[np.ndarray, np.n
     half = max(n // 2, math.ceil(reach / step - 1e-9))
     offsets = np.arange(-half, half + 1)
     return offsets * step, offsets % n
+
+
+def _samples_near_field(height: float, step: tuple[float, float]) -> bool:
+    """Whether `layer_transfer` computes the cell's field at the grid's offsets (`_sampled`):
+    more aliases matter than it sums in closed form."""
+    mx, my = _alias_orders(height, step[0]), _alias_orders(height, step[1])
+    return (2 * mx + 1) * (2 * my + 1) > _MAX_ALIAS_TERMS
+
+
+def _check_sampled_size(m: MapData, shape: tuple[int, int], step: tuple[float, float]) -> None:
+    """InputError when `_sampled`'s offsets on a grid of `shape`, which reach a number of the
+    larger step along both axes, are more points than the inversion handles: pixels far from
+    square."""
+    reach = _NEAR_REACH_LIFTS * _LIFT_STEPS * max(step)
+    points = math.prod(2 * max(n // 2, math.ceil(reach / d)) + 1
+                       for n, d in zip(shape[::-1], step, strict=True))
+    if points > _MAX_GRID_PIXELS:
+        label = f"'{m.name}'" if m.name else "the map"
+        raise InputError(
+            f"{label} has pixels of {step[0] * 1e6:g} × {step[1] * 1e6:g} µm: the field of a "
+            f"pixel's cell, sampled {_NEAR_REACH_LIFTS * _LIFT_STEPS} of the larger steps "
+            f"around it at the smaller one, needs {points:,} points, more than the "
+            f"{_MAX_GRID_PIXELS:,} the inversion handles; expected pixels closer to square "
+            "(the map resampled to a common step)")
 
 
 def _sampled(shape: tuple[int, int], step: tuple[float, float], direction: np.ndarray, *,
@@ -377,11 +404,15 @@ def invert_magnetization(
 
     # the solution grid: the map padded so the periodic FFT convolution does not wrap around
     ny, nx = m.shape
-    pad_x = int(np.ceil(_PAD_HEIGHTS * (height + thickness) / step[0] + sensor[0] / step[0])) + 4
-    pad_y = int(np.ceil(_PAD_HEIGHTS * (height + thickness) / step[1] + sensor[1] / step[1])) + 4
+    pads = [float(np.ceil(_PAD_HEIGHTS * (height + thickness) / d + w / d)) + 4
+            for d, w in zip(step, sensor, strict=True)]  # floats: 1e296 at a 1e-300 m step
+    _check_grid(m, (ny + 2 * pads[1], nx + 2 * pads[0]), height, thickness)
+    pad_x, pad_y = int(pads[0]), int(pads[1])
     big = (sfft.next_fast_len(ny + 2 * pad_y, real=True),
            sfft.next_fast_len(nx + 2 * pad_x, real=True))
     _check_grid(m, big, height, thickness)
+    if _samples_near_field(height, step):
+        _check_sampled_size(m, big, step)
     cut = (slice(pad_y, pad_y + ny), slice(pad_x, pad_x + nx))
     transfer = layer_transfer(big, step, u, **geometry)
     scale = float(np.abs(transfer).max())

@@ -270,7 +270,8 @@ def _run_again(args: argparse.Namespace) -> list[str]:
 def _vec_ut(b: np.ndarray | None) -> str:
     if b is None or not np.all(np.isfinite(b)):
         return "-"
-    return "(" + ", ".join(f"{v / UT:.3g}" for v in b) + ") µT"
+    with np.errstate(over="ignore"):  # a damaged file's 1e308 T is shown as inf µT
+        return "(" + ", ".join(f"{v / UT:.3g}" for v in b) + ") µT"
 
 
 # -- commands ---------------------------------------------------------------------------------

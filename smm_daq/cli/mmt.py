@@ -124,8 +124,10 @@ def _invert(args: argparse.Namespace) -> int:
                          "one in the entry or --height-um")
     size = _sensor_size(args.sensor_size_um, data.sensor_size)
     if not SYNTH_MIN_UM * UM <= height <= 1.0:
-        raise InputError(f"--height-um is {args.height_um!r}; expected a number in "
-                         f"[{SYNTH_MIN_UM:g}, 1e6] µm")
+        given = (f"--height-um is {args.height_um!r}" if args.height_um is not None else
+                 f"entry '{entry}' of {args.file} has a sensor height of {height / UM:g} µm "
+                 "(give --height-um)")
+        raise InputError(f"{given}; expected a number in [{SYNTH_MIN_UM:g}, 1e6] µm")
     sigma = within("--sigma-nT", floats("--sigma-nT", args.sigma_nT, 1)[0], 1e-9, 1e9, " nT") \
         * NT if args.sigma_nT is not None else None
     within("--damping", args.damping, 0.0, 1e6, " (relative to QᵀQ's mean diagonal)")

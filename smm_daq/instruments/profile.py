@@ -271,7 +271,7 @@ class _Reader:
         value = self._get(key, _REQUIRED if default is None else default)
         if not finite_number(value):
             raise self.fail(key, value, "a finite number")
-        value = float(value)
+        value = float(value) + 0.0  # -0.0 is 0 (numpy refuses a noise SD of -0.0)
         if (positive and value <= 0) or (lo is not None and value < lo) or (
             hi is not None and value > hi
         ):
@@ -561,6 +561,9 @@ def load_toml(text: str, source: str) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"not valid TOML ({exc}); expected a complete TOML file",
                          source=source) from None
+    except RecursionError:  # as from a value of 100,000 '['
+        raise InputError("not valid TOML (arrays or tables nested too deep to read); expected "
+                         "a complete TOML file", source=source) from None
     check_complete(text, source)
     return data
 

@@ -25,6 +25,12 @@ from smm_daq.storage.virtual import require_sources
 
 MAX_FIELD_T = 100.0  # no map, applied field or magnet reading reaches this
 MAX_LENGTH_M = 1e3  # far beyond any stage, sensor or height; keeps squares of lengths finite
+# The most pixels a map holds: a scan plan's most points. A damaged or foreign file may state
+# any shape (a chunked dataset of 10^6 × 10^6 fill values takes a few kB on disk), and reading
+# it whole would ask for terabytes.
+MAX_MAP_PIXELS = 25_000_000
+# The most values any dataset read whole may hold (2 GiB of float64), for the same reason.
+MAX_VALUES = 1 << 28
 _UNEVEN = 1e-3  # relative deviation of an axis step from the mean step
 
 
@@ -42,11 +48,12 @@ def corrupt_guard(where: str) -> Iterator[None]:
 
 
 def numeric(group: h5py.Group, name: str, where: str, *, ndim: int | None = None,
-            length: int | None = None, kinds: str = "iuf", si: str | None = None
-            ) -> np.ndarray:
+            length: int | None = None, kinds: str = "iuf", si: str | None = None,
+            max_size: int = MAX_VALUES) -> np.ndarray:
     """Dataset `name` of `group` as a float array, or InputError saying what it is instead.
     `si` ("T" or "m"): its values in that unit, converted from the one its `units` attribute
-    names (none: taken as `si`)."""
+    names (none: taken as `si`). Its shape is checked before it is read: more than `max_size`
+    values are refused."""
     node = group.get(name)
     what = "missing" if node is None else ("a group" if isinstance(node, h5py.Group)
                                            else None)
@@ -59,6 +66,9 @@ def numeric(group: h5py.Group, name: str, where: str, *, ndim: int | None = None
             what = f"{node.ndim}-D of shape {node.shape}"
         elif length is not None and node.shape != (length,):
             what = f"of shape {node.shape}"
+        elif node.size > max_size:
+            raise InputError(f"'{name}' is of shape {node.shape} ({node.size:,} values); "
+                             f"expected at most {max_size:,} values", source=where)
     if what is not None:
         shape = "a scalar" if ndim == 0 else (f"{length} values" if length is not None
                                                else f"a {ndim}-D array" if ndim else "an array")
@@ -81,7 +91,11 @@ def optional_numeric(group: h5py.Group, name: str, where: str, **kwargs: object
 
 
 def string(node: object, name: str, where: str) -> str:
-    """A text dataset's or attribute's value; InputError when it is something else."""
+    """A text dataset's or attribute's value; InputError when it is something else (an array
+    dataset said so by its shape, unread: it may state 10^12 values)."""
+    if isinstance(node, h5py.Dataset) and node.shape:
+        raise InputError(f"'{name}' is an array of {node.dtype} of shape {node.shape}; "
+                         "expected text", source=where)
     value = node[()] if isinstance(node, h5py.Dataset) else node
     if isinstance(value, np.ndarray) and value.shape == ():
         value = value[()]
@@ -151,7 +165,8 @@ def check_map(m: MapData, where: str) -> None:
         raise InputError(f"the sensor size is {list(m.sensor_size)!r} m; expected two sizes in "
                          f"[0, {MAX_LENGTH_M:g}] m", source=where)
     b = m.applied_field
-    if b is not None and not (np.all(np.isfinite(b)) and np.linalg.norm(b) <= MAX_FIELD_T):
+    if b is not None and not (np.all(np.abs(b) <= MAX_FIELD_T)  # no overflow in the norm
+                              and np.linalg.norm(b) <= MAX_FIELD_T):
         raise InputError(f"the applied field is {b.tolist()!r} T; expected three finite "
                          f"components below {MAX_FIELD_T:g} T", source=where)
 

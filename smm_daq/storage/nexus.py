@@ -31,6 +31,7 @@ from smm_daq import PROGRAM_NAME, __version__
 from smm_daq.analysis.noise import white_noise_floor
 from smm_daq.errors import InputError
 from smm_daq.storage.checks import (
+    MAX_MAP_PIXELS,
     check_headers,
     check_intact,
     check_map,
@@ -461,7 +462,7 @@ def _map_of(g: h5py.Group, entry: str, kind: str, where: str) -> MapData:
     if not isinstance(data, h5py.Group):
         raise InputError("holds no map; expected a group 'data' with Bz, x and y",
                          source=where)
-    bz = numeric(data, "Bz", f"{where}, data", ndim=2, si="T")
+    bz = numeric(data, "Bz", f"{where}, data", ndim=2, si="T", max_size=MAX_MAP_PIXELS)
     x = numeric(data, "x", f"{where}, data", ndim=1, si="m")
     y = numeric(data, "y", f"{where}, data", ndim=1, si="m")
     if bz.shape != (y.size, x.size):

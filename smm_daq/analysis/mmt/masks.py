@@ -43,8 +43,9 @@ import numpy as np
 from smm_daq.analysis.masks import polygon_mask, rectangle_mask
 from smm_daq.errors import InputError
 from smm_daq.finite import finite_number
+from smm_daq.npy_headers import check_npy
 from smm_daq.storage.mapdata import MapData
-from smm_daq.text_files import require_file
+from smm_daq.text_files import load_json, require_file
 from smm_daq.thread_warnings import recorded
 
 if TYPE_CHECKING:
@@ -135,6 +136,7 @@ def _extent_um(data: MapData) -> str:
 
 
 def _from_array(path: Path, data: MapData) -> np.ndarray:
+    check_npy(path)
     try:
         arr = np.load(path, allow_pickle=False)
     except (ValueError, OSError) as exc:
@@ -345,7 +347,7 @@ def _from_shapes(path: Path, data: MapData) -> tuple[np.ndarray, list[str]]:
     (in the wrong unit or place: the pixels meant would be left in the fit without a word)."""
     source = str(path)
     try:
-        spec = json.loads(path.read_text(encoding="utf-8-sig"))
+        spec = load_json(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as exc:
         raise InputError(f"is not JSON: {exc.msg}; expected an object of 'rectangles_um' "
                          "and 'polygons_um'",

@@ -13,7 +13,7 @@ import numpy as np
 
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
-from smm_daq.text_files import require_file
+from smm_daq.text_files import load_json, require_file
 
 MAX_M = 1e3  # positions: far beyond any scan, and their squares stay finite
 MIN_M = 1e-9  # spacing, height and sensor half-widths: a nanometre at least
@@ -78,7 +78,7 @@ def read_mmt_scan(map_path: str | Path, params_path: str | Path, *, name: str = 
     psrc = str(params_path)
     require_file(Path(params_path), "parameter", "the scan's JSON parameters")
     try:
-        params = json.loads(Path(params_path).read_text(encoding="utf-8-sig"))
+        params = load_json(Path(params_path).read_text(encoding="utf-8-sig"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"is not JSON ({exc}); expected the scan's JSON parameters",
                          source=psrc) from None

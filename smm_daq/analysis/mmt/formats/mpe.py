@@ -39,8 +39,9 @@ from smm_daq.analysis.mmt.models.multipole import (
 )
 from smm_daq.errors import InputError
 from smm_daq.finite import finite_number
+from smm_daq.npy_headers import check_npz
 from smm_daq.storage.mapdata import MapData
-from smm_daq.text_files import require_file
+from smm_daq.text_files import load_json, require_file
 from smm_daq.whole_files import written_whole
 
 ZIP_SIGNATURE = b"PK"  # how an NPZ (a zip archive) begins
@@ -92,7 +93,7 @@ def read_geometry(path: str | Path) -> ScanGeometry:
                          "expected the JSON metadata first, then the NPZ of arrays (the two "
                          "given the other way round?)", source=source)
     try:
-        params = json.loads(raw.decode("utf-8-sig"))
+        params = load_json(raw.decode("utf-8-sig"))
     except json.JSONDecodeError as exc:
         raise InputError(f"is not JSON: {exc.msg}; expected the library's JSON of scan "
                          "parameters", source=f"{source}, line {exc.lineno}, column {exc.colno}"
@@ -152,6 +153,7 @@ def _load(path: str | Path, expected: str) -> dict[str, np.ndarray]:
                          source=source) from None
     if signature != ZIP_SIGNATURE:
         raise InputError(f"is not an NPZ archive (expected {expected})", source=source)
+    check_npz(path)
     try:
         with np.load(path, allow_pickle=False) as npz:
             return _arrays(npz, source)

@@ -1,0 +1,69 @@
+"""What a NumPy file (.npy, or each array of an .npz) says it holds, checked before it is read.
+
+NumPy allocates the array its header states before it reads the data, so a damaged or
+hand-made header stating 10^6 × 10^6 values in a file of a hundred bytes ends in a
+MemoryError (or, where the system lets the allocation through, in the memory filled), not in
+a message. Each header is read first and its array's bytes compared with the bytes the file
+holds after it.
+"""
+
+from __future__ import annotations
+
+import math
+import zipfile
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+
+from smm_daq.errors import InputError
+
+
+def _stated(f: IO[bytes]) -> tuple[tuple[int, ...], np.dtype]:
+    """The shape and type a .npy header states; ValueError when it is no .npy header."""
+    version = np.lib.format.read_magic(f)
+    read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+            else np.lib.format.read_array_header_2_0)  # 3.0 differs only in its encoding
+    shape, _fortran, dtype = read(f)
+    return shape, dtype
+
+
+def _check(f: IO[bytes], held: int, what: str, source: str) -> None:
+    try:
+        shape, dtype = _stated(f)
+    except (ValueError, OSError, EOFError):
+        return  # not a header numpy reads either: np.load says why, in its own words
+    if dtype.hasobject:
+        return  # Python objects: np.load refuses them (allow_pickle=False)
+    stated = math.prod(shape) * dtype.itemsize
+    left = held - f.tell()
+    if stated > left:
+        raise InputError(f"{what} states an array of shape {shape} of {dtype} ({stated:,} "
+                         f"bytes) but holds {max(left, 0):,} bytes of data; expected an array "
+                         "as large as its header states (the file cut short or its header "
+                         "damaged)", source=source)
+
+
+def check_npy(path: str | Path) -> None:
+    """InputError when the .npy at `path` states more data than it holds."""
+    p = Path(path)
+    try:
+        f = open(p, "rb")  # noqa: SIM115 (closed below; only its opening is guarded)
+    except OSError:
+        return  # np.load says why it cannot be read
+    with f:
+        _check(f, p.stat().st_size, "its header", str(p))
+
+
+def check_npz(path: str | Path) -> None:
+    """InputError when an array of the .npz at `path` states more data than its member
+    holds (its size uncompressed, as the zip lists it)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            for info in z.infolist():
+                if info.filename.endswith(".npy"):
+                    with z.open(info) as member:
+                        _check(member, info.file_size,
+                               f"array '{info.filename[:-4]}'", str(path))
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+        return  # np.load says what is wrong with the archive itself
