@@ -20,7 +20,9 @@ does it on demand.
 Scratch files. A new file is made beside its name and linked in whole; a repair rebuilds its
 copy beside the file. Each such scratch file is named after its writer (`_scratch`), so one
 that a killed writer left is removed by the next repair (`remove_leftovers`), and one that a
-live process, or a process on another machine, writes is never touched.
+live process, or a process on another machine, writes is never touched. A name that is a
+symbolic link stands for the file it finally names (`final_file`): that file is made,
+rebuilt and replaced, its scratch files beside it, and the link stays a link to it.
 
 Room first. Every write first makes sure the file system will let the file grow by more than
 the write can add (`HEADROOM` and the caller's `room`), and refuses with `StorageError` when it
@@ -163,12 +165,14 @@ def _check_exists(path: Path) -> None:
                          "session file (.h5)", source=str(path))
 
 
-def _check_superblock(p: Path) -> None:
+def _check_superblock(p: Path, source: Path | None = None) -> None:
     """InputError for a damaged superblock, before an SWMR open would retry it for many
-    minutes (HDF5 cannot tell damage from a writer's half-written update there)."""
+    minutes (HDF5 cannot tell damage from a writer's half-written update there). `source`:
+    the file as the user named it (`p` where not given)."""
     if not superblock_intact(p):
         raise InputError("is damaged: its HDF5 superblock fails its checksum; expected an "
-                         "smm-daq session file (restore it from a copy)", source=str(p))
+                         "smm-daq session file (restore it from a copy)",
+                         source=str(source or p))
 
 
 def _made_by_us(creator: str) -> bool:
@@ -691,14 +695,17 @@ def _create(p: Path) -> bool:
     """A new, empty session file, made beside the target and linked in whole (never half);
     False where another writer made one meanwhile (kept). The scratch files of writers of
     that name that were killed (one killed while it made the file, before its name was
-    linked) are removed with it: no repair is run on a file that was never made."""
-    tmp = _scratch(p, "new")
+    linked) are removed with it: no repair is run on a file that was never made. A symbolic
+    link to no file yet (a 'current' link made before the run) gets its file made where it
+    points (`final_file`), as a program writing through it makes it."""
+    real = final_file(p)
+    tmp = _scratch(real, "new")
     made = False
     try:
         with h5py.File(tmp, "w", libver=LIBVER, track_order=True, locking=False) as f:
-            _init_root(f, p)
+            _init_root(f, real)
         with contextlib.suppress(FileExistsError):  # made meanwhile: keep that one
-            os.link(tmp, p)  # atomic, never a half-made file under the name
+            os.link(tmp, real)  # atomic, never a half-made file under the name
             made = True
     except OSError as exc:
         raise InputError(f"cannot create the file ({_reason(exc)})", source=str(p)) from None
@@ -821,12 +828,14 @@ def _open_for_writing(p: Path, *, swmr: bool) -> h5py.h5f.FileID:
 
 def _remove_if_empty(p: Path) -> None:
     """Remove the file that a failed write made where it holds no entry (no other writer
-    wrote one meanwhile): as if it had never been made."""
+    wrote one meanwhile): as if it had never been made. Made through a symbolic link, the
+    file goes and the link stays (`_create`)."""
+    real = final_file(p)
     with contextlib.suppress(OSError):
-        with h5py.File(p, "r", locking=False) as f:
+        with h5py.File(real, "r", locking=False) as f:
             empty = not len(f)
         if empty:
-            p.unlink()
+            real.unlink()
 
 
 @dataclass(frozen=True)
@@ -908,6 +917,15 @@ def require_swmr_format(path: str | Path) -> None:
 _SCRATCH_KINDS = ("new", "repair-tmp", "repair-src")
 
 
+def final_file(path: str | Path) -> Path:
+    """The file that `path` finally names, through every symbolic link on the way (a
+    'current' link to today's session, a link into a network share; relative, chained): the
+    file a rebuild replaces, with its scratch copies beside it, so that the link stays a
+    link, to the file rebuilt. Resolved once, with the file's lock held, and used for each
+    step: a link re-pointed meanwhile does not split a rebuild between two files."""
+    return Path(os.path.realpath(path))
+
+
 def _scratch(p: Path, kind: str) -> Path:
     """This thread's scratch file of `kind` beside `p`, named after its writer,
     `.NAME.PID.THREAD.HOST~TOKEN.KIND` (`writer_id`), so that one left by a killed process can
@@ -928,8 +946,9 @@ class Leftover:
 
 
 def leftovers(path: str | Path) -> list[Leftover]:
-    """The scratch files beside session file `path`, in name order."""
-    p = Path(path)
+    """The scratch files beside session file `path` (the file it finally names:
+    `final_file`), in name order."""
+    p = final_file(path)
     ours = re.compile(rf"\.{re.escape(p.name)}\.(\d+)\.\d+(?:\.(.*)~([^~]*))?"
                       rf"\.(?:{'|'.join(map(re.escape, _SCRATCH_KINDS))})")
     earlier = {f"{p.name}.repair-tmp", f"{p.name}.repair-src"}
@@ -1068,24 +1087,27 @@ def repair(path: str | Path, *, only_ours: bool = False) -> Repaired:
 
 def _repair_locked(p: Path, *, only_ours: bool = False,
                    hold: contextlib.ExitStack | None = None) -> Repaired:
-    """`repair`, its writers' lock held; `hold`: see `_swap_in`."""
-    tmp = _scratch(p, "repair-tmp")
-    cleared = _scratch(p, "repair-src")
-    if _locked_by_a_writer(p):
+    """`repair` with the file's writers' lock held. The file that `p` finally names
+    (`final_file`) is rebuilt beside it and replaced, so a link stays a link to the repaired
+    file; what is said names the file as `p` does. `hold`: see `_swap_in`."""
+    real = final_file(p)
+    tmp = _scratch(real, "repair-tmp")
+    cleared = _scratch(real, "repair-src")
+    if _locked_by_a_writer(real):
         raise InputError(
             "is open for writing in another program (it holds HDF5's write lock); close it "
             "there first",
             source=str(p),
         )
     try:
-        src = _open_for_repair(p, cleared)
+        src = _open_for_repair(real, cleared, source=p)
         try:
             with _damage_named(p):
                 if only_ours:
                     _check_repairable(src, p)
                 _refuse_live_writers(src, p)
             # HDF5 writing a file the disk has no room for ends in a crash, not an error
-            if not _reserve(tmp, 0, p.stat().st_size + HEADROOM, create=True):
+            if not _reserve(tmp, 0, real.stat().st_size + HEADROOM, create=True):
                 raise _no_room(p, "repair it: its copy is rebuilt beside it")
             tokens = (identity.token_of(src), None)
             with h5py.File(tmp, "w", libver=LIBVER, track_order=True, locking=False) as dst:
@@ -1118,8 +1140,8 @@ def _repair_locked(p: Path, *, only_ours: bool = False,
         raise
     finally:
         cleared.unlink(missing_ok=True)
-    _swap_in(tmp, p, tokens=tokens, hold=hold)
-    done.removed[:], done.kept[:] = remove_leftovers(p)
+    _swap_in(tmp, real, tokens=tokens, source=p, hold=hold)
+    done.removed[:], done.kept[:] = remove_leftovers(real)
     return done
 
 
@@ -1151,13 +1173,14 @@ def _damage_named(p: Path) -> Iterator[None]:
 
 
 def _swap_in(tmp: Path, p: Path, copy: str = "repaired copy", *,
-             tokens: tuple[str | None, str | None] = (None, None),
+             tokens: tuple[str | None, str | None] = (None, None), source: Path,
              hold: contextlib.ExitStack | None = None) -> None:
     """Put the rebuilt `copy` `tmp` in place of `p` in one step (or remove it and say why not):
     a crash at any moment leaves the file as it was or as rebuilt, never half of either.
-    `tokens`: the identity tokens of the file replaced and of the copy, recorded with the
-    swap, so that a scan of this process writing `p` writes on in the copy
-    (`identity.swapped`).
+    `p` is the file itself (`final_file`): a symbolic link put there would be replaced, not
+    its file. `tokens`: the identity tokens of the file replaced and of the copy, recorded
+    with the swap, so that a scan of this process writing `p` writes on in the copy
+    (`identity.swapped`). `source`: the file as the user named it, for what is said.
 
     `hold`: for a writer that goes on writing `p` (or rebuilding it) after the swap: the
     copy's writers' lock is taken before it has the name, and held until `hold` closes, as
@@ -1178,7 +1201,7 @@ def _swap_in(tmp: Path, p: Path, copy: str = "repaired copy", *,
         raise InputError(
             f"cannot be replaced by its {copy} ({exc.strerror or exc}); expected it open "
             "in no other program (Windows replaces no file that is open): close it there, "
-            "then try again; it is as it was", source=str(p)) from None
+            "then try again; it is as it was", source=str(source)) from None
 
 
 def _hold_copy(tmp: Path, hold: contextlib.ExitStack) -> None:
@@ -1204,16 +1227,17 @@ def make_extendable(path: str | Path, datasets: Collection[str]) -> None:
         require_ours(p)
         if marked_open(p):  # its copy, swapped in, held while it is rebuilt again
             _name_removed(p, _repair_locked(p, only_ours=True, hold=repaired))
-        with h5py.File(p, "r", locking=False) as f:
+        real = final_file(p)  # rebuilt and replaced: a link to it stays a link
+        with h5py.File(real, "r", locking=False) as f:
             _refuse_live_writers(f, p, "it is rebuilt whole first, and swapped in under them")
-        tmp = _scratch(p, "repair-tmp")
-        size = p.stat().st_size + HEADROOM
+        tmp = _scratch(real, "repair-tmp")
+        size = real.stat().st_size + HEADROOM
         room = f"rebuild it: its copy, about {size / 1e6:.0f} MB, is made beside it"
         try:
             if not _reserve(tmp, 0, size, create=True):
                 raise _no_room(p, room)
             try:  # (the room checked, but not held: HDF5 makes the copy anew)
-                with h5py.File(p, "r", locking=False) as src, h5py.File(
+                with h5py.File(real, "r", locking=False) as src, h5py.File(
                         tmp, "w", libver=LIBVER, track_order=True, locking=False) as dst:
                     _rebuild(src, dst, extendable=frozenset(datasets))
                     tokens = (identity.token_of(src), _new_identity(dst))
@@ -1221,7 +1245,7 @@ def make_extendable(path: str | Path, datasets: Collection[str]) -> None:
                 if exc.errno in _NO_ROOM:
                     raise _no_room(p, room) from None
                 raise
-            _swap_in(tmp, p, "rebuilt copy", tokens=tokens)
+            _swap_in(tmp, real, "rebuilt copy", tokens=tokens, source=p)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
@@ -1270,18 +1294,19 @@ def _locked_by_a_writer(p: Path) -> bool:
     return False
 
 
-def _open_for_repair(p: Path, cleared: Path) -> h5py.File:
+def _open_for_repair(p: Path, cleared: Path, *, source: Path) -> h5py.File:
     """The file to rebuild from: itself (in SWMR mode when marked, which a writer killed in
-    SWMR mode allows), or else a copy with the mark cleared as `h5clear -s` would."""
+    SWMR mode allows), or else a copy with the mark cleared as `h5clear -s` would. `source`:
+    the file as the user named it, for what is said."""
     if marked_open(p):
-        _check_superblock(p)
+        _check_superblock(p, source)
     try:
         return h5py.File(p, "r", swmr=marked_open(p))
     except OSError as exc:
         first = exc
     if marked_open(p):
         if not _reserve(cleared, 0, p.stat().st_size, create=True):
-            raise _no_room(p, "repair it: it is copied beside it first")
+            raise _no_room(source, "repair it: it is copied beside it first")
         shutil.copyfile(p, cleared)
         with contextlib.suppress(ValueError, OSError):
             clear_open_mark(cleared)
@@ -1289,7 +1314,7 @@ def _open_for_repair(p: Path, cleared: Path) -> h5py.File:
     raise InputError(
         f"cannot be read back to repair it ({_reason(first)}); expected a session file "
         "that a stopped smm-daq process was writing",
-        source=str(p),
+        source=str(source),
     ) from None
 
 

@@ -1,0 +1,163 @@
+"""Session files kept behind symbolic links (a 'current' link to today's run, a link into a
+network share): a repair or a rebuild through the link rebuilds and replaces the file the
+link finally names, its scratch copies beside that file, and the link stays a link to it;
+a scan writing through the link goes on in the repaired file. Links beside the file, in
+another folder (relative), and a chain of two links."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from acq_fakes import fake_rig
+from test_cli_acquisition import SCAN
+from test_storage_identity import NY, _mark_open, _plan
+from test_storage_nexus import _map
+from test_storage_resume_takeover import as_an_earlier_repair_left_it
+
+from smm_daq.acquisition.sequencer import Sequencer
+from smm_daq.cli.main import main
+from smm_daq.storage import identity
+from smm_daq.storage.h5file import marked_open, text, writing
+from smm_daq.storage.nexus import list_entries, read_map, write_map_entry
+
+REPO = Path(__file__).resolve().parents[1]
+SHAPES = ["beside the file", "relative, in another folder", "a chain of two links"]
+
+
+def _link(tmp_path: Path, shape: str) -> tuple[Path, Path]:
+    """(the link, the file it finally names: data/real.h5, not made yet)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    real = data / "real.h5"
+    if shape == "beside the file":
+        link = data / "current.h5"
+        link.symlink_to(real)
+    elif shape == "relative, in another folder":
+        (tmp_path / "runs").mkdir()
+        link = tmp_path / "runs" / "current.h5"
+        link.symlink_to(Path("..") / "data" / "real.h5")
+    else:
+        (tmp_path / "share").mkdir()
+        (tmp_path / "share" / "today.h5").symlink_to(real)
+        link = tmp_path / "current.h5"
+        link.symlink_to(Path("share") / "today.h5")
+    return link, real
+
+
+def _names(tmp_path: Path) -> set[str]:
+    """Every name under `tmp_path` (scratch files left anywhere among them)."""
+    return {str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")}
+
+
+def _token(path: Path) -> str | None:
+    with h5py.File(path, "r") as f:
+        return identity.token_of(f)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_repair_through_a_link_repairs_the_file_it_names_and_keeps_the_link(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], shape: str) -> None:
+    link, real = _link(tmp_path, shape)
+    write_map_entry(real, _map("earlier"), kind="scan")
+    before, token = read_map(real, "earlier").bz, _token(real)
+    _mark_open(real)
+    names, pointed = _names(tmp_path), os.readlink(link)
+    assert main(["repair", str(link)]) == 0
+    assert "cleared the open-for-write mark" in capsys.readouterr().out
+    assert link.is_symlink() and os.readlink(link) == pointed
+    assert not marked_open(real)
+    assert _token(real) not in (None, token)  # the repaired copy is the file now
+    np.testing.assert_array_equal(read_map(link, "earlier").bz, before)
+    assert _names(tmp_path) == names  # no scratch file left, none moved in beside the link
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_a_scan_through_a_link_goes_on_in_the_file_its_own_write_repaired(
+        tmp_path: Path, shape: str) -> None:
+    """Another process's writer killed mid-write leaves the file marked: the scan's next
+    write repairs it, and the scan writes on in the repaired file behind the link, not in a
+    file put in place of the link."""
+    link, real = _link(tmp_path, shape)
+    write_map_entry(real, _map("earlier"), kind="scan")
+    tokens: list[str | None] = []
+
+    def kill_a_writer_after_line_2(event: object) -> None:
+        if event.kind == "line_done" and event.line == 2:
+            tokens.append(_token(real))
+            _mark_open(real)
+
+    names = _names(tmp_path)
+    seq = Sequencer(fake_rig(), link, _plan())
+    seq.subscribe(kill_a_writer_after_line_2)
+    assert seq.run() == "finished", seq.message
+    assert link.is_symlink() and not marked_open(real)
+    with h5py.File(real, "r") as f:
+        assert text(f["k/status"]) == "finished"
+        assert f["k/data/line_done"][()].tolist() == [True] * NY
+        assert np.isfinite(f["k/data/Bz"][()]).all()
+        assert identity.token_of(f) not in (None, tokens[0])
+    assert _names(tmp_path) == names
+
+
+def test_resume_through_a_link_rebuilds_an_earlier_repairs_fixed_run_log_in_its_file(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The run log an earlier release's repair left of a fixed length is rebuilt extendable
+    in the file behind the link, swapped in there; the link stays."""
+    link, real = _link(tmp_path, "relative, in another folder")
+    assert main([*SCAN, "--out", str(real)]) == 0
+    with h5py.File(real, "a") as f:  # as an aborted scan leaves it
+        f["s1/status"][()] = "aborted"
+        f["s1/data/line_done"][2:] = False
+    as_an_earlier_repair_left_it(real)
+    names, pointed = _names(tmp_path), os.readlink(link)
+    assert main(["resume", str(link), "--entry", "s1"]) == 0, capsys.readouterr()
+    assert link.is_symlink() and os.readlink(link) == pointed
+    with h5py.File(real, "r") as f:
+        assert f["s1/runs/start_time"].maxshape == (None,)
+        assert f["s1/runs/run"][()].tolist() == [0, 1]
+        assert text(f["s1/status"]) == "finished" and f["s1/data/line_done"][()].all()
+    assert _names(tmp_path) == names
+
+
+KILLED_REPAIR = """
+import os, signal, sys
+import smm_daq.storage.h5file as h5file
+os.replace = lambda *args: os.kill(os.getpid(), signal.SIGKILL)
+h5file.repair(sys.argv[1])
+"""
+
+
+def test_repair_through_a_link_removes_what_a_killed_repair_left_beside_the_file(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    link, real = _link(tmp_path, "relative, in another folder")
+    write_map_entry(real, _map("earlier"), kind="scan")
+    names = _names(tmp_path)
+    killed = subprocess.run([sys.executable, "-c", KILLED_REPAIR, str(real)], cwd=REPO,
+                            check=False)
+    assert killed.returncode == -9
+    (left,) = _names(tmp_path) - names  # its complete copy, beside the file
+    assert Path(left).parent == Path("data") and Path(left).name.endswith(".repair-tmp")
+    _mark_open(real)
+    assert main(["repair", str(link)]) == 0
+    assert f"removed {Path(left).name} (left by process" in capsys.readouterr().out
+    assert link.is_symlink() and _names(tmp_path) == names
+
+
+def test_a_file_behind_a_link_to_no_file_yet_is_made_there(tmp_path: Path) -> None:
+    """A 'current' link made before the run: the first write makes the file it points to;
+    a first write that fails removes that file again, and the link stays."""
+    link, real = _link(tmp_path, "a chain of two links")
+    with pytest.raises(RuntimeError), writing(link):
+        raise RuntimeError("the write fails")
+    assert link.is_symlink() and not real.exists()
+    write_map_entry(link, _map("earlier"), kind="scan")
+    assert link.is_symlink() and real.is_file()
+    assert [e.name for e in list_entries(real)] == ["earlier"]
+    with h5py.File(real, "r") as f:
+        assert text(f.attrs["file_name"]) == "real.h5"
