@@ -15,7 +15,7 @@ from test_kepco_coils import Rig
 from smm_daq.errors import InstrumentError
 from smm_daq.instruments import loss_budget
 from smm_daq.instruments import rig as rig_module
-from smm_daq.instruments.loss_budget import TAIL_EXCHANGES
+from smm_daq.instruments.loss_budget import TAIL_EXCHANGES, DeadlineReached
 from smm_daq.instruments.profile import load_profile
 from smm_daq.instruments.safe_bound import safe_deadline, safe_time_bound, switch_off_tail_s
 
@@ -109,3 +109,25 @@ def test_the_printed_bound_is_a_few_minutes_for_the_shipped_profiles(
     assert math.ceil(safe_time_bound(profile)) == bound
     assert safe_time_bound(profile) == pytest.approx(
         safe_deadline(profile) + switch_off_tail_s(profile))
+
+
+def test_past_the_deadline_each_supply_gets_its_tail_of_switch_off_exchanges_and_no_more():
+    """However often a caller tries a supply's switch-off past the deadline, that supply is
+    sent `TAIL_EXCHANGES` of them, then refused (`DeadlineReached`) without a message sent:
+    the tail `switch_off_tail_s` counts is a limit, not a count of what the driver happens to
+    send today. Each supply has its own tail."""
+    rig = Rig()
+    rig.coils.set_field(np.array([0.0, 60e-6, 0.0]))
+    x, y = rig.coils._supplies[:2]
+    before = [len(e.log) for e in rig.emulators]
+    with loss_budget.making_safe(PLENTY, clock=rig.clock, deadline_s=0.0), \
+            loss_budget.switching_off():
+        for _ in range(TAIL_EXCHANGES):
+            x.link.write("OUTP OFF")
+        with pytest.raises(DeadlineReached):
+            x.link.write("OUTP OFF")
+        with pytest.raises(DeadlineReached):
+            x.link.query("OUTP?", str)
+        y.link.write("OUTP OFF")  # coil y's tail is its own
+    sent = [[m for _, m, _ in e.log[n:]] for e, n in zip(rig.emulators, before, strict=True)]
+    assert sent == [["OUTP OFF"] * TAIL_EXCHANGES, ["OUTP OFF"], []], sent
