@@ -444,7 +444,7 @@ def _safe_coils(profile: Profile, clock: Clock, open_transport: Any) -> SafeStat
                        "ramp_down_each", None)
         if each is None:
             return SafeState("coils", False, f"{where} could not be reached: {exc}")
-        states = each(settings, clock=clock, open_transport=open_transport)
+        states = each(settings, clock=clock, open_transport=open_transport, after=exc)
         notes = "".join(f"; {note}" for note in getattr(exc, "__notes__", ()))
         return SafeState("coils", all(ok for _, ok, _ in states),
                          f"not reachable together ({exc}{notes}); each supply on its own: "
