@@ -512,6 +512,11 @@ def _safe_stage(profile: Profile, clock: Clock, open_transport: Any) -> SafeStat
         first = f" (the first stop said: {stop_failed})" if stop_failed is not None else ""
         return SafeState("stage", True, f"stopped at {_numbers(position, '.1f')} µm{first}"
                                         f"{_found(stopped)}")
+    except loss_budget.DeadlineReached as exc:  # refused unsent: the first stop holds
+        if stopped is None:
+            return SafeState("stage", False, f"not stopped: {exc}")
+        return SafeState("stage", True, f"{stopped.done}; position not read: {exc}"
+                                        f"{_found(stopped)}")
     except SmmError as exc:
         return SafeState("stage", False, f"not stopped: {exc}")
     finally:
