@@ -123,6 +123,9 @@ class _Supply:
         # ± A a current read may be within before the rating is known (`current`)
         self.rated_current = rated_current
         self.errors_at_connect: list[str] = []  # the queue as found at connect, then cleared
+        # what connecting the three last knew of its output ('at 2.0000 A ...'; "": nothing),
+        # for the report of a connect that failed (`found_at_connect`)
+        self.found = ""
 
     @contextlib.contextmanager
     def _naming_axis(self) -> Iterator[None]:
@@ -293,6 +296,9 @@ class KepcoBOPCoils(FieldSource):
                 self._connect(s)
         except Exception as exc:
             self.close()
+            found = {s.name: s.found for s in self._supplies if s.found}
+            if found:  # for each supply's report, when they are made safe one by one
+                exc.found_at_connect = found  # type: ignore[attr-defined]
             if self.errors_at_connect:  # read, then cleared by *CLS: not to be lost with it
                 exc.add_note(f"errors the supplies held from before: "
                              f"{'; '.join(self.errors_at_connect)}")
@@ -301,7 +307,8 @@ class KepcoBOPCoils(FieldSource):
 
     @classmethod
     def ramp_down_each(
-        cls, settings: CoilSettings, *, clock: Clock, open_transport: OpenTransport | None
+        cls, settings: CoilSettings, *, clock: Clock, open_transport: OpenTransport | None,
+        after: BaseException | None = None,
     ) -> list[tuple[str, bool, str]]:
         """For when the three supplies cannot be driven together (one does not answer): each
         one that answers, on its own, ramped to 0 A within the ramp limit and switched off.
@@ -315,9 +322,12 @@ class KepcoBOPCoils(FieldSource):
         whatever the profile's safe state. A supply given up once its ramp began (lost
         replies, `RampLosses` or the path's `loss_budget`), or given up by the budget before
         it, is switched off where it stands, as `output_off` does (`_switch_off_given_up`
-        says why). Returns (coil, safe, its final state) per axis.
+        says why); one given up before it is said where connecting the three (`after`: its
+        error) last knew it (`found_at_connect`), not "its current unknown".
+        Returns (coil, safe, its final state) per axis.
         """
         opener = open_transport or _hardware_transport
+        found = found_at_connect(after)
         results: list[tuple[str, bool, str]] = []
         for address, axis in zip(settings.addresses, AXES, strict=True):
             supply = None
@@ -353,7 +363,9 @@ class KepcoBOPCoils(FieldSource):
                 held = _held_from_before(supply) if supply is not None else ""
                 off = ""
                 if supply is not None and (ramping or isinstance(exc, GivenUp)):
-                    off = f"; {_switch_off_given_up(supply, str(exc), ramped=ramping)}"
+                    done = _switch_off_given_up(supply, str(exc), ramped=ramping,
+                                                found=found.get(supply.name, ""))
+                    off = f"; {done}"
                 results.append((f"coil {axis}", False, f"not made safe: {exc}{off}{held}"))
             finally:
                 if supply is not None:
@@ -412,7 +424,10 @@ class KepcoBOPCoils(FieldSource):
         self._hold_current(s, compliance)
         s.command(f"VOLT {compliance:.3f}")
         s.setpoint = s.current("CURR?")
+        s.found = f"at {s.setpoint:.4f} A as connecting the three read it"
         s.enabled = s.query("OUTP?", _parse_output)
+        if not s.enabled:
+            s.found = "its output off, as connecting the three left it"
 
     def _hold_current(self, s: _Supply, compliance: float) -> None:
         """A supply found driving current below its setpoint, held there by a voltage limit
@@ -438,10 +453,17 @@ class KepcoBOPCoils(FieldSource):
         bound = CURRENT_READ_MARGIN * s.rating[0]
         volts = s.query("VOLT?", lambda r: parse_float(r, what="voltage in V",
                                                        within=(-bound, bound)))
-        duration = abs(s.measured()) / self.max_ramp_rate
+        amps = s.measured()
+        s.found = (f"in voltage mode at {volts:.4f} V, {amps:.4f} A, as connecting the three "
+                   "read it")
+        duration = abs(amps) / self.max_ramp_rate
         for f in ramp_fractions(self.clock, duration, self.ramp_step, lambda: s.link.failures):
+            s.found = (f"in voltage mode, ramped from {volts:.4f} V ({amps:.4f} A) to "
+                       f"{volts * (1 - f):.4f} V as connecting the three left it, its last "
+                       "step sent")
             s.command(f"VOLT {volts * (1 - f):.6f}")
         s.switch(False)
+        s.found = "its output off: connecting the three ramped it to 0 V and switched it off"
 
     def _setpoints(self) -> np.ndarray:
         return np.array([s.setpoint if s.enabled else 0.0 for s in self._supplies])
@@ -697,7 +719,8 @@ def _read_off(supply: _Supply, tolerance: float) -> float:
     return amps
 
 
-def _switch_off_given_up(supply: _Supply, said: str, *, ramped: bool = True) -> str:
+def _switch_off_given_up(supply: _Supply, said: str, *, ramped: bool = True,
+                         found: str = "") -> str:
     """Switch off a supply whose ramp-down was given up, where it stands; what was done, for
     its failure's message.
 
@@ -716,13 +739,15 @@ def _switch_off_given_up(supply: _Supply, said: str, *, ramped: bool = True) -> 
     path's budget the switch-off is checked (and sent once more where its check is lost); a
     supply that has spent its budget is sent it once, unchecked
     (`Link.write(last_word=True)`). `said`: the failure already said (not said again);
-    `ramped`: its ramp-down began (else the current it was switched off at is unknown).
+    `ramped`: its ramp-down began (else the current it was switched off at is unknown, or
+    what connecting the three last knew of it, `found`).
     Past the make-safe path's deadline, that is said: '(deadline reached)'."""
     late = loss_budget.past_deadline()
     if ramped:
         at = f"at {supply.setpoint:.4f} A ({'deadline reached' if late else 'its last step sent'})"
     else:
-        at = f"where it was found (its current unknown{'; deadline reached' if late else ''})"
+        at = (f"where it was found ({found or 'its current unknown'}"
+              f"{'; deadline reached' if late else ''})")
     try:
         supply.switch(False, resend=True)
         return f"switched off {at}, the switch-off confirmed"
@@ -739,6 +764,13 @@ def _switch_off_given_up(supply: _Supply, said: str, *, ramped: bool = True) -> 
     supply.sent_off = True
     return (f"switch-off sent {at}, not confirmed{why}; the coil may still be energised if "
             "it did not arrive")
+
+
+def found_at_connect(error: BaseException | None) -> dict[str, str]:
+    """What a failed connect of the three supplies (`error`) last knew of each one's output,
+    per supply name ('coil x': 'at 2.0000 A as connecting the three read it'); {} if
+    nothing."""
+    return dict(getattr(error, "found_at_connect", {}))
 
 
 def _amps(currents: np.ndarray) -> str:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from served_rig import simulators_made
 
+from simulators.emulator import Emulator
 from smm_daq.cli.main import main
 from smm_daq.clock import VirtualClock
+from smm_daq.instruments import rig as rig_module
 from smm_daq.instruments.profile import load_profile
 from smm_daq.instruments.rig import simulator_class
 
@@ -145,3 +148,40 @@ def test_the_stage_is_never_referenced_nor_moved(tmp_path, monkeypatch):
     model = made[0].world.stage
     assert not any(model.referenced(ax) for ax in ("1", "2", "3"))
     np.testing.assert_allclose(model.sample_position(), start, atol=1e-12)
+
+
+class GoesSilent(Emulator):
+    """An instrument that answers its first `answered` messages, then none."""
+
+    def __init__(self, inner: Emulator, answered: int) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.left = answered
+
+    def handle(self, message: str) -> str | None:
+        reply = self.inner.handle(message)
+        self.left -= 1
+        return reply if self.left >= 0 else None
+
+
+def test_a_calibration_that_fails_is_made_safe_within_the_make_safe_paths_deadline(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """The fluxgate goes silent while the coils drive a calibration step: the coils are made
+    safe by the bounded path alone (`Rig.make_safe`, its deadline monkeypatched to 0 s here:
+    each supply switched off where it stands, at its step's current), not first ramped down
+    outside it, which added a ramp-down's time, unbounded by the deadline, to the path's."""
+    monkeypatch.setattr(rig_module, "safe_deadline", lambda profile: 0.0)
+    profile_path = write_profile(tmp_path, calibration_file=None)
+
+    def silent_fluxgate(backend: Any, profile: Any) -> None:
+        address = profile.fluxgate.link.address
+        fluxgate = GoesSilent(backend.endpoint(address), 60)
+        endpoint = backend.endpoint
+        backend.endpoint = lambda a: fluxgate if a == address else endpoint(a)
+
+    simulators_made(monkeypatch, silent_fluxgate)
+    assert main(["calibrate-coils", "--profile", str(profile_path)]) != 0
+    err = capsys.readouterr().err
+    at = [float(a) for a in re.findall(r"switched off at (-?\d+\.\d{4}) A \(deadline "
+                                       r"reached\)", err)]
+    assert at and max(abs(a) for a in at) > 0.1, err  # where the calibration's step left it

@@ -7,15 +7,18 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from served_rig import simulators_made
 from test_kepco_coils import Rig
 
+from smm_daq.cli.main import main
 from smm_daq.errors import InstrumentError
 from smm_daq.instruments import loss_budget
 from smm_daq.instruments import rig as rig_module
-from smm_daq.instruments.loss_budget import TAIL_EXCHANGES
+from smm_daq.instruments.loss_budget import TAIL_EXCHANGES, DeadlineReached
 from smm_daq.instruments.profile import load_profile
 from smm_daq.instruments.safe_bound import safe_deadline, safe_time_bound, switch_off_tail_s
 
@@ -109,3 +112,54 @@ def test_the_printed_bound_is_a_few_minutes_for_the_shipped_profiles(
     assert math.ceil(safe_time_bound(profile)) == bound
     assert safe_time_bound(profile) == pytest.approx(
         safe_deadline(profile) + switch_off_tail_s(profile))
+
+
+def test_past_the_deadline_each_supply_gets_its_tail_of_switch_off_exchanges_and_no_more():
+    """However often a caller tries a supply's switch-off past the deadline, that supply is
+    sent `TAIL_EXCHANGES` of them, then refused (`DeadlineReached`) without a message sent:
+    the tail `switch_off_tail_s` counts is a limit, not a count of what the driver happens to
+    send today. Each supply has its own tail."""
+    rig = Rig()
+    rig.coils.set_field(np.array([0.0, 60e-6, 0.0]))
+    x, y = rig.coils._supplies[:2]
+    before = [len(e.log) for e in rig.emulators]
+    with loss_budget.making_safe(PLENTY, clock=rig.clock, deadline_s=0.0), \
+            loss_budget.switching_off():
+        for _ in range(TAIL_EXCHANGES):
+            x.link.write("OUTP OFF")
+        with pytest.raises(DeadlineReached):
+            x.link.write("OUTP OFF")
+        with pytest.raises(DeadlineReached):
+            x.link.query("OUTP?", str)
+        y.link.write("OUTP OFF")  # coil y's tail is its own
+    sent = [[m for _, m, _ in e.log[n:]] for e, n in zip(rig.emulators, before, strict=True)]
+    assert sent == [["OUTP OFF"] * TAIL_EXCHANGES, ["OUTP OFF"], []], sent
+
+
+def test_a_supply_cut_short_while_the_three_connect_is_said_where_the_connect_left_it(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every supply found in voltage mode driving 5 A; the deadline (2 s, monkeypatched)
+    comes while connecting the three ramps coil x's voltage down (5 s at 1 A/s). Each is then
+    switched off where it stands, one by one: coil x said where the connect left it (its
+    voltage ramp's last step sent), not "its current unknown", which is said of coils y and
+    z only, which the connect never reached."""
+    monkeypatch.setattr(rig_module, "safe_deadline", lambda profile: 2.0)
+
+    def left_in_voltage_mode(backend: Any, profile: Any) -> None:
+        for address in profile.coils.addresses:
+            for found in ("FUNC:MODE VOLT", "CURR 5", "VOLT 20", "OUTP ON"):
+                backend.endpoint(address).handle(found)
+        backend.clock.sleep(1.0)  # the currents reach 5 A
+
+    made = simulators_made(monkeypatch, left_in_voltage_mode)
+    code = main(["safe", "--profile", str(REPO / "configs" / "simulator.toml")])
+    said = capsys.readouterr().out
+    assert code == 1, said
+    x = re.search(r"coil x not made safe: .*?switched off where it was found \(in voltage "
+                  r"mode, ramped from 20\.0000 V \(5\.0000 A\) to (\d+\.\d{4}) V as connecting "
+                  r"the three left it, its last step sent; deadline reached\), the switch-off "
+                  r"confirmed", said)
+    assert x is not None, said
+    assert 0.0 < float(x.group(1)) < 20.0, said  # part of the way down
+    assert said.count("(its current unknown; deadline reached)") == 2, said
+    assert not any(made[0].world.coils.output(k) for k in range(3)), said

@@ -228,3 +228,31 @@ def test_a_lost_reply_about_the_error_before_is_said_unknown(monkeypatch) -> Non
     assert stage.safe, stage.state
     assert "from before the stop is unknown" in stage.state, stage.state
     assert [c for c in sent if c != READ][:3] == ["ERR?", "STP", "ERR?"]
+
+
+def test_a_stage_whose_share_ends_once_connected_is_said_stopped_by_its_first_stop(
+        monkeypatch) -> None:
+    """The stage's share of the deadline (`stage_share_s`) ends just as its connect does
+    (after its first stop, `stop_alone`): the stop and read-back after the connect are
+    refused unsent, and the stage is said stopped by that first stop, its position not
+    read, not "NOT SAFE: not stopped" (which sent `safe` to exit 1 with the stage stopped)."""
+    from drivers.pi_gcs import PIGCSStage
+    from smm_daq.instruments import rig as rig_module
+
+    share_s = 5.0
+    monkeypatch.setattr(rig_module, "stage_share_s", lambda profile: share_s)
+    original = PIGCSStage.from_profile.__func__  # type: ignore[attr-defined]
+
+    def slow_to_connect(cls: Any, settings: Any, *, clock: Any, open_transport: Any) -> Any:
+        stage = original(cls, settings, clock=clock, open_transport=open_transport)
+        clock.sleep(2 * share_s)  # the connect ends past the stage's share
+        return stage
+
+    monkeypatch.setattr(PIGCSStage, "from_profile", classmethod(slow_to_connect))
+    backends = simulators_made(monkeypatch)
+    _, stage = make_rig_safe(load_profile(C884_PROFILE.with_name("simulator-e727.toml")))
+    assert stage.safe, stage.state
+    assert stage.state.startswith("every axis stopped"), stage.state
+    assert "position not read: " in stage.state, stage.state
+    assert "the stage's share of making the rig safe (5 s) ended" in stage.state, stage.state
+    assert not any(backends[0].world.stage.moving(ax) for ax in AXES)

@@ -643,3 +643,66 @@ def test_a_supply_of_unknown_rating_is_not_ramped_from_beyond_the_profiles_ratin
     assert "coil x not made safe" in said.out, said
     assert "expected a current in A in -5.5 .. 5.5, got '30.000'" in said.out, said
     assert not [m for m in supplies[0].sent if m.startswith("CURR ")], supplies[0].sent
+
+
+class SlowToAnswer(Emulator):
+    """An instrument that answers every message, each `seconds` after it was sent (on the
+    rig's clock): slow, but never late enough to be taken for lost."""
+
+    def __init__(self, inner: Emulator, clock: Any, seconds: float) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.clock = clock
+        self.seconds = seconds
+        self.immediate_bytes = inner.immediate_bytes  # its stop byte (#24) answered
+
+    def handle_byte(self, code: int) -> str | None:
+        self.clock.sleep(self.seconds)
+        return self.inner.handle_byte(code)
+
+    def device_clear(self) -> None:
+        self.inner.device_clear()
+
+    def handle(self, message: str) -> str | None:
+        self.clock.sleep(self.seconds)
+        return self.inner.handle(message)
+
+
+def test_a_stage_slow_to_answer_leaves_the_coils_the_time_of_their_ramps(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """The stage (on a serial link of 15 s timeouts) answers every message just within it,
+    and loses none; the supplies answer at once, each driving 3 A. `safe` stops the stage
+    first, and its connect to read where it stopped is cut short where the stage's share of
+    the deadline ends (`stage_share_s`): the coils are ramped down to 0 A, not switched off
+    where they stand, and `safe` ends within the bound it printed. (The stage used to take
+    the whole deadline, 210 s, and the coils were switched off at 3 A without a ramp.)"""
+    timeout_s = 15.0
+    text = (REPO / "configs" / "simulator-e727.toml").read_text(encoding="utf-8")
+    old = 'implementation = "pi_gcs"'
+    assert old in text
+    path = tmp_path / "slow-stage.toml"
+    path.write_text(text.replace(old, f"{old}\ntimeout_s = {timeout_s}"), encoding="utf-8")
+    started: list[float] = []
+
+    def slow_stage(backend: Any, profile: Any) -> None:
+        for address in profile.coils.addresses:
+            backend.endpoint(address).handle("FUNC:MODE CURR;VOLT 20;CURR 3;OUTP ON")
+        backend.clock.sleep(1.0)  # the currents reach 3 A
+        address = profile.stage.link.address
+        stage = SlowToAnswer(backend.endpoint(address), backend.clock, 0.99 * timeout_s)
+        endpoint = backend.endpoint
+        backend.endpoint = lambda a: stage if a == address else endpoint(a)
+        started.append(backend.clock.now())
+
+    made = simulators_made(monkeypatch, slow_stage)
+    code = main(["safe", "--profile", str(path)])
+    said = capsys.readouterr()
+    printed = re.search(r"at most (\d+) s", said.err)
+    assert printed is not None, said.err
+    assert made[0].clock.now() - started[0] <= int(printed.group(1)), said
+    assert code == 0, said
+    assert "coils: safe: currents (0.0000, 0.0000, 0.0000) A" in said.out, said
+    assert "stage: safe: every axis stopped" in said.out, said
+    assert "the stage's share of making the rig safe" in said.out, said
+    world = made[0].world.coils
+    assert all(abs(world.current(k)) < 1e-3 and world.output(k) for k in range(3)), said

@@ -140,11 +140,15 @@ def calibrate_coils(
     settle: float = 0.2,
     target: float = 5 * NT,
     max_iterations: int = 8,
+    safe_on_failure: bool = True,
 ) -> CalibrationResult:
     """Fit the coil matrix and ambient field, then null the field; coils left safe.
 
     Each coil is stepped by `levels` × a current making `fraction` of the field limit (kept
     within the current limit); each point averages `average` readings after `settle` s.
+    Not `safe_on_failure`: a failure leaves the coils where it found them, for a caller that
+    makes the rig safe itself within the make-safe path's deadline (`Rig.make_safe`); a
+    ramp-down here first would be outside it, and add to the time the path may take.
     """
     if not 0 < fraction <= 1:
         raise ValueError(f"fraction must be in (0, 1], got {fraction}")
@@ -154,6 +158,8 @@ def calibrate_coils(
     try:
         result = _calibrate(session, fraction, levels, target, max_iterations)
     except BaseException as exc:
+        if not safe_on_failure:
+            raise
         try:
             coils.zero()
         except InstrumentError as safe_exc:

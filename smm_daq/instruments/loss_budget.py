@@ -59,6 +59,8 @@ class LossBudget:
     deadline: float | None = None  # clock time past which only switch-offs are sent
     deadline_s: float = 0.0  # the deadline, from the path's start (s)
     late: dict[str, int] = field(default_factory=dict)  # exchanges per name past the deadline
+    stage_deadline: float | None = None  # clock time past which the stage is refused too
+    stage_share_s: float = 0.0  # the stage's share of the path, from its start (s)
 
     def charge(self, name: str) -> None:
         """One more reply of `name` lost."""
@@ -92,6 +94,11 @@ class LossBudget:
         """Past the deadline, `DeadlineReached`, but for a supply's switch-off
         (`switching_off`) while it has had fewer than `TAIL_EXCHANGES` exchanges since:
         that one is counted."""
+        if kind == STAGE and self.clock is not None and self.stage_deadline is not None \
+                and self.clock.now() >= self.stage_deadline:
+            raise DeadlineReached(
+                f"the stage's share of making the rig safe ({self.stage_share_s:.0f} s) ended "
+                f"before {command!r}: the rest is the coils', for their ramps", instrument=name)
         if not self.past_deadline():
             return
         if kind == SUPPLY and _switching_off.get() and self.late.get(name, 0) < TAIL_EXCHANGES:
@@ -138,6 +145,23 @@ def switching_off() -> Iterator[None]:
         yield
     finally:
         _switching_off.reset(token)
+
+
+@contextlib.contextmanager
+def stage_share(seconds: float) -> Iterator[None]:
+    """The stage's exchanges inside end `seconds` from now (each one later refused,
+    `DeadlineReached`), in the make-safe path under way (none: no limit): a stage slow to
+    answer, made safe before the coils, must not take the time of their ramps."""
+    budget = _current.get()
+    if budget is None or budget.clock is None:
+        yield
+        return
+    previous = budget.stage_deadline, budget.stage_share_s
+    budget.stage_deadline, budget.stage_share_s = budget.clock.now() + seconds, seconds
+    try:
+        yield
+    finally:
+        budget.stage_deadline, budget.stage_share_s = previous
 
 
 @contextlib.contextmanager

@@ -47,6 +47,7 @@ from smm_daq.instruments.safe_bound import (
     safe_deadline,
     safe_time_bound,
     stage_loss_budget,
+    stage_share_s,
     supply_loss_budget,
 )
 
@@ -408,7 +409,9 @@ def make_rig_safe(profile: Profile, *, clock: Clock | None = None) -> list[SafeS
     does not keep the other from being made safe), stop the stage, ramp the coils to the
     profile's safe state, and read back each one's final state (coils first in the list). The
     stage is stopped first, as `Rig.make_safe` does: a stop is one command, a ramp-down takes
-    seconds in which a stage left moving would go on.
+    seconds in which a stage left moving would go on. The stage has its share of the path's
+    deadline (`safe_bound.stage_share_s`): a stage slow to answer is cut short there (its
+    stop sent, its position maybe not read), so that the coils keep the time of their ramps.
 
     For after a program that could not make the rig safe, or was killed (kill -9) before it
     did. Signals meanwhile are acknowledged, never cut the ramp-down short; its deadline
@@ -420,7 +423,8 @@ def make_rig_safe(profile: Profile, *, clock: Clock | None = None) -> list[SafeS
         clock = VirtualClock()
         open_transport = simulator_class(profile)(profile, clock, None).open_transport
     with _making_safe(profile, clock):
-        stage = _safe_stage(profile, clock, open_transport)
+        with loss_budget.stage_share(stage_share_s(profile)):
+            stage = _safe_stage(profile, clock, open_transport)
         return [_safe_coils(profile, clock, open_transport), stage]
 
 
@@ -440,7 +444,7 @@ def _safe_coils(profile: Profile, clock: Clock, open_transport: Any) -> SafeStat
                        "ramp_down_each", None)
         if each is None:
             return SafeState("coils", False, f"{where} could not be reached: {exc}")
-        states = each(settings, clock=clock, open_transport=open_transport)
+        states = each(settings, clock=clock, open_transport=open_transport, after=exc)
         notes = "".join(f"; {note}" for note in getattr(exc, "__notes__", ()))
         return SafeState("coils", all(ok for _, ok, _ in states),
                          f"not reachable together ({exc}{notes}); each supply on its own: "
@@ -507,6 +511,11 @@ def _safe_stage(profile: Profile, clock: Clock, open_transport: Any) -> SafeStat
         position = np.asarray(stage.position(), dtype=float) * 1e6
         first = f" (the first stop said: {stop_failed})" if stop_failed is not None else ""
         return SafeState("stage", True, f"stopped at {_numbers(position, '.1f')} µm{first}"
+                                        f"{_found(stopped)}")
+    except loss_budget.DeadlineReached as exc:  # refused unsent: the first stop holds
+        if stopped is None:
+            return SafeState("stage", False, f"not stopped: {exc}")
+        return SafeState("stage", True, f"{stopped.done}; position not read: {exc}"
                                         f"{_found(stopped)}")
     except SmmError as exc:
         return SafeState("stage", False, f"not stopped: {exc}")

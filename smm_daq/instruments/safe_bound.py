@@ -7,8 +7,10 @@ just within its timeout and every reply allowed lost gives a limit of half an ho
 (`safe_deadline`: the ramps at their rate, the settling, and room for a few lost replies),
 and from then on each supply still energised is switched off where it stands
 (`loss_budget.DeadlineReached`: every exchange but a supply's switch-off is refused), with
-the stage stopped first. The bound is that deadline, the exchange under way when it is
-reached, and the switch-offs (`switch_off_tail_s`).
+the stage stopped first (`smm-daq safe` gives it `stage_share_s` of the deadline at most, so
+that a stage slow to answer leaves the supplies the time of their ramps). The bound is that
+deadline, the exchange under way when it is reached, and the switch-offs
+(`switch_off_tail_s`).
 """
 
 from __future__ import annotations
@@ -88,12 +90,34 @@ def safe_deadline(profile: Profile) -> float:
     for every reply it may lose (`supply_loss_budget`), and the stage's for each of its
     (`stage_loss_budget`), as the path that answers promptly takes a fraction of that."""
     coils = profile.coils
-    supplies = len(coils.addresses)
-    ramp = (supplies + 1) * (CURRENT_READ_MARGIN * coils.supply_rating / coils.max_ramp_rate
-                             + RAMP_PAUSE_S)
-    room = (supplies * supply_loss_budget(profile) * coils.link.timeout_s
+    room = (len(coils.addresses) * supply_loss_budget(profile) * coils.link.timeout_s
             + stage_loss_budget(profile) * profile.stage.link.timeout_s)
-    return ramp + SETTLE_ALLOWANCE_S + room
+    return coils_ramps_s(profile) + room
+
+
+def coils_ramps_s(profile: Profile) -> float:
+    """The supplies' share of the deadline when they answer (s): their ramps (`safe_deadline`
+    says which) and their settling."""
+    coils = profile.coils
+    ramp = CURRENT_READ_MARGIN * coils.supply_rating / coils.max_ramp_rate + RAMP_PAUSE_S
+    return (len(coils.addresses) + 1) * ramp + SETTLE_ALLOWANCE_S
+
+
+def stage_share_s(profile: Profile) -> float:
+    """Seconds from the start of `smm-daq safe` that the stage may take (its stop, then its
+    connect to read where it stopped) before the coils are made safe: the deadline but the
+    coils' ramps and settling (`coils_ramps_s`) and the stage's exchange under way as its
+    share ends, so that supplies that answer are ramped down however slow the stage is to
+    answer; at least that one exchange, so that its stop is always sent."""
+    attempt = _stage_attempt_s(profile)
+    return max(attempt, safe_deadline(profile) - coils_ramps_s(profile) - attempt)
+
+
+def _stage_attempt_s(profile: Profile) -> float:
+    """One attempt of a stage exchange (s): `STAGE_REPLIES_PER_ATTEMPT` replies, each as late
+    as its link allows, and the device clear after one lost."""
+    stage = profile.stage.link
+    return STAGE_REPLIES_PER_ATTEMPT * exchange_s(stage) + clear_s(stage)
 
 
 def switch_off_tail_s(profile: Profile) -> float:
@@ -102,10 +126,9 @@ def switch_off_tail_s(profile: Profile) -> float:
     `STAGE_REPLIES_PER_ATTEMPT` replies at once; each reply as late as its link allows, and
     the device clear after one lost), or a ramp's pause; then each supply's switch-off,
     `loss_budget.TAIL_EXCHANGES` exchanges, one attempt each, each with its device clear."""
-    coils, stage = profile.coils.link, profile.stage.link
+    coils = profile.coils.link
     supply_attempt = exchange_s(coils) + clear_s(coils)
-    stage_attempt = STAGE_REPLIES_PER_ATTEMPT * exchange_s(stage) + clear_s(stage)
-    under_way = max(supply_attempt, stage_attempt, RAMP_PAUSE_S)
+    under_way = max(supply_attempt, _stage_attempt_s(profile), RAMP_PAUSE_S)
     return under_way + len(profile.coils.addresses) * TAIL_EXCHANGES * supply_attempt
 
 
