@@ -538,23 +538,23 @@ def _open_read(p: Path) -> Iterator[h5py.File]:
         if not nested and _shared_locks():
             with contextlib.suppress(_CannotOpen):  # then HDF5's open says what is wrong
                 held.enter_context(_file_lock(p, exclusive=False))
-        before = turns.stamp(p)
+        began: list[turns.Stamp | None] = []  # the file's stamp as the read began
         read = None
         try:
-            with _opened_for_reading(p) as read:
+            with _opened_for_reading(p, began) as read:
                 yield read.file
                 # asked while no writer of this process can begin (it waits for this read)
-                overlapped = turns.changed(p, before)
+                overlapped = turns.changed(p, began[0])
         except Exception as exc:
             if read is not None and read.overrun:  # whatever the closed file made it raise
-                raise _overrun(p) from None
-            if isinstance(exc, _READ_FAILURES) and turns.changed(p, before):
+                raise WrittenMeanwhile(p, by_this_process=True) from None
+            if isinstance(exc, _READ_FAILURES) and began and turns.changed(p, began[0]):
                 raise WrittenMeanwhile(p) from None
             raise
         if read is not None and read.overrun:
             # A closed file answers some questions without an error: `name in f` is False,
             # `f.get(name)` None. What the read made of such answers is not the file's.
-            raise _overrun(p)
+            raise WrittenMeanwhile(p, by_this_process=True)
         if overlapped:
             # HDF5 keeps what it read of the file's layout: after another process's write,
             # a line can read as done while its values still read as not measured.
@@ -564,13 +564,17 @@ def _open_read(p: Path) -> Iterator[h5py.File]:
 class WrittenMeanwhile(InputError):
     """A read that another process's write overlapped (a writer waits for a reader only so
     long, or none was waited for: no locks here), so what it read may be half the file
-    before the write and half after it; `read_whole` reads it again."""
+    before the write and half after it; or, `by_this_process`, one that a writer of this
+    process closed once it had waited for it as long (`smm_daq.storage.here`). `read_whole`
+    reads it again."""
 
-    def __init__(self, p: Path) -> None:
+    def __init__(self, p: Path, *, by_this_process: bool = False) -> None:
+        who, closed = ("this program", ", and closed this read") if by_this_process else (
+            "another process", "")
         super().__init__(
-            "was written by another process while it was read (a writer waits for a reader "
-            f"{turns.WRITER_WAIT_S:g} s at most), so it was not read whole; read it again: "
-            "nothing says the file is damaged", source=str(p))
+            f"was written by {who} while it was read (a writer waits for a reader "
+            f"{turns.WRITER_WAIT_S:g} s at most{closed}), so it was not read whole; read it "
+            "again: nothing says the file is damaged", source=str(p))
 
 
 _READS = 3  # reads of a file that writes overlap before `read_whole` gives up
@@ -578,8 +582,9 @@ _READS = 3  # reads of a file that writes overlap before `read_whole` gives up
 
 def read_whole(path: str | Path, read: Callable[[h5py.File], T]) -> T:
     """What `read` makes of the session file `path` open for reading (`open_read`), read
-    again where another process's write overlapped it (`WrittenMeanwhile`), `_READS` times
-    at most: what it returns is of the file as one write left it."""
+    again where a write overlapped it (`WrittenMeanwhile`: another process's, or one of this
+    process that closed it), `_READS` times at most: what it returns is of the file as one
+    write left it."""
     for _ in range(_READS - 1):
         with contextlib.suppress(WrittenMeanwhile), open_read(path) as f:
             return read(f)
@@ -590,22 +595,17 @@ def read_whole(path: str | Path, read: Callable[[h5py.File], T]) -> T:
 _READ_FAILURES = (InputError, OSError, RuntimeError, KeyError, ValueError)
 
 
-def _overrun(p: Path) -> InputError:
-    """A read that a writer of this process closed (`smm_daq.storage.here`)."""
-    return InputError(
-        "was written by this program while it was read (a writer waits for a reader "
-        f"{turns.WRITER_WAIT_S:g} s at most, and closed this read), so it was not read whole; "
-        "read it again: nothing says the file is damaged", source=str(p))
-
-
 @contextlib.contextmanager
-def _opened_for_reading(p: Path) -> Iterator[here.Read]:
+def _opened_for_reading(p: Path, began: list[turns.Stamp | None]) -> Iterator[here.Read]:
     """`p` open for reading, its readers' lock held (`_file_lock`), taking turns with this
     process's writers (`smm_daq.storage.here`): as it is, in SWMR mode when a killed writer
-    left it marked open, or as if its mark were cleared."""
+    left it marked open, or as if its mark were cleared. The file's stamp is added to
+    `began` as it is opened: once a writer of this process that the read waited for has
+    finished (its write is not one that overlapped the read)."""
     views: list[MarkCleared] = []
 
     def open_file() -> h5py.File:
+        began.append(turns.stamp(p))
         f, view = _open_for_reading(p)
         if view is not None:
             views.append(view)
