@@ -87,3 +87,53 @@ def test_an_image_interrupted_once_moved_in_is_taken_out_again(tmp_path, monkeyp
     with pytest.raises(KeyboardInterrupt):
         write_optical_entry(path, "photo", np.zeros((2, 3, 3), np.uint8), _registration())
     assert _root(path) == before
+
+
+def test_a_writer_waiting_for_a_new_file_whose_failed_write_removed_it_makes_it_again(
+        tmp_path, monkeypatch):
+    """Two writers of a file not made yet: the first makes it and fails, and its empty file
+    is removed while the second waits for it; the second makes it again and writes, as it
+    would have made it had it come first (not an OS error's traceback, nor a write unlocked)."""
+    import threading
+
+    from smm_daq.clock import VirtualClock
+    from smm_daq.storage import turns
+
+    path = tmp_path / "new.h5"
+    waiting, go = threading.Event(), threading.Event()
+
+    class HeldClock(VirtualClock):
+        def sleep(self, seconds: float) -> None:  # the second writer's first pause
+            if not waiting.is_set():
+                waiting.set()
+                assert go.wait(60)
+            super().sleep(seconds)
+
+    monkeypatch.setattr(turns, "CLOCK", HeldClock())
+    first_in, out = threading.Event(), []
+
+    def first() -> None:
+        with pytest.raises(RuntimeError, match="late"), writing(path):
+            first_in.set()
+            assert waiting.wait(60)  # the second writer waits for this one
+            raise RuntimeError("late")
+        out.append("first undone")
+
+    def second() -> None:
+        try:
+            with writing(path) as f:
+                f.attrs["note"] = "second"
+            out.append("second written")
+        except BaseException as exc:  # handed to the test
+            out.append(exc)
+
+    one = threading.Thread(target=first, daemon=True)
+    one.start()
+    assert first_in.wait(60)
+    two = threading.Thread(target=second, daemon=True)
+    two.start()
+    one.join(60)
+    go.set()
+    two.join(60)
+    assert out == ["first undone", "second written"]
+    assert _root(path)[1]["note"] == "second"

@@ -770,12 +770,8 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
     p = Path(path)
     if p.exists() and not p.is_file():
         raise InputError("is not a file; expected an smm-daq session file (.h5)", source=str(p))
-    made = False
-    if not p.exists():
-        if not create:
-            _check_exists(p)
-        made = _create(p)
-    with _writers_lock(p), contextlib.ExitStack() as repaired:
+    with contextlib.ExitStack() as held, contextlib.ExitStack() as repaired:
+        made = _held_for_writing(held, p, create=create)
         if same_file is not None:  # before anything, a repair too, touches the file
             _require_named(p, same_file)
         else:
@@ -812,6 +808,32 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
             f.close()
             if failed and made:
                 _remove_if_empty(p)
+
+
+def _held_for_writing(stack: contextlib.ExitStack, p: Path, *, create: bool) -> bool:
+    """The writers' lock of `p` held until `stack` closes, the file made first where it is
+    missing and `create`; True where this made it. A file removed while this waited for it
+    (a new, empty one that another writer made and its failed write removed) is made again,
+    or, not `create`, said missing: never written unlocked, nor an OS error's traceback."""
+    for _ in range(_SWAPS_WAITED + 1):
+        made = False
+        if not p.exists():
+            if not create:
+                _check_exists(p)
+            made = _create(p)
+        with contextlib.ExitStack() as attempt:
+            try:
+                attempt.enter_context(_writers_lock(p))
+            except _CannotOpen:
+                if p.exists():
+                    raise
+                continue
+            if p.exists():
+                stack.enter_context(attempt.pop_all())
+                return made
+    raise StorageError(f"{p}: was removed {_SWAPS_WAITED + 1} times while this waited to "
+                       "write it (by other writers); expected it to stay: try again; nothing "
+                       "was written")
 
 
 def _open_for_writing(p: Path, *, swmr: bool) -> h5py.h5f.FileID:
