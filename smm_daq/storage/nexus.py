@@ -143,9 +143,9 @@ def holds_name(path: str | Path, name: str) -> bool:
     if not Path(path).exists() or "/" in name or name in (".", "..") or not name:
         return False
     try:
-        with open_read(path) as f:
-            return any(f.get(key, getlink=True) is not None
-                       for key in (name, staged_name(name), aside_name(name)))
+        return read_whole(path, lambda f: any(
+            f.get(key, getlink=True) is not None
+            for key in (name, staged_name(name), aside_name(name))))
     except (InputError, OSError):
         return False
 
@@ -495,8 +495,7 @@ def _map_of(g: h5py.Group, entry: str, kind: str, where: str) -> MapData:
 def read_sensor_thickness(path: str | Path, entry: str) -> float:
     """The thickness (m) of the sensor that measured `entry`: > 0 for a volume sensor (as the
     multipole library's scans record it), else 0. InputError as `read_map`."""
-    with open_read(path) as f:
-        return read_sensor_thickness_in(f, str(path), entry)
+    return read_whole(path, lambda f: read_sensor_thickness_in(f, str(path), entry))
 
 
 def read_sensor_thickness_in(f: h5py.File, source: str, entry: str) -> float:
@@ -636,7 +635,12 @@ def links_and_strays(path: str | Path) -> list[str]:
     (`unfinished_entries`, `cut_off_replacements`): links at the file's top level (another
     name of their target, or of nothing) and objects of another program's under the names
     smm-daq writes an entry under before it is whole; each said as a sentence."""
-    with open_read(path) as f, corrupt_guard(str(path)):
+    return read_whole(path, lambda f: _links_and_strays_in(f, str(path)))
+
+
+def _links_and_strays_in(f: h5py.File, source: str) -> list[str]:
+    """`links_and_strays` of the session file `f`, open already (at `source`)."""
+    with corrupt_guard(source):
         found = []
         for key in f:
             link = link_in_the_way(f, key)
@@ -677,8 +681,11 @@ def unfinished_entries(path: str | Path) -> list[CutOff]:
     them (an earlier one holding acquired data refused), and `repair` removes them (an
     earlier one holding acquired data moved in or kept); a live writer's are never seen, as
     it holds the file."""
-    with open_read(path) as f, corrupt_guard(str(path)):
-        return cut_off_entries(f)
+    def read(f: h5py.File) -> list[CutOff]:
+        with corrupt_guard(str(path)):
+            return cut_off_entries(f)
+
+    return read_whole(path, read)
 
 
 def cut_off_replacements(path: str | Path) -> list[tuple[str, str | None, str | None]]:
@@ -688,9 +695,12 @@ def cut_off_replacements(path: str | Path) -> list[tuple[str, str | None, str | 
     and what else keeps it from being settled (`settle_conflict`), else None.
     `list_entries` leaves out their groups; the next write of the name, or `repair`,
     finishes the replacement, or puts the old entry back where the new one was not whole."""
-    with open_read(path) as f, corrupt_guard(str(path)):
-        return [(name, link_in_the_way(f, name), settle_conflict(f, name))
-                for name in replacements_under_way(f)]
+    def read(f: h5py.File) -> list[tuple[str, str | None, str | None]]:
+        with corrupt_guard(str(path)):
+            return [(name, link_in_the_way(f, name), settle_conflict(f, name))
+                    for name in replacements_under_way(f)]
+
+    return read_whole(path, read)
 
 
 def _info_or_problem(name: str, g: h5py.Group, source: str) -> EntryInfo:
