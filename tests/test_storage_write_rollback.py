@@ -137,3 +137,24 @@ def test_a_writer_waiting_for_a_new_file_whose_failed_write_removed_it_makes_it_
     two.join(60)
     assert out == ["first undone", "second written"]
     assert _root(path)[1]["note"] == "second"
+
+
+def test_ctrl_c_while_a_failed_write_is_undone_leaves_the_roots_default_naming_an_entry(
+        tmp_path, monkeypatch):
+    """Ctrl-C again while the write's failure is being undone: the root's `default` still
+    leads to a plot (the write's own entry, not yet deleted, or the one before), never to an
+    entry gone."""
+    path = tmp_path / "s.h5"
+    write_map_entry(path, _map("first"), kind="scan")
+
+    def interrupted(self, name, *args, **kw):  # Ctrl-C as the attributes are put back
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt), writing(path) as f:
+        f.create_group("new")
+        f.attrs["default"] = "new"
+        monkeypatch.setattr(h5py.AttributeManager, "create", interrupted)
+        raise RuntimeError("late")
+    monkeypatch.undo()
+    with h5py.File(path, "r") as f:
+        assert f.attrs["default"] in f

@@ -874,23 +874,24 @@ class _Before:
                    {key: (f.attrs[key], f.attrs.get_id(key).dtype) for key in f.attrs})
 
     def put_back(self, f: h5py.File, p: Path) -> None:
-        """Delete what the write made at the root and put the root's attributes back. An
-        object that was there before is kept under whatever name it has now (an entry set
-        aside while it is replaced: staging settles it), and so is a new one that took the
-        place of an object gone since (a replacement that was finished: never neither
-        entry). Where that fails too (the disk gone), it is said, and the write's own
-        failure is the error."""
+        """Put the root's attributes back, then delete what the write made at the root
+        (in that order, so that a Ctrl-C part-way leaves `default` naming an object that is
+        there). An object that was there before is kept under whatever name it has now (an
+        entry set aside while it is replaced: staging settles it), and so is a new one that
+        took the place of an object gone since (a replacement that was finished: never
+        neither entry). Where that fails too (the disk gone), it is said, and the write's
+        own failure is the error."""
         try:
-            now = {name: _address(f, name) for name in f}
-            for name, address in now.items():
-                if self._made(name, address, set(now.values())):
-                    del f[name]
             for key in list(f.attrs):
                 if key not in self.attrs:
                     del f.attrs[key]
             for key, (value, dtype) in self.attrs.items():
                 if key not in f.attrs or not _same(f.attrs[key], value):
                     f.attrs.create(key, value, dtype=dtype)
+            now = {name: _address(f, name) for name in f}
+            for name, address in now.items():
+                if self._made(name, address, set(now.values())):
+                    del f[name]
             f.flush()
         except Exception as exc:  # the write's own error says what went wrong
             _log.warning("%s: what a failed write made could not all be removed: %s", p, exc)
