@@ -141,8 +141,12 @@ def _none(path: Path) -> None:
     (_none, lambda p: read_product_map(p, "scan"), None),
     (_photo, lambda p: read_optical_entry(p, "photo")[0].shape, (2, 3, 3)),
     (_none, _not_a_result, "InputError"),
+    (_none, lambda p: nexus.check_new_entry(p, "new", ["scan"], overwrite=False), None),
+    (_none, nexus.names_held_by_links, {}),
+    (_none, lambda p: nexus.entry_held_as(p, "scan"), "a scan (kind 'scan')"),
 ], ids=["holds_name", "read_sensor_thickness", "unfinished_entries", "cut_off_replacements",
-        "links_and_strays", "read_product_map", "read_optical_entry", "read_result_entry"])
+        "links_and_strays", "read_product_map", "read_optical_entry", "read_result_entry",
+        "check_new_entry", "names_held_by_links", "entry_held_as"])
 def test_the_windows_and_infos_readers_read_again_a_read_another_processs_write_overlapped(
         path, monkeypatch, made, read, expected):
     """Each reader that the window or `info` calls while a scan in another process stores

@@ -44,7 +44,6 @@ from smm_daq.storage.checks import (
 from smm_daq.storage.h5file import (
     TEXT,
     now_iso,
-    open_read,
     read_whole,
     require_ours,
     text,
@@ -319,16 +318,21 @@ def check_new_entry(path: str | Path, name: str, sources: Sequence[str], *,
     if not Path(path).exists():
         return
     require_ours(path)
-    with open_read(path) as f:
-        conflict = settle_conflict(f, name) if name in replacements_under_way(f) else None
-        if conflict is not None:
-            raise InputError(conflict, source=source)
-        check_no_lookalike(f, name)
-        check_staged_name_free(f, name)
-        key = key_after_clearing(f, name)  # as the writer finds the name once it is cleared
-        if key is not None:
-            _check_replaceable(f, name, key, sources, overwrite, source)
-            _check_aside_free(f, name, source)
+    read_whole(path, lambda f: _check_new_entry_in(f, source, name, sources, overwrite))
+
+
+def _check_new_entry_in(f: h5py.File, source: str, name: str, sources: Sequence[str],
+                        overwrite: bool) -> None:
+    """`check_new_entry` in the session file `f`, open already (at `source`)."""
+    conflict = settle_conflict(f, name) if name in replacements_under_way(f) else None
+    if conflict is not None:
+        raise InputError(conflict, source=source)
+    check_no_lookalike(f, name)
+    check_staged_name_free(f, name)
+    key = key_after_clearing(f, name)  # as the writer finds the name once it is cleared
+    if key is not None:
+        _check_replaceable(f, name, key, sources, overwrite, source)
+        _check_aside_free(f, name, source)
 
 
 def _present(f: h5py.File, name: str) -> bool:
@@ -660,17 +664,23 @@ def _links_and_strays_in(f: h5py.File, source: str) -> list[str]:
 def names_held_by_links(path: str | Path) -> dict[str, str]:
     """The file's top-level names a link holds, each with why no entry is written there
     (`link_not_written_over`): for a check of every name before anything runs (a recipe's)."""
-    with open_read(path) as f, corrupt_guard(str(path)):
-        held = {key: link_not_written_over(f, key) for key in f}
-        return {key: why for key, why in held.items() if why is not None}
+    def read(f: h5py.File) -> dict[str, str]:
+        with corrupt_guard(str(path)):
+            held = {key: link_not_written_over(f, key) for key in f}
+            return {key: why for key, why in held.items() if why is not None}
+
+    return read_whole(path, read)
 
 
 def entry_held_as(path: str | Path, name: str) -> str:
     """What holds the entry `name` of the file `path` (an entry `list_entries` lists), said
     as the writers' refusals say it (`held_as`): for a refusal of the name made before any
     of them is called (a recipe's check)."""
-    with open_read(path) as f, corrupt_guard(f"{path}, entry '{name}'"):
-        return held_as(kind_held(f, name))
+    def read(f: h5py.File) -> str:
+        with corrupt_guard(f"{path}, entry '{name}'"):
+            return held_as(kind_held(f, name))
+
+    return read_whole(path, read)
 
 
 def unfinished_entries(path: str | Path) -> list[CutOff]:
