@@ -158,3 +158,24 @@ def test_ctrl_c_while_a_failed_write_is_undone_leaves_the_roots_default_naming_a
     monkeypatch.undo()
     with h5py.File(path, "r") as f:
         assert f.attrs["default"] in f
+
+
+def test_a_failed_write_whose_file_then_fails_to_close_says_the_writes_own_error(
+        tmp_path, monkeypatch, caplog):
+    """The close after a failed write fails too (the disk gone): the error is the write's
+    own, and the close's failure is said beside it, not in its place."""
+    path = tmp_path / "s.h5"
+    write_map_entry(path, _map("first"), kind="scan")
+    real = h5py.File.close
+
+    def fails_once(self) -> None:
+        monkeypatch.setattr(h5py.File, "close", real)
+        real(self)
+        raise OSError("Can't close file (file write failed)")
+
+    with pytest.raises(RuntimeError, match="late"), writing(path) as f:
+        f.create_group("half")
+        monkeypatch.setattr(h5py.File, "close", fails_once)
+        raise RuntimeError("late")
+    assert "Can't close file" in caplog.text
+    assert _root(path)[0] == ["first"]

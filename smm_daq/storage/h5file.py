@@ -805,9 +805,21 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
                 raise
             failed = False
         finally:
-            f.close()
+            _close(f, p, failed=failed)
             if failed and made:
                 _remove_if_empty(p)
+
+
+def _close(f: h5py.File, p: Path, *, failed: bool) -> None:
+    """Close the file written. After a failed write, a close that fails too (the disk gone)
+    is said, and the write's own failure stays the error."""
+    if not failed:
+        f.close()
+        return
+    try:
+        f.close()
+    except Exception as exc:  # the write's own error says what went wrong
+        _log.warning("%s: the file of a failed write could not be closed: %s", p, exc)
 
 
 def _held_for_writing(stack: contextlib.ExitStack, p: Path, *, create: bool) -> bool:
