@@ -179,3 +179,51 @@ def test_a_failed_write_whose_file_then_fails_to_close_says_the_writes_own_error
         raise RuntimeError("late")
     assert "Can't close file" in caplog.text
     assert _root(path)[0] == ["first"]
+
+
+def test_a_reader_waiting_for_a_new_file_whose_failed_write_removed_it_is_told_it_is_gone(
+        tmp_path, monkeypatch):
+    """A read of a new file that waited for its first write, which failed and removed the
+    file, says the file is not there: not that it is corrupt or not HDF5."""
+    import threading
+
+    from smm_daq.clock import VirtualClock
+    from smm_daq.storage import turns
+    from smm_daq.storage.h5file import open_read
+
+    path = tmp_path / "new.h5"
+    waiting, go = threading.Event(), threading.Event()
+
+    class HeldClock(VirtualClock):
+        def sleep(self, seconds: float) -> None:  # the reader's first pause
+            if not waiting.is_set():
+                waiting.set()
+                assert go.wait(60)
+            super().sleep(seconds)
+
+    monkeypatch.setattr(turns, "CLOCK", HeldClock())
+    writer_in, out = threading.Event(), []
+
+    def write() -> None:
+        with pytest.raises(RuntimeError, match="late"), writing(path):
+            writer_in.set()
+            assert waiting.wait(60)  # the reader waits for this write
+            raise RuntimeError("late")
+
+    def read() -> None:
+        try:
+            with open_read(path) as f:
+                out.append(list(f))
+        except BaseException as exc:  # handed to the test
+            out.append(exc)
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    assert writer_in.wait(60)
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    writer.join(60)
+    go.set()
+    reader.join(60)
+    assert isinstance(out[0], InputError)
+    assert "file not found" in str(out[0]) and "corrupt" not in str(out[0])

@@ -627,6 +627,9 @@ def _open_for_reading(p: Path) -> tuple[h5py.File, MarkCleared | None]:
     try:
         return h5py.File(p, "r"), None
     except OSError as plain:
+        if not p.exists():  # removed while this waited (a new file whose first write failed)
+            raise InputError("file not found (it was removed while this waited to read it); "
+                             "expected an smm-daq session file (.h5)", source=str(p)) from None
         # "unable to lock file", "file locking ... don't match"; not the "sblock" (superblock)
         # of a truncated file's message
         if re.search(r"\block(ing)?\b", str(plain)):
