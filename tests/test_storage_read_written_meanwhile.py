@@ -14,10 +14,13 @@ import numpy as np
 import pytest
 
 from smm_daq.cli.main import main
+from smm_daq.errors import InputError
 from smm_daq.instruments.profile import load_profile
 from smm_daq.storage import nexus
 from smm_daq.storage.h5file import WrittenMeanwhile, open_read
 from smm_daq.storage.nexus import list_entries, read_map
+from smm_daq.storage.optical_entry import read_optical_entry
+from smm_daq.storage.product_maps import read_product_map
 from smm_daq.storage.scan_entry import ScanEntryWriter
 
 NX, NY = 12, 3  # a line of 12 points: a noise floor from two lines, none from one
@@ -103,3 +106,64 @@ def test_info_while_another_process_stores_a_line_shows_the_file_as_one_write_le
     assert main(["info", str(path)]) == 0
     assert during == capsys.readouterr().out
     assert "lines 2/3" in during and "noise floor -" not in during
+
+
+def _photo(path: Path) -> None:
+    """A registered image 'photo' added to the session."""
+    from smm_daq.analysis.optical import ImageRegistration
+    from smm_daq.storage.optical_entry import write_optical_entry
+
+    registration = ImageRegistration(np.array([[1e-6, 0, 0], [0, 1e-6, 0]]),
+                                     np.zeros((3, 2)), np.zeros((3, 2)), 0.0)
+    write_optical_entry(path, "photo", np.zeros((2, 3, 3), np.uint8), registration)
+
+
+def _not_a_result(path: Path) -> str:
+    """What reading the scan as an MMT result says: that it is none, not that another
+    process wrote the file meanwhile."""
+    from smm_daq.analysis.mmt.result_read import read_result_entry
+
+    with pytest.raises(InputError) as raised:
+        read_result_entry(path, "scan")
+    return type(raised.value).__name__
+
+
+def _none(path: Path) -> None:
+    pass
+
+
+@pytest.mark.parametrize(("made", "read", "expected"), [
+    (_none, lambda p: nexus.holds_name(p, "scan"), True),
+    (_none, lambda p: nexus.read_sensor_thickness(p, "scan"), 0.0),
+    (_none, nexus.unfinished_entries, []),
+    (_none, nexus.cut_off_replacements, []),
+    (_none, nexus.links_and_strays, []),
+    (_none, lambda p: read_product_map(p, "scan"), None),
+    (_photo, lambda p: read_optical_entry(p, "photo")[0].shape, (2, 3, 3)),
+    (_none, _not_a_result, "InputError"),
+    (_none, lambda p: nexus.check_new_entry(p, "new", ["scan"], overwrite=False), None),
+    (_none, nexus.names_held_by_links, {}),
+    (_none, lambda p: nexus.entry_held_as(p, "scan"), "a scan (kind 'scan')"),
+], ids=["holds_name", "read_sensor_thickness", "unfinished_entries", "cut_off_replacements",
+        "links_and_strays", "read_product_map", "read_optical_entry", "read_result_entry",
+        "check_new_entry", "names_held_by_links", "entry_held_as"])
+def test_the_windows_and_infos_readers_read_again_a_read_another_processs_write_overlapped(
+        path, monkeypatch, made, read, expected):
+    """Each reader that the window or `info` calls while a scan in another process stores
+    lines reads the file again when its read was overlapped (here: said so by the read's
+    check, the first time), as `read_map` does: neither an error nor a wrong answer (a name
+    taken said free) for what is only a write elsewhere."""
+    from smm_daq.storage import turns
+
+    made(path)
+    real, said = turns.changed, []
+
+    def changed(p, before) -> bool:
+        if not said:
+            said.append(p)
+            return True
+        return real(p, before)
+
+    monkeypatch.setattr(turns, "changed", changed)
+    assert read(path) == expected
+    assert said  # the first read was said overlapped, and read again

@@ -207,11 +207,81 @@ def test_entries_listed_while_a_scan_of_this_process_overruns_the_listing_are_no
         return real(name, g, source)
 
     monkeypatch.setattr(nexus, "_info_or_problem", overrun_after_the_first)
-    with pytest.raises(InputError, match="read it again"):
-        list_entries(path)  # not "second" listed as unreadable, nor missing
+    with pytest.raises(InputError, match="read it again"), open_read(path) as f:
+        nexus.list_entries_in(f, str(path))  # not "second" listed as unreadable, nor missing
     assert calls == ["earlier", "second"]
     monkeypatch.setattr(nexus, "_info_or_problem", real)
     assert [e.name for e in list_entries(path)] == ["earlier", "second", "late"]
+
+
+def test_entries_listed_while_a_scan_of_this_process_overruns_the_listing_are_listed_again(
+        path, clock, monkeypatch):
+    """`list_entries` (and every reader that reads again what another process's write
+    overlapped) reads again a read that a writer of this process overran: the window lists
+    the file as the write left it, not an error, while its own scan stores a line."""
+    from smm_daq.storage import nexus
+
+    write_map_entry(path, _map("second"), kind="scan")
+    real, calls = nexus._info_or_problem, []
+
+    def overrun_once(name, g, source):
+        calls.append(name)
+        if len(calls) == 2:
+            _overrun_now(path)
+        return real(name, g, source)
+
+    monkeypatch.setattr(nexus, "_info_or_problem", overrun_once)
+    assert [e.name for e in list_entries(path)] == ["earlier", "second", "late"]
+    assert calls == ["earlier", "second", "earlier", "second", "late"]  # read again, whole
+
+
+def test_a_read_that_waited_for_a_write_of_its_own_process_is_not_said_written_meanwhile(
+        path, monkeypatch):
+    """Where no lock is held for a read (macOS, Windows, a file system whose locks do not
+    answer), a reader that arrives while a writer of its own process is at work waits for it
+    (`here`): that write ended before the read began, so the read is the file's as it left
+    it, not one another process's write overlapped."""
+    import os
+
+    from smm_daq.storage import h5file
+
+    monkeypatch.setattr(turns, "_SILENT", {os.stat(path).st_dev})  # no locks to wait on
+    waiting, go = threading.Event(), threading.Event()
+
+    class HeldClock(VirtualClock):
+        def sleep(self, seconds: float) -> None:  # the reader's first pause waits for the test
+            if not waiting.is_set():
+                waiting.set()
+                assert go.wait(JOIN_S)
+            super().sleep(seconds)
+
+    monkeypatch.setattr(turns, "CLOCK", HeldClock())
+    began, release = threading.Event(), threading.Event()
+    real_room = h5file._reserve_room
+
+    def slow_room(p, room):  # the writer has its turn, and has not opened the file yet
+        began.set()
+        assert release.wait(JOIN_S)
+        real_room(p, room)
+
+    monkeypatch.setattr(h5file, "_reserve_room", slow_room)
+    writer, written = _in_thread(lambda: _touch(path, "late"))
+    assert began.wait(JOIN_S)
+
+    def read() -> object:
+        with open_read(path) as f:
+            return f.attrs.get("late")
+
+    reader, out = _in_thread(read)
+    try:
+        assert waiting.wait(JOIN_S)  # the reader waits for the write ...
+    finally:
+        release.set()
+    writer.join(JOIN_S)
+    assert written == [None]
+    go.set()
+    reader.join(JOIN_S)
+    assert out == [1]  # ... and reads the file as it left it
 
 
 def _stalled_write(path, stalled: threading.Event, release: threading.Event) -> None:

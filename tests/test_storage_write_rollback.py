@@ -87,3 +87,143 @@ def test_an_image_interrupted_once_moved_in_is_taken_out_again(tmp_path, monkeyp
     with pytest.raises(KeyboardInterrupt):
         write_optical_entry(path, "photo", np.zeros((2, 3, 3), np.uint8), _registration())
     assert _root(path) == before
+
+
+def test_a_writer_waiting_for_a_new_file_whose_failed_write_removed_it_makes_it_again(
+        tmp_path, monkeypatch):
+    """Two writers of a file not made yet: the first makes it and fails, and its empty file
+    is removed while the second waits for it; the second makes it again and writes, as it
+    would have made it had it come first (not an OS error's traceback, nor a write unlocked)."""
+    import threading
+
+    from smm_daq.clock import VirtualClock
+    from smm_daq.storage import turns
+
+    path = tmp_path / "new.h5"
+    waiting, go = threading.Event(), threading.Event()
+
+    class HeldClock(VirtualClock):
+        def sleep(self, seconds: float) -> None:  # the second writer's first pause
+            if not waiting.is_set():
+                waiting.set()
+                assert go.wait(60)
+            super().sleep(seconds)
+
+    monkeypatch.setattr(turns, "CLOCK", HeldClock())
+    first_in, out = threading.Event(), []
+
+    def first() -> None:
+        with pytest.raises(RuntimeError, match="late"), writing(path):
+            first_in.set()
+            assert waiting.wait(60)  # the second writer waits for this one
+            raise RuntimeError("late")
+        out.append("first undone")
+
+    def second() -> None:
+        try:
+            with writing(path) as f:
+                f.attrs["note"] = "second"
+            out.append("second written")
+        except BaseException as exc:  # handed to the test
+            out.append(exc)
+
+    one = threading.Thread(target=first, daemon=True)
+    one.start()
+    assert first_in.wait(60)
+    two = threading.Thread(target=second, daemon=True)
+    two.start()
+    one.join(60)
+    go.set()
+    two.join(60)
+    assert out == ["first undone", "second written"]
+    assert _root(path)[1]["note"] == "second"
+
+
+def test_ctrl_c_while_a_failed_write_is_undone_leaves_the_roots_default_naming_an_entry(
+        tmp_path, monkeypatch):
+    """Ctrl-C again while the write's failure is being undone: the root's `default` still
+    leads to a plot (the write's own entry, not yet deleted, or the one before), never to an
+    entry gone."""
+    path = tmp_path / "s.h5"
+    write_map_entry(path, _map("first"), kind="scan")
+
+    def interrupted(self, name, *args, **kw):  # Ctrl-C as the attributes are put back
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt), writing(path) as f:
+        f.create_group("new")
+        f.attrs["default"] = "new"
+        monkeypatch.setattr(h5py.AttributeManager, "create", interrupted)
+        raise RuntimeError("late")
+    monkeypatch.undo()
+    with h5py.File(path, "r") as f:
+        assert f.attrs["default"] in f
+
+
+def test_a_failed_write_whose_file_then_fails_to_close_says_the_writes_own_error(
+        tmp_path, monkeypatch, caplog):
+    """The close after a failed write fails too (the disk gone): the error is the write's
+    own, and the close's failure is said beside it, not in its place."""
+    path = tmp_path / "s.h5"
+    write_map_entry(path, _map("first"), kind="scan")
+    real = h5py.File.close
+
+    def fails_once(self) -> None:
+        monkeypatch.setattr(h5py.File, "close", real)
+        real(self)
+        raise OSError("Can't close file (file write failed)")
+
+    with pytest.raises(RuntimeError, match="late"), writing(path) as f:
+        f.create_group("half")
+        monkeypatch.setattr(h5py.File, "close", fails_once)
+        raise RuntimeError("late")
+    assert "Can't close file" in caplog.text
+    assert _root(path)[0] == ["first"]
+
+
+def test_a_reader_waiting_for_a_new_file_whose_failed_write_removed_it_is_told_it_is_gone(
+        tmp_path, monkeypatch):
+    """A read of a new file that waited for its first write, which failed and removed the
+    file, says the file is not there: not that it is corrupt or not HDF5."""
+    import threading
+
+    from smm_daq.clock import VirtualClock
+    from smm_daq.storage import turns
+    from smm_daq.storage.h5file import open_read
+
+    path = tmp_path / "new.h5"
+    waiting, go = threading.Event(), threading.Event()
+
+    class HeldClock(VirtualClock):
+        def sleep(self, seconds: float) -> None:  # the reader's first pause
+            if not waiting.is_set():
+                waiting.set()
+                assert go.wait(60)
+            super().sleep(seconds)
+
+    monkeypatch.setattr(turns, "CLOCK", HeldClock())
+    writer_in, out = threading.Event(), []
+
+    def write() -> None:
+        with pytest.raises(RuntimeError, match="late"), writing(path):
+            writer_in.set()
+            assert waiting.wait(60)  # the reader waits for this write
+            raise RuntimeError("late")
+
+    def read() -> None:
+        try:
+            with open_read(path) as f:
+                out.append(list(f))
+        except BaseException as exc:  # handed to the test
+            out.append(exc)
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    assert writer_in.wait(60)
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    writer.join(60)
+    go.set()
+    reader.join(60)
+    assert isinstance(out[0], InputError)
+    assert "file not found" in str(out[0]) and "corrupt" not in str(out[0])

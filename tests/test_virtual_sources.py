@@ -151,3 +151,87 @@ def test_a_virtual_maps_source_marked_open_by_another_programs_killed_writer_is_
     _mark_open(source, 0x05)  # a writer killed in SWMR mode: readable in SWMR mode only
     with pytest.raises(InputError, match=r"parts\.h5, which cannot be read there"):
         read_map(path, "scan")
+
+
+def test_a_virtual_maps_source_read_while_another_process_writes_it_is_read_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The read of a source file that another process's write overlapped (here: said so by
+    the read's check, the first time) is read again, not taken for a source that cannot be
+    read and refused."""
+    from smm_daq.storage import turns
+
+    path, source, bz = _session(tmp_path, "parts.h5")
+    real, said = turns.changed, []
+
+    def changed(p, before) -> bool:
+        if not said:
+            said.append(Path(p))
+            return True
+        return real(p, before)
+
+    monkeypatch.setattr(turns, "changed", changed)
+    np.testing.assert_allclose(read_map(path, "scan").bz, bz)
+    assert said == [source]  # the source's read was the one said overlapped
+
+
+def test_a_virtual_maps_source_that_a_writer_begins_to_write_after_its_read_is_not_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A source file (an smm-daq session) that a writer of it begins to write as soon as the
+    source's read has ended is marked open for that write only: the mark is asked within the
+    read, which the writer waits for, so the map is not refused for a writer at work."""
+    import threading
+
+    from smm_daq.clock import VirtualClock
+    from smm_daq.storage import turns, virtual
+    from smm_daq.storage.h5file import writing
+
+    source = tmp_path / "parts.h5"
+    bz = np.arange(24, dtype=float).reshape(4, 6) * 0.1 * UT + 0.3 * UT
+    x, y = np.arange(6) * 5 * UM, np.arange(4) * 5 * UM
+    write_map_entry(source, MapData(bz=bz, x=x, y=y, height=50 * UM,
+                                    applied_field=np.zeros(3), name="m"), kind="scan")
+    path = tmp_path / "s.h5"
+    write_map_entry(path, MapData(bz=np.zeros_like(bz), x=x, y=y, height=50 * UM,
+                                  applied_field=np.zeros(3), name="scan"), kind="scan")
+    layout = h5py.VirtualLayout(shape=bz.shape, dtype=float)
+    layout[:] = h5py.VirtualSource("parts.h5", "m/data/Bz", shape=bz.shape)
+    with h5py.File(path, "r+") as f:
+        data = f["scan/data"]
+        units = data["Bz"].attrs["units"]
+        del data["Bz"]
+        data.create_virtual_dataset("Bz", layout, fillvalue=0.0)
+        data["Bz"].attrs["units"] = units
+
+    progressed, go, release = threading.Event(), threading.Event(), threading.Event()
+
+    class HeldClock(VirtualClock):
+        def sleep(self, seconds: float) -> None:  # the writer waits for the source's read
+            if not progressed.is_set():
+                progressed.set()
+                assert go.wait(60)
+            super().sleep(seconds)
+
+    monkeypatch.setattr(turns, "CLOCK", HeldClock())
+
+    def write() -> None:
+        with writing(source) as w:
+            progressed.set()  # at work, the file marked open for its write
+            assert release.wait(60)
+            w.attrs["touched"] = 1
+
+    writer = threading.Thread(target=write, daemon=True)
+    real = virtual.marked_open
+
+    def marked_once_the_writer_came(p) -> bool:
+        if not writer.is_alive() and not progressed.is_set():
+            writer.start()
+            assert progressed.wait(60)
+        return real(p)
+
+    monkeypatch.setattr(virtual, "marked_open", marked_once_the_writer_came)
+    try:
+        np.testing.assert_allclose(read_map(path, "scan").bz, bz)
+    finally:
+        go.set()
+        release.set()
+        writer.join(60)

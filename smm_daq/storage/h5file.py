@@ -538,23 +538,23 @@ def _open_read(p: Path) -> Iterator[h5py.File]:
         if not nested and _shared_locks():
             with contextlib.suppress(_CannotOpen):  # then HDF5's open says what is wrong
                 held.enter_context(_file_lock(p, exclusive=False))
-        before = turns.stamp(p)
+        began: list[turns.Stamp | None] = []  # the file's stamp as the read began
         read = None
         try:
-            with _opened_for_reading(p) as read:
+            with _opened_for_reading(p, began) as read:
                 yield read.file
                 # asked while no writer of this process can begin (it waits for this read)
-                overlapped = turns.changed(p, before)
+                overlapped = turns.changed(p, began[0])
         except Exception as exc:
             if read is not None and read.overrun:  # whatever the closed file made it raise
-                raise _overrun(p) from None
-            if isinstance(exc, _READ_FAILURES) and turns.changed(p, before):
+                raise WrittenMeanwhile(p, by_this_process=True) from None
+            if isinstance(exc, _READ_FAILURES) and began and turns.changed(p, began[0]):
                 raise WrittenMeanwhile(p) from None
             raise
         if read is not None and read.overrun:
             # A closed file answers some questions without an error: `name in f` is False,
             # `f.get(name)` None. What the read made of such answers is not the file's.
-            raise _overrun(p)
+            raise WrittenMeanwhile(p, by_this_process=True)
         if overlapped:
             # HDF5 keeps what it read of the file's layout: after another process's write,
             # a line can read as done while its values still read as not measured.
@@ -564,13 +564,17 @@ def _open_read(p: Path) -> Iterator[h5py.File]:
 class WrittenMeanwhile(InputError):
     """A read that another process's write overlapped (a writer waits for a reader only so
     long, or none was waited for: no locks here), so what it read may be half the file
-    before the write and half after it; `read_whole` reads it again."""
+    before the write and half after it; or, `by_this_process`, one that a writer of this
+    process closed once it had waited for it as long (`smm_daq.storage.here`). `read_whole`
+    reads it again."""
 
-    def __init__(self, p: Path) -> None:
+    def __init__(self, p: Path, *, by_this_process: bool = False) -> None:
+        who, closed = ("this program", ", and closed this read") if by_this_process else (
+            "another process", "")
         super().__init__(
-            "was written by another process while it was read (a writer waits for a reader "
-            f"{turns.WRITER_WAIT_S:g} s at most), so it was not read whole; read it again: "
-            "nothing says the file is damaged", source=str(p))
+            f"was written by {who} while it was read (a writer waits for a reader "
+            f"{turns.WRITER_WAIT_S:g} s at most{closed}), so it was not read whole; read it "
+            "again: nothing says the file is damaged", source=str(p))
 
 
 _READS = 3  # reads of a file that writes overlap before `read_whole` gives up
@@ -578,8 +582,9 @@ _READS = 3  # reads of a file that writes overlap before `read_whole` gives up
 
 def read_whole(path: str | Path, read: Callable[[h5py.File], T]) -> T:
     """What `read` makes of the session file `path` open for reading (`open_read`), read
-    again where another process's write overlapped it (`WrittenMeanwhile`), `_READS` times
-    at most: what it returns is of the file as one write left it."""
+    again where a write overlapped it (`WrittenMeanwhile`: another process's, or one of this
+    process that closed it), `_READS` times at most: what it returns is of the file as one
+    write left it."""
     for _ in range(_READS - 1):
         with contextlib.suppress(WrittenMeanwhile), open_read(path) as f:
             return read(f)
@@ -590,22 +595,17 @@ def read_whole(path: str | Path, read: Callable[[h5py.File], T]) -> T:
 _READ_FAILURES = (InputError, OSError, RuntimeError, KeyError, ValueError)
 
 
-def _overrun(p: Path) -> InputError:
-    """A read that a writer of this process closed (`smm_daq.storage.here`)."""
-    return InputError(
-        "was written by this program while it was read (a writer waits for a reader "
-        f"{turns.WRITER_WAIT_S:g} s at most, and closed this read), so it was not read whole; "
-        "read it again: nothing says the file is damaged", source=str(p))
-
-
 @contextlib.contextmanager
-def _opened_for_reading(p: Path) -> Iterator[here.Read]:
+def _opened_for_reading(p: Path, began: list[turns.Stamp | None]) -> Iterator[here.Read]:
     """`p` open for reading, its readers' lock held (`_file_lock`), taking turns with this
     process's writers (`smm_daq.storage.here`): as it is, in SWMR mode when a killed writer
-    left it marked open, or as if its mark were cleared."""
+    left it marked open, or as if its mark were cleared. The file's stamp is added to
+    `began` as it is opened: once a writer of this process that the read waited for has
+    finished (its write is not one that overlapped the read)."""
     views: list[MarkCleared] = []
 
     def open_file() -> h5py.File:
+        began.append(turns.stamp(p))
         f, view = _open_for_reading(p)
         if view is not None:
             views.append(view)
@@ -627,6 +627,9 @@ def _open_for_reading(p: Path) -> tuple[h5py.File, MarkCleared | None]:
     try:
         return h5py.File(p, "r"), None
     except OSError as plain:
+        if not p.exists():  # removed while this waited (a new file whose first write failed)
+            raise InputError("file not found (it was removed while this waited to read it); "
+                             "expected an smm-daq session file (.h5)", source=str(p)) from None
         # "unable to lock file", "file locking ... don't match"; not the "sblock" (superblock)
         # of a truncated file's message
         if re.search(r"\block(ing)?\b", str(plain)):
@@ -770,12 +773,8 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
     p = Path(path)
     if p.exists() and not p.is_file():
         raise InputError("is not a file; expected an smm-daq session file (.h5)", source=str(p))
-    made = False
-    if not p.exists():
-        if not create:
-            _check_exists(p)
-        made = _create(p)
-    with _writers_lock(p), contextlib.ExitStack() as repaired:
+    with contextlib.ExitStack() as held, contextlib.ExitStack() as repaired:
+        made = _held_for_writing(held, p, create=create)
         if same_file is not None:  # before anything, a repair too, touches the file
             _require_named(p, same_file)
         else:
@@ -809,9 +808,47 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
                 raise
             failed = False
         finally:
-            f.close()
+            _close(f, p, failed=failed)
             if failed and made:
                 _remove_if_empty(p)
+
+
+def _close(f: h5py.File, p: Path, *, failed: bool) -> None:
+    """Close the file written. After a failed write, a close that fails too (the disk gone)
+    is said, and the write's own failure stays the error."""
+    if not failed:
+        f.close()
+        return
+    try:
+        f.close()
+    except Exception as exc:  # the write's own error says what went wrong
+        _log.warning("%s: the file of a failed write could not be closed: %s", p, exc)
+
+
+def _held_for_writing(stack: contextlib.ExitStack, p: Path, *, create: bool) -> bool:
+    """The writers' lock of `p` held until `stack` closes, the file made first where it is
+    missing and `create`; True where this made it. A file removed while this waited for it
+    (a new, empty one that another writer made and its failed write removed) is made again,
+    or, not `create`, said missing: never written unlocked, nor an OS error's traceback."""
+    for _ in range(_SWAPS_WAITED + 1):
+        made = False
+        if not p.exists():
+            if not create:
+                _check_exists(p)
+            made = _create(p)
+        with contextlib.ExitStack() as attempt:
+            try:
+                attempt.enter_context(_writers_lock(p))
+            except _CannotOpen:
+                if p.exists():
+                    raise
+                continue
+            if p.exists():
+                stack.enter_context(attempt.pop_all())
+                return made
+    raise StorageError(f"{p}: was removed {_SWAPS_WAITED + 1} times while this waited to "
+                       "write it (by other writers); expected it to stay: try again; nothing "
+                       "was written")
 
 
 def _open_for_writing(p: Path, *, swmr: bool) -> h5py.h5f.FileID:
@@ -852,23 +889,24 @@ class _Before:
                    {key: (f.attrs[key], f.attrs.get_id(key).dtype) for key in f.attrs})
 
     def put_back(self, f: h5py.File, p: Path) -> None:
-        """Delete what the write made at the root and put the root's attributes back. An
-        object that was there before is kept under whatever name it has now (an entry set
-        aside while it is replaced: staging settles it), and so is a new one that took the
-        place of an object gone since (a replacement that was finished: never neither
-        entry). Where that fails too (the disk gone), it is said, and the write's own
-        failure is the error."""
+        """Put the root's attributes back, then delete what the write made at the root
+        (in that order, so that a Ctrl-C part-way leaves `default` naming an object that is
+        there). An object that was there before is kept under whatever name it has now (an
+        entry set aside while it is replaced: staging settles it), and so is a new one that
+        took the place of an object gone since (a replacement that was finished: never
+        neither entry). Where that fails too (the disk gone), it is said, and the write's
+        own failure is the error."""
         try:
-            now = {name: _address(f, name) for name in f}
-            for name, address in now.items():
-                if self._made(name, address, set(now.values())):
-                    del f[name]
             for key in list(f.attrs):
                 if key not in self.attrs:
                     del f.attrs[key]
             for key, (value, dtype) in self.attrs.items():
                 if key not in f.attrs or not _same(f.attrs[key], value):
                     f.attrs.create(key, value, dtype=dtype)
+            now = {name: _address(f, name) for name in f}
+            for name, address in now.items():
+                if self._made(name, address, set(now.values())):
+                    del f[name]
             f.flush()
         except Exception as exc:  # the write's own error says what went wrong
             _log.warning("%s: what a failed write made could not all be removed: %s", p, exc)

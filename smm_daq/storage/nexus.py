@@ -44,7 +44,6 @@ from smm_daq.storage.checks import (
 from smm_daq.storage.h5file import (
     TEXT,
     now_iso,
-    open_read,
     read_whole,
     require_ours,
     text,
@@ -143,9 +142,9 @@ def holds_name(path: str | Path, name: str) -> bool:
     if not Path(path).exists() or "/" in name or name in (".", "..") or not name:
         return False
     try:
-        with open_read(path) as f:
-            return any(f.get(key, getlink=True) is not None
-                       for key in (name, staged_name(name), aside_name(name)))
+        return read_whole(path, lambda f: any(
+            f.get(key, getlink=True) is not None
+            for key in (name, staged_name(name), aside_name(name))))
     except (InputError, OSError):
         return False
 
@@ -319,16 +318,21 @@ def check_new_entry(path: str | Path, name: str, sources: Sequence[str], *,
     if not Path(path).exists():
         return
     require_ours(path)
-    with open_read(path) as f:
-        conflict = settle_conflict(f, name) if name in replacements_under_way(f) else None
-        if conflict is not None:
-            raise InputError(conflict, source=source)
-        check_no_lookalike(f, name)
-        check_staged_name_free(f, name)
-        key = key_after_clearing(f, name)  # as the writer finds the name once it is cleared
-        if key is not None:
-            _check_replaceable(f, name, key, sources, overwrite, source)
-            _check_aside_free(f, name, source)
+    read_whole(path, lambda f: _check_new_entry_in(f, source, name, sources, overwrite))
+
+
+def _check_new_entry_in(f: h5py.File, source: str, name: str, sources: Sequence[str],
+                        overwrite: bool) -> None:
+    """`check_new_entry` in the session file `f`, open already (at `source`)."""
+    conflict = settle_conflict(f, name) if name in replacements_under_way(f) else None
+    if conflict is not None:
+        raise InputError(conflict, source=source)
+    check_no_lookalike(f, name)
+    check_staged_name_free(f, name)
+    key = key_after_clearing(f, name)  # as the writer finds the name once it is cleared
+    if key is not None:
+        _check_replaceable(f, name, key, sources, overwrite, source)
+        _check_aside_free(f, name, source)
 
 
 def _present(f: h5py.File, name: str) -> bool:
@@ -495,8 +499,7 @@ def _map_of(g: h5py.Group, entry: str, kind: str, where: str) -> MapData:
 def read_sensor_thickness(path: str | Path, entry: str) -> float:
     """The thickness (m) of the sensor that measured `entry`: > 0 for a volume sensor (as the
     multipole library's scans record it), else 0. InputError as `read_map`."""
-    with open_read(path) as f:
-        return read_sensor_thickness_in(f, str(path), entry)
+    return read_whole(path, lambda f: read_sensor_thickness_in(f, str(path), entry))
 
 
 def read_sensor_thickness_in(f: h5py.File, source: str, entry: str) -> float:
@@ -636,7 +639,12 @@ def links_and_strays(path: str | Path) -> list[str]:
     (`unfinished_entries`, `cut_off_replacements`): links at the file's top level (another
     name of their target, or of nothing) and objects of another program's under the names
     smm-daq writes an entry under before it is whole; each said as a sentence."""
-    with open_read(path) as f, corrupt_guard(str(path)):
+    return read_whole(path, lambda f: _links_and_strays_in(f, str(path)))
+
+
+def _links_and_strays_in(f: h5py.File, source: str) -> list[str]:
+    """`links_and_strays` of the session file `f`, open already (at `source`)."""
+    with corrupt_guard(source):
         found = []
         for key in f:
             link = link_in_the_way(f, key)
@@ -656,17 +664,23 @@ def links_and_strays(path: str | Path) -> list[str]:
 def names_held_by_links(path: str | Path) -> dict[str, str]:
     """The file's top-level names a link holds, each with why no entry is written there
     (`link_not_written_over`): for a check of every name before anything runs (a recipe's)."""
-    with open_read(path) as f, corrupt_guard(str(path)):
-        held = {key: link_not_written_over(f, key) for key in f}
-        return {key: why for key, why in held.items() if why is not None}
+    def read(f: h5py.File) -> dict[str, str]:
+        with corrupt_guard(str(path)):
+            held = {key: link_not_written_over(f, key) for key in f}
+            return {key: why for key, why in held.items() if why is not None}
+
+    return read_whole(path, read)
 
 
 def entry_held_as(path: str | Path, name: str) -> str:
     """What holds the entry `name` of the file `path` (an entry `list_entries` lists), said
     as the writers' refusals say it (`held_as`): for a refusal of the name made before any
     of them is called (a recipe's check)."""
-    with open_read(path) as f, corrupt_guard(f"{path}, entry '{name}'"):
-        return held_as(kind_held(f, name))
+    def read(f: h5py.File) -> str:
+        with corrupt_guard(f"{path}, entry '{name}'"):
+            return held_as(kind_held(f, name))
+
+    return read_whole(path, read)
 
 
 def unfinished_entries(path: str | Path) -> list[CutOff]:
@@ -677,8 +691,11 @@ def unfinished_entries(path: str | Path) -> list[CutOff]:
     them (an earlier one holding acquired data refused), and `repair` removes them (an
     earlier one holding acquired data moved in or kept); a live writer's are never seen, as
     it holds the file."""
-    with open_read(path) as f, corrupt_guard(str(path)):
-        return cut_off_entries(f)
+    def read(f: h5py.File) -> list[CutOff]:
+        with corrupt_guard(str(path)):
+            return cut_off_entries(f)
+
+    return read_whole(path, read)
 
 
 def cut_off_replacements(path: str | Path) -> list[tuple[str, str | None, str | None]]:
@@ -688,9 +705,12 @@ def cut_off_replacements(path: str | Path) -> list[tuple[str, str | None, str | 
     and what else keeps it from being settled (`settle_conflict`), else None.
     `list_entries` leaves out their groups; the next write of the name, or `repair`,
     finishes the replacement, or puts the old entry back where the new one was not whole."""
-    with open_read(path) as f, corrupt_guard(str(path)):
-        return [(name, link_in_the_way(f, name), settle_conflict(f, name))
-                for name in replacements_under_way(f)]
+    def read(f: h5py.File) -> list[tuple[str, str | None, str | None]]:
+        with corrupt_guard(str(path)):
+            return [(name, link_in_the_way(f, name), settle_conflict(f, name))
+                    for name in replacements_under_way(f)]
+
+    return read_whole(path, read)
 
 
 def _info_or_problem(name: str, g: h5py.Group, source: str) -> EntryInfo:

@@ -23,7 +23,7 @@ from smm_daq import PROGRAM_NAME, __version__
 from smm_daq.analysis.optical import ImageRegistration
 from smm_daq.errors import InputError
 from smm_daq.storage.checks import corrupt_guard, numeric
-from smm_daq.storage.h5file import TEXT, now_iso, open_read, text, writing
+from smm_daq.storage.h5file import TEXT, now_iso, read_whole, text, writing
 from smm_daq.storage.nexus import check_entry_name
 from smm_daq.storage.staging import (
     STAGING,
@@ -132,9 +132,15 @@ def read_optical_entry(path: str | Path, name: str) -> tuple[np.ndarray, ImageRe
     pixels to the sample that is singular): drawn under the maps, such an image would be
     misplaced or its colours made up, without a word.
     """
+    return read_whole(path, lambda f: _read_optical_entry_in(f, str(path), name))
+
+
+def _read_optical_entry_in(f: h5py.File, path: str,
+                           name: str) -> tuple[np.ndarray, ImageRegistration]:
+    """`read_optical_entry` of the session file `f`, open already (at `path`)."""
     source = f"{path}, entry '{name}'"
-    with open_read(path) as f, corrupt_guard(source):
-        check_an_entry(f, name, str(path))
+    with corrupt_guard(source):
+        check_an_entry(f, name, path)
         g = f.get(name)
         if not isinstance(g, h5py.Group) or text(g.attrs.get("kind", "")) != KIND:
             raise InputError("is not a registered image; expected an entry of kind "

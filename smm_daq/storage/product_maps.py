@@ -14,7 +14,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from smm_daq.storage.h5file import open_read, text
+from smm_daq.storage.h5file import read_whole, text
 from smm_daq.storage.virtual import require_sources
 
 
@@ -32,31 +32,35 @@ class ProductMap:
 def read_product_map(path: str | Path, entry: str) -> ProductMap | None:
     """The entry's default plot when it is a map on the entry's grid other than `data`;
     None for scans, plain map products and entries whose default plot is a table."""
-    with open_read(path) as f:
-        g = f.get(entry)
-        if not isinstance(g, h5py.Group):
-            return None
-        default = text(g.attrs.get("default", "data"))
-        plot = g.get(default)
-        bz = g.get("data/Bz")
-        if (default == "data" or not isinstance(plot, h5py.Group)
-                or not isinstance(bz, h5py.Dataset)):
-            return None
-        signal = text(plot.attrs.get("signal", ""))
-        values = plot.get(signal)
-        if not isinstance(values, h5py.Dataset) or values.shape != bz.shape:
-            return None
-        errors = plot.get("errors")
-        if not isinstance(errors, h5py.Dataset) or errors.shape != bz.shape:
-            errors = None
-        for node in (values, errors):
-            if node is not None:
-                require_sources(node, f"{path}, entry '{entry}'")
-        sd = None if errors is None else np.asarray(errors[()], dtype=float)
-        return ProductMap(
-            values=np.asarray(values[()], dtype=float),
-            errors=sd,
-            units=text(values.attrs.get("units", "")),
-            long_name=text(values.attrs.get("long_name", signal)),
-            signal=signal,
-        )
+    return read_whole(path, lambda f: _read_product_map_in(f, str(path), entry))
+
+
+def _read_product_map_in(f: h5py.File, path: str, entry: str) -> ProductMap | None:
+    """`read_product_map` of the session file `f`, open already (at `path`)."""
+    g = f.get(entry)
+    if not isinstance(g, h5py.Group):
+        return None
+    default = text(g.attrs.get("default", "data"))
+    plot = g.get(default)
+    bz = g.get("data/Bz")
+    if (default == "data" or not isinstance(plot, h5py.Group)
+            or not isinstance(bz, h5py.Dataset)):
+        return None
+    signal = text(plot.attrs.get("signal", ""))
+    values = plot.get(signal)
+    if not isinstance(values, h5py.Dataset) or values.shape != bz.shape:
+        return None
+    errors = plot.get("errors")
+    if not isinstance(errors, h5py.Dataset) or errors.shape != bz.shape:
+        errors = None
+    for node in (values, errors):
+        if node is not None:
+            require_sources(node, f"{path}, entry '{entry}'")
+    sd = None if errors is None else np.asarray(errors[()], dtype=float)
+    return ProductMap(
+        values=np.asarray(values[()], dtype=float),
+        errors=sd,
+        units=text(values.attrs.get("units", "")),
+        long_name=text(values.attrs.get("long_name", signal)),
+        signal=signal,
+    )

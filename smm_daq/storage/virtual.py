@@ -15,7 +15,7 @@ from pathlib import Path
 import h5py
 
 from smm_daq.errors import InputError, StorageError
-from smm_daq.storage.h5file import marked_open, open_read
+from smm_daq.storage.h5file import marked_open, read_whole
 
 SAME_FILE = "."  # the source file name HDF5 writes for a source in the virtual file itself
 _ORIGIN = "${ORIGIN}"  # in HDF5_VDS_PREFIX: the directory of the virtual dataset's file
@@ -60,15 +60,18 @@ def _candidates(name: str, home: Path) -> list[Path]:
 
 def _holds(path: Path, dataset: str) -> bool:
     """Whether the HDF5 file at `path` opens and holds dataset `dataset`, read as every
-    session file is (`open_read`: a writer at work waited for, one killed repaired where the
-    file is smm-daq's), and left openable by HDF5 itself, which reads the values: not marked
-    open for writing by a writer killed in another program."""
+    session file is (`read_whole`: a writer at work waited for, one killed repaired where the
+    file is smm-daq's, a read that another process's write overlapped read again), and left
+    openable by HDF5 itself, which reads the values: not marked open for writing by a writer
+    killed in another program (asked within the read, where an smm-daq writer at work, whose
+    mark is only for its write, waits for it)."""
+    def read(f: h5py.File) -> bool:
+        return isinstance(f.get(dataset), h5py.Dataset) and not marked_open(path)
+
     try:
-        with open_read(path) as f:
-            held = isinstance(f.get(dataset), h5py.Dataset)
+        return read_whole(path, read)
     except (InputError, StorageError, OSError, RuntimeError, ValueError):
         return False
-    return held and not marked_open(path)
 
 
 def _refuse(node: h5py.Dataset, where: str, what: str) -> None:

@@ -78,7 +78,7 @@ from smm_daq.analysis.mmt.result_values import (
 from smm_daq.analysis.mmt.scan_fits import ScanFit
 from smm_daq.errors import InputError
 from smm_daq.storage.checks import check_axis, corrupt_guard, numeric, string
-from smm_daq.storage.h5file import open_read, text
+from smm_daq.storage.h5file import read_whole, text
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import read_map_in, read_sensor_thickness_in
 from smm_daq.storage.units import join_units
@@ -373,8 +373,7 @@ def read_result_entry(path: str | Path, entry: str) -> SavedResult:
     dataset when the entry is missing, is not an MMT result (another kind, another program's),
     is of a newer layout version than this reader knows, or is damaged; the file is only
     read."""
-    with open_read(path) as f:
-        return read_result_entry_in(f, Path(path), entry)
+    return read_whole(path, lambda f: read_result_entry_in(f, Path(path), entry))
 
 
 def read_result_entry_in(f: h5py.File, path: Path, entry: str) -> SavedResult:
