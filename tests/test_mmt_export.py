@@ -3,13 +3,8 @@ bytes as `mmt invert --out/--library-out` wrote for it."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
-import numpy as np
-
-from smm_daq.analysis.mmt.formats import mpe
-from smm_daq.analysis.mmt.models.multipole import PointGrains
 from smm_daq.cli.main import main
 
 DATA = Path(__file__).parent / "data"
@@ -85,15 +80,3 @@ def test_export_never_overwrites_without_overwrite(tmp_path, capsys):
                  "--overwrite"]) == 2
     assert h5.stat().st_size > 0
 
-
-def test_library_npz_bytes_do_not_depend_on_the_time_of_writing(tmp_path, monkeypatch):
-    grains = PointGrains(np.array([[1e-6, 2e-6, -3e-6]]), np.array([2e-18]), np.array([7]))
-    coef, cov = np.array([[1.0, 2.0, 3.0]]), np.eye(3)[None] * 0.25
-    monkeypatch.setattr(time, "time", lambda: 1.0e9)
-    mpe.write_library_results(tmp_path / "a.npz", coef, cov, grains)
-    monkeypatch.setattr(time, "time", lambda: 1.5e9)
-    mpe.write_library_results(tmp_path / "b.npz", coef, cov, grains)
-    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
-    loaded = np.load(tmp_path / "b.npz")
-    assert np.allclose(loaded["inv_multipole_moments"], [[2e-18, 4e-18, 6e-18]])
-    assert loaded["identifier"].tolist() == [7]

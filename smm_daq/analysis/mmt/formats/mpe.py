@@ -27,7 +27,6 @@ import math
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 
@@ -261,19 +260,5 @@ def write_library_results(path: str | Path, coefficients: np.ndarray, covariance
     cov = covariance * scale[:, :, None] * scale[:, None, :]
     std = np.sqrt(np.einsum("gii->gi", cov))
     with written_whole(path) as part, open(part, "wb") as out:
-        _savez(out, inv_multipole_moments=to_library(coefficients, vol), inv_moments_std=std,
-               moments_std=std, covariance=cov, identifier=np.asarray(grains.labels))
-
-
-ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip member can carry
-
-
-def _savez(out: BinaryIO, **arrays: np.ndarray) -> None:
-    """`np.savez` (uncompressed .npy members, `np.load` reads them) with every member dated
-    ZIP_EPOCH instead of the time of writing: the same results give the same bytes, whether
-    exported at inversion time or later (`smm-daq mmt export`)."""
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
-        for name, value in arrays.items():
-            member = zipfile.ZipInfo(f"{name}.npy", date_time=ZIP_EPOCH)
-            with archive.open(member, "w", force_zip64=True) as f:
-                np.lib.format.write_array(f, np.asanyarray(value), allow_pickle=False)
+        np.savez(out, inv_multipole_moments=to_library(coefficients, vol), inv_moments_std=std,
+                 moments_std=std, covariance=cov, identifier=np.asarray(grains.labels))
