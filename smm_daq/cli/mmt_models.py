@@ -186,6 +186,7 @@ def _grains(args: argparse.Namespace, scans: list) -> tuple[object, dict[str, ob
     the result records them (`result_params`); the crop, when asked for, keeps the grains
     whose field could reach the scans inverted above their noise (`dragonfly.scan_crop`), for
     every point format alike, once the grains are registered."""
+    from smm_daq.analysis.grains import GrainSet
     from smm_daq.analysis.mmt.formats.dragonfly import DragonflyOptions, crop_points, scan_crop
     from smm_daq.analysis.mmt.formats.grains import read_grain_file
     from smm_daq.analysis.mmt.registration import register_grains
@@ -194,6 +195,7 @@ def _grains(args: argparse.Namespace, scans: list) -> tuple[object, dict[str, ob
         dragonfly_parameters,
         registration_parameters,
     )
+    from smm_daq.analysis.mmt.solver.joint import as_points
 
     reg = registration(args)
     crop = scan_crop([s.data for s in scans], [s.sigma for s in scans],
@@ -213,7 +215,11 @@ def _grains(args: argparse.Namespace, scans: list) -> tuple[object, dict[str, ob
         grains = register_grains(read_grain_file(args.grains, args.grain_format,
                                                  replace(options, crop=None)), reg)
     else:
-        grains = register_grains(read_grain_file(args.grains, args.grain_format), reg)
+        grains = read_grain_file(args.grains, args.grain_format)
+        if isinstance(grains, GrainSet) and (args.model or "cuboid") != "cuboid" \
+                and not reg.keeps_cuboids:  # a point model sees the centroids alone
+            grains = as_points(grains)
+        grains = register_grains(grains, reg)
         if crop:
             shaped.update({"crop_to_scan": np.uint8(1),
                            **crop_parameters(**crop)})  # type: ignore[arg-type]

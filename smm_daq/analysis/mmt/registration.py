@@ -2,7 +2,8 @@
 through a stated origin, then a shift, applied to the grains as read (before any crop to the
 scans). The rotation turns counter-clockwise seen from above (from +x towards +y, z up).
 
-Point grains (points, mpe, Dragonfly) take any angle. Cuboid grains are axis-aligned boxes,
+Point grains (points, mpe, Dragonfly, and cuboid grains inverted as points) take any angle.
+Cuboid grains are axis-aligned boxes,
 which a rotation keeps as boxes only by a multiple of 90° (each cuboid's centre turned, its x
 and y edges swapped at 90° and 270°): another angle would need each grain cut into new cuboids,
 so it is refused, saying so.
@@ -35,6 +36,11 @@ class GrainRegistration:
     def identity(self) -> bool:
         return self.rotation_deg % 360.0 == 0.0 and not any(self.shift)
 
+    @property
+    def keeps_cuboids(self) -> bool:
+        """A turn by a multiple of 90°: cuboid grains stay axis-aligned cuboids."""
+        return self.rotation_deg % 90.0 == 0.0
+
     def apply_xy(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Points (x, y) in m, rotated about the origin and shifted in x and y."""
         turn = math.radians(self.rotation_deg)
@@ -65,7 +71,7 @@ def register_grains(grains: GrainSet | PointGrains, reg: GrainRegistration
         pos[:, 2] += reg.shift[2]
         return PointGrains(pos, grains.volume, grains.labels, grains.source, grains.lines)
     quarter = reg.rotation_deg / 90.0
-    if quarter != round(quarter):
+    if not reg.keeps_cuboids:
         raise InputError(f"--grains-rotation-deg is {reg.rotation_deg:g} with cuboid grains, "
                          "whose cuboids are axis-aligned and stay so only turned by a multiple "
                          "of 90°; expected 0, 90, 180 or 270 (or point grains: --model dipole, "
