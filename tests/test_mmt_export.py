@@ -73,6 +73,12 @@ def test_export_never_overwrites_without_overwrite(tmp_path, capsys):
     assert main(["mmt", "export", str(h5), "--entry", "qdm_mmt", "--csv", str(out),
                  "--overwrite"]) == 0
     assert out.read_bytes() == (tmp_path / "r.csv").read_bytes()
+    # `export` takes maps: the table is pointed to this command
+    assert main(["export", str(h5), "--entry", "qdm_mmt", "--dataset", "grains",
+                 "--csv", str(tmp_path / "t.csv")]) == 2
+    assert (f"the per-grain table, not a map; expected `smm-daq mmt export {h5} --entry "
+            "qdm_mmt --csv OUT.csv`") in capsys.readouterr().err
+    assert not (tmp_path / "t.csv").exists()
     # nothing to export, the session file named as an output: refused
     assert main(["mmt", "export", str(h5), "--entry", "qdm_mmt"]) == 2
     assert "nothing to export" in capsys.readouterr().err
