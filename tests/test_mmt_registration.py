@@ -140,3 +140,33 @@ def test_cuboid_grains_inverted_as_points_take_any_angle(tmp_path):
         u, v = x - 10, y - 8
         assert row["x_um"] == pytest.approx(10 + math.cos(t) * u - math.sin(t) * v)
         assert row["y_um"] == pytest.approx(8 + math.sin(t) * u + math.cos(t) * v)
+
+
+def test_dragonfly_grains_are_registered_before_the_crop(tmp_path):
+    """Components 1 mm off the scan in the CT's frame lie under it once shifted: the crop,
+    after the registration, keeps them (before it, it would have kept none)."""
+    data = Path(__file__).parent / "data"
+    h5 = tmp_path / "s.h5"
+    assert main(["import", "mpe", str(data / "MetaDict_mpe_demo.json"),
+                 str(data / "MagneticSample_mpe_demo.npz"), "--out", str(h5),
+                 "--name", "qdm"]) == 0
+    demo = np.load(data / "MagneticSample_mpe_demo.npz")
+    export = tmp_path / "components.csv"
+    lines = ["Label Index;Voxel count;Volume (µm³);Center Of Mass X (µm);Center Of Mass Y (µm);"
+             "Center Of Mass Z (µm)"]
+    for label, (p, v) in enumerate(zip(demo["particle_positions"], demo["volumes"],
+                                       strict=True), start=1):
+        lines.append(f"{label};10;{v / 1e-18:g};{p[0] / 1e-6 - 1000:g};{p[1] / 1e-6:g};"
+                     f"{p[2] / 1e-6:g}")
+    export.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "r.csv"
+    assert main(["mmt", "invert", str(h5), "--entry", "qdm", "--grain-format", "dragonfly",
+                 "--grains", str(export), "--z-top-um", "0", "--crop-to-scan",
+                 "--sigma-nT", "1", "--grains-shift-um", "1000,0", "--out", str(out)]) == 0
+    rows = _rows(out)
+    assert sorted(rows) == [1, 2, 3]
+    assert rows[1]["x_um"] == pytest.approx(5.0) and rows[1]["z_um"] == pytest.approx(-3.0)
+    with h5py.File(h5) as f:
+        params = f["qdm_mmt/process/parameters"]
+        assert params["crop_to_scan"][()] == 1 and params["min_voxels"][()] == 1
+        assert params["grains_shift"][()] == pytest.approx([1e-3, 0, 0])

@@ -209,11 +209,12 @@ def _grains(args: argparse.Namespace, scans: list) -> tuple[object, dict[str, ob
             min_voxels=args.min_voxels,
             z_top_mm=None if args.z_top_um is None else args.z_top_um * 1e-3,
             z_down=args.z_down, **crop)  # type: ignore[arg-type]
-        shaped.update(dragonfly_parameters(options))
         if reg.identity:
-            return read_grain_file(args.grains, args.grain_format, options), shaped
+            grains = read_grain_file(args.grains, args.grain_format, options)
+            return grains, {**shaped, **dragonfly_parameters(options)}
         grains = register_grains(read_grain_file(args.grains, args.grain_format,
                                                  replace(options, crop=None)), reg)
+        shaped.update(dragonfly_parameters(options))  # as read: a whole number of voxels
     else:
         grains = read_grain_file(args.grains, args.grain_format)
         if isinstance(grains, GrainSet) and (args.model or "cuboid") != "cuboid" \
