@@ -180,9 +180,9 @@ def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                 problem = (f"unknown column(s) {', '.join(map(repr, unknown))}" if unknown
                            else f"missing column(s) {', '.join(map(repr, missing))}" if missing
                            else "repeated columns")
+                # the --grain-format the file looks like is said by `read_grain_file`
                 raise InputError(
-                    f"header has {problem}; expected the columns {','.join(CSV_COLUMNS)}"
-                    " (or use --grain-format mmt for the MMT text format)",
+                    f"header has {problem}; expected the columns {','.join(CSV_COLUMNS)}",
                     source=where,
                 )
             index = [cells.index(c) for c in CSV_COLUMNS]

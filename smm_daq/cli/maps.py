@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -476,6 +477,13 @@ def _chosen(path: str, entry: str, dataset: str | None, m: MapData, saved: Saved
     found = _result_map(saved, dataset) if saved is not None else None
     if found is not None:
         return found
+    if saved is not None and dataset.split("/")[0] == "grains":
+        listing = held or (lambda: _maps_held(path, entry, m, saved))
+        raise InputError(f"--dataset is {dataset!r}, the per-grain table, not a map; expected "
+                         f"`smm-daq mmt export {shlex.quote(path)} --entry {shlex.quote(entry)} "
+                         "--csv OUT.csv` for the "
+                         f"table, or a map the entry holds: {listing()}",
+                         source=f"{path}, entry '{entry}'")
     return _dataset(path, entry, dataset, m,
                     held or (lambda: _maps_held(path, entry, m, saved)))
 

@@ -1,7 +1,8 @@
-"""`smm-daq mmt invert | synth | study` and `smm-daq import mmt-scan | mpe`.
+"""`smm-daq mmt invert | synth | study | export` and `smm-daq import mmt-scan | mpe`.
 
 `register` adds the `mmt` group; other modules extend it through its sub-parsers
 (`smm_daq.cli.mmt_study`: `mmt study`, and `--tile-um` / `--scheduler` on `mmt invert`;
+`smm_daq.cli.mmt_export`: `mmt export`;
 `smm_daq.cli.mmt_models`: point grains, grain models, joint inversions and masks on `mmt invert`,
 point-source samples on `mmt synth`, and `import mpe`).
 """
@@ -29,13 +30,18 @@ from smm_daq.cli.args import (
     session_file,
     within,
 )
+from smm_daq.cli.mmt_export import add_export_command
 from smm_daq.cli.mmt_models import (
     GRAIN_FORMATS,
+    IMPORT_OVERWRITE_HELP,
+    SENSOR_SIZE_HELP,
     add_import_mpe,
     add_invert_options,
     add_synth_options,
     dragonfly_options_only_for_dragonfly,
     invert_models,
+    refuse_z_down_height,
+    registration,
     synth_points,
     synthetic_provenance,
     uses_models,
@@ -82,12 +88,13 @@ def _sensor_size(text: str | None, fallback: tuple[float, float] | None) -> tupl
 def _invert(args: argparse.Namespace) -> int:
     from smm_daq.analysis.mmt.formats.grains import read_grain_file
     from smm_daq.analysis.mmt.masks import NO_MASK
+    from smm_daq.analysis.mmt.registration import register_grains
     from smm_daq.analysis.mmt.result_file import (
         grain_parameters,
         write_result_csv,
         write_result_entry,
     )
-    from smm_daq.analysis.mmt.result_params import tile_parameters
+    from smm_daq.analysis.mmt.result_params import registration_parameters, tile_parameters
     from smm_daq.analysis.mmt.solver.device import resolve
     from smm_daq.analysis.mmt.solver.inversion import invert_map
     from smm_daq.analysis.subtract_inputs import read_source
@@ -117,6 +124,7 @@ def _invert(args: argparse.Namespace) -> int:
                          "area sensors only; expected --model dipole, quadrupole or octupole "
                          "(point grains at the cuboid grains' centroids), or "
                          "--sensor-thickness-um 0 to treat the sensor as an area")
+    refuse_z_down_height(args.height_um)
     height = positive("--height-um", floats("--height-um", args.height_um, 1)[0]) * UM \
         if args.height_um is not None else data.height
     if height is None:
@@ -138,7 +146,8 @@ def _invert(args: argparse.Namespace) -> int:
     name = args.result_entry or derived_entry_name(entry, "_mmt", "--result-entry")
     check_new_entry(args.file, name, (entry,), overwrite=args.overwrite)  # before the work
     with _warnings_to_stderr():
-        grains = read_grain_file(args.grains, args.grain_format)  # a cuboid format
+        grains = register_grains(read_grain_file(args.grains, args.grain_format),  # cuboids
+                                 registration(args))
         result = tiled_result_or_none(args, data, grains, height=height, sensor_size=size,
                                       sigma=sigma)
         if result is None:
@@ -150,6 +159,7 @@ def _invert(args: argparse.Namespace) -> int:
     write_result_entry(args.file, name, entry, result, table,
                        {"command": invoked_command(),
                         **grain_parameters(args.grains, args.grain_format),
+                        **registration_parameters(registration(args)),
                         **tile_parameters(None if args.tile_um is None else args.tile_um * UM)},
                        overwrite=args.overwrite)
     ur = table["uncertainty_ratio_pct"]
@@ -247,10 +257,11 @@ def _add_invert(mmt_sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     add_invert_options(p)
     p.add_argument("--sigma-nT", help="noise SD (default: from the residual); a comma list "
                                       "gives one per --entry")
-    p.add_argument("--height-um", help="sensor height above the sample top (default: the "
-                                       "entry's); a comma list gives one per --entry")
+    p.add_argument("--height-um", help="sensor height above the sample top, µm, > 0 (z up; "
+                                       "default: the entry's); a comma list gives one per "
+                                       "--entry")
     p.add_argument("--sensor-size-um", metavar="W,L",
-                   help="sensor active area (default: the entry's; 0,0 a point)")
+                   help=f"{SENSOR_SIZE_HELP} (default: the entry's; 0,0 a point)")
     p.add_argument("--damping", type=float, default=0.0,
                    help="Tikhonov damping, relative to the mean diagonal of QᵀQ of each "
                         "multipole order (default 0; not with --tile-um: the tiles are "
@@ -283,7 +294,8 @@ def _add_synth(mmt_sub: argparse._SubParsersAction) -> None:
                    help="sensor above the sample top, µm (default: %(default)s)")
     p.add_argument("--step-um", type=float, default=1.0,
                    help="sampling step, µm (default: %(default)s)")
-    p.add_argument("--sensor-size-um", metavar="W,L", help="sensor area (default 0,0: point)")
+    p.add_argument("--sensor-size-um", metavar="W,L",
+                   help=f"{SENSOR_SIZE_HELP} (default 0,0: a point)")
     p.add_argument("--noise-nT", type=float, default=5.0,
                    help="Gaussian noise σ, nT (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0,
@@ -304,17 +316,18 @@ def _add_import(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--params", required=True, metavar="PARAMS.json")
     q.add_argument("--out", required=True, metavar="FILE.h5")
     q.add_argument("--name", required=True, type=entry_name, help="entry name")
-    q.add_argument("--overwrite", action="store_true")
+    q.add_argument("--overwrite", action="store_true", help=IMPORT_OVERWRITE_HELP)
     q.set_defaults(func=_import_mmt_scan)
     add_import_mpe(isub)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add `mmt` (invert, synth, study) and `import mmt-scan`."""
-    p = sub.add_parser("mmt", help="micromagnetic tomography: invert, synth, study")
+    """Add `mmt` (invert, synth, study, export) and `import mmt-scan`."""
+    p = sub.add_parser("mmt", help="micromagnetic tomography: invert, synth, study, export")
     mmt_sub = p.add_subparsers(dest="mmt_command", metavar="COMMAND", required=True)
     invert = _add_invert(mmt_sub)
     add_tiling_options(invert)
     _add_synth(mmt_sub)
     add_study_command(mmt_sub, study_sample)
+    add_export_command(mmt_sub)
     _add_import(sub)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -25,7 +26,7 @@ from smm_daq.cli.args import (
 from smm_daq.errors import InputError
 
 if TYPE_CHECKING:  # the analysis is imported by the commands
-    from smm_daq.analysis.mmt.formats.dragonfly import DragonflyOptions
+    from smm_daq.analysis.mmt.registration import GrainRegistration
 
 UM = 1e-6
 NT = 1e-9
@@ -33,6 +34,9 @@ GRAIN_FORMATS = ("cuboids", "csv", "mmt", "points", "mpe", "dragonfly")  # as fo
 CUBOID_FORMATS = ("cuboids", "csv", "mmt")
 MODEL_CHOICES = ("cuboid", "dipole", "quadrupole", "octupole")
 DEVICES = ("auto", "cpu", "gpu")
+IMPORT_OVERWRITE_HELP = ("replace an entry of that name holding an earlier import (whole, or "
+                         "not at all), or an analysis product; never a scan, an optical image "
+                         "or an entry others were computed from")
 
 
 def add_invert_options(p: argparse.ArgumentParser) -> None:
@@ -53,7 +57,19 @@ def add_invert_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--library-out", metavar="RESULT.npz",
                    help="point models: also write the results in the multipole library's "
                         "convention (inv_multipole_moments, inv_moments_std)")
-    g = p.add_argument_group("point grains from Dragonfly (--grain-format dragonfly)")
+    r = p.add_argument_group(
+        "registration: grain files in another frame than the scan's, brought into it before "
+        "any crop (rotated about the vertical through the origin, then shifted)")
+    r.add_argument("--grains-shift-um", metavar="DX,DY[,DZ]",
+                   help="add DX, DY (and DZ, z up) in µm to every grain's position")
+    r.add_argument("--grains-rotation-deg", type=float, metavar="DEG",
+                   help="turn the grains by DEG degrees about the vertical, counter-clockwise "
+                        "seen from above (+x towards +y); cuboid grains: 0, 90, 180 or 270")
+    r.add_argument("--grains-rotation-origin-um", metavar="X,Y",
+                   help="the point (µm, the grain file's frame) the rotation turns about "
+                        "(default 0,0)")
+    g = p.add_argument_group("point grains (--crop-to-scan: dragonfly, points, mpe; the others: "
+                             "dragonfly)")
     g.add_argument("--min-voxels", type=int, default=1,
                    help="drop components of fewer voxels (default 1: keep all)")
     g.add_argument("--z-top-um", type=float,
@@ -62,15 +78,44 @@ def add_invert_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--z-down", action="store_true",
                    help="the CT z axis points down into the sample (default: up)")
     g.add_argument("--crop-to-scan", action="store_true",
-                   help="keep only grains whose field could reach a tenth of the noise on "
-                        "the scans' sensors (the rectangle spanning them whole, at the lowest "
-                        "sensor's height), magnetized to --crop-magnetization-kA-per-m in the "
-                        "worst direction; the noise is --sigma-nT where given, else each map's "
-                        "noise floor")
+                   help="point grains (dragonfly, points, mpe): keep only grains whose field "
+                        "could reach a tenth of the noise on the scans' sensors (the rectangle "
+                        "spanning them whole, at the lowest sensor's height), magnetized to "
+                        "--crop-magnetization-kA-per-m in the worst direction; the noise is "
+                        "--sigma-nT where given, else each map's noise floor")
     g.add_argument("--crop-magnetization-kA-per-m", type=float, metavar="M",
                    help="with --crop-to-scan: the saturation magnetization the grains' largest "
                         "fields are reckoned at, the most any grain could carry (default "
                         "480, magnetite; 1710 for iron)")
+
+
+MAX_SHIFT_UM = 1e6  # a metre: the grains' positions are bounded likewise
+
+
+def registration(args: argparse.Namespace) -> GrainRegistration:
+    """The registration options (`registration.GrainRegistration`, in m), checked."""
+    from smm_daq.analysis.mmt.registration import GrainRegistration
+
+    shift = (0.0, 0.0, 0.0)
+    if args.grains_shift_um is not None:
+        parts = args.grains_shift_um.split(",")
+        values = floats("--grains-shift-um", args.grains_shift_um, 3 if len(parts) == 3 else 2)
+        for v in values:
+            within("--grains-shift-um", v, -MAX_SHIFT_UM, MAX_SHIFT_UM, " µm (each of DX,DY[,DZ])")
+        shift = (values[0] * UM, values[1] * UM, values[2] * UM if len(values) == 3 else 0.0)
+    angle = 0.0
+    if args.grains_rotation_deg is not None:
+        angle = within("--grains-rotation-deg", args.grains_rotation_deg, -360.0, 360.0, " °")
+    origin = (0.0, 0.0)
+    if args.grains_rotation_origin_um is not None:
+        if args.grains_rotation_deg is None:
+            raise InputError("--grains-rotation-origin-um given without --grains-rotation-deg; "
+                             "expected the angle to turn the grains by about it")
+        ox, oy = floats("--grains-rotation-origin-um", args.grains_rotation_origin_um, 2)
+        for v in (ox, oy):
+            within("--grains-rotation-origin-um", v, -MAX_SHIFT_UM, MAX_SHIFT_UM, " µm")
+        origin = (ox * UM, oy * UM)
+    return GrainRegistration(shift, angle, origin)
 
 
 def uses_models(args: argparse.Namespace) -> bool:
@@ -85,15 +130,22 @@ def uses_models(args: argparse.Namespace) -> bool:
 
 
 
+POINT_FORMATS = ("points", "mpe", "dragonfly")  # the formats --crop-to-scan crops
+
+
 def dragonfly_options_only_for_dragonfly(args: argparse.Namespace) -> None:
-    """Refuse the Dragonfly options with another grain format (they would be ignored)."""
+    """Refuse the Dragonfly options with another grain format (they would be ignored), and
+    --crop-to-scan with cuboid grains."""
     given = [option for option, value in (("--min-voxels", args.min_voxels != 1),
                                           ("--z-top-um", args.z_top_um is not None),
-                                          ("--z-down", args.z_down),
-                                          ("--crop-to-scan", args.crop_to_scan)) if value]
+                                          ("--z-down", args.z_down)) if value]
     if given and args.grain_format != "dragonfly":
         raise InputError(f"{', '.join(given)} given with --grain-format {args.grain_format}; "
                          "expected them only with --grain-format dragonfly")
+    if args.crop_to_scan and args.grain_format not in POINT_FORMATS:
+        raise InputError(f"--crop-to-scan given with --grain-format {args.grain_format}; "
+                         "expected it with point grains (--grain-format "
+                         f"{', '.join(POINT_FORMATS)})")
     if args.z_top_um is not None and not math.isfinite(args.z_top_um):
         raise InputError(f"--z-top-um is {args.z_top_um!r}; expected a finite number (µm)")
     if args.crop_magnetization_kA_per_m is not None and not args.crop_to_scan:
@@ -104,6 +156,23 @@ def dragonfly_options_only_for_dragonfly(args: argparse.Namespace) -> None:
 # the limits of the cuboid inversion of one scan (`smm_daq.cli.mmt`), for every inversion
 HEIGHT_UM = (1e-3, 1e6)  # a nanometre to a metre
 SIGMA_NT = (1e-9, 1e9)
+SENSOR_SIZE_HELP = ("sensor active area, FULL widths W,L in µm (the MMT libraries' JSON give "
+                    "half-lengths: double them)")
+
+
+def refuse_z_down_height(text: str | None) -> None:
+    """A negative --height-um (or one of its comma list) refused, saying why: the cuboid
+    library gives the sensor's height as a negative z in its z-down frame; here z is up."""
+    for part in (text or "").split(","):
+        try:
+            value = float(part)
+        except ValueError:
+            continue  # said by the parser of the option
+        if math.isfinite(value) and value < 0:
+            raise InputError(
+                f"--height-um is {text!r}; expected the sensor's height above the sample top, "
+                f"a number > 0 in µm (z up): a negative height is the cuboid library's z-down "
+                f"convention, the same height given here as {-value:g}")
 
 
 def _per_entry(option: str, text: str | None, n: int,
@@ -119,28 +188,54 @@ def _per_entry(option: str, text: str | None, n: int,
     return values * n if len(values) == 1 else values
 
 
-def _grains(args: argparse.Namespace, scans: list) -> tuple[object, DragonflyOptions | None]:
-    """The grains, and the Dragonfly options they were read with (None: another format); the
-    crop, when asked for, keeps the grains whose field could reach the scans inverted above
-    their noise (`dragonfly.scan_crop`)."""
-    from smm_daq.analysis.mmt.formats.dragonfly import DragonflyOptions, scan_crop
+def _grains(args: argparse.Namespace, scans: list) -> tuple[object, dict[str, object]]:
+    """The grains in the scan's frame (`registration`), and the options that shaped them as
+    the result records them (`result_params`); the crop, when asked for, keeps the grains
+    whose field could reach the scans inverted above their noise (`dragonfly.scan_crop`), for
+    every point format alike, once the grains are registered."""
+    from smm_daq.analysis.grains import GrainSet
+    from smm_daq.analysis.mmt.formats.dragonfly import DragonflyOptions, crop_points, scan_crop
     from smm_daq.analysis.mmt.formats.grains import read_grain_file
+    from smm_daq.analysis.mmt.registration import register_grains
+    from smm_daq.analysis.mmt.result_params import (
+        crop_parameters,
+        dragonfly_parameters,
+        registration_parameters,
+    )
+    from smm_daq.analysis.mmt.solver.joint import as_points
 
-    options = None
+    reg = registration(args)
+    crop = scan_crop([s.data for s in scans], [s.sigma for s in scans],
+                     [s.height for s in scans],
+                     [s.sensor_size for s in scans]) if args.crop_to_scan else {}
+    if crop and args.crop_magnetization_kA_per_m is not None:
+        crop["crop_magnetization"] = args.crop_magnetization_kA_per_m * 1e3
+    shaped = registration_parameters(reg)
     if args.grain_format == "dragonfly":
         if args.min_voxels < 1:
             raise InputError(f"--min-voxels is {args.min_voxels}; expected a whole number >= 1")
-        crop = scan_crop([s.data for s in scans], [s.sigma for s in scans],
-                         [s.height for s in scans],
-                         [s.sensor_size for s in scans]) if args.crop_to_scan else {}
-        saturation = args.crop_magnetization_kA_per_m
-        if saturation is not None:
-            crop["crop_magnetization"] = saturation * 1e3
         options = DragonflyOptions(
             min_voxels=args.min_voxels,
             z_top_mm=None if args.z_top_um is None else args.z_top_um * 1e-3,
             z_down=args.z_down, **crop)  # type: ignore[arg-type]
-    return read_grain_file(args.grains, args.grain_format, options), options
+        if reg.identity:
+            grains = read_grain_file(args.grains, args.grain_format, options)
+            return grains, {**shaped, **dragonfly_parameters(options)}
+        grains = register_grains(read_grain_file(args.grains, args.grain_format,
+                                                 replace(options, crop=None)), reg)
+        shaped.update(dragonfly_parameters(options))  # as read: a whole number of voxels
+    else:
+        grains = read_grain_file(args.grains, args.grain_format)
+        if isinstance(grains, GrainSet) and (args.model or "cuboid") != "cuboid" \
+                and not reg.keeps_cuboids:  # a point model sees the centroids alone
+            grains = as_points(grains)
+        grains = register_grains(grains, reg)
+        if crop:
+            shaped.update({"crop_to_scan": np.uint8(1),
+                           **crop_parameters(**crop)})  # type: ignore[arg-type]
+    if crop:
+        grains = crop_points(grains, **crop)  # type: ignore[arg-type]
+    return grains, shaped
 
 
 MAX_SENSOR_THICKNESS_UM = 1e4  # a centimetre: no magnetometer's sensing volume is deeper
@@ -166,7 +261,7 @@ def invert_models(args: argparse.Namespace) -> int:
         write_result_csv,
         write_result_entry,
     )
-    from smm_daq.analysis.mmt.result_params import dragonfly_parameters, mask_parameters
+    from smm_daq.analysis.mmt.result_params import mask_parameters
     from smm_daq.analysis.mmt.solver.device import resolve
     from smm_daq.analysis.mmt.solver.joint import Scan, invert_scans
     from smm_daq.analysis.subtract_inputs import read_source
@@ -191,6 +286,7 @@ def invert_models(args: argparse.Namespace) -> int:
     maps = [read_source(args.file, e) for e in entries]  # measured maps, no model's
     for e in entries:
         say_if_unfinished(args.file, e)
+    refuse_z_down_height(args.height_um)
     heights = _per_entry("--height-um", args.height_um, len(entries), HEIGHT_UM, " µm")
     sigmas = _per_entry("--sigma-nT", args.sigma_nT, len(entries), SIGMA_NT, " nT")
     masks = list(args.mask or [])
@@ -216,7 +312,7 @@ def invert_models(args: argparse.Namespace) -> int:
     name = args.result_entry or derived_entry_name(entries[0], "_mmt", "--result-entry")
     check_new_entry(args.file, name, entries, overwrite=args.overwrite)  # before the work
     with _warnings_to_stderr():
-        grains, dragonfly = _grains(args, scans)
+        grains, shaped = _grains(args, scans)
         point = isinstance(grains, PointGrains)
         model = args.model or ("dipole" if point else "cuboid")
         if model == "cuboid" and point:
@@ -233,7 +329,7 @@ def invert_models(args: argparse.Namespace) -> int:
     write_result_entry(args.file, name, entries[0], result, table,
                        {"command": invoked_command(),
                         **grain_parameters(args.grains, args.grain_format),
-                        **dragonfly_parameters(dragonfly), **mask_sources},
+                        **shaped, **mask_sources},
                        overwrite=args.overwrite)
     if library_out is not None:
         from smm_daq.analysis.mmt.formats.mpe import write_library_results
@@ -330,5 +426,5 @@ def add_import_mpe(isub: argparse._SubParsersAction) -> None:
     q.add_argument("arrays", metavar="DATA.npz", help="arrays with Bz_array in T")
     q.add_argument("--out", required=True, metavar="FILE.h5")
     q.add_argument("--name", required=True, type=entry_name, help="entry name")
-    q.add_argument("--overwrite", action="store_true")
+    q.add_argument("--overwrite", action="store_true", help=IMPORT_OVERWRITE_HELP)
     q.set_defaults(func=_import_mpe)

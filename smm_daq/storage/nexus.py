@@ -244,11 +244,12 @@ def write_map_entry(
 ) -> str:
     """Write `data` as a new NXentry named `data.name`; returns the entry name.
 
-    An existing entry of that name raises InputError unless `overwrite`. `extra` maps paths
-    under the entry (e.g. "results/offset") to strings, numbers, numeric arrays or
-    `Quantity`s, each possibly `Compressed`. `plots` are NXdata groups that show the product;
-    `default` names the one a viewer opens. `parameters` (values or `Quantity`s) go to the
-    entry's NXprocess with the program, its version and the entry's sources; `processes` are
+    An existing entry of that name raises InputError unless `overwrite`, which replaces an
+    analysis product, and imported data where `kind` is "import" too (`_check_replaceable`).
+    `extra` maps paths under the entry (e.g. "results/offset") to strings, numbers, numeric
+    arrays or `Quantity`s, each possibly `Compressed`. `plots` are NXdata groups that show the
+    product; `default` names the one a viewer opens. `parameters` (values or `Quantity`s) go to
+    the entry's NXprocess with the program, its version and the entry's sources; `processes` are
     further NXprocess groups (name -> fields, e.g. "registration" -> its shift), each with the
     same record; `attrs` are attributes of the NXentry (e.g. a product's layout version). The
     file is created when missing; entries already in it are never touched, and the root's
@@ -266,7 +267,8 @@ def write_map_entry(
         superseding = clear_unfinished(f, data.name, keep_earlier=True)
         replacing = _present(f, data.name)
         if replacing and not superseding:
-            _check_replaceable(f, data.name, data.name, data.sources, overwrite, source)
+            _check_replaceable(f, data.name, data.name, data.sources, overwrite, source,
+                               writer=kind)
             _check_aside_free(f, data.name, source)
         # Written under another name first and moved in whole: a writer killed part-way
         # leaves the entry as it was (one that raises is undone by `writing`).
@@ -353,16 +355,25 @@ def _check_aside_free(f: h5py.File, name: str, source: str) -> None:
             "entry name", source=source)
 
 
+def _reimport(held: str, writer: str) -> bool:
+    """An import written over an import: imported data is a copy of files kept elsewhere
+    (a scan, made again, would take hours; an image is the only record of the surface), so
+    an import may replace it, as a file imported again with its parameters put right."""
+    return held == writer == "import"
+
+
 def _check_replaceable(f: h5py.File, name: str, key: str, sources: Sequence[str],
-                       overwrite: bool, source: str) -> None:
-    """Overwriting is for analysis products only: never an acquired scan, never a source,
-    never what another tool wrote. `key`: where the entry `name` lies (`key_after_clearing`)."""
+                       overwrite: bool, source: str, *, writer: str = "") -> None:
+    """Overwriting is for analysis products only (and, by an import, imported data:
+    `_reimport`): never an acquired scan, never a source, never what another tool wrote.
+    `key`: where the entry `name` lies (`key_after_clearing`); `writer`: the kind of the
+    entry that would replace it."""
     link = link_not_written_over(f, key)
     if link is not None:  # said as what it is: a link is no entry, whatever --overwrite says
         raise InputError(link, source=source)
     if not overwrite:
         kind = kind_held(f, key)
-        never = not kind or kind in ACQUIRED_KINDS
+        never = not kind or (kind in ACQUIRED_KINDS and not _reimport(kind, writer))
         raise InputError(
             f"entry '{name}' already exists and is {held_as(kind)}; expected a new entry "
             "name" + (", as it is never overwritten" if never
@@ -376,10 +387,11 @@ def _check_replaceable(f: h5py.File, name: str, key: str, sources: Sequence[str]
             source=source,
         )
     kind = text(f[key].attrs.get("kind", ""))
-    if kind in ACQUIRED_KINDS:
+    if kind in ACQUIRED_KINDS and not _reimport(kind, writer):
         raise InputError(
             f"entry '{name}' holds acquired data (kind '{kind}') and is never "
-            "overwritten; expected another name",
+            "overwritten" + (" but by an import" if kind == "import" else "")
+            + "; expected another name",
             source=source,
         )
     if name in sources:

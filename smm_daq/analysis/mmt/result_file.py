@@ -30,6 +30,11 @@ another machine years later. Its layout has a version, the entry's integer attri
   now on, `grains/declination` and `grains/inclination` state their conventions in a
   `long_name` (optional: entries of version 4 written before have none).
 
+Results of point models and joint inversions written from now on add `results/volume` (m³,
+each grain's volume as inverted; the table's `volume_um3` is it rounded through µm³), so that
+the multipole library's moments exported later are those exported at inversion time, bit for
+bit; a reader without it takes the table's.
+
 `process/parameters/height` is the height the table's SSR is computed with: the sensor's,
 and of a joint inversion the lowest scan's (its `long_name` says so); each scan's own is in
 `scans/<entry>/height`.
@@ -117,6 +122,8 @@ def model_datasets(result: MultipoleResult) -> dict[str, object]:
         "results/coefficient_units": ",".join(units),  # each column's, in order
         "results/coefficient_covariance": covariance,
         "results/scans": ",".join(result.scans),
+        # exact, for the multipole library's moments (M V): the table's µm³ are rounded
+        "results/volume": Quantity(result.grains.volumes(), "m3", "each grain's volume"),
     }
     for entry, sigma, (fitted, resid), mask in zip(result.scans, result.sigmas, result.fits,
                                                    result.masks, strict=True):

@@ -13,10 +13,17 @@ made by (the command line and the MMT tab record them alike; `result_read` reads
   before it, a grain's depth plus `crop_height`) and, with a noise, `crop_magnetization`
   (A/m: the saturation magnetization the grains' largest fields were reckoned at; absent:
   magnetite's, 480 kA/m, as results made before it);
+* point lists and NPZ particles (`grain_format` points or mpe) cropped the same way
+  (--crop-to-scan): `crop_to_scan` 1, and `crop`, `crop_height`, `crop_noise` and
+  `crop_magnetization` as above;
 * masks: `mask`, one per scan in the order of `results/scans` (a result of one scan: its
   entry), the mask file as typed ("" where the scan had none), `mask_absolute` its absolute
   path, and `mask_shapes` the text of a .json mask (its rectangles and polygons in µm; ""
   for another kind of file), so that even a lost shapes file is known;
+* grains registered onto the scan (--grains-shift-um, --grains-rotation-deg,
+  --grains-rotation-origin-um; `registration`): `grains_shift` (x, y, z in m),
+  `grains_rotation` (degrees, counter-clockwise from above, turned before the shift) and
+  `grains_rotation_origin` (x, y in m), all three where either option was given;
 * `tile` (m): the tile size of an inversion in tiles (`--tile-um`).
 
 All are optional additions to layout version 3: an entry without them was made without
@@ -39,6 +46,7 @@ from smm_daq.analysis.mmt.formats.dragonfly import (
     DragonflyOptions,
 )
 from smm_daq.analysis.mmt.masks import NO_MASK
+from smm_daq.analysis.mmt.registration import GrainRegistration
 from smm_daq.errors import InputError
 from smm_daq.storage.checks import numeric, strings
 from smm_daq.storage.h5file import TEXT
@@ -81,19 +89,42 @@ def dragonfly_parameters(options: DragonflyOptions | None) -> dict[str, object]:
     if options.z_top_mm is not None:
         out["z_top"] = Quantity(options.z_top_mm * MM, "m", "CT z of the sample top")
     if options.crop is not None:
-        out["crop"] = Quantity(np.array(options.crop, dtype=float), "m",
-                               "window (x0, x1, y0, y1) of the grain centroids kept")
-        out["crop_height"] = Quantity(options.crop_height, "m",
-                                      "sensor height above the sample top the crop reckoned "
-                                      "with")
-        if options.crop_noise > 0:
-            out["crop_noise"] = Quantity(options.crop_noise, "T",
-                                         "noise SD the grains' largest fields on the window "
-                                         "were compared with")
-            out["crop_magnetization"] = Quantity(options.crop_magnetization, "A/m",
-                                                 "saturation magnetization the grains' largest "
-                                                 "fields on the window were reckoned at")
+        out.update(crop_parameters(options.crop, options.crop_height, options.crop_noise,
+                                   options.crop_magnetization))
     return out
+
+
+def crop_parameters(crop: tuple[float, float, float, float], crop_height: float,
+                    crop_noise: float,
+                    crop_magnetization: float = CROP_MAGNETIZATION) -> dict[str, object]:
+    """A crop to the scans (`crop`, `crop_height`, `crop_noise` as `dragonfly.scan_crop` gives
+    them, and the `crop_magnetization` the grains' fields were reckoned at) as recorded, for
+    Dragonfly's grains and for point lists and NPZ particles alike."""
+    out: dict[str, object] = {
+        "crop": Quantity(np.array(crop, dtype=float), "m",
+                         "window (x0, x1, y0, y1) of the grain centroids kept"),
+        "crop_height": Quantity(crop_height, "m",
+                                "sensor height above the sample top the crop reckoned with")}
+    if crop_noise > 0:
+        out["crop_noise"] = Quantity(crop_noise, "T", "noise SD the grains' largest fields on the "
+                                                 "window were compared with")
+        out["crop_magnetization"] = Quantity(crop_magnetization, "A/m",
+                                             "saturation magnetization the grains' largest "
+                                             "fields on the window were reckoned at")
+    return out
+
+
+def registration_parameters(reg: GrainRegistration) -> dict[str, object]:
+    """How the grains were brought into the scan's frame; {} where they were taken as read."""
+    if reg.identity:
+        return {}
+    return {"grains_shift": Quantity(np.array(reg.shift, dtype=float), "m",
+                                     "shift (x, y, z) added to the grains' positions"),
+            "grains_rotation": Quantity(reg.rotation_deg, "degree",
+                                        "turn of the grains about the vertical, "
+                                        "counter-clockwise from above, before the shift"),
+            "grains_rotation_origin": Quantity(np.array(reg.origin, dtype=float), "m",
+                                               "(x, y) the grains were turned about")}
 
 
 def mask_parameters(files: Sequence[str], n_scans: int) -> dict[str, object]:

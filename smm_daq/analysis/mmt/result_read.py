@@ -438,6 +438,7 @@ def read_result_entry_in(f: h5py.File, path: Path, entry: str) -> SavedResult:
                                            table["grain"], coefficients.shape[1])
             check_coefficients(table, coefficients, covariances, covariance, inside)
         check_directions(table, where)  # of M, which the coefficients hold too
+        volume = _volumes(results, inside, table) if "volume" in results else None
         sigma = read_sigma(results, sigma_name, f"{where}, results")
         sigmas, masks = [], {}
         for scan in scans:
@@ -493,7 +494,7 @@ def read_result_entry_in(f: h5py.File, path: Path, entry: str) -> SavedResult:
                          "table's; expected the cuboids of the table's grains", source=where)
     return SavedResult(
         path=path, name=entry, table=table, model=model, scans=scans,
-        grains=cuboids if cuboids is not None else table_grains(table),
+        grains=cuboids if cuboids is not None else table_grains(table, volume),
         magnetization=np.column_stack([table[f"m{a}_A_per_m"] for a in "xyz"]),
         covariance=covariance, fitted=fitted, residual=residual,
         sigma=sigma, sigmas=tuple(sigmas) or (sigma,), sigma_from_residual=from_residual,
@@ -508,11 +509,28 @@ def read_result_entry_in(f: h5py.File, path: Path, entry: str) -> SavedResult:
     )
 
 
-def table_grains(table: dict[str, np.ndarray]) -> PointGrains:
-    """The grains as points, from the table's centroids (µm) and volumes (µm³)."""
+def table_grains(table: dict[str, np.ndarray], volume: np.ndarray | None = None
+                 ) -> PointGrains:
+    """The grains as points, from the table's centroids (µm) and volumes (µm³), or the
+    volumes (m³) given (`results/volume`, as inverted)."""
     positions = np.column_stack([table[k] for k in ("x_um", "y_um", "z_um")]) * UM
-    return PointGrains(positions, table["volume_um3"] * UM**3,
+    return PointGrains(positions, table["volume_um3"] * UM**3 if volume is None else volume,
                        np.asarray(table["grain"], dtype=np.int64))
+
+
+def _volumes(results: h5py.Group, where: str, table: dict[str, np.ndarray]) -> np.ndarray:
+    """`results/volume`: each grain's volume in m³, the table's `volume_um3` to rounding."""
+    node = results["volume"]
+    units = string(node.attrs["units"], "volume's units", where) if isinstance(
+        node, h5py.Dataset) and "units" in node.attrs else "m3"
+    if units != "m3":
+        raise InputError(f"'volume' has units {units!r}; expected m3", source=where)
+    volume = numeric(results, "volume", where, length=table["grain"].size)
+    check_finite(volume, "volume", where, positive=True, labels=table["grain"])
+    if not np.allclose(volume / UM**3, table["volume_um3"], rtol=1e-9, atol=0):
+        raise InputError("'volume' holds other volumes than the table's 'volume_um3'; "
+                         "expected each grain's volume in m3", source=where)
+    return volume
 
 
 def grains_from_file(saved: SavedResult, candidates: list[str]) -> tuple[SavedResult, str]:

@@ -429,6 +429,42 @@ def _kept(pos: np.ndarray, vol: np.ndarray, opt: DragonflyOptions) -> np.ndarray
     return np.hypot(dx, dy) <= np.maximum(-pos[:, 2], 0.0) + opt.crop_height
 
 
+def _none_kept(opt: DragonflyOptions, source: str) -> InputError:
+    """Why a crop kept no grain, naming its window, height and noise."""
+    assert opt.crop is not None
+    x0, x1, y0, y1 = opt.crop
+    near = (f"puts {CROP_FRACTION:g} of the noise ({opt.crop_noise / 1e-9:.4g} nT) on "
+            f"it, magnetized to {opt.crop_magnetization / 1e3:g} kA/m, with the sensor "
+            f"{opt.crop_height / UM:.6g} µm above the top" if opt.crop_noise > 0 else
+            "lies under the scan window "
+            f"x {x0 / UM:.6g}..{x1 / UM:.6g} µm, y {y0 / UM:.6g}..{y1 / UM:.6g} µm, "
+            f"nor within its distance below the sensor ({opt.crop_height / UM:.6g} µm "
+            "above the top) of it")
+    if opt.crop_noise > 0:
+        near = ("could put a field on the scan window "
+                f"x {x0 / UM:.6g}..{x1 / UM:.6g} µm, y {y0 / UM:.6g}..{y1 / UM:.6g} "
+                f"µm that " + near)
+    return InputError(f"no grain {near}", source=source)
+
+
+def crop_points(grains: PointGrains, crop: tuple[float, float, float, float],
+                crop_height: float, crop_noise: float,
+                crop_magnetization: float = CROP_MAGNETIZATION) -> PointGrains:
+    """The point grains (a point list's, the multipole library's NPZ's) that the crop of a
+    Dragonfly export (`DragonflyOptions`: `crop`, `crop_height`, `crop_noise`, as `scan_crop`
+    gives them, and `crop_magnetization`) keeps, by the same rule; InputError when it keeps
+    none."""
+    opt = DragonflyOptions(crop=crop, crop_height=crop_height, crop_noise=crop_noise,
+                           crop_magnetization=crop_magnetization)
+    _check_options(opt)
+    inside = _kept(grains.positions, grains.volume, opt)
+    if not inside.any():
+        raise _none_kept(opt, grains.source or "grain list")
+    lines = grains.lines[inside] if grains.lines.size else grains.lines
+    return PointGrains(grains.positions[inside], grains.volume[inside], grains.labels[inside],
+                       grains.source, lines)
+
+
 def _refuse_above_top(z: np.ndarray, labels: np.ndarray, lines: np.ndarray,
                       opt: DragonflyOptions, source: str) -> None:
     """A centroid above the given sample top means a wrong z_top or z axis, so every depth
@@ -495,21 +531,9 @@ def read_dragonfly(path: str | Path, options: DragonflyOptions | None = None) ->
     top = _z_top(opt, pos, vol, arr[:, 0], lines_kept, source)
     pos[:, 2] = (top - pos[:, 2]) if opt.z_down else (pos[:, 2] - top)
     if opt.crop is not None:
-        x0, x1, y0, y1 = opt.crop
         inside = _kept(pos, vol, opt)
         if not inside.any():
-            near = (f"puts {CROP_FRACTION:g} of the noise ({opt.crop_noise / 1e-9:.4g} nT) on "
-                    f"it, magnetized to {opt.crop_magnetization / 1e3:g} kA/m, with the sensor "
-                    f"{opt.crop_height / UM:.6g} µm above the top" if opt.crop_noise > 0 else
-                    "lies under the scan window "
-                    f"x {x0 / UM:.6g}..{x1 / UM:.6g} µm, y {y0 / UM:.6g}..{y1 / UM:.6g} µm, "
-                    f"nor within its distance below the sensor ({opt.crop_height / UM:.6g} µm "
-                    "above the top) of it")
-            if opt.crop_noise > 0:
-                near = ("could put a field on the scan window "
-                        f"x {x0 / UM:.6g}..{x1 / UM:.6g} µm, y {y0 / UM:.6g}..{y1 / UM:.6g} "
-                        f"µm that " + near)
-            raise InputError(f"no grain {near}", source=source)
+            raise _none_kept(opt, source)
         pos, vol, arr, lines_kept = pos[inside], vol[inside], arr[inside], lines_kept[inside]
     labels = arr[:, 0].astype(np.int64)
     _refuse_above_top(pos[:, 2], labels, lines_kept, opt, source)

@@ -1,0 +1,92 @@
+"""Grains brought from the micro-CT's frame into the scan's: a rotation about the vertical
+through a stated origin, then a shift, applied to the grains as read (before any crop to the
+scans). The rotation turns counter-clockwise seen from above (from +x towards +y, z up).
+
+Point grains (points, mpe, Dragonfly, and cuboid grains inverted as points) take any angle.
+Cuboid grains are axis-aligned boxes,
+which a rotation keeps as boxes only by a multiple of 90° (each cuboid's centre turned, its x
+and y edges swapped at 90° and 270°): another angle would need each grain cut into new cuboids,
+so it is refused, saying so.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from smm_daq.analysis.grains import GrainSet
+from smm_daq.analysis.mmt.models.multipole import PointGrains
+from smm_daq.errors import InputError
+
+UM = 1e-6
+
+
+@dataclass(frozen=True)
+class GrainRegistration:
+    """Rotation (degrees, counter-clockwise from above) about `origin` (x, y in m), then
+    `shift` (x, y, z in m)."""
+
+    shift: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    rotation_deg: float = 0.0
+    origin: tuple[float, float] = (0.0, 0.0)
+
+    @property
+    def identity(self) -> bool:
+        return self.rotation_deg % 360.0 == 0.0 and not any(self.shift)
+
+    @property
+    def keeps_cuboids(self) -> bool:
+        """A turn by a multiple of 90°: cuboid grains stay axis-aligned cuboids."""
+        return self.rotation_deg % 90.0 == 0.0
+
+    def apply_xy(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Points (x, y) in m, rotated about the origin and shifted in x and y."""
+        turn = math.radians(self.rotation_deg)
+        c, s = _cos_sin(turn, self.rotation_deg)
+        ox, oy = self.origin
+        u, v = x - ox, y - oy
+        return ox + c * u - s * v + self.shift[0], oy + s * u + c * v + self.shift[1]
+
+
+def _cos_sin(turn: float, degrees: float) -> tuple[float, float]:
+    """cos and sin of the turn, exact at multiples of 90° (a cuboid's centre lands where its
+    edges, swapped, say it is)."""
+    quarter = degrees / 90.0
+    if quarter == round(quarter):
+        return ((1.0, 0.0), (0.0, 1.0), (-1.0, 0.0), (0.0, -1.0))[round(quarter) % 4]
+    return math.cos(turn), math.sin(turn)
+
+
+def register_grains(grains: GrainSet | PointGrains, reg: GrainRegistration
+                    ) -> GrainSet | PointGrains:
+    """The grains in the scan's frame; InputError for a rotation cuboid grains cannot take,
+    or cuboids the shift lifts above the sample top."""
+    if reg.identity:
+        return grains
+    if isinstance(grains, PointGrains):
+        pos = grains.positions.copy()
+        pos[:, 0], pos[:, 1] = reg.apply_xy(pos[:, 0], pos[:, 1])
+        pos[:, 2] += reg.shift[2]
+        return PointGrains(pos, grains.volume, grains.labels, grains.source, grains.lines)
+    quarter = reg.rotation_deg / 90.0
+    if not reg.keeps_cuboids:
+        raise InputError(f"--grains-rotation-deg is {reg.rotation_deg:g} with cuboid grains, "
+                         "whose cuboids are axis-aligned and stay so only turned by a multiple "
+                         "of 90°; expected 0, 90, 180 or 270 (or point grains: --model dipole, "
+                         "quadrupole or octupole reads their centroids)")
+    cuboids = grains.cuboids.copy()
+    cuboids[:, 0], cuboids[:, 1] = reg.apply_xy(cuboids[:, 0], cuboids[:, 1])
+    cuboids[:, 2] += reg.shift[2]
+    if round(quarter) % 2:
+        cuboids[:, [3, 4]] = cuboids[:, [4, 3]]
+    moved = GrainSet(cuboids, grains.grain, grains.labels, grains.lines, grains.source)
+    above = np.flatnonzero(moved.tops() > 0)
+    if above.size:
+        g = int(above[0])
+        raise InputError(f"grain {int(grains.labels[g])} reaches z = "
+                         f"{moved.tops()[g] / UM:.6g} µm, above the sample top, once shifted "
+                         f"by --grains-shift-um's z {reg.shift[2] / UM:g} µm; expected every "
+                         "grain at or below the top (z <= 0)", source=grains.source or None)
+    return moved

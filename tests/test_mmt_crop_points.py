@@ -1,0 +1,65 @@
+"""`mmt invert --crop-to-scan` with every point-grain format (points, mpe), by the rule a
+Dragonfly export is cropped with; refused with cuboid grains."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from smm_daq.cli.main import main
+
+DATA = Path(__file__).parent / "data"
+JSON = DATA / "MetaDict_mpe_demo.json"
+NPZ = DATA / "MagneticSample_mpe_demo.npz"
+FAR = np.array([0.05, 0.05, -3e-6])  # 5 cm off the 20 × 16 µm scan: no field on it
+
+
+def _grain_files(tmp_path: Path) -> dict[str, Path]:
+    """The demo's three particles and one far beyond the scan, as a point list and an NPZ."""
+    demo = np.load(NPZ)
+    pos = np.vstack([demo["particle_positions"], FAR])
+    vol = np.r_[demo["volumes"], 2e-18]
+    labels = np.arange(1, 5)
+    points = tmp_path / "g.txt"
+    np.savetxt(points, np.column_stack([pos, vol, labels]))
+    npz = tmp_path / "g.npz"
+    np.savez(npz, particle_positions=pos, volumes=vol, identifier=labels.astype(float))
+    return {"points": points, "mpe": npz}
+
+
+@pytest.mark.parametrize("fmt", ["points", "mpe"])
+def test_crop_to_scan_drops_the_grains_that_cannot_reach_the_scan(tmp_path, capsys, fmt):
+    h5 = tmp_path / "s.h5"
+    assert main(["import", "mpe", str(JSON), str(NPZ), "--out", str(h5), "--name", "qdm"]) == 0
+    grains = _grain_files(tmp_path)[fmt]
+    out = tmp_path / "r.csv"
+    assert main(["mmt", "invert", str(h5), "--entry", "qdm", "--grain-format", fmt,
+                 "--grains", str(grains), "--sigma-nT", "1", "--crop-to-scan",
+                 "--out", str(out)]) == 0
+    rows = out.read_text().splitlines()[1:]
+    assert sorted(int(r.split(",")[0]) for r in rows) == [1, 2, 3]
+    with h5py.File(h5) as f:
+        params = f["qdm_mmt/process/parameters"]
+        assert params["crop_to_scan"][()] == 1
+        window = params["crop"][()]
+        assert params["crop_noise"][()] == pytest.approx(1e-9)
+        assert "min_voxels" not in params  # no Dragonfly option was used
+    assert window == pytest.approx([0, 19e-6, 0, 15e-6], abs=1e-12)  # the point sensors
+
+
+def test_crop_to_scan_is_refused_with_cuboid_grains(tmp_path, capsys):
+    h5 = tmp_path / "s.h5"
+    assert main(["import", "mpe", str(JSON), str(NPZ), "--out", str(h5), "--name", "qdm"]) == 0
+    grains = tmp_path / "g.csv"
+    grains.write_text("grain,x_um,y_um,z_um,dx_um,dy_um,dz_um\n1,5,4,-3,1,1,1\n")
+    before = h5.read_bytes()
+    capsys.readouterr()
+    assert main(["mmt", "invert", str(h5), "--entry", "qdm", "--grains", str(grains),
+                 "--crop-to-scan", "--out", str(tmp_path / "r.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "--crop-to-scan given with --grain-format cuboids" in err
+    assert "--grain-format points, mpe, dragonfly" in err
+    assert h5.read_bytes() == before and not (tmp_path / "r.csv").exists()
