@@ -22,8 +22,9 @@ from test_storage_resume_takeover import as_an_earlier_repair_left_it
 
 from smm_daq.acquisition.sequencer import Sequencer
 from smm_daq.cli.main import main
+from smm_daq.errors import InputError
 from smm_daq.storage import identity
-from smm_daq.storage.h5file import marked_open, text, writing
+from smm_daq.storage.h5file import make_extendable, marked_open, text, writing
 from smm_daq.storage.nexus import list_entries, read_map, write_map_entry
 
 REPO = Path(__file__).resolve().parents[1]
@@ -161,3 +162,46 @@ def test_a_file_behind_a_link_to_no_file_yet_is_made_there(tmp_path: Path) -> No
     assert [e.name for e in list_entries(real)] == ["earlier"]
     with h5py.File(real, "r") as f:
         assert text(f.attrs["file_name"]) == "real.h5"
+
+
+def _folder_refuses_new_files(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """`folder` as one this user cannot write (the tests run as root, which may write
+    anywhere): a new file made there is refused as the system refuses it."""
+    real_open = os.open
+
+    def refusing(path: object, flags: int, *args: object, **kw: object) -> int:
+        if flags & os.O_CREAT and Path(os.fsdecode(path)).parent == folder:
+            raise PermissionError(13, "Permission denied", os.fsdecode(path))
+        return real_open(path, flags, *args, **kw)
+
+    monkeypatch.setattr(os, "open", refusing)
+
+
+def test_repair_through_a_link_into_a_folder_it_cannot_write_is_refused_as_bad_input(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The repaired copy is made beside the file the link names, in another folder: one
+    this user cannot write is said, with that folder, as a user's error (exit 2), not a
+    traceback, and the file is left as it was."""
+    link, real = _link(tmp_path, "relative, in another folder")
+    write_map_entry(real, _map("earlier"), kind="scan")
+    _mark_open(real)
+    names, raw = _names(tmp_path), real.read_bytes()
+    _folder_refuses_new_files(monkeypatch, real.parent)
+    assert main(["repair", str(link)]) == 2
+    err = capsys.readouterr().err
+    assert str(link) in err and "Permission denied" in err and str(real.parent) in err
+    assert "Traceback" not in err
+    assert real.read_bytes() == raw and link.is_symlink() and _names(tmp_path) == names
+
+
+def test_a_rebuild_through_a_link_into_a_folder_it_cannot_write_leaves_the_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    link, real = _link(tmp_path, "relative, in another folder")
+    write_map_entry(real, _map("earlier"), kind="scan")
+    names, raw = _names(tmp_path), real.read_bytes()
+    _folder_refuses_new_files(monkeypatch, real.parent)
+    with pytest.raises(InputError, match="Permission denied") as caught:
+        make_extendable(link, [])
+    assert str(real.parent) in str(caught.value) and str(link) in str(caught.value)
+    assert real.read_bytes() == raw and _names(tmp_path) == names

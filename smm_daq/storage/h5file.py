@@ -741,6 +741,23 @@ def _no_room(p: Path, what: str) -> StorageError:
         " nothing was written, the file is as it was: free space, then try again")
 
 
+def _make_scratch(tmp: Path, size: int, *, source: Path, what: str) -> None:
+    """Make scratch file `tmp` (beside the file `source` finally names) with `size` bytes
+    reserved: StorageError where there is no room, InputError where its folder refuses a
+    new file (no permission to write there, a read-only file system), the scratch file
+    named with its folder, which is not the link's where `source` is a symbolic link."""
+    try:
+        room = _reserve(tmp, 0, size, create=True)
+    except OSError as exc:
+        raise InputError(
+            f"cannot {what}, and that copy, {tmp}, cannot be made there "
+            f"({exc.strerror or exc}); expected the folder of the file, {tmp.parent}, "
+            "writable by this user: make it so (or copy the file to a folder that is), then "
+            "try again; the file is as it was", source=str(source)) from None
+    if not room:
+        raise _no_room(source, what)
+
+
 def _reserve_room(p: Path, room: int) -> None:
     """StorageError unless the file can grow by `HEADROOM` + `room` bytes (see the module):
     checked, and the blocks allocated, before HDF5 writes anything."""
@@ -1107,8 +1124,8 @@ def _repair_locked(p: Path, *, only_ours: bool = False,
                     _check_repairable(src, p)
                 _refuse_live_writers(src, p)
             # HDF5 writing a file the disk has no room for ends in a crash, not an error
-            if not _reserve(tmp, 0, real.stat().st_size + HEADROOM, create=True):
-                raise _no_room(p, "repair it: its copy is rebuilt beside it")
+            _make_scratch(tmp, real.stat().st_size + HEADROOM, source=p,
+                          what="repair it: its copy is rebuilt beside it")
             tokens = (identity.token_of(src), None)
             with h5py.File(tmp, "w", libver=LIBVER, track_order=True, locking=False) as dst:
                 with _damage_named(p):
@@ -1234,8 +1251,7 @@ def make_extendable(path: str | Path, datasets: Collection[str]) -> None:
         size = real.stat().st_size + HEADROOM
         room = f"rebuild it: its copy, about {size / 1e6:.0f} MB, is made beside it"
         try:
-            if not _reserve(tmp, 0, size, create=True):
-                raise _no_room(p, room)
+            _make_scratch(tmp, size, source=p, what=room)
             try:  # (the room checked, but not held: HDF5 makes the copy anew)
                 with h5py.File(real, "r", locking=False) as src, h5py.File(
                         tmp, "w", libver=LIBVER, track_order=True, locking=False) as dst:
@@ -1305,8 +1321,8 @@ def _open_for_repair(p: Path, cleared: Path, *, source: Path) -> h5py.File:
     except OSError as exc:
         first = exc
     if marked_open(p):
-        if not _reserve(cleared, 0, p.stat().st_size, create=True):
-            raise _no_room(source, "repair it: it is copied beside it first")
+        _make_scratch(cleared, p.stat().st_size, source=source,
+                      what="repair it: it is copied beside it first")
         shutil.copyfile(p, cleared)
         with contextlib.suppress(ValueError, OSError):
             clear_open_mark(cleared)
