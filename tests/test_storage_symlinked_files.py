@@ -205,3 +205,18 @@ def test_a_rebuild_through_a_link_into_a_folder_it_cannot_write_leaves_the_file(
         make_extendable(link, [])
     assert str(real.parent) in str(caught.value) and str(link) in str(caught.value)
     assert real.read_bytes() == raw and _names(tmp_path) == names
+
+
+def test_a_failed_first_write_removes_its_own_file_not_the_one_its_link_names_now(
+        tmp_path: Path) -> None:
+    """The link re-pointed during the first write, to a file another writer has just made
+    (holding no entry yet): the write that fails removes the file it made, not that one."""
+    link, real = _link(tmp_path, "beside the file")
+    other = real.with_name("other.h5")
+    with pytest.raises(RuntimeError), writing(link):
+        with writing(other):  # another writer's new file, empty so far
+            pass
+        link.unlink()
+        link.symlink_to(other.name)
+        raise RuntimeError("the write fails")
+    assert link.is_symlink() and other.is_file() and not real.exists()

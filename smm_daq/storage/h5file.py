@@ -691,22 +691,33 @@ def _init_root(f: h5py.File, path: Path) -> None:
     identity.give_token(f)
 
 
-def _create(p: Path) -> bool:
+@dataclass(frozen=True)
+class _Made:
+    """A session file a write made: where (the file its name finally named then) and its
+    identity token, which no other file has: a failed write removes that file, not one put
+    there or named by its link since (`_remove_if_empty`)."""
+
+    path: Path
+    token: str | None
+
+
+def _create(p: Path) -> _Made | None:
     """A new, empty session file, made beside the target and linked in whole (never half);
-    False where another writer made one meanwhile (kept). The scratch files of writers of
+    None where another writer made one meanwhile (kept). The scratch files of writers of
     that name that were killed (one killed while it made the file, before its name was
     linked) are removed with it: no repair is run on a file that was never made. A symbolic
     link to no file yet (a 'current' link made before the run) gets its file made where it
     points (`final_file`), as a program writing through it makes it."""
     real = final_file(p)
     tmp = _scratch(real, "new")
-    made = False
+    made = None
     try:
         with h5py.File(tmp, "w", libver=LIBVER, track_order=True, locking=False) as f:
             _init_root(f, real)
+            token = identity.token_of(f)
         with contextlib.suppress(FileExistsError):  # made meanwhile: keep that one
             os.link(tmp, real)  # atomic, never a half-made file under the name
-            made = True
+            made = _Made(real, token)
     except OSError as exc:
         raise InputError(f"cannot create the file ({_reason(exc)})", source=str(p)) from None
     finally:
@@ -787,7 +798,7 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
     p = Path(path)
     if p.exists() and not p.is_file():
         raise InputError("is not a file; expected an smm-daq session file (.h5)", source=str(p))
-    made = False
+    made = None
     if not p.exists():
         if not create:
             _check_exists(p)
@@ -809,8 +820,8 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
             _reserve_room(p, room)
             f = h5py.File(_open_for_writing(p, swmr=swmr))
         except BaseException:
-            if made:
-                _remove_if_empty(p)
+            if made is not None:
+                _remove_if_empty(made)
             raise
         failed = True
         try:
@@ -827,8 +838,8 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
             failed = False
         finally:
             f.close()
-            if failed and made:
-                _remove_if_empty(p)
+            if failed and made is not None:
+                _remove_if_empty(made)
 
 
 def _open_for_writing(p: Path, *, swmr: bool) -> h5py.h5f.FileID:
@@ -843,16 +854,17 @@ def _open_for_writing(p: Path, *, swmr: bool) -> h5py.h5f.FileID:
         ) from None
 
 
-def _remove_if_empty(p: Path) -> None:
+def _remove_if_empty(made: _Made) -> None:
     """Remove the file that a failed write made where it holds no entry (no other writer
     wrote one meanwhile): as if it had never been made. Made through a symbolic link, the
-    file goes and the link stays (`_create`)."""
-    real = final_file(p)
+    file goes and the link stays (`_create`); only that file, by its token: not another
+    program's new file that the link was re-pointed to meanwhile, nor one put in its place."""
     with contextlib.suppress(OSError):
-        with h5py.File(real, "r", locking=False) as f:
+        with h5py.File(made.path, "r", locking=False) as f:
+            ours = identity.token_of(f) == made.token
             empty = not len(f)
-        if empty:
-            real.unlink()
+        if ours and empty:
+            made.path.unlink()
 
 
 @dataclass(frozen=True)
