@@ -1008,15 +1008,20 @@ def _stopped(writer: str) -> bool:
     return not writer_alive(writer)
 
 
-def remove_leftovers(path: str | Path) -> tuple[list[str], list[str]]:
+def remove_leftovers(path: str | Path, *, source: str | Path | None = None,
+                     ) -> tuple[list[str], list[str]]:
     """Remove the scratch files a killed writer left beside session file `path` (a session
     file it was creating, a copy it was rebuilding): only those whose writer ran on this
     machine and has ended. Returns (removed, kept), each file named with its writer and why;
     a file whose writer may still be running, ran on another machine or is not recorded is
-    kept."""
+    kept. A file is named by its name alone where it is in the folder of `source` (the file
+    as the user named it; `path` when not given), else by its path: beside the file a
+    symbolic link in another folder names."""
     removed, kept = [], []
+    named = Path(path if source is None else source).absolute()
+    here_too = final_file(named.parent) == final_file(path).parent
     for left in leftovers(path):
-        name = left.path.name
+        name = left.path.name if here_too else str(left.path)
         if _stopped(left.writer):
             try:
                 left.path.unlink(missing_ok=True)
@@ -1170,7 +1175,7 @@ def _repair_locked(p: Path, *, only_ours: bool = False,
     finally:
         cleared.unlink(missing_ok=True)
     _swap_in(tmp, real, tokens=tokens, source=p, hold=hold)
-    done.removed[:], done.kept[:] = remove_leftovers(real)
+    done.removed[:], done.kept[:] = remove_leftovers(real, source=p)
     return done
 
 
