@@ -23,7 +23,7 @@ from test_storage_resume_takeover import as_an_earlier_repair_left_it
 from smm_daq.acquisition.sequencer import Sequencer
 from smm_daq.cli.main import main
 from smm_daq.errors import InputError
-from smm_daq.storage import identity
+from smm_daq.storage import h5file, identity
 from smm_daq.storage.h5file import make_extendable, marked_open, text, writing
 from smm_daq.storage.nexus import list_entries, read_map, write_map_entry
 
@@ -221,3 +221,39 @@ def test_a_failed_first_write_removes_its_own_file_not_the_one_its_link_names_no
         link.symlink_to(other.name)
         raise RuntimeError("the write fails")
     assert link.is_symlink() and other.is_file() and not real.exists()
+
+
+def _repointed_once_locked(monkeypatch: pytest.MonkeyPatch, link: Path, to: Path) -> None:
+    """`link` re-pointed to `to` (a 'current' link moved on to the next session) just after
+    a repair or rebuild through it has taken its file's lock."""
+    hold = h5file._hold
+
+    def then_repointed(*args: object, **kw: object) -> bool:
+        held = hold(*args, **kw)
+        if link.is_symlink() and os.readlink(link) != to.name:
+            link.unlink()
+            link.symlink_to(to.name)
+        return held
+
+    monkeypatch.setattr(h5file, "_hold", then_repointed)
+
+
+@pytest.mark.parametrize("how", ["repair", "rebuild"])
+def test_a_link_repointed_during_a_repair_leaves_the_file_it_points_to_now_alone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+    """The repair (or rebuild) replaces the file it locked, the one the link named when it
+    began, never the other file, which it did not lock (another process may be writing it)."""
+    link, real = _link(tmp_path, "beside the file")
+    other = real.with_name("other.h5")
+    write_map_entry(real, _map("earlier"), kind="scan")
+    write_map_entry(other, _map("next"), kind="scan")
+    tokens, raw = _token(real), other.read_bytes()
+    if how == "repair":
+        _mark_open(real)
+    _repointed_once_locked(monkeypatch, link, other)
+    if how == "repair":
+        assert main(["repair", str(link)]) == 0
+    else:
+        make_extendable(link, [])
+    assert os.readlink(link) == other.name and other.read_bytes() == raw
+    assert not marked_open(real) and _token(real) not in (None, tokens)

@@ -226,18 +226,19 @@ def _opened_to_judge(p: Path) -> Iterator[h5py.File | None]:
         yield f
 
 
-def require_ours(path: str | Path, *, besides: str = "") -> None:
+def require_ours(path: str | Path, *, besides: str = "", source: Path | None = None) -> None:
     """InputError unless `path` is missing, an smm-daq session file or an empty HDF5 file
     (`not_ours`): smm-daq adds nothing to another program's file, whose root `default` and
     layout are that program's. A file that cannot be opened is left to the caller's open,
-    which says what is wrong with it."""
+    which says what is wrong with it. `source`: the file as the user named it (a symbolic
+    link to `path`), for what is said."""
     p = Path(path)
     if not p.is_file():
         return
     with _opened_to_judge(p) as f:
         reason = not_ours(f, besides=besides) if f is not None else None
     if reason:
-        raise InputError(reason, source=str(p))
+        raise InputError(reason, source=str(source or p))
 
 
 def _reason(exc: OSError) -> str:
@@ -281,9 +282,11 @@ class _CannotOpen(InputError):
 
 
 @contextlib.contextmanager
-def _file_lock(path: Path, *, exclusive: bool) -> Iterator[None]:
+def _file_lock(path: Path, *, exclusive: bool, source: Path | None = None,
+               ) -> Iterator[None]:
     """The file held alone (a writer) or shared with other readers (a reader), waited for
-    (`smm_daq.storage.turns`, whose waits say how long).
+    (`smm_daq.storage.turns`, whose waits say how long). `source`: the file as the user
+    named it (a symbolic link to `path`), for what is said; `path` when not given.
 
     Open-file-description locks on the file itself: independent of HDF5's own (flock) locks
     and of other descriptors of the same file in this process, so HDF5 opening and closing
@@ -299,10 +302,10 @@ def _file_lock(path: Path, *, exclusive: bool) -> Iterator[None]:
         here.refuse_within(path, writing=True)
     with contextlib.ExitStack() as stack:
         if exclusive:
-            stack.enter_context(_writers_turn(path))
+            stack.enter_context(_writers_turn(path, source=source))
         waited = False  # for the readers already reading, by the open-file-description lock
         if _shared_locks() and path.exists():
-            waited = _hold(stack, path, exclusive=exclusive)
+            waited = _hold(stack, path, exclusive=exclusive, source=source)
         elif path.exists():
             with contextlib.suppress(OSError, InputError):  # none: threads still take turns
                 stack.enter_context(_machine_lock(path))
@@ -351,9 +354,11 @@ def _token_at(p: Path) -> str | None:
     return None
 
 
-def _hold(stack: contextlib.ExitStack, path: Path, *, exclusive: bool) -> bool:
+def _hold(stack: contextlib.ExitStack, path: Path, *, exclusive: bool,
+          source: Path | None = None) -> bool:
     """The open-file-description lock of the file `path` names, held until `stack` closes;
-    True for a writer that waited for the readers already reading.
+    True for a writer that waited for the readers already reading. `source`: see
+    `_file_lock`.
 
     A copy swapped in while this waited (a repair's, a rebuild's: `_swap_in`, made under the
     lock) leaves the lock taken that of the file it replaced, which nobody reads or writes any
@@ -361,19 +366,20 @@ def _hold(stack: contextlib.ExitStack, path: Path, *, exclusive: bool) -> bool:
     most (then StorageError for a writer, InputError for a reader). Where the file system
     may show one file under several inode numbers and the file has no identity token, which
     file is locked cannot be told: that, too, ends after as many tries, said as what it is."""
+    said = source or path
     undecided = 0
     for _ in range(_SWAPS_WAITED + 1):
         with contextlib.ExitStack() as attempt:
             try:
                 fd = os.open(path, os.O_RDWR if exclusive else os.O_RDONLY)
             except OSError as exc:
-                raise _CannotOpen(exclusive, exc.strerror or str(exc), str(path)) from None
+                raise _CannotOpen(exclusive, exc.strerror or str(exc), str(said)) from None
             attempt.callback(os.close, fd)  # closing the descriptor releases the lock
             try:
                 if exclusive:
-                    turns.hold_for_writing(fd, str(path))
+                    turns.hold_for_writing(fd, str(said))
                 else:
-                    turns.hold_for_reading(fd, str(path))
+                    turns.hold_for_reading(fd, str(said))
             except OSError:  # a file system without such locks (some NFS), or none answering
                 return False
             except turns.Busy as exc:
@@ -386,7 +392,7 @@ def _hold(stack: contextlib.ExitStack, path: Path, *, exclusive: bool) -> bool:
                 return exclusive
             undecided += named is None
     if undecided > _SWAPS_WAITED:
-        message = (f"{path}: cannot tell whether the file this locked is the one its name "
+        message = (f"{said}: cannot tell whether the file this locked is the one its name "
                    f"stands for ({_SWAPS_WAITED + 1} tries): its file system showed it under "
                    "another inode number each time, and it has no identity token to tell it "
                    "by (an earlier release made it); expected a file system that keeps a "
@@ -394,7 +400,7 @@ def _hold(stack: contextlib.ExitStack, path: Path, *, exclusive: bool) -> bool:
                    f"machine's own, where `{PROGRAM_NAME} repair FILE` (or a scan started or "
                    "resumed in it) gives it one, then back (here that too would be refused)")
     else:
-        message = (f"{path}: was replaced by a rebuilt copy {_SWAPS_WAITED + 1} times while "
+        message = (f"{said}: was replaced by a rebuilt copy {_SWAPS_WAITED + 1} times while "
                    "this waited for it (repairs or rebuilds in other processes); expected it "
                    "to stay in place: try again")
     if exclusive:
@@ -431,22 +437,23 @@ def _shared_locks() -> bool:
 
 
 @contextlib.contextmanager
-def _writers_lock(p: Path, *, repairing: bool = False) -> Iterator[None]:
-    """`_file_lock` for a writer or a repair. A file that cannot be opened for writing here
-    and is another program's is refused as another program's first (`not_ours`), with why it
-    cannot be written said beside it: a new file name is what its user needs, not the right
-    to write it."""
+def _writers_lock(p: Path, *, repairing: bool = False, source: Path | None = None,
+                  ) -> Iterator[None]:
+    """`_file_lock` for a writer or a repair (`source`: see there). A file that cannot be
+    opened for writing here and is another program's is refused as another program's first
+    (`not_ours`), with why it cannot be written said beside it: a new file name is what its
+    user needs, not the right to write it."""
     with contextlib.ExitStack() as stack:
         try:
-            stack.enter_context(_file_lock(p, exclusive=True))
+            stack.enter_context(_file_lock(p, exclusive=True, source=source))
         except _CannotOpen as exc:
             besides = f", and cannot be opened for writing here either ({exc.reason})"
             if not repairing:
-                require_ours(p, besides=besides)
+                require_ours(p, besides=besides, source=source)
             else:
                 with _opened_to_judge(p) as f:
                     if f is not None:
-                        _check_repairable(f, p, besides=besides)
+                        _check_repairable(f, source or p, besides=besides)
             raise
         yield
 
@@ -467,13 +474,13 @@ def _machine_lock(path: Path) -> FileLock:
 
 
 @contextlib.contextmanager
-def _writers_turn(path: Path) -> Iterator[None]:
+def _writers_turn(path: Path, *, source: Path | None = None) -> Iterator[None]:
     """This process's writers' lock of `path` held, waited for `turns.TURN_WAIT_S` at most
     (on `turns.CLOCK`), as a writer in another process is: StorageError when another thread's
     write holds it longer (one stopped on a stalled disk), nothing written."""
     lock = _local_lock(path)
     if not turns.wait_until(lambda: lock.acquire(blocking=False), turns.TURN_WAIT_S):
-        raise StorageError(f"{turns.busy(str(path))}; nothing was written")
+        raise StorageError(f"{turns.busy(str(source or path))}; nothing was written")
     try:
         yield
     finally:
@@ -809,7 +816,7 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
         else:
             require_ours(p)
         if marked_open(p):  # its copy, swapped in, held as the file it replaced was
-            _name_removed(p, _repair_locked(p, only_ours=True, hold=repaired))
+            _name_removed(p, _repair_locked(p, final_file(p), only_ours=True, hold=repaired))
         elif _locked_by_a_writer(p):
             raise InputError(
                 "is open for writing in another program (it holds HDF5's write lock); close "
@@ -950,8 +957,9 @@ def final_file(path: str | Path) -> Path:
     """The file that `path` finally names, through every symbolic link on the way (a
     'current' link to today's session, a link into a network share; relative, chained): the
     file a rebuild replaces, with its scratch copies beside it, so that the link stays a
-    link, to the file rebuilt. Resolved once, with the file's lock held, and used for each
-    step: a link re-pointed meanwhile does not split a rebuild between two files."""
+    link, to the file rebuilt. A repair or a rebuild resolves it once, takes that file's
+    lock and uses it for each step: a link re-pointed meanwhile does not split a rebuild
+    between two files, nor have it replace a file it did not lock."""
     return Path(os.path.realpath(path))
 
 
@@ -1114,17 +1122,19 @@ def repair(path: str | Path, *, only_ours: bool = False) -> Repaired:
     """
     p = Path(path)
     _check_exists(p)
-    lock = _writers_lock(p, repairing=True) if only_ours else _file_lock(p, exclusive=True)
+    real = final_file(p)  # the file locked is the file repaired, wherever the link points
+    lock = (_writers_lock(real, repairing=True, source=p) if only_ours
+            else _file_lock(real, exclusive=True, source=p))
     with lock:
-        return _repair_locked(p, only_ours=only_ours)
+        return _repair_locked(p, real, only_ours=only_ours)
 
 
-def _repair_locked(p: Path, *, only_ours: bool = False,
+def _repair_locked(p: Path, real: Path, *, only_ours: bool = False,
                    hold: contextlib.ExitStack | None = None) -> Repaired:
-    """`repair` with the file's writers' lock held. The file that `p` finally names
-    (`final_file`) is rebuilt beside it and replaced, so a link stays a link to the repaired
-    file; what is said names the file as `p` does. `hold`: see `_swap_in`."""
-    real = final_file(p)
+    """`repair` with the writers' lock of `real` held, the file that `p` finally names
+    (`final_file`), resolved before that lock was taken: it is rebuilt beside it and
+    replaced, so a link stays a link to the repaired file, also one re-pointed meanwhile;
+    what is said names the file as `p` does. `hold`: see `_swap_in`."""
     tmp = _scratch(real, "repair-tmp")
     cleared = _scratch(real, "repair-src")
     if _locked_by_a_writer(real):
@@ -1257,11 +1267,11 @@ def make_extendable(path: str | Path, datasets: Collection[str]) -> None:
     all of it or nothing. A file marked open by a killed writer is repaired on the way."""
     p = Path(path)
     _check_exists(p)
-    with _writers_lock(p), contextlib.ExitStack() as repaired:
-        require_ours(p)
-        if marked_open(p):  # its copy, swapped in, held while it is rebuilt again
-            _name_removed(p, _repair_locked(p, only_ours=True, hold=repaired))
-        real = final_file(p)  # rebuilt and replaced: a link to it stays a link
+    real = final_file(p)  # locked, rebuilt and replaced: a link to it stays a link
+    with _writers_lock(real, source=p), contextlib.ExitStack() as repaired:
+        require_ours(real, source=p)
+        if marked_open(real):  # its copy, swapped in, held while it is rebuilt again
+            _name_removed(p, _repair_locked(p, real, only_ours=True, hold=repaired))
         with h5py.File(real, "r", locking=False) as f:
             _refuse_live_writers(f, p, "it is rebuilt whole first, and swapped in under them")
         tmp = _scratch(real, "repair-tmp")
