@@ -238,22 +238,29 @@ def _repointed_once_locked(monkeypatch: pytest.MonkeyPatch, link: Path, to: Path
     monkeypatch.setattr(h5file, "_hold", then_repointed)
 
 
-@pytest.mark.parametrize("how", ["repair", "rebuild"])
+@pytest.mark.parametrize("how", ["repair", "rebuild", "write"])
 def test_a_link_repointed_during_a_repair_leaves_the_file_it_points_to_now_alone(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
-    """The repair (or rebuild) replaces the file it locked, the one the link named when it
-    began, never the other file, which it did not lock (another process may be writing it)."""
+    """The repair (or rebuild, or a write that repairs the file on the way) replaces the
+    file it locked, the one the link named when it began, never the other file, which it
+    did not lock (another process may be writing it)."""
     link, real = _link(tmp_path, "beside the file")
     other = real.with_name("other.h5")
     write_map_entry(real, _map("earlier"), kind="scan")
     write_map_entry(other, _map("next"), kind="scan")
     tokens, raw = _token(real), other.read_bytes()
-    if how == "repair":
+    if how != "rebuild":
         _mark_open(real)
     _repointed_once_locked(monkeypatch, link, other)
     if how == "repair":
         assert main(["repair", str(link)]) == 0
-    else:
+    elif how == "rebuild":
         make_extendable(link, [])
+    else:
+        with writing(link) as f:
+            f.attrs["written"] = "here"
     assert os.readlink(link) == other.name and other.read_bytes() == raw
     assert not marked_open(real) and _token(real) not in (None, tokens)
+    if how == "write":
+        with h5py.File(real, "r") as f:
+            assert text(f.attrs["written"]) == "here"

@@ -21,8 +21,9 @@ Scratch files. A new file is made beside its name and linked in whole; a repair 
 copy beside the file. Each such scratch file is named after its writer (`_scratch`), so one
 that a killed writer left is removed by the next repair (`remove_leftovers`), and one that a
 live process, or a process on another machine, writes is never touched. A name that is a
-symbolic link stands for the file it finally names (`final_file`): that file is made,
-rebuilt and replaced, its scratch files beside it, and the link stays a link to it.
+symbolic link stands for the file it finally names (`final_file`), resolved once per write,
+repair or rebuild: that file is made, locked, written, rebuilt and replaced, its scratch
+files beside it, and the link stays a link to it.
 
 Room first. Every write first makes sure the file system will let the file grow by more than
 the write can add (`HEADROOM` and the caller's `room`), and refuses with `StorageError` when it
@@ -776,11 +777,12 @@ def _make_scratch(tmp: Path, size: int, *, source: Path, what: str) -> None:
         raise _no_room(source, what)
 
 
-def _reserve_room(p: Path, room: int) -> None:
+def _reserve_room(p: Path, room: int, *, source: Path) -> None:
     """StorageError unless the file can grow by `HEADROOM` + `room` bytes (see the module):
-    checked, and the blocks allocated, before HDF5 writes anything."""
+    checked, and the blocks allocated, before HDF5 writes anything. `source`: the file as
+    the user named it."""
     if not _reserve(p, p.stat().st_size, HEADROOM + max(0, int(room))):
-        raise _no_room(p, "write to it")
+        raise _no_room(source, "write to it")
 
 
 @contextlib.contextmanager
@@ -810,22 +812,23 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
         if not create:
             _check_exists(p)
         made = _create(p)
-    with _writers_lock(p), contextlib.ExitStack() as repaired:
+    real = final_file(p)  # locked and written, also where a link to it is re-pointed
+    with _writers_lock(real, source=p), contextlib.ExitStack() as repaired:
         if same_file is not None:  # before anything, a repair too, touches the file
-            _require_named(p, same_file)
+            _require_named(p, same_file)  # (a link re-pointed before the lock: Replaced)
         else:
-            require_ours(p)
-        if marked_open(p):  # its copy, swapped in, held as the file it replaced was
-            _name_removed(p, _repair_locked(p, final_file(p), only_ours=True, hold=repaired))
-        elif _locked_by_a_writer(p):
+            require_ours(real, source=p)
+        if marked_open(real):  # its copy, swapped in, held as the file it replaced was
+            _name_removed(p, _repair_locked(p, real, only_ours=True, hold=repaired))
+        elif _locked_by_a_writer(real):
             raise InputError(
                 "is open for writing in another program (it holds HDF5's write lock); close "
                 "it there first",
                 source=str(p),
             )
         try:
-            _reserve_room(p, room)
-            f = h5py.File(_open_for_writing(p, swmr=swmr))
+            _reserve_room(real, room, source=p)
+            f = h5py.File(_open_for_writing(real, swmr=swmr, source=p))
         except BaseException:
             if made is not None:
                 _remove_if_empty(made)
@@ -849,7 +852,7 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
                 _remove_if_empty(made)
 
 
-def _open_for_writing(p: Path, *, swmr: bool) -> h5py.h5f.FileID:
+def _open_for_writing(p: Path, *, swmr: bool, source: Path) -> h5py.h5f.FileID:
     flags = h5py.h5f.ACC_RDWR | (h5py.h5f.ACC_SWMR_WRITE if swmr else 0)
     try:
         return h5py.h5f.open(os.fsencode(p), flags, _write_fapl())
@@ -857,7 +860,7 @@ def _open_for_writing(p: Path, *, swmr: bool) -> h5py.h5f.FileID:
         raise InputError(
             f"cannot open for writing ({_reason(exc)}); expected an smm-daq session file "
             "not open for writing in another program",
-            source=str(p),
+            source=str(source),
         ) from None
 
 
