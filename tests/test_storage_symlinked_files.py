@@ -22,8 +22,9 @@ from test_storage_resume_takeover import as_an_earlier_repair_left_it
 
 from smm_daq.acquisition.sequencer import Sequencer
 from smm_daq.cli.main import main
-from smm_daq.storage import identity
-from smm_daq.storage.h5file import marked_open, text, writing
+from smm_daq.errors import InputError
+from smm_daq.storage import h5file, identity
+from smm_daq.storage.h5file import make_extendable, marked_open, text, writing
 from smm_daq.storage.nexus import list_entries, read_map, write_map_entry
 
 REPO = Path(__file__).resolve().parents[1]
@@ -145,7 +146,8 @@ def test_repair_through_a_link_removes_what_a_killed_repair_left_beside_the_file
     assert Path(left).parent == Path("data") and Path(left).name.endswith(".repair-tmp")
     _mark_open(real)
     assert main(["repair", str(link)]) == 0
-    assert f"removed {Path(left).name} (left by process" in capsys.readouterr().out
+    # named with its folder, which is not the link's
+    assert f"removed {tmp_path / left} (left by process" in capsys.readouterr().out
     assert link.is_symlink() and _names(tmp_path) == names
 
 
@@ -161,3 +163,104 @@ def test_a_file_behind_a_link_to_no_file_yet_is_made_there(tmp_path: Path) -> No
     assert [e.name for e in list_entries(real)] == ["earlier"]
     with h5py.File(real, "r") as f:
         assert text(f.attrs["file_name"]) == "real.h5"
+
+
+def _folder_refuses_new_files(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """`folder` as one this user cannot write (the tests run as root, which may write
+    anywhere): a new file made there is refused as the system refuses it."""
+    real_open = os.open
+
+    def refusing(path: object, flags: int, *args: object, **kw: object) -> int:
+        if flags & os.O_CREAT and Path(os.fsdecode(path)).parent == folder:
+            raise PermissionError(13, "Permission denied", os.fsdecode(path))
+        return real_open(path, flags, *args, **kw)
+
+    monkeypatch.setattr(os, "open", refusing)
+
+
+def test_repair_through_a_link_into_a_folder_it_cannot_write_is_refused_as_bad_input(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The repaired copy is made beside the file the link names, in another folder: one
+    this user cannot write is said, with that folder, as a user's error (exit 2), not a
+    traceback, and the file is left as it was."""
+    link, real = _link(tmp_path, "relative, in another folder")
+    write_map_entry(real, _map("earlier"), kind="scan")
+    _mark_open(real)
+    names, raw = _names(tmp_path), real.read_bytes()
+    _folder_refuses_new_files(monkeypatch, real.parent)
+    assert main(["repair", str(link)]) == 2
+    err = capsys.readouterr().err
+    assert str(link) in err and "Permission denied" in err and str(real.parent) in err
+    assert "Traceback" not in err
+    assert real.read_bytes() == raw and link.is_symlink() and _names(tmp_path) == names
+
+
+def test_a_rebuild_through_a_link_into_a_folder_it_cannot_write_leaves_the_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    link, real = _link(tmp_path, "relative, in another folder")
+    write_map_entry(real, _map("earlier"), kind="scan")
+    names, raw = _names(tmp_path), real.read_bytes()
+    _folder_refuses_new_files(monkeypatch, real.parent)
+    with pytest.raises(InputError, match="Permission denied") as caught:
+        make_extendable(link, [])
+    assert str(real.parent) in str(caught.value) and str(link) in str(caught.value)
+    assert real.read_bytes() == raw and _names(tmp_path) == names
+
+
+def test_a_failed_first_write_removes_its_own_file_not_the_one_its_link_names_now(
+        tmp_path: Path) -> None:
+    """The link re-pointed during the first write, to a file another writer has just made
+    (holding no entry yet): the write that fails removes the file it made, not that one."""
+    link, real = _link(tmp_path, "beside the file")
+    other = real.with_name("other.h5")
+    with pytest.raises(RuntimeError), writing(link):
+        with writing(other):  # another writer's new file, empty so far
+            pass
+        link.unlink()
+        link.symlink_to(other.name)
+        raise RuntimeError("the write fails")
+    assert link.is_symlink() and other.is_file() and not real.exists()
+
+
+def _repointed_once_locked(monkeypatch: pytest.MonkeyPatch, link: Path, to: Path) -> None:
+    """`link` re-pointed to `to` (a 'current' link moved on to the next session) just after
+    a repair or rebuild through it has taken its file's lock."""
+    hold = h5file._hold
+
+    def then_repointed(*args: object, **kw: object) -> bool:
+        held = hold(*args, **kw)
+        if link.is_symlink() and os.readlink(link) != to.name:
+            link.unlink()
+            link.symlink_to(to.name)
+        return held
+
+    monkeypatch.setattr(h5file, "_hold", then_repointed)
+
+
+@pytest.mark.parametrize("how", ["repair", "rebuild", "write"])
+def test_a_link_repointed_during_a_repair_leaves_the_file_it_points_to_now_alone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+    """The repair (or rebuild, or a write that repairs the file on the way) replaces the
+    file it locked, the one the link named when it began, never the other file, which it
+    did not lock (another process may be writing it)."""
+    link, real = _link(tmp_path, "beside the file")
+    other = real.with_name("other.h5")
+    write_map_entry(real, _map("earlier"), kind="scan")
+    write_map_entry(other, _map("next"), kind="scan")
+    tokens, raw = _token(real), other.read_bytes()
+    if how != "rebuild":
+        _mark_open(real)
+    _repointed_once_locked(monkeypatch, link, other)
+    if how == "repair":
+        assert main(["repair", str(link)]) == 0
+    elif how == "rebuild":
+        make_extendable(link, [])
+    else:
+        with writing(link) as f:
+            f.attrs["written"] = "here"
+    assert os.readlink(link) == other.name and other.read_bytes() == raw
+    assert not marked_open(real) and _token(real) not in (None, tokens)
+    if how == "write":
+        with h5py.File(real, "r") as f:
+            assert text(f.attrs["written"]) == "here"

@@ -21,8 +21,9 @@ Scratch files. A new file is made beside its name and linked in whole; a repair 
 copy beside the file. Each such scratch file is named after its writer (`_scratch`), so one
 that a killed writer left is removed by the next repair (`remove_leftovers`), and one that a
 live process, or a process on another machine, writes is never touched. A name that is a
-symbolic link stands for the file it finally names (`final_file`): that file is made,
-rebuilt and replaced, its scratch files beside it, and the link stays a link to it.
+symbolic link stands for the file it finally names (`final_file`), resolved once per write,
+repair or rebuild: that file is made, locked, written, rebuilt and replaced, its scratch
+files beside it, and the link stays a link to it.
 
 Room first. Every write first makes sure the file system will let the file grow by more than
 the write can add (`HEADROOM` and the caller's `room`), and refuses with `StorageError` when it
@@ -226,18 +227,19 @@ def _opened_to_judge(p: Path) -> Iterator[h5py.File | None]:
         yield f
 
 
-def require_ours(path: str | Path, *, besides: str = "") -> None:
+def require_ours(path: str | Path, *, besides: str = "", source: Path | None = None) -> None:
     """InputError unless `path` is missing, an smm-daq session file or an empty HDF5 file
     (`not_ours`): smm-daq adds nothing to another program's file, whose root `default` and
     layout are that program's. A file that cannot be opened is left to the caller's open,
-    which says what is wrong with it."""
+    which says what is wrong with it. `source`: the file as the user named it (a symbolic
+    link to `path`), for what is said."""
     p = Path(path)
     if not p.is_file():
         return
     with _opened_to_judge(p) as f:
         reason = not_ours(f, besides=besides) if f is not None else None
     if reason:
-        raise InputError(reason, source=str(p))
+        raise InputError(reason, source=str(source or p))
 
 
 def _reason(exc: OSError) -> str:
@@ -281,9 +283,11 @@ class _CannotOpen(InputError):
 
 
 @contextlib.contextmanager
-def _file_lock(path: Path, *, exclusive: bool) -> Iterator[None]:
+def _file_lock(path: Path, *, exclusive: bool, source: Path | None = None,
+               ) -> Iterator[None]:
     """The file held alone (a writer) or shared with other readers (a reader), waited for
-    (`smm_daq.storage.turns`, whose waits say how long).
+    (`smm_daq.storage.turns`, whose waits say how long). `source`: the file as the user
+    named it (a symbolic link to `path`), for what is said; `path` when not given.
 
     Open-file-description locks on the file itself: independent of HDF5's own (flock) locks
     and of other descriptors of the same file in this process, so HDF5 opening and closing
@@ -299,10 +303,10 @@ def _file_lock(path: Path, *, exclusive: bool) -> Iterator[None]:
         here.refuse_within(path, writing=True)
     with contextlib.ExitStack() as stack:
         if exclusive:
-            stack.enter_context(_writers_turn(path))
+            stack.enter_context(_writers_turn(path, source=source))
         waited = False  # for the readers already reading, by the open-file-description lock
         if _shared_locks() and path.exists():
-            waited = _hold(stack, path, exclusive=exclusive)
+            waited = _hold(stack, path, exclusive=exclusive, source=source)
         elif path.exists():
             with contextlib.suppress(OSError, InputError):  # none: threads still take turns
                 stack.enter_context(_machine_lock(path))
@@ -351,9 +355,11 @@ def _token_at(p: Path) -> str | None:
     return None
 
 
-def _hold(stack: contextlib.ExitStack, path: Path, *, exclusive: bool) -> bool:
+def _hold(stack: contextlib.ExitStack, path: Path, *, exclusive: bool,
+          source: Path | None = None) -> bool:
     """The open-file-description lock of the file `path` names, held until `stack` closes;
-    True for a writer that waited for the readers already reading.
+    True for a writer that waited for the readers already reading. `source`: see
+    `_file_lock`.
 
     A copy swapped in while this waited (a repair's, a rebuild's: `_swap_in`, made under the
     lock) leaves the lock taken that of the file it replaced, which nobody reads or writes any
@@ -361,19 +367,20 @@ def _hold(stack: contextlib.ExitStack, path: Path, *, exclusive: bool) -> bool:
     most (then StorageError for a writer, InputError for a reader). Where the file system
     may show one file under several inode numbers and the file has no identity token, which
     file is locked cannot be told: that, too, ends after as many tries, said as what it is."""
+    said = source or path
     undecided = 0
     for _ in range(_SWAPS_WAITED + 1):
         with contextlib.ExitStack() as attempt:
             try:
                 fd = os.open(path, os.O_RDWR if exclusive else os.O_RDONLY)
             except OSError as exc:
-                raise _CannotOpen(exclusive, exc.strerror or str(exc), str(path)) from None
+                raise _CannotOpen(exclusive, exc.strerror or str(exc), str(said)) from None
             attempt.callback(os.close, fd)  # closing the descriptor releases the lock
             try:
                 if exclusive:
-                    turns.hold_for_writing(fd, str(path))
+                    turns.hold_for_writing(fd, str(said))
                 else:
-                    turns.hold_for_reading(fd, str(path))
+                    turns.hold_for_reading(fd, str(said))
             except OSError:  # a file system without such locks (some NFS), or none answering
                 return False
             except turns.Busy as exc:
@@ -386,7 +393,7 @@ def _hold(stack: contextlib.ExitStack, path: Path, *, exclusive: bool) -> bool:
                 return exclusive
             undecided += named is None
     if undecided > _SWAPS_WAITED:
-        message = (f"{path}: cannot tell whether the file this locked is the one its name "
+        message = (f"{said}: cannot tell whether the file this locked is the one its name "
                    f"stands for ({_SWAPS_WAITED + 1} tries): its file system showed it under "
                    "another inode number each time, and it has no identity token to tell it "
                    "by (an earlier release made it); expected a file system that keeps a "
@@ -394,7 +401,7 @@ def _hold(stack: contextlib.ExitStack, path: Path, *, exclusive: bool) -> bool:
                    f"machine's own, where `{PROGRAM_NAME} repair FILE` (or a scan started or "
                    "resumed in it) gives it one, then back (here that too would be refused)")
     else:
-        message = (f"{path}: was replaced by a rebuilt copy {_SWAPS_WAITED + 1} times while "
+        message = (f"{said}: was replaced by a rebuilt copy {_SWAPS_WAITED + 1} times while "
                    "this waited for it (repairs or rebuilds in other processes); expected it "
                    "to stay in place: try again")
     if exclusive:
@@ -431,22 +438,23 @@ def _shared_locks() -> bool:
 
 
 @contextlib.contextmanager
-def _writers_lock(p: Path, *, repairing: bool = False) -> Iterator[None]:
-    """`_file_lock` for a writer or a repair. A file that cannot be opened for writing here
-    and is another program's is refused as another program's first (`not_ours`), with why it
-    cannot be written said beside it: a new file name is what its user needs, not the right
-    to write it."""
+def _writers_lock(p: Path, *, repairing: bool = False, source: Path | None = None,
+                  ) -> Iterator[None]:
+    """`_file_lock` for a writer or a repair (`source`: see there). A file that cannot be
+    opened for writing here and is another program's is refused as another program's first
+    (`not_ours`), with why it cannot be written said beside it: a new file name is what its
+    user needs, not the right to write it."""
     with contextlib.ExitStack() as stack:
         try:
-            stack.enter_context(_file_lock(p, exclusive=True))
+            stack.enter_context(_file_lock(p, exclusive=True, source=source))
         except _CannotOpen as exc:
             besides = f", and cannot be opened for writing here either ({exc.reason})"
             if not repairing:
-                require_ours(p, besides=besides)
+                require_ours(p, besides=besides, source=source)
             else:
                 with _opened_to_judge(p) as f:
                     if f is not None:
-                        _check_repairable(f, p, besides=besides)
+                        _check_repairable(f, source or p, besides=besides)
             raise
         yield
 
@@ -467,13 +475,13 @@ def _machine_lock(path: Path) -> FileLock:
 
 
 @contextlib.contextmanager
-def _writers_turn(path: Path) -> Iterator[None]:
+def _writers_turn(path: Path, *, source: Path | None = None) -> Iterator[None]:
     """This process's writers' lock of `path` held, waited for `turns.TURN_WAIT_S` at most
     (on `turns.CLOCK`), as a writer in another process is: StorageError when another thread's
     write holds it longer (one stopped on a stalled disk), nothing written."""
     lock = _local_lock(path)
     if not turns.wait_until(lambda: lock.acquire(blocking=False), turns.TURN_WAIT_S):
-        raise StorageError(f"{turns.busy(str(path))}; nothing was written")
+        raise StorageError(f"{turns.busy(str(source or path))}; nothing was written")
     try:
         yield
     finally:
@@ -694,22 +702,33 @@ def _init_root(f: h5py.File, path: Path) -> None:
     identity.give_token(f)
 
 
-def _create(p: Path) -> bool:
+@dataclass(frozen=True)
+class _Made:
+    """A session file a write made: where (the file its name finally named then) and its
+    identity token, which no other file has: a failed write removes that file, not one put
+    there or named by its link since (`_remove_if_empty`)."""
+
+    path: Path
+    token: str | None
+
+
+def _create(p: Path) -> _Made | None:
     """A new, empty session file, made beside the target and linked in whole (never half);
-    False where another writer made one meanwhile (kept). The scratch files of writers of
+    None where another writer made one meanwhile (kept). The scratch files of writers of
     that name that were killed (one killed while it made the file, before its name was
     linked) are removed with it: no repair is run on a file that was never made. A symbolic
     link to no file yet (a 'current' link made before the run) gets its file made where it
     points (`final_file`), as a program writing through it makes it."""
     real = final_file(p)
     tmp = _scratch(real, "new")
-    made = False
+    made = None
     try:
         with h5py.File(tmp, "w", libver=LIBVER, track_order=True, locking=False) as f:
             _init_root(f, real)
+            token = identity.token_of(f)
         with contextlib.suppress(FileExistsError):  # made meanwhile: keep that one
             os.link(tmp, real)  # atomic, never a half-made file under the name
-            made = True
+            made = _Made(real, token)
     except OSError as exc:
         raise InputError(f"cannot create the file ({_reason(exc)})", source=str(p)) from None
     finally:
@@ -744,11 +763,29 @@ def _no_room(p: Path, what: str) -> StorageError:
         " nothing was written, the file is as it was: free space, then try again")
 
 
-def _reserve_room(p: Path, room: int) -> None:
+def _make_scratch(tmp: Path, size: int, *, source: Path, what: str) -> None:
+    """Make scratch file `tmp` (beside the file `source` finally names) with `size` bytes
+    reserved: StorageError where there is no room, InputError where its folder refuses a
+    new file (no permission to write there, a read-only file system), the scratch file
+    named with its folder, which is not the link's where `source` is a symbolic link."""
+    try:
+        room = _reserve(tmp, 0, size, create=True)
+    except OSError as exc:
+        raise InputError(
+            f"cannot {what}, and that copy, {tmp}, cannot be made there "
+            f"({exc.strerror or exc}); expected the folder of the file, {tmp.parent}, "
+            "writable by this user: make it so (or copy the file to a folder that is), then "
+            "try again; the file is as it was", source=str(source)) from None
+    if not room:
+        raise _no_room(source, what)
+
+
+def _reserve_room(p: Path, room: int, *, source: Path) -> None:
     """StorageError unless the file can grow by `HEADROOM` + `room` bytes (see the module):
-    checked, and the blocks allocated, before HDF5 writes anything."""
+    checked, and the blocks allocated, before HDF5 writes anything. `source`: the file as
+    the user named it."""
     if not _reserve(p, p.stat().st_size, HEADROOM + max(0, int(room))):
-        raise _no_room(p, "write to it")
+        raise _no_room(source, "write to it")
 
 
 @contextlib.contextmanager
@@ -774,25 +811,25 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
     if p.exists() and not p.is_file():
         raise InputError("is not a file; expected an smm-daq session file (.h5)", source=str(p))
     with contextlib.ExitStack() as held, contextlib.ExitStack() as repaired:
-        made = _held_for_writing(held, p, create=create)
+        made, real = _held_for_writing(held, p, create=create)
         if same_file is not None:  # before anything, a repair too, touches the file
-            _require_named(p, same_file)
+            _require_named(p, same_file)  # (a link re-pointed before the lock: Replaced)
         else:
-            require_ours(p)
-        if marked_open(p):  # its copy, swapped in, held as the file it replaced was
-            _name_removed(p, _repair_locked(p, only_ours=True, hold=repaired))
-        elif _locked_by_a_writer(p):
+            require_ours(real, source=p)
+        if marked_open(real):  # its copy, swapped in, held as the file it replaced was
+            _name_removed(p, _repair_locked(p, real, only_ours=True, hold=repaired))
+        elif _locked_by_a_writer(real):
             raise InputError(
                 "is open for writing in another program (it holds HDF5's write lock); close "
                 "it there first",
                 source=str(p),
             )
         try:
-            _reserve_room(p, room)
-            f = h5py.File(_open_for_writing(p, swmr=swmr))
+            _reserve_room(real, room, source=p)
+            f = h5py.File(_open_for_writing(real, swmr=swmr, source=p))
         except BaseException:
-            if made:
-                _remove_if_empty(p)
+            if made is not None:
+                _remove_if_empty(made)
             raise
         failed = True
         try:
@@ -809,8 +846,8 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
             failed = False
         finally:
             _close(f, p, failed=failed)
-            if failed and made:
-                _remove_if_empty(p)
+            if failed and made is not None:
+                _remove_if_empty(made)
 
 
 def _close(f: h5py.File, p: Path, *, failed: bool) -> None:
@@ -825,33 +862,37 @@ def _close(f: h5py.File, p: Path, *, failed: bool) -> None:
         _log.warning("%s: the file of a failed write could not be closed: %s", p, exc)
 
 
-def _held_for_writing(stack: contextlib.ExitStack, p: Path, *, create: bool) -> bool:
-    """The writers' lock of `p` held until `stack` closes, the file made first where it is
-    missing and `create`; True where this made it. A file removed while this waited for it
-    (a new, empty one that another writer made and its failed write removed) is made again,
-    or, not `create`, said missing: never written unlocked, nor an OS error's traceback."""
+def _held_for_writing(stack: contextlib.ExitStack, p: Path, *,
+                      create: bool) -> tuple[_Made | None, Path]:
+    """The writers' lock of the file `p` names (`final_file`: locked and written, also where
+    a link to it is re-pointed meanwhile) held until `stack` closes, the file made first
+    where it is missing and `create`; the file this made (None: none) and the one locked. A
+    file removed while this waited for it (a new, empty one that another writer made and its
+    failed write removed) is made again, or, not `create`, said missing: never written
+    unlocked, nor an OS error's traceback."""
     for _ in range(_SWAPS_WAITED + 1):
-        made = False
+        made = None
         if not p.exists():
             if not create:
                 _check_exists(p)
             made = _create(p)
+        real = final_file(p)
         with contextlib.ExitStack() as attempt:
             try:
-                attempt.enter_context(_writers_lock(p))
+                attempt.enter_context(_writers_lock(real, source=p))
             except _CannotOpen:
-                if p.exists():
+                if real.exists():
                     raise
                 continue
-            if p.exists():
+            if real.exists():
                 stack.enter_context(attempt.pop_all())
-                return made
+                return made, real
     raise StorageError(f"{p}: was removed {_SWAPS_WAITED + 1} times while this waited to "
                        "write it (by other writers); expected it to stay: try again; nothing "
                        "was written")
 
 
-def _open_for_writing(p: Path, *, swmr: bool) -> h5py.h5f.FileID:
+def _open_for_writing(p: Path, *, swmr: bool, source: Path) -> h5py.h5f.FileID:
     flags = h5py.h5f.ACC_RDWR | (h5py.h5f.ACC_SWMR_WRITE if swmr else 0)
     try:
         return h5py.h5f.open(os.fsencode(p), flags, _write_fapl())
@@ -859,20 +900,21 @@ def _open_for_writing(p: Path, *, swmr: bool) -> h5py.h5f.FileID:
         raise InputError(
             f"cannot open for writing ({_reason(exc)}); expected an smm-daq session file "
             "not open for writing in another program",
-            source=str(p),
+            source=str(source),
         ) from None
 
 
-def _remove_if_empty(p: Path) -> None:
+def _remove_if_empty(made: _Made) -> None:
     """Remove the file that a failed write made where it holds no entry (no other writer
     wrote one meanwhile): as if it had never been made. Made through a symbolic link, the
-    file goes and the link stays (`_create`)."""
-    real = final_file(p)
+    file goes and the link stays (`_create`); only that file, by its token: not another
+    program's new file that the link was re-pointed to meanwhile, nor one put in its place."""
     with contextlib.suppress(OSError):
-        with h5py.File(real, "r", locking=False) as f:
+        with h5py.File(made.path, "r", locking=False) as f:
+            ours = identity.token_of(f) == made.token
             empty = not len(f)
-        if empty:
-            real.unlink()
+        if ours and empty:
+            made.path.unlink()
 
 
 @dataclass(frozen=True)
@@ -959,8 +1001,9 @@ def final_file(path: str | Path) -> Path:
     """The file that `path` finally names, through every symbolic link on the way (a
     'current' link to today's session, a link into a network share; relative, chained): the
     file a rebuild replaces, with its scratch copies beside it, so that the link stays a
-    link, to the file rebuilt. Resolved once, with the file's lock held, and used for each
-    step: a link re-pointed meanwhile does not split a rebuild between two files."""
+    link, to the file rebuilt. A repair or a rebuild resolves it once, takes that file's
+    lock and uses it for each step: a link re-pointed meanwhile does not split a rebuild
+    between two files, nor have it replace a file it did not lock."""
     return Path(os.path.realpath(path))
 
 
@@ -1017,15 +1060,20 @@ def _stopped(writer: str) -> bool:
     return not writer_alive(writer)
 
 
-def remove_leftovers(path: str | Path) -> tuple[list[str], list[str]]:
+def remove_leftovers(path: str | Path, *, source: str | Path | None = None,
+                     ) -> tuple[list[str], list[str]]:
     """Remove the scratch files a killed writer left beside session file `path` (a session
     file it was creating, a copy it was rebuilding): only those whose writer ran on this
     machine and has ended. Returns (removed, kept), each file named with its writer and why;
     a file whose writer may still be running, ran on another machine or is not recorded is
-    kept."""
+    kept. A file is named by its name alone where it is in the folder of `source` (the file
+    as the user named it; `path` when not given), else by its path: beside the file a
+    symbolic link in another folder names."""
     removed, kept = [], []
+    named = Path(path if source is None else source).absolute()
+    here_too = final_file(named.parent) == final_file(path).parent
     for left in leftovers(path):
-        name = left.path.name
+        name = left.path.name if here_too else str(left.path)
         if _stopped(left.writer):
             try:
                 left.path.unlink(missing_ok=True)
@@ -1118,17 +1166,19 @@ def repair(path: str | Path, *, only_ours: bool = False) -> Repaired:
     """
     p = Path(path)
     _check_exists(p)
-    lock = _writers_lock(p, repairing=True) if only_ours else _file_lock(p, exclusive=True)
+    real = final_file(p)  # the file locked is the file repaired, wherever the link points
+    lock = (_writers_lock(real, repairing=True, source=p) if only_ours
+            else _file_lock(real, exclusive=True, source=p))
     with lock:
-        return _repair_locked(p, only_ours=only_ours)
+        return _repair_locked(p, real, only_ours=only_ours)
 
 
-def _repair_locked(p: Path, *, only_ours: bool = False,
+def _repair_locked(p: Path, real: Path, *, only_ours: bool = False,
                    hold: contextlib.ExitStack | None = None) -> Repaired:
-    """`repair` with the file's writers' lock held. The file that `p` finally names
-    (`final_file`) is rebuilt beside it and replaced, so a link stays a link to the repaired
-    file; what is said names the file as `p` does. `hold`: see `_swap_in`."""
-    real = final_file(p)
+    """`repair` with the writers' lock of `real` held, the file that `p` finally names
+    (`final_file`), resolved before that lock was taken: it is rebuilt beside it and
+    replaced, so a link stays a link to the repaired file, also one re-pointed meanwhile;
+    what is said names the file as `p` does. `hold`: see `_swap_in`."""
     tmp = _scratch(real, "repair-tmp")
     cleared = _scratch(real, "repair-src")
     if _locked_by_a_writer(real):
@@ -1145,8 +1195,8 @@ def _repair_locked(p: Path, *, only_ours: bool = False,
                     _check_repairable(src, p)
                 _refuse_live_writers(src, p)
             # HDF5 writing a file the disk has no room for ends in a crash, not an error
-            if not _reserve(tmp, 0, real.stat().st_size + HEADROOM, create=True):
-                raise _no_room(p, "repair it: its copy is rebuilt beside it")
+            _make_scratch(tmp, real.stat().st_size + HEADROOM, source=p,
+                          what="repair it: its copy is rebuilt beside it")
             tokens = (identity.token_of(src), None)
             with h5py.File(tmp, "w", libver=LIBVER, track_order=True, locking=False) as dst:
                 with _damage_named(p):
@@ -1179,7 +1229,7 @@ def _repair_locked(p: Path, *, only_ours: bool = False,
     finally:
         cleared.unlink(missing_ok=True)
     _swap_in(tmp, real, tokens=tokens, source=p, hold=hold)
-    done.removed[:], done.kept[:] = remove_leftovers(real)
+    done.removed[:], done.kept[:] = remove_leftovers(real, source=p)
     return done
 
 
@@ -1261,19 +1311,18 @@ def make_extendable(path: str | Path, datasets: Collection[str]) -> None:
     all of it or nothing. A file marked open by a killed writer is repaired on the way."""
     p = Path(path)
     _check_exists(p)
-    with _writers_lock(p), contextlib.ExitStack() as repaired:
-        require_ours(p)
-        if marked_open(p):  # its copy, swapped in, held while it is rebuilt again
-            _name_removed(p, _repair_locked(p, only_ours=True, hold=repaired))
-        real = final_file(p)  # rebuilt and replaced: a link to it stays a link
+    real = final_file(p)  # locked, rebuilt and replaced: a link to it stays a link
+    with _writers_lock(real, source=p), contextlib.ExitStack() as repaired:
+        require_ours(real, source=p)
+        if marked_open(real):  # its copy, swapped in, held while it is rebuilt again
+            _name_removed(p, _repair_locked(p, real, only_ours=True, hold=repaired))
         with h5py.File(real, "r", locking=False) as f:
             _refuse_live_writers(f, p, "it is rebuilt whole first, and swapped in under them")
         tmp = _scratch(real, "repair-tmp")
         size = real.stat().st_size + HEADROOM
         room = f"rebuild it: its copy, about {size / 1e6:.0f} MB, is made beside it"
         try:
-            if not _reserve(tmp, 0, size, create=True):
-                raise _no_room(p, room)
+            _make_scratch(tmp, size, source=p, what=room)
             try:  # (the room checked, but not held: HDF5 makes the copy anew)
                 with h5py.File(real, "r", locking=False) as src, h5py.File(
                         tmp, "w", libver=LIBVER, track_order=True, locking=False) as dst:
@@ -1343,8 +1392,8 @@ def _open_for_repair(p: Path, cleared: Path, *, source: Path) -> h5py.File:
     except OSError as exc:
         first = exc
     if marked_open(p):
-        if not _reserve(cleared, 0, p.stat().st_size, create=True):
-            raise _no_room(source, "repair it: it is copied beside it first")
+        _make_scratch(cleared, p.stat().st_size, source=source,
+                      what="repair it: it is copied beside it first")
         shutil.copyfile(p, cleared)
         with contextlib.suppress(ValueError, OSError):
             clear_open_mark(cleared)
