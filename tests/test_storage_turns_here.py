@@ -259,10 +259,10 @@ def test_a_read_that_waited_for_a_write_of_its_own_process_is_not_said_written_m
     began, release = threading.Event(), threading.Event()
     real_room = h5file._reserve_room
 
-    def slow_room(p, room):  # the writer has its turn, and has not opened the file yet
+    def slow_room(p, room, **named):  # the writer has its turn, and has not opened the file yet
         began.set()
         assert release.wait(JOIN_S)
-        real_room(p, room)
+        real_room(p, room, **named)
 
     monkeypatch.setattr(h5file, "_reserve_room", slow_room)
     writer, written = _in_thread(lambda: _touch(path, "late"))
