@@ -14,8 +14,10 @@ few lost replies, within a bound that keeps making the rig safe in time (`RampLo
 each supply's lost replies over the whole make-safe path are limited (`loss_budget`); a
 supply given up on the way is switched off where it stands (`_switch_off_given_up`), as is
 each supply still energised when the make-safe path's deadline is reached (`loss_budget`:
-every exchange but a switch-off is refused from then on). Every ramp, a field set's as the
-safety paths', is paced by the clock (`ramp_pace`): a slow link does not lengthen it.
+every exchange but a switch-off is refused from then on). The safety paths' ramps are paced by
+the clock (`ramp_pace`): a slow link does not lengthen them past their deadline; a field set's
+steps are capped at what the ramp rate allows in one step's interval, so a slow link lengthens
+it instead of steepening it.
 
 Supplies run in current mode (`FUNC:MODE CURR`) with the voltage limit (`VOLT`) as their
 compliance. At connect each supply's rating is read from its model in `*IDN?` (a BOP 20-5M is
@@ -42,7 +44,7 @@ import numpy as np
 
 from drivers.link import Link, parse_float, shown
 from drivers.ramp_losses import RampLosses
-from drivers.ramp_pace import ramp_fractions
+from drivers.ramp_pace import capped_fractions, ramp_fractions
 from drivers.scpi_errors import errors_found, parse_scpi_error
 from smm_daq.clock import Clock
 from smm_daq.errors import (
@@ -511,9 +513,10 @@ class KepcoBOPCoils(FieldSource):
     def _ramp(self, target: np.ndarray, *, rate: float,
               stop: Callable[[], bool] | None = None) -> None:
         """Step every enabled supply to `target` within `rate` A/s (a field set); the first
-        failure raises. A step whose check lost its reply is sent once more and checked. The
-        steps are paced by the clock (`ramp_pace`), as a ramp-down's: a slow link makes them
-        fewer and larger, at the same rate, not the field set longer than its rate says.
+        failure raises. A step whose check lost its reply is sent once more and checked. Each
+        step is at most what `rate` allows in one step's interval and begins that interval
+        or more after the one before (`ramp_pace.capped_fractions`): a slow link makes a field
+        set longer, never steeper than the profile's ramp limit.
         `stop()` true before a step: `RampStopped`, the supplies left at the last step sent
         (their setpoints), from which a ramp-down starts."""
         active = [s for s in self._supplies if s.enabled]
@@ -521,8 +524,7 @@ class KepcoBOPCoils(FieldSource):
         span = float(np.max(np.abs(target - start)))
         duration = span / rate if math.isfinite(rate) else 0.0
         done = 0.0
-        fractions = ramp_fractions(self.clock, duration, self.ramp_step,
-                                   lambda: sum(s.link.failures for s in active))
+        fractions = capped_fractions(self.clock, duration, self.ramp_step)
         for j, f in enumerate(fractions, start=1):
             if stop is not None and stop():
                 raise RampStopped(

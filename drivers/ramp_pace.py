@@ -12,6 +12,16 @@ times the time since the ramp began.
 Time in which a reply was lost (`lost()` grew) is not caught up: that step goes `step_s` on,
 as in a ramp of fixed steps. Lost replies are counted apart by the bound (`loss_budget`), and
 a link's timeout caught up at once would step the current by as much as the ramp moves in it.
+
+That catching up is for the ramps with a deadline (the make-safe path's ramp-down, and the
+ramps out of voltage mode of the connect it starts with): there, a ramp that ran late is cut
+off by the deadline, each supply still energised switched off where it stands, a step of all
+the current left at once, larger than any step that catches up. A field set has no deadline,
+and a step that catches up drives the coil at the supply's own slew, faster than the profile's
+ramp limit the ramp is there to keep (an inductive kick, a field step at the sample). So a
+field set's steps are `capped_fractions`: each no larger than the rate allows in one step's
+interval, each begun that interval or more after the one before: a slow link makes it longer,
+never steeper.
 """
 
 from __future__ import annotations
@@ -43,3 +53,17 @@ def ramp_fractions(clock: Clock, duration: float, step_s: float,
         ended = j >= steps or ran >= duration * (1 - 1e-9)
         fraction = 1.0 if ended else max(j / steps, ran / duration)
         yield fraction
+
+
+def capped_fractions(clock: Clock, duration: float, step_s: float) -> Iterator[float]:
+    """Wait, then yield how far (0 to 1) a ramp of `duration` s is to step, in equal steps
+    (their number as in `ramp_fractions`), each yielded at least a step's interval after the
+    one before was: the exchanges of a step count towards the wait for the next, and time they
+    overran is not caught up. The last yielded is 1.0."""
+    steps = max(1, math.ceil(duration / step_s - 1e-9))
+    pause = duration / steps
+    at = clock.now()
+    for j in range(1, steps + 1):
+        clock.sleep(max(0.0, at + pause - clock.now()))
+        at = clock.now()
+        yield 1.0 if j == steps else j / steps

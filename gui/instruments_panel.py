@@ -794,8 +794,7 @@ class InstrumentsPanel(QtWidgets.QWidget):
                                  "short, the axes left unreferenced) and fails, the stage "
                                  "stopped and the coils at their safe state.")
         elif rig is not None:  # moves do not wait, so the stop is next in the rig's thread
-            for field_stop in self._field_stops:  # a field's ramp asks between its steps
-                field_stop.set()
+            self.stop_field_ramps()
             self.stopPressed.emit()
 
             def stop() -> None:
@@ -807,9 +806,18 @@ class InstrumentsPanel(QtWidgets.QWidget):
             self.holder.background.submit(
                 stop, on_error=lambda exc: self.message.setText(f"Stop: {exc}"))
 
+    def stop_field_ramps(self) -> None:
+        """End each Set field's ramp at its next step (a ramp asks between its steps); it then
+        makes the rig safe from there."""
+        for field_stop in self._field_stops:
+            field_stop.set()
+
     def set_field(self) -> None:
-        """Ramp to the field typed; Stop (or Esc) meanwhile ends the ramp at its next step and
-        ramps the coils to their safe state from there."""
+        """Ramp to the field typed; Stop (or Esc, or the window's close) meanwhile ends the
+        ramp at its next step and makes the rig safe from there by the bounded make-safe path
+        (`Rig.make_safe`: the stage stopped, the coils ramped to their safe state within its
+        deadline). That path is the rig's one at a time, so a close's making safe waits for
+        this one rather than ramping the coils beside it."""
         b = np.array([box.value() for box in self.field_boxes]) * UT
         rig = self.holder.rig
         stop = threading.Event()
@@ -824,8 +832,12 @@ class InstrumentsPanel(QtWidgets.QWidget):
                         f"{rig.coils.name}: the ramp was stopped as it ended, the field at "
                         f"{_vector(b)}")
             except RampStopped as exc:
-                rig.coils.zero()
-                raise RampStopped(f"{exc}; ramped to the safe state from there") from None
+                problems = rig.make_safe()
+                if problems:
+                    raise RampStopped(f"{exc}; making the rig safe from there left: "
+                                      f"{'; '.join(problems)}") from None
+                raise RampStopped(f"{exc}; ramped to the safe state from there, the stage "
+                                  "stopped") from None
 
         self._act(ramp, "Set field", ended=lambda: self._field_request_ended(b, stop))
 

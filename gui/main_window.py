@@ -545,7 +545,9 @@ class MainWindow(QtWidgets.QMainWindow):
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
         """During a scan: ask, then abort it and close once the rig is safe. During a recipe
         or an MMT inversion: ask, then stop or cancel it (an inversion's thread ends after the
-        block of sensors in hand); not again after a Yes for a scan. A write of the scan's
+        block of sensors in hand); not again after a Yes for a scan. A Set field's ramp in hand
+        is stopped at its next step and makes the rig safe from there (`Rig.make_safe`, one at
+        a time), which the close's own making safe waits for. A write of the scan's
         that has not returned once the rig was made safe (a line's, aborted, or one at the
         scan's end: a stalled disk) is not waited for, nor a subtraction or MMT save in hand
         (each waits for the same disk): the window says what is left, and closes (once agreed
@@ -614,6 +616,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.recipes.shutdown(wait_for_writes=not stalled)  # and a recipe's subtraction
         if self.recipes.runner is not None and self.recipes.runner.running:
             self.recipes.stop()  # a wait step ends within a slice; the rig is then made safe
+        self.instruments.stop_field_ramps()  # each makes the rig safe, which the close waits for
         settings = self.save_settings()
         late, closed, unwritten, saved = self._close_beside_the_window(stalled, settings)
         self._rig_closed = True
@@ -652,6 +655,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 live.abort()
             if self.recipes.runner is not None and self.recipes.runner.running:
                 self.recipes.stop()
+            self.instruments.stop_field_ramps()
             _late, closed, _unwritten, _saved = self._close_beside_the_window(live.running, None)
         except Exception as exc:
             closed = [_failed(exc)]

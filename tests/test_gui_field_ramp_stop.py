@@ -9,6 +9,8 @@ import numpy as np
 from PyQt6 import QtCore
 from recipe_opening import recipe_opened, recipe_ran
 
+from smm_daq.instruments import loss_budget
+
 WAIT_MS = 60_000
 UT = 1e-6
 
@@ -137,3 +139,72 @@ def test_esc_in_a_dialog_during_set_field_ramps_down(window, qtbot) -> None:
     assert max(abs(a) for a in held.sent) < 0.2
     np.testing.assert_allclose(window.holder.rig.world.coils.currents(),
                                _safe_currents(window), atol=2e-3)
+
+
+class _ZeroCalls:
+    """Each ramp of the coils to their safe state: whether it ran within the bounded make-safe
+    path (its deadline set), and the most that ran at once."""
+
+    def __init__(self, coils) -> None:
+        self.bounded: list[bool] = []
+        self.most_at_once = 0
+        running = [0]
+        lock = threading.Lock()
+        original = coils.zero
+
+        def zero() -> None:
+            budget = loss_budget.current()
+            self.bounded.append(budget is not None and budget.deadline is not None)
+            with lock:
+                running[0] += 1
+                self.most_at_once = max(self.most_at_once, running[0])
+            try:
+                original()
+            finally:
+                with lock:
+                    running[0] -= 1
+
+        coils.zero = zero
+
+
+def test_stop_during_set_field_makes_the_rig_safe_by_the_bounded_path(window, qtbot) -> None:
+    """The ramp-down after Stop has the make-safe path's deadline and loss budget (it had
+    ramped the coils outside it, unbounded)."""
+    panel = window.instruments
+    zeros = _ZeroCalls(window.holder.rig.coils)
+    held = _HeldRamp(window.holder.rig.world.coils)
+    panel.field_boxes[1].setValue(100.0)  # 2 A on coil y
+    qtbot.mouseClick(panel.set_field_button, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(held.reached.is_set, timeout=WAIT_MS)
+    qtbot.mouseClick(panel.stop_button, QtCore.Qt.MouseButton.LeftButton)
+    held.release()
+    qtbot.waitUntil(lambda: "ramp was stopped" in panel.message.text(), timeout=WAIT_MS)
+    assert zeros.bounded == [True]
+    assert "ramped to the safe state from there" in panel.message.text()
+    np.testing.assert_allclose(window.holder.rig.world.coils.currents(),
+                               _safe_currents(window), atol=2e-3)
+
+
+def test_a_close_during_set_field_stops_its_ramp_and_ramps_down_once_at_a_time(
+        window, qtbot) -> None:
+    """The window closed while Set field ramps: the ramp ends at its next step, not on to the
+    field typed, and is made safe from there; the close's own making safe waits for that one,
+    never ramping the coils beside it."""
+    panel = window.instruments
+    world, safe = window.holder.rig.world.coils, _safe_currents(window)
+    zeros = _ZeroCalls(window.holder.rig.coils)
+    held = _HeldRamp(world)
+    panel.field_boxes[1].setValue(100.0)  # 2 A on coil y
+    qtbot.mouseClick(panel.set_field_button, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(held.reached.is_set, timeout=WAIT_MS)
+    stop = panel._field_stops[0]
+    # the ramp's step goes on once the close has stopped the ramp (without that, after 15 s)
+    releaser = threading.Thread(target=lambda: (stop.wait(15), held.release()))
+    releaser.start()
+    assert window.close()
+    releaser.join()
+    assert max(abs(a) for a in held.sent) < 0.2
+    assert zeros.bounded and all(zeros.bounded)
+    assert zeros.most_at_once == 1
+    assert not window.rig_may_be_unsafe
+    np.testing.assert_allclose(world.currents(), safe, atol=2e-3)

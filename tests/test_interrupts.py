@@ -3,14 +3,17 @@ acknowledged; none interrupts the rig being made safe."""
 
 from __future__ import annotations
 
+import re
 import signal
 from pathlib import Path
 
 import pytest
 
 from smm_daq import interrupts
+from smm_daq.acquisition import safe_close
+from smm_daq.clock import VirtualClock
 from smm_daq.instruments.profile import load_profile
-from smm_daq.instruments.rig import safe_time_bound
+from smm_daq.instruments.rig import _making_safe, safe_time_bound
 
 
 def send(sig: signal.Signals = signal.SIGINT) -> None:
@@ -45,6 +48,20 @@ def test_signals_while_making_safe_are_acknowledged_with_the_time_left(capfd) ->
         send(signal.SIGINT)
     err = capfd.readouterr().err
     assert err.count("making the rig safe, at most 30 s left") == 2
+
+
+def test_a_simulated_rig_run_slower_than_real_time_says_the_time_left_in_real_seconds(
+        capfd) -> None:
+    """A simulated rig at a quarter of real time takes up to four times its bound (rig-clock
+    seconds) in real seconds, as the window's close waits (`safe_close.wait_s`): a signal is
+    told that, not the bound (the ramp-down had gone on past the time said)."""
+    profile = load_profile()
+    bound = safe_time_bound(profile)
+    with interrupts.installed(), _making_safe(profile, VirtualClock(time_scale=0.25)):
+        send(signal.SIGINT)
+    left = int(re.search(r"at most (\d+) s left", capfd.readouterr().err).group(1))
+    assert left == pytest.approx(4 * bound, abs=1)
+    assert left == pytest.approx(safe_close.wait_s(profile, 0.25), abs=1)
 
 
 def test_handlers_are_restored_after_the_command() -> None:

@@ -1,12 +1,16 @@
-"""A ramp's steps are paced by the rig's clock: a slow step is caught up by the next one, a
-lost reply's timeout is not (the current would jump by what the ramp moves in it)."""
+"""A make-safe ramp's steps are paced by the rig's clock: a slow step is caught up by the next
+one, a lost reply's timeout is not (the current would jump by what the ramp moves in it). A
+field set's steps are capped at what its rate allows in one step's interval: a slow link makes
+it longer, never steeper."""
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 import pytest
 
-from drivers.ramp_pace import ramp_fractions
+from drivers.ramp_pace import capped_fractions, ramp_fractions
 from smm_daq.clock import VirtualClock
 from smm_daq.instruments.profile import load_profile
 from smm_daq.instruments.rig import open_rig
@@ -39,14 +43,39 @@ def test_a_ramp_of_no_length_is_one_step_to_its_end() -> None:
     assert clock.now() == 0.0
 
 
-def test_a_field_set_on_a_slow_link_ramps_at_its_rate_not_slower() -> None:
-    """Every message takes 100 ms to reach a supply (a slow bus): a field set of 2 A at
-    1 A/s ramps in about 2 s, each step as far as the time since the ramp began allows, never
-    ahead of the rate. (Its steps were fixed, 0.1 A each: with three supplies' exchanges in
-    each, the ramp took 19 s.)"""
+def test_a_capped_ramp_does_not_catch_up_a_slow_step() -> None:
+    clock = VirtualClock()
+    fractions = capped_fractions(clock, 1.0, 0.1)
+    assert next(fractions) == pytest.approx(0.1)
+    clock.sleep(0.3)  # the step's exchanges took 0.3 s
+    assert next(fractions) == pytest.approx(0.2)  # one step on, at once: not to 0.5
+    assert clock.now() == pytest.approx(0.4)
+    clock.sleep(0.04)  # a quick step: the next waits out the rest of its interval
+    assert next(fractions) == pytest.approx(0.3)
+    assert clock.now() == pytest.approx(0.5)
+    assert list(fractions) == pytest.approx([0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0])
+
+
+# latency per message (s) -> (steps, largest step in A, ramp time in s on the rig's clock)
+FIELD_SET_MEASURED = {
+    0.0: (20, 0.1, 2.0),
+    0.02: (20, 0.1, 3.8),
+    0.1: (20, 0.1, 18.6),
+    0.3: (20, 0.1, 55.6),
+}
+
+
+@pytest.mark.parametrize("latency", sorted(FIELD_SET_MEASURED))
+def test_a_field_set_on_a_slow_link_is_longer_never_steeper(latency: float) -> None:
+    """Every message takes `latency` to reach a supply (a slow bus): a field set of 2 A at
+    1 A/s goes in 20 steps of 0.1 A (what the rate allows in one 0.1 s step's interval), each
+    begun at least that interval after the one before, so the coil never ramps faster than
+    the profile's limit; with three supplies' exchanges (nine messages) in each step, the
+    ramp takes longer than 2 s. (Its steps had caught up the time the exchanges took: at
+    300 ms per message, 2 steps, the largest 1.9 A, sent at the supply's own slew.)"""
     profile = load_profile()
     rate = profile.coils.max_ramp_rate
-    with open_rig(profile, world_options={"bus_latency": 0.1}) as rig:
+    with open_rig(profile, world_options={"bus_latency": latency}) as rig:
         world = rig.world.coils
         original = world.set_current
         sent: list[tuple[float, float]] = []  # coil x's setpoints, as the world takes them
@@ -59,9 +88,12 @@ def test_a_field_set_on_a_slow_link_ramps_at_its_rate_not_slower() -> None:
         world.set_current = set_current
         began = rig.clock.now()
         rig.coils.set_field(np.array([100e-6, 0.0, 0.0]))
-    steps = [(t, a) for t, a in sent if a != 0.0]
+    steps = [(began, 0.0)] + [(t, a) for t, a in sent if a != 0.0]
     assert steps[-1][1] == pytest.approx(2.0)
-    first, last = steps[0][0], steps[-1][0]
-    # the ramp's 2 s, and the exchanges of the step under way and the last (nine each)
-    assert last - first <= 2.0 / rate + 2 * 9 * 0.1
-    assert all(abs(a) <= rate * (t - began) for t, a in steps)  # never ahead of the rate
+    sizes = [abs(b - a) for (_, a), (_, b) in itertools.pairwise(steps)]
+    gaps = [u - t for (t, _), (u, _) in itertools.pairwise(steps)]
+    # never steeper than the rate, step by step, not only on average
+    assert all(size <= rate * gap * (1 + 1e-9) for size, gap in zip(sizes, gaps, strict=True))
+    count, largest, ramp_s = FIELD_SET_MEASURED[latency]
+    assert (len(sizes), max(sizes), steps[-1][0] - began) == (
+        count, pytest.approx(largest), pytest.approx(ramp_s))

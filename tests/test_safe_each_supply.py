@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from served_rig import ServedRig
 
+from smm_daq.clock import VirtualClock
 from smm_daq.instruments.profile import load_profile
 from smm_daq.instruments.rig import make_rig_safe, open_rig
 
@@ -41,3 +42,21 @@ def test_reachable_supplies_are_ramped_down_when_one_is_lost(served: ServedRig) 
     assert "coil x not made safe" in coils.state
     assert "coil y 0.0000 A, output off" in coils.state
     assert stage.safe
+
+
+def test_a_simulated_rig_is_made_safe_on_the_clock_given() -> None:
+    """`make_rig_safe` with a clock runs a simulated rig's connect and ramp-down, and its
+    deadline, on it (it had made a clock of its own, so a caller's clock said nothing of the
+    path)."""
+
+    class Watched(VirtualClock):
+        read = 0
+
+        def now(self) -> float:
+            self.read += 1
+            return super().now()
+
+    clock = Watched()
+    coils, stage = make_rig_safe(load_profile(), clock=clock)
+    assert coils.safe and stage.safe
+    assert clock.read > 0

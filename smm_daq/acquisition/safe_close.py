@@ -16,7 +16,7 @@ from typing import Any
 from smm_daq import interrupts
 from smm_daq.acquisition.sequencer import wait_awake
 from smm_daq.instruments.profile import Profile
-from smm_daq.instruments.rig import safe_time_bound
+from smm_daq.instruments.safe_bound import real_time_bound
 
 THREAD = "making the rig safe to close it"  # the name of the thread that does it
 
@@ -26,8 +26,7 @@ def wait_s(profile: Profile, time_scale: float) -> float:
     profile's ramp rate and link timeouts (`safe_time_bound`, in the rig clock's seconds),
     longer for a simulated rig run slower than real time (`time_scale` simulated seconds a
     real second; 0: as fast as it can, or a real rig)."""
-    bound = safe_time_bound(profile)
-    return bound / time_scale if 0 < time_scale < 1 else bound
+    return real_time_bound(profile, time_scale)
 
 
 def safe_wait_s(rig: Any) -> float:

@@ -44,11 +44,14 @@ from smm_daq.instruments.interfaces import (
 )
 from smm_daq.instruments.profile import Profile
 from smm_daq.instruments.safe_bound import (
+    real_time_bound,
     safe_deadline,
-    safe_time_bound,
     stage_loss_budget,
     stage_share_s,
     supply_loss_budget,
+)
+from smm_daq.instruments.safe_bound import (
+    safe_time_bound as safe_time_bound,  # imported from here by the rig's callers
 )
 
 if TYPE_CHECKING:
@@ -358,8 +361,11 @@ def _safe_after_failed_connect(profile: Profile, clock: Clock, opened: dict[str,
 def _making_safe(profile: Profile, clock: Clock) -> Iterator[None]:
     """The rig of `profile` being made safe inside: signals only acknowledged, each
     instrument's lost replies limited, and the path's deadline on `clock`
-    (`safe_bound.safe_deadline`), past which only the supplies' switch-offs are sent."""
-    with interrupts.making_safe(safe_time_bound(profile)), \
+    (`safe_bound.safe_deadline`), past which only the supplies' switch-offs are sent. A
+    signal meanwhile is told the time left in real seconds: a simulated rig run slower than
+    real time takes longer than the bound in its clock's seconds (`real_time_bound`)."""
+    real_s = real_time_bound(profile, getattr(clock, "time_scale", 0.0))
+    with interrupts.making_safe(real_s), \
             loss_budget.making_safe(supply_loss_budget(profile),
                                      stage=stage_loss_budget(profile), clock=clock,
                                      deadline_s=safe_deadline(profile)):
@@ -417,11 +423,11 @@ def make_rig_safe(profile: Profile, *, clock: Clock | None = None) -> list[SafeS
     did. Signals meanwhile are acknowledged, never cut the ramp-down short; its deadline
     does (`_making_safe`): each supply still energised then is switched off where it stands.
     """
-    clock = clock or SystemClock()
     open_transport = None
-    if profile.simulated:
-        clock = VirtualClock()
+    if profile.simulated:  # on the clock given, else one of its own (never the system's)
+        clock = clock or VirtualClock()
         open_transport = simulator_class(profile)(profile, clock, None).open_transport
+    clock = clock or SystemClock()
     with _making_safe(profile, clock):
         with loss_budget.stage_share(stage_share_s(profile)):
             stage = _safe_stage(profile, clock, open_transport)

@@ -141,3 +141,11 @@ def safe_time_bound(profile: Profile) -> float:
     otherwise the coils may be left energised.
     """
     return safe_deadline(profile) + switch_off_tail_s(profile)
+
+
+def real_time_bound(profile: Profile, time_scale: float) -> float:
+    """`safe_time_bound` in real seconds: longer for a simulated rig run slower than real time
+    (`time_scale` simulated seconds a real second, below 1); as it is for a real rig, or a
+    simulated one run as fast as it can or faster than real time (0, or 1 and above)."""
+    bound = safe_time_bound(profile)
+    return bound / time_scale if 0 < time_scale < 1 else bound
