@@ -403,3 +403,22 @@ def test_sigmas_are_estimated_over_the_rank_where_the_scans_carry_nothing_of_a_g
         block = slice(s * rows.size, (s + 1) * rows.size)
         settled = np.sqrt(np.nansum(resid.bz ** 2) / (rows.size - np.trace(hat[block, block])))
         assert settled == pytest.approx(res.sigmas[s], rel=2e-3)
+
+
+def test_a_singular_joint_fit_says_so_once_over_its_passes():
+    """The σ of both scans estimated: several solves, each of the same singular Q (a grain
+    whose y moment neither scan sees). Its warning is said once, not once per pass."""
+    rng = np.random.default_rng(16)
+    X, Y = np.meshgrid(AXIS, AXIS)
+    line = np.ones(X.shape, bool)
+    line[POS[0, 1] == Y] = False  # the row through grain 1, exactly
+    point_high = clean_map(M_TRUE, 8 * UM, name="high")
+    scans = [Scan(noisy(LOW, 300 * NT, rng), 3 * UM, mask=line),
+             Scan(noisy(point_high, 1 * NT, rng), 8 * UM, mask=line)]
+    passes = []
+    with pytest.warns(inversion.SingularWarning) as caught:
+        invert_scans(scans, GRAINS, model="dipole", progress=passes.append)
+    assert passes  # solved more than once
+    said = [w for w in caught if issubclass(w.category, inversion.SingularWarning)]
+    assert len(said) == 1, [str(w.message) for w in said]
+    assert "1 of 12 directions unresolved" in str(said[0].message)
