@@ -16,6 +16,7 @@ from gui.compare_view import guess_roles
 from smm_daq.analysis.subtract_inputs import (
     holds_measured_map,
     induced_among,
+    listed_field_tolerance,
     require_alike,
     require_two_scans,
 )
@@ -103,7 +104,9 @@ class SubtractDialog(QtWidgets.QDialog):
         name = typed_entry_name(self.name.text())
         try:
             if a and b:
-                require_two_scans(a, b)  # type: ignore[arg-type]  # uses name, applied_field
+                require_two_scans(a, b,  # type: ignore[arg-type]  # name, applied_field
+                                  tolerances=(listed_field_tolerance(a),
+                                              listed_field_tolerance(b)))
                 require_alike(a.name, induced_among(self.listed, a.name),
                               b.name, induced_among(self.listed, b.name))
             check_entry_name(name, source="New entry")

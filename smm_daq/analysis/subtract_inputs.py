@@ -9,7 +9,6 @@ connects.
 from __future__ import annotations
 
 import shlex
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +25,10 @@ from smm_daq.analysis.grids import (
 )
 from smm_daq.errors import InputError
 from smm_daq.storage.checks import usable_map
+from smm_daq.storage.field_tolerance import stored_field_tolerance
 from smm_daq.storage.h5file import open_read
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import EntryInfo, list_entries, read_map
-from smm_daq.storage.strings import text
 
 UM = 1e-6
 UT = 1e-6
@@ -96,15 +95,14 @@ def field_tolerance(path: str | Path, entry: str) -> float:
     fluxgate held the field (a scan fails beyond it); FIELD_TOLERANCE, the profile's default,
     where the entry stores no readable profile (an import, an induced map)."""
     with open_read(path) as f:
-        node = f.get(f"{entry}/profile")
-        stored = text(node[()]) if isinstance(node, h5py.Dataset) else ""
-    try:
-        value = tomllib.loads(stored).get("coils", {}).get("field_tolerance_nT")
-    except (tomllib.TOMLDecodeError, AttributeError):
-        return FIELD_TOLERANCE
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        return FIELD_TOLERANCE
-    return float(value) * NT
+        node = f.get(entry)
+        stored = stored_field_tolerance(node) if isinstance(node, h5py.Group) else None
+    return FIELD_TOLERANCE if stored is None else stored
+
+
+def listed_field_tolerance(entry: EntryInfo) -> float:
+    """`field_tolerance` of an entry as listed (`list_entries`), without reading the file."""
+    return FIELD_TOLERANCE if entry.field_tolerance is None else entry.field_tolerance
 
 
 def unfinished_scan(path: str | Path, entry: str) -> str:
