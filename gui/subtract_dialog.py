@@ -16,9 +16,9 @@ from gui.compare_view import guess_roles
 from smm_daq.analysis.subtract_inputs import (
     holds_measured_map,
     induced_among,
-    listed_field_tolerance,
     require_alike,
     require_two_scans,
+    tolerance_among,
 )
 from smm_daq.errors import InputError
 from smm_daq.storage.names import lookalike, typed_entry_name
@@ -105,8 +105,8 @@ class SubtractDialog(QtWidgets.QDialog):
         try:
             if a and b:
                 require_two_scans(a, b,  # type: ignore[arg-type]  # name, applied_field
-                                  tolerances=(listed_field_tolerance(a),
-                                              listed_field_tolerance(b)))
+                                  tolerances=(tolerance_among(self.listed, a.name),
+                                              tolerance_among(self.listed, b.name)))
                 require_alike(a.name, induced_among(self.listed, a.name),
                               b.name, induced_among(self.listed, b.name))
             check_entry_name(name, source="New entry")

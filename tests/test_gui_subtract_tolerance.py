@@ -52,6 +52,13 @@ def test_a_coarse_rigs_weak_field_is_zero_field_in_the_window_too(qtbot, tmp_pat
     assert "within its field tolerance, 500 nT, of zero" in dialog.problem.text()
     with pytest.raises(InputError, match="other way round"):
         subtract_entries(path, "weak", "b", "induced", register=False)
+    for name in ("weak", "b"):  # maps made from the scans keep their fields and tolerance
+        assert main(["crop", str(path), "--entry", name, "--name", f"c_{name}",
+                     "--x-um", "12450,12550", "--y-um", "12450,12550"]) == 0
+    dialog = offered(qtbot, path, "c_weak", "c_b")
+    assert "within its field tolerance, 500 nT, of zero" in dialog.problem.text()
+    with pytest.raises(InputError, match="500 nT, of zero"):
+        subtract_entries(path, "c_weak", "c_b", "induced", register=False)
 
 
 def test_a_fine_rigs_weak_field_is_a_field_in_the_window_too(qtbot, tmp_path) -> None:

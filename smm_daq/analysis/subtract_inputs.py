@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-import h5py
 import numpy as np
 
 from smm_daq.analysis.grids import (
@@ -25,8 +24,6 @@ from smm_daq.analysis.grids import (
 )
 from smm_daq.errors import InputError
 from smm_daq.storage.checks import usable_map
-from smm_daq.storage.field_tolerance import stored_field_tolerance
-from smm_daq.storage.h5file import open_read
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import EntryInfo, list_entries, read_map
 
@@ -91,18 +88,33 @@ def read_source(path: str | Path, entry: str) -> MapData:
 
 def field_tolerance(path: str | Path, entry: str) -> float:
     """How far (T) the field at the sample may have been from the one asked for when `entry`
-    was scanned: coils.field_tolerance_nT of the profile stored with the scan, to which the
-    fluxgate held the field (a scan fails beyond it); FIELD_TOLERANCE, the profile's default,
-    where the entry stores no readable profile (an import, an induced map)."""
-    with open_read(path) as f:
-        node = f.get(entry)
-        stored = stored_field_tolerance(node) if isinstance(node, h5py.Group) else None
-    return FIELD_TOLERANCE if stored is None else stored
+    was scanned (`tolerance_among`)."""
+    return tolerance_among({e.name: e for e in list_entries(path)}, entry)
 
 
-def listed_field_tolerance(entry: EntryInfo) -> float:
-    """`field_tolerance` of an entry as listed (`list_entries`), without reading the file."""
-    return FIELD_TOLERANCE if entry.field_tolerance is None else entry.field_tolerance
+def tolerance_among(infos: Mapping[str, EntryInfo], entry: str) -> float:
+    """`field_tolerance` for a file's entries as listed (`list_entries`), by name: that of
+    the profile stored with the scan (coils.field_tolerance_nT, to which the fluxgate held the
+    field; a scan fails beyond it). A map made from scans (a crop, levelling or background of
+    one, which keeps its field) stores no profile: the largest of its sources' tolerances,
+    followed through the entries' recorded sources; FIELD_TOLERANCE, the profile's default,
+    where none is found (an import)."""
+    own = infos.get(entry)
+    if own is not None and own.field_tolerance is not None:
+        return own.field_tolerance
+    found: list[float] = []
+    seen: set[str] = set()
+    todo = [entry]
+    while todo:
+        name = todo.pop()
+        info = infos.get(name)
+        if name in seen or info is None:
+            continue
+        seen.add(name)
+        if info.field_tolerance is not None:
+            found.append(info.field_tolerance)
+        todo.extend(info.sources)
+    return max(found, default=FIELD_TOLERANCE)
 
 
 def unfinished_scan(path: str | Path, entry: str) -> str:
