@@ -351,7 +351,7 @@ def invert_scans(
                        forward_s=time.perf_counter() - t3)
         if given[0] is None:  # one scan of unknown σ, fitted with weight 1
             resid = phi - fitted
-            sigmas[0] = math.sqrt(float(resid @ resid) / (sensors.shape[0] - n))
+            sigmas[0] = math.sqrt(float(resid @ resid) / (sensors.shape[0] - sol.rank))
     resid = phi - fitted
     # the unit-weight covariance of the weighted system is the covariance itself, except for
     # a single scan of unknown σ (fitted with weight 1): scale by its estimate
