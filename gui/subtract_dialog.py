@@ -18,6 +18,7 @@ from smm_daq.analysis.subtract_inputs import (
     induced_among,
     require_alike,
     require_two_scans,
+    tolerance_among,
 )
 from smm_daq.errors import InputError
 from smm_daq.storage.names import lookalike, typed_entry_name
@@ -103,7 +104,9 @@ class SubtractDialog(QtWidgets.QDialog):
         name = typed_entry_name(self.name.text())
         try:
             if a and b:
-                require_two_scans(a, b)  # type: ignore[arg-type]  # uses name, applied_field
+                require_two_scans(a, b,  # type: ignore[arg-type]  # name, applied_field
+                                  tolerances=(tolerance_among(self.listed, a.name),
+                                              tolerance_among(self.listed, b.name)))
                 require_alike(a.name, induced_among(self.listed, a.name),
                               b.name, induced_among(self.listed, b.name))
             check_entry_name(name, source="New entry")

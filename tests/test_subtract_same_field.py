@@ -184,3 +184,29 @@ def test_a_recipe_whose_field_the_rig_cannot_tell_from_zero_is_refused_before_it
     assert "'in_field_y' and the remanent entry 'remanent' were both scanned in zero field" in err
     assert "(0, 0.02, 0) µT and (0, 0, 0) µT" in err
     assert not out.exists()  # refused before the rig was connected
+
+
+def test_a_map_made_from_a_scan_keeps_the_scans_field_tolerance(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Crops of scans a 500 nT rig took at 0.3 µT and at 0 keep the scans' fields, and so
+    their tolerance: refused as both in zero field, as the scans are (the 50 nT default had
+    the crops 300 nT apart, two fields, and stored their difference as an induced map)."""
+    config = Path(__file__).resolve().parents[1] / "configs" / "simulator.toml"
+    profile = tmp_path / "coarse.toml"
+    profile.write_text(config.read_text(encoding="utf-8").replace(
+        "field_tolerance_nT = 50.0", "field_tolerance_nT = 500.0"), encoding="utf-8")
+    out = tmp_path / "s.h5"
+    for name, field in (("weak", "0,0,0.3"), ("z", "0,0,0")):
+        assert main(["scan", *GRID, "--profile", str(profile), "--field-uT", field, "--name",
+                     name, "--out", str(out)]) == 0
+        assert main(["crop", str(out), "--entry", name, "--name", f"c_{name}",
+                     "--x-um", "12450,12550", "--y-um", "12450,12550"]) == 0
+    capsys.readouterr()
+    before = _entries(out)
+    code = main(["subtract", str(out), "--in-field", "c_weak", "--remanent", "c_z", "--name",
+                 "i", "--no-register"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "'c_weak' and the remanent entry 'c_z' were both scanned in zero field" in err
+    assert "500 nT each" in err
+    assert _entries(out) == before

@@ -9,13 +9,11 @@ connects.
 from __future__ import annotations
 
 import shlex
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-import h5py
 import numpy as np
 
 from smm_daq.analysis.grids import (
@@ -26,10 +24,8 @@ from smm_daq.analysis.grids import (
 )
 from smm_daq.errors import InputError
 from smm_daq.storage.checks import usable_map
-from smm_daq.storage.h5file import open_read
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import EntryInfo, list_entries, read_map
-from smm_daq.storage.strings import text
 
 UM = 1e-6
 UT = 1e-6
@@ -92,19 +88,33 @@ def read_source(path: str | Path, entry: str) -> MapData:
 
 def field_tolerance(path: str | Path, entry: str) -> float:
     """How far (T) the field at the sample may have been from the one asked for when `entry`
-    was scanned: coils.field_tolerance_nT of the profile stored with the scan, to which the
-    fluxgate held the field (a scan fails beyond it); FIELD_TOLERANCE, the profile's default,
-    where the entry stores no readable profile (an import, an induced map)."""
-    with open_read(path) as f:
-        node = f.get(f"{entry}/profile")
-        stored = text(node[()]) if isinstance(node, h5py.Dataset) else ""
-    try:
-        value = tomllib.loads(stored).get("coils", {}).get("field_tolerance_nT")
-    except (tomllib.TOMLDecodeError, AttributeError):
-        return FIELD_TOLERANCE
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        return FIELD_TOLERANCE
-    return float(value) * NT
+    was scanned (`tolerance_among`)."""
+    return tolerance_among({e.name: e for e in list_entries(path)}, entry)
+
+
+def tolerance_among(infos: Mapping[str, EntryInfo], entry: str) -> float:
+    """`field_tolerance` for a file's entries as listed (`list_entries`), by name: that of
+    the profile stored with the scan (coils.field_tolerance_nT, to which the fluxgate held the
+    field; a scan fails beyond it). A map made from scans (a crop, levelling or background of
+    one, which keeps its field) stores no profile: the largest of its sources' tolerances,
+    followed through the entries' recorded sources; FIELD_TOLERANCE, the profile's default,
+    where none is found (an import)."""
+    own = infos.get(entry)
+    if own is not None and own.field_tolerance is not None:
+        return own.field_tolerance
+    found: list[float] = []
+    seen: set[str] = set()
+    todo = [entry]
+    while todo:
+        name = todo.pop()
+        info = infos.get(name)
+        if name in seen or info is None:
+            continue
+        seen.add(name)
+        if info.field_tolerance is not None:
+            found.append(info.field_tolerance)
+        todo.extend(info.sources)
+    return max(found, default=FIELD_TOLERANCE)
 
 
 def unfinished_scan(path: str | Path, entry: str) -> str:

@@ -41,6 +41,7 @@ from smm_daq.storage.checks import (
     string,
     strings,
 )
+from smm_daq.storage.field_tolerance import stored_field_tolerance
 from smm_daq.storage.h5file import (
     TEXT,
     now_iso,
@@ -120,6 +121,9 @@ class EntryInfo:
     # was asked for it (`list_entries`), else None; and why its map could not be read, else ""
     noise_floor: float | None = None
     noise_problem: str = ""
+    # T: coils.field_tolerance_nT of the profile stored with a scan (`stored_field_tolerance`);
+    # None where the entry stores none (an import, a processed map)
+    field_tolerance: float | None = None
 
 
 def check_entry_name(name: str, *, source: str, path: str | Path | None = None,
@@ -598,6 +602,7 @@ def _info(name: str, g: h5py.Group, source: str) -> EntryInfo:
         step=step,
         runs=runs,
         runs_problem=runs_problem,
+        field_tolerance=stored_field_tolerance(g),
     )
 
 

@@ -162,7 +162,7 @@ class DeviceSolver:
         x = arr.to_host(y * s)
         blocks_host = arr.to_host(blocks)
         self.timings["solve_device_s"] = time.perf_counter() - t1
-        return Solution(x, blocks_host, np.zeros(n, dtype=bool), cond)
+        return Solution(x, blocks_host, np.zeros(n, dtype=bool), cond, n)
 
     def forward(self, model: Any, sensors: np.ndarray, m: np.ndarray, *,
                 block: int | None = None, rows: list[Any] | None = None

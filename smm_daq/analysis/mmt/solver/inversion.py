@@ -277,12 +277,14 @@ def forward(model: GreenModel | Any, sensors: np.ndarray, m: np.ndarray, *,
 @dataclass
 class Solution:
     """x (n,), the 3 × 3 diagonal blocks of its unit-noise covariance (G, 3, 3), the mask of
-    unresolved columns, and cond(Q)."""
+    unresolved columns, cond(Q), and the directions the fit resolved: n, or the rank the
+    pseudo-inverse kept, which the residual's degrees of freedom N − rank are counted with."""
 
     x: np.ndarray
     covariance_blocks: np.ndarray
     unresolved: np.ndarray
     condition_number: float
+    rank: int
 
 
 def _grain_blocks(w: np.ndarray, per_grain: int = 3) -> np.ndarray:
@@ -316,6 +318,7 @@ def solve_triangle(tri: Triangle, damping: float = 0.0, per_grain: int = 3) -> S
     unresolved = np.zeros(n, dtype=bool)
     rcond = _rcond(rs) if n else 1.0
     cond = condition_number(rcond)
+    rank = n
     if damping > 0:
         stacked = np.zeros((n, n + 1), order="F")
         stacked[np.arange(n), np.arange(n)] = np.sqrt(damping * order_weights(norms, per_grain)) \
@@ -335,6 +338,7 @@ def solve_triangle(tri: Triangle, damping: float = 0.0, per_grain: int = 3) -> S
         u, sv, vt = singular_svd(rs)
         del rs  # overwritten by the SVD
         good = resolved_directions(sv)
+        rank = int(np.count_nonzero(good))
         unresolved = np.sum(vt[~good] ** 2, axis=0) > 1e-6
         # W = V Σ⁺ in vt's own memory (n² each at the lab's 12,900 columns)
         vt *= np.divide(1.0, sv, out=np.zeros_like(sv), where=good)[:, None]
@@ -350,7 +354,7 @@ def solve_triangle(tri: Triangle, damping: float = 0.0, per_grain: int = 3) -> S
         )
     w *= scale[:, None]  # in place: W is n × n (1.3 GB at 12,900 columns)
     blocks = _grain_blocks(w, per_grain)
-    return Solution(y * scale, blocks, unresolved, cond)
+    return Solution(y * scale, blocks, unresolved, cond, rank)
 
 
 ORDER_STARTS = (0, 3, 8, 15)  # a grain's dipole, quadrupole and octupole unknowns
@@ -490,7 +494,7 @@ def invert_map(
     del rows
     timings["forward_s"] = time.perf_counter() - t2
     resid = phi - fitted
-    dof = sensors.shape[0] - n
+    dof = sensors.shape[0] - sol.rank  # the residual's: a pseudo-inverse fits only its rank
     from_residual = sigma is None
     if sigma is None:
         sigma = math.sqrt(float(resid @ resid) / dof)

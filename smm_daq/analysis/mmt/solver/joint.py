@@ -60,6 +60,7 @@ from smm_daq.analysis.mmt.solver.memory import check_solve_fits
 from smm_daq.analysis.mmt.solver.qr_update import QRUpdate
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
+from smm_daq.thread_warnings import recorded
 
 UM = 1e-6
 GRAIN_MODELS = ("cuboid", *MODELS)
@@ -350,7 +351,7 @@ def invert_scans(
                        forward_s=time.perf_counter() - t3)
         if given[0] is None:  # one scan of unknown σ, fitted with weight 1
             resid = phi - fitted
-            sigmas[0] = math.sqrt(float(resid @ resid) / (sensors.shape[0] - n))
+            sigmas[0] = math.sqrt(float(resid @ resid) / (sensors.shape[0] - sol.rank))
     resid = phi - fitted
     # the unit-weight covariance of the weighted system is the covariance itself, except for
     # a single scan of unknown σ (fitted with weight 1): scale by its estimate
@@ -412,11 +413,17 @@ def _settle_sigmas(ops: Any, models: list, sensors: np.ndarray, phi: np.ndarray,
         kept.append(rows)
         del tri
     timings["green_and_qr_s"] += time.perf_counter() - t1
+    told: set[str] = set()  # the warnings said by the passes' solves
     for attempt in range(MAX_PASSES):
         weighted_by = sigmas.copy()
         t2 = time.perf_counter()
         full = _stack(triangles, 1.0 / weighted_by)
-        sol = ops.solve_triangle(_triangle(ops, full, n), damping, per_grain=per_grain)
+        with recorded() as said:  # each pass's solve warns alike ("Q is singular"): once
+            sol = ops.solve_triangle(_triangle(ops, full, n), damping, per_grain=per_grain)
+        for w in said:
+            if str(w.message) not in told:
+                told.add(str(w.message))
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         t3 = time.perf_counter()
         fitted = np.concatenate([
             ops.forward(unit, sensors[bounds[s]:bounds[s + 1]], sol.x, block=block,
