@@ -42,6 +42,7 @@ from smm_daq.cli.mmt_models import (
 )
 from smm_daq.cli.mmt_study import add_study_command, add_tiling_options, tiled_result_or_none
 from smm_daq.errors import InputError
+from smm_daq.storage.checks import MAX_MAP_PIXELS
 from smm_daq.thread_warnings import recorded
 
 if TYPE_CHECKING:  # the analysis (numba, scipy) and storage are imported by the commands
@@ -53,7 +54,7 @@ NT = 1e-9
 # What `mmt synth` can make on one machine (the seed's largest study model is 500 µm a side).
 SYNTH_MIN_UM = 1e-3
 SYNTH_MAX_SIZE_UM = 1e5
-SYNTH_MAX_POINTS = 25_000_000
+SYNTH_MAX_POINTS = MAX_MAP_PIXELS  # a map it writes is read back
 SYNTH_MAX_GRAINS = 1_000_000
 
 
