@@ -500,7 +500,18 @@ class SerialTransport:
             raise self._lost(exc) from exc
 
     def query(self, message: str) -> str:
-        self.write(message)
+        """Send `message` and read its reply, what arrived unread before it dropped first
+        (waiting for nothing): a line the instrument sent more (a second reply, an extra
+        terminator) had been read as the reply to this query, and every later reply as the
+        one to the query before it. A reply that comes later than that still reaches the
+        next query, as on a raw socket (`VisaTransport.query`)."""
+        self._check_open()
+        try:
+            if self.port.in_waiting:
+                self.port.reset_input_buffer()
+        except (serial.SerialException, OSError) as exc:
+            raise self._lost(exc) from exc
+        self._send(message)
         return self._receive()
 
     def discard_input(self) -> None:
