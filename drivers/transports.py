@@ -197,16 +197,22 @@ class VisaTransport:
         return self.read()
 
     def _drop_unasked(self) -> None:
-        """Drop what a raw socket received after the last reply read and before this query,
-        waiting for nothing: an instrument that sent a line more (a second reply, an extra
-        terminator) had it read as the reply to the next query, and every later one as the
-        reply to the query before it. The VISA library's receive buffer only (pyvisa-py's holds
-        whatever came in the same packet as the last reply): a line that comes later than its
-        reply still reaches the next query."""
-        if self._reopen is None or self._broken:
+        """Drop what a raw socket or a serial line (ASRL) received after the last reply read
+        and before this query, waiting for nothing: an instrument that sent a line more (a
+        second reply, an extra terminator) had it read as the reply to the next query, and
+        every later one as the reply to the query before it. On a socket the VISA library's
+        receive buffer only (pyvisa-py's holds whatever came in the same packet as the last
+        reply); on a serial line what has arrived: a line that comes later than its reply
+        still reaches the next query. Over GPIB and USB nothing is dropped here: an IEEE 488.2
+        instrument discards an unread reply itself when the next query comes."""
+        if self._broken:
             return
         with contextlib.suppress(pyvisa.Error, NotImplementedError, OSError):
-            self.resource.flush(constants.BufferOperation.discard_receive_buffer)
+            if self._reopen is not None:
+                self.resource.flush(constants.BufferOperation.discard_receive_buffer)
+            elif (self.resource.interface_type == constants.InterfaceType.asrl
+                  and self.resource.bytes_in_buffer):  # type: ignore[attr-defined]
+                self.resource.flush(constants.BufferOperation.discard_read_buffer)
 
     def clear(self) -> None:
         """Device clear (viClear); where the interface has none (serial), flush the buffers;
