@@ -2,7 +2,8 @@
 bytes in the archive, a deflated one at most 1032 times them (np.savez_compressed's). The
 array-header check took the size the zip lists as what the member holds, so a header stating
 8 TB in a member listed 2^60 bytes long went through to NumPy's allocation (a MemoryError and
-a traceback, where it must be refused with one message, exit 2 and nothing written).
+a traceback, where it must be refused with one message, exit 2 and nothing written). So did
+a member named without '.npy', which np.load reads as an array all the same.
 """
 
 from __future__ import annotations
@@ -81,3 +82,20 @@ def test_a_compressed_npz_at_deflates_best_ratio_is_read(tmp_path: Path,
     assert main(["import", "mpe", str(params), str(arrays), "--out", str(out),
                  "--name", "q"]) == 0, capsys.readouterr().err
     assert read_map(out, "q").shape == (2000, 1000)
+
+
+def test_an_npz_member_named_without_npy_is_checked_too(tmp_path: Path) -> None:
+    """np.load reads a member named 'Bz_array' as the array 'Bz_array' when it starts as a
+    .npy does: the check had looked only at members named '*.npy'."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False,
+                                                  "shape": (10**6, 10**6)})
+    params, arrays = _mpe(tmp_path, (12, 12))
+    with zipfile.ZipFile(arrays, "w") as z:
+        z.writestr("Bz_array", header.getvalue())
+    out = tmp_path / "s.h5"
+    _, failures = run_all([Case("import", "member 'Bz_array' with no .npy", [
+        "import", "mpe", str(params), str(arrays), "--out", str(out), "--name", "q"],
+        [params, arrays], [out], ["scan.npz", "array 'Bz_array' states an array of shape "
+                                              "(1000000, 1000000)"])])
+    assert not failures, "\n".join(failures)
