@@ -107,3 +107,32 @@ def test_an_import_at_the_limit_passes_its_parameters(tmp_path: Path,
     assert main(["import", "mpe", *map(str, _mpe(tmp_path, (SIDE, SIDE))), "--out", str(out),
                  "--name", "q"]) == 2
     assert "describes, 5000 × 5000 (ny, nx)" in capsys.readouterr().err
+
+
+def _synth(tmp_path: Path, size_um: str) -> list[str]:
+    return ["mmt", "synth", "--out", str(tmp_path / "s.h5"), "--name", "scan", "--grains-out",
+            str(tmp_path / "g.csv"), "--truth-out", str(tmp_path / "t.csv"), "--size-um",
+            size_um, "--step-um", "1", "--thickness-um", "1", "--density-per-mm3", "1e7",
+            "--height-um", "2", "--noise-nT", "0"]
+
+
+@pytest.mark.parametrize(("size_um", "points"), [("9.5,9.5", (10, 10)), ("37.4,1.6", (38, 3))],
+                         ids=["at the limit", "over it"])
+def test_mmt_synth_counts_the_points_of_the_grid_it_lays(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        size_um: str, points: tuple[int, int]) -> None:
+    """Its limit had been checked against (size / step + 1) a side, while the grid runs to
+    the size and half a step: 9.5 µm at 1 µm is 10 points, not 10.5, and 1.6 µm is 3, not
+    2.6. A grid at the limit was refused, and one over it laid, computed and written."""
+    import smm_daq.cli.mmt as mmt_cli
+
+    monkeypatch.setattr(mmt_cli, "SYNTH_MAX_POINTS", 100)
+    code = main(_synth(tmp_path, size_um))
+    err = capsys.readouterr().err
+    if points[0] * points[1] <= 100:
+        assert code == 0, err
+        assert read_map(tmp_path / "s.h5", "scan").shape == points[::-1]
+    else:
+        assert code == 2
+        assert f"makes {points[0]} × {points[1]} points; expected at most 100" in err
+        assert not (tmp_path / "s.h5").exists()
