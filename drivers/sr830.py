@@ -30,6 +30,7 @@ from drivers.srs_lockin import SLOPE_12_DB, SRSLockIn, line_time, start_within
 from drivers.transports import BITS_PER_BYTE, SERIAL_PREFIX
 from smm_daq.errors import ProtocolError
 from smm_daq.instruments.interfaces import BufferedLockIn, BufferLimits, BufferTrace
+from smm_daq.instruments.lockin_models import HARMONIC_LIMITS
 from smm_daq.instruments.profile import LockInSettings
 
 # Bits of the LIA status byte that mean an overload: input/reserve, filter, output.
@@ -82,8 +83,8 @@ class SR830(SRSLockIn, BufferedLockIn):
     AMPLITUDE_RANGE = (0.004, 5.0)
     AMPLITUDE_STEP = 0.002
     SNAP_XY = "SNAP? 1,2"
-    MAX_HARMONIC = 19999
-    MAX_DETECTION_FREQUENCY = 102000.0
+    MAX_HARMONIC = HARMONIC_LIMITS["sr830"].max_harmonic
+    MAX_DETECTION_FREQUENCY = HARMONIC_LIMITS["sr830"].max_detection_hz
     CHOICES: ClassVar[dict[str, tuple[str, dict[object, int]]]] = {
         "input": ("ISRC", {"A": 0, "A-B": 1, "I (1 MOhm)": 2, "I (100 MOhm)": 3}),
         "coupling": ("ICPL", {"AC": 0, "DC": 1}),

@@ -32,6 +32,7 @@ from drivers.srs_lockin import SLOPE_12_DB, SRSLockIn, line_time, start_within
 from drivers.transports import SERIAL_PREFIX
 from smm_daq.errors import InstrumentLost, ProtocolError
 from smm_daq.instruments.interfaces import BufferedLockIn, BufferLimits, BufferTrace, Identity
+from smm_daq.instruments.lockin_models import HARMONIC_LIMITS
 from smm_daq.instruments.profile import LockInSettings
 from smm_daq.instruments.transport import BlockTransport, Transport
 
@@ -119,8 +120,8 @@ class SR860(SRSLockIn, BufferedLockIn):
     FREQ_RANGE = (0.001, 500000.0)
     AMPLITUDE_RANGE = (1e-9, 2.0)
     SNAP_XY = "SNAP? X,Y"
-    MAX_HARMONIC = 99
-    MAX_DETECTION_FREQUENCY = 500000.0
+    MAX_HARMONIC = HARMONIC_LIMITS["sr860"].max_harmonic
+    MAX_DETECTION_FREQUENCY = HARMONIC_LIMITS["sr860"].max_detection_hz
     CHOICES: ClassVar[dict[str, tuple[str, dict[object, int]]]] = {
         "input_mode": ("IVMD", {"voltage": 0, "current": 1}),
         "input": ("ISRC", {"A": 0, "A-B": 1}),

@@ -197,16 +197,22 @@ class VisaTransport:
         return self.read()
 
     def _drop_unasked(self) -> None:
-        """Drop what a raw socket received after the last reply read and before this query,
-        waiting for nothing: an instrument that sent a line more (a second reply, an extra
-        terminator) had it read as the reply to the next query, and every later one as the
-        reply to the query before it. The VISA library's receive buffer only (pyvisa-py's holds
-        whatever came in the same packet as the last reply): a line that comes later than its
-        reply still reaches the next query."""
-        if self._reopen is None or self._broken:
+        """Drop what a raw socket or a serial line (ASRL) received after the last reply read
+        and before this query, waiting for nothing: an instrument that sent a line more (a
+        second reply, an extra terminator) had it read as the reply to the next query, and
+        every later one as the reply to the query before it. On a socket the VISA library's
+        receive buffer only (pyvisa-py's holds whatever came in the same packet as the last
+        reply); on a serial line what has arrived: a line that comes later than its reply
+        still reaches the next query. Over GPIB and USB nothing is dropped here: an IEEE 488.2
+        instrument discards an unread reply itself when the next query comes."""
+        if self._broken:
             return
         with contextlib.suppress(pyvisa.Error, NotImplementedError, OSError):
-            self.resource.flush(constants.BufferOperation.discard_receive_buffer)
+            if self._reopen is not None:
+                self.resource.flush(constants.BufferOperation.discard_receive_buffer)
+            elif (self.resource.interface_type == constants.InterfaceType.asrl
+                  and self.resource.bytes_in_buffer):  # type: ignore[attr-defined]
+                self.resource.flush(constants.BufferOperation.discard_read_buffer)
 
     def clear(self) -> None:
         """Device clear (viClear); where the interface has none (serial), flush the buffers;
@@ -500,7 +506,18 @@ class SerialTransport:
             raise self._lost(exc) from exc
 
     def query(self, message: str) -> str:
-        self.write(message)
+        """Send `message` and read its reply, what arrived unread before it dropped first
+        (waiting for nothing): a line the instrument sent more (a second reply, an extra
+        terminator) had been read as the reply to this query, and every later reply as the
+        one to the query before it. A reply that comes later than that still reaches the
+        next query, as on a raw socket (`VisaTransport.query`)."""
+        self._check_open()
+        try:
+            if self.port.in_waiting:
+                self.port.reset_input_buffer()
+        except (serial.SerialException, OSError) as exc:
+            raise self._lost(exc) from exc
+        self._send(message)
         return self._receive()
 
     def discard_input(self) -> None:

@@ -18,6 +18,8 @@ import numpy as np
 
 from smm_daq.errors import InputError
 
+DEFLATE_RATIO = 1032  # the most bytes deflate restores from one (zlib's documented bound)
+
 
 def _stated(f: IO[bytes]) -> tuple[tuple[int, ...], np.dtype]:
     """The shape and type a .npy header states; ValueError when it is no .npy header."""
@@ -55,15 +57,27 @@ def check_npy(path: str | Path) -> None:
         _check(f, p.stat().st_size, "its header", str(p))
 
 
+def _member_bytes(info: zipfile.ZipInfo, archive_bytes: int) -> int:
+    """The most bytes a zip member can hold uncompressed. The size the zip lists is only
+    what it states (a damaged or hand-made archive may state 2^64); a stored member holds no
+    more than its bytes in the archive, a deflated one no more than DEFLATE_RATIO times them."""
+    packed = min(info.compress_size, archive_bytes)
+    if info.compress_type == zipfile.ZIP_STORED:
+        return min(info.file_size, packed)
+    if info.compress_type == zipfile.ZIP_DEFLATED:  # np.savez_compressed
+        return min(info.file_size, DEFLATE_RATIO * packed)
+    return info.file_size
+
+
 def check_npz(path: str | Path) -> None:
     """InputError when an array of the .npz at `path` states more data than its member
-    holds (its size uncompressed, as the zip lists it)."""
+    holds (its size uncompressed, as far as the member's bytes in the archive allow)."""
     try:
+        archive_bytes = Path(path).stat().st_size
         with zipfile.ZipFile(path) as z:
-            for info in z.infolist():
-                if info.filename.endswith(".npy"):
-                    with z.open(info) as member:
-                        _check(member, info.file_size,
-                               f"array '{info.filename[:-4]}'", str(path))
+            for info in z.infolist():  # np.load reads any member that starts as a .npy
+                with z.open(info) as member:
+                    _check(member, _member_bytes(info, archive_bytes),
+                           f"array '{info.filename.removesuffix('.npy')}'", str(path))
     except (zipfile.BadZipFile, OSError, EOFError, ValueError):
         return  # np.load says what is wrong with the archive itself

@@ -263,3 +263,48 @@ def test_a_reserve_set_for_an_sr860_is_warned_of_as_ignored(repo: Path) -> None:
         warnings.simplefilter("error")
         parse_profile(sr860, Path("/lab/p.toml"))
         assert parse_profile(sr830, Path("/lab/p.toml")).lockin.reserve == "high"
+
+
+@pytest.mark.parametrize(("model", "harmonic", "frequency", "said"), [
+    ("sr830", 20000, 1.0, "key 'lockin.harmonic' is 20000; expected a whole number in "
+                          "[1, 19999] (the harmonics an SR830 detects at)"),
+    ("sr860", 100, 1.0, "key 'lockin.harmonic' is 100; expected a whole number in [1, 99] "
+                        "(the harmonics an SR860 detects at)"),
+    ("sr830", 101, 1017.0, "key 'lockin.harmonic' is 101; expected a value that keeps "
+                           "harmonic × reference_frequency_Hz (101 × 1017 = 102717 Hz) within "
+                           "the 102000 Hz an SR830 detects at"),
+    ("sr830", 1, 2e5, "key 'lockin.reference_frequency_Hz' is 200000.0; expected a value "
+                      "that keeps harmonic × reference_frequency_Hz (1 × 200000 = 200000 Hz)"),
+    ("sr860", 99, 5100.0, "(99 × 5100 = 504900 Hz) within the 500000 Hz an SR860 detects at"),
+], ids=["sr830 harmonic", "sr860 harmonic", "sr830 detection", "sr830 reference",
+        "sr860 detection"])
+def test_a_harmonic_the_lockin_model_cannot_detect_at_is_refused_at_load(
+        repo: Path, model: str, harmonic: int, frequency: float, said: str) -> None:
+    """The profile had bounded the harmonic below only: 20000 on an SR830, or 100 on an SR860,
+    loaded, and its driver refused it at connect, once the rest of the rig had connected."""
+    text = _edited(repo, "harmonic = 1\n", f"harmonic = {harmonic}\n").replace(
+        "reference_frequency_Hz = 1017.0", f"reference_frequency_Hz = {frequency!r}").replace(
+        'implementation = "sr830"', f'implementation = "{model}"')
+    with pytest.raises(InputError) as err:
+        parse_profile(text.replace('reserve = "normal"', "") if model == "sr860" else text,
+                      Path("/lab/p.toml"))
+    assert str(err.value).startswith("/lab/p.toml: ") and said in str(err.value)
+
+
+@pytest.mark.parametrize(("model", "harmonic", "frequency"), [
+    ("sr830", 19999, 5.1), ("sr830", 100, 1017.0), ("sr860", 99, 5050.0)],
+    ids=["sr830 harmonic", "sr830 detection", "sr860 both"])
+def test_a_harmonic_the_lockin_model_detects_at_loads(repo: Path, model: str, harmonic: int,
+                                                      frequency: float) -> None:
+    from drivers.sr830 import SR830
+    from drivers.sr860 import SR860
+
+    text = _edited(repo, "harmonic = 1\n", f"harmonic = {harmonic}\n").replace(
+        "reference_frequency_Hz = 1017.0", f"reference_frequency_Hz = {frequency!r}").replace(
+        'implementation = "sr830"', f'implementation = "{model}"')
+    lockin = parse_profile(text.replace('reserve = "normal"', "") if model == "sr860" else text,
+                           Path("/lab/p.toml")).lockin
+    assert lockin.harmonic == harmonic
+    driver = SR830 if model == "sr830" else SR860
+    assert harmonic <= driver.MAX_HARMONIC  # what its driver accepts at connect
+    assert harmonic * frequency <= driver.MAX_DETECTION_FREQUENCY

@@ -564,3 +564,32 @@ def test_a_reply_longer_than_any_instrument_sends_is_refused_not_read_on() -> No
         finally:
             transport.close()
             thread.join(HANG_GUARD_S)
+
+
+@pytest.mark.parametrize("kind", ["serial", "visa-asrl"])
+@pytest.mark.parametrize("extra", [b"3e-06,4e-06\r", b"\r", b"7777\r"],
+                         ids=["a second reading", "an extra terminator", "a number"])
+def test_a_line_sent_unasked_over_serial_is_never_read_as_the_next_reply(
+        served_sr830: Served, extra: bytes, kind: str) -> None:
+    """An SR830 on RS-232 answering SNAP? with one line more: the line had been read as the
+    reply to the next query, and every later reply as the one before it (readings shifted by
+    one, silently), as on a raw socket; through pyserial and VISA's ASRL alike."""
+    s = served_sr830
+    proxy = FaultProxy((HOST, s.server.ports()[s.profile.lockin.link.address])).start()
+    settings = replace(s.profile.lockin, link=replace(
+        s.profile.lockin.link, address=counter_address(proxy.port, kind), timeout_s=TIMEOUT_S))
+    lockin = bounded(lambda: SR830.from_profile(
+        settings, clock=s.clock,
+        open_transport=lambda a, link: open_transport(a, link, visa_library="@py")))
+    try:
+        s.clock.sleep(1.0)  # virtual: the filter settles; then time stands still
+        truth = bounded(lockin.read_xy)
+        proxy.answer("SNAP?", b"1e-06,2e-06\r" + extra, times=1)
+        assert bounded(lockin.read_xy) == (1e-06, 2e-06)
+        failures = lockin.link.failures
+        assert bounded(lockin.read_xy) == truth
+        assert bounded(lockin.harmonic) == 1
+        assert lockin.link.failures == failures  # each read its own reply at once: no retry
+    finally:
+        lockin.close()
+        proxy.close()

@@ -19,13 +19,13 @@ from smm_daq.acquisition.fly.settings import FlySettings
 from smm_daq.errors import InputError
 from smm_daq.finite import finite_number
 from smm_daq.instruments.profile import HEIGHT_NOT_ZERO, Profile
+from smm_daq.storage.checks import MAX_MAP_PIXELS
 from smm_daq.storage.names import ENTRY_NAME_RULE, entry_name_usable
 from smm_daq.text_files import load_json
 
 UM = 1e-6
 UT = 1e-6
-# 5000 × 5000 points: a 25 mm sample at 5 µm; beyond it the file and the hours run away
-MAX_POINTS = 25_000_000
+MAX_POINTS = MAX_MAP_PIXELS  # a scan's points are its map's pixels, which are read back
 RASTERS = ("serpentine", "unidirectional")
 # Time-like values are bounded before anything moves: a typo (1e300, 1e12) must not hold the
 # field on for ever. 1000 time constants is far beyond any settling a 12 dB/oct filter needs

@@ -10,6 +10,7 @@ point-source samples on `mmt synth`, and `import mpe`).
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -48,6 +49,7 @@ from smm_daq.cli.mmt_models import (
 )
 from smm_daq.cli.mmt_study import add_study_command, add_tiling_options, tiled_result_or_none
 from smm_daq.errors import InputError
+from smm_daq.storage.checks import MAX_MAP_PIXELS
 from smm_daq.thread_warnings import recorded
 
 if TYPE_CHECKING:  # the analysis (numba, scipy) and storage are imported by the commands
@@ -59,7 +61,7 @@ NT = 1e-9
 # What `mmt synth` can make on one machine (the seed's largest study model is 500 µm a side).
 SYNTH_MIN_UM = 1e-3
 SYNTH_MAX_SIZE_UM = 1e5
-SYNTH_MAX_POINTS = 25_000_000
+SYNTH_MAX_POINTS = MAX_MAP_PIXELS  # a map it writes is read back
 SYNTH_MAX_GRAINS = 1_000_000
 
 
@@ -188,10 +190,10 @@ def _synth(args: argparse.Namespace) -> int:
     within("--thickness-um", args.thickness_um, SYNTH_MIN_UM, SYNTH_MAX_SIZE_UM, " µm")
     within("--height-um", args.height_um, SYNTH_MIN_UM, SYNTH_MAX_SIZE_UM, " µm")
     within("--step-um", args.step_um, SYNTH_MIN_UM, min(sx, sy), " µm (at most the size)")
-    points = (sx / args.step_um + 1) * (sy / args.step_um + 1)
-    if points > SYNTH_MAX_POINTS:
+    nx, ny = (_synth_side(side, args.step_um) for side in (sx, sy))
+    if nx * ny > SYNTH_MAX_POINTS:
         raise InputError(f"--step-um {args.step_um:g} over --size-um {args.size_um} makes "
-                         f"{points:.3g} points; expected at most {SYNTH_MAX_POINTS:,}")
+                         f"{nx:,} × {ny:,} points; expected at most {SYNTH_MAX_POINTS:,}")
     within("--density-per-mm3", args.density_per_mm3, 1e-3, 1e9, " grains per mm³")
     grains = args.density_per_mm3 * sx * sy * args.thickness_um * 1e-9
     if grains > SYNTH_MAX_GRAINS:
@@ -218,6 +220,13 @@ def _synth(args: argparse.Namespace) -> int:
           f"{data.bz.shape[1]} × {data.bz.shape[0]} in entry '{args.name}' of {args.out}; "
           f"grains in {args.grains_out}, truth in {args.truth_out}")
     return 0
+
+
+def _synth_side(size_um: float, step_um: float) -> int:
+    """The points along one side of `mmt synth`'s scan, as its grid is laid (`synth.scan`:
+    from 0 to the size and half a step, in m)."""
+    step = step_um * UM
+    return math.ceil((size_um * UM + 0.5 * step) / step)
 
 
 def _import_mmt_scan(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ import numpy as np
 
 from smm_daq.errors import InputError
 from smm_daq.finite import finite_number
+from smm_daq.instruments.lockin_models import HARMONIC_LIMITS
 from smm_daq.text_files import read_text_file
 
 UM = 1e-6
@@ -422,6 +423,7 @@ def _lockin(r: _Reader, *, simulated: bool) -> LockInSettings:
             f"{r.source}: key 'lockin.reserve' is {s.reserve!r}, ignored for an SR860 (it "
             f"chooses its dynamic reserve itself; only an SR830 sets it): expected "
             f"{DEFAULT_RESERVE!r} or no key"), stacklevel=2)
+    _check_harmonic(r, s)
     port = None if simulated else _port_of(s.link.address)  # simulated: the emulator's name
     if s.interface is not None and port not in (None, s.interface):
         # the driver would send every reply to the port the link does not reach (OUTX)
@@ -430,6 +432,25 @@ def _lockin(r: _Reader, *, simulated: bool) -> LockInSettings:
                      f"{PORT_NAMES[port]} port")
     r.check_unknown()
     return s
+
+
+def _check_harmonic(r: _Reader, s: LockInSettings) -> None:
+    """InputError when the lock-in model named cannot detect at the harmonic asked for (its
+    driver would refuse it at connect, after the rest of the rig had connected)."""
+    limits = HARMONIC_LIMITS.get(s.link.implementation)
+    if limits is None:
+        return
+    if s.harmonic > limits.max_harmonic:
+        raise r.fail("harmonic", s.harmonic, f"a whole number in [1, {limits.max_harmonic}] "
+                                             f"(the harmonics an {limits.model} detects at)")
+    detected = s.harmonic * s.reference_frequency
+    if detected > limits.max_detection_hz:
+        key, value = (("harmonic", s.harmonic) if s.harmonic > 1
+                      else ("reference_frequency_Hz", s.reference_frequency))
+        raise r.fail(key, value, (
+            f"a value that keeps harmonic × reference_frequency_Hz ({s.harmonic} × "
+            f"{s.reference_frequency:g} = {detected:g} Hz) within the {limits.max_detection_hz:g} "
+            f"Hz an {limits.model} detects at (a lower harmonic or reference frequency)"))
 
 
 PORT_NAMES = {"rs232": "RS-232", "gpib": "GPIB"}

@@ -35,6 +35,7 @@ from smm_daq.storage.checks import (
     check_headers,
     check_intact,
     check_map,
+    check_map_pixels,
     corrupt_guard,
     numeric,
     optional_numeric,
@@ -264,6 +265,7 @@ def write_map_entry(
     check_entry_name(data.name, source=source, path=None if overwrite else path)
     if not kind:
         raise InputError(f"entry kind is empty; expected one of {KINDS_HINT}", source=source)
+    check_map_pixels(*data.shape, f"the map of entry '{data.name}'", source)  # else unreadable
     check_intact(path)
     with writing(path, room=_payload_bytes(data, plots, extra)) as f:
         # left by a writer that was killed; an earlier release's whole entry is kept until

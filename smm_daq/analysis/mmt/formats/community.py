@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from smm_daq.errors import InputError
+from smm_daq.storage.checks import check_map_pixels
 from smm_daq.storage.mapdata import MapData
 from smm_daq.text_files import load_json, require_file
 
@@ -106,6 +107,7 @@ def read_mmt_scan(map_path: str | Path, params_path: str | Path, *, name: str = 
             "number of steps between them",
             source=psrc,
         )
+    check_map_pixels(round(spans[1]) + 1, round(spans[0]) + 1, "the map its corners give", psrc)
     msrc = str(map_path)
     rows: list[list[float]] = []
     require_file(Path(map_path), "map", "a whitespace matrix of Bz in T")

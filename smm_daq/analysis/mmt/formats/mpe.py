@@ -40,6 +40,7 @@ from smm_daq.analysis.mmt.models.multipole import (
 from smm_daq.errors import InputError
 from smm_daq.finite import finite_number
 from smm_daq.npy_headers import check_npz
+from smm_daq.storage.checks import check_map_pixels
 from smm_daq.storage.mapdata import MapData
 from smm_daq.text_files import load_json, require_file
 from smm_daq.whole_files import written_whole
@@ -120,6 +121,7 @@ def read_geometry(path: str | Path) -> ScanGeometry:
             raise InputError(f"key '{key}' is {step} m for a scan area side of {side} m; "
                              f"expected 1 to {MAX_SIDE:,} steps a side", source=source)
     nx, ny = round(sx / sdx), round(sy / sdy)
+    check_map_pixels(ny, nx, "the scan its area and steps give", source)
     size = tuple(2.0 * float(v) for v in dims) if dims else (0.0, 0.0)
     return ScanGeometry(hz, ox + sdx * np.arange(nx), oy + sdy * np.arange(ny), size)
 
