@@ -5,6 +5,7 @@ file ever holds is refused, naming it, and the file is left as it was."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import h5py
@@ -147,26 +148,28 @@ def test_every_layout_type_and_filter_is_copied_as_it_was(tmp_path: Path,
     assert [o for name, o in written if name == "/odd/filtered"] == [(0, 0), (8, 0)]
 
 
-def _huge(path: Path, **extra: object) -> None:
-    """A file of an earlier release (needs a rewrite) with a dataset of 10⁶ x 10⁶ f8 under
-    an entry, three of its chunks written, and `extra` datasets made by calling each."""
+def _earlier_release(path: Path, make: Callable[[h5py.File], object]) -> None:
+    """A file of an earlier release (one a repair rewrites) with what `make` makes in it."""
     with h5py.File(path, "w", libver="latest") as f:
         f.attrs["creator"] = "smm-daq 0.1.0"
         f.create_dataset("scan/data/line_done", data=np.array([True, False]))
-        d = f.create_dataset("scan/data/sparse", shape=HUGE, chunks=(1000, 1000),
-                             dtype="f8", compression="gzip", fillvalue=np.nan)
-        d[0, :3] = 1.0
-        d[1500, 2500] = 2.0
-        d[HUGE[0] - 1, HUGE[1] - 1] = 3.0
-        for name, make in extra.items():
-            make(f, name)
+        make(f)
+
+
+def _sparse(f: h5py.File) -> None:
+    """A dataset of 10⁶ x 10⁶ f8 under an entry, three of its chunks written."""
+    d = f.create_dataset("scan/data/sparse", shape=HUGE, chunks=(1000, 1000), dtype="f8",
+                         compression="gzip", fillvalue=np.nan)
+    d[0, :3] = 1.0
+    d[1500, 2500] = 2.0
+    d[HUGE[0] - 1, HUGE[1] - 1] = 3.0
 
 
 def test_a_huge_sparse_dataset_is_repaired_by_copying_its_three_chunks(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "huge.h5"
-    _huge(path)
+    _earlier_release(path, _sparse)
     written = _counting(monkeypatch)
     assert main(["repair", str(path)]) == 0
     assert "rewritten in the HDF5 1.10 format" in capsys.readouterr().out
@@ -183,8 +186,7 @@ def test_a_huge_sparse_dataset_is_repaired_by_copying_its_three_chunks(
 def test_a_huge_text_dataset_is_refused_naming_it_and_the_file_is_left_as_it_was(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "huge.h5"
-    _huge(path, title=lambda f, name: f.create_dataset(f"scan/{name}", shape=HUGE,
-                                                       dtype="S1"))
+    _earlier_release(path, lambda f: f.create_dataset("scan/title", shape=HUGE, dtype="S1"))
     before = path.read_bytes()
     assert main(["repair", str(path)]) == 2
     err = capsys.readouterr().err
