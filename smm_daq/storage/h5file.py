@@ -79,6 +79,7 @@ try:
 except ImportError:  # Windows: a lock file stands in (`_machine_lock`)
     fcntl = None  # type: ignore[assignment]
 from smm_daq.storage import here, identity, turns
+from smm_daq.storage.copying import copy_dataset
 from smm_daq.storage.identity import FileId
 from smm_daq.storage.processes import running, start_token
 from smm_daq.storage.staging import (
@@ -1200,7 +1201,7 @@ def _repair_locked(p: Path, real: Path, *, only_ours: bool = False,
             tokens = (identity.token_of(src), None)
             with h5py.File(tmp, "w", libver=LIBVER, track_order=True, locking=False) as dst:
                 with _damage_named(p):
-                    _rebuild(src, dst)
+                    _rebuild(src, dst, source=str(p))
                 tokens = (tokens[0], _new_identity(dst))
                 for name in replacements_under_way(dst):  # before the staged ones go
                     settle_replacement(dst, name, source=str(p))
@@ -1326,7 +1327,7 @@ def make_extendable(path: str | Path, datasets: Collection[str]) -> None:
             try:  # (the room checked, but not held: HDF5 makes the copy anew)
                 with h5py.File(real, "r", locking=False) as src, h5py.File(
                         tmp, "w", libver=LIBVER, track_order=True, locking=False) as dst:
-                    _rebuild(src, dst, extendable=frozenset(datasets))
+                    _rebuild(src, dst, source=str(p), extendable=frozenset(datasets))
                     tokens = (identity.token_of(src), _new_identity(dst))
             except OSError as exc:  # the disk filled meanwhile: said as the check says it
                 if exc.errno in _NO_ROOM:
@@ -1405,20 +1406,18 @@ def _open_for_repair(p: Path, cleared: Path, *, source: Path) -> h5py.File:
     ) from None
 
 
-_COPY_ROWS = 1 << 22  # elements per block when copying a dataset
-
-
-def _file_type(obj: h5py.Dataset) -> object:
-    """A dataset's type as its file has it, for anything but numbers and booleans (whose
-    numpy type says it all): fixed strings null-terminated or null-padded, as they were."""
-    return obj.dtype if obj.dtype.kind in "biuf" else h5py.Datatype(obj.id.get_type())
-
-
-def _rebuild(src: h5py.Group, dst: h5py.Group, *,
-             extendable: frozenset[str] = frozenset()) -> None:
-    """Every attribute, group and dataset of `src` written anew under `dst`, and every link
-    as the same link; each 1-D dataset named in `extendable` (by its path) chunked and
-    extendable."""
+def _rebuild(src: h5py.Group, dst: h5py.Group, *, source: str,
+             extendable: frozenset[str] = frozenset(),
+             made: dict[h5py.h5o.ObjectID, str] | None = None) -> None:
+    """Every attribute, group and dataset of `src` written anew under `dst` (each dataset's
+    stored data only: `copy_dataset`), and every link as the same link; each 1-D dataset
+    named in `extendable` (by its path) chunked and extendable. `source`: the file named in
+    a refusal (a dataset declaring more text than a session file holds). An object under
+    several names (hard links) is copied once and linked under each (`made`: the copies
+    made so far, by the object copied): copied again under each name, it would take the
+    room of as many (past the room reserved for the copy) and a loop of groups none."""
+    if made is None:
+        made = {src.id: dst.name}
     for key, value in src.attrs.items():
         dst.attrs[key] = value
     for key in src:
@@ -1430,25 +1429,16 @@ def _rebuild(src: h5py.Group, dst: h5py.Group, *,
             dst[key] = h5py.ExternalLink(node.filename, node.path)
             continue
         obj = src[key]
-        if isinstance(obj, h5py.Group):
-            _rebuild(obj, dst.create_group(key, track_order=True), extendable=extendable)
+        if obj.id in made:  # another name of an object already copied
+            dst[key] = dst.file[made[obj.id]]
             continue
-        kw: dict[str, object] = {}
-        if obj.chunks is not None:  # kept resizable (a scan's runs grow on resume), and packed
-            kw.update(chunks=obj.chunks, maxshape=obj.maxshape, compression=obj.compression,
-                      compression_opts=obj.compression_opts, shuffle=obj.shuffle)
-        elif obj.name in extendable and obj.ndim == 1:
-            kw.update(chunks=(16,), maxshape=(None,))
-        if obj.fillvalue is not None and obj.dtype.kind in "biuf":
-            kw["fillvalue"] = obj.fillvalue
-        if obj.shape is None or obj.ndim == 0 or obj.dtype.kind not in "biuf":
-            # strings (a few short values) in the type they have, its padding too
-            new = dst.create_dataset(key, data=obj[()], dtype=_file_type(obj),
-                                     **(kw if obj.ndim else {}))
-        else:
-            new = dst.create_dataset(key, shape=obj.shape, dtype=obj.dtype, **kw)
-            rows = max(1, _COPY_ROWS // max(1, int(np.prod(obj.shape[1:]))))
-            for start in range(0, obj.shape[0], rows):
-                new[start:start + rows] = obj[start:start + rows]
+        if isinstance(obj, h5py.Group):
+            group = dst.create_group(key, track_order=True)
+            made[obj.id] = group.name
+            _rebuild(obj, group, source=source, extendable=extendable, made=made)
+            continue
+        new = copy_dataset(obj, dst, key, source=source,
+                           extendable=obj.name in extendable)
+        made[obj.id] = new.name
         for k, v in obj.attrs.items():
             new.attrs[k] = v

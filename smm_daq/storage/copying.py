@@ -1,0 +1,176 @@
+"""Copying one dataset into another file as it is, writing only what its file holds.
+
+A rebuild (`smm_daq.storage.h5file.repair`, `make_extendable`) copies every dataset of a file
+into a fresh one. A dataset is made anew from its own creation properties (chunk shape,
+filters, fill value, its file type byte for byte), so it reads back the same; then only its
+stored data is copied:
+
+- chunked: each chunk its file holds, raw (still compressed, its filter mask kept), so a
+  chunk never written stays unwritten and reads as the fill value: a scan's lines not yet
+  measured, or a dataset declaring terabytes over a few kB of chunks, cost what they hold;
+- contiguous or compact: in blocks of at most `BLOCK_BYTES`, as raw bytes in the file's own
+  type (nothing converted), and nothing where no storage was ever allocated;
+- variable-length data (text of any length) is read whole, converted through memory: a
+  dataset that declares more than `TEXT_LIMIT` bytes of it, or fixed-length text larger than
+  that, is refused (`InputError`) before anything is read, as no session file holds such text.
+
+Allocation is never early in the copy (chunked: as chunks are written; contiguous: on the
+first write), so a dataset never written stays unallocated, as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import h5py
+import numpy as np
+from h5py import h5d, h5p, h5s, h5t, h5z
+
+from smm_daq.errors import InputError
+
+BLOCK_BYTES = 32 << 20  # bytes read at once from a contiguous dataset
+TEXT_LIMIT = 64 << 20  # bytes of text a dataset may declare; more is refused unread
+_LAYOUTS = (h5d.CHUNKED, h5d.CONTIGUOUS, h5d.COMPACT)
+_POINTER_BYTES = 16  # in-memory size of one variable-length element (a count and a pointer)
+
+
+def copy_dataset(src: h5py.Dataset, dst: h5py.Group, name: str, *, source: str,
+                 extendable: bool = False) -> h5py.Dataset:
+    """`src` copied as `dst`[`name`] (its data and creation properties; not its attributes).
+    `extendable`: a contiguous 1-D `src` is made chunked and extendable along its axis.
+    `source`: the file named in a refusal."""
+    ftype = _file_type(src)
+    converted = _needs_memory(ftype)
+    if converted or ftype.get_class() == h5t.STRING:
+        _check_text_size(src, ftype, source)
+    dcpl = _creation_plist(src)
+    space = src.id.get_space()
+    layout = stored_as = dcpl.get_layout()
+    if extendable and layout == h5d.CONTIGUOUS and src.ndim == 1:
+        dcpl.set_chunk((16,))
+        space = h5s.create_simple(src.shape, (h5s.UNLIMITED,))
+        layout = h5d.CHUNKED
+    if layout == h5d.CHUNKED:
+        dcpl.set_alloc_time(h5d.ALLOC_TIME_INCR)
+    elif layout == h5d.CONTIGUOUS:
+        dcpl.set_alloc_time(h5d.ALLOC_TIME_LATE)
+    dst[name] = h5py.Dataset(h5d.create(dst.id, None, ftype, space, dcpl=dcpl))
+    new = dst[name]
+    if src.shape is None or (stored_as != h5d.COMPACT and src.id.get_storage_size() == 0):
+        return new
+    if converted:
+        new[()] = src[()]
+    elif new.chunks is not None and new.chunks == src.chunks:
+        for offset in allocated_chunks(src):
+            copy_chunk(src.id, new.id, offset)
+    else:
+        for start, count in _blocks(src.shape, ftype.get_size()):
+            _copy_block(src.id, new.id, ftype, start, count)
+    return new
+
+
+def _creation_plist(src: h5py.Dataset) -> h5p.PropDCID:
+    """`src`'s creation properties (fill value and time, attribute order, filters with
+    their flags and parameters, so a raw chunk reads back through them), its layout and
+    filter pipeline set anew: as copied, they keep the encodings its file gave them (a
+    compressed dataset's layout written with the "latest" format, which no HDF5 1.x reads).
+    A virtual dataset's, or one stored in external files, is copied as it is: its mapping
+    is the dataset."""
+    old = src.id.get_create_plist()
+    layout = old.get_layout()
+    if layout not in _LAYOUTS or old.get_external_count():
+        return old
+    new = old.copy()
+    filters = [old.get_filter(i)[:3] for i in range(old.get_nfilters())]
+    if filters:
+        new.remove_filter(h5z.FILTER_ALL)
+    new.set_layout(h5d.CONTIGUOUS)  # the library's own layout, its encoding unset
+    if layout == h5d.CHUNKED:
+        new.set_chunk(old.get_chunk())
+        for code, flags, values in filters:
+            new.set_filter(code, flags, values)
+    elif layout == h5d.COMPACT:
+        new.set_layout(h5d.COMPACT)
+    return new
+
+
+def _file_type(src: h5py.Dataset) -> h5t.TypeID:
+    """`src`'s type as a transient one in the oldest encoding that describes it. Numbers and
+    booleans are made anew from their numpy type (byte order included), which says all of
+    them: a copied type keeps the encoding its file gave it, which for a boolean written by
+    a newer HDF5 with the "latest" format is one no HDF5 1.x reads. Anything else (fixed text
+    with its padding and character set, compounds) is its file's type, copied (a committed
+    type belongs to its file)."""
+    if src.dtype.kind in "biuf":
+        return h5t.py_create(src.dtype, logical=True)
+    return src.id.get_type().copy()
+
+
+def _needs_memory(ftype: h5t.TypeID) -> bool:
+    """Whether values of `ftype` point outside the dataset (variable-length data, references
+    into their file), so that they are copied only through memory, converted."""
+    return bool(
+        ftype.detect_class(h5t.VLEN) or ftype.detect_class(h5t.REFERENCE)
+        or (isinstance(ftype, h5t.TypeStringID) and ftype.is_variable_str()))
+
+
+def _check_text_size(src: h5py.Dataset, ftype: h5t.TypeID, source: str) -> None:
+    """InputError where `src` declares more than `TEXT_LIMIT` bytes of text or of
+    variable-length data (read whole to copy it)."""
+    size = int(np.prod(src.shape or (), dtype=object))
+    if size == 0:
+        return
+    per = _POINTER_BYTES if _needs_memory(ftype) else ftype.get_size()
+    if size * per > TEXT_LIMIT:
+        shape = "x".join(str(n) for n in src.shape or ()) or "scalar"
+        raise InputError(
+            f"dataset '{src.name}' declares {shape} values of text or variable-length data "
+            f"({size * per / 1e6:.3g} MB); expected at most {TEXT_LIMIT / 1e6:.3g} MB of it in "
+            "a session file: it is left as it was, copy what it needs with an HDF5 tool",
+            source=source)
+
+
+def allocated_chunks(src: h5py.Dataset) -> list[tuple[int, ...]]:
+    """The offsets of the chunks `src`'s file holds, in the file's order."""
+    offsets: list[tuple[int, ...]] = []
+    src.id.chunk_iter(lambda info: offsets.append(tuple(info.chunk_offset)))
+    return offsets
+
+
+def copy_chunk(src: h5d.DatasetID, dst: h5d.DatasetID, offset: tuple[int, ...]) -> None:
+    """The chunk at `offset` copied raw: as stored (filtered), its filter mask kept."""
+    mask, data = src.read_direct_chunk(offset)
+    dst.write_direct_chunk(offset, data, mask)
+
+
+def _blocks(shape: tuple[int, ...], itemsize: int
+            ) -> Iterator[tuple[tuple[int, ...], tuple[int, ...]]]:
+    """(start, count) of hyperslabs covering `shape` in row-major order, each of at most
+    `BLOCK_BYTES` (or one element where an element is larger)."""
+    if not shape:
+        yield (), ()
+        return
+    inner = itemsize * int(np.prod(shape[1:], dtype=object))
+    if inner <= BLOCK_BYTES or len(shape) == 1:
+        step = max(1, BLOCK_BYTES // max(1, inner))
+        for i in range(0, shape[0], step):
+            yield (i, *[0] * (len(shape) - 1)), (min(step, shape[0] - i), *shape[1:])
+        return
+    for i in range(shape[0]):
+        for start, count in _blocks(shape[1:], itemsize):
+            yield (i, *start), (1, *count)
+
+
+def _copy_block(src: h5d.DatasetID, dst: h5d.DatasetID, ftype: h5t.TypeID,
+                start: tuple[int, ...], count: tuple[int, ...]) -> None:
+    """One hyperslab copied as raw bytes of the file's type `ftype` (nothing converted)."""
+    buf = np.empty(count, dtype=np.dtype((np.void, ftype.get_size())))
+    if not count:
+        src.read(h5s.ALL, h5s.ALL, buf, mtype=ftype)
+        dst.write(h5s.ALL, h5s.ALL, buf, mtype=ftype)
+        return
+    mspace = h5s.create_simple(count)
+    for ds, io in ((src, src.read), (dst, dst.write)):
+        fspace = ds.get_space()
+        fspace.select_hyperslab(start, count)
+        io(mspace, fspace, buf, mtype=ftype)

@@ -1,0 +1,196 @@
+"""A rebuild (`repair`) copies what a file holds and no more: each chunk written, raw, so a
+chunk never written stays unwritten and reads as the fill value; every dataset with its type,
+fill value, chunk shape and filters as they were. A dataset declaring more text than a session
+file ever holds is refused, naming it, and the file is left as it was."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from smm_daq.cli.main import main
+from smm_daq.instruments.profile import load_profile
+from smm_daq.storage import copying
+from smm_daq.storage.h5file import repair
+from smm_daq.storage.identity import TOKEN
+from smm_daq.storage.scan_entry import ScanEntryWriter
+
+HUGE = (10**6, 10**6)  # 8 TB of f8 declared
+
+
+def _chunks(d: h5py.Dataset) -> list[tuple[int, ...]]:
+    return sorted(copying.allocated_chunks(d)) if d.chunks is not None else []
+
+
+def _layout(d: h5py.Dataset) -> dict[str, object]:
+    """Everything of a dataset a copy must keep, its stored chunks among it."""
+    dcpl = d.id.get_create_plist()
+    return {
+        "type": d.id.get_type(),  # compared with TypeID.__eq__ (H5Tequal)
+        "shape": d.shape, "maxshape": d.maxshape, "chunks": d.chunks,
+        "filters": [dcpl.get_filter(i)[:3] for i in range(dcpl.get_nfilters())],
+        "layout": dcpl.get_layout(),
+        "fill": np.asarray(d.fillvalue).tobytes() if d.fillvalue is not None else None,
+        "fill_time": dcpl.get_fill_time(),
+        "attrs": {k: np.asarray(v).tobytes() for k, v in d.attrs.items()},
+        "stored": _chunks(d) if d.chunks else d.id.get_storage_size() > 0,
+    }
+
+
+def _everything(path: Path, skip_values: frozenset[str] = frozenset()) -> dict[str, object]:
+    """Every group's attributes and every dataset's layout (`_layout`) and raw bytes (not of
+    those in `skip_values`), by path."""
+    found: dict[str, object] = {}
+
+    def visit(name: str, obj: h5py.HLObject) -> None:
+        if isinstance(obj, h5py.Group):
+            found[name] = {k: np.asarray(v).tobytes() for k, v in obj.attrs.items()}
+            return
+        found[name] = _layout(obj)
+        if name not in skip_values:
+            value = np.asarray(obj[()])
+            found[name + "[]"] = value.tolist() if value.dtype.kind == "O" else value.tobytes()
+
+    with h5py.File(path, "r") as f:
+        f.visititems(visit)
+        found["/"] = {k: v for k, v in f.attrs.items() if k != TOKEN}
+    return found
+
+
+def _partial_scan(path: Path, lines: int, written: int) -> None:
+    x = np.arange(50) * 1e-5
+    w = ScanEntryWriter.create(path, name="scan", title="partial", x=x,
+                               y=np.arange(lines) * 1e-5, field=np.zeros(3), height=1e-4,
+                               plan_text="{}", profile=load_profile(), snapshot={})
+    row = np.linspace(0.0, 1e-6, x.size)
+    for iy in range(written):
+        w.write_line(iy, row, row, row, np.ones(x.size), np.arange(x.size, dtype=float))
+    w.close()
+
+
+def _counting(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, tuple[int, ...]]]:
+    """The dataset and offset of each chunk a rebuild writes, in order, as it writes them."""
+    written: list[tuple[str, tuple[int, ...]]] = []
+    copy = copying.copy_chunk
+
+    def counted(src: h5py.h5d.DatasetID, dst: h5py.h5d.DatasetID,
+                offset: tuple[int, ...]) -> None:
+        written.append((h5py.h5i.get_name(src).decode(), offset))
+        copy(src, dst, offset)
+
+    monkeypatch.setattr(copying, "copy_chunk", counted)
+    return written
+
+
+def test_a_repaired_partial_scan_is_the_scan_with_its_unwritten_lines_unwritten(
+        tmp_path: Path) -> None:
+    path = tmp_path / "s.h5"
+    _partial_scan(path, lines=12, written=5)
+    before = _everything(path, skip_values=frozenset({"scan/status"}))
+    with h5py.File(path, "r") as f:
+        stored = {name: _chunks(f[name]) for name in ("scan/data/Bz", "scan/data/line_done")}
+        assert 0 < len(stored["scan/data/Bz"]) < 12  # lines not written: chunks not stored
+        assert f["scan/instrument/stage_x/value"].id == f["scan/data/x"].id
+    repair(path)
+    assert _everything(path, skip_values=frozenset({"scan/status"})) == before
+    with h5py.File(path, "r") as f:
+        assert {name: _chunks(f[name]) for name in stored} == stored
+        assert np.isnan(f["scan/data/Bz"][5:]).all()
+        assert f["scan/instrument/stage_x/value"].id == f["scan/data/x"].id  # one, two names
+
+
+def _odd_datasets(f: h5py.File) -> None:
+    """Datasets of every layout, type and filter a file may hold, each partly written."""
+    g = f.create_group("odd")
+    z = g.create_dataset("filtered", shape=(40, 30), chunks=(8, 10), dtype="<f4",
+                         compression="gzip", compression_opts=7, shuffle=True,
+                         fletcher32=True, fillvalue=-1.5, maxshape=(None, 30))
+    z[3:9, :4] = 2.5
+    g.create_dataset("scaled", data=np.arange(100, dtype="i4"), chunks=(16,),
+                     scaleoffset=0)
+    g.create_dataset("big_endian", data=np.arange(6.0).reshape(2, 3), dtype=">f8")
+    g.create_dataset("compact", data=np.arange(5, dtype="u2"),
+                     dcpl=_compact())
+    g.create_dataset("never_written", shape=(1000, 1000), dtype="f8", fillvalue=7.0)
+    tid = h5py.h5t.C_S1.copy()
+    tid.set_size(6)
+    tid.set_strpad(h5py.h5t.STR_SPACEPAD)
+    g.create_dataset("spaced", data=np.array([b"ab", b"cdefgh"]), dtype=h5py.Datatype(tid))
+    g.create_dataset("text", data=["one", "two words"], dtype=h5py.string_dtype())
+
+
+def _compact() -> h5py.h5p.PropDCID:
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_layout(h5py.h5d.COMPACT)
+    return dcpl
+
+
+def test_every_layout_type_and_filter_is_copied_as_it_was(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    path = tmp_path / "s.h5"
+    _partial_scan(path, lines=4, written=1)
+    with h5py.File(path, "a") as f:
+        _odd_datasets(f)
+    before = _everything(path, skip_values=frozenset({"scan/status"}))
+    written = _counting(monkeypatch)
+    repair(path)
+    assert _everything(path, skip_values=frozenset({"scan/status"})) == before
+    with h5py.File(path, "r") as f:
+        assert f["odd/never_written"].id.get_storage_size() == 0
+        assert f["odd/never_written"][0, 0] == 7.0
+        assert f["odd/filtered"].fletcher32 and f["odd/filtered"][0, 0] == -1.5
+        assert f["odd/compact"].id.get_create_plist().get_layout() == h5py.h5d.COMPACT
+    assert [o for name, o in written if name == "/odd/filtered"] == [(0, 0), (8, 0)]
+
+
+def _earlier_release(path: Path, make: Callable[[h5py.File], object]) -> None:
+    """A file of an earlier release (one a repair rewrites) with what `make` makes in it."""
+    with h5py.File(path, "w", libver="latest") as f:
+        f.attrs["creator"] = "smm-daq 0.1.0"
+        f.create_dataset("scan/data/line_done", data=np.array([True, False]))
+        make(f)
+
+
+def _sparse(f: h5py.File) -> None:
+    """A dataset of 10⁶ x 10⁶ f8 under an entry, three of its chunks written."""
+    d = f.create_dataset("scan/data/sparse", shape=HUGE, chunks=(1000, 1000), dtype="f8",
+                         compression="gzip", fillvalue=np.nan)
+    d[0, :3] = 1.0
+    d[1500, 2500] = 2.0
+    d[HUGE[0] - 1, HUGE[1] - 1] = 3.0
+
+
+def test_a_huge_sparse_dataset_is_repaired_by_copying_its_three_chunks(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "huge.h5"
+    _earlier_release(path, _sparse)
+    written = _counting(monkeypatch)
+    assert main(["repair", str(path)]) == 0
+    assert "rewritten in the HDF5 1.10 format" in capsys.readouterr().out
+    sparse = sorted(o for name, o in written if name == "/scan/data/sparse")
+    assert sparse == [(0, 0), (1000, 2000), (999000, 999000)]
+    with h5py.File(path, "r") as f:
+        d = f["scan/data/sparse"]
+        assert (d.shape, d.chunks, d.compression) == (HUGE, (1000, 1000), "gzip")
+        assert sorted(copying.allocated_chunks(d)) == sparse
+        np.testing.assert_array_equal(d[0, :4], [1.0, 1.0, 1.0, np.nan])
+        assert d[1500, 2500] == 2.0 and d[-1, -1] == 3.0 and np.isnan(d[500_000, 7])
+
+
+def test_a_huge_text_dataset_is_refused_naming_it_and_the_file_is_left_as_it_was(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "huge.h5"
+    _earlier_release(path, lambda f: f.create_dataset("scan/title", shape=HUGE, dtype="S1"))
+    before = path.read_bytes()
+    assert main(["repair", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "dataset '/scan/title'" in err and "1000000x1000000" in err, err
+    assert str(path) in err and "Traceback" not in err
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["huge.h5"]
