@@ -225,3 +225,19 @@ def test_zero_field_ramps_down_by_the_bounded_path_and_leaves_the_stage_be(
     assert zeros.bounded == [True]
     assert stops == []
     np.testing.assert_allclose(rig.world.coils.currents(), _safe_currents(window), atol=2e-3)
+
+
+def test_a_recipes_zero_field_step_ramps_down_by_the_bounded_path(
+        window, qtbot, tmp_path) -> None:
+    """A recipe's zero_field step in the window ramps the coils down with the make-safe
+    path's deadline and loss budget, as the Zero button does (it had run unbounded)."""
+    recipe = tmp_path / "zero.toml"
+    recipe.write_text('[recipe]\ntitle = "zero the field"\n[[step]]\nkind = "zero_field"\n')
+    view, rig = window.recipes, window.holder.rig
+    rig.coils.set_field(np.array([0.0, 50.0, 0.0]) * UT)
+    zeros = _ZeroCalls(rig.coils)
+    assert recipe_opened(view, qtbot, recipe)
+    assert recipe_ran(view, qtbot)
+    qtbot.waitUntil(lambda: not view.runner.running, timeout=WAIT_MS)
+    assert zeros.bounded[0] is True
+    np.testing.assert_allclose(rig.world.coils.currents(), _safe_currents(window), atol=2e-3)
