@@ -68,8 +68,7 @@ def read_block(transport: Transport, command: str) -> str:
     `BlockTransport` (a serial port, whose line reads drop a CR before the LF) reads it by
     its length itself."""
     if isinstance(transport, BlockTransport):
-        transport.write(command)
-        return transport.read_block()
+        return transport.query_block(command)
     reply = transport.query(command)
     size = block_size(reply)
     while size is not None and len(reply) < size:

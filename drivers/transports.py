@@ -511,14 +511,25 @@ class SerialTransport:
         terminator) had been read as the reply to this query, and every later reply as the
         one to the query before it. A reply that comes later than that still reaches the
         next query, as on a raw socket (`VisaTransport.query`)."""
+        self._drop_unasked()
+        self._send(message)
+        return self._receive()
+
+    def query_block(self, message: str) -> str:
+        """Send `message` and read its reply by `read_block`, what arrived unread before it
+        dropped first, as `query` does (a line sent unasked had been read as the block)."""
+        self._drop_unasked()
+        self._send(message)
+        return self.read_block()
+
+    def _drop_unasked(self) -> None:
+        """Drop what arrived unread, waiting for nothing (a port that failed is reopened)."""
         self._check_open()
         try:
             if self.port.in_waiting:
                 self.port.reset_input_buffer()
         except (serial.SerialException, OSError) as exc:
             raise self._lost(exc) from exc
-        self._send(message)
-        return self._receive()
 
     def discard_input(self) -> None:
         """Drop what has arrived unread (a reply an earlier program left), waiting for

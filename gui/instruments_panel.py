@@ -846,10 +846,12 @@ class InstrumentsPanel(QtWidgets.QWidget):
         self._field_stops = [e for e in self._field_stops if e is not stop]
 
     def zero_field(self) -> None:
+        """Ramp the coils to their safe state within the make-safe path's deadline and loss
+        budget (`Rig.zero_coils`), the stage left moving if it moves."""
         for box in self.field_boxes:
             box.setValue(0.0)
         rig = self.holder.rig
-        self._act(lambda: rig.coils.zero(), "Zero field")
+        self._act(lambda: rig.zero_coils(), "Zero field")
 
     def set_time_constant(self) -> None:
         self._set_lockin("Time constant", self.tau_box, lambda rig: (

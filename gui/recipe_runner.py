@@ -189,7 +189,7 @@ class RecipeRunner(QtCore.QObject):
             self._rig_step(lambda: rig.coils.set_field(
                 np.array(step.field), stop=lambda: self._stop_requested))
         elif isinstance(step, ZeroFieldStep):
-            self._rig_step(lambda: rig.coils.zero())
+            self._rig_step(lambda: rig.zero_coils())  # within the make-safe bounds
         elif isinstance(step, WaitStep):
             self._rig_step(lambda: self._wait(rig.clock, step.seconds))
         elif isinstance(step, PromptStep):

@@ -208,3 +208,36 @@ def test_a_close_during_set_field_stops_its_ramp_and_ramps_down_once_at_a_time(
     assert zeros.most_at_once == 1
     assert not window.rig_may_be_unsafe
     np.testing.assert_allclose(world.currents(), safe, atol=2e-3)
+
+
+def test_zero_field_ramps_down_by_the_bounded_path_and_leaves_the_stage_be(
+        window, qtbot, monkeypatch) -> None:
+    """Zero field ramps the coils to their safe state with the make-safe path's deadline and
+    loss budget (it had ramped them outside it, unbounded), and does not stop the stage."""
+    panel, rig = window.instruments, window.holder.rig
+    rig.coils.set_field(np.array([0.0, 50.0, 0.0]) * UT)
+    zeros = _ZeroCalls(rig.coils)
+    stops: list[bool] = []
+    monkeypatch.setattr(rig.stage, "stop", lambda: stops.append(True))
+    qtbot.mouseClick(panel.zero_button, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: bool(zeros.bounded) and rig.coils.field_setpoint()[1] == 0.0,
+                    timeout=WAIT_MS)
+    assert zeros.bounded == [True]
+    assert stops == []
+    np.testing.assert_allclose(rig.world.coils.currents(), _safe_currents(window), atol=2e-3)
+
+
+def test_a_recipes_zero_field_step_ramps_down_by_the_bounded_path(
+        window, qtbot, tmp_path) -> None:
+    """A recipe's zero_field step in the window ramps the coils down with the make-safe
+    path's deadline and loss budget, as the Zero button does (it had run unbounded)."""
+    recipe = tmp_path / "zero.toml"
+    recipe.write_text('[recipe]\ntitle = "zero the field"\n[[step]]\nkind = "zero_field"\n')
+    view, rig = window.recipes, window.holder.rig
+    rig.coils.set_field(np.array([0.0, 50.0, 0.0]) * UT)
+    zeros = _ZeroCalls(rig.coils)
+    assert recipe_opened(view, qtbot, recipe)
+    assert recipe_ran(view, qtbot)
+    qtbot.waitUntil(lambda: not view.runner.running, timeout=WAIT_MS)
+    assert zeros.bounded[0] is True
+    np.testing.assert_allclose(rig.world.coils.currents(), _safe_currents(window), atol=2e-3)

@@ -593,3 +593,32 @@ def test_a_line_sent_unasked_over_serial_is_never_read_as_the_next_reply(
     finally:
         lockin.close()
         proxy.close()
+
+
+def test_a_line_sent_unasked_over_serial_is_never_read_as_an_sr860_capture(
+        served_sr860: Served) -> None:
+    """An SR860 on RS-232 answering CAPTUREBYTES? with one line more: the capture's block read
+    (by its length, over pyserial) had taken that line for its reply, failed, and sent the
+    query once more; it is dropped before the query, as a line query drops it."""
+    s = served_sr860
+    proxy = FaultProxy((HOST, s.server.ports()[s.profile.lockin.link.address])).start()
+    settings = replace(s.profile.lockin, link=replace(
+        s.profile.lockin.link, address=serial_url(proxy.port), timeout_s=TIMEOUT_S))
+    lockin = bounded(lambda: SR860.from_profile(settings, clock=s.clock))
+    try:
+        lockin.configure_buffer(100.0)
+        lockin.start_buffer(on_trigger=False)
+        lockin.identify()  # a reply: the served emulator took the start (a write has none)
+        s.clock.sleep(3.0)  # virtual: the capture runs in simulated time
+        lockin.link.write("CAPTURESTOP")
+        size = lockin._captured_bytes()
+        assert size > 400
+        proxy.answer("CAPTUREBYTES?", f"{size}\n7777\n".encode(), times=1)
+        failures = lockin.link.failures
+        trace = bounded(lockin.read_buffer)
+        assert lockin.link.failures == failures  # each read its own reply at once: no retry
+        assert len(trace.x) == size // 8
+        assert bounded(lockin.identify).model == "SR860"
+    finally:
+        lockin.close()
+        proxy.close()

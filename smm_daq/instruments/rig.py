@@ -181,6 +181,14 @@ class Rig:
         with self._safing, _making_safe(self.profile, self.clock):
             return _make_safe(self.profile, self.stage, self.coils)
 
+    def zero_coils(self) -> None:
+        """Ramp the coils to the profile's safe state (`FieldSource.zero`) by the bounded
+        make-safe path: its deadline and loss budget, one at a time with `make_safe`; the stage
+        left as it is (a field zeroed by hand is no reason to stop a move). Raises what the
+        ramp-down could not do."""
+        with self._safing, _making_safe(self.profile, self.clock):
+            self.coils.zero()
+
     def snapshot(self) -> dict[str, object]:
         """Every instrument's snapshot; one that fails gives {'error': message}."""
         out: dict[str, object] = {}

@@ -55,8 +55,9 @@ class BlockTransport(Transport, Protocol):
     the length its header gives: one whose line reads would alter the block's bytes (a serial
     port's strips a line's trailing CR, which a block's data may end a line with).
 
-    `read_block` returns the whole reply, a block byte for byte (one character per byte,
-    latin-1) or, when the reply starts no block, the line it is; without the terminator.
+    `query_block` sends a query and returns its whole reply, a block byte for byte (one
+    character per byte, latin-1) or, when the reply starts no block, the line it is; without
+    the terminator. What arrived unread before the query is dropped first, as `query` does.
     """
 
-    def read_block(self) -> str: ...
+    def query_block(self, message: str) -> str: ...
