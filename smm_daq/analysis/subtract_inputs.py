@@ -9,7 +9,7 @@ connects.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -102,7 +102,13 @@ def tolerance_among(infos: Mapping[str, EntryInfo], entry: str) -> float:
     own = infos.get(entry)
     if own is not None and own.field_tolerance is not None:
         return own.field_tolerance
-    found: list[float] = []
+    return max((info.field_tolerance for info in _lineage(infos, entry)
+                if info.field_tolerance is not None), default=FIELD_TOLERANCE)
+
+
+def _lineage(infos: Mapping[str, EntryInfo], entry: str) -> Iterator[EntryInfo]:
+    """`entry` and every entry it was made from, followed through the recorded sources of
+    the file's entries as listed (each once; a source no longer listed is passed over)."""
     seen: set[str] = set()
     todo = [entry]
     while todo:
@@ -111,10 +117,8 @@ def tolerance_among(infos: Mapping[str, EntryInfo], entry: str) -> float:
         if name in seen or info is None:
             continue
         seen.add(name)
-        if info.field_tolerance is not None:
-            found.append(info.field_tolerance)
+        yield info
         todo.extend(info.sources)
-    return max(found, default=FIELD_TOLERANCE)
 
 
 def unfinished_scan(path: str | Path, entry: str) -> str:
@@ -140,18 +144,7 @@ def is_induced(path: str | Path, entry: str) -> bool:
 
 def induced_among(infos: Mapping[str, EntryInfo], entry: str) -> bool:
     """`is_induced` for a file's entries as listed (`list_entries`), by name."""
-    seen: set[str] = set()
-    todo = [entry]
-    while todo:
-        name = todo.pop()
-        info = infos.get(name)
-        if name in seen or info is None:
-            continue
-        seen.add(name)
-        if info.kind == "induced":
-            return True
-        todo.extend(info.sources)
-    return False
+    return any(info.kind == "induced" for info in _lineage(infos, entry))
 
 
 def require_alike(in_field: str, in_field_induced: bool, remanent: str, remanent_induced: bool,
