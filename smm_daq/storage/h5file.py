@@ -982,13 +982,12 @@ def require_swmr_format(path: str | Path) -> None:
     if not p.exists():
         return
     require_ours(p)  # said first: another program's file is not written in any format
-    with open_read(p) as f:
-        if f.id.get_create_plist().get_version()[0] < 3:
-            raise InputError(
-                "is in an older HDF5 format that cannot be written while it is read (SWMR); "
-                "write scans to a new file (smm-daq still reads this one)",
-                source=str(p),
-            )
+    if read_whole(p, lambda f: f.id.get_create_plist().get_version()[0]) < 3:
+        raise InputError(
+            "is in an older HDF5 format that cannot be written while it is read (SWMR); "
+            "write scans to a new file (smm-daq still reads this one)",
+            source=str(p),
+        )
 
 
 # -- scratch files ------------------------------------------------------------------------
