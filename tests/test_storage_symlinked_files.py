@@ -264,3 +264,17 @@ def test_a_link_repointed_during_a_repair_leaves_the_file_it_points_to_now_alone
     if how == "write":
         with h5py.File(real, "r") as f:
             assert text(f.attrs["written"]) == "here"
+
+
+def test_a_read_through_a_link_repointed_once_it_is_locked_reads_the_file_it_locked(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reader takes the readers' lock of the file the link names, then opens that file:
+    a link re-pointed in between (to a file a writer of another process may be writing,
+    unlocked by this reader) does not have it read the other file."""
+    link, real = _link(tmp_path, "beside the file")
+    other = real.with_name("other.h5")
+    write_map_entry(real, _map("earlier"), kind="scan")
+    write_map_entry(other, _map("next"), kind="scan")
+    _repointed_once_locked(monkeypatch, link, other)
+    assert [e.name for e in list_entries(link)] == ["earlier"]
+    assert os.readlink(link) == other.name
