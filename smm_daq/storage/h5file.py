@@ -840,7 +840,7 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
         try:
             before = None if swmr else _Before.of(f)
             if _holds_nothing(f):  # an empty HDF5 file: made a session file
-                _init_root(f, p)
+                _init_root(f, real)  # named as itself, as `_create` names it
             try:
                 yield f
                 f.flush()
