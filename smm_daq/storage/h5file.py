@@ -58,6 +58,8 @@ import os
 import re
 import shutil
 import socket
+import stat
+import sys
 import threading
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
@@ -314,6 +316,8 @@ def _file_lock(path: Path, *, exclusive: bool, source: Path | None = None,
             stack.enter_context(here.writing(path, waited=waited))
         yield
 
+
+_WINDOWS = sys.platform == "win32"  # where a file open elsewhere cannot be replaced
 
 _SWAPS_WAITED = 5  # most copies swapped in under a waiter that it takes the lock of again
 
@@ -1287,13 +1291,32 @@ def _swap_in(tmp: Path, p: Path, copy: str = "repaired copy", *,
         old, new = identity.at(p, tokens[0]), identity.at(tmp, tokens[1])  # a rename keeps it
         os.replace(tmp, p)
         identity.swapped(p, old, new)
-    except OSError as exc:  # Windows replaces no file that another program has open
+    except OSError as exc:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
         raise InputError(
-            f"cannot be replaced by its {copy} ({exc.strerror or exc}); expected it open "
-            "in no other program (Windows replaces no file that is open): close it there, "
-            "then try again; it is as it was", source=str(source)) from None
+            f"cannot be replaced by its {copy} ({exc.strerror or exc}); "
+            f"{_replace_advice(exc, p.parent)}; it is as it was", source=str(source)) from None
+
+
+def _replace_advice(exc: OSError, folder: Path) -> str:
+    """What is expected of a file that `os.replace` refused to replace in `folder` (`exc`),
+    as this system refuses it: Windows replaces no file that another program has open; a
+    POSIX system refuses where the folder's permissions do (its write permission, or its
+    sticky bit, as /tmp has, where only a file's owner or the folder's may replace it)."""
+    if not isinstance(exc, PermissionError):
+        return "expected a file that can be replaced where it is"
+    if _WINDOWS:
+        return ("expected it open in no other program (Windows replaces no file that is "
+                "open): close it there, then try again")
+    with contextlib.suppress(OSError):
+        if folder.stat().st_mode & stat.S_ISVTX:
+            return (f"expected a file this user may replace: its folder, {folder}, has the "
+                    "sticky bit set (as /tmp), where only the file's owner or the folder's "
+                    "may replace it: run this as its owner, or copy the file to a folder of "
+                    "your own")
+    return (f"expected its folder, {folder}, writable by this user (a file is replaced in "
+            "its folder): make it so, or copy the file to a folder that is, then try again")
 
 
 def _hold_copy(tmp: Path, hold: contextlib.ExitStack) -> None:
