@@ -118,3 +118,26 @@ def test_every_damaged_optical_entry_is_refused_naming_file_entry_and_dataset(
                 failures.append(f"{case}: read as if whole")
     print(f"{count} damaged optical entries")
     assert not failures, f"{len(failures)} of {count}:\n" + "\n".join(failures)
+
+
+@pytest.mark.parametrize(("limit", "shape"), [(None, (10**6, 10**6, 3)), (24, (7, 8, 3))],
+                         ids=["10^12 pixels", "one row beyond"])
+def test_an_image_stated_larger_than_any_read_is_refused_before_it_is_read(
+        base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limit: int | None,
+        shape: tuple[int, int, int]) -> None:
+    """A damaged entry stating more pixels than an image smm-daq reads (Pillow's limit,
+    twice `MAX_IMAGE_PIXELS`) is refused by its shape, not read into memory (a MemoryError);
+    one of as many as the limit is read."""
+    from PIL import Image
+
+    if limit is not None:
+        monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", limit)  # 48 pixels: IMAGE's
+        assert np.array_equal(read_optical_entry(base, "photo")[0], IMAGE)
+    path = tmp_path / "stated.h5"
+    shutil.copy(base, path)
+    with h5py.File(path, "a") as f:
+        del f["photo/data/image"]
+        f.create_dataset("photo/data/image", shape=shape, dtype=np.uint8, chunks=(1, 8, 3))
+    with pytest.raises(InputError, match=rf"'data/image' states {shape[0]} × {shape[1]} "
+                                         "pixels; expected an image of at most"):
+        read_optical_entry(path, "photo")

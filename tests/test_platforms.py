@@ -148,8 +148,10 @@ def test_a_repair_windows_cannot_swap_in_is_refused_with_the_file_as_it_was(tmp_
     import os
 
     from smm_daq.cli.main import main
+    from smm_daq.storage import h5file
     from smm_daq.storage.h5file import leftovers, writing
 
+    monkeypatch.setattr(h5file, "_WINDOWS", True)
     path = tmp_path / "s.h5"
     with writing(path) as f:
         f["kept"] = np.arange(3)
@@ -166,6 +168,46 @@ def test_a_repair_windows_cannot_swap_in_is_refused_with_the_file_as_it_was(tmp_
     err = capsys.readouterr().err
     assert "cannot be replaced by its repaired copy (The process cannot access" in err
     assert "expected it open in no other program" in err
+    assert path.read_bytes() == before
+    assert leftovers(path) == []  # its copy removed
+
+
+@pytest.mark.parametrize(("sticky", "advice"), [
+    (True, "expected a file this user may replace: its folder, {folder}, has the sticky bit "
+           "set (as /tmp), where only the file's owner or the folder's may replace it"),
+    (False, "expected its folder, {folder}, writable by this user"),
+], ids=["sticky folder", "folder not writable"])
+def test_a_repair_a_posix_folder_refuses_to_swap_in_says_what_the_folder_needs(
+        tmp_path: Path, monkeypatch, capsys, sticky: bool, advice: str):
+    """On Linux or macOS a rename onto the file is refused by its folder's permissions (a
+    shared folder with the sticky bit, the file another user's; a folder not writable),
+    never because a program has it open: the advice names the folder, not Windows."""
+    import os
+
+    from smm_daq.cli.main import main
+    from smm_daq.storage import h5file
+    from smm_daq.storage.h5file import leftovers, writing
+
+    monkeypatch.setattr(h5file, "_WINDOWS", False)
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    path = folder / "s.h5"
+    with writing(path) as f:
+        f["kept"] = np.arange(3)
+    with h5py.File(path, "a", libver="latest") as f:  # as an earlier version wrote: rewritten
+        f["old"] = np.array([True])
+    before = path.read_bytes()
+    if sticky:
+        folder.chmod(0o1777)
+
+    def refused(src: object, dst: object) -> None:
+        raise PermissionError(1 if sticky else 13, os.strerror(1 if sticky else 13))
+
+    monkeypatch.setattr(os, "replace", refused)
+    assert main(["repair", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot be replaced by its repaired copy" in err
+    assert advice.format(folder=folder) in err and "Windows" not in err
     assert path.read_bytes() == before
     assert leftovers(path) == []  # its copy removed
 

@@ -8,20 +8,34 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from smm_daq.acquisition import recipe_continue
+from smm_daq.acquisition.recipe_continue import own_cut_off
+from smm_daq.acquisition.resumable import load_resumable
+from smm_daq.cli import maps
 from smm_daq.cli.main import main
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import load_profile
 from smm_daq.storage import nexus
+from smm_daq.storage.checks import check_intact
 from smm_daq.storage.h5file import WrittenMeanwhile, open_read
+from smm_daq.storage.intact import needs_repair
 from smm_daq.storage.nexus import list_entries, read_map
 from smm_daq.storage.optical_entry import read_optical_entry
 from smm_daq.storage.product_maps import read_product_map
-from smm_daq.storage.scan_entry import ScanEntryWriter
+from smm_daq.storage.scan_entry import (
+    ScanEntryWriter,
+    check_new_scan,
+    read_field_checks,
+    read_runs,
+    read_scan_record,
+)
 
 NX, NY = 12, 3  # a line of 12 points: a noise floor from two lines, none from one
 # Line 1 of entry 'scan' stored by another process, as a scan's writer there stores it once
@@ -31,7 +45,13 @@ import sys
 from pathlib import Path
 import numpy as np
 from smm_daq.storage import turns
-from smm_daq.storage.scan_entry import ScanEntryWriter
+from smm_daq.storage.scan_entry import (
+    ScanEntryWriter,
+    check_new_scan,
+    read_field_checks,
+    read_runs,
+    read_scan_record,
+)
 turns.WRITER_WAIT_S = 0.0
 w = ScanEntryWriter(Path(sys.argv[1]), "scan", np.array([True, False, False]))
 row = np.sin(np.arange(12.0)) * 1e-6
@@ -132,6 +152,25 @@ def _none(path: Path) -> None:
     pass
 
 
+def _refused(call: Callable[[Path], object]) -> Callable[[Path], str]:
+    """The name of the error `call` raises: InputError for what the file holds (the fixture's
+    plan text is no plan), not WrittenMeanwhile for a write elsewhere."""
+    def refused(path: Path) -> str:
+        with pytest.raises(InputError) as raised:
+            call(path)
+        return type(raised.value).__name__
+    return refused
+
+
+def _reopened(path: Path) -> list[bool]:
+    """The lines done of the scan as a resume takes it over."""
+    return ScanEntryWriter.reopen(path, "scan").line_done.tolist()
+
+
+# what the export commands take a scan's map for: its shape and its sources
+_GRID = SimpleNamespace(shape=(NY, NX), sources=("scan",))
+
+
 @pytest.mark.parametrize(("made", "read", "expected"), [
     (_none, lambda p: nexus.holds_name(p, "scan"), True),
     (_none, lambda p: nexus.read_sensor_thickness(p, "scan"), 0.0),
@@ -144,15 +183,35 @@ def _none(path: Path) -> None:
     (_none, lambda p: nexus.check_new_entry(p, "new", ["scan"], overwrite=False), None),
     (_none, nexus.names_held_by_links, {}),
     (_none, lambda p: nexus.entry_held_as(p, "scan"), "a scan (kind 'scan')"),
+    (_none, lambda p: check_new_scan(p, "new"), None),
+    (_none, _reopened, [True, False, False]),
+    (_none, lambda p: [r.run for r in read_runs(p, "scan")], [0]),
+    (_none, lambda p: len(read_field_checks(p, "scan")), 1),
+    (_none, lambda p: read_scan_record(p, "scan")["status"], "interrupted"),
+    (_none, check_intact, None),
+    (_none, needs_repair, False),
+    (_none, _refused(lambda p: load_resumable(p, "scan")), "InputError"),
+    (_none, lambda p: own_cut_off(p, "", {"scan": None}), set()),
+    (_none, _refused(lambda p: recipe_continue._stored(p, "scan")), "InputError"),
+    (_none, lambda p: maps._maps_held(str(p), "scan", _GRID, None),
+     "Bz (the default), data/lockin_range, data/lockin_x, data/lockin_y, data/time"),
+    (_none, lambda p: maps._default_map(str(p), "scan", _GRID, None), None),
+    (_none, lambda p: maps._dataset(str(p), "scan", "data/lockin_x", _GRID, str)[1],
+     "lockin_x"),
+    (_none, lambda p: maps._saved_result(str(p), "scan"), None),
 ], ids=["holds_name", "read_sensor_thickness", "unfinished_entries", "cut_off_replacements",
         "links_and_strays", "read_product_map", "read_optical_entry", "read_result_entry",
-        "check_new_entry", "names_held_by_links", "entry_held_as"])
-def test_the_windows_and_infos_readers_read_again_a_read_another_processs_write_overlapped(
+        "check_new_entry", "names_held_by_links", "entry_held_as", "check_new_scan", "reopen",
+        "read_runs", "read_field_checks", "read_scan_record", "check_intact", "needs_repair",
+        "load_resumable", "own_cut_off", "recipe_stored", "maps_held", "default_map",
+        "export_dataset", "saved_result"])
+def test_the_readers_read_again_a_read_another_processs_write_overlapped(
         path, monkeypatch, made, read, expected):
-    """Each reader that the window or `info` calls while a scan in another process stores
-    lines reads the file again when its read was overlapped (here: said so by the read's
-    check, the first time), as `read_map` does: neither an error nor a wrong answer (a name
-    taken said free) for what is only a write elsewhere."""
+    """Each reader that reads the file whole (the window's, `info`'s, a scan's checks before
+    it starts or resumes, a recipe's, the export commands') reads the file again when its
+    read was overlapped by a write in another process (here: said so by the read's check,
+    the first time), as `read_map` does: neither an error nor a wrong answer (a name taken
+    said free, an intact file said to need a repair) for what is only a write elsewhere."""
     from smm_daq.storage import turns
 
     made(path)

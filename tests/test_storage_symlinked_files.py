@@ -165,6 +165,19 @@ def test_a_file_behind_a_link_to_no_file_yet_is_made_there(tmp_path: Path) -> No
         assert text(f.attrs["file_name"]) == "real.h5"
 
 
+@pytest.mark.parametrize("shape", SHAPES)
+def test_an_empty_hdf5_file_behind_a_link_is_named_as_itself_once_written(
+        tmp_path: Path, shape: str) -> None:
+    """An empty HDF5 file (made by another program) that a link names, written through the
+    link, records the file's own name in the root's `file_name`, as a file made through the
+    link does: not the link's."""
+    link, real = _link(tmp_path, shape)
+    h5py.File(real, "w").close()
+    write_map_entry(link, _map("earlier"), kind="scan")
+    with h5py.File(real, "r") as f:
+        assert text(f.attrs["file_name"]) == "real.h5"
+
+
 def _folder_refuses_new_files(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
     """`folder` as one this user cannot write (the tests run as root, which may write
     anywhere): a new file made there is refused as the system refuses it."""
@@ -264,3 +277,17 @@ def test_a_link_repointed_during_a_repair_leaves_the_file_it_points_to_now_alone
     if how == "write":
         with h5py.File(real, "r") as f:
             assert text(f.attrs["written"]) == "here"
+
+
+def test_a_read_through_a_link_repointed_once_it_is_locked_reads_the_file_it_locked(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reader takes the readers' lock of the file the link names, then opens that file:
+    a link re-pointed in between (to a file a writer of another process may be writing,
+    unlocked by this reader) does not have it read the other file."""
+    link, real = _link(tmp_path, "beside the file")
+    other = real.with_name("other.h5")
+    write_map_entry(real, _map("earlier"), kind="scan")
+    write_map_entry(other, _map("next"), kind="scan")
+    _repointed_once_locked(monkeypatch, link, other)
+    assert [e.name for e in list_entries(link)] == ["earlier"]
+    assert os.readlink(link) == other.name

@@ -23,7 +23,7 @@ from smm_daq.acquisition.resumable import check_resume
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import Profile
 from smm_daq.storage.checks import corrupt_guard
-from smm_daq.storage.h5file import open_read, text
+from smm_daq.storage.h5file import read_whole, text
 from smm_daq.storage.nexus import EntryInfo
 from smm_daq.storage.staging import cut_off_entries
 
@@ -99,10 +99,13 @@ def own_cut_off(out: str | Path, recipe_text: str,
     (`cut_off_entries`): a scan storing this recipe's text, a subtraction of those two
     entries. Another recipe's, or one cut off before it held what tells, is not this
     recipe's: a write of its name makes a new entry."""
-    with open_read(out) as f, corrupt_guard(str(out)):
-        return {c.name for c in cut_off_entries(f)
-                if c.name in steps and isinstance(f[c.key], h5py.Group)
-                and _made_so(f[c.key], recipe_text, steps[c.name])}
+    def read(f: h5py.File) -> set[str]:
+        with corrupt_guard(str(out)):
+            return {c.name for c in cut_off_entries(f)
+                    if c.name in steps and isinstance(f[c.key], h5py.Group)
+                    and _made_so(f[c.key], recipe_text, steps[c.name])}
+
+    return read_whole(out, read)
 
 
 def _made_so(g: h5py.Group, recipe_text: str, sources: tuple[str, str] | None) -> bool:
@@ -120,8 +123,9 @@ def _made_so(g: h5py.Group, recipe_text: str, sources: tuple[str, str] | None) -
 def _stored(out: str | Path, name: str) -> tuple[ScanPlan, str]:
     """The plan and the recipe text a scan entry stores (InputError when either is missing)."""
     where = f"{out}, entry '{name}'"
-    texts: dict[str, str] = {}
-    with open_read(out) as f:
+
+    def read(f: h5py.File) -> dict[str, str]:
+        texts: dict[str, str] = {}
         for key in ("plan", "recipe"):
             node = f[name].get(key)
             if not isinstance(node, h5py.Dataset) or node.shape != () \
@@ -129,6 +133,9 @@ def _stored(out: str | Path, name: str) -> tuple[ScanPlan, str]:
                 raise InputError(f"has no '{key}' text; expected the text every scan entry "
                                  "holds: the entry is damaged", source=where)
             texts[key] = text(node)
+        return texts
+
+    texts = read_whole(out, read)
     return ScanPlan.from_text(texts["plan"], source=f"{where}, 'plan'"), texts["recipe"]
 
 

@@ -27,7 +27,7 @@ from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import Profile, parse_profile
 from smm_daq.storage.checks import corrupt_guard
-from smm_daq.storage.h5file import open_read, text
+from smm_daq.storage.h5file import read_whole, text
 from smm_daq.storage.names import listed_name, other_form_note
 from smm_daq.storage.scan_entry import STATUSES, check_not_cut_off, check_same_profile
 from smm_daq.storage.staging import check_an_entry, entry_listed, link_in_the_way, resolves
@@ -62,9 +62,14 @@ class ResumableEntry:
 
 
 def load_resumable(path: str | Path, name: str) -> ResumableEntry:
-    """The entry `name` of `path`, checked whole (see the module); InputError otherwise."""
+    """The entry `name` of `path`, checked whole (see the module); InputError otherwise.
+    Read again where a write in another process overlapped the read (`read_whole`)."""
+    return read_whole(path, lambda f: _load_resumable_in(f, path, name))
+
+
+def _load_resumable_in(f: h5py.File, path: str | Path, name: str) -> ResumableEntry:
     where = f"{path}, entry '{name}'"
-    with open_read(path) as f, corrupt_guard(where):
+    with corrupt_guard(where):
         if not resolves(f, name) or not isinstance(f[name], h5py.Group):
             scans = [k for k in f if entry_listed(f, k)  # never through a link
                      and text(f[k].attrs.get("kind", "")) == "scan"]

@@ -100,6 +100,15 @@ def load_image(path: str | Path) -> np.ndarray:
     return rgb
 
 
+def largest_image() -> int | None:
+    """The most pixels an image `read_image` reads may have (None: no limit set): Pillow
+    warns above its `MAX_IMAGE_PIXELS` and refuses an image of more than twice as many."""
+    from PIL import Image
+
+    limit = Image.MAX_IMAGE_PIXELS
+    return None if limit is None else 2 * int(limit)
+
+
 def read_image(path: str | Path) -> tuple[np.ndarray, str]:
     """`load_image`'s image and, instead of its warning, the warning's text ("" for an
     undamaged image): for a window, which shows it, from a worker thread. Pillow's warnings

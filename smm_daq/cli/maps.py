@@ -424,12 +424,15 @@ def _maps_held(path: str, entry: str, m: MapData, saved: SavedResult | None) -> 
     whose grid is known, whatever their shape; not those of a scan whose grid is not)."""
     import h5py
 
-    from smm_daq.storage.h5file import open_read
+    from smm_daq.storage.h5file import read_whole
 
-    found: list[str] = []
-    with open_read(path) as f:
+    def read(f: h5py.File) -> list[str]:
+        found: list[str] = []
         f[entry].visititems(lambda name, node: found.append(name) if (
             isinstance(node, h5py.Dataset) and node.ndim == 2 and name != "data/Bz") else None)
+        return found
+
+    found = read_whole(path, read)
     default = _default_map(path, entry, m, saved) or "Bz"
     return ", ".join(f"{name} (the default)" if name == default else name for name in [
         "Bz", *(name for name in found if _exported(path, entry, name, m, saved))])
@@ -442,15 +445,18 @@ def _default_map(path: str, entry: str, m: MapData, saved: SavedResult | None) -
     is no map export takes: an MMT result opens on its grain table)."""
     import h5py
 
-    from smm_daq.storage.h5file import open_read, text
+    from smm_daq.storage.h5file import read_whole, text
 
     if saved is not None:
         return None
-    with open_read(path) as f:
+
+    def read(f: h5py.File) -> tuple[str, str]:
         g = f[entry]
         plot = text(g.attrs.get("default", ""))
         node = g.get(plot) if plot else None
-        signal = text(node.attrs.get("signal", "")) if isinstance(node, h5py.Group) else ""
+        return plot, text(node.attrs.get("signal", "")) if isinstance(node, h5py.Group) else ""
+
+    plot, signal = read_whole(path, read)
     name = f"{plot}/{signal}"
     if not signal or name == "data/Bz":
         return None
@@ -496,35 +502,40 @@ def _dataset(path: str, entry: str, dataset: str, m: MapData, maps_held: Callabl
     where that entry is gone or of another shape. A refusal names the maps `maps_held()`."""
     import h5py
 
-    from smm_daq.storage.h5file import open_read, text
+    from smm_daq.storage.h5file import read_whole, text
     from smm_daq.storage.nexus import read_map
     from smm_daq.storage.units import split_units
     from smm_daq.storage.virtual import require_sources
 
-    with open_read(path) as f:
-        where = f"{path}, entry '{entry}'"
-        if dataset.startswith("/"):  # HDF5 would read it from the file's root, not the entry
-            raise InputError(f"--dataset is {dataset!r}, a path from the file's root; expected "
+    where = f"{path}, entry '{entry}'"
+
+    def read(f: h5py.File) -> tuple[str, tuple[int, ...], str | None, str]:
+        named = dataset
+        if named.startswith("/"):  # HDF5 would read it from the file's root, not the entry
+            raise InputError(f"--dataset is {named!r}, a path from the file's root; expected "
                              f"a map the entry holds: {maps_held()} (paths inside the entry)",
                              source=where)
-        if dataset not in f[entry] and dataset in _RENAMED and _RENAMED[dataset] in f[entry]:
-            dataset = _RENAMED[dataset]
-        if not dataset or dataset not in f[entry]:
-            raise InputError(f"--dataset is {dataset!r}, which the entry does not hold; "
+        if named not in f[entry] and named in _RENAMED and _RENAMED[named] in f[entry]:
+            named = _RENAMED[named]
+        if not named or named not in f[entry]:
+            raise InputError(f"--dataset is {named!r}, which the entry does not hold; "
                              f"expected a map the entry holds: {maps_held()}", source=where)
-        node = f[entry][dataset]
+        node = f[entry][named]
         if not isinstance(node, h5py.Dataset) or node.dtype.kind not in "iuf":
-            raise InputError(f"'{dataset}' is not a numeric dataset; expected a map the entry "
+            raise InputError(f"'{named}' is not a numeric dataset; expected a map the entry "
                              f"holds: {maps_held()}", source=where)
-        what = _not_a_map(dataset)
+        what = _not_a_map(named)
         if what is not None:
-            raise InputError(f"'{dataset}' is {what}, not a map of the entry's grid; expected "
+            raise InputError(f"'{named}' is {what}, not a map of the entry's grid; expected "
                              f"a map the entry holds: {maps_held()}", source=where)
         shape = node.shape  # read once the map is known to be one (a listing tries them all)
         units = text(node.attrs["units"]) if "units" in node.attrs else None
-        base = dataset.rsplit("/", 1)[-1]
+        base = named.rsplit("/", 1)[-1]
         if base == "errors" and "signal" in node.parent.attrs:  # an NXdata's SD
             base = f"{text(node.parent.attrs['signal'])}_sd"
+        return named, shape, units, base
+
+    dataset, shape, units, base = read_whole(path, read)
     parts = dataset.split("/")
     if len(parts) == 3 and parts[0] == "scans" and parts[1] in m.sources[1:]:
         # a joint inversion's other scan whose grid the result does not store (`_result_map`
@@ -546,9 +557,12 @@ def _dataset(path: str, entry: str, dataset: str, m: MapData, maps_held: Callabl
         raise InputError(f"dataset '{dataset}' has shape {shape}, not the shape of its grid "
                          f"{m.shape}; expected a map the entry holds: {maps_held()}",
                          source=where)
-    with open_read(path) as f:
+
+    def read_values(f: h5py.File) -> np.ndarray:
         require_sources(f[entry][dataset], where)
-        values = np.asarray(f[entry][dataset][()], dtype=float)
+        return np.asarray(f[entry][dataset][()], dtype=float)
+
+    values = read_whole(path, read_values)
     stem = base
     if units is None:  # files of earlier versions: the unit in the name
         stem, units = split_units(base)
@@ -571,14 +585,19 @@ def _png_named(option: str, text: str | None, overwrite: bool) -> Path | None:
 def _saved_result(path: str, entry: str) -> SavedResult | None:
     """The entry read as an MMT result (`read_result_entry`, so that a damaged one is refused
     with the message every command gives) where it is of kind 'mmt'; else None."""
+    import h5py
+
     from smm_daq.analysis.mmt.result_read import read_result_entry
     from smm_daq.storage.checks import corrupt_guard
-    from smm_daq.storage.h5file import open_read, text
+    from smm_daq.storage.h5file import read_whole, text
     from smm_daq.storage.staging import resolves
 
-    with open_read(path) as f, corrupt_guard(path):
-        g = f.get(entry) if resolves(f, entry) else None
-        kind = text(g.attrs.get("kind", "")) if g is not None else ""
+    def read(f: h5py.File) -> str:
+        with corrupt_guard(path):
+            g = f.get(entry) if resolves(f, entry) else None
+            return text(g.attrs.get("kind", "")) if g is not None else ""
+
+    kind = read_whole(path, read)
     return read_result_entry(path, entry) if kind == "mmt" else None
 
 

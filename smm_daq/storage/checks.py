@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 
 from smm_daq.errors import InputError
-from smm_daq.storage.h5file import open_read
+from smm_daq.storage.h5file import read_whole
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.units import si_factor, spellings
 from smm_daq.storage.virtual import require_sources
@@ -199,9 +199,7 @@ def check_intact(path: str | Path) -> None:
     p = Path(path)
     if not p.exists():
         return
-
-    with open_read(p) as f:
-        check_headers(f, str(p))
+    read_whole(p, lambda f: check_headers(f, str(p)))
 
 
 def check_headers(f: h5py.File, source: str) -> None:

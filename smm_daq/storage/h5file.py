@@ -58,6 +58,8 @@ import os
 import re
 import shutil
 import socket
+import stat
+import sys
 import threading
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
@@ -316,6 +318,8 @@ def _file_lock(path: Path, *, exclusive: bool, source: Path | None = None,
         yield
 
 
+_WINDOWS = sys.platform == "win32"  # where a file open elsewhere cannot be replaced
+
 _SWAPS_WAITED = 5  # most copies swapped in under a waiter that it takes the lock of again
 
 
@@ -527,47 +531,50 @@ def open_read(path: str | Path) -> Iterator[h5py.File]:
     p = Path(path)
     _check_exists(p)
     here.refuse_within(p, writing=False)
-    with _open_read(p) as f:
+    with _open_read(final_file(p), source=p) as f:
         yield f
 
 
 @contextlib.contextmanager
-def _open_read(p: Path) -> Iterator[h5py.File]:
+def _open_read(p: Path, *, source: Path) -> Iterator[h5py.File]:
+    """`open_read` of the file `p` (`final_file`: resolved once, so that the file locked is
+    the file read, also where a link to it is re-pointed meanwhile); `source`: the file as
+    the user named it, for what is said."""
     nested = here.reading_here(p)  # this thread holds it already: no writer can be at work
     if marked_open(p) and not nested:
-        with _file_lock(p, exclusive=False):
+        with _file_lock(p, exclusive=False, source=source):
             pass  # an smm-daq writer at work has finished its write
         if marked_open(p):
             with contextlib.suppress(InputError, StorageError, OSError):
-                _name_removed(p, repair(p, only_ours=True))  # else read in SWMR mode, as is
+                _name_removed(source, repair(p, only_ours=True))  # else read in SWMR mode
     with contextlib.ExitStack() as held:
         # For the whole read only where readers share the file and a writer waits for them
         # at most `turns.WRITER_WAIT_S`: the exclusive lock that stands in elsewhere, held for
         # a read, would hold up a scan (and every other reader) for as long as the read.
         if not nested and _shared_locks():
             with contextlib.suppress(_CannotOpen):  # then HDF5's open says what is wrong
-                held.enter_context(_file_lock(p, exclusive=False))
+                held.enter_context(_file_lock(p, exclusive=False, source=source))
         began: list[turns.Stamp | None] = []  # the file's stamp as the read began
         read = None
         try:
-            with _opened_for_reading(p, began) as read:
+            with _opened_for_reading(p, began, source=source) as read:
                 yield read.file
                 # asked while no writer of this process can begin (it waits for this read)
                 overlapped = turns.changed(p, began[0])
         except Exception as exc:
             if read is not None and read.overrun:  # whatever the closed file made it raise
-                raise WrittenMeanwhile(p, by_this_process=True) from None
+                raise WrittenMeanwhile(source, by_this_process=True) from None
             if isinstance(exc, _READ_FAILURES) and began and turns.changed(p, began[0]):
-                raise WrittenMeanwhile(p) from None
+                raise WrittenMeanwhile(source) from None
             raise
         if read is not None and read.overrun:
             # A closed file answers some questions without an error: `name in f` is False,
             # `f.get(name)` None. What the read made of such answers is not the file's.
-            raise WrittenMeanwhile(p, by_this_process=True)
+            raise WrittenMeanwhile(source, by_this_process=True)
         if overlapped:
             # HDF5 keeps what it read of the file's layout: after another process's write,
             # a line can read as done while its values still read as not measured.
-            raise WrittenMeanwhile(p)
+            raise WrittenMeanwhile(source)
 
 
 class WrittenMeanwhile(InputError):
@@ -605,17 +612,19 @@ _READ_FAILURES = (InputError, OSError, RuntimeError, KeyError, ValueError)
 
 
 @contextlib.contextmanager
-def _opened_for_reading(p: Path, began: list[turns.Stamp | None]) -> Iterator[here.Read]:
+def _opened_for_reading(p: Path, began: list[turns.Stamp | None], *,
+                        source: Path) -> Iterator[here.Read]:
     """`p` open for reading, its readers' lock held (`_file_lock`), taking turns with this
     process's writers (`smm_daq.storage.here`): as it is, in SWMR mode when a killed writer
     left it marked open, or as if its mark were cleared. The file's stamp is added to
     `began` as it is opened: once a writer of this process that the read waited for has
-    finished (its write is not one that overlapped the read)."""
+    finished (its write is not one that overlapped the read). `source`: the file as the
+    user named it, for what is said."""
     views: list[MarkCleared] = []
 
     def open_file() -> h5py.File:
         began.append(turns.stamp(p))
-        f, view = _open_for_reading(p)
+        f, view = _open_for_reading(p, source)
         if view is not None:
             views.append(view)
         return f
@@ -628,9 +637,9 @@ def _opened_for_reading(p: Path, began: list[turns.Stamp | None]) -> Iterator[he
             view.close()
 
 
-def _open_for_reading(p: Path) -> tuple[h5py.File, MarkCleared | None]:
+def _open_for_reading(p: Path, source: Path) -> tuple[h5py.File, MarkCleared | None]:
     """`p` opened for reading (see `_opened_for_reading`), with the view to close after it
-    where it is read as if its mark were cleared."""
+    where it is read as if its mark were cleared; `source` named in what is said."""
     # A plain open first: it fails at once on a truncated or foreign file, where an SWMR open
     # would sit in HDF5's read-retry loop for many minutes.
     try:
@@ -638,32 +647,32 @@ def _open_for_reading(p: Path) -> tuple[h5py.File, MarkCleared | None]:
     except OSError as plain:
         if not p.exists():  # removed while this waited (a new file whose first write failed)
             raise InputError("file not found (it was removed while this waited to read it); "
-                             "expected an smm-daq session file (.h5)", source=str(p)) from None
+                             "expected an smm-daq session file (.h5)", source=str(source)) from None
         # "unable to lock file", "file locking ... don't match"; not the "sblock" (superblock)
         # of a truncated file's message
         if re.search(r"\block(ing)?\b", str(plain)):
             raise InputError("is open for writing in another program (HDF5 locks it); "
-                             "expected it closed", source=str(p)) from None
+                             "expected it closed", source=str(source)) from None
         if "truncated file" in str(plain):
             raise InputError(
                 f"is cut short ({_reason(plain)}); expected a whole smm-daq session file: a "
                 "copy or download that stopped early? copy it again from where it was written",
-                source=str(p),
+                source=str(source),
             ) from None
         if _CRASHED not in str(plain):
             raise InputError(
                 f"cannot open as HDF5 ({_reason(plain)}): the file is corrupt or not HDF5; "
                 "expected an smm-daq session file",
-                source=str(p),
+                source=str(source),
             ) from None
-    _check_superblock(p)
+    _check_superblock(p, source)
     try:
         return h5py.File(p, "r", swmr=True), None
     except OSError:  # its writer was not in SWMR mode
-        return _read_as_cleared(p)
+        return _read_as_cleared(p, source)
 
 
-def _read_as_cleared(p: Path) -> tuple[h5py.File, MarkCleared]:
+def _read_as_cleared(p: Path, source: Path) -> tuple[h5py.File, MarkCleared]:
     """A file marked open by a writer killed outside SWMR mode, which this process may not
     repair (it is read-only here, or another program's): read as a repair reads it, as if its
     mark were cleared (`MarkCleared`), the file left as it is; with the view to close after
@@ -671,12 +680,12 @@ def _read_as_cleared(p: Path) -> tuple[h5py.File, MarkCleared]:
     not killed), or when it cannot be read so either."""
     if _locked_by_a_writer(p):
         raise InputError("is open for writing in another program (it holds HDF5's write lock); "
-                         "expected it closed", source=str(p))
+                         "expected it closed", source=str(source))
     try:
         view = MarkCleared(p)
     except (OSError, ValueError) as exc:
         raise InputError(f"cannot be read ({exc}); expected an smm-daq session file",
-                         source=str(p)) from None
+                         source=str(source)) from None
     try:
         return h5py.File(view, "r"), view
     except OSError as exc:
@@ -684,7 +693,7 @@ def _read_as_cleared(p: Path) -> tuple[h5py.File, MarkCleared]:
         raise InputError(
             f"cannot open as HDF5 ({_reason(exc)}); expected an smm-daq session file; "
             f"if a program writing it was stopped, {REPAIR_HINT}",
-            source=str(p),
+            source=str(source),
         ) from None
 
 
@@ -836,7 +845,7 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
         try:
             before = None if swmr else _Before.of(f)
             if _holds_nothing(f):  # an empty HDF5 file: made a session file
-                _init_root(f, p)
+                _init_root(f, real)  # named as itself, as `_create` names it
             try:
                 yield f
                 f.flush()
@@ -983,13 +992,12 @@ def require_swmr_format(path: str | Path) -> None:
     if not p.exists():
         return
     require_ours(p)  # said first: another program's file is not written in any format
-    with open_read(p) as f:
-        if f.id.get_create_plist().get_version()[0] < 3:
-            raise InputError(
-                "is in an older HDF5 format that cannot be written while it is read (SWMR); "
-                "write scans to a new file (smm-daq still reads this one)",
-                source=str(p),
-            )
+    if read_whole(p, lambda f: f.id.get_create_plist().get_version()[0]) < 3:
+        raise InputError(
+            "is in an older HDF5 format that cannot be written while it is read (SWMR); "
+            "write scans to a new file (smm-daq still reads this one)",
+            source=str(p),
+        )
 
 
 # -- scratch files ------------------------------------------------------------------------
@@ -1284,13 +1292,32 @@ def _swap_in(tmp: Path, p: Path, copy: str = "repaired copy", *,
         old, new = identity.at(p, tokens[0]), identity.at(tmp, tokens[1])  # a rename keeps it
         os.replace(tmp, p)
         identity.swapped(p, old, new)
-    except OSError as exc:  # Windows replaces no file that another program has open
+    except OSError as exc:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
         raise InputError(
-            f"cannot be replaced by its {copy} ({exc.strerror or exc}); expected it open "
-            "in no other program (Windows replaces no file that is open): close it there, "
-            "then try again; it is as it was", source=str(source)) from None
+            f"cannot be replaced by its {copy} ({exc.strerror or exc}); "
+            f"{_replace_advice(exc, p.parent)}; it is as it was", source=str(source)) from None
+
+
+def _replace_advice(exc: OSError, folder: Path) -> str:
+    """What is expected of a file that `os.replace` refused to replace in `folder` (`exc`),
+    as this system refuses it: Windows replaces no file that another program has open; a
+    POSIX system refuses where the folder's permissions do (its write permission, or its
+    sticky bit, as /tmp has, where only a file's owner or the folder's may replace it)."""
+    if not isinstance(exc, PermissionError):
+        return "expected a file that can be replaced where it is"
+    if _WINDOWS:
+        return ("expected it open in no other program (Windows replaces no file that is "
+                "open): close it there, then try again")
+    with contextlib.suppress(OSError):
+        if folder.stat().st_mode & stat.S_ISVTX:
+            return (f"expected a file this user may replace: its folder, {folder}, has the "
+                    "sticky bit set (as /tmp), where only the file's owner or the folder's "
+                    "may replace it: run this as its owner, or copy the file to a folder of "
+                    "your own")
+    return (f"expected its folder, {folder}, writable by this user (a file is replaced in "
+            "its folder): make it so, or copy the file to a folder that is, then try again")
 
 
 def _hold_copy(tmp: Path, hold: contextlib.ExitStack) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 import h5py
 
 from smm_daq.errors import InputError, StorageError
-from smm_daq.storage.h5file import live_writers, marked_open, not_ours, open_read
+from smm_daq.storage.h5file import live_writers, marked_open, not_ours, read_whole
 from smm_daq.storage.staging import cut_off_entries, replacements_under_way, unstaged_name
 from smm_daq.storage.strings import text
 
@@ -33,8 +33,7 @@ def needs_repair(path: str | Path) -> bool:
     if marked_open(p):
         return True
     try:
-        with open_read(p) as f:
-            return _needs_repair(f)
+        return read_whole(p, _needs_repair)
     except (InputError, StorageError, OSError, KeyError, RuntimeError, ValueError):
         return True  # `repair` says what it is
 

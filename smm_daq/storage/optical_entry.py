@@ -20,7 +20,7 @@ import h5py
 import numpy as np
 
 from smm_daq import PROGRAM_NAME, __version__
-from smm_daq.analysis.optical import ImageRegistration
+from smm_daq.analysis.optical import ImageRegistration, largest_image
 from smm_daq.errors import InputError
 from smm_daq.storage.checks import corrupt_guard, numeric
 from smm_daq.storage.h5file import TEXT, now_iso, read_whole, text, writing
@@ -163,6 +163,12 @@ def _image(g: h5py.Group, source: str) -> np.ndarray:
                 else "not a dataset")
         raise InputError(f"'data/image' is {what}; expected (rows, columns, 3) uint8 RGB",
                          source=source)
+    rows, columns, _ = node.shape
+    limit = largest_image()
+    if limit is not None and rows * columns > limit:  # a damaged file: refused, not allocated
+        raise InputError(f"'data/image' states {rows} × {columns} pixels; expected an image "
+                         f"of at most {limit:,} pixels, the largest {PROGRAM_NAME} reads: "
+                         "the entry is damaged", source=source)
     return np.asarray(node[()])
 
 

@@ -77,7 +77,7 @@ from smm_daq.storage.h5file import (
     fixed_text,
     make_extendable,
     now_iso,
-    open_read,
+    read_whole,
     require_swmr_format,
     text,
     writer_alive,
@@ -216,13 +216,17 @@ def check_new_scan(path: str | Path, name: str) -> None:
     check_file_name("the session file", str(p), p)
     check_entry_name(name, source=str(p), path=p)
     if p.exists():
-        with open_read(p) as f:
-            check_no_lookalike(f, name)
-            key = key_after_clearing(f, name)
-            if key is not None:  # a link to nothing too
-                raise _taken(f, p, name, key)
-            check_staged_name_free(f, name)
+        read_whole(p, lambda f: _check_name_free(f, p, name))
         require_swmr_format(p)
+
+
+def _check_name_free(f: h5py.File, p: Path, name: str) -> None:
+    """InputError unless the open file `f` (at `p`) has room for a new scan entry `name`."""
+    check_no_lookalike(f, name)
+    key = key_after_clearing(f, name)
+    if key is not None:  # a link to nothing too
+        raise _taken(f, p, name, key)
+    check_staged_name_free(f, name)
 
 
 def check_not_cut_off(g: h5py.Group, where: str) -> None:
@@ -457,11 +461,11 @@ class ScanEntryWriter:
         new run starting now, when the rig clock reads `rig_start`."""
         p = Path(path)
         require_swmr_format(p)
-        with open_read(p) as f:
+        def read(f: h5py.File) -> tuple[list[str], np.ndarray | None, bool]:
             taken = _taken_over(f, p, name)
-            fixed = _fixed_run_logs(taken)
-            stored_check = _stored_lines_check(taken)
-            tokenless = token_of(f) is None
+            return _fixed_run_logs(taken), _stored_lines_check(taken), token_of(f) is None
+
+        fixed, stored_check, tokenless = read_whole(p, read)
         if fixed:  # as a repair by an earlier release left them: made extendable, whole
             make_extendable(p, fixed)  # (which gives the copy a token)
         elif tokenless:  # an earlier release's file: given one first, outside SWMR mode
@@ -792,12 +796,14 @@ def _stored_times(entry: h5py.Group) -> list[np.ndarray]:
 
 def read_runs(path: str | Path, name: str) -> list[RunStart]:
     """The runs of scan entry `name` (`smm_daq.storage.runs.runs_of`)."""
-    with open_read(path) as f:
+    def read(f: h5py.File) -> list[RunStart]:
         check_an_entry(f, name, str(path))
         g = f.get(name)
         if not isinstance(g, h5py.Group):
             raise InputError("is not a scan entry in this file", source=f"{path}, entry '{name}'")
         return runs_of(g, f"{path}, entry '{name}'")
+
+    return read_whole(path, read)
 
 
 @dataclass(frozen=True)
@@ -813,7 +819,8 @@ def read_field_checks(path: str | Path, name: str) -> list[FieldCheck]:
     """The field checks of scan entry `name`, one per run; of an entry of an earlier version,
     its one (the latest run's). InputError naming the dataset when one is malformed."""
     where = f"{path}, entry '{name}'"
-    with open_read(path) as f:
+
+    def read(f: h5py.File) -> list[FieldCheck]:
         check_an_entry(f, name, str(path))
         if name not in f or text(f[name].attrs.get("kind", "")) != "scan":
             raise InputError("is not a scan entry in this file", source=where)
@@ -832,7 +839,10 @@ def read_field_checks(path: str | Path, name: str) -> list[FieldCheck]:
             raise InputError(f"instrument/field_check is malformed ({exc}); expected value "
                              "(3,) and value_log with run (n,), value (n, 3), time (n,)",
                              source=where) from None
-    return [FieldCheck(int(r), float(t), v) for r, v, t in zip(runs, fields, times, strict=True)]
+        return [FieldCheck(int(r), float(t), v)
+                for r, v, t in zip(runs, fields, times, strict=True)]
+
+    return read_whole(path, read)
 
 
 def _stored_lines_check(g: h5py.Group) -> np.ndarray | None:
@@ -866,7 +876,8 @@ def _in_progress(path: Path, name: str, state: str) -> str:
 def read_scan_record(path: str | Path, name: str) -> dict[str, Any]:
     """What resume needs from a scan entry: plan text, fingerprint, profile, status, lines."""
     where = f"{path}, entry '{name}'"
-    with open_read(path) as f:
+
+    def read(f: h5py.File) -> dict[str, Any]:
         check_an_entry(f, name, str(path))
         if name not in f or text(f[name].attrs.get("kind", "")) != "scan":
             raise InputError("is not a scan entry in this file", source=where)
@@ -880,3 +891,5 @@ def read_scan_record(path: str | Path, name: str) -> dict[str, Any]:
             "status": text(g["status"]),
             "line_done": np.asarray(g["data/line_done"][()], dtype=bool),
         }
+
+    return read_whole(path, read)
