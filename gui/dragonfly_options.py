@@ -1,7 +1,8 @@
 """The micro-CT workflow's options for reading Dragonfly exports, as the MMT tab sets them.
 
 One row of controls (`DragonflyOptionsRow`) gives `DragonflyOptions` with the command line's
-meaning; "only grains under the scan" is the placeholder `CROP_TO_SCAN` until the map whose
+meaning (its crop to the scan, and the crop's saturation, for point lists and NPZ particles
+too); "only grains under the scan" is the placeholder `CROP_TO_SCAN` until the map whose
 window it means is known (`for_map`), so the MMT tab's inversion and the Session tab's
 grain outlines read a file alike. `describe` says in words what options were (or will be)
 applied, where the row itself is not on show.
@@ -9,7 +10,6 @@ applied, where the row itself is not on show.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import replace
 
 from PyQt6 import QtCore, QtWidgets
@@ -28,22 +28,16 @@ CROP_TO_SCAN = (0.0, 0.0, 0.0, 0.0)
 Z_TOP_AUTO_UM = -1e6  # the z-top box's minimum, shown as "auto"
 
 
-def for_map(options: DragonflyOptions, m: MapData | Sequence[MapData] | None,
-            sigma: float | None = None,
-            sensors: Sequence[Sequence[float] | None] | None = None,
-            heights: Sequence[float | None] | None = None) -> DragonflyOptions:
-    """`options` with CROP_TO_SCAN made the crop of grains under `m` (of several maps, the
-    scans of a joint inversion), with noise SD `sigma` (T; None: each map's noise floor) and
-    each map's sensor (w, l) or (w, l, thickness) and height in m (`sensors`, `heights`; None:
-    the maps' own), as the command line's `--crop-to-scan` does (`dragonfly.scan_crop`); with
-    no map, every grain is kept."""
+def for_map(options: DragonflyOptions, m: MapData | None) -> DragonflyOptions:
+    """`options` with CROP_TO_SCAN made the crop of grains under map `m` (the Session tab's
+    outlines), as the command line's `--crop-to-scan` does (`dragonfly.scan_crop`); with no
+    map, every grain is kept. (The MMT tab crops as the inversion does:
+    `grain_shaping.shaped_grains`.)"""
     if options.crop != CROP_TO_SCAN:
         return options
     if m is None:
         return replace(options, crop=None)
-    maps = list(m) if isinstance(m, Sequence) else [m]
-    return replace(options, **scan_crop(maps, [sigma] * len(maps),  # type: ignore[arg-type]
-                                        heights, sensors))
+    return replace(options, **scan_crop([m]))  # type: ignore[arg-type]
 
 
 def describe(options: DragonflyOptions) -> str:

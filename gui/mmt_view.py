@@ -6,7 +6,9 @@ sortable grain table filtered by SSR and uncertainty ratio, the selected grain's
 field and the residual around it, and an equal-area net of the shown grains' directions.
 Grains are cuboids or points (point lists, the multipole library's NPZ, Dragonfly exports with
 the micro-CT workflow's options), modelled as uniform cuboids or as dipoles, quadrupoles or
-octupoles; more scans of the same grains can be inverted jointly and masks of bad pixels
+octupoles, registered onto the scan (a shift and a turn, the Registration group) and point
+grains cropped to what could reach it, as `mmt invert` does (`grain_shaping.shaped_grains`);
+more scans of the same grains can be inverted jointly and masks of bad pixels
 applied (one for all scans or one each), as on the command line, where "Save map image for a
 mask…" writes each scan's map as an image to paint the bad pixels on (`export
 --mask-template`). For multipole models the table says per grain whether its higher orders
