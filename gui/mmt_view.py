@@ -168,6 +168,12 @@ def made_with(options: ResultOptions) -> str:
                                           for m in options.masks))
     if options.tile is not None:
         parts.append(f"tiles of {options.tile / UM:g} µm")
+    reg = options.registration
+    if reg is not None:
+        dx, dy, dz = (v / UM for v in reg.shift)
+        ox, oy = (v / UM for v in reg.origin)
+        parts.append(f"grains turned {reg.rotation_deg:g}° about ({ox:g}, {oy:g}) µm, then "
+                     f"shifted by ({dx:g}, {dy:g}, {dz:g}) µm")
     return "".join(f"; {p}" for p in parts)
 
 

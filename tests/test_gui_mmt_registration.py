@@ -1,8 +1,9 @@
 """The MMT tab registers the grains onto the scan and crops point lists to it as
 `smm-daq mmt invert` does (--grains-shift-um, --grains-rotation-deg,
 --grains-rotation-origin-um, --crop-to-scan with points and mpe): one code path, so a tab run
-and the command it records store the same parameters, and what the command line refuses the
-tab refuses with the same message before inverting."""
+and the command it records store the same parameters (and a saved result says how its grains
+were registered), and what the command line refuses the tab refuses with the same message
+before inverting."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from gui.command import RECORDED_PREFIX
 from gui.mmt_view import MMTView
 from smm_daq.analysis.mmt.formats.points import write_points
 from smm_daq.analysis.mmt.models.multipole import MultipoleModel, Sensor, point_grains
+from smm_daq.analysis.mmt.result_read import read_result_entry
 from smm_daq.analysis.mmt.solver.inversion import forward
 from smm_daq.cli.main import main
 from smm_daq.instruments.profile import load_profile
@@ -107,6 +109,15 @@ def test_a_registered_and_cropped_point_list_stores_what_its_recorded_command_st
             assert dict(tab[name].attrs) == dict(cli[name].attrs), name
         assert cli["crop_magnetization"][()] == 1710e3
         np.testing.assert_array_equal(f["tab/grains/mx"][()], f["cli/grains/mx"][()])
+    for name in ("tab", "cli"):
+        assert read_result_entry(path, name).options.registration \
+            == view.registration.registration()
+    # a saved result says how its grains were registered
+    with qtbot.waitSignal(view.loadEnded, timeout=WAIT_MS) as loaded:
+        assert view.load_result(path, "cli")
+    assert loaded.args[0], loaded.args[1]
+    assert "grains turned 30° about (3, 5) µm, then shifted by (7, -4, 1.5) µm" \
+        in view.status.text()
 
 
 def test_a_turn_cuboids_cannot_take_is_refused_before_inverting_as_the_cli_says(
@@ -141,3 +152,18 @@ def test_the_crop_is_offered_for_point_lists_and_not_for_cuboids(qtbot, session,
     assert row.isHidden()
     view.grain_format.setCurrentText("dragonfly")
     assert not row.isHidden() and not row.dragonfly_part.isHidden()
+
+
+def test_a_registration_recorded_in_part_or_out_of_range_is_refused_by_name(tmp_path):
+    from smm_daq.analysis.mmt.result_params import read_options
+    from smm_daq.errors import InputError
+
+    with h5py.File(tmp_path / "r.h5", "w") as f:
+        p = f.create_group("parameters")
+        p["grains_shift"] = np.array([1e-6, 0.0, 0.0])
+        with pytest.raises(InputError, match="'grains_rotation' is missing"):
+            read_options(p, ("scan",), "r.h5")
+        p["grains_rotation"] = 400.0
+        p["grains_rotation_origin"] = np.zeros(2)
+        with pytest.raises(InputError, match=r"'grains_rotation' holds \[400.0\]"):
+            read_options(p, ("scan",), "r.h5")
