@@ -1,7 +1,8 @@
 """The micro-CT workflow's options for reading Dragonfly exports, as the MMT tab sets them.
 
 One row of controls (`DragonflyOptionsRow`) gives `DragonflyOptions` with the command line's
-meaning; "only grains under the scan" is the placeholder `CROP_TO_SCAN` until the map whose
+meaning (its crop to the scan, and the crop's saturation, for point lists and NPZ particles
+too); "only grains under the scan" is the placeholder `CROP_TO_SCAN` until the map whose
 window it means is known (`for_map`), so the MMT tab's inversion and the Session tab's
 grain outlines read a file alike. `describe` says in words what options were (or will be)
 applied, where the row itself is not on show.
@@ -9,7 +10,6 @@ applied, where the row itself is not on show.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import replace
 
 from PyQt6 import QtCore, QtWidgets
@@ -20,6 +20,7 @@ from smm_daq.analysis.mmt.formats.dragonfly import (
     DragonflyOptions,
     scan_crop,
 )
+from smm_daq.analysis.mmt.formats.grains import POINT_FORMATS
 from smm_daq.storage.mapdata import MapData
 
 # DragonflyOptions.crop placeholder: the scan's window, known once its map is read
@@ -27,22 +28,16 @@ CROP_TO_SCAN = (0.0, 0.0, 0.0, 0.0)
 Z_TOP_AUTO_UM = -1e6  # the z-top box's minimum, shown as "auto"
 
 
-def for_map(options: DragonflyOptions, m: MapData | Sequence[MapData] | None,
-            sigma: float | None = None,
-            sensors: Sequence[Sequence[float] | None] | None = None,
-            heights: Sequence[float | None] | None = None) -> DragonflyOptions:
-    """`options` with CROP_TO_SCAN made the crop of grains under `m` (of several maps, the
-    scans of a joint inversion), with noise SD `sigma` (T; None: each map's noise floor) and
-    each map's sensor (w, l) or (w, l, thickness) and height in m (`sensors`, `heights`; None:
-    the maps' own), as the command line's `--crop-to-scan` does (`dragonfly.scan_crop`); with
-    no map, every grain is kept."""
+def for_map(options: DragonflyOptions, m: MapData | None) -> DragonflyOptions:
+    """`options` with CROP_TO_SCAN made the crop of grains under map `m` (the Session tab's
+    outlines), as the command line's `--crop-to-scan` does (`dragonfly.scan_crop`); with no
+    map, every grain is kept. (The MMT tab crops as the inversion does:
+    `grain_shaping.shaped_grains`.)"""
     if options.crop != CROP_TO_SCAN:
         return options
     if m is None:
         return replace(options, crop=None)
-    maps = list(m) if isinstance(m, Sequence) else [m]
-    return replace(options, **scan_crop(maps, [sigma] * len(maps),  # type: ignore[arg-type]
-                                        heights, sensors))
+    return replace(options, **scan_crop([m]))  # type: ignore[arg-type]
 
 
 def describe(options: DragonflyOptions) -> str:
@@ -71,7 +66,7 @@ def describe(options: DragonflyOptions) -> str:
 class DragonflyOptionsRow(QtWidgets.QWidget):
     """The micro-CT workflow's options for Dragonfly exports, as `--min-voxels`,
     `--z-top-um`, `--z-down`, `--crop-to-scan` and `--crop-magnetization-kA-per-m` on the
-    command line."""
+    command line; the crop (and its saturation) for point lists and NPZ particles too."""
 
     changed = QtCore.pyqtSignal()  # any option changed
 
@@ -98,11 +93,17 @@ class DragonflyOptionsRow(QtWidgets.QWidget):
         self.saturation.setToolTip("the most any grain could be magnetized, the crop's reach: "
                                    "480 kA/m magnetite, 1710 kA/m iron")
         self.crop.toggled.connect(self.saturation.setEnabled)
+        # the Dragonfly reader's own options; the crop is for every point format
+        self.dragonfly_part = QtWidgets.QWidget()
+        part = QtWidgets.QHBoxLayout(self.dragonfly_part)
+        part.setContentsMargins(0, 0, 0, 0)
+        for w in (QtWidgets.QLabel("Dragonfly: min voxels"), self.min_voxels,
+                  QtWidgets.QLabel("sample top"), self.z_top, self.z_down):
+            part.addWidget(w)
         row = QtWidgets.QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
-        for w in (QtWidgets.QLabel("Dragonfly: min voxels"), self.min_voxels,
-                  QtWidgets.QLabel("sample top"), self.z_top, self.z_down, self.crop,
-                  QtWidgets.QLabel("saturation"), self.saturation):
+        for w in (self.dragonfly_part, self.crop, QtWidgets.QLabel("saturation"),
+                  self.saturation):
             row.addWidget(w)
         row.addStretch(1)
         self.min_voxels.valueChanged.connect(self.changed)
@@ -121,13 +122,23 @@ class DragonflyOptionsRow(QtWidgets.QWidget):
             crop=CROP_TO_SCAN if self.crop.isChecked() else None,
             crop_magnetization=self.saturation.value() * 1e3)
 
+    def set_grain_format(self, fmt: str) -> None:
+        """Offer the options that apply to grains of format `fmt`: the crop for point grains
+        (points, mpe, dragonfly), the reader's options for Dragonfly exports alone."""
+        self.setVisible(fmt in POINT_FORMATS)
+        self.dragonfly_part.setVisible(fmt == "dragonfly")
+
     def arguments(self) -> list[str]:
         """The same options as the command line's arguments."""
         o = self.options()
         return ((["--min-voxels", str(o.min_voxels)] if o.min_voxels != 1 else [])
                 + (["--z-top-um", repr(o.z_top_mm * 1e3)] if o.z_top_mm is not None else [])
-                + (["--z-down"] if o.z_down else [])
-                + (["--crop-to-scan"] if o.crop is not None else [])
+                + (["--z-down"] if o.z_down else []) + self.crop_arguments())
+
+    def crop_arguments(self) -> list[str]:
+        """The crop to the scans as the command line's arguments, for any point format."""
+        o = self.options()
+        return ((["--crop-to-scan"] if o.crop is not None else [])
                 + (["--crop-magnetization-kA-per-m", f"{o.crop_magnetization / 1e3:g}"]
                    if o.crop is not None and o.crop_magnetization != CROP_MAGNETIZATION
                    else []))

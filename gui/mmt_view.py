@@ -6,7 +6,9 @@ sortable grain table filtered by SSR and uncertainty ratio, the selected grain's
 field and the residual around it, and an equal-area net of the shown grains' directions.
 Grains are cuboids or points (point lists, the multipole library's NPZ, Dragonfly exports with
 the micro-CT workflow's options), modelled as uniform cuboids or as dipoles, quadrupoles or
-octupoles; more scans of the same grains can be inverted jointly and masks of bad pixels
+octupoles, registered onto the scan (a shift and a turn, the Registration group) and point
+grains cropped to what could reach it, as `mmt invert` does (`grain_shaping.shaped_grains`);
+more scans of the same grains can be inverted jointly and masks of bad pixels
 applied (one for all scans or one each), as on the command line, where "Save map image for a
 mask…" writes each scan's map as an image to paint the bad pixels on (`export
 --mask-template`). For multipole models the table says per grain whether its higher orders
@@ -23,6 +25,7 @@ import shlex
 import threading
 import unicodedata
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +35,15 @@ from PyQt6 import QtCore, QtGui, QtWidgets
 
 from gui.background import Background, gui_caller
 from gui.command import recorded_command
-from gui.dragonfly_options import DragonflyOptionsRow, describe, for_map
+from gui.dragonfly_options import DragonflyOptionsRow, describe
 from gui.grain_outlines import grain_segments, sphere_diameters
+from gui.grain_registration import RegistrationGroup
 from gui.grain_table import GrainFilter, GrainTableModel
 from gui.map_geometry import pixel_rect
 from gui.map_view import MapView
 from gui.stereonet import Stereonet
 from smm_daq.analysis.forward import cuboid_bz
-from smm_daq.analysis.mmt.formats.grains import GRAIN_FORMATS, read_grain_file
+from smm_daq.analysis.mmt.formats.grains import GRAIN_FORMATS, POINT_FORMATS
 from smm_daq.analysis.mmt.models.multipole import MultipoleModel, PointGrains, Sensor
 from smm_daq.analysis.mmt.result_params import ResultOptions
 from smm_daq.analysis.mmt.scan_fits import ScanFit, fits_of
@@ -53,6 +57,7 @@ from smm_daq.thread_warnings import recorded
 
 UM = 1e-6
 UT = 1e-6
+NT = 1e-9
 
 
 class _Progress(QtCore.QObject):
@@ -163,6 +168,12 @@ def made_with(options: ResultOptions) -> str:
                                           for m in options.masks))
     if options.tile is not None:
         parts.append(f"tiles of {options.tile / UM:g} µm")
+    reg = options.registration
+    if reg is not None:
+        dx, dy, dz = (v / UM for v in reg.shift)
+        ox, oy = (v / UM for v in reg.origin)
+        parts.append(f"grains turned {reg.rotation_deg:g}° about ({ox:g}, {oy:g}) µm, then "
+                     f"shifted by ({dx:g}, {dy:g}, {dz:g}) µm")
     return "".join(f"; {p}" for p in parts)
 
 
@@ -265,10 +276,10 @@ class MMTView(QtWidgets.QWidget):
         browse.clicked.connect(self._choose_grains)
         self.grain_format = QtWidgets.QComboBox()
         self.grain_format.addItems(GRAIN_FORMATS)
-        self.dragonfly = DragonflyOptionsRow()
-        self.dragonfly.setVisible(False)
-        self.grain_format.currentTextChanged.connect(
-            lambda fmt: self.dragonfly.setVisible(fmt == "dragonfly"))
+        self.dragonfly = DragonflyOptionsRow()  # its crop for every point format
+        self.dragonfly.set_grain_format(self.grain_format.currentText())
+        self.grain_format.currentTextChanged.connect(self.dragonfly.set_grain_format)
+        self.registration = RegistrationGroup()
         self.model = QtWidgets.QComboBox()
         self.model.addItems(MODELS)
         self.model.setToolTip("grain model; auto: cuboid for cuboid grains, dipole for points")
@@ -440,6 +451,7 @@ class MMTView(QtWidgets.QWidget):
         layout.addLayout(top)
         layout.addLayout(second)
         layout.addWidget(self.dragonfly)
+        layout.addWidget(self.registration)
         layout.addWidget(self.status)
         layout.addWidget(splitter, 1)
 
@@ -579,13 +591,19 @@ class MMTView(QtWidgets.QWidget):
             self.status.setText("Choose a scan entry (open a session file) and a grain file.")
             return False
         path, fmt = self.path, self.grain_format.currentText()
-        sigma = self.sigma.value() * UT or None
+        # σ in nT as the recorded command gives it, so that it makes the same run
+        sigma_nT = round(self.sigma.value() * UT / NT, 1)
+        sigma = sigma_nT * NT or None
         model_choice, device = self.model.currentText(), self.device.currentText()
+        model_given = model_choice if model_choice != "auto" else None
+        from smm_daq.analysis.mmt.grain_shaping import check_registration, shaped_grains
         extra = [e.strip() for e in self.more_entries.text().split(",") if e.strip()]
         from smm_daq.analysis.mmt.solver.joint import check_each_scan_once
 
         try:
             check_each_scan_once([entry, *extra])
+            registration = self.registration.registration()
+            check_registration(registration, fmt, model_given)  # as the command line refuses
         except InputError as exc:
             self.status.setText(str(exc))
             return False
@@ -594,7 +612,8 @@ class MMTView(QtWidgets.QWidget):
             self.status.setText(f"{len(masks)} masks for {1 + len(extra)} scans; expected one "
                                 "for all, or one per scan")
             return False
-        dragonfly = self.dragonfly.options() if fmt == "dragonfly" else None
+        dragonfly = self.dragonfly.options() if fmt in POINT_FORMATS else None
+        crop_wanted = dragonfly is not None and dragonfly.crop is not None
         # how this run is made, as the command line would say it (auto: its defaults)
         arguments = ["mmt", "invert", str(path)]
         for name in (entry, *extra):
@@ -603,11 +622,14 @@ class MMTView(QtWidgets.QWidget):
         arguments += ["--model", model_choice] if model_choice != "auto" else []
         for mask in masks:
             arguments += ["--mask", mask]
-        arguments += self.dragonfly.arguments() if dragonfly is not None else []
+        arguments += (self.dragonfly.arguments() if fmt == "dragonfly"
+                      else self.dragonfly.crop_arguments() if dragonfly is not None else [])
+        arguments += self.registration.arguments()
         arguments += ["--device", device] if device != "auto" else []
-        arguments += ["--sigma-nT", f"{sigma / 1e-9:g}"] if sigma else []
+        arguments += ["--sigma-nT", repr(sigma_nT)] if sigma else []
+        from smm_daq.analysis.mmt.formats.dragonfly import scan_crop
         from smm_daq.analysis.mmt.result_file import grain_parameters
-        from smm_daq.analysis.mmt.result_params import dragonfly_parameters, mask_parameters
+        from smm_daq.analysis.mmt.result_params import mask_parameters
 
         made = {"command": recorded_command(arguments), **grain_parameters(grain_file, fmt)}
         profile, emit = self.profile, self.progress_bridge.say
@@ -640,10 +662,15 @@ class MMTView(QtWidgets.QWidget):
 
             sensors = [sensor_of(m) for m in maps]
             heights = [m.height if m.height is not None else profile.sensor.height for m in maps]
-            options = (None if dragonfly is None
-                       else for_map(dragonfly, maps, sigma, sensors, heights))
+            # the crop as the command line's --crop-to-scan makes it
+            crop = ({**scan_crop(maps, [sigma] * len(maps), heights, sensors),
+                     "crop_magnetization": dragonfly.crop_magnetization}
+                    if crop_wanted and dragonfly is not None else None)
+            reader = (None if fmt != "dragonfly" or dragonfly is None
+                      else replace(dragonfly, crop=None))
             with recorded() as read:  # e.g. overlapping cuboids; this thread's alone
-                grains = read_grain_file(grain_file, fmt, options)
+                grains, shaped = shaped_grains(grain_file, fmt, registration, model=model_given,
+                                               dragonfly=reader, crop=crop)
             point = isinstance(grains, PointGrains)
             model = model_choice if model_choice != "auto" else ("dipole" if point else "cuboid")
             emit(f"{grains.n_grains} grains ({model}), map {data.shape[1]} × {data.shape[0]}")
@@ -655,7 +682,7 @@ class MMTView(QtWidgets.QWidget):
                 # the options as the command line records them: the crop window resolved,
                 # and what the profile supplied for a map without it
                 how = {**made, "command": recorded_command(arguments + supplied(maps, scans)),
-                       **dragonfly_parameters(options), **mask_parameters(masks, len(maps))}
+                       **shaped, **mask_parameters(masks, len(maps))}
                 stop_if_cancelled()
                 if model == "cuboid" and len(scans) == 1 and scans[0].mask is None \
                         and len(scans[0].sensor_size) == 2:

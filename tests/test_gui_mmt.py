@@ -520,7 +520,9 @@ def test_dragonfly_options_a_mask_per_scan_and_the_library_export(qtbot, session
     with h5py.File(path, "r") as f:
         assert "mask" not in f["df_none/scans/scan"]
         assert f["df_none/scans/again/mask"][()][1, :4].all()
-    view.grain_format.setCurrentText("points")
+    view.grain_format.setCurrentText("points")  # the crop alone: the reader's options go
+    assert view.dragonfly.isVisible() and not view.dragonfly.dragonfly_part.isVisible()
+    view.grain_format.setCurrentText("cuboids")
     assert not view.dragonfly.isVisible()
 
 

@@ -88,15 +88,14 @@ def _sensor_size(text: str | None, fallback: tuple[float, float] | None) -> tupl
 
 
 def _invert(args: argparse.Namespace) -> int:
-    from smm_daq.analysis.mmt.formats.grains import read_grain_file
+    from smm_daq.analysis.mmt.grain_shaping import shaped_grains
     from smm_daq.analysis.mmt.masks import NO_MASK
-    from smm_daq.analysis.mmt.registration import register_grains
     from smm_daq.analysis.mmt.result_file import (
         grain_parameters,
         write_result_csv,
         write_result_entry,
     )
-    from smm_daq.analysis.mmt.result_params import registration_parameters, tile_parameters
+    from smm_daq.analysis.mmt.result_params import tile_parameters
     from smm_daq.analysis.mmt.solver.device import resolve
     from smm_daq.analysis.mmt.solver.inversion import invert_map
     from smm_daq.analysis.subtract_inputs import read_source
@@ -148,8 +147,8 @@ def _invert(args: argparse.Namespace) -> int:
     name = args.result_entry or derived_entry_name(entry, "_mmt", "--result-entry")
     check_new_entry(args.file, name, (entry,), overwrite=args.overwrite)  # before the work
     with _warnings_to_stderr():
-        grains = register_grains(read_grain_file(args.grains, args.grain_format),  # cuboids
-                                 registration(args))
+        grains, shaped = shaped_grains(args.grains, args.grain_format,  # cuboids
+                                       registration(args))
         result = tiled_result_or_none(args, data, grains, height=height, sensor_size=size,
                                       sigma=sigma)
         if result is None:
@@ -161,7 +160,7 @@ def _invert(args: argparse.Namespace) -> int:
     write_result_entry(args.file, name, entry, result, table,
                        {"command": invoked_command(),
                         **grain_parameters(args.grains, args.grain_format),
-                        **registration_parameters(registration(args)),
+                        **shaped,
                         **tile_parameters(None if args.tile_um is None else args.tile_um * UM)},
                        overwrite=args.overwrite)
     ur = table["uncertainty_ratio_pct"]

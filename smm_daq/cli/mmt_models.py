@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import math
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -94,24 +93,33 @@ MAX_SHIFT_UM = 1e6  # a metre: the grains' positions are bounded likewise
 
 def registration(args: argparse.Namespace) -> GrainRegistration:
     """The registration options (`registration.GrainRegistration`, in m), checked."""
+    return grain_registration(args.grains_shift_um, args.grains_rotation_deg,
+                              args.grains_rotation_origin_um)
+
+
+def grain_registration(shift_um: str | None, rotation_deg: float | None,
+                       origin_um: str | None) -> GrainRegistration:
+    """The registration the options' values give (--grains-shift-um's and
+    --grains-rotation-origin-um's text, --grains-rotation-deg's number; None: not given),
+    checked: the MMT tab builds its registration from the arguments it records, here too."""
     from smm_daq.analysis.mmt.registration import GrainRegistration
 
     shift = (0.0, 0.0, 0.0)
-    if args.grains_shift_um is not None:
-        parts = args.grains_shift_um.split(",")
-        values = floats("--grains-shift-um", args.grains_shift_um, 3 if len(parts) == 3 else 2)
+    if shift_um is not None:
+        parts = shift_um.split(",")
+        values = floats("--grains-shift-um", shift_um, 3 if len(parts) == 3 else 2)
         for v in values:
             within("--grains-shift-um", v, -MAX_SHIFT_UM, MAX_SHIFT_UM, " µm (each of DX,DY[,DZ])")
         shift = (values[0] * UM, values[1] * UM, values[2] * UM if len(values) == 3 else 0.0)
     angle = 0.0
-    if args.grains_rotation_deg is not None:
-        angle = within("--grains-rotation-deg", args.grains_rotation_deg, -360.0, 360.0, " °")
+    if rotation_deg is not None:
+        angle = within("--grains-rotation-deg", rotation_deg, -360.0, 360.0, " °")
     origin = (0.0, 0.0)
-    if args.grains_rotation_origin_um is not None:
-        if args.grains_rotation_deg is None:
+    if origin_um is not None:
+        if rotation_deg is None:
             raise InputError("--grains-rotation-origin-um given without --grains-rotation-deg; "
                              "expected the angle to turn the grains by about it")
-        ox, oy = floats("--grains-rotation-origin-um", args.grains_rotation_origin_um, 2)
+        ox, oy = floats("--grains-rotation-origin-um", origin_um, 2)
         for v in (ox, oy):
             within("--grains-rotation-origin-um", v, -MAX_SHIFT_UM, MAX_SHIFT_UM, " µm")
         origin = (ox * UM, oy * UM)
@@ -130,7 +138,7 @@ def uses_models(args: argparse.Namespace) -> bool:
 
 
 
-POINT_FORMATS = ("points", "mpe", "dragonfly")  # the formats --crop-to-scan crops
+POINT_FORMATS = ("points", "mpe", "dragonfly")  # --crop-to-scan crops them (as formats.grains)
 
 
 def dragonfly_options_only_for_dragonfly(args: argparse.Namespace) -> None:
@@ -189,20 +197,12 @@ def _per_entry(option: str, text: str | None, n: int,
 
 
 def _grains(args: argparse.Namespace, scans: list) -> tuple[object, dict[str, object]]:
-    """The grains in the scan's frame (`registration`), and the options that shaped them as
-    the result records them (`result_params`); the crop, when asked for, keeps the grains
-    whose field could reach the scans inverted above their noise (`dragonfly.scan_crop`), for
-    every point format alike, once the grains are registered."""
-    from smm_daq.analysis.grains import GrainSet
-    from smm_daq.analysis.mmt.formats.dragonfly import DragonflyOptions, crop_points, scan_crop
-    from smm_daq.analysis.mmt.formats.grains import read_grain_file
-    from smm_daq.analysis.mmt.registration import register_grains
-    from smm_daq.analysis.mmt.result_params import (
-        crop_parameters,
-        dragonfly_parameters,
-        registration_parameters,
-    )
-    from smm_daq.analysis.mmt.solver.joint import as_points
+    """The grains in the scan's frame, and the options that shaped them as the result records
+    them (`grain_shaping.shaped_grains`, as the MMT tab shapes them); the crop, when asked
+    for, keeps the grains whose field could reach the scans inverted above their noise
+    (`dragonfly.scan_crop`), for every point format alike, once the grains are registered."""
+    from smm_daq.analysis.mmt.formats.dragonfly import DragonflyOptions, scan_crop
+    from smm_daq.analysis.mmt.grain_shaping import shaped_grains
 
     reg = registration(args)
     crop = scan_crop([s.data for s in scans], [s.sigma for s in scans],
@@ -210,32 +210,16 @@ def _grains(args: argparse.Namespace, scans: list) -> tuple[object, dict[str, ob
                      [s.sensor_size for s in scans]) if args.crop_to_scan else {}
     if crop and args.crop_magnetization_kA_per_m is not None:
         crop["crop_magnetization"] = args.crop_magnetization_kA_per_m * 1e3
-    shaped = registration_parameters(reg)
+    options = None
     if args.grain_format == "dragonfly":
         if args.min_voxels < 1:
             raise InputError(f"--min-voxels is {args.min_voxels}; expected a whole number >= 1")
         options = DragonflyOptions(
             min_voxels=args.min_voxels,
             z_top_mm=None if args.z_top_um is None else args.z_top_um * 1e-3,
-            z_down=args.z_down, **crop)  # type: ignore[arg-type]
-        if reg.identity:
-            grains = read_grain_file(args.grains, args.grain_format, options)
-            return grains, {**shaped, **dragonfly_parameters(options)}
-        grains = register_grains(read_grain_file(args.grains, args.grain_format,
-                                                 replace(options, crop=None)), reg)
-        shaped.update(dragonfly_parameters(options))  # as read: a whole number of voxels
-    else:
-        grains = read_grain_file(args.grains, args.grain_format)
-        if isinstance(grains, GrainSet) and (args.model or "cuboid") != "cuboid" \
-                and not reg.keeps_cuboids:  # a point model sees the centroids alone
-            grains = as_points(grains)
-        grains = register_grains(grains, reg)
-        if crop:
-            shaped.update({"crop_to_scan": np.uint8(1),
-                           **crop_parameters(**crop)})  # type: ignore[arg-type]
-    if crop:
-        grains = crop_points(grains, **crop)  # type: ignore[arg-type]
-    return grains, shaped
+            z_down=args.z_down)
+    return shaped_grains(args.grains, args.grain_format, reg, model=args.model,
+                         dragonfly=options, crop=crop)
 
 
 MAX_SENSOR_THICKNESS_UM = 1e4  # a centimetre: no magnetometer's sensing volume is deeper

@@ -59,6 +59,16 @@ def _cos_sin(turn: float, degrees: float) -> tuple[float, float]:
     return math.cos(turn), math.sin(turn)
 
 
+def check_turn(reg: GrainRegistration, cuboids: bool) -> None:
+    """InputError for a turn that `cuboids` (cuboid grains under the cuboid model) cannot
+    take: known before the grains are read, so it can be refused before any work."""
+    if cuboids and not reg.keeps_cuboids:
+        raise InputError(f"--grains-rotation-deg is {reg.rotation_deg:g} with cuboid grains, "
+                         "whose cuboids are axis-aligned and stay so only turned by a multiple "
+                         "of 90°; expected 0, 90, 180 or 270 (or point grains: --model dipole, "
+                         "quadrupole or octupole reads their centroids)")
+
+
 def register_grains(grains: GrainSet | PointGrains, reg: GrainRegistration
                     ) -> GrainSet | PointGrains:
     """The grains in the scan's frame; InputError for a rotation cuboid grains cannot take,
@@ -71,11 +81,7 @@ def register_grains(grains: GrainSet | PointGrains, reg: GrainRegistration
         pos[:, 2] += reg.shift[2]
         return PointGrains(pos, grains.volume, grains.labels, grains.source, grains.lines)
     quarter = reg.rotation_deg / 90.0
-    if not reg.keeps_cuboids:
-        raise InputError(f"--grains-rotation-deg is {reg.rotation_deg:g} with cuboid grains, "
-                         "whose cuboids are axis-aligned and stay so only turned by a multiple "
-                         "of 90°; expected 0, 90, 180 or 270 (or point grains: --model dipole, "
-                         "quadrupole or octupole reads their centroids)")
+    check_turn(reg, cuboids=True)
     cuboids = grains.cuboids.copy()
     cuboids[:, 0], cuboids[:, 1] = reg.apply_xy(cuboids[:, 0], cuboids[:, 1])
     cuboids[:, 2] += reg.shift[2]

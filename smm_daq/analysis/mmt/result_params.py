@@ -23,7 +23,8 @@ made by (the command line and the MMT tab record them alike; `result_read` reads
 * grains registered onto the scan (--grains-shift-um, --grains-rotation-deg,
   --grains-rotation-origin-um; `registration`): `grains_shift` (x, y, z in m),
   `grains_rotation` (degrees, counter-clockwise from above, turned before the shift) and
-  `grains_rotation_origin` (x, y in m), all three where either option was given;
+  `grains_rotation_origin` (x, y in m), all three where either option was given
+  (`ResultOptions.registration` reads them back);
 * `tile` (m): the tile size of an inversion in tiles (`--tile-um`).
 
 All are optional additions to layout version 3: an entry without them was made without
@@ -69,11 +70,12 @@ class MaskSource:
 class ResultOptions:
     """The recorded options of a result (`dragonfly` None: not Dragonfly grains, or not
     recorded; `masks` one per scan, None where that scan had none; empty: no mask recorded;
-    `tile` None: not inverted in tiles)."""
+    `tile` None: not inverted in tiles; `registration` None: the grains taken as read)."""
 
     dragonfly: DragonflyOptions | None = None
     masks: tuple[MaskSource | None, ...] = ()
     tile: float | None = None  # m
+    registration: GrainRegistration | None = None
 
 
 def dragonfly_parameters(options: DragonflyOptions | None) -> dict[str, object]:
@@ -161,7 +163,8 @@ def read_options(params: h5py.Group | None, scans: Sequence[str], where: str
     inside = f"{where}, process/parameters"
     return ResultOptions(dragonfly=_dragonfly(params, inside),
                          masks=_masks(params, tuple(scans), inside),
-                         tile=_length(params, "tile", inside, positive=True))
+                         tile=_length(params, "tile", inside, positive=True),
+                         registration=_registration(params, inside))
 
 
 def _lengths(params: h5py.Group, name: str, where: str, count: int, *,
@@ -181,6 +184,27 @@ def _length(params: h5py.Group, name: str, where: str, *, positive: bool = False
             ) -> float | None:
     values = _lengths(params, name, where, 1, positive=positive)
     return None if values is None else float(values[0])
+
+
+def _registration(params: h5py.Group, where: str) -> GrainRegistration | None:
+    """Parameters `grains_shift`, `grains_rotation` and `grains_rotation_origin` (all three,
+    or none: the grains taken as read)."""
+    names = ("grains_shift", "grains_rotation", "grains_rotation_origin")
+    if not any(name in params for name in names):
+        return None
+    missing = [name for name in names if name not in params]
+    if missing:
+        raise InputError(f"'{missing[0]}' is missing beside the other registration parameters; "
+                         f"expected all of {', '.join(names)}", source=where)
+    shift = _lengths(params, "grains_shift", where, 3)
+    origin = _lengths(params, "grains_rotation_origin", where, 2)
+    turn = numeric(params, "grains_rotation", where).ravel()  # written in degrees
+    if turn.size != 1 or not -360.0 <= turn[0] <= 360.0:
+        raise InputError(f"'grains_rotation' holds {turn.tolist()}; expected one angle in "
+                         "degrees, -360 to 360", source=where)
+    assert shift is not None and origin is not None
+    return GrainRegistration((float(shift[0]), float(shift[1]), float(shift[2])),
+                             float(turn[0]), (float(origin[0]), float(origin[1])))
 
 
 def _noise(params: h5py.Group, where: str) -> float | None:

@@ -19,6 +19,7 @@ from smm_daq.text_files import decode_text, is_number
 
 GRAIN_FORMATS = ("cuboids", "csv", "mmt", "points", "mpe", "dragonfly")  # csv = cuboids
 CUBOID_FORMATS = ("cuboids", "csv", "mmt")
+POINT_FORMATS = ("points", "mpe", "dragonfly")  # those a crop to the scans applies to
 SNIFF_BYTES = 65536
 FIELDS = {5: "points", 7: "mmt"}  # numbers on a line: x y z volume label; x y z hx hy hz grain
 
