@@ -63,3 +63,36 @@ def test_crop_to_scan_is_refused_with_cuboid_grains(tmp_path, capsys):
     assert "--crop-to-scan given with --grain-format cuboids" in err
     assert "--grain-format points, mpe, dragonfly" in err
     assert h5.read_bytes() == before and not (tmp_path / "r.csv").exists()
+
+
+def test_crop_magnetization_keeps_an_iron_grain_of_a_point_list_and_is_recorded(
+        tmp_path, capsys):
+    """At 100 µm above the top with σ 250 nT, a 10 µm³ grain 10 µm deep and 300 µm beyond the
+    scan's edge could put 17 nT on it as magnetite (under a tenth of σ) but 61 nT as iron: a
+    point list's crop keeps it at 1710 kA/m, drops it at the default 480, and records which."""
+    from smm_daq.storage.mapdata import MapData
+    from smm_daq.storage.nexus import write_map_entry
+
+    um, nt = 1e-6, 1e-9
+    x, y = np.arange(0, 50.1, 5) * um, np.arange(0, 40.1, 5) * um
+    bz = 250 * nt * np.random.default_rng(7).standard_normal((y.size, x.size))
+    h5 = tmp_path / "s.h5"
+    write_map_entry(h5, MapData(bz=bz, x=x, y=y, height=100 * um, name="scan"), kind="scan")
+    grains = tmp_path / "g.txt"
+    np.savetxt(grains, [[20 * um, 20 * um, -10 * um, 1e-18, 1],      # under the scan
+                        [350 * um, 20 * um, -10 * um, 10e-18, 2]])  # 300 µm beyond x1
+    common = ["mmt", "invert", str(h5), "--entry", "scan", "--grains", str(grains),
+              "--grain-format", "points", "--crop-to-scan", "--sigma-nT", "250"]
+    for name, extra, kept, recorded in (
+            ("iron", ["--crop-magnetization-kA-per-m", "1710"], [1, 2], 1710e3),
+            ("magnetite", [], [1], 480e3)):
+        out = tmp_path / f"{name}.csv"
+        assert main([*common, *extra, "--out", str(out), "--result-entry", name]) == 0, \
+            capsys.readouterr().err
+        rows = out.read_text().splitlines()[1:]
+        assert sorted(int(r.split(",")[0]) for r in rows) == kept
+        with h5py.File(h5) as f:
+            params = f[f"{name}/process/parameters"]
+            assert params["crop_to_scan"][()] == 1
+            assert params["crop_magnetization"][()] == recorded
+            assert params["crop_magnetization"].attrs["units"] == "A/m"

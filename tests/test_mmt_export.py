@@ -86,3 +86,36 @@ def test_export_never_overwrites_without_overwrite(tmp_path, capsys):
                  "--overwrite"]) == 2
     assert h5.stat().st_size > 0
 
+
+
+def test_export_of_a_point_result_an_earlier_release_wrote(tmp_path, capsys):
+    """An entry without `results/volume` (written before it was stored) exports its grains'
+    volumes from the table: the CSV the same bytes, the NPZ equal to rounding. One without
+    its coefficients is refused as what it is, not as a result of the cuboid model."""
+    import h5py
+    import numpy as np
+
+    h5 = _imported(tmp_path)
+    csv_then, npz_then = tmp_path / "then.csv", tmp_path / "then.npz"
+    assert main(["mmt", "invert", str(h5), "--entry", "qdm", "--grain-format", "mpe",
+                 "--grains", str(NPZ), "--model", "quadrupole", "--out", str(csv_then),
+                 "--library-out", str(npz_then)]) == 0
+    with h5py.File(h5, "a") as f:
+        del f["qdm_mmt/results/volume"]
+    csv_now, npz_now = tmp_path / "now.csv", tmp_path / "now.npz"
+    assert main(["mmt", "export", str(h5), "--entry", "qdm_mmt", "--csv", str(csv_now),
+                 "--library-out", str(npz_now)]) == 0
+    assert csv_now.read_bytes() == csv_then.read_bytes()
+    with np.load(npz_then) as then, np.load(npz_now) as now:
+        assert sorted(now) == sorted(then)
+        for key in then:
+            np.testing.assert_allclose(now[key], then[key], rtol=1e-12, atol=0)
+    with h5py.File(h5, "a") as f:
+        del f["qdm_mmt/results/coefficients"], f["qdm_mmt/results/coefficient_covariance"]
+    capsys.readouterr()
+    again = tmp_path / "again.npz"
+    assert main(["mmt", "export", str(h5), "--entry", "qdm_mmt", "--library-out",
+                 str(again)]) == 2
+    err = capsys.readouterr().err
+    assert "a result of the quadrupole model, holds no coefficients" in err, err
+    assert "cuboid" not in err and not again.exists()

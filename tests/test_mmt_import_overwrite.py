@@ -83,3 +83,15 @@ def test_the_import_options_say_what_overwrite_does(capsys):
             main(["import", fmt, "--help"])
         said = " ".join(capsys.readouterr().out.split())
         assert "--overwrite replace an entry of that name holding an earlier import" in said
+
+
+def test_an_import_an_mmt_result_was_computed_from_is_never_replaced(tmp_path, capsys):
+    h5 = tmp_path / "s.h5"
+    assert _mpe(h5, 2e-6, tmp_path) == 0
+    assert main(["mmt", "invert", str(h5), "--entry", "qdm", "--grain-format", "mpe",
+                 "--grains", str(NPZ), "--sigma-nT", "1", "--out", str(tmp_path / "r.csv")]) == 0
+    before = h5.read_bytes()
+    capsys.readouterr()
+    assert _mpe(h5, 3e-6, tmp_path, "--overwrite") == 2
+    assert "is what 'qdm_mmt' was computed from" in capsys.readouterr().err
+    assert h5.read_bytes() == before

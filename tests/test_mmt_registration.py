@@ -170,3 +170,31 @@ def test_dragonfly_grains_are_registered_before_the_crop(tmp_path):
         params = f["qdm_mmt/process/parameters"]
         assert params["crop_to_scan"][()] == 1 and params["min_voxels"][()] == 1
         assert params["grains_shift"][()] == pytest.approx([1e-3, 0, 0])
+
+
+def test_registration_by_hand_turns_counter_clockwise_about_the_origin_then_shifts():
+    """Worked by hand: (2, 1) µm turned 90° about (1, 1) is (1, 2) (counter-clockwise seen
+    from above, z up: +x goes to +y), then shifted by (10, 0, -1) is (11, 2); at 30° about
+    (0, 0), (1, 0) goes to (cos 30°, sin 30°). A cuboid 4 × 2 µm (x × y) turned a quarter is
+    2 × 4, its centre turned like a point."""
+    from smm_daq.analysis.grains import GrainSet
+    from smm_daq.analysis.mmt.models.multipole import PointGrains
+    from smm_daq.analysis.mmt.registration import GrainRegistration, register_grains
+
+    um = 1e-6
+    quarter = GrainRegistration((10 * um, 0.0, -1 * um), 90.0, (1 * um, 1 * um))
+    points = PointGrains(np.array([[2 * um, 1 * um, -3 * um]]), np.array([1e-18]),
+                         np.array([1]))
+    moved = register_grains(points, quarter)
+    assert moved.positions[0] / um == pytest.approx([11.0, 2.0, -4.0])
+    turned = register_grains(points, GrainRegistration(rotation_deg=30.0, origin=(um, um)))
+    c, s = math.cos(math.radians(30)), math.sin(math.radians(30))
+    assert turned.positions[0] / um == pytest.approx([1 + c, 1 + s, -3.0])
+    cuboids = GrainSet(np.array([[2 * um, 1 * um, -3 * um, 4 * um, 2 * um, 1 * um]]),
+                       np.array([0]), np.array([1]))
+    for degrees, centre in ((90.0, (11.0, 2.0)), (-90.0, (11.0, 0.0)), (270.0, (11.0, 0.0)),
+                            (180.0, (10.0, 1.0))):
+        box = register_grains(cuboids, GrainRegistration((10 * um, 0.0, -1 * um), degrees,
+                                                         (1 * um, 1 * um)))
+        edges = (2.0, 4.0) if degrees % 180 else (4.0, 2.0)
+        assert box.cuboids[0] / um == pytest.approx([*centre, -4.0, *edges, 1.0]), degrees

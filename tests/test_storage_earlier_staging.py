@@ -293,3 +293,27 @@ def test_a_leftover_beside_an_acquired_entry_of_its_name_is_told_as_never_overwr
     with h5py.File(path, "r") as f:
         assert sorted(f) == ["inf", "rem"]
     assert _scans(path) == scans
+
+
+def test_a_leftover_beside_an_import_says_an_import_alone_replaces_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An import is replaced by an import of its name with --overwrite (never by another
+    writer): `info` and `repair` say so of the import a leftover lies beside, not that it is
+    never overwritten."""
+    path = _session(tmp_path)
+    write_map_entry(path, MapData(np.ones((5, 6)) * 1e-6, X, Y, name="qdm", height=100e-6,
+                                  sensor_size=(0.0, 0.0)), kind="import")
+    _leftover(path, "qdm")
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert ("'qdm' is another entry, acquired data (kind 'import'), as it was, whole, and is "
+            "replaced only by an import of that name with --overwrite; "
+            f"`smm-daq repair {path}` removes what was left") in out
+    assert "never overwritten" not in out
+    assert main(["repair", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert ("entry 'qdm', acquired data (kind 'import'), is as it was, whole (it is replaced "
+            "only by an import of that name with --overwrite)") in out
+    assert "never overwritten" not in out
+    with h5py.File(path, "r") as f:
+        assert sorted(f) == ["inf", "qdm", "rem"]

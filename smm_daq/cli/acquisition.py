@@ -523,8 +523,8 @@ def _cut_off_note(c: CutOff, path: str) -> str:
                 f"'{c.key}'; `{repair}` moves it in as '{c.name}'")
     if c.fixed:
         return (f"a write of entry '{c.name}' was cut off while written ({writer}): "
-                f"'{c.name}' is another entry, {c.fixed}, as it was, whole, and is never "
-                f"overwritten; `{repair}` removes what was left")
+                f"'{c.name}' is another entry, {c.fixed}, as it was, whole, and "
+                f"{c.kept_rule}; `{repair}` removes what was left")
     if c.kept:
         return (f"an overwrite of entry '{c.name}' was cut off while written ({writer}): "
                 f"'{c.name}' is as it was before it, whole; writing it again with "

@@ -27,12 +27,17 @@ def _export(args: argparse.Namespace) -> int:
     npz_path = (output_file("--library-out", args.library_out, overwrite=args.overwrite)
                 if args.library_out else None)
     saved = read_result_entry(args.file, args.entry)  # not an MMT result: refused, saying so
-    if npz_path is not None and (saved.model == "cuboid" or saved.coefficients is None
-                                 or saved.coefficient_covariance is None):
+    if npz_path is not None and saved.model == "cuboid":
         raise InputError(f"--library-out: entry '{args.entry}' of {args.file} is a result of "
                          "the cuboid model, which the multipole library has no convention "
                          "for; expected a result of --model dipole, quadrupole or octupole: "
                          "nothing was written")
+    if npz_path is not None and (saved.coefficients is None
+                                 or saved.coefficient_covariance is None):
+        raise InputError(f"--library-out: entry '{args.entry}' of {args.file}, a result of "
+                         f"the {saved.model} model, holds no coefficients and their "
+                         "covariance (results/coefficients, results/coefficient_covariance); "
+                         "expected both, as mmt invert stores them: nothing was written")
     if csv_path is not None:
         write_result_csv(csv_path, saved.table)
         print(f"wrote {csv_path}: {len(saved.table['grain'])} grains of entry "

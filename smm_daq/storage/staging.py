@@ -48,6 +48,7 @@ from smm_daq.storage.strings import text
 STAGING = "smm_daq_staging"  # marks an entry still being written under a temporary name
 REPLACED = "smm_daq_replaced"  # marks an entry being replaced by a whole new one
 ACQUIRED_KINDS = ("scan", "import", "optical")  # measured data, an image too: never overwritten
+# (an import but by an import of that name, `nexus._reimport`)
 
 
 def staged_name(name: str) -> str:
@@ -283,7 +284,14 @@ class CutOff:
     kept: bool  # entry `name` is in the file as it was before (an overwrite cut off early)
     earlier: bool  # an earlier release's unmarked staged entry (module doc), whole
     acquired: str  # the kind of acquired data that earlier entry holds, else ""
-    fixed: str = ""  # why entry `name`, kept, is never overwritten; "" where it may be
+    fixed: str = ""  # why entry `name`, kept, is not replaced by --overwrite; "" where it is
+    reimport: bool = False  # entry `name` is an import, which an import alone replaces
+
+    @property
+    def kept_rule(self) -> str:
+        """What may replace entry `name` (kept for `fixed`), said after "it"."""
+        return ("is replaced only by an import of that name with --overwrite" if self.reimport
+                else "is never overwritten")
 
 
 def cut_off_entries(f: h5py.Group) -> list[CutOff]:
@@ -302,13 +310,15 @@ def cut_off_entries(f: h5py.Group) -> list[CutOff]:
         kept = key != name and _present(f, name) and not _marked(f, name, STAGING)
         acquired = text(f[key].attrs["kind"]) if earlier and _holds_acquired(f[key]) else ""
         found.append(CutOff(name, key, kept, earlier, acquired,
-                            _never_overwritten(f, name) if kept else ""))
+                            _never_overwritten(f, name) if kept else "",
+                            kept and _ours(f, name) and kind_held(f, name) == "import"))
     return found
 
 
 def _never_overwritten(f: h5py.Group, name: str) -> str:
-    """What makes entry `name` one that --overwrite is refused for (acquired data, or not
-    smm-daq's), said as a phrase; "" for an analysis product, which it replaces."""
+    """What makes entry `name` one that a writer's --overwrite is refused for (acquired data,
+    an import but by an import, or not smm-daq's), said as a phrase; "" for an analysis
+    product, which it replaces."""
     if not _ours(f, name):
         return "not an entry smm-daq wrote"
     kind = text(f[name].attrs["kind"])
@@ -322,7 +332,7 @@ def left_out_note(c: CutOff, path: str) -> str:
         "its writer killed")
     if c.fixed:
         return (f"left out a write of entry '{c.name}', cut off while written ({writer}); "
-                f"entry '{c.name}', {c.fixed}, is as it was, whole (it is never overwritten)")
+                f"entry '{c.name}', {c.fixed}, is as it was, whole (it {c.kept_rule})")
     if c.kept:
         return (f"left out an overwrite of entry '{c.name}', cut off while written ({writer}); "
                 f"entry '{c.name}' is as it was before it, whole (writing it again with "

@@ -65,6 +65,24 @@ class FarGrainWarning(UserWarning):
     """Grains far outside the scanned area: the map barely constrains them."""
 
 
+class DampedSigmaWarning(UserWarning):
+    """The noise σ estimated from the residual of a damped fit: too large."""
+
+
+def warn_damped_sigma(damping: float) -> None:
+    """Warn where a damped fit's residual is to give the noise σ: the damping pulls the
+    moments towards zero, leaving part of the grains' field in the residual, so σ (and every
+    SD scaled by it) comes out too large, the more so the stronger the damping and the worse
+    resolved the grains (docs/mmt-models.md)."""
+    if damping > 0:
+        warnings.warn(
+            f"damping {damping:g} (--damping) with the noise σ estimated from the residual: "
+            "the damped fit leaves part of the grains' field in the residual, so σ, and every "
+            "SD with it, comes out too large; expected the noise σ given (--sigma-nT, e.g. "
+            "the map's noise floor) wherever the fit is damped",
+            DampedSigmaWarning, stacklevel=3)
+
+
 @dataclass
 class MMTResult:
     """Per-grain results (SI) and the maps; arrays indexed by grain (order of `grains`)."""
@@ -474,6 +492,8 @@ def invert_map(
     if used == "cpu":
         memory.check_solve_fits(n, min(block, sensors.shape[0]), f"{grains.n_grains} grains × 3",
                                 damping=damping > 0)
+    if sigma is None:
+        warn_damped_sigma(damping)
     phi = data.bz.ravel()[keep]
     lo = sensors[:, :2].min(axis=0)
     hi = sensors[:, :2].max(axis=0)

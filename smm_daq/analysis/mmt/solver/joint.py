@@ -321,6 +321,8 @@ def invert_scans(
     given = [scan.sigma for scan in scans]
     sigmas = np.array([1.0 if sg is None else sg for sg in given])
     settle = len(scans) > 1 and any(sg is None for sg in given)
+    if any(sg is None for sg in given):
+        inversion.warn_damped_sigma(damping)
     if used == "cpu":
         check_solve_fits(n, min(block, sensors.shape[0]), unknowns, damping=damping > 0,
                          triangles=len(scans) + 2 if settle else 0)  # `_settle_sigmas`
