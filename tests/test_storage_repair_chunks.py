@@ -5,6 +5,7 @@ file ever holds is refused, naming it, and the file is left as it was."""
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from pathlib import Path
 
@@ -194,3 +195,36 @@ def test_a_huge_text_dataset_is_refused_naming_it_and_the_file_is_left_as_it_was
     assert str(path) in err and "Traceback" not in err
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["huge.h5"]
+
+
+def _needing_a_missing_filter(path: Path) -> None:
+    """An earlier release's file holding a chunk stored through filter 300, which no HDF5
+    here has, as a file written where its plugin was installed: HDF5 makes no dataset with a
+    required filter it lacks, so the filter is set optional, then made required in the bytes
+    (an "earliest" format file: its headers carry no checksums)."""
+    with h5py.File(path, "w", libver="earliest") as f:
+        f.attrs["creator"] = "smm-daq 0.1.0"
+        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        dcpl.set_chunk((4,))
+        dcpl.set_filter(300, h5py.h5z.FLAG_OPTIONAL, (7,))
+        d = f.create_dataset("scan/data/packed", shape=(8,), dtype="u1", dcpl=dcpl)
+        d.id.write_direct_chunk((0,), b"\x01\x02\x03\x04", 0)
+    optional = struct.pack("<HHHH", 300, 0, h5py.h5z.FLAG_OPTIONAL, 1)  # id, name, flags, n
+    raw = path.read_bytes()
+    assert raw.count(optional) == 1
+    path.write_bytes(raw.replace(optional, struct.pack("<HHHH", 300, 0, 0, 1)))
+
+
+def test_a_dataset_needing_a_filter_hdf5_lacks_is_refused_naming_it_not_called_damaged(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "packed.h5"
+    _needing_a_missing_filter(path)
+    with h5py.File(path, "r") as f:
+        assert f["scan/data/packed"].id.get_create_plist().get_filter(0)[:2] == (300, 0)
+    before = path.read_bytes()
+    assert main(["repair", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "dataset '/scan/data/packed'" in err and "filter 300" in err, err
+    assert "plugin" in err and "damaged" not in err and "Traceback" not in err, err
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["packed.h5"]

@@ -44,6 +44,7 @@ def copy_dataset(src: h5py.Dataset, dst: h5py.Group, name: str, *, source: str,
     if converted or ftype.get_class() == h5t.STRING:
         _check_text_size(src, ftype, source)
     dcpl = _creation_plist(src)
+    _check_filters(src, source)
     space = src.id.get_space()
     layout = stored_as = dcpl.get_layout()
     if extendable and layout == h5d.CONTIGUOUS and src.ndim == 1:
@@ -92,6 +93,23 @@ def _creation_plist(src: h5py.Dataset) -> h5p.PropDCID:
     elif layout == h5d.COMPACT:
         new.set_layout(h5d.COMPACT)
     return new
+
+
+def _check_filters(src: h5py.Dataset, source: str) -> None:
+    """InputError where `src` needs a filter (one not marked optional) that this HDF5 does
+    not have: its copy could not be made, and the file is not damaged for it."""
+    dcpl = src.id.get_create_plist()
+    for i in range(dcpl.get_nfilters()):
+        code, flags, _, name = dcpl.get_filter(i)
+        if flags & h5z.FLAG_OPTIONAL or h5z.filter_avail(code):
+            continue
+        called = name.decode(errors="replace").split(";")[0].strip()
+        raise InputError(
+            f"dataset '{src.name}' is stored through HDF5 filter {code}"
+            f"{f' ({called})' if called else ''}, which this HDF5 does not have; expected "
+            "only filters it can apply: install the filter's plugin (one the hdf5plugin "
+            "package holds, or in the folder HDF5_PLUGIN_PATH names), then try again; it is "
+            "left as it was", source=source)
 
 
 def _file_type(src: h5py.Dataset) -> h5t.TypeID:
