@@ -5,7 +5,9 @@ file ever holds is refused, naming it, and the file is left as it was."""
 
 from __future__ import annotations
 
+import shutil
 import struct
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -228,3 +230,39 @@ def test_a_dataset_needing_a_filter_hdf5_lacks_is_refused_naming_it_not_called_d
     assert "plugin" in err and "damaged" not in err and "Traceback" not in err, err
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["packed.h5"]
+
+
+def _records(f: h5py.File) -> None:
+    """Compound and array datasets, numbers, a boolean and text among their members."""
+    kinds = np.dtype([("ok", "?"), ("v", "<f4", (3,)), ("n", "S4"),
+                      ("inner", [("a", ">i2"), ("b", "<f8")])])
+    values = np.zeros(5, kinds)
+    values["ok"][1], values["n"][2], values["inner"]["a"][3] = True, b"abc", -7
+    f.create_dataset("scan/data/records", data=values, chunks=(2,), compression="gzip")
+    f.create_dataset("scan/data/pairs", data=np.ones(4, [("x", "<f4"), ("y", "<i2")]))
+    tid = h5py.h5t.array_create(h5py.h5t.STD_I16LE, (2,))
+    f.create_dataset("scan/data/arrays", shape=(3,), dtype=h5py.Datatype(tid))
+
+
+def _encoding(d: h5py.Dataset) -> int:
+    """The version of the datatype message `d`'s type is written with (H5Tencode's third
+    byte: class and version): HDF5 1.10 reads versions 1 to 3."""
+    return d.id.get_type().encode()[2] >> 4
+
+
+def test_a_compound_dataset_of_a_newer_format_is_rewritten_so_hdf5_1_10_reads_it(
+        tmp_path: Path) -> None:
+    path = tmp_path / "records.h5"
+    _earlier_release(path, _records)
+    names = ("scan/data/records", "scan/data/pairs", "scan/data/arrays")
+    with h5py.File(path, "r") as f:
+        before = {name: (f[name].id.get_type(), f[name][()].tobytes()) for name in names}
+        assert max(_encoding(f[name]) for name in names) > 3  # as a newer HDF5 wrote it
+    repair(path)
+    with h5py.File(path, "r") as f:
+        for name in names:
+            assert (f[name].id.get_type(), f[name][()].tobytes()) == before[name], name
+            assert _encoding(f[name]) <= 3, name
+    if shutil.which("h5dump"):  # an HDF5 tool of another release, where one is installed
+        done = subprocess.run(["h5dump", "-H", str(path)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr

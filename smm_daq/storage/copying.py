@@ -116,12 +116,29 @@ def _file_type(src: h5py.Dataset) -> h5t.TypeID:
     """`src`'s type as a transient one in the oldest encoding that describes it. Numbers and
     booleans are made anew from their numpy type (byte order included), which says all of
     them: a copied type keeps the encoding its file gave it, which for a boolean written by
-    a newer HDF5 with the "latest" format is one no HDF5 1.x reads. Anything else (fixed text
-    with its padding and character set, compounds) is its file's type, copied (a committed
-    type belongs to its file)."""
-    if src.dtype.kind in "biuf":
-        return h5t.py_create(src.dtype, logical=True)
-    return src.id.get_type().copy()
+    a newer HDF5 with the "latest" format is one no HDF5 1.x reads; compounds and arrays are
+    made anew around such numbers (`_oldest`). Anything else (fixed text with its padding and
+    character set) is its file's type, copied (a committed type belongs to its file)."""
+    return _oldest(src.id.get_type())
+
+
+def _oldest(ftype: h5t.TypeID) -> h5t.TypeID:
+    """`ftype` made anew where it holds numbers (see `_file_type`): a number or an enum
+    from its numpy type; a compound or an array member by member, each member's name,
+    offset and size as they were (a copied compound keeps its file's encoding too);
+    anything else copied."""
+    kind = ftype.get_class()
+    if kind in (h5t.INTEGER, h5t.FLOAT, h5t.ENUM):
+        return h5t.py_create(ftype.dtype, logical=True)
+    if kind == h5t.COMPOUND:
+        made = h5t.create(h5t.COMPOUND, ftype.get_size())
+        for i in range(ftype.get_nmembers()):
+            made.insert(ftype.get_member_name(i), ftype.get_member_offset(i),
+                        _oldest(ftype.get_member_type(i)))
+        return made
+    if kind == h5t.ARRAY:
+        return h5t.array_create(_oldest(ftype.get_super()), ftype.get_array_dims())
+    return ftype.copy()
 
 
 def _needs_memory(ftype: h5t.TypeID) -> bool:
