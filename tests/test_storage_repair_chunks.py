@@ -266,3 +266,31 @@ def test_a_compound_dataset_of_a_newer_format_is_rewritten_so_hdf5_1_10_reads_it
     if shutil.which("h5dump"):  # an HDF5 tool of another release, where one is installed
         done = subprocess.run(["h5dump", "-H", str(path)], capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
+
+
+def _odd_float(f: h5py.File) -> None:
+    """A chunked dataset of 3-byte floats (as another program may write): numpy has no
+    such type, and reads it as float32."""
+    tid = h5py.h5t.IEEE_F64LE.copy()
+    tid.set_fields(23, 16, 7, 0, 16)
+    tid.set_precision(24)
+    tid.set_size(3)
+    tid.set_ebias(63)
+    d = f.create_dataset("scan/data/small", shape=(10,), chunks=(4,),
+                         dtype=h5py.Datatype(tid))
+    d[:] = np.arange(10.0)
+
+
+def test_a_number_type_numpy_does_not_have_is_copied_as_it_was(tmp_path: Path) -> None:
+    path = tmp_path / "small.h5"
+    _earlier_release(path, _odd_float)
+    with h5py.File(path, "r") as f:
+        d = f["scan/data/small"]
+        before = (d.id.get_type(), d[()].tobytes(), [d.id.read_direct_chunk(o)[1]
+                                                     for o in copying.allocated_chunks(d)])
+    repair(path)
+    with h5py.File(path, "r") as f:
+        d = f["scan/data/small"]
+        assert (d.id.get_type(), d[()].tobytes(), [d.id.read_direct_chunk(o)[1] for o in
+                                                   copying.allocated_chunks(d)]) == before
+        np.testing.assert_array_equal(d[()], np.arange(10.0))
