@@ -5,6 +5,9 @@ file ever holds is refused, naming it, and the file is left as it was."""
 
 from __future__ import annotations
 
+import shutil
+import struct
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -194,3 +197,100 @@ def test_a_huge_text_dataset_is_refused_naming_it_and_the_file_is_left_as_it_was
     assert str(path) in err and "Traceback" not in err
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["huge.h5"]
+
+
+def _needing_a_missing_filter(path: Path) -> None:
+    """An earlier release's file holding a chunk stored through filter 300, which no HDF5
+    here has, as a file written where its plugin was installed: HDF5 makes no dataset with a
+    required filter it lacks, so the filter is set optional, then made required in the bytes
+    (an "earliest" format file: its headers carry no checksums)."""
+    with h5py.File(path, "w", libver="earliest") as f:
+        f.attrs["creator"] = "smm-daq 0.1.0"
+        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        dcpl.set_chunk((4,))
+        dcpl.set_filter(300, h5py.h5z.FLAG_OPTIONAL, (7,))
+        d = f.create_dataset("scan/data/packed", shape=(8,), dtype="u1", dcpl=dcpl)
+        d.id.write_direct_chunk((0,), b"\x01\x02\x03\x04", 0)
+    optional = struct.pack("<HHHH", 300, 0, h5py.h5z.FLAG_OPTIONAL, 1)  # id, name, flags, n
+    raw = path.read_bytes()
+    assert raw.count(optional) == 1
+    path.write_bytes(raw.replace(optional, struct.pack("<HHHH", 300, 0, 0, 1)))
+
+
+def test_a_dataset_needing_a_filter_hdf5_lacks_is_refused_naming_it_not_called_damaged(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "packed.h5"
+    _needing_a_missing_filter(path)
+    with h5py.File(path, "r") as f:
+        assert f["scan/data/packed"].id.get_create_plist().get_filter(0)[:2] == (300, 0)
+    before = path.read_bytes()
+    assert main(["repair", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "dataset '/scan/data/packed'" in err and "filter 300" in err, err
+    assert "plugin" in err and "damaged" not in err and "Traceback" not in err, err
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["packed.h5"]
+
+
+def _records(f: h5py.File) -> None:
+    """Compound and array datasets, numbers, a boolean and text among their members."""
+    kinds = np.dtype([("ok", "?"), ("v", "<f4", (3,)), ("n", "S4"),
+                      ("inner", [("a", ">i2"), ("b", "<f8")])])
+    values = np.zeros(5, kinds)
+    values["ok"][1], values["n"][2], values["inner"]["a"][3] = True, b"abc", -7
+    f.create_dataset("scan/data/records", data=values, chunks=(2,), compression="gzip")
+    f.create_dataset("scan/data/pairs", data=np.ones(4, [("x", "<f4"), ("y", "<i2")]))
+    tid = h5py.h5t.array_create(h5py.h5t.STD_I16LE, (2,))
+    f.create_dataset("scan/data/arrays", shape=(3,), dtype=h5py.Datatype(tid))
+
+
+def _encoding(d: h5py.Dataset) -> int:
+    """The version of the datatype message `d`'s type is written with (H5Tencode's third
+    byte: class and version): HDF5 1.10 reads versions 1 to 3."""
+    return d.id.get_type().encode()[2] >> 4
+
+
+def test_a_compound_dataset_of_a_newer_format_is_rewritten_so_hdf5_1_10_reads_it(
+        tmp_path: Path) -> None:
+    path = tmp_path / "records.h5"
+    _earlier_release(path, _records)
+    names = ("scan/data/records", "scan/data/pairs", "scan/data/arrays")
+    with h5py.File(path, "r") as f:
+        before = {name: (f[name].id.get_type(), f[name][()].tobytes()) for name in names}
+        assert max(_encoding(f[name]) for name in names) > 3  # as a newer HDF5 wrote it
+    repair(path)
+    with h5py.File(path, "r") as f:
+        for name in names:
+            assert (f[name].id.get_type(), f[name][()].tobytes()) == before[name], name
+            assert _encoding(f[name]) <= 3, name
+    if shutil.which("h5dump"):  # an HDF5 tool of another release, where one is installed
+        done = subprocess.run(["h5dump", "-H", str(path)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+
+
+def _odd_float(f: h5py.File) -> None:
+    """A chunked dataset of 3-byte floats (as another program may write): numpy has no
+    such type, and reads it as float32."""
+    tid = h5py.h5t.IEEE_F64LE.copy()
+    tid.set_fields(23, 16, 7, 0, 16)
+    tid.set_precision(24)
+    tid.set_size(3)
+    tid.set_ebias(63)
+    d = f.create_dataset("scan/data/small", shape=(10,), chunks=(4,),
+                         dtype=h5py.Datatype(tid))
+    d[:] = np.arange(10.0)
+
+
+def test_a_number_type_numpy_does_not_have_is_copied_as_it_was(tmp_path: Path) -> None:
+    path = tmp_path / "small.h5"
+    _earlier_release(path, _odd_float)
+    with h5py.File(path, "r") as f:
+        d = f["scan/data/small"]
+        before = (d.id.get_type(), d[()].tobytes(), [d.id.read_direct_chunk(o)[1]
+                                                     for o in copying.allocated_chunks(d)])
+    repair(path)
+    with h5py.File(path, "r") as f:
+        d = f["scan/data/small"]
+        assert (d.id.get_type(), d[()].tobytes(), [d.id.read_direct_chunk(o)[1] for o in
+                                                   copying.allocated_chunks(d)]) == before
+        np.testing.assert_array_equal(d[()], np.arange(10.0))

@@ -44,6 +44,7 @@ def copy_dataset(src: h5py.Dataset, dst: h5py.Group, name: str, *, source: str,
     if converted or ftype.get_class() == h5t.STRING:
         _check_text_size(src, ftype, source)
     dcpl = _creation_plist(src)
+    _check_filters(src, source)
     space = src.id.get_space()
     layout = stored_as = dcpl.get_layout()
     if extendable and layout == h5d.CONTIGUOUS and src.ndim == 1:
@@ -94,16 +95,51 @@ def _creation_plist(src: h5py.Dataset) -> h5p.PropDCID:
     return new
 
 
+def _check_filters(src: h5py.Dataset, source: str) -> None:
+    """InputError where `src` needs a filter (one not marked optional) that this HDF5 does
+    not have: its copy could not be made, and the file is not damaged for it."""
+    dcpl = src.id.get_create_plist()
+    for i in range(dcpl.get_nfilters()):
+        code, flags, _, name = dcpl.get_filter(i)
+        if flags & h5z.FLAG_OPTIONAL or h5z.filter_avail(code):
+            continue
+        called = name.decode(errors="replace").split(";")[0].strip()
+        raise InputError(
+            f"dataset '{src.name}' is stored through HDF5 filter {code}"
+            f"{f' ({called})' if called else ''}, which this HDF5 does not have; expected "
+            "only filters it can apply: install the filter's plugin (one the hdf5plugin "
+            "package holds, or in the folder HDF5_PLUGIN_PATH names), then try again; it is "
+            "left as it was", source=source)
+
+
 def _file_type(src: h5py.Dataset) -> h5t.TypeID:
     """`src`'s type as a transient one in the oldest encoding that describes it. Numbers and
     booleans are made anew from their numpy type (byte order included), which says all of
     them: a copied type keeps the encoding its file gave it, which for a boolean written by
-    a newer HDF5 with the "latest" format is one no HDF5 1.x reads. Anything else (fixed text
-    with its padding and character set, compounds) is its file's type, copied (a committed
-    type belongs to its file)."""
-    if src.dtype.kind in "biuf":
-        return h5t.py_create(src.dtype, logical=True)
-    return src.id.get_type().copy()
+    a newer HDF5 with the "latest" format is one no HDF5 1.x reads; compounds and arrays are
+    made anew around such numbers (`_oldest`). Anything else (fixed text with its padding and
+    character set) is its file's type, copied (a committed type belongs to its file)."""
+    return _oldest(src.id.get_type())
+
+
+def _oldest(ftype: h5t.TypeID) -> h5t.TypeID:
+    """`ftype` made anew where it holds numbers (see `_file_type`): a number or an enum
+    from its numpy type; a compound or an array member by member, each member's name,
+    offset and size as they were (a copied compound keeps its file's encoding too);
+    anything else copied."""
+    kind = ftype.get_class()
+    if kind in (h5t.INTEGER, h5t.FLOAT, h5t.ENUM):
+        made = h5t.py_create(ftype.dtype, logical=True)
+        return made if made == ftype else ftype.copy()  # numpy's is not quite it: as it was
+    if kind == h5t.COMPOUND:
+        made = h5t.create(h5t.COMPOUND, ftype.get_size())
+        for i in range(ftype.get_nmembers()):
+            made.insert(ftype.get_member_name(i), ftype.get_member_offset(i),
+                        _oldest(ftype.get_member_type(i)))
+        return made
+    if kind == h5t.ARRAY:
+        return h5t.array_create(_oldest(ftype.get_super()), ftype.get_array_dims())
+    return ftype.copy()
 
 
 def _needs_memory(ftype: h5t.TypeID) -> bool:
