@@ -35,7 +35,7 @@ from PyQt6 import QtCore, QtGui, QtWidgets
 
 from gui.background import Background, gui_caller
 from gui.command import recorded_command
-from gui.dragonfly_options import DragonflyOptionsRow, describe
+from gui.dragonfly_options import DragonflyOptionsRow, describe, describe_crop
 from gui.grain_outlines import grain_segments, sphere_diameters
 from gui.grain_registration import RegistrationGroup
 from gui.grain_table import GrainFilter, GrainTableModel
@@ -163,6 +163,8 @@ def made_with(options: ResultOptions) -> str:
     parts = []
     if options.dragonfly is not None:
         parts.append(f"Dragonfly: {describe(options.dragonfly)}")
+    if options.crop is not None:
+        parts.append(describe_crop(options.crop))
     if options.masks:
         parts.append("masks " + ", ".join(m.typed if m is not None else "none"
                                           for m in options.masks))
