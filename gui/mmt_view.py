@@ -37,7 +37,7 @@ from gui.background import Background, gui_caller
 from gui.command import recorded_command
 from gui.dragonfly_options import DragonflyOptionsRow, describe, describe_crop
 from gui.grain_outlines import grain_segments, sphere_diameters
-from gui.grain_registration import RegistrationGroup
+from gui.grain_registration import RegistrationGroup, describe_registration
 from gui.grain_table import GrainFilter, GrainTableModel
 from gui.map_geometry import pixel_rect
 from gui.map_view import MapView
@@ -170,12 +170,8 @@ def made_with(options: ResultOptions) -> str:
                                           for m in options.masks))
     if options.tile is not None:
         parts.append(f"tiles of {options.tile / UM:g} µm")
-    reg = options.registration
-    if reg is not None:
-        dx, dy, dz = (v / UM for v in reg.shift)
-        ox, oy = (v / UM for v in reg.origin)
-        parts.append(f"grains turned {reg.rotation_deg:g}° about ({ox:g}, {oy:g}) µm, then "
-                     f"shifted by ({dx:g}, {dy:g}, {dz:g}) µm")
+    if options.registration is not None:
+        parts.append(describe_registration(options.registration))
     return "".join(f"; {p}" for p in parts)
 
 
