@@ -47,20 +47,24 @@ def describe(options: DragonflyOptions) -> str:
     y 0–35 µm)"."""
     top = ("auto (the top of the highest grain)" if options.z_top_mm is None
            else f"at CT z {options.z_top_mm * 1e3:g} µm")
-    if options.crop is None:
-        crop = "every grain"
-    elif options.crop == CROP_TO_SCAN:
-        crop = "only grains under the scan"
-    else:
-        x0, x1, y0, y1 = (v * 1e6 for v in options.crop)
-        where = f"x {x0:g}–{x1:g} µm, y {y0:g}–{y1:g} µm"
-        saturation = ("" if options.crop_magnetization == CROP_MAGNETIZATION else
-                      f", magnetized to {options.crop_magnetization / 1e3:g} kA/m at most")
-        crop = (f"only grains whose field could reach the scan's sensors ({where}, σ "
-                f"{options.crop_noise * 1e9:.4g} nT{saturation})" if options.crop_noise > 0
-                else f"only grains under the scan ({where})")
     return (f"min voxels {options.min_voxels}, sample top {top}, "
-            f"z axis {'down' if options.z_down else 'up'}, {crop}")
+            f"z axis {'down' if options.z_down else 'up'}, {describe_crop(options)}")
+
+
+def describe_crop(options: DragonflyOptions) -> str:
+    """The crop alone in words, e.g. "only grains under the scan (x 0–55 µm, y 0–35 µm)", as
+    a point list's or NPZ particles' saved result records it."""
+    if options.crop is None:
+        return "every grain"
+    if options.crop == CROP_TO_SCAN:
+        return "only grains under the scan"
+    x0, x1, y0, y1 = (v * 1e6 for v in options.crop)
+    where = f"x {x0:g}–{x1:g} µm, y {y0:g}–{y1:g} µm"
+    saturation = ("" if options.crop_magnetization == CROP_MAGNETIZATION else
+                  f", magnetized to {options.crop_magnetization / 1e3:g} kA/m at most")
+    return (f"only grains whose field could reach the scan's sensors ({where}, σ "
+            f"{options.crop_noise * 1e9:.4g} nT{saturation})" if options.crop_noise > 0
+            else f"only grains under the scan ({where})")
 
 
 class DragonflyOptionsRow(QtWidgets.QWidget):

@@ -11,6 +11,17 @@ from PyQt6 import QtWidgets
 from smm_daq.analysis.mmt.registration import GrainRegistration
 from smm_daq.cli.mmt_models import MAX_SHIFT_UM, grain_registration
 
+UM = 1e-6
+
+
+def describe_registration(reg: GrainRegistration) -> str:
+    """The registration in words, e.g. "grains turned 30° about (3, 5) µm, then shifted by
+    (7, -4, 1.5) µm"."""
+    dx, dy, dz = (v / UM for v in reg.shift)
+    ox, oy = (v / UM for v in reg.origin)
+    return (f"grains turned {reg.rotation_deg:g}° about ({ox:g}, {oy:g}) µm, then shifted by "
+            f"({dx:g}, {dy:g}, {dz:g}) µm")
+
 
 def _length_box(tip: str) -> QtWidgets.QDoubleSpinBox:
     box = QtWidgets.QDoubleSpinBox()

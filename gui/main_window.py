@@ -76,6 +76,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.session.entriesChanged.connect(self.scan.entries_read)
         self.session.grainsLoaded.connect(self.mmt.set_grain_file)
         self.session.dragonfly_options = self.mmt.dragonfly.options
+        self.session.grain_registration = self.mmt.registration.registration
         self.mmt.dragonfly.changed.connect(self.session.dragonfly_options_changed)
         self.session.dragonflyOptionsWanted.connect(self._show_dragonfly_options)
         self.session.fileOpened.connect(self._file_opened)

@@ -35,9 +35,9 @@ from PyQt6 import QtCore, QtGui, QtWidgets
 
 from gui.background import Background, gui_caller
 from gui.command import recorded_command
-from gui.dragonfly_options import DragonflyOptionsRow, describe
+from gui.dragonfly_options import DragonflyOptionsRow, describe, describe_crop
 from gui.grain_outlines import grain_segments, sphere_diameters
-from gui.grain_registration import RegistrationGroup
+from gui.grain_registration import RegistrationGroup, describe_registration
 from gui.grain_table import GrainFilter, GrainTableModel
 from gui.map_geometry import pixel_rect
 from gui.map_view import MapView
@@ -163,17 +163,15 @@ def made_with(options: ResultOptions) -> str:
     parts = []
     if options.dragonfly is not None:
         parts.append(f"Dragonfly: {describe(options.dragonfly)}")
+    if options.crop is not None:
+        parts.append(describe_crop(options.crop))
     if options.masks:
         parts.append("masks " + ", ".join(m.typed if m is not None else "none"
                                           for m in options.masks))
     if options.tile is not None:
         parts.append(f"tiles of {options.tile / UM:g} µm")
-    reg = options.registration
-    if reg is not None:
-        dx, dy, dz = (v / UM for v in reg.shift)
-        ox, oy = (v / UM for v in reg.origin)
-        parts.append(f"grains turned {reg.rotation_deg:g}° about ({ox:g}, {oy:g}) µm, then "
-                     f"shifted by ({dx:g}, {dy:g}, {dz:g}) µm")
+    if options.registration is not None:
+        parts.append(describe_registration(options.registration))
     return "".join(f"; {p}" for p in parts)
 
 

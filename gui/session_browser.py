@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,11 +16,14 @@ from gui.compare_view import CompareView
 from gui.dragonfly_options import CROP_TO_SCAN, describe, for_map
 from gui.entry_reads import EntryReads, Then, same_file
 from gui.grain_outlines import grain_segments
+from gui.grain_registration import describe_registration
 from gui.image_registration import RegistrationDialog, underlay_transform
 from gui.map_view import MapView, Quantity
 from gui.subtract_dialog import SubtractDialog, subtract_command
 from smm_daq.analysis.mmt.formats.dragonfly import DragonflyOptions
-from smm_daq.analysis.mmt.formats.grains import GRAIN_FORMATS, read_grain_file
+from smm_daq.analysis.mmt.formats.grains import GRAIN_FORMATS
+from smm_daq.analysis.mmt.grain_shaping import check_registration, shaped_grains
+from smm_daq.analysis.mmt.registration import GrainRegistration
 from smm_daq.analysis.optical import ImageRegistration, read_image
 from smm_daq.errors import SmmError
 from smm_daq.storage.mapdata import MapData
@@ -131,6 +135,8 @@ class SessionBrowser(QtWidgets.QWidget):
         self.entries: list[EntryInfo] = []
         # how Dragonfly exports are read: the main window gives the MMT tab's options
         self.dragonfly_options: Callable[[], DragonflyOptions] = DragonflyOptions
+        # where the grains lie on the scan: the main window gives the MMT tab's registration
+        self.grain_registration: Callable[[], GrainRegistration] = GrainRegistration
         # a large Dragonfly export takes seconds to read: read in a worker of its own, not
         # queued behind a subtraction
         self.grain_reader = Background("grains", self)
@@ -557,8 +563,10 @@ class SessionBrowser(QtWidgets.QWidget):
     def load_grains(self, path: Path, fmt: str = "cuboids") -> None:
         """Read a grain file in the worker (any MMT grain format; a Dragonfly export with the
         options of `dragonfly_options`, "only grains under the scan" meaning the map shown
-        now), then draw its grains' outlines over every map of this tab and say how they were
-        read (`grainsLoaded`), or show why it could not be read (`grainsFailed`)."""
+        now), registered onto the scan as `grain_registration` says (as the MMT tab's
+        inversion shapes them: `grain_shaping.shaped_grains`), then draw its grains' outlines
+        over every map of this tab and say how they were read (`grainsLoaded`), or show why
+        it could not be read (`grainsFailed`)."""
         path, m = Path(path), self.map_view.map
         wanted = self.dragonfly_options() if fmt == "dragonfly" else None
         options = None if wanted is None else for_map(wanted, m)
@@ -566,9 +574,23 @@ class SessionBrowser(QtWidgets.QWidget):
         if options is not None:
             no_map = wanted.crop == CROP_TO_SCAN and m is None
             how += f"; {describe(options)}" + (" (no map shown to crop to)" if no_map else "")
+        try:
+            reg = self.grain_registration()
+            check_registration(reg, fmt, None)  # a cuboid's outline turns by quarters alone
+        except SmmError as exc:
+            self._grains_failed(exc)
+            return
+        if not reg.identity:
+            how += f"; {describe_registration(reg)}"
+        crop = None
+        if options is not None and options.crop is not None:  # kept once registered
+            crop = {"crop": options.crop, "crop_height": options.crop_height,
+                    "crop_noise": options.crop_noise,
+                    "crop_magnetization": options.crop_magnetization}
+            options = replace(options, crop=None)
 
         def job() -> tuple[int, np.ndarray]:
-            grains = read_grain_file(path, fmt, options)
+            grains, _ = shaped_grains(path, fmt, reg, dragonfly=options, crop=crop)
             return grains.n_grains, grain_segments(grains)
 
         self._grain_read += 1

@@ -113,13 +113,13 @@ def test_grains_still_being_read_when_another_file_opens_are_not_drawn(browser, 
     grains = tmp_path / "grains.csv"
     grains.write_text(GRAINS)
     release = threading.Event()
-    read_grain_file = session_browser.read_grain_file
+    shaped_grains = session_browser.shaped_grains
 
     def held(*args, **kwargs):
         release.wait(WAIT_MS / 1000)
-        return read_grain_file(*args, **kwargs)
+        return shaped_grains(*args, **kwargs)
 
-    monkeypatch.setattr(session_browser, "read_grain_file", held)
+    monkeypatch.setattr(session_browser, "shaped_grains", held)
     assert opened(browser, qtbot, a)
     browser.load_grains(grains)
     assert opened(browser, qtbot, b)

@@ -108,16 +108,23 @@ def test_a_registered_and_cropped_point_list_stores_what_its_recorded_command_st
             np.testing.assert_array_equal(tab[name][()], cli[name][()], err_msg=name)
             assert dict(tab[name].attrs) == dict(cli[name].attrs), name
         assert cli["crop_magnetization"][()] == 1710e3
+        tab_crop = tab["crop"][()]
         np.testing.assert_array_equal(f["tab/grains/mx"][()], f["cli/grains/mx"][()])
     for name in ("tab", "cli"):
-        assert read_result_entry(path, name).options.registration \
-            == view.registration.registration()
+        options = read_result_entry(path, name).options
+        assert options.registration == view.registration.registration()
+        assert options.dragonfly is None  # a point list: cropped, not read as Dragonfly's
+        assert options.crop is not None and options.crop.crop_magnetization == 1710e3
+        np.testing.assert_array_equal(options.crop.crop, tab_crop)
     # a saved result says how its grains were registered
     with qtbot.waitSignal(view.loadEnded, timeout=WAIT_MS) as loaded:
         assert view.load_result(path, "cli")
     assert loaded.args[0], loaded.args[1]
     assert "grains turned 30° about (3, 5) µm, then shifted by (7, -4, 1.5) µm" \
         in view.status.text()
+    # and that its point list was cropped to the scan
+    assert "only grains whose field could reach the scan's sensors" in view.status.text()
+    assert "magnetized to 1710 kA/m at most" in view.status.text()
 
 
 def test_a_turn_cuboids_cannot_take_is_refused_before_inverting_as_the_cli_says(
@@ -167,3 +174,22 @@ def test_a_registration_recorded_in_part_or_out_of_range_is_refused_by_name(tmp_
         p["grains_rotation_origin"] = np.zeros(2)
         with pytest.raises(InputError, match=r"'grains_rotation' holds \[400.0\]"):
             read_options(p, ("scan",), "r.h5")
+
+
+def test_a_point_lists_crop_reads_back_and_one_without_it_reads_as_uncropped(tmp_path):
+    from smm_daq.analysis.mmt.result_params import crop_parameters, read_options
+
+    window = (-5e-6, 45e-6, -5e-6, 45e-6)
+    with h5py.File(tmp_path / "r.h5", "w") as f:
+        p = f.create_group("parameters")
+        assert read_options(p, ("scan",), "r.h5").crop is None
+        p["crop_to_scan"] = np.uint8(0)
+        assert read_options(p, ("scan",), "r.h5").crop is None
+        del p["crop_to_scan"]
+        p["crop_to_scan"] = np.uint8(1)
+        for name, q in crop_parameters(window, 2e-6, 3e-9, 1710e3).items():
+            p[name] = q.value
+        crop = read_options(p, ("scan",), "r.h5").crop
+        assert crop is not None
+        assert (crop.crop, crop.crop_height, crop.crop_noise, crop.crop_magnetization) \
+            == (window, 2e-6, 3e-9, 1710e3)

@@ -284,6 +284,33 @@ def test_dragonfly_outlines_use_the_mmt_tabs_options(qtbot, main_window, session
     np.testing.assert_allclose(rings(session.map_view)[0], [[20, 15], [500, 50]], atol=1e-9)
 
 
+def test_outlines_are_drawn_where_the_mmt_tabs_registration_puts_the_grains(
+        qtbot, main_window, session_file, tmp_path):
+    """Turned and shifted as the MMT tab will invert them, then cropped to the scan: the
+    grain at CT (500, 50) µm comes under the map, the two that were under it leave."""
+    export = tmp_path / "cc.csv"
+    write_dragonfly_export(export)
+    session, mmt = main_window.session, main_window.mmt
+    assert opened(session, qtbot, session_file)
+    session.show_entry(0)  # the map (0..55 µm × 0..35 µm) the grains are drawn over
+    settled(session, qtbot)
+    mmt.dragonfly.crop.setChecked(True)
+    reg = mmt.registration
+    reg.setChecked(True)
+    for box, value in ((reg.dx, -480), (reg.dy, -30), (reg.rotation, 90), (reg.ox, 500),
+                       (reg.oy, 50)):
+        box.setValue(value)
+    assert read_grains_into(session, qtbot, export, "dragonfly"), session.message.text()
+    np.testing.assert_allclose(rings(session.map_view)[0], [[20, 20]], atol=1e-9)
+    assert "grains turned 90° about (500, 50) µm, then shifted by (-480, -30, 0) µm" \
+        in session.grain_note.text()
+    reg.rotation.setValue(45)  # cuboids cannot be drawn turned so: refused as the tab does
+    grains = tmp_path / "grains.csv"
+    grains.write_text("grain,x_um,y_um,z_um,dx_um,dy_um,dz_um\n1,20,10,-5,10,10,4\n")
+    assert not read_grains_into(session, qtbot, grains)
+    assert "--grains-rotation-deg is 45 with cuboid grains" in session.message.text()
+
+
 def test_a_grain_file_is_read_off_the_gui_thread(browser, qtbot, tmp_path, monkeypatch):
     """A large Dragonfly export takes seconds to read: the window must not stall on it."""
     import threading
@@ -293,13 +320,13 @@ def test_a_grain_file_is_read_off_the_gui_thread(browser, qtbot, tmp_path, monke
     export = tmp_path / "cc.csv"
     write_dragonfly_export(export)
     readers: list[threading.Thread] = []
-    read_grain_file = session_browser.read_grain_file
+    shaped_grains = session_browser.shaped_grains
 
     def read(*args, **kwargs):
         readers.append(threading.current_thread())
-        return read_grain_file(*args, **kwargs)
+        return shaped_grains(*args, **kwargs)
 
-    monkeypatch.setattr(session_browser, "read_grain_file", read)
+    monkeypatch.setattr(session_browser, "shaped_grains", read)
     assert read_grains_into(browser, qtbot, export, "dragonfly"), browser.message.text()
     assert readers and readers[0] is not threading.main_thread()
     assert rings(browser.map_view)[0].shape == (3, 2)  # one circle a grain

@@ -70,12 +70,14 @@ class MaskSource:
 class ResultOptions:
     """The recorded options of a result (`dragonfly` None: not Dragonfly grains, or not
     recorded; `masks` one per scan, None where that scan had none; empty: no mask recorded;
-    `tile` None: not inverted in tiles; `registration` None: the grains taken as read)."""
+    `tile` None: not inverted in tiles; `registration` None: the grains taken as read;
+    `crop` None: point lists or NPZ particles not cropped to the scans, or not such grains)."""
 
     dragonfly: DragonflyOptions | None = None
     masks: tuple[MaskSource | None, ...] = ()
     tile: float | None = None  # m
     registration: GrainRegistration | None = None
+    crop: DragonflyOptions | None = None  # points' or mpe grains' crop; its crop fields alone
 
 
 def dragonfly_parameters(options: DragonflyOptions | None) -> dict[str, object]:
@@ -164,7 +166,8 @@ def read_options(params: h5py.Group | None, scans: Sequence[str], where: str
     return ResultOptions(dragonfly=_dragonfly(params, inside),
                          masks=_masks(params, tuple(scans), inside),
                          tile=_length(params, "tile", inside, positive=True),
-                         registration=_registration(params, inside))
+                         registration=_registration(params, inside),
+                         crop=_point_crop(params, inside))
 
 
 def _lengths(params: h5py.Group, name: str, where: str, count: int, *,
@@ -246,6 +249,14 @@ def _dragonfly(params: h5py.Group, where: str) -> DragonflyOptions | None:
         raise InputError(f"'min_voxels' holds {voxels.tolist()}; expected one whole number "
                          ">= 1", source=where)
     z_top = _length(params, "z_top", where)
+    return DragonflyOptions(min_voxels=int(voxels[0]),
+                            z_top_mm=None if z_top is None else z_top / MM,
+                            z_down=_flag(params, "z_down", where),
+                            **_crop(params, where))
+
+
+def _crop(params: h5py.Group, where: str) -> dict[str, object]:
+    """The crop to the scans as `DragonflyOptions` fields (crop None: not cropped)."""
     crop = None
     if _flag(params, "crop_to_scan", where):
         window = _lengths(params, "crop", where, 4)
@@ -256,13 +267,17 @@ def _dragonfly(params: h5py.Group, where: str) -> DragonflyOptions | None:
     height = _length(params, "crop_height", where) if crop is not None else None
     noise = _noise(params, where) if crop is not None else None
     saturation = _magnetization(params, where) if noise is not None else CROP_MAGNETIZATION
-    return DragonflyOptions(min_voxels=int(voxels[0]),
-                            z_top_mm=None if z_top is None else z_top / MM,
-                            z_down=_flag(params, "z_down", where),
-                            crop=crop,  # type: ignore[arg-type]
-                            crop_height=0.0 if height is None else height,
-                            crop_noise=0.0 if noise is None else noise,
-                            crop_magnetization=saturation)
+    return {"crop": crop, "crop_height": 0.0 if height is None else height,
+            "crop_noise": 0.0 if noise is None else noise, "crop_magnetization": saturation}
+
+
+def _point_crop(params: h5py.Group, where: str) -> DragonflyOptions | None:
+    """The crop of point lists' or NPZ particles' grains (a Dragonfly export's is part of
+    its options, `_dragonfly`); None: not cropped."""
+    if "min_voxels" in params or "crop_to_scan" not in params:
+        return None
+    options = DragonflyOptions(**_crop(params, where))  # type: ignore[arg-type]
+    return None if options.crop is None else options
 
 
 def _texts(params: h5py.Group, name: str, where: str, n: int) -> tuple[str, ...]:
