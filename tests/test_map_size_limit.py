@@ -19,7 +19,7 @@ from fuzz_harness import Case, run_all
 from smm_daq.acquisition.plan import MAX_POINTS
 from smm_daq.cli.main import main
 from smm_daq.errors import InputError
-from smm_daq.storage.checks import MAX_MAP_PIXELS
+from smm_daq.storage.limits import MAX_MAP_PIXELS
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import read_map, write_map_entry
 

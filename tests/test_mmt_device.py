@@ -92,7 +92,10 @@ def test_device_solver_on_numpy_matches_cpu_path(small, small_cpu, as_gpu, rows)
     assert "solve_device_s" in solver.timings  # solved by the device code, not the host's
 
 
+@pytest.mark.filterwarnings("ignore::smm_daq.analysis.mmt.solver.inversion.DampedSigmaWarning")
 def test_device_solver_damped_and_noise_from_residual(small, as_gpu):
+    """The device path agrees with the CPU's on a damped fit whose σ comes from the residual
+    (warned of as biased, by both alike: `test_mmt_damped_sigma`)."""
     sample, data = small
     kwargs = {"height": 1 * UM, "sensor_size": (0.0, 0.0), "damping": 1e-6}
     ref, floor = _cpu(data, sample.grains, **kwargs)

@@ -156,9 +156,9 @@ def _opens(monkeypatch: pytest.MonkeyPatch, work: Callable[[], object]) -> int:
     count = [0]
     real = h5file._open_read
 
-    def counted(p: Path) -> AbstractContextManager[h5py.File]:
+    def counted(p: Path, **named: Path) -> AbstractContextManager[h5py.File]:
         count[0] += 1
-        return real(p)
+        return real(p, **named)
 
     monkeypatch.setattr(h5file, "_open_read", counted)
     try:

@@ -19,7 +19,7 @@ from smm_daq.acquisition.fly.settings import FlySettings
 from smm_daq.errors import InputError
 from smm_daq.finite import finite_number
 from smm_daq.instruments.profile import HEIGHT_NOT_ZERO, Profile
-from smm_daq.storage.checks import MAX_MAP_PIXELS
+from smm_daq.storage.limits import MAX_MAP_PIXELS
 from smm_daq.storage.names import ENTRY_NAME_RULE, entry_name_usable
 from smm_daq.text_files import load_json
 

@@ -49,7 +49,7 @@ from smm_daq.cli.mmt_models import (
 )
 from smm_daq.cli.mmt_study import add_study_command, add_tiling_options, tiled_result_or_none
 from smm_daq.errors import InputError
-from smm_daq.storage.checks import MAX_MAP_PIXELS
+from smm_daq.storage.limits import MAX_MAP_PIXELS
 from smm_daq.thread_warnings import recorded
 
 if TYPE_CHECKING:  # the analysis (numba, scipy) and storage are imported by the commands

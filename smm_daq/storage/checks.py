@@ -25,12 +25,8 @@ from smm_daq.storage.virtual import require_sources
 
 MAX_FIELD_T = 100.0  # no map, applied field or magnet reading reaches this
 MAX_LENGTH_M = 1e3  # far beyond any stage, sensor or height; keeps squares of lengths finite
-# The most pixels a map holds, read or written: 5000 × 5000, a 25 mm sample at 5 µm (a scan
-# plan's most points; beyond it the file and the hours run away). A damaged or foreign file
-# may state any shape (a chunked dataset of 10^6 × 10^6 fill values takes a few kB on disk),
-# and reading it whole would ask for terabytes.
-MAX_MAP_PIXELS = 25_000_000
-# The most values any dataset read whole may hold (2 GiB of float64), for the same reason.
+# The most values any dataset read whole may hold (2 GiB of float64): a damaged or foreign
+# file may state any shape (see `limits.MAX_MAP_PIXELS`).
 MAX_VALUES = 1 << 28
 _UNEVEN = 1e-3  # relative deviation of an axis step from the mean step
 
@@ -46,15 +42,6 @@ def corrupt_guard(where: str) -> Iterator[None]:
             "intact smm-daq session file (a copy from before the damage)",
             source=where,
         ) from None
-
-
-def check_map_pixels(ny: int, nx: int, what: str, where: str) -> None:
-    """InputError when a map of `ny` × `nx` pixels (`what`: "the map", "entry 'a'") is more
-    than MAX_MAP_PIXELS, the most smm-daq reads back: refused before it is read or written."""
-    if ny * nx > MAX_MAP_PIXELS:
-        raise InputError(f"{what} is {nx:,} × {ny:,} pixels ({nx * ny:,}); expected at most "
-                         f"{MAX_MAP_PIXELS:,} pixels (a coarser map, or a part of it)",
-                         source=where)
 
 
 def numeric(group: h5py.Group, name: str, where: str, *, ndim: int | None = None,

@@ -31,11 +31,9 @@ from smm_daq import PROGRAM_NAME, __version__
 from smm_daq.analysis.noise import white_noise_floor
 from smm_daq.errors import InputError
 from smm_daq.storage.checks import (
-    MAX_MAP_PIXELS,
     check_headers,
     check_intact,
     check_map,
-    check_map_pixels,
     corrupt_guard,
     numeric,
     optional_numeric,
@@ -53,6 +51,7 @@ from smm_daq.storage.h5file import (
     writer_id,
     writing,
 )
+from smm_daq.storage.limits import MAX_MAP_PIXELS, check_map_pixels
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.names import NEW_ENTRY_NAME_RULE, new_entry_name_problem, shown_name
 from smm_daq.storage.products import (

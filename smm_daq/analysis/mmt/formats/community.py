@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from smm_daq.errors import InputError
-from smm_daq.storage.checks import check_map_pixels
+from smm_daq.storage.limits import check_map_pixels
 from smm_daq.storage.mapdata import MapData
 from smm_daq.text_files import load_json, require_file
 

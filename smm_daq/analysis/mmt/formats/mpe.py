@@ -40,7 +40,7 @@ from smm_daq.analysis.mmt.models.multipole import (
 from smm_daq.errors import InputError
 from smm_daq.finite import finite_number
 from smm_daq.npy_headers import check_npz
-from smm_daq.storage.checks import check_map_pixels
+from smm_daq.storage.limits import check_map_pixels
 from smm_daq.storage.mapdata import MapData
 from smm_daq.text_files import load_json, require_file
 from smm_daq.whole_files import written_whole
