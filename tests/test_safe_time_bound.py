@@ -68,6 +68,30 @@ def test_the_printed_bound_covers_voltage_mode_ramps_at_the_supplies_rating(
 TIMEOUT_S = 60.0  # the supplies' link timeout: lost replies outweigh everything else
 
 
+def _e727_stage_timeout(tmp_path: Path, name: str, timeout_s: float) -> Path:
+    """configs/simulator-e727.toml with the stage's link timeout `timeout_s`, as `name`."""
+    text = (REPO / "configs" / "simulator-e727.toml").read_text(encoding="utf-8")
+    old = 'implementation = "pi_gcs"'
+    assert old in text
+    path = tmp_path / name
+    path.write_text(text.replace(old, f"{old}\ntimeout_s = {timeout_s}"), encoding="utf-8")
+    return path
+
+
+def _stage_replaced(backend: Any, profile: Any, amps: float,
+                    wrap: Callable[[Any], Any]) -> Any:
+    """Each supply left driving `amps` (reached), and the stage's endpoint put behind
+    `wrap(endpoint)`, which is returned."""
+    for address in profile.coils.addresses:
+        backend.endpoint(address).handle(f"FUNC:MODE CURR;VOLT 20;CURR {amps:g};OUTP ON")
+    backend.clock.sleep(1.0)  # the currents reach it
+    address = profile.stage.link.address
+    stage = wrap(backend.endpoint(address))
+    endpoint = backend.endpoint
+    backend.endpoint = lambda a: stage if a == address else endpoint(a)
+    return stage
+
+
 class LosesTheQueueReadThenDies(Emulator):
     """A supply that loses the reply to the first `SYST:ERR?` of each connect (its entry read
     and gone, nothing back), answers on, and stops answering for good at `dies_at`
@@ -567,22 +591,13 @@ def test_the_bound_covers_a_stage_losing_replies_and_recovering_throughout(
     the stage stopped and the coils at 0 A. (The stage's lost replies were not limited: 12
     were waited for, where the bound counts 7.)"""
     tries = 2
-    text = (REPO / "configs" / "simulator-e727.toml").read_text(encoding="utf-8")
-    old = 'implementation = "pi_gcs"'
-    assert old in text
-    path = tmp_path / "lossy.toml"
-    path.write_text(text.replace(old, f"{old}\ntimeout_s = {TIMEOUT_S}"), encoding="utf-8")
+    path = _e727_stage_timeout(tmp_path, "lossy.toml", TIMEOUT_S)
     started: list[float] = []
     stages: list[LosesTheFirstTries] = []
 
     def lossy(backend: Any, profile: Any) -> None:
-        for address in profile.coils.addresses:
-            backend.endpoint(address).handle("FUNC:MODE CURR;VOLT 20;CURR 2;OUTP ON")
-        backend.clock.sleep(1.0)  # the currents reach 2 A
-        address = profile.stage.link.address
-        stages.append(LosesTheFirstTries(backend.endpoint(address), tries))
-        endpoint = backend.endpoint
-        backend.endpoint = lambda a: stages[0] if a == address else endpoint(a)
+        stages.append(_stage_replaced(backend, profile, 2.0,
+                                      lambda endpoint: LosesTheFirstTries(endpoint, tries)))
         started.append(backend.clock.now())
 
     made = simulators_made(monkeypatch, lossy)
@@ -677,21 +692,12 @@ def test_a_stage_slow_to_answer_leaves_the_coils_the_time_of_their_ramps(
     where they stand, and `safe` ends within the bound it printed. (The stage used to take
     the whole deadline, 210 s, and the coils were switched off at 3 A without a ramp.)"""
     timeout_s = 15.0
-    text = (REPO / "configs" / "simulator-e727.toml").read_text(encoding="utf-8")
-    old = 'implementation = "pi_gcs"'
-    assert old in text
-    path = tmp_path / "slow-stage.toml"
-    path.write_text(text.replace(old, f"{old}\ntimeout_s = {timeout_s}"), encoding="utf-8")
+    path = _e727_stage_timeout(tmp_path, "slow-stage.toml", timeout_s)
     started: list[float] = []
 
     def slow_stage(backend: Any, profile: Any) -> None:
-        for address in profile.coils.addresses:
-            backend.endpoint(address).handle("FUNC:MODE CURR;VOLT 20;CURR 3;OUTP ON")
-        backend.clock.sleep(1.0)  # the currents reach 3 A
-        address = profile.stage.link.address
-        stage = SlowToAnswer(backend.endpoint(address), backend.clock, 0.99 * timeout_s)
-        endpoint = backend.endpoint
-        backend.endpoint = lambda a: stage if a == address else endpoint(a)
+        _stage_replaced(backend, profile, 3.0, lambda endpoint: SlowToAnswer(
+            endpoint, backend.clock, 0.99 * timeout_s))
         started.append(backend.clock.now())
 
     made = simulators_made(monkeypatch, slow_stage)
