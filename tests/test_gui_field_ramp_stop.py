@@ -44,7 +44,9 @@ def _safe_currents(window) -> np.ndarray:
     return np.linalg.solve(coils.calibration, -coils.ambient_field)
 
 
-def test_stop_during_set_field_ramps_down_from_where_it_got(window, qtbot) -> None:
+def _stop_a_held_set_field(window, qtbot) -> _HeldRamp:
+    """Set field to 2 A on coil y, its ramp held at its first step; Stop pressed there, the
+    ramp let go, and its end said. The ramp's record, returned."""
     panel = window.instruments
     held = _HeldRamp(window.holder.rig.world.coils)
     panel.field_boxes[1].setValue(100.0)  # 2 A on coil y
@@ -53,6 +55,12 @@ def test_stop_during_set_field_ramps_down_from_where_it_got(window, qtbot) -> No
     qtbot.mouseClick(panel.stop_button, QtCore.Qt.MouseButton.LeftButton)
     held.release()
     qtbot.waitUntil(lambda: "ramp was stopped" in panel.message.text(), timeout=WAIT_MS)
+    return held
+
+
+def test_stop_during_set_field_ramps_down_from_where_it_got(window, qtbot) -> None:
+    panel = window.instruments
+    held = _stop_a_held_set_field(window, qtbot)
     assert max(abs(a) for a in held.sent) < 0.2
     assert "ramped to the safe state" in panel.message.text()
     np.testing.assert_allclose(window.holder.rig.world.coils.currents(),
@@ -172,13 +180,7 @@ def test_stop_during_set_field_makes_the_rig_safe_by_the_bounded_path(window, qt
     ramped the coils outside it, unbounded)."""
     panel = window.instruments
     zeros = _ZeroCalls(window.holder.rig.coils)
-    held = _HeldRamp(window.holder.rig.world.coils)
-    panel.field_boxes[1].setValue(100.0)  # 2 A on coil y
-    qtbot.mouseClick(panel.set_field_button, QtCore.Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(held.reached.is_set, timeout=WAIT_MS)
-    qtbot.mouseClick(panel.stop_button, QtCore.Qt.MouseButton.LeftButton)
-    held.release()
-    qtbot.waitUntil(lambda: "ramp was stopped" in panel.message.text(), timeout=WAIT_MS)
+    _stop_a_held_set_field(window, qtbot)
     assert zeros.bounded == [True]
     assert "ramped to the safe state from there" in panel.message.text()
     np.testing.assert_allclose(window.holder.rig.world.coils.currents(),
