@@ -42,6 +42,21 @@ def _supplies_timing_out(text: str, timeout_s: float) -> str:
     return text.replace(old, f"{old}\ntimeout_s = {timeout_s}")
 
 
+def _timing_out_profile(tmp_path: Path, text: str, timeout_s: float,
+                        name: str = "profile.toml") -> Path:
+    """The profile `text` with its coil supplies' link timeout `timeout_s`, written as `name`."""
+    path = tmp_path / name
+    path.write_text(_supplies_timing_out(text, timeout_s), encoding="utf-8")
+    return path
+
+
+def _driving(backend: Any, addresses: Any, amps: float) -> None:
+    """Each supply of `addresses` left driving `amps` in current mode, its current reached."""
+    for address in addresses:
+        backend.endpoint(address).handle(f"FUNC:MODE CURR;VOLT 20;CURR {amps:g};OUTP ON")
+    backend.clock.sleep(1.0)
+
+
 def test_the_printed_bound_covers_voltage_mode_ramps_at_the_supplies_rating(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     def left_in_voltage_mode(backend: Any, profile: Any) -> None:
@@ -82,9 +97,7 @@ def _stage_replaced(backend: Any, profile: Any, amps: float,
                     wrap: Callable[[Any], Any]) -> Any:
     """Each supply left driving `amps` (reached), and the stage's endpoint put behind
     `wrap(endpoint)`, which is returned."""
-    for address in profile.coils.addresses:
-        backend.endpoint(address).handle(f"FUNC:MODE CURR;VOLT 20;CURR {amps:g};OUTP ON")
-    backend.clock.sleep(1.0)  # the currents reach it
+    _driving(backend, profile.coils.addresses, amps)
     address = profile.stage.link.address
     stage = wrap(backend.endpoint(address))
     endpoint = backend.endpoint
@@ -184,17 +197,14 @@ def test_the_bound_covers_ramps_down_each_on_its_own_past_lost_replies(
     ramped down each on its own; each goes on past as many lost replies as a ramp-down may
     (two, not in a row), and then stops answering at its read-back (its retries): with the
     queue reads lost at each connect, 22 timeouts, within the bound."""
-    text = (REPO / "configs" / "simulator.toml").read_text(encoding="utf-8")
-    path = tmp_path / "profile.toml"
-    path.write_text(_supplies_timing_out(text, TIMEOUT_S), encoding="utf-8")
+    path = _timing_out_profile(
+        tmp_path, (REPO / "configs" / "simulator.toml").read_text(encoding="utf-8"), TIMEOUT_S)
     started: list[float] = []
     supplies: list[LosesTheQueueReadThenDies] = []
 
     def lossy(backend: Any, profile: Any) -> None:
         x, y, z = profile.coils.addresses
-        for address in (x, y):
-            backend.endpoint(address).handle("FUNC:MODE CURR;VOLT 20;CURR 2;OUTP ON")
-        backend.clock.sleep(1.0)  # the currents reach 2 A
+        _driving(backend, (x, y), 2.0)
         wrapped = {x: LosesStepChecksThenDies(backend.endpoint(x), (2, "MEAS:CURR?"), {3, 5}),
                    y: LosesStepChecksThenDies(backend.endpoint(y), (2, "MEAS:CURR?"), {4, 6}),
                    z: LosesTheQueueReadThenDies(backend.endpoint(z), (1, "FUNC:MODE?"))}
@@ -255,17 +265,14 @@ def test_the_bound_covers_supplies_that_lose_some_replies_and_recover(
     (`supply_loss_budget`). So they are given up there, sent their switch-off once more,
     unchecked, and named not safe; their read-backs, which would lose two more replies
     each, are never waited for. Each supply's lost replies are counted in the bound."""
-    text = (REPO / "configs" / "simulator.toml").read_text(encoding="utf-8")
-    path = tmp_path / "profile.toml"
-    path.write_text(_supplies_timing_out(text, TIMEOUT_S), encoding="utf-8")
+    path = _timing_out_profile(
+        tmp_path, (REPO / "configs" / "simulator.toml").read_text(encoding="utf-8"), TIMEOUT_S)
     started: list[float] = []
     supplies: list[LosesSomeReplies] = []
 
     def lossy(backend: Any, profile: Any) -> None:
         x, y, z = profile.coils.addresses
-        for address in (x, y):
-            backend.endpoint(address).handle("FUNC:MODE CURR;VOLT 20;CURR 2;OUTP ON")
-        backend.clock.sleep(1.0)  # the currents reach 2 A: 20 steps down at 1 A/s
+        _driving(backend, (x, y), 2.0)  # 2 A: 20 steps down at 1 A/s
         # SYST:ERR? of the second connect: 1 the queue read, 2..21 the steps, 22 OUTP OFF's
         lose = {(1, "SYST:ERR?"): {1}, (2, "*IDN?"): {1, 2}, (2, "CURR?"): {1, 2},
                 (2, "SYST:ERR?"): {1, 3, 5, 22}, (2, "MEAS:CURR?"): {1, 2}}
@@ -335,8 +342,7 @@ def test_the_bound_covers_every_supply_losing_replies_and_recovering_throughout(
     that comes takes just under the timeout (the bound used to count only the lost ones:
     `safe` took up to 6370 s where it said at most 2483)."""
     text = _profile(tmp_path).read_text(encoding="utf-8")
-    path = tmp_path / "lossy.toml"
-    path.write_text(_supplies_timing_out(text, TIMEOUT_S), encoding="utf-8")
+    path = _timing_out_profile(tmp_path, text, TIMEOUT_S, "lossy.toml")
     started: list[float] = []
     supplies: list[LosesByPattern] = []
 
@@ -413,8 +419,8 @@ def test_the_bound_covers_the_ramps_out_of_voltage_mode_and_then_each_on_its_own
     the way, within the bound. (Each supply whose output the connect had switched off used
     to be ramped from its rating again on its own: `safe` took 601 s where it said 554.)"""
     text = _profile(tmp_path).read_text(encoding="utf-8")
-    path = tmp_path / "lossy.toml"  # the supplies' timeouts short: the ramps outweigh them
-    path.write_text(_supplies_timing_out(text, 0.5), encoding="utf-8")
+    # the supplies' timeouts short: the ramps outweigh them
+    path = _timing_out_profile(tmp_path, text, 0.5, "lossy.toml")
     started: list[float] = []
     lost = {"none": lambda n: False, "every 40th": lambda n: n % 40 == 0}[pattern]
     axis, command = CUT[cut]
@@ -644,8 +650,7 @@ def test_a_supply_of_unknown_rating_is_not_ramped_from_beyond_the_profiles_ratin
 
     def unidentified(backend: Any, profile: Any) -> None:
         x = profile.coils.addresses[0]
-        backend.endpoint(x).handle("FUNC:MODE CURR;VOLT 20;CURR 2;OUTP ON")
-        backend.clock.sleep(1.0)
+        _driving(backend, (x,), 2.0)
         supplies.append(UnidentifiedReadingBeyond(backend.endpoint(x), "30.000"))
         endpoint = backend.endpoint
         backend.endpoint = lambda a: supplies[0] if a == x else endpoint(a)

@@ -4,17 +4,36 @@ behind, empty; whatever step raised (bad input found late, Ctrl-C)."""
 
 from __future__ import annotations
 
+import threading
+
 import h5py
 import numpy as np
 import pytest
 from test_storage_nexus import _map
 
 from smm_daq.analysis.optical import ImageRegistration
+from smm_daq.clock import VirtualClock
 from smm_daq.errors import InputError
-from smm_daq.storage import nexus, optical_entry
+from smm_daq.storage import nexus, optical_entry, turns
 from smm_daq.storage.h5file import writing
 from smm_daq.storage.nexus import list_entries, write_map_entry
 from smm_daq.storage.optical_entry import write_optical_entry
+
+
+def _first_pause_held(monkeypatch) -> tuple[threading.Event, threading.Event]:
+    """The storage clock made to hold the first pause any waiter takes: `waiting` is set
+    there, and it goes on once `go` is set."""
+    waiting, go = threading.Event(), threading.Event()
+
+    class HeldClock(VirtualClock):
+        def sleep(self, seconds: float) -> None:
+            if not waiting.is_set():
+                waiting.set()
+                assert go.wait(60)
+            super().sleep(seconds)
+
+    monkeypatch.setattr(turns, "CLOCK", HeldClock())
+    return waiting, go
 
 
 def _registration() -> ImageRegistration:
@@ -94,22 +113,8 @@ def test_a_writer_waiting_for_a_new_file_whose_failed_write_removed_it_makes_it_
     """Two writers of a file not made yet: the first makes it and fails, and its empty file
     is removed while the second waits for it; the second makes it again and writes, as it
     would have made it had it come first (not an OS error's traceback, nor a write unlocked)."""
-    import threading
-
-    from smm_daq.clock import VirtualClock
-    from smm_daq.storage import turns
-
     path = tmp_path / "new.h5"
-    waiting, go = threading.Event(), threading.Event()
-
-    class HeldClock(VirtualClock):
-        def sleep(self, seconds: float) -> None:  # the second writer's first pause
-            if not waiting.is_set():
-                waiting.set()
-                assert go.wait(60)
-            super().sleep(seconds)
-
-    monkeypatch.setattr(turns, "CLOCK", HeldClock())
+    waiting, go = _first_pause_held(monkeypatch)  # the second writer's
     first_in, out = threading.Event(), []
 
     def first() -> None:
@@ -185,23 +190,10 @@ def test_a_reader_waiting_for_a_new_file_whose_failed_write_removed_it_is_told_i
         tmp_path, monkeypatch):
     """A read of a new file that waited for its first write, which failed and removed the
     file, says the file is not there: not that it is corrupt or not HDF5."""
-    import threading
-
-    from smm_daq.clock import VirtualClock
-    from smm_daq.storage import turns
     from smm_daq.storage.h5file import open_read
 
     path = tmp_path / "new.h5"
-    waiting, go = threading.Event(), threading.Event()
-
-    class HeldClock(VirtualClock):
-        def sleep(self, seconds: float) -> None:  # the reader's first pause
-            if not waiting.is_set():
-                waiting.set()
-                assert go.wait(60)
-            super().sleep(seconds)
-
-    monkeypatch.setattr(turns, "CLOCK", HeldClock())
+    waiting, go = _first_pause_held(monkeypatch)  # the reader's
     writer_in, out = threading.Event(), []
 
     def write() -> None:
