@@ -97,8 +97,9 @@ def test_both_names_of_the_origin_must_agree(test_data, tmp_path):
 def test_library_out_holds_the_librarys_arrays_under_its_names(test_data, tmp_path):
     """`--library-out` (and the tab's NPZ export) writes the library's results as the library
     names them: its moments as `inv_multipole_moments` and their SDs as `inv_moments_std`, the
-    attribute a library user reads, as make_mpe_library_fixtures.py read it (the export had
-    named the SDs `moments_std` alone, so a script written for the library found no SDs)."""
+    attribute a library user reads, as make_mpe_library_fixtures.py read it, and as
+    `moments_std`, the key the library's own `save_multipole_moments` writes (the test below
+    holds the export against a file the library wrote)."""
     ref = np.load(test_data / "mpe_lib_area_reference.npz")
     result, grains = _invert(test_data, "mpe_lib_area", "quadrupole")
     out = tmp_path / "InvMagQuad_area.npz"
