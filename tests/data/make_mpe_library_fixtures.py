@@ -6,6 +6,7 @@ the product: it needs the library importable, which the project's environment ca
 (its PyPI release requires Python < 3.11 and numpy < 1.23).
 
     PYTHONPATH=<library source at GitHub 2d0ac62> python make_mpe_library_fixtures.py current
+    PYTHONPATH=<library source at GitHub 2d0ac62> python make_mpe_library_fixtures.py volume
     PYTHONPATH=<library 1.0 sdist from PyPI> python make_mpe_library_fixtures.py v1.0
 
 (the library's sources only; its compiled CUDA part is not used). `current` writes, through
@@ -17,6 +18,15 @@ the library's `MagneticSample.save_data` and `MultipoleInversion`:
 * `mpe_lib_area_*`: the same sources' dipole and quadrupole moments, scanned by 1.4 × 1 µm
   area sensors ("Sensor dimensions", half-lengths, added to the JSON as the library's users
   do), the scan made by the library's area-sensor forward matrix; its quadrupole inversion.
+
+`volume` writes, the same way:
+
+* `mpe_lib_volume_*`: the same sources' dipole and quadrupole moments, scanned by volume
+  sensors 1.4 × 1 × 2 µm ("Sensor dimensions" [0.7, 0.5, 1] µm, half-lengths), the scan made by
+  the library's volume-sensor forward matrix (`spherical_harmonics_basis_volume`); its
+  quadrupole inversion with its covariance; the geometry it used (`scan_positions`,
+  `sensor_dims`), some rows of its forward matrix (`Q_rows`, the sensors `Q_index`); and
+  `InvMagQuad_mpe_lib_volume.npz`, its results as its own `save_multipole_moments` writes them.
 
 `v1.0` writes `mpe_lib_v1_*`: dipoles scanned by the PyPI release, whose JSON names the grid's
 lower-left sensor "Scan origin x"/"Scan origin y" (renamed "Sensor origin x/y" later).
@@ -88,6 +98,40 @@ def current() -> None:
              inv_moments_std=inv.inv_moments_std)
 
 
+def volume() -> None:
+    s = MagneticSample(**GRID, sensor_origin=ORIGIN)
+    s.generate_particles_from_array(POSITIONS, DIPOLES, VOLUMES,
+                                    quadrupole_moments=QUADRUPOLES)
+    s.generate_measurement_mesh()
+    s.save_data(filename="mpe_lib_volume", basedir=HERE)
+    meta_path = HERE / "MetaDict_mpe_lib_volume.json"
+    meta = json.loads(meta_path.read_text())
+    meta["Sensor dimensions"] = [0.7e-6, 0.5e-6, 1.0e-6]
+    meta_path.write_text(json.dumps(meta))
+    npz_path = HERE / "MagneticSample_mpe_lib_volume.npz"
+    forward = MultipoleInversion(meta_path, npz_path, expansion_limit="quadrupole",
+                                 sus_functions_module="spherical_harmonics_basis_volume")
+    forward.generate_forward_matrix()
+    truth = np.hstack([DIPOLES, QUADRUPOLES])
+    bz = (forward.Q @ truth.reshape(-1)).reshape(forward.Ny_surf, forward.Nx_surf)
+    arrays = dict(np.load(npz_path))
+    arrays["Bz_array"] = bz
+    np.savez(npz_path, **arrays)
+    inv = MultipoleInversion(meta_path, npz_path, expansion_limit="quadrupole",
+                             sus_functions_module="spherical_harmonics_basis_volume")
+    inv.compute_inversion(method="np_pinv", sigma_field_noise=1e-9, rcond=1e-30)
+    inv.save_multipole_moments(save_name="mpe_lib_volume", basedir=HERE,
+                               save_identifier=True, save_moments_std=True)
+    index = np.arange(0, inv.N_sensors, 13)
+    np.savez(HERE / "mpe_lib_volume_reference.npz", true_multipole_moments=truth,
+             inv_multipole_moments=inv.inv_multipole_moments,
+             inv_moments_std=inv.inv_moments_std,
+             covariance_matrix=inv.covariance_matrix,
+             scan_positions=inv.scan_positions,
+             sensor_dims=np.asarray(inv.sensor_dims, dtype=float),
+             Q_index=index, Q_rows=inv.Q[index])
+
+
 def v1_0() -> None:
     s = MagneticSample(**GRID, scan_origin=ORIGIN)
     s.generate_particles_from_array(POSITIONS, DIPOLES, VOLUMES)
@@ -96,4 +140,4 @@ def v1_0() -> None:
 
 
 if __name__ == "__main__":
-    {"current": current, "v1.0": v1_0}[sys.argv[1]]()
+    {"current": current, "volume": volume, "v1.0": v1_0}[sys.argv[1]]()

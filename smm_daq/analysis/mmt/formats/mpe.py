@@ -1,12 +1,14 @@
 """Files of the multipole library (`mmt_multipole_inversion`): a JSON of the scan geometry and
 an NPZ of arrays, as its `MagneticSample.save_data` writes them.
 
-JSON (SI units): "Scan height Hz" (sensor plane above the sample top), "Scan area
-x-dimension Sx", "Scan area y-dimension Sy", "Scan x-step Sdx", "Scan y-step Sdy", optional
-"Sensor origin x"/"Sensor origin y" (the lower-left sensor centre, default 0; "Scan origin
-x"/"Scan origin y" in the library's release 1.0, the one on PyPI) and "Sensor
+JSON (SI units): "Scan height Hz" (the height of the sensors' centres above the sample top),
+"Scan area x-dimension Sx", "Scan area y-dimension Sy", "Scan x-step Sdx", "Scan y-step
+Sdy", optional "Sensor origin x"/"Sensor origin y" (the lower-left sensor centre, default 0;
+"Scan origin x"/"Scan origin y" in the library's release 1.0, the one on PyPI) and "Sensor
 dimensions" (HALF-lengths: [] or absent a point sensor, [hx, hy] an area, [hx, hy, hz] a
-volume); other keys ("Number of particles", "Time stamp", ...) are not needed. The sensor
+volume: the library averages Bz over the box Hz ± hz, x ± hx, y ± hy, so the full sizes
+returned are twice these); other keys ("Number of particles", "Time stamp", ...) are not
+needed. The sensor
 grid is x = origin + Sdx · arange(round(Sx / Sdx)), likewise y, as the library builds it.
 
 NPZ: "particle_positions" (N, 3) in m, z up with the sample top at 0; "volumes" (N,) in m³;
@@ -14,10 +16,11 @@ optional "Bz_array" (ny, nx) in T with row j at y_j; optional "identifier" (N,) 
 
 Results in the library's convention (`write_library_results`): "inv_multipole_moments"
 (N, k) with the dipole as the moment in A m², quadrupole and octupole coefficients as they are
-(the same basis), "inv_moments_std" (N, k), their SDs, under the name of the library's own
-attribute (`MultipoleInversion.inv_moments_std`), and the same under "moments_std", the name
-earlier releases wrote it under; and, beyond what the library writes, "covariance" (N, k, k)
-and "identifier".
+(the same basis), their SDs (N, k) under "moments_std", the name the library's
+`save_multipole_moments` writes them under, and under "inv_moments_std", its attribute's
+name (`MultipoleInversion.inv_moments_std`), "identifier" (N,) the grain labels, as it writes
+them with `save_identifier`; and, beyond what the library writes, "covariance" (N, k, k),
+each grain's block of its `covariance_matrix`.
 """
 
 from __future__ import annotations
