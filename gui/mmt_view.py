@@ -497,6 +497,11 @@ class MMTView(QtWidgets.QWidget):
             if current in names:
                 self.entry.setCurrentText(current)
 
+    def model_given(self) -> str | None:
+        """The grain model chosen, None for "auto" (the command line's default)."""
+        choice = self.model.currentText()
+        return choice if choice != "auto" else None
+
     def set_grain_file(self, path: Path, fmt: str = "cuboids") -> None:
         self.grain_edit.setText(str(path))
         self.grain_format.setCurrentText(fmt)
@@ -599,7 +604,7 @@ class MMTView(QtWidgets.QWidget):
         sigma_nT = round(self.sigma.value() * UT / NT, 1)
         sigma = sigma_nT * NT or None
         model_choice, device = self.model.currentText(), self.device.currentText()
-        model_given = model_choice if model_choice != "auto" else None
+        model_given = self.model_given()
         from smm_daq.analysis.mmt.grain_shaping import check_registration, shaped_grains
         extra = [e.strip() for e in self.more_entries.text().split(",") if e.strip()]
         from smm_daq.analysis.mmt.solver.joint import check_each_scan_once
