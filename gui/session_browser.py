@@ -120,6 +120,7 @@ class SessionBrowser(QtWidgets.QWidget):
     fileOpened = QtCore.pyqtSignal(object)  # Path
     mapShown = QtCore.pyqtSignal(object)  # MapData
     grainsLoaded = QtCore.pyqtSignal(object, str)  # grain file Path, format: outlines drawn
+    grainsPlaced = QtCore.pyqtSignal(object, str)  # the same, drawn again placed anew
     grainsFailed = QtCore.pyqtSignal(str)  # why a grain file could not be read
     dragonflyOptionsWanted = QtCore.pyqtSignal()  # show the (MMT tab's) Dragonfly options
     entriesChanged = QtCore.pyqtSignal(object, object)  # Path, its entries (as re-read)
@@ -577,8 +578,9 @@ class SessionBrowser(QtWidgets.QWidget):
         now), registered onto the scan as `grain_registration` says (as the MMT tab's
         inversion shapes them: `grain_shaping.shaped_grains`), then draw its grains' outlines
         over every map of this tab and say how they were read (`grainsLoaded`), or show why
-        it could not be read (`grainsFailed`). `again`: the grains drawn, placed anew (their
-        outlines, placed as before, are taken off if the new placement is refused)."""
+        it could not be read (`grainsFailed`). `again`: the grains drawn, placed anew
+        (`grainsPlaced` then; their outlines, placed as before, are taken off if the new
+        placement is refused)."""
         path, m = Path(path), self.map_view.map
         wanted = self.dragonfly_options() if fmt == "dragonfly" else None
         options = None if wanted is None else for_map(wanted, m)
@@ -611,7 +613,7 @@ class SessionBrowser(QtWidgets.QWidget):
 
         def read(value: tuple[int, np.ndarray]) -> None:
             if self._grains_wanted(wanted, opened, path):
-                self._grains_read(path, fmt, how, *value)
+                self._grains_read(path, fmt, how, *value, again=again)
 
         def failed(exc: BaseException) -> None:
             if self._grains_wanted(wanted, opened, path):
@@ -637,14 +639,15 @@ class SessionBrowser(QtWidgets.QWidget):
             self._show_grain_note()
         return False
 
-    def _grains_read(self, path: Path, fmt: str, how: str, n: int,
-                     segments: np.ndarray) -> None:
+    def _grains_read(self, path: Path, fmt: str, how: str, n: int, segments: np.ndarray, *,
+                     again: bool) -> None:
         self.message.setText("")
         self.set_outlines(segments)
         self.outlines_drawn = f"Grain outlines: {n} grains of {path.name} ({how})"
         self.grains_drawn = (path, fmt)
         self._show_grain_note()
-        self.grainsLoaded.emit(path, fmt)
+        # drawn again, they are no grain file chosen (the MMT tab's, typed since, stays)
+        (self.grainsPlaced if again else self.grainsLoaded).emit(path, fmt)
 
     def _grains_failed(self, exc: BaseException, again: bool = False) -> None:
         text = str(exc) if isinstance(exc, SmmError) else f"Grain file not read: {exc!r}"

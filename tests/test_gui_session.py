@@ -327,18 +327,21 @@ def test_the_outlines_drawn_move_when_the_mmt_tabs_registration_changes(
     grains.write_text("grain,x_um,y_um,z_um,dx_um,dy_um,dz_um\n1,20,10,-5,10,10,4\n")
     assert read_grains_into(session, qtbot, grains), session.message.text()
     assert segment_ends(session.map_view) == {(15, 5), (25, 5), (25, 15), (15, 15)}
+    mmt.grain_edit.setText(str(tmp_path / "other.csv"))  # typed in the MMT tab since
     reads = []
-    session.grainsLoaded.connect(lambda *_args: reads.append(1))
+    session.grainsPlaced.connect(lambda *_args: reads.append(1))
     reg = mmt.registration
-    with qtbot.waitSignal(session.grainsLoaded, timeout=WAIT_MS):
+    with qtbot.waitSignal(session.grainsPlaced, timeout=WAIT_MS):
         reg.setChecked(True)
         reg.dx.setValue(7)
         reg.dy.setValue(-3)
+    assert not session.placement_timer.isActive() and session.grain_reader.pending == 0
     assert reads == [1]
+    assert mmt.grain_edit.text() == str(tmp_path / "other.csv")
     for view in (session.map_view, *session.compare.views.values()):
         assert segment_ends(view) == {(22, 2), (32, 2), (32, 12), (22, 12)}
     assert "then shifted by (7, -3, 0) µm" in session.grain_note.text()
-    with qtbot.waitSignal(session.grainsLoaded, timeout=WAIT_MS):
+    with qtbot.waitSignal(session.grainsPlaced, timeout=WAIT_MS):
         reg.setChecked(False)
     assert segment_ends(session.map_view) == {(15, 5), (25, 5), (25, 15), (15, 15)}
 
@@ -361,7 +364,7 @@ def test_cuboid_outlines_turn_by_any_angle_under_a_point_model(
         reg.oy.setValue(10)
     assert "--grains-rotation-deg is 45 with cuboid grains" in refused.args[0]
     assert segment_ends(session.map_view) == set()
-    with qtbot.waitSignal(session.grainsLoaded, timeout=WAIT_MS):
+    with qtbot.waitSignal(session.grainsPlaced, timeout=WAIT_MS):
         mmt.model.setCurrentText("dipole")
     half = 5 * np.sqrt(2)  # the square's corners turned onto its axes
     assert segment_ends(session.map_view) == {
