@@ -4,14 +4,24 @@ A cuboid grain is a union of axis-aligned cuboids, so its footprint is a union o
 and its outline is made of axis-aligned segments: found exactly on the grid of the
 rectangles' own edges (no rasterisation error). A point grain (a centroid and a volume, no
 shape) is drawn as the circle of the sphere of its volume about its centroid.
+
+Registered onto a scan, cuboid grains turned by other than a quarter turn (which a point
+model takes: it inverts their centroids alone) are drawn as their footprints' outlines
+turned, where the inversion places their centroids.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
+
 import numpy as np
 
 from smm_daq.analysis.grains import GrainSet
+from smm_daq.analysis.mmt.formats.dragonfly import DragonflyOptions
+from smm_daq.analysis.mmt.grain_shaping import check_registration, shaped_grains, turned_as_cuboids
 from smm_daq.analysis.mmt.models.multipole import PointGrains
+from smm_daq.analysis.mmt.registration import GrainRegistration
 
 EDGE_DECIMALS = 12  # edges closer than 1e-12 m are the same edge
 CIRCLE_SIDES = 32  # a point grain's circle as a polygon: within 0.5 % of its radius
@@ -27,6 +37,27 @@ def grain_segments(grains: GrainSet | PointGrains, only: int | None = None) -> n
         return footprint_segments(grains.cuboids, grains.grain)
     own = slice(grains.start[only], grains.start[only + 1])
     return footprint_segments(grains.cuboids[own], grains.grain[own])
+
+
+def registered_outlines(path: str | Path, fmt: str, reg: GrainRegistration, *,
+                        model: str | None = None, dragonfly: DragonflyOptions | None = None,
+                        crop: Mapping[str, object] | None = None) -> tuple[int, np.ndarray]:
+    """The number of grains of a grain file and their outline segments (M, 2, 2) in m, in
+    the scans' frame as `shaped_grains` places them under `model` (None: the default); the
+    turns and crops it refuses are refused as it refuses them."""
+    if turned_as_cuboids(fmt, None) and not reg.keeps_cuboids:
+        check_registration(reg, fmt, model)  # the cuboid model keeps them axis-aligned
+        grains, _ = shaped_grains(path, fmt, GrainRegistration())
+        return grains.n_grains, turned_segments(grain_segments(grains), reg)
+    grains, _ = shaped_grains(path, fmt, reg, model=model, dragonfly=dragonfly, crop=crop)
+    return grains.n_grains, grain_segments(grains)
+
+
+def turned_segments(segments: np.ndarray, reg: GrainRegistration) -> np.ndarray:
+    """Segments (M, 2, 2) in m, each end turned about the registration's origin and shifted
+    in x and y."""
+    x, y = reg.apply_xy(segments[..., 0], segments[..., 1])
+    return np.stack([x, y], axis=-1)
 
 
 def sphere_diameters(volumes: np.ndarray) -> np.ndarray:

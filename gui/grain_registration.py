@@ -6,7 +6,7 @@ the tab records (`cli.mmt_models.grain_registration`), so the recorded command m
 
 from __future__ import annotations
 
-from PyQt6 import QtWidgets
+from PyQt6 import QtCore, QtWidgets
 
 from smm_daq.analysis.mmt.registration import GrainRegistration
 from smm_daq.cli.mmt_models import MAX_SHIFT_UM, grain_registration
@@ -39,6 +39,8 @@ def _numbers(values: list[float]) -> str:
 class RegistrationGroup(QtWidgets.QGroupBox):
     """Shift (x, y, z in µm, z up) and turn (degrees, counter-clockwise seen from above, about
     an origin in µm of the grain file's frame) of the grains, turned before shifted."""
+
+    changed = QtCore.pyqtSignal()  # the registration chosen may have changed
 
     def __init__(self) -> None:
         super().__init__("Registration: grains in another frame than the scan's")
@@ -74,6 +76,9 @@ class RegistrationGroup(QtWidgets.QGroupBox):
         self.toggled.connect(self.body.setVisible)
         self.rotation.valueChanged.connect(self._origin_matters)
         self._origin_matters(self.rotation.value())
+        self.toggled.connect(lambda _on: self.changed.emit())
+        for box in (self.dx, self.dy, self.dz, self.rotation, self.ox, self.oy):
+            box.valueChanged.connect(lambda _value: self.changed.emit())
 
     def _origin_matters(self, degrees: float) -> None:
         for box in (self.ox, self.oy):

@@ -77,6 +77,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.session.grainsLoaded.connect(self.mmt.set_grain_file)
         self.session.dragonfly_options = self.mmt.dragonfly.options
         self.session.grain_registration = self.mmt.registration.registration
+        self.session.grain_model = self.mmt.model_given
+        self.mmt.registration.changed.connect(self.session.grain_placement_changed)
+        self.mmt.model.currentTextChanged.connect(
+            lambda _model: self.session.grain_placement_changed())
         self.mmt.dragonfly.changed.connect(self.session.dragonfly_options_changed)
         self.session.dragonflyOptionsWanted.connect(self._show_dragonfly_options)
         self.session.fileOpened.connect(self._file_opened)

@@ -270,8 +270,8 @@ class MMTView(QtWidgets.QWidget):
         self.entry.setMinimumContentsLength(16)
         self.grain_edit = QtWidgets.QLineEdit()
         self.grain_edit.setPlaceholderText("grain file (micro-CT cuboids or points)")
-        browse = QtWidgets.QToolButton(text="…")
-        browse.clicked.connect(self._choose_grains)
+        self.grain_browse = QtWidgets.QToolButton(text="…")
+        self.grain_browse.clicked.connect(self._choose_grains)
         self.grain_format = QtWidgets.QComboBox()
         self.grain_format.addItems(GRAIN_FORMATS)
         self.dragonfly = DragonflyOptionsRow()  # its crop for every point format
@@ -334,7 +334,7 @@ class MMTView(QtWidgets.QWidget):
 
         top = QtWidgets.QHBoxLayout()
         for w in (QtWidgets.QLabel("Map"), self.entry, QtWidgets.QLabel("Grains"),
-                  self.grain_edit, browse, self.grain_format, QtWidgets.QLabel("σ"),
+                  self.grain_edit, self.grain_browse, self.grain_format, QtWidgets.QLabel("σ"),
                   self.sigma, self.run_button):
             top.addWidget(w)
         top.setStretchFactor(self.grain_edit, 1)
@@ -452,6 +452,12 @@ class MMTView(QtWidgets.QWidget):
         layout.addWidget(self.registration)
         layout.addWidget(self.status)
         layout.addWidget(splitter, 1)
+        # what `run` reads when it starts: disabled while it runs, as an edit then would be
+        # shown yet not used
+        self.run_inputs: tuple[QtWidgets.QWidget, ...] = (
+            self.entry, self.grain_edit, self.grain_browse, self.grain_format, self.sigma,
+            self.model, self.device, self.more_entries, self.mask_edit, self.mask_browse,
+            self.dragonfly, self.registration)
 
     # --- inputs --------------------------------------------------------------------------
     def set_file(self, path: Path) -> None:
@@ -490,6 +496,11 @@ class MMTView(QtWidgets.QWidget):
             self.entry.addItems(names)
             if current in names:
                 self.entry.setCurrentText(current)
+
+    def model_given(self) -> str | None:
+        """The grain model chosen, None for "auto" (the command line's default)."""
+        choice = self.model.currentText()
+        return choice if choice != "auto" else None
 
     def set_grain_file(self, path: Path, fmt: str = "cuboids") -> None:
         self.grain_edit.setText(str(path))
@@ -593,7 +604,7 @@ class MMTView(QtWidgets.QWidget):
         sigma_nT = round(self.sigma.value() * UT / NT, 1)
         sigma = sigma_nT * NT or None
         model_choice, device = self.model.currentText(), self.device.currentText()
-        model_given = model_choice if model_choice != "auto" else None
+        model_given = self.model_given()
         from smm_daq.analysis.mmt.grain_shaping import check_registration, shaped_grains
         extra = [e.strip() for e in self.more_entries.text().split(",") if e.strip()]
         from smm_daq.analysis.mmt.solver.joint import check_each_scan_once
@@ -700,6 +711,8 @@ class MMTView(QtWidgets.QWidget):
         self.run_button.setEnabled(False)
         self.save_button.setEnabled(False)  # the shown result is saved before or after
         self.cancel_button.setEnabled(True)
+        for w in self.run_inputs:
+            w.setEnabled(False)
         self.running = True
         self.busy.setRange(0, 0)  # busy until the first block of sensors is done
         self.status.setText(f"inverting '{entry}'…")
@@ -749,6 +762,8 @@ class MMTView(QtWidgets.QWidget):
         self.run_button.setEnabled(True)
         self.save_button.setEnabled(self.result is not None and self.shown_entry is None)
         self.cancel_button.setEnabled(False)
+        for w in self.run_inputs:
+            w.setEnabled(True)
 
     def _done(self, value: tuple[list[MapData], Any, dict, list[str], dict[str, object],
                                  np.ndarray]) -> None:

@@ -15,14 +15,14 @@ from gui.background import Background
 from gui.compare_view import CompareView
 from gui.dragonfly_options import CROP_TO_SCAN, describe, for_map
 from gui.entry_reads import EntryReads, Then, same_file
-from gui.grain_outlines import grain_segments
+from gui.grain_outlines import registered_outlines
 from gui.grain_registration import describe_registration
 from gui.image_registration import RegistrationDialog, underlay_transform
 from gui.map_view import MapView, Quantity
 from gui.subtract_dialog import SubtractDialog, subtract_command
 from smm_daq.analysis.mmt.formats.dragonfly import DragonflyOptions
 from smm_daq.analysis.mmt.formats.grains import GRAIN_FORMATS
-from smm_daq.analysis.mmt.grain_shaping import check_registration, shaped_grains
+from smm_daq.analysis.mmt.grain_shaping import check_registration
 from smm_daq.analysis.mmt.registration import GrainRegistration
 from smm_daq.analysis.optical import ImageRegistration, read_image
 from smm_daq.errors import SmmError
@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # registration needs SciPy: imported when a subtraction runs
 UT = 1e-6
 RESUMABLE = ("interrupted", "aborted", "failed")
 REFRESH_KEY = "F5"  # window-wide, on this tab only (`gui.shortcuts`)
+PLACEMENT_SETTLE_MS = 300  # the grains are drawn again this long after their placement changed
 COLUMNS = ("entry", "kind", "status", "title", "size", "field (µT)", "lines done", "started")
 
 
@@ -119,6 +120,7 @@ class SessionBrowser(QtWidgets.QWidget):
     fileOpened = QtCore.pyqtSignal(object)  # Path
     mapShown = QtCore.pyqtSignal(object)  # MapData
     grainsLoaded = QtCore.pyqtSignal(object, str)  # grain file Path, format: outlines drawn
+    grainsPlaced = QtCore.pyqtSignal(object, str)  # the same, drawn again placed anew
     grainsFailed = QtCore.pyqtSignal(str)  # why a grain file could not be read
     dragonflyOptionsWanted = QtCore.pyqtSignal()  # show the (MMT tab's) Dragonfly options
     entriesChanged = QtCore.pyqtSignal(object, object)  # Path, its entries (as re-read)
@@ -137,11 +139,21 @@ class SessionBrowser(QtWidgets.QWidget):
         self.dragonfly_options: Callable[[], DragonflyOptions] = DragonflyOptions
         # where the grains lie on the scan: the main window gives the MMT tab's registration
         self.grain_registration: Callable[[], GrainRegistration] = GrainRegistration
+        # and the grain model it will invert them with (None: the default)
+        self.grain_model: Callable[[], str | None] = lambda: None
         # a large Dragonfly export takes seconds to read: read in a worker of its own, not
         # queued behind a subtraction
         self.grain_reader = Background("grains", self)
         self._grain_read = 0  # the grain read whose outlines are wanted (older ones: dropped)
         self.outlines_drawn = ""  # what the outlines on show are, and how they were read
+        # the grain file and format last drawn: drawn again where the grains are placed anew
+        self.grains_drawn: tuple[Path, str] | None = None
+        # a change of where the grains lie redraws them once the changes stop coming (a
+        # number typed digit by digit: one read, not one a digit)
+        self.placement_timer = QtCore.QTimer(self)
+        self.placement_timer.setSingleShot(True)
+        self.placement_timer.setInterval(PLACEMENT_SETTLE_MS)
+        self.placement_timer.timeout.connect(self._place_grains_again)
         # maps to compare, registered images and images to register: read off the GUI thread
         # (a large map or image takes seconds), not queued behind a subtraction
         self.reader = Background("maps", self)
@@ -389,8 +401,8 @@ class SessionBrowser(QtWidgets.QWidget):
         grain outlines drawn over its maps, the entries picked to compare, the selection), and
         what is still being read for it is not drawn when it comes."""
         self._grain_read += 1
-        self.outlines_drawn = ""
-        self.set_outlines(np.zeros((0, 2, 2)))
+        self._clear_outlines()
+        self.grains_drawn = None
         self._show_grain_note()
         self.product = self.product_entry = None
         with QtCore.QSignalBlocker(self.show_choice):
@@ -560,13 +572,15 @@ class SessionBrowser(QtWidgets.QWidget):
         if name:
             self.load_grains(Path(name), self.grain_format.currentText())
 
-    def load_grains(self, path: Path, fmt: str = "cuboids") -> None:
+    def load_grains(self, path: Path, fmt: str = "cuboids", *, again: bool = False) -> None:
         """Read a grain file in the worker (any MMT grain format; a Dragonfly export with the
         options of `dragonfly_options`, "only grains under the scan" meaning the map shown
         now), registered onto the scan as `grain_registration` says (as the MMT tab's
         inversion shapes them: `grain_shaping.shaped_grains`), then draw its grains' outlines
         over every map of this tab and say how they were read (`grainsLoaded`), or show why
-        it could not be read (`grainsFailed`)."""
+        it could not be read (`grainsFailed`). `again`: the grains drawn, placed anew
+        (`grainsPlaced` then; their outlines, placed as before, are taken off if the new
+        placement is refused)."""
         path, m = Path(path), self.map_view.map
         wanted = self.dragonfly_options() if fmt == "dragonfly" else None
         options = None if wanted is None else for_map(wanted, m)
@@ -574,11 +588,12 @@ class SessionBrowser(QtWidgets.QWidget):
         if options is not None:
             no_map = wanted.crop == CROP_TO_SCAN and m is None
             how += f"; {describe(options)}" + (" (no map shown to crop to)" if no_map else "")
+        model = self.grain_model()
         try:
             reg = self.grain_registration()
-            check_registration(reg, fmt, None)  # a cuboid's outline turns by quarters alone
+            check_registration(reg, fmt, model)  # as the MMT tab's inversion refuses it
         except SmmError as exc:
-            self._grains_failed(exc)
+            self._grains_failed(exc, again)
             return
         if not reg.identity:
             how += f"; {describe_registration(reg)}"
@@ -590,19 +605,19 @@ class SessionBrowser(QtWidgets.QWidget):
             options = replace(options, crop=None)
 
         def job() -> tuple[int, np.ndarray]:
-            grains, _ = shaped_grains(path, fmt, reg, dragonfly=options, crop=crop)
-            return grains.n_grains, grain_segments(grains)
+            return registered_outlines(path, fmt, reg, model=model, dragonfly=options,
+                                       crop=crop)
 
         self._grain_read += 1
         wanted, opened = self._grain_read, self.path
 
         def read(value: tuple[int, np.ndarray]) -> None:
             if self._grains_wanted(wanted, opened, path):
-                self._grains_read(path, fmt, how, *value)
+                self._grains_read(path, fmt, how, *value, again=again)
 
         def failed(exc: BaseException) -> None:
             if self._grains_wanted(wanted, opened, path):
-                self._grains_failed(exc)
+                self._grains_failed(exc, again)
 
         self.grain_note.setText(f"Reading the grains of {path.name}…")
         self.grain_note.show()
@@ -624,19 +639,38 @@ class SessionBrowser(QtWidgets.QWidget):
             self._show_grain_note()
         return False
 
-    def _grains_read(self, path: Path, fmt: str, how: str, n: int,
-                     segments: np.ndarray) -> None:
+    def _grains_read(self, path: Path, fmt: str, how: str, n: int, segments: np.ndarray, *,
+                     again: bool) -> None:
         self.message.setText("")
         self.set_outlines(segments)
         self.outlines_drawn = f"Grain outlines: {n} grains of {path.name} ({how})"
+        self.grains_drawn = (path, fmt)
         self._show_grain_note()
-        self.grainsLoaded.emit(path, fmt)
+        # drawn again, they are no grain file chosen (the MMT tab's, typed since, stays)
+        (self.grainsPlaced if again else self.grainsLoaded).emit(path, fmt)
 
-    def _grains_failed(self, exc: BaseException) -> None:
+    def _grains_failed(self, exc: BaseException, again: bool = False) -> None:
         text = str(exc) if isinstance(exc, SmmError) else f"Grain file not read: {exc!r}"
+        if again:  # the outlines on show lie where the grains no longer are
+            self._clear_outlines()
         self.message.setText(text)
         self._show_grain_note()
         self.grainsFailed.emit(text)
+
+    def _clear_outlines(self) -> None:
+        self.outlines_drawn = ""
+        self.set_outlines(np.zeros((0, 2, 2)))
+
+    def grain_placement_changed(self) -> None:
+        """Where the grains lie on the scan (the MMT tab's registration) or the model they are
+        inverted with has changed: the grains drawn are read and drawn again so, once the
+        changes stop coming."""
+        if self.grains_drawn is not None:
+            self.placement_timer.start()
+
+    def _place_grains_again(self) -> None:
+        if self.grains_drawn is not None and not self.closed:
+            self.load_grains(*self.grains_drawn, again=True)
 
     def dragonfly_options_changed(self) -> None:
         """The options a Dragonfly export would be read with have changed: say so."""

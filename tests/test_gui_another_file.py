@@ -107,19 +107,19 @@ def test_the_same_file_read_again_keeps_its_outlines(browser, qtbot, files, tmp_
 
 def test_grains_still_being_read_when_another_file_opens_are_not_drawn(browser, qtbot, files,
                                                                        tmp_path, monkeypatch):
-    from gui import session_browser
+    from gui import grain_outlines
 
     a, b = files
     grains = tmp_path / "grains.csv"
     grains.write_text(GRAINS)
     release = threading.Event()
-    shaped_grains = session_browser.shaped_grains
+    shaped_grains = grain_outlines.shaped_grains
 
     def held(*args, **kwargs):
         release.wait(WAIT_MS / 1000)
         return shaped_grains(*args, **kwargs)
 
-    monkeypatch.setattr(session_browser, "shaped_grains", held)
+    monkeypatch.setattr(grain_outlines, "shaped_grains", held)
     assert opened(browser, qtbot, a)
     browser.load_grains(grains)
     assert opened(browser, qtbot, b)

@@ -355,6 +355,42 @@ def test_cancel_stops_the_inversion_after_its_block_then_a_new_run_works(
     assert view.busy.maximum() == view.busy.value() == 1
 
 
+def _run_inputs(view) -> list:
+    """The tab's inputs an inversion reads as it starts, each with whether it takes edits."""
+    return [(w, w.isEnabled()) for w in (
+        view.entry, view.grain_edit, view.grain_browse, view.grain_format, view.sigma,
+        view.model, view.device, view.more_entries, view.mask_edit, view.mask_browse,
+        view.dragonfly.crop, view.registration)]
+
+
+@pytest.mark.parametrize("ending", ["finished", "cancelled"])
+def test_the_inputs_take_no_edits_while_an_inversion_runs(qtbot, session, held_inversion,
+                                                          ending):
+    """The inputs are read as the run starts: edited mid-run they would do nothing, so they
+    are disabled until it ends, finished or cancelled."""
+    started, release = held_inversion
+    view = open_view(qtbot, *session)
+    assert all(on for _, on in _run_inputs(view))
+    with qtbot.waitSignal(view.finished, timeout=WAIT_MS) as done:
+        assert view.run()
+        assert started.wait(WAIT_MS / 1000)
+        assert [w for w, on in _run_inputs(view) if on] == []
+        if ending == "cancelled":
+            view.cancel()
+        release.set()
+    assert done.args[0] is (ending == "finished"), done.args
+    assert [w for w, on in _run_inputs(view) if not on] == []
+
+
+def test_the_inputs_take_edits_again_after_a_failed_inversion(qtbot, session, tmp_path):
+    view = open_view(qtbot, session[0], tmp_path / "nope.csv")
+    with qtbot.waitSignal(view.finished, timeout=WAIT_MS) as done:
+        assert view.run()
+        assert [w for w, on in _run_inputs(view) if on] == []
+    assert done.args[0] is False
+    assert [w for w, on in _run_inputs(view) if not on] == []
+
+
 def test_closing_during_an_inversion_asks_then_cancels_it(window, qtbot, session,
                                                           held_inversion, monkeypatch):
     from PyQt6 import QtWidgets

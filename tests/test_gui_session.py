@@ -311,22 +311,84 @@ def test_outlines_are_drawn_where_the_mmt_tabs_registration_puts_the_grains(
     assert "--grains-rotation-deg is 45 with cuboid grains" in session.message.text()
 
 
+def segment_ends(view) -> set[tuple[float, float]]:
+    """The ends of the outline segments a view draws, in µm, rounded to 1 nm."""
+    xs, ys = view.outlines.getData()
+    return {(round(float(x), 3), round(float(y), 3)) for x, y in zip(xs, ys, strict=True)}
+
+
+def test_the_outlines_drawn_move_when_the_mmt_tabs_registration_changes(
+        qtbot, main_window, session_file, tmp_path):
+    """Drawn before the registration was chosen, the outlines follow it as it changes, with
+    no grain file chosen again; once the changes stop coming, one read."""
+    session, mmt = main_window.session, main_window.mmt
+    assert opened(session, qtbot, session_file)
+    grains = tmp_path / "grains.csv"
+    grains.write_text("grain,x_um,y_um,z_um,dx_um,dy_um,dz_um\n1,20,10,-5,10,10,4\n")
+    assert read_grains_into(session, qtbot, grains), session.message.text()
+    assert segment_ends(session.map_view) == {(15, 5), (25, 5), (25, 15), (15, 15)}
+    mmt.grain_edit.setText(str(tmp_path / "other.csv"))  # typed in the MMT tab since
+    reads = []
+    session.grainsPlaced.connect(lambda *_args: reads.append(1))
+    reg = mmt.registration
+    with qtbot.waitSignal(session.grainsPlaced, timeout=WAIT_MS):
+        reg.setChecked(True)
+        reg.dx.setValue(7)
+        reg.dy.setValue(-3)
+    assert not session.placement_timer.isActive() and session.grain_reader.pending == 0
+    assert reads == [1]
+    assert mmt.grain_edit.text() == str(tmp_path / "other.csv")
+    for view in (session.map_view, *session.compare.views.values()):
+        assert segment_ends(view) == {(22, 2), (32, 2), (32, 12), (22, 12)}
+    assert "then shifted by (7, -3, 0) µm" in session.grain_note.text()
+    with qtbot.waitSignal(session.grainsPlaced, timeout=WAIT_MS):
+        reg.setChecked(False)
+    assert segment_ends(session.map_view) == {(15, 5), (25, 5), (25, 15), (15, 15)}
+
+
+def test_cuboid_outlines_turn_by_any_angle_under_a_point_model(
+        qtbot, main_window, session_file, tmp_path):
+    """A point model inverts a cuboid grain's centroid, which turns by any angle: its
+    outline is drawn turned so; the cuboid model refuses the turn, as its inversion does, and
+    the outlines placed as before are taken off."""
+    session, mmt = main_window.session, main_window.mmt
+    assert opened(session, qtbot, session_file)
+    grains = tmp_path / "grains.csv"
+    grains.write_text("grain,x_um,y_um,z_um,dx_um,dy_um,dz_um\n1,20,10,-5,10,10,4\n")
+    assert read_grains_into(session, qtbot, grains), session.message.text()
+    reg = mmt.registration
+    with qtbot.waitSignal(session.grainsFailed, timeout=WAIT_MS) as refused:
+        reg.setChecked(True)
+        reg.rotation.setValue(45)
+        reg.ox.setValue(20)
+        reg.oy.setValue(10)
+    assert "--grains-rotation-deg is 45 with cuboid grains" in refused.args[0]
+    assert segment_ends(session.map_view) == set()
+    with qtbot.waitSignal(session.grainsPlaced, timeout=WAIT_MS):
+        mmt.model.setCurrentText("dipole")
+    half = 5 * np.sqrt(2)  # the square's corners turned onto its axes
+    assert segment_ends(session.map_view) == {
+        (round(x, 3), round(y, 3)) for x, y in ((20 - half, 10), (20, 10 - half),
+                                                (20 + half, 10), (20, 10 + half))}
+    assert "grains turned 45° about (20, 10) µm" in session.grain_note.text()
+
+
 def test_a_grain_file_is_read_off_the_gui_thread(browser, qtbot, tmp_path, monkeypatch):
     """A large Dragonfly export takes seconds to read: the window must not stall on it."""
     import threading
 
-    from gui import session_browser
+    from gui import grain_outlines
 
     export = tmp_path / "cc.csv"
     write_dragonfly_export(export)
     readers: list[threading.Thread] = []
-    shaped_grains = session_browser.shaped_grains
+    shaped_grains = grain_outlines.shaped_grains
 
     def read(*args, **kwargs):
         readers.append(threading.current_thread())
         return shaped_grains(*args, **kwargs)
 
-    monkeypatch.setattr(session_browser, "shaped_grains", read)
+    monkeypatch.setattr(grain_outlines, "shaped_grains", read)
     assert read_grains_into(browser, qtbot, export, "dragonfly"), browser.message.text()
     assert readers and readers[0] is not threading.main_thread()
     assert rings(browser.map_view)[0].shape == (3, 2)  # one circle a grain

@@ -201,3 +201,37 @@ def test_a_map_made_from_a_scan_keeps_the_scans_field_tolerance(
     assert "'c_weak' and the remanent entry 'c_z' were both scanned in zero field" in err
     assert "500 nT each" in err
     assert _entries(out) == before
+
+
+def test_a_recipes_induced_map_keeps_its_scans_field_tolerance(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A rig that sets the field within 20 nT takes 'weak' in 45 nT, a field: the induced map
+    made from it keeps the scans' 20 nT, in a recipe as after `subtract`, so the recipe takes
+    the subtraction of another induced map from it that `subtract` makes (the 50 nT default
+    had it in zero field, the pair the wrong way round)."""
+    from smm_daq.acquisition.recipe import check_recipe, parse_recipe
+    from smm_daq.instruments.profile import load_profile
+
+    config = Path(__file__).resolve().parents[1] / "configs" / "simulator.toml"
+    profile = tmp_path / "fine.toml"
+    profile.write_text(config.read_text(encoding="utf-8").replace(
+        "field_tolerance_nT = 50.0", "field_tolerance_nT = 20.0"), encoding="utf-8")
+    fields = {"z": "0,0,0", "weak": "0,0,0.045", "b": "0,40,0"}
+    pairs = {"i_weak": ("weak", "z"), "i_b": ("b", "z"), "d": ("i_weak", "i_b")}
+    steps = "".join(f'[[step]]\nkind = "set_field"\nfield_uT = [{field}]\n\n'
+                    f'[[step]]\nkind = "scan"\nname = "{name}"\n\n'
+                    for name, field in fields.items())
+    steps += "".join(f'[[step]]\nkind = "subtract"\nin_field = "{a}"\nremanent = "{b}"\n'
+                     f'name = "{name}"\nregister = false\n\n'
+                     for name, (a, b) in pairs.items())
+    text = RECIPE.split("[[step]]")[0] + steps
+    checked = check_recipe(parse_recipe(text, "r.toml"), load_profile(profile),
+                           tmp_path / "r.h5", can_prompt=False)
+    assert [p.name for p in checked.plans if p is not None] == list(fields)
+    out = tmp_path / "s.h5"
+    for name, field in fields.items():
+        assert main(["scan", *GRID, "--profile", str(profile), "--field-uT", field, "--name",
+                     name, "--out", str(out)]) == 0
+    for name, (a, b) in pairs.items():
+        assert main(["subtract", str(out), "--in-field", a, "--remanent", b, "--name", name,
+                     "--no-register"]) == 0, capsys.readouterr().err

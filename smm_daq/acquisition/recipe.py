@@ -80,10 +80,12 @@ from smm_daq.acquisition.recipe_continue import (
     subtract_state,
 )
 from smm_daq.analysis.subtract_inputs import (
+    FieldTolerance,
     Footprint,
     Measured,
     field_tolerance,
     induced_footprint,
+    inherited_tolerance,
     is_induced,
     read_source,
     require_alike,
@@ -471,9 +473,12 @@ def check_recipe(recipe: Recipe, profile: Profile, out: str | Path, *, can_promp
                 state, part = (scan_state(recipe.text, plan, infos[plan.name], out, profile)
                                if plan.name in infos else (NEW, 1.0))
                 cost = plan.estimate_duration(profile)
+                rig = FieldTolerance(profile.coils.field_tolerance, plan.name,
+                                     f"the profile {profile.path.name}, which the recipe's "
+                                     "scans store")
                 made[plan.name] = Footprint(plan.name, plan.x, plan.y, plan.height,
                                             profile.sensor.active_area, np.array(plan.field),
-                                            field_tolerance=profile.coils.field_tolerance)
+                                            field_tolerance=rig)
             elif isinstance(step, SetFieldStep):
                 check_field(step.field, profile, label="field_uT")
                 cost = _ramp_seconds(current, step.field, profile)
@@ -549,12 +554,12 @@ def _subtract_footprint(step: SubtractStep, made: Mapping[str, Footprint],
     subtraction will check them: each in the file or made by an earlier step, on one grid."""
     sources: list[Measured] = []
     induced: list[bool] = []
-    tolerances: list[float] = []  # T: how far each map's field may lie from the one asked for
+    tolerances: list[FieldTolerance] = []  # each map's, as its subtraction will find it
     for key, ref in (("in_field", step.in_field), ("remanent", step.remanent)):
         if ref in made:
             sources.append(made[ref])
             induced.append(made[ref].induced)
-            tolerances.append(made[ref].field_tolerance)
+            tolerances.append(made[ref].tolerance)
         elif ref in existing:
             sources.append(read_source(out, ref))
             induced.append(is_induced(out, ref))
@@ -570,7 +575,9 @@ def _subtract_footprint(step: SubtractStep, made: Mapping[str, Footprint],
     if step.register:
         require_registrable(in_field)
     require_fields_differ(in_field, remanent, induced=any(induced), tolerances=pair)
-    return induced_footprint(step.name, in_field, remanent)
+    # as the map, once made, finds it in its scans' profiles (`tolerance_among`)
+    return induced_footprint(step.name, in_field, remanent,
+                             inherited_tolerance(step.name, *pair))
 
 
 def _ramp_seconds(start: tuple[float, ...], end: tuple[float, ...], profile: Profile) -> float:

@@ -35,6 +35,43 @@ NT = 1e-9
 FIELD_TOLERANCE = 50 * NT
 
 
+@dataclass(frozen=True)
+class FieldTolerance:
+    """How far (T) the field at the sample may lie from the one asked for when map `entry`
+    was scanned, and where that figure comes from, for messages to say."""
+
+    value: float  # T
+    entry: str
+    # the profile it was read from, as messages name it ("the profile stored with 'a'");
+    # None: none stored one (an import), and the profile's default applies
+    profile: str | None = None
+
+    @property
+    def words(self) -> str:
+        """Where the figure comes from, e.g. "coils.field_tolerance_nT of the profile stored
+        with 'a'"."""
+        if self.profile is not None:
+            return f"coils.field_tolerance_nT of {self.profile}"
+        return (f"the profile's default, as neither '{self.entry}' nor an entry it was made "
+                "from stores a coils.field_tolerance_nT")
+
+
+def default_tolerance(entry: str) -> FieldTolerance:
+    """FIELD_TOLERANCE, for map `entry`, of which no profile's tolerance is known."""
+    return FieldTolerance(FIELD_TOLERANCE, entry)
+
+
+def inherited_tolerance(entry: str, a: FieldTolerance, b: FieldTolerance) -> FieldTolerance:
+    """The tolerance of map `entry` made from maps of tolerances `a` and `b` (an induced
+    map), as `tolerance_among` finds it once the map is in the file: the larger of those
+    read from a profile, the default where neither was."""
+    read = [t for t in (a, b) if t.profile is not None]
+    if not read:
+        return default_tolerance(entry)
+    largest = max(read, key=lambda t: t.value)
+    return FieldTolerance(largest.value, entry, largest.profile)
+
+
 # kinds of entry whose data/Bz is a model's field or a fit's residual, not a measured map
 MODEL_KINDS = ("susceptibility", "magnetization", "mmt")
 
@@ -69,7 +106,13 @@ class Footprint:
     sensor_size: tuple[float, float] | None = None
     applied_field: np.ndarray | None = None  # T
     induced: bool = False  # an induced map (a subtraction's), not a scan's
-    field_tolerance: float = FIELD_TOLERANCE  # T: the rig's (its coils.field_tolerance_nT)
+    # the rig's (its coils.field_tolerance_nT); None: the default, of no profile
+    field_tolerance: FieldTolerance | None = None
+
+    @property
+    def tolerance(self) -> FieldTolerance:
+        """The map's field tolerance, the default where none is known."""
+        return self.field_tolerance or default_tolerance(self.name)
 
 
 def read_source(path: str | Path, entry: str) -> MapData:
@@ -86,24 +129,26 @@ def read_source(path: str | Path, entry: str) -> MapData:
     return m
 
 
-def field_tolerance(path: str | Path, entry: str) -> float:
+def field_tolerance(path: str | Path, entry: str) -> FieldTolerance:
     """How far (T) the field at the sample may have been from the one asked for when `entry`
     was scanned (`tolerance_among`)."""
     return tolerance_among({e.name: e for e in list_entries(path)}, entry)
 
 
-def tolerance_among(infos: Mapping[str, EntryInfo], entry: str) -> float:
+def tolerance_among(infos: Mapping[str, EntryInfo], entry: str) -> FieldTolerance:
     """`field_tolerance` for a file's entries as listed (`list_entries`), by name: that of
     the profile stored with the scan (coils.field_tolerance_nT, to which the fluxgate held the
     field; a scan fails beyond it). A map made from scans (a crop, levelling or background of
     one, which keeps its field) stores no profile: the largest of its sources' tolerances,
     followed through the entries' recorded sources; FIELD_TOLERANCE, the profile's default,
     where none is found (an import)."""
-    own = infos.get(entry)
-    if own is not None and own.field_tolerance is not None:
-        return own.field_tolerance
-    return max((info.field_tolerance for info in _lineage(infos, entry)
-                if info.field_tolerance is not None), default=FIELD_TOLERANCE)
+    read = [(info.field_tolerance, info.name) for info in _lineage(infos, entry)
+            if info.field_tolerance is not None]
+    if not read:
+        return default_tolerance(entry)
+    value, name = read[0] if read[0][1] == entry else max(read)  # its own, where it has one
+    made_from = "" if name == entry else f", which '{entry}' was made from"
+    return FieldTolerance(value, entry, f"the profile stored with '{name}'{made_from}")
 
 
 def _lineage(infos: Mapping[str, EntryInfo], entry: str) -> Iterator[EntryInfo]:
@@ -163,36 +208,34 @@ def require_alike(in_field: str, in_field_induced: bool, remanent: str, remanent
         "and one in zero field (or two induced maps)", source=source)
 
 
-def require_two_scans(in_field: Measured, remanent: Measured, source: str | None = None,
-                      tolerances: tuple[float, float] = (FIELD_TOLERANCE, FIELD_TOLERANCE)
-                      ) -> None:
+def require_two_scans(in_field: Measured, remanent: Measured, source: str | None = None, *,
+                      tolerances: tuple[FieldTolerance, FieldTolerance]) -> None:
     """InputError for one entry given as both maps, or for the two given the wrong way round:
     the "in-field" one scanned in zero field and the "remanent" one in a field (the induced
     map would come out negated). Zero field is a field within the scan's `tolerances` entry
-    (T, `field_tolerance`) of zero: the rig cannot tell it from zero. Two scans in fields (e.g.
+    (`field_tolerance`) of zero: the rig cannot tell it from zero. Two scans in fields (e.g.
     +B and −B) are the user's choice; `require_fields_differ` refuses two in one field."""
     if in_field.name == remanent.name:
         raise InputError(f"the in-field and the remanent entries are both '{in_field.name}'; "
                          "expected two scans of the sample, one in field, one in zero field",
                          source=source)
     a, b = in_field.applied_field, remanent.applied_field
-    if a is not None and b is not None and _zero(a, tolerances[0]) \
-            and not _zero(b, tolerances[1]):
+    ta, tb = tolerances
+    if a is not None and b is not None and _zero(a, ta) and not _zero(b, tb):
         raise InputError(
             f"the in-field entry '{in_field.name}' was scanned in zero field and the remanent "
             f"entry '{remanent.name}' in {_field_ut(b)} µT; expected them the other way round "
             f"(the in-field one's {_field_ut(a)} µT is within its field tolerance, "
-            f"{tolerances[0] / NT:g} nT, of zero)", source=source)
+            f"{ta.value / NT:g} nT, of zero: {ta.words})", source=source)
 
 
 def require_fields_differ(in_field: Measured, remanent: Measured, *, induced: bool,
                           source: str | None = None,
-                          tolerances: tuple[float, float] = (FIELD_TOLERANCE, FIELD_TOLERANCE)
-                          ) -> None:
+                          tolerances: tuple[FieldTolerance, FieldTolerance]) -> None:
     """InputError for two scans (`induced` false) taken in one field, zero included: their
     difference holds no induced response, yet would be stored as an induced map (and a
     susceptibility made from it). One field is what the rig cannot tell apart: each scan's
-    field lies within its `tolerances` entry (T, `field_tolerance`) of the one asked for, so
+    field lies within its `tolerances` entry (`field_tolerance`) of the one asked for, so
     two fields no further apart than both tolerances together may have been the same, and a
     field within its tolerance of zero is zero field. In one field that is not zero it is a
     recipe that set the field before its remanent scan (or an in-field scan asked for a field
@@ -204,11 +247,12 @@ def require_fields_differ(in_field: Measured, remanent: Measured, *, induced: bo
     a, b = in_field.applied_field, remanent.applied_field
     if induced or a is None or b is None:
         return
+    ta, tb = tolerances
     fields = (f"'{in_field.name}' and the remanent entry '{remanent.name}' were both scanned in"
               f" {_field_ut(a)} µT" if np.array_equal(a, b) else
               f"'{in_field.name}' was scanned in {_field_ut(a)} µT and the remanent entry "
               f"'{remanent.name}' in {_field_ut(b)} µT")
-    if _zero(a, tolerances[0]) and _zero(b, tolerances[1]):
+    if _zero(a, ta) and _zero(b, tb):
         raise InputError(
             f"the in-field entry '{in_field.name}' and the remanent entry '{remanent.name}' "
             f"were both scanned in zero field ({_field_ut(a)} µT and {_field_ut(b)} µT, each "
@@ -218,28 +262,37 @@ def require_fields_differ(in_field: Measured, remanent: Measured, *, induced: bo
             "(in a recipe, a set_field step before its scan); `smm-daq noise --repeat` "
             "compares two repeated scans", source=source)
     apart = float(np.linalg.norm(np.subtract(a, b)))
-    if apart <= sum(tolerances):
+    together = ta.value + tb.value
+    if apart <= together:
         differ = ("" if apart == 0 else
                   f"; they differ by {apart / NT:.3g} nT, no more than their field tolerances "
                   f"together ({_tolerances(tolerances)}), so the rig may have set one field")
         raise InputError(
             f"the in-field entry {fields}{differ}: their difference holds no induced response; "
-            f"expected the in-field one in a field more than {sum(tolerances) / NT:g} nT from "
+            f"expected the in-field one in a field more than {together / NT:g} nT from "
             "the remanent one's, the remanent one in zero field (in a recipe, a zero_field "
             "step before its scan); `smm-daq noise --repeat` compares two scans in one field",
             source=source)
 
 
-def _zero(field: np.ndarray, tolerance: float) -> bool:
-    """Whether an applied field is zero field to a rig that sets it within `tolerance` (T)."""
-    return float(np.linalg.norm(field)) <= tolerance
+def _zero(field: np.ndarray, tolerance: FieldTolerance) -> bool:
+    """Whether an applied field is zero field to a rig that sets it within `tolerance`."""
+    return float(np.linalg.norm(field)) <= tolerance.value
 
 
-def _tolerances(tolerances: tuple[float, float]) -> str:
-    """The two scans' field tolerances as a message gives them, with where they come from."""
-    a, b = (t / NT for t in tolerances)
-    each = f"{a:g} nT each" if a == b else f"{a:g} nT and {b:g} nT"
-    return f"{each}: coils.field_tolerance_nT of the profiles they were scanned with"
+def _tolerances(tolerances: tuple[FieldTolerance, FieldTolerance]) -> str:
+    """The two maps' field tolerances as a message gives them, with where each comes from
+    (a profile stored with the scan, or the default where none is)."""
+    a, b = tolerances
+    each = (f"{a.value / NT:g} nT each" if a.value == b.value
+            else f"{a.value / NT:g} nT and {b.value / NT:g} nT")
+    if a.profile is not None and b.profile is not None:
+        profiles = a.profile if a.profile == b.profile else f"{a.profile} and {b.profile}"
+        return f"{each}: coils.field_tolerance_nT of {profiles}"
+    if a.profile is None and b.profile is None:
+        return (f"{each}: the profile's default, as neither '{a.entry}' nor '{b.entry}' nor "
+                "an entry they were made from stores a coils.field_tolerance_nT")
+    return f"{each}: {a.words}; {b.words}"
 
 
 def require_subtractable(in_field: Measured, remanent: Measured) -> None:
@@ -284,9 +337,11 @@ def _um(value: float | tuple[float, float]) -> str:
     return " × ".join(f"{v / UM:g}" for v in np.atleast_1d(value)) + " µm"
 
 
-def induced_footprint(name: str, in_field: Measured, remanent: Measured) -> Footprint:
+def induced_footprint(name: str, in_field: Measured, remanent: Measured,
+                      tolerance: FieldTolerance | None = None) -> Footprint:
     """The footprint of the induced map `name`: the in-field grid, and the sensor geometry
-    of the in-field map where it records one, else the remanent map's."""
+    of the in-field map where it records one, else the remanent map's; its field tolerance
+    `tolerance` (`inherited_tolerance`: None, the default)."""
     return Footprint(
         name, in_field.x, in_field.y,
         height=in_field.height if in_field.height is not None else remanent.height,
@@ -294,4 +349,5 @@ def induced_footprint(name: str, in_field: Measured, remanent: Measured) -> Foot
                      else remanent.sensor_size),
         applied_field=in_field.applied_field,
         induced=True,
+        field_tolerance=tolerance,
     )
