@@ -487,7 +487,8 @@ def _result_summary(f: h5py.File, path: str, entry: str) -> tuple[str, str, str]
     """An MMT result entry of the open file `f` as `info` lists it, read as every command
     reads one (`read_result_entry`): (its grains, model, σ and cond(Q), "", ""), or ("", its
     status, why it is not read): "damaged", or "newer" for a result of a layout newer than
-    this smm-daq reads (nothing wrong with it)."""
+    this smm-daq reads (nothing wrong with it). A joint result's σ is each scan's, in the
+    order inverted, as `mmt invert` says them."""
     from smm_daq.analysis.mmt.result_read import NewerLayout, read_result_entry_in
 
     try:
@@ -498,7 +499,8 @@ def _result_summary(f: h5py.File, path: str, entry: str) -> tuple[str, str, str]
         return "", "damaged", str(exc)
     n = saved.magnetization.shape[0]
     unresolved = int(np.sum(~np.all(np.isfinite(saved.covariance), axis=(1, 2))))
-    sigma = f"σ {saved.sigma / NT:.3g} nT" if math.isfinite(saved.sigma) else "σ -"
+    each = [f"{s / NT:.3g}" if math.isfinite(s) else "-" for s in saved.sigmas]  # by scan
+    sigma = f"σ {', '.join(each)} nT" if any(math.isfinite(s) for s in saved.sigmas) else "σ -"
     cond = (f"cond(Q) {saved.condition_number:.3g}" if not math.isnan(saved.condition_number)
             else "cond(Q) -")
     return (f"{n} grain{'s' if n != 1 else ''} ({saved.model}"
