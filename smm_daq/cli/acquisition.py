@@ -395,7 +395,8 @@ def cmd_run(args: argparse.Namespace) -> int:
           f"{format_duration(checked.duration_s)} of instrument time (scans, waits and field "
           f"ramps){left}", file=sys.stderr)
     go_on = ["smm-daq", "run", args.recipe, "--out", args.out, "--continue",
-             *_profile_again(args), *_run_again(args)]
+             *_profile_again(args), *_run_again(args),
+             *(["--yes"] if args.yes else [])]  # a prompt not yet passed runs again
     with _saying_how_to_go_on(args.out, recipe.entries(), go_on, unfinished_only=False):
         session = _open_session(args.out, profile, args.time_scale)
         try:
