@@ -82,7 +82,9 @@ def test_info_lists_a_result_with_its_grains_model_sigma_and_condition_number(
     assert code == 0, err
     line = next(ln for ln in out.splitlines() if ln.startswith(f"  {entry}  "))
     n = saved.magnetization.shape[0]
-    assert (f"{n} grains (quadrupole), σ {saved.sigma / 1e-9:.3g} nT, "
+    assert len(saved.sigmas) == 2 and saved.sigmas[0] != saved.sigmas[1]
+    sigmas = ", ".join(f"{s / 1e-9:.3g}" for s in saved.sigmas)  # a joint result: each scan's
+    assert (f"{n} grains (quadrupole), σ {sigmas} nT, "
             f"cond(Q) {saved.condition_number:.3g}") in line, line
 
 

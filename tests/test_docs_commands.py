@@ -3,8 +3,9 @@
 Every `smm-daq` command line in a code block of README.md and docs/ (and in the example
 comments of configs/) parses with the real parser as written; every option named beside
 `smm-daq` in their prose exists in that command's parser; every option a benchmark's usage
-line or README names for a benchmark script is one the script defines; and CI runs the
-README's test command. The commands' behaviour is tested elsewhere: this guards the spelling.
+line or README names for a benchmark script is one the script defines, and README's Benchmarks
+section names every script; and CI runs the README's test command. The commands' behaviour is
+tested elsewhere: this guards the spelling.
 """
 
 from __future__ import annotations
@@ -149,3 +150,13 @@ def test_ci_runs_the_readme_test_command() -> None:
     ci_runs = [c.split("-m pytest", 1)[1].split() for c in ci.splitlines()
                if c.startswith("python -m pytest")]
     assert ci_runs == [readme_args]
+
+
+def test_readme_says_what_each_benchmark_script_measures() -> None:
+    """Every script in benchmarks/ is named in README's Benchmarks section, where a reader
+    looks for what can be measured."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("\n## Benchmarks\n", 1)[1].split("\n## ", 1)[0]
+    scripts = sorted(p.name for p in (ROOT / "benchmarks").iterdir() if p.suffix in (".py", ".sh"))
+    missing = [s for s in scripts if f"`{s}" not in section]
+    assert not missing, f"README's Benchmarks section does not name {missing}"

@@ -122,3 +122,38 @@ def test_the_command_that_goes_on_keeps_auto_range(
     assert main(["resume", str(path), "--entry", "k", "--auto-range"]) == 130
     said = f"`smm-daq resume {path} --entry k --auto-range` goes on from there"
     assert said in capsys.readouterr().err
+
+
+def test_the_run_continue_said_keeps_yes_and_finishes_the_recipe_off_a_terminal(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A recipe run with --yes off a terminal (a batch job) and stopped before its prompt: the
+    prompt runs again when continued, so the command said to go on keeps --yes, and that
+    command, run as said, finishes the recipe (without --yes it was refused, exit 2)."""
+    import shlex
+
+    import smm_daq.acquisition.recipe as recipe_module
+    from smm_daq.cli.main import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "r.toml").write_text(RECIPE.replace(
+        'kind = "wait"\nseconds = 3600', 'kind = "prompt"\nmessage = "demagnetize it"'),
+        encoding="utf-8")
+    real = recipe_module.run_recipe
+
+    def stopped_at_the_prompt(*args: object, on_step, **kwargs: object) -> list[str]:
+        def step(i: int, text: str) -> None:
+            if text.startswith("prompt"):
+                raise KeyboardInterrupt
+            on_step(i, text)
+        return real(*args, on_step=step, **kwargs)
+
+    monkeypatch.setattr(recipe_module, "run_recipe", stopped_at_the_prompt)
+    assert main(["run", "r.toml", "--out", "s.h5", "--yes"]) == 130
+    err = capsys.readouterr().err
+    said = "`smm-daq run r.toml --out s.h5 --continue --yes` goes on from there"
+    assert said in err, err
+    monkeypatch.setattr(recipe_module, "run_recipe", real)
+    assert main(shlex.split(said.split("`")[1])[1:]) == 0, capsys.readouterr().err
+    with h5py.File(tmp_path / "s.h5", "r") as f:
+        assert f["in_field/status"][()] == b"finished"

@@ -2,6 +2,7 @@
 
     [recipe]
     title = "Remanent and induced maps"       # optional
+    description = "what it is for"            # optional
     [scan_defaults]                           # optional: keys every scan step inherits
     center_um = [12500.0, 12500.0]
     size_um = [1000.0, 1000.0]

@@ -395,7 +395,8 @@ def cmd_run(args: argparse.Namespace) -> int:
           f"{format_duration(checked.duration_s)} of instrument time (scans, waits and field "
           f"ramps){left}", file=sys.stderr)
     go_on = ["smm-daq", "run", args.recipe, "--out", args.out, "--continue",
-             *_profile_again(args), *_run_again(args)]
+             *_profile_again(args), *_run_again(args),
+             *(["--yes"] if args.yes else [])]  # a prompt not yet passed runs again
     with _saying_how_to_go_on(args.out, recipe.entries(), go_on, unfinished_only=False):
         session = _open_session(args.out, profile, args.time_scale)
         try:
@@ -487,7 +488,8 @@ def _result_summary(f: h5py.File, path: str, entry: str) -> tuple[str, str, str]
     """An MMT result entry of the open file `f` as `info` lists it, read as every command
     reads one (`read_result_entry`): (its grains, model, σ and cond(Q), "", ""), or ("", its
     status, why it is not read): "damaged", or "newer" for a result of a layout newer than
-    this smm-daq reads (nothing wrong with it)."""
+    this smm-daq reads (nothing wrong with it). A joint result's σ is each scan's, in the
+    order inverted, as `mmt invert` says them."""
     from smm_daq.analysis.mmt.result_read import NewerLayout, read_result_entry_in
 
     try:
@@ -498,7 +500,8 @@ def _result_summary(f: h5py.File, path: str, entry: str) -> tuple[str, str, str]
         return "", "damaged", str(exc)
     n = saved.magnetization.shape[0]
     unresolved = int(np.sum(~np.all(np.isfinite(saved.covariance), axis=(1, 2))))
-    sigma = f"σ {saved.sigma / NT:.3g} nT" if math.isfinite(saved.sigma) else "σ -"
+    each = [f"{s / NT:.3g}" if math.isfinite(s) else "-" for s in saved.sigmas]  # by scan
+    sigma = f"σ {', '.join(each)} nT" if any(math.isfinite(s) for s in saved.sigmas) else "σ -"
     cond = (f"cond(Q) {saved.condition_number:.3g}" if not math.isnan(saved.condition_number)
             else "cond(Q) -")
     return (f"{n} grain{'s' if n != 1 else ''} ({saved.model}"

@@ -25,6 +25,7 @@ import io
 import os
 import re
 import sys
+import warnings
 from collections.abc import Sequence
 from importlib.metadata import entry_points
 from typing import NoReturn
@@ -46,6 +47,21 @@ EXIT_INTERRUPTED = 130
 # what a command that drives the rig (its parser's `drives_rig`) says, stopped before connecting
 NOT_CONNECTED = ("the rig is as it was: stopped before connecting to it, nothing was set or "
                  "moved")
+
+
+# Python's own form of a warning: the file and line that warned, then that line of source
+_python_warning_text = warnings.formatwarning
+
+
+def _warning_text(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  line: str | None = None) -> str:
+    """smm-daq's own warnings (a profile key the instrument named ignores, say), where one
+    reaches stderr, in the form the commands print theirs, 'smm-daq: warning: MESSAGE', not
+    as Python's source path and line of the code that warned; any other in Python's form.
+    The warning filters (-W, PYTHONWARNINGS) still decide whether a warning is said."""
+    if category.__module__.split(".")[0] == "smm_daq":
+        return f"{PROGRAM_NAME}: warning: {message}\n"
+    return _python_warning_text(message, category, filename, lineno, line)
 
 
 # A value such as "-100,50" (µm) or "-40,0,0" (µT) is a negative number list, not an option.
@@ -110,8 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    if argv is None:
+    if argv is None:  # the program itself (a test's call leaves the process as it was)
         _console_never_fails()
+        warnings.formatwarning = _warning_text
     parser = build_parser()
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)

@@ -320,7 +320,8 @@ def _add_import(sub: argparse._SubParsersAction) -> None:
     q = isub.add_parser("mmt-scan", help="a scan in the MMT community's format",
                         description="Import a scan in the MMT community's format (the cuboid "
                                     "library's Bz text and scan-parameter JSON).")
-    q.add_argument("map", metavar="MAP.txt", help="whitespace matrix of Bz in T")
+    q.add_argument("map", metavar="MAP.txt",
+                   help="matrix of Bz in T, whitespace- or comma-separated")
     q.add_argument("--params", required=True, metavar="PARAMS.json")
     q.add_argument("--out", required=True, metavar="FILE.h5")
     q.add_argument("--name", required=True, type=entry_name, help="entry name")
