@@ -102,6 +102,38 @@ def test_import_mmt_scan_refuses_one_sensor_half_width_alone(tmp_path, capsys, g
     assert not h5.exists()
 
 
+@pytest.mark.parametrize(("given", "said"), [
+    ({"Scan delta-x": 5e-7, "Scan delta-y": 5e-7, "Scan area": 1.44e-12},
+     "key 'Scan area' is 1.44e-12 m², and 'Scan delta-x' 5e-07 and 'Scan delta-y' 5e-07 m "
+     "(half-widths) make a sensor of 1e-12 m²; expected them to agree"),
+    ({"Scan area": 1e-12}, "key 'Scan area' is 1e-12 m², and 'Scan delta-x' and 'Scan "
+     "delta-y' are absent or 0: a point sensor; expected 'Scan area' 0 (or absent)"),
+    ({"Scan delta-x": 5e-7, "Scan delta-y": 5e-7, "Scan area": "1e-12"},
+     "key 'Scan area' is '1e-12'; expected the sensor's area in m²"),
+], ids=["other area", "point with an area", "not a number"])
+def test_import_mmt_scan_refuses_a_scan_area_its_half_widths_contradict(tmp_path, capsys,
+                                                                         given, said):
+    """The cuboid library's "Scan area" is the sensor's, (2 Δx)(2 Δy): one that disagrees
+    with the half-widths describes another sensor, and had been ignored. Refused, naming the
+    file, the keys and their values; nothing written. The tutorial's own file agrees."""
+    m, pj, h5 = tmp_path / "map.txt", tmp_path / "p.json", tmp_path / "f.h5"
+    np.savetxt(m, np.arange(12.0).reshape(3, 4) * 1e-6)
+    base = {"Sensor center domain LL-x-y": [0.0, 1e-5],
+            "Sensor center domain UR-x-y": [3e-6, 1.2e-5], "Scan spacing": 1e-6,
+            "Scan height": 4e-6}
+    pj.write_text(json.dumps({**base, **given}))
+    assert main(["import", "mmt-scan", str(m), "--params", str(pj), "--out", str(h5),
+                 "--name", "qdm"]) == 2
+    err = capsys.readouterr().err
+    assert f"p.json: {said}" in err, err
+    assert not h5.exists()
+    agreeing = {"Scan delta-x": 5e-7, "Scan delta-y": 5e-7, "Scan area": 1.0000001e-12}
+    pj.write_text(json.dumps({**base, **agreeing}))
+    assert main(["import", "mmt-scan", str(m), "--params", str(pj), "--out", str(h5),
+                 "--name", "qdm"]) == 0
+    assert read_map(h5, "qdm").sensor_size == pytest.approx((1e-6, 1e-6))
+
+
 @pytest.mark.parametrize("model", [[], ["--model", "dipole"]], ids=["cuboid", "dipole"])
 def test_invert_shows_its_progress_on_stderr(tmp_path, capsys, model):
     h5, grains = tmp_path / "s.h5", tmp_path / "g.csv"
