@@ -45,6 +45,23 @@ def test_synth_then_invert_recovers_the_truth(tmp_path, capsys):
     assert np.nanstd(read_map(h5, "scan_mmt").bz) < 2e-8  # residual ≈ the 10 nT noise
 
 
+@pytest.mark.parametrize("model", ["cuboid", "dipole"])
+def test_synth_scans_with_the_seeds_sensor_by_default(tmp_path, model):
+    """Seed 001 §2.1.3 integrates the flux through a 1 × 1 µm loop on the sample surface, as
+    `mmt study` models it (0.5 µm above the top, where the grains reach): `mmt synth`'s scan
+    is that sensor's unless told otherwise (it had been a point 1 µm above)."""
+    from smm_daq.analysis.mmt.study.grid import DEFAULT_HEIGHT_UM, DEFAULT_SENSOR_UM
+
+    h5 = tmp_path / "s.h5"
+    assert main(["mmt", "synth", "--model", model, "--out", str(h5), "--grains-out",
+                 str(tmp_path / "g"), "--truth-out", str(tmp_path / "t.csv"),
+                 "--size-um", "30,30", "--thickness-um", "12", "--density-per-mm3", "2e5"]) == 0
+    data = read_map(h5, "synthetic")
+    assert DEFAULT_SENSOR_UM == 1.0 and DEFAULT_HEIGHT_UM == 0.5
+    assert data.sensor_size == pytest.approx((1e-6, 1e-6), rel=1e-12)
+    assert data.height == pytest.approx(0.5e-6, rel=1e-12)
+
+
 def test_import_mmt_scan_and_bad_input(tmp_path, capsys):
     bz = np.arange(12.0).reshape(3, 4) * 1e-6
     m = tmp_path / "map.txt"
