@@ -8,12 +8,12 @@ which a rotation keeps as boxes only by a multiple of 90° (each cuboid's centre
 and y edges swapped at 90° and 270°): another angle would need each grain cut into new cuboids,
 so it is refused, saying so.
 
-A registration that moves grains where no grain can be is refused, naming it and the first
-such grain: cuboid grains above the sample top (z > 0), point grains lifted above it by the
+A registration that moves grains where no grain can be is refused, naming it and a grain it
+moved there: cuboid grains above the sample top (z > 0), point grains lifted above it by the
 shift's z (a file's own point grains above the top are only warned of when inverted, since a
 file written with z as depth reads so), and any grain beyond the positions its reader takes
-(±1 m for cuboid grains, ±POSITION_LIMIT_M for point grains): a shift in µm given as if in nm,
-or a turn about a far origin, would otherwise invert grains far from any scan.
+(±1 m for cuboid grains, ±POSITION_LIMIT_M for point grains): a shift or rotation origin in
+the wrong unit would otherwise put grains far from any scan.
 """
 
 from __future__ import annotations
@@ -97,7 +97,6 @@ def register_grains(grains: GrainSet | PointGrains, reg: GrainRegistration
         pos = grains.positions.copy()
         pos[:, 0], pos[:, 1] = reg.apply_xy(pos[:, 0], pos[:, 1])
         pos[:, 2] += reg.shift[2]
-        moved = PointGrains(pos, grains.volume, grains.labels, grains.source, grains.lines)
         _refuse_far(pos, grains.labels, POSITION_LIMIT_M, reg, grains.source)
         lifted = np.flatnonzero((pos[:, 2] > 0) & (grains.positions[:, 2] <= 0))
         if lifted.size:
@@ -108,7 +107,7 @@ def register_grains(grains: GrainSet | PointGrains, reg: GrainRegistration
                              f"{grains.positions[g, 2] / UM:.6g} µm to {pos[g, 2] / UM:.6g} µm; "
                              "expected every grain at or below the top (z <= 0): a smaller "
                              "z shift (z up)", source=grains.where(g))
-        return moved
+        return PointGrains(pos, grains.volume, grains.labels, grains.source, grains.lines)
     quarter = reg.rotation_deg / 90.0
     check_turn(reg, cuboids=True)
     cuboids = grains.cuboids.copy()

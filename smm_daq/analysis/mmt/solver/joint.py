@@ -505,24 +505,24 @@ def _redundancies(triangles: list[np.ndarray], r: np.ndarray, weights: np.ndarra
     R then the damped triangle where damped (of [R; √Λ], the hat matrix Q (QᵀQ + Λ)⁻¹ Qᵀ);
     where the solve took the pseudo-inverse (R singular, or a column of Q all 0: a grain the
     scans carry no information about), W = V Σ⁺ over the directions it resolved, so the h_s
-    sum to the rank of Q, not to n, as the fit's residual does: the solve's own
-    (`pseudo_inverse`, `Solution.pseudo_inverse`, its scaling folded in), not a second SVD of
-    the same R. NaN for a scan whose trace
-    is no number, and N_s − h_s as it comes out (≤ 0 included) where its leverages reach its
-    pixel count: `_require_redundancy` refuses those for a scan whose σ is to be
-    estimated."""
+    sum to the rank of Q, not to n, as the fit's residual does; that W is the solve's own,
+    `pseudo_inverse` (`Solution.pseudo_inverse`, the scaling folded in), not a second SVD of
+    the same R. NaN for a scan whose trace is no number, and N_s − h_s as it comes out (≤ 0
+    included) where its leverages reach its pixel count: `_require_redundancy` refuses those
+    for a scan whose σ is to be estimated."""
     n = r.shape[0]
+    h = []
+    if pseudo_inverse is not None:  # S V Σ⁺: R_s S V Σ⁺ is the scaled columns' R_s V Σ⁺
+        for tri, w in zip(triangles, weights, strict=True):
+            h.append(float(np.sum((w * tri[:n, :n] @ pseudo_inverse) ** 2)))
+        return np.where(np.isfinite(h), counts - np.array(h), np.nan)
     norms = np.sqrt(np.einsum("ij,ij->j", r, r))
     scale = np.where(norms > 0, norms, 1.0)  # a column of zeros left as it is, as the solve
     rs = np.asfortranarray(r / scale)
     if damping > 0:
         QRUpdate(n, n, r=rs).add(np.asfortranarray(
             np.diag(np.sqrt(damping * inversion.order_weights(norms, per_grain)) / scale)))
-    h = []
     for tri, w in zip(triangles, weights, strict=True):
-        if pseudo_inverse is not None:  # S V Σ⁺: the scaling in it
-            h.append(float(np.sum((w * tri[:n, :n] @ pseudo_inverse) ** 2)))
-            continue
         block = w * tri[:n, :n] / scale  # the scan's weighted triangle, in the scaled columns
         part = linalg.solve_triangular(rs, block.T, trans="T", check_finite=False)
         h.append(float(np.sum(part ** 2)))
