@@ -238,7 +238,8 @@ def _grain_fuzz(tmp: Path, session: Path) -> Iterator[Case]:
 # -- scans in the MMT community's format ------------------------------------------------------
 
 PARAMS = {"Sensor center domain LL-x-y": [0.0, 0.0], "Sensor center domain UR-x-y": [3e-6, 2e-6],
-          "Scan spacing": 1e-6, "Scan delta-x": 5e-7, "Scan delta-y": 5e-7, "Scan height": 6e-6}
+          "Scan spacing": 1e-6, "Scan delta-x": 5e-7, "Scan delta-y": 5e-7, "Scan area": 1e-12,
+          "Scan height": 6e-6}
 MAP = "1e-6 2e-6 3e-6 4e-6\n1e-6 2e-6 3e-6 4e-6\n1e-6 2e-6 3e-6 4e-6\n"
 
 

@@ -45,6 +45,23 @@ def test_synth_then_invert_recovers_the_truth(tmp_path, capsys):
     assert np.nanstd(read_map(h5, "scan_mmt").bz) < 2e-8  # residual ≈ the 10 nT noise
 
 
+@pytest.mark.parametrize("model", ["cuboid", "dipole"])
+def test_synth_scans_with_the_seeds_sensor_by_default(tmp_path, model):
+    """Seed 001 §2.1.3 integrates the flux through a 1 × 1 µm loop on the sample surface, as
+    `mmt study` models it (0.5 µm above the top, where the grains reach): `mmt synth`'s scan
+    is that sensor's unless told otherwise (it had been a point 1 µm above)."""
+    from smm_daq.analysis.mmt.study.grid import DEFAULT_HEIGHT_UM, DEFAULT_SENSOR_UM
+
+    h5 = tmp_path / "s.h5"
+    assert main(["mmt", "synth", "--model", model, "--out", str(h5), "--grains-out",
+                 str(tmp_path / "g"), "--truth-out", str(tmp_path / "t.csv"),
+                 "--size-um", "30,30", "--thickness-um", "12", "--density-per-mm3", "2e5"]) == 0
+    data = read_map(h5, "synthetic")
+    assert DEFAULT_SENSOR_UM == 1.0 and DEFAULT_HEIGHT_UM == 0.5
+    assert data.sensor_size == pytest.approx((1e-6, 1e-6), rel=1e-12)
+    assert data.height == pytest.approx(0.5e-6, rel=1e-12)
+
+
 def test_import_mmt_scan_and_bad_input(tmp_path, capsys):
     bz = np.arange(12.0).reshape(3, 4) * 1e-6
     m = tmp_path / "map.txt"
@@ -100,6 +117,38 @@ def test_import_mmt_scan_refuses_one_sensor_half_width_alone(tmp_path, capsys, g
     assert f"p.json: key {said}; expected both sensor half-widths > 0 (an area sensor) or " \
            "neither (a point sensor)" in err
     assert not h5.exists()
+
+
+@pytest.mark.parametrize(("given", "said"), [
+    ({"Scan delta-x": 5e-7, "Scan delta-y": 5e-7, "Scan area": 1.44e-12},
+     "key 'Scan area' is 1.44e-12 m², and 'Scan delta-x' 5e-07 and 'Scan delta-y' 5e-07 m "
+     "(half-widths) make a sensor of 1e-12 m²; expected them to agree"),
+    ({"Scan area": 1e-12}, "key 'Scan area' is 1e-12 m², and 'Scan delta-x' and 'Scan "
+     "delta-y' are absent or 0: a point sensor; expected 'Scan area' 0 (or absent)"),
+    ({"Scan delta-x": 5e-7, "Scan delta-y": 5e-7, "Scan area": "1e-12"},
+     "key 'Scan area' is '1e-12'; expected the sensor's area in m²"),
+], ids=["other area", "point with an area", "not a number"])
+def test_import_mmt_scan_refuses_a_scan_area_its_half_widths_contradict(tmp_path, capsys,
+                                                                         given, said):
+    """The cuboid library's "Scan area" is the sensor's, (2 Δx)(2 Δy): one that disagrees
+    with the half-widths describes another sensor, and had been ignored. Refused, naming the
+    file, the keys and their values; nothing written. The tutorial's own file agrees."""
+    m, pj, h5 = tmp_path / "map.txt", tmp_path / "p.json", tmp_path / "f.h5"
+    np.savetxt(m, np.arange(12.0).reshape(3, 4) * 1e-6)
+    base = {"Sensor center domain LL-x-y": [0.0, 1e-5],
+            "Sensor center domain UR-x-y": [3e-6, 1.2e-5], "Scan spacing": 1e-6,
+            "Scan height": 4e-6}
+    pj.write_text(json.dumps({**base, **given}))
+    assert main(["import", "mmt-scan", str(m), "--params", str(pj), "--out", str(h5),
+                 "--name", "qdm"]) == 2
+    err = capsys.readouterr().err
+    assert f"p.json: {said}" in err, err
+    assert not h5.exists()
+    agreeing = {"Scan delta-x": 5e-7, "Scan delta-y": 5e-7, "Scan area": 1.0000001e-12}
+    pj.write_text(json.dumps({**base, **agreeing}))
+    assert main(["import", "mmt-scan", str(m), "--params", str(pj), "--out", str(h5),
+                 "--name", "qdm"]) == 0
+    assert read_map(h5, "qdm").sensor_size == pytest.approx((1e-6, 1e-6))
 
 
 @pytest.mark.parametrize("model", [[], ["--model", "dipole"]], ids=["cuboid", "dipole"])

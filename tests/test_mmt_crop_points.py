@@ -96,3 +96,35 @@ def test_crop_magnetization_keeps_an_iron_grain_of_a_point_list_and_is_recorded(
             assert params["crop_to_scan"][()] == 1
             assert params["crop_magnetization"][()] == recorded
             assert params["crop_magnetization"].attrs["units"] == "A/m"
+
+
+def test_crop_magnetization_without_a_known_noise_is_refused_naming_the_option(
+        tmp_path, capsys):
+    """A noiseless map and no --sigma-nT: the crop goes by distance, where a saturation plays
+    no part, so --crop-magnetization-kA-per-m would do nothing: refused, saying what would
+    make it count, nothing written; with --sigma-nT it is taken."""
+    from smm_daq.storage.mapdata import MapData
+    from smm_daq.storage.nexus import write_map_entry
+
+    um = 1e-6
+    x, y = np.arange(0, 50.1, 5) * um, np.arange(0, 40.1, 5) * um
+    X, Y = np.meshgrid(x, y)
+    bz = 1e-7 * (1 + X / (50 * um) + Y / (40 * um))  # a plane: no noise floor shows
+    h5 = tmp_path / "s.h5"
+    write_map_entry(h5, MapData(bz=bz, x=x, y=y, height=100 * um, name="scan"), kind="scan")
+    grains = tmp_path / "g.txt"
+    np.savetxt(grains, [[20 * um, 20 * um, -10 * um, 1e-18, 1],
+                        [30 * um, 10 * um, -12 * um, 2e-18, 2]])
+    common = ["mmt", "invert", str(h5), "--entry", "scan", "--grains", str(grains),
+              "--grain-format", "points", "--crop-to-scan",
+              "--crop-magnetization-kA-per-m", "1710"]
+    before = h5.read_bytes()
+    out = tmp_path / "r.csv"
+    assert main([*common, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--crop-magnetization-kA-per-m is 1710 and no noise is known" in err, err
+    assert "expected --sigma-nT" in err and "Traceback" not in err
+    assert h5.read_bytes() == before and not out.exists()
+    assert main([*common, "--sigma-nT", "5", "--out", str(out)]) == 0, capsys.readouterr().err
+    with h5py.File(h5) as f:
+        assert f["scan_mmt/process/parameters/crop_magnetization"][()] == 1710e3

@@ -422,6 +422,33 @@ def test_a_singular_joint_fit_says_so_once_over_its_passes():
     assert "1 of 12 directions unresolved" in str(said[0].message)
 
 
+def test_a_singular_joint_fit_takes_one_svd_per_pass(monkeypatch):
+    """Each pass's degrees of freedom come from the pseudo-inverse its solve made (the test
+    above checks them against the dense hat matrix): one SVD per solve, not a second of the
+    same factor."""
+    rng = np.random.default_rng(16)
+    X, Y = np.meshgrid(AXIS, AXIS)
+    line = np.ones(X.shape, bool)
+    line[POS[0, 1] == Y] = False  # the row through grain 1, exactly
+    point_high = clean_map(M_TRUE, 8 * UM, name="high")
+    scans = [Scan(noisy(LOW, 300 * NT, rng), 3 * UM, mask=line),
+             Scan(noisy(point_high, 1 * NT, rng), 8 * UM, mask=line)]
+    calls = {"svd": 0, "solve": 0}
+
+    def counted(name, function):
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return function(*args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(inversion, "singular_svd", counted("svd", inversion.singular_svd))
+    monkeypatch.setattr(inversion, "solve_triangle", counted("solve", inversion.solve_triangle))
+    with pytest.warns(inversion.SingularWarning):
+        invert_scans(scans, GRAINS, model="dipole")
+    assert calls["solve"] > 1  # several passes
+    assert calls["svd"] == calls["solve"]
+
+
 def test_one_scans_sigma_is_estimated_over_the_rank_where_q_is_singular():
     """One scan of unknown σ, measured only on the row through grain 1 (whose y moment puts
     nothing there): the pseudo-inverse fits 11 of the 12 directions, so the residual keeps

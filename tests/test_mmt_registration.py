@@ -198,3 +198,67 @@ def test_registration_by_hand_turns_counter_clockwise_about_the_origin_then_shif
                                                          (1 * um, 1 * um)))
         edges = (2.0, 4.0) if degrees % 180 else (4.0, 2.0)
         assert box.cuboids[0] / um == pytest.approx([*centre, -4.0, *edges, 1.0]), degrees
+
+
+def test_a_z_shift_lifting_point_grains_above_the_top_is_refused_naming_it():
+    """Cuboid grains lifted above the top are refused; point grains too, naming the shift and
+    the grain lifted highest; a grain the file itself puts above the top is left to the
+    inversion's warning, and a shift that keeps every grain below passes."""
+    from smm_daq.analysis.mmt.models.multipole import PointGrains
+    from smm_daq.analysis.mmt.registration import GrainRegistration, register_grains
+    from smm_daq.errors import InputError
+
+    um = 1e-6
+    points = PointGrains(np.array([[1 * um, 1 * um, -3 * um], [2 * um, 2 * um, -1 * um],
+                                   [3 * um, 3 * um, -1.5 * um]]),
+                         np.full(3, 1e-18), np.array([4, 5, 6]), "p.txt",
+                         np.array([2, 3, 4]))
+    with pytest.raises(InputError, match=r"^p\.txt, line 3: 2 of 3 point grains lie above the "
+                       r"sample top once registered \(--grains-shift-um 1,0,2\), e\.g\. grain "
+                       r"5 from z = -1 µm to 1 µm; expected every grain at or below the top"):
+        register_grains(points, GrainRegistration((um, 0.0, 2 * um)))
+    assert register_grains(points, GrainRegistration((0.0, 0.0, um))).positions[1, 2] == 0.0
+    above = PointGrains(np.array([[1 * um, 1 * um, 2 * um]]), np.array([1e-18]),
+                        np.array([1]))
+    assert register_grains(above, GrainRegistration((um, 0.0, 0.0))).positions[0, 2] == 2 * um
+
+
+def test_a_registration_beyond_the_readers_limits_is_refused_naming_it():
+    """The readers take cuboid grains within ±1 m and point grains within ±1 km; a shift or a
+    turn about a far origin that moves a grain beyond is refused, naming the registration."""
+    from smm_daq.analysis.grains import GrainSet
+    from smm_daq.analysis.mmt.models.multipole import PointGrains
+    from smm_daq.analysis.mmt.registration import GrainRegistration, register_grains
+    from smm_daq.errors import InputError
+
+    um = 1e-6
+    cuboids = GrainSet(np.array([[0.9, 0.0, -3 * um, um, um, um]]), np.array([0]),
+                       np.array([7]), source="c.csv")
+    with pytest.raises(InputError, match=r"^c\.csv: grain 7 lands at \(1\.4e\+06, 0, -3\) µm "
+                       r"once registered \(--grains-shift-um 500000,0,0\); expected every "
+                       r"grain within ±1 m"):
+        register_grains(cuboids, GrainRegistration((0.5, 0.0, 0.0)))
+    points = PointGrains(np.array([[999.0, 999.0, -um]]), np.array([1e-18]), np.array([3]))
+    with pytest.raises(InputError, match=r"grain 3 lands at .* once registered "
+                       r"\(--grains-rotation-deg 45 about \(0, 0\) µm\); expected every grain "
+                       r"within ±1000 m"):
+        register_grains(points, GrainRegistration(rotation_deg=45.0))
+
+
+def test_the_command_line_refuses_a_lift_above_the_top_writing_nothing(tmp_path, capsys):
+    data = Path(__file__).parent / "data"
+    h5 = tmp_path / "s.h5"
+    assert main(["import", "mpe", str(data / "MetaDict_mpe_demo.json"),
+                 str(data / "MagneticSample_mpe_demo.npz"), "--out", str(h5),
+                 "--name", "qdm"]) == 0
+    grains = tmp_path / "g.txt"
+    np.savetxt(grains, [[5e-6, 4e-6, -3e-6, 1e-18, 1], [14e-6, 10e-6, -4e-6, 1e-18, 2]])
+    before = h5.read_bytes()
+    out = tmp_path / "r.csv"
+    capsys.readouterr()
+    assert main(["mmt", "invert", str(h5), "--entry", "qdm", "--grain-format", "points",
+                 "--grains", str(grains), "--grains-shift-um", "0,0,3.5",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--grains-shift-um 0,0,3.5" in err and "grain 1 from z = -3 µm to 0.5 µm" in err, err
+    assert h5.read_bytes() == before and not out.exists()

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from smm_daq.analysis.mmt.study.grid import DEFAULT_HEIGHT_UM, DEFAULT_SENSOR_UM
 from smm_daq.cli.args import (
     derived_entry_name,
     distinct_outputs,
@@ -202,7 +203,7 @@ def _synth(args: argparse.Namespace) -> int:
     within("--noise-nT", args.noise_nT, 0.0, 1e9, " nT")
     if not 0 <= args.seed < 2**63:
         raise InputError(f"--seed is {args.seed}; expected a whole number in [0, 2**63)")
-    size = _sensor_size(args.sensor_size_um, (0.0, 0.0))
+    size = _sensor_size(args.sensor_size_um, (DEFAULT_SENSOR_UM * UM, DEFAULT_SENSOR_UM * UM))
     if args.model != "cuboid":
         return synth_points(args, sx, sy, size)
     say_if_compiling("cuboid")
@@ -298,12 +299,16 @@ def _add_synth(mmt_sub: argparse._SubParsersAction) -> None:
                    help="sample thickness, µm (default: %(default)s)")
     p.add_argument("--density-per-mm3", type=float, default=1e4,
                    help="grains per mm³ (default: %(default)g)")
-    p.add_argument("--height-um", type=float, default=1.0,
-                   help="sensor above the sample top, µm (default: %(default)s)")
+    p.add_argument("--height-um", type=float, default=DEFAULT_HEIGHT_UM,
+                   help="sensor above the sample top, µm (default: %(default)s, as mmt "
+                        "study's: seed 001's sensor lies on the surface, and the model needs "
+                        "it above the grains' tops, which reach it)")
     p.add_argument("--step-um", type=float, default=1.0,
                    help="sampling step, µm (default: %(default)s)")
     p.add_argument("--sensor-size-um", metavar="W,L",
-                   help=f"{SENSOR_SIZE_HELP} (default 0,0: a point)")
+                   help=f"{SENSOR_SIZE_HELP} (default {DEFAULT_SENSOR_UM:g},"
+                        f"{DEFAULT_SENSOR_UM:g}: seed 001's {DEFAULT_SENSOR_UM:g} × "
+                        f"{DEFAULT_SENSOR_UM:g} µm loop, as mmt study's; 0,0 a point)")
     p.add_argument("--noise-nT", type=float, default=5.0,
                    help="Gaussian noise σ, nT (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0,

@@ -85,7 +85,8 @@ def add_invert_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--crop-magnetization-kA-per-m", type=float, metavar="M",
                    help="with --crop-to-scan: the saturation magnetization the grains' largest "
                         "fields are reckoned at, the most any grain could carry (default "
-                        "480, magnetite; 1710 for iron)")
+                        "480, magnetite; 1710 for iron); refused where no noise is known, "
+                        "as the crop then goes by distance")
 
 
 MAX_SHIFT_UM = 1e6  # a metre: the grains' positions are bounded likewise
@@ -209,6 +210,15 @@ def _grains(args: argparse.Namespace, scans: list) -> tuple[object, dict[str, ob
                      [s.height for s in scans],
                      [s.sensor_size for s in scans]) if args.crop_to_scan else {}
     if crop and args.crop_magnetization_kA_per_m is not None:
+        if not crop["crop_noise"]:
+            raise InputError(
+                f"--crop-magnetization-kA-per-m is {args.crop_magnetization_kA_per_m:g} and no "
+                "noise is known for the scans (no --sigma-nT, and no map shows a noise floor: "
+                "too small or noiseless), so --crop-to-scan keeps the grains within their "
+                "depth plus the sensor's height of the scan window, whatever their "
+                "magnetization; expected --sigma-nT, for the crop to keep the grains whose "
+                "field at that magnetization could reach a tenth of it, or no "
+                "--crop-magnetization-kA-per-m")
         crop["crop_magnetization"] = args.crop_magnetization_kA_per_m * 1e3
     options = None
     if args.grain_format == "dragonfly":

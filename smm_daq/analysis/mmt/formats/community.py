@@ -1,8 +1,9 @@
 """Scans in the MMT community's format: a whitespace matrix of Bz (T; row j is y_j, row 0 the
 lowest y) and a JSON file of scan parameters in m, as `mmt_dipole_cuboid_inversion` uses:
 "Sensor center domain LL-x-y", "Sensor center domain UR-x-y", "Scan spacing",
-"Scan delta-x"/"Scan delta-y" (sensor HALF-widths, both or neither) and "Scan height"
-(negative in the library's z-down frame: the same height)."""
+"Scan delta-x"/"Scan delta-y" (sensor HALF-widths, both or neither), "Scan area" (optional:
+the sensor's area, 2 Δx × 2 Δy, checked against them) and "Scan height" (negative in the
+library's z-down frame: the same height)."""
 
 from __future__ import annotations
 
@@ -73,6 +74,35 @@ def _half_widths(params: dict, source: str) -> tuple[float, float]:
     return hx, hy
 
 
+AREA_RTOL = 1e-3  # "Scan area" against 2 Δx × 2 Δy: an area written to 4 digits agrees
+
+
+def _check_scan_area(params: dict, half: tuple[float, float], source: str) -> None:
+    """"Scan area", where given, must be the area the half-widths make, (2 Δx)(2 Δy) in m²,
+    0 for a point sensor: a file whose keys disagree describes two sensors, and either the
+    area or the widths could be the one meant (the library scales the field by the area
+    given, the model here averages over the widths)."""
+    if "Scan area" not in params:
+        return
+    value = params["Scan area"]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1.0:
+        raise InputError(f"key 'Scan area' is {value!r}; expected the sensor's area in m², "
+                         "0 to 1 ((2 × 'Scan delta-x') × (2 × 'Scan delta-y'), 0 for a "
+                         "point sensor)", source=source)
+    made = 4 * half[0] * half[1]
+    if abs(value - made) <= AREA_RTOL * made:
+        return
+    if made == 0:
+        raise InputError(f"key 'Scan area' is {value!r} m², and 'Scan delta-x' and "
+                         "'Scan delta-y' are absent or 0: a point sensor; expected 'Scan area' "
+                         "0 (or absent) for a point sensor, or the sensor's half-widths",
+                         source=source)
+    raise InputError(f"key 'Scan area' is {value!r} m², and 'Scan delta-x' {half[0]!r} and "
+                     f"'Scan delta-y' {half[1]!r} m (half-widths) make a sensor of "
+                     f"{made:.6g} m²; expected them to agree, 'Scan area' = (2 × 'Scan "
+                     "delta-x') × (2 × 'Scan delta-y')", source=source)
+
+
 def read_mmt_scan(map_path: str | Path, params_path: str | Path, *, name: str = "mmt_scan"
                   ) -> MapData:
     """The scan as MapData (T, m); InputError naming the file and key or line on bad input."""
@@ -94,6 +124,7 @@ def read_mmt_scan(map_path: str | Path, params_path: str | Path, *, name: str = 
     step = _number(params, "Scan spacing", psrc, MIN_M, 1.0)
     height = _scan_height(params, psrc)
     half = _half_widths(params, psrc)
+    _check_scan_area(params, half, psrc)
     if (x1 - x0) / step > MAX_SIDE or (y1 - y0) / step > MAX_SIDE:
         raise InputError(f"the corners ({x0}, {y0}) and ({x1}, {y1}) m are more than "
                          f"{MAX_SIDE:,} 'Scan spacing' ({step} m) apart; expected a map of at "

@@ -133,8 +133,9 @@ class DeviceSolver:
         return DeviceTriangle(full), None
 
     def solve_triangle(self, tri: DeviceTriangle, damping: float = 0.0,
-                       per_grain: int = 3) -> Solution:
-        """As `inversion.solve_triangle`, on the device where R is well conditioned."""
+                       per_grain: int = 3, *, keep_pseudo_inverse: bool = False) -> Solution:
+        """As `inversion.solve_triangle`, on the device where R is well conditioned (no
+        pseudo-inverse to keep), else on the host."""
         arr = self.arrays
         xp = arr.xp
         n = tri.n
@@ -149,7 +150,8 @@ class DeviceSolver:
         cond = condition_number(rcond)
         self.timings["solve_host_s"] = time.perf_counter() - t0
         if damping > 0 or not rcond > SINGULAR_RCOND or np.any(zero):
-            return solve_triangle(host_tri, damping, per_grain)
+            return solve_triangle(host_tri, damping, per_grain,
+                                  keep_pseudo_inverse=keep_pseudo_inverse)
         del host_tri
         t1 = time.perf_counter()
         s = arr.to_device(scale)

@@ -296,13 +296,17 @@ def forward(model: GreenModel | Any, sensors: np.ndarray, m: np.ndarray, *,
 class Solution:
     """x (n,), the 3 × 3 diagonal blocks of its unit-noise covariance (G, 3, 3), the mask of
     unresolved columns, cond(Q), and the directions the fit resolved: n, or the rank the
-    pseudo-inverse kept, which the residual's degrees of freedom N − rank are counted with."""
+    pseudo-inverse kept, which the residual's degrees of freedom N − rank are counted with.
+    `pseudo_inverse`: W = S V Σ⁺ (n × n, S the column scaling, Σ⁺ 0 in the unresolved
+    directions), so that the covariance is W Wᵀ and Q's pseudo-inverse W Uᵀ, where the solve
+    took the pseudo-inverse and was asked to keep it (`solve_triangle`); else None."""
 
     x: np.ndarray
     covariance_blocks: np.ndarray
     unresolved: np.ndarray
     condition_number: float
     rank: int
+    pseudo_inverse: np.ndarray | None = None
 
 
 def _grain_blocks(w: np.ndarray, per_grain: int = 3) -> np.ndarray:
@@ -315,7 +319,8 @@ def _grain_blocks(w: np.ndarray, per_grain: int = 3) -> np.ndarray:
     return np.einsum("kgi,kgj->gij", cols, cols)
 
 
-def solve_triangle(tri: Triangle, damping: float = 0.0, per_grain: int = 3) -> Solution:
+def solve_triangle(tri: Triangle, damping: float = 0.0, per_grain: int = 3, *,
+                   keep_pseudo_inverse: bool = False) -> Solution:
     """Least squares from the accumulated triangle, in columns scaled to unit norm.
 
     cond(Q) is that of Q with its columns scaled to unit norm (LAPACK's 1-norm estimate from
@@ -326,7 +331,9 @@ def solve_triangle(tri: Triangle, damping: float = 0.0, per_grain: int = 3) -> S
     the misfit, c = `order_weights` (the mean ‖Q[:, j]‖² of each multipole order); the
     covariance is then the sandwich (QᵀQ + Λ)⁻¹ QᵀQ (QᵀQ + Λ)⁻¹, Λ = λ diag(c). per_grain:
     unknowns per grain (3 for a magnetization, 8 or 15 for multipoles), the size of the
-    covariance blocks.
+    covariance blocks. keep_pseudo_inverse: where the SVD was taken, return its W
+    (`Solution.pseudo_inverse`, n² more held) for a caller that needs more of it than the
+    covariance blocks (the hat matrix's traces of a joint fit), rather than a second SVD.
     """
     n = tri.c.size
     norms = tri.column_norms
@@ -337,6 +344,7 @@ def solve_triangle(tri: Triangle, damping: float = 0.0, per_grain: int = 3) -> S
     rcond = _rcond(rs) if n else 1.0
     cond = condition_number(rcond)
     rank = n
+    pseudo = False  # whether W is the pseudo-inverse's (the SVD taken)
     if damping > 0:
         stacked = np.zeros((n, n + 1), order="F")
         stacked[np.arange(n), np.arange(n)] = np.sqrt(damping * order_weights(norms, per_grain)) \
@@ -354,6 +362,7 @@ def solve_triangle(tri: Triangle, damping: float = 0.0, per_grain: int = 3) -> S
         w = _triangular_inverse(rs, overwrite=True)
     else:
         u, sv, vt = singular_svd(rs)
+        pseudo = True
         del rs  # overwritten by the SVD
         good = resolved_directions(sv)
         rank = int(np.count_nonzero(good))
@@ -372,7 +381,8 @@ def solve_triangle(tri: Triangle, damping: float = 0.0, per_grain: int = 3) -> S
         )
     w *= scale[:, None]  # in place: W is n × n (1.3 GB at 12,900 columns)
     blocks = _grain_blocks(w, per_grain)
-    return Solution(y * scale, blocks, unresolved, cond, rank)
+    return Solution(y * scale, blocks, unresolved, cond, rank,
+                    w if keep_pseudo_inverse and pseudo else None)
 
 
 ORDER_STARTS = (0, 3, 8, 15)  # a grain's dipole, quadrupole and octupole unknowns

@@ -421,7 +421,8 @@ def _settle_sigmas(ops: Any, models: list, sensors: np.ndarray, phi: np.ndarray,
         t2 = time.perf_counter()
         full = _stack(triangles, 1.0 / weighted_by)
         with recorded() as said:  # each pass's solve warns alike ("Q is singular"): once
-            sol = ops.solve_triangle(_triangle(ops, full, n), damping, per_grain=per_grain)
+            sol = ops.solve_triangle(_triangle(ops, full, n), damping, per_grain=per_grain,
+                                     keep_pseudo_inverse=True)
         for w in said:
             if str(w.message) not in told:
                 told.add(str(w.message))
@@ -432,7 +433,8 @@ def _settle_sigmas(ops: Any, models: list, sensors: np.ndarray, phi: np.ndarray,
                         rows=kept[s]) for s in range(len(models))])
         t4 = time.perf_counter()
         dof = _redundancies(triangles, full[:n, :n], 1.0 / weighted_by, counts, damping,
-                            per_grain)
+                            per_grain, sol.pseudo_inverse)
+        sol.pseudo_inverse = None  # n² no longer needed
         timings["solve_s"] += t3 - t2 + time.perf_counter() - t4
         _require_redundancy(dof, counts, [sg is None for sg in given], names)
         timings["forward_s"] += t4 - t3
@@ -496,33 +498,33 @@ def _triangle(ops: Any, full: np.ndarray, n: int) -> Any:
 
 
 def _redundancies(triangles: list[np.ndarray], r: np.ndarray, weights: np.ndarray,
-                  counts: np.ndarray, damping: float, per_grain: int) -> np.ndarray:
+                  counts: np.ndarray, damping: float, per_grain: int,
+                  pseudo_inverse: np.ndarray | None) -> np.ndarray:
     """Each scan's degrees of freedom N_s − h_s, h_s = w_s² ‖R_s W‖²_F the trace of its block
     of the hat matrix of the solve, in columns scaled to unit norm as the solve's: W = R⁻¹,
     R then the damped triangle where damped (of [R; √Λ], the hat matrix Q (QᵀQ + Λ)⁻¹ Qᵀ);
     where the solve took the pseudo-inverse (R singular, or a column of Q all 0: a grain the
     scans carry no information about), W = V Σ⁺ over the directions it resolved, so the h_s
-    sum to the rank of Q, not to n, as the fit's residual does. NaN for a scan whose trace
-    is no number, and N_s − h_s as it comes out (≤ 0 included) where its leverages reach its
-    pixel count: `_require_redundancy` refuses those for a scan whose σ is to be
-    estimated."""
+    sum to the rank of Q, not to n, as the fit's residual does; that W is the solve's own,
+    `pseudo_inverse` (`Solution.pseudo_inverse`, the scaling folded in), not a second SVD of
+    the same R. NaN for a scan whose trace is no number, and N_s − h_s as it comes out (≤ 0
+    included) where its leverages reach its pixel count: `_require_redundancy` refuses those
+    for a scan whose σ is to be estimated."""
     n = r.shape[0]
+    h = []
+    if pseudo_inverse is not None:  # S V Σ⁺: R_s S V Σ⁺ is the scaled columns' R_s V Σ⁺
+        for tri, w in zip(triangles, weights, strict=True):
+            h.append(float(np.sum((w * tri[:n, :n] @ pseudo_inverse) ** 2)))
+        return np.where(np.isfinite(h), counts - np.array(h), np.nan)
     norms = np.sqrt(np.einsum("ij,ij->j", r, r))
     scale = np.where(norms > 0, norms, 1.0)  # a column of zeros left as it is, as the solve
     rs = np.asfortranarray(r / scale)
-    pinv = None  # W = V Σ⁺ where the solve took the pseudo-inverse, else R⁻¹ by solves
     if damping > 0:
         QRUpdate(n, n, r=rs).add(np.asfortranarray(
             np.diag(np.sqrt(damping * inversion.order_weights(norms, per_grain)) / scale)))
-    elif np.any(norms == 0) or not inversion._rcond(rs) > inversion.SINGULAR_RCOND:
-        _, sv, vt = inversion.singular_svd(rs)
-        good = inversion.resolved_directions(sv)
-        pinv = vt[good].T / sv[good]
-    h = []
     for tri, w in zip(triangles, weights, strict=True):
         block = w * tri[:n, :n] / scale  # the scan's weighted triangle, in the scaled columns
-        part = (block @ pinv if pinv is not None else
-                linalg.solve_triangular(rs, block.T, trans="T", check_finite=False))
+        part = linalg.solve_triangular(rs, block.T, trans="T", check_finite=False)
         h.append(float(np.sum(part ** 2)))
     return np.where(np.isfinite(h), counts - np.array(h), np.nan)
 
