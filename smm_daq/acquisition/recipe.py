@@ -94,6 +94,7 @@ from smm_daq.analysis.subtract_inputs import (
     require_registrable,
     require_subtractable,
     require_two_scans,
+    tolerance_among,
 )
 from smm_daq.errors import InputError
 from smm_daq.finite import finite_number
@@ -475,7 +476,9 @@ def check_recipe(recipe: Recipe, profile: Profile, out: str | Path, *, can_promp
                 state, part = (scan_state(recipe.text, plan, infos[plan.name], out, profile)
                                if plan.name in infos else (NEW, 1.0))
                 cost = plan.estimate_duration(profile)
-                rig = _scan_tolerance(plan.name, profile)
+                # a scan in the file already (continued) keeps the profile it stored
+                rig = (tolerance_among(infos, plan.name) if plan.name in infos
+                       else _scan_tolerance(plan.name, profile))
                 made[plan.name] = Footprint(plan.name, plan.x, plan.y, plan.height,
                                             profile.sensor.active_area, np.array(plan.field),
                                             field_tolerance=rig)
