@@ -148,6 +148,9 @@ class SessionBrowser(QtWidgets.QWidget):
         self.outlines_drawn = ""  # what the outlines on show are, and how they were read
         # the grain file and format last drawn: drawn again where the grains are placed anew
         self.grains_drawn: tuple[Path, str] | None = None
+        # the read in hand whose outlines are wanted (file, format, `again`): placed as when
+        # it began, it is read again where the grains' placement changes meanwhile
+        self.grains_reading: tuple[Path, str, bool] | None = None
         # a change of where the grains lie redraws them once the changes stop coming (a
         # number typed digit by digit: one read, not one a digit)
         self.placement_timer = QtCore.QTimer(self)
@@ -402,7 +405,7 @@ class SessionBrowser(QtWidgets.QWidget):
         what is still being read for it is not drawn when it comes."""
         self._grain_read += 1
         self._clear_outlines()
-        self.grains_drawn = None
+        self.grains_drawn = self.grains_reading = None
         self._show_grain_note()
         self.product = self.product_entry = None
         with QtCore.QSignalBlocker(self.show_choice):
@@ -589,6 +592,9 @@ class SessionBrowser(QtWidgets.QWidget):
             no_map = wanted.crop == CROP_TO_SCAN and m is None
             how += f"; {describe(options)}" + (" (no map shown to crop to)" if no_map else "")
         model = self.grain_model()
+        # a read in hand, placed as before, is not drawn once this one begins or is refused
+        self._grain_read += 1
+        self.grains_reading = None
         try:
             reg = self.grain_registration()
             check_registration(reg, fmt, model)  # as the MMT tab's inversion refuses it
@@ -608,15 +614,17 @@ class SessionBrowser(QtWidgets.QWidget):
             return registered_outlines(path, fmt, reg, model=model, dragonfly=options,
                                        crop=crop)
 
-        self._grain_read += 1
         wanted, opened = self._grain_read, self.path
+        self.grains_reading = (path, fmt, again)
 
         def read(value: tuple[int, np.ndarray]) -> None:
             if self._grains_wanted(wanted, opened, path):
+                self.grains_reading = None
                 self._grains_read(path, fmt, how, *value, again=again)
 
         def failed(exc: BaseException) -> None:
             if self._grains_wanted(wanted, opened, path):
+                self.grains_reading = None
                 self._grains_failed(exc, again)
 
         self.grain_note.setText(f"Reading the grains of {path.name}…")
@@ -664,12 +672,17 @@ class SessionBrowser(QtWidgets.QWidget):
     def grain_placement_changed(self) -> None:
         """Where the grains lie on the scan (the MMT tab's registration) or the model they are
         inverted with has changed: the grains drawn are read and drawn again so, once the
-        changes stop coming."""
-        if self.grains_drawn is not None:
+        changes stop coming; a grain file still being read is read again so instead."""
+        if self.grains_drawn is not None or self.grains_reading is not None:
             self.placement_timer.start()
 
     def _place_grains_again(self) -> None:
-        if self.grains_drawn is not None and not self.closed:
+        if self.closed:
+            return
+        if self.grains_reading is not None:  # placed as before: not drawn, read again
+            path, fmt, again = self.grains_reading
+            self.load_grains(path, fmt, again=again)
+        elif self.grains_drawn is not None:
             self.load_grains(*self.grains_drawn, again=True)
 
     def dragonfly_options_changed(self) -> None:

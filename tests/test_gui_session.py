@@ -373,6 +373,93 @@ def test_cuboid_outlines_turn_by_any_angle_under_a_point_model(
     assert "grains turned 45° about (20, 10) µm" in session.grain_note.text()
 
 
+def held_grain_reads(monkeypatch):
+    """(started, go): each grain file read in the worker sets `started`, then waits for `go`
+    (a large export read for seconds) before it reads the file."""
+    import threading
+
+    from gui import grain_outlines
+
+    started, go = threading.Event(), threading.Event()
+    shaped_grains = grain_outlines.shaped_grains
+
+    def held(*args, **kwargs):
+        started.set()
+        go.wait(WAIT_MS / 1000)
+        return shaped_grains(*args, **kwargs)
+
+    monkeypatch.setattr(grain_outlines, "shaped_grains", held)
+    return started, go
+
+
+def shifted(dx_um: float):
+    from smm_daq.analysis.mmt.registration import GrainRegistration
+
+    return lambda: GrainRegistration(shift=(dx_um * UM, 0.0, 0.0))
+
+
+def test_a_refused_placement_is_not_drawn_over_by_a_read_begun_before_it(
+        browser, qtbot, tmp_path, monkeypatch):
+    """The grains placed anew are read (seconds, for a large file); then turned as the
+    cuboid model refuses: the read in hand, ending after the refusal, is not drawn where the
+    grains no longer are."""
+    from smm_daq.analysis.mmt.registration import GrainRegistration
+
+    grains = tmp_path / "grains.csv"
+    grains.write_text("grain,x_um,y_um,z_um,dx_um,dy_um,dz_um\n1,20,10,-5,10,10,4\n")
+    assert read_grains_into(browser, qtbot, grains), browser.message.text()
+    started, go = held_grain_reads(monkeypatch)
+    browser.grain_registration = shifted(7)
+    browser.load_grains(grains, again=True)
+    qtbot.waitUntil(started.is_set, timeout=WAIT_MS)
+    browser.grain_registration = lambda: GrainRegistration(rotation_deg=45.0)
+    with qtbot.waitSignal(browser.grainsFailed, timeout=WAIT_MS):
+        browser.load_grains(grains, again=True)
+    go.set()
+    qtbot.waitUntil(lambda: browser.grain_reader.pending == 0, timeout=WAIT_MS)
+    assert segment_ends(browser.map_view) == set()
+    assert "--grains-rotation-deg is 45 with cuboid grains" in browser.message.text()
+
+
+def test_a_grain_file_chosen_as_the_placement_changes_is_drawn_placed_anew(
+        browser, qtbot, tmp_path, monkeypatch):
+    """A grain file chosen is still being read when the grains' placement changes: that
+    file is read again placed anew and drawn, not the file drawn before it."""
+    before, chosen = tmp_path / "before.csv", tmp_path / "chosen.csv"
+    before.write_text("grain,x_um,y_um,z_um,dx_um,dy_um,dz_um\n1,20,10,-5,10,10,4\n")
+    chosen.write_text("grain,x_um,y_um,z_um,dx_um,dy_um,dz_um\n1,40,20,-5,10,10,4\n")
+    assert read_grains_into(browser, qtbot, before), browser.message.text()
+    started, go = held_grain_reads(monkeypatch)
+    loaded: list = []
+    browser.grainsLoaded.connect(lambda path, _fmt: loaded.append(path))
+    browser.load_grains(chosen)
+    qtbot.waitUntil(started.is_set, timeout=WAIT_MS)
+    browser.grain_registration = shifted(7)
+    with qtbot.waitSignal(browser.placement_timer.timeout, timeout=WAIT_MS):
+        browser.grain_placement_changed()
+    go.set()
+    qtbot.waitUntil(lambda: browser.grain_reader.pending == 0, timeout=WAIT_MS)
+    assert loaded == [chosen]
+    assert segment_ends(browser.map_view) == {(42, 15), (52, 15), (52, 25), (42, 25)}
+
+
+def test_the_first_grains_read_follow_a_placement_changed_while_they_are_read(
+        browser, qtbot, tmp_path, monkeypatch):
+    """Nothing drawn yet, the grains' placement changes while the first grain file is read:
+    it is drawn placed anew, not as it was placed when its read began."""
+    grains = tmp_path / "grains.csv"
+    grains.write_text("grain,x_um,y_um,z_um,dx_um,dy_um,dz_um\n1,20,10,-5,10,10,4\n")
+    started, go = held_grain_reads(monkeypatch)
+    browser.load_grains(grains)
+    qtbot.waitUntil(started.is_set, timeout=WAIT_MS)
+    browser.grain_registration = shifted(7)
+    browser.grain_placement_changed()
+    qtbot.waitUntil(lambda: not browser.placement_timer.isActive(), timeout=WAIT_MS)
+    go.set()
+    qtbot.waitUntil(lambda: browser.grain_reader.pending == 0, timeout=WAIT_MS)
+    assert segment_ends(browser.map_view) == {(22, 5), (32, 5), (32, 15), (22, 15)}
+
+
 def test_a_grain_file_is_read_off_the_gui_thread(browser, qtbot, tmp_path, monkeypatch):
     """A large Dragonfly export takes seconds to read: the window must not stall on it."""
     import threading

@@ -235,3 +235,74 @@ def test_a_recipes_induced_map_keeps_its_scans_field_tolerance(
     for name, (a, b) in pairs.items():
         assert main(["subtract", str(out), "--in-field", a, "--remanent", b, "--name", name,
                      "--no-register"]) == 0, capsys.readouterr().err
+
+
+def test_a_recipe_scan_whose_profile_gives_no_tolerance_leaves_its_induced_map_the_files(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A recipe's profile without coils.field_tolerance_nT (the 50 nT default applies) stores
+    none with its scan, so the induced map made from it and from a scan of a 20 nT rig keeps
+    20 nT, as `subtract` finds it: the recipe takes the subtraction of another induced map
+    from it that `subtract` makes (the recipe had the default as read, 50 nT, and its 45 nT
+    in zero field)."""
+    from smm_daq.acquisition.recipe import check_recipe, parse_recipe
+    from smm_daq.instruments.profile import load_profile
+
+    text = (Path(__file__).resolve().parents[1] / "configs" / "simulator.toml").read_text(
+        encoding="utf-8")
+    fine, plain = tmp_path / "fine.toml", tmp_path / "plain.toml"
+    fine.write_text(text.replace("field_tolerance_nT = 50.0", "field_tolerance_nT = 20.0"),
+                    encoding="utf-8")
+    plain.write_text(text.replace("field_tolerance_nT = 50.0", ""), encoding="utf-8")
+    out = tmp_path / "s.h5"
+    for name, field in (("weak", "0,0,0.045"), ("b", "0,40,0")):
+        assert main(["scan", *GRID, "--profile", str(fine), "--field-uT", field, "--name",
+                     name, "--out", str(out)]) == 0
+    pairs = {"i_weak": ("weak", "neg"), "i_b": ("b", "neg"), "d": ("i_weak", "i_b")}
+    steps = ('[[step]]\nkind = "set_field"\nfield_uT = [0.0, 0.0, -40.0]\n\n'
+             '[[step]]\nkind = "scan"\nname = "neg"\n\n')
+    steps += "".join(f'[[step]]\nkind = "subtract"\nin_field = "{a}"\nremanent = "{b}"\n'
+                     f'name = "{name}"\nregister = false\n\n'
+                     for name, (a, b) in pairs.items())
+    checked = check_recipe(parse_recipe(RECIPE.split("[[step]]")[0] + steps, "r.toml"),
+                           load_profile(plain), out, can_prompt=False)
+    assert [p.name for p in checked.plans if p is not None] == ["neg"]
+    assert main(["scan", *GRID, "--profile", str(plain), "--field-uT", "0,0,-40", "--name",
+                 "neg", "--out", str(out)]) == 0
+    for name, (a, b) in pairs.items():
+        assert main(["subtract", str(out), "--in-field", a, "--remanent", b, "--name", name,
+                     "--no-register"]) == 0, capsys.readouterr().err
+
+
+def test_a_recipe_continued_with_another_profile_keeps_its_scans_field_tolerance(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A recipe's scans taken on a 20 nT rig, its subtraction not yet made, continued with a
+    profile of the 50 nT default: the scans in the file keep the 20 nT their profile stored,
+    as the subtraction the run makes finds them, so 45 nT is a field (it was refused as zero
+    field beside zero, a subtraction the run would make)."""
+    from smm_daq.acquisition.recipe import check_recipe, parse_recipe
+    from smm_daq.instruments.profile import load_profile
+
+    text = (Path(__file__).resolve().parents[1] / "configs" / "simulator.toml").read_text(
+        encoding="utf-8")
+    fine, plain = tmp_path / "fine.toml", tmp_path / "plain.toml"
+    fine.write_text(text.replace("field_tolerance_nT = 50.0", "field_tolerance_nT = 20.0"),
+                    encoding="utf-8")
+    plain.write_text(text, encoding="utf-8")
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(RECIPE.split("[[step]]")[0]
+                      + '[[step]]\nkind = "set_field"\nfield_uT = [0.0, 0.0, 0.045]\n\n'
+                        '[[step]]\nkind = "scan"\nname = "weak"\n\n'
+                        '[[step]]\nkind = "zero_field"\n\n'
+                        '[[step]]\nkind = "scan"\nname = "z"\n\n'
+                        '[[step]]\nkind = "subtract"\nin_field = "weak"\nremanent = "z"\n'
+                        'name = "i"\nregister = false\n', encoding="utf-8")
+    out = tmp_path / "s.h5"
+    assert main(["run", str(recipe), "--out", str(out), "--profile", str(fine)]) == 0, \
+        capsys.readouterr().err
+    with h5py.File(out, "a") as f:  # cut off before its subtraction
+        del f["i"]
+    checked = check_recipe(parse_recipe(recipe.read_text(encoding="utf-8"), str(recipe)),
+                           load_profile(plain), out, can_prompt=False, continuing=True)
+    assert checked.states[-1] == "new"
+    assert main(["subtract", str(out), "--in-field", "weak", "--remanent", "z", "--name", "i",
+                 "--no-register"]) == 0, capsys.readouterr().err

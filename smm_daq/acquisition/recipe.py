@@ -84,6 +84,7 @@ from smm_daq.analysis.subtract_inputs import (
     FieldTolerance,
     Footprint,
     Measured,
+    default_tolerance,
     field_tolerance,
     induced_footprint,
     inherited_tolerance,
@@ -94,10 +95,12 @@ from smm_daq.analysis.subtract_inputs import (
     require_registrable,
     require_subtractable,
     require_two_scans,
+    tolerance_among,
 )
 from smm_daq.errors import InputError
 from smm_daq.finite import finite_number
 from smm_daq.instruments.profile import HEIGHT_NOT_ZERO, Profile, load_toml
+from smm_daq.storage.field_tolerance import tolerance_in_profile
 from smm_daq.storage.names import shown_name
 from smm_daq.storage.nexus import (
     check_entry_name,
@@ -474,9 +477,9 @@ def check_recipe(recipe: Recipe, profile: Profile, out: str | Path, *, can_promp
                 state, part = (scan_state(recipe.text, plan, infos[plan.name], out, profile)
                                if plan.name in infos else (NEW, 1.0))
                 cost = plan.estimate_duration(profile)
-                rig = FieldTolerance(profile.coils.field_tolerance, plan.name,
-                                     f"the profile {profile.path.name}, which the recipe's "
-                                     "scans store")
+                # a scan in the file already (continued) keeps the profile it stored
+                rig = (tolerance_among(infos, plan.name) if plan.name in infos
+                       else _scan_tolerance(plan.name, profile))
                 made[plan.name] = Footprint(plan.name, plan.x, plan.y, plan.height,
                                             profile.sensor.active_area, np.array(plan.field),
                                             field_tolerance=rig)
@@ -579,6 +582,17 @@ def _subtract_footprint(step: SubtractStep, made: Mapping[str, Footprint],
     # as the map, once made, finds it in its scans' profiles (`tolerance_among`)
     return induced_footprint(step.name, in_field, remanent,
                              inherited_tolerance(step.name, *pair))
+
+
+def _scan_tolerance(name: str, profile: Profile) -> FieldTolerance:
+    """The field tolerance of scan `name` taken with `profile`, as `tolerance_among` will
+    find it in the profile stored with the scan: its coils.field_tolerance_nT, the default
+    where it gives none (which the rig holds the field to then)."""
+    stored = tolerance_in_profile(profile.text)
+    if stored is None:
+        return default_tolerance(name)
+    return FieldTolerance(stored, name,
+                          f"the profile {profile.path.name}, which the recipe's scans store")
 
 
 def _ramp_seconds(start: tuple[float, ...], end: tuple[float, ...], profile: Profile) -> float:

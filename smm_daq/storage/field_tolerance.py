@@ -4,7 +4,7 @@ the one asked for).
 
 A listing reads it for every entry (`nexus.list_entries`, the GUI's reader thread's among
 them), and the scans of one session store the same profile: so a
-profile's text is parsed once (`_tolerance_in`), not once per entry (about 1 ms each).
+profile's text is parsed once (`tolerance_in_profile`), not once per entry (about 1 ms each).
 """
 
 from __future__ import annotations
@@ -31,11 +31,11 @@ def stored_field_tolerance(entry: h5py.Group) -> float | None:
         profile = text(node)
     except UnicodeError:
         return None
-    return _tolerance_in(profile)
+    return tolerance_in_profile(profile)
 
 
 @functools.lru_cache(maxsize=32)
-def _tolerance_in(profile: str) -> float | None:
+def tolerance_in_profile(profile: str) -> float | None:
     """coils.field_tolerance_nT (in T) of a profile's text, None where it has none readable."""
     try:
         value = tomllib.loads(profile).get("coils", {}).get("field_tolerance_nT")
