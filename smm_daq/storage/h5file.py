@@ -822,24 +822,13 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
         raise InputError("is not a file; expected an smm-daq session file (.h5)", source=str(p))
     with contextlib.ExitStack() as held, contextlib.ExitStack() as repaired:
         made, real = _held_for_writing(held, p, create=create)
-        if same_file is not None:  # before anything, a repair too, touches the file
-            _require_named(p, same_file)  # (a link re-pointed before the lock: Replaced)
-        else:
-            require_ours(real, source=p)
-        if marked_open(real):  # its copy, swapped in, held as the file it replaced was
-            _name_removed(p, _repair_locked(p, real, only_ours=True, hold=repaired))
-        elif _locked_by_a_writer(real):
-            raise InputError(
-                "is open for writing in another program (it holds HDF5's write lock); close "
-                "it there first",
-                source=str(p),
-            )
         try:
+            _ready_for_writing(p, real, same_file=same_file, hold=repaired)
             _reserve_room(real, room, source=p)
             f = h5py.File(_open_for_writing(real, swmr=swmr, source=p))
-        except BaseException:
+        except BaseException:  # refused before it was opened: nothing of it is kept
             if made is not None:
-                _remove_if_empty(made)
+                _discard(made, real)
             raise
         failed = True
         try:
@@ -857,7 +846,40 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
         finally:
             _close(f, p, failed=failed)
             if failed and made is not None:
-                _remove_if_empty(made)
+                _discard(made, real)
+
+
+def _ready_for_writing(p: Path, real: Path, *, same_file: FileId | None,
+                       hold: contextlib.ExitStack) -> None:
+    """Refuse to write the file `real` that `p` names, its writers' lock held, where it is
+    not the file `same_file` (`Replaced`), another program's or open for writing in one
+    (InputError); a file left marked open by a killed writer is repaired first, its copy
+    held until `hold` closes as the file it replaced was."""
+    if same_file is not None:  # before anything, a repair too, touches the file
+        _require_named(p, same_file)  # (a link re-pointed before the lock: Replaced)
+    else:
+        require_ours(real, source=p)
+    if marked_open(real):
+        _name_removed(p, _repair_locked(p, real, only_ours=True, hold=hold))
+    elif _locked_by_a_writer(real):
+        raise InputError(
+            "is open for writing in another program (it holds HDF5's write lock); close "
+            "it there first",
+            source=str(p),
+        )
+
+
+def _discard(made: _Made, real: Path) -> None:
+    """Remove the file a refused or failed write made, where it holds nothing
+    (`_remove_if_empty`), under its writers' lock: held already where it is the file
+    locked for the write (`real`); taken where the name was re-pointed to another file
+    meanwhile, and the file left where that lock cannot be had (another writer is at it)."""
+    if made.path == real:
+        _remove_if_empty(made)
+        return
+    with contextlib.suppress(InputError, StorageError, OSError), _file_lock(
+            made.path, exclusive=True):
+        _remove_if_empty(made)
 
 
 def _close(f: h5py.File, p: Path, *, failed: bool) -> None:
