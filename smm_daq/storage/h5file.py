@@ -81,7 +81,7 @@ try:
 except ImportError:  # Windows: a lock file stands in (`_machine_lock`)
     fcntl = None  # type: ignore[assignment]
 from smm_daq.storage import here, identity, turns
-from smm_daq.storage.copying import copy_dataset
+from smm_daq.storage.copying import copy_dataset, index_room
 from smm_daq.storage.identity import FileId
 from smm_daq.storage.processes import running, start_token
 from smm_daq.storage.staging import (
@@ -767,10 +767,22 @@ def _reserve(target: Path, offset: int, length: int, *, create: bool = False) ->
     return True
 
 
-def _no_room(p: Path, what: str) -> StorageError:
+def _no_room(p: Path, what: str, needed: int) -> StorageError:
+    """The refusal of a write or a rebuild of `p` that could not have `needed` bytes beside
+    it, saying how much room its disk has left to this user (where it can be told)."""
+    try:
+        free = f"its disk has {_size(shutil.disk_usage(p.parent).free)} free"
+    except OSError:
+        free = "how much its disk has free cannot be told"
     return StorageError(
-        f"{p}: no room to {what} (the disk is full, or a quota or file size limit is reached);"
-        " nothing was written, the file is as it was: free space, then try again")
+        f"{p}: no room to {what}: it needs up to {_size(needed)} there, and {free} (the disk is"
+        " full, or a quota or file size limit is reached); nothing was written, the file is "
+        "as it was: free space, then try again")
+
+
+def _size(n: int) -> str:
+    """Bytes as people read them: MB, or GB from 10 GB on."""
+    return f"{n / 1e9:.1f} GB" if n >= 10e9 else f"{n / 1e6:.1f} MB"
 
 
 def _make_scratch(tmp: Path, size: int, *, source: Path, what: str) -> None:
@@ -787,15 +799,16 @@ def _make_scratch(tmp: Path, size: int, *, source: Path, what: str) -> None:
             "writable by this user: make it so (or copy the file to a folder that is), then "
             "try again; the file is as it was", source=str(source)) from None
     if not room:
-        raise _no_room(source, what)
+        raise _no_room(source, what, size)
 
 
 def _reserve_room(p: Path, room: int, *, source: Path) -> None:
     """StorageError unless the file can grow by `HEADROOM` + `room` bytes (see the module):
     checked, and the blocks allocated, before HDF5 writes anything. `source`: the file as
     the user named it."""
-    if not _reserve(p, p.stat().st_size, HEADROOM + max(0, int(room))):
-        raise _no_room(source, "write to it")
+    needed = HEADROOM + max(0, int(room))
+    if not _reserve(p, p.stat().st_size, needed):
+        raise _no_room(source, "write to it", needed)
 
 
 @contextlib.contextmanager
@@ -1226,8 +1239,9 @@ def _repair_locked(p: Path, real: Path, *, only_ours: bool = False,
                     _check_repairable(src, p)
                 _refuse_live_writers(src, p)
             # HDF5 writing a file the disk has no room for ends in a crash, not an error
-            _make_scratch(tmp, real.stat().st_size + HEADROOM, source=p,
-                          what="repair it: its copy is rebuilt beside it")
+            with _damage_named(p):
+                size = _copy_room(src, real)
+            _make_scratch(tmp, size, source=p, what="repair it: its copy is rebuilt beside it")
             tokens = (identity.token_of(src), None)
             with h5py.File(tmp, "w", libver=LIBVER, track_order=True, locking=False) as dst:
                 with _damage_named(p):
@@ -1369,23 +1383,42 @@ def make_extendable(path: str | Path, datasets: Collection[str]) -> None:
         with h5py.File(real, "r", locking=False) as f:
             _refuse_live_writers(f, p, "it is rebuilt whole first, and swapped in under them")
         tmp = _scratch(real, "repair-tmp")
-        size = real.stat().st_size + HEADROOM
-        room = f"rebuild it: its copy, about {size / 1e6:.0f} MB, is made beside it"
+        room = "rebuild it: its copy is made beside it"
+        extendable = frozenset(datasets)
         try:
-            _make_scratch(tmp, size, source=p, what=room)
-            try:  # (the room checked, but not held: HDF5 makes the copy anew)
-                with h5py.File(real, "r", locking=False) as src, h5py.File(
-                        tmp, "w", libver=LIBVER, track_order=True, locking=False) as dst:
-                    _rebuild(src, dst, source=str(p), extendable=frozenset(datasets))
-                    tokens = (identity.token_of(src), _new_identity(dst))
-            except OSError as exc:  # the disk filled meanwhile: said as the check says it
-                if exc.errno in _NO_ROOM:
-                    raise _no_room(p, room) from None
-                raise
+            with h5py.File(real, "r", locking=False) as src:
+                size = _copy_room(src, real, extendable)
+                _make_scratch(tmp, size, source=p, what=room)
+                try:  # (the room checked, but not held: HDF5 makes the copy anew)
+                    with h5py.File(tmp, "w", libver=LIBVER, track_order=True,
+                                   locking=False) as dst:
+                        _rebuild(src, dst, source=str(p), extendable=extendable)
+                        tokens = (identity.token_of(src), _new_identity(dst))
+                except OSError as exc:  # the disk filled meanwhile: said as the check says it
+                    if exc.errno in _NO_ROOM:
+                        raise _no_room(p, room, size) from None
+                    raise
             _swap_in(tmp, real, "rebuilt copy", tokens=tokens, source=p)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+
+
+def _copy_room(src: h5py.File, real: Path, extendable: frozenset[str] = frozenset()) -> int:
+    """Bytes at most that a rebuild of the open file `src` (at `real`; `extendable`: see
+    `_rebuild`) writes: all that the file holds again (its data as stored, its metadata
+    re-encoded, which `HEADROOM` covers beyond its own size), and the index of each chunked
+    dataset's chunks in the copy's format (`copying.index_room`), which can be many times
+    the file (a sparse dataset of an oldest-format file)."""
+    indexes = 0
+
+    def add(name: str, obj: h5py.HLObject) -> None:
+        nonlocal indexes
+        if isinstance(obj, h5py.Dataset):
+            indexes += index_room(obj, extendable=obj.name in extendable)
+
+    src.visititems(add)  # each object once, also one under several names
+    return real.stat().st_size + HEADROOM + indexes
 
 
 def _check_repairable(f: h5py.File, p: Path, *, besides: str = "") -> None:
