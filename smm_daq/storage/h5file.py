@@ -74,7 +74,7 @@ from filelock import FileLock
 from smm_daq import PROGRAM_NAME, __version__
 from smm_daq.errors import InputError, StorageError
 from smm_daq.locks import FILE_MODE, lock_directory
-from smm_daq.storage.aliases import file_key
+from smm_daq.storage.aliases import keyed
 
 try:
     import fcntl
@@ -118,7 +118,7 @@ REPAIR_HINT = "`smm-daq repair FILE` makes it openable again without losing what
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 HEADROOM = 4 << 20  # bytes reserved beyond a write's payload: more than its metadata adds
 _NO_ROOM = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
-_LOCKS: dict[str, threading.RLock] = {}  # in-process: one writer of a file at a time
+_LOCKS: dict[str, _Writers] = {}  # in-process: one writer of a file at a time (`_local_lock`)
 _LOCKS_GUARD = threading.Lock()
 _log = logging.getLogger(__name__)
 
@@ -484,20 +484,40 @@ def _writers_turn(path: Path, *, source: Path | None = None) -> Iterator[None]:
     """This process's writers' lock of `path` held, waited for `turns.TURN_WAIT_S` at most
     (on `turns.CLOCK`), as a writer in another process is: StorageError when another thread's
     write holds it longer (one stopped on a stalled disk), nothing written."""
-    lock = _local_lock(path)
-    if not turns.wait_until(lambda: lock.acquire(blocking=False), turns.TURN_WAIT_S):
-        raise StorageError(f"{turns.busy(str(source or path))}; nothing was written")
-    try:
-        yield
-    finally:
-        lock.release()
+    with _local_lock(path) as lock:
+        if not turns.wait_until(lambda: lock.acquire(blocking=False), turns.TURN_WAIT_S):
+            raise StorageError(f"{turns.busy(str(source or path))}; nothing was written")
+        try:
+            yield
+        finally:
+            lock.release()
 
 
-def _local_lock(path: Path) -> threading.RLock:
+@dataclass(eq=False)
+class _Writers:
+    """This process's writers' lock of one file, and how many threads hold or wait for it."""
+
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    users: int = 0
+
+
+@contextlib.contextmanager
+def _local_lock(path: Path) -> Iterator[threading.RLock]:
     """This process's writers' lock of a file: one thread writes it at a time, also where the
-    file system's locks are missing (its readers: `smm_daq.storage.here`)."""
-    with _LOCKS_GUARD:
-        return _LOCKS.setdefault(file_key(path), threading.RLock())  # however it is named
+    file system's locks are missing (its readers: `smm_daq.storage.here`). Kept while a
+    thread holds or waits for it (every thread meanwhile gets the same), forgotten when the
+    last lets go: a window open for days writes thousands of files, one after another."""
+    with keyed(path) as key:  # however it is named
+        with _LOCKS_GUARD:
+            writers = _LOCKS.setdefault(key, _Writers())
+            writers.users += 1
+        try:
+            yield writers.lock
+        finally:
+            with _LOCKS_GUARD:
+                writers.users -= 1
+                if not writers.users:
+                    del _LOCKS[key]
 
 
 def _write_fapl() -> h5py.h5p.PropFAID:

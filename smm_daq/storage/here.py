@@ -25,7 +25,7 @@ import h5py
 
 from smm_daq.errors import InputError, StorageError
 from smm_daq.storage import turns
-from smm_daq.storage.aliases import file_key
+from smm_daq.storage.aliases import file_key, keyed
 
 
 @dataclass(eq=False)
@@ -58,17 +58,17 @@ _GUARD = threading.Lock()
 def _using(path: Path) -> Iterator[_Turns]:
     """The turns of `path`, kept for as long as this is held (every thread using the file
     meanwhile gets the same), and forgotten when the last user lets go."""
-    key = file_key(path)  # one per file, however named
-    with _GUARD:
-        turn = _FILES.setdefault(key, _Turns())
-        turn.users += 1
-    try:
-        yield turn
-    finally:
+    with keyed(path) as key:  # one per file, however named
         with _GUARD:
-            turn.users -= 1
-            if not turn.users:
-                del _FILES[key]
+            turn = _FILES.setdefault(key, _Turns())
+            turn.users += 1
+        try:
+            yield turn
+        finally:
+            with _GUARD:
+                turn.users -= 1
+                if not turn.users:
+                    del _FILES[key]
 
 
 def _current(path: Path) -> _Turns:
