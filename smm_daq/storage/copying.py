@@ -124,24 +124,20 @@ def index_room(src: h5py.Dataset, *, extendable: bool = False) -> int:
 
 def _creation_plist(src: h5py.Dataset) -> h5p.PropDCID:
     """`src`'s creation properties (fill value and time, attribute order, filters with
-    their flags and parameters, so a raw chunk reads back through them), its layout and
-    filter pipeline set anew: as copied, they keep the encodings its file gave them (a
-    compressed dataset's layout written with the "latest" format, which no HDF5 1.x reads).
-    A virtual dataset's, or one stored in external files, is copied as it is: its mapping
-    is the dataset."""
+    their flags, parameters and names, so a raw chunk reads back through them), its layout
+    set anew: as copied, it keeps the encoding its file gave it (a compressed dataset's
+    layout written with the "latest" format, which no HDF5 1.x reads). The filter pipeline
+    is kept as it is: set anew, a filter's name would be the one registered here, or none
+    where this HDF5 does not have the filter (an optional one). A virtual dataset's, or one
+    stored in external files, is copied as it is: its mapping is the dataset."""
     old = src.id.get_create_plist()
     layout = old.get_layout()
     if layout not in _LAYOUTS or old.get_external_count():
         return old
     new = old.copy()
-    filters = [old.get_filter(i)[:3] for i in range(old.get_nfilters())]
-    if filters:
-        new.remove_filter(h5z.FILTER_ALL)
     new.set_layout(h5d.CONTIGUOUS)  # the library's own layout, its encoding unset
     if layout == h5d.CHUNKED:
         new.set_chunk(old.get_chunk())
-        for code, flags, values in filters:
-            new.set_filter(code, flags, values)
     elif layout == h5d.COMPACT:
         new.set_layout(h5d.COMPACT)
     return new
