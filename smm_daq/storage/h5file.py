@@ -303,7 +303,7 @@ def _file_lock(path: Path, *, exclusive: bool, source: Path | None = None,
     where a copy was swapped in while it was waited for (`_hold`).
     """
     if exclusive:
-        here.refuse_within(path, writing=True)
+        here.refuse_within(path, writing=True, source=source)
     with contextlib.ExitStack() as stack:
         if exclusive:
             stack.enter_context(_writers_turn(path, source=source))
@@ -566,7 +566,7 @@ def _open_read(p: Path, *, source: Path) -> Iterator[h5py.File]:
             pass  # an smm-daq writer at work has finished its write
         if marked_open(p):
             with contextlib.suppress(InputError, StorageError, OSError):
-                _name_removed(source, repair(p, only_ours=True))  # else read in SWMR mode
+                _name_removed(source, _repair(source, p, only_ours=True))  # else SWMR
     with contextlib.ExitStack() as held:
         # For the whole read only where readers share the file and a writer waits for them
         # at most `turns.WRITER_WAIT_S`: the exclusive lock that stands in elsewhere, held for
@@ -650,7 +650,7 @@ def _opened_for_reading(p: Path, began: list[turns.Stamp | None], *,
         return f
 
     try:
-        with here.reading(p, open_file) as read:
+        with here.reading(p, open_file, source=source) as read:
             yield read
     finally:
         for view in views:
@@ -1230,7 +1230,12 @@ def repair(path: str | Path, *, only_ours: bool = False) -> Repaired:
     """
     p = Path(path)
     _check_exists(p)
-    real = final_file(p)  # the file locked is the file repaired, wherever the link points
+    return _repair(p, final_file(p), only_ours=only_ours)  # the file locked is the one repaired
+
+
+def _repair(p: Path, real: Path, *, only_ours: bool) -> Repaired:
+    """`repair` of the file `real` that `p` finally names (`final_file`, resolved once):
+    locked, rebuilt and replaced, what is said naming it as `p` does."""
     lock = (_writers_lock(real, repairing=True, source=p) if only_ours
             else _file_lock(real, exclusive=True, source=p))
     with lock:
