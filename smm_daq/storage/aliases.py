@@ -92,10 +92,11 @@ def _key(path: str | Path, *, pin: bool) -> str:
         st = os.stat(real)
     except OSError:
         st = None
+    kept = st is not None and _inode_kept(st.st_dev)
     with _GUARD:
         if st is None:
             key = _KEY_AT.get(real, real)
-        elif not _inode_kept(st.st_dev):
+        elif not kept:
             key = real
         else:
             key = _given(real, (st.st_dev, st.st_ino))

@@ -791,7 +791,7 @@ def _no_room(p: Path, what: str, needed: int) -> StorageError:
     """The refusal of a write or a rebuild of `p` that could not have `needed` bytes beside
     it, saying how much room its disk has left to this user (where it can be told)."""
     try:
-        free = f"its disk has {_size(shutil.disk_usage(p.parent).free)} free"
+        free = f"its disk has {_size(shutil.disk_usage(final_file(p).parent).free)} free"
     except OSError:
         free = "how much its disk has free cannot be told"
     return StorageError(
