@@ -32,6 +32,8 @@ superblock even when a data write failed for want of space, so a write cut short
 leaves a file shorter than its superblock says, which no HDF5 reader opens at all: every
 line written before would be out of reach. The space is reserved with `posix_fallocate`, so
 HDF5 writes into blocks it already has, and HDF5 cuts the file back to what it used on close.
+A repair or a rebuild checks so for its copy, which may be many times the file
+(`_copy_room`), and a refusal says how much room was needed and how much is free.
 
 Writers of one file are serialized by an open-file-description lock on the file itself (not
 HDF5's own file lock, which a reader holding the file open in a viewer would turn into a
