@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+from collections import OrderedDict
 
 import h5py
 import numpy as np
@@ -69,8 +70,8 @@ def test_a_name_keeps_its_key_once_its_file_is_swapped_or_its_first_name_goes(
     keeps the key (a lock a thread holds under it) once a copy is swapped in under it (a
     repair's) or the hard link is removed (unfixed: the name got a key of its own, and a
     second thread asking by it a lock of its own while the first wrote)."""
-    monkeypatch.setattr(aliases, "_FIRST_NAMES", {})
-    monkeypatch.setattr(aliases, "_KEY_AT", {})
+    monkeypatch.setattr(aliases, "_FIRST_NAMES", OrderedDict())
+    monkeypatch.setattr(aliases, "_KEY_AT", OrderedDict())
     path, link = tmp_path / "s.h5", tmp_path / "link.h5"
     path.write_bytes(b"x")
     os.link(path, link)
@@ -97,8 +98,9 @@ def test_a_writer_that_repairs_the_file_holds_it_against_this_process_s_next_wri
     path, link = tmp_path / "s.h5", tmp_path / "link.h5"
     write_map_entry(path, _map("earlier"), kind="induced")
     os.link(path, link)
-    monkeypatch.setattr(aliases, "_FIRST_NAMES", {})  # as in a process that has not seen it
-    monkeypatch.setattr(aliases, "_KEY_AT", {})
+    # as in a process that has not seen it
+    monkeypatch.setattr(aliases, "_FIRST_NAMES", OrderedDict())
+    monkeypatch.setattr(aliases, "_KEY_AT", OrderedDict())
     assert [e.name for e in list_entries(link)] == ["earlier"]  # keyed by the link's name
     proc = subprocess.run([sys.executable, "-c", CRASHING_WRITER, str(path)], check=False)
     assert proc.returncode == -9 and marked_open(path)
@@ -121,3 +123,76 @@ def test_a_writer_that_repairs_the_file_holds_it_against_this_process_s_next_wri
     assert len(other) == 1 and "another writer has held it" in other[0]
     with h5py.File(path, "r") as f:
         assert "first" in f.attrs and "other" not in f.attrs
+
+
+def _fresh_keys(monkeypatch, remembered: int) -> None:
+    """The key tables as in a process that has keyed nothing yet, `remembered` kept."""
+    monkeypatch.setattr(aliases, "_FIRST_NAMES", OrderedDict())
+    monkeypatch.setattr(aliases, "_KEY_AT", OrderedDict())
+    monkeypatch.setattr(aliases, "_IN_USE", {}, raising=False)
+    monkeypatch.setattr(aliases, "_REMEMBERED", remembered, raising=False)
+
+
+def test_keys_no_lock_holds_are_forgotten_beyond_the_last_asked_and_one_held_never(
+        tmp_path, monkeypatch) -> None:
+    """A process keying file after file remembers the last few keys no lock holds, not all
+    of them; a key held (`keyed`: a lock of its file) is never forgotten, so a name keyed
+    through a hard link keeps that key once a copy is swapped in under it, however many
+    other files are keyed meanwhile."""
+    _fresh_keys(monkeypatch, remembered=4)
+    path, link = tmp_path / "s.h5", tmp_path / "link.h5"
+    path.write_bytes(b"x")
+    os.link(path, link)
+    others = [tmp_path / f"o{i}.h5" for i in range(20)]
+    for other in others:
+        other.write_bytes(b"o")
+    with aliases.keyed(link) as key:
+        assert file_key(path) == key
+        for other in others:
+            assert file_key(other) == str(other.resolve())
+        assert len(aliases._KEY_AT) == 4 and len(aliases._FIRST_NAMES) == 4
+        (tmp_path / "copy").write_bytes(b"y")
+        os.replace(tmp_path / "copy", path)
+        assert file_key(path) == key
+    for other in others:
+        file_key(other)
+    assert str(link.resolve()) not in aliases._KEY_AT.values()
+    assert len(aliases._KEY_AT) == 4 and len(aliases._FIRST_NAMES) == 4
+
+
+def test_a_writers_lock_is_kept_while_held_and_forgotten_once_no_thread_uses_it(
+        tmp_path, monkeypatch) -> None:
+    """The writers' locks of this process: the lock of a file a thread writes stays, and
+    another thread's write waits for it (here on a virtual clock, until it gives up),
+    however many other files are written meanwhile; once no thread writes or waits, no lock
+    of any of those files is left (a window open for days writes thousands)."""
+    from smm_daq.storage import h5file, here
+
+    monkeypatch.setattr(turns, "CLOCK", VirtualClock())
+    monkeypatch.setattr(h5file, "_LOCKS", {})
+    _fresh_keys(monkeypatch, remembered=2)
+    path = tmp_path / "s.h5"
+    held, go = threading.Event(), threading.Event()
+
+    def first() -> None:
+        with writing(path) as f:
+            f.attrs["by"] = "first"
+            held.set()
+            assert go.wait(60)
+
+    one = threading.Thread(target=first, daemon=True)
+    one.start()
+    assert held.wait(60)
+    for i in range(6):
+        with writing(tmp_path / f"o{i}.h5") as f:
+            f.attrs["by"] = "other"
+    assert len(h5file._LOCKS) == 1
+    with pytest.raises(StorageError, match="another writer has held it"), writing(path) as f:
+        f.attrs["by"] = "second"
+    go.set()
+    one.join(60)
+    assert not one.is_alive()
+    with h5py.File(path, "r") as f:
+        assert f.attrs["by"] == "first"
+    assert h5file._LOCKS == {} and here._FILES == {} and aliases._IN_USE == {}
+    assert len(aliases._KEY_AT) <= 2

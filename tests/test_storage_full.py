@@ -179,3 +179,109 @@ def test_a_file_left_open_is_not_repaired_without_room_and_is_still_read(tmp_pat
     listed = under_limit("info", str(path))
     assert listed.returncode == 0, listed.stderr
     assert "k  [scan, finished]  11 × 6" in listed.stdout  # read as it is, in SWMR mode
+
+
+REBUILD_UNDER_A_LIMIT = textwrap.dedent(
+    """
+    import resource, sys
+    from smm_daq.cli.main import main
+    from smm_daq.errors import StorageError
+    from smm_daq.storage import h5file
+    path, limit, headroom, how = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+    h5file.HEADROOM = headroom
+    rebuild = h5file._rebuild
+
+    def said(*args, **kw):
+        print("the copy began", flush=True)
+        return rebuild(*args, **kw)
+
+    h5file._rebuild = said
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    if how == "repair":
+        sys.exit(main(["repair", path]))
+    try:
+        h5file.make_extendable(path, ["/x"])
+    except StorageError as exc:
+        print(exc)
+        sys.exit(1)
+    """
+)
+
+
+def _rebuilt_under_limit(path: Path, limit: int, headroom: int, how: str
+                         ) -> subprocess.CompletedProcess[str]:
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get(
+        "PYTHONPATH", "")]))
+    return subprocess.run(
+        [sys.executable, "-c", REBUILD_UNDER_A_LIMIT, str(path), str(limit), str(headroom),
+         how], capture_output=True, text=True, env=env, timeout=120)
+
+
+def _session_file(path: Path, libver: str, fill) -> None:
+    from smm_daq import PROGRAM_NAME, __version__
+
+    with h5py.File(path, "w", libver=libver) as f:
+        f.attrs["creator"] = f"{PROGRAM_NAME} {__version__}"
+        fill(f)
+
+
+def _needed_mb(said: str) -> float:
+    import re
+
+    found = re.search(r"it needs up to ([\d.]+) MB there, and its disk has [\d.]+ [MG]B free",
+                      said)
+    assert found, said
+    return float(found[1])
+
+
+def test_a_repair_whose_copy_indexes_every_chunk_is_refused_before_it_copies(tmp_path):
+    """A file of the oldest format holding two chunks of a dataset declaring 2^20 of them:
+    its 1.10 copy indexes all 2^20 (8 MB), though the file is a few kB. Under a limit that
+    holds the file and the headroom but not that index, the repair says how much it needs
+    and how much there is, before it copies anything; the file is as it was."""
+    from smm_daq.storage.h5file import repair
+
+    path = tmp_path / "old.h5"
+
+    def sparse(f: h5py.File) -> None:
+        d = f.create_dataset("scan/data/sparse", shape=(1 << 20,), chunks=(1,), dtype="u1")
+        d[0] = d[-1] = 1
+
+    _session_file(path, "earliest", sparse)
+    before = path.read_bytes()
+    limit = len(before) + (6 << 20)  # the default headroom, 4 MB, and 2 MB more
+    done = _rebuilt_under_limit(path, limit, 4 << 20, "repair")
+    assert done.returncode == 1, done.stderr
+    assert "no room to repair it" in done.stderr and "Traceback" not in done.stderr
+    assert "the copy began" not in done.stdout
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.h5"]
+    needed = _needed_mb(done.stderr) * 1e6
+    repair(path)  # with room: the copy is no larger than said (to the 0.1 MB shown)
+    assert 8 * (1 << 20) < path.stat().st_size <= needed + 50_000
+
+
+def test_a_rebuild_making_a_long_array_extendable_is_refused_before_it_copies(tmp_path):
+    """A contiguous 1-D array of 2^20 values made extendable: its copy is chunked by 16,
+    and the index of those 65,536 chunks is 0.5 MB beyond the data. Under a limit that
+    holds the file and the headroom (64 kB here) but not that index, the rebuild says how
+    much it needs before it copies anything; with room, the copy is no larger than said."""
+    from smm_daq.storage.h5file import make_extendable
+
+    path = tmp_path / "s.h5"
+    _session_file(path, "latest", lambda f: f.create_dataset(
+        "x", data=np.arange(1 << 20, dtype="f8")))
+    before = path.read_bytes()
+    done = _rebuilt_under_limit(path, len(before) + (256 << 10), 64 << 10, "extend")
+    assert done.returncode == 1, done.stderr
+    assert "no room to rebuild it" in done.stdout and "Traceback" not in done.stderr
+    assert "the copy began" not in done.stdout
+    needed = _needed_mb(done.stdout) * 1e6
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.h5"]
+    make_extendable(path, ["/x"])  # with room: the copy is no larger than said
+    assert len(before) + (256 << 10) < path.stat().st_size <= needed + 50_000
+    with h5py.File(path, "r") as f:
+        assert f["x"].maxshape == (None,)
+        np.testing.assert_array_equal(f["x"][()], np.arange(1 << 20, dtype="f8"))

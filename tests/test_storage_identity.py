@@ -346,3 +346,19 @@ def test_a_waiter_takes_the_rebuilt_copys_lock_where_numbers_tell_nothing(
         assert rebuilder.swaps == 1
         assert _locked_by_another(session), f"the {kind} holds the replaced file's lock"
         assert list(f) == ["earlier"]
+
+
+@pytest.mark.parametrize(("kind", "kept"), [
+    # on-disk or in-memory numbers that are the file's for its life
+    ("ext4", True), ("xfs", True), ("btrfs", True), ("tmpfs", True), ("overlay", True),
+    ("ntfs3", True), ("ntfs", True), ("hfsplus", True), ("udf", True), ("nilfs2", True),
+    ("", True),  # no mount table to tell (not Linux)
+    # numbered as loaded, or by a server, or colliding between host file systems
+    ("exfat", False), ("vfat", False), ("msdos", False), ("9p", False), ("virtiofs", False),
+    ("fuse", False), ("fuseblk", False), ("fuse.sshfs", False), ("nfs", False),
+    ("nfs4", False), ("cifs", False), ("smb3", False), ("a-type-never-heard-of", False)])
+def test_inode_numbers_are_trusted_as_each_file_system_type_documents_them(
+        monkeypatch: pytest.MonkeyPatch, kind: str, kept: bool) -> None:
+    monkeypatch.setattr(identity, "_KEPT", {})
+    monkeypatch.setattr(turns, "file_system_type", lambda device: kind)
+    assert identity.inode_kept(12345) is kept

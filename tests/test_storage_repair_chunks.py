@@ -5,9 +5,12 @@ file ever holds is refused, naming it, and the file is left as it was."""
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import shutil
 import struct
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -294,3 +297,65 @@ def test_a_number_type_numpy_does_not_have_is_copied_as_it_was(tmp_path: Path) -
         assert (d.id.get_type(), d[()].tobytes(), [d.id.read_direct_chunk(o)[1] for o in
                                                    copying.allocated_chunks(d)]) == before
         np.testing.assert_array_equal(d[()], np.arange(10.0))
+
+
+WITH_A_PLUGIN_FILTER = """
+import sys
+import h5py, hdf5plugin, numpy as np
+with h5py.File(sys.argv[1], "w", libver="earliest") as f:
+    f.attrs["creator"] = "smm-daq 0.1.0"
+    f.create_dataset("scan/data/zstd", data=np.arange(1000.0), chunks=(100,),
+                     **hdf5plugin.Zstd(clevel=5))
+    f.create_dataset("scan/data/gzip", data=np.arange(1000.0), chunks=(100,),
+                     compression="gzip", shuffle=True)
+"""
+
+REPAIRED_WITHOUT_IT = "import sys; from smm_daq.storage.h5file import repair; repair(sys.argv[1])"
+
+# The filters as the file names them, read where no plugin is loaded (HDF5 names a filter the
+# file leaves unnamed after the one registered in the process, where there is one).
+FILTERS_AS_STORED = """
+import sys
+import h5py
+with h5py.File(sys.argv[1], "r") as f:
+    for name in ("scan/data/zstd", "scan/data/gzip"):
+        dcpl = f[name].id.get_create_plist()
+        print(name, [dcpl.get_filter(i) for i in range(dcpl.get_nfilters())])
+"""
+
+READ_THROUGH_IT = """
+import sys
+import h5py, hdf5plugin, numpy as np
+with h5py.File(sys.argv[1], "r") as f:
+    for name in ("scan/data/zstd", "scan/data/gzip"):
+        np.testing.assert_array_equal(f[name][()], np.arange(1000.0))
+"""
+
+
+def test_a_repair_keeps_each_filters_name_also_of_one_this_hdf5_lacks(tmp_path: Path) -> None:
+    """A dataset written through a plugin's filter (zstd, marked optional) and repaired by a
+    process that has not loaded the plugin: the copy names the filter as the file did
+    (h5py's filter pipeline, h5dump's COMMENT), its values unchanged. Each step in a process
+    of its own: none but the writer and the last reader loads the plugin."""
+    if importlib.util.find_spec("hdf5plugin") is None:
+        pytest.skip("hdf5plugin is not installed")
+    path = tmp_path / "s.h5"
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get(
+        "PYTHONPATH", "")]))
+
+    def run(script: str) -> str:
+        return subprocess.run([sys.executable, "-c", script, str(path)], check=True, env=env,
+                              capture_output=True, text=True, timeout=120).stdout
+
+    run(WITH_A_PLUGIN_FILTER)
+    before = run(FILTERS_AS_STORED)
+    assert "zstd filter" in before and "deflate" in before and "shuffle" in before, before
+    run(REPAIRED_WITHOUT_IT)
+    assert run(FILTERS_AS_STORED) == before
+    h5dump = shutil.which("h5dump")
+    if h5dump is not None:
+        shown = subprocess.run([h5dump, "-p", "-H", "-d", "scan/data/zstd", str(path)],
+                               capture_output=True, text=True, timeout=60).stdout
+        assert "FILTER_ID 32015" in shown and "COMMENT HDF5 zstd filter" in shown, shown
+    run(READ_THROUGH_IT)

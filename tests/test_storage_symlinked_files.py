@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import h5py
@@ -22,9 +23,10 @@ from test_storage_resume_takeover import as_an_earlier_repair_left_it
 
 from smm_daq.acquisition.sequencer import Sequencer
 from smm_daq.cli.main import main
-from smm_daq.errors import InputError
-from smm_daq.storage import h5file, identity
-from smm_daq.storage.h5file import make_extendable, marked_open, text, writing
+from smm_daq.clock import VirtualClock
+from smm_daq.errors import InputError, StorageError
+from smm_daq.storage import h5file, identity, turns
+from smm_daq.storage.h5file import make_extendable, marked_open, open_read, text, writing
 from smm_daq.storage.nexus import list_entries, read_map, write_map_entry
 
 REPO = Path(__file__).resolve().parents[1]
@@ -291,3 +293,68 @@ def test_a_read_through_a_link_repointed_once_it_is_locked_reads_the_file_it_loc
     _repointed_once_locked(monkeypatch, link, other)
     assert [e.name for e in list_entries(link)] == ["earlier"]
     assert os.readlink(link) == other.name
+
+
+def test_a_write_within_its_own_read_through_a_link_is_refused_naming_the_link(
+        tmp_path: Path) -> None:
+    """The user named the link: the refusal names it, not the file it stands for."""
+    link, real = _link(tmp_path, "beside the file")
+    write_map_entry(link, _map("a"), kind="induced")
+    with open_read(link), pytest.raises(StorageError) as caught, writing(link):
+        pytest.fail("written within its own read")
+    said = str(caught.value)
+    assert said.startswith(f"{link}: cannot be opened for writing") and str(real) not in said
+
+
+def test_a_read_through_a_link_waiting_for_a_writer_here_names_the_link(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the system has no locks readers share, and the lock file that stands in cannot
+    be had (its folder not writable), a reader waits for this process's writer at work by
+    the process's own turns: a write held past the reader's wait (here on a virtual clock)
+    is said of the link the reader was given."""
+
+    def no_lock_file(path: Path) -> None:
+        raise OSError(13, "Permission denied")
+
+    monkeypatch.setattr(turns, "CLOCK", VirtualClock())
+    monkeypatch.setattr(turns, "available", lambda: False)
+    monkeypatch.setattr(h5file, "_machine_lock", no_lock_file)
+    link, real = _link(tmp_path, "beside the file")
+    write_map_entry(link, _map("a"), kind="induced")
+    held, go = threading.Event(), threading.Event()
+
+    def write() -> None:
+        with writing(link):
+            held.set()
+            assert go.wait(60)
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    try:
+        assert held.wait(60)
+        with pytest.raises(InputError) as caught:
+            list_entries(link)
+    finally:
+        go.set()
+        writer.join(60)
+    said = str(caught.value)
+    assert said.startswith(f"{link}: another writer has held it") and str(real) not in said
+    assert [e.name for e in list_entries(link)] == ["a"]
+
+
+def test_a_read_through_a_link_that_repairs_on_the_way_names_what_it_removed_from_there(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A read through a link in another folder repairs the file its killed writer left
+    marked, removing a killed repair's copy beside that file: said with the link's name
+    and the copy's folder, as `smm-daq repair` through the link says it."""
+    link, real = _link(tmp_path, "relative, in another folder")
+    write_map_entry(real, _map("earlier"), kind="scan")
+    names = _names(tmp_path)
+    killed = subprocess.run([sys.executable, "-c", KILLED_REPAIR, str(real)], cwd=REPO,
+                            check=False)
+    assert killed.returncode == -9
+    (left,) = _names(tmp_path) - names
+    _mark_open(real)
+    assert [e.name for e in list_entries(link)] == ["earlier"]
+    assert f"{link}: removed {tmp_path / left} (left by process" in caplog.text
+    assert not marked_open(real) and link.is_symlink() and _names(tmp_path) == names

@@ -370,3 +370,15 @@ def test_the_turns_of_files_no_thread_uses_any_more_are_forgotten(tmp_path, path
     with open_read(path), writing(others[0]):
         assert sorted(here._FILES) == sorted(str(p.resolve()) for p in (path, others[0]))
     assert here._FILES == {}
+
+
+@pytest.mark.parametrize(("kind", "local"), [
+    ("ext4", True), ("overlay", True), ("ntfs3", True), ("exfat", True), ("vfat", True),
+    ("hfsplus", True), ("udf", True),  # the kernel's own locks: asked directly
+    ("nfs4", False), ("cifs", False), ("9p", False), ("virtiofs", False), ("fuseblk", False),
+    ("", False)])  # a lock manager or a server answers, or who does cannot be told
+def test_lock_calls_are_made_directly_only_on_file_systems_whose_locks_the_kernel_keeps(
+        monkeypatch, kind: str, local: bool) -> None:
+    monkeypatch.setattr(turns, "_LOCAL", {})
+    monkeypatch.setattr(turns, "file_system_type", lambda device: kind)
+    assert turns._local(12345) is local

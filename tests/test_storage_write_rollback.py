@@ -219,3 +219,46 @@ def test_a_reader_waiting_for_a_new_file_whose_failed_write_removed_it_is_told_i
     reader.join(60)
     assert isinstance(out[0], InputError)
     assert "file not found" in str(out[0]) and "corrupt" not in str(out[0])
+
+
+def test_a_write_refused_as_replaced_removes_the_empty_file_it_made(tmp_path):
+    """The file a write is to stand for was moved away: the write makes none in its place
+    that outlives the refusal (the name is free again, as it was)."""
+    from smm_daq.storage.h5file import Replaced, file_id
+
+    path = tmp_path / "s.h5"
+    write_map_entry(path, _map("first"), kind="scan")
+    with writing(path) as f:
+        written = file_id(f)
+    path.rename(tmp_path / "moved.h5")
+    with pytest.raises(Replaced, match="was replaced"), writing(path, same_file=written):
+        pytest.fail("written")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["moved.h5"]
+
+
+def test_a_write_refused_as_another_programs_file_removes_the_empty_file_it_made(
+        tmp_path, monkeypatch):
+    """A 'current' link to no file yet: the write makes the file it names, and the link is
+    re-pointed to another program's file before the write has its lock. The refusal leaves
+    that file byte for byte and removes the empty one the write made."""
+    from smm_daq.storage import h5file
+
+    link, made, foreign = tmp_path / "current.h5", tmp_path / "new.h5", tmp_path / "other.h5"
+    link.symlink_to(made.name)
+    with h5py.File(foreign, "w") as f:
+        f.attrs["creator"] = "another program"
+        f["x"] = np.arange(3)
+    before = foreign.read_bytes()
+    create = h5file._create
+
+    def then_repointed(p):
+        done = create(p)
+        link.unlink()
+        link.symlink_to(foreign.name)
+        return done
+
+    monkeypatch.setattr(h5file, "_create", then_repointed)
+    with pytest.raises(InputError, match="is not an smm-daq session file"), writing(link):
+        pytest.fail("written")
+    assert not made.exists() and foreign.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["current.h5", "other.h5"]

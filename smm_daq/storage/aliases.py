@@ -14,9 +14,13 @@ refusing two names a user told apart only by case loses nothing).
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import sys
 import threading
+from collections import OrderedDict
+from collections.abc import Iterator
 from pathlib import Path
 
 _IGNORES_CASE = sys.platform in ("darwin", "win32")  # these systems' default file systems
@@ -42,8 +46,13 @@ def same_file(a: str | Path, b: str | Path) -> bool:
     return folded
 
 
-_FIRST_NAMES: dict[tuple[int, int], str] = {}  # (device, inode): the key given that file
-_KEY_AT: dict[str, str] = {}  # resolved path: the key last given the file there
+# The keys given, by file and by name, the least recently asked first: kept for the keys in
+# use (`keyed`) and, of the others, the `_REMEMBERED` most recent (a window runs for days and
+# keys thousands of files, one after another).
+_FIRST_NAMES: OrderedDict[tuple[int, int], str] = OrderedDict()  # (device, inode): its key
+_KEY_AT: OrderedDict[str, str] = OrderedDict()  # resolved path: the key last given the file there
+_IN_USE: dict[str, int] = {}  # key: how many `keyed` hold it now
+_REMEMBERED = 1024
 _GUARD = threading.Lock()
 
 
@@ -56,21 +65,69 @@ def file_key(path: str | Path) -> str:
     the one replaced, under a key that is the name of a hard link to it) or the name that
     key is goes: a thread asking after that takes turns with the one holding it. A name that
     stands for no file yet is its own resolved path, as is every name on a file system that
-    does not keep inode numbers."""
+    does not keep inode numbers. A key no lock holds (`keyed`) is remembered so only among
+    the `_REMEMBERED` asked for last: forgotten, its names are keyed anew."""
+    return _key(path, pin=False)
+
+
+@contextlib.contextmanager
+def keyed(path: str | Path) -> Iterator[str]:
+    """`file_key(path)`, remembered for every name given it for as long as this is held (by
+    a lock of the file, or a thread waiting for one): never forgotten while in use."""
+    key = _key(path, pin=True)
+    try:
+        yield key
+    finally:
+        with _GUARD:
+            _IN_USE[key] -= 1
+            if not _IN_USE[key]:
+                del _IN_USE[key]
+                _forget_unused()
+
+
+def _key(path: str | Path, *, pin: bool) -> str:
+    """`file_key`, held (`keyed`) where `pin`."""
     real = os.path.realpath(path)
     try:
         st = os.stat(real)
     except OSError:
-        return _KEY_AT.get(real, real)
-    identity = (st.st_dev, st.st_ino)
-    if not _inode_kept(st.st_dev):
-        return real
+        st = None
+    kept = st is not None and _inode_kept(st.st_dev)
     with _GUARD:
-        first = _FIRST_NAMES.get(identity)
-        if first is None or not _names(first, identity):  # a file since deleted or replaced
-            first = _FIRST_NAMES[identity] = _KEY_AT.get(real, real)
-        _KEY_AT[real] = first
-        return first
+        if st is None:
+            key = _KEY_AT.get(real, real)
+        elif not kept:
+            key = real
+        else:
+            key = _given(real, (st.st_dev, st.st_ino))
+        if pin:
+            _IN_USE[key] = _IN_USE.get(key, 0) + 1
+        _forget_unused()
+        return key
+
+
+def _given(real: str, identity: tuple[int, int]) -> str:
+    """The key of the file `identity`, named `real`, recorded as the last asked for (with
+    `_GUARD` held)."""
+    first = _FIRST_NAMES.get(identity)
+    if first is None or not _names(first, identity):  # a file since deleted or replaced
+        first = _FIRST_NAMES[identity] = _KEY_AT.get(real, real)
+    _KEY_AT[real] = first
+    _FIRST_NAMES.move_to_end(identity)
+    _KEY_AT.move_to_end(real)
+    return first
+
+
+def _forget_unused() -> None:
+    """Of the keys no lock holds, forget the least recently asked for beyond `_REMEMBERED`
+    of each table (with `_GUARD` held)."""
+    for table in (_KEY_AT, _FIRST_NAMES):
+        over = len(table) - _REMEMBERED
+        if over <= 0:
+            continue
+        unused = itertools.islice((k for k, key in table.items() if key not in _IN_USE), over)
+        for k in list(unused):
+            del table[k]
 
 
 def _inode_kept(device: int) -> bool:

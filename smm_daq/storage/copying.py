@@ -16,6 +16,11 @@ stored data is copied:
 
 Allocation is never early in the copy (chunked: as chunks are written; contiguous: on the
 first write), so a dataset never written stays unallocated, as it was.
+
+What a copy writes beyond what its file holds is the index of each chunked dataset's chunks
+in the 1.10 format (`index_room`), which can be far larger than the index it had: a file of
+the oldest format indexes only the chunks stored, but the 1.10 copy of a dataset of fixed
+size indexes every chunk its shape can hold as soon as one is stored.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from h5py import h5d, h5p, h5s, h5t, h5z
 from smm_daq.errors import InputError
 
 BLOCK_BYTES = 32 << 20  # bytes read at once from a contiguous dataset
+EXTENDABLE_CHUNK = 16  # elements in a chunk of a 1-D dataset made extendable
 TEXT_LIMIT = 64 << 20  # bytes of text a dataset may declare; more is refused unread
 _LAYOUTS = (h5d.CHUNKED, h5d.CONTIGUOUS, h5d.COMPACT)
 _POINTER_BYTES = 16  # in-memory size of one variable-length element (a count and a pointer)
@@ -47,8 +53,8 @@ def copy_dataset(src: h5py.Dataset, dst: h5py.Group, name: str, *, source: str,
     _check_filters(src, source)
     space = src.id.get_space()
     layout = stored_as = dcpl.get_layout()
-    if extendable and layout == h5d.CONTIGUOUS and src.ndim == 1:
-        dcpl.set_chunk((16,))
+    if _made_extendable(src, extendable):
+        dcpl.set_chunk((EXTENDABLE_CHUNK,))
         space = h5s.create_simple(src.shape, (h5s.UNLIMITED,))
         layout = h5d.CHUNKED
     if layout == h5d.CHUNKED:
@@ -70,26 +76,68 @@ def copy_dataset(src: h5py.Dataset, dst: h5py.Group, name: str, *, source: str,
     return new
 
 
+def _made_extendable(src: h5py.Dataset, extendable: bool) -> bool:
+    """Whether `copy_dataset` makes `src` chunked and extendable (asked to, and it can)."""
+    return (extendable and src.ndim == 1
+            and src.id.get_create_plist().get_layout() == h5d.CONTIGUOUS)
+
+
+_ADDRESS_BYTES = 8  # an address in a file HDF5 makes by default
+_SIZE_AND_MASK_BYTES = 8 + 4  # a filtered chunk's stored size (at most 8 bytes) and mask
+_INDEX_SLACK = 64 << 10  # an index's headers and checksums beyond its entries, at most
+
+
+def index_room(src: h5py.Dataset, *, extendable: bool = False) -> int:
+    """Bytes at most that the index of the chunks of `src`'s copy (`copy_dataset`, same
+    `extendable`) takes in the 1.10 format; 0 where the copy is not chunked. Which index
+    HDF5 gives a chunked dataset follows from its maximum shape: none unlimited, a fixed
+    array with an entry for every chunk that shape holds, allocated whole once one chunk is
+    stored; one unlimited, an extensible array up to the last chunk stored (its blocks
+    doubling: at most twice the entries); more, a B-tree of the chunks stored (its nodes
+    at least half full). An entry is an address, with a stored size and a filter mask where
+    the copy is filtered."""
+    if _made_extendable(src, extendable):
+        chunks: tuple[int, ...] = (EXTENDABLE_CHUNK,)
+        maxshape: tuple[int | None, ...] = (None,)
+        stored = -(-src.id.get_storage_size() // (EXTENDABLE_CHUNK * src.dtype.itemsize))
+    else:
+        dcpl = src.id.get_create_plist()
+        if dcpl.get_layout() != h5d.CHUNKED or src.chunks is None:
+            return 0
+        chunks, maxshape, stored = src.chunks, src.maxshape, src.id.get_num_chunks()
+    if stored == 0:
+        return 0
+    filtered = src.id.get_create_plist().get_nfilters() > 0
+    entry = _ADDRESS_BYTES + (_SIZE_AND_MASK_BYTES if filtered else 0)
+    extent = [src.shape[i] if most is None else most for i, most in enumerate(maxshape)]
+    declared = int(np.prod([-(-n // c) for n, c in zip(extent, chunks, strict=True)],
+                           dtype=object))
+    unlimited = sum(most is None for most in maxshape)
+    if unlimited == 0:
+        entries = declared
+    elif unlimited == 1:
+        entries = 2 * declared
+    else:  # a record also holds the chunk's offset, one number per axis
+        entries = 2 * stored * (1 + len(chunks))
+    return entries * entry + _INDEX_SLACK
+
+
 def _creation_plist(src: h5py.Dataset) -> h5p.PropDCID:
     """`src`'s creation properties (fill value and time, attribute order, filters with
-    their flags and parameters, so a raw chunk reads back through them), its layout and
-    filter pipeline set anew: as copied, they keep the encodings its file gave them (a
-    compressed dataset's layout written with the "latest" format, which no HDF5 1.x reads).
-    A virtual dataset's, or one stored in external files, is copied as it is: its mapping
-    is the dataset."""
+    their flags, parameters and names, so a raw chunk reads back through them), its layout
+    set anew: as copied, it keeps the encoding its file gave it (a compressed dataset's
+    layout written with the "latest" format, which no HDF5 1.x reads). The filter pipeline
+    is kept as it is: set anew, a filter's name would be the one registered here, or none
+    where this HDF5 does not have the filter (an optional one). A virtual dataset's, or one
+    stored in external files, is copied as it is: its mapping is the dataset."""
     old = src.id.get_create_plist()
     layout = old.get_layout()
     if layout not in _LAYOUTS or old.get_external_count():
         return old
     new = old.copy()
-    filters = [old.get_filter(i)[:3] for i in range(old.get_nfilters())]
-    if filters:
-        new.remove_filter(h5z.FILTER_ALL)
     new.set_layout(h5d.CONTIGUOUS)  # the library's own layout, its encoding unset
     if layout == h5d.CHUNKED:
         new.set_chunk(old.get_chunk())
-        for code, flags, values in filters:
-            new.set_filter(code, flags, values)
     elif layout == h5d.COMPACT:
         new.set_layout(h5d.COMPACT)
     return new

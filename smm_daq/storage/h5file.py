@@ -32,6 +32,8 @@ superblock even when a data write failed for want of space, so a write cut short
 leaves a file shorter than its superblock says, which no HDF5 reader opens at all: every
 line written before would be out of reach. The space is reserved with `posix_fallocate`, so
 HDF5 writes into blocks it already has, and HDF5 cuts the file back to what it used on close.
+A repair or a rebuild checks so for its copy, which may be many times the file
+(`_copy_room`), and a refusal says how much room was needed and how much is free.
 
 Writers of one file are serialized by an open-file-description lock on the file itself (not
 HDF5's own file lock, which a reader holding the file open in a viewer would turn into a
@@ -74,14 +76,14 @@ from filelock import FileLock
 from smm_daq import PROGRAM_NAME, __version__
 from smm_daq.errors import InputError, StorageError
 from smm_daq.locks import FILE_MODE, lock_directory
-from smm_daq.storage.aliases import file_key
+from smm_daq.storage.aliases import keyed
 
 try:
     import fcntl
 except ImportError:  # Windows: a lock file stands in (`_machine_lock`)
     fcntl = None  # type: ignore[assignment]
 from smm_daq.storage import here, identity, turns
-from smm_daq.storage.copying import copy_dataset
+from smm_daq.storage.copying import copy_dataset, index_room
 from smm_daq.storage.identity import FileId
 from smm_daq.storage.processes import running, start_token
 from smm_daq.storage.staging import (
@@ -118,7 +120,7 @@ REPAIR_HINT = "`smm-daq repair FILE` makes it openable again without losing what
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 HEADROOM = 4 << 20  # bytes reserved beyond a write's payload: more than its metadata adds
 _NO_ROOM = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
-_LOCKS: dict[str, threading.RLock] = {}  # in-process: one writer of a file at a time
+_LOCKS: dict[str, _Writers] = {}  # in-process: one writer of a file at a time (`_local_lock`)
 _LOCKS_GUARD = threading.Lock()
 _log = logging.getLogger(__name__)
 
@@ -303,7 +305,7 @@ def _file_lock(path: Path, *, exclusive: bool, source: Path | None = None,
     where a copy was swapped in while it was waited for (`_hold`).
     """
     if exclusive:
-        here.refuse_within(path, writing=True)
+        here.refuse_within(path, writing=True, source=source)
     with contextlib.ExitStack() as stack:
         if exclusive:
             stack.enter_context(_writers_turn(path, source=source))
@@ -484,20 +486,40 @@ def _writers_turn(path: Path, *, source: Path | None = None) -> Iterator[None]:
     """This process's writers' lock of `path` held, waited for `turns.TURN_WAIT_S` at most
     (on `turns.CLOCK`), as a writer in another process is: StorageError when another thread's
     write holds it longer (one stopped on a stalled disk), nothing written."""
-    lock = _local_lock(path)
-    if not turns.wait_until(lambda: lock.acquire(blocking=False), turns.TURN_WAIT_S):
-        raise StorageError(f"{turns.busy(str(source or path))}; nothing was written")
-    try:
-        yield
-    finally:
-        lock.release()
+    with _local_lock(path) as lock:
+        if not turns.wait_until(lambda: lock.acquire(blocking=False), turns.TURN_WAIT_S):
+            raise StorageError(f"{turns.busy(str(source or path))}; nothing was written")
+        try:
+            yield
+        finally:
+            lock.release()
 
 
-def _local_lock(path: Path) -> threading.RLock:
+@dataclass(eq=False)
+class _Writers:
+    """This process's writers' lock of one file, and how many threads hold or wait for it."""
+
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    users: int = 0
+
+
+@contextlib.contextmanager
+def _local_lock(path: Path) -> Iterator[threading.RLock]:
     """This process's writers' lock of a file: one thread writes it at a time, also where the
-    file system's locks are missing (its readers: `smm_daq.storage.here`)."""
-    with _LOCKS_GUARD:
-        return _LOCKS.setdefault(file_key(path), threading.RLock())  # however it is named
+    file system's locks are missing (its readers: `smm_daq.storage.here`). Kept while a
+    thread holds or waits for it (every thread meanwhile gets the same), forgotten when the
+    last lets go: a window open for days writes thousands of files, one after another."""
+    with keyed(path) as key:  # however it is named
+        with _LOCKS_GUARD:
+            writers = _LOCKS.setdefault(key, _Writers())
+            writers.users += 1
+        try:
+            yield writers.lock
+        finally:
+            with _LOCKS_GUARD:
+                writers.users -= 1
+                if not writers.users:
+                    del _LOCKS[key]
 
 
 def _write_fapl() -> h5py.h5p.PropFAID:
@@ -546,7 +568,7 @@ def _open_read(p: Path, *, source: Path) -> Iterator[h5py.File]:
             pass  # an smm-daq writer at work has finished its write
         if marked_open(p):
             with contextlib.suppress(InputError, StorageError, OSError):
-                _name_removed(source, repair(p, only_ours=True))  # else read in SWMR mode
+                _name_removed(source, _repair(source, p, only_ours=True))  # else SWMR
     with contextlib.ExitStack() as held:
         # For the whole read only where readers share the file and a writer waits for them
         # at most `turns.WRITER_WAIT_S`: the exclusive lock that stands in elsewhere, held for
@@ -630,7 +652,7 @@ def _opened_for_reading(p: Path, began: list[turns.Stamp | None], *,
         return f
 
     try:
-        with here.reading(p, open_file) as read:
+        with here.reading(p, open_file, source=source) as read:
             yield read
     finally:
         for view in views:
@@ -767,10 +789,22 @@ def _reserve(target: Path, offset: int, length: int, *, create: bool = False) ->
     return True
 
 
-def _no_room(p: Path, what: str) -> StorageError:
+def _no_room(p: Path, what: str, needed: int) -> StorageError:
+    """The refusal of a write or a rebuild of `p` that could not have `needed` bytes beside
+    it, saying how much room its disk has left to this user (where it can be told)."""
+    try:
+        free = f"its disk has {_size(shutil.disk_usage(final_file(p).parent).free)} free"
+    except OSError:
+        free = "how much its disk has free cannot be told"
     return StorageError(
-        f"{p}: no room to {what} (the disk is full, or a quota or file size limit is reached);"
-        " nothing was written, the file is as it was: free space, then try again")
+        f"{p}: no room to {what}: it needs up to {_size(needed)} there, and {free} (the disk is"
+        " full, or a quota or file size limit is reached); nothing was written, the file is "
+        "as it was: free space, then try again")
+
+
+def _size(n: int) -> str:
+    """Bytes as people read them: MB, or GB from 10 GB on."""
+    return f"{n / 1e9:.1f} GB" if n >= 10e9 else f"{n / 1e6:.1f} MB"
 
 
 def _make_scratch(tmp: Path, size: int, *, source: Path, what: str) -> None:
@@ -787,15 +821,16 @@ def _make_scratch(tmp: Path, size: int, *, source: Path, what: str) -> None:
             "writable by this user: make it so (or copy the file to a folder that is), then "
             "try again; the file is as it was", source=str(source)) from None
     if not room:
-        raise _no_room(source, what)
+        raise _no_room(source, what, size)
 
 
 def _reserve_room(p: Path, room: int, *, source: Path) -> None:
     """StorageError unless the file can grow by `HEADROOM` + `room` bytes (see the module):
     checked, and the blocks allocated, before HDF5 writes anything. `source`: the file as
     the user named it."""
-    if not _reserve(p, p.stat().st_size, HEADROOM + max(0, int(room))):
-        raise _no_room(source, "write to it")
+    needed = HEADROOM + max(0, int(room))
+    if not _reserve(p, p.stat().st_size, needed):
+        raise _no_room(source, "write to it", needed)
 
 
 @contextlib.contextmanager
@@ -822,24 +857,13 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
         raise InputError("is not a file; expected an smm-daq session file (.h5)", source=str(p))
     with contextlib.ExitStack() as held, contextlib.ExitStack() as repaired:
         made, real = _held_for_writing(held, p, create=create)
-        if same_file is not None:  # before anything, a repair too, touches the file
-            _require_named(p, same_file)  # (a link re-pointed before the lock: Replaced)
-        else:
-            require_ours(real, source=p)
-        if marked_open(real):  # its copy, swapped in, held as the file it replaced was
-            _name_removed(p, _repair_locked(p, real, only_ours=True, hold=repaired))
-        elif _locked_by_a_writer(real):
-            raise InputError(
-                "is open for writing in another program (it holds HDF5's write lock); close "
-                "it there first",
-                source=str(p),
-            )
         try:
+            _ready_for_writing(p, real, same_file=same_file, hold=repaired)
             _reserve_room(real, room, source=p)
             f = h5py.File(_open_for_writing(real, swmr=swmr, source=p))
-        except BaseException:
+        except BaseException:  # refused before it was opened: nothing of it is kept
             if made is not None:
-                _remove_if_empty(made)
+                _discard(made, real)
             raise
         failed = True
         try:
@@ -857,7 +881,40 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
         finally:
             _close(f, p, failed=failed)
             if failed and made is not None:
-                _remove_if_empty(made)
+                _discard(made, real)
+
+
+def _ready_for_writing(p: Path, real: Path, *, same_file: FileId | None,
+                       hold: contextlib.ExitStack) -> None:
+    """Refuse to write the file `real` that `p` names, its writers' lock held, where it is
+    not the file `same_file` (`Replaced`), another program's or open for writing in one
+    (InputError); a file left marked open by a killed writer is repaired first, its copy
+    held until `hold` closes as the file it replaced was."""
+    if same_file is not None:  # before anything, a repair too, touches the file
+        _require_named(p, same_file)  # (a link re-pointed before the lock: Replaced)
+    else:
+        require_ours(real, source=p)
+    if marked_open(real):
+        _name_removed(p, _repair_locked(p, real, only_ours=True, hold=hold))
+    elif _locked_by_a_writer(real):
+        raise InputError(
+            "is open for writing in another program (it holds HDF5's write lock); close "
+            "it there first",
+            source=str(p),
+        )
+
+
+def _discard(made: _Made, real: Path) -> None:
+    """Remove the file a refused or failed write made, where it holds nothing
+    (`_remove_if_empty`), under its writers' lock: held already where it is the file
+    locked for the write (`real`); taken where the name was re-pointed to another file
+    meanwhile, and the file left where that lock cannot be had (another writer is at it)."""
+    if made.path == real:
+        _remove_if_empty(made)
+        return
+    with contextlib.suppress(InputError, StorageError, OSError), _file_lock(
+            made.path, exclusive=True):
+        _remove_if_empty(made)
 
 
 def _close(f: h5py.File, p: Path, *, failed: bool) -> None:
@@ -1175,7 +1232,12 @@ def repair(path: str | Path, *, only_ours: bool = False) -> Repaired:
     """
     p = Path(path)
     _check_exists(p)
-    real = final_file(p)  # the file locked is the file repaired, wherever the link points
+    return _repair(p, final_file(p), only_ours=only_ours)  # the file locked is the one repaired
+
+
+def _repair(p: Path, real: Path, *, only_ours: bool) -> Repaired:
+    """`repair` of the file `real` that `p` finally names (`final_file`, resolved once):
+    locked, rebuilt and replaced, what is said naming it as `p` does."""
     lock = (_writers_lock(real, repairing=True, source=p) if only_ours
             else _file_lock(real, exclusive=True, source=p))
     with lock:
@@ -1204,8 +1266,9 @@ def _repair_locked(p: Path, real: Path, *, only_ours: bool = False,
                     _check_repairable(src, p)
                 _refuse_live_writers(src, p)
             # HDF5 writing a file the disk has no room for ends in a crash, not an error
-            _make_scratch(tmp, real.stat().st_size + HEADROOM, source=p,
-                          what="repair it: its copy is rebuilt beside it")
+            with _damage_named(p):
+                size = _copy_room(src, real)
+            _make_scratch(tmp, size, source=p, what="repair it: its copy is rebuilt beside it")
             tokens = (identity.token_of(src), None)
             with h5py.File(tmp, "w", libver=LIBVER, track_order=True, locking=False) as dst:
                 with _damage_named(p):
@@ -1347,23 +1410,42 @@ def make_extendable(path: str | Path, datasets: Collection[str]) -> None:
         with h5py.File(real, "r", locking=False) as f:
             _refuse_live_writers(f, p, "it is rebuilt whole first, and swapped in under them")
         tmp = _scratch(real, "repair-tmp")
-        size = real.stat().st_size + HEADROOM
-        room = f"rebuild it: its copy, about {size / 1e6:.0f} MB, is made beside it"
+        room = "rebuild it: its copy is made beside it"
+        extendable = frozenset(datasets)
         try:
-            _make_scratch(tmp, size, source=p, what=room)
-            try:  # (the room checked, but not held: HDF5 makes the copy anew)
-                with h5py.File(real, "r", locking=False) as src, h5py.File(
-                        tmp, "w", libver=LIBVER, track_order=True, locking=False) as dst:
-                    _rebuild(src, dst, source=str(p), extendable=frozenset(datasets))
-                    tokens = (identity.token_of(src), _new_identity(dst))
-            except OSError as exc:  # the disk filled meanwhile: said as the check says it
-                if exc.errno in _NO_ROOM:
-                    raise _no_room(p, room) from None
-                raise
+            with h5py.File(real, "r", locking=False) as src:
+                size = _copy_room(src, real, extendable)
+                _make_scratch(tmp, size, source=p, what=room)
+                try:  # (the room checked, but not held: HDF5 makes the copy anew)
+                    with h5py.File(tmp, "w", libver=LIBVER, track_order=True,
+                                   locking=False) as dst:
+                        _rebuild(src, dst, source=str(p), extendable=extendable)
+                        tokens = (identity.token_of(src), _new_identity(dst))
+                except OSError as exc:  # the disk filled meanwhile: said as the check says it
+                    if exc.errno in _NO_ROOM:
+                        raise _no_room(p, room, size) from None
+                    raise
             _swap_in(tmp, real, "rebuilt copy", tokens=tokens, source=p)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+
+
+def _copy_room(src: h5py.File, real: Path, extendable: frozenset[str] = frozenset()) -> int:
+    """Bytes at most that a rebuild of the open file `src` (at `real`; `extendable`: see
+    `_rebuild`) writes: all that the file holds again (its data as stored, its metadata
+    re-encoded, which `HEADROOM` covers beyond its own size), and the index of each chunked
+    dataset's chunks in the copy's format (`copying.index_room`), which can be many times
+    the file (a sparse dataset of an oldest-format file)."""
+    indexes = 0
+
+    def add(name: str, obj: h5py.HLObject) -> None:
+        nonlocal indexes
+        if isinstance(obj, h5py.Dataset):
+            indexes += index_room(obj, extendable=obj.name in extendable)
+
+    src.visititems(add)  # each object once, also one under several names
+    return real.stat().st_size + HEADROOM + indexes
 
 
 def _check_repairable(f: h5py.File, p: Path, *, besides: str = "") -> None:

@@ -25,7 +25,7 @@ import h5py
 
 from smm_daq.errors import InputError, StorageError
 from smm_daq.storage import turns
-from smm_daq.storage.aliases import file_key
+from smm_daq.storage.aliases import file_key, keyed
 
 
 @dataclass(eq=False)
@@ -58,17 +58,17 @@ _GUARD = threading.Lock()
 def _using(path: Path) -> Iterator[_Turns]:
     """The turns of `path`, kept for as long as this is held (every thread using the file
     meanwhile gets the same), and forgotten when the last user lets go."""
-    key = file_key(path)  # one per file, however named
-    with _GUARD:
-        turn = _FILES.setdefault(key, _Turns())
-        turn.users += 1
-    try:
-        yield turn
-    finally:
+    with keyed(path) as key:  # one per file, however named
         with _GUARD:
-            turn.users -= 1
-            if not turn.users:
-                del _FILES[key]
+            turn = _FILES.setdefault(key, _Turns())
+            turn.users += 1
+        try:
+            yield turn
+        finally:
+            with _GUARD:
+                turn.users -= 1
+                if not turn.users:
+                    del _FILES[key]
 
 
 def _current(path: Path) -> _Turns:
@@ -77,10 +77,11 @@ def _current(path: Path) -> _Turns:
         return _FILES.get(file_key(path)) or _Turns()
 
 
-def refuse_within(path: Path, *, writing: bool) -> None:
+def refuse_within(path: Path, *, writing: bool, source: Path | None = None) -> None:
     """StorageError when this thread may not open `path` for writing (`writing`) or for
     reading now: it writes it already, or, to write it, reads it. Asked before any lock is
-    waited for."""
+    waited for. `source`: the file as the user named it (a symbolic link to `path`), for
+    what is said; `path` when not given."""
     me = threading.get_ident()
     turn = _current(path)
     with turn.changed:
@@ -91,23 +92,25 @@ def refuse_within(path: Path, *, writing: bool) -> None:
         else:
             return
     raise StorageError(
-        f"{path}: cannot be opened for {'writing' if writing else 'reading'} by the thread "
-        f"that has it open for {held} (it would wait for itself): finish the "
+        f"{source or path}: cannot be opened for {'writing' if writing else 'reading'} by the "
+        f"thread that has it open for {held} (it would wait for itself): finish the "
         f"{'write' if held == 'writing' else 'read'} first; nothing was changed")
 
 
 @contextlib.contextmanager
-def reading(path: Path, open_file: Callable[[], h5py.File]) -> Iterator[Read]:
+def reading(path: Path, open_file: Callable[[], h5py.File], *,
+            source: Path | None = None) -> Iterator[Read]:
     """A read of `path` by this thread, once no other thread here writes it: the file opened
     by `open_file` (while no writer here can begin), closed after. A writer here at work is
-    waited for `turns.TURN_WAIT_S` at most, on `turns.CLOCK` (then InputError), as one in
-    another process is: also where the file system has no locks to wait on."""
+    waited for `turns.TURN_WAIT_S` at most, on `turns.CLOCK` (then InputError, naming
+    `source`, the file as the user named it, or else `path`), as one in another process
+    is: also where the file system has no locks to wait on."""
     me = threading.get_ident()
     with _using(path) as turn:
-        yield from _read(path, turn, me, open_file)
+        yield from _read(source or path, turn, me, open_file)
 
 
-def _read(path: Path, turn: _Turns, me: int,
+def _read(said: Path, turn: _Turns, me: int,
           open_file: Callable[[], h5py.File]) -> Iterator[Read]:
     begun: list[Read] = []
 
@@ -120,7 +123,7 @@ def _read(path: Path, turn: _Turns, me: int,
             return True
 
     if not turns.wait_until(begin, turns.TURN_WAIT_S):
-        raise InputError(str(turns.busy(str(path))))
+        raise InputError(str(turns.busy(str(said))))
     read = begun[0]
     try:
         yield read

@@ -9,13 +9,15 @@ st_ino). The token tells apart a file made where another was deleted, which the 
 give the same inode number (ext4, tmpfs); the inode number tells apart a copy of the file
 put in its place, which holds the same token.
 
-Inode numbers are compared only where the file system keeps a file's (`inode_kept`): this
-machine's own disks, and systems whose file system cannot be told (not Linux). Network and
-FUSE file systems and FAT may show the same file under another number from one look to the
-next (CIFS mounted `noserverino`, an NFS share mounted again, numbers a FUSE file system
-makes up): the token alone decides there, so a copy of the file put in its place counts as
-the file. A file of an earlier release has no token until a scan starts or resumes in it or
-it is repaired (`ensure_token`); until then its inode number alone decides.
+Inode numbers are compared only where the file system keeps a file's (`inode_kept`): the
+types of `INODE_KEEPING_TYPES`, each for what its documentation says of its numbers, and
+systems whose file system cannot be told (not Linux). Elsewhere the same file may show
+under another number from one look to the next, or two files under one (FAT and exFAT
+number files as they are loaded, CIFS mounted `noserverino`, an NFS share mounted again, a
+9p or virtiofs share of several host file systems, numbers a FUSE file system makes up):
+the token alone decides there, so a copy of the file put in its place counts as the file.
+A file of an earlier release has no token until a scan starts or resumes in it or it is
+repaired (`ensure_token`); until then its inode number alone decides.
 
 A copy that this process rebuilt and swapped in (a repair or a rebuild, by any thread: a
 reader's, another entry's writer's) is recorded as the successor of the file it replaced
@@ -39,6 +41,34 @@ from smm_daq.storage.strings import text
 
 TOKEN = "file_identity"  # root attribute: 32 hex digits
 _KEPT: dict[int, bool] = {}  # by st_dev: whether its file system keeps inode numbers
+
+# File-system types (as /proc/self/mountinfo names them) whose inode number of a file stays
+# the file's, and no other's, for as long as it lives. Any other type is not trusted so:
+# - exfat, vfat, msdos: no inode numbers on disk; the kernel numbers a file as it loads it
+#   (`iunique`, for "file systems that have no natural permanent inode numbering"), anew
+#   once it was evicted from memory;
+# - 9p: the number is the server's qid.path, which collides between host file systems
+#   shared under one mount (QEMU's default `multidevs=warn`; kvmtool, diod never remap);
+# - virtiofs and every FUSE type (fuse, fuseblk, fuse.sshfs...): numbers the server gives,
+#   the host's (colliding between host file systems unless it announces submounts) or made
+#   up (sshfs without `use_ino`);
+# - nfs, nfs4, cifs, smb3, ceph: a server's numbers for its own file system, which may not
+#   keep them, and CIFS makes its own where the server gives none (`noserverino`, also
+#   turned on mid-mount when the server's prove inconsistent).
+INODE_KEEPING_TYPES = frozenset({
+    # on-disk inode numbers
+    "ext2", "ext3", "ext4", "xfs", "btrfs", "zfs", "f2fs", "jfs", "bcachefs", "reiserfs",
+    "nilfs2",
+    # in memory, a file's inode lives as long as the file
+    "tmpfs", "ramfs",
+    # a non-directory's st_ino is persistent exactly where its st_dev is the overlay's own
+    # (all layers on one file system, or `xino`); elsewhere st_dev is the layer's, whose
+    # type is then the one looked up
+    "overlay",
+    # the MFT record number (ntfs3, ntfs), the catalog node ID (hfsplus, hfs), the block of
+    # the file's entry (udf): on disk, the file's for its life
+    "ntfs3", "ntfs", "hfsplus", "hfs", "udf",
+})
 
 
 @dataclass(frozen=True)
@@ -79,12 +109,12 @@ def ensure_token(f: h5py.File) -> None:
 
 def inode_kept(device: int) -> bool:
     """Whether the file system `device` (st_dev) shows a file under one inode number for as
-    long as the file lives: one of this machine's own (`turns.LOCAL_TYPES`), or one whose type
-    cannot be told (`turns.file_system_type` answers "" where there is no mount table)."""
+    long as the file lives: one of `INODE_KEEPING_TYPES`, or one whose type cannot be told
+    (`turns.file_system_type` answers "" where there is no mount table)."""
     kept = _KEPT.get(device)
     if kept is None:
         kind = turns.file_system_type(device)
-        kept = _KEPT[device] = not kind or kind in turns.LOCAL_TYPES
+        kept = _KEPT[device] = not kind or kind in INODE_KEEPING_TYPES
     return kept
 
 

@@ -55,9 +55,10 @@ _FIRST_PAUSE_S, _LONGEST_PAUSE_S = 0.001, 0.05
 _BUSY = (errno.EAGAIN, errno.EACCES)  # what a lock that another holds answers
 _SILENT: set[int] = set()  # file systems (st_dev) whose lock calls went unanswered
 # file-system types whose locks this machine's kernel keeps itself (never a lock manager
-# across a network): their lock calls answer at once
+# across a network, nor a FUSE server): their lock calls answer at once
 LOCAL_TYPES = frozenset({"ext2", "ext3", "ext4", "xfs", "btrfs", "tmpfs", "ramfs", "overlay",
-                         "zfs", "f2fs", "jfs", "bcachefs"})
+                         "zfs", "f2fs", "jfs", "bcachefs", "reiserfs", "nilfs2", "ntfs3",
+                         "ntfs", "exfat", "vfat", "msdos", "hfsplus", "hfs", "udf"})
 _LOCAL: dict[int, bool] = {}  # by st_dev: whether its file system is of `LOCAL_TYPES`
 _log = logging.getLogger(__name__)
 
