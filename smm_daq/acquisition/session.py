@@ -337,9 +337,12 @@ class Session:
         self.field = b  # type: ignore[assignment]
 
     def zero_field(self) -> None:
-        """Ramp to zero applied field; later scans default to zero field."""
+        """Ramp to zero applied field (the profile's safe state) by the bounded make-safe
+        path (`Rig.zero_coils`: a slow or dead supply cannot hold it past the limit `smm-daq
+        safe` prints, one still energised at its deadline switched off); later scans default
+        to zero field."""
         self._safe_problems = None
-        self.rig.coils.zero()
+        self.rig.zero_coils()
         self.field = (0.0, 0.0, 0.0)
 
     def subtract(self, in_field: str, remanent: str, name: str, *, register: bool = True,

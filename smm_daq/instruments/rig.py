@@ -183,11 +183,11 @@ class Rig:
 
     def zero_coils(self) -> None:
         """Ramp the coils to the profile's safe state (`FieldSource.zero`) by the bounded
-        make-safe path: its deadline and loss budget, one at a time with `make_safe`; the stage
-        left as it is (a field zeroed by hand is no reason to stop a move). Raises what the
+        make-safe path (`zero_within_bound`), one at a time with `make_safe`; the stage left
+        as it is (a field zeroed by hand is no reason to stop a move). Raises what the
         ramp-down could not do."""
-        with self._safing, _making_safe(self.profile, self.clock):
-            self.coils.zero()
+        with self._safing:
+            zero_within_bound(self.profile, self.clock, self.coils)
 
     def snapshot(self) -> dict[str, object]:
         """Every instrument's snapshot; one that fails gives {'error': message}."""
@@ -214,6 +214,15 @@ class Rig:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def zero_within_bound(profile: Profile, clock: Clock, coils: FieldSource) -> None:
+    """Ramp `coils` to the safe state of `profile` (`FieldSource.zero`) by the bounded
+    make-safe path (`_making_safe`: its deadline on `clock` and its loss budget): a slow or
+    dead supply cannot hold the caller past `safe_time_bound`, as each supply still energised
+    at the deadline is switched off where it stands. Raises what the ramp-down could not do."""
+    with _making_safe(profile, clock):
+        coils.zero()
 
 
 def driver_class(profile: Profile, role: str, name: str) -> type[Instrument]:
