@@ -10,7 +10,6 @@ Entries are in µm and µT; everything sent to the rig is SI.
 from __future__ import annotations
 
 import math
-import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from html import escape
@@ -26,11 +25,13 @@ from gui.typed_numbers import decimal_number, si_examples, si_number, si_text
 from smm_daq.clock import VirtualClock
 from smm_daq.errors import InputError, RampStopped
 from smm_daq.instruments.profile import LOCKIN_SENSITIVITY_V, TIME_CONSTANTS_S, Profile
+from smm_daq.instruments.ramp_stop import RampStop
 
 UM = 1e-6
 UT = 1e-6
 STOP_KEY, CONNECT_KEY = "Esc", "Ctrl+K"  # window-wide shortcuts (`MainWindow`)
 POLL_MS = 500
+NOT_AVAILABLE = "the rig is not available (not connected or scanning)"
 # Stage z is the height of the sensor's active layer above the sample top (`ScanPlan.height`),
 # so z = 0 is not contact: the chip touches the sample at the layer's stand-off above its face,
 # z > 0, and z = 0 would push the layer into the top surface, the chip crushed on the way.
@@ -230,7 +231,7 @@ class InstrumentsPanel(QtWidgets.QWidget):
         # fields asked for by Set whose call has not returned (queued or ramping): the coils'
         # setpoint changes only once a ramp is done
         self.field_requests: list[np.ndarray] = []
-        self._field_stops: list[threading.Event] = []  # each Set field's, set by Stop
+        self._field_stops: list[RampStop] = []  # each Set field's, set by Stop
         # what the panel last put in each Go-to box (the stage's position at rest), or what a
         # Go to sent from it: a box holding anything else has been typed in (`_goto_edited`)
         self._goto_shown: list[float] = []
@@ -728,7 +729,7 @@ class InstrumentsPanel(QtWidgets.QWidget):
 
         if not self.holder.call(fn, done, failed):
             ended()
-            self.message.setText(f"{what}: the rig is not available (not connected or scanning)")
+            self.message.setText(f"{what}: {NOT_AVAILABLE}")
 
     def go_to(self) -> None:
         """Move the axes whose boxes were typed in to what they hold; the others stay where
@@ -816,32 +817,44 @@ class InstrumentsPanel(QtWidgets.QWidget):
         """Ramp to the field typed; Stop (or Esc, or the window's close) meanwhile ends the
         ramp at its next step and makes the rig safe from there by the bounded make-safe path
         (`Rig.make_safe`: the stage stopped, the coils ramped to their safe state within its
-        deadline). That path is the rig's one at a time, so a close's making safe waits for
-        this one rather than ramping the coils beside it."""
+        deadline). The step under way as Stop comes is in that path too (`Rig.safe_from`: its
+        deadline and loss budget count from the stop), so the call ends within the bound a
+        close waits for, however slow or lossy the links. That path is the rig's one at a
+        time, so a close's making safe waits for this one rather than ramping the coils beside
+        it."""
         b = np.array([box.value() for box in self.field_boxes]) * UT
         rig = self.holder.rig
-        stop = threading.Event()
+        if rig is None:  # Set is disabled then; a Return in a box may come first
+            self.message.setText(f"Set field: {NOT_AVAILABLE}")
+            return
+        stop = RampStop(rig.clock)
         self.field_requests.append(b)
         self._field_stops.append(stop)
 
         def ramp() -> None:
-            try:
-                rig.coils.set_field(b, stop=stop.is_set)
-                if stop.is_set():  # pressed after the ramp's last step was asked about
-                    raise RampStopped(
-                        f"{rig.coils.name}: the ramp was stopped as it ended, the field at "
-                        f"{_vector(b)}")
-            except RampStopped as exc:
-                problems = rig.make_safe()
-                if problems:
-                    raise RampStopped(f"{exc}; making the rig safe from there left: "
-                                      f"{'; '.join(problems)}") from None
-                raise RampStopped(f"{exc}; ramped to the safe state from there, the stage "
-                                  "stopped") from None
+            with rig.safe_from(stop):
+                try:
+                    rig.coils.set_field(b, stop=stop.is_set)
+                    if stop.is_set():  # pressed after the ramp's last step was asked about
+                        raise RampStopped(
+                            f"{rig.coils.name}: the ramp was stopped as it ended, the field at "
+                            f"{_vector(b)}")
+                except Exception as exc:
+                    if not stop.is_set():
+                        raise
+                    stopped = exc if isinstance(exc, RampStopped) else RampStopped(
+                        f"{rig.coils.name}: the ramp was stopped during its step, which "
+                        f"failed: {exc}")
+                    problems = rig.make_safe()
+                    if problems:
+                        raise RampStopped(f"{stopped}; making the rig safe from there left: "
+                                          f"{'; '.join(problems)}") from None
+                    raise RampStopped(f"{stopped}; ramped to the safe state from there, the "
+                                      "stage stopped") from None
 
         self._act(ramp, "Set field", ended=lambda: self._field_request_ended(b, stop))
 
-    def _field_request_ended(self, b: np.ndarray, stop: threading.Event) -> None:
+    def _field_request_ended(self, b: np.ndarray, stop: RampStop) -> None:
         self.field_requests = [r for r in self.field_requests if r is not b]
         self._field_stops = [e for e in self._field_stops if e is not stop]
 
@@ -886,7 +899,7 @@ class InstrumentsPanel(QtWidgets.QWidget):
             self.message.setText(f"{what}: {exc}")
 
         if not self.holder.call(send, done, failed):
-            self.message.setText(f"{what}: the rig is not available (not connected or scanning)")
+            self.message.setText(f"{what}: {NOT_AVAILABLE}")
 
 
 def _failed_html(exc: object) -> str:

@@ -404,19 +404,17 @@ class MainWindow(QtWidgets.QMainWindow):
             return True
         return self._ask(f"{text}\n\nClose without waiting for the write?")
 
-    def _still_making_safe(self) -> list[str]:
-        """The scan's thread was still making the rig safe (a field's ramp-down, or an
-        instrument not answering) when closing waited no longer for it: said on stderr at
-        once (it stays once the window has gone, and the window's own making safe, next,
-        waits for the rig, for a bounded time), and returned for the close's warning should
-        that making safe not do every step."""
-        from smm_daq.acquisition import sequencer  # loaded: a scan ran
-
-        waited = f"{sequencer.HAND_BACK_WAIT_S:g} s"
-        text = (f"the scan's thread was still making the rig safe {waited} after closing was "
-                "agreed to (a ramp-down, or an instrument not answering); the window makes "
-                "the rig safe once more and closes it, but it may not be safe until that "
-                f"thread ends. {safe_command_hint(self.profile)}.")
+    def _still_making_safe(self, waited_s: float) -> list[str]:
+        """The scan's thread was still making the rig safe when closing waited no longer for
+        it (`waited_s`, as long as making the rig safe may take): said on stderr at once (it
+        stays once the window has gone, and the window's own making safe, next, waits for the
+        rig, for a bounded time), and returned for the close's warning should that making
+        safe not do every step."""
+        text = (f"the scan's thread was still making the rig safe {waited_s:.0f} s after "
+                "closing was agreed to, as long as making it safe may take (an instrument not "
+                "answering, or another making safe under way holding the rig); the window makes "
+                "the rig safe once more and closes it, but it may not be safe until that thread "
+                f"ends. {safe_command_hint(self.profile)}.")
         print(f"smm-daq: {text}", file=sys.stderr, flush=True)
         return [text[:1].upper() + text[1:]]
 
@@ -460,7 +458,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def _close_beside_the_window(self, stalled: bool, settings: SettingsWriter | None
                                  ) -> tuple[list[str], list[str], list[str], bool]:
         """Hand the rig back from a scan left to a `stalled` write (its making safe under way
-        waited for `HAND_BACK_WAIT_S` at most), then make the rig safe and close it
+        waited for `sequencer.hand_back_wait_s` at most), then make the rig safe and close it
         (`RigHolder.close`, bounded), then, unless `stalled`, wait for the Session and MMT
         tabs' writes in hand (a subtraction, a save: `WRITES_WAIT_S` from the start at most),
         and for the window's `settings` being written (`SYNC_WAIT_S` from the start at most):
@@ -471,13 +469,15 @@ class MainWindow(QtWidgets.QMainWindow):
         left = self.scan.live.sequencer if stalled else None
         in_hand = [] if stalled else [(w, what) for w, what in self._writes_in_hand() if what]
         writes = [what for _worker, whats in in_hand for what in whats]
-        if not stalled:
+        hand_back_s = 0.0  # how long the scan's thread's making safe is waited for
+        if left is None:
             limit = self.holder.longest_close_s(wait=True)
             text = "Making the rig safe and closing it"
         else:
             from smm_daq.acquisition import sequencer  # loaded: a scan ran
 
-            limit = sequencer.HAND_BACK_WAIT_S + self.holder.longest_close_s(wait=False)
+            hand_back_s = sequencer.hand_back_wait_s(left.rig)
+            limit = hand_back_s + self.holder.longest_close_s(wait=False)
             text = ("Waiting for the scan's thread to end its making the rig safe, then making "
                     "the rig safe and closing it")
         if settings is not None:  # not said: it ends at once unless the disk stalls
@@ -490,7 +490,8 @@ class MainWindow(QtWidgets.QMainWindow):
 
         def work() -> tuple[list[str], list[str], list[str], bool]:
             began = time.monotonic()
-            late = [] if left is None or left.hand_back_rig() else self._still_making_safe()
+            late = ([] if left is None or left.hand_back_rig()
+                    else self._still_making_safe(hand_back_s))
             try:  # the settings then waited for all the same
                 closed = self.holder.close(wait=not stalled)  # a start's file work, if stalled
             except Exception as exc:  # never a traceback out of the close: the rig's state said

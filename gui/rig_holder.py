@@ -181,7 +181,9 @@ class RigHolder(QtCore.QObject):
         an instrument not answering, or the scan's thread still making the rig safe, must not
         hold the window open for good): past it the rig is made safe all the same (a call in
         flight, cut off as the rig closes, may have changed it after), or the connect is left
-        to make safe and close the rig it opens; a problem says so."""
+        to make safe and close the rig it opens; a problem says so. A Set field that the
+        window's close stopped first ends within that wait, made safe from where its ramp got
+        to (`Rig.safe_from`: its step under way is in the make-safe path the stop began)."""
         with self._lock:
             if self._closed:
                 return []

@@ -193,6 +193,9 @@ class FakeRig:
         self.stage.stop()
         return list(self.safe_problems)
 
+    def zero_coils(self) -> None:
+        self.coils.zero()
+
     def snapshot(self) -> dict[str, object]:
         return {
             "stage": self.stage.snapshot(),

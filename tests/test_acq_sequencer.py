@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import _thread
+import math
 import threading
 from collections.abc import Callable
 
@@ -11,9 +12,10 @@ import numpy as np
 import pytest
 from acq_fakes import fake_rig, gradient_bz
 
-from smm_daq.acquisition import sequencer
+from smm_daq.acquisition import safe_close, sequencer
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.acquisition.sequencer import Sequencer
+from smm_daq.clock import VirtualClock
 from smm_daq.errors import (
     InputError,
     InstrumentLost,
@@ -22,6 +24,7 @@ from smm_daq.errors import (
     ReplyUnknown,
     WriteStalled,
 )
+from smm_daq.instruments.safe_bound import safe_time_bound
 from smm_daq.storage.h5file import open_read
 from smm_daq.storage.nexus import list_entries, read_map
 
@@ -858,13 +861,45 @@ def test_handing_the_rig_back_waits_for_the_making_safe_under_way(tmp_path, monk
     assert order == ["made safe", "made safe", "handed back"]
 
 
+class _TimeoutLock:
+    """A free lock that notes the timeout each acquire is given."""
+
+    def __init__(self) -> None:
+        self.timeouts: list[float] = []
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        self.timeouts.append(timeout)
+        return True
+
+    def release(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("time_scale", [0.0, 0.5])
+def test_handing_the_rig_back_waits_as_long_as_making_the_rig_safe_may_take(
+        tmp_path, time_scale):
+    """`hand_back_rig` waits for a making safe under way as long as making the rig safe may
+    take: the limit `smm-daq safe` prints (267 s for the simulator), in real seconds (twice
+    that for a simulated rig run at half real time), the figure the owner's close waits for
+    its own making safe. It waited 60 s: on a slow link the owner gave up on a making safe
+    still within its bound, and said the rig may not be safe."""
+    rig = fake_rig()
+    rig.clock = VirtualClock(time_scale=time_scale)
+    seq = Sequencer(rig, tmp_path / "s.h5", _plan())
+    seq._safing = _TimeoutLock()
+    assert seq.hand_back_rig() is True
+    assert seq._safing.timeouts == [pytest.approx(safe_close.safe_wait_s(rig))]
+    assert math.ceil(safe_time_bound(rig.profile)) == 267
+    assert seq._safing.timeouts[0] >= safe_time_bound(rig.profile)
+
+
 def test_handing_the_rig_back_says_whether_the_making_safe_under_way_ended(tmp_path,
                                                                             monkeypatch):
-    """`hand_back_rig` waits `HAND_BACK_WAIT_S` for a making safe under way, no longer: past
+    """`hand_back_rig` waits `hand_back_wait_s` for a making safe under way, no longer: past
     that it says so (False), for its owner to tell the user that the worker's thread may still
     be making the rig safe; with none under way, True. Either way the worker touches the rig
     no more."""
-    monkeypatch.setattr(sequencer, "HAND_BACK_WAIT_S", 0.0)
+    monkeypatch.setattr(sequencer, "hand_back_wait_s", lambda _rig: 0.0)
     seq = Sequencer(fake_rig(), tmp_path / "s.h5", _plan())
     assert seq.hand_back_rig() is True
     held = threading.Lock()  # the worker's making safe, which never ends

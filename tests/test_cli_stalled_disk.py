@@ -66,11 +66,11 @@ def test_a_write_at_the_scans_end_that_stalls_ends_the_scan_command_by_itself(
 
 def _making_safe_under_way(monkeypatch, inside_the_rig: bool) -> tuple[dict, threading.Event]:
     """The scan's end's write stalls, and the scan's thread is still making the rig safe, its
-    field still on, when the command stops waiting for it (`HAND_BACK_WAIT_S` 0); with
+    field still on, when the command stops waiting for it (`hand_back_wait_s` 0); with
     `inside_the_rig` that making safe holds the rig's lock too (an instrument not answering).
     Returns what the test releases ("locks"; "rig": the scan's rig), and the write's `go`."""
     monkeypatch.setattr(sequencer, "WRITE_STALLED_S", 0.0)
-    monkeypatch.setattr(sequencer, "HAND_BACK_WAIT_S", 0.0)
+    monkeypatch.setattr(sequencer, "hand_back_wait_s", lambda _rig: 0.0)
     calls = []  # the duration is added after each of the 3 lines, then at the end
     _, go = _stall(monkeypatch, "add_duration", lambda *_: calls.append(1) or len(calls) == 4)
     held: dict = {"locks": []}
@@ -129,8 +129,9 @@ def test_a_making_safe_stuck_when_the_command_ends_is_said(tmp_path, monkeypatch
     err = capsys.readouterr().err
     assert "smm-daq: the rig is safe" not in err
     assert ("smm-daq: the rig may NOT be safe: the scan's thread was still making it safe 0 s "
-            "after the program stopped waiting for the write (a ramp-down, or an instrument "
-            "not answering); making it safe at the close did not end within 0 s") in err
+            "after the program stopped waiting for the write, as long as making it safe may "
+            "take (an instrument not answering, or another making safe under way holding the "
+            "rig); making it safe at the close did not end within 0 s") in err
     assert "`smm-daq safe --profile" in err
     closing[0].join(30)  # the making safe left to run ends once the lock is free
     assert not closing[0].is_alive()
@@ -160,7 +161,8 @@ def test_a_second_scan_that_does_not_start_keeps_what_the_first_left_unknown(
         go.set()
     assert problems[-2:] == [
         "the scan's thread was still making it safe 0 s after the program stopped waiting for "
-        "the write (a ramp-down, or an instrument not answering)",
+        "the write, as long as making it safe may take (an instrument not answering, or "
+        "another making safe under way holding the rig)",
         "making it safe at the close did not end within 0 s (an instrument not answering, or "
         "a making safe under way in another thread that has not ended); the program does not "
         "wait for it any longer"]

@@ -15,6 +15,8 @@ from simulators.emulator import EmulatorTransport
 from simulators.kepco_emulator import KepcoBOPEmulator
 from smm_daq.clock import VirtualClock
 from smm_daq.errors import InstrumentError
+from smm_daq.instruments import loss_budget
+from smm_daq.instruments import rig as rig_module
 from smm_daq.instruments.coil_calibration import (
     calibrate_coils,
     calibration_toml,
@@ -23,6 +25,7 @@ from smm_daq.instruments.coil_calibration import (
 )
 from smm_daq.instruments.interfaces import Identity, Magnetometer
 from smm_daq.instruments.profile import load_profile, parse_profile
+from smm_daq.instruments.safe_bound import switch_off_tail_s
 
 C_TRUE = np.array([[5.1e-5, 8e-7, -3e-7], [-6e-7, 4.9e-5, 1.1e-6], [4e-7, -9e-7, 5.05e-5]])
 AMBIENT = np.array([14.2e-6, 0.8e-6, -48.5e-6])
@@ -129,9 +132,10 @@ def test_fit_refuses_data_that_cannot_give_a_calibration(currents, fields, error
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_calibration_recovers_the_true_coils_and_nulls_below_10_nT(seed):
-    settings = load_profile(SIMULATOR).coils
+    profile = load_profile(SIMULATOR)
+    settings = profile.coils
     coils, model, clock = simulated_coils(settings, seed=seed)
-    result = calibrate_coils(coils, Fluxgate(model, 2e-9, seed), settings, clock)
+    result = calibrate_coils(coils, Fluxgate(model, 2e-9, seed), profile, clock)
     # Truth differs from the nominal matrix by ~3 %: the fit must see that.
     assert np.max(np.abs(model.calibration - settings.calibration)) > 3e-7
     np.testing.assert_allclose(result.fit.calibration, model.calibration, rtol=0, atol=5e-9)
@@ -148,9 +152,10 @@ def test_stored_calibration_makes_zero_field_a_true_null(tmp_path):
     )
     profile_path = tmp_path / "rig.toml"
     profile_path.write_text(text, encoding="utf-8")
-    settings = parse_profile(text, profile_path).coils
+    profile = parse_profile(text, profile_path)
+    settings = profile.coils
     coils, model, clock = simulated_coils(settings, seed=3)
-    result = calibrate_coils(coils, Fluxgate(model, 2e-9, 3), settings, clock)
+    result = calibrate_coils(coils, Fluxgate(model, 2e-9, 3), profile, clock)
     write_calibration(tmp_path / "coils.toml", result)
 
     reloaded = parse_profile(text, profile_path).coils
@@ -169,9 +174,10 @@ def test_stored_calibration_makes_zero_field_a_true_null(tmp_path):
 
 
 def test_calibration_file_holds_exactly_the_keys_the_profile_reads():
-    settings = load_profile(SIMULATOR).coils
+    profile = load_profile(SIMULATOR)
+    settings = profile.coils
     coils, model, clock = simulated_coils(settings)
-    text = calibration_toml(calibrate_coils(coils, Fluxgate(model, 1e-9), settings, clock))
+    text = calibration_toml(calibrate_coils(coils, Fluxgate(model, 1e-9), profile, clock))
     data = tomllib.loads(text)
     assert set(data) == {"calibration_T_per_A", "ambient_field_uT", "fitted_at", "residual_nT"}
     assert np.array(data["calibration_T_per_A"]).shape == (3, 3)
@@ -179,19 +185,21 @@ def test_calibration_file_holds_exactly_the_keys_the_profile_reads():
 
 
 def test_a_failure_midway_leaves_the_coils_at_the_safe_state():
-    settings = load_profile(SIMULATOR).coils
+    profile = load_profile(SIMULATOR)
+    settings = profile.coils
     coils, model, clock = simulated_coils(settings)
     fluxgate = Fluxgate(model, 1e-9)
     fluxgate.broken_after = 35  # partway through the current steps
     with pytest.raises(InstrumentError, match="fluxgate"):
-        calibrate_coils(coils, fluxgate, settings, clock)
+        calibrate_coils(coils, fluxgate, profile, clock)
     np.testing.assert_array_equal(coils.field_setpoint(), 0.0)
     nominal_null = np.linalg.solve(settings.calibration, -settings.ambient_field)
     np.testing.assert_allclose(model.currents(), nominal_null, atol=1e-4)
 
 
 def test_a_tripped_supply_ends_in_an_error_naming_it_and_the_safe_state_attempt():
-    settings = load_profile(SIMULATOR).coils
+    profile = load_profile(SIMULATOR)
+    settings = profile.coils
     coils, model, clock = simulated_coils(settings)
     fluxgate = Fluxgate(model, 1e-9)
     original = fluxgate.read_field
@@ -203,15 +211,66 @@ def test_a_tripped_supply_ends_in_an_error_naming_it_and_the_safe_state_attempt(
 
     fluxgate.read_field = trip_on_read
     with pytest.raises(InstrumentError, match="coil z") as info:
-        calibrate_coils(coils, fluxgate, settings, clock)
+        calibrate_coils(coils, fluxgate, profile, clock)
     assert any("safe state" in note for note in info.value.__notes__)
     assert model.currents()[:2] == pytest.approx([0.0, 0.0], abs=1e-4)
 
 
 def test_bad_arguments_are_refused_before_anything_moves():
-    settings = load_profile(SIMULATOR).coils
+    profile = load_profile(SIMULATOR)
+    settings = profile.coils
     coils, model, clock = simulated_coils(settings)
     for kw in ({"fraction": 0.0}, {"average": 0}, {"max_iterations": 0}, {"levels": (1.0,)}):
         with pytest.raises(ValueError):
-            calibrate_coils(coils, Fluxgate(model, 1e-9), settings, clock, **kw)
+            calibrate_coils(coils, Fluxgate(model, 1e-9), profile, clock, **kw)
     assert [model.output(i) for i in range(3)] == [False] * 3
+
+
+def test_the_coils_end_at_their_safe_state_by_the_bounded_make_safe_path():
+    """The calibration's last ramp to the safe state has the make-safe path's deadline and
+    loss budget (it ramped outside them, unbounded)."""
+    profile = load_profile(SIMULATOR)
+    coils, model, clock = simulated_coils(profile.coils)
+    bounded: list[bool] = []
+    zero = coils.zero
+
+    def zero_noting_its_bound() -> None:
+        budget = loss_budget.current()
+        bounded.append(budget is not None and budget.deadline is not None)
+        zero()
+
+    coils.zero = zero_noting_its_bound
+    calibrate_coils(coils, Fluxgate(model, 1e-9), profile, clock)
+    assert bounded == [True]
+
+
+def test_a_failure_on_a_slow_link_makes_the_coils_safe_within_the_bound(monkeypatch):
+    """The fluxgate fails partway, the supplies' links slow from then on (2.5 s a message on
+    the clock, within their timeout), the make-safe path's deadline 5 s (monkeypatched, so
+    that the ramp-down outlasts it): the coils are ramped down by the bounded path, each
+    supply still energised at the deadline switched off where it stands, said in the error's
+    note, within the bound; every supply ends off or at its safe current. Unfixed, the
+    ramp-down ran outside any deadline, as long as the link made it."""
+    monkeypatch.setattr(rig_module, "safe_deadline", lambda profile: 5.0)
+    profile = load_profile(SIMULATOR)
+    coils, model, clock = simulated_coils(profile.coils)
+    fluxgate = Fluxgate(model, 1e-9)
+    fluxgate.broken_after = 35  # partway through the current steps
+    read_field, failed_at = fluxgate.read_field, []
+
+    def slow_once_it_fails() -> np.ndarray:
+        if fluxgate.reads == fluxgate.broken_after:  # this read fails
+            for supply in coils._supplies:
+                supply.link.transport.latency = 2.5
+            failed_at.append(clock.now())
+        return read_field()
+
+    fluxgate.read_field = slow_once_it_fails
+    with pytest.raises(InstrumentError, match="fluxgate") as info:
+        calibrate_coils(coils, fluxgate, profile, clock)
+    assert clock.now() - failed_at[0] <= 5.0 + switch_off_tail_s(profile)
+    notes = " ".join(info.value.__notes__)
+    assert "deadline reached" in notes and "switched off at" in notes, notes
+    safe = np.linalg.solve(profile.coils.calibration, -profile.coils.ambient_field)
+    for k in range(3):
+        assert not model.output(k) or abs(model.current(k) - safe[k]) < 1e-3, k

@@ -4,12 +4,15 @@ ramp at its next step and ramps down from there, never on to the field typed."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import numpy as np
-from PyQt6 import QtCore
+from PyQt6 import QtCore, QtWidgets
 from recipe_opening import recipe_opened, recipe_ran
 
 from smm_daq.instruments import loss_budget
+from smm_daq.instruments import rig as rig_module
+from smm_daq.instruments.safe_bound import supply_loss_budget, switch_off_tail_s
 
 WAIT_MS = 60_000
 UT = 1e-6
@@ -243,3 +246,108 @@ def test_a_recipes_zero_field_step_ramps_down_by_the_bounded_path(
     qtbot.waitUntil(lambda: not view.runner.running, timeout=WAIT_MS)
     assert zeros.bounded[0] is True
     np.testing.assert_allclose(rig.world.coils.currents(), _safe_currents(window), atol=2e-3)
+
+
+class _RampClosed:
+    """Set field (2 A on coil y) held at its first step; then `meanwhile()` (the links made
+    slow or lossy) and the window closed, the ramp let go once the close has stopped it.
+    `stopped_at`: the rig's clock then (its thread held, the clock stands still); `sent`:
+    what each supply was sent, with the time; `made_safe`: when each making safe of the rig
+    ended, the stopped ramp's first; `warned`: the close's warnings."""
+
+    def __init__(self, window, qtbot, monkeypatch, meanwhile: Callable[[], None]) -> None:
+        panel, rig = window.instruments, window.holder.rig
+        self.sent: list[list[tuple[float, str]]] = [[] for _ in rig.coils._supplies]
+        for log, supply in zip(self.sent, rig.coils._supplies, strict=True):
+            transport = supply.link.transport
+            monkeypatch.setattr(transport, "write", _logged(transport.write, log, rig.clock))
+        self.made_safe: list[float] = []
+        make_safe = rig.make_safe
+
+        def make_safe_noted() -> list[str]:
+            try:
+                return make_safe()
+            finally:
+                self.made_safe.append(rig.clock.now())
+
+        monkeypatch.setattr(rig, "make_safe", make_safe_noted)
+        self.warned: list[str] = []  # the close's warnings
+        monkeypatch.setattr(QtWidgets.QMessageBox, "warning",
+                            lambda *a, **k: self.warned.append(a[2]))
+        self.held = _HeldRamp(rig.world.coils)
+        panel.field_boxes[1].setValue(100.0)
+        qtbot.mouseClick(panel.set_field_button, QtCore.Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(self.held.reached.is_set, timeout=WAIT_MS)
+        meanwhile()
+        stop = panel._field_stops[0]
+        self.stopped_at = rig.clock.now()
+        releaser = threading.Thread(target=lambda: (stop.wait(15), self.held.release()))
+        releaser.start()
+        assert window.close()
+        releaser.join()
+        assert self.made_safe, "the stopped ramp did not make the rig safe"
+
+
+def _logged(write, log: list[tuple[float, str]], clock):
+    """`write`, each message noted in `log` with the time on `clock` it was sent at."""
+    def logged(message: str) -> None:
+        log.append((clock.now(), message.strip()))
+        write(message)
+
+    return logged
+
+
+def test_a_close_during_set_field_on_a_slow_link_bounds_the_ramps_last_step(
+        window, qtbot, monkeypatch) -> None:
+    """The window closed while Set field ramps, the supplies' links slow (2.5 s a message on
+    the rig's clock, within their timeout) and the make-safe path's deadline 0.5 s
+    (monkeypatched, so that the step outlasts it): the ramp's step under way as the close
+    stopped it is in the path the stop begins, so past the deadline, counted from the stop,
+    each supply is only switched off (its switch-off and the check of it), and the stopped
+    ramp has made the rig safe within the bound of the stop, what the close waits for a
+    call in flight. Unfixed, the step went on setting currents past the deadline, outside
+    any bound, and the making safe after it began a deadline of its own."""
+    monkeypatch.setattr(rig_module, "safe_deadline", lambda profile: 0.5)
+    rig = window.holder.rig
+
+    def slow() -> None:
+        for supply in rig.coils._supplies:
+            supply.link.transport.latency = 2.5
+
+    closed = _RampClosed(window, qtbot, monkeypatch, slow)
+    end = closed.made_safe[0]
+    assert end - closed.stopped_at <= 0.5 + switch_off_tail_s(rig.profile)
+    late = [[m for t, m in log if closed.stopped_at + 0.5 <= t < end] for log in closed.sent]
+    assert all(set(m) <= {"OUTP OFF", "SYST:ERR?"} for m in late), late
+    assert all(len(m) <= loss_budget.TAIL_EXCHANGES for m in late), late
+    assert max(abs(a) for a in closed.held.sent) < 0.2
+
+
+def test_a_close_during_set_field_on_a_lossy_link_makes_its_failed_step_safe_in_its_path(
+        window, qtbot, monkeypatch) -> None:
+    """The window closed while Set field ramps, coil z then losing every reply, so the ramp's
+    step under way fails rather than stopping: stopped, the failure is made safe from there
+    by the stopped ramp itself, in the make-safe path the stop began (its lost replies
+    charged to that path's loss budget: no more than it allows, `supply_loss_budget`, from
+    the stop to that making safe's end), and said; the close's making safe follows it, and
+    no call is said not to have ended. Unfixed, only a `RampStopped` was made safe: the
+    failed step was left to the close's making safe, outside the stopped ramp's path."""
+    rig = window.holder.rig
+    coil_z = rig.coils._supplies[2]
+
+    def lossy() -> None:
+        coil_z.link.transport.faults.timeouts = 10**6
+
+    closed = _RampClosed(window, qtbot, monkeypatch, lossy)
+    lost = len([m for t, m in closed.sent[2]
+                if closed.stopped_at <= t <= closed.made_safe[0] and m.endswith("?")])
+    coil_z.link.transport.faults.timeouts = 0
+    assert lost <= supply_loss_budget(rig.profile), closed.sent[2]
+    assert len(closed.made_safe) == 2  # the stopped ramp's, then the close's own
+    message = window.instruments.message
+    qtbot.waitUntil(lambda: "ramp was stopped" in message.text(), timeout=WAIT_MS)
+    said = message.text()
+    assert said.startswith("Set field: coils: the ramp was stopped during its step, which "
+                           "failed: coil z: "), said
+    assert "; making the rig safe from there left: " in said, said
+    assert not any("had not ended" in w for w in closed.warned), closed.warned

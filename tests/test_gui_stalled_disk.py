@@ -278,13 +278,13 @@ def _aborted_while_its_thread_makes_safe(window, qtbot, monkeypatch
 
 def test_closing_says_when_the_scans_thread_may_still_be_making_the_rig_safe(
         window, qtbot, capsys, monkeypatch):
-    """Closing past a stalled write waits `HAND_BACK_WAIT_S` for the scan's thread's making
+    """Closing past a stalled write waits `hand_back_wait_s` for the scan's thread's making
     safe under way, no longer: past that, the window says at once on stderr (what is left
     once the window has gone) that the rig may not be safe until that thread ends, with what
     to run; its own making safe, after that one, did every step here, and it says the rig is
     safe, no warning shown (one stuck too: the test below)."""
     asked, warned = closing_answered(monkeypatch)
-    monkeypatch.setattr(sequencer, "HAND_BACK_WAIT_S", 0.0)
+    monkeypatch.setattr(sequencer, "hand_back_wait_s", lambda _rig: 0.0)
     with _aborted_while_its_thread_makes_safe(window, qtbot, monkeypatch):
         assert window.close()  # asked (Yes), and closed, the making safe not waited for
         assert len(asked) == 1 and window.holder.rig is None
@@ -306,7 +306,7 @@ def test_closing_ends_when_the_windows_own_making_safe_does_not(
     closes the rig once it ends."""
     rig = window.holder.rig
     asked, warned = closing_answered(monkeypatch)
-    monkeypatch.setattr(sequencer, "HAND_BACK_WAIT_S", 0.0)
+    monkeypatch.setattr(sequencer, "hand_back_wait_s", lambda _rig: 0.0)
     monkeypatch.setattr(safe_close, "safe_wait_s", lambda _rig: 0.0)
     with _aborted_while_its_thread_makes_safe(window, qtbot, monkeypatch):
         rig._safing.acquire()  # ... inside the rig's make_safe
@@ -348,11 +348,12 @@ def _release_once_the_dialog_shows(window, lock) -> tuple[QtCore.QTimer, list[st
 def test_the_window_answers_while_its_close_waits_for_the_scans_thread(
         window, qtbot, capsys, monkeypatch):
     """Closing past a stalled write while the scan's thread is still making the rig safe (a
-    ramp-down): the close waits for it (`HAND_BACK_WAIT_S`), and then for its own making safe,
+    ramp-down): the close waits for it (`hand_back_wait_s`), and then for its own making safe,
     in a thread of its own, a dialog saying so and the window's events handled meanwhile;
     once that thread's making safe ends, the window's own does, and the close completes."""
     asked, warned = closing_answered(monkeypatch)
-    monkeypatch.setattr(sequencer, "HAND_BACK_WAIT_S", WAIT_MS / 1000)  # the test gives up first
+    # the test gives up first
+    monkeypatch.setattr(sequencer, "hand_back_wait_s", lambda _rig: WAIT_MS / 1000)
     with _aborted_while_its_thread_makes_safe(window, qtbot, monkeypatch) as held:
         timer, seen = _release_once_the_dialog_shows(window, held)
         try:

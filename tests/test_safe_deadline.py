@@ -163,3 +163,30 @@ def test_a_supply_cut_short_while_the_three_connect_is_said_where_the_connect_le
     assert 0.0 < float(x.group(1)) < 20.0, said  # part of the way down
     assert said.count("(its current unknown; deadline reached)") == 2, said
     assert not any(made[0].world.coils.output(k) for k in range(3)), said
+
+
+def test_a_path_begun_by_a_stop_limits_nothing_before_it_and_counts_from_the_stop():
+    """Around a field's ramp that a stop ends (`making_safe_from`): a reply lost before the
+    stop is neither charged nor refused (the field set retries it as ever, though the
+    allowance is one), and once the stop has come the path's deadline counts from the stop's
+    time, not from when the path is first asked (the exchange under way as it came); a
+    make-safe path inside shares it. Without a stop, a path inside begins it then."""
+    rig = Rig()
+    stops: list[float] = []
+    with loss_budget.making_safe_from(lambda: stops[0] if stops else None, 1, stage=None,
+                                      clock=rig.clock, deadline_s=2.0) as budget:
+        rig.faults[1].timeouts = 1
+        rig.coils.set_field(np.array([0.0, 60e-6, 0.0]))
+        assert rig.transports[1].faults.timeouts == 0  # the reply was lost, and retried
+        assert budget.lost == {} and not budget.past_deadline()
+        stops.append(rig.clock.now())
+        rig.clock.advance(1.5)
+        with loss_budget.making_safe(PLENTY, clock=rig.clock, deadline_s=100.0) as inner:
+            assert inner is budget and budget.deadline == stops[0] + 2.0
+        rig.clock.advance(0.5)
+        with pytest.raises(DeadlineReached):
+            rig.coils._supplies[0].link.query("OUTP?", str)
+    with loss_budget.making_safe_from(lambda: None, 1, stage=None, clock=rig.clock,
+                                      deadline_s=2.0) as waiting, \
+            loss_budget.making_safe(PLENTY):
+        assert waiting.deadline == rig.clock.now() + 2.0

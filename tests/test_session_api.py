@@ -9,7 +9,9 @@ from acq_fakes import fake_rig, gradient_bz
 from simulators.sample import VirtualSample
 from smm_daq.acquisition.plan import GridSizeWarning
 from smm_daq.acquisition.session import ScanNotFinished, Session
-from smm_daq.errors import InputError
+from smm_daq.errors import InputError, InstrumentError
+from smm_daq.instruments import rig as rig_module
+from smm_daq.instruments.safe_bound import switch_off_tail_s
 from smm_daq.storage.nexus import list_entries
 
 C_UM = (12500.0, 12500.0)
@@ -153,3 +155,29 @@ def test_session_on_the_simulator_gives_back_the_induced_map(tmp_path):
     # a cube's χ_eff = χ / (1 + χ/3) ≈ 1.9: its induced field spans 0.7 µT, 7 × the tolerance
     assert np.ptp(truth) > 0.6e-6
     assert np.allclose(currents, 0.0)
+
+
+def test_zero_field_on_a_slow_link_ends_within_the_make_safe_bound(tmp_path, monkeypatch):
+    """zero_field on the simulator, the supplies' links slow (2.5 s a message on the rig's
+    clock, within their timeout) and the make-safe path's deadline 5 s (monkeypatched, so
+    that the ramp-down outlasts it): it ramps by the bounded make-safe path, so at the
+    deadline each supply still energised is switched off where it stands, said, and it ends
+    within the bound; every supply ends off or at its safe current. Unfixed, it ramped
+    outside any deadline, as long as the link made it (a minute here)."""
+    monkeypatch.setattr(rig_module, "safe_deadline", lambda profile: 5.0)
+    with Session.open(tmp_path / "s.h5") as s:
+        rig = s.rig
+        s.set_field((0, 100, 0))  # 2 A in coil y
+        for supply in rig.coils._supplies:
+            supply.link.transport.latency = 2.5
+        began = rig.clock.now()
+        with pytest.raises(InstrumentError, match=r"deadline reached") as info:
+            s.zero_field()
+        assert rig.clock.now() - began <= 5.0 + switch_off_tail_s(rig.profile)
+        assert "switched off at" in str(info.value)
+        coils = rig.world.coils
+        safe = np.linalg.solve(rig.profile.coils.calibration, -rig.profile.coils.ambient_field)
+        for k in range(3):
+            assert not coils.output(k) or abs(coils.current(k) - safe[k]) < 2e-3, k
+        for supply in rig.coils._supplies:
+            supply.link.transport.latency = 0.0

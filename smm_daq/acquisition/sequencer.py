@@ -73,6 +73,7 @@ from smm_daq.errors import (
 )
 from smm_daq.instruments.profile import DRIFT_TOLERANCE_NT
 from smm_daq.instruments.rig import safe_command_hint
+from smm_daq.instruments.safe_bound import real_time_bound
 from smm_daq.shell_words import command_line, resume_command
 from smm_daq.storage.h5file import Replaced
 from smm_daq.storage.scan_entry import ScanEntryWriter, check_new_scan, check_same_profile
@@ -88,8 +89,6 @@ SIGNAL_POLL_S = 0.05  # real seconds: how soon a waiting main thread runs a sign
 # was made safe (by an abort, or at the scan's end) is reported as stalled ("made_safe"); a
 # write that is merely slower than the ramp-down is not
 WRITE_STALLED_S = 5.0
-# real seconds `hand_back_rig` waits for a making safe under way (a field's ramp-down)
-HAND_BACK_WAIT_S = 60.0
 STATES = ("idle", "running", "paused", "finished", "aborted", "failed")
 # how "made_safe" ends: a window goes on (a command line ends at once and drops it)
 ENDS_WHEN_IT_RETURNS = ": the scan ends when it does"
@@ -252,11 +251,11 @@ class Sequencer(FlyScan):
         worker touches the rig no more; the safety it reports is what the last safing found.
 
         A making safe under way (the worker's at the scan's end, its write having returned
-        just now) is waited for, up to `HAND_BACK_WAIT_S` (a rig that hangs must not hold
+        just now) is waited for, up to `hand_back_wait_s` (a rig that hangs must not hold
         the owner's own making safe for good), so that it does not run on beside the owner's
         or after the rig is closed. Returns whether it ended in that time: False, the
         worker's thread may still be making the rig safe (the owner is to say so)."""
-        ended = self._safing.acquire(timeout=HAND_BACK_WAIT_S)
+        ended = self._safing.acquire(timeout=hand_back_wait_s(self.rig))
         try:
             with self._cond:
                 self._rig_handed_back = True
@@ -1004,6 +1003,14 @@ class Sequencer(FlyScan):
             return (now - self._run_start) / self._run_points * remaining
         estimate = self.plan.estimate_duration(self.rig.profile)
         return estimate * remaining / self.plan.points
+
+
+def hand_back_wait_s(rig: Any) -> float:
+    """Real seconds `Sequencer.hand_back_rig` waits for the worker's making safe under way:
+    the most making `rig` safe may take (`safe_time_bound`, the limit `smm-daq safe` prints),
+    longer for a simulated rig run slower than real time (`real_time_bound`). A shorter wait
+    would give up on a making safe still within its bound, a slow link's ramp-down."""
+    return real_time_bound(rig.profile, getattr(rig.clock, "time_scale", 0.0))
 
 
 def wait_awake(event: threading.Event, timeout: float | None = None) -> bool:

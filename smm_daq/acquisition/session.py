@@ -307,10 +307,11 @@ class Session:
         self._left = True
         self._safe_problems = list(seq.safety_problems)
         if not handed_back:
+            waited = sequencer.hand_back_wait_s(self.rig)
             self._left_safing = [*self._safe_problems, (
-                f"the scan's thread was still making it safe {sequencer.HAND_BACK_WAIT_S:g} s "
-                "after the program stopped waiting for the write (a ramp-down, or an "
-                "instrument not answering)")]
+                f"the scan's thread was still making it safe {waited:.0f} s after the program "
+                "stopped waiting for the write, as long as making it safe may take (an "
+                "instrument not answering, or another making safe under way holding the rig)")]
             self._safe_problems = None
         raise seq.stall_error()
 
@@ -336,9 +337,12 @@ class Session:
         self.field = b  # type: ignore[assignment]
 
     def zero_field(self) -> None:
-        """Ramp to zero applied field; later scans default to zero field."""
+        """Ramp to zero applied field (the profile's safe state) by the bounded make-safe
+        path (`Rig.zero_coils`: a slow or dead supply cannot hold it past the limit `smm-daq
+        safe` prints, one still energised at its deadline switched off); later scans default
+        to zero field."""
         self._safe_problems = None
-        self.rig.coils.zero()
+        self.rig.zero_coils()
         self.field = (0.0, 0.0, 0.0)
 
     def subtract(self, in_field: str, remanent: str, name: str, *, register: bool = True,

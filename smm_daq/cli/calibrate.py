@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     # never referenced (a reference move drives every axis, z included, to its switch).
     rig = open_rig(stage_left_unreferenced(profile), time_scale=args.time_scale)
     try:
-        result = calibrate_coils(rig.coils, rig.fluxgate, profile.coils, rig.clock,
+        result = calibrate_coils(rig.coils, rig.fluxgate, rig.profile, rig.clock,
                                  safe_on_failure=False)
     finally:  # the coils end at their safe state either way (a failure's within the make-safe
         # path's deadline); said, as every command says it

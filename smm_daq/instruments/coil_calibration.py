@@ -14,7 +14,9 @@
 Everything goes through the `FieldSource` and `Magnetometer` interfaces. The coils are asked
 for fields; the fields they are asked for map to currents through the calibration they were
 built with (the profile's, `nominal`), which is how requested currents become requests.
-The coils are left at their safe state whatever happens.
+The coils are left at their safe state whatever happens, by the bounded make-safe path
+(`rig.zero_within_bound`): a slow or dead supply cannot hold the calibration's end past the
+limit `smm-daq safe` prints, and one still energised at its deadline is switched off.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ import numpy as np
 from smm_daq.clock import Clock
 from smm_daq.errors import InstrumentError, RangeError
 from smm_daq.instruments.interfaces import FieldSource, Magnetometer
-from smm_daq.instruments.profile import CoilSettings
+from smm_daq.instruments.profile import CoilSettings, Profile
+from smm_daq.instruments.rig import zero_within_bound
 from smm_daq.whole_files import written_whole
 
 UT = 1e-6
@@ -131,7 +134,7 @@ class _Session:
 def calibrate_coils(
     coils: FieldSource,
     fluxgate: Magnetometer,
-    nominal: CoilSettings,
+    profile: Profile,
     clock: Clock,
     *,
     fraction: float = 0.5,
@@ -142,30 +145,32 @@ def calibrate_coils(
     max_iterations: int = 8,
     safe_on_failure: bool = True,
 ) -> CalibrationResult:
-    """Fit the coil matrix and ambient field, then null the field; coils left safe.
+    """Fit the coil matrix and ambient field of `profile`'s coils (its calibration the
+    nominal one), then null the field; coils left at their safe state by the bounded
+    make-safe path on `clock` (`zero_within_bound`).
 
     Each coil is stepped by `levels` × a current making `fraction` of the field limit (kept
     within the current limit); each point averages `average` readings after `settle` s.
     Not `safe_on_failure`: a failure leaves the coils where it found them, for a caller that
-    makes the rig safe itself within the make-safe path's deadline (`Rig.make_safe`); a
-    ramp-down here first would be outside it, and add to the time the path may take.
+    makes the rig safe itself (`Rig.make_safe`); a ramp-down here first would add a second
+    make-safe path to the time the caller may take.
     """
     if not 0 < fraction <= 1:
         raise ValueError(f"fraction must be in (0, 1], got {fraction}")
     if average < 1 or max_iterations < 1 or len(levels) < 2:
         raise ValueError("need average >= 1, max_iterations >= 1 and two or more levels")
-    session = _Session(coils, fluxgate, nominal, clock, average, settle)
+    session = _Session(coils, fluxgate, profile.coils, clock, average, settle)
     try:
         result = _calibrate(session, fraction, levels, target, max_iterations)
     except BaseException as exc:
         if not safe_on_failure:
             raise
         try:
-            coils.zero()
+            zero_within_bound(profile, clock, coils)
         except InstrumentError as safe_exc:
             exc.add_note(f"also, the coils did not reach their safe state: {safe_exc}")
         raise
-    coils.zero()
+    zero_within_bound(profile, clock, coils)
     return result
 
 

@@ -18,12 +18,16 @@ once reached, every exchange is refused at once (`DeadlineReached`, a `GivenUp`)
 supply's switch-off (`switching_off`): `TAIL_EXCHANGES` of them per supply, one attempt each,
 so that each supply still energised is switched off where it stands and the path ends within
 the time `safe_time_bound` says, however slow its links or however many replies they lose.
+
+A path may also begin at a stop (`making_safe_from`): around a field's ramp that Stop ends,
+nothing is limited until the stop; from then on the ramp's step under way, and the making safe
+after it, are one path, its deadline counted from the stop.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
@@ -61,10 +65,30 @@ class LossBudget:
     late: dict[str, int] = field(default_factory=dict)  # exchanges per name past the deadline
     stage_deadline: float | None = None  # clock time past which the stage is refused too
     stage_share_s: float = 0.0  # the stage's share of the path, from its start (s)
+    # a path begun by a stop (`making_safe_from`): the stop's time on `clock`, None until it
+    # comes (nothing is limited meanwhile); None for a path begun as it is made
+    stopped_at: Callable[[], float | None] | None = None
+
+    def begun(self) -> bool:
+        """Whether the path has begun: one begun by a stop once the stop has come, its
+        deadline then counted from the stop's time (not from when it is first asked)."""
+        if self.deadline is not None or self.stopped_at is None:
+            return True
+        at = self.stopped_at()
+        if at is None:
+            return False
+        self.deadline = at + self.deadline_s
+        return True
+
+    def begin(self) -> None:
+        """Begin now a path that waits for a stop, unless the stop has come."""
+        if not self.begun() and self.clock is not None:
+            self.deadline = self.clock.now() + self.deadline_s
 
     def charge(self, name: str) -> None:
-        """One more reply of `name` lost."""
-        self.lost[name] = self.lost.get(name, 0) + 1
+        """One more reply of `name` lost (none counted before the path has begun)."""
+        if self.begun():
+            self.lost[name] = self.lost.get(name, 0) + 1
 
     def allowance(self, kind: str) -> int | None:
         """Replies an instrument of `kind` may lose (None: not limited)."""
@@ -77,7 +101,9 @@ class LossBudget:
 
     def refuse(self, name: str, command: str, kind: str = SUPPLY) -> None:
         """`GivenUp` when `name` has lost every reply it may; `DeadlineReached` past the
-        deadline (`refuse_late`)."""
+        deadline (`refuse_late`). Nothing is refused before the path has begun."""
+        if not self.begun():
+            return
         if self.spent(name, kind):
             raise GivenUp(
                 f"given up before {command!r}: {_replies(self.lost[name])} lost while making "
@@ -87,7 +113,7 @@ class LossBudget:
 
     def past_deadline(self) -> bool:
         """Whether the path's deadline is reached."""
-        return (self.clock is not None and self.deadline is not None
+        return (self.begun() and self.clock is not None and self.deadline is not None
                 and self.clock.now() >= self.deadline)
 
     def refuse_late(self, name: str, command: str, kind: str = SUPPLY) -> None:
@@ -170,15 +196,40 @@ def making_safe(allowed: int, *, stage: int | None = None, clock: Clock | None =
     """A budget of `allowed` lost replies per supply, and `stage` for the stage, for the
     make-safe path run inside, with its deadline `deadline_s` from now on `clock` (both
     given: else none); one path nested in another (a failed connect made safe inside
-    `smm-daq safe`) shares the outer one, its deadline too, as the outer bound counts it."""
+    `smm-daq safe`, a stopped ramp made safe) shares the outer one, its deadline too, as the
+    outer bound counts it; one waiting for its stop begins then."""
     outer = _current.get()
     if outer is not None:
+        outer.begin()
         yield outer
         return
     budget = LossBudget(allowed, stage)
     if clock is not None and deadline_s is not None:
         budget.clock, budget.deadline_s = clock, deadline_s
         budget.deadline = clock.now() + deadline_s
+    token = _current.set(budget)
+    try:
+        yield budget
+    finally:
+        _current.reset(token)
+
+
+@contextlib.contextmanager
+def making_safe_from(stopped_at: Callable[[], float | None], allowed: int, *,
+                     stage: int | None, clock: Clock, deadline_s: float
+                     ) -> Iterator[LossBudget]:
+    """The make-safe path that a stop begins, for the exchanges inside (a field's ramp that
+    Stop ends, and the making safe after it): nothing is limited until `stopped_at()` gives
+    the stop's time on `clock`; from then on, as `making_safe`, its deadline `deadline_s`
+    after the stop, so that the exchange under way as the stop came, the rest of the ramp's
+    step and the making safe that follows all end within `safe_time_bound` of the stop. Inside
+    a path already, that one is shared."""
+    outer = _current.get()
+    if outer is not None:
+        yield outer
+        return
+    budget = LossBudget(allowed, stage, clock=clock, deadline_s=deadline_s,
+                        stopped_at=stopped_at)
     token = _current.set(budget)
     try:
         yield budget

@@ -43,6 +43,7 @@ from smm_daq.instruments.interfaces import (
     StoppedAlone,
 )
 from smm_daq.instruments.profile import Profile
+from smm_daq.instruments.ramp_stop import RampStop
 from smm_daq.instruments.safe_bound import (
     real_time_bound,
     safe_deadline,
@@ -183,11 +184,25 @@ class Rig:
 
     def zero_coils(self) -> None:
         """Ramp the coils to the profile's safe state (`FieldSource.zero`) by the bounded
-        make-safe path: its deadline and loss budget, one at a time with `make_safe`; the stage
-        left as it is (a field zeroed by hand is no reason to stop a move). Raises what the
+        make-safe path (`zero_within_bound`), one at a time with `make_safe`; the stage left
+        as it is (a field zeroed by hand is no reason to stop a move). Raises what the
         ramp-down could not do."""
-        with self._safing, _making_safe(self.profile, self.clock):
-            self.coils.zero()
+        with self._safing:
+            zero_within_bound(self.profile, self.clock, self.coils)
+
+    @contextlib.contextmanager
+    def safe_from(self, stop: RampStop) -> Iterator[None]:
+        """Around a field's ramp that `stop` ends: once `stop` is set, the exchanges inside
+        (the rest of the ramp's step under way, then `make_safe` from there) are one bounded
+        make-safe path, its deadline counted from the stop's time, its loss budget shared
+        (`loss_budget.making_safe_from`); before the stop, nothing is limited. So the ramp
+        stopped and made safe ends within `safe_time_bound` of the stop, however slow or lossy
+        the links: what a window's close waits for a call in flight."""
+        with loss_budget.making_safe_from(
+                lambda: stop.at, supply_loss_budget(self.profile),
+                stage=stage_loss_budget(self.profile), clock=self.clock,
+                deadline_s=safe_deadline(self.profile)):
+            yield
 
     def snapshot(self) -> dict[str, object]:
         """Every instrument's snapshot; one that fails gives {'error': message}."""
@@ -214,6 +229,15 @@ class Rig:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def zero_within_bound(profile: Profile, clock: Clock, coils: FieldSource) -> None:
+    """Ramp `coils` to the safe state of `profile` (`FieldSource.zero`) by the bounded
+    make-safe path (`_making_safe`: its deadline on `clock` and its loss budget): a slow or
+    dead supply cannot hold the caller past `safe_time_bound`, as each supply still energised
+    at the deadline is switched off where it stands. Raises what the ramp-down could not do."""
+    with _making_safe(profile, clock):
+        coils.zero()
 
 
 def driver_class(profile: Profile, role: str, name: str) -> type[Instrument]:
