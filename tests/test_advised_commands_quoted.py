@@ -9,6 +9,7 @@ import re
 import shlex
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import h5py
 import pytest
@@ -77,3 +78,30 @@ def test_acquired_data_left_staged_names_repair_with_the_file_quoted(folder: Pat
     with pytest.raises(InputError) as refused:
         check_new_entry(path, "scan1", (), overwrite=False)
     assert _advised(str(refused.value)) == [["smm-daq", "repair", str(path)]]
+
+
+def test_the_windows_close_on_a_stalled_write_names_repair_and_resume_quoted(
+        folder: Path) -> None:
+    """What the window says when closed while a scan's write has not returned."""
+    from gui.main_window import MainWindow
+
+    path = folder / "session.h5"
+    said: list[str] = []
+    window = SimpleNamespace(
+        scan=SimpleNamespace(live=SimpleNamespace(path=path, plan=SimpleNamespace(name="a b"),
+                                                  rig_safe=True, message="")),
+        _close_after_scan=True, _warn=said.append, _writes_left=lambda: "")
+    assert MainWindow._leave_stalled_write(window) is True  # type: ignore[arg-type]
+    assert _advised(said[0]) == [["smm-daq", "repair", str(path)],
+                                 ["smm-daq", "resume", str(path), "--entry", "a b"]]
+
+
+def test_a_recipe_stopped_in_a_stalled_subtraction_names_info_quoted(folder: Path) -> None:
+    """What the Recipes tab says when stopped while its subtraction's write is held."""
+    from gui.recipe_runner import RecipeRunner
+
+    path = folder / "session.h5"
+    runner = SimpleNamespace(path=path)
+    step = SimpleNamespace(name="induced")
+    said = RecipeRunner._held_text(runner, step, "the rig is safe")  # type: ignore[arg-type]
+    assert _advised(said) == [["smm-daq", "info", str(path)]]
