@@ -24,6 +24,7 @@ from gui.session_browser import SessionBrowser
 from gui.settings_sync import SYNC_WAIT_S, SettingsWriter
 from smm_daq.instruments.profile import Profile
 from smm_daq.instruments.rig import safe_command_hint, safety_statement
+from smm_daq.shell_words import command_line, resume_command
 
 TITLE = "smm-daq"
 # how long the window's close waits for a subtraction or an MMT save in hand (real seconds):
@@ -394,11 +395,12 @@ class MainWindow(QtWidgets.QMainWindow):
         rig = ("The rig is safe (stage stopped, field at its safe state)" if live.rig_safe
                else f"The rig may NOT be safe ({live.message}); it is made safe once more on "
                     "closing")
+        repair = command_line(["smm-daq", "repair", path])
         text = (f"{rig}, but the scan's write to {path} has not returned (disk stalled?). "
                 "Closing does not wait for it: the lines stored before stay in the file. If "
-                f"the file will not open afterwards, `smm-daq repair {path}` makes it openable "
-                "without losing them; Resume scan (Session tab) or `smm-daq resume "
-                f"{path} --entry {entry}` then finishes the scan.{self._writes_left()}")
+                f"the file will not open afterwards, `{repair}` makes it openable without "
+                "losing them; Resume scan (Session tab) or "
+                f"`{resume_command(path, entry)}` then finishes the scan.{self._writes_left()}")
         if self._close_after_scan:
             self._warn(text)
             return True

@@ -35,6 +35,7 @@ from smm_daq.acquisition.recipe_continue import RESUME
 from smm_daq.acquisition.session import Session
 from smm_daq.clock import Clock
 from smm_daq.errors import SmmError
+from smm_daq.shell_words import command_line
 
 WAIT_SLICE_S = 1.0  # a wait step checks for Stop this often (rig-clock seconds)
 
@@ -153,9 +154,10 @@ class RecipeRunner(QtCore.QObject):
     def _held_text(self, step: SubtractStep, rig: str) -> str:
         """What Stop left while the subtraction's file work is held (a stalled disk): the rig,
         and that its write has not returned, so whether its entry is written is not known."""
+        info = command_line(["smm-daq", "info", self.path])
         return (f"Stopping: {rig}. The subtraction '{step.name}' into {self.path.name} has "
                 "not returned (the disk stalled?); the recipe ends when it does. Whether entry "
-                f"'{step.name}' was written: `smm-daq info {self.path}` once the disk answers.")
+                f"'{step.name}' was written: `{info}` once the disk answers.")
 
     def _next(self) -> None:
         self.index += 1

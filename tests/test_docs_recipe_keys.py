@@ -54,12 +54,19 @@ def test_readme_lists_every_step_kind_the_reader_takes() -> None:
     assert listed == kinds
 
 
+def _keys(kind: str) -> set[str]:
+    """The keys a step of `kind` takes, as its refusal of an unknown key says them."""
+    return set(_expected(STEP.format(kind=kind) + "no_such_key = 1\n")) - {"kind"}
+
+
 @pytest.mark.parametrize("kind", _kinds())
 def test_readme_names_each_key_of_a_step_kind_and_only_those(kind: str) -> None:
-    keys = set(_expected(STEP.format(kind=kind) + "no_such_key = 1\n")) - {"kind"}
+    """A key named in another kind's item only (`register` under `scan`) is caught too."""
+    keys = _keys(kind)
     item = _item(kind)
     assert not keys - _named(item), f"README's `{kind}` item leaves out {keys - _named(item)}"
-    said = {k for k in _named(item) if "_" in k or k in keys} - keys - set(_kinds())
+    any_kinds = set().union(*(_keys(k) for k in _kinds()))
+    said = {k for k in _named(item) if "_" in k or k in any_kinds} - keys - set(_kinds())
     assert not said, f"README's `{kind}` item names {said}, which the reader refuses there"
 
 

@@ -225,3 +225,20 @@ def test_gpu_with_tiles_is_refused_before_anything_is_written(tmp_path, capsys, 
     assert "--device is 'gpu' with --tile-um" in err and "CPU" in err
     assert "Traceback" not in err
     assert not out.exists() and h5.read_bytes() == before
+
+
+@pytest.mark.parametrize("text", ["# only a comment\n", "\xff\xfe not text"],
+                         ids=["no map", "not text"])
+def test_import_mmt_scan_refusing_a_map_says_the_separators_it_reads(tmp_path, capsys, text):
+    """The refusal says what `import mmt-scan --help` says MAP.txt is: commas read too."""
+    m = tmp_path / "map.txt"
+    m.write_bytes(text.encode("latin-1"))
+    params = {"Sensor center domain LL-x-y": [0.0, 0.0], "Sensor center domain UR-x-y":
+              [3e-6, 2e-6], "Scan spacing": 1e-6, "Scan height": 4e-6}
+    pj = tmp_path / "p.json"
+    pj.write_text(json.dumps(params))
+    assert main(["import", "mmt-scan", str(m), "--params", str(pj), "--out",
+                 str(tmp_path / "f.h5"), "--name", "qdm"]) == 2
+    err = capsys.readouterr().err
+    assert "expected a matrix of Bz in T, whitespace- or comma-separated" in err, err
+    assert not (tmp_path / "f.h5").exists()

@@ -195,9 +195,10 @@ def _warn_if_uncalibrated(profile: Profile) -> None:
     field" would then be in whatever the nominal ambient field misses, so say so before it."""
     path = profile.calibration_file
     if path is not None and not path.exists():
+        calibrate = command_line(["smm-daq", "calibrate-coils", "--profile", str(profile.path)])
         print(f"smm-daq: warning: rig.calibration_file {path} does not exist: the coils use "
               "the profile's own coils.calibration_T_per_A and ambient_field_uT, not a fitted "
-              f"calibration (`smm-daq calibrate-coils --profile {profile.path}` writes it; a "
+              f"calibration (`{calibrate}` writes it; a "
               "misspelt name?)", file=sys.stderr)
 
 

@@ -54,6 +54,7 @@ from smm_daq.instruments.safe_bound import (
 from smm_daq.instruments.safe_bound import (
     safe_time_bound as safe_time_bound,  # imported from here by the rig's callers
 )
+from smm_daq.shell_words import command_line
 
 if TYPE_CHECKING:
     from smm_daq.instruments.rig_lock import RigLock
@@ -70,7 +71,8 @@ CONNECT_STOPPED = ("connecting was stopped by the operator; the rig is not opene
 
 def safe_command_hint(profile: Profile) -> str:
     """What to run when a program could not make the rig safe (or was killed before it did)."""
-    return (f"Make it safe with `smm-daq safe --profile {profile.path}` (it ramps every coil to "
+    safe = command_line(["smm-daq", "safe", "--profile", str(profile.path)])
+    return (f"Make it safe with `{safe}` (it ramps every coil to "
             "its safe state and stops the stage), or by hand at the supplies")
 
 

@@ -42,6 +42,7 @@ import numpy as np
 
 from smm_daq import PROGRAM_NAME
 from smm_daq.errors import InputError
+from smm_daq.shell_words import command_line
 from smm_daq.storage.names import lookalike, other_form_note, shown_name
 from smm_daq.storage.strings import text
 
@@ -337,8 +338,9 @@ def left_out_note(c: CutOff, path: str) -> str:
         return (f"left out an overwrite of entry '{c.name}', cut off while written ({writer}); "
                 f"entry '{c.name}' is as it was before it, whole (writing it again with "
                 "--overwrite replaces it)")
+    run = command_line(["smm-daq", "run", "RECIPE", "--out", path, "--continue"])
     return (f"left out entry '{c.name}', cut off while written ({writer}); writing it again "
-            f"(a recipe's: `smm-daq run RECIPE --out {path} --continue`) makes it anew")
+            f"(a recipe's: `{run}`) makes it anew")
 
 
 def kept_note(c: CutOff, *, moved_in: bool) -> str:
@@ -433,8 +435,9 @@ def _keep_hint(f: h5py.Group, name: str) -> str:
     if key_after_clearing(f, name) is not None:
         return (f"'{name}' being another entry, rename it with an HDF5 tool (h5py, HDFView) "
                 "to keep it under a name of its own")
-    return (f"`smm-daq repair {f.file.filename}` moves it in as '{name}' (or rename it with "
-            "an HDF5 tool, h5py or HDFView)")
+    repair = command_line(["smm-daq", "repair", f.file.filename])
+    return (f"`{repair}` moves it in as '{name}' (or rename it with an HDF5 tool, h5py or "
+            "HDFView)")
 
 
 def written_by_us(f: h5py.Group, key: str) -> bool:
@@ -518,12 +521,12 @@ def not_an_entry(f: h5py.Group, key: str, source: str) -> str | None:
                if isinstance(target, h5py.SoftLink) and entry_listed(f, target.path.lstrip("/"))
                else "an entry of this file")
         return (f"'{key}' is {link}, not an entry of its own; expected an entry's own name "
-                f"(as `smm-daq info {source}` lists them): {own}")
+                f"(as `{command_line(['smm-daq', 'info', source])}` lists them): {own}")
     state = left_by_a_writer(f, key)
     if state is not None:
-        return (f"{state}; expected an entry `smm-daq info {source}` lists: `smm-daq repair "
-                f"{source}` settles it (finishes or undoes what was cut off), then read entry "
-                f"'{unstaged_name(key)}'")
+        info, repair = (command_line(["smm-daq", how, source]) for how in ("info", "repair"))
+        return (f"{state}; expected an entry `{info}` lists: `{repair}` settles it (finishes "
+                f"or undoes what was cut off), then read entry '{unstaged_name(key)}'")
     if unstaged_name(key) != key and _present(f, key):
         return (f"'{key}' lies under a name smm-daq keeps entry '{unstaged_name(key)}' under "
                 "while writing or replacing it, and smm-daq did not put it there; expected an "

@@ -1,9 +1,9 @@
-"""Scans in the MMT community's format: a whitespace matrix of Bz (T; row j is y_j, row 0 the
-lowest y) and a JSON file of scan parameters in m, as `mmt_dipole_cuboid_inversion` uses:
-"Sensor center domain LL-x-y", "Sensor center domain UR-x-y", "Scan spacing",
-"Scan delta-x"/"Scan delta-y" (sensor HALF-widths, both or neither), "Scan area" (optional:
-the sensor's area, 2 Δx × 2 Δy, checked against them) and "Scan height" (negative in the
-library's z-down frame: the same height)."""
+"""Scans in the MMT community's format: a matrix of Bz (T, whitespace- or comma-separated; row
+j is y_j, row 0 the lowest y) and a JSON file of scan parameters in m, as
+`mmt_dipole_cuboid_inversion` uses: "Sensor center domain LL-x-y", "Sensor center domain
+UR-x-y", "Scan spacing", "Scan delta-x"/"Scan delta-y" (sensor HALF-widths, both or neither),
+"Scan area" (optional: the sensor's area, 2 Δx × 2 Δy, checked against them) and "Scan height"
+(negative in the library's z-down frame: the same height)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from smm_daq.text_files import load_json, require_file
 MAX_M = 1e3  # positions: far beyond any scan, and their squares stay finite
 MIN_M = 1e-9  # spacing, height and sensor half-widths: a nanometre at least
 MAX_SIDE = 100_000  # points along one side of a map
+MAP_FORM = "a matrix of Bz in T, whitespace- or comma-separated"  # as the reader takes it
 MAX_T = 100.0  # no magnetometer map holds a field this strong
 _KEYS = ("Sensor center domain LL-x-y", "Sensor center domain UR-x-y", "Scan spacing",
          "Scan height")
@@ -141,12 +142,12 @@ def read_mmt_scan(map_path: str | Path, params_path: str | Path, *, name: str = 
     check_map_pixels(round(spans[1]) + 1, round(spans[0]) + 1, "the map its corners give", psrc)
     msrc = str(map_path)
     rows: list[list[float]] = []
-    require_file(Path(map_path), "map", "a whitespace matrix of Bz in T")
+    require_file(Path(map_path), "map", MAP_FORM)
     try:
         text = Path(map_path).read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise InputError(f"is not a text file ({exc.reason} at byte {exc.start}); expected a "
-                         "whitespace matrix of Bz in T", source=msrc) from None
+        raise InputError(f"is not a text file ({exc.reason} at byte {exc.start}); expected "
+                         f"{MAP_FORM}", source=msrc) from None
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
@@ -165,7 +166,7 @@ def read_mmt_scan(map_path: str | Path, params_path: str | Path, *, name: str = 
                              source=f"{msrc}, line {lineno}")
     bz = np.array(rows, dtype=float)
     if bz.ndim != 2 or bz.size == 0:
-        raise InputError("holds no map; expected a whitespace matrix of Bz in T", source=msrc)
+        raise InputError(f"holds no map; expected {MAP_FORM}", source=msrc)
     ny, nx = bz.shape
     x = x0 + step * np.arange(nx)
     y = y0 + step * np.arange(ny)
