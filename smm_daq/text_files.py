@@ -89,11 +89,20 @@ def empty_field_column(line: str) -> int | None:
     return None if empty is None else empty.end() + 1
 
 
+# what a JSON or TOML integer of more digits than Python converts (4,300) is refused as
+TOO_MANY_DIGITS = "an integer of thousands of digits, more than any number in it can have"
+
+
 def load_json(text: str) -> Any:
     """`json.loads`, with arrays or objects nested deeper than Python's parser follows (a
-    RecursionError, as from a file of 100,000 '[') raised as the JSONDecodeError of any other
-    malformed JSON, at the start of the text."""
+    RecursionError, as from a file of 100,000 '[') and an integer longer than Python converts
+    (a plain ValueError) raised as the JSONDecodeError of any other malformed JSON, at the
+    start of the text."""
     try:
         return json.loads(text)
     except RecursionError:
         raise json.JSONDecodeError("arrays or objects nested too deep to read", text, 0) from None
+    except json.JSONDecodeError:
+        raise
+    except ValueError:
+        raise json.JSONDecodeError(TOO_MANY_DIGITS, text, 0) from None

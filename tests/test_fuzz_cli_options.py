@@ -63,7 +63,7 @@ def _cases(tmp: Path, s: str, grains: str, points: str, recipe: str
         (scan, "--raster", ["spiral", "", "1"]),
         (scan, "--name", NAMES),
         (fly, "--pixel-time-s", NUMBERS),
-        (fly, "--oversample", INTEGERS),
+        (fly, "--oversample", [*INTEGERS, "1000001", "1" + "0" * 400]),
         (["demo", "--out", out], "--time-scale", ["nan", "-1", "inf", "abc"]),
         (["run", recipe, "--out", out, "--yes"], "--time-scale", ["nan", "-1", "inf", "abc"]),
         (["calibrate-coils", "--out", str(tmp / "c.toml")], "--time-scale",
@@ -125,6 +125,51 @@ def _fuzz(tmp: Path, session: Path) -> Iterator[Case]:
         mention = ["--density-per-mm3"] if label == "--thickness-um '5'" else [option]
         yield Case("command-line value", label, argv, [session, grains, points, recipe],
                    outputs, mention)
+
+
+def _registration_cases(tmp: Path, session: Path) -> Iterator[Case]:
+    """`mmt invert`'s registration options (--grains-shift-um, --grains-rotation-deg,
+    --grains-rotation-origin-um) given malformed values, and values that move the grains
+    where none can be: (argv, the words the message names)."""
+    cuboids, points = tmp / "grains.csv", tmp / "points.txt"
+    cuboids.write_text("grain,x_um,y_um,z_um,dx_um,dy_um,dz_um\n1,55,55,-10,8,8,8\n")
+    points.write_text("5.5e-05 5.5e-05 -1e-05 1e-16 1\n")
+    out = tmp / "r.csv"
+    base = {"cuboids": ["--grains", str(cuboids)],
+            "points": ["--grains", str(points), "--grain-format", "points"]}
+    shifts = ["nan,0", "inf,0", "1e308,0", "0", "1,2,3,4", "", ",", "1,,2", "abc,0", "1e7,0"]
+    angles = ["nan", "inf", "-inf", "1e308", "361", "-360.5", "abc", ""]
+    origins = ["nan,0", "0", "1,2,3", "abc", "", "1e7,0"]
+    # the values are parsed alike for every grain format: once, with point grains
+    cases = [("points", [f"--grains-shift-um={v}"], ["--grains-shift-um"]) for v in shifts]
+    cases += [("points", [f"--grains-rotation-deg={v}"], ["--grains-rotation-deg"])
+              for v in angles]
+    cases += [("points", ["--grains-rotation-deg=90", f"--grains-rotation-origin-um={v}"],
+               ["--grains-rotation-origin-um"]) for v in origins]
+    cases.append(("points", ["--grains-rotation-origin-um=55,55"],
+                  ["--grains-rotation-origin-um", "--grains-rotation-deg"]))
+    # lifted above the sample top; cuboids beyond the metre their positions are read within
+    cases += [(grains, [f"--grains-shift-um={v}"], ["--grains-shift-um"])
+              for grains in base for v in ("0,0,15", "0,0,1e6")]
+    cases.append(("cuboids", ["--grains-shift-um=1e6,0,-1e6"], ["--grains-shift-um"]))
+    # cuboids turned by no quarter, the angle said as given (not rounded to the 90 expected)
+    cases += [("cuboids", [f"--grains-rotation-deg={v}"], ["--grains-rotation-deg", v])
+              for v in ("45", "1e-14", "89.99999999999999", "270.0000000000001")]
+    # grains shifted away from the scans, then cropped to them: none left, the shift named
+    cases += [("points", ["--crop-to-scan", f"--grains-shift-um={v}"], ["--grains-shift-um"])
+              for v in ("5000,5000", "0,0,-1e6")]
+    for grains, options, mention in cases:
+        argv = ["mmt", "invert", str(session), "--entry", "ok", *base[grains], "--out",
+                str(out), *options]
+        yield Case("registration", f"{grains} {' '.join(options)}", argv,
+                   [session, cuboids, points], [out], mention)
+
+
+def test_every_malformed_or_impossible_registration_is_refused(tmp_path: Path,
+                                                               session: Path) -> None:
+    counts, failures = run_all(_registration_cases(tmp_path, session))
+    print(counts)
+    assert not failures, f"{len(failures)} of {sum(counts.values())}:\n" + "\n".join(failures)
 
 
 def test_every_other_absurd_command_line_value_is_refused(tmp_path: Path,

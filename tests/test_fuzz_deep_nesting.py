@@ -1,9 +1,12 @@
-"""Fuzzing the JSON and TOML inputs with arrays and objects nested deeper than Python's parsers
-follow (a file of 100,000 '[': `json` and `tomllib` recurse, and raise RecursionError), which
-the other fuzz tests leave out: the MMT community's scan parameters, the multipole library's
-scan geometry, a mask's shapes, a profile, a recipe, and the plan a scan entry stores (read
-back by `resume`). Each must be refused with one message naming the file, exit 2, no
-traceback and nothing written.
+"""Fuzzing the JSON and TOML inputs beyond what Python's parsers take, which the other fuzz
+tests leave out: arrays and objects nested deeper than they follow (a file of 100,000 '[':
+`json` and `tomllib` recurse, and raise RecursionError), and integers of more digits than
+Python converts (over 4,300: a plain ValueError, not the parsers' own error). The inputs: the
+MMT community's scan parameters, the multipole library's scan geometry, a mask's shapes, a
+profile, a recipe, and the plan a scan entry stores (read back by `resume`). Each must be
+refused with one message naming the file, exit 2, no traceback and nothing written. The
+profile a scan entry stores (its field tolerance read by every listing) is only read where
+it can be: an entry of such a profile is listed with the default tolerance.
 """
 
 from __future__ import annotations
@@ -100,6 +103,47 @@ def test_input_nested_beyond_the_parser_is_refused(
     case.label = f"{depth} × {opener!r}"
     _, failures = run_all([case])
     assert not failures, "\n".join(failures)
+
+
+@settings(max_examples=15, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kind=st.sampled_from(INPUTS), digits=st.integers(4_301, 100_000),
+       sign=st.sampled_from(["", "-"]))
+def test_an_integer_of_more_digits_than_python_reads_is_refused(
+        tmp_path: Path, session: Path, kind: str, digits: int, sign: str) -> None:
+    folder = tmp_path / f"{kind}-{digits}".replace(" ", "_")
+    folder.mkdir()
+    case = _case(kind, sign + "7" * digits, folder, session)
+    case.label = f"{sign}{digits} digits"
+    _, failures = run_all([case])
+    assert not failures, "\n".join(failures)
+
+
+@pytest.mark.parametrize("value", [_nested(100_000, "["), "7" * 5_000, "1" + "0" * 400])
+def test_a_stored_profile_beyond_the_parser_is_listed_with_the_default_tolerance(
+        tmp_path: Path, value: str) -> None:
+    """Every listing reads the field tolerance of the profile each scan stores: one nested
+    too deep, of an integer too long to convert, or of a tolerance beyond any float gives the
+    default tolerance, as a profile without one does (it had ended `info` and `subtract` in
+    a traceback, or called the whole file corrupt)."""
+    path = tmp_path / "s.h5"
+    bz = np.zeros((N, N))
+    for name, field in (("rem", 0.0), ("in", 4e-5)):
+        write_map_entry(path, MapData(bz, X, X, height=20e-6, sensor_size=(0.0, 0.0),
+                                      applied_field=np.array([0.0, field, 0.0]), name=name),
+                        kind="scan")
+    profile = (REPO / "configs" / "simulator.toml").read_text().replace(
+        "field_tolerance_nT = 50.0", f"field_tolerance_nT = {value}")
+    with h5py.File(path, "a") as f:
+        for name in ("rem", "in"):
+            f[f"{name}/profile"] = profile
+    out = tmp_path / "x.csv"
+    cases = [Case("stored profile", "info", ["info", str(path)], [], may_pass=True),
+             Case("stored profile", "export", ["export", str(path), "--entry", "in", "--csv",
+                                               str(out)], [], may_pass=True)]
+    _, failures = run_all(cases)
+    assert not failures, "\n".join(failures)
+    assert out.exists()
 
 
 @pytest.mark.parametrize("text", ["plan", "profile_fingerprint"])

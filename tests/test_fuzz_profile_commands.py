@@ -3,6 +3,10 @@
 profile itself through `scan`). A seeded draw of malformed profiles goes to each; each must be
 refused with one message naming the file, exit 2, no traceback, the profile unchanged and
 nothing written, before any instrument is touched.
+
+The values the make-safe bound is reckoned from (`safe_bound`: the coils' ramp rate and
+rating, every link's timeout, retries and baud rate) are drawn too: a profile the loader takes
+gives a bound a supervisor can wait, and one it could not (a ramp of 1e-300 A/s) is refused.
 """
 
 from __future__ import annotations
@@ -13,6 +17,12 @@ from pathlib import Path
 
 import numpy as np
 from fuzz_harness import Case, run_all
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from smm_daq.errors import InputError
+from smm_daq.instruments.profile import parse_profile
+from smm_daq.instruments.safe_bound import safe_time_bound
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = (REPO / "configs" / "simulator.toml").read_text()
@@ -60,3 +70,45 @@ def test_every_command_refuses_a_malformed_profile_alike(tmp_path: Path) -> None
     counts, failures = run_all(_cases(tmp_path))
     print(counts)
     assert not failures, f"{len(failures)} of {sum(counts.values())}:\n" + "\n".join(failures)
+
+
+DAY_S = 86_400.0
+BOUND_KEYS = {  # key -> the line of the profile it replaces ('{}' the value), or where it goes
+    "max_ramp_A_per_s": "max_ramp_A_per_s = {}",
+    "supply_rating_A": "supply_rating_A = {}",
+    "timeout_s": 'safe_state = "zero"\ntimeout_s = {}',
+    "retries": 'safe_state = "zero"\nretries = {}',
+    "baud_rate": "baud_rate = {}",
+}
+BOUND_LINES = {"max_ramp_A_per_s": "max_ramp_A_per_s = 1.0", "supply_rating_A":
+               "supply_rating_A = 5.0", "timeout_s": 'safe_state = "zero"', "retries":
+               'safe_state = "zero"', "baud_rate": "baud_rate = 115200"}
+NUMBERS = st.one_of(st.floats(min_value=5e-324, max_value=1e308),
+                    st.sampled_from([5e-324, 1e-300, 1e-9, 1e-3, 0.01, 300.0, 1e308]),
+                    st.integers(-10, 10**6), st.just(10**400))
+
+
+@settings(max_examples=120, deadline=None, derandomize=True, database=None)
+@given(key=st.sampled_from(sorted(BOUND_KEYS)), value=NUMBERS)
+def test_a_profile_taken_gives_a_make_safe_bound_a_supervisor_can_wait(key: str,
+                                                                         value: float) -> None:
+    text = PROFILE.replace(BOUND_LINES[key], BOUND_KEYS[key].format(value), 1)
+    try:
+        profile = parse_profile(text, Path("p.toml"))
+    except InputError as exc:
+        assert key in str(exc) and "expected" in str(exc)
+        return
+    assert 0 < safe_time_bound(profile) < DAY_S, (key, value)
+
+
+def test_safe_refuses_a_ramp_too_slow_to_bound(tmp_path: Path) -> None:
+    """`safe` printed a bound of 300 digits for 1e-300 A/s and, for 5e-324 A/s, ended in a
+    traceback (an infinite bound) before making the rig safe."""
+    cases = []
+    for i, rate in enumerate(("5e-324", "1e-300", "0.001")):
+        path = tmp_path / f"p{i}.toml"
+        path.write_text(PROFILE.replace("max_ramp_A_per_s = 1.0", f"max_ramp_A_per_s = {rate}"))
+        cases.append(Case("make-safe bound", rate, ["safe", "--profile", str(path)], [path],
+                          [], [path.name, "max_ramp_A_per_s", "0.01"]))
+    _, failures = run_all(cases)
+    assert not failures, "\n".join(failures)

@@ -166,6 +166,47 @@ def _recipe_fuzz(tmp: Path) -> Iterator[Case]:
                    [path.name])
 
 
+# Every key of every step kind (the shipped recipe shows few of them), given values of every
+# type and size; those a key takes (a settle of 0 τ, any title) are left out per key.
+SCAN_STEP = ('kind = "scan"\nname = "a"\ncenter_um = [12500.0, 12500.0]\n'
+             "size_um = [20.0, 20.0]\nstep_um = 10.0\n")
+STEP_KEYS = {  # kind -> (the step's other lines, its keys fuzzed)
+    "scan": (SCAN_STEP, ("height_um", "settle_tau", "dwell_tau", "fly", "raster", "title")),
+    "fly": (SCAN_STEP + "fly = true\n", ("pixel_time_s", "oversample", "line_baselines",
+                                         "fly_trigger")),
+    "set_field": ('kind = "set_field"\n', ("field_uT",)),
+    "wait": ('kind = "wait"\n', ("seconds",)),
+    "prompt": ('kind = "prompt"\n', ("message",)),
+}
+STEP_VALUES = ["nan", "inf", "-inf", "1e308", "-1", "0", "-0.0", "1e-310", '"x"', '""', "true",
+               "[1.0]", "{a = 1}", "9223372036854775807", "1" + "0" * 400, "-1" + "0" * 400]
+STEP_VALID = {  # key -> values it takes
+    "settle_tau": ("0", "-0.0", "1e-310"), "dwell_tau": ("0", "-0.0", "1e-310"),
+    "fly": ("true",), "line_baselines": ("true",), "title": ('"x"', '""'),
+    "seconds": ("0", "-0.0", "1e-310"), "message": ('"x"',),
+}
+
+
+def _recipe_step_cases() -> Iterator[tuple[str, str, str]]:
+    for kind, (lines, keys) in STEP_KEYS.items():
+        for key in keys:
+            for bad in STEP_VALUES:
+                if bad not in STEP_VALID.get(key, ()):
+                    yield f"{kind} {key} = {bad[:12]}", f"[[step]]\n{lines}{key} = {bad}\n", key
+    for key in ("title", "description"):
+        for bad in ("1", "[1, 2]", "true", "{a = 1}"):
+            yield f"[recipe] {key} = {bad}", f"[recipe]\n{key} = {bad}\n[[step]]\n{SCAN_STEP}", key
+
+
+def _recipe_step_fuzz(tmp: Path) -> Iterator[Case]:
+    out = tmp / "out.h5"
+    for i, (label, text, key) in enumerate(_recipe_step_cases()):
+        path = tmp / f"steps{i}.toml"
+        path.write_text(text)
+        yield Case("recipe step key", label, ["run", str(path), "--out", str(out), "--yes"],
+                   [path], [out], [path.name], any_of=[key, key.removesuffix("_um"), "fly"])
+
+
 # -- grain files ------------------------------------------------------------------------------
 
 CSV_HEADER = "grain,x_um,y_um,z_um,dx_um,dy_um,dz_um\n"
@@ -374,6 +415,10 @@ def test_every_malformed_profile_is_refused_before_the_rig_is_touched(tmp_path: 
 
 def test_every_malformed_recipe_is_refused_before_its_first_step(tmp_path: Path) -> None:
     _check(_recipe_fuzz(tmp_path))
+
+
+def test_every_step_key_of_every_kind_refuses_a_malformed_value(tmp_path: Path) -> None:
+    _check(_recipe_step_fuzz(tmp_path))
 
 
 def test_every_malformed_grain_file_is_refused(tmp_path: Path, session: Path) -> None:

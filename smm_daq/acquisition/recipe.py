@@ -59,7 +59,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from smm_daq.acquisition.fly.checks import check_controller
-from smm_daq.acquisition.fly.settings import FlySettings
+from smm_daq.acquisition.fly.settings import MAX_OVERSAMPLE, FlySettings
 from smm_daq.acquisition.plan import (
     DEFAULT_SETTLE_TAU,
     MAX_DURATION_S,
@@ -344,8 +344,9 @@ def _scan_keys(t: _Table) -> dict[str, Any]:
             raise t.fail("pixel_time_s", "a time > 0 s")
     if "oversample" in tab:
         n = tab["oversample"]
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise t.fail("oversample", "a whole number >= 1 of samples per pixel")
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_OVERSAMPLE:
+            raise t.fail("oversample", "a whole number of samples per pixel from 1 to "
+                         f"{MAX_OVERSAMPLE:,}")
         out["oversample"] = n
     return out
 

@@ -20,7 +20,7 @@ import numpy as np
 from smm_daq.errors import InputError
 from smm_daq.finite import finite_number
 from smm_daq.instruments.lockin_models import HARMONIC_LIMITS
-from smm_daq.text_files import read_text_file
+from smm_daq.text_files import TOO_MANY_DIGITS, read_text_file
 
 UM = 1e-6
 UT = 1e-6
@@ -55,6 +55,9 @@ MAX_AMBIENT_UT = 1000.0  # the Earth's field is below 70 µT; a lab magnet nearb
 MAX_CURRENT_A = 50.0  # the largest bipolar supplies (Kepco BOP 20-20 is 20 A)
 CURRENT_READ_MARGIN = 1.1  # a supply's reading (current, voltage) may exceed its rating so
 MAX_RAMP_A_PER_S = 100.0
+# 10 mA/s: a 50 A supply ramped down in 1.5 h; slower, the make-safe bound (`safe_bound`: four
+# such ramps) is no time a supervisor would wait, and at 1e-308 A/s or so it overflows
+MIN_RAMP_A_PER_S = 0.01
 # replies a coil supply may lose during one ramp-down and still be ramped on (each a link
 # timeout at most; within the supply's budget for the whole make-safe path, `loss_budget`)
 RAMP_LOST_REPLIES = 2
@@ -505,7 +508,7 @@ def _coils(r: _Reader) -> CoilSettings:
         ambient_field=r.array("ambient_field_uT", (3,), [0.0, 0.0, 0.0], limit=MAX_AMBIENT_UT,
                               unit=" µT") * UT,
         max_current=r.number("max_current_A", positive=True, hi=MAX_CURRENT_A, unit=" A"),
-        max_ramp_rate=r.number("max_ramp_A_per_s", positive=True, hi=MAX_RAMP_A_PER_S,
+        max_ramp_rate=r.number("max_ramp_A_per_s", lo=MIN_RAMP_A_PER_S, hi=MAX_RAMP_A_PER_S,
                                unit=" A/s"),
         max_field=r.number("max_field_uT", positive=True, hi=MAX_FIELD_UT, unit=" µT") * UT,
         field_tolerance=r.number("field_tolerance_nT", 50.0, positive=True,
@@ -585,6 +588,9 @@ def load_toml(text: str, source: str) -> dict[str, Any]:
     except RecursionError:  # as from a value of 100,000 '['
         raise InputError("not valid TOML (arrays or tables nested too deep to read); expected "
                          "a complete TOML file", source=source) from None
+    except ValueError:  # an integer of more digits than Python converts
+        raise InputError(f"not valid TOML ({TOO_MANY_DIGITS}); expected a complete TOML file",
+                         source=source) from None
     check_complete(text, source)
     return data
 

@@ -10,7 +10,7 @@ profile's text is parsed once (`tolerance_in_profile`), not once per entry (abou
 from __future__ import annotations
 
 import functools
-import math
+import sys
 import tomllib
 
 import h5py
@@ -39,9 +39,9 @@ def tolerance_in_profile(profile: str) -> float | None:
     """coils.field_tolerance_nT (in T) of a profile's text, None where it has none readable."""
     try:
         value = tomllib.loads(profile).get("coils", {}).get("field_tolerance_nT")
-    except (tomllib.TOMLDecodeError, AttributeError):
+    except (ValueError, RecursionError, AttributeError):  # TOMLDecodeError is a ValueError
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) \
-            or not 0 < value < math.inf:
+            or not 0 < value <= sys.float_info.max:
         return None
     return float(value) * NT

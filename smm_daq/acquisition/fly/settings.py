@@ -26,6 +26,9 @@ TAU_FRACTION = 5.0  # τ ≤ pixel time / TAU_FRACTION
 MAX_BLUR_PX = 0.3
 RUN_UP_TAUS = 10.0  # run-up beyond the filter lag, in time constants
 MAX_PIXEL_TIME_S = 3600.0  # an hour a pixel: beyond it a fly line's numbers overflow
+# samples a pixel: more than any lock-in's buffer holds for a whole line (the SR860's half a
+# million), and beyond a float a whole number the rate's arithmetic overflows
+MAX_OVERSAMPLE = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -70,9 +73,15 @@ class FlySettings:
         if not 0 < self.pixel_time <= MAX_PIXEL_TIME_S:
             raise InputError(f"fly pixel_time_s is {self.pixel_time!r}; expected a time > 0 s, "
                              f"at most {MAX_PIXEL_TIME_S:g} s")
-        if isinstance(self.oversample, bool) or self.oversample < 1:
-            raise InputError(f"fly oversample is {self.oversample!r}; expected a whole "
-                             "number >= 1 of samples per pixel")
+        if isinstance(self.oversample, bool) or not 1 <= self.oversample <= MAX_OVERSAMPLE:
+            raise InputError(f"fly oversample is {_shown(self.oversample)}; expected a whole "
+                             f"number of samples per pixel from 1 to {MAX_OVERSAMPLE:,}")
+
+
+def _shown(n: int) -> str:
+    """A whole number as a message shows it: one of hundreds of digits by its size alone."""
+    text = repr(n)
+    return text if len(text) <= 20 else f"a number of {len(text.lstrip('-'))} digits"
 
 
 @dataclass(frozen=True)

@@ -80,7 +80,8 @@ def check_turn(reg: GrainRegistration, cuboids: bool) -> None:
     """InputError for a turn that `cuboids` (cuboid grains under the cuboid model) cannot
     take: known before the grains are read, so it can be refused before any work."""
     if cuboids and not reg.keeps_cuboids:
-        raise InputError(f"--grains-rotation-deg is {reg.rotation_deg:g} with cuboid grains, "
+        angle = repr(reg.rotation_deg).removesuffix(".0")  # exact: 89.99999999999999 no 90
+        raise InputError(f"--grains-rotation-deg is {angle} with cuboid grains, "
                          "whose cuboids are axis-aligned and stay so only turned by a multiple "
                          "of 90°; expected 0, 90, 180 or 270 (or point grains: --model dipole, "
                          "quadrupole or octupole reads their centroids)")

@@ -444,7 +444,10 @@ def _none_kept(opt: DragonflyOptions, source: str) -> InputError:
         near = ("could put a field on the scan window "
                 f"x {x0 / UM:.6g}..{x1 / UM:.6g} µm, y {y0 / UM:.6g}..{y1 / UM:.6g} "
                 f"µm that " + near)
-    return InputError(f"no grain {near}", source=source)
+    return InputError(f"no grain {near}; expected grains under the scans, in their frame (a "
+                      "grain file of the area scanned, its positions in its format's unit, "
+                      "--grains-shift-um and --grains-rotation-deg bringing them there)",
+                      source=source)
 
 
 def crop_points(grains: PointGrains, crop: tuple[float, float, float, float],
