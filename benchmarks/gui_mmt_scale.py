@@ -13,11 +13,12 @@ outlines, maps, net), sorts, filters, selects grains, exports the table, saves i
 the saved entry again as read back from the file (`load_result`).
 
 With --invert, the MMT tab then inverts a mid-size synthetic sample made by `smm-daq mmt synth`
-(--invert-size-um, --invert-step-um, 1e5 grains/mm³ in 50 µm; --points: a dipole model of
-point grains) from the window, as a user runs it: while it runs a 10 ms timer on the GUI
-thread measures how long the window goes without handling an event (the longest gap between
-its ticks), the progress bar's updates are counted, and a second run is cancelled at its first
-block of sensors (the wall time from Cancel until the tab says it stopped).
+(--invert-size-um, --invert-step-um, 1e5 grains/mm³ in 50 µm, a point sensor 1 µm above the
+top, as its figures have always been taken; --points: a dipole model of point grains) from
+the window, as a user runs it: while it runs a 10 ms timer on the GUI thread measures how
+long the window goes without handling an event (the longest gap between its ticks), the
+progress bar's updates are counted, and a second run is cancelled at its first block of
+sensors (the wall time from Cancel until the tab says it stopped).
 
 Figures, per action: milliseconds of GUI-thread time (the calls made on the GUI thread; the
 paint of the window after it, `grab`, on its own line); for work handed to a worker, the wall
@@ -150,8 +151,8 @@ def invert_from_window(app: QtWidgets.QApplication, mmt: Any, folder: Path,
     path, grains = folder / "synthetic.h5", folder / ("points.txt" if args.points else "g.csv")
     synth = ["mmt", "synth", "--out", str(path), "--grains-out", str(grains), "--truth-out",
              str(folder / "truth.csv"), "--size-um", args.invert_size_um, "--thickness-um",
-             "50", "--density-per-mm3", "1e5", "--height-um", "1", "--step-um",
-             str(args.invert_step_um), "--seed", "2"]
+             "50", "--density-per-mm3", "1e5", "--height-um", "1", "--sensor-size-um", "0,0",
+             "--step-um", str(args.invert_step_um), "--seed", "2"]
     cli_main(synth + (["--model", "dipole"] if args.points else []))
     mmt.set_file(path)
     mmt.set_grain_file(grains, "points" if args.points else "cuboids")

@@ -40,6 +40,14 @@ def for_map(options: DragonflyOptions, m: MapData | None) -> DragonflyOptions:
     return replace(options, **scan_crop([m]))  # type: ignore[arg-type]
 
 
+def chosen_magnetization(options: DragonflyOptions) -> float | None:
+    """The crop's saturation magnetization (A/m) where one other than magnetite's is chosen,
+    as the command line's `--crop-magnetization-kA-per-m` gives it; else None (the default,
+    not spelt out)."""
+    m = options.crop_magnetization
+    return None if options.crop is None or m == CROP_MAGNETIZATION else m
+
+
 def describe(options: DragonflyOptions) -> str:
     """The options in words, e.g. "min voxels 5, sample top auto, z axis up, only grains
     whose field could reach the scan's sensors (x -15–70 µm, y -15–50 µm, σ 250 nT)"; a crop
@@ -142,7 +150,7 @@ class DragonflyOptionsRow(QtWidgets.QWidget):
     def crop_arguments(self) -> list[str]:
         """The crop to the scans as the command line's arguments, for any point format."""
         o = self.options()
+        chosen = chosen_magnetization(o)
         return ((["--crop-to-scan"] if o.crop is not None else [])
-                + (["--crop-magnetization-kA-per-m", f"{o.crop_magnetization / 1e3:g}"]
-                   if o.crop is not None and o.crop_magnetization != CROP_MAGNETIZATION
-                   else []))
+                + (["--crop-magnetization-kA-per-m", f"{chosen / 1e3:g}"]
+                   if chosen is not None else []))

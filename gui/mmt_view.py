@@ -35,7 +35,12 @@ from PyQt6 import QtCore, QtGui, QtWidgets
 
 from gui.background import Background, gui_caller
 from gui.command import recorded_command
-from gui.dragonfly_options import DragonflyOptionsRow, describe, describe_crop
+from gui.dragonfly_options import (
+    DragonflyOptionsRow,
+    chosen_magnetization,
+    describe,
+    describe_crop,
+)
 from gui.grain_outlines import grain_segments, sphere_diameters
 from gui.grain_registration import RegistrationGroup, describe_registration
 from gui.grain_table import GrainFilter, GrainTableModel
@@ -636,7 +641,7 @@ class MMTView(QtWidgets.QWidget):
         arguments += self.registration.arguments()
         arguments += ["--device", device] if device != "auto" else []
         arguments += ["--sigma-nT", repr(sigma_nT)] if sigma else []
-        from smm_daq.analysis.mmt.formats.dragonfly import scan_crop
+        from smm_daq.analysis.mmt.formats.dragonfly import scan_crop, with_magnetization
         from smm_daq.analysis.mmt.result_file import grain_parameters
         from smm_daq.analysis.mmt.result_params import mask_parameters
 
@@ -671,9 +676,9 @@ class MMTView(QtWidgets.QWidget):
 
             sensors = [sensor_of(m) for m in maps]
             heights = [m.height if m.height is not None else profile.sensor.height for m in maps]
-            # the crop as the command line's --crop-to-scan makes it
-            crop = ({**scan_crop(maps, [sigma] * len(maps), heights, sensors),
-                     "crop_magnetization": dragonfly.crop_magnetization}
+            # the crop as the command line's --crop-to-scan makes it (and refuses it)
+            crop = (with_magnetization(scan_crop(maps, [sigma] * len(maps), heights, sensors),
+                                       chosen_magnetization(dragonfly))
                     if crop_wanted and dragonfly is not None else None)
             reader = (None if fmt != "dragonfly" or dragonfly is None
                       else replace(dragonfly, crop=None))

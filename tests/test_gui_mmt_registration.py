@@ -44,13 +44,20 @@ def _to_ct(p: np.ndarray) -> np.ndarray:
 
 @pytest.fixture
 def session(tmp_path):
+    return _write_session(tmp_path, noise=2e-9)
+
+
+def _write_session(tmp_path, noise: float):
+    """A scan of the three near grains (Gaussian noise of SD `noise`, T; 0: a plane, where
+    no noise floor shows) and their grain file, in the CT frame."""
     x = y = np.arange(0, 40.1, 1) * UM
     X, Y = np.meshgrid(x, y)
     h = 2 * UM
     sensors = np.c_[X.ravel(), Y.ravel(), np.full(X.size, h)]
     near = point_grains(SCAN_FRAME_UM[:3] * UM, VOLUMES[:3])
     bz = forward(MultipoleModel.build(near, Sensor(), "dipole"), sensors, M)
-    bz = bz + np.random.default_rng(3).normal(0, 2e-9, X.size)
+    bz = (bz + np.random.default_rng(3).normal(0, noise, X.size) if noise
+          else 1e-7 * (1 + X.ravel() / (40 * UM) + Y.ravel() / (40 * UM)))
     path = tmp_path / "s.h5"
     write_map_entry(path, MapData(bz=bz.reshape(X.shape), x=x, y=y, height=h,
                                   sensor_size=(0.0, 0.0), name="scan"), kind="scan")
@@ -145,6 +152,36 @@ def test_a_turn_cuboids_cannot_take_is_refused_before_inverting_as_the_cli_says(
         assert view.run()
     assert done.args[0], done.args[1]
     assert "--grains-rotation-deg=45.0" in view.made["command"]
+
+
+def test_a_saturation_chosen_with_no_known_noise_is_refused_as_the_cli_says(
+        qtbot, tmp_path, capsys):
+    """A noiseless map and no σ: the crop goes by distance, whatever the magnetization, so a
+    saturation chosen in the tab is refused as --crop-magnetization-kA-per-m is, with the
+    command line's message, and nothing is inverted or written; magnetite's (the default,
+    not spelt out in the recorded command) crops as before."""
+    path, grains = _write_session(tmp_path, noise=0.0)
+    assert main(["mmt", "invert", str(path), "--entry", "scan", "--grains", str(grains),
+                 "--grain-format", "points", "--out", str(tmp_path / "r.csv"),
+                 "--crop-to-scan", "--crop-magnetization-kA-per-m", "1710"]) == 2
+    said = capsys.readouterr().err
+    view = _view(qtbot, path, grains, "points")
+    view.dragonfly.crop.setChecked(True)
+    view.dragonfly.saturation.setValue(1710)
+    with qtbot.waitSignal(view.finished, timeout=WAIT_MS) as done:
+        assert view.run()
+    assert not done.args[0]
+    shown = view.status.text().removeprefix("Inversion failed: ")
+    assert "--crop-magnetization-kA-per-m is 1710 and no noise is known" in shown
+    assert shown in said
+    assert view.result is None and view.run_button.isEnabled()
+    with h5py.File(path, "r") as f:
+        assert list(f) == ["scan"]
+    view.dragonfly.saturation.setValue(480)
+    with qtbot.waitSignal(view.finished, timeout=WAIT_MS) as done:
+        assert view.run()
+    assert done.args[0], done.args[1]
+    assert list(view.result.grains.labels) == [1, 2, 3]  # the far grain still cropped
 
 
 @pytest.mark.parametrize("fmt", ["points", "mpe"])

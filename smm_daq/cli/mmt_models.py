@@ -202,7 +202,11 @@ def _grains(args: argparse.Namespace, scans: list) -> tuple[object, dict[str, ob
     them (`grain_shaping.shaped_grains`, as the MMT tab shapes them); the crop, when asked
     for, keeps the grains whose field could reach the scans inverted above their noise
     (`dragonfly.scan_crop`), for every point format alike, once the grains are registered."""
-    from smm_daq.analysis.mmt.formats.dragonfly import DragonflyOptions, scan_crop
+    from smm_daq.analysis.mmt.formats.dragonfly import (
+        DragonflyOptions,
+        scan_crop,
+        with_magnetization,
+    )
     from smm_daq.analysis.mmt.grain_shaping import shaped_grains
 
     reg = registration(args)
@@ -210,16 +214,7 @@ def _grains(args: argparse.Namespace, scans: list) -> tuple[object, dict[str, ob
                      [s.height for s in scans],
                      [s.sensor_size for s in scans]) if args.crop_to_scan else {}
     if crop and args.crop_magnetization_kA_per_m is not None:
-        if not crop["crop_noise"]:
-            raise InputError(
-                f"--crop-magnetization-kA-per-m is {args.crop_magnetization_kA_per_m:g} and no "
-                "noise is known for the scans (no --sigma-nT, and no map shows a noise floor: "
-                "too small or noiseless), so --crop-to-scan keeps the grains within their "
-                "depth plus the sensor's height of the scan window, whatever their "
-                "magnetization; expected --sigma-nT, for the crop to keep the grains whose "
-                "field at that magnetization could reach a tenth of it, or no "
-                "--crop-magnetization-kA-per-m")
-        crop["crop_magnetization"] = args.crop_magnetization_kA_per_m * 1e3
+        crop = with_magnetization(crop, args.crop_magnetization_kA_per_m * 1e3)
     options = None
     if args.grain_format == "dragonfly":
         if args.min_voxels < 1:

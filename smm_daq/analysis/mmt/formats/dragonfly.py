@@ -381,6 +381,25 @@ def scan_crop(maps: Sequence[MapData], sigmas: Sequence[float | None] | None = N
     return {"crop": window, "crop_height": max(lowest, 0.0), "crop_noise": min(known)}
 
 
+def with_magnetization(crop: dict[str, object], magnetization: float | None
+                       ) -> dict[str, object]:
+    """`crop` (as `scan_crop` gives it) with the saturation magnetization chosen (A/m, as
+    `--crop-magnetization-kA-per-m` gives it; None: none chosen, magnetite's). InputError
+    where no noise is known (`crop_noise` 0): the crop then goes by distance alone, so a
+    magnetization chosen would be recorded and do nothing."""
+    if magnetization is None:
+        return crop
+    if not crop["crop_noise"]:
+        raise InputError(
+            f"--crop-magnetization-kA-per-m is {magnetization / 1e3:g} and no noise is known "
+            "for the scans (no --sigma-nT, and no map shows a noise floor: too small or "
+            "noiseless), so --crop-to-scan keeps the grains within their depth plus the "
+            "sensor's height of the scan window, whatever their magnetization; expected "
+            "--sigma-nT, for the crop to keep the grains whose field at that magnetization "
+            "could reach a tenth of it, or no --crop-magnetization-kA-per-m")
+    return {**crop, "crop_magnetization": magnetization}
+
+
 def _half_extent(size: Sequence[float] | None) -> tuple[float, float, float]:
     """Half the sensor's (w, l, thickness) in m from (w, l) or (w, l, thickness); a point's
     (or an unknown size's) 0."""
