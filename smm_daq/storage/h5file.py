@@ -855,7 +855,8 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
     p = Path(path)
     if p.exists() and not p.is_file():
         raise InputError("is not a file; expected an smm-daq session file (.h5)", source=str(p))
-    with contextlib.ExitStack() as held, contextlib.ExitStack() as repaired:
+    with contextlib.ExitStack() as unlocked, contextlib.ExitStack() as held, \
+            contextlib.ExitStack() as repaired:  # `unlocked` closes once the lock is let go
         made, real = _held_for_writing(held, p, create=create)
         try:
             _ready_for_writing(p, real, same_file=same_file, hold=repaired)
@@ -863,7 +864,7 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
             f = h5py.File(_open_for_writing(real, swmr=swmr, source=p))
         except BaseException:  # refused before it was opened: nothing of it is kept
             if made is not None:
-                _discard(made, real)
+                _discard(made, real, unlocked)
             raise
         failed = True
         try:
@@ -881,7 +882,7 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
         finally:
             _close(f, p, failed=failed)
             if failed and made is not None:
-                _discard(made, real)
+                _discard(made, real, unlocked)
 
 
 def _ready_for_writing(p: Path, real: Path, *, same_file: FileId | None,
@@ -904,14 +905,20 @@ def _ready_for_writing(p: Path, real: Path, *, same_file: FileId | None,
         )
 
 
-def _discard(made: _Made, real: Path) -> None:
+def _discard(made: _Made, real: Path, unlocked: contextlib.ExitStack) -> None:
     """Remove the file a refused or failed write made, where it holds nothing
     (`_remove_if_empty`), under its writers' lock: held already where it is the file
-    locked for the write (`real`); taken where the name was re-pointed to another file
-    meanwhile, and the file left where that lock cannot be had (another writer is at it)."""
+    locked for the write (`real`). Where the name was re-pointed to another file meanwhile,
+    that lock is taken once `unlocked` closes, after the write's lock of `real` is let go
+    (waited for, its writers would be held up as long), and the file is left where it
+    cannot be had (another writer is at it)."""
     if made.path == real:
         _remove_if_empty(made)
-        return
+    else:
+        unlocked.callback(_discard_elsewhere, made)
+
+
+def _discard_elsewhere(made: _Made) -> None:
     with contextlib.suppress(InputError, StorageError, OSError), _file_lock(
             made.path, exclusive=True):
         _remove_if_empty(made)
