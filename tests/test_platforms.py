@@ -383,3 +383,31 @@ def test_where_device_numbers_cannot_be_split_files_are_written_and_read(tmp_pat
         f["written"] = 1
     with h5file.open_read(path) as f:
         assert f["written"][()] == 1
+
+
+def test_without_fallocate_a_write_or_rebuild_the_disk_has_no_room_for_is_refused(
+        tmp_path: Path, monkeypatch):
+    """macOS and Windows have no `posix_fallocate` to reserve a write's room with: the room
+    the disk says is free stands in, so that a write a full disk would cut short (leaving a
+    file no HDF5 reader opens) is refused before it starts, the file as it was, and a
+    rebuild leaves no copy begun beside it."""
+    import os
+    import shutil
+
+    from smm_daq.errors import StorageError
+    from smm_daq.storage import h5file
+
+    path = tmp_path / "s.h5"
+    with h5file.writing(path) as f:
+        f["x"] = np.arange(4.0)
+    before = path.read_bytes()
+    monkeypatch.delattr(os, "posix_fallocate")
+    full = shutil.disk_usage(tmp_path)._replace(free=1 << 20)  # 1 MB: less than a write's
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: full)
+    with pytest.raises(StorageError, match=r"no room to write to it.*disk has 1\.0 MB free"), \
+            h5file.writing(path) as f:
+        f["y"] = 1
+    with pytest.raises(StorageError, match="no room to rebuild it"):
+        h5file.make_extendable(path, ["/x"])
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.h5"]

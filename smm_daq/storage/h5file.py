@@ -31,7 +31,8 @@ will not (a full disk, a quota, a file size limit). HDF5 records the file's new 
 superblock even when a data write failed for want of space, so a write cut short there
 leaves a file shorter than its superblock says, which no HDF5 reader opens at all: every
 line written before would be out of reach. The space is reserved with `posix_fallocate`, so
-HDF5 writes into blocks it already has, and HDF5 cuts the file back to what it used on close.
+HDF5 writes into blocks it already has, and HDF5 cuts the file back to what it used on close;
+where there is no such call (macOS, Windows), the room the disk says is free is checked.
 A repair or a rebuild checks so for its copy, which may be many times the file
 (`_copy_room`), and a refusal says how much room was needed and how much is free.
 
@@ -773,20 +774,32 @@ def _create(p: Path) -> _Made | None:
 
 def _reserve(target: Path, offset: int, length: int, *, create: bool = False) -> bool:
     """Allocate `length` bytes of `target` from `offset` (see the module); False when the file
-    system has no room, True when it was done or cannot be done (no such call here, a file
-    system without it: then HDF5 writes as it would have)."""
+    system has no room, True when it was done. Where it cannot be done (no such call: macOS,
+    Windows; a file system without it), the room its disk says is free stands in: checked,
+    not held, and blind to a quota or a file size limit, but a write that a full disk would
+    cut short, leaving a file no reader opens, is refused before it starts."""
     posix_fallocate = getattr(os, "posix_fallocate", None)
-    if posix_fallocate is None:  # (Windows) nothing to reserve with
-        return True
-    fd = os.open(target, os.O_RDWR | (os.O_CREAT | os.O_TRUNC if create else 0), 0o644)
+    if create or posix_fallocate is not None:
+        fd = os.open(target, os.O_RDWR | (os.O_CREAT | os.O_TRUNC if create else 0), 0o644)
+        try:
+            if posix_fallocate is not None:
+                posix_fallocate(fd, offset, length)
+                return True
+        except OSError as exc:
+            if exc.errno in _NO_ROOM:
+                return False
+        finally:
+            os.close(fd)
+    return _free_at_least(target.parent, length)
+
+
+def _free_at_least(folder: Path, length: int) -> bool:
+    """Whether the disk of `folder` says it has `length` bytes free (True where it cannot
+    tell)."""
     try:
-        posix_fallocate(fd, offset, length)
-    except OSError as exc:
-        if exc.errno in _NO_ROOM:
-            return False
-    finally:
-        os.close(fd)
-    return True
+        return shutil.disk_usage(folder).free >= length
+    except OSError:
+        return True
 
 
 def _no_room(p: Path, what: str, needed: int) -> StorageError:
