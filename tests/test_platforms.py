@@ -362,3 +362,52 @@ def test_the_command_line_refuses_a_windows_stream_name_with_exit_2(demo_session
     assert main(["export", str(demo_session), "--entry", "qdm", "--csv", str(out)]) == 2
     assert "whose name holds ':'" in capsys.readouterr().err
     assert sorted(p.name for p in demo_session.parent.iterdir()) == ["s.h5"]
+
+
+def test_where_device_numbers_cannot_be_split_files_are_written_and_read(tmp_path: Path,
+                                                                        monkeypatch):
+    """Windows has no `os.major`: which file system a file is on cannot be told there, and
+    every write and read must still work (its inode numbers trusted, as on macOS)."""
+    import os
+
+    from smm_daq.storage import h5file, identity, turns
+
+    monkeypatch.delattr(os, "major")
+    monkeypatch.delattr(os, "minor")
+    monkeypatch.setattr(h5file, "fcntl", None)
+    monkeypatch.setattr(identity, "_KEPT", {})
+    monkeypatch.setattr(turns, "_LOCAL", {})
+    assert turns.file_system_type(os.stat(tmp_path).st_dev) == ""
+    path = tmp_path / "s.h5"
+    with h5file.writing(path) as f:
+        f["written"] = 1
+    with h5file.open_read(path) as f:
+        assert f["written"][()] == 1
+
+
+def test_without_fallocate_a_write_or_rebuild_the_disk_has_no_room_for_is_refused(
+        tmp_path: Path, monkeypatch):
+    """macOS and Windows have no `posix_fallocate` to reserve a write's room with: the room
+    the disk says is free stands in, so that a write a full disk would cut short (leaving a
+    file no HDF5 reader opens) is refused before it starts, the file as it was, and a
+    rebuild leaves no copy begun beside it."""
+    import os
+    import shutil
+
+    from smm_daq.errors import StorageError
+    from smm_daq.storage import h5file
+
+    path = tmp_path / "s.h5"
+    with h5file.writing(path) as f:
+        f["x"] = np.arange(4.0)
+    before = path.read_bytes()
+    monkeypatch.delattr(os, "posix_fallocate")
+    full = shutil.disk_usage(tmp_path)._replace(free=1 << 20)  # 1 MB: less than a write's
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: full)
+    with pytest.raises(StorageError, match=r"no room to write to it.*disk has 1\.0 MB free"), \
+            h5file.writing(path) as f:
+        f["y"] = 1
+    with pytest.raises(StorageError, match="no room to rebuild it"):
+        h5file.make_extendable(path, ["/x"])
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.h5"]

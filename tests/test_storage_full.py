@@ -285,3 +285,26 @@ def test_a_rebuild_making_a_long_array_extendable_is_refused_before_it_copies(tm
     with h5py.File(path, "r") as f:
         assert f["x"].maxshape == (None,)
         np.testing.assert_array_equal(f["x"][()], np.arange(1 << 20, dtype="f8"))
+
+
+def test_a_rebuild_of_a_file_of_many_small_datasets_asks_for_little_more_than_the_file(
+        tmp_path):
+    """A session file of many scans holds hundreds of chunked datasets of a few chunks each,
+    whose 1.10 indexes take a few hundred bytes apiece (a B-tree's first node, 2 kB, at
+    most). Under a limit that holds the file, the headroom and 2 MB more, a rebuild (one
+    array made extendable) is done, not refused as needing room for indexes many times the
+    file."""
+    def many(f: h5py.File) -> None:
+        f.create_dataset("x", data=np.arange(4.0))
+        for i in range(300):
+            f.create_dataset(f"scan{i}/data/y", data=np.arange(8.0), maxshape=(None,),
+                             chunks=(8,))
+
+    path = tmp_path / "s.h5"
+    _session_file(path, "latest", many)
+    limit = path.stat().st_size + (6 << 20)  # the default headroom, 4 MB, and 2 MB more
+    done = _rebuilt_under_limit(path, limit, 4 << 20, "extend")
+    assert done.returncode == 0, done.stdout + done.stderr
+    with h5py.File(path, "r") as f:
+        assert f["x"].maxshape == (None,)
+        np.testing.assert_array_equal(f["scan299/data/y"][()], np.arange(8.0))

@@ -262,3 +262,48 @@ def test_a_write_refused_as_another_programs_file_removes_the_empty_file_it_made
         pytest.fail("written")
     assert not made.exists() and foreign.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["current.h5", "other.h5"]
+
+
+def test_a_failed_write_lets_go_of_the_file_written_before_it_removes_the_one_it_made(
+        tmp_path, monkeypatch):
+    """A 'current' link re-pointed, after the write made the file it named, to a session
+    file that the write then locks and fails in: the file made is removed under its own
+    lock, which may be waited for (another writer at it). Meanwhile the file written is
+    free: a scan's next line to it is not held up, nor refused once the wait passes
+    `turns.TURN_WAIT_S` (here at once, on a virtual clock)."""
+    from smm_daq.storage import h5file
+
+    monkeypatch.setattr(turns, "CLOCK", VirtualClock())
+    link, made, current = tmp_path / "current.h5", tmp_path / "new.h5", tmp_path / "run.h5"
+    link.symlink_to(made.name)
+    write_map_entry(current, _map("first"), kind="scan")
+    create, file_lock = h5file._create, h5file._file_lock
+    meanwhile: list[BaseException | None] = []
+
+    def then_repointed(p):
+        done = create(p)
+        link.unlink()
+        link.symlink_to(current.name)
+        return done
+
+    def write_current() -> None:
+        try:
+            write_map_entry(current, _map("next"), kind="scan")
+            meanwhile.append(None)
+        except BaseException as exc:  # what the test reports
+            meanwhile.append(exc)
+
+    def lock_made_after_a_write_of_current(path, **kwargs):
+        if path == made and not meanwhile:  # the failed write about to remove its file
+            other = threading.Thread(target=write_current)
+            other.start()
+            other.join(60)
+        return file_lock(path, **kwargs)
+
+    monkeypatch.setattr(h5file, "_create", then_repointed)
+    monkeypatch.setattr(h5file, "_file_lock", lock_made_after_a_write_of_current)
+    with pytest.raises(RuntimeError, match="cut short"), writing(link):
+        raise RuntimeError("cut short")
+    assert meanwhile == [None]
+    assert not made.exists()
+    assert [e.name for e in list_entries(current)] == ["first", "next"]

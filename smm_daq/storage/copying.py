@@ -84,7 +84,11 @@ def _made_extendable(src: h5py.Dataset, extendable: bool) -> bool:
 
 _ADDRESS_BYTES = 8  # an address in a file HDF5 makes by default
 _SIZE_AND_MASK_BYTES = 8 + 4  # a filtered chunk's stored size (at most 8 bytes) and mask
-_INDEX_SLACK = 64 << 10  # an index's headers and checksums beyond its entries, at most
+# An index's header and first blocks beyond its entries, at most: measured, a B-tree's
+# first node takes 2 kB, an extensible array's blocks a few hundred bytes. Counted once a
+# chunked dataset, of which a session file of many scans has hundreds.
+_INDEX_SLACK = 4 << 10
+_PAGE_ENTRIES = 1024  # entries of an array's page, each page with a 4-byte checksum
 
 
 def index_room(src: h5py.Dataset, *, extendable: bool = False) -> int:
@@ -119,7 +123,7 @@ def index_room(src: h5py.Dataset, *, extendable: bool = False) -> int:
         entries = 2 * declared
     else:  # a record also holds the chunk's offset, one number per axis
         entries = 2 * stored * (1 + len(chunks))
-    return entries * entry + _INDEX_SLACK
+    return entries * entry + 4 * -(-entries // _PAGE_ENTRIES) + _INDEX_SLACK
 
 
 def _creation_plist(src: h5py.Dataset) -> h5p.PropDCID:

@@ -31,7 +31,8 @@ will not (a full disk, a quota, a file size limit). HDF5 records the file's new 
 superblock even when a data write failed for want of space, so a write cut short there
 leaves a file shorter than its superblock says, which no HDF5 reader opens at all: every
 line written before would be out of reach. The space is reserved with `posix_fallocate`, so
-HDF5 writes into blocks it already has, and HDF5 cuts the file back to what it used on close.
+HDF5 writes into blocks it already has, and HDF5 cuts the file back to what it used on close;
+where there is no such call (macOS, Windows), the room the disk says is free is checked.
 A repair or a rebuild checks so for its copy, which may be many times the file
 (`_copy_room`), and a refusal says how much room was needed and how much is free.
 
@@ -773,20 +774,32 @@ def _create(p: Path) -> _Made | None:
 
 def _reserve(target: Path, offset: int, length: int, *, create: bool = False) -> bool:
     """Allocate `length` bytes of `target` from `offset` (see the module); False when the file
-    system has no room, True when it was done or cannot be done (no such call here, a file
-    system without it: then HDF5 writes as it would have)."""
+    system has no room, True when it was done. Where it cannot be done (no such call: macOS,
+    Windows; a file system without it), the room its disk says is free stands in: checked,
+    not held, and blind to a quota or a file size limit, but a write that a full disk would
+    cut short, leaving a file no reader opens, is refused before it starts."""
     posix_fallocate = getattr(os, "posix_fallocate", None)
-    if posix_fallocate is None:  # (Windows) nothing to reserve with
-        return True
-    fd = os.open(target, os.O_RDWR | (os.O_CREAT | os.O_TRUNC if create else 0), 0o644)
+    if create or posix_fallocate is not None:
+        fd = os.open(target, os.O_RDWR | (os.O_CREAT | os.O_TRUNC if create else 0), 0o644)
+        try:
+            if posix_fallocate is not None:
+                posix_fallocate(fd, offset, length)
+                return True
+        except OSError as exc:
+            if exc.errno in _NO_ROOM:
+                return False
+        finally:
+            os.close(fd)
+    return _free_at_least(target.parent, length)
+
+
+def _free_at_least(folder: Path, length: int) -> bool:
+    """Whether the disk of `folder` says it has `length` bytes free (True where it cannot
+    tell)."""
     try:
-        posix_fallocate(fd, offset, length)
-    except OSError as exc:
-        if exc.errno in _NO_ROOM:
-            return False
-    finally:
-        os.close(fd)
-    return True
+        return shutil.disk_usage(folder).free >= length
+    except OSError:
+        return True
 
 
 def _no_room(p: Path, what: str, needed: int) -> StorageError:
@@ -855,7 +868,8 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
     p = Path(path)
     if p.exists() and not p.is_file():
         raise InputError("is not a file; expected an smm-daq session file (.h5)", source=str(p))
-    with contextlib.ExitStack() as held, contextlib.ExitStack() as repaired:
+    with contextlib.ExitStack() as unlocked, contextlib.ExitStack() as held, \
+            contextlib.ExitStack() as repaired:  # `unlocked` closes once the lock is let go
         made, real = _held_for_writing(held, p, create=create)
         try:
             _ready_for_writing(p, real, same_file=same_file, hold=repaired)
@@ -863,7 +877,7 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
             f = h5py.File(_open_for_writing(real, swmr=swmr, source=p))
         except BaseException:  # refused before it was opened: nothing of it is kept
             if made is not None:
-                _discard(made, real)
+                _discard(made, real, unlocked)
             raise
         failed = True
         try:
@@ -881,7 +895,7 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
         finally:
             _close(f, p, failed=failed)
             if failed and made is not None:
-                _discard(made, real)
+                _discard(made, real, unlocked)
 
 
 def _ready_for_writing(p: Path, real: Path, *, same_file: FileId | None,
@@ -904,14 +918,20 @@ def _ready_for_writing(p: Path, real: Path, *, same_file: FileId | None,
         )
 
 
-def _discard(made: _Made, real: Path) -> None:
+def _discard(made: _Made, real: Path, unlocked: contextlib.ExitStack) -> None:
     """Remove the file a refused or failed write made, where it holds nothing
     (`_remove_if_empty`), under its writers' lock: held already where it is the file
-    locked for the write (`real`); taken where the name was re-pointed to another file
-    meanwhile, and the file left where that lock cannot be had (another writer is at it)."""
+    locked for the write (`real`). Where the name was re-pointed to another file meanwhile,
+    that lock is taken once `unlocked` closes, after the write's lock of `real` is let go
+    (waited for, its writers would be held up as long), and the file is left where it
+    cannot be had (another writer is at it)."""
     if made.path == real:
         _remove_if_empty(made)
-        return
+    else:
+        unlocked.callback(_discard_elsewhere, made)
+
+
+def _discard_elsewhere(made: _Made) -> None:
     with contextlib.suppress(InputError, StorageError, OSError), _file_lock(
             made.path, exclusive=True):
         _remove_if_empty(made)

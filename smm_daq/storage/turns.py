@@ -133,7 +133,10 @@ def _local(device: int) -> bool:
 
 def file_system_type(device: int) -> str:
     """The type of the file system mounted as `device` (st_dev) in this process's view, as
-    /proc/self/mountinfo says it ("ext4", "nfs4"); "" where that cannot be told."""
+    /proc/self/mountinfo says it ("ext4", "nfs4"); "" where that cannot be told (also on
+    Windows, which has no device numbers to split)."""
+    if not hasattr(os, "major"):
+        return ""
     wanted = f"{os.major(device)}:{os.minor(device)}"
     try:
         with open("/proc/self/mountinfo", encoding="utf-8") as fh:
