@@ -23,9 +23,9 @@ from gui.confirm import confirm
 from gui.rig_holder import INSTRUMENTS, RigHolder
 from gui.typed_numbers import decimal_number, si_examples, si_number, si_text
 from smm_daq.clock import VirtualClock
-from smm_daq.errors import InputError, RampStopped
+from smm_daq.errors import InputError
 from smm_daq.instruments.profile import LOCKIN_SENSITIVITY_V, TIME_CONSTANTS_S, Profile
-from smm_daq.instruments.ramp_stop import RampStop
+from smm_daq.instruments.ramp_stop import RampStop, ramp_field
 
 UM = 1e-6
 UT = 1e-6
@@ -817,7 +817,7 @@ class InstrumentsPanel(QtWidgets.QWidget):
         """Ramp to the field typed; Stop (or Esc, or the window's close) meanwhile ends the
         ramp at its next step and makes the rig safe from there by the bounded make-safe path
         (`Rig.make_safe`: the stage stopped, the coils ramped to their safe state within its
-        deadline). The step under way as Stop comes is in that path too (`Rig.safe_from`: its
+        deadline). The step under way as Stop comes is in that path too (`ramp_field`: its
         deadline and loss budget count from the stop), so the call ends within the bound a
         close waits for, however slow or lossy the links. That path is the rig's one at a
         time, so a close's making safe waits for this one rather than ramping the coils beside
@@ -830,29 +830,8 @@ class InstrumentsPanel(QtWidgets.QWidget):
         stop = RampStop(rig.clock)
         self.field_requests.append(b)
         self._field_stops.append(stop)
-
-        def ramp() -> None:
-            with rig.safe_from(stop):
-                try:
-                    rig.coils.set_field(b, stop=stop.is_set)
-                    if stop.is_set():  # pressed after the ramp's last step was asked about
-                        raise RampStopped(
-                            f"{rig.coils.name}: the ramp was stopped as it ended, the field at "
-                            f"{_vector(b)}")
-                except Exception as exc:
-                    if not stop.is_set():
-                        raise
-                    stopped = exc if isinstance(exc, RampStopped) else RampStopped(
-                        f"{rig.coils.name}: the ramp was stopped during its step, which "
-                        f"failed: {exc}")
-                    problems = rig.make_safe()
-                    if problems:
-                        raise RampStopped(f"{stopped}; making the rig safe from there left: "
-                                          f"{'; '.join(problems)}") from None
-                    raise RampStopped(f"{stopped}; ramped to the safe state from there, the "
-                                      "stage stopped") from None
-
-        self._act(ramp, "Set field", ended=lambda: self._field_request_ended(b, stop))
+        self._act(lambda: ramp_field(rig, b, stop), "Set field",
+                  ended=lambda: self._field_request_ended(b, stop))
 
     def _field_request_ended(self, b: np.ndarray, stop: RampStop) -> None:
         self.field_requests = [r for r in self.field_requests if r is not b]

@@ -35,6 +35,7 @@ from smm_daq.acquisition.recipe_continue import RESUME
 from smm_daq.acquisition.session import Session
 from smm_daq.clock import Clock
 from smm_daq.errors import SmmError
+from smm_daq.instruments.ramp_stop import RampStop, ramp_field
 from smm_daq.shell_words import command_line
 
 WAIT_SLICE_S = 1.0  # a wait step checks for Stop this often (rig-clock seconds)
@@ -67,6 +68,7 @@ class RecipeRunner(QtCore.QObject):
         self.index = -1
         self.running = False
         self._stop_requested = False
+        self._field_stop: RampStop | None = None  # the set_field step's, set by `stop`
         self.analysis = Background("analysis", self)
         # a subtraction's write not returned `WRITE_STALLED_S` after Stop made the rig safe
         # is told as stalled (a write merely slower than the making safe is not)
@@ -106,6 +108,8 @@ class RecipeRunner(QtCore.QObject):
         rig is made safe at once: a stalled disk can hold its write for minutes, and a field
         set by an earlier step must not stay on until it returns."""
         self._stop_requested = True
+        if self._field_stop is not None:  # a set_field step's ramp: made safe from its stop
+            self._field_stop.set()
         rig = self.holder.rig  # read once: the window's close sets it to None in its thread
         if self.scan_tab.live.running:
             self.scan_tab.live.abort()
@@ -161,6 +165,7 @@ class RecipeRunner(QtCore.QObject):
 
     def _next(self) -> None:
         self.index += 1
+        self._field_stop = None  # a Stop from now on is no ramp's
         if self._stop_requested:
             self._end(False, "stopped by the operator")
             return
@@ -187,9 +192,13 @@ class RecipeRunner(QtCore.QObject):
         if isinstance(step, ScanStep):
             self._scan(self.recipe.plans[self.index], self.recipe.states[self.index] == RESUME)
         elif isinstance(step, SetFieldStep):
-            # Stop ends the ramp at its next step; the recipe's end makes the rig safe
-            self._rig_step(lambda: rig.coils.set_field(
-                np.array(step.field), stop=lambda: self._stop_requested))
+            # Stop ends the ramp at its next step, and makes the rig safe from there within
+            # the make-safe bound of the stop (the window's close waits that long for it)
+            if rig is None:
+                self._step_failed("the rig is not connected")
+                return
+            stop = self._field_stop = RampStop(rig.clock)
+            self._rig_step(lambda: ramp_field(rig, np.array(step.field), stop))
         elif isinstance(step, ZeroFieldStep):
             self._rig_step(lambda: rig.zero_coils())  # within the make-safe bounds
         elif isinstance(step, WaitStep):

@@ -249,13 +249,15 @@ def test_a_recipes_zero_field_step_ramps_down_by_the_bounded_path(
 
 
 class _RampClosed:
-    """Set field (2 A on coil y) held at its first step; then `meanwhile()` (the links made
-    slow or lossy) and the window closed, the ramp let go once the close has stopped it.
+    """Set field (2 A on coil y) held at its first step, or what `start()` began (set once
+    the close has stopped it, returned); then `meanwhile()` (the links made slow or lossy)
+    and the window closed, the ramp let go once the close has stopped it.
     `stopped_at`: the rig's clock then (its thread held, the clock stands still); `sent`:
     what each supply was sent, with the time; `made_safe`: when each making safe of the rig
     ended, the stopped ramp's first; `warned`: the close's warnings."""
 
-    def __init__(self, window, qtbot, monkeypatch, meanwhile: Callable[[], None]) -> None:
+    def __init__(self, window, qtbot, monkeypatch, meanwhile: Callable[[], None],
+                 start: Callable[[], threading.Event] | None = None) -> None:
         panel, rig = window.instruments, window.holder.rig
         self.sent: list[list[tuple[float, str]]] = [[] for _ in rig.coils._supplies]
         for log, supply in zip(self.sent, rig.coils._supplies, strict=True):
@@ -275,11 +277,14 @@ class _RampClosed:
         monkeypatch.setattr(QtWidgets.QMessageBox, "warning",
                             lambda *a, **k: self.warned.append(a[2]))
         self.held = _HeldRamp(rig.world.coils)
-        panel.field_boxes[1].setValue(100.0)
-        qtbot.mouseClick(panel.set_field_button, QtCore.Qt.MouseButton.LeftButton)
+        if start is None:
+            panel.field_boxes[1].setValue(100.0)
+            qtbot.mouseClick(panel.set_field_button, QtCore.Qt.MouseButton.LeftButton)
+        else:
+            stopped = start()
         qtbot.waitUntil(self.held.reached.is_set, timeout=WAIT_MS)
         meanwhile()
-        stop = panel._field_stops[0]
+        stop = panel._field_stops[0] if start is None else stopped
         self.stopped_at = rig.clock.now()
         releaser = threading.Thread(target=lambda: (stop.wait(15), self.held.release()))
         releaser.start()
@@ -351,3 +356,44 @@ def test_a_close_during_set_field_on_a_lossy_link_makes_its_failed_step_safe_in_
                            "failed: coil z: "), said
     assert "; making the rig safe from there left: " in said, said
     assert not any("had not ended" in w for w in closed.warned), closed.warned
+
+
+def test_a_close_during_a_recipes_set_field_on_a_slow_link_bounds_the_ramps_last_step(
+        window, qtbot, monkeypatch, tmp_path) -> None:
+    """As for Set field, a recipe's set_field step that the window's close stops, on slow
+    links with a 0.5 s deadline: its step under way and the making safe after it are one
+    path from the stop, so past the deadline each supply is only switched off, and the rig is
+    made safe within the bound of the stop. Unfixed, the step went on setting currents past
+    the deadline, and the close's making safe after it began a deadline of its own."""
+    monkeypatch.setattr(rig_module, "safe_deadline", lambda profile: 0.5)
+    monkeypatch.setattr(QtWidgets.QMessageBox, "question",
+                        lambda *a, **k: QtWidgets.QMessageBox.StandardButton.Yes)
+    rig = window.holder.rig
+    recipe = tmp_path / "field.toml"
+    recipe.write_text('[recipe]\ntitle = "a field, closed on its way"\n'
+                      '[[step]]\nkind = "set_field"\nfield_uT = [0.0, 100.0, 0.0]\n')
+    view = window.recipes
+
+    def start() -> threading.Event:
+        assert recipe_opened(view, qtbot, recipe)
+        assert recipe_ran(view, qtbot)
+        stopped, stop = threading.Event(), view.runner.stop
+
+        def stop_noted() -> None:
+            stop()
+            stopped.set()
+
+        monkeypatch.setattr(view.runner, "stop", stop_noted)
+        return stopped
+
+    def slow() -> None:
+        for supply in rig.coils._supplies:
+            supply.link.transport.latency = 2.5
+
+    closed = _RampClosed(window, qtbot, monkeypatch, slow, start)
+    end = closed.made_safe[0]
+    assert end - closed.stopped_at <= 0.5 + switch_off_tail_s(rig.profile)
+    late = [[m for t, m in log if closed.stopped_at + 0.5 <= t < end] for log in closed.sent]
+    assert all(set(m) <= {"OUTP OFF", "SYST:ERR?"} for m in late), late
+    assert all(len(m) <= loss_budget.TAIL_EXCHANGES for m in late), late
+    assert max(abs(a) for a in closed.held.sent) < 0.2

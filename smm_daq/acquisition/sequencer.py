@@ -72,7 +72,8 @@ from smm_daq.errors import (
     WriteStalled,
 )
 from smm_daq.instruments.profile import DRIFT_TOLERANCE_NT
-from smm_daq.instruments.rig import safe_command_hint
+from smm_daq.instruments.ramp_stop import RampStop
+from smm_daq.instruments.rig import safe_command_hint, safe_from
 from smm_daq.instruments.safe_bound import real_time_bound
 from smm_daq.shell_words import command_line, resume_command
 from smm_daq.storage.h5file import Replaced
@@ -152,6 +153,7 @@ class Sequencer(FlyScan):
         self._state = "idle"
         self._pause_requested = False
         self._abort_requested = False
+        self._aborted = RampStop(rig.clock)  # set with `_abort_requested`: when, on its clock
         self._thread: threading.Thread | None = None
         self._writer: ScanEntryWriter | None = None
         self._done = threading.Event()
@@ -172,6 +174,9 @@ class Sequencer(FlyScan):
         self._watchers: list[threading.Thread] = []  # each joined before the final event
         self._safing = threading.Lock()  # one making the rig safe at a time
         self._rig_safe_now = False  # made safe after an abort or at the end: it stays so
+        # the worker made the rig safe itself, in the path an abort during the field's ramp
+        # began, touching it no more since: `_finish` has nothing to make safe again
+        self._safe_from_abort = False
         self._emitting = threading.Lock()  # events from the worker and the watchers
         self._rig_handed_back = False  # its owner has made the rig safe and closed it
         self.stalled_write: str | None = None  # the write last told by "made_safe"
@@ -238,6 +243,7 @@ class Sequencer(FlyScan):
         once, when the worker is writing to the file)."""
         with self._cond:
             if not self._abort_requested:
+                self._aborted.set()
                 self._abort_requested = True
                 paused_for = self.message if self._state == "paused" else ""
                 self.message = f"paused ({paused_for}), then {reason}" if paused_for else reason
@@ -642,11 +648,23 @@ class Sequencer(FlyScan):
         """Ramp to the plan's field and verify it; record what was measured."""
         rig = self.rig
         b = np.array(self.plan.field)
-        try:  # an abort ends the ramp at its next step: made safe from where it got to
-            self._call(rig.coils.set_field, b, ramp=True, stop=self._abort_pending)
-        except RampStopped as exc:
-            self.notes.append(f"{exc}; the field was made safe from there")
-            raise _Aborted from None
+        # an abort ends the ramp at its next step, and the rig is made safe from where it got
+        # to: the step under way and that making safe are one bounded path from the abort
+        # (`safe_from`), so that it ends within the limit `smm-daq safe` prints, what a
+        # supervisor waits between SIGTERM and SIGKILL
+        with safe_from(rig.profile, rig.clock, self._aborted):
+            try:
+                self._call(rig.coils.set_field, b, ramp=True, stop=self._abort_pending)
+            except Exception as exc:
+                if not self._aborted.is_set():
+                    raise
+                stopped = str(exc) if isinstance(exc, RampStopped) else (
+                    f"{rig.coils.name}: the ramp was stopped during its step, which failed"
+                    + (f": {exc}" if str(exc) else ""))
+                self._make_safe_once()
+                self._safe_from_abort = True
+                self.notes.append(f"{stopped}; the field was made safe from there")
+                raise _Aborted from None
         tolerance = rig.profile.coils.field_tolerance
         for attempt in range(FIELD_ATTEMPTS):
             self._checkpoint(pausable=False)
@@ -935,8 +953,9 @@ class Sequencer(FlyScan):
 
     def _finish(self, status: str, message: str) -> None:
         # made safe on an abort during a write already: again here (cheap), for what is
-        # reported
-        self._make_safe_once(again=True)
+        # reported; not after the worker's own making safe from an abort during the field's
+        # ramp (a second path, its deadline counted afresh, would outlast the abort's bound)
+        self._make_safe_once(again=not self._safe_from_abort)
         try:
             self._account_time()
         except Exception as exc:  # the final status below matters more

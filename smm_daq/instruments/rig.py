@@ -200,10 +200,7 @@ class Rig:
         (`loss_budget.making_safe_from`); before the stop, nothing is limited. So the ramp
         stopped and made safe ends within `safe_time_bound` of the stop, however slow or lossy
         the links: what a window's close waits for a call in flight."""
-        with loss_budget.making_safe_from(
-                lambda: stop.at, supply_loss_budget(self.profile),
-                stage=stage_loss_budget(self.profile), clock=self.clock,
-                deadline_s=safe_deadline(self.profile)):
+        with safe_from(self.profile, self.clock, stop):
             yield
 
     def snapshot(self) -> dict[str, object]:
@@ -231,6 +228,20 @@ class Rig:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@contextlib.contextmanager
+def safe_from(profile: Profile, clock: Clock, stop: RampStop) -> Iterator[None]:
+    """`Rig.safe_from` for the rig of `profile` on `clock`: for a caller that holds the rig's
+    parts rather than a `Rig`. `stop` must keep its time on `clock` (a virtual clock's time
+    compared with the system's would put the deadline anywhere)."""
+    if stop.clock is not clock:
+        raise ValueError(f"the stop keeps its time on {stop.clock!r}, not on the rig's clock "
+                         f"{clock!r}: expected a RampStop made with the rig's clock")
+    with loss_budget.making_safe_from(
+            lambda: stop.at, supply_loss_budget(profile), stage=stage_loss_budget(profile),
+            clock=clock, deadline_s=safe_deadline(profile)):
+        yield
 
 
 def zero_within_bound(profile: Profile, clock: Clock, coils: FieldSource) -> None:
