@@ -46,6 +46,7 @@ class Ledger:
         self.handled = 0
         self._changed = changed
         self._port: int | None = None  # the connection (its client port) of the last command
+        self._last_silent = False  # the emulator's last command acted on had no reply
 
     def _acted(self) -> int:
         return self.handled + (self.proxy.answered if self.proxy is not None else 0)
@@ -71,10 +72,17 @@ class Ledger:
             self.sent = min(self.sent, self._acted())
             self._changed.notify_all()
 
-    def handled_one(self) -> None:
+    def handled_one(self, *, replied: bool = True) -> None:
         with self._changed:
             self.handled += 1
+            self._last_silent = not replied
             self._changed.notify_all()
+
+    def no_reply_coming(self) -> bool:
+        """Whether every command sent was acted on and the emulator's last had no reply (an
+        instrument that does not answer: a reply the proxy did not make never comes)."""
+        with self._changed:
+            return self._last_silent and self._acted() >= self.sent
 
     def caught_up(self) -> bool:
         """Every command acted on, or its connection closed (what it held is lost)."""
@@ -83,23 +91,27 @@ class Ledger:
 
 class HandledCounted:
     """A served emulator that counts each command it acts on in `ledger`, once acted on (before
-    its reply goes out)."""
+    its reply goes out), and whether it had a reply."""
 
     def __init__(self, inner: Any, ledger: Ledger) -> None:
         self._inner = inner
         self._ledger = ledger
 
     def handle(self, message: str) -> str | None:
+        reply = None
         try:
-            return self._inner.handle(message)  # type: ignore[no-any-return]
+            reply = self._inner.handle(message)
+            return reply  # type: ignore[no-any-return]
         finally:
-            self._ledger.handled_one()
+            self._ledger.handled_one(replied=reply is not None)
 
     def handle_byte(self, code: int) -> str | None:
+        reply = None
         try:
-            return self._inner.handle_byte(code)  # type: ignore[no-any-return]
+            reply = self._inner.handle_byte(code)
+            return reply  # type: ignore[no-any-return]
         finally:
-            self._ledger.handled_one()
+            self._ledger.handled_one(replied=reply is not None)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)

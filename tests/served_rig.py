@@ -176,15 +176,18 @@ FAKED_TIMEOUT_S = 0.1  # real seconds: reading what the proxy sent already, or t
 # Real seconds: a hang guard only, for a reply the proxy saw nothing of (an emulator that never
 # answers); a loaded machine delays an emulator's reply by far less.
 REPLY_GUARD_S = 120.0
+LOOK_S = 0.005  # real seconds between looks at the emulator's ledger (it wakes nobody here)
 
 
 class TimeoutOnlyWhereFaked:
-    """A transport through `proxy` whose reads time out when, and only when, the proxy made
-    sure no reply comes: it kept the reply back or cut it short (`hold`, `split`, lines left
-    out by `garble`), answered the command itself (what it sent is all there is: a blank line,
-    a line marked to continue, is still waited for then), or closed the connection. A reply
-    from the emulators, which a loaded machine slows, is waited for however long it takes
-    (up to REPLY_GUARD_S, a hang guard), as a real instrument's comes within its timeout.
+    """A transport through `proxy` whose reads time out when, and only when, no reply can
+    come: the proxy kept it back or cut it short (`hold`, `split`, lines left out by
+    `garble`), answered the command itself (what it sent is all there is: a blank line, a line
+    marked to continue, is still waited for then) or closed the connection; or, on a
+    `CaughtUpClock` (`ledger`), the emulator acted on the command and has no reply to it. A
+    reply from the emulators, which a loaded machine slows, is waited for however long it
+    takes (up to REPLY_GUARD_S, a hang guard), as a real instrument's comes within its
+    timeout.
 
     The read that times out is the transport's own (what the proxy sent, within
     FAKED_TIMEOUT_S), so the driver's timeout path runs as it would; and the link's timeout
@@ -193,10 +196,12 @@ class TimeoutOnlyWhereFaked:
     Nothing here depends on how fast the machine is: the proxy tells what it did
     (`FaultProxy.tally`, per connection), and wakes the wait when it does."""
 
-    def __init__(self, transport: Transport, proxy: FaultProxy, clock: Clock) -> None:
+    def __init__(self, transport: Transport, proxy: FaultProxy, clock: Clock,
+                 ledger: Ledger | None = None) -> None:
         self.transport = transport
         self.proxy = proxy
         self.clock = clock
+        self.ledger = ledger
         self._timeout_s = transport.timeout
         # (port, its tally) as the exchange began: its connection, and what was done before
         self._since: tuple[int | None, Tally] = (None, NONE_YET)
@@ -233,10 +238,12 @@ class TimeoutOnlyWhereFaked:
                 break  # what the proxy sent is all there is
             if now.delivered > since.delivered:
                 return self._within(REPLY_GUARD_S)  # a reply on its way (or read whole)
+            if self.ledger is not None and self.ledger.no_reply_coming():
+                break  # the emulator acted on it and does not answer
             left = guard - time.monotonic()
             if left <= 0:
                 break
-            self.proxy.await_change(port, now, left)
+            self.proxy.await_change(port, now, min(left, LOOK_S))
         return self._within(FAKED_TIMEOUT_S)
 
     def _within(self, seconds: float) -> str:
@@ -280,7 +287,7 @@ def time_out_only_where_faked(rig: Rig, served: ServedRig) -> Rig:
     for role, link in _links(rig).items():
         if not _wrapped(link.transport, TimeoutOnlyWhereFaked):
             link.transport = TimeoutOnlyWhereFaked(link.transport, served.proxies[role],
-                                                   served.clock)
+                                                   served.clock, served.ledgers.get(role))
     return counted(rig, served)
 
 
@@ -298,7 +305,8 @@ def links_time_out_only_where_faked(served: ServedRig) -> Iterator[None]:
         role = roles.get(address)
         if role is None:
             return transport
-        transport = TimeoutOnlyWhereFaked(transport, served.proxies[role], served.clock)
+        transport = TimeoutOnlyWhereFaked(transport, served.proxies[role], served.clock,
+                                          served.ledgers.get(role))
         if role in served.ledgers:
             transport = SentCounted(transport, served.ledgers[role])
         return transport
