@@ -9,9 +9,13 @@ address a proxy's VISA resource, short link timeouts). The world is inspected fr
 emulators' side: `currents()` (what the served supplies drive), `stage_moving()`.
 `kill_server()` closes every listener and connection (the instruments are gone);
 `restart_server()` serves the same world on new ports behind the same proxies.
-`time_out_only_where_faked(rig, served)`: a rig's links (all of them) time out soon only on the
-replies a proxy made itself, and wait long for the emulators' (which a loaded machine slows).
-`counted(rig, served)` (which that also does): on a `CaughtUpClock`, a rig whose commands the
+`time_out_only_where_faked(rig, served)`: a rig's links (all of them) time out only where no
+reply can come (the proxy withheld or made it, or closed the link; the emulator has none), each
+timeout taking the link's timeout on the served clock, and wait for the emulators' replies
+however late a loaded machine makes them (`TimeoutOnlyWhereFaked`);
+`links_time_out_only_where_faked(served)`: so every link opened onto the proxies while in use,
+those the program opens itself too (`make_rig_safe`).
+`counted(rig, served)` (which both also do): on a `CaughtUpClock`, a rig whose commands the
 clock waits for; a rig opened bare on it is not waited for.
 `simulators_made(monkeypatch, prepare)`: the simulator backends a command makes for itself
 (`smm-daq safe`, `check`), each handed to `prepare` as it is made, before the command uses it.
