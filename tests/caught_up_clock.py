@@ -46,7 +46,8 @@ class Ledger:
         self.handled = 0
         self._changed = changed
         self._port: int | None = None  # the connection (its client port) of the last command
-        self._last_silent = False  # the emulator's last command acted on had no reply
+        # the emulator's last command acted on, and whether it had no reply
+        self._last: tuple[str, bool] = ("", False)
 
     def _acted(self) -> int:
         return self.handled + (self.proxy.answered if self.proxy is not None else 0)
@@ -72,17 +73,19 @@ class Ledger:
             self.sent = min(self.sent, self._acted())
             self._changed.notify_all()
 
-    def handled_one(self, *, replied: bool = True) -> None:
+    def handled_one(self, command: str = "", *, replied: bool = True) -> None:
         with self._changed:
             self.handled += 1
-            self._last_silent = not replied
+            self._last = (command, not replied)
             self._changed.notify_all()
 
-    def no_reply_coming(self) -> bool:
-        """Whether every command sent was acted on and the emulator's last had no reply (an
-        instrument that does not answer: a reply the proxy did not make never comes)."""
+    def no_reply_coming(self, command: str) -> bool:
+        """Whether every command sent was acted on, the emulator's last being `command`, with
+        no reply (an instrument that does not answer: a reply the proxy did not make never
+        comes). The command is compared too: another connection's (a stop on a link of its
+        own) may have been acted on last."""
         with self._changed:
-            return self._last_silent and self._acted() >= self.sent
+            return self._last == (command, True) and self._acted() >= self.sent
 
     def caught_up(self) -> bool:
         """Every command acted on, or its connection closed (what it held is lost)."""
@@ -103,7 +106,7 @@ class HandledCounted:
             reply = self._inner.handle(message)
             return reply  # type: ignore[no-any-return]
         finally:
-            self._ledger.handled_one(replied=reply is not None)
+            self._ledger.handled_one(message, replied=reply is not None)
 
     def handle_byte(self, code: int) -> str | None:
         reply = None
@@ -111,7 +114,7 @@ class HandledCounted:
             reply = self._inner.handle_byte(code)
             return reply  # type: ignore[no-any-return]
         finally:
-            self._ledger.handled_one(replied=reply is not None)
+            self._ledger.handled_one(chr(code), replied=reply is not None)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)

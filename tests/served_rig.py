@@ -210,6 +210,7 @@ class TimeoutOnlyWhereFaked:
         # (port, its tally) as the exchange began: its connection, and what was done before
         self._since: tuple[int | None, Tally] = (None, NONE_YET)
         self._asked = False  # a command was written since the last read
+        self._command = ""  # the last one
 
     @property
     def timeout(self) -> float:
@@ -227,6 +228,7 @@ class TimeoutOnlyWhereFaked:
         if not self._asked:  # the first command of an exchange (a reply may come later)
             self._mark()
             self._asked = True
+        self._command = message
         self.transport.write(message)
 
     def read(self) -> str:
@@ -242,7 +244,7 @@ class TimeoutOnlyWhereFaked:
                 break  # what the proxy sent is all there is
             if now.delivered > since.delivered:
                 return self._within(REPLY_GUARD_S)  # a reply on its way (or read whole)
-            if self.ledger is not None and self.ledger.no_reply_coming():
+            if self.ledger is not None and self.ledger.no_reply_coming(self._command):
                 break  # the emulator acted on it and does not answer
             left = guard - time.monotonic()
             if left <= 0:
