@@ -12,23 +12,28 @@ the line. A real instrument acts within the link's latency, at one second a seco
 `CaughtUpClock`: a `VirtualClock` (time moves only in `sleep`) whose `sleep` first waits until
 every `Ledger` is caught up: each command sent on its link (`sending`, called by the rig's
 transport before each write: `SentCounted`) handled by the emulator (`HandledCounted`, in
-front of each served emulator) or answered by the link's fault proxy itself. A wait longer
-than CATCH_UP_S (a command the proxy dropped) goes on regardless. A rig whose transports do
-not count (one opened bare) is not waited for.
+front of each served emulator) or answered by the link's fault proxy itself. A command lost
+with its connection (a link the proxy dropped, a server killed) is forgotten when the link
+clears or finds itself lost (`Ledger.forget_unacted`); a wait longer than CATCH_UP_S, a hang
+guard far above any emulator's delay, goes on regardless. A rig whose transports do not count
+(one opened bare) is not waited for.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from fault_proxy import FaultProxy
+from fault_proxy import FaultProxy, client_port
 
 from smm_daq.clock import VirtualClock
+from smm_daq.errors import InstrumentLost
 from smm_daq.instruments.transport import Transport
 
-CATCH_UP_S = 5.0  # real seconds; a hang guard only: emulators act within milliseconds
+CATCH_UP_S = 60.0  # real seconds; a hang guard only: emulators act within milliseconds
 POLL_S = 0.001  # real seconds between looks at a proxy's own answers (they notify nobody)
 
 
@@ -40,51 +45,85 @@ class Ledger:
         self.sent = 0
         self.handled = 0
         self._changed = changed
+        self._port: int | None = None  # the connection (its client port) of the last command
+        # the emulator's last command acted on, and whether it had no reply
+        self._last: tuple[str, bool] = ("", False)
 
     def _acted(self) -> int:
         return self.handled + (self.proxy.answered if self.proxy is not None else 0)
 
-    def sending(self) -> None:
-        """One more command on the link (counted from what was acted on so far: a rig whose
-        link does not count, one a test opens bare, is never waited for)."""
+    def _closed(self) -> bool:
+        """Whether the proxy closed (or refused) the connection of the last command."""
+        return (self.proxy is not None and self._port is not None
+                and bool(self.proxy.tally(self._port).closed))
+
+    def sending(self, port: int | None = None) -> None:
+        """One more command on the link, on the connection from `port` where known (counted
+        from what was acted on so far: a rig whose link does not count, one a test opens bare,
+        is never waited for; and those sent on a connection since closed are forgotten)."""
         with self._changed:
+            if port != self._port and self._closed():
+                self.sent = min(self.sent, self._acted())
+            self._port = port
             self.sent = max(self.sent, self._acted()) + 1
 
-    def handled_one(self) -> None:
+    def forget_unacted(self) -> None:
+        """The commands sent and not acted on yet went with the connection: not waited for."""
         with self._changed:
-            self.handled += 1
+            self.sent = min(self.sent, self._acted())
             self._changed.notify_all()
 
+    def handled_one(self, command: str = "", *, replied: bool = True) -> None:
+        with self._changed:
+            self.handled += 1
+            self._last = (command, not replied)
+            self._changed.notify_all()
+
+    def no_reply_coming(self, command: str) -> bool:
+        """Whether every command sent was acted on, the emulator's last being `command`, with
+        no reply (an instrument that does not answer: a reply the proxy did not make never
+        comes). The command is compared too: another connection's (a stop on a link of its
+        own) may have been acted on last."""
+        with self._changed:
+            return self._last == (command, True) and self._acted() >= self.sent
+
     def caught_up(self) -> bool:
-        return self._acted() >= self.sent
+        """Every command acted on, or its connection closed (what it held is lost)."""
+        return self._acted() >= self.sent or self._closed()
 
 
 class HandledCounted:
     """A served emulator that counts each command it acts on in `ledger`, once acted on (before
-    its reply goes out)."""
+    its reply goes out), and whether it had a reply."""
 
     def __init__(self, inner: Any, ledger: Ledger) -> None:
         self._inner = inner
         self._ledger = ledger
 
     def handle(self, message: str) -> str | None:
+        reply = None
         try:
-            return self._inner.handle(message)  # type: ignore[no-any-return]
+            reply = self._inner.handle(message)
+            return reply  # type: ignore[no-any-return]
         finally:
-            self._ledger.handled_one()
+            self._ledger.handled_one(message, replied=reply is not None)
 
     def handle_byte(self, code: int) -> str | None:
+        reply = None
         try:
-            return self._inner.handle_byte(code)  # type: ignore[no-any-return]
+            reply = self._inner.handle_byte(code)
+            return reply  # type: ignore[no-any-return]
         finally:
-            self._ledger.handled_one()
+            self._ledger.handled_one(chr(code), replied=reply is not None)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
 
 class SentCounted:
-    """A rig's transport that counts each command it sends in `ledger`, before sending it."""
+    """A rig's transport that counts each command it sends in `ledger`, before sending it, and
+    forgets those not acted on when the link clears (a raw socket's connects again) or is
+    lost."""
 
     def __init__(self, transport: Transport, ledger: Ledger) -> None:
         self.transport = transport
@@ -99,18 +138,31 @@ class SentCounted:
         self.transport.timeout = seconds
 
     def write(self, message: str) -> None:
-        self.ledger.sending()
-        self.transport.write(message)
+        self.ledger.sending(client_port(self.transport))
+        with self._lost_forgotten():
+            self.transport.write(message)
 
     def read(self) -> str:
-        return self.transport.read()
+        with self._lost_forgotten():
+            return self.transport.read()
 
     def query(self, message: str) -> str:
-        self.ledger.sending()
-        return self.transport.query(message)
+        self.ledger.sending(client_port(self.transport))
+        with self._lost_forgotten():
+            return self.transport.query(message)
 
     def clear(self) -> None:
-        self.transport.clear()
+        self.ledger.forget_unacted()
+        with self._lost_forgotten():
+            self.transport.clear()
+
+    @contextmanager
+    def _lost_forgotten(self) -> Iterator[None]:
+        try:
+            yield
+        except InstrumentLost:
+            self.ledger.forget_unacted()
+            raise
 
     def close(self) -> None:
         self.transport.close()

@@ -24,6 +24,13 @@ Faults (each callable any time, from any thread, or from a trigger):
 `after(n, action)` runs `action()` (in the proxy's thread) when the n-th LF-terminated command
 from the client has been seen, before it is forwarded; `commands` counts them, `answered` the
 commands the proxy answered itself (counted once the reply is sent).
+
+What became of the replies, for a client that must tell a reply still to come (an emulator
+slowed by a loaded machine) from one that never will, without a real-time guess:
+`tally(port)` counts what the proxy did on its way back to the client connected from `port`
+(`Tally`: pieces of replies passed on, replies kept back or cut short, its own answers, and
+whether that connection was closed or refused), and `await_change(port, since, seconds)` waits
+until that differs from `since` (woken by the proxy itself, never polled).
 """
 
 from __future__ import annotations
@@ -33,9 +40,36 @@ import selectors
 import socket
 import threading
 from collections.abc import Callable
+from typing import NamedTuple
 
 HOST = "127.0.0.1"
 GARBAGE = b"#\x15?!\xff\n"
+
+
+class Tally(NamedTuple):
+    """What a proxy did on its way back to its clients, counted since it started."""
+
+    delivered: int  # pieces of replies passed on to a client (garbled ones too)
+    withheld: int  # replies (or their rest) kept back, cut short or left out
+    answered: int  # replies the proxy made itself, once sent
+    closed: int  # 1 once the connection is closed (a fault, either end's close) or refused
+
+
+NONE_YET = Tally(0, 0, 0, 0)
+
+
+def client_port(transport: object) -> int | None:
+    """The local port of the connection a pyvisa-py raw socket transport (or a wrapper of one,
+    through its `transport`) holds, if open: the proxy's client, as `tally` names it."""
+    while not hasattr(transport, "resource") and hasattr(transport, "transport"):
+        transport = transport.transport
+    resource = getattr(transport, "resource", None)
+    sessions = getattr(getattr(resource, "visalib", None), "sessions", {})
+    sock = getattr(sessions.get(getattr(resource, "session", None)), "interface", None)
+    try:
+        return int(sock.getsockname()[1])  # type: ignore[union-attr]
+    except (AttributeError, OSError):
+        return None
 
 
 class FaultProxy:
@@ -61,7 +95,39 @@ class FaultProxy:
         self._wake_r, self._wake_w = socket.socketpair()
         self._thread = threading.Thread(target=self._run, name="fault proxy", daemon=True)
         self.commands = 0
-        self.answered = 0
+        self._answered = 0
+        self._tallies: dict[int, Tally] = {}  # client's port -> what was done on its way back
+        self._ports: dict[socket.socket, int] = {}  # client end -> its port
+        self._news = threading.Condition()  # notified on each change of a tally
+
+    @property
+    def answered(self) -> int:
+        """Commands the proxy answered itself (counted once the reply is sent)."""
+        return self._answered
+
+    def tally(self, port: int) -> Tally:
+        """What was done on the way back to the client connected from `port` (its local port):
+        all zero until the proxy accepted it."""
+        with self._news:
+            return self._tallies.get(port, NONE_YET)
+
+    def await_change(self, port: int, since: Tally, seconds: float) -> Tally:
+        """`tally(port)` once it differs from `since`, or after `seconds` (real)."""
+        with self._news:
+            self._news.wait_for(lambda: self._tallies.get(port, NONE_YET) != since,
+                                timeout=seconds)
+            return self._tallies.get(port, NONE_YET)
+
+    def _count(self, client: socket.socket | int, **more: int) -> None:
+        port = client if isinstance(client, int) else self._ports.get(client)
+        if port is None:
+            return
+        with self._news:
+            old = self._tallies.get(port, NONE_YET)
+            self._tallies[port] = old._replace(
+                **{k: getattr(old, k) + n for k, n in more.items()})
+            self._answered += more.get("answered", 0)
+            self._news.notify_all()
 
     @property
     def port(self) -> int:
@@ -170,28 +236,37 @@ class FaultProxy:
 
     def _accept(self) -> None:
         try:
-            client, _ = self._listener.accept()
+            client, (_, port) = self._listener.accept()
         except BlockingIOError:
             return
+        with self._news:  # a port used again is a new connection
+            self._tallies[port] = NONE_YET
         with self._lock:
             refusing = self._refusing
         if refusing:
             client.close()
+            self._count(port, closed=1)
             return
         try:
             server = socket.create_connection(self.upstream, timeout=5)
         except OSError:
             client.close()
+            self._count(port, closed=1)
             return
         for s in (client, server):
             s.setblocking(True)
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._pairs[client], self._pairs[server] = server, client
         self._clients.add(client)
+        self._ports[client] = port
         self._selector.register(client, selectors.EVENT_READ, "up")
         self._selector.register(server, selectors.EVENT_READ, "down")
 
     def _close_pair(self, s: socket.socket) -> None:
+        client = s if s in self._clients else self._pairs.get(s)
+        if client is not None:
+            self._count(client, closed=1)
+            self._ports.pop(client, None)
         other = self._pairs.pop(s, None)
         for end in (s, other):
             if end is None:
@@ -226,23 +301,28 @@ class FaultProxy:
                     return
             self._send_up(source, target, data)
             return
+        cut = False
         with self._lock:
             holding = self._holding
             if self._split is not None and not holding:
                 at, insert = self._split
                 self._split = None
                 self._holding = holding = True
-                self._send(target, data[:at] + insert)
+                self._deliver(target, data[:at] + insert)
                 data = data[at:]
             if self._garble and not holding:
                 lines = data.count(b"\n") or 1
                 used = min(lines, self._garble)
                 self._garble -= used
+                cut = used < lines  # the lines past the garbage are left out
                 data = GARBAGE * used
         if holding:
             self._held.setdefault(target, bytearray()).extend(data)
+            self._count(target, withheld=1)
         else:
-            self._send(target, data)
+            self._deliver(target, data)
+            if cut:
+                self._count(target, withheld=1)
 
     def _send_up(self, client: socket.socket, server: socket.socket, data: bytes) -> None:
         """Forward the client's commands, answering those `answer` names in the proxy."""
@@ -269,7 +349,7 @@ class FaultProxy:
                 self._send(server, line)
             else:
                 self._send(client, answers[hit])
-                self.answered += 1
+                self._count(client, answered=1)
 
     def _send(self, target: socket.socket, data: bytes) -> None:
         try:
@@ -277,11 +357,16 @@ class FaultProxy:
         except OSError:
             self._close_pair(target)
 
+    def _deliver(self, client: socket.socket, data: bytes) -> None:
+        """Pass (a piece of) a reply on to `client`, counted once sent."""
+        self._send(client, data)
+        self._count(client, delivered=1)
+
     def _flush_held(self) -> None:
         for client, data in list(self._held.items()):
             self._held.pop(client)
             if client in self._pairs:
-                self._send(client, bytes(data))
+                self._deliver(client, bytes(data))
 
     def _fire(self, count: int) -> None:
         with self._lock:

@@ -9,9 +9,13 @@ address a proxy's VISA resource, short link timeouts). The world is inspected fr
 emulators' side: `currents()` (what the served supplies drive), `stage_moving()`.
 `kill_server()` closes every listener and connection (the instruments are gone);
 `restart_server()` serves the same world on new ports behind the same proxies.
-`time_out_only_where_faked(rig, served)`: a rig's links (all of them) time out soon only on the
-replies a proxy made itself, and wait long for the emulators' (which a loaded machine slows).
-`counted(rig, served)` (which that also does): on a `CaughtUpClock`, a rig whose commands the
+`time_out_only_where_faked(rig, served)`: a rig's links (all of them) time out only where no
+reply can come (the proxy withheld or made it, or closed the link; the emulator has none), each
+timeout taking the link's timeout on the served clock, and wait for the emulators' replies
+however late a loaded machine makes them (`TimeoutOnlyWhereFaked`);
+`links_time_out_only_where_faked(served)`: so every link opened onto the proxies while in use,
+those the program opens itself too (`make_rig_safe`).
+`counted(rig, served)` (which both also do): on a `CaughtUpClock`, a rig whose commands the
 clock waits for; a rig opened bare on it is not waited for.
 `simulators_made(monkeypatch, prepare)`: the simulator backends a command makes for itself
 (`smm-daq safe`, `check`), each handed to `prepare` as it is made, before the command uses it.
@@ -20,6 +24,7 @@ clock waits for; a rig opened bare on it is not waited for.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,13 +34,15 @@ import h5py
 import numpy as np
 import pytest
 from caught_up_clock import CaughtUpClock, HandledCounted, Ledger, SentCounted
-from fault_proxy import FaultProxy
+from fault_proxy import NONE_YET, FaultProxy, Tally, client_port
 
+from drivers import transports
 from simulators.backend import SimulatedBackend
 from simulators.tcp_server import HOST, EmulatorServer
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.acquisition.resumable import load_resumable
 from smm_daq.acquisition.sequencer import Sequencer
+from smm_daq.clock import Clock, VirtualClock
 from smm_daq.errors import InstrumentTimeout
 from smm_daq.instruments import rig as rig_module
 from smm_daq.instruments.profile import Profile, load_profile
@@ -169,55 +176,102 @@ def served_to_pyvisa_py(folder: Path, *, time_scale: float = 50.0, timeout_s: fl
             rig.close()
 
 
-FAKED_TIMEOUT_S = 0.1  # enough for a reply already sent; see TimeoutOnlyWhereFaked
+FAKED_TIMEOUT_S = 0.1  # real seconds: reading what the proxy sent already, or timing out
+# Real seconds: a hang guard only, for a reply the proxy saw nothing of (an emulator that never
+# answers); a loaded machine delays an emulator's reply by far less.
+REPLY_GUARD_S = 120.0
+LOOK_S = 0.005  # real seconds between looks at the emulator's ledger (it wakes nobody here)
 
 
 class TimeoutOnlyWhereFaked:
-    """A transport through `proxy` that reads each reply within FAKED_TIMEOUT_S first, and
-    times out then only when the proxy answered the last command itself: it sends its own
-    replies at once (`answered` counts them once sent), so only one it left incomplete (a blank
-    line, a line marked to continue) is still waited for then, however loaded the machine. A
-    reply from the emulators, which load slows, is waited for up to the transport's own timeout
-    (the profile's, long), as a driver waits on a slow instrument."""
+    """A transport through `proxy` whose reads time out when, and only when, no reply can
+    come: the proxy kept it back or cut it short (`hold`, `split`, lines left out by
+    `garble`), answered the command itself (what it sent is all there is: a blank line, a line
+    marked to continue, is still waited for then) or closed the connection; or, on a
+    `CaughtUpClock` (`ledger`), the emulator acted on the command and has no reply to it. A
+    reply from the emulators, which a loaded machine slows, is waited for however long it
+    takes (up to REPLY_GUARD_S, a hang guard), as a real instrument's comes within its
+    timeout.
 
-    def __init__(self, transport: Transport, proxy: FaultProxy) -> None:
+    The read that times out is the transport's own (what the proxy sent, within
+    FAKED_TIMEOUT_S), so the driver's timeout path runs as it would; and the link's timeout
+    (the transport's, the profile's `timeout_s`) is then spent on `clock`, the served world's,
+    so deadlines on it (the make-safe path's) see each timeout take its time, as on a real rig.
+    Nothing here depends on how fast the machine is: the proxy tells what it did
+    (`FaultProxy.tally`, per connection), and wakes the wait when it does."""
+
+    def __init__(self, transport: Transport, proxy: FaultProxy, clock: Clock,
+                 ledger: Ledger | None = None) -> None:
         self.transport = transport
         self.proxy = proxy
-        self._long_s = transport.timeout
-        self._answered = proxy.answered  # before the last command was sent
+        self.clock = clock
+        self.ledger = ledger
+        self._timeout_s = transport.timeout
+        # (port, its tally) as the exchange began: its connection, and what was done before
+        self._since: tuple[int | None, Tally] = (None, NONE_YET)
+        self._asked = False  # a command was written since the last read
+        self._command = ""  # the last one
 
     @property
     def timeout(self) -> float:
-        return self._long_s
+        return self._timeout_s
 
     @timeout.setter
     def timeout(self, seconds: float) -> None:
-        self._long_s = seconds
+        self._timeout_s = seconds
+
+    def _mark(self) -> None:
+        port = client_port(self.transport)
+        self._since = (port, NONE_YET if port is None else self.proxy.tally(port))
 
     def write(self, message: str) -> None:
-        self._answered = self.proxy.answered
+        if not self._asked:  # the first command of an exchange (a reply may come later)
+            self._mark()
+            self._asked = True
+        self._command = message
         self.transport.write(message)
 
     def read(self) -> str:
-        self._within(FAKED_TIMEOUT_S)  # (set only when it changes: a reply may be many lines)
+        self._asked = False
+        port = client_port(self.transport)
+        marked, since = self._since
+        if port != marked:  # connected again since (a clear, a reopen): all of it is news
+            since = NONE_YET
+        guard = time.monotonic() + REPLY_GUARD_S
+        while port is not None:
+            now = self.proxy.tally(port)
+            if now.closed or now.withheld > since.withheld or now.answered > since.answered:
+                break  # what the proxy sent is all there is
+            if now.delivered > since.delivered:
+                return self._within(REPLY_GUARD_S)  # a reply on its way (or read whole)
+            if self.ledger is not None and self.ledger.no_reply_coming(self._command):
+                break  # the emulator acted on it and does not answer
+            left = guard - time.monotonic()
+            if left <= 0:
+                break
+            self.proxy.await_change(port, now, min(left, LOOK_S))
+        return self._within(FAKED_TIMEOUT_S)
+
+    def _within(self, seconds: float) -> str:
+        if self.transport.timeout != seconds:  # (set only when it changes)
+            self.transport.timeout = seconds
         try:
             return self.transport.read()
         except InstrumentTimeout:
-            if self.proxy.answered > self._answered:
-                raise
-        self._within(self._long_s)
-        return self.transport.read()
-
-    def _within(self, seconds: float) -> None:
-        if self.transport.timeout != seconds:
-            self.transport.timeout = seconds
+            if isinstance(self.clock, VirtualClock):
+                self.clock.advance(self._timeout_s)
+            raise
 
     def query(self, message: str) -> str:
+        drop_unasked = getattr(self.transport, "_drop_unasked", None)
+        if drop_unasked is not None:  # as the transport's own query does first
+            drop_unasked()
         self.write(message)
         return self.read()
 
     def clear(self) -> None:
-        self.transport.clear()
+        self.transport.clear()  # a raw socket's connects again
+        self._asked = False
 
     def close(self) -> None:
         self.transport.close()
@@ -237,17 +291,54 @@ def time_out_only_where_faked(rig: Rig, served: ServedRig) -> Rig:
     """`rig` (opened on `served.profile_path`) with every link reading through
     `TimeoutOnlyWhereFaked` (and counted, `counted`)."""
     for role, link in _links(rig).items():
-        link.transport = TimeoutOnlyWhereFaked(link.transport, served.proxies[role])
+        if not _wrapped(link.transport, TimeoutOnlyWhereFaked):
+            link.transport = TimeoutOnlyWhereFaked(link.transport, served.proxies[role],
+                                                   served.clock, served.ledgers.get(role))
     return counted(rig, served)
+
+
+@contextmanager
+def links_time_out_only_where_faked(served: ServedRig) -> Iterator[None]:
+    """While in use, every link opened onto `served`'s proxies reads through
+    `TimeoutOnlyWhereFaked` and is counted (`counted`): a rig the test opens, and one the
+    program opens itself (`make_rig_safe`, `smm-daq safe`, a make-safe path's connects), whose
+    links would otherwise time out on an emulator a loaded machine slows."""
+    roles = {proxy.resource: role for role, proxy in served.proxies.items()}
+    opened = transports.open_transport
+
+    def opening(address: str, link: Any, **options: Any) -> Transport:
+        transport = opened(address, link, **options)
+        role = roles.get(address)
+        if role is None:
+            return transport
+        transport = TimeoutOnlyWhereFaked(transport, served.proxies[role], served.clock,
+                                          served.ledgers.get(role))
+        if role in served.ledgers:
+            transport = SentCounted(transport, served.ledgers[role])
+        return transport
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(transports, "open_transport", opening)
+        yield
 
 
 def counted(rig: Rig, served: ServedRig) -> Rig:
     """`rig` (opened on `served.profile_path`) with every link's commands counted in the
     served world's ledgers, where its `CaughtUpClock` waits for them (else as it is)."""
     for role, link in _links(rig).items():
-        if role in served.ledgers:
+        if role in served.ledgers and not _wrapped(link.transport, SentCounted):
             link.transport = SentCounted(link.transport, served.ledgers[role])
     return rig
+
+
+def _wrapped(transport: object, kind: type) -> bool:
+    """Whether `transport` is, or wraps (through `transport`), a `kind` (opened so while
+    `links_time_out_only_where_faked`)."""
+    while transport is not None:
+        if isinstance(transport, kind):
+            return True
+        transport = getattr(transport, "transport", None)
+    return False
 
 
 # Real seconds; every run ends far sooner unless something hangs, however late a loaded

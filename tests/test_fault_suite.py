@@ -25,7 +25,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from served_rig import ServedRig
+from served_rig import ServedRig, links_time_out_only_where_faked
 
 from smm_daq import interrupts
 from smm_daq.acquisition.plan import ScanPlan
@@ -50,9 +50,15 @@ def plan(name: str) -> ScanPlan:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedRig]:
+    """The served world on the rig's sleeps alone (time scale 0, `caught_up_clock`), every
+    link timing out only on what the proxy withheld or dropped, and then taking its timeout
+    on that clock (`links_time_out_only_where_faked`): on scaled real time, a loaded machine's
+    slow replies ran the world's clock on, and the make-safe path's deadline (on that clock)
+    was reached before the ramps were done; and a reply merely slow timed out."""
     os.environ.setdefault("PYVISA_LIBRARY", "@py")
-    rig = ServedRig(tmp_path_factory.mktemp("served"), time_scale=50.0, timeout_s=0.3)
-    yield rig
+    rig = ServedRig(tmp_path_factory.mktemp("served"), time_scale=0, timeout_s=0.3)
+    with links_time_out_only_where_faked(rig):
+        yield rig
     rig.close()
     print(f"\nfault suite (seed {SEED}): " + ", ".join(f"{k} × {n}" for k, n in
                                                     sorted(TALLY.items()))

@@ -26,8 +26,8 @@ from served_rig import (
     SIM_PROFILE,
     ServedRig,
     assert_failed_then_resumes,
+    links_time_out_only_where_faked,
     served_to_pyvisa_py,
-    time_out_only_where_faked,
 )
 from test_fuzz_instrument_replies import CORRUPT, restore
 
@@ -46,8 +46,10 @@ CURRENT_ATOL = 2e-3  # A
 CENTRE = {"C-884": (12.5e-3, 12.5e-3, 100e-6), "E-727": (900e-6, 900e-6, 100e-6)}
 UNIT = {"C-884": 1e-3, "E-727": 1e-6}  # m per controller unit
 CYCLE = {"C-884": "0.0001", "E-727": "2e-05"}  # the servo cycle (s) as SAMPLE_TIME gives it
-# The links' timeout for the emulators' replies, however loaded the machine: a reply the proxy
-# made itself and left incomplete times out far sooner (`time_out_only_where_faked`).
+# The links' timeout, on the served world's clock: every link waits for the emulators' replies
+# however loaded the machine, and times out only where the proxy made sure none comes (a reply
+# it made itself and left incomplete), within `served_rig.FAKED_TIMEOUT_S` real seconds, then
+# taking this long on the world's clock (`links_time_out_only_where_faked`).
 LINK_TIMEOUT_S = 5.0
 
 
@@ -56,7 +58,7 @@ def _serve(folder: Path, sim_profile: Path) -> Iterator[ServedRig]:
     # to an emulator acting on a command (the lock-in's STRT) moved a fly line's samples off
     # the line, so a failed scan's finished lines held NaN (see caught_up_clock).
     with served_to_pyvisa_py(folder, sim_profile=sim_profile, timeout_s=LINK_TIMEOUT_S,
-                             time_scale=0) as rig:
+                             time_scale=0) as rig, links_time_out_only_where_faked(rig):
         yield rig
 
 
@@ -85,7 +87,7 @@ class Rigs(dict):  # type: ignore[type-arg]
     def __missing__(self, controller: str) -> Rig:
         served = _served(self.request, controller)
         rig = open_rig(load_profile(served.profile_path), clock=served.clock)
-        self[controller] = time_out_only_where_faked(rig, served)
+        self[controller] = rig
         return rig
 
     def release(self) -> None:
@@ -326,8 +328,7 @@ def test_a_corrupted_reply_mid_fly_scan_fails_it_safe_and_resumable(
     proxy = served.proxies[role]
     name, path = "f", tmp_path / "f.h5"
     at = -1 if after == "start" else int(rng.integers(0, LINES - 1))  # armed once it is written
-    rig = time_out_only_where_faked(
-        open_rig(load_profile(served.profile_path), clock=served.clock), served)
+    rig = open_rig(load_profile(served.profile_path), clock=served.clock)
     try:
         seq = Sequencer(rig, path, _fly_plan(controller, name))
 

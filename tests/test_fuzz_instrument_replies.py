@@ -9,10 +9,11 @@ that message, the field ramped down and the stage still (seen from the emulators
 file left resumable with every finished line unchanged. The cases per query are a seeded draw;
 the counts are printed (pytest -s).
 
-The links wait up to LINK_TIMEOUT_S for the emulators' replies, however loaded the machine; a
-reply the proxy made itself and left incomplete (a blank GCS line, marked to continue) times out
-after `served_rig.FAKED_TIMEOUT_S`, through the driver's own timeout path
-(`time_out_only_where_faked`).
+Every link (the test's rigs, and those `make_rig_safe` opens itself) waits for the emulators'
+replies however loaded the machine, and times out only where the proxy made sure none comes
+(`links_time_out_only_where_faked`): a reply it made itself and left incomplete (a blank GCS
+line, marked to continue) times out after `served_rig.FAKED_TIMEOUT_S`, through the driver's
+own timeout path, and then takes LINK_TIMEOUT_S on the served world's clock.
 """
 
 from __future__ import annotations
@@ -30,9 +31,8 @@ from served_rig import (
     SIM_PROFILE,
     ServedRig,
     assert_failed_then_resumes,
-    counted,
+    links_time_out_only_where_faked,
     served_to_pyvisa_py,
-    time_out_only_where_faked,
 )
 
 from drivers.link import shown
@@ -45,7 +45,7 @@ from smm_daq.instruments.rig import Rig, make_rig_safe, open_rig
 SEED = 20261205
 PER_QUERY = 5  # corrupted replies drawn per query (of CORRUPT, besides its out-of-range ones)
 CURRENT_ATOL = 2e-3  # A
-LINK_TIMEOUT_S = 5.0  # the links' timeout for the emulators' replies (see the docstring)
+LINK_TIMEOUT_S = 5.0  # the links' timeout, on the served world's clock (see the docstring)
 
 CORRUPT: dict[str, bytes] = {
     "garbage": b"#\x15?!\xff\n",
@@ -165,7 +165,7 @@ def _serve(folder: Path, sim_profile: Path = SIM_PROFILE) -> Iterator[ServedRig]
     # loaded machine's delay to the lock-in acting on its buffer's start ran the world's time
     # on meanwhile, so what a buffer held after the rig's sleep depended on the load.
     with served_to_pyvisa_py(folder, sim_profile=sim_profile, timeout_s=LINK_TIMEOUT_S,
-                             time_scale=0) as rig:
+                             time_scale=0) as rig, links_time_out_only_where_faked(rig):
         yield rig
 
 
@@ -186,8 +186,7 @@ def served_sr860(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedRig
 
 @pytest.fixture
 def rig(served: ServedRig) -> Iterator[Rig]:
-    rig = time_out_only_where_faked(
-        open_rig(load_profile(served.profile_path), clock=served.clock), served)
+    rig = open_rig(load_profile(served.profile_path), clock=served.clock)
     rig.stage.move_to(12.5e-3, 12.5e-3, 100e-6)
     yield rig
     rig.close()
@@ -250,9 +249,7 @@ def test_a_well_formed_crafted_sr830_buffer_is_read_point_for_point(
 
 def test_every_corrupted_reply_to_an_sr860_is_named_and_ridden_out(
         served_sr860: ServedRig) -> None:
-    rig = time_out_only_where_faked(
-        open_rig(load_profile(served_sr860.profile_path), clock=served_sr860.clock),
-        served_sr860)
+    rig = open_rig(load_profile(served_sr860.profile_path), clock=served_sr860.clock)
     try:
         _fuzz(served_sr860, rig, SR860_QUERIES)
     finally:
@@ -290,7 +287,7 @@ def test_an_absurd_current_at_connect_is_named_and_the_rest_made_safe_in_bounded
     meant for another query) was ramped down from it: 1e300 A in steps of the ramp limit,
     which never ended. Now it is refused; the other supplies are made safe."""
     profile = load_profile(served.profile_path)
-    rig = counted(open_rig(profile, clock=served.clock), served)
+    rig = open_rig(profile, clock=served.clock)
     rig.coils.set_field(np.array([0.0, 20e-6, 0.0]))
     rig.close()
     served.proxies["coil_y"].answer("CURR?", b"1e300\n")
@@ -341,8 +338,7 @@ def test_a_corrupted_reply_mid_scan_fails_it_safe_and_resumable(
     proxy = served.proxies[role]
     name = "s"
     path = tmp_path / "s.h5"
-    scan_rig = time_out_only_where_faked(
-        open_rig(load_profile(served.profile_path), clock=served.clock), served)
+    scan_rig = open_rig(load_profile(served.profile_path), clock=served.clock)
     try:
         seq = Sequencer(scan_rig, path, _plan(name))
         if role == "fluxgate":

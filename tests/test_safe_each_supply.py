@@ -4,10 +4,11 @@ own, judged from the served supplies' side."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
-from served_rig import ServedRig
+from served_rig import ServedRig, links_time_out_only_where_faked
 
 from smm_daq.clock import VirtualClock
 from smm_daq.instruments.profile import load_profile
@@ -15,16 +16,20 @@ from smm_daq.instruments.rig import make_rig_safe, open_rig
 
 
 @pytest.fixture
-def served(tmp_path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServedRig]:
+def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServedRig]:
+    """On the rig's sleeps alone (time scale 0), every link timing out only where the proxy
+    made sure no reply comes, taking its timeout on that clock (a reply merely slowed by a
+    loaded machine timed out in 0.3 real seconds, while the world ran 200 × real time)."""
     monkeypatch.setenv("PYVISA_LIBRARY", "@py")
-    rig = ServedRig(tmp_path, time_scale=200.0, timeout_s=0.3)
-    yield rig
+    rig = ServedRig(tmp_path, time_scale=0, timeout_s=0.3)
+    with links_time_out_only_where_faked(rig):
+        yield rig
     rig.close()
 
 
 def test_reachable_supplies_are_ramped_down_when_one_is_lost(served: ServedRig) -> None:
     profile = load_profile(served.profile_path)
-    rig = open_rig(profile)
+    rig = open_rig(profile, clock=served.clock)
     try:
         rig.coils.set_field(np.array([30e-6, -20e-6, 10e-6]))
     finally:
@@ -33,7 +38,7 @@ def test_reachable_supplies_are_ramped_down_when_one_is_lost(served: ServedRig) 
     assert np.all(np.abs(before - served.safe_currents()) > 0.05)
 
     served.proxies["coil_x"].refuse()  # supply x is gone
-    coils, stage = make_rig_safe(profile)
+    coils, stage = make_rig_safe(profile, clock=served.clock)
 
     after = served.currents()
     np.testing.assert_allclose(after[1:], 0.0, atol=2e-3)  # y and z: ramped to 0 A, off

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from served_rig import ServedRig
+from served_rig import ServedRig, links_time_out_only_where_faked
 
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.acquisition.sequencer import Sequencer
@@ -24,9 +24,13 @@ HANG_GUARD_S = 120.0  # real seconds; every run ends far sooner unless something
 
 @pytest.fixture
 def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServedRig]:
+    """On the rig's sleeps alone (time scale 0), every link timing out only where the proxy
+    made sure no reply comes, taking its timeout on that clock (a reply merely slowed by a
+    loaded machine timed out in 0.3 real seconds, while the world ran 200 × real time)."""
     monkeypatch.setenv("PYVISA_LIBRARY", "@py")
-    rig = ServedRig(tmp_path, time_scale=200.0, timeout_s=0.3)
-    yield rig
+    rig = ServedRig(tmp_path, time_scale=0, timeout_s=0.3)
+    with links_time_out_only_where_faked(rig):
+        yield rig
     rig.close()
 
 
@@ -78,7 +82,7 @@ def test_smm_daq_safe_each_on_its_own_never_calls_a_supply_reading_a_current_off
         rig.close()  # as a killed program leaves it
     served.proxies["coil_x"].refuse()  # so each supply is made safe on its own
     served.proxies["coil_y"].answer("MEAS:CURR?", FAR)
-    coils, stage = make_rig_safe(load_profile(served.profile_path))
+    coils, stage = make_rig_safe(load_profile(served.profile_path), clock=served.clock)
     assert "coil y not made safe: coil y: reads 2.5000 A with its output switched off" \
         in coils.state, coils.state
     assert "coil z 0.0000 A, output off" in coils.state
