@@ -244,13 +244,18 @@ def check_not_cut_off(g: h5py.Group, where: str) -> None:
 class EntryTaken(InputError):
     """A scan's name is an entry of its file already: `path` and `name` let a caller word
     its own way to finish that entry, or propose another name. `kind` is what holds the
-    name: "scan", which `resume` may finish, else another kind of entry (an analysis
-    product, an image, imported data) or "" for what smm-daq did not write, which no scan
-    resumes or writes over."""
+    name: "scan", which `resume` may finish unless `finished`, else another kind of entry
+    (an analysis product, an image, imported data) or "" for what smm-daq did not write,
+    which no scan resumes or writes over."""
 
-    def __init__(self, path: Path, name: str, kind: str = "scan") -> None:
+    def __init__(self, path: Path, name: str, kind: str = "scan",
+                 finished: bool = False) -> None:
         self.path, self.name, self.kind = path, name, kind
-        if kind == "scan":
+        self.finished = kind == "scan" and finished
+        if self.finished:
+            message = (f"entry '{name}' already exists and is a finished scan, which nothing "
+                       "resumes or writes over; expected another scan name")
+        elif kind == "scan":
             message = (f"entry '{name}' already exists; expected another scan name (or "
                        f"`{resume_command(path, name)}` to finish it)")
         else:
@@ -266,7 +271,11 @@ def _taken(f: h5py.Group, path: Path, name: str, key: str) -> InputError:
     link = link_not_written_over(f, name)
     if link is not None:  # no entry to resume there
         return InputError(link, source=str(path))
-    return EntryTaken(path, name, kind_held(f, key))
+    kind = kind_held(f, key)
+    g = f[key]
+    status = g.get("status") if kind == "scan" and isinstance(g, h5py.Group) else None
+    finished = isinstance(status, h5py.Dataset) and text(status) == "finished"
+    return EntryTaken(path, name, kind, finished)
 
 
 class ScanEntryWriter:
