@@ -37,7 +37,7 @@ import contextlib
 import itertools
 import math
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import TypeVar
 
 import numpy as np
@@ -537,7 +537,7 @@ class KepcoBOPCoils(FieldSource):
                     s.set_current(start[k] + (target[k] - start[k]) * f, resend=True)
             done = f
 
-    def _ramp_down(self, target: np.ndarray) -> tuple[list[str], list[_Supply]]:
+    def _ramp_down(self, target: np.ndarray) -> tuple[list[str], dict[_Supply, str]]:
         """Step every enabled supply to `target` within the ramp limit (the safety paths).
 
         Lost replies are gone on past within bounds (`RampLosses`: a ramp-down stopped at a
@@ -545,7 +545,8 @@ class KepcoBOPCoils(FieldSource):
         not end in time); a supply that fails, or is given up, is left out of the remaining
         steps while the others go on, and is switched off where it stands
         (`_switch_off_given_up`), whatever the safe state: its failure says so. Returns the
-        failures and the supplies left out.
+        failures and the supplies left out, each with what was done to it (switched off,
+        or not).
         """
         losses = {s.axis: RampLosses(s) for s in self._supplies if s.enabled}
         start = np.array([s.setpoint for s in self._supplies])
@@ -553,7 +554,7 @@ class KepcoBOPCoils(FieldSource):
         fractions = ramp_fractions(self.clock, duration, self.ramp_step,
                                    lambda: sum(s.link.failures for s in self._supplies))
         problems: list[str] = []
-        left_out: list[_Supply] = []
+        left_out: dict[_Supply, str] = {}
         # then None: the last step once more, where its check lost its reply (where the ramp
         # ends is known)
         for f in itertools.chain(fractions, [None]):  # each fraction as its step is due
@@ -566,8 +567,8 @@ class KepcoBOPCoils(FieldSource):
                     lost.check()
                     lost.step(start[k] + (target[k] - start[k]) * (1.0 if f is None else f))
                 except InstrumentError as exc:
-                    problems.append(f"{exc}; {_switch_off_given_up(s, str(exc))}")
-                    left_out.append(s)
+                    left_out[s] = _switch_off_given_up(s, str(exc))
+                    problems.append(f"{exc}; {left_out[s]}")
                     del losses[s.axis]
             if not losses:  # every supply left out: no further step to wait for
                 break
@@ -576,7 +577,7 @@ class KepcoBOPCoils(FieldSource):
         return problems, left_out
 
     def _settle(self, target: np.ndarray, *, tolerant: bool = False,
-                skip: Sequence[_Supply] = ()) -> list[str]:
+                skip: Collection[_Supply] = ()) -> list[str]:
         """Wait until every enabled supply measures its setpoint; else name the ones that don't.
         `skip`: supplies a ramp-down gave up (their failure is said; asking again would cost
         their lost replies' timeouts once more)."""
@@ -636,14 +637,21 @@ class KepcoBOPCoils(FieldSource):
                 f"±{self.max_current:g} A: ramped to 0 A instead"
             )
             target = np.zeros(3)
+        not_enabled: dict[_Supply, int] = {}  # each supply whose enable failed: its problem
         for s in self._supplies:
             try:
                 s.enable()
             except DeadlineReached:  # one on is switched off by the ramp-down, which says so
                 continue
             except InstrumentError as exc:
+                not_enabled[s] = len(problems)
                 problems.append(str(exc))
         failed, left_out = self._ramp_down(target)
+        for s, k in not_enabled.items():  # its first problem, kept alone: what became of it
+            if s in left_out:
+                problems[k] += f"; {left_out[s]}"
+            elif s.enabled:
+                problems[k] += "; not switched off: its output on, ramped with the others"
         problems += failed
         problems += self._settle(target, tolerant=True, skip=left_out)
         self._field_setpoint = np.zeros(3)

@@ -16,6 +16,8 @@ than an error (SystemExit raised in the listing) ends with an error all the same
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,8 +124,12 @@ class EntryReads(QtCore.QObject):
 
 
 # each path read (absolute) and the file it names, its links followed: found by the reads'
-# worker, which may wait for the disk; read by the window's thread, which must not
-_resolved: dict[Path, Path] = {}
+# worker, which may wait for the disk; read by the window's thread, which must not. The
+# RESOLVED_KEPT paths read or looked up last are kept (a window open for days reads many
+# files): one not read or looked up since is its own key again, until it is read again
+RESOLVED_KEPT = 256
+_resolved: OrderedDict[Path, Path] = OrderedDict()
+_resolved_lock = threading.Lock()  # held for a dict operation only, never over the disk
 
 
 def note_resolved(path: Path) -> Path:
@@ -137,9 +143,14 @@ def note_resolved(path: Path) -> Path:
     try:
         real = Path(identity_key(absolute.resolve()))
     except (OSError, RuntimeError):  # RuntimeError: a loop of links (Python before 3.13)
-        _resolved.pop(absolute, None)
+        with _resolved_lock:
+            _resolved.pop(absolute, None)
         return absolute
-    _resolved[absolute] = real  # one item set: atomic, no lock needed for the readers
+    with _resolved_lock:
+        _resolved[absolute] = real
+        _resolved.move_to_end(absolute)
+        while len(_resolved) > RESOLVED_KEPT:
+            _resolved.popitem(last=False)  # the one read or looked up longest ago
     return real
 
 
@@ -147,9 +158,14 @@ def file_key(path: Path) -> Path:
     """The file `path` names, without asking the disk (which may be what is slow): its links
     followed where a read has found them (`note_resolved`), else the path made absolute. A
     file named through a link and through its target, or through two hard links, has one key
-    once each name is read."""
+    once each name is read (and read or looked up since among the last RESOLVED_KEPT)."""
     absolute = Path(path).absolute()
-    return _resolved.get(absolute, absolute)
+    with _resolved_lock:
+        real = _resolved.get(absolute)
+        if real is None:
+            return absolute
+        _resolved.move_to_end(absolute)  # a file in use (compared on each change) is kept
+        return real
 
 
 def same_file(a: Path, b: Path) -> bool:

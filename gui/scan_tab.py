@@ -333,10 +333,14 @@ class ScanTab(QtWidgets.QWidget):
     def _start_failed(self, exc: BaseException) -> None:
         if isinstance(exc, EntryTaken):  # the window's way to finish it, by the name field
             free = next_free_name(exc.name, self._taken_names(exc.path) | {exc.name})
-            finish = (", or finish an interrupted scan of that name with Resume scan on the "
-                      "Session tab" if exc.kind == "scan" else
-                      f" ('{exc.name}' is {held_as(exc.kind)}, not a scan, so there is none "
-                      "to resume)")
+            if exc.finished:
+                finish = f" ('{exc.name}' is a finished scan, which nothing resumes)"
+            elif exc.kind == "scan":
+                finish = (", or finish an interrupted scan of that name with Resume scan on "
+                          "the Session tab")
+            else:
+                finish = (f" ('{exc.name}' is {held_as(exc.kind)}, not a scan, so there is "
+                          "none to resume)")
             text = (f"{exc.path.name} has an entry '{exc.name}' already; choose another name "
                     f"({free} is free: set in the form){finish}.")
             self.form.name.setText(free)

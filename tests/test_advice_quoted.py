@@ -7,6 +7,7 @@ import re
 import shlex
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 from acq_fakes import fake_rig
@@ -57,6 +58,8 @@ def test_a_stalled_writes_advice_is_quoted(path, started) -> None:
 
 def test_a_taken_scan_names_its_resume_quoted(path) -> None:
     assert Sequencer(fake_rig(), path, _plan()).run() == "finished"
+    with h5py.File(path, "a") as f:  # a scan `resume` may finish (not a finished one)
+        f[NAME]["status"][()] = "aborted"
     with pytest.raises(scan_entry.EntryTaken) as refused:
         check_new_scan(path, NAME)
     _assert_whole(str(refused.value), path, 1)

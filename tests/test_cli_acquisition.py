@@ -100,6 +100,9 @@ def test_existing_entry_is_refused_and_nothing_is_lost(tmp_path, capsys, monkeyp
     monkeypatch.setattr(rig, "open_rig", never)
     code, _, err = _run(capsys, [*SCAN, "--out", str(path)])
     assert code == 2 and "entry 's1' already exists" in err
+    # finished: no resume advised (it would be refused), another name is
+    assert "smm-daq resume" not in err and "expected another scan name" in err
+    assert "is a finished scan, which nothing resumes or writes over" in err
     np.testing.assert_array_equal(read_map(path, "s1").bz, before)
 
 

@@ -83,7 +83,7 @@ def test_info_lists_a_result_with_its_grains_model_sigma_and_condition_number(
     line = next(ln for ln in out.splitlines() if ln.startswith(f"  {entry}  "))
     n = saved.magnetization.shape[0]
     assert len(saved.sigmas) == 2 and saved.sigmas[0] != saved.sigmas[1]
-    sigmas = ", ".join(f"{s / 1e-9:.3g}" for s in saved.sigmas)  # a joint result: each scan's
+    sigmas = ", ".join(f"{s / 1e-9:.4g}" for s in saved.sigmas)  # a joint result: each scan's
     assert (f"{n} grains (quadrupole), σ {sigmas} nT, "
             f"cond(Q) {saved.condition_number:.3g}") in line, line
 
@@ -218,3 +218,23 @@ def test_info_lists_a_result_of_a_newer_layout_as_newer_not_damaged(
     assert code == 2 and f"error: {said}" in err, err
     assert f"{entry}  [mmt, newer]" in out and f"not read: {said}" in out, out
     assert "damaged" not in out, out
+
+
+def test_info_says_a_results_sigma_as_mmt_invert_does(
+        sources: dict[str, tuple[Path, str]],  # noqa: F811 (the fixture imported)
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """σ of 1000 nT or more: `mmt invert` says 2861 nT (4 significant digits), `info` said
+    2.86e+03."""
+    path, entry = _copy_of(sources, "cuboid", tmp_path)
+    with h5py.File(path, "a") as f:
+        stored = []
+        f[entry].visititems(lambda name, obj: stored.append(obj) if name.split("/")[-1] in (
+            "sigma", "sigma_T") and isinstance(obj, h5py.Dataset) else None)  # each layout's
+        assert stored
+        for ds in stored:
+            ds[()] = 2861.4e-9
+    assert read_result_entry(path, entry).sigmas[0] == pytest.approx(2861.4e-9)
+    code, out, err = _run(capsys, ["info", str(path)])
+    assert code == 0, err
+    line = next(ln for ln in out.splitlines() if ln.startswith(f"  {entry}  "))
+    assert "grains (cuboid), σ 2861 nT, cond(Q) " in line, line

@@ -49,3 +49,23 @@ def test_a_profile_stored_with_many_scans_is_parsed_once(
         assert [i.field_tolerance for i in infos] == pytest.approx(
             [50e-9] * 30 + [500e-9, None])  # type: ignore[list-item]
     assert len(parsed) == 3  # each profile once, the unreadable one too
+
+
+@pytest.mark.parametrize(("stored", "shown"), [
+    ("1e300", "1e+300"), ("100000.5", "100000.5"), ("0", "0"), ("-5.0", "-5.0"), ("nan", "nan"),
+    ("inf", "inf"), ('"50"', "'50'"), ("true", "True")])
+def test_a_stored_tolerance_out_of_the_profiles_bounds_is_set_aside_with_the_reason(
+        tmp_path: Path, stored: str, shown: str) -> None:
+    """The profile loader takes coils.field_tolerance_nT in (0, 100000] nT; a stored profile's
+    is held to the same bounds (it took any finite number), the reason listed."""
+    path = tmp_path / "s.h5"
+    odd = f"# {tmp_path}\n" + PROFILE.replace("field_tolerance_nT = 50.0",
+                                              f"field_tolerance_nT = {stored}")
+    _session(path, [odd, PROFILE.replace("field_tolerance_nT = 50.0",
+                                         "field_tolerance_nT = 100000")])
+    first, edge = list_entries(path)
+    assert first.field_tolerance is None
+    assert first.field_tolerance_problem.startswith(f"{shown}")
+    assert first.field_tolerance_problem.endswith(
+        ", not a number in (0, 100000] nT as a profile must give")
+    assert edge.field_tolerance == pytest.approx(1e-4) and edge.field_tolerance_problem == ""

@@ -146,8 +146,10 @@ def test_the_next_free_name_is_always_one_a_new_entry_may_have(name, taken, free
     assert new_entry_name_problem(proposed) is None
 
 
-def test_a_name_taken_points_to_resume_scan_and_a_finished_scan_proposes_the_next(window,
-                                                                                  qtbot):
+def test_a_name_taken_proposes_the_next_and_resume_scan_only_where_it_finishes(window,
+                                                                                qtbot):
+    """A finished scan's name: the next name, no Resume scan (which refuses a finished
+    scan); a scan that did not finish: Resume scan too."""
     scan = window.scan
     plan = ScanPlan.from_center("scan", CENTRE, (3 * 20 * UM, 3 * 20 * UM), 20 * UM,
                                 settle_tau=1.0)
@@ -162,9 +164,13 @@ def test_a_name_taken_points_to_resume_scan_and_a_finished_scan_proposes_the_nex
         assert scan.start()
     assert ended.args[0] == "failed"
     by_name = scan.form.error_text("name")
-    assert "Resume scan on the Session tab" in by_name and "smm-daq resume" not in by_name
+    assert "Resume scan" not in by_name and "smm-daq resume" not in by_name  # it is done
+    assert "'scan' is a finished scan, which nothing resumes" in by_name
     assert "scan_2 is free" in by_name and scan.form.name.text() == "scan_2"
-    assert "Resume scan on the Session tab" in scan.status.text()
+    assert "Resume scan" not in scan.status.text()
+
+    scan._start_failed(EntryTaken(scan.path, "scan", "scan"))  # an interrupted scan
+    assert "Resume scan on the Session tab" in scan.form.error_text("name")
 
 
 def test_keys_press_start_pause_abort_stop_and_connect(window, qtbot):

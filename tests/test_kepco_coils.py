@@ -310,6 +310,62 @@ def test_output_off_tries_every_axis_when_one_link_is_lost():
     assert rig.model.currents()[:2] == pytest.approx([0.0, 0.0])
 
 
+def _garble_output_queries(rig: Rig, axis: int, first: int | None = None) -> None:
+    """The replies of supply `axis` to 'OUTP?' garbled: the `first` ones, or all (None)."""
+    inner = rig.emulators[axis].inner
+    original, asked = inner.handle, [0]
+
+    def handle(message: str) -> str | None:
+        reply = original(message)
+        if message == "OUTP?":
+            asked[0] += 1
+            if first is None or asked[0] <= first:
+                return "garbage"
+        return reply
+
+    inner.handle = handle
+
+
+@pytest.mark.parametrize("lost", ["link", "output_query"])
+def test_zero_says_whether_a_supply_whose_enable_failed_was_switched_off(lost):
+    """A supply on whose enable fails (its output query unanswered) fails its ramp-down too,
+    and is switched off where it stands, or not: its failure, said once, says which (the
+    first failure of a coil alone was kept, which did not)."""
+    rig = Rig()
+    rig.coils.set_field(np.array([0.0, 0.0, 40e-6]))
+    if lost == "link":
+        rig.faults[2].disconnected = True
+    else:
+        _garble_output_queries(rig, 2)
+    with pytest.raises(InstrumentError) as info:
+        rig.coils.zero()
+    said = str(info.value)
+    assert said.count("coil z:") == 1, said
+    if lost == "link":
+        assert "; NOT switched off at " in said and "the coil may still be energised" in said
+        assert rig.model.output(2)
+    else:
+        assert "; switched off at " in said and "the switch-off confirmed" in said, said
+        assert not rig.model.output(2)
+    assert "coil x" not in said and "coil y" not in said
+
+
+def test_zero_says_a_supply_whose_enable_failed_and_ramped_down_was_not_switched_off():
+    """The enable's output query unanswered, the ramp-down's answered: the supply is ramped
+    with the others, its output on, as its failure says."""
+    rig = Rig()
+    rig.coils.set_field(np.array([0.0, 0.0, 40e-6]))
+    _garble_output_queries(rig, 2, first=3)  # the enable's query, asked 3 times (2 retries)
+    with pytest.raises(InstrumentError) as info:
+        rig.coils.zero()
+    said = str(info.value)
+    assert said.count("coil z:") == 1, said
+    assert "; not switched off: its output on, ramped with the others" in said, said
+    assert rig.model.output(2)
+    null = np.linalg.solve(C, -AMBIENT)
+    np.testing.assert_allclose(rig.model.currents(), null, atol=2e-6)
+
+
 def test_supply_error_after_a_command_names_the_axis():
     rig = Rig()
     rig.coils.set_field(np.zeros(3))

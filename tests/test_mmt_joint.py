@@ -95,6 +95,25 @@ def test_sigma_from_the_residual_per_scan():
     assert res.sigmas[1] == pytest.approx(10 * NT, rel=0.1)
 
 
+def test_sigmas_still_moving_after_the_last_pass_are_warned_of_as_smm_daqs(monkeypatch):
+    """A warning of its own category (as every other smm-daq warning): the command line says
+    it as 'smm-daq: warning: ...', not in Python's form with the file and line that warned."""
+    from smm_daq.analysis.mmt.solver import joint
+    from smm_daq.cli.main import _warning_text
+
+    monkeypatch.setattr(joint, "MAX_PASSES", 1)  # one pass: no second estimate to settle
+    rng = np.random.default_rng(6)
+    scans = [Scan(noisy(LOW, 40 * NT, rng), 3 * UM),
+             Scan(noisy(HIGH, 10 * NT, rng), 8 * UM, (2 * UM, 2 * UM))]
+    with pytest.warns(joint.UnsettledSigmaWarning) as caught:
+        invert_scans(scans, GRAINS)
+    said = [w for w in caught if issubclass(w.category, joint.UnsettledSigmaWarning)]
+    assert len(said) == 1 and "still moved by more than 0.1% after 1 passes" in str(
+        said[0].message)
+    shown = _warning_text(said[0].message, said[0].category, said[0].filename, said[0].lineno)
+    assert shown.startswith("smm-daq: warning: the noise estimated from the residuals of ")
+
+
 def test_masked_pixels_are_left_out():
     rng = np.random.default_rng(7)
     data = noisy(LOW, 10 * NT, rng)

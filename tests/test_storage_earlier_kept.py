@@ -138,8 +138,25 @@ def test_a_scan_refused_over_a_scan_of_its_name_still_points_to_resume(tmp_path:
     _scan(path, "again")
     with pytest.raises(EntryTaken) as taken:
         check_new_scan(path, "again")
-    assert taken.value.kind == "scan"
+    assert taken.value.kind == "scan" and not taken.value.finished
     assert f"`smm-daq resume {path} --entry again` to finish it" in str(taken.value)
+
+
+def test_a_scan_refused_over_a_finished_scan_of_its_name_points_to_no_resume(tmp_path: Path
+                                                                             ) -> None:
+    """`resume` refuses a finished scan, so the refusal of its name advises another name."""
+    path = _session(tmp_path)
+    writer = ScanEntryWriter.create(path, name="done", title="t", x=np.arange(4.0) * 1e-6,
+                                    y=np.arange(3.0) * 1e-6, field=np.zeros(3), height=1e-4,
+                                    plan_text="{}", profile=load_profile(), snapshot={})
+    writer.set_status("finished")
+    with pytest.raises(EntryTaken) as taken:
+        check_new_scan(path, "done")
+    said = str(taken.value)
+    assert taken.value.kind == "scan" and taken.value.finished
+    assert "smm-daq resume" not in said
+    assert ("entry 'done' already exists and is a finished scan, which nothing resumes or "
+            "writes over; expected another scan name") in said
 
 
 def test_a_scan_refused_over_another_programs_group_names_it_and_no_resume(tmp_path: Path

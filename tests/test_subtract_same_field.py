@@ -306,3 +306,31 @@ def test_a_recipe_continued_with_another_profile_keeps_its_scans_field_tolerance
     assert checked.states[-1] == "new"
     assert main(["subtract", str(out), "--in-field", "weak", "--remanent", "z", "--name", "i",
                  "--no-register"]) == 0, capsys.readouterr().err
+
+
+def test_a_stored_tolerance_beyond_the_profiles_bounds_gives_the_default_and_says_why(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A stored profile's coils.field_tolerance_nT is held to the loader's bounds: 1e300 nT (a
+    damaged or hand-edited copy) is set aside for the 50 nT default, and the refusal says so
+    (it had every field "within 1e+300 nT" of zero, so 40 µT counted as zero field)."""
+    out = tmp_path / "s.h5"
+    for name, field in (("z", "0,0,0"), ("nt", "0,0,0.001"), ("b", "0,40,0")):
+        assert main(["scan", *GRID, "--field-uT", field, "--name", name, "--out", str(out)]) == 0
+    with h5py.File(out, "a") as f:
+        for name in ("z", "nt", "b"):
+            profile = f[f"{name}/profile"][()].decode()
+            del f[f"{name}/profile"]
+            f[f"{name}/profile"] = profile.replace("field_tolerance_nT = 50.0",
+                                                   "field_tolerance_nT = 1e300")
+    capsys.readouterr()
+    code = main(["subtract", str(out), "--in-field", "nt", "--remanent", "z", "--name", "i",
+                 "--no-register"])
+    err = capsys.readouterr().err
+    assert code == 2 and "were both scanned in zero field" in err, err
+    assert ("50 nT each: the profile's default, in place of the coils.field_tolerance_nT of "
+            "the profile stored with 'nt', 1e+300, not a number in (0, 100000] nT as a profile "
+            "must give; the profile's default, in place of the coils.field_tolerance_nT of the "
+            "profile stored with 'z', 1e+300") in err
+    assert "1e+300 nT" not in err
+    assert main(["subtract", str(out), "--in-field", "b", "--remanent", "z", "--name", "i",
+                 "--no-register"]) == 0, capsys.readouterr().err  # 40 µT is a field

@@ -589,7 +589,7 @@ def _scan_tolerance(name: str, profile: Profile) -> FieldTolerance:
     """The field tolerance of scan `name` taken with `profile`, as `tolerance_among` will
     find it in the profile stored with the scan: its coils.field_tolerance_nT, the default
     where it gives none (which the rig holds the field to then)."""
-    stored = tolerance_in_profile(profile.text)
+    stored = tolerance_in_profile(profile.text).value
     if stored is None:
         return default_tolerance(name)
     return FieldTolerance(stored, name,

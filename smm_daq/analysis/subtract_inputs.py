@@ -23,6 +23,7 @@ from smm_daq.analysis.grids import (
     require_same_grid,
 )
 from smm_daq.errors import InputError
+from smm_daq.instruments.profile import DEFAULT_TOLERANCE_NT
 from smm_daq.storage.checks import usable_map
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import EntryInfo, list_entries, read_map
@@ -32,7 +33,7 @@ UT = 1e-6
 NT = 1e-9
 # T: the profile's default coils.field_tolerance_nT, for a map whose entry stores no profile
 # (an import, an induced map): how far the field at the sample may lie from the one asked for
-FIELD_TOLERANCE = 50 * NT
+FIELD_TOLERANCE = DEFAULT_TOLERANCE_NT * NT
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,9 @@ class FieldTolerance:
     # the profile it was read from, as messages name it ("the profile stored with 'a'");
     # None: none stored one (an import), and the profile's default applies
     profile: str | None = None
+    # the default only: the tolerance a stored profile gives that it stands in for, and why
+    # ("of the profile stored with 'a', 1e+300, not a number in ..."), else ""
+    set_aside: str = ""
 
     @property
     def words(self) -> str:
@@ -52,13 +56,17 @@ class FieldTolerance:
         with 'a'"."""
         if self.profile is not None:
             return f"coils.field_tolerance_nT of {self.profile}"
+        if self.set_aside:
+            return ("the profile's default, in place of the coils.field_tolerance_nT "
+                    f"{self.set_aside}")
         return (f"the profile's default, as neither '{self.entry}' nor an entry it was made "
                 "from stores a coils.field_tolerance_nT")
 
 
-def default_tolerance(entry: str) -> FieldTolerance:
-    """FIELD_TOLERANCE, for map `entry`, of which no profile's tolerance is known."""
-    return FieldTolerance(FIELD_TOLERANCE, entry)
+def default_tolerance(entry: str, set_aside: str = "") -> FieldTolerance:
+    """FIELD_TOLERANCE, for map `entry`, of which no profile's tolerance is known (or none
+    usable: `set_aside` says why)."""
+    return FieldTolerance(FIELD_TOLERANCE, entry, set_aside=set_aside)
 
 
 def inherited_tolerance(entry: str, a: FieldTolerance, b: FieldTolerance) -> FieldTolerance:
@@ -67,7 +75,7 @@ def inherited_tolerance(entry: str, a: FieldTolerance, b: FieldTolerance) -> Fie
     read from a profile, the default where neither was."""
     read = [t for t in (a, b) if t.profile is not None]
     if not read:
-        return default_tolerance(entry)
+        return default_tolerance(entry, a.set_aside or b.set_aside)
     largest = max(read, key=lambda t: t.value)
     return FieldTolerance(largest.value, entry, largest.profile)
 
@@ -142,10 +150,14 @@ def tolerance_among(infos: Mapping[str, EntryInfo], entry: str) -> FieldToleranc
     one, which keeps its field) stores no profile: the largest of its sources' tolerances,
     followed through the entries' recorded sources; FIELD_TOLERANCE, the profile's default,
     where none is found (an import)."""
-    read = [(info.field_tolerance, info.name) for info in _lineage(infos, entry)
+    lineage = list(_lineage(infos, entry))
+    read = [(info.field_tolerance, info.name) for info in lineage
             if info.field_tolerance is not None]
     if not read:
-        return default_tolerance(entry)
+        odd = next((i for i in lineage if i.field_tolerance_problem), None)
+        return default_tolerance(entry, "" if odd is None else
+                                 f"of the profile stored with '{odd.name}', "
+                                 f"{odd.field_tolerance_problem}")
     value, name = read[0] if read[0][1] == entry else max(read)  # its own, where it has one
     made_from = "" if name == entry else f", which '{entry}' was made from"
     return FieldTolerance(value, entry, f"the profile stored with '{name}'{made_from}")
@@ -289,7 +301,7 @@ def _tolerances(tolerances: tuple[FieldTolerance, FieldTolerance]) -> str:
     if a.profile is not None and b.profile is not None:
         profiles = a.profile if a.profile == b.profile else f"{a.profile} and {b.profile}"
         return f"{each}: coils.field_tolerance_nT of {profiles}"
-    if a.profile is None and b.profile is None:
+    if a.profile is None and b.profile is None and not (a.set_aside or b.set_aside):
         return (f"{each}: the profile's default, as neither '{a.entry}' nor '{b.entry}' nor "
                 "an entry they were made from stores a coils.field_tolerance_nT")
     return f"{each}: {a.words}; {b.words}"

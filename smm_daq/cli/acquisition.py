@@ -501,7 +501,7 @@ def _result_summary(f: h5py.File, path: str, entry: str) -> tuple[str, str, str]
         return "", "damaged", str(exc)
     n = saved.magnetization.shape[0]
     unresolved = int(np.sum(~np.all(np.isfinite(saved.covariance), axis=(1, 2))))
-    each = [f"{s / NT:.3g}" if math.isfinite(s) else "-" for s in saved.sigmas]  # by scan
+    each = [f"{s / NT:.4g}" if math.isfinite(s) else "-" for s in saved.sigmas]  # by scan
     sigma = f"σ {', '.join(each)} nT" if any(math.isfinite(s) for s in saved.sigmas) else "σ -"
     cond = (f"cond(Q) {saved.condition_number:.3g}" if not math.isnan(saved.condition_number)
             else "cond(Q) -")

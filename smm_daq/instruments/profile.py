@@ -62,6 +62,8 @@ MIN_RAMP_A_PER_S = 0.01
 # timeout at most; within the supply's budget for the whole make-safe path, `loss_budget`)
 RAMP_LOST_REPLIES = 2
 MAX_FIELD_UT = 10_000.0  # 10 mT: air coils around a microscope never reach it
+# coils.field_tolerance_nT: its default, and its bound (also on one a stored profile gives)
+DEFAULT_TOLERANCE_NT = 50.0
 MAX_TOLERANCE_NT = 100_000.0
 # nT: the ambient field's drift during a scan that is warned of (fluxgate.drift_tolerance_nT):
 # well below the MTJ's 250 nT noise in one reading, so the warning comes before the drift shows
@@ -511,7 +513,7 @@ def _coils(r: _Reader) -> CoilSettings:
         max_ramp_rate=r.number("max_ramp_A_per_s", lo=MIN_RAMP_A_PER_S, hi=MAX_RAMP_A_PER_S,
                                unit=" A/s"),
         max_field=r.number("max_field_uT", positive=True, hi=MAX_FIELD_UT, unit=" µT") * UT,
-        field_tolerance=r.number("field_tolerance_nT", 50.0, positive=True,
+        field_tolerance=r.number("field_tolerance_nT", DEFAULT_TOLERANCE_NT, positive=True,
                                  hi=MAX_TOLERANCE_NT, unit=" nT") * NT,
         safe_state=r.string("safe_state", "zero", choices=("zero", "off")),
         supply_rating=r.number("supply_rating_A", MAX_CURRENT_A, positive=True,

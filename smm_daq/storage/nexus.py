@@ -124,6 +124,8 @@ class EntryInfo:
     # T: coils.field_tolerance_nT of the profile stored with a scan (`stored_field_tolerance`);
     # None where the entry stores none (an import, a processed map)
     field_tolerance: float | None = None
+    # why the tolerance that profile holds was set aside (out of the loader's bounds), else ""
+    field_tolerance_problem: str = ""
 
 
 def check_entry_name(name: str, *, source: str, path: str | Path | None = None,
@@ -587,6 +589,7 @@ def _info(name: str, g: h5py.Group, source: str) -> EntryInfo:
     sources = g.attrs.get("sources", [])
     kind = string(g.attrs.get("kind", "unknown"), "kind", where)
     runs, runs_problem = _runs_or_problem(g, where) if kind == "scan" else ((), "")
+    tolerance = stored_field_tolerance(g)
     return EntryInfo(
         name=name,
         kind=kind,
@@ -603,7 +606,8 @@ def _info(name: str, g: h5py.Group, source: str) -> EntryInfo:
         step=step,
         runs=runs,
         runs_problem=runs_problem,
-        field_tolerance=stored_field_tolerance(g),
+        field_tolerance=tolerance.value,
+        field_tolerance_problem=tolerance.problem,
     )
 
 

@@ -164,7 +164,11 @@ def _shown(value: object) -> str:
 
 
 def _snapshot_groups(group: h5py.Group, snapshot: Mapping[str, Any]) -> None:
-    """The snapshot as groups; a numeric key's unit suffix goes to its `units` attribute."""
+    """The snapshot as groups; a numeric key's unit suffix goes to its `units` attribute.
+    Numbers (one, or a list of some) become numeric datasets; anything else, an empty list
+    included (a list of names, as `unreferenced_axes`, may be empty), JSON text, so a key's
+    type does not hang on whether its list is empty. (Earlier files hold an empty list as an
+    empty float64 dataset.)"""
     for key, value in snapshot.items():
         name = str(key).replace("/", "_") or "_"
         if isinstance(value, Mapping):
@@ -175,7 +179,7 @@ def _snapshot_groups(group: h5py.Group, snapshot: Mapping[str, Any]) -> None:
             group.create_dataset(name, data=value, dtype=TEXT)
         else:
             arr = np.asarray(value) if value is not None else None
-            if arr is not None and arr.dtype.kind in "biuf":
+            if arr is not None and arr.size and arr.dtype.kind in "biuf":
                 stem, units = split_units(name)
                 if units is None or stem in group or stem in snapshot:
                     group.create_dataset(name, data=arr)
@@ -244,13 +248,18 @@ def check_not_cut_off(g: h5py.Group, where: str) -> None:
 class EntryTaken(InputError):
     """A scan's name is an entry of its file already: `path` and `name` let a caller word
     its own way to finish that entry, or propose another name. `kind` is what holds the
-    name: "scan", which `resume` may finish, else another kind of entry (an analysis
-    product, an image, imported data) or "" for what smm-daq did not write, which no scan
-    resumes or writes over."""
+    name: "scan", which `resume` may finish unless `finished`, else another kind of entry
+    (an analysis product, an image, imported data) or "" for what smm-daq did not write,
+    which no scan resumes or writes over."""
 
-    def __init__(self, path: Path, name: str, kind: str = "scan") -> None:
+    def __init__(self, path: Path, name: str, kind: str = "scan",
+                 finished: bool = False) -> None:
         self.path, self.name, self.kind = path, name, kind
-        if kind == "scan":
+        self.finished = kind == "scan" and finished
+        if self.finished:
+            message = (f"entry '{name}' already exists and is a finished scan, which nothing "
+                       "resumes or writes over; expected another scan name")
+        elif kind == "scan":
             message = (f"entry '{name}' already exists; expected another scan name (or "
                        f"`{resume_command(path, name)}` to finish it)")
         else:
@@ -266,7 +275,11 @@ def _taken(f: h5py.Group, path: Path, name: str, key: str) -> InputError:
     link = link_not_written_over(f, name)
     if link is not None:  # no entry to resume there
         return InputError(link, source=str(path))
-    return EntryTaken(path, name, kind_held(f, key))
+    kind = kind_held(f, key)
+    g = f[key]
+    status = g.get("status") if kind == "scan" and isinstance(g, h5py.Group) else None
+    finished = isinstance(status, h5py.Dataset) and text(status) == "finished"
+    return EntryTaken(path, name, kind, finished)
 
 
 class ScanEntryWriter:

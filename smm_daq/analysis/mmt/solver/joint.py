@@ -70,6 +70,11 @@ SIGMA_RTOL = 1e-3  # the σ estimated from the residuals are iterated until they
 MAX_PASSES = 8  # solves of a joint inversion of unknown σ, at most
 
 
+class UnsettledSigmaWarning(UserWarning):
+    """The noise σ estimated from a scan's residuals still moved after MAX_PASSES solves: the
+    σ reported, and every SD scaled by it, are those of the last pass."""
+
+
 @dataclass(frozen=True)
 class Scan:
     """One scan of the grains: Bz (T; NaN not measured), the sensor plane's height above the
@@ -455,7 +460,7 @@ def _settle_sigmas(ops: Any, models: list, sensors: np.ndarray, phi: np.ndarray,
             + f" still moved by more than {SIGMA_RTOL:.1%} after {MAX_PASSES} passes (a scan "
             "of few pixels fits them ever more closely as its σ shrinks); expected --sigma-nT "
             "for the scans whose noise is known, or more of their pixels unmasked",
-            stacklevel=3)
+            UnsettledSigmaWarning, stacklevel=3)
     sigmas[:] = weighted_by  # the σ the solve, and so its covariance, was weighted by
     return sol, fitted
 
