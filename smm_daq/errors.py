@@ -76,6 +76,12 @@ class RampStopped(SmmError):
     signal): the currents are left where the last step set them, for the caller to make the
     rig safe from there rather than ramp on to the field asked for."""
 
+    def __init__(self, message: str, *, safe_problems: list[str] | None = None) -> None:
+        # what making the rig safe from where the ramp stopped could not do ([]: the rig is
+        # safe); None where that was left to the caller
+        self.safe_problems = safe_problems
+        super().__init__(message)
+
 
 class StorageError(SmmError):
     """A session file could not be written (a full disk, a file size limit, the file gone);

@@ -6,7 +6,8 @@ The done-when tests run on the real simulator rig instead (tests/test_acq_simula
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from smm_daq.clock import VirtualClock
 from smm_daq.errors import RampStopped, RangeError
 from smm_daq.instruments.interfaces import FieldSource, Identity, LockIn, Magnetometer, Stage
 from smm_daq.instruments.profile import Profile, load_profile
+from smm_daq.instruments.ramp_stop import RampStop
+from smm_daq.instruments.rig import safe_from
 
 _ID = Identity("fake", "fake", "0", "0")
 
@@ -195,6 +198,11 @@ class FakeRig:
 
     def zero_coils(self) -> None:
         self.coils.zero()
+
+    @contextlib.contextmanager
+    def safe_from(self, stop: RampStop) -> Iterator[None]:
+        with safe_from(self.profile, self.clock, stop):
+            yield
 
     def snapshot(self) -> dict[str, object]:
         return {

@@ -97,6 +97,35 @@ def test_settling_waits_settle_tau_time_constants(tmp_path):
     np.testing.assert_allclose(np.diff(times), 7.0 * rig.lockin.tau)
 
 
+def test_an_abort_during_a_points_settling_ends_it_at_the_next_slice(tmp_path, monkeypatch):
+    """Settling 1000 time constants (30 s on the rig's clock), the scan is aborted as the
+    second point begins to settle: the wait ends within `WAIT_SLICE_S` of the abort and the
+    rig is made safe then, not once the 30 s have passed (outside the make-safe bound of
+    the abort, as a supervisor's wait between SIGTERM and SIGKILL assumes)."""
+    rig = fake_rig()
+    clock = rig.clock
+    seq = Sequencer(rig, tmp_path / "s.h5", _plan(settle_tau=1000.0))
+    points, aborted, made_safe = [], [], []
+    seq.subscribe(lambda e: e.kind == "point" and points.append(e.time))
+    sleep, make_safe = clock.sleep, rig.make_safe
+
+    def sleeping(seconds: float) -> None:
+        if len(points) == 1 and not aborted:  # the second point's settling begins
+            aborted.append(clock.now())
+            seq.abort()
+        sleep(seconds)
+
+    def make_safe_noted() -> list[str]:
+        made_safe.append(clock.now())
+        return make_safe()
+
+    monkeypatch.setattr(clock, "sleep", sleeping)
+    monkeypatch.setattr(rig, "make_safe", make_safe_noted)
+    assert seq.run() == "aborted"
+    assert len(points) == 1 and len(aborted) == 1
+    assert made_safe and made_safe[0] - aborted[0] <= sequencer.WAIT_SLICE_S + 1e-9
+
+
 def test_a_step_scan_runs_at_the_profiles_time_constant_whatever_was_left_on_the_lockin(
         tmp_path):
     """A fly scan, or the window's controls, may leave another τ on the lock-in; the plan was

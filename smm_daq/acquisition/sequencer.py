@@ -85,6 +85,7 @@ FIELD_READINGS = 4  # fluxgate readings averaged to verify the field
 FIELD_ATTEMPTS = 3  # verification attempts, FIELD_RECHECK_S apart (a ramp may still settle)
 FIELD_RECHECK_S = 1.0
 OVERLOAD = "lock-in overload"
+WAIT_SLICE_S = 0.1  # rig-clock s: a point's settling and dwell notice an abort this often
 SIGNAL_POLL_S = 0.05  # real seconds: how soon a waiting main thread runs a signal's handler
 # real seconds (the disk's time, not the rig's): a write not returned this long after the rig
 # was made safe (by an abort, or at the scan's end) is reported as stalled ("made_safe"); a
@@ -705,7 +706,6 @@ class Sequencer(FlyScan):
                           since="the scan's start (the run that stored its first lines)")
 
     def _measure_point(self, x: float, y: float, tau: float) -> tuple[float, float]:
-        rig = self.rig
         if self._z_pending:
             self._move(x, y, self.plan.height)
             self._z_pending = False
@@ -714,7 +714,7 @@ class Sequencer(FlyScan):
         settle = self.plan.settle_tau * tau
         reread = False
         while True:
-            rig.clock.sleep(settle)
+            self._wait(settle)
             x_v, y_v = self._read(tau)
             problem = self._range_problem(x_v, y_v)
             if problem is None:
@@ -736,10 +736,20 @@ class Sequencer(FlyScan):
         readings = []
         for i in range(n):
             if i:
-                self.rig.clock.sleep(tau)
+                self._wait(tau)
             readings.append(self._call(lockin.read_xy))
         mx, my = np.mean(readings, axis=0)
         return float(mx), float(my)
+
+    def _wait(self, seconds: float) -> None:
+        """Wait `seconds` on the rig's clock (a point's settling or dwell), in slices of
+        `WAIT_SLICE_S`: an abort meanwhile ends it at the next slice (`_Aborted`), so that the
+        rig is made safe within that of the abort, however many time constants it waits."""
+        clock = self.rig.clock
+        end = clock.now() + seconds
+        while (left := end - clock.now()) > 0:
+            self._checkpoint(pausable=False)
+            clock.sleep(min(WAIT_SLICE_S, left))
 
     def _move(self, *target: float) -> None:
         """Move the stage to `target` (absolute: sent again, it moves nowhere new). The error

@@ -32,6 +32,7 @@ import numpy as np
 
 from smm_daq.acquisition import safe_close, sequencer
 from smm_daq.acquisition.events import ScanEvent
+from smm_daq.acquisition.field_aside import ramp_stopped_by_signal
 from smm_daq.acquisition.plan import (
     DEFAULT_SETTLE_TAU,
     GridSizeWarning,
@@ -327,14 +328,22 @@ class Session:
                               auto_range=auto_range, resume=True)
 
     def set_field(self, field_uT: tuple[float, float, float]) -> None:
-        """Ramp to `field_uT` now (checked against the profile); later scans default to it."""
+        """Ramp to `field_uT` now (checked against the profile); later scans default to it.
+
+        Ctrl-C or a termination signal meanwhile stops the ramp at its next step and makes
+        the rig safe from there within the make-safe bound of the signal
+        (`ramp_stopped_by_signal`); `close` then does not make it safe again."""
         if len(field_uT) != 3:
             raise InputError(f"field_uT is {field_uT!r}; expected three numbers (µT)")
         b = tuple(float(v) * UT for v in field_uT)
         check_field(b, self.profile, label="field_uT")
         self._safe_problems = None
-        self.rig.coils.set_field(np.array(b), ramp=True)
+        ramp_stopped_by_signal(self.rig, np.array(b), self._made_safe)
         self.field = b  # type: ignore[assignment]
+
+    def _made_safe(self, problems: list[str]) -> None:
+        """The rig was made safe (a stopped ramp), with `problems` left; `close` need not."""
+        self._safe_problems = list(problems)
 
     def zero_field(self) -> None:
         """Ramp to zero applied field (the profile's safe state) by the bounded make-safe

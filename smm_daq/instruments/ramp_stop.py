@@ -50,8 +50,8 @@ def ramp_field(rig: Rig, b: np.ndarray, stop: RampStop) -> None:
     the stage stopped, the coils ramped to their safe state); the step under way and that
     making safe are one bounded make-safe path from the stop (`Rig.safe_from`), so the call
     ends within `safe_time_bound` of it, however slow or lossy the links. Stopped, raises
-    `RampStopped` saying where the ramp got to and what making the rig safe left; a step
-    that failed once stopped is made safe all the same, and said."""
+    `RampStopped` saying where the ramp got to and what making the rig safe left (its
+    `safe_problems`); a step that failed once stopped is made safe all the same, and said."""
     with rig.safe_from(stop):
         try:
             rig.coils.set_field(b, stop=stop.is_set)
@@ -67,9 +67,9 @@ def ramp_field(rig: Rig, b: np.ndarray, stop: RampStop) -> None:
             problems = rig.make_safe()
             if problems:
                 raise RampStopped(f"{stopped}; making the rig safe from there left: "
-                                  f"{'; '.join(problems)}") from None
+                                  f"{'; '.join(problems)}", safe_problems=problems) from None
             raise RampStopped(f"{stopped}; ramped to the safe state from there, the stage "
-                              "stopped") from None
+                              "stopped", safe_problems=[]) from None
 
 
 def _ut(b: np.ndarray) -> str:

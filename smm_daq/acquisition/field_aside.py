@@ -1,0 +1,69 @@
+"""A field's ramp asked for in the main thread (`smm-daq run`'s set_field step, `demo`, the
+Python API's `Session.set_field`) that a signal stops within the make-safe bound of the signal.
+
+Run in the main thread, the ramp's exchanges would hold a signal until each ended, its
+retries included (`interrupts.atomic`), and the making safe after it would count its deadline
+from then. So the ramp runs in a thread of its own, and the main thread waits for it awake
+(`wait_awake`): a signal reaches it at once, and sets the ramp's `RampStop` on the rig's clock.
+The ramp's step under way and the making safe from where it got to are then one bounded
+make-safe path from that time (`ramp_field`), which the main thread waits for as long as it
+may take (`safe_close.safe_wait_s`), later signals only acknowledged.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from smm_daq import interrupts
+from smm_daq.acquisition.safe_close import safe_wait_s
+from smm_daq.acquisition.sequencer import wait_awake
+from smm_daq.errors import RampStopped
+from smm_daq.instruments.ramp_stop import RampStop, ramp_field
+
+THREAD = "ramping the field"  # the name of the thread that ramps
+
+
+def ramp_stopped_by_signal(rig: Any, b: np.ndarray,
+                           made_safe: Callable[[list[str]], None]) -> None:
+    """Ramp `rig`'s coils to the field `b` (T), raising what the ramp raises. A signal
+    meanwhile (its `KeyboardInterrupt`) stops the ramp at its next step and the rig is made
+    safe from there within `safe_time_bound` of the signal; `made_safe(problems)` is told
+    what that could not do ([]: the rig is safe, and the `KeyboardInterrupt` notes where the
+    ramp got to), then the `KeyboardInterrupt` is raised again. A ramp that ended before the
+    stop reached it is not made safe here (`made_safe` is not called): that is the caller's."""
+    stop = RampStop(rig.clock)
+    done = threading.Event()
+    outcome: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            ramp_field(rig, b, stop)
+        except BaseException as exc:  # handed to the caller
+            outcome.append(exc)
+        finally:
+            done.set()
+
+    try:  # a signal may come as soon as the thread runs, before start() returns
+        threading.Thread(target=run, daemon=True, name=THREAD).start()
+        wait_awake(done)
+    except KeyboardInterrupt as interrupt:
+        stop.set()
+        within = safe_wait_s(rig)
+        with interrupts.making_safe(within):  # a signal from now on is only acknowledged
+            ended = wait_awake(done, within)
+        if not ended:
+            made_safe([f"the field's ramp, stopped, was still making the rig safe {within:.0f} "
+                       "s later, as long as that may take (an instrument not answering); the "
+                       "program does not wait for it any longer"])
+        elif outcome and isinstance(outcome[0], RampStopped) \
+                and outcome[0].safe_problems is not None:
+            if not outcome[0].safe_problems:  # else the problems say more, at the close
+                interrupt.add_note(str(outcome[0]))
+            made_safe(outcome[0].safe_problems)
+        raise
+    if outcome:
+        raise outcome[0]
