@@ -39,6 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from smm_daq.clock import Clock, SystemClock
+from smm_daq.storage import mounts
 
 try:
     import fcntl
@@ -59,7 +60,8 @@ _SILENT: set[int] = set()  # file systems (st_dev) whose lock calls went unanswe
 LOCAL_TYPES = frozenset({"ext2", "ext3", "ext4", "xfs", "btrfs", "tmpfs", "ramfs", "overlay",
                          "zfs", "f2fs", "jfs", "bcachefs", "reiserfs", "nilfs2", "ntfs3",
                          "ntfs", "exfat", "vfat", "msdos", "hfsplus", "hfs", "udf"})
-_LOCAL: dict[int, bool] = {}  # by st_dev: whether its file system is of `LOCAL_TYPES`
+# by st_dev: whether its file system is of `LOCAL_TYPES`, while the mount table stays as it was
+_LOCAL: dict[int, tuple[int, bool]] = {}
 _log = logging.getLogger(__name__)
 
 
@@ -124,11 +126,9 @@ def _call(fd: int, kind: int, start: int) -> bool:
 
 
 def _local(device: int) -> bool:
-    """Whether the file system `device` (st_dev) is of `LOCAL_TYPES` (not known: False)."""
-    known = _LOCAL.get(device)
-    if known is None:
-        known = _LOCAL[device] = file_system_type(device) in LOCAL_TYPES
-    return known
+    """Whether the file system `device` (st_dev) is of `LOCAL_TYPES` (not known: False),
+    asked again once the mount table changed (`mounts`)."""
+    return mounts.remembered(_LOCAL, device, lambda d: file_system_type(d) in LOCAL_TYPES)
 
 
 def file_system_type(device: int) -> str:
@@ -138,15 +138,11 @@ def file_system_type(device: int) -> str:
     if not hasattr(os, "major"):
         return ""
     wanted = f"{os.major(device)}:{os.minor(device)}"
-    try:
-        with open("/proc/self/mountinfo", encoding="utf-8") as fh:
-            for line in fh:
-                mount, separator, rest = line.partition(" - ")
-                fields = mount.split()
-                if separator and len(fields) > 2 and fields[2] == wanted and rest.split():
-                    return rest.split()[0]
-    except OSError:
-        pass
+    for line in mounts.table():
+        mount, separator, rest = line.partition(" - ")
+        fields = mount.split()
+        if separator and len(fields) > 2 and fields[2] == wanted and rest.split():
+            return rest.split()[0]
     return ""
 
 
