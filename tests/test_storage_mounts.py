@@ -20,7 +20,7 @@ from test_storage_identity import _plan, _Shown
 
 from smm_daq.acquisition.sequencer import Sequencer
 from smm_daq.storage import identity, mounts, turns
-from smm_daq.storage.h5file import text
+from smm_daq.storage.h5file import text, writing
 
 REPO = Path(__file__).resolve().parents[1]
 STICK = os.makedev(8, 17)  # sdb1
@@ -32,8 +32,11 @@ class _MountTable:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, device: int, kind: str) -> None:
         self.device, self.kind, self.changes, self.reads = device, kind, 0, 0
+        self.elsewhere: list[str] = []
+        self.mount_id = 40
         monkeypatch.setattr(identity, "_KEPT", {})
         monkeypatch.setattr(turns, "_LOCAL", {})
+        monkeypatch.setattr(turns, "_ENTRIES", {})
         monkeypatch.setattr(mounts, "table", self.read)
         monkeypatch.setattr(mounts, "generation", lambda: self.changes)
 
@@ -41,11 +44,18 @@ class _MountTable:
         self.reads += 1
         number = f"{os.major(self.device)}:{os.minor(self.device)}"
         return ["22 1 0:21 / / rw,relatime - overlay overlay rw\n",
-                f"{40 + self.changes} 22 {number} / /media/stick rw,nosuid shared:7 - "
-                f"{self.kind} /dev/sdb1 rw\n"]
+                f"{self.mount_id} 22 {number} / /media/stick rw,nosuid shared:7 - "
+                f"{self.kind} /dev/sdb1 rw\n", *self.elsewhere]
 
     def mount(self, kind: str) -> None:
         self.kind = kind
+        self.mount_id += 1
+        self.changes += 1
+
+    def mount_elsewhere(self) -> None:
+        """Another file system mounted, at another place, under another number."""
+        self.elsewhere.append(f"{60 + self.changes} 22 0:{90 + self.changes} / /run/user/1000 "
+                              "rw - tmpfs tmpfs rw\n")
         self.changes += 1
 
 
@@ -96,6 +106,36 @@ def test_a_scan_goes_on_on_an_exfat_stick_put_in_where_an_ext4_one_was(
     with h5py.File(path, "r") as f:
         assert text(f["k/status"]) == "finished"
         assert f["k/data/line_done"][()].all() and np.isfinite(f["k/data/Bz"][()]).all()
+
+
+def _locked_by_another(path: Path) -> bool:
+    """Whether a writer other than this probe holds the file `path` names, asked directly."""
+    import fcntl  # Linux, as the test that asks
+
+    probe = os.open(path, os.O_RDWR)
+    try:
+        return not turns._call(probe, fcntl.F_WRLCK, turns.DATA)
+    finally:
+        os.close(probe)
+
+
+@pytest.mark.skipif(not turns.available(), reason="no open-file-description locks")
+def test_a_file_system_mounted_where_one_whose_locks_did_not_answer_was_is_locked(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An NFS share whose lock manager did not answer is read and written unlocked from then
+    on; a local disk mounted under its device number once it is gone is locked again."""
+    path = tmp_path / "s.h5"
+    device = os.stat(tmp_path).st_dev
+    table = _MountTable(monkeypatch, device, "nfs4")
+    monkeypatch.setattr(turns, "_SILENT", {device: turns.mount_entry(device)})
+    table.mount_elsewhere()  # the share itself stays: its locks are not asked again
+    with writing(path) as f:
+        f["first"] = 1
+        assert not _locked_by_another(path)
+    table.mount("ext4")
+    with writing(path) as f:
+        f["second"] = 2
+        assert _locked_by_another(path)
 
 
 _MOUNT_IN_A_NAMESPACE = """
