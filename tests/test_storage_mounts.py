@@ -138,8 +138,11 @@ def test_a_file_system_mounted_where_one_whose_locks_did_not_answer_was_is_locke
         assert _locked_by_another(path)
 
 
+# Run in a mount namespace of its own (`unshare -rm`): a tmpfs mounted over the folder
+# argv[1] between two looks at its file system, by this process or, with argv[2] "child", by a
+# child forked after the first look, which looks itself before its parent looks again.
 _MOUNT_IN_A_NAMESPACE = """
-import os, subprocess, sys, tempfile
+import os, subprocess, sys
 from smm_daq.storage import identity, mounts
 reads = []
 real = mounts.table
@@ -148,7 +151,15 @@ device = os.stat(sys.argv[1]).st_dev
 identity.inode_kept(device)
 identity.inode_kept(device)
 assert len(reads) == 1, f"the table was read {len(reads)} times, unchanged"
-subprocess.run(["mount", "-t", "tmpfs", "none", sys.argv[1]], check=True)
+if sys.argv[2] == "child":
+    child = os.fork()
+    if child == 0:
+        subprocess.run(["mount", "-t", "tmpfs", "none", sys.argv[1]], check=True)
+        identity.inode_kept(device)
+        os._exit(0)
+    assert os.waitpid(child, 0)[1] == 0
+else:
+    subprocess.run(["mount", "-t", "tmpfs", "none", sys.argv[1]], check=True)
 identity.inode_kept(device)
 assert len(reads) == 2, f"the table was read {len(reads)} times, a tmpfs mounted since"
 """
@@ -162,10 +173,13 @@ def _namespaces() -> bool:
     return done.returncode == 0 and shutil.which("mount") is not None
 
 
-@pytest.mark.skipif(not _namespaces(), reason="no mount namespace of this user's own")
-def test_the_kernel_says_when_the_mount_table_changed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("who", ["itself", "child"])
+def test_the_kernel_says_when_the_mount_table_changed(tmp_path: Path, who: str) -> None:
+    if not _namespaces():
+        pytest.skip("no mount namespace of this user's own")
     importable = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
     env = dict(os.environ, PYTHONPATH=importable)
     done = subprocess.run(["unshare", "-rm", sys.executable, "-c", _MOUNT_IN_A_NAMESPACE,
-                           str(tmp_path)], env=env, capture_output=True, text=True, timeout=120)
+                           str(tmp_path), who], env=env, capture_output=True, text=True,
+                          timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr

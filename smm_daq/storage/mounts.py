@@ -31,7 +31,7 @@ class _Watch:
         self._guard = threading.Lock()  # one poll object answers one caller at a time
         self._poll: select.poll | None = None
         self._fd: int | None = None
-        self._pid: int | None = None
+        self._opened = False
         self._changes = 0
 
     def generation(self) -> int:
@@ -40,16 +40,22 @@ class _Watch:
         if not sys.platform.startswith("linux"):
             return 0
         with self._guard:
-            if self._pid != os.getpid():  # the first look, or a child's (after a fork), whose
-                self._open()  # descriptor shares its parent's mark: each clears it for both
+            if not self._opened:
+                self._open()
             elif self._poll is None or self._poll.poll(0):
                 self._changes += 1
             return self._changes
 
+    def forked(self) -> None:
+        """In a child just forked: its descriptor of the table shares its parent's mark of a
+        change (a look by either clears it for both), so it opens one of its own."""
+        self._guard = threading.Lock()  # another thread of the parent may have held it
+        self._opened = False
+
     def _open(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
-        self._fd, self._poll, self._pid = None, None, os.getpid()
+        self._fd, self._poll, self._opened = None, None, True
         self._changes += 1  # what was found before this looked (or in its parent) is old
         try:
             self._fd = os.open(MOUNT_TABLE, os.O_RDONLY | os.O_CLOEXEC)
@@ -60,6 +66,8 @@ class _Watch:
 
 
 _WATCH = _Watch()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_WATCH.forked)
 
 
 def generation() -> int:
