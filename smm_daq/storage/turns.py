@@ -220,6 +220,14 @@ def hold_for_writing(fd: int, source: str) -> bool:
     return False
 
 
+def hold_for_writing_at_once(fd: int) -> bool:
+    """Hold the file alone until `fd` (opened for writing) is closed where no other reader
+    or writer holds it or waits for it now; False where one does, asked once and not waited
+    for. OSError where the file system has no such locks."""
+    return (_take(fd, fcntl.F_WRLCK, TURN, 0)  # type: ignore[union-attr]
+            and _take(fd, fcntl.F_WRLCK, DATA, 0))  # type: ignore[union-attr]
+
+
 @dataclass(frozen=True)
 class Stamp:
     """What of a file any write changes: its identity, size and modification time."""
