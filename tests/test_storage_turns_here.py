@@ -136,7 +136,7 @@ def test_a_lock_manager_that_never_answers_holds_up_neither_reads_nor_writes(
     monkeypatch.setattr(turns, "fcntl", types.SimpleNamespace(
         fcntl=silent, **{k: getattr(real, k) for k in dir(real) if k.startswith("F_")}))
     monkeypatch.setattr(turns, "ANSWER_WAIT_S", 0.0)
-    monkeypatch.setattr(turns, "_SILENT", set())
+    monkeypatch.setattr(turns, "_SILENT", {})
     monkeypatch.setattr(turns, "LOCAL_TYPES", frozenset())  # a network file system
     monkeypatch.setattr(turns, "_LOCAL", {})
     try:
@@ -245,7 +245,8 @@ def test_a_read_that_waited_for_a_write_of_its_own_process_is_not_said_written_m
 
     from smm_daq.storage import h5file
 
-    monkeypatch.setattr(turns, "_SILENT", {os.stat(path).st_dev})  # no locks to wait on
+    device = os.stat(path).st_dev
+    monkeypatch.setattr(turns, "_SILENT", {device: turns.mount_entry(device)})  # no locks
     waiting, go = threading.Event(), threading.Event()
 
     class HeldClock(VirtualClock):
@@ -339,7 +340,8 @@ def test_a_reader_waits_for_a_stalled_writer_of_its_own_process_only_so_long_wit
     import os
 
     # the file system's lock manager did not answer before: no locks to wait on
-    monkeypatch.setattr(turns, "_SILENT", {os.stat(path).st_dev})
+    device = os.stat(path).st_dev
+    monkeypatch.setattr(turns, "_SILENT", {device: turns.mount_entry(device)})
     stalled, release = threading.Event(), threading.Event()
     first, first_out = _in_thread(lambda: _stalled_write(path, stalled, release))
     try:

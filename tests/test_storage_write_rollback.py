@@ -307,3 +307,84 @@ def test_a_failed_write_lets_go_of_the_file_written_before_it_removes_the_one_it
     assert meanwhile == [None]
     assert not made.exists()
     assert [e.name for e in list_entries(current)] == ["first", "next"]
+
+
+def _another_process_writes_as_it_is_removed(monkeypatch, path) -> None:
+    """Another process writing an entry into the file `path` just before this one's unlink
+    of it (no lock keeps it out)."""
+    from pathlib import Path
+
+    real_unlink = Path.unlink
+
+    def unlink(self, *args, **kwargs):
+        if self == path:
+            with h5py.File(path, "r+", locking=False) as f:
+                f.create_group("theirs")
+        real_unlink(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "unlink", unlink)
+
+
+@pytest.mark.skipif(not turns.available(), reason="no open-file-description locks")
+def test_a_failed_write_leaves_the_file_it_made_where_no_lock_keeps_other_writers_out(
+        tmp_path, monkeypatch, caplog):
+    """A file system without locks (some NFS): between the look that finds the new file
+    empty and its removal, another process may write its entry into it; the file is left
+    (empty, and said so) rather than removed with that entry."""
+    import errno
+
+    path = tmp_path / "new.h5"
+
+    def no_locks(fd, source):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(turns, "hold_for_writing", no_locks)
+    _another_process_writes_as_it_is_removed(monkeypatch, path)
+    with pytest.raises(RuntimeError, match="late"), writing(path) as f:
+        f.create_group("mine")
+        raise RuntimeError("late")
+    assert path.exists(), "removed, with what another process wrote into it meanwhile"
+    assert _root(path)[0] == []  # left, holding nothing of the failed write
+    assert "no locks to keep other writers out" in caplog.text
+
+
+@pytest.mark.skipif(not turns.available(), reason="no open-file-description locks")
+def test_a_write_refused_the_lock_of_the_file_it_made_removes_it_unless_another_writes_it(
+        tmp_path, monkeypatch):
+    """Ctrl-C while the write asks for the lock of the file it just made: the file goes, as
+    after any other refusal. Another writer holding that file longer than
+    `turns.TURN_WAIT_S` (here at once, on a virtual clock): the file is that writer's, and
+    stays."""
+    import os
+
+    from smm_daq.errors import StorageError
+    from smm_daq.storage import h5file
+
+    path = tmp_path / "new.h5"
+    real_hold = turns.hold_for_writing
+
+    def ctrl_c(fd, source):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(turns, "hold_for_writing", ctrl_c)
+    with pytest.raises(KeyboardInterrupt), writing(path):
+        pytest.fail("written")
+    assert list(tmp_path.iterdir()) == []
+
+    monkeypatch.setattr(turns, "hold_for_writing", real_hold)
+    monkeypatch.setattr(turns, "CLOCK", VirtualClock())
+    create, other = h5file._create, []
+
+    def then_held_by_another(p):
+        done = create(p)
+        other.append(os.open(path, os.O_RDWR))  # another process's writer, at it from now on
+        assert turns.hold_for_writing(other[0], str(path))
+        return done
+
+    monkeypatch.setattr(h5file, "_create", then_held_by_another)
+    try:
+        with pytest.raises(StorageError, match="another writer has held it"), writing(path):
+            pytest.fail("written")
+        assert path.exists()
+    finally:
+        os.close(other[0])

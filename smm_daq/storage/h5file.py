@@ -290,10 +290,12 @@ class _CannotOpen(InputError):
 
 @contextlib.contextmanager
 def _file_lock(path: Path, *, exclusive: bool, source: Path | None = None,
-               ) -> Iterator[None]:
+               ) -> Iterator[bool]:
     """The file held alone (a writer) or shared with other readers (a reader), waited for
     (`smm_daq.storage.turns`, whose waits say how long). `source`: the file as the user
-    named it (a symbolic link to `path`), for what is said; `path` when not given.
+    named it (a symbolic link to `path`), for what is said; `path` when not given. Gives
+    whether other processes are kept out: False where the file system has no locks (nor
+    stands a lock file in for them), or the file is missing.
 
     Open-file-description locks on the file itself: independent of HDF5's own (flock) locks
     and of other descriptors of the same file in this process, so HDF5 opening and closing
@@ -310,15 +312,16 @@ def _file_lock(path: Path, *, exclusive: bool, source: Path | None = None,
     with contextlib.ExitStack() as stack:
         if exclusive:
             stack.enter_context(_writers_turn(path, source=source))
-        waited = False  # for the readers already reading, by the open-file-description lock
+        held = waited = False  # waited: for the readers already reading, by the lock held
         if _shared_locks() and path.exists():
-            waited = _hold(stack, path, exclusive=exclusive, source=source)
+            held = waited = _hold(stack, path, exclusive=exclusive, source=source)
         elif path.exists():
             with contextlib.suppress(OSError, InputError):  # none: threads still take turns
                 stack.enter_context(_machine_lock(path))
+                held = True
         if exclusive:
             stack.enter_context(here.writing(path, waited=waited))
-        yield
+        yield held
 
 
 _WINDOWS = sys.platform == "win32"  # where a file open elsewhere cannot be replaced
@@ -365,9 +368,9 @@ def _token_at(p: Path) -> str | None:
 
 def _hold(stack: contextlib.ExitStack, path: Path, *, exclusive: bool,
           source: Path | None = None) -> bool:
-    """The open-file-description lock of the file `path` names, held until `stack` closes;
-    True for a writer that waited for the readers already reading. `source`: see
-    `_file_lock`.
+    """The open-file-description lock of the file `path` names, held until `stack` closes:
+    True (a writer has waited for the readers already reading), or False where the file
+    system has no such locks. `source`: see `_file_lock`.
 
     A copy swapped in while this waited (a repair's, a rebuild's: `_swap_in`, made under the
     lock) leaves the lock taken that of the file it replaced, which nobody reads or writes any
@@ -398,7 +401,7 @@ def _hold(stack: contextlib.ExitStack, path: Path, *, exclusive: bool,
             named = _locked_is_named(fd, path)
             if named:
                 stack.enter_context(attempt.pop_all())
-                return exclusive
+                return True
             undecided += named is None
     if undecided > _SWAPS_WAITED:
         message = (f"{said}: cannot tell whether the file this locked is the one its name "
@@ -447,14 +450,14 @@ def _shared_locks() -> bool:
 
 @contextlib.contextmanager
 def _writers_lock(p: Path, *, repairing: bool = False, source: Path | None = None,
-                  ) -> Iterator[None]:
-    """`_file_lock` for a writer or a repair (`source`: see there). A file that cannot be
-    opened for writing here and is another program's is refused as another program's first
-    (`not_ours`), with why it cannot be written said beside it: a new file name is what its
-    user needs, not the right to write it."""
+                  ) -> Iterator[bool]:
+    """`_file_lock` for a writer or a repair (`source`: see there; gives what it gives). A
+    file that cannot be opened for writing here and is another program's is refused as
+    another program's first (`not_ours`), with why it cannot be written said beside it: a
+    new file name is what its user needs, not the right to write it."""
     with contextlib.ExitStack() as stack:
         try:
-            stack.enter_context(_file_lock(p, exclusive=True, source=source))
+            held = stack.enter_context(_file_lock(p, exclusive=True, source=source))
         except _CannotOpen as exc:
             besides = f", and cannot be opened for writing here either ({exc.reason})"
             if not repairing:
@@ -464,7 +467,7 @@ def _writers_lock(p: Path, *, repairing: bool = False, source: Path | None = Non
                     if f is not None:
                         _check_repairable(f, source or p, besides=besides)
             raise
-        yield
+        yield held
 
 
 def _machine_lock(path: Path) -> FileLock:
@@ -870,14 +873,14 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
         raise InputError("is not a file; expected an smm-daq session file (.h5)", source=str(p))
     with contextlib.ExitStack() as unlocked, contextlib.ExitStack() as held, \
             contextlib.ExitStack() as repaired:  # `unlocked` closes once the lock is let go
-        made, real = _held_for_writing(held, p, create=create)
+        made, real, locked = _held_for_writing(held, p, create=create)
         try:
             _ready_for_writing(p, real, same_file=same_file, hold=repaired)
             _reserve_room(real, room, source=p)
             f = h5py.File(_open_for_writing(real, swmr=swmr, source=p))
         except BaseException:  # refused before it was opened: nothing of it is kept
             if made is not None:
-                _discard(made, real, unlocked)
+                _discard(made, real, unlocked, locked=locked)
             raise
         failed = True
         try:
@@ -895,7 +898,7 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
         finally:
             _close(f, p, failed=failed)
             if failed and made is not None:
-                _discard(made, real, unlocked)
+                _discard(made, real, unlocked, locked=locked)
 
 
 def _ready_for_writing(p: Path, real: Path, *, same_file: FileId | None,
@@ -918,23 +921,67 @@ def _ready_for_writing(p: Path, real: Path, *, same_file: FileId | None,
         )
 
 
-def _discard(made: _Made, real: Path, unlocked: contextlib.ExitStack) -> None:
+def _discard(made: _Made, real: Path, unlocked: contextlib.ExitStack, *,
+             locked: bool) -> None:
     """Remove the file a refused or failed write made, where it holds nothing
     (`_remove_if_empty`), under its writers' lock: held already where it is the file
-    locked for the write (`real`). Where the name was re-pointed to another file meanwhile,
-    that lock is taken once `unlocked` closes, after the write's lock of `real` is let go
-    (waited for, its writers would be held up as long), and the file is left where it
-    cannot be had (another writer is at it)."""
-    if made.path == real:
+    locked for the write (`real`; `locked`: other processes kept out). Where the name was
+    re-pointed to another file meanwhile, that lock is taken once `unlocked` closes, after
+    the write's lock of `real` is let go (waited for, its writers would be held up as long),
+    and the file is left where it cannot be had (another writer is at it). Where no lock
+    keeps other processes out (a file system without locks), the file is left: another
+    process may write an entry into it between the look that finds it empty and its
+    removal."""
+    if made.path != real:
+        unlocked.callback(_discard_elsewhere, made)
+    elif locked:
         _remove_if_empty(made)
     else:
-        unlocked.callback(_discard_elsewhere, made)
+        _left_unlocked(made)
 
 
 def _discard_elsewhere(made: _Made) -> None:
     with contextlib.suppress(InputError, StorageError, OSError), _file_lock(
-            made.path, exclusive=True):
+            made.path, exclusive=True) as locked:
+        if locked:
+            _remove_if_empty(made)
+        else:
+            _left_unlocked(made)
+
+
+def _discard_unless_held(made: _Made) -> None:
+    """Remove the file a write made and was then refused the writers' lock of (another
+    writer held it too long; Ctrl-C while it waited), where it holds nothing
+    (`_remove_if_empty`) and nobody reads or writes it now: asked once, not waited for (a
+    writer that holds it is writing it, and a refusal is not held up), and left where that
+    cannot be told (a file system without locks)."""
+    with contextlib.ExitStack() as stack, contextlib.suppress(OSError, InputError):
+        turn = stack.enter_context(_local_lock(made.path))
+        if not turn.acquire(blocking=False):  # another thread of this process writes it
+            return
+        stack.callback(turn.release)
+        if _shared_locks():
+            fd = os.open(made.path, os.O_RDWR)
+            stack.callback(os.close, fd)  # closing the descriptor releases the lock
+            try:
+                if not turns.hold_for_writing_at_once(fd):
+                    return
+            except OSError:
+                _left_unlocked(made)
+                return
+        else:
+            machine = _machine_lock(made.path)
+            machine.acquire(timeout=0)  # filelock.Timeout (an OSError) where it is held
+            stack.callback(machine.release)
         _remove_if_empty(made)
+
+
+def _left_unlocked(made: _Made) -> None:
+    if not made.path.exists():
+        return
+    _log.warning("%s: the file a failed write made is left as it is (it may hold nothing): "
+                 "its file system has no locks to keep other writers out while it would be "
+                 "removed", made.path)
 
 
 def _close(f: h5py.File, p: Path, *, failed: bool) -> None:
@@ -950,13 +997,15 @@ def _close(f: h5py.File, p: Path, *, failed: bool) -> None:
 
 
 def _held_for_writing(stack: contextlib.ExitStack, p: Path, *,
-                      create: bool) -> tuple[_Made | None, Path]:
+                      create: bool) -> tuple[_Made | None, Path, bool]:
     """The writers' lock of the file `p` names (`final_file`: locked and written, also where
     a link to it is re-pointed meanwhile) held until `stack` closes, the file made first
-    where it is missing and `create`; the file this made (None: none) and the one locked. A
-    file removed while this waited for it (a new, empty one that another writer made and its
-    failed write removed) is made again, or, not `create`, said missing: never written
-    unlocked, nor an OS error's traceback."""
+    where it is missing and `create`; the file this made (None: none), the one locked, and
+    whether other processes are kept out (`_file_lock`). A file removed while this waited
+    for it (a new, empty one that another writer made and its failed write removed) is made
+    again, or, not `create`, said missing: never written unlocked, nor an OS error's
+    traceback. A file this made is removed again where the lock is refused
+    (`_discard_unless_held`)."""
     for _ in range(_SWAPS_WAITED + 1):
         made = None
         if not p.exists():
@@ -966,14 +1015,16 @@ def _held_for_writing(stack: contextlib.ExitStack, p: Path, *,
         real = final_file(p)
         with contextlib.ExitStack() as attempt:
             try:
-                attempt.enter_context(_writers_lock(real, source=p))
-            except _CannotOpen:
-                if real.exists():
-                    raise
-                continue
+                locked = attempt.enter_context(_writers_lock(real, source=p))
+            except BaseException as exc:
+                if isinstance(exc, _CannotOpen) and not real.exists():
+                    continue
+                if made is not None:
+                    _discard_unless_held(made)
+                raise
             if real.exists():
                 stack.enter_context(attempt.pop_all())
-                return made, real
+                return made, real, locked
     raise StorageError(f"{p}: was removed {_SWAPS_WAITED + 1} times while this waited to "
                        "write it (by other writers); expected it to stay: try again; nothing "
                        "was written")

@@ -36,11 +36,12 @@ from dataclasses import dataclass
 
 import h5py
 
-from smm_daq.storage import turns
+from smm_daq.storage import mounts, turns
 from smm_daq.storage.strings import text
 
 TOKEN = "file_identity"  # root attribute: 32 hex digits
-_KEPT: dict[int, bool] = {}  # by st_dev: whether its file system keeps inode numbers
+# by st_dev: whether its file system keeps inode numbers, while the mount table stays as it was
+_KEPT: dict[int, tuple[int, bool]] = {}
 
 # File-system types (as /proc/self/mountinfo names them) whose inode number of a file stays
 # the file's, and no other's, for as long as it lives. Any other type is not trusted so:
@@ -110,12 +111,14 @@ def ensure_token(f: h5py.File) -> None:
 def inode_kept(device: int) -> bool:
     """Whether the file system `device` (st_dev) shows a file under one inode number for as
     long as the file lives: one of `INODE_KEEPING_TYPES`, or one whose type cannot be told
-    (`turns.file_system_type` answers "" where there is no mount table)."""
-    kept = _KEPT.get(device)
-    if kept is None:
-        kind = turns.file_system_type(device)
-        kept = _KEPT[device] = not kind or kind in INODE_KEEPING_TYPES
-    return kept
+    (`turns.file_system_type` answers "" where there is no mount table). Asked again once
+    the mount table changed: the device number may be another file system's by then."""
+    return mounts.remembered(_KEPT, device, _keeps_inodes)
+
+
+def _keeps_inodes(device: int) -> bool:
+    kind = turns.file_system_type(device)
+    return not kind or kind in INODE_KEEPING_TYPES
 
 
 def of_open(f: h5py.File) -> FileId:

@@ -22,7 +22,8 @@ Every lock is asked for without blocking, again and again with pauses on `CLOCK`
 wait is over, and each call is given `ANSWER_WAIT_S` to answer: on NFS, a lock manager that
 does not answer holds a lock call up for ever. A call left unanswered counts as a file system
 without such locks (OSError, as one that refuses them), for that file system from then on
-in this process; its callers read and write unlocked there, as where there are none. On a
+in this process (while it stays mounted: another mounted under its device number is asked
+anew); its callers read and write unlocked there, as where there are none. On a
 file system of this machine's own (`LOCAL_TYPES`), whose lock calls the kernel answers at
 once, the call is made directly: a thread a call costs a few hundred microseconds, several
 times what a read of a session file's line takes otherwise.
@@ -39,6 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from smm_daq.clock import Clock, SystemClock
+from smm_daq.storage import mounts
 
 try:
     import fcntl
@@ -53,13 +55,17 @@ ANSWER_WAIT_S = 10.0  # longest one lock call may take to answer (real time: it 
 CLOCK: Clock = SystemClock()  # the pauses between attempts; tests put a VirtualClock here
 _FIRST_PAUSE_S, _LONGEST_PAUSE_S = 0.001, 0.05
 _BUSY = (errno.EAGAIN, errno.EACCES)  # what a lock that another holds answers
-_SILENT: set[int] = set()  # file systems (st_dev) whose lock calls went unanswered
+# by st_dev: the file systems whose lock calls went unanswered, each with its line in the
+# mount table then (another file system mounted under its number later has another line)
+_SILENT: dict[int, str] = {}
+_ENTRIES: dict[int, tuple[int, str]] = {}  # by st_dev: its line, while the table stays as it was
 # file-system types whose locks this machine's kernel keeps itself (never a lock manager
 # across a network, nor a FUSE server): their lock calls answer at once
 LOCAL_TYPES = frozenset({"ext2", "ext3", "ext4", "xfs", "btrfs", "tmpfs", "ramfs", "overlay",
                          "zfs", "f2fs", "jfs", "bcachefs", "reiserfs", "nilfs2", "ntfs3",
                          "ntfs", "exfat", "vfat", "msdos", "hfsplus", "hfs", "udf"})
-_LOCAL: dict[int, bool] = {}  # by st_dev: whether its file system is of `LOCAL_TYPES`
+# by st_dev: whether its file system is of `LOCAL_TYPES`, while the mount table stays as it was
+_LOCAL: dict[int, tuple[int, bool]] = {}
 _log = logging.getLogger(__name__)
 
 
@@ -83,7 +89,7 @@ def _attempt(fd: int, kind: int, start: int) -> bool:
     holds it. OSError where the file system has no such locks, or its lock manager does not
     answer within `ANSWER_WAIT_S`."""
     device = os.fstat(fd).st_dev
-    if device in _SILENT:
+    if _silent(device):
         raise OSError(errno.ENOLCK, "this file system's locks did not answer before")
     if _local(device):
         return _call(fd, kind, start)
@@ -103,7 +109,7 @@ def _attempt(fd: int, kind: int, start: int) -> bool:
 
     threading.Thread(target=call, name="smm-daq file lock", daemon=True).start()
     if not done.wait(ANSWER_WAIT_S):
-        _SILENT.add(device)
+        _SILENT[device] = mount_entry(device)
         _log.warning("the lock manager of the file system of a session file did not answer in "
                      "%g s: its files are read and written unlocked from now on", ANSWER_WAIT_S)
         raise OSError(errno.ENOLCK, f"the lock call did not answer in {ANSWER_WAIT_S:g} s")
@@ -124,30 +130,38 @@ def _call(fd: int, kind: int, start: int) -> bool:
 
 
 def _local(device: int) -> bool:
-    """Whether the file system `device` (st_dev) is of `LOCAL_TYPES` (not known: False)."""
-    known = _LOCAL.get(device)
-    if known is None:
-        known = _LOCAL[device] = file_system_type(device) in LOCAL_TYPES
-    return known
+    """Whether the file system `device` (st_dev) is of `LOCAL_TYPES` (not known: False),
+    asked again once the mount table changed (`mounts`)."""
+    return mounts.remembered(_LOCAL, device, lambda d: file_system_type(d) in LOCAL_TYPES)
+
+
+def _silent(device: int) -> bool:
+    """Whether the lock calls of the file system `device` (st_dev) went unanswered before:
+    of that file system, not of another mounted under its number since."""
+    silent = _SILENT.get(device)
+    return silent is not None and silent == mounts.remembered(_ENTRIES, device, mount_entry)
+
+
+def mount_entry(device: int) -> str:
+    """The line of /proc/self/mountinfo of the file system mounted as `device` (st_dev) in
+    this process's view, the first where it is mounted at several places; "" where that
+    cannot be told (also on Windows, which has no device numbers to split)."""
+    if not hasattr(os, "major"):
+        return ""
+    wanted = f"{os.major(device)}:{os.minor(device)}"
+    for line in mounts.table():
+        mount, separator, rest = line.partition(" - ")
+        fields = mount.split()
+        if separator and len(fields) > 2 and fields[2] == wanted and rest.split():
+            return line
+    return ""
 
 
 def file_system_type(device: int) -> str:
     """The type of the file system mounted as `device` (st_dev) in this process's view, as
-    /proc/self/mountinfo says it ("ext4", "nfs4"); "" where that cannot be told (also on
-    Windows, which has no device numbers to split)."""
-    if not hasattr(os, "major"):
-        return ""
-    wanted = f"{os.major(device)}:{os.minor(device)}"
-    try:
-        with open("/proc/self/mountinfo", encoding="utf-8") as fh:
-            for line in fh:
-                mount, separator, rest = line.partition(" - ")
-                fields = mount.split()
-                if separator and len(fields) > 2 and fields[2] == wanted and rest.split():
-                    return rest.split()[0]
-    except OSError:
-        pass
-    return ""
+    /proc/self/mountinfo says it ("ext4", "nfs4"); "" where that cannot be told."""
+    described = mount_entry(device).partition(" - ")[2].split()
+    return described[0] if described else ""
 
 
 def _pause(seconds: float) -> None:
@@ -204,6 +218,14 @@ def hold_for_writing(fd: int, source: str) -> bool:
     _log.warning("%s: written while another process still reads it (it has held it for more "
                  "than %g s); that reader is told to read it again", source, WRITER_WAIT_S)
     return False
+
+
+def hold_for_writing_at_once(fd: int) -> bool:
+    """Hold the file alone until `fd` (opened for writing) is closed where no other reader
+    or writer holds it or waits for it now; False where one does, asked once and not waited
+    for. OSError where the file system has no such locks."""
+    return (_take(fd, fcntl.F_WRLCK, TURN, 0)  # type: ignore[union-attr]
+            and _take(fd, fcntl.F_WRLCK, DATA, 0))  # type: ignore[union-attr]
 
 
 @dataclass(frozen=True)

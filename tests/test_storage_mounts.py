@@ -1,0 +1,185 @@
+"""A device number (st_dev) reused by another file system: what was found out about the one
+unmounted (whether its inode numbers tell a file, whether its locks are the kernel's) is not
+taken for the one mounted under its number after it. The mount table is simulated (its
+reader, `mounts.table`, and the kernel's mark of a change, `mounts.generation`), except in
+the one test that mounts a tmpfs in a mount namespace of its own, where the system lets it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from acq_fakes import fake_rig
+from test_storage_identity import _plan, _Shown
+
+from smm_daq.acquisition.sequencer import Sequencer
+from smm_daq.storage import identity, mounts, turns
+from smm_daq.storage.h5file import text, writing
+
+REPO = Path(__file__).resolve().parents[1]
+STICK = os.makedev(8, 17)  # sdb1
+
+
+class _MountTable:
+    """This process's mount table as a test sets it: one file system mounted at /media/stick
+    as `device`; `mount` puts another there, and the kernel marks the table changed."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, device: int, kind: str) -> None:
+        self.device, self.kind, self.changes, self.reads = device, kind, 0, 0
+        self.elsewhere: list[str] = []
+        self.mount_id = 40
+        monkeypatch.setattr(identity, "_KEPT", {})
+        monkeypatch.setattr(turns, "_LOCAL", {})
+        monkeypatch.setattr(turns, "_ENTRIES", {})
+        monkeypatch.setattr(mounts, "table", self.read)
+        monkeypatch.setattr(mounts, "generation", lambda: self.changes)
+
+    def read(self) -> list[str]:
+        self.reads += 1
+        number = f"{os.major(self.device)}:{os.minor(self.device)}"
+        return ["22 1 0:21 / / rw,relatime - overlay overlay rw\n",
+                f"{self.mount_id} 22 {number} / /media/stick rw,nosuid shared:7 - "
+                f"{self.kind} /dev/sdb1 rw\n", *self.elsewhere]
+
+    def mount(self, kind: str) -> None:
+        self.kind = kind
+        self.mount_id += 1
+        self.changes += 1
+
+    def mount_elsewhere(self) -> None:
+        """Another file system mounted, at another place, under another number."""
+        self.elsewhere.append(f"{60 + self.changes} 22 0:{90 + self.changes} / /run/user/1000 "
+                              "rw - tmpfs tmpfs rw\n")
+        self.changes += 1
+
+
+@pytest.mark.parametrize(("before", "after"), [("ext4", "exfat"), ("exfat", "ext4"),
+                                               ("xfs", "fuseblk"), ("vfat", "ntfs3")])
+def test_whether_inode_numbers_tell_a_file_is_asked_anew_once_another_is_mounted(
+        monkeypatch: pytest.MonkeyPatch, before: str, after: str) -> None:
+    table = _MountTable(monkeypatch, STICK, before)
+    kept = before in identity.INODE_KEEPING_TYPES
+    assert identity.inode_kept(STICK) is kept
+    assert identity.inode_kept(STICK) is kept
+    assert table.reads == 1  # the table is read once while it stays as it was
+    table.mount(after)
+    assert identity.inode_kept(STICK) is not kept
+    assert table.reads == 2
+
+
+@pytest.mark.parametrize(("before", "after"), [("nfs4", "ext4"), ("ext4", "cifs")])
+def test_whether_lock_calls_answer_at_once_is_asked_anew_once_another_is_mounted(
+        monkeypatch: pytest.MonkeyPatch, before: str, after: str) -> None:
+    table = _MountTable(monkeypatch, STICK, before)
+    local = before in turns.LOCAL_TYPES
+    assert turns._local(STICK) is local
+    table.mount(after)
+    assert turns._local(STICK) is not local
+
+
+def test_a_scan_goes_on_on_an_exfat_stick_put_in_where_an_ext4_one_was(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """exFAT numbers a file anew once it has dropped out of memory: the scan's file shows a
+    new inode number after each line. This process looked at the ext4 stick before."""
+    device = os.stat(tmp_path).st_dev
+    table = _MountTable(monkeypatch, device, "ext4")
+    assert identity.inode_kept(device)  # a file of the ext4 stick, looked at
+    table.mount("exfat")
+    looks = [0]
+    real_stat, real_fstat = os.stat, os.fstat
+
+    def show(st: os.stat_result) -> os.stat_result | _Shown:
+        return st if st.st_dev != device else _Shown(st, device, st.st_ino + 1_000_003 * looks[0])
+
+    monkeypatch.setattr(os, "stat", lambda *a, **k: show(real_stat(*a, **k)))
+    monkeypatch.setattr(os, "fstat", lambda fd: show(real_fstat(fd)))
+    path = tmp_path / "s.h5"
+    seq = Sequencer(fake_rig(), path, _plan())
+    seq.subscribe(lambda e: looks.__setitem__(0, looks[0] + 1) if e.kind == "line_done" else None)
+    assert seq.run() == "finished", seq.message
+    with h5py.File(path, "r") as f:
+        assert text(f["k/status"]) == "finished"
+        assert f["k/data/line_done"][()].all() and np.isfinite(f["k/data/Bz"][()]).all()
+
+
+def _locked_by_another(path: Path) -> bool:
+    """Whether a writer other than this probe holds the file `path` names, asked directly."""
+    import fcntl  # Linux, as the test that asks
+
+    probe = os.open(path, os.O_RDWR)
+    try:
+        return not turns._call(probe, fcntl.F_WRLCK, turns.DATA)
+    finally:
+        os.close(probe)
+
+
+@pytest.mark.skipif(not turns.available(), reason="no open-file-description locks")
+def test_a_file_system_mounted_where_one_whose_locks_did_not_answer_was_is_locked(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An NFS share whose lock manager did not answer is read and written unlocked from then
+    on; a local disk mounted under its device number once it is gone is locked again."""
+    path = tmp_path / "s.h5"
+    device = os.stat(tmp_path).st_dev
+    table = _MountTable(monkeypatch, device, "nfs4")
+    monkeypatch.setattr(turns, "_SILENT", {device: turns.mount_entry(device)})
+    table.mount_elsewhere()  # the share itself stays: its locks are not asked again
+    with writing(path) as f:
+        f["first"] = 1
+        assert not _locked_by_another(path)
+    table.mount("ext4")
+    with writing(path) as f:
+        f["second"] = 2
+        assert _locked_by_another(path)
+
+
+# Run in a mount namespace of its own (`unshare -rm`): a tmpfs mounted over the folder
+# argv[1] between two looks at its file system, by this process or, with argv[2] "child", by a
+# child forked after the first look, which looks itself before its parent looks again.
+_MOUNT_IN_A_NAMESPACE = """
+import os, subprocess, sys
+from smm_daq.storage import identity, mounts
+reads = []
+real = mounts.table
+mounts.table = lambda: reads.append(1) or real()
+device = os.stat(sys.argv[1]).st_dev
+identity.inode_kept(device)
+identity.inode_kept(device)
+assert len(reads) == 1, f"the table was read {len(reads)} times, unchanged"
+if sys.argv[2] == "child":
+    child = os.fork()
+    if child == 0:
+        subprocess.run(["mount", "-t", "tmpfs", "none", sys.argv[1]], check=True)
+        identity.inode_kept(device)
+        os._exit(0)
+    assert os.waitpid(child, 0)[1] == 0
+else:
+    subprocess.run(["mount", "-t", "tmpfs", "none", sys.argv[1]], check=True)
+identity.inode_kept(device)
+assert len(reads) == 2, f"the table was read {len(reads)} times, a tmpfs mounted since"
+"""
+
+
+def _namespaces() -> bool:
+    """Whether this user may make a mount namespace of its own (`unshare -rm`)."""
+    if not sys.platform.startswith("linux") or not shutil.which("unshare"):
+        return False
+    done = subprocess.run(["unshare", "-rm", "true"], capture_output=True)
+    return done.returncode == 0 and shutil.which("mount") is not None
+
+
+@pytest.mark.parametrize("who", ["itself", "child"])
+def test_the_kernel_says_when_the_mount_table_changed(tmp_path: Path, who: str) -> None:
+    if not _namespaces():
+        pytest.skip("no mount namespace of this user's own")
+    importable = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
+    env = dict(os.environ, PYTHONPATH=importable)
+    done = subprocess.run(["unshare", "-rm", sys.executable, "-c", _MOUNT_IN_A_NAMESPACE,
+                           str(tmp_path), who], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
