@@ -359,3 +359,21 @@ def test_a_maps_own_tolerance_set_aside_for_its_sources_is_named(
             "'c_nt', 1e+300, not a number in (0, 100000] nT as a profile must give; "
             "coils.field_tolerance_nT of the profile stored with 'z', which 'c_z' was made "
             "from)") in " ".join(err.split()), err
+
+
+def test_an_induced_map_in_a_recipe_names_its_sources_tolerance_set_aside_too() -> None:
+    """In a recipe, as `subtract` finds it in the file: the induced map of a scan whose
+    stored tolerance was set aside keeps the other scan's, and says which it stands in for."""
+    from smm_daq.analysis.subtract_inputs import (
+        FieldTolerance,
+        default_tolerance,
+        inherited_tolerance,
+    )
+
+    why = "of the profile stored with 'z', 1e+300, not a number in (0, 100000] nT"
+    b = FieldTolerance(20e-9, "b", "the profile stored with 'b'")
+    for pair in ((b, default_tolerance("z", why)), (default_tolerance("z", why), b)):
+        kept = inherited_tolerance("i", *pair)
+        assert kept.value == pytest.approx(20e-9) and kept.profile == b.profile
+        assert kept.words == ("coils.field_tolerance_nT of the profile stored with 'b', in "
+                              f"place of the coils.field_tolerance_nT {why}")
