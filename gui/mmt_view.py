@@ -842,7 +842,7 @@ class MMTView(QtWidgets.QWidget):
         scans = f" of {len(r.scans)} scans" if len(getattr(r, "scans", ())) > 1 else ""
         return (
             f"{r.grains.n_grains} grains from {r.n_sensors} pixels{scans}; σ = "
-            f"{', '.join(f'{v / UT:.3g}' for v in getattr(r, 'sigmas', ()) or (r.sigma,))} µT "
+            f"{', '.join(f'{v / NT:.4g}' for v in getattr(r, 'sigmas', ()) or (r.sigma,))} nT "
             f"({sigma_text}); cond(Q) = {r.condition_number:.3g}"
             f"{resolved}" + "".join(f"\nWarning: {note}" for note in notes)
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,10 @@ START_KEY, PAUSE_KEY, ABORT_KEY = "F5", "F6", "Shift+F5"  # window-wide (`gui.sh
 # after a scan that failed on a lost instrument: the window's way back to a connected rig
 RECONNECT_HINT = (f"Check the instrument (power, cable), then Reconnect ({CONNECT_KEY}) on the "
                   "Instruments tab before a next scan or a resume.")
+# the session files whose entry names are kept (`entries_read`), those read or used last: a
+# window open for days reads many. One forgotten only has its next name proposed without them
+# (the scan's own check of its name still refuses one taken)
+ENTRY_NAMES_KEPT = 16
 
 
 class ScanTab(QtWidgets.QWidget):
@@ -45,7 +50,8 @@ class ScanTab(QtWidgets.QWidget):
         self.form = ScanForm(self.profile)
         self.view = MapView(title="last map")
         self._map_file: Path | None = None  # the session file of the map on show, if known
-        self._entry_names: dict[Path, set[str]] = {}  # `entries_read`, by `file_key`
+        # `entries_read`, by `file_key`; the ENTRY_NAMES_KEPT last read or used
+        self._entry_names: OrderedDict[Path, set[str]] = OrderedDict()
         self.resuming = False  # an entry is being read to resume it (`resume_entry`)
         self._resume_read = 0  # the read whose end starts the scan (older or cancelled: none)
         # the entry is read in a thread of its own, not the rig's: a Stop meanwhile (e.g. of
@@ -353,10 +359,23 @@ class ScanTab(QtWidgets.QWidget):
     def entries_read(self, path: Path, entries: list[EntryInfo]) -> None:
         """The entries of session file `path` as last read (the Session tab's): the names a
         next scan's name is proposed against."""
-        self._entry_names[file_key(Path(path))] = {e.name for e in entries}
+        self._keep_names(Path(path), {e.name for e in entries})
+
+    def _keep_names(self, path: Path, names: set[str]) -> None:
+        """Keep `names` as those of file `path`, forgetting the file read or used longest ago
+        beyond ENTRY_NAMES_KEPT."""
+        key = file_key(path)
+        self._entry_names[key] = names
+        self._entry_names.move_to_end(key)
+        while len(self._entry_names) > ENTRY_NAMES_KEPT:
+            self._entry_names.popitem(last=False)
 
     def _taken_names(self, path: Path) -> set[str]:
-        return self._entry_names.get(file_key(Path(path)), set())
+        key = file_key(Path(path))
+        if key not in self._entry_names:
+            return set()
+        self._entry_names.move_to_end(key)  # in use: kept
+        return self._entry_names[key]
 
     def _state_changed(self, state: str, show: bool = True) -> None:
         running = self.live.running or self.resuming
@@ -411,7 +430,7 @@ class ScanTab(QtWidgets.QWidget):
             if plan is not None and self.live.path is not None and not self.live.running \
                     and typed_entry_name(self.form.name.text()) == plan.name:  # unchanged since
                 taken = self._taken_names(self.live.path) | {plan.name}
-                self._entry_names[file_key(self.live.path)] = taken
+                self._keep_names(self.live.path, taken)
                 self.form.name.setText(next_free_name(plan.name, taken))
         if plan is not None:
             self.view.plot.setTitle(f"{plan.name} ({kind})")

@@ -533,7 +533,7 @@ def test_dragonfly_options_a_mask_per_scan_and_the_library_export(qtbot, session
                                atol=1e-9)
     assert "--min-voxels 5 --z-top-um 500.0 --crop-to-scan" in view.made["command"]
     assert view.made["grains"] == str(export)
-    assert view.status.text().count(" µT (") == 1 and ", " in view.status.text()  # 2 σ
+    assert view.status.text().count(" nT (") == 1 and ", " in view.status.text()  # 2 σ
     assert save(view, qtbot, "df")[0]
     with h5py.File(path, "r") as f:
         for k, name in enumerate(("scan", "again")):

@@ -334,3 +334,46 @@ def test_a_stored_tolerance_beyond_the_profiles_bounds_gives_the_default_and_say
     assert "1e+300 nT" not in err
     assert main(["subtract", str(out), "--in-field", "b", "--remanent", "z", "--name", "i",
                  "--no-register"]) == 0, capsys.readouterr().err  # 40 µT is a field
+
+
+def test_a_maps_own_tolerance_set_aside_for_its_sources_is_named(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A map storing a profile whose tolerance is beyond the bounds (1e300 nT), made from a
+    scan whose profile gives a valid one: that one is used, and the refusal names the one
+    set aside too (it named the source's alone, the map's own tolerance unmentioned)."""
+    out = tmp_path / "s.h5"
+    for name, field in (("z", "0,0,0"), ("nt", "0,0,0.001")):
+        assert main(["scan", *GRID, "--field-uT", field, "--name", name, "--out", str(out)]) == 0
+        assert main(["crop", str(out), "--entry", name, "--name", f"c_{name}",
+                     "--x-um", "12450,12550", "--y-um", "12450,12550"]) == 0
+    with h5py.File(out, "a") as f:  # a copy of the scan's profile, damaged, kept with the crop
+        f["c_nt/profile"] = f["nt/profile"][()].decode().replace(
+            "field_tolerance_nT = 50.0", "field_tolerance_nT = 1e300")
+    capsys.readouterr()
+    code = main(["subtract", str(out), "--in-field", "c_nt", "--remanent", "c_z", "--name", "i",
+                 "--no-register"])
+    err = capsys.readouterr().err
+    assert code == 2 and "were both scanned in zero field" in err, err
+    assert ("50 nT each: coils.field_tolerance_nT of the profile stored with 'nt', which 'c_nt' "
+            "was made from, in place of the coils.field_tolerance_nT of the profile stored with "
+            "'c_nt', 1e+300, not a number in (0, 100000] nT as a profile must give; "
+            "coils.field_tolerance_nT of the profile stored with 'z', which 'c_z' was made "
+            "from)") in " ".join(err.split()), err
+
+
+def test_an_induced_map_in_a_recipe_names_its_sources_tolerance_set_aside_too() -> None:
+    """In a recipe, as `subtract` finds it in the file: the induced map of a scan whose
+    stored tolerance was set aside keeps the other scan's, and says which it stands in for."""
+    from smm_daq.analysis.subtract_inputs import (
+        FieldTolerance,
+        default_tolerance,
+        inherited_tolerance,
+    )
+
+    why = "of the profile stored with 'z', 1e+300, not a number in (0, 100000] nT"
+    b = FieldTolerance(20e-9, "b", "the profile stored with 'b'")
+    for pair in ((b, default_tolerance("z", why)), (default_tolerance("z", why), b)):
+        kept = inherited_tolerance("i", *pair)
+        assert kept.value == pytest.approx(20e-9) and kept.profile == b.profile
+        assert kept.words == ("coils.field_tolerance_nT of the profile stored with 'b', in "
+                              f"place of the coils.field_tolerance_nT {why}")

@@ -46,8 +46,9 @@ class FieldTolerance:
     # the profile it was read from, as messages name it ("the profile stored with 'a'");
     # None: none stored one (an import), and the profile's default applies
     profile: str | None = None
-    # the default only: the tolerance a stored profile gives that it stands in for, and why
-    # ("of the profile stored with 'a', 1e+300, not a number in ..."), else ""
+    # a tolerance a stored profile gives that this one stands in for, and why ("of the
+    # profile stored with 'a', 1e+300, not a number in ..."), else "": the default's, or a
+    # source's where the map's own was set aside
     set_aside: str = ""
 
     @property
@@ -55,7 +56,9 @@ class FieldTolerance:
         """Where the figure comes from, e.g. "coils.field_tolerance_nT of the profile stored
         with 'a'"."""
         if self.profile is not None:
-            return f"coils.field_tolerance_nT of {self.profile}"
+            instead = (f", in place of the coils.field_tolerance_nT {self.set_aside}"
+                       if self.set_aside else "")
+            return f"coils.field_tolerance_nT of {self.profile}{instead}"
         if self.set_aside:
             return ("the profile's default, in place of the coils.field_tolerance_nT "
                     f"{self.set_aside}")
@@ -77,7 +80,8 @@ def inherited_tolerance(entry: str, a: FieldTolerance, b: FieldTolerance) -> Fie
     if not read:
         return default_tolerance(entry, a.set_aside or b.set_aside)
     largest = max(read, key=lambda t: t.value)
-    return FieldTolerance(largest.value, entry, largest.profile)
+    return FieldTolerance(largest.value, entry, largest.profile,
+                          largest.set_aside or a.set_aside or b.set_aside)
 
 
 # kinds of entry whose data/Bz is a model's field or a fit's residual, not a measured map
@@ -153,14 +157,17 @@ def tolerance_among(infos: Mapping[str, EntryInfo], entry: str) -> FieldToleranc
     lineage = list(_lineage(infos, entry))
     read = [(info.field_tolerance, info.name) for info in lineage
             if info.field_tolerance is not None]
+    odd = next((i for i in lineage if i.field_tolerance_problem), None)
+    set_aside = "" if odd is None else (f"of the profile stored with '{odd.name}', "
+                                        f"{odd.field_tolerance_problem}")
     if not read:
-        odd = next((i for i in lineage if i.field_tolerance_problem), None)
-        return default_tolerance(entry, "" if odd is None else
-                                 f"of the profile stored with '{odd.name}', "
-                                 f"{odd.field_tolerance_problem}")
+        return default_tolerance(entry, set_aside)
     value, name = read[0] if read[0][1] == entry else max(read)  # its own, where it has one
-    made_from = "" if name == entry else f", which '{entry}' was made from"
-    return FieldTolerance(value, entry, f"the profile stored with '{name}'{made_from}")
+    if name == entry:  # a source's set aside is no matter then
+        return FieldTolerance(value, entry, f"the profile stored with '{name}'")
+    return FieldTolerance(value, entry,
+                          f"the profile stored with '{name}', which '{entry}' was made from",
+                          set_aside)
 
 
 def _lineage(infos: Mapping[str, EntryInfo], entry: str) -> Iterator[EntryInfo]:
@@ -298,7 +305,7 @@ def _tolerances(tolerances: tuple[FieldTolerance, FieldTolerance]) -> str:
     a, b = tolerances
     each = (f"{a.value / NT:g} nT each" if a.value == b.value
             else f"{a.value / NT:g} nT and {b.value / NT:g} nT")
-    if a.profile is not None and b.profile is not None:
+    if a.profile is not None and b.profile is not None and not (a.set_aside or b.set_aside):
         profiles = a.profile if a.profile == b.profile else f"{a.profile} and {b.profile}"
         return f"{each}: coils.field_tolerance_nT of {profiles}"
     if a.profile is None and b.profile is None and not (a.set_aside or b.set_aside):
