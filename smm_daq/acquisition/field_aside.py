@@ -7,12 +7,15 @@ from then. So the ramp runs in a thread of its own, and the main thread waits fo
 (`wait_awake`): a signal reaches it at once, and sets the ramp's `RampStop` on the rig's clock.
 The ramp's step under way and the making safe from where it got to are then one bounded
 make-safe path from that time (`ramp_field`), which the main thread waits for as long as it
-may take (`safe_close.safe_wait_s`), later signals only acknowledged.
+may take (`safe_close.safe_wait_s`), later signals only acknowledged: also where Python's own
+handler raises `KeyboardInterrupt` for them (a script), so that no caller makes the rig safe,
+or closes its links, beside the ramp's thread still in its step (`_wait_past_signals`).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -36,6 +39,7 @@ def ramp_stopped_by_signal(rig: Any, b: np.ndarray,
     ramp got to), then the `KeyboardInterrupt` is raised again. A ramp that ended before the
     stop reached it is not made safe here (`made_safe` is not called): that is the caller's."""
     stop = RampStop(rig.clock)
+    within = safe_wait_s(rig)
     done = threading.Event()
     outcome: list[BaseException] = []
 
@@ -52,9 +56,8 @@ def ramp_stopped_by_signal(rig: Any, b: np.ndarray,
         wait_awake(done)
     except KeyboardInterrupt as interrupt:
         stop.set()
-        within = safe_wait_s(rig)
         with interrupts.making_safe(within):  # a signal from now on is only acknowledged
-            ended = wait_awake(done, within)
+            ended = _wait_past_signals(done, within)
         if not ended:
             made_safe([f"the field's ramp, stopped, was still making the rig safe {within:.0f} "
                        "s later, as long as that may take (an instrument not answering); the "
@@ -67,3 +70,15 @@ def ramp_stopped_by_signal(rig: Any, b: np.ndarray,
         raise
     if outcome:
         raise outcome[0]
+
+
+def _wait_past_signals(done: threading.Event, within: float) -> bool:
+    """`wait_awake(done, within)` that no later signal cuts short: a `KeyboardInterrupt` it
+    raises (Python's own SIGINT handler, where `interrupts.installed` is not in force) is
+    acknowledged, and the wait goes on. Whether `done` was set."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return wait_awake(done, max(0.0, deadline - time.monotonic()))
+        except KeyboardInterrupt as again:
+            interrupts.acknowledge(str(again) or "SIGINT")
