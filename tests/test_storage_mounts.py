@@ -108,6 +108,31 @@ def test_a_scan_goes_on_on_an_exfat_stick_put_in_where_an_ext4_one_was(
         assert f["k/data/line_done"][()].all() and np.isfinite(f["k/data/Bz"][()]).all()
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux") or not Path(mounts.MOUNT_TABLE).exists(),
+                    reason="no mount table to watch")
+def test_a_forked_child_closes_no_file_of_its_own_opened_under_the_watchs_old_number(
+        tmp_path: Path) -> None:
+    """A child forked (a daemon) may close every descriptor it inherited and open its own
+    files under their numbers: its next look at the mount table leaves them open."""
+    watch = mounts._Watch()
+    watch.generation()
+    inherited = watch._fd
+    assert inherited is not None
+    watch.forked()  # as `os.fork` calls it in the child
+    log = os.open(tmp_path / "daemon.log", os.O_WRONLY | os.O_CREAT, 0o600)
+    if log != inherited:  # the daemon's log under the number the table had
+        os.dup2(log, inherited)
+        os.close(log)
+    try:
+        watch.generation()
+        assert os.fstat(inherited).st_ino == os.stat(tmp_path / "daemon.log").st_ino
+        assert watch._fd not in (None, inherited)  # the child watches a table of its own
+    finally:
+        os.close(inherited)
+        if watch._fd is not None:
+            os.close(watch._fd)
+
+
 def _locked_by_another(path: Path) -> bool:
     """Whether a writer other than this probe holds the file `path` names, asked directly."""
     import fcntl  # Linux, as the test that asks

@@ -12,6 +12,7 @@ the table (a hundred or more); an answer found before a change is found anew aft
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import sys
@@ -48,14 +49,17 @@ class _Watch:
 
     def forked(self) -> None:
         """In a child just forked: its descriptor of the table shares its parent's mark of a
-        change (a look by either clears it for both), so it opens one of its own."""
+        change (a look by either clears it for both), so it opens one of its own at its next
+        look. The inherited one is closed here, at once: later, the child (a daemon closing
+        every descriptor) may have closed it and opened another file under its number."""
         self._guard = threading.Lock()  # another thread of the parent may have held it
-        self._opened = False
+        fd, self._fd, self._poll, self._opened = self._fd, None, None, False
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     def _open(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-        self._fd, self._poll, self._opened = None, None, True
+        self._poll, self._opened = None, True
         self._changes += 1  # what was found before this looked (or in its parent) is old
         try:
             self._fd = os.open(MOUNT_TABLE, os.O_RDONLY | os.O_CLOEXEC)
