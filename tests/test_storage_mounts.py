@@ -190,21 +190,29 @@ assert len(reads) == 2, f"the table was read {len(reads)} times, a tmpfs mounted
 """
 
 
-def _namespaces() -> bool:
-    """Whether this user may make a mount namespace of its own (`unshare -rm`)."""
-    if not sys.platform.startswith("linux") or not shutil.which("unshare"):
+def _namespaces(where: Path) -> bool:
+    """Whether this user may make a mount namespace of its own (`unshare -rm`) and mount a
+    tmpfs over the folder `where` in it: a sandbox (seccomp, AppArmor, an LSM) may allow the
+    namespace and refuse the mount. The probe's mount goes with its namespace."""
+    if not sys.platform.startswith("linux") or not shutil.which("unshare") \
+            or not shutil.which("mount"):
         return False
-    done = subprocess.run(["unshare", "-rm", "true"], capture_output=True)
-    return done.returncode == 0 and shutil.which("mount") is not None
+    try:
+        done = subprocess.run(["unshare", "-rm", "mount", "-t", "tmpfs", "none", str(where)],
+                              capture_output=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
 
 
 @pytest.mark.parametrize("who", ["itself", "child"])
 def test_the_kernel_says_when_the_mount_table_changed(tmp_path: Path, who: str) -> None:
-    if not _namespaces():
-        pytest.skip("no mount namespace of this user's own")
+    if not _namespaces(tmp_path):
+        pytest.skip("no mount namespace of this user's own to mount a tmpfs in")
     importable = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
     env = dict(os.environ, PYTHONPATH=importable)
     done = subprocess.run(["unshare", "-rm", sys.executable, "-c", _MOUNT_IN_A_NAMESPACE,
                            str(tmp_path), who], env=env, capture_output=True, text=True,
                           timeout=120)
+    assert not os.path.ismount(tmp_path)  # the tmpfs went with its namespace
     assert done.returncode == 0, done.stdout + done.stderr
