@@ -6,6 +6,7 @@ the one test that mounts a tmpfs in a mount namespace of its own, where the syst
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import subprocess
@@ -131,6 +132,63 @@ def test_a_forked_child_closes_no_file_of_its_own_opened_under_the_watchs_old_nu
         os.close(inherited)
         if watch._fd is not None:
             os.close(watch._fd)
+
+
+def _out_of_descriptors(*args: object, **kwargs: object) -> int:
+    raise OSError(errno.EMFILE, "Too many open files")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or not Path(mounts.MOUNT_TABLE).exists(),
+                    reason="no mount table to watch")
+def test_the_mount_table_is_watched_once_descriptors_are_free_again(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A window open for days that ran out of descriptors once, at its first look, watches the
+    table once it has some again: it does not read the table at every look from then on."""
+    watch = mounts._Watch()
+    with monkeypatch.context() as out:
+        out.setattr(os, "open", _out_of_descriptors)
+        assert watch.generation() != watch.generation()  # nothing kept meanwhile
+    try:
+        watched = watch.generation()
+        assert watch.generation() == watched
+    finally:
+        if watch._fd is not None:
+            os.close(watch._fd)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or not Path(mounts.MOUNT_TABLE).exists(),
+                    reason="no mount table to read")
+def test_what_is_found_while_the_table_cannot_be_read_is_not_kept(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A look while the process is out of descriptors finds no type: it is asked again at the
+    next look, not kept until the next mount (days), as "cannot be told"."""
+    watch = mounts._Watch()
+    monkeypatch.setattr(mounts, "_WATCH", watch)
+    proc = os.stat("/proc").st_dev
+    try:
+        watch.generation()  # watched before the descriptors ran out
+        kept: dict[int, tuple[int, str]] = {}
+        with monkeypatch.context() as out:
+            out.setattr(mounts, "MOUNT_TABLE", "/proc/self/no-such-table")
+            assert mounts.remembered(kept, proc, turns.file_system_type) == ""
+        assert mounts.remembered(kept, proc, turns.file_system_type) == "proc"
+    finally:
+        if watch._fd is not None:
+            os.close(watch._fd)
+
+
+def test_a_mount_point_named_in_bytes_other_than_utf8_is_read(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stick mounted at a folder named in Latin-1 (the kernel says its bytes as they are):
+    the table is read, and the other file systems' types are told."""
+    number = f"{os.major(STICK)}:{os.minor(STICK)}"
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_bytes(b"22 1 0:21 / / rw,relatime - overlay overlay rw\n"
+                          b"40 22 0:50 / /media/Cl\xe9 rw - vfat /dev/sdc1 rw\n"
+                          + f"41 22 {number} / /media/stick rw - exfat /dev/sdb1 rw\n".encode())
+    monkeypatch.setattr(mounts, "MOUNT_TABLE", str(mountinfo))
+    assert turns.file_system_type(STICK) == "exfat"
+    assert "/media/Cl\udce9" in turns.mount_entry(os.makedev(0, 50))
 
 
 def _locked_by_another(path: Path) -> bool:
