@@ -6,6 +6,7 @@ the one test that mounts a tmpfs in a mount namespace of its own, where the syst
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import subprocess
@@ -108,6 +109,88 @@ def test_a_scan_goes_on_on_an_exfat_stick_put_in_where_an_ext4_one_was(
         assert f["k/data/line_done"][()].all() and np.isfinite(f["k/data/Bz"][()]).all()
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux") or not Path(mounts.MOUNT_TABLE).exists(),
+                    reason="no mount table to watch")
+def test_a_forked_child_closes_no_file_of_its_own_opened_under_the_watchs_old_number(
+        tmp_path: Path) -> None:
+    """A child forked (a daemon) may close every descriptor it inherited and open its own
+    files under their numbers: its next look at the mount table leaves them open."""
+    watch = mounts._Watch()
+    watch.generation()
+    inherited = watch._fd
+    assert inherited is not None
+    watch.forked()  # as `os.fork` calls it in the child
+    log = os.open(tmp_path / "daemon.log", os.O_WRONLY | os.O_CREAT, 0o600)
+    if log != inherited:  # the daemon's log under the number the table had
+        os.dup2(log, inherited)
+        os.close(log)
+    try:
+        watch.generation()
+        assert os.fstat(inherited).st_ino == os.stat(tmp_path / "daemon.log").st_ino
+        assert watch._fd not in (None, inherited)  # the child watches a table of its own
+    finally:
+        os.close(inherited)
+        if watch._fd is not None:
+            os.close(watch._fd)
+
+
+def _out_of_descriptors(*args: object, **kwargs: object) -> int:
+    raise OSError(errno.EMFILE, "Too many open files")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or not Path(mounts.MOUNT_TABLE).exists(),
+                    reason="no mount table to watch")
+def test_the_mount_table_is_watched_once_descriptors_are_free_again(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A window open for days that ran out of descriptors once, at its first look, watches the
+    table once it has some again: it does not read the table at every look from then on."""
+    watch = mounts._Watch()
+    with monkeypatch.context() as out:
+        out.setattr(os, "open", _out_of_descriptors)
+        assert watch.generation() != watch.generation()  # nothing kept meanwhile
+    try:
+        watched = watch.generation()
+        assert watch.generation() == watched
+    finally:
+        if watch._fd is not None:
+            os.close(watch._fd)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or not Path(mounts.MOUNT_TABLE).exists(),
+                    reason="no mount table to read")
+def test_what_is_found_while_the_table_cannot_be_read_is_not_kept(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A look while the process is out of descriptors finds no type: it is asked again at the
+    next look, not kept until the next mount (days), as "cannot be told"."""
+    watch = mounts._Watch()
+    monkeypatch.setattr(mounts, "_WATCH", watch)
+    proc = os.stat("/proc").st_dev
+    try:
+        watch.generation()  # watched before the descriptors ran out
+        kept: dict[int, tuple[int, str]] = {}
+        with monkeypatch.context() as out:
+            out.setattr(mounts, "MOUNT_TABLE", "/proc/self/no-such-table")
+            assert mounts.remembered(kept, proc, turns.file_system_type) == ""
+        assert mounts.remembered(kept, proc, turns.file_system_type) == "proc"
+    finally:
+        if watch._fd is not None:
+            os.close(watch._fd)
+
+
+def test_a_mount_point_named_in_bytes_other_than_utf8_is_read(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stick mounted at a folder named in Latin-1 (the kernel says its bytes as they are):
+    the table is read, and the other file systems' types are told."""
+    number = f"{os.major(STICK)}:{os.minor(STICK)}"
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_bytes(b"22 1 0:21 / / rw,relatime - overlay overlay rw\n"
+                          b"40 22 0:50 / /media/Cl\xe9 rw - vfat /dev/sdc1 rw\n"
+                          + f"41 22 {number} / /media/stick rw - exfat /dev/sdb1 rw\n".encode())
+    monkeypatch.setattr(mounts, "MOUNT_TABLE", str(mountinfo))
+    assert turns.file_system_type(STICK) == "exfat"
+    assert "/media/Cl\udce9" in turns.mount_entry(os.makedev(0, 50))
+
+
 def _locked_by_another(path: Path) -> bool:
     """Whether a writer other than this probe holds the file `path` names, asked directly."""
     import fcntl  # Linux, as the test that asks
@@ -165,21 +248,29 @@ assert len(reads) == 2, f"the table was read {len(reads)} times, a tmpfs mounted
 """
 
 
-def _namespaces() -> bool:
-    """Whether this user may make a mount namespace of its own (`unshare -rm`)."""
-    if not sys.platform.startswith("linux") or not shutil.which("unshare"):
+def _namespaces(where: Path) -> bool:
+    """Whether this user may make a mount namespace of its own (`unshare -rm`) and mount a
+    tmpfs over the folder `where` in it: a sandbox (seccomp, AppArmor, an LSM) may allow the
+    namespace and refuse the mount. The probe's mount goes with its namespace."""
+    if not sys.platform.startswith("linux") or not shutil.which("unshare") \
+            or not shutil.which("mount"):
         return False
-    done = subprocess.run(["unshare", "-rm", "true"], capture_output=True)
-    return done.returncode == 0 and shutil.which("mount") is not None
+    try:
+        done = subprocess.run(["unshare", "-rm", "mount", "-t", "tmpfs", "none", str(where)],
+                              capture_output=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
 
 
 @pytest.mark.parametrize("who", ["itself", "child"])
 def test_the_kernel_says_when_the_mount_table_changed(tmp_path: Path, who: str) -> None:
-    if not _namespaces():
-        pytest.skip("no mount namespace of this user's own")
+    if not _namespaces(tmp_path):
+        pytest.skip("no mount namespace of this user's own to mount a tmpfs in")
     importable = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
     env = dict(os.environ, PYTHONPATH=importable)
     done = subprocess.run(["unshare", "-rm", sys.executable, "-c", _MOUNT_IN_A_NAMESPACE,
                            str(tmp_path), who], env=env, capture_output=True, text=True,
                           timeout=120)
+    assert not os.path.ismount(tmp_path)  # the tmpfs went with its namespace
     assert done.returncode == 0, done.stdout + done.stderr

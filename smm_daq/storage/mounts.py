@@ -12,6 +12,7 @@ the table (a hundred or more); an answer found before a change is found anew aft
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import sys
@@ -31,31 +32,38 @@ class _Watch:
         self._guard = threading.Lock()  # one poll object answers one caller at a time
         self._poll: select.poll | None = None
         self._fd: int | None = None
-        self._opened = False
         self._changes = 0
 
     def generation(self) -> int:
-        """Where the table cannot be watched (no /proc), a new number at each look: nothing
-        found out is kept. Not Linux: no mount table, whose answers never change."""
+        """Where the table cannot be watched (no /proc; no descriptor left to open it with,
+        asked again at the next look), a new number at each look: nothing found out is kept.
+        Not Linux: no mount table, whose answers never change."""
         if not sys.platform.startswith("linux"):
             return 0
         with self._guard:
-            if not self._opened:
+            if self._poll is None:
                 self._open()
-            elif self._poll is None or self._poll.poll(0):
+            elif self._poll.poll(0):
                 self._changes += 1
             return self._changes
 
     def forked(self) -> None:
         """In a child just forked: its descriptor of the table shares its parent's mark of a
-        change (a look by either clears it for both), so it opens one of its own."""
+        change (a look by either clears it for both), so it opens one of its own at its next
+        look. The inherited one is closed here, at once: later, the child (a daemon closing
+        every descriptor) may have closed it and opened another file under its number."""
         self._guard = threading.Lock()  # another thread of the parent may have held it
-        self._opened = False
+        fd, self._fd, self._poll = self._fd, None, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def forget(self) -> None:
+        """What was found out at this look is not kept: a new number at the next."""
+        with self._guard:
+            self._changes += 1
 
     def _open(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-        self._fd, self._poll, self._opened = None, None, True
         self._changes += 1  # what was found before this looked (or in its parent) is old
         try:
             self._fd = os.open(MOUNT_TABLE, os.O_RDONLY | os.O_CLOEXEC)
@@ -76,11 +84,15 @@ def generation() -> int:
 
 
 def table() -> list[str]:
-    """The lines of this process's mount table (`MOUNT_TABLE`); none where it cannot be read."""
+    """The lines of this process's mount table (`MOUNT_TABLE`); none where it cannot be read
+    (no /proc; no descriptor left: an answer found from none is not kept, `remembered`). A
+    mount point's name is the kernel's bytes, not always UTF-8: such bytes are kept as
+    surrogates (`os.fsdecode`'s)."""
     try:
-        with open(MOUNT_TABLE, encoding="utf-8") as fh:
+        with open(MOUNT_TABLE, encoding="utf-8", errors="surrogateescape") as fh:
             return fh.readlines()
     except OSError:
+        _WATCH.forget()
         return []
 
 
