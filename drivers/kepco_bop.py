@@ -121,6 +121,9 @@ class _Supply:
         self.enabled = False
         self.tripped = False
         self.sent_off = False  # switched off unconfirmed where it stood (`_switch_off_given_up`)
+        # sent its switch-on, not confirmed (a reply lost, the link failed): it may be on,
+        # unknown to `enabled`, until it is switched again
+        self.maybe_on = False
         self.rating = (math.nan, math.nan)  # ± V, ± A, from the model in *IDN?
         # ± A a current read may be within before the rating is known (`current`)
         self.rated_current = rated_current
@@ -227,12 +230,16 @@ class _Supply:
         """Output on or off; a switch-off is sent past the make-safe path's deadline too
         (`loss_budget.switching_off`)."""
         if on:
-            self.command("OUTP ON", resend=resend)
+            try:
+                self.command("OUTP ON", resend=resend)
+            except InstrumentError:
+                self.maybe_on = True
+                raise
         else:
             with loss_budget.switching_off():
                 self.command("OUTP OFF", resend=resend)
         self.enabled = on
-        self.sent_off = False
+        self.sent_off = self.maybe_on = False
         if not on:
             self.tripped = False
 
@@ -652,6 +659,10 @@ class KepcoBOPCoils(FieldSource):
                 problems[k] += f"; {left_out[s]}"
             elif s.enabled:
                 problems[k] += "; not switched off: its output on, ramped with the others"
+            elif s.maybe_on:  # left out of the ramp, its output perhaps on: switched off
+                problems[k] += "; " + _switch_off_given_up(
+                    s, problems[k], ramped=False,
+                    found=f"at {s.setpoint:.4f} A, its switch-on sent but not confirmed")
         problems += failed
         problems += self._settle(target, tolerant=True, skip=left_out)
         self._field_setpoint = np.zeros(3)

@@ -12,9 +12,10 @@ from simulators.sample import LARGE_MAGNETITE, VirtualSample
 from smm_daq.cli.acquisition import ProgressBar, format_duration
 from smm_daq.cli.main import main
 from smm_daq.errors import InputError
+from smm_daq.shell_words import command_line, resume_command
 from smm_daq.storage.nexus import list_entries, read_map
 from smm_daq.storage.scan_entry import ScanEntryWriter
-from smm_daq.storage.staging import STAGING
+from smm_daq.storage.staging import REPLACED, STAGING, aside_name, staged_name
 
 SCAN = [
     "scan",
@@ -156,6 +157,48 @@ def test_resume_refuses_a_scan_cut_off_while_written(tmp_path, capsys, monkeypat
     with pytest.raises(InputError, match="cut off while written"):
         ScanEntryWriter.reopen(path, "s1")
     assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("step", ["marked", "moved_aside", "moved_in"])
+def test_a_new_scan_over_a_scan_swapped_in_part_way_is_told_what_finishes_it(
+        tmp_path, capsys, step):
+    """A scan's writer swapping its empty layout in over an earlier entry of its name (an
+    earlier release's leftover moved in), killed at `step`: a new scan of that name is
+    refused, naming `repair` and then `resume`, and those finish it (resume alone refuses
+    the scan until the swap is finished: the advice was `resume` alone)."""
+    path = tmp_path / "s.h5"
+    main([*SCAN, "--out", str(path)])
+    with h5py.File(path, "a") as f:  # as the killed writer left it
+        f["s1/status"][()] = "interrupted"
+        f["s1/data/line_done"][:] = False
+        f["s1"].attrs[STAGING] = 1
+        f.copy("s1", "old")
+        f["old"].attrs["kind"] = "induced"
+        del f["old"].attrs[STAGING]
+        f["old"].attrs[REPLACED] = 1
+        if step == "marked":
+            f.move("s1", staged_name("s1"))
+            f.move("old", "s1")
+        elif step == "moved_aside":
+            f.move("s1", staged_name("s1"))
+            f.move("old", aside_name("s1"))
+        else:
+            f.move("old", aside_name("s1"))
+    before = path.read_bytes()
+    capsys.readouterr()
+    code, _, err = _run(capsys, [*SCAN, "--out", str(path)])
+    repair = command_line(["smm-daq", "repair", str(path)])
+    assert code == 2 and "Traceback" not in err
+    assert f"`{repair}` to finish the swap, then `{resume_command(path, 's1')}`" in err, err
+    assert path.read_bytes() == before
+    if step == "moved_in":  # resumed before the repair: told to repair first
+        code, _, err = _run(capsys, ["resume", str(path), "--entry", "s1"])
+        assert code == 2 and f"run `{repair}` first, then resume it" in err, err
+        assert path.read_bytes() == before
+    assert main(["repair", str(path)]) == 0
+    assert main(["resume", str(path), "--entry", "s1"]) == 0
+    with h5py.File(path, "r") as f:
+        assert list(f) == ["s1"] and f["s1/data/line_done"][()].all()
 
 
 def test_resume_refuses_another_profile(tmp_path, capsys, repo, monkeypatch):

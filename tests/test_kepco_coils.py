@@ -366,6 +366,40 @@ def test_zero_says_a_supply_whose_enable_failed_and_ramped_down_was_not_switched
     np.testing.assert_allclose(rig.model.currents(), null, atol=2e-6)
 
 
+def _lose_checks_of(rig: Rig, axis: int, command: str) -> None:
+    """The replies of supply `axis` to the 'SYST:ERR?' that checks each `command` lost (the
+    command itself carried out)."""
+    inner = rig.emulators[axis].inner
+    original, last = inner.handle, [""]
+
+    def handle(message: str) -> str | None:
+        reply = original(message)
+        checked, last[0] = last[0], message
+        return None if message == "SYST:ERR?" and checked == command else reply
+
+    inner.handle = handle
+
+
+def test_zero_switches_off_a_supply_whose_switch_on_was_not_confirmed():
+    """The switch-on of zero's enable arrives, its check's reply is lost (twice): the supply
+    may be on, so it is switched off, and its failure says so (it was taken for off, left
+    out of the ramp-down, and nothing said what became of it)."""
+    rig = Rig()
+    assert not rig.model.output(2)
+    _lose_checks_of(rig, 2, "OUTP ON")
+    with pytest.raises(InstrumentError) as info:
+        rig.coils.zero()
+    said = str(info.value)
+    assert said.count("coil z:") == 1, said
+    assert "checking 'OUTP ON'" in said, said
+    assert ("; switched off where it was found (at 0.0000 A, its switch-on sent but not "
+            "confirmed), the switch-off confirmed") in said, said
+    assert not rig.model.output(2)
+    assert "coil x" not in said and "coil y" not in said
+    null = np.linalg.solve(C, -AMBIENT)
+    np.testing.assert_allclose(rig.model.currents()[:2], null[:2], atol=2e-6)
+
+
 def test_supply_error_after_a_command_names_the_axis():
     rig = Rig()
     rig.coils.set_field(np.zeros(3))

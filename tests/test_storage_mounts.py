@@ -210,7 +210,7 @@ def test_a_file_system_mounted_where_one_whose_locks_did_not_answer_was_is_locke
     path = tmp_path / "s.h5"
     device = os.stat(tmp_path).st_dev
     table = _MountTable(monkeypatch, device, "nfs4")
-    monkeypatch.setattr(turns, "_SILENT", {device: turns.mount_entry(device)})
+    monkeypatch.setattr(turns, "_SILENT", {device: turns.file_system_identity(device)})
     table.mount_elsewhere()  # the share itself stays: its locks are not asked again
     with writing(path) as f:
         f["first"] = 1
@@ -219,6 +219,81 @@ def test_a_file_system_mounted_where_one_whose_locks_did_not_answer_was_is_locke
     with writing(path) as f:
         f["second"] = 2
         assert _locked_by_another(path)
+
+
+_SHARE = os.makedev(0, 53)  # an NFS share's anonymous device number
+
+
+def _share_line(mount_id: int, where: str, propagation: str) -> str:
+    return (f"{mount_id} 22 0:53 / {where} rw,relatime {propagation} - nfs4 "
+            "fs:/export/scans rw,vers=4.2,addr=10.0.0.2\n")
+
+
+def test_a_silent_share_mounted_again_or_left_mounted_elsewhere_is_not_asked_again(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """What tells a file system is its number, type, source and options, not its mount ID,
+    mount point or propagation: a remount of the same share, or its first mount removed while
+    another stays, is the share whose lock manager did not answer (each ask costs a wait of
+    `ANSWER_WAIT_S` and a thread stuck in the kernel)."""
+    lines = [_share_line(40, "/mnt/scans", "shared:7"), _share_line(41, "/home/lab/scans", "")]
+    changes = [0]
+    monkeypatch.setattr(mounts, "table", lambda: ["22 1 0:21 / / rw - overlay overlay rw\n",
+                                                  *lines])
+    monkeypatch.setattr(mounts, "generation", lambda: changes[0])
+    monkeypatch.setattr(turns, "_ENTRIES", {})
+    monkeypatch.setattr(turns, "_SILENT", {_SHARE: turns.file_system_identity(_SHARE)})
+    assert turns._silent(_SHARE)
+    del lines[0]  # its first mount removed, the other stays
+    changes[0] += 1
+    assert turns._silent(_SHARE)
+    lines[0] = _share_line(57, "/mnt/scans", "master:3")  # mounted again, anew
+    changes[0] += 1
+    assert turns._silent(_SHARE)
+    lines[0] = lines[0].replace("nfs4 fs:/export/scans", "nfs4 other:/export/scans")
+    changes[0] += 1
+    assert not turns._silent(_SHARE)  # another share, under the number the first one had
+
+
+@pytest.mark.skipif(not turns.available(), reason="no open-file-description locks")
+def test_a_file_system_whose_locks_did_not_answer_while_the_table_was_unreadable_is_not_asked_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Out of descriptors as the lock call went unanswered, the mount table could not be read
+    to say which file system that was: it is the one there when the table is read again, and
+    its locks are not asked again, unless another is mounted under its number after."""
+    import fcntl  # Linux, as the test that asks
+    import threading
+    import types
+
+    device = os.stat(tmp_path).st_dev
+    table = _MountTable(monkeypatch, device, "nfs4")
+    readable = [False]
+    read = table.read
+    monkeypatch.setattr(mounts, "table", lambda: read() if readable[0] else [])
+    release, calls = threading.Event(), []
+
+    def silent(fd: int, cmd: int, arg: bytes) -> None:  # a lock manager that does not answer
+        calls.append(cmd)
+        release.wait()
+        raise OSError(errno.ENOLCK, "no locks available")
+
+    monkeypatch.setattr(turns, "fcntl", types.SimpleNamespace(
+        fcntl=silent, **{k: getattr(fcntl, k) for k in dir(fcntl) if k.startswith("F_")}))
+    monkeypatch.setattr(turns, "ANSWER_WAIT_S", 0.0)
+    monkeypatch.setattr(turns, "_SILENT", {})
+    fd = os.open(tmp_path / "s.h5", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        with pytest.raises(OSError, match="did not answer"):
+            turns._attempt(fd, fcntl.F_WRLCK, turns.DATA)
+        readable[0] = True
+        table.changes += 1  # descriptors free again: the table is looked at anew
+        with pytest.raises(OSError, match="did not answer before"):
+            turns._attempt(fd, fcntl.F_WRLCK, turns.DATA)
+        assert len(calls) == 1
+        table.mount("ext4")
+        assert not turns._silent(device)
+    finally:
+        release.set()
+        os.close(fd)
 
 
 # Run in a mount namespace of its own (`unshare -rm`): a tmpfs mounted over the folder

@@ -246,7 +246,7 @@ def test_a_read_that_waited_for_a_write_of_its_own_process_is_not_said_written_m
     from smm_daq.storage import h5file
 
     device = os.stat(path).st_dev
-    monkeypatch.setattr(turns, "_SILENT", {device: turns.mount_entry(device)})  # no locks
+    monkeypatch.setattr(turns, "_SILENT", {device: turns.file_system_identity(device)})  # no locks
     waiting, go = threading.Event(), threading.Event()
 
     class HeldClock(VirtualClock):
@@ -341,7 +341,7 @@ def test_a_reader_waits_for_a_stalled_writer_of_its_own_process_only_so_long_wit
 
     # the file system's lock manager did not answer before: no locks to wait on
     device = os.stat(path).st_dev
-    monkeypatch.setattr(turns, "_SILENT", {device: turns.mount_entry(device)})
+    monkeypatch.setattr(turns, "_SILENT", {device: turns.file_system_identity(device)})
     stalled, release = threading.Event(), threading.Event()
     first, first_out = _in_thread(lambda: _stalled_write(path, stalled, release))
     try:

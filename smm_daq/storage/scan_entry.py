@@ -102,6 +102,7 @@ from smm_daq.storage.staging import (
     kind_held,
     link_not_written_over,
     put_in,
+    replacements_under_way,
     staged_name,
 )
 from smm_daq.storage.units import split_units
@@ -237,7 +238,14 @@ def check_not_cut_off(g: h5py.Group, where: str) -> None:
     """InputError for a scan entry still marked as being written: its writer was killed
     between moving its layout in and taking the mark off, before any line. Listings hide
     it, and the next writer of its name and `repair` delete it, so lines resumed into it
-    would go with it."""
+    would go with it. Swapped in over an earlier entry of its name, it is the scan once
+    `repair` has finished the swap."""
+    if STAGING in g.attrs and g.name.lstrip("/") in replacements_under_way(g.file):
+        repair = command_line(["smm-daq", "repair", g.file.filename])
+        raise InputError(
+            "was cut off while swapped in over an earlier entry of its name (its writer "
+            f"killed); expected the swap finished: run `{repair}` first, then resume it",
+            source=where)
     if STAGING in g.attrs:
         raise InputError(
             "was cut off while written, before its first line (its writer killed), so it is "
@@ -276,10 +284,22 @@ def _taken(f: h5py.Group, path: Path, name: str, key: str) -> InputError:
     if link is not None:  # no entry to resume there
         return InputError(link, source=str(path))
     kind = kind_held(f, key)
+    if kind == "scan" and name in replacements_under_way(f):
+        return _swap_cut_off(path, name)
     g = f[key]
     status = g.get("status") if kind == "scan" and isinstance(g, h5py.Group) else None
     finished = isinstance(status, h5py.Dataset) and text(status) == "finished"
     return EntryTaken(path, name, kind, finished)
+
+
+def _swap_cut_off(path: Path, name: str) -> InputError:
+    """The refusal of a new scan `name` where a scan's swap in over an earlier entry of that
+    name was cut off: `resume` refuses the scan until `repair` has finished the swap."""
+    repair = command_line(["smm-daq", "repair", str(path)])
+    return InputError(
+        f"entry '{name}' is a scan whose writer was killed while swapping it in over an "
+        f"earlier entry of that name; expected another scan name (or `{repair}` to finish "
+        f"the swap, then `{resume_command(path, name)}` to finish the scan)", source=str(path))
 
 
 class ScanEntryWriter:

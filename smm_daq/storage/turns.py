@@ -55,10 +55,13 @@ ANSWER_WAIT_S = 10.0  # longest one lock call may take to answer (real time: it 
 CLOCK: Clock = SystemClock()  # the pauses between attempts; tests put a VirtualClock here
 _FIRST_PAUSE_S, _LONGEST_PAUSE_S = 0.001, 0.05
 _BUSY = (errno.EAGAIN, errno.EACCES)  # what a lock that another holds answers
-# by st_dev: the file systems whose lock calls went unanswered, each with its line in the
-# mount table then (another file system mounted under its number later has another line)
-_SILENT: dict[int, str] = {}
-_ENTRIES: dict[int, tuple[int, str]] = {}  # by st_dev: its line, while the table stays as it was
+# by st_dev: the file systems whose lock calls went unanswered, each with its
+# `file_system_identity` then (another file system mounted under its number later has
+# another); None: the mount table could not be read then, so the one found at the next look
+# that reads it is taken for it
+_SILENT: dict[int, str | None] = {}
+# by st_dev: its `file_system_identity`, while the mount table stays as it was
+_ENTRIES: dict[int, tuple[int, str | None]] = {}
 # file-system types whose locks this machine's kernel keeps itself (never a lock manager
 # across a network, nor a FUSE server): their lock calls answer at once
 LOCAL_TYPES = frozenset({"ext2", "ext3", "ext4", "xfs", "btrfs", "tmpfs", "ramfs", "overlay",
@@ -109,7 +112,7 @@ def _attempt(fd: int, kind: int, start: int) -> bool:
 
     threading.Thread(target=call, name="smm-daq file lock", daemon=True).start()
     if not done.wait(ANSWER_WAIT_S):
-        _SILENT[device] = mount_entry(device)
+        _SILENT[device] = file_system_identity(device)
         _log.warning("the lock manager of the file system of a session file did not answer in "
                      "%g s: its files are read and written unlocked from now on", ANSWER_WAIT_S)
         raise OSError(errno.ENOLCK, f"the lock call did not answer in {ANSWER_WAIT_S:g} s")
@@ -137,9 +140,33 @@ def _local(device: int) -> bool:
 
 def _silent(device: int) -> bool:
     """Whether the lock calls of the file system `device` (st_dev) went unanswered before:
-    of that file system, not of another mounted under its number since."""
-    silent = _SILENT.get(device)
-    return silent is not None and silent == mounts.remembered(_ENTRIES, device, mount_entry)
+    of that file system (also mounted again, or at another place), not of another mounted
+    under its number since. Where the mount table cannot be read, to tell which it is, it is
+    taken for the same: asking a silent lock manager again costs a stuck thread each time."""
+    if device not in _SILENT:
+        return False
+    then = _SILENT[device]
+    now = mounts.remembered(_ENTRIES, device, file_system_identity)
+    if then is None or now is None:
+        if now is not None:  # the table read again: that file system is the one now there
+            _SILENT[device] = now
+        return True
+    return then == now
+
+
+def file_system_identity(device: int) -> str | None:
+    """What tells the file system mounted as `device` (st_dev) from another mounted under its
+    number: the number, its type, source and super options (its mount table line after
+    " - "), not where or how often it is mounted (mount ID, mount point, propagation), which a
+    remount of the same share changes; "" where it is not in the table (or not Linux), None
+    where the table cannot be read (no descriptor left)."""
+    if not hasattr(os, "major"):
+        return ""
+    lines = mounts.table()
+    if not lines:  # a readable table has the root's line at least
+        return None
+    described = _mount_entry(device, lines).partition(" - ")[2].split()
+    return " ".join([f"{os.major(device)}:{os.minor(device)}", *described]) if described else ""
 
 
 def mount_entry(device: int) -> str:
@@ -148,8 +175,13 @@ def mount_entry(device: int) -> str:
     cannot be told (also on Windows, which has no device numbers to split)."""
     if not hasattr(os, "major"):
         return ""
+    return _mount_entry(device, mounts.table())
+
+
+def _mount_entry(device: int, lines: list[str]) -> str:
+    """`mount_entry` among the mount table's `lines`."""
     wanted = f"{os.major(device)}:{os.minor(device)}"
-    for line in mounts.table():
+    for line in lines:
         mount, separator, rest = line.partition(" - ")
         fields = mount.split()
         if separator and len(fields) > 2 and fields[2] == wanted and rest.split():
