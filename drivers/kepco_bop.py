@@ -648,9 +648,11 @@ class KepcoBOPCoils(FieldSource):
         for s in self._supplies:
             try:
                 s.enable()
-            except DeadlineReached:  # one on is switched off by the ramp-down, which says so
-                continue
             except InstrumentError as exc:
+                # past the deadline, one on is switched off by the ramp-down, which says so;
+                # one whose switch-on was sent is not known on, so it is switched off below
+                if isinstance(exc, DeadlineReached) and not s.maybe_on:
+                    continue
                 not_enabled[s] = len(problems)
                 problems.append(str(exc))
         failed, left_out = self._ramp_down(target)

@@ -20,6 +20,7 @@ from gui.rig_holder import NOT_CONNECTED, RigHolder
 from gui.scan_form import ScanForm, format_duration
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.errors import InputError, InstrumentLost, SmmError
+from smm_daq.shell_words import command_line
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.names import ENTRY_NAME_MAX, new_entry_name_problem, typed_entry_name
 from smm_daq.storage.nexus import EntryInfo
@@ -339,7 +340,12 @@ class ScanTab(QtWidgets.QWidget):
     def _start_failed(self, exc: BaseException) -> None:
         if isinstance(exc, EntryTaken):  # the window's way to finish it, by the name field
             free = next_free_name(exc.name, self._taken_names(exc.path) | {exc.name})
-            if exc.finished:
+            if exc.swap_cut_off:
+                repair = command_line(["smm-daq", "repair", str(exc.path)])
+                finish = (f", or finish the interrupted scan of that name: its writer was "
+                          f"killed while swapping it in, so run `{repair}` first, then "
+                          "Resume scan on the Session tab")
+            elif exc.finished:
                 finish = f" ('{exc.name}' is a finished scan, which nothing resumes)"
             elif exc.kind == "scan":
                 finish = (", or finish an interrupted scan of that name with Resume scan on "

@@ -172,6 +172,12 @@ def test_a_name_taken_proposes_the_next_and_resume_scan_only_where_it_finishes(w
     scan._start_failed(EntryTaken(scan.path, "scan", "scan"))  # an interrupted scan
     assert "Resume scan on the Session tab" in scan.form.error_text("name")
 
+    scan.form.name.setText("scan")  # an interrupted scan cut off while swapped in
+    scan._start_failed(EntryTaken(scan.path, "scan", "scan", swap_cut_off=True))
+    by_name = scan.form.error_text("name")
+    assert "scan_2 is free" in by_name and scan.form.name.text() == "scan_2"
+    assert f"run `smm-daq repair {scan.path}` first, then Resume scan" in by_name, by_name
+
 
 def test_keys_press_start_pause_abort_stop_and_connect(window, qtbot):
     """Keys named in the buttons' tooltips: Start from the Scan tab (F5 pressed on another

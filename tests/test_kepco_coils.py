@@ -14,6 +14,7 @@ from simulators.emulator import Emulator, EmulatorTransport, Faults
 from simulators.kepco_emulator import KepcoBOPEmulator
 from smm_daq.clock import VirtualClock
 from smm_daq.errors import InputError, InstrumentError, ProtocolError, RangeError, ReplyUnknown
+from smm_daq.instruments import loss_budget
 
 C = np.array([[5e-5, 1e-6, 0.0], [-2e-6, 4.8e-5, 3e-7], [0.0, 5e-7, 5.1e-5]])
 AMBIENT = np.array([14e-6, 0.6e-6, -49e-6])
@@ -398,6 +399,24 @@ def test_zero_switches_off_a_supply_whose_switch_on_was_not_confirmed():
     assert "coil x" not in said and "coil y" not in said
     null = np.linalg.solve(C, -AMBIENT)
     np.testing.assert_allclose(rig.model.currents()[:2], null[:2], atol=2e-6)
+
+
+def test_zero_switches_off_a_supply_whose_switch_on_met_the_deadline():
+    """The make-safe path's deadline passes while zero's switch-on of coil z is checked
+    (its check's reply lost, so the switch-on is not sent again): the supply may be on,
+    and nothing after zero switches it off, so zero does, and says so (it was skipped as
+    one the ramp-down switches off, which leaves out a supply it does not know is on)."""
+    rig = Rig()
+    _lose_checks_of(rig, 2, "OUTP ON")
+    with loss_budget.making_safe(5, clock=rig.clock, deadline_s=1.0), \
+            pytest.raises(InstrumentError) as info:
+        rig.coils.zero()
+    said = str(info.value)
+    assert said.count("coil z:") == 1, said
+    assert "deadline reached before 'OUTP ON'" in said, said
+    assert ("switched off where it was found (at 0.0000 A, its switch-on sent but not "
+            "confirmed; deadline reached), the switch-off confirmed") in said, said
+    assert not rig.model.output(2)
 
 
 def test_supply_error_after_a_command_names_the_axis():

@@ -22,6 +22,7 @@ from smm_daq.storage import scan_entry
 from smm_daq.storage.nexus import list_entries, read_map
 from smm_daq.storage.optical_entry import read_optical_entry, write_optical_entry
 from smm_daq.storage.scan_entry import EntryTaken, ScanEntryWriter, check_new_scan
+from smm_daq.storage.staging import REPLACED, STAGING, aside_name
 
 EARLIER_BZ = np.ones((5, 6)) * 1e-7  # the map `_leftover` writes for a product
 
@@ -140,6 +141,28 @@ def test_a_scan_refused_over_a_scan_of_its_name_still_points_to_resume(tmp_path:
         check_new_scan(path, "again")
     assert taken.value.kind == "scan" and not taken.value.finished
     assert f"`smm-daq resume {path} --entry again` to finish it" in str(taken.value)
+
+
+def test_a_scan_refused_over_a_scan_cut_off_while_swapped_in_is_a_name_taken(
+        tmp_path: Path) -> None:
+    """A scan's writer killed after moving it in over an earlier entry of its name, before
+    the earlier one went: the refusal of a new scan of that name is still `EntryTaken`
+    (the window proposes a free name from it), told to `repair`, then `resume`."""
+    path = _session(tmp_path)
+    _scan(path, "s1")
+    with h5py.File(path, "a") as f:  # as the killed writer left it
+        f["s1"].attrs[STAGING] = 1
+        f.copy("s1", "old")
+        f["old"].attrs["kind"] = "induced"
+        del f["old"].attrs[STAGING]
+        f["old"].attrs[REPLACED] = 1
+        f.move("old", aside_name("s1"))
+    with pytest.raises(EntryTaken) as taken:
+        check_new_scan(path, "s1")
+    assert taken.value.name == "s1" and taken.value.swap_cut_off
+    assert not taken.value.finished
+    assert (f"`smm-daq repair {path}` to finish the swap, then "
+            f"`smm-daq resume {path} --entry s1` to finish the scan") in str(taken.value)
 
 
 def test_a_scan_refused_over_a_finished_scan_of_its_name_points_to_no_resume(tmp_path: Path

@@ -258,13 +258,21 @@ class EntryTaken(InputError):
     its own way to finish that entry, or propose another name. `kind` is what holds the
     name: "scan", which `resume` may finish unless `finished`, else another kind of entry
     (an analysis product, an image, imported data) or "" for what smm-daq did not write,
-    which no scan resumes or writes over."""
+    which no scan resumes or writes over. `swap_cut_off`: a scan whose writer was killed
+    while swapping it in over an earlier entry of its name, which `resume` finishes only
+    once `repair` has finished the swap."""
 
     def __init__(self, path: Path, name: str, kind: str = "scan",
-                 finished: bool = False) -> None:
+                 finished: bool = False, *, swap_cut_off: bool = False) -> None:
         self.path, self.name, self.kind = path, name, kind
         self.finished = kind == "scan" and finished
-        if self.finished:
+        self.swap_cut_off = kind == "scan" and swap_cut_off
+        if self.swap_cut_off:
+            message = (f"entry '{name}' is a scan whose writer was killed while swapping it "
+                       "in over an earlier entry of that name; expected another scan name "
+                       f"(or `{command_line(['smm-daq', 'repair', str(path)])}` to finish the "
+                       f"swap, then `{resume_command(path, name)}` to finish the scan)")
+        elif self.finished:
             message = (f"entry '{name}' already exists and is a finished scan, which nothing "
                        "resumes or writes over; expected another scan name")
         elif kind == "scan":
@@ -285,21 +293,11 @@ def _taken(f: h5py.Group, path: Path, name: str, key: str) -> InputError:
         return InputError(link, source=str(path))
     kind = kind_held(f, key)
     if kind == "scan" and name in replacements_under_way(f):
-        return _swap_cut_off(path, name)
+        return EntryTaken(path, name, kind, swap_cut_off=True)
     g = f[key]
     status = g.get("status") if kind == "scan" and isinstance(g, h5py.Group) else None
     finished = isinstance(status, h5py.Dataset) and text(status) == "finished"
     return EntryTaken(path, name, kind, finished)
-
-
-def _swap_cut_off(path: Path, name: str) -> InputError:
-    """The refusal of a new scan `name` where a scan's swap in over an earlier entry of that
-    name was cut off: `resume` refuses the scan until `repair` has finished the swap."""
-    repair = command_line(["smm-daq", "repair", str(path)])
-    return InputError(
-        f"entry '{name}' is a scan whose writer was killed while swapping it in over an "
-        f"earlier entry of that name; expected another scan name (or `{repair}` to finish "
-        f"the swap, then `{resume_command(path, name)}` to finish the scan)", source=str(path))
 
 
 class ScanEntryWriter:
