@@ -17,6 +17,12 @@ with its connection (a link the proxy dropped, a server killed) is forgotten whe
 clears or finds itself lost (`Ledger.forget_unacted`); a wait longer than CATCH_UP_S, a hang
 guard far above any emulator's delay, goes on regardless. A rig whose transports do not count
 (one opened bare) is not waited for.
+
+A ledger also tells its fault proxy (`FaultProxy.upstream_acts`) when the emulator acted on all
+the proxy passed on to it (`forwarded`, `await_acted`), so that a reply the proxy makes itself
+(`answer`) goes out only after the commands ahead of it took effect, as a real instrument
+answers: else a slowed emulator could act on a `WGO` after the stop that the faked reply to its
+`ERR?` brought on, sent on a connection of its own, and leave the stage moving.
 """
 
 from __future__ import annotations
@@ -48,6 +54,10 @@ class Ledger:
         self._port: int | None = None  # the connection (its client port) of the last command
         # the emulator's last command acted on, and whether it had no reply
         self._last: tuple[str, bool] = ("", False)
+        self.immediate_bytes: frozenset[int] = frozenset()  # the emulator's single-byte commands
+        self.passed_on = 0  # commands the proxy passed on to the emulator (`forwarded`)
+        # the client connections whose line passed on so far holds a command (not yet ended)
+        self._line_open: dict[object, bool] = {}
 
     def _acted(self) -> int:
         return self.handled + (self.proxy.answered if self.proxy is not None else 0)
@@ -86,6 +96,38 @@ class Ledger:
         own) may have been acted on last."""
         with self._changed:
             return self._last == (command, True) and self._acted() >= self.sent
+
+    def forwarded(self, connection: object, data: bytes) -> None:
+        """The proxy passed `data` on to the emulator from the client `connection`: counts the
+        commands in it as the emulator's server splits them (`simulators.tcp_server`): each
+        immediate byte, and each line holding more than blanks."""
+        commands = 0
+        line_open = self._line_open.get(connection, False)
+        for byte in data:
+            if byte in self.immediate_bytes:
+                commands += 1
+            elif byte == 0x0A:
+                commands += line_open
+                line_open = False
+            elif chr(byte).strip():
+                line_open = True
+        if line_open:
+            self._line_open[connection] = True
+        else:
+            self._line_open.pop(connection, None)
+        with self._changed:
+            self.passed_on += commands
+
+    def await_acted(self) -> None:
+        """Return once the emulator acted on every command passed on to it (`forwarded`), or
+        after CATCH_UP_S, a hang guard (woken by each command acted on, never polled)."""
+        with self._changed:
+            self._changed.wait_for(lambda: self.handled >= self.passed_on, timeout=CATCH_UP_S)
+
+    def forget_passed_on(self) -> None:
+        """The commands passed on and not acted on went with the emulator's server."""
+        with self._changed:
+            self.passed_on = min(self.passed_on, self.handled)
 
     def caught_up(self) -> bool:
         """Every command acted on, or its connection closed (what it held is lost)."""
