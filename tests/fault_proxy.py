@@ -63,13 +63,18 @@ NONE_YET = Tally(0, 0, 0, 0)
 
 
 class Upstream(Protocol):
-    """What a proxy's upstream acted on, where it can tell (a served emulator's ledger)."""
+    """What a proxy's upstream acted on, where it can tell (a served emulator's ledger), per
+    connection to it (the proxy's local port)."""
 
-    def forwarded(self, connection: object, data: bytes) -> None:
-        """`data` was passed on upstream from the client `connection`."""
+    def opened(self, connection: int) -> None:
+        """The proxy connected upstream from port `connection`."""
 
-    def await_acted(self) -> None:
-        """Return once the upstream acted on all that was passed on (or a hang guard passed)."""
+    def forwarded(self, connection: int, data: bytes) -> None:
+        """`data` was passed on upstream on the connection from port `connection`."""
+
+    def await_acted(self, connection: int) -> None:
+        """Return once the upstream acted on all that was passed on on that connection (or a
+        hang guard passed)."""
 
 
 def client_port(transport: object) -> int | None:
@@ -273,6 +278,8 @@ class FaultProxy:
             s.setblocking(True)
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._pairs[client], self._pairs[server] = server, client
+        if self.upstream_acts is not None:
+            self.upstream_acts.opened(server.getsockname()[1])
         self._clients.add(client)
         self._ports[client] = port
         self._selector.register(client, selectors.EVENT_READ, "up")
@@ -365,14 +372,14 @@ class FaultProxy:
                 self._pass_on(client, server, line)
                 continue
             if self.upstream_acts is not None:  # after the commands ahead of it, as answered
-                self.upstream_acts.await_acted()
+                self.upstream_acts.await_acted(server.getsockname()[1])
             self._send(client, answers[hit])
             self._count(client, answered=1)
 
     def _pass_on(self, client: socket.socket, server: socket.socket, data: bytes) -> None:
         """Forward the client's `data` upstream, told to `upstream_acts` once sent."""
         if self._send(server, data) and self.upstream_acts is not None:
-            self.upstream_acts.forwarded(client, data)
+            self.upstream_acts.forwarded(server.getsockname()[1], data)
 
     def _send(self, target: socket.socket, data: bytes) -> bool:
         """Whether `data` was sent (else the pair is closed)."""

@@ -35,7 +35,13 @@ from typing import Any
 import h5py
 import numpy as np
 import pytest
-from caught_up_clock import CaughtUpClock, HandledCounted, Ledger, SentCounted
+from caught_up_clock import (
+    CaughtUpClock,
+    HandledCounted,
+    Ledger,
+    SentCounted,
+    counted_per_connection,
+)
 from fault_proxy import NONE_YET, FaultProxy, Tally, client_port
 
 from drivers import transports
@@ -114,7 +120,10 @@ class ServedRig:
         for role, ledger in self.ledgers.items():
             address = self.roles[role]
             endpoints[address] = HandledCounted(endpoints[address], ledger)  # type: ignore[assignment]
-        return EmulatorServer(endpoints).start()
+        server = EmulatorServer(endpoints)
+        for served in server._servers.values():  # (no public access to them)
+            counted_per_connection(served)
+        return server.start()
 
     def _real_profile_text(self, timeout_s: float) -> str:
         text = self._sim_path.read_text()
@@ -148,8 +157,6 @@ class ServedRig:
     def kill_server(self) -> None:
         self._alive = False
         self.server.close()
-        for ledger in self.ledgers.values():
-            ledger.forget_passed_on()
 
     def server_alive(self) -> bool:
         return self._alive

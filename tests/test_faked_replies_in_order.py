@@ -11,7 +11,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from caught_up_clock import CaughtUpClock, HandledCounted, Ledger
+from caught_up_clock import CaughtUpClock, HandledCounted, Ledger, counted_per_connection
 from fault_proxy import HOST, FaultProxy
 
 from simulators.emulator import Emulator
@@ -49,12 +49,15 @@ class Watched:
         self.ledger = ledger
         self.go = go
 
-    def forwarded(self, connection: object, data: bytes) -> None:
+    def opened(self, connection: int) -> None:
+        self.ledger.opened(connection)
+
+    def forwarded(self, connection: int, data: bytes) -> None:
         self.ledger.forwarded(connection, data)
 
-    def await_acted(self) -> None:
+    def await_acted(self, connection: int) -> None:
         self.go.set()
-        self.ledger.await_acted()
+        self.ledger.await_acted(connection)
 
 
 @pytest.fixture
@@ -62,7 +65,9 @@ def served() -> Iterator[tuple[FaultProxy, Ledger, threading.Event, list[str]]]:
     go, log = threading.Event(), []
     ledger = CaughtUpClock().ledger()
     emulator = Slowed(go, log)
-    server = EmulatorServer({"slowed": HandledCounted(emulator, ledger)}).start()  # type: ignore[dict-item]
+    server = EmulatorServer({"slowed": HandledCounted(emulator, ledger)})  # type: ignore[dict-item]
+    counted_per_connection(server._servers["slowed"])
+    server.start()
     proxy = FaultProxy((HOST, server.ports()["slowed"])).start()
     ledger.proxy, ledger.immediate_bytes = proxy, emulator.immediate_bytes
     proxy.upstream_acts = Watched(ledger, go)
@@ -89,4 +94,4 @@ def test_a_faked_reply_goes_after_the_commands_ahead_of_it_took_effect(
     assert reply == b"#\x15?!\xff\n"
     assert log == ["MOV 1 2", f"#{STOP_BYTE}", "reply"]
     # the commands the emulator acted on, counted as its server splits what was passed on
-    assert ledger.passed_on == ledger.handled == 2
+    assert list(ledger.passed_on.values()) == list(ledger.handled_on.values()) == [2]
