@@ -17,12 +17,21 @@ with its connection (a link the proxy dropped, a server killed) is forgotten whe
 clears or finds itself lost (`Ledger.forget_unacted`); a wait longer than CATCH_UP_S, a hang
 guard far above any emulator's delay, goes on regardless. A rig whose transports do not count
 (one opened bare) is not waited for.
+
+A ledger also tells its fault proxy (`FaultProxy.upstream_acts`) when the emulator acted on all
+the proxy passed on to it on one connection (`forwarded`, `await_acted`; the emulator's server
+counted per connection by `counted_per_connection`), so that a reply the proxy makes itself
+(`answer`) goes out only after the commands ahead of it took effect, as a real instrument
+answers: else a slowed emulator could act on a `WGO` after the stop that the faked reply to its
+`ERR?` brought on, sent on a connection of its own, and leave the stage moving.
 """
 
 from __future__ import annotations
 
+import socketserver
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -34,6 +43,7 @@ from smm_daq.errors import InstrumentLost
 from smm_daq.instruments.transport import Transport
 
 CATCH_UP_S = 60.0  # real seconds; a hang guard only: emulators act within milliseconds
+_SERVED = threading.local()  # in an emulator server's connection thread: `port`, its client's
 POLL_S = 0.001  # real seconds between looks at a proxy's own answers (they notify nobody)
 
 
@@ -48,6 +58,13 @@ class Ledger:
         self._port: int | None = None  # the connection (its client port) of the last command
         # the emulator's last command acted on, and whether it had no reply
         self._last: tuple[str, bool] = ("", False)
+        self.immediate_bytes: frozenset[int] = frozenset()  # the emulator's single-byte commands
+        # per connection to the emulator (the proxy's local port): commands the proxy passed on
+        # (`forwarded`), those the emulator acted on, and whether the line passed on so far
+        # holds a command (not yet ended)
+        self.passed_on: Counter[int] = Counter()
+        self.handled_on: Counter[int] = Counter()
+        self._line_open: set[int] = set()
 
     def _acted(self) -> int:
         return self.handled + (self.proxy.answered if self.proxy is not None else 0)
@@ -73,9 +90,12 @@ class Ledger:
             self.sent = min(self.sent, self._acted())
             self._changed.notify_all()
 
-    def handled_one(self, command: str = "", *, replied: bool = True) -> None:
+    def handled_one(self, command: str = "", *, replied: bool = True,
+                    connection: int | None = None) -> None:
         with self._changed:
             self.handled += 1
+            if connection is not None:
+                self.handled_on[connection] += 1
             self._last = (command, not replied)
             self._changed.notify_all()
 
@@ -87,14 +107,63 @@ class Ledger:
         with self._changed:
             return self._last == (command, True) and self._acted() >= self.sent
 
+    def opened(self, connection: int) -> None:
+        """The proxy connected to the emulator from port `connection`: counted from nothing."""
+        with self._changed:
+            self.passed_on.pop(connection, None)
+            self.handled_on.pop(connection, None)
+            self._line_open.discard(connection)
+
+    def forwarded(self, connection: int, data: bytes) -> None:
+        """The proxy passed `data` on to the emulator on its connection from port `connection`:
+        counts the commands in it as the emulator's server splits them (`simulators.tcp_server`):
+        each immediate byte, and each line holding more than blanks."""
+        commands = 0
+        line_open = connection in self._line_open
+        for byte in data:
+            if byte in self.immediate_bytes:
+                commands += 1
+            elif byte == 0x0A:
+                commands += line_open
+                line_open = False
+            elif chr(byte).strip():
+                line_open = True
+        with self._changed:
+            (self._line_open.add if line_open else self._line_open.discard)(connection)
+            self.passed_on[connection] += commands
+
+    def await_acted(self, connection: int) -> None:
+        """Return once the emulator acted on every command passed on to it on the connection
+        from port `connection` (`forwarded`), or after CATCH_UP_S, a hang guard (woken by each
+        command acted on, never polled). Only that connection's: what another one left unacted
+        (its emulator thread ended by a failed send, say) is never waited for."""
+        with self._changed:
+            self._changed.wait_for(
+                lambda: self.handled_on[connection] >= self.passed_on[connection],
+                timeout=CATCH_UP_S)
+
     def caught_up(self) -> bool:
         """Every command acted on, or its connection closed (what it held is lost)."""
         return self._acted() >= self.sent or self._closed()
 
 
+def counted_per_connection(server: socketserver.BaseServer) -> None:
+    """Each connection `server` serves (before it starts) known to its `HandledCounted`
+    emulator, by its client's port: the commands acted on are counted per connection too."""
+    handler = server.RequestHandlerClass
+
+    class Named(handler):  # type: ignore[valid-type,misc]
+        def setup(self) -> None:
+            _SERVED.port = self.client_address[1]
+            super().setup()
+
+    server.RequestHandlerClass = Named
+
+
 class HandledCounted:
     """A served emulator that counts each command it acts on in `ledger`, once acted on (before
-    its reply goes out), and whether it had a reply."""
+    its reply goes out), whether it had a reply, and on which connection (its client's port,
+    where its server is `counted_per_connection`)."""
 
     def __init__(self, inner: Any, ledger: Ledger) -> None:
         self._inner = inner
@@ -106,7 +175,8 @@ class HandledCounted:
             reply = self._inner.handle(message)
             return reply  # type: ignore[no-any-return]
         finally:
-            self._ledger.handled_one(message, replied=reply is not None)
+            self._ledger.handled_one(message, replied=reply is not None,
+                                     connection=getattr(_SERVED, "port", None))
 
     def handle_byte(self, code: int) -> str | None:
         reply = None
@@ -114,7 +184,8 @@ class HandledCounted:
             reply = self._inner.handle_byte(code)
             return reply  # type: ignore[no-any-return]
         finally:
-            self._ledger.handled_one(chr(code), replied=reply is not None)
+            self._ledger.handled_one(chr(code), replied=reply is not None,
+                                     connection=getattr(_SERVED, "port", None))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)

@@ -18,7 +18,11 @@ Faults (each callable any time, from any thread, or from a trigger):
   each retry too); `restore()` ends it. With `after=prefix`, only once a command starting with
   `prefix` went through, until another command does (the `ERR?`, and its retries, that check
   one set command, say `WAV`). With `times=n`, only the first n such commands (a reply lost
-  once: `times=1`).
+  once: `times=1`). Where the proxy is told what its upstream acted on (`upstream`: a served
+  emulator's ledger), the reply goes only once the upstream acted on every command passed on
+  before it, as an instrument answers a query only after acting on the commands ahead of it:
+  a stop sent on another connection once that reply is read comes after them, as on a real
+  controller. Without `upstream`, it goes at once.
 - `restore()`: forward everything again; `disarm()`: forget triggers not yet fired.
 
 `after(n, action)` runs `action()` (in the proxy's thread) when the n-th LF-terminated command
@@ -40,7 +44,7 @@ import selectors
 import socket
 import threading
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 HOST = "127.0.0.1"
 GARBAGE = b"#\x15?!\xff\n"
@@ -56,6 +60,21 @@ class Tally(NamedTuple):
 
 
 NONE_YET = Tally(0, 0, 0, 0)
+
+
+class Upstream(Protocol):
+    """What a proxy's upstream acted on, where it can tell (a served emulator's ledger), per
+    connection to it (the proxy's local port)."""
+
+    def opened(self, connection: int) -> None:
+        """The proxy connected upstream from port `connection`."""
+
+    def forwarded(self, connection: int, data: bytes) -> None:
+        """`data` was passed on upstream on the connection from port `connection`."""
+
+    def await_acted(self, connection: int) -> None:
+        """Return once the upstream acted on all that was passed on on that connection (or a
+        hang guard passed)."""
 
 
 def client_port(transport: object) -> int | None:
@@ -99,6 +118,8 @@ class FaultProxy:
         self._tallies: dict[int, Tally] = {}  # client's port -> what was done on its way back
         self._ports: dict[socket.socket, int] = {}  # client end -> its port
         self._news = threading.Condition()  # notified on each change of a tally
+        # what the upstream acted on, where it tells: a reply the proxy makes waits for it
+        self.upstream_acts: Upstream | None = None
 
     @property
     def answered(self) -> int:
@@ -257,6 +278,8 @@ class FaultProxy:
             s.setblocking(True)
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._pairs[client], self._pairs[server] = server, client
+        if self.upstream_acts is not None:
+            self.upstream_acts.opened(server.getsockname()[1])
         self._clients.add(client)
         self._ports[client] = port
         self._selector.register(client, selectors.EVENT_READ, "up")
@@ -329,7 +352,7 @@ class FaultProxy:
         with self._lock:
             answers, after = dict(self._answers), dict(self._after)
         if not answers:
-            self._send(server, data)
+            self._pass_on(client, server, data)
             return
         for line in data.splitlines(keepends=True):
             with self._lock:
@@ -346,16 +369,26 @@ class FaultProxy:
                         for table in (self._answers, self._after, self._left):
                             table.pop(hit, None)
             if hit is None:
-                self._send(server, line)
-            else:
-                self._send(client, answers[hit])
-                self._count(client, answered=1)
+                self._pass_on(client, server, line)
+                continue
+            if self.upstream_acts is not None:  # after the commands ahead of it, as answered
+                self.upstream_acts.await_acted(server.getsockname()[1])
+            self._send(client, answers[hit])
+            self._count(client, answered=1)
 
-    def _send(self, target: socket.socket, data: bytes) -> None:
+    def _pass_on(self, client: socket.socket, server: socket.socket, data: bytes) -> None:
+        """Forward the client's `data` upstream, told to `upstream_acts` once sent."""
+        if self._send(server, data) and self.upstream_acts is not None:
+            self.upstream_acts.forwarded(server.getsockname()[1], data)
+
+    def _send(self, target: socket.socket, data: bytes) -> bool:
+        """Whether `data` was sent (else the pair is closed)."""
         try:
             target.sendall(data)
         except OSError:
             self._close_pair(target)
+            return False
+        return True
 
     def _deliver(self, client: socket.socket, data: bytes) -> None:
         """Pass (a piece of) a reply on to `client`, counted once sent."""

@@ -5,7 +5,9 @@ configs/simulator.toml; on `time_scale` × real time, or with 0 on a `CaughtUpCl
 moves only when the rig sleeps, once the emulators acted on all it sent) served by
 `SimulatedBackend.serving` (the emulators on their own ports), one `FaultProxy` in front of
 each instrument, and `profile_path`: the same rig as a real one (`simulated = false`, every
-address a proxy's VISA resource, short link timeouts). The world is inspected from the
+address a proxy's VISA resource, short link timeouts); on a `CaughtUpClock`, a reply a proxy
+makes itself goes out only once its emulator acted on every command passed on before it
+(`FaultProxy.upstream_acts`, the instrument's `Ledger`). The world is inspected from the
 emulators' side: `currents()` (what the served supplies drive), `stage_moving()`.
 `kill_server()` closes every listener and connection (the instruments are gone);
 `restart_server()` serves the same world on new ports behind the same proxies.
@@ -33,7 +35,13 @@ from typing import Any
 import h5py
 import numpy as np
 import pytest
-from caught_up_clock import CaughtUpClock, HandledCounted, Ledger, SentCounted
+from caught_up_clock import (
+    CaughtUpClock,
+    HandledCounted,
+    Ledger,
+    SentCounted,
+    counted_per_connection,
+)
 from fault_proxy import NONE_YET, FaultProxy, Tally, client_port
 
 from drivers import transports
@@ -102,6 +110,8 @@ class ServedRig:
                         for role, a in self.roles.items()}
         for role, ledger in self.ledgers.items():
             ledger.proxy = self.proxies[role]
+            ledger.immediate_bytes = self.backend.endpoint(self.roles[role]).immediate_bytes
+            self.proxies[role].upstream_acts = ledger  # its own replies after the emulator's acts
         self.profile_path = tmp_path / "served-lab.toml"
         self.profile_path.write_text(self._real_profile_text(timeout_s))
 
@@ -110,7 +120,10 @@ class ServedRig:
         for role, ledger in self.ledgers.items():
             address = self.roles[role]
             endpoints[address] = HandledCounted(endpoints[address], ledger)  # type: ignore[assignment]
-        return EmulatorServer(endpoints).start()
+        server = EmulatorServer(endpoints)
+        for served in server._servers.values():  # (no public access to them)
+            counted_per_connection(served)
+        return server.start()
 
     def _real_profile_text(self, timeout_s: float) -> str:
         text = self._sim_path.read_text()
