@@ -60,6 +60,9 @@ T = TypeVar("T")
 UNITS = {"m": 1.0, "mm": 1e-3, "µm": 1e-6, "μm": 1e-6, "um": 1e-6, "micron": 1e-6, "nm": 1e-9}
 UNIT_PARAMETER = "0x07000601"
 STOP_ALL = "\x18"  # GCS single-byte command #24
+MOTION_STATUS = "\x05"  # GCS single-byte command #5: a hex mask of the axes that move
+# stops `stop` sends at most while the controller says something still moves after one
+MAX_STOPS = 3
 LIMIT_SLACK = 1e-12  # m: travel limits compare with this slack, for unit conversions' rounding
 MAX_REPLY_LINES = 2**18 + 64  # a full data-recorder table and its header
 SERVO_UPDATE_TIME = 0x0E000200  # SPA parameter: the servo cycle (s)
@@ -191,6 +194,29 @@ def _parse_help(lines: list[str]) -> set[str]:
     if len(lines) < 2:
         raise ProtocolError(f"expected the command list from HLP?, got {shown(lines)}")
     return {line.split()[0].upper() for line in lines[1:-1] if line.split()}
+
+
+def _parse_mask(text: str) -> int:
+    """#5: the moving axes as a hexadecimal bit mask (bit k the (k+1)-th axis)."""
+    try:
+        mask = int(text.strip(), 16)
+    except ValueError:
+        mask = -1
+    if not 0 <= mask < 2**32:
+        raise ProtocolError(f"expected a hexadecimal mask of moving axes, got {shown(text)}")
+    return mask
+
+
+def _parse_wave_modes(lines: list[str]) -> list[int]:
+    """WGO?: one 'generator=start mode' line per wave generator; the generators running."""
+    running = []
+    for line in lines:
+        generator, sep, mode = line.partition("=")
+        if not sep or not generator.strip().isdigit() or not mode.strip().isdigit():
+            raise ProtocolError(f"expected 'generator=start mode' lines, got {shown(lines)}")
+        if int(mode):
+            running.append(int(generator))
+    return running
 
 
 def _parse_bool(text: str) -> bool:
@@ -832,12 +858,49 @@ class PIGCSStage(Stage, FlyStage):
         """Every axis stops at once: #24 where the controller lists it (a single byte acted on
         even if a line was cut off half-sent), else STP; error 10 then is expected. The reply
         to the check after it lost (`ReplyUnknown`: not asked again, reading clears it), the
-        stop, harmless twice, is sent once more and checked."""
+        stop, harmless twice, is sent once more and checked.
+
+        Then, where the controller can tell (`#5`, `WGO?`), it is asked whether any axis or
+        wave generator still moves: a move or wave start sent just before the stop may be
+        acted on after it (sent on a connection the link has since replaced, after a garbled
+        reply, which the controller reads on its own). Still moving, it is stopped again,
+        `MAX_STOPS` stops in all; moving after the last, `InstrumentError` says what moves."""
+        moving = ""
+        for _ in range(MAX_STOPS):
+            self._stop_once()
+            moving = self._still_moving()
+            if not moving:
+                return
+        raise InstrumentError(f"stage still moving after {MAX_STOPS} stops "
+                              f"({self._stop_command()}): {moving}", instrument=self.name)
+
+    def _stop_once(self) -> None:
         command = STOP_ALL if self._stop_command() == "#24" else "STP"
         try:
             self._command(command, allowed=(0, 10))
         except ReplyUnknown:
             self._command(command, allowed=(0, 10))
+
+    def _still_moving(self) -> str:
+        """What the controller says still moves after a stop ('' nothing), asked where it
+        lists the queries: `#5` (the axes in motion, a wave generator's too) and `WGO?` (each
+        wave generator's start mode, 0 once stopped)."""
+        found = []
+        try:
+            if "#5" in self._commands:
+                mask = self.link.query(MOTION_STATUS, _parse_mask)
+                if mask:
+                    axes = [a for k, a in enumerate(self._controller_axes) if mask >> k & 1]
+                    found.append(f"#5 answered {mask:X} (axes {axes} moving)")
+            if "WGO?" in self._commands:
+                running = self.link.query_lines("WGO?", _parse_wave_modes)
+                if running:
+                    found.append(f"WGO? answered wave generators {running} running")
+        except InstrumentError as exc:
+            detail = str(exc).removeprefix(f"{self.name}: ")
+            raise type(exc)(f"stopped ({self._stop_command()}), but whether it still moves "
+                            f"is unknown: {detail}", instrument=self.name) from None
+        return "; ".join(found)
 
     def _stop_command(self) -> str:
         """How `stop` stops, as the manual names it: '#24' or 'STP'."""
