@@ -422,16 +422,22 @@ def test_sigmas_are_estimated_over_the_rank_where_the_scans_carry_nothing_of_a_g
         assert settled == pytest.approx(res.sigmas[s], rel=2e-3)
 
 
-def test_a_singular_joint_fit_says_so_once_over_its_passes():
-    """The σ of both scans estimated: several solves, each of the same singular Q (a grain
-    whose y moment neither scan sees). Its warning is said once, not once per pass."""
+def _scans_blind_to_grain_1s_y() -> list[Scan]:
+    """Two scans, their σ to be estimated, masked on the row through grain 1, so that
+    neither sees its y moment: Q singular."""
     rng = np.random.default_rng(16)
     X, Y = np.meshgrid(AXIS, AXIS)
     line = np.ones(X.shape, bool)
     line[POS[0, 1] == Y] = False  # the row through grain 1, exactly
     point_high = clean_map(M_TRUE, 8 * UM, name="high")
-    scans = [Scan(noisy(LOW, 300 * NT, rng), 3 * UM, mask=line),
-             Scan(noisy(point_high, 1 * NT, rng), 8 * UM, mask=line)]
+    return [Scan(noisy(LOW, 300 * NT, rng), 3 * UM, mask=line),
+            Scan(noisy(point_high, 1 * NT, rng), 8 * UM, mask=line)]
+
+
+def test_a_singular_joint_fit_says_so_once_over_its_passes():
+    """The σ of both scans estimated: several solves, each of the same singular Q (a grain
+    whose y moment neither scan sees). Its warning is said once, not once per pass."""
+    scans = _scans_blind_to_grain_1s_y()
     passes = []
     with pytest.warns(inversion.SingularWarning) as caught:
         invert_scans(scans, GRAINS, model="dipole", progress=passes.append)
@@ -445,13 +451,7 @@ def test_a_singular_joint_fit_takes_one_svd_per_pass(monkeypatch):
     """Each pass's degrees of freedom come from the pseudo-inverse its solve made (the test
     above checks them against the dense hat matrix): one SVD per solve, not a second of the
     same factor."""
-    rng = np.random.default_rng(16)
-    X, Y = np.meshgrid(AXIS, AXIS)
-    line = np.ones(X.shape, bool)
-    line[POS[0, 1] == Y] = False  # the row through grain 1, exactly
-    point_high = clean_map(M_TRUE, 8 * UM, name="high")
-    scans = [Scan(noisy(LOW, 300 * NT, rng), 3 * UM, mask=line),
-             Scan(noisy(point_high, 1 * NT, rng), 8 * UM, mask=line)]
+    scans = _scans_blind_to_grain_1s_y()
     calls = {"svd": 0, "solve": 0}
 
     def counted(name, function):
