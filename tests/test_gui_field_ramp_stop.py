@@ -61,6 +61,25 @@ def _stop_a_held_set_field(window, qtbot) -> _HeldRamp:
     return held
 
 
+def _slow_link(rig) -> Callable[[], None]:
+    """What makes every supply's link answer 2.5 s late."""
+    def slow() -> None:
+        for supply in rig.coils._supplies:
+            supply.link.transport.latency = 2.5
+    return slow
+
+
+def _made_safe_within_half_a_second(closed, rig) -> None:
+    """The rig made safe within the 0.5 s deadline of the stop (plus the switch-off tail),
+    only switch-offs and their checks sent past it, and no step of 0.2 A or more."""
+    end = closed.made_safe[0]
+    assert end - closed.stopped_at <= 0.5 + switch_off_tail_s(rig.profile)
+    late = [[m for t, m in log if closed.stopped_at + 0.5 <= t < end] for log in closed.sent]
+    assert all(set(m) <= {"OUTP OFF", "SYST:ERR?"} for m in late), late
+    assert all(len(m) <= loss_budget.TAIL_EXCHANGES for m in late), late
+    assert max(abs(a) for a in closed.held.sent) < 0.2
+
+
 def test_stop_during_set_field_ramps_down_from_where_it_got(window, qtbot) -> None:
     panel = window.instruments
     held = _stop_a_held_set_field(window, qtbot)
@@ -315,17 +334,10 @@ def test_a_close_during_set_field_on_a_slow_link_bounds_the_ramps_last_step(
     monkeypatch.setattr(rig_module, "safe_deadline", lambda profile: 0.5)
     rig = window.holder.rig
 
-    def slow() -> None:
-        for supply in rig.coils._supplies:
-            supply.link.transport.latency = 2.5
+    slow = _slow_link(rig)
 
     closed = _RampClosed(window, qtbot, monkeypatch, slow)
-    end = closed.made_safe[0]
-    assert end - closed.stopped_at <= 0.5 + switch_off_tail_s(rig.profile)
-    late = [[m for t, m in log if closed.stopped_at + 0.5 <= t < end] for log in closed.sent]
-    assert all(set(m) <= {"OUTP OFF", "SYST:ERR?"} for m in late), late
-    assert all(len(m) <= loss_budget.TAIL_EXCHANGES for m in late), late
-    assert max(abs(a) for a in closed.held.sent) < 0.2
+    _made_safe_within_half_a_second(closed, rig)
 
 
 def test_a_close_during_set_field_on_a_lossy_link_makes_its_failed_step_safe_in_its_path(
@@ -386,14 +398,7 @@ def test_a_close_during_a_recipes_set_field_on_a_slow_link_bounds_the_ramps_last
         monkeypatch.setattr(view.runner, "stop", stop_noted)
         return stopped
 
-    def slow() -> None:
-        for supply in rig.coils._supplies:
-            supply.link.transport.latency = 2.5
+    slow = _slow_link(rig)
 
     closed = _RampClosed(window, qtbot, monkeypatch, slow, start)
-    end = closed.made_safe[0]
-    assert end - closed.stopped_at <= 0.5 + switch_off_tail_s(rig.profile)
-    late = [[m for t, m in log if closed.stopped_at + 0.5 <= t < end] for log in closed.sent]
-    assert all(set(m) <= {"OUTP OFF", "SYST:ERR?"} for m in late), late
-    assert all(len(m) <= loss_budget.TAIL_EXCHANGES for m in late), late
-    assert max(abs(a) for a in closed.held.sent) < 0.2
+    _made_safe_within_half_a_second(closed, rig)
