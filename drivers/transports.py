@@ -36,6 +36,7 @@ been quiet for the timeout (bounded; see `SerialTransport`).
 from __future__ import annotations
 
 import contextlib
+import math
 import socket
 import time
 from collections.abc import Callable
@@ -61,6 +62,10 @@ TERMINATION = "\n"
 ENCODING = "latin-1"  # instruments' 8-bit code page (PI answers "µm" as 0xB5 0x6D); ASCII-safe
 _LF = TERMINATION.encode("ascii")
 DRAIN_CHUNK = 4096
+# a query's command that went out quicker leaves its reply the whole timeout (what setting
+# the timeout for the read and back would cost, tens of µs a query, is the exchange's own
+# code's time, which no bound counts)
+_WRITE_UNCOUNTED_S = 0.001
 
 
 def open_transport(
@@ -228,9 +233,10 @@ class VisaTransport:
 
     def _read_by(self, deadline: float) -> str:
         """`read`, its timeout what is left until `deadline` (none left: only what has come)."""
-        left_ms = max(0, int((deadline - time.monotonic()) * 1000.0))
-        if self._timeout_ms is None or left_ms >= self._timeout_ms:
+        left_s = deadline - time.monotonic()
+        if not math.isfinite(left_s) or left_s >= self.timeout - _WRITE_UNCOUNTED_S:
             return self.read()
+        left_ms = max(0, int(left_s * 1000.0))
         self.resource.timeout = left_ms
         try:
             return self.read()
@@ -355,6 +361,10 @@ def _not_quiet(seconds: float, name: str) -> InstrumentTimeout:
         f"the line is not quiet after {seconds:g} s of dropping what arrives", instrument=name)
 
 
+# a send that waits for nothing, on a blocking socket (not on Windows)
+_NO_WAIT: int | None = getattr(socket, "MSG_DONTWAIT", None)
+
+
 def _raw_socket(resource: MessageBasedResource) -> socket.socket | None:
     """The TCP socket under a pyvisa-py raw-socket session; None with another VISA library."""
     session = getattr(resource.visalib, "sessions", {}).get(resource.session)
@@ -364,14 +374,20 @@ def _raw_socket(resource: MessageBasedResource) -> socket.socket | None:
 
 def _send_within(sock: socket.socket, data: bytes, deadline: float) -> None:
     """Send all of `data` on `sock` by `deadline` (time.monotonic()), else `TimeoutError`
-    (some of it may have gone). The socket is left blocking, as pyvisa-py keeps it."""
+    (some of it may have gone). The socket is left blocking, as pyvisa-py keeps it; where
+    the system can, what has room goes at once without changing that (`_NO_WAIT`)."""
     view = memoryview(data)
+    if _NO_WAIT is not None:
+        with contextlib.suppress(BlockingIOError):
+            view = view[sock.send(view, _NO_WAIT) :]
+        if not view:
+            return
     try:
         while view:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError("the peer takes no more")
-            sock.settimeout(left)
+            sock.settimeout(left if math.isfinite(left) else None)
             view = view[sock.send(view) :]
     finally:
         with contextlib.suppress(OSError):  # a socket closed meanwhile

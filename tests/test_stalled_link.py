@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextvars
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -21,8 +23,11 @@ from simulators.tcp_server import EmulatorServer
 from smm_daq.clock import VirtualClock
 from smm_daq.errors import InstrumentLost, InstrumentTimeout
 from smm_daq.instruments import loss_budget
-from smm_daq.instruments.profile import LinkSettings
+from smm_daq.instruments.profile import LinkSettings, load_profile
+from smm_daq.instruments.safe_bound import clear_s, switch_off_tail_s
+from smm_daq.instruments.transport import BITS_PER_BYTE, LARGEST_REPLY
 
+REPO = Path(__file__).resolve().parents[1]
 TIMEOUT_S = 0.3
 HANG_GUARD_S = 30.0  # far beyond any bounded call; only a hang reaches it
 FILLER = "F" * 4000  # a command with no reply, long enough to fill the buffers soon
@@ -123,3 +128,21 @@ def test_a_stalled_write_is_charged_to_the_make_safe_budget_as_a_lost_reply(serv
         with pytest.raises(loss_budget.GivenUp):  # its allowance spent: refused at once
             link.write("OUTP OFF")
     link.close()
+
+
+def test_a_serial_supplys_switch_offs_are_counted_with_their_commands_write_time() -> None:
+    """On a serial line a query's command may wait its write's timeout for room (a line held
+    by flow control), and its reply then has a timeout of its own: the supply's exchange under
+    way at the deadline and each switch-off exchange after it count both, with the reply's
+    transfer and the device clear (the stage on GPIB here, whose exchange takes less)."""
+    profile = load_profile(REPO / "configs" / "simulator.toml")
+    serial = ("ASRL5::INSTR", "ASRL6::INSTR", "ASRL7::INSTR")
+    link = replace(profile.coils.link, address=serial[0], baud_rate=115200)
+    stage = replace(profile.stage, link=replace(profile.stage.link, address="GPIB0::8::INSTR"))
+    on_serial = replace(
+        profile, coils=replace(profile.coils, link=link, addresses=serial), stage=stage
+    )
+    transfer = LARGEST_REPLY * BITS_PER_BYTE / 115200
+    attempt = link.timeout_s + (link.timeout_s + transfer) + clear_s(link)
+    exchanges = 1 + len(serial) * loss_budget.TAIL_EXCHANGES
+    assert switch_off_tail_s(on_serial) >= exchanges * attempt
