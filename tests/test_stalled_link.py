@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import contextvars
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from drivers import transports
 from drivers.link import Link
 from drivers.transports import open_transport
 from simulators.emulator import Emulator
@@ -112,6 +115,37 @@ def test_a_query_whose_command_cannot_go_out_times_out(served) -> None:
     longer_than_the_buffers = "Q" * (64 << 20) + "?"
     with pytest.raises(InstrumentTimeout, match="could not send"):
         bounded(lambda: t.query(longer_than_the_buffers))
+    t.close()
+
+
+def test_a_querys_reply_gets_what_its_command_left_of_the_timeout(served, monkeypatch) -> None:
+    """A command that took most of the link's timeout to go out (an instrument slow to take
+    it; here its send is said to take 0.25 s of 0.3 s) leaves its reply the rest: the exchange
+    costs one timeout, as a lost reply does. The link's timeout is set back after."""
+    _, resource = served
+    t = opened(resource)
+    said_taken = [0.0]
+    clock = SimpleNamespace(monotonic=lambda: time.monotonic() + said_taken[0], sleep=time.sleep)
+    monkeypatch.setattr(transports, "time", clock)
+    send = transports._send_within
+
+    def slow_send(sock: object, data: bytes, deadline: float) -> None:
+        send(sock, data, deadline)
+        said_taken[0] += 0.25
+
+    monkeypatch.setattr(transports, "_send_within", slow_send)
+    waited_ms: list[float] = []
+    read = transports.VisaTransport.read
+
+    def noted_read(self: transports.VisaTransport) -> str:
+        waited_ms.append(self.resource.timeout)
+        return read(self)
+
+    monkeypatch.setattr(transports.VisaTransport, "read", noted_read)
+    with pytest.raises(InstrumentTimeout):
+        bounded(lambda: t.query("no reply"))  # not a query to the emulator: never answered
+    assert len(waited_ms) == 1 and waited_ms[0] <= 50, waited_ms
+    assert t.resource.timeout == TIMEOUT_S * 1000
     t.close()
 
 
