@@ -149,10 +149,17 @@ def test_a_querys_reply_gets_what_its_command_left_of_the_timeout(served, monkey
     t.close()
 
 
-def test_a_stalled_write_is_charged_to_the_make_safe_budget_as_a_lost_reply(served) -> None:
+@pytest.mark.parametrize("over", ["VISA raw socket", "pyserial socket://"])
+def test_a_stalled_write_is_charged_to_the_make_safe_budget_as_a_lost_reply(
+    served, over: str
+) -> None:
     """Each write that could not go costs the link's timeout, as a lost reply does: counted
-    in the link's failures and against the supply's allowance, which then gives it up."""
+    in the link's failures and against the supply's allowance, which then gives it up; on a
+    VISA raw socket and on a serial-over-LAN link alike."""
     _, resource = served
+    if over == "pyserial socket://":
+        port = resource.split("::")[2]
+        resource = f"serial:socket://127.0.0.1:{port}"
     link = Link(opened(resource), name="supply 1", retries=0, budget=loss_budget.SUPPLY)
     with loss_budget.making_safe(1, clock=VirtualClock(), deadline_s=100.0) as budget:
         with pytest.raises(InstrumentLost, match="could not send"):
