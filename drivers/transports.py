@@ -141,13 +141,16 @@ class VisaTransport:
         self._timeout_ms = self.resource.timeout
 
     def _failed(self, exc: Exception) -> Exception:
-        if (
-            isinstance(exc, pyvisa.VisaIOError)
-            and exc.error_code == constants.StatusCode.error_timeout
-        ):
+        if _is_visa_timeout(exc):
             return InstrumentTimeout(f"no reply within {self.timeout:g} s", instrument=self.name)
         self._broken = True
         return InstrumentLost(f"link failed: {exc}", instrument=self.name)
+
+    def _not_sent(self) -> InstrumentTimeout:
+        return InstrumentTimeout(
+            f"could not send within {self.timeout:g} s (the instrument takes no more input)",
+            instrument=self.name,
+        )
 
     def _check_open(self) -> None:
         if self._closed:
@@ -201,10 +204,10 @@ class VisaTransport:
         except TimeoutError as exc:
             # what went of the command is unknown: the next use opens a new connection
             self._broken = True
-            raise InstrumentTimeout(
-                f"could not send within {self.timeout:g} s (the instrument takes no more "
-                "input)", instrument=self.name) from exc
+            raise self._not_sent() from exc
         except (pyvisa.Error, OSError) as exc:
+            if _is_visa_timeout(exc):  # a VISA write's own timeout: a command, not a reply, lost
+                raise self._not_sent() from exc
             raise self._failed(exc) from exc
 
     def read(self) -> str:
@@ -354,6 +357,12 @@ def _open_resource(
     if is_raw_socket(address):
         _no_delay(resource)
     return resource
+
+
+def _is_visa_timeout(exc: Exception) -> bool:
+    """Whether `exc` is a VISA call's timeout (VI_ERROR_TMO)."""
+    timeout = constants.StatusCode.error_timeout
+    return isinstance(exc, pyvisa.VisaIOError) and exc.error_code == timeout
 
 
 def _not_quiet(seconds: float, name: str) -> InstrumentTimeout:

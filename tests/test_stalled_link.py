@@ -17,6 +17,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import pyvisa
+from pyvisa import constants
 
 from drivers import transports
 from drivers.link import Link
@@ -156,6 +158,36 @@ def test_a_querys_reply_gets_what_its_command_left_of_the_timeout(
     assert len(waited_ms) == 1 and reply_ms[0] <= waited_ms[0] <= reply_ms[1], waited_ms
     assert t.resource.timeout == TIMEOUT_S * 1000
     t.close()
+
+
+class NotTaking:
+    """A VISA resource (GPIB, or a serial line) whose instrument takes no command: each write
+    ends in VISA's timeout."""
+
+    timeout = 3000
+
+    def __init__(self, interface: constants.InterfaceType) -> None:
+        self.interface_type = interface
+        self.bytes_in_buffer = 0
+
+    def write(self, message: str) -> None:
+        raise pyvisa.VisaIOError(constants.StatusCode.error_timeout)
+
+
+@pytest.mark.parametrize(
+    "interface",
+    [constants.InterfaceType.gpib, constants.InterfaceType.asrl],
+    ids=["GPIB", "serial"],
+)
+@pytest.mark.parametrize("call", ["write", "query"])
+def test_a_visa_write_that_times_out_says_the_command_was_not_taken(
+    interface: constants.InterfaceType, call: str
+) -> None:
+    """Over VISA (GPIB, a serial line) a write has the resource's timeout: one that runs out
+    says the command could not be sent, as on a raw socket, not that no reply came."""
+    t = transports.VisaTransport(NotTaking(interface), name="GPIB0::1::INSTR")  # type: ignore[arg-type]
+    with pytest.raises(InstrumentTimeout, match=r"could not send within 3 s \(the instrument"):
+        getattr(t, call)("OUTP OFF")
 
 
 @pytest.mark.parametrize("over", ["VISA raw socket", "pyserial socket://"])
