@@ -15,11 +15,12 @@ Every call returns within a bounded time. A write too: one that cannot go out (t
 stopped reading and the link's buffers are full) raises `InstrumentTimeout` once the link's
 timeout is spent, as a lost reply does, and a query's command and reply share that one timeout
 (`VisaTransport.query`), so an exchange costs a timeout at most however slowly the command is
-taken. pyvisa-py's write on a raw socket waits for room without end, so the transport sends on
-the socket itself there (`_send_within`). A raw TCP socket (`...::SOCKET`) has no device
-clear: pyvisa-py's `clear()` on one only drains what the socket holds, and loops forever once
-the peer has closed it (`select` keeps reporting the socket readable, `recv` keeps returning
-b"", and the loop only ends when `select` times out). So on a socket `clear()` closes the
+taken; on a serial line the write has a timeout of its own before the reply's
+(`safe_bound.command_s`). pyvisa-py's write on a raw socket waits for room without end, so the
+transport sends on the socket itself there (`_send_within`). A raw TCP socket (`...::SOCKET`)
+has no device clear: pyvisa-py's `clear()` on one only drains what the socket holds, and loops
+forever once the peer has closed it (`select` keeps reporting the socket readable, `recv` keeps
+returning b"", and the loop only ends when `select` times out). So on a socket `clear()` closes the
 connection and opens a new one: what the old one still held (a late reply) goes with it, and
 a peer that is gone answers the new connection with a refusal, raised as `InstrumentLost` at
 once. A socket that failed is reopened the same way before its next use, so the safety path
