@@ -30,7 +30,7 @@ from smm_daq.errors import InstrumentLost, InstrumentTimeout
 from smm_daq.instruments import loss_budget
 from smm_daq.instruments.profile import LinkSettings, load_profile
 from smm_daq.instruments.safe_bound import clear_s, switch_off_tail_s
-from smm_daq.instruments.transport import BITS_PER_BYTE, LARGEST_REPLY
+from smm_daq.instruments.transport import BITS_PER_BYTE, DEFAULT_BAUD_RATE, LARGEST_REPLY
 
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT_S = 0.3
@@ -228,3 +228,22 @@ def test_a_serial_supplys_switch_offs_are_counted_with_their_commands_write_time
     attempt = link.timeout_s + (link.timeout_s + transfer) + clear_s(link)
     exchanges = 1 + len(serial) * loss_budget.TAIL_EXCHANGES
     assert switch_off_tail_s(on_serial) >= exchanges * attempt
+
+
+def test_each_supply_is_counted_on_its_own_link() -> None:
+    """The three supplies share the coils' link settings but not their addresses: one on GPIB
+    and two on serial lines, each serial one's switch-off exchanges count its command's write,
+    its reply's transfer and a serial line's clear, not what the first supply's GPIB takes."""
+    profile = load_profile(REPO / "configs" / "simulator.toml")
+    mixed = ("GPIB0::1::INSTR", "ASRL6::INSTR", "ASRL7::INSTR")
+    coils = replace(
+        profile.coils, link=replace(profile.coils.link, address=mixed[0]), addresses=mixed
+    )
+    on_mixed = replace(profile, coils=coils)
+    link = coils.link
+    gpib = link.timeout_s + clear_s(link)
+    serial = replace(link, address=mixed[1])
+    transfer = LARGEST_REPLY * BITS_PER_BYTE / (serial.baud_rate or DEFAULT_BAUD_RATE)
+    on_serial = link.timeout_s + (link.timeout_s + transfer) + clear_s(serial)
+    tail = loss_budget.TAIL_EXCHANGES * (gpib + 2 * on_serial)
+    assert switch_off_tail_s(on_mixed) >= on_serial + tail
