@@ -15,11 +15,12 @@ Every call returns within a bounded time. A write too: one that cannot go out (t
 stopped reading and the link's buffers are full) raises `InstrumentTimeout` once the link's
 timeout is spent, as a lost reply does, and a query's command and reply share that one timeout
 (`VisaTransport.query`), so an exchange costs a timeout at most however slowly the command is
-taken. pyvisa-py's write on a raw socket waits for room without end, so the transport sends on
-the socket itself there (`_send_within`). A raw TCP socket (`...::SOCKET`) has no device
-clear: pyvisa-py's `clear()` on one only drains what the socket holds, and loops forever once
-the peer has closed it (`select` keeps reporting the socket readable, `recv` keeps returning
-b"", and the loop only ends when `select` times out). So on a socket `clear()` closes the
+taken; on a serial line the write has a timeout of its own before the reply's
+(`safe_bound.command_s`). pyvisa-py's write on a raw socket waits for room without end, so the
+transport sends on the socket itself there (`_send_within`). A raw TCP socket (`...::SOCKET`)
+has no device clear: pyvisa-py's `clear()` on one only drains what the socket holds, and loops
+forever once the peer has closed it (`select` keeps reporting the socket readable, `recv` keeps
+returning b"", and the loop only ends when `select` times out). So on a socket `clear()` closes the
 connection and opens a new one: what the old one still held (a late reply) goes with it, and
 a peer that is gone answers the new connection with a refusal, raised as `InstrumentLost` at
 once. A socket that failed is reopened the same way before its next use, so the safety path
@@ -141,13 +142,16 @@ class VisaTransport:
         self._timeout_ms = self.resource.timeout
 
     def _failed(self, exc: Exception) -> Exception:
-        if (
-            isinstance(exc, pyvisa.VisaIOError)
-            and exc.error_code == constants.StatusCode.error_timeout
-        ):
+        if _is_visa_timeout(exc):
             return InstrumentTimeout(f"no reply within {self.timeout:g} s", instrument=self.name)
         self._broken = True
         return InstrumentLost(f"link failed: {exc}", instrument=self.name)
+
+    def _not_sent(self) -> InstrumentTimeout:
+        return InstrumentTimeout(
+            f"could not send within {self.timeout:g} s (the instrument takes no more input)",
+            instrument=self.name,
+        )
 
     def _check_open(self) -> None:
         if self._closed:
@@ -201,10 +205,10 @@ class VisaTransport:
         except TimeoutError as exc:
             # what went of the command is unknown: the next use opens a new connection
             self._broken = True
-            raise InstrumentTimeout(
-                f"could not send within {self.timeout:g} s (the instrument takes no more "
-                "input)", instrument=self.name) from exc
+            raise self._not_sent() from exc
         except (pyvisa.Error, OSError) as exc:
+            if _is_visa_timeout(exc):  # a VISA write's own timeout: a command, not a reply, lost
+                raise self._not_sent() from exc
             raise self._failed(exc) from exc
 
     def read(self) -> str:
@@ -354,6 +358,12 @@ def _open_resource(
     if is_raw_socket(address):
         _no_delay(resource)
     return resource
+
+
+def _is_visa_timeout(exc: Exception) -> bool:
+    """Whether `exc` is a VISA call's timeout (VI_ERROR_TMO)."""
+    timeout = constants.StatusCode.error_timeout
+    return isinstance(exc, pyvisa.VisaIOError) and exc.error_code == timeout
 
 
 def _not_quiet(seconds: float, name: str) -> InstrumentTimeout:

@@ -17,6 +17,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import pyvisa
+from pyvisa import constants
 
 from drivers import transports
 from drivers.link import Link
@@ -28,7 +30,7 @@ from smm_daq.errors import InstrumentLost, InstrumentTimeout
 from smm_daq.instruments import loss_budget
 from smm_daq.instruments.profile import LinkSettings, load_profile
 from smm_daq.instruments.safe_bound import clear_s, switch_off_tail_s
-from smm_daq.instruments.transport import BITS_PER_BYTE, LARGEST_REPLY
+from smm_daq.instruments.transport import BITS_PER_BYTE, DEFAULT_BAUD_RATE, LARGEST_REPLY
 
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT_S = 0.3
@@ -118,20 +120,29 @@ def test_a_query_whose_command_cannot_go_out_times_out(served) -> None:
     t.close()
 
 
-def test_a_querys_reply_gets_what_its_command_left_of_the_timeout(served, monkeypatch) -> None:
+@pytest.mark.parametrize(
+    ("taken_s", "reply_ms"),
+    [(0.25, (40, 50)), (0.0005, (TIMEOUT_S * 1000, TIMEOUT_S * 1000))],
+    ids=["slow command", "quick command"],
+)
+def test_a_querys_reply_gets_what_its_command_left_of_the_timeout(
+    served, monkeypatch, taken_s: float, reply_ms: tuple[float, float]
+) -> None:
     """A command that took most of the link's timeout to go out (an instrument slow to take
     it; here its send is said to take 0.25 s of 0.3 s) leaves its reply the rest: the exchange
-    costs one timeout, as a lost reply does. The link's timeout is set back after."""
+    costs one timeout, as a lost reply does. One that went out within 1 ms leaves its reply
+    the whole timeout. The transport's clock is the test's (it moves only by what a send is
+    said to take), so the reply's timeout is exact whatever the machine's load. The link's
+    timeout is set back after."""
     _, resource = served
     t = opened(resource)
-    said_taken = [0.0]
-    clock = SimpleNamespace(monotonic=lambda: time.monotonic() + said_taken[0], sleep=time.sleep)
-    monkeypatch.setattr(transports, "time", clock)
+    said_taken = [time.monotonic()]
+    monkeypatch.setattr(transports, "time", SimpleNamespace(monotonic=lambda: said_taken[0]))
     send = transports._send_within
 
     def slow_send(sock: object, data: bytes, deadline: float) -> None:
         send(sock, data, deadline)
-        said_taken[0] += 0.25
+        said_taken[0] += taken_s
 
     monkeypatch.setattr(transports, "_send_within", slow_send)
     waited_ms: list[float] = []
@@ -144,9 +155,39 @@ def test_a_querys_reply_gets_what_its_command_left_of_the_timeout(served, monkey
     monkeypatch.setattr(transports.VisaTransport, "read", noted_read)
     with pytest.raises(InstrumentTimeout):
         bounded(lambda: t.query("no reply"))  # not a query to the emulator: never answered
-    assert len(waited_ms) == 1 and waited_ms[0] <= 50, waited_ms
+    assert len(waited_ms) == 1 and reply_ms[0] <= waited_ms[0] <= reply_ms[1], waited_ms
     assert t.resource.timeout == TIMEOUT_S * 1000
     t.close()
+
+
+class NotTaking:
+    """A VISA resource (GPIB, or a serial line) whose instrument takes no command: each write
+    ends in VISA's timeout."""
+
+    timeout = 3000
+
+    def __init__(self, interface: constants.InterfaceType) -> None:
+        self.interface_type = interface
+        self.bytes_in_buffer = 0
+
+    def write(self, message: str) -> None:
+        raise pyvisa.VisaIOError(constants.StatusCode.error_timeout)
+
+
+@pytest.mark.parametrize(
+    "interface",
+    [constants.InterfaceType.gpib, constants.InterfaceType.asrl],
+    ids=["GPIB", "serial"],
+)
+@pytest.mark.parametrize("call", ["write", "query"])
+def test_a_visa_write_that_times_out_says_the_command_was_not_taken(
+    interface: constants.InterfaceType, call: str
+) -> None:
+    """Over VISA (GPIB, a serial line) a write has the resource's timeout: one that runs out
+    says the command could not be sent, as on a raw socket, not that no reply came."""
+    t = transports.VisaTransport(NotTaking(interface), name="GPIB0::1::INSTR")  # type: ignore[arg-type]
+    with pytest.raises(InstrumentTimeout, match=r"could not send within 3 s \(the instrument"):
+        getattr(t, call)("OUTP OFF")
 
 
 @pytest.mark.parametrize("over", ["VISA raw socket", "pyserial socket://"])
@@ -187,3 +228,22 @@ def test_a_serial_supplys_switch_offs_are_counted_with_their_commands_write_time
     attempt = link.timeout_s + (link.timeout_s + transfer) + clear_s(link)
     exchanges = 1 + len(serial) * loss_budget.TAIL_EXCHANGES
     assert switch_off_tail_s(on_serial) >= exchanges * attempt
+
+
+def test_each_supply_is_counted_on_its_own_link() -> None:
+    """The three supplies share the coils' link settings but not their addresses: one on GPIB
+    and two on serial lines, each serial one's switch-off exchanges count its command's write,
+    its reply's transfer and a serial line's clear, not what the first supply's GPIB takes."""
+    profile = load_profile(REPO / "configs" / "simulator.toml")
+    mixed = ("GPIB0::1::INSTR", "ASRL6::INSTR", "ASRL7::INSTR")
+    coils = replace(
+        profile.coils, link=replace(profile.coils.link, address=mixed[0]), addresses=mixed
+    )
+    on_mixed = replace(profile, coils=coils)
+    link = coils.link
+    gpib = link.timeout_s + clear_s(link)
+    serial = replace(link, address=mixed[1])
+    transfer = LARGEST_REPLY * BITS_PER_BYTE / (serial.baud_rate or DEFAULT_BAUD_RATE)
+    on_serial = link.timeout_s + (link.timeout_s + transfer) + clear_s(serial)
+    tail = loss_budget.TAIL_EXCHANGES * (gpib + 2 * on_serial)
+    assert switch_off_tail_s(on_mixed) >= on_serial + tail

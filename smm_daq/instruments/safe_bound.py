@@ -15,6 +15,8 @@ deadline, the exchange under way when it is reached, and the switch-offs
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from smm_daq.instruments.loss_budget import TAIL_EXCHANGES
 from smm_daq.instruments.profile import (
     CURRENT_READ_MARGIN,
@@ -135,11 +137,16 @@ def switch_off_tail_s(profile: Profile) -> float:
     `STAGE_REPLIES_PER_ATTEMPT` replies at once; each reply as late as its link allows, and
     the device clear after one lost), or a ramp's pause; then each supply's switch-off,
     `loss_budget.TAIL_EXCHANGES` exchanges, one attempt each, each with its command's time
-    to go out (`command_s`) and its device clear."""
-    coils = profile.coils.link
-    supply_attempt = command_s(coils) + exchange_s(coils) + clear_s(coils)
-    under_way = max(supply_attempt, _stage_attempt_s(profile), RAMP_PAUSE_S)
-    return under_way + len(profile.coils.addresses) * TAIL_EXCHANGES * supply_attempt
+    to go out (`command_s`) and its device clear. Each supply is counted on its own link: the
+    three share the coils' link settings but not their addresses, and one on a serial line
+    takes longer than one on GPIB."""
+    coils = profile.coils
+    supply_attempts = [
+        command_s(link) + exchange_s(link) + clear_s(link)
+        for link in (replace(coils.link, address=address) for address in coils.addresses)
+    ]
+    under_way = max(*supply_attempts, _stage_attempt_s(profile), RAMP_PAUSE_S)
+    return under_way + TAIL_EXCHANGES * sum(supply_attempts)
 
 
 def safe_time_bound(profile: Profile) -> float:
