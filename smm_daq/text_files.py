@@ -8,6 +8,7 @@ the decoding and field checks shared by the grain lists other tools write (`deco
 from __future__ import annotations
 
 import codecs
+import functools
 import json
 import re
 from pathlib import Path
@@ -69,6 +70,18 @@ def decode_text(data: bytes) -> str:
         return data.decode("latin-1")
 
 
+def text_lines(text: str) -> list[str]:
+    """The lines of `text`, broken at LF, CR LF and CR alone, as editors show them.
+    `str.splitlines` breaks at more (NEL U+0085, form feed, U+2028, ...): byte 0x85 is the
+    "…" of a Windows editor's comment, which read as latin-1 would end the comment there,
+    read its rest as data and shift every later line number."""
+    lines = _LINE_BREAK.split(text)
+    return lines[:-1] if lines[-1] == "" else lines
+
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
 def is_number(text: str) -> bool:
     """Whether `text` reads as a float (as `float` reads it: also nan, inf, 1e-6)."""
     try:
@@ -93,16 +106,35 @@ def empty_field_column(line: str) -> int | None:
 TOO_MANY_DIGITS = "an integer of thousands of digits, more than any number in it can have"
 
 
-def load_json(text: str) -> Any:
+def load_json(text: str, *, unique_keys: bool = False) -> Any:
     """`json.loads`, with arrays or objects nested deeper than Python's parser follows (a
     RecursionError, as from a file of 100,000 '[') and an integer longer than Python converts
     (a plain ValueError) raised as the JSONDecodeError of any other malformed JSON, at the
-    start of the text."""
+    start of the text. With `unique_keys`, an object naming a key twice is a JSONDecodeError
+    too, at the second: `json.loads` keeps the last silently, so a hand-edited file's first
+    value (a first list of mask shapes, a scan height) would go unread without a word."""
+    hook = functools.partial(_unique, text) if unique_keys else None
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=hook)
     except RecursionError:
         raise json.JSONDecodeError("arrays or objects nested too deep to read", text, 0) from None
     except json.JSONDecodeError:
         raise
     except ValueError:
         raise json.JSONDecodeError(TOO_MANY_DIGITS, text, 0) from None
+
+
+def _unique(text: str, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """The object of `pairs`; JSONDecodeError at a key's second naming when it repeats (at
+    the start of the text when that spelling cannot be found, as with escapes in the key)."""
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            spelled = re.escape(json.dumps(key, ensure_ascii=False)) + r"\s*:"
+            named = [m.start() for m in re.finditer(spelled, text)]
+            raise json.JSONDecodeError(
+                f"key {key!r} appears twice in one object (JSON readers keep only the last, "
+                "the first unread); expected each key once", text,
+                named[1] if len(named) > 1 else 0)
+        seen.add(key)
+    return dict(pairs)

@@ -36,7 +36,13 @@ from pathlib import Path
 import numpy as np
 
 from smm_daq.errors import InputError
-from smm_daq.text_files import decode_text, empty_field_column, is_number, require_file
+from smm_daq.text_files import (
+    decode_text,
+    empty_field_column,
+    is_number,
+    require_file,
+    text_lines,
+)
 from smm_daq.whole_files import written_whole
 
 UM = 1e-6
@@ -166,7 +172,7 @@ def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     lines: list[int] = []
     header: list[str] | None = None
     text = _text(path, f"the header {','.join(CSV_COLUMNS)} and lines of numbers")
-    for lineno, raw in enumerate(text.splitlines(), start=1):
+    for lineno, raw in enumerate(text_lines(text), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
@@ -242,7 +248,7 @@ def _read_mmt(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rows: list[list[float]] = []
     labels: list[int] = []
     lines: list[int] = []
-    for lineno, raw in enumerate(_text(path, "lines of x y z hx hy hz grain").splitlines(),
+    for lineno, raw in enumerate(text_lines(_text(path, "lines of x y z hx hy hz grain")),
                                  start=1):
         line = raw.strip()
         if not line or line.startswith("#"):

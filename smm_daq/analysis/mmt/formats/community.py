@@ -8,6 +8,8 @@ UR-x-y", "Scan spacing", "Scan delta-x"/"Scan delta-y" (sensor HALF-widths, both
 from __future__ import annotations
 
 import json
+import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,7 @@ import numpy as np
 from smm_daq.errors import InputError
 from smm_daq.storage.limits import check_map_pixels
 from smm_daq.storage.mapdata import MapData
-from smm_daq.text_files import load_json, require_file
+from smm_daq.text_files import empty_field_column, load_json, require_file, text_lines
 
 MAX_M = 1e3  # positions: far beyond any scan, and their squares stay finite
 MIN_M = 1e-9  # spacing, height and sensor half-widths: a nanometre at least
@@ -107,13 +109,35 @@ def _check_scan_area(params: dict, half: tuple[float, float], source: str) -> No
                      "delta-x') × (2 × 'Scan delta-y')", source=source)
 
 
+def _map_row(line: str, where: str) -> list[float]:
+    """The Bz values of one line of the map; InputError naming the column of a value that is
+    no number, beyond MAX_T, or missing between two commas (as pandas writes a NaN: read
+    past, every later value would shift one pixel along)."""
+    empty = empty_field_column(line)
+    if empty is not None:
+        raise InputError("holds an empty field between commas; expected Bz in T (NaN for a "
+                         "masked pixel)", source=f"{where}, column {empty}")
+    row = []
+    for cell in re.finditer(r"[^\s,]+", line):
+        try:
+            value = float(cell.group())
+        except ValueError:
+            value = math.inf
+        if abs(value) > MAX_T:  # NaN (a masked pixel) passes
+            raise InputError(f"holds {cell.group()!r}; expected Bz in T, a number below "
+                             f"{MAX_T:g} T in magnitude (NaN for a masked pixel)",
+                             source=f"{where}, column {cell.start() + 1}")
+        row.append(value)
+    return row
+
+
 def read_mmt_scan(map_path: str | Path, params_path: str | Path, *, name: str = "mmt_scan"
                   ) -> MapData:
     """The scan as MapData (T, m); InputError naming the file and key or line on bad input."""
     psrc = str(params_path)
     require_file(Path(params_path), "parameter", "the scan's JSON parameters")
     try:
-        params = load_json(Path(params_path).read_text(encoding="utf-8-sig"))
+        params = load_json(Path(params_path).read_text(encoding="utf-8-sig"), unique_keys=True)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"is not JSON ({exc}); expected the scan's JSON parameters",
                          source=psrc) from None
@@ -151,19 +175,10 @@ def read_mmt_scan(map_path: str | Path, params_path: str | Path, *, name: str = 
     except UnicodeDecodeError as exc:
         raise InputError(f"is not a text file ({exc.reason} at byte {exc.start}); expected "
                          f"{MAP_FORM}", source=msrc) from None
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    for lineno, line in enumerate(text_lines(text), start=1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
-        try:
-            rows.append([float(v) for v in line.replace(",", " ").split()])
-        except ValueError:
-            raise InputError("holds a value that is not a number; expected Bz in T",
-                             source=f"{msrc}, line {lineno}") from None
-        big = [v for v in rows[-1] if abs(v) > MAX_T]  # NaN (a masked pixel) passes
-        if big:
-            raise InputError(f"holds {big[0]!r}; expected Bz in T, below {MAX_T:g} T in "
-                             "magnitude (NaN for a masked pixel)",
-                             source=f"{msrc}, line {lineno}")
+        rows.append(_map_row(line, f"{msrc}, line {lineno}"))
         if rows and len(rows[-1]) != len(rows[0]):
             raise InputError(f"has {len(rows[-1])} values; expected {len(rows[0])} like the first",
                              source=f"{msrc}, line {lineno}")

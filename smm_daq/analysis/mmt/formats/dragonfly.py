@@ -75,7 +75,7 @@ from smm_daq.analysis.mmt.models.multipole import (
 from smm_daq.analysis.noise import white_noise_floor
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
-from smm_daq.text_files import decode_text, require_file
+from smm_daq.text_files import decode_text, require_file, text_lines
 
 MM = 1e-3
 UM = 1e-6
@@ -529,7 +529,7 @@ def read_dragonfly(path: str | Path, options: DragonflyOptions | None = None) ->
     path = Path(path)
     source = str(path)
     require_file(path, "grain", "a grain file (a Dragonfly export, CSV)")
-    lines = decode_text(path.read_bytes()).splitlines()
+    lines = text_lines(decode_text(path.read_bytes()))
     header_no, sep, columns = _columns(lines, source)
     cells, line_numbers = [], []
     width = _width(lines[header_no], sep)

@@ -97,7 +97,7 @@ def read_geometry(path: str | Path) -> ScanGeometry:
                          "expected the JSON metadata first, then the NPZ of arrays (the two "
                          "given the other way round?)", source=source)
     try:
-        params = load_json(raw.decode("utf-8-sig"))
+        params = load_json(raw.decode("utf-8-sig"), unique_keys=True)
     except json.JSONDecodeError as exc:
         raise InputError(f"is not JSON: {exc.msg}; expected the library's JSON of scan "
                          "parameters", source=f"{source}, line {exc.lineno}, column {exc.colno}"
@@ -120,7 +120,7 @@ def read_geometry(path: str | Path) -> ScanGeometry:
                          f"[hx, hy] or [hx, hy, hz]: half-lengths {MIN_M:g} .. {MAX_M:g} m",
                          source=source)
     for side, step, key in ((sx, sdx, "Scan x-step Sdx"), (sy, sdy, "Scan y-step Sdy")):
-        if not 0.5 <= side / step <= MAX_SIDE:
+        if not 1 <= round(side / step) <= MAX_SIDE:  # the library's count of sensors a side
             raise InputError(f"key '{key}' is {step} m for a scan area side of {side} m; "
                              f"expected 1 to {MAX_SIDE:,} steps a side", source=source)
     nx, ny = round(sx / sdx), round(sy / sdy)
@@ -180,7 +180,8 @@ def read_scan(params: str | Path, arrays: str | Path, *, name: str = "mpe_scan"
     if not (np.issubdtype(raw.dtype, np.integer) or np.issubdtype(raw.dtype, np.floating)):
         raise InputError(f"array 'Bz_array' holds {raw.dtype}; expected real numbers, Bz in T",
                          source=source)
-    bz = np.asarray(raw, dtype=float)
+    with np.errstate(over="ignore"):  # a long double beyond any float: inf, refused below
+        bz = np.asarray(raw, dtype=float)
     if bz.shape != (geo.y.size, geo.x.size):
         raise InputError(f"array 'Bz_array' has shape {bz.shape}; expected the grid {params} "
                          f"describes, {geo.y.size} × {geo.x.size} (ny, nx)", source=source)
@@ -237,8 +238,9 @@ def read_particles(arrays: str | Path) -> PointGrains:
                 or np.issubdtype(data[key].dtype, np.floating)):
             raise InputError(f"array '{key}' holds {data[key].dtype}; expected real numbers "
                              f"{want}", source=source)
-    pos = np.asarray(data["particle_positions"], dtype=float)
-    vol = np.asarray(data["volumes"], dtype=float)
+    with np.errstate(over="ignore"):  # a long double beyond any float: inf, refused below
+        pos = np.asarray(data["particle_positions"], dtype=float)
+        vol = np.asarray(data["volumes"], dtype=float)
     if pos.ndim != 2 or pos.shape[1] != 3 or pos.shape[0] == 0:
         raise InputError(f"array 'particle_positions' has shape {pos.shape}; expected (N, 3), "
                          "N > 0", source=source)

@@ -22,7 +22,13 @@ import numpy as np
 
 from smm_daq.analysis.mmt.models.multipole import MAX_LABEL, PointGrains, point_grains
 from smm_daq.errors import InputError
-from smm_daq.text_files import decode_text, empty_field_column, is_number, require_file
+from smm_daq.text_files import (
+    decode_text,
+    empty_field_column,
+    is_number,
+    require_file,
+    text_lines,
+)
 from smm_daq.whole_files import written_whole
 
 FIELDS = ("x", "y", "z", "volume", "label")
@@ -70,7 +76,7 @@ def read_points(path: str | Path) -> PointGrains:
     rows: list[list[float]] = []
     lines: list[int] = []
     first = True  # only the first line read may be a header
-    for lineno, line in enumerate(decode_text(data).splitlines(), start=1):
+    for lineno, line in enumerate(text_lines(decode_text(data)), start=1):
         line = line.split("#", 1)[0]
         if not line.strip():
             continue
