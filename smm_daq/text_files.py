@@ -56,14 +56,21 @@ def read_text_file(path: Path, kind: str, expected: str) -> str:
                          ) from None
 
 
+# the byte-order marks `decode_text` reads UTF-32 and UTF-16 after (their NUL bytes are text)
+UNICODE_BOMS = (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
 def decode_text(data: bytes) -> str:
-    """UTF-16 after its byte-order mark; else UTF-8 (a byte-order mark dropped) when the
-    bytes are valid UTF-8, else latin-1, in which every byte is a character."""
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        try:
-            return data.decode("utf-16")
-        except UnicodeDecodeError:
-            pass  # a latin-1 file that happens to start with ÿþ: read as such below
+    """UTF-32 or UTF-16 after its byte-order mark (UTF-32's first, which begins as UTF-16's
+    little-endian one does); else UTF-8 (a byte-order mark dropped) when the bytes are valid
+    UTF-8, else latin-1, in which every byte is a character."""
+    for marks, codec in (((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE), "utf-32"),
+                         ((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE), "utf-16")):
+        if data.startswith(marks):
+            try:
+                return data.decode(codec)
+            except UnicodeDecodeError:
+                pass  # a latin-1 file that happens to start with ÿþ: read as such below
     try:
         return data.removeprefix(codecs.BOM_UTF8).decode("utf-8")
     except UnicodeDecodeError:

@@ -22,6 +22,7 @@ expected, no traceback, and nothing written.
 
 from __future__ import annotations
 
+import codecs
 import io
 import json
 import os
@@ -303,6 +304,45 @@ def test_only_what_ends_a_line_in_an_editor_ends_one_in_a_dragonfly_export(
     path.write_bytes(DF_HEADER + b"".join(rows) + b"9;100;-1e-7;x;0.055;0.055;-0.01\n")
     with pytest.raises(InputError, match=rf"export\.csv, line {good_lines + 2}, column 7:"):
         read_grain_file(path, "dragonfly")
+
+
+# -- encodings: UTF-32 after its byte-order mark read; UTF-16 without one refused as no text --
+
+ENCODED = {  # format: its text, two grains
+    "points": "# x y z volume label\n" + TEXT_FORMATS["points"][0].format(k=1, x=55)
+              + TEXT_FORMATS["points"][0].format(k=2, x=65),
+    "csv": CSV_HEADER + TEXT_FORMATS["csv"][0].format(k=1, x=55)
+           + TEXT_FORMATS["csv"][0].format(k=2, x=65),
+    "mmt": "x,y,z,dx,dy,dz,i\n" + TEXT_FORMATS["mmt"][0].format(k=1, x=55)
+           + TEXT_FORMATS["mmt"][0].format(k=2, x=65),
+    "dragonfly": DF_HEADER.decode("latin-1") + "1;100;1e-7;µ;0.055;0.055;-0.01\n"
+                 + "2;100;1e-7;³;0.065;0.055;-0.01\n",
+}
+WITH_MARK = {"UTF-32": lambda t: t.encode("utf-32"),
+             "UTF-32 big-endian": lambda t: codecs.BOM_UTF32_BE + t.encode("utf-32-be")}
+WITHOUT_MARK = {"UTF-16 little-endian": lambda t: t.encode("utf-16-le"),
+                "UTF-16 big-endian": lambda t: t.encode("utf-16-be"),
+                "UTF-32 little-endian": lambda t: t.encode("utf-32-le")}
+
+
+@FUZZ
+@given(fmt=st.sampled_from(sorted(ENCODED)), marked=st.sampled_from(sorted(WITH_MARK)),
+       unmarked=st.sampled_from(sorted(WITHOUT_MARK)))
+def test_utf32_after_its_mark_is_read_and_utf16_without_one_refused_as_no_text(
+        tmp_path: Path, session: Path, fmt: str, marked: str, unmarked: str) -> None:
+    plain, path = tmp_path / "plain.txt", tmp_path / "grains.txt"
+    plain.write_text(ENCODED[fmt], encoding="utf-8")
+    path.write_bytes(WITH_MARK[marked](ENCODED[fmt]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # Dragonfly's sample top, guessed
+        read, want = read_grain_file(path, fmt), read_grain_file(plain, fmt)
+    assert np.array_equal(read.labels, want.labels)
+    path.write_bytes(WITHOUT_MARK[unmarked](ENCODED[fmt]))
+    argv = ["mmt", "invert", str(_own(session, tmp_path)), "--entry", "ok", "--grains",
+            str(path), "--grain-format", fmt, "--out", str(tmp_path / "r.csv")]
+    argv += ["--model", "dipole"] if fmt in ("points", "dragonfly") else []
+    _check([Case(fmt, unmarked, argv, [path], [tmp_path / "r.csv"],
+                 [path.name, "is not a text file", "NUL"])])
 
 
 # -- the multipole library's geometry and arrays ---------------------------------------------------

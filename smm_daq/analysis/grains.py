@@ -12,8 +12,9 @@ Two file formats (DESIGN.md §8):
   (``skiprows``); the columns are read by position, as there, so a header naming the grain
   first (its earlier ``i,x,y,z,dx,dy,dz``, full edges) is refused.
 
-Both are read as UTF-8 (a byte-order mark dropped), as UTF-16 after its byte-order mark, else
-as latin-1 (a Windows editor's comment with ``µ``); a file with NUL bytes is no text.
+Both are read as UTF-8 (a byte-order mark dropped), as UTF-16 or UTF-32 after its byte-order
+mark, else as latin-1 (a Windows editor's comment with ``µ``); a file with NUL bytes is no
+text.
 
 Cuboids of one grain may be spread over the file; they are grouped by label. Overlapping
 cuboids of one grain (which would count volume twice) and cuboids above the sample top are
@@ -24,7 +25,6 @@ refused by the inversion, which knows the sensor height.
 
 from __future__ import annotations
 
-import codecs
 import functools
 import math
 import re
@@ -37,6 +37,7 @@ import numpy as np
 
 from smm_daq.errors import InputError
 from smm_daq.text_files import (
+    UNICODE_BOMS,
     decode_text,
     empty_field_column,
     is_number,
@@ -212,7 +213,7 @@ def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def _text(path: Path, expected: str) -> str:
     """The file's text (see the module); InputError when it holds NUL bytes."""
     data = path.read_bytes()
-    if b"\0" in data and not data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+    if b"\0" in data and not data.startswith(UNICODE_BOMS):
         raise InputError(f"is not a text file (it holds NUL bytes); expected {expected}",
                          source=str(path))
     return decode_text(data)

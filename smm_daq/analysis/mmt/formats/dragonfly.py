@@ -7,9 +7,10 @@ or ``mm3``). Cells are separated by ``;`` (Dragonfly's default, and the only one
 decimal-comma locale can use), else by tabs, else by ``,``: the header's separator is the
 file's; a cell in double quotes may hold it (pandas and the csv module quote a decimal comma so
 in a ','-separated file), and a row of separators alone (a spreadsheet's blank row) is a blank
-line. The text is read as UTF-16 when it starts with its byte-order mark (Windows "Unicode"
-text), as UTF-8 (with or without a byte-order mark) when it is valid UTF-8, else as latin-1
-(Dragonfly's Windows default). A ``;``-separated export comes from a locale whose decimal mark
+line. The text is read as UTF-16 (or UTF-32) when it starts with its byte-order mark (Windows
+"Unicode" text), as UTF-8 (with or without a byte-order mark) when it is valid UTF-8, else as
+latin-1 (Dragonfly's Windows default); one holding NUL characters (UTF-16 without its mark) is
+no text. A ``;``-separated export comes from a locale whose decimal mark
 may be a comma (``0,008``); a file's numbers are read with the one mark they use. A file that
 mixes decimal commas and decimal points is refused at its first cell of the other mark: there
 ``1,234`` may be a thousands separator as well as a decimal comma, and either reading could be
@@ -529,7 +530,12 @@ def read_dragonfly(path: str | Path, options: DragonflyOptions | None = None) ->
     path = Path(path)
     source = str(path)
     require_file(path, "grain", "a grain file (a Dragonfly export, CSV)")
-    lines = text_lines(decode_text(path.read_bytes()))
+    text = decode_text(path.read_bytes())
+    if "\0" in text:  # UTF-16 or UTF-32 without its byte-order mark; or no text at all
+        raise InputError("is not a text file (it holds NUL characters); expected a Dragonfly "
+                         "connected-components CSV, as UTF-8, latin-1 or UTF-16 with its "
+                         "byte-order mark", source=source)
+    lines = text_lines(text)
     header_no, sep, columns = _columns(lines, source)
     cells, line_numbers = [], []
     width = _width(lines[header_no], sep)
