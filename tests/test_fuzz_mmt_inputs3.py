@@ -41,7 +41,7 @@ from PIL import Image
 
 from smm_daq.analysis.mmt.formats.community import read_mmt_scan
 from smm_daq.analysis.mmt.formats.grains import read_grain_file
-from smm_daq.analysis.mmt.formats.mpe import read_particles, read_scan
+from smm_daq.analysis.mmt.formats.mpe import read_geometry, read_particles, read_scan
 from smm_daq.analysis.mmt.masks import read_mask
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
@@ -360,6 +360,25 @@ def test_a_scan_side_of_half_a_step_is_refused_not_imported_empty(tmp_path: Path
                              _npz(Bz_array=np.zeros(shape)))
     _check([Case("mpe geometry", f"S{axis} half a step", argv, [p, a], [tmp_path / "o.h5"],
                  [p.name, f"Scan {axis}-step Sd{axis}", "1 to"])])
+
+
+@FUZZ
+@given(height=st.floats(1e-6, 1e-4), ratio=st.floats(0.05, 20.0),
+       half=st.tuples(st.floats(1e-7, 1e-5), st.floats(1e-7, 1e-5)))
+def test_a_volume_sensor_reaching_into_the_sample_is_refused(
+        tmp_path: Path, height: float, ratio: float, half: tuple[float, float]) -> None:
+    """'Sensor dimensions' [hx, hy, hz] are half-lengths about the sensor's centre at 'Scan
+    height Hz': hz beyond Hz (full lengths given, as often) puts its lowest face inside the
+    sample, where the grains are; imported, only the inversion refused it, blaming a grain."""
+    geometry = {**GEOMETRY, "Scan height Hz": height,
+                "Sensor dimensions": [*half, height * ratio]}
+    argv, p, a = _import_mpe(tmp_path, json.dumps(geometry).encode(),
+                             _npz(Bz_array=np.zeros((N, N))))
+    if ratio <= 1:
+        assert read_geometry(p).sensor_size[2] == 2 * height * ratio
+        return
+    _check([Case("mpe geometry", f"hz = {ratio:g} Hz", argv, [p, a], [tmp_path / "o.h5"],
+                 [p.name, "'Sensor dimensions'", "'Scan height Hz'", "at most Hz"])])
 
 
 needs_long_double = pytest.mark.skipif(np.finfo(np.longdouble).max <= np.finfo(float).max,

@@ -119,6 +119,12 @@ def read_geometry(path: str | Path) -> ScanGeometry:
         raise InputError(f"key 'Sensor dimensions' is {dims!r}; expected [] (a point), "
                          f"[hx, hy] or [hx, hy, hz]: half-lengths {MIN_M:g} .. {MAX_M:g} m",
                          source=source)
+    if len(dims) == 3 and dims[2] > hz:  # a volume sensor's lowest face below the sample top
+        raise InputError(f"key 'Sensor dimensions' gives a half-thickness hz of {dims[2]!r} m, "
+                         f"more than 'Scan height Hz', {hz!r} m, the height of the sensor's "
+                         f"centre: its lowest face would lie {dims[2] - hz:.3g} m inside the "
+                         "sample; expected hz at most Hz (half-lengths, not full ones)",
+                         source=source)
     for side, step, key in ((sx, sdx, "Scan x-step Sdx"), (sy, sdy, "Scan y-step Sdy")):
         if not 1 <= round(side / step) <= MAX_SIDE:  # the library's count of sensors a side
             raise InputError(f"key '{key}' is {step} m for a scan area side of {side} m; "
