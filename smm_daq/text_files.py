@@ -89,6 +89,19 @@ def text_lines(text: str) -> list[str]:
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
+SHOWN_CHARS = 60  # of a value a message quotes: a cell of 4,300 digits is no message
+
+
+def shown(value: object) -> str:
+    """`repr(value)` for a message, cut after SHOWN_CHARS characters with how many there were:
+    a value read from a file (a cell of thousands of digits, a list of 100,000 vertices) would
+    otherwise fill screens, and the message's "expected ..." lie far beyond them."""
+    text = repr(value)
+    if len(text) <= SHOWN_CHARS:
+        return text
+    return f"{text[:SHOWN_CHARS]}... ({len(text):,} characters)"
+
+
 def is_number(text: str) -> bool:
     """Whether `text` reads as a float (as `float` reads it: also nan, inf, 1e-6)."""
     try:

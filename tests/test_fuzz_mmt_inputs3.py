@@ -306,6 +306,59 @@ def test_only_what_ends_a_line_in_an_editor_ends_one_in_a_dragonfly_export(
         read_grain_file(path, "dragonfly")
 
 
+# -- a value of thousands of characters: quoted cut short ----------------------------------------
+
+LONG = {"4,400 digits": "9" * 4400, "4,400 digits and a point": "9" * 4400 + ".5",
+        "5,000 letters": "x" * 5000}
+LONG_IN = {  # where: (format, text with {v} for the long value)
+    "points x": ("points", "{v} 5.5e-05 -1e-05 1e-16 1\n"),
+    "points label": ("points", "5.5e-05 5.5e-05 -1e-05 1e-16 {v}\n"),
+    "csv label": ("csv", CSV_HEADER + "{v},55,55,-10,2,2,2\n"),
+    "csv z_um": ("csv", CSV_HEADER + "1,55,55,{v},2,2,2\n"),
+    "mmt x": ("mmt", "{v} 55 10 1 1 1 1\n"),
+    "mmt grain": ("mmt", "55 55 10 1 1 1 {v}\n"),
+    "dragonfly label": ("dragonfly", DF_HEADER.decode("latin-1")
+                        + "{v};100;1e-7;n;0.055;0.055;-0.01\n"),
+    "dragonfly x": ("dragonfly", DF_HEADER.decode("latin-1") + "1;100;1e-7;n;{v};0.055;-0.01\n"),
+    "mmt-scan map": ("map", "1e-6 {v}\n2e-6 3e-6\n"),
+    "mmt-scan 'Scan spacing'": ("params", json.dumps({**COMMUNITY, "Scan spacing": "{v}"})),
+    "mpe 'Sensor dimensions'": ("geometry", json.dumps({**GEOMETRY, "Sensor dimensions": "{v}"})),
+    "mask rectangle": ("mask", '{{"rectangles_um": ["{v}"]}}'),
+}
+MESSAGE_CHARS = 600  # the longest message a refusal of one long value may take
+
+
+@pytest.mark.parametrize("where", sorted(LONG_IN))
+def test_a_value_of_thousands_of_characters_is_quoted_cut_short(tmp_path: Path,
+                                                                where: str) -> None:
+    """A cell (or JSON value) of 4,400 digits is refused in a message of a few lines, its
+    quote cut with how long it was, not one that fills screens before saying what was
+    expected."""
+    fmt, template = LONG_IN[where]
+    if fmt in ("params", "geometry"):  # a JSON integer of 4,000 digits (within Python's limit)
+        texts = [template.replace('"{v}"', "9" * 4000)]
+    elif fmt == "mask":  # a rectangle of 3,000 numbers
+        texts = [template.format(v="").replace('[""]', "[[" + ", ".join(["1"] * 3000) + "]]")]
+    else:
+        texts = [template.format(v=value) for value in LONG.values()]
+    path = tmp_path / {"mask": "mask.json", "params": "params.json",
+                       "geometry": "params.json"}.get(fmt, "input.txt")
+    scan, params = tmp_path / "map.txt", tmp_path / "p.json"
+    scan.write_text(MAP_3X3)
+    params.write_text(json.dumps({**COMMUNITY, "Sensor center domain UR-x-y": [1e-5, 1e-5]}))
+    read = {"map": lambda: read_mmt_scan(path, params),
+            "params": lambda: read_mmt_scan(scan, path),
+            "geometry": lambda: read_geometry(path),
+            "mask": lambda: read_mask(path, _map())}.get(fmt, lambda: read_grain_file(path, fmt))
+    for text in texts:
+        path.write_text(text, encoding="utf-8")
+        with pytest.raises(InputError) as refused:
+            read()
+        message = str(refused.value)
+        assert path.name in message and "expected" in message, message[:300]
+        assert len(message) <= MESSAGE_CHARS and "characters)" in message, message[:300]
+
+
 # -- encodings: UTF-32 after its byte-order mark read; UTF-16 without one refused as no text --
 
 ENCODED = {  # format: its text, two grains

@@ -42,6 +42,7 @@ from smm_daq.text_files import (
     empty_field_column,
     is_number,
     require_file,
+    shown,
     text_lines,
 )
 from smm_daq.whole_files import written_whole
@@ -150,7 +151,7 @@ def _number(text: str, where: str, what: str) -> float:
     except ValueError:
         value = math.nan
     if not (math.isfinite(value) and abs(value) <= MAX_UM):
-        raise InputError(f"{what} is {text!r}; expected a finite number of µm within "
+        raise InputError(f"{what} is {shown(text)}; expected a finite number of µm within "
                          f"±{MAX_UM:g}", source=where)
     return value
 
@@ -161,7 +162,7 @@ def _label(text: str, where: str) -> int:
     except ValueError:
         value = math.nan
     if not (math.isfinite(value) and value == round(value) and abs(value) <= MAX_LABEL):
-        raise InputError(f"grain label is {text!r}; expected a whole number within "
+        raise InputError(f"grain label is {shown(text)}; expected a whole number within "
                          f"±{MAX_LABEL:g}", source=where)
     return round(value)
 

@@ -46,7 +46,7 @@ from smm_daq.errors import InputError
 from smm_daq.finite import finite_number
 from smm_daq.npy_headers import check_npy
 from smm_daq.storage.mapdata import MapData
-from smm_daq.text_files import load_json, require_file
+from smm_daq.text_files import load_json, require_file, shown
 from smm_daq.thread_warnings import recorded
 
 if TYPE_CHECKING:
@@ -360,14 +360,14 @@ def _from_shapes(path: Path, data: MapData) -> tuple[np.ndarray, list[str]]:
                          "'polygons_um'", source=source)
     for key in spec:
         if not isinstance(spec[key], list):
-            raise InputError(f"'{key}' is {spec[key]!r}; expected a list of shapes in µm",
+            raise InputError(f"'{key}' is {shown(spec[key])}; expected a list of shapes in µm",
                              source=source)
     mask = np.zeros(data.shape, bool)
     missed: list[str] = []
     for i, rect in enumerate(spec.get("rectangles_um", [])):
         if not _numbers(rect, 4):
-            raise InputError(f"rectangles_um[{i}] is {rect!r}; expected [x0, x1, y0, y1] in µm",
-                             source=source)
+            raise InputError(f"rectangles_um[{i}] is {shown(rect)}; expected [x0, x1, y0, y1] "
+                             "in µm", source=source)
         x0, x1, y0, y1 = (v * UM for v in rect)
         shape = rectangle_mask(data, (x0, x1), (y0, y1))
         mask |= shape
@@ -375,7 +375,7 @@ def _from_shapes(path: Path, data: MapData) -> tuple[np.ndarray, list[str]]:
     for i, poly in enumerate(spec.get("polygons_um", [])):
         if not (isinstance(poly, list) and len(poly) >= 3
                 and all(_numbers(v, 2) for v in poly)):
-            raise InputError(f"polygons_um[{i}] is {poly!r}; expected at least 3 [x, y] "
+            raise InputError(f"polygons_um[{i}] is {shown(poly)}; expected at least 3 [x, y] "
                              "vertices in µm", source=source)
         vertices = np.asarray(poly, dtype=float)
         crossing = _crossing(vertices)

@@ -17,7 +17,13 @@ import numpy as np
 from smm_daq.errors import InputError
 from smm_daq.storage.limits import check_map_pixels
 from smm_daq.storage.mapdata import MapData
-from smm_daq.text_files import empty_field_column, load_json, require_file, text_lines
+from smm_daq.text_files import (
+    empty_field_column,
+    load_json,
+    require_file,
+    shown,
+    text_lines,
+)
 
 MAX_M = 1e3  # positions: far beyond any scan, and their squares stay finite
 MIN_M = 1e-9  # spacing, height and sensor half-widths: a nanometre at least
@@ -35,7 +41,7 @@ def _number(params: dict, key: str, source: str, lo: float, hi: float, *,
     if (isinstance(value, bool) or not isinstance(value, int | float)
             or not (lo <= value <= hi or (zero and value == 0))):
         allowed = f"0 or a number in [{lo:g}, {hi:g}]" if zero else f"a number in [{lo:g}, {hi:g}]"
-        raise InputError(f"key '{key}' is {value!r}; expected {allowed} m", source=source)
+        raise InputError(f"key '{key}' is {shown(value)}; expected {allowed} m", source=source)
     return float(value)
 
 
@@ -44,7 +50,7 @@ def _pair(params: dict, key: str, source: str) -> tuple[float, float]:
     if (not isinstance(value, list) or len(value) != 2
             or not all(isinstance(v, int | float) and not isinstance(v, bool)
                        and abs(v) <= MAX_M for v in value)):
-        raise InputError(f"key '{key}' is {value!r}; expected [x, y] in m within ±{MAX_M:g}",
+        raise InputError(f"key '{key}' is {shown(value)}; expected [x, y] in m within ±{MAX_M:g}",
                          source=source)
     return float(value[0]), float(value[1])
 
@@ -56,9 +62,9 @@ def _scan_height(params: dict, source: str) -> float:
     value = params.get("Scan height")
     if (isinstance(value, bool) or not isinstance(value, int | float)
             or not MIN_M <= abs(value) <= 1.0):
-        raise InputError(f"key 'Scan height' is {value!r}; expected a number in [{MIN_M:g}, 1] "
-                         f"m, the sensor above the sample top (negative in the cuboid library's "
-                         "z-down frame)", source=source)
+        raise InputError(f"key 'Scan height' is {shown(value)}; expected a number in "
+                         f"[{MIN_M:g}, 1] m, the sensor above the sample top (negative in the "
+                         "cuboid library's z-down frame)", source=source)
     return abs(float(value))
 
 
@@ -70,7 +76,7 @@ def _half_widths(params: dict, source: str) -> tuple[float, float]:
     hx, hy = (_number(params, k, source, MIN_M, 1.0, zero=True) if k in params else 0.0
               for k in keys)
     if (hx > 0) != (hy > 0):
-        said = " and ".join(f"'{k}' is {params[k]!r}" if k in params else f"'{k}' is absent"
+        said = " and ".join(f"'{k}' is {shown(params[k])}" if k in params else f"'{k}' is absent"
                             for k in keys)
         raise InputError(f"key {said}; expected both sensor half-widths > 0 (an area sensor) "
                          "or neither (a point sensor)", source=source)
@@ -92,18 +98,18 @@ def _check_scan_area(params: dict, half: tuple[float, float], source: str) -> No
         return
     value = params["Scan area"]
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1.0:
-        raise InputError(f"key 'Scan area' is {value!r}; expected the sensor's area in m², "
+        raise InputError(f"key 'Scan area' is {shown(value)}; expected the sensor's area in m², "
                          "0 to 1 ((2 × 'Scan delta-x') × (2 × 'Scan delta-y'), 0 for a "
                          "point sensor)", source=source)
     made = 4 * half[0] * half[1]
     if abs(value - made) <= (max(AREA_RTOL * made, LIBRARY_AREA_ATOL) if made else 0.0):
         return
     if made == 0:
-        raise InputError(f"key 'Scan area' is {value!r} m², and 'Scan delta-x' and "
+        raise InputError(f"key 'Scan area' is {shown(value)} m², and 'Scan delta-x' and "
                          "'Scan delta-y' are absent or 0: a point sensor; expected 'Scan area' "
                          "0 (or absent) for a point sensor, or the sensor's half-widths",
                          source=source)
-    raise InputError(f"key 'Scan area' is {value!r} m², and 'Scan delta-x' {half[0]!r} and "
+    raise InputError(f"key 'Scan area' is {shown(value)} m², and 'Scan delta-x' {half[0]!r} and "
                      f"'Scan delta-y' {half[1]!r} m (half-widths) make a sensor of "
                      f"{made:.6g} m²; expected them to agree, 'Scan area' = (2 × 'Scan "
                      "delta-x') × (2 × 'Scan delta-y')", source=source)
@@ -124,7 +130,7 @@ def _map_row(line: str, where: str) -> list[float]:
         except ValueError:
             value = math.inf
         if abs(value) > MAX_T:  # NaN (a masked pixel) passes
-            raise InputError(f"holds {cell.group()!r}; expected Bz in T, a number below "
+            raise InputError(f"holds {shown(cell.group())}; expected Bz in T, a number below "
                              f"{MAX_T:g} T in magnitude (NaN for a masked pixel)",
                              source=f"{where}, column {cell.start() + 1}")
         row.append(value)

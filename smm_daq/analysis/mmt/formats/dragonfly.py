@@ -76,7 +76,7 @@ from smm_daq.analysis.mmt.models.multipole import (
 from smm_daq.analysis.noise import white_noise_floor
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
-from smm_daq.text_files import decode_text, require_file, text_lines
+from smm_daq.text_files import decode_text, require_file, shown, text_lines
 
 MM = 1e-3
 UM = 1e-6
@@ -277,8 +277,8 @@ def _refuse_grouping(commas: list[Cell], sep: str, source: str) -> None:
     if sep == ";" or any(not _GROUPED.fullmatch(text) for _, text, _ in commas):
         return
     column, text, where = commas[0]
-    raise InputError(f"'{column.header}' is {text!r}, in a {sep!r}-separated file with no "
-                     "decimal comma that could not be a thousands separator: it may be "
+    raise InputError(f"'{column.header}' is {shown(text)}, in a {sep!r}-separated file with "
+                     "no decimal comma that could not be a thousands separator: it may be "
                      f"{text.replace(',', '')} or {text.replace(',', '.')}; expected numbers "
                      "without thousands separators: export it again with ';' as the separator "
                      "or with decimal points", source=f"{source}, {where}")
@@ -296,11 +296,11 @@ def _decimal_comma(rows: list[list[Cell]], sep: str, source: str) -> bool:
         _refuse_grouping(commas, sep, source)
     for (column, text, where), marks in marked:
         if marks and marks != [mark]:
-            seen = (f", but {usual[0][1]!r} on {usual[0][2]} and "
+            seen = (f", but {shown(usual[0][1])} on {usual[0][2]} and "
                     f"{len(usual) - 1} other cell(s) have a decimal "
                     f"{'comma' if mark == ',' else 'point'}" if usual else "")
             raise InputError(
-                f"'{column.header}' is {text!r}{seen}; expected one decimal mark throughout "
+                f"'{column.header}' is {shown(text)}{seen}; expected one decimal mark throughout "
                 "the file "
                 "(a ',' among decimal points may be a thousands separator, a '.' among "
                 "decimal commas likewise): export it again with one",
@@ -314,7 +314,7 @@ def _row(cells: list[Cell], comma: bool, source: str) -> list[float]:
     for column, cell, where in cells:
         v = _number(cell, comma)
         if _bad(column.name, v):
-            raise InputError(f"'{column.header}' is {cell!r}; expected {_expected(column)}",
+            raise InputError(f"'{column.header}' is {shown(cell)}; expected {_expected(column)}",
                              source=f"{source}, {where}")
         row.append(v)
     return row

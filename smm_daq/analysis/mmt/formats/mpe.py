@@ -45,7 +45,7 @@ from smm_daq.finite import finite_number
 from smm_daq.npy_headers import check_npz
 from smm_daq.storage.limits import check_map_pixels
 from smm_daq.storage.mapdata import MapData
-from smm_daq.text_files import load_json, require_file
+from smm_daq.text_files import load_json, require_file, shown
 from smm_daq.whole_files import written_whole
 
 ZIP_SIGNATURE = b"PK"  # how an NPZ (a zip archive) begins
@@ -66,7 +66,7 @@ def _number(params: dict, key: str, source: str, *, positive: bool) -> float:
     value = params[key]
     if not finite_number(value) \
             or not (MIN_M <= value <= MAX_M if positive else abs(value) <= MAX_M):
-        raise InputError(f"key '{key}' is {value!r}; expected a number in m, "
+        raise InputError(f"key '{key}' is {shown(value)}; expected a number in m, "
                          + (f"{MIN_M:g} .. {MAX_M:g}" if positive else f"within ±{MAX_M:g}"),
                          source=source)
     return float(value)
@@ -80,8 +80,8 @@ def _origin(params: dict, axis: str, source: str) -> float:
     values = set(given.values())
     if len(values) > 1:
         a, b = given.items()
-        raise InputError(f"key '{a[0]}' is {a[1]!r} and '{b[0]}' {b[1]!r}; expected one origin "
-                         "of the grid (the library's releases name it either way)",
+        raise InputError(f"key '{a[0]}' is {shown(a[1])} and '{b[0]}' {shown(b[1])}; expected "
+                         "one origin of the grid (the library's releases name it either way)",
                          source=source)
     return values.pop() if values else 0.0
 
@@ -116,7 +116,7 @@ def read_geometry(path: str | Path) -> ScanGeometry:
     dims = params.get("Sensor dimensions", [])
     if (not isinstance(dims, list) or len(dims) not in (0, 2, 3)
             or not all(finite_number(v) and MIN_M <= v <= MAX_M for v in dims)):
-        raise InputError(f"key 'Sensor dimensions' is {dims!r}; expected [] (a point), "
+        raise InputError(f"key 'Sensor dimensions' is {shown(dims)}; expected [] (a point), "
                          f"[hx, hy] or [hx, hy, hz]: half-lengths {MIN_M:g} .. {MAX_M:g} m",
                          source=source)
     if len(dims) == 3 and dims[2] > hz:  # a volume sensor's lowest face below the sample top

@@ -28,6 +28,7 @@ from smm_daq.text_files import (
     empty_field_column,
     is_number,
     require_file,
+    shown,
     text_lines,
 )
 from smm_daq.whole_files import written_whole
@@ -109,7 +110,7 @@ def read_points(path: str | Path) -> PointGrains:
                     or (name == "volume" and v <= 0):
                 want = {"label": f"a whole number of at most {MAX_LABEL:g} in size",
                         "volume": "a volume > 0 in m³"}.get(name, "a finite number in m")
-                raise InputError(f"{name} is {value!r}; expected {want}",
+                raise InputError(f"{name} is {shown(value)}; expected {want}",
                                  source=f"{source}, line {lineno}, column {col}")
             row.append(v)
         rows.append(row)
