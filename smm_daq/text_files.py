@@ -153,8 +153,8 @@ def _unique(text: str, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             spelled = re.escape(json.dumps(key, ensure_ascii=False)) + r"\s*:"
             named = [m.start() for m in re.finditer(spelled, text)]
             raise json.JSONDecodeError(
-                f"key {key!r} appears twice in one object (JSON readers keep only the last, "
-                "the first unread); expected each key once", text,
+                f"key {shown(key)} given twice in one object (JSON readers keep only the last, "
+                "the first unread: give each key once)", text,
                 named[1] if len(named) > 1 else 0)
         seen.add(key)
     return dict(pairs)

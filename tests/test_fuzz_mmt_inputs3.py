@@ -51,7 +51,7 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"
 N = 12
 X = np.arange(N) * 10e-6
-FUZZ = settings(max_examples=25, derandomize=True, deadline=None, database=None,
+FUZZ = settings(max_examples=20, derandomize=True, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
                                        HealthCheck.too_slow])
 
