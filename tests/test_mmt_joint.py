@@ -113,7 +113,7 @@ def test_sigmas_still_moving_after_the_last_pass_are_warned_of_as_smm_daqs(monke
     said = [w for w in caught if issubclass(w.category, joint.UnsettledSigmaWarning)]
     assert len(said) == 1 and "still moved by more than 0.1% after 1 passes" in str(
         said[0].message)
-    shown = _warning_text(said[0].message, said[0].category, said[0].filename, said[0].lineno)
+    shown = _warning_text(said[0])
     assert shown.startswith("smm-daq: warning: the noise estimated from the residuals of ")
 
 
