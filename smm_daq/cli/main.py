@@ -54,7 +54,18 @@ NOT_CONNECTED = ("the rig is as it was: stopped before connecting to it, nothing
 # and for a ResourceWarning where tracemalloc traces (python -X tracemalloc=5) the lines
 # "Object allocated at". `warnings.formatwarning`, the public hook, is handed no object and
 # Python then drops those lines, so smm-daq's form goes in at the step that calls it.
-_python_warning_text = warnings._formatwarnmsg  # type: ignore[attr-defined]
+# A Python without that private step gets smm-daq's form through the public hook instead.
+_PRIVATE_STEP = hasattr(warnings, "_formatwarnmsg")
+
+
+def _python_warning_text(w: warnings.WarningMessage) -> str:
+    if _PRIVATE_STEP:
+        return _PYTHON_STEP(w)
+    return _PYTHON_FORM(str(w.message), w.category, w.filename, w.lineno, w.line)
+
+
+_PYTHON_STEP = getattr(warnings, "_formatwarnmsg", None)
+_PYTHON_FORM = warnings.formatwarning
 
 
 def _warning_text(w: warnings.WarningMessage) -> str:
@@ -65,6 +76,15 @@ def _warning_text(w: warnings.WarningMessage) -> str:
     if is_smm_daqs(w.category):
         return f"{PROGRAM_NAME}: warning: {w.message}\n"
     return _python_warning_text(w)
+
+
+def _install_warning_form() -> None:
+    if _PRIVATE_STEP:
+        warnings._formatwarnmsg = _warning_text  # type: ignore[attr-defined]
+    else:
+        warnings.formatwarning = lambda message, category, filename, lineno, line=None: (
+            _warning_text(warnings.WarningMessage(message, category, filename, lineno,
+                                                  line=line)))
 
 
 # A value such as "-100,50" (µm) or "-40,0,0" (µT) is a negative number list, not an option.
@@ -131,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     if argv is None:  # the program itself (a test's call leaves the process as it was)
         _console_never_fails()
-        warnings._formatwarnmsg = _warning_text  # type: ignore[attr-defined]
+        _install_warning_form()
     parser = build_parser()
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)
