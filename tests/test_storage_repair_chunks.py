@@ -21,7 +21,7 @@ import pytest
 from smm_daq.cli.main import main
 from smm_daq.instruments.profile import load_profile
 from smm_daq.storage import copying
-from smm_daq.storage.h5file import repair
+from smm_daq.storage.h5file import make_extendable, repair, writing
 from smm_daq.storage.identity import TOKEN
 from smm_daq.storage.scan_entry import ScanEntryWriter
 
@@ -359,3 +359,27 @@ def test_a_repair_keeps_each_filters_name_also_of_one_this_hdf5_lacks(tmp_path: 
                                capture_output=True, text=True, timeout=60).stdout
         assert "FILTER_ID 32015" in shown and "COMMENT HDF5 zstd filter" in shown, shown
     run(READ_THROUGH_IT)
+
+
+def test_a_long_1d_dataset_made_extendable_gets_chunks_of_its_size_and_its_values(
+        tmp_path: Path) -> None:
+    """A dataset made extendable is chunked by its size: a short one (a log of a few runs)
+    in one chunk of the scan's own logs' length, a long one in chunks of 64 KiB, not 16
+    elements each (10⁶ values: 62,500 chunks, each an entry of its index and a read)."""
+    path = tmp_path / "s.h5"
+    long = np.random.default_rng(1).normal(size=10**6)
+    times = np.array([f"2026-12-06T21:{i % 60:02d}:00Z".encode() for i in range(5000)],
+                     dtype="S64")
+    with writing(path) as f:
+        f["long"] = long
+        f["short"] = np.arange(3, dtype="i4")
+        f["times"] = times
+    make_extendable(path, ["/long", "/short", "/times"])
+    with h5py.File(path, "r") as f:
+        chunks = {name: f[name].chunks for name in ("long", "short", "times")}
+        assert chunks == {"long": (8192,), "short": (16,), "times": (1024,)}, chunks
+        assert all(f[name].maxshape == (None,) for name in chunks)
+        assert f["long"].id.get_num_chunks() == -(-10**6 // 8192)
+        np.testing.assert_array_equal(f["long"][()], long)
+        np.testing.assert_array_equal(f["short"][()], [0, 1, 2])
+        np.testing.assert_array_equal(f["times"][()], times)

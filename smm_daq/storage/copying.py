@@ -34,7 +34,11 @@ from h5py import h5d, h5p, h5s, h5t, h5z
 from smm_daq.errors import InputError
 
 BLOCK_BYTES = 32 << 20  # bytes read at once from a contiguous dataset
-EXTENDABLE_CHUNK = 16  # elements in a chunk of a 1-D dataset made extendable
+# a chunk of a 1-D dataset made extendable: at least as many elements as a scan's own logs
+# have in a chunk (a log of a few runs fits one), at most those of 64 KiB (a long one is not
+# split into chunks of 16, each an entry of its index and a read of its own)
+EXTENDABLE_CHUNK = 16
+EXTENDABLE_CHUNK_BYTES = 64 << 10
 TEXT_LIMIT = 64 << 20  # bytes of text a dataset may declare; more is refused unread
 _LAYOUTS = (h5d.CHUNKED, h5d.CONTIGUOUS, h5d.COMPACT)
 _POINTER_BYTES = 16  # in-memory size of one variable-length element (a count and a pointer)
@@ -54,7 +58,7 @@ def copy_dataset(src: h5py.Dataset, dst: h5py.Group, name: str, *, source: str,
     space = src.id.get_space()
     layout = stored_as = dcpl.get_layout()
     if _made_extendable(src, extendable):
-        dcpl.set_chunk((EXTENDABLE_CHUNK,))
+        dcpl.set_chunk((extendable_chunk(src),))
         space = h5s.create_simple(src.shape, (h5s.UNLIMITED,))
         layout = h5d.CHUNKED
     if layout == h5d.CHUNKED:
@@ -74,6 +78,13 @@ def copy_dataset(src: h5py.Dataset, dst: h5py.Group, name: str, *, source: str,
         for start, count in _blocks(src.shape, ftype.get_size()):
             _copy_block(src.id, new.id, ftype, start, count)
     return new
+
+
+def extendable_chunk(src: h5py.Dataset) -> int:
+    """Elements in a chunk of the 1-D `src` made extendable: its length, within at least
+    `EXTENDABLE_CHUNK` elements and at most `EXTENDABLE_CHUNK_BYTES` (one element at least)."""
+    most = max(1, EXTENDABLE_CHUNK_BYTES // max(1, src.dtype.itemsize))
+    return min(max(src.shape[0], EXTENDABLE_CHUNK), most)
 
 
 def _made_extendable(src: h5py.Dataset, extendable: bool) -> bool:
@@ -101,9 +112,9 @@ def index_room(src: h5py.Dataset, *, extendable: bool = False) -> int:
     at least half full). An entry is an address, with a stored size and a filter mask where
     the copy is filtered."""
     if _made_extendable(src, extendable):
-        chunks: tuple[int, ...] = (EXTENDABLE_CHUNK,)
+        chunks: tuple[int, ...] = (extendable_chunk(src),)
         maxshape: tuple[int | None, ...] = (None,)
-        stored = -(-src.id.get_storage_size() // (EXTENDABLE_CHUNK * src.dtype.itemsize))
+        stored = -(-src.id.get_storage_size() // (chunks[0] * src.dtype.itemsize))
     else:
         dcpl = src.id.get_create_plist()
         if dcpl.get_layout() != h5d.CHUNKED or src.chunks is None:
