@@ -14,6 +14,8 @@ import smm_daq.acquisition.session as session_module
 from smm_daq.acquisition.sequencer import Sequencer
 from smm_daq.acquisition.session import ScanNotFinished, Session
 from smm_daq.cli.main import main
+from smm_daq.shell_words import command_line, resume_command
+from smm_daq.storage.staging import REPLACED, STAGING, aside_name, staged_name
 
 SCAN = ["scan", "--center-um", "12500,12500", "--size-um", "60,40", "--step-um", "20",
         "--name", "s1"]
@@ -353,3 +355,46 @@ def test_a_travel_tightened_into_the_scan_is_refused_by_the_plan(
     assert "another instrument profile" not in err
     assert "travel" in err
     assert interrupted.read_bytes() == before
+
+
+def _swapped_part_way(path: Path, new_left: bool) -> None:
+    """As a scan's writer killed while swapping its empty layout in over an earlier entry of
+    its name (an earlier release's leftover) leaves the file: the earlier entry moved aside,
+    marked replaced, and the scan not yet moved in (`new_left`) or gone."""
+    with h5py.File(path, "a") as f:
+        f["s1/status"][()] = "interrupted"
+        f["s1/data/line_done"][:] = False
+        f["s1"].attrs[STAGING] = 1
+        f.copy("s1", aside_name("s1"))
+        aside = f[aside_name("s1")]
+        aside.attrs["kind"] = "induced"
+        del aside.attrs[STAGING]
+        aside.attrs[REPLACED] = 1
+        if new_left:
+            f.move("s1", staged_name("s1"))
+        else:
+            del f["s1"]
+
+
+@pytest.mark.parametrize("new_left", [True, False])
+def test_a_scan_mid_swap_is_told_to_be_repaired_then_resumed_not_no_such_entry(
+        interrupted: Path, capsys: pytest.CaptureFixture[str], new_left: bool) -> None:
+    """Between the earlier entry moved aside and the scan moved in, no entry is under the
+    scan's name: resume said "no such entry ... it holds none" of a file holding the scan."""
+    _swapped_part_way(interrupted, new_left)
+    before = interrupted.read_bytes()
+    capsys.readouterr()
+    assert main(["resume", str(interrupted), "--entry", "s1"]) == 2
+    err = capsys.readouterr().err
+    repair = command_line(["smm-daq", "repair", str(interrupted)])
+    assert "no such entry" not in err and "Traceback" not in err, err
+    assert "is mid-swap" in err and f"'{aside_name('s1')}'" in err, err
+    assert (f"'{staged_name('s1')}'" in err) is new_left, err
+    assert f"run `{repair}` first" in err, err
+    assert f"then `{resume_command(interrupted, 's1')}`" in err, err
+    assert interrupted.read_bytes() == before
+    if new_left:  # as told: repair, then resume
+        assert main(["repair", str(interrupted)]) == 0
+        assert main(["resume", str(interrupted), "--entry", "s1"]) == 0
+        with h5py.File(interrupted, "r") as f:
+            assert list(f) == ["s1"] and f["s1/data/line_done"][()].all()

@@ -191,6 +191,36 @@ def test_a_mount_point_named_in_bytes_other_than_utf8_is_read(
     assert "/media/Cl\udce9" in turns.mount_entry(os.makedev(0, 50))
 
 
+def test_the_mount_table_is_read_once_per_change_whoever_asks(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write asks of its file system whether it keeps inode numbers and whether its locks
+    are the kernel's: after a mount, both are found from one read of the table, not one each
+    (the table holds a line per mount: hundreds on a machine with containers)."""
+    mountinfo = tmp_path / "mountinfo"
+    number = f"{os.major(STICK)}:{os.minor(STICK)}"
+    mountinfo.write_text("22 1 0:21 / / rw,relatime - overlay overlay rw\n"
+                         f"40 22 {number} / /media/stick rw - ext4 /dev/sdb1 rw\n")
+    changes, reads = [0], []
+    real_open = open
+
+    def counted(*args: object, **kwargs: object) -> object:
+        reads.append(args[0])
+        return real_open(*args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(mounts, "MOUNT_TABLE", str(mountinfo))
+    monkeypatch.setattr(mounts, "open", counted, raising=False)
+    monkeypatch.setattr(mounts, "generation", lambda: changes[0])
+    monkeypatch.setattr(identity, "_KEPT", {})
+    monkeypatch.setattr(turns, "_LOCAL", {})
+    assert identity.inode_kept(STICK) and turns._local(STICK)
+    assert len(reads) == 1
+    mountinfo.write_text(mountinfo.read_text().replace("ext4", "exfat"))  # another stick
+    changes[0] += 1
+    assert not identity.inode_kept(STICK) and turns._local(STICK)
+    assert turns.file_system_type(STICK) == "exfat"
+    assert len(reads) == 2, f"the table was read {len(reads) - 1} times after one change"
+
+
 def _locked_by_another(path: Path) -> bool:
     """Whether a writer other than this probe holds the file `path` names, asked directly."""
     import fcntl  # Linux, as the test that asks
@@ -231,7 +261,7 @@ def _share_line(mount_id: int, where: str, propagation: str) -> str:
 
 def test_a_silent_share_mounted_again_or_left_mounted_elsewhere_is_not_asked_again(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """What tells a file system is its number, type, source and options, not its mount ID,
+    """What tells a file system is its number, type and source, not its mount ID,
     mount point or propagation: a remount of the same share, or its first mount removed while
     another stays, is the share whose lock manager did not answer (each ask costs a wait of
     `ANSWER_WAIT_S` and a thread stuck in the kernel)."""
@@ -252,6 +282,36 @@ def test_a_silent_share_mounted_again_or_left_mounted_elsewhere_is_not_asked_aga
     lines[0] = lines[0].replace("nfs4 fs:/export/scans", "nfs4 other:/export/scans")
     changes[0] += 1
     assert not turns._silent(_SHARE)  # another share, under the number the first one had
+
+
+_REMOUNTS = {  # the share's line, as `mount -o remount,...` leaves it
+    "read-only": ("40 22 0:53 / /mnt/scans ro,relatime shared:7 - nfs4 fs:/export/scans "
+                  "ro,vers=4.2,addr=10.0.0.2\n"),
+    "other options": ("40 22 0:53 / /mnt/scans rw,nosuid,noatime shared:7 - nfs4 "
+                      "fs:/export/scans rw,vers=4.2,rsize=65536,addr=10.0.0.2,soft\n"),
+}
+
+
+@pytest.mark.parametrize("how", sorted(_REMOUNTS))
+def test_a_silent_share_remounted_with_other_options_is_not_asked_again(
+        monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+    """A remount (`mount -o remount,ro`, or with other options) keeps the file system: its
+    files, their inode numbers and its lock manager, which did not answer. Its mount and
+    super options change, and were taken for another file system's, whose locks were asked
+    again: another wait of `ANSWER_WAIT_S` and another thread stuck in the kernel."""
+    lines = [_share_line(40, "/mnt/scans", "shared:7")]
+    changes = [0]
+    monkeypatch.setattr(mounts, "table", lambda: ["22 1 0:21 / / rw - overlay overlay rw\n",
+                                                  *lines])
+    monkeypatch.setattr(mounts, "generation", lambda: changes[0])
+    monkeypatch.setattr(turns, "_ENTRIES", {})
+    monkeypatch.setattr(turns, "_SILENT", {_SHARE: turns.file_system_identity(_SHARE)})
+    monkeypatch.setattr(identity, "_KEPT", {})
+    kept = identity.inode_kept(_SHARE)
+    lines[0] = _REMOUNTS[how]
+    changes[0] += 1
+    assert turns._silent(_SHARE)
+    assert identity.inode_kept(_SHARE) is kept  # its files keep their numbers, as before
 
 
 @pytest.mark.skipif(not turns.available(), reason="no open-file-description locks")
@@ -298,27 +358,30 @@ def test_a_file_system_whose_locks_did_not_answer_while_the_table_was_unreadable
 
 # Run in a mount namespace of its own (`unshare -rm`): a tmpfs mounted over the folder
 # argv[1] between two looks at its file system, by this process or, with argv[2] "child", by a
-# child forked after the first look, which looks itself before its parent looks again.
+# child forked after the first look, which looks itself before its parent looks again. A look
+# asks what a write asks: whether its inode numbers are kept, whether its locks are local.
 _MOUNT_IN_A_NAMESPACE = """
-import os, subprocess, sys
-from smm_daq.storage import identity, mounts
+import builtins, os, subprocess, sys
+from smm_daq.storage import identity, mounts, turns
 reads = []
-real = mounts.table
-mounts.table = lambda: reads.append(1) or real()
+mounts.open = lambda *a, **k: reads.append(1) or builtins.open(*a, **k)
 device = os.stat(sys.argv[1]).st_dev
-identity.inode_kept(device)
-identity.inode_kept(device)
+def look():
+    identity.inode_kept(device)
+    turns._local(device)
+look()
+look()
 assert len(reads) == 1, f"the table was read {len(reads)} times, unchanged"
 if sys.argv[2] == "child":
     child = os.fork()
     if child == 0:
         subprocess.run(["mount", "-t", "tmpfs", "none", sys.argv[1]], check=True)
-        identity.inode_kept(device)
+        look()
         os._exit(0)
     assert os.waitpid(child, 0)[1] == 0
 else:
     subprocess.run(["mount", "-t", "tmpfs", "none", sys.argv[1]], check=True)
-identity.inode_kept(device)
+look()
 assert len(reads) == 2, f"the table was read {len(reads)} times, a tmpfs mounted since"
 """
 

@@ -21,7 +21,7 @@ import pytest
 from smm_daq.cli.main import main
 from smm_daq.instruments.profile import load_profile
 from smm_daq.storage import copying
-from smm_daq.storage.h5file import repair
+from smm_daq.storage.h5file import LIBVER, make_extendable, repair, writing
 from smm_daq.storage.identity import TOKEN
 from smm_daq.storage.scan_entry import ScanEntryWriter
 
@@ -359,3 +359,112 @@ def test_a_repair_keeps_each_filters_name_also_of_one_this_hdf5_lacks(tmp_path: 
                                capture_output=True, text=True, timeout=60).stdout
         assert "FILTER_ID 32015" in shown and "COMMENT HDF5 zstd filter" in shown, shown
     run(READ_THROUGH_IT)
+
+
+def test_a_long_1d_dataset_made_extendable_gets_chunks_of_its_size_and_its_values(
+        tmp_path: Path) -> None:
+    """A dataset made extendable is chunked by its size: a short one (a log of a few runs)
+    in one chunk of the scan's own logs' length, a long one in chunks of 64 KiB, not 16
+    elements each (10⁶ values: 62,500 chunks, each an entry of its index and a read)."""
+    path = tmp_path / "s.h5"
+    long = np.random.default_rng(1).normal(size=10**6)
+    times = np.array([f"2026-12-06T21:{i % 60:02d}:00Z".encode() for i in range(5000)],
+                     dtype="S64")
+    with writing(path) as f:
+        f["long"] = long
+        f["short"] = np.arange(3, dtype="i4")
+        f["times"] = times
+    make_extendable(path, ["/long", "/short", "/times"])
+    with h5py.File(path, "r") as f:
+        chunks = {name: f[name].chunks for name in ("long", "short", "times")}
+        assert chunks == {"long": (8192,), "short": (16,), "times": (1024,)}, chunks
+        assert all(f[name].maxshape == (None,) for name in chunks)
+        assert f["long"].id.get_num_chunks() == -(-10**6 // 8192)
+        np.testing.assert_array_equal(f["long"][()], long)
+        np.testing.assert_array_equal(f["short"][()], [0, 1, 2])
+        np.testing.assert_array_equal(f["times"][()], times)
+
+
+def _allocated(f: h5py.File) -> int:
+    """Bytes HDF5 has allocated in the open file: its size less its free space."""
+    f.flush()
+    return f.id.get_filesize() - f.id.get_freespace()
+
+
+def _index_bytes(src: h5py.Dataset, tmp: Path, monkeypatch: pytest.MonkeyPatch,
+                 extendable: bool = False) -> int:
+    """What the index of the chunks of `src`'s copy really takes, as HDF5 allocates it: what
+    the copy adds to a fresh file beyond its chunks, less what it adds with none stored."""
+    added = []
+    for stored in (False, True):
+        with monkeypatch.context() as m, h5py.File(tmp, "w", libver=LIBVER) as dst:
+            if not stored:
+                m.setattr(copying, "copy_chunk", lambda *args: None)
+                m.setattr(copying, "_copy_block", lambda *args: None)
+            before = _allocated(dst)
+            new = copying.copy_dataset(src, dst, "d", source=str(tmp), extendable=extendable)
+            added.append(_allocated(dst) - before - new.id.get_storage_size())
+    return added[1] - added[0]
+
+
+def _index_layouts(f: h5py.File) -> set[str]:
+    """Datasets of each chunk index a copy makes (fixed and extensible arrays, paged or
+    not, filtered or not); the names of those made extendable."""
+    g = f.create_group("layouts")
+    paged = g.create_dataset("paged", shape=(3000, 50), chunks=(1, 50), dtype="f8")
+    paged[7] = 1.0  # one chunk stored: the array is allocated whole
+    g.create_dataset("gzip", data=np.ones((200, 50)), chunks=(1, 50), compression="gzip")
+    g.create_dataset("log", data=np.arange(4000.0), maxshape=(None,), chunks=(16,))
+    g.create_dataset("log_gzip", data=np.arange(5000.0), maxshape=(None,), chunks=(16,),
+                     compression="gzip")
+    g.create_dataset("rows", data=np.ones((3, 3)), maxshape=(None, 3), chunks=(16, 3))
+    g.create_dataset("long", data=np.arange(10**5, dtype="f8"))
+    g.create_dataset("names", data=np.array([b"x"] * 5000, dtype="S64"))
+    return {"/layouts/long", "/layouts/names"}
+
+
+def test_the_room_a_copys_chunk_indexes_take_is_reserved_at_least_and_no_more_than_120_pct(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rebuild reserves the room of the chunk indexes its copy writes (`index_room`): at
+    least what they take, and within a fifth of it, on a small scan, several scans and a
+    dataset of each index layout. It reserved 4 kB more per chunked dataset and twice an
+    extensible array's entries: 15 times the truth for a scan of 20 lines (a scan entry has
+    a dozen chunked datasets), 10 times for a file of twenty scans."""
+    path = tmp_path / "s.h5"
+    _partial_scan(path, lines=20, written=12)
+    for i in range(3):
+        ScanEntryWriter.create(path, name=f"more{i}", title="t", x=np.arange(30) * 1e-5,
+                               y=np.arange(40) * 1e-5, field=np.zeros(3), height=1e-4,
+                               plan_text="{}", profile=load_profile(), snapshot={}).close()
+    with h5py.File(path, "a") as f:
+        extendable = _index_layouts(f)
+    found: dict[str, tuple[int, int]] = {}
+    with h5py.File(path, "r") as f:
+        def visit(name: str, obj: h5py.HLObject) -> None:
+            if isinstance(obj, h5py.Dataset):
+                chosen = obj.name in extendable
+                found[name] = (copying.index_room(obj, extendable=chosen),
+                               _index_bytes(obj, tmp_path / "copy.h5", monkeypatch, chosen))
+        f.visititems(visit)
+    indexed = {name: pair for name, pair in found.items() if pair[1]}
+    assert len(indexed) > 30 and {"layouts/paged", "layouts/long"} <= set(indexed)
+    wrong = {name: pair for name, pair in found.items()
+             if not pair[1] <= pair[0] <= 1.2 * pair[1]}
+    assert not wrong, f"(reserved, taken): {wrong}"
+
+
+def test_the_room_of_a_sparse_chunk_index_is_never_less_than_it_takes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A B-tree (two axes unlimited) and an extensible array with only its last chunk
+    stored: counted generously (nodes half full, every chunk up to the last), never short."""
+    path = tmp_path / "s.h5"
+    with h5py.File(path, "w", libver=LIBVER) as f:
+        grid = f.create_dataset("grid", shape=(400, 400), maxshape=(None, None),
+                                chunks=(10, 10), dtype="f8")
+        grid[:] = 1.0
+        last = f.create_dataset("last", shape=(10**5,), maxshape=(None,), chunks=(16,),
+                                dtype="f8")
+        last[-1] = 1.0
+        for d in (grid, last):
+            taken = _index_bytes(d, tmp_path / "copy.h5", monkeypatch)
+            assert 0 < taken <= copying.index_room(d), d.name

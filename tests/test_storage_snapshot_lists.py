@@ -34,3 +34,28 @@ def test_an_empty_list_is_stored_as_json_text_as_a_list_of_names_is(tmp_path: Pa
         assert position.dtype == np.float64 and position.attrs["units"] == "m"
         np.testing.assert_array_equal(position[()], [0.0, 1e-3])
         assert json.loads(snap["stage/nothing"].asstr()[()]) is None
+
+
+def test_an_empty_list_under_a_key_with_a_unit_is_stored_as_numbers_with_its_unit(
+        tmp_path: Path) -> None:
+    """A key with a unit suffix names a list of numbers (`position_m`, `ranges_V`): none now
+    is an empty float64 dataset under the stem, its unit in `units`, as a list of some is;
+    stored as JSON text, its type hung on whether the list was empty."""
+    path = tmp_path / "s.h5"
+    snapshot = {"stage": {"position_m": [], "steps_um": (), "axes": []},
+                "lockin": {"ranges_V": [1e-3, 1e-2], "fields_nT": []}}
+    ScanEntryWriter.create(path, name="s", title="t", x=np.arange(4.0) * 1e-6,
+                           y=np.arange(3.0) * 1e-6, field=np.zeros(3), height=1e-4,
+                           plan_text="{}", profile=load_profile(), snapshot=snapshot)
+    with h5py.File(path, "r") as f:
+        snap = f["s/instrument/snapshot"]
+        for key, units in (("stage/position", "m"), ("stage/steps", "um"),
+                           ("lockin/fields", "nT"), ("lockin/ranges", "V")):
+            assert key in snap, f"{key}: {list(snap[key.split('/')[0]])}"
+            ds = snap[key]
+            assert ds.dtype == np.float64 and ds.attrs["units"] == units, key
+        for key in ("stage/position", "stage/steps", "lockin/fields"):
+            assert snap[key].shape == (0,), key
+        assert "stage/position_m" not in snap and "lockin/fields_nT" not in snap
+        np.testing.assert_array_equal(snap["lockin/ranges"][()], [1e-3, 1e-2])
+        assert json.loads(snap["stage/axes"].asstr()[()]) == []  # names: no unit, text

@@ -26,11 +26,20 @@ from smm_daq.acquisition.fly.checks import check_fly_plan, profile_fly_limits
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import Profile, parse_profile
+from smm_daq.shell_words import command_line, resume_command
 from smm_daq.storage.checks import corrupt_guard
 from smm_daq.storage.h5file import read_whole, text
 from smm_daq.storage.names import listed_name, other_form_note
 from smm_daq.storage.scan_entry import STATUSES, check_not_cut_off, check_same_profile
-from smm_daq.storage.staging import check_an_entry, entry_listed, link_in_the_way, resolves
+from smm_daq.storage.staging import (
+    aside_name,
+    check_an_entry,
+    entry_listed,
+    link_in_the_way,
+    replacements_under_way,
+    resolves,
+    staged_name,
+)
 from smm_daq.text_files import load_json
 
 TEXTS = ("plan", "profile", "profile_fingerprint", "recipe", "status")
@@ -70,6 +79,8 @@ def load_resumable(path: str | Path, name: str) -> ResumableEntry:
 def _load_resumable_in(f: h5py.File, path: str | Path, name: str) -> ResumableEntry:
     where = f"{path}, entry '{name}'"
     with corrupt_guard(where):
+        if f.get(name, getlink=True) is None and name in replacements_under_way(f):
+            raise InputError(_mid_swap(f, path, name), source=where)
         if not resolves(f, name) or not isinstance(f[name], h5py.Group):
             scans = [k for k in f if entry_listed(f, k)  # never through a link
                      and text(f[k].attrs.get("kind", "")) == "scan"]
@@ -169,6 +180,21 @@ def _load_resumable_in(f: h5py.File, path: str | Path, name: str) -> ResumableEn
             recipe=values["recipe"],
             time_constant=tau,
         )
+
+
+def _mid_swap(f: h5py.File, path: str | Path, name: str) -> str:
+    """Why entry `name` is under no name of its own, where its writer was killed while
+    swapping it in over an earlier entry of that name (`staging.replace_entry`), between
+    moving the earlier one aside and moving the new one in: what to run."""
+    new = staged_name(name)
+    waiting = f"the earlier one waits at '{aside_name(name)}'" + (
+        f", the new one at '{new}'" if f.get(new, getlink=True) is not None else "")
+    repair = command_line(["smm-daq", "repair", str(path)])
+    return (f"is mid-swap: its writer was killed while swapping it in over an earlier entry "
+            f"of that name, so no entry is under '{name}' for now ({waiting}); expected the "
+            f"entry under its name: run `{repair}` first (it finishes the swap, or puts the "
+            f"earlier entry back where the new one is gone), then "
+            f"`{resume_command(path, name)}`")
 
 
 def _quoted(text: str) -> str:

@@ -34,7 +34,11 @@ from h5py import h5d, h5p, h5s, h5t, h5z
 from smm_daq.errors import InputError
 
 BLOCK_BYTES = 32 << 20  # bytes read at once from a contiguous dataset
-EXTENDABLE_CHUNK = 16  # elements in a chunk of a 1-D dataset made extendable
+# a chunk of a 1-D dataset made extendable: at least as many elements as a scan's own logs
+# have in a chunk (a log of a few runs fits one), at most those of 64 KiB (a long one is not
+# split into chunks of 16, each an entry of its index and a read of its own)
+EXTENDABLE_CHUNK = 16
+EXTENDABLE_CHUNK_BYTES = 64 << 10
 TEXT_LIMIT = 64 << 20  # bytes of text a dataset may declare; more is refused unread
 _LAYOUTS = (h5d.CHUNKED, h5d.CONTIGUOUS, h5d.COMPACT)
 _POINTER_BYTES = 16  # in-memory size of one variable-length element (a count and a pointer)
@@ -54,7 +58,7 @@ def copy_dataset(src: h5py.Dataset, dst: h5py.Group, name: str, *, source: str,
     space = src.id.get_space()
     layout = stored_as = dcpl.get_layout()
     if _made_extendable(src, extendable):
-        dcpl.set_chunk((EXTENDABLE_CHUNK,))
+        dcpl.set_chunk((extendable_chunk(src),))
         space = h5s.create_simple(src.shape, (h5s.UNLIMITED,))
         layout = h5d.CHUNKED
     if layout == h5d.CHUNKED:
@@ -76,34 +80,53 @@ def copy_dataset(src: h5py.Dataset, dst: h5py.Group, name: str, *, source: str,
     return new
 
 
+def extendable_chunk(src: h5py.Dataset) -> int:
+    """Elements in a chunk of the 1-D `src` made extendable: its length, within at least
+    `EXTENDABLE_CHUNK` elements and at most `EXTENDABLE_CHUNK_BYTES` (one element at least)."""
+    most = max(1, EXTENDABLE_CHUNK_BYTES // max(1, src.dtype.itemsize))
+    return min(max(src.shape[0], EXTENDABLE_CHUNK), most)
+
+
 def _made_extendable(src: h5py.Dataset, extendable: bool) -> bool:
     """Whether `copy_dataset` makes `src` chunked and extendable (asked to, and it can)."""
     return (extendable and src.ndim == 1
             and src.id.get_create_plist().get_layout() == h5d.CONTIGUOUS)
 
 
-_ADDRESS_BYTES = 8  # an address in a file HDF5 makes by default
-_SIZE_AND_MASK_BYTES = 8 + 4  # a filtered chunk's stored size (at most 8 bytes) and mask
-# An index's header and first blocks beyond its entries, at most: measured, a B-tree's
-# first node takes 2 kB, an extensible array's blocks a few hundred bytes. Counted once a
-# chunked dataset, of which a session file of many scans has hundreds.
-_INDEX_SLACK = 4 << 10
-_PAGE_ENTRIES = 1024  # entries of an array's page, each page with a 4-byte checksum
+# The sizes of HDF5's chunk indexes in the 1.10 format (its file format specification, with
+# the parameters HDF5 gives a dataset's index), in bytes: each structure starts with a
+# signature, a version and a client ID and ends with a checksum (`_FRAME`), and an array's
+# entries come in pages of `_PAGE` once there are more, each page with a checksum of its own
+# and a bit in a map saying it was written.
+_ADDRESS = 8  # an address in a file HDF5 makes by default
+_FRAME = 4 + 1 + 1 + 4
+_PAGE = 1 << 10
+_FIXED_HEADER = _FRAME + 1 + 1 + 8 + _ADDRESS  # entry size, page bits, entries, block address
+# extensible array: 4 entries in its index block, then data blocks of at least 16 entries,
+# by super block s: 2^(s//2) blocks of 16 * 2^((s+1)//2) entries; the index block addresses
+# the 6 data blocks of super blocks 0-3 and the 25 super blocks after them
+_EXTENSIBLE_HEADER = _FRAME + 6 + 6 * 8 + _ADDRESS
+_EXTENSIBLE_DIRECT, _EXTENSIBLE_MIN_BLOCK, _EXTENSIBLE_IN_INDEX = 4, 16, 4
+_EXTENSIBLE_ADDRESSES = 6 + 25
+_BLOCK_OFFSET = 4  # where a data or super block starts in the array (32-bit indexes)
+_BTREE_HEADER, _BTREE_NODE = 38, 2048  # a version 2 B-tree's header and each node
 
 
 def index_room(src: h5py.Dataset, *, extendable: bool = False) -> int:
     """Bytes at most that the index of the chunks of `src`'s copy (`copy_dataset`, same
-    `extendable`) takes in the 1.10 format; 0 where the copy is not chunked. Which index
-    HDF5 gives a chunked dataset follows from its maximum shape: none unlimited, a fixed
-    array with an entry for every chunk that shape holds, allocated whole once one chunk is
-    stored; one unlimited, an extensible array up to the last chunk stored (its blocks
-    doubling: at most twice the entries); more, a B-tree of the chunks stored (its nodes
-    at least half full). An entry is an address, with a stored size and a filter mask where
-    the copy is filtered."""
+    `extendable`) takes in the 1.10 format; 0 where the copy is not chunked or stores no
+    chunk, or has a single chunk (its address is in the dataset's header). Which index HDF5
+    gives a chunked dataset follows from its maximum shape: none unlimited, a fixed array
+    with an entry for every chunk that shape holds, allocated whole once one chunk is
+    stored; one unlimited, an extensible array, counted as if every chunk of its shape now
+    were stored (as in a scan's logs; exact there); more, a B-tree of the chunks stored, its
+    nodes counted half full. An entry is an address, with a stored size and a filter mask
+    where the copy is filtered. Exact for a fixed or extensible array, measured against what
+    HDF5 allocates (tests/test_storage_repair_chunks.py)."""
     if _made_extendable(src, extendable):
-        chunks: tuple[int, ...] = (EXTENDABLE_CHUNK,)
+        chunks: tuple[int, ...] = (extendable_chunk(src),)
         maxshape: tuple[int | None, ...] = (None,)
-        stored = -(-src.id.get_storage_size() // (EXTENDABLE_CHUNK * src.dtype.itemsize))
+        stored = -(-src.id.get_storage_size() // (chunks[0] * src.dtype.itemsize))
     else:
         dcpl = src.id.get_create_plist()
         if dcpl.get_layout() != h5d.CHUNKED or src.chunks is None:
@@ -111,19 +134,71 @@ def index_room(src: h5py.Dataset, *, extendable: bool = False) -> int:
         chunks, maxshape, stored = src.chunks, src.maxshape, src.id.get_num_chunks()
     if stored == 0:
         return 0
-    filtered = src.id.get_create_plist().get_nfilters() > 0
-    entry = _ADDRESS_BYTES + (_SIZE_AND_MASK_BYTES if filtered else 0)
+    chunk_bytes = int(np.prod(chunks, dtype=object)) * src.id.get_type().get_size()
+    entry = _entry_bytes(chunk_bytes, src.id.get_create_plist().get_nfilters() > 0)
     extent = [src.shape[i] if most is None else most for i, most in enumerate(maxshape)]
     declared = int(np.prod([-(-n // c) for n, c in zip(extent, chunks, strict=True)],
                            dtype=object))
     unlimited = sum(most is None for most in maxshape)
     if unlimited == 0:
-        entries = declared
-    elif unlimited == 1:
-        entries = 2 * declared
-    else:  # a record also holds the chunk's offset, one number per axis
-        entries = 2 * stored * (1 + len(chunks))
-    return entries * entry + 4 * -(-entries // _PAGE_ENTRIES) + _INDEX_SLACK
+        return _fixed_array(declared, entry) if declared > 1 else 0
+    if unlimited == 1:
+        return _extensible_array(declared, entry)
+    return _btree(stored, entry + 8 * len(chunks))  # a record holds the chunk's offset too
+
+
+def _entry_bytes(chunk_bytes: int, filtered: bool) -> int:
+    """An entry of a chunk index: the chunk's address, and where the chunks are filtered its
+    stored size (in the bytes its unfiltered size needs, and one more) and filter mask."""
+    if not filtered:
+        return _ADDRESS
+    return _ADDRESS + min(8, 1 + (chunk_bytes.bit_length() + 7) // 8) + 4
+
+
+def _paging(entries: int) -> int:
+    """What pages add to a block of `entries` entries: a checksum each (none unpaged)."""
+    return 4 * -(-entries // _PAGE) if entries > _PAGE else 0
+
+
+def _fixed_array(entries: int, entry: int) -> int:
+    """A fixed array's header and its one data block, all its pages allocated with it."""
+    pages = -(-entries // _PAGE) if entries > _PAGE else 0
+    block = _FRAME + _ADDRESS + -(-pages // 8) + entries * entry + _paging(entries)
+    return _FIXED_HEADER + block
+
+
+def _extensible_array(entries: int, entry: int) -> int:
+    """An extensible array holding `entries` entries: its header, index block, and the data
+    blocks (with the super blocks addressing them) up to the last entry."""
+    size = (_EXTENSIBLE_HEADER + _FRAME + _ADDRESS + _EXTENSIBLE_DIRECT * entry
+            + _EXTENSIBLE_ADDRESSES * _ADDRESS)
+    left, level = entries - _EXTENSIBLE_DIRECT, 0
+    while left > 0:
+        blocks = 1 << (level // 2)
+        each = _EXTENSIBLE_MIN_BLOCK << ((level + 1) // 2)
+        pages = each // _PAGE if each > _PAGE else 0
+        if level >= _EXTENSIBLE_IN_INDEX:  # a super block addressing its data blocks
+            size += (_FRAME + _ADDRESS + _BLOCK_OFFSET + blocks * _ADDRESS
+                     + blocks * -(-pages // 8))
+        used = min(blocks, -(-left // each))
+        size += used * (_FRAME + _ADDRESS + _BLOCK_OFFSET + each * entry + _paging(each))
+        left -= blocks * each
+        level += 1
+    return size
+
+
+def _btree(records: int, record: int) -> int:
+    """A version 2 B-tree of `records` records of `record` bytes, its nodes at least half
+    full (its leaves, then each level of nodes above them: a record and a child's address
+    and counts each)."""
+    half = max(1, (_BTREE_NODE - _FRAME) // record // 2)
+    level = -(-records // half)
+    nodes = level
+    above = max(2, (_BTREE_NODE - _FRAME) // (record + _ADDRESS + 16) // 2)
+    while level > 1:
+        level = -(-level // above)
+        nodes += level
+    return _BTREE_HEADER + nodes * _BTREE_NODE
 
 
 def _creation_plist(src: h5py.Dataset) -> h5p.PropDCID:

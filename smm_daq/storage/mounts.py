@@ -7,7 +7,8 @@ share's anonymous number taken by a tmpfs mounted after it), and be of another t
 inode numbers or locks are not to be trusted as the first one's were. The kernel marks
 /proc/self/mountinfo (POLLPRI) at each mount and unmount this process can see, so telling
 whether anything changed costs one poll call per look (a microsecond or two), not a read of
-the table (a hundred or more); an answer found before a change is found anew after it.
+the table (a hundred or more); an answer found before a change is found anew after it, all
+of them from one read of the table (`table`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ class _Watch:
         self._poll: select.poll | None = None
         self._fd: int | None = None
         self._changes = 0
+        # the table as last read: its file (`MOUNT_TABLE`), the generation, its lines
+        self.read: tuple[str, int, list[str]] | None = None
 
     def generation(self) -> int:
         """Where the table cannot be watched (no /proc; no descriptor left to open it with,
@@ -84,16 +87,25 @@ def generation() -> int:
 
 
 def table() -> list[str]:
-    """The lines of this process's mount table (`MOUNT_TABLE`); none where it cannot be read
-    (no /proc; no descriptor left: an answer found from none is not kept, `remembered`). A
-    mount point's name is the kernel's bytes, not always UTF-8: such bytes are kept as
-    surrogates (`os.fsdecode`'s)."""
+    """The lines of this process's mount table (`MOUNT_TABLE`), read once while it stays as
+    it was (`generation`): the answers kept by device (`remembered`: a file system's type for
+    its inode numbers, for its locks, what tells it from another) are found anew from one
+    read after a change. None where it cannot be read (no /proc; no descriptor left: an
+    answer found from none is not kept, `remembered`). A mount point's name is the kernel's
+    bytes, not always UTF-8: such bytes are kept as surrogates (`os.fsdecode`'s)."""
+    watch, where = _WATCH, MOUNT_TABLE
+    now = generation()  # before the read: a change during it is seen at the next look
+    kept = watch.read
+    if kept is not None and kept[:2] == (where, now):
+        return list(kept[2])
     try:
-        with open(MOUNT_TABLE, encoding="utf-8", errors="surrogateescape") as fh:
-            return fh.readlines()
+        with open(where, encoding="utf-8", errors="surrogateescape") as fh:
+            lines = fh.readlines()
     except OSError:
-        _WATCH.forget()
+        watch.forget()
         return []
+    watch.read = (where, now, lines)
+    return list(lines)
 
 
 def remembered(kept: dict[int, tuple[int, _T]], device: int, find: Callable[[int], _T]) -> _T:

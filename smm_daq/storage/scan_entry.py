@@ -166,10 +166,12 @@ def _shown(value: object) -> str:
 
 def _snapshot_groups(group: h5py.Group, snapshot: Mapping[str, Any]) -> None:
     """The snapshot as groups; a numeric key's unit suffix goes to its `units` attribute.
-    Numbers (one, or a list of some) become numeric datasets; anything else, an empty list
-    included (a list of names, as `unreferenced_axes`, may be empty), JSON text, so a key's
-    type does not hang on whether its list is empty. (Earlier files hold an empty list as an
-    empty float64 dataset.)"""
+    Numbers (one, or a list of some) become numeric datasets, and so does an empty list under
+    a key with a unit suffix (`position_m`: a list of numbers, none now), as an empty float64
+    dataset with its unit; anything else, an empty list under a key without one included (a
+    list of names, as `unreferenced_axes`, may be empty), JSON text, so a key's type does not
+    hang on whether its list is empty. (Earlier files hold an empty list as an empty float64
+    dataset, and one under a key with a unit suffix as JSON text.)"""
     for key, value in snapshot.items():
         name = str(key).replace("/", "_") or "_"
         if isinstance(value, Mapping):
@@ -180,8 +182,8 @@ def _snapshot_groups(group: h5py.Group, snapshot: Mapping[str, Any]) -> None:
             group.create_dataset(name, data=value, dtype=TEXT)
         else:
             arr = np.asarray(value) if value is not None else None
-            if arr is not None and arr.size and arr.dtype.kind in "biuf":
-                stem, units = split_units(name)
+            stem, units = split_units(name)
+            if arr is not None and arr.dtype.kind in "biuf" and (arr.size or units):
                 if units is None or stem in group or stem in snapshot:
                     group.create_dataset(name, data=arr)
                 else:

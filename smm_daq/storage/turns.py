@@ -156,16 +156,18 @@ def _silent(device: int) -> bool:
 
 def file_system_identity(device: int) -> str | None:
     """What tells the file system mounted as `device` (st_dev) from another mounted under its
-    number: the number, its type, source and super options (its mount table line after
-    " - "), not where or how often it is mounted (mount ID, mount point, propagation), which a
-    remount of the same share changes; "" where it is not in the table (or not Linux), None
-    where the table cannot be read (no descriptor left)."""
+    number: the number, its type and its source (the first two fields of its mount table
+    line after " - "). Not where, how often or how it is mounted: its mount ID, mount point,
+    propagation, mount options and super options, which the same file system changes when
+    it is mounted again or remounted with other options (`mount -o remount,ro`): it keeps
+    its files, their inode numbers and its lock manager. "" where it is not in the table (or
+    not Linux), None where the table cannot be read (no descriptor left)."""
     if not hasattr(os, "major"):
         return ""
     lines = mounts.table()
     if not lines:  # a readable table has the root's line at least
         return None
-    described = _mount_entry(device, lines).partition(" - ")[2].split()
+    described = _mount_entry(device, lines).partition(" - ")[2].split()[:2]
     return " ".join([f"{os.major(device)}:{os.minor(device)}", *described]) if described else ""
 
 
