@@ -274,8 +274,9 @@ class MMTView(QtWidgets.QWidget):
         self.running = False
         # choices made elsewhere while an inversion runs (a grain file drawn in the Session
         # tab, the file's maps read again, ...), its inputs locked: what each is, said, and
-        # how it is applied once the run ends, in the order last chosen
-        self._held: dict[str, tuple[str, Callable[[], None]]] = {}
+        # how it is applied once the run ends (returning why it could not be, if so), in the
+        # order last chosen
+        self._held: dict[str, tuple[str, Callable[[], str | None]]] = {}
         self.saving = False  # a result being written, in the worker
         self.saving_into: Path | None = None  # the file it is written into
         self._cancel = threading.Event()
@@ -478,12 +479,12 @@ class MMTView(QtWidgets.QWidget):
             self.dragonfly, self.registration)
 
     # --- inputs --------------------------------------------------------------------------
-    def set_file(self, path: Path) -> None:
+    def set_file(self, path: Path) -> str | None:
         """Offer the measured maps of a session file, read now (once the inversion running
-        ends, if one is: `set_entries`)."""
+        ends, if one is: `set_entries`); why it could not be read, if so (also shown)."""
         if self.running:
             self._hold("entries", f"the maps of {Path(path).name}", lambda: self.set_file(path))
-            return
+            return None
         try:
             entries = list_entries(path)
         except (SmmError, OSError) as exc:  # nothing of the file before is offered either
@@ -492,8 +493,9 @@ class MMTView(QtWidgets.QWidget):
             self.saved_entry.clear()
             self.show_saved_button.setEnabled(False)
             self.status.setText(str(exc))
-            return
+            return str(exc)
         self.set_entries(path, entries)
+        return None
 
     def set_entries(self, path: Path, entries: list[EntryInfo]) -> None:
         """Offer the measured maps among a session file's `entries` (not a model's Bz: a
@@ -551,10 +553,12 @@ class MMTView(QtWidgets.QWidget):
             return
         self.grain_format.setCurrentText(fmt)
 
-    def _hold(self, what: str, said: str, apply: Callable[[], None]) -> None:
+    def _hold(self, what: str, said: str, apply: Callable[[], str | None]) -> None:
         """Hold a choice of `what` (`said` in words) made while an inversion runs, its inputs
-        locked: `apply` runs once it ends (`_apply_held`). A later choice of the same replaces
-        it and is applied after the choices made before it: the user's last word wins."""
+        locked: `apply` runs once it ends (`_apply_held`) and returns why it could not be
+        applied, if so (a file read then, deleted meanwhile). A later choice of the same
+        replaces it and is applied after the choices made before it: the user's last word
+        wins."""
         self._held.pop(what, None)
         self._held[what] = (said, apply)
         self._show_held()
@@ -569,14 +573,20 @@ class MMTView(QtWidgets.QWidget):
         self.held_note.setVisible(bool(self._held))
 
     def _apply_held(self) -> str:
-        """Apply what was chosen while the inversion ran (it has ended): what, in words for
-        the status line ("" when nothing)."""
+        """Apply what was chosen while the inversion ran (it has ended): what was, and what
+        could not be and why, in words for the status line ("" when nothing)."""
         held, self._held = self._held, {}
         self._show_held()
-        for _said, apply in held.values():
-            apply()
-        return ("\nChosen during the inversion, applied now: "
-                + "; ".join(s for s, _ in held.values())) if held else ""
+        applied, refused = [], []
+        for said, apply in held.values():
+            problem = apply()
+            if problem:
+                refused.append(f"{said} ({problem})")
+            else:
+                applied.append(said)
+        return "".join(f"\nChosen during the inversion, {how}: " + "; ".join(saids)
+                       for how, saids in (("applied now", applied), ("not applied", refused))
+                       if saids)
 
     def _choose_grains(self) -> None:
         name, _ = QtWidgets.QFileDialog.getOpenFileName(

@@ -5,7 +5,9 @@ cancelled, the user's last word winning. And the Session tab's outlines of a Dra
 are read again when the MMT tab's Dragonfly options change.
 
 These tests fail rather than hang where the behaviour breaks: the inversion waits at a gate
-whose wait is bounded; the fixture opens it, cancels the run and waits a bounded time for its
+whose wait is bounded (as long as the test's own waits: a gate let go before the test ends
+the run would end it early, and the test then waits for an end already come); the fixture
+opens it, cancels the run and waits a bounded time for its
 end, then closes the window itself (not pytest-qt, which would close it before the fixture's
 teardown, the run still held, and the window's question would wait for nobody), every
 question and warning of the window answered without a box."""
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
+import scan_gate
 from PyQt6 import QtWidgets
 from scan_gate import Held
 from session_reads import opened
@@ -62,6 +65,9 @@ def app(qtbot, settings, monkeypatch, tmp_path):
 
     for box in ("question", "warning", "critical", "information"):
         monkeypatch.setattr(QtWidgets.QMessageBox, box, answered)
+    # held as long as the test may take on a loaded machine (its Session tab's reads, its
+    # grain reads): not let go on its own before the test ends the run
+    monkeypatch.setattr(scan_gate, "WAIT_S", WAIT_MS / 1000)
     gate = Held(grain_shaping.shaped_grains)  # the MMT tab's run imports it as it starts
     monkeypatch.setattr(grain_shaping, "shaped_grains", gate)
     path, grains = write_cuboid_session(tmp_path)
@@ -93,6 +99,7 @@ def start_held(app: App, qtbot) -> None:
 
 def end(app: App, qtbot, ending: str) -> list:
     """Let the held inversion end as `ending` says: the `finished` signal's arguments."""
+    assert app.mmt.running, f"the run ended before the test ended it: {app.mmt.status.text()}"
     if ending == "failed":
 
         def refused(*_args, **_kwargs):
@@ -143,24 +150,29 @@ def test_a_grain_file_drawn_during_an_inversion_is_applied_once_it_ends(
     assert app.asked == []
 
 
-@pytest.mark.parametrize("last", ["format", "grain file"])
+@pytest.mark.parametrize(
+    "choices",
+    [("grain file", "format"), ("format", "grain file"), ("grain file", "format", "grain file")],
+)
 def test_the_last_of_a_grain_file_and_the_dragonfly_format_chosen_during_a_run_wins(
-    app, qtbot, tmp_path, last
+    app, qtbot, tmp_path, choices
 ):
     """The Session tab's "Dragonfly options…" sets the MMT tab's format to dragonfly; a grain
-    file drawn sets it to its own: whichever the user did last is what the tab shows."""
+    file drawn sets it to its own: whichever the user did last is what the tab shows, a
+    choice made again counting from when it was made again."""
     other = tmp_path / "other.csv"
     write_grains(other, 20)
     start_held(app, qtbot)
-    if last == "format":
-        drawn(app.session, qtbot, other)
-    app.session.dragonfly_button.click()
-    if last == "grain file":
-        drawn(app.session, qtbot, other)
+    for choice in choices:
+        if choice == "format":
+            app.session.dragonfly_button.click()
+        else:
+            drawn(app.session, qtbot, other)
     assert grains_shown(app.mmt) == (str(app.grains), "cuboids")
     assert app.mmt.dragonfly.dragonfly_part.isHidden()  # not offered for the run's cuboids
     assert "the grain format dragonfly" in app.mmt.held_note.text()
     end(app, qtbot, "cancelled")
+    last = choices[-1]
     assert grains_shown(app.mmt) == (str(other), "dragonfly" if last == "format" else "cuboids")
     assert app.mmt.dragonfly.dragonfly_part.isHidden() is (last != "format")
 
@@ -187,6 +199,25 @@ def test_maps_read_again_during_an_inversion_are_offered_once_it_ends(app, qtbot
     assert f"{APPLIED}the maps of t.h5" in app.mmt.status.text()
     if ending == "finished":
         assert args[1].startswith("Result of 'scan' of s.h5")
+
+
+def test_a_session_file_given_during_an_inversion_and_deleted_since_is_said_not_applied(
+    app, qtbot, tmp_path
+):
+    """`set_file` reads the file once the run ends: gone by then, the status line says why its
+    maps are not offered, not that they were."""
+    scan = read_map(app.path, "scan")
+    elsewhere = tmp_path / "t.h5"
+    write_map_entry(elsewhere, scan.with_bz(scan.bz, name="elsewhere"), kind="scan")
+    start_held(app, qtbot)
+    app.mmt.set_file(elsewhere)
+    assert "the maps of t.h5" in app.mmt.held_note.text()
+    elsewhere.unlink()
+    end(app, qtbot, "cancelled")
+    status = app.mmt.status.text()
+    assert "Chosen during the inversion, not applied: the maps of t.h5 (" in status, status
+    assert "file not found" in status and "applied now" not in status, status
+    assert app.mmt.path is None and app.mmt.entry.count() == 0
 
 
 def test_the_maps_read_again_as_they_are_offered_hold_nothing(app, qtbot, tmp_path):
