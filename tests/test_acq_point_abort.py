@@ -5,6 +5,8 @@ path counted from the abort, as for the field's ramp."""
 
 from __future__ import annotations
 
+import threading
+
 from acq_fakes import fake_rig
 
 from smm_daq.acquisition.plan import ScanPlan
@@ -13,8 +15,10 @@ from smm_daq.instruments import interfaces, loss_budget
 from smm_daq.instruments import rig as rig_module
 from smm_daq.instruments.profile import load_profile
 from smm_daq.instruments.rig import Rig, open_rig
+from smm_daq.storage.scan_entry import ScanEntryWriter
 
 UM = 1e-6
+WAIT_S = 60.0  # real seconds a held thread waits at most (it is let go long before)
 # the scan's grid, far from where the simulator's C-884 is referenced (mid travel, 12.5 mm):
 # its first move takes seconds
 CENTRE = (5e-3, 5e-3)
@@ -164,3 +168,44 @@ def test_an_abort_during_a_points_read_asks_the_lockin_nothing_more(tmp_path, mo
     assert seq.run() == "aborted"
     assert asked == [1, 2, 3], asked
     assert rig.safe_calls == 1 and rig.stage.stops == 1
+
+
+def test_an_abort_during_a_write_that_outlasts_the_deadline_is_reported_safe(
+        tmp_path, monkeypatch):
+    """The abort comes during the first line's write, which the rig is made safe beside at
+    once (a thread of its own), and the write returns only once the rig's clock has passed
+    that path's deadline (a stalled disk): the scan ends "aborted", the rig said safe, made
+    safe once more at the end by a path of its own, not within the abort's, long past its
+    deadline, where the stage's stop would be refused and the rig said NOT safe."""
+    rig = open_rig(load_profile())
+    plan = ScanPlan.from_center("stalled", (12.5e-3, 12.5e-3), (40 * UM, 40 * UM), 20 * UM)
+    seq = Sequencer(rig, tmp_path / "s.h5", plan)
+    made_safe: list[float] = []
+    safe_once = threading.Event()
+    make_safe = rig.make_safe
+
+    def make_safe_noted() -> list[str]:
+        try:
+            return make_safe()
+        finally:
+            made_safe.append(rig.clock.now())
+            safe_once.set()
+
+    monkeypatch.setattr(rig, "make_safe", make_safe_noted)
+    write_line = ScanEntryWriter.write_line
+
+    def stalled(writer, *args, **kwargs):
+        if not made_safe:
+            seq.abort()
+            assert safe_once.wait(WAIT_S)  # made safe beside the write
+            rig.clock.advance(rig_module.safe_deadline(rig.profile) + 10.0)
+        return write_line(writer, *args, **kwargs)
+
+    monkeypatch.setattr(ScanEntryWriter, "write_line", stalled)
+    try:
+        assert seq.run() == "aborted"
+    finally:
+        rig.close()
+    assert len(made_safe) == 2, made_safe
+    assert not seq.safety_problems, seq.safety_problems
+    assert "NOT safe" not in seq.message, seq.message

@@ -242,8 +242,9 @@ class Sequencer(FlyScan):
             self._cond.notify_all()
 
     def abort(self, reason: str = "aborted by the operator") -> None:
-        """Stop after the instrument operation under way; the rig is then made safe (at
-        once, when the worker is writing to the file)."""
+        """Stop within a slice of the wait under way (a point's move, settling or dwell: the
+        stage stopped where it is), else after the instrument exchange under way; the rig is
+        then made safe (at once, when the worker is writing to the file)."""
         with self._cond:
             if not self._abort_requested:
                 self._aborted.set()
@@ -485,8 +486,9 @@ class Sequencer(FlyScan):
             except Exception as exc:
                 if not self._aborted.is_set():
                     raise
-                self._make_safe_once(again=True)  # for what is reported, as `_finish` would
-                self._safe_from_abort = True
+                # made safe already by an abort during a write (a thread of its own, a path of
+                # its own, maybe long before this): `_finish` makes it safe again, as it did
+                self._safe_from_abort = self._make_safe_once()
                 if isinstance(exc, InstrumentError):
                     self.notes.append(f"at line {self._line + 1}, the instrument call under "
                                       f"way as the scan was aborted failed: {exc}")
@@ -981,9 +983,10 @@ class Sequencer(FlyScan):
                    message=f"{said}. {write} has not returned (disk stalled?)"
                            f"{ENDS_WHEN_IT_RETURNS}")
 
-    def _make_safe_once(self, *, again: bool = False) -> None:
+    def _make_safe_once(self, *, again: bool = False) -> bool:
         """Make the rig safe, unless it was since the abort or the end (`again`: even so),
-        or its owner has taken it back; from then on it stays safe (nothing moves it)."""
+        or its owner has taken it back; from then on it stays safe (nothing moves it).
+        Returns whether this call made it safe."""
         with self._safing:
             with self._cond:
                 skip = self._rig_handed_back or (self._rig_safe_now and not again)
@@ -991,6 +994,7 @@ class Sequencer(FlyScan):
                 self._make_safe()
             with self._cond:
                 self._rig_safe_now = True
+        return not skip
 
     def _finish(self, status: str, message: str) -> None:
         # made safe on an abort during a write already: again here (cheap), for what is
