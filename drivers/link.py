@@ -2,7 +2,9 @@
 
 Each driver owns one `Link` per connection. A query whose reply times out or does not parse
 is retried after a device clear, at most `retries` more times; then the instrument is taken
-as lost. Parsers raise `ProtocolError`: a garbled reply is never read as a silent zero.
+as lost. Parsers raise `ProtocolError`: a garbled reply is never read as a silent zero. A
+command the instrument does not take within the timeout (it stopped reading: the transport's
+write raises `InstrumentTimeout`) is counted, charged and retried as a lost reply is.
 
 An exchange (a command, its reply and any retries) holds the link's lock, so two threads never
 talk to one instrument at once and never take each other's replies; a Ctrl-C in the main

@@ -11,10 +11,16 @@ Messages are LF terminated both ways. A reply that does not come within the time
 `InstrumentTimeout`; a link that is gone (unplugged, socket closed, no such resource) raises
 `InstrumentLost`.
 
-Every call returns within a bounded time. A raw TCP socket (`...::SOCKET`) has no device
-clear: pyvisa-py's `clear()` on one only drains what the socket holds, and loops forever once
-the peer has closed it (`select` keeps reporting the socket readable, `recv` keeps returning
-b"", and the loop only ends when `select` times out). So on a socket `clear()` closes the
+Every call returns within a bounded time. A write too: one that cannot go out (the instrument
+stopped reading and the link's buffers are full) raises `InstrumentTimeout` once the link's
+timeout is spent, as a lost reply does, and a query's command and reply share that one timeout
+(`VisaTransport.query`), so an exchange costs a timeout at most however slowly the command is
+taken; on a serial line the write has a timeout of its own before the reply's
+(`safe_bound.command_s`). pyvisa-py's write on a raw socket waits for room without end, so the
+transport sends on the socket itself there (`_send_within`). A raw TCP socket (`...::SOCKET`)
+has no device clear: pyvisa-py's `clear()` on one only drains what the socket holds, and loops
+forever once the peer has closed it (`select` keeps reporting the socket readable, `recv` keeps
+returning b"", and the loop only ends when `select` times out). So on a socket `clear()` closes the
 connection and opens a new one: what the old one still held (a late reply) goes with it, and
 a peer that is gone answers the new connection with a refusal, raised as `InstrumentLost` at
 once. A socket that failed is reopened the same way before its next use, so the safety path
@@ -31,6 +37,7 @@ been quiet for the timeout (bounded; see `SerialTransport`).
 from __future__ import annotations
 
 import contextlib
+import math
 import socket
 import time
 from collections.abc import Callable
@@ -56,6 +63,10 @@ TERMINATION = "\n"
 ENCODING = "latin-1"  # instruments' 8-bit code page (PI answers "µm" as 0xB5 0x6D); ASCII-safe
 _LF = TERMINATION.encode("ascii")
 DRAIN_CHUNK = 4096
+# a query's command that went out quicker leaves its reply the whole timeout (what setting
+# the timeout for the read and back would cost, tens of µs a query, is the exchange's own
+# code's time, which no bound counts)
+_WRITE_UNCOUNTED_S = 0.001
 
 
 def open_transport(
@@ -131,13 +142,16 @@ class VisaTransport:
         self._timeout_ms = self.resource.timeout
 
     def _failed(self, exc: Exception) -> Exception:
-        if (
-            isinstance(exc, pyvisa.VisaIOError)
-            and exc.error_code == constants.StatusCode.error_timeout
-        ):
+        if _is_visa_timeout(exc):
             return InstrumentTimeout(f"no reply within {self.timeout:g} s", instrument=self.name)
         self._broken = True
         return InstrumentLost(f"link failed: {exc}", instrument=self.name)
+
+    def _not_sent(self) -> InstrumentTimeout:
+        return InstrumentTimeout(
+            f"could not send within {self.timeout:g} s (the instrument takes no more input)",
+            instrument=self.name,
+        )
 
     def _check_open(self) -> None:
         if self._closed:
@@ -175,9 +189,26 @@ class VisaTransport:
 
     def write(self, message: str) -> None:
         self._check_open()
+        self._write(message, time.monotonic() + self.timeout)
+
+    def _write(self, message: str, deadline: float) -> None:
+        """Send `message` by `deadline` (time.monotonic()), else `InstrumentTimeout`: on a
+        raw socket through the socket itself (pyvisa-py's write waits for room without end),
+        elsewhere through VISA, whose timeout bounds a write as it does a read."""
+        sock = _raw_socket(self.resource) if self._reopen is not None else None
         try:
-            self.resource.write(message)
+            if sock is None:
+                self.resource.write(message)
+                return
+            data = (message + self.resource.write_termination).encode(self.resource.encoding)
+            _send_within(sock, data, deadline)
+        except TimeoutError as exc:
+            # what went of the command is unknown: the next use opens a new connection
+            self._broken = True
+            raise self._not_sent() from exc
         except (pyvisa.Error, OSError) as exc:
+            if _is_visa_timeout(exc):  # a VISA write's own timeout: a command, not a reply, lost
+                raise self._not_sent() from exc
             raise self._failed(exc) from exc
 
     def read(self) -> str:
@@ -192,9 +223,30 @@ class VisaTransport:
             ) from exc
 
     def query(self, message: str) -> str:
+        """Send `message` and read its reply within one timeout: the time the command took to
+        go out (an instrument slow to take it) is the reply's less. On a serial line (ASRL)
+        the reply keeps its own timeout, as its read waits for the largest reply's transfer
+        too (`SerialTransport.query`)."""
         self._drop_unasked()
-        self.write(message)
-        return self.read()
+        self._check_open()
+        deadline = time.monotonic() + self.timeout
+        self._write(message, deadline)
+        if self.resource.interface_type == constants.InterfaceType.asrl:
+            return self.read()
+        return self._read_by(deadline)
+
+    def _read_by(self, deadline: float) -> str:
+        """`read`, its timeout what is left until `deadline` (none left: only what has come)."""
+        left_s = deadline - time.monotonic()
+        if not math.isfinite(left_s) or left_s >= self.timeout - _WRITE_UNCOUNTED_S:
+            return self.read()
+        left_ms = max(0, int(left_s * 1000.0))
+        self.resource.timeout = left_ms
+        try:
+            return self.read()
+        finally:
+            with contextlib.suppress(pyvisa.Error, OSError):  # a failed link: set on reopening
+                self.resource.timeout = self._timeout_ms
 
     def _drop_unasked(self) -> None:
         """Drop what a raw socket or a serial line (ASRL) received after the last reply read
@@ -308,9 +360,48 @@ def _open_resource(
     return resource
 
 
+def _is_visa_timeout(exc: Exception) -> bool:
+    """Whether `exc` is a VISA call's timeout (VI_ERROR_TMO)."""
+    timeout = constants.StatusCode.error_timeout
+    return isinstance(exc, pyvisa.VisaIOError) and exc.error_code == timeout
+
+
 def _not_quiet(seconds: float, name: str) -> InstrumentTimeout:
     return InstrumentTimeout(
         f"the line is not quiet after {seconds:g} s of dropping what arrives", instrument=name)
+
+
+# a send that waits for nothing, on a blocking socket (not on Windows)
+_NO_WAIT: int | None = getattr(socket, "MSG_DONTWAIT", None)
+
+
+def _raw_socket(resource: MessageBasedResource) -> socket.socket | None:
+    """The TCP socket under a pyvisa-py raw-socket session; None with another VISA library."""
+    session = getattr(resource.visalib, "sessions", {}).get(resource.session)
+    sock = getattr(session, "interface", None)
+    return sock if isinstance(sock, socket.socket) else None
+
+
+def _send_within(sock: socket.socket, data: bytes, deadline: float) -> None:
+    """Send all of `data` on `sock` by `deadline` (time.monotonic()), else `TimeoutError`
+    (some of it may have gone). The socket is left blocking, as pyvisa-py keeps it; where
+    the system can, what has room goes at once without changing that (`_NO_WAIT`)."""
+    view = memoryview(data)
+    if _NO_WAIT is not None:
+        with contextlib.suppress(BlockingIOError):
+            view = view[sock.send(view, _NO_WAIT) :]
+        if not view:
+            return
+    try:
+        while view:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("the peer takes no more")
+            sock.settimeout(left if math.isfinite(left) else None)
+            view = view[sock.send(view) :]
+    finally:
+        with contextlib.suppress(OSError):  # a socket closed meanwhile
+            sock.settimeout(None)
 
 
 def _no_delay(resource: MessageBasedResource) -> None:
@@ -321,9 +412,8 @@ def _no_delay(resource: MessageBasedResource) -> None:
         return
     except Exception:  # pyvisa-py 0.8 registers no setter for it on SOCKET sessions
         pass
-    session = getattr(resource.visalib, "sessions", {}).get(resource.session)
-    sock = getattr(session, "interface", None)
-    if isinstance(sock, socket.socket):
+    sock = _raw_socket(resource)
+    if sock is not None:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 

@@ -215,7 +215,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _show_dragonfly_options(self) -> None:
         """The MMT tab, its Dragonfly options on show (they are the Session tab's too)."""
-        self.mmt.grain_format.setCurrentText("dragonfly")
+        self.mmt.set_grain_format("dragonfly")  # once an inversion running ends, if one is
         self.show_view("mmt")
         self.mmt.dragonfly.min_voxels.setFocus()
 

@@ -180,6 +180,11 @@ def made_with(options: ResultOptions) -> str:
     return "".join(f"; {p}" for p in parts)
 
 
+def _items(combo: QtWidgets.QComboBox) -> list[str]:
+    """The texts a combo box offers, in order."""
+    return [combo.itemText(i) for i in range(combo.count())]
+
+
 def _check_image_file(chosen: Path, file: Path) -> None:
     """InputError, in a window's words, unless `file` (the name `chosen` in the save dialog,
     .png added where it had no suffix) may take a map image: a PNG name in a folder that
@@ -267,6 +272,10 @@ class MMTView(QtWidgets.QWidget):
         self.progress_bridge.message.connect(self._progress)
         self.progress_bridge.sensors.connect(self._sensors_done)
         self.running = False
+        # choices made elsewhere while an inversion runs (a grain file drawn in the Session
+        # tab, the file's maps read again, ...), its inputs locked: what each is, said, and
+        # how it is applied once the run ends, in the order last chosen
+        self._held: dict[str, tuple[str, Callable[[], None]]] = {}
         self.saving = False  # a result being written, in the worker
         self.saving_into: Path | None = None  # the file it is written into
         self._cancel = threading.Event()
@@ -336,6 +345,9 @@ class MMTView(QtWidgets.QWidget):
         self.busy.setMaximumWidth(160)
         self.status = QtWidgets.QLabel("Choose a scan entry and a grain file.")
         self.status.setWordWrap(True)
+        self.held_note = QtWidgets.QLabel("")  # what is held until the inversion ends
+        self.held_note.setWordWrap(True)
+        self.held_note.hide()
 
         top = QtWidgets.QHBoxLayout()
         for w in (QtWidgets.QLabel("Map"), self.entry, QtWidgets.QLabel("Grains"),
@@ -456,6 +468,7 @@ class MMTView(QtWidgets.QWidget):
         layout.addWidget(self.dragonfly)
         layout.addWidget(self.registration)
         layout.addWidget(self.status)
+        layout.addWidget(self.held_note)
         layout.addWidget(splitter, 1)
         # what `run` reads when it starts: disabled while it runs, as an edit then would be
         # shown yet not used
@@ -466,7 +479,11 @@ class MMTView(QtWidgets.QWidget):
 
     # --- inputs --------------------------------------------------------------------------
     def set_file(self, path: Path) -> None:
-        """Offer the measured maps of a session file, read now."""
+        """Offer the measured maps of a session file, read now (once the inversion running
+        ends, if one is: `set_entries`)."""
+        if self.running:
+            self._hold("entries", f"the maps of {Path(path).name}", lambda: self.set_file(path))
+            return
         try:
             entries = list_entries(path)
         except (SmmError, OSError) as exc:  # nothing of the file before is offered either
@@ -482,18 +499,27 @@ class MMTView(QtWidgets.QWidget):
         """Offer the measured maps among a session file's `entries` (not a model's Bz: a
         fit's residual, a χ or M map). The list is filled again only when what it offers
         changed, keeping the map chosen (the Session tab re-reads the entries after every
-        scan and write, mostly finding them as they were)."""
-        self.path = Path(path)
+        scan and write, mostly finding them as they were). While an inversion runs, what
+        they change is held until it ends, the list locked as its other inputs are."""
         saved = [e.name for e in entries if e.kind == "mmt"]
-        if saved != [self.saved_entry.itemText(i) for i in range(self.saved_entry.count())]:
+        names = [e.name for e in entries if holds_measured_map(e)]
+        if self.running:
+            if (self.path is not None and Path(path) == self.path
+                    and saved == _items(self.saved_entry) and names == _items(self.entry)):
+                self._unhold("entries")  # as offered now: a change held before is undone
+            else:
+                self._hold("entries", f"the maps of {Path(path).name}",
+                           lambda: self.set_entries(path, entries))
+            return
+        self.path = Path(path)
+        if saved != _items(self.saved_entry):
             current = self.saved_entry.currentText()
             self.saved_entry.clear()
             self.saved_entry.addItems(saved)
             if current in saved:
                 self.saved_entry.setCurrentText(current)
         self.show_saved_button.setEnabled(bool(saved))
-        names = [e.name for e in entries if holds_measured_map(e)]
-        if names == [self.entry.itemText(i) for i in range(self.entry.count())]:
+        if names == _items(self.entry):
             return
         current = self.entry.currentText()
         with QtCore.QSignalBlocker(self.entry):  # no passing choices while it is filled
@@ -508,8 +534,49 @@ class MMTView(QtWidgets.QWidget):
         return choice if choice != "auto" else None
 
     def set_grain_file(self, path: Path, fmt: str = "cuboids") -> None:
+        """The grain file and its format (drawn in the Session tab), held until the inversion
+        running ends, if one is."""
+        if self.running:
+            self._hold("grains", f"the grain file {Path(path).name} ({fmt})",
+                       lambda: self.set_grain_file(path, fmt))
+            return
         self.grain_edit.setText(str(path))
         self.grain_format.setCurrentText(fmt)
+
+    def set_grain_format(self, fmt: str) -> None:
+        """The grain format (the Session tab's Dragonfly options asked for), held until the
+        inversion running ends, if one is."""
+        if self.running:
+            self._hold("format", f"the grain format {fmt}", lambda: self.set_grain_format(fmt))
+            return
+        self.grain_format.setCurrentText(fmt)
+
+    def _hold(self, what: str, said: str, apply: Callable[[], None]) -> None:
+        """Hold a choice of `what` (`said` in words) made while an inversion runs, its inputs
+        locked: `apply` runs once it ends (`_apply_held`). A later choice of the same replaces
+        it and is applied after the choices made before it: the user's last word wins."""
+        self._held.pop(what, None)
+        self._held[what] = (said, apply)
+        self._show_held()
+
+    def _unhold(self, what: str) -> None:
+        if self._held.pop(what, None) is not None:
+            self._show_held()
+
+    def _show_held(self) -> None:
+        self.held_note.setText("Held until the inversion ends (it goes on with the inputs it "
+                               "began with): " + "; ".join(s for s, _ in self._held.values()))
+        self.held_note.setVisible(bool(self._held))
+
+    def _apply_held(self) -> str:
+        """Apply what was chosen while the inversion ran (it has ended): what, in words for
+        the status line ("" when nothing)."""
+        held, self._held = self._held, {}
+        self._show_held()
+        for _said, apply in held.values():
+            apply()
+        return ("\nChosen during the inversion, applied now: "
+                + "; ".join(s for s, _ in held.values())) if held else ""
 
     def _choose_grains(self) -> None:
         name, _ = QtWidgets.QFileDialog.getOpenFileName(
@@ -575,13 +642,18 @@ class MMTView(QtWidgets.QWidget):
             self.templatesEnded.emit(ok, text)
 
         def written(files: list[str]) -> None:
-            named = not self.mask_edit.text().strip()
-            if named:
+            named = not self.mask_edit.text().strip() and "masks" not in self._held
+            held = named and self.running  # the mask field is locked: named once it ends
+            if held:
+                self._hold("masks", f"the mask {', '.join(files)}",
+                           lambda: self.mask_edit.setText(", ".join(files)))
+            elif named:
                 self.mask_edit.setText(", ".join(files))
             ended(True, f"Map image{'s' if len(files) > 1 else ''} for a mask written: "
                         f"{', '.join(files)}. Paint the bad pixels black in an image editor "
                         "and save in place"
-                        + ("; the mask field names them." if named
+                        + ("; the mask field names them once the inversion ends." if held
+                           else "; the mask field names them." if named
                            else ", then give them as the mask."))
 
         def failed(exc: BaseException) -> None:
@@ -748,19 +820,21 @@ class MMTView(QtWidgets.QWidget):
         self.busy.setValue(done)
 
     def _failed(self, exc: BaseException) -> None:
-        self._idle()
+        applied = self._idle()
         if isinstance(exc, InversionCancelled):
             self.status.setText("Inversion cancelled; the shown result, if any, is the last "
-                                "one finished.")
+                                f"one finished.{applied}")
             self.finished.emit(False, "cancelled")
             return
         # an SmmError says what was wrong; anything else (a MemoryError, whose text is empty)
         # is named by its type
         text = str(exc) if isinstance(exc, SmmError) else repr(exc)
-        self.status.setText(f"Inversion failed: {text}")
+        self.status.setText(f"Inversion failed: {text}{applied}")
         self.finished.emit(False, text)
 
-    def _idle(self) -> None:
+    def _idle(self) -> str:
+        """The inversion has ended: its inputs unlocked, what was chosen meanwhile applied
+        (`_apply_held`, whose words are returned)."""
         self.running = False
         self.busy.setRange(0, 1)
         self.busy.setValue(1)
@@ -769,13 +843,14 @@ class MMTView(QtWidgets.QWidget):
         self.cancel_button.setEnabled(False)
         for w in self.run_inputs:
             w.setEnabled(True)
+        return self._apply_held()
 
     def _done(self, value: tuple[list[MapData], Any, dict, list[str], dict[str, object],
                                  np.ndarray]) -> None:
         """Show a fresh result: its table, maps, the grains' outlines (`value`'s last,
         computed in the worker) and net."""
         self.shown_entry = None
-        self._idle()
+        applied = self._idle()
         self._load_wanted += 1  # a saved result still being read is not shown over it
         # saved into the file of its scans, whichever file is open by then
         self._show(value, self._inverting)
@@ -783,7 +858,7 @@ class MMTView(QtWidgets.QWidget):
         # which scans of which file: it stays on show when another session file is opened
         scans = ", ".join(f"'{m.name}'" for m in value[0])
         where = f" of {self._inverting.name}" if self._inverting is not None else ""
-        self.status.setText(f"Result of {scans}{where}: {self._summary(value[3])}")
+        self.status.setText(f"Result of {scans}{where}: {self._summary(value[3])}{applied}")
         self.finished.emit(True, self.status.text())
 
     def _show(self, value: tuple[list[MapData], Any, dict, list[str], dict[str, object],

@@ -592,6 +592,8 @@ class SessionBrowser(QtWidgets.QWidget):
             no_map = wanted.crop == CROP_TO_SCAN and m is None
             how += f"; {describe(options)}" + (" (no map shown to crop to)" if no_map else "")
         model = self.grain_model()
+        # placed and read as the changes so far say: none of them is waited for to read again
+        self.placement_timer.stop()
         # a read in hand, placed as before, is not drawn once this one begins or is refused
         self._grain_read += 1
         self.grains_reading = None
@@ -686,8 +688,13 @@ class SessionBrowser(QtWidgets.QWidget):
             self.load_grains(*self.grains_drawn, again=True)
 
     def dragonfly_options_changed(self) -> None:
-        """The options a Dragonfly export would be read with have changed: say so."""
+        """The options a Dragonfly export is read with (the MMT tab's) have changed: said, and
+        a Dragonfly export drawn, or being read, is read and drawn again with them once the
+        changes stop coming, as where the grains' placement changes."""
         self._show_grain_note()
+        wanted = self.grains_reading or self.grains_drawn  # what `_place_grains_again` reads
+        if wanted is not None and wanted[1] == "dragonfly":
+            self.placement_timer.start()
 
     def _show_grain_note(self) -> None:
         """What the outlines on show are, and how a Dragonfly export would be read now."""

@@ -82,9 +82,12 @@ class _Handler(socketserver.BaseRequestHandler):
 
     def handle(self) -> None:
         """Read bytes as they come: an immediate byte is answered at once, wherever it falls;
-        every other byte gathers into a line, handled at its LF."""
+        every other byte gathers into a line, handled at its LF. Once a reply could not be
+        sent (the client gone), what still came is acted on as a real instrument does (an
+        `OUTP OFF` after a query whose reply was lost), answered no more."""
         emulator = self.server.emulator
         line = bytearray()
+        sending = True  # until a reply could not be sent
         while True:
             try:
                 chunk = self.request.recv(4096)
@@ -104,8 +107,8 @@ class _Handler(socketserver.BaseRequestHandler):
                     if len(line) < _MAX_LINE:
                         line.append(byte)
                     continue
-                if reply is not None and not self._send(reply):
-                    return
+                if reply is not None and sending:
+                    sending = self._send(reply)
 
     def _send(self, reply: str) -> bool:
         """A reply with its terminator (the emulator's `reply_end`); a binary block

@@ -8,6 +8,7 @@ the decoding and field checks shared by the grain lists other tools write (`deco
 from __future__ import annotations
 
 import codecs
+import functools
 import json
 import re
 from pathlib import Path
@@ -55,18 +56,50 @@ def read_text_file(path: Path, kind: str, expected: str) -> str:
                          ) from None
 
 
+# the byte-order marks `decode_text` reads UTF-32 and UTF-16 after (their NUL bytes are text)
+UNICODE_BOMS = (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
 def decode_text(data: bytes) -> str:
-    """UTF-16 after its byte-order mark; else UTF-8 (a byte-order mark dropped) when the
-    bytes are valid UTF-8, else latin-1, in which every byte is a character."""
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        try:
-            return data.decode("utf-16")
-        except UnicodeDecodeError:
-            pass  # a latin-1 file that happens to start with ÿþ: read as such below
+    """UTF-32 or UTF-16 after its byte-order mark (UTF-32's first, which begins as UTF-16's
+    little-endian one does); else UTF-8 (a byte-order mark dropped) when the bytes are valid
+    UTF-8, else latin-1, in which every byte is a character."""
+    for marks, codec in (((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE), "utf-32"),
+                         ((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE), "utf-16")):
+        if data.startswith(marks):
+            try:
+                return data.decode(codec)
+            except UnicodeDecodeError:
+                pass  # a latin-1 file that happens to start with ÿþ: read as such below
     try:
         return data.removeprefix(codecs.BOM_UTF8).decode("utf-8")
     except UnicodeDecodeError:
         return data.decode("latin-1")
+
+
+def text_lines(text: str) -> list[str]:
+    """The lines of `text`, broken at LF, CR LF and CR alone, as editors show them.
+    `str.splitlines` breaks at more (NEL U+0085, form feed, U+2028, ...): byte 0x85 is the
+    "…" of a Windows editor's comment, which read as latin-1 would end the comment there,
+    read its rest as data and shift every later line number."""
+    lines = _LINE_BREAK.split(text)
+    return lines[:-1] if lines[-1] == "" else lines
+
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+SHOWN_CHARS = 60  # of a value a message quotes: a cell of 4,300 digits is no message
+
+
+def shown(value: object) -> str:
+    """`repr(value)` for a message, cut after SHOWN_CHARS characters with how many there were:
+    a value read from a file (a cell of thousands of digits, a list of 100,000 vertices) would
+    otherwise fill screens, and the message's "expected ..." lie far beyond them."""
+    text = repr(value)
+    if len(text) <= SHOWN_CHARS:
+        return text
+    return f"{text[:SHOWN_CHARS]}... ({len(text):,} characters)"
 
 
 def is_number(text: str) -> bool:
@@ -93,16 +126,35 @@ def empty_field_column(line: str) -> int | None:
 TOO_MANY_DIGITS = "an integer of thousands of digits, more than any number in it can have"
 
 
-def load_json(text: str) -> Any:
+def load_json(text: str, *, unique_keys: bool = False) -> Any:
     """`json.loads`, with arrays or objects nested deeper than Python's parser follows (a
     RecursionError, as from a file of 100,000 '[') and an integer longer than Python converts
     (a plain ValueError) raised as the JSONDecodeError of any other malformed JSON, at the
-    start of the text."""
+    start of the text. With `unique_keys`, an object naming a key twice is a JSONDecodeError
+    too, at the second: `json.loads` keeps the last silently, so a hand-edited file's first
+    value (a first list of mask shapes, a scan height) would go unread without a word."""
+    hook = functools.partial(_unique, text) if unique_keys else None
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=hook)
     except RecursionError:
         raise json.JSONDecodeError("arrays or objects nested too deep to read", text, 0) from None
     except json.JSONDecodeError:
         raise
     except ValueError:
         raise json.JSONDecodeError(TOO_MANY_DIGITS, text, 0) from None
+
+
+def _unique(text: str, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """The object of `pairs`; JSONDecodeError at a key's second naming when it repeats (at
+    the start of the text when that spelling cannot be found, as with escapes in the key)."""
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            spelled = re.escape(json.dumps(key, ensure_ascii=False)) + r"\s*:"
+            named = [m.start() for m in re.finditer(spelled, text)]
+            raise json.JSONDecodeError(
+                f"key {shown(key)} given twice in one object (JSON readers keep only the last, "
+                "the first unread: give each key once)", text,
+                named[1] if len(named) > 1 else 0)
+        seen.add(key)
+    return dict(pairs)

@@ -1,5 +1,8 @@
 """Joint inversion of several scans, point-source models, masks and the higher-order test."""
 
+import gc
+import weakref
+
 import numpy as np
 import pytest
 from scipy import stats as sps
@@ -110,7 +113,7 @@ def test_sigmas_still_moving_after_the_last_pass_are_warned_of_as_smm_daqs(monke
     said = [w for w in caught if issubclass(w.category, joint.UnsettledSigmaWarning)]
     assert len(said) == 1 and "still moved by more than 0.1% after 1 passes" in str(
         said[0].message)
-    shown = _warning_text(said[0].message, said[0].category, said[0].filename, said[0].lineno)
+    shown = _warning_text(said[0])
     assert shown.startswith("smm-daq: warning: the noise estimated from the residuals of ")
 
 
@@ -466,6 +469,33 @@ def test_a_singular_joint_fit_takes_one_svd_per_pass(monkeypatch):
         invert_scans(scans, GRAINS, model="dipole")
     assert calls["solve"] > 1  # several passes
     assert calls["svd"] == calls["solve"]
+
+
+def test_a_singular_joint_fit_frees_its_pseudo_inverse_before_the_forward_model(monkeypatch):
+    """W, the n × n pseudo-inverse each pass's solve keeps for the scans' leverages, is no
+    longer held once they are counted: the forward model (which holds its blocks of Q) runs
+    without it, as does the next pass's solve."""
+    scans = _scans_blind_to_grain_1s_y()
+    kept, alive_in_forward = [], []
+    solve, forward_model = inversion.solve_triangle, inversion.forward
+
+    def solving(*args, **kwargs):
+        sol = solve(*args, **kwargs)
+        assert sol.pseudo_inverse is not None  # singular: the SVD's W kept
+        kept.append(weakref.ref(sol.pseudo_inverse))
+        return sol
+
+    def forward(*args, **kwargs):
+        gc.collect()
+        alive_in_forward.append(sum(ref() is not None for ref in kept))
+        return forward_model(*args, **kwargs)
+
+    monkeypatch.setattr(inversion, "solve_triangle", solving)
+    monkeypatch.setattr(inversion, "forward", forward)
+    with pytest.warns(inversion.SingularWarning):
+        invert_scans(scans, GRAINS, model="dipole")
+    assert len(kept) > 1 and alive_in_forward  # several passes, each with its forward model
+    assert alive_in_forward == [0] * len(alive_in_forward)
 
 
 def test_one_scans_sigma_is_estimated_over_the_rank_where_q_is_singular():

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from smm_daq import interrupts
+from smm_daq.acquisition.aside import Aside
 from smm_daq.acquisition.safe_close import safe_wait_s
 from smm_daq.acquisition.sequencer import wait_awake
 from smm_daq.errors import RampStopped
@@ -40,36 +41,25 @@ def ramp_stopped_by_signal(rig: Any, b: np.ndarray,
     stop reached it is not made safe here (`made_safe` is not called): that is the caller's."""
     stop = RampStop(rig.clock)
     within = safe_wait_s(rig)
-    done = threading.Event()
-    outcome: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            ramp_field(rig, b, stop)
-        except BaseException as exc:  # handed to the caller
-            outcome.append(exc)
-        finally:
-            done.set()
-
+    ramp = Aside(lambda: ramp_field(rig, b, stop), THREAD)
     try:  # a signal may come as soon as the thread runs, before start() returns
-        threading.Thread(target=run, daemon=True, name=THREAD).start()
-        wait_awake(done)
+        ramp.start()
+        wait_awake(ramp.done)
     except KeyboardInterrupt as interrupt:
         stop.set()
         with interrupts.making_safe(within):  # a signal from now on is only acknowledged
-            ended = _wait_past_signals(done, within)
+            ended = _wait_past_signals(ramp.done, within)
+        stopped = ramp.raised()
         if not ended:
             made_safe([f"the field's ramp, stopped, was still making the rig safe {within:.0f} "
                        "s later, as long as that may take (an instrument not answering); the "
                        "program does not wait for it any longer"])
-        elif outcome and isinstance(outcome[0], RampStopped) \
-                and outcome[0].safe_problems is not None:
-            if not outcome[0].safe_problems:  # else the problems say more, at the close
-                interrupt.add_note(str(outcome[0]))
-            made_safe(outcome[0].safe_problems)
+        elif isinstance(stopped, RampStopped) and stopped.safe_problems is not None:
+            if not stopped.safe_problems:  # else the problems say more, at the close
+                interrupt.add_note(str(stopped))
+            made_safe(stopped.safe_problems)
         raise
-    if outcome:
-        raise outcome[0]
+    ramp.result()
 
 
 def _wait_past_signals(done: threading.Event, within: float) -> bool:

@@ -52,6 +52,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from smm_daq.acquisition.ambient_drift import DriftWatch
+from smm_daq.acquisition.aside import Aside
 from smm_daq.acquisition.events import ScanEvent
 from smm_daq.acquisition.field_held import coils_off, expected_currents
 from smm_daq.acquisition.fly.scan import FlyScan
@@ -1102,29 +1103,16 @@ def wait_aside(work: Callable[[], T], name: str, *, make_safe: Callable[[], None
     stays on else) and is re-raised once the work returns; if it has not returned
     `WRITE_STALLED_S` after, `stalled()` is raised instead (the program is to end without it).
     """
-    began, done = threading.Event(), threading.Event()
-    outcome: list[Any] = []
-
-    def run() -> None:
-        began.set()
-        try:
-            outcome.append(work())
-        except BaseException as exc:  # handed to the caller
-            outcome.append(exc)
-        finally:
-            done.set()
-
+    aside = Aside(work, name)
     try:  # a signal may come as soon as the thread runs, before start() returns
-        threading.Thread(target=run, daemon=True, name=name).start()
-        wait_awake(done)
+        aside.start()
+        wait_awake(aside.done)
     except KeyboardInterrupt:
         make_safe()
-        if not wait_awake(done, WRITE_STALLED_S) and began.is_set():
+        if not wait_awake(aside.done, WRITE_STALLED_S) and aside.began.is_set():
             raise stalled() from None
         raise
-    if isinstance(outcome[0], BaseException):
-        raise outcome[0]
-    return outcome[0]  # type: ignore[no-any-return]
+    return aside.result()
 
 
 def _ut(b: np.ndarray) -> str:

@@ -12,8 +12,9 @@ Two file formats (DESIGN.md §8):
   (``skiprows``); the columns are read by position, as there, so a header naming the grain
   first (its earlier ``i,x,y,z,dx,dy,dz``, full edges) is refused.
 
-Both are read as UTF-8 (a byte-order mark dropped), as UTF-16 after its byte-order mark, else
-as latin-1 (a Windows editor's comment with ``µ``); a file with NUL bytes is no text.
+Both are read as UTF-8 (a byte-order mark dropped), as UTF-16 or UTF-32 after its byte-order
+mark, else as latin-1 (a Windows editor's comment with ``µ``); a file with NUL bytes is no
+text.
 
 Cuboids of one grain may be spread over the file; they are grouped by label. Overlapping
 cuboids of one grain (which would count volume twice) and cuboids above the sample top are
@@ -24,7 +25,6 @@ refused by the inversion, which knows the sensor height.
 
 from __future__ import annotations
 
-import codecs
 import functools
 import math
 import re
@@ -36,7 +36,15 @@ from pathlib import Path
 import numpy as np
 
 from smm_daq.errors import InputError
-from smm_daq.text_files import decode_text, empty_field_column, is_number, require_file
+from smm_daq.text_files import (
+    UNICODE_BOMS,
+    decode_text,
+    empty_field_column,
+    is_number,
+    require_file,
+    shown,
+    text_lines,
+)
 from smm_daq.whole_files import written_whole
 
 UM = 1e-6
@@ -143,7 +151,7 @@ def _number(text: str, where: str, what: str) -> float:
     except ValueError:
         value = math.nan
     if not (math.isfinite(value) and abs(value) <= MAX_UM):
-        raise InputError(f"{what} is {text!r}; expected a finite number of µm within "
+        raise InputError(f"{what} is {shown(text)}; expected a finite number of µm within "
                          f"±{MAX_UM:g}", source=where)
     return value
 
@@ -154,7 +162,7 @@ def _label(text: str, where: str) -> int:
     except ValueError:
         value = math.nan
     if not (math.isfinite(value) and value == round(value) and abs(value) <= MAX_LABEL):
-        raise InputError(f"grain label is {text!r}; expected a whole number within "
+        raise InputError(f"grain label is {shown(text)}; expected a whole number within "
                          f"±{MAX_LABEL:g}", source=where)
     return round(value)
 
@@ -166,7 +174,7 @@ def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     lines: list[int] = []
     header: list[str] | None = None
     text = _text(path, f"the header {','.join(CSV_COLUMNS)} and lines of numbers")
-    for lineno, raw in enumerate(text.splitlines(), start=1):
+    for lineno, raw in enumerate(text_lines(text), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
@@ -206,7 +214,7 @@ def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def _text(path: Path, expected: str) -> str:
     """The file's text (see the module); InputError when it holds NUL bytes."""
     data = path.read_bytes()
-    if b"\0" in data and not data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+    if b"\0" in data and not data.startswith(UNICODE_BOMS):
         raise InputError(f"is not a text file (it holds NUL bytes); expected {expected}",
                          source=str(path))
     return decode_text(data)
@@ -242,7 +250,7 @@ def _read_mmt(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rows: list[list[float]] = []
     labels: list[int] = []
     lines: list[int] = []
-    for lineno, raw in enumerate(_text(path, "lines of x y z hx hy hz grain").splitlines(),
+    for lineno, raw in enumerate(text_lines(_text(path, "lines of x y z hx hy hz grain")),
                                  start=1):
         line = raw.strip()
         if not line or line.startswith("#"):

@@ -32,6 +32,7 @@ from typing import NoReturn
 
 from smm_daq import PROGRAM_NAME, __version__, interrupts, thread_waits
 from smm_daq.cli.option_hints import unknown_options
+from smm_daq.cli.warning_text import is_smm_daqs
 from smm_daq.errors import InputError, SmmError, WriteStalled
 
 # idle OpenBLAS and OpenMP threads sleep soon (they spun, taking the cores from each other's
@@ -49,19 +50,21 @@ NOT_CONNECTED = ("the rig is as it was: stopped before connecting to it, nothing
                  "moved")
 
 
-# Python's own form of a warning: the file and line that warned, then that line of source
-_python_warning_text = warnings.formatwarning
+# Python's own form of a warning: the file and line that warned, then that line of source,
+# and for a ResourceWarning where tracemalloc traces (python -X tracemalloc=5) the lines
+# "Object allocated at". `warnings.formatwarning`, the public hook, is handed no object and
+# Python then drops those lines, so smm-daq's form goes in at the step that calls it.
+_python_warning_text = warnings._formatwarnmsg  # type: ignore[attr-defined]
 
 
-def _warning_text(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-                  line: str | None = None) -> str:
+def _warning_text(w: warnings.WarningMessage) -> str:
     """smm-daq's own warnings (a profile key the instrument named ignores, say), where one
     reaches stderr, in the form the commands print theirs, 'smm-daq: warning: MESSAGE', not
     as Python's source path and line of the code that warned; any other in Python's form.
     The warning filters (-W, PYTHONWARNINGS) still decide whether a warning is said."""
-    if category.__module__.split(".")[0] == "smm_daq":
-        return f"{PROGRAM_NAME}: warning: {message}\n"
-    return _python_warning_text(message, category, filename, lineno, line)
+    if is_smm_daqs(w.category):
+        return f"{PROGRAM_NAME}: warning: {w.message}\n"
+    return _python_warning_text(w)
 
 
 # A value such as "-100,50" (µm) or "-40,0,0" (µT) is a negative number list, not an option.
@@ -128,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     if argv is None:  # the program itself (a test's call leaves the process as it was)
         _console_never_fails()
-        warnings.formatwarning = _warning_text
+        warnings._formatwarnmsg = _warning_text  # type: ignore[attr-defined]
     parser = build_parser()
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)

@@ -49,6 +49,7 @@ from smm_daq.cli.mmt_models import (
     uses_models,
 )
 from smm_daq.cli.mmt_study import add_study_command, add_tiling_options, tiled_result_or_none
+from smm_daq.cli.warning_text import warning_line
 from smm_daq.errors import InputError
 from smm_daq.storage.limits import MAX_MAP_PIXELS
 from smm_daq.thread_warnings import recorded
@@ -68,14 +69,15 @@ SYNTH_MAX_GRAINS = 1_000_000
 
 @contextmanager
 def _warnings_to_stderr() -> Iterator[None]:
-    """Library warnings (overlapping grains, a singular system) as one line each on stderr:
-    this thread's (`recorded`), another thread's left as they were."""
+    """Warnings (overlapping grains, a singular system) as one line each on stderr, another
+    library's labelled with its origin (`warning_line`): this thread's (`recorded`), another
+    thread's left as they were."""
     with recorded() as caught:
         try:
             yield
         finally:
             for w in caught:
-                print(f"smm-daq: warning: {w.message}", file=sys.stderr)
+                print(warning_line(w), file=sys.stderr)
 
 
 def _sensor_size(text: str | None, fallback: tuple[float, float] | None) -> tuple[float, float]:

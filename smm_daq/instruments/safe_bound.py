@@ -15,6 +15,8 @@ deadline, the exchange under way when it is reached, and the switch-offs
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from smm_daq.instruments.loss_budget import TAIL_EXCHANGES
 from smm_daq.instruments.profile import (
     CURRENT_READ_MARGIN,
@@ -60,6 +62,14 @@ def exchange_s(link: LinkSettings) -> float:
     """How long one exchange on `link` may take and still be answered: its timeout, and on a
     serial line the largest reply's transfer at its baud rate, which a read waits for."""
     return link.timeout_s + _largest_transfer_s(link)
+
+
+def command_s(link: LinkSettings) -> float:
+    """How long the command of one exchange on `link` may take to go out before its reply's
+    time begins: on a serial line its write's own timeout (a line held by flow control: the
+    write waits that long for room, and the reply then has its timeout too); on any other
+    link nothing, as a command and its reply share one timeout (`VisaTransport.query`)."""
+    return link.timeout_s if is_serial(link.address) else 0.0
 
 
 def clear_s(link: LinkSettings) -> float:
@@ -115,7 +125,8 @@ def stage_share_s(profile: Profile) -> float:
 
 def _stage_attempt_s(profile: Profile) -> float:
     """One attempt of a stage exchange (s): `STAGE_REPLIES_PER_ATTEMPT` replies, each as late
-    as its link allows, and the device clear after one lost."""
+    as its link allows, and the device clear after one lost (more than a query's command and
+    its one reply, `command_s` and `exchange_s`, take)."""
     stage = profile.stage.link
     return STAGE_REPLIES_PER_ATTEMPT * exchange_s(stage) + clear_s(stage)
 
@@ -125,11 +136,17 @@ def switch_off_tail_s(profile: Profile) -> float:
     under way when it is reached (a supply's, or the stage's, whose stop reads up to
     `STAGE_REPLIES_PER_ATTEMPT` replies at once; each reply as late as its link allows, and
     the device clear after one lost), or a ramp's pause; then each supply's switch-off,
-    `loss_budget.TAIL_EXCHANGES` exchanges, one attempt each, each with its device clear."""
-    coils = profile.coils.link
-    supply_attempt = exchange_s(coils) + clear_s(coils)
-    under_way = max(supply_attempt, _stage_attempt_s(profile), RAMP_PAUSE_S)
-    return under_way + len(profile.coils.addresses) * TAIL_EXCHANGES * supply_attempt
+    `loss_budget.TAIL_EXCHANGES` exchanges, one attempt each, each with its command's time
+    to go out (`command_s`) and its device clear. Each supply is counted on its own link: the
+    three share the coils' link settings but not their addresses, and one on a serial line
+    takes longer than one on GPIB."""
+    coils = profile.coils
+    supply_attempts = [
+        command_s(link) + exchange_s(link) + clear_s(link)
+        for link in (replace(coils.link, address=address) for address in coils.addresses)
+    ]
+    under_way = max(*supply_attempts, _stage_attempt_s(profile), RAMP_PAUSE_S)
+    return under_way + TAIL_EXCHANGES * sum(supply_attempts)
 
 
 def safe_time_bound(profile: Profile) -> float:

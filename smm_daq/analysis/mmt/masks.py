@@ -21,7 +21,8 @@ file, each for a map of shape (ny, nx) whose row 0 is the lowest y:
   --mask-template` writes the map itself as such an image, in light tones only
   (`smm_daq.analysis.mask_template`), to be painted on;
 * ``.json``: ``{"rectangles_um": [[x0, x1, y0, y1], ...], "polygons_um": [[[x, y], ...], ...]}``
-  in µm, the pixels whose centres lie inside any shape excluded.
+  in µm, the pixels whose centres lie inside any shape excluded (even-odd rule); a polygon
+  whose edges cross is refused, its outline not enclosing what it appears to.
 
 A mask that excludes no pixel (an unpainted image) is read as it says, and said
 (`NothingMasked`): of shapes that all miss the scan, in that one warning naming them and the
@@ -45,7 +46,7 @@ from smm_daq.errors import InputError
 from smm_daq.finite import finite_number
 from smm_daq.npy_headers import check_npy
 from smm_daq.storage.mapdata import MapData
-from smm_daq.text_files import load_json, require_file
+from smm_daq.text_files import load_json, require_file, shown
 from smm_daq.thread_warnings import recorded
 
 if TYPE_CHECKING:
@@ -347,7 +348,7 @@ def _from_shapes(path: Path, data: MapData) -> tuple[np.ndarray, list[str]]:
     (in the wrong unit or place: the pixels meant would be left in the fit without a word)."""
     source = str(path)
     try:
-        spec = load_json(path.read_text(encoding="utf-8-sig"))
+        spec = load_json(path.read_text(encoding="utf-8-sig"), unique_keys=True)
     except json.JSONDecodeError as exc:
         raise InputError(f"is not JSON: {exc.msg}; expected an object of 'rectangles_um' "
                          "and 'polygons_um'",
@@ -359,14 +360,14 @@ def _from_shapes(path: Path, data: MapData) -> tuple[np.ndarray, list[str]]:
                          "'polygons_um'", source=source)
     for key in spec:
         if not isinstance(spec[key], list):
-            raise InputError(f"'{key}' is {spec[key]!r}; expected a list of shapes in µm",
+            raise InputError(f"'{key}' is {shown(spec[key])}; expected a list of shapes in µm",
                              source=source)
     mask = np.zeros(data.shape, bool)
     missed: list[str] = []
     for i, rect in enumerate(spec.get("rectangles_um", [])):
         if not _numbers(rect, 4):
-            raise InputError(f"rectangles_um[{i}] is {rect!r}; expected [x0, x1, y0, y1] in µm",
-                             source=source)
+            raise InputError(f"rectangles_um[{i}] is {shown(rect)}; expected [x0, x1, y0, y1] "
+                             "in µm", source=source)
         x0, x1, y0, y1 = (v * UM for v in rect)
         shape = rectangle_mask(data, (x0, x1), (y0, y1))
         mask |= shape
@@ -374,9 +375,54 @@ def _from_shapes(path: Path, data: MapData) -> tuple[np.ndarray, list[str]]:
     for i, poly in enumerate(spec.get("polygons_um", [])):
         if not (isinstance(poly, list) and len(poly) >= 3
                 and all(_numbers(v, 2) for v in poly)):
-            raise InputError(f"polygons_um[{i}] is {poly!r}; expected at least 3 [x, y] "
+            raise InputError(f"polygons_um[{i}] is {shown(poly)}; expected at least 3 [x, y] "
                              "vertices in µm", source=source)
-        shape = polygon_mask(data, np.asarray(poly, dtype=float) * UM)
+        vertices = np.asarray(poly, dtype=float)
+        crossing = _crossing(vertices)
+        if crossing is not None:
+            a, b = crossing
+            raise InputError(f"polygons_um[{i}] crosses itself: its edge from vertex {a} to "
+                             f"{a + 1} crosses the one from {b} to {(b + 1) % len(poly)}; "
+                             "expected a polygon that does not, its vertices in order around "
+                             "the outline (a rectangle's corners listed across rather than "
+                             "around make a bow tie, two triangles masked, not the rectangle)",
+                             source=source)
+        shape = polygon_mask(data, vertices * UM)
         mask |= shape
         missed += [] if shape.any() else [f"polygons_um[{i}]"]
     return mask, missed
+
+
+CROSSING_PAIRS = 1 << 20  # pairs of edges tested at once
+
+
+def _crossing(vertices: np.ndarray) -> tuple[int, int] | None:
+    """The first two edges (by their first vertex) of the closed polygon that cross each other
+    at a point inside both, or None. Edges that only touch, or overlap along a line, are
+    not crossings: their outline still encloses what it appears to. Only edges whose x
+    ranges overlap are tested (sorted by their left end): an outline's few, not K²."""
+    start, end = vertices, np.roll(vertices, -1, axis=0)
+    k = len(vertices)
+    left, right = np.minimum(start[:, 0], end[:, 0]), np.maximum(start[:, 0], end[:, 0])
+    order = np.argsort(left, kind="stable")
+    reach = np.searchsorted(left[order], right[order], side="right")  # overlapping: before it
+    counts = np.maximum(reach - np.arange(k) - 1, 0)
+    first = np.repeat(np.arange(k), counts)
+    second = first + 1 + np.arange(first.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    a, b = np.sort(np.stack([order[first], order[second]]), axis=0)
+    apart = (b - a > 1) & (b - a < k - 1)  # not edges that share a vertex
+    a, b = a[apart], b[apart]
+    hits = []
+    for lo in range(0, a.size, CROSSING_PAIRS):
+        ea, eb = a[lo:lo + CROSSING_PAIRS], b[lo:lo + CROSSING_PAIRS]
+        hit = (_turn(start[ea], end[ea], start[eb]) * _turn(start[ea], end[ea], end[eb]) < 0) \
+            & (_turn(start[eb], end[eb], start[ea]) * _turn(start[eb], end[eb], end[ea]) < 0)
+        hits += list(zip(ea[hit].tolist(), eb[hit].tolist(), strict=True))
+    return min(hits) if hits else None
+
+
+def _turn(p: np.ndarray, q: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """The sign of each turn p -> q -> r (-1, 0, 1), rows of (x, y)."""
+    with np.errstate(over="ignore", invalid="ignore"):  # µm near the float limit
+        turn = (q[:, 0] - p[:, 0]) * (r[:, 1] - p[:, 1]) - (q[:, 1] - p[:, 1]) * (r[:, 0] - p[:, 0])
+    return np.sign(np.nan_to_num(turn))

@@ -8,6 +8,8 @@ UR-x-y", "Scan spacing", "Scan delta-x"/"Scan delta-y" (sensor HALF-widths, both
 from __future__ import annotations
 
 import json
+import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,13 @@ import numpy as np
 from smm_daq.errors import InputError
 from smm_daq.storage.limits import check_map_pixels
 from smm_daq.storage.mapdata import MapData
-from smm_daq.text_files import load_json, require_file
+from smm_daq.text_files import (
+    empty_field_column,
+    load_json,
+    require_file,
+    shown,
+    text_lines,
+)
 
 MAX_M = 1e3  # positions: far beyond any scan, and their squares stay finite
 MIN_M = 1e-9  # spacing, height and sensor half-widths: a nanometre at least
@@ -33,7 +41,7 @@ def _number(params: dict, key: str, source: str, lo: float, hi: float, *,
     if (isinstance(value, bool) or not isinstance(value, int | float)
             or not (lo <= value <= hi or (zero and value == 0))):
         allowed = f"0 or a number in [{lo:g}, {hi:g}]" if zero else f"a number in [{lo:g}, {hi:g}]"
-        raise InputError(f"key '{key}' is {value!r}; expected {allowed} m", source=source)
+        raise InputError(f"key '{key}' is {shown(value)}; expected {allowed} m", source=source)
     return float(value)
 
 
@@ -42,7 +50,7 @@ def _pair(params: dict, key: str, source: str) -> tuple[float, float]:
     if (not isinstance(value, list) or len(value) != 2
             or not all(isinstance(v, int | float) and not isinstance(v, bool)
                        and abs(v) <= MAX_M for v in value)):
-        raise InputError(f"key '{key}' is {value!r}; expected [x, y] in m within ±{MAX_M:g}",
+        raise InputError(f"key '{key}' is {shown(value)}; expected [x, y] in m within ±{MAX_M:g}",
                          source=source)
     return float(value[0]), float(value[1])
 
@@ -54,9 +62,9 @@ def _scan_height(params: dict, source: str) -> float:
     value = params.get("Scan height")
     if (isinstance(value, bool) or not isinstance(value, int | float)
             or not MIN_M <= abs(value) <= 1.0):
-        raise InputError(f"key 'Scan height' is {value!r}; expected a number in [{MIN_M:g}, 1] "
-                         f"m, the sensor above the sample top (negative in the cuboid library's "
-                         "z-down frame)", source=source)
+        raise InputError(f"key 'Scan height' is {shown(value)}; expected a number in "
+                         f"[{MIN_M:g}, 1] m, the sensor above the sample top (negative in the "
+                         "cuboid library's z-down frame)", source=source)
     return abs(float(value))
 
 
@@ -68,7 +76,7 @@ def _half_widths(params: dict, source: str) -> tuple[float, float]:
     hx, hy = (_number(params, k, source, MIN_M, 1.0, zero=True) if k in params else 0.0
               for k in keys)
     if (hx > 0) != (hy > 0):
-        said = " and ".join(f"'{k}' is {params[k]!r}" if k in params else f"'{k}' is absent"
+        said = " and ".join(f"'{k}' is {shown(params[k])}" if k in params else f"'{k}' is absent"
                             for k in keys)
         raise InputError(f"key {said}; expected both sensor half-widths > 0 (an area sensor) "
                          "or neither (a point sensor)", source=source)
@@ -90,21 +98,43 @@ def _check_scan_area(params: dict, half: tuple[float, float], source: str) -> No
         return
     value = params["Scan area"]
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1.0:
-        raise InputError(f"key 'Scan area' is {value!r}; expected the sensor's area in m², "
+        raise InputError(f"key 'Scan area' is {shown(value)}; expected the sensor's area in m², "
                          "0 to 1 ((2 × 'Scan delta-x') × (2 × 'Scan delta-y'), 0 for a "
                          "point sensor)", source=source)
     made = 4 * half[0] * half[1]
     if abs(value - made) <= (max(AREA_RTOL * made, LIBRARY_AREA_ATOL) if made else 0.0):
         return
     if made == 0:
-        raise InputError(f"key 'Scan area' is {value!r} m², and 'Scan delta-x' and "
+        raise InputError(f"key 'Scan area' is {shown(value)} m², and 'Scan delta-x' and "
                          "'Scan delta-y' are absent or 0: a point sensor; expected 'Scan area' "
                          "0 (or absent) for a point sensor, or the sensor's half-widths",
                          source=source)
-    raise InputError(f"key 'Scan area' is {value!r} m², and 'Scan delta-x' {half[0]!r} and "
+    raise InputError(f"key 'Scan area' is {shown(value)} m², and 'Scan delta-x' {half[0]!r} and "
                      f"'Scan delta-y' {half[1]!r} m (half-widths) make a sensor of "
                      f"{made:.6g} m²; expected them to agree, 'Scan area' = (2 × 'Scan "
                      "delta-x') × (2 × 'Scan delta-y')", source=source)
+
+
+def _map_row(line: str, where: str) -> list[float]:
+    """The Bz values of one line of the map; InputError naming the column of a value that is
+    no number, beyond MAX_T, or missing between two commas (as pandas writes a NaN: read
+    past, every later value would shift one pixel along)."""
+    empty = empty_field_column(line)
+    if empty is not None:
+        raise InputError("holds an empty field between commas; expected Bz in T (NaN for a "
+                         "masked pixel)", source=f"{where}, column {empty}")
+    row = []
+    for cell in re.finditer(r"[^\s,]+", line):
+        try:
+            value = float(cell.group())
+        except ValueError:
+            value = math.inf
+        if abs(value) > MAX_T:  # NaN (a masked pixel) passes
+            raise InputError(f"holds {shown(cell.group())}; expected Bz in T, a number below "
+                             f"{MAX_T:g} T in magnitude (NaN for a masked pixel)",
+                             source=f"{where}, column {cell.start() + 1}")
+        row.append(value)
+    return row
 
 
 def read_mmt_scan(map_path: str | Path, params_path: str | Path, *, name: str = "mmt_scan"
@@ -113,7 +143,7 @@ def read_mmt_scan(map_path: str | Path, params_path: str | Path, *, name: str = 
     psrc = str(params_path)
     require_file(Path(params_path), "parameter", "the scan's JSON parameters")
     try:
-        params = load_json(Path(params_path).read_text(encoding="utf-8-sig"))
+        params = load_json(Path(params_path).read_text(encoding="utf-8-sig"), unique_keys=True)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"is not JSON ({exc}); expected the scan's JSON parameters",
                          source=psrc) from None
@@ -151,19 +181,10 @@ def read_mmt_scan(map_path: str | Path, params_path: str | Path, *, name: str = 
     except UnicodeDecodeError as exc:
         raise InputError(f"is not a text file ({exc.reason} at byte {exc.start}); expected "
                          f"{MAP_FORM}", source=msrc) from None
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    for lineno, line in enumerate(text_lines(text), start=1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
-        try:
-            rows.append([float(v) for v in line.replace(",", " ").split()])
-        except ValueError:
-            raise InputError("holds a value that is not a number; expected Bz in T",
-                             source=f"{msrc}, line {lineno}") from None
-        big = [v for v in rows[-1] if abs(v) > MAX_T]  # NaN (a masked pixel) passes
-        if big:
-            raise InputError(f"holds {big[0]!r}; expected Bz in T, below {MAX_T:g} T in "
-                             "magnitude (NaN for a masked pixel)",
-                             source=f"{msrc}, line {lineno}")
+        rows.append(_map_row(line, f"{msrc}, line {lineno}"))
         if rows and len(rows[-1]) != len(rows[0]):
             raise InputError(f"has {len(rows[-1])} values; expected {len(rows[0])} like the first",
                              source=f"{msrc}, line {lineno}")

@@ -7,9 +7,10 @@ or ``mm3``). Cells are separated by ``;`` (Dragonfly's default, and the only one
 decimal-comma locale can use), else by tabs, else by ``,``: the header's separator is the
 file's; a cell in double quotes may hold it (pandas and the csv module quote a decimal comma so
 in a ','-separated file), and a row of separators alone (a spreadsheet's blank row) is a blank
-line. The text is read as UTF-16 when it starts with its byte-order mark (Windows "Unicode"
-text), as UTF-8 (with or without a byte-order mark) when it is valid UTF-8, else as latin-1
-(Dragonfly's Windows default). A ``;``-separated export comes from a locale whose decimal mark
+line. The text is read as UTF-16 (or UTF-32) when it starts with its byte-order mark (Windows
+"Unicode" text), as UTF-8 (with or without a byte-order mark) when it is valid UTF-8, else as
+latin-1 (Dragonfly's Windows default); one holding NUL characters (UTF-16 without its mark) is
+no text. A ``;``-separated export comes from a locale whose decimal mark
 may be a comma (``0,008``); a file's numbers are read with the one mark they use. A file that
 mixes decimal commas and decimal points is refused at its first cell of the other mark: there
 ``1,234`` may be a thousands separator as well as a decimal comma, and either reading could be
@@ -75,7 +76,7 @@ from smm_daq.analysis.mmt.models.multipole import (
 from smm_daq.analysis.noise import white_noise_floor
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
-from smm_daq.text_files import decode_text, require_file
+from smm_daq.text_files import decode_text, require_file, shown, text_lines
 
 MM = 1e-3
 UM = 1e-6
@@ -276,8 +277,8 @@ def _refuse_grouping(commas: list[Cell], sep: str, source: str) -> None:
     if sep == ";" or any(not _GROUPED.fullmatch(text) for _, text, _ in commas):
         return
     column, text, where = commas[0]
-    raise InputError(f"'{column.header}' is {text!r}, in a {sep!r}-separated file with no "
-                     "decimal comma that could not be a thousands separator: it may be "
+    raise InputError(f"'{column.header}' is {shown(text)}, in a {sep!r}-separated file with "
+                     "no decimal comma that could not be a thousands separator: it may be "
                      f"{text.replace(',', '')} or {text.replace(',', '.')}; expected numbers "
                      "without thousands separators: export it again with ';' as the separator "
                      "or with decimal points", source=f"{source}, {where}")
@@ -295,11 +296,11 @@ def _decimal_comma(rows: list[list[Cell]], sep: str, source: str) -> bool:
         _refuse_grouping(commas, sep, source)
     for (column, text, where), marks in marked:
         if marks and marks != [mark]:
-            seen = (f", but {usual[0][1]!r} on {usual[0][2]} and "
+            seen = (f", but {shown(usual[0][1])} on {usual[0][2]} and "
                     f"{len(usual) - 1} other cell(s) have a decimal "
                     f"{'comma' if mark == ',' else 'point'}" if usual else "")
             raise InputError(
-                f"'{column.header}' is {text!r}{seen}; expected one decimal mark throughout "
+                f"'{column.header}' is {shown(text)}{seen}; expected one decimal mark throughout "
                 "the file "
                 "(a ',' among decimal points may be a thousands separator, a '.' among "
                 "decimal commas likewise): export it again with one",
@@ -313,7 +314,7 @@ def _row(cells: list[Cell], comma: bool, source: str) -> list[float]:
     for column, cell, where in cells:
         v = _number(cell, comma)
         if _bad(column.name, v):
-            raise InputError(f"'{column.header}' is {cell!r}; expected {_expected(column)}",
+            raise InputError(f"'{column.header}' is {shown(cell)}; expected {_expected(column)}",
                              source=f"{source}, {where}")
         row.append(v)
     return row
@@ -529,7 +530,12 @@ def read_dragonfly(path: str | Path, options: DragonflyOptions | None = None) ->
     path = Path(path)
     source = str(path)
     require_file(path, "grain", "a grain file (a Dragonfly export, CSV)")
-    lines = decode_text(path.read_bytes()).splitlines()
+    text = decode_text(path.read_bytes())
+    if "\0" in text:  # UTF-16 or UTF-32 without its byte-order mark; or no text at all
+        raise InputError("is not a text file (it holds NUL characters); expected a Dragonfly "
+                         "connected-components CSV, as UTF-8, latin-1 or UTF-16 with its "
+                         "byte-order mark", source=source)
+    lines = text_lines(text)
     header_no, sep, columns = _columns(lines, source)
     cells, line_numbers = [], []
     width = _width(lines[header_no], sep)

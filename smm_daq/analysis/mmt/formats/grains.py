@@ -15,7 +15,7 @@ from smm_daq.analysis.grains import CSV_COLUMNS, GrainSet, read_grains
 from smm_daq.analysis.mmt.formats import dragonfly, mpe, points
 from smm_daq.analysis.mmt.models.multipole import PointGrains
 from smm_daq.errors import InputError
-from smm_daq.text_files import decode_text, is_number
+from smm_daq.text_files import decode_text, is_number, text_lines
 
 GRAIN_FORMATS = ("cuboids", "csv", "mmt", "points", "mpe", "dragonfly")  # csv = cuboids
 CUBOID_FORMATS = ("cuboids", "csv", "mmt")
@@ -29,7 +29,7 @@ def _first_lines(head: bytes, whole: bool) -> list[str]:
     or they may be cut short by the sniffing limit)."""
     # as a Dragonfly export is read; a cut head loses its odd byte (UTF-16 comes in pairs),
     # and with it only the last line, which is dropped as possibly cut anyway
-    lines = decode_text(head if whole else head[: len(head) // 2 * 2]).splitlines()
+    lines = text_lines(decode_text(head if whole else head[: len(head) // 2 * 2]))
     complete = lines if whole else lines[:-1]
     return [ln.strip() for ln in complete if ln.strip() and not ln.lstrip().startswith("#")][:2]
 

@@ -45,7 +45,7 @@ from smm_daq.finite import finite_number
 from smm_daq.npy_headers import check_npz
 from smm_daq.storage.limits import check_map_pixels
 from smm_daq.storage.mapdata import MapData
-from smm_daq.text_files import load_json, require_file
+from smm_daq.text_files import load_json, require_file, shown
 from smm_daq.whole_files import written_whole
 
 ZIP_SIGNATURE = b"PK"  # how an NPZ (a zip archive) begins
@@ -66,7 +66,7 @@ def _number(params: dict, key: str, source: str, *, positive: bool) -> float:
     value = params[key]
     if not finite_number(value) \
             or not (MIN_M <= value <= MAX_M if positive else abs(value) <= MAX_M):
-        raise InputError(f"key '{key}' is {value!r}; expected a number in m, "
+        raise InputError(f"key '{key}' is {shown(value)}; expected a number in m, "
                          + (f"{MIN_M:g} .. {MAX_M:g}" if positive else f"within ±{MAX_M:g}"),
                          source=source)
     return float(value)
@@ -80,8 +80,8 @@ def _origin(params: dict, axis: str, source: str) -> float:
     values = set(given.values())
     if len(values) > 1:
         a, b = given.items()
-        raise InputError(f"key '{a[0]}' is {a[1]!r} and '{b[0]}' {b[1]!r}; expected one origin "
-                         "of the grid (the library's releases name it either way)",
+        raise InputError(f"key '{a[0]}' is {shown(a[1])} and '{b[0]}' {shown(b[1])}; expected "
+                         "one origin of the grid (the library's releases name it either way)",
                          source=source)
     return values.pop() if values else 0.0
 
@@ -97,7 +97,7 @@ def read_geometry(path: str | Path) -> ScanGeometry:
                          "expected the JSON metadata first, then the NPZ of arrays (the two "
                          "given the other way round?)", source=source)
     try:
-        params = load_json(raw.decode("utf-8-sig"))
+        params = load_json(raw.decode("utf-8-sig"), unique_keys=True)
     except json.JSONDecodeError as exc:
         raise InputError(f"is not JSON: {exc.msg}; expected the library's JSON of scan "
                          "parameters", source=f"{source}, line {exc.lineno}, column {exc.colno}"
@@ -116,11 +116,17 @@ def read_geometry(path: str | Path) -> ScanGeometry:
     dims = params.get("Sensor dimensions", [])
     if (not isinstance(dims, list) or len(dims) not in (0, 2, 3)
             or not all(finite_number(v) and MIN_M <= v <= MAX_M for v in dims)):
-        raise InputError(f"key 'Sensor dimensions' is {dims!r}; expected [] (a point), "
+        raise InputError(f"key 'Sensor dimensions' is {shown(dims)}; expected [] (a point), "
                          f"[hx, hy] or [hx, hy, hz]: half-lengths {MIN_M:g} .. {MAX_M:g} m",
                          source=source)
+    if len(dims) == 3 and dims[2] > hz:  # a volume sensor's lowest face below the sample top
+        raise InputError(f"key 'Sensor dimensions' gives a half-thickness hz of {dims[2]!r} m, "
+                         f"more than 'Scan height Hz', {hz!r} m, the height of the sensor's "
+                         f"centre: its lowest face would lie {dims[2] - hz:.3g} m inside the "
+                         "sample; expected hz at most Hz (half-lengths, not full ones)",
+                         source=source)
     for side, step, key in ((sx, sdx, "Scan x-step Sdx"), (sy, sdy, "Scan y-step Sdy")):
-        if not 0.5 <= side / step <= MAX_SIDE:
+        if not 1 <= round(side / step) <= MAX_SIDE:  # the library's count of sensors a side
             raise InputError(f"key '{key}' is {step} m for a scan area side of {side} m; "
                              f"expected 1 to {MAX_SIDE:,} steps a side", source=source)
     nx, ny = round(sx / sdx), round(sy / sdy)
@@ -180,7 +186,8 @@ def read_scan(params: str | Path, arrays: str | Path, *, name: str = "mpe_scan"
     if not (np.issubdtype(raw.dtype, np.integer) or np.issubdtype(raw.dtype, np.floating)):
         raise InputError(f"array 'Bz_array' holds {raw.dtype}; expected real numbers, Bz in T",
                          source=source)
-    bz = np.asarray(raw, dtype=float)
+    with np.errstate(over="ignore"):  # a long double beyond any float: inf, refused below
+        bz = np.asarray(raw, dtype=float)
     if bz.shape != (geo.y.size, geo.x.size):
         raise InputError(f"array 'Bz_array' has shape {bz.shape}; expected the grid {params} "
                          f"describes, {geo.y.size} × {geo.x.size} (ny, nx)", source=source)
@@ -237,8 +244,9 @@ def read_particles(arrays: str | Path) -> PointGrains:
                 or np.issubdtype(data[key].dtype, np.floating)):
             raise InputError(f"array '{key}' holds {data[key].dtype}; expected real numbers "
                              f"{want}", source=source)
-    pos = np.asarray(data["particle_positions"], dtype=float)
-    vol = np.asarray(data["volumes"], dtype=float)
+    with np.errstate(over="ignore"):  # a long double beyond any float: inf, refused below
+        pos = np.asarray(data["particle_positions"], dtype=float)
+        vol = np.asarray(data["volumes"], dtype=float)
     if pos.ndim != 2 or pos.shape[1] != 3 or pos.shape[0] == 0:
         raise InputError(f"array 'particle_positions' has shape {pos.shape}; expected (N, 3), "
                          "N > 0", source=source)

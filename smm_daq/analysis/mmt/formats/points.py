@@ -8,9 +8,9 @@ otherwise is refused: the columns are read by position. Between commas a field m
 (a missing number would shift the rest one column along); a trailing comma is allowed; a ';' (a
 decimal-comma spreadsheet's separator) is refused where it stands. A label that is a whole
 number in float notation (``3.000000000000000000e+00``, numpy's default) is accepted. The text
-is read as UTF-8 (a byte-order mark dropped), as UTF-16 after its byte-order mark (Windows
-"Unicode" text), else as latin-1 (a Windows editor's comment with ``³`` or ``µ``); a file with
-NUL bytes is no text."""
+is read as UTF-8 (a byte-order mark dropped), as UTF-16 or UTF-32 after its byte-order mark
+(Windows "Unicode" text), else as latin-1 (a Windows editor's comment with ``³`` or ``µ``); a
+file with NUL bytes is no text."""
 
 from __future__ import annotations
 
@@ -22,7 +22,15 @@ import numpy as np
 
 from smm_daq.analysis.mmt.models.multipole import MAX_LABEL, PointGrains, point_grains
 from smm_daq.errors import InputError
-from smm_daq.text_files import decode_text, empty_field_column, is_number, require_file
+from smm_daq.text_files import (
+    UNICODE_BOMS,
+    decode_text,
+    empty_field_column,
+    is_number,
+    require_file,
+    shown,
+    text_lines,
+)
 from smm_daq.whole_files import written_whole
 
 FIELDS = ("x", "y", "z", "volume", "label")
@@ -64,13 +72,13 @@ def read_points(path: str | Path) -> PointGrains:
     source = str(path)
     require_file(path, "grain", "a grain file (a point list, text)")
     data = path.read_bytes()
-    if b"\0" in data and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
+    if b"\0" in data and not data.startswith(UNICODE_BOMS):
         raise InputError("is not a text file (it holds NUL bytes); expected lines of x y z "
                          "volume label", source=source)
     rows: list[list[float]] = []
     lines: list[int] = []
     first = True  # only the first line read may be a header
-    for lineno, line in enumerate(decode_text(data).splitlines(), start=1):
+    for lineno, line in enumerate(text_lines(decode_text(data)), start=1):
         line = line.split("#", 1)[0]
         if not line.strip():
             continue
@@ -102,7 +110,7 @@ def read_points(path: str | Path) -> PointGrains:
                     or (name == "volume" and v <= 0):
                 want = {"label": f"a whole number of at most {MAX_LABEL:g} in size",
                         "volume": "a volume > 0 in m³"}.get(name, "a finite number in m")
-                raise InputError(f"{name} is {value!r}; expected {want}",
+                raise InputError(f"{name} is {shown(value)}; expected {want}",
                                  source=f"{source}, line {lineno}, column {col}")
             row.append(v)
         rows.append(row)

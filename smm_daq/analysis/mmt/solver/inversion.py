@@ -297,9 +297,10 @@ class Solution:
     """x (n,), the 3 × 3 diagonal blocks of its unit-noise covariance (G, 3, 3), the mask of
     unresolved columns, cond(Q), and the directions the fit resolved: n, or the rank the
     pseudo-inverse kept, which the residual's degrees of freedom N − rank are counted with.
-    `pseudo_inverse`: W = S V Σ⁺ (n × n, S the column scaling, Σ⁺ 0 in the unresolved
-    directions), so that the covariance is W Wᵀ and Q's pseudo-inverse W Uᵀ, where the solve
-    took the pseudo-inverse and was asked to keep it (`solve_triangle`); else None."""
+    `pseudo_inverse`: W = S V Σ⁺ (n × n, S the column scaling, U Σ Vᵀ the SVD of the scaled
+    R, Σ⁺ 0 in the unresolved directions), so that the covariance is W Wᵀ and R's
+    pseudo-inverse (in the scaled columns) W Uᵀ, where the solve took the pseudo-inverse and
+    was asked to keep it (`solve_triangle`); else None."""
 
     x: np.ndarray
     covariance_blocks: np.ndarray
