@@ -37,7 +37,8 @@ from smm_daq.instruments.profile import Profile, load_profile
 
 
 class _Stage:
-    def move_to(self, x: float, y: float, z: float | None = None, *, wait: bool = True) -> None:
+    def move_to(self, x: float, y: float, z: float | None = None, *, wait: bool = True,
+                stop: Callable[[], bool] | None = None) -> None:
         pass
 
     def stop(self) -> None:

@@ -38,6 +38,7 @@ from smm_daq.errors import (
     InputError,
     InstrumentError,
     InstrumentTimeout,
+    MoveStopped,
     ProtocolError,
     RangeError,
     ReplyUnknown,
@@ -45,6 +46,7 @@ from smm_daq.errors import (
 )
 from smm_daq.instruments import connect_stop, loss_budget
 from smm_daq.instruments.interfaces import (
+    STOP_SLICE_S,
     FlyStage,
     Identity,
     RecordedMotion,
@@ -217,6 +219,70 @@ def _parse_wave_modes(lines: list[str]) -> list[int]:
         if int(mode):
             running.append(int(generator))
     return running
+
+
+def _still_moving(link: GCSLink, commands: set[str], stop_command: str,
+                  axes: Callable[[], list[str]]) -> str:
+    """What the controller says still moves after a stop ('' nothing), asked where it lists
+    the queries (`commands`, its `HLP?`): `#5` (the axes in motion, a wave generator's too;
+    `axes()` gives the controller's axis names, bit k the (k+1)-th) and `WGO?` (each wave
+    generator's start mode, 0 once stopped). A reply lost raises the link's error, saying
+    that the stop (`stop_command`) was sent but whether the stage still moves is unknown."""
+    found = []
+    try:
+        if "#5" in commands:
+            mask = link.query(MOTION_STATUS, _parse_mask)
+            if mask:
+                moving = [a for k, a in enumerate(axes()) if mask >> k & 1]
+                found.append(f"#5 answered {mask:X} (axes {moving} moving)")
+        if "WGO?" in commands:
+            running = link.query_lines("WGO?", _parse_wave_modes)
+            if running:
+                found.append(f"WGO? answered wave generators {running} running")
+    except InstrumentError as exc:
+        detail = str(exc).removeprefix(f"{link.name}: ")
+        raise type(exc)(f"stopped ({stop_command}), but whether it still moves is unknown: "
+                        f"{detail}", instrument=link.name) from None
+    return "; ".join(found)
+
+
+def _moving_after_stops(stop_command: str, moving: str) -> str:
+    """What a stage that every one of its `MAX_STOPS` stops left moving is told by; read
+    after "stage not stopped: " where the rig is made safe, it names the motion once."""
+    return f"{MAX_STOPS} stops sent ({stop_command}), and after the last {moving}"
+
+
+def _stopped_alone_until_still(link: GCSLink, stop: Callable[[], int],
+                               refused: Callable[[int], None]) -> int:
+    """After `stop_alone`'s first stop on `link`: where the controller can tell (its `HLP?`
+    lists `#5` or `WGO?`), whether anything still moves, stopped again (`stop`, its code
+    checked by `refused`) while it does, `MAX_STOPS` stops in all, as `PIGCSStage.stop` does;
+    the stops sent. Moving after the last, or a reply lost on the way, `InstrumentError`
+    (never `InstrumentLost`: the controller answered the stop, and a connect may tell more)."""
+    names: list[str] = []
+
+    def axes() -> list[str]:
+        if not names:
+            names.extend(link.query_lines("SAI?", lambda lines: [ln for ln in lines if ln]))
+        return names
+
+    try:
+        commands = link.query_lines("HLP?", _parse_help)
+    except InstrumentError as exc:
+        raise InstrumentError(f"stopped (STP), but whether it still moves is unknown: "
+                              f"{str(exc).removeprefix(f'{link.name}: ')}",
+                              instrument=link.name) from None
+    try:
+        for stops in range(1, MAX_STOPS + 1):
+            moving = _still_moving(link, commands, "STP", axes)
+            if not moving:
+                return stops
+            if stops < MAX_STOPS:
+                refused(stop())
+    except InstrumentError as exc:  # of the kind the caller tries a connect after
+        raise InstrumentError(str(exc).removeprefix(f"{link.name}: "),
+                              instrument=link.name) from None
+    raise InstrumentError(_moving_after_stops("STP", moving), instrument=link.name)
 
 
 def _parse_bool(text: str) -> bool:
@@ -392,10 +458,14 @@ class PIGCSStage(Stage, FlyStage):
         earlier program left pending (1024, the servo switched off on a position error) would
         be replaced unread. So `ERR?` goes first, `STP` right behind it (the stop waits for no
         reply), then the stop's own check (`ERR?`) and a marker (`*IDN?`); that error is
-        returned as found before the stop, apart from the stop's own check. Raises
-        `InstrumentError` when the controller does not answer (the replies lost, then the stop
-        sent once more and its check lost too) or refuses the stop. `clock` is unused (a stop
-        does not wait); it is there as in `from_profile`.
+        returned as found before the stop, apart from the stop's own check. Then, as `stop`
+        does, the controller is asked whether anything still moves (`#5`, `WGO?`, where its
+        `HLP?` lists them: a killed program's move may reach it after the stop) and stopped
+        again while it does, `MAX_STOPS` stops in all. Raises `InstrumentError` when the
+        controller does not answer (the replies lost, then the stop sent once more and its
+        check lost too), refuses the stop, or still moves after the last stop (or whether it
+        does is unknown). `clock` is unused (a stop does not wait); it is there as in
+        `from_profile`.
 
         A reply an earlier program left unread (it died between a query and its reply) would
         put every reply one behind: the stop said failed with the pending error as its own, or
@@ -427,6 +497,11 @@ class PIGCSStage(Stage, FlyStage):
             return link.query("ERR?", lambda r: parse_int(r, what="integer GCS error code",
                                                           within=ERROR_CODES), destructive=True)
 
+        def refused(code: int) -> None:
+            if code not in STOPPED_CODES:
+                raise InstrumentError(f"PI error {code} ({_meaning(code)}) after 'STP'",
+                                      instrument=name)
+
         try:
             link.discard_input()
             for command in ("ERR?", "STP", "ERR?", MARKER):
@@ -439,11 +514,10 @@ class PIGCSStage(Stage, FlyStage):
                 before, code = error(ahead), error(check)
                 if code is None:  # the check garbled: the stop sent once more and checked
                     code = stop()
+            refused(code)
+            stops = _stopped_alone_until_still(link, stop, refused)
         finally:
             link.close()
-        if code not in STOPPED_CODES:
-            raise InstrumentError(f"PI error {code} ({_meaning(code)}) after 'STP'",
-                                  instrument=name)
         if before is None:
             found = ("whether the controller held an error from before the stop is unknown "
                      "(the reply to the ERR? sent ahead of it was lost)")
@@ -452,7 +526,8 @@ class PIGCSStage(Stage, FlyStage):
                      "the stop, left by an earlier program or command")
         else:
             found = ""
-        return StoppedAlone("every axis stopped (STP)", found)
+        again = f", {stops} stops: it still moved after the first" if stops > 1 else ""
+        return StoppedAlone(f"every axis stopped (STP{again})", found)
 
     # -- protocol helpers ------------------------------------------------------------------
 
@@ -700,7 +775,8 @@ class PIGCSStage(Stage, FlyStage):
     def on_target(self) -> bool:
         return all(self._query_axes("ONT?", _parse_bool))
 
-    def move_to(self, x: float, y: float, z: float | None = None, *, wait: bool = True) -> None:
+    def move_to(self, x: float, y: float, z: float | None = None, *, wait: bool = True,
+                stop: Callable[[], bool] | None = None) -> None:
         request = [x, y] if z is None else [x, y, z]
         for k, value in enumerate(request):
             lo, hi = self._limits[k]
@@ -710,6 +786,10 @@ class PIGCSStage(Stage, FlyStage):
                     f"[{lo * 1e6:.3f}, {hi * 1e6:.3f}] µm",
                     instrument=self.name,
                 )
+        target = "(" + ", ".join(f"{v * 1e6:.3f}" for v in request) + ") µm"
+        if stop is not None and stop():
+            raise MoveStopped(f"the move to {target} was stopped before it was sent",
+                              instrument=self.name)
         start = self.position()
         self._command(
             "MOV "
@@ -720,14 +800,17 @@ class PIGCSStage(Stage, FlyStage):
         )
         if wait:
             distance = float(np.max(np.abs(np.asarray(request) - start[: len(request)])))
-            self._wait_on_target(distance / self._velocity)
+            self._wait_on_target(distance / self._velocity, stop, target)
 
-    def _wait_on_target(self, travel_time: float) -> None:
-        """Poll ONT? on the clock until every axis settles; timeout from the travel time."""
+    def _wait_on_target(self, travel_time: float, stop: Callable[[], bool] | None,
+                        target: str) -> None:
+        """Poll ONT? on the clock until every axis settles; timeout from the travel time.
+        The travel time is waited before the first poll, in slices of `STOP_SLICE_S` where
+        `stop` is given, which is asked between them (`_wait`)."""
         expected = travel_time + self.settle_time
         timeout = 1.5 * expected + 1.0
         deadline = self.clock.now() + timeout
-        self.clock.sleep(expected)
+        self._wait(expected, stop, target)
         while True:
             reply: list[str] = []
             flags = self._query_axes("ONT?", _parse_bool, reply)
@@ -743,7 +826,26 @@ class PIGCSStage(Stage, FlyStage):
                     f"axis {late} not on target within {timeout:.3g} s (ONT? answered "
                     f"{shown(reply)})", instrument=self.name
                 )
-            self.clock.sleep(self.poll_interval)
+            self._wait(self.poll_interval, stop, target)
+
+    def _wait(self, seconds: float, stop: Callable[[], bool] | None, target: str) -> None:
+        """Wait `seconds` on the clock during the move to `target`; with `stop`, in slices
+        of `STOP_SLICE_S`, asking it before each and at the end: once it is true, every axis
+        is stopped and `MoveStopped` raised (a stop that fails raises its own error)."""
+        if stop is None:
+            self.clock.sleep(seconds)
+            return
+        end = self.clock.now() + seconds
+        while True:
+            if stop():
+                self.stop()
+                raise MoveStopped(f"the move to {target} was stopped on its way "
+                                  f"({self._stop_command()}), every axis stopped",
+                                  instrument=self.name)
+            left = end - self.clock.now()
+            if left <= 0:
+                return
+            self.clock.sleep(min(STOP_SLICE_S, left))
 
     # -- FlyStage ----------------------------------------------------------------------------
 
@@ -868,11 +970,12 @@ class PIGCSStage(Stage, FlyStage):
         moving = ""
         for _ in range(MAX_STOPS):
             self._stop_once()
-            moving = self._still_moving()
+            moving = _still_moving(self.link, self._commands, self._stop_command(),
+                                   lambda: self._controller_axes)
             if not moving:
                 return
-        raise InstrumentError(f"stage still moving after {MAX_STOPS} stops "
-                              f"({self._stop_command()}): {moving}", instrument=self.name)
+        raise InstrumentError(_moving_after_stops(self._stop_command(), moving),
+                              instrument=self.name)
 
     def _stop_once(self) -> None:
         command = STOP_ALL if self._stop_command() == "#24" else "STP"
@@ -880,27 +983,6 @@ class PIGCSStage(Stage, FlyStage):
             self._command(command, allowed=(0, 10))
         except ReplyUnknown:
             self._command(command, allowed=(0, 10))
-
-    def _still_moving(self) -> str:
-        """What the controller says still moves after a stop ('' nothing), asked where it
-        lists the queries: `#5` (the axes in motion, a wave generator's too) and `WGO?` (each
-        wave generator's start mode, 0 once stopped)."""
-        found = []
-        try:
-            if "#5" in self._commands:
-                mask = self.link.query(MOTION_STATUS, _parse_mask)
-                if mask:
-                    axes = [a for k, a in enumerate(self._controller_axes) if mask >> k & 1]
-                    found.append(f"#5 answered {mask:X} (axes {axes} moving)")
-            if "WGO?" in self._commands:
-                running = self.link.query_lines("WGO?", _parse_wave_modes)
-                if running:
-                    found.append(f"WGO? answered wave generators {running} running")
-        except InstrumentError as exc:
-            detail = str(exc).removeprefix(f"{self.name}: ")
-            raise type(exc)(f"stopped ({self._stop_command()}), but whether it still moves "
-                            f"is unknown: {detail}", instrument=self.name) from None
-        return "; ".join(found)
 
     def _stop_command(self) -> str:
         """How `stop` stops, as the manual names it: '#24' or 'STP'."""

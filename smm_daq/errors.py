@@ -83,6 +83,16 @@ class RampStopped(SmmError):
         super().__init__(message)
 
 
+class MoveStopped(SmmError):
+    """A stage's move was stopped before it arrived (an abort: Stop, Ctrl-C, a termination
+    signal, asked between the slices of the wait for it): raised once every axis has been
+    stopped (the stop checked), the stage left where it stopped, short of the target."""
+
+    def __init__(self, message: str, *, instrument: str | None = None) -> None:
+        self.instrument = instrument
+        super().__init__(f"{instrument}: {message}" if instrument else message)
+
+
 class StorageError(SmmError):
     """A session file could not be written (a full disk, a file size limit, the file gone);
     what it held before the write is kept."""

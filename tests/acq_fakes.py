@@ -16,7 +16,7 @@ import numpy as np
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.acquisition.sequencer import Sequencer
 from smm_daq.clock import VirtualClock
-from smm_daq.errors import RampStopped, RangeError
+from smm_daq.errors import MoveStopped, RampStopped, RangeError
 from smm_daq.instruments.interfaces import FieldSource, Identity, LockIn, Magnetometer, Stage
 from smm_daq.instruments.profile import Profile, load_profile
 from smm_daq.instruments.ramp_stop import RampStop
@@ -38,10 +38,13 @@ class FakeStage(Stage):
     def snapshot(self) -> dict[str, object]:
         return {"position_m": self.pos.tolist(), "axes": {"x": "1", "y": "2"}}
 
-    def move_to(self, x: float, y: float, z: float | None = None, *, wait: bool = True) -> None:
+    def move_to(self, x: float, y: float, z: float | None = None, *, wait: bool = True,
+                stop: Callable[[], bool] | None = None) -> None:
         target = np.array([x, y, self.pos[2] if z is None else z])
         if np.any(target < self.travel[:, 0]) or np.any(target > self.travel[:, 1]):
             raise RangeError(f"target {target} outside travel", instrument="stage")
+        if stop is not None and stop():  # asked before the move is sent, as a real stage asks
+            raise MoveStopped("stage: the move was stopped before it was sent")
         self.pos = target
         self.visits.append((x, y))
 

@@ -85,9 +85,9 @@ def test_a_wave_started_after_the_stop_is_caught_and_stopped():
 def test_a_stage_still_moving_after_every_stop_is_reported_so():
     stage, emulator, _, _ = _stage(late=MAX_STOPS)
     with pytest.raises(InstrumentError,
-                       match=rf"stage still moving after {MAX_STOPS} stops \(#24\): #5 answered "
-                             r"1 \(axes \['1'\] moving\); WGO\? answered wave generators \[1\] "
-                             "running"):
+                       match=rf"{MAX_STOPS} stops sent \(#24\), and after the last #5 "
+                             r"answered 1 \(axes \['1'\] moving\); WGO\? answered wave "
+                             r"generators \[1\] running"):
         stage.stop()
     assert emulator.stops == MAX_STOPS
 
@@ -113,4 +113,7 @@ def test_making_the_rig_safe_names_a_stage_still_moving_after_its_stops(
         rig.close()
     assert wrapped[0].stops == MAX_STOPS
     assert len(problems) == 1
-    assert f"stage still moving after {MAX_STOPS} stops (#24)" in problems[0]
+    assert problems[0].startswith("stage not stopped: PI stage at "), problems
+    # the motion named once: "not stopped", then what still moved after the stops
+    assert f": {MAX_STOPS} stops sent (#24), and after the last #5 answered 1" in problems[0]
+    assert "still moving" not in problems[0], problems

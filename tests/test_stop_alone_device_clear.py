@@ -44,7 +44,10 @@ class BusController:
 
     def write(self, message: str) -> int:
         self.events.append(message)
-        reply = self.emulator.handle(message)
+        if len(message) == 1 and ord(message) in self.emulator.immediate_bytes:
+            reply = self.emulator.handle_byte(ord(message))  # #5, #24: acted on at once
+        else:
+            reply = self.emulator.handle(message)
         if reply is not None:
             self.queue.extend(reply.split("\n"))
         return len(message) + 1

@@ -64,6 +64,7 @@ from smm_daq.errors import (
     InstrumentError,
     InstrumentLost,
     InstrumentTimeout,
+    MoveStopped,
     ProtocolError,
     RampStopped,
     RangeError,
@@ -177,7 +178,8 @@ class Sequencer(FlyScan):
         self._safing = threading.Lock()  # one making the rig safe at a time
         self._rig_safe_now = False  # made safe after an abort or at the end: it stays so
         # the worker made the rig safe itself, in the path an abort during the field's ramp
-        # began, touching it no more since: `_finish` has nothing to make safe again
+        # or the lines began, touching it no more since: `_finish` has nothing to make safe
+        # again
         self._safe_from_abort = False
         self._emitting = threading.Lock()  # events from the worker and the watchers
         self._rig_handed_back = False  # its owner has made the rig safe and closed it
@@ -241,8 +243,9 @@ class Sequencer(FlyScan):
             self._cond.notify_all()
 
     def abort(self, reason: str = "aborted by the operator") -> None:
-        """Stop after the instrument operation under way; the rig is then made safe (at
-        once, when the worker is writing to the file)."""
+        """Stop within a slice of the wait under way (a point's move, settling or dwell: the
+        stage stopped where it is), else after the instrument exchange under way; the rig is
+        then made safe (at once, when the worker is writing to the file)."""
         with self._cond:
             if not self._abort_requested:
                 self._aborted.set()
@@ -469,14 +472,37 @@ class Sequencer(FlyScan):
             self._finish(status, message)
 
     def _execute(self) -> None:
-        plan, rig = self.plan, self.rig
-        writer = self._writer
-        assert writer is not None
+        rig = self.rig
         self._time_mark = rig.clock.now()  # the duration counts the field's ramp too
-        tau = self._tau = self._call(rig.lockin.time_constant)
+        self._tau = self._call(rig.lockin.time_constant)
         self._reference = self._call(rig.lockin.reference)
         self._full_scale = self._call(rig.lockin.sensitivity)
         self._set_field()
+        # an abort from here on is acted on within a slice of the wait under way (a move, a
+        # point's settling or dwell); the exchange under way then and the making safe after it
+        # are one bounded path from the abort (`safe_from`), as for the field's ramp
+        with safe_from(rig.profile, rig.clock, self._aborted):
+            try:
+                self._scan_lines()
+            except Exception as exc:
+                if not self._aborted.is_set():
+                    raise
+                # made safe already by an abort during a write (a thread of its own, a path of
+                # its own, maybe long before this): `_finish` makes it safe again, as it did
+                self._safe_from_abort = self._make_safe_once()
+                if isinstance(exc, InstrumentError):
+                    self.notes.append(f"at line {self._line + 1}, the instrument call under "
+                                      f"way as the scan was aborted failed: {exc}")
+                elif not isinstance(exc, _Aborted):
+                    raise  # a write that failed: said as such, the rig made safe
+                raise _Aborted from None
+
+    def _scan_lines(self) -> None:
+        """Measure the lines the entry has not done yet, step by step or flown."""
+        plan, rig = self.plan, self.rig
+        writer = self._writer
+        assert writer is not None
+        tau = self._tau
         todo = np.flatnonzero(~writer.line_done)
         self._points_done = (plan.ny - todo.size) * plan.nx
         self._emit("started", line=int(todo[0]) if todo.size else 0,
@@ -717,6 +743,7 @@ class Sequencer(FlyScan):
         while True:
             self._wait(settle)
             x_v, y_v = self._read(tau)
+            self._checkpoint(pausable=False)  # an abort during the read: no overload query
             problem = self._range_problem(x_v, y_v)
             if problem is None:
                 return x_v, y_v
@@ -753,15 +780,21 @@ class Sequencer(FlyScan):
             clock.sleep(min(WAIT_SLICE_S, left))
 
     def _move(self, *target: float) -> None:
-        """Move the stage to `target` (absolute: sent again, it moves nowhere new). The error
+        """Move the stage to `target` (absolute: sent again, it moves nowhere new); an abort
+        meanwhile stops it where it is, within `STOP_SLICE_S` (`Stage.move_to`). The error
         check after the move having its reply lost (`ReplyUnknown`: the error is cleared by
         reading it, so it is not asked again), whether the move was refused is unknown: it
         is sent once more, and its own check tells; lost again, the stage is taken as lost."""
+        move = self.rig.stage.move_to
         try:
-            self._call(self.rig.stage.move_to, *target)
-        except ReplyUnknown as exc:
-            self.notes.append(f"at line {self._line + 1}, {exc}: the move sent again")
-            self._call(self.rig.stage.move_to, *target)
+            try:
+                self._call(move, *target, stop=self._abort_pending)
+            except ReplyUnknown as exc:
+                self.notes.append(f"at line {self._line + 1}, {exc}: the move sent again")
+                self._call(move, *target, stop=self._abort_pending)
+        except MoveStopped as exc:
+            self.notes.append(f"at line {self._line + 1}, {exc}")
+            raise _Aborted from None
 
     def _lockin_overloaded(self) -> bool:
         """The lock-in's overload latch. Its reply lost once (`ReplyUnknown`: the latch is
@@ -951,9 +984,10 @@ class Sequencer(FlyScan):
                    message=f"{said}. {write} has not returned (disk stalled?)"
                            f"{ENDS_WHEN_IT_RETURNS}")
 
-    def _make_safe_once(self, *, again: bool = False) -> None:
+    def _make_safe_once(self, *, again: bool = False) -> bool:
         """Make the rig safe, unless it was since the abort or the end (`again`: even so),
-        or its owner has taken it back; from then on it stays safe (nothing moves it)."""
+        or its owner has taken it back; from then on it stays safe (nothing moves it).
+        Returns whether this call made it safe."""
         with self._safing:
             with self._cond:
                 skip = self._rig_handed_back or (self._rig_safe_now and not again)
@@ -961,11 +995,13 @@ class Sequencer(FlyScan):
                 self._make_safe()
             with self._cond:
                 self._rig_safe_now = True
+        return not skip
 
     def _finish(self, status: str, message: str) -> None:
         # made safe on an abort during a write already: again here (cheap), for what is
         # reported; not after the worker's own making safe from an abort during the field's
-        # ramp (a second path, its deadline counted afresh, would outlast the abort's bound)
+        # ramp or the lines (a second path, its deadline counted afresh, would outlast the
+        # abort's bound)
         self._make_safe_once(again=not self._safe_from_abort)
         try:
             self._account_time()

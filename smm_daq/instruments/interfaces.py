@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from smm_daq.instruments.profile import StageSettings
 
 
+# rig-clock s: how often a wait that a stop can end (a stage's move) asks that stop
+STOP_SLICE_S = 0.1
+
+
 @dataclass(frozen=True)
 class Identity:
     """What an instrument says it is (from *IDN? or its equivalent)."""
@@ -65,10 +69,15 @@ class Stage(Instrument):
     name = "stage"
 
     @abstractmethod
-    def move_to(self, x: float, y: float, z: float | None = None, *, wait: bool = True) -> None:
+    def move_to(self, x: float, y: float, z: float | None = None, *, wait: bool = True,
+                stop: Callable[[], bool] | None = None) -> None:
         """Move to (x, y[, z]) in m; range-checked against `limits()` before moving.
 
-        With `wait`, return once the stage reports on target (or raise on timeout).
+        With `wait`, return once the stage reports on target (or raise on timeout). `stop`
+        is asked before the move is sent and then at least every `STOP_SLICE_S` of the wait
+        (from any thread's abort): once it is true, every axis is stopped (`stop()`) and
+        `MoveStopped` is raised, the stage left where it stopped for the caller to make safe
+        rather than waited for until it arrives (a move across the travel takes seconds).
         """
 
     @abstractmethod
