@@ -35,8 +35,9 @@ def test_the_work_runs_in_a_daemon_thread_of_its_name_and_its_value_comes_back()
     assert thread.daemon and thread.name == "writing the scan"
 
 
-@pytest.mark.parametrize("error", [OSError(28, "No space left on device"),
-                                   KeyboardInterrupt("SIGTERM")])
+@pytest.mark.parametrize(
+    "error", [OSError(28, "No space left on device"), KeyboardInterrupt("SIGTERM")]
+)
 def test_what_the_work_raised_is_raised_in_the_waiter(error: BaseException, monkeypatch) -> None:
     """The work's own error (a disk full, a signal's KeyboardInterrupt in the thread) is the
     waiter's to raise: the same object, and nothing of it said by the thread's hook."""
