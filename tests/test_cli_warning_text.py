@@ -15,9 +15,11 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pytest
 from scipy.linalg import solve
 
 from smm_daq.analysis.mmt.solver.inversion import SingularWarning
+from smm_daq.cli import main as cli_main
 from smm_daq.cli import mmt
 from smm_daq.cli.mmt import _warnings_to_stderr
 
@@ -96,3 +98,32 @@ def test_mmt_labels_another_librarys_warning_with_its_origin(capsys) -> None:
     assert lines[1].startswith("smm-daq: warning (scipy): An ill-conditioned matrix"), lines
     assert lines[2:] == ["smm-daq: warning (numpy): a remark of NumPy's",
                          "smm-daq: warning (RuntimeWarning): divide by zero encountered in divide"]
+
+
+def test_main_called_with_its_words_leaves_the_warning_form_as_it_was(monkeypatch) -> None:
+    """A test's (or a script's) `main(argv)` leaves the process's warning form as it found
+    it: only the program itself (argv None) puts smm-daq's in."""
+    step, public = warnings._formatwarnmsg, warnings.formatwarning  # type: ignore[attr-defined]
+    monkeypatch.setattr(warnings, "_formatwarnmsg", step)  # put back, whatever main does
+    monkeypatch.setattr(warnings, "formatwarning", public)
+    with pytest.raises(SystemExit):
+        cli_main.main(["--version"])
+    assert warnings._formatwarnmsg is step  # type: ignore[attr-defined]
+    assert warnings.formatwarning is public
+
+
+def test_without_the_private_step_smm_daqs_form_goes_in_through_the_public_hook(
+        monkeypatch) -> None:
+    """A Python whose warnings module lacks `_formatwarnmsg` gets smm-daq's form through
+    `warnings.formatwarning`: smm-daq's own warning as its commands say theirs, any other in
+    Python's form, with the line that warned."""
+    monkeypatch.setattr(cli_main, "_PRIVATE_STEP", False)
+    monkeypatch.setattr(warnings, "_formatwarnmsg",
+                        warnings._formatwarnmsg)  # type: ignore[attr-defined]
+    monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)
+    cli_main._install_warning_form()
+    ours = SingularWarning("Q is singular to working precision")
+    assert warnings.formatwarning(ours, SingularWarning, "inversion.py", 376) == (
+        "smm-daq: warning: Q is singular to working precision\n")
+    assert warnings.formatwarning("a remark", UserWarning, "lib.py", 3, line="y = 1") == (
+        "lib.py:3: UserWarning: a remark\n  y = 1\n")
