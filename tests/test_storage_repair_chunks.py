@@ -468,3 +468,58 @@ def test_the_room_of_a_sparse_chunk_index_is_never_less_than_it_takes(
         for d in (grid, last):
             taken = _index_bytes(d, tmp_path / "copy.h5", monkeypatch)
             assert 0 < taken <= copying.index_room(d), d.name
+
+
+def _index_bytes_through_memory(src: h5py.Dataset, tmp: Path) -> int:
+    """`_index_bytes` of a dataset of variable-length text, which its copy writes whole
+    through memory: what the copy adds to a fresh file beyond its chunks, less what the same
+    values take in a contiguous dataset (their heap) beyond its own storage."""
+    added = []
+    for chunked in (True, False):
+        with h5py.File(tmp, "w", libver=LIBVER) as dst:
+            before = _allocated(dst)
+            if chunked:
+                new = copying.copy_dataset(src, dst, "d", source=str(tmp))
+            else:
+                new = dst.create_dataset("d", shape=src.shape, dtype=src.dtype)
+                new[()] = src[()]
+            added.append(_allocated(dst) - before - new.id.get_storage_size())
+    return added[0] - added[1]
+
+
+def _short_before(f: h5py.File) -> None:
+    """Datasets whose copy's chunk index was reserved less room than it takes: one chunk
+    larger than its fixed shape, or of a shape that may grow to it (a fixed array of one
+    entry, not a single chunk), text filtered (a stored size counted in its memory bytes, a
+    pointer each, not its file's), text in a B-tree with few chunks stored (the copy writes
+    every chunk); and one that is a single chunk, which takes none."""
+    f.create_dataset("wider_chunk", shape=(10,), maxshape=(16,), chunks=(16,), dtype="f8")[:] = 1
+    f.create_dataset("may_grow", shape=(5, 10), maxshape=(10, 10), chunks=(10, 10),
+                     dtype="f8")[:] = 1
+    f.create_dataset("single", shape=(16,), chunks=(16,), dtype="f8")[:] = 1
+    text = h5py.string_dtype()
+    f.create_dataset("text_gzip", shape=(16 * 300,), chunks=(16,), dtype=text,
+                     compression="gzip")[:] = "abc"
+    f.create_dataset("text_grid", shape=(100, 100), maxshape=(None, None), chunks=(10, 10),
+                     dtype=text)[:10, :10] = "x"
+
+
+@pytest.mark.parametrize("name", ["wider_chunk", "may_grow", "single", "text_gzip",
+                                  "text_grid"])
+def test_the_room_of_a_chunk_index_is_never_short_for_one_chunk_or_text(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """A rebuild reserves no less than the chunk index of each dataset's copy takes: a
+    repair that runs out of room part-way fails there."""
+    path = tmp_path / "s.h5"
+    with h5py.File(path, "w", libver=LIBVER) as f:
+        _short_before(f)
+    with h5py.File(path, "r") as f:
+        d = f[name]
+        taken = (_index_bytes_through_memory(d, tmp_path / "copy.h5")
+                 if d.dtype.kind == "O" else _index_bytes(d, tmp_path / "copy.h5", monkeypatch))
+        reserved = copying.index_room(d)
+        btree = d.maxshape.count(None) > 1
+    assert taken <= reserved, f"reserved {reserved} bytes, the index takes {taken}"
+    if not btree:  # an array: counted exactly (a B-tree's nodes half full)
+        assert reserved == taken, f"reserved {reserved} bytes, the index takes {taken}"
+    assert (taken == 0) is (name == "single")

@@ -110,17 +110,20 @@ _EXTENSIBLE_DIRECT, _EXTENSIBLE_MIN_BLOCK, _EXTENSIBLE_IN_INDEX = 4, 16, 4
 _EXTENSIBLE_ADDRESSES = 6 + 25
 _BLOCK_OFFSET = 4  # where a data or super block starts in the array (32-bit indexes)
 _BTREE_HEADER, _BTREE_NODE = 38, 2048  # a version 2 B-tree's header and each node
+_VLEN_BYTES = 4 + _ADDRESS + 4  # a variable-length element: its length, heap address, index
 
 
 def index_room(src: h5py.Dataset, *, extendable: bool = False) -> int:
     """Bytes at most that the index of the chunks of `src`'s copy (`copy_dataset`, same
     `extendable`) takes in the 1.10 format; 0 where the copy is not chunked or stores no
-    chunk, or has a single chunk (its address is in the dataset's header). Which index HDF5
-    gives a chunked dataset follows from its maximum shape: none unlimited, a fixed array
-    with an entry for every chunk that shape holds, allocated whole once one chunk is
+    chunk, or is one chunk of its own fixed shape (its address is in the dataset's header; a
+    chunk larger than the shape, or a shape that may grow, is a fixed array's). Which index
+    HDF5 gives a chunked dataset follows from its maximum shape: none unlimited, a fixed
+    array with an entry for every chunk that shape holds, allocated whole once one chunk is
     stored; one unlimited, an extensible array, counted as if every chunk of its shape now
-    were stored (as in a scan's logs; exact there); more, a B-tree of the chunks stored, its
-    nodes counted half full. An entry is an address, with a stored size and a filter mask
+    were stored (as in a scan's logs; exact there); more, a B-tree of the chunks stored
+    (every chunk of its shape where it is copied through memory, `copy_dataset`), its nodes
+    counted half full. An entry is an address, with a stored size and a filter mask
     where the copy is filtered. Exact for a fixed or extensible array, measured against what
     HDF5 allocates (tests/test_storage_repair_chunks.py)."""
     if _made_extendable(src, extendable):
@@ -134,17 +137,38 @@ def index_room(src: h5py.Dataset, *, extendable: bool = False) -> int:
         chunks, maxshape, stored = src.chunks, src.maxshape, src.id.get_num_chunks()
     if stored == 0:
         return 0
-    chunk_bytes = int(np.prod(chunks, dtype=object)) * src.id.get_type().get_size()
+    ftype = src.id.get_type()
+    chunk_bytes = int(np.prod(chunks, dtype=object)) * _stored_bytes(ftype)
     entry = _entry_bytes(chunk_bytes, src.id.get_create_plist().get_nfilters() > 0)
     extent = [src.shape[i] if most is None else most for i, most in enumerate(maxshape)]
     declared = int(np.prod([-(-n // c) for n, c in zip(extent, chunks, strict=True)],
                            dtype=object))
     unlimited = sum(most is None for most in maxshape)
-    if unlimited == 0:
-        return _fixed_array(declared, entry) if declared > 1 else 0
+    if unlimited == 0:  # a single chunk only where it is the shape, which cannot grow
+        return 0 if src.shape == maxshape == chunks else _fixed_array(declared, entry)
     if unlimited == 1:
         return _extensible_array(declared, entry)
+    if _needs_memory(ftype):  # copied whole through memory: every chunk of its shape written
+        stored = int(np.prod([-(-n // c) for n, c in zip(src.shape, chunks, strict=True)],
+                             dtype=object))
     return _btree(stored, entry + 8 * len(chunks))  # a record holds the chunk's offset too
+
+
+def _stored_bytes(ftype: h5t.TypeID) -> int:
+    """Bytes of one element of `ftype` in its file, which sizes a filtered chunk's entry: a
+    variable-length one is `_VLEN_BYTES` there, where memory holds a pointer (text) or a count
+    and a pointer; a compound or an array grows by what its members do."""
+    if ftype.get_class() == h5t.VLEN or (isinstance(ftype, h5t.TypeStringID)
+                                         and ftype.is_variable_str()):
+        return _VLEN_BYTES
+    if isinstance(ftype, h5t.TypeCompoundID):
+        return ftype.get_size() + sum(
+            _stored_bytes(ftype.get_member_type(i)) - ftype.get_member_type(i).get_size()
+            for i in range(ftype.get_nmembers()))
+    if isinstance(ftype, h5t.TypeArrayID):
+        return (int(np.prod(ftype.get_array_dims(), dtype=object))
+                * _stored_bytes(ftype.get_super()))
+    return ftype.get_size()
 
 
 def _entry_bytes(chunk_bytes: int, filtered: bool) -> int:
