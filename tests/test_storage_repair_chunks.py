@@ -470,10 +470,17 @@ def test_the_room_of_a_sparse_chunk_index_is_never_less_than_it_takes(
             assert 0 < taken <= copying.index_room(d), d.name
 
 
+def _chunk_regions(d: h5py.Dataset) -> list[tuple[slice, ...]]:
+    """The regions of the chunks `d`'s file holds."""
+    return [tuple(slice(o, min(o + c, n))
+                  for o, c, n in zip(offset, d.chunks, d.shape, strict=True))
+            for offset in copying.allocated_chunks(d)]
+
+
 def _index_bytes_through_memory(src: h5py.Dataset, tmp: Path) -> int:
-    """`_index_bytes` of a dataset of variable-length text, which its copy writes whole
-    through memory: what the copy adds to a fresh file beyond its chunks, less what the same
-    values take in a contiguous dataset (their heap) beyond its own storage."""
+    """`_index_bytes` of a dataset of variable-length text, which its copy writes through
+    memory: what the copy adds to a fresh file beyond its chunks, less what the values of
+    those chunks take written to a contiguous dataset (their heap) beyond its own storage."""
     added = []
     for chunked in (True, False):
         with h5py.File(tmp, "w", libver=LIBVER) as dst:
@@ -482,7 +489,8 @@ def _index_bytes_through_memory(src: h5py.Dataset, tmp: Path) -> int:
                 new = copying.copy_dataset(src, dst, "d", source=str(tmp))
             else:
                 new = dst.create_dataset("d", shape=src.shape, dtype=src.dtype)
-                new[()] = src[()]
+                for region in _chunk_regions(src):
+                    new[region] = src[region]
             added.append(_allocated(dst) - before - new.id.get_storage_size())
     return added[0] - added[1]
 
@@ -523,3 +531,21 @@ def test_the_room_of_a_chunk_index_is_never_short_for_one_chunk_or_text(
     if not btree:  # an array: counted exactly (a B-tree's nodes half full)
         assert reserved == taken, f"reserved {reserved} bytes, the index takes {taken}"
     assert (taken == 0) is (name == "single")
+
+
+def test_a_sparse_text_dataset_is_copied_chunk_by_chunk_its_unwritten_chunks_unwritten(
+        tmp_path: Path) -> None:
+    """Text is copied through memory, but only the chunks its file holds: copied whole, a
+    grid of text with one chunk written took every chunk of its shape and a heap object for
+    each value, far past the room a rebuild reserves (its file's size and 4 MB)."""
+    with h5py.File(tmp_path / "s.h5", "w", libver=LIBVER) as f:
+        grid = f.create_dataset("grid", shape=(400, 400), maxshape=(None, None),
+                                chunks=(10, 10), dtype=h5py.string_dtype(), fillvalue=b"-")
+        grid[10:20, 390:400] = "written"
+        grid[395, 5] = "one"
+        grid[399, 399] = "last"
+        with h5py.File(tmp_path / "copy.h5", "w", libver=LIBVER) as dst:
+            new = copying.copy_dataset(grid, dst, "grid", source="s.h5")
+            assert _chunks(new) == _chunks(grid) == [(10, 390), (390, 0), (390, 390)]
+            assert new.fillvalue == grid.fillvalue
+            np.testing.assert_array_equal(new[()], grid[()])

@@ -10,9 +10,10 @@ stored data is copied:
   measured, or a dataset declaring terabytes over a few kB of chunks, cost what they hold;
 - contiguous or compact: in blocks of at most `BLOCK_BYTES`, as raw bytes in the file's own
   type (nothing converted), and nothing where no storage was ever allocated;
-- variable-length data (text of any length) is read whole, converted through memory: a
-  dataset that declares more than `TEXT_LIMIT` bytes of it, or fixed-length text larger than
-  that, is refused (`InputError`) before anything is read, as no session file holds such text.
+- variable-length data (text of any length) is converted through memory, chunk by chunk
+  where it is chunked (the chunks its file holds only), else whole: a dataset that declares
+  more than `TEXT_LIMIT` bytes of it, or fixed-length text larger than that, is refused
+  (`InputError`) before anything is read, as no session file holds such text.
 
 Allocation is never early in the copy (chunked: as chunks are written; contiguous: on the
 first write), so a dataset never written stays unallocated, as it was.
@@ -69,7 +70,12 @@ def copy_dataset(src: h5py.Dataset, dst: h5py.Group, name: str, *, source: str,
     new = dst[name]
     if src.shape is None or (stored_as != h5d.COMPACT and src.id.get_storage_size() == 0):
         return new
-    if converted:
+    if converted and new.chunks is not None and new.chunks == src.chunks:
+        for offset in allocated_chunks(src):  # through memory, each chunk its file holds
+            region = tuple(slice(o, min(o + c, n))
+                           for o, c, n in zip(offset, new.chunks, src.shape, strict=True))
+            new[region] = src[region]
+    elif converted:
         new[()] = src[()]
     elif new.chunks is not None and new.chunks == src.chunks:
         for offset in allocated_chunks(src):
@@ -121,9 +127,8 @@ def index_room(src: h5py.Dataset, *, extendable: bool = False) -> int:
     HDF5 gives a chunked dataset follows from its maximum shape: none unlimited, a fixed
     array with an entry for every chunk that shape holds, allocated whole once one chunk is
     stored; one unlimited, an extensible array, counted as if every chunk of its shape now
-    were stored (as in a scan's logs; exact there); more, a B-tree of the chunks stored
-    (every chunk of its shape where it is copied through memory, `copy_dataset`), its nodes
-    counted half full. An entry is an address, with a stored size and a filter mask
+    were stored (as in a scan's logs; exact there); more, a B-tree of the chunks stored, its
+    nodes counted half full. An entry is an address, with a stored size and a filter mask
     where the copy is filtered. Exact for a fixed or extensible array, measured against what
     HDF5 allocates (tests/test_storage_repair_chunks.py)."""
     if _made_extendable(src, extendable):
@@ -148,9 +153,6 @@ def index_room(src: h5py.Dataset, *, extendable: bool = False) -> int:
         return 0 if src.shape == maxshape == chunks else _fixed_array(declared, entry)
     if unlimited == 1:
         return _extensible_array(declared, entry)
-    if _needs_memory(ftype):  # copied whole through memory: every chunk of its shape written
-        stored = int(np.prod([-(-n // c) for n, c in zip(src.shape, chunks, strict=True)],
-                             dtype=object))
     return _btree(stored, entry + 8 * len(chunks))  # a record holds the chunk's offset too
 
 
