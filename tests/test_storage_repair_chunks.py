@@ -365,7 +365,9 @@ def test_a_long_1d_dataset_made_extendable_gets_chunks_of_its_size_and_its_value
         tmp_path: Path) -> None:
     """A dataset made extendable is chunked by its size: a short one (a log of a few runs)
     in one chunk of the scan's own logs' length, a long one in chunks of 64 KiB, not 16
-    elements each (10⁶ values: 62,500 chunks, each an entry of its index and a read)."""
+    elements each (10⁶ values: 62,500 chunks, each an entry of its index and a read); text
+    of any length (a run log's start times) in 64 KiB of its file's 16 bytes an element,
+    not of its pointers' 8."""
     path = tmp_path / "s.h5"
     long = np.random.default_rng(1).normal(size=10**6)
     times = np.array([f"2026-12-06T21:{i % 60:02d}:00Z".encode() for i in range(5000)],
@@ -374,15 +376,19 @@ def test_a_long_1d_dataset_made_extendable_gets_chunks_of_its_size_and_its_value
         f["long"] = long
         f["short"] = np.arange(3, dtype="i4")
         f["times"] = times
-    make_extendable(path, ["/long", "/short", "/times"])
+        f.create_dataset("notes", data=times.astype(str).astype(object),
+                         dtype=h5py.string_dtype())
+    make_extendable(path, ["/long", "/short", "/times", "/notes"])
     with h5py.File(path, "r") as f:
-        chunks = {name: f[name].chunks for name in ("long", "short", "times")}
-        assert chunks == {"long": (8192,), "short": (16,), "times": (1024,)}, chunks
+        chunks = {name: f[name].chunks for name in ("long", "short", "times", "notes")}
+        assert chunks == {"long": (8192,), "short": (16,), "times": (1024,),
+                          "notes": (4096,)}, chunks
         assert all(f[name].maxshape == (None,) for name in chunks)
         assert f["long"].id.get_num_chunks() == -(-10**6 // 8192)
         np.testing.assert_array_equal(f["long"][()], long)
         np.testing.assert_array_equal(f["short"][()], [0, 1, 2])
         np.testing.assert_array_equal(f["times"][()], times)
+        np.testing.assert_array_equal(f["notes"][()], times)
 
 
 def _allocated(f: h5py.File) -> int:

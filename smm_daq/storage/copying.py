@@ -88,8 +88,9 @@ def copy_dataset(src: h5py.Dataset, dst: h5py.Group, name: str, *, source: str,
 
 def extendable_chunk(src: h5py.Dataset) -> int:
     """Elements in a chunk of the 1-D `src` made extendable: its length, within at least
-    `EXTENDABLE_CHUNK` elements and at most `EXTENDABLE_CHUNK_BYTES` (one element at least)."""
-    most = max(1, EXTENDABLE_CHUNK_BYTES // max(1, src.dtype.itemsize))
+    `EXTENDABLE_CHUNK` elements and at most `EXTENDABLE_CHUNK_BYTES` in its file (one element
+    at least; text of any length takes `_VLEN_BYTES` an element there, twice its pointer)."""
+    most = max(1, EXTENDABLE_CHUNK_BYTES // max(1, _stored_bytes(src.id.get_type())))
     return min(max(src.shape[0], EXTENDABLE_CHUNK), most)
 
 
