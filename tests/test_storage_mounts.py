@@ -221,6 +221,48 @@ def test_the_mount_table_is_read_once_per_change_whoever_asks(
     assert len(reads) == 2, f"the table was read {len(reads) - 1} times after one change"
 
 
+
+def test_a_mount_made_while_the_table_is_read_is_seen_at_the_next_look(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read of the table may meet the table as it was before a mount the kernel marks
+    during it: that read is kept as of the look before the mark, so the next look reads the
+    table again, not the old lines for ever (kept as of the look after, nothing would tell
+    it was read before the mount)."""
+    mountinfo = tmp_path / "mountinfo"
+    before = f"40 22 {os.major(STICK)}:{os.minor(STICK)} / /media/stick rw - ext4 /dev/sdb1 rw\n"
+    mountinfo.write_text(before)
+    changes = [0]
+    real_open = open
+
+    def mounted_meanwhile(*args: object, **kwargs: object) -> object:
+        fh = real_open(*args, **kwargs)  # type: ignore[call-overload]
+        if changes[0] == 0:  # the old table's lines are in hand; a stick goes in
+            lines = fh.readlines()
+            mountinfo.write_text(before.replace("ext4", "exfat"))
+            changes[0] += 1
+            fh.readlines = lambda: lines
+        return fh
+
+    monkeypatch.setattr(mounts, "MOUNT_TABLE", str(mountinfo))
+    monkeypatch.setattr(mounts, "open", mounted_meanwhile, raising=False)
+    monkeypatch.setattr(mounts, "generation", lambda: changes[0])
+    assert mounts.table() == [before]
+    assert mounts.table() == [before.replace("ext4", "exfat")]
+
+
+def test_the_table_kept_is_the_one_read_from_the_file_named_now(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lines kept are those of the file `MOUNT_TABLE` named when they were read: named
+    another (a test's), the table is that file's, though no mount was marked meanwhile."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.write_text("22 1 0:21 / / rw - ext4 /dev/sda1 rw\n")
+    second.write_text("22 1 0:21 / / rw - xfs /dev/sda2 rw\n")
+    monkeypatch.setattr(mounts, "generation", lambda: 7)
+    monkeypatch.setattr(mounts, "MOUNT_TABLE", str(first))
+    assert mounts.table() == [first.read_text()]
+    monkeypatch.setattr(mounts, "MOUNT_TABLE", str(second))
+    assert mounts.table() == [second.read_text()]
+
 def _locked_by_another(path: Path) -> bool:
     """Whether a writer other than this probe holds the file `path` names, asked directly."""
     import fcntl  # Linux, as the test that asks

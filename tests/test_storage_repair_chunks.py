@@ -365,7 +365,9 @@ def test_a_long_1d_dataset_made_extendable_gets_chunks_of_its_size_and_its_value
         tmp_path: Path) -> None:
     """A dataset made extendable is chunked by its size: a short one (a log of a few runs)
     in one chunk of the scan's own logs' length, a long one in chunks of 64 KiB, not 16
-    elements each (10⁶ values: 62,500 chunks, each an entry of its index and a read)."""
+    elements each (10⁶ values: 62,500 chunks, each an entry of its index and a read); text
+    of any length (a run log's start times) in 64 KiB of its file's 16 bytes an element,
+    not of its pointers' 8."""
     path = tmp_path / "s.h5"
     long = np.random.default_rng(1).normal(size=10**6)
     times = np.array([f"2026-12-06T21:{i % 60:02d}:00Z".encode() for i in range(5000)],
@@ -374,15 +376,19 @@ def test_a_long_1d_dataset_made_extendable_gets_chunks_of_its_size_and_its_value
         f["long"] = long
         f["short"] = np.arange(3, dtype="i4")
         f["times"] = times
-    make_extendable(path, ["/long", "/short", "/times"])
+        f.create_dataset("notes", data=times.astype(str).astype(object),
+                         dtype=h5py.string_dtype())
+    make_extendable(path, ["/long", "/short", "/times", "/notes"])
     with h5py.File(path, "r") as f:
-        chunks = {name: f[name].chunks for name in ("long", "short", "times")}
-        assert chunks == {"long": (8192,), "short": (16,), "times": (1024,)}, chunks
+        chunks = {name: f[name].chunks for name in ("long", "short", "times", "notes")}
+        assert chunks == {"long": (8192,), "short": (16,), "times": (1024,),
+                          "notes": (4096,)}, chunks
         assert all(f[name].maxshape == (None,) for name in chunks)
         assert f["long"].id.get_num_chunks() == -(-10**6 // 8192)
         np.testing.assert_array_equal(f["long"][()], long)
         np.testing.assert_array_equal(f["short"][()], [0, 1, 2])
         np.testing.assert_array_equal(f["times"][()], times)
+        np.testing.assert_array_equal(f["notes"][()], times)
 
 
 def _allocated(f: h5py.File) -> int:
@@ -468,3 +474,84 @@ def test_the_room_of_a_sparse_chunk_index_is_never_less_than_it_takes(
         for d in (grid, last):
             taken = _index_bytes(d, tmp_path / "copy.h5", monkeypatch)
             assert 0 < taken <= copying.index_room(d), d.name
+
+
+def _chunk_regions(d: h5py.Dataset) -> list[tuple[slice, ...]]:
+    """The regions of the chunks `d`'s file holds."""
+    return [tuple(slice(o, min(o + c, n))
+                  for o, c, n in zip(offset, d.chunks, d.shape, strict=True))
+            for offset in copying.allocated_chunks(d)]
+
+
+def _index_bytes_through_memory(src: h5py.Dataset, tmp: Path) -> int:
+    """`_index_bytes` of a dataset of variable-length text, which its copy writes through
+    memory: what the copy adds to a fresh file beyond its chunks, less what the values of
+    those chunks take written to a contiguous dataset (their heap) beyond its own storage."""
+    added = []
+    for chunked in (True, False):
+        with h5py.File(tmp, "w", libver=LIBVER) as dst:
+            before = _allocated(dst)
+            if chunked:
+                new = copying.copy_dataset(src, dst, "d", source=str(tmp))
+            else:
+                new = dst.create_dataset("d", shape=src.shape, dtype=src.dtype)
+                for region in _chunk_regions(src):
+                    new[region] = src[region]
+            added.append(_allocated(dst) - before - new.id.get_storage_size())
+    return added[0] - added[1]
+
+
+def _short_before(f: h5py.File) -> None:
+    """Datasets whose copy's chunk index was reserved less room than it takes: one chunk
+    larger than its fixed shape, or of a shape that may grow to it (a fixed array of one
+    entry, not a single chunk), text filtered (a stored size counted in its memory bytes, a
+    pointer each, not its file's), text in a B-tree with few chunks stored (the copy writes
+    every chunk); and one that is a single chunk, which takes none."""
+    f.create_dataset("wider_chunk", shape=(10,), maxshape=(16,), chunks=(16,), dtype="f8")[:] = 1
+    f.create_dataset("may_grow", shape=(5, 10), maxshape=(10, 10), chunks=(10, 10),
+                     dtype="f8")[:] = 1
+    f.create_dataset("single", shape=(16,), chunks=(16,), dtype="f8")[:] = 1
+    text = h5py.string_dtype()
+    f.create_dataset("text_gzip", shape=(16 * 300,), chunks=(16,), dtype=text,
+                     compression="gzip")[:] = "abc"
+    f.create_dataset("text_grid", shape=(100, 100), maxshape=(None, None), chunks=(10, 10),
+                     dtype=text)[:10, :10] = "x"
+
+
+@pytest.mark.parametrize("name", ["wider_chunk", "may_grow", "single", "text_gzip",
+                                  "text_grid"])
+def test_the_room_of_a_chunk_index_is_never_short_for_one_chunk_or_text(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """A rebuild reserves no less than the chunk index of each dataset's copy takes: a
+    repair that runs out of room part-way fails there."""
+    path = tmp_path / "s.h5"
+    with h5py.File(path, "w", libver=LIBVER) as f:
+        _short_before(f)
+    with h5py.File(path, "r") as f:
+        d = f[name]
+        taken = (_index_bytes_through_memory(d, tmp_path / "copy.h5")
+                 if d.dtype.kind == "O" else _index_bytes(d, tmp_path / "copy.h5", monkeypatch))
+        reserved = copying.index_room(d)
+        btree = d.maxshape.count(None) > 1
+    assert taken <= reserved, f"reserved {reserved} bytes, the index takes {taken}"
+    if not btree:  # an array: counted exactly (a B-tree's nodes half full)
+        assert reserved == taken, f"reserved {reserved} bytes, the index takes {taken}"
+    assert (taken == 0) is (name == "single")
+
+
+def test_a_sparse_text_dataset_is_copied_chunk_by_chunk_its_unwritten_chunks_unwritten(
+        tmp_path: Path) -> None:
+    """Text is copied through memory, but only the chunks its file holds: copied whole, a
+    grid of text with one chunk written took every chunk of its shape and a heap object for
+    each value, far past the room a rebuild reserves (its file's size and 4 MB)."""
+    with h5py.File(tmp_path / "s.h5", "w", libver=LIBVER) as f:
+        grid = f.create_dataset("grid", shape=(400, 400), maxshape=(None, None),
+                                chunks=(10, 10), dtype=h5py.string_dtype(), fillvalue=b"-")
+        grid[10:20, 390:400] = "written"
+        grid[395, 5] = "one"
+        grid[399, 399] = "last"
+        with h5py.File(tmp_path / "copy.h5", "w", libver=LIBVER) as dst:
+            new = copying.copy_dataset(grid, dst, "grid", source="s.h5")
+            assert _chunks(new) == _chunks(grid) == [(10, 390), (390, 0), (390, 390)]
+            assert new.fillvalue == grid.fillvalue
+            np.testing.assert_array_equal(new[()], grid[()])

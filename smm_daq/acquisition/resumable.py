@@ -185,16 +185,19 @@ def _load_resumable_in(f: h5py.File, path: str | Path, name: str) -> ResumableEn
 def _mid_swap(f: h5py.File, path: str | Path, name: str) -> str:
     """Why entry `name` is under no name of its own, where its writer was killed while
     swapping it in over an earlier entry of that name (`staging.replace_entry`), between
-    moving the earlier one aside and moving the new one in: what to run."""
+    moving the earlier one aside and moving the new one in: what to run. Where the new one
+    is gone too, `repair` puts the earlier one back, and there is no scan to resume."""
     new = staged_name(name)
-    waiting = f"the earlier one waits at '{aside_name(name)}'" + (
-        f", the new one at '{new}'" if f.get(new, getlink=True) is not None else "")
     repair = command_line(["smm-daq", "repair", str(path)])
-    return (f"is mid-swap: its writer was killed while swapping it in over an earlier entry "
-            f"of that name, so no entry is under '{name}' for now ({waiting}); expected the "
-            f"entry under its name: run `{repair}` first (it finishes the swap, or puts the "
-            f"earlier entry back where the new one is gone), then "
-            f"`{resume_command(path, name)}`")
+    said = (f"is mid-swap: its writer was killed while swapping it in over an earlier entry "
+            f"of that name, so no entry is under '{name}' for now (the earlier one waits at "
+            f"'{aside_name(name)}'")
+    if f.get(new, getlink=True) is None:
+        return (f"{said}, and the new one is gone); expected the scan in the file: it is not, "
+                f"so there is nothing to resume; `{repair}` puts the earlier entry back under "
+                f"'{name}'")
+    return (f"{said}, the new one at '{new}'); expected the entry under its name: run "
+            f"`{repair}` first (it finishes the swap), then `{resume_command(path, name)}`")
 
 
 def _quoted(text: str) -> str:

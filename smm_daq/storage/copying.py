@@ -10,9 +10,10 @@ stored data is copied:
   measured, or a dataset declaring terabytes over a few kB of chunks, cost what they hold;
 - contiguous or compact: in blocks of at most `BLOCK_BYTES`, as raw bytes in the file's own
   type (nothing converted), and nothing where no storage was ever allocated;
-- variable-length data (text of any length) is read whole, converted through memory: a
-  dataset that declares more than `TEXT_LIMIT` bytes of it, or fixed-length text larger than
-  that, is refused (`InputError`) before anything is read, as no session file holds such text.
+- variable-length data (text of any length) is converted through memory, chunk by chunk
+  where it is chunked (the chunks its file holds only), else whole: a dataset that declares
+  more than `TEXT_LIMIT` bytes of it, or fixed-length text larger than that, is refused
+  (`InputError`) before anything is read, as no session file holds such text.
 
 Allocation is never early in the copy (chunked: as chunks are written; contiguous: on the
 first write), so a dataset never written stays unallocated, as it was.
@@ -69,7 +70,12 @@ def copy_dataset(src: h5py.Dataset, dst: h5py.Group, name: str, *, source: str,
     new = dst[name]
     if src.shape is None or (stored_as != h5d.COMPACT and src.id.get_storage_size() == 0):
         return new
-    if converted:
+    if converted and new.chunks is not None and new.chunks == src.chunks:
+        for offset in allocated_chunks(src):  # through memory, each chunk its file holds
+            region = tuple(slice(o, min(o + c, n))
+                           for o, c, n in zip(offset, new.chunks, src.shape, strict=True))
+            new[region] = src[region]
+    elif converted:
         new[()] = src[()]
     elif new.chunks is not None and new.chunks == src.chunks:
         for offset in allocated_chunks(src):
@@ -82,8 +88,9 @@ def copy_dataset(src: h5py.Dataset, dst: h5py.Group, name: str, *, source: str,
 
 def extendable_chunk(src: h5py.Dataset) -> int:
     """Elements in a chunk of the 1-D `src` made extendable: its length, within at least
-    `EXTENDABLE_CHUNK` elements and at most `EXTENDABLE_CHUNK_BYTES` (one element at least)."""
-    most = max(1, EXTENDABLE_CHUNK_BYTES // max(1, src.dtype.itemsize))
+    `EXTENDABLE_CHUNK` elements and at most `EXTENDABLE_CHUNK_BYTES` in its file (one element
+    at least; text of any length takes `_VLEN_BYTES` an element there, twice its pointer)."""
+    most = max(1, EXTENDABLE_CHUNK_BYTES // max(1, _stored_bytes(src.id.get_type())))
     return min(max(src.shape[0], EXTENDABLE_CHUNK), most)
 
 
@@ -110,14 +117,16 @@ _EXTENSIBLE_DIRECT, _EXTENSIBLE_MIN_BLOCK, _EXTENSIBLE_IN_INDEX = 4, 16, 4
 _EXTENSIBLE_ADDRESSES = 6 + 25
 _BLOCK_OFFSET = 4  # where a data or super block starts in the array (32-bit indexes)
 _BTREE_HEADER, _BTREE_NODE = 38, 2048  # a version 2 B-tree's header and each node
+_VLEN_BYTES = 4 + _ADDRESS + 4  # a variable-length element: its length, heap address, index
 
 
 def index_room(src: h5py.Dataset, *, extendable: bool = False) -> int:
     """Bytes at most that the index of the chunks of `src`'s copy (`copy_dataset`, same
     `extendable`) takes in the 1.10 format; 0 where the copy is not chunked or stores no
-    chunk, or has a single chunk (its address is in the dataset's header). Which index HDF5
-    gives a chunked dataset follows from its maximum shape: none unlimited, a fixed array
-    with an entry for every chunk that shape holds, allocated whole once one chunk is
+    chunk, or is one chunk of its own fixed shape (its address is in the dataset's header; a
+    chunk larger than the shape, or a shape that may grow, is a fixed array's). Which index
+    HDF5 gives a chunked dataset follows from its maximum shape: none unlimited, a fixed
+    array with an entry for every chunk that shape holds, allocated whole once one chunk is
     stored; one unlimited, an extensible array, counted as if every chunk of its shape now
     were stored (as in a scan's logs; exact there); more, a B-tree of the chunks stored, its
     nodes counted half full. An entry is an address, with a stored size and a filter mask
@@ -134,17 +143,35 @@ def index_room(src: h5py.Dataset, *, extendable: bool = False) -> int:
         chunks, maxshape, stored = src.chunks, src.maxshape, src.id.get_num_chunks()
     if stored == 0:
         return 0
-    chunk_bytes = int(np.prod(chunks, dtype=object)) * src.id.get_type().get_size()
+    ftype = src.id.get_type()
+    chunk_bytes = int(np.prod(chunks, dtype=object)) * _stored_bytes(ftype)
     entry = _entry_bytes(chunk_bytes, src.id.get_create_plist().get_nfilters() > 0)
     extent = [src.shape[i] if most is None else most for i, most in enumerate(maxshape)]
     declared = int(np.prod([-(-n // c) for n, c in zip(extent, chunks, strict=True)],
                            dtype=object))
     unlimited = sum(most is None for most in maxshape)
-    if unlimited == 0:
-        return _fixed_array(declared, entry) if declared > 1 else 0
+    if unlimited == 0:  # a single chunk only where it is the shape, which cannot grow
+        return 0 if src.shape == maxshape == chunks else _fixed_array(declared, entry)
     if unlimited == 1:
         return _extensible_array(declared, entry)
     return _btree(stored, entry + 8 * len(chunks))  # a record holds the chunk's offset too
+
+
+def _stored_bytes(ftype: h5t.TypeID) -> int:
+    """Bytes of one element of `ftype` in its file, which sizes a filtered chunk's entry: a
+    variable-length one is `_VLEN_BYTES` there, where memory holds a pointer (text) or a count
+    and a pointer; a compound or an array grows by what its members do."""
+    if ftype.get_class() == h5t.VLEN or (isinstance(ftype, h5t.TypeStringID)
+                                         and ftype.is_variable_str()):
+        return _VLEN_BYTES
+    if isinstance(ftype, h5t.TypeCompoundID):
+        return ftype.get_size() + sum(
+            _stored_bytes(ftype.get_member_type(i)) - ftype.get_member_type(i).get_size()
+            for i in range(ftype.get_nmembers()))
+    if isinstance(ftype, h5t.TypeArrayID):
+        return (int(np.prod(ftype.get_array_dims(), dtype=object))
+                * _stored_bytes(ftype.get_super()))
+    return ftype.get_size()
 
 
 def _entry_bytes(chunk_bytes: int, filtered: bool) -> int:
