@@ -285,6 +285,18 @@ def _stopped_alone_until_still(link: GCSLink, stop: Callable[[], int],
     raise InstrumentError(_moving_after_stops("STP", moving), instrument=link.name)
 
 
+def _held_before(before: int | None) -> str:
+    """What `stop_alone`'s `ERR?` sent ahead of its stop read (`before`: None, its reply
+    lost), said apart from the stop's own outcome ('' no error)."""
+    if before is None:
+        return ("whether the controller held an error from before the stop is unknown "
+                "(the reply to the ERR? sent ahead of it was lost)")
+    if before:
+        return (f"the controller held error {before} ({_meaning(before)}) from before "
+                "the stop, left by an earlier program or command")
+    return ""
+
+
 def _parse_bool(text: str) -> bool:
     if text.strip() not in ("0", "1"):
         raise ProtocolError(f"expected 0 or 1, got {shown(text)}")
@@ -464,8 +476,8 @@ class PIGCSStage(Stage, FlyStage):
         again while it does, `MAX_STOPS` stops in all. Raises `InstrumentError` when the
         controller does not answer (the replies lost, then the stop sent once more and its
         check lost too), refuses the stop, or still moves after the last stop (or whether it
-        does is unknown). `clock` is unused (a stop does not wait); it is there as in
-        `from_profile`.
+        does is unknown): with these two, what was found before the stop is said too. `clock`
+        is unused (a stop does not wait); it is there as in `from_profile`.
 
         A reply an earlier program left unread (it died between a query and its reply) would
         put every reply one behind: the stop said failed with the pending error as its own, or
@@ -514,18 +526,17 @@ class PIGCSStage(Stage, FlyStage):
                 before, code = error(ahead), error(check)
                 if code is None:  # the check garbled: the stop sent once more and checked
                     code = stop()
-            refused(code)
-            stops = _stopped_alone_until_still(link, stop, refused)
+            found = _held_before(before)
+            try:
+                refused(code)
+                stops = _stopped_alone_until_still(link, stop, refused)
+            except InstrumentError as exc:  # what the ERR? ahead of the stop read, said too
+                if not found:
+                    raise
+                raise InstrumentError(f"{str(exc).removeprefix(f'{name}: ')}; {found}",
+                                      instrument=name) from None
         finally:
             link.close()
-        if before is None:
-            found = ("whether the controller held an error from before the stop is unknown "
-                     "(the reply to the ERR? sent ahead of it was lost)")
-        elif before:
-            found = (f"the controller held error {before} ({_meaning(before)}) from before "
-                     "the stop, left by an earlier program or command")
-        else:
-            found = ""
         again = f", {stops} stops: it still moved after the first" if stops > 1 else ""
         return StoppedAlone(f"every axis stopped (STP{again})", found)
 

@@ -108,10 +108,13 @@ class LateMove(Emulator):
         return self.inner.handle_byte(code)
 
 
-def _safe_with_a_late_move(monkeypatch: pytest.MonkeyPatch, late: int) -> tuple[Any, Any]:
+def _safe_with_a_late_move(monkeypatch: pytest.MonkeyPatch, late: int, *,
+                           left_pending: bool = False) -> tuple[Any, Any]:
     """`smm-daq safe` on the C-884 simulator, its axes unreferenced (so `safe` cannot connect
     the stage, and only its first stop, on a link of its own, stops it) and driving to their
-    reference switches (a killed program's FRF), restarted after the first `late` stops."""
+    reference switches (a killed program's FRF), restarted after the first `late` stops;
+    `left_pending`: the killed program's last command refused and its error never read
+    (error 15: no axis 9)."""
     wrapped: list[LateMove] = []
 
     def referencing(backend: Any, profile: Any) -> None:
@@ -120,6 +123,8 @@ def _safe_with_a_late_move(monkeypatch: pytest.MonkeyPatch, late: int) -> tuple[
         for ax in AXES:
             model.set_servo(ax, True)
         model.reference(AXES)
+        if left_pending:
+            backend.endpoint(address).handle("MOV 9 0")
         stage = LateMove(backend.endpoint(address), model, late)
         wrapped.append(stage)
         endpoint = backend.endpoint
@@ -153,3 +158,17 @@ def test_safe_says_the_stage_still_moves_after_every_stop(
     assert not state.safe, state.state
     assert (f"{MAX_STOPS} stops sent (STP), and after the last #5 answered 1 (axes ['1'] "
             "moving)") in state.state, state.state
+
+
+def test_safe_still_says_the_error_held_from_before_when_the_stage_moves_on(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Moving again after each stop, and an error (15) that the killed program left pending:
+    `safe` says the stage is not safe, and still what the controller held from before the
+    stop (read by the ERR? sent ahead of it, which the stop's own error replaces), as it does
+    when the stop holds. Unfixed, that error was dropped with the stops' outcome."""
+    state, (_, stage) = _safe_with_a_late_move(monkeypatch, late=MAX_STOPS, left_pending=True)
+    assert stage.stops == MAX_STOPS
+    assert not state.safe, state.state
+    assert f"{MAX_STOPS} stops sent (STP), and after the last #5 answered 1" in state.state
+    assert ("the controller held error 15 (invalid axis identifier) from before the stop"
+            in state.state), state.state
