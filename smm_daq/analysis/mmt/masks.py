@@ -448,8 +448,9 @@ def _crosses_at(vertices: np.ndarray, a: int, b: int, point: np.ndarray) -> bool
     """Whether the outline, where edges `a` and `b` meet at `point` (an end of one or both),
     passes through there along edge `b` from one side of its passage along `a` to the
     other."""
-    ways = _passage(vertices, a, point)
-    sides = [_side(*ways, way) for way in _passage(vertices, b, point)]
+    with np.errstate(over="ignore", invalid="ignore"):  # µm near the float limit
+        ways = _passage(vertices, a, point)
+        sides = [_side(*ways, way) for way in _passage(vertices, b, point)]
     return sides[0] * sides[1] < 0
 
 
