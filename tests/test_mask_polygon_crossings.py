@@ -88,3 +88,11 @@ def test_the_pairs_of_edges_are_tested_a_block_at_a_time(monkeypatch: pytest.Mon
     crossed = comb.copy()
     crossed[[11, 12]] = crossed[[12, 11]]  # a tooth's tip listed across: a small bow tie
     assert masks._crossing(crossed) == (10, 12)
+
+
+def test_where_edges_of_numbers_near_the_float_limit_meet_no_overflow_is_warned_of() -> None:
+    big = 1.7e308  # a bow tie whose middle, (0, 0), is a vertex of one diagonal
+    polygon = np.asarray([[0, 0], [big, big], [big, -big], [-big, big], [-big, 0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert masks._crossing(polygon) == (0, 2)
