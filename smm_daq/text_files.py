@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import functools
 import json
+import json.scanner
 import re
 from pathlib import Path
 from typing import Any
@@ -145,16 +146,56 @@ def load_json(text: str, *, unique_keys: bool = False) -> Any:
 
 
 def _unique(text: str, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """The object of `pairs`; JSONDecodeError at a key's second naming when it repeats (at
-    the start of the text when that spelling cannot be found, as with escapes in the key)."""
-    seen: set[str] = set()
-    for key, _ in pairs:
-        if key in seen:
-            spelled = re.escape(json.dumps(key, ensure_ascii=False)) + r"\s*:"
-            named = [m.start() for m in re.finditer(spelled, text)]
-            raise json.JSONDecodeError(
-                f"key {shown(key)} given twice in one object (JSON readers keep only the last, "
-                "the first unread: give each key once)", text,
-                named[1] if len(named) > 1 else 0)
-        seen.add(key)
-    return dict(pairs)
+    """The object of `pairs`; JSONDecodeError where the text first names a key a second time
+    in one object when one repeats."""
+    if len({key for key, _ in pairs}) == len(pairs):
+        return dict(pairs)
+    keys = [key for key, _ in pairs]
+    key, at = _named_twice(text) or (next(k for k in keys if keys.count(k) > 1), 0)
+    raise json.JSONDecodeError(
+        f"key {shown(key)} given twice in one object (JSON readers keep only the last, "
+        "the first unread: give each key once)", text, at)
+
+
+class _NamedTwice(Exception):
+    """A key met a second time in one object, where its second naming begins."""
+
+    def __init__(self, key: str, at: int) -> None:
+        super().__init__(key, at)
+        self.key, self.at = key, at
+
+
+def _named_twice(text: str) -> tuple[str, int] | None:
+    """The first key, in the order of the text, that its object names twice, and where the
+    second naming begins. Only the keys' places tell it: a search for the key's spelling would
+    also find it in another object (nested ones share names), inside another key (`"a\\"x"`)
+    or miss it spelled with escapes (`"\\u0061"`); so the text is parsed again, by `json`'s
+    pure-Python scanner, whose objects are read here key by key. Only a file already found
+    to name a key twice is; None where that scanner cannot follow its nesting."""
+    match_space = json.decoder.WHITESPACE.match
+
+    def parse_object(s_and_end: tuple[str, int], strict: bool, scan_once: Any,
+                     *_: Any) -> tuple[dict, int]:
+        s, at = s_and_end
+        seen: set[str] = set()
+        at = match_space(s, at).end()
+        while s[at] != "}":
+            key, end = json.decoder.scanstring(s, at + 1, strict)
+            if key in seen:
+                raise _NamedTwice(key, at)
+            seen.add(key)
+            at = match_space(s, match_space(s, end).end() + 1).end()  # past the ':'
+            at = match_space(s, scan_once(s, at)[1]).end()  # past the value
+            if s[at] == ",":
+                at = match_space(s, at + 1).end()
+        return {}, at + 1
+
+    decoder = json.JSONDecoder()
+    decoder.parse_object = parse_object  # type: ignore[assignment]
+    try:
+        json.scanner.py_make_scanner(decoder)(text, match_space(text, 0).end())
+    except _NamedTwice as named:
+        return named.key, named.at
+    except (RecursionError, ValueError):  # nested deeper than the pure-Python scanner goes
+        pass
+    return None

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -397,28 +397,96 @@ CROSSING_PAIRS = 1 << 20  # pairs of edges tested at once
 
 
 def _crossing(vertices: np.ndarray) -> tuple[int, int] | None:
-    """The first two edges (by their first vertex) of the closed polygon that cross each other
-    at a point inside both, or None. Edges that only touch, or overlap along a line, are
-    not crossings: their outline still encloses what it appears to. Only edges whose x
-    ranges overlap are tested (sorted by their left end): an outline's few, not K²."""
+    """The first two edges (by their first vertex) of the closed polygon that cross each other,
+    or None. Edges cross at a point inside both, or where they meet at a vertex the outline
+    passes through from one side of the other edge to its other side (a bow tie with its
+    middle listed as a vertex); edges that only touch there, or overlap along a line, do not
+    cross: their outline still encloses what it appears to."""
+    start, end = vertices, np.roll(vertices, -1, axis=0)
+    hits = []
+    for ea, eb in _near_pairs(vertices):
+        ta, tb = _turn(start[ea], end[ea], start[eb]), _turn(start[ea], end[ea], end[eb])
+        sa, sb = _turn(start[eb], end[eb], start[ea]), _turn(start[eb], end[eb], end[ea])
+        hit = (ta * tb < 0) & (sa * sb < 0)
+        hits += list(zip(ea[hit].tolist(), eb[hit].tolist(), strict=True))
+        inline = (ta == 0) & (tb == 0) & (sa == 0) & (sb == 0)  # overlapping or apart
+        meet = ~hit & ~inline & (ta * tb <= 0) & (sa * sb <= 0)  # at one point: an end
+        for a, b, turns in zip(ea[meet].tolist(), eb[meet].tolist(),
+                               np.stack([ta, tb, sa])[:, meet].T.tolist(), strict=True):
+            # where they meet: the end of one that lies on the other's line
+            point = start[b] if turns[0] == 0 else end[b] if turns[1] == 0 else (
+                start[a] if turns[2] == 0 else end[a])
+            hits += [(a, b)] if _crosses_at(vertices, a, b, point) else []
+    return min(hits) if hits else None
+
+
+def _near_pairs(vertices: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The pairs of edges (a < b) of the closed polygon that share no vertex and whose x
+    ranges overlap, in blocks of about CROSSING_PAIRS: only they can meet (sorted by their
+    left end, an outline's few, not K²)."""
     start, end = vertices, np.roll(vertices, -1, axis=0)
     k = len(vertices)
     left, right = np.minimum(start[:, 0], end[:, 0]), np.maximum(start[:, 0], end[:, 0])
     order = np.argsort(left, kind="stable")
     reach = np.searchsorted(left[order], right[order], side="right")  # overlapping: before it
     counts = np.maximum(reach - np.arange(k) - 1, 0)
-    first = np.repeat(np.arange(k), counts)
-    second = first + 1 + np.arange(first.size) - np.repeat(np.cumsum(counts) - counts, counts)
-    a, b = np.sort(np.stack([order[first], order[second]]), axis=0)
-    apart = (b - a > 1) & (b - a < k - 1)  # not edges that share a vertex
-    a, b = a[apart], b[apart]
-    hits = []
-    for lo in range(0, a.size, CROSSING_PAIRS):
-        ea, eb = a[lo:lo + CROSSING_PAIRS], b[lo:lo + CROSSING_PAIRS]
-        hit = (_turn(start[ea], end[ea], start[eb]) * _turn(start[ea], end[ea], end[eb]) < 0) \
-            & (_turn(start[eb], end[eb], start[ea]) * _turn(start[eb], end[eb], end[ea]) < 0)
-        hits += list(zip(ea[hit].tolist(), eb[hit].tolist(), strict=True))
-    return min(hits) if hits else None
+    before = np.concatenate([[0], np.cumsum(counts)])  # pairs of the edges sorted before
+    i = 0
+    while i < k:
+        j = max(int(np.searchsorted(before, before[i] + CROSSING_PAIRS, side="right")) - 1,
+                i + 1)
+        first = np.repeat(np.arange(i, j), counts[i:j])
+        second = first + 1 + np.arange(first.size) - np.repeat(before[i:j] - before[i],
+                                                               counts[i:j])
+        a, b = np.sort(np.stack([order[first], order[second]]), axis=0)
+        apart = (b - a > 1) & (b - a < k - 1)  # not edges that share a vertex
+        yield a[apart], b[apart]
+        i = j
+
+
+def _crosses_at(vertices: np.ndarray, a: int, b: int, point: np.ndarray) -> bool:
+    """Whether the outline, where edges `a` and `b` meet at `point` (an end of one or both),
+    passes through there along edge `b` from one side of its passage along `a` to the
+    other."""
+    with np.errstate(over="ignore", invalid="ignore"):  # µm near the float limit
+        ways = _passage(vertices, a, point)
+        sides = [_side(*ways, way) for way in _passage(vertices, b, point)]
+    return sides[0] * sides[1] < 0
+
+
+def _passage(vertices: np.ndarray, edge: int, point: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """The directions from `point` back and on along the outline where it passes through
+    `point` on `edge` (not of length 0): the edge's two ends where the point lies inside it,
+    else the vertices before and after the one at the point (repeated vertices skipped)."""
+    k = len(vertices)
+    back, on = edge, (edge + 1) % k
+    while (vertices[back] == point).all():
+        back = (back - 1) % k
+    while (vertices[on] == point).all():
+        on = (on + 1) % k
+    return vertices[back] - point, vertices[on] - point
+
+
+def _side(u: np.ndarray, v: np.ndarray, w: np.ndarray) -> int:
+    """1 where direction `w` lies strictly within the turn counterclockwise from `u` to `v`,
+    -1 strictly without it, 0 along `u` or `v` (or when `u` and `v` point the same way: a
+    spike, which nothing crosses)."""
+    def cross(p: np.ndarray, q: np.ndarray) -> float:
+        return float(p[0] * q[1] - p[1] * q[0])
+
+    def along(p: np.ndarray) -> bool:
+        return cross(p, w) == 0 and float(p @ w) > 0
+
+    if along(u) or along(v) or (cross(u, v) == 0 and float(u @ v) > 0):
+        return 0
+    if cross(u, v) > 0:
+        inside = cross(u, w) > 0 and cross(w, v) > 0
+    elif cross(u, v) < 0:  # more than a half turn: all but the turn from v on to u
+        inside = not (cross(v, w) > 0 and cross(w, u) > 0)
+    else:  # straight on
+        inside = cross(u, w) > 0
+    return 1 if inside else -1
 
 
 def _turn(p: np.ndarray, q: np.ndarray, r: np.ndarray) -> np.ndarray:
