@@ -60,6 +60,14 @@ from smm_daq.instruments.transport import Transport
 REPO = Path(__file__).resolve().parents[1]
 SIM_PROFILE = REPO / "configs" / "simulator.toml"
 LINK_TIMEOUT_S = 0.5
+# Real seconds: the links' timeout of a served rig that a command drives on the system clock
+# (`smm-daq` in a process of its own, or `main` in this one: neither takes the served clock),
+# its world at 1 x real time. A loaded machine delays an emulator's reply by far less (0.3 s
+# did not: a reply merely slow was taken as lost, and retried or failed the scan). Where such
+# a test means a reply lost, the fault proxy makes sure none comes (a link dropped or refused,
+# a server killed) and the command runs here with `links_time_out_only_where_faked`, which
+# times out at once there; a command in a process of its own loses none.
+UNHURRIED_TIMEOUT_S = 30.0
 
 
 def simulators_made(monkeypatch: pytest.MonkeyPatch,
