@@ -5,7 +5,8 @@ configs/simulator.toml; on `time_scale` × real time, or with 0 on a `CaughtUpCl
 moves only when the rig sleeps, once the emulators acted on all it sent) served by
 `SimulatedBackend.serving` (the emulators on their own ports), one `FaultProxy` in front of
 each instrument, and `profile_path`: the same rig as a real one (`simulated = false`, every
-address a proxy's VISA resource, short link timeouts); on a `CaughtUpClock`, a reply a proxy
+address a proxy's VISA resource, link timeouts of `timeout_s`: short, or where a command
+drives the rig on the system clock, `UNHURRIED_TIMEOUT_S`); on a `CaughtUpClock`, a reply a proxy
 makes itself goes out only once its emulator acted on every command passed on before it
 (`FaultProxy.upstream_acts`, the instrument's `Ledger`). The world is inspected from the
 emulators' side: `currents()` (what the served supplies drive), `stage_moving()`.
