@@ -5,7 +5,8 @@ configs/simulator.toml; on `time_scale` × real time, or with 0 on a `CaughtUpCl
 moves only when the rig sleeps, once the emulators acted on all it sent) served by
 `SimulatedBackend.serving` (the emulators on their own ports), one `FaultProxy` in front of
 each instrument, and `profile_path`: the same rig as a real one (`simulated = false`, every
-address a proxy's VISA resource, short link timeouts); on a `CaughtUpClock`, a reply a proxy
+address a proxy's VISA resource, link timeouts of `timeout_s`: short, or where a command
+drives the rig on the system clock, `UNHURRIED_TIMEOUT_S`); on a `CaughtUpClock`, a reply a proxy
 makes itself goes out only once its emulator acted on every command passed on before it
 (`FaultProxy.upstream_acts`, the instrument's `Ledger`). The world is inspected from the
 emulators' side: `currents()` (what the served supplies drive), `stage_moving()`.
@@ -60,6 +61,14 @@ from smm_daq.instruments.transport import Transport
 REPO = Path(__file__).resolve().parents[1]
 SIM_PROFILE = REPO / "configs" / "simulator.toml"
 LINK_TIMEOUT_S = 0.5
+# Real seconds: the links' timeout of a served rig that a command drives on the system clock
+# (`smm-daq` in a process of its own, or `main` in this one: neither takes the served clock),
+# its world at 1 x real time. A loaded machine delays an emulator's reply by far less (0.3 s
+# did not: a reply merely slow was taken as lost, and retried or failed the scan). Where such
+# a test means a reply lost, the fault proxy makes sure none comes (a link dropped or refused,
+# a server killed) and the command runs here with `links_time_out_only_where_faked`, which
+# times out at once there; a command in a process of its own loses none.
+UNHURRIED_TIMEOUT_S = 30.0
 
 
 def simulators_made(monkeypatch: pytest.MonkeyPatch,

@@ -17,7 +17,13 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from served_rig import HANG_GUARD_S, ServedRig, assert_failed_then_resumes, counted
+from served_rig import (
+    HANG_GUARD_S,
+    UNHURRIED_TIMEOUT_S,
+    ServedRig,
+    assert_failed_then_resumes,
+    links_time_out_only_where_faked,
+)
 
 from drivers.link import Link
 from drivers.transports import VisaTransport
@@ -83,10 +89,12 @@ def test_auto_range_at_the_largest_range_pauses_instead_of_failing(rig, tmp_path
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedRig]:
     """The served rig, its stage referenced and at the scan's area at 50 × real time, then in
-    real time (a real profile's command runs on the system clock)."""
+    real time (a real profile's command runs on the system clock), its links waiting for a
+    reply as long as no loaded machine delays one (`UNHURRIED_TIMEOUT_S`)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PYVISA_LIBRARY", "@py")
-        world = ServedRig(tmp_path_factory.mktemp("served"), time_scale=50.0, timeout_s=0.3)
+        world = ServedRig(tmp_path_factory.mktemp("served"), time_scale=50.0,
+                          timeout_s=UNHURRIED_TIMEOUT_S)
         profile = load_profile(world.profile_path)
         ready = open_rig(profile, clock=world.clock)
         ready.stage.move_to(100e-6, 100e-6, profile.sensor.height)
@@ -107,13 +115,15 @@ def test_a_stage_lost_mid_scan_says_the_lines_are_kept_and_how_to_go_on(
     """The stage's link refused late in a scan (the controller unplugged): the scan fails
     with the field ramped down, and the command says, besides what was lost and `smm-daq
     safe`, that the lines measured are kept and which command goes on from them (it said
-    so only after Ctrl-C); that command then finishes the scan."""
+    so only after Ctrl-C); that command then finishes the scan. The stage's link times out
+    only where the proxy refused it (`links_time_out_only_where_faked`)."""
     monkeypatch.setenv("PYVISA_LIBRARY", "@py")
     out = tmp_path / "s.h5"
     proxy = served.proxies["stage"]
     proxy.after(proxy.commands + 60, proxy.refuse)  # during the third line
     try:
-        assert main(_scan_args(served, out)) == 1
+        with links_time_out_only_where_faked(served):
+            assert main(_scan_args(served, out)) == 1
     finally:
         proxy.disarm()
         proxy.restore()
@@ -203,10 +213,20 @@ def test_a_lockin_restarted_mid_scan_fails_the_scan_before_its_line_is_stored(
     link dropped and reopened by the next exchange): the scan went on to "finished" with every
     later line settled and filtered with τ = 100 ms, not the 30 ms it records, at another
     reference frequency. Now the line is not stored, the scan fails naming what changed and
-    the resume that sets it again, the field ramped down; the resume finishes it."""
+    the resume that sets it again, the field ramped down; the resume finishes it. On the rig's
+    sleeps alone (time scale 0), the links timing out only where the proxy dropped the
+    lock-in's (`links_time_out_only_where_faked`), each timeout on the served clock."""
     monkeypatch.setenv("PYVISA_LIBRARY", "@py")
-    served = ServedRig(tmp_path, time_scale=50.0, timeout_s=0.3)
-    rig = counted(open_rig(load_profile(served.profile_path), clock=served.clock), served)
+    served = ServedRig(tmp_path, time_scale=0, timeout_s=0.3)
+    try:
+        with links_time_out_only_where_faked(served):
+            _lockin_restarted_mid_scan(served, tmp_path)
+    finally:
+        served.close()
+
+
+def _lockin_restarted_mid_scan(served: ServedRig, tmp_path: Path) -> None:
+    rig = open_rig(load_profile(served.profile_path), clock=served.clock)
     proxy, lockin = served.proxies["lockin"], served.backend.lockin
 
     def power_cycled() -> None:
@@ -227,12 +247,9 @@ def test_a_lockin_restarted_mid_scan_fails_the_scan_before_its_line_is_stored(
     finally:
         proxy.disarm()
         rig.close()
-    try:
-        with h5py.File(tmp_path / "s.h5", "r") as f:
-            assert not f["k/data/line_done"][()].all()
-        assert_failed_then_resumes(served, tmp_path / "s.h5", plan)
-    finally:
-        served.close()
+    with h5py.File(tmp_path / "s.h5", "r") as f:
+        assert not f["k/data/line_done"][()].all()
+    assert_failed_then_resumes(served, tmp_path / "s.h5", plan)
 
 
 def test_the_resume_named_is_quoted_for_the_shell(tmp_path, capsys) -> None:

@@ -1,9 +1,16 @@
-"""`smm-daq scan` in its own process on a real (TCP-served) rig: killed with -9, stopped with
-several signals, or losing its instruments; judged from the emulators' side, then repaired
-with `smm-daq safe` and finished with `smm-daq resume`.
+"""`smm-daq scan` on a real (TCP-served) rig: in its own process killed with -9 or stopped
+with several signals, or losing its instruments; judged from the emulators' side, then
+repaired with `smm-daq safe` and finished with `smm-daq resume`.
+
+The command runs on the system clock, the served world in real time, and the links wait for
+a reply as long as no loaded machine delays one (`UNHURRIED_TIMEOUT_S`): these tests lose no
+reply to slowness. The scan that loses its instruments runs in this process, its links timing
+out only where the fault proxy made sure no reply comes (`links_time_out_only_where_faked`),
+so that the links the killed server closed fail at once.
 
 No test waits on time: each blocks on the scan's own output lines (its progress, the
-acknowledgement of a signal) or on the process' end, with generous guards.
+acknowledgement of a signal), on the process' end, or on the command's return, with generous
+guards.
 """
 
 from __future__ import annotations
@@ -12,13 +19,14 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
-from served_rig import ServedRig
+from served_rig import UNHURRIED_TIMEOUT_S, ServedRig, links_time_out_only_where_faked
 
 from smm_daq.cli.main import main
 from smm_daq.instruments.profile import load_profile
@@ -28,6 +36,7 @@ GUARD_S = 120.0
 CURRENT_ATOL = 2e-3
 SCAN_CENTRE = (100e-6, 100e-6)  # m
 RAMP_COMMANDS = 400  # more than coil y is sent from a stop to the ramp-down's end
+LOST_AT = 45  # the stage's command (of about 66 in a scan) the server is killed at: line 2
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +44,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedRig]:
     """The served rig in real time (the command runs on the system clock), its stage made
     ready first at 50 × real time: referenced and at the scans' area (12 s of real stage
     travel otherwise, in whichever test came first)."""
-    rig = ServedRig(tmp_path_factory.mktemp("served"), time_scale=50.0, timeout_s=0.3)
+    rig = ServedRig(tmp_path_factory.mktemp("served"), time_scale=50.0,
+                    timeout_s=UNHURRIED_TIMEOUT_S)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PYVISA_LIBRARY", "@py")
         profile = load_profile(rig.profile_path)
@@ -55,12 +65,16 @@ def served(world: ServedRig, monkeypatch: pytest.MonkeyPatch) -> Iterator[Served
         world.restart_server()
 
 
+def scan_args(served: ServedRig, out: Path, field_ut: str = "0,10,0") -> list[str]:
+    return ["scan", "--profile", str(served.profile_path),
+            "--center-um", ",".join(f"{c * 1e6:g}" for c in SCAN_CENTRE), "--size-um", "60,40",
+            "--step-um", "20", "--field-uT", field_ut, "--settle-tau", "1", "--name", "k",
+            "--out", str(out)]
+
+
 def start_scan(served: ServedRig, out: Path, field_ut: str = "0,10,0") -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "smm_daq.cli.main", "scan", "--profile", str(served.profile_path),
-         "--center-um", ",".join(f"{c * 1e6:g}" for c in SCAN_CENTRE), "--size-um", "60,40",
-         "--step-um", "20",
-         "--field-uT", field_ut, "--settle-tau", "1", "--name", "k", "--out", str(out)],
+        [sys.executable, "-m", "smm_daq.cli.main", *scan_args(served, out, field_ut)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYVISA_LIBRARY": "@py", "PYTHONUNBUFFERED": "1"},
     )
@@ -157,15 +171,26 @@ def test_repeated_signals_are_acknowledged_and_never_cut_the_ramp_down(served, t
 def test_instruments_lost_mid_scan_end_it_in_bounded_time_naming_smm_daq_safe(
         served, tmp_path, capsys):
     path = tmp_path / "s.h5"
-    proc = start_scan(served, path)
-    seen: list[str] = []
-    read_until(proc, "line 1", seen)
-    served.kill_server()  # every instrument is gone with its link
-    rc, err = finish(proc, seen)
+    proxy = served.proxies["stage"]
+    # every instrument gone with its link, mid-scan; in a thread of its own: closing the
+    # server joins the connections the proxy's thread serves
+    kill = threading.Thread(target=served.kill_server)
+    proxy.after(proxy.commands + LOST_AT, kill.start)
+    try:
+        with links_time_out_only_where_faked(served):
+            rc = main(scan_args(served, path))
+    finally:
+        proxy.disarm()
+        if kill.ident is not None:
+            kill.join(GUARD_S)
+    err = capsys.readouterr().err
     assert rc == 1, err
     assert "Traceback" not in err
     assert f"smm-daq safe --profile {served.profile_path}" in err
     assert "the rig may NOT be safe" in err
     assert status(path) == "failed"
+    with h5py.File(path, "r") as f:
+        done = f["k/data/line_done"][()].astype(bool)
+    assert done.any() and not done.all()  # lost mid-scan
     served.restart_server()
     run_safe(served, capsys)

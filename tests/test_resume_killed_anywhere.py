@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from killed_at_step import run_killed_at
-from served_rig import ServedRig
+from served_rig import UNHURRIED_TIMEOUT_S, ServedRig
 from test_storage_resume_takeover import as_an_earlier_repair_left_it
 
 from smm_daq.cli.main import main
@@ -173,9 +173,11 @@ def test_a_resume_killed_anywhere_resumes_again_to_the_same_lines(
 @pytest.fixture
 def served_rig(tmp_path: Path) -> Iterator[ServedRig]:
     """The simulated rig served on loopback TCP, driven by the real drivers in real time,
-    its stage referenced and brought to the scan's area first at 50 × real time. Its threads
-    end with the test: the other tests fork, which a process with threads must not."""
-    rig = ServedRig(tmp_path, time_scale=50.0, timeout_s=0.3)
+    its stage referenced and brought to the scan's area first at 50 × real time. Its links
+    wait for a reply as long as no loaded machine delays one (`UNHURRIED_TIMEOUT_S`): no
+    reply is lost here, the scan kills itself. Its threads end with the test: the other tests
+    fork, which a process with threads must not."""
+    rig = ServedRig(tmp_path, time_scale=50.0, timeout_s=UNHURRIED_TIMEOUT_S)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PYVISA_LIBRARY", "@py")
         profile = load_profile(rig.profile_path)
