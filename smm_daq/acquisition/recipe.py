@@ -98,7 +98,9 @@ from smm_daq.analysis.subtract_inputs import (
     tolerance_among,
 )
 from smm_daq.errors import InputError
+from smm_daq.clock import Clock
 from smm_daq.finite import finite_number
+from smm_daq.instruments.interfaces import STOP_SLICE_S
 from smm_daq.instruments.profile import HEIGHT_NOT_ZERO, Profile, load_toml
 from smm_daq.storage.field_tolerance import tolerance_in_profile
 from smm_daq.storage.names import shown_name
@@ -657,7 +659,7 @@ def run_recipe(
         elif isinstance(step, ZeroFieldStep):
             session.zero_field()
         elif isinstance(step, WaitStep):
-            session.rig.clock.sleep(step.seconds)
+            wait_in_slices(session.rig.clock, step.seconds)
         elif isinstance(step, PromptStep):
             if not yes:
                 ask(f"{step.message} [Enter to continue, Ctrl-C to stop] ")
@@ -666,6 +668,18 @@ def run_recipe(
                              on_warning=on_warning)
             written.append(step.name)
     return written
+
+
+def wait_in_slices(clock: Clock, seconds: float,
+                   stopped: Callable[[], bool] = lambda: False) -> None:
+    """A wait step: `seconds` on the rig's `clock`, in slices of `STOP_SLICE_S`, so that an
+    abort is acted on within one and the rig made safe then, not once a wait of minutes has
+    run out: `stopped()` (a window's Stop) is asked before each slice, and a signal's handler
+    (Ctrl-C, SIGTERM: `KeyboardInterrupt`) runs between them where the sleep under way does
+    not wake for it (on Windows only Ctrl-C wakes one, not Ctrl-Break)."""
+    end = clock.now() + seconds
+    while (left := end - clock.now()) > 0 and not stopped():
+        clock.sleep(min(STOP_SLICE_S, left))
 
 
 def step_note(checked: Recipe, i: int, out: str | Path) -> str:
