@@ -14,12 +14,15 @@ from smm_daq.acquisition.recipe import WaitStep
 from smm_daq.instruments import interfaces
 
 INTO_WAIT_S = 100.05  # when Stop comes, counted from the wait's start: within a slice
-RECIPE = ('[[step]]\nkind = "set_field"\nfield_uT = [0.0, 40.0, 0.0]\n'
-          '[[step]]\nkind = "wait"\nseconds = 600\n')
+RECIPE = (
+    '[[step]]\nkind = "set_field"\nfield_uT = [0.0, 40.0, 0.0]\n'
+    '[[step]]\nkind = "wait"\nseconds = 600\n'
+)
 
 
 def test_stop_during_a_recipes_wait_makes_the_rig_safe_within_a_slice(
-        window, qtbot, tmp_path, monkeypatch):
+    window, qtbot, tmp_path, monkeypatch
+):
     """Stop 100 s into the 600 s wait at 40 µT: the rig's thread, asleep in the wait's slice
     under way as Stop is pressed, ends the wait at that slice's end, and the recipe ends with
     the rig made safe within `STOP_SLICE_S` of the Stop. Unfixed, the wait asked for Stop

@@ -48,10 +48,10 @@ name = "inf"
 
 class Run:
     """`smm-daq run` of `RECIPE` on the simulator, its steps noted with the rig-clock time
-    each began, its rig's making safe with the time it began (at the end of each scan too); with `signal_in_wait`, SIGTERM
-    comes `INTO_WAIT_S` into the wait step, its handler running as the sleep under way returns
-    (as on Windows, whose sleep wakes for Ctrl-C alone, not Ctrl-Break, nor a signal that
-    comes while the sleep's thread is elsewhere)."""
+    each began, its rig's making safe with the time it began (at each scan's end too); with
+    `signal_in_wait`, SIGTERM comes `INTO_WAIT_S` into the wait step, its handler running as
+    the sleep under way returns (as on Windows, whose sleep wakes for Ctrl-C alone, not for
+    Ctrl-Break)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, *, signal_in_wait: bool) -> None:
         self.steps: list[tuple[float, str]] = []
@@ -103,8 +103,8 @@ def recipe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_a_signal_during_a_recipes_wait_makes_the_rig_safe_within_a_slice(
-        recipe: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    recipe: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """SIGTERM 100 s into the 600 s wait at 40 µT: the wait ends at its slice under way and
     the rig is made safe within `STOP_SLICE_S` of the signal, the field ramped down. Unfixed,
     the wait was one sleep of 600 s, the signal acted on only at its end, 500 s late."""
@@ -119,13 +119,12 @@ def test_a_signal_during_a_recipes_wait_makes_the_rig_safe_within_a_slice(
     assert "the rig is safe" in err, err
     assert np.abs(run.rig.world.coils.currents()).max() < 1e-6  # 40 µT: 0.8 A on coil y
     assert [t for _, t in run.steps][-1] == "wait 600 s"  # nothing after the wait began
-    assert {e.name: e.status for e in list_entries(recipe.with_name("s.h5"))} == {
-        "rem": "finished"}
+    assert {e.name: e.status for e in list_entries(recipe.with_name("s.h5"))} == {"rem": "finished"}
 
 
 def test_a_recipe_cut_off_during_its_wait_waits_again_in_full_when_continued(
-        recipe: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    recipe: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Cut off 100 s into its 600 s wait (the field made safe meanwhile), `run --continue`
     skips the finished scan, sets the field again and waits the whole 600 s from then before
     the next scan: what the sample settles for begins again with the field."""
@@ -137,8 +136,13 @@ def test_a_recipe_cut_off_during_its_wait_waits_again_in_full_when_continued(
     err = capsys.readouterr().err
     assert "step 2/5: scan 'rem'" in err and ": skipped (finished in s.h5 already)" in err
     said = [text for _, text in run.steps]
-    assert said[2:] == ["set field (0, 40, 0) µT", "wait 600 s", "scan 'inf' 3 × 2 points at "
-                        "(0, 40, 0) µT"], said
+    assert said[2:] == [
+        "set field (0, 40, 0) µT",
+        "wait 600 s",
+        "scan 'inf' 3 × 2 points at (0, 40, 0) µT",
+    ], said
     assert run.began("scan 'inf'") - run.began("wait") >= WAIT_S
     assert {e.name: e.status for e in list_entries(recipe.with_name("s.h5"))} == {
-        "rem": "finished", "inf": "finished"}
+        "rem": "finished",
+        "inf": "finished",
+    }
