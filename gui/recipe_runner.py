@@ -30,15 +30,13 @@ from smm_daq.acquisition.recipe import (
     ZeroFieldStep,
     check_fly_steps,
     skip_reason,
+    wait_in_slices,
 )
 from smm_daq.acquisition.recipe_continue import RESUME
 from smm_daq.acquisition.session import Session
-from smm_daq.clock import Clock
 from smm_daq.errors import SmmError
 from smm_daq.instruments.ramp_stop import RampStop, ramp_field
 from smm_daq.shell_words import command_line
-
-WAIT_SLICE_S = 1.0  # a wait step checks for Stop this often (rig-clock seconds)
 
 
 class RecipeRunner(QtCore.QObject):
@@ -202,7 +200,9 @@ class RecipeRunner(QtCore.QObject):
         elif isinstance(step, ZeroFieldStep):
             self._rig_step(lambda: rig.zero_coils())  # within the make-safe bounds
         elif isinstance(step, WaitStep):
-            self._rig_step(lambda: self._wait(rig.clock, step.seconds))
+            # Stop (or closing the window) ends it within a slice (`wait_in_slices`)
+            self._rig_step(lambda: wait_in_slices(rig.clock, step.seconds,
+                                                  lambda: self._stop_requested))
         elif isinstance(step, PromptStep):
             if self.ask(step.message):
                 self._step_done(None)
@@ -256,12 +256,6 @@ class RecipeRunner(QtCore.QObject):
         message = str(why)
         self.stepEnded.emit(self.index, False, message)
         self._end(False, f"step {self.index + 1}: {message}")
-
-    def _wait(self, clock: Clock, seconds: float) -> None:
-        """A wait step in slices, so that Stop (or closing the window) ends it promptly."""
-        end = clock.now() + seconds
-        while not self._stop_requested and clock.now() < end:
-            clock.sleep(min(WAIT_SLICE_S, end - clock.now()))
 
     def _end(self, ok: bool, message: str) -> None:
         """However the recipe ends, the rig goes to its safe state, as `smm-daq run` does;

@@ -27,7 +27,8 @@ Step kinds and their keys:
                 the buffer started by the stage's trigger, default false)
     set_field   field_uT: set the field now; later scans without field_uT use it
     zero_field  (no keys): the same with zero field
-    wait        seconds (on the rig's clock), at most MAX_WAIT_S
+    wait        seconds (on the rig's clock), at most MAX_WAIT_S; an abort meanwhile is acted
+                on within STOP_SLICE_S (`wait_in_slices`)
     prompt      message: the operator does something outside the microscope and confirms
     subtract    in_field, remanent, name; register (default true): in-field − remanent
 
@@ -44,8 +45,9 @@ must be its own (`smm_daq.acquisition.recipe_continue`); then a finished scan or
 subtraction is skipped, a cut-off scan resumed, the rest run. Field steps always run, so each
 scan is measured in the field the recipe gives it; a wait or prompt step is skipped when the
 recipe had passed it (a later step's entry is in the file), and runs when the cut came before
-(during the wait, at the prompt, or before the next scan began). With nothing left, nothing
-runs.
+(during the wait, at the prompt, or before the next scan began): a wait in full, from when the
+field steps before it have set the field again (the cut made the rig safe, ending the field
+it waited in; how long it had waited is kept nowhere). With nothing left, nothing runs.
 """
 
 from __future__ import annotations
@@ -97,8 +99,10 @@ from smm_daq.analysis.subtract_inputs import (
     require_two_scans,
     tolerance_among,
 )
+from smm_daq.clock import Clock
 from smm_daq.errors import InputError
 from smm_daq.finite import finite_number
+from smm_daq.instruments.interfaces import STOP_SLICE_S
 from smm_daq.instruments.profile import HEIGHT_NOT_ZERO, Profile, load_toml
 from smm_daq.storage.field_tolerance import tolerance_in_profile
 from smm_daq.storage.names import shown_name
@@ -657,7 +661,7 @@ def run_recipe(
         elif isinstance(step, ZeroFieldStep):
             session.zero_field()
         elif isinstance(step, WaitStep):
-            session.rig.clock.sleep(step.seconds)
+            wait_in_slices(session.rig.clock, step.seconds)
         elif isinstance(step, PromptStep):
             if not yes:
                 ask(f"{step.message} [Enter to continue, Ctrl-C to stop] ")
@@ -666,6 +670,18 @@ def run_recipe(
                              on_warning=on_warning)
             written.append(step.name)
     return written
+
+
+def wait_in_slices(clock: Clock, seconds: float,
+                   stopped: Callable[[], bool] = lambda: False) -> None:
+    """A wait step: `seconds` on the rig's `clock`, in slices of `STOP_SLICE_S`, so that an
+    abort is acted on within one and the rig made safe then, not once a wait of minutes has
+    run out: `stopped()` (a window's Stop) is asked before each slice, and a signal's handler
+    (Ctrl-C, SIGTERM: `KeyboardInterrupt`) runs between them where the sleep under way does
+    not wake for it (on Windows only Ctrl-C wakes one, not Ctrl-Break)."""
+    end = clock.now() + seconds
+    while (left := end - clock.now()) > 0 and not stopped():
+        clock.sleep(min(STOP_SLICE_S, left))
 
 
 def step_note(checked: Recipe, i: int, out: str | Path) -> str:

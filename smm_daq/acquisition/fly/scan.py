@@ -47,11 +47,11 @@ from smm_daq.errors import (
     RangeError,
     ReplyUnknown,
 )
+from smm_daq.instruments.interfaces import STOP_SLICE_S
 
 REFINE_LINES = 8  # the most recent lines the lag is refined over
 ADOPT_BELOW = 0.9  # a refined lag is kept when its mismatch is below this × the model's
 SIGNAL_ABOVE = 1.25  # ... and the mismatch at the search's ends is above this × its own
-WAIT_SLICE_S = 0.25  # the wait for a line's end is cut into slices to notice an abort
 LINE_TIMEOUT_FACTOR = 1.5  # the motion must end within this × its duration + 1 s
 
 
@@ -259,13 +259,14 @@ class FlyScan:
             "together; expected a sample in every pixel")
 
     def _wait_motion(self, duration: float) -> None:
-        """Wait out the line on the rig clock, noticing an abort between slices."""
+        """Wait out the line on the rig clock, noticing an abort between slices of
+        `STOP_SLICE_S`, as a point's move does: the rig is made safe from within one of it."""
         clock, stage = self.rig.clock, self.rig.stage
         deadline = clock.now() + LINE_TIMEOUT_FACTOR * duration + 1.0
         end = clock.now() + duration
         while clock.now() < end:
             self._checkpoint(pausable=False)
-            clock.sleep(min(WAIT_SLICE_S, end - clock.now()))
+            clock.sleep(min(STOP_SLICE_S, end - clock.now()))
         while not self._call(stage.on_target):
             if clock.now() >= deadline:
                 raise InstrumentTimeout(f"the fly line did not end within "
