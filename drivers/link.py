@@ -70,7 +70,7 @@ class Link:
             with self._lock, interrupts.atomic():
                 self.transport.write(command)
             return
-        self._attempt(lambda: self.transport.write(command), command)
+        self._attempt(lambda: self.transport.write(command), command, written=True)
 
     def query(self, command: str, parse: Callable[[str], T], *,
               destructive: bool = False) -> T:
@@ -96,11 +96,14 @@ class Link:
                 discard()
 
     def _attempt(self, action: Callable[[], T], command: str, *,
-                 destructive: bool = False) -> T:
+                 destructive: bool = False, written: bool = False) -> T:
         with self._lock, interrupts.atomic():
-            return self._attempts(action, command, destructive)
+            return self._attempts(action, command, destructive, written)
 
-    def _attempts(self, action: Callable[[], T], command: str, destructive: bool) -> T:
+    def _attempts(self, action: Callable[[], T], command: str, destructive: bool,
+                  written: bool) -> T:
+        """`action` tried as the link allows; `written`: it only sends `command` (a write,
+        which has no reply), so that a failure says the command was not taken."""
         last: Exception | None = None
         kind = self.budget_kind
         budget = loss_budget.current() if kind else None
@@ -129,13 +132,15 @@ class Link:
                 raise
             # the transport's own (a socket reset, a port gone) names only its address: the
             # instrument and the command are what the operator needs
-            raise type(exc)(f"{exc} (at {command!r})", instrument=self.name) from exc
+            raise type(exc)(f"{exc} (at {shown(command)})", instrument=self.name) from exc
         self.lost = True
         unknown = (" (reading it clears what it reports, so it is not asked again: what it "
                    "would report is unknown)" if destructive else "")
+        failed = (f"{shown(command)} not taken" if written
+                  else f"no valid reply to {shown(command)}")
         raise (ReplyUnknown if destructive else InstrumentLost)(
-            f"no valid reply to {command!r} after {attempts} attempt"
-            f"{'s' if attempts > 1 else ''} (last: {last}){unknown}",
+            f"{failed} after {attempts} attempt{'s' if attempts > 1 else ''} (last: {last})"
+            f"{unknown}",
             instrument=self.name,
         )
 
@@ -144,12 +149,12 @@ class Link:
             self.transport.close()
 
 
-SHOWN_CHARACTERS = 60  # of a reply quoted in an error message
+SHOWN_CHARACTERS = 60  # of a reply or command quoted in an error message
 
 
 def shown(reply: str | list[str]) -> str:
-    """A reply as an error message quotes it: whole when short, else its start and length (an
-    overlong reply would bury the message)."""
+    """A reply (or a command) as an error message quotes it: whole when short, else its start
+    and length (an overlong reply would bury the message)."""
     text = repr(reply)
     if len(text) <= SHOWN_CHARACTERS + 20:
         return text

@@ -1045,7 +1045,9 @@ class MMTView(QtWidgets.QWidget):
         stalled write holds); so do an export and a mask's map images in hand (each is written
         whole: a close not waiting for it would leave the file asked for unwritten); an
         inversion (cancelled), a grain's field and a saved result being read are left to end
-        in their threads."""
+        in their threads; what was chosen during the inversion is dropped, so that its end,
+        come after the close, applies nothing to the closed window."""
+        self._held.clear()
         self.field_worker.shutdown(wait=False)
         self.load_worker.shutdown(wait=False)
         self.export_worker.shutdown(wait=self.exports_in_hand != [] and wait_for_save,

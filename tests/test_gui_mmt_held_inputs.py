@@ -150,6 +150,26 @@ def test_a_grain_file_drawn_during_an_inversion_is_applied_once_it_ends(
     assert app.asked == []
 
 
+def test_a_choice_held_when_the_window_closes_is_not_applied_as_the_run_ends_after(
+    app, qtbot, tmp_path
+):
+    """The window closed during a run (cancelled, its thread left to end): a grain file drawn
+    meanwhile is dropped with the window, not applied once the run ends after the close."""
+    other = tmp_path / "other.csv"
+    write_grains(other, 20)
+    start_held(app, qtbot)
+    drawn(app.session, qtbot, other)
+    assert "the grain file other.csv" in app.mmt.held_note.text()
+    assert app.window.close()
+    assert app.asked == ["An MMT inversion is running. Cancel it and close?"]
+    assert app.mmt.running  # its thread still held: it ends after the close
+    with qtbot.waitSignal(app.mmt.finished, timeout=WAIT_MS) as done:
+        app.gate.go.set()
+    assert done.args == [False, "cancelled"]
+    assert grains_shown(app.mmt) == (str(app.grains), "cuboids")
+    assert APPLIED not in app.mmt.status.text(), app.mmt.status.text()
+
+
 @pytest.mark.parametrize(
     "choices",
     [("grain file", "format"), ("format", "grain file"), ("grain file", "format", "grain file")],

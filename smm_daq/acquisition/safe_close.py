@@ -10,10 +10,10 @@ the rig may not be safe and what makes it safe.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from smm_daq import interrupts
+from smm_daq.acquisition.aside import Aside
 from smm_daq.acquisition.sequencer import wait_awake
 from smm_daq.instruments.profile import Profile
 from smm_daq.instruments.safe_bound import real_time_bound
@@ -40,30 +40,23 @@ def make_safe_and_close(rig: Any, occasion: str = "at the close") -> tuple[bool,
     ended: one problem, saying so, and when it was made safe: `occasion`). An error closing
     the rig is raised here."""
     within = safe_wait_s(rig)
-    done = threading.Event()
-    outcome: list[Any] = []
 
-    def run() -> None:
+    def work() -> list[str]:
         try:
-            try:
-                outcome.append(list(rig.make_safe()))
-            except Exception as exc:  # make_safe should not raise; never let it hide the rest
-                outcome.append([f"make_safe raised {type(exc).__name__}: {exc}"])
-            finally:
-                rig.close()
-        except BaseException as exc:  # closing failed: for the caller
-            outcome[:] = [exc]
+            return list(rig.make_safe())
+        except Exception as exc:  # make_safe should not raise; never let it hide the rest
+            return [f"make_safe raised {type(exc).__name__}: {exc}"]
         finally:
-            done.set()
+            rig.close()  # an error closing it (or make_safe's KeyboardInterrupt): the caller's
 
+    aside = Aside(work, THREAD)
     with interrupts.making_safe(within):  # a signal from now on is only acknowledged
-        threading.Thread(target=run, daemon=True, name=THREAD).start()
-        ended = wait_awake(done, within)
+        aside.start()
+        ended = wait_awake(aside.done, within)
     if not ended:
         return False, [
             f"making it safe {occasion} did not end within {within:.0f} s (an instrument "
             "not answering, or a making safe under way in another thread that has not ended); "
-            "the program does not wait for it any longer"]
-    if isinstance(outcome[0], BaseException):
-        raise outcome[0]
-    return True, outcome[0]
+            "the program does not wait for it any longer"
+        ]
+    return True, aside.result()

@@ -160,6 +160,7 @@ def _derived(m: MapData, args: argparse.Namespace, what: str) -> MapData:
 
 def _subtract(args: argparse.Namespace) -> int:
     from smm_daq.analysis.induced_entry import subtract_entries
+    from smm_daq.cli.warning_text import warning_line
     from smm_daq.thread_warnings import recorded
 
     with recorded() as caught:  # e.g. a shift that may be an artefact: one line each
@@ -170,8 +171,8 @@ def _subtract(args: argparse.Namespace) -> int:
     print(f"{args.file}: wrote entry '{args.name}' (induced)")
     for entry in (args.in_field, args.remanent):
         say_if_unfinished(args.file, entry)
-    for w in caught:
-        print(f"smm-daq: warning: {w.message}", file=sys.stderr)
+    for w in caught:  # another library's labelled with its origin
+        print(warning_line(w), file=sys.stderr)
     if res.registered:
         (sx, sy), (ex, ey) = res.shift, res.shift_sd
         print(f"registered: shift ({sx / UM:.4f} ± {ex / UM:.4f}, {sy / UM:.4f} ± {ey / UM:.4f}) µm"
