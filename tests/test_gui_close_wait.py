@@ -554,7 +554,11 @@ def test_the_event_loop_ended_past_a_scan_that_never_ends_still_makes_the_rig_sa
         assert abs(world.coils.currents()).max() < 1e-6
     finally:
         gate.go.set()
-    assert running.wait(WAIT_MS / 1000) == "failed"  # let go: its read fails on the closed link
+    # let go: its read fails on the closed link, after the abort: the scan ends aborted, the
+    # failed call noted
+    assert running.wait(WAIT_MS / 1000) == "aborted"
+    assert any("the instrument call under way as the scan was aborted failed" in note
+               for note in running.notes)
     assert window.left_stalled_write and said["warnings"] == []
     err = capsys.readouterr().err
     assert "smm-daq: the scan had not ended 0 s after its abort: the window closes without " \
