@@ -671,3 +671,27 @@ def test_text_of_every_kind_is_repaired_to_the_same_type_values_fill_and_chunks(
         assert _chunks(new["ascii_3d"]) == [(0, 0, 0), (4, 4, 6)]
         assert new["resized"][()].tolist() == [b"v0", b"v1", b"v2", b"v3", b"v4", b"v5",
                                                *[b"-"] * 8, b"new"]
+
+
+@pytest.mark.parametrize("fill", [None, ""])
+def test_a_text_chunk_written_in_part_is_repaired_into_no_more_room_than_it_took(
+        tmp_path: Path, fill: str | None) -> None:
+    """Text that reads as the fill value is left to it: written through memory, each value
+    of a chunk never written (no object of the file's heap) took 16 bytes of heap, and with
+    an empty fill value each took the fill's object and its own, so a chunk compressed to a
+    few kB took megabytes, past the room a repair reserves (the file's size and 4 MB)."""
+    path = tmp_path / "s.h5"
+    with h5py.File(path, "w", libver=LIBVER) as f:
+        d = f.create_dataset("log", shape=(400, 400), chunks=(200, 200), compression="gzip",
+                             dtype=h5py.string_dtype(), fillvalue=fill)
+        d[0, :3] = ["first", "", "-"]
+        d[399, 399] = "é last"
+    before = path.stat().st_size
+    shutil.copyfile(path, tmp_path / "before.h5")
+    repair(path)
+    assert path.stat().st_size <= before + 4096, (before, path.stat().st_size)
+    with h5py.File(tmp_path / "before.h5", "r+") as old, h5py.File(path, "r+") as new:
+        assert _chunks(new["log"]) == _chunks(old["log"]) == [(0, 0), (200, 200)]
+        assert new["log"].fillvalue == old["log"].fillvalue
+        np.testing.assert_array_equal(new["log"][()], old["log"][()])
+        assert new["log"][0, :4].tolist() == [b"first", b"", b"-", b""]
