@@ -555,3 +555,143 @@ def test_a_sparse_text_dataset_is_copied_chunk_by_chunk_its_unwritten_chunks_unw
             assert _chunks(new) == _chunks(grid) == [(10, 390), (390, 0), (390, 390)]
             assert new.fillvalue == grid.fillvalue
             np.testing.assert_array_equal(new[()], grid[()])
+
+
+def _fixed_text(size: int, cset: int, pad: int) -> h5py.Datatype:
+    """Fixed-length text of `size` bytes, its character set and padding as given."""
+    tid = h5py.h5t.C_S1.copy()
+    tid.set_size(size)
+    tid.set_cset(cset)
+    tid.set_strpad(pad)
+    return h5py.Datatype(tid)
+
+
+def _text_of_every_kind(f: h5py.File) -> None:
+    """Text of every kind a file may hold: variable-length UTF-8 and ASCII (empty, non-ASCII,
+    64 KiB long), fixed-length (NUL bytes in it; null-padded, -terminated, space-padded;
+    ASCII and UTF-8), scalar and empty; in 1 to 3 dimensions, chunked plain and filtered,
+    sparse, with a fill value or none, the last chunk partial; resized after writing; in a
+    compound; each with attributes."""
+    h5t = h5py.h5t
+    utf8, ascii_ = h5py.string_dtype("utf-8"), h5py.string_dtype("ascii")
+    fixed_utf8 = h5py.string_dtype("utf-8", 6)
+    f["utf8"] = np.array(["a", "é", "", "日本", "x" * 65536], dtype=utf8)
+    f["ascii"] = np.array([b"a", b"\xff\xfe", b"", b"y" * 65536], dtype=ascii_)
+    f.create_dataset("scalar", data="scalaire é", dtype=utf8)
+    f.create_dataset("empty", shape=(0,), dtype=utf8)
+    f.create_dataset("empty_chunked", shape=(0, 3), maxshape=(None, 3), chunks=(4, 3),
+                     dtype=ascii_)
+    f["nul"] = np.array([b"a\x00b", b"\x00\x00", b"abc"], dtype="S3")
+    f["fixed_utf8"] = np.array(["é".encode(), b"xy"], dtype=h5py.string_dtype("utf-8", 4))
+    f["fixed_scalar"] = np.bytes_(b"hello")
+    f.create_dataset("fixed_empty", shape=(0, 2), dtype="S4")
+    for pad in (h5t.STR_NULLTERM, h5t.STR_SPACEPAD):
+        f.create_dataset(f"pad{pad}", data=np.array([b"ab", b"abcd"]),
+                         dtype=_fixed_text(5, h5t.CSET_ASCII, pad))
+    for shape, chunks in (((37,), (8,)), ((13, 11), (4, 5)), ((5, 6, 7), (2, 4, 3))):
+        for kind, dtype, value in (("utf8", utf8, "é1"), ("ascii", ascii_, b"\xff1"),
+                                   ("fixed", fixed_utf8, "é1".encode())):
+            for filtered in (False, True):
+                filters = ({"compression": "gzip", "shuffle": True,
+                            "fletcher32": kind == "fixed"} if filtered else {})
+                d = f.create_dataset(
+                    f"{kind}_{len(shape)}d{'_gzip' if filtered else ''}", shape=shape,
+                    chunks=chunks, dtype=dtype, maxshape=(None,) * len(shape),
+                    fillvalue=np.array(b"FILL", dtype=dtype) if filtered else None, **filters)
+                d[tuple(slice(0, c) for c in chunks)] = np.full(chunks, value, dtype=dtype)
+                d[tuple(n - 1 for n in shape)] = np.array(value, dtype=dtype)  # partial
+                d.attrs["note"] = "é"
+                d.attrs["names"] = np.array([b"a", b"bcd"], dtype="S5")
+    resized = f.create_dataset("resized", shape=(10,), maxshape=(None,), chunks=(4,),
+                               dtype=utf8, fillvalue="-")
+    resized[:] = [f"v{i}" for i in range(10)]
+    resized.resize((6,))
+    resized.resize((15,))
+    resized[14] = "new"
+    record = np.dtype([("name", utf8), ("code", "S4"), ("value", "<f8"), ("raw", ascii_)])
+    records = f.create_dataset("records", shape=(20,), chunks=(6,), dtype=record,
+                               compression="gzip")
+    records[0] = ("n0", b"c0", 1.0, b"a0")
+    records[19] = ("n19é", b"c19", 2.0, b"\xffa")
+    records.attrs["units"] = "é"
+
+
+def _same(a: object, b: object) -> bool:
+    """Whether two values h5py read are equal, in type and shape too (compounds field by
+    field: their text fields hold objects)."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    if a.dtype.names:
+        return all(_same(a[name], b[name]) for name in a.dtype.names)
+    return bool(np.array_equal(a, b))
+
+
+def test_text_of_every_kind_is_repaired_to_the_same_type_values_fill_and_chunks(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A repair keeps text of every kind as it was: its type (length, character set,
+    padding), values, fill value, filters and attributes, and the chunks its file holds
+    only; its chunk index within the room reserved. Copied whole, a sparse text dataset
+    took every chunk of its shape, and one with a fill value was not copied at all (HDF5
+    reads its unwritten chunks only from a file open for writing)."""
+    path, before = tmp_path / "s.h5", tmp_path / "before.h5"
+    with h5py.File(path, "w", libver=LIBVER) as f:
+        _text_of_every_kind(f)
+    with h5py.File(path, "r") as f:
+        short = {}
+        for name, d in f.items():
+            if d.chunks is None:
+                continue
+            taken = (_index_bytes_through_memory(d, tmp_path / "copy.h5")
+                     if copying._needs_memory(d.id.get_type())
+                     else _index_bytes(d, tmp_path / "copy.h5", monkeypatch))
+            if taken > copying.index_room(d):
+                short[name] = (copying.index_room(d), taken)
+    assert not short, f"(reserved, taken): {short}"
+    shutil.copyfile(path, before)
+    repair(path)
+    with h5py.File(before, "r+") as old, h5py.File(path, "r+") as new:  # r+: see above
+        assert sorted(new) == sorted(old)
+        for name, d in old.items():
+            copy = new[name]
+            assert copy.id.get_type() == d.id.get_type(), name  # H5Tequal
+            was, now = d.id.get_create_plist(), copy.id.get_create_plist()
+            assert ((copy.shape, copy.maxshape, copy.chunks, copy.compression, copy.shuffle,
+                     copy.fletcher32, now.fill_value_defined(), now.get_fill_time())
+                    == (d.shape, d.maxshape, d.chunks, d.compression, d.shuffle,
+                        d.fletcher32, was.fill_value_defined(), was.get_fill_time())), name
+            assert _same(copy.fillvalue, d.fillvalue), name
+            assert _chunks(copy) == _chunks(d), name
+            assert _same(copy[()], d[()]), name
+            assert sorted(copy.attrs) == sorted(d.attrs), name
+            assert all(_same(copy.attrs[k], v) for k, v in d.attrs.items()), name
+        assert new["utf8"][4] == b"x" * 65536 and new["fixed_utf8"][0] == "é".encode()
+        assert new["utf8_2d_gzip"][12, 10] == b"\xc3\xa91"
+        assert new["utf8_2d_gzip"][5, 0] == b"FILL" and new["utf8_2d"][5, 0] == b""
+        assert _chunks(new["ascii_3d"]) == [(0, 0, 0), (4, 4, 6)]
+        assert new["resized"][()].tolist() == [b"v0", b"v1", b"v2", b"v3", b"v4", b"v5",
+                                               *[b"-"] * 8, b"new"]
+
+
+@pytest.mark.parametrize("fill", [None, ""])
+def test_a_text_chunk_written_in_part_is_repaired_into_no_more_room_than_it_took(
+        tmp_path: Path, fill: str | None) -> None:
+    """Text that reads as the fill value is left to it: written through memory, each value
+    of a chunk never written (no object of the file's heap) took 16 bytes of heap, and with
+    an empty fill value each took the fill's object and its own, so a chunk compressed to a
+    few kB took megabytes, past the room a repair reserves (the file's size and 4 MB)."""
+    path = tmp_path / "s.h5"
+    with h5py.File(path, "w", libver=LIBVER) as f:
+        d = f.create_dataset("log", shape=(400, 400), chunks=(200, 200), compression="gzip",
+                             dtype=h5py.string_dtype(), fillvalue=fill)
+        d[0, :3] = ["first", "", "-"]
+        d[399, 399] = "é last"
+    before = path.stat().st_size
+    shutil.copyfile(path, tmp_path / "before.h5")
+    repair(path)
+    assert path.stat().st_size <= before + 4096, (before, path.stat().st_size)
+    with h5py.File(tmp_path / "before.h5", "r+") as old, h5py.File(path, "r+") as new:
+        assert _chunks(new["log"]) == _chunks(old["log"]) == [(0, 0), (200, 200)]
+        assert new["log"].fillvalue == old["log"].fillvalue
+        np.testing.assert_array_equal(new["log"][()], old["log"][()])
+        assert new["log"][0, :4].tolist() == [b"first", b"", b"-", b""]

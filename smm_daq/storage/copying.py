@@ -11,9 +11,10 @@ stored data is copied:
 - contiguous or compact: in blocks of at most `BLOCK_BYTES`, as raw bytes in the file's own
   type (nothing converted), and nothing where no storage was ever allocated;
 - variable-length data (text of any length) is converted through memory, chunk by chunk
-  where it is chunked (the chunks its file holds only), else whole: a dataset that declares
-  more than `TEXT_LIMIT` bytes of it, or fixed-length text larger than that, is refused
-  (`InputError`) before anything is read, as no session file holds such text.
+  where it is chunked (the chunks its file holds only, text that reads as the fill value left
+  to it), else whole: a dataset that declares more than `TEXT_LIMIT` bytes of it, or
+  fixed-length text larger than that, is refused (`InputError`) before anything is read, as
+  no session file holds such text.
 
 Allocation is never early in the copy (chunked: as chunks are written; contiguous: on the
 first write), so a dataset never written stays unallocated, as it was.
@@ -74,7 +75,7 @@ def copy_dataset(src: h5py.Dataset, dst: h5py.Group, name: str, *, source: str,
         for offset in allocated_chunks(src):  # through memory, each chunk its file holds
             region = tuple(slice(o, min(o + c, n))
                            for o, c, n in zip(offset, new.chunks, src.shape, strict=True))
-            new[region] = src[region]
+            _copy_converted_chunk(src, new, region)
     elif converted:
         new[()] = src[()]
     elif new.chunks is not None and new.chunks == src.chunks:
@@ -84,6 +85,27 @@ def copy_dataset(src: h5py.Dataset, dst: h5py.Group, name: str, *, source: str,
         for start, count in _blocks(src.shape, ftype.get_size()):
             _copy_block(src.id, new.id, ftype, start, count)
     return new
+
+
+def _copy_converted_chunk(src: h5py.Dataset, new: h5py.Dataset,
+                          region: tuple[slice, ...]) -> None:
+    """The values of `src` in `region`, one chunk, written to `new` through memory: text that
+    reads as the fill value is left to it (HDF5 fills a chunk written in part first), but for
+    the chunk's first value, so that the chunk is stored as it was. Each text value written
+    takes an object of the file's heap, an empty one too (16 bytes), where a value never
+    written takes none: written whole, a compressed chunk of a few kB with few values written
+    took megabytes, past the room reserved for the copy (its file's size and 4 MB)."""
+    values = src[region]
+    text = h5py.check_string_dtype(values.dtype) is not None
+    kept = values != src.fillvalue if text else np.ones(values.shape, bool)
+    kept.flat[0] = True
+    if kept.all():
+        new[region] = values
+        return
+    fspace = new.id.get_space()
+    fspace.select_elements(np.argwhere(kept) + [r.start for r in region])
+    new.id.write(h5s.create_simple((int(kept.sum()),)), fspace, values[kept],
+                 mtype=h5t.py_create(values.dtype))
 
 
 def extendable_chunk(src: h5py.Dataset) -> int:
