@@ -54,6 +54,7 @@ from smm_daq.instruments.interfaces import (
     StoppedAlone,
 )
 from smm_daq.instruments.profile import LinkSettings, StageSettings
+from smm_daq.instruments.safe_bound import STAGE_BRAKE_WAIT_S, STAGE_STOPS
 from smm_daq.instruments.transport import Transport
 
 T = TypeVar("T")
@@ -64,12 +65,18 @@ UNIT_PARAMETER = "0x07000601"
 STOP_ALL = "\x18"  # GCS single-byte command #24
 MOTION_STATUS = "\x05"  # GCS single-byte command #5: a hex mask of the axes that move
 # stops `stop` sends at most while the controller says something still moves after one
-MAX_STOPS = 3
+MAX_STOPS = STAGE_STOPS
 LIMIT_SLACK = 1e-12  # m: travel limits compare with this slack, for unit conversions' rounding
 MAX_REPLY_LINES = 2**18 + 64  # a full data-recorder table and its header
 SERVO_UPDATE_TIME = 0x0E000200  # SPA parameter: the servo cycle (s)
 RECORDER_POINTS = 0x16000200  # SPA parameter: samples per data-recorder table
 REFERENCE_VELOCITY = 0x50  # SPA parameter of motor controllers: velocity of reference moves
+DECELERATION = 0xB  # SPA parameter of motor controllers: the closed-loop deceleration (DEC)
+# a stopped axis that still moves is given this × velocity / deceleration, and the slack, to
+# brake before it is stopped again; at most `STAGE_BRAKE_WAIT_S`
+BRAKE_MARGIN = 1.5
+BRAKE_SLACK_S = 0.05
+BRAKE_POLL_S = 0.02  # s between the #5 asked while the axes brake
 RECORDED_PER_LINE = 4096  # positions recorded per fly line at most (the motion is smooth)
 WAVE_POINTS = 100_000  # the most points a fly line's wave segment is given
 MAX_VELOCITY = 0.01  # m/s: the fastest velocity setting accepted unless the profile's is higher
@@ -429,6 +436,7 @@ class PIGCSStage(Stage, FlyStage):
         self._line_duration = 0.0  # s, of the line fly_x started
         self._line_samples = 0  # the recorded points that span it
         self.error_at_connect = 0  # the error code left pending before connect (cleared then)
+        self._deceleration: float | None = None  # m/s², the slowest axis' (read at a stop)
         try:
             self._limits = self._connect(np.asarray(travel, dtype=float), velocity)
         except BaseException:  # Ctrl-C or a signal too: a reference move must not run on
@@ -976,17 +984,61 @@ class PIGCSStage(Stage, FlyStage):
         Then, where the controller can tell (`#5`, `WGO?`), it is asked whether any axis or
         wave generator still moves: a move or wave start sent just before the stop may be
         acted on after it (sent on a connection the link has since replaced, after a garbled
-        reply, which the controller reads on its own). Still moving, it is stopped again,
-        `MAX_STOPS` stops in all; moving after the last, `InstrumentError` says what moves."""
+        reply, which the controller reads on its own). A motor controller brakes each axis at
+        its deceleration, so what moves is asked again for the braking time (`_braking_s`)
+        before it is stopped again, `MAX_STOPS` stops in all; moving after the last,
+        `InstrumentError` says what moves."""
         moving = ""
         for _ in range(MAX_STOPS):
             self._stop_once()
-            moving = _still_moving(self.link, self._commands, self._stop_command(),
-                                   lambda: self._controller_axes)
+            moving = self._moving_once_braked()
             if not moving:
                 return
         raise InstrumentError(_moving_after_stops(self._stop_command(), moving),
                               instrument=self.name)
+
+    def _moving_once_braked(self) -> str:
+        """What still moves after a stop ('' nothing; `_still_moving`), asked on the clock
+        every `BRAKE_POLL_S` while the axes may still be braking."""
+
+        def moving() -> str:
+            return _still_moving(self.link, self._commands, self._stop_command(),
+                                 lambda: self._controller_axes)
+
+        found = moving()
+        if not found:
+            return ""
+        end = self.clock.now() + self._braking_s()
+        while found and self.clock.now() < end:
+            self.clock.sleep(min(BRAKE_POLL_S, end - self.clock.now()))
+            found = moving()
+        return found
+
+    def _braking_s(self) -> float:
+        """How long an axis moving at the velocity setting may take to brake (s): at the
+        slowest axis' deceleration (parameter 0xB, read once where `HPA?` lists it), with
+        `BRAKE_MARGIN` and `BRAKE_SLACK_S`, at most `STAGE_BRAKE_WAIT_S`; 0 where the
+        controller has no deceleration (a piezo controller stops at once)."""
+        if self._deceleration is None:
+            self._deceleration = self._read_deceleration()
+        if math.isinf(self._deceleration):
+            return 0.0
+        return min(BRAKE_MARGIN * self._velocity / self._deceleration + BRAKE_SLACK_S,
+                   STAGE_BRAKE_WAIT_S)
+
+    def _read_deceleration(self) -> float:
+        """The slowest of the axes' decelerations (m/s²); math.inf where the controller
+        does not list the parameter (`HPA?`)."""
+        if not {"HPA?", "SPA?"} <= self._commands or DECELERATION not in self.link.query_lines(
+                "HPA?", _parse_parameter_ids):
+            return math.inf
+        values = self._axis_parameter(DECELERATION, self.axes, lambda v: parse_float(
+            v, what="deceleration", within=(0.0, math.inf)), what="deceleration")
+        decelerations = [v * k for v, k in zip(values, self._scale, strict=True)]
+        if min(decelerations) <= 0:
+            raise ProtocolError(f"deceleration (parameter 0x{DECELERATION:X}) {decelerations} "
+                                "m/s²: not one an axis can brake at", instrument=self.name)
+        return min(decelerations)
 
     def _stop_once(self) -> None:
         command = STOP_ALL if self._stop_command() == "#24" else "STP"
