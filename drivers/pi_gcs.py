@@ -259,7 +259,7 @@ def _moving_after_stops(stop_command: str, moving: str) -> str:
     return f"{MAX_STOPS} stops sent ({stop_command}), and after the last {moving}"
 
 
-def _stopped_alone_until_still(link: GCSLink, stop: Callable[[], int],
+def _stopped_alone_until_still(link: GCSLink, clock: Clock, stop: Callable[[], int],
                                refused: Callable[[int], None]) -> int:
     """After `stop_alone`'s first stop on `link`: where the controller can tell (its `HLP?`
     lists `#5` or `WGO?`), whether anything still moves, stopped again (`stop`, its code
@@ -281,7 +281,8 @@ def _stopped_alone_until_still(link: GCSLink, stop: Callable[[], int],
                               instrument=link.name) from None
     try:
         for stops in range(1, MAX_STOPS + 1):
-            moving = _still_moving(link, commands, "STP", axes)
+            moving = _moving_once_braked(clock, lambda: _still_moving(link, commands, "STP", axes),
+                                         lambda: _braking_s(link, commands, axes()))
             if not moving:
                 return stops
             if stops < MAX_STOPS:
@@ -290,6 +291,62 @@ def _stopped_alone_until_still(link: GCSLink, stop: Callable[[], int],
         raise InstrumentError(str(exc).removeprefix(f"{link.name}: "),
                               instrument=link.name) from None
     raise InstrumentError(_moving_after_stops("STP", moving), instrument=link.name)
+
+
+def _axis_parameter(link: GCSLink, pid: int, axes: Sequence[str], parse: Callable[[str], T], *,
+                    what: str) -> list[T]:
+    """Parameter `pid` of each of `axes` (`SPA?`), in their order, parsed by `parse`."""
+    request = " ".join(f"{a} 0x{pid:08X}" for a in axes)
+
+    def parse_lines(lines: list[str]) -> list[T]:
+        found: dict[str, T] = {}
+        for line in lines:
+            head, sep, value = line.partition("=")
+            axis, _, name = head.strip().partition(" ")
+            if not sep or axis not in axes or _hex(name) != pid:
+                raise ProtocolError(f"expected 'axis 0x{pid:08X}={what}', got {shown(lines)}")
+            found[axis] = _within_reply(parse, value.strip(), lines)
+        if set(found) != set(axes):
+            raise ProtocolError(f"expected one {what} per axis {list(axes)}, got {shown(lines)}")
+        return [found[a] for a in axes]
+
+    return link.query_lines(f"SPA? {request}", parse_lines)
+
+
+def _braking_s(link: GCSLink, commands: set[str], axes: list[str]) -> float:
+    """How long `axes`, moving at their velocity settings (`VEL?`), may take to brake after a
+    stop (s): the longest velocity / deceleration (parameter 0xB, where `HPA?` lists it; both
+    in the controller's units), × `BRAKE_MARGIN` + `BRAKE_SLACK_S`, at most
+    `STAGE_BRAKE_WAIT_S`; 0 where the controller lists no deceleration (a piezo controller
+    stops at once)."""
+    if not {"HPA?", "SPA?", "VEL?"} <= commands or DECELERATION not in link.query_lines(
+            "HPA?", _parse_parameter_ids):
+        return 0.0
+    decelerations = _axis_parameter(link, DECELERATION, axes, lambda v: parse_float(
+        v, what="deceleration", within=(0.0, math.inf)), what="deceleration")
+    if min(decelerations) <= 0:
+        raise ProtocolError(f"deceleration (parameter 0x{DECELERATION:X}) {decelerations}: "
+                            "not one an axis can brake at", instrument=link.name)
+    velocities = link.query_lines(f"VEL? {' '.join(axes)}", lambda lines: _parse_axis_lines(
+        lines, axes, lambda v: parse_float(v, what="velocity", within=(0.0, math.inf))))
+    longest = max(velocities[a] / d for a, d in zip(axes, decelerations, strict=True))
+    return min(BRAKE_MARGIN * longest + BRAKE_SLACK_S, STAGE_BRAKE_WAIT_S)
+
+
+def _moving_once_braked(clock: Clock, moving: Callable[[], str],
+                        braking_s: Callable[[], float]) -> str:
+    """What still moves after a stop ('' nothing; `moving()`, `_still_moving`), asked again
+    on `clock` every `BRAKE_POLL_S` for the braking time (`braking_s()`, asked only where
+    something moves) while it still does: a motor controller brakes each axis at its
+    deceleration, and an axis braking is not one that moves on."""
+    found = moving()
+    if not found:
+        return ""
+    end = clock.now() + braking_s()
+    while found and clock.now() < end:
+        clock.sleep(min(BRAKE_POLL_S, end - clock.now()))
+        found = moving()
+    return found
 
 
 def _held_before(before: int | None) -> str:
@@ -436,7 +493,6 @@ class PIGCSStage(Stage, FlyStage):
         self._line_duration = 0.0  # s, of the line fly_x started
         self._line_samples = 0  # the recorded points that span it
         self.error_at_connect = 0  # the error code left pending before connect (cleared then)
-        self._deceleration: float | None = None  # m/s², the slowest axis' (read at a stop)
         try:
             self._limits = self._connect(np.asarray(travel, dtype=float), velocity)
         except BaseException:  # Ctrl-C or a signal too: a reference move must not run on
@@ -484,8 +540,9 @@ class PIGCSStage(Stage, FlyStage):
         again while it does, `MAX_STOPS` stops in all. Raises `InstrumentError` when the
         controller does not answer (the replies lost, then the stop sent once more and its
         check lost too), refuses the stop, or still moves after the last stop (or whether it
-        does is unknown): with these two, what was found before the stop is said too. `clock`
-        is unused (a stop does not wait); it is there as in `from_profile`.
+        does is unknown): with these two, what was found before the stop is said too. An axis
+        still braking after a stop is waited for on `clock` (`_moving_once_braked`), as
+        `stop` does.
 
         A reply an earlier program left unread (it died between a query and its reply) would
         put every reply one behind: the stop said failed with the pending error as its own, or
@@ -537,7 +594,7 @@ class PIGCSStage(Stage, FlyStage):
             found = _held_before(before)
             try:
                 refused(code)
-                stops = _stopped_alone_until_still(link, stop, refused)
+                stops = _stopped_alone_until_still(link, clock, stop, refused)
             except InstrumentError as exc:  # what the ERR? ahead of the stop read, said too
                 if not found:
                     raise
@@ -674,24 +731,7 @@ class PIGCSStage(Stage, FlyStage):
 
     def _axis_parameter(self, pid: int, axes: Sequence[str], parse: Callable[[str], T], *,
                         what: str) -> list[T]:
-        """Parameter `pid` of each of `axes` (`SPA?`), in their order, parsed by `parse`."""
-        request = " ".join(f"{a} 0x{pid:08X}" for a in axes)
-
-        def parse_lines(lines: list[str]) -> list[T]:
-            found: dict[str, T] = {}
-            for line in lines:
-                head, sep, value = line.partition("=")
-                axis, _, name = head.strip().partition(" ")
-                if not sep or axis not in axes or _hex(name) != pid:
-                    raise ProtocolError(
-                        f"expected 'axis 0x{pid:08X}={what}', got {shown(lines)}")
-                found[axis] = _within_reply(parse, value.strip(), lines)
-            if set(found) != set(axes):
-                raise ProtocolError(
-                    f"expected one {what} per axis {list(axes)}, got {shown(lines)}")
-            return [found[a] for a in axes]
-
-        return self.link.query_lines(f"SPA? {request}", parse_lines)
+        return _axis_parameter(self.link, pid, axes, parse, what=what)
 
     def _reference(self, commands: set[str]) -> None:
         """Reference the axes that need it, if the profile allows; else refuse to go on (or,
@@ -998,47 +1038,12 @@ class PIGCSStage(Stage, FlyStage):
                               instrument=self.name)
 
     def _moving_once_braked(self) -> str:
-        """What still moves after a stop ('' nothing; `_still_moving`), asked on the clock
-        every `BRAKE_POLL_S` while the axes may still be braking."""
-
-        def moving() -> str:
-            return _still_moving(self.link, self._commands, self._stop_command(),
-                                 lambda: self._controller_axes)
-
-        found = moving()
-        if not found:
-            return ""
-        end = self.clock.now() + self._braking_s()
-        while found and self.clock.now() < end:
-            self.clock.sleep(min(BRAKE_POLL_S, end - self.clock.now()))
-            found = moving()
-        return found
-
-    def _braking_s(self) -> float:
-        """How long an axis moving at the velocity setting may take to brake (s): at the
-        slowest axis' deceleration (parameter 0xB, read once where `HPA?` lists it), with
-        `BRAKE_MARGIN` and `BRAKE_SLACK_S`, at most `STAGE_BRAKE_WAIT_S`; 0 where the
-        controller has no deceleration (a piezo controller stops at once)."""
-        if self._deceleration is None:
-            self._deceleration = self._read_deceleration()
-        if math.isinf(self._deceleration):
-            return 0.0
-        return min(BRAKE_MARGIN * self._velocity / self._deceleration + BRAKE_SLACK_S,
-                   STAGE_BRAKE_WAIT_S)
-
-    def _read_deceleration(self) -> float:
-        """The slowest of the axes' decelerations (m/s²); math.inf where the controller
-        does not list the parameter (`HPA?`)."""
-        if not {"HPA?", "SPA?"} <= self._commands or DECELERATION not in self.link.query_lines(
-                "HPA?", _parse_parameter_ids):
-            return math.inf
-        values = self._axis_parameter(DECELERATION, self.axes, lambda v: parse_float(
-            v, what="deceleration", within=(0.0, math.inf)), what="deceleration")
-        decelerations = [v * k for v, k in zip(values, self._scale, strict=True)]
-        if min(decelerations) <= 0:
-            raise ProtocolError(f"deceleration (parameter 0x{DECELERATION:X}) {decelerations} "
-                                "m/s²: not one an axis can brake at", instrument=self.name)
-        return min(decelerations)
+        """What still moves after a stop once the axes have had their braking time."""
+        return _moving_once_braked(
+            self.clock,
+            lambda: _still_moving(self.link, self._commands, self._stop_command(),
+                                  lambda: self._controller_axes),
+            lambda: _braking_s(self.link, self._commands, self._controller_axes))
 
     def _stop_once(self) -> None:
         command = STOP_ALL if self._stop_command() == "#24" else "STP"

@@ -14,6 +14,7 @@ from simulators.pi_emulator import C884, PIGCSEmulator
 from simulators.stage_model import StageModel
 from smm_daq.clock import VirtualClock
 from smm_daq.errors import InstrumentError
+from smm_daq.instruments.profile import load_profile
 
 TRAVEL = np.array([[0.0, 25e-3], [0.0, 25e-3], [0.0, 10e-3]])
 AXES = ("1", "2", "3")
@@ -122,4 +123,22 @@ def test_a_late_move_caught_once_is_stopped_again_and_then_brakes_out():
     clock.advance(1.0)
     stage.stop()
     assert emulator.stops == 2
+    assert not model.moving("1")
+
+
+def test_safes_stop_on_a_link_of_its_own_waits_for_the_braking_too():
+    """`smm-daq safe`'s stop (`stop_alone`, knowing no velocity until it asks `VEL?`): a
+    stage braking for 0.3 s is stopped with one `STP`, not said to move on after three."""
+    _, emulator, model, clock = _c884()
+    model.set_servo("1", True)
+    model.move({"1": 20e-3})
+    clock.advance(1.0)
+    settings = load_profile("configs/simulator.toml").stage
+    stopped = PIGCSStage.stop_alone(
+        settings,
+        clock=clock,
+        open_transport=lambda _address, _link: EmulatorTransport(emulator, clock=clock),
+    )
+    assert stopped.done == "every axis stopped (STP)"
+    assert emulator.stops == 1
     assert not model.moving("1")
