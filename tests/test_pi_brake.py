@@ -23,7 +23,7 @@ DECELERATION = 1e-2  # m/s²: a stop at full speed brakes for 0.3 s
 
 
 class Heard(Emulator):
-    """The emulated C-884, with the stops it hears counted; `restart`: each of the first
+    """The emulated C-884, with the stops it hears counted; `late`: each of the first
     `late` stops is followed by axis 1 moving off again (a move it acts on after the stop)."""
 
     name = "pi_gcs"
