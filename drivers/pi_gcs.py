@@ -54,6 +54,7 @@ from smm_daq.instruments.interfaces import (
     StoppedAlone,
 )
 from smm_daq.instruments.profile import LinkSettings, StageSettings
+from smm_daq.instruments.safe_bound import STAGE_BRAKE_WAIT_S, STAGE_STOPS
 from smm_daq.instruments.transport import Transport
 
 T = TypeVar("T")
@@ -64,12 +65,18 @@ UNIT_PARAMETER = "0x07000601"
 STOP_ALL = "\x18"  # GCS single-byte command #24
 MOTION_STATUS = "\x05"  # GCS single-byte command #5: a hex mask of the axes that move
 # stops `stop` sends at most while the controller says something still moves after one
-MAX_STOPS = 3
+MAX_STOPS = STAGE_STOPS
 LIMIT_SLACK = 1e-12  # m: travel limits compare with this slack, for unit conversions' rounding
 MAX_REPLY_LINES = 2**18 + 64  # a full data-recorder table and its header
 SERVO_UPDATE_TIME = 0x0E000200  # SPA parameter: the servo cycle (s)
 RECORDER_POINTS = 0x16000200  # SPA parameter: samples per data-recorder table
 REFERENCE_VELOCITY = 0x50  # SPA parameter of motor controllers: velocity of reference moves
+DECELERATION = 0xB  # SPA parameter of motor controllers: the closed-loop deceleration (DEC)
+# a stopped axis that still moves is given this × velocity / deceleration, and the slack, to
+# brake before it is stopped again; at most `STAGE_BRAKE_WAIT_S`
+BRAKE_MARGIN = 1.5
+BRAKE_SLACK_S = 0.05
+BRAKE_POLL_S = 0.02  # s between the #5 asked while the axes brake
 RECORDED_PER_LINE = 4096  # positions recorded per fly line at most (the motion is smooth)
 WAVE_POINTS = 100_000  # the most points a fly line's wave segment is given
 MAX_VELOCITY = 0.01  # m/s: the fastest velocity setting accepted unless the profile's is higher
@@ -252,7 +259,7 @@ def _moving_after_stops(stop_command: str, moving: str) -> str:
     return f"{MAX_STOPS} stops sent ({stop_command}), and after the last {moving}"
 
 
-def _stopped_alone_until_still(link: GCSLink, stop: Callable[[], int],
+def _stopped_alone_until_still(link: GCSLink, clock: Clock, stop: Callable[[], int],
                                refused: Callable[[int], None]) -> int:
     """After `stop_alone`'s first stop on `link`: where the controller can tell (its `HLP?`
     lists `#5` or `WGO?`), whether anything still moves, stopped again (`stop`, its code
@@ -274,7 +281,8 @@ def _stopped_alone_until_still(link: GCSLink, stop: Callable[[], int],
                               instrument=link.name) from None
     try:
         for stops in range(1, MAX_STOPS + 1):
-            moving = _still_moving(link, commands, "STP", axes)
+            moving = _moving_once_braked(clock, lambda: _still_moving(link, commands, "STP", axes),
+                                         lambda: _braking_s(link, commands, axes()))
             if not moving:
                 return stops
             if stops < MAX_STOPS:
@@ -283,6 +291,62 @@ def _stopped_alone_until_still(link: GCSLink, stop: Callable[[], int],
         raise InstrumentError(str(exc).removeprefix(f"{link.name}: "),
                               instrument=link.name) from None
     raise InstrumentError(_moving_after_stops("STP", moving), instrument=link.name)
+
+
+def _axis_parameter(link: GCSLink, pid: int, axes: Sequence[str], parse: Callable[[str], T], *,
+                    what: str) -> list[T]:
+    """Parameter `pid` of each of `axes` (`SPA?`), in their order, parsed by `parse`."""
+    request = " ".join(f"{a} 0x{pid:08X}" for a in axes)
+
+    def parse_lines(lines: list[str]) -> list[T]:
+        found: dict[str, T] = {}
+        for line in lines:
+            head, sep, value = line.partition("=")
+            axis, _, name = head.strip().partition(" ")
+            if not sep or axis not in axes or _hex(name) != pid:
+                raise ProtocolError(f"expected 'axis 0x{pid:08X}={what}', got {shown(lines)}")
+            found[axis] = _within_reply(parse, value.strip(), lines)
+        if set(found) != set(axes):
+            raise ProtocolError(f"expected one {what} per axis {list(axes)}, got {shown(lines)}")
+        return [found[a] for a in axes]
+
+    return link.query_lines(f"SPA? {request}", parse_lines)
+
+
+def _braking_s(link: GCSLink, commands: set[str], axes: list[str]) -> float:
+    """How long `axes`, moving at their velocity settings (`VEL?`), may take to brake after a
+    stop (s): the longest velocity / deceleration (parameter 0xB, where `HPA?` lists it; both
+    in the controller's units), × `BRAKE_MARGIN` + `BRAKE_SLACK_S`, at most
+    `STAGE_BRAKE_WAIT_S`; 0 where the controller lists no deceleration (a piezo controller
+    stops at once)."""
+    if not {"HPA?", "SPA?", "VEL?"} <= commands or DECELERATION not in link.query_lines(
+            "HPA?", _parse_parameter_ids):
+        return 0.0
+    decelerations = _axis_parameter(link, DECELERATION, axes, lambda v: parse_float(
+        v, what="deceleration", within=(0.0, math.inf)), what="deceleration")
+    if min(decelerations) <= 0:
+        raise ProtocolError(f"deceleration (parameter 0x{DECELERATION:X}) {decelerations}: "
+                            "not one an axis can brake at", instrument=link.name)
+    velocities = link.query_lines(f"VEL? {' '.join(axes)}", lambda lines: _parse_axis_lines(
+        lines, axes, lambda v: parse_float(v, what="velocity", within=(0.0, math.inf))))
+    longest = max(velocities[a] / d for a, d in zip(axes, decelerations, strict=True))
+    return min(BRAKE_MARGIN * longest + BRAKE_SLACK_S, STAGE_BRAKE_WAIT_S)
+
+
+def _moving_once_braked(clock: Clock, moving: Callable[[], str],
+                        braking_s: Callable[[], float]) -> str:
+    """What still moves after a stop ('' nothing; `moving()`, `_still_moving`), asked again
+    on `clock` every `BRAKE_POLL_S` for the braking time (`braking_s()`, asked only where
+    something moves) while it still does: a motor controller brakes each axis at its
+    deceleration, and an axis braking is not one that moves on."""
+    found = moving()
+    if not found:
+        return ""
+    end = clock.now() + braking_s()
+    while found and clock.now() < end:
+        clock.sleep(min(BRAKE_POLL_S, end - clock.now()))
+        found = moving()
+    return found
 
 
 def _held_before(before: int | None) -> str:
@@ -476,8 +540,9 @@ class PIGCSStage(Stage, FlyStage):
         again while it does, `MAX_STOPS` stops in all. Raises `InstrumentError` when the
         controller does not answer (the replies lost, then the stop sent once more and its
         check lost too), refuses the stop, or still moves after the last stop (or whether it
-        does is unknown): with these two, what was found before the stop is said too. `clock`
-        is unused (a stop does not wait); it is there as in `from_profile`.
+        does is unknown): with these two, what was found before the stop is said too. An axis
+        still braking after a stop is waited for on `clock` (`_moving_once_braked`), as
+        `stop` does.
 
         A reply an earlier program left unread (it died between a query and its reply) would
         put every reply one behind: the stop said failed with the pending error as its own, or
@@ -529,7 +594,7 @@ class PIGCSStage(Stage, FlyStage):
             found = _held_before(before)
             try:
                 refused(code)
-                stops = _stopped_alone_until_still(link, stop, refused)
+                stops = _stopped_alone_until_still(link, clock, stop, refused)
             except InstrumentError as exc:  # what the ERR? ahead of the stop read, said too
                 if not found:
                     raise
@@ -666,24 +731,7 @@ class PIGCSStage(Stage, FlyStage):
 
     def _axis_parameter(self, pid: int, axes: Sequence[str], parse: Callable[[str], T], *,
                         what: str) -> list[T]:
-        """Parameter `pid` of each of `axes` (`SPA?`), in their order, parsed by `parse`."""
-        request = " ".join(f"{a} 0x{pid:08X}" for a in axes)
-
-        def parse_lines(lines: list[str]) -> list[T]:
-            found: dict[str, T] = {}
-            for line in lines:
-                head, sep, value = line.partition("=")
-                axis, _, name = head.strip().partition(" ")
-                if not sep or axis not in axes or _hex(name) != pid:
-                    raise ProtocolError(
-                        f"expected 'axis 0x{pid:08X}={what}', got {shown(lines)}")
-                found[axis] = _within_reply(parse, value.strip(), lines)
-            if set(found) != set(axes):
-                raise ProtocolError(
-                    f"expected one {what} per axis {list(axes)}, got {shown(lines)}")
-            return [found[a] for a in axes]
-
-        return self.link.query_lines(f"SPA? {request}", parse_lines)
+        return _axis_parameter(self.link, pid, axes, parse, what=what)
 
     def _reference(self, commands: set[str]) -> None:
         """Reference the axes that need it, if the profile allows; else refuse to go on (or,
@@ -976,17 +1024,26 @@ class PIGCSStage(Stage, FlyStage):
         Then, where the controller can tell (`#5`, `WGO?`), it is asked whether any axis or
         wave generator still moves: a move or wave start sent just before the stop may be
         acted on after it (sent on a connection the link has since replaced, after a garbled
-        reply, which the controller reads on its own). Still moving, it is stopped again,
-        `MAX_STOPS` stops in all; moving after the last, `InstrumentError` says what moves."""
+        reply, which the controller reads on its own). A motor controller brakes each axis at
+        its deceleration, so what moves is asked again for the braking time (`_braking_s`)
+        before it is stopped again, `MAX_STOPS` stops in all; moving after the last,
+        `InstrumentError` says what moves."""
         moving = ""
         for _ in range(MAX_STOPS):
             self._stop_once()
-            moving = _still_moving(self.link, self._commands, self._stop_command(),
-                                   lambda: self._controller_axes)
+            moving = self._moving_once_braked()
             if not moving:
                 return
         raise InstrumentError(_moving_after_stops(self._stop_command(), moving),
                               instrument=self.name)
+
+    def _moving_once_braked(self) -> str:
+        """What still moves after a stop once the axes have had their braking time."""
+        return _moving_once_braked(
+            self.clock,
+            lambda: _still_moving(self.link, self._commands, self._stop_command(),
+                                  lambda: self._controller_axes),
+            lambda: _braking_s(self.link, self._commands, self._controller_axes))
 
     def _stop_once(self) -> None:
         command = STOP_ALL if self._stop_command() == "#24" else "STP"

@@ -50,6 +50,11 @@ UNIT_PARAMETER = 0x07000601
 RECORDER_POINTS = 0x16000200  # samples per record table
 
 
+# m/s²: the deceleration answered for a model axis that stops at once (the default), as the
+# largest a controller takes
+MAX_DECELERATION = 1e3
+
+
 @dataclass(frozen=True)
 class Controller:
     """What distinguishes one PI controller model from another, as far as emulated."""
@@ -71,6 +76,8 @@ class Controller:
     tracking_lag: float = 0.0  # s: how far the closed-loop position trails a wave's set point
     # SPA id of the velocity reference moves run at (FRF does not use VEL); None: no FRF
     reference_velocity_param: int | None = None
+    # SPA id of the closed-loop deceleration a stop brakes at (DEC); None: stops at once
+    deceleration_param: int | None = None
 
 
 E727 = Controller(
@@ -106,6 +113,7 @@ C884 = Controller(
     max_param=0x15,
     stage_name="M-112.1DG1",
     reference_velocity_param=0x50,  # "Velocity For Reference Moves", set with SPA at level 0
+    deceleration_param=0xB,  # "Closed-Loop Deceleration", set with SPA (or DEC) at level 0
 )
 CONTROLLERS = {c.model: c for c in (E727, C884)}
 
@@ -313,6 +321,10 @@ class PIGCSEmulator(Emulator):
             table[c.reference_velocity_param] = (
                 "FLOAT", "Velocity For Reference Moves",
                 lambda ax: self._number(self.model.reference_velocity(ax)))
+        if c.deceleration_param is not None:
+            table[c.deceleration_param] = (
+                "FLOAT", "Closed-Loop Deceleration",
+                lambda ax: self._number(min(self.model.deceleration(ax), MAX_DECELERATION)))
         return table
 
     def _help_parameters(self, _args: list[str]) -> str:
@@ -345,20 +357,25 @@ class PIGCSEmulator(Emulator):
         if len(args) < 3 or len(args) % 3:
             raise _CommandError(PARAM_SYNTAX)
         table = self._parameter_table()
-        writable = self.controller.reference_velocity_param
-        values = {}
+        c = self.controller
+        writable = {
+            c.reference_velocity_param: (self.model.max_velocity,
+                                         self.model.set_reference_velocity),
+            c.deceleration_param: (MAX_DECELERATION, self.model.set_deceleration),
+        }
+        values = []
         for ax, p, v in zip(args[::3], args[1::3], args[2::3], strict=True):
             self._check_axis(ax)
             pid = self._parameter_id(p)
             if pid not in table:
                 raise _CommandError(UNKNOWN_PARAMETER)
-            if pid != writable:
+            if pid not in writable:
                 raise _CommandError(PARAM_PROTECTION)  # needs a higher command level (CCL)
-            values[ax] = self._float(v) * self.unit_scale
-        if any(not 0 < v <= self.model.max_velocity for v in values.values()):
+            values.append((ax, pid, self._float(v) * self.unit_scale))
+        if any(not 0 < v <= writable[pid][0] for _, pid, v in values):
             raise _CommandError(PARAM_OUT_OF_RANGE)
-        for ax, v in values.items():
-            self.model.set_reference_velocity(ax, v)
+        for ax, pid, v in values:
+            writable[pid][1](ax, v)
 
     @staticmethod
     def _parameter_id(text: str) -> int:

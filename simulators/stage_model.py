@@ -14,6 +14,8 @@ Constructor (what the world and the emulator build):
 - `velocity`: initial velocity of every axis (m/s); `max_velocity` the largest accepted.
 - `resolution`: closed-loop precision (m): an axis settles on its target rounded to this grid.
 - `settle_time`: s after arrival before the axis reports on target.
+- `deceleration`: m/s² each axis brakes at after a stop (a controller's DEC, parameter 0xB);
+  math.inf stops it where it is at once.
 - `start`: (3,) sample-frame start position in m (default: the lower travel limit).
 - `needs_reference`: the axes have incremental sensors (a motor stage): after power-up they are
   unreferenced, their position counter reads 0 wherever they are, and they refuse moves until
@@ -21,7 +23,9 @@ Constructor (what the world and the emulator build):
   absolute sensors (a flexure piezo stage) are referenced from the start.
 
 Each axis moves at its velocity along a straight line from where it was when the move was
-commanded; a new move, a stop or a velocity change restarts the line from the present position.
+commanded; a new move or a velocity change restarts the line from the present position. A stop
+brakes the axis at its deceleration: it moves on, slowing, for velocity / deceleration s and
+reports it moves meanwhile (unless its target is nearer than that braking takes it).
 Servo starts off, as on a real controller after power-up; moves need the servo on.
 All positions here are SI metres; the emulator converts to the controller's units.
 `stall(axis)` injects a fault: the axis stops where it is and never reaches its target.
@@ -79,6 +83,8 @@ class _Axis:
     setting: float | None = None  # the velocity setting, kept while a reference move runs
     trajectory: Trajectory | None = None  # position set point as a function of time (a wave)
     lag: float = 0.0  # s: how far the closed loop trails a trajectory
+    deceleration: float = math.inf  # m/s² a stop brakes at
+    braking: bool = False  # braking after a stop (a stop meanwhile changes nothing)
     segments: list[_Segment] = field(default_factory=list)
     segment_times: list[float] = field(default_factory=list)  # each segment's t0, for bisect
 
@@ -128,6 +134,7 @@ class _Axis:
         self.segments.append(self._current())
         self.segment_times.append(self.t0)
         del self.segments[:-HISTORY], self.segment_times[:-HISTORY]
+        self.braking = False
         self.start = self.position(now)
         self.t0 = now
         self.target = target
@@ -173,6 +180,7 @@ class StageModel:
         max_velocity: float = 0.01,
         start: Sequence[float] | None = None,
         needs_reference: bool = False,
+        deceleration: float = math.inf,
     ) -> None:
         travel = np.asarray(travel, dtype=float)
         if len(axes) != 3 or len(set(axes)) != 3:
@@ -183,6 +191,8 @@ class StageModel:
             raise ValueError(f"velocity must be in (0, {max_velocity}] m/s, got {velocity}")
         if resolution <= 0 or settle_time < 0:
             raise ValueError("resolution must be > 0 and settle_time >= 0")
+        if not deceleration > 0:
+            raise ValueError(f"deceleration must be > 0 m/s², got {deceleration}")
         self.clock = clock
         self.axis_names = tuple(axes)
         self.axis_sign = tuple(int(s) for s in axis_sign)
@@ -203,6 +213,7 @@ class StageModel:
             self._axes[name].referenced = not needs_reference
             self._axes[name].reference_velocity = float(velocity)
             self._axes[name].origin = p if needs_reference else 0.0
+            self._axes[name].deceleration = float(deceleration)
 
     @classmethod
     def from_settings(
@@ -312,6 +323,16 @@ class StageModel:
     def moving(self, name: str) -> bool:
         return self._axis(name).moving(self.clock.now())
 
+    def deceleration(self, name: str) -> float:
+        """m/s² the axis brakes at after a stop."""
+        return self._axis(name).deceleration
+
+    def set_deceleration(self, name: str, dec: float) -> None:
+        """Raises ValueError unless `dec` > 0 (math.inf: a stop holds the axis at once)."""
+        if not dec > 0:
+            raise ValueError(f"deceleration {dec} m/s² is not > 0")
+        self._axis(name).deceleration = float(dec)
+
     def follow(self, name: str, trajectory: Trajectory, end: float, lag: float = 0.0) -> None:
         """The axis' set point follows `trajectory` (controller frame, m) until time `end`
         (math.inf: until stopped), as a wave generator drives it; the position trails the set
@@ -389,21 +410,47 @@ class StageModel:
             self.stop_axis(name)  # a referencing move cut short leaves the axis unreferenced
 
     def stop_axis(self, name: str) -> None:
-        """One axis stops where it is now."""
+        """One axis stops: a straight-line move brakes at the axis' deceleration (a reference
+        move and a wave's motion stop where they are)."""
         a = self._axis(name)
         now = self.clock.now()
         self._update_reference(a)
-        if a.moving(now):
+        if a.moving(now) and not a.braking and not self._brake(a, now):
             a.restart(now, a.position(now), self.settle_time)
         a.referencing = False
         self._end_reference_velocity(a)
+
+    def _brake(self, a: _Axis, now: float) -> bool:
+        """`a` braking from its straight-line move at its deceleration; False where it stops
+        at once (an infinite deceleration, a reference move, a wave's motion, a stalled axis).
+        An axis nearer its target than its braking distance goes on to arrive there."""
+        if (
+            math.isinf(a.deceleration)
+            or a.setting is not None
+            or a.trajectory is not None
+            or a.stalled
+        ):
+            return False
+        p0, v, dec = a.position(now), a.velocity, a.deceleration
+        direction = math.copysign(1.0, a.target - p0)
+        duration = v / dec
+        if abs(a.target - p0) <= v * duration / 2:
+            return True
+
+        def braking(t: float) -> float:
+            dt = min(max(t - now, 0.0), duration)
+            return p0 + direction * (v * dt - dec * dt * dt / 2)
+
+        a.restart(now, braking(now + duration), self.settle_time, braking, now + duration)
+        a.braking = True
+        return True
 
     def stall(self, name: str) -> None:
         """Fault injection: the axis freezes where it is and never arrives."""
         a = self._axis(name)
         now = self.clock.now()
         a.start, a.t0 = a.position(now), now
-        a.stalled = True
+        a.stalled, a.braking = True, False
         a.settled_at = math.inf
 
     def sample_position(self, now: float | None = None) -> np.ndarray:

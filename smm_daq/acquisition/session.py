@@ -237,15 +237,18 @@ class Session:
         seq.subscribe(lambda e: e.kind == "made_safe" and (stalled.set(), wake.set()))
         if on_event is not None:
             seq.subscribe(on_event)
+        # published before its worker can act: a close from another thread once it has
+        # started aborts this scan (one before it left to a stalled write is no longer the
+        # last); a start that fails puts back what is known of the earlier scan's thread
+        earlier = self.last_sequencer, self._left, self._left_safing
+        self.last_sequencer = seq
+        self._safe_problems, self._left, self._left_safing = None, False, []
         try:
             seq.start()
         except BaseException:  # a setting may have changed (then made safe by the start)
-            self._safe_problems = None  # what is known of an earlier scan's thread is kept
+            self.last_sequencer, self._left, self._left_safing = earlier
+            self._safe_problems = None
             raise
-        self.last_sequencer = seq
-        # this scan's own state, now it has started: one before it left to a stalled write
-        # is no longer the last
-        self._safe_problems, self._left, self._left_safing = None, False, []
         go_on_options: tuple[str, ...] = ()
         try:
             while seq.state not in TERMINAL:

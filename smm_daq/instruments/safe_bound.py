@@ -41,6 +41,11 @@ RAMP_PAUSE_S = 0.1  # the drivers' pause between a ramp's steps, at most
 # the replies one attempt of the stage's may wait for: its stop on a link of its own reads
 # the error from before, the stop's check and a marker in one go
 STAGE_REPLIES_PER_ATTEMPT = 3
+# the stops a stage's stop sends at most while its controller says something still moves, and
+# the wait after each for its axes to brake (a motor controller's deceleration), at most; that
+# wait asks the controller, so past the deadline it is refused as any exchange is
+STAGE_STOPS = 3
+STAGE_BRAKE_WAIT_S = 1.0
 
 
 def supply_loss_budget(profile: Profile) -> int:
@@ -98,10 +103,12 @@ def safe_deadline(profile: Profile) -> float:
     ramp's steps are paced by the clock, so a slow link does not lengthen it). Then the
     supplies' settling, and room for slow or lost replies: each supply's link's timeout
     for every reply it may lose (`supply_loss_budget`), and the stage's for each of its
-    (`stage_loss_budget`), as the path that answers promptly takes a fraction of that."""
+    (`stage_loss_budget`), as the path that answers promptly takes a fraction of that; and
+    the stage's braking after each of its stops (`STAGE_BRAKE_WAIT_S`)."""
     coils = profile.coils
     room = (len(coils.addresses) * supply_loss_budget(profile) * coils.link.timeout_s
-            + stage_loss_budget(profile) * profile.stage.link.timeout_s)
+            + stage_loss_budget(profile) * profile.stage.link.timeout_s
+            + STAGE_STOPS * STAGE_BRAKE_WAIT_S)
     return coils_ramps_s(profile) + room
 
 

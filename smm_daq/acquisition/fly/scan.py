@@ -163,8 +163,10 @@ class FlyScan:
             buffer_start = motion_start  # the stage's trigger edge starts the buffer
         try:
             self._wait_motion(line.duration)
-        finally:
-            self._restore_velocity()
+        except BaseException:  # an abort, or a line that does not end, mid-line
+            self._stop_then_restore_velocity()
+            raise
+        self._restore_velocity()
         trace = self._call(rig.lockin.read_buffer)
         self._check_buffer(trace.x.size, trace.rate)
         motion = self._call(rig.stage.read_recorded, motion_start)
@@ -197,6 +199,12 @@ class FlyScan:
             return None
         self._start_unknown = False
         return started
+
+    def _stop_then_restore_velocity(self) -> None:
+        """A line cut short: the stage stopped before its velocity is set back, since `VEL` to
+        an axis still flying the line changes the speed it moves on at (on a C-884)."""
+        self._call(self.rig.stage.stop)
+        self._restore_velocity()
 
     def _restore_velocity(self) -> None:
         """The stage back at the profile's velocity for its moves between lines. `VEL` is

@@ -1,0 +1,144 @@
+"""A PI motor controller (the C-884) brakes each axis at its deceleration after a stop: the
+emulator's axis moves on, slowing, for velocity / deceleration, `#5` saying it moves; the
+driver's stop waits that out (asking `#5`) before it counts the axis as moving on and stops
+it again. All on the virtual clock."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from drivers.pi_gcs import MAX_STOPS, PIGCSStage
+from simulators.emulator import Emulator, EmulatorTransport
+from simulators.pi_emulator import C884, PIGCSEmulator
+from simulators.stage_model import StageModel
+from smm_daq.clock import VirtualClock
+from smm_daq.errors import InstrumentError
+from smm_daq.instruments.profile import load_profile
+
+TRAVEL = np.array([[0.0, 25e-3], [0.0, 25e-3], [0.0, 10e-3]])
+AXES = ("1", "2", "3")
+VELOCITY = 3e-3  # m/s
+DECELERATION = 1e-2  # m/s²: a stop at full speed brakes for 0.3 s
+
+
+class Heard(Emulator):
+    """The emulated C-884, with the stops it hears counted; `late`: each of the first
+    `late` stops is followed by axis 1 moving off again (a move it acts on after the stop)."""
+
+    name = "pi_gcs"
+    immediate_bytes = PIGCSEmulator.immediate_bytes
+
+    def __init__(self, inner: PIGCSEmulator, late: int = 0) -> None:
+        self.inner = inner
+        self.late = late
+        self.stops = 0
+
+    def handle(self, message: str) -> str | None:
+        reply = self.inner.handle(message)
+        if message.split()[:1] == ["STP"]:
+            self._stopped()
+        return reply
+
+    def handle_byte(self, code: int) -> str | None:
+        reply = self.inner.handle_byte(code)
+        if code == 24:
+            self._stopped()
+        return reply
+
+    def _stopped(self) -> None:
+        self.stops += 1
+        if self.stops <= self.late:
+            self.inner.model.move({"1": 24e-3})
+
+
+def _c884(late: int = 0) -> tuple[PIGCSStage, Heard, StageModel, VirtualClock]:
+    clock = VirtualClock()
+    model = StageModel(
+        clock, travel=TRAVEL, velocity=VELOCITY, settle_time=0.01, start=(5e-3, 5e-3, 1e-3)
+    )
+    emulator = Heard(PIGCSEmulator(model, controller=C884), late)
+    stage = PIGCSStage(
+        EmulatorTransport(emulator, clock=clock),
+        axes=AXES,
+        axis_sign=(1, 1, 1),
+        travel=TRAVEL,
+        velocity=VELOCITY,
+        clock=clock,
+        settle_time=0.01,
+    )
+    emulator.inner.handle("SPA " + " ".join(f"{a} 0xB {DECELERATION / 1e-3:g}" for a in AXES))
+    assert emulator.inner.handle("ERR?") == "0"
+    return stage, emulator, model, clock
+
+
+def test_the_emulated_axis_brakes_at_its_deceleration_after_a_stop():
+    """Moving at 3 mm/s, stopped: it goes on 0.3 s, slowing (v t - a t² / 2), `#5` saying
+    it moves, and ends 0.45 mm (v² / 2a) past where it was stopped."""
+    _, emulator, model, clock = _c884()
+    model.move({"1": 20e-3})
+    clock.advance(1.0)
+    x0 = model.position("1")
+    assert x0 == pytest.approx(8e-3)
+    emulator.inner.handle_byte(24)
+    clock.advance(0.1)
+    assert emulator.inner.handle_byte(5) == "1"  # unfixed: "0", stopped at once
+    assert model.position("1") == pytest.approx(x0 + VELOCITY * 0.1 - DECELERATION * 0.01 / 2)
+    clock.advance(0.25)
+    assert emulator.inner.handle_byte(5) == "0"
+    assert model.position("1") == pytest.approx(x0 + VELOCITY**2 / (2 * DECELERATION))
+    assert emulator.inner.handle("SPA? 1 0xB") == f"1 0x0000000B={DECELERATION / 1e-3:.7f}"
+
+
+def test_a_stage_braking_for_0_3_s_is_stopped_with_one_stop():
+    """The driver's stop asks `#5` while the axis brakes, and reports it stopped: one stop
+    sent, not three and "still moving" as when it asked once and stopped again at once."""
+    stage, emulator, model, clock = _c884()
+    stage.move_to(20e-3, 5e-3, wait=False)
+    clock.advance(1.0)
+    stage.stop()
+    assert emulator.stops == 1
+    assert not model.moving("1")
+    x = model.position("1")
+    clock.advance(5.0)
+    assert model.position("1") == x
+
+
+def test_a_stage_that_moves_on_after_braking_is_stopped_again_and_reported():
+    stage, emulator, _, clock = _c884(late=MAX_STOPS)
+    stage.move_to(20e-3, 5e-3, wait=False)
+    clock.advance(1.0)
+    with pytest.raises(
+        InstrumentError,
+        match=rf"{MAX_STOPS} stops sent \(#24\), and after "
+        r"the last #5 answered 1 \(axes \['1'\] moving\)",
+    ):
+        stage.stop()
+    assert emulator.stops == MAX_STOPS
+
+
+def test_a_late_move_caught_once_is_stopped_again_and_then_brakes_out():
+    stage, emulator, model, clock = _c884(late=1)
+    stage.move_to(20e-3, 5e-3, wait=False)
+    clock.advance(1.0)
+    stage.stop()
+    assert emulator.stops == 2
+    assert not model.moving("1")
+
+
+def test_safes_stop_on_a_link_of_its_own_waits_for_the_braking_too():
+    """`smm-daq safe`'s stop (`stop_alone`, knowing no velocity until it asks `VEL?`): a
+    stage braking for 0.3 s is stopped with one `STP`, not said to move on after three."""
+    _, emulator, model, clock = _c884()
+    model.set_servo("1", True)
+    model.move({"1": 20e-3})
+    clock.advance(1.0)
+    settings = load_profile("configs/simulator.toml").stage
+    stopped = PIGCSStage.stop_alone(
+        settings,
+        clock=clock,
+        open_transport=lambda _address, _link: EmulatorTransport(emulator, clock=clock),
+    )
+    assert stopped.done == "every axis stopped (STP)"
+    assert emulator.stops == 1
+    assert not model.moving("1")
