@@ -34,6 +34,7 @@ from smm_daq.acquisition.recipe import (
 )
 from smm_daq.acquisition.recipe_continue import RESUME
 from smm_daq.acquisition.session import Session
+from smm_daq.clock import Clock
 from smm_daq.errors import SmmError
 from smm_daq.instruments.ramp_stop import RampStop, ramp_field
 from smm_daq.shell_words import command_line
@@ -200,9 +201,7 @@ class RecipeRunner(QtCore.QObject):
         elif isinstance(step, ZeroFieldStep):
             self._rig_step(lambda: rig.zero_coils())  # within the make-safe bounds
         elif isinstance(step, WaitStep):
-            # Stop (or closing the window) ends it within a slice (`wait_in_slices`)
-            self._rig_step(lambda: wait_in_slices(rig.clock, step.seconds,
-                                                  lambda: self._stop_requested))
+            self._rig_step(lambda: self._wait(rig.clock, step.seconds))
         elif isinstance(step, PromptStep):
             if self.ask(step.message):
                 self._step_done(None)
@@ -256,6 +255,17 @@ class RecipeRunner(QtCore.QObject):
         message = str(why)
         self.stepEnded.emit(self.index, False, message)
         self._end(False, f"step {self.index + 1}: {message}")
+
+    def _wait(self, clock: Clock, seconds: float) -> None:
+        """A wait step on the rig's `clock`. Stop (or closing the window) ends it within a
+        slice (`wait_in_slices`) and fails it, saying how long it waited: a wait cut short
+        is not done (the sample has not settled for its time)."""
+        left = wait_in_slices(clock, seconds, lambda: self._stop_requested)
+        if left > 0:
+            raise SmmError(
+                f"the wait was stopped by the operator after {seconds - left:g} s "
+                f"of its {seconds:g} s"
+            )
 
     def _end(self, ok: bool, message: str) -> None:
         """However the recipe ends, the rig goes to its safe state, as `smm-daq run` does;

@@ -81,13 +81,24 @@ def start_scan(served: ServedRig, out: Path, field_ut: str = "0,10,0") -> subpro
 
 
 def read_until(proc: subprocess.Popen[str], words: str, seen: list[str]) -> str:
-    """The first stderr line holding `words` (every line read goes into `seen`)."""
+    """The first stderr line holding `words` (every line read goes into `seen`). A scan that
+    has not said it within `GUARD_S` is killed and the test fails with what it said: a reply
+    the emulators never give would otherwise hold it for `UNHURRIED_TIMEOUT_S` × the link's
+    attempts per command, and the make-safe path's room for as many."""
     assert proc.stderr is not None
-    for line in proc.stderr:
-        seen.append(line)
-        if words in line:
-            return line
-    raise AssertionError(f"{words!r} never came: rc {proc.wait()}:\n{''.join(seen)}")
+    guard = threading.Timer(GUARD_S, proc.kill)
+    guard.start()
+    try:
+        for line in proc.stderr:
+            seen.append(line)
+            if words in line:
+                return line
+    finally:
+        guard.cancel()
+    raise AssertionError(
+        f"{words!r} never came (a scan still on after {GUARD_S:g} s is killed): "
+        f"rc {proc.wait()}:\n{''.join(seen)}"
+    )
 
 
 def finish(proc: subprocess.Popen[str], seen: list[str]) -> tuple[int, str]:

@@ -10,6 +10,7 @@ import numpy as np
 from recipe_opening import WAIT_MS, recipe_opened, recipe_ran
 
 from gui.recipe_runner import RecipeRunner
+from gui.recipes_view import MARKS
 from smm_daq.acquisition.recipe import WaitStep
 from smm_daq.instruments import interfaces
 
@@ -26,7 +27,8 @@ def test_stop_during_a_recipes_wait_makes_the_rig_safe_within_a_slice(
     """Stop 100 s into the 600 s wait at 40 µT: the rig's thread, asleep in the wait's slice
     under way as Stop is pressed, ends the wait at that slice's end, and the recipe ends with
     the rig made safe within `STOP_SLICE_S` of the Stop. Unfixed, the wait asked for Stop
-    every 1 s of the rig's clock: the rig was made safe up to 1 s after it."""
+    every 1 s of the rig's clock: the rig was made safe up to 1 s after it. The wait cut
+    short is marked failed, saying how long it waited, not done (it was ticked done)."""
     path = tmp_path / "wait.toml"
     path.write_text(RECIPE, encoding="utf-8")
     view, rig = window.recipes, window.holder.rig
@@ -71,7 +73,10 @@ def test_stop_during_a_recipes_wait_makes_the_rig_safe_within_a_slice(
     finally:
         stopped.set()
     qtbot.waitUntil(lambda: not view.runner.running, timeout=WAIT_MS)
-    assert "stopped" in view.message.text(), view.message.text()
+    said = view.message.text()
+    assert "step 2: the wait was stopped by the operator after 100.1 s of its 600 s" in said, said
+    assert view.steps.item(1).text().startswith(MARKS["failed"]), view.steps.item(1).text()
+    assert view.steps.item(0).text().startswith(MARKS["done"]), view.steps.item(0).text()
     assert len(made_safe) == 1, made_safe
     late = made_safe[0] - stop_at[0]
     assert 0 <= late <= interfaces.STOP_SLICE_S + 1e-9, late

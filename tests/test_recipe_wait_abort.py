@@ -14,6 +14,7 @@ import pytest
 
 import smm_daq.acquisition.recipe as recipe_module
 from smm_daq.cli.main import main
+from smm_daq.clock import VirtualClock
 from smm_daq.instruments import interfaces
 from smm_daq.storage.nexus import list_entries
 
@@ -146,3 +147,28 @@ def test_a_recipe_cut_off_during_its_wait_waits_again_in_full_when_continued(
         "rem": "finished",
         "inf": "finished",
     }
+
+
+@pytest.mark.parametrize("seconds", [0.0, 0.05, 600.0, 600.05])
+@pytest.mark.parametrize("start", [0.0, 1234.567])
+def test_a_wait_ends_at_its_end_on_the_rigs_clock(seconds: float, start: float) -> None:
+    """Thousands of slices of 0.1 s add up to the wait's length, not a slice short or over
+    (599.9, 600.1 s): the last slice is what is left of it. It ran out: nothing left."""
+    clock = VirtualClock(start)
+    assert recipe_module.wait_in_slices(clock, seconds) == 0.0
+    assert clock.now() == start + seconds
+
+
+def test_a_wait_stopped_says_how_much_of_it_was_left() -> None:
+    """`stopped()` true before the wait's 1001st slice: it ends there, 100 s into its 600 s,
+    and says that 500 s of it were not waited (the window fails the step with it)."""
+    clock = VirtualClock()
+    asked: list[float] = []
+
+    def stopped() -> bool:
+        asked.append(clock.now())
+        return len(asked) > 1000
+
+    left = recipe_module.wait_in_slices(clock, WAIT_S, stopped)
+    assert clock.now() == pytest.approx(100.0)
+    assert left == pytest.approx(500.0)

@@ -673,15 +673,19 @@ def run_recipe(
 
 
 def wait_in_slices(clock: Clock, seconds: float,
-                   stopped: Callable[[], bool] = lambda: False) -> None:
+                   stopped: Callable[[], bool] = lambda: False) -> float:
     """A wait step: `seconds` on the rig's `clock`, in slices of `STOP_SLICE_S`, so that an
     abort is acted on within one and the rig made safe then, not once a wait of minutes has
     run out: `stopped()` (a window's Stop) is asked before each slice, and a signal's handler
     (Ctrl-C, SIGTERM: `KeyboardInterrupt`) runs between them where the sleep under way does
-    not wake for it (on Windows only Ctrl-C wakes one, not Ctrl-Break)."""
+    not wake for it (on Windows only Ctrl-C wakes one, not Ctrl-Break). Returns the seconds
+    of it not waited: 0 when it ran out, more when `stopped()` ended it."""
     end = clock.now() + seconds
-    while (left := end - clock.now()) > 0 and not stopped():
+    while (left := end - clock.now()) > 0:
+        if stopped():
+            return left
         clock.sleep(min(STOP_SLICE_S, left))
+    return 0.0
 
 
 def step_note(checked: Recipe, i: int, out: str | Path) -> str:
