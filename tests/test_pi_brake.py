@@ -23,8 +23,9 @@ DECELERATION = 1e-2  # m/s²: a stop at full speed brakes for 0.3 s
 
 
 class Heard(Emulator):
-    """The emulated C-884, with the stops it hears counted; `late`: each of the first
-    `late` stops is followed by axis 1 moving off again (a move it acts on after the stop)."""
+    """The emulated C-884, with the stops it hears counted and the commands it hears kept
+    (`heard`); `late`: each of the first `late` stops is followed by axis 1 moving off again
+    (a move it acts on after the stop)."""
 
     name = "pi_gcs"
     immediate_bytes = PIGCSEmulator.immediate_bytes
@@ -33,8 +34,10 @@ class Heard(Emulator):
         self.inner = inner
         self.late = late
         self.stops = 0
+        self.heard: list[str] = []
 
     def handle(self, message: str) -> str | None:
+        self.heard.append(message)
         reply = self.inner.handle(message)
         if message.split()[:1] == ["STP"]:
             self._stopped()
@@ -115,6 +118,41 @@ def test_a_stage_that_moves_on_after_braking_is_stopped_again_and_reported():
     ):
         stage.stop()
     assert emulator.stops == MAX_STOPS
+
+
+def _queries(heard: list[str]) -> dict[str, int]:
+    return {q: sum(m.startswith(q) for m in heard) for q in ("HPA?", "SPA?", "VEL?")}
+
+
+def test_the_braking_time_is_asked_once_for_all_of_a_stops_stops():
+    """`HPA?` (a long reply: a few seconds on a 9600-baud link), `SPA?` and `VEL?` are asked
+    once for a stop's three stops, and `HPA?` once per connect, not once a stop: the stops
+    answer the same, and their time is not in the make-safe bound."""
+    stage, emulator, _, clock = _c884(late=2 * MAX_STOPS)
+    stage.move_to(20e-3, 5e-3, wait=False)
+    clock.advance(1.0)
+    emulator.heard.clear()
+    for _ in range(2):
+        with pytest.raises(InstrumentError, match="stops sent"):
+            stage.stop()
+    assert emulator.stops == 2 * MAX_STOPS
+    assert _queries(emulator.heard) == {"HPA?": 1, "SPA?": 2, "VEL?": 2}  # unfixed: 6 each
+
+
+def test_safes_stop_asks_the_braking_time_once_for_its_stops():
+    _, emulator, model, clock = _c884(late=MAX_STOPS)
+    model.set_servo("1", True)
+    model.move({"1": 20e-3})
+    clock.advance(1.0)
+    settings = load_profile("configs/simulator.toml").stage
+    with pytest.raises(InstrumentError, match="stops sent"):
+        PIGCSStage.stop_alone(
+            settings,
+            clock=clock,
+            open_transport=lambda _address, _link: EmulatorTransport(emulator, clock=clock),
+        )
+    assert emulator.stops == MAX_STOPS
+    assert _queries(emulator.heard) == {"HPA?": 1, "SPA?": 1, "VEL?": 1}  # unfixed: 3 each
 
 
 def test_a_late_move_caught_once_is_stopped_again_and_then_brakes_out():
