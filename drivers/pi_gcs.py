@@ -321,16 +321,16 @@ def _braking_s(link: GCSLink, commands: set[str], axes: list[str],
     """How long `axes`, moving at their velocity settings (`VEL?`), may take to brake after a
     stop (s): the longest velocity / deceleration (parameter 0xB, where `HPA?` lists it:
     `parameters()`; both in the controller's units), × `BRAKE_MARGIN` + `BRAKE_SLACK_S`, at
-    most `STAGE_BRAKE_WAIT_S`; 0 where the controller lists no deceleration (a piezo
-    controller stops at once). A stop neither sets the velocity nor the deceleration, so its
-    callers ask this once for all their stops."""
+    most `STAGE_BRAKE_WAIT_S`, the most too where a deceleration reads 0 (an axis would never
+    brake at it: the stop's further stops are not given up for it); 0 where the controller
+    lists no deceleration (a piezo controller stops at once). A stop neither sets the
+    velocity nor the deceleration, so its callers ask this once for all their stops."""
     if not {"HPA?", "SPA?", "VEL?"} <= commands or DECELERATION not in parameters():
         return 0.0
     decelerations = _axis_parameter(link, DECELERATION, axes, lambda v: parse_float(
         v, what="deceleration", within=(0.0, math.inf)), what="deceleration")
-    if min(decelerations) <= 0:
-        raise ProtocolError(f"deceleration (parameter 0x{DECELERATION:X}) {decelerations}: "
-                            "not one an axis can brake at", instrument=link.name)
+    if min(decelerations) <= 0:  # no braking time follows: the most, so the stops go on
+        return STAGE_BRAKE_WAIT_S
     velocities = link.query_lines(f"VEL? {' '.join(axes)}", lambda lines: _parse_axis_lines(
         lines, axes, lambda v: parse_float(v, what="velocity", within=(0.0, math.inf))))
     longest = max(velocities[a] / d for a, d in zip(axes, decelerations, strict=True))

@@ -5,6 +5,8 @@ it again. All on the virtual clock."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -30,8 +32,9 @@ class Heard(Emulator):
     name = "pi_gcs"
     immediate_bytes = PIGCSEmulator.immediate_bytes
 
-    def __init__(self, inner: PIGCSEmulator, late: int = 0) -> None:
+    def __init__(self, inner: PIGCSEmulator, late: int = 0, answer_zero: bool = False) -> None:
         self.inner = inner
+        self.answer_zero = answer_zero  # `SPA?` answers each parameter 0
         self.late = late
         self.stops = 0
         self.heard: list[str] = []
@@ -39,6 +42,8 @@ class Heard(Emulator):
     def handle(self, message: str) -> str | None:
         self.heard.append(message)
         reply = self.inner.handle(message)
+        if self.answer_zero and message.startswith("SPA?") and reply is not None:
+            reply = re.sub(r"=[^ \n]+", "=0", reply)
         if message.split()[:1] == ["STP"]:
             self._stopped()
         return reply
@@ -55,12 +60,14 @@ class Heard(Emulator):
             self.inner.model.move({"1": 24e-3})
 
 
-def _c884(late: int = 0) -> tuple[PIGCSStage, Heard, StageModel, VirtualClock]:
+def _c884(
+    late: int = 0, answer_zero: bool = False
+) -> tuple[PIGCSStage, Heard, StageModel, VirtualClock]:
     clock = VirtualClock()
     model = StageModel(
         clock, travel=TRAVEL, velocity=VELOCITY, settle_time=0.01, start=(5e-3, 5e-3, 1e-3)
     )
-    emulator = Heard(PIGCSEmulator(model, controller=C884), late)
+    emulator = Heard(PIGCSEmulator(model, controller=C884), late, answer_zero)
     stage = PIGCSStage(
         EmulatorTransport(emulator, clock=clock),
         axes=AXES,
@@ -153,6 +160,19 @@ def test_safes_stop_asks_the_braking_time_once_for_its_stops():
         )
     assert emulator.stops == MAX_STOPS
     assert _queries(emulator.heard) == {"HPA?": 1, "SPA?": 1, "VEL?": 1}  # unfixed: 3 each
+
+
+def test_a_deceleration_that_reads_0_does_not_end_the_stops():
+    """`SPA? 0xB` answering 0 (no braking time follows from it): the stop waits the most
+    and goes on stopping a late move, not raising after its first stop with the axis left
+    moving."""
+    stage, emulator, model, clock = _c884(late=1, answer_zero=True)
+    assert emulator.handle("SPA? 1 0xB") == "1 0x0000000B=0"
+    stage.move_to(20e-3, 5e-3, wait=False)
+    clock.advance(1.0)
+    stage.stop()  # unfixed: ProtocolError "deceleration (parameter 0xB) [0.0, 0.0, 0.0]"
+    assert emulator.stops == 2
+    assert not model.moving("1")
 
 
 def test_a_late_move_caught_once_is_stopped_again_and_then_brakes_out():
