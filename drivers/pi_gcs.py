@@ -25,6 +25,7 @@ ends with a space before the line feed: the driver reads on until a line without
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import TypeVar
@@ -279,10 +280,12 @@ def _stopped_alone_until_still(link: GCSLink, clock: Clock, stop: Callable[[], i
         raise InstrumentError(f"stopped (STP), but whether it still moves is unknown: "
                               f"{str(exc).removeprefix(f'{link.name}: ')}",
                               instrument=link.name) from None
+    parameters = functools.cache(lambda: link.query_lines("HPA?", _parse_parameter_ids))
+    braking = functools.cache(lambda: _braking_s(link, commands, axes(), parameters))
     try:
         for stops in range(1, MAX_STOPS + 1):
             moving = _moving_once_braked(clock, lambda: _still_moving(link, commands, "STP", axes),
-                                         lambda: _braking_s(link, commands, axes()))
+                                         braking)
             if not moving:
                 return stops
             if stops < MAX_STOPS:
@@ -313,20 +316,21 @@ def _axis_parameter(link: GCSLink, pid: int, axes: Sequence[str], parse: Callabl
     return link.query_lines(f"SPA? {request}", parse_lines)
 
 
-def _braking_s(link: GCSLink, commands: set[str], axes: list[str]) -> float:
+def _braking_s(link: GCSLink, commands: set[str], axes: list[str],
+               parameters: Callable[[], set[int]]) -> float:
     """How long `axes`, moving at their velocity settings (`VEL?`), may take to brake after a
-    stop (s): the longest velocity / deceleration (parameter 0xB, where `HPA?` lists it; both
-    in the controller's units), × `BRAKE_MARGIN` + `BRAKE_SLACK_S`, at most
-    `STAGE_BRAKE_WAIT_S`; 0 where the controller lists no deceleration (a piezo controller
-    stops at once)."""
-    if not {"HPA?", "SPA?", "VEL?"} <= commands or DECELERATION not in link.query_lines(
-            "HPA?", _parse_parameter_ids):
+    stop (s): the longest velocity / deceleration (parameter 0xB, where `HPA?` lists it:
+    `parameters()`; both in the controller's units), × `BRAKE_MARGIN` + `BRAKE_SLACK_S`, at
+    most `STAGE_BRAKE_WAIT_S`, the most too where a deceleration reads 0 (an axis would never
+    brake at it: the stop's further stops are not given up for it); 0 where the controller
+    lists no deceleration (a piezo controller stops at once). A stop neither sets the
+    velocity nor the deceleration, so its callers ask this once for all their stops."""
+    if not {"HPA?", "SPA?", "VEL?"} <= commands or DECELERATION not in parameters():
         return 0.0
     decelerations = _axis_parameter(link, DECELERATION, axes, lambda v: parse_float(
         v, what="deceleration", within=(0.0, math.inf)), what="deceleration")
-    if min(decelerations) <= 0:
-        raise ProtocolError(f"deceleration (parameter 0x{DECELERATION:X}) {decelerations}: "
-                            "not one an axis can brake at", instrument=link.name)
+    if min(decelerations) <= 0:  # no braking time follows: the most, so the stops go on
+        return STAGE_BRAKE_WAIT_S
     velocities = link.query_lines(f"VEL? {' '.join(axes)}", lambda lines: _parse_axis_lines(
         lines, axes, lambda v: parse_float(v, what="velocity", within=(0.0, math.inf))))
     longest = max(velocities[a] / d for a, d in zip(axes, decelerations, strict=True))
@@ -484,6 +488,8 @@ class PIGCSStage(Stage, FlyStage):
         self._unreferenced: list[str] = []  # axes connecting left unreferenced
         self.units: list[str] = []
         self._commands: set[str] = set()
+        # the parameter ids the controller lists (`HPA?`, a long reply), once asked
+        self._parameter_ids: set[int] | None = None
         self._controller_axes: list[str] = []
         self._controller_travel = np.zeros((3, 2))
         self._scale = [1.0, 1.0, 1.0]
@@ -660,6 +666,7 @@ class PIGCSStage(Stage, FlyStage):
             "ERR?", lambda r: parse_int(r, what="integer GCS error code", within=ERROR_CODES),
             destructive=True)
         commands = self._commands = self.link.query_lines("HLP?", _parse_help)
+        self._parameter_ids = None
         names = self.link.query_lines("SAI?", lambda lines: [ln for ln in lines if ln])
         self._controller_axes = list(names)
         missing = [a for a in self.axes if a not in names]
@@ -788,8 +795,7 @@ class PIGCSStage(Stage, FlyStage):
         """The slowest of `axes`' reference-move velocities (m/s): parameter 0x50, which FRF
         runs at whatever VEL says; the VEL setting where the controller does not list that
         parameter (`HPA?`: asking `SPA?` for a parameter it lacks gets no reply at all)."""
-        if not {"HPA?", "SPA?"} <= commands or REFERENCE_VELOCITY not in self.link.query_lines(
-                "HPA?", _parse_parameter_ids):
+        if not {"HPA?", "SPA?"} <= commands or REFERENCE_VELOCITY not in self._parameters():
             return self._velocity
         scale = dict(zip(self.axes, self._scale, strict=True))
         values = self._axis_parameter(REFERENCE_VELOCITY, axes, lambda v: parse_float(
@@ -1029,21 +1035,25 @@ class PIGCSStage(Stage, FlyStage):
         before it is stopped again, `MAX_STOPS` stops in all; moving after the last,
         `InstrumentError` says what moves."""
         moving = ""
+        braking = functools.cache(lambda: _braking_s(
+            self.link, self._commands, self._controller_axes, self._parameters))
         for _ in range(MAX_STOPS):
             self._stop_once()
-            moving = self._moving_once_braked()
+            moving = _moving_once_braked(
+                self.clock,
+                lambda: _still_moving(self.link, self._commands, self._stop_command(),
+                                      lambda: self._controller_axes),
+                braking)
             if not moving:
                 return
         raise InstrumentError(_moving_after_stops(self._stop_command(), moving),
                               instrument=self.name)
 
-    def _moving_once_braked(self) -> str:
-        """What still moves after a stop once the axes have had their braking time."""
-        return _moving_once_braked(
-            self.clock,
-            lambda: _still_moving(self.link, self._commands, self._stop_command(),
-                                  lambda: self._controller_axes),
-            lambda: _braking_s(self.link, self._commands, self._controller_axes))
+    def _parameters(self) -> set[int]:
+        """The parameter ids the controller lists (`HPA?`), asked once per connect."""
+        if self._parameter_ids is None:
+            self._parameter_ids = self.link.query_lines("HPA?", _parse_parameter_ids)
+        return self._parameter_ids
 
     def _stop_once(self) -> None:
         command = STOP_ALL if self._stop_command() == "#24" else "STP"

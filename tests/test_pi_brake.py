@@ -5,6 +5,8 @@ it again. All on the virtual clock."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -23,19 +25,25 @@ DECELERATION = 1e-2  # m/s²: a stop at full speed brakes for 0.3 s
 
 
 class Heard(Emulator):
-    """The emulated C-884, with the stops it hears counted; `late`: each of the first
-    `late` stops is followed by axis 1 moving off again (a move it acts on after the stop)."""
+    """The emulated C-884, with the stops it hears counted and the commands it hears kept
+    (`heard`); `late`: each of the first `late` stops is followed by axis 1 moving off again
+    (a move it acts on after the stop)."""
 
     name = "pi_gcs"
     immediate_bytes = PIGCSEmulator.immediate_bytes
 
-    def __init__(self, inner: PIGCSEmulator, late: int = 0) -> None:
+    def __init__(self, inner: PIGCSEmulator, late: int = 0, answer_zero: bool = False) -> None:
         self.inner = inner
+        self.answer_zero = answer_zero  # `SPA?` answers each parameter 0
         self.late = late
         self.stops = 0
+        self.heard: list[str] = []
 
     def handle(self, message: str) -> str | None:
+        self.heard.append(message)
         reply = self.inner.handle(message)
+        if self.answer_zero and message.startswith("SPA?") and reply is not None:
+            reply = re.sub(r"=[^ \n]+", "=0", reply)
         if message.split()[:1] == ["STP"]:
             self._stopped()
         return reply
@@ -52,12 +60,14 @@ class Heard(Emulator):
             self.inner.model.move({"1": 24e-3})
 
 
-def _c884(late: int = 0) -> tuple[PIGCSStage, Heard, StageModel, VirtualClock]:
+def _c884(
+    late: int = 0, answer_zero: bool = False
+) -> tuple[PIGCSStage, Heard, StageModel, VirtualClock]:
     clock = VirtualClock()
     model = StageModel(
         clock, travel=TRAVEL, velocity=VELOCITY, settle_time=0.01, start=(5e-3, 5e-3, 1e-3)
     )
-    emulator = Heard(PIGCSEmulator(model, controller=C884), late)
+    emulator = Heard(PIGCSEmulator(model, controller=C884), late, answer_zero)
     stage = PIGCSStage(
         EmulatorTransport(emulator, clock=clock),
         axes=AXES,
@@ -115,6 +125,54 @@ def test_a_stage_that_moves_on_after_braking_is_stopped_again_and_reported():
     ):
         stage.stop()
     assert emulator.stops == MAX_STOPS
+
+
+def _queries(heard: list[str]) -> dict[str, int]:
+    return {q: sum(m.startswith(q) for m in heard) for q in ("HPA?", "SPA?", "VEL?")}
+
+
+def test_the_braking_time_is_asked_once_for_all_of_a_stops_stops():
+    """`HPA?` (a long reply: a few seconds on a 9600-baud link), `SPA?` and `VEL?` are asked
+    once for a stop's three stops, and `HPA?` once per connect, not once a stop: the stops
+    answer the same, and their time is not in the make-safe bound."""
+    stage, emulator, _, clock = _c884(late=2 * MAX_STOPS)
+    stage.move_to(20e-3, 5e-3, wait=False)
+    clock.advance(1.0)
+    emulator.heard.clear()
+    for _ in range(2):
+        with pytest.raises(InstrumentError, match="stops sent"):
+            stage.stop()
+    assert emulator.stops == 2 * MAX_STOPS
+    assert _queries(emulator.heard) == {"HPA?": 1, "SPA?": 2, "VEL?": 2}  # unfixed: 6 each
+
+
+def test_safes_stop_asks_the_braking_time_once_for_its_stops():
+    _, emulator, model, clock = _c884(late=MAX_STOPS)
+    model.set_servo("1", True)
+    model.move({"1": 20e-3})
+    clock.advance(1.0)
+    settings = load_profile("configs/simulator.toml").stage
+    with pytest.raises(InstrumentError, match="stops sent"):
+        PIGCSStage.stop_alone(
+            settings,
+            clock=clock,
+            open_transport=lambda _address, _link: EmulatorTransport(emulator, clock=clock),
+        )
+    assert emulator.stops == MAX_STOPS
+    assert _queries(emulator.heard) == {"HPA?": 1, "SPA?": 1, "VEL?": 1}  # unfixed: 3 each
+
+
+def test_a_deceleration_that_reads_0_does_not_end_the_stops():
+    """`SPA? 0xB` answering 0 (no braking time follows from it): the stop waits the most
+    and goes on stopping a late move, not raising after its first stop with the axis left
+    moving."""
+    stage, emulator, model, clock = _c884(late=1, answer_zero=True)
+    assert emulator.handle("SPA? 1 0xB") == "1 0x0000000B=0"
+    stage.move_to(20e-3, 5e-3, wait=False)
+    clock.advance(1.0)
+    stage.stop()  # unfixed: ProtocolError "deceleration (parameter 0xB) [0.0, 0.0, 0.0]"
+    assert emulator.stops == 2
+    assert not model.moving("1")
 
 
 def test_a_late_move_caught_once_is_stopped_again_and_then_brakes_out():

@@ -202,9 +202,13 @@ class FlyScan:
 
     def _stop_then_restore_velocity(self) -> None:
         """A line cut short: the stage stopped before its velocity is set back, since `VEL` to
-        an axis still flying the line changes the speed it moves on at (on a C-884)."""
-        self._call(self.rig.stage.stop)
-        self._restore_velocity()
+        an axis still flying the line changes the speed it moves on at (on a C-884). A stop
+        that fails still has the velocity set back: the moves after the scan (a later scan's,
+        timed from the profile's velocity) would otherwise run at the line's."""
+        try:
+            self._call(self.rig.stage.stop)
+        finally:
+            self._restore_velocity()
 
     def _restore_velocity(self) -> None:
         """The stage back at the profile's velocity for its moves between lines. `VEL` is
